@@ -1,0 +1,230 @@
+#include "config.h"
+
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void config_defaults(struct config *cfg)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->listen_host, sizeof(cfg->listen_host), "0.0.0.0");
+    cfg->listen_port = 8001;
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./arca-data");
+    cfg->quota = 5LL << 30;
+    cfg->default_ttl = 10 * 86400;
+    cfg->stall_timeout = 60;
+    cfg->connect_timeout = 30;
+    cfg->grace_period = 10;
+    cfg->threads = cpus > 0 ? (int)(cpus > 16 ? 16 : cpus) : 2;
+    cfg->max_url_len = 8192;
+}
+
+static int copy_str(char *dst, size_t size, const char *name, const char *v, char *err)
+{
+    if (strlen(v) >= size) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: value too long (max %zu bytes)", name, size - 1);
+        return -1;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT". */
+static int set_listen(struct config *cfg, const char *v, char *err)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long port;
+    size_t hlen;
+
+    if (!colon)
+        goto bad;
+    port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end || port < 1 || port > 65535)
+        goto bad;
+    hlen = (size_t)(colon - v);
+    if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') {
+        v++;
+        hlen -= 2;
+    }
+    if (hlen >= sizeof(cfg->listen_host))
+        goto bad;
+    if (hlen == 0)
+        snprintf(cfg->listen_host, sizeof(cfg->listen_host), "0.0.0.0");
+    else
+        snprintf(cfg->listen_host, sizeof(cfg->listen_host), "%.*s", (int)hlen, v);
+    cfg->listen_port = (int)port;
+    return 0;
+bad:
+    snprintf(err, CONFIG_ERR_LEN, "--listen: expected HOST:PORT, got '%s'", v);
+    return -1;
+}
+
+static int add_net(struct cidr *nets, int *n, const char *name, const char *v, char *err)
+{
+    if (*n >= CONFIG_MAX_NETS) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: at most %d networks", name, CONFIG_MAX_NETS);
+        return -1;
+    }
+    if (parse_cidr(v, &nets[*n]) < 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: not a network (CIDR): '%s'", name, v);
+        return -1;
+    }
+    (*n)++;
+    return 0;
+}
+
+static int set_duration(int64_t *dst, const char *name, const char *v, char *err)
+{
+    if (parse_ttl(v, dst) < 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected <int>d|h|m|s, positive, got '%s'", name, v);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_int(int *dst, int min, int max, const char *name, const char *v, char *err)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < min || n > max) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected an integer %d..%d, got '%s'", name, min,
+                 max, v);
+        return -1;
+    }
+    *dst = (int)n;
+    return 0;
+}
+
+int config_set(struct config *cfg, const char *name, const char *v, char err[CONFIG_ERR_LEN])
+{
+    if (!strcmp(name, "listen"))
+        return set_listen(cfg, v, err);
+    if (!strcmp(name, "data-dir"))
+        return copy_str(cfg->data_dir, sizeof(cfg->data_dir), name, v, err);
+    if (!strcmp(name, "quota")) {
+        if (parse_size(v, &cfg->quota) == 0)
+            return 0;
+        snprintf(err, CONFIG_ERR_LEN, "--quota: expected <int>[K|M|G|T], positive, got '%s'", v);
+        return -1;
+    }
+    if (!strcmp(name, "default-ttl"))
+        return set_duration(&cfg->default_ttl, name, v, err);
+    if (!strcmp(name, "stall-timeout"))
+        return set_duration(&cfg->stall_timeout, name, v, err);
+    if (!strcmp(name, "grace-period"))
+        return set_duration(&cfg->grace_period, name, v, err);
+    if (!strcmp(name, "allow-network"))
+        return add_net(cfg->allow_nets, &cfg->n_allow_nets, name, v, err);
+    if (!strcmp(name, "upstream-allow"))
+        return add_net(cfg->upstream_allow, &cfg->n_upstream_allow, name, v, err);
+    if (!strcmp(name, "ca-file")) {
+        if (access(v, R_OK) != 0) {
+            snprintf(err, CONFIG_ERR_LEN, "--ca-file: cannot read '%s'", v);
+            return -1;
+        }
+        return copy_str(cfg->ca_file, sizeof(cfg->ca_file), name, v, err);
+    }
+    if (!strcmp(name, "shutdown-file"))
+        return copy_str(cfg->shutdown_file, sizeof(cfg->shutdown_file), name, v, err);
+    if (!strcmp(name, "threads"))
+        return set_int(&cfg->threads, 1, 256, name, v, err);
+    snprintf(err, CONFIG_ERR_LEN, "unknown option '%s'", name);
+    return -1;
+}
+
+struct ini_ctx {
+    struct config *cfg;
+    char *err;
+};
+
+static int on_ini_line(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *ctx = user;
+    if (section[0] && strcmp(section, "arca") != 0) {
+        snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]", section);
+        return 0;
+    }
+    return config_set(ctx->cfg, name, value, ctx->err) == 0;
+}
+
+int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN])
+{
+    char inner[CONFIG_ERR_LEN] = "syntax error";
+    struct ini_ctx ctx = {cfg, inner};
+    int rc = ini_parse(path, on_ini_line, &ctx);
+    if (rc == 0)
+        return 0;
+    if (rc < 0)
+        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file", path);
+    else
+        snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", path, rc, inner);
+    return -1;
+}
+
+void config_print_help(void)
+{
+    puts("usage: arca serve [OPTIONS]\n"
+         "       arca --help | --version\n"
+         "\n"
+         "  --config FILE          read options from an INI file (keys = option names)\n"
+         "  --listen HOST:PORT     address to listen on (default 0.0.0.0:8001)\n"
+         "  --data-dir DIR         objects and index (default ./arca-data)\n"
+         "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
+         "  --default-ttl TTL      time objects are kept, <int>d|h|m|s (default 10d)\n"
+         "  --allow-network CIDR   clients allowed to fetch (repeatable; default all)\n"
+         "  --upstream-allow CIDR  upstream networks allowed despite the SSRF policy (repeatable)\n"
+         "  --ca-file PATH         extra CA bundle for upstream TLS, on top of the system store\n"
+         "  --shutdown-file PATH   while this file exists, health answers 503\n"
+         "  --stall-timeout TTL    give up on an upstream silent this long (default 60s)\n"
+         "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
+         "  --threads N            client worker threads (default: CPUs, max 16)");
+}
+
+/* Options taking no value. */
+static int is_flag(const char *name)
+{
+    return !strcmp(name, "help") || !strcmp(name, "version");
+}
+
+enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN])
+{
+    int i = 1;
+    config_defaults(cfg);
+    if (argc >= 2 && !strcmp(argv[1], "serve"))
+        i = 2;
+    else if (argc < 2 || strncmp(argv[1], "--", 2) != 0) {
+        snprintf(err, CONFIG_ERR_LEN, "unknown command '%s' (try --help)",
+                 argc < 2 ? "" : argv[1]);
+        return argc < 2 ? CONFIG_HELP : CONFIG_ERROR;
+    }
+    for (; i < argc; i++) {
+        char name[64];
+        const char *arg = argv[i], *value, *eq;
+        if (strncmp(arg, "--", 2) != 0) {
+            snprintf(err, CONFIG_ERR_LEN, "unexpected argument '%s'", arg);
+            return CONFIG_ERROR;
+        }
+        arg += 2;
+        eq = strchr(arg, '=');
+        snprintf(name, sizeof(name), "%.*s", (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
+        if (is_flag(name))
+            return !strcmp(name, "help") ? CONFIG_HELP : CONFIG_VERSION;
+        if (eq)
+            value = eq + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else {
+            snprintf(err, CONFIG_ERR_LEN, "--%s needs a value", name);
+            return CONFIG_ERROR;
+        }
+        int rc = !strcmp(name, "config") ? config_read_file(cfg, value, err)
+                                         : config_set(cfg, name, value, err);
+        if (rc < 0)
+            return CONFIG_ERROR;
+    }
+    return CONFIG_SERVE;
+}

@@ -1,0 +1,59 @@
+/*
+ * config.h — every setting arca has, with its default, from the command line and the INI file.
+ *
+ * Contract: config_load() fills one struct config before any thread starts; after that the struct
+ * is read-only and shared by all threads. Every limit lives here, its default beside its name in
+ * config.c. Errors come back as one line in `err` (for the INI file: with the file's line number).
+ */
+#ifndef ARCA_CONFIG_H
+#define ARCA_CONFIG_H
+
+#include "parse.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_NETS 64
+#define CONFIG_ERR_LEN 256
+
+struct config {
+    char listen_host[64];
+    int listen_port;
+    char data_dir[1024];
+    int64_t quota;            /* bytes */
+    int64_t default_ttl;      /* seconds */
+    struct cidr allow_nets[CONFIG_MAX_NETS];
+    int n_allow_nets;         /* 0 = every client may fetch */
+    struct cidr upstream_allow[CONFIG_MAX_NETS];
+    int n_upstream_allow;
+    char ca_file[1024];       /* "" = system store only */
+    char shutdown_file[1024]; /* "" = none */
+    int64_t stall_timeout;    /* seconds without a byte from upstream before giving up */
+    int64_t connect_timeout;  /* seconds */
+    int64_t grace_period;     /* seconds granted to in-flight responses on SIGTERM */
+    int threads;              /* client-side worker threads */
+    size_t max_url_len;
+};
+
+enum config_action {
+    CONFIG_SERVE,
+    CONFIG_HELP,
+    CONFIG_VERSION,
+    CONFIG_ERROR,
+};
+
+void config_defaults(struct config *cfg);
+
+/* Parse argv ("arca serve [OPTIONS]", "--help", "--version"). A --config FILE is read where it
+ * appears, so later command-line options override the file. */
+enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN]);
+
+/* Read an INI file (keys are the long option names, in no section or in [arca]). */
+int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN]);
+
+/* Apply one option by its long name; used by both the command line and the INI reader. */
+int config_set(struct config *cfg, const char *name, const char *value, char err[CONFIG_ERR_LEN]);
+
+void config_print_help(void);
+
+#endif

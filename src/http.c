@@ -1,0 +1,188 @@
+#include "http.h"
+#include "http_internal.h"
+#include "log.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FETCH_PREFIX "/api/v1/fetch"
+#define IDLE_TIMEOUT_S 60
+
+const struct config *http_cfg;
+atomic_bool http_draining;
+
+/* libmicrohttpd 0.9.75 closes the connection (no keep-alive) when a response is queued on the
+ * first call of a request, before it counts the request as received. So the first call only
+ * marks the request as seen, and routing happens on the second. */
+static char request_seen;
+static struct MHD_Daemon *daemon_;
+static int listen_fd = -1;
+
+enum MHD_Result http_queue(struct MHD_Connection *c, unsigned int status, struct MHD_Response *r)
+{
+    enum MHD_Result ret;
+    if (!r)
+        return MHD_NO;
+    /* While draining, keep-alive connections are closed after their response. */
+    if (atomic_load(&http_draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, const char *type,
+                               const char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    return http_queue(c, status, r);
+}
+
+enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt,
+                                ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    return http_send_text(c, status, "text/plain; charset=utf-8", line);
+}
+
+/* Route one request. Paths are matched exactly, with or without the trailing slash. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
+{
+    bool get = !strcmp(method, MHD_HTTP_METHOD_GET), head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    size_t plen = strlen(FETCH_PREFIX);
+    (void)cls, (void)version, (void)upload;
+
+    if (*req_cls == NULL) {
+        *req_cls = &request_seen;
+        return MHD_YES;
+    }
+    if (*upload_size != 0) {
+        *upload_size = 0; /* a body on GET/HEAD is read and ignored */
+        return MHD_YES;
+    }
+    if (!get && !head)
+        return http_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed", method);
+    if (!strncmp(url, FETCH_PREFIX, plen) && (url[plen] == '\0' || url[plen] == '/')) {
+        if (*req_cls == &request_seen)
+            *req_cls = NULL;
+        return http_fetch(c, url[plen] == '/' && url[plen + 1] ? url + plen + 1 : NULL, head,
+                          req_cls);
+    }
+    if (!strcmp(url, "/api/v1/health/") || !strcmp(url, "/api/v1/health"))
+        return http_health(c);
+    if (!strcmp(url, "/api/v1/status/") || !strcmp(url, "/api/v1/status"))
+        return http_status(c);
+    if (!strcmp(url, "/metrics"))
+        return http_metrics(c);
+    return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c;
+    if (*req_cls && *req_cls != &request_seen)
+        http_fetch_done(*req_cls, toe);
+    *req_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls, (void)c, (void)socket_ctx;
+    atomic_fetch_add(&stats.connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
+static int bind_listener(const struct config *cfg, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    char port[16];
+    int one = 1, rc;
+
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "--listen %s: %s", cfg->listen_host, gai_strerror(rc));
+        return -1;
+    }
+    listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(listen_fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(listen_fd, 1024) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+                 strerror(errno));
+        if (listen_fd >= 0)
+            close(listen_fd);
+        listen_fd = -1;
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int http_start(const struct config *cfg, char *err, size_t errlen)
+{
+    http_cfg = cfg;
+    if (bind_listener(cfg, err, errlen) < 0)
+        return -1;
+    daemon_ = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
+        on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, NULL, MHD_OPTION_END);
+    if (!daemon_) {
+        snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->listen_host,
+                 cfg->listen_port);
+        close(listen_fd);
+        listen_fd = -1;
+        return -1;
+    }
+    log_info("listening on %s:%d", cfg->listen_host, cfg->listen_port);
+    return 0;
+}
+
+void http_drain(int64_t grace_seconds)
+{
+    struct timespec tick = {0, 50 * 1000 * 1000};
+    time_t deadline = time(NULL) + grace_seconds;
+    atomic_store(&http_draining, true);
+    int fd = MHD_quiesce_daemon(daemon_);
+    if (fd >= 0)
+        close(fd);
+    listen_fd = -1;
+    while (atomic_load(&stats.connections) > 0 && time(NULL) < deadline)
+        nanosleep(&tick, NULL);
+    if (atomic_load(&stats.connections) > 0)
+        log_info("grace period over: closing %lld connections",
+                 (long long)atomic_load(&stats.connections));
+}
+
+void http_stop(void)
+{
+    MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+}

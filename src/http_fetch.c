@@ -1,0 +1,305 @@
+/* GET|HEAD /api/v1/fetch/[FILENAME]?url=URL[&ttl=TTL][&sha256=HEX] */
+#include "fetch.h"
+#include "http_internal.h"
+#include "parse.h"
+#include "policy.h"
+#include "stats.h"
+#include "store.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STREAM_BLOCK (64 * 1024)
+
+/* One fetch request, from its first call to its completion callback. */
+struct fetch_req {
+    struct MHD_Connection *conn;
+    struct object *obj; /* reference held while streaming; NULL when served from a file */
+    struct waiter waiter;
+    enum lookup_result kind;
+    int64_t start, end; /* deliver bytes [start, end); end < 0: up to the end of the object */
+    int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
+    bool head;
+    char filename[256];
+};
+
+static void suspend_conn(void *arg)
+{
+    MHD_suspend_connection(((struct fetch_req *)arg)->conn);
+}
+
+static void resume_conn(void *arg)
+{
+    MHD_resume_connection(((struct fetch_req *)arg)->conn);
+}
+
+static struct fetch_req *req_new(struct MHD_Connection *c, const char *filename, bool head)
+{
+    struct fetch_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->conn = c;
+    r->head = head;
+    r->end = -1;
+    r->waiter = (struct waiter){.sleep = suspend_conn, .wake = resume_conn, .arg = r};
+    if (filename)
+        snprintf(r->filename, sizeof(r->filename), "%s", filename);
+    return r;
+}
+
+static enum MHD_Result refuse(struct MHD_Connection *c, unsigned int status, const char *reason)
+{
+    atomic_fetch_add(&stats.failures, 1);
+    atomic_fetch_add(&stats.errors, 1);
+    return http_send_error(c, status, "%s", reason);
+}
+
+/* Count a 2xx by how it was served. */
+static void count_success(enum lookup_result kind)
+{
+    atomic_fetch_add(&stats.successes, 1);
+    atomic_fetch_add(kind == LOOKUP_HIT    ? &stats.hits
+                     : kind == LOOKUP_MISS ? &stats.misses
+                                           : &stats.coalesced,
+                     1);
+}
+
+/* A filename goes out bare when it is a plain token, quoted (RFC 6266) otherwise; quotes,
+ * backslashes and control bytes never reach the header. */
+static void add_disposition(struct MHD_Response *resp, const char *name)
+{
+    char value[300], clean[256];
+    bool token = true;
+    size_t i;
+    for (i = 0; name[i] && i < sizeof(clean) - 1; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        clean[i] = (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') ? '_' : (char)ch;
+        if (!isalnum(ch) && !strchr("._-+~", ch))
+            token = false;
+    }
+    clean[i] = '\0';
+    snprintf(value, sizeof(value), token ? "attachment; filename=%s" : "attachment; filename=\"%s\"",
+             clean);
+    MHD_add_response_header(resp, "Content-Disposition", value);
+}
+
+static void add_headers(struct MHD_Response *resp, const struct object *meta, const char *filename)
+{
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (meta->content_type[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, meta->content_type);
+    if (filename && filename[0])
+        add_disposition(resp, filename);
+    if (meta->state == OBJ_COMPLETE) {
+        char b64[48], value[64];
+        EVP_EncodeBlock((unsigned char *)b64, meta->digest, 32);
+        snprintf(value, sizeof(value), "sha-256=:%s:", b64);
+        MHD_add_response_header(resp, "Repr-Digest", value);
+    }
+}
+
+/* Resolve the Range header against `total`. Returns 0 (r->start/end set, *status 200 or 206) or
+ * -1 after queueing a 416. An unknown total (chunked upstream still downloading) serves 200. */
+static int apply_range(struct fetch_req *r, int64_t total, unsigned int *status,
+                       enum MHD_Result *ret)
+{
+    const char *hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Range");
+    struct byte_range br;
+    *status = MHD_HTTP_OK;
+    r->start = 0;
+    r->end = total;
+    if (!hdr || total < 0)
+        return 0;
+    switch (parse_range(hdr, total, &br)) {
+    case RANGE_NONE:
+        return 0;
+    case RANGE_UNSATISFIABLE: {
+        char cr[64];
+        struct MHD_Response *resp;
+        snprintf(cr, sizeof(cr), "bytes */%lld", (long long)total);
+        atomic_fetch_add(&stats.failures, 1);
+        atomic_fetch_add(&stats.errors, 1);
+        resp = MHD_create_response_from_buffer(strlen("range not satisfiable\n"),
+                                               (void *)"range not satisfiable\n",
+                                               MHD_RESPMEM_PERSISTENT);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        *ret = http_queue(r->conn, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+        return -1;
+    }
+    case RANGE_OK:
+        r->start = br.first;
+        r->end = br.last + 1;
+        *status = MHD_HTTP_PARTIAL_CONTENT;
+        return 0;
+    }
+    return 0;
+}
+
+static void add_content_range(struct MHD_Response *resp, const struct fetch_req *r, int64_t total)
+{
+    char cr[96];
+    snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)r->start, (long long)(r->end - 1),
+             (long long)total);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+}
+
+/* A finished object goes out from its file with sendfile; see docs/ARCHITECTURE.md. */
+static enum MHD_Result respond_from_file(struct fetch_req *r, const struct object *meta, int fd)
+{
+    enum MHD_Result ret = MHD_NO;
+    unsigned int status;
+    struct MHD_Response *resp;
+
+    if (apply_range(r, meta->length, &status, &ret) < 0) {
+        close(fd);
+        return ret;
+    }
+    r->fd_bytes = r->head ? 0 : r->end - r->start;
+    resp = MHD_create_response_from_fd_at_offset64((uint64_t)(r->end - r->start), fd,
+                                                   (uint64_t)r->start);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    add_headers(resp, meta, r->filename);
+    if (status == MHD_HTTP_PARTIAL_CONTENT)
+        add_content_range(resp, r, meta->length);
+    count_success(r->kind);
+    return http_queue(r->conn, status, resp);
+}
+
+static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct fetch_req *r = cls;
+    int64_t off = r->start + (int64_t)pos;
+    ssize_t n;
+
+    if (r->end >= 0 && off >= r->end)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (r->end >= 0 && (int64_t)max > r->end - off)
+        max = (size_t)(r->end - off);
+    n = store_read(r->obj, off, buf, max, &r->waiter);
+    if (n > 0) {
+        atomic_fetch_add(&stats.bytes_served, (int64_t)n);
+        return n;
+    }
+    if (n == 0)
+        return 0; /* suspended until the fetch thread appends bytes */
+    /* A failed download must never look complete: cut the body (no final chunk). */
+    return n == -2 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* Stream an object still downloading (or just finished) from its growing file. */
+static enum MHD_Result respond_streaming(struct fetch_req *r)
+{
+    struct object meta;
+    enum MHD_Result ret = MHD_NO;
+    unsigned int status;
+    struct MHD_Response *resp;
+
+    if (!store_wait_headers(r->obj, &r->waiter))
+        return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
+    store_snapshot(r->obj, &meta);
+    if (meta.state == OBJ_FAILED || !meta.headers_ready)
+        return refuse(r->conn, meta.error_status ? (unsigned int)meta.error_status : 502,
+                      meta.error[0] ? meta.error : "download failed");
+    if (apply_range(r, meta.length, &status, &ret) < 0)
+        return ret;
+    resp = MHD_create_response_from_callback(r->end >= 0 ? (uint64_t)(r->end - r->start)
+                                                         : MHD_SIZE_UNKNOWN,
+                                             STREAM_BLOCK, read_body, r, NULL);
+    if (!resp)
+        return MHD_NO;
+    add_headers(resp, &meta, r->filename);
+    if (status == MHD_HTTP_PARTIAL_CONTENT)
+        add_content_range(resp, r, meta.length);
+    count_success(r->kind);
+    return http_queue(r->conn, status, resp);
+}
+
+/* Check the query once, at the edge. Returns 0 or -1 after queueing a 400/403. */
+static int check_request(struct MHD_Connection *c, const char **url, int64_t *ttl,
+                         uint8_t expect[32], bool *has_expect, enum MHD_Result *ret)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const char *ttl_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ttl");
+    const char *sha_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "sha256");
+
+    *url = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url");
+    *ttl = http_cfg->default_ttl;
+    *has_expect = sha_s != NULL;
+    if (!ci || !policy_client_allowed(ci->client_addr))
+        *ret = refuse(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
+    else if (!*url || !**url)
+        *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
+    else if (check_upstream_url(*url, http_cfg->max_url_len) < 0)
+        *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "url must be an absolute http:// or https:// URL");
+    else if (ttl_s && parse_ttl(ttl_s, ttl) < 0)
+        *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
+    else if (sha_s && parse_sha256_hex(sha_s, expect) < 0)
+        *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
+    else
+        return 0;
+    return -1;
+}
+
+static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, bool head,
+                             void **req_cls)
+{
+    const char *url;
+    int64_t ttl;
+    uint8_t expect[32];
+    bool has_expect;
+    enum MHD_Result ret = MHD_NO;
+    struct object *obj, meta;
+    struct fetch_req *r;
+    int fd = -1;
+
+    atomic_fetch_add(&stats.requests, 1);
+    if (check_request(c, &url, &ttl, expect, &has_expect, &ret) < 0)
+        return ret;
+    if (!(r = req_new(c, filename, head)))
+        return MHD_NO;
+    *req_cls = r;
+    r->kind = store_lookup(url, ttl, has_expect ? expect : NULL, &obj, &fd, &meta);
+    if (r->kind == LOOKUP_HIT) {
+        if (has_expect && memcmp(meta.digest, expect, 32) != 0) {
+            close(fd);
+            return refuse(c, MHD_HTTP_BAD_GATEWAY,
+                          "cached object does not match the requested sha256");
+        }
+        return respond_from_file(r, &meta, fd);
+    }
+    if (!obj)
+        return refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    r->obj = obj;
+    if (r->kind == LOOKUP_MISS)
+        fetch_start(obj);
+    return respond_streaming(r);
+}
+
+enum MHD_Result http_fetch(struct MHD_Connection *c, const char *filename, bool head,
+                           void **req_cls)
+{
+    if (*req_cls == NULL)
+        return begin(c, filename, head, req_cls);
+    return respond_streaming(*req_cls);
+}
+
+void http_fetch_done(void *req_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct fetch_req *r = req_cls;
+    if (r->obj) {
+        store_unwait(r->obj, &r->waiter);
+        store_release(r->obj);
+    } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        atomic_fetch_add(&stats.bytes_served, r->fd_bytes);
+    }
+    free(r);
+}

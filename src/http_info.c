@@ -1,0 +1,110 @@
+/* /api/v1/health/, /api/v1/status/ (KissCache's keys) and /metrics (Prometheus text). */
+#include "http_internal.h"
+#include "stats.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum MHD_Result http_health(struct MHD_Connection *c)
+{
+    if (atomic_load(&http_draining))
+        return http_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "draining: arca is stopping");
+    if (http_cfg->shutdown_file[0] && access(http_cfg->shutdown_file, F_OK) == 0)
+        return http_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "shutdown file %s exists",
+                               http_cfg->shutdown_file);
+    return http_send_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok");
+}
+
+static double percent(int64_t part, int64_t whole)
+{
+    return whole > 0 ? (double)part * 100.0 / (double)whole : 0.0;
+}
+
+enum MHD_Result http_status(struct MHD_Connection *c)
+{
+    struct store_totals t;
+    char stamp[32], host[256] = "arca", *text;
+    time_t now = time(NULL);
+    struct tm tm;
+    json_t *o;
+    enum MHD_Result ret;
+
+    store_totals(&t);
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    gethostname(host, sizeof(host) - 1);
+    o = json_pack("{s:s, s:I, s:f, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+                  "s:s}",
+                  "timestamp", stamp, "disk_usage", (json_int_t)t.disk_usage,
+                  "disk_usage_percent", percent(t.disk_usage, t.quota), "disk_quota",
+                  (json_int_t)t.quota, "instance", host, "resources_scheduled", (json_int_t)0,
+                  "resources_downloading", (json_int_t)t.fetching, "resources_successes",
+                  (json_int_t)t.complete, "resources_failures",
+                  (json_int_t)atomic_load(&stats.downloads_failed), "resources_usage",
+                  (json_int_t)t.usage, "statistics_successes",
+                  (json_int_t)atomic_load(&stats.successes), "statistics_failures",
+                  (json_int_t)atomic_load(&stats.failures), "statistics_download",
+                  (json_int_t)atomic_load(&stats.bytes_downloaded), "statistics_upload",
+                  (json_int_t)atomic_load(&stats.bytes_served), "statistics_requests",
+                  (json_int_t)atomic_load(&stats.requests), "version", ARCA_VERSION);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot build status");
+    ret = http_send_text(c, MHD_HTTP_OK, "application/json", text);
+    free(text);
+    return ret;
+}
+
+enum MHD_Result http_metrics(struct MHD_Connection *c)
+{
+    struct store_totals t;
+    char body[4096];
+    store_totals(&t);
+    snprintf(body, sizeof(body),
+             "# HELP arca_requests_total Fetch requests by result.\n"
+             "# TYPE arca_requests_total counter\n"
+             "arca_requests_total{result=\"hit\"} %lld\n"
+             "arca_requests_total{result=\"miss\"} %lld\n"
+             "arca_requests_total{result=\"coalesced\"} %lld\n"
+             "arca_requests_total{result=\"error\"} %lld\n"
+             "# HELP arca_served_bytes_total Body bytes sent to clients.\n"
+             "# TYPE arca_served_bytes_total counter\n"
+             "arca_served_bytes_total %lld\n"
+             "# HELP arca_downloaded_bytes_total Body bytes received from upstream.\n"
+             "# TYPE arca_downloaded_bytes_total counter\n"
+             "arca_downloaded_bytes_total %lld\n"
+             "# HELP arca_objects Objects in the cache by state.\n"
+             "# TYPE arca_objects gauge\n"
+             "arca_objects{state=\"downloading\"} %lld\n"
+             "arca_objects{state=\"complete\"} %lld\n"
+             "# HELP arca_downloads_failed_total Upstream downloads that failed.\n"
+             "# TYPE arca_downloads_failed_total counter\n"
+             "arca_downloads_failed_total %lld\n"
+             "# HELP arca_disk_usage_bytes Bytes stored or claimed by downloads.\n"
+             "# TYPE arca_disk_usage_bytes gauge\n"
+             "arca_disk_usage_bytes %lld\n"
+             "# HELP arca_disk_quota_bytes The configured quota.\n"
+             "# TYPE arca_disk_quota_bytes gauge\n"
+             "arca_disk_quota_bytes %lld\n"
+             "# HELP arca_active_connections Open client connections.\n"
+             "# TYPE arca_active_connections gauge\n"
+             "arca_active_connections %lld\n"
+             "# HELP arca_active_downloads Upstream transfers running.\n"
+             "# TYPE arca_active_downloads gauge\n"
+             "arca_active_downloads %lld\n",
+             (long long)atomic_load(&stats.hits), (long long)atomic_load(&stats.misses),
+             (long long)atomic_load(&stats.coalesced), (long long)atomic_load(&stats.errors),
+             (long long)atomic_load(&stats.bytes_served),
+             (long long)atomic_load(&stats.bytes_downloaded), (long long)t.fetching,
+             (long long)t.complete, (long long)atomic_load(&stats.downloads_failed),
+             (long long)t.disk_usage, (long long)t.quota,
+             (long long)atomic_load(&stats.connections),
+             (long long)atomic_load(&stats.downloads_active));
+    return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
+}

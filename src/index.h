@@ -1,0 +1,41 @@
+/*
+ * index.h — the SQLite index: one row per object, plus the persistent counters.
+ *
+ * Contract: touched by one thread at a time — main while starting and after the fetch thread has
+ * stopped, the fetch thread in between. WAL mode, synchronous=NORMAL: a crash loses at most the
+ * last commits, never consistency. A row says 'fetching' while its file is being written and
+ * 'complete' only after the file was fsynced; on start 'fetching' rows are never trusted.
+ */
+#ifndef ARCA_INDEX_H
+#define ARCA_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct index_row {
+    const char *key, *url, *content_type;
+    int64_t length, created, ttl, last_use, usage;
+    const uint8_t *digest; /* 32 bytes */
+};
+
+int index_open(const char *path, char *err, size_t errlen);
+void index_close(void);
+
+/* Call `fn` for each complete row; then remove 'fetching' rows, calling `discard` for each so
+ * the caller can delete its partial file. */
+int index_load(void (*fn)(const struct index_row *row, void *arg),
+               void (*discard)(const char *key, void *arg), void *arg);
+
+int index_mark_fetching(const char *key, const char *url);
+int index_mark_complete(const struct index_row *row);
+int index_delete(const char *key);
+
+/* Usage updates are batched inside one transaction. */
+int index_begin(void);
+int index_commit(void);
+int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl);
+
+int index_counter_get(const char *name, int64_t *value);
+int index_counter_set(const char *name, int64_t value);
+
+#endif

@@ -1,0 +1,40 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static void log_line(const char *level, const char *fmt, va_list ap)
+{
+    char line[1024];
+    time_t now = time(NULL);
+    struct tm tm;
+    int n;
+
+    gmtime_r(&now, &tm);
+    n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+    n += snprintf(line + n, sizeof(line) - (size_t)n, "%s ", level);
+    n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, (size_t)n) < 0)
+        return; /* nowhere left to report it */
+}
+
+void log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("info", fmt, ap);
+    va_end(ap);
+}
+
+void log_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_line("error", fmt, ap);
+    va_end(ap);
+}

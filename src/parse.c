@@ -1,0 +1,242 @@
+#include "parse.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Parse a non-negative decimal integer prefix; *end points past it. Rejects signs, blanks and
+ * overflow, which strtoll would silently accept or clamp. */
+static int parse_digits(const char *s, int64_t *out, const char **end)
+{
+    int64_t v = 0;
+    const char *p = s;
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (; isdigit((unsigned char)*p); p++) {
+        int d = *p - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    *end = p;
+    return 0;
+}
+
+/* Multiply with an overflow check; the suffix tables below would otherwise wrap. */
+static int scale(int64_t v, int64_t unit, int64_t *out)
+{
+    if (v > INT64_MAX / unit)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
+int parse_ttl(const char *s, int64_t *seconds)
+{
+    int64_t v, unit;
+    const char *end;
+    if (!s || parse_digits(s, &v, &end) < 0 || v <= 0)
+        return -1;
+    switch (end[0]) {
+    case 'd': unit = 86400; break;
+    case 'h': unit = 3600; break;
+    case 'm': unit = 60; break;
+    case 's': unit = 1; break;
+    default: return -1;
+    }
+    if (end[1] != '\0')
+        return -1;
+    return scale(v, unit, seconds);
+}
+
+int parse_size(const char *s, int64_t *bytes)
+{
+    int64_t v, unit = 1;
+    const char *end;
+    if (!s || parse_digits(s, &v, &end) < 0 || v <= 0)
+        return -1;
+    if (*end) {
+        const char *units = "KMGT";
+        const char *u = strchr(units, toupper((unsigned char)*end));
+        if (!u || end[1] != '\0')
+            return -1;
+        for (const char *k = units; k <= u; k++)
+            unit *= 1024;
+    }
+    return scale(v, unit, bytes);
+}
+
+static void v4_to_mapped(const void *v4, uint8_t out[16])
+{
+    memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    memcpy(out + 12, v4, 4);
+}
+
+int parse_cidr(const char *s, struct cidr *out)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    const char *slash;
+    int64_t prefix = -1;
+    size_t alen;
+    unsigned char raw[16];
+
+    if (!s || strlen(s) >= sizeof(buf))
+        return -1;
+    slash = strchr(s, '/');
+    alen = slash ? (size_t)(slash - s) : strlen(s);
+    memcpy(buf, s, alen);
+    buf[alen] = '\0';
+    if (slash) {
+        const char *end;
+        if (parse_digits(slash + 1, &prefix, &end) < 0 || *end)
+            return -1;
+    }
+    if (inet_pton(AF_INET, buf, raw) == 1) {
+        if (prefix > 32)
+            return -1;
+        v4_to_mapped(raw, out->addr);
+        out->prefix = prefix < 0 ? 128 : 96 + (int)prefix;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, buf, raw) == 1) {
+        if (prefix > 128)
+            return -1;
+        memcpy(out->addr, raw, 16);
+        out->prefix = prefix < 0 ? 128 : (int)prefix;
+        return 0;
+    }
+    return -1;
+}
+
+int addr_to_v6(const struct sockaddr *sa, uint8_t out[16])
+{
+    if (sa->sa_family == AF_INET) {
+        v4_to_mapped(&((const struct sockaddr_in *)sa)->sin_addr, out);
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+bool cidr_contains(const struct cidr *net, const uint8_t addr[16])
+{
+    int full = net->prefix / 8, rest = net->prefix % 8;
+    if (memcmp(net->addr, addr, (size_t)full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (net->addr[full] & mask) == (addr[full] & mask);
+}
+
+enum range_result parse_range(const char *header, int64_t total, struct byte_range *out)
+{
+    int64_t a = -1, b = -1;
+    const char *p, *end;
+
+    if (!header || strncasecmp(header, "bytes=", 6) != 0)
+        return RANGE_NONE;
+    p = header + 6;
+    while (*p == ' ')
+        p++;
+    if (strchr(p, ','))
+        return RANGE_NONE; /* multipart ranges: ignored, full body served */
+    if (*p == '-') {
+        if (parse_digits(p + 1, &b, &end) < 0)
+            return RANGE_NONE;
+        while (*end == ' ')
+            end++;
+        if (*end)
+            return RANGE_NONE;
+        if (b == 0 || total == 0)
+            return RANGE_UNSATISFIABLE;
+        out->first = b >= total ? 0 : total - b;
+        out->last = total - 1;
+        return RANGE_OK;
+    }
+    if (parse_digits(p, &a, &end) < 0 || *end != '-')
+        return RANGE_NONE;
+    p = end + 1;
+    if (*p && *p != ' ') {
+        if (parse_digits(p, &b, &end) < 0)
+            return RANGE_NONE;
+        p = end;
+        if (b < a)
+            return RANGE_NONE;
+    }
+    while (*p == ' ')
+        p++;
+    if (*p)
+        return RANGE_NONE;
+    if (a >= total)
+        return RANGE_UNSATISFIABLE;
+    out->first = a;
+    out->last = (b < 0 || b >= total) ? total - 1 : b;
+    return RANGE_OK;
+}
+
+int check_upstream_url(const char *url, size_t max_len)
+{
+    const char *host;
+    size_t len;
+
+    if (!url)
+        return -1;
+    len = strlen(url);
+    if (len == 0 || len > max_len)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= 0x20 || c == 0x7f)
+            return -1;
+    }
+    if (strncasecmp(url, "http://", 7) == 0)
+        host = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        host = url + 8;
+    else
+        return -1;
+    /* The authority must name a host: "http:///x", "http://:80/" and "http://user@/" are not URLs
+     * we can fetch. */
+    const char *at = host, *stop = host + strcspn(host, "/?#");
+    for (const char *p = host; p < stop; p++)
+        if (*p == '@')
+            at = p + 1;
+    if (at >= stop || *at == ':')
+        return -1;
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int parse_sha256_hex(const char *hex, uint8_t out[32])
+{
+    if (!hex || strlen(hex) != 64)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * parse.h — parsers for every value that comes from outside: option values, query parameters,
+ * Range headers, upstream URLs and network addresses.
+ *
+ * Contract: pure functions, callable from any thread, no allocation. Each returns 0 on success
+ * and -1 on bad input; on failure the out-parameters are left unspecified. Input is checked here,
+ * once, at the edge; the rest of arca trusts the parsed values.
+ */
+#ifndef ARCA_PARSE_H
+#define ARCA_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* "<int>" followed by d, h, m or s; strictly positive. Result in seconds. */
+int parse_ttl(const char *s, int64_t *seconds);
+
+/* "<int>" optionally followed by K, M, G or T (powers of 1024); strictly positive. */
+int parse_size(const char *s, int64_t *bytes);
+
+/* An IPv4 or IPv6 network. IPv4 is stored as IPv4-mapped IPv6 (::ffff:a.b.c.d) so that one
+ * comparison covers both families and mapped addresses cannot slip past an IPv4 rule. */
+struct cidr {
+    uint8_t addr[16];
+    int prefix; /* 0..128, counted on the 128-bit form */
+};
+
+/* "a.b.c.d[/n]" or "x:y::z[/n]"; without a prefix the network is one host. */
+int parse_cidr(const char *s, struct cidr *out);
+
+/* Convert a socket address to the 128-bit form used by struct cidr. */
+int addr_to_v6(const struct sockaddr *sa, uint8_t out[16]);
+
+bool cidr_contains(const struct cidr *net, const uint8_t addr[16]);
+
+/* A single byte range resolved against the object's total length. */
+struct byte_range {
+    int64_t first;
+    int64_t last; /* inclusive */
+};
+
+enum range_result {
+    RANGE_NONE,          /* no header, or a form we ignore (multiple ranges): serve 200 */
+    RANGE_OK,            /* *out holds a satisfiable range */
+    RANGE_UNSATISFIABLE, /* answer 416 */
+};
+
+/* Parse "bytes=a-b", "bytes=a-" or "bytes=-n" against total length `total`. A header we do not
+ * understand yields RANGE_NONE, as RFC 9110 allows a server to ignore Range. */
+enum range_result parse_range(const char *header, int64_t total, struct byte_range *out);
+
+/* Accept only absolute http:// and https:// URLs with a host, no whitespace or control bytes
+ * and at most max_len bytes. */
+int check_upstream_url(const char *url, size_t max_len);
+
+/* 64 hex digits -> 32 bytes. */
+int parse_sha256_hex(const char *hex, uint8_t out[32]);
+
+#endif

@@ -1,0 +1,105 @@
+#include "policy.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_LOCAL_ADDRS 64
+
+static const struct config *cfg;
+static uint8_t local_addrs[MAX_LOCAL_ADDRS][16];
+static int n_local_addrs;
+
+/* Networks refused by default: loopback, link-local (cloud metadata lives at 169.254.169.254),
+ * unspecified and "this network", and multicast. */
+static const char *refused_default[] = {
+    "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10",
+    "0.0.0.0/8",   "::/128",  "224.0.0.0/4",    "ff00::/8",
+};
+
+/* arca's own addresses: fetching from our own listening port would make requests loop. */
+static void collect_local_addrs(void)
+{
+    struct ifaddrs *list, *ifa;
+    struct cidr listen;
+    if (parse_cidr(cfg->listen_host, &listen) == 0 && n_local_addrs < MAX_LOCAL_ADDRS)
+        memcpy(local_addrs[n_local_addrs++], listen.addr, 16);
+    if (getifaddrs(&list) < 0)
+        return;
+    for (ifa = list; ifa && n_local_addrs < MAX_LOCAL_ADDRS; ifa = ifa->ifa_next)
+        if (ifa->ifa_addr && addr_to_v6(ifa->ifa_addr, local_addrs[n_local_addrs]) == 0)
+            n_local_addrs++;
+    freeifaddrs(list);
+}
+
+void policy_init(const struct config *config)
+{
+    cfg = config;
+    n_local_addrs = 0;
+    collect_local_addrs();
+}
+
+static bool in_list(const struct cidr *nets, int n, const uint8_t addr[16])
+{
+    for (int i = 0; i < n; i++)
+        if (cidr_contains(&nets[i], addr))
+            return true;
+    return false;
+}
+
+bool policy_client_allowed(const struct sockaddr *client)
+{
+    uint8_t a[16];
+    if (cfg->n_allow_nets == 0)
+        return true;
+    return addr_to_v6(client, a) == 0 && in_list(cfg->allow_nets, cfg->n_allow_nets, a);
+}
+
+static int port_of(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+}
+
+static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
+{
+    if (port_of(sa) != cfg->listen_port)
+        return false;
+    for (int i = 0; i < n_local_addrs; i++)
+        if (!memcmp(local_addrs[i], a, 16))
+            return true;
+    return false;
+}
+
+int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
+{
+    uint8_t a[16];
+    char text[INET6_ADDRSTRLEN] = "?";
+
+    if (addr_to_v6(sa, a) < 0) {
+        snprintf(why, whylen, "upstream address family not allowed");
+        return -1;
+    }
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, text, sizeof(text));
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, text, sizeof(text));
+    if (is_own_listener(sa, a)) {
+        snprintf(why, whylen, "upstream address %s is arca itself", text);
+        return -1;
+    }
+    if (in_list(cfg->upstream_allow, cfg->n_upstream_allow, a))
+        return 0;
+    for (size_t i = 0; i < sizeof(refused_default) / sizeof(refused_default[0]); i++) {
+        struct cidr net;
+        if (parse_cidr(refused_default[i], &net) == 0 && cidr_contains(&net, a)) {
+            snprintf(why, whylen, "upstream address %s refused (%s; see --upstream-allow)", text,
+                     refused_default[i]);
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,33 @@
+/*
+ * stats.h — the counters behind /api/v1/status/ and /metrics.
+ *
+ * Contract: lock-free (C11 atomics), bumped from any thread on the hot path. The persistent ones
+ * (KissCache's statistics_*) are loaded from the index at start and saved by the fetch thread
+ * every second and at shutdown, so they survive restarts.
+ */
+#ifndef ARCA_STATS_H
+#define ARCA_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct stats {
+    /* persistent */
+    _Atomic int64_t requests;         /* fetch requests answered */
+    _Atomic int64_t successes;        /* fetch requests answered 2xx */
+    _Atomic int64_t failures;         /* fetch requests answered with an error */
+    _Atomic int64_t bytes_downloaded; /* body bytes received from upstream */
+    _Atomic int64_t bytes_served;     /* body bytes sent to clients */
+    _Atomic int64_t hits, misses, coalesced, errors; /* fetch requests by result */
+    _Atomic int64_t downloads_ok, downloads_failed;
+    /* live */
+    _Atomic int64_t connections;
+    _Atomic int64_t downloads_active;
+};
+
+extern struct stats stats;
+
+void stats_load(void);
+void stats_save(void);
+
+#endif

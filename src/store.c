@@ -1,0 +1,411 @@
+#include "index.h"
+#include "log.h"
+#include "store_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct store_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void url_key(const char *url, char key[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)url, strlen(url), d);
+    for (int i = 0; i < 32; i++)
+        snprintf(key + 2 * i, 3, "%02x", d[i]);
+}
+
+void object_path(const struct object *obj, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%.2s/%s", st.objdir, obj->key, obj->key);
+}
+
+static size_t bucket_of(const char *key, size_t nbuckets)
+{
+    return (size_t)strtoull((char[17]){key[0], key[1], key[2], key[3], key[4], key[5], key[6],
+                                       key[7], key[8], key[9], key[10], key[11], key[12],
+                                       key[13], key[14], key[15], 0},
+                            NULL, 16) &
+           (nbuckets - 1);
+}
+
+static struct object *table_find(const char *key)
+{
+    struct object *o = st.buckets[bucket_of(key, st.nbuckets)];
+    while (o && strcmp(o->key, key) != 0)
+        o = o->next;
+    return o;
+}
+
+static int table_grow(void)
+{
+    size_t n = st.nbuckets ? st.nbuckets * 2 : 1024;
+    struct object **b = calloc(n, sizeof(*b));
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < st.nbuckets; i++) {
+        for (struct object *o = st.buckets[i], *next; o; o = next) {
+            next = o->next;
+            size_t k = bucket_of(o->key, n);
+            o->next = b[k];
+            b[k] = o;
+        }
+    }
+    free(st.buckets);
+    st.buckets = b;
+    st.nbuckets = n;
+    return 0;
+}
+
+static int table_insert(struct object *obj)
+{
+    if (st.count >= st.nbuckets && table_grow() < 0)
+        return -1;
+    size_t k = bucket_of(obj->key, st.nbuckets);
+    obj->next = st.buckets[k];
+    st.buckets[k] = obj;
+    obj->in_table = true;
+    st.count++;
+    return 0;
+}
+
+/* Unlink from the table and give back the object's share of the quota. */
+void table_remove(struct object *obj)
+{
+    struct object **p = &st.buckets[bucket_of(obj->key, st.nbuckets)];
+    while (*p && *p != obj)
+        p = &(*p)->next;
+    if (*p)
+        *p = obj->next;
+    obj->in_table = false;
+    obj->next = NULL;
+    st.count--;
+    st.usage -= obj->reserved;
+    obj->reserved = 0;
+}
+
+static struct object *object_new(const char *url, const char *key)
+{
+    struct object *o = calloc(1, sizeof(*o));
+    if (!o || !(o->url = strdup(url))) {
+        free(o);
+        return NULL;
+    }
+    memcpy(o->key, key, 65);
+    o->fd = -1;
+    o->length = -1;
+    return o;
+}
+
+void object_free(struct object *o)
+{
+    if (o->fd >= 0)
+        close(o->fd);
+    free(o->url);
+    free(o);
+}
+
+/* Called with the lock held whenever a reference goes away. Complete objects keep no descriptor
+ * once nobody streams them: hits open their own. */
+static void maybe_free(struct object *obj)
+{
+    if (obj->refs > 0)
+        return;
+    if (obj->fd >= 0 && obj->state != OBJ_FETCHING) {
+        close(obj->fd);
+        obj->fd = -1;
+    }
+    if (!obj->in_table)
+        object_free(obj);
+}
+
+void wake_all(struct object *obj)
+{
+    struct waiter *w = obj->waiters;
+    obj->waiters = NULL;
+    while (w) {
+        struct waiter *next = w->next;
+        w->queued = false;
+        w->next = NULL;
+        w->wake(w->arg);
+        w = next;
+    }
+}
+
+static void enqueue_waiter(struct object *obj, struct waiter *w)
+{
+    w->sleep(w->arg);
+    w->queued = true;
+    w->next = obj->waiters;
+    obj->waiters = w;
+}
+
+static bool expired(const struct object *obj, int64_t now)
+{
+    return now >= obj->created + obj->ttl;
+}
+
+/* --- start-up ----------------------------------------------------------------------------- */
+
+static int make_dirs(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[1200];
+    if (mkdir(cfg->data_dir, 0755) < 0 && errno != EEXIST)
+        goto fail_path_cfg;
+    snprintf(st.objdir, sizeof(st.objdir), "%s/objects", cfg->data_dir);
+    if (mkdir(st.objdir, 0755) < 0 && errno != EEXIST)
+        goto fail_objdir;
+    for (int i = 0; i < 256; i++) {
+        snprintf(path, sizeof(path), "%s/%02x", st.objdir, i);
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            goto fail_objdir;
+    }
+    snprintf(path, sizeof(path), "%s/.probe", st.objdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto fail_objdir;
+    close(fd);
+    unlink(path);
+    return 0;
+fail_path_cfg:
+    snprintf(err, errlen, "data dir %s: %s", cfg->data_dir, strerror(errno));
+    return -1;
+fail_objdir:
+    snprintf(err, errlen, "data dir %s: %s", st.objdir, strerror(errno));
+    return -1;
+}
+
+/* A row is trusted only if its file is there with the recorded length. */
+static void load_row(const struct index_row *row, void *arg)
+{
+    struct stat sb;
+    struct object *o;
+    char path[1200];
+    (void)arg;
+
+    snprintf(path, sizeof(path), "%s/%.2s/%s", st.objdir, row->key, row->key);
+    if (stat(path, &sb) < 0 || sb.st_size != row->length || !(o = object_new(row->url, row->key))) {
+        log_error("index: dropping %s (file missing or wrong length)", row->url);
+        unlink(path);
+        index_delete(row->key);
+        return;
+    }
+    o->state = OBJ_COMPLETE;
+    o->headers_ready = true;
+    o->length = o->have = o->reserved = row->length;
+    snprintf(o->content_type, sizeof(o->content_type), "%s", row->content_type ? row->content_type : "");
+    memcpy(o->digest, row->digest, 32);
+    o->created = row->created;
+    o->ttl = row->ttl;
+    o->last_use = row->last_use;
+    o->usage = row->usage;
+    if (table_insert(o) < 0) {
+        object_free(o);
+        return;
+    }
+    st.usage += o->length;
+}
+
+static void discard_partial(const char *key, void *arg)
+{
+    char path[1200];
+    (void)arg;
+    snprintf(path, sizeof(path), "%s/%.2s/%s", st.objdir, key, key);
+    unlink(path);
+}
+
+int store_open(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[1200];
+    st.quota = cfg->quota;
+    if (make_dirs(cfg, err, errlen) < 0 || table_grow() < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
+    if (index_open(path, err, errlen) < 0)
+        return -1;
+    if (index_load(load_row, discard_partial, NULL) < 0) {
+        snprintf(err, errlen, "index %s: cannot read", path);
+        return -1;
+    }
+    log_info("store: %zu objects, %lld bytes in %s", st.count, (long long)st.usage, cfg->data_dir);
+    return 0;
+}
+
+void store_close(void)
+{
+    pthread_mutex_lock(&st.lock);
+    for (size_t i = 0; i < st.nbuckets; i++) {
+        for (struct object *o = st.buckets[i], *next; o; o = next) {
+            next = o->next;
+            o->in_table = false;
+            if (o->refs == 0)
+                object_free(o);
+        }
+    }
+    free(st.buckets);
+    st.buckets = NULL;
+    st.nbuckets = st.count = 0;
+    pthread_mutex_unlock(&st.lock);
+    index_close();
+}
+
+/* --- client side -------------------------------------------------------------------------- */
+
+static void note_use(struct object *obj, int64_t ttl, int64_t now)
+{
+    if (ttl > 0 && ttl < obj->ttl)
+        obj->ttl = ttl;
+    obj->usage++;
+    obj->last_use = now;
+    obj->dirty = true;
+}
+
+/* A hit: open the file under the lock so eviction cannot unlink it between lookup and open. */
+static int open_hit(struct object *obj, int *fd, struct object *meta)
+{
+    char path[1200];
+    object_path(obj, path, sizeof(path));
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return -1;
+    *meta = *obj;
+    meta->next = NULL;
+    meta->waiters = NULL;
+    return 0;
+}
+
+enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
+                                struct object **out, int *fd, struct object *meta)
+{
+    char key[65];
+    int64_t now = now_s();
+    enum lookup_result res;
+    struct object *obj;
+
+    url_key(url, key);
+    pthread_mutex_lock(&st.lock);
+    obj = table_find(key);
+    if (obj)
+        note_use(obj, ttl, now);
+    if (obj && obj->state == OBJ_COMPLETE && (expired(obj, now) || open_hit(obj, fd, meta) < 0)) {
+        table_remove(obj);
+        maybe_free(obj);
+        obj = NULL;
+    }
+    if (obj && obj->state == OBJ_COMPLETE) {
+        *out = NULL;
+        res = LOOKUP_HIT;
+    } else if (obj) {
+        if (expect && !obj->has_expect) {
+            memcpy(obj->expect, expect, 32);
+            obj->has_expect = true;
+        }
+        obj->refs++;
+        *out = obj;
+        res = LOOKUP_COALESCED;
+    } else {
+        obj = object_new(url, key);
+        if (!obj || table_insert(obj) < 0) {
+            if (obj)
+                object_free(obj);
+            *out = NULL;
+            pthread_mutex_unlock(&st.lock);
+            return LOOKUP_MISS;
+        }
+        obj->created = obj->last_use = now;
+        obj->ttl = ttl;
+        obj->usage = 1;
+        if (expect) {
+            memcpy(obj->expect, expect, 32);
+            obj->has_expect = true;
+        }
+        obj->refs = 2; /* the caller and the fetch */
+        st.n_fetching++;
+        *out = obj;
+        res = LOOKUP_MISS;
+    }
+    pthread_mutex_unlock(&st.lock);
+    return res;
+}
+
+void store_release(struct object *obj)
+{
+    pthread_mutex_lock(&st.lock);
+    obj->refs--;
+    maybe_free(obj);
+    pthread_mutex_unlock(&st.lock);
+}
+
+void store_unwait(struct object *obj, struct waiter *w)
+{
+    pthread_mutex_lock(&st.lock);
+    if (w->queued) {
+        struct waiter **p = &obj->waiters;
+        while (*p && *p != w)
+            p = &(*p)->next;
+        if (*p)
+            *p = w->next;
+        w->queued = false;
+    }
+    pthread_mutex_unlock(&st.lock);
+}
+
+bool store_wait_headers(struct object *obj, struct waiter *w)
+{
+    bool ready;
+    pthread_mutex_lock(&st.lock);
+    ready = obj->headers_ready || obj->state != OBJ_FETCHING;
+    if (!ready)
+        enqueue_waiter(obj, w);
+    pthread_mutex_unlock(&st.lock);
+    return ready;
+}
+
+ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struct waiter *w)
+{
+    int64_t readable;
+    ssize_t n;
+
+    pthread_mutex_lock(&st.lock);
+    if (obj->state == OBJ_FAILED) {
+        pthread_mutex_unlock(&st.lock);
+        return -1;
+    }
+    readable = obj->state == OBJ_COMPLETE ? obj->have : obj->have - 1;
+    if (off >= readable) {
+        if (obj->state == OBJ_COMPLETE) {
+            pthread_mutex_unlock(&st.lock);
+            return -2;
+        }
+        enqueue_waiter(obj, w);
+        pthread_mutex_unlock(&st.lock);
+        return 0;
+    }
+    if ((int64_t)max > readable - off)
+        max = (size_t)(readable - off);
+    pthread_mutex_unlock(&st.lock);
+    /* Bytes below `have` never change, and our reference keeps obj->fd open. */
+    n = pread(obj->fd, buf, max, off);
+    return n > 0 ? n : -1;
+}
+
+void store_snapshot(struct object *obj, struct object *out)
+{
+    pthread_mutex_lock(&st.lock);
+    *out = *obj;
+    out->next = NULL;
+    out->waiters = NULL;
+    pthread_mutex_unlock(&st.lock);
+}

@@ -1,0 +1,104 @@
+/*
+ * store.h — the object table: url -> object, the object files under the data dir, quota and TTL.
+ *
+ * Contract:
+ * - One mutex guards the whole table and every object's state. Client threads look objects up,
+ *   read bytes and wait; the fetch thread alone changes an object's state and length, evicts,
+ *   expires and writes the index (index.h), so SQLite is touched by one thread only.
+ * - Object states: FETCHING -> COMPLETE, or FETCHING -> FAILED. A FAILED object has already left
+ *   the table, so the next request for its URL starts a fresh download.
+ * - Readers only see bytes already written to the object file. While FETCHING, the last byte
+ *   written is held back: a client never receives a body that looks complete before the object
+ *   has been length-checked, digest-checked and fsynced.
+ * - An object is COMPLETE only after its file is fsynced and its index row committed.
+ * - Waiting is push, not poll: a reader that finds no new bytes registers a waiter, and every
+ *   change of `have` or state wakes all waiters.
+ */
+#ifndef ARCA_STORE_H
+#define ARCA_STORE_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+enum object_state { OBJ_FETCHING, OBJ_COMPLETE, OBJ_FAILED };
+
+/* Embedded in the reader's own state. `sleep` is called with the store lock held, before the
+ * waiter is queued, so a wake-up cannot be lost between the check and the sleep. */
+struct waiter {
+    void (*sleep)(void *arg);
+    void (*wake)(void *arg);
+    void *arg;
+    struct waiter *next;
+    bool queued;
+};
+
+struct object {
+    char key[65]; /* hex sha256 of the url; also the file name */
+    char *url;
+    enum object_state state;
+    bool headers_ready;  /* upstream answered 2xx: length and type known */
+    int64_t length;      /* Content-Length, or -1 while unknown */
+    int64_t have;        /* bytes written to the file */
+    int64_t reserved;    /* quota held for this object beyond `have` */
+    char content_type[128];
+    uint8_t digest[32];  /* sha256 of the body, valid when COMPLETE */
+    uint8_t expect[32];  /* digest a client asked for with &sha256= */
+    bool has_expect;
+    int error_status;    /* HTTP status for clients when FAILED */
+    char error[160];     /* one-line reason when FAILED */
+    int64_t created, ttl, last_use, usage;
+    bool dirty;          /* usage/last_use changed since the index last saw them */
+    int fd;              /* open while fetching or while streaming readers hold it */
+    int refs;            /* streaming readers + the fetch */
+    bool in_table;
+    struct waiter *waiters;
+    struct object *next; /* hash chain */
+};
+
+enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED };
+
+int store_open(const struct config *cfg, char *err, size_t errlen);
+void store_close(void);
+
+/* Find the object for `url` or create a FETCHING one (LOOKUP_MISS: the caller must hand it to
+ * fetch_start). A shorter ttl shortens the object's life. Takes a reference on FETCHING objects;
+ * a HIT returns no reference but an open descriptor in *fd (the caller owns it) and the object's
+ * metadata copied into *meta, because the object may be evicted as soon as the lock drops. */
+enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
+                                struct object **obj, int *fd, struct object *meta);
+void store_release(struct object *obj);
+/* Take a waiter off the object's queue (the reader went away while asleep). */
+void store_unwait(struct object *obj, struct waiter *w);
+
+/* Returns true when headers are known or the object ended; otherwise queues `w` and sleeps. */
+bool store_wait_headers(struct object *obj, struct waiter *w);
+
+/* Copy up to `max` bytes at `off`. Returns the count, 0 after queueing `w` (sleep), -1 if the
+ * object failed, -2 at the end of a complete object. */
+ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struct waiter *w);
+
+/* Snapshot of an object's public fields, taken under the lock. */
+void store_snapshot(struct object *obj, struct object *out);
+
+/* --- fetch thread only --- */
+int store_begin_file(struct object *obj, char *err, size_t errlen);
+/* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit). */
+int store_begin_body(struct object *obj, int64_t length, const char *content_type);
+int store_append(struct object *obj, const char *data, size_t len);
+void store_finish(struct object *obj, const uint8_t digest[32]);
+void store_fail(struct object *obj, int status, const char *reason);
+void store_flush_usage(void);
+void store_expire(void);
+
+struct store_totals {
+    int64_t disk_usage, quota, complete, fetching, usage;
+};
+void store_totals(struct store_totals *t);
+
+void object_path(const struct object *obj, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * store_internal.h — the table and lock shared by store.c (lookups, reads: any thread) and
+ * store_write.c (files, quota, completion: fetch thread). Not for other modules.
+ */
+#ifndef ARCA_STORE_INTERNAL_H
+#define ARCA_STORE_INTERNAL_H
+
+#include "store.h"
+
+#include <pthread.h>
+
+struct store_state {
+    pthread_mutex_t lock;
+    struct object **buckets;
+    size_t nbuckets, count;
+    int64_t usage; /* bytes on disk or claimed by downloads */
+    int64_t quota;
+    int64_t n_fetching;
+    char objdir[1100];
+    struct object *graveyard; /* evicted, waiting for bury() outside the lock */
+};
+
+extern struct store_state st;
+
+/* All with st.lock held. */
+void table_remove(struct object *obj);
+void wake_all(struct object *obj);
+void object_free(struct object *obj);
+
+#endif

@@ -1,0 +1,334 @@
+/* The fetch thread's side of the store: files, quota, eviction, expiry, completion. Shares the
+ * table and lock with store.c through store_internal.h. */
+#include "index.h"
+#include "log.h"
+#include "store_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Quota is claimed in steps of this size while the length is unknown, so eviction does not run
+ * for every chunk of a chunked download. */
+#define RESERVE_STEP (16LL << 20)
+
+/* Least recently used complete object that nobody streams, or NULL. O(n): eviction is rare next
+ * to hits, and a scan keeps the hit path free of list maintenance. */
+static struct object *lru_victim(void)
+{
+    struct object *best = NULL;
+    for (size_t i = 0; i < st.nbuckets; i++)
+        for (struct object *o = st.buckets[i]; o; o = o->next)
+            if (o->state == OBJ_COMPLETE && o->refs == 0 &&
+                (!best || o->last_use < best->last_use))
+                best = o;
+    return best;
+}
+
+/* Move an object out of the table onto the graveyard; bury() removes its file and row after
+ * the lock is dropped, so hits never wait on unlink or SQLite. Lock held. */
+static void evict(struct object *obj)
+{
+    table_remove(obj);
+    obj->next = st.graveyard;
+    st.graveyard = obj;
+}
+
+/* Lock held. Evict until `bytes` more fit under the quota. */
+static int make_room(int64_t bytes)
+{
+    while (st.usage + bytes > st.quota) {
+        struct object *victim = lru_victim();
+        if (!victim)
+            return -1;
+        evict(victim);
+    }
+    return 0;
+}
+
+/* Fetch thread, lock not held. */
+static void bury(void)
+{
+    struct object *o;
+    pthread_mutex_lock(&st.lock);
+    o = st.graveyard;
+    st.graveyard = NULL;
+    pthread_mutex_unlock(&st.lock);
+    while (o) {
+        struct object *next = o->next;
+        char path[1200];
+        object_path(o, path, sizeof(path));
+        unlink(path);
+        index_delete(o->key);
+        log_info("store: removed %s", o->url);
+        object_free(o);
+        o = next;
+    }
+}
+
+int store_begin_file(struct object *obj, char *err, size_t errlen)
+{
+    char path[1200];
+    int fd;
+    object_path(obj, path, sizeof(path));
+    /* An older version may still be open by readers: unlink keeps their inode alive. */
+    unlink(path);
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create object file: %s", strerror(errno));
+        return -1;
+    }
+    index_mark_fetching(obj->key, obj->url);
+    pthread_mutex_lock(&st.lock);
+    obj->fd = fd;
+    pthread_mutex_unlock(&st.lock);
+    return 0;
+}
+
+static void set_error(struct object *obj, int status, const char *reason)
+{
+    obj->error_status = status;
+    snprintf(obj->error, sizeof(obj->error), "%s", reason);
+}
+
+int store_begin_body(struct object *obj, int64_t length, const char *content_type)
+{
+    int rc = 0;
+    pthread_mutex_lock(&st.lock);
+    if (length > st.quota) {
+        set_error(obj, 507, "object larger than the cache quota");
+        rc = -1;
+    } else if (length >= 0 && make_room(length) < 0) {
+        set_error(obj, 507, "no room in the cache quota for this object");
+        rc = -1;
+    } else {
+        if (length >= 0) {
+            obj->reserved = length;
+            st.usage += length;
+        }
+        obj->length = length;
+        snprintf(obj->content_type, sizeof(obj->content_type), "%s", content_type);
+        obj->headers_ready = true;
+        wake_all(obj);
+    }
+    pthread_mutex_unlock(&st.lock);
+    bury();
+    return rc;
+}
+
+/* Lock held. Claim quota for the bytes about to be written when the length was unknown. */
+static int claim(struct object *obj, int64_t upto)
+{
+    int64_t extra;
+    if (upto <= obj->reserved)
+        return 0;
+    if (upto > st.quota) {
+        set_error(obj, 507, "object grew larger than the cache quota");
+        return -1;
+    }
+    extra = upto - obj->reserved;
+    if (extra < RESERVE_STEP)
+        extra = RESERVE_STEP;
+    if (obj->reserved + extra > st.quota)
+        extra = st.quota - obj->reserved;
+    if (make_room(extra) < 0) {
+        set_error(obj, 507, "no room in the cache quota for this object");
+        return -1;
+    }
+    obj->reserved += extra;
+    st.usage += extra;
+    return 0;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int store_append(struct object *obj, const char *data, size_t len)
+{
+    int rc;
+    pthread_mutex_lock(&st.lock);
+    rc = claim(obj, obj->have + (int64_t)len);
+    pthread_mutex_unlock(&st.lock);
+    bury();
+    if (rc < 0)
+        return -1;
+    if (write_all(obj->fd, data, len) < 0) {
+        pthread_mutex_lock(&st.lock);
+        set_error(obj, errno == ENOSPC ? 507 : 500,
+                  errno == ENOSPC ? "disk full" : "cannot write object file");
+        pthread_mutex_unlock(&st.lock);
+        return -1;
+    }
+    pthread_mutex_lock(&st.lock);
+    obj->have += (int64_t)len;
+    wake_all(obj);
+    pthread_mutex_unlock(&st.lock);
+    return 0;
+}
+
+/* The directory entry must be durable too, or a crash could lose a file the index calls
+ * complete. */
+static void sync_dir_of(const char *path)
+{
+    char dir[1200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static int verify(struct object *obj, const uint8_t digest[32])
+{
+    if (obj->length >= 0 && obj->have != obj->length) {
+        store_fail(obj, 504, "upstream body shorter than its Content-Length");
+        return -1;
+    }
+    if (obj->has_expect && memcmp(obj->expect, digest, 32) != 0) {
+        store_fail(obj, 502, "sha256 of the upstream body does not match the requested sha256");
+        return -1;
+    }
+    return 0;
+}
+
+void store_finish(struct object *obj, const uint8_t digest[32])
+{
+    char path[1200];
+    struct index_row row;
+
+    if (verify(obj, digest) < 0)
+        return;
+    object_path(obj, path, sizeof(path));
+    if (fsync(obj->fd) < 0) {
+        store_fail(obj, 507, "cannot sync object file (disk full?)");
+        return;
+    }
+    sync_dir_of(path);
+    pthread_mutex_lock(&st.lock);
+    row = (struct index_row){obj->key, obj->url, obj->content_type, obj->have, obj->created,
+                             obj->ttl, obj->last_use, obj->usage, digest};
+    pthread_mutex_unlock(&st.lock);
+    if (index_mark_complete(&row) < 0) {
+        store_fail(obj, 500, "cannot record object in the index");
+        return;
+    }
+    pthread_mutex_lock(&st.lock);
+    memcpy(obj->digest, digest, 32);
+    obj->length = obj->have;
+    st.usage -= obj->reserved - obj->have;
+    obj->reserved = obj->have;
+    obj->state = OBJ_COMPLETE;
+    obj->headers_ready = true;
+    st.n_fetching--;
+    wake_all(obj);
+    pthread_mutex_unlock(&st.lock);
+}
+
+void store_fail(struct object *obj, int status, const char *reason)
+{
+    char path[1200];
+    pthread_mutex_lock(&st.lock);
+    if (obj->state != OBJ_FETCHING) {
+        pthread_mutex_unlock(&st.lock);
+        return;
+    }
+    if (!obj->error_status)
+        set_error(obj, status, reason);
+    obj->state = OBJ_FAILED;
+    st.n_fetching--;
+    if (obj->in_table)
+        table_remove(obj);
+    wake_all(obj);
+    pthread_mutex_unlock(&st.lock);
+    object_path(obj, path, sizeof(path));
+    unlink(path);
+    index_delete(obj->key);
+}
+
+/* Copy the dirty usage figures out under the lock, then write them in one transaction. */
+void store_flush_usage(void)
+{
+    struct touch {
+        char key[65];
+        int64_t last_use, usage, ttl;
+    } *batch = NULL;
+    size_t n = 0, cap = 0;
+
+    pthread_mutex_lock(&st.lock);
+    for (size_t i = 0; i < st.nbuckets; i++) {
+        for (struct object *o = st.buckets[i]; o; o = o->next) {
+            if (!o->dirty || o->state != OBJ_COMPLETE)
+                continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                struct touch *nb = realloc(batch, ncap * sizeof(*nb));
+                if (!nb)
+                    break;
+                batch = nb;
+                cap = ncap;
+            }
+            memcpy(batch[n].key, o->key, 65);
+            batch[n].last_use = o->last_use;
+            batch[n].usage = o->usage;
+            batch[n].ttl = o->ttl;
+            o->dirty = false;
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&st.lock);
+    if (n > 0) {
+        index_begin();
+        for (size_t i = 0; i < n; i++)
+            index_touch(batch[i].key, batch[i].last_use, batch[i].usage, batch[i].ttl);
+        index_commit();
+    }
+    free(batch);
+}
+
+void store_expire(void)
+{
+    int64_t now = (int64_t)time(NULL);
+    pthread_mutex_lock(&st.lock);
+    for (size_t i = 0; i < st.nbuckets; i++) {
+        for (struct object *o = st.buckets[i], *next; o; o = next) {
+            next = o->next;
+            if (o->state == OBJ_COMPLETE && o->refs == 0 && now >= o->created + o->ttl)
+                evict(o);
+        }
+    }
+    pthread_mutex_unlock(&st.lock);
+    bury();
+}
+
+void store_totals(struct store_totals *t)
+{
+    pthread_mutex_lock(&st.lock);
+    t->disk_usage = st.usage;
+    t->quota = st.quota;
+    t->fetching = st.n_fetching;
+    t->complete = (int64_t)st.count - st.n_fetching;
+    t->usage = 0;
+    for (size_t i = 0; i < st.nbuckets; i++)
+        for (struct object *o = st.buckets[i]; o; o = o->next)
+            t->usage += o->usage;
+    pthread_mutex_unlock(&st.lock);
+}

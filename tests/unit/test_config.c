@@ -1,0 +1,138 @@
+/* Units for the option and config-file parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static enum config_action load(struct config *cfg, char *err, int argc, ...)
+{
+    char *argv[32] = {"arca"};
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 1; i < argc; i++)
+        argv[i] = va_arg(ap, char *);
+    va_end(ap);
+    return config_load(cfg, argc, argv, err);
+}
+
+static void defaults(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(load(&c, err, 2, "serve"), CONFIG_SERVE);
+    assert_string_equal(c.listen_host, "0.0.0.0");
+    assert_int_equal(c.listen_port, 8001);
+    assert_string_equal(c.data_dir, "./arca-data");
+    assert_int_equal(c.quota, 5LL << 30);
+    assert_int_equal(c.default_ttl, 10 * 86400);
+    assert_int_equal(c.n_allow_nets, 0);
+}
+
+static void options(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(load(&c, err, 10, "serve", "--listen", "127.0.0.1:9000", "--quota=2M",
+                          "--allow-network", "10.0.0.0/8", "--allow-network", "::1",
+                          "--default-ttl=1h"),
+                     CONFIG_SERVE);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 9000);
+    assert_int_equal(c.quota, 2LL << 20);
+    assert_int_equal(c.n_allow_nets, 2);
+    assert_int_equal(c.default_ttl, 3600);
+    assert_int_equal(load(&c, err, 4, "serve", "--listen", "[::1]:8080"), CONFIG_SERVE);
+    assert_string_equal(c.listen_host, "::1");
+    assert_int_equal(load(&c, err, 2, "--version"), CONFIG_VERSION);
+    assert_int_equal(load(&c, err, 2, "--help"), CONFIG_HELP);
+}
+
+static void bad_options(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(load(&c, err, 3, "serve", "--quota=0"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "--quota"));
+    assert_int_equal(load(&c, err, 3, "serve", "--listen=nohostport"), CONFIG_ERROR);
+    assert_int_equal(load(&c, err, 3, "serve", "--listen=:70000"), CONFIG_ERROR);
+    assert_int_equal(load(&c, err, 3, "serve", "--default-ttl=5"), CONFIG_ERROR);
+    assert_int_equal(load(&c, err, 3, "serve", "--allow-network=1.2.3.4/40"), CONFIG_ERROR);
+    assert_int_equal(load(&c, err, 3, "serve", "--bogus=1"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "bogus"));
+    assert_int_equal(load(&c, err, 3, "serve", "--quota"), CONFIG_ERROR);
+    assert_int_equal(load(&c, err, 3, "serve", "stray"), CONFIG_ERROR);
+    assert_int_equal(load(&c, err, 2, "frobnicate"), CONFIG_ERROR);
+    assert_int_equal(load(&c, err, 3, "serve", "--ca-file=/nonexistent/ca.pem"), CONFIG_ERROR);
+}
+
+static char *write_file(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/arca-test-config-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void config_file(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN];
+    char *path = write_file("; arca settings\n[arca]\nlisten = 127.0.0.2:8100\nquota = 1G\n"
+                            "allow-network = 10.0.0.0/8\nallow-network = 192.168.0.0/16\n");
+    (void)state;
+    /* the command line after --config overrides the file */
+    assert_int_equal(load(&c, err, 6, "serve", "--config", path, "--quota", "2G"), CONFIG_SERVE);
+    assert_string_equal(c.listen_host, "127.0.0.2");
+    assert_int_equal(c.listen_port, 8100);
+    assert_int_equal(c.quota, 2LL << 30);
+    assert_int_equal(c.n_allow_nets, 2);
+    unlink(path);
+}
+
+static void config_file_errors_name_the_line(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN], want[128];
+    char *path = write_file("[arca]\nlisten = 127.0.0.1:8001\nquota = lots\n");
+    (void)state;
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    snprintf(want, sizeof(want), "%s:3:", path);
+    assert_non_null(strstr(err, want));
+    assert_non_null(strstr(err, "--quota"));
+    unlink(path);
+    path = write_file("[other]\nquota = 1G\n");
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    assert_non_null(strstr(err, "[other]"));
+    unlink(path);
+    path = write_file("this is not ini\n");
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    unlink(path);
+    assert_int_equal(load(&c, err, 4, "serve", "--config", "/nonexistent.ini"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "cannot read"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),
+        cmocka_unit_test(options),
+        cmocka_unit_test(bad_options),
+        cmocka_unit_test(config_file),
+        cmocka_unit_test(config_file_errors_name_the_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,192 @@
+/* Units for every parser that sees outside input: TTL, size, CIDR, Range, URL, sha256. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "parse.h"
+
+static void ttl_accepts_units(void **state)
+{
+    int64_t s;
+    (void)state;
+    assert_int_equal(parse_ttl("10d", &s), 0);
+    assert_int_equal(s, 864000);
+    assert_int_equal(parse_ttl("3h", &s), 0);
+    assert_int_equal(s, 10800);
+    assert_int_equal(parse_ttl("5m", &s), 0);
+    assert_int_equal(s, 300);
+    assert_int_equal(parse_ttl("1s", &s), 0);
+    assert_int_equal(s, 1);
+}
+
+static void ttl_rejects_bad(void **state)
+{
+    int64_t s;
+    const char *bad[] = {"", "0s", "-1d", "10", "d", "1x", "1dd", " 1d", "1d ", "+1d",
+                         "99999999999999999999d", "9223372036854775807d", NULL};
+    (void)state;
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(parse_ttl(bad[i], &s), -1);
+    assert_int_equal(parse_ttl(NULL, &s), -1);
+}
+
+static void size_accepts_suffixes(void **state)
+{
+    int64_t b;
+    (void)state;
+    assert_int_equal(parse_size("5G", &b), 0);
+    assert_int_equal(b, 5LL << 30);
+    assert_int_equal(parse_size("1k", &b), 0);
+    assert_int_equal(b, 1024);
+    assert_int_equal(parse_size("3M", &b), 0);
+    assert_int_equal(b, 3LL << 20);
+    assert_int_equal(parse_size("2T", &b), 0);
+    assert_int_equal(b, 2LL << 40);
+    assert_int_equal(parse_size("123", &b), 0);
+    assert_int_equal(b, 123);
+}
+
+static void size_rejects_bad(void **state)
+{
+    int64_t b;
+    const char *bad[] = {"", "0", "0G", "-5G", "5X", "5GB", "G", "1.5G", "9999999999T", NULL};
+    (void)state;
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(parse_size(bad[i], &b), -1);
+}
+
+static void v4(const char *text, uint8_t out[16])
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, text, &sa.sin_addr);
+    addr_to_v6((struct sockaddr *)&sa, out);
+}
+
+static void v6(const char *text, uint8_t out[16])
+{
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET6, text, &sa.sin6_addr);
+    addr_to_v6((struct sockaddr *)&sa, out);
+}
+
+static void cidr_matches_v4_and_v6(void **state)
+{
+    struct cidr n;
+    uint8_t a[16];
+    (void)state;
+    assert_int_equal(parse_cidr("10.0.0.0/8", &n), 0);
+    v4("10.1.2.3", a);
+    assert_true(cidr_contains(&n, a));
+    v4("11.0.0.1", a);
+    assert_false(cidr_contains(&n, a));
+    /* an IPv4-mapped IPv6 address is the same host as its IPv4 form */
+    v6("::ffff:10.9.9.9", a);
+    assert_true(cidr_contains(&n, a));
+    assert_int_equal(parse_cidr("fe80::/10", &n), 0);
+    v6("fe80::1", a);
+    assert_true(cidr_contains(&n, a));
+    v6("fec0::1", a);
+    assert_false(cidr_contains(&n, a));
+    assert_int_equal(parse_cidr("192.168.1.7", &n), 0);
+    assert_int_equal(n.prefix, 128);
+    v4("192.168.1.7", a);
+    assert_true(cidr_contains(&n, a));
+    v4("192.168.1.8", a);
+    assert_false(cidr_contains(&n, a));
+    assert_int_equal(parse_cidr("0.0.0.0/0", &n), 0);
+    v4("1.2.3.4", a);
+    assert_true(cidr_contains(&n, a));
+    assert_int_equal(parse_cidr("10.0.0.0/13", &n), 0);
+    v4("10.7.255.255", a);
+    assert_true(cidr_contains(&n, a));
+    v4("10.8.0.0", a);
+    assert_false(cidr_contains(&n, a));
+}
+
+static void cidr_rejects_bad(void **state)
+{
+    struct cidr n;
+    const char *bad[] = {"", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/-1",
+                         "host.example", "1.2.3.4/8x", "::1/ 8", NULL};
+    (void)state;
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(parse_cidr(bad[i], &n), -1);
+}
+
+static void range_forms(void **state)
+{
+    struct byte_range r;
+    (void)state;
+    assert_int_equal(parse_range("bytes=0-99", 1000, &r), RANGE_OK);
+    assert_int_equal(r.first, 0);
+    assert_int_equal(r.last, 99);
+    assert_int_equal(parse_range("bytes=900-", 1000, &r), RANGE_OK);
+    assert_int_equal(r.first, 900);
+    assert_int_equal(r.last, 999);
+    assert_int_equal(parse_range("bytes=-100", 1000, &r), RANGE_OK);
+    assert_int_equal(r.first, 900);
+    assert_int_equal(r.last, 999);
+    assert_int_equal(parse_range("bytes=-5000", 1000, &r), RANGE_OK);
+    assert_int_equal(r.first, 0);
+    assert_int_equal(parse_range("bytes=10-99999", 1000, &r), RANGE_OK);
+    assert_int_equal(r.last, 999);
+    assert_int_equal(parse_range("bytes=1000-", 1000, &r), RANGE_UNSATISFIABLE);
+    assert_int_equal(parse_range("bytes=-0", 1000, &r), RANGE_UNSATISFIABLE);
+    assert_int_equal(parse_range("bytes=0-", 0, &r), RANGE_UNSATISFIABLE);
+    /* forms we ignore: the full body is served */
+    assert_int_equal(parse_range("bytes=5-1", 1000, &r), RANGE_NONE);
+    assert_int_equal(parse_range("bytes=0-1,5-6", 1000, &r), RANGE_NONE);
+    assert_int_equal(parse_range("items=0-1", 1000, &r), RANGE_NONE);
+    assert_int_equal(parse_range("bytes=abc", 1000, &r), RANGE_NONE);
+    assert_int_equal(parse_range("bytes=1-2x", 1000, &r), RANGE_NONE);
+    assert_int_equal(parse_range(NULL, 1000, &r), RANGE_NONE);
+}
+
+static void url_checks(void **state)
+{
+    (void)state;
+    assert_int_equal(check_upstream_url("https://example.com/Image", 8192), 0);
+    assert_int_equal(check_upstream_url("http://127.0.0.1:8080/a?b=c", 8192), 0);
+    assert_int_equal(check_upstream_url("HTTP://[::1]:80/x", 8192), 0);
+    assert_int_equal(check_upstream_url("http://user@host/x", 8192), 0);
+    const char *bad[] = {"", "ftp://example.com/x", "file:///etc/passwd", "example.com/x",
+                         "http://", "http:///x", "http://:80/x", "http://user@/x",
+                         "http://exa mple.com/", "http://example.com/\r\nX: y",
+                         "gopher://x", "javascript:alert(1)", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(check_upstream_url(bad[i], 8192), -1);
+    assert_int_equal(check_upstream_url("http://example.com/0123456789", 20), -1);
+}
+
+static void sha256_hex(void **state)
+{
+    uint8_t d[32];
+    (void)state;
+    assert_int_equal(
+        parse_sha256_hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", d), 0);
+    assert_int_equal(d[0], 0xe3);
+    assert_int_equal(d[31], 0x55);
+    assert_int_equal(
+        parse_sha256_hex("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", d), 0);
+    assert_int_equal(parse_sha256_hex("e3b0", d), -1);
+    assert_int_equal(
+        parse_sha256_hex("g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", d), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ttl_accepts_units),      cmocka_unit_test(ttl_rejects_bad),
+        cmocka_unit_test(size_accepts_suffixes),  cmocka_unit_test(size_rejects_bad),
+        cmocka_unit_test(cidr_matches_v4_and_v6), cmocka_unit_test(cidr_rejects_bad),
+        cmocka_unit_test(range_forms),            cmocka_unit_test(url_checks),
+        cmocka_unit_test(sha256_hex),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
