@@ -261,7 +261,6 @@ static void end_transfer(struct transfer *t, CURLcode rc)
         snprintf(reason, sizeof(reason), "%s: %s", what, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
         fail(t, status, reason);
     }
-    atomic_fetch_add(t->obj->state == OBJ_COMPLETE ? &stats.downloads_ok : &stats.downloads_failed, 1);
     atomic_fetch_sub(&stats.downloads_active, 1);
     curl_multi_remove_handle(fx.multi, t->easy);
     curl_easy_cleanup(t->easy);

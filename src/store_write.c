@@ -2,6 +2,7 @@
  * table and lock with store.c through store_internal.h. */
 #include "index.h"
 #include "log.h"
+#include "stats.h"
 #include "store_internal.h"
 
 #include <errno.h>
@@ -239,6 +240,7 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     obj->state = OBJ_COMPLETE;
     obj->headers_ready = true;
     st.n_fetching--;
+    atomic_fetch_add(&stats.downloads_ok, 1);
     wake_all(obj);
     pthread_mutex_unlock(&st.lock);
 }
@@ -255,6 +257,8 @@ void store_fail(struct object *obj, int status, const char *reason)
         set_error(obj, status, reason);
     obj->state = OBJ_FAILED;
     st.n_fetching--;
+    /* counted before the wake-up, so a client told of the failure finds it in the status */
+    atomic_fetch_add(&stats.downloads_failed, 1);
     if (obj->in_table)
         table_remove(obj);
     wake_all(obj);

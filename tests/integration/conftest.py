@@ -1,0 +1,299 @@
+"""Scenario harness: a real origin (plain HTTP or HTTPS with a CA made here), the real arca
+binary on a free loopback port, and clients. Every server is stopped and every temp dir removed
+at teardown."""
+
+import collections
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ARCA_BIN = os.environ.get("ARCA_BIN", os.path.join(ROOT, "build", "arca"))
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# --- origin ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Obj:
+    """What the origin serves at one path, and how."""
+
+    data: bytes = b""
+    status: int = 200
+    content_type: str = "application/octet-stream"
+    rate: float = 0  # bytes per second, 0 = as fast as possible
+    chunk: int = 65536
+    chunked: bool = False  # Transfer-Encoding: chunked (length unknown to arca)
+    truncate_at: int = -1  # close the connection after this many body bytes
+    stall: float = 0  # accept, then say nothing for this long
+    redirect: str = ""  # answer 302 to this URL
+    started: list = field(default_factory=list)  # times each GET began
+    finished: list = field(default_factory=list)  # times the last body byte was sent
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        origin = self.server.origin
+        path = urllib.parse.urlsplit(self.path).path
+        obj = origin.objects.get(path)
+        with origin.lock:
+            origin.counts[path] += 1
+            origin.requests.append((path, dict(self.headers)))
+        if obj is None:
+            return self.reply(404, b"not found\n")
+        obj.started.append(time.monotonic())
+        if obj.stall:
+            time.sleep(obj.stall)
+            self.close_connection = True
+            return
+        if obj.redirect:
+            self.send_response(302)
+            self.send_header("Location", obj.redirect)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if obj.status != 200:
+            return self.reply(obj.status, b"origin error\n")
+        self.send_response(200)
+        self.send_header("Content-Type", obj.content_type)
+        if obj.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(obj.data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        self.send_body(obj)
+
+    def reply(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    def send_body(self, obj):
+        data = obj.data if obj.truncate_at < 0 else obj.data[: obj.truncate_at]
+        t0 = time.monotonic()
+        try:
+            for off in range(0, len(data), obj.chunk):
+                piece = data[off : off + obj.chunk]
+                if obj.rate:  # pace before writing, so the last write is the last act
+                    time.sleep(max(0, t0 + off / obj.rate - time.monotonic()))
+                if obj.chunked:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                else:
+                    self.wfile.write(piece)
+            if obj.chunked and obj.truncate_at < 0:
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        obj.finished.append(time.monotonic())
+
+
+class Origin:
+    def __init__(self, host="127.0.0.1", tls=None):
+        self.objects = {}
+        self.counts = collections.Counter()
+        self.requests = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server.daemon_threads = True
+        self.server.origin = self
+        self.scheme = "http"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls["cert"], tls["key"])
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
+        self.host, self.port = host, self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def add(self, path, **kw):
+        self.objects[path] = Obj(**kw)
+        return self.url(path)
+
+    def url(self, path, host=None):
+        return f"{self.scheme}://{host or self.host}:{self.port}{path}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- arca -----------------------------------------------------------------------------------
+
+
+class Arca:
+    def __init__(self, workdir, args=(), data_dir=None):
+        self.workdir = workdir
+        self.data_dir = data_dir or os.path.join(workdir, "data")
+        self.args = list(args)
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(workdir, "arca.log")
+
+    def start(self):
+        self.port = free_port()
+        self.log = open(self.log_path, "ab")
+        cmd = [ARCA_BIN, "serve", "--listen", f"127.0.0.1:{self.port}",
+               "--data-dir", self.data_dir, "--grace-period", "5s"] + self.args
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"arca exited {self.proc.returncode}: {self.read_log()}")
+            try:
+                if self.get("/api/v1/health/")[0] in (200, 503):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("arca did not answer health within 10 s")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        self.log.close()
+        return rc
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def get(self, path, headers=None, method="GET", timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, headers=headers or {})
+            resp = conn.getresponse()
+            try:
+                body = resp.read() if method != "HEAD" else b""
+            except http.client.IncompleteRead as e:
+                body = e.partial  # a cut stream: callers assert on its length
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+        finally:
+            conn.close()
+
+    def fetch_path(self, url, filename="", **params):
+        q = urllib.parse.urlencode({"url": url, **params})
+        return f"/api/v1/fetch/{filename}?{q}"
+
+    def fetch(self, url, headers=None, method="GET", filename="", **params):
+        return self.get(self.fetch_path(url, filename, **params), headers, method)
+
+    def status(self):
+        return json.loads(self.get("/api/v1/status/")[2])
+
+    def metrics(self):
+        out = {}
+        for line in self.get("/metrics")[2].decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def workdir():
+    d = tempfile.mkdtemp(prefix="arca-test-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tls_files():
+    """A CA and a server certificate for 127.0.0.1 and localhost, made with openssl."""
+    d = tempfile.mkdtemp(prefix="arca-ca-")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=arca test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=localhost")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    yield {"ca": os.path.join(d, "ca.pem"), "cert": os.path.join(d, "server.pem"),
+           "key": os.path.join(d, "server.key")}
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def origin():
+    o = Origin()
+    yield o
+    o.stop()
+
+
+@pytest.fixture
+def tls_origin(tls_files):
+    o = Origin(tls=tls_files)
+    yield o
+    o.stop()
+
+
+@pytest.fixture
+def start_arca(workdir):
+    """start_arca(*args) -> a running Arca; all are stopped at teardown."""
+    started = []
+
+    def start(*args, data_dir=None):
+        a = Arca(workdir, args, data_dir).start()
+        started.append(a)
+        return a
+
+    yield start
+    for a in started:
+        a.stop()
+
+
+@pytest.fixture
+def arca(start_arca):
+    """arca allowed to fetch from loopback origins, as every scenario here needs."""
+    return start_arca("--upstream-allow", "127.0.0.0/8")

@@ -1,0 +1,216 @@
+"""Every error status of the fetch API, each with a one-line reason, and sha256 checks."""
+
+import hashlib
+import http.client
+import os
+import socket
+import threading
+import time
+
+from conftest import sha256
+
+
+def one_line(body):
+    text = body.decode()
+    assert text.endswith("\n") and text.count("\n") == 1 and len(text) > 5, text
+    return text
+
+
+def test_bad_requests_get_400(arca):
+    for path in ["/api/v1/fetch/", "/api/v1/fetch/?url=",
+                 "/api/v1/fetch/?url=ftp://example.com/x",
+                 "/api/v1/fetch/?url=file:///etc/passwd", "/api/v1/fetch/?url=not%20a%20url",
+                 "/api/v1/fetch/?url=http:///nohost",
+                 "/api/v1/fetch/?url=http://127.0.0.1/x&ttl=5",
+                 "/api/v1/fetch/?url=http://127.0.0.1/x&ttl=-1d",
+                 "/api/v1/fetch/?url=http://127.0.0.1/x&sha256=abc"]:
+        status, _, body = arca.get(path)
+        assert status == 400, path
+        one_line(body)
+    assert arca.metrics()['arca_requests_total{result="error"}'] == 9
+
+
+def test_unknown_endpoint_and_method(arca):
+    assert arca.get("/nope")[0] == 404
+    assert arca.get("/api/v1/fetch/?url=http://127.0.0.1/x", method="POST")[0] == 405
+
+
+def test_upstream_status_is_passed_on_and_not_kept(origin, arca):
+    url404 = origin.url("/missing")
+    url500 = origin.add("/broken", status=500)
+    status, _, body = arca.fetch(url404)
+    assert status == 404 and "404" in one_line(body)
+    status, _, body = arca.fetch(url500)
+    assert status == 500 and "500" in one_line(body)
+    assert arca.fetch(url500)[0] == 500
+    assert origin.counts["/broken"] == 2, "a failed object is not kept"
+
+
+def test_unreachable_upstream_is_502(arca):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nobody listens here once closed
+    status, _, body = arca.fetch(f"http://127.0.0.1:{port}/x")
+    assert status == 502
+    one_line(body)
+    status, _, body = arca.fetch("http://no-such-host.invalid/x")
+    assert status == 502
+
+
+def test_tls_verification_failure_is_502(tls_origin, arca):
+    # arca was started without --ca-file: the test CA is not trusted
+    url = tls_origin.add("/secret", data=b"x" * 100)
+    status, _, body = arca.fetch(url)
+    assert status == 502 and "TLS" in one_line(body)
+
+
+def test_silent_upstream_times_out_with_504(origin, start_arca):
+    url = origin.add("/stall", stall=4)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stall-timeout", "1s")
+    t0 = time.monotonic()
+    status, _, body = arca.fetch(url)
+    assert status == 504 and "timed out" in one_line(body)
+    assert time.monotonic() - t0 < 3.5
+
+
+def test_truncated_body_is_cut_and_not_kept(origin, arca):
+    data = os.urandom(1024 * 1024)
+    url = origin.add("/trunc", data=data, truncate_at=300000)
+    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
+    conn.request("GET", arca.fetch_path(url))
+    resp = conn.getresponse()
+    got = b""
+    try:
+        while True:
+            piece = resp.read(65536)
+            if not piece:
+                break
+            got += piece
+    except http.client.IncompleteRead as e:
+        got += e.partial
+    conn.close()
+    assert len(got) < len(data), "a truncated download never looks complete"
+    status, _, body = arca.fetch(url)
+    assert status in (200, 504)
+    assert len(body) < len(data)
+    assert origin.counts["/trunc"] == 2
+    assert arca.status()["resources_successes"] == 0
+
+
+def test_chunked_truncated_body_gets_no_final_chunk(origin, arca):
+    data = os.urandom(500000)
+    url = origin.add("/ctrunc", data=data, chunked=True, truncate_at=200000, chunk=10000,
+                     rate=400000)  # the client is streaming when the origin breaks off
+    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
+    conn.request("GET", arca.fetch_path(url))
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("transfer-encoding") == "chunked"
+    try:
+        resp.read()
+        complete = True
+    except http.client.IncompleteRead:
+        complete = False
+    conn.close()
+    assert not complete, "the chunked stream must end without its final chunk"
+    assert origin.counts["/ctrunc"] == 1
+    assert arca.fetch(url)[0] in (200, 504)
+    assert origin.counts["/ctrunc"] == 2, "the truncated object was not kept"
+
+
+def test_object_larger_than_quota_is_507(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "1M")
+    url = origin.add("/huge", data=os.urandom(2 * 1024 * 1024))
+    status, _, body = arca.fetch(url)
+    assert status == 507 and "quota" in one_line(body)
+    assert arca.status()["disk_usage"] == 0
+
+
+def test_chunked_object_crossing_quota_is_cut_and_not_kept(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "1M")
+    data = os.urandom(3 * 1024 * 1024)
+    url = origin.add("/growing", data=data, chunked=True, chunk=65536, rate=4 * 1024 * 1024)
+    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
+    conn.request("GET", arca.fetch_path(url))
+    resp = conn.getresponse()
+    assert resp.status == 200  # streaming had begun when the quota was crossed
+    try:
+        resp.read()
+        complete = True
+    except http.client.IncompleteRead:
+        complete = False
+    conn.close()
+    assert not complete
+    deadline = time.monotonic() + 5
+    while arca.status()["disk_usage"] != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert arca.status()["disk_usage"] == 0
+    assert arca.status()["resources_successes"] == 0
+
+
+def test_quota_evicts_least_recently_used(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "3M")
+    blobs = {p: os.urandom(1024 * 1024) for p in ["/a", "/b", "/c"]}
+    for p, d in blobs.items():
+        origin.add(p, data=d)
+        assert arca.fetch(origin.url(p))[0] == 200
+        time.sleep(1.1)  # distinct last-use seconds
+    assert arca.fetch(origin.url("/a"))[0] == 200  # /b is now the least recently used
+    origin.add("/d", data=os.urandom(1024 * 1024))
+    assert arca.fetch(origin.url("/d"))[0] == 200
+    for p in ["/a", "/c"]:
+        assert arca.fetch(origin.url(p))[2] == blobs[p]
+    assert origin.counts["/a"] == 1 and origin.counts["/c"] == 1
+    assert arca.fetch(origin.url("/b"))[2] == blobs["/b"]
+    assert origin.counts["/b"] == 2, "/b was evicted"
+
+
+def test_sha256_match_is_kept(origin, arca):
+    data = os.urandom(200000)
+    url = origin.add("/good", data=data)
+    status, _, body = arca.fetch(url, sha256=sha256(data))
+    assert status == 200 and body == data
+    assert arca.fetch(url, sha256=sha256(data))[2] == data
+    assert origin.counts["/good"] == 1
+
+
+def test_sha256_mismatch_never_delivers_a_complete_body(origin, arca):
+    data = os.urandom(200000)
+    url = origin.add("/bad", data=data)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
+    conn.request("GET", arca.fetch_path(url, sha256=wrong))
+    resp = conn.getresponse()
+    try:
+        body = resp.read()
+        ok = resp.status == 200 and body == data
+    except http.client.IncompleteRead:
+        ok = False
+    conn.close()
+    assert not ok, "a body failing its sha256 must not arrive complete"
+    status, _, body = arca.fetch(url, sha256=wrong)
+    assert status == 502 or len(body) < len(data)
+    assert origin.counts["/bad"] == 2, "the mismatching object was not kept"
+    assert arca.fetch(url)[2] == data  # without the wrong digest it caches fine
+
+
+def test_hit_with_different_sha256_is_502(origin, arca):
+    data = os.urandom(1000)
+    url = origin.add("/pinned", data=data)
+    assert arca.fetch(url)[0] == 200
+    status, _, body = arca.fetch(url, sha256=hashlib.sha256(b"other").hexdigest())
+    assert status == 502 and "sha256" in one_line(body)
+
+
+def test_waiting_clients_all_see_the_failure(origin, arca):
+    url = origin.add("/late404", status=404)
+    results = []
+
+    def client():
+        results.append(arca.fetch(url)[0])
+
+    threads = [threading.Thread(target=client) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [404] * 5

@@ -1,0 +1,168 @@
+"""Fetching: cold, hit, fan-out to concurrent clients, late joiners, aborts, HEAD, ranges."""
+
+import base64
+import hashlib
+import http.client
+import os
+import threading
+import time
+
+from conftest import sha256
+
+
+def test_cold_fetch_over_https_then_hit(tls_origin, tls_files, start_arca):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    url = tls_origin.add("/Image", data=data, content_type="application/x-kernel")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--ca-file", tls_files["ca"])
+
+    status, headers, body = arca.fetch(url)
+    assert status == 200
+    assert sha256(body) == sha256(data)
+    assert headers["content-type"] == "application/x-kernel"
+    assert headers["content-length"] == str(len(data))
+
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert headers["repr-digest"] == f"sha-256=:{digest}:"
+    assert tls_origin.counts["/Image"] == 1
+
+
+def test_fetch_without_trailing_slash_and_filename(origin, arca):
+    url = origin.add("/dtb", data=b"dtb-bytes" * 100)
+    status, _, body = arca.get(arca.fetch_path(url).replace("/fetch/?", "/fetch?"))
+    assert status == 200 and body == b"dtb-bytes" * 100
+    status, headers, body = arca.fetch(url, filename="board.dtb")
+    assert status == 200 and body == b"dtb-bytes" * 100
+    assert headers["content-disposition"] == "attachment; filename=board.dtb"
+    assert origin.counts["/dtb"] == 1
+
+
+def test_filename_with_quotes_cannot_break_the_header(origin, arca):
+    url = origin.add("/f", data=b"x")
+    status, headers, _ = arca.fetch(url, filename='a"b%0d%0aX-Evil:%201')
+    assert status == 200
+    assert "x-evil" not in headers
+    assert headers["content-disposition"].startswith('attachment; filename="a_b')
+
+
+def read_stream(arca, url, results, i, first_byte_at):
+    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=60)
+    conn.request("GET", arca.fetch_path(url))
+    resp = conn.getresponse()
+    first = resp.read(1)
+    first_byte_at[i] = time.monotonic()
+    results[i] = (resp.status, first + resp.read())
+    conn.close()
+
+
+def test_twenty_concurrent_cold_clients_share_one_download(origin, arca):
+    data = os.urandom(4 * 1024 * 1024)
+    url = origin.add("/rootfs", data=data, rate=2 * 1024 * 1024)  # about 2 s
+    results, first = [None] * 20, [None] * 20
+    threads = [threading.Thread(target=read_stream, args=(arca, url, results, i, first))
+               for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert origin.counts["/rootfs"] == 1
+    for status, body in results:
+        assert status == 200 and sha256(body) == sha256(data)
+    origin_done = origin.objects["/rootfs"].finished[0]
+    assert max(first) < origin_done, "every client got bytes before the origin finished"
+    m = arca.metrics()
+    assert m['arca_requests_total{result="miss"}'] == 1
+    assert m['arca_requests_total{result="coalesced"}'] == 19
+
+
+def test_late_joiner_gets_disk_then_tail(origin, arca):
+    data = os.urandom(2 * 1024 * 1024)
+    url = origin.add("/late", data=data, rate=1024 * 1024)
+    results, first = [None] * 2, [None] * 2
+    t0 = threading.Thread(target=read_stream, args=(arca, url, results, 0, first))
+    t0.start()
+    time.sleep(1.0)  # about half is on disk
+    t1 = threading.Thread(target=read_stream, args=(arca, url, results, 1, first))
+    t1.start()
+    t0.join(60)
+    t1.join(60)
+    assert [r[0] for r in results] == [200, 200]
+    assert all(sha256(r[1]) == sha256(data) for r in results)
+    assert origin.counts["/late"] == 1
+
+
+def test_client_abort_does_not_cancel_the_download(origin, arca):
+    data = os.urandom(2 * 1024 * 1024)
+    url = origin.add("/abort", data=data, rate=2 * 1024 * 1024)
+    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
+    conn.request("GET", arca.fetch_path(url))
+    resp = conn.getresponse()
+    assert resp.status == 200
+    resp.read(1000)
+    conn.close()  # the board rebooted
+    deadline = time.monotonic() + 20
+    while arca.status()["resources_successes"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    status, _, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert origin.counts["/abort"] == 1
+
+
+def test_head_gives_headers_only(origin, arca):
+    data = os.urandom(100000)
+    url = origin.add("/head", data=data, content_type="text/plain")
+    status, headers, body = arca.fetch(url, method="HEAD")  # cold
+    assert status == 200 and body == b""
+    assert headers["content-length"] == str(len(data))
+    assert headers["content-type"] == "text/plain"
+    status, headers, _ = arca.fetch(url, method="HEAD")  # hit
+    assert status == 200 and headers["content-length"] == str(len(data))
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == data
+    assert origin.counts["/head"] == 1
+
+
+def test_ranges_on_a_finished_object(origin, arca):
+    data = os.urandom(10000)
+    url = origin.add("/r", data=data)
+    assert arca.fetch(url)[0] == 200
+    cases = {"bytes=0-99": (0, 99), "bytes=9990-": (9990, 9999), "bytes=-10": (9990, 9999),
+             "bytes=5000-20000": (5000, 9999)}
+    for rng, (a, b) in cases.items():
+        status, headers, body = arca.fetch(url, headers={"Range": rng})
+        assert status == 206, rng
+        assert headers["content-range"] == f"bytes {a}-{b}/10000"
+        assert body == data[a : b + 1]
+    status, headers, _ = arca.fetch(url, headers={"Range": "bytes=10000-"})
+    assert status == 416 and headers["content-range"] == "bytes */10000"
+    assert origin.counts["/r"] == 1
+
+
+def test_range_on_an_object_still_downloading(origin, arca):
+    data = os.urandom(3 * 1024 * 1024)
+    url = origin.add("/rif", data=data, rate=1024 * 1024)
+    results, first = [None], [None]
+    t = threading.Thread(target=read_stream, args=(arca, url, results, 0, first))
+    t.start()
+    time.sleep(0.3)
+    # bytes near the end are not downloaded yet: the range waits for them
+    status, headers, body = arca.fetch(url, headers={"Range": "bytes=3000000-3000099"})
+    assert status == 206
+    assert headers["content-range"] == f"bytes 3000000-3000099/{len(data)}"
+    assert body == data[3000000:3000100]
+    range_done = time.monotonic()
+    t.join(60)
+    assert range_done < origin.objects["/rif"].finished[0], "served while still downloading"
+    assert results[0][0] == 200 and sha256(results[0][1]) == sha256(data)
+    assert origin.counts["/rif"] == 1
+
+
+def test_chunked_upstream_is_streamed_and_kept(origin, arca):
+    data = os.urandom(500000)
+    url = origin.add("/chunked", data=data, chunked=True, chunk=10000)
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and body == data
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and body == data and headers["content-length"] == str(len(data))
+    assert origin.counts["/chunked"] == 1

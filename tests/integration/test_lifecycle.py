@@ -1,0 +1,144 @@
+"""Life of objects and of the server: TTL, restarts, health, shutdown, start-up errors."""
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from conftest import ARCA_BIN, free_port, sha256
+
+
+def test_ttl_expiry_refetches_and_removes_in_background(origin, arca):
+    url = origin.add("/ttl", data=os.urandom(5000))
+    assert arca.fetch(url, ttl="2s")[0] == 200
+    assert arca.fetch(url)[0] == 200
+    assert origin.counts["/ttl"] == 1
+    time.sleep(2.2)
+    assert arca.fetch(url, ttl="2s")[0] == 200, "expired: fetched again"
+    assert origin.counts["/ttl"] == 2
+    # no more requests: the background sweep removes it
+    deadline = time.monotonic() + 6
+    while arca.status()["resources_successes"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert arca.status()["resources_successes"] == 0
+    assert arca.status()["disk_usage"] == 0
+
+
+def test_shorter_ttl_shortens_the_life(origin, arca):
+    url = origin.add("/short", data=b"s" * 100)
+    assert arca.fetch(url)[0] == 200  # default ttl: 10 days
+    assert arca.fetch(url, ttl="1s")[0] == 200
+    time.sleep(1.2)
+    assert arca.fetch(url)[0] == 200
+    assert origin.counts["/short"] == 2
+
+
+def test_restart_keeps_finished_objects_and_counters(origin, workdir, start_arca):
+    data = os.urandom(1024 * 1024)
+    url = origin.add("/kernel", data=data)
+    first = start_arca("--upstream-allow", "127.0.0.0/8")
+    assert first.fetch(url)[0] == 200
+    assert first.fetch(url)[0] == 200
+    before = first.status()
+    assert first.stop() == 0
+    second = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
+    status, headers, body = second.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert "repr-digest" in headers
+    assert origin.counts["/kernel"] == 1, "served from disk after the restart"
+    after = second.status()
+    assert after["statistics_requests"] == before["statistics_requests"] + 1
+    assert after["statistics_download"] == before["statistics_download"]
+    assert after["resources_successes"] == 1
+
+
+def test_unfinished_object_is_discarded_after_a_crash(origin, workdir, start_arca):
+    data = os.urandom(2 * 1024 * 1024)
+    url = origin.add("/partial", data=data, rate=512 * 1024)
+    first = start_arca("--upstream-allow", "127.0.0.0/8")
+    conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=30)
+    conn.request("GET", first.fetch_path(url))
+    resp = conn.getresponse()
+    resp.read(100000)
+    first.stop(signal.SIGKILL)
+    conn.close()
+    second = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
+    assert second.status()["resources_successes"] == 0
+    assert second.status()["disk_usage"] == 0
+    status, _, body = second.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert origin.counts["/partial"] == 2
+    files = [f for d, _, fs in os.walk(os.path.join(first.data_dir, "objects")) for f in fs]
+    assert len(files) == 1, "the partial file was removed"
+
+
+def test_health_and_shutdown_file(workdir, start_arca):
+    flag = os.path.join(workdir, "shutdown")
+    arca = start_arca("--shutdown-file", flag)
+    assert arca.get("/api/v1/health/")[:3:2] == (200, b"ok")
+    open(flag, "w").close()
+    status, _, body = arca.get("/api/v1/health/")
+    assert status == 503 and body.endswith(b"\n")
+    os.unlink(flag)
+    assert arca.get("/api/v1/health")[0] == 200
+
+
+def test_sigterm_lets_a_running_response_finish(origin, start_arca):
+    data = os.urandom(1024 * 1024)
+    url = origin.add("/drain", data=data, rate=1024 * 1024)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    result = {}
+
+    def client():
+        result["resp"] = arca.fetch(url)
+
+    t = threading.Thread(target=client)
+    t.start()
+    time.sleep(0.3)
+    arca.proc.send_signal(signal.SIGTERM)
+    t.join(30)
+    assert arca.proc.wait(20) == 0
+    status, _, body = result["resp"]
+    assert status == 200 and sha256(body) == sha256(data)
+
+
+def run_arca(*args):
+    return subprocess.run([ARCA_BIN, *args], capture_output=True, text=True, timeout=20)
+
+
+def test_bad_options_exit_nonzero_with_one_line(workdir):
+    for args in [["serve", "--quota", "lots"], ["serve", "--default-ttl", "0s"],
+                 ["serve", "--listen", "nowhere"], ["serve", "--allow-network", "300.0.0.0/8"],
+                 ["serve", "--no-such-option", "1"], ["serve", "--ca-file", "/nonexistent"],
+                 ["frobnicate"]]:
+        r = run_arca(*args)
+        assert r.returncode != 0, args
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("arca: "), r.stderr
+    assert run_arca("--version").stdout.startswith("arca ")
+    assert "--listen" in run_arca("--help").stdout
+
+
+def test_config_file_error_names_the_line(workdir):
+    path = os.path.join(workdir, "arca.ini")
+    with open(path, "w") as f:
+        f.write("[arca]\nlisten = 127.0.0.1:1\nquota = much\n")
+    r = run_arca("serve", "--config", path)
+    assert r.returncode != 0 and f"{path}:3:" in r.stderr
+
+
+def test_port_in_use_and_unusable_data_dir(workdir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run_arca("serve", "--listen", f"127.0.0.1:{port}", "--data-dir",
+                     os.path.join(workdir, "d"))
+        assert r.returncode != 0 and "cannot listen" in r.stderr
+    blocker = os.path.join(workdir, "file")
+    open(blocker, "w").close()
+    r = run_arca("serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
+                 os.path.join(blocker, "sub"))
+    assert r.returncode != 0 and "data dir" in r.stderr and r.stderr.count("\n") == 1

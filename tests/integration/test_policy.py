@@ -1,0 +1,80 @@
+"""Who may fetch (--allow-network) and where arca may fetch from (the SSRF policy)."""
+
+import os
+
+import pytest
+
+from conftest import Origin
+
+
+def test_allowed_network_admits_the_client(origin, start_arca):
+    url = origin.add("/x", data=b"x")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--allow-network", "127.0.0.1/32")
+    assert arca.fetch(url)[0] == 200
+
+
+def test_client_outside_allowed_networks_gets_403(origin, start_arca):
+    url = origin.add("/x", data=b"x")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--allow-network", "10.0.0.0/8",
+                      "--allow-network", "fd00::/8")
+    status, _, body = arca.fetch(url)
+    assert status == 403 and body.endswith(b"\n")
+    assert origin.counts["/x"] == 0
+    assert arca.get("/api/v1/health/")[0] == 200, "only fetch is restricted"
+
+
+def test_loopback_upstream_refused_by_default(origin, start_arca):
+    url = origin.add("/internal", data=b"secret")
+    arca = start_arca()
+    for u in [url, origin.url("/internal", host="localhost"),
+              origin.url("/internal", host="[::ffff:127.0.0.1]")]:
+        status, _, body = arca.fetch(u)
+        assert status == 403, u
+        assert b"refused" in body
+    assert origin.counts["/internal"] == 0, "no request reached the origin"
+
+
+def test_link_local_metadata_address_refused(start_arca):
+    arca = start_arca()
+    status, _, body = arca.fetch("http://169.254.169.254/latest/meta-data/")
+    assert status == 403 and b"169.254" in body
+
+
+def test_arca_refuses_to_fetch_from_itself(start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    status, _, body = arca.fetch(f"http://127.0.0.1:{arca.port}/api/v1/health/")
+    assert status == 403 and b"arca itself" in body
+
+
+@pytest.fixture
+def second_origin():
+    o = Origin(host="127.0.0.2")
+    yield o
+    o.stop()
+
+
+def test_redirect_to_a_refused_address_is_403(origin, second_origin, start_arca):
+    target = origin.add("/target", data=b"internal")
+    hop = second_origin.add("/hop", redirect=target)
+    arca = start_arca("--upstream-allow", "127.0.0.2/32")  # only the redirecting host
+    status, _, body = arca.fetch(hop)
+    assert status == 403 and b"127.0.0.1" in body
+    assert second_origin.counts["/hop"] == 1
+    assert origin.counts["/target"] == 0
+
+
+def test_redirects_are_followed_within_policy(origin, start_arca):
+    data = os.urandom(1000)
+    target = origin.add("/final", data=data)
+    origin.add("/r1", redirect=origin.url("/r2"))
+    origin.add("/r2", redirect=target)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    status, _, body = arca.fetch(origin.url("/r1"))
+    assert status == 200 and body == data
+
+
+def test_redirect_loop_stops_after_five_hops(origin, arca):
+    origin.add("/loop", redirect=origin.url("/loop"))
+    status, _, body = arca.fetch(origin.url("/loop"))
+    assert status == 502 and b"redirect" in body
+    assert origin.counts["/loop"] == 6

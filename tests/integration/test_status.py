@@ -1,0 +1,53 @@
+"""/api/v1/status/ (KissCache's keys) and /metrics after a known sequence of requests."""
+
+import os
+
+KISSCACHE_KEYS = {
+    "timestamp", "disk_usage", "disk_usage_percent", "disk_quota", "instance",
+    "resources_scheduled", "resources_downloading", "resources_successes", "resources_failures",
+    "resources_usage", "statistics_successes", "statistics_failures", "statistics_download",
+    "statistics_upload", "statistics_requests", "version",
+}
+
+
+def test_status_counts_a_miss_a_hit_and_an_error(origin, start_arca):
+    data = os.urandom(300000)
+    url = origin.add("/s", data=data)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "10M")
+    assert arca.fetch(url)[0] == 200
+    assert arca.fetch(url)[0] == 200
+    assert arca.fetch(origin.url("/missing"))[0] == 404
+    s = arca.status()
+    assert KISSCACHE_KEYS <= set(s)
+    assert s["statistics_requests"] == 3
+    assert s["statistics_successes"] == 2
+    assert s["statistics_failures"] == 1
+    assert s["statistics_download"] == len(data)
+    assert s["statistics_upload"] == 2 * len(data)
+    assert s["resources_successes"] == 1
+    assert s["resources_failures"] == 1
+    assert s["resources_downloading"] == 0
+    assert s["resources_usage"] == 2
+    assert s["disk_usage"] == len(data)
+    assert s["disk_quota"] == 10 * 1024 * 1024
+    assert abs(s["disk_usage_percent"] - 100.0 * len(data) / (10 * 1024 * 1024)) < 0.01
+
+
+def test_metrics_in_prometheus_text(origin, arca):
+    data = os.urandom(100000)
+    url = origin.add("/m", data=data)
+    arca.fetch(url)
+    arca.fetch(url)
+    arca.get("/api/v1/fetch/")  # 400
+    m = arca.metrics()
+    assert m['arca_requests_total{result="miss"}'] == 1
+    assert m['arca_requests_total{result="hit"}'] == 1
+    assert m['arca_requests_total{result="error"}'] == 1
+    assert m["arca_served_bytes_total"] == 2 * len(data)
+    assert m["arca_downloaded_bytes_total"] == len(data)
+    assert m['arca_objects{state="complete"}'] == 1
+    assert m['arca_objects{state="downloading"}'] == 0
+    assert m["arca_disk_usage_bytes"] == len(data)
+    assert m["arca_disk_quota_bytes"] == 5 * 1024**3
+    assert m["arca_active_downloads"] == 0
+    assert m["arca_active_connections"] >= 1  # this very request
