@@ -130,6 +130,14 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
     }
     if (!strcmp(name, "shutdown-file"))
         return copy_str(cfg->shutdown_file, sizeof(cfg->shutdown_file), name, v, err);
+    if (!strcmp(name, "send-mode")) {
+        if (!strcmp(v, "mmap") || !strcmp(v, "sendfile")) {
+            cfg->send_mode = !strcmp(v, "mmap") ? SEND_MMAP : SEND_SENDFILE;
+            return 0;
+        }
+        snprintf(err, CONFIG_ERR_LEN, "--send-mode: expected mmap or sendfile, got '%s'", v);
+        return -1;
+    }
     if (!strcmp(name, "threads"))
         return set_int(&cfg->threads, 1, 256, name, v, err);
     snprintf(err, CONFIG_ERR_LEN, "unknown option '%s'", name);
@@ -181,7 +189,8 @@ void config_print_help(void)
          "  --shutdown-file PATH   while this file exists, health answers 503\n"
          "  --stall-timeout TTL    give up on an upstream silent this long (default 60s)\n"
          "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
-         "  --threads N            client worker threads (default: CPUs, max 16)");
+         "  --threads N            client worker threads (default: CPUs, max 16)\n"
+         "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile");
 }
 
 /* Options taking no value. */

@@ -16,6 +16,8 @@
 #define CONFIG_MAX_NETS 64
 #define CONFIG_ERR_LEN 256
 
+enum send_mode { SEND_MMAP, SEND_SENDFILE };
+
 struct config {
     char listen_host[64];
     int listen_port;
@@ -32,6 +34,7 @@ struct config {
     int64_t connect_timeout;  /* seconds */
     int64_t grace_period;     /* seconds granted to in-flight responses on SIGTERM */
     int threads;              /* client-side worker threads */
+    enum send_mode send_mode; /* how finished objects of 1 MiB and more go out */
     size_t max_url_len;
 };
 

@@ -7,6 +7,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from conftest import sha256
 
 
@@ -166,3 +168,17 @@ def test_chunked_upstream_is_streamed_and_kept(origin, arca):
     status, headers, body = arca.fetch(url)
     assert status == 200 and body == data and headers["content-length"] == str(len(data))
     assert origin.counts["/chunked"] == 1
+
+
+@pytest.mark.parametrize("mode", ["mmap", "sendfile"])
+def test_large_hits_and_ranges_in_both_send_modes(origin, start_arca, mode):
+    data = os.urandom(3 * 1024 * 1024 + 5)  # above the 1 MiB mmap threshold
+    url = origin.add("/big", data=data)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--send-mode", mode)
+    assert arca.fetch(url)[2] == data  # cold
+    assert arca.fetch(url)[2] == data  # hit
+    status, headers, body = arca.fetch(url, headers={"Range": "bytes=1048570-2097160"})
+    assert status == 206 and body == data[1048570:2097161]
+    status, _, body = arca.fetch(url, headers={"Range": "bytes=-1048576"})
+    assert status == 206 and body == data[-1048576:]
+    assert origin.counts["/big"] == 1

@@ -53,6 +53,10 @@ static void options(void **state)
     assert_int_equal(c.default_ttl, 3600);
     assert_int_equal(load(&c, err, 4, "serve", "--listen", "[::1]:8080"), CONFIG_SERVE);
     assert_string_equal(c.listen_host, "::1");
+    assert_int_equal(c.send_mode, SEND_MMAP);
+    assert_int_equal(load(&c, err, 3, "serve", "--send-mode=sendfile"), CONFIG_SERVE);
+    assert_int_equal(c.send_mode, SEND_SENDFILE);
+    assert_int_equal(load(&c, err, 3, "serve", "--send-mode=splice"), CONFIG_ERROR);
     assert_int_equal(load(&c, err, 2, "--version"), CONFIG_VERSION);
     assert_int_equal(load(&c, err, 2, "--help"), CONFIG_HELP);
 }
