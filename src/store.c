@@ -19,12 +19,17 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
+/* Runs on every hit: a table lookup, not snprintf (which showed up in the 4 KiB hit profile). */
 static void url_key(const char *url, char key[65])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)url, strlen(url), d);
-    for (int i = 0; i < 32; i++)
-        snprintf(key + 2 * i, 3, "%02x", d[i]);
+    for (int i = 0; i < 32; i++) {
+        key[2 * i] = hex[d[i] >> 4];
+        key[2 * i + 1] = hex[d[i] & 15];
+    }
+    key[64] = '\0';
 }
 
 void object_path(const struct object *obj, char *buf, size_t size)
@@ -32,13 +37,13 @@ void object_path(const struct object *obj, char *buf, size_t size)
     snprintf(buf, size, "%s/%.2s/%s", st.objdir, obj->key, obj->key);
 }
 
+/* The key is already a uniform hash: its first 16 hex digits pick the bucket. */
 static size_t bucket_of(const char *key, size_t nbuckets)
 {
-    return (size_t)strtoull((char[17]){key[0], key[1], key[2], key[3], key[4], key[5], key[6],
-                                       key[7], key[8], key[9], key[10], key[11], key[12],
-                                       key[13], key[14], key[15], 0},
-                            NULL, 16) &
-           (nbuckets - 1);
+    size_t h = 0;
+    for (int i = 0; i < 16; i++)
+        h = h << 4 | (size_t)(key[i] <= '9' ? key[i] - '0' : key[i] - 'a' + 10);
+    return h & (nbuckets - 1);
 }
 
 static struct object *table_find(const char *key)
@@ -281,6 +286,7 @@ static int open_hit(struct object *obj, int *fd, struct object *meta)
     if (*fd < 0)
         return -1;
     *meta = *obj;
+    meta->url = NULL; /* the object may be freed once the lock drops; the copy must not point in */
     meta->next = NULL;
     meta->waiters = NULL;
     return 0;

@@ -75,6 +75,12 @@ int store_begin_file(struct object *obj, char *err, size_t errlen)
     char path[1200];
     int fd;
     object_path(obj, path, sizeof(path));
+    /* The row comes first: a crash after it leaves a 'fetching' row whose file start-up deletes;
+     * the other order could leave a file that no row points to. */
+    if (index_mark_fetching(obj->key, obj->url) < 0) {
+        snprintf(err, errlen, "cannot record the download in the index");
+        return -1;
+    }
     /* An older version may still be open by readers: unlink keeps their inode alive. */
     unlink(path);
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -82,7 +88,6 @@ int store_begin_file(struct object *obj, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create object file: %s", strerror(errno));
         return -1;
     }
-    index_mark_fetching(obj->key, obj->url);
     pthread_mutex_lock(&st.lock);
     obj->fd = fd;
     pthread_mutex_unlock(&st.lock);
