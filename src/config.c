@@ -91,8 +91,8 @@ static int set_int(int *dst, int min, int max, const char *name, const char *v, 
     char *end;
     long n = strtol(v, &end, 10);
     if (!*v || *end || n < min || n > max) {
-        snprintf(err, CONFIG_ERR_LEN, "--%s: expected an integer %d..%d, got '%s'", name, min,
-                 max, v);
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected an integer %d..%d, got '%s'", name, min, max,
+                 v);
         return -1;
     }
     *dst = (int)n;
@@ -206,8 +206,7 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
     if (argc >= 2 && !strcmp(argv[1], "serve"))
         i = 2;
     else if (argc < 2 || strncmp(argv[1], "--", 2) != 0) {
-        snprintf(err, CONFIG_ERR_LEN, "unknown command '%s' (try --help)",
-                 argc < 2 ? "" : argv[1]);
+        snprintf(err, CONFIG_ERR_LEN, "unknown command '%s' (try --help)", argc < 2 ? "" : argv[1]);
         return argc < 2 ? CONFIG_HELP : CONFIG_ERROR;
     }
     for (; i < argc; i++) {

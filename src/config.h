@@ -22,10 +22,10 @@ struct config {
     char listen_host[64];
     int listen_port;
     char data_dir[1024];
-    int64_t quota;            /* bytes */
-    int64_t default_ttl;      /* seconds */
+    int64_t quota;       /* bytes */
+    int64_t default_ttl; /* seconds */
     struct cidr allow_nets[CONFIG_MAX_NETS];
-    int n_allow_nets;         /* 0 = every client may fetch */
+    int n_allow_nets; /* 0 = every client may fetch */
     struct cidr upstream_allow[CONFIG_MAX_NETS];
     int n_upstream_allow;
     char ca_file[1024];       /* "" = system store only */

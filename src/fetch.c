@@ -23,10 +23,10 @@ struct transfer {
     EVP_MD_CTX *sha;
     int64_t content_length; /* of the response being received, -1 if none */
     char content_type[128];
-    bool location;          /* the response being received carries Location */
-    bool body_started;      /* store_begin_body() accepted the response */
-    bool failed;            /* store_fail() already called */
-    char refused[160];      /* why the address policy refused a connection */
+    bool location;     /* the response being received carries Location */
+    bool body_started; /* store_begin_body() accepted the response */
+    bool failed;       /* store_fail() already called */
+    char refused[160]; /* why the address policy refused a connection */
     char errbuf[CURL_ERROR_SIZE];
     struct transfer *next;
 };
@@ -258,7 +258,8 @@ static void end_transfer(struct transfer *t, CURLcode rc)
         int status;
         const char *what;
         map_error(t, rc, &status, &what);
-        snprintf(reason, sizeof(reason), "%s: %s", what, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+        snprintf(reason, sizeof(reason), "%s: %s", what,
+                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
         fail(t, status, reason);
     }
     atomic_fetch_sub(&stats.downloads_active, 1);

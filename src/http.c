@@ -48,8 +48,7 @@ enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, co
     return http_queue(c, status, r);
 }
 
-enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt,
-                                ...)
+enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt, ...)
 {
     char line[512];
     va_list ap;

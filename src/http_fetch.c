@@ -84,8 +84,8 @@ static void add_disposition(struct MHD_Response *resp, const char *name)
             token = false;
     }
     clean[i] = '\0';
-    snprintf(value, sizeof(value), token ? "attachment; filename=%s" : "attachment; filename=\"%s\"",
-             clean);
+    snprintf(value, sizeof(value),
+             token ? "attachment; filename=%s" : "attachment; filename=\"%s\"", clean);
     MHD_add_response_header(resp, "Content-Disposition", value);
 }
 
@@ -187,8 +187,8 @@ static struct MHD_Response *file_response(int fd, int64_t start, int64_t end)
             free(m);
     }
     if (!resp)
-        resp = MHD_create_response_from_fd_at_offset64((uint64_t)(end - start), fd,
-                                                       (uint64_t)start);
+        resp =
+            MHD_create_response_from_fd_at_offset64((uint64_t)(end - start), fd, (uint64_t)start);
     else
         close(fd); /* the mapping keeps the file alive */
     return resp;

@@ -40,13 +40,12 @@ enum MHD_Result http_status(struct MHD_Connection *c)
     gethostname(host, sizeof(host) - 1);
     o = json_pack("{s:s, s:I, s:f, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                   "s:s}",
-                  "timestamp", stamp, "disk_usage", (json_int_t)t.disk_usage,
-                  "disk_usage_percent", percent(t.disk_usage, t.quota), "disk_quota",
-                  (json_int_t)t.quota, "instance", host, "resources_scheduled", (json_int_t)0,
-                  "resources_downloading", (json_int_t)t.fetching, "resources_successes",
-                  (json_int_t)t.complete, "resources_failures",
-                  (json_int_t)atomic_load(&stats.downloads_failed), "resources_usage",
-                  (json_int_t)t.usage, "statistics_successes",
+                  "timestamp", stamp, "disk_usage", (json_int_t)t.disk_usage, "disk_usage_percent",
+                  percent(t.disk_usage, t.quota), "disk_quota", (json_int_t)t.quota, "instance",
+                  host, "resources_scheduled", (json_int_t)t.scheduled, "resources_downloading",
+                  (json_int_t)t.downloading, "resources_successes", (json_int_t)t.complete,
+                  "resources_failures", (json_int_t)atomic_load(&stats.downloads_failed),
+                  "resources_usage", (json_int_t)t.usage, "statistics_successes",
                   (json_int_t)atomic_load(&stats.successes), "statistics_failures",
                   (json_int_t)atomic_load(&stats.failures), "statistics_download",
                   (json_int_t)atomic_load(&stats.bytes_downloaded), "statistics_upload",
@@ -81,6 +80,7 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              "arca_downloaded_bytes_total %lld\n"
              "# HELP arca_objects Objects in the cache by state.\n"
              "# TYPE arca_objects gauge\n"
+             "arca_objects{state=\"scheduled\"} %lld\n"
              "arca_objects{state=\"downloading\"} %lld\n"
              "arca_objects{state=\"complete\"} %lld\n"
              "# HELP arca_downloads_failed_total Upstream downloads that failed.\n"
@@ -101,10 +101,10 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              (long long)atomic_load(&stats.hits), (long long)atomic_load(&stats.misses),
              (long long)atomic_load(&stats.coalesced), (long long)atomic_load(&stats.errors),
              (long long)atomic_load(&stats.bytes_served),
-             (long long)atomic_load(&stats.bytes_downloaded), (long long)t.fetching,
-             (long long)t.complete, (long long)atomic_load(&stats.downloads_failed),
-             (long long)t.disk_usage, (long long)t.quota,
-             (long long)atomic_load(&stats.connections),
+             (long long)atomic_load(&stats.bytes_downloaded), (long long)t.scheduled,
+             (long long)t.downloading, (long long)t.complete,
+             (long long)atomic_load(&stats.downloads_failed), (long long)t.disk_usage,
+             (long long)t.quota, (long long)atomic_load(&stats.connections),
              (long long)atomic_load(&stats.downloads_active));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

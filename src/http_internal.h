@@ -19,8 +19,8 @@ enum MHD_Result http_queue(struct MHD_Connection *c, unsigned int status, struct
 /* Queue a small text response; http_send_error's body is one line, the reason. */
 enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, const char *type,
                                const char *body);
-enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt,
-                                ...) __attribute__((format(printf, 3, 4)));
+enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* /api/v1/fetch/[FILENAME]: the first call has *req_cls == NULL; later calls come after a
  * suspended connection was resumed. */

@@ -145,8 +145,8 @@ int index_commit(void)
 
 int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl)
 {
-    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=? WHERE key=?", "iiis",
-                      last_use, usage, ttl, key);
+    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=? WHERE key=?", "iiis", last_use,
+                      usage, ttl, key);
 }
 
 int index_counter_get(const char *name, int64_t *value)

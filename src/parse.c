@@ -44,11 +44,20 @@ int parse_ttl(const char *s, int64_t *seconds)
     if (!s || parse_digits(s, &v, &end) < 0 || v <= 0)
         return -1;
     switch (end[0]) {
-    case 'd': unit = 86400; break;
-    case 'h': unit = 3600; break;
-    case 'm': unit = 60; break;
-    case 's': unit = 1; break;
-    default: return -1;
+    case 'd':
+        unit = 86400;
+        break;
+    case 'h':
+        unit = 3600;
+        break;
+    case 'm':
+        unit = 60;
+        break;
+    case 's':
+        unit = 1;
+        break;
+    default:
+        return -1;
     }
     if (end[1] != '\0')
         return -1;

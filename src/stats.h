@@ -13,11 +13,11 @@
 
 struct stats {
     /* persistent */
-    _Atomic int64_t requests;         /* fetch requests answered */
-    _Atomic int64_t successes;        /* fetch requests answered 2xx */
-    _Atomic int64_t failures;         /* fetch requests answered with an error */
-    _Atomic int64_t bytes_downloaded; /* body bytes received from upstream */
-    _Atomic int64_t bytes_served;     /* body bytes sent to clients */
+    _Atomic int64_t requests;                        /* fetch requests answered */
+    _Atomic int64_t successes;                       /* fetch requests answered 2xx */
+    _Atomic int64_t failures;                        /* fetch requests answered with an error */
+    _Atomic int64_t bytes_downloaded;                /* body bytes received from upstream */
+    _Atomic int64_t bytes_served;                    /* body bytes sent to clients */
     _Atomic int64_t hits, misses, coalesced, errors; /* fetch requests by result */
     _Atomic int64_t downloads_ok, downloads_failed;
     /* live */

@@ -210,7 +210,8 @@ static void load_row(const struct index_row *row, void *arg)
     o->state = OBJ_COMPLETE;
     o->headers_ready = true;
     o->length = o->have = o->reserved = row->length;
-    snprintf(o->content_type, sizeof(o->content_type), "%s", row->content_type ? row->content_type : "");
+    snprintf(o->content_type, sizeof(o->content_type), "%s",
+             row->content_type ? row->content_type : "");
     memcpy(o->digest, row->digest, 32);
     o->created = row->created;
     o->ttl = row->ttl;
@@ -338,7 +339,6 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *exp
             obj->has_expect = true;
         }
         obj->refs = 2; /* the caller and the fetch */
-        st.n_fetching++;
         *out = obj;
         res = LOOKUP_MISS;
     }

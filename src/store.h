@@ -40,20 +40,20 @@ struct object {
     char key[65]; /* hex sha256 of the url; also the file name */
     char *url;
     enum object_state state;
-    bool headers_ready;  /* upstream answered 2xx: length and type known */
-    int64_t length;      /* Content-Length, or -1 while unknown */
-    int64_t have;        /* bytes written to the file */
-    int64_t reserved;    /* quota held for this object beyond `have` */
+    bool headers_ready; /* upstream answered 2xx: length and type known */
+    int64_t length;     /* Content-Length, or -1 while unknown */
+    int64_t have;       /* bytes written to the file */
+    int64_t reserved;   /* quota held for this object beyond `have` */
     char content_type[128];
-    uint8_t digest[32];  /* sha256 of the body, valid when COMPLETE */
-    uint8_t expect[32];  /* digest a client asked for with &sha256= */
+    uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
+    uint8_t expect[32]; /* digest a client asked for with &sha256= */
     bool has_expect;
-    int error_status;    /* HTTP status for clients when FAILED */
-    char error[160];     /* one-line reason when FAILED */
+    int error_status; /* HTTP status for clients when FAILED */
+    char error[160];  /* one-line reason when FAILED */
     int64_t created, ttl, last_use, usage;
-    bool dirty;          /* usage/last_use changed since the index last saw them */
-    int fd;              /* open while fetching or while streaming readers hold it */
-    int refs;            /* streaming readers + the fetch */
+    bool dirty; /* usage/last_use changed since the index last saw them */
+    int fd;     /* open while fetching or while streaming readers hold it */
+    int refs;   /* streaming readers + the fetch */
     bool in_table;
     struct waiter *waiters;
     struct object *next; /* hash chain */
@@ -95,7 +95,9 @@ void store_flush_usage(void);
 void store_expire(void);
 
 struct store_totals {
-    int64_t disk_usage, quota, complete, fetching, usage;
+    int64_t disk_usage, quota;
+    int64_t scheduled, downloading, complete; /* objects by state */
+    int64_t usage;                            /* requests for objects in the table */
 };
 void store_totals(struct store_totals *t);
 

@@ -15,7 +15,6 @@ struct store_state {
     size_t nbuckets, count;
     int64_t usage; /* bytes on disk or claimed by downloads */
     int64_t quota;
-    int64_t n_fetching;
     char objdir[1100];
     struct object *graveyard; /* evicted, waiting for bury() outside the lock */
 };

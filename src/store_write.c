@@ -23,8 +23,7 @@ static struct object *lru_victim(void)
     struct object *best = NULL;
     for (size_t i = 0; i < st.nbuckets; i++)
         for (struct object *o = st.buckets[i]; o; o = o->next)
-            if (o->state == OBJ_COMPLETE && o->refs == 0 &&
-                (!best || o->last_use < best->last_use))
+            if (o->state == OBJ_COMPLETE && o->refs == 0 && (!best || o->last_use < best->last_use))
                 best = o;
     return best;
 }
@@ -230,8 +229,8 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     }
     sync_dir_of(path);
     pthread_mutex_lock(&st.lock);
-    row = (struct index_row){obj->key, obj->url, obj->content_type, obj->have, obj->created,
-                             obj->ttl, obj->last_use, obj->usage, digest};
+    row = (struct index_row){obj->key, obj->url,      obj->content_type, obj->have, obj->created,
+                             obj->ttl, obj->last_use, obj->usage,        digest};
     pthread_mutex_unlock(&st.lock);
     if (index_mark_complete(&row) < 0) {
         store_fail(obj, 500, "cannot record object in the index");
@@ -244,7 +243,6 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     obj->reserved = obj->have;
     obj->state = OBJ_COMPLETE;
     obj->headers_ready = true;
-    st.n_fetching--;
     atomic_fetch_add(&stats.downloads_ok, 1);
     wake_all(obj);
     pthread_mutex_unlock(&st.lock);
@@ -261,7 +259,6 @@ void store_fail(struct object *obj, int status, const char *reason)
     if (!obj->error_status)
         set_error(obj, status, reason);
     obj->state = OBJ_FAILED;
-    st.n_fetching--;
     /* counted before the wake-up, so a client told of the failure finds it in the status */
     atomic_fetch_add(&stats.downloads_failed, 1);
     if (obj->in_table)
@@ -328,16 +325,24 @@ void store_expire(void)
     bury();
 }
 
+/* Derived by a scan rather than kept in counters: the status page is rare, and a scan cannot
+ * drift from the table. A FETCHING object is scheduled until its file exists. */
 void store_totals(struct store_totals *t)
 {
+    memset(t, 0, sizeof(*t));
     pthread_mutex_lock(&st.lock);
     t->disk_usage = st.usage;
     t->quota = st.quota;
-    t->fetching = st.n_fetching;
-    t->complete = (int64_t)st.count - st.n_fetching;
-    t->usage = 0;
-    for (size_t i = 0; i < st.nbuckets; i++)
-        for (struct object *o = st.buckets[i]; o; o = o->next)
+    for (size_t i = 0; i < st.nbuckets; i++) {
+        for (struct object *o = st.buckets[i]; o; o = o->next) {
+            if (o->state == OBJ_COMPLETE)
+                t->complete++;
+            else if (o->fd < 0)
+                t->scheduled++;
+            else
+                t->downloading++;
             t->usage += o->usage;
+        }
+    }
     pthread_mutex_unlock(&st.lock);
 }

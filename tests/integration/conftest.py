@@ -30,7 +30,7 @@ def sha256(data):
 
 
 def free_port(host="127.0.0.1"):
-    with socket.socket() as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -157,8 +157,9 @@ class Origin:
 
 
 class Arca:
-    def __init__(self, workdir, args=(), data_dir=None):
+    def __init__(self, workdir, args=(), data_dir=None, host="127.0.0.1"):
         self.workdir = workdir
+        self.host = host
         self.data_dir = data_dir or os.path.join(workdir, "data")
         self.args = list(args)
         self.proc = None
@@ -166,9 +167,10 @@ class Arca:
         self.log_path = os.path.join(workdir, "arca.log")
 
     def start(self):
-        self.port = free_port()
+        self.port = free_port(self.host)
         self.log = open(self.log_path, "ab")
-        cmd = [ARCA_BIN, "serve", "--listen", f"127.0.0.1:{self.port}",
+        listen = f"[{self.host}]" if ":" in self.host else self.host
+        cmd = [ARCA_BIN, "serve", "--listen", f"{listen}:{self.port}",
                "--data-dir", self.data_dir, "--grace-period", "5s"] + self.args
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 10
@@ -202,7 +204,7 @@ class Arca:
             return f.read().decode(errors="replace")
 
     def get(self, path, headers=None, method="GET", timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request(method, path, headers=headers or {})
             resp = conn.getresponse()
@@ -283,8 +285,8 @@ def start_arca(workdir):
     """start_arca(*args) -> a running Arca; all are stopped at teardown."""
     started = []
 
-    def start(*args, data_dir=None):
-        a = Arca(workdir, args, data_dir).start()
+    def start(*args, data_dir=None, host="127.0.0.1"):
+        a = Arca(workdir, args, data_dir, host).start()
         started.append(a)
         return a
 

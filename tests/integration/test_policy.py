@@ -23,6 +23,17 @@ def test_client_outside_allowed_networks_gets_403(origin, start_arca):
     assert arca.get("/api/v1/health/")[0] == 200, "only fetch is restricted"
 
 
+def test_allowed_networks_apply_to_ipv6_clients(origin, start_arca):
+    url = origin.add("/v6", data=b"six")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--allow-network", "::1/128",
+                      host="::1")
+    assert arca.fetch(url)[:3:2] == (200, b"six")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--allow-network", "127.0.0.0/8",
+                      host="::1")
+    assert arca.fetch(url)[0] == 403
+    assert origin.counts["/v6"] == 1
+
+
 def test_loopback_upstream_refused_by_default(origin, start_arca):
     url = origin.add("/internal", data=b"secret")
     arca = start_arca()

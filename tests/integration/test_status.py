@@ -1,6 +1,8 @@
 """/api/v1/status/ (KissCache's keys) and /metrics after a known sequence of requests."""
 
 import os
+import threading
+import time
 
 KISSCACHE_KEYS = {
     "timestamp", "disk_usage", "disk_usage_percent", "disk_quota", "instance",
@@ -51,3 +53,19 @@ def test_metrics_in_prometheus_text(origin, arca):
     assert m["arca_disk_quota_bytes"] == 5 * 1024**3
     assert m["arca_active_downloads"] == 0
     assert m["arca_active_connections"] >= 1  # this very request
+
+
+def test_status_shows_a_download_in_progress(origin, arca):
+    data = os.urandom(2 * 1024 * 1024)
+    url = origin.add("/slow", data=data, rate=1024 * 1024)
+    t = threading.Thread(target=arca.fetch, args=(url,))
+    t.start()
+    time.sleep(0.5)
+    s = arca.status()
+    assert s["resources_downloading"] == 1 and s["resources_successes"] == 0
+    assert arca.metrics()['arca_objects{state="downloading"}'] == 1
+    assert arca.metrics()["arca_active_downloads"] == 1
+    t.join(30)
+    s = arca.status()
+    assert s["resources_downloading"] == 0 and s["resources_successes"] == 1
+    assert s["resources_scheduled"] == 0

@@ -28,8 +28,19 @@ static void ttl_accepts_units(void **state)
 static void ttl_rejects_bad(void **state)
 {
     int64_t s;
-    const char *bad[] = {"", "0s", "-1d", "10", "d", "1x", "1dd", " 1d", "1d ", "+1d",
-                         "99999999999999999999d", "9223372036854775807d", NULL};
+    const char *bad[] = {"",
+                         "0s",
+                         "-1d",
+                         "10",
+                         "d",
+                         "1x",
+                         "1dd",
+                         " 1d",
+                         "1d ",
+                         "+1d",
+                         "99999999999999999999d",
+                         "9223372036854775807d",
+                         NULL};
     (void)state;
     for (int i = 0; bad[i]; i++)
         assert_int_equal(parse_ttl(bad[i], &s), -1);
@@ -112,8 +123,9 @@ static void cidr_matches_v4_and_v6(void **state)
 static void cidr_rejects_bad(void **state)
 {
     struct cidr n;
-    const char *bad[] = {"", "10.0.0.0/33", "::/129", "10.0.0/8", "10.0.0.0/", "10.0.0.0/-1",
-                         "host.example", "1.2.3.4/8x", "::1/ 8", NULL};
+    const char *bad[] = {"",          "10.0.0.0/33", "::/129",       "10.0.0/8",
+                         "10.0.0.0/", "10.0.0.0/-1", "host.example", "1.2.3.4/8x",
+                         "::1/ 8",    NULL};
     (void)state;
     for (int i = 0; bad[i]; i++)
         assert_int_equal(parse_cidr(bad[i], &n), -1);
@@ -155,10 +167,19 @@ static void url_checks(void **state)
     assert_int_equal(check_upstream_url("http://127.0.0.1:8080/a?b=c", 8192), 0);
     assert_int_equal(check_upstream_url("HTTP://[::1]:80/x", 8192), 0);
     assert_int_equal(check_upstream_url("http://user@host/x", 8192), 0);
-    const char *bad[] = {"", "ftp://example.com/x", "file:///etc/passwd", "example.com/x",
-                         "http://", "http:///x", "http://:80/x", "http://user@/x",
-                         "http://exa mple.com/", "http://example.com/\r\nX: y",
-                         "gopher://x", "javascript:alert(1)", NULL};
+    const char *bad[] = {"",
+                         "ftp://example.com/x",
+                         "file:///etc/passwd",
+                         "example.com/x",
+                         "http://",
+                         "http:///x",
+                         "http://:80/x",
+                         "http://user@/x",
+                         "http://exa mple.com/",
+                         "http://example.com/\r\nX: y",
+                         "gopher://x",
+                         "javascript:alert(1)",
+                         NULL};
     for (int i = 0; bad[i]; i++)
         assert_int_equal(check_upstream_url(bad[i], 8192), -1);
     assert_int_equal(check_upstream_url("http://example.com/0123456789", 20), -1);
@@ -176,16 +197,21 @@ static void sha256_hex(void **state)
         parse_sha256_hex("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", d), 0);
     assert_int_equal(parse_sha256_hex("e3b0", d), -1);
     assert_int_equal(
-        parse_sha256_hex("g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", d), -1);
+        parse_sha256_hex("g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", d),
+        -1);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ttl_accepts_units),      cmocka_unit_test(ttl_rejects_bad),
-        cmocka_unit_test(size_accepts_suffixes),  cmocka_unit_test(size_rejects_bad),
-        cmocka_unit_test(cidr_matches_v4_and_v6), cmocka_unit_test(cidr_rejects_bad),
-        cmocka_unit_test(range_forms),            cmocka_unit_test(url_checks),
+        cmocka_unit_test(ttl_accepts_units),
+        cmocka_unit_test(ttl_rejects_bad),
+        cmocka_unit_test(size_accepts_suffixes),
+        cmocka_unit_test(size_rejects_bad),
+        cmocka_unit_test(cidr_matches_v4_and_v6),
+        cmocka_unit_test(cidr_rejects_bad),
+        cmocka_unit_test(range_forms),
+        cmocka_unit_test(url_checks),
         cmocka_unit_test(sha256_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,116 @@
+/* Units for the client allow-list and the upstream address policy (the SSRF default). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "config.h"
+#include "policy.h"
+
+static struct config cfg;
+
+static struct sockaddr_storage addr(const char *ip, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+    } else {
+        assert_int_equal(inet_pton(AF_INET6, ip, &v6->sin6_addr), 1);
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+    }
+    return ss;
+}
+
+static int upstream(const char *ip, int port)
+{
+    char why[160];
+    struct sockaddr_storage ss = addr(ip, port);
+    return policy_upstream_check((struct sockaddr *)&ss, why, sizeof(why));
+}
+
+static int setup(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    config_defaults(&cfg);
+    config_set(&cfg, "listen", "127.0.0.1:8001", err);
+    policy_init(&cfg);
+    return 0;
+}
+
+static void refused_by_default(void **state)
+{
+    const char *bad[] = {"127.0.0.1",
+                         "127.8.9.10",
+                         "::1",
+                         "::ffff:127.0.0.1",
+                         "169.254.169.254",
+                         "fe80::1",
+                         "0.0.0.0",
+                         "::",
+                         "224.0.0.1",
+                         "ff02::1",
+                         "::ffff:169.254.169.254",
+                         NULL};
+    (void)state;
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(upstream(bad[i], 80), -1);
+}
+
+static void public_addresses_allowed(void **state)
+{
+    (void)state;
+    assert_int_equal(upstream("93.184.216.34", 443), 0);
+    assert_int_equal(upstream("2001:db8::1", 443), 0);
+    assert_int_equal(upstream("10.1.2.3", 80), 0); /* private LANs are the lab's own */
+}
+
+static void upstream_allow_lifts_the_refusal_but_not_for_arca_itself(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    config_set(&cfg, "upstream-allow", "127.0.0.0/8", err);
+    policy_init(&cfg);
+    assert_int_equal(upstream("127.0.0.1", 8080), 0);
+    assert_int_equal(upstream("::ffff:127.0.0.1", 8080), 0);
+    assert_int_equal(upstream("127.0.0.1", 8001), -1); /* our own listener: a loop */
+    assert_int_equal(upstream("::1", 8080), -1);       /* not in the allowed network */
+    assert_int_equal(upstream("169.254.169.254", 80), -1);
+}
+
+static void client_allow_list(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    struct sockaddr_storage a = addr("10.2.3.4", 5000), b = addr("192.168.1.1", 5000),
+                            c = addr("::ffff:10.9.9.9", 5000), d = addr("fd00::5", 5000);
+    (void)state;
+    assert_true(policy_client_allowed((struct sockaddr *)&b)); /* no list: everyone */
+    config_set(&cfg, "allow-network", "10.0.0.0/8", err);
+    config_set(&cfg, "allow-network", "fd00::/8", err);
+    policy_init(&cfg);
+    assert_true(policy_client_allowed((struct sockaddr *)&a));
+    assert_false(policy_client_allowed((struct sockaddr *)&b));
+    assert_true(policy_client_allowed((struct sockaddr *)&c));
+    assert_true(policy_client_allowed((struct sockaddr *)&d));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(refused_by_default, setup),
+        cmocka_unit_test_setup(public_addresses_allowed, setup),
+        cmocka_unit_test_setup(upstream_allow_lifts_the_refusal_but_not_for_arca_itself, setup),
+        cmocka_unit_test_setup(client_allow_list, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
