@@ -216,6 +216,13 @@ class Arca:
         finally:
             conn.close()
 
+    def stream(self, url, **params):
+        """Open a fetch and return (connection, response) once the headers are in; the caller
+        reads the body (see read_to_end) and closes the connection."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn.request("GET", self.fetch_path(url, **params))
+        return conn, conn.getresponse()
+
     def fetch_path(self, url, filename="", **params):
         q = urllib.parse.urlencode({"url": url, **params})
         return f"/api/v1/fetch/{filename}?{q}"
@@ -233,6 +240,15 @@ class Arca:
                 name, value = line.rsplit(" ", 1)
                 out[name] = float(value)
         return out
+
+
+def read_to_end(resp):
+    """(body, complete): complete is False when the stream was cut before its declared end
+    (short Content-Length body, or chunked without the final chunk)."""
+    try:
+        return resp.read(), True
+    except http.client.IncompleteRead as e:
+        return e.partial, False
 
 
 # --- fixtures -------------------------------------------------------------------------------

@@ -1,13 +1,12 @@
 """Every error status of the fetch API, each with a one-line reason, and sha256 checks."""
 
 import hashlib
-import http.client
 import os
 import socket
 import threading
 import time
 
-from conftest import sha256
+from conftest import read_to_end, sha256
 
 
 def one_line(body):
@@ -76,19 +75,10 @@ def test_silent_upstream_times_out_with_504(origin, start_arca):
 def test_truncated_body_is_cut_and_not_kept(origin, arca):
     data = os.urandom(1024 * 1024)
     url = origin.add("/trunc", data=data, truncate_at=300000)
-    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
-    conn.request("GET", arca.fetch_path(url))
-    resp = conn.getresponse()
-    got = b""
-    try:
-        while True:
-            piece = resp.read(65536)
-            if not piece:
-                break
-            got += piece
-    except http.client.IncompleteRead as e:
-        got += e.partial
+    conn, resp = arca.stream(url)
+    got, complete = read_to_end(resp)
     conn.close()
+    assert not complete or resp.status != 200
     assert len(got) < len(data), "a truncated download never looks complete"
     status, _, body = arca.fetch(url)
     assert status in (200, 504)
@@ -101,15 +91,9 @@ def test_chunked_truncated_body_gets_no_final_chunk(origin, arca):
     data = os.urandom(500000)
     url = origin.add("/ctrunc", data=data, chunked=True, truncate_at=200000, chunk=10000,
                      rate=400000)  # the client is streaming when the origin breaks off
-    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
-    conn.request("GET", arca.fetch_path(url))
-    resp = conn.getresponse()
+    conn, resp = arca.stream(url)
     assert resp.status == 200 and resp.getheader("transfer-encoding") == "chunked"
-    try:
-        resp.read()
-        complete = True
-    except http.client.IncompleteRead:
-        complete = False
+    _, complete = read_to_end(resp)
     conn.close()
     assert not complete, "the chunked stream must end without its final chunk"
     assert origin.counts["/ctrunc"] == 1
@@ -129,15 +113,9 @@ def test_chunked_object_crossing_quota_is_cut_and_not_kept(origin, start_arca):
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "1M")
     data = os.urandom(3 * 1024 * 1024)
     url = origin.add("/growing", data=data, chunked=True, chunk=65536, rate=4 * 1024 * 1024)
-    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
-    conn.request("GET", arca.fetch_path(url))
-    resp = conn.getresponse()
+    conn, resp = arca.stream(url)
     assert resp.status == 200  # streaming had begun when the quota was crossed
-    try:
-        resp.read()
-        complete = True
-    except http.client.IncompleteRead:
-        complete = False
+    _, complete = read_to_end(resp)
     conn.close()
     assert not complete
     deadline = time.monotonic() + 5
@@ -177,16 +155,11 @@ def test_sha256_mismatch_never_delivers_a_complete_body(origin, arca):
     data = os.urandom(200000)
     url = origin.add("/bad", data=data)
     wrong = hashlib.sha256(b"something else").hexdigest()
-    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
-    conn.request("GET", arca.fetch_path(url, sha256=wrong))
-    resp = conn.getresponse()
-    try:
-        body = resp.read()
-        ok = resp.status == 200 and body == data
-    except http.client.IncompleteRead:
-        ok = False
+    conn, resp = arca.stream(url, sha256=wrong)
+    body, complete = read_to_end(resp)
     conn.close()
-    assert not ok, "a body failing its sha256 must not arrive complete"
+    assert not (complete and resp.status == 200 and body == data), \
+        "a body failing its sha256 must not arrive complete"
     status, _, body = arca.fetch(url, sha256=wrong)
     assert status == 502 or len(body) < len(data)
     assert origin.counts["/bad"] == 2, "the mismatching object was not kept"

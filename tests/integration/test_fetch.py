@@ -2,7 +2,6 @@
 
 import base64
 import hashlib
-import http.client
 import os
 import threading
 import time
@@ -49,9 +48,7 @@ def test_filename_with_quotes_cannot_break_the_header(origin, arca):
 
 
 def read_stream(arca, url, results, i, first_byte_at):
-    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=60)
-    conn.request("GET", arca.fetch_path(url))
-    resp = conn.getresponse()
+    conn, resp = arca.stream(url)
     first = resp.read(1)
     first_byte_at[i] = time.monotonic()
     results[i] = (resp.status, first + resp.read())
@@ -97,9 +94,7 @@ def test_late_joiner_gets_disk_then_tail(origin, arca):
 def test_client_abort_does_not_cancel_the_download(origin, arca):
     data = os.urandom(2 * 1024 * 1024)
     url = origin.add("/abort", data=data, rate=2 * 1024 * 1024)
-    conn = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=30)
-    conn.request("GET", arca.fetch_path(url))
-    resp = conn.getresponse()
+    conn, resp = arca.stream(url)
     assert resp.status == 200
     resp.read(1000)
     conn.close()  # the board rebooted

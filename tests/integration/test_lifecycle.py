@@ -1,6 +1,5 @@
 """Life of objects and of the server: TTL, restarts, health, shutdown, start-up errors."""
 
-import http.client
 import os
 import signal
 import socket
@@ -59,9 +58,7 @@ def test_unfinished_object_is_discarded_after_a_crash(origin, workdir, start_arc
     data = os.urandom(2 * 1024 * 1024)
     url = origin.add("/partial", data=data, rate=512 * 1024)
     first = start_arca("--upstream-allow", "127.0.0.0/8")
-    conn = http.client.HTTPConnection("127.0.0.1", first.port, timeout=30)
-    conn.request("GET", first.fetch_path(url))
-    resp = conn.getresponse()
+    conn, resp = first.stream(url)
     resp.read(100000)
     first.stop(signal.SIGKILL)
     conn.close()
