@@ -293,6 +293,34 @@ static int open_hit(struct object *obj, int *fd, struct object *meta)
     return 0;
 }
 
+/* The first client to ask with &sha256= sets what the download is checked against. */
+static void set_expect(struct object *obj, const uint8_t *expect)
+{
+    if (expect && !obj->has_expect) {
+        memcpy(obj->expect, expect, 32);
+        obj->has_expect = true;
+    }
+}
+
+/* Lock held. A new FETCHING object in the table, or NULL when out of memory. */
+static struct object *create_fetching(const char *url, const char *key, int64_t ttl,
+                                      const uint8_t *expect, int64_t now)
+{
+    struct object *obj = object_new(url, key);
+    if (!obj)
+        return NULL;
+    if (table_insert(obj) < 0) {
+        object_free(obj);
+        return NULL;
+    }
+    obj->created = obj->last_use = now;
+    obj->ttl = ttl;
+    obj->usage = 1;
+    set_expect(obj, expect);
+    obj->refs = 2; /* the caller and the fetch */
+    return obj;
+}
+
 enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
                                 struct object **out, int *fd, struct object *meta)
 {
@@ -307,6 +335,7 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *exp
     if (obj)
         note_use(obj, ttl, now);
     if (obj && obj->state == OBJ_COMPLETE && (expired(obj, now) || open_hit(obj, fd, meta) < 0)) {
+        /* Out of the table; its file and row go when the new download replaces them. */
         table_remove(obj);
         maybe_free(obj);
         obj = NULL;
@@ -315,31 +344,12 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *exp
         *out = NULL;
         res = LOOKUP_HIT;
     } else if (obj) {
-        if (expect && !obj->has_expect) {
-            memcpy(obj->expect, expect, 32);
-            obj->has_expect = true;
-        }
+        set_expect(obj, expect);
         obj->refs++;
         *out = obj;
         res = LOOKUP_COALESCED;
     } else {
-        obj = object_new(url, key);
-        if (!obj || table_insert(obj) < 0) {
-            if (obj)
-                object_free(obj);
-            *out = NULL;
-            pthread_mutex_unlock(&st.lock);
-            return LOOKUP_MISS;
-        }
-        obj->created = obj->last_use = now;
-        obj->ttl = ttl;
-        obj->usage = 1;
-        if (expect) {
-            memcpy(obj->expect, expect, 32);
-            obj->has_expect = true;
-        }
-        obj->refs = 2; /* the caller and the fetch */
-        *out = obj;
+        *out = create_fetching(url, key, ttl, expect, now);
         res = LOOKUP_MISS;
     }
     pthread_mutex_unlock(&st.lock);
