@@ -177,3 +177,21 @@ def test_large_hits_and_ranges_in_both_send_modes(origin, start_arca, mode):
     status, _, body = arca.fetch(url, headers={"Range": "bytes=-1048576"})
     assert status == 206 and body == data[-1048576:]
     assert origin.counts["/big"] == 1
+
+
+def test_empty_body_is_cached(origin, arca):
+    url = origin.add("/empty", data=b"")
+    for _ in range(2):
+        status, headers, body = arca.fetch(url)
+        assert status == 200 and body == b"" and headers["content-length"] == "0"
+    assert origin.counts["/empty"] == 1
+
+
+def test_url_with_its_own_query_is_one_object(origin, arca):
+    data = os.urandom(1000)
+    origin.add("/q", data=data)
+    url = origin.url("/q") + "?token=a&b=c"
+    assert arca.fetch(url)[2] == data  # the url parameter is percent-encoded whole
+    assert arca.fetch(url)[2] == data
+    assert origin.counts["/q"] == 1
+    assert origin.requests[0][0] == "/q"

@@ -89,3 +89,13 @@ def test_redirect_loop_stops_after_five_hops(origin, arca):
     status, _, body = arca.fetch(origin.url("/loop"))
     assert status == 502 and b"redirect" in body
     assert origin.counts["/loop"] == 6
+
+
+def test_client_headers_are_not_forwarded_upstream(origin, arca):
+    url = origin.add("/private", data=b"p")
+    secret = {"Authorization": "Bearer lab-secret", "Cookie": "session=1", "X-Forwarded-For": "1.2.3.4"}
+    assert arca.fetch(url, headers=secret)[0] == 200
+    _, sent = origin.requests[-1]
+    names = {k.lower() for k in sent}
+    assert not names & {"authorization", "cookie", "x-forwarded-for", "range"}
+    assert sent["User-Agent"].startswith("arca/")
