@@ -48,21 +48,40 @@ enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, co
     return http_queue(c, status, r);
 }
 
-enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt, ...)
+static struct MHD_Response *verror_response(const char *fmt, va_list ap)
 {
     char line[512];
-    va_list ap;
-    int n;
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-    va_end(ap);
+    struct MHD_Response *r;
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
     if (n < 0)
         n = 0;
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n] = '\n';
-    line[n + 1] = '\0';
-    return http_send_text(c, status, "text/plain; charset=utf-8", line);
+    r = MHD_create_response_from_buffer((size_t)n + 1, line, MHD_RESPMEM_MUST_COPY);
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    return r;
+}
+
+struct MHD_Response *http_error_response(const char *fmt, ...)
+{
+    struct MHD_Response *r;
+    va_list ap;
+    va_start(ap, fmt);
+    r = verror_response(fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt, ...)
+{
+    struct MHD_Response *r;
+    va_list ap;
+    va_start(ap, fmt);
+    r = verror_response(fmt, ap);
+    va_end(ap);
+    return http_queue(c, status, r);
 }
 
 /* Route one request. Paths are matched exactly, with or without the trailing slash. */

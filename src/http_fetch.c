@@ -53,10 +53,15 @@ static struct fetch_req *req_new(struct MHD_Connection *c, const char *filename,
     return r;
 }
 
-static enum MHD_Result refuse(struct MHD_Connection *c, unsigned int status, const char *reason)
+static void count_error(void)
 {
     atomic_fetch_add(&stats.failures, 1);
     atomic_fetch_add(&stats.errors, 1);
+}
+
+static enum MHD_Result refuse(struct MHD_Connection *c, unsigned int status, const char *reason)
+{
+    count_error();
     return http_send_error(c, status, "%s", reason);
 }
 
@@ -121,15 +126,13 @@ static int apply_range(struct fetch_req *r, int64_t total, unsigned int *status,
         return 0;
     case RANGE_UNSATISFIABLE: {
         char cr[64];
-        struct MHD_Response *resp;
+        struct MHD_Response *resp = http_error_response("range not satisfiable (object is %lld "
+                                                        "bytes)",
+                                                        (long long)total);
         snprintf(cr, sizeof(cr), "bytes */%lld", (long long)total);
-        atomic_fetch_add(&stats.failures, 1);
-        atomic_fetch_add(&stats.errors, 1);
-        resp = MHD_create_response_from_buffer(strlen("range not satisfiable\n"),
-                                               (void *)"range not satisfiable\n",
-                                               MHD_RESPMEM_PERSISTENT);
         if (resp)
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        count_error();
         *ret = http_queue(r->conn, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
         return -1;
     }

@@ -21,6 +21,9 @@ enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, co
                                const char *body);
 enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same one-line body as a response not yet queued, for callers adding headers. */
+struct MHD_Response *http_error_response(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /* /api/v1/fetch/[FILENAME]: the first call has *req_cls == NULL; later calls come after a
  * suspended connection was resumed. */
