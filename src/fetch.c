@@ -40,8 +40,9 @@ static struct {
     const struct config *cfg;
     CURLM *multi;
     pthread_t thread;
-    pthread_mutex_t lock; /* guards queue */
+    pthread_mutex_t lock; /* guards queue and closed */
     struct pending *queue;
+    bool closed;          /* the thread has taken its last look at the queue */
     atomic_bool stopping;
     struct transfer *active;
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -336,6 +337,9 @@ static void *fetch_main(void *arg)
         }
         curl_multi_poll(fx.multi, NULL, 0, 1000, NULL);
     }
+    pthread_mutex_lock(&fx.lock);
+    fx.closed = true;
+    pthread_mutex_unlock(&fx.lock);
     start_queued();
     while (fx.active) {
         fail(fx.active, 503, "arca is shutting down");
@@ -370,10 +374,19 @@ void fetch_start(struct object *obj)
     }
     p->obj = obj;
     pthread_mutex_lock(&fx.lock);
+    if (fx.closed) {
+        /* A request that came in on a kept-alive connection while arca stops. */
+        pthread_mutex_unlock(&fx.lock);
+        free(p);
+        store_fail(obj, 503, "arca is shutting down");
+        store_release(obj);
+        return;
+    }
     p->next = fx.queue;
     fx.queue = p;
-    pthread_mutex_unlock(&fx.lock);
+    /* Under the lock: once `closed` is set no wake-up can reach a multi handle being freed. */
     curl_multi_wakeup(fx.multi);
+    pthread_mutex_unlock(&fx.lock);
 }
 
 void fetch_stop(void)

@@ -1,5 +1,6 @@
 """Life of objects and of the server: TTL, restarts, health, shutdown, start-up errors."""
 
+import http.client
 import os
 import signal
 import socket
@@ -139,3 +140,23 @@ def test_port_in_use_and_unusable_data_dir(workdir):
     r = run_arca("serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
                  os.path.join(blocker, "sub"))
     assert r.returncode != 0 and "data dir" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_health_is_503_while_draining(origin, start_arca):
+    url = origin.add("/hold", data=os.urandom(1024 * 1024), rate=512 * 1024)  # ~2 s
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    lb = http.client.HTTPConnection("127.0.0.1", arca.port, timeout=10)  # a load balancer
+    lb.request("GET", "/api/v1/health/")
+    assert lb.getresponse().read() == b"ok"
+    t = threading.Thread(target=arca.fetch, args=(url,))
+    t.start()
+    time.sleep(0.3)
+    arca.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    lb.request("GET", "/api/v1/health/")  # same kept-alive connection
+    resp = lb.getresponse()
+    assert resp.status == 503 and resp.getheader("connection") == "close"
+    assert b"draining" in resp.read()
+    lb.close()
+    t.join(30)
+    assert arca.proc.wait(20) == 0
