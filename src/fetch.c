@@ -42,7 +42,7 @@ static struct {
     pthread_t thread;
     pthread_mutex_t lock; /* guards queue and closed */
     struct pending *queue;
-    bool closed;          /* the thread has taken its last look at the queue */
+    bool closed; /* the thread has taken its last look at the queue */
     atomic_bool stopping;
     struct transfer *active;
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -67,10 +67,11 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-static bool header_is(const char *line, size_t len, const char *name, const char **value)
+/* `line` is NUL-terminated. True when it is header `name`; *value then points at its value. */
+static bool header_is(const char *line, const char *name, const char **value)
 {
     size_t n = strlen(name);
-    if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+    if (strncasecmp(line, name, n) != 0 || line[n] != ':')
         return false;
     *value = line + n + 1;
     while (**value == ' ' || **value == '\t')
@@ -104,31 +105,34 @@ static int headers_done(struct transfer *t)
     return 0;
 }
 
-static size_t on_header(char *line, size_t size, size_t n, void *arg)
+/* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
+ * string function sees it. Lines longer than the copy only matter for headers we ignore. */
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
     struct transfer *t = arg;
     size_t len = size * n;
+    char line[512];
     const char *v;
 
     if (t->failed)
         return 0;
-    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+    snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), data);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strncmp(line, "HTTP/", 5) == 0) {
         t->content_length = -1;
         t->content_type[0] = '\0';
         t->location = false;
-    } else if (header_is(line, len, "content-length", &v)) {
-        t->content_length = strtoll(v, NULL, 10);
-    } else if (header_is(line, len, "content-type", &v)) {
-        size_t vlen = strcspn(v, "\r\n");
-        if (vlen >= sizeof(t->content_type))
-            vlen = sizeof(t->content_type) - 1;
-        memcpy(t->content_type, v, vlen);
-        t->content_type[vlen] = '\0';
-    } else if (header_is(line, len, "location", &v)) {
+    } else if (header_is(line, "content-length", &v)) {
+        char *end;
+        long long cl = strtoll(v, &end, 10);
+        /* Anything but a plain non-negative number counts as "length unknown". */
+        t->content_length = (end != v && cl >= 0 && strspn(end, " \t") == strlen(end)) ? cl : -1;
+    } else if (header_is(line, "content-type", &v)) {
+        snprintf(t->content_type, sizeof(t->content_type), "%s", v);
+    } else if (header_is(line, "location", &v)) {
         t->location = true;
-    } else if ((len == 2 && line[0] == '\r') || (len == 1 && line[0] == '\n')) {
-        if (headers_done(t) < 0)
-            return 0;
+    } else if (line[0] == '\0' && headers_done(t) < 0) {
+        return 0; /* the blank line ends one response's headers */
     }
     return len;
 }

@@ -32,9 +32,15 @@ static void url_key(const char *url, char key[65])
     key[64] = '\0';
 }
 
+/* DATA_DIR/objects/<first two hex digits>/<key>: 256 directories keep each one small. */
+static void key_path(const char *key, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%.2s/%s", st.objdir, key, key);
+}
+
 void object_path(const struct object *obj, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s/%.2s/%s", st.objdir, obj->key, obj->key);
+    key_path(obj->key, buf, size);
 }
 
 /* The key is already a uniform hash: its first 16 hex digits pick the bucket. */
@@ -200,7 +206,7 @@ static void load_row(const struct index_row *row, void *arg)
     char path[1200];
     (void)arg;
 
-    snprintf(path, sizeof(path), "%s/%.2s/%s", st.objdir, row->key, row->key);
+    key_path(row->key, path, sizeof(path));
     if (stat(path, &sb) < 0 || sb.st_size != row->length || !(o = object_new(row->url, row->key))) {
         log_error("index: dropping %s (file missing or wrong length)", row->url);
         unlink(path);
@@ -228,7 +234,7 @@ static void discard_partial(const char *key, void *arg)
 {
     char path[1200];
     (void)arg;
-    snprintf(path, sizeof(path), "%s/%.2s/%s", st.objdir, key, key);
+    key_path(key, path, sizeof(path));
     unlink(path);
 }
 
