@@ -17,7 +17,6 @@ static const struct {
     {"misses", &stats.misses},
     {"coalesced", &stats.coalesced},
     {"errors", &stats.errors},
-    {"downloads_ok", &stats.downloads_ok},
     {"downloads_failed", &stats.downloads_failed},
 };
 

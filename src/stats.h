@@ -19,7 +19,7 @@ struct stats {
     _Atomic int64_t bytes_downloaded;                /* body bytes received from upstream */
     _Atomic int64_t bytes_served;                    /* body bytes sent to clients */
     _Atomic int64_t hits, misses, coalesced, errors; /* fetch requests by result */
-    _Atomic int64_t downloads_ok, downloads_failed;
+    _Atomic int64_t downloads_failed;                /* upstream downloads that failed */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

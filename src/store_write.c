@@ -243,7 +243,6 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     obj->reserved = obj->have;
     obj->state = OBJ_COMPLETE;
     obj->headers_ready = true;
-    atomic_fetch_add(&stats.downloads_ok, 1);
     wake_all(obj);
     pthread_mutex_unlock(&st.lock);
 }
