@@ -17,6 +17,17 @@ void config_defaults(struct config *cfg)
     cfg->default_ttl = 10 * 86400;
     cfg->stall_timeout = 60;
     cfg->connect_timeout = 30;
+    cfg->download_timeout = 6 * 3600;
+    cfg->download_retries = 4;
+    cfg->retry_delay_ms = 1000;
+    cfg->max_downloads = 32;
+    cfg->max_downloads_per_host = 8;
+    cfg->max_object_size = 64LL << 30;
+    cfg->max_connections = 1024;
+    cfg->max_connections_per_ip = 128;
+    cfg->max_header_size = 16384;
+    cfg->header_timeout = 10;
+    cfg->idle_timeout = 60;
     cfg->grace_period = 10;
     cfg->threads = cpus > 0 ? (int)(cpus > 16 ? 16 : cpus) : 2;
     cfg->max_url_len = 8192;
@@ -86,6 +97,15 @@ static int set_duration(int64_t *dst, const char *name, const char *v, char *err
     return 0;
 }
 
+static int set_size(int64_t *dst, const char *name, const char *v, char *err)
+{
+    if (parse_size(v, dst) < 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected <int>[K|M|G|T], positive, got '%s'", name, v);
+        return -1;
+    }
+    return 0;
+}
+
 static int set_int(int *dst, int min, int max, const char *name, const char *v, char *err)
 {
     char *end;
@@ -105,18 +125,49 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         return set_listen(cfg, v, err);
     if (!strcmp(name, "data-dir"))
         return copy_str(cfg->data_dir, sizeof(cfg->data_dir), name, v, err);
-    if (!strcmp(name, "quota")) {
-        if (parse_size(v, &cfg->quota) == 0)
-            return 0;
-        snprintf(err, CONFIG_ERR_LEN, "--quota: expected <int>[K|M|G|T], positive, got '%s'", v);
-        return -1;
-    }
+    if (!strcmp(name, "quota"))
+        return set_size(&cfg->quota, name, v, err);
     if (!strcmp(name, "default-ttl"))
         return set_duration(&cfg->default_ttl, name, v, err);
     if (!strcmp(name, "stall-timeout"))
         return set_duration(&cfg->stall_timeout, name, v, err);
     if (!strcmp(name, "grace-period"))
         return set_duration(&cfg->grace_period, name, v, err);
+    if (!strcmp(name, "download-timeout"))
+        return set_duration(&cfg->download_timeout, name, v, err);
+    if (!strcmp(name, "header-timeout"))
+        return set_duration(&cfg->header_timeout, name, v, err);
+    if (!strcmp(name, "idle-timeout"))
+        return set_duration(&cfg->idle_timeout, name, v, err);
+    if (!strcmp(name, "retry-delay")) {
+        if (parse_duration_ms(v, &cfg->retry_delay_ms) == 0)
+            return 0;
+        snprintf(err, CONFIG_ERR_LEN, "--retry-delay: expected <int>ms|s|m, positive, got '%s'", v);
+        return -1;
+    }
+    if (!strcmp(name, "download-retries"))
+        return set_int(&cfg->download_retries, 0, 100, name, v, err);
+    if (!strcmp(name, "max-downloads"))
+        return set_int(&cfg->max_downloads, 1, 10000, name, v, err);
+    if (!strcmp(name, "max-downloads-per-host"))
+        return set_int(&cfg->max_downloads_per_host, 1, 10000, name, v, err);
+    if (!strcmp(name, "max-connections"))
+        return set_int(&cfg->max_connections, 1, 100000, name, v, err);
+    if (!strcmp(name, "max-connections-per-ip"))
+        return set_int(&cfg->max_connections_per_ip, 1, 100000, name, v, err);
+    if (!strcmp(name, "max-object-size"))
+        return set_size(&cfg->max_object_size, name, v, err);
+    if (!strcmp(name, "max-header-size")) {
+        int64_t n;
+        if (set_size(&n, name, v, err) < 0)
+            return -1;
+        if (n < 1024 || n > (1 << 20)) {
+            snprintf(err, CONFIG_ERR_LEN, "--max-header-size: expected 1K..1M, got '%s'", v);
+            return -1;
+        }
+        cfg->max_header_size = (size_t)n;
+        return 0;
+    }
     if (!strcmp(name, "allow-network"))
         return add_net(cfg->allow_nets, &cfg->n_allow_nets, name, v, err);
     if (!strcmp(name, "upstream-allow"))
@@ -187,7 +238,18 @@ void config_print_help(void)
          "  --upstream-allow CIDR  upstream networks allowed despite the SSRF policy (repeatable)\n"
          "  --ca-file PATH         extra CA bundle for upstream TLS, on top of the system store\n"
          "  --shutdown-file PATH   while this file exists, health answers 503\n"
-         "  --stall-timeout TTL    give up on an upstream silent this long (default 60s)\n"
+         "  --stall-timeout TTL    retry an upstream silent this long (default 60s)\n"
+         "  --download-timeout TTL give up on a download after this long (default 6h)\n"
+         "  --download-retries N   attempts after a retryable upstream fault (default 4)\n"
+         "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m (default 1s)\n"
+         "  --max-downloads N      upstream transfers at once; others queue (default 32)\n"
+         "  --max-downloads-per-host N  the same, per upstream host (default 8)\n"
+         "  --max-object-size SIZE larger objects get 413 (default 64G)\n"
+         "  --max-connections N    client connections; beyond, 503 (default 1024)\n"
+         "  --max-connections-per-ip N  per client address; beyond, 429 (default 128)\n"
+         "  --max-header-size SIZE request line + headers; beyond, 431 (default 16K)\n"
+         "  --header-timeout TTL   time to send a request's headers (default 10s)\n"
+         "  --idle-timeout TTL     idle client connection lifetime (default 60s)\n"
          "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
          "  --threads N            client worker threads (default: CPUs, max 16)\n"
          "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile");

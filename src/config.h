@@ -30,11 +30,22 @@ struct config {
     int n_upstream_allow;
     char ca_file[1024];       /* "" = system store only */
     char shutdown_file[1024]; /* "" = none */
-    int64_t stall_timeout;    /* seconds without a byte from upstream before giving up */
+    int64_t stall_timeout;    /* seconds without a byte from upstream before an attempt fails */
     int64_t connect_timeout;  /* seconds */
-    int64_t grace_period;     /* seconds granted to in-flight responses on SIGTERM */
-    int threads;              /* client-side worker threads */
-    enum send_mode send_mode; /* how finished objects of 1 MiB and more go out */
+    int64_t download_timeout; /* seconds one download may take, all attempts together */
+    int download_retries;     /* further attempts after a retryable upstream fault */
+    int64_t retry_delay_ms;   /* first backoff; doubles per attempt, capped at 30 s */
+    int max_downloads;        /* upstream transfers at once; more wait their turn */
+    int max_downloads_per_host;
+    int64_t max_object_size;    /* bytes; larger objects are refused with 413 */
+    int max_connections;        /* client connections at once; more get 503 */
+    int max_connections_per_ip; /* more from one address get 429 */
+    size_t max_header_size;     /* request line + headers, bytes; more gets 431 */
+    int64_t header_timeout;     /* seconds to receive a request's headers */
+    int64_t idle_timeout;       /* seconds a kept-alive or stalled client connection may idle */
+    int64_t grace_period;       /* seconds granted to in-flight responses on SIGTERM */
+    int threads;                /* client-side worker threads */
+    enum send_mode send_mode;   /* how finished objects of 1 MiB and more go out */
     size_t max_url_len;
 };
 

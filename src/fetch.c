@@ -15,17 +15,32 @@
 #include <time.h>
 
 #define MAX_REDIRECTS 5
+#define MAX_BACKOFF_MS 30000
 
-/* One upstream download. Lives on the fetch thread only. */
+/* One upstream download, over one or more attempts. Lives on the fetch thread only. */
 struct transfer {
     struct object *obj;
     CURL *easy;
     EVP_MD_CTX *sha;
-    int64_t content_length; /* of the response being received, -1 if none */
+    struct curl_slist *range_headers; /* Range + If-Range of a resuming attempt */
+    int attempts;                     /* started so far */
+    int64_t offset;                   /* bytes kept from earlier attempts */
+    int64_t deadline_ms;              /* the whole download, --download-timeout */
+    int64_t retry_at_ms;              /* > 0: waiting out a backoff, not in the multi handle */
+    char validator[256];              /* ETag, else Last-Modified, of the body being kept */
+    char host[256];                   /* of the URL asked for, for the per-host limit */
+    /* Of the response being received: */
+    int64_t content_length; /* -1 if none */
+    int64_t range_first, range_total;
+    bool has_range;
     char content_type[128];
-    bool location;     /* the response being received carries Location */
-    bool body_started; /* store_begin_body() accepted the response */
+    char etag[256];
+    char last_modified[64];
+    bool location;     /* carries Location */
+    bool body_started; /* its body is being written */
+    /* Outcome: */
     bool failed;       /* store_fail() already called */
+    int retry_status;  /* > 0: this attempt ended on a retryable upstream status */
     char refused[160]; /* why the address policy refused a connection */
     char errbuf[CURL_ERROR_SIZE];
     struct transfer *next;
@@ -44,8 +59,20 @@ static struct {
     struct pending *queue;
     bool closed; /* the thread has taken its last look at the queue */
     atomic_bool stopping;
-    struct transfer *active;
+    /* Fetch thread only: */
+    struct pending *backlog, **backlog_tail; /* waiting for a download slot, in arrival order */
+    struct transfer *active;                 /* started, running or between attempts */
+    int n_active;
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void end_transfer(struct transfer *t);
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void fail(struct transfer *t, int status, const char *reason)
 {
@@ -54,6 +81,17 @@ static void fail(struct transfer *t, int status, const char *reason)
     t->failed = true;
     store_fail(t->obj, status, reason);
     log_error("fetch %s: %d %s", t->obj->url, status, t->obj->error[0] ? t->obj->error : reason);
+}
+
+/* The statuses KissCache retries: the upstream (or something before it) is busy or broken for
+ * now, and the same request may well succeed later. */
+static bool retryable_status(long status)
+{
+    static const long codes[] = {408, 413, 425, 429, 500, 502, 503, 504, 507, 509, 529, 598};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (codes[i] == status)
+            return true;
+    return false;
 }
 
 /* --- curl callbacks ------------------------------------------------------------------------ */
@@ -79,7 +117,54 @@ static bool header_is(const char *line, const char *name, const char **value)
     return true;
 }
 
-/* The end of one response's headers: decide whether this response is the one we keep. */
+/* A 200 answering a resume: the origin ignored Range or the validator changed. Starting over is
+ * only honest while no client has a byte of the old body. */
+static int restart_body(struct transfer *t)
+{
+    if (store_restart(t->obj) < 0)
+        return -1;
+    log_info("fetch %s: upstream sent the whole body again; restarting from zero", t->obj->url);
+    t->offset = 0;
+    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
+    atomic_fetch_add(&stats.download_restarts, 1);
+    return 0;
+}
+
+/* A 206 answering a resume continues our bytes only if it starts where we stopped, has the
+ * total we expect and (when it says) the same validator. */
+static bool continues_body(const struct transfer *t, long status)
+{
+    int64_t length = t->obj->length; /* written by this thread only */
+    if (status != 206 || !t->has_range || t->range_first != t->offset)
+        return false;
+    if (length >= 0 && t->range_total != length)
+        return false;
+    if (t->etag[0] == '"' && strcmp(t->etag, t->validator) != 0)
+        return false;
+    return true;
+}
+
+/* Remember what makes a resume safe: a strong ETag, else Last-Modified. Weak ETags may not be
+ * used in If-Range (RFC 9110 13.1.5). */
+static void keep_validator(struct transfer *t)
+{
+    if (t->etag[0] == '"')
+        snprintf(t->validator, sizeof(t->validator), "%s", t->etag);
+    else
+        snprintf(t->validator, sizeof(t->validator), "%s", t->last_modified);
+}
+
+static int begin_full_body(struct transfer *t)
+{
+    if (store_begin_body(t->obj, t->content_length, t->content_type) < 0) {
+        fail(t, t->obj->error_status, t->obj->error);
+        return -1;
+    }
+    keep_validator(t);
+    return 0;
+}
+
+/* The end of one response's headers: decide what to do with this response. */
 static int headers_done(struct transfer *t)
 {
     long status = 0;
@@ -87,22 +172,46 @@ static int headers_done(struct transfer *t)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || (status >= 300 && status < 400 && t->location))
         return 0; /* informational, or a redirect curl is about to follow */
-    if (status >= 400) {
-        snprintf(reason, sizeof(reason), "upstream answered %ld", status);
-        fail(t, (int)status, reason);
+    if (retryable_status(status)) {
+        t->retry_status = (int)status;
         return -1;
     }
     if (status >= 300) {
-        snprintf(reason, sizeof(reason), "unexpected upstream status %ld", status);
-        fail(t, 502, reason);
+        snprintf(reason, sizeof(reason), "%s %ld",
+                 status >= 400 ? "upstream answered" : "unexpected upstream status", status);
+        fail(t, status >= 400 ? (int)status : 502, reason);
         return -1;
     }
-    if (store_begin_body(t->obj, t->content_length, t->content_type) < 0) {
-        fail(t, t->obj->error_status, t->obj->error);
+    if (t->offset > 0 && continues_body(t, status)) {
+        atomic_fetch_add(&stats.download_resumes, 1);
+    } else if (t->offset > 0 && (status != 200 || restart_body(t) < 0)) {
+        fail(t, 502, t->obj->error[0] ? t->obj->error : "upstream answered a resume oddly");
         return -1;
     }
+    if (t->offset == 0 && begin_full_body(t) < 0)
+        return -1;
     t->body_started = true;
     return 0;
+}
+
+static void header_field(struct transfer *t, const char *line)
+{
+    const char *v;
+    if (header_is(line, "content-length", &v)) {
+        if (parse_content_length(v, &t->content_length) < 0)
+            t->content_length = -1; /* anything but a plain number counts as "unknown" */
+    } else if (header_is(line, "content-range", &v)) {
+        int64_t last;
+        t->has_range = parse_content_range(v, &t->range_first, &last, &t->range_total) == 0;
+    } else if (header_is(line, "content-type", &v)) {
+        snprintf(t->content_type, sizeof(t->content_type), "%s", v);
+    } else if (header_is(line, "etag", &v)) {
+        snprintf(t->etag, sizeof(t->etag), "%s", v);
+    } else if (header_is(line, "last-modified", &v)) {
+        snprintf(t->last_modified, sizeof(t->last_modified), "%s", v);
+    } else if (header_is(line, "location", &v)) {
+        t->location = true;
+    }
 }
 
 /* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
@@ -112,27 +221,21 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     struct transfer *t = arg;
     size_t len = size * n;
     char line[512];
-    const char *v;
 
-    if (t->failed)
+    if (t->failed || t->retry_status)
         return 0;
     snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), data);
     line[strcspn(line, "\r\n")] = '\0';
     if (strncmp(line, "HTTP/", 5) == 0) {
         t->content_length = -1;
-        t->content_type[0] = '\0';
+        t->has_range = false;
+        t->content_type[0] = t->etag[0] = t->last_modified[0] = '\0';
         t->location = false;
-    } else if (header_is(line, "content-length", &v)) {
-        char *end;
-        long long cl = strtoll(v, &end, 10);
-        /* Anything but a plain non-negative number counts as "length unknown". */
-        t->content_length = (end != v && cl >= 0 && strspn(end, " \t") == strlen(end)) ? cl : -1;
-    } else if (header_is(line, "content-type", &v)) {
-        snprintf(t->content_type, sizeof(t->content_type), "%s", v);
-    } else if (header_is(line, "location", &v)) {
-        t->location = true;
-    } else if (line[0] == '\0' && headers_done(t) < 0) {
-        return 0; /* the blank line ends one response's headers */
+    } else if (line[0] == '\0') {
+        if (headers_done(t) < 0)
+            return 0; /* the blank line ends one response's headers */
+    } else {
+        header_field(t, line);
     }
     return len;
 }
@@ -154,6 +257,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 
 /* --- transfers ------------------------------------------------------------------------------ */
 
+/* Options that stay the same for every attempt. */
 static void setup_easy(struct transfer *t)
 {
     CURL *e = t->easy;
@@ -184,7 +288,60 @@ static void setup_easy(struct transfer *t)
     }
 }
 
-static void start_transfer(struct object *obj)
+/* Ask for the bytes after those we keep, and only if they still belong to the same body. */
+static int set_resume_headers(struct transfer *t)
+{
+    char range[64], if_range[300];
+    struct curl_slist *l;
+    snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
+    snprintf(if_range, sizeof(if_range), "If-Range: %s", t->validator);
+    if (!(l = curl_slist_append(NULL, range)))
+        return -1;
+    if (!(t->range_headers = curl_slist_append(l, if_range))) {
+        curl_slist_free_all(l);
+        return -1;
+    }
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->range_headers);
+    return 0;
+}
+
+/* One attempt. A resume needs a validator; without one, the kept bytes are dropped if no client
+ * has them yet, and the download fails otherwise. */
+static int start_attempt(struct transfer *t)
+{
+    if (t->attempts++ > 0)
+        atomic_fetch_add(&stats.download_retries, 1);
+    t->retry_at_ms = 0;
+    t->retry_status = 0;
+    t->body_started = false;
+    t->refused[0] = t->errbuf[0] = '\0';
+    t->offset = t->obj->have; /* written by this thread only */
+    curl_slist_free_all(t->range_headers);
+    t->range_headers = NULL;
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
+    if (t->offset > 0 && !t->validator[0] && restart_body(t) < 0) {
+        fail(t, 502, "upstream cut the body and gave no ETag or Last-Modified to resume from");
+        return -1;
+    }
+    if (t->offset > 0 && set_resume_headers(t) < 0) {
+        fail(t, 500, "out of memory");
+        return -1;
+    }
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(t->deadline_ms - now_ms()));
+    curl_multi_add_handle(fx.multi, t->easy);
+    return 0;
+}
+
+static void free_transfer(struct transfer *t)
+{
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->range_headers);
+    EVP_MD_CTX_free(t->sha);
+    free(t);
+}
+
+static void start_transfer(struct object *obj, const char *host)
 {
     char err[160];
     struct transfer *t = calloc(1, sizeof(*t));
@@ -196,22 +353,23 @@ static void start_transfer(struct object *obj)
     }
     t->obj = obj;
     t->content_length = -1;
+    t->deadline_ms = now_ms() + fx.cfg->download_timeout * 1000;
+    snprintf(t->host, sizeof(t->host), "%s", host);
     if (store_begin_file(obj, err, sizeof(err)) < 0) {
         store_fail(obj, 500, err);
         goto fail;
     }
     setup_easy(t);
-    curl_multi_add_handle(fx.multi, t->easy);
     t->next = fx.active;
     fx.active = t;
+    fx.n_active++;
     atomic_fetch_add(&stats.downloads_active, 1);
+    if (start_attempt(t) < 0)
+        end_transfer(t);
     return;
 fail:
-    if (t) {
-        curl_easy_cleanup(t->easy);
-        EVP_MD_CTX_free(t->sha);
-        free(t);
-    }
+    if (t)
+        free_transfer(t);
     store_release(obj);
 }
 
@@ -222,13 +380,17 @@ static void map_error(struct transfer *t, CURLcode rc, int *status, const char *
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         *status = 504;
-        *what = "upstream timed out";
+        *what = now_ms() >= t->deadline_ms ? "download took longer than --download-timeout"
+                                           : "upstream timed out";
         break;
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-        *status = t->body_started ? 504 : 502;
-        *what = t->body_started ? "upstream body truncated" : "upstream connection failed";
+        *status = t->obj->headers_ready ? 504 : 502;
+        *what = t->obj->headers_ready ? "upstream body truncated" : "upstream connection failed";
         break;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
@@ -248,29 +410,77 @@ static void map_error(struct transfer *t, CURLcode rc, int *status, const char *
     }
 }
 
-static void end_transfer(struct transfer *t, CURLcode rc)
+/* Faults that a later attempt may not meet: the network, the origin's load, a stall. Refusals,
+ * TLS failures, protocol errors and our own limits are final. */
+static bool retryable_error(const struct transfer *t, CURLcode rc)
+{
+    if (t->retry_status)
+        return true;
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+        return !t->refused[0];
+    case CURLE_OPERATION_TIMEDOUT:
+        return now_ms() < t->deadline_ms;
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void fail_attempt(struct transfer *t, CURLcode rc)
 {
     char reason[CURL_ERROR_SIZE + 96];
+    int status;
+    const char *what;
+    if (t->refused[0] && rc == CURLE_COULDNT_CONNECT) {
+        fail(t, 403, t->refused);
+        return;
+    }
+    if (t->retry_status) {
+        snprintf(reason, sizeof(reason), "upstream answered %d", t->retry_status);
+        fail(t, t->retry_status, reason);
+        return;
+    }
+    map_error(t, rc, &status, &what);
+    snprintf(reason, sizeof(reason), "%s: %s", what,
+             t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    fail(t, status, reason);
+}
+
+/* An attempt ended: finish, schedule the next attempt after a backoff, or give up. */
+static void end_attempt(struct transfer *t, CURLcode rc)
+{
     uint8_t digest[32];
     unsigned int dlen = 0;
 
-    if (rc == CURLE_OK && !t->failed) {
+    curl_multi_remove_handle(fx.multi, t->easy);
+    if (rc == CURLE_OK && !t->failed && !t->retry_status) {
         EVP_DigestFinal_ex(t->sha, digest, &dlen);
         store_finish(t->obj, digest);
-    } else if (!t->failed && t->refused[0] && rc == CURLE_COULDNT_CONNECT) {
-        fail(t, 403, t->refused);
-    } else if (!t->failed) {
-        int status;
-        const char *what;
-        map_error(t, rc, &status, &what);
-        snprintf(reason, sizeof(reason), "%s: %s", what,
-                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
-        fail(t, status, reason);
+    } else if (!t->failed && retryable_error(t, rc) && t->attempts <= fx.cfg->download_retries &&
+               !atomic_load(&fx.stopping)) {
+        int64_t delay = fx.cfg->retry_delay_ms << (t->attempts - 1 < 15 ? t->attempts - 1 : 15);
+        t->retry_at_ms = now_ms() + (delay < MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS);
+        log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->obj->url, t->attempts,
+                 t->retry_status ? "retryable status" : curl_easy_strerror(rc),
+                 (long long)(t->retry_at_ms - now_ms()));
+        return;
+    } else {
+        fail_attempt(t, rc);
     }
+    end_transfer(t);
+}
+
+static void end_transfer(struct transfer *t)
+{
     atomic_fetch_sub(&stats.downloads_active, 1);
-    curl_multi_remove_handle(fx.multi, t->easy);
-    curl_easy_cleanup(t->easy);
-    EVP_MD_CTX_free(t->sha);
     store_release(t->obj);
     for (struct transfer **p = &fx.active; *p; p = &(*p)->next) {
         if (*p == t) {
@@ -278,32 +488,84 @@ static void end_transfer(struct transfer *t, CURLcode rc)
             break;
         }
     }
-    free(t);
+    fx.n_active--;
+    free_transfer(t);
 }
 
 /* --- the thread ------------------------------------------------------------------------------ */
 
+/* The host part of an http(s) URL already checked by check_upstream_url(). */
+static void url_host(const char *url, char *out, size_t size)
+{
+    const char *p = strstr(url, "://");
+    const char *stop, *at;
+    p = p ? p + 3 : url;
+    stop = p + strcspn(p, "/?#");
+    for (at = p; at < stop; at++)
+        if (*at == '@')
+            p = at + 1;
+    snprintf(out, size, "%.*s", (int)(stop - p), p);
+}
+
+static int downloads_from(const char *host)
+{
+    int n = 0;
+    for (struct transfer *t = fx.active; t; t = t->next)
+        n += strcasecmp(t->host, host) == 0;
+    return n;
+}
+
+/* Move new requests to the backlog, then start what the limits allow, oldest first; a host at
+ * its limit does not hold up the others. */
 static void start_queued(void)
 {
-    struct pending *q;
+    struct pending *q, *rev = NULL;
     pthread_mutex_lock(&fx.lock);
     q = fx.queue;
     fx.queue = NULL;
     pthread_mutex_unlock(&fx.lock);
-    /* The queue is LIFO; start in arrival order. */
-    struct pending *rev = NULL;
-    while (q) {
+    while (q) { /* the queue is LIFO */
         struct pending *next = q->next;
         q->next = rev;
         rev = q;
         q = next;
     }
-    while (rev) {
-        struct pending *next = rev->next;
-        start_transfer(rev->obj);
-        free(rev);
-        rev = next;
+    *fx.backlog_tail = rev;
+    while (*fx.backlog_tail)
+        fx.backlog_tail = &(*fx.backlog_tail)->next;
+
+    for (struct pending **p = &fx.backlog; *p && fx.n_active < fx.cfg->max_downloads;) {
+        struct pending *item = *p;
+        char host[256];
+        url_host(item->obj->url, host, sizeof(host));
+        if (downloads_from(host) >= fx.cfg->max_downloads_per_host) {
+            p = &item->next;
+            continue;
+        }
+        *p = item->next;
+        if (fx.backlog_tail == &item->next)
+            fx.backlog_tail = p;
+        start_transfer(item->obj, host);
+        free(item);
     }
+}
+
+/* Attempts whose backoff is over go back into the multi handle. Returns ms until the next. */
+static long restart_due(void)
+{
+    int64_t now = now_ms(), next = 1000;
+    for (struct transfer *t = fx.active, *n; t; t = n) {
+        n = t->next;
+        if (!t->retry_at_ms)
+            continue;
+        if (t->retry_at_ms <= now) {
+            if (start_attempt(t) < 0)
+                end_transfer(t);
+        } else if (t->retry_at_ms - now < next) {
+            next = t->retry_at_ms - now;
+        }
+    }
+    return (long)next;
 }
 
 static void reap_finished(void)
@@ -315,7 +577,7 @@ static void reap_finished(void)
         if (msg->msg != CURLMSG_DONE)
             continue;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        end_transfer(t, msg->data.result);
+        end_attempt(t, msg->data.result);
     }
 }
 
@@ -326,6 +588,29 @@ static void housekeeping(void)
     store_expire();
 }
 
+/* Nothing may be left waiting once the thread ends: fail queued and running downloads alike. */
+static void fail_everything(void)
+{
+    pthread_mutex_lock(&fx.lock);
+    fx.closed = true;
+    pthread_mutex_unlock(&fx.lock);
+    start_queued();
+    while (fx.backlog) {
+        struct pending *p = fx.backlog;
+        fx.backlog = p->next;
+        store_fail(p->obj, 503, "arca is shutting down");
+        store_release(p->obj);
+        free(p);
+    }
+    while (fx.active) {
+        struct transfer *t = fx.active;
+        if (!t->retry_at_ms)
+            curl_multi_remove_handle(fx.multi, t->easy);
+        fail(t, 503, "arca is shutting down");
+        end_transfer(t);
+    }
+}
+
 static void *fetch_main(void *arg)
 {
     time_t last = 0;
@@ -333,22 +618,16 @@ static void *fetch_main(void *arg)
     (void)arg;
     while (!atomic_load(&fx.stopping)) {
         start_queued();
+        long wait = restart_due();
         curl_multi_perform(fx.multi, &running);
         reap_finished();
         if (time(NULL) != last) {
             last = time(NULL);
             housekeeping();
         }
-        curl_multi_poll(fx.multi, NULL, 0, 1000, NULL);
+        curl_multi_poll(fx.multi, NULL, 0, (int)wait, NULL);
     }
-    pthread_mutex_lock(&fx.lock);
-    fx.closed = true;
-    pthread_mutex_unlock(&fx.lock);
-    start_queued();
-    while (fx.active) {
-        fail(fx.active, 503, "arca is shutting down");
-        end_transfer(fx.active, CURLE_ABORTED_BY_CALLBACK);
-    }
+    fail_everything();
     store_flush_usage();
     stats_save();
     return NULL;
@@ -357,6 +636,7 @@ static void *fetch_main(void *arg)
 int fetch_init(const struct config *cfg, char *err, size_t errlen)
 {
     fx.cfg = cfg;
+    fx.backlog_tail = &fx.backlog;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(fx.multi = curl_multi_init())) {
         snprintf(err, errlen, "cannot initialise libcurl");
         return -1;

@@ -65,46 +65,58 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
     struct store_totals t;
     char body[4096];
     store_totals(&t);
-    snprintf(body, sizeof(body),
-             "# HELP arca_requests_total Fetch requests by result.\n"
-             "# TYPE arca_requests_total counter\n"
-             "arca_requests_total{result=\"hit\"} %lld\n"
-             "arca_requests_total{result=\"miss\"} %lld\n"
-             "arca_requests_total{result=\"coalesced\"} %lld\n"
-             "arca_requests_total{result=\"error\"} %lld\n"
-             "# HELP arca_served_bytes_total Body bytes sent to clients.\n"
-             "# TYPE arca_served_bytes_total counter\n"
-             "arca_served_bytes_total %lld\n"
-             "# HELP arca_downloaded_bytes_total Body bytes received from upstream.\n"
-             "# TYPE arca_downloaded_bytes_total counter\n"
-             "arca_downloaded_bytes_total %lld\n"
-             "# HELP arca_objects Objects in the cache by state.\n"
-             "# TYPE arca_objects gauge\n"
-             "arca_objects{state=\"scheduled\"} %lld\n"
-             "arca_objects{state=\"downloading\"} %lld\n"
-             "arca_objects{state=\"complete\"} %lld\n"
-             "# HELP arca_downloads_failed_total Upstream downloads that failed.\n"
-             "# TYPE arca_downloads_failed_total counter\n"
-             "arca_downloads_failed_total %lld\n"
-             "# HELP arca_disk_usage_bytes Bytes stored or claimed by downloads.\n"
-             "# TYPE arca_disk_usage_bytes gauge\n"
-             "arca_disk_usage_bytes %lld\n"
-             "# HELP arca_disk_quota_bytes The configured quota.\n"
-             "# TYPE arca_disk_quota_bytes gauge\n"
-             "arca_disk_quota_bytes %lld\n"
-             "# HELP arca_active_connections Open client connections.\n"
-             "# TYPE arca_active_connections gauge\n"
-             "arca_active_connections %lld\n"
-             "# HELP arca_active_downloads Upstream transfers running.\n"
-             "# TYPE arca_active_downloads gauge\n"
-             "arca_active_downloads %lld\n",
-             (long long)atomic_load(&stats.hits), (long long)atomic_load(&stats.misses),
-             (long long)atomic_load(&stats.coalesced), (long long)atomic_load(&stats.errors),
-             (long long)atomic_load(&stats.bytes_served),
-             (long long)atomic_load(&stats.bytes_downloaded), (long long)t.scheduled,
-             (long long)t.downloading, (long long)t.complete,
-             (long long)atomic_load(&stats.downloads_failed), (long long)t.disk_usage,
-             (long long)t.quota, (long long)atomic_load(&stats.connections),
-             (long long)atomic_load(&stats.downloads_active));
+    snprintf(
+        body, sizeof(body),
+        "# HELP arca_requests_total Fetch requests by result.\n"
+        "# TYPE arca_requests_total counter\n"
+        "arca_requests_total{result=\"hit\"} %lld\n"
+        "arca_requests_total{result=\"miss\"} %lld\n"
+        "arca_requests_total{result=\"coalesced\"} %lld\n"
+        "arca_requests_total{result=\"error\"} %lld\n"
+        "# HELP arca_served_bytes_total Body bytes sent to clients.\n"
+        "# TYPE arca_served_bytes_total counter\n"
+        "arca_served_bytes_total %lld\n"
+        "# HELP arca_downloaded_bytes_total Body bytes received from upstream.\n"
+        "# TYPE arca_downloaded_bytes_total counter\n"
+        "arca_downloaded_bytes_total %lld\n"
+        "# HELP arca_objects Objects in the cache by state.\n"
+        "# TYPE arca_objects gauge\n"
+        "arca_objects{state=\"scheduled\"} %lld\n"
+        "arca_objects{state=\"downloading\"} %lld\n"
+        "arca_objects{state=\"complete\"} %lld\n"
+        "# HELP arca_downloads_failed_total Upstream downloads that failed.\n"
+        "# TYPE arca_downloads_failed_total counter\n"
+        "arca_downloads_failed_total %lld\n"
+        "# HELP arca_download_attempts_total Upstream attempts after the first, by kind.\n"
+        "# TYPE arca_download_attempts_total counter\n"
+        "arca_download_attempts_total{kind=\"retry\"} %lld\n"
+        "arca_download_attempts_total{kind=\"resume\"} %lld\n"
+        "arca_download_attempts_total{kind=\"restart\"} %lld\n"
+        "# HELP arca_limited_requests_total Requests refused by a limit (413/414/429/431/503).\n"
+        "# TYPE arca_limited_requests_total counter\n"
+        "arca_limited_requests_total %lld\n"
+        "# HELP arca_disk_usage_bytes Bytes stored or claimed by downloads.\n"
+        "# TYPE arca_disk_usage_bytes gauge\n"
+        "arca_disk_usage_bytes %lld\n"
+        "# HELP arca_disk_quota_bytes The configured quota.\n"
+        "# TYPE arca_disk_quota_bytes gauge\n"
+        "arca_disk_quota_bytes %lld\n"
+        "# HELP arca_active_connections Open client connections.\n"
+        "# TYPE arca_active_connections gauge\n"
+        "arca_active_connections %lld\n"
+        "# HELP arca_active_downloads Upstream transfers running.\n"
+        "# TYPE arca_active_downloads gauge\n"
+        "arca_active_downloads %lld\n",
+        (long long)atomic_load(&stats.hits), (long long)atomic_load(&stats.misses),
+        (long long)atomic_load(&stats.coalesced), (long long)atomic_load(&stats.errors),
+        (long long)atomic_load(&stats.bytes_served),
+        (long long)atomic_load(&stats.bytes_downloaded), (long long)t.scheduled,
+        (long long)t.downloading, (long long)t.complete,
+        (long long)atomic_load(&stats.downloads_failed),
+        (long long)atomic_load(&stats.download_retries),
+        (long long)atomic_load(&stats.download_resumes),
+        (long long)atomic_load(&stats.download_restarts), (long long)atomic_load(&stats.limited),
+        (long long)t.disk_usage, (long long)t.quota, (long long)atomic_load(&stats.connections),
+        (long long)atomic_load(&stats.downloads_active));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

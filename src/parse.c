@@ -64,6 +64,22 @@ int parse_ttl(const char *s, int64_t *seconds)
     return scale(v, unit, seconds);
 }
 
+int parse_duration_ms(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *suffix;
+        int64_t unit;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    int64_t v;
+    const char *end;
+    if (!s || parse_digits(s, &v, &end) < 0 || v <= 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (!strcmp(end, units[i].suffix))
+            return scale(v, units[i].unit, ms);
+    return -1;
+}
+
 int parse_size(const char *s, int64_t *bytes)
 {
     int64_t v, unit = 1;
@@ -225,6 +241,41 @@ int check_upstream_url(const char *url, size_t max_len)
     if (at >= stop || *at == ':')
         return -1;
     return 0;
+}
+
+static const char *skip_blanks(const char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return p;
+}
+
+int parse_content_length(const char *value, int64_t *length)
+{
+    const char *end;
+    if (!value || parse_digits(skip_blanks(value), length, &end) < 0)
+        return -1;
+    return *skip_blanks(end) ? -1 : 0;
+}
+
+int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_t *total)
+{
+    const char *p, *end;
+    if (!value || strncasecmp(skip_blanks(value), "bytes ", 6) != 0)
+        return -1;
+    p = skip_blanks(skip_blanks(value) + 6);
+    if (parse_digits(p, first, &end) < 0 || *end != '-')
+        return -1;
+    if (parse_digits(end + 1, last, &end) < 0 || *end != '/' || *last < *first)
+        return -1;
+    p = end + 1;
+    if (*p == '*') {
+        *total = -1;
+        end = p + 1;
+    } else if (parse_digits(p, total, &end) < 0 || *last >= *total) {
+        return -1;
+    }
+    return *skip_blanks(end) ? -1 : 0;
 }
 
 static int hexval(char c)

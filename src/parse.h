@@ -17,6 +17,9 @@
 /* "<int>" followed by d, h, m or s; strictly positive. Result in seconds. */
 int parse_ttl(const char *s, int64_t *seconds);
 
+/* "<int>" followed by ms, s, m, h or d; strictly positive. Result in milliseconds. */
+int parse_duration_ms(const char *s, int64_t *ms);
+
 /* "<int>" optionally followed by K, M, G or T (powers of 1024); strictly positive. */
 int parse_size(const char *s, int64_t *bytes);
 
@@ -54,6 +57,12 @@ enum range_result parse_range(const char *header, int64_t total, struct byte_ran
 /* Accept only absolute http:// and https:// URLs with a host, no whitespace or control bytes
  * and at most max_len bytes. */
 int check_upstream_url(const char *url, size_t max_len);
+
+/* An upstream Content-Length value: digits with optional blanks around them. */
+int parse_content_length(const char *value, int64_t *length);
+
+/* An upstream Content-Range value "bytes FIRST-LAST/TOTAL" (TOTAL may be "*": *total = -1). */
+int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_t *total);
 
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);

@@ -18,6 +18,10 @@ static const struct {
     {"coalesced", &stats.coalesced},
     {"errors", &stats.errors},
     {"downloads_failed", &stats.downloads_failed},
+    {"download_retries", &stats.download_retries},
+    {"download_resumes", &stats.download_resumes},
+    {"download_restarts", &stats.download_restarts},
+    {"limited", &stats.limited},
 };
 
 void stats_load(void)

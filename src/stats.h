@@ -20,6 +20,10 @@ struct stats {
     _Atomic int64_t bytes_served;                    /* body bytes sent to clients */
     _Atomic int64_t hits, misses, coalesced, errors; /* fetch requests by result */
     _Atomic int64_t downloads_failed;                /* upstream downloads that failed */
+    _Atomic int64_t download_retries;                /* attempts started after a fault */
+    _Atomic int64_t download_resumes;                /* attempts that continued with a 206 */
+    _Atomic int64_t download_restarts;               /* attempts that started over from zero */
+    _Atomic int64_t limited;                         /* requests refused by a limit */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

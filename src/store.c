@@ -242,6 +242,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
 {
     char path[1200];
     st.quota = cfg->quota;
+    st.max_object_size = cfg->max_object_size;
     if (make_dirs(cfg, err, errlen) < 0 || table_grow() < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
@@ -391,6 +392,8 @@ bool store_wait_headers(struct object *obj, struct waiter *w)
     ready = obj->headers_ready || obj->state != OBJ_FETCHING;
     if (!ready)
         enqueue_waiter(obj, w);
+    else if (obj->state == OBJ_FETCHING)
+        obj->committed = true; /* the caller now answers with this length and type */
     pthread_mutex_unlock(&st.lock);
     return ready;
 }
@@ -417,6 +420,8 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struc
     }
     if ((int64_t)max > readable - off)
         max = (size_t)(readable - off);
+    /* Set before the lock drops: from now on a restart from zero would corrupt this reader. */
+    obj->delivered = true;
     pthread_mutex_unlock(&st.lock);
     /* Bytes below `have` never change, and our reference keeps obj->fd open. */
     n = pread(obj->fd, buf, max, off);

@@ -10,6 +10,9 @@
  * - Readers only see bytes already written to the object file. While FETCHING, the last byte
  *   written is held back: a client never receives a body that looks complete before the object
  *   has been length-checked, digest-checked and fsynced.
+ * - A download may resume (bytes are only appended) or, until the first byte has been handed to
+ *   a reader, restart from zero (store_restart). Once a reader holds the length and type, a
+ *   restart must keep them.
  * - An object is COMPLETE only after its file is fsynced and its index row committed.
  * - Waiting is push, not poll: a reader that finds no new bytes registers a waiter, and every
  *   change of `have` or state wakes all waiters.
@@ -48,6 +51,8 @@ struct object {
     uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
     uint8_t expect[32]; /* digest a client asked for with &sha256= */
     bool has_expect;
+    bool committed;   /* a reader has answered with this length and type */
+    bool delivered;   /* a reader has been handed bytes: they may never change */
     int error_status; /* HTTP status for clients when FAILED */
     char error[160];  /* one-line reason when FAILED */
     int64_t created, ttl, last_use, usage;
@@ -86,8 +91,12 @@ void store_snapshot(struct object *obj, struct object *out);
 
 /* --- fetch thread only --- */
 int store_begin_file(struct object *obj, char *err, size_t errlen);
-/* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit). */
+/* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit, 413
+ * beyond the maximum object size). Called again after a restart from zero. */
 int store_begin_body(struct object *obj, int64_t length, const char *content_type);
+/* Throw away the bytes written so far, so the download can start over. -1 (reason filled) once
+ * a reader has been handed any of them. */
+int store_restart(struct object *obj);
 int store_append(struct object *obj, const char *data, size_t len);
 void store_finish(struct object *obj, const uint8_t digest[32]);
 void store_fail(struct object *obj, int status, const char *reason);

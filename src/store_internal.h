@@ -15,6 +15,7 @@ struct store_state {
     size_t nbuckets, count;
     int64_t usage; /* bytes on disk or claimed by downloads */
     int64_t quota;
+    int64_t max_object_size;
     char objdir[1100];
     struct object *graveyard; /* evicted, waiting for bury() outside the lock */
 };

@@ -99,17 +99,47 @@ static void set_error(struct object *obj, int status, const char *reason)
     snprintf(obj->error, sizeof(obj->error), "%s", reason);
 }
 
-int store_begin_body(struct object *obj, int64_t length, const char *content_type)
+/* Lock held. Whether a body that begins again (after a retry) may replace what readers hold. */
+static bool same_headers(const struct object *obj, int64_t length, const char *content_type)
 {
-    int rc = 0;
-    pthread_mutex_lock(&st.lock);
+    return obj->length == length &&
+           strncmp(obj->content_type, content_type, sizeof(obj->content_type) - 1) == 0;
+}
+
+/* Lock held. */
+static int check_body(struct object *obj, int64_t length, const char *content_type)
+{
+    char reason[160];
+    if (obj->headers_ready && obj->committed && !same_headers(obj, length, content_type)) {
+        set_error(obj, 502, "upstream changed the object between attempts");
+        return -1;
+    }
+    if (length > st.max_object_size) {
+        snprintf(reason, sizeof(reason), "object larger than --max-object-size (%lld bytes)",
+                 (long long)st.max_object_size);
+        set_error(obj, 413, reason);
+        return -1;
+    }
     if (length > st.quota) {
         set_error(obj, 507, "object larger than the cache quota");
-        rc = -1;
-    } else if (length >= 0 && make_room(length) < 0) {
+        return -1;
+    }
+    /* A body beginning again gives back what the previous attempt reserved. */
+    st.usage -= obj->reserved;
+    obj->reserved = 0;
+    if (length >= 0 && make_room(length) < 0) {
         set_error(obj, 507, "no room in the cache quota for this object");
-        rc = -1;
-    } else {
+        return -1;
+    }
+    return 0;
+}
+
+int store_begin_body(struct object *obj, int64_t length, const char *content_type)
+{
+    int rc;
+    pthread_mutex_lock(&st.lock);
+    rc = check_body(obj, length, content_type);
+    if (rc == 0) {
         if (length >= 0) {
             obj->reserved = length;
             st.usage += length;
@@ -124,12 +154,32 @@ int store_begin_body(struct object *obj, int64_t length, const char *content_typ
     return rc;
 }
 
+int store_restart(struct object *obj)
+{
+    int rc = -1;
+    pthread_mutex_lock(&st.lock);
+    if (obj->delivered)
+        set_error(obj, 502, "upstream changed the object after clients got part of it");
+    else if (ftruncate(obj->fd, 0) < 0)
+        set_error(obj, 500, "cannot truncate object file");
+    else {
+        obj->have = 0;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&st.lock);
+    return rc;
+}
+
 /* Lock held. Claim quota for the bytes about to be written when the length was unknown. */
 static int claim(struct object *obj, int64_t upto)
 {
     int64_t extra;
     if (upto <= obj->reserved)
         return 0;
+    if (upto > st.max_object_size) {
+        set_error(obj, 413, "object grew larger than --max-object-size");
+        return -1;
+    }
     if (upto > st.quota) {
         set_error(obj, 507, "object grew larger than the cache quota");
         return -1;

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -51,6 +52,14 @@ class Obj:
     truncate_at: int = -1  # close the connection after this many body bytes
     stall: float = 0  # accept, then say nothing for this long
     redirect: str = ""  # answer 302 to this URL
+    etag: str = ""  # sent as ETag; If-Range must match it (or last_modified) for a 206
+    last_modified: str = ""
+    ranges: bool = True  # honour Range; False: always the whole body with 200
+    # One entry per GET, consumed in order; then normal service. An entry is a status (int),
+    # ("cut", n): n body bytes then a clean close; ("reset", n): n bytes then a TCP reset;
+    # ("stall", n, seconds): n bytes then silence, then a close.
+    faults: list = field(default_factory=list)
+    on_request: object = None  # callable(obj, index) run as each GET begins (index from 0)
     started: list = field(default_factory=list)  # times each GET began
     finished: list = field(default_factory=list)  # times the last body byte was sent
 
@@ -66,11 +75,15 @@ class Handler(BaseHTTPRequestHandler):
         path = urllib.parse.urlsplit(self.path).path
         obj = origin.objects.get(path)
         with origin.lock:
+            index = origin.counts[path]
             origin.counts[path] += 1
             origin.requests.append((path, dict(self.headers)))
         if obj is None:
             return self.reply(404, b"not found\n")
         obj.started.append(time.monotonic())
+        if obj.on_request:
+            obj.on_request(obj, index)
+        fault = obj.faults.pop(0) if obj.faults else None
         if obj.stall:
             time.sleep(obj.stall)
             self.close_connection = True
@@ -81,18 +94,35 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if obj.status != 200:
-            return self.reply(obj.status, b"origin error\n")
-        self.send_response(200)
+        if isinstance(fault, int) or obj.status != 200:
+            return self.reply(fault if isinstance(fault, int) else obj.status, b"origin error\n")
+        first = self.range_start(obj)
+        self.send_response(200 if first is None else 206)
         self.send_header("Content-Type", obj.content_type)
+        if obj.etag:
+            self.send_header("ETag", obj.etag)
+        if obj.last_modified:
+            self.send_header("Last-Modified", obj.last_modified)
+        if first is not None:
+            self.send_header("Content-Range", f"bytes {first}-{len(obj.data) - 1}/{len(obj.data)}")
         if obj.chunked:
             self.send_header("Transfer-Encoding", "chunked")
         else:
-            self.send_header("Content-Length", str(len(obj.data)))
+            self.send_header("Content-Length", str(len(obj.data) - (first or 0)))
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        self.send_body(obj)
+        self.send_body(obj, obj.data[first or 0 :], fault)
+
+    def range_start(self, obj):
+        """The first byte of a 206 answer, or None for the whole body."""
+        rng, if_range = self.headers.get("Range", ""), self.headers.get("If-Range")
+        if not obj.ranges or not rng.startswith("bytes=") or not rng.endswith("-"):
+            return None
+        if if_range is not None and if_range not in (obj.etag, obj.last_modified):
+            return None
+        first = int(rng[6:-1])
+        return first if first < len(obj.data) else None
 
     def reply(self, status, body):
         self.send_response(status)
@@ -102,8 +132,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.close_connection = True
 
-    def send_body(self, obj):
-        data = obj.data if obj.truncate_at < 0 else obj.data[: obj.truncate_at]
+    def send_body(self, obj, data, fault):
+        limit = obj.truncate_at
+        if fault:
+            limit = fault[1]
+        if limit >= 0:
+            data = data[:limit]
         t0 = time.monotonic()
         try:
             for off in range(0, len(data), obj.chunk):
@@ -114,12 +148,18 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 else:
                     self.wfile.write(piece)
-            if obj.chunked and obj.truncate_at < 0:
+            if obj.chunked and limit < 0:
                 self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+            if fault and fault[0] == "stall":
+                time.sleep(fault[2])
+            if fault and fault[0] == "reset":
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
         except (BrokenPipeError, ConnectionResetError):
             return
-        obj.finished.append(time.monotonic())
+        if limit < 0:
+            obj.finished.append(time.monotonic())
 
 
 class Origin:
@@ -171,7 +211,9 @@ class Arca:
         self.log = open(self.log_path, "ab")
         listen = f"[{self.host}]" if ":" in self.host else self.host
         cmd = [ARCA_BIN, "serve", "--listen", f"{listen}:{self.port}",
-               "--data-dir", self.data_dir, "--grace-period", "5s"] + self.args
+               "--data-dir", self.data_dir, "--grace-period", "5s",
+               # short backoffs, so fault scenarios take seconds; a test may override
+               "--retry-delay", "50ms"] + self.args
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -34,15 +34,18 @@ def test_unknown_endpoint_and_method(arca):
     assert arca.get("/api/v1/fetch/?url=http://127.0.0.1/x", method="POST")[0] == 405
 
 
-def test_upstream_status_is_passed_on_and_not_kept(origin, arca):
+def test_upstream_status_is_passed_on_and_not_kept(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--download-retries", "2")
     url404 = origin.url("/missing")
     url500 = origin.add("/broken", status=500)
     status, _, body = arca.fetch(url404)
     assert status == 404 and "404" in one_line(body)
+    assert origin.counts["/missing"] == 1, "404 is final: no retry"
     status, _, body = arca.fetch(url500)
     assert status == 500 and "500" in one_line(body)
+    assert origin.counts["/broken"] == 3, "500 is retried, twice here"
     assert arca.fetch(url500)[0] == 500
-    assert origin.counts["/broken"] == 2, "a failed object is not kept"
+    assert origin.counts["/broken"] == 6, "a failed object is not kept"
 
 
 def test_unreachable_upstream_is_502(arca):
@@ -65,14 +68,17 @@ def test_tls_verification_failure_is_502(tls_origin, arca):
 
 def test_silent_upstream_times_out_with_504(origin, start_arca):
     url = origin.add("/stall", stall=4)
-    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stall-timeout", "1s")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stall-timeout", "1s",
+                      "--download-retries", "1")
     t0 = time.monotonic()
     status, _, body = arca.fetch(url)
     assert status == 504 and "timed out" in one_line(body)
+    assert origin.counts["/stall"] == 2, "a stall is retried"
     assert time.monotonic() - t0 < 3.5
 
 
-def test_truncated_body_is_cut_and_not_kept(origin, arca):
+def test_truncated_body_is_cut_and_not_kept(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--download-retries", "0")
     data = os.urandom(1024 * 1024)
     url = origin.add("/trunc", data=data, truncate_at=300000)
     conn, resp = arca.stream(url)
@@ -87,7 +93,8 @@ def test_truncated_body_is_cut_and_not_kept(origin, arca):
     assert arca.status()["resources_successes"] == 0
 
 
-def test_chunked_truncated_body_gets_no_final_chunk(origin, arca):
+def test_chunked_truncated_body_gets_no_final_chunk(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--download-retries", "0")
     data = os.urandom(500000)
     url = origin.add("/ctrunc", data=data, chunked=True, truncate_at=200000, chunk=10000,
                      rate=400000)  # the client is streaming when the origin breaks off

@@ -201,10 +201,56 @@ static void sha256_hex(void **state)
         -1);
 }
 
+static void duration_ms_units(void **state)
+{
+    int64_t ms;
+    (void)state;
+    assert_int_equal(parse_duration_ms("250ms", &ms), 0);
+    assert_int_equal(ms, 250);
+    assert_int_equal(parse_duration_ms("2s", &ms), 0);
+    assert_int_equal(ms, 2000);
+    assert_int_equal(parse_duration_ms("1h", &ms), 0);
+    assert_int_equal(ms, 3600000);
+    const char *bad[] = {"", "0ms", "5", "5 s", "5sm", "ms", "-1s", "99999999999999999d", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(parse_duration_ms(bad[i], &ms), -1);
+}
+
+static void content_length_strict(void **state)
+{
+    int64_t n;
+    (void)state;
+    assert_int_equal(parse_content_length("1234", &n), 0);
+    assert_int_equal(n, 1234);
+    assert_int_equal(parse_content_length(" 0 ", &n), 0);
+    assert_int_equal(n, 0);
+    const char *bad[] = {"", " ", "-1", "+5", "12a", "1,2", "0x10", "99999999999999999999", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(parse_content_length(bad[i], &n), -1);
+}
+
+static void content_range_forms(void **state)
+{
+    int64_t a, b, t;
+    (void)state;
+    assert_int_equal(parse_content_range("bytes 100-199/200", &a, &b, &t), 0);
+    assert_true(a == 100 && b == 199 && t == 200);
+    assert_int_equal(parse_content_range("bytes 0-9/*", &a, &b, &t), 0);
+    assert_true(a == 0 && b == 9 && t == -1);
+    const char *bad[] = {"",           "bytes */200",  "bytes 5-4/10",  "bytes 0-10/10",
+                         "bytes 0-9/", "items 0-9/10", "bytes 0-9/10x", "bytes -1-9/10",
+                         NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(parse_content_range(bad[i], &a, &b, &t), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ttl_accepts_units),
+        cmocka_unit_test(duration_ms_units),
+        cmocka_unit_test(content_length_strict),
+        cmocka_unit_test(content_range_forms),
         cmocka_unit_test(ttl_rejects_bad),
         cmocka_unit_test(size_accepts_suffixes),
         cmocka_unit_test(size_rejects_bad),
