@@ -74,6 +74,12 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* curl's own timer may fire a few ms before ours: the deadline counts as reached then. */
+static bool past_deadline(const struct transfer *t)
+{
+    return now_ms() >= t->deadline_ms - 50;
+}
+
 static void fail(struct transfer *t, int status, const char *reason)
 {
     if (t->failed)
@@ -185,7 +191,10 @@ static int headers_done(struct transfer *t)
     if (t->offset > 0 && continues_body(t, status)) {
         atomic_fetch_add(&stats.download_resumes, 1);
     } else if (t->offset > 0 && (status != 200 || restart_body(t) < 0)) {
-        fail(t, 502, t->obj->error[0] ? t->obj->error : "upstream answered a resume oddly");
+        fail(t, 502,
+             status == 200 ? "upstream ignored the range or changed the object after clients got "
+                             "part of it"
+                           : "upstream answered a resume with a range that does not fit");
         return -1;
     }
     if (t->offset == 0 && begin_full_body(t) < 0)
@@ -380,8 +389,8 @@ static void map_error(struct transfer *t, CURLcode rc, int *status, const char *
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         *status = 504;
-        *what = now_ms() >= t->deadline_ms ? "download took longer than --download-timeout"
-                                           : "upstream timed out";
+        *what = past_deadline(t) ? "download took longer than --download-timeout"
+                                 : "upstream timed out";
         break;
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
@@ -421,7 +430,7 @@ static bool retryable_error(const struct transfer *t, CURLcode rc)
     case CURLE_COULDNT_CONNECT:
         return !t->refused[0];
     case CURLE_OPERATION_TIMEDOUT:
-        return now_ms() < t->deadline_ms;
+        return !past_deadline(t);
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:

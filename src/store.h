@@ -94,8 +94,9 @@ int store_begin_file(struct object *obj, char *err, size_t errlen);
 /* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit, 413
  * beyond the maximum object size). Called again after a restart from zero. */
 int store_begin_body(struct object *obj, int64_t length, const char *content_type);
-/* Throw away the bytes written so far, so the download can start over. -1 (reason filled) once
- * a reader has been handed any of them. */
+/* Throw away the bytes written so far, so the download can start over. -1 once a reader has
+ * been handed any of them (the caller gives the reason), or with the reason filled when the
+ * file cannot be truncated. */
 int store_restart(struct object *obj);
 int store_append(struct object *obj, const char *data, size_t len);
 void store_finish(struct object *obj, const uint8_t digest[32]);

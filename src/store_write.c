@@ -159,7 +159,7 @@ int store_restart(struct object *obj)
     int rc = -1;
     pthread_mutex_lock(&st.lock);
     if (obj->delivered)
-        set_error(obj, 502, "upstream changed the object after clients got part of it");
+        rc = -1; /* the caller says why */
     else if (ftruncate(obj->fd, 0) < 0)
         set_error(obj, 500, "cannot truncate object file");
     else {
@@ -174,12 +174,12 @@ int store_restart(struct object *obj)
 static int claim(struct object *obj, int64_t upto)
 {
     int64_t extra;
-    if (upto <= obj->reserved)
-        return 0;
     if (upto > st.max_object_size) {
         set_error(obj, 413, "object grew larger than --max-object-size");
         return -1;
     }
+    if (upto <= obj->reserved)
+        return 0;
     if (upto > st.quota) {
         set_error(obj, 507, "object grew larger than the cache quota");
         return -1;
@@ -198,16 +198,18 @@ static int claim(struct object *obj, int64_t upto)
     return 0;
 }
 
-static int write_all(int fd, const char *data, size_t len)
+/* Positioned writes: the file offset would survive a restart's truncation and leave a hole. */
+static int write_all(int fd, const char *data, size_t len, int64_t off)
 {
     while (len > 0) {
-        ssize_t n = write(fd, data, len);
+        ssize_t n = pwrite(fd, data, len, off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return -1;
         data += n;
         len -= (size_t)n;
+        off += n;
     }
     return 0;
 }
@@ -221,7 +223,7 @@ int store_append(struct object *obj, const char *data, size_t len)
     bury();
     if (rc < 0)
         return -1;
-    if (write_all(obj->fd, data, len) < 0) {
+    if (write_all(obj->fd, data, len, obj->have) < 0) {
         pthread_mutex_lock(&st.lock);
         set_error(obj, errno == ENOSPC ? 507 : 500,
                   errno == ENOSPC ? "disk full" : "cannot write object file");
