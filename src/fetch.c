@@ -627,14 +627,15 @@ static void *fetch_main(void *arg)
     (void)arg;
     while (!atomic_load(&fx.stopping)) {
         start_queued();
-        long wait = restart_due();
         curl_multi_perform(fx.multi, &running);
         reap_finished();
         if (time(NULL) != last) {
             last = time(NULL);
             housekeeping();
         }
-        curl_multi_poll(fx.multi, NULL, 0, (int)wait, NULL);
+        /* After the reaping, which may have scheduled retries; handles it re-adds make curl's
+         * own timeout zero, so the poll returns at once for them. */
+        curl_multi_poll(fx.multi, NULL, 0, (int)restart_due(), NULL);
     }
     fail_everything();
     store_flush_usage();
