@@ -155,6 +155,13 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         return set_int(&cfg->max_connections, 1, 100000, name, v, err);
     if (!strcmp(name, "max-connections-per-ip"))
         return set_int(&cfg->max_connections_per_ip, 1, 100000, name, v, err);
+    if (!strcmp(name, "max-url-length")) {
+        int n;
+        if (set_int(&n, 64, 1 << 20, name, v, err) < 0)
+            return -1;
+        cfg->max_url_len = (size_t)n;
+        return 0;
+    }
     if (!strcmp(name, "max-object-size"))
         return set_size(&cfg->max_object_size, name, v, err);
     if (!strcmp(name, "max-header-size")) {
@@ -247,6 +254,7 @@ void config_print_help(void)
          "  --max-object-size SIZE larger objects get 413 (default 64G)\n"
          "  --max-connections N    client connections; beyond, 503 (default 1024)\n"
          "  --max-connections-per-ip N  per client address; beyond, 429 (default 128)\n"
+         "  --max-url-length N     longest url parameter; beyond, 414 (default 8192)\n"
          "  --max-header-size SIZE request line + headers; beyond, 431 (default 16K)\n"
          "  --header-timeout TTL   time to send a request's headers (default 10s)\n"
          "  --idle-timeout TTL     idle client connection lifetime (default 60s)\n"

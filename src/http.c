@@ -1,5 +1,6 @@
 #include "http.h"
 #include "http_internal.h"
+#include "http_limits.h"
 #include "log.h"
 #include "stats.h"
 
@@ -13,7 +14,9 @@
 #include <unistd.h>
 
 #define FETCH_PREFIX "/api/v1/fetch"
-#define IDLE_TIMEOUT_S 60
+/* libmicrohttpd's own caps sit this far above ours, so that connections over our limits can
+ * still be told why; beyond them it closes new connections without a word. */
+#define HARD_CAP_MARGIN 64
 
 const struct config *http_cfg;
 atomic_bool http_draining;
@@ -84,6 +87,35 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, c
     return http_queue(c, status, r);
 }
 
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    size_t *total = cls;
+    (void)kind;
+    *total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* The request line and headers, counted as sent (near enough: folding and blanks aside). */
+static bool request_too_big(struct MHD_Connection *c, const char *url, const char *method)
+{
+    size_t total = strlen(method) + strlen(url) + 12;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_header_size, &total);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &total);
+    return total > http_cfg->max_header_size;
+}
+
+/* Refuse on a request's first call; the connection closes after the answer. */
+static enum MHD_Result refuse_early(struct MHD_Connection *c, unsigned int status,
+                                    const char *reason)
+{
+    struct MHD_Response *r = http_error_response("%s", reason);
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    atomic_fetch_add(&stats.limited, 1);
+    return http_queue(c, status, r);
+}
+
 /* Route one request. Paths are matched exactly, with or without the trailing slash. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
@@ -94,6 +126,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)cls, (void)version, (void)upload;
 
     if (*req_cls == NULL) {
+        unsigned int status;
+        const char *reason;
+        limits_request_begins(c);
+        if ((status = limits_refusal(c, &reason)) != 0)
+            return refuse_early(c, status, reason);
+        if (request_too_big(c, url, method))
+            return refuse_early(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                                "request line and headers larger than --max-header-size");
         *req_cls = &request_seen;
         return MHD_YES;
     }
@@ -121,17 +161,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)c;
+    (void)cls;
     if (*req_cls && *req_cls != &request_seen)
         http_fetch_done(*req_cls, toe);
     *req_cls = NULL;
+    limits_request_ends(c);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls, (void)c, (void)socket_ctx;
-    atomic_fetch_add(&stats.connections, code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        atomic_fetch_add(&stats.connections, 1);
+        limits_conn_open(c, socket_ctx);
+    } else {
+        limits_conn_close(*socket_ctx);
+        *socket_ctx = NULL;
+        atomic_fetch_add(&stats.connections, -1);
+    }
 }
 
 static int bind_listener(const struct config *cfg, char *err, size_t errlen)
@@ -164,14 +212,21 @@ static int bind_listener(const struct config *cfg, char *err, size_t errlen)
 int http_start(const struct config *cfg, char *err, size_t errlen)
 {
     http_cfg = cfg;
-    if (bind_listener(cfg, err, errlen) < 0)
+    if (bind_listener(cfg, err, errlen) < 0 || limits_start(cfg, err, errlen) < 0)
         return -1;
+    /* The connection's memory pool holds the request line and headers and the response
+     * headers. Measured: headers close to the pool's size get no answer at all, so the pool is
+     * twice --max-header-size plus room for an answer; request_too_big() enforces the exact
+     * limit, and requests far beyond it get libmicrohttpd's own 431 or 414. */
     daemon_ = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
         on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)IDLE_TIMEOUT_S,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, NULL, MHD_OPTION_END);
+        (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->max_header_size * 2 + 16384,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_connections + HARD_CAP_MARGIN),
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)(cfg->max_connections_per_ip + HARD_CAP_MARGIN), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
     if (!daemon_) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->listen_host,
                  cfg->listen_port);
@@ -203,4 +258,5 @@ void http_stop(void)
 {
     MHD_stop_daemon(daemon_);
     daemon_ = NULL;
+    limits_stop();
 }

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 /* Signals are blocked before any thread starts, so only main's sigwait sees them. */
 static void block_signals(sigset_t *set)
@@ -22,6 +23,23 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* Every client connection, object being streamed and upstream transfer holds a descriptor; the
+ * usual soft limit of 1024 would cap --max-connections well below its default. */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections * 2 + (rlim_t)cfg->max_downloads * 2 + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want)
+        log_error("open-file limit %llu is below the %llu that --max-connections may need",
+                  (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
 static int serve(const struct config *cfg)
 {
     char err[512];
@@ -29,6 +47,7 @@ static int serve(const struct config *cfg)
     int sig;
 
     block_signals(&set);
+    raise_fd_limit(cfg);
     policy_init(cfg);
     if (store_open(cfg, err, sizeof(err)) < 0)
         goto fail;
