@@ -99,3 +99,23 @@ def test_client_headers_are_not_forwarded_upstream(origin, arca):
     names = {k.lower() for k in sent}
     assert not names & {"authorization", "cookie", "x-forwarded-for", "range"}
     assert sent["User-Agent"].startswith("arca/")
+
+
+def test_other_spellings_of_loopback_are_refused(origin, start_arca):
+    origin.add("/alias", data=b"secret")
+    arca = start_arca()
+    port = origin.port
+    for host in ["2130706433", "0x7f.1", "127.1", "0.0.0.0", "[::1]", "[::]",
+                 "[0:0:0:0:0:ffff:7f00:1]"]:
+        status, _, body = arca.fetch(f"http://{host}:{port}/alias")
+        assert status in (403, 502), host  # refused, or not an address at all
+        assert status == 403 or b"refused" not in body
+    assert origin.counts["/alias"] == 0
+
+
+def test_redirect_to_other_schemes_is_refused(origin, arca):
+    for target in ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/x"]:
+        path = "/to-" + target.split(":")[0]
+        origin.add(path, redirect=target)
+        status, _, body = arca.fetch(origin.url(path))
+        assert status == 502 and b"scheme" in body, target

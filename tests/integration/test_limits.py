@@ -1,0 +1,129 @@
+"""Limits against abuse: connections in total and per address, header size and time, url
+length. Each refusal is a status with a one-line reason, and arca keeps serving others."""
+
+import socket
+import time
+
+from conftest import sha256
+
+
+def raw(arca, data, timeout=5):
+    """Send raw bytes on a new connection; return what came back before the close."""
+    with socket.create_connection((arca.host, arca.port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                piece = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not piece:
+                break
+            out += piece
+        return out
+
+
+def status_of(response):
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else None
+
+
+def health_request():
+    return b"GET /api/v1/health/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+
+
+def test_header_size_limit_gives_431(start_arca):
+    arca = start_arca("--max-header-size", "8K")
+    ok = raw(arca, b"GET /api/v1/health/ HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * 7000 +
+             b"\r\nConnection: close\r\n\r\n")
+    assert status_of(ok) == 200
+    for size in (9000, 30000, 200000):  # ours, and far beyond the connection's memory
+        big = raw(arca, b"GET /api/v1/health/ HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * size +
+                  b"\r\n\r\n")
+        assert status_of(big) == 431, size
+    assert arca.metrics()["arca_limited_requests_total"] >= 2
+    assert arca.get("/api/v1/health/")[0] == 200
+
+
+def test_long_url_gives_414(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--max-url-length", "200")
+    status, _, body = arca.fetch(origin.url("/" + "u" * 300))
+    assert status == 414 and body.count(b"\n") == 1 and b"max-url-length" in body
+    assert origin.counts.total() == 0
+    huge = raw(arca, b"GET /api/v1/fetch/?url=http://a/" + b"x" * 300000 + b" HTTP/1.1\r\n\r\n")
+    assert status_of(huge) in (414, 431)
+
+
+def test_connections_per_address_beyond_the_limit_get_429(start_arca):
+    arca = start_arca("--max-connections-per-ip", "4")
+    held = [socket.create_connection((arca.host, arca.port)) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        refused = raw(arca, health_request())
+        assert status_of(refused) == 429 and b"max-connections-per-ip" in refused
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.3)
+    assert status_of(raw(arca, health_request())) == 200, "the address may connect again"
+
+
+def test_connections_beyond_the_total_get_503(start_arca):
+    arca = start_arca("--max-connections", "3")
+    held = [socket.create_connection((arca.host, arca.port)) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        refused = raw(arca, health_request())
+        assert status_of(refused) == 503 and b"max-connections" in refused
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.3)
+    assert status_of(raw(arca, health_request())) == 200
+
+
+def test_slowloris_is_cut_at_the_header_deadline(start_arca):
+    arca = start_arca("--header-timeout", "1s")
+    with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+        s.sendall(b"GET /api/v1/health/ HTTP/1.1\r\n")
+        t0 = time.monotonic()
+        closed_after = None
+        while time.monotonic() - t0 < 6:
+            try:
+                s.sendall(b"X-Slow: 1\r\n")  # a header line every 200 ms: never idle
+                s.settimeout(0.2)
+                if s.recv(100) == b"":
+                    closed_after = time.monotonic() - t0
+                    break
+            except socket.timeout:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - t0
+                break
+    assert closed_after is not None and closed_after < 3, closed_after
+    assert arca.metrics()["arca_limited_requests_total"] >= 1
+
+
+def test_kept_alive_connection_outlives_the_header_deadline(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--header-timeout", "1s")
+    url = origin.add("/ka", data=b"k" * 1000)
+    import http.client
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=10)
+    try:
+        conn.request("GET", arca.fetch_path(url))
+        assert conn.getresponse().read() == b"k" * 1000
+        time.sleep(2)  # idle between requests is governed by --idle-timeout (60 s)
+        conn.request("GET", arca.fetch_path(url))
+        resp = conn.getresponse()
+        assert resp.status == 200 and sha256(resp.read()) == sha256(b"k" * 1000)
+    finally:
+        conn.close()
+
+
+def test_limit_options_are_checked(start_arca, workdir):
+    import subprocess
+    from conftest import ARCA_BIN
+    for args in (["--max-header-size", "10"], ["--max-connections", "0"],
+                 ["--download-retries", "-1"], ["--retry-delay", "5"],
+                 ["--max-object-size", "big"], ["--header-timeout", "0s"]):
+        p = subprocess.run([ARCA_BIN, "serve", *args], capture_output=True, text=True, timeout=10)
+        assert p.returncode != 0 and p.stderr.count("\n") == 1 and args[0] in p.stderr, args
