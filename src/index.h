@@ -18,6 +18,10 @@ struct index_row {
     const uint8_t *digest; /* 32 bytes */
 };
 
+/* index_open's result for a file that is not a sound SQLite database: the caller moves it
+ * aside and starts a new one, rather than trust any of it. */
+#define INDEX_CORRUPT (-2)
+
 int index_open(const char *path, char *err, size_t errlen);
 void index_close(void);
 

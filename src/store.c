@@ -2,6 +2,7 @@
 #include "log.h"
 #include "store_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/sha.h>
@@ -9,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct store_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -238,20 +241,83 @@ static void discard_partial(const char *key, void *arg)
     unlink(path);
 }
 
+/* Two servers on one data dir would each delete the other's downloads at start: refuse. The
+ * lock lives as long as the process (the descriptor is never closed). */
+static int lock_data_dir(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/lock", cfg->data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "data dir %s: %s", cfg->data_dir,
+                 fd < 0 ? strerror(errno) : "in use by another arca");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return 0;
+}
+
+/* A corrupt index is never trusted: it is kept for inspection under a new name, and the object
+ * files it described are swept as orphans. */
+static int open_index(const char *path, char *err, size_t errlen)
+{
+    char aside[1300];
+    int rc = index_open(path, err, errlen);
+    if (rc != INDEX_CORRUPT)
+        return rc;
+    snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+    log_error("%s; moved aside to %s, starting with an empty cache", err, aside);
+    if (rename(path, aside) < 0) {
+        snprintf(err, errlen, "index %s is corrupt and cannot be moved aside: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    for (const char *ext = "-wal"; ext; ext = strcmp(ext, "-wal") ? NULL : "-shm") {
+        char side[1300];
+        snprintf(side, sizeof(side), "%s%s", path, ext);
+        unlink(side);
+    }
+    return index_open(path, err, errlen);
+}
+
+/* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. */
+static void sweep_orphans(void)
+{
+    char dir[1200], path[1500];
+    int removed = 0;
+    for (int i = 0; i < 256; i++) {
+        snprintf(dir, sizeof(dir), "%s/%02x", st.objdir, i);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.' || table_find(e->d_name))
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            removed += unlink(path) == 0;
+        }
+        if (d)
+            closedir(d);
+    }
+    if (removed)
+        log_info("store: removed %d object files no index row points to", removed);
+}
+
 int store_open(const struct config *cfg, char *err, size_t errlen)
 {
     char path[1200];
     st.quota = cfg->quota;
     st.max_object_size = cfg->max_object_size;
-    if (make_dirs(cfg, err, errlen) < 0 || table_grow() < 0)
+    if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 || table_grow() < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
-    if (index_open(path, err, errlen) < 0)
+    if (open_index(path, err, errlen) < 0)
         return -1;
     if (index_load(load_row, discard_partial, NULL) < 0) {
         snprintf(err, errlen, "index %s: cannot read", path);
         return -1;
     }
+    sweep_orphans();
     log_info("store: %zu objects, %lld bytes in %s", st.count, (long long)st.usage, cfg->data_dir);
     return 0;
 }

@@ -1,0 +1,175 @@
+"""Crash safety: kill -9 at many points during concurrent downloads, a corrupt index, a data
+dir already in use, and a disk that fills up (a small tmpfs in a private mount namespace)."""
+
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import ARCA_BIN, Arca, free_port, read_to_end, sha256
+
+KILL_POINTS = 24
+
+
+def complete_rows(data_dir):
+    db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
+    try:
+        return db.execute("SELECT key, url, length, hex(sha256) FROM objects"
+                          " WHERE state='complete'").fetchall()
+    finally:
+        db.close()
+
+
+def file_sha(data_dir, key):
+    with open(os.path.join(data_dir, "objects", key[:2], key), "rb") as f:
+        return sha256(f.read())
+
+
+def test_kill_9_at_many_points_never_leaves_a_bad_object(origin, workdir):
+    rng = random.Random(7)
+    bodies = {f"/obj{i}": os.urandom(rng.randrange(100_000, 3_000_000)) for i in range(40)}
+    urls = {origin.add(p, data=d, rate=4 << 20, etag=f'"{p}"'): d for p, d in bodies.items()}
+    data_dir = os.path.join(workdir, "data")
+    finished_rows, in_flight = [], []
+    for point in range(KILL_POINTS):
+        arca = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
+
+        def client(u):
+            try:
+                conn, resp = arca.stream(u)
+                read_to_end(resp)
+                conn.close()
+            except OSError:
+                pass  # the server died under us: that is the point
+
+        threads = [threading.Thread(target=client, args=(u,))
+                   for u in rng.sample(sorted(urls), 6)]
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(0.02, 0.6))
+        in_flight.append(arca.status()["resources_downloading"])
+        arca.stop(signal.SIGKILL)
+        for t in threads:
+            t.join()
+        # Between crashes, everything the index calls complete must be whole and right.
+        rows = complete_rows(data_dir)
+        for key, url, length, digest in rows:
+            assert length == len(urls[url]), (point, url)
+            assert file_sha(data_dir, key) == sha256(urls[url]) == digest.lower(), (point, url)
+        finished_rows.append(len(rows))
+
+    arca = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
+    try:
+        for u, d in urls.items():
+            status, _, body = arca.fetch(u)
+            assert status == 200 and sha256(body) == sha256(d), u
+        leftovers = {f for sub in os.listdir(os.path.join(data_dir, "objects"))
+                     for f in os.listdir(os.path.join(data_dir, "objects", sub))}
+        assert leftovers == {k for k, *_ in complete_rows(data_dir)}, "no orphan files"
+    finally:
+        arca.stop()
+    print(f"\n{KILL_POINTS} kill points; downloads in flight at each: {in_flight}; "
+          f"complete objects after each: {finished_rows}")
+    assert finished_rows[-1] > 0, "some downloads finished between the kills"
+    assert sum(n > 0 for n in in_flight) >= 20, "most kills hit running downloads"
+
+
+def test_corrupt_index_is_moved_aside_not_trusted(origin, start_arca, workdir):
+    data = os.urandom(50000)
+    url = origin.add("/c", data=data)
+    first = start_arca("--upstream-allow", "127.0.0.0/8")
+    assert first.fetch(url)[0] == 200
+    first.stop()
+    index = os.path.join(first.data_dir, "index.sqlite")
+    with open(index, "r+b") as f:  # scribble over the header and the first pages
+        f.write(os.urandom(8192))
+    for side in ("-wal", "-shm"):
+        if os.path.exists(index + side):
+            os.unlink(index + side)
+    second = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
+    assert any(n.startswith("index.sqlite.corrupt-") for n in os.listdir(first.data_dir))
+    assert "moved aside" in second.read_log()
+    assert second.status()["resources_successes"] == 0
+    status, _, body = second.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert origin.counts["/c"] == 2, "nothing from the corrupt index was served"
+
+
+def test_second_server_on_the_same_data_dir_is_refused(start_arca):
+    first = start_arca()
+    p = subprocess.run([ARCA_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}",
+                        "--data-dir", first.data_dir], capture_output=True, text=True, timeout=10)
+    assert p.returncode != 0 and "in use by another arca" in p.stderr
+    assert first.get("/api/v1/health/")[0] == 200
+
+
+def can_unshare():
+    if not shutil.which("unshare"):
+        return False
+    args = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
+    return subprocess.run(args + ["true"], capture_output=True).returncode == 0
+
+
+class TmpfsArca(Arca):
+    """arca in its own mount namespace, with its data dir on a tmpfs of `size`."""
+
+    def __init__(self, workdir, args, size):
+        super().__init__(workdir, args)
+        self.size = size
+        os.makedirs(self.data_dir, exist_ok=True)
+
+    def start(self):
+        self.port = free_port()
+        self.log = open(self.log_path, "ab")
+        user = [] if os.geteuid() == 0 else ["-r"]
+        script = ('mount -t tmpfs -o size="$1" arca-test "$2" && shift 2 && exec "$@"')
+        cmd = ["unshare", *user, "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+               self.size, self.data_dir, ARCA_BIN, "serve", "--listen",
+               f"127.0.0.1:{self.port}", "--data-dir", self.data_dir, "--retry-delay", "50ms",
+               *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.get("/api/v1/health/")[0] == 200:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("arca on tmpfs did not start: " + self.read_log())
+
+    def inside(self, path):
+        """The path as arca's mount namespace sees it."""
+        return f"/proc/{self.proc.pid}/root{os.path.abspath(path)}"
+
+
+@pytest.mark.skipif(not can_unshare(), reason="no mount namespaces here")
+def test_disk_full_fails_one_download_and_recovers(origin, workdir):
+    arca = TmpfsArca(workdir, ["--upstream-allow", "127.0.0.0/8", "--quota", "1G"], "12m").start()
+    try:
+        kept = os.urandom(3 << 20)
+        kept_url = origin.add("/kept", data=kept)
+        assert arca.fetch(kept_url)[0] == 200
+        filler = arca.inside(os.path.join(arca.data_dir, "filler"))
+        with open(filler, "wb") as f:  # leave about 2 MiB free
+            f.write(b"\0" * (6 << 20))
+        big = os.urandom(4 << 20)
+        big_url = origin.add("/big", data=big)
+        conn, resp = arca.stream(big_url)
+        body, complete = read_to_end(resp)
+        conn.close()
+        assert resp.status == 507 or not complete, "the failed object is never served whole"
+        assert "disk full" in arca.read_log() or b"disk" in body
+        status, _, body = arca.fetch(kept_url)
+        assert status == 200 and sha256(body) == sha256(kept), "hits keep being served"
+        os.unlink(filler)  # space returns; arca needs no restart
+        status, _, body = arca.fetch(big_url)
+        assert status == 200 and sha256(body) == sha256(big)
+        assert arca.status()["resources_successes"] == 2
+    finally:
+        arca.stop()
