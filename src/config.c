@@ -217,18 +217,28 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     return config_set(ctx->cfg, name, value, ctx->err) == 0;
 }
 
-int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN])
+int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN])
 {
     char inner[CONFIG_ERR_LEN] = "syntax error";
     struct ini_ctx ctx = {cfg, inner};
-    int rc = ini_parse(path, on_ini_line, &ctx);
+    int rc = ini_parse_file(f, on_ini_line, &ctx);
     if (rc == 0)
         return 0;
-    if (rc < 0)
-        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file", path);
-    else
-        snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", path, rc, inner);
+    snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", name, rc, inner);
     return -1;
+}
+
+int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN])
+{
+    FILE *f = fopen(path, "r");
+    int rc;
+    if (!f) {
+        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file", path);
+        return -1;
+    }
+    rc = config_read_stream(cfg, f, path, err);
+    fclose(f);
+    return rc;
 }
 
 void config_print_help(void)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_MAX_NETS 64
 #define CONFIG_ERR_LEN 256
@@ -64,6 +65,9 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
 
 /* Read an INI file (keys are the long option names, in no section or in [arca]). */
 int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN]);
+
+/* The same from an open stream; `name` labels error messages. */
+int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN]);
 
 /* Apply one option by its long name; used by both the command line and the INI reader. */
 int config_set(struct config *cfg, const char *name, const char *value, char err[CONFIG_ERR_LEN]);
