@@ -40,6 +40,7 @@ struct transfer {
     bool body_started; /* its body is being written */
     /* Outcome: */
     bool failed;       /* store_fail() already called */
+    bool counted;      /* in stats.downloads_active */
     int retry_status;  /* > 0: this attempt ended on a retryable upstream status */
     char refused[160]; /* why the address policy refused a connection */
     char errbuf[CURL_ERROR_SIZE];
@@ -66,6 +67,15 @@ static struct {
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void end_transfer(struct transfer *t);
+
+/* stats.downloads_active counts downloads in progress (backoffs included). It drops before the
+ * object finishes or fails, so a client that has seen the end never finds it still counted. */
+static void count_active(struct transfer *t, bool active)
+{
+    if (t->counted != active)
+        atomic_fetch_add(&stats.downloads_active, active ? 1 : -1);
+    t->counted = active;
+}
 
 static int64_t now_ms(void)
 {
@@ -372,7 +382,7 @@ static void start_transfer(struct object *obj, const char *host)
     t->next = fx.active;
     fx.active = t;
     fx.n_active++;
-    atomic_fetch_add(&stats.downloads_active, 1);
+    count_active(t, true);
     if (start_attempt(t) < 0)
         end_transfer(t);
     return;
@@ -470,6 +480,7 @@ static void end_attempt(struct transfer *t, CURLcode rc)
     unsigned int dlen = 0;
 
     curl_multi_remove_handle(fx.multi, t->easy);
+    count_active(t, false);
     if (rc == CURLE_OK && !t->failed && !t->retry_status) {
         EVP_DigestFinal_ex(t->sha, digest, &dlen);
         store_finish(t->obj, digest);
@@ -477,6 +488,7 @@ static void end_attempt(struct transfer *t, CURLcode rc)
                !atomic_load(&fx.stopping)) {
         int64_t delay = fx.cfg->retry_delay_ms << (t->attempts - 1 < 15 ? t->attempts - 1 : 15);
         t->retry_at_ms = now_ms() + (delay < MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS);
+        count_active(t, true);
         log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->obj->url, t->attempts,
                  t->retry_status ? "retryable status" : curl_easy_strerror(rc),
                  (long long)(t->retry_at_ms - now_ms()));
@@ -489,7 +501,7 @@ static void end_attempt(struct transfer *t, CURLcode rc)
 
 static void end_transfer(struct transfer *t)
 {
-    atomic_fetch_sub(&stats.downloads_active, 1);
+    count_active(t, false);
     store_release(t->obj);
     for (struct transfer **p = &fx.active; *p; p = &(*p)->next) {
         if (*p == t) {

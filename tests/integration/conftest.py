@@ -24,6 +24,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARCA_BIN = os.environ.get("ARCA_BIN", os.path.join(ROOT, "build", "arca"))
+# What AddressSanitizer, LeakSanitizer and UBSan print; any of it in arca's log fails the test.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def sha256(data):
@@ -239,6 +241,11 @@ class Arca:
         rc = self.proc.returncode
         self.proc = None
         self.log.close()
+        log = self.read_log()
+        for marker in SANITIZER_MARKERS:
+            if marker in log:
+                at = log.index(marker)
+                raise AssertionError("sanitizer report in arca's log:\n" + log[at:at + 3000])
         return rc
 
     def read_log(self):
@@ -344,6 +351,8 @@ def start_arca(workdir):
     started = []
 
     def start(*args, data_dir=None, host="127.0.0.1"):
+        # each its own data dir unless told: two servers may not share one
+        data_dir = data_dir or os.path.join(workdir, f"data{len(started)}")
         a = Arca(workdir, args, data_dir, host).start()
         started.append(a)
         return a
