@@ -374,8 +374,9 @@ static void start_transfer(struct object *obj, const char *host)
     t->content_length = -1;
     t->deadline_ms = now_ms() + fx.cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
-    if (store_begin_file(obj, err, sizeof(err)) < 0) {
-        store_fail(obj, 500, err);
+    int status = store_begin_file(obj, err, sizeof(err));
+    if (status != 0) {
+        store_fail(obj, status, err);
         goto fail;
     }
     setup_easy(t);

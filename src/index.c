@@ -91,7 +91,7 @@ static int exec_bound(const char *sql, const char *fmt, ...)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         log_error("index: %s", sqlite3_errmsg(db));
-        return -1;
+        return sqlite3_errcode(db) == SQLITE_FULL ? INDEX_FULL : -1;
     }
     return 0;
 }

@@ -21,6 +21,8 @@ struct index_row {
 /* index_open's result for a file that is not a sound SQLite database: the caller moves it
  * aside and starts a new one, rather than trust any of it. */
 #define INDEX_CORRUPT (-2)
+/* A write's result when the disk (or the file system holding the index) is full. */
+#define INDEX_FULL (-3)
 
 int index_open(const char *path, char *err, size_t errlen);
 void index_close(void);

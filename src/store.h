@@ -90,6 +90,8 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struc
 void store_snapshot(struct object *obj, struct object *out);
 
 /* --- fetch thread only --- */
+/* Record the download and create its file: 0, or the status for clients (507 when the disk is
+ * full, 500 otherwise) with the reason in err. */
 int store_begin_file(struct object *obj, char *err, size_t errlen);
 /* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit, 413
  * beyond the maximum object size). Called again after a restart from zero. */

@@ -72,20 +72,23 @@ static void bury(void)
 int store_begin_file(struct object *obj, char *err, size_t errlen)
 {
     char path[1200];
-    int fd;
+    int fd, rc;
     object_path(obj, path, sizeof(path));
     /* The row comes first: a crash after it leaves a 'fetching' row whose file start-up deletes;
      * the other order could leave a file that no row points to. */
-    if (index_mark_fetching(obj->key, obj->url) < 0) {
-        snprintf(err, errlen, "cannot record the download in the index");
-        return -1;
+    if ((rc = index_mark_fetching(obj->key, obj->url)) < 0) {
+        snprintf(err, errlen, "%s",
+                 rc == INDEX_FULL ? "disk full (index)"
+                                  : "cannot record the download in the index");
+        return rc == INDEX_FULL ? 507 : 500;
     }
     /* An older version may still be open by readers: unlink keeps their inode alive. */
     unlink(path);
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create object file: %s", strerror(errno));
-        return -1;
+        int e = errno;
+        snprintf(err, errlen, "cannot create object file: %s", strerror(e));
+        return e == ENOSPC ? 507 : 500;
     }
     pthread_mutex_lock(&st.lock);
     obj->fd = fd;
@@ -284,8 +287,10 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     row = (struct index_row){obj->key, obj->url,      obj->content_type, obj->have, obj->created,
                              obj->ttl, obj->last_use, obj->usage,        digest};
     pthread_mutex_unlock(&st.lock);
-    if (index_mark_complete(&row) < 0) {
-        store_fail(obj, 500, "cannot record object in the index");
+    int rc = index_mark_complete(&row);
+    if (rc < 0) {
+        store_fail(obj, rc == INDEX_FULL ? 507 : 500,
+                   rc == INDEX_FULL ? "disk full (index)" : "cannot record object in the index");
         return;
     }
     pthread_mutex_lock(&st.lock);

@@ -252,6 +252,16 @@ class Arca:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
+    def log_shows(self, text, timeout=3):
+        """Whether `text` appears in the log within `timeout` (a failure is logged after the
+        clients are told)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.read_log():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def get(self, path, headers=None, method="GET", timeout=30):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
