@@ -147,16 +147,15 @@ static void *watch(void *arg)
         pthread_mutex_lock(&lim.lock);
         for (struct conn_track *t = lim.head; t; t = t->next) {
             if (t->deadline_ms && now > t->deadline_ms && t->fd >= 0) {
+                atomic_fetch_add(&stats.limited, 1); /* before the client can see the close */
                 shutdown(t->fd, SHUT_RDWR);
                 t->deadline_ms = 0;
                 cut++;
             }
         }
         pthread_mutex_unlock(&lim.lock);
-        if (cut) {
-            atomic_fetch_add(&stats.limited, cut);
+        if (cut)
             log_info("closed %d connections that sent no complete request in time", cut);
-        }
         nanosleep(&tick, NULL);
     }
     return NULL;
