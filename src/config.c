@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <errno.h>
 #include <ini.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,93 +90,84 @@ static int add_net(struct cidr *nets, int *n, const char *name, const char *v, c
     return 0;
 }
 
-static int set_duration(int64_t *dst, const char *name, const char *v, char *err)
-{
-    if (parse_ttl(v, dst) < 0) {
-        snprintf(err, CONFIG_ERR_LEN, "--%s: expected <int>d|h|m|s, positive, got '%s'", name, v);
-        return -1;
-    }
-    return 0;
-}
+enum value_kind { V_DURATION, V_DURATION_MS, V_SIZE, V_INT };
 
-static int set_size(int64_t *dst, const char *name, const char *v, char *err)
-{
-    if (parse_size(v, dst) < 0) {
-        snprintf(err, CONFIG_ERR_LEN, "--%s: expected <int>[K|M|G|T], positive, got '%s'", name, v);
-        return -1;
-    }
-    return 0;
-}
+/* Every numeric option: where it goes in struct config (an int for V_INT, an int64_t
+ * otherwise) and the range it accepts. */
+static const struct numeric_option {
+    const char *name;
+    enum value_kind kind;
+    size_t offset;
+    int64_t min, max;
+} numeric_options[] = {
+    {"quota", V_SIZE, offsetof(struct config, quota), 1, INT64_MAX},
+    {"default-ttl", V_DURATION, offsetof(struct config, default_ttl), 1, INT64_MAX},
+    {"stall-timeout", V_DURATION, offsetof(struct config, stall_timeout), 1, 86400},
+    {"grace-period", V_DURATION, offsetof(struct config, grace_period), 1, 86400},
+    {"download-timeout", V_DURATION, offsetof(struct config, download_timeout), 1, 30 * 86400},
+    {"header-timeout", V_DURATION, offsetof(struct config, header_timeout), 1, 3600},
+    {"idle-timeout", V_DURATION, offsetof(struct config, idle_timeout), 1, 86400},
+    {"retry-delay", V_DURATION_MS, offsetof(struct config, retry_delay_ms), 1, 3600000},
+    {"download-retries", V_INT, offsetof(struct config, download_retries), 0, 100},
+    {"max-downloads", V_INT, offsetof(struct config, max_downloads), 1, 10000},
+    {"max-downloads-per-host", V_INT, offsetof(struct config, max_downloads_per_host), 1, 10000},
+    {"max-connections", V_INT, offsetof(struct config, max_connections), 1, 100000},
+    {"max-connections-per-ip", V_INT, offsetof(struct config, max_connections_per_ip), 1, 100000},
+    {"max-url-length", V_INT, offsetof(struct config, max_url_len), 64, 1 << 20},
+    {"max-object-size", V_SIZE, offsetof(struct config, max_object_size), 1, INT64_MAX},
+    {"max-header-size", V_SIZE, offsetof(struct config, max_header_size), 1024, 1 << 20},
+    {"threads", V_INT, offsetof(struct config, threads), 1, 256},
+};
 
-static int set_int(int *dst, int min, int max, const char *name, const char *v, char *err)
+/* A plain decimal integer; strtoll alone would accept blanks and signs. */
+static int parse_int(const char *v, int64_t *out)
 {
     char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < min || n > max) {
-        snprintf(err, CONFIG_ERR_LEN, "--%s: expected an integer %d..%d, got '%s'", name, min, max,
-                 v);
+    if (!*v || (*v != '-' && (*v < '0' || *v > '9')))
+        return -1;
+    errno = 0;
+    *out = strtoll(v, &end, 10);
+    return *end || errno ? -1 : 0;
+}
+
+static int set_numeric(struct config *cfg, const struct numeric_option *o, const char *v, char *err)
+{
+    static const char *const expect[] = {"<int>d|h|m|s", "<int>ms|s|m|h|d", "<int>[K|M|G|T]",
+                                         "an integer"};
+    int64_t n;
+    int rc = o->kind == V_DURATION      ? parse_ttl(v, &n)
+             : o->kind == V_DURATION_MS ? parse_duration_ms(v, &n)
+             : o->kind == V_SIZE        ? parse_size(v, &n)
+                                        : parse_int(v, &n);
+    if (rc < 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s, positive, got '%s'", o->name,
+                 expect[o->kind], v);
         return -1;
     }
-    *dst = (int)n;
+    if (n < o->min || n > o->max) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: '%s' is out of range (%lld..%lld%s)", o->name, v,
+                 (long long)o->min, (long long)o->max,
+                 o->kind == V_DURATION      ? " s"
+                 : o->kind == V_DURATION_MS ? " ms"
+                                            : "");
+        return -1;
+    }
+    if (o->kind == V_INT)
+        *(int *)((char *)cfg + o->offset) = (int)n;
+    else
+        *(int64_t *)((char *)cfg + o->offset) = n;
     return 0;
 }
 
 int config_set(struct config *cfg, const char *name, const char *v, char err[CONFIG_ERR_LEN])
 {
+    for (size_t i = 0; i < sizeof(numeric_options) / sizeof(numeric_options[0]); i++)
+        if (!strcmp(name, numeric_options[i].name))
+            return set_numeric(cfg, &numeric_options[i], v, err);
     if (!strcmp(name, "listen"))
         return set_listen(cfg, v, err);
     if (!strcmp(name, "data-dir"))
         return copy_str(cfg->data_dir, sizeof(cfg->data_dir), name, v, err);
-    if (!strcmp(name, "quota"))
-        return set_size(&cfg->quota, name, v, err);
-    if (!strcmp(name, "default-ttl"))
-        return set_duration(&cfg->default_ttl, name, v, err);
-    if (!strcmp(name, "stall-timeout"))
-        return set_duration(&cfg->stall_timeout, name, v, err);
-    if (!strcmp(name, "grace-period"))
-        return set_duration(&cfg->grace_period, name, v, err);
-    if (!strcmp(name, "download-timeout"))
-        return set_duration(&cfg->download_timeout, name, v, err);
-    if (!strcmp(name, "header-timeout"))
-        return set_duration(&cfg->header_timeout, name, v, err);
-    if (!strcmp(name, "idle-timeout"))
-        return set_duration(&cfg->idle_timeout, name, v, err);
-    if (!strcmp(name, "retry-delay")) {
-        if (parse_duration_ms(v, &cfg->retry_delay_ms) == 0)
-            return 0;
-        snprintf(err, CONFIG_ERR_LEN, "--retry-delay: expected <int>ms|s|m, positive, got '%s'", v);
-        return -1;
-    }
-    if (!strcmp(name, "download-retries"))
-        return set_int(&cfg->download_retries, 0, 100, name, v, err);
-    if (!strcmp(name, "max-downloads"))
-        return set_int(&cfg->max_downloads, 1, 10000, name, v, err);
-    if (!strcmp(name, "max-downloads-per-host"))
-        return set_int(&cfg->max_downloads_per_host, 1, 10000, name, v, err);
-    if (!strcmp(name, "max-connections"))
-        return set_int(&cfg->max_connections, 1, 100000, name, v, err);
-    if (!strcmp(name, "max-connections-per-ip"))
-        return set_int(&cfg->max_connections_per_ip, 1, 100000, name, v, err);
-    if (!strcmp(name, "max-url-length")) {
-        int n;
-        if (set_int(&n, 64, 1 << 20, name, v, err) < 0)
-            return -1;
-        cfg->max_url_len = (size_t)n;
-        return 0;
-    }
-    if (!strcmp(name, "max-object-size"))
-        return set_size(&cfg->max_object_size, name, v, err);
-    if (!strcmp(name, "max-header-size")) {
-        int64_t n;
-        if (set_size(&n, name, v, err) < 0)
-            return -1;
-        if (n < 1024 || n > (1 << 20)) {
-            snprintf(err, CONFIG_ERR_LEN, "--max-header-size: expected 1K..1M, got '%s'", v);
-            return -1;
-        }
-        cfg->max_header_size = (size_t)n;
-        return 0;
-    }
     if (!strcmp(name, "allow-network"))
         return add_net(cfg->allow_nets, &cfg->n_allow_nets, name, v, err);
     if (!strcmp(name, "upstream-allow"))
@@ -196,8 +189,6 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         snprintf(err, CONFIG_ERR_LEN, "--send-mode: expected mmap or sendfile, got '%s'", v);
         return -1;
     }
-    if (!strcmp(name, "threads"))
-        return set_int(&cfg->threads, 1, 256, name, v, err);
     snprintf(err, CONFIG_ERR_LEN, "unknown option '%s'", name);
     return -1;
 }

@@ -41,13 +41,13 @@ struct config {
     int64_t max_object_size;    /* bytes; larger objects are refused with 413 */
     int max_connections;        /* client connections at once; more get 503 */
     int max_connections_per_ip; /* more from one address get 429 */
-    size_t max_header_size;     /* request line + headers, bytes; more gets 431 */
+    int64_t max_header_size;    /* request line + headers, bytes; more gets 431 */
     int64_t header_timeout;     /* seconds to receive a request's headers */
     int64_t idle_timeout;       /* seconds a kept-alive or stalled client connection may idle */
     int64_t grace_period;       /* seconds granted to in-flight responses on SIGTERM */
     int threads;                /* client-side worker threads */
     enum send_mode send_mode;   /* how finished objects of 1 MiB and more go out */
-    size_t max_url_len;
+    int max_url_len;
 };
 
 enum config_action {

@@ -102,7 +102,7 @@ static bool request_too_big(struct MHD_Connection *c, const char *url, const cha
     size_t total = strlen(method) + strlen(url) + 12;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_header_size, &total);
     MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &total);
-    return total > http_cfg->max_header_size;
+    return total > (size_t)http_cfg->max_header_size;
 }
 
 /* Refuse on a request's first call; the connection closes after the answer. */
@@ -222,7 +222,7 @@ int http_start(const struct config *cfg, char *err, size_t errlen)
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
         on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->max_header_size * 2 + 16384,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header_size * 2 + 16384,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_connections + HARD_CAP_MARGIN),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned int)(cfg->max_connections_per_ip + HARD_CAP_MARGIN), MHD_OPTION_NOTIFY_COMPLETED,

@@ -286,9 +286,9 @@ static int check_request(struct MHD_Connection *c, const char **url, int64_t *tt
         *ret = refuse(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
     else if (!*url || !**url)
         *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
-    else if (strlen(*url) > http_cfg->max_url_len)
+    else if (strlen(*url) > (size_t)http_cfg->max_url_len)
         *ret = refuse(c, MHD_HTTP_URI_TOO_LONG, "url longer than --max-url-length");
-    else if (check_upstream_url(*url, http_cfg->max_url_len) < 0)
+    else if (check_upstream_url(*url, (size_t)http_cfg->max_url_len) < 0)
         *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "url must be an absolute http:// or https:// URL");
     else if (ttl_s && parse_ttl(ttl_s, ttl) < 0)
         *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
