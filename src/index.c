@@ -60,6 +60,11 @@ fail:
     return rc;
 }
 
+const char *index_error(void)
+{
+    return db ? sqlite3_errmsg(db) : "not open";
+}
+
 void index_close(void)
 {
     sqlite3_close(db);

@@ -26,6 +26,8 @@ struct index_row {
 
 int index_open(const char *path, char *err, size_t errlen);
 void index_close(void);
+/* SQLite's message for the last failed call, for one-line errors. */
+const char *index_error(void);
 
 /* Call `fn` for each complete row; then remove 'fetching' rows, calling `discard` for each so
  * the caller can delete its partial file. */

@@ -314,7 +314,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     if (open_index(path, err, errlen) < 0)
         return -1;
     if (index_load(load_row, discard_partial, NULL) < 0) {
-        snprintf(err, errlen, "index %s: cannot read", path);
+        snprintf(err, errlen, "index %s: cannot load: %s", path, index_error());
         return -1;
     }
     sweep_orphans();

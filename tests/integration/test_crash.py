@@ -173,3 +173,19 @@ def test_disk_full_fails_one_download_and_recovers(origin, workdir):
         assert arca.status()["resources_successes"] == 2
     finally:
         arca.stop()
+
+
+def test_locked_index_gives_a_clear_error(workdir, start_arca):
+    first = start_arca()
+    first.stop()
+    db = sqlite3.connect(os.path.join(first.data_dir, "index.sqlite"), isolation_level=None)
+    try:
+        db.execute("BEGIN EXCLUSIVE")
+        db.execute("INSERT INTO objects (key, url, state) VALUES ('k', 'u', 'fetching')")
+        p = subprocess.run([ARCA_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}",
+                            "--data-dir", first.data_dir], capture_output=True, text=True,
+                           timeout=30)
+    finally:
+        db.close()
+    last = p.stderr.strip().splitlines()[-1]
+    assert p.returncode != 0 and last.startswith("arca: index") and "locked" in last, p.stderr
