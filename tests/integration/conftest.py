@@ -25,7 +25,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARCA_BIN = os.environ.get("ARCA_BIN", os.path.join(ROOT, "build", "arca"))
 # What AddressSanitizer, LeakSanitizer and UBSan print; any of it in arca's log fails the test.
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: ThreadSanitizer")
 
 
 def sha256(data):
