@@ -205,4 +205,5 @@ def test_downloads_per_host_wait_their_turn(origin, start_arca):
     spans = sorted((origin.objects[f"/q{i}"].started[0], origin.objects[f"/q{i}"].finished[0])
                    for i in range(3))
     for (_, end), (start, _) in zip(spans, spans[1:]):
-        assert start >= end - 0.01, "one download at a time from this host"
+        # downloads take 0.3 s each; the slack covers the origin thread recording its end late
+        assert start >= end - 0.1, "one download at a time from this host"
