@@ -1,4 +1,5 @@
 #include "fetch.h"
+#include "clock.h"
 #include "log.h"
 #include "policy.h"
 #include "stats.h"
@@ -77,17 +78,10 @@ static void count_active(struct transfer *t, bool active)
     t->counted = active;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* curl's own timer may fire a few ms before ours: the deadline counts as reached then. */
 static bool past_deadline(const struct transfer *t)
 {
-    return now_ms() >= t->deadline_ms - 50;
+    return monotonic_ms() >= t->deadline_ms - 50;
 }
 
 static void fail(struct transfer *t, int status, const char *reason)
@@ -346,7 +340,7 @@ static int start_attempt(struct transfer *t)
         fail(t, 500, "out of memory");
         return -1;
     }
-    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(t->deadline_ms - now_ms()));
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(t->deadline_ms - monotonic_ms()));
     curl_multi_add_handle(fx.multi, t->easy);
     return 0;
 }
@@ -372,7 +366,7 @@ static void start_transfer(struct object *obj, const char *host)
     }
     t->obj = obj;
     t->content_length = -1;
-    t->deadline_ms = now_ms() + fx.cfg->download_timeout * 1000;
+    t->deadline_ms = monotonic_ms() + fx.cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
     int status = store_begin_file(obj, err, sizeof(err));
     if (status != 0) {
@@ -393,24 +387,27 @@ fail:
     store_release(obj);
 }
 
+/* The connection broke or closed early: a later attempt may well get through (and resume). */
+static bool connection_broke(CURLcode rc)
+{
+    return rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
+           rc == CURLE_GOT_NOTHING || rc == CURLE_HTTP2 || rc == CURLE_HTTP2_STREAM;
+}
+
 /* Turn curl's verdict into the status clients see. */
 static void map_error(struct transfer *t, CURLcode rc, int *status, const char **what)
 {
     *status = 502;
+    if (connection_broke(rc)) {
+        *status = t->obj->headers_ready ? 504 : 502;
+        *what = t->obj->headers_ready ? "upstream body truncated" : "upstream connection failed";
+        return;
+    }
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         *status = 504;
         *what = past_deadline(t) ? "download took longer than --download-timeout"
                                  : "upstream timed out";
-        break;
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        *status = t->obj->headers_ready ? 504 : 502;
-        *what = t->obj->headers_ready ? "upstream body truncated" : "upstream connection failed";
         break;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
@@ -434,24 +431,11 @@ static void map_error(struct transfer *t, CURLcode rc, int *status, const char *
  * TLS failures, protocol errors and our own limits are final. */
 static bool retryable_error(const struct transfer *t, CURLcode rc)
 {
-    if (t->retry_status)
+    if (t->retry_status || connection_broke(rc))
         return true;
-    switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
+    if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT)
         return !t->refused[0];
-    case CURLE_OPERATION_TIMEDOUT:
-        return !past_deadline(t);
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return true;
-    default:
-        return false;
-    }
+    return rc == CURLE_OPERATION_TIMEDOUT && !past_deadline(t);
 }
 
 static void fail_attempt(struct transfer *t, CURLcode rc)
@@ -488,11 +472,11 @@ static void end_attempt(struct transfer *t, CURLcode rc)
     } else if (!t->failed && retryable_error(t, rc) && t->attempts <= fx.cfg->download_retries &&
                !atomic_load(&fx.stopping)) {
         int64_t delay = fx.cfg->retry_delay_ms << (t->attempts - 1 < 15 ? t->attempts - 1 : 15);
-        t->retry_at_ms = now_ms() + (delay < MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS);
+        t->retry_at_ms = monotonic_ms() + (delay < MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS);
         count_active(t, true);
         log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->obj->url, t->attempts,
                  t->retry_status ? "retryable status" : curl_easy_strerror(rc),
-                 (long long)(t->retry_at_ms - now_ms()));
+                 (long long)(t->retry_at_ms - monotonic_ms()));
         return;
     } else {
         fail_attempt(t, rc);
@@ -515,19 +499,6 @@ static void end_transfer(struct transfer *t)
 }
 
 /* --- the thread ------------------------------------------------------------------------------ */
-
-/* The host part of an http(s) URL already checked by check_upstream_url(). */
-static void url_host(const char *url, char *out, size_t size)
-{
-    const char *p = strstr(url, "://");
-    const char *stop, *at;
-    p = p ? p + 3 : url;
-    stop = p + strcspn(p, "/?#");
-    for (at = p; at < stop; at++)
-        if (*at == '@')
-            p = at + 1;
-    snprintf(out, size, "%.*s", (int)(stop - p), p);
-}
 
 static int downloads_from(const char *host)
 {
@@ -559,7 +530,9 @@ static void start_queued(void)
     for (struct pending **p = &fx.backlog; *p && fx.n_active < fx.cfg->max_downloads;) {
         struct pending *item = *p;
         char host[256];
-        url_host(item->obj->url, host, sizeof(host));
+        size_t hlen;
+        const char *h = url_host(item->obj->url, &hlen);
+        snprintf(host, sizeof(host), "%.*s", (int)hlen, h);
         if (downloads_from(host) >= fx.cfg->max_downloads_per_host) {
             p = &item->next;
             continue;
@@ -575,7 +548,7 @@ static void start_queued(void)
 /* Attempts whose backoff is over go back into the multi handle. Returns ms until the next. */
 static long restart_due(void)
 {
-    int64_t now = now_ms(), next = 1000;
+    int64_t now = monotonic_ms(), next = 1000;
     for (struct transfer *t = fx.active, *n; t; t = n) {
         n = t->next;
         if (!t->retry_at_ms)

@@ -1,4 +1,5 @@
 #include "http_limits.h"
+#include "clock.h"
 #include "log.h"
 #include "parse.h"
 #include "stats.h"
@@ -32,13 +33,6 @@ static struct {
     bool started;
 } lim = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct conn_track *track_of(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci =
@@ -68,7 +62,7 @@ void limits_conn_open(struct MHD_Connection *c, void **socket_ctx)
     t->fd = fd ? fd->connect_fd : -1;
     if (ai)
         addr_to_v6(ai->client_addr, t->addr);
-    t->deadline_ms = now_ms() + lim.cfg->header_timeout * 1000;
+    t->deadline_ms = monotonic_ms() + lim.cfg->header_timeout * 1000;
     pthread_mutex_lock(&lim.lock);
     t->over_total = lim.count >= lim.cfg->max_connections;
     t->over_ip = same_address(t->addr) >= lim.cfg->max_connections_per_ip;
@@ -114,7 +108,7 @@ void limits_request_begins(struct MHD_Connection *c)
 
 void limits_request_ends(struct MHD_Connection *c)
 {
-    set_deadline(c, now_ms() + lim.cfg->idle_timeout * 1000);
+    set_deadline(c, monotonic_ms() + lim.cfg->idle_timeout * 1000);
 }
 
 unsigned int limits_refusal(struct MHD_Connection *c, const char **reason)
@@ -142,7 +136,7 @@ static void *watch(void *arg)
     struct timespec tick = {0, WATCH_INTERVAL_MS * 1000000L};
     (void)arg;
     while (!atomic_load(&lim.stopping)) {
-        int64_t now = now_ms();
+        int64_t now = monotonic_ms();
         int cut = 0;
         pthread_mutex_lock(&lim.lock);
         for (struct conn_track *t = lim.head; t; t = t->next) {

@@ -226,21 +226,26 @@ int check_upstream_url(const char *url, size_t max_len)
         if (c <= 0x20 || c == 0x7f)
             return -1;
     }
-    if (strncasecmp(url, "http://", 7) == 0)
-        host = url + 7;
-    else if (strncasecmp(url, "https://", 8) == 0)
-        host = url + 8;
-    else
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
         return -1;
     /* The authority must name a host: "http:///x", "http://:80/" and "http://user@/" are not URLs
      * we can fetch. */
-    const char *at = host, *stop = host + strcspn(host, "/?#");
-    for (const char *p = host; p < stop; p++)
+    host = url_host(url, &len);
+    return len == 0 || *host == ':' ? -1 : 0;
+}
+
+const char *url_host(const char *url, size_t *len)
+{
+    const char *p = strstr(url, "://");
+    const char *host, *stop;
+    p = p ? p + 3 : url;
+    stop = p + strcspn(p, "/?#");
+    host = p;
+    for (; p < stop; p++)
         if (*p == '@')
-            at = p + 1;
-    if (at >= stop || *at == ':')
-        return -1;
-    return 0;
+            host = p + 1;
+    *len = (size_t)(stop - host);
+    return host;
 }
 
 static const char *skip_blanks(const char *p)

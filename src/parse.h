@@ -64,6 +64,9 @@ int parse_content_length(const char *value, int64_t *length);
 /* An upstream Content-Range value "bytes FIRST-LAST/TOTAL" (TOTAL may be "*": *total = -1). */
 int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_t *total);
 
+/* The host[:port] of a URL, after any userinfo: *len bytes from the pointer returned. */
+const char *url_host(const char *url, size_t *len);
+
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);
 

@@ -1,10 +1,14 @@
 """Limits against abuse: connections in total and per address, header size and time, url
 length. Each refusal is a status with a one-line reason, and arca keeps serving others."""
 
+import http.client
 import socket
+import subprocess
 import time
 
-from conftest import sha256
+import pytest
+
+from conftest import ARCA_BIN, sha256
 
 
 def raw(arca, data, timeout=5):
@@ -53,32 +57,20 @@ def test_long_url_gives_414(origin, start_arca):
     assert status_of(huge) in (414, 431)
 
 
-def test_connections_per_address_beyond_the_limit_get_429(start_arca):
-    arca = start_arca("--max-connections-per-ip", "4")
-    held = [socket.create_connection((arca.host, arca.port)) for _ in range(4)]
-    try:
-        time.sleep(0.2)
-        refused = raw(arca, health_request())
-        assert status_of(refused) == 429 and b"max-connections-per-ip" in refused
-    finally:
-        for s in held:
-            s.close()
-    time.sleep(0.3)
-    assert status_of(raw(arca, health_request())) == 200, "the address may connect again"
-
-
-def test_connections_beyond_the_total_get_503(start_arca):
-    arca = start_arca("--max-connections", "3")
+@pytest.mark.parametrize("option,status", [("--max-connections-per-ip", 429),
+                                           ("--max-connections", 503)])
+def test_connections_beyond_a_limit_are_told_why(start_arca, option, status):
+    arca = start_arca(option, "3")
     held = [socket.create_connection((arca.host, arca.port)) for _ in range(3)]
     try:
         time.sleep(0.2)
         refused = raw(arca, health_request())
-        assert status_of(refused) == 503 and b"max-connections" in refused
+        assert status_of(refused) == status and option[2:].encode() in refused
     finally:
         for s in held:
             s.close()
     time.sleep(0.3)
-    assert status_of(raw(arca, health_request())) == 200
+    assert status_of(raw(arca, health_request())) == 200, "room again once others closed"
 
 
 def test_slowloris_is_cut_at_the_header_deadline(start_arca):
@@ -106,7 +98,6 @@ def test_slowloris_is_cut_at_the_header_deadline(start_arca):
 def test_kept_alive_connection_outlives_the_header_deadline(origin, start_arca):
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--header-timeout", "1s")
     url = origin.add("/ka", data=b"k" * 1000)
-    import http.client
     conn = http.client.HTTPConnection(arca.host, arca.port, timeout=10)
     try:
         conn.request("GET", arca.fetch_path(url))
@@ -119,9 +110,7 @@ def test_kept_alive_connection_outlives_the_header_deadline(origin, start_arca):
         conn.close()
 
 
-def test_limit_options_are_checked(start_arca, workdir):
-    import subprocess
-    from conftest import ARCA_BIN
+def test_limit_options_are_checked():
     for args in (["--max-header-size", "10"], ["--max-connections", "0"],
                  ["--download-retries", "-1"], ["--retry-delay", "5"],
                  ["--max-object-size", "big"], ["--header-timeout", "0s"]):
