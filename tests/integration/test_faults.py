@@ -24,10 +24,10 @@ def range_requests(origin, path):
     return [(h.get("Range"), h.get("If-Range")) for p, h in origin.requests if p == path]
 
 
-def resumed_at(origin, path, at_most, validator):
-    """Check the second request resumed with If-Range; a TCP reset may drop bytes that were
-    in flight, so the offset can be below the cut. Returns the offset."""
-    rng, if_range = range_requests(origin, path)[1]
+def resumed_at(origin, path, at_most, validator, attempt=1):
+    """Check that request `attempt` (from 0) resumed with If-Range; a TCP reset may drop bytes
+    that were in flight, so the offset can be below the cut. Returns the offset."""
+    rng, if_range = range_requests(origin, path)[attempt]
     assert rng.startswith("bytes=") and rng.endswith("-") and if_range == validator
     offset = int(rng[6:-1])
     assert 0 < offset <= at_most
@@ -207,3 +207,13 @@ def test_downloads_per_host_wait_their_turn(origin, start_arca):
     for (_, end), (start, _) in zip(spans, spans[1:]):
         # downloads take 0.3 s each; the slack covers the origin thread recording its end late
         assert start >= end - 0.1, "one download at a time from this host"
+
+
+def test_https_origin_reset_is_resumed(tls_origin, tls_files, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--ca-file", tls_files["ca"])
+    data = os.urandom(800000)
+    url = tls_origin.add("/tls", data=data, etag='"t"', faults=[503, ("reset", 300000)])
+    status, body, complete = fetch_all(arca, url)
+    assert status == 200 and complete and sha256(body) == sha256(data)
+    assert tls_origin.counts["/tls"] == 3
+    resumed_at(tls_origin, "/tls", 300000, '"t"', attempt=2)
