@@ -15,10 +15,12 @@
 
 #define WATCH_INTERVAL_MS 250
 
+/* The request path touches a connection's entry without the mutex: `deadline_ms` is atomic and
+ * the over_* flags never change after the entry is published. The mutex guards the list. */
 struct conn_track {
     int fd;
     uint8_t addr[16];
-    int64_t deadline_ms; /* headers due by then; 0 while a request is being served */
+    _Atomic int64_t deadline_ms; /* headers due by then; 0 while a request is being served */
     bool over_ip, over_total;
     struct conn_track *prev, *next;
 };
@@ -62,7 +64,7 @@ void limits_conn_open(struct MHD_Connection *c, void **socket_ctx)
     t->fd = fd ? fd->connect_fd : -1;
     if (ai)
         addr_to_v6(ai->client_addr, t->addr);
-    t->deadline_ms = monotonic_ms() + lim.cfg->header_timeout * 1000;
+    atomic_init(&t->deadline_ms, monotonic_ms() + lim.cfg->header_timeout * 1000);
     pthread_mutex_lock(&lim.lock);
     t->over_total = lim.count >= lim.cfg->max_connections;
     t->over_ip = same_address(t->addr) >= lim.cfg->max_connections_per_ip;
@@ -94,11 +96,8 @@ void limits_conn_close(void *socket_ctx)
 static void set_deadline(struct MHD_Connection *c, int64_t deadline_ms)
 {
     struct conn_track *t = track_of(c);
-    if (!t)
-        return;
-    pthread_mutex_lock(&lim.lock);
-    t->deadline_ms = deadline_ms;
-    pthread_mutex_unlock(&lim.lock);
+    if (t)
+        atomic_store(&t->deadline_ms, deadline_ms);
 }
 
 void limits_request_begins(struct MHD_Connection *c)
@@ -114,19 +113,15 @@ void limits_request_ends(struct MHD_Connection *c)
 unsigned int limits_refusal(struct MHD_Connection *c, const char **reason)
 {
     struct conn_track *t = track_of(c);
-    unsigned int status = 0;
-    if (!t)
-        return 0;
-    pthread_mutex_lock(&lim.lock);
-    if (t->over_total) {
-        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    if (t && t->over_total) {
         *reason = "too many client connections (--max-connections); try again later";
-    } else if (t->over_ip) {
-        status = MHD_HTTP_TOO_MANY_REQUESTS;
-        *reason = "too many connections from your address (--max-connections-per-ip)";
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
     }
-    pthread_mutex_unlock(&lim.lock);
-    return status;
+    if (t && t->over_ip) {
+        *reason = "too many connections from your address (--max-connections-per-ip)";
+        return MHD_HTTP_TOO_MANY_REQUESTS;
+    }
+    return 0;
 }
 
 /* Shut down (not close: libmicrohttpd owns the descriptor) connections whose headers are late;
@@ -140,10 +135,12 @@ static void *watch(void *arg)
         int cut = 0;
         pthread_mutex_lock(&lim.lock);
         for (struct conn_track *t = lim.head; t; t = t->next) {
-            if (t->deadline_ms && now > t->deadline_ms && t->fd >= 0) {
+            int64_t due = atomic_load(&t->deadline_ms);
+            /* The exchange fails if the request's headers arrived meanwhile. */
+            if (due && now > due && t->fd >= 0 &&
+                atomic_compare_exchange_strong(&t->deadline_ms, &due, 0)) {
                 atomic_fetch_add(&stats.limited, 1); /* before the client can see the close */
                 shutdown(t->fd, SHUT_RDWR);
-                t->deadline_ms = 0;
                 cut++;
             }
         }
