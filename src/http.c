@@ -243,10 +243,11 @@ void http_drain(int64_t grace_seconds)
     struct timespec tick = {0, 50 * 1000 * 1000};
     time_t deadline = time(NULL) + grace_seconds;
     atomic_store(&http_draining, true);
-    int fd = MHD_quiesce_daemon(daemon_);
-    if (fd >= 0)
-        close(fd);
-    listen_fd = -1;
+    /* libmicrohttpd's workers take the socket out of their epoll sets after this returns:
+     * closing it now would race with them (ThreadSanitizer saw it) and could let them touch a
+     * reused descriptor. shutdown() refuses new clients at once; the close waits for http_stop. */
+    if (MHD_quiesce_daemon(daemon_) >= 0)
+        shutdown(listen_fd, SHUT_RDWR);
     while (atomic_load(&stats.connections) > 0 && time(NULL) < deadline)
         nanosleep(&tick, NULL);
     if (atomic_load(&stats.connections) > 0)
@@ -258,5 +259,8 @@ void http_stop(void)
 {
     MHD_stop_daemon(daemon_);
     daemon_ = NULL;
+    if (listen_fd >= 0)
+        close(listen_fd);
+    listen_fd = -1;
     limits_stop();
 }
