@@ -127,8 +127,9 @@ static bool header_is(const char *line, const char *name, const char **value)
     return true;
 }
 
-/* A 200 answering a resume: the origin ignored Range or the validator changed. Starting over is
- * only honest while no client has a byte of the old body. */
+/* Throw the kept bytes away and start over: a 200 answered a resume (range ignored, validator
+ * changed), or there is no validator to resume with. Only honest while no client has a byte of
+ * the old body. */
 static int restart_body(struct transfer *t)
 {
     if (store_restart(t->obj) < 0)
@@ -190,6 +191,10 @@ static int headers_done(struct transfer *t)
         snprintf(reason, sizeof(reason), "%s %ld",
                  status >= 400 ? "upstream answered" : "unexpected upstream status", status);
         fail(t, status >= 400 ? (int)status : 502, reason);
+        return -1;
+    }
+    if (status == 206 && t->offset == 0) {
+        fail(t, 502, "upstream answered 206 to a request for the whole object");
         return -1;
     }
     if (t->offset > 0 && continues_body(t, status)) {

@@ -63,6 +63,7 @@ class Obj:
     # ("stall", n, seconds): n bytes then silence, then a close.
     faults: list = field(default_factory=list)
     on_request: object = None  # callable(obj, index) run as each GET begins (index from 0)
+    forced_first: int = -1  # answer 206 from this byte even without a Range (a broken origin)
     started: list = field(default_factory=list)  # times each GET began
     finished: list = field(default_factory=list)  # times the last body byte was sent
 
@@ -119,6 +120,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def range_start(self, obj):
         """The first byte of a 206 answer, or None for the whole body."""
+        if obj.forced_first >= 0:
+            return obj.forced_first
         rng, if_range = self.headers.get("Range", ""), self.headers.get("If-Range")
         if not obj.ranges or not rng.startswith("bytes=") or not rng.endswith("-"):
             return None

@@ -217,3 +217,11 @@ def test_https_origin_reset_is_resumed(tls_origin, tls_files, start_arca):
     assert status == 200 and complete and sha256(body) == sha256(data)
     assert tls_origin.counts["/tls"] == 3
     resumed_at(tls_origin, "/tls", 300000, '"t"', attempt=2)
+
+
+def test_unasked_partial_answer_is_not_kept(origin, arca):
+    # an origin that answers 206 though nobody asked for a range
+    url = origin.add("/part", data=os.urandom(10000), forced_first=5000)
+    status, _, body = arca.fetch(url)
+    assert status == 502 and b"206" in body
+    assert arca.status()["resources_successes"] == 0
