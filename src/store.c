@@ -273,9 +273,9 @@ static int open_index(const char *path, char *err, size_t errlen)
                  strerror(errno));
         return -1;
     }
-    for (const char *ext = "-wal"; ext; ext = strcmp(ext, "-wal") ? NULL : "-shm") {
+    for (int i = 0; i < 2; i++) {
         char side[1300];
-        snprintf(side, sizeof(side), "%s%s", path, ext);
+        snprintf(side, sizeof(side), "%s%s", path, i == 0 ? "-wal" : "-shm");
         unlink(side);
     }
     return index_open(path, err, errlen);
@@ -291,7 +291,8 @@ static void sweep_orphans(void)
         DIR *d = opendir(dir);
         struct dirent *e;
         while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.' || table_find(e->d_name))
+            /* table_find() hashes the first 16 characters: only 64-character names are keys */
+            if (e->d_name[0] == '.' || (strlen(e->d_name) == 64 && table_find(e->d_name)))
                 continue;
             snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
             removed += unlink(path) == 0;
