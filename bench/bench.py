@@ -1,0 +1,641 @@
+"""bench/run's driver: arca against nginx, Varnish and Squid on loopback, interleaved rounds.
+
+Each scenario starts its contenders once, then runs round after round with the contenders in
+turn (A B C A B C ...), so that a slow minute of the machine hurts everyone alike. Raw figures go
+to OUT/<date>-<scenario>.json, a plot to OUT/<date>-<scenario>.png, and all medians, ranges and
+ratios arca/peer to OUT/<date>-summary.md. bench/README.md says what each contender is set to.
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARCA = os.path.join(ROOT, "build", "arca")
+LOADGEN = os.path.join(ROOT, "build", "arca-loadgen")
+MiB = 1 << 20
+
+# The issue's sizes, and a smoke size that only proves the harness still works (.ci/run).
+SIZES = {
+    "full": dict(rounds=5, large=256 * MiB, large_clients=16, small_seconds=15,
+                 cold=1024 * MiB, cold_rate="100m", cold_clients=50, cold_spread=5.0,
+                 idle=10000, index=[100_000, 1_000_000], index_rounds=5, index_seconds=5),
+    "smoke": dict(rounds=2, large=8 * MiB, large_clients=4, small_seconds=1,
+                  cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
+                  idle=200, index=[2000], index_rounds=2, index_seconds=1),
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30.0, proc=None):
+    """Poll until url answers (any status); returns seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                r.read()
+            return time.monotonic() - t0
+        except urllib.error.HTTPError:
+            return time.monotonic() - t0
+        except OSError:
+            time.sleep(0.001)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def process_tree(pid):
+    """pid and its descendants (nginx's workers, varnishd's child, squid's kids)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d))
+            except OSError:
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def rss_kib(pid):
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        except (OSError, AttributeError):
+            pass
+    return total
+
+
+def cpu_seconds(pid):
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def established(port):
+    """Server-side ESTABLISHED TCP sockets on a local port."""
+    n = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[3] == "01" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    n += 1
+    return n
+
+
+class Server:
+    """A contender (or the origin): started once per scenario, stopped by pid."""
+    name = "?"
+
+    def __init__(self, work):
+        self.work = work
+        self.port = free_port()
+        self.proc = None
+
+    def spawn(self, argv, log):
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def url(self, origin, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+class Nginx(Server):
+    """nginx serving www/ with sendfile (the origin, and the 'practical limit' peer), or a
+    proxy_cache in front of an origin."""
+
+    def __init__(self, work, name, www=None, origin=None, limit_rate=None):
+        super().__init__(work)
+        self.name, self.dir = name, os.path.join(work, name)
+        os.makedirs(os.path.join(self.dir, "cache"))
+        self.access_log = os.path.join(self.dir, "access.log")
+        if origin:
+            body = f"""proxy_cache_path {self.dir}/cache levels=1:2 keys_zone=arca:64m max_size=16g
+                                          inactive=1h use_temp_path=off;
+              server {{ listen 127.0.0.1:{self.port} backlog=4096;
+                location / {{ proxy_pass http://127.0.0.1:{origin.port};
+                  proxy_cache arca; proxy_cache_valid 200 1h; proxy_cache_lock on;
+                  proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
+        else:
+            rate = f"limit_rate {limit_rate};" if limit_rate else ""
+            body = f"""server {{ listen 127.0.0.1:{self.port} backlog=4096; root {www}; {rate} }}"""
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 2; worker_rlimit_nofile 65536;
+pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
+events {{ worker_connections 20000; }}
+http {{
+  log_format bytes '$request_uri $body_bytes_sent';
+  access_log {self.access_log} bytes;
+  sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 300s;
+  client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
+  uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
+  {body}
+}}
+""")
+        self.spawn(["nginx", "-c", conf, "-g", "daemon off; user root;"],
+                   open(os.path.join(self.dir, "stdout"), "w"))
+        wait_http(f"http://127.0.0.1:{self.port}/", proc=self.proc)
+
+    def origin_bytes(self, path):
+        total = 0
+        with open(self.access_log) as f:
+            for line in f:
+                uri, sent = line.split()
+                total += int(sent) if uri == path else 0
+        return total
+
+
+class Varnish(Server):
+    name = "varnish"
+
+    def __init__(self, work, origin, storage):
+        super().__init__(work)
+        d = os.path.join(work, "varnish")
+        os.makedirs(d)
+        self.spawn(["varnishd", "-F", "-j", "none", "-n", d, "-a", f"127.0.0.1:{self.port}",
+                    "-b", f"127.0.0.1:{origin.port}", "-s", f"malloc,{storage}",
+                    "-p", "default_ttl=3600", "-p", "timeout_idle=300",
+                    "-p", "listen_depth=4096"],
+                   open(os.path.join(work, "varnish.log"), "w"))
+        wait_http(f"http://127.0.0.1:{self.port}/", proc=self.proc)
+
+
+class Squid(Server):
+    name = "squid"
+
+    def __init__(self, work, origin):
+        super().__init__(work)
+        d = os.path.join(work, "squid")
+        os.makedirs(os.path.join(d, "cache"))
+        conf = os.path.join(d, "squid.conf")
+        with open(conf, "w") as f:
+            f.write(f"""http_port 127.0.0.1:{self.port} accel defaultsite=127.0.0.1:{origin.port} no-vhost
+cache_peer 127.0.0.1 parent {origin.port} 0 no-query no-digest originserver name=origin
+http_access allow all
+cache_dir ufs {d}/cache 16384 16 256
+maximum_object_size 4 GB
+collapsed_forwarding on
+refresh_pattern . 60 20% 4320
+client_idle_pconn_timeout 5 minutes
+max_filedescriptors 65536
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log none
+cache_store_log none
+logfile_rotate 0
+coredump_dir {d}
+netdb_filename none
+shutdown_lifetime 1 seconds
+""")
+        if os.getuid() == 0:
+            shutil.chown(d, "proxy"), shutil.chown(os.path.join(d, "cache"), "proxy")
+        subprocess.run(["squid", "-z", "-N", "-f", conf], check=True, capture_output=True)
+        self.spawn(["squid", "-N", "-f", conf], open(os.path.join(d, "stdout"), "w"))
+        wait_http(f"http://127.0.0.1:{self.port}/", proc=self.proc, timeout=60)
+
+
+class Arca(Server):
+    name = "arca"
+
+    def __init__(self, work, data_dir=None, extra=()):
+        super().__init__(work)
+        self.data_dir = data_dir or os.path.join(work, "arca-data")
+        self.argv = [ARCA, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
+                     self.data_dir, "--upstream-allow", "127.0.0.0/8", "--quota", "64G",
+                     "--max-connections", "20000", "--max-connections-per-ip", "20000",
+                     "--idle-timeout", "300s", *extra]
+        self.log = open(os.path.join(work, "arca.log"), "a")
+        self.start()
+
+    def start(self):
+        t0 = time.monotonic()
+        self.spawn(self.argv, self.log)
+        wait_http(f"http://127.0.0.1:{self.port}/api/v1/health/", proc=self.proc)
+        return time.monotonic() - t0
+
+    def url(self, origin, path):
+        return f"http://127.0.0.1:{self.port}/api/v1/fetch/?url=http://127.0.0.1:{origin.port}{path}"
+
+    def metric(self, name):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics") as r:
+            text = r.read().decode()
+        return sum(float(v) for k, v in re.findall(r"^(\S+) (\S+)$", text, re.M) if k == name)
+
+
+def fetch_all(url, expect_bytes):
+    """One GET through a contender (warms it); fails loudly on a wrong size."""
+    with urllib.request.urlopen(url, timeout=600) as r:
+        n = 0
+        while chunk := r.read(1 << 20):
+            n += len(chunk)
+    if n != expect_bytes:
+        raise RuntimeError(f"{url}: {n} bytes, expected {expect_bytes}")
+
+
+def loadgen(url, clients, spread=0.0, threads=2, timeout=900):
+    out = subprocess.run([LOADGEN, "get", url, "--clients", str(clients), "--spread", str(spread),
+                          "--threads", str(threads)], capture_output=True, text=True,
+                         timeout=timeout, check=True)
+    return json.loads(out.stdout)["clients"]
+
+
+def check_clients(name, clients, size):
+    bad = [c for c in clients if c["status"] != 200 or c["bytes"] != size]
+    if bad:
+        raise RuntimeError(f"{name}: {len(bad)} of {len(clients)} clients failed, e.g. {bad[0]}")
+
+
+def summary(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+def warm_large(work, cfg, www):
+    size = cfg["large"]
+    write_random(os.path.join(www, "large"), size)
+    origin = Nginx(work, "nginx-sendfile", www=www)
+    peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
+             Varnish(work, origin, "4G"), Squid(work, origin), Arca(work)]
+    try:
+        for s in peers:
+            fetch_all(s.url(origin, "/large"), size)
+        rounds = {s.name: [] for s in peers}
+        for _ in range(cfg["rounds"]):
+            for s in peers:
+                c0 = cpu_seconds(s.pid)
+                clients = loadgen(s.url(origin, "/large"), cfg["large_clients"])
+                cpu = cpu_seconds(s.pid) - c0
+                check_clients(s.name, clients, size)
+                secs = max(c["done"] for c in clients) - min(c["start"] for c in clients)
+                total = size * len(clients)
+                rounds[s.name].append({"gb_per_s": total / secs / 1e9, "seconds": secs,
+                                       "server_cpu_ns_per_byte": cpu * 1e9 / total})
+        return {"metric": "gb_per_s", "higher_is_better": True, "unit": "GB/s",
+                "setup": f"{size >> 20} MiB cached, {cfg['large_clients']} concurrent clients",
+                "rounds": rounds}
+    finally:
+        for s in reversed(peers):
+            s.stop()
+
+
+def parse_wrk(text):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    p99_ms = float(m.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return rps, p99_ms, int(errors.group(1)) if errors else 0
+
+
+def warm_small(work, cfg, www):
+    write_random(os.path.join(www, "small"), 4096)
+    origin = Nginx(work, "nginx-static", www=www)
+    peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
+             Varnish(work, origin, "1G"), Squid(work, origin), Arca(work)]
+    try:
+        for s in peers:
+            fetch_all(s.url(origin, "/small"), 4096)
+        rounds = {s.name: [] for s in peers}
+        for _ in range(cfg["rounds"]):
+            for s in peers:
+                out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['small_seconds']}s",
+                                      "--latency", s.url(origin, "/small")],
+                                     capture_output=True, text=True, check=True).stdout
+                rps, p99, errors = parse_wrk(out)
+                if errors:
+                    raise RuntimeError(f"{s.name}: {errors} non-2xx answers under wrk")
+                rounds[s.name].append({"req_per_s": rps, "p99_ms": p99})
+        return {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
+                "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
+                         f"{cfg['small_seconds']} s per round", "rounds": rounds}
+    finally:
+        for s in reversed(peers):
+            s.stop()
+
+
+def cold_fanout(work, cfg, www):
+    size = cfg["cold"]
+    write_random(os.path.join(www, "cold"), size)
+    origin = Nginx(work, "origin", www=www, limit_rate=cfg["cold_rate"])
+    peers = [Nginx(work, "nginx-proxy-cache", origin=origin), Varnish(work, origin, "8G"),
+             Squid(work, origin), Arca(work)]
+    n, spread = cfg["cold_clients"], cfg["cold_spread"]
+    try:
+        rounds = {"direct": []} | {s.name: [] for s in peers}
+        for r in range(cfg["rounds"]):
+            # a new name per round and contender keeps every run cold
+            path = f"/cold-{r}-direct"
+            os.symlink("cold", os.path.join(www, path[1:]))
+            direct = loadgen(f"http://127.0.0.1:{origin.port}{path}", 1)
+            check_clients("direct", direct, size)
+            direct_s = direct[0]["done"] - direct[0]["start"]
+            rounds["direct"].append({"seconds": direct_s, "slowest_vs_direct": 1.0,
+                                     "origin_bytes_ratio": 1.0,
+                                     "max_ttfb_ms": 1e3 * (direct[0]["ttfb"] - direct[0]["start"])})
+            for s in peers:
+                path = f"/cold-{r}-{s.name}"
+                os.symlink("cold", os.path.join(www, path[1:]))
+                clients = loadgen(s.url(origin, path), n, spread)
+                check_clients(s.name, clients, size)
+                time.sleep(0.2)  # let the origin's log line land
+                durations = [c["done"] - c["start"] for c in clients]
+                ttfbs = [1e3 * (c["ttfb"] - c["start"]) for c in clients]
+                rounds[s.name].append({
+                    "origin_bytes_ratio": origin.origin_bytes(path) / size,
+                    "slowest_vs_direct": max(durations) / direct_s,
+                    "median_vs_direct": statistics.median(durations) / direct_s,
+                    "max_ttfb_ms": max(ttfbs), "median_ttfb_ms": statistics.median(ttfbs),
+                    "seconds": max(c["done"] for c in clients)})
+        return {"metric": "slowest_vs_direct", "higher_is_better": False, "unit": "× direct",
+                "setup": f"{size >> 20} MiB at {cfg['cold_rate']}B/s per origin connection, "
+                         f"{n} clients over {spread} s", "rounds": rounds}
+    finally:
+        for s in reversed(peers + [origin]):
+            s.stop()
+
+
+def idle_connections(work, cfg, www):
+    write_random(os.path.join(www, "small"), 4096)
+    origin = Nginx(work, "nginx-static", www=www)
+    peers = [origin, Varnish(work, origin, "1G"), Squid(work, origin), Arca(work)]
+    n = cfg["idle"]
+    try:
+        for s in peers:
+            fetch_all(s.url(origin, "/small"), 4096)
+        rounds = {s.name: [] for s in peers}
+        for _ in range(cfg["rounds"]):
+            for s in peers:
+                before = rss_kib(s.pid)
+                held = subprocess.Popen([LOADGEN, "idle", s.url(origin, "/small"), "--clients",
+                                         str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+                result = json.loads(held.stdout.readline())
+                time.sleep(0.5)
+                after, open_now = rss_kib(s.pid), established(s.port)
+                held.stdin.close()
+                held.wait()
+                if result["open"] != n or open_now < n:
+                    raise RuntimeError(f"{s.name}: {result['open']} answered, {open_now} held "
+                                       f"of {n}")
+                rounds[s.name].append({"kib_per_connection": (after - before) / n,
+                                       "rss_before_kib": before, "rss_after_kib": after})
+                time.sleep(1)  # let the server see the closes before the next contender
+        return {"metric": "kib_per_connection", "higher_is_better": False, "unit": "KiB",
+                "setup": f"{n} idle keep-alive connections after one 4 KiB hit each",
+                "rounds": rounds}
+    finally:
+        for s in reversed(peers):
+            s.stop()
+
+
+def make_index(data_dir, count, origin_port):
+    """A data dir holding `count` complete 64-byte objects, written the way arca writes them:
+    arca creates the schema, the rows and files are filled in here."""
+    a = Arca(os.path.dirname(data_dir), data_dir)
+    a.stop()
+    db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
+    now = int(time.time())
+    rows = []
+    for i in range(count):
+        url = f"http://127.0.0.1:{origin_port}/obj/{i}"
+        key = hashlib.sha256(url.encode()).hexdigest()
+        body = f"{i:064d}".encode()
+        with open(os.path.join(data_dir, "objects", key[:2], key), "wb") as f:
+            f.write(body)
+        rows.append((key, url, "complete", len(body), "application/octet-stream",
+                     hashlib.sha256(body).digest(), now, 10 * 86400, now, 0))
+        if len(rows) == 10000 or i == count - 1:
+            db.executemany("INSERT INTO objects (key, url, state, length, content_type, sha256,"
+                           " created, ttl, last_use, usage) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            rows = []
+    db.commit()
+    db.close()
+
+
+def big_index(work, cfg, www):
+    dead_port = free_port()  # no origin: anything but a hit fails
+    rounds = {}
+    for count in cfg["index"]:
+        name = f"arca-{count // 1000}k"
+        data_dir = os.path.join(work, name)
+        t0 = time.monotonic()
+        make_index(data_dir, count, dead_port)
+        print(f"  {name}: index of {count} objects made in {time.monotonic() - t0:.0f} s",
+              flush=True)
+        script = os.path.join(work, f"{name}.lua")
+        with open(script, "w") as f:
+            f.write(f"""math.randomseed(os.time())
+request = function()
+  return wrk.format(nil, "/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/" ..
+                         math.random(0, {count - 1}))
+end
+""")
+        rounds[name] = []
+        a = Arca(work, data_dir)
+        try:
+            for _ in range(cfg["index_rounds"]):
+                a.stop()
+                startup = a.start()
+                rss = rss_kib(a.pid)
+                hits0, req0 = a.metric("arca_requests_total{result=\"hit\"}"), \
+                    sum(a.metric(f"arca_requests_total{{result=\"{k}\"}}")
+                        for k in ("hit", "miss", "coalesced", "error"))
+                out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['index_seconds']}s", "--latency", "-s",
+                                      script, f"http://127.0.0.1:{a.port}"],
+                                     capture_output=True, text=True, check=True).stdout
+                rps, p99, _ = parse_wrk(out)
+                hits = a.metric("arca_requests_total{result=\"hit\"}") - hits0
+                reqs = sum(a.metric(f"arca_requests_total{{result=\"{k}\"}}")
+                           for k in ("hit", "miss", "coalesced", "error")) - req0
+                rounds[name].append({"startup_s": startup, "hit_ratio": hits / max(reqs, 1),
+                                     "req_per_s": rps, "p99_ms": p99, "rss_kib": rss})
+        finally:
+            a.stop()
+        shutil.rmtree(data_dir)
+    return {"metric": "startup_s", "higher_is_better": False, "unit": "s",
+            "setup": "arca restarted on an index of small objects, then random hits under "
+                     "wrk -t2 -c64", "rounds": rounds}
+
+
+SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small, "cold-fanout": cold_fanout,
+             "idle-connections": idle_connections, "big-index": big_index}
+
+
+def write_random(path, size):
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 4 * MiB))
+            f.write(chunk)
+            left -= len(chunk)
+
+
+# --- reporting -----------------------------------------------------------------------------------
+
+def summarize(result):
+    """Per contender: summary of every numeric field; ratios arca/peer on the main metric."""
+    result["summary"] = {name: {k: summary([r[k] for r in rs]) for k in rs[0]}
+                         for name, rs in result["rounds"].items()}
+    m = result["metric"]
+    arca = [n for n in result["summary"] if n.startswith("arca")]
+    if len(arca) == 1:
+        a = result["summary"][arca[0]][m]["median"]
+        result["ratios"] = {f"arca/{n}": a / s[m]["median"] for n, s in result["summary"].items()
+                            if not n.startswith("arca") and s[m]["median"]}
+    return result
+
+
+def markdown(results, cfg_name, date):
+    lines = [f"# arca bench — {date} ({cfg_name} size)", "",
+             f"Machine: {os.cpu_count()} CPUs, {os.uname().release}; everything on loopback, "
+             "clients on the same cores. Median (min–max) over rounds.", ""]
+    for name, res in results.items():
+        lines += [f"## {name}", "", res["setup"], ""]
+        fields = list(next(iter(res["summary"].values())).keys())
+        lines.append("| contender | " + " | ".join(fields) + " |")
+        lines.append("|---" * (len(fields) + 1) + "|")
+        for who, s in res["summary"].items():
+            cells = [f"{s[f]['median']:.4g} ({s[f]['min']:.4g}–{s[f]['max']:.4g})" for f in fields]
+            lines.append(f"| {who} | " + " | ".join(cells) + " |")
+        if res.get("ratios"):
+            better = "higher" if res["higher_is_better"] else "lower"
+            lines += ["", f"Ratios on {res['metric']} ({better} is better for arca): " +
+                      ", ".join(f"{k} = {v:.2f}" for k, v in res["ratios"].items())]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(res, name, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    m, s = res["metric"], res["summary"]
+    names = list(s)
+    med = [s[n][m]["median"] for n in names]
+    lo = [s[n][m]["median"] - s[n][m]["min"] for n in names]
+    hi = [s[n][m]["max"] - s[n][m]["median"] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    bars = ax.bar(names, med, yerr=[lo, hi], capsize=4,
+                  color=["#c0392b" if n.startswith("arca") else "#7f8c8d" for n in names])
+    ax.bar_label(bars, labels=[f"{v:.3g}" for v in med], padding=3)
+    ax.set_ylabel(f"{m} ({res['unit']}, {'higher' if res['higher_is_better'] else 'lower'} "
+                  "is better)")
+    ax.set_title(f"{name}: {res['setup']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 2 rounds (for .ci/run)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--rounds", type=int)
+    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS), metavar="SCENARIO",
+                    help="any of: " + ", ".join(SCENARIOS))
+    args = ap.parse_args()
+    cfg_name = "smoke" if args.smoke else "full"
+    cfg = dict(SIZES[cfg_name])
+    if args.rounds:
+        cfg["rounds"] = cfg["index_rounds"] = args.rounds
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        ap.error(f"unknown scenario {unknown[0]}")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    os.makedirs(args.out, exist_ok=True)
+    date = datetime.date.today().isoformat()
+    work = tempfile.mkdtemp(prefix="arca-bench-")
+    os.chmod(work, 0o755)  # nginx, varnish and squid workers read and write below it
+    ran = False
+    try:
+        for name in args.scenarios:
+            t0 = time.monotonic()
+            print(f"{name}: running", flush=True)
+            sdir = os.path.join(work, name)
+            os.makedirs(os.path.join(sdir, "www"))
+            res = summarize(SCENARIOS[name](sdir, cfg, os.path.join(sdir, "www")))
+            res["size"] = cfg_name
+            with open(os.path.join(args.out, f"{date}-{name}.json"), "w") as f:
+                json.dump(res, f, indent=1)
+            plot(res, name, os.path.join(args.out, f"{date}-{name}.png"))
+            print(f"{name}: done in {time.monotonic() - t0:.0f} s; " +
+                  ", ".join(f"{k} {v:.2f}" for k, v in res.get("ratios", {}).items()), flush=True)
+            shutil.rmtree(sdir)
+            ran = True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if ran:
+            print(write_summary(args.out, date, cfg_name))
+
+
+def write_summary(out, date, cfg_name):
+    """The day's summary covers every scenario with results of that date and size in `out`."""
+    results = {}
+    for name in SCENARIOS:
+        try:
+            with open(os.path.join(out, f"{date}-{name}.json")) as f:
+                res = json.load(f)
+        except FileNotFoundError:
+            continue
+        if res.get("size") == cfg_name:
+            results[name] = res
+    text = markdown(results, cfg_name, date)
+    with open(os.path.join(out, f"{date}-summary.md"), "w") as f:
+        f.write(text)
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

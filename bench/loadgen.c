@@ -1,0 +1,353 @@
+/*
+ * arca-loadgen — the HTTP client of bench/run. One process, epoll, no library, so that every
+ * contender is measured with the same, cheap client (curl processes would take a core of their own
+ * at these rates).
+ *
+ *   arca-loadgen get URL [--clients N] [--spread SECONDS] [--threads T]
+ *       N clients GET the URL (HTTP/1.1, Connection: close), client i starting i*SPREAD/N seconds
+ *       in. Prints JSON: per client its start, time to first response byte and completion
+ *       (seconds since the run began), body bytes and status.
+ *   arca-loadgen idle URL --clients N
+ *       Opens N keep-alive connections, sends one GET on each and reads its answer (it must carry a
+ *       Content-Length), then holds them all open. Prints {"open":..,"failed":..} once they are
+ *       all answered, and exits when stdin closes.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAD_MAX 8192
+#define RECV_BUF (256 * 1024)
+#define CONNECTING_MAX 256 /* idle mode: connections opened but not yet answered */
+
+enum phase { P_WAITING, P_SENDING, P_HEAD, P_BODY, P_DONE, P_FAILED };
+
+struct client {
+    int fd, ep;
+    enum phase phase;
+    double start, ttfb, done;
+    int status;
+    int64_t body, length; /* length -1: until close (or chunked) */
+    bool chunked;
+    int64_t chunk_left; /* chunked: data left in this chunk; -1 size line, -2 CRLF after data */
+    char line[32];
+    size_t line_len, sent, head_len;
+    char head[HEAD_MAX];
+    const char *error;
+};
+
+static struct sockaddr_in target;
+static char request[1024];
+static size_t request_len;
+static bool idle_mode;
+static double spread;
+static struct timespec t0;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+static void fail(struct client *c, const char *why)
+{
+    c->phase = P_FAILED;
+    c->error = why;
+    c->done = now();
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+static void finish(struct client *c)
+{
+    c->phase = P_DONE;
+    c->done = now();
+    if (idle_mode) {
+        epoll_ctl(c->ep, EPOLL_CTL_DEL, c->fd, NULL); /* held open, never read again */
+    } else {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+static int start_client(struct client *c, int ep)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    c->start = now();
+    c->ep = ep;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        fail(c, "socket");
+        return -1;
+    }
+    if (connect(c->fd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS) {
+        fail(c, "connect");
+        return -1;
+    }
+    c->phase = P_SENDING;
+    return epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void parse_head(struct client *c)
+{
+    char *p = c->head, *end = strstr(c->head, "\r\n\r\n");
+    c->length = -1;
+    if (sscanf(p, "HTTP/%*d.%*d %d", &c->status) != 1) {
+        fail(c, "bad status line");
+        return;
+    }
+    for (*end = '\0'; (p = strstr(p, "\r\n")) != NULL; p += 2) {
+        if (!strncasecmp(p + 2, "content-length:", 15))
+            c->length = strtoll(p + 17, NULL, 10);
+        else if (!strncasecmp(p + 2, "transfer-encoding:", 18) && strcasestr(p + 20, "chunked"))
+            c->chunked = true, c->chunk_left = -1;
+    }
+    if (c->chunked)
+        c->length = -1;
+    if (idle_mode && c->length < 0)
+        fail(c, "idle mode needs a Content-Length");
+}
+
+/* Count the payload of a chunked body; returns -1 on a framing error, 1 at the last chunk. */
+static int eat_chunked(struct client *c, const char *p, size_t n)
+{
+    while (n > 0) {
+        if (c->chunk_left > 0) {
+            size_t take = (size_t)c->chunk_left < n ? (size_t)c->chunk_left : n;
+            c->body += (int64_t)take, c->chunk_left -= (int64_t)take, p += take, n -= take;
+            if (c->chunk_left == 0)
+                c->chunk_left = -2;
+            continue;
+        }
+        if (c->line_len + 1 >= sizeof(c->line))
+            return -1;
+        c->line[c->line_len++] = *p++, n--;
+        if (c->line[c->line_len - 1] != '\n')
+            continue;
+        c->line[c->line_len] = '\0';
+        c->line_len = 0;
+        if (c->chunk_left == -2) { /* the CRLF after a chunk's data */
+            c->chunk_left = -1;
+            continue;
+        }
+        c->chunk_left = strtoll(c->line, NULL, 16);
+        if (c->chunk_left == 0)
+            return 1; /* trailers are not waited for: the body is complete */
+    }
+    return 0;
+}
+
+static void on_bytes(struct client *c, const char *p, size_t n)
+{
+    if (c->phase == P_HEAD) {
+        size_t take = n < HEAD_MAX - 1 - c->head_len ? n : HEAD_MAX - 1 - c->head_len;
+        char *end;
+        if (c->ttfb == 0)
+            c->ttfb = now();
+        memcpy(c->head + c->head_len, p, take);
+        c->head_len += take;
+        c->head[c->head_len] = '\0';
+        if (!(end = strstr(c->head, "\r\n\r\n"))) {
+            if (c->head_len == HEAD_MAX - 1)
+                fail(c, "response head too large");
+            return;
+        }
+        size_t head_bytes = (size_t)(end + 4 - c->head);
+        size_t rest = head_bytes - (c->head_len - take); /* of this read, bytes that were head */
+        parse_head(c);
+        if (c->phase == P_FAILED)
+            return;
+        c->phase = P_BODY;
+        p += rest, n -= rest;
+    }
+    if (c->chunked) {
+        int r = eat_chunked(c, p, n);
+        if (r < 0)
+            fail(c, "bad chunk");
+        else if (r > 0)
+            finish(c);
+        return;
+    }
+    c->body += (int64_t)n;
+    if (c->length >= 0 && c->body >= c->length)
+        finish(c);
+}
+
+static void on_event(struct client *c, uint32_t events, char *buf)
+{
+    if (c->phase == P_SENDING && (events & EPOLLOUT)) {
+        ssize_t n = send(c->fd, request + c->sent, request_len - c->sent, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN) {
+            fail(c, "send");
+            return;
+        }
+        if (n > 0 && (c->sent += (size_t)n) == request_len) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+            c->phase = P_HEAD;
+            epoll_ctl(c->ep, EPOLL_CTL_MOD, c->fd, &ev);
+        }
+    }
+    while (c->phase == P_HEAD || c->phase == P_BODY) {
+        ssize_t n = recv(c->fd, buf, RECV_BUF, 0);
+        if (n > 0) {
+            on_bytes(c, buf, (size_t)n);
+            continue;
+        }
+        if (n == 0) {
+            if (c->phase == P_BODY && c->length < 0 && !c->chunked)
+                finish(c);
+            else
+                fail(c, c->phase == P_HEAD ? "closed before a response" : "short body");
+        } else if (errno != EAGAIN) {
+            fail(c, "recv");
+        }
+        break;
+    }
+}
+
+struct worker {
+    struct client *clients;
+    int count, first, total; /* clients [first, first+count) of `total` */
+};
+
+static int pending(const struct worker *w)
+{
+    int n = 0;
+    for (int i = 0; i < w->count; i++)
+        n += w->clients[i].phase == P_SENDING || w->clients[i].phase == P_HEAD ||
+             w->clients[i].phase == P_BODY;
+    return n;
+}
+
+static void *run_worker(void *arg)
+{
+    struct worker *w = arg;
+    struct epoll_event evs[256];
+    char *buf = malloc(RECV_BUF);
+    int ep = epoll_create1(EPOLL_CLOEXEC), next = 0, finished = 0;
+
+    while (buf && ep >= 0 && finished < w->count) {
+        double t = now(), wait_s = 1.0;
+        while (next < w->count) {
+            double at = w->total > 1 ? spread * (w->first + next) / (w->total - 1) : 0;
+            if (at > t || (idle_mode && pending(w) >= CONNECTING_MAX)) {
+                wait_s = at > t ? at - t : 0.01;
+                break;
+            }
+            start_client(&w->clients[next++], ep);
+        }
+        int n = epoll_wait(ep, evs, 256, (int)(wait_s * 1000) + 1);
+        for (int i = 0; i < n; i++)
+            on_event(evs[i].data.ptr, evs[i].events, buf);
+        finished = 0;
+        for (int i = 0; i < next; i++)
+            finished += w->clients[i].phase == P_DONE || w->clients[i].phase == P_FAILED;
+    }
+    free(buf);
+    if (ep >= 0)
+        close(ep);
+    return NULL;
+}
+
+static int parse_url(const char *url)
+{
+    char host[64];
+    int port = 80, off = 0;
+    if (sscanf(url, "http://%63[0-9.]:%d%n", host, &port, &off) < 2 &&
+        sscanf(url, "http://%63[0-9.]%n", host, &off) < 1)
+        return -1;
+    target.sin_family = AF_INET;
+    target.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &target.sin_addr) != 1)
+        return -1;
+    request_len = (size_t)snprintf(request, sizeof(request),
+                                   "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: arca-loadgen\r\n%s\r\n",
+                                   url[off] ? url + off : "/", host, port,
+                                   idle_mode ? "" : "Connection: close\r\n");
+    return request_len < sizeof(request) ? 0 : -1;
+}
+
+static void print_results(const struct client *cl, int n)
+{
+    int open = 0, failed = 0;
+    if (idle_mode) {
+        for (int i = 0; i < n; i++)
+            cl[i].phase == P_DONE ? open++ : failed++;
+        printf("{\"open\": %d, \"failed\": %d}\n", open, failed);
+        fflush(stdout);
+        return;
+    }
+    printf("{\"clients\": [\n");
+    for (int i = 0; i < n; i++) {
+        const struct client *c = &cl[i];
+        printf("  {\"start\": %.6f, \"ttfb\": %.6f, \"done\": %.6f, \"bytes\": %lld, \"status\": %d, "
+               "\"error\": \"%s\"}%s\n",
+               c->start, c->ttfb, c->done, (long long)c->body, c->status,
+               c->error ? c->error : "", i + 1 < n ? "," : "");
+    }
+    printf("]}\n");
+}
+
+int main(int argc, char **argv)
+{
+    int clients = 1, threads = 1;
+    struct rlimit rl;
+    pthread_t tid[16];
+    struct worker w[16];
+    struct client *cl;
+    char drain[64];
+
+    if (argc < 3 || (strcmp(argv[1], "get") && strcmp(argv[1], "idle"))) {
+        fprintf(stderr, "usage: arca-loadgen get|idle URL [--clients N] [--spread S] [--threads T]\n");
+        return 2;
+    }
+    idle_mode = !strcmp(argv[1], "idle");
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--clients"))
+            clients = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--spread"))
+            spread = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+    }
+    if (parse_url(argv[2]) < 0 || clients < 1 || threads < 1 || threads > 16 || spread < 0) {
+        fprintf(stderr, "arca-loadgen: bad arguments (URL must be http://IPv4[:port]/path)\n");
+        return 2;
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (!(cl = calloc((size_t)clients, sizeof(*cl))))
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int t = 0; t < threads; t++) {
+        int first = clients * t / threads, last = clients * (t + 1) / threads;
+        w[t] = (struct worker){cl + first, last - first, first, clients};
+        pthread_create(&tid[t], NULL, run_worker, &w[t]);
+    }
+    for (int t = 0; t < threads; t++)
+        pthread_join(tid[t], NULL);
+    print_results(cl, clients);
+    if (idle_mode)
+        while (read(0, drain, sizeof(drain)) > 0)
+            ;
+    free(cl);
+    return 0;
+}
