@@ -25,6 +25,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCA = os.path.join(ROOT, "build", "arca")
+# ARCA_BEFORE=path/to/an/older/arca adds it as contender "arca-before": before/after in one run
+ARCA_BEFORE = os.environ.get("ARCA_BEFORE")
 LOADGEN = os.path.join(ROOT, "build", "arca-loadgen")
 MiB = 1 << 20
 
@@ -243,16 +245,15 @@ shutdown_lifetime 1 seconds
 
 
 class Arca(Server):
-    name = "arca"
-
-    def __init__(self, work, data_dir=None, extra=()):
+    def __init__(self, work, data_dir=None, extra=(), binary=ARCA, name="arca"):
         super().__init__(work)
-        self.data_dir = data_dir or os.path.join(work, "arca-data")
-        self.argv = [ARCA, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
+        self.name = name
+        self.data_dir = data_dir or os.path.join(work, name + "-data")
+        self.argv = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
                      self.data_dir, "--upstream-allow", "127.0.0.0/8", "--quota", "64G",
                      "--max-connections", "20000", "--max-connections-per-ip", "20000",
                      "--idle-timeout", "300s", *extra]
-        self.log = open(os.path.join(work, "arca.log"), "a")
+        self.log = open(os.path.join(work, name + ".log"), "a")
         self.start()
 
     def start(self):
@@ -268,6 +269,12 @@ class Arca(Server):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics") as r:
             text = r.read().decode()
         return sum(float(v) for k, v in re.findall(r"^(\S+) (\S+)$", text, re.M) if k == name)
+
+
+def arcas(work):
+    """arca, and the older build to compare it with when ARCA_BEFORE names one."""
+    return [Arca(work)] + ([Arca(work, binary=ARCA_BEFORE, name="arca-before")]
+                           if ARCA_BEFORE else [])
 
 
 def fetch_all(url, expect_bytes):
@@ -305,7 +312,7 @@ def warm_large(work, cfg, www):
     write_random(os.path.join(www, "large"), size)
     origin = Nginx(work, "nginx-sendfile", www=www)
     peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
-             Varnish(work, origin, "4G"), Squid(work, origin), Arca(work)]
+             Varnish(work, origin, "4G"), Squid(work, origin), *arcas(work)]
     try:
         for s in peers:
             fetch_all(s.url(origin, "/large"), size)
@@ -340,7 +347,7 @@ def warm_small(work, cfg, www):
     write_random(os.path.join(www, "small"), 4096)
     origin = Nginx(work, "nginx-static", www=www)
     peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
-             Varnish(work, origin, "1G"), Squid(work, origin), Arca(work)]
+             Varnish(work, origin, "1G"), Squid(work, origin), *arcas(work)]
     try:
         for s in peers:
             fetch_all(s.url(origin, "/small"), 4096)
@@ -367,7 +374,7 @@ def cold_fanout(work, cfg, www):
     write_random(os.path.join(www, "cold"), size)
     origin = Nginx(work, "origin", www=www, limit_rate=cfg["cold_rate"])
     peers = [Nginx(work, "nginx-proxy-cache", origin=origin), Varnish(work, origin, "8G"),
-             Squid(work, origin), Arca(work)]
+             Squid(work, origin), *arcas(work)]
     n, spread = cfg["cold_clients"], cfg["cold_spread"]
     try:
         rounds = {"direct": []} | {s.name: [] for s in peers}
@@ -406,7 +413,7 @@ def cold_fanout(work, cfg, www):
 def idle_connections(work, cfg, www):
     write_random(os.path.join(www, "small"), 4096)
     origin = Nginx(work, "nginx-static", www=www)
-    peers = [origin, Varnish(work, origin, "1G"), Squid(work, origin), Arca(work)]
+    peers = [origin, Varnish(work, origin, "1G"), Squid(work, origin), *arcas(work)]
     n = cfg["idle"]
     try:
         for s in peers:
@@ -461,6 +468,25 @@ def make_index(data_dir, count, origin_port):
     db.close()
 
 
+def index_round(a, cfg, script):
+    """Start arca on its big index; time it, then hit random objects."""
+    startup = a.start()
+    rss = rss_kib(a.pid)
+
+    def requests():
+        return sum(a.metric(f"arca_requests_total{{result=\"{k}\"}}")
+                   for k in ("hit", "miss", "coalesced", "error"))
+
+    hits0, req0 = a.metric("arca_requests_total{result=\"hit\"}"), requests()
+    out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['index_seconds']}s", "--latency", "-s",
+                          script, f"http://127.0.0.1:{a.port}"],
+                         capture_output=True, text=True, check=True).stdout
+    rps, p99, _ = parse_wrk(out)
+    hits = a.metric("arca_requests_total{result=\"hit\"}") - hits0
+    return {"startup_s": startup, "hit_ratio": hits / max(requests() - req0, 1),
+            "req_per_s": rps, "p99_ms": p99, "rss_kib": rss}
+
+
 def big_index(work, cfg, www):
     dead_port = free_port()  # no origin: anything but a hit fails
     rounds = {}
@@ -479,27 +505,23 @@ request = function()
                          math.random(0, {count - 1}))
 end
 """)
-        rounds[name] = []
-        a = Arca(work, data_dir)
+        contenders = [Arca(work, data_dir, name=name)]
+        if ARCA_BEFORE:  # both binaries on the same data dir, one at a time (it is locked)
+            contenders[0].stop()
+            contenders.append(Arca(work, data_dir, binary=ARCA_BEFORE,
+                                   name=f"arca-before-{count // 1000}k"))
+            contenders[1].stop()
+        for a in contenders:
+            a.stop()
+            rounds[a.name] = []
         try:
             for _ in range(cfg["index_rounds"]):
-                a.stop()
-                startup = a.start()
-                rss = rss_kib(a.pid)
-                hits0, req0 = a.metric("arca_requests_total{result=\"hit\"}"), \
-                    sum(a.metric(f"arca_requests_total{{result=\"{k}\"}}")
-                        for k in ("hit", "miss", "coalesced", "error"))
-                out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['index_seconds']}s", "--latency", "-s",
-                                      script, f"http://127.0.0.1:{a.port}"],
-                                     capture_output=True, text=True, check=True).stdout
-                rps, p99, _ = parse_wrk(out)
-                hits = a.metric("arca_requests_total{result=\"hit\"}") - hits0
-                reqs = sum(a.metric(f"arca_requests_total{{result=\"{k}\"}}")
-                           for k in ("hit", "miss", "coalesced", "error")) - req0
-                rounds[name].append({"startup_s": startup, "hit_ratio": hits / max(reqs, 1),
-                                     "req_per_s": rps, "p99_ms": p99, "rss_kib": rss})
+                for a in contenders:
+                    rounds[a.name].append(index_round(a, cfg, script))
+                    a.stop()
         finally:
-            a.stop()
+            for a in contenders:
+                a.stop()
         shutil.rmtree(data_dir)
     return {"metric": "startup_s", "higher_is_better": False, "unit": "s",
             "setup": "arca restarted on an index of small objects, then random hits under "
@@ -528,11 +550,10 @@ def summarize(result):
     result["summary"] = {name: {k: summary([r[k] for r in rs]) for k in rs[0]}
                          for name, rs in result["rounds"].items()}
     m = result["metric"]
-    arca = [n for n in result["summary"] if n.startswith("arca")]
-    if len(arca) == 1:
-        a = result["summary"][arca[0]][m]["median"]
+    if "arca" in result["summary"]:
+        a = result["summary"]["arca"][m]["median"]
         result["ratios"] = {f"arca/{n}": a / s[m]["median"] for n, s in result["summary"].items()
-                            if not n.startswith("arca") and s[m]["median"]}
+                            if n != "arca" and s[m]["median"]}
     return result
 
 
@@ -585,6 +606,7 @@ def main():
     ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS), metavar="SCENARIO",
                     help="any of: " + ", ".join(SCENARIOS))
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the servers on the way out
     cfg_name = "smoke" if args.smoke else "full"
     cfg = dict(SIZES[cfg_name])
     if args.rounds:

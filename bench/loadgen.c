@@ -276,10 +276,10 @@ static int parse_url(const char *url)
     target.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &target.sin_addr) != 1)
         return -1;
-    request_len = (size_t)snprintf(request, sizeof(request),
-                                   "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: arca-loadgen\r\n%s\r\n",
-                                   url[off] ? url + off : "/", host, port,
-                                   idle_mode ? "" : "Connection: close\r\n");
+    request_len = (size_t)snprintf(
+        request, sizeof(request),
+        "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: arca-loadgen\r\n%s\r\n",
+        url[off] ? url + off : "/", host, port, idle_mode ? "" : "Connection: close\r\n");
     return request_len < sizeof(request) ? 0 : -1;
 }
 
@@ -296,10 +296,11 @@ static void print_results(const struct client *cl, int n)
     printf("{\"clients\": [\n");
     for (int i = 0; i < n; i++) {
         const struct client *c = &cl[i];
-        printf("  {\"start\": %.6f, \"ttfb\": %.6f, \"done\": %.6f, \"bytes\": %lld, \"status\": %d, "
-               "\"error\": \"%s\"}%s\n",
-               c->start, c->ttfb, c->done, (long long)c->body, c->status,
-               c->error ? c->error : "", i + 1 < n ? "," : "");
+        printf(
+            "  {\"start\": %.6f, \"ttfb\": %.6f, \"done\": %.6f, \"bytes\": %lld, \"status\": %d, "
+            "\"error\": \"%s\"}%s\n",
+            c->start, c->ttfb, c->done, (long long)c->body, c->status, c->error ? c->error : "",
+            i + 1 < n ? "," : "");
     }
     printf("]}\n");
 }
@@ -314,7 +315,8 @@ int main(int argc, char **argv)
     char drain[64];
 
     if (argc < 3 || (strcmp(argv[1], "get") && strcmp(argv[1], "idle"))) {
-        fprintf(stderr, "usage: arca-loadgen get|idle URL [--clients N] [--spread S] [--threads T]\n");
+        fprintf(stderr,
+                "usage: arca-loadgen get|idle URL [--clients N] [--spread S] [--threads T]\n");
         return 2;
     }
     idle_mode = !strcmp(argv[1], "idle");

@@ -16,6 +16,9 @@
 
 #define STREAM_BLOCK (64 * 1024)
 #define MMAP_MIN_BYTES (1 << 20)
+/* Prepared answers for objects up to this size hold the bytes themselves: headers and body then
+ * leave in one send() instead of send() + sendfile(). At most STORE_PREPARED_MAX of them. */
+#define SMALL_MAX (64 * 1024)
 
 /* One fetch request, from its first call to its completion callback. */
 struct fetch_req {
@@ -197,26 +200,96 @@ static struct MHD_Response *file_response(int fd, int64_t start, int64_t end)
     return resp;
 }
 
-/* A finished object goes out from its file; see file_response(). */
-static enum MHD_Result respond_from_file(struct fetch_req *r, const struct object *meta, int fd)
+/* One response shared by every plain hit on an object: headers built once, file open or mapped
+ * once (see struct prepared in store.h). libmicrohttpd counts the response's own references, so
+ * connections still sending it keep it alive after the store lets go. */
+struct prepared_answer {
+    struct prepared base;
+    struct MHD_Response *resp;
+};
+
+static void destroy_answer(struct prepared *p)
+{
+    struct prepared_answer *a = (struct prepared_answer *)p;
+    MHD_destroy_response(a->resp);
+    free(a);
+}
+
+/* A plain hit (no Range, no filename, not draining) may use and leave a prepared answer. */
+static bool plain_request(const struct fetch_req *r)
+{
+    return !r->filename[0] && !atomic_load(&http_draining) &&
+           !MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Range");
+}
+
+static enum MHD_Result queue_prepared(struct fetch_req *r, const struct object *meta,
+                                      struct prepared *p)
+{
+    enum MHD_Result ret;
+    r->fd_bytes = r->head ? 0 : meta->length;
+    count_success(r->kind);
+    ret = MHD_queue_response(r->conn, MHD_HTTP_OK, ((struct prepared_answer *)p)->resp);
+    prepared_put(p);
+    return ret;
+}
+
+/* Offer a freshly built plain answer to the store, then send it. */
+static enum MHD_Result share_and_queue(struct fetch_req *r, const struct object *meta,
+                                       struct MHD_Response *resp)
+{
+    struct prepared_answer *a = malloc(sizeof(*a));
+    if (!a)
+        return http_queue(r->conn, MHD_HTTP_OK, resp);
+    atomic_init(&a->base.refs, 1);
+    a->base.destroy = destroy_answer;
+    a->resp = resp;
+    store_attach_prepared(meta, &a->base);
+    return queue_prepared(r, meta, &a->base);
+}
+
+/* A small object's bytes in memory (see SMALL_MAX); on success the descriptor is closed. */
+static struct MHD_Response *small_response(int fd, int64_t length)
+{
+    struct MHD_Response *resp = NULL;
+    char *buf = malloc(length > 0 ? (size_t)length : 1);
+    if (buf && pread(fd, buf, (size_t)length, 0) == (ssize_t)length)
+        resp = MHD_create_response_from_buffer((size_t)length, buf, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(buf);
+    else
+        close(fd);
+    return resp;
+}
+
+/* A finished object goes out from its prepared answer or its file; see file_response(). */
+static enum MHD_Result respond_from_file(struct fetch_req *r, const struct object *meta, int fd,
+                                         struct prepared *prep)
 {
     enum MHD_Result ret = MHD_NO;
     unsigned int status;
     struct MHD_Response *resp;
 
+    if (prep)
+        return queue_prepared(r, meta, prep);
     if (apply_range(r, meta->length, &status, &ret) < 0) {
         close(fd);
         return ret;
     }
     r->fd_bytes = r->head ? 0 : r->end - r->start;
-    resp = file_response(fd, r->start, r->end);
+    if (status == MHD_HTTP_OK && meta->length <= SMALL_MAX && plain_request(r))
+        resp = small_response(fd, meta->length);
+    else
+        resp = file_response(fd, r->start, r->end);
     if (!resp) {
         close(fd);
         return MHD_NO;
     }
     add_headers(resp, meta, r->filename);
-    if (status == MHD_HTTP_PARTIAL_CONTENT)
+    if (status == MHD_HTTP_PARTIAL_CONTENT) {
         add_content_range(resp, r, meta->length);
+    } else if (plain_request(r)) {
+        return share_and_queue(r, meta, resp);
+    }
     count_success(r->kind);
     return http_queue(r->conn, status, resp);
 }
@@ -309,7 +382,8 @@ static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, boo
     enum MHD_Result ret = MHD_NO;
     struct object *obj, meta;
     struct fetch_req *r;
-    int fd = -1;
+    struct prepared *prep = NULL;
+    int fd;
 
     atomic_fetch_add(&stats.requests, 1);
     if (check_request(c, &url, &ttl, expect, &has_expect, &ret) < 0)
@@ -317,14 +391,17 @@ static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, boo
     if (!(r = req_new(c, filename, head)))
         return MHD_NO;
     *req_cls = r;
-    r->kind = store_lookup(url, ttl, has_expect ? expect : NULL, &obj, &fd, &meta);
+    r->kind = store_lookup(url, ttl, has_expect ? expect : NULL, &obj, &fd,
+                           plain_request(r) ? &prep : NULL, &meta);
     if (r->kind == LOOKUP_HIT) {
         if (has_expect && memcmp(meta.digest, expect, 32) != 0) {
-            close(fd);
+            if (fd >= 0)
+                close(fd);
+            prepared_put(prep);
             return refuse(c, MHD_HTTP_BAD_GATEWAY,
                           "cached object does not match the requested sha256");
         }
-        return respond_from_file(r, &meta, fd);
+        return respond_from_file(r, &meta, fd, prep);
     }
     if (!obj)
         return refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");

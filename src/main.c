@@ -28,7 +28,8 @@ static void block_signals(sigset_t *set)
 static void raise_fd_limit(const struct config *cfg)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->max_connections * 2 + (rlim_t)cfg->max_downloads * 2 + 256;
+    rlim_t want = (rlim_t)cfg->max_connections * 2 + (rlim_t)cfg->max_downloads * 2 +
+                  STORE_PREPARED_MAX + 256;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
     if (rl.rlim_cur < rl.rlim_max) {

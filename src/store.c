@@ -96,8 +96,47 @@ static int table_insert(struct object *obj)
 }
 
 /* Unlink from the table and give back the object's share of the quota. */
+void prepared_put(struct prepared *p)
+{
+    if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+        p->destroy(p);
+}
+
+/* Lock held. An object leaving the table (or giving up its ring slot) answers no more hits. */
+static void detach_prepared(struct object *obj)
+{
+    if (!obj->prepared)
+        return;
+    st.prepared_ring[obj->prepared_slot] = NULL;
+    prepared_put(obj->prepared);
+    obj->prepared = NULL;
+    obj->prepared_slot = -1;
+}
+
+bool store_attach_prepared(const struct object *meta, struct prepared *p)
+{
+    struct object *obj, *old;
+    bool attached = false;
+    pthread_mutex_lock(&st.lock);
+    obj = table_find(meta->key);
+    /* `created` tells a re-downloaded object under the same key from the one `meta` describes */
+    if (obj && obj->state == OBJ_COMPLETE && !obj->prepared && obj->created == meta->created) {
+        if ((old = st.prepared_ring[st.prepared_next]) != NULL)
+            detach_prepared(old);
+        st.prepared_ring[st.prepared_next] = obj;
+        obj->prepared_slot = st.prepared_next;
+        st.prepared_next = (st.prepared_next + 1) % STORE_PREPARED_MAX;
+        atomic_fetch_add(&p->refs, 1);
+        obj->prepared = p;
+        attached = true;
+    }
+    pthread_mutex_unlock(&st.lock);
+    return attached;
+}
+
 void table_remove(struct object *obj)
 {
+    detach_prepared(obj);
     struct object **p = &st.buckets[bucket_of(obj->key, st.nbuckets)];
     while (*p && *p != obj)
         p = &(*p)->next;
@@ -119,6 +158,7 @@ static struct object *object_new(const char *url, const char *key)
     }
     memcpy(o->key, key, 65);
     o->fd = -1;
+    o->prepared_slot = -1;
     o->length = -1;
     return o;
 }
@@ -201,19 +241,14 @@ fail_objdir:
     return -1;
 }
 
-/* A row is trusted only if its file is there with the recorded length. */
+/* A row is trusted as it is: whether its file is there with the recorded length is checked on
+ * the object's first hit (open_hit), so that a big cache starts without a stat() per object. */
 static void load_row(const struct index_row *row, void *arg)
 {
-    struct stat sb;
-    struct object *o;
-    char path[1200];
+    struct object *o = object_new(row->url, row->key);
     (void)arg;
-
-    key_path(row->key, path, sizeof(path));
-    if (stat(path, &sb) < 0 || sb.st_size != row->length || !(o = object_new(row->url, row->key))) {
-        log_error("index: dropping %s (file missing or wrong length)", row->url);
-        unlink(path);
-        index_delete(row->key);
+    if (!o) {
+        log_error("index: out of memory loading %s", row->url);
         return;
     }
     o->state = OBJ_COMPLETE;
@@ -281,27 +316,35 @@ static int open_index(const char *path, char *err, size_t errlen)
     return index_open(path, err, errlen);
 }
 
-/* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. */
-static void sweep_orphans(void)
+/* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. A thread
+ * sweeps them after start, so that a big cache serves at once. Each name is looked up and
+ * unlinked under the lock: a download that starts meanwhile is in the table before its file
+ * exists, so it is never touched. */
+static void *sweep_orphans(void *arg)
 {
     char dir[1200], path[1500];
     int removed = 0;
-    for (int i = 0; i < 256; i++) {
+    (void)arg;
+    for (int i = 0; i < 256 && !atomic_load(&st.sweep_stop); i++) {
         snprintf(dir, sizeof(dir), "%s/%02x", st.objdir, i);
         DIR *d = opendir(dir);
         struct dirent *e;
         while (d && (e = readdir(d))) {
-            /* table_find() hashes the first 16 characters: only 64-character names are keys */
-            if (e->d_name[0] == '.' || (strlen(e->d_name) == 64 && table_find(e->d_name)))
+            if (e->d_name[0] == '.')
                 continue;
             snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            removed += unlink(path) == 0;
+            pthread_mutex_lock(&st.lock);
+            /* table_find() hashes the first 16 characters: only 64-character names are keys */
+            if (strlen(e->d_name) != 64 || !table_find(e->d_name))
+                removed += unlink(path) == 0;
+            pthread_mutex_unlock(&st.lock);
         }
         if (d)
             closedir(d);
     }
     if (removed)
         log_info("store: removed %d object files no index row points to", removed);
+    return NULL;
 }
 
 int store_open(const struct config *cfg, char *err, size_t errlen)
@@ -318,18 +361,28 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "index %s: cannot load: %s", path, index_error());
         return -1;
     }
-    sweep_orphans();
+    if (pthread_create(&st.sweeper, NULL, sweep_orphans, NULL) != 0) {
+        snprintf(err, errlen, "cannot start the orphan sweep: out of resources");
+        return -1;
+    }
+    st.sweeping = true;
     log_info("store: %zu objects, %lld bytes in %s", st.count, (long long)st.usage, cfg->data_dir);
     return 0;
 }
 
 void store_close(void)
 {
+    if (st.sweeping) {
+        atomic_store(&st.sweep_stop, true);
+        pthread_join(st.sweeper, NULL);
+        st.sweeping = false;
+    }
     pthread_mutex_lock(&st.lock);
     for (size_t i = 0; i < st.nbuckets; i++) {
         for (struct object *o = st.buckets[i], *next; o; o = next) {
             next = o->next;
             o->in_table = false;
+            detach_prepared(o);
             if (o->refs == 0)
                 object_free(o);
         }
@@ -352,18 +405,42 @@ static void note_use(struct object *obj, int64_t ttl, int64_t now)
     obj->dirty = true;
 }
 
-/* A hit: open the file under the lock so eviction cannot unlink it between lookup and open. */
-static int open_hit(struct object *obj, int *fd, struct object *meta)
+/* The object may be freed once the lock drops: the copy must not point into it. */
+static void copy_meta(const struct object *obj, struct object *meta)
+{
+    *meta = *obj;
+    meta->url = NULL;
+    meta->next = NULL;
+    meta->waiters = NULL;
+    meta->prepared = NULL;
+}
+
+/* A hit: its prepared answer, or its file opened under the lock so that eviction cannot unlink
+ * it between lookup and open. */
+static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct object *meta)
 {
     char path[1200];
+    if (prep && obj->prepared) {
+        atomic_fetch_add(&obj->prepared->refs, 1);
+        *prep = obj->prepared;
+        copy_meta(obj, meta);
+        return 0;
+    }
     object_path(obj, path, sizeof(path));
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0)
         return -1;
-    *meta = *obj;
-    meta->url = NULL; /* the object may be freed once the lock drops; the copy must not point in */
-    meta->next = NULL;
-    meta->waiters = NULL;
+    if (!obj->verified) { /* loaded from the index: first hit since start */
+        struct stat sb;
+        if (fstat(*fd, &sb) < 0 || sb.st_size != obj->length) {
+            log_error("store: %s: file missing or wrong length, fetching it again", obj->url);
+            close(*fd);
+            *fd = -1;
+            return -1;
+        }
+        obj->verified = true;
+    }
+    copy_meta(obj, meta);
     return 0;
 }
 
@@ -396,19 +473,24 @@ static struct object *create_fetching(const char *url, const char *key, int64_t 
 }
 
 enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
-                                struct object **out, int *fd, struct object *meta)
+                                struct object **out, int *fd, struct prepared **prep,
+                                struct object *meta)
 {
     char key[65];
     int64_t now = now_s();
     enum lookup_result res;
     struct object *obj;
 
+    *fd = -1;
+    if (prep)
+        *prep = NULL;
     url_key(url, key);
     pthread_mutex_lock(&st.lock);
     obj = table_find(key);
     if (obj)
         note_use(obj, ttl, now);
-    if (obj && obj->state == OBJ_COMPLETE && (expired(obj, now) || open_hit(obj, fd, meta) < 0)) {
+    if (obj && obj->state == OBJ_COMPLETE &&
+        (expired(obj, now) || open_hit(obj, fd, prep, meta) < 0)) {
         /* Out of the table; its file and row go when the new download replaces them. */
         table_remove(obj);
         maybe_free(obj);

@@ -22,12 +22,25 @@
 
 #include "config.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
 enum object_state { OBJ_FETCHING, OBJ_COMPLETE, OBJ_FAILED };
+
+/* An answer the HTTP layer prepared for a complete object (opaque here: a response with its
+ * headers built and its file open or mapped), so that repeated hits skip open(), header building
+ * and mapping. Reference counted: the object holds one while it is in the table, and a lookup
+ * that hands it out takes another. At most STORE_PREPARED_MAX objects hold one (each may keep a
+ * descriptor open); beyond that, the oldest attachment is dropped. */
+struct prepared {
+    atomic_int refs;
+    void (*destroy)(struct prepared *p);
+};
+#define STORE_PREPARED_MAX 1024
+void prepared_put(struct prepared *p);
 
 /* Embedded in the reader's own state. `sleep` is called with the store lock held, before the
  * waiter is queued, so a wake-up cannot be lost between the check and the sleep. */
@@ -51,6 +64,7 @@ struct object {
     uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
     uint8_t expect[32]; /* digest a client asked for with &sha256= */
     bool has_expect;
+    bool verified;    /* its file is known to hold `length` bytes (see load_row) */
     bool committed;   /* a reader has answered with this length and type */
     bool delivered;   /* a reader has been handed bytes: they may never change */
     int error_status; /* HTTP status for clients when FAILED */
@@ -62,6 +76,8 @@ struct object {
     bool in_table;
     struct waiter *waiters;
     struct object *next; /* hash chain */
+    struct prepared *prepared;
+    int prepared_slot; /* in the store's ring of attachments, -1 when none */
 };
 
 enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED };
@@ -71,10 +87,16 @@ void store_close(void);
 
 /* Find the object for `url` or create a FETCHING one (LOOKUP_MISS: the caller must hand it to
  * fetch_start). A shorter ttl shortens the object's life. Takes a reference on FETCHING objects;
- * a HIT returns no reference but an open descriptor in *fd (the caller owns it) and the object's
- * metadata copied into *meta, because the object may be evicted as soon as the lock drops. */
+ * a HIT returns no reference but the object's metadata copied into *meta (the object may be
+ * evicted as soon as the lock drops), and either its prepared answer in *prep (a reference the
+ * caller must put; pass prep NULL when a prepared answer cannot serve the request) or an open
+ * descriptor in *fd (the caller owns it). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
-                                struct object **obj, int *fd, struct object *meta);
+                                struct object **obj, int *fd, struct prepared **prep,
+                                struct object *meta);
+/* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
+ * none. On success the store takes its own reference. */
+bool store_attach_prepared(const struct object *meta, struct prepared *p);
 void store_release(struct object *obj);
 /* Take a waiter off the object's queue (the reader went away while asleep). */
 void store_unwait(struct object *obj, struct waiter *w);

@@ -8,6 +8,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct store_state {
     pthread_mutex_t lock;
@@ -18,6 +19,11 @@ struct store_state {
     int64_t max_object_size;
     char objdir[1100];
     struct object *graveyard; /* evicted, waiting for bury() outside the lock */
+    struct object *prepared_ring[STORE_PREPARED_MAX]; /* objects holding a prepared answer */
+    int prepared_next;
+    pthread_t sweeper; /* removes orphan files after start */
+    bool sweeping;
+    atomic_bool sweep_stop;
 };
 
 extern struct store_state st;

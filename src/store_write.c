@@ -299,6 +299,7 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     st.usage -= obj->reserved - obj->have;
     obj->reserved = obj->have;
     obj->state = OBJ_COMPLETE;
+    obj->verified = true;
     obj->headers_ready = true;
     wake_all(obj);
     pthread_mutex_unlock(&st.lock);

@@ -189,3 +189,38 @@ def test_locked_index_gives_a_clear_error(workdir, start_arca):
         db.close()
     last = p.stderr.strip().splitlines()[-1]
     assert p.returncode != 0 and last.startswith("arca: index") and "locked" in last, p.stderr
+
+
+def test_object_files_damaged_while_stopped_are_fetched_again(origin, start_arca):
+    """Rows are trusted at start without a stat() each; a hit checks the file first."""
+    data = {p: os.urandom(70000) for p in ("/cut", "/gone", "/whole")}
+    urls = {p: origin.add(p, data=d) for p, d in data.items()}
+    first = start_arca("--upstream-allow", "127.0.0.0/8")
+    for u in urls.values():
+        assert first.fetch(u)[0] == 200
+    first.stop()
+    keys = {p: k for k, url, *_ in complete_rows(first.data_dir) for p in urls if urls[p] == url}
+    os.truncate(os.path.join(first.data_dir, "objects", keys["/cut"][:2], keys["/cut"]), 1000)
+    os.unlink(os.path.join(first.data_dir, "objects", keys["/gone"][:2], keys["/gone"]))
+
+    second = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
+    for p, u in urls.items():
+        status, _, body = second.fetch(u)
+        assert status == 200 and sha256(body) == sha256(data[p]), p
+    assert {p: origin.counts[p] for p in urls} == {"/cut": 2, "/gone": 2, "/whole": 1}
+
+
+def test_orphan_files_are_swept_after_start(start_arca):
+    first = start_arca()
+    first.stop()
+    stray = [os.path.join(first.data_dir, "objects", "ab", "ab" + "0" * 62),
+             os.path.join(first.data_dir, "objects", "cd", "not-a-key")]
+    for path in stray:
+        with open(path, "wb") as f:
+            f.write(b"left over")
+    second = start_arca(data_dir=first.data_dir)
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(p) for p in stray) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(os.path.exists(p) for p in stray)
+    assert second.get("/api/v1/health/")[0] == 200

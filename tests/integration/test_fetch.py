@@ -155,6 +155,30 @@ def test_range_on_an_object_still_downloading(origin, arca):
     assert origin.counts["/rif"] == 1
 
 
+@pytest.mark.parametrize("size", [5000, 2 * 1024 * 1024])  # sent from the file, and mapped
+def test_repeated_hits_and_their_variants(origin, arca, size):
+    """Plain hits share one prepared answer; ranges, filenames, HEAD and a replaced object still
+    get answers of their own."""
+    old, new = os.urandom(size), os.urandom(size)
+    url = origin.add("/hot", data=old)
+    assert arca.fetch(url, ttl="2s")[2] == old  # cold
+    for _ in range(3):  # the first hit prepares the answer, the next ones reuse it
+        status, headers, body = arca.fetch(url)
+        assert status == 200 and body == old and headers["content-length"] == str(size)
+    status, headers, body = arca.fetch(url, headers={"Range": "bytes=10-19"})
+    assert status == 206 and body == old[10:20]
+    status, headers, body = arca.fetch(url, filename="fw.bin")
+    assert body == old and headers["content-disposition"] == "attachment; filename=fw.bin"
+    status, headers, body = arca.fetch(url, method="HEAD")
+    assert status == 200 and body == b"" and headers["content-length"] == str(size)
+    assert "content-disposition" not in arca.fetch(url)[1], "the plain answer stays plain"
+    origin.add("/hot", data=new)
+    time.sleep(2.1)  # the ttl runs out: the next request downloads the new bytes
+    assert sha256(arca.fetch(url)[2]) == sha256(new)
+    assert sha256(arca.fetch(url)[2]) == sha256(new)
+    assert origin.counts["/hot"] == 2
+
+
 def test_chunked_upstream_is_streamed_and_kept(origin, arca):
     data = os.urandom(500000)
     url = origin.add("/chunked", data=data, chunked=True, chunk=10000)
