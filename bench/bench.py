@@ -419,9 +419,11 @@ def idle_connections(work, cfg, www):
         for s in peers:
             fetch_all(s.url(origin, "/small"), 4096)
         rounds = {s.name: [] for s in peers}
+        # Servers keep freed memory (allocators rarely give it back), so every round is measured
+        # against the RSS each had before the first one: what holding n connections costs.
+        before = {s.name: rss_kib(s.pid) for s in peers}
         for _ in range(cfg["rounds"]):
             for s in peers:
-                before = rss_kib(s.pid)
                 held = subprocess.Popen([LOADGEN, "idle", s.url(origin, "/small"), "--clients",
                                          str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
@@ -433,8 +435,8 @@ def idle_connections(work, cfg, www):
                 if result["open"] != n or open_now < n:
                     raise RuntimeError(f"{s.name}: {result['open']} answered, {open_now} held "
                                        f"of {n}")
-                rounds[s.name].append({"kib_per_connection": (after - before) / n,
-                                       "rss_before_kib": before, "rss_after_kib": after})
+                rounds[s.name].append({"kib_per_connection": (after - before[s.name]) / n,
+                                       "rss_before_kib": before[s.name], "rss_after_kib": after})
                 time.sleep(1)  # let the server see the closes before the next contender
         return {"metric": "kib_per_connection", "higher_is_better": False, "unit": "KiB",
                 "setup": f"{n} idle keep-alive connections after one 4 KiB hit each",
