@@ -29,6 +29,7 @@ struct fetch_req {
     int64_t start, end; /* deliver bytes [start, end); end < 0: up to the end of the object */
     int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
     bool head;
+    bool plain; /* no Range, no filename, not draining: a prepared answer may serve it */
     char filename[256];
 };
 
@@ -53,6 +54,10 @@ static struct fetch_req *req_new(struct MHD_Connection *c, const char *filename,
     r->waiter = (struct waiter){.sleep = suspend_conn, .wake = resume_conn, .arg = r};
     if (filename)
         snprintf(r->filename, sizeof(r->filename), "%s", filename);
+    /* A plain hit may use and leave a prepared answer: the one shared response has no
+     * Content-Range, no Content-Disposition and no Connection: close. */
+    r->plain = !r->filename[0] && !atomic_load(&http_draining) &&
+               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
     return r;
 }
 
@@ -215,13 +220,6 @@ static void destroy_answer(struct prepared *p)
     free(a);
 }
 
-/* A plain hit (no Range, no filename, not draining) may use and leave a prepared answer. */
-static bool plain_request(const struct fetch_req *r)
-{
-    return !r->filename[0] && !atomic_load(&http_draining) &&
-           !MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Range");
-}
-
 static enum MHD_Result queue_prepared(struct fetch_req *r, const struct object *meta,
                                       struct prepared *p)
 {
@@ -276,7 +274,7 @@ static enum MHD_Result respond_from_file(struct fetch_req *r, const struct objec
         return ret;
     }
     r->fd_bytes = r->head ? 0 : r->end - r->start;
-    if (status == MHD_HTTP_OK && meta->length <= SMALL_MAX && plain_request(r))
+    if (r->plain && meta->length <= SMALL_MAX)
         resp = small_response(fd, meta->length);
     else
         resp = file_response(fd, r->start, r->end);
@@ -287,7 +285,7 @@ static enum MHD_Result respond_from_file(struct fetch_req *r, const struct objec
     add_headers(resp, meta, r->filename);
     if (status == MHD_HTTP_PARTIAL_CONTENT) {
         add_content_range(resp, r, meta->length);
-    } else if (plain_request(r)) {
+    } else if (r->plain) {
         return share_and_queue(r, meta, resp);
     }
     count_success(r->kind);
@@ -391,8 +389,8 @@ static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, boo
     if (!(r = req_new(c, filename, head)))
         return MHD_NO;
     *req_cls = r;
-    r->kind = store_lookup(url, ttl, has_expect ? expect : NULL, &obj, &fd,
-                           plain_request(r) ? &prep : NULL, &meta);
+    r->kind = store_lookup(url, ttl, has_expect ? expect : NULL, &obj, &fd, r->plain ? &prep : NULL,
+                           &meta);
     if (r->kind == LOOKUP_HIT) {
         if (has_expect && memcmp(meta.digest, expect, 32) != 0) {
             if (fd >= 0)

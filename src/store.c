@@ -95,7 +95,6 @@ static int table_insert(struct object *obj)
     return 0;
 }
 
-/* Unlink from the table and give back the object's share of the quota. */
 void prepared_put(struct prepared *p)
 {
     if (p && atomic_fetch_sub(&p->refs, 1) == 1)
@@ -134,6 +133,7 @@ bool store_attach_prepared(const struct object *meta, struct prepared *p)
     return attached;
 }
 
+/* Unlink from the table and give back the object's share of the quota. */
 void table_remove(struct object *obj)
 {
     detach_prepared(obj);
