@@ -83,27 +83,27 @@ def process_tree(pid):
     return out
 
 
-def rss_kib(pid):
+def tree_sum(pid, name, value):
+    """Sum value(text of /proc/P/name) over pid's tree; processes that end meanwhile count 0."""
     total = 0
     for p in process_tree(pid):
         try:
-            with open(f"/proc/{p}/status") as f:
-                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+            with open(f"/proc/{p}/{name}") as f:
+                total += value(f.read())
         except (OSError, AttributeError):
             pass
     return total
 
 
+def rss_kib(pid):
+    return tree_sum(pid, "status", lambda t: int(re.search(r"VmRSS:\s+(\d+)", t).group(1)))
+
+
 def cpu_seconds(pid):
-    total = 0
-    for p in process_tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
+    def ticks(stat):  # utime + stime, counted after the command name, which may hold blanks
+        fields = stat.rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    return tree_sum(pid, "stat", ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def established(port):
@@ -245,7 +245,7 @@ shutdown_lifetime 1 seconds
 
 
 class Arca(Server):
-    def __init__(self, work, data_dir=None, extra=(), binary=ARCA, name="arca"):
+    def __init__(self, work, data_dir=None, extra=(), binary=ARCA, name="arca", start=True):
         super().__init__(work)
         self.name = name
         self.data_dir = data_dir or os.path.join(work, name + "-data")
@@ -254,7 +254,8 @@ class Arca(Server):
                      "--max-connections", "20000", "--max-connections-per-ip", "20000",
                      "--idle-timeout", "300s", *extra]
         self.log = open(os.path.join(work, name + ".log"), "a")
-        self.start()
+        if start:
+            self.start()
 
     def start(self):
         t0 = time.monotonic()
@@ -507,14 +508,12 @@ request = function()
                          math.random(0, {count - 1}))
 end
 """)
-        contenders = [Arca(work, data_dir, name=name)]
-        if ARCA_BEFORE:  # both binaries on the same data dir, one at a time (it is locked)
-            contenders[0].stop()
+        # both binaries on the same data dir, one at a time (it is locked); each round starts them
+        contenders = [Arca(work, data_dir, name=name, start=False)]
+        if ARCA_BEFORE:
             contenders.append(Arca(work, data_dir, binary=ARCA_BEFORE,
-                                   name=f"arca-before-{count // 1000}k"))
-            contenders[1].stop()
+                                   name=f"arca-before-{count // 1000}k", start=False))
         for a in contenders:
-            a.stop()
             rounds[a.name] = []
         try:
             for _ in range(cfg["index_rounds"]):
