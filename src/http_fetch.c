@@ -285,7 +285,7 @@ static enum MHD_Result respond_from_file(struct fetch_req *r, const struct objec
     add_headers(resp, meta, r->filename);
     if (status == MHD_HTTP_PARTIAL_CONTENT) {
         add_content_range(resp, r, meta->length);
-    } else if (r->plain) {
+    } else if (r->plain && meta->hit) { /* a second hit: the object is worth an answer kept */
         return share_and_queue(r, meta, resp);
     }
     count_success(r->kind);

@@ -137,6 +137,8 @@ bool store_attach_prepared(const struct object *meta, struct prepared *p)
 void table_remove(struct object *obj)
 {
     detach_prepared(obj);
+    dlist_remove(&st.lru, &obj->lru);
+    dlist_remove(&st.dirty, &obj->dirty);
     struct object **p = &st.buckets[bucket_of(obj->key, st.nbuckets)];
     while (*p && *p != obj)
         p = &(*p)->next;
@@ -265,7 +267,41 @@ static void load_row(const struct index_row *row, void *arg)
         object_free(o);
         return;
     }
+    dlist_append(&st.lru, &o->lru); /* in row order: lru_sort() orders the list once loaded */
     st.usage += o->length;
+}
+
+struct by_use {
+    int64_t last_use;
+    struct object *obj;
+};
+
+static int by_last_use(const void *a, const void *b)
+{
+    int64_t x = ((const struct by_use *)a)->last_use, y = ((const struct by_use *)b)->last_use;
+    return (x > y) - (x < y);
+}
+
+/* Rows come in no useful order; eviction wants the least recently used first. Sorting copies
+ * of (last_use, object) keeps qsort off the objects themselves (a cache miss per compare). */
+static int lru_sort(void)
+{
+    struct by_use *v = malloc((st.count ? st.count : 1) * sizeof(*v));
+    size_t n = 0;
+    if (!v)
+        return -1;
+    for (struct dnode *d = st.lru.head; d; d = d->next) {
+        struct object *o = DLIST_ENTRY(d, struct object, lru);
+        v[n++] = (struct by_use){o->last_use, o};
+    }
+    qsort(v, n, sizeof(*v), by_last_use);
+    st.lru = (struct dlist){0};
+    for (size_t i = 0; i < n; i++) {
+        v[i].obj->lru = (struct dnode){0};
+        dlist_append(&st.lru, &v[i].obj->lru);
+    }
+    free(v);
+    return 0;
 }
 
 static void discard_partial(const char *key, void *arg)
@@ -361,6 +397,10 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "index %s: cannot load: %s", path, index_error());
         return -1;
     }
+    if (lru_sort() < 0) {
+        snprintf(err, errlen, "index %s: out of memory ordering %zu objects", path, st.count);
+        return -1;
+    }
     if (pthread_create(&st.sweeper, NULL, sweep_orphans, NULL) != 0) {
         snprintf(err, errlen, "cannot start the orphan sweep: out of resources");
         return -1;
@@ -389,7 +429,8 @@ void store_close(void)
     }
     free(st.buckets);
     st.buckets = NULL;
-    st.nbuckets = st.count = 0;
+    st.nbuckets = st.count = st.expire_cursor = 0;
+    st.lru = st.dirty = (struct dlist){0};
     pthread_mutex_unlock(&st.lock);
     index_close();
 }
@@ -402,7 +443,9 @@ static void note_use(struct object *obj, int64_t ttl, int64_t now)
         obj->ttl = ttl;
     obj->usage++;
     obj->last_use = now;
-    obj->dirty = true;
+    dlist_append(&st.dirty, &obj->dirty);
+    if (obj->state == OBJ_COMPLETE)
+        dlist_append(&st.lru, &obj->lru);
 }
 
 /* The object may be freed once the lock drops: the copy must not point into it. */
@@ -413,6 +456,7 @@ static void copy_meta(const struct object *obj, struct object *meta)
     meta->next = NULL;
     meta->waiters = NULL;
     meta->prepared = NULL;
+    meta->dirty = meta->lru = (struct dnode){0};
 }
 
 /* A hit: its prepared answer, or its file opened under the lock so that eviction cannot unlink
@@ -441,6 +485,7 @@ static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct 
         obj->verified = true;
     }
     copy_meta(obj, meta);
+    obj->hit = true;
     return 0;
 }
 
@@ -580,8 +625,6 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struc
 void store_snapshot(struct object *obj, struct object *out)
 {
     pthread_mutex_lock(&st.lock);
-    *out = *obj;
-    out->next = NULL;
-    out->waiters = NULL;
+    copy_meta(obj, out);
     pthread_mutex_unlock(&st.lock);
 }

@@ -21,6 +21,7 @@
 #define ARCA_STORE_H
 
 #include "config.h"
+#include "dlist.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -65,14 +66,16 @@ struct object {
     uint8_t expect[32]; /* digest a client asked for with &sha256= */
     bool has_expect;
     bool verified;    /* its file is known to hold `length` bytes (see load_row) */
+    bool hit;         /* answered a hit already: the next one earns a prepared answer */
     bool committed;   /* a reader has answered with this length and type */
     bool delivered;   /* a reader has been handed bytes: they may never change */
     int error_status; /* HTTP status for clients when FAILED */
     char error[160];  /* one-line reason when FAILED */
     int64_t created, ttl, last_use, usage;
-    bool dirty; /* usage/last_use changed since the index last saw them */
-    int fd;     /* open while fetching or while streaming readers hold it */
-    int refs;   /* streaming readers + the fetch */
+    struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */
+    struct dnode lru;   /* in the store's LRU list (complete objects in the table only) */
+    int fd;             /* open while fetching or while streaming readers hold it */
+    int refs;           /* streaming readers + the fetch */
     bool in_table;
     struct waiter *waiters;
     struct object *next; /* hash chain */
@@ -90,7 +93,9 @@ void store_close(void);
  * a HIT returns no reference but the object's metadata copied into *meta (the object may be
  * evicted as soon as the lock drops), and either its prepared answer in *prep (a reference the
  * caller must put; pass prep NULL when a prepared answer cannot serve the request) or an open
- * descriptor in *fd (the caller owns it). */
+ * descriptor in *fd (the caller owns it). meta->hit says whether the object had been hit before
+ * this lookup: only then is a prepared answer worth building (random hits over a big cache would
+ * otherwise churn the ring, building answers that are dropped before their second use). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
                                 struct object **obj, int *fd, struct prepared **prep,
                                 struct object *meta);

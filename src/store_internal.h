@@ -19,6 +19,9 @@ struct store_state {
     int64_t max_object_size;
     char objdir[1100];
     struct object *graveyard; /* evicted, waiting for bury() outside the lock */
+    struct dlist lru;         /* complete objects in the table, least recently used first */
+    struct dlist dirty;       /* objects whose usage the index has not seen yet */
+    size_t expire_cursor;     /* the bucket store_expire() looks at next */
     struct object *prepared_ring[STORE_PREPARED_MAX]; /* objects holding a prepared answer */
     int prepared_next;
     pthread_t sweeper; /* removes orphan files after start */

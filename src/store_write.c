@@ -16,16 +16,23 @@
  * for every chunk of a chunked download. */
 #define RESERVE_STEP (16LL << 20)
 
-/* Least recently used complete object that nobody streams, or NULL. O(n): eviction is rare next
- * to hits, and a scan keeps the hit path free of list maintenance. */
+/* Expiry looks at this many buckets per housekeeping tick, taking the lock for EXPIRE_CHUNK of
+ * them at a time: a table of a million objects is swept in about 16 s, never holding hits up for
+ * more than a fraction of a millisecond. */
+#define EXPIRE_SLICE 65536
+#define EXPIRE_CHUNK 4096
+
+/* Least recently used complete object that nobody streams, or NULL. The LRU list is kept in use
+ * order by every hit (a move to its tail), so this is the first entry without readers; a scan of
+ * a big table here stalled every hit for tens of milliseconds per eviction. */
 static struct object *lru_victim(void)
 {
-    struct object *best = NULL;
-    for (size_t i = 0; i < st.nbuckets; i++)
-        for (struct object *o = st.buckets[i]; o; o = o->next)
-            if (o->state == OBJ_COMPLETE && o->refs == 0 && (!best || o->last_use < best->last_use))
-                best = o;
-    return best;
+    for (struct dnode *d = st.lru.head; d; d = d->next) {
+        struct object *o = DLIST_ENTRY(d, struct object, lru);
+        if (o->refs == 0)
+            return o;
+    }
+    return NULL;
 }
 
 /* Move an object out of the table onto the graveyard; bury() removes its file and row after
@@ -301,6 +308,8 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     obj->state = OBJ_COMPLETE;
     obj->verified = true;
     obj->headers_ready = true;
+    if (obj->in_table)
+        dlist_append(&st.lru, &obj->lru);
     wake_all(obj);
     pthread_mutex_unlock(&st.lock);
 }
@@ -327,7 +336,8 @@ void store_fail(struct object *obj, int status, const char *reason)
     index_delete(obj->key);
 }
 
-/* Copy the dirty usage figures out under the lock, then write them in one transaction. */
+/* Copy the dirty usage figures out under the lock, then write them in one transaction. Only
+ * objects used since the last flush are on the dirty list, so a big table costs nothing here. */
 void store_flush_usage(void)
 {
     struct touch {
@@ -337,25 +347,25 @@ void store_flush_usage(void)
     size_t n = 0, cap = 0;
 
     pthread_mutex_lock(&st.lock);
-    for (size_t i = 0; i < st.nbuckets; i++) {
-        for (struct object *o = st.buckets[i]; o; o = o->next) {
-            if (!o->dirty || o->state != OBJ_COMPLETE)
-                continue;
-            if (n == cap) {
-                size_t ncap = cap ? cap * 2 : 64;
-                struct touch *nb = realloc(batch, ncap * sizeof(*nb));
-                if (!nb)
-                    break;
-                batch = nb;
-                cap = ncap;
-            }
-            memcpy(batch[n].key, o->key, 65);
-            batch[n].last_use = o->last_use;
-            batch[n].usage = o->usage;
-            batch[n].ttl = o->ttl;
-            o->dirty = false;
-            n++;
+    for (struct dnode *d = st.dirty.head, *next; d; d = next) {
+        struct object *o = DLIST_ENTRY(d, struct object, dirty);
+        next = d->next;
+        if (o->state != OBJ_COMPLETE)
+            continue; /* its row is written whole when it completes */
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct touch *nb = realloc(batch, ncap * sizeof(*nb));
+            if (!nb)
+                break;
+            batch = nb;
+            cap = ncap;
         }
+        memcpy(batch[n].key, o->key, 65);
+        batch[n].last_use = o->last_use;
+        batch[n].usage = o->usage;
+        batch[n].ttl = o->ttl;
+        dlist_remove(&st.dirty, d);
+        n++;
     }
     pthread_mutex_unlock(&st.lock);
     if (n > 0) {
@@ -367,18 +377,35 @@ void store_flush_usage(void)
     free(batch);
 }
 
-void store_expire(void)
+/* Lock held. Evicts the expired objects in buckets [from, to). */
+static void expire_buckets(size_t from, size_t to, int64_t now)
 {
-    int64_t now = (int64_t)time(NULL);
-    pthread_mutex_lock(&st.lock);
-    for (size_t i = 0; i < st.nbuckets; i++) {
+    for (size_t i = from; i < to; i++) {
         for (struct object *o = st.buckets[i], *next; o; o = next) {
             next = o->next;
             if (o->state == OBJ_COMPLETE && o->refs == 0 && now >= o->created + o->ttl)
                 evict(o);
         }
     }
-    pthread_mutex_unlock(&st.lock);
+}
+
+/* An expired object only holds disk (lookups already refuse it), so the sweep may take a few
+ * ticks over a big table; see EXPIRE_SLICE. It resumes where the last tick stopped. */
+void store_expire(void)
+{
+    int64_t now = (int64_t)time(NULL);
+    bool wrapped = false;
+    for (size_t seen = 0; seen < EXPIRE_SLICE && !wrapped; seen += EXPIRE_CHUNK) {
+        pthread_mutex_lock(&st.lock);
+        size_t from = st.expire_cursor, to = from + EXPIRE_CHUNK;
+        if (to >= st.nbuckets) {
+            to = st.nbuckets;
+            wrapped = true;
+        }
+        expire_buckets(from, to, now);
+        st.expire_cursor = wrapped ? 0 : to;
+        pthread_mutex_unlock(&st.lock);
+    }
     bury();
 }
 

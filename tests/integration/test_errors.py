@@ -149,6 +149,27 @@ def test_quota_evicts_least_recently_used(origin, start_arca):
     assert origin.counts["/b"] == 2, "/b was evicted"
 
 
+def test_least_recently_used_order_survives_a_restart(origin, start_arca):
+    first = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "3M")
+    blobs = {p: os.urandom(1024 * 1024) for p in ["/a", "/b", "/c"]}
+    for p, d in blobs.items():
+        origin.add(p, data=d)
+        assert first.fetch(origin.url(p))[0] == 200
+        time.sleep(1.1)  # distinct last-use seconds
+    assert first.fetch(origin.url("/a"))[0] == 200  # /b is now the least recently used
+    assert first.stop() == 0
+    # the index holds the rows in download order (/a first): the restart must order them by use
+    second = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "3M",
+                        data_dir=first.data_dir)
+    origin.add("/d", data=os.urandom(1024 * 1024))
+    assert second.fetch(origin.url("/d"))[0] == 200
+    for p in ["/a", "/c"]:
+        assert second.fetch(origin.url(p))[2] == blobs[p]
+    assert origin.counts["/a"] == 1 and origin.counts["/c"] == 1
+    assert second.fetch(origin.url("/b"))[2] == blobs["/b"]
+    assert origin.counts["/b"] == 2, "/b was evicted"
+
+
 def test_sha256_match_is_kept(origin, arca):
     data = os.urandom(200000)
     url = origin.add("/good", data=data)
