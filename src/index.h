@@ -2,9 +2,10 @@
  * index.h — the SQLite index: one row per object, plus the persistent counters.
  *
  * Contract: touched by one thread at a time — main while starting and after the fetch thread has
- * stopped, the fetch thread in between. WAL mode, synchronous=NORMAL: a crash loses at most the
- * last commits, never consistency. A row says 'fetching' while its file is being written and
- * 'complete' only after the file was fsynced; on start 'fetching' rows are never trusted.
+ * stopped, the fetch thread in between (index_open's integrity check runs on its own connection).
+ * WAL mode, synchronous=NORMAL: a crash loses at most the last commits, never consistency. A row
+ * says 'fetching' while its file is being written and 'complete' only after the file was fsynced;
+ * on start 'fetching' rows are never trusted.
  */
 #ifndef ARCA_INDEX_H
 #define ARCA_INDEX_H
@@ -24,15 +25,14 @@ struct index_row {
 /* A write's result when the disk (or the file system holding the index) is full. */
 #define INDEX_FULL (-3)
 
-int index_open(const char *path, char *err, size_t errlen);
+/* Open (or create) the index at `path` and hand every complete row to `fn`, while a second
+ * connection checks the database's integrity in parallel. Once the check has passed, the rows of
+ * downloads that never finished are deleted, `discard` called with each key so the caller can
+ * delete the partial file. Returns 0; INDEX_CORRUPT (the index is closed and the caller must drop
+ * every row `fn` was given); or -1 with err filled. */
+int index_open(const char *path, void (*fn)(const struct index_row *row, void *arg),
+               void (*discard)(const char *key, void *arg), void *arg, char *err, size_t errlen);
 void index_close(void);
-/* SQLite's message for the last failed call, for one-line errors. */
-const char *index_error(void);
-
-/* Call `fn` for each complete row; then remove 'fetching' rows, calling `discard` for each so
- * the caller can delete its partial file. */
-int index_load(void (*fn)(const struct index_row *row, void *arg),
-               void (*discard)(const char *key, void *arg), void *arg);
 
 int index_mark_fetching(const char *key, const char *url);
 int index_mark_complete(const struct index_row *row);

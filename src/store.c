@@ -329,14 +329,33 @@ static int lock_data_dir(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-/* A corrupt index is never trusted: it is kept for inspection under a new name, and the object
- * files it described are swept as orphans. */
+/* Lock held (or no other thread yet). Objects still streamed are freed by their last reader. */
+static void table_clear(void)
+{
+    for (size_t i = 0; i < st.nbuckets; i++) {
+        for (struct object *o = st.buckets[i], *next; o; o = next) {
+            next = o->next;
+            o->in_table = false;
+            detach_prepared(o);
+            if (o->refs == 0)
+                object_free(o);
+        }
+        st.buckets[i] = NULL;
+    }
+    st.count = st.expire_cursor = 0;
+    st.usage = 0;
+    st.lru = st.dirty = (struct dlist){0};
+}
+
+/* A corrupt index is never trusted: it is kept for inspection under a new name, what was loaded
+ * from it is dropped, and the object files it described are swept as orphans. */
 static int open_index(const char *path, char *err, size_t errlen)
 {
     char aside[1300];
-    int rc = index_open(path, err, errlen);
+    int rc = index_open(path, load_row, discard_partial, NULL, err, errlen);
     if (rc != INDEX_CORRUPT)
         return rc;
+    table_clear();
     snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
     log_error("%s; moved aside to %s, starting with an empty cache", err, aside);
     if (rename(path, aside) < 0) {
@@ -349,7 +368,7 @@ static int open_index(const char *path, char *err, size_t errlen)
         snprintf(side, sizeof(side), "%s%s", path, i == 0 ? "-wal" : "-shm");
         unlink(side);
     }
-    return index_open(path, err, errlen);
+    return index_open(path, load_row, discard_partial, NULL, err, errlen);
 }
 
 /* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. A thread
@@ -393,10 +412,6 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
     if (open_index(path, err, errlen) < 0)
         return -1;
-    if (index_load(load_row, discard_partial, NULL) < 0) {
-        snprintf(err, errlen, "index %s: cannot load: %s", path, index_error());
-        return -1;
-    }
     if (lru_sort() < 0) {
         snprintf(err, errlen, "index %s: out of memory ordering %zu objects", path, st.count);
         return -1;
@@ -418,19 +433,10 @@ void store_close(void)
         st.sweeping = false;
     }
     pthread_mutex_lock(&st.lock);
-    for (size_t i = 0; i < st.nbuckets; i++) {
-        for (struct object *o = st.buckets[i], *next; o; o = next) {
-            next = o->next;
-            o->in_table = false;
-            detach_prepared(o);
-            if (o->refs == 0)
-                object_free(o);
-        }
-    }
+    table_clear();
     free(st.buckets);
     st.buckets = NULL;
-    st.nbuckets = st.count = st.expire_cursor = 0;
-    st.lru = st.dirty = (struct dlist){0};
+    st.nbuckets = 0;
     pthread_mutex_unlock(&st.lock);
     index_close();
 }

@@ -101,6 +101,31 @@ def test_corrupt_index_is_moved_aside_not_trusted(origin, start_arca, workdir):
     assert origin.counts["/c"] == 2, "nothing from the corrupt index was served"
 
 
+def test_index_with_a_damaged_key_index_is_moved_aside(origin, start_arca):
+    """The rows load while the integrity check runs beside them: when only the check sees the
+    damage, what was loaded must be dropped."""
+    data = os.urandom(50000)
+    url = origin.add("/k", data=data)
+    first = start_arca("--upstream-allow", "127.0.0.0/8")
+    assert first.fetch(url)[0] == 200
+    first.stop()
+    index = os.path.join(first.data_dir, "index.sqlite")
+    db = sqlite3.connect(index)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name='objects' AND "
+                      "type='index'").fetchone()[0]
+    db.close()
+    with open(index, "r+b") as f:  # the table's own pages stay readable
+        f.seek((root - 1) * page_size)
+        f.write(os.urandom(page_size))
+    second = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
+    assert "moved aside" in second.read_log()
+    assert second.status()["resources_successes"] == 0
+    status, _, body = second.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert origin.counts["/k"] == 2, "nothing from the damaged index was served"
+
+
 def test_second_server_on_the_same_data_dir_is_refused(start_arca):
     first = start_arca()
     p = subprocess.run([ARCA_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}",
