@@ -90,7 +90,7 @@ static void fail(struct transfer *t, int status, const char *reason)
         return;
     t->failed = true;
     store_fail(t->obj, status, reason);
-    log_error("fetch %s: %d %s", t->obj->url, status, t->obj->error[0] ? t->obj->error : reason);
+    log_error("fetch %s: %d %s", t->obj->url, status, t->obj->error ? t->obj->error : reason);
 }
 
 /* The statuses KissCache retries: the upstream (or something before it) is busy or broken for
@@ -168,7 +168,7 @@ static void keep_validator(struct transfer *t)
 static int begin_full_body(struct transfer *t)
 {
     if (store_begin_body(t->obj, t->content_length, t->content_type) < 0) {
-        fail(t, t->obj->error_status, t->obj->error);
+        fail(t, t->obj->error_status, object_error(t->obj));
         return -1;
     }
     keep_validator(t);
@@ -265,7 +265,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     if (t->failed || !t->body_started)
         return 0;
     if (store_append(t->obj, data, len) < 0) {
-        fail(t, t->obj->error_status, t->obj->error);
+        fail(t, t->obj->error_status, object_error(t->obj));
         return 0;
     }
     EVP_DigestUpdate(t->sha, data, len);

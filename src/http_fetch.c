@@ -102,7 +102,8 @@ static void add_disposition(struct MHD_Response *resp, const char *name)
     MHD_add_response_header(resp, "Content-Disposition", value);
 }
 
-static void add_headers(struct MHD_Response *resp, const struct object *meta, const char *filename)
+static void add_headers(struct MHD_Response *resp, const struct object_meta *meta,
+                        const char *filename)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     if (meta->content_type[0])
@@ -220,7 +221,7 @@ static void destroy_answer(struct prepared *p)
     free(a);
 }
 
-static enum MHD_Result queue_prepared(struct fetch_req *r, const struct object *meta,
+static enum MHD_Result queue_prepared(struct fetch_req *r, const struct object_meta *meta,
                                       struct prepared *p)
 {
     enum MHD_Result ret;
@@ -232,7 +233,7 @@ static enum MHD_Result queue_prepared(struct fetch_req *r, const struct object *
 }
 
 /* Offer a freshly built plain answer to the store, then send it. */
-static enum MHD_Result share_and_queue(struct fetch_req *r, const struct object *meta,
+static enum MHD_Result share_and_queue(struct fetch_req *r, const struct object_meta *meta,
                                        struct MHD_Response *resp)
 {
     struct prepared_answer *a = malloc(sizeof(*a));
@@ -260,8 +261,8 @@ static struct MHD_Response *small_response(int fd, int64_t length)
 }
 
 /* A finished object goes out from its prepared answer or its file; see file_response(). */
-static enum MHD_Result respond_from_file(struct fetch_req *r, const struct object *meta, int fd,
-                                         struct prepared *prep)
+static enum MHD_Result respond_from_file(struct fetch_req *r, const struct object_meta *meta,
+                                         int fd, struct prepared *prep)
 {
     enum MHD_Result ret = MHD_NO;
     unsigned int status;
@@ -316,7 +317,7 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
 /* Stream an object still downloading (or just finished) from its growing file. */
 static enum MHD_Result respond_streaming(struct fetch_req *r)
 {
-    struct object meta;
+    struct object_meta meta;
     enum MHD_Result ret = MHD_NO;
     unsigned int status;
     struct MHD_Response *resp;
@@ -378,7 +379,8 @@ static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, boo
     uint8_t expect[32];
     bool has_expect;
     enum MHD_Result ret = MHD_NO;
-    struct object *obj, meta;
+    struct object *obj;
+    struct object_meta meta;
     struct fetch_req *r;
     struct prepared *prep = NULL;
     int fd;

@@ -63,9 +63,12 @@ static struct object *table_find(const char *key)
     return o;
 }
 
-static int table_grow(void)
+/* Doubles the bucket count, or more to reach `at_least` (the rows loaded at start). */
+static int table_grow(size_t at_least)
 {
     size_t n = st.nbuckets ? st.nbuckets * 2 : 1024;
+    while (n < at_least)
+        n *= 2;
     struct object **b = calloc(n, sizeof(*b));
     if (!b)
         return -1;
@@ -85,7 +88,7 @@ static int table_grow(void)
 
 static int table_insert(struct object *obj)
 {
-    if (st.count >= st.nbuckets && table_grow() < 0)
+    if (st.count >= st.nbuckets && table_grow(0) < 0)
         return -1;
     size_t k = bucket_of(obj->key, st.nbuckets);
     obj->next = st.buckets[k];
@@ -112,7 +115,7 @@ static void detach_prepared(struct object *obj)
     obj->prepared_slot = -1;
 }
 
-bool store_attach_prepared(const struct object *meta, struct prepared *p)
+bool store_attach_prepared(const struct object_meta *meta, struct prepared *p)
 {
     struct object *obj, *old;
     bool attached = false;
@@ -165,10 +168,17 @@ static struct object *object_new(const char *url, const char *key)
     return o;
 }
 
+const char *object_error(const struct object *obj)
+{
+    return obj->error ? obj->error : "download failed";
+}
+
 void object_free(struct object *o)
 {
     if (o->fd >= 0)
         close(o->fd);
+    free(o->error);
+    free(o->content_type);
     free(o->url);
     free(o);
 }
@@ -243,38 +253,60 @@ fail_objdir:
     return -1;
 }
 
+struct by_use {
+    int64_t last_use;
+    struct object *obj;
+};
+
+/* Objects as their rows load, before the table is sized for them. Sorted by last use, they also
+ * give the LRU order. */
+static struct {
+    struct by_use *v;
+    size_t n, cap;
+    bool failed; /* out of memory: start-up stops rather than drop rows (and sweep their files) */
+} loaded;
+
 /* A row is trusted as it is: whether its file is there with the recorded length is checked on
  * the object's first hit (open_hit), so that a big cache starts without a stat() per object. */
 static void load_row(const struct index_row *row, void *arg)
 {
-    struct object *o = object_new(row->url, row->key);
+    struct object *o;
     (void)arg;
-    if (!o) {
-        log_error("index: out of memory loading %s", row->url);
+    if (!loaded.failed && loaded.n == loaded.cap) {
+        size_t cap = loaded.cap ? loaded.cap * 2 : 4096;
+        struct by_use *v = realloc(loaded.v, cap * sizeof(*v));
+        loaded.failed = !v;
+        loaded.v = v ? v : loaded.v;
+        loaded.cap = v ? cap : loaded.cap;
+    }
+    if (loaded.failed || !(o = object_new(row->url, row->key))) {
+        loaded.failed = true;
         return;
     }
     o->state = OBJ_COMPLETE;
     o->headers_ready = true;
     o->length = o->have = o->reserved = row->length;
-    snprintf(o->content_type, sizeof(o->content_type), "%s",
-             row->content_type ? row->content_type : "");
+    if (row->content_type && row->content_type[0] &&
+        !(o->content_type = strdup(row->content_type))) {
+        object_free(o);
+        loaded.failed = true;
+        return;
+    }
     memcpy(o->digest, row->digest, 32);
     o->created = row->created;
     o->ttl = row->ttl;
     o->last_use = row->last_use;
     o->usage = row->usage;
-    if (table_insert(o) < 0) {
-        object_free(o);
-        return;
-    }
-    dlist_append(&st.lru, &o->lru); /* in row order: lru_sort() orders the list once loaded */
-    st.usage += o->length;
+    loaded.v[loaded.n++] = (struct by_use){o->last_use, o};
 }
 
-struct by_use {
-    int64_t last_use;
-    struct object *obj;
-};
+static void drop_loaded(void)
+{
+    for (size_t i = 0; i < loaded.n; i++)
+        object_free(loaded.v[i].obj);
+    free(loaded.v);
+    memset(&loaded, 0, sizeof(loaded));
+}
 
 static int by_last_use(const void *a, const void *b)
 {
@@ -282,25 +314,24 @@ static int by_last_use(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Rows come in no useful order; eviction wants the least recently used first. Sorting copies
- * of (last_use, object) keeps qsort off the objects themselves (a cache miss per compare). */
-static int lru_sort(void)
+/* Into the table, sized once for all of them (growing it row by row rehashed a million objects
+ * about twenty times over), and onto the LRU list in last-use order. Sorting the (last use,
+ * object) pairs keeps qsort off the objects themselves: a cache miss per compare. */
+static int adopt_loaded(void)
 {
-    struct by_use *v = malloc((st.count ? st.count : 1) * sizeof(*v));
-    size_t n = 0;
-    if (!v)
+    if (loaded.failed || (loaded.n >= st.nbuckets && table_grow(loaded.n + 1) < 0)) {
+        drop_loaded();
         return -1;
-    for (struct dnode *d = st.lru.head; d; d = d->next) {
-        struct object *o = DLIST_ENTRY(d, struct object, lru);
-        v[n++] = (struct by_use){o->last_use, o};
     }
-    qsort(v, n, sizeof(*v), by_last_use);
-    st.lru = (struct dlist){0};
-    for (size_t i = 0; i < n; i++) {
-        v[i].obj->lru = (struct dnode){0};
-        dlist_append(&st.lru, &v[i].obj->lru);
+    qsort(loaded.v, loaded.n, sizeof(*loaded.v), by_last_use);
+    for (size_t i = 0; i < loaded.n; i++) {
+        struct object *o = loaded.v[i].obj;
+        table_insert(o); /* cannot fail: the table has room */
+        dlist_append(&st.lru, &o->lru);
+        st.usage += o->length;
     }
-    free(v);
+    free(loaded.v);
+    memset(&loaded, 0, sizeof(loaded));
     return 0;
 }
 
@@ -329,24 +360,6 @@ static int lock_data_dir(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-/* Lock held (or no other thread yet). Objects still streamed are freed by their last reader. */
-static void table_clear(void)
-{
-    for (size_t i = 0; i < st.nbuckets; i++) {
-        for (struct object *o = st.buckets[i], *next; o; o = next) {
-            next = o->next;
-            o->in_table = false;
-            detach_prepared(o);
-            if (o->refs == 0)
-                object_free(o);
-        }
-        st.buckets[i] = NULL;
-    }
-    st.count = st.expire_cursor = 0;
-    st.usage = 0;
-    st.lru = st.dirty = (struct dlist){0};
-}
-
 /* A corrupt index is never trusted: it is kept for inspection under a new name, what was loaded
  * from it is dropped, and the object files it described are swept as orphans. */
 static int open_index(const char *path, char *err, size_t errlen)
@@ -355,7 +368,7 @@ static int open_index(const char *path, char *err, size_t errlen)
     int rc = index_open(path, load_row, discard_partial, NULL, err, errlen);
     if (rc != INDEX_CORRUPT)
         return rc;
-    table_clear();
+    drop_loaded();
     snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
     log_error("%s; moved aside to %s, starting with an empty cache", err, aside);
     if (rename(path, aside) < 0) {
@@ -407,13 +420,15 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     char path[1200];
     st.quota = cfg->quota;
     st.max_object_size = cfg->max_object_size;
-    if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 || table_grow() < 0)
+    if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 || table_grow(0) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
-    if (open_index(path, err, errlen) < 0)
+    if (open_index(path, err, errlen) < 0) {
+        drop_loaded();
         return -1;
-    if (lru_sort() < 0) {
-        snprintf(err, errlen, "index %s: out of memory ordering %zu objects", path, st.count);
+    }
+    if (adopt_loaded() < 0) {
+        snprintf(err, errlen, "index %s: out of memory loading its rows", path);
         return -1;
     }
     if (pthread_create(&st.sweeper, NULL, sweep_orphans, NULL) != 0) {
@@ -433,10 +448,19 @@ void store_close(void)
         st.sweeping = false;
     }
     pthread_mutex_lock(&st.lock);
-    table_clear();
+    for (size_t i = 0; i < st.nbuckets; i++) {
+        for (struct object *o = st.buckets[i], *next; o; o = next) {
+            next = o->next;
+            o->in_table = false;
+            detach_prepared(o);
+            if (o->refs == 0) /* otherwise its last reader frees it */
+                object_free(o);
+        }
+    }
     free(st.buckets);
     st.buckets = NULL;
-    st.nbuckets = 0;
+    st.nbuckets = st.count = st.expire_cursor = 0;
+    st.lru = st.dirty = (struct dlist){0};
     pthread_mutex_unlock(&st.lock);
     index_close();
 }
@@ -454,20 +478,32 @@ static void note_use(struct object *obj, int64_t ttl, int64_t now)
         dlist_append(&st.lru, &obj->lru);
 }
 
-/* The object may be freed once the lock drops: the copy must not point into it. */
-static void copy_meta(const struct object *obj, struct object *meta)
+/* Truncating copy; on every hit, where snprintf's formatting showed in the profile. */
+static void copy_string(char *dst, size_t size, const char *src)
 {
-    *meta = *obj;
-    meta->url = NULL;
-    meta->next = NULL;
-    meta->waiters = NULL;
-    meta->prepared = NULL;
-    meta->dirty = meta->lru = (struct dnode){0};
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
+/* The object may be freed once the lock drops: the copy must not point into it. */
+static void copy_meta(const struct object *obj, struct object_meta *meta)
+{
+    memcpy(meta->key, obj->key, sizeof(meta->key));
+    meta->state = obj->state;
+    meta->headers_ready = obj->headers_ready;
+    meta->hit = obj->hit;
+    meta->length = obj->length;
+    meta->created = obj->created;
+    copy_string(meta->content_type, sizeof(meta->content_type), obj->content_type);
+    memcpy(meta->digest, obj->digest, sizeof(meta->digest));
+    meta->error_status = obj->error_status;
+    copy_string(meta->error, sizeof(meta->error), obj->error);
 }
 
 /* A hit: its prepared answer, or its file opened under the lock so that eviction cannot unlink
  * it between lookup and open. */
-static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct object *meta)
+static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct object_meta *meta)
 {
     char path[1200];
     if (prep && obj->prepared) {
@@ -525,7 +561,7 @@ static struct object *create_fetching(const char *url, const char *key, int64_t 
 
 enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
                                 struct object **out, int *fd, struct prepared **prep,
-                                struct object *meta)
+                                struct object_meta *meta)
 {
     char key[65];
     int64_t now = now_s();
@@ -628,7 +664,7 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struc
     return n > 0 ? n : -1;
 }
 
-void store_snapshot(struct object *obj, struct object *out)
+void store_snapshot(struct object *obj, struct object_meta *out)
 {
     pthread_mutex_lock(&st.lock);
     copy_meta(obj, out);

@@ -61,7 +61,7 @@ struct object {
     int64_t length;     /* Content-Length, or -1 while unknown */
     int64_t have;       /* bytes written to the file */
     int64_t reserved;   /* quota held for this object beyond `have` */
-    char content_type[128];
+    char *content_type; /* NULL until upstream's headers are in; changed under the lock only */
     uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
     uint8_t expect[32]; /* digest a client asked for with &sha256= */
     bool has_expect;
@@ -70,7 +70,8 @@ struct object {
     bool committed;   /* a reader has answered with this length and type */
     bool delivered;   /* a reader has been handed bytes: they may never change */
     int error_status; /* HTTP status for clients when FAILED */
-    char error[160];  /* one-line reason when FAILED */
+    char *error;      /* one-line reason, set by the fetch thread before the object fails; NULL
+                         when none (or out of memory): see object_error() */
     int64_t created, ttl, last_use, usage;
     struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */
     struct dnode lru;   /* in the store's LRU list (complete objects in the table only) */
@@ -81,6 +82,21 @@ struct object {
     struct object *next; /* hash chain */
     struct prepared *prepared;
     int prepared_slot; /* in the store's ring of attachments, -1 when none */
+};
+
+/* What a reader needs of an object, copied under the lock: the object itself may be evicted as
+ * soon as the lock drops. Kept apart from struct object so that objects stay small (a million of
+ * them load at start) while a copy carries its strings with it. */
+struct object_meta {
+    char key[65];
+    enum object_state state;
+    bool headers_ready;
+    bool hit; /* the object had answered a hit before this lookup */
+    int64_t length, created;
+    char content_type[128];
+    uint8_t digest[32];
+    int error_status;
+    char error[160];
 };
 
 enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED };
@@ -98,10 +114,10 @@ void store_close(void);
  * otherwise churn the ring, building answers that are dropped before their second use). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
                                 struct object **obj, int *fd, struct prepared **prep,
-                                struct object *meta);
+                                struct object_meta *meta);
 /* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
  * none. On success the store takes its own reference. */
-bool store_attach_prepared(const struct object *meta, struct prepared *p);
+bool store_attach_prepared(const struct object_meta *meta, struct prepared *p);
 void store_release(struct object *obj);
 /* Take a waiter off the object's queue (the reader went away while asleep). */
 void store_unwait(struct object *obj, struct waiter *w);
@@ -114,7 +130,7 @@ bool store_wait_headers(struct object *obj, struct waiter *w);
 ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struct waiter *w);
 
 /* Snapshot of an object's public fields, taken under the lock. */
-void store_snapshot(struct object *obj, struct object *out);
+void store_snapshot(struct object *obj, struct object_meta *out);
 
 /* --- fetch thread only --- */
 /* Record the download and create its file: 0, or the status for clients (507 when the disk is
@@ -141,5 +157,7 @@ struct store_totals {
 void store_totals(struct store_totals *t);
 
 void object_path(const struct object *obj, char *buf, size_t size);
+/* Why the download failed, for clients and logs; never NULL. */
+const char *object_error(const struct object *obj);
 
 #endif

@@ -103,17 +103,20 @@ int store_begin_file(struct object *obj, char *err, size_t errlen)
     return 0;
 }
 
+/* The first reason wins: what follows it is a consequence. */
 static void set_error(struct object *obj, int status, const char *reason)
 {
+    if (obj->error_status)
+        return;
     obj->error_status = status;
-    snprintf(obj->error, sizeof(obj->error), "%s", reason);
+    obj->error = strdup(reason);
 }
 
 /* Lock held. Whether a body that begins again (after a retry) may replace what readers hold. */
 static bool same_headers(const struct object *obj, int64_t length, const char *content_type)
 {
     return obj->length == length &&
-           strncmp(obj->content_type, content_type, sizeof(obj->content_type) - 1) == 0;
+           strcmp(obj->content_type ? obj->content_type : "", content_type) == 0;
 }
 
 /* Lock held. */
@@ -146,20 +149,28 @@ static int check_body(struct object *obj, int64_t length, const char *content_ty
 
 int store_begin_body(struct object *obj, int64_t length, const char *content_type)
 {
-    int rc;
+    char *type = content_type[0] ? strdup(content_type) : NULL, *old = NULL;
+    int rc = -1;
     pthread_mutex_lock(&st.lock);
-    rc = check_body(obj, length, content_type);
+    if (content_type[0] && !type)
+        set_error(obj, 500, "out of memory");
+    else
+        rc = check_body(obj, length, content_type);
     if (rc == 0) {
         if (length >= 0) {
             obj->reserved = length;
             st.usage += length;
         }
         obj->length = length;
-        snprintf(obj->content_type, sizeof(obj->content_type), "%s", content_type);
+        old = obj->content_type;
+        obj->content_type = type;
+        type = NULL;
         obj->headers_ready = true;
         wake_all(obj);
     }
     pthread_mutex_unlock(&st.lock);
+    free(type);
+    free(old);
     bury();
     return rc;
 }
@@ -291,8 +302,10 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     }
     sync_dir_of(path);
     pthread_mutex_lock(&st.lock);
-    row = (struct index_row){obj->key, obj->url,      obj->content_type, obj->have, obj->created,
-                             obj->ttl, obj->last_use, obj->usage,        digest};
+    row =
+        (struct index_row){obj->key,      obj->url,     obj->content_type ? obj->content_type : "",
+                           obj->have,     obj->created, obj->ttl,
+                           obj->last_use, obj->usage,   digest};
     pthread_mutex_unlock(&st.lock);
     int rc = index_mark_complete(&row);
     if (rc < 0) {
@@ -322,8 +335,7 @@ void store_fail(struct object *obj, int status, const char *reason)
         pthread_mutex_unlock(&st.lock);
         return;
     }
-    if (!obj->error_status)
-        set_error(obj, status, reason);
+    set_error(obj, status, reason);
     obj->state = OBJ_FAILED;
     /* counted before the wake-up, so a client told of the failure finds it in the status */
     atomic_fetch_add(&stats.downloads_failed, 1);
