@@ -101,16 +101,29 @@ static int remember_partial(struct partials *p, const char *key)
     return 0;
 }
 
-/* One pass over the table: complete rows to `fn`, the others' keys into `partials`. */
-static int load_rows(void (*fn)(const struct index_row *, void *), void *arg,
-                     struct partials *partials)
+/* The rows load in two halves of the rowid range at once, each on its own connection and
+ * thread: building a million objects is the longest step of a big cache's start. */
+struct loader {
+    const char *path; /* part 1 opens its own connection; part 0 uses db */
+    int part;
+    int64_t first, last; /* rowid range */
+    const struct index_loader *load;
+    struct partials partials;
+    int code; /* SQLITE_OK or why the load stopped */
+    pthread_t thread;
+};
+
+/* One pass over the loader's rows: complete ones to `fn`, the others' keys into `partials`. */
+static int load_range(sqlite3 *conn, struct loader *l)
 {
     sqlite3_stmt *st;
     int rc;
     const char *sql = "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
-                      " usage, state='complete' FROM objects";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return sqlite3_errcode(db);
+                      " usage, state='complete' FROM objects WHERE rowid BETWEEN ? AND ?";
+    if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK)
+        return sqlite3_errcode(conn);
+    sqlite3_bind_int64(st, 1, l->first);
+    sqlite3_bind_int64(st, 2, l->last);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct index_row row = {
             .key = (const char *)sqlite3_column_text(st, 0),
@@ -125,17 +138,52 @@ static int load_rows(void (*fn)(const struct index_row *, void *), void *arg,
         };
         bool key = row.key && strlen(row.key) == 64;
         if (!sqlite3_column_int(st, 9)) {
-            partials->any = true;
-            if (key && remember_partial(partials, row.key) < 0) {
+            l->partials.any = true;
+            if (key && remember_partial(&l->partials, row.key) < 0) {
                 rc = SQLITE_NOMEM;
                 break;
             }
         } else if (key && row.url && row.digest) {
-            fn(&row, arg);
+            l->load->row(&row, l->part, l->load->arg);
         }
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static void *load_part(void *arg)
+{
+    struct loader *l = arg;
+    sqlite3 *conn = db;
+    if (l->path)
+        l->code =
+            sqlite3_open_v2(l->path, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (l->code == SQLITE_OK)
+        l->code = load_range(conn, l);
+    if (l->path)
+        sqlite3_close(conn);
+    return NULL;
+}
+
+/* Splits the rowid range in two; an empty table gives two empty ranges. */
+static void split_rows(struct loader *l)
+{
+    sqlite3_stmt *st;
+    int64_t lo = 1, hi = 0;
+    /* Two subqueries: SQLite answers a lone min() or max() from the b-tree's ends, but scans the
+     * whole table for both in one SELECT. */
+    const char *sql = "SELECT (SELECT min(rowid) FROM objects), (SELECT max(rowid) FROM objects)";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            lo = sqlite3_column_int64(st, 0);
+            hi = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+    }
+    l[0].first = lo;
+    l[0].last = lo + (hi - lo) / 2;
+    l[1].first = l[0].last + 1;
+    l[1].last = hi;
 }
 
 static bool corrupt_code(int code)
@@ -146,23 +194,38 @@ static bool corrupt_code(int code)
 /* Also takes the write lock once, even with nothing to delete: an index that another process
  * holds is a clear error at start rather than failed downloads later. On failure the caller's
  * sqlite3_close() rolls back. */
-static int forget_partials(const struct partials *p, void (*discard)(const char *, void *),
-                           void *arg)
+static int forget_partials(const struct loader *l)
 {
     int rc = exec_bound("BEGIN IMMEDIATE", "");
-    for (size_t i = 0; rc == 0 && i < p->n; i++)
-        discard(p->keys[i], arg);
-    if (rc == 0 && p->any)
+    for (int part = 0; part < 2; part++)
+        for (size_t i = 0; rc == 0 && i < l[part].partials.n; i++)
+            l->load->discard(l[part].partials.keys[i], l->load->arg);
+    if (rc == 0 && (l[0].partials.any || l[1].partials.any))
         rc = exec_bound("DELETE FROM objects WHERE state<>'complete'", "");
     return rc == 0 ? exec_bound("COMMIT", "") : rc;
 }
 
-int index_open(const char *path, void (*fn)(const struct index_row *row, void *arg),
-               void (*discard)(const char *key, void *arg), void *arg, char *err, size_t errlen)
+/* The check and the second half of the rows in threads, the first half here. A thread that
+ * cannot be created runs its work inline instead. */
+static void load_checked(struct loader *l, struct check *check)
+{
+    bool checking = pthread_create(&check->thread, NULL, quick_check, check) == 0;
+    bool helping = pthread_create(&l[1].thread, NULL, load_part, &l[1]) == 0;
+    load_part(&l[0]);
+    if (!helping)
+        load_part(&l[1]);
+    if (!checking)
+        quick_check(check);
+    if (helping)
+        pthread_join(l[1].thread, NULL);
+    if (checking)
+        pthread_join(check->thread, NULL);
+}
+
+int index_open(const char *path, const struct index_loader *load, char *err, size_t errlen)
 {
     struct check check = {.path = path, .code = SQLITE_OK};
-    struct partials partials = {0};
-    bool checking = false;
+    struct loader l[2] = {{.part = 0, .load = load}, {.path = path, .part = 1, .load = load}};
     char *msg = NULL;
     int rc = -1, code;
 
@@ -176,19 +239,16 @@ int index_open(const char *path, void (*fn)(const struct index_row *row, void *a
         rc = corrupt_code(sqlite3_errcode(db)) ? INDEX_CORRUPT : -1;
         goto out;
     }
-    checking = pthread_create(&check.thread, NULL, quick_check, &check) == 0;
-    if (!checking)
-        quick_check(&check);
-    code = load_rows(fn, arg, &partials);
-    if (checking)
-        pthread_join(check.thread, NULL);
+    split_rows(l);
+    load_checked(l, &check);
+    code = l[0].code != SQLITE_OK ? l[0].code : l[1].code;
     if (corrupt_code(check.code) || corrupt_code(code))
         rc = INDEX_CORRUPT;
     else if (check.code != SQLITE_OK || code != SQLITE_OK)
         msg = sqlite3_mprintf("cannot load: %s",
                               sqlite3_errstr(code != SQLITE_OK ? code : check.code));
     else
-        rc = forget_partials(&partials, discard, arg);
+        rc = forget_partials(l);
 out:
     if (rc < 0)
         snprintf(err, errlen, "index %s: %s", path,
@@ -196,7 +256,8 @@ out:
                  : rc == INDEX_CORRUPT ? "integrity check failed"
                                        : sqlite3_errmsg(db));
     sqlite3_free(msg);
-    free(partials.keys);
+    free(l[0].partials.keys);
+    free(l[1].partials.keys);
     if (rc < 0) {
         sqlite3_close(db);
         db = NULL;

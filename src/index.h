@@ -25,13 +25,21 @@ struct index_row {
 /* A write's result when the disk (or the file system holding the index) is full. */
 #define INDEX_FULL (-3)
 
-/* Open (or create) the index at `path` and hand every complete row to `fn`, while a second
- * connection checks the database's integrity in parallel. Once the check has passed, the rows of
- * downloads that never finished are deleted, `discard` called with each key so the caller can
- * delete the partial file. Returns 0; INDEX_CORRUPT (the index is closed and the caller must drop
- * every row `fn` was given); or -1 with err filled. */
-int index_open(const char *path, void (*fn)(const struct index_row *row, void *arg),
-               void (*discard)(const char *key, void *arg), void *arg, char *err, size_t errlen);
+/* What index_open does with the rows it finds. */
+struct index_loader {
+    /* Each complete row, from two threads at once: `part` (0 or 1) says which half of the
+     * rows; calls for one part never overlap. */
+    void (*row)(const struct index_row *row, int part, void *arg);
+    /* Each row of a download that never finished, once the check has passed: the caller
+     * deletes the partial file; the row is deleted after. */
+    void (*discard)(const char *key, void *arg);
+    void *arg;
+};
+
+/* Open (or create) the index at `path` and hand its rows to `load`, while another connection
+ * checks the database's integrity in parallel. Returns 0; INDEX_CORRUPT (the index is closed
+ * and the caller must drop every row it was given); or -1 with err filled. */
+int index_open(const char *path, const struct index_loader *load, char *err, size_t errlen);
 void index_close(void);
 
 int index_mark_fetching(const char *key, const char *url);

@@ -258,54 +258,62 @@ struct by_use {
     struct object *obj;
 };
 
-/* Objects as their rows load, before the table is sized for them. Sorted by last use, they also
- * give the LRU order. */
-static struct {
+/* Objects as their rows load, before the table is sized for them: one vector per half of the
+ * index (index_open loads the halves in two threads). Sorted by last use, they also give the LRU
+ * order. */
+struct loaded {
     struct by_use *v;
     size_t n, cap;
     bool failed; /* out of memory: start-up stops rather than drop rows (and sweep their files) */
-} loaded;
+};
+static struct loaded loaded[2];
+
+static bool loaded_room(struct loaded *l)
+{
+    if (!l->failed && l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        struct by_use *v = realloc(l->v, cap * sizeof(*v));
+        l->failed = !v;
+        l->v = v ? v : l->v;
+        l->cap = v ? cap : l->cap;
+    }
+    return !l->failed;
+}
 
 /* A row is trusted as it is: whether its file is there with the recorded length is checked on
  * the object's first hit (open_hit), so that a big cache starts without a stat() per object. */
-static void load_row(const struct index_row *row, void *arg)
+static void load_row(const struct index_row *row, int part, void *arg)
 {
-    struct object *o;
+    struct loaded *l = &loaded[part];
+    struct object *o = NULL;
     (void)arg;
-    if (!loaded.failed && loaded.n == loaded.cap) {
-        size_t cap = loaded.cap ? loaded.cap * 2 : 4096;
-        struct by_use *v = realloc(loaded.v, cap * sizeof(*v));
-        loaded.failed = !v;
-        loaded.v = v ? v : loaded.v;
-        loaded.cap = v ? cap : loaded.cap;
-    }
-    if (loaded.failed || !(o = object_new(row->url, row->key))) {
-        loaded.failed = true;
+    if (!loaded_room(l) || !(o = object_new(row->url, row->key)) ||
+        (row->content_type && row->content_type[0] &&
+         !(o->content_type = strdup(row->content_type)))) {
+        if (o)
+            object_free(o);
+        l->failed = true;
         return;
     }
     o->state = OBJ_COMPLETE;
     o->headers_ready = true;
     o->length = o->have = o->reserved = row->length;
-    if (row->content_type && row->content_type[0] &&
-        !(o->content_type = strdup(row->content_type))) {
-        object_free(o);
-        loaded.failed = true;
-        return;
-    }
     memcpy(o->digest, row->digest, 32);
     o->created = row->created;
     o->ttl = row->ttl;
     o->last_use = row->last_use;
     o->usage = row->usage;
-    loaded.v[loaded.n++] = (struct by_use){o->last_use, o};
+    l->v[l->n++] = (struct by_use){o->last_use, o};
 }
 
 static void drop_loaded(void)
 {
-    for (size_t i = 0; i < loaded.n; i++)
-        object_free(loaded.v[i].obj);
-    free(loaded.v);
-    memset(&loaded, 0, sizeof(loaded));
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; i < loaded[part].n; i++)
+            object_free(loaded[part].v[i].obj);
+        free(loaded[part].v);
+    }
+    memset(loaded, 0, sizeof(loaded));
 }
 
 static int by_last_use(const void *a, const void *b)
@@ -314,24 +322,47 @@ static int by_last_use(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Both halves in one vector (the first's), sorted by last use. */
+static struct loaded *merge_loaded(void)
+{
+    struct loaded *a = &loaded[0], *b = &loaded[1];
+    if (a->failed || b->failed)
+        return NULL;
+    if (a->n + b->n > a->cap) {
+        struct by_use *v = realloc(a->v, (a->n + b->n) * sizeof(*v));
+        if (!v)
+            return NULL;
+        a->v = v;
+        a->cap = a->n + b->n;
+    }
+    if (b->n)
+        memcpy(a->v + a->n, b->v, b->n * sizeof(*b->v));
+    a->n += b->n;
+    free(b->v);
+    memset(b, 0, sizeof(*b));
+    qsort(a->v, a->n, sizeof(*a->v), by_last_use);
+    return a;
+}
+
 /* Into the table, sized once for all of them (growing it row by row rehashed a million objects
  * about twenty times over), and onto the LRU list in last-use order. Sorting the (last use,
- * object) pairs keeps qsort off the objects themselves: a cache miss per compare. */
+ * object) pairs keeps qsort off the objects themselves: a cache miss per compare. (Inserting
+ * from the two loading threads under the lock was slower: 2 cores, 3 threads.) */
 static int adopt_loaded(void)
 {
-    if (loaded.failed || (loaded.n >= st.nbuckets && table_grow(loaded.n + 1) < 0)) {
+    struct loaded *all = merge_loaded();
+    if (!all || (all->n >= st.nbuckets && table_grow(all->n + 1) < 0)) {
         drop_loaded();
         return -1;
     }
-    qsort(loaded.v, loaded.n, sizeof(*loaded.v), by_last_use);
-    for (size_t i = 0; i < loaded.n; i++) {
-        struct object *o = loaded.v[i].obj;
+    for (size_t i = 0; i < all->n; i++) {
+        struct object *o = all->v[i].obj;
         table_insert(o); /* cannot fail: the table has room */
         dlist_append(&st.lru, &o->lru);
         st.usage += o->length;
     }
-    free(loaded.v);
-    memset(&loaded, 0, sizeof(loaded));
+    free(all->v);
+    memset(loaded, 0, sizeof(loaded));
     return 0;
 }
 
@@ -365,7 +396,8 @@ static int lock_data_dir(const struct config *cfg, char *err, size_t errlen)
 static int open_index(const char *path, char *err, size_t errlen)
 {
     char aside[1300];
-    int rc = index_open(path, load_row, discard_partial, NULL, err, errlen);
+    static const struct index_loader loader = {load_row, discard_partial, NULL};
+    int rc = index_open(path, &loader, err, errlen);
     if (rc != INDEX_CORRUPT)
         return rc;
     drop_loaded();
@@ -381,7 +413,7 @@ static int open_index(const char *path, char *err, size_t errlen)
         snprintf(side, sizeof(side), "%s%s", path, i == 0 ? "-wal" : "-shm");
         unlink(side);
     }
-    return index_open(path, load_row, discard_partial, NULL, err, errlen);
+    return index_open(path, &loader, err, errlen);
 }
 
 /* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. A thread
