@@ -34,9 +34,13 @@ MiB = 1 << 20
 SIZES = {
     "full": dict(rounds=5, large=256 * MiB, large_clients=16, small_seconds=15,
                  cold=1024 * MiB, cold_rate="100m", cold_clients=50, cold_spread=5.0,
+                 # the size the reference figures for the peers were measured at
+                 cold_ref=dict(cold=256 * MiB, cold_rate="30m", cold_clients=20,
+                               cold_spread=2.0),
                  idle=10000, index=[100_000, 1_000_000], index_rounds=5, index_seconds=5),
     "smoke": dict(rounds=2, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
+                  cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
                   idle=200, index=[2000], index_rounds=2, index_seconds=1),
 }
 
@@ -529,7 +533,12 @@ end
                      "wrk -t2 -c64", "rounds": rounds}
 
 
+def cold_fanout_ref(work, cfg, www):
+    return cold_fanout(work, cfg | cfg["cold_ref"], www)
+
+
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small, "cold-fanout": cold_fanout,
+             "cold-fanout-ref": cold_fanout_ref,
              "idle-connections": idle_connections, "big-index": big_index}
 
 

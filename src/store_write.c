@@ -12,6 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Writeback of a growing file is started every WRITEBACK_STEP bytes, so that the fsync which
+ * completes the object has little left to write: on a 1 GiB download that fsync took 0.6 s, and
+ * every client streaming it waits for the held-back last byte meanwhile. */
+#define WRITEBACK_STEP (8LL << 20)
+
 /* Quota is claimed in steps of this size while the length is unknown, so eviction does not run
  * for every chunk of a chunked download. */
 #define RESERVE_STEP (16LL << 20)
@@ -235,6 +240,14 @@ static int write_all(int fd, const char *data, size_t len, int64_t off)
     return 0;
 }
 
+/* Asynchronous (SYNC_FILE_RANGE_WRITE only): the pages go to disk while the download goes on. */
+static void start_writeback(int fd, int64_t from, int64_t to)
+{
+    int64_t step = to / WRITEBACK_STEP;
+    if (step != from / WRITEBACK_STEP)
+        sync_file_range(fd, (step - 1) * WRITEBACK_STEP, WRITEBACK_STEP, SYNC_FILE_RANGE_WRITE);
+}
+
 int store_append(struct object *obj, const char *data, size_t len)
 {
     int rc;
@@ -251,6 +264,7 @@ int store_append(struct object *obj, const char *data, size_t len)
         pthread_mutex_unlock(&st.lock);
         return -1;
     }
+    start_writeback(obj->fd, obj->have, obj->have + (int64_t)len);
     pthread_mutex_lock(&st.lock);
     obj->have += (int64_t)len;
     wake_all(obj);
