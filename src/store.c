@@ -340,7 +340,8 @@ static struct loaded *merge_loaded(void)
     a->n += b->n;
     free(b->v);
     memset(b, 0, sizeof(*b));
-    qsort(a->v, a->n, sizeof(*a->v), by_last_use);
+    if (a->n > 1) /* an empty index has no vector at all, and qsort's must not be NULL */
+        qsort(a->v, a->n, sizeof(*a->v), by_last_use);
     return a;
 }
 
