@@ -115,10 +115,9 @@ static void detach_prepared(struct object *obj)
     obj->prepared_slot = -1;
 }
 
-bool store_attach_prepared(const struct object_meta *meta, struct prepared *p)
+void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
 {
     struct object *obj, *old;
-    bool attached = false;
     pthread_mutex_lock(&st.lock);
     obj = table_find(meta->key);
     /* `created` tells a re-downloaded object under the same key from the one `meta` describes */
@@ -130,10 +129,8 @@ bool store_attach_prepared(const struct object_meta *meta, struct prepared *p)
         st.prepared_next = (st.prepared_next + 1) % STORE_PREPARED_MAX;
         atomic_fetch_add(&p->refs, 1);
         obj->prepared = p;
-        attached = true;
     }
     pthread_mutex_unlock(&st.lock);
-    return attached;
 }
 
 /* Unlink from the table and give back the object's share of the quota. */

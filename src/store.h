@@ -117,7 +117,7 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *exp
                                 struct object_meta *meta);
 /* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
  * none. On success the store takes its own reference. */
-bool store_attach_prepared(const struct object_meta *meta, struct prepared *p);
+void store_attach_prepared(const struct object_meta *meta, struct prepared *p);
 void store_release(struct object *obj);
 /* Take a waiter off the object's queue (the reader went away while asleep). */
 void store_unwait(struct object *obj, struct waiter *w);
