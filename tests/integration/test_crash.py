@@ -80,36 +80,40 @@ def test_kill_9_at_many_points_never_leaves_a_bad_object(origin, workdir):
     assert sum(n > 0 for n in in_flight) >= 20, "most kills hit running downloads"
 
 
-def test_corrupt_index_is_moved_aside_not_trusted(origin, start_arca, workdir):
+def cache_one_object_and_stop(origin, start_arca, path):
+    """A stopped arca whose index holds one complete object. Returns (arca, url, body, index)."""
     data = os.urandom(50000)
-    url = origin.add("/c", data=data)
-    first = start_arca("--upstream-allow", "127.0.0.0/8")
-    assert first.fetch(url)[0] == 200
-    first.stop()
-    index = os.path.join(first.data_dir, "index.sqlite")
-    with open(index, "r+b") as f:  # scribble over the header and the first pages
-        f.write(os.urandom(8192))
-    for side in ("-wal", "-shm"):
-        if os.path.exists(index + side):
-            os.unlink(index + side)
+    url = origin.add(path, data=data)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    assert arca.fetch(url)[0] == 200
+    arca.stop()
+    return arca, url, data, os.path.join(arca.data_dir, "index.sqlite")
+
+
+def assert_index_distrusted(origin, start_arca, first, url, data, path):
     second = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
     assert any(n.startswith("index.sqlite.corrupt-") for n in os.listdir(first.data_dir))
     assert "moved aside" in second.read_log()
     assert second.status()["resources_successes"] == 0
     status, _, body = second.fetch(url)
     assert status == 200 and sha256(body) == sha256(data)
-    assert origin.counts["/c"] == 2, "nothing from the corrupt index was served"
+    assert origin.counts[path] == 2, "nothing from the damaged index was served"
+
+
+def test_corrupt_index_is_moved_aside_not_trusted(origin, start_arca):
+    first, url, data, index = cache_one_object_and_stop(origin, start_arca, "/c")
+    with open(index, "r+b") as f:  # scribble over the header and the first pages
+        f.write(os.urandom(8192))
+    for side in ("-wal", "-shm"):
+        if os.path.exists(index + side):
+            os.unlink(index + side)
+    assert_index_distrusted(origin, start_arca, first, url, data, "/c")
 
 
 def test_index_with_a_damaged_key_index_is_moved_aside(origin, start_arca):
     """The rows load while the integrity check runs beside them: when only the check sees the
     damage, what was loaded must be dropped."""
-    data = os.urandom(50000)
-    url = origin.add("/k", data=data)
-    first = start_arca("--upstream-allow", "127.0.0.0/8")
-    assert first.fetch(url)[0] == 200
-    first.stop()
-    index = os.path.join(first.data_dir, "index.sqlite")
+    first, url, data, index = cache_one_object_and_stop(origin, start_arca, "/k")
     db = sqlite3.connect(index)
     page_size = db.execute("PRAGMA page_size").fetchone()[0]
     root = db.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name='objects' AND "
@@ -118,12 +122,7 @@ def test_index_with_a_damaged_key_index_is_moved_aside(origin, start_arca):
     with open(index, "r+b") as f:  # the table's own pages stay readable
         f.seek((root - 1) * page_size)
         f.write(os.urandom(page_size))
-    second = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
-    assert "moved aside" in second.read_log()
-    assert second.status()["resources_successes"] == 0
-    status, _, body = second.fetch(url)
-    assert status == 200 and sha256(body) == sha256(data)
-    assert origin.counts["/k"] == 2, "nothing from the damaged index was served"
+    assert_index_distrusted(origin, start_arca, first, url, data, "/k")
 
 
 def test_second_server_on_the_same_data_dir_is_refused(start_arca):

@@ -132,14 +132,19 @@ def test_chunked_object_crossing_quota_is_cut_and_not_kept(origin, start_arca):
     assert arca.status()["resources_successes"] == 0
 
 
-def test_quota_evicts_least_recently_used(origin, start_arca):
-    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "3M")
+def use_a_b_c_then_a(arca, origin):
+    """Three 1 MiB objects fetched a second apart, then /a again: /b is the least recently used.
+    Returns their bodies."""
     blobs = {p: os.urandom(1024 * 1024) for p in ["/a", "/b", "/c"]}
     for p, d in blobs.items():
         origin.add(p, data=d)
         assert arca.fetch(origin.url(p))[0] == 200
         time.sleep(1.1)  # distinct last-use seconds
-    assert arca.fetch(origin.url("/a"))[0] == 200  # /b is now the least recently used
+    assert arca.fetch(origin.url("/a"))[0] == 200
+    return blobs
+
+
+def assert_d_evicts_only_b(arca, origin, blobs):
     origin.add("/d", data=os.urandom(1024 * 1024))
     assert arca.fetch(origin.url("/d"))[0] == 200
     for p in ["/a", "/c"]:
@@ -149,25 +154,20 @@ def test_quota_evicts_least_recently_used(origin, start_arca):
     assert origin.counts["/b"] == 2, "/b was evicted"
 
 
+def test_quota_evicts_least_recently_used(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "3M")
+    blobs = use_a_b_c_then_a(arca, origin)
+    assert_d_evicts_only_b(arca, origin, blobs)
+
+
 def test_least_recently_used_order_survives_a_restart(origin, start_arca):
     first = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "3M")
-    blobs = {p: os.urandom(1024 * 1024) for p in ["/a", "/b", "/c"]}
-    for p, d in blobs.items():
-        origin.add(p, data=d)
-        assert first.fetch(origin.url(p))[0] == 200
-        time.sleep(1.1)  # distinct last-use seconds
-    assert first.fetch(origin.url("/a"))[0] == 200  # /b is now the least recently used
+    blobs = use_a_b_c_then_a(first, origin)
     assert first.stop() == 0
     # the index holds the rows in download order (/a first): the restart must order them by use
     second = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "3M",
                         data_dir=first.data_dir)
-    origin.add("/d", data=os.urandom(1024 * 1024))
-    assert second.fetch(origin.url("/d"))[0] == 200
-    for p in ["/a", "/c"]:
-        assert second.fetch(origin.url(p))[2] == blobs[p]
-    assert origin.counts["/a"] == 1 and origin.counts["/c"] == 1
-    assert second.fetch(origin.url("/b"))[2] == blobs["/b"]
-    assert origin.counts["/b"] == 2, "/b was evicted"
+    assert_d_evicts_only_b(second, origin, blobs)
 
 
 def test_sha256_match_is_kept(origin, arca):
