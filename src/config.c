@@ -33,6 +33,8 @@ void config_defaults(struct config *cfg)
     cfg->grace_period = 10;
     cfg->threads = cpus > 0 ? (int)(cpus > 16 ? 16 : cpus) : 2;
     cfg->max_url_len = 8192;
+    snprintf(cfg->access_log, sizeof(cfg->access_log), "-");
+    cfg->log_level = LOG_INFO;
 }
 
 static int copy_str(char *dst, size_t size, const char *name, const char *v, char *err)
@@ -159,6 +161,19 @@ static int set_numeric(struct config *cfg, const struct numeric_option *o, const
     return 0;
 }
 
+static int set_log_level(struct config *cfg, const char *v, char *err)
+{
+    static const char *const names[] = {"error", "info", "debug"};
+    for (int i = 0; i < 3; i++) {
+        if (!strcmp(v, names[i])) {
+            cfg->log_level = (enum log_level)i;
+            return 0;
+        }
+    }
+    snprintf(err, CONFIG_ERR_LEN, "--log-level: expected error, info or debug, got '%s'", v);
+    return -1;
+}
+
 int config_set(struct config *cfg, const char *name, const char *v, char err[CONFIG_ERR_LEN])
 {
     for (size_t i = 0; i < sizeof(numeric_options) / sizeof(numeric_options[0]); i++)
@@ -189,6 +204,12 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         snprintf(err, CONFIG_ERR_LEN, "--send-mode: expected mmap or sendfile, got '%s'", v);
         return -1;
     }
+    if (!strcmp(name, "access-log"))
+        return copy_str(cfg->access_log, sizeof(cfg->access_log), name, v, err);
+    if (!strcmp(name, "admin-token-file"))
+        return copy_str(cfg->admin_token_file, sizeof(cfg->admin_token_file), name, v, err);
+    if (!strcmp(name, "log-level"))
+        return set_log_level(cfg, v, err);
     snprintf(err, CONFIG_ERR_LEN, "unknown option '%s'", name);
     return -1;
 }
@@ -235,6 +256,10 @@ int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_L
 void config_print_help(void)
 {
     puts("usage: arca serve [OPTIONS]\n"
+         "       arca status [--server URL]\n"
+         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL] URL...\n"
+         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
+         "       arca check-config --config FILE\n"
          "       arca --help | --version\n"
          "\n"
          "  --config FILE          read options from an INI file (keys = option names)\n"
@@ -261,7 +286,14 @@ void config_print_help(void)
          "  --idle-timeout TTL     idle client connection lifetime (default 60s)\n"
          "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
          "  --threads N            client worker threads (default: CPUs, max 16)\n"
-         "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile");
+         "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile\n"
+         "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
+         "  --log-level LEVEL      error, info (default) or debug\n"
+         "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"
+         "\n"
+         "  SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
+         "  --log-level and the admin token; other options need a restart.\n"
+         "  --server URL           (status, prefetch, purge) default http://127.0.0.1:8001");
 }
 
 /* Options taking no value. */

@@ -2,8 +2,11 @@
  * config.h — every setting arca has, with its default, from the command line and the INI file.
  *
  * Contract: config_load() fills one struct config before any thread starts; after that the struct
- * is read-only and shared by all threads. Every limit lives here, its default beside its name in
- * config.c. Errors come back as one line in `err` (for the INI file: with the file's line number).
+ * is shared by all threads and read-only, except the fields SIGHUP reloads (see main.c): quota
+ * and default_ttl are then written and read with __atomic builtins; the allowed networks are
+ * copied into the policy module, which guards its copy. Every limit lives here, its default beside
+ * its name in config.c. Errors come back as one line in `err` (for the INI file: with the file's
+ * line number).
  */
 #ifndef ARCA_CONFIG_H
 #define ARCA_CONFIG_H
@@ -18,6 +21,7 @@
 #define CONFIG_ERR_LEN 256
 
 enum send_mode { SEND_MMAP, SEND_SENDFILE };
+enum log_level { LOG_ERROR, LOG_INFO, LOG_DEBUG };
 
 struct config {
     char listen_host[64];
@@ -48,6 +52,9 @@ struct config {
     int threads;                /* client-side worker threads */
     enum send_mode send_mode;   /* how finished objects of 1 MiB and more go out */
     int max_url_len;
+    char access_log[1024]; /* "-" = stderr, "off" = none */
+    enum log_level log_level;
+    char admin_token_file[1024]; /* "" = admin API disabled */
 };
 
 enum config_action {

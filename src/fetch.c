@@ -379,6 +379,7 @@ static void start_transfer(struct object *obj, const char *host)
         goto fail;
     }
     setup_easy(t);
+    log_debug("fetch %s: download started", obj->url);
     t->next = fx.active;
     fx.active = t;
     fx.n_active++;
@@ -474,6 +475,7 @@ static void end_attempt(struct transfer *t, CURLcode rc)
     if (rc == CURLE_OK && !t->failed && !t->retry_status) {
         EVP_DigestFinal_ex(t->sha, digest, &dlen);
         store_finish(t->obj, digest);
+        log_debug("fetch %s: download ended after %d attempt(s)", t->obj->url, t->attempts);
     } else if (!t->failed && retryable_error(t, rc) && t->attempts <= fx.cfg->download_retries &&
                !atomic_load(&fx.stopping)) {
         int64_t delay = fx.cfg->retry_delay_ms << (t->attempts - 1 < 15 ? t->attempts - 1 : 15);

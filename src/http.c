@@ -1,4 +1,6 @@
 #include "http.h"
+#include "access_log.h"
+#include "clock.h"
 #include "http_internal.h"
 #include "http_limits.h"
 #include "log.h"
@@ -8,6 +10,7 @@
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -23,24 +26,52 @@
 const struct config *http_cfg;
 atomic_bool http_draining;
 
-/* libmicrohttpd 0.9.75 closes the connection (no keep-alive) when a response is queued on the
- * first call of a request, before it counts the request as received. So the first call only
- * marks the request as seen, and routing happens on the second. */
-static char request_seen;
+/* The request being handled on this thread, so that http_queue can note its status. */
+static _Thread_local struct request *current;
 static struct MHD_Daemon *daemon_;
 static int listen_fd = -1;
+
+enum MHD_Result http_queue_shared(struct MHD_Connection *c, unsigned int status,
+                                  struct MHD_Response *r)
+{
+    if (current)
+        current->status = status;
+    /* While draining, keep-alive connections are closed after their response. */
+    if (atomic_load(&http_draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    return MHD_queue_response(c, status, r);
+}
 
 enum MHD_Result http_queue(struct MHD_Connection *c, unsigned int status, struct MHD_Response *r)
 {
     enum MHD_Result ret;
     if (!r)
         return MHD_NO;
-    /* While draining, keep-alive connections are closed after their response. */
-    if (atomic_load(&http_draining))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    ret = MHD_queue_response(c, status, r);
+    ret = http_queue_shared(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+void http_note_body(size_t len)
+{
+    if (current)
+        current->bytes = (int64_t)len;
+}
+
+enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned int status, const char *type,
+                                char *body, size_t len)
+{
+    struct MHD_Response *r;
+    if (!body)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    http_note_body(len);
+    return http_queue(c, status, r);
 }
 
 enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, const char *type,
@@ -50,6 +81,7 @@ enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, co
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     if (r)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    http_note_body(strlen(body));
     return http_queue(c, status, r);
 }
 
@@ -66,6 +98,7 @@ static struct MHD_Response *verror_response(const char *fmt, va_list ap)
     r = MHD_create_response_from_buffer((size_t)n + 1, line, MHD_RESPMEM_MUST_COPY);
     if (r)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    http_note_body((size_t)n + 1);
     return r;
 }
 
@@ -118,58 +151,183 @@ static enum MHD_Result refuse_early(struct MHD_Connection *c, unsigned int statu
     return http_queue(c, status, r);
 }
 
+/* libmicrohttpd calls this as soon as it has the request line, before the headers: the request
+ * is timed from here, and its record is the request's req_cls until completion. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    size_t len = strnlen(uri, 4096);
+    struct request *req = calloc(1, sizeof(*req) + len + 1);
+    (void)cls, (void)c;
+    if (!req)
+        return NULL;
+    req->start_us = monotonic_us();
+    req->when = time(NULL);
+    memcpy(req->uri, uri, len);
+    return req;
+}
+
+/* What the access log needs of the request, kept before libmicrohttpd reuses its memory. */
+static void note_request(struct MHD_Connection *c, struct request *req, const char *method,
+                         const char *version)
+{
+    const char *referer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Referer");
+    const char *agent = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
+    snprintf(req->method, sizeof(req->method), "%s", method);
+    snprintf(req->version, sizeof(req->version), "%s", version);
+    if (access_log_enabled()) {
+        req->referer = referer ? strndup(referer, 512) : NULL;
+        req->agent = agent ? strndup(agent, 512) : NULL;
+    }
+}
+
+/* A POST body, up to ADMIN_BODY_MAX bytes; beyond, the request gets 413. */
+static void take_upload(struct request *req, const char *upload, size_t size)
+{
+    if (req->body.len + size > ADMIN_BODY_MAX)
+        req->body_too_big = true;
+    else
+        buf_addn(&req->body, upload, size);
+}
+
+static bool path_is(const char *url, const char *path)
+{
+    size_t n = strlen(path);
+    return !strncmp(url, path, n) && (url[n] == '\0' || (url[n] == '/' && url[n + 1] == '\0'));
+}
+
+static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *method,
+                                   const char *allowed)
+{
+    struct MHD_Response *r = http_error_response("method %s not allowed", method);
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allowed);
+    return http_queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+}
+
 /* Route one request. Paths are matched exactly, with or without the trailing slash. */
+static enum MHD_Result route(struct MHD_Connection *c, struct request *req, const char *url,
+                             const char *method)
+{
+    bool get = !strcmp(method, MHD_HTTP_METHOD_GET), head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
+    size_t plen = strlen(FETCH_PREFIX);
+    enum MHD_Result ret;
+
+    if (!strncmp(url, FETCH_PREFIX, plen) && (url[plen] == '\0' || url[plen] == '/')) {
+        req->is_fetch = true;
+        if (!get && !head)
+            return not_allowed(c, method, "GET, HEAD");
+        return http_fetch(c, url[plen] == '/' && url[plen + 1] ? url + plen + 1 : NULL, head,
+                          &req->route);
+    }
+    if (path_is(url, "/api/v1/prefetch"))
+        return strcmp(method, MHD_HTTP_METHOD_POST) ? not_allowed(c, method, "POST")
+               : req->body_too_big                  ? http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
+                                                                      "body larger than %d bytes", ADMIN_BODY_MAX)
+                                                    : http_prefetch(c, &req->body);
+    if (path_is(url, "/api/v1/resources")) {
+        if (!strcmp(method, MHD_HTTP_METHOD_DELETE))
+            return http_purge(c);
+        return get || head ? http_resources_json(c) : not_allowed(c, method, "GET, HEAD, DELETE");
+    }
+    if (!get && !head)
+        return not_allowed(c, method, "GET, HEAD");
+    if (path_is(url, "/api/v1/health"))
+        return http_health(c);
+    if (path_is(url, "/api/v1/status"))
+        return http_status(c);
+    if (!strcmp(url, "/metrics"))
+        return http_metrics(c);
+    if (http_page(c, url, &ret))
+        return ret;
+    return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
 {
-    bool get = !strcmp(method, MHD_HTTP_METHOD_GET), head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
-    size_t plen = strlen(FETCH_PREFIX);
-    (void)cls, (void)version, (void)upload;
+    struct request *req = *req_cls;
+    enum MHD_Result ret;
+    (void)cls;
 
-    if (*req_cls == NULL) {
+    if (!req)
+        return MHD_NO; /* out of memory in on_uri */
+    current = req;
+    if (!req->seen) {
         unsigned int status;
         const char *reason;
+        req->seen = true;
+        note_request(c, req, method, version);
         limits_request_begins(c);
+        /* libmicrohttpd 0.9.75 closes the connection (no keep-alive) when a response is queued
+         * on the first call of a request, before it counts the request as received. So the
+         * first call only checks the limits, and routing happens on the second. */
         if ((status = limits_refusal(c, &reason)) != 0)
-            return refuse_early(c, status, reason);
-        if (request_too_big(c, url, method))
-            return refuse_early(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
-                                "request line and headers larger than --max-header-size");
-        *req_cls = &request_seen;
-        return MHD_YES;
+            ret = refuse_early(c, status, reason);
+        else if (request_too_big(c, url, method))
+            ret = refuse_early(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                               "request line and headers larger than --max-header-size");
+        else
+            ret = MHD_YES;
+    } else if (*upload_size != 0) {
+        if (!strcmp(method, MHD_HTTP_METHOD_POST))
+            take_upload(req, upload, *upload_size);
+        *upload_size = 0; /* other bodies are read and ignored */
+        ret = MHD_YES;
+    } else {
+        ret = route(c, req, url, method);
     }
-    if (*upload_size != 0) {
-        *upload_size = 0; /* a body on GET/HEAD is read and ignored */
-        return MHD_YES;
-    }
-    if (!get && !head)
-        return http_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed", method);
-    if (!strncmp(url, FETCH_PREFIX, plen) && (url[plen] == '\0' || url[plen] == '/')) {
-        if (*req_cls == &request_seen)
-            *req_cls = NULL;
-        return http_fetch(c, url[plen] == '/' && url[plen + 1] ? url + plen + 1 : NULL, head,
-                          req_cls);
-    }
-    if (!strcmp(url, "/api/v1/health/") || !strcmp(url, "/api/v1/health"))
-        return http_health(c);
-    if (!strcmp(url, "/api/v1/status/") || !strcmp(url, "/api/v1/status"))
-        return http_status(c);
-    if (!strcmp(url, "/metrics"))
-        return http_metrics(c);
-    return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
+    current = NULL;
+    return ret;
+}
+
+static void log_request(struct MHD_Connection *c, const struct request *req, const char *cache)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct access_entry e = {.when = req->when,
+                             .method = req->method[0] ? req->method : "-",
+                             .uri = req->uri,
+                             .version = req->version[0] ? req->version : "HTTP/1.1",
+                             .status = req->status,
+                             .bytes = !strcmp(req->method, MHD_HTTP_METHOD_HEAD) ? 0 : req->bytes,
+                             .referer = req->referer,
+                             .agent = req->agent,
+                             .cache = cache,
+                             .seconds = (double)(monotonic_us() - req->start_us) / 1e6};
+    e.client = ci ? ci->client_addr : NULL;
+    access_log_write(&e);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct request *req = *req_cls;
+    const char *cache = "-";
     (void)cls;
-    if (*req_cls && *req_cls != &request_seen)
-        http_fetch_done(*req_cls, toe);
+    if (!req)
+        return;
+    if (req->is_fetch)
+        cache = req->status >= 400 || req->status == 0 ? "ERROR" : NULL;
+    if (req->route) {
+        const char *kind;
+        int64_t sent = http_fetch_done(req->route, toe, &kind);
+        if (!cache) { /* an answer from the object, not an error line */
+            cache = kind;
+            req->bytes = sent;
+        }
+    }
+    if (!cache)
+        cache = "ERROR";
+    if (req->seen)
+        limits_request_ends(c);
+    log_request(c, req, cache);
+    buf_free(&req->body);
+    free(req->referer);
+    free(req->agent);
+    free(req);
     *req_cls = NULL;
-    limits_request_ends(c);
 }
-
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -214,7 +372,8 @@ static int bind_listener(const struct config *cfg, char *err, size_t errlen)
 int http_start(const struct config *cfg, char *err, size_t errlen)
 {
     http_cfg = cfg;
-    if (bind_listener(cfg, err, errlen) < 0 || limits_start(cfg, err, errlen) < 0)
+    if (http_load_admin_token(cfg, err, errlen) < 0 || bind_listener(cfg, err, errlen) < 0 ||
+        limits_start(cfg, err, errlen) < 0)
         return -1;
     /* The connection's memory pool holds the request line and headers and the response
      * headers. Measured: headers close to the pool's size get no answer at all, so the pool has
@@ -230,7 +389,8 @@ int http_start(const struct config *cfg, char *err, size_t errlen)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_connections + HARD_CAP_MARGIN),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned int)(cfg->max_connections_per_ip + HARD_CAP_MARGIN), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
+        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_END);
     if (!daemon_) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->listen_host,
                  cfg->listen_port);

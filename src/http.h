@@ -17,5 +17,8 @@
 int http_start(const struct config *cfg, char *err, size_t errlen);
 void http_drain(int64_t grace_seconds);
 void http_stop(void);
+/* Read the admin token from cfg->admin_token_file ("" disables the admin API); at start and on
+ * SIGHUP. -1 with err filled when the file is unreadable or the token too short. */
+int http_load_admin_token(const struct config *cfg, char *err, size_t errlen);
 
 #endif

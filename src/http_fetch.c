@@ -28,6 +28,7 @@ struct fetch_req {
     enum lookup_result kind;
     int64_t start, end; /* deliver bytes [start, end); end < 0: up to the end of the object */
     int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
+    int64_t sent;       /* streamed responses: body bytes handed over so far */
     bool head;
     bool plain; /* no Range, no filename, not draining: a prepared answer may serve it */
     char filename[256];
@@ -227,7 +228,7 @@ static enum MHD_Result queue_prepared(struct fetch_req *r, const struct object_m
     enum MHD_Result ret;
     r->fd_bytes = r->head ? 0 : meta->length;
     count_success(r->kind);
-    ret = MHD_queue_response(r->conn, MHD_HTTP_OK, ((struct prepared_answer *)p)->resp);
+    ret = http_queue_shared(r->conn, MHD_HTTP_OK, ((struct prepared_answer *)p)->resp);
     prepared_put(p);
     return ret;
 }
@@ -306,6 +307,7 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
     n = store_read(r->obj, off, buf, max, &r->waiter);
     if (n > 0) {
         atomic_fetch_add(&stats.bytes_served, (int64_t)n);
+        r->sent += n;
         return n;
     }
     if (n == 0)
@@ -352,7 +354,7 @@ static int check_request(struct MHD_Connection *c, const char **url, int64_t *tt
     const char *sha_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "sha256");
 
     *url = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url");
-    *ttl = http_cfg->default_ttl;
+    *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
     *has_expect = sha_s != NULL;
     if (!ci || !policy_client_allowed(ci->client_addr))
         *ret = refuse(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
@@ -372,7 +374,7 @@ static int check_request(struct MHD_Connection *c, const char **url, int64_t *tt
 }
 
 static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, bool head,
-                             void **req_cls)
+                             void **state)
 {
     const char *url;
     int64_t ttl;
@@ -390,7 +392,7 @@ static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, boo
         return ret;
     if (!(r = req_new(c, filename, head)))
         return MHD_NO;
-    *req_cls = r;
+    *state = r;
     r->kind = store_lookup(url, ttl, has_expect ? expect : NULL, &obj, &fd, r->plain ? &prep : NULL,
                            &meta);
     if (r->kind == LOOKUP_HIT) {
@@ -411,22 +413,25 @@ static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, boo
     return respond_streaming(r);
 }
 
-enum MHD_Result http_fetch(struct MHD_Connection *c, const char *filename, bool head,
-                           void **req_cls)
+enum MHD_Result http_fetch(struct MHD_Connection *c, const char *filename, bool head, void **state)
 {
-    if (*req_cls == NULL)
-        return begin(c, filename, head, req_cls);
-    return respond_streaming(*req_cls);
+    if (*state == NULL)
+        return begin(c, filename, head, state);
+    return respond_streaming(*state);
 }
 
-void http_fetch_done(void *req_cls, enum MHD_RequestTerminationCode toe)
+int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache)
 {
-    struct fetch_req *r = req_cls;
+    struct fetch_req *r = state;
+    int64_t sent = r->sent;
+    *cache = r->kind == LOOKUP_HIT ? "HIT" : r->kind == LOOKUP_MISS ? "MISS" : "COALESCED";
     if (r->obj) {
         store_unwait(r->obj, &r->waiter);
         store_release(r->obj);
     } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         atomic_fetch_add(&stats.bytes_served, r->fd_bytes);
+        sent = r->fd_bytes;
     }
     free(r);
+    return sent;
 }

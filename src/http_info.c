@@ -51,6 +51,8 @@ enum MHD_Result http_status(struct MHD_Connection *c)
                   (json_int_t)atomic_load(&stats.bytes_downloaded), "statistics_upload",
                   (json_int_t)atomic_load(&stats.bytes_served), "statistics_requests",
                   (json_int_t)atomic_load(&stats.requests), "version", ARCA_VERSION);
+    /* Beyond KissCache's keys: what `arca status` needs for the hit ratio. */
+    json_object_set_new(o, "statistics_hits", json_integer(atomic_load(&stats.hits)));
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)

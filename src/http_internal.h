@@ -1,14 +1,38 @@
 /*
- * http_internal.h — what the route handlers (http_fetch.c, http_info.c) share with http.c.
+ * http_internal.h — what the route handlers (http_fetch.c, http_info.c, http_pages.c,
+ * http_admin.c) share with http.c.
  */
 #ifndef ARCA_HTTP_INTERNAL_H
 #define ARCA_HTTP_INTERNAL_H
 
+#include "buf.h"
 #include "config.h"
 
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Largest request body taken (a prefetch list); beyond, 413. */
+#define ADMIN_BODY_MAX (1024 * 1024)
+
+/* One request, from its request line (on_uri) to its completion; its req_cls. */
+struct request {
+    int64_t start_us;    /* monotonic */
+    time_t when;         /* wall clock, for the access log */
+    unsigned int status; /* of the response queued; 0 while none */
+    int64_t bytes;       /* body bytes handed to the connection */
+    bool seen;           /* the first call (headers in) is done */
+    bool is_fetch;       /* /api/v1/fetch: the access log gives its cache result */
+    bool body_too_big;   /* a POST body beyond ADMIN_BODY_MAX */
+    void *route;         /* http_fetch's own state, NULL until it has some */
+    struct buf body;     /* a POST body */
+    char method[16];
+    char version[16];
+    char *referer, *agent; /* only while the access log is on */
+    char uri[];            /* as sent: path and query */
+};
 
 extern const struct config *http_cfg;
 extern atomic_bool http_draining;
@@ -19,20 +43,37 @@ enum MHD_Result http_queue(struct MHD_Connection *c, unsigned int status, struct
 /* Queue a small text response; http_send_error's body is one line, the reason. */
 enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, const char *type,
                                const char *body);
+/* The same for a body built in memory; the response takes `body` (NULL: 500, out of memory). */
+enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned int status, const char *type,
+                                char *body, size_t len);
+/* Record the body size of the response being built, for the access log. */
+void http_note_body(size_t len);
+/* Queue a response whose reference the caller keeps (a shared, prepared answer). */
+enum MHD_Result http_queue_shared(struct MHD_Connection *c, unsigned int status,
+                                  struct MHD_Response *r);
 enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The same one-line body as a response not yet queued, for callers adding headers. */
 struct MHD_Response *http_error_response(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
-/* /api/v1/fetch/[FILENAME]: the first call has *req_cls == NULL; later calls come after a
+/* /api/v1/fetch/[FILENAME]: the first call has *state == NULL; later calls come after a
  * suspended connection was resumed. */
-enum MHD_Result http_fetch(struct MHD_Connection *c, const char *filename, bool head,
-                           void **req_cls);
-void http_fetch_done(void *req_cls, enum MHD_RequestTerminationCode toe);
+enum MHD_Result http_fetch(struct MHD_Connection *c, const char *filename, bool head, void **state);
+/* The request ended: returns the body bytes sent and, in *cache, HIT, MISS or COALESCED. */
+int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache);
 
 enum MHD_Result http_health(struct MHD_Connection *c);
 enum MHD_Result http_status(struct MHD_Connection *c);
 enum MHD_Result http_metrics(struct MHD_Connection *c);
+/* GET /api/v1/resources/?state=&page=&order= (KissCache's states and orders). */
+enum MHD_Result http_resources_json(struct MHD_Connection *c);
+
+/* The web pages and their assets; false when `url` is none of them. */
+bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret);
+
+/* Admin API (http_admin.c): bearer token from --admin-token-file. */
+enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body);
+enum MHD_Result http_purge(struct MHD_Connection *c);
 
 #endif

@@ -19,7 +19,9 @@ static const char *schema =
     " length INTEGER NOT NULL DEFAULT 0, content_type TEXT NOT NULL DEFAULT '',"
     " sha256 BLOB, created INTEGER NOT NULL DEFAULT 0, ttl INTEGER NOT NULL DEFAULT 0,"
     " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
+    " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);";
 
 /* Prepare, bind, step once, finalize: every write here is a single statement. */
 static int exec_bound(const char *sql, const char *fmt, ...)
@@ -336,4 +338,35 @@ int index_counter_set(const char *name, int64_t value)
 {
     return exec_bound("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", "si", name,
                       value);
+}
+
+int index_hour_set(const struct index_hour *h)
+{
+    return exec_bound("INSERT OR REPLACE INTO hours (hour, served, downloaded, requests, hits) "
+                      "VALUES (?, ?, ?, ?, ?)",
+                      "iiiii", h->hour, h->served, h->downloaded, h->requests, h->hits);
+}
+
+int index_hours_forget(int64_t before)
+{
+    return exec_bound("DELETE FROM hours WHERE hour < ?", "i", before);
+}
+
+int index_hours_load(int64_t since, void (*each)(const struct index_hour *h, void *arg), void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT hour, served, downloaded, requests, hits FROM hours "
+                           "WHERE hour >= ? ORDER BY hour",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, since);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct index_hour h = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                               sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+                               sqlite3_column_int64(st, 4)};
+        each(&h, arg);
+    }
+    sqlite3_finalize(st);
+    return 0;
 }

@@ -54,4 +54,12 @@ int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl);
 int index_counter_get(const char *name, int64_t *value);
 int index_counter_set(const char *name, int64_t value);
 
+/* Traffic per hour (hour = Unix time / 3600), for the statistics page. */
+struct index_hour {
+    int64_t hour, served, downloaded, requests, hits;
+};
+int index_hour_set(const struct index_hour *h);
+int index_hours_forget(int64_t before);
+int index_hours_load(int64_t since, void (*each)(const struct index_hour *h, void *arg), void *arg);
+
 #endif

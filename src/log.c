@@ -5,6 +5,13 @@
 #include <time.h>
 #include <unistd.h>
 
+static int max_level = LOG_INFO;
+
+void log_set_level(enum log_level level)
+{
+    __atomic_store_n(&max_level, (int)level, __ATOMIC_RELAXED);
+}
+
 static void log_line(const char *level, const char *fmt, va_list ap)
 {
     char line[1024];
@@ -23,9 +30,21 @@ static void log_line(const char *level, const char *fmt, va_list ap)
         return; /* nowhere left to report it */
 }
 
+void log_debug(const char *fmt, ...)
+{
+    va_list ap;
+    if (__atomic_load_n(&max_level, __ATOMIC_RELAXED) < LOG_DEBUG)
+        return;
+    va_start(ap, fmt);
+    log_line("debug", fmt, ap);
+    va_end(ap);
+}
+
 void log_info(const char *fmt, ...)
 {
     va_list ap;
+    if (__atomic_load_n(&max_level, __ATOMIC_RELAXED) < LOG_INFO)
+        return;
     va_start(ap, fmt);
     log_line("info", fmt, ap);
     va_end(ap);

@@ -7,6 +7,11 @@
 #ifndef ARCA_LOG_H
 #define ARCA_LOG_H
 
+#include "config.h"
+
+/* Lines below `level` are dropped (default LOG_INFO); SIGHUP may change it. */
+void log_set_level(enum log_level level);
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -163,6 +164,19 @@ bool cidr_contains(const struct cidr *net, const uint8_t addr[16])
         return true;
     uint8_t mask = (uint8_t)(0xff << (8 - rest));
     return (net->addr[full] & mask) == (addr[full] & mask);
+}
+
+void format_cidr(const struct cidr *net, char *out, size_t size)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (!memcmp(net->addr, mapped, 12) && net->prefix >= 96) {
+        inet_ntop(AF_INET, net->addr + 12, text, sizeof(text));
+        snprintf(out, size, "%s/%d", text, net->prefix - 96);
+    } else {
+        inet_ntop(AF_INET6, net->addr, text, sizeof(text));
+        snprintf(out, size, "%s/%d", text, net->prefix);
+    }
 }
 
 enum range_result parse_range(const char *header, int64_t total, struct byte_range *out)

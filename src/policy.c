@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,9 @@
 #define MAX_LOCAL_ADDRS 64
 
 static const struct config *cfg;
+static pthread_rwlock_t clients_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct cidr clients[CONFIG_MAX_NETS];
+static int n_clients;
 static uint8_t local_addrs[MAX_LOCAL_ADDRS][16];
 static int n_local_addrs;
 
@@ -39,6 +43,32 @@ void policy_init(const struct config *config)
     cfg = config;
     n_local_addrs = 0;
     collect_local_addrs();
+    policy_set_clients(cfg->allow_nets, cfg->n_allow_nets);
+}
+
+void policy_set_clients(const struct cidr *nets, int n)
+{
+    pthread_rwlock_wrlock(&clients_lock);
+    memcpy(clients, nets, (size_t)n * sizeof(*nets));
+    n_clients = n;
+    pthread_rwlock_unlock(&clients_lock);
+}
+
+int policy_clients(struct cidr *out)
+{
+    int n;
+    pthread_rwlock_rdlock(&clients_lock);
+    memcpy(out, clients, (size_t)n_clients * sizeof(*out));
+    n = n_clients;
+    pthread_rwlock_unlock(&clients_lock);
+    return n;
+}
+
+const char *policy_refused_default(int i)
+{
+    return i >= 0 && i < (int)(sizeof(refused_default) / sizeof(refused_default[0]))
+               ? refused_default[i]
+               : NULL;
 }
 
 static bool in_list(const struct cidr *nets, int n, const uint8_t addr[16])
@@ -52,9 +82,11 @@ static bool in_list(const struct cidr *nets, int n, const uint8_t addr[16])
 bool policy_client_allowed(const struct sockaddr *client)
 {
     uint8_t a[16];
-    if (cfg->n_allow_nets == 0)
-        return true;
-    return addr_to_v6(client, a) == 0 && in_list(cfg->allow_nets, cfg->n_allow_nets, a);
+    bool allowed;
+    pthread_rwlock_rdlock(&clients_lock);
+    allowed = n_clients == 0 || (addr_to_v6(client, a) == 0 && in_list(clients, n_clients, a));
+    pthread_rwlock_unlock(&clients_lock);
+    return allowed;
 }
 
 static int port_of(const struct sockaddr *sa)

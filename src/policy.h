@@ -1,8 +1,9 @@
 /*
  * policy.h — who may fetch, and which upstream addresses arca may connect to.
  *
- * Contract: policy_init() runs once before any thread starts; the checks are then read-only and
- * callable from any thread. The upstream check is applied to the address a socket is about to
+ * Contract: policy_init() runs once before any thread starts; the checks are then callable from
+ * any thread. The client networks may be replaced while running (SIGHUP): policy keeps its own
+ * copy under a read-write lock. The upstream check is applied to the address a socket is about to
  * connect to (curl's open-socket hook), for every connection and every redirect hop, so a name
  * that resolves to a forbidden address (DNS rebinding) is refused too.
  */
@@ -19,6 +20,13 @@ void policy_init(const struct config *cfg);
 
 /* True when no --allow-network was given or the client is inside one of them. */
 bool policy_client_allowed(const struct sockaddr *client);
+
+/* Replace the client networks (n == 0: every client may fetch). */
+void policy_set_clients(const struct cidr *nets, int n);
+/* Copy the client networks (at most CONFIG_MAX_NETS); returns how many. */
+int policy_clients(struct cidr *out);
+/* The networks refused upstream by default, as text; NULL after the last. */
+const char *policy_refused_default(int i);
 
 /* 0 when arca may connect to `addr`; -1 with a one-line reason otherwise. */
 int policy_upstream_check(const struct sockaddr *addr, char *why, size_t whylen);

@@ -1,6 +1,10 @@
 #include "stats.h"
 #include "index.h"
 
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
 struct stats stats;
 
 /* Name and address of each persistent counter, in the index's counters table. */
@@ -24,6 +28,34 @@ static const struct {
     {"limited", &stats.limited},
 };
 
+/* The hourly traffic: a ring indexed by hour % STATS_HOURS; a slot whose hour is not the one
+ * asked for is an hour without traffic. `seen` holds the counters as of the last save, so each
+ * save adds only what happened since to the current hour. */
+static struct {
+    pthread_mutex_t lock;
+    struct stats_hour ring[STATS_HOURS];
+    struct stats_hour seen;
+} hours = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t current_hour(void)
+{
+    return (int64_t)time(NULL) / 3600;
+}
+
+static void load_hour(const struct index_hour *h, void *arg)
+{
+    (void)arg;
+    hours.ring[h->hour % STATS_HOURS] =
+        (struct stats_hour){h->hour, h->served, h->downloaded, h->requests, h->hits};
+}
+
+static struct stats_hour counters_now(void)
+{
+    return (struct stats_hour){0, atomic_load(&stats.bytes_served),
+                               atomic_load(&stats.bytes_downloaded), atomic_load(&stats.requests),
+                               atomic_load(&stats.hits)};
+}
+
 void stats_load(void)
 {
     for (size_t i = 0; i < sizeof(persistent) / sizeof(persistent[0]); i++) {
@@ -31,12 +63,54 @@ void stats_load(void)
         if (index_counter_get(persistent[i].name, &v) == 0)
             atomic_store(persistent[i].value, v);
     }
+    pthread_mutex_lock(&hours.lock);
+    memset(hours.ring, 0, sizeof(hours.ring));
+    index_hours_load(current_hour() - STATS_HOURS + 1, load_hour, NULL);
+    hours.seen = counters_now();
+    pthread_mutex_unlock(&hours.lock);
+}
+
+/* Add what happened since the last save to the current hour; returns a copy of that hour. */
+static struct stats_hour account_hour(int64_t hour)
+{
+    struct stats_hour now = counters_now(), *slot = &hours.ring[hour % STATS_HOURS], copy;
+    pthread_mutex_lock(&hours.lock);
+    if (slot->hour != hour)
+        *slot = (struct stats_hour){.hour = hour};
+    slot->served += now.served - hours.seen.served;
+    slot->downloaded += now.downloaded - hours.seen.downloaded;
+    slot->requests += now.requests - hours.seen.requests;
+    slot->hits += now.hits - hours.seen.hits;
+    hours.seen = now;
+    copy = *slot;
+    pthread_mutex_unlock(&hours.lock);
+    return copy;
 }
 
 void stats_save(void)
 {
+    static int64_t last_hour;
+    int64_t hour = current_hour();
+    struct stats_hour h = account_hour(hour);
+
     index_begin();
     for (size_t i = 0; i < sizeof(persistent) / sizeof(persistent[0]); i++)
         index_counter_set(persistent[i].name, atomic_load(persistent[i].value));
+    index_hour_set(&(struct index_hour){h.hour, h.served, h.downloaded, h.requests, h.hits});
+    if (hour != last_hour)
+        index_hours_forget(hour - STATS_HOURS + 1);
+    last_hour = hour;
     index_commit();
+}
+
+void stats_hours(struct stats_hour *out, int n)
+{
+    int64_t hour = current_hour();
+    pthread_mutex_lock(&hours.lock);
+    for (int i = 0; i < n; i++) {
+        int64_t want = hour - (n - 1) + i;
+        const struct stats_hour *slot = &hours.ring[want % STATS_HOURS];
+        out[i] = slot->hour == want ? *slot : (struct stats_hour){.hour = want};
+    }
+    pthread_mutex_unlock(&hours.lock);
 }

@@ -3,7 +3,8 @@
  *
  * Contract: lock-free (C11 atomics), bumped from any thread on the hot path. The persistent ones
  * (KissCache's statistics_*) are loaded from the index at start and saved by the fetch thread
- * every second and at shutdown, so they survive restarts.
+ * every second and at shutdown, so they survive restarts. So does the traffic of each hour of
+ * the last STATS_HOURS (table `hours` of the index), kept in memory for the statistics page.
  */
 #ifndef ARCA_STATS_H
 #define ARCA_STATS_H
@@ -31,7 +32,19 @@ struct stats {
 
 extern struct stats stats;
 
+#define STATS_HOURS 720 /* 30 days */
+
+struct stats_hour {
+    int64_t hour; /* Unix time / 3600 */
+    int64_t served, downloaded, requests, hits;
+};
+
+/* Main thread, after the index is open. */
 void stats_load(void);
+/* Fetch thread (and main once it stopped): persist the counters and this hour's traffic. */
 void stats_save(void);
+/* Any thread: the last `n` hours (n <= STATS_HOURS), oldest first, the current one last; hours
+ * without traffic come back zeroed. */
+void stats_hours(struct stats_hour *out, int n);
 
 #endif

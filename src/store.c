@@ -36,7 +36,7 @@ static void url_key(const char *url, char key[65])
 }
 
 /* DATA_DIR/objects/<first two hex digits>/<key>: 256 directories keep each one small. */
-static void key_path(const char *key, char *buf, size_t size)
+void key_path(const char *key, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/%.2s/%s", st.objdir, key, key);
 }
@@ -55,7 +55,7 @@ static size_t bucket_of(const char *key, size_t nbuckets)
     return h & (nbuckets - 1);
 }
 
-static struct object *table_find(const char *key)
+struct object *table_find(const char *key)
 {
     struct object *o = st.buckets[bucket_of(key, st.nbuckets)];
     while (o && strcmp(o->key, key) != 0)
@@ -182,7 +182,7 @@ void object_free(struct object *o)
 
 /* Called with the lock held whenever a reference goes away. Complete objects keep no descriptor
  * once nobody streams them: hits open their own. */
-static void maybe_free(struct object *obj)
+void maybe_free(struct object *obj)
 {
     if (obj->refs > 0)
         return;
@@ -491,6 +491,12 @@ void store_close(void)
     st.buckets = NULL;
     st.nbuckets = st.count = st.expire_cursor = 0;
     st.lru = st.dirty = (struct dlist){0};
+    free_failures();
+    while (st.purged) { /* purged after the fetch thread's last round: the row stays */
+        struct purged *next = st.purged->next;
+        free(st.purged);
+        st.purged = next;
+    }
     pthread_mutex_unlock(&st.lock);
     index_close();
 }
@@ -627,6 +633,35 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *exp
     }
     pthread_mutex_unlock(&st.lock);
     return res;
+}
+
+int store_purge(const char *url, int64_t *length)
+{
+    char key[65];
+    struct object *obj;
+    struct purged *p = malloc(sizeof(*p));
+    int rc = 0;
+
+    if (!p)
+        return -2;
+    url_key(url, key);
+    pthread_mutex_lock(&st.lock);
+    obj = table_find(key);
+    if (obj && obj->state != OBJ_COMPLETE) {
+        rc = -1;
+    } else if (obj) {
+        *length = obj->length;
+        memcpy(p->key, key, sizeof(p->key));
+        p->next = st.purged;
+        st.purged = p;
+        p = NULL;
+        table_remove(obj);
+        maybe_free(obj);
+        rc = 1;
+    }
+    pthread_mutex_unlock(&st.lock);
+    free(p);
+    return rc;
 }
 
 void store_release(struct object *obj)

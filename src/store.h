@@ -119,6 +119,12 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *exp
  * none. On success the store takes its own reference. */
 void store_attach_prepared(const struct object_meta *meta, struct prepared *p);
 void store_release(struct object *obj);
+/* Drop the complete object for `url` from the cache: lookups miss at once, its file and row go
+ * on the fetch thread's next round (clients streaming it finish from their open file). Returns
+ * 1 (purged, *length set), 0 (not cached), -1 (still downloading), -2 (out of memory). */
+int store_purge(const char *url, int64_t *length);
+/* A new quota (SIGHUP); objects beyond it are evicted on the fetch thread's next round. */
+void store_set_quota(int64_t quota);
 /* Take a waiter off the object's queue (the reader went away while asleep). */
 void store_unwait(struct object *obj, struct waiter *w);
 
@@ -155,6 +161,40 @@ struct store_totals {
     int64_t usage;                            /* requests for objects in the table */
 };
 void store_totals(struct store_totals *t);
+
+/* --- listings, for the web pages and /api/v1/resources/ (any thread) --- */
+/* KissCache's states: scheduled (waiting for a download slot), downloading, successes (complete
+ * objects) and failures (the last STORE_FAILURES_KEPT downloads that failed since start). */
+enum list_state { LIST_SCHEDULED, LIST_DOWNLOADING, LIST_SUCCESSES, LIST_FAILURES, LIST_STATES };
+enum list_order { ORDER_URL, ORDER_SIZE, ORDER_USAGE, ORDER_LAST_USE, ORDER_CREATED };
+#define STORE_FAILURES_KEPT 256
+/* Listings pick their page in one pass over the table under the lock, keeping the best
+ * offset + limit objects; deeper pages are refused (reverse the order to see the end). */
+#define STORE_LIST_DEPTH 10000
+
+struct resource {
+    char *url;
+    char key[65];
+    int64_t length; /* -1 while unknown */
+    int64_t have;   /* bytes downloaded */
+    int64_t usage, last_use, created, ttl;
+    int status; /* 200, or the status a failed download gave its clients */
+    char content_type[128];
+    char error[160];
+};
+
+struct listing {
+    struct resource *rows;
+    int n;
+    int64_t total;               /* resources in the state asked for */
+    int64_t counts[LIST_STATES]; /* resources in each state */
+};
+
+/* Fill `out` with rows [offset, offset + limit) of `state` sorted by `order` (ties by key).
+ * Returns 0, -1 when out of memory, -2 when offset + limit > STORE_LIST_DEPTH. */
+int store_list(enum list_state state, enum list_order order, bool desc, int64_t offset, int limit,
+               struct listing *out);
+void listing_free(struct listing *l);
 
 void object_path(const struct object *obj, char *buf, size_t size);
 /* Why the download failed, for clients and logs; never NULL. */

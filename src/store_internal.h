@@ -10,6 +10,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+/* A purged object's key: its file and row go on the fetch thread (see bury_purged). */
+struct purged {
+    char key[65];
+    struct purged *next;
+};
+
 struct store_state {
     pthread_mutex_t lock;
     struct object **buckets;
@@ -19,11 +25,14 @@ struct store_state {
     int64_t max_object_size;
     char objdir[1100];
     struct object *graveyard; /* evicted, waiting for bury() outside the lock */
+    struct purged *purged;    /* purged, waiting for bury() */
     struct dlist lru;         /* complete objects in the table, least recently used first */
     struct dlist dirty;       /* objects whose usage the index has not seen yet */
     size_t expire_cursor;     /* the bucket store_expire() looks at next */
     struct object *prepared_ring[STORE_PREPARED_MAX]; /* objects holding a prepared answer */
     int prepared_next;
+    struct failure *failures[STORE_FAILURES_KEPT]; /* ring, oldest overwritten */
+    int failures_next;
     pthread_t sweeper; /* removes orphan files after start */
     bool sweeping;
     atomic_bool sweep_stop;
@@ -35,5 +44,11 @@ extern struct store_state st;
 void table_remove(struct object *obj);
 void wake_all(struct object *obj);
 void object_free(struct object *obj);
+struct object *table_find(const char *key);
+void key_path(const char *key, char *buf, size_t size);
+void maybe_free(struct object *obj);
+/* Remember a failed download for the failures listing. */
+void note_failure(const struct object *obj);
+void free_failures(void);
 
 #endif

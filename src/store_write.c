@@ -61,10 +61,44 @@ static int make_room(int64_t bytes)
     return 0;
 }
 
+/* Lock held. A purged key's file and row may go unless a new download of the same URL has
+ * begun its own file since (it replaces both itself). */
+static bool purged_key_free(const char *key)
+{
+    struct object *o = table_find(key);
+    return !o || (o->state == OBJ_FETCHING && o->fd < 0);
+}
+
+/* Fetch thread: the files and rows of purged objects (see store_purge). */
+static void bury_purged(void)
+{
+    struct purged *p;
+    pthread_mutex_lock(&st.lock);
+    p = st.purged;
+    st.purged = NULL;
+    pthread_mutex_unlock(&st.lock);
+    while (p) {
+        struct purged *next = p->next;
+        char path[1200];
+        pthread_mutex_lock(&st.lock);
+        bool free_key = purged_key_free(p->key);
+        if (free_key) {
+            key_path(p->key, path, sizeof(path));
+            unlink(path); /* streaming readers keep the inode */
+        }
+        pthread_mutex_unlock(&st.lock);
+        if (free_key)
+            index_delete(p->key);
+        free(p);
+        p = next;
+    }
+}
+
 /* Fetch thread, lock not held. */
 static void bury(void)
 {
     struct object *o;
+    bury_purged();
     pthread_mutex_lock(&st.lock);
     o = st.graveyard;
     st.graveyard = NULL;
@@ -353,6 +387,7 @@ void store_fail(struct object *obj, int status, const char *reason)
     obj->state = OBJ_FAILED;
     /* counted before the wake-up, so a client told of the failure finds it in the status */
     atomic_fetch_add(&stats.downloads_failed, 1);
+    note_failure(obj);
     if (obj->in_table)
         table_remove(obj);
     wake_all(obj);
@@ -372,6 +407,7 @@ void store_flush_usage(void)
     } *batch = NULL;
     size_t n = 0, cap = 0;
 
+    bury_purged(); /* every round, and once more after the last requests at shutdown */
     pthread_mutex_lock(&st.lock);
     for (struct dnode *d = st.dirty.head, *next; d; d = next) {
         struct object *o = DLIST_ENTRY(d, struct object, dirty);
@@ -403,6 +439,13 @@ void store_flush_usage(void)
     free(batch);
 }
 
+void store_set_quota(int64_t quota)
+{
+    pthread_mutex_lock(&st.lock);
+    st.quota = quota;
+    pthread_mutex_unlock(&st.lock);
+}
+
 /* Lock held. Evicts the expired objects in buckets [from, to). */
 static void expire_buckets(size_t from, size_t to, int64_t now)
 {
@@ -432,6 +475,9 @@ void store_expire(void)
         st.expire_cursor = wrapped ? 0 : to;
         pthread_mutex_unlock(&st.lock);
     }
+    pthread_mutex_lock(&st.lock);
+    make_room(0); /* the quota may have shrunk (SIGHUP) */
+    pthread_mutex_unlock(&st.lock);
     bury();
 }
 

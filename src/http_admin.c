@@ -1,0 +1,210 @@
+/* Admin API: POST /api/v1/prefetch/ and DELETE /api/v1/resources/?url=, behind a bearer token
+ * read from --admin-token-file. Without a token configured both answer 403: the API is off. */
+#include "fetch.h"
+#include "http_internal.h"
+#include "log.h"
+#include "parse.h"
+#include "store.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TOKEN_MAX 512
+#define TOKEN_MIN 16
+
+static struct {
+    pthread_mutex_t lock; /* SIGHUP replaces the token while requests read it */
+    char value[TOKEN_MAX];
+    size_t len; /* 0: admin API disabled */
+} token = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The file's first line, blanks around it trimmed. A short token is refused: it would be
+ * guessable, and an admin who wrote one by mistake should hear of it at start. */
+static int read_token(const char *path, char *out, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char line[TOKEN_MAX + 2] = "";
+    size_t n, start = 0;
+    if (!f) {
+        snprintf(err, errlen, "--admin-token-file %s: cannot read it", path);
+        return -1;
+    }
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    fclose(f);
+    n = strlen(line);
+    while (n > 0 && isspace((unsigned char)line[n - 1]))
+        n--;
+    while (start < n && isspace((unsigned char)line[start]))
+        start++;
+    if (n - start < TOKEN_MIN || n - start >= TOKEN_MAX) {
+        snprintf(err, errlen, "--admin-token-file %s: the token must be %d to %d characters", path,
+                 TOKEN_MIN, TOKEN_MAX - 1);
+        return -1;
+    }
+    memcpy(out, line + start, n - start);
+    *len = n - start;
+    return 0;
+}
+
+int http_load_admin_token(const struct config *cfg, char *err, size_t errlen)
+{
+    char value[TOKEN_MAX];
+    size_t len = 0;
+    if (cfg->admin_token_file[0] && read_token(cfg->admin_token_file, value, &len, err, errlen) < 0)
+        return -1;
+    pthread_mutex_lock(&token.lock);
+    memcpy(token.value, value, len);
+    token.len = len;
+    pthread_mutex_unlock(&token.lock);
+    return 0;
+}
+
+/* 0 when the request carries the token; otherwise the answer was queued into *ret. */
+static int authorize(struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *given = auth && !strncasecmp(auth, "Bearer ", 7) ? auth + 7 : NULL;
+    bool enabled, match = false;
+    struct MHD_Response *r;
+
+    pthread_mutex_lock(&token.lock);
+    enabled = token.len > 0;
+    if (enabled && given && strlen(given) == token.len)
+        match = CRYPTO_memcmp(given, token.value, token.len) == 0;
+    pthread_mutex_unlock(&token.lock);
+    if (match)
+        return 0;
+    if (!enabled) {
+        *ret = http_send_error(c, MHD_HTTP_FORBIDDEN,
+                               "admin API disabled: start arca with --admin-token-file");
+        return -1;
+    }
+    r = http_error_response("%s", given ? "wrong admin token"
+                                        : "admin API needs Authorization: Bearer <token>");
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    *ret = http_queue(c, MHD_HTTP_UNAUTHORIZED, r);
+    return -1;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned int status, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return http_send_owned(c, status, "application/json", text, text ? strlen(text) : 0);
+}
+
+/* Start the download of one URL unless it is cached or on its way; says which. */
+static const char *prefetch_one(const char *url, int64_t ttl, const char **error)
+{
+    struct object *obj;
+    struct object_meta meta;
+    int fd;
+    enum lookup_result kind;
+
+    if (check_upstream_url(url, (size_t)http_cfg->max_url_len) < 0) {
+        *error = "url must be an absolute http:// or https:// URL within --max-url-length";
+        return "error";
+    }
+    kind = store_lookup(url, ttl, NULL, &obj, &fd, NULL, &meta);
+    if (kind == LOOKUP_HIT) {
+        if (fd >= 0)
+            close(fd);
+        return "cached";
+    }
+    if (!obj) {
+        *error = "out of memory";
+        return "error";
+    }
+    if (kind == LOOKUP_MISS) {
+        fetch_start(obj); /* takes the fetch's reference; ours goes below */
+        store_release(obj);
+        return "started";
+    }
+    store_release(obj);
+    return "downloading";
+}
+
+/* The body: ["URL", ...] or {"urls": ["URL", ...], "ttl": "1d"}. */
+static int parse_prefetch(const struct buf *body, json_t **root, json_t **urls, int64_t *ttl,
+                          char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *t;
+    *root = json_loadb(body->data ? body->data : "", body->len, 0, &jerr);
+    *urls = json_is_object(*root) ? json_object_get(*root, "urls") : *root;
+    t = json_is_object(*root) ? json_object_get(*root, "ttl") : NULL;
+    if (!*root)
+        snprintf(why, whylen, "body is not JSON: %s (line %d)", jerr.text, jerr.line);
+    else if (!json_is_array(*urls) || json_array_size(*urls) == 0)
+        snprintf(why, whylen,
+                 "expected a JSON list of URLs, or {\"urls\": [...], \"ttl\": \"1d\"}");
+    else if (t && (!json_is_string(t) || parse_ttl(json_string_value(t), ttl) < 0))
+        snprintf(why, whylen, "bad ttl: expected <int>d|h|m|s, positive");
+    else
+        return 0;
+    return -1;
+}
+
+enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body)
+{
+    enum MHD_Result ret;
+    json_t *root, *urls, *results, *u;
+    int64_t ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
+    char why[256];
+    size_t i;
+
+    if (authorize(c, &ret) < 0)
+        return ret;
+    if (parse_prefetch(body, &root, &urls, &ttl, why, sizeof(why)) < 0) {
+        json_decref(root);
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    results = json_array();
+    json_array_foreach(urls, i, u)
+    {
+        const char *error = NULL, *url = json_is_string(u) ? json_string_value(u) : NULL;
+        const char *result = url ? prefetch_one(url, ttl, &error) : "error";
+        json_t *item = json_pack("{s:s?, s:s}", "url", url, "result", result);
+        if (!url)
+            error = "not a string";
+        if (error)
+            json_object_set_new(item, "error", json_string(error));
+        json_array_append_new(results, item);
+    }
+    json_decref(root);
+    log_info("admin: prefetch of %zu URL(s)", json_array_size(results));
+    return send_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:o}", "results", results));
+}
+
+enum MHD_Result http_purge(struct MHD_Connection *c)
+{
+    const char *url = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url");
+    enum MHD_Result ret;
+    int64_t length = 0;
+    int rc;
+
+    if (authorize(c, &ret) < 0)
+        return ret;
+    if (!url || !*url)
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
+    rc = store_purge(url, &length);
+    if (rc == 0)
+        return http_send_error(c, MHD_HTTP_NOT_FOUND, "not cached");
+    if (rc == -1)
+        return http_send_error(c, MHD_HTTP_CONFLICT,
+                               "still downloading: purge it once the download ended");
+    if (rc < 0)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    log_info("admin: purged %s", url);
+    return send_json(
+        c, MHD_HTTP_OK,
+        json_pack("{s:s, s:b, s:I}", "url", url, "purged", 1, "bytes", (json_int_t)length));
+}

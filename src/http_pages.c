@@ -1,0 +1,429 @@
+/* The web pages: home, help, resources by state, statistics; and their static assets. Pages are
+ * whole HTML documents built on the server, readable without JavaScript; web/arca.js only adds
+ * the copy button and live progress. Everything from outside goes through buf_html/buf_query. */
+#include "assets.h"
+#include "charts.h"
+#include "http_internal.h"
+#include "policy.h"
+#include "resources.h"
+#include "stats.h"
+#include "store.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHART_HOURS 48
+
+/* No inline script or style anywhere: the policy forbids both, so an injected tag is inert. */
+#define PAGE_CSP                                                                                   \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+static const char *const nav[][2] = {
+    {"/", "Home"},
+    {"/resources/", "Resources"},
+    {"/statistics/", "Statistics"},
+    {"/help/", "Help"},
+};
+
+static void page_begin(struct buf *b, const char *title, const char *active)
+{
+    buf_add(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+               "<title>");
+    buf_html(b, title);
+    buf_add(b, " · arca</title><link rel=\"stylesheet\" href=\"/static/arca.css\">"
+               "<script src=\"/static/arca.js\" defer></script></head><body><header>"
+               "<div class=\"inner\"><a class=\"brand\" href=\"/\">arca</a><nav>");
+    for (size_t i = 0; i < sizeof(nav) / sizeof(nav[0]); i++)
+        buf_addf(b, "<a href=\"%s\"%s>%s</a>", nav[i][0],
+                 !strcmp(nav[i][0], active) ? " class=\"active\"" : "", nav[i][1]);
+    buf_add(b, "</nav></div></header><main>");
+}
+
+static enum MHD_Result page_end(struct MHD_Connection *c, struct buf *b, unsigned int status)
+{
+    struct MHD_Response *r;
+    size_t len;
+    char *body;
+    buf_addf(b,
+             "</main><footer><div>arca %s · an artifact cache for CI and test labs</div>"
+             "</footer></body></html>\n",
+             ARCA_VERSION);
+    body = buf_take(b, &len);
+    if (!body)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+    MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    http_note_body(len);
+    return http_queue(c, status, r);
+}
+
+/* "http://HOST/api/v1/fetch/?url=", HOST as the client named us (escaped where it is shown). */
+static void fetch_prefix(struct MHD_Connection *c, struct buf *b)
+{
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    buf_add(b, "http://");
+    if (host && *host)
+        buf_html(b, host);
+    else
+        buf_addf(b, "%s:%d", http_cfg->listen_host, http_cfg->listen_port);
+    buf_add(b, "/api/v1/fetch/?url=");
+}
+
+static enum MHD_Result home_page(struct MHD_Connection *c)
+{
+    struct buf b = {0};
+    page_begin(&b, "Home", "/");
+    buf_add(&b, "<h1>arca</h1><div class=\"card\"><p>arca is an artifact cache for CI and test "
+                "labs. Ask it for a URL: it downloads the file <b>once</b>, streams it to every "
+                "client asking meanwhile, keeps it on disk for its TTL and serves later requests "
+                "from disk. Upstream TLS is verified by arca itself.</p>"
+                "<p>Put this prefix in front of any http:// or https:// URL:</p>"
+                "<div class=\"prefix\"><code id=\"prefix\">");
+    fetch_prefix(c, &b);
+    buf_add(&b, "</code><button class=\"js-only\" data-copy=\"prefix\">Copy</button></div>"
+                "<h2>Example</h2><pre>curl -O -J '");
+    fetch_prefix(c, &b);
+    buf_add(&b, "https://example.com/Image'</pre><p class=\"muted\">Add <code>&amp;ttl=2h</code> "
+                "to keep an object for less time than the default, <code>&amp;sha256=HEX</code> "
+                "to have its digest checked, or name the file: "
+                "<code>/api/v1/fetch/Image?url=...</code>.</p></div>");
+    return page_end(c, &b, MHD_HTTP_OK);
+}
+
+static void client_address(struct MHD_Connection *c, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    snprintf(out, size, "unknown");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
+}
+
+static void net_list(struct buf *b, const struct cidr *nets, int n, const char *none)
+{
+    if (n == 0) {
+        buf_addf(b, "<p class=\"muted\">%s</p>", none);
+        return;
+    }
+    buf_add(b, "<ul>");
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        format_cidr(&nets[i], text, sizeof(text));
+        buf_addf(b, "<li><code>%s</code></li>", text);
+    }
+    buf_add(b, "</ul>");
+}
+
+static enum MHD_Result help_page(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    bool allowed = ci && policy_client_allowed(ci->client_addr);
+    struct cidr nets[CONFIG_MAX_NETS];
+    int n = policy_clients(nets);
+    struct buf b = {0};
+    char ip[64];
+
+    client_address(c, ip, sizeof(ip));
+    page_begin(&b, "Help", "/help/");
+    buf_addf(&b,
+             "<h1>Help</h1><div class=\"card\"><h2>You</h2><p>Your address: <code id=\"ip\">%s"
+             "</code>. You <span id=\"allowed\" class=\"%s\">%s</span> fetch through this "
+             "cache.</p><h2>Networks allowed to fetch</h2>",
+             ip, allowed ? "yes" : "no", allowed ? "may" : "may not");
+    net_list(&b, nets, n, "Every client may fetch (no --allow-network given).");
+    buf_add(&b, "</div><div class=\"card\"><h2>Upstream policy</h2><p>arca refuses to fetch "
+                "from these networks (server-side request forgery), checked on the address it "
+                "actually connects to, for every connection and redirect:</p><ul>");
+    for (int i = 0; policy_refused_default(i); i++)
+        buf_addf(&b, "<li><code>%s</code></li>", policy_refused_default(i));
+    buf_add(&b, "</ul><p>and its own listening address. Allowed despite that "
+                "(<code>--upstream-allow</code>):</p>");
+    net_list(&b, http_cfg->upstream_allow, http_cfg->n_upstream_allow, "none.");
+    buf_add(&b, "</div><div class=\"card\"><h2>API</h2><ul>"
+                "<li><code>GET /api/v1/fetch/?url=URL[&amp;ttl=TTL][&amp;sha256=HEX]</code></li>"
+                "<li><code>GET /api/v1/status/</code>, <code>/api/v1/health/</code>, "
+                "<code>/metrics</code></li>"
+                "<li><code>GET /api/v1/resources/?state=&amp;page=&amp;order=</code></li>"
+                "<li><code>POST /api/v1/prefetch/</code>, <code>DELETE "
+                "/api/v1/resources/?url=</code> (admin token)</li></ul></div>");
+    return page_end(c, &b, MHD_HTTP_OK);
+}
+
+static void format_time(int64_t t, char *out, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0) {
+        snprintf(out, size, "—");
+        return;
+    }
+    gmtime_r(&tt, &tm);
+    strftime(out, size, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
+/* A link to `state`'s page `page` in `order`: the same path the pages live at. */
+static void listing_link(struct buf *b, enum list_state state, int64_t page, const char *order)
+{
+    buf_addf(b, "/resources/%s/", resource_state_names[state]);
+    if (page > 1)
+        buf_addf(b, "%lld/", (long long)page);
+    buf_add(b, "?order=");
+    buf_query(b, order);
+}
+
+static void state_tabs(struct buf *b, const struct resources_query *q, const struct listing *l)
+{
+    buf_add(b, "<div class=\"tabs\">");
+    for (int s = 0; s < LIST_STATES; s++) {
+        buf_addf(b, "<a href=\"/resources/%s/\"%s>%s<span class=\"count\">%lld</span></a>",
+                 resource_state_names[s], s == (int)q->state ? " class=\"active\"" : "",
+                 resource_state_names[s], (long long)l->counts[s]);
+    }
+    buf_add(b, "</div>");
+}
+
+/* A sortable column header: clicking the sorted column reverses it. */
+static void sort_header(struct buf *b, const struct resources_query *q, enum list_order order,
+                        const char *label)
+{
+    char next[40];
+    bool sorted = q->order == order;
+    snprintf(next, sizeof(next), "%s%s", sorted && !q->desc ? "-" : "", resource_order_name(order));
+    buf_add(b, "<th><a href=\"");
+    listing_link(b, q->state, 1, next);
+    buf_addf(b, "\"%s>%s</a></th>",
+             sorted ? (q->desc ? " class=\"sorted\"" : " class=\"sorted asc\"") : "", label);
+}
+
+static void size_cell(struct buf *b, const struct resource *r, enum list_state state)
+{
+    char got[32], total[32];
+    format_bytes((double)r->have, got, sizeof(got));
+    format_bytes((double)r->length, total, sizeof(total));
+    if (state != LIST_DOWNLOADING) {
+        buf_addf(b, "<td class=\"num\">%s</td>", r->length >= 0 ? total : got);
+        return;
+    }
+    buf_add(b, "<td class=\"num\">");
+    if (r->length > 0)
+        buf_addf(b, "<progress value=\"%lld\" max=\"%lld\"></progress>", (long long)r->have,
+                 (long long)r->length);
+    else
+        buf_add(b, "<progress></progress>");
+    buf_addf(b, " <span class=\"got\">%s%s%s</span><span class=\"rate\"></span></td>", got,
+             r->length >= 0 ? " of " : "", r->length >= 0 ? total : "");
+}
+
+static void resource_row(struct buf *b, const struct resource *r, enum list_state state)
+{
+    char used[40], created[40];
+    format_time(r->last_use, used, sizeof(used));
+    format_time(r->created, created, sizeof(created));
+    buf_addf(b, "<tr data-key=\"%s\"><td class=\"url\">", r->key);
+    buf_html(b, r->url);
+    if (state == LIST_FAILURES) {
+        buf_addf(b, "<div class=\"error\">%d: ", r->status);
+        buf_html(b, r->error);
+        buf_add(b, "</div>");
+    }
+    buf_add(b, "</td>");
+    size_cell(b, r, state);
+    buf_addf(b,
+             "<td class=\"num\">%lld</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
+             "</tr>",
+             (long long)r->usage, used, created);
+}
+
+static void pager(struct buf *b, const struct resources_query *q, const struct listing *l)
+{
+    int64_t pages = resources_pages(l->total);
+    buf_add(b, "<div class=\"pager\">");
+    if (q->page > 1) {
+        buf_add(b, "<a rel=\"prev\" href=\"");
+        listing_link(b, q->state, q->page - 1, q->order_text);
+        buf_add(b, "\">← previous</a>");
+    }
+    buf_addf(b, "<span class=\"muted\">page %lld of %lld</span>", (long long)q->page,
+             (long long)pages);
+    if (q->page < pages) {
+        buf_add(b, "<a rel=\"next\" href=\"");
+        listing_link(b, q->state, q->page + 1, q->order_text);
+        buf_add(b, "\">next →</a>");
+    }
+    buf_add(b, "</div>");
+}
+
+static void resources_table(struct buf *b, const struct resources_query *q, const struct listing *l)
+{
+    buf_add(b, "<table");
+    if (q->state == LIST_DOWNLOADING) { /* arca.js polls this page's JSON twin */
+        buf_addf(b, " data-live=\"/api/v1/resources/?state=downloading&amp;page=%lld&amp;order=",
+                 (long long)q->page);
+        buf_query(b, q->order_text);
+        buf_add(b, "\"");
+    }
+    buf_add(b, "><thead><tr>");
+    sort_header(b, q, ORDER_URL, "URL");
+    sort_header(b, q, ORDER_SIZE, q->state == LIST_DOWNLOADING ? "Progress" : "Size");
+    sort_header(b, q, ORDER_USAGE, "Usage");
+    sort_header(b, q, ORDER_LAST_USE, q->state == LIST_FAILURES ? "Failed" : "Last use");
+    sort_header(b, q, ORDER_CREATED, "Created");
+    buf_add(b, "</tr></thead><tbody>");
+    for (int i = 0; i < l->n; i++)
+        resource_row(b, &l->rows[i], q->state);
+    if (l->n == 0)
+        buf_add(b, "<tr><td colspan=\"5\" class=\"muted\">Nothing here.</td></tr>");
+    buf_add(b, "</tbody></table>");
+}
+
+/* /resources/[STATE/[PAGE/]] with ?order= (and ?page=, as the JSON API takes it). */
+static enum MHD_Result resources_page(struct MHD_Connection *c, const char *rest)
+{
+    char state[32] = "successes", page[24] = "";
+    const char *why, *qpage = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page");
+    struct resources_query q;
+    struct listing l;
+    unsigned int status;
+    struct buf b = {0};
+
+    if (*rest && sscanf(rest, "%31[a-z]/%23[0-9]", state, page) < 1)
+        return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+    if (resources_parse(state, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
+                        page[0] ? page : qpage, &q, &why) < 0)
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+    if (resources_fetch(&q, &l, &status, &why) < 0)
+        return http_send_error(c, status, "%s", why);
+    page_begin(&b, "Resources", "/resources/");
+    buf_add(&b, "<h1>Resources</h1>");
+    state_tabs(&b, &q, &l);
+    if (q.state == LIST_FAILURES)
+        buf_addf(&b,
+                 "<p class=\"muted\">The last %d downloads that failed since arca started; "
+                 "a failed download is never kept.</p>",
+                 STORE_FAILURES_KEPT);
+    resources_table(&b, &q, &l);
+    pager(&b, &q, &l);
+    listing_free(&l);
+    return page_end(c, &b, MHD_HTTP_OK);
+}
+
+static void summary_card(struct buf *b, const char *id, const char *value, const char *label)
+{
+    buf_addf(b,
+             "<div class=\"card\" id=\"%s\"><div class=\"value\">%s</div>"
+             "<div class=\"label\">%s</div></div>",
+             id, value, label);
+}
+
+static void summary(struct buf *b, const struct store_totals *t)
+{
+    int64_t requests = atomic_load(&stats.requests), hits = atomic_load(&stats.hits);
+    int64_t served = atomic_load(&stats.bytes_served), down = atomic_load(&stats.bytes_downloaded);
+    char text[64];
+
+    buf_add(b, "<div class=\"cards\">");
+    snprintf(text, sizeof(text), "%lld", (long long)requests);
+    summary_card(b, "requests", text, "fetch requests");
+    snprintf(text, sizeof(text), "%.1f %%", requests ? 100.0 * (double)hits / (double)requests : 0);
+    summary_card(b, "hit-ratio", text, "answered from disk");
+    format_bytes((double)served, text, sizeof(text));
+    summary_card(b, "served", text, "served to clients");
+    format_bytes((double)down, text, sizeof(text));
+    summary_card(b, "downloaded", text, "downloaded from upstream");
+    format_bytes((double)(served > down ? served - down : 0), text, sizeof(text));
+    summary_card(b, "saved", text, "upstream traffic saved");
+    snprintf(text, sizeof(text), "%lld", (long long)t->complete);
+    summary_card(b, "objects", text, "objects on disk");
+    buf_add(b, "</div>");
+}
+
+static void hourly_charts(struct buf *b)
+{
+    struct stats_hour h[CHART_HOURS];
+    double served[CHART_HOURS], down[CHART_HOURS], ratio[CHART_HOURS];
+    char names[CHART_HOURS][24];
+    const char *labels[CHART_HOURS];
+
+    stats_hours(h, CHART_HOURS);
+    for (int i = 0; i < CHART_HOURS; i++) {
+        time_t t = (time_t)(h[i].hour * 3600);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(names[i], sizeof(names[i]), "%d %b %H:00", &tm);
+        labels[i] = names[i];
+        served[i] = (double)h[i].served;
+        down[i] = (double)h[i].downloaded;
+        ratio[i] = h[i].requests ? 100.0 * (double)h[i].hits / (double)h[i].requests : 0;
+    }
+    chart_bars(b, "traffic", "Bytes served and downloaded per hour (UTC), last 48 hours",
+               CHART_HOURS, labels, 8,
+               (struct chart_series[]){{"served to clients", "served", served},
+                                       {"downloaded from upstream", "downloaded", down}},
+               2, UNIT_BYTES);
+    chart_bars(b, "hits", "Hit ratio per hour (requests answered from disk)", CHART_HOURS, labels,
+               8, (struct chart_series[]){{"hit ratio", "hits", ratio}}, 1, UNIT_PERCENT);
+}
+
+static enum MHD_Result statistics_page(struct MHD_Connection *c)
+{
+    struct store_totals t;
+    struct buf b = {0};
+    store_totals(&t);
+    page_begin(&b, "Statistics", "/statistics/");
+    buf_add(&b, "<h1>Statistics</h1>");
+    summary(&b, &t);
+    chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
+    hourly_charts(&b);
+    return page_end(c, &b, MHD_HTTP_OK);
+}
+
+static enum MHD_Result asset(struct MHD_Connection *c, const char *name)
+{
+    for (const struct asset *a = web_assets; a->name; a++) {
+        if (strcmp(a->name, name))
+            continue;
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+        if (r) {
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=3600");
+            MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        }
+        http_note_body(a->size);
+        return http_queue(c, MHD_HTTP_OK, r);
+    }
+    return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such file");
+}
+
+bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret)
+{
+    if (!strcmp(url, "/"))
+        *ret = home_page(c);
+    else if (!strcmp(url, "/help/") || !strcmp(url, "/help"))
+        *ret = help_page(c);
+    else if (!strcmp(url, "/statistics/") || !strcmp(url, "/statistics"))
+        *ret = statistics_page(c);
+    else if (!strncmp(url, "/resources/", 11) || !strcmp(url, "/resources"))
+        *ret = resources_page(c, url[10] ? url + 11 : "");
+    else if (!strncmp(url, "/static/", 8))
+        *ret = asset(c, url + 8);
+    else
+        return false;
+    return true;
+}

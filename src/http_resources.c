@@ -1,0 +1,73 @@
+/* GET /api/v1/resources/?state=&page=&order=: one page of a listing, as JSON. */
+#include "http_internal.h"
+#include "resources.h"
+
+#include <jansson.h>
+#include <string.h>
+#include <time.h>
+
+static json_t *iso_time(int64_t t)
+{
+    char stamp[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0)
+        return json_null();
+    gmtime_r(&tt, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_string(stamp);
+}
+
+static json_t *resource_json(const struct resource *r, enum list_state state)
+{
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i}", "url", r->url, "key", r->key,
+                  "content_type", r->content_type, "downloaded", (json_int_t)r->have, "usage",
+                  (json_int_t)r->usage, "ttl", (json_int_t)r->ttl, "status_code", r->status);
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "content_length",
+                        r->length >= 0 ? json_integer(r->length) : json_null());
+    json_object_set_new(o, "created_at", iso_time(r->created));
+    json_object_set_new(o, "last_usage", iso_time(r->last_use));
+    if (state == LIST_FAILURES)
+        json_object_set_new(o, "error", json_string(r->error));
+    return o;
+}
+
+static json_t *listing_json(const struct resources_query *q, const struct listing *l)
+{
+    json_t *rows = json_array(), *counts = json_object();
+    for (int i = 0; i < l->n; i++)
+        json_array_append_new(rows, resource_json(&l->rows[i], q->state));
+    for (int s = 0; s < LIST_STATES; s++)
+        json_object_set_new(counts, resource_state_names[s], json_integer(l->counts[s]));
+    return json_pack("{s:s, s:s, s:I, s:I, s:i, s:I, s:o, s:o}", "state",
+                     resource_state_names[q->state], "order", q->order_text, "page",
+                     (json_int_t)q->page, "pages", (json_int_t)resources_pages(l->total),
+                     "per_page", RESOURCES_PER_PAGE, "count", (json_int_t)l->total, "counts",
+                     counts, "resources", rows);
+}
+
+enum MHD_Result http_resources_json(struct MHD_Connection *c)
+{
+    struct resources_query q;
+    struct listing l;
+    const char *why;
+    unsigned int status;
+    char *text;
+    json_t *o;
+
+    if (resources_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
+                        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
+                        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page"), &q,
+                        &why) < 0)
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+    if (resources_fetch(&q, &l, &status, &why) < 0)
+        return http_send_error(c, status, "%s", why);
+    o = listing_json(&q, &l);
+    listing_free(&l);
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return http_send_owned(c, MHD_HTTP_OK, "application/json", text, text ? strlen(text) : 0);
+}

@@ -1,0 +1,44 @@
+/*
+ * resources.h — KissCache's resource listings: the query (state, order, page) parsed once, for
+ * both GET /api/v1/resources/ (JSON) and the /resources/<state>/ pages (HTML).
+ *
+ * Contract: any thread. Names are KissCache's: states scheduled, downloading, successes,
+ * failures; orders url, content_length, usage, last_usage, created_at, each with an optional
+ * leading '-' for descending. Pages hold RESOURCES_PER_PAGE rows, numbered from 1.
+ */
+#ifndef ARCA_RESOURCES_H
+#define ARCA_RESOURCES_H
+
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define RESOURCES_PER_PAGE 25
+
+struct resources_query {
+    enum list_state state;
+    enum list_order order;
+    bool desc;
+    int64_t page;
+    char order_text[32]; /* as KissCache names it, e.g. "-last_usage" */
+};
+
+extern const char *const resource_state_names[LIST_STATES];
+
+/* Any of the three may be NULL (the defaults: successes; url for scheduled and downloading,
+ * -last_usage otherwise; page 1). 0, or -1 with a one-line reason for a 400. */
+int resources_parse(const char *state, const char *order, const char *page,
+                    struct resources_query *q, const char **why);
+
+/* The query's page. 0; -1 with status (404: no such page, 400: too deep, 500) and reason. */
+int resources_fetch(const struct resources_query *q, struct listing *out, unsigned int *status,
+                    const char **why);
+
+/* Pages for `total` rows (at least 1). */
+int64_t resources_pages(int64_t total);
+
+/* The order's name for the column: "url", "content_length", ... */
+const char *resource_order_name(enum list_order order);
+
+#endif

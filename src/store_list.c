@@ -1,0 +1,259 @@
+/* Listings of the object table and of recent failures, for the web pages and the JSON API. */
+#include "store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A failed download, kept for the failures listing after its object is gone. */
+struct failure {
+    struct resource res; /* res.url owned */
+};
+
+/* What a sort looks at, whether the row is an object or a failure. */
+struct sort_fields {
+    const char *url, *key;
+    int64_t size, usage, last_use, created;
+};
+
+struct sort {
+    enum list_order order;
+    bool desc;
+};
+
+static int cmp64(int64_t a, int64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+static int compare_fields(const struct sort_fields *a, const struct sort_fields *b,
+                          const struct sort *s)
+{
+    int c = 0;
+    switch (s->order) {
+    case ORDER_URL:
+        c = strcmp(a->url, b->url);
+        break;
+    case ORDER_SIZE:
+        c = cmp64(a->size, b->size);
+        break;
+    case ORDER_USAGE:
+        c = cmp64(a->usage, b->usage);
+        break;
+    case ORDER_LAST_USE:
+        c = cmp64(a->last_use, b->last_use);
+        break;
+    case ORDER_CREATED:
+        c = cmp64(a->created, b->created);
+        break;
+    }
+    if (s->desc)
+        c = -c;
+    return c ? c : strcmp(a->key, b->key); /* a total order: pages never overlap */
+}
+
+static struct sort_fields object_fields(const struct object *o)
+{
+    return (struct sort_fields){o->url,   o->key,      o->length >= 0 ? o->length : o->have,
+                                o->usage, o->last_use, o->created};
+}
+
+static int compare_objects(const void *pa, const void *pb, void *ctx)
+{
+    struct sort_fields a = object_fields(*(struct object *const *)pa),
+                       b = object_fields(*(struct object *const *)pb);
+    return compare_fields(&a, &b, ctx);
+}
+
+static struct sort_fields resource_fields(const struct resource *r)
+{
+    return (struct sort_fields){r->url,   r->key,      r->length >= 0 ? r->length : r->have,
+                                r->usage, r->last_use, r->created};
+}
+
+static int compare_resources(const void *pa, const void *pb, void *ctx)
+{
+    struct sort_fields a = resource_fields(*(const struct resource *const *)pa),
+                       b = resource_fields(*(const struct resource *const *)pb);
+    return compare_fields(&a, &b, ctx);
+}
+
+static enum list_state state_of(const struct object *o)
+{
+    if (o->state == OBJ_COMPLETE)
+        return LIST_SUCCESSES;
+    return o->fd < 0 ? LIST_SCHEDULED : LIST_DOWNLOADING;
+}
+
+/* A bounded max-heap: the root is the worst of the best `cap` objects seen so far. */
+struct heap {
+    struct object **items;
+    size_t n, cap;
+    const struct sort *sort;
+};
+
+static void heap_sift_down(struct heap *h, size_t i)
+{
+    for (;;) {
+        size_t worst = i, l = 2 * i + 1, r = l + 1;
+        if (l < h->n && compare_objects(&h->items[l], &h->items[worst], (void *)h->sort) > 0)
+            worst = l;
+        if (r < h->n && compare_objects(&h->items[r], &h->items[worst], (void *)h->sort) > 0)
+            worst = r;
+        if (worst == i)
+            return;
+        struct object *t = h->items[i];
+        h->items[i] = h->items[worst];
+        h->items[worst] = t;
+        i = worst;
+    }
+}
+
+static void heap_offer(struct heap *h, struct object *o)
+{
+    if (h->n < h->cap) {
+        size_t i = h->n++;
+        h->items[i] = o;
+        while (i > 0) {
+            size_t parent = (i - 1) / 2;
+            if (compare_objects(&h->items[i], &h->items[parent], (void *)h->sort) <= 0)
+                break;
+            struct object *t = h->items[i];
+            h->items[i] = h->items[parent];
+            h->items[parent] = t;
+            i = parent;
+        }
+    } else if (h->cap > 0 && compare_objects(&o, &h->items[0], (void *)h->sort) < 0) {
+        h->items[0] = o;
+        heap_sift_down(h, 0);
+    }
+}
+
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
+static int object_resource(const struct object *o, struct resource *r)
+{
+    *r = (struct resource){.length = o->length,
+                           .have = o->have,
+                           .usage = o->usage,
+                           .last_use = o->last_use,
+                           .created = o->created,
+                           .ttl = o->ttl,
+                           .status = 200};
+    memcpy(r->key, o->key, sizeof(r->key));
+    copy_text(r->content_type, sizeof(r->content_type), o->content_type);
+    return (r->url = strdup(o->url)) ? 0 : -1;
+}
+
+/* Lock held. Counts every state; keeps the best offset + limit objects of `state`. */
+static void list_objects(struct heap *h, enum list_state state, struct listing *out)
+{
+    for (size_t i = 0; i < st.nbuckets; i++) {
+        for (struct object *o = st.buckets[i]; o; o = o->next) {
+            enum list_state s = state_of(o);
+            out->counts[s]++;
+            if (s == state)
+                heap_offer(h, o);
+        }
+    }
+}
+
+/* Lock held. Copies the rows out: the objects may go as soon as the lock drops. */
+static int take_objects(struct heap *h, int64_t offset, struct listing *out)
+{
+    qsort_r(h->items, h->n, sizeof(*h->items), compare_objects, (void *)h->sort);
+    for (size_t i = (size_t)offset; i < h->n; i++)
+        if (object_resource(h->items[i], &out->rows[out->n++]) < 0)
+            return -1;
+    return 0;
+}
+
+/* Lock held. Failures are few (a ring): copy them all, sort, keep the page. */
+static int take_failures(const struct sort *s, int64_t offset, int limit, struct listing *out)
+{
+    const struct resource *all[STORE_FAILURES_KEPT];
+    int n = 0;
+    for (int i = 0; i < STORE_FAILURES_KEPT; i++)
+        if (st.failures[i])
+            all[n++] = &st.failures[i]->res;
+    qsort_r(all, (size_t)n, sizeof(all[0]), compare_resources, (void *)s);
+    for (int i = (int)offset; i < n && out->n < limit; i++) {
+        out->rows[out->n] = *all[i];
+        if (!(out->rows[out->n++].url = strdup(all[i]->url)))
+            return -1;
+    }
+    return 0;
+}
+
+int store_list(enum list_state state, enum list_order order, bool desc, int64_t offset, int limit,
+               struct listing *out)
+{
+    struct sort sort = {order, desc};
+    struct heap h = {.cap = (size_t)(offset + limit), .sort = &sort};
+    int rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    if (offset < 0 || limit < 0 || offset + limit > STORE_LIST_DEPTH)
+        return -2;
+    out->rows = calloc((size_t)limit + 1, sizeof(*out->rows));
+    h.items = malloc((h.cap + 1) * sizeof(*h.items));
+    if (!out->rows || !h.items)
+        goto out;
+    pthread_mutex_lock(&st.lock);
+    list_objects(&h, state, out);
+    for (int i = 0; i < STORE_FAILURES_KEPT; i++)
+        out->counts[LIST_FAILURES] += st.failures[i] != NULL;
+    out->total = out->counts[state];
+    rc = state == LIST_FAILURES ? take_failures(&sort, offset, limit, out)
+                                : take_objects(&h, offset, out);
+    pthread_mutex_unlock(&st.lock);
+out:
+    free(h.items);
+    if (rc < 0)
+        listing_free(out);
+    return rc;
+}
+
+void listing_free(struct listing *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->rows[i].url);
+    free(l->rows);
+    l->rows = NULL;
+    l->n = 0;
+}
+
+void note_failure(const struct object *obj)
+{
+    struct failure *f = calloc(1, sizeof(*f));
+    if (!f || object_resource(obj, &f->res) < 0) {
+        free(f);
+        return; /* only the listing loses it */
+    }
+    f->res.status = obj->error_status ? obj->error_status : 502;
+    f->res.last_use = time(NULL);
+    copy_text(f->res.error, sizeof(f->res.error), object_error(obj));
+    if (st.failures[st.failures_next]) {
+        free(st.failures[st.failures_next]->res.url);
+        free(st.failures[st.failures_next]);
+    }
+    st.failures[st.failures_next] = f;
+    st.failures_next = (st.failures_next + 1) % STORE_FAILURES_KEPT;
+}
+
+void free_failures(void)
+{
+    for (int i = 0; i < STORE_FAILURES_KEPT; i++) {
+        if (st.failures[i]) {
+            free(st.failures[i]->res.url);
+            free(st.failures[i]);
+        }
+        st.failures[i] = NULL;
+    }
+    st.failures_next = 0;
+}
