@@ -217,22 +217,27 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
 struct ini_ctx {
     struct config *cfg;
     char *err;
+    bool failed; /* inih reads on after an error and reports the first line: keep its reason */
 };
 
 static int on_ini_line(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_ctx *ctx = user;
+    if (ctx->failed)
+        return 1;
     if (section[0] && strcmp(section, "arca") != 0) {
         snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]", section);
+        ctx->failed = true;
         return 0;
     }
-    return config_set(ctx->cfg, name, value, ctx->err) == 0;
+    ctx->failed = config_set(ctx->cfg, name, value, ctx->err) != 0;
+    return !ctx->failed;
 }
 
 int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN])
 {
     char inner[CONFIG_ERR_LEN] = "syntax error";
-    struct ini_ctx ctx = {cfg, inner};
+    struct ini_ctx ctx = {cfg, inner, false};
     int rc = ini_parse_file(f, on_ini_line, &ctx);
     if (rc == 0)
         return 0;

@@ -141,6 +141,8 @@ static int parse_prefetch(const struct buf *body, json_t **root, json_t **urls, 
     *root = json_loadb(body->data ? body->data : "", body->len, 0, &jerr);
     *urls = json_is_object(*root) ? json_object_get(*root, "urls") : *root;
     t = json_is_object(*root) ? json_object_get(*root, "ttl") : NULL;
+    if (json_is_null(t))
+        t = NULL;
     if (!*root)
         snprintf(why, whylen, "body is not JSON: %s (line %d)", jerr.text, jerr.line);
     else if (!json_is_array(*urls) || json_array_size(*urls) == 0)

@@ -1,0 +1,141 @@
+"""Admin API: prefetch and purge behind a bearer token (--admin-token-file)."""
+
+import json
+import os
+import time
+
+TOKEN = "lab-admin-token-0123456789"
+
+
+def token_file(workdir, token=TOKEN):
+    path = os.path.join(workdir, "admin-token")
+    with open(path, "w") as f:
+        f.write(token + "\n")
+    return path
+
+
+def admin_arca(start_arca, workdir):
+    return start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file", token_file(workdir))
+
+
+def prefetch(arca, urls, token=TOKEN, ttl=None):
+    body = {"urls": urls, **({"ttl": ttl} if ttl else {})}
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn_status, _, answer = post(arca, "/api/v1/prefetch/", json.dumps(body).encode(), headers)
+    return conn_status, answer
+
+
+def post(arca, path, body, headers):
+    import http.client
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def purge(arca, url, token=TOKEN):
+    import urllib.parse
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return arca.get("/api/v1/resources/?" + urllib.parse.urlencode({"url": url}), headers,
+                    method="DELETE")
+
+
+def wait_complete(arca, n, timeout=10):
+    deadline = time.monotonic() + timeout
+    while arca.status()["resources_successes"] < n:
+        assert time.monotonic() < deadline, "prefetch did not complete"
+        time.sleep(0.05)
+
+
+def test_admin_api_is_off_without_a_token_file(origin, arca):
+    url = origin.add("/a", data=b"x" * 1000)
+    status, answer = prefetch(arca, [url])
+    assert status == 403 and b"--admin-token-file" in answer
+    assert purge(arca, url)[0] == 403
+    assert origin.counts["/a"] == 0
+
+
+def test_admin_api_refuses_a_missing_or_wrong_token(origin, start_arca, workdir):
+    url = origin.add("/a", data=b"x" * 1000)
+    arca = admin_arca(start_arca, workdir)
+    status, answer = prefetch(arca, [url], token=None)
+    assert status == 401 and b"Bearer" in answer
+    status, answer = prefetch(arca, [url], token=TOKEN + "x")
+    assert status == 401 and b"wrong admin token" in answer
+    status, headers, _ = purge(arca, url, token="nope")
+    assert status == 401 and headers["www-authenticate"] == "Bearer"
+    assert origin.counts["/a"] == 0
+
+
+def test_prefetch_warms_the_cache_once(origin, start_arca, workdir):
+    a, b = os.urandom(200000), os.urandom(50000)
+    urls = [origin.add("/a", data=a), origin.add("/b", data=b)]
+    arca = admin_arca(start_arca, workdir)
+    status, answer = prefetch(arca, urls + [urls[0], "ftp://nope/x"], ttl="2h")
+    assert status == 202
+    results = [r["result"] for r in json.loads(answer)["results"]]
+    assert results[:2] == ["started", "started"]
+    assert results[2] in ("downloading", "cached")
+    assert results[3] == "error"
+    wait_complete(arca, 2)
+    assert arca.fetch(urls[0])[2] == a and arca.fetch(urls[1])[2] == b
+    assert origin.counts["/a"] == 1 and origin.counts["/b"] == 1
+    assert arca.metrics()['arca_requests_total{result="hit"}'] == 2
+    status, answer = prefetch(arca, [urls[0]])
+    assert json.loads(answer)["results"][0]["result"] == "cached"
+
+
+def test_prefetch_refuses_a_body_that_is_not_a_list_of_urls(start_arca, workdir):
+    arca = admin_arca(start_arca, workdir)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for body in (b"not json", b"{}", b"[]", b'{"urls": ["http://x/"], "ttl": "soon"}'):
+        status, _, answer = post(arca, "/api/v1/prefetch/", body, headers)
+        assert status == 400, body
+        assert answer.endswith(b"\n") and answer.count(b"\n") == 1
+    status, _, _ = post(arca, "/api/v1/prefetch/", b"[" + b'"x",' * 300000 + b'"x"]', headers)
+    assert status == 413
+
+
+def test_purge_drops_one_object_and_the_next_request_fetches_it_again(origin, start_arca,
+                                                                        workdir):
+    data = os.urandom(300000)
+    url = origin.add("/p", data=data)
+    other = origin.add("/q", data=b"q" * 1000)
+    arca = admin_arca(start_arca, workdir)
+    assert arca.fetch(url)[2] == data and arca.fetch(other)[0] == 200
+    status, _, answer = purge(arca, url)
+    assert status == 200
+    assert json.loads(answer) == {"url": url, "purged": True, "bytes": len(data)}
+    assert arca.status()["resources_successes"] == 1
+    assert arca.fetch(url)[2] == data
+    assert origin.counts["/p"] == 2 and origin.counts["/q"] == 1
+    assert arca.fetch(other)[0] == 200 and origin.counts["/q"] == 1
+    assert purge(arca, origin.url("/never"))[0] == 404
+
+
+def test_purge_survives_a_restart(origin, start_arca, workdir):
+    url = origin.add("/p", data=b"p" * 5000)
+    arca = admin_arca(start_arca, workdir)
+    assert arca.fetch(url)[0] == 200
+    assert purge(arca, url)[0] == 200
+    assert arca.stop() == 0
+    again = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=arca.data_dir)
+    assert again.status()["resources_successes"] == 0
+    assert again.fetch(url)[0] == 200 and origin.counts["/p"] == 2
+
+
+def test_purge_of_a_download_in_progress_is_refused(origin, start_arca, workdir):
+    url = origin.add("/slow", data=b"s" * 400000, rate=200000)
+    arca = admin_arca(start_arca, workdir)
+    conn, resp = arca.stream(url)
+    try:
+        status, _, answer = purge(arca, url)
+        assert status == 409 and b"downloading" in answer
+        assert len(resp.read()) == 400000
+    finally:
+        conn.close()
