@@ -1,0 +1,106 @@
+"""The access log (combined format + cache result + duration), --access-log, --log-level and
+SIGHUP's reopening of the log file."""
+
+import os
+import re
+import signal
+import threading
+import time
+
+# host - - [date] "request" status bytes "referer" "agent" CACHE seconds
+LINE = re.compile(r'^(?P<client>\S+) - - \[(?P<date>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000)\] '
+                  r'"(?P<request>[^"]*)" (?P<status>\d{3}|-) (?P<bytes>\d+) '
+                  r'"(?P<referer>[^"]*)" "(?P<agent>[^"]*)" (?P<cache>HIT|MISS|COALESCED|ERROR|-) '
+                  r'(?P<seconds>\d+\.\d{3})$')
+
+
+def access_lines(text):
+    return [m.groupdict() for m in map(LINE.match, text.splitlines()) if m]
+
+
+def wait_lines(read, n, timeout=5):
+    deadline = time.monotonic() + timeout
+    while len(access_lines(read())) < n:
+        assert time.monotonic() < deadline, read()
+        time.sleep(0.05)
+    return access_lines(read())
+
+
+def read_file(path):
+    with open(path) as f:
+        return f.read()
+
+
+def test_each_request_gets_one_line_with_its_cache_result(origin, arca):
+    data = os.urandom(500000)
+    url = origin.add("/k", data=data, rate=1000000)
+    results = []
+    clients = [threading.Thread(target=lambda: results.append(arca.fetch(url)[0]))
+               for _ in range(2)]
+    clients[0].start()
+    time.sleep(0.15)
+    clients[1].start()
+    for c in clients:
+        c.join()
+    arca.fetch(url, headers={"Referer": "http://lab/job/1", "User-Agent": 'lava "dispatcher"'})
+    arca.fetch(origin.url("/missing"))
+    arca.get("/api/v1/status/")
+    lines = wait_lines(arca.read_log, 5)
+    fetches = [l for l in lines if "/api/v1/fetch" in l["request"]]
+    assert [l["cache"] for l in fetches] == ["MISS", "COALESCED", "HIT", "ERROR"]
+    assert [l["status"] for l in fetches] == ["200", "200", "200", "404"]
+    assert all(int(l["bytes"]) == len(data) for l in fetches[:3])
+    assert fetches[0]["request"].startswith("GET /api/v1/fetch/?url=http") and \
+        fetches[0]["request"].endswith(" HTTP/1.1")
+    assert fetches[2]["referer"] == "http://lab/job/1"
+    assert fetches[2]["agent"] == r"lava \x22dispatcher\x22"  # a quote cannot end the field
+    assert float(fetches[0]["seconds"]) >= 0.3  # 500 kB at 1 MB/s
+    assert lines[-1]["cache"] == "-" and lines[-1]["request"].startswith("GET /api/v1/status/")
+
+
+def test_a_client_cannot_forge_a_log_line(arca):
+    arca.get("/nothing?x=%0a1.2.3.4", headers={"User-Agent": "a\x7fb"})
+    line = wait_lines(arca.read_log, 1)[-1]
+    assert line["status"] == "404" and line["agent"] == r"a\x7fb"
+    assert "\n1.2.3.4" not in arca.read_log()
+
+
+def test_access_log_to_a_file_is_reopened_on_sighup(origin, start_arca, workdir):
+    path = os.path.join(workdir, "access.log")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--access-log", path)
+    url = origin.add("/r", data=b"r" * 1000)
+    arca.fetch(url)
+    assert len(wait_lines(lambda: read_file(path), 2)) >= 1
+    os.rename(path, path + ".1")  # what logrotate does
+    arca.proc.send_signal(signal.SIGHUP)
+    assert arca.log_shows("SIGHUP: reloaded")
+    arca.fetch(url)
+    lines = wait_lines(lambda: read_file(path), 1)
+    assert [l["cache"] for l in lines] == ["HIT"]
+    assert not access_lines(arca.read_log())  # nothing went to stderr
+
+
+def test_access_log_off_and_log_levels(origin, start_arca):
+    url = origin.add("/d", data=b"d" * 1000)
+    quiet = start_arca("--upstream-allow", "127.0.0.0/8", "--access-log", "off",
+                       "--log-level", "error")
+    quiet.fetch(url)
+    quiet.fetch(origin.url("/missing"))
+    assert quiet.log_shows("error fetch")
+    log = quiet.read_log()
+    assert not access_lines(log) and " info " not in log
+    chatty = start_arca("--upstream-allow", "127.0.0.0/8", "--log-level", "debug")
+    chatty.fetch(url)
+    assert chatty.log_shows(f"debug fetch {url}: download started")
+    assert chatty.log_shows(f"debug fetch {url}: download ended after 1 attempt(s)")
+
+
+def test_a_bad_log_level_or_unwritable_access_log_stops_arca_with_one_line(workdir):
+    import subprocess
+    from conftest import ARCA_BIN, free_port
+    for args, reason in ((["--log-level", "loud"], "--log-level: expected error, info or debug"),
+                         (["--access-log", "/nonexistent/dir/a.log"], "--access-log")):
+        out = subprocess.run([ARCA_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
+                              os.path.join(workdir, "d"), *args], capture_output=True, text=True,
+                             timeout=10)
+        assert out.returncode != 0 and reason in out.stderr and out.stderr.count("\n") == 1

@@ -1,0 +1,94 @@
+"""SIGHUP: allowed networks, quota, default TTL and log level change without a restart; a bad
+file changes nothing; options that need a restart are named in the log."""
+
+import os
+import signal
+import time
+
+import pytest
+
+
+def write_config(path, *lines):
+    with open(path, "w") as f:
+        f.write("[arca]\nupstream-allow = 127.0.0.0/8\n" + "".join(l + "\n" for l in lines))
+
+
+@pytest.fixture
+def config(workdir):
+    return os.path.join(workdir, "arca.ini")
+
+
+def reload(arca, expect="SIGHUP: reloaded"):
+    marker = arca.read_log().count(expect)
+    arca.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while arca.read_log().count(expect) == marker:
+        assert time.monotonic() < deadline, arca.read_log()
+        time.sleep(0.05)
+
+
+def test_allowed_networks_change_on_sighup(origin, start_arca, config):
+    url = origin.add("/n", data=b"n" * 1000)
+    write_config(config, "allow-network = 127.0.0.0/8")
+    arca = start_arca("--config", config)
+    assert arca.fetch(url)[0] == 200
+    write_config(config, "allow-network = 10.0.0.0/8", "allow-network = fd00::/8")
+    reload(arca)
+    assert arca.fetch(url)[0] == 403
+    assert b"may not" in arca.get("/help/")[2]
+    write_config(config)
+    reload(arca)
+    assert arca.fetch(url)[0] == 200
+    assert origin.counts["/n"] == 1
+
+
+def test_a_shorter_default_ttl_applies_on_sighup(origin, start_arca, config):
+    url = origin.add("/t", data=b"t" * 1000)
+    write_config(config, "default-ttl = 10d")
+    arca = start_arca("--config", config)
+    assert arca.fetch(url)[0] == 200
+    write_config(config, "default-ttl = 1s")
+    reload(arca)
+    time.sleep(1.1)
+    assert arca.fetch(url)[0] == 200
+    assert origin.counts["/t"] == 2
+
+
+def test_a_smaller_quota_evicts_on_sighup(origin, start_arca, config):
+    urls = [origin.add(f"/q{i}", data=os.urandom(300000)) for i in range(3)]
+    write_config(config, "quota = 10M")
+    arca = start_arca("--config", config)
+    for u in urls:
+        assert arca.fetch(u)[0] == 200
+    assert arca.status()["resources_successes"] == 3
+    write_config(config, "quota = 500K")
+    reload(arca)
+    deadline = time.monotonic() + 5
+    while arca.status()["resources_successes"] > 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    s = arca.status()
+    assert s["disk_quota"] == 500 * 1024 and s["disk_usage"] <= 500 * 1024
+    assert arca.fetch(urls[2])[0] == 200 and origin.counts["/q2"] == 1  # the most recent stays
+
+
+def test_a_bad_file_on_sighup_keeps_the_running_configuration(origin, start_arca, config):
+    url = origin.add("/b", data=b"b" * 1000)
+    write_config(config, "allow-network = 127.0.0.0/8")
+    arca = start_arca("--config", config)
+    write_config(config, "allow-network = 10.0.0.0/8", "quota = lots")
+    reload(arca, expect="keeping the running configuration")
+    assert f"{config}:4: --quota" in arca.read_log()
+    assert arca.fetch(url)[0] == 200
+    assert arca.status()["disk_quota"] == 5 * 1024 ** 3
+
+
+def test_log_level_reloads_and_restart_options_are_named(origin, start_arca, config):
+    url = origin.add("/l", data=b"l" * 1000)
+    write_config(config, "threads = 2")
+    arca = start_arca("--config", config)
+    write_config(config, "threads = 1", "log-level = debug")
+    reload(arca)
+    assert "take effect only after a restart" in arca.read_log()
+    arca.fetch(url)
+    assert arca.log_shows(f"debug fetch {url}: download started")
