@@ -35,7 +35,8 @@ static void page_begin(struct buf *b, const char *title, const char *active)
                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                "<title>");
     buf_html(b, title);
-    buf_add(b, " · arca</title><link rel=\"stylesheet\" href=\"/static/arca.css\">"
+    buf_add(b, " · arca</title><link rel=\"icon\" href=\"/static/favicon.svg\">"
+               "<link rel=\"stylesheet\" href=\"/static/arca.css\">"
                "<script src=\"/static/arca.js\" defer></script></head><body><header>"
                "<div class=\"inner\"><a class=\"brand\" href=\"/\">arca</a><nav>");
     for (size_t i = 0; i < sizeof(nav) / sizeof(nav[0]); i++)

@@ -106,11 +106,17 @@ void stats_save(void)
 void stats_hours(struct stats_hour *out, int n)
 {
     int64_t hour = current_hour();
+    struct stats_hour now = counters_now(), *last = &out[n - 1];
     pthread_mutex_lock(&hours.lock);
     for (int i = 0; i < n; i++) {
         int64_t want = hour - (n - 1) + i;
         const struct stats_hour *slot = &hours.ring[want % STATS_HOURS];
         out[i] = slot->hour == want ? *slot : (struct stats_hour){.hour = want};
     }
+    /* The current hour as of now, not as of the last save. */
+    last->served += now.served - hours.seen.served;
+    last->downloaded += now.downloaded - hours.seen.downloaded;
+    last->requests += now.requests - hours.seen.requests;
+    last->hits += now.hits - hours.seen.hits;
     pthread_mutex_unlock(&hours.lock);
 }

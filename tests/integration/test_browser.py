@@ -1,0 +1,151 @@
+"""The web UI in headless Chromium (Debian's chromium and chromedriver, driven by Selenium):
+each page opens without script errors, a slow download's bar advances, the charts are drawn,
+and a URL holding <script> stays text. A screenshot of each page goes to build/screenshots/
+(ARCA_SCREENSHOTS to change it)."""
+
+import os
+import re
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT
+
+selenium = pytest.importorskip("selenium", reason="python3-selenium (scripts/deps test)")
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SHOTS = os.environ.get("ARCA_SCREENSHOTS", os.path.join(ROOT, "build", "screenshots"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.fail("chromium and chromium-driver are needed: run scripts/deps test")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    os.makedirs(SHOTS, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def open_page(browser, arca, path):
+    browser.get(f"http://{arca.host}:{arca.port}{path}")
+    return browser
+
+
+def script_errors(browser):
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def shoot(browser, name):
+    browser.save_screenshot(os.path.join(SHOTS, name + ".png"))
+
+
+def test_every_page_opens_without_errors(origin, arca, browser):
+    url = origin.add("/Image", data=os.urandom(300000))
+    arca.fetch(url)
+    arca.fetch(url)
+    arca.fetch(origin.url("/missing-dtb"))
+    for path, name, heading in (("/", "home", "arca"), ("/help/", "help", "Help"),
+                                ("/resources/successes/", "resources", "Resources"),
+                                ("/resources/failures/", "failures", "Resources"),
+                                ("/statistics/", "statistics", "Statistics")):
+        open_page(browser, arca, path)
+        assert browser.find_element(By.TAG_NAME, "h1").text == heading
+        assert script_errors(browser) == [], path
+        shoot(browser, name)
+    open_page(browser, arca, "/")
+    button = browser.find_element(By.CSS_SELECTOR, "button[data-copy]")
+    assert button.is_displayed()  # shown only once the script runs
+    button.click()
+    deadline = time.monotonic() + 3
+    while button.text == "Copy" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert button.text in ("Copied", "Press Ctrl+C")
+    assert "/api/v1/fetch/?url=" in browser.find_element(By.ID, "prefix").text
+
+
+def progress_of(browser):
+    bar = browser.find_element(By.CSS_SELECTOR, "tr[data-key] progress")
+    return float(bar.get_attribute("value") or 0), float(bar.get_attribute("max") or 0)
+
+
+def test_a_slow_download_shows_a_moving_progress_bar(origin, arca, browser):
+    data = os.urandom(1500000)
+    url = origin.add("/rootfs.ext4", data=data, rate=300000)  # 5 s
+    got = {}
+    client = threading.Thread(target=lambda: got.update(body=arca.fetch(url)[2]))
+    client.start()
+    try:
+        time.sleep(0.5)
+        open_page(browser, arca, "/resources/downloading/")
+        time.sleep(1.2)
+        first, total = progress_of(browser)
+        time.sleep(1.5)
+        second, _ = progress_of(browser)
+        assert total == len(data)
+        assert 0 < first < second < total
+        rate = browser.find_element(By.CSS_SELECTOR, "tr[data-key] .rate").text
+        assert re.fullmatch(r"\d+(\.\d)? (KiB|MiB)/s", rate), rate
+        shoot(browser, "downloading")
+    finally:
+        client.join()
+    assert got["body"] == data
+    deadline = time.monotonic() + 5
+    while "finished" not in browser.find_element(By.CSS_SELECTOR, "tr[data-key] .got").text:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert script_errors(browser) == []
+
+
+def test_statistics_charts_are_drawn(origin, arca, browser):
+    url = origin.add("/kernel", data=os.urandom(400000))
+    for _ in range(4):
+        arca.fetch(url)
+    open_page(browser, arca, "/statistics/")
+    heights = browser.execute_script(
+        "return [...document.querySelectorAll('#traffic rect.bar')]"
+        ".map(r => r.getBBox().height)")
+    assert len(heights) == 96  # 48 hours, served and downloaded
+    served_now, downloaded_now = heights[-2], heights[-1]
+    assert served_now > downloaded_now > 0  # 4 served for 1 downloaded, drawn to scale
+    assert abs(served_now / downloaded_now - 4) < 0.05
+    hits = browser.execute_script(
+        "return document.querySelector('#hits rect.bar:last-of-type').getBBox().height")
+    assert hits > 0
+    assert browser.find_element(By.ID, "hit-ratio").text.startswith("75.0 %")
+    browser.set_window_size(1280, 1560)  # the whole page, for the README
+    shoot(browser, "statistics")
+    browser.set_window_size(1280, 1000)
+
+
+def test_a_script_in_a_url_is_shown_as_text(origin, arca, browser):
+    origin.add("/x", data=b"x")
+    payload = "?p=<script>window.pwned=1;alert(1)</script><img/src=x/onerror=window.pwned=2>"
+    assert arca.fetch(origin.url("/x") + payload)[0] == 200
+    assert arca.fetch(origin.url("/none") + payload)[0] == 404
+    for path in ("/resources/successes/", "/resources/failures/"):
+        open_page(browser, arca, path)
+        cell = browser.find_element(By.CSS_SELECTOR, "td.url").text
+        assert "<script>window.pwned=1;alert(1)</script>" in cell
+        assert browser.execute_script("return window.pwned === undefined")
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.text
+    shoot(browser, "script-url")
+
+
+def test_screenshots_are_kept():
+    for name in ("home", "help", "resources", "statistics", "downloading"):
+        path = os.path.join(SHOTS, name + ".png")
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", path

@@ -1,0 +1,131 @@
+"""The web pages without a browser (what a client with JavaScript off gets) and the JSON
+listing behind them: states, orders, paging, escaping."""
+
+import json
+import os
+import re
+import subprocess
+import urllib.parse
+
+from conftest import ARCA_BIN, ROOT
+
+SCRIPT_URL_TAIL = "?name=<script>alert(1)</script>"
+
+
+def listing(arca, **params):
+    status, _, body = arca.get("/api/v1/resources/?" + urllib.parse.urlencode(params))
+    return status, json.loads(body) if status == 200 else body
+
+
+def test_listing_pages_and_orders_the_cached_objects(origin, arca):
+    urls = [origin.add(f"/o{i:02d}", data=os.urandom(1000 + 37 * ((i * 7) % 30)))
+            for i in range(30)]
+    for u in urls:
+        assert arca.fetch(u)[0] == 200
+    status, first = listing(arca, state="successes", order="url")
+    assert status == 200
+    assert (first["count"], first["pages"], first["per_page"]) == (30, 2, 25)
+    assert first["counts"] == {"scheduled": 0, "downloading": 0, "successes": 30, "failures": 0}
+    _, second = listing(arca, state="successes", order="url", page=2)
+    got = [r["url"] for r in first["resources"] + second["resources"]]
+    assert got == sorted(urls)
+    _, by_size = listing(arca, state="successes", order="-content_length")
+    sizes = [r["content_length"] for r in by_size["resources"]]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] == 1000 + 37 * 29
+    row = by_size["resources"][0]
+    assert row["downloaded"] == row["content_length"] and row["status_code"] == 200
+    assert row["usage"] == 1 and row["created_at"].endswith("Z")
+
+
+def test_listing_refuses_bad_queries_in_one_line(arca):
+    for params, status in (({"state": "lost"}, 400), ({"order": "colour"}, 400),
+                           ({"page": "0"}, 400), ({"page": "x"}, 400), ({"page": "2"}, 404)):
+        got, body = listing(arca, **params)
+        assert got == status, params
+        assert body.count(b"\n") == 1
+    assert listing(arca)[1]["state"] == "successes"
+    assert listing(arca)[1]["order"] == "-last_usage"
+
+
+def test_listing_shows_downloads_in_progress_and_failures(origin, arca):
+    url = origin.add("/slow", data=b"s" * 600000, rate=300000)
+    conn, resp = arca.stream(url)
+    try:
+        _, down = listing(arca, state="downloading")
+        assert down["order"] == "url" and down["count"] == 1
+        r = down["resources"][0]
+        assert r["url"] == url and r["content_length"] == 600000
+        assert 0 < r["downloaded"] < 600000
+        page = arca.get("/resources/downloading/")[2].decode()
+        assert "<progress value=" in page and 'max="600000"' in page
+        assert "data-live=\"/api/v1/resources/?state=downloading" in page
+        resp.read()
+    finally:
+        conn.close()
+    arca.fetch(origin.url("/gone"))
+    _, failed = listing(arca, state="failures")
+    assert [(r["url"], r["status_code"]) for r in failed["resources"]] == \
+        [(origin.url("/gone"), 404)]
+
+
+def test_a_url_holding_a_script_tag_is_shown_as_text(origin, arca):
+    origin.add("/x", data=b"x" * 100)
+    good = origin.url("/x") + SCRIPT_URL_TAIL
+    bad = origin.url("/nothing") + SCRIPT_URL_TAIL
+    assert arca.fetch(good)[0] == 200 and arca.fetch(bad)[0] == 404
+    for state in ("successes", "failures"):
+        status, headers, body = arca.get(f"/resources/{state}/")
+        page = body.decode()
+        assert status == 200 and headers["content-type"].startswith("text/html")
+        assert "<script>alert" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "script-src 'self'" in headers["content-security-policy"]
+    home = arca.get("/", headers={"Host": "cache<b>:8001"})[2].decode()
+    assert "cache&lt;b&gt;:8001" in home and "cache<b>" not in home
+
+
+def test_every_page_is_readable_without_javascript(origin, arca):
+    url = origin.add("/r", data=b"r" * 5000)
+    arca.fetch(url)
+    arca.fetch(url)
+    pages = {path: arca.get(path) for path in
+             ("/", "/help/", "/resources/", "/resources/successes/", "/statistics/")}
+    for path, (status, headers, body) in pages.items():
+        assert status == 200, path
+        assert body.startswith(b"<!DOCTYPE html>") and body.rstrip().endswith(b"</html>")
+    assert "/api/v1/fetch/?url=" in pages["/"][2].decode()
+    assert "127.0.0.1" in pages["/help/"][2].decode()
+    assert url in pages["/resources/successes/"][2].decode()
+    stats = pages["/statistics/"][2].decode()
+    assert re.search(r'id="hit-ratio"><div class="value">50\.0 %', stats)
+    bars = re.findall(r'<rect class="bar served" [^>]*height="([\d.]+)"', stats)
+    assert len(bars) == 48 and float(bars[-1]) > 0  # this hour's bytes served are drawn
+    assert 'id="disk"' in stats
+    for asset, kind in (("/static/arca.css", "text/css"), ("/static/arca.js", "text/javascript")):
+        status, headers, _ = arca.get(asset)
+        assert status == 200 and headers["content-type"].startswith(kind)
+    assert arca.get("/static/../arca.ini")[0] == 404
+
+
+def test_hourly_traffic_survives_a_restart(origin, start_arca):
+    url = origin.add("/h", data=b"h" * 70000)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    arca.fetch(url)
+    assert arca.stop() == 0
+    again = start_arca(data_dir=arca.data_dir)
+    stats = again.get("/statistics/")[2].decode()
+    titles = re.findall(r"— served to clients: ([^<]+)</title>", stats)
+    assert titles[-1] == "68 KiB"
+
+
+def test_man_page_and_readme_document_every_option():
+    help_text = subprocess.run([ARCA_BIN, "--help"], capture_output=True, text=True).stdout
+    options = set(re.findall(r"--[a-z][a-z-]+", help_text)) - {"--help", "--version"}
+    with open(os.path.join(ROOT, "man", "arca.1.scd")) as f:
+        man = f.read()
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    assert len(options) >= 30
+    for option in sorted(options):
+        assert f"*{option}*" in man, f"{option} missing from man/arca.1.scd"
+        assert f"`{option}" in readme, f"{option} missing from README.md"
