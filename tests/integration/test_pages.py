@@ -127,5 +127,5 @@ def test_man_page_and_readme_document_every_option():
         readme = f.read()
     assert len(options) >= 30
     for option in sorted(options):
-        assert f"*{option}*" in man, f"{option} missing from man/arca.1.scd"
-        assert f"`{option}" in readme, f"{option} missing from README.md"
+        assert f"*{option}*" in man, f"{option} not in man/arca.1.scd"
+        assert re.search(re.escape(option) + r"(?![a-z-])", readme), f"{option} not in README.md"
