@@ -256,7 +256,9 @@ class Arca(Server):
         self.argv = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
                      self.data_dir, "--upstream-allow", "127.0.0.0/8", "--quota", "64G",
                      "--max-connections", "20000", "--max-connections-per-ip", "20000",
-                     "--idle-timeout", "300s", *extra]
+                     "--idle-timeout", "300s",
+                     # no access log, like every peer here (an older build lacks the option)
+                     *(["--access-log", "off"] if binary == ARCA else []), *extra]
         self.log = open(os.path.join(work, name + ".log"), "a")
         if start:
             self.start()
