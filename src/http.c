@@ -58,20 +58,25 @@ void http_note_body(size_t len)
         current->bytes = (int64_t)len;
 }
 
-enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned int status, const char *type,
-                                char *body, size_t len)
+struct MHD_Response *http_owned_response(const char *type, char *body, size_t len)
 {
-    struct MHD_Response *r;
-    if (!body)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
     if (!r) {
         free(body);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     http_note_body(len);
-    return http_queue(c, status, r);
+    return r;
+}
+
+enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned int status, const char *type,
+                                char *body, size_t len)
+{
+    if (!body)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return http_queue(c, status, http_owned_response(type, body, len));
 }
 
 enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, const char *type,
@@ -305,6 +310,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     struct request *req = *req_cls;
     const char *cache = "-";
     (void)cls;
+    limits_request_ends(c);
     if (!req)
         return;
     if (req->is_fetch)
@@ -319,8 +325,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     }
     if (!cache)
         cache = "ERROR";
-    if (req->seen)
-        limits_request_ends(c);
     log_request(c, req, cache);
     buf_free(&req->body);
     free(req->referer);

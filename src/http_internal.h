@@ -43,7 +43,9 @@ enum MHD_Result http_queue(struct MHD_Connection *c, unsigned int status, struct
 /* Queue a small text response; http_send_error's body is one line, the reason. */
 enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, const char *type,
                                const char *body);
-/* The same for a body built in memory; the response takes `body` (NULL: 500, out of memory). */
+/* A response owning `body` (freed with it, or at once on failure: NULL), its type set. */
+struct MHD_Response *http_owned_response(const char *type, char *body, size_t len);
+/* The same, queued; `body` NULL (out of memory while building it) answers 500. */
 enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned int status, const char *type,
                                 char *body, size_t len);
 /* Record the body size of the response being built, for the access log. */

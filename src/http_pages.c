@@ -57,16 +57,12 @@ static enum MHD_Result page_end(struct MHD_Connection *c, struct buf *b, unsigne
     body = buf_take(b, &len);
     if (!body)
         return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
+    r = http_owned_response("text/html; charset=utf-8", body, len);
+    if (r) {
+        MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
-    MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    http_note_body(len);
     return http_queue(c, status, r);
 }
 
