@@ -319,47 +319,62 @@ static int by_last_use(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Both halves in one vector (the first's), sorted by last use. */
-static struct loaded *merge_loaded(void)
+/* Both halves in one new vector, sorted by last use: the halves stay as they are, for the
+ * thread inserting them into the table meanwhile. */
+static void sort_by_use(struct by_use *v, size_t n)
 {
-    struct loaded *a = &loaded[0], *b = &loaded[1];
-    if (a->failed || b->failed)
-        return NULL;
-    if (a->n + b->n > a->cap) {
-        struct by_use *v = realloc(a->v, (a->n + b->n) * sizeof(*v));
-        if (!v)
-            return NULL;
-        a->v = v;
-        a->cap = a->n + b->n;
+    if (loaded[0].n)
+        memcpy(v, loaded[0].v, loaded[0].n * sizeof(*v));
+    if (loaded[1].n)
+        memcpy(v + loaded[0].n, loaded[1].v, loaded[1].n * sizeof(*v));
+    if (n > 1)
+        qsort(v, n, sizeof(*v), by_last_use);
+}
+
+/* Into the table, which has room for all of them: only the hash chains and st.count, st.usage
+ * are touched here, never an object's LRU links, so main links those meanwhile. */
+static void *insert_loaded(void *arg)
+{
+    (void)arg;
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; i < loaded[part].n; i++) {
+            struct object *o = loaded[part].v[i].obj;
+            table_insert(o); /* cannot fail: the table has room */
+            st.usage += o->length;
+        }
     }
-    if (b->n)
-        memcpy(a->v + a->n, b->v, b->n * sizeof(*b->v));
-    a->n += b->n;
-    free(b->v);
-    memset(b, 0, sizeof(*b));
-    if (a->n > 1) /* an empty index has no vector at all, and qsort's must not be NULL */
-        qsort(a->v, a->n, sizeof(*a->v), by_last_use);
-    return a;
+    return NULL;
 }
 
 /* Into the table, sized once for all of them (growing it row by row rehashed a million objects
  * about twenty times over), and onto the LRU list in last-use order. Sorting the (last use,
- * object) pairs keeps qsort off the objects themselves: a cache miss per compare. (Inserting
- * from the two loading threads under the lock was slower: 2 cores, 3 threads.) */
+ * object) pairs keeps qsort off the objects themselves: a cache miss per compare. The inserts
+ * (cache misses on every bucket) run in a thread while main sorts and links the LRU list.
+ * (Inserting from the two loading threads under the lock was slower: 2 cores, 3 threads.) */
 static int adopt_loaded(void)
 {
-    struct loaded *all = merge_loaded();
-    if (!all || (all->n >= st.nbuckets && table_grow(all->n + 1) < 0)) {
+    size_t n = loaded[0].n + loaded[1].n;
+    struct by_use *order = malloc((n ? n : 1) * sizeof(*order));
+    pthread_t inserter;
+    bool threaded;
+
+    if (!order || loaded[0].failed || loaded[1].failed ||
+        (n >= st.nbuckets && table_grow(n + 1) < 0)) {
+        free(order);
         drop_loaded();
         return -1;
     }
-    for (size_t i = 0; i < all->n; i++) {
-        struct object *o = all->v[i].obj;
-        table_insert(o); /* cannot fail: the table has room */
-        dlist_append(&st.lru, &o->lru);
-        st.usage += o->length;
-    }
-    free(all->v);
+    threaded = pthread_create(&inserter, NULL, insert_loaded, NULL) == 0;
+    if (!threaded)
+        insert_loaded(NULL);
+    sort_by_use(order, n);
+    for (size_t i = 0; i < n; i++)
+        dlist_append(&st.lru, &order[i].obj->lru);
+    if (threaded)
+        pthread_join(inserter, NULL);
+    free(order);
+    for (int part = 0; part < 2; part++)
+        free(loaded[part].v);
     memset(loaded, 0, sizeof(loaded));
     return 0;
 }
