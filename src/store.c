@@ -137,7 +137,9 @@ void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
 void table_remove(struct object *obj)
 {
     detach_prepared(obj);
-    dlist_remove(&st.lru, &obj->lru);
+    /* A failed object was on the fetching list: only complete ones are on the LRU list. */
+    dlist_remove(obj->state == OBJ_COMPLETE ? &st.lru : &st.fetching, &obj->lru);
+    st.uses -= obj->usage;
     dlist_remove(&st.dirty, &obj->dirty);
     struct object **p = &st.buckets[bucket_of(obj->key, st.nbuckets)];
     while (*p && *p != obj)
@@ -341,6 +343,7 @@ static void *insert_loaded(void *arg)
             struct object *o = loaded[part].v[i].obj;
             table_insert(o); /* cannot fail: the table has room */
             st.usage += o->length;
+            st.uses += o->usage;
         }
     }
     return NULL;
@@ -505,7 +508,8 @@ void store_close(void)
     free(st.buckets);
     st.buckets = NULL;
     st.nbuckets = st.count = st.expire_cursor = 0;
-    st.lru = st.dirty = (struct dlist){0};
+    st.lru = st.dirty = st.fetching = (struct dlist){0};
+    st.uses = 0;
     free_failures();
     while (st.purged) { /* purged after the fetch thread's last round: the row stays */
         struct purged *next = st.purged->next;
@@ -523,6 +527,7 @@ static void note_use(struct object *obj, int64_t ttl, int64_t now)
     if (ttl > 0 && ttl < obj->ttl)
         obj->ttl = ttl;
     obj->usage++;
+    st.uses++;
     obj->last_use = now;
     dlist_append(&st.dirty, &obj->dirty);
     if (obj->state == OBJ_COMPLETE)
@@ -605,6 +610,8 @@ static struct object *create_fetching(const char *url, const char *key, int64_t 
     obj->created = obj->last_use = now;
     obj->ttl = ttl;
     obj->usage = 1;
+    st.uses++;
+    dlist_append(&st.fetching, &obj->lru);
     set_expect(obj, expect);
     obj->refs = 2; /* the caller and the fetch */
     return obj;

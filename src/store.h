@@ -74,7 +74,8 @@ struct object {
                          when none (or out of memory): see object_error() */
     int64_t created, ttl, last_use, usage;
     struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */
-    struct dnode lru;   /* in the store's LRU list (complete objects in the table only) */
+    struct dnode lru;   /* in the store's LRU list when complete, its fetching list while
+                           downloading (in the table only) */
     int fd;             /* open while fetching or while streaming readers hold it */
     int refs;           /* streaming readers + the fetch */
     bool in_table;

@@ -27,6 +27,9 @@ struct store_state {
     struct object *graveyard; /* evicted, waiting for bury() outside the lock */
     struct purged *purged;    /* purged, waiting for bury() */
     struct dlist lru;         /* complete objects in the table, least recently used first */
+    struct dlist fetching;    /* objects downloading in the table (same node as lru), oldest
+                                 first: listings and counts never walk the table for them */
+    int64_t uses;             /* sum of `usage` over the table (resources_usage) */
     struct dlist dirty;       /* objects whose usage the index has not seen yet */
     size_t expire_cursor;     /* the bucket store_expire() looks at next */
     struct object *prepared_ring[STORE_PREPARED_MAX]; /* objects holding a prepared answer */
