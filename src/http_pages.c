@@ -311,8 +311,8 @@ static enum MHD_Result resources_page(struct MHD_Connection *c, const char *rest
     state_tabs(&b, &q, &l);
     if (q.state == LIST_FAILURES)
         buf_addf(&b,
-                 "<p class=\"muted\">The last %d downloads that failed since arca started; "
-                 "a failed download is never kept.</p>",
+                 "<p class=\"muted\">The last %d downloads that failed; a failed download's "
+                 "bytes are never kept, and its next request tries again.</p>",
                  STORE_FAILURES_KEPT);
     resources_table(&b, &q, &l);
     pager(&b, &q, &l);

@@ -21,7 +21,11 @@ static const char *schema =
     " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
-    " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);";
+    " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS failures (id INTEGER PRIMARY KEY, key TEXT NOT NULL,"
+    " url TEXT NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, length INTEGER NOT NULL,"
+    " have INTEGER NOT NULL, created INTEGER NOT NULL, failed INTEGER NOT NULL,"
+    " usage INTEGER NOT NULL);";
 
 /* Prepare, bind, step once, finalize: every write here is a single statement. */
 static int exec_bound(const char *sql, const char *fmt, ...)
@@ -366,6 +370,43 @@ int index_hours_load(int64_t since, void (*each)(const struct index_hour *h, voi
                                sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
                                sqlite3_column_int64(st, 4)};
         each(&h, arg);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int index_failure_add(const struct index_failure *f, int keep)
+{
+    int rc = exec_bound("INSERT INTO failures (key, url, status, reason, length, have, created,"
+                        " failed, usage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "ssisiiiii", f->key, f->url, (int64_t)f->status, f->reason, f->length,
+                        f->have, f->created, f->failed, f->usage);
+    if (rc == 0)
+        rc = exec_bound("DELETE FROM failures WHERE id <= (SELECT max(id) FROM failures) - ?", "i",
+                        (int64_t)keep);
+    return rc;
+}
+
+int index_failures_load(int keep, void (*each)(const struct index_failure *f, void *arg), void *arg)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT key, url, status, reason, length, have, created, failed, usage"
+                           " FROM (SELECT * FROM failures ORDER BY id DESC LIMIT ?) ORDER BY id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int(st, 1, keep);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct index_failure f = {(const char *)sqlite3_column_text(st, 0),
+                                  (const char *)sqlite3_column_text(st, 1),
+                                  sqlite3_column_int(st, 2),
+                                  (const char *)sqlite3_column_text(st, 3),
+                                  sqlite3_column_int64(st, 4),
+                                  sqlite3_column_int64(st, 5),
+                                  sqlite3_column_int64(st, 6),
+                                  sqlite3_column_int64(st, 7),
+                                  sqlite3_column_int64(st, 8)};
+        each(&f, arg);
     }
     sqlite3_finalize(st);
     return 0;

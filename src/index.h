@@ -62,4 +62,15 @@ int index_hour_set(const struct index_hour *h);
 int index_hours_forget(int64_t before);
 int index_hours_load(int64_t since, void (*each)(const struct index_hour *h, void *arg), void *arg);
 
+/* A download that failed, for the failures listing; the last `keep` are kept. */
+struct index_failure {
+    const char *key, *url;
+    int status;
+    const char *reason;
+    int64_t length, have, created, failed, usage;
+};
+int index_failure_add(const struct index_failure *f, int keep);
+int index_failures_load(int keep, void (*each)(const struct index_failure *f, void *arg),
+                        void *arg);
+
 #endif

@@ -475,6 +475,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
         drop_loaded();
         return -1;
     }
+    load_failures();
     if (adopt_loaded() < 0) {
         snprintf(err, errlen, "index %s: out of memory loading its rows", path);
         return -1;

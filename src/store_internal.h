@@ -52,6 +52,9 @@ void key_path(const char *key, char *buf, size_t size);
 void maybe_free(struct object *obj);
 /* Remember a failed download for the failures listing. */
 void note_failure(const struct object *obj);
+/* Main at start: the failures the index remembers. Fetch thread: write the new ones. */
+void load_failures(void);
+void save_failures(void);
 void free_failures(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* Listings of the object table and of recent failures, for the web pages and the JSON API.
  * Measured on a million complete objects: a page by url or size holds the store lock for about
  * 110 ms (one pass, O(n log k)); by last use (the default) it walks only its own rows. */
+#include "index.h"
 #include "store_internal.h"
 
 #include <stdlib.h>
@@ -9,7 +10,8 @@
 
 /* A failed download, kept for the failures listing after its object is gone. */
 struct failure {
-    struct resource res; /* res.url owned */
+    struct resource res; /* res.url owned; res.last_use is when it failed */
+    bool saved;          /* in the index's failures table */
 };
 
 /* What a sort looks at, whether the row is an object or a failure. */
@@ -257,6 +259,17 @@ void listing_free(struct listing *l)
     l->n = 0;
 }
 
+/* Lock held (or main at start). The ring's next slot, its old entry freed. */
+static void ring_put(struct failure *f)
+{
+    if (st.failures[st.failures_next]) {
+        free(st.failures[st.failures_next]->res.url);
+        free(st.failures[st.failures_next]);
+    }
+    st.failures[st.failures_next] = f;
+    st.failures_next = (st.failures_next + 1) % STORE_FAILURES_KEPT;
+}
+
 void note_failure(const struct object *obj)
 {
     struct failure *f = calloc(1, sizeof(*f));
@@ -267,12 +280,59 @@ void note_failure(const struct object *obj)
     f->res.status = obj->error_status ? obj->error_status : 502;
     f->res.last_use = time(NULL);
     copy_text(f->res.error, sizeof(f->res.error), object_error(obj));
-    if (st.failures[st.failures_next]) {
-        free(st.failures[st.failures_next]->res.url);
-        free(st.failures[st.failures_next]);
+    ring_put(f);
+}
+
+static void load_failure(const struct index_failure *row, void *arg)
+{
+    struct failure *f = calloc(1, sizeof(*f));
+    (void)arg;
+    if (!f || !(f->res.url = strdup(row->url))) {
+        free(f);
+        return;
     }
-    st.failures[st.failures_next] = f;
-    st.failures_next = (st.failures_next + 1) % STORE_FAILURES_KEPT;
+    copy_text(f->res.key, sizeof(f->res.key), row->key);
+    copy_text(f->res.error, sizeof(f->res.error), row->reason);
+    f->res.status = row->status;
+    f->res.length = row->length;
+    f->res.have = row->have;
+    f->res.created = row->created;
+    f->res.last_use = row->failed;
+    f->res.usage = row->usage;
+    f->saved = true;
+    ring_put(f);
+}
+
+void load_failures(void)
+{
+    index_failures_load(STORE_FAILURES_KEPT, load_failure, NULL);
+}
+
+/* Fetch thread: failures not yet in the index are copied out under the lock, oldest first,
+ * then written (the table keeps the last STORE_FAILURES_KEPT, like the ring). */
+void save_failures(void)
+{
+    struct resource copy[STORE_FAILURES_KEPT];
+    int n = 0;
+    pthread_mutex_lock(&st.lock);
+    for (int i = 0; i < STORE_FAILURES_KEPT; i++) {
+        struct failure *f = st.failures[(st.failures_next + i) % STORE_FAILURES_KEPT];
+        if (!f || f->saved)
+            continue;
+        copy[n] = f->res;
+        if (!(copy[n].url = strdup(f->res.url)))
+            continue; /* tried again next round */
+        f->saved = true;
+        n++;
+    }
+    pthread_mutex_unlock(&st.lock);
+    for (int i = 0; i < n; i++) {
+        const struct resource *r = &copy[i];
+        index_failure_add(&(struct index_failure){r->key, r->url, r->status, r->error, r->length,
+                                                  r->have, r->created, r->last_use, r->usage},
+                          STORE_FAILURES_KEPT);
+        free(copy[i].url);
+    }
 }
 
 void free_failures(void)

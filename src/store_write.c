@@ -410,6 +410,7 @@ void store_flush_usage(void)
     size_t n = 0, cap = 0;
 
     bury_purged(); /* every round, and once more after the last requests at shutdown */
+    save_failures();
     pthread_mutex_lock(&st.lock);
     for (struct dnode *d = st.dirty.head, *next; d; d = next) {
         struct object *o = DLIST_ENTRY(d, struct object, dirty);

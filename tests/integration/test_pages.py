@@ -51,6 +51,7 @@ def test_listing_shows_downloads_in_progress_and_failures(origin, arca):
     url = origin.add("/slow", data=b"s" * 600000, rate=300000)
     conn, resp = arca.stream(url)
     try:
+        head = resp.read(1000)  # arca has written at least this much
         _, down = listing(arca, state="downloading")
         assert down["order"] == "url" and down["count"] == 1
         r = down["resources"][0]
@@ -59,7 +60,7 @@ def test_listing_shows_downloads_in_progress_and_failures(origin, arca):
         page = arca.get("/resources/downloading/")[2].decode()
         assert "<progress value=" in page and 'max="600000"' in page
         assert "data-live=\"/api/v1/resources/?state=downloading" in page
-        resp.read()
+        assert len(head + resp.read()) == 600000
     finally:
         conn.close()
     arca.fetch(origin.url("/gone"))
@@ -129,3 +130,19 @@ def test_man_page_and_readme_document_every_option():
     for option in sorted(options):
         assert f"*{option}*" in man, f"{option} not in man/arca.1.scd"
         assert re.search(re.escape(option) + r"(?![a-z-])", readme), f"{option} not in README.md"
+
+
+def test_failures_listing_survives_a_restart_and_keeps_the_last_256(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    for i in range(260):
+        assert arca.fetch(origin.url(f"/missing/{i:03d}"))[0] == 404
+    assert listing(arca, state="failures")[1]["count"] == 256
+    assert arca.stop() == 0
+    again = start_arca(data_dir=arca.data_dir)
+    _, failed = listing(again, state="failures", order="url")
+    assert failed["count"] == 256
+    first = failed["resources"][0]
+    assert first["url"] == origin.url("/missing/004")  # the four oldest made room
+    assert first["status_code"] == 404 and first["error"] == "upstream answered 404"
+    page = again.get("/resources/failures/?order=-url")[2].decode()
+    assert page.index(origin.url("/missing/259")) < page.index(origin.url("/missing/258"))
