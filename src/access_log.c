@@ -1,6 +1,6 @@
 #include "access_log.h"
+#include "parse.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -76,15 +76,6 @@ static size_t add_escaped(char *line, size_t n, size_t max, const char *s)
     return n;
 }
 
-static void client_text(const struct sockaddr *sa, char *out, size_t size)
-{
-    snprintf(out, size, "-");
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
-}
-
 static size_t add_text(char *line, size_t n, size_t max, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static size_t add_text(char *line, size_t n, size_t max, const char *fmt, ...)
@@ -107,7 +98,7 @@ void access_log_write(const struct access_entry *e)
 
     if (log_fd < 0)
         return;
-    client_text(e->client, client, sizeof(client));
+    format_sockaddr(e->client, client, sizeof(client));
     gmtime_r(&e->when, &tm);
     strftime(stamp, sizeof(stamp), "%d/%b/%Y:%H:%M:%S +0000", &tm);
     n = add_text(line, 0, max, "%s - - [%s] \"", client, stamp);

@@ -4,7 +4,6 @@
 #include "config.h"
 #include "parse.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -156,8 +155,6 @@ static int cmd_status(const struct cli_args *a)
 static int load_token(const struct cli_args *a, char *out, size_t size)
 {
     const char *env = getenv("ARCA_ADMIN_TOKEN");
-    FILE *f;
-    size_t n;
     if (!a->token_file) {
         if (!env) {
             fprintf(stderr, "arca: give --admin-token-file FILE or set ARCA_ADMIN_TOKEN\n");
@@ -166,16 +163,10 @@ static int load_token(const struct cli_args *a, char *out, size_t size)
         snprintf(out, size, "%s", env);
         return 0;
     }
-    if (!(f = fopen(a->token_file, "r")) || !fgets(out, (int)size, f)) {
+    if (config_read_token(a->token_file, out, size) < 0) {
         fprintf(stderr, "arca: --admin-token-file %s: cannot read it\n", a->token_file);
-        if (f)
-            fclose(f);
         return -1;
     }
-    fclose(f);
-    n = strlen(out);
-    while (n > 0 && isspace((unsigned char)out[n - 1]))
-        out[--n] = '\0';
     return 0;
 }
 

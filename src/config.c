@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stddef.h>
@@ -256,6 +257,28 @@ int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_L
     rc = config_read_stream(cfg, f, path, err);
     fclose(f);
     return rc;
+}
+
+int config_read_token(const char *path, char *out, size_t size)
+{
+    char line[1024] = "";
+    size_t n, start = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    fclose(f);
+    n = strlen(line);
+    while (n > 0 && isspace((unsigned char)line[n - 1]))
+        n--;
+    while (start < n && isspace((unsigned char)line[start]))
+        start++;
+    if (n - start >= size)
+        return -1;
+    memcpy(out, line + start, n - start);
+    out[n - start] = '\0';
+    return (int)(n - start);
 }
 
 void config_print_help(void)

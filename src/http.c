@@ -376,8 +376,7 @@ static int bind_listener(const struct config *cfg, char *err, size_t errlen)
 int http_start(const struct config *cfg, char *err, size_t errlen)
 {
     http_cfg = cfg;
-    if (http_load_admin_token(cfg, err, errlen) < 0 || bind_listener(cfg, err, errlen) < 0 ||
-        limits_start(cfg, err, errlen) < 0)
+    if (bind_listener(cfg, err, errlen) < 0 || limits_start(cfg, err, errlen) < 0)
         return -1;
     /* The connection's memory pool holds the request line and headers and the response
      * headers. Measured: headers close to the pool's size get no answer at all, so the pool has

@@ -6,7 +6,6 @@
 #include "parse.h"
 #include "store.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -24,44 +23,22 @@ static struct {
     size_t len; /* 0: admin API disabled */
 } token = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* The file's first line, blanks around it trimmed. A short token is refused: it would be
- * guessable, and an admin who wrote one by mistake should hear of it at start. */
-static int read_token(const char *path, char *out, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    char line[TOKEN_MAX + 2] = "";
-    size_t n, start = 0;
-    if (!f) {
-        snprintf(err, errlen, "--admin-token-file %s: cannot read it", path);
-        return -1;
-    }
-    if (!fgets(line, sizeof(line), f))
-        line[0] = '\0';
-    fclose(f);
-    n = strlen(line);
-    while (n > 0 && isspace((unsigned char)line[n - 1]))
-        n--;
-    while (start < n && isspace((unsigned char)line[start]))
-        start++;
-    if (n - start < TOKEN_MIN || n - start >= TOKEN_MAX) {
-        snprintf(err, errlen, "--admin-token-file %s: the token must be %d to %d characters", path,
-                 TOKEN_MIN, TOKEN_MAX - 1);
-        return -1;
-    }
-    memcpy(out, line + start, n - start);
-    *len = n - start;
-    return 0;
-}
-
 int http_load_admin_token(const struct config *cfg, char *err, size_t errlen)
 {
     char value[TOKEN_MAX];
-    size_t len = 0;
-    if (cfg->admin_token_file[0] && read_token(cfg->admin_token_file, value, &len, err, errlen) < 0)
+    int len = 0;
+    if (cfg->admin_token_file[0] &&
+        (len = config_read_token(cfg->admin_token_file, value, sizeof(value))) < TOKEN_MIN) {
+        /* A short token would be guessable: an admin who wrote one should hear of it at once. */
+        snprintf(err, errlen, "--admin-token-file %s: %s (%d to %d characters)",
+                 cfg->admin_token_file,
+                 len < 0 ? "cannot read it, or its token is too long" : "token too short",
+                 TOKEN_MIN, TOKEN_MAX - 1);
         return -1;
+    }
     pthread_mutex_lock(&token.lock);
-    memcpy(token.value, value, len);
-    token.len = len;
+    memcpy(token.value, value, (size_t)len);
+    token.len = (size_t)len;
     pthread_mutex_unlock(&token.lock);
     return 0;
 }

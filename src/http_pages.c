@@ -9,7 +9,6 @@
 #include "stats.h"
 #include "store.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,18 +98,6 @@ static enum MHD_Result home_page(struct MHD_Connection *c)
     return page_end(c, &b, MHD_HTTP_OK);
 }
 
-static void client_address(struct MHD_Connection *c, char *out, size_t size)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    snprintf(out, size, "unknown");
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
-}
-
 static void net_list(struct buf *b, const struct cidr *nets, int n, const char *none)
 {
     if (n == 0) {
@@ -136,7 +123,7 @@ static enum MHD_Result help_page(struct MHD_Connection *c)
     struct buf b = {0};
     char ip[64];
 
-    client_address(c, ip, sizeof(ip));
+    format_sockaddr(ci ? ci->client_addr : NULL, ip, sizeof(ip));
     page_begin(&b, "Help", "/help/");
     buf_addf(&b,
              "<h1>Help</h1><div class=\"card\"><h2>You</h2><p>Your address: <code id=\"ip\">%s"

@@ -91,7 +91,9 @@ static int start(const struct config *cfg, char *err, size_t errlen)
 {
     raise_fd_limit(cfg);
     policy_init(cfg);
-    if (access_log_open(cfg->access_log, err, errlen) < 0)
+    /* What can be refused in a moment is checked before a big index loads. */
+    if (access_log_open(cfg->access_log, err, errlen) < 0 ||
+        http_load_admin_token(cfg, err, errlen) < 0)
         return -1;
     if (store_open(cfg, err, errlen) < 0)
         return -1;

@@ -166,6 +166,19 @@ bool cidr_contains(const struct cidr *net, const uint8_t addr[16])
     return (net->addr[full] & mask) == (addr[full] & mask);
 }
 
+int format_sockaddr(const struct sockaddr *sa, char *out, size_t size)
+{
+    const void *a =
+        !sa                         ? NULL
+        : sa->sa_family == AF_INET  ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+        : sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                                    : NULL;
+    if (a && inet_ntop(sa->sa_family, a, out, (socklen_t)size))
+        return 0;
+    snprintf(out, size, "-");
+    return -1;
+}
+
 void format_cidr(const struct cidr *net, char *out, size_t size)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

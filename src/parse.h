@@ -38,6 +38,9 @@ int addr_to_v6(const struct sockaddr *sa, uint8_t out[16]);
 
 bool cidr_contains(const struct cidr *net, const uint8_t addr[16]);
 
+/* A socket's IPv4 or IPv6 address as text; "-" (and -1) for anything else or NULL. */
+int format_sockaddr(const struct sockaddr *sa, char *out, size_t size);
+
 /* "a.b.c.d/n" for IPv4-mapped networks, "x::y/n" otherwise. */
 void format_cidr(const struct cidr *net, char *out, size_t size);
 

@@ -115,10 +115,7 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
         snprintf(why, whylen, "upstream address family not allowed");
         return -1;
     }
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, text, sizeof(text));
-    else
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, text, sizeof(text));
+    format_sockaddr(sa, text, sizeof(text));
     if (is_own_listener(sa, a)) {
         snprintf(why, whylen, "upstream address %s is arca itself", text);
         return -1;

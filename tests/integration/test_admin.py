@@ -139,3 +139,15 @@ def test_purge_of_a_download_in_progress_is_refused(origin, start_arca, workdir)
         assert len(resp.read()) == 400000
     finally:
         conn.close()
+
+
+def test_a_short_or_missing_token_file_stops_arca_with_one_line(workdir):
+    import subprocess
+    from conftest import ARCA_BIN, free_port
+    for path, reason in ((token_file(workdir, "short"), "token too short (16 to 511"),
+                         (os.path.join(workdir, "none"), "cannot read it")):
+        out = subprocess.run([ARCA_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}",
+                              "--data-dir", os.path.join(workdir, "d"),
+                              "--admin-token-file", path], capture_output=True, text=True,
+                             timeout=10)
+        assert out.returncode == 1 and reason in out.stderr and out.stderr.count("\n") == 1
