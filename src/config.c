@@ -318,10 +318,11 @@ void config_print_help(void)
          "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
          "  --log-level LEVEL      error, info (default) or debug\n"
          "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"
+         "  --server URL           (status, prefetch, purge) default http://127.0.0.1:8001\n"
+         "  --ttl TTL              (prefetch) keep the objects this long\n"
          "\n"
-         "  SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-         "  --log-level and the admin token; other options need a restart.\n"
-         "  --server URL           (status, prefetch, purge) default http://127.0.0.1:8001");
+         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
+         "--log-level and the admin token; other options need a restart.");
 }
 
 /* Options taking no value. */
