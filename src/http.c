@@ -175,11 +175,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 static void note_request(struct MHD_Connection *c, struct request *req, const char *method,
                          const char *version)
 {
-    const char *referer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Referer");
-    const char *agent = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
     snprintf(req->method, sizeof(req->method), "%s", method);
     snprintf(req->version, sizeof(req->version), "%s", version);
-    if (access_log_enabled()) {
+    if (access_log_enabled()) { /* no header lookups on the hit path when nobody logs */
+        const char *referer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Referer");
+        const char *agent = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
         req->referer = referer ? strndup(referer, 512) : NULL;
         req->agent = agent ? strndup(agent, 512) : NULL;
     }
@@ -209,6 +209,17 @@ static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *method,
     return http_queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
 }
 
+static enum MHD_Result prefetch_route(struct MHD_Connection *c, const struct request *req,
+                                      const char *method)
+{
+    if (strcmp(method, MHD_HTTP_METHOD_POST))
+        return not_allowed(c, method, "POST");
+    if (req->body_too_big)
+        return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",
+                               ADMIN_BODY_MAX);
+    return http_prefetch(c, &req->body);
+}
+
 /* Route one request. Paths are matched exactly, with or without the trailing slash. */
 static enum MHD_Result route(struct MHD_Connection *c, struct request *req, const char *url,
                              const char *method)
@@ -225,10 +236,7 @@ static enum MHD_Result route(struct MHD_Connection *c, struct request *req, cons
                           &req->route);
     }
     if (path_is(url, "/api/v1/prefetch"))
-        return strcmp(method, MHD_HTTP_METHOD_POST) ? not_allowed(c, method, "POST")
-               : req->body_too_big                  ? http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE,
-                                                                      "body larger than %d bytes", ADMIN_BODY_MAX)
-                                                    : http_prefetch(c, &req->body);
+        return prefetch_route(c, req, method);
     if (path_is(url, "/api/v1/resources")) {
         if (!strcmp(method, MHD_HTTP_METHOD_DELETE))
             return http_purge(c);
