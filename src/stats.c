@@ -70,6 +70,15 @@ void stats_load(void)
     pthread_mutex_unlock(&hours.lock);
 }
 
+/* Lock held. Add to `h` what the counters did between the last save and `now`. */
+static void add_since_save(struct stats_hour *h, const struct stats_hour *now)
+{
+    h->served += now->served - hours.seen.served;
+    h->downloaded += now->downloaded - hours.seen.downloaded;
+    h->requests += now->requests - hours.seen.requests;
+    h->hits += now->hits - hours.seen.hits;
+}
+
 /* Add what happened since the last save to the current hour; returns a copy of that hour. */
 static struct stats_hour account_hour(int64_t hour)
 {
@@ -77,10 +86,7 @@ static struct stats_hour account_hour(int64_t hour)
     pthread_mutex_lock(&hours.lock);
     if (slot->hour != hour)
         *slot = (struct stats_hour){.hour = hour};
-    slot->served += now.served - hours.seen.served;
-    slot->downloaded += now.downloaded - hours.seen.downloaded;
-    slot->requests += now.requests - hours.seen.requests;
-    slot->hits += now.hits - hours.seen.hits;
+    add_since_save(slot, &now);
     hours.seen = now;
     copy = *slot;
     pthread_mutex_unlock(&hours.lock);
@@ -113,10 +119,6 @@ void stats_hours(struct stats_hour *out, int n)
         const struct stats_hour *slot = &hours.ring[want % STATS_HOURS];
         out[i] = slot->hour == want ? *slot : (struct stats_hour){.hour = want};
     }
-    /* The current hour as of now, not as of the last save. */
-    last->served += now.served - hours.seen.served;
-    last->downloaded += now.downloaded - hours.seen.downloaded;
-    last->requests += now.requests - hours.seen.requests;
-    last->hits += now.hits - hours.seen.hits;
+    add_since_save(last, &now); /* the current hour as of now, not as of the last save */
     pthread_mutex_unlock(&hours.lock);
 }

@@ -536,7 +536,7 @@ static void note_use(struct object *obj, int64_t ttl, int64_t now)
 }
 
 /* Truncating copy; on every hit, where snprintf's formatting showed in the profile. */
-static void copy_string(char *dst, size_t size, const char *src)
+void copy_string(char *dst, size_t size, const char *src)
 {
     size_t n = src ? strnlen(src, size - 1) : 0;
     memcpy(dst, src ? src : "", n);

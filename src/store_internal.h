@@ -50,6 +50,8 @@ void object_free(struct object *obj);
 struct object *table_find(const char *key);
 void key_path(const char *key, char *buf, size_t size);
 void maybe_free(struct object *obj);
+/* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes. */
+void copy_string(char *dst, size_t size, const char *src);
 /* Remember a failed download for the failures listing. */
 void note_failure(const struct object *obj);
 /* Main at start: the failures the index remembers. Fetch thread: write the new ones. */
