@@ -14,7 +14,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define STREAM_BLOCK (64 * 1024)
+/* A streamed body is copied from the growing file into libmicrohttpd's buffer (its callback
+ * API has no other way) and sent from there: the bigger the block, the fewer calls and the bigger
+ * each send, for us and for the client. Cold fan-out of 1 GiB to 50 clients (bench/): 1 MiB
+ * blocks took 25-30 % less CPU than 64 KiB ones, in arca and in the clients alike. A response
+ * holds its block while it lives, so past STREAM_BIG_MAX of them at once the next ones get small
+ * blocks: at most 256 MiB go to big ones. */
+#define STREAM_BLOCK_BIG (1024 * 1024)
+#define STREAM_BLOCK_SMALL (64 * 1024)
+#define STREAM_BIG_MAX 256
 #define MMAP_MIN_BYTES (1 << 20)
 /* Prepared answers for objects up to this size hold the bytes themselves: headers and body then
  * leave in one send() instead of send() + sendfile(). At most STORE_PREPARED_MAX of them. */
@@ -30,7 +38,8 @@ struct fetch_req {
     int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
     int64_t sent;       /* streamed responses: body bytes handed over so far */
     bool head;
-    bool plain; /* no Range, no filename, not draining: a prepared answer may serve it */
+    bool plain;     /* no Range, no filename, not draining: a prepared answer may serve it */
+    bool big_block; /* holds one of the STREAM_BIG_MAX big blocks */
     char filename[256];
 };
 
@@ -316,6 +325,21 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
     return n == -2 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+static atomic_int big_blocks; /* streaming responses holding a big block */
+
+/* No bigger than the body (when its length is known): small objects stream too. */
+static size_t stream_block(struct fetch_req *r, int64_t body)
+{
+    if (body >= 0 && body <= STREAM_BLOCK_SMALL)
+        return body > 0 ? (size_t)body : 1;
+    if (atomic_fetch_add(&big_blocks, 1) < STREAM_BIG_MAX) {
+        r->big_block = true;
+        return body >= 0 && body < STREAM_BLOCK_BIG ? (size_t)body : STREAM_BLOCK_BIG;
+    }
+    atomic_fetch_sub(&big_blocks, 1);
+    return STREAM_BLOCK_SMALL;
+}
+
 /* Stream an object still downloading (or just finished) from its growing file. */
 static enum MHD_Result respond_streaming(struct fetch_req *r)
 {
@@ -323,6 +347,7 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
     enum MHD_Result ret = MHD_NO;
     unsigned int status;
     struct MHD_Response *resp;
+    int64_t body;
 
     if (!store_wait_headers(r->obj, &r->waiter))
         return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
@@ -332,9 +357,9 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
                       meta.error[0] ? meta.error : "download failed");
     if (apply_range(r, meta.length, &status, &ret) < 0)
         return ret;
-    resp = MHD_create_response_from_callback(r->end >= 0 ? (uint64_t)(r->end - r->start)
-                                                         : MHD_SIZE_UNKNOWN,
-                                             STREAM_BLOCK, read_body, r, NULL);
+    body = r->end >= 0 ? r->end - r->start : -1;
+    resp = MHD_create_response_from_callback(body >= 0 ? (uint64_t)body : MHD_SIZE_UNKNOWN,
+                                             stream_block(r, body), read_body, r, NULL);
     if (!resp)
         return MHD_NO;
     add_headers(resp, &meta, r->filename);
@@ -425,6 +450,8 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
     struct fetch_req *r = state;
     int64_t sent = r->sent;
     *cache = r->kind == LOOKUP_HIT ? "HIT" : r->kind == LOOKUP_MISS ? "MISS" : "COALESCED";
+    if (r->big_block)
+        atomic_fetch_sub(&big_blocks, 1);
     if (r->obj) {
         store_unwait(r->obj, &r->waiter);
         store_release(r->obj);
