@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import json
 import os
+import random
 import re
 import resource
 import shutil
@@ -455,11 +456,15 @@ def idle_connections(work, cfg, www):
 
 def make_index(data_dir, count, origin_port):
     """A data dir holding `count` complete 64-byte objects, written the way arca writes them:
-    arca creates the schema, the rows and files are filled in here."""
+    arca creates the schema, the rows and files are filled in here. Like a cache that has run
+    for a while: downloaded over 9 days, last used at random since, used 1 to 50 times, a few
+    content types. (Rows all used at the same second would come back already in LRU order.)"""
     a = Arca(os.path.dirname(data_dir), data_dir)
     a.stop()
     db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
-    now = int(time.time())
+    now, rng = int(time.time()), random.Random(count)
+    types = ["application/octet-stream", "application/gzip", "application/x-xz",
+             "application/x-tar"]
     rows = []
     for i in range(count):
         url = f"http://127.0.0.1:{origin_port}/obj/{i}"
@@ -467,8 +472,10 @@ def make_index(data_dir, count, origin_port):
         body = f"{i:064d}".encode()
         with open(os.path.join(data_dir, "objects", key[:2], key), "wb") as f:
             f.write(body)
-        rows.append((key, url, "complete", len(body), "application/octet-stream",
-                     hashlib.sha256(body).digest(), now, 10 * 86400, now, 0))
+        created = now - rng.randrange(9 * 86400)
+        rows.append((key, url, "complete", len(body), rng.choice(types),
+                     hashlib.sha256(body).digest(), created, 10 * 86400,
+                     rng.randrange(created, now + 1), rng.randrange(1, 51)))
         if len(rows) == 10000 or i == count - 1:
             db.executemany("INSERT INTO objects (key, url, state, length, content_type, sha256,"
                            " created, ttl, last_use, usage) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
