@@ -16,13 +16,15 @@
 
 /* A streamed body is copied from the growing file into libmicrohttpd's buffer (its callback
  * API has no other way) and sent from there: the bigger the block, the fewer calls and the bigger
- * each send, for us and for the client. Cold fan-out of 1 GiB to 50 clients (bench/): 1 MiB
- * blocks took 12-17 % less of arca's CPU than 64 KiB ones, and 20-33 % less of the clients'. A
- * response holds its block while it lives, so past STREAM_BIG_MAX of them at once the next ones
- * get small blocks: at most 256 MiB go to big ones. */
-#define STREAM_BLOCK_BIG (1024 * 1024)
+ * each send, for us and for the client. But each pass of a libmicrohttpd thread moves a block for
+ * every busy connection, and a new client waits a few passes for its first byte. Cold fan-out of
+ * 1 GiB to 50 clients (bench/), against 64 KiB blocks: 256 KiB took 8-14 % less of arca's CPU
+ * and 10-16 % less of the clients', with first bytes within 14 ms (64 KiB: 9 ms); 1 MiB saved
+ * about as much but first bytes took up to 70 ms. A response holds its block while it lives, so
+ * past STREAM_BIG_MAX of them at once the next ones get small blocks (256 MiB at most). */
+#define STREAM_BLOCK_BIG (256 * 1024)
 #define STREAM_BLOCK_SMALL (64 * 1024)
-#define STREAM_BIG_MAX 256
+#define STREAM_BIG_MAX 1024
 #define MMAP_MIN_BYTES (1 << 20)
 /* Prepared answers for objects up to this size hold the bytes themselves: headers and body then
  * leave in one send() instead of send() + sendfile(). At most STORE_PREPARED_MAX of them. */
