@@ -19,9 +19,10 @@
  * each send, for us and for the client. But each pass of a libmicrohttpd thread moves a block for
  * every busy connection, and a new client waits a few passes for its first byte. Cold fan-out of
  * 1 GiB to 50 clients (bench/), against 64 KiB blocks: 256 KiB took 8-14 % less of arca's CPU
- * and 10-16 % less of the clients', with first bytes within 14 ms (64 KiB: 9 ms); 1 MiB saved
- * about as much but first bytes took up to 70 ms. A response holds its block while it lives, so
- * past STREAM_BIG_MAX of them at once the next ones get small blocks (256 MiB at most). */
+ * and 10-16 % less of the clients'; the slowest first byte of a round took 12-25 ms (64 KiB:
+ * 7-15 ms). 1 MiB saved about as much, but first bytes took up to 70 ms. A response holds its block
+ * while it lives, so past STREAM_BIG_MAX of them at once the next ones get small blocks (256 MiB at
+ * most). */
 #define STREAM_BLOCK_BIG (256 * 1024)
 #define STREAM_BLOCK_SMALL (64 * 1024)
 #define STREAM_BIG_MAX 1024
