@@ -232,8 +232,7 @@ static enum MHD_Result route(struct MHD_Connection *c, struct request *req, cons
         req->is_fetch = true;
         if (!get && !head)
             return not_allowed(c, method, "GET, HEAD");
-        return http_fetch(c, url[plen] == '/' && url[plen + 1] ? url + plen + 1 : NULL, head,
-                          &req->route);
+        return http_fetch(c, req, url[plen] == '/' && url[plen + 1] ? url + plen + 1 : NULL, head);
     }
     if (path_is(url, "/api/v1/prefetch"))
         return prefetch_route(c, req, method);

@@ -90,7 +90,7 @@ static const char *prefetch_one(const char *url, int64_t ttl, const char **error
         *error = "url must be an absolute http:// or https:// URL within --max-url-length";
         return "error";
     }
-    kind = store_lookup(url, ttl, NULL, &obj, &fd, NULL, &meta);
+    kind = store_lookup(url, ttl, &obj, &fd, NULL, &meta);
     if (kind == LOOKUP_HIT) {
         if (fd >= 0)
             close(fd);

@@ -41,8 +41,12 @@ struct fetch_req {
     int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
     int64_t sent;       /* streamed responses: body bytes handed over so far */
     bool head;
+    bool http10;    /* no chunked framing: a cut body could look complete */
     bool plain;     /* no Range, no filename, not draining: a prepared answer may serve it */
     bool big_block; /* holds one of the STREAM_BIG_MAX big blocks */
+    bool cut;       /* the body was cut: the download failed or its sha256 was not `expect` */
+    bool has_expect;
+    uint8_t expect[32]; /* this request's &sha256=: it decides this answer only */
     char filename[256];
 };
 
@@ -56,13 +60,15 @@ static void resume_conn(void *arg)
     MHD_resume_connection(((struct fetch_req *)arg)->conn);
 }
 
-static struct fetch_req *req_new(struct MHD_Connection *c, const char *filename, bool head)
+static struct fetch_req *req_new(struct MHD_Connection *c, const struct request *req,
+                                 const char *filename, bool head)
 {
     struct fetch_req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->conn = c;
     r->head = head;
+    r->http10 = strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0;
     r->end = -1;
     r->waiter = (struct waiter){.sleep = suspend_conn, .wake = resume_conn, .arg = r};
     if (filename)
@@ -310,13 +316,17 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct fetch_req *r = cls;
     int64_t off = r->start + (int64_t)pos;
+    struct read_terms terms = {r->end, r->has_expect ? r->expect : NULL};
     ssize_t n;
 
-    if (r->end >= 0 && off >= r->end)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (r->end >= 0 && (int64_t)max > r->end - off)
+    if (r->end >= 0 && off >= r->end) {
+        if (!r->has_expect)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        max = 0; /* the last byte went out after the check; an empty body still needs it */
+    } else if (r->end >= 0 && (int64_t)max > r->end - off) {
         max = (size_t)(r->end - off);
-    n = store_read(r->obj, off, buf, max, &r->waiter);
+    }
+    n = store_read(r->obj, off, buf, max, &terms, &r->waiter);
     if (n > 0) {
         atomic_fetch_add(&stats.bytes_served, (int64_t)n);
         r->sent += n;
@@ -324,8 +334,11 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
     }
     if (n == 0)
         return 0; /* suspended until the fetch thread appends bytes */
-    /* A failed download must never look complete: cut the body (no final chunk). */
-    return n == -2 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+    if (n == STORE_READ_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    /* A failed or mismatching body must never look complete: cut it (no final chunk). */
+    r->cut = true;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static atomic_int big_blocks; /* streaming responses holding a big block */
@@ -346,6 +359,21 @@ static size_t stream_block(struct fetch_req *r, int64_t body)
     return body >= 0 && body < STREAM_BLOCK_BIG ? (size_t)body : STREAM_BLOCK_BIG;
 }
 
+/* Whether a complete object answers this request's sha256 (true when it gave none). */
+static bool digest_ok(const struct fetch_req *r, const struct object_meta *meta)
+{
+    return !r->has_expect || memcmp(meta->digest, r->expect, 32) == 0;
+}
+
+/* A request with &sha256= on an object still downloading: its body may yet be cut, so it goes
+ * out chunked, without Content-Length (clients that do not check a length, python-requests
+ * among them, still see a missing final chunk as an error). HTTP/1.0 has no chunks: its answer
+ * waits for the object to complete instead. Requests without sha256 keep their length. */
+static bool digest_pending(const struct fetch_req *r, const struct object_meta *meta)
+{
+    return r->has_expect && meta->state != OBJ_COMPLETE;
+}
+
 /* Stream an object still downloading (or just finished) from its growing file. */
 static enum MHD_Result respond_streaming(struct fetch_req *r)
 {
@@ -355,17 +383,21 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
     struct MHD_Response *resp;
     int64_t body;
 
-    if (!store_wait_headers(r->obj, &r->waiter))
+    if (!store_wait(r->obj, r->has_expect && r->http10, &r->waiter))
         return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
     store_snapshot(r->obj, &meta);
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
         return refuse(r->conn, meta.error_status ? (unsigned int)meta.error_status : 502,
                       meta.error[0] ? meta.error : "download failed");
+    if (meta.state == OBJ_COMPLETE && !digest_ok(r, &meta))
+        return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
+                      "the object's sha256 does not match the requested sha256");
     if (apply_range(r, meta.length, &status, &ret) < 0)
         return ret;
-    body = r->end >= 0 ? r->end - r->start : -1;
+    body = r->end >= 0 && !digest_pending(r, &meta) ? r->end - r->start : -1;
     resp = MHD_create_response_from_callback(body >= 0 ? (uint64_t)body : MHD_SIZE_UNKNOWN,
-                                             stream_block(r, body), read_body, r, NULL);
+                                             stream_block(r, r->end >= 0 ? r->end - r->start : -1),
+                                             read_body, r, NULL);
     if (!resp)
         return MHD_NO;
     add_headers(resp, &meta, r->filename);
@@ -404,12 +436,12 @@ static int check_request(struct MHD_Connection *c, const char **url, int64_t *tt
     return -1;
 }
 
-static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, bool head,
-                             void **state)
+static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, const char *filename,
+                             bool head)
 {
     const char *url;
     int64_t ttl;
-    uint8_t expect[32];
+    uint8_t expect[32] = {0};
     bool has_expect;
     enum MHD_Result ret = MHD_NO;
     struct object *obj;
@@ -421,13 +453,14 @@ static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, boo
     atomic_fetch_add(&stats.requests, 1);
     if (check_request(c, &url, &ttl, expect, &has_expect, &ret) < 0)
         return ret;
-    if (!(r = req_new(c, filename, head)))
+    if (!(r = req_new(c, req, filename, head)))
         return MHD_NO;
-    *state = r;
-    r->kind = store_lookup(url, ttl, has_expect ? expect : NULL, &obj, &fd, r->plain ? &prep : NULL,
-                           &meta);
+    req->route = r;
+    r->has_expect = has_expect;
+    memcpy(r->expect, expect, sizeof(r->expect));
+    r->kind = store_lookup(url, ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
     if (r->kind == LOOKUP_HIT) {
-        if (has_expect && memcmp(meta.digest, expect, 32) != 0) {
+        if (!digest_ok(r, &meta)) {
             if (fd >= 0)
                 close(fd);
             prepared_put(prep);
@@ -444,18 +477,22 @@ static enum MHD_Result begin(struct MHD_Connection *c, const char *filename, boo
     return respond_streaming(r);
 }
 
-enum MHD_Result http_fetch(struct MHD_Connection *c, const char *filename, bool head, void **state)
+enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *filename,
+                           bool head)
 {
-    if (*state == NULL)
-        return begin(c, filename, head, state);
-    return respond_streaming(*state);
+    if (req->route == NULL)
+        return begin(c, req, filename, head);
+    return respond_streaming(req->route);
 }
 
 int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache)
 {
     struct fetch_req *r = state;
     int64_t sent = r->sent;
-    *cache = r->kind == LOOKUP_HIT ? "HIT" : r->kind == LOOKUP_MISS ? "MISS" : "COALESCED";
+    *cache = r->cut                  ? "CUT"
+             : r->kind == LOOKUP_HIT  ? "HIT"
+             : r->kind == LOOKUP_MISS ? "MISS"
+                                      : "COALESCED";
     if (r->big_block)
         atomic_fetch_sub(&big_blocks, 1);
     if (r->obj) {

@@ -59,10 +59,12 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, c
 struct MHD_Response *http_error_response(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
-/* /api/v1/fetch/[FILENAME]: the first call has *state == NULL; later calls come after a
+/* /api/v1/fetch/[FILENAME]: the first call has req->route == NULL; later calls come after a
  * suspended connection was resumed. */
-enum MHD_Result http_fetch(struct MHD_Connection *c, const char *filename, bool head, void **state);
-/* The request ended: returns the body bytes sent and, in *cache, HIT, MISS or COALESCED. */
+enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *filename,
+                           bool head);
+/* The request ended: returns the body bytes sent and, in *cache, HIT, MISS or COALESCED, or CUT
+ * when arca cut the body (failed download, sha256 mismatch). */
 int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache);
 
 enum MHD_Result http_health(struct MHD_Connection *c);

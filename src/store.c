@@ -588,18 +588,8 @@ static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct 
     return 0;
 }
 
-/* The first client to ask with &sha256= sets what the download is checked against. */
-static void set_expect(struct object *obj, const uint8_t *expect)
-{
-    if (expect && !obj->has_expect) {
-        memcpy(obj->expect, expect, 32);
-        obj->has_expect = true;
-    }
-}
-
 /* Lock held. A new FETCHING object in the table, or NULL when out of memory. */
-static struct object *create_fetching(const char *url, const char *key, int64_t ttl,
-                                      const uint8_t *expect, int64_t now)
+static struct object *create_fetching(const char *url, const char *key, int64_t ttl, int64_t now)
 {
     struct object *obj = object_new(url, key);
     if (!obj)
@@ -613,13 +603,11 @@ static struct object *create_fetching(const char *url, const char *key, int64_t 
     obj->usage = 1;
     st.uses++;
     dlist_append(&st.fetching, &obj->lru);
-    set_expect(obj, expect);
     obj->refs = 2; /* the caller and the fetch */
     return obj;
 }
 
-enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
-                                struct object **out, int *fd, struct prepared **prep,
+enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **out, int *fd, struct prepared **prep,
                                 struct object_meta *meta)
 {
     char key[65];
@@ -646,12 +634,11 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *exp
         *out = NULL;
         res = LOOKUP_HIT;
     } else if (obj) {
-        set_expect(obj, expect);
         obj->refs++;
         *out = obj;
         res = LOOKUP_COALESCED;
     } else {
-        *out = create_fetching(url, key, ttl, expect, now);
+        *out = create_fetching(url, key, ttl, now);
         res = LOOKUP_MISS;
     }
     pthread_mutex_unlock(&st.lock);
@@ -709,11 +696,11 @@ void store_unwait(struct object *obj, struct waiter *w)
     pthread_mutex_unlock(&st.lock);
 }
 
-bool store_wait_headers(struct object *obj, struct waiter *w)
+bool store_wait(struct object *obj, bool complete, struct waiter *w)
 {
     bool ready;
     pthread_mutex_lock(&st.lock);
-    ready = obj->headers_ready || obj->state != OBJ_FETCHING;
+    ready = (obj->headers_ready && !complete) || obj->state != OBJ_FETCHING;
     if (!ready)
         enqueue_waiter(obj, w);
     else if (obj->state == OBJ_FETCHING)
@@ -722,34 +709,49 @@ bool store_wait_headers(struct object *obj, struct waiter *w)
     return ready;
 }
 
-ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struct waiter *w)
+/* Lock held. Where this reader's bytes stop for now: the last byte written is held back while
+ * FETCHING, and a reader with a digest to check also waits for completion before its own last
+ * byte. */
+static int64_t readable_end(const struct object *obj, const struct read_terms *terms)
+{
+    int64_t end = obj->state == OBJ_COMPLETE ? obj->have : obj->have - 1;
+    if (terms->expect && obj->state != OBJ_COMPLETE && terms->end >= 0 && end > terms->end - 1)
+        end = terms->end - 1;
+    return end;
+}
+
+ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
+                   const struct read_terms *terms, struct waiter *w)
 {
     int64_t readable;
-    ssize_t n;
+    ssize_t n = 0;
+    bool copy = false;
 
     pthread_mutex_lock(&st.lock);
     if (obj->state == OBJ_FAILED) {
-        pthread_mutex_unlock(&st.lock);
-        return -1;
-    }
-    readable = obj->state == OBJ_COMPLETE ? obj->have : obj->have - 1;
-    if (off >= readable) {
+        n = STORE_READ_FAILED;
+    } else if (terms->expect && obj->state == OBJ_COMPLETE &&
+               memcmp(obj->digest, terms->expect, 32) != 0) {
+        n = STORE_READ_MISMATCH;
+    } else if (off >= (readable = readable_end(obj, terms)) || max == 0) {
         if (obj->state == OBJ_COMPLETE) {
-            pthread_mutex_unlock(&st.lock);
-            return -2;
+            n = STORE_READ_END;
+        } else {
+            enqueue_waiter(obj, w);
         }
-        enqueue_waiter(obj, w);
-        pthread_mutex_unlock(&st.lock);
-        return 0;
+    } else {
+        if ((int64_t)max > readable - off)
+            max = (size_t)(readable - off);
+        /* Set before the lock drops: from now on a restart from zero would corrupt this reader. */
+        obj->delivered = true;
+        copy = true;
     }
-    if ((int64_t)max > readable - off)
-        max = (size_t)(readable - off);
-    /* Set before the lock drops: from now on a restart from zero would corrupt this reader. */
-    obj->delivered = true;
     pthread_mutex_unlock(&st.lock);
+    if (!copy)
+        return n;
     /* Bytes below `have` never change, and our reference keeps obj->fd open. */
     n = pread(obj->fd, buf, max, off);
-    return n > 0 ? n : -1;
+    return n > 0 ? n : STORE_READ_FAILED;
 }
 
 void store_snapshot(struct object *obj, struct object_meta *out)

@@ -9,7 +9,10 @@
  *   the table, so the next request for its URL starts a fresh download.
  * - Readers only see bytes already written to the object file. While FETCHING, the last byte
  *   written is held back: a client never receives a body that looks complete before the object
- *   has been length-checked, digest-checked and fsynced.
+ *   has been length-checked, digested and fsynced.
+ * - A reader's `&sha256=` is its own (struct read_terms): it decides that reader's answer only,
+ *   never the object's fate nor another reader's. Such a reader gets the last byte of its answer
+ *   only once the object is COMPLETE and its digest matches.
  * - A download may resume (bytes are only appended) or, until the first byte has been handed to
  *   a reader, restart from zero (store_restart). Once a reader holds the length and type, a
  *   restart must keep them.
@@ -63,8 +66,6 @@ struct object {
     int64_t reserved;   /* quota held for this object beyond `have` */
     char *content_type; /* NULL until upstream's headers are in; changed under the lock only */
     uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
-    uint8_t expect[32]; /* digest a client asked for with &sha256= */
-    bool has_expect;
     bool verified;    /* its file is known to hold `length` bytes (see load_row) */
     bool hit;         /* answered a hit already: the next one earns a prepared answer */
     bool committed;   /* a reader has answered with this length and type */
@@ -113,8 +114,7 @@ void store_close(void);
  * descriptor in *fd (the caller owns it). meta->hit says whether the object had been hit before
  * this lookup: only then is a prepared answer worth building (random hits over a big cache would
  * otherwise churn the ring, building answers that are dropped before their second use). */
-enum lookup_result store_lookup(const char *url, int64_t ttl, const uint8_t *expect,
-                                struct object **obj, int *fd, struct prepared **prep,
+enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd, struct prepared **prep,
                                 struct object_meta *meta);
 /* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
  * none. On success the store takes its own reference. */
@@ -129,12 +129,25 @@ void store_set_quota(int64_t quota);
 /* Take a waiter off the object's queue (the reader went away while asleep). */
 void store_unwait(struct object *obj, struct waiter *w);
 
-/* Returns true when headers are known or the object ended; otherwise queues `w` and sleeps. */
-bool store_wait_headers(struct object *obj, struct waiter *w);
+/* Returns true when headers are known (with `complete`: when the object is COMPLETE) or the
+ * object ended; otherwise queues `w` and sleeps. */
+bool store_wait(struct object *obj, bool complete, struct waiter *w);
 
-/* Copy up to `max` bytes at `off`. Returns the count, 0 after queueing `w` (sleep), -1 if the
- * object failed, -2 at the end of a complete object. */
-ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max, struct waiter *w);
+/* What one reader wants: bytes before `end` (-1: to the end of the object) and, when `expect` is
+ * set, only an object whose sha256 is `expect` (the reader's own &sha256=). */
+struct read_terms {
+    int64_t end;
+    const uint8_t *expect;
+};
+#define STORE_READ_FAILED (-1)   /* the download failed: cut the answer */
+#define STORE_READ_END (-2)      /* nothing more: the object (or `end`) is reached */
+#define STORE_READ_MISMATCH (-3) /* the object is complete and its sha256 is not `expect` */
+
+/* Copy up to `max` bytes at `off` (max 0: only wait for, and check, the end). Returns the count,
+ * 0 after queueing `w` (sleep), or one of STORE_READ_*. With `expect`, the byte before `end` is
+ * held back until the object is COMPLETE, so a mismatch still cuts the answer. */
+ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
+                   const struct read_terms *terms, struct waiter *w);
 
 /* Snapshot of an object's public fields, taken under the lock. */
 void store_snapshot(struct object *obj, struct object_meta *out);

@@ -1,0 +1,151 @@
+"""&sha256= belongs to the request that gave it: it decides that answer only, never another
+client's nor the object's. A request whose digest fails gets a cut that every HTTP/1.1 client
+sees as a failure, python-requests included; requests without one keep their Content-Length."""
+
+import hashlib
+import http.client
+import os
+import threading
+
+import pytest
+import requests
+
+from conftest import read_to_end, sha256
+
+WRONG = hashlib.sha256(b"not this body").hexdigest()
+
+
+def slow_object(origin, path, size=3 << 20, rate=6 << 20):
+    data = os.urandom(size)
+    return data, origin.add(path, data=data, rate=rate)
+
+
+def stream_all(arca, url, results, key, **params):
+    conn, resp = arca.stream(url, **params)
+    body, complete = read_to_end(resp)
+    results[key] = (resp.status, {k.lower(): v for k, v in resp.getheaders()}, body, complete)
+    conn.close()
+
+
+def test_a_wrong_digest_joining_cuts_only_its_own_answer(origin, arca):
+    data, url = slow_object(origin, "/img")
+    results = {}
+    plain = threading.Thread(target=stream_all, args=(arca, url, results, "plain"))
+    plain.start()
+    while origin.counts["/img"] == 0:
+        pass
+    right = threading.Thread(target=stream_all, args=(arca, url, results, "right"),
+                             kwargs={"sha256": sha256(data)})
+    wrong = threading.Thread(target=stream_all, args=(arca, url, results, "wrong"),
+                             kwargs={"sha256": WRONG})
+    right.start()
+    wrong.start()
+    for t in (plain, right, wrong):
+        t.join()
+
+    status, _, body, complete = results["plain"]
+    assert status == 200 and complete and sha256(body) == sha256(data), "no digest: untouched"
+    status, _, body, complete = results["right"]
+    assert status == 200 and complete and sha256(body) == sha256(data), "right digest: untouched"
+    status, _, body, complete = results["wrong"]
+    assert status == 200 and not complete and len(body) < len(data), \
+        "a wrong digest joining a download must get a cut, never a complete body"
+    # the object is what the origin served: kept, and a hit for everyone after
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == data and origin.counts["/img"] == 1
+    assert arca.status()["resources_successes"] == 1
+
+
+def test_a_wrong_digest_starting_the_download_does_not_decide_the_object(origin, arca):
+    data, url = slow_object(origin, "/first")
+    results = {}
+    wrong = threading.Thread(target=stream_all, args=(arca, url, results, "wrong"),
+                             kwargs={"sha256": WRONG})
+    wrong.start()
+    while origin.counts["/first"] == 0:
+        pass
+    plain = threading.Thread(target=stream_all, args=(arca, url, results, "plain"))
+    plain.start()
+    wrong.join()
+    plain.join()
+    assert not results["wrong"][3], "the request that gave the wrong digest sees a cut"
+    status, _, body, complete = results["plain"]
+    assert status == 200 and complete and body == data
+    # kept: a request with the right digest is a hit, one with the wrong one a 502 up front
+    status, headers, body = arca.fetch(url, sha256=sha256(data))
+    assert status == 200 and body == data and headers["content-length"] == str(len(data))
+    status, _, body = arca.fetch(url, sha256=WRONG)
+    assert status == 502 and b"sha256" in body
+    assert origin.counts["/first"] == 1
+
+
+def test_framing_chunked_only_for_a_digest_still_to_check(origin, arca):
+    data, url = slow_object(origin, "/framed")
+    results = {}
+    plain = threading.Thread(target=stream_all, args=(arca, url, results, "plain"))
+    plain.start()
+    while origin.counts["/framed"] == 0:
+        pass
+    stream_all(arca, url, results, "digest", sha256=sha256(data))
+    plain.join()
+    _, headers, body, complete = results["plain"]
+    assert headers.get("content-length") == str(len(data)), \
+        "without sha256 the streamed answer keeps its Content-Length (progress bars, LAVA)"
+    _, headers, body, complete = results["digest"]
+    assert complete and body == data
+    assert "content-length" not in headers and headers.get("transfer-encoding") == "chunked"
+
+
+def test_python_requests_sees_a_digest_cut_as_an_error(origin, arca):
+    data, url = slow_object(origin, "/lava")
+    # requests the way LAVA's dispatcher uses it: stream=True, iter_content, no length check
+    path = arca.fetch_path(url, sha256=WRONG)
+    with pytest.raises(requests.exceptions.RequestException):
+        with requests.get(f"http://{arca.host}:{arca.port}{path}", stream=True, timeout=30) as r:
+            assert r.status_code == 200
+            for _ in r.iter_content(65536):
+                pass
+    # and the same download with the right digest reads through without an error
+    path = arca.fetch_path(url, sha256=sha256(data))
+    r = requests.get(f"http://{arca.host}:{arca.port}{path}", timeout=30)
+    assert r.status_code == 200 and r.content == data
+
+
+def test_range_with_a_digest_waits_for_the_check(origin, arca):
+    data, url = slow_object(origin, "/part")
+    results = {}
+    plain = threading.Thread(target=stream_all, args=(arca, url, results, "plain"))
+    plain.start()
+    while origin.counts["/part"] == 0:
+        pass
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
+    conn.request("GET", arca.fetch_path(url, sha256=WRONG), headers={"Range": "bytes=0-99"})
+    resp = conn.getresponse()
+    body, complete = read_to_end(resp)
+    conn.close()
+    plain.join()
+    assert resp.status == 206 and not complete and len(body) < 100, \
+        "a range of a mismatching object must not arrive complete either"
+
+
+def test_http10_with_a_digest_waits_for_the_whole_object(origin, arca):
+    data, url = slow_object(origin, "/old")
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
+    conn._http_vsn, conn._http_vsn_str = 10, "HTTP/1.0"
+    conn.request("GET", arca.fetch_path(url, sha256=WRONG))
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status == 502, "HTTP/1.0 cannot show a cut: it is told before the headers"
+    assert origin.counts["/old"] == 1
+
+
+def test_access_log_marks_a_cut_answer(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    data, url = slow_object(origin, "/logged")
+    results = {}
+    stream_all(arca, url, results, "wrong", sha256=WRONG)
+    assert not results["wrong"][3]
+    assert arca.log_shows('" 200 ') and arca.log_shows(" CUT ")
+    line = [l for l in arca.read_log().splitlines() if "sha256=" in l and '" 200 ' in l][0]
+    assert " CUT " in line and " MISS " not in line
