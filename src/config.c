@@ -104,7 +104,7 @@ static const struct numeric_option {
     int64_t min, max;
 } numeric_options[] = {
     {"quota", V_SIZE, offsetof(struct config, quota), 1, INT64_MAX},
-    {"default-ttl", V_DURATION, offsetof(struct config, default_ttl), 1, INT64_MAX},
+    {"default-ttl", V_DURATION, offsetof(struct config, default_ttl), 1, TTL_MAX},
     {"stall-timeout", V_DURATION, offsetof(struct config, stall_timeout), 1, 86400},
     {"grace-period", V_DURATION, offsetof(struct config, grace_period), 1, 86400},
     {"download-timeout", V_DURATION, offsetof(struct config, download_timeout), 1, 30 * 86400},

@@ -327,6 +327,12 @@ static int set_resume_headers(struct transfer *t)
  * has them yet, and the download fails otherwise. */
 static int start_attempt(struct transfer *t)
 {
+    /* A backoff may end past the deadline, and a timeout of 0 would mean none at all. */
+    int64_t left = t->deadline_ms - monotonic_ms();
+    if (left <= 0) {
+        fail(t, 504, "download took longer than --download-timeout");
+        return -1;
+    }
     if (t->attempts++ > 0)
         atomic_fetch_add(&stats.download_retries, 1);
     t->retry_at_ms = 0;
@@ -345,8 +351,11 @@ static int start_attempt(struct transfer *t)
         fail(t, 500, "out of memory");
         return -1;
     }
-    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)(t->deadline_ms - monotonic_ms()));
-    curl_multi_add_handle(fx.multi, t->easy);
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)left);
+    if (curl_multi_add_handle(fx.multi, t->easy) != CURLM_OK) {
+        fail(t, 500, "cannot start the upstream request");
+        return -1;
+    }
     return 0;
 }
 

@@ -31,14 +31,14 @@ static _Thread_local struct request *current;
 static struct MHD_Daemon *daemon_;
 static int listen_fd = -1;
 
+/* A shared response is never changed: other threads may be sending it. A plain hit that took
+ * one just before draining began keeps its connection open; draining's grace period covers it
+ * (requests that begin while draining never take a shared answer: see http_fetch.c). */
 enum MHD_Result http_queue_shared(struct MHD_Connection *c, unsigned int status,
                                   struct MHD_Response *r)
 {
     if (current)
         current->status = status;
-    /* While draining, keep-alive connections are closed after their response. */
-    if (atomic_load(&http_draining))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     return MHD_queue_response(c, status, r);
 }
 
@@ -47,6 +47,9 @@ enum MHD_Result http_queue(struct MHD_Connection *c, unsigned int status, struct
     enum MHD_Result ret;
     if (!r)
         return MHD_NO;
+    /* While draining, keep-alive connections are closed after their response. */
+    if (atomic_load(&http_draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = http_queue_shared(c, status, r);
     MHD_destroy_response(r);
     return ret;

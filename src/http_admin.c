@@ -91,7 +91,7 @@ static const char *prefetch_one(const char *url, int64_t ttl, const char **error
         return "error";
     }
     kind = store_lookup(url, ttl, &obj, &fd, NULL, &meta);
-    if (kind == LOOKUP_HIT) {
+    if (kind == LOOKUP_HIT || kind == LOOKUP_UNAVAILABLE) {
         if (fd >= 0)
             close(fd);
         return "cached";

@@ -459,6 +459,8 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, cons
     r->has_expect = has_expect;
     memcpy(r->expect, expect, sizeof(r->expect));
     r->kind = store_lookup(url, ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
+    if (r->kind == LOOKUP_UNAVAILABLE)
+        return refuse(c, MHD_HTTP_SERVICE_UNAVAILABLE, meta.error);
     if (r->kind == LOOKUP_HIT) {
         if (!digest_ok(r, &meta)) {
             if (fd >= 0)

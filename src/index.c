@@ -217,7 +217,7 @@ static int forget_partials(const struct loader *l)
             l->load->discard(l[part].partials.keys[i], l->load->arg);
     if (rc == 0 && (l[0].partials.any || l[1].partials.any))
         rc = exec_bound("DELETE FROM objects WHERE state<>'complete'", "");
-    return rc == 0 ? exec_bound("COMMIT", "") : rc;
+    return rc == 0 ? index_commit() : rc;
 }
 
 /* The check and the second half of the rows in threads, the first half here. A thread that
@@ -311,9 +311,15 @@ int index_begin(void)
     return exec_bound("BEGIN", "");
 }
 
+/* A COMMIT that fails (disk full, I/O error) may leave the transaction open: every later write
+ * would then join it, and none would ever be committed. Roll it back: the rows keep their
+ * earlier figures (usage, last use) until their objects are used again. */
 int index_commit(void)
 {
-    return exec_bound("COMMIT", "");
+    int rc = exec_bound("COMMIT", "");
+    if (rc < 0 && !sqlite3_get_autocommit(db))
+        exec_bound("ROLLBACK", "");
+    return rc;
 }
 
 int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl)

@@ -62,7 +62,8 @@ int parse_ttl(const char *s, int64_t *seconds)
     }
     if (end[1] != '\0')
         return -1;
-    return scale(v, unit, seconds);
+    *seconds = v > TTL_MAX / unit ? TTL_MAX : v * unit;
+    return 0;
 }
 
 int parse_duration_ms(const char *s, int64_t *ms)

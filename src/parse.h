@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* "<int>" followed by d, h, m or s; strictly positive. Result in seconds. */
+/* "<int>" followed by d, h, m or s; strictly positive. Result in seconds, at most TTL_MAX
+ * (longer is taken as TTL_MAX): an object's creation time plus its ttl must never overflow. */
+#define TTL_MAX (100LL * 365 * 86400)
 int parse_ttl(const char *s, int64_t *seconds);
 
 /* "<int>" followed by ms, s, m, h or d; strictly positive. Result in milliseconds. */

@@ -217,9 +217,10 @@ static void enqueue_waiter(struct object *obj, struct waiter *w)
     obj->waiters = w;
 }
 
+/* Never `created + ttl`: an index written before TTLs were clamped may hold any ttl. */
 static bool expired(const struct object *obj, int64_t now)
 {
-    return now >= obj->created + obj->ttl;
+    return now - obj->created >= obj->ttl;
 }
 
 /* --- start-up ----------------------------------------------------------------------------- */
@@ -559,7 +560,9 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
 }
 
 /* A hit: its prepared answer, or its file opened under the lock so that eviction cannot unlink
- * it between lookup and open. */
+ * it between lookup and open. Returns 0; -1 when the file is gone or has another length (the
+ * object is dropped and fetched again); -2 when it cannot be opened for now (EMFILE, ENOMEM: a
+ * good object is not thrown away for that), with the reason in meta->error. */
 static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct object_meta *meta)
 {
     char path[1200];
@@ -571,6 +574,11 @@ static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct 
     }
     object_path(obj, path, sizeof(path));
     *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0 && errno != ENOENT) {
+        snprintf(meta->error, sizeof(meta->error), "cannot open the cached object: %s",
+                 strerror(errno));
+        return -2;
+    }
     if (*fd < 0)
         return -1;
     if (!obj->verified) { /* loaded from the index: first hit since start */
@@ -614,6 +622,7 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ou
     int64_t now = now_s();
     enum lookup_result res;
     struct object *obj;
+    int opened = 0;
 
     *fd = -1;
     if (prep)
@@ -623,14 +632,18 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ou
     obj = table_find(key);
     if (obj)
         note_use(obj, ttl, now);
-    if (obj && obj->state == OBJ_COMPLETE &&
-        (expired(obj, now) || open_hit(obj, fd, prep, meta) < 0)) {
+    if (obj && obj->state == OBJ_COMPLETE && !expired(obj, now))
+        opened = open_hit(obj, fd, prep, meta);
+    if (obj && obj->state == OBJ_COMPLETE && (expired(obj, now) || opened == -1)) {
         /* Out of the table; its file and row go when the new download replaces them. */
         table_remove(obj);
         maybe_free(obj);
         obj = NULL;
     }
-    if (obj && obj->state == OBJ_COMPLETE) {
+    if (opened == -2) {
+        *out = NULL;
+        res = LOOKUP_UNAVAILABLE;
+    } else if (obj && obj->state == OBJ_COMPLETE) {
         *out = NULL;
         res = LOOKUP_HIT;
     } else if (obj) {

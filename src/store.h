@@ -70,6 +70,7 @@ struct object {
     bool hit;         /* answered a hit already: the next one earns a prepared answer */
     bool committed;   /* a reader has answered with this length and type */
     bool delivered;   /* a reader has been handed bytes: they may never change */
+    bool on_disk;     /* store_begin_file wrote its row (and file): store_fail removes them */
     int error_status; /* HTTP status for clients when FAILED */
     char *error;      /* one-line reason, set by the fetch thread before the object fails; NULL
                          when none (or out of memory): see object_error() */
@@ -101,7 +102,9 @@ struct object_meta {
     char error[160];
 };
 
-enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED };
+/* LOOKUP_UNAVAILABLE: the object is cached but its file cannot be opened for now (out of
+ * descriptors or memory): no reference, the reason in meta->error; the object stays. */
+enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILABLE };
 
 int store_open(const struct config *cfg, char *err, size_t errlen);
 void store_close(void);
@@ -165,6 +168,9 @@ int store_begin_body(struct object *obj, int64_t length, const char *content_typ
 int store_restart(struct object *obj);
 int store_append(struct object *obj, const char *data, size_t len);
 void store_finish(struct object *obj, const uint8_t digest[32]);
+/* Fail a download: out of the table, waiters woken, its file and row removed. Before
+ * store_begin_file there are none, and then (only then) any thread may call it: fetch_start does,
+ * at shutdown or out of memory, without touching disk or SQLite. */
 void store_fail(struct object *obj, int status, const char *reason);
 void store_flush_usage(void);
 void store_expire(void);

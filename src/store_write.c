@@ -128,6 +128,7 @@ int store_begin_file(struct object *obj, char *err, size_t errlen)
                                   : "cannot record the download in the index");
         return rc == INDEX_FULL ? 507 : 500;
     }
+    obj->on_disk = true; /* fetch thread only, like everything of a download's file */
     /* An older version may still be open by readers: unlink keeps their inode alive. */
     unlink(path);
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -307,20 +308,21 @@ int store_append(struct object *obj, const char *data, size_t len)
 }
 
 /* The directory entry must be durable too, or a crash could lose a file the index calls
- * complete. */
-static void sync_dir_of(const char *path)
+ * complete: -1 when it cannot be made so. */
+static int sync_dir_of(const char *path)
 {
     char dir[1200];
+    int fd, rc;
     snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
     if (!slash)
-        return;
+        return -1;
     *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
 }
 
 static int check_length(struct object *obj)
@@ -344,7 +346,10 @@ void store_finish(struct object *obj, const uint8_t digest[32])
         store_fail(obj, 507, "cannot sync object file (disk full?)");
         return;
     }
-    sync_dir_of(path);
+    if (sync_dir_of(path) < 0) {
+        store_fail(obj, 500, "cannot sync the object's directory");
+        return;
+    }
     pthread_mutex_lock(&st.lock);
     row =
         (struct index_row){obj->key,      obj->url,     obj->content_type ? obj->content_type : "",
@@ -390,6 +395,8 @@ void store_fail(struct object *obj, int status, const char *reason)
         table_remove(obj);
     wake_all(obj);
     pthread_mutex_unlock(&st.lock);
+    if (!obj->on_disk)
+        return; /* never reached store_begin_file: no row, no file, maybe not the fetch thread */
     object_path(obj, path, sizeof(path));
     unlink(path);
     index_delete(obj->key);
@@ -451,7 +458,7 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
     for (size_t i = from; i < to; i++) {
         for (struct object *o = st.buckets[i], *next; o; o = next) {
             next = o->next;
-            if (o->state == OBJ_COMPLETE && o->refs == 0 && now >= o->created + o->ttl)
+            if (o->state == OBJ_COMPLETE && o->refs == 0 && now - o->created >= o->ttl)
                 evict(o);
         }
     }

@@ -1,7 +1,9 @@
 """Upstream faults: an origin that breaks on purpose (statuses, resets, cuts, stalls, ignored
 ranges, changed validators) and what clients and the origin see through arca."""
 
+import http.client
 import os
+import resource
 import threading
 import time
 
@@ -174,6 +176,18 @@ def test_download_timeout_is_final(origin, start_arca):
     assert arca.log_shows("download-timeout")
 
 
+def test_a_retry_due_past_the_deadline_is_not_started(origin, start_arca):
+    # the backoff (1.5 s) ends after the deadline (1 s): the retry must not run, let alone run
+    # without a timeout (curl takes a timeout of 0 as none)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--download-timeout", "1s",
+                      "--retry-delay", "1500ms")
+    data = os.urandom(5000)
+    url = origin.add("/late", data=data, faults=[503])
+    status, _, body = arca.fetch(url)
+    assert status == 504 and b"download-timeout" in body
+    assert origin.counts["/late"] == 1, "no attempt starts after the deadline"
+
+
 def test_object_size_limit(origin, start_arca):
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--max-object-size", "100K")
     url = origin.add("/big", data=os.urandom(200000))
@@ -217,6 +231,33 @@ def test_https_origin_reset_is_resumed(tls_origin, tls_files, start_arca):
     assert status == 200 and complete and sha256(body) == sha256(data)
     assert tls_origin.counts["/tls"] == 3
     resumed_at(tls_origin, "/tls", 300000, '"t"', attempt=2)
+
+
+def open_descriptors(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_a_hit_that_cannot_open_its_file_keeps_the_object(origin, arca):
+    data = os.urandom(300000)
+    url = origin.add("/kept", data=data)
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=10)
+    conn.request("GET", arca.fetch_path(url))
+    assert conn.getresponse().read() == data
+    pid = arca.proc.pid
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    try:
+        # no descriptor left for arca: a range hit (never a prepared answer) must open the file
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_descriptors(pid), hard))
+        conn.request("GET", arca.fetch_path(url), headers={"Range": "bytes=0-99"})
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 503 and b"Too many open files" in body
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        conn.close()
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == data
+    assert origin.counts["/kept"] == 1, "a transient open() failure must not evict the object"
 
 
 def test_unasked_partial_answer_is_not_kept(origin, arca):

@@ -1,6 +1,7 @@
 """Life of objects and of the server: TTL, restarts, health, shutdown, start-up errors."""
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -37,6 +38,16 @@ def test_shorter_ttl_shortens_the_life(origin, arca):
     time.sleep(2.1)
     assert arca.fetch(url)[0] == 200
     assert origin.counts["/short"] == before + 1, "expired after the shorter ttl"
+
+
+def test_a_huge_ttl_is_clamped_not_overflowed(origin, arca):
+    # created + ttl used to overflow: the object expired at once and every request refetched it
+    url = origin.add("/forever", data=os.urandom(5000))
+    assert arca.fetch(url, ttl="9223372036854775000s")[0] == 200
+    assert arca.fetch(url, ttl="9223372036854775000s")[0] == 200
+    assert origin.counts["/forever"] == 1
+    rows = json.loads(arca.get("/api/v1/resources/?state=successes")[2])["resources"]
+    assert rows[0]["ttl"] == 100 * 365 * 86400, "clamped to 100 years"
 
 
 def test_restart_keeps_finished_objects_and_counters(origin, workdir, start_arca):
