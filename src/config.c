@@ -22,6 +22,7 @@ void config_defaults(struct config *cfg)
     cfg->connect_timeout = 30;
     cfg->download_timeout = 6 * 3600;
     cfg->download_retries = 4;
+    cfg->max_redirects = 20;
     cfg->retry_delay_ms = 1000;
     cfg->max_downloads = 32;
     cfg->max_downloads_per_host = 8;
@@ -112,6 +113,7 @@ static const struct numeric_option {
     {"idle-timeout", V_DURATION, offsetof(struct config, idle_timeout), 1, 86400},
     {"retry-delay", V_DURATION_MS, offsetof(struct config, retry_delay_ms), 1, 3600000},
     {"download-retries", V_INT, offsetof(struct config, download_retries), 0, 100},
+    {"max-redirects", V_INT, offsetof(struct config, max_redirects), 0, 100},
     {"max-downloads", V_INT, offsetof(struct config, max_downloads), 1, 10000},
     {"max-downloads-per-host", V_INT, offsetof(struct config, max_downloads_per_host), 1, 10000},
     {"max-connections", V_INT, offsetof(struct config, max_connections), 1, 100000},
@@ -302,6 +304,7 @@ void config_print_help(void)
          "  --stall-timeout TTL    retry an upstream silent this long (default 60s)\n"
          "  --download-timeout TTL give up on a download after this long (default 6h)\n"
          "  --download-retries N   attempts after a retryable upstream fault (default 4)\n"
+         "  --max-redirects N      upstream redirects followed, 0-100 (default 20)\n"
          "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m (default 1s)\n"
          "  --max-downloads N      upstream transfers at once; others queue (default 32)\n"
          "  --max-downloads-per-host N  the same, per upstream host (default 8)\n"

@@ -39,6 +39,7 @@ struct config {
     int64_t connect_timeout;  /* seconds */
     int64_t download_timeout; /* seconds one download may take, all attempts together */
     int download_retries;     /* further attempts after a retryable upstream fault */
+    int max_redirects;        /* upstream redirects followed per attempt (wget's default: 20) */
     int64_t retry_delay_ms;   /* first backoff; doubles per attempt, capped at 30 s */
     int max_downloads;        /* upstream transfers at once; more wait their turn */
     int max_downloads_per_host;

@@ -3,6 +3,7 @@
 #include "log.h"
 #include "policy.h"
 #include "stats.h"
+#include "url.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -15,7 +16,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define MAX_REDIRECTS 5
 #define MAX_BACKOFF_MS 30000
 
 /* One upstream download, over one or more attempts. Lives on the fetch thread only. */
@@ -34,9 +34,11 @@ struct transfer {
     int64_t content_length; /* -1 if none */
     int64_t range_first, range_total;
     bool has_range;
-    char content_type[128];
+    char content_type[HEADER_TYPE_MAX];
+    char content_encoding[HEADER_ENCODING_MAX];
+    char filename[HEADER_FILENAME_MAX];
     char etag[256];
-    char last_modified[64];
+    char last_modified[HEADER_DATE_MAX];
     bool location;     /* carries Location */
     bool body_started; /* its body is being written */
     /* Outcome: */
@@ -167,7 +169,9 @@ static void keep_validator(struct transfer *t)
 
 static int begin_full_body(struct transfer *t)
 {
-    if (store_begin_body(t->obj, t->content_length, t->content_type) < 0) {
+    struct upstream_headers h = {t->content_type, t->content_encoding, t->filename,
+                                 t->last_modified};
+    if (store_begin_body(t->obj, t->content_length, &h) < 0) {
         fail(t, t->obj->error_status, object_error(t->obj));
         return -1;
     }
@@ -212,6 +216,23 @@ static int headers_done(struct transfer *t)
     return 0;
 }
 
+/* A value we replay goes whole or not at all: one longer than its field is dropped. */
+static void keep_value(char *field, size_t size, const char *value, const char *name,
+                       const struct transfer *t)
+{
+    size_t len = strlen(value);
+    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+        len--;
+    if (len >= size) {
+        log_info("fetch %s: upstream %s longer than %zu bytes, not replayed", t->obj->url, name,
+                 size - 1);
+        field[0] = '\0';
+        return;
+    }
+    memcpy(field, value, len);
+    field[len] = '\0';
+}
+
 static void header_field(struct transfer *t, const char *line)
 {
     const char *v;
@@ -222,23 +243,28 @@ static void header_field(struct transfer *t, const char *line)
         int64_t last;
         t->has_range = parse_content_range(v, &t->range_first, &last, &t->range_total) == 0;
     } else if (header_is(line, "content-type", &v)) {
-        snprintf(t->content_type, sizeof(t->content_type), "%s", v);
+        keep_value(t->content_type, sizeof(t->content_type), v, "Content-Type", t);
+    } else if (header_is(line, "content-encoding", &v)) {
+        keep_value(t->content_encoding, sizeof(t->content_encoding), v, "Content-Encoding", t);
+    } else if (header_is(line, "content-disposition", &v)) {
+        disposition_filename(v, t->filename, sizeof(t->filename));
     } else if (header_is(line, "etag", &v)) {
-        snprintf(t->etag, sizeof(t->etag), "%s", v);
+        keep_value(t->etag, sizeof(t->etag), v, "ETag", t);
     } else if (header_is(line, "last-modified", &v)) {
-        snprintf(t->last_modified, sizeof(t->last_modified), "%s", v);
+        keep_value(t->last_modified, sizeof(t->last_modified), v, "Last-Modified", t);
     } else if (header_is(line, "location", &v)) {
         t->location = true;
     }
 }
 
 /* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
- * string function sees it. Lines longer than the copy only matter for headers we ignore. */
+ * string function sees it. A line too long for the copy is only looked at for its name: the
+ * values we keep are far shorter, and one that is not is dropped rather than cut. */
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
     struct transfer *t = arg;
     size_t len = size * n;
-    char line[512];
+    char line[HEADER_TYPE_MAX + 64];
 
     if (t->failed || t->retry_status)
         return 0;
@@ -247,13 +273,16 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     if (strncmp(line, "HTTP/", 5) == 0) {
         t->content_length = -1;
         t->has_range = false;
-        t->content_type[0] = t->etag[0] = t->last_modified[0] = '\0';
+        t->content_type[0] = t->content_encoding[0] = t->filename[0] = '\0';
+        t->etag[0] = t->last_modified[0] = '\0';
         t->location = false;
     } else if (line[0] == '\0') {
         if (headers_done(t) < 0)
             return 0; /* the blank line ends one response's headers */
-    } else {
+    } else if (len < sizeof(line)) {
         header_field(t, line);
+    } else {
+        log_info("fetch %s: upstream header line of %zu bytes ignored", t->obj->url, len);
     }
     return len;
 }
@@ -285,7 +314,7 @@ static void setup_easy(struct transfer *t)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)fx.cfg->max_redirects);
     /* Environment proxies would make the address policy check the proxy, not the origin. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);

@@ -163,7 +163,7 @@ static enum MHD_Result refuse_early(struct MHD_Connection *c, unsigned int statu
  * is timed from here, and its record is the request's req_cls until completion. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    size_t len = strnlen(uri, 4096);
+    size_t len = strlen(uri); /* bounded by the connection's memory (--max-header-size) */
     struct request *req = calloc(1, sizeof(*req) + len + 1);
     (void)cls, (void)c;
     if (!req)

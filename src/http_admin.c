@@ -5,6 +5,7 @@
 #include "log.h"
 #include "parse.h"
 #include "store.h"
+#include "url.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -78,19 +79,39 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned int status, 
     return http_send_owned(c, status, "application/json", text, text ? strlen(text) : 0);
 }
 
+/* The normal form of a URL an admin gave (url.h), the store's key; NULL with *why set. The
+ * caller frees it. */
+static char *normal_url(const char *url, const char **why)
+{
+    size_t len = strlen(url);
+    char *out = NULL;
+    int status;
+    if (len == 0)
+        *why = "missing url";
+    else if (len > (size_t)http_cfg->max_url_len)
+        *why = "url longer than --max-url-length";
+    else if (!(out = malloc(URL_BUF_SIZE(len))))
+        *why = "out of memory";
+    else if (url_normalize(url, len, out, URL_BUF_SIZE(len), &status, why) < 0) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
 /* Start the download of one URL unless it is cached or on its way; says which. */
-static const char *prefetch_one(const char *url, int64_t ttl, const char **error)
+static const char *prefetch_one(const char *given, int64_t ttl, const char **error)
 {
     struct object *obj;
     struct object_meta meta;
     int fd;
     enum lookup_result kind;
+    char *url = normal_url(given, error);
 
-    if (check_upstream_url(url, (size_t)http_cfg->max_url_len) < 0) {
-        *error = "url must be an absolute http:// or https:// URL within --max-url-length";
+    if (!url)
         return "error";
-    }
     kind = store_lookup(url, ttl, &obj, &fd, NULL, &meta);
+    free(url);
     if (kind == LOOKUP_HIT || kind == LOOKUP_UNAVAILABLE) {
         if (fd >= 0)
             close(fd);
@@ -163,18 +184,10 @@ enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body)
     return send_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:o}", "results", results));
 }
 
-enum MHD_Result http_purge(struct MHD_Connection *c)
+/* What a purge of `url` came to (store_purge's result). */
+static enum MHD_Result purge_answer(struct MHD_Connection *c, const char *url, int rc,
+                                    int64_t length)
 {
-    const char *url = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url");
-    enum MHD_Result ret;
-    int64_t length = 0;
-    int rc;
-
-    if (authorize(c, &ret) < 0)
-        return ret;
-    if (!url || !*url)
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
-    rc = store_purge(url, &length);
     if (rc == 0)
         return http_send_error(c, MHD_HTTP_NOT_FOUND, "not cached");
     if (rc == -1)
@@ -186,4 +199,24 @@ enum MHD_Result http_purge(struct MHD_Connection *c)
     return send_json(
         c, MHD_HTTP_OK,
         json_pack("{s:s, s:b, s:I}", "url", url, "purged", 1, "bytes", (json_int_t)length));
+}
+
+enum MHD_Result http_purge(struct MHD_Connection *c)
+{
+    const char *given = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url"), *why;
+    enum MHD_Result ret;
+    int64_t length = 0;
+    char *url;
+    int rc;
+
+    if (authorize(c, &ret) < 0)
+        return ret;
+    if (!given || !*given)
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
+    if (!(url = normal_url(given, &why)))
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+    rc = store_purge(url, &length);
+    ret = purge_answer(c, url, rc, length);
+    free(url);
+    return ret;
 }

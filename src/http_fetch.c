@@ -5,6 +5,7 @@
 #include "policy.h"
 #include "stats.h"
 #include "store.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -47,6 +48,7 @@ struct fetch_req {
     bool cut;       /* the body was cut: the download failed or its sha256 was not `expect` */
     bool has_expect;
     uint8_t expect[32]; /* this request's &sha256=: it decides this answer only */
+    char *url;          /* the target's normal form: the cache key and what is fetched */
     char filename[256];
 };
 
@@ -71,8 +73,8 @@ static struct fetch_req *req_new(struct MHD_Connection *c, const struct request 
     r->http10 = strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0;
     r->end = -1;
     r->waiter = (struct waiter){.sleep = suspend_conn, .wake = resume_conn, .arg = r};
-    if (filename)
-        snprintf(r->filename, sizeof(r->filename), "%s", filename);
+    if (filename) /* libmicrohttpd has decoded the path: "a%2F..%2Fb" arrives as "a/../b" */
+        filename_clean(filename, strlen(filename), r->filename, sizeof(r->filename));
     /* A plain hit may use and leave a prepared answer: the one shared response has no
      * Content-Range, no Content-Disposition and no Connection: close. */
     r->plain = !r->filename[0] && !atomic_load(&http_draining) &&
@@ -121,14 +123,27 @@ static void add_disposition(struct MHD_Response *resp, const char *name)
     MHD_add_response_header(resp, "Content-Disposition", value);
 }
 
+/* The file name a client saving the answer should use: the one it put in the path, else the
+ * target URL's last path segment (as KissCache does: `curl -O -J` on the unnamed route). */
+static void add_filename(struct MHD_Response *resp, const struct fetch_req *r)
+{
+    char name[256];
+    if (r->filename[0]) {
+        add_disposition(resp, r->filename);
+        return;
+    }
+    url_filename(r->url, name, sizeof(name));
+    if (name[0])
+        add_disposition(resp, name);
+}
+
 static void add_headers(struct MHD_Response *resp, const struct object_meta *meta,
-                        const char *filename)
+                        const struct fetch_req *r)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     if (meta->content_type[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, meta->content_type);
-    if (filename && filename[0])
-        add_disposition(resp, filename);
+    add_filename(resp, r);
     if (meta->state == OBJ_COMPLETE) {
         char b64[48], value[64];
         EVP_EncodeBlock((unsigned char *)b64, meta->digest, 32);
@@ -302,7 +317,7 @@ static enum MHD_Result respond_from_file(struct fetch_req *r, const struct objec
         close(fd);
         return MHD_NO;
     }
-    add_headers(resp, meta, r->filename);
+    add_headers(resp, meta, r);
     if (status == MHD_HTTP_PARTIAL_CONTENT) {
         add_content_range(resp, r, meta->length);
     } else if (r->plain && meta->hit) { /* a second hit: the object is worth an answer kept */
@@ -400,49 +415,49 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
                                              read_body, r, NULL);
     if (!resp)
         return MHD_NO;
-    add_headers(resp, &meta, r->filename);
+    add_headers(resp, &meta, r);
     if (status == MHD_HTTP_PARTIAL_CONTENT)
         add_content_range(resp, r, meta.length);
     count_success(r->kind);
     return http_queue(r->conn, status, resp);
 }
 
-/* Check the query once, at the edge. Returns 0 or -1 after queueing a 400/403. */
-static int check_request(struct MHD_Connection *c, const char **url, int64_t *ttl,
-                         uint8_t expect[32], bool *has_expect, enum MHD_Result *ret)
+/* Check the query once, at the edge (the rule is url.h's): r->url gets the target's normal
+ * form. Returns 0 or -1 after queueing a 400/403/414. */
+static int check_request(struct MHD_Connection *c, const struct request *req, struct fetch_req *r,
+                         int64_t *ttl, enum MHD_Result *ret)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const char *ttl_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ttl");
-    const char *sha_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "sha256");
+    const char *query = strchr(req->uri, '?'), *why;
+    struct fetch_params p;
+    int status;
 
-    *url = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url");
+    query = query ? query + 1 : "";
+    p.url_size = URL_BUF_SIZE(strlen(query));
+    p.url = r->url = malloc(p.url_size);
     *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
-    *has_expect = sha_s != NULL;
     if (!ci || !policy_client_allowed(ci->client_addr))
         *ret = refuse(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
-    else if (!*url || !**url)
-        *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
-    else if (strlen(*url) > (size_t)http_cfg->max_url_len)
-        *ret = refuse(c, MHD_HTTP_URI_TOO_LONG, "url longer than --max-url-length");
-    else if (check_upstream_url(*url, (size_t)http_cfg->max_url_len) < 0)
-        *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "url must be an absolute http:// or https:// URL");
-    else if (ttl_s && parse_ttl(ttl_s, ttl) < 0)
+    else if (!r->url)
+        *ret = refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    else if (url_parse_fetch_query(query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0)
+        *ret = refuse(c, (unsigned int)status, why);
+    else if (p.has_ttl && parse_ttl(p.ttl, ttl) < 0)
         *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
-    else if (sha_s && parse_sha256_hex(sha_s, expect) < 0)
+    else if (p.has_sha256 && parse_sha256_hex(p.sha256, r->expect) < 0)
         *ret = refuse(c, MHD_HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
-    else
+    else {
+        r->has_expect = p.has_sha256;
         return 0;
+    }
     return -1;
 }
 
 static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, const char *filename,
                              bool head)
 {
-    const char *url;
     int64_t ttl;
-    uint8_t expect[32] = {0};
-    bool has_expect;
     enum MHD_Result ret = MHD_NO;
     struct object *obj;
     struct object_meta meta;
@@ -451,14 +466,12 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, cons
     int fd;
 
     atomic_fetch_add(&stats.requests, 1);
-    if (check_request(c, &url, &ttl, expect, &has_expect, &ret) < 0)
-        return ret;
     if (!(r = req_new(c, req, filename, head)))
         return MHD_NO;
     req->route = r;
-    r->has_expect = has_expect;
-    memcpy(r->expect, expect, sizeof(r->expect));
-    r->kind = store_lookup(url, ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
+    if (check_request(c, req, r, &ttl, &ret) < 0)
+        return ret;
+    r->kind = store_lookup(r->url, ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
     if (r->kind == LOOKUP_UNAVAILABLE)
         return refuse(c, MHD_HTTP_SERVICE_UNAVAILABLE, meta.error);
     if (r->kind == LOOKUP_HIT) {
@@ -504,6 +517,7 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
         atomic_fetch_add(&stats.bytes_served, r->fd_bytes);
         sent = r->fd_bytes;
     }
+    free(r->url);
     free(r);
     return sent;
 }

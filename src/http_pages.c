@@ -77,6 +77,24 @@ static void fetch_prefix(struct MHD_Connection *c, struct buf *b)
     buf_add(b, "/api/v1/fetch/?url=");
 }
 
+/* Where arca's parameters end and the target URL begins (url.h): on the home and help pages. */
+static void url_rule(struct buf *b)
+{
+    buf_add(b, "<h2>The URL after <code>url=</code></h2><ul>"
+               "<li>Unencoded, as it is: everything after <code>url=</code> is the URL, "
+               "<code>+</code>, <code>&amp;</code> and <code>%XX</code> included, except "
+               "trailing <code>&amp;ttl=</code> and <code>&amp;sha256=</code>, which are "
+               "arca's. Put arca's parameters first to be sure: "
+               "<code>?ttl=1d&amp;url=https://host/a?x=1&amp;y=2</code>.</li>"
+               "<li>Percent-encoded (KissCache, <code>quote_plus</code>): the URL ends at the "
+               "next <code>&amp;</code>; <code>+</code> is a space.</li>"
+               "<li>Any other parameter is refused (400), so a half-encoded URL is never "
+               "fetched as another one. Control characters (<code>%00</code>, newlines) are "
+               "refused; spaces and other characters a URL may not hold are percent-encoded. "
+               "<code>HTTP://Host:80/a</code> and <code>http://host/a</code> are one object.</li>"
+               "</ul>");
+}
+
 static enum MHD_Result home_page(struct MHD_Connection *c)
 {
     struct buf b = {0};
@@ -93,8 +111,10 @@ static enum MHD_Result home_page(struct MHD_Connection *c)
     fetch_prefix(c, &b);
     buf_add(&b, "https://example.com/Image'</pre><p class=\"muted\">Add <code>&amp;ttl=2h</code> "
                 "to keep an object for less time than the default, <code>&amp;sha256=HEX</code> "
-                "to have its digest checked, or name the file: "
-                "<code>/api/v1/fetch/Image?url=...</code>.</p></div>");
+                "to have your copy's digest checked, or name the file: "
+                "<code>/api/v1/fetch/Image?url=...</code>.</p>");
+    url_rule(&b);
+    buf_add(&b, "</div>");
     return page_end(c, &b, MHD_HTTP_OK);
 }
 
@@ -145,7 +165,9 @@ static enum MHD_Result help_page(struct MHD_Connection *c)
                 "<code>/metrics</code></li>"
                 "<li><code>GET /api/v1/resources/?state=&amp;page=&amp;order=</code></li>"
                 "<li><code>POST /api/v1/prefetch/</code>, <code>DELETE "
-                "/api/v1/resources/?url=</code> (admin token)</li></ul></div>");
+                "/api/v1/resources/?url=</code> (admin token)</li></ul>");
+    url_rule(&b);
+    buf_add(&b, "</div>");
     return page_end(c, &b, MHD_HTTP_OK);
 }
 

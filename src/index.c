@@ -17,6 +17,8 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS objects ("
     " key TEXT PRIMARY KEY, url TEXT NOT NULL, state TEXT NOT NULL,"
     " length INTEGER NOT NULL DEFAULT 0, content_type TEXT NOT NULL DEFAULT '',"
+    " content_encoding TEXT NOT NULL DEFAULT '', filename TEXT NOT NULL DEFAULT '',"
+    " last_modified TEXT NOT NULL DEFAULT '',"
     " sha256 BLOB, created INTEGER NOT NULL DEFAULT 0, ttl INTEGER NOT NULL DEFAULT 0,"
     " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -26,6 +28,36 @@ static const char *schema =
     " url TEXT NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, length INTEGER NOT NULL,"
     " have INTEGER NOT NULL, created INTEGER NOT NULL, failed INTEGER NOT NULL,"
     " usage INTEGER NOT NULL);";
+
+/* Columns added after indexes were first written: an older index gains them, empty. */
+static const char *const added_columns[] = {"content_encoding", "filename", "last_modified"};
+
+static bool has_column(const char *name)
+{
+    sqlite3_stmt *st;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('objects') WHERE name=?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+    }
+    return found;
+}
+
+static int add_columns(void)
+{
+    char sql[128];
+    for (size_t i = 0; i < sizeof(added_columns) / sizeof(added_columns[0]); i++) {
+        if (has_column(added_columns[i]))
+            continue;
+        snprintf(sql, sizeof(sql), "ALTER TABLE objects ADD COLUMN %s TEXT NOT NULL DEFAULT ''",
+                 added_columns[i]);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+            return -1;
+    }
+    return 0;
+}
 
 /* Prepare, bind, step once, finalize: every write here is a single statement. */
 static int exec_bound(const char *sql, const char *fmt, ...)
@@ -135,7 +167,8 @@ static int load_range(sqlite3 *conn, struct loader *l)
     sqlite3_stmt *st;
     int rc;
     const char *sql = "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
-                      " usage, state='complete' FROM objects WHERE rowid BETWEEN ? AND ?";
+                      " usage, state='complete', content_encoding, filename, last_modified"
+                      " FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
     sqlite3_bind_int64(st, 1, l->first);
@@ -145,7 +178,10 @@ static int load_range(sqlite3 *conn, struct loader *l)
             .key = (const char *)sqlite3_column_text(st, 0),
             .url = (const char *)sqlite3_column_text(st, 1),
             .length = sqlite3_column_int64(st, 2),
-            .content_type = (const char *)sqlite3_column_text(st, 3),
+            .headers = {(const char *)sqlite3_column_text(st, 3),
+                        (const char *)sqlite3_column_text(st, 10),
+                        (const char *)sqlite3_column_text(st, 11),
+                        (const char *)sqlite3_column_text(st, 12)},
             .digest = sqlite3_column_bytes(st, 4) == 32 ? sqlite3_column_blob(st, 4) : NULL,
             .created = sqlite3_column_int64(st, 5),
             .ttl = sqlite3_column_int64(st, 6),
@@ -250,7 +286,7 @@ int index_open(const char *path, const struct index_loader *load, char *err, siz
                         NULL) != SQLITE_OK)
         goto out;
     sqlite3_busy_timeout(db, 5000);
-    if (sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK || add_columns() < 0) {
         rc = corrupt_code(sqlite3_errcode(db)) ? INDEX_CORRUPT : -1;
         goto out;
     }
@@ -295,10 +331,12 @@ int index_mark_fetching(const char *key, const char *url)
 int index_mark_complete(const struct index_row *r)
 {
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
-                      " sha256, created, ttl, last_use, usage)"
-                      " VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?)",
-                      "ssisbiiii", r->key, r->url, r->length, r->content_type, r->digest,
-                      r->created, r->ttl, r->last_use, r->usage);
+                      " sha256, created, ttl, last_use, usage, content_encoding, filename,"
+                      " last_modified) VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      "ssisbiiiisss", r->key, r->url, r->length, r->headers.content_type,
+                      r->digest, r->created, r->ttl, r->last_use, r->usage,
+                      r->headers.content_encoding, r->headers.filename,
+                      r->headers.last_modified);
 }
 
 int index_delete(const char *key)

@@ -13,8 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
+
 struct index_row {
-    const char *key, *url, *content_type;
+    const char *key, *url;
+    struct upstream_headers headers;
     int64_t length, created, ttl, last_use, usage;
     const uint8_t *digest; /* 32 bytes */
 };

@@ -34,6 +34,19 @@
 
 enum object_state { OBJ_FETCHING, OBJ_COMPLETE, OBJ_FAILED };
 
+/* What upstream said about the bytes, replayed to clients; "" where it said nothing. A value
+ * longer than its field in struct object_meta is dropped whole by the fetch side, never cut. */
+struct upstream_headers {
+    const char *content_type;
+    const char *content_encoding; /* gzip bytes stay gzip: clients must be told */
+    const char *filename;         /* from Content-Disposition, cleaned (url.h) */
+    const char *last_modified;    /* the validator for If-Modified-Since and date If-Range */
+};
+#define HEADER_TYPE_MAX 1024
+#define HEADER_ENCODING_MAX 128
+#define HEADER_FILENAME_MAX 256
+#define HEADER_DATE_MAX 64
+
 /* An answer the HTTP layer prepared for a complete object (opaque here: a response with its
  * headers built and its file open or mapped), so that repeated hits skip open(), header building
  * and mapping. Reference counted: the object holds one while it is in the table, and a lookup
@@ -64,7 +77,9 @@ struct object {
     int64_t length;     /* Content-Length, or -1 while unknown */
     int64_t have;       /* bytes written to the file */
     int64_t reserved;   /* quota held for this object beyond `have` */
-    char *content_type; /* NULL until upstream's headers are in; changed under the lock only */
+    char *headers; /* struct upstream_headers packed: four NUL-terminated strings one after the
+                      other (one allocation per object); NULL until upstream's headers are in;
+                      changed under the lock only */
     uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
     bool verified;    /* its file is known to hold `length` bytes (see load_row) */
     bool hit;         /* answered a hit already: the next one earns a prepared answer */
@@ -96,7 +111,10 @@ struct object_meta {
     bool headers_ready;
     bool hit; /* the object had answered a hit before this lookup */
     int64_t length, created;
-    char content_type[128];
+    char content_type[HEADER_TYPE_MAX];
+    char content_encoding[HEADER_ENCODING_MAX];
+    char filename[HEADER_FILENAME_MAX];
+    char last_modified[HEADER_DATE_MAX];
     uint8_t digest[32];
     int error_status;
     char error[160];
@@ -161,7 +179,9 @@ void store_snapshot(struct object *obj, struct object_meta *out);
 int store_begin_file(struct object *obj, char *err, size_t errlen);
 /* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit, 413
  * beyond the maximum object size). Called again after a restart from zero. */
-int store_begin_body(struct object *obj, int64_t length, const char *content_type);
+int store_begin_body(struct object *obj, int64_t length, const struct upstream_headers *h);
+/* An object's packed headers (NULL: none) read back; pointers into `packed`. */
+void headers_unpack(const char *packed, struct upstream_headers *h);
 /* Throw away the bytes written so far, so the download can start over. -1 once a reader has
  * been handed any of them (the caller gives the reason), or with the reason filled when the
  * file cannot be truncated. */

@@ -50,6 +50,8 @@ void object_free(struct object *obj);
 struct object *table_find(const char *key);
 void key_path(const char *key, char *buf, size_t size);
 void maybe_free(struct object *obj);
+/* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */
+int headers_pack(const struct upstream_headers *h, char **out);
 /* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes. */
 void copy_string(char *dst, size_t size, const char *src);
 /* Remember a failed download for the failures listing. */

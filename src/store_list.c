@@ -144,7 +144,9 @@ static int object_resource(const struct object *o, struct resource *r)
                            .ttl = o->ttl,
                            .status = 200};
     memcpy(r->key, o->key, sizeof(r->key));
-    copy_string(r->content_type, sizeof(r->content_type), o->content_type);
+    struct upstream_headers h;
+    headers_unpack(o->headers, &h);
+    copy_string(r->content_type, sizeof(r->content_type), h.content_type);
     return (r->url = strdup(o->url)) ? 0 : -1;
 }
 

@@ -152,18 +152,22 @@ static void set_error(struct object *obj, int status, const char *reason)
     obj->error = strdup(reason);
 }
 
-/* Lock held. Whether a body that begins again (after a retry) may replace what readers hold. */
-static bool same_headers(const struct object *obj, int64_t length, const char *content_type)
+/* Lock held. Whether a body that begins again (after a retry) may replace what readers hold:
+ * they were told its length and every replayed header. */
+static bool same_headers(const struct object *obj, int64_t length, const struct upstream_headers *h)
 {
-    return obj->length == length &&
-           strcmp(obj->content_type ? obj->content_type : "", content_type) == 0;
+    struct upstream_headers old;
+    headers_unpack(obj->headers, &old);
+    return obj->length == length && !strcmp(old.content_type, h->content_type) &&
+           !strcmp(old.content_encoding, h->content_encoding) &&
+           !strcmp(old.filename, h->filename) && !strcmp(old.last_modified, h->last_modified);
 }
 
 /* Lock held. */
-static int check_body(struct object *obj, int64_t length, const char *content_type)
+static int check_body(struct object *obj, int64_t length, const struct upstream_headers *h)
 {
     char reason[160];
-    if (obj->headers_ready && obj->committed && !same_headers(obj, length, content_type)) {
+    if (obj->headers_ready && obj->committed && !same_headers(obj, length, h)) {
         set_error(obj, 502, "upstream changed the object between attempts");
         return -1;
     }
@@ -187,29 +191,29 @@ static int check_body(struct object *obj, int64_t length, const char *content_ty
     return 0;
 }
 
-int store_begin_body(struct object *obj, int64_t length, const char *content_type)
+int store_begin_body(struct object *obj, int64_t length, const struct upstream_headers *h)
 {
-    char *type = content_type[0] ? strdup(content_type) : NULL, *old = NULL;
-    int rc = -1;
+    char *packed = NULL, *old = NULL;
+    int rc = -1, packed_rc = headers_pack(h, &packed);
     pthread_mutex_lock(&st.lock);
-    if (content_type[0] && !type)
+    if (packed_rc < 0)
         set_error(obj, 500, "out of memory");
     else
-        rc = check_body(obj, length, content_type);
+        rc = check_body(obj, length, h);
     if (rc == 0) {
         if (length >= 0) {
             obj->reserved = length;
             st.usage += length;
         }
         obj->length = length;
-        old = obj->content_type;
-        obj->content_type = type;
-        type = NULL;
+        old = obj->headers;
+        obj->headers = packed;
+        packed = NULL;
         obj->headers_ready = true;
         wake_all(obj);
     }
     pthread_mutex_unlock(&st.lock);
-    free(type);
+    free(packed);
     free(old);
     bury();
     return rc;
@@ -351,10 +355,16 @@ void store_finish(struct object *obj, const uint8_t digest[32])
         return;
     }
     pthread_mutex_lock(&st.lock);
-    row =
-        (struct index_row){obj->key,      obj->url,     obj->content_type ? obj->content_type : "",
-                           obj->have,     obj->created, obj->ttl,
-                           obj->last_use, obj->usage,   digest};
+    row = (struct index_row){.key = obj->key,
+                             .url = obj->url,
+                             .length = obj->have,
+                             .created = obj->created,
+                             .ttl = obj->ttl,
+                             .last_use = obj->last_use,
+                             .usage = obj->usage,
+                             .digest = digest};
+    /* obj->headers changes only on this thread (store_begin_body): safe to read unlocked. */
+    headers_unpack(obj->headers, &row.headers);
     pthread_mutex_unlock(&st.lock);
     int rc = index_mark_complete(&row);
     if (rc < 0) {

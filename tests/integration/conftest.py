@@ -82,6 +82,7 @@ class Handler(BaseHTTPRequestHandler):
             index = origin.counts[path]
             origin.counts[path] += 1
             origin.requests.append((path, dict(self.headers)))
+            origin.targets.append(self.path)
         if obj is None:
             return self.reply(404, b"not found\n")
         obj.started.append(time.monotonic())
@@ -173,6 +174,7 @@ class Origin:
         self.objects = {}
         self.counts = collections.Counter()
         self.requests = []
+        self.targets = []  # request targets as sent (path and query)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True

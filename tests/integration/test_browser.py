@@ -137,7 +137,8 @@ def test_a_script_in_a_url_is_shown_as_text(origin, arca, browser):
     for path in ("/resources/successes/", "/resources/failures/"):
         open_page(browser, arca, path)
         cell = browser.find_element(By.CSS_SELECTOR, "td.url").text
-        assert "<script>window.pwned=1;alert(1)</script>" in cell
+        # shown as the URL arca fetched: its normal form, < and > percent-encoded
+        assert "%3Cscript%3Ewindow.pwned=1;alert(1)%3C/script%3E" in cell
         assert browser.execute_script("return window.pwned === undefined")
         with pytest.raises(NoAlertPresentException):
             browser.switch_to.alert.text

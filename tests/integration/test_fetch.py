@@ -44,7 +44,8 @@ def test_filename_with_quotes_cannot_break_the_header(origin, arca):
     status, headers, _ = arca.fetch(url, filename='a"b%0d%0aX-Evil:%201')
     assert status == 200
     assert "x-evil" not in headers
-    assert headers["content-disposition"].startswith('attachment; filename="a_b')
+    # quotes and control bytes are stripped from the name, which is then quoted (a blank)
+    assert headers["content-disposition"] == 'attachment; filename="abX-Evil: 1"'
 
 
 def read_stream(arca, url, results, i, first_byte_at):
@@ -171,7 +172,8 @@ def test_repeated_hits_and_their_variants(origin, arca, size):
     assert body == old and headers["content-disposition"] == "attachment; filename=fw.bin"
     status, headers, body = arca.fetch(url, method="HEAD")
     assert status == 200 and body == b"" and headers["content-length"] == str(size)
-    assert "content-disposition" not in arca.fetch(url)[1], "the plain answer stays plain"
+    assert arca.fetch(url)[1]["content-disposition"] == "attachment; filename=hot", \
+        "the plain answer names the URL's last segment, as before the named one"
     origin.add("/hot", data=new)
     time.sleep(2.1)  # the ttl runs out: the next request downloads the new bytes
     assert sha256(arca.fetch(url)[2]) == sha256(new)

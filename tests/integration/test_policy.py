@@ -84,11 +84,22 @@ def test_redirects_are_followed_within_policy(origin, start_arca):
     assert status == 200 and body == data
 
 
-def test_redirect_loop_stops_after_five_hops(origin, arca):
+def test_a_chain_of_twelve_redirects_is_followed(origin, arca):
+    # wget follows 20 by default; arca used to stop at 5
+    data = os.urandom(500)
+    target = origin.add("/end", data=data)
+    for i in range(12):
+        origin.add(f"/hop{i}", redirect=origin.url(f"/hop{i + 1}") if i < 11 else target)
+    status, _, body = arca.fetch(origin.url("/hop0"))
+    assert status == 200 and body == data
+
+
+def test_redirect_loop_stops_after_max_redirects(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--max-redirects", "3")
     origin.add("/loop", redirect=origin.url("/loop"))
     status, _, body = arca.fetch(origin.url("/loop"))
     assert status == 502 and b"redirect" in body
-    assert origin.counts["/loop"] == 6
+    assert origin.counts["/loop"] == 4
 
 
 def test_client_headers_are_not_forwarded_upstream(origin, arca):

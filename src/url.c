@@ -1,0 +1,389 @@
+#include "url.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const char hex_digits[] = "0123456789ABCDEF";
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* s[0] is '%': whether two hex digits follow (s is NUL-terminated or long enough). */
+static bool is_escape(const char *s, size_t left)
+{
+    return left >= 3 && hex_value(s[1]) >= 0 && hex_value(s[2]) >= 0;
+}
+
+static bool is_control(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+/* Bytes that RFC 3986 does not allow anywhere in a URL: percent-encoded on the way out. */
+static bool needs_escape(unsigned char c)
+{
+    return c == ' ' || c >= 0x80 || strchr("\"<>\\^`{|}", c) != NULL;
+}
+
+static bool starts_with_ci(const char *s, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return len >= n && strncasecmp(s, prefix, n) == 0;
+}
+
+/* A bounded writer: `ok` turns false once the buffer is full. */
+struct out {
+    char *p;
+    size_t n, size;
+    bool ok;
+};
+
+static void put(struct out *o, char c)
+{
+    if (o->n + 1 < o->size)
+        o->p[o->n++] = c;
+    else
+        o->ok = false;
+}
+
+static void put_escaped(struct out *o, unsigned char c)
+{
+    put(o, '%');
+    put(o, hex_digits[c >> 4]);
+    put(o, hex_digits[c & 15]);
+}
+
+static int fail(int *status, const char **why, int code, const char *reason)
+{
+    *status = code;
+    *why = reason;
+    return -1;
+}
+
+/* Copy [s, s+len) with percent-encodings in upper case and forbidden bytes encoded. Returns -1
+ * on an encoded control byte. `lower` lower-cases letters (the host). */
+static int put_part(struct out *o, const char *s, size_t len, bool lower)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%' && is_escape(s + i, len - i)) {
+            int v = hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]);
+            if (is_control((unsigned char)v))
+                return -1;
+            put_escaped(o, (unsigned char)v);
+            i += 2;
+        } else if (c == '%' || needs_escape(c)) {
+            put_escaped(o, c);
+        } else {
+            put(o, lower && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : (char)c);
+        }
+    }
+    return 0;
+}
+
+/* host[:port] of the authority into `o`, the port left out when it is the scheme's default. */
+static int put_host_port(struct out *o, const char *s, size_t len, bool https, int *status,
+                         const char **why)
+{
+    const char *colon = NULL;
+    const char *close = s[0] == '[' ? memchr(s, ']', len) : NULL; /* an IPv6 literal */
+    const char *from = close ? close : s;
+    colon = memchr(from, ':', len - (size_t)(from - s));
+    size_t host_len = colon ? (size_t)(colon - s) : len;
+    if (host_len == 0)
+        return fail(status, why, 400, "url has no host");
+    if (put_part(o, s, host_len, true) < 0)
+        return fail(status, why, 400, "url holds an encoded control character");
+    if (!colon)
+        return 0;
+    const char *port = colon + 1;
+    size_t port_len = len - host_len - 1;
+    for (size_t i = 0; i < port_len; i++)
+        if (port[i] < '0' || port[i] > '9')
+            return fail(status, why, 400, "url has a port that is not a number");
+    while (port_len > 1 && port[0] == '0')
+        port++, port_len--;
+    if (port_len == 0 || (port_len == 2 && !https && !strncmp(port, "80", 2)) ||
+        (port_len == 3 && https && !strncmp(port, "443", 3)))
+        return 0;
+    if (port_len > 5)
+        return fail(status, why, 400, "url has a port out of range");
+    put(o, ':');
+    for (size_t i = 0; i < port_len; i++)
+        put(o, port[i]);
+    return 0;
+}
+
+/* Bytes from s before `end` up to the first of `stops`. */
+static size_t span_until(const char *s, const char *end, const char *stops)
+{
+    const char *p = s;
+    while (p < end && !strchr(stops, *p))
+        p++;
+    return (size_t)(p - s);
+}
+
+int url_normalize(const char *in, size_t len, char *out, size_t size, int *status,
+                  const char **why)
+{
+    struct out o = {out, 0, size, size > 0};
+    bool https = starts_with_ci(in, len, "https://");
+    size_t scheme = https ? 8 : 7, i;
+
+    for (i = 0; i < len; i++)
+        if (is_control((unsigned char)in[i]))
+            return fail(status, why, 400, "url holds a control character (NUL, newline, ...)");
+    if (!https && !starts_with_ci(in, len, "http://"))
+        return fail(status, why, 400, "url must be an absolute http:// or https:// URL");
+    for (i = 0; i < scheme; i++)
+        put(&o, (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] - 'A' + 'a' : in[i]));
+    const char *auth = in + scheme, *end = in + len;
+    const char *hash = memchr(auth, '#', (size_t)(end - auth));
+    if (hash)
+        end = hash; /* the fragment is the client's, never sent upstream */
+    size_t auth_len = span_until(auth, end, "/?");
+    const char *at = NULL;
+    for (const char *p = auth; p < auth + auth_len; p++)
+        if (*p == '@')
+            at = p;
+    const char *host = at ? at + 1 : auth;
+    if (at && put_part(&o, auth, (size_t)(host - auth), false) < 0)
+        return fail(status, why, 400, "url holds an encoded control character");
+    if (put_host_port(&o, host, (size_t)(auth + auth_len - host), https, status, why) < 0)
+        return -1;
+    const char *rest = auth + auth_len;
+    if (rest == end || *rest == '?')
+        put(&o, '/');
+    if (put_part(&o, rest, (size_t)(end - rest), false) < 0)
+        return fail(status, why, 400, "url holds an encoded control character");
+    if (!o.ok)
+        return fail(status, why, 414, "url longer than --max-url-length");
+    out[o.n] = '\0';
+    return 0;
+}
+
+/* Percent-decode [s, s+len) into out (at least len + 1 bytes); '+' is a space when `plus`. */
+static size_t decode(const char *s, size_t len, bool plus, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%' && is_escape(s + i, len - i)) {
+            out[n++] = (char)(hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]));
+            i += 2;
+        } else {
+            out[n++] = plus && s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* One of arca's short parameters (ttl, sha256), decoded into dst. One too long for dst is left
+ * empty, which its own parser then refuses. */
+static int take_param(const char *v, size_t len, char *dst, size_t size, bool *seen, int *status,
+                      const char **why, const char *twice)
+{
+    if (*seen)
+        return fail(status, why, 400, twice);
+    *seen = true;
+    dst[0] = '\0';
+    if (len < size)
+        decode(v, len, true, dst);
+    return 0;
+}
+
+/* name=value at [s, end): sets *name_len and *value. */
+static void split_param(const char *s, const char *end, size_t *name_len, const char **value)
+{
+    const char *eq = memchr(s, '=', (size_t)(end - s));
+    *name_len = (size_t)((eq ? eq : end) - s);
+    *value = eq ? eq + 1 : end;
+}
+
+static bool named(const char *s, size_t len, const char *name)
+{
+    return len == strlen(name) && !strncmp(s, name, len);
+}
+
+/* The unencoded form: trailing ttl= and sha256= parameters are arca's; returns the URL's end. */
+static const char *peel_trailing(const char *v, const char *end, struct fetch_params *p,
+                                 int *status, const char **why, int *rc)
+{
+    for (;;) {
+        const char *amp = NULL, *name;
+        for (const char *q = v; q < end; q++)
+            if (*q == '&')
+                amp = q;
+        if (!amp)
+            return end;
+        name = amp + 1;
+        size_t nlen;
+        const char *value;
+        split_param(name, end, &nlen, &value);
+        if (named(name, nlen, "ttl"))
+            *rc = take_param(value, (size_t)(end - value), p->ttl, sizeof(p->ttl), &p->has_ttl,
+                             status, why, "ttl given twice");
+        else if (named(name, nlen, "sha256"))
+            *rc = take_param(value, (size_t)(end - value), p->sha256, sizeof(p->sha256),
+                             &p->has_sha256, status, why, "sha256 given twice");
+        else
+            return end;
+        if (*rc < 0)
+            return end;
+        end = amp;
+    }
+}
+
+static int take_url(const char *v, const char *end, bool raw, size_t max_url_len,
+                    struct fetch_params *p, int *status, const char **why)
+{
+    size_t len = (size_t)(end - v);
+    if (len == 0)
+        return fail(status, why, 400, "missing url parameter");
+    if (len > max_url_len)
+        return fail(status, why, 414, "url longer than --max-url-length");
+    if (p->url_size < URL_BUF_SIZE(len))
+        return fail(status, why, 414, "url longer than --max-url-length");
+    if (raw)
+        return url_normalize(v, len, p->url, p->url_size, status, why);
+    /* The decoded URL goes to the buffer's tail, its normal form to the head: apart. */
+    char *decoded = p->url + 3 * len + 16;
+    size_t n = decode(v, len, true, decoded);
+    return url_normalize(decoded, n, p->url, 3 * len + 16, status, why);
+}
+
+int url_parse_fetch_query(const char *query, size_t max_url_len, struct fetch_params *p,
+                          int *status, const char **why)
+{
+    const char *s = query ? query : "";
+    bool have_url = false;
+    int rc = 0;
+
+    p->has_ttl = p->has_sha256 = false;
+    p->ttl[0] = p->sha256[0] = '\0';
+    while (*s && rc == 0) {
+        const char *end = s + strcspn(s, "&"), *value;
+        size_t nlen;
+        split_param(s, end, &nlen, &value);
+        if (named(s, nlen, "url")) {
+            const char *qend = s + strlen(s);
+            bool raw = starts_with_ci(value, (size_t)(qend - value), "http://") ||
+                       starts_with_ci(value, (size_t)(qend - value), "https://");
+            if (have_url)
+                return fail(status, why, 400, "url given twice");
+            have_url = true;
+            if (raw) {
+                const char *uend = peel_trailing(value, qend, p, status, why, &rc);
+                return rc < 0 ? rc : take_url(value, uend, true, max_url_len, p, status, why);
+            }
+            rc = take_url(value, end, false, max_url_len, p, status, why);
+        } else if (named(s, nlen, "ttl")) {
+            rc = take_param(value, (size_t)(end - value), p->ttl, sizeof(p->ttl), &p->has_ttl,
+                            status, why, "ttl given twice");
+        } else if (named(s, nlen, "sha256")) {
+            rc = take_param(value, (size_t)(end - value), p->sha256, sizeof(p->sha256),
+                            &p->has_sha256, status, why, "sha256 given twice");
+        } else if (end != s) {
+            return fail(status, why, 400,
+                        "unknown parameter: arca takes url, ttl and sha256 (percent-encode the "
+                        "whole target URL, or give it unencoded as the last parameter)");
+        }
+        s = *end ? end + 1 : end;
+    }
+    if (rc == 0 && !have_url)
+        return fail(status, why, 400, "missing url parameter");
+    return rc;
+}
+
+/* Separators, quotes and controls go first; then each run of dots keeps at most one (a run
+ * of odd length): removing ".." before the separators would let "..\\." become ".." again. */
+void filename_clean(const char *in, size_t len, char *out, size_t size)
+{
+    size_t n = 0, dots = 0;
+    if (size == 0)
+        return;
+    for (size_t i = 0; i < len && n + 1 < size; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '/' || c == '\\' || c == '"' || is_control(c))
+            continue;
+        if (c == '.' && ++dots == 2) {
+            n--; /* the pair goes */
+            dots = 0;
+            continue;
+        }
+        if (c != '.')
+            dots = 0;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+}
+
+void url_filename(const char *url, char *out, size_t size)
+{
+    const char *p = strstr(url, "://");
+    char decoded[1024];
+    p = p ? p + 3 : url;
+    p += strcspn(p, "/?");
+    size_t path_len = *p == '/' ? strcspn(p, "?") : 0;
+    const char *seg = p;
+    for (const char *q = p; q < p + path_len; q++)
+        if (*q == '/')
+            seg = q + 1;
+    size_t seg_len = (size_t)(p + path_len - seg);
+    if (seg_len >= sizeof(decoded))
+        seg_len = sizeof(decoded) - 1;
+    size_t n = decode(seg, seg_len, false, decoded);
+    filename_clean(decoded, n, out, size);
+}
+
+/* The value of parameter `name` in a Content-Disposition: *len bytes from the pointer, or NULL.
+ * A quoted value ends at its closing quote (backslash escapes are kept as they are). */
+static const char *disposition_param(const char *v, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    for (const char *p = v; (p = strchr(p, ';')) != NULL; p++) {
+        const char *q = p + 1;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (strncasecmp(q, name, n) != 0)
+            continue;
+        q += n;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q != '=')
+            continue;
+        q++;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q == '"') {
+            const char *end = strchr(q + 1, '"');
+            *len = end ? (size_t)(end - q - 1) : strlen(q + 1);
+            return q + 1;
+        }
+        *len = strcspn(q, "; \t");
+        return q;
+    }
+    return NULL;
+}
+
+void disposition_filename(const char *value, char *out, size_t size)
+{
+    char decoded[1024];
+    size_t len;
+    const char *v = disposition_param(value, "filename*", &len);
+    out[0] = '\0';
+    if (v && len > 7 && strncasecmp(v, "UTF-8''", 7) == 0 && len - 7 < sizeof(decoded)) {
+        size_t n = decode(v + 7, len - 7, false, decoded);
+        filename_clean(decoded, n, out, size);
+    }
+    if (!out[0] && (v = disposition_param(value, "filename", &len)) != NULL)
+        filename_clean(v, len < size ? len : size - 1, out, size);
+}

@@ -1,0 +1,57 @@
+/*
+ * url.h — the target URL of a fetch: where arca's own parameters end and the URL begins, the one
+ * normal form that is both the cache key and the URL fetched, and the file name a URL suggests.
+ *
+ * The rule (README, "The fetch URL"): arca's parameters are url, ttl and sha256.
+ * - A url value that starts with http:// or https:// is the unencoded form: the target is
+ *   everything after "url=" to the end of the query, taken as it is ('+', '&' and '%XX' included),
+ *   except trailing "&ttl=..." and "&sha256=..." parameters, which are arca's.
+ * - Any other url value is the encoded form (KissCache's, LAVA's quote_plus): it ends at the next
+ *   '&' and is decoded, '%XX' and '+' for a space.
+ * - Any other parameter, or one given twice, is refused: a target URL with an unencoded '&' after
+ *   an encoded one must not silently become a different URL.
+ * The normal form (RFC 3986, 6.2.2): scheme and host in lower case, no default port, no
+ * fragment, an empty path as "/", percent-encodings in upper case; bytes a URL may not hold
+ * (space, '"', '<', '>', '\', '^', '`', '{', '|', '}', bytes >= 0x80, a '%' not followed by two
+ * hex digits) percent-encoded. Control bytes, raw or encoded (%00-%1F, %7F), are refused.
+ *
+ * Contract: pure functions, any thread, no allocation: callers give the buffers. Each returns 0,
+ * or -1 with the HTTP status and a one-line reason for the client.
+ */
+#ifndef ARCA_URL_H
+#define ARCA_URL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A buffer for the normal form of a url parameter of n bytes (decoding needs room too). */
+#define URL_BUF_SIZE(n) (4 * (n) + 32)
+
+struct fetch_params {
+    char *url; /* the caller's buffer of url_size bytes: the target URL's normal form */
+    size_t url_size;
+    char ttl[32]; /* "" when not given */
+    char sha256[72];
+    bool has_ttl, has_sha256;
+};
+
+/* The query of /api/v1/fetch (after '?', as sent). `max_url_len` bounds the url parameter. */
+int url_parse_fetch_query(const char *query, size_t max_url_len, struct fetch_params *p,
+                          int *status, const char **why);
+
+/* The normal form of an absolute http:// or https:// URL of `len` bytes into out[size]. */
+int url_normalize(const char *in, size_t len, char *out, size_t size, int *status,
+                  const char **why);
+
+/* The last segment of a normal-form URL's path, percent-decoded and cleaned as by
+ * filename_clean(); "" when there is none. */
+void url_filename(const char *url, char *out, size_t size);
+
+/* A file name safe to suggest: no '/', '\', "..", control bytes or quotes. */
+void filename_clean(const char *in, size_t len, char *out, size_t size);
+
+/* The file name a Content-Disposition value names (RFC 6266: filename*=UTF-8''... preferred,
+ * else filename="..." or filename=token), cleaned; "" when it names none. */
+void disposition_filename(const char *value, char *out, size_t size);
+
+#endif

@@ -1,0 +1,136 @@
+/* Units for the fetch query rule and the URL normal form (url.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "url.h"
+
+static char buf[4096];
+
+/* The query's target URL, or NULL with *status set. */
+static const char *target(const char *query, struct fetch_params *p, int *status)
+{
+    const char *why;
+    p->url = buf;
+    p->url_size = sizeof(buf);
+    return url_parse_fetch_query(query, 2048, p, status, &why) == 0 ? buf : NULL;
+}
+
+static void encoded_form_is_decoded(void **state)
+{
+    struct fetch_params p;
+    int status;
+    (void)state;
+    /* KissCache's and python's urlencode */
+    assert_string_equal(target("url=https%3A%2F%2Fh%2Fa%3Fx%3D1%26y%3D2&ttl=1d", &p, &status),
+                        "https://h/a?x=1&y=2");
+    assert_true(p.has_ttl);
+    assert_string_equal(p.ttl, "1d");
+    /* LAVA's quote_plus: a space is '+', a plus is %2B */
+    assert_string_equal(target("url=http%3A%2F%2Fh%2Fmy+file%2B1.deb", &p, &status),
+                        "http://h/my%20file+1.deb");
+}
+
+static void raw_form_runs_to_the_end(void **state)
+{
+    struct fetch_params p;
+    int status;
+    (void)state;
+    assert_string_equal(target("url=http://h/a?x=1&y=2", &p, &status), "http://h/a?x=1&y=2");
+    assert_false(p.has_ttl);
+    /* '+' is a plus, '%2F' stays encoded (S3 signatures depend on it) */
+    assert_string_equal(target("url=http://h/linux_6.1+deb12u1.deb?X-Amz-Credential=A%2fB", &p,
+                               &status),
+                        "http://h/linux_6.1+deb12u1.deb?X-Amz-Credential=A%2FB");
+    /* trailing ttl and sha256 are arca's, in any order */
+    assert_string_equal(target("url=http://h/a?x=1&y=2&sha256=ab&ttl=2h", &p, &status),
+                        "http://h/a?x=1&y=2");
+    assert_string_equal(p.ttl, "2h");
+    assert_string_equal(p.sha256, "ab");
+    /* arca's parameters before url */
+    assert_string_equal(target("ttl=3d&url=http://h/a?ttl=x&y=1", &p, &status),
+                        "http://h/a?ttl=x&y=1");
+    assert_string_equal(p.ttl, "3d");
+    /* a space that a client sent raw (some do) is encoded before the request */
+    assert_string_equal(target("url=http://h/a b", &p, &status), "http://h/a%20b");
+}
+
+static void refusals(void **state)
+{
+    struct fetch_params p;
+    int status;
+    char longq[4000];
+    (void)state;
+    assert_null(target("ttl=1d", &p, &status));
+    assert_int_equal(status, 400);
+    assert_null(target("url=", &p, &status));
+    assert_null(target("url=http%3A%2F%2Fh%2Fa&x=1", &p, &status)); /* a stray '&' */
+    assert_int_equal(status, 400);
+    assert_null(target("url=http%3A%2F%2Fh%2Fa&ttl=1d&ttl=2d", &p, &status));
+    assert_null(target("url=http%3A%2F%2Fh%2Fa%00b", &p, &status)); /* NUL */
+    assert_int_equal(status, 400);
+    assert_null(target("url=http://h/a%00b", &p, &status));
+    assert_null(target("url=http://h/a%0Ab", &p, &status));
+    assert_null(target("url=ftp%3A%2F%2Fh%2Fa", &p, &status));
+    assert_null(target("url=http%3A%2F%2F%2Fa", &p, &status)); /* no host */
+    assert_null(target("url=http://h:8x/a", &p, &status));
+    memset(longq, 'a', sizeof(longq));
+    memcpy(longq, "url=http://h/", 13);
+    longq[sizeof(longq) - 1] = '\0';
+    assert_null(target(longq, &p, &status));
+    assert_int_equal(status, 414);
+}
+
+static const char *normal(const char *in)
+{
+    int status;
+    const char *why;
+    return url_normalize(in, strlen(in), buf, sizeof(buf), &status, &why) == 0 ? buf : NULL;
+}
+
+static void normal_form(void **state)
+{
+    (void)state;
+    assert_string_equal(normal("HTTP://Example.COM:80/a"), "http://example.com/a");
+    assert_string_equal(normal("https://h:443"), "https://h/");
+    assert_string_equal(normal("https://h:8443/x#frag"), "https://h:8443/x");
+    assert_string_equal(normal("http://h?q=1"), "http://h/?q=1");
+    assert_string_equal(normal("http://h/%7e%2fA"), "http://h/%7E%2FA");
+    assert_string_equal(normal("http://U:P@H/a"), "http://U:P@h/a");
+    assert_string_equal(normal("http://[::1]:80/a"), "http://[::1]/a");
+    assert_string_equal(normal("http://h/100%/\"x\"<>"), "http://h/100%25/%22x%22%3C%3E");
+    assert_string_equal(normal("http://h/caf\xc3\xa9"), "http://h/caf%C3%A9");
+}
+
+static void filenames(void **state)
+{
+    char name[64];
+    (void)state;
+    url_filename("http://h/dir/Image.gz?sig=1", name, sizeof(name));
+    assert_string_equal(name, "Image.gz");
+    url_filename("http://h/a/my%20file", name, sizeof(name));
+    assert_string_equal(name, "my file");
+    url_filename("http://h/a/..%2F..%2Fetc%2Fpasswd", name, sizeof(name));
+    assert_string_equal(name, "etcpasswd");
+    url_filename("http://h/", name, sizeof(name));
+    assert_string_equal(name, "");
+    url_filename("http://h", name, sizeof(name));
+    assert_string_equal(name, "");
+    filename_clean("..\\x/y\"z", 9, name, sizeof(name));
+    assert_string_equal(name, "xyz");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(encoded_form_is_decoded), cmocka_unit_test(raw_form_runs_to_the_end),
+        cmocka_unit_test(refusals),                cmocka_unit_test(normal_form),
+        cmocka_unit_test(filenames),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
