@@ -76,9 +76,11 @@ static struct fetch_req *req_new(struct MHD_Connection *c, const struct request 
     if (filename) /* libmicrohttpd has decoded the path: "a%2F..%2Fb" arrives as "a/../b" */
         filename_clean(filename, strlen(filename), r->filename, sizeof(r->filename));
     /* A plain hit may use and leave a prepared answer: the one shared response has no
-     * Content-Range, no Content-Disposition and no Connection: close. */
+     * Content-Range, no file name of the client's, no Connection: close and is never a 304. */
     r->plain = !r->filename[0] && !atomic_load(&http_draining) &&
-               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
+               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range") &&
+               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match") &&
+               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Modified-Since");
     return r;
 }
 
@@ -124,26 +126,60 @@ static void add_disposition(struct MHD_Response *resp, const char *name)
 }
 
 /* The file name a client saving the answer should use: the one it put in the path, else the
- * target URL's last path segment (as KissCache does: `curl -O -J` on the unnamed route). */
-static void add_filename(struct MHD_Response *resp, const struct fetch_req *r)
+ * one upstream's Content-Disposition gave, else the target URL's last path segment (as
+ * KissCache does: `curl -O -J` on the unnamed route). */
+static void add_filename(struct MHD_Response *resp, const struct object_meta *meta,
+                         const struct fetch_req *r)
 {
     char name[256];
     if (r->filename[0]) {
         add_disposition(resp, r->filename);
-        return;
+    } else if (meta->filename[0]) {
+        add_disposition(resp, meta->filename);
+    } else {
+        url_filename(r->url, name, sizeof(name));
+        if (name[0])
+            add_disposition(resp, name);
     }
-    url_filename(r->url, name, sizeof(name));
-    if (name[0])
-        add_disposition(resp, name);
 }
 
+/* A strong ETag: the body's sha256, known once the object is complete. */
+static bool etag_of(const struct object_meta *meta, char out[68])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (meta->state != OBJ_COMPLETE)
+        return false;
+    out[0] = '"';
+    for (int i = 0; i < 32; i++) {
+        out[1 + 2 * i] = hex[meta->digest[i] >> 4];
+        out[2 + 2 * i] = hex[meta->digest[i] & 15];
+    }
+    out[65] = '"';
+    out[66] = '\0';
+    return true;
+}
+
+/* The validators, also on a 304. */
+static void add_validators(struct MHD_Response *resp, const struct object_meta *meta)
+{
+    char etag[68];
+    if (etag_of(meta, etag))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    if (meta->last_modified[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, meta->last_modified);
+}
+
+/* Upstream's headers that say what the bytes are, then ours. */
 static void add_headers(struct MHD_Response *resp, const struct object_meta *meta,
                         const struct fetch_req *r)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
     if (meta->content_type[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, meta->content_type);
-    add_filename(resp, r);
+    if (meta->content_encoding[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, meta->content_encoding);
+    add_filename(resp, meta, r);
+    add_validators(resp, meta);
     if (meta->state == OBJ_COMPLETE) {
         char b64[48], value[64];
         EVP_EncodeBlock((unsigned char *)b64, meta->digest, 32);
@@ -152,17 +188,81 @@ static void add_headers(struct MHD_Response *resp, const struct object_meta *met
     }
 }
 
-/* Resolve the Range header against `total`. Returns 0 (r->start/end set, *status 200 or 206) or
- * -1 after queueing a 416. An unknown total (chunked upstream still downloading) serves 200. */
-static int apply_range(struct fetch_req *r, int64_t total, unsigned int *status,
+/* Whether entity-tag list `list` (If-None-Match) holds our ETag, compared weakly (RFC 9110
+ * 8.8.3.2: W/ is ignored), or is "*". */
+static bool etag_listed(const char *list, const struct object_meta *meta)
+{
+    char etag[68];
+    bool known = etag_of(meta, etag);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        if (*p == '*')
+            return true;
+        if (!strncmp(p, "W/", 2))
+            p += 2;
+        size_t len = strcspn(p, ",");
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (known && len == 66 && !memcmp(p, etag, 66))
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
+}
+
+/* Not modified since `since` (If-Modified-Since): only with a Last-Modified to compare. */
+static bool unmodified_since(const char *since, const struct object_meta *meta)
+{
+    int64_t ims, lm;
+    return meta->last_modified[0] && parse_http_date(since, &ims) == 0 &&
+           parse_http_date(meta->last_modified, &lm) == 0 && lm <= ims;
+}
+
+/* RFC 9110 13.2.2: If-None-Match, or else If-Modified-Since, may answer 304 (GET and HEAD).
+ * Returns true after queueing it into *ret. */
+static bool not_modified(struct fetch_req *r, const struct object_meta *meta, enum MHD_Result *ret)
+{
+    const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
+    const char *ims = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-Modified-Since");
+    struct MHD_Response *resp;
+    if (inm ? !etag_listed(inm, meta) : !ims || !unmodified_since(ims, meta))
+        return false;
+    resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (resp)
+        add_validators(resp, meta);
+    count_success(r->kind);
+    *ret = http_queue(r->conn, MHD_HTTP_NOT_MODIFIED, resp);
+    return true;
+}
+
+/* If-Range (RFC 9110 13.1.5): the Range applies only when the validator is our strong ETag, or
+ * the very date of our Last-Modified; otherwise the whole body goes out (200). */
+static bool range_applies(const struct fetch_req *r, const struct object_meta *meta)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-Range");
+    char etag[68];
+    int64_t a, b;
+    if (!v)
+        return true;
+    if (v[0] == '"' || !strncmp(v, "W/", 2))
+        return etag_of(meta, etag) && !strcmp(v, etag);
+    return meta->last_modified[0] && parse_http_date(v, &a) == 0 &&
+           parse_http_date(meta->last_modified, &b) == 0 && a == b;
+}
+
+/* Resolve the Range header against the object's length. Returns 0 (r->start/end set, *status
+ * 200 or 206) or -1 after queueing a 416. An unknown total (chunked upstream still downloading)
+ * or an If-Range that does not match serves 200. */
+static int apply_range(struct fetch_req *r, const struct object_meta *meta, unsigned int *status,
                        enum MHD_Result *ret)
 {
     const char *hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Range");
+    int64_t total = meta->length;
     struct byte_range br;
     *status = MHD_HTTP_OK;
     r->start = 0;
     r->end = total;
-    if (!hdr || total < 0)
+    if (!hdr || total < 0 || !range_applies(r, meta))
         return 0;
     switch (parse_range(hdr, total, &br)) {
     case RANGE_NONE:
@@ -304,7 +404,7 @@ static enum MHD_Result respond_from_file(struct fetch_req *r, const struct objec
 
     if (prep)
         return queue_prepared(r, meta, prep);
-    if (apply_range(r, meta->length, &status, &ret) < 0) {
+    if (not_modified(r, meta, &ret) || apply_range(r, meta, &status, &ret) < 0) {
         close(fd);
         return ret;
     }
@@ -407,7 +507,7 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
     if (meta.state == OBJ_COMPLETE && !digest_ok(r, &meta))
         return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
                       "the object's sha256 does not match the requested sha256");
-    if (apply_range(r, meta.length, &status, &ret) < 0)
+    if (not_modified(r, &meta, &ret) || apply_range(r, &meta, &status, &ret) < 0)
         return ret;
     body = r->end >= 0 && !digest_pending(r, &meta) ? r->end - r->start : -1;
     resp = MHD_create_response_from_callback(body >= 0 ? (uint64_t)body : MHD_SIZE_UNKNOWN,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Parse a non-negative decimal integer prefix; *end points past it. Rejects signs, blanks and
  * overflow, which strtoll would silently accept or clamp. */
@@ -332,4 +333,19 @@ int parse_sha256_hex(const char *hex, uint8_t out[32])
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;
+}
+
+int parse_http_date(const char *s, int64_t *t)
+{
+    static const char *const formats[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                          "%a %b %e %H:%M:%S %Y"};
+    for (size_t i = 0; s && i < sizeof(formats) / sizeof(formats[0]); i++) {
+        struct tm tm = {0};
+        const char *end = strptime(s, formats[i], &tm);
+        if (end && *end == '\0') {
+            *t = (int64_t)timegm(&tm);
+            return 0;
+        }
+    }
+    return -1;
 }

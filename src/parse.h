@@ -75,6 +75,10 @@ int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_
 /* The host[:port] of a URL, after any userinfo: *len bytes from the pointer returned. */
 const char *url_host(const char *url, size_t *len);
 
+/* An HTTP date (RFC 9110 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms) as
+ * Unix time. */
+int parse_http_date(const char *s, int64_t *t);
+
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);
 

@@ -57,6 +57,7 @@ class Obj:
     redirect: str = ""  # answer 302 to this URL
     etag: str = ""  # sent as ETag; If-Range must match it (or last_modified) for a 206
     last_modified: str = ""
+    headers: dict = field(default_factory=dict)  # more headers sent with every 200/206
     ranges: bool = True  # honour Range; False: always the whole body with 200
     # One entry per GET, consumed in order; then normal service. An entry is a status (int),
     # ("cut", n): n body bytes then a clean close; ("reset", n): n bytes then a TCP reset;
@@ -108,6 +109,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("ETag", obj.etag)
         if obj.last_modified:
             self.send_header("Last-Modified", obj.last_modified)
+        for name, value in obj.headers.items():
+            self.send_header(name, value)
         if first is not None:
             self.send_header("Content-Range", f"bytes {first}-{len(obj.data) - 1}/{len(obj.data)}")
         if obj.chunked:
