@@ -1,5 +1,6 @@
 #include "access_log.h"
 #include "parse.h"
+#include "url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -92,7 +93,8 @@ static size_t add_text(char *line, size_t n, size_t max, const char *fmt, ...)
 
 void access_log_write(const struct access_entry *e)
 {
-    char line[LINE_MAX_BYTES], client[INET6_ADDRSTRLEN], stamp[40];
+    char line[LINE_MAX_BYTES], client[INET6_ADDRSTRLEN], stamp[40], uri[LINE_MAX_BYTES];
+    char referer[1024];
     struct tm tm;
     size_t n, max = sizeof(line) - 1;
 
@@ -104,11 +106,13 @@ void access_log_write(const struct access_entry *e)
     n = add_text(line, 0, max, "%s - - [%s] \"", client, stamp);
     n = add_escaped(line, n, max - 1024, e->method);
     n = add_text(line, n, max, " ");
-    n = add_escaped(line, n, max - 512, e->uri);
+    url_redact(e->uri, uri, sizeof(uri)); /* signed URLs' signatures, passwords */
+    n = add_escaped(line, n, max - 512, uri);
     n = add_text(line, n, max, " %s\" ", e->version);
     n = e->status ? add_text(line, n, max, "%u ", e->status) : add_text(line, n, max, "- ");
     n = add_text(line, n, max, "%lld \"", (long long)e->bytes);
-    n = add_escaped(line, n, max - 256, e->referer ? e->referer : "-");
+    url_redact(e->referer ? e->referer : "-", referer, sizeof(referer));
+    n = add_escaped(line, n, max - 256, referer);
     n = add_text(line, n, max, "\" \"");
     n = add_escaped(line, n, max - 64, e->agent ? e->agent : "-");
     n = add_text(line, n, max, "\" %s %.3f\n", e->cache, e->seconds);

@@ -188,6 +188,8 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         return copy_str(cfg->data_dir, sizeof(cfg->data_dir), name, v, err);
     if (!strcmp(name, "allow-network"))
         return add_net(cfg->allow_nets, &cfg->n_allow_nets, name, v, err);
+    if (!strcmp(name, "ui-network"))
+        return add_net(cfg->ui_nets, &cfg->n_ui_nets, name, v, err);
     if (!strcmp(name, "upstream-allow"))
         return add_net(cfg->upstream_allow, &cfg->n_upstream_allow, name, v, err);
     if (!strcmp(name, "ca-file")) {
@@ -298,6 +300,7 @@ void config_print_help(void)
          "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
          "  --default-ttl TTL      time objects are kept, <int>d|h|m|s (default 10d)\n"
          "  --allow-network CIDR   clients allowed to fetch (repeatable; default all)\n"
+         "  --ui-network CIDR      also allowed to see the listings of URLs (repeatable)\n"
          "  --upstream-allow CIDR  upstream networks allowed despite the SSRF policy (repeatable)\n"
          "  --ca-file PATH         extra CA bundle for upstream TLS, on top of the system store\n"
          "  --shutdown-file PATH   while this file exists, health answers 503\n"

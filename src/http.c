@@ -4,6 +4,7 @@
 #include "http_internal.h"
 #include "http_limits.h"
 #include "log.h"
+#include "policy.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -128,6 +129,18 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, c
     r = verror_response(fmt, ap);
     va_end(ap);
     return http_queue(c, status, r);
+}
+
+bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && policy_ui_allowed(ci->client_addr))
+        return true;
+    *ret = http_send_error(c, MHD_HTTP_FORBIDDEN,
+                           "client address not allowed to see cached URLs (--allow-network, "
+                           "--ui-network)");
+    return false;
 }
 
 static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,

@@ -172,7 +172,9 @@ enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body)
     {
         const char *error = NULL, *url = json_is_string(u) ? json_string_value(u) : NULL;
         const char *result = url ? prefetch_one(url, ttl, &error) : "error";
-        json_t *item = json_pack("{s:s?, s:s}", "url", url, "result", result);
+        char *shown = url ? url_shown(url) : NULL;
+        json_t *item = json_pack("{s:s?, s:s}", "url", shown, "result", result);
+        free(shown);
         if (!url)
             error = "not a string";
         if (error)
@@ -188,6 +190,7 @@ enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body)
 static enum MHD_Result purge_answer(struct MHD_Connection *c, const char *url, int rc,
                                     int64_t length)
 {
+    enum MHD_Result ret;
     if (rc == 0)
         return http_send_error(c, MHD_HTTP_NOT_FOUND, "not cached");
     if (rc == -1)
@@ -195,10 +198,13 @@ static enum MHD_Result purge_answer(struct MHD_Connection *c, const char *url, i
                                "still downloading: purge it once the download ended");
     if (rc < 0)
         return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    char *shown = url_shown(url);
     log_info("admin: purged %s", url);
-    return send_json(
+    ret = send_json(
         c, MHD_HTTP_OK,
-        json_pack("{s:s, s:b, s:I}", "url", url, "purged", 1, "bytes", (json_int_t)length));
+        json_pack("{s:s?, s:b, s:I}", "url", shown, "purged", 1, "bytes", (json_int_t)length));
+    free(shown);
+    return ret;
 }
 
 enum MHD_Result http_purge(struct MHD_Connection *c)

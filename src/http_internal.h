@@ -73,6 +73,10 @@ enum MHD_Result http_metrics(struct MHD_Connection *c);
 /* GET /api/v1/resources/?state=&page=&order= (KissCache's states and orders). */
 enum MHD_Result http_resources_json(struct MHD_Connection *c);
 
+/* Whether the client may see listings of cached URLs (policy_ui_allowed); if not, a 403 is
+ * queued into *ret. */
+bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret);
+
 /* The web pages and their assets; false when `url` is none of them. */
 bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret);
 

@@ -425,8 +425,10 @@ bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret)
         *ret = help_page(c);
     else if (!strcmp(url, "/statistics/") || !strcmp(url, "/statistics"))
         *ret = statistics_page(c);
-    else if (!strncmp(url, "/resources/", 11) || !strcmp(url, "/resources"))
-        *ret = resources_page(c, url[10] ? url + 11 : "");
+    else if (!strncmp(url, "/resources/", 11) || !strcmp(url, "/resources")) {
+        if (http_may_list(c, ret)) /* a 403 is queued otherwise */
+            *ret = resources_page(c, url[10] ? url + 11 : "");
+    }
     else if (!strncmp(url, "/static/", 8))
         *ret = asset(c, url + 8);
     else

@@ -57,7 +57,10 @@ enum MHD_Result http_resources_json(struct MHD_Connection *c)
     unsigned int status;
     char *text;
     json_t *o;
+    enum MHD_Result ret;
 
+    if (!http_may_list(c, &ret))
+        return ret;
     if (resources_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
                         MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
                         MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page"), &q,

@@ -1,4 +1,5 @@
 #include "log.h"
+#include "url.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,9 +13,11 @@ void log_set_level(enum log_level level)
     __atomic_store_n(&max_level, (int)level, __ATOMIC_RELAXED);
 }
 
+/* Every line is written with the secrets of the URLs it holds redacted (url.h): a signed URL's
+ * signature, a password in userinfo. */
 static void log_line(const char *level, const char *fmt, va_list ap)
 {
-    char line[1024];
+    char line[1024], shown[1536];
     time_t now = time(NULL);
     struct tm tm;
     int n;
@@ -25,8 +28,10 @@ static void log_line(const char *level, const char *fmt, va_list ap)
     n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
-    line[n++] = '\n';
-    if (write(STDERR_FILENO, line, (size_t)n) < 0)
+    line[n] = '\0';
+    n = (int)url_redact(line, shown, sizeof(shown) - 1);
+    shown[n++] = '\n';
+    if (write(STDERR_FILENO, shown, (size_t)n) < 0)
         return; /* nowhere left to report it */
 }
 

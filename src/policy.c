@@ -89,6 +89,13 @@ bool policy_client_allowed(const struct sockaddr *client)
     return allowed;
 }
 
+bool policy_ui_allowed(const struct sockaddr *client)
+{
+    uint8_t a[16];
+    return policy_client_allowed(client) ||
+           (addr_to_v6(client, a) == 0 && in_list(cfg->ui_nets, cfg->n_ui_nets, a));
+}
+
 static int port_of(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)

@@ -21,6 +21,10 @@ void policy_init(const struct config *cfg);
 /* True when no --allow-network was given or the client is inside one of them. */
 bool policy_client_allowed(const struct sockaddr *client);
 
+/* True when the client may see the pages and JSON that list cached URLs: it may fetch, or it is
+ * inside one of the --ui-network networks. */
+bool policy_ui_allowed(const struct sockaddr *client);
+
 /* Replace the client networks (n == 0: every client may fetch). */
 void policy_set_clients(const struct cidr *nets, int n);
 /* Copy the client networks (at most CONFIG_MAX_NETS); returns how many. */

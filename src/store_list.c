@@ -4,6 +4,7 @@
  * and downloads come from their own short list. */
 #include "index.h"
 #include "store_internal.h"
+#include "url.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -147,7 +148,7 @@ static int object_resource(const struct object *o, struct resource *r)
     struct upstream_headers h;
     headers_unpack(o->headers, &h);
     copy_string(r->content_type, sizeof(r->content_type), h.content_type);
-    return (r->url = strdup(o->url)) ? 0 : -1;
+    return (r->url = url_shown(o->url)) ? 0 : -1;
 }
 
 /* Lock held. Every state's count, from the fetching list and the totals: no table walk. */
@@ -207,7 +208,7 @@ static int take_failures(const struct sort *s, int64_t offset, int limit, struct
     qsort_r(all, (size_t)n, sizeof(all[0]), compare_resources, (void *)s);
     for (int i = (int)offset; i < n && out->n < limit; i++) {
         out->rows[out->n] = *all[i];
-        if (!(out->rows[out->n++].url = strdup(all[i]->url)))
+        if (!(out->rows[out->n++].url = url_shown(all[i]->url)))
             return -1;
     }
     return 0;

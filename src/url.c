@@ -1,5 +1,6 @@
 #include "url.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -386,4 +387,121 @@ void disposition_filename(const char *value, char *out, size_t size)
     }
     if (!out[0] && (v = disposition_param(value, "filename", &len)) != NULL)
         filename_clean(v, len < size ? len : size - 1, out, size);
+}
+
+/* --- secrets in what arca shows ------------------------------------------------------------ */
+
+/* The length of token `t` at s (case-insensitive), or 0. */
+static size_t at(const char *s, const char *t)
+{
+    size_t n = strlen(t);
+    return strncasecmp(s, t, n) == 0 ? n : 0;
+}
+
+/* A parameter starts after one of these, as is or percent-encoded. */
+static size_t param_start(const char *s)
+{
+    size_t n;
+    if (*s == '?' || *s == '&')
+        return 1;
+    return (n = at(s, "%3F")) ? n : at(s, "%26");
+}
+
+/* Where a value (or an authority) stops: a delimiter, as is or encoded, or text around a URL. */
+static bool value_ends(const char *s)
+{
+    return !*s || strchr("&# \"'<>\\", *s) || at(s, "%26");
+}
+
+static bool secret_name(const char *s, size_t len)
+{
+    static const char *const parts[] = {"signature", "token",      "secret", "password",
+                                        "passwd",    "credential", "apikey", "api_key"};
+    char name[64];
+    size_t n = len < sizeof(name) ? decode(s, len, false, name) : 0;
+    for (size_t i = 0; i < n; i++)
+        name[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+    if (n == 0)
+        return false;
+    if (!strcmp(name, "sig"))
+        return true;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        if (strstr(name, parts[i]))
+            return true;
+    return false;
+}
+
+static void put_str(struct out *o, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        put(o, s[i]);
+}
+
+/* At a parameter's name: copy it; if it names a secret, its value becomes REDACTED. Returns the
+ * bytes of `s` consumed. */
+static size_t redact_param(const char *s, struct out *o)
+{
+    size_t name = 0, eq = 0, len;
+    while (!value_ends(s + name) && s[name] != '=' && !at(s + name, "%3D") &&
+           !param_start(s + name))
+        name++;
+    eq = s[name] == '=' ? 1 : at(s + name, "%3D");
+    put_str(o, s, name + eq);
+    if (!eq || !secret_name(s, name))
+        return name + eq;
+    put_str(o, "REDACTED", 8);
+    for (len = name + eq; !value_ends(s + len); len++)
+        ;
+    return len;
+}
+
+/* After "://": userinfo before the authority's last '@' becomes REDACTED. */
+static size_t redact_userinfo(const char *s, struct out *o)
+{
+    size_t end = 0, userinfo = 0, k;
+    while (!value_ends(s + end) && s[end] != '/' && !at(s + end, "%2F") && !param_start(s + end)) {
+        if (s[end] == '@')
+            userinfo = end, end++;
+        else if ((k = at(s + end, "%40")))
+            userinfo = end, end += k;
+        else
+            end++;
+    }
+    if (!userinfo && s[0] != '@' && !at(s, "%40"))
+        return 0;
+    put_str(o, "REDACTED", 8);
+    return userinfo;
+}
+
+size_t url_redact(const char *in, char *out, size_t size)
+{
+    struct out o = {out, 0, size, size > 0};
+    size_t k;
+    if (size == 0)
+        return 0;
+    for (const char *s = in; *s;) {
+        if ((k = param_start(s))) {
+            put_str(&o, s, k);
+            s += k;
+            s += redact_param(s, &o);
+        } else if ((k = at(s, "://")) || (k = at(s, "%3A%2F%2F"))) {
+            put_str(&o, s, k);
+            s += k;
+            s += redact_userinfo(s, &o);
+        } else {
+            put(&o, *s++);
+        }
+    }
+    out[o.n] = '\0';
+    return o.n;
+}
+
+char *url_shown(const char *url)
+{
+    /* a redaction makes at most 13 bytes ("&sig=REDACTED") of at least 5 ("&sig="): 3x fits */
+    size_t size = 3 * strlen(url) + 64;
+    char *out = malloc(size);
+    if (out)
+        url_redact(url, out, size);
+    return out;
 }

@@ -15,8 +15,9 @@
  * (space, '"', '<', '>', '\', '^', '`', '{', '|', '}', bytes >= 0x80, a '%' not followed by two
  * hex digits) percent-encoded. Control bytes, raw or encoded (%00-%1F, %7F), are refused.
  *
- * Contract: pure functions, any thread, no allocation: callers give the buffers. Each returns 0,
- * or -1 with the HTTP status and a one-line reason for the client.
+ * Contract: pure functions, any thread; only url_shown allocates, the others write into buffers
+ * their callers give. Parsers return 0, or -1 with the HTTP status and a one-line reason for the
+ * client.
  */
 #ifndef ARCA_URL_H
 #define ARCA_URL_H
@@ -49,6 +50,16 @@ void url_filename(const char *url, char *out, size_t size);
 
 /* A file name safe to suggest: no '/', '\', "..", control bytes or quotes. */
 void filename_clean(const char *in, size_t len, char *out, size_t size);
+
+/* `in` (any text holding URLs, as they are or percent-encoded once, like a request line) with
+ * its secrets replaced by REDACTED: userinfo ("user:pass@") and the values of query parameters
+ * whose name holds signature, token, secret, password, passwd, credential, apikey, api_key or is
+ * sig (X-Amz-Signature, X-Goog-Signature, X-Amz-Security-Token, sig, ...). Truncated to fit
+ * out[size]; returns the length written. For what arca shows: the stored key keeps everything. */
+size_t url_redact(const char *in, char *out, size_t size);
+/* The same into a copy the caller frees (NULL when out of memory): a URL as listings and answers
+ * show it. */
+char *url_shown(const char *url);
 
 /* The file name a Content-Disposition value names (RFC 6266: filename*=UTF-8''... preferred,
  * else filename="..." or filename=token), cleaned; "" when it names none. */

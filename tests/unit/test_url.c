@@ -125,12 +125,43 @@ static void filenames(void **state)
     assert_string_equal(name, "xyz");
 }
 
+static const char *redacted(const char *in)
+{
+    url_redact(in, buf, sizeof(buf));
+    return buf;
+}
+
+static void secrets_are_redacted(void **state)
+{
+    (void)state;
+    assert_string_equal(redacted("https://b.s3/k?X-Amz-Credential=AK%2F1&X-Amz-Date=2&"
+                                 "X-Amz-Signature=abc123&x=1"),
+                        "https://b.s3/k?X-Amz-Credential=REDACTED&X-Amz-Date=2&"
+                        "X-Amz-Signature=REDACTED&x=1");
+    assert_string_equal(redacted("http://user:pass@h/a?sig=s&token=t&access_token=u#f"),
+                        "http://REDACTED@h/a?sig=REDACTED&token=REDACTED&access_token=REDACTED#f");
+    /* a request line: the URL percent-encoded in arca's own query */
+    assert_string_equal(
+        redacted("GET /api/v1/fetch/?url=https%3A%2F%2Fu%3Ap%40h%2Fk%3FSignature%3Dzz%26a%3D1"
+                 "&ttl=1d HTTP/1.1"),
+        "GET /api/v1/fetch/?url=https%3A%2F%2FREDACTED%40h%2Fk%3FSignature%3DREDACTED%26a%3D1"
+        "&ttl=1d HTTP/1.1");
+    /* nothing secret: unchanged */
+    assert_string_equal(redacted("fetch http://h/a?signed=1&design=2: 404"),
+                        "fetch http://h/a?signed=1&design=2: 404");
+    assert_string_equal(redacted("http://h/a?X-Goog-Signature"), "http://h/a?X-Goog-Signature");
+    /* truncated, never overrun */
+    char small[8];
+    assert_int_equal(url_redact("http://user:pw@h/", small, sizeof(small)), 7);
+    assert_string_equal(small, "http://");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encoded_form_is_decoded), cmocka_unit_test(raw_form_runs_to_the_end),
         cmocka_unit_test(refusals),                cmocka_unit_test(normal_form),
-        cmocka_unit_test(filenames),
+        cmocka_unit_test(filenames),               cmocka_unit_test(secrets_are_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
