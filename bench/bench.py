@@ -546,8 +546,58 @@ def cold_fanout_ref(work, cfg, www):
     return cold_fanout(work, cfg | cfg["cold_ref"], www)
 
 
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * MiB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cold_fanout_digest(work, cfg, www):
+    """What a digest still to check costs a cold fan-out: every client asks with &sha256=, so
+    its answer goes out chunked and its last byte waits for the check. arca without sha256 is
+    the reference; arca-before (ARCA_BEFORE) with sha256 sent Content-Length and let the first
+    digest decide for everyone."""
+    size = cfg["cold"]
+    write_random(os.path.join(www, "cold"), size)
+    digest = file_sha256(os.path.join(www, "cold"))
+    origin = Nginx(work, "origin", www=www, limit_rate=cfg["cold_rate"])
+    servers = arcas(work)
+    contenders = [("arca", servers[0], ""), ("arca-sha256", servers[0], "&sha256=" + digest)]
+    if len(servers) > 1:
+        contenders.append(("arca-before-sha256", servers[1], "&sha256=" + digest))
+    n, spread = cfg["cold_clients"], cfg["cold_spread"]
+    try:
+        rounds = {name: [] for name, _, _ in contenders}
+        for r in range(cfg["rounds"]):
+            path = f"/cold-{r}-direct"
+            os.symlink("cold", os.path.join(www, path[1:]))
+            direct = loadgen(f"http://127.0.0.1:{origin.port}{path}", 1)
+            direct_s = direct[0]["done"] - direct[0]["start"]
+            for name, s, query in contenders:
+                path = f"/cold-{r}-{name}"
+                os.symlink("cold", os.path.join(www, path[1:]))
+                cpu = cpu_seconds(s.pid)
+                clients = loadgen(s.url(origin, path) + query, n, spread)
+                cpu = cpu_seconds(s.pid) - cpu
+                check_clients(name, clients, size)
+                durations = [c["done"] - c["start"] for c in clients]
+                rounds[name].append({"slowest_vs_direct": max(durations) / direct_s,
+                                     "slowest_s": max(durations), "arca_cpu_s": cpu,
+                                     "max_ttfb_ms": max(1e3 * (c["ttfb"] - c["start"])
+                                                        for c in clients)})
+        return {"metric": "slowest_vs_direct", "higher_is_better": False, "unit": "× direct",
+                "setup": f"{size >> 20} MiB at {cfg['cold_rate']}B/s per origin connection, "
+                         f"{n} clients over {spread} s; -sha256: every client asks with the "
+                         "object's digest", "rounds": rounds}
+    finally:
+        for s in reversed(servers + [origin]):
+            s.stop()
+
+
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small, "cold-fanout": cold_fanout,
-             "cold-fanout-ref": cold_fanout_ref,
+             "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
              "idle-connections": idle_connections, "big-index": big_index}
 
 
