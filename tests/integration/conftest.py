@@ -208,8 +208,9 @@ class Origin:
 
 
 class Arca:
-    def __init__(self, workdir, args=(), data_dir=None, host="127.0.0.1"):
+    def __init__(self, workdir, args=(), data_dir=None, host="127.0.0.1", env=None):
         self.workdir = workdir
+        self.env = env  # added to arca's environment
         self.host = host
         self.data_dir = data_dir or os.path.join(workdir, "data")
         self.args = list(args)
@@ -225,7 +226,8 @@ class Arca:
                "--data-dir", self.data_dir, "--grace-period", "5s",
                # short backoffs, so fault scenarios take seconds; a test may override
                "--retry-delay", "50ms"] + self.args
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
+                                     env={**os.environ, **(self.env or {})})
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -369,10 +371,10 @@ def start_arca(workdir):
     """start_arca(*args) -> a running Arca; all are stopped at teardown."""
     started = []
 
-    def start(*args, data_dir=None, host="127.0.0.1"):
+    def start(*args, data_dir=None, host="127.0.0.1", env=None):
         # each its own data dir unless told: two servers may not share one
         data_dir = data_dir or os.path.join(workdir, f"data{len(started)}")
-        a = Arca(workdir, args, data_dir, host).start()
+        a = Arca(workdir, args, data_dir, host, env).start()
         started.append(a)
         return a
 

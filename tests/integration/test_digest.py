@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import os
 import threading
+import time
 
 import pytest
 import requests
@@ -27,19 +28,26 @@ def stream_all(arca, url, results, key, **params):
     conn.close()
 
 
+def client(arca, url, results, key, **params):
+    """A client streaming `url` in a thread: its answer lands in results[key]."""
+    t = threading.Thread(target=stream_all, args=(arca, url, results, key), kwargs=params)
+    t.start()
+    return t
+
+
+def downloading(origin, path):
+    """Wait until the origin has been asked for `path`: the download is running."""
+    while origin.counts[path] == 0:
+        time.sleep(0.005)
+
+
 def test_a_wrong_digest_joining_cuts_only_its_own_answer(origin, arca):
     data, url = slow_object(origin, "/img")
     results = {}
-    plain = threading.Thread(target=stream_all, args=(arca, url, results, "plain"))
-    plain.start()
-    while origin.counts["/img"] == 0:
-        pass
-    right = threading.Thread(target=stream_all, args=(arca, url, results, "right"),
-                             kwargs={"sha256": sha256(data)})
-    wrong = threading.Thread(target=stream_all, args=(arca, url, results, "wrong"),
-                             kwargs={"sha256": WRONG})
-    right.start()
-    wrong.start()
+    plain = client(arca, url, results, "plain")
+    downloading(origin, "/img")
+    right = client(arca, url, results, "right", sha256=sha256(data))
+    wrong = client(arca, url, results, "wrong", sha256=WRONG)
     for t in (plain, right, wrong):
         t.join()
 
@@ -59,13 +67,9 @@ def test_a_wrong_digest_joining_cuts_only_its_own_answer(origin, arca):
 def test_a_wrong_digest_starting_the_download_does_not_decide_the_object(origin, arca):
     data, url = slow_object(origin, "/first")
     results = {}
-    wrong = threading.Thread(target=stream_all, args=(arca, url, results, "wrong"),
-                             kwargs={"sha256": WRONG})
-    wrong.start()
-    while origin.counts["/first"] == 0:
-        pass
-    plain = threading.Thread(target=stream_all, args=(arca, url, results, "plain"))
-    plain.start()
+    wrong = client(arca, url, results, "wrong", sha256=WRONG)
+    downloading(origin, "/first")
+    plain = client(arca, url, results, "plain")
     wrong.join()
     plain.join()
     assert not results["wrong"][3], "the request that gave the wrong digest sees a cut"
@@ -82,10 +86,8 @@ def test_a_wrong_digest_starting_the_download_does_not_decide_the_object(origin,
 def test_framing_chunked_only_for_a_digest_still_to_check(origin, arca):
     data, url = slow_object(origin, "/framed")
     results = {}
-    plain = threading.Thread(target=stream_all, args=(arca, url, results, "plain"))
-    plain.start()
-    while origin.counts["/framed"] == 0:
-        pass
+    plain = client(arca, url, results, "plain")
+    downloading(origin, "/framed")
     stream_all(arca, url, results, "digest", sha256=sha256(data))
     plain.join()
     _, headers, body, complete = results["plain"]
@@ -114,10 +116,8 @@ def test_python_requests_sees_a_digest_cut_as_an_error(origin, arca):
 def test_range_with_a_digest_waits_for_the_check(origin, arca):
     data, url = slow_object(origin, "/part")
     results = {}
-    plain = threading.Thread(target=stream_all, args=(arca, url, results, "plain"))
-    plain.start()
-    while origin.counts["/part"] == 0:
-        pass
+    plain = client(arca, url, results, "plain")
+    downloading(origin, "/part")
     conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
     conn.request("GET", arca.fetch_path(url, sha256=WRONG), headers={"Range": "bytes=0-99"})
     resp = conn.getresponse()

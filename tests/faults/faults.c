@@ -1,0 +1,79 @@
+/*
+ * libarcafaults.so — faults a disk or a library gives rarely, on demand, for the scenarios that
+ * must show what arca does then (LD_PRELOAD, test builds only). Each fault is armed while the
+ * file named by its variable exists, so a test arms and disarms it while arca runs:
+ *   ARCA_FAULT_DIR_FSYNC   fsync() of a directory fails with EIO
+ *   ARCA_FAULT_WAL_WRITE   writes to a file whose name ends in "-wal" fail with EIO (SQLite's
+ *                          COMMIT in WAL mode)
+ *   ARCA_FAULT_MULTI_ADD   curl_multi_add_handle() answers CURLM_OUT_OF_MEMORY
+ * Everything else goes to the real function.
+ */
+#define _GNU_SOURCE
+#undef _FILE_OFFSET_BITS /* pwrite and pwrite64 are two symbols here, each interposed */
+#include <curl/curl.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool armed(const char *var)
+{
+    const char *path = getenv(var);
+    return path && *path && access(path, F_OK) == 0;
+}
+
+static bool is_wal(int fd)
+{
+    char link[64], target[4096];
+    ssize_t n;
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, target, sizeof(target) - 1);
+    if (n < 4)
+        return false;
+    target[n] = '\0';
+    return strcmp(target + n - 4, "-wal") == 0;
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+    struct stat sb;
+    if (!real)
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    if (armed("ARCA_FAULT_DIR_FSYNC") && fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
+{
+    static ssize_t (*real)(int, const void *, size_t, off64_t);
+    if (!real)
+        real = (ssize_t(*)(int, const void *, size_t, off64_t))dlsym(RTLD_NEXT, "pwrite64");
+    if (armed("ARCA_FAULT_WAL_WRITE") && is_wal(fd)) {
+        errno = EIO;
+        return -1;
+    }
+    return real(fd, buf, n, off);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    return pwrite64(fd, buf, n, (off64_t)off);
+}
+
+CURLMcode curl_multi_add_handle(CURLM *multi, CURL *easy)
+{
+    static CURLMcode (*real)(CURLM *, CURL *);
+    if (!real)
+        real = (CURLMcode(*)(CURLM *, CURL *))dlsym(RTLD_NEXT, "curl_multi_add_handle");
+    if (armed("ARCA_FAULT_MULTI_ADD"))
+        return CURLM_OUT_OF_MEMORY;
+    return real(multi, easy);
+}

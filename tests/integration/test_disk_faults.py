@@ -1,0 +1,87 @@
+"""What arca does when the disk or a library fails where it rarely does: a directory that cannot
+be synced, an index COMMIT that fails, a transfer curl will not start. The faults come from
+tests/faults/faults.c (LD_PRELOAD), armed while a file exists."""
+
+import os
+import signal
+
+import pytest
+
+from conftest import ARCA_BIN, read_to_end
+
+FAULTS = os.environ.get("ARCA_FAULTS_LIB",
+                        os.path.join(os.path.dirname(ARCA_BIN), "libarcafaults.so"))
+
+pytestmark = pytest.mark.skipif(not os.path.exists(FAULTS),
+                                reason=f"{FAULTS} is built with arca: run meson compile")
+
+
+@pytest.fixture
+def faulty(start_arca, workdir):
+    """start(*args) -> (arca, arm): arm(name, on) arms or disarms one fault of faults.c."""
+    triggers = {name: os.path.join(workdir, "fault-" + name)
+                for name in ("DIR_FSYNC", "WAL_WRITE", "MULTI_ADD")}
+    env = {"LD_PRELOAD": FAULTS, f"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+           ":verify_asan_link_order=0"}
+    env.update({"ARCA_FAULT_" + name: path for name, path in triggers.items()})
+
+    def arm(name, on=True):
+        if on:
+            open(triggers[name], "w").close()
+        elif os.path.exists(triggers[name]):
+            os.unlink(triggers[name])
+
+    def start(*args, data_dir=None):
+        return start_arca("--upstream-allow", "127.0.0.0/8", *args, data_dir=data_dir, env=env)
+
+    return start, arm
+
+
+def test_a_directory_that_cannot_be_synced_fails_the_object(origin, faulty):
+    start, arm = faulty
+    arca = start()
+    data = os.urandom(100000)
+    url = origin.add("/img", data=data)
+    arm("DIR_FSYNC")
+    conn, resp = arca.stream(url)
+    body, complete = read_to_end(resp)
+    conn.close()
+    assert not complete, "an object whose directory entry may be lost is never delivered whole"
+    assert arca.log_shows("cannot sync the object's directory")
+    arm("DIR_FSYNC", False)
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == data
+    assert origin.counts["/img"] == 2, "the object that could not be made durable was not kept"
+
+
+def test_a_transfer_curl_will_not_start_is_an_error_not_a_hang(origin, faulty):
+    start, arm = faulty
+    arca = start()
+    url = origin.add("/x", data=b"x" * 1000)
+    arm("MULTI_ADD")
+    status, _, body = arca.get(arca.fetch_path(url), timeout=10)
+    assert status == 500 and b"cannot start the upstream request" in body
+    arm("MULTI_ADD", False)
+    assert arca.fetch(url)[0] == 200
+    assert arca.status()["resources_downloading"] == 0
+
+
+def test_a_failed_commit_leaves_no_transaction_open(origin, faulty):
+    start, arm = faulty
+    arca = start()
+    first, second = os.urandom(5000), os.urandom(5000)
+    a = origin.add("/a", data=first)
+    b = origin.add("/b", data=second)
+    assert arca.fetch(a)[2] == first
+    arm("WAL_WRITE")
+    assert arca.fetch(a)[2] == first  # a hit: its usage is flushed within a second, and fails
+    assert arca.log_shows("index:", timeout=5)
+    arm("WAL_WRITE", False)
+    assert arca.fetch(b)[2] == second  # its row must be committed, not left in a transaction
+    arca.proc.send_signal(signal.SIGKILL)
+    arca.proc.wait()
+    arca.stop()
+    again = start(data_dir=arca.data_dir)
+    assert again.fetch(b)[2] == second and again.fetch(a)[2] == first
+    assert origin.counts["/b"] == 1 and origin.counts["/a"] == 1, \
+        "objects completed after a failed COMMIT survive a crash"
