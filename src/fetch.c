@@ -512,7 +512,8 @@ static void end_attempt(struct transfer *t, CURLcode rc)
     count_active(t, false);
     if (rc == CURLE_OK && !t->failed && !t->retry_status) {
         EVP_DigestFinal_ex(t->sha, digest, &dlen);
-        store_finish(t->obj, digest);
+        if (store_finish(t->obj, digest) < 0)
+            log_error("fetch %s: %d %s", t->obj->url, t->obj->error_status, object_error(t->obj));
         log_debug("fetch %s: download ended after %d attempt(s)", t->obj->url, t->attempts);
     } else if (!t->failed && retryable_error(t, rc) && t->attempts <= fx.cfg->download_retries &&
                !atomic_load(&fx.stopping)) {

@@ -187,7 +187,9 @@ void headers_unpack(const char *packed, struct upstream_headers *h);
  * file cannot be truncated. */
 int store_restart(struct object *obj);
 int store_append(struct object *obj, const char *data, size_t len);
-void store_finish(struct object *obj, const uint8_t digest[32]);
+/* Verify, sync and record the object as COMPLETE: 0, or -1 after store_fail (the reason in
+ * obj->error). */
+int store_finish(struct object *obj, const uint8_t digest[32]);
 /* Fail a download: out of the table, waiters woken, its file and row removed. Before
  * store_begin_file there are none, and then (only then) any thread may call it: fetch_start does,
  * at shutdown or out of memory, without touching disk or SQLite. */

@@ -338,21 +338,21 @@ static int check_length(struct object *obj)
     return 0;
 }
 
-void store_finish(struct object *obj, const uint8_t digest[32])
+int store_finish(struct object *obj, const uint8_t digest[32])
 {
     char path[1200];
     struct index_row row;
 
     if (check_length(obj) < 0)
-        return;
+        return -1;
     object_path(obj, path, sizeof(path));
     if (fsync(obj->fd) < 0) {
         store_fail(obj, 507, "cannot sync object file (disk full?)");
-        return;
+        return -1;
     }
     if (sync_dir_of(path) < 0) {
         store_fail(obj, 500, "cannot sync the object's directory");
-        return;
+        return -1;
     }
     pthread_mutex_lock(&st.lock);
     row = (struct index_row){.key = obj->key,
@@ -370,7 +370,7 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     if (rc < 0) {
         store_fail(obj, rc == INDEX_FULL ? 507 : 500,
                    rc == INDEX_FULL ? "disk full (index)" : "cannot record object in the index");
-        return;
+        return -1;
     }
     pthread_mutex_lock(&st.lock);
     memcpy(obj->digest, digest, 32);
@@ -386,6 +386,7 @@ void store_finish(struct object *obj, const uint8_t digest[32])
     }
     wake_all(obj);
     pthread_mutex_unlock(&st.lock);
+    return 0;
 }
 
 void store_fail(struct object *obj, int status, const char *reason)

@@ -3,7 +3,7 @@
  * must show what arca does then (LD_PRELOAD, test builds only). Each fault is armed while the
  * file named by its variable exists, so a test arms and disarms it while arca runs:
  *   ARCA_FAULT_DIR_FSYNC   fsync() of a directory fails with EIO
- *   ARCA_FAULT_WAL_WRITE   writes to a file whose name ends in "-wal" fail with EIO (SQLite's
+ *   ARCA_FAULT_WAL_WRITE   writes to a file whose name ends in "-wal" fail with ENOSPC (SQLite's
  *                          COMMIT in WAL mode)
  *   ARCA_FAULT_MULTI_ADD   curl_multi_add_handle() answers CURLM_OUT_OF_MEMORY
  * Everything else goes to the real function.
@@ -57,7 +57,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off)
     if (!real)
         real = (ssize_t(*)(int, const void *, size_t, off64_t))dlsym(RTLD_NEXT, "pwrite64");
     if (armed("ARCA_FAULT_WAL_WRITE") && is_wal(fd)) {
-        errno = EIO;
+        errno = ENOSPC;
         return -1;
     }
     return real(fd, buf, n, off);
