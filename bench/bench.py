@@ -555,18 +555,20 @@ def file_sha256(path):
 
 
 def cold_fanout_digest(work, cfg, www):
-    """What a digest still to check costs a cold fan-out: every client asks with &sha256=, so
-    its answer goes out chunked and its last byte waits for the check. arca without sha256 is
-    the reference; arca-before (ARCA_BEFORE) with sha256 sent Content-Length and let the first
-    digest decide for everyone."""
+    """What a digest still to check costs a cold fan-out: every client asks with &sha256=.
+    arca-sha256 streams it chunked (its last byte waits for the check), arca-hold-sha256
+    (--digest-framing hold) answers once the object is complete and checked. arca without sha256
+    is the reference; arca-before (ARCA_BEFORE) with sha256 sent Content-Length and let the
+    first digest decide for everyone."""
     size = cfg["cold"]
     write_random(os.path.join(www, "cold"), size)
-    digest = file_sha256(os.path.join(www, "cold"))
+    digest = "&sha256=" + file_sha256(os.path.join(www, "cold"))
     origin = Nginx(work, "origin", www=www, limit_rate=cfg["cold_rate"])
-    servers = arcas(work)
-    contenders = [("arca", servers[0], ""), ("arca-sha256", servers[0], "&sha256=" + digest)]
-    if len(servers) > 1:
-        contenders.append(("arca-before-sha256", servers[1], "&sha256=" + digest))
+    servers = arcas(work) + [Arca(work, name="arca-hold", extra=("--digest-framing", "hold"))]
+    contenders = [("arca", servers[0], ""), ("arca-sha256", servers[0], digest),
+                  ("arca-hold-sha256", servers[-1], digest)]
+    if ARCA_BEFORE:
+        contenders.append(("arca-before-sha256", servers[1], digest))
     n, spread = cfg["cold_clients"], cfg["cold_spread"]
     try:
         rounds = {name: [] for name, _, _ in contenders}

@@ -177,8 +177,19 @@ static int set_log_level(struct config *cfg, const char *v, char *err)
     return -1;
 }
 
+/* A value that is one of two words: 0 for `first`, 1 for `second`, -1 with the reason. */
+static int pick(const char *name, const char *v, const char *first, const char *second,
+                char err[CONFIG_ERR_LEN])
+{
+    if (!strcmp(v, first) || !strcmp(v, second))
+        return strcmp(v, first) == 0 ? 0 : 1;
+    snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s or %s, got '%s'", name, first, second, v);
+    return -1;
+}
+
 int config_set(struct config *cfg, const char *name, const char *v, char err[CONFIG_ERR_LEN])
 {
+    int rc;
     for (size_t i = 0; i < sizeof(numeric_options) / sizeof(numeric_options[0]); i++)
         if (!strcmp(name, numeric_options[i].name))
             return set_numeric(cfg, &numeric_options[i], v, err);
@@ -202,12 +213,14 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
     if (!strcmp(name, "shutdown-file"))
         return copy_str(cfg->shutdown_file, sizeof(cfg->shutdown_file), name, v, err);
     if (!strcmp(name, "send-mode")) {
-        if (!strcmp(v, "mmap") || !strcmp(v, "sendfile")) {
-            cfg->send_mode = !strcmp(v, "mmap") ? SEND_MMAP : SEND_SENDFILE;
-            return 0;
-        }
-        snprintf(err, CONFIG_ERR_LEN, "--send-mode: expected mmap or sendfile, got '%s'", v);
-        return -1;
+        if ((rc = pick(name, v, "mmap", "sendfile", err)) >= 0)
+            cfg->send_mode = rc ? SEND_SENDFILE : SEND_MMAP;
+        return rc < 0 ? -1 : 0;
+    }
+    if (!strcmp(name, "digest-framing")) {
+        if ((rc = pick(name, v, "chunked", "hold", err)) >= 0)
+            cfg->digest_framing = rc ? FRAMING_HOLD : FRAMING_CHUNKED;
+        return rc < 0 ? -1 : 0;
     }
     if (!strcmp(name, "access-log"))
         return copy_str(cfg->access_log, sizeof(cfg->access_log), name, v, err);
@@ -321,6 +334,7 @@ void config_print_help(void)
          "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
          "  --threads N            client worker threads (default: CPUs, max 16)\n"
          "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile\n"
+         "  --digest-framing MODE  &sha256= answers of a download: chunked (default) or hold\n"
          "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
          "  --log-level LEVEL      error, info (default) or debug\n"
          "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"

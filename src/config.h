@@ -21,6 +21,9 @@
 #define CONFIG_ERR_LEN 256
 
 enum send_mode { SEND_MMAP, SEND_SENDFILE };
+/* How an answer whose &sha256= is still to be checked goes out while its object downloads:
+ * chunked (streamed, a mismatch is a missing final chunk) or held until the object is complete. */
+enum digest_framing { FRAMING_CHUNKED, FRAMING_HOLD };
 enum log_level { LOG_ERROR, LOG_INFO, LOG_DEBUG };
 
 struct config {
@@ -54,6 +57,7 @@ struct config {
     int64_t grace_period;       /* seconds granted to in-flight responses on SIGTERM */
     int threads;                /* client-side worker threads */
     enum send_mode send_mode;   /* how finished objects of 1 MiB and more go out */
+    enum digest_framing digest_framing;
     int max_url_len;
     char access_log[1024]; /* "-" = stderr, "off" = none */
     enum log_level log_level;

@@ -498,7 +498,8 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
     struct MHD_Response *resp;
     int64_t body;
 
-    if (!store_wait(r->obj, r->has_expect && r->http10, &r->waiter))
+    if (!store_wait(r->obj, r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
+                    &r->waiter))
         return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
     store_snapshot(r->obj, &meta);
     if (meta.state == OBJ_FAILED || !meta.headers_ready)

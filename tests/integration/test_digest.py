@@ -149,3 +149,22 @@ def test_access_log_marks_a_cut_answer(origin, start_arca):
     assert arca.log_shows('" 200 ') and arca.log_shows(" CUT ")
     line = [l for l in arca.read_log().splitlines() if "sha256=" in l and '" 200 ' in l][0]
     assert " CUT " in line and " MISS " not in line
+
+
+def test_hold_framing_answers_once_the_digest_is_checked(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--digest-framing", "hold")
+    data, url = slow_object(origin, "/held")
+    results = {}
+    wrong = client(arca, url, results, "wrong", sha256=WRONG)
+    downloading(origin, "/held")
+    right = client(arca, url, results, "right", sha256=sha256(data))
+    plain = client(arca, url, results, "plain")
+    for t in (wrong, right, plain):
+        t.join()
+    assert results["wrong"][0] == 502, "held: the mismatch is told before any header"
+    status, headers, body, complete = results["right"]
+    assert status == 200 and complete and body == data
+    assert headers["content-length"] == str(len(data)), "held answers keep their length"
+    status, headers, body, complete = results["plain"]
+    assert status == 200 and complete and body == data
+    assert origin.counts["/held"] == 1

@@ -57,6 +57,19 @@ static void options(void **state)
     assert_int_equal(load(&c, err, 3, "serve", "--send-mode=sendfile"), CONFIG_SERVE);
     assert_int_equal(c.send_mode, SEND_SENDFILE);
     assert_int_equal(load(&c, err, 3, "serve", "--send-mode=splice"), CONFIG_ERROR);
+    assert_int_equal(c.digest_framing, FRAMING_CHUNKED);
+    assert_int_equal(c.max_redirects, 20);
+    assert_int_equal(load(&c, err, 6, "serve", "--digest-framing=hold", "--max-redirects=0",
+                          "--ui-network", "192.168.0.0/16"),
+                     CONFIG_SERVE);
+    assert_int_equal(c.digest_framing, FRAMING_HOLD);
+    assert_int_equal(c.max_redirects, 0);
+    assert_int_equal(c.n_ui_nets, 1);
+    assert_int_equal(load(&c, err, 3, "serve", "--digest-framing=trailer"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "chunked or hold"));
+    assert_int_equal(load(&c, err, 3, "serve", "--max-redirects=101"), CONFIG_ERROR);
+    assert_int_equal(load(&c, err, 3, "serve", "--default-ttl=999999999d"), CONFIG_SERVE);
+    assert_int_equal(c.default_ttl, TTL_MAX);
     assert_int_equal(load(&c, err, 2, "--version"), CONFIG_VERSION);
     assert_int_equal(load(&c, err, 2, "--help"), CONFIG_HELP);
 }
