@@ -498,7 +498,8 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
     struct MHD_Response *resp;
     int64_t body;
 
-    if (!store_wait(r->obj, r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
+    if (!store_wait(r->obj,
+                    r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
                     &r->waiter))
         return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
     store_snapshot(r->obj, &meta);
@@ -605,7 +606,7 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
 {
     struct fetch_req *r = state;
     int64_t sent = r->sent;
-    *cache = r->cut                  ? "CUT"
+    *cache = r->cut                   ? "CUT"
              : r->kind == LOOKUP_HIT  ? "HIT"
              : r->kind == LOOKUP_MISS ? "MISS"
                                       : "COALESCED";

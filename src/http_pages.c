@@ -428,8 +428,7 @@ bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret)
     else if (!strncmp(url, "/resources/", 11) || !strcmp(url, "/resources")) {
         if (http_may_list(c, ret)) /* a 403 is queued otherwise */
             *ret = resources_page(c, url[10] ? url + 11 : "");
-    }
-    else if (!strncmp(url, "/static/", 8))
+    } else if (!strncmp(url, "/static/", 8))
         *ret = asset(c, url + 8);
     else
         return false;

@@ -333,10 +333,9 @@ int index_mark_complete(const struct index_row *r)
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
                       " sha256, created, ttl, last_use, usage, content_encoding, filename,"
                       " last_modified) VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      "ssisbiiiisss", r->key, r->url, r->length, r->headers.content_type,
-                      r->digest, r->created, r->ttl, r->last_use, r->usage,
-                      r->headers.content_encoding, r->headers.filename,
-                      r->headers.last_modified);
+                      "ssisbiiiisss", r->key, r->url, r->length, r->headers.content_type, r->digest,
+                      r->created, r->ttl, r->last_use, r->usage, r->headers.content_encoding,
+                      r->headers.filename, r->headers.last_modified);
 }
 
 int index_delete(const char *key)

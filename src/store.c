@@ -651,8 +651,8 @@ static struct object *create_fetching(const char *url, const char *key, int64_t 
     return obj;
 }
 
-enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **out, int *fd, struct prepared **prep,
-                                struct object_meta *meta)
+enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **out, int *fd,
+                                struct prepared **prep, struct object_meta *meta)
 {
     char key[65];
     int64_t now = now_s();

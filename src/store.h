@@ -77,18 +77,18 @@ struct object {
     int64_t length;     /* Content-Length, or -1 while unknown */
     int64_t have;       /* bytes written to the file */
     int64_t reserved;   /* quota held for this object beyond `have` */
-    char *headers; /* struct upstream_headers packed: four NUL-terminated strings one after the
-                      other (one allocation per object); NULL until upstream's headers are in;
-                      changed under the lock only */
+    char *headers;      /* struct upstream_headers packed: four NUL-terminated strings one after the
+                           other (one allocation per object); NULL until upstream's headers are in;
+                           changed under the lock only */
     uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
-    bool verified;    /* its file is known to hold `length` bytes (see load_row) */
-    bool hit;         /* answered a hit already: the next one earns a prepared answer */
-    bool committed;   /* a reader has answered with this length and type */
-    bool delivered;   /* a reader has been handed bytes: they may never change */
-    bool on_disk;     /* store_begin_file wrote its row (and file): store_fail removes them */
-    int error_status; /* HTTP status for clients when FAILED */
-    char *error;      /* one-line reason, set by the fetch thread before the object fails; NULL
-                         when none (or out of memory): see object_error() */
+    bool verified;      /* its file is known to hold `length` bytes (see load_row) */
+    bool hit;           /* answered a hit already: the next one earns a prepared answer */
+    bool committed;     /* a reader has answered with this length and type */
+    bool delivered;     /* a reader has been handed bytes: they may never change */
+    bool on_disk;       /* store_begin_file wrote its row (and file): store_fail removes them */
+    int error_status;   /* HTTP status for clients when FAILED */
+    char *error;        /* one-line reason, set by the fetch thread before the object fails; NULL
+                           when none (or out of memory): see object_error() */
     int64_t created, ttl, last_use, usage;
     struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */
     struct dnode lru;   /* in the store's LRU list when complete, its fetching list while
@@ -135,8 +135,8 @@ void store_close(void);
  * descriptor in *fd (the caller owns it). meta->hit says whether the object had been hit before
  * this lookup: only then is a prepared answer worth building (random hits over a big cache would
  * otherwise churn the ring, building answers that are dropped before their second use). */
-enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd, struct prepared **prep,
-                                struct object_meta *meta);
+enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd,
+                                struct prepared **prep, struct object_meta *meta);
 /* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
  * none. On success the store takes its own reference. */
 void store_attach_prepared(const struct object_meta *meta, struct prepared *p);

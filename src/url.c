@@ -132,8 +132,7 @@ static size_t span_until(const char *s, const char *end, const char *stops)
     return (size_t)(p - s);
 }
 
-int url_normalize(const char *in, size_t len, char *out, size_t size, int *status,
-                  const char **why)
+int url_normalize(const char *in, size_t len, char *out, size_t size, int *status, const char **why)
 {
     struct out o = {out, 0, size, size > 0};
     bool https = starts_with_ci(in, len, "https://");

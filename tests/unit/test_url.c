@@ -44,9 +44,9 @@ static void raw_form_runs_to_the_end(void **state)
     assert_string_equal(target("url=http://h/a?x=1&y=2", &p, &status), "http://h/a?x=1&y=2");
     assert_false(p.has_ttl);
     /* '+' is a plus, '%2F' stays encoded (S3 signatures depend on it) */
-    assert_string_equal(target("url=http://h/linux_6.1+deb12u1.deb?X-Amz-Credential=A%2fB", &p,
-                               &status),
-                        "http://h/linux_6.1+deb12u1.deb?X-Amz-Credential=A%2FB");
+    assert_string_equal(
+        target("url=http://h/linux_6.1+deb12u1.deb?X-Amz-Credential=A%2fB", &p, &status),
+        "http://h/linux_6.1+deb12u1.deb?X-Amz-Credential=A%2FB");
     /* trailing ttl and sha256 are arca's, in any order */
     assert_string_equal(target("url=http://h/a?x=1&y=2&sha256=ab&ttl=2h", &p, &status),
                         "http://h/a?x=1&y=2");
@@ -159,9 +159,12 @@ static void secrets_are_redacted(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(encoded_form_is_decoded), cmocka_unit_test(raw_form_runs_to_the_end),
-        cmocka_unit_test(refusals),                cmocka_unit_test(normal_form),
-        cmocka_unit_test(filenames),               cmocka_unit_test(secrets_are_redacted),
+        cmocka_unit_test(encoded_form_is_decoded),
+        cmocka_unit_test(raw_form_runs_to_the_end),
+        cmocka_unit_test(refusals),
+        cmocka_unit_test(normal_form),
+        cmocka_unit_test(filenames),
+        cmocka_unit_test(secrets_are_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
