@@ -38,13 +38,27 @@ static void ttl_rejects_bad(void **state)
                          " 1d",
                          "1d ",
                          "+1d",
-                         "99999999999999999999d",
-                         "9223372036854775807d",
+                         "99999999999999999999d", /* not a 64-bit number */
                          NULL};
     (void)state;
     for (int i = 0; bad[i]; i++)
         assert_int_equal(parse_ttl(bad[i], &s), -1);
     assert_int_equal(parse_ttl(NULL, &s), -1);
+}
+
+/* Longer than TTL_MAX is taken as TTL_MAX: creation time plus ttl must never overflow. */
+static void ttl_clamps_long(void **state)
+{
+    int64_t s;
+    (void)state;
+    assert_int_equal(parse_ttl("9223372036854775807d", &s), 0);
+    assert_int_equal(s, TTL_MAX);
+    assert_int_equal(parse_ttl("9223372036854775807s", &s), 0);
+    assert_int_equal(s, TTL_MAX);
+    assert_int_equal(parse_ttl("36500d", &s), 0);
+    assert_int_equal(s, TTL_MAX);
+    assert_int_equal(parse_ttl("36499d", &s), 0);
+    assert_int_equal(s, 36499LL * 86400);
 }
 
 static void size_accepts_suffixes(void **state)
@@ -252,6 +266,7 @@ int main(void)
         cmocka_unit_test(content_length_strict),
         cmocka_unit_test(content_range_forms),
         cmocka_unit_test(ttl_rejects_bad),
+        cmocka_unit_test(ttl_clamps_long),
         cmocka_unit_test(size_accepts_suffixes),
         cmocka_unit_test(size_rejects_bad),
         cmocka_unit_test(cidr_matches_v4_and_v6),
