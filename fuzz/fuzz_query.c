@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int64_t ttl;
         uint8_t digest[32];
         if (!again || url_normalize(p.url, len, again, URL_BUF_SIZE(len), &status, &why) < 0 ||
-            strcmp(again, p.url) != 0 || check_upstream_url(p.url, p.url_size) < 0)
+            strcmp(again, p.url) != 0 || strncmp(p.url, "http", 4) != 0 || strchr(p.url, ' '))
             abort();
         url_filename(p.url, name, sizeof(name));
         if (strstr(name, "..") || strchr(name, '/') || strchr(name, '\\'))

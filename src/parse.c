@@ -240,29 +240,6 @@ enum range_result parse_range(const char *header, int64_t total, struct byte_ran
     return RANGE_OK;
 }
 
-int check_upstream_url(const char *url, size_t max_len)
-{
-    const char *host;
-    size_t len;
-
-    if (!url)
-        return -1;
-    len = strlen(url);
-    if (len == 0 || len > max_len)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)url[i];
-        if (c <= 0x20 || c == 0x7f)
-            return -1;
-    }
-    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
-        return -1;
-    /* The authority must name a host: "http:///x", "http://:80/" and "http://user@/" are not URLs
-     * we can fetch. */
-    host = url_host(url, &len);
-    return len == 0 || *host == ':' ? -1 : 0;
-}
-
 const char *url_host(const char *url, size_t *len)
 {
     const char *p = strstr(url, "://");

@@ -1,6 +1,6 @@
 /*
- * parse.h — parsers for every value that comes from outside: option values, query parameters,
- * Range headers, upstream URLs and network addresses.
+ * parse.h — parsers for the values that come from outside: option values, ttl and sha256,
+ * Range headers, upstream headers and network addresses (the fetch URL itself is url.h's).
  *
  * Contract: pure functions, callable from any thread, no allocation. Each returns 0 on success
  * and -1 on bad input; on failure the out-parameters are left unspecified. Input is checked here,
@@ -61,10 +61,6 @@ enum range_result {
 /* Parse "bytes=a-b", "bytes=a-" or "bytes=-n" against total length `total`. A header we do not
  * understand yields RANGE_NONE, as RFC 9110 allows a server to ignore Range. */
 enum range_result parse_range(const char *header, int64_t total, struct byte_range *out);
-
-/* Accept only absolute http:// and https:// URLs with a host, no whitespace or control bytes
- * and at most max_len bytes. */
-int check_upstream_url(const char *url, size_t max_len);
 
 /* An upstream Content-Length value: digits with optional blanks around them. */
 int parse_content_length(const char *value, int64_t *length);

@@ -101,6 +101,10 @@ static int put_host_port(struct out *o, const char *s, size_t len, bool https, i
     size_t host_len = colon ? (size_t)(colon - s) : len;
     if (host_len == 0)
         return fail(status, why, 400, "url has no host");
+    for (size_t i = 0; i < host_len; i++)
+        if (needs_escape((unsigned char)s[i]))
+            return fail(status, why, 400,
+                        "url has a host with a blank or a non-ASCII byte (use its xn-- form)");
     if (put_part(o, s, host_len, true) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
     if (!colon)

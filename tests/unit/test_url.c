@@ -93,6 +93,33 @@ static const char *normal(const char *in)
     return url_normalize(in, strlen(in), buf, sizeof(buf), &status, &why) == 0 ? buf : NULL;
 }
 
+static void not_fetchable(void **state)
+{
+    const char *bad[] = {"",
+                         "ftp://example.com/x",
+                         "file:///etc/passwd",
+                         "example.com/x",
+                         "http://",
+                         "http:///x",
+                         "http://:80/x",
+                         "http://user@/x",
+                         "http://exa mple.com/",
+                         "http://caf\xc3\xa9.example/",
+                         "http://example.com/\r\nX: y",
+                         "gopher://x",
+                         "javascript:alert(1)",
+                         NULL};
+    int status;
+    const char *why;
+    (void)state;
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(url_normalize(bad[i], strlen(bad[i]), buf, sizeof(buf), &status, &why),
+                         -1);
+    assert_int_equal(url_normalize("http://example.com/0123456789", 29, buf, 20, &status, &why),
+                     -1);
+    assert_int_equal(status, 414);
+}
+
 static void normal_form(void **state)
 {
     (void)state;
@@ -162,6 +189,7 @@ int main(void)
         cmocka_unit_test(encoded_form_is_decoded),
         cmocka_unit_test(raw_form_runs_to_the_end),
         cmocka_unit_test(refusals),
+        cmocka_unit_test(not_fetchable),
         cmocka_unit_test(normal_form),
         cmocka_unit_test(filenames),
         cmocka_unit_test(secrets_are_redacted),
