@@ -2,6 +2,7 @@
 #include "log.h"
 #include "store_internal.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -120,8 +121,9 @@ void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
     struct object *obj, *old;
     pthread_mutex_lock(&st.lock);
     obj = table_find(meta->key);
-    /* `created` tells a re-downloaded object under the same key from the one `meta` describes */
-    if (obj && obj->state == OBJ_COMPLETE && !obj->prepared && obj->created == meta->created) {
+    /* the generation tells a re-downloaded object under the same key from the one `meta`
+     * describes (`created`, in seconds, could not: two versions within one second) */
+    if (obj && obj->state == OBJ_COMPLETE && !obj->prepared && obj->gen == meta->gen) {
         if ((old = st.prepared_ring[st.prepared_next]) != NULL)
             detach_prepared(old);
         st.prepared_ring[st.prepared_next] = obj;
@@ -136,6 +138,7 @@ void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
 /* Unlink from the table and give back the object's share of the quota. */
 void table_remove(struct object *obj)
 {
+    assert(obj->in_table);
     detach_prepared(obj);
     /* A failed object was on the fetching list: only complete ones are on the LRU list. */
     dlist_remove(obj->state == OBJ_COMPLETE ? &st.lru : &st.fetching, &obj->lru);
@@ -160,7 +163,9 @@ static struct object *object_new(const char *url, const char *key)
         free(o);
         return NULL;
     }
+    static atomic_uint_least64_t generations;
     memcpy(o->key, key, 65);
+    o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
     o->fd = -1;
     o->prepared_slot = -1;
     o->length = -1;
@@ -584,6 +589,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->hit = obj->hit;
     meta->length = obj->length;
     meta->created = obj->created;
+    meta->gen = obj->gen;
     struct upstream_headers h;
     headers_unpack(obj->headers, &h);
     copy_string(meta->content_type, sizeof(meta->content_type), h.content_type);
@@ -789,6 +795,7 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
             enqueue_waiter(obj, w);
         }
     } else {
+        assert(readable <= obj->have && off >= 0);
         if ((int64_t)max > readable - off)
             max = (size_t)(readable - off);
         /* Set before the lock drops: from now on a restart from zero would corrupt this reader. */

@@ -71,6 +71,7 @@ struct waiter {
 
 struct object {
     char key[65]; /* hex sha256 of the url; also the file name */
+    uint64_t gen; /* unique to this object in this process: a new version of a URL gets another */
     char *url;
     enum object_state state;
     bool headers_ready; /* upstream answered 2xx: length and type known */
@@ -111,6 +112,7 @@ struct object_meta {
     bool headers_ready;
     bool hit; /* the object had answered a hit before this lookup */
     int64_t length, created;
+    uint64_t gen;
     char content_type[HEADER_TYPE_MAX];
     char content_encoding[HEADER_ENCODING_MAX];
     char filename[HEADER_FILENAME_MAX];

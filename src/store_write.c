@@ -5,6 +5,7 @@
 #include "stats.h"
 #include "store_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -195,6 +196,7 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
 {
     char *packed = NULL, *old = NULL;
     int rc = -1, packed_rc = headers_pack(h, &packed);
+    assert(obj->state == OBJ_FETCHING);
     pthread_mutex_lock(&st.lock);
     if (packed_rc < 0)
         set_error(obj, 500, "out of memory");
@@ -239,6 +241,11 @@ int store_restart(struct object *obj)
 static int claim(struct object *obj, int64_t upto)
 {
     int64_t extra;
+    if (obj->length >= 0 && upto > obj->length) {
+        /* a 206 whose Content-Length runs past its Content-Range, say */
+        set_error(obj, 502, "upstream sent more bytes than its Content-Length");
+        return -1;
+    }
     if (upto > st.max_object_size) {
         set_error(obj, 413, "object grew larger than --max-object-size");
         return -1;
@@ -290,6 +297,7 @@ static void start_writeback(int fd, int64_t from, int64_t to)
 int store_append(struct object *obj, const char *data, size_t len)
 {
     int rc;
+    assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
     pthread_mutex_lock(&st.lock);
     rc = claim(obj, obj->have + (int64_t)len);
     pthread_mutex_unlock(&st.lock);
@@ -306,6 +314,7 @@ int store_append(struct object *obj, const char *data, size_t len)
     start_writeback(obj->fd, obj->have, obj->have + (int64_t)len);
     pthread_mutex_lock(&st.lock);
     obj->have += (int64_t)len;
+    assert(obj->length < 0 || obj->have <= obj->length); /* claim() refuses more */
     wake_all(obj);
     pthread_mutex_unlock(&st.lock);
     return 0;
@@ -343,6 +352,7 @@ int store_finish(struct object *obj, const uint8_t digest[32])
     char path[1200];
     struct index_row row;
 
+    assert(obj->state == OBJ_FETCHING); /* only the fetch thread ends a download it began */
     if (check_length(obj) < 0)
         return -1;
     object_path(obj, path, sizeof(path));

@@ -65,6 +65,7 @@ class Obj:
     faults: list = field(default_factory=list)
     on_request: object = None  # callable(obj, index) run as each GET begins (index from 0)
     forced_first: int = -1  # answer 206 from this byte even without a Range (a broken origin)
+    overrun: int = 0  # a 206 sends this many bytes more than its Content-Range (a broken origin)
     started: list = field(default_factory=list)  # times each GET began
     finished: list = field(default_factory=list)  # times the last body byte was sent
 
@@ -113,14 +114,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if first is not None:
             self.send_header("Content-Range", f"bytes {first}-{len(obj.data) - 1}/{len(obj.data)}")
+        extra = os.urandom(obj.overrun) if first is not None else b""
         if obj.chunked:
             self.send_header("Transfer-Encoding", "chunked")
         else:
-            self.send_header("Content-Length", str(len(obj.data) - (first or 0)))
+            self.send_header("Content-Length", str(len(obj.data) - (first or 0) + len(extra)))
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        self.send_body(obj, obj.data[first or 0 :], fault)
+        self.send_body(obj, obj.data[first or 0 :] + extra, fault)
 
     def range_start(self, obj):
         """The first byte of a 206 answer, or None for the whole body."""

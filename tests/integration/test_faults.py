@@ -69,6 +69,17 @@ def test_cut_body_is_resumed_seamlessly(origin, start_arca, fault):
     assert sha256(arca.fetch(url)[2]) == sha256(data) and origin.counts["/img"] == 2
 
 
+def test_a_resume_longer_than_its_range_fails_the_object(origin, arca):
+    # the 206 says bytes 300000-1048575 but sends 1000 bytes more: they must never be written
+    data = os.urandom(1 << 20)
+    url = origin.add("/long", data=data, etag='"v1"', faults=[("cut", 300000)], overrun=1000,
+                     rate=4 << 20)
+    status, body, complete = fetch_all(arca, url)
+    assert not complete and len(body) < len(data)
+    assert arca.log_shows("upstream sent more bytes than its Content-Length")
+    assert arca.status()["resources_successes"] == 0
+
+
 def test_resume_uses_last_modified_without_etag(origin, arca):
     data = os.urandom(400000)
     lm = "Tue, 03 Nov 2026 10:00:00 GMT"
