@@ -609,6 +609,13 @@ static long restart_due(void)
     return (long)next;
 }
 
+/* Readers of every running download learn of this pass's bytes at once (see store_append). */
+static void announce_appended(void)
+{
+    for (struct transfer *t = fx.active; t; t = t->next)
+        store_announce(t->obj);
+}
+
 static void reap_finished(void)
 {
     CURLMsg *msg;
@@ -660,6 +667,7 @@ static void *fetch_main(void *arg)
     while (!atomic_load(&fx.stopping)) {
         start_queued();
         curl_multi_perform(fx.multi, &running);
+        announce_appended();
         reap_finished();
         if (time(NULL) != last) {
             last = time(NULL);

@@ -87,6 +87,7 @@ struct object {
     bool committed;     /* a reader has answered with this length and type */
     bool delivered;     /* a reader has been handed bytes: they may never change */
     bool on_disk;       /* store_begin_file wrote its row (and file): store_fail removes them */
+    bool unannounced;   /* bytes appended since its waiters were last woken */
     int error_status;   /* HTTP status for clients when FAILED */
     char *error;        /* one-line reason, set by the fetch thread before the object fails; NULL
                            when none (or out of memory): see object_error() */
@@ -188,7 +189,12 @@ void headers_unpack(const char *packed, struct upstream_headers *h);
  * been handed any of them (the caller gives the reason), or with the reason filled when the
  * file cannot be truncated. */
 int store_restart(struct object *obj);
+/* Write bytes at `have` and make them readable. Waiters are not woken here: curl hands a body
+ * over 16 KiB at a time, several times per pass, and each wake-up resumes every reader's
+ * connection; store_announce wakes them once the pass is over. */
 int store_append(struct object *obj, const char *data, size_t len);
+/* Wake the object's waiters if bytes were appended since they were last woken. */
+void store_announce(struct object *obj);
 /* Verify, sync and record the object as COMPLETE: 0, or -1 after store_fail (the reason in
  * obj->error). */
 int store_finish(struct object *obj, const uint8_t digest[32]);

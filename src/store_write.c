@@ -315,9 +315,19 @@ int store_append(struct object *obj, const char *data, size_t len)
     pthread_mutex_lock(&st.lock);
     obj->have += (int64_t)len;
     assert(obj->length < 0 || obj->have <= obj->length); /* claim() refuses more */
-    wake_all(obj);
+    obj->unannounced = true; /* waiters are woken by store_announce, once per curl pass */
     pthread_mutex_unlock(&st.lock);
     return 0;
+}
+
+void store_announce(struct object *obj)
+{
+    pthread_mutex_lock(&st.lock);
+    if (obj->unannounced) {
+        obj->unannounced = false;
+        wake_all(obj);
+    }
+    pthread_mutex_unlock(&st.lock);
 }
 
 /* The directory entry must be durable too, or a crash could lose a file the index calls
