@@ -308,7 +308,7 @@ static enum MHD_Result resources_page(struct MHD_Connection *c, const char *rest
     unsigned int status;
     struct buf b = {0};
 
-    if (*rest && sscanf(rest, "%31[a-z]/%23[0-9]", state, page) < 1)
+    if (*rest && parse_listing_path(rest, state, sizeof(state), page, sizeof(page)) < 0)
         return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such page");
     if (resources_parse(state, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
                         page[0] ? page : qpage, &q, &why) < 0)

@@ -326,3 +326,42 @@ int parse_http_date(const char *s, int64_t *t)
     }
     return -1;
 }
+
+int parse_page(const char *s, int64_t *page)
+{
+    const char *end;
+    return s && parse_digits(s, page, &end) == 0 && *end == '\0' && *page >= 1 ? 0 : -1;
+}
+
+/* Copy the run of bytes from s that `ok` accepts into out[size]; returns its length, or -1 when
+ * it does not fit. */
+static int take_run(const char *s, int (*ok)(int), char *out, size_t size)
+{
+    size_t n = 0;
+    while (ok((unsigned char)s[n]))
+        n++;
+    if (n >= size)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return (int)n;
+}
+
+static int is_lower(int c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+int parse_listing_path(const char *s, char *state, size_t state_size, char *page, size_t page_size)
+{
+    int n = take_run(s, is_lower, state, state_size), k;
+    if (n <= 0)
+        return -1;
+    s += n;
+    page[0] = '\0';
+    if (*s == '/' && (k = take_run(s + 1, isdigit, page, page_size)) >= 0)
+        s += 1 + k;
+    if (page[0] && *s == '/')
+        s++;
+    return *s == '\0' ? 0 : -1;
+}

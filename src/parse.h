@@ -71,6 +71,13 @@ int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_
 /* The host[:port] of a URL, after any userinfo: *len bytes from the pointer returned. */
 const char *url_host(const char *url, size_t *len);
 
+/* A page number: decimal digits only, at least 1. */
+int parse_page(const char *s, int64_t *page);
+
+/* The rest of a listing page's path, "STATE[/[PAGE[/]]]": STATE lower-case letters, PAGE
+ * digits; each copied into its buffer ("" for a PAGE not given). */
+int parse_listing_path(const char *s, char *state, size_t state_size, char *page, size_t page_size);
+
 /* An HTTP date (RFC 9110 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms) as
  * Unix time. */
 int parse_http_date(const char *s, int64_t *t);

@@ -1,4 +1,5 @@
 #include "resources.h"
+#include "parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,6 @@ int resources_parse(const char *state, const char *order, const char *page,
                     struct resources_query *q, const char **why)
 {
     int s = state ? find_name(resource_state_names, LIST_STATES, state) : LIST_SUCCESSES, o;
-    char *end;
 
     if (s < 0) {
         *why = "bad state: expected scheduled, downloading, successes or failures";
@@ -44,7 +44,7 @@ int resources_parse(const char *state, const char *order, const char *page,
     q->order = (enum list_order)o;
     snprintf(q->order_text, sizeof(q->order_text), "%s", order);
     q->page = 1;
-    if (page && (q->page = strtoll(page, &end, 10), *end || !*page || q->page < 1)) {
+    if (page && parse_page(page, &q->page) < 0) {
         *why = "bad page: expected a number from 1";
         return -1;
     }

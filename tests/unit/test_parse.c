@@ -233,6 +233,39 @@ static void content_range_forms(void **state)
         assert_int_equal(parse_content_range(bad[i], &a, &b, &t), -1);
 }
 
+static void pages_and_listing_paths(void **state)
+{
+    int64_t page;
+    char st[16], pg[8];
+    (void)state;
+    assert_int_equal(parse_page("3", &page), 0);
+    assert_int_equal(page, 3);
+    const char *bad[] = {"", "0", "-1", "+1", " 1", "1 ", "1x", "99999999999999999999", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(parse_page(bad[i], &page), -1);
+    assert_int_equal(parse_page(NULL, &page), -1);
+    const char *good[][3] = {{"successes", "successes", ""},
+                             {"failures/", "failures", ""},
+                             {"downloading/12", "downloading", "12"},
+                             {"scheduled/7/", "scheduled", "7"}};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(parse_listing_path(good[i][0], st, sizeof(st), pg, sizeof(pg)), 0);
+        assert_string_equal(st, good[i][1]);
+        assert_string_equal(pg, good[i][2]);
+    }
+    const char *refused[] = {"",
+                             "/",
+                             "Successes",
+                             "successes//",
+                             "successes/x",
+                             "successes/1/2",
+                             "successes/123456789",
+                             "averyveryverylongstate",
+                             NULL};
+    for (int i = 0; refused[i]; i++)
+        assert_int_equal(parse_listing_path(refused[i], st, sizeof(st), pg, sizeof(pg)), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +282,7 @@ int main(void)
         cmocka_unit_test(range_forms),
 
         cmocka_unit_test(sha256_hex),
+        cmocka_unit_test(pages_and_listing_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
