@@ -1,0 +1,211 @@
+/* Units for the store's state machine, driven the way the fetch thread and the client threads
+ * drive it: lookup, file, headers, appends, finish or fail, and readers with their own terms. The
+ * test thread plays both sides; the store is a real one, in a temporary data dir. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "store.h"
+
+static char dir[] = "/tmp/arca-unit-store-XXXXXX";
+
+struct reader {
+    struct waiter w;
+    int sleeps, wakes;
+};
+
+static void on_sleep(void *arg)
+{
+    ((struct reader *)arg)->sleeps++;
+}
+
+static void on_wake(void *arg)
+{
+    ((struct reader *)arg)->wakes++;
+}
+
+static void reader_init(struct reader *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->w = (struct waiter){.sleep = on_sleep, .wake = on_wake, .arg = r};
+}
+
+static int open_store(void **state)
+{
+    struct config cfg;
+    char err[256];
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
+    return store_open(&cfg, err, sizeof(err));
+}
+
+static int close_store(void **state)
+{
+    char cmd[128];
+    (void)state;
+    store_close();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd);
+}
+
+/* A miss, its file and its headers, as the fetch thread makes them. */
+static struct object *downloading(const char *url, int64_t length, const char *type)
+{
+    struct object *obj;
+    struct object_meta meta;
+    char err[160];
+    int fd;
+    struct upstream_headers h = {type, "", "", ""};
+    assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_non_null(obj);
+    assert_int_equal(store_begin_file(obj, err, sizeof(err)), 0);
+    assert_int_equal(store_begin_body(obj, length, &h), 0);
+    return obj;
+}
+
+static void append(struct object *obj, const char *data)
+{
+    assert_int_equal(store_append(obj, data, strlen(data)), 0);
+    store_announce(obj);
+}
+
+static void finish(struct object *obj, const char *body)
+{
+    uint8_t digest[32];
+    SHA256((const unsigned char *)body, strlen(body), digest);
+    assert_int_equal(store_finish(obj, digest), 0);
+}
+
+/* The fetch's reference and the caller's. */
+static void release_both(struct object *obj)
+{
+    store_release(obj);
+    store_release(obj);
+}
+
+static void last_byte_waits_for_completion(void **state)
+{
+    struct object *obj = downloading("http://h/a", 10, "text/plain"), *joined;
+    struct object_meta meta;
+    struct reader r;
+    struct read_terms all = {-1, NULL};
+    char buf[32];
+    int fd;
+    (void)state;
+    reader_init(&r);
+    assert_int_equal(store_lookup("http://h/a", 3600, &joined, &fd, NULL, &meta), LOOKUP_COALESCED);
+    assert_true(store_wait(joined, false, &r.w));
+    assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &all, &r.w), 0);
+    assert_int_equal(r.sleeps, 1);
+    append(obj, "0123456789");
+    assert_int_equal(r.wakes, 1);
+    /* while FETCHING the last byte written is held back */
+    assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &all, &r.w), 9);
+    assert_int_equal(store_read(joined, 9, buf, sizeof(buf), &all, &r.w), 0);
+    finish(obj, "0123456789");
+    assert_int_equal(r.wakes, 2);
+    assert_int_equal(store_read(joined, 9, buf, sizeof(buf), &all, &r.w), 1);
+    assert_int_equal(buf[0], '9');
+    assert_int_equal(store_read(joined, 10, buf, sizeof(buf), &all, &r.w), STORE_READ_END);
+    store_release(joined);
+    release_both(obj);
+    /* and now a hit, with the digest and the type kept */
+    assert_int_equal(store_lookup("http://h/a", 3600, &joined, &fd, NULL, &meta), LOOKUP_HIT);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(meta.length, 10);
+    assert_string_equal(meta.content_type, "text/plain");
+}
+
+static void a_digest_is_the_readers_own(void **state)
+{
+    struct object *obj = downloading("http://h/b", 6, "");
+    struct reader r;
+    uint8_t right[32], wrong[32] = {1};
+    struct read_terms none = {-1, NULL}, good = {-1, right}, bad = {-1, wrong}, part = {4, wrong};
+    char buf[16];
+    (void)state;
+    reader_init(&r);
+    SHA256((const unsigned char *)"abcdef", 6, right);
+    append(obj, "abcdef");
+    /* a range's own last byte waits for the check too */
+    assert_int_equal(store_read(obj, 0, buf, 4, &part, &r.w), 3);
+    assert_int_equal(store_read(obj, 3, buf, 1, &part, &r.w), 0);
+    assert_int_equal(store_read(obj, 0, buf, sizeof(buf), &bad, &r.w), 5);
+    finish(obj, "abcdef");
+    assert_int_equal(store_read(obj, 3, buf, 1, &part, &r.w), STORE_READ_MISMATCH);
+    assert_int_equal(store_read(obj, 5, buf, sizeof(buf), &bad, &r.w), STORE_READ_MISMATCH);
+    assert_int_equal(store_read(obj, 5, buf, sizeof(buf), &good, &r.w), 1);
+    assert_int_equal(store_read(obj, 5, buf, sizeof(buf), &none, &r.w), 1);
+    /* max 0: only the check, at the end of an answer */
+    assert_int_equal(store_read(obj, 6, buf, 0, &good, &r.w), STORE_READ_END);
+    release_both(obj);
+}
+
+static void a_failure_reaches_every_reader_and_is_not_kept(void **state)
+{
+    struct object *obj = downloading("http://h/c", 100, ""), *again;
+    struct object_meta meta;
+    struct reader r;
+    struct read_terms all = {-1, NULL};
+    char buf[16];
+    int fd;
+    (void)state;
+    reader_init(&r);
+    append(obj, "partial");
+    assert_int_equal(store_read(obj, 6, buf, sizeof(buf), &all, &r.w), 0);
+    store_fail(obj, 504, "upstream body truncated");
+    assert_int_equal(r.wakes, 1);
+    assert_int_equal(store_read(obj, 0, buf, sizeof(buf), &all, &r.w), STORE_READ_FAILED);
+    assert_string_equal(object_error(obj), "upstream body truncated");
+    release_both(obj);
+    assert_int_equal(store_lookup("http://h/c", 3600, &again, &fd, NULL, &meta), LOOKUP_MISS);
+    store_fail(again, 503, "test over");
+    release_both(again);
+}
+
+static void a_body_past_its_length_is_refused(void **state)
+{
+    struct object *obj = downloading("http://h/d", 4, "");
+    (void)state;
+    assert_int_equal(store_append(obj, "12345", 5), -1);
+    assert_int_equal(obj->error_status, 502);
+    store_fail(obj, obj->error_status, object_error(obj));
+    release_both(obj);
+}
+
+static void a_short_body_does_not_complete(void **state)
+{
+    struct object *obj = downloading("http://h/e", 8, "");
+    uint8_t digest[32] = {0};
+    (void)state;
+    append(obj, "1234");
+    assert_int_equal(store_finish(obj, digest), -1);
+    assert_int_equal(obj->state, OBJ_FAILED);
+    assert_int_equal(obj->error_status, 504);
+    release_both(obj);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(last_byte_waits_for_completion),
+        cmocka_unit_test(a_digest_is_the_readers_own),
+        cmocka_unit_test(a_failure_reaches_every_reader_and_is_not_kept),
+        cmocka_unit_test(a_body_past_its_length_is_refused),
+        cmocka_unit_test(a_short_body_does_not_complete),
+    };
+    return cmocka_run_group_tests(tests, open_store, close_store);
+}
