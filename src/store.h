@@ -17,8 +17,8 @@
  *   a reader, restart from zero (store_restart). Once a reader holds the length and type, a
  *   restart must keep them.
  * - An object is COMPLETE only after its file is fsynced and its index row committed.
- * - Waiting is push, not poll: a reader that finds no new bytes registers a waiter, and every
- *   change of `have` or state wakes all waiters.
+ * - Waiting is push, not poll: a reader that finds no new bytes registers a waiter; every change
+ *   of state wakes all waiters, and new bytes wake them once per curl pass (store_announce).
  */
 #ifndef ARCA_STORE_H
 #define ARCA_STORE_H
