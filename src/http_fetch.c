@@ -146,14 +146,10 @@ static void add_filename(struct MHD_Response *resp, const struct object_meta *me
 /* A strong ETag: the body's sha256, known once the object is complete. */
 static bool etag_of(const struct object_meta *meta, char out[68])
 {
-    static const char hex[] = "0123456789abcdef";
     if (meta->state != OBJ_COMPLETE)
         return false;
     out[0] = '"';
-    for (int i = 0; i < 32; i++) {
-        out[1 + 2 * i] = hex[meta->digest[i] >> 4];
-        out[2 + 2 * i] = hex[meta->digest[i] & 15];
-    }
+    format_sha256_hex(meta->digest, out + 1);
     out[65] = '"';
     out[66] = '\0';
     return true;

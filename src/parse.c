@@ -289,7 +289,7 @@ int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_
     return *skip_blanks(end) ? -1 : 0;
 }
 
-static int hexval(char c)
+int hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -299,12 +299,24 @@ static int hexval(char c)
     return -1;
 }
 
+/* Runs on every hit (the store's key): a table lookup, not snprintf, which showed in the 4 KiB
+ * hit profile. */
+void format_sha256_hex(const uint8_t d[32], char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[64] = '\0';
+}
+
 int parse_sha256_hex(const char *hex, uint8_t out[32])
 {
     if (!hex || strlen(hex) != 64)
         return -1;
     for (int i = 0; i < 32; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

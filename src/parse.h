@@ -82,6 +82,12 @@ int parse_listing_path(const char *s, char *state, size_t state_size, char *page
  * Unix time. */
 int parse_http_date(const char *s, int64_t *t);
 
+/* The value of a hex digit, either case; -1 for anything else. */
+int hex_digit(char c);
+
+/* 32 bytes -> 64 lower-case hex digits and a NUL. */
+void format_sha256_hex(const uint8_t d[32], char out[65]);
+
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);
 

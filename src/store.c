@@ -23,17 +23,11 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-/* Runs on every hit: a table lookup, not snprintf (which showed up in the 4 KiB hit profile). */
 static void url_key(const char *url, char key[65])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)url, strlen(url), d);
-    for (int i = 0; i < 32; i++) {
-        key[2 * i] = hex[d[i] >> 4];
-        key[2 * i + 1] = hex[d[i] & 15];
-    }
-    key[64] = '\0';
+    format_sha256_hex(d, key);
 }
 
 /* DATA_DIR/objects/<first two hex digits>/<key>: 256 directories keep each one small. */

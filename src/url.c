@@ -1,4 +1,5 @@
 #include "url.h"
+#include "parse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -6,21 +7,10 @@
 
 static const char hex_digits[] = "0123456789ABCDEF";
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* s[0] is '%': whether two hex digits follow (s is NUL-terminated or long enough). */
 static bool is_escape(const char *s, size_t left)
 {
-    return left >= 3 && hex_value(s[1]) >= 0 && hex_value(s[2]) >= 0;
+    return left >= 3 && hex_digit(s[1]) >= 0 && hex_digit(s[2]) >= 0;
 }
 
 static bool is_control(unsigned char c)
@@ -76,7 +66,7 @@ static int put_part(struct out *o, const char *s, size_t len, bool lower)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '%' && is_escape(s + i, len - i)) {
-            int v = hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]);
+            int v = hex_digit(s[i + 1]) << 4 | hex_digit(s[i + 2]);
             if (is_control((unsigned char)v))
                 return -1;
             put_escaped(o, (unsigned char)v);
@@ -180,7 +170,7 @@ static size_t decode(const char *s, size_t len, bool plus, char *out)
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '%' && is_escape(s + i, len - i)) {
-            out[n++] = (char)(hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]));
+            out[n++] = (char)(hex_digit(s[i + 1]) << 4 | hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[n++] = plus && s[i] == '+' ? ' ' : s[i];
