@@ -42,7 +42,11 @@ SIZES = {
     "smoke": dict(rounds=2, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
-                  idle=200, index=[2000], index_rounds=2, index_seconds=1),
+                  idle=200, index=[2000], index_rounds=2, index_seconds=1,
+                  # CI's smoke run proves the harness works; a contender that failed to hold
+                  # every connection once (seen once on a CI machine, cause unknown) gets one
+                  # more try there, with the failure printed
+                  idle_retries=1),
 }
 
 
@@ -418,6 +422,28 @@ def cold_fanout(work, cfg, www):
             s.stop()
 
 
+def hold_idle(s, url, n):
+    """Open n keep-alive connections to contender s, one hit each, and hold them: its RSS while
+    they are held, and why not all of them were (None when they were)."""
+    held = subprocess.Popen([LOADGEN, "idle", url, "--clients", str(n)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    result = json.loads(held.stdout.readline())
+    time.sleep(0.5)
+    after, open_now = rss_kib(s.pid), established(s.port)
+    held.stdin.close()
+    held.wait()
+    if result["open"] == n and open_now >= n:
+        return after, None
+    why = (f"{s.name}: {result['open']} answered, {open_now} held of {n} "
+           f"(first failure: {result.get('first_error') or 'none'})")
+    log = getattr(s, "log", None)
+    if log:
+        log.flush()
+        with open(log.name, errors="replace") as f:
+            why += "; its log ends: " + " | ".join(f.read().splitlines()[-5:])
+    return after, why
+
+
 def idle_connections(work, cfg, www):
     write_random(os.path.join(www, "small"), 4096)
     origin = Nginx(work, "nginx-static", www=www)
@@ -432,20 +458,16 @@ def idle_connections(work, cfg, www):
         before = {s.name: rss_kib(s.pid) for s in peers}
         for _ in range(cfg["rounds"]):
             for s in peers:
-                held = subprocess.Popen([LOADGEN, "idle", s.url(origin, "/small"), "--clients",
-                                         str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
-                result = json.loads(held.stdout.readline())
-                time.sleep(0.5)
-                after, open_now = rss_kib(s.pid), established(s.port)
-                held.stdin.close()
-                held.wait()
-                if result["open"] != n or open_now < n:
-                    raise RuntimeError(f"{s.name}: {result['open']} answered, {open_now} held "
-                                       f"of {n}")
+                for attempt in range(1 + cfg.get("idle_retries", 0)):
+                    after, why = hold_idle(s, s.url(origin, "/small"), n)
+                    time.sleep(1)  # let the server see the closes before the next try
+                    if not why:
+                        break
+                    print(f"idle-connections: {why}", file=sys.stderr)
+                else:
+                    raise RuntimeError(why)
                 rounds[s.name].append({"kib_per_connection": (after - before[s.name]) / n,
                                        "rss_before_kib": before[s.name], "rss_after_kib": after})
-                time.sleep(1)  # let the server see the closes before the next contender
         return {"metric": "kib_per_connection", "higher_is_better": False, "unit": "KiB",
                 "setup": f"{n} idle keep-alive connections after one 4 KiB hit each",
                 "rounds": rounds}

@@ -48,6 +48,7 @@ struct client {
     size_t line_len, sent, head_len;
     char head[HEAD_MAX];
     const char *error;
+    int error_errno; /* errno of a failed system call, else 0 */
 };
 
 static struct sockaddr_in target;
@@ -74,6 +75,14 @@ static void fail(struct client *c, const char *why)
     c->fd = -1;
 }
 
+/* A failed system call: keep errno, so the reason printed says what the kernel said. */
+static void fail_sys(struct client *c, const char *why)
+{
+    int e = errno;
+    fail(c, why);
+    c->error_errno = e;
+}
+
 static void finish(struct client *c)
 {
     c->phase = P_DONE;
@@ -93,11 +102,11 @@ static int start_client(struct client *c, int ep)
     c->ep = ep;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
-        fail(c, "socket");
+        fail_sys(c, "socket");
         return -1;
     }
     if (connect(c->fd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS) {
-        fail(c, "connect");
+        fail_sys(c, "connect");
         return -1;
     }
     c->phase = P_SENDING;
@@ -194,7 +203,7 @@ static void on_event(struct client *c, uint32_t events, char *buf)
     if (c->phase == P_SENDING && (events & EPOLLOUT)) {
         ssize_t n = send(c->fd, request + c->sent, request_len - c->sent, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN) {
-            fail(c, "send");
+            fail_sys(c, "send");
             return;
         }
         if (n > 0 && (c->sent += (size_t)n) == request_len) {
@@ -215,7 +224,7 @@ static void on_event(struct client *c, uint32_t events, char *buf)
             else
                 fail(c, c->phase == P_HEAD ? "closed before a response" : "short body");
         } else if (errno != EAGAIN) {
-            fail(c, "recv");
+            fail_sys(c, "recv");
         }
         break;
     }
@@ -287,9 +296,16 @@ static void print_results(const struct client *cl, int n)
 {
     int open = 0, failed = 0;
     if (idle_mode) {
-        for (int i = 0; i < n; i++)
+        const struct client *first = NULL;
+        for (int i = 0; i < n; i++) {
             cl[i].phase == P_DONE ? open++ : failed++;
-        printf("{\"open\": %d, \"failed\": %d}\n", open, failed);
+            if (cl[i].phase != P_DONE && !first)
+                first = &cl[i];
+        }
+        /* why connections failed, so a bench run that stops here says what went wrong */
+        printf("{\"open\": %d, \"failed\": %d, \"first_error\": \"%s%s%s\"}\n", open, failed,
+               first && first->error ? first->error : "", first && first->error_errno ? ": " : "",
+               first && first->error_errno ? strerror(first->error_errno) : "");
         fflush(stdout);
         return;
     }
