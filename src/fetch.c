@@ -1,8 +1,10 @@
 #include "fetch.h"
 #include "clock.h"
 #include "log.h"
+#include "persist.h"
 #include "policy.h"
 #include "stats.h"
+#include "upstream_response.h"
 #include "url.h"
 
 #include <curl/curl.h>
@@ -21,6 +23,7 @@
 /* One upstream download, over one or more attempts. Lives on the fetch thread only. */
 struct transfer {
     struct object *obj;
+    const char *url; /* the object's, fixed for its life */
     CURL *easy;
     EVP_MD_CTX *sha;
     struct curl_slist *range_headers; /* Range + If-Range of a resuming attempt */
@@ -30,17 +33,9 @@ struct transfer {
     int64_t retry_at_ms;              /* > 0: waiting out a backoff, not in the multi handle */
     char validator[256];              /* ETag, else Last-Modified, of the body being kept */
     char host[256];                   /* of the URL asked for, for the per-host limit */
-    /* Of the response being received: */
-    int64_t content_length; /* -1 if none */
-    int64_t range_first, range_total;
-    bool has_range;
-    char content_type[HEADER_TYPE_MAX];
-    char content_encoding[HEADER_ENCODING_MAX];
-    char filename[HEADER_FILENAME_MAX];
-    char etag[256];
-    char last_modified[HEADER_DATE_MAX];
-    bool location;     /* carries Location */
-    bool body_started; /* its body is being written */
+    struct upstream_response resp;    /* the response being received */
+    bool body_started;                /* its body is being written */
+    bool opening; /* waiting for the persistence thread to create its file and row */
     /* Outcome: */
     bool failed;       /* store_fail() already called */
     bool counted;      /* in stats.downloads_active */
@@ -92,18 +87,7 @@ static void fail(struct transfer *t, int status, const char *reason)
         return;
     t->failed = true;
     store_fail(t->obj, status, reason);
-    log_error("fetch %s: %d %s", t->obj->url, status, t->obj->error ? t->obj->error : reason);
-}
-
-/* The statuses KissCache retries: the upstream (or something before it) is busy or broken for
- * now, and the same request may well succeed later. */
-static bool retryable_status(long status)
-{
-    static const long codes[] = {408, 413, 425, 429, 500, 502, 503, 504, 507, 509, 529, 598};
-    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
-        if (codes[i] == status)
-            return true;
-    return false;
+    log_error("fetch %s: %d %s", t->url, status, object_error(t->obj));
 }
 
 /* --- curl callbacks ------------------------------------------------------------------------ */
@@ -117,16 +101,12 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-/* `line` is NUL-terminated. True when it is header `name`; *value then points at its value. */
-static bool header_is(const char *line, const char *name, const char **value)
+/* The object's Content-Length as the download knows it, -1 when unknown. */
+static int64_t known_length(struct transfer *t)
 {
-    size_t n = strlen(name);
-    if (strncasecmp(line, name, n) != 0 || line[n] != ':')
-        return false;
-    *value = line + n + 1;
-    while (**value == ' ' || **value == '\t')
-        (*value)++;
-    return true;
+    struct download_progress p;
+    store_progress(t->obj, &p);
+    return p.length;
 }
 
 /* Throw the kept bytes away and start over: a 200 answered a resume (range ignored, validator
@@ -136,46 +116,22 @@ static int restart_body(struct transfer *t)
 {
     if (store_restart(t->obj) < 0)
         return -1;
-    log_info("fetch %s: upstream sent the whole body again; restarting from zero", t->obj->url);
+    log_info("fetch %s: upstream sent the whole body again; restarting from zero", t->url);
     t->offset = 0;
     EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
     atomic_fetch_add(&stats.download_restarts, 1);
     return 0;
 }
 
-/* A 206 answering a resume continues our bytes only if it starts where we stopped, has the
- * total we expect and (when it says) the same validator. */
-static bool continues_body(const struct transfer *t, long status)
-{
-    int64_t length = t->obj->length; /* written by this thread only */
-    if (status != 206 || !t->has_range || t->range_first != t->offset)
-        return false;
-    if (length >= 0 && t->range_total != length)
-        return false;
-    if (t->etag[0] == '"' && strcmp(t->etag, t->validator) != 0)
-        return false;
-    return true;
-}
-
-/* Remember what makes a resume safe: a strong ETag, else Last-Modified. Weak ETags may not be
- * used in If-Range (RFC 9110 13.1.5). */
-static void keep_validator(struct transfer *t)
-{
-    if (t->etag[0] == '"')
-        snprintf(t->validator, sizeof(t->validator), "%s", t->etag);
-    else
-        snprintf(t->validator, sizeof(t->validator), "%s", t->last_modified);
-}
-
 static int begin_full_body(struct transfer *t)
 {
-    struct upstream_headers h = {t->content_type, t->content_encoding, t->filename,
-                                 t->last_modified};
-    if (store_begin_body(t->obj, t->content_length, &h) < 0) {
-        fail(t, t->obj->error_status, object_error(t->obj));
+    struct upstream_headers h = {t->resp.content_type, t->resp.content_encoding, t->resp.filename,
+                                 t->resp.last_modified};
+    if (store_begin_body(t->obj, t->resp.content_length, &h) < 0) {
+        fail(t, object_error_status(t->obj), object_error(t->obj));
         return -1;
     }
-    keep_validator(t);
+    resume_validator(&t->resp, t->validator, sizeof(t->validator));
     return 0;
 }
 
@@ -183,78 +139,37 @@ static int begin_full_body(struct transfer *t)
 static int headers_done(struct transfer *t)
 {
     long status = 0;
-    char reason[96];
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status < 200 || (status >= 300 && status < 400 && t->location))
-        return 0; /* informational, or a redirect curl is about to follow */
-    if (retryable_status(status)) {
-        t->retry_status = (int)status;
+    struct verdict v = response_verdict(&t->resp, status, t->offset, known_length(t), t->validator);
+    switch (v.kind) {
+    case VERDICT_SKIP:
+        return 0;
+    case VERDICT_RETRY:
+        t->retry_status = v.status;
         return -1;
-    }
-    if (status >= 300) {
-        snprintf(reason, sizeof(reason), "%s %ld",
-                 status >= 400 ? "upstream answered" : "unexpected upstream status", status);
-        fail(t, status >= 400 ? (int)status : 502, reason);
+    case VERDICT_FAIL:
+        fail(t, v.status, v.reason);
         return -1;
-    }
-    if (status == 206 && t->offset == 0) {
-        fail(t, 502, "upstream answered 206 to a request for the whole object");
-        return -1;
-    }
-    if (t->offset > 0 && continues_body(t, status)) {
+    case VERDICT_CONTINUE:
         atomic_fetch_add(&stats.download_resumes, 1);
-    } else if (t->offset > 0 && (status != 200 || restart_body(t) < 0)) {
-        fail(t, 502,
-             status == 200 ? "upstream ignored the range or changed the object after clients got "
-                             "part of it"
-                           : "upstream answered a resume with a range that does not fit");
-        return -1;
+        break;
+    case VERDICT_RESTART:
+        if (restart_body(t) < 0) {
+            fail(t, 502,
+                 "upstream ignored the range or changed the object after clients got "
+                 "part of it");
+            return -1;
+        }
+        if (begin_full_body(t) < 0) /* the whole body again */
+            return -1;
+        break;
+    case VERDICT_BODY:
+        if (begin_full_body(t) < 0)
+            return -1;
+        break;
     }
-    if (t->offset == 0 && begin_full_body(t) < 0)
-        return -1;
     t->body_started = true;
     return 0;
-}
-
-/* A value we replay goes whole or not at all: one longer than its field is dropped. */
-static void keep_value(char *field, size_t size, const char *value, const char *name,
-                       const struct transfer *t)
-{
-    size_t len = strlen(value);
-    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
-        len--;
-    if (len >= size) {
-        log_info("fetch %s: upstream %s longer than %zu bytes, not replayed", t->obj->url, name,
-                 size - 1);
-        field[0] = '\0';
-        return;
-    }
-    memcpy(field, value, len);
-    field[len] = '\0';
-}
-
-static void header_field(struct transfer *t, const char *line)
-{
-    const char *v;
-    if (header_is(line, "content-length", &v)) {
-        if (parse_content_length(v, &t->content_length) < 0)
-            t->content_length = -1; /* anything but a plain number counts as "unknown" */
-    } else if (header_is(line, "content-range", &v)) {
-        int64_t last;
-        t->has_range = parse_content_range(v, &t->range_first, &last, &t->range_total) == 0;
-    } else if (header_is(line, "content-type", &v)) {
-        keep_value(t->content_type, sizeof(t->content_type), v, "Content-Type", t);
-    } else if (header_is(line, "content-encoding", &v)) {
-        keep_value(t->content_encoding, sizeof(t->content_encoding), v, "Content-Encoding", t);
-    } else if (header_is(line, "content-disposition", &v)) {
-        disposition_filename(v, t->filename, sizeof(t->filename));
-    } else if (header_is(line, "etag", &v)) {
-        keep_value(t->etag, sizeof(t->etag), v, "ETag", t);
-    } else if (header_is(line, "last-modified", &v)) {
-        keep_value(t->last_modified, sizeof(t->last_modified), v, "Last-Modified", t);
-    } else if (header_is(line, "location", &v)) {
-        t->location = true;
-    }
 }
 
 /* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
@@ -271,18 +186,16 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), data);
     line[strcspn(line, "\r\n")] = '\0';
     if (strncmp(line, "HTTP/", 5) == 0) {
-        t->content_length = -1;
-        t->has_range = false;
-        t->content_type[0] = t->content_encoding[0] = t->filename[0] = '\0';
-        t->etag[0] = t->last_modified[0] = '\0';
-        t->location = false;
+        response_reset(&t->resp);
     } else if (line[0] == '\0') {
         if (headers_done(t) < 0)
             return 0; /* the blank line ends one response's headers */
     } else if (len < sizeof(line)) {
-        header_field(t, line);
+        const char *dropped = response_header(&t->resp, line);
+        if (dropped)
+            log_info("fetch %s: upstream %s too long, not replayed", t->url, dropped);
     } else {
-        log_info("fetch %s: upstream header line of %zu bytes ignored", t->obj->url, len);
+        log_info("fetch %s: upstream header line of %zu bytes ignored", t->url, len);
     }
     return len;
 }
@@ -294,7 +207,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     if (t->failed || !t->body_started)
         return 0;
     if (store_append(t->obj, data, len) < 0) {
-        fail(t, t->obj->error_status, object_error(t->obj));
+        fail(t, object_error_status(t->obj), object_error(t->obj));
         return 0;
     }
     EVP_DigestUpdate(t->sha, data, len);
@@ -308,7 +221,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 static void setup_easy(struct transfer *t)
 {
     CURL *e = t->easy;
-    curl_easy_setopt(e, CURLOPT_URL, t->obj->url);
+    curl_easy_setopt(e, CURLOPT_URL, t->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -368,7 +281,9 @@ static int start_attempt(struct transfer *t)
     t->retry_status = 0;
     t->body_started = false;
     t->refused[0] = t->errbuf[0] = '\0';
-    t->offset = t->obj->have; /* written by this thread only */
+    struct download_progress p;
+    store_progress(t->obj, &p);
+    t->offset = p.have;
     curl_slist_free_all(t->range_headers);
     t->range_headers = NULL;
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
@@ -397,9 +312,15 @@ static void free_transfer(struct transfer *t)
     free(t);
 }
 
+/* The persistence thread has made a download's file (or failed to): look again. */
+static void wake_fetch(void *arg)
+{
+    (void)arg;
+    curl_multi_wakeup(fx.multi);
+}
+
 static void start_transfer(struct object *obj, const char *host)
 {
-    char err[160];
     struct transfer *t = calloc(1, sizeof(*t));
 
     if (!t || !(t->easy = curl_easy_init()) || !(t->sha = EVP_MD_CTX_new()) ||
@@ -408,22 +329,20 @@ static void start_transfer(struct object *obj, const char *host)
         goto fail;
     }
     t->obj = obj;
-    t->content_length = -1;
+    t->url = object_url(obj);
+    response_reset(&t->resp);
     t->deadline_ms = monotonic_ms() + fx.cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
-    int status = store_begin_file(obj, err, sizeof(err));
-    if (status != 0) {
-        store_fail(obj, status, err);
+    if (store_begin_file(obj, wake_fetch, NULL) < 0) {
+        store_fail(obj, 500, "out of memory");
         goto fail;
     }
     setup_easy(t);
-    log_debug("fetch %s: download started", obj->url);
+    t->opening = true; /* start_opened() begins the first attempt once the file exists */
     t->next = fx.active;
     fx.active = t;
     fx.n_active++;
     count_active(t, true);
-    if (start_attempt(t) < 0)
-        end_transfer(t);
     return;
 fail:
     if (t)
@@ -431,62 +350,11 @@ fail:
     store_release(obj);
 }
 
-/* The connection broke or closed early: a later attempt may well get through (and resume). */
-static bool connection_broke(CURLcode rc)
-{
-    return rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
-           rc == CURLE_GOT_NOTHING || rc == CURLE_HTTP2 || rc == CURLE_HTTP2_STREAM;
-}
-
-/* Turn curl's verdict into the status clients see. */
-static void map_error(struct transfer *t, CURLcode rc, int *status, const char **what)
-{
-    *status = 502;
-    if (connection_broke(rc)) {
-        *status = t->obj->headers_ready ? 504 : 502;
-        *what = t->obj->headers_ready ? "upstream body truncated" : "upstream connection failed";
-        return;
-    }
-    switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-        *status = 504;
-        *what = past_deadline(t) ? "download took longer than --download-timeout"
-                                 : "upstream timed out";
-        break;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-        *what = "upstream TLS verification failed";
-        break;
-    case CURLE_TOO_MANY_REDIRECTS:
-        *what = "too many upstream redirects";
-        break;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        *what = "upstream redirected to a scheme other than http/https";
-        break;
-    default:
-        *what = "upstream unreachable";
-        break;
-    }
-}
-
-/* Faults that a later attempt may not meet: the network, the origin's load, a stall. Refusals,
- * TLS failures, protocol errors and our own limits are final. */
-static bool retryable_error(const struct transfer *t, CURLcode rc)
-{
-    if (t->retry_status || connection_broke(rc))
-        return true;
-    if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT)
-        return !t->refused[0];
-    return rc == CURLE_OPERATION_TIMEDOUT && !past_deadline(t);
-}
-
 static void fail_attempt(struct transfer *t, CURLcode rc)
 {
     char reason[CURL_ERROR_SIZE + 96];
-    int status;
-    const char *what;
+    struct download_progress p;
+    struct upstream_error e;
     if (t->refused[0] && rc == CURLE_COULDNT_CONNECT) {
         fail(t, 403, t->refused);
         return;
@@ -496,10 +364,11 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
         fail(t, t->retry_status, reason);
         return;
     }
-    map_error(t, rc, &status, &what);
-    snprintf(reason, sizeof(reason), "%s: %s", what,
+    store_progress(t->obj, &p);
+    e = error_for_clients(rc, p.headers_ready, past_deadline(t));
+    snprintf(reason, sizeof(reason), "%s: %s", e.what,
              t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
-    fail(t, status, reason);
+    fail(t, e.status, reason);
 }
 
 /* An attempt ended: finish, schedule the next attempt after a backoff, or give up. */
@@ -513,14 +382,15 @@ static void end_attempt(struct transfer *t, CURLcode rc)
     if (rc == CURLE_OK && !t->failed && !t->retry_status) {
         EVP_DigestFinal_ex(t->sha, digest, &dlen);
         if (store_finish(t->obj, digest) < 0)
-            log_error("fetch %s: %d %s", t->obj->url, t->obj->error_status, object_error(t->obj));
-        log_debug("fetch %s: download ended after %d attempt(s)", t->obj->url, t->attempts);
-    } else if (!t->failed && retryable_error(t, rc) && t->attempts <= fx.cfg->download_retries &&
-               !atomic_load(&fx.stopping)) {
+            log_error("fetch %s: %d %s", t->url, object_error_status(t->obj), object_error(t->obj));
+        log_debug("fetch %s: download ended after %d attempt(s)", t->url, t->attempts);
+    } else if (!t->failed &&
+               error_retryable(rc, t->retry_status > 0, t->refused[0], past_deadline(t)) &&
+               t->attempts <= fx.cfg->download_retries && !atomic_load(&fx.stopping)) {
         int64_t delay = fx.cfg->retry_delay_ms << (t->attempts - 1 < 15 ? t->attempts - 1 : 15);
         t->retry_at_ms = monotonic_ms() + (delay < MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS);
         count_active(t, true);
-        log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->obj->url, t->attempts,
+        log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
                  t->retry_status ? "retryable status" : curl_easy_strerror(rc),
                  (long long)(t->retry_at_ms - monotonic_ms()));
         return;
@@ -577,7 +447,7 @@ static void start_queued(void)
         struct pending *item = *p;
         char host[256];
         size_t hlen;
-        const char *h = url_host(item->obj->url, &hlen);
+        const char *h = url_host(object_url(item->obj), &hlen);
         snprintf(host, sizeof(host), "%.*s", (int)hlen, h);
         if (downloads_from(host) >= fx.cfg->max_downloads_per_host) {
             p = &item->next;
@@ -588,6 +458,26 @@ static void start_queued(void)
             fx.backlog_tail = p;
         start_transfer(item->obj, host);
         free(item);
+    }
+}
+
+/* Downloads whose file the persistence thread has made begin their first attempt; those it
+ * could not make have failed there. */
+static void start_opened(void)
+{
+    for (struct transfer *t = fx.active, *n; t; t = n) {
+        n = t->next;
+        if (!t->opening)
+            continue;
+        int ready = store_file_ready(t->obj);
+        if (ready == 0)
+            continue;
+        t->opening = false;
+        t->failed = ready < 0;
+        if (ready < 0 || start_attempt(t) < 0)
+            end_transfer(t);
+        else
+            log_debug("fetch %s: download started", t->url);
     }
 }
 
@@ -652,7 +542,7 @@ static void fail_everything(void)
     }
     while (fx.active) {
         struct transfer *t = fx.active;
-        if (!t->retry_at_ms)
+        if (!t->retry_at_ms && !t->opening)
             curl_multi_remove_handle(fx.multi, t->easy);
         fail(t, 503, "arca is shutting down");
         end_transfer(t);
@@ -666,6 +556,7 @@ static void *fetch_main(void *arg)
     (void)arg;
     while (!atomic_load(&fx.stopping)) {
         start_queued();
+        start_opened();
         curl_multi_perform(fx.multi, &running);
         announce_appended();
         reap_finished();
@@ -728,6 +619,7 @@ void fetch_stop(void)
     atomic_store(&fx.stopping, true);
     curl_multi_wakeup(fx.multi);
     pthread_join(fx.thread, NULL);
+    persist_flush(); /* its jobs may still call wake_fetch() */
     curl_multi_cleanup(fx.multi);
     curl_global_cleanup();
 }

@@ -97,8 +97,8 @@ static int start(const struct config *cfg, char *err, size_t errlen)
         return -1;
     if (store_open(cfg, err, errlen) < 0)
         return -1;
-    stats_load();
-    if (fetch_init(cfg, err, errlen) < 0) {
+    stats_load(); /* the last read of the index on main until store_close */
+    if (store_start(err, errlen) < 0 || fetch_init(cfg, err, errlen) < 0) {
         store_close();
         return -1;
     }

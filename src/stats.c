@@ -1,7 +1,9 @@
 #include "stats.h"
 #include "index.h"
+#include "persist.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -93,20 +95,45 @@ static struct stats_hour account_hour(int64_t hour)
     return copy;
 }
 
+#define N_PERSISTENT (sizeof(persistent) / sizeof(persistent[0]))
+
+/* The counters as of one save, written by the persistence thread in one transaction. */
+struct save_job {
+    struct persist_job job;
+    int64_t values[N_PERSISTENT];
+    struct index_hour hour;
+    int64_t forget_before; /* 0: no hour to forget */
+};
+
+static void run_save(struct persist_job *job)
+{
+    struct save_job *sv = (struct save_job *)job;
+    index_begin();
+    for (size_t i = 0; i < N_PERSISTENT; i++)
+        index_counter_set(persistent[i].name, sv->values[i]);
+    index_hour_set(&sv->hour);
+    if (sv->forget_before)
+        index_hours_forget(sv->forget_before);
+    index_commit();
+    free(sv);
+}
+
 void stats_save(void)
 {
     static int64_t last_hour;
     int64_t hour = current_hour();
     struct stats_hour h = account_hour(hour);
+    struct save_job *sv = malloc(sizeof(*sv));
 
-    index_begin();
-    for (size_t i = 0; i < sizeof(persistent) / sizeof(persistent[0]); i++)
-        index_counter_set(persistent[i].name, atomic_load(persistent[i].value));
-    index_hour_set(&(struct index_hour){h.hour, h.served, h.downloaded, h.requests, h.hits});
-    if (hour != last_hour)
-        index_hours_forget(hour - STATS_HOURS + 1);
+    if (!sv)
+        return; /* the next save writes the same counters, and the hour has them too */
+    sv->job.run = run_save;
+    for (size_t i = 0; i < N_PERSISTENT; i++)
+        sv->values[i] = atomic_load(persistent[i].value);
+    sv->hour = (struct index_hour){h.hour, h.served, h.downloaded, h.requests, h.hits};
+    sv->forget_before = hour != last_hour ? hour - STATS_HOURS + 1 : 0;
     last_hour = hour;
-    index_commit();
+    persist_submit(&sv->job);
 }
 
 void stats_hours(struct stats_hour *out, int n)

@@ -2,8 +2,9 @@
  * stats.h — the counters behind /api/v1/status/ and /metrics.
  *
  * Contract: lock-free (C11 atomics), bumped from any thread on the hot path. The persistent ones
- * (KissCache's statistics_*) are loaded from the index at start and saved by the fetch thread
- * every second and at shutdown, so they survive restarts. So does the traffic of each hour of
+ * (KissCache's statistics_*) are loaded from the index at start and, every second and at
+ * shutdown, copied by the fetch thread and written by the persistence thread (persist.h), so
+ * they survive restarts. So does the traffic of each hour of
  * the last STATS_HOURS (table `hours` of the index), kept in memory for the statistics page.
  */
 #ifndef ARCA_STATS_H

@@ -1,5 +1,6 @@
 #include "index.h"
 #include "log.h"
+#include "persist.h"
 #include "store_internal.h"
 
 #include <assert.h>
@@ -42,54 +43,16 @@ void object_path(const struct object *obj, char *buf, size_t size)
 }
 
 /* The key is already a uniform hash: its first 16 hex digits pick the bucket. */
-static size_t bucket_of(const char *key, size_t nbuckets)
-{
-    size_t h = 0;
-    for (int i = 0; i < 16; i++)
-        h = h << 4 | (size_t)(key[i] <= '9' ? key[i] - '0' : key[i] - 'a' + 10);
-    return h & (nbuckets - 1);
-}
-
 struct object *table_find(const char *key)
 {
-    struct object *o = st.buckets[bucket_of(key, st.nbuckets)];
-    while (o && strcmp(o->key, key) != 0)
-        o = o->next;
-    return o;
-}
-
-/* Doubles the bucket count, or more to reach `at_least` (the rows loaded at start). */
-static int table_grow(size_t at_least)
-{
-    size_t n = st.nbuckets ? st.nbuckets * 2 : 1024;
-    while (n < at_least)
-        n *= 2;
-    struct object **b = calloc(n, sizeof(*b));
-    if (!b)
-        return -1;
-    for (size_t i = 0; i < st.nbuckets; i++) {
-        for (struct object *o = st.buckets[i], *next; o; o = next) {
-            next = o->next;
-            size_t k = bucket_of(o->key, n);
-            o->next = b[k];
-            b[k] = o;
-        }
-    }
-    free(st.buckets);
-    st.buckets = b;
-    st.nbuckets = n;
-    return 0;
+    return table_get(&st.table, key);
 }
 
 static int table_insert(struct object *obj)
 {
-    if (st.count >= st.nbuckets && table_grow(0) < 0)
+    if (table_add(&st.table, obj) < 0)
         return -1;
-    size_t k = bucket_of(obj->key, st.nbuckets);
-    obj->next = st.buckets[k];
-    st.buckets[k] = obj;
     obj->in_table = true;
-    st.count++;
     return 0;
 }
 
@@ -138,14 +101,8 @@ void table_remove(struct object *obj)
     dlist_remove(obj->state == OBJ_COMPLETE ? &st.lru : &st.fetching, &obj->lru);
     st.uses -= obj->usage;
     dlist_remove(&st.dirty, &obj->dirty);
-    struct object **p = &st.buckets[bucket_of(obj->key, st.nbuckets)];
-    while (*p && *p != obj)
-        p = &(*p)->next;
-    if (*p)
-        *p = obj->next;
+    table_del(&st.table, obj);
     obj->in_table = false;
-    obj->next = NULL;
-    st.count--;
     st.usage -= obj->reserved;
     obj->reserved = 0;
 }
@@ -169,6 +126,26 @@ static struct object *object_new(const char *url, const char *key)
 const char *object_error(const struct object *obj)
 {
     return obj->error ? obj->error : "download failed";
+}
+
+const char *object_url(const struct object *obj)
+{
+    return obj->url;
+}
+
+int object_error_status(const struct object *obj)
+{
+    pthread_mutex_lock(&st.lock);
+    int status = obj->error_status;
+    pthread_mutex_unlock(&st.lock);
+    return status;
+}
+
+void store_progress(struct object *obj, struct download_progress *out)
+{
+    pthread_mutex_lock(&st.lock);
+    *out = (struct download_progress){obj->have, obj->length, obj->headers_ready};
+    pthread_mutex_unlock(&st.lock);
 }
 
 /* One allocation for the four strings, none when upstream said nothing of them: a million
@@ -364,7 +341,7 @@ static void sort_by_use(struct by_use *v, size_t n)
         qsort(v, n, sizeof(*v), by_last_use);
 }
 
-/* Into the table, which has room for all of them: only the hash chains and st.count, st.usage
+/* Into the table, which has room for all of them: only the hash chains and counts, st.usage
  * are touched here, never an object's LRU links, so main links those meanwhile. */
 static void *insert_loaded(void *arg)
 {
@@ -392,8 +369,7 @@ static int adopt_loaded(void)
     pthread_t inserter;
     bool threaded;
 
-    if (!order || loaded[0].failed || loaded[1].failed ||
-        (n >= st.nbuckets && table_grow(n + 1) < 0)) {
+    if (!order || loaded[0].failed || loaded[1].failed || table_reserve(&st.table, n + 1) < 0) {
         free(order);
         drop_loaded();
         return -1;
@@ -463,35 +439,58 @@ static int open_index(const char *path, char *err, size_t errlen)
     return index_open(path, &loader, err, errlen);
 }
 
-/* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. A thread
- * sweeps them after start, so that a big cache serves at once. Each name is looked up and
- * unlinked under the lock: a download that starts meanwhile is in the table before its file
+/* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. They are
+ * swept after start, one of the 256 directories per job of the persistence thread, so that a big
+ * cache serves at once and downloads wait behind one directory at most. Each name is looked up
+ * and unlinked under the lock: a download that starts meanwhile is in the table before its file
  * exists, so it is never touched. */
-static void *sweep_orphans(void *arg)
+struct sweep_job {
+    struct persist_job job;
+    int dir, removed;
+};
+
+static void run_sweep(struct persist_job *job)
 {
+    struct sweep_job *sw = (struct sweep_job *)job;
     char dir[1200], path[1500];
-    int removed = 0;
-    (void)arg;
-    for (int i = 0; i < 256 && !atomic_load(&st.sweep_stop); i++) {
-        snprintf(dir, sizeof(dir), "%s/%02x", st.objdir, i);
-        DIR *d = opendir(dir);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-            pthread_mutex_lock(&st.lock);
-            /* table_find() hashes the first 16 characters: only 64-character names are keys */
-            if (strlen(e->d_name) != 64 || !table_find(e->d_name))
-                removed += unlink(path) == 0;
-            pthread_mutex_unlock(&st.lock);
-        }
-        if (d)
-            closedir(d);
+    snprintf(dir, sizeof(dir), "%s/%02x", st.objdir, sw->dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        pthread_mutex_lock(&st.lock);
+        /* table_find() hashes the first 16 characters: only 64-character names are keys */
+        if (strlen(e->d_name) != 64 || !table_find(e->d_name))
+            sw->removed += unlink(path) == 0;
+        pthread_mutex_unlock(&st.lock);
     }
-    if (removed)
-        log_info("store: removed %d object files no index row points to", removed);
-    return NULL;
+    if (d)
+        closedir(d);
+    if (++sw->dir < 256 && !persist_stopping()) {
+        persist_submit(&sw->job); /* the next directory, after what was queued meanwhile */
+        return;
+    }
+    if (sw->removed)
+        log_info("store: removed %d object files no index row points to", sw->removed);
+    free(sw);
+}
+
+int store_start(char *err, size_t errlen)
+{
+    struct sweep_job *sw = calloc(1, sizeof(*sw));
+    if (!sw) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (persist_start(err, errlen) < 0) {
+        free(sw);
+        return -1;
+    }
+    sw->job.run = run_sweep;
+    persist_submit(&sw->job);
+    return 0;
 }
 
 int store_open(const struct config *cfg, char *err, size_t errlen)
@@ -499,7 +498,8 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     char path[1200];
     st.quota = cfg->quota;
     st.max_object_size = cfg->max_object_size;
-    if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 || table_grow(0) < 0)
+    if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||
+        table_reserve(&st.table, 0) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
     if (open_index(path, err, errlen) < 0) {
@@ -511,25 +511,17 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "index %s: out of memory loading its rows", path);
         return -1;
     }
-    if (pthread_create(&st.sweeper, NULL, sweep_orphans, NULL) != 0) {
-        snprintf(err, errlen, "cannot start the orphan sweep: out of resources");
-        return -1;
-    }
-    st.sweeping = true;
-    log_info("store: %zu objects, %lld bytes in %s", st.count, (long long)st.usage, cfg->data_dir);
+    log_info("store: %zu objects, %lld bytes in %s", st.table.count, (long long)st.usage,
+             cfg->data_dir);
     return 0;
 }
 
 void store_close(void)
 {
-    if (st.sweeping) {
-        atomic_store(&st.sweep_stop, true);
-        pthread_join(st.sweeper, NULL);
-        st.sweeping = false;
-    }
+    persist_stop(); /* what it was handed is done first; the index is main's again */
     pthread_mutex_lock(&st.lock);
-    for (size_t i = 0; i < st.nbuckets; i++) {
-        for (struct object *o = st.buckets[i], *next; o; o = next) {
+    for (size_t i = 0; i < table_slots(&st.table); i++) {
+        for (struct object *o = table_slot(&st.table, i), *next; o; o = next) {
             next = o->next;
             o->in_table = false;
             detach_prepared(o);
@@ -537,17 +529,11 @@ void store_close(void)
                 object_free(o);
         }
     }
-    free(st.buckets);
-    st.buckets = NULL;
-    st.nbuckets = st.count = st.expire_cursor = 0;
+    table_free(&st.table);
+    st.expire_cursor = 0;
     st.lru = st.dirty = st.fetching = (struct dlist){0};
     st.uses = 0;
     free_failures();
-    while (st.purged) { /* purged after the fetch thread's last round: the row stays */
-        struct purged *next = st.purged->next;
-        free(st.purged);
-        st.purged = next;
-    }
     pthread_mutex_unlock(&st.lock);
     index_close();
 }
@@ -595,19 +581,15 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     copy_string(meta->error, sizeof(meta->error), obj->error);
 }
 
-/* A hit: its prepared answer, or its file opened under the lock so that eviction cannot unlink
- * it between lookup and open. Returns 0; -1 when the file is gone or has another length (the
- * object is dropped and fetched again); -2 when it cannot be opened for now (EMFILE, ENOMEM: a
- * good object is not thrown away for that), with the reason in meta->error. */
-static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct object_meta *meta)
+/* Lock not held; `obj` pinned (a reference: eviction and expiry pass it by). Open the hit's
+ * file. Returns 0; -1 when the file is gone or has another length (the object is dropped and
+ * fetched again); -2 when it cannot be opened for now (EMFILE, ENOMEM: a good object is not
+ * thrown away for that), with the reason in meta->error. `verified` and `length` are read
+ * unlocked: a complete object's length never changes, and `verified` only says whether to stat. */
+static int open_hit_file(struct object *obj, bool verified, int *fd, struct object_meta *meta)
 {
     char path[1200];
-    if (prep && obj->prepared) {
-        atomic_fetch_add(&obj->prepared->refs, 1);
-        *prep = obj->prepared;
-        copy_meta(obj, meta);
-        return 0;
-    }
+    struct stat sb;
     object_path(obj, path, sizeof(path));
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0 && errno != ENOENT) {
@@ -617,19 +599,56 @@ static int open_hit(struct object *obj, int *fd, struct prepared **prep, struct 
     }
     if (*fd < 0)
         return -1;
-    if (!obj->verified) { /* loaded from the index: first hit since start */
-        struct stat sb;
-        if (fstat(*fd, &sb) < 0 || sb.st_size != obj->length) {
-            log_error("store: %s: file missing or wrong length, fetching it again", obj->url);
-            close(*fd);
-            *fd = -1;
-            return -1;
-        }
-        obj->verified = true;
+    if (!verified && (fstat(*fd, &sb) < 0 || sb.st_size != obj->length)) {
+        log_error("store: %s: file missing or wrong length, fetching it again", obj->url);
+        close(*fd);
+        *fd = -1;
+        return -1;
     }
+    return 0;
+}
+
+/* Lock held; a complete, unexpired object. A hit: its prepared answer, or its file, opened with
+ * the lock dropped (open() and the first hit's fstat() held up every other hit before). The
+ * object is pinned meanwhile; if it left the table all the same (purged, or a lookup found it
+ * expired), a new download may be replacing its file, so the descriptor is not trusted:
+ * LOOKUP_RETRY. Otherwise LOOKUP_HIT, LOOKUP_UNAVAILABLE, or LOOKUP_MISS after dropping an
+ * object whose file is gone. */
+#define LOOKUP_RETRY (-1)
+static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct object_meta *meta)
+{
+    if (prep && obj->prepared) {
+        atomic_fetch_add(&obj->prepared->refs, 1);
+        *prep = obj->prepared;
+        copy_meta(obj, meta);
+        return LOOKUP_HIT;
+    }
+    bool verified = obj->verified;
+    obj->refs++;
+    pthread_mutex_unlock(&st.lock);
+    int opened = open_hit_file(obj, verified, fd, meta);
+    pthread_mutex_lock(&st.lock);
+    obj->refs--;
+    bool gone = !obj->in_table;
+    maybe_free(obj); /* frees it when gone; else closes a descriptor the last reader left */
+    if (gone) {
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        return LOOKUP_RETRY;
+    }
+    if (opened == -2)
+        return LOOKUP_UNAVAILABLE;
+    if (opened == -1) {
+        /* Out of the table; its file and row go when the new download replaces them. */
+        table_remove(obj);
+        maybe_free(obj);
+        return LOOKUP_MISS;
+    }
+    obj->verified = true;
     copy_meta(obj, meta);
     obj->hit = true;
-    return 0;
+    return LOOKUP_HIT;
 }
 
 /* Lock held. A new FETCHING object in the table, or NULL when out of memory. */
@@ -651,58 +670,61 @@ static struct object *create_fetching(const char *url, const char *key, int64_t 
     return obj;
 }
 
+/* Lock held. The object for `key` after a lookup's use of it: a hit (*fd or *prep set), a
+ * download to join, or a new one. */
+static int lookup_locked(const char *url, const char *key, int64_t ttl, int64_t now,
+                         struct object **out, int *fd, struct prepared **prep,
+                         struct object_meta *meta)
+{
+    struct object *obj = table_find(key);
+    int res = LOOKUP_MISS;
+    *out = NULL;
+    if (obj)
+        note_use(obj, ttl, now);
+    if (obj && obj->state == OBJ_COMPLETE && expired(obj, now)) {
+        /* Out of the table; its file and row go when the new download replaces them. */
+        table_remove(obj);
+        maybe_free(obj);
+        obj = NULL;
+    } else if (obj && obj->state == OBJ_COMPLETE) {
+        res = take_hit(obj, fd, prep, meta);
+        if (res != LOOKUP_MISS)
+            return res;
+        obj = NULL;
+    }
+    if (obj) {
+        obj->refs++;
+        *out = obj;
+        return LOOKUP_COALESCED;
+    }
+    *out = create_fetching(url, key, ttl, now);
+    return LOOKUP_MISS;
+}
+
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **out, int *fd,
                                 struct prepared **prep, struct object_meta *meta)
 {
     char key[65];
     int64_t now = now_s();
-    enum lookup_result res;
-    struct object *obj;
-    int opened = 0;
+    int res;
 
     *fd = -1;
     if (prep)
         *prep = NULL;
     url_key(url, key);
     pthread_mutex_lock(&st.lock);
-    obj = table_find(key);
-    if (obj)
-        note_use(obj, ttl, now);
-    if (obj && obj->state == OBJ_COMPLETE && !expired(obj, now))
-        opened = open_hit(obj, fd, prep, meta);
-    if (obj && obj->state == OBJ_COMPLETE && (expired(obj, now) || opened == -1)) {
-        /* Out of the table; its file and row go when the new download replaces them. */
-        table_remove(obj);
-        maybe_free(obj);
-        obj = NULL;
-    }
-    if (opened == -2) {
-        *out = NULL;
-        res = LOOKUP_UNAVAILABLE;
-    } else if (obj && obj->state == OBJ_COMPLETE) {
-        *out = NULL;
-        res = LOOKUP_HIT;
-    } else if (obj) {
-        obj->refs++;
-        *out = obj;
-        res = LOOKUP_COALESCED;
-    } else {
-        *out = create_fetching(url, key, ttl, now);
-        res = LOOKUP_MISS;
-    }
+    while ((res = lookup_locked(url, key, ttl, now, out, fd, prep, meta)) == LOOKUP_RETRY)
+        ; /* the object left the table while its file was opened: look again */
     pthread_mutex_unlock(&st.lock);
-    return res;
+    return (enum lookup_result)res;
 }
 
 int store_purge(const char *url, int64_t *length)
 {
     char key[65];
     struct object *obj;
-    struct purged *p = malloc(sizeof(*p));
     int rc = 0;
 
-    if (!p)
-        return -2;
     url_key(url, key);
     pthread_mutex_lock(&st.lock);
     obj = table_find(key);
@@ -710,16 +732,12 @@ int store_purge(const char *url, int64_t *length)
         rc = -1;
     } else if (obj) {
         *length = obj->length;
-        memcpy(p->key, key, sizeof(p->key));
-        p->next = st.purged;
-        st.purged = p;
-        p = NULL;
         table_remove(obj);
+        submit_remove(key, NULL); /* clients streaming it finish from their open file */
         maybe_free(obj);
         rc = 1;
     }
     pthread_mutex_unlock(&st.lock);
-    free(p);
     return rc;
 }
 

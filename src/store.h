@@ -3,8 +3,11 @@
  *
  * Contract:
  * - One mutex guards the whole table and every object's state. Client threads look objects up,
- *   read bytes and wait; the fetch thread alone changes an object's state and length, evicts,
- *   expires and writes the index (index.h), so SQLite is touched by one thread only.
+ *   read bytes and wait, and never touch a file's name or SQLite. The fetch thread appends,
+ *   decides and evicts; the persistence thread (persist.h) owns the index, fsync and unlink
+ *   once store_start has handed it over: it creates a download's file and row, makes a finished
+ *   object durable and COMPLETE, and removes the files and rows of failed, evicted and purged
+ *   objects, in the order they were asked for.
  * - Object states: FETCHING -> COMPLETE, or FETCHING -> FAILED. A FAILED object has already left
  *   the table, so the next request for its URL starts a fresh download.
  * - Readers only see bytes already written to the object file. While FETCHING, the last byte
@@ -69,40 +72,8 @@ struct waiter {
     bool queued;
 };
 
-struct object {
-    char key[65]; /* hex sha256 of the url; also the file name */
-    uint64_t gen; /* unique to this object in this process: a new version of a URL gets another */
-    char *url;
-    enum object_state state;
-    bool headers_ready; /* upstream answered 2xx: length and type known */
-    int64_t length;     /* Content-Length, or -1 while unknown */
-    int64_t have;       /* bytes written to the file */
-    int64_t reserved;   /* quota held for this object beyond `have` */
-    char *headers;      /* struct upstream_headers packed: four NUL-terminated strings one after the
-                           other (one allocation per object); NULL until upstream's headers are in;
-                           changed under the lock only */
-    uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
-    bool verified;      /* its file is known to hold `length` bytes (see load_row) */
-    bool hit;           /* answered a hit already: the next one earns a prepared answer */
-    bool committed;     /* a reader has answered with this length and type */
-    bool delivered;     /* a reader has been handed bytes: they may never change */
-    bool on_disk;       /* store_begin_file wrote its row (and file): store_fail removes them */
-    bool unannounced;   /* bytes appended since its waiters were last woken */
-    int error_status;   /* HTTP status for clients when FAILED */
-    char *error;        /* one-line reason, set by the fetch thread before the object fails; NULL
-                           when none (or out of memory): see object_error() */
-    int64_t created, ttl, last_use, usage;
-    struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */
-    struct dnode lru;   /* in the store's LRU list when complete, its fetching list while
-                           downloading (in the table only) */
-    int fd;             /* open while fetching or while streaming readers hold it */
-    int refs;           /* streaming readers + the fetch */
-    bool in_table;
-    struct waiter *waiters;
-    struct object *next; /* hash chain */
-    struct prepared *prepared;
-    int prepared_slot; /* in the store's ring of attachments, -1 when none */
-};
+/* An object: private to the store (store_internal.h). Others hold references and ask. */
+struct object;
 
 /* What a reader needs of an object, copied under the lock: the object itself may be evicted as
  * soon as the lock drops. Kept apart from struct object so that objects stay small (a million of
@@ -127,7 +98,12 @@ struct object_meta {
  * descriptors or memory): no reference, the reason in meta->error; the object stays. */
 enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILABLE };
 
+/* Main: open the data dir and load the index (main is its only user until store_start). */
 int store_open(const struct config *cfg, char *err, size_t errlen);
+/* Hand the index, fsync and unlink to the persistence thread, and sweep orphan files there. */
+int store_start(char *err, size_t errlen);
+/* Main, once the fetch thread and clients are gone: the persistence thread finishes what it was
+ * handed and stops, then the table is freed and the index closed. */
 void store_close(void);
 
 /* Find the object for `url` or create a FETCHING one (LOOKUP_MISS: the caller must hand it to
@@ -177,9 +153,12 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
 void store_snapshot(struct object *obj, struct object_meta *out);
 
 /* --- fetch thread only --- */
-/* Record the download and create its file: 0, or the status for clients (507 when the disk is
- * full, 500 otherwise) with the reason in err. */
-int store_begin_file(struct object *obj, char *err, size_t errlen);
+/* Have the persistence thread record the download and create its file, then call ready(arg)
+ * there: store_file_ready tells the outcome. A file that cannot be made fails the object (507
+ * when the disk is full, 500 otherwise). -1 when out of memory (nothing asked). */
+int store_begin_file(struct object *obj, void (*ready)(void *arg), void *arg);
+/* 1: the file exists, appends may begin; 0: not yet; -1: the object failed. */
+int store_file_ready(struct object *obj);
 /* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit, 413
  * beyond the maximum object size). Called again after a restart from zero. */
 int store_begin_body(struct object *obj, int64_t length, const struct upstream_headers *h);
@@ -195,12 +174,13 @@ int store_restart(struct object *obj);
 int store_append(struct object *obj, const char *data, size_t len);
 /* Wake the object's waiters if bytes were appended since they were last woken. */
 void store_announce(struct object *obj);
-/* Verify, sync and record the object as COMPLETE: 0, or -1 after store_fail (the reason in
- * obj->error). */
+/* Check the length (-1 after store_fail, the reason in obj->error), then have the persistence
+ * thread sync the file and its directory entry and record the row; the object becomes COMPLETE
+ * after that (or fails then, logged there). Readers wait for the held-back byte meanwhile. */
 int store_finish(struct object *obj, const uint8_t digest[32]);
-/* Fail a download: out of the table, waiters woken, its file and row removed. Before
- * store_begin_file there are none, and then (only then) any thread may call it: fetch_start does,
- * at shutdown or out of memory, without touching disk or SQLite. */
+/* Fail a download: out of the table, waiters woken; its file and row, once the persistence
+ * thread has made them, are removed there. Any thread may call it (fetch_start does, at shutdown
+ * or out of memory): it never touches disk or SQLite itself. */
 void store_fail(struct object *obj, int status, const char *reason);
 void store_flush_usage(void);
 void store_expire(void);
@@ -247,7 +227,18 @@ int store_list(enum list_state state, enum list_order order, bool desc, int64_t 
 void listing_free(struct listing *l);
 
 void object_path(const struct object *obj, char *buf, size_t size);
+/* The URL an object was made for (its normal form), fixed for the object's life. */
+const char *object_url(const struct object *obj);
 /* Why the download failed, for clients and logs; never NULL. */
 const char *object_error(const struct object *obj);
+/* The status clients get for the failed download (0 while it has not failed). */
+int object_error_status(const struct object *obj);
+
+/* What the fetch thread reads back of its own download, taken under the lock. */
+struct download_progress {
+    int64_t have, length; /* bytes written; Content-Length or -1 */
+    bool headers_ready;   /* a 2xx body began */
+};
+void store_progress(struct object *obj, struct download_progress *out);
 
 #endif

@@ -1,44 +1,69 @@
 /*
- * store_internal.h — the table and lock shared by store.c (lookups, reads: any thread) and
- * store_write.c (files, quota, completion: fetch thread). Not for other modules.
+ * store_internal.h — the object and the table and lock shared by store.c (lookups, reads: any
+ * thread), store_write.c (files, quota, completion, eviction) and store_list.c (listings). Not
+ * for other modules: they hold a struct object only by reference and use store.h.
  */
 #ifndef ARCA_STORE_INTERNAL_H
 #define ARCA_STORE_INTERNAL_H
 
 #include "store.h"
+#include "table.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* A purged object's key: its file and row go on the fetch thread (see bury_purged). */
-struct purged {
-    char key[65];
-    struct purged *next;
+struct object {
+    char key[65]; /* hex sha256 of the url; also the file name */
+    uint64_t gen; /* unique to this object in this process: a new version of a URL gets another */
+    char *url;
+    enum object_state state;
+    bool headers_ready; /* upstream answered 2xx: length and type known */
+    int64_t length;     /* Content-Length, or -1 while unknown */
+    int64_t have;       /* bytes written to the file */
+    int64_t reserved;   /* quota held for this object beyond `have` */
+    char *headers;      /* struct upstream_headers packed: four NUL-terminated strings one after the
+                           other (one allocation per object); NULL until upstream's headers are in;
+                           changed under the lock only */
+    uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
+    bool verified;      /* its file is known to hold `length` bytes (see load_row) */
+    bool hit;           /* answered a hit already: the next one earns a prepared answer */
+    bool committed;     /* a reader has answered with this length and type */
+    bool delivered;     /* a reader has been handed bytes: they may never change */
+    bool on_disk;       /* store_begin_file wrote its row (and file): store_fail removes them */
+    bool unannounced;   /* bytes appended since its waiters were last woken */
+    int error_status;   /* HTTP status for clients when FAILED */
+    char *error;        /* one-line reason, set by the fetch thread before the object fails; NULL
+                           when none (or out of memory): see object_error() */
+    int64_t created, ttl, last_use, usage;
+    struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */
+    struct dnode lru;   /* in the store's LRU list when complete, its fetching list while
+                           downloading (in the table only) */
+    int fd;             /* open while fetching or while streaming readers hold it */
+    int refs;           /* streaming readers + the fetch */
+    bool in_table;
+    struct waiter *waiters;
+    struct object *next; /* hash chain */
+    struct prepared *prepared;
+    int prepared_slot; /* in the store's ring of attachments, -1 when none */
 };
 
 struct store_state {
     pthread_mutex_t lock;
-    struct object **buckets;
-    size_t nbuckets, count;
+    struct table table;
     int64_t usage; /* bytes on disk or claimed by downloads */
     int64_t quota;
     int64_t max_object_size;
     char objdir[1100];
-    struct object *graveyard; /* evicted, waiting for bury() outside the lock */
-    struct purged *purged;    /* purged, waiting for bury() */
-    struct dlist lru;         /* complete objects in the table, least recently used first */
-    struct dlist fetching;    /* objects downloading in the table (same node as lru), oldest
-                                 first: listings and counts never walk the table for them */
-    int64_t uses;             /* sum of `usage` over the table (resources_usage) */
-    struct dlist dirty;       /* objects whose usage the index has not seen yet */
-    size_t expire_cursor;     /* the bucket store_expire() looks at next */
+    struct dlist lru;      /* complete objects in the table, least recently used first */
+    struct dlist fetching; /* objects downloading in the table (same node as lru), oldest
+                              first: listings and counts never walk the table for them */
+    int64_t uses;          /* sum of `usage` over the table (resources_usage) */
+    struct dlist dirty;    /* objects whose usage the index has not seen yet */
+    size_t expire_cursor;  /* the bucket store_expire() looks at next */
     struct object *prepared_ring[STORE_PREPARED_MAX]; /* objects holding a prepared answer */
     int prepared_next;
     struct failure *failures[STORE_FAILURES_KEPT]; /* ring, oldest overwritten */
     int failures_next;
-    pthread_t sweeper; /* removes orphan files after start */
-    bool sweeping;
-    atomic_bool sweep_stop;
 };
 
 extern struct store_state st;
@@ -54,9 +79,11 @@ void maybe_free(struct object *obj);
 int headers_pack(const struct upstream_headers *h, char **out);
 /* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes. */
 void copy_string(char *dst, size_t size, const char *src);
+/* Have the persistence thread remove the file and row of `key` (url: logged as removed). */
+void submit_remove(const char *key, const char *url);
 /* Remember a failed download for the failures listing. */
 void note_failure(const struct object *obj);
-/* Main at start: the failures the index remembers. Fetch thread: write the new ones. */
+/* Main at start: the failures the index remembers. Then: have the new ones written. */
 void load_failures(void);
 void save_failures(void);
 void free_failures(void);

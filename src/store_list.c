@@ -1,8 +1,11 @@
 /* Listings of the object table and of recent failures, for the web pages and the JSON API.
- * Measured on a million complete objects: a page by url or size holds the store lock for 20-30 ms
- * (one pass over the LRU list, O(n log k)); by last use (the default) it walks only its own rows,
- * and downloads come from their own short list. */
+ * A page by last use (the default) walks only its own rows of the LRU list, and downloads come
+ * from their own short list. A page of complete objects in any other order must look at every
+ * one of them: on a million objects one pass held the store lock for 20-30 ms, and every hit
+ * waited. That pass now walks the table a slice of buckets at a time (LIST_SLICE), keeping
+ * copies of the best rows' sort fields, and takes the page's rows by key at the end. */
 #include "index.h"
+#include "persist.h"
 #include "store_internal.h"
 #include "url.h"
 
@@ -64,13 +67,6 @@ static struct sort_fields object_fields(const struct object *o)
                                 o->usage, o->last_use, o->created};
 }
 
-static int compare_objects(const void *pa, const void *pb, void *ctx)
-{
-    struct sort_fields a = object_fields(*(struct object *const *)pa),
-                       b = object_fields(*(struct object *const *)pb);
-    return compare_fields(&a, &b, ctx);
-}
-
 static struct sort_fields resource_fields(const struct resource *r)
 {
     return (struct sort_fields){r->url,   r->key,      r->length >= 0 ? r->length : r->have,
@@ -91,48 +87,99 @@ static enum list_state state_of(const struct object *o)
     return o->fd < 0 ? LIST_SCHEDULED : LIST_DOWNLOADING;
 }
 
-/* A bounded max-heap: the root is the worst of the best `cap` objects seen so far. */
+/* A candidate row: its sort fields, copied (the object may go once the lock drops). */
+struct entry {
+    struct sort_fields f; /* f.key points at key; f.url at url (ORDER_URL) or "" */
+    char key[65];
+    char *url;
+};
+
+static int compare_entries(const void *pa, const void *pb, void *ctx)
+{
+    return compare_fields(&((const struct entry *)pa)->f, &((const struct entry *)pb)->f, ctx);
+}
+
+/* A bounded max-heap: the root is the worst of the best `cap` rows seen so far. */
 struct heap {
-    struct object **items;
+    struct entry *items;
     size_t n, cap;
     const struct sort *sort;
+    bool failed; /* out of memory copying a URL */
 };
+
+static void entry_swap(struct entry *a, struct entry *b)
+{
+    struct entry t = *a;
+    *a = *b;
+    *b = t;
+    a->f.key = a->key; /* the key is in the entry itself */
+    b->f.key = b->key;
+}
 
 static void heap_sift_down(struct heap *h, size_t i)
 {
     for (;;) {
         size_t worst = i, l = 2 * i + 1, r = l + 1;
-        if (l < h->n && compare_objects(&h->items[l], &h->items[worst], (void *)h->sort) > 0)
+        if (l < h->n && compare_entries(&h->items[l], &h->items[worst], (void *)h->sort) > 0)
             worst = l;
-        if (r < h->n && compare_objects(&h->items[r], &h->items[worst], (void *)h->sort) > 0)
+        if (r < h->n && compare_entries(&h->items[r], &h->items[worst], (void *)h->sort) > 0)
             worst = r;
         if (worst == i)
             return;
-        struct object *t = h->items[i];
-        h->items[i] = h->items[worst];
-        h->items[worst] = t;
+        entry_swap(&h->items[i], &h->items[worst]);
         i = worst;
     }
 }
 
-static void heap_offer(struct heap *h, struct object *o)
+/* Lock held. Copy `o` into `e` (its URL only when the order needs it). */
+static int entry_set(struct entry *e, const struct object *o, const struct sort *s)
+{
+    char *url = s->order == ORDER_URL ? strdup(o->url) : NULL;
+    if (s->order == ORDER_URL && !url)
+        return -1;
+    free(e->url);
+    e->url = url;
+    memcpy(e->key, o->key, sizeof(e->key));
+    e->f = object_fields(o);
+    e->f.key = e->key;
+    e->f.url = url ? url : "";
+    return 0;
+}
+
+static void heap_offer(struct heap *h, const struct object *o)
 {
     if (h->n < h->cap) {
-        size_t i = h->n++;
-        h->items[i] = o;
+        size_t i = h->n;
+        h->items[i].url = NULL;
+        if (entry_set(&h->items[i], o, h->sort) < 0) {
+            h->failed = true;
+            return;
+        }
+        h->n++;
         while (i > 0) {
             size_t parent = (i - 1) / 2;
-            if (compare_objects(&h->items[i], &h->items[parent], (void *)h->sort) <= 0)
+            if (compare_entries(&h->items[i], &h->items[parent], (void *)h->sort) <= 0)
                 break;
-            struct object *t = h->items[i];
-            h->items[i] = h->items[parent];
-            h->items[parent] = t;
+            entry_swap(&h->items[i], &h->items[parent]);
             i = parent;
         }
-    } else if (h->cap > 0 && compare_objects(&o, &h->items[0], (void *)h->sort) < 0) {
-        h->items[0] = o;
+    } else if (h->cap > 0) {
+        struct sort_fields f = object_fields(o);
+        if (compare_fields(&f, &h->items[0].f, h->sort) >= 0)
+            return;
+        if (entry_set(&h->items[0], o, h->sort) < 0) {
+            h->failed = true;
+            return;
+        }
         heap_sift_down(h, 0);
     }
+}
+
+static void heap_free(struct heap *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->items[i].url);
+    free(h->items);
 }
 
 static int object_resource(const struct object *o, struct resource *r)
@@ -157,20 +204,50 @@ static void count_states(struct listing *out)
     for (struct dnode *d = st.fetching.head; d; d = d->next)
         out->counts[state_of(DLIST_ENTRY(d, struct object, lru))]++;
     out->counts[LIST_SUCCESSES] =
-        (int64_t)st.count - out->counts[LIST_SCHEDULED] - out->counts[LIST_DOWNLOADING];
+        (int64_t)st.table.count - out->counts[LIST_SCHEDULED] - out->counts[LIST_DOWNLOADING];
     for (int i = 0; i < STORE_FAILURES_KEPT; i++)
         out->counts[LIST_FAILURES] += st.failures[i] != NULL;
 }
 
-/* Lock held. Keeps the best offset + limit objects of `state`: downloads come from the fetching
- * list, complete objects from the LRU list (every one of them: O(n log k)). */
-static void pick_objects(struct heap *h, enum list_state state)
+/* Lock held. Keeps the best offset + limit downloads of `state` (their list is short). */
+static void pick_downloads(struct heap *h, enum list_state state)
 {
-    struct dlist *list = state == LIST_SUCCESSES ? &st.lru : &st.fetching;
-    for (struct dnode *d = list->head; d; d = d->next) {
+    for (struct dnode *d = st.fetching.head; d; d = d->next) {
         struct object *o = DLIST_ENTRY(d, struct object, lru);
         if (state_of(o) == state)
             heap_offer(h, o);
+    }
+}
+
+/* Lock not held. Keeps the best offset + limit complete objects, LIST_SLICE buckets per hold of
+ * the lock. Not a snapshot: an object that changes meanwhile is seen as it was when its bucket
+ * was visited, and a pass during which objects changed slots (the table grew) starts over; after
+ * three such passes the last one stands. */
+#define LIST_SLICE 4096
+static void pick_complete(struct heap *h)
+{
+    for (int pass = 0; pass < 3; pass++) {
+        size_t slot = 0, slots = 1;
+        unsigned moves = 0;
+        for (size_t i = 0; i < h->n; i++)
+            free(h->items[i].url);
+        h->n = 0;
+        while (slot < slots && !h->failed) {
+            pthread_mutex_lock(&st.lock);
+            if (slot == 0)
+                moves = st.table.moves;
+            slots = table_slots(&st.table);
+            bool moved = st.table.moves != moves;
+            for (size_t end = slot + LIST_SLICE; !moved && slot < slots && slot < end; slot++)
+                for (struct object *o = table_slot(&st.table, slot); o; o = o->next)
+                    if (o->state == OBJ_COMPLETE)
+                        heap_offer(h, o);
+            pthread_mutex_unlock(&st.lock);
+            if (moved)
+                break;
+        }
+        if (slot >= slots)
+            return;
     }
 }
 
@@ -187,13 +264,16 @@ static int take_by_last_use(bool desc, int64_t offset, int limit, struct listing
     return 0;
 }
 
-/* Lock held. Copies the rows out: the objects may go as soon as the lock drops. */
-static int take_objects(struct heap *h, int64_t offset, struct listing *out)
+/* Lock held. The page's rows, sorted, looked up by key: an object gone since it was picked
+ * leaves its row out. */
+static int take_entries(struct heap *h, int64_t offset, struct listing *out)
 {
-    qsort_r(h->items, h->n, sizeof(*h->items), compare_objects, (void *)h->sort);
-    for (size_t i = (size_t)offset; i < h->n; i++)
-        if (object_resource(h->items[i], &out->rows[out->n++]) < 0)
+    qsort_r(h->items, h->n, sizeof(*h->items), compare_entries, (void *)h->sort);
+    for (size_t i = (size_t)offset; i < h->n; i++) {
+        const struct object *o = table_find(h->items[i].key);
+        if (o && object_resource(o, &out->rows[out->n++]) < 0)
             return -1;
+    }
     return 0;
 }
 
@@ -228,6 +308,9 @@ int store_list(enum list_state state, enum list_order order, bool desc, int64_t 
     h.items = malloc((h.cap + 1) * sizeof(*h.items));
     if (!out->rows || !h.items)
         goto out;
+    bool whole_table = state == LIST_SUCCESSES && order != ORDER_LAST_USE;
+    if (whole_table)
+        pick_complete(&h); /* first, with the lock taken and dropped per slice */
     pthread_mutex_lock(&st.lock);
     count_states(out);
     out->total = out->counts[state];
@@ -236,12 +319,13 @@ int store_list(enum list_state state, enum list_order order, bool desc, int64_t 
     } else if (state == LIST_SUCCESSES && order == ORDER_LAST_USE) {
         rc = take_by_last_use(desc, offset, limit, out);
     } else {
-        pick_objects(&h, state);
-        rc = take_objects(&h, offset, out);
+        if (!whole_table)
+            pick_downloads(&h, state);
+        rc = h.failed ? -1 : take_entries(&h, offset, out);
     }
     pthread_mutex_unlock(&st.lock);
 out:
-    free(h.items);
+    heap_free(&h);
     if (rc < 0)
         listing_free(out);
     return rc;
@@ -309,31 +393,51 @@ void load_failures(void)
     index_failures_load(STORE_FAILURES_KEPT, load_failure, NULL);
 }
 
-/* Fetch thread: failures not yet in the index are copied out under the lock, oldest first,
- * then written (the table keeps the last STORE_FAILURES_KEPT, like the ring). */
-void save_failures(void)
-{
+struct failures_job {
+    struct persist_job job;
     struct resource copy[STORE_FAILURES_KEPT];
-    int n = 0;
-    pthread_mutex_lock(&st.lock);
-    for (int i = 0; i < STORE_FAILURES_KEPT; i++) {
-        struct failure *f = st.failures[(st.failures_next + i) % STORE_FAILURES_KEPT];
-        if (!f || f->saved)
-            continue;
-        copy[n] = f->res;
-        if (!(copy[n].url = strdup(f->res.url)))
-            continue; /* tried again next round */
-        f->saved = true;
-        n++;
-    }
-    pthread_mutex_unlock(&st.lock);
-    for (int i = 0; i < n; i++) {
-        const struct resource *r = &copy[i];
+    int n;
+};
+
+static void run_save_failures(struct persist_job *job)
+{
+    struct failures_job *f = (struct failures_job *)job;
+    for (int i = 0; i < f->n; i++) {
+        const struct resource *r = &f->copy[i];
         index_failure_add(&(struct index_failure){r->key, r->url, r->status, r->error, r->length,
                                                   r->have, r->created, r->last_use, r->usage},
                           STORE_FAILURES_KEPT);
-        free(copy[i].url);
+        free(f->copy[i].url);
     }
+    free(f);
+}
+
+/* Failures not yet in the index are copied out under the lock, oldest first, and written by the
+ * persistence thread (the table keeps the last STORE_FAILURES_KEPT, like the ring). */
+void save_failures(void)
+{
+    struct failures_job *f = malloc(sizeof(*f));
+    if (!f)
+        return; /* tried again next round */
+    f->job.run = run_save_failures;
+    f->n = 0;
+    pthread_mutex_lock(&st.lock);
+    for (int i = 0; i < STORE_FAILURES_KEPT; i++) {
+        struct failure *e = st.failures[(st.failures_next + i) % STORE_FAILURES_KEPT];
+        if (!e || e->saved)
+            continue;
+        f->copy[f->n] = e->res;
+        if (!(f->copy[f->n].url = strdup(e->res.url)))
+            continue; /* tried again next round */
+        e->saved = true;
+        f->n++;
+    }
+    pthread_mutex_unlock(&st.lock);
+    if (f->n == 0) {
+        free(f);
+        return;
+    }
+    persist_submit(&f->job);
 }
 
 void free_failures(void)

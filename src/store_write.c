@@ -1,7 +1,9 @@
-/* The fetch thread's side of the store: files, quota, eviction, expiry, completion. Shares the
- * table and lock with store.c through store_internal.h. */
+/* The writing side of the store: files, quota, eviction, expiry, completion. The fetch thread
+ * appends and decides; what touches SQLite, fsync or unlink is a job for the persistence thread
+ * (persist.h). Shares the table and lock with store.c through store_internal.h. */
 #include "index.h"
 #include "log.h"
+#include "persist.h"
 #include "stats.h"
 #include "store_internal.h"
 
@@ -41,13 +43,49 @@ static struct object *lru_victim(void)
     return NULL;
 }
 
-/* Move an object out of the table onto the graveyard; bury() removes its file and row after
- * the lock is dropped, so hits never wait on unlink or SQLite. Lock held. */
+/* A file and row to remove, and the URL to log (NULL: a failed download, already logged). */
+struct remove_job {
+    struct persist_job job;
+    char key[65];
+    char *url;
+};
+
+static void run_remove(struct persist_job *job)
+{
+    struct remove_job *r = (struct remove_job *)job;
+    char path[1200];
+    key_path(r->key, path, sizeof(path));
+    unlink(path); /* streaming readers keep the inode */
+    index_delete(r->key);
+    if (r->url)
+        log_info("store: removed %s", r->url);
+    free(r->url);
+    free(r);
+}
+
+/* Lock held: submitted under the lock, the removal is ordered before the file and row of any
+ * later download of the same URL (persist.h). Out of memory, file and row stay until the object
+ * is loaded again at the next start. */
+void submit_remove(const char *key, const char *url)
+{
+    struct remove_job *r = calloc(1, sizeof(*r));
+    if (!r || (url && !(r->url = strdup(url)))) {
+        free(r);
+        log_error("store: out of memory; %s stays on disk until the next start", key);
+        return;
+    }
+    r->job.run = run_remove;
+    memcpy(r->key, key, 65);
+    persist_submit(&r->job);
+}
+
+/* Lock held. Out of the table; its file and row go on the persistence thread, so hits never
+ * wait on unlink or SQLite. */
 static void evict(struct object *obj)
 {
     table_remove(obj);
-    obj->next = st.graveyard;
-    st.graveyard = obj;
+    submit_remove(obj->key, obj->url);
+    maybe_free(obj);
 }
 
 /* Lock held. Evict until `bytes` more fit under the quota. */
@@ -62,74 +100,33 @@ static int make_room(int64_t bytes)
     return 0;
 }
 
-/* Lock held. A purged key's file and row may go unless a new download of the same URL has
- * begun its own file since (it replaces both itself). */
-static bool purged_key_free(const char *key)
-{
-    struct object *o = table_find(key);
-    return !o || (o->state == OBJ_FETCHING && o->fd < 0);
-}
+struct begin_job {
+    struct persist_job job;
+    struct object *obj; /* a reference of its own: the download may end while this waits */
+    void (*ready)(void *arg);
+    void *arg;
+};
 
-/* Fetch thread: the files and rows of purged objects (see store_purge). */
-static void bury_purged(void)
-{
-    struct purged *p;
-    pthread_mutex_lock(&st.lock);
-    p = st.purged;
-    st.purged = NULL;
-    pthread_mutex_unlock(&st.lock);
-    while (p) {
-        struct purged *next = p->next;
-        char path[1200];
-        pthread_mutex_lock(&st.lock);
-        bool free_key = purged_key_free(p->key);
-        if (free_key) {
-            key_path(p->key, path, sizeof(path));
-            unlink(path); /* streaming readers keep the inode */
-        }
-        pthread_mutex_unlock(&st.lock);
-        if (free_key)
-            index_delete(p->key);
-        free(p);
-        p = next;
-    }
-}
-
-/* Fetch thread, lock not held. */
-static void bury(void)
-{
-    struct object *o;
-    bury_purged();
-    pthread_mutex_lock(&st.lock);
-    o = st.graveyard;
-    st.graveyard = NULL;
-    pthread_mutex_unlock(&st.lock);
-    while (o) {
-        struct object *next = o->next;
-        char path[1200];
-        object_path(o, path, sizeof(path));
-        unlink(path);
-        index_delete(o->key);
-        log_info("store: removed %s", o->url);
-        object_free(o);
-        o = next;
-    }
-}
-
-int store_begin_file(struct object *obj, char *err, size_t errlen)
+/* Persistence thread. The row comes first: a crash after it leaves a 'fetching' row whose file
+ * start-up deletes; the other order could leave an older version's 'complete' row over a new
+ * partial file. Returns 0, or the status for clients with the reason in err. */
+static int create_file(struct object *obj, char *err, size_t errlen)
 {
     char path[1200];
     int fd, rc;
+    pthread_mutex_lock(&st.lock);
+    bool live = obj->state == OBJ_FETCHING;
+    obj->on_disk = live; /* from here on, store_fail has a file and row to remove */
+    pthread_mutex_unlock(&st.lock);
+    if (!live)
+        return 0; /* failed while this waited (shutdown): nothing to create */
     object_path(obj, path, sizeof(path));
-    /* The row comes first: a crash after it leaves a 'fetching' row whose file start-up deletes;
-     * the other order could leave a file that no row points to. */
     if ((rc = index_mark_fetching(obj->key, obj->url)) < 0) {
         snprintf(err, errlen, "%s",
                  rc == INDEX_FULL ? "disk full (index)"
                                   : "cannot record the download in the index");
         return rc == INDEX_FULL ? 507 : 500;
     }
-    obj->on_disk = true; /* fetch thread only, like everything of a download's file */
     /* An older version may still be open by readers: unlink keeps their inode alive. */
     unlink(path);
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -142,6 +139,41 @@ int store_begin_file(struct object *obj, char *err, size_t errlen)
     obj->fd = fd;
     pthread_mutex_unlock(&st.lock);
     return 0;
+}
+
+static void run_begin(struct persist_job *job)
+{
+    struct begin_job *b = (struct begin_job *)job;
+    char err[160];
+    int status = create_file(b->obj, err, sizeof(err));
+    if (status != 0) {
+        log_error("fetch %s: %d %s", b->obj->url, status, err);
+        store_fail(b->obj, status, err);
+    }
+    b->ready(b->arg);
+    store_release(b->obj);
+    free(b);
+}
+
+int store_begin_file(struct object *obj, void (*ready)(void *arg), void *arg)
+{
+    struct begin_job *b = malloc(sizeof(*b));
+    if (!b)
+        return -1;
+    *b = (struct begin_job){.job.run = run_begin, .obj = obj, .ready = ready, .arg = arg};
+    pthread_mutex_lock(&st.lock);
+    obj->refs++;
+    pthread_mutex_unlock(&st.lock);
+    persist_submit(&b->job);
+    return 0;
+}
+
+int store_file_ready(struct object *obj)
+{
+    pthread_mutex_lock(&st.lock);
+    int ready = obj->state == OBJ_FAILED ? -1 : obj->fd >= 0;
+    pthread_mutex_unlock(&st.lock);
+    return ready;
 }
 
 /* The first reason wins: what follows it is a consequence. */
@@ -217,7 +249,6 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
     pthread_mutex_unlock(&st.lock);
     free(packed);
     free(old);
-    bury();
     return rc;
 }
 
@@ -301,7 +332,6 @@ int store_append(struct object *obj, const char *data, size_t len)
     pthread_mutex_lock(&st.lock);
     rc = claim(obj, obj->have + (int64_t)len);
     pthread_mutex_unlock(&st.lock);
-    bury();
     if (rc < 0)
         return -1;
     if (write_all(obj->fd, data, len, obj->have) < 0) {
@@ -357,14 +387,18 @@ static int check_length(struct object *obj)
     return 0;
 }
 
-int store_finish(struct object *obj, const uint8_t digest[32])
+struct finish_job {
+    struct persist_job job;
+    struct object *obj; /* a reference of its own */
+    uint8_t digest[32];
+};
+
+/* Persistence thread: durable first (file, directory entry, row), then COMPLETE. */
+static int make_durable(struct object *obj, const uint8_t digest[32])
 {
     char path[1200];
     struct index_row row;
-
-    assert(obj->state == OBJ_FETCHING); /* only the fetch thread ends a download it began */
-    if (check_length(obj) < 0)
-        return -1;
+    int rc;
     object_path(obj, path, sizeof(path));
     if (fsync(obj->fd) < 0) {
         store_fail(obj, 507, "cannot sync object file (disk full?)");
@@ -383,35 +417,69 @@ int store_finish(struct object *obj, const uint8_t digest[32])
                              .last_use = obj->last_use,
                              .usage = obj->usage,
                              .digest = digest};
-    /* obj->headers changes only on this thread (store_begin_body): safe to read unlocked. */
+    /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     pthread_mutex_unlock(&st.lock);
-    int rc = index_mark_complete(&row);
-    if (rc < 0) {
+    if ((rc = index_mark_complete(&row)) < 0) {
         store_fail(obj, rc == INDEX_FULL ? 507 : 500,
                    rc == INDEX_FULL ? "disk full (index)" : "cannot record object in the index");
         return -1;
     }
+    return 0;
+}
+
+static void complete(struct object *obj, const uint8_t digest[32])
+{
     pthread_mutex_lock(&st.lock);
-    memcpy(obj->digest, digest, 32);
-    obj->length = obj->have;
-    st.usage -= obj->reserved - obj->have;
-    obj->reserved = obj->have;
-    obj->state = OBJ_COMPLETE;
-    obj->verified = true;
-    obj->headers_ready = true;
-    if (obj->in_table) {
-        dlist_remove(&st.fetching, &obj->lru);
-        dlist_append(&st.lru, &obj->lru);
+    if (obj->state == OBJ_FETCHING) {
+        memcpy(obj->digest, digest, 32);
+        obj->length = obj->have;
+        st.usage -= obj->reserved - obj->have;
+        obj->reserved = obj->have;
+        obj->state = OBJ_COMPLETE;
+        obj->verified = true;
+        obj->headers_ready = true;
+        if (obj->in_table) {
+            dlist_remove(&st.fetching, &obj->lru);
+            dlist_append(&st.lru, &obj->lru);
+        }
+        wake_all(obj);
     }
-    wake_all(obj);
     pthread_mutex_unlock(&st.lock);
+}
+
+static void run_finish(struct persist_job *job)
+{
+    struct finish_job *f = (struct finish_job *)job;
+    if (make_durable(f->obj, f->digest) == 0)
+        complete(f->obj, f->digest);
+    else
+        log_error("fetch %s: %d %s", f->obj->url, f->obj->error_status, object_error(f->obj));
+    store_release(f->obj);
+    free(f);
+}
+
+int store_finish(struct object *obj, const uint8_t digest[32])
+{
+    struct finish_job *f;
+    assert(obj->state == OBJ_FETCHING); /* only the fetch thread ends a download it began */
+    if (check_length(obj) < 0)
+        return -1;
+    if (!(f = malloc(sizeof(*f)))) {
+        store_fail(obj, 500, "out of memory");
+        return -1;
+    }
+    *f = (struct finish_job){.job.run = run_finish, .obj = obj};
+    memcpy(f->digest, digest, 32);
+    pthread_mutex_lock(&st.lock);
+    obj->refs++;
+    pthread_mutex_unlock(&st.lock);
+    persist_submit(&f->job);
     return 0;
 }
 
 void store_fail(struct object *obj, int status, const char *reason)
 {
-    char path[1200];
     pthread_mutex_lock(&st.lock);
     if (obj->state != OBJ_FETCHING) {
         pthread_mutex_unlock(&st.lock);
@@ -425,55 +493,81 @@ void store_fail(struct object *obj, int status, const char *reason)
     if (obj->in_table)
         table_remove(obj);
     wake_all(obj);
+    /* Before the persistence thread began its file there is neither file nor row. */
+    if (obj->on_disk)
+        submit_remove(obj->key, NULL);
     pthread_mutex_unlock(&st.lock);
-    if (!obj->on_disk)
-        return; /* never reached store_begin_file: no row, no file, maybe not the fetch thread */
-    object_path(obj, path, sizeof(path));
-    unlink(path);
-    index_delete(obj->key);
 }
 
-/* Copy the dirty usage figures out under the lock, then write them in one transaction. Only
- * objects used since the last flush are on the dirty list, so a big table costs nothing here. */
-void store_flush_usage(void)
-{
-    struct touch {
-        char key[65];
-        int64_t last_use, usage, ttl;
-    } *batch = NULL;
-    size_t n = 0, cap = 0;
+struct touch {
+    char key[65];
+    int64_t last_use, usage, ttl;
+};
 
-    bury_purged(); /* every round, and once more after the last requests at shutdown */
-    save_failures();
-    pthread_mutex_lock(&st.lock);
+struct touch_job {
+    struct persist_job job;
+    struct touch *batch;
+    size_t n;
+};
+
+/* One transaction for the whole batch. */
+static void run_touch(struct persist_job *job)
+{
+    struct touch_job *t = (struct touch_job *)job;
+    index_begin();
+    for (size_t i = 0; i < t->n; i++)
+        index_touch(t->batch[i].key, t->batch[i].last_use, t->batch[i].usage, t->batch[i].ttl);
+    index_commit();
+    free(t->batch);
+    free(t);
+}
+
+/* Lock held. The usage of objects used since the last flush (the dirty list: a big table costs
+ * nothing here), or NULL when there is none or no memory (they stay dirty). */
+static struct touch_job *collect_touches(void)
+{
+    struct touch_job *t = calloc(1, sizeof(*t));
+    size_t cap = 0;
+    if (!t)
+        return NULL;
+    t->job.run = run_touch;
     for (struct dnode *d = st.dirty.head, *next; d; d = next) {
         struct object *o = DLIST_ENTRY(d, struct object, dirty);
         next = d->next;
         if (o->state != OBJ_COMPLETE)
             continue; /* its row is written whole when it completes */
-        if (n == cap) {
+        if (t->n == cap) {
             size_t ncap = cap ? cap * 2 : 64;
-            struct touch *nb = realloc(batch, ncap * sizeof(*nb));
+            struct touch *nb = realloc(t->batch, ncap * sizeof(*nb));
             if (!nb)
                 break;
-            batch = nb;
+            t->batch = nb;
             cap = ncap;
         }
-        memcpy(batch[n].key, o->key, 65);
-        batch[n].last_use = o->last_use;
-        batch[n].usage = o->usage;
-        batch[n].ttl = o->ttl;
+        struct touch *e = &t->batch[t->n++];
+        memcpy(e->key, o->key, 65);
+        e->last_use = o->last_use;
+        e->usage = o->usage;
+        e->ttl = o->ttl;
         dlist_remove(&st.dirty, d);
-        n++;
     }
+    if (t->n == 0) {
+        free(t->batch);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Submitted under the lock, like removals: a row is never touched after it was removed. */
+void store_flush_usage(void)
+{
+    save_failures();
+    pthread_mutex_lock(&st.lock);
+    struct touch_job *t = collect_touches();
+    if (t)
+        persist_submit(&t->job);
     pthread_mutex_unlock(&st.lock);
-    if (n > 0) {
-        index_begin();
-        for (size_t i = 0; i < n; i++)
-            index_touch(batch[i].key, batch[i].last_use, batch[i].usage, batch[i].ttl);
-        index_commit();
-    }
-    free(batch);
 }
 
 void store_set_quota(int64_t quota)
@@ -487,7 +581,7 @@ void store_set_quota(int64_t quota)
 static void expire_buckets(size_t from, size_t to, int64_t now)
 {
     for (size_t i = from; i < to; i++) {
-        for (struct object *o = st.buckets[i], *next; o; o = next) {
+        for (struct object *o = table_slot(&st.table, i), *next; o; o = next) {
             next = o->next;
             if (o->state == OBJ_COMPLETE && o->refs == 0 && now - o->created >= o->ttl)
                 evict(o);
@@ -504,8 +598,8 @@ void store_expire(void)
     for (size_t seen = 0; seen < EXPIRE_SLICE && !wrapped; seen += EXPIRE_CHUNK) {
         pthread_mutex_lock(&st.lock);
         size_t from = st.expire_cursor, to = from + EXPIRE_CHUNK;
-        if (to >= st.nbuckets) {
-            to = st.nbuckets;
+        if (to >= table_slots(&st.table)) {
+            to = table_slots(&st.table);
             wrapped = true;
         }
         expire_buckets(from, to, now);
@@ -515,7 +609,6 @@ void store_expire(void)
     pthread_mutex_lock(&st.lock);
     make_room(0); /* the quota may have shrunk (SIGHUP) */
     pthread_mutex_unlock(&st.lock);
-    bury();
 }
 
 /* From kept totals and the fetching list (a handful): a scan of a million-object table held the
@@ -532,7 +625,7 @@ void store_totals(struct store_totals *t)
         else
             t->downloading++;
     }
-    t->complete = (int64_t)st.count - t->scheduled - t->downloading;
+    t->complete = (int64_t)st.table.count - t->scheduled - t->downloading;
     t->usage = st.uses;
     pthread_mutex_unlock(&st.lock);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "persist.h"
 #include "store.h"
 
 static char dir[] = "/tmp/arca-unit-store-XXXXXX";
@@ -48,7 +49,9 @@ static int open_store(void **state)
         return -1;
     config_defaults(&cfg);
     snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
-    return store_open(&cfg, err, sizeof(err));
+    if (store_open(&cfg, err, sizeof(err)) < 0)
+        return -1;
+    return store_start(err, sizeof(err)); /* the persistence thread, as in arca */
 }
 
 static int close_store(void **state)
@@ -60,17 +63,27 @@ static int close_store(void **state)
     return system(cmd);
 }
 
+static int files_ready;
+
+static void file_ready(void *arg)
+{
+    (void)arg;
+    files_ready++; /* on the persistence thread; read after persist_flush() */
+}
+
 /* A miss, its file and its headers, as the fetch thread makes them. */
 static struct object *downloading(const char *url, int64_t length, const char *type)
 {
     struct object *obj;
     struct object_meta meta;
-    char err[160];
-    int fd;
+    int fd, before = files_ready;
     struct upstream_headers h = {type, "", "", ""};
     assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_non_null(obj);
-    assert_int_equal(store_begin_file(obj, err, sizeof(err)), 0);
+    assert_int_equal(store_begin_file(obj, file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(files_ready, before + 1);
+    assert_int_equal(store_file_ready(obj), 1);
     assert_int_equal(store_begin_body(obj, length, &h), 0);
     return obj;
 }
@@ -86,6 +99,7 @@ static void finish(struct object *obj, const char *body)
     uint8_t digest[32];
     SHA256((const unsigned char *)body, strlen(body), digest);
     assert_int_equal(store_finish(obj, digest), 0);
+    persist_flush(); /* COMPLETE once the persistence thread has made it durable */
 }
 
 /* The fetch's reference and the caller's. */
@@ -181,21 +195,101 @@ static void a_body_past_its_length_is_refused(void **state)
     struct object *obj = downloading("http://h/d", 4, "");
     (void)state;
     assert_int_equal(store_append(obj, "12345", 5), -1);
-    assert_int_equal(obj->error_status, 502);
-    store_fail(obj, obj->error_status, object_error(obj));
+    assert_int_equal(object_error_status(obj), 502);
+    store_fail(obj, object_error_status(obj), object_error(obj));
     release_both(obj);
 }
 
 static void a_short_body_does_not_complete(void **state)
 {
     struct object *obj = downloading("http://h/e", 8, "");
+    struct object_meta meta;
     uint8_t digest[32] = {0};
     (void)state;
     append(obj, "1234");
     assert_int_equal(store_finish(obj, digest), -1);
-    assert_int_equal(obj->state, OBJ_FAILED);
-    assert_int_equal(obj->error_status, 504);
+    store_snapshot(obj, &meta);
+    assert_int_equal(meta.state, OBJ_FAILED);
+    assert_int_equal(object_error_status(obj), 504);
     release_both(obj);
+}
+
+static void complete_object(const char *url, const char *body)
+{
+    struct object *obj = downloading(url, (int64_t)strlen(body), "");
+    append(obj, body);
+    finish(obj, body);
+    release_both(obj);
+}
+
+static enum lookup_result look(const char *url)
+{
+    struct object *obj;
+    struct object_meta meta;
+    int fd = -1;
+    enum lookup_result r = store_lookup(url, 3600, &obj, &fd, NULL, &meta);
+    if (r == LOOKUP_HIT && fd >= 0)
+        close(fd);
+    if (r == LOOKUP_MISS || r == LOOKUP_COALESCED) {
+        store_fail(obj, 503, "only looking");
+        store_release(obj);
+    }
+    return r;
+}
+
+/* The removal of a failed download's file is queued before the next download of the same URL
+ * makes its own: the new version's file survives. */
+static void a_failed_versions_removal_spares_the_next_one(void **state)
+{
+    struct object *obj = downloading("http://h/f", 100, ""), *next;
+    char path[1200];
+    (void)state;
+    append(obj, "old");
+    store_fail(obj, 504, "upstream body truncated");
+    release_both(obj);
+    next = downloading("http://h/f", 3, ""); /* queued behind the removal */
+    append(next, "new");
+    finish(next, "new");
+    object_path(next, path, sizeof(path));
+    release_both(next);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(look("http://h/f"), LOOKUP_HIT);
+}
+
+/* Room is made at the headers (the whole Content-Length is reserved), by evicting the least
+ * recently used complete object; an object larger than the quota is refused outright. */
+static void eviction_takes_the_least_recently_used(void **state)
+{
+    struct store_totals t;
+    struct object *obj;
+    struct upstream_headers h = {"", "", "", ""};
+    struct object_meta meta;
+    int fd;
+    (void)state;
+    store_set_quota(30);
+    complete_object("http://h/1", "aaaaaaaaaa");
+    complete_object("http://h/2", "bbbbbbbbbb");
+    complete_object("http://h/3", "cccccccccc");
+    assert_int_equal(look("http://h/1"), LOOKUP_HIT); /* 2 is now the least recently used */
+    store_totals(&t);
+    assert_int_equal(t.disk_usage, 30);
+    obj = downloading("http://h/4", 10, "");
+    store_totals(&t);
+    assert_int_equal(t.disk_usage, 30); /* 10 reserved for 4, 10 given back by 2 */
+    append(obj, "dddddddddd");
+    finish(obj, "dddddddddd");
+    release_both(obj);
+    assert_int_equal(look("http://h/2"), LOOKUP_MISS);
+    assert_int_equal(look("http://h/1"), LOOKUP_HIT);
+    assert_int_equal(look("http://h/3"), LOOKUP_HIT);
+    assert_int_equal(store_lookup("http://h/5", 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(obj, 31, &h), -1);
+    assert_int_equal(object_error_status(obj), 507);
+    store_fail(obj, object_error_status(obj), object_error(obj));
+    release_both(obj);
+    store_set_quota(1LL << 40);
 }
 
 int main(void)
@@ -206,6 +300,8 @@ int main(void)
         cmocka_unit_test(a_failure_reaches_every_reader_and_is_not_kept),
         cmocka_unit_test(a_body_past_its_length_is_refused),
         cmocka_unit_test(a_short_body_does_not_complete),
+        cmocka_unit_test(a_failed_versions_removal_spares_the_next_one),
+        cmocka_unit_test(eviction_takes_the_least_recently_used),
     };
     return cmocka_run_group_tests(tests, open_store, close_store);
 }

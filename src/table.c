@@ -1,0 +1,136 @@
+/* The store's hash table, grown incrementally (see table.h). */
+#include "table.h"
+#include "store_internal.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Old buckets moved per insert while growing: the table doubles when count reaches ncur, so
+ * the old half is empty after ncur / MOVE_PER_INSERT inserts, long before it fills again. */
+#define MOVE_PER_INSERT 4
+#define START_BUCKETS 1024
+
+/* The key is hex sha256: its first 16 digits are as good a hash as any. */
+static size_t bucket_of(const char *key, size_t nbuckets)
+{
+    size_t h = 0;
+    for (int i = 0; i < 16; i++)
+        h = h << 4 | (size_t)(key[i] <= '9' ? key[i] - '0' : key[i] - 'a' + 10);
+    return h & (nbuckets - 1);
+}
+
+/* The chain `key` is on: in the old table while its bucket has not moved yet. */
+static struct object **chain_of(const struct table *t, const char *key)
+{
+    if (t->nold) {
+        size_t k = bucket_of(key, t->nold);
+        if (k >= t->moved)
+            return &t->old[k];
+    }
+    return &t->cur[bucket_of(key, t->ncur)];
+}
+
+static void move_buckets(struct table *t, size_t n)
+{
+    if (t->nold && n)
+        t->moves++;
+    for (; n > 0 && t->moved < t->nold; n--, t->moved++) {
+        for (struct object *o = t->old[t->moved], *next; o; o = next) {
+            next = o->next;
+            size_t k = bucket_of(o->key, t->ncur);
+            o->next = t->cur[k];
+            t->cur[k] = o;
+        }
+        t->old[t->moved] = NULL;
+    }
+    if (t->nold && t->moved == t->nold) {
+        free(t->old);
+        t->old = NULL;
+        t->nold = t->moved = 0;
+    }
+}
+
+/* Start moving to a table of `n` buckets (the current one becomes the old one). */
+static int begin_growth(struct table *t, size_t n)
+{
+    struct object **b = calloc(n, sizeof(*b));
+    if (!b)
+        return -1;
+    move_buckets(t, (size_t)-1); /* a growth still under way ends first */
+    t->old = t->cur;
+    t->nold = t->ncur;
+    t->moved = 0;
+    t->cur = b;
+    t->ncur = n;
+    if (!t->old) /* the first table */
+        t->nold = 0;
+    return 0;
+}
+
+int table_reserve(struct table *t, size_t at_least)
+{
+    size_t n = t->ncur ? t->ncur : START_BUCKETS;
+    while (n < at_least)
+        n *= 2;
+    if (t->cur && n == t->ncur)
+        return 0;
+    if (begin_growth(t, n) < 0)
+        return -1;
+    move_buckets(t, (size_t)-1); /* reserving is for start-up: all at once */
+    return 0;
+}
+
+void table_free(struct table *t)
+{
+    free(t->cur);
+    free(t->old);
+    memset(t, 0, sizeof(*t));
+}
+
+struct object *table_get(const struct table *t, const char *key)
+{
+    struct object *o = *chain_of(t, key);
+    while (o && strcmp(o->key, key) != 0)
+        o = o->next;
+    return o;
+}
+
+int table_add(struct table *t, struct object *obj)
+{
+    if (!t->cur && table_reserve(t, 0) < 0)
+        return -1;
+    if (t->count >= t->ncur && !t->nold && begin_growth(t, t->ncur * 2) < 0)
+        return -1;
+    move_buckets(t, MOVE_PER_INSERT);
+    struct object **chain = chain_of(t, obj->key);
+    obj->next = *chain;
+    *chain = obj;
+    t->count++;
+    return 0;
+}
+
+void table_del(struct table *t, struct object *obj)
+{
+    struct object **p = chain_of(t, obj->key);
+    while (*p && *p != obj)
+        p = &(*p)->next;
+    assert(*p == obj);
+    if (*p)
+        *p = obj->next;
+    obj->next = NULL;
+    t->count--;
+}
+
+size_t table_slots(const struct table *t)
+{
+    return t->ncur + t->nold;
+}
+
+struct object *table_slot(const struct table *t, size_t i)
+{
+    if (i < t->ncur)
+        return t->cur[i];
+    i -= t->ncur;
+    return i < t->nold && i >= t->moved ? t->old[i] : NULL;
+}

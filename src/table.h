@@ -1,0 +1,40 @@
+/*
+ * table.h — the store's hash table: object key -> object, chained through obj->next.
+ *
+ * Contract:
+ * - Used with the store lock held (store_internal.h); the table never takes a lock itself.
+ * - It grows incrementally: when it fills, a table twice the size is allocated and the old
+ *   buckets move over a few at a time, with each later insert, so no single insert rehashes the
+ *   whole table (a million objects took tens of milliseconds, and every hit waited meanwhile).
+ *   Until they have all moved, lookups and removals look in both.
+ * - Slots number the buckets of both tables (table_slots, table_slot), for sweeps that visit
+ *   the whole table a slice at a time; an object is in exactly one slot. A sweep that spans
+ *   moves (`moves` changed) may have missed an object or seen one twice.
+ */
+#ifndef ARCA_TABLE_H
+#define ARCA_TABLE_H
+
+#include <stddef.h>
+
+struct object;
+
+struct table {
+    struct object **cur, **old;
+    size_t ncur, nold; /* bucket counts, powers of two; nold 0 when not growing */
+    size_t moved;      /* old buckets [0, moved) are empty: moved to cur */
+    size_t count;      /* objects in the table */
+    unsigned moves;    /* bumped whenever objects change slots (a sweep started before missed
+                          or saw them twice) */
+};
+
+/* Room for `at_least` objects without growing (0: a small start). 0, or -1 out of memory. */
+int table_reserve(struct table *t, size_t at_least);
+void table_free(struct table *t);
+struct object *table_get(const struct table *t, const char *key);
+/* 0, or -1 when out of memory (the object is not added). */
+int table_add(struct table *t, struct object *obj);
+void table_del(struct table *t, struct object *obj);
+size_t table_slots(const struct table *t);
+struct object *table_slot(const struct table *t, size_t i);
+
+#endif

@@ -1,0 +1,169 @@
+/* Upstream responses: header lines and the decisions taken on them (see upstream_response.h). */
+#include "upstream_response.h"
+#include "parse.h"
+#include "url.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+void response_reset(struct upstream_response *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->content_length = -1;
+}
+
+/* True when `line` is header `name`; *value then points at its value. */
+static bool header_is(const char *line, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    if (strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return false;
+    *value = line + n + 1;
+    while (**value == ' ' || **value == '\t')
+        (*value)++;
+    return true;
+}
+
+/* -1 (field emptied) when the value, trailing blanks aside, does not fit whole. */
+static int keep_value(char *field, size_t size, const char *value)
+{
+    size_t len = strlen(value);
+    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+        len--;
+    if (len >= size) {
+        field[0] = '\0';
+        return -1;
+    }
+    memcpy(field, value, len);
+    field[len] = '\0';
+    return 0;
+}
+
+const char *response_header(struct upstream_response *r, const char *line)
+{
+    static const struct {
+        const char *name;
+        size_t offset, size;
+    } kept[] = {
+        {"Content-Type", offsetof(struct upstream_response, content_type), HEADER_TYPE_MAX},
+        {"Content-Encoding", offsetof(struct upstream_response, content_encoding),
+         HEADER_ENCODING_MAX},
+        {"ETag", offsetof(struct upstream_response, etag), sizeof(r->etag)},
+        {"Last-Modified", offsetof(struct upstream_response, last_modified), HEADER_DATE_MAX},
+    };
+    const char *v;
+    int64_t last;
+    if (header_is(line, "content-length", &v)) {
+        if (parse_content_length(v, &r->content_length) < 0)
+            r->content_length = -1; /* anything but a plain number counts as "unknown" */
+    } else if (header_is(line, "content-range", &v)) {
+        r->has_range = parse_content_range(v, &r->range_first, &last, &r->range_total) == 0;
+    } else if (header_is(line, "content-disposition", &v)) {
+        disposition_filename(v, r->filename, sizeof(r->filename));
+    } else if (header_is(line, "location", &v)) {
+        r->location = true;
+    } else {
+        for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+            if (header_is(line, kept[i].name, &v))
+                return keep_value((char *)r + kept[i].offset, kept[i].size, v) < 0 ? kept[i].name
+                                                                                   : NULL;
+    }
+    return NULL;
+}
+
+bool status_retryable(long status)
+{
+    static const long codes[] = {408, 413, 425, 429, 500, 502, 503, 504, 507, 509, 529, 598};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (codes[i] == status)
+            return true;
+    return false;
+}
+
+bool connection_broke(CURLcode rc)
+{
+    return rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
+           rc == CURLE_GOT_NOTHING || rc == CURLE_HTTP2 || rc == CURLE_HTTP2_STREAM;
+}
+
+/* Refusals, TLS failures, protocol errors and our own limits are final. */
+bool error_retryable(CURLcode rc, bool retryable_status, bool refused, bool past_deadline)
+{
+    if (retryable_status || connection_broke(rc))
+        return true;
+    if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT)
+        return !refused;
+    return rc == CURLE_OPERATION_TIMEDOUT && !past_deadline;
+}
+
+struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool past_deadline)
+{
+    if (connection_broke(rc))
+        return headers_ready ? (struct upstream_error){504, "upstream body truncated"}
+                             : (struct upstream_error){502, "upstream connection failed"};
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return (struct upstream_error){504, past_deadline
+                                                ? "download took longer than --download-timeout"
+                                                : "upstream timed out"};
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+        return (struct upstream_error){502, "upstream TLS verification failed"};
+    case CURLE_TOO_MANY_REDIRECTS:
+        return (struct upstream_error){502, "too many upstream redirects"};
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return (struct upstream_error){502,
+                                       "upstream redirected to a scheme other than http/https"};
+    default:
+        return (struct upstream_error){502, "upstream unreachable"};
+    }
+}
+
+bool continues_body(const struct upstream_response *r, long status, int64_t offset, int64_t length,
+                    const char *validator)
+{
+    if (status != 206 || !r->has_range || r->range_first != offset)
+        return false;
+    if (length >= 0 && r->range_total != length)
+        return false;
+    if (r->etag[0] == '"' && strcmp(r->etag, validator) != 0)
+        return false;
+    return true;
+}
+
+void resume_validator(const struct upstream_response *r, char *out, size_t size)
+{
+    snprintf(out, size, "%s", r->etag[0] == '"' ? r->etag : r->last_modified);
+}
+
+struct verdict response_verdict(const struct upstream_response *r, long status, int64_t offset,
+                                int64_t length, const char *validator)
+{
+    struct verdict v = {VERDICT_FAIL, 502, ""};
+    if (status < 200 || (status >= 300 && status < 400 && r->location))
+        v.kind = VERDICT_SKIP;
+    else if (status_retryable(status))
+        v = (struct verdict){VERDICT_RETRY, (int)status, ""};
+    else if (status >= 300)
+        snprintf(v.reason, sizeof(v.reason), "%s %ld",
+                 status >= 400 ? "upstream answered" : "unexpected upstream status", status),
+            v.status = status >= 400 ? (int)status : 502;
+    else if (status == 206 && offset == 0)
+        snprintf(v.reason, sizeof(v.reason),
+                 "upstream answered 206 to a request for the whole "
+                 "object");
+    else if (offset == 0)
+        v.kind = VERDICT_BODY;
+    else if (continues_body(r, status, offset, length, validator))
+        v.kind = VERDICT_CONTINUE;
+    else if (status == 200)
+        v.kind = VERDICT_RESTART;
+    else
+        snprintf(v.reason, sizeof(v.reason),
+                 "upstream answered a resume with a range that does "
+                 "not fit");
+    return v;
+}

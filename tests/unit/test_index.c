@@ -1,0 +1,142 @@
+/* Units for the SQLite index: complete rows load (from both halves) with every field; rows of
+ * downloads that never finished are handed over for their files to go, then forgotten; a file
+ * that is not a sound database is reported corrupt, never loaded. A real index in a temporary
+ * directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index.h"
+
+static char dir[] = "/tmp/arca-unit-index-XXXXXX";
+static char path[128];
+
+struct seen {
+    int rows, parts[2], discarded;
+    char url[64], type[64], last_modified[64];
+    int64_t length, usage;
+    uint8_t digest[32];
+};
+
+static void on_row(const struct index_row *row, int part, void *arg)
+{
+    struct seen *s = arg;
+    s->rows++;
+    s->parts[part]++;
+    if (!strcmp(row->key, "0000000000000000000000000000000000000000000000000000000000000006")) {
+        snprintf(s->url, sizeof(s->url), "%s", row->url);
+        snprintf(s->type, sizeof(s->type), "%s", row->headers.content_type);
+        snprintf(s->last_modified, sizeof(s->last_modified), "%s", row->headers.last_modified);
+        s->length = row->length;
+        s->usage = row->usage;
+        memcpy(s->digest, row->digest, 32);
+    }
+}
+
+static void on_discard(const char *key, void *arg)
+{
+    (void)key;
+    ((struct seen *)arg)->discarded++;
+}
+
+static int open_with(struct seen *s)
+{
+    char err[256];
+    struct index_loader load = {on_row, on_discard, s};
+    memset(s, 0, sizeof(*s));
+    return index_open(path, &load, err, sizeof(err));
+}
+
+static int make_dir(void **state)
+{
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
+    return 0;
+}
+
+static int remove_dir(void **state)
+{
+    char cmd[160];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static void rows_load_and_partials_are_forgotten(void **state)
+{
+    struct seen s;
+    uint8_t digest[32];
+    char key[65], url[64];
+    (void)state;
+    memset(digest, 0xab, sizeof(digest));
+    assert_int_equal(open_with(&s), 0);
+    assert_int_equal(s.rows, 0);
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "%064d", i); /* keys are 64 hex digits */
+        snprintf(url, sizeof(url), "http://h/%d", i);
+        assert_int_equal(index_mark_fetching(key, url), 0);
+        if (i % 4 == 3)
+            continue; /* a download that never finished */
+        struct index_row row = {
+            key,     url,  {"text/plain", "", "", "Tue, 01 Sep 2026 10:00:00 GMT"},
+            100 + i, 1000, 3600,
+            2000,    i,    digest};
+        assert_int_equal(index_mark_complete(&row), 0);
+    }
+    index_close();
+    assert_int_equal(open_with(&s), 0);
+    assert_int_equal(s.rows, 15);
+    assert_true(s.parts[0] > 0 && s.parts[1] > 0); /* both halves loaded */
+    assert_int_equal(s.discarded, 5);
+    assert_string_equal(s.url, "http://h/6");
+    assert_string_equal(s.type, "text/plain");
+    assert_string_equal(s.last_modified, "Tue, 01 Sep 2026 10:00:00 GMT");
+    assert_int_equal(s.length, 106);
+    assert_int_equal(s.usage, 6);
+    assert_memory_equal(s.digest, digest, 32);
+    index_close();
+    assert_int_equal(open_with(&s), 0);
+    assert_int_equal(s.discarded, 0); /* forgotten once handed over */
+    assert_int_equal(s.rows, 15);
+    assert_int_equal(
+        index_delete("0000000000000000000000000000000000000000000000000000000000000000"), 0);
+    index_close();
+    assert_int_equal(open_with(&s), 0);
+    assert_int_equal(s.rows, 14);
+    index_close();
+}
+
+static void a_corrupt_file_is_reported_not_loaded(void **state)
+{
+    struct seen s;
+    char junk[8192];
+    (void)state;
+    unlink(path);
+    memset(junk, 'x', sizeof(junk));
+    memcpy(junk, "SQLite format 3", 16); /* looks like one, is not */
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(junk, 1, sizeof(junk), f), sizeof(junk));
+    fclose(f);
+    assert_int_equal(open_with(&s), INDEX_CORRUPT);
+    assert_int_equal(s.rows, 0);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rows_load_and_partials_are_forgotten),
+        cmocka_unit_test(a_corrupt_file_is_reported_not_loaded),
+    };
+    return cmocka_run_group_tests(tests, make_dir, remove_dir);
+}
