@@ -2,7 +2,7 @@
 #include "access_log.h"
 #include "cli.h"
 #include "config.h"
-#include "fetch.h"
+#include "upstream.h"
 #include "http.h"
 #include "log.h"
 #include "policy.h"
@@ -98,12 +98,12 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     if (store_open(cfg, err, errlen) < 0)
         return -1;
     stats_load(); /* the last read of the index on main until store_close */
-    if (store_start(err, errlen) < 0 || fetch_init(cfg, err, errlen) < 0) {
+    if (store_start(err, errlen) < 0 || upstream_init(cfg, err, errlen) < 0) {
         store_close();
         return -1;
     }
     if (http_start(cfg, err, errlen) < 0) {
-        fetch_stop();
+        upstream_stop();
         store_close();
         return -1;
     }
@@ -127,7 +127,7 @@ static int serve(struct config *cfg, int argc, char **argv)
         reload(cfg, argc, argv);
     log_info("signal %d: draining (grace period %llds)", sig, (long long)cfg->grace_period);
     http_drain(cfg->grace_period);
-    fetch_stop();
+    upstream_stop();
     http_stop();
     store_close();
     access_log_close();

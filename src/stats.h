@@ -3,7 +3,7 @@
  *
  * Contract: lock-free (C11 atomics), bumped from any thread on the hot path. The persistent ones
  * (KissCache's statistics_*) are loaded from the index at start and, every second and at
- * shutdown, copied by the fetch thread and written by the persistence thread (persist.h), so
+ * shutdown, copied by the upstream thread and written by the persistence thread (persist.h), so
  * they survive restarts. So does the traffic of each hour of
  * the last STATS_HOURS (table `hours` of the index), kept in memory for the statistics page.
  */
@@ -42,7 +42,7 @@ struct stats_hour {
 
 /* Main thread, after the index is open. */
 void stats_load(void);
-/* Fetch thread (and main once it stopped): persist the counters and this hour's traffic. */
+/* Upstream thread (and main once it stopped): persist the counters and this hour's traffic. */
 void stats_save(void);
 /* Any thread: the last `n` hours (n <= STATS_HOURS), oldest first, the current one last; hours
  * without traffic come back zeroed. */

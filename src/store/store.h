@@ -3,7 +3,7 @@
  *
  * Contract:
  * - One mutex guards the whole table and every object's state. Client threads look objects up,
- *   read bytes and wait, and never touch a file's name or SQLite. The fetch thread appends,
+ *   read bytes and wait, and never touch a file's name or SQLite. The upstream thread appends,
  *   decides and evicts; the persistence thread (persist.h) owns the index, fsync and unlink
  *   once store_start has handed it over: it creates a download's file and row, makes a finished
  *   object durable and COMPLETE, and removes the files and rows of failed, evicted and purged
@@ -102,12 +102,12 @@ enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILAB
 int store_open(const struct config *cfg, char *err, size_t errlen);
 /* Hand the index, fsync and unlink to the persistence thread, and sweep orphan files there. */
 int store_start(char *err, size_t errlen);
-/* Main, once the fetch thread and clients are gone: the persistence thread finishes what it was
+/* Main, once the upstream thread and clients are gone: the persistence thread finishes what it was
  * handed and stops, then the table is freed and the index closed. */
 void store_close(void);
 
 /* Find the object for `url` or create a FETCHING one (LOOKUP_MISS: the caller must hand it to
- * fetch_start). A shorter ttl shortens the object's life. Takes a reference on FETCHING objects;
+ * upstream_fetch). A shorter ttl shortens the object's life. Takes a reference on FETCHING objects;
  * a HIT returns no reference but the object's metadata copied into *meta (the object may be
  * evicted as soon as the lock drops), and either its prepared answer in *prep (a reference the
  * caller must put; pass prep NULL when a prepared answer cannot serve the request) or an open
@@ -121,10 +121,10 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ob
 void store_attach_prepared(const struct object_meta *meta, struct prepared *p);
 void store_release(struct object *obj);
 /* Drop the complete object for `url` from the cache: lookups miss at once, its file and row go
- * on the fetch thread's next round (clients streaming it finish from their open file). Returns
+ * on the persistence thread (clients streaming it finish from their open file). Returns
  * 1 (purged, *length set), 0 (not cached), -1 (still downloading), -2 (out of memory). */
 int store_purge(const char *url, int64_t *length);
-/* A new quota (SIGHUP); objects beyond it are evicted on the fetch thread's next round. */
+/* A new quota (SIGHUP); objects beyond it are evicted on the upstream thread's next round. */
 void store_set_quota(int64_t quota);
 /* Take a waiter off the object's queue (the reader went away while asleep). */
 void store_unwait(struct object *obj, struct waiter *w);
@@ -152,7 +152,7 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
 /* Snapshot of an object's public fields, taken under the lock. */
 void store_snapshot(struct object *obj, struct object_meta *out);
 
-/* --- fetch thread only --- */
+/* --- upstream thread only --- */
 /* Have the persistence thread record the download and create its file, then call ready(arg)
  * there: store_file_ready tells the outcome. A file that cannot be made fails the object (507
  * when the disk is full, 500 otherwise). -1 when out of memory (nothing asked). */
@@ -179,7 +179,7 @@ void store_announce(struct object *obj);
  * after that (or fails then, logged there). Readers wait for the held-back byte meanwhile. */
 int store_finish(struct object *obj, const uint8_t digest[32]);
 /* Fail a download: out of the table, waiters woken; its file and row, once the persistence
- * thread has made them, are removed there. Any thread may call it (fetch_start does, at shutdown
+ * thread has made them, are removed there. Any thread may call it (upstream_fetch does, at shutdown
  * or out of memory): it never touches disk or SQLite itself. */
 void store_fail(struct object *obj, int status, const char *reason);
 void store_flush_usage(void);
@@ -234,7 +234,7 @@ const char *object_error(const struct object *obj);
 /* The status clients get for the failed download (0 while it has not failed). */
 int object_error_status(const struct object *obj);
 
-/* What the fetch thread reads back of its own download, taken under the lock. */
+/* What the upstream thread reads back of its own download, taken under the lock. */
 struct download_progress {
     int64_t have, length; /* bytes written; Content-Length or -1 */
     bool headers_ready;   /* a 2xx body began */

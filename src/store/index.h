@@ -1,8 +1,9 @@
 /*
  * index.h — the SQLite index: one row per object, plus the persistent counters.
  *
- * Contract: touched by one thread at a time — main while starting and after the fetch thread has
- * stopped, the fetch thread in between (index_open's integrity check runs on its own connection).
+ * Contract: touched by one thread at a time — main while starting (store_open) and after the
+ * persistence thread has stopped (store_close), the persistence thread (persist.h) in between;
+ * index_open's integrity check and row loading run on connections of their own.
  * WAL mode, synchronous=NORMAL: a crash loses at most the last commits, never consistency. A row
  * says 'fetching' while its file is being written and 'complete' only after the file was fsynced;
  * on start 'fetching' rows are never trusted.

@@ -32,7 +32,7 @@ struct object {
     bool on_disk;       /* store_begin_file wrote its row (and file): store_fail removes them */
     bool unannounced;   /* bytes appended since its waiters were last woken */
     int error_status;   /* HTTP status for clients when FAILED */
-    char *error;        /* one-line reason, set by the fetch thread before the object fails; NULL
+    char *error;        /* one-line reason, set by the upstream thread before the object fails; NULL
                            when none (or out of memory): see object_error() */
     int64_t created, ttl, last_use, usage;
     struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */

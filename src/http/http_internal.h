@@ -1,5 +1,5 @@
 /*
- * http_internal.h — what the route handlers (http_fetch.c, http_info.c, http_pages.c,
+ * http_internal.h — what the route handlers (http_fetch.c, http_info.c, pages.c,
  * http_admin.c) share with http.c.
  */
 #ifndef ARCA_HTTP_INTERNAL_H

@@ -1,5 +1,5 @@
 /* GET|HEAD /api/v1/fetch/[FILENAME]?url=URL[&ttl=TTL][&sha256=HEX] */
-#include "fetch.h"
+#include "upstream.h"
 #include "http_internal.h"
 #include "parse.h"
 #include "policy.h"
@@ -444,7 +444,7 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
         return n;
     }
     if (n == 0)
-        return 0; /* suspended until the fetch thread appends bytes */
+        return 0; /* suspended until the upstream thread appends bytes */
     if (n == STORE_READ_END)
         return MHD_CONTENT_READER_END_OF_STREAM;
     /* A failed or mismatching body must never look complete: cut it (no final chunk). */
@@ -586,7 +586,7 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, cons
         return refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     r->obj = obj;
     if (r->kind == LOOKUP_MISS)
-        fetch_start(obj);
+        upstream_fetch(obj);
     return respond_streaming(r);
 }
 

@@ -1,6 +1,6 @@
 /* Admin API: POST /api/v1/prefetch/ and DELETE /api/v1/resources/?url=, behind a bearer token
  * read from --admin-token-file. Without a token configured both answer 403: the API is off. */
-#include "fetch.h"
+#include "upstream.h"
 #include "http_internal.h"
 #include "log.h"
 #include "parse.h"
@@ -122,7 +122,7 @@ static const char *prefetch_one(const char *given, int64_t ttl, const char **err
         return "error";
     }
     if (kind == LOOKUP_MISS) {
-        fetch_start(obj); /* takes the fetch's reference; ours goes below */
+        upstream_fetch(obj); /* takes the fetch's reference; ours goes below */
         store_release(obj);
         return "started";
     }

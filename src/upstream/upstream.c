@@ -1,4 +1,4 @@
-#include "fetch.h"
+#include "upstream.h"
 #include "clock.h"
 #include "log.h"
 #include "persist.h"
@@ -20,7 +20,7 @@
 
 #define MAX_BACKOFF_MS 30000
 
-/* One upstream download, over one or more attempts. Lives on the fetch thread only. */
+/* One upstream download, over one or more attempts. Lives on the upstream thread only. */
 struct transfer {
     struct object *obj;
     const char *url; /* the object's, fixed for its life */
@@ -58,7 +58,7 @@ static struct {
     struct pending *queue;
     bool closed; /* the thread has taken its last look at the queue */
     atomic_bool stopping;
-    /* Fetch thread only: */
+    /* Upstream thread only: */
     struct pending *backlog, **backlog_tail; /* waiting for a download slot, in arrival order */
     struct transfer *active;                 /* started, running or between attempts */
     int n_active;
@@ -549,7 +549,7 @@ static void fail_everything(void)
     }
 }
 
-static void *fetch_main(void *arg)
+static void *upstream_main(void *arg)
 {
     time_t last = 0;
     int running;
@@ -574,7 +574,7 @@ static void *fetch_main(void *arg)
     return NULL;
 }
 
-int fetch_init(const struct config *cfg, char *err, size_t errlen)
+int upstream_init(const struct config *cfg, char *err, size_t errlen)
 {
     fx.cfg = cfg;
     fx.backlog_tail = &fx.backlog;
@@ -582,14 +582,14 @@ int fetch_init(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot initialise libcurl");
         return -1;
     }
-    if (pthread_create(&fx.thread, NULL, fetch_main, NULL) != 0) {
-        snprintf(err, errlen, "cannot start the fetch thread");
+    if (pthread_create(&fx.thread, NULL, upstream_main, NULL) != 0) {
+        snprintf(err, errlen, "cannot start the upstream thread");
         return -1;
     }
     return 0;
 }
 
-void fetch_start(struct object *obj)
+void upstream_fetch(struct object *obj)
 {
     struct pending *p = malloc(sizeof(*p));
     if (!p) {
@@ -614,7 +614,7 @@ void fetch_start(struct object *obj)
     pthread_mutex_unlock(&fx.lock);
 }
 
-void fetch_stop(void)
+void upstream_stop(void)
 {
     atomic_store(&fx.stopping, true);
     curl_multi_wakeup(fx.multi);

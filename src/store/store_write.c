@@ -1,4 +1,4 @@
-/* The writing side of the store: files, quota, eviction, expiry, completion. The fetch thread
+/* The writing side of the store: files, quota, eviction, expiry, completion. The upstream thread
  * appends and decides; what touches SQLite, fsync or unlink is a job for the persistence thread
  * (persist.h). Shares the table and lock with store.c through store_internal.h. */
 #include "index.h"
@@ -462,7 +462,7 @@ static void run_finish(struct persist_job *job)
 int store_finish(struct object *obj, const uint8_t digest[32])
 {
     struct finish_job *f;
-    assert(obj->state == OBJ_FETCHING); /* only the fetch thread ends a download it began */
+    assert(obj->state == OBJ_FETCHING); /* only the upstream thread ends a download it began */
     if (check_length(obj) < 0)
         return -1;
     if (!(f = malloc(sizeof(*f)))) {
