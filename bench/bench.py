@@ -38,11 +38,13 @@ SIZES = {
                  # the size the issue's reference figures for the peers were measured at
                  cold_ref=dict(cold=256 * MiB, cold_rate="30m", cold_clients=20,
                                cold_spread=2.0),
-                 idle=10000, index=[100_000, 1_000_000], index_rounds=5, index_seconds=5),
+                 idle=10000, index=[100_000, 1_000_000], index_rounds=5, index_seconds=5,
+                 small_rate=20000, index_rate=10000),
     "smoke": dict(rounds=2, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
                   idle=200, index=[2000], index_rounds=2, index_seconds=1,
+                  small_rate=1000, index_rate=1000,
                   # CI's smoke run proves the harness works; a contender that failed to hold
                   # every connection once (seen once on a CI machine, cause unknown) gets one
                   # more try there, with the failure printed
@@ -381,6 +383,43 @@ def warm_small(work, cfg, www):
             s.stop()
 
 
+def rate_run(url, rate, seconds, random_n=0):
+    """arca-loadgen's open loop: latency percentiles at a fixed offered rate."""
+    argv = [LOADGEN, "rate", url, "--rate", str(rate), "--seconds", str(seconds)]
+    if random_n:
+        argv += ["--random", str(random_n)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    return json.loads(out.stdout)
+
+
+def warm_small_rate(work, cfg, www):
+    """wrk keeps 64 requests in flight whatever the server does (closed loop): a faster server is
+    measured at a higher load, and its p99 is mostly queueing. Here every contender gets the same
+    offered load, open loop, and the tail is the server's own."""
+    write_random(os.path.join(www, "small"), 4096)
+    origin = Nginx(work, "nginx-static", www=www)
+    peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
+             Varnish(work, origin, "1G"), Squid(work, origin), *arcas(work)]
+    rate, seconds = cfg["small_rate"], cfg["small_seconds"]
+    try:
+        for s in peers:
+            fetch_all(s.url(origin, "/small"), 4096)
+        rounds = {s.name: [] for s in peers}
+        for _ in range(cfg["rounds"]):
+            for s in peers:
+                r = rate_run(s.url(origin, "/small"), rate, seconds)
+                if r["errors"]:
+                    raise RuntimeError(f"{s.name}: {r['errors']} of {r['due']} requests failed")
+                rounds[s.name].append({k: r[k] for k in ("p99_ms", "p50_ms", "p999_ms",
+                                                          "max_ms", "rate")})
+        return {"metric": "p99_ms", "higher_is_better": False, "unit": "ms",
+                "setup": f"4 KiB cached, {rate} req/s offered open loop over 64 keep-alive "
+                         f"connections, {seconds} s per round", "rounds": rounds}
+    finally:
+        for s in reversed(peers):
+            s.stop()
+
+
 def cold_fanout(work, cfg, www):
     size = cfg["cold"]
     write_random(os.path.join(www, "cold"), size)
@@ -521,8 +560,12 @@ def index_round(a, cfg, script):
                          capture_output=True, text=True, check=True).stdout
     rps, p99, _ = parse_wrk(out)
     hits = a.metric("arca_requests_total{result=\"hit\"}") - hits0
+    # the same random hits at a fixed offered rate: the tail without wrk's queueing
+    at_rate = rate_run(f"http://127.0.0.1:{a.port}/api/v1/fetch/?url=http://127.0.0.1:"
+                       f"{a.dead_port}/obj/", cfg["index_rate"], cfg["index_seconds"], a.count)
     return {"startup_s": startup, "hit_ratio": hits / max(requests() - req0, 1),
-            "req_per_s": rps, "p99_ms": p99, "rss_kib": rss}
+            "req_per_s": rps, "p99_ms": p99, "rss_kib": rss,
+            "p99_ms_at_rate": at_rate["p99_ms"], "errors_at_rate": at_rate["errors"]}
 
 
 def big_index(work, cfg, www):
@@ -550,6 +593,7 @@ end
                                    name=f"arca-before-{count // 1000}k", start=False))
         for a in contenders:
             rounds[a.name] = []
+            a.dead_port, a.count = dead_port, count
         try:
             for _ in range(cfg["index_rounds"]):
                 for a in contenders:
@@ -561,7 +605,8 @@ end
         shutil.rmtree(data_dir)
     return {"metric": "startup_s", "higher_is_better": False, "unit": "s",
             "setup": "arca restarted on an index of small objects, then random hits under "
-                     "wrk -t2 -c64", "rounds": rounds}
+                     f"wrk -t2 -c64, then at {cfg['index_rate']} req/s offered (open loop)",
+            "rounds": rounds}
 
 
 def cold_fanout_ref(work, cfg, www):
@@ -622,7 +667,8 @@ def cold_fanout_digest(work, cfg, www):
 
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small, "cold-fanout": cold_fanout,
              "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
-             "idle-connections": idle_connections, "big-index": big_index}
+             "idle-connections": idle_connections, "big-index": big_index,
+             "warm-small-rate": warm_small_rate}
 
 
 def write_random(path, size):

@@ -11,6 +11,13 @@
  *       Opens N keep-alive connections, sends one GET on each and reads its answer (it must carry a
  *       Content-Length), then holds them all open. Prints {"open":..,"failed":..} once they are
  *       all answered, and exits when stdin closes.
+ *   arca-loadgen rate URL --rate R --seconds S [--connections C] [--random N]
+ *       Open loop: request i is due at i/R seconds, whatever the answers before it did, and goes
+ *       out on the first of C keep-alive connections that is free (default 64). Its latency runs
+ *       from when it was due, so a server that stalls is charged for the requests that queued
+ *       meanwhile (no coordinated omission). --random N appends a random number below N to the
+ *       URL of each request. Answers must carry a Content-Length. Prints JSON: requests due,
+ *       answered, errors (non-200, cut), the rate achieved and latency percentiles in ms.
  */
 
 #include <arpa/inet.h>
@@ -52,6 +59,7 @@ struct client {
 };
 
 static struct sockaddr_in target;
+static char url_path[512], url_host[80]; /* rate mode builds each request from them */
 static char request[1024];
 static size_t request_len;
 static bool idle_mode;
@@ -274,6 +282,8 @@ static void *run_worker(void *arg)
     return NULL;
 }
 
+static int rate_main(int argc, char **argv);
+
 static int parse_url(const char *url)
 {
     char host[64];
@@ -285,6 +295,8 @@ static int parse_url(const char *url)
     target.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &target.sin_addr) != 1)
         return -1;
+    snprintf(url_path, sizeof(url_path), "%s", url[off] ? url + off : "/");
+    snprintf(url_host, sizeof(url_host), "%s:%d", host, port);
     request_len = (size_t)snprintf(
         request, sizeof(request),
         "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: arca-loadgen\r\n%s\r\n",
@@ -330,9 +342,13 @@ int main(int argc, char **argv)
     struct client *cl;
     char drain[64];
 
+    if (argc >= 3 && !strcmp(argv[1], "rate"))
+        return rate_main(argc, argv);
     if (argc < 3 || (strcmp(argv[1], "get") && strcmp(argv[1], "idle"))) {
         fprintf(stderr,
-                "usage: arca-loadgen get|idle URL [--clients N] [--spread S] [--threads T]\n");
+                "usage: arca-loadgen get|idle URL [--clients N] [--spread S] [--threads T]\n"
+                "       arca-loadgen rate URL --rate R --seconds S [--connections C] "
+                "[--random N]\n");
         return 2;
     }
     idle_mode = !strcmp(argv[1], "idle");
@@ -367,5 +383,205 @@ int main(int argc, char **argv)
         while (read(0, drain, sizeof(drain)) > 0)
             ;
     free(cl);
+    return 0;
+}
+
+/* --- rate mode ------------------------------------------------------------------------------ */
+
+struct rconn {
+    int fd;
+    bool busy;
+    double due;          /* when its request was due */
+    char head[HEAD_MAX]; /* the answer's head so far */
+    size_t head_len;
+    int64_t body_left; /* -1 while the head is incomplete */
+    int status;
+};
+
+static struct {
+    double rate, seconds;
+    int connections;
+    long random;
+    double *latency;                        /* ms, per answered request */
+    long answered, errors, due_total, next; /* next: the first request not yet sent */
+} rt = {.connections = 64};
+
+static int rate_connect(struct rconn *c, int ep)
+{
+    int one = 1;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&target, sizeof(target)) < 0)
+        return -1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    c->busy = false;
+    return epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static int rate_send(struct rconn *c, double due)
+{
+    char req[1024];
+    char suffix[24] = "";
+    if (rt.random > 0)
+        snprintf(suffix, sizeof(suffix), "%ld", random() % rt.random);
+    int n = snprintf(req, sizeof(req),
+                     "GET %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: arca-loadgen\r\n\r\n", url_path,
+                     suffix, url_host);
+    if (n <= 0 || (size_t)n >= sizeof(req) || send(c->fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+        return -1;
+    c->busy = true;
+    c->due = due;
+    c->head_len = 0;
+    c->body_left = -1;
+    return 0;
+}
+
+/* The answer is complete: record it (and, with ARCA_LOADGEN_SLOW_MS set, say when a slow one
+ * was due: outliers that come back at a period point at what causes them). */
+static void rate_done(struct rconn *c)
+{
+    static double slow_ms = -1;
+    if (slow_ms < 0)
+        slow_ms = getenv("ARCA_LOADGEN_SLOW_MS") ? atof(getenv("ARCA_LOADGEN_SLOW_MS")) : 1e12;
+    double ms = 1e3 * (now() - c->due);
+    if (ms >= slow_ms)
+        fprintf(stderr, "slow: due at %.4f s, %.3f ms\n", c->due, ms);
+    rt.latency[rt.answered++] = ms;
+    rt.errors += c->status != 200;
+    c->busy = false;
+}
+
+/* A connection that broke: its request counts as an error; a new connection takes its place. */
+static void rate_broken(struct rconn *c, int ep)
+{
+    if (c->busy)
+        rt.errors++;
+    close(c->fd);
+    if (rate_connect(c, ep) < 0)
+        c->fd = -1;
+}
+
+static void rate_read(struct rconn *c, int ep, char *buf)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, RECV_BUF, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            rate_broken(c, ep);
+            return;
+        }
+        if (n < 0)
+            return;
+        char *p = buf;
+        size_t left = (size_t)n;
+        if (c->body_left < 0) {
+            size_t take = left < HEAD_MAX - 1 - c->head_len ? left : HEAD_MAX - 1 - c->head_len;
+            memcpy(c->head + c->head_len, p, take);
+            c->head[c->head_len + take] = '\0';
+            char *end = strstr(c->head, "\r\n\r\n");
+            if (!end) {
+                c->head_len += take;
+                if (c->head_len == HEAD_MAX - 1)
+                    rate_broken(c, ep);
+                continue;
+            }
+            size_t head_bytes = (size_t)(end + 4 - c->head) - c->head_len;
+            char *cl = strcasestr(c->head, "\r\ncontent-length:");
+            c->status = 0;
+            sscanf(c->head, "HTTP/%*d.%*d %d", &c->status);
+            if (!cl) {
+                rate_broken(c, ep);
+                return;
+            }
+            c->body_left = strtoll(cl + 17, NULL, 10);
+            p += head_bytes;
+            left -= head_bytes;
+        }
+        c->body_left -= (int64_t)left;
+        if (c->body_left <= 0 && c->busy)
+            rate_done(c);
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(double p)
+{
+    if (rt.answered == 0)
+        return 0;
+    long i = (long)(p * (double)(rt.answered - 1) + 0.5);
+    return rt.latency[i];
+}
+
+static int rate_main(int argc, char **argv)
+{
+    struct rconn *conns;
+    struct epoll_event evs[256];
+    char *buf = malloc(RECV_BUF);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--rate"))
+            rt.rate = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seconds"))
+            rt.seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--connections"))
+            rt.connections = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--random"))
+            rt.random = atol(argv[i + 1]);
+    }
+    rt.due_total = (long)(rt.rate * rt.seconds);
+    if (parse_url(argv[2]) < 0 || rt.rate <= 0 || rt.due_total < 1 || rt.connections < 1 || !buf ||
+        ep < 0) {
+        fprintf(stderr, "arca-loadgen rate: bad arguments (URL --rate R --seconds S)\n");
+        return 2;
+    }
+    conns = calloc((size_t)rt.connections, sizeof(*conns));
+    rt.latency = malloc((size_t)rt.due_total * sizeof(double));
+    if (!conns || !rt.latency)
+        return 1;
+    for (int i = 0; i < rt.connections; i++)
+        if (rate_connect(&conns[i], ep) < 0) {
+            fprintf(stderr, "arca-loadgen rate: cannot connect: %s\n", strerror(errno));
+            return 1;
+        }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double drain_until = rt.seconds + 10; /* answers still out when the last request is due */
+    int free_hint = 0;
+    while (now() < drain_until && rt.answered + rt.errors < rt.due_total) {
+        double t = now();
+        /* every due request goes out on a free connection; the rest wait, their clock running */
+        while (rt.next < rt.due_total && (double)rt.next / rt.rate <= t) {
+            struct rconn *c = NULL;
+            for (int k = 0; k < rt.connections && !c; k++) {
+                struct rconn *x = &conns[(free_hint + k) % rt.connections];
+                if (!x->busy && x->fd >= 0)
+                    c = x, free_hint = (free_hint + k + 1) % rt.connections;
+            }
+            if (!c)
+                break;
+            if (rate_send(c, (double)rt.next / rt.rate) < 0)
+                rate_broken(c, ep);
+            else
+                rt.next++;
+        }
+        double wait = rt.next < rt.due_total ? (double)rt.next / rt.rate - now() : 0.01;
+        if (wait < 0)
+            wait = 0;
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+        int n = epoll_pwait2(ep, evs, 256, &ts, NULL);
+        for (int i = 0; i < n; i++)
+            rate_read(evs[i].data.ptr, ep, buf);
+    }
+    qsort(rt.latency, (size_t)rt.answered, sizeof(double), cmp_double);
+    printf("{\"due\": %ld, \"answered\": %ld, \"errors\": %ld, \"rate\": %.1f, \"p50_ms\": %.3f, "
+           "\"p90_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f}\n",
+           rt.due_total, rt.answered, rt.errors + (rt.due_total - rt.answered - rt.errors),
+           (double)rt.answered / rt.seconds, percentile(0.5), percentile(0.9), percentile(0.99),
+           percentile(0.999), rt.answered ? rt.latency[rt.answered - 1] : 0);
     return 0;
 }

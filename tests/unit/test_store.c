@@ -1,4 +1,4 @@
-/* Units for the store's state machine, driven the way the fetch thread and the client threads
+/* Units for the store's state machine, driven the way the upstream thread and the client threads
  * drive it: lookup, file, headers, appends, finish or fail, and readers with their own terms. The
  * test thread plays both sides; the store is a real one, in a temporary data dir. */
 #include <setjmp.h>
@@ -71,7 +71,7 @@ static void file_ready(void *arg)
     files_ready++; /* on the persistence thread; read after persist_flush() */
 }
 
-/* A miss, its file and its headers, as the fetch thread makes them. */
+/* A miss, its file and its headers, as the upstream thread makes them. */
 static struct object *downloading(const char *url, int64_t length, const char *type)
 {
     struct object *obj;
