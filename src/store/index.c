@@ -1,6 +1,8 @@
 #include "index.h"
+#include "persist.h"
 #include "log.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -62,6 +64,7 @@ static int add_columns(void)
 /* Prepare, bind, step once, finalize: every write here is a single statement. */
 static int exec_bound(const char *sql, const char *fmt, ...)
 {
+    assert(persist_owns_index());
     sqlite3_stmt *st;
     va_list ap;
     int rc;
@@ -275,6 +278,7 @@ static void load_checked(struct loader *l, struct check *check)
 
 int index_open(const char *path, const struct index_loader *load, char *err, size_t errlen)
 {
+    assert(persist_owns_index());
     struct check check = {.path = path, .code = SQLITE_OK};
     struct loader l[2] = {{.part = 0, .load = load}, {.path = path, .part = 1, .load = load}};
     char *msg = NULL;
@@ -318,6 +322,7 @@ out:
 
 void index_close(void)
 {
+    assert(persist_owns_index());
     sqlite3_close(db);
     db = NULL;
 }
@@ -345,6 +350,7 @@ int index_delete(const char *key)
 
 int index_begin(void)
 {
+    assert(persist_owns_index());
     return exec_bound("BEGIN", "");
 }
 
@@ -353,6 +359,7 @@ int index_begin(void)
  * earlier figures (usage, last use) until their objects are used again. */
 int index_commit(void)
 {
+    assert(persist_owns_index());
     int rc = exec_bound("COMMIT", "");
     if (rc < 0 && !sqlite3_get_autocommit(db))
         exec_bound("ROLLBACK", "");
@@ -367,6 +374,7 @@ int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl)
 
 int index_counter_get(const char *name, int64_t *value)
 {
+    assert(persist_owns_index());
     sqlite3_stmt *st;
     int rc = -1;
     if (sqlite3_prepare_v2(db, "SELECT value FROM counters WHERE name=?", -1, &st, NULL) !=
@@ -401,6 +409,7 @@ int index_hours_forget(int64_t before)
 
 int index_hours_load(int64_t since, void (*each)(const struct index_hour *h, void *arg), void *arg)
 {
+    assert(persist_owns_index());
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "SELECT hour, served, downloaded, requests, hits FROM hours "
@@ -432,6 +441,7 @@ int index_failure_add(const struct index_failure *f, int keep)
 
 int index_failures_load(int keep, void (*each)(const struct index_failure *f, void *arg), void *arg)
 {
+    assert(persist_owns_index());
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "SELECT key, url, status, reason, length, have, created, failed, usage"

@@ -109,3 +109,11 @@ bool persist_on_thread(void)
     pthread_mutex_unlock(&pq.lock);
     return on;
 }
+
+bool persist_owns_index(void)
+{
+    pthread_mutex_lock(&pq.lock);
+    bool owns = !pq.running || pthread_equal(pthread_self(), pq.thread);
+    pthread_mutex_unlock(&pq.lock);
+    return owns;
+}

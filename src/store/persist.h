@@ -35,5 +35,8 @@ void persist_stop(void);
 bool persist_stopping(void);
 /* Whether the caller is the persistence thread (for asserts). */
 bool persist_on_thread(void);
+/* Whether the caller may use the index now: the persistence thread while it runs, anyone
+ * (main, a unit test) while it does not. index.c asserts it on every call. */
+bool persist_owns_index(void);
 
 #endif
