@@ -357,7 +357,8 @@ def parse_wrk(text):
     return rps, p99_ms, int(errors.group(1)) if errors else 0
 
 
-def warm_small(work, cfg, www):
+def small_object_peers(work, www):
+    """nginx serving a 4 KiB file, and every contender with it cached: (origin, peers)."""
     write_random(os.path.join(www, "small"), 4096)
     origin = Nginx(work, "nginx-static", www=www)
     peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
@@ -365,6 +366,16 @@ def warm_small(work, cfg, www):
     try:
         for s in peers:
             fetch_all(s.url(origin, "/small"), 4096)
+    except BaseException:
+        for s in reversed(peers):
+            s.stop()
+        raise
+    return origin, peers
+
+
+def warm_small(work, cfg, www):
+    origin, peers = small_object_peers(work, www)
+    try:
         rounds = {s.name: [] for s in peers}
         for _ in range(cfg["rounds"]):
             for s in peers:
@@ -396,14 +407,9 @@ def warm_small_rate(work, cfg, www):
     """wrk keeps 64 requests in flight whatever the server does (closed loop): a faster server is
     measured at a higher load, and its p99 is mostly queueing. Here every contender gets the same
     offered load, open loop, and the tail is the server's own."""
-    write_random(os.path.join(www, "small"), 4096)
-    origin = Nginx(work, "nginx-static", www=www)
-    peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
-             Varnish(work, origin, "1G"), Squid(work, origin), *arcas(work)]
+    origin, peers = small_object_peers(work, www)
     rate, seconds = cfg["small_rate"], cfg["small_seconds"]
     try:
-        for s in peers:
-            fetch_all(s.url(origin, "/small"), 4096)
         rounds = {s.name: [] for s in peers}
         for _ in range(cfg["rounds"]):
             for s in peers:
