@@ -1,7 +1,8 @@
 /*
  * store_internal.h — the object and the table and lock shared by store.c (lookups, reads: any
- * thread), store_write.c (files, quota, completion, eviction) and store_list.c (listings). Not
- * for other modules: they hold a struct object only by reference and use store.h.
+ * thread), store_write.c (files, quota, completion, eviction), store_list.c (listings) and
+ * store_open.c (start and end). Not for other modules: they hold a struct object only by
+ * reference and use store.h.
  */
 #ifndef ARCA_STORE_INTERNAL_H
 #define ARCA_STORE_INTERNAL_H
@@ -68,7 +69,11 @@ struct store_state {
 
 extern struct store_state st;
 
-/* All with st.lock held. */
+/* A new object for `url` (key: its hash), not in the table; NULL when out of memory. */
+struct object *object_new(const char *url, const char *key);
+/* All with st.lock held (or main, alone, at start and end). */
+int table_insert(struct object *obj);
+void detach_prepared(struct object *obj);
 void table_remove(struct object *obj);
 void wake_all(struct object *obj);
 void object_free(struct object *obj);

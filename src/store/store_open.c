@@ -1,0 +1,324 @@
+/* The store's start and end: the data dir locked, the index loaded into the table (main), the
+ * index handed to the persistence thread with the orphan sweep as its first work, and at the
+ * end everything handed over written and the table freed. */
+#include "index.h"
+#include "log.h"
+#include "persist.h"
+#include "store_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int make_dirs(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[1200];
+    if (mkdir(cfg->data_dir, 0755) < 0 && errno != EEXIST)
+        goto fail_path_cfg;
+    snprintf(st.objdir, sizeof(st.objdir), "%s/objects", cfg->data_dir);
+    if (mkdir(st.objdir, 0755) < 0 && errno != EEXIST)
+        goto fail_objdir;
+    for (int i = 0; i < 256; i++) {
+        snprintf(path, sizeof(path), "%s/%02x", st.objdir, i);
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            goto fail_objdir;
+    }
+    snprintf(path, sizeof(path), "%s/.probe", st.objdir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto fail_objdir;
+    close(fd);
+    unlink(path);
+    return 0;
+fail_path_cfg:
+    snprintf(err, errlen, "data dir %s: %s", cfg->data_dir, strerror(errno));
+    return -1;
+fail_objdir:
+    snprintf(err, errlen, "data dir %s: %s", st.objdir, strerror(errno));
+    return -1;
+}
+
+struct by_use {
+    int64_t last_use;
+    struct object *obj;
+};
+
+/* Objects as their rows load, before the table is sized for them: one vector per half of the
+ * index (index_open loads the halves in two threads). Sorted by last use, they also give the LRU
+ * order. */
+struct loaded {
+    struct by_use *v;
+    size_t n, cap;
+    bool failed; /* out of memory: start-up stops rather than drop rows (and sweep their files) */
+};
+static struct loaded loaded[2];
+
+static bool loaded_room(struct loaded *l)
+{
+    if (!l->failed && l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        struct by_use *v = realloc(l->v, cap * sizeof(*v));
+        l->failed = !v;
+        l->v = v ? v : l->v;
+        l->cap = v ? cap : l->cap;
+    }
+    return !l->failed;
+}
+
+/* A row is trusted as it is: whether its file is there with the recorded length is checked on
+ * the object's first hit (open_hit), so that a big cache starts without a stat() per object. */
+static void load_row(const struct index_row *row, int part, void *arg)
+{
+    struct loaded *l = &loaded[part];
+    struct object *o = NULL;
+    (void)arg;
+    if (!loaded_room(l) || !(o = object_new(row->url, row->key)) ||
+        headers_pack(&row->headers, &o->headers) < 0) {
+        if (o)
+            object_free(o);
+        l->failed = true;
+        return;
+    }
+    o->state = OBJ_COMPLETE;
+    o->headers_ready = true;
+    o->length = o->have = o->reserved = row->length;
+    memcpy(o->digest, row->digest, 32);
+    o->created = row->created;
+    o->ttl = row->ttl;
+    o->last_use = row->last_use;
+    o->usage = row->usage;
+    l->v[l->n++] = (struct by_use){o->last_use, o};
+}
+
+static void drop_loaded(void)
+{
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; i < loaded[part].n; i++)
+            object_free(loaded[part].v[i].obj);
+        free(loaded[part].v);
+    }
+    memset(loaded, 0, sizeof(loaded));
+}
+
+static int by_last_use(const void *a, const void *b)
+{
+    int64_t x = ((const struct by_use *)a)->last_use, y = ((const struct by_use *)b)->last_use;
+    return (x > y) - (x < y);
+}
+
+/* Both halves in one new vector, sorted by last use: the halves stay as they are, for the
+ * thread inserting them into the table meanwhile. */
+static void sort_by_use(struct by_use *v, size_t n)
+{
+    if (loaded[0].n)
+        memcpy(v, loaded[0].v, loaded[0].n * sizeof(*v));
+    if (loaded[1].n)
+        memcpy(v + loaded[0].n, loaded[1].v, loaded[1].n * sizeof(*v));
+    if (n > 1)
+        qsort(v, n, sizeof(*v), by_last_use);
+}
+
+/* Into the table, which has room for all of them: only the hash chains and counts, st.usage
+ * are touched here, never an object's LRU links, so main links those meanwhile. */
+static void *insert_loaded(void *arg)
+{
+    (void)arg;
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; i < loaded[part].n; i++) {
+            struct object *o = loaded[part].v[i].obj;
+            table_insert(o); /* cannot fail: the table has room */
+            st.usage += o->length;
+            st.uses += o->usage;
+        }
+    }
+    return NULL;
+}
+
+/* Into the table, sized once for all of them (growing it row by row rehashed a million objects
+ * about twenty times over), and onto the LRU list in last-use order. Sorting the (last use,
+ * object) pairs keeps qsort off the objects themselves: a cache miss per compare. The inserts
+ * (cache misses on every bucket) run in a thread while main sorts and links the LRU list.
+ * (Inserting from the two loading threads under the lock was slower: 2 cores, 3 threads.) */
+static int adopt_loaded(void)
+{
+    size_t n = loaded[0].n + loaded[1].n;
+    struct by_use *order = malloc((n ? n : 1) * sizeof(*order));
+    pthread_t inserter;
+    bool threaded;
+
+    if (!order || loaded[0].failed || loaded[1].failed || table_reserve(&st.table, n + 1) < 0) {
+        free(order);
+        drop_loaded();
+        return -1;
+    }
+    threaded = pthread_create(&inserter, NULL, insert_loaded, NULL) == 0;
+    if (!threaded)
+        insert_loaded(NULL);
+    sort_by_use(order, n);
+    for (size_t i = 0; i < n; i++)
+        dlist_append(&st.lru, &order[i].obj->lru);
+    if (threaded)
+        pthread_join(inserter, NULL);
+    free(order);
+    for (int part = 0; part < 2; part++)
+        free(loaded[part].v);
+    memset(loaded, 0, sizeof(loaded));
+    return 0;
+}
+
+static void discard_partial(const char *key, void *arg)
+{
+    char path[1200];
+    (void)arg;
+    key_path(key, path, sizeof(path));
+    unlink(path);
+}
+
+/* Two servers on one data dir would each delete the other's downloads at start: refuse. The
+ * lock lives as long as the process (the descriptor is never closed). */
+static int lock_data_dir(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/lock", cfg->data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen, "data dir %s: %s", cfg->data_dir,
+                 fd < 0 ? strerror(errno) : "in use by another arca");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return 0;
+}
+
+/* A corrupt index is never trusted: it is kept for inspection under a new name, what was loaded
+ * from it is dropped, and the object files it described are swept as orphans. */
+static int open_index(const char *path, char *err, size_t errlen)
+{
+    char aside[1300];
+    static const struct index_loader loader = {load_row, discard_partial, NULL};
+    int rc = index_open(path, &loader, err, errlen);
+    if (rc != INDEX_CORRUPT)
+        return rc;
+    drop_loaded();
+    snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+    log_error("%s; moved aside to %s, starting with an empty cache", err, aside);
+    if (rename(path, aside) < 0) {
+        snprintf(err, errlen, "index %s is corrupt and cannot be moved aside: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        char side[1300];
+        snprintf(side, sizeof(side), "%s%s", path, i == 0 ? "-wal" : "-shm");
+        unlink(side);
+    }
+    return index_open(path, &loader, err, errlen);
+}
+
+/* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. They are
+ * swept after start, one of the 256 directories per job of the persistence thread, so that a big
+ * cache serves at once and downloads wait behind one directory at most. Each name is looked up
+ * and unlinked under the lock: a download that starts meanwhile is in the table before its file
+ * exists, so it is never touched. */
+struct sweep_job {
+    struct persist_job job;
+    int dir, removed;
+};
+
+static void run_sweep(struct persist_job *job)
+{
+    struct sweep_job *sw = (struct sweep_job *)job;
+    char dir[1200], path[1500];
+    snprintf(dir, sizeof(dir), "%s/%02x", st.objdir, sw->dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        pthread_mutex_lock(&st.lock);
+        /* table_find() hashes the first 16 characters: only 64-character names are keys */
+        if (strlen(e->d_name) != 64 || !table_find(e->d_name))
+            sw->removed += unlink(path) == 0;
+        pthread_mutex_unlock(&st.lock);
+    }
+    if (d)
+        closedir(d);
+    if (++sw->dir < 256 && !persist_stopping()) {
+        persist_submit(&sw->job); /* the next directory, after what was queued meanwhile */
+        return;
+    }
+    if (sw->removed)
+        log_info("store: removed %d object files no index row points to", sw->removed);
+    free(sw);
+}
+
+int store_start(char *err, size_t errlen)
+{
+    struct sweep_job *sw = calloc(1, sizeof(*sw));
+    if (!sw) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (persist_start(err, errlen) < 0) {
+        free(sw);
+        return -1;
+    }
+    sw->job.run = run_sweep;
+    persist_submit(&sw->job);
+    return 0;
+}
+
+int store_open(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[1200];
+    st.quota = cfg->quota;
+    st.max_object_size = cfg->max_object_size;
+    if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||
+        table_reserve(&st.table, 0) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
+    if (open_index(path, err, errlen) < 0) {
+        drop_loaded();
+        return -1;
+    }
+    load_failures();
+    if (adopt_loaded() < 0) {
+        snprintf(err, errlen, "index %s: out of memory loading its rows", path);
+        return -1;
+    }
+    log_info("store: %zu objects, %lld bytes in %s", st.table.count, (long long)st.usage,
+             cfg->data_dir);
+    return 0;
+}
+
+void store_close(void)
+{
+    persist_stop(); /* what it was handed is done first; the index is main's again */
+    pthread_mutex_lock(&st.lock);
+    for (size_t i = 0; i < table_slots(&st.table); i++) {
+        for (struct object *o = table_slot(&st.table, i), *next; o; o = next) {
+            next = o->next;
+            o->in_table = false;
+            detach_prepared(o);
+            if (o->refs == 0) /* otherwise its last reader frees it */
+                object_free(o);
+        }
+    }
+    table_free(&st.table);
+    st.expire_cursor = 0;
+    st.lru = st.dirty = st.fetching = (struct dlist){0};
+    st.uses = 0;
+    free_failures();
+    pthread_mutex_unlock(&st.lock);
+    index_close();
+}
