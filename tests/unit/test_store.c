@@ -292,6 +292,42 @@ static void eviction_takes_the_least_recently_used(void **state)
     store_set_quota(1LL << 40);
 }
 
+/* An object past its TTL is refused by lookups at once, and the expiry sweep removes it: out of
+ * the quota, its file gone once the persistence thread has run the removal. */
+static void expiry_removes_an_object_past_its_ttl(void **state)
+{
+    struct object *obj, *fresh;
+    struct object_meta meta;
+    struct store_totals before, after;
+    char path[1200];
+    int fd;
+    (void)state;
+    assert_int_equal(store_lookup("http://h/ttl", 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, file_ready, NULL), 0);
+    persist_flush();
+    struct upstream_headers h = {"", "", "", ""};
+    assert_int_equal(store_begin_body(obj, 5, &h), 0);
+    append(obj, "12345");
+    finish(obj, "12345");
+    object_path(obj, path, sizeof(path));
+    release_both(obj);
+    complete_object("http://h/keeps", "kept"); /* an hour's TTL */
+    assert_int_equal(access(path, F_OK), 0);
+    store_totals(&before);
+    usleep(1100 * 1000);
+    for (int i = 0; i < 64; i++) /* the sweep goes round the table a slice per call */
+        store_expire();
+    persist_flush();
+    store_totals(&after);
+    assert_int_equal(after.disk_usage, before.disk_usage - 5);
+    assert_int_equal(after.complete, before.complete - 1);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(look("http://h/keeps"), LOOKUP_HIT);
+    assert_int_equal(store_lookup("http://h/ttl", 1, &fresh, &fd, NULL, &meta), LOOKUP_MISS);
+    store_fail(fresh, 503, "test over");
+    release_both(fresh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +338,7 @@ int main(void)
         cmocka_unit_test(a_short_body_does_not_complete),
         cmocka_unit_test(a_failed_versions_removal_spares_the_next_one),
         cmocka_unit_test(eviction_takes_the_least_recently_used),
+        cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
     };
     return cmocka_run_group_tests(tests, open_store, close_store);
 }
