@@ -230,8 +230,10 @@ static enum lookup_result look(const char *url)
     enum lookup_result r = store_lookup(url, 3600, &obj, &fd, NULL, &meta);
     if (r == LOOKUP_HIT && fd >= 0)
         close(fd);
-    if (r == LOOKUP_MISS || r == LOOKUP_COALESCED) {
+    if (r == LOOKUP_MISS) { /* the caller's reference and the one meant for the fetch */
         store_fail(obj, 503, "only looking");
+        release_both(obj);
+    } else if (r == LOOKUP_COALESCED) {
         store_release(obj);
     }
     return r;
