@@ -264,8 +264,9 @@ class Arca(Server):
                      self.data_dir, "--upstream-allow", "127.0.0.0/8", "--quota", "64G",
                      "--max-connections", "20000", "--max-connections-per-ip", "20000",
                      "--idle-timeout", "300s",
-                     # no access log, like every peer here (an older build lacks the option)
-                     *(["--access-log", "off"] if binary == ARCA else []), *extra]
+                     # no access log, like every peer here (when the build has the option)
+                     *(["--access-log", "off"] if has_option(binary, "--access-log") else []),
+                     *extra]
         self.log = open(os.path.join(work, name + ".log"), "a")
         if start:
             self.start()
@@ -283,6 +284,12 @@ class Arca(Server):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics") as r:
             text = r.read().decode()
         return sum(float(v) for k, v in re.findall(r"^(\S+) (\S+)$", text, re.M) if k == name)
+
+
+def has_option(binary, option):
+    """Whether an arca build knows `option` (an ARCA_BEFORE build may predate it)."""
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True)
+    return option in out.stdout + out.stderr
 
 
 def arcas(work):
