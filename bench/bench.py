@@ -573,10 +573,11 @@ def index_round(a, cfg, script):
                          capture_output=True, text=True, check=True).stdout
     rps, p99, _ = parse_wrk(out)
     hits = a.metric("arca_requests_total{result=\"hit\"}") - hits0
+    ratio = hits / max(requests() - req0, 1)  # of wrk's requests, before the rate run adds more
     # the same random hits at a fixed offered rate: the tail without wrk's queueing
     at_rate = rate_run(f"http://127.0.0.1:{a.port}/api/v1/fetch/?url=http://127.0.0.1:"
                        f"{a.dead_port}/obj/", cfg["index_rate"], cfg["index_seconds"], a.count)
-    return {"startup_s": startup, "hit_ratio": hits / max(requests() - req0, 1),
+    return {"startup_s": startup, "hit_ratio": ratio,
             "req_per_s": rps, "p99_ms": p99, "rss_kib": rss,
             "p99_ms_at_rate": at_rate["p99_ms"], "errors_at_rate": at_rate["errors"]}
 
