@@ -219,36 +219,43 @@ static void pick_downloads(struct heap *h, enum list_state state)
     }
 }
 
-/* Lock not held. Keeps the best offset + limit complete objects, LIST_SLICE buckets per hold of
- * the lock. Not a snapshot: an object that changes meanwhile is seen as it was when its bucket
- * was visited, and a pass during which objects changed slots (the table grew) starts over; after
- * three such passes the last one stands. */
+/* Lock not held. One pass keeping the best offset + limit complete objects, LIST_SLICE buckets
+ * per hold of the lock; false when objects changed slots meanwhile (the table grew). */
 #define LIST_SLICE 4096
+static bool pick_pass(struct heap *h)
+{
+    size_t slot = 0;
+    for (size_t i = 0; i < h->n; i++)
+        free(h->items[i].url);
+    h->n = 0;
+    pthread_mutex_lock(&st.lock);
+    unsigned moves = st.table.moves;
+    for (;;) {
+        size_t slots = table_slots(&st.table), end = slot + LIST_SLICE;
+        if (st.table.moves != moves)
+            break;
+        for (; slot < slots && slot < end; slot++)
+            for (struct object *o = table_slot(&st.table, slot); o; o = o->next)
+                if (o->state == OBJ_COMPLETE)
+                    heap_offer(h, o);
+        if (slot >= slots || h->failed) {
+            pthread_mutex_unlock(&st.lock);
+            return true;
+        }
+        pthread_mutex_unlock(&st.lock); /* hits get their turn between slices */
+        pthread_mutex_lock(&st.lock);
+    }
+    pthread_mutex_unlock(&st.lock);
+    return false;
+}
+
+/* Not a snapshot: an object that changes meanwhile is seen as it was when its bucket was
+ * visited. A pass during which objects changed slots starts over; after three such passes the
+ * last one stands. */
 static void pick_complete(struct heap *h)
 {
-    for (int pass = 0; pass < 3; pass++) {
-        size_t slot = 0, slots = 1;
-        unsigned moves = 0;
-        for (size_t i = 0; i < h->n; i++)
-            free(h->items[i].url);
-        h->n = 0;
-        while (slot < slots && !h->failed) {
-            pthread_mutex_lock(&st.lock);
-            if (slot == 0)
-                moves = st.table.moves;
-            slots = table_slots(&st.table);
-            bool moved = st.table.moves != moves;
-            for (size_t end = slot + LIST_SLICE; !moved && slot < slots && slot < end; slot++)
-                for (struct object *o = table_slot(&st.table, slot); o; o = o->next)
-                    if (o->state == OBJ_COMPLETE)
-                        heap_offer(h, o);
-            pthread_mutex_unlock(&st.lock);
-            if (moved)
-                break;
-        }
-        if (slot >= slots)
-            return;
-    }
+    for (int pass = 0; pass < 3 && !pick_pass(h); pass++)
+        ;
 }
 
 /* Lock held. The LRU list is in last-use order already: a page by last use is a walk of

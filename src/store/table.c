@@ -62,9 +62,7 @@ static int begin_growth(struct table *t, size_t n)
     t->nold = t->ncur;
     t->moved = 0;
     t->cur = b;
-    t->ncur = n;
-    if (!t->old) /* the first table */
-        t->nold = 0;
+    t->ncur = n; /* the first table: old and nold were NULL and 0 already */
     return 0;
 }
 
