@@ -37,6 +37,7 @@ void config_defaults(struct config *cfg)
     cfg->max_url_len = 8192;
     snprintf(cfg->access_log, sizeof(cfg->access_log), "-");
     cfg->log_level = LOG_INFO;
+    cfg->confirm_ttl = 600;
 }
 
 static int copy_str(char *dst, size_t size, const char *name, const char *v, char *err)
@@ -122,6 +123,7 @@ static const struct numeric_option {
     {"max-object-size", V_SIZE, offsetof(struct config, max_object_size), 1, INT64_MAX},
     {"max-header-size", V_SIZE, offsetof(struct config, max_header_size), 1024, 1 << 20},
     {"threads", V_INT, offsetof(struct config, threads), 1, 256},
+    {"confirm-ttl", V_DURATION, offsetof(struct config, confirm_ttl), 1, 7 * 86400},
 };
 
 /* A plain decimal integer; strtoll alone would accept blanks and signs. */
@@ -187,6 +189,39 @@ static int pick(const char *name, const char *v, const char *first, const char *
     return -1;
 }
 
+/* "HOSTGLOB=PARAM[,PARAM...]": the host pattern is kept in lower case, as hosts are in a URL's
+ * normal form. */
+static int add_key_rule(struct config *cfg, const char *v, char *err)
+{
+    const char *eq = strchr(v, '=');
+    struct key_rule *r = &cfg->key_rules[cfg->n_key_rules];
+    if (cfg->n_key_rules >= CONFIG_MAX_RULES) {
+        snprintf(err, CONFIG_ERR_LEN, "--key-rules: at most %d rules", CONFIG_MAX_RULES);
+        return -1;
+    }
+    if (!eq || eq == v || !eq[1] || (size_t)(eq - v) >= sizeof(r->host) ||
+        strlen(eq + 1) >= sizeof(r->params) || strspn(eq + 1, ",") == strlen(eq + 1)) {
+        snprintf(err, CONFIG_ERR_LEN, "--key-rules: expected HOSTGLOB=PARAM[,PARAM...], got '%s'",
+                 v);
+        return -1;
+    }
+    for (size_t i = 0; i < (size_t)(eq - v); i++)
+        r->host[i] = (char)tolower((unsigned char)v[i]);
+    r->host[eq - v] = '\0';
+    memcpy(r->params, eq + 1, strlen(eq + 1) + 1);
+    cfg->n_key_rules++;
+    return 0;
+}
+
+/* A switch: "true" or "false" (on the command line, the bare flag means true). */
+static int set_bool(bool *field, const char *name, const char *v, char *err)
+{
+    int rc = pick(name, v, "false", "true", err);
+    if (rc >= 0)
+        *field = rc == 1;
+    return rc < 0 ? -1 : 0;
+}
+
 int config_set(struct config *cfg, const char *name, const char *v, char err[CONFIG_ERR_LEN])
 {
     int rc;
@@ -228,6 +263,12 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         return copy_str(cfg->admin_token_file, sizeof(cfg->admin_token_file), name, v, err);
     if (!strcmp(name, "log-level"))
         return set_log_level(cfg, v, err);
+    if (!strcmp(name, "key-rules"))
+        return add_key_rule(cfg, v, err);
+    if (!strcmp(name, "exact-keys"))
+        return set_bool(&cfg->exact_keys, name, v, err);
+    if (!strcmp(name, "trust-signed-urls"))
+        return set_bool(&cfg->trust_signed, name, v, err);
     snprintf(err, CONFIG_ERR_LEN, "unknown option '%s'", name);
     return -1;
 }
@@ -300,55 +341,69 @@ int config_read_token(const char *path, char *out, size_t size)
 
 void config_print_help(void)
 {
-    puts("usage: arca serve [OPTIONS]\n"
-         "       arca status [--server URL]\n"
-         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL] URL...\n"
-         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
-         "       arca check-config --config FILE\n"
-         "       arca --help | --version\n"
-         "\n"
-         "  --config FILE          read options from an INI file (keys = option names)\n"
-         "  --listen HOST:PORT     address to listen on (default 0.0.0.0:8001)\n"
-         "  --data-dir DIR         objects and index (default ./arca-data)\n"
-         "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
-         "  --default-ttl TTL      time objects are kept, <int>d|h|m|s (default 10d)\n"
-         "  --allow-network CIDR   clients allowed to fetch (repeatable; default all)\n"
-         "  --ui-network CIDR      also allowed to see the listings of URLs (repeatable)\n"
-         "  --upstream-allow CIDR  upstream networks allowed despite the SSRF policy (repeatable)\n"
-         "  --ca-file PATH         extra CA bundle for upstream TLS, on top of the system store\n"
-         "  --shutdown-file PATH   while this file exists, health answers 503\n"
-         "  --stall-timeout TTL    retry an upstream silent this long (default 60s)\n"
-         "  --download-timeout TTL give up on a download after this long (default 6h)\n"
-         "  --download-retries N   attempts after a retryable upstream fault (default 4)\n"
-         "  --max-redirects N      upstream redirects followed, 0-100 (default 20)\n"
-         "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m (default 1s)\n"
-         "  --max-downloads N      upstream transfers at once; others queue (default 32)\n"
-         "  --max-downloads-per-host N  the same, per upstream host (default 8)\n"
-         "  --max-object-size SIZE larger objects get 413 (default 64G)\n"
-         "  --max-connections N    client connections; beyond, 503 (default 1024)\n"
-         "  --max-connections-per-ip N  per client address; beyond, 429 (default 128)\n"
-         "  --max-url-length N     longest url parameter; beyond, 414 (default 8192)\n"
-         "  --max-header-size SIZE request line + headers; beyond, 431 (default 16K)\n"
-         "  --header-timeout TTL   time to send a request's headers (default 10s)\n"
-         "  --idle-timeout TTL     idle client connection lifetime (default 60s)\n"
-         "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
-         "  --threads N            client worker threads (default: CPUs, max 16)\n"
-         "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile\n"
-         "  --digest-framing MODE  &sha256= answers of a download: chunked (default) or hold\n"
-         "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
-         "  --log-level LEVEL      error, info (default) or debug\n"
-         "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"
-         "  --server URL           (status, prefetch, purge) default http://127.0.0.1:8001\n"
-         "  --ttl TTL              (prefetch) keep the objects this long\n"
-         "\n"
-         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-         "--log-level and the admin token; other options need a restart.");
+    puts(
+        "usage: arca serve [OPTIONS]\n"
+        "       arca status [--server URL]\n"
+        "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL] URL...\n"
+        "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
+        "       arca check-config --config FILE\n"
+        "       arca --help | --version\n"
+        "\n"
+        "  --config FILE          read options from an INI file (keys = option names)\n"
+        "  --listen HOST:PORT     address to listen on (default 0.0.0.0:8001)\n"
+        "  --data-dir DIR         objects and index (default ./arca-data)\n"
+        "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
+        "  --default-ttl TTL      time objects are kept, <int>d|h|m|s (default 10d)\n"
+        "  --allow-network CIDR   clients allowed to fetch (repeatable; default all)\n"
+        "  --ui-network CIDR      also allowed to see the listings of URLs (repeatable)\n"
+        "  --upstream-allow CIDR  upstream networks allowed despite the SSRF policy (repeatable)\n"
+        "  --ca-file PATH         extra CA bundle for upstream TLS, on top of the system store\n"
+        "  --shutdown-file PATH   while this file exists, health answers 503\n"
+        "  --stall-timeout TTL    retry an upstream silent this long (default 60s)\n"
+        "  --download-timeout TTL give up on a download after this long (default 6h)\n"
+        "  --download-retries N   attempts after a retryable upstream fault (default 4)\n"
+        "  --max-redirects N      upstream redirects followed, 0-100 (default 20)\n"
+        "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m (default 1s)\n"
+        "  --max-downloads N      upstream transfers at once; others queue (default 32)\n"
+        "  --max-downloads-per-host N  the same, per upstream host (default 8)\n"
+        "  --max-object-size SIZE larger objects get 413 (default 64G)\n"
+        "  --max-connections N    client connections; beyond, 503 (default 1024)\n"
+        "  --max-connections-per-ip N  per client address; beyond, 429 (default 128)\n"
+        "  --max-url-length N     longest url parameter; beyond, 414 (default 8192)\n"
+        "  --max-header-size SIZE request line + headers; beyond, 431 (default 16K)\n"
+        "  --header-timeout TTL   time to send a request's headers (default 10s)\n"
+        "  --idle-timeout TTL     idle client connection lifetime (default 60s)\n"
+        "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
+        "  --threads N            client worker threads (default: CPUs, max 16)\n"
+        "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile\n"
+        "  --digest-framing MODE  &sha256= answers of a download: chunked (default) or hold\n"
+        "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
+        "  --log-level LEVEL      error, info (default) or debug\n"
+        "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"
+        "  --key-rules HOSTGLOB=PARAM,...  query parameters that only sign URLs of those hosts,\n"
+        "                         left out of the cache key (repeatable; S3, GCS, Azure and\n"
+        "                         CloudFront signatures are built in)\n"
+        "  --exact-keys           the cache key is the whole URL, signature included (KissCache)\n"
+        "  --trust-signed-urls    serve a cached object to any signed URL without asking upstream\n"
+        "  --confirm-ttl TTL      how long a signed URL upstream accepted is remembered, at most\n"
+        "                         (default 10m; never past the signature's own expiry)\n"
+        "  --server URL           (status, prefetch, purge) default http://127.0.0.1:8001\n"
+        "  --ttl TTL              (prefetch) keep the objects this long\n"
+        "\n"
+        "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
+        "--log-level and the admin token; other options need a restart.");
 }
 
 /* Options taking no value. */
 static int is_flag(const char *name)
 {
     return !strcmp(name, "help") || !strcmp(name, "version");
+}
+
+/* Switches: bare on the command line means true; --NAME=false is accepted too. */
+static bool is_switch(const char *name)
+{
+    return !strcmp(name, "exact-keys") || !strcmp(name, "trust-signed-urls");
 }
 
 enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN])
@@ -375,6 +430,8 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
             return !strcmp(name, "help") ? CONFIG_HELP : CONFIG_VERSION;
         if (eq)
             value = eq + 1;
+        else if (is_switch(name))
+            value = "true";
         else if (i + 1 < argc)
             value = argv[++i];
         else {

@@ -13,11 +13,20 @@
 
 #include "parse.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #define CONFIG_MAX_NETS 64
+#define CONFIG_MAX_RULES 32
+#define CONFIG_MAX_MIRRORS 16
+
+/* --key-rules HOSTGLOB=PARAM[,PARAM...]: query parameters that only sign a URL on those hosts. */
+struct key_rule {
+    char host[256];   /* fnmatch pattern over the URL's host, lower case */
+    char params[512]; /* comma-separated names, compared without case */
+};
 #define CONFIG_ERR_LEN 256
 
 enum send_mode { SEND_MMAP, SEND_SENDFILE };
@@ -62,6 +71,12 @@ struct config {
     char access_log[1024]; /* "-" = stderr, "off" = none */
     enum log_level log_level;
     char admin_token_file[1024]; /* "" = admin API disabled */
+    /* Cache keys of signed URLs (keys.h). */
+    struct key_rule key_rules[CONFIG_MAX_RULES];
+    int n_key_rules;
+    bool exact_keys;     /* KissCache's behaviour: the key is the whole URL */
+    bool trust_signed;   /* serve signed hits without asking upstream first */
+    int64_t confirm_ttl; /* seconds a confirmed signed URL is remembered at most */
 };
 
 enum config_action {

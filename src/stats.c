@@ -28,6 +28,10 @@ static const struct {
     {"download_resumes", &stats.download_resumes},
     {"download_restarts", &stats.download_restarts},
     {"limited", &stats.limited},
+    {"signed_hits", &stats.signed_hits},
+    {"confirmations", &stats.confirmations},
+    {"confirm_refused", &stats.confirm_refused},
+    {"confirm_changed", &stats.confirm_changed},
 };
 
 /* The hourly traffic: a ring indexed by hour % STATS_HOURS; a slot whose hour is not the one

@@ -26,6 +26,10 @@ struct stats {
     _Atomic int64_t download_resumes;                /* attempts that continued with a 206 */
     _Atomic int64_t download_restarts;               /* attempts that started over from zero */
     _Atomic int64_t limited;                         /* requests refused by a limit */
+    _Atomic int64_t signed_hits;                     /* hits served through a signed URL (keys.h) */
+    _Atomic int64_t confirmations;   /* signed URLs asked of upstream before a hit */
+    _Atomic int64_t confirm_refused; /* ... that upstream refused (the client got its status) */
+    _Atomic int64_t confirm_changed; /* ... that showed another version: fetched again */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

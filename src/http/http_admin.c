@@ -2,6 +2,7 @@
  * read from --admin-token-file. Without a token configured both answer 403: the API is off. */
 #include "upstream.h"
 #include "http_internal.h"
+#include "keys.h"
 #include "log.h"
 #include "parse.h"
 #include "store.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOKEN_MAX 512
@@ -106,27 +108,40 @@ static const char *prefetch_one(const char *given, int64_t ttl, const char **err
     struct object_meta meta;
     int fd;
     enum lookup_result kind;
-    char *url = normal_url(given, error);
+    struct signature sig;
+    char *url = normal_url(given, error),
+         *key = url ? keys_cache_url_dup(http_cfg, url, &sig) : NULL;
 
-    if (!url)
+    if (!key) {
+        if (url)
+            *error = "out of memory";
+        free(url);
         return "error";
-    kind = store_lookup(url, ttl, &obj, &fd, NULL, &meta);
-    free(url);
+    }
+    kind = store_lookup(key, ttl, &obj, &fd, NULL, &meta);
+    free(key);
     if (kind == LOOKUP_HIT || kind == LOOKUP_UNAVAILABLE) {
         if (fd >= 0)
             close(fd);
+        free(url);
         return "cached";
     }
     if (!obj) {
+        free(url);
         *error = "out of memory";
         return "error";
     }
     if (kind == LOOKUP_MISS) {
-        upstream_fetch(obj); /* takes the fetch's reference; ours goes below */
+        /* the admin's URL is fetched whole; the fetch takes its reference, ours goes below */
+        struct fetch_source src = {
+            url, sig.is_signed ? keys_grant_until(http_cfg, &sig, (int64_t)time(NULL)) : 0};
+        upstream_fetch(obj, &src);
         store_release(obj);
+        free(url);
         return "started";
     }
     store_release(obj);
+    free(url);
     return "downloading";
 }
 
@@ -221,6 +236,8 @@ enum MHD_Result http_purge(struct MHD_Connection *c)
         return http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
     if (!(url = normal_url(given, &why)))
         return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+    struct signature sig;
+    keys_cache_url(http_cfg, url, url, strlen(url) + 1, &sig); /* the key: never longer */
     rc = store_purge(url, &length);
     ret = purge_answer(c, url, rc, length);
     free(url);

@@ -1,6 +1,8 @@
 /* GET|HEAD /api/v1/fetch/[FILENAME]?url=URL[&ttl=TTL][&sha256=HEX] */
 #include "upstream.h"
+#include "grants.h"
 #include "http_internal.h"
+#include "keys.h"
 #include "parse.h"
 #include "policy.h"
 #include "stats.h"
@@ -12,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A streamed body is copied from the growing file into libmicrohttpd's buffer (its callback
@@ -32,6 +36,17 @@
  * leave in one send() instead of send() + sendfile(). At most STORE_PREPARED_MAX of them. */
 #define SMALL_MAX (64 * 1024)
 
+/* A signed URL being confirmed with upstream (README, "Signed URLs"): shared by the request and
+ * the probe's callback on the upstream thread, each holding a reference; `lock` orders the
+ * callback's resume against the request going away. */
+struct confirm {
+    atomic_int refs;
+    struct MHD_Connection *conn;
+    bool done, abandoned; /* under confirm_lock */
+    struct probe_result res;
+};
+static pthread_mutex_t confirm_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* One fetch request, from its first call to its completion callback. */
 struct fetch_req {
     struct MHD_Connection *conn;
@@ -48,9 +63,17 @@ struct fetch_req {
     bool cut;       /* the body was cut: the download failed or its sha256 was not `expect` */
     bool has_expect;
     uint8_t expect[32]; /* this request's &sha256=: it decides this answer only */
-    char *url;          /* the target's normal form: the cache key and what is fetched */
+    char *url;          /* the target's normal form, whole: what is fetched */
+    char *key;          /* the cache key: url without the parameters that only sign it */
+    struct signature sig;
+    int64_t ttl;
+    bool confirmed;          /* upstream accepted url for the object being answered */
+    struct confirm *confirm; /* a confirmation asked for; NULL when none is running */
     char filename[256];
 };
+
+static bool needs_confirm(const struct fetch_req *r);
+static enum MHD_Result start_confirm(struct fetch_req *r);
 
 static void suspend_conn(void *arg)
 {
@@ -502,6 +525,8 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
         return refuse(r->conn, meta.error_status ? (unsigned int)meta.error_status : 502,
                       meta.error[0] ? meta.error : "download failed");
+    if (needs_confirm(r)) /* joining a download another URL started: this one is asked first */
+        return start_confirm(r);
     if (meta.state == OBJ_COMPLETE && !digest_ok(r, &meta))
         return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
                       "the object's sha256 does not match the requested sha256");
@@ -552,50 +577,210 @@ static int check_request(struct MHD_Connection *c, const struct request *req, st
     return -1;
 }
 
+/* --- signed URLs ------------------------------------------------------------------------- */
+
+/* Whether this request's URL must be confirmed with upstream before the object it names under
+ * its key is handed out: a signature is a capability, and a hit must not leak the object to a
+ * URL upstream would refuse. */
+static bool needs_confirm(const struct fetch_req *r)
+{
+    return r->sig.is_signed && !r->confirmed && !http_cfg->trust_signed &&
+           !grants_check(r->url, (int64_t)time(NULL));
+}
+
+static void confirm_put(struct confirm *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
+/* Upstream thread: the probe's answer; the request picks it up once resumed. */
+static void on_probe(const struct probe_result *res, void *arg)
+{
+    struct confirm *c = arg;
+    pthread_mutex_lock(&confirm_lock);
+    c->res = *res;
+    c->done = true;
+    if (!c->abandoned)
+        MHD_resume_connection(c->conn);
+    pthread_mutex_unlock(&confirm_lock);
+    confirm_put(c);
+}
+
+/* Suspend the request and ask upstream about its exact URL. */
+static enum MHD_Result start_confirm(struct fetch_req *r)
+{
+    struct confirm *c = calloc(1, sizeof(*c));
+    if (!c)
+        return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    atomic_init(&c->refs, 2);
+    c->conn = r->conn;
+    r->confirm = c;
+    atomic_fetch_add(&stats.confirmations, 1);
+    MHD_suspend_connection(r->conn);
+    if (upstream_probe(r->url, on_probe, c) < 0) {
+        MHD_resume_connection(r->conn);
+        r->confirm = NULL;
+        free(c);
+        return refuse(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      "cannot ask upstream to confirm the signed URL now");
+    }
+    return MHD_YES;
+}
+
+/* Whether upstream's answer names the version `meta` describes: its ETag when it had one, else
+ * its Last-Modified; with neither, nothing shows it is the same, and it is not taken as such. */
+static bool same_version(const struct probe_result *res, const struct object_meta *meta)
+{
+    if (res->total >= 0 && meta->length >= 0 && res->total != meta->length)
+        return false;
+    if (meta->etag[0])
+        return strcmp(res->etag, meta->etag) == 0;
+    return meta->last_modified[0] && strcmp(res->last_modified, meta->last_modified) == 0;
+}
+
+/* Whether upstream refused the exact URL (its status goes to the client, *ret queued). When it
+ * accepted it, the URL is remembered as accepted. */
+static bool confirm_refused(struct fetch_req *r, const struct probe_result *res,
+                            enum MHD_Result *ret)
+{
+    if (res->status >= 200 && res->status < 300) {
+        grants_add(r->url, keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)));
+        r->confirmed = true;
+        return false;
+    }
+    atomic_fetch_add(&stats.confirm_refused, 1);
+    count_error();
+    if (res->status == 0)
+        *ret = http_send_error(r->conn, MHD_HTTP_BAD_GATEWAY,
+                               "cannot confirm the signed URL with upstream: %s", res->error);
+    else
+        *ret = http_send_error(r->conn, res->status >= 400 ? (unsigned int)res->status : 502,
+                               "upstream refused this signed URL (%d)", res->status);
+    return true;
+}
+
+/* --- the request ------------------------------------------------------------------------- */
+
+static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta *meta, int fd,
+                                  struct prepared *prep)
+{
+    if (!digest_ok(r, meta)) {
+        if (fd >= 0)
+            close(fd);
+        prepared_put(prep);
+        return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
+                      "cached object does not match the requested sha256");
+    }
+    if (needs_confirm(r)) { /* looked up again once upstream has answered */
+        if (fd >= 0)
+            close(fd);
+        prepared_put(prep);
+        return start_confirm(r);
+    }
+    if (r->sig.is_signed)
+        atomic_fetch_add(&stats.signed_hits, 1);
+    return respond_from_file(r, meta, fd, prep);
+}
+
+/* What a lookup found: answer from the cache, join a download or start one. */
+static enum MHD_Result answer_lookup(struct fetch_req *r, struct object *obj, int fd,
+                                     struct prepared *prep, const struct object_meta *meta)
+{
+    if (r->kind == LOOKUP_UNAVAILABLE)
+        return refuse(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE, meta->error);
+    if (r->kind == LOOKUP_HIT)
+        return answer_hit(r, meta, fd, prep);
+    if (!obj)
+        return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    r->obj = obj;
+    if (r->kind == LOOKUP_MISS) {
+        /* this URL is the one fetched: upstream's answer to it is every joiner's */
+        struct fetch_source src = {
+            r->url,
+            r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0};
+        r->confirmed = true;
+        upstream_fetch(obj, &src);
+    }
+    return respond_streaming(r);
+}
+
+static enum MHD_Result lookup(struct fetch_req *r)
+{
+    struct object *obj;
+    struct object_meta meta;
+    struct prepared *prep = NULL;
+    int fd;
+    r->kind = store_lookup(r->key, r->ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
+    return answer_lookup(r, obj, fd, prep, &meta);
+}
+
+/* Upstream answered the confirmation. Refused: its status goes to the client. Accepted: a
+ * download joined goes on if it is the version upstream has now; a hit is looked up again and
+ * served if it is that version, else dropped and fetched again through this URL. */
+static enum MHD_Result after_confirm(struct fetch_req *r)
+{
+    struct object_meta meta;
+    struct probe_result res;
+    struct object *obj;
+    struct prepared *prep = NULL;
+    enum MHD_Result ret = MHD_NO;
+    int64_t length;
+    int fd;
+
+    if (!r->confirm->done)
+        return MHD_YES; /* not woken by the probe: still waiting */
+    res = r->confirm->res;
+    confirm_put(r->confirm);
+    r->confirm = NULL;
+    if (confirm_refused(r, &res, &ret))
+        return ret;
+    if (r->obj) {
+        store_snapshot(r->obj, &meta);
+        if (same_version(&res, &meta))
+            return respond_streaming(r);
+        atomic_fetch_add(&stats.confirm_changed, 1);
+        return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
+                      "upstream now serves another version than the one downloading; retry");
+    }
+    r->kind = store_lookup(r->key, r->ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
+    if (r->kind == LOOKUP_HIT && !same_version(&res, &meta)) {
+        atomic_fetch_add(&stats.confirm_changed, 1);
+        if (fd >= 0)
+            close(fd);
+        prepared_put(prep);
+        store_purge(r->key, &length);
+        return lookup(r);
+    }
+    return answer_lookup(r, obj, fd, prep, &meta);
+}
+
 static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, const char *filename,
                              bool head)
 {
-    int64_t ttl;
     enum MHD_Result ret = MHD_NO;
-    struct object *obj;
-    struct object_meta meta;
     struct fetch_req *r;
-    struct prepared *prep = NULL;
-    int fd;
 
     atomic_fetch_add(&stats.requests, 1);
     if (!(r = req_new(c, req, filename, head)))
         return MHD_NO;
     req->route = r;
-    if (check_request(c, req, r, &ttl, &ret) < 0)
+    if (check_request(c, req, r, &r->ttl, &ret) < 0)
         return ret;
-    r->kind = store_lookup(r->url, ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
-    if (r->kind == LOOKUP_UNAVAILABLE)
-        return refuse(c, MHD_HTTP_SERVICE_UNAVAILABLE, meta.error);
-    if (r->kind == LOOKUP_HIT) {
-        if (!digest_ok(r, &meta)) {
-            if (fd >= 0)
-                close(fd);
-            prepared_put(prep);
-            return refuse(c, MHD_HTTP_BAD_GATEWAY,
-                          "cached object does not match the requested sha256");
-        }
-        return respond_from_file(r, &meta, fd, prep);
-    }
-    if (!obj)
+    if (!(r->key = keys_cache_url_dup(http_cfg, r->url, &r->sig)))
         return refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    r->obj = obj;
-    if (r->kind == LOOKUP_MISS)
-        upstream_fetch(obj);
-    return respond_streaming(r);
+    return lookup(r);
 }
 
 enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *filename,
                            bool head)
 {
-    if (req->route == NULL)
+    struct fetch_req *r = req->route;
+    if (r == NULL)
         return begin(c, req, filename, head);
-    return respond_streaming(req->route);
+    if (r->confirm)
+        return after_confirm(r);
+    return respond_streaming(r);
 }
 
 int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache)
@@ -608,6 +793,12 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
                                       : "COALESCED";
     if (r->big_block)
         atomic_fetch_sub(&big_blocks, 1);
+    if (r->confirm) { /* gone while upstream was asked: the answer finds nobody to wake */
+        pthread_mutex_lock(&confirm_lock);
+        r->confirm->abandoned = true;
+        pthread_mutex_unlock(&confirm_lock);
+        confirm_put(r->confirm);
+    }
     if (r->obj) {
         store_unwait(r->obj, &r->waiter);
         store_release(r->obj);
@@ -616,6 +807,7 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
         sent = r->fd_bytes;
     }
     free(r->url);
+    free(r->key);
     free(r);
     return sent;
 }

@@ -53,6 +53,13 @@ enum MHD_Result http_status(struct MHD_Connection *c)
                   (json_int_t)atomic_load(&stats.requests), "version", ARCA_VERSION);
     /* Beyond KissCache's keys: what `arca status` needs for the hit ratio. */
     json_object_set_new(o, "statistics_hits", json_integer(atomic_load(&stats.hits)));
+    json_object_set_new(o, "statistics_signed_hits", json_integer(atomic_load(&stats.signed_hits)));
+    json_object_set_new(o, "statistics_confirmations",
+                        json_integer(atomic_load(&stats.confirmations)));
+    json_object_set_new(o, "statistics_confirm_refused",
+                        json_integer(atomic_load(&stats.confirm_refused)));
+    json_object_set_new(o, "statistics_confirm_changed",
+                        json_integer(atomic_load(&stats.confirm_changed)));
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -120,5 +127,24 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
         (long long)atomic_load(&stats.download_restarts), (long long)atomic_load(&stats.limited),
         (long long)t.disk_usage, (long long)t.quota, (long long)atomic_load(&stats.connections),
         (long long)atomic_load(&stats.downloads_active));
+    size_t used = strlen(body);
+    snprintf(body + used, sizeof(body) - used,
+             "# HELP arca_signed_hits_total Hits served through a signed URL (its key left the "
+             "signature out).\n"
+             "# TYPE arca_signed_hits_total counter\n"
+             "arca_signed_hits_total %lld\n"
+             "# HELP arca_confirmations_total Signed URLs asked of upstream before a hit, by "
+             "outcome.\n"
+             "# TYPE arca_confirmations_total counter\n"
+             "arca_confirmations_total{outcome=\"accepted\"} %lld\n"
+             "arca_confirmations_total{outcome=\"refused\"} %lld\n"
+             "# HELP arca_confirm_changed_total Confirmations that found another version "
+             "upstream.\n"
+             "# TYPE arca_confirm_changed_total counter\n"
+             "arca_confirm_changed_total %lld\n",
+             (long long)atomic_load(&stats.signed_hits),
+             (long long)(atomic_load(&stats.confirmations) - atomic_load(&stats.confirm_refused)),
+             (long long)atomic_load(&stats.confirm_refused),
+             (long long)atomic_load(&stats.confirm_changed));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

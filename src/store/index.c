@@ -20,7 +20,7 @@ static const char *schema =
     " key TEXT PRIMARY KEY, url TEXT NOT NULL, state TEXT NOT NULL,"
     " length INTEGER NOT NULL DEFAULT 0, content_type TEXT NOT NULL DEFAULT '',"
     " content_encoding TEXT NOT NULL DEFAULT '', filename TEXT NOT NULL DEFAULT '',"
-    " last_modified TEXT NOT NULL DEFAULT '',"
+    " last_modified TEXT NOT NULL DEFAULT '', etag TEXT NOT NULL DEFAULT '',"
     " sha256 BLOB, created INTEGER NOT NULL DEFAULT 0, ttl INTEGER NOT NULL DEFAULT 0,"
     " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -32,7 +32,8 @@ static const char *schema =
     " usage INTEGER NOT NULL);";
 
 /* Columns added after indexes were first written: an older index gains them, empty. */
-static const char *const added_columns[] = {"content_encoding", "filename", "last_modified"};
+static const char *const added_columns[] = {"content_encoding", "filename", "last_modified",
+                                            "etag"};
 
 static bool has_column(const char *name)
 {
@@ -170,7 +171,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
     sqlite3_stmt *st;
     int rc;
     const char *sql = "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
-                      " usage, state='complete', content_encoding, filename, last_modified"
+                      " usage, state='complete', content_encoding, filename, last_modified, etag"
                       " FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
@@ -184,7 +185,8 @@ static int load_range(sqlite3 *conn, struct loader *l)
             .headers = {(const char *)sqlite3_column_text(st, 3),
                         (const char *)sqlite3_column_text(st, 10),
                         (const char *)sqlite3_column_text(st, 11),
-                        (const char *)sqlite3_column_text(st, 12)},
+                        (const char *)sqlite3_column_text(st, 12),
+                        (const char *)sqlite3_column_text(st, 13)},
             .digest = sqlite3_column_bytes(st, 4) == 32 ? sqlite3_column_blob(st, 4) : NULL,
             .created = sqlite3_column_int64(st, 5),
             .ttl = sqlite3_column_int64(st, 6),
@@ -335,12 +337,13 @@ int index_mark_fetching(const char *key, const char *url)
 
 int index_mark_complete(const struct index_row *r)
 {
-    return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
-                      " sha256, created, ttl, last_use, usage, content_encoding, filename,"
-                      " last_modified) VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      "ssisbiiiisss", r->key, r->url, r->length, r->headers.content_type, r->digest,
-                      r->created, r->ttl, r->last_use, r->usage, r->headers.content_encoding,
-                      r->headers.filename, r->headers.last_modified);
+    return exec_bound(
+        "INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
+        " sha256, created, ttl, last_use, usage, content_encoding, filename,"
+        " last_modified, etag) VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "ssisbiiiissss", r->key, r->url, r->length, r->headers.content_type, r->digest, r->created,
+        r->ttl, r->last_use, r->usage, r->headers.content_encoding, r->headers.filename,
+        r->headers.last_modified, r->headers.etag);
 }
 
 int index_delete(const char *key)

@@ -146,21 +146,22 @@ void store_progress(struct object *obj, struct download_progress *out)
     pthread_mutex_unlock(&st.lock);
 }
 
-/* One allocation for the four strings, none when upstream said nothing of them: a million
+/* One allocation for the strings, none when upstream said nothing of them: a million
  * objects load at start. Returns -1 when out of memory. */
 int headers_pack(const struct upstream_headers *h, char **out)
 {
-    const char *parts[4] = {h->content_type, h->content_encoding, h->filename, h->last_modified};
-    size_t len[4], total = 0;
+    const char *parts[HEADERS_PACKED] = {h->content_type, h->content_encoding, h->filename,
+                                         h->last_modified, h->etag};
+    size_t len[HEADERS_PACKED], total = 0;
     char *p;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < HEADERS_PACKED; i++)
         total += (len[i] = parts[i] ? strlen(parts[i]) : 0) + 1;
     *out = NULL;
-    if (total == 4)
+    if (total == HEADERS_PACKED)
         return 0;
     if (!(p = *out = malloc(total)))
         return -1;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < HEADERS_PACKED; i++) {
         memcpy(p, parts[i] ? parts[i] : "", len[i] + 1);
         p += len[i] + 1;
     }
@@ -169,9 +170,9 @@ int headers_pack(const struct upstream_headers *h, char **out)
 
 void headers_unpack(const char *packed, struct upstream_headers *h)
 {
-    const char **parts[4] = {&h->content_type, &h->content_encoding, &h->filename,
-                             &h->last_modified};
-    for (int i = 0; i < 4; i++) {
+    const char **parts[HEADERS_PACKED] = {&h->content_type, &h->content_encoding, &h->filename,
+                                          &h->last_modified, &h->etag};
+    for (int i = 0; i < HEADERS_PACKED; i++) {
         *parts[i] = packed ? packed : "";
         if (packed)
             packed += strlen(packed) + 1;
@@ -267,6 +268,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     copy_string(meta->content_encoding, sizeof(meta->content_encoding), h.content_encoding);
     copy_string(meta->filename, sizeof(meta->filename), h.filename);
     copy_string(meta->last_modified, sizeof(meta->last_modified), h.last_modified);
+    copy_string(meta->etag, sizeof(meta->etag), h.etag);
     memcpy(meta->digest, obj->digest, sizeof(meta->digest));
     meta->error_status = obj->error_status;
     copy_string(meta->error, sizeof(meta->error), obj->error);

@@ -44,11 +44,14 @@ struct upstream_headers {
     const char *content_encoding; /* gzip bytes stay gzip: clients must be told */
     const char *filename;         /* from Content-Disposition, cleaned (url.h) */
     const char *last_modified;    /* the validator for If-Modified-Since and date If-Range */
+    const char *etag;             /* upstream's own (never replayed: arca's ETag is the sha256);
+                                     what revalidation and signed-hit confirmation compare */
 };
 #define HEADER_TYPE_MAX 1024
 #define HEADER_ENCODING_MAX 128
 #define HEADER_FILENAME_MAX 256
 #define HEADER_DATE_MAX 64
+#define HEADER_ETAG_MAX 256
 
 /* An answer the HTTP layer prepared for a complete object (opaque here: a response with its
  * headers built and its file open or mapped), so that repeated hits skip open(), header building
@@ -89,6 +92,7 @@ struct object_meta {
     char content_encoding[HEADER_ENCODING_MAX];
     char filename[HEADER_FILENAME_MAX];
     char last_modified[HEADER_DATE_MAX];
+    char etag[HEADER_ETAG_MAX];
     uint8_t digest[32];
     int error_status;
     char error[160];

@@ -22,7 +22,7 @@ struct object {
     int64_t length;     /* Content-Length, or -1 while unknown */
     int64_t have;       /* bytes written to the file */
     int64_t reserved;   /* quota held for this object beyond `have` */
-    char *headers;      /* struct upstream_headers packed: four NUL-terminated strings one after the
+    char *headers;      /* struct upstream_headers packed: five NUL-terminated strings one after the
                            other (one allocation per object); NULL until upstream's headers are in;
                            changed under the lock only */
     uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
@@ -80,6 +80,7 @@ void object_free(struct object *obj);
 struct object *table_find(const char *key);
 void key_path(const char *key, char *buf, size_t size);
 void maybe_free(struct object *obj);
+#define HEADERS_PACKED 5
 /* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */
 int headers_pack(const struct upstream_headers *h, char **out);
 /* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes. */

@@ -193,7 +193,8 @@ static bool same_headers(const struct object *obj, int64_t length, const struct 
     headers_unpack(obj->headers, &old);
     return obj->length == length && !strcmp(old.content_type, h->content_type) &&
            !strcmp(old.content_encoding, h->content_encoding) &&
-           !strcmp(old.filename, h->filename) && !strcmp(old.last_modified, h->last_modified);
+           !strcmp(old.filename, h->filename) && !strcmp(old.last_modified, h->last_modified) &&
+           !strcmp(old.etag, h->etag);
 }
 
 /* Lock held. */

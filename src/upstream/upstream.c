@@ -1,5 +1,6 @@
 #include "upstream.h"
 #include "clock.h"
+#include "grants.h"
 #include "log.h"
 #include "persist.h"
 #include "policy.h"
@@ -20,10 +21,21 @@
 
 #define MAX_BACKOFF_MS 30000
 
+/* What every curl handle of this thread carries first (CURLOPT_PRIVATE, the socket callback):
+ * which kind of work it is, and why the address policy refused a connection. */
+enum handle_kind { HANDLE_TRANSFER, HANDLE_PROBE };
+struct handle {
+    enum handle_kind kind;
+    char refused[160];
+};
+
 /* One upstream download, over one or more attempts. Lives on the upstream thread only. */
 struct transfer {
+    struct handle h;
     struct object *obj;
-    const char *url; /* the object's, fixed for its life */
+    const char *url;     /* the object's (its key), fixed for its life: what logs show */
+    char *source;        /* what is fetched: the client's URL, whole */
+    int64_t grant_until; /* > 0: a signed source, remembered as accepted once answered 2xx */
     CURL *easy;
     EVP_MD_CTX *sha;
     struct curl_slist *range_headers; /* Range + If-Range of a resuming attempt */
@@ -37,17 +49,31 @@ struct transfer {
     bool body_started;                /* its body is being written */
     bool opening; /* waiting for the persistence thread to create its file and row */
     /* Outcome: */
-    bool failed;       /* store_fail() already called */
-    bool counted;      /* in stats.downloads_active */
-    int retry_status;  /* > 0: this attempt ended on a retryable upstream status */
-    char refused[160]; /* why the address policy refused a connection */
+    bool failed;      /* store_fail() already called */
+    bool counted;     /* in stats.downloads_active */
+    int retry_status; /* > 0: this attempt ended on a retryable upstream status */
     char errbuf[CURL_ERROR_SIZE];
     struct transfer *next;
 };
 
 struct pending {
     struct object *obj;
+    char *source;
+    int64_t grant_until;
     struct pending *next;
+};
+
+/* One question of upstream_probe(). */
+struct probe {
+    struct handle h;
+    CURL *easy;
+    char *url;
+    struct curl_slist *headers;
+    struct upstream_response resp;
+    void (*done)(const struct probe_result *res, void *arg);
+    void *arg;
+    char errbuf[CURL_ERROR_SIZE];
+    struct probe *next;
 };
 
 static struct {
@@ -56,12 +82,14 @@ static struct {
     pthread_t thread;
     pthread_mutex_t lock; /* guards queue and closed */
     struct pending *queue;
-    bool closed; /* the thread has taken its last look at the queue */
+    struct probe *probes; /* asked for, not started yet */
+    bool closed;          /* the thread has taken its last look at the queues */
     atomic_bool stopping;
     /* Upstream thread only: */
     struct pending *backlog, **backlog_tail; /* waiting for a download slot, in arrival order */
     struct transfer *active;                 /* started, running or between attempts */
     int n_active;
+    struct probe *asking; /* probes running */
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void end_transfer(struct transfer *t);
@@ -94,9 +122,9 @@ static void fail(struct transfer *t, int status, const char *reason)
 
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    struct transfer *t = clientp;
+    struct handle *h = clientp;
     (void)purpose;
-    if (policy_upstream_check(&a->addr, t->refused, sizeof(t->refused)) < 0)
+    if (policy_upstream_check(&a->addr, h->refused, sizeof(h->refused)) < 0)
         return CURL_SOCKET_BAD;
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
@@ -126,7 +154,7 @@ static int restart_body(struct transfer *t)
 static int begin_full_body(struct transfer *t)
 {
     struct upstream_headers h = {t->resp.content_type, t->resp.content_encoding, t->resp.filename,
-                                 t->resp.last_modified};
+                                 t->resp.last_modified, t->resp.etag};
     if (store_begin_body(t->obj, t->resp.content_length, &h) < 0) {
         fail(t, object_error_status(t->obj), object_error(t->obj));
         return -1;
@@ -141,6 +169,8 @@ static int headers_done(struct transfer *t)
     long status = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     struct verdict v = response_verdict(&t->resp, status, t->offset, known_length(t), t->validator);
+    if (t->grant_until > 0 && status >= 200 && status < 300)
+        grants_add(t->source, t->grant_until); /* before any waiter wakes to check it */
     switch (v.kind) {
     case VERDICT_SKIP:
         return 0;
@@ -217,13 +247,13 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 
 /* --- transfers ------------------------------------------------------------------------------ */
 
-/* Options that stay the same for every attempt. */
-static void setup_easy(struct transfer *t)
+/* What every upstream request does the same way: protocols, redirects, the address policy,
+ * timeouts, TLS. */
+static void setup_common(CURL *e, const char *url, struct handle *h, char *errbuf)
 {
-    CURL *e = t->easy;
-    curl_easy_setopt(e, CURLOPT_URL, t->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, h);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
@@ -231,11 +261,7 @@ static void setup_easy(struct transfer *t)
     /* Environment proxies would make the address policy check the proxy, not the origin. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, h);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)fx.cfg->connect_timeout);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)fx.cfg->stall_timeout);
@@ -246,6 +272,16 @@ static void setup_easy(struct transfer *t)
         curl_easy_setopt(e, CURLOPT_CAINFO, fx.cfg->ca_file);
         curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs");
     }
+}
+
+/* Options that stay the same for every attempt of a download. */
+static void setup_easy(struct transfer *t)
+{
+    setup_common(t->easy, t->source, &t->h, t->errbuf);
+    curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
 }
 
 /* Ask for the bytes after those we keep, and only if they still belong to the same body. */
@@ -280,7 +316,7 @@ static int start_attempt(struct transfer *t)
     t->retry_at_ms = 0;
     t->retry_status = 0;
     t->body_started = false;
-    t->refused[0] = t->errbuf[0] = '\0';
+    t->h.refused[0] = t->errbuf[0] = '\0';
     struct download_progress p;
     store_progress(t->obj, &p);
     t->offset = p.have;
@@ -309,6 +345,7 @@ static void free_transfer(struct transfer *t)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->range_headers);
     EVP_MD_CTX_free(t->sha);
+    free(t->source);
     free(t);
 }
 
@@ -319,17 +356,23 @@ static void wake_fetch(void *arg)
     curl_multi_wakeup(fx.multi);
 }
 
-static void start_transfer(struct object *obj, const char *host)
+/* Takes over the pending request's source. */
+static void start_transfer(struct pending *p, const char *host)
 {
+    struct object *obj = p->obj;
     struct transfer *t = calloc(1, sizeof(*t));
 
     if (!t || !(t->easy = curl_easy_init()) || !(t->sha = EVP_MD_CTX_new()) ||
         EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL) != 1) {
         store_fail(obj, 500, "out of memory");
+        free(p->source);
         goto fail;
     }
+    t->h.kind = HANDLE_TRANSFER;
     t->obj = obj;
     t->url = object_url(obj);
+    t->source = p->source;
+    t->grant_until = p->grant_until;
     response_reset(&t->resp);
     t->deadline_ms = monotonic_ms() + fx.cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
@@ -355,8 +398,8 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
     char reason[CURL_ERROR_SIZE + 96];
     struct download_progress p;
     struct upstream_error e;
-    if (t->refused[0] && rc == CURLE_COULDNT_CONNECT) {
-        fail(t, 403, t->refused);
+    if (t->h.refused[0] && rc == CURLE_COULDNT_CONNECT) {
+        fail(t, 403, t->h.refused);
         return;
     }
     if (t->retry_status) {
@@ -385,7 +428,7 @@ static void end_attempt(struct transfer *t, CURLcode rc)
             log_error("fetch %s: %d %s", t->url, object_error_status(t->obj), object_error(t->obj));
         log_debug("fetch %s: download ended after %d attempt(s)", t->url, t->attempts);
     } else if (!t->failed &&
-               error_retryable(rc, t->retry_status > 0, t->refused[0], past_deadline(t)) &&
+               error_retryable(rc, t->retry_status > 0, t->h.refused[0], past_deadline(t)) &&
                t->attempts <= fx.cfg->download_retries && !atomic_load(&fx.stopping)) {
         int64_t delay = fx.cfg->retry_delay_ms << (t->attempts - 1 < 15 ? t->attempts - 1 : 15);
         t->retry_at_ms = monotonic_ms() + (delay < MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS);
@@ -412,6 +455,129 @@ static void end_transfer(struct transfer *t)
     }
     fx.n_active--;
     free_transfer(t);
+}
+
+/* --- probes --------------------------------------------------------------------------------- */
+
+/* A probe's headers; each response's (redirects, 1xx) replace the previous one's. */
+static size_t probe_header(char *data, size_t size, size_t n, void *arg)
+{
+    struct probe *p = arg;
+    size_t len = size * n;
+    char line[HEADER_TYPE_MAX + 64];
+    if (len >= sizeof(line))
+        return len; /* nothing a probe reads is that long */
+    memcpy(line, data, len);
+    line[len] = '\0';
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strncmp(line, "HTTP/", 5) == 0)
+        response_reset(&p->resp);
+    else if (line[0])
+        response_header(&p->resp, line);
+    return len;
+}
+
+/* The headers are all a probe wants: the first body byte ends it. */
+static size_t probe_body(char *data, size_t size, size_t n, void *arg)
+{
+    (void)data, (void)size, (void)n, (void)arg;
+    return 0;
+}
+
+static void free_probe(struct probe *p)
+{
+    if (p->easy)
+        curl_easy_cleanup(p->easy);
+    curl_slist_free_all(p->headers);
+    free(p->url);
+    free(p);
+}
+
+/* Hand the answer over (rc: how curl ended; a write error is our own stop at the body). */
+static void end_probe(struct probe *p, CURLcode rc, bool stopping)
+{
+    struct probe_result res = {.total = -1};
+    long status = 0;
+    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (stopping) {
+        snprintf(res.error, sizeof(res.error), "arca is shutting down");
+    } else if ((rc == CURLE_OK || rc == CURLE_WRITE_ERROR) && status >= 200) {
+        res.status = (int)status;
+        snprintf(res.etag, sizeof(res.etag), "%s", p->resp.etag);
+        snprintf(res.last_modified, sizeof(res.last_modified), "%s", p->resp.last_modified);
+        res.total = p->resp.has_range ? p->resp.range_total
+                    : status == 200   ? p->resp.content_length
+                                      : -1;
+    } else {
+        snprintf(res.error, sizeof(res.error), "%s",
+                 p->h.refused[0] && rc == CURLE_COULDNT_CONNECT ? p->h.refused
+                 : p->errbuf[0]                                 ? p->errbuf
+                                                                : curl_easy_strerror(rc));
+    }
+    p->done(&res, p->arg);
+    free_probe(p);
+}
+
+static void unlink_probe(struct probe *p)
+{
+    for (struct probe **q = &fx.asking; *q; q = &(*q)->next) {
+        if (*q == p) {
+            *q = p->next;
+            return;
+        }
+    }
+}
+
+/* Probes asked for since the last pass go into the multi handle. */
+static void start_probes(void)
+{
+    pthread_mutex_lock(&fx.lock);
+    struct probe *q = fx.probes;
+    fx.probes = NULL;
+    pthread_mutex_unlock(&fx.lock);
+    while (q) {
+        struct probe *p = q;
+        q = q->next;
+        p->next = fx.asking;
+        fx.asking = p;
+        setup_common(p->easy, p->url, &p->h, p->errbuf);
+        curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
+        curl_easy_setopt(p->easy, CURLOPT_HEADERFUNCTION, probe_header);
+        curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, p);
+        curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, probe_body);
+        curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, (long)(fx.cfg->connect_timeout + 30));
+        if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
+            unlink_probe(p);
+            end_probe(p, CURLE_FAILED_INIT, false);
+        }
+    }
+}
+
+int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
+                   void *arg)
+{
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
+        !(p->headers = curl_slist_append(NULL, "Range: bytes=0-0"))) {
+        if (p)
+            free_probe(p);
+        return -1;
+    }
+    p->h.kind = HANDLE_PROBE;
+    p->done = done;
+    p->arg = arg;
+    response_reset(&p->resp);
+    pthread_mutex_lock(&fx.lock);
+    if (fx.closed) {
+        pthread_mutex_unlock(&fx.lock);
+        free_probe(p);
+        return -1;
+    }
+    p->next = fx.probes;
+    fx.probes = p;
+    curl_multi_wakeup(fx.multi);
+    pthread_mutex_unlock(&fx.lock);
+    return 0;
 }
 
 /* --- the thread ------------------------------------------------------------------------------ */
@@ -456,7 +622,7 @@ static void start_queued(void)
         *p = item->next;
         if (fx.backlog_tail == &item->next)
             fx.backlog_tail = p;
-        start_transfer(item->obj, host);
+        start_transfer(item, host);
         free(item);
     }
 }
@@ -511,11 +677,17 @@ static void reap_finished(void)
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(fx.multi, &left))) {
-        struct transfer *t;
+        struct handle *h;
         if (msg->msg != CURLMSG_DONE)
             continue;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        end_attempt(t, msg->data.result);
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+        if (h->kind == HANDLE_PROBE) {
+            curl_multi_remove_handle(fx.multi, msg->easy_handle);
+            unlink_probe((struct probe *)h);
+            end_probe((struct probe *)h, msg->data.result, false);
+        } else {
+            end_attempt((struct transfer *)h, msg->data.result);
+        }
     }
 }
 
@@ -538,7 +710,15 @@ static void fail_everything(void)
         fx.backlog = p->next;
         store_fail(p->obj, 503, "arca is shutting down");
         store_release(p->obj);
+        free(p->source);
         free(p);
+    }
+    start_probes();
+    while (fx.asking) {
+        struct probe *p = fx.asking;
+        fx.asking = p->next;
+        curl_multi_remove_handle(fx.multi, p->easy);
+        end_probe(p, CURLE_OK, true);
     }
     while (fx.active) {
         struct transfer *t = fx.active;
@@ -557,6 +737,7 @@ static void *upstream_main(void *arg)
     while (!atomic_load(&fx.stopping)) {
         start_queued();
         start_opened();
+        start_probes();
         curl_multi_perform(fx.multi, &running);
         announce_appended();
         reap_finished();
@@ -589,19 +770,22 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-void upstream_fetch(struct object *obj)
+void upstream_fetch(struct object *obj, const struct fetch_source *src)
 {
     struct pending *p = malloc(sizeof(*p));
-    if (!p) {
+    if (!p || !(p->source = strdup(src->url))) {
+        free(p);
         store_fail(obj, 500, "out of memory");
         store_release(obj);
         return;
     }
     p->obj = obj;
+    p->grant_until = src->grant_until;
     pthread_mutex_lock(&fx.lock);
     if (fx.closed) {
         /* A request that came in on a kept-alive connection while arca stops. */
         pthread_mutex_unlock(&fx.lock);
+        free(p->source);
         free(p);
         store_fail(obj, 503, "arca is shutting down");
         store_release(obj);

@@ -15,8 +15,33 @@
 #include "config.h"
 #include "store.h"
 
+#include <curl/curl.h>
+
 int upstream_init(const struct config *cfg, char *err, size_t errlen);
-void upstream_fetch(struct object *obj);
+
+/* Where a download comes from: the client's URL, whole (signature included), which may differ
+ * from the object's (its key, keys.h). A signed source that upstream answers with 2xx is
+ * remembered as accepted until `grant_until` (grants.h); 0: not signed. */
+struct fetch_source {
+    const char *url;
+    int64_t grant_until;
+};
+void upstream_fetch(struct object *obj, const struct fetch_source *src);
+
+/* A one-byte question to upstream (GET with Range: bytes=0-0, the body dropped at its first
+ * byte): what answers `url` now, and with which validators. `done` runs on the upstream thread,
+ * once, also when arca stops (status 0). Returns -1 when out of memory or stopping (done never
+ * runs then). */
+struct probe_result {
+    int status; /* upstream's final status; 0 when none came, `error` says why */
+    char etag[HEADER_ETAG_MAX];
+    char last_modified[HEADER_DATE_MAX];
+    int64_t total; /* the object's length as the answer says; -1 when it does not */
+    char error[CURL_ERROR_SIZE + 64];
+};
+int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
+                   void *arg);
+
 void upstream_stop(void);
 
 #endif

@@ -66,6 +66,8 @@ class Obj:
     on_request: object = None  # callable(obj, index) run as each GET begins (index from 0)
     forced_first: int = -1  # answer 206 from this byte even without a Range (a broken origin)
     overrun: int = 0  # a 206 sends this many bytes more than its Content-Range (a broken origin)
+    # callable(query) -> None to serve, or a status to answer instead (a signature check)
+    check: object = None
     started: list = field(default_factory=list)  # times each GET began
     finished: list = field(default_factory=list)  # times the last body byte was sent
 
@@ -91,6 +93,9 @@ class Handler(BaseHTTPRequestHandler):
         if obj.on_request:
             obj.on_request(obj, index)
         fault = obj.faults.pop(0) if obj.faults else None
+        refused = obj.check(urllib.parse.urlsplit(self.path).query) if obj.check else None
+        if refused:
+            return self.reply(refused, b"signature refused\n")
         if obj.stall:
             time.sleep(obj.stall)
             self.close_connection = True
@@ -103,7 +108,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if isinstance(fault, int) or obj.status != 200:
             return self.reply(fault if isinstance(fault, int) else obj.status, b"origin error\n")
-        first = self.range_start(obj)
+        first, last = self.range_bounds(obj)
         self.send_response(200 if first is None else 206)
         self.send_header("Content-Type", obj.content_type)
         if obj.etag:
@@ -113,28 +118,34 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in obj.headers.items():
             self.send_header(name, value)
         if first is not None:
-            self.send_header("Content-Range", f"bytes {first}-{len(obj.data) - 1}/{len(obj.data)}")
+            self.send_header("Content-Range", f"bytes {first}-{last}/{len(obj.data)}")
         extra = os.urandom(obj.overrun) if first is not None else b""
         if obj.chunked:
             self.send_header("Transfer-Encoding", "chunked")
         else:
-            self.send_header("Content-Length", str(len(obj.data) - (first or 0) + len(extra)))
+            self.send_header("Content-Length",
+                             str((len(obj.data) if last is None else last + 1) - (first or 0)
+                                 + len(extra)))
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        self.send_body(obj, obj.data[first or 0 :] + extra, fault)
+        end = len(obj.data) if last is None else last + 1
+        self.send_body(obj, obj.data[first or 0 : end] + extra, fault, path)
 
-    def range_start(self, obj):
-        """The first byte of a 206 answer, or None for the whole body."""
+    def range_bounds(self, obj):
+        """(first, last) of a 206 answer ("bytes=N-" or "bytes=N-M"), or (None, None) for the
+        whole body."""
         if obj.forced_first >= 0:
-            return obj.forced_first
+            return obj.forced_first, len(obj.data) - 1
         rng, if_range = self.headers.get("Range", ""), self.headers.get("If-Range")
-        if not obj.ranges or not rng.startswith("bytes=") or not rng.endswith("-"):
-            return None
+        if not obj.ranges or not rng.startswith("bytes=") or "-" not in rng or "," in rng:
+            return None, None
         if if_range is not None and if_range not in (obj.etag, obj.last_modified):
-            return None
-        first = int(rng[6:-1])
-        return first if first < len(obj.data) else None
+            return None, None
+        a, b = rng[6:].split("-", 1)
+        if not a.isdigit() or (b and not b.isdigit()) or int(a) >= len(obj.data):
+            return None, None
+        return int(a), min(int(b), len(obj.data) - 1) if b else len(obj.data) - 1
 
     def reply(self, status, body):
         self.send_response(status)
@@ -144,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         self.close_connection = True
 
-    def send_body(self, obj, data, fault):
+    def send_body(self, obj, data, fault, path):
         limit = obj.truncate_at
         if fault:
             limit = fault[1]
@@ -160,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 else:
                     self.wfile.write(piece)
+                with self.server.origin.lock:
+                    self.server.origin.bytes_sent[path] += len(piece)
             if obj.chunked and limit < 0:
                 self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
@@ -178,6 +191,7 @@ class Origin:
     def __init__(self, host="127.0.0.1", tls=None):
         self.objects = {}
         self.counts = collections.Counter()
+        self.bytes_sent = collections.Counter()  # body bytes written, per path
         self.requests = []
         self.targets = []  # request targets as sent (path and query)
         self.lock = threading.Lock()

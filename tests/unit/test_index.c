@@ -20,7 +20,7 @@ static char path[128];
 
 struct seen {
     int rows, parts[2], discarded;
-    char url[64], type[64], last_modified[64];
+    char url[64], type[64], last_modified[64], etag[64];
     int64_t length, usage;
     uint8_t digest[32];
 };
@@ -34,6 +34,7 @@ static void on_row(const struct index_row *row, int part, void *arg)
         snprintf(s->url, sizeof(s->url), "%s", row->url);
         snprintf(s->type, sizeof(s->type), "%s", row->headers.content_type);
         snprintf(s->last_modified, sizeof(s->last_modified), "%s", row->headers.last_modified);
+        snprintf(s->etag, sizeof(s->etag), "%s", row->headers.etag);
         s->length = row->length;
         s->usage = row->usage;
         memcpy(s->digest, row->digest, 32);
@@ -87,7 +88,7 @@ static void rows_load_and_partials_are_forgotten(void **state)
         if (i % 4 == 3)
             continue; /* a download that never finished */
         struct index_row row = {
-            key,     url,  {"text/plain", "", "", "Tue, 01 Sep 2026 10:00:00 GMT"},
+            key,     url,  {"text/plain", "", "", "Tue, 01 Sep 2026 10:00:00 GMT", "\"v1\""},
             100 + i, 1000, 3600,
             2000,    i,    digest};
         assert_int_equal(index_mark_complete(&row), 0);
@@ -100,6 +101,7 @@ static void rows_load_and_partials_are_forgotten(void **state)
     assert_string_equal(s.url, "http://h/6");
     assert_string_equal(s.type, "text/plain");
     assert_string_equal(s.last_modified, "Tue, 01 Sep 2026 10:00:00 GMT");
+    assert_string_equal(s.etag, "\"v1\""); /* upstream's, for revalidation and confirmation */
     assert_int_equal(s.length, 106);
     assert_int_equal(s.usage, 6);
     assert_memory_equal(s.digest, digest, 32);

@@ -77,7 +77,7 @@ static struct object *downloading(const char *url, int64_t length, const char *t
     struct object *obj;
     struct object_meta meta;
     int fd, before = files_ready;
-    struct upstream_headers h = {type, "", "", ""};
+    struct upstream_headers h = {type, "", "", "", ""};
     assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_non_null(obj);
     assert_int_equal(store_begin_file(obj, file_ready, NULL), 0);
@@ -264,7 +264,7 @@ static void eviction_takes_the_least_recently_used(void **state)
 {
     struct store_totals t;
     struct object *obj;
-    struct upstream_headers h = {"", "", "", ""};
+    struct upstream_headers h = {"", "", "", "", ""};
     struct object_meta meta;
     int fd;
     (void)state;
@@ -307,7 +307,7 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     assert_int_equal(store_lookup("http://h/ttl", 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_int_equal(store_begin_file(obj, file_ready, NULL), 0);
     persist_flush();
-    struct upstream_headers h = {"", "", "", ""};
+    struct upstream_headers h = {"", "", "", "", ""};
     assert_int_equal(store_begin_body(obj, 5, &h), 0);
     append(obj, "12345");
     finish(obj, "12345");
