@@ -38,6 +38,7 @@ void config_defaults(struct config *cfg)
     snprintf(cfg->access_log, sizeof(cfg->access_log), "-");
     cfg->log_level = LOG_INFO;
     cfg->confirm_ttl = 600;
+    cfg->keep_expired = 7 * 86400;
 }
 
 static int copy_str(char *dst, size_t size, const char *name, const char *v, char *err)
@@ -124,6 +125,7 @@ static const struct numeric_option {
     {"max-header-size", V_SIZE, offsetof(struct config, max_header_size), 1024, 1 << 20},
     {"threads", V_INT, offsetof(struct config, threads), 1, 256},
     {"confirm-ttl", V_DURATION, offsetof(struct config, confirm_ttl), 1, 7 * 86400},
+    {"keep-expired", V_DURATION, offsetof(struct config, keep_expired), 1, TTL_MAX},
 };
 
 /* A plain decimal integer; strtoll alone would accept blanks and signs. */
@@ -385,6 +387,8 @@ void config_print_help(void)
         "                         CloudFront signatures are built in)\n"
         "  --exact-keys           the cache key is the whole URL, signature included (KissCache)\n"
         "  --trust-signed-urls    serve a cached object to any signed URL without asking upstream\n"
+        "  --keep-expired TTL     expired objects with an ETag or Last-Modified stay this much\n"
+        "                         longer, to be revalidated rather than downloaded (default 7d)\n"
         "  --confirm-ttl TTL      how long a signed URL upstream accepted is remembered, at most\n"
         "                         (default 10m; never past the signature's own expiry)\n"
         "  --server URL           (status, prefetch, purge) default http://127.0.0.1:8001\n"

@@ -74,9 +74,10 @@ struct config {
     /* Cache keys of signed URLs (keys.h). */
     struct key_rule key_rules[CONFIG_MAX_RULES];
     int n_key_rules;
-    bool exact_keys;     /* KissCache's behaviour: the key is the whole URL */
-    bool trust_signed;   /* serve signed hits without asking upstream first */
-    int64_t confirm_ttl; /* seconds a confirmed signed URL is remembered at most */
+    bool exact_keys;      /* KissCache's behaviour: the key is the whole URL */
+    bool trust_signed;    /* serve signed hits without asking upstream first */
+    int64_t confirm_ttl;  /* seconds a confirmed signed URL is remembered at most */
+    int64_t keep_expired; /* seconds an expired object with a validator stays, to be revalidated */
 };
 
 enum config_action {

@@ -32,6 +32,8 @@ static const struct {
     {"confirmations", &stats.confirmations},
     {"confirm_refused", &stats.confirm_refused},
     {"confirm_changed", &stats.confirm_changed},
+    {"revalidated_unchanged", &stats.revalidated_unchanged},
+    {"revalidated_changed", &stats.revalidated_changed},
 };
 
 /* The hourly traffic: a ring indexed by hour % STATS_HOURS; a slot whose hour is not the one

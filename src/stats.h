@@ -30,6 +30,8 @@ struct stats {
     _Atomic int64_t confirmations;   /* signed URLs asked of upstream before a hit */
     _Atomic int64_t confirm_refused; /* ... that upstream refused (the client got its status) */
     _Atomic int64_t confirm_changed; /* ... that showed another version: fetched again */
+    _Atomic int64_t revalidated_unchanged; /* expired objects upstream answered 304: renewed */
+    _Atomic int64_t revalidated_changed;   /* ... answered with a new body */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

@@ -141,10 +141,17 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              "# HELP arca_confirm_changed_total Confirmations that found another version "
              "upstream.\n"
              "# TYPE arca_confirm_changed_total counter\n"
-             "arca_confirm_changed_total %lld\n",
+             "arca_confirm_changed_total %lld\n"
+             "# HELP arca_revalidations_total Expired objects asked for again conditionally, by "
+             "answer.\n"
+             "# TYPE arca_revalidations_total counter\n"
+             "arca_revalidations_total{result=\"unchanged\"} %lld\n"
+             "arca_revalidations_total{result=\"changed\"} %lld\n",
              (long long)atomic_load(&stats.signed_hits),
              (long long)(atomic_load(&stats.confirmations) - atomic_load(&stats.confirm_refused)),
              (long long)atomic_load(&stats.confirm_refused),
-             (long long)atomic_load(&stats.confirm_changed));
+             (long long)atomic_load(&stats.confirm_changed),
+             (long long)atomic_load(&stats.revalidated_unchanged),
+             (long long)atomic_load(&stats.revalidated_changed));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

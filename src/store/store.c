@@ -35,6 +35,11 @@ void key_path(const char *key, char *buf, size_t size)
     snprintf(buf, size, "%s/%.2s/%s", st.objdir, key, key);
 }
 
+void part_path(const char *key, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%.2s/%s.part", st.objdir, key, key);
+}
+
 void object_path(const struct object *obj, char *buf, size_t size)
 {
     key_path(obj->key, buf, size);
@@ -179,8 +184,19 @@ void headers_unpack(const char *packed, struct upstream_headers *h)
     }
 }
 
+void drop_stale(struct object *obj)
+{
+    struct object *s = obj->stale;
+    if (!s)
+        return;
+    obj->stale = NULL;
+    s->refs--;
+    maybe_free(s);
+}
+
 void object_free(struct object *o)
 {
+    assert(!o->stale);
     if (o->fd >= 0)
         close(o->fd);
     free(o->error);
@@ -363,20 +379,32 @@ static struct object *create_fetching(const char *url, const char *key, int64_t 
     return obj;
 }
 
+bool revalidable(const struct object *obj)
+{
+    struct upstream_headers h;
+    headers_unpack(obj->headers, &h);
+    return h.etag[0] || h.last_modified[0];
+}
+
 /* Lock held. The object for `key` after a lookup's use of it: a hit (*fd or *prep set), a
  * download to join, or a new one. */
 static int lookup_locked(const char *url, const char *key, int64_t ttl, int64_t now,
                          struct object **out, int *fd, struct prepared **prep,
                          struct object_meta *meta)
 {
-    struct object *obj = table_find(key);
+    struct object *obj = table_find(key), *stale = NULL;
     int res = LOOKUP_MISS;
     *out = NULL;
     if (obj)
         note_use(obj, ttl, now);
     if (obj && obj->state == OBJ_COMPLETE && expired(obj, now)) {
-        /* Out of the table; its file and row go when the new download replaces them. */
+        /* Out of the table; its file and row go when the new download replaces them. One with
+         * a validator is kept meanwhile: a 304 renews it (revalidation). */
         table_remove(obj);
+        if (revalidable(obj)) {
+            stale = obj;
+            stale->refs++;
+        }
         maybe_free(obj);
         obj = NULL;
     } else if (obj && obj->state == OBJ_COMPLETE) {
@@ -391,6 +419,12 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, int64_t 
         return LOOKUP_COALESCED;
     }
     *out = create_fetching(url, key, ttl, now);
+    if (*out) {
+        (*out)->stale = stale;
+    } else if (stale) {
+        stale->refs--;
+        maybe_free(stale);
+    }
     return LOOKUP_MISS;
 }
 

@@ -182,6 +182,15 @@ void store_announce(struct object *obj);
  * thread sync the file and its directory entry and record the row; the object becomes COMPLETE
  * after that (or fails then, logged there). Readers wait for the held-back byte meanwhile. */
 int store_finish(struct object *obj, const uint8_t digest[32]);
+/* Whether this download revalidates an expired version (store_lookup kept it: it had an ETag or
+ * Last-Modified); then its validators ("" where upstream gave none). */
+bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, char *date,
+                            size_t date_size);
+/* Upstream answered 304 to the revalidation: the persistence thread records the expired version
+ * as complete again, renewed from this download's start with its ttl, and the download becomes
+ * that version (COMPLETE, waiters woken) without a byte downloaded. -1 when out of memory (the
+ * download failed). */
+int store_renew(struct object *obj);
 /* Fail a download: out of the table, waiters woken; its file and row, once the persistence
  * thread has made them, are removed there. Any thread may call it (upstream_fetch does, at shutdown
  * or out of memory): it never touches disk or SQLite itself. */

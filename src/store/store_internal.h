@@ -45,7 +45,9 @@ struct object {
     struct waiter *waiters;
     struct object *next; /* hash chain */
     struct prepared *prepared;
-    int prepared_slot; /* in the store's ring of attachments, -1 when none */
+    int prepared_slot;    /* in the store's ring of attachments, -1 when none */
+    struct object *stale; /* FETCHING: the expired version this download revalidates (out of
+                             the table, a reference held, its file kept until the answer) */
 };
 
 struct store_state {
@@ -54,6 +56,7 @@ struct store_state {
     int64_t usage; /* bytes on disk or claimed by downloads */
     int64_t quota;
     int64_t max_object_size;
+    int64_t keep_expired; /* seconds a revalidable object stays on disk past its ttl */
     char objdir[1100];
     struct dlist lru;      /* complete objects in the table, least recently used first */
     struct dlist fetching; /* objects downloading in the table (same node as lru), oldest
@@ -79,6 +82,14 @@ void wake_all(struct object *obj);
 void object_free(struct object *obj);
 struct object *table_find(const char *key);
 void key_path(const char *key, char *buf, size_t size);
+/* Where a download writes until it is complete (then renamed to key_path): the previous
+ * version's file stays whole meanwhile, for a revalidation that ends in 304. */
+void part_path(const char *key, char *buf, size_t size);
+/* Lock held. Whether an expired object can be asked for again conditionally: upstream gave it
+ * an ETag or a Last-Modified. Such objects outlive their ttl by --keep-expired. */
+bool revalidable(const struct object *obj);
+/* Lock held: let go of the expired version a download was revalidating. */
+void drop_stale(struct object *obj);
 void maybe_free(struct object *obj);
 #define HEADERS_PACKED 5
 /* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */

@@ -180,6 +180,8 @@ static void discard_partial(const char *key, void *arg)
     (void)arg;
     key_path(key, path, sizeof(path));
     unlink(path);
+    part_path(key, path, sizeof(path));
+    unlink(path);
 }
 
 /* Two servers on one data dir would each delete the other's downloads at start: refuse. The
@@ -234,6 +236,23 @@ struct sweep_job {
     int dir, removed;
 };
 
+/* Lock held. A file an object in the table owns: KEY (a complete version, or the one a download
+ * revalidates) or KEY.part (a download's). table_find() hashes the first 16 characters: only
+ * 64-character keys are looked up. */
+static bool file_wanted(const char *name)
+{
+    size_t len = strlen(name);
+    char key[65];
+    const struct object *obj;
+    if (len == 64)
+        return table_find(name) != NULL;
+    if (len != 64 + strlen(".part") || strcmp(name + 64, ".part") != 0)
+        return false;
+    memcpy(key, name, 64);
+    key[64] = '\0';
+    return (obj = table_find(key)) != NULL && obj->state == OBJ_FETCHING;
+}
+
 static void run_sweep(struct persist_job *job)
 {
     struct sweep_job *sw = (struct sweep_job *)job;
@@ -246,8 +265,7 @@ static void run_sweep(struct persist_job *job)
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         pthread_mutex_lock(&st.lock);
-        /* table_find() hashes the first 16 characters: only 64-character names are keys */
-        if (strlen(e->d_name) != 64 || !table_find(e->d_name))
+        if (!file_wanted(e->d_name))
             sw->removed += unlink(path) == 0;
         pthread_mutex_unlock(&st.lock);
     }
@@ -283,6 +301,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     char path[1200];
     st.quota = cfg->quota;
     st.max_object_size = cfg->max_object_size;
+    st.keep_expired = cfg->keep_expired;
     if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||
         table_reserve(&st.table, 0) < 0)
         return -1;

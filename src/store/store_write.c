@@ -56,6 +56,8 @@ static void run_remove(struct persist_job *job)
     char path[1200];
     key_path(r->key, path, sizeof(path));
     unlink(path); /* streaming readers keep the inode */
+    part_path(r->key, path, sizeof(path));
+    unlink(path);
     index_delete(r->key);
     if (r->url)
         log_info("store: removed %s", r->url);
@@ -115,19 +117,24 @@ static int create_file(struct object *obj, char *err, size_t errlen)
     char path[1200];
     int fd, rc;
     pthread_mutex_lock(&st.lock);
-    bool live = obj->state == OBJ_FETCHING;
+    bool live = obj->state == OBJ_FETCHING, revalidating = obj->stale != NULL;
     obj->on_disk = live; /* from here on, store_fail has a file and row to remove */
     pthread_mutex_unlock(&st.lock);
     if (!live)
         return 0; /* failed while this waited (shutdown): nothing to create */
-    object_path(obj, path, sizeof(path));
     if ((rc = index_mark_fetching(obj->key, obj->url)) < 0) {
         snprintf(err, errlen, "%s",
                  rc == INDEX_FULL ? "disk full (index)"
                                   : "cannot record the download in the index");
         return rc == INDEX_FULL ? 507 : 500;
     }
-    /* An older version may still be open by readers: unlink keeps their inode alive. */
+    /* An older version may still be open by readers: unlink keeps their inode alive. One being
+     * revalidated stays until upstream has answered. */
+    if (!revalidating) {
+        object_path(obj, path, sizeof(path));
+        unlink(path);
+    }
+    part_path(obj->key, path, sizeof(path));
     unlink(path);
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -394,15 +401,22 @@ struct finish_job {
     uint8_t digest[32];
 };
 
-/* Persistence thread: durable first (file, directory entry, row), then COMPLETE. */
+/* Persistence thread: durable first (file under its final name, directory entry, row), then
+ * COMPLETE. */
 static int make_durable(struct object *obj, const uint8_t digest[32])
 {
-    char path[1200];
+    char path[1200], part[1200];
     struct index_row row;
     int rc;
     object_path(obj, path, sizeof(path));
+    part_path(obj->key, part, sizeof(part));
     if (fsync(obj->fd) < 0) {
         store_fail(obj, 507, "cannot sync object file (disk full?)");
+        return -1;
+    }
+    /* replaces a version being revalidated; its readers keep their inode */
+    if (rename(part, path) < 0) {
+        store_fail(obj, 500, "cannot move the object file into place");
         return -1;
     }
     if (sync_dir_of(path) < 0) {
@@ -444,6 +458,7 @@ static void complete(struct object *obj, const uint8_t digest[32])
             dlist_remove(&st.fetching, &obj->lru);
             dlist_append(&st.lru, &obj->lru);
         }
+        drop_stale(obj);
         wake_all(obj);
     }
     pthread_mutex_unlock(&st.lock);
@@ -479,6 +494,115 @@ int store_finish(struct object *obj, const uint8_t digest[32])
     return 0;
 }
 
+bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, char *date,
+                            size_t date_size)
+{
+    struct upstream_headers h;
+    pthread_mutex_lock(&st.lock);
+    bool stale = obj->stale != NULL;
+    if (stale) {
+        headers_unpack(obj->stale->headers, &h);
+        copy_string(etag, etag_size, h.etag);
+        copy_string(date, date_size, h.last_modified);
+    }
+    pthread_mutex_unlock(&st.lock);
+    return stale;
+}
+
+/* Persistence thread: the revalidated version's file, and its row as a complete object again
+ * (renewed); the download's empty partial file goes. Returns the open file, or -1 with the
+ * object failed. */
+static int renew_on_disk(struct object *obj)
+{
+    char path[1200];
+    struct index_row row;
+    int fd, rc;
+    object_path(obj, path, sizeof(path));
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        store_fail(obj, 502, "upstream says the object is unchanged, but the cached copy is gone");
+        return -1;
+    }
+    pthread_mutex_lock(&st.lock);
+    const struct object *s = obj->stale;
+    row = (struct index_row){.key = obj->key,
+                             .url = obj->url,
+                             .length = s->length,
+                             .created = obj->created,
+                             .ttl = obj->ttl,
+                             .last_use = obj->last_use,
+                             .usage = obj->usage + s->usage,
+                             .digest = s->digest};
+    headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
+    pthread_mutex_unlock(&st.lock);
+    if ((rc = index_mark_complete(&row)) < 0) {
+        close(fd);
+        store_fail(obj, rc == INDEX_FULL ? 507 : 500,
+                   rc == INDEX_FULL ? "disk full (index)" : "cannot record object in the index");
+        return -1;
+    }
+    part_path(obj->key, path, sizeof(path));
+    unlink(path);
+    return fd;
+}
+
+/* Lock held: the download becomes the version it revalidated, renewed from now. */
+static void adopt_stale(struct object *obj, int fd)
+{
+    struct object *s = obj->stale;
+    char *headers = obj->headers;
+    obj->headers = s->headers;
+    s->headers = headers;
+    obj->length = obj->have = s->length;
+    memcpy(obj->digest, s->digest, 32);
+    obj->usage += s->usage;
+    st.uses += s->usage;
+    st.usage += obj->length - obj->reserved;
+    obj->reserved = obj->length;
+    if (obj->fd >= 0)
+        close(obj->fd); /* the empty partial file's */
+    obj->fd = fd;
+    obj->state = OBJ_COMPLETE;
+    obj->verified = obj->headers_ready = true;
+    if (obj->in_table) {
+        dlist_remove(&st.fetching, &obj->lru);
+        dlist_append(&st.lru, &obj->lru);
+    }
+    drop_stale(obj);
+    wake_all(obj);
+}
+
+static void run_renew(struct persist_job *job)
+{
+    struct finish_job *f = (struct finish_job *)job;
+    int fd = renew_on_disk(f->obj);
+    if (fd >= 0) {
+        pthread_mutex_lock(&st.lock);
+        if (f->obj->state == OBJ_FETCHING)
+            adopt_stale(f->obj, fd);
+        else
+            close(fd); /* failed meanwhile (shutdown) */
+        pthread_mutex_unlock(&st.lock);
+    }
+    store_release(f->obj);
+    free(f);
+}
+
+int store_renew(struct object *obj)
+{
+    struct finish_job *f;
+    assert(obj->state == OBJ_FETCHING && obj->stale && !obj->headers_ready);
+    if (!(f = malloc(sizeof(*f)))) {
+        store_fail(obj, 500, "out of memory");
+        return -1;
+    }
+    *f = (struct finish_job){.job.run = run_renew, .obj = obj};
+    pthread_mutex_lock(&st.lock);
+    obj->refs++;
+    pthread_mutex_unlock(&st.lock);
+    persist_submit(&f->job);
+    return 0;
+}
+
 void store_fail(struct object *obj, int status, const char *reason)
 {
     pthread_mutex_lock(&st.lock);
@@ -493,6 +617,7 @@ void store_fail(struct object *obj, int status, const char *reason)
     note_failure(obj);
     if (obj->in_table)
         table_remove(obj);
+    drop_stale(obj);
     wake_all(obj);
     /* Before the persistence thread began its file there is neither file nor row. */
     if (obj->on_disk)
@@ -584,13 +709,14 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
     for (size_t i = from; i < to; i++) {
         for (struct object *o = table_slot(&st.table, i), *next; o; o = next) {
             next = o->next;
-            if (o->state == OBJ_COMPLETE && o->refs == 0 && now - o->created >= o->ttl)
+            if (o->state == OBJ_COMPLETE && o->refs == 0 &&
+                now - o->created >= o->ttl + (revalidable(o) ? st.keep_expired : 0))
                 evict(o);
         }
     }
 }
 
-/* An expired object only holds disk (lookups already refuse it), so the sweep may take a few
+/* An expired object only holds disk (lookups revalidate or refuse it), so the sweep may take a few
  * ticks over a big table; see EXPIRE_SLICE. It resumes where the last tick stopped. */
 void store_expire(void)
 {

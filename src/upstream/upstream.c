@@ -38,16 +38,19 @@ struct transfer {
     int64_t grant_until; /* > 0: a signed source, remembered as accepted once answered 2xx */
     CURL *easy;
     EVP_MD_CTX *sha;
-    struct curl_slist *range_headers; /* Range + If-Range of a resuming attempt */
-    int attempts;                     /* started so far */
-    int64_t offset;                   /* bytes kept from earlier attempts */
-    int64_t deadline_ms;              /* the whole download, --download-timeout */
-    int64_t retry_at_ms;              /* > 0: waiting out a backoff, not in the multi handle */
-    char validator[256];              /* ETag, else Last-Modified, of the body being kept */
-    char host[256];                   /* of the URL asked for, for the per-host limit */
-    struct upstream_response resp;    /* the response being received */
-    bool body_started;                /* its body is being written */
-    bool opening; /* waiting for the persistence thread to create its file and row */
+    struct curl_slist *req_headers; /* Range + If-Range of a resuming attempt, or the
+                                         conditions of a revalidating one */
+    int attempts;                   /* started so far */
+    int64_t offset;                 /* bytes kept from earlier attempts */
+    int64_t deadline_ms;            /* the whole download, --download-timeout */
+    int64_t retry_at_ms;            /* > 0: waiting out a backoff, not in the multi handle */
+    char validator[256];            /* ETag, else Last-Modified, of the body being kept */
+    char host[256];                 /* of the URL asked for, for the per-host limit */
+    struct upstream_response resp;  /* the response being received */
+    bool body_started;              /* its body is being written */
+    bool opening;     /* waiting for the persistence thread to create its file and row */
+    bool conditional; /* this attempt revalidates an expired version (If-None-Match...) */
+    bool renewed;     /* upstream answered 304: the expired version is the object again */
     /* Outcome: */
     bool failed;      /* store_fail() already called */
     bool counted;     /* in stats.downloads_active */
@@ -171,6 +174,14 @@ static int headers_done(struct transfer *t)
     struct verdict v = response_verdict(&t->resp, status, t->offset, known_length(t), t->validator);
     if (t->grant_until > 0 && status >= 200 && status < 300)
         grants_add(t->source, t->grant_until); /* before any waiter wakes to check it */
+    if (t->conditional && status == 304) {
+        atomic_fetch_add(&stats.revalidated_unchanged, 1);
+        t->renewed = true;
+        t->failed = store_renew(t->obj) < 0;
+        return 0; /* a 304 has no body: the attempt ends by itself */
+    }
+    if (t->conditional && v.kind == VERDICT_BODY)
+        atomic_fetch_add(&stats.revalidated_changed, 1);
     switch (v.kind) {
     case VERDICT_SKIP:
         return 0;
@@ -293,11 +304,37 @@ static int set_resume_headers(struct transfer *t)
     snprintf(if_range, sizeof(if_range), "If-Range: %s", t->validator);
     if (!(l = curl_slist_append(NULL, range)))
         return -1;
-    if (!(t->range_headers = curl_slist_append(l, if_range))) {
+    if (!(t->req_headers = curl_slist_append(l, if_range))) {
         curl_slist_free_all(l);
         return -1;
     }
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->range_headers);
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
+    return 0;
+}
+
+/* Ask only for a version other than the expired one this download revalidates. */
+static int set_conditions(struct transfer *t)
+{
+    char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX], line[HEADER_ETAG_MAX + 32];
+    struct curl_slist *l = NULL, *n;
+    if (!store_stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)))
+        return 0;
+    if (etag[0]) {
+        snprintf(line, sizeof(line), "If-None-Match: %s", etag);
+        if (!(l = curl_slist_append(NULL, line)))
+            return -1;
+    }
+    if (date[0]) {
+        snprintf(line, sizeof(line), "If-Modified-Since: %s", date);
+        if (!(n = curl_slist_append(l, line))) {
+            curl_slist_free_all(l);
+            return -1;
+        }
+        l = n;
+    }
+    t->req_headers = l;
+    t->conditional = true;
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
     return 0;
 }
 
@@ -320,14 +357,15 @@ static int start_attempt(struct transfer *t)
     struct download_progress p;
     store_progress(t->obj, &p);
     t->offset = p.have;
-    curl_slist_free_all(t->range_headers);
-    t->range_headers = NULL;
+    curl_slist_free_all(t->req_headers);
+    t->req_headers = NULL;
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
     if (t->offset > 0 && !t->validator[0] && restart_body(t) < 0) {
         fail(t, 502, "upstream cut the body and gave no ETag or Last-Modified to resume from");
         return -1;
     }
-    if (t->offset > 0 && set_resume_headers(t) < 0) {
+    t->conditional = false;
+    if ((t->offset > 0 ? set_resume_headers(t) : set_conditions(t)) < 0) {
         fail(t, 500, "out of memory");
         return -1;
     }
@@ -343,7 +381,7 @@ static void free_transfer(struct transfer *t)
 {
     if (t->easy)
         curl_easy_cleanup(t->easy);
-    curl_slist_free_all(t->range_headers);
+    curl_slist_free_all(t->req_headers);
     EVP_MD_CTX_free(t->sha);
     free(t->source);
     free(t);
@@ -422,7 +460,9 @@ static void end_attempt(struct transfer *t, CURLcode rc)
 
     curl_multi_remove_handle(fx.multi, t->easy);
     count_active(t, false);
-    if (rc == CURLE_OK && !t->failed && !t->retry_status) {
+    if (t->renewed) {
+        log_debug("fetch %s: unchanged upstream (304), renewed", t->url);
+    } else if (rc == CURLE_OK && !t->failed && !t->retry_status) {
         EVP_DigestFinal_ex(t->sha, digest, &dlen);
         if (store_finish(t->obj, digest) < 0)
             log_error("fetch %s: %d %s", t->url, object_error_status(t->obj), object_error(t->obj));

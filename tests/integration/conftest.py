@@ -68,6 +68,7 @@ class Obj:
     overrun: int = 0  # a 206 sends this many bytes more than its Content-Range (a broken origin)
     # callable(query) -> None to serve, or a status to answer instead (a signature check)
     check: object = None
+    conditional: bool = True  # answer If-None-Match / If-Modified-Since with 304 when they match
     started: list = field(default_factory=list)  # times each GET began
     finished: list = field(default_factory=list)  # times the last body byte was sent
 
@@ -108,6 +109,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         if isinstance(fault, int) or obj.status != 200:
             return self.reply(fault if isinstance(fault, int) else obj.status, b"origin error\n")
+        if obj.conditional and self.unmodified(obj):
+            self.send_response(304)
+            if obj.etag:
+                self.send_header("ETag", obj.etag)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            return
         first, last = self.range_bounds(obj)
         self.send_response(200 if first is None else 206)
         self.send_header("Content-Type", obj.content_type)
@@ -131,6 +140,13 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         end = len(obj.data) if last is None else last + 1
         self.send_body(obj, obj.data[first or 0 : end] + extra, fault, path)
+
+    def unmodified(self, obj):
+        """RFC 9110 13.1.2/13.1.3: If-None-Match wins; If-Modified-Since is compared as text."""
+        inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+        if inm is not None:
+            return bool(obj.etag) and obj.etag in [t.strip() for t in inm.split(",")]
+        return ims is not None and bool(obj.last_modified) and ims == obj.last_modified
 
     def range_bounds(self, obj):
         """(first, last) of a 206 answer ("bytes=N-" or "bytes=N-M"), or (None, None) for the
