@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <regex.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,47 @@ static int add_key_rule(struct config *cfg, const char *v, char *err)
     return 0;
 }
 
+/* "REGEX=URL[,URL...]": the regex ends where "=http://" or "=https://" begins, so it may hold
+ * '=' itself; it must compile, and each mirror must be an http(s) URL. */
+static int add_mirror(struct config *cfg, const char *v, char *err)
+{
+    const char *eq = strstr(v, "=http://"), *s = strstr(v, "=https://");
+    struct mirror_rule *r = &cfg->mirror_rules[cfg->n_mirror_rules];
+    regex_t re;
+    if (!eq || (s && s < eq))
+        eq = s;
+    if (cfg->n_mirror_rules >= (int)(sizeof(cfg->mirror_rules) / sizeof(cfg->mirror_rules[0]))) {
+        snprintf(err, CONFIG_ERR_LEN, "--mirror: at most %zu rules",
+                 sizeof(cfg->mirror_rules) / sizeof(cfg->mirror_rules[0]));
+        return -1;
+    }
+    if (!eq || eq == v || (size_t)(eq - v) >= sizeof(r->pattern)) {
+        snprintf(err, CONFIG_ERR_LEN, "--mirror: expected REGEX=URL[,URL...], got '%s'", v);
+        return -1;
+    }
+    memset(r, 0, sizeof(*r));
+    memcpy(r->pattern, v, (size_t)(eq - v));
+    if (regcomp(&re, r->pattern, REG_EXTENDED) != 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--mirror: not a regular expression: '%s'", r->pattern);
+        return -1;
+    }
+    regfree(&re);
+    for (const char *p = eq + 1; *p;) {
+        size_t n = strcspn(p, ",");
+        if (r->n == CONFIG_MAX_MIRRORS || n >= sizeof(r->mirrors[0]) ||
+            (strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0)) {
+            snprintf(err, CONFIG_ERR_LEN,
+                     "--mirror: each mirror must be an http(s) URL, at most %d, got '%.*s'",
+                     CONFIG_MAX_MIRRORS, (int)n, p);
+            return -1;
+        }
+        memcpy(r->mirrors[r->n++], p, n);
+        p += n + (p[n] == ',');
+    }
+    cfg->n_mirror_rules++;
+    return 0;
+}
+
 /* A switch: "true" or "false" (on the command line, the bare flag means true). */
 static int set_bool(bool *field, const char *name, const char *v, char *err)
 {
@@ -267,6 +309,8 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         return set_log_level(cfg, v, err);
     if (!strcmp(name, "key-rules"))
         return add_key_rule(cfg, v, err);
+    if (!strcmp(name, "mirror"))
+        return add_mirror(cfg, v, err);
     if (!strcmp(name, "exact-keys"))
         return set_bool(&cfg->exact_keys, name, v, err);
     if (!strcmp(name, "trust-signed-urls"))
@@ -387,6 +431,8 @@ void config_print_help(void)
         "                         CloudFront signatures are built in)\n"
         "  --exact-keys           the cache key is the whole URL, signature included (KissCache)\n"
         "  --trust-signed-urls    serve a cached object to any signed URL without asking upstream\n"
+        "  --mirror REGEX=URL,... URLs matching REGEX are fetched from the first mirror that has\n"
+        "                         them (the matched text replaced), else from the origin\n"
         "  --keep-expired TTL     expired objects with an ETag or Last-Modified stay this much\n"
         "                         longer, to be revalidated rather than downloaded (default 7d)\n"
         "  --confirm-ttl TTL      how long a signed URL upstream accepted is remembered, at most\n"

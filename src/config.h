@@ -20,7 +20,15 @@
 
 #define CONFIG_MAX_NETS 64
 #define CONFIG_MAX_RULES 32
-#define CONFIG_MAX_MIRRORS 16
+#define CONFIG_MAX_MIRRORS 8
+
+/* --mirror REGEX=URL[,URL...]: URLs matching REGEX are first asked of each mirror, the matched
+ * text replaced by the mirror's URL. */
+struct mirror_rule {
+    char pattern[512]; /* POSIX extended regex over the URL's normal form */
+    char mirrors[CONFIG_MAX_MIRRORS][512];
+    int n;
+};
 
 /* --key-rules HOSTGLOB=PARAM[,PARAM...]: query parameters that only sign a URL on those hosts. */
 struct key_rule {
@@ -78,6 +86,8 @@ struct config {
     bool trust_signed;    /* serve signed hits without asking upstream first */
     int64_t confirm_ttl;  /* seconds a confirmed signed URL is remembered at most */
     int64_t keep_expired; /* seconds an expired object with a validator stays, to be revalidated */
+    struct mirror_rule mirror_rules[CONFIG_MAX_RULES / 2];
+    int n_mirror_rules;
 };
 
 enum config_action {

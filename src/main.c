@@ -87,6 +87,14 @@ static void reload(struct config *cfg, int argc, char **argv)
              fresh.n_allow_nets, (long long)fresh.quota, (long long)fresh.default_ttl);
 }
 
+/* A download the last stop cut continues where its synced bytes end (store_resume.c). */
+static void resume_one(struct object *obj, const char *source, void *arg)
+{
+    struct fetch_source src = {source, 0};
+    (void)arg;
+    upstream_fetch(obj, &src);
+}
+
 static int start(const struct config *cfg, char *err, size_t errlen)
 {
     raise_fd_limit(cfg);
@@ -102,6 +110,7 @@ static int start(const struct config *cfg, char *err, size_t errlen)
         store_close();
         return -1;
     }
+    store_take_resumed(resume_one, NULL);
     if (http_start(cfg, err, errlen) < 0) {
         upstream_stop();
         store_close();

@@ -34,6 +34,8 @@ static const struct {
     {"confirm_changed", &stats.confirm_changed},
     {"revalidated_unchanged", &stats.revalidated_unchanged},
     {"revalidated_changed", &stats.revalidated_changed},
+    {"restart_resumes", &stats.restart_resumes},
+    {"mirror_downloads", &stats.mirror_downloads},
 };
 
 /* The hourly traffic: a ring indexed by hour % STATS_HOURS; a slot whose hour is not the one

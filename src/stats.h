@@ -32,6 +32,8 @@ struct stats {
     _Atomic int64_t confirm_changed; /* ... that showed another version: fetched again */
     _Atomic int64_t revalidated_unchanged; /* expired objects upstream answered 304: renewed */
     _Atomic int64_t revalidated_changed;   /* ... answered with a new body */
+    _Atomic int64_t restart_resumes;       /* downloads taken up again after a restart */
+    _Atomic int64_t mirror_downloads;      /* downloads served by a --mirror */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

@@ -146,12 +146,22 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              "answer.\n"
              "# TYPE arca_revalidations_total counter\n"
              "arca_revalidations_total{result=\"unchanged\"} %lld\n"
-             "arca_revalidations_total{result=\"changed\"} %lld\n",
+             "arca_revalidations_total{result=\"changed\"} %lld\n"
+             "# HELP arca_restart_resumes_total Downloads cut by a stop and continued after the "
+             "restart.\n"
+             "# TYPE arca_restart_resumes_total counter\n"
+             "arca_restart_resumes_total %lld\n"
+             "# HELP arca_mirror_downloads_total Downloads served by a --mirror instead of the "
+             "origin.\n"
+             "# TYPE arca_mirror_downloads_total counter\n"
+             "arca_mirror_downloads_total %lld\n",
              (long long)atomic_load(&stats.signed_hits),
              (long long)(atomic_load(&stats.confirmations) - atomic_load(&stats.confirm_refused)),
              (long long)atomic_load(&stats.confirm_refused),
              (long long)atomic_load(&stats.confirm_changed),
              (long long)atomic_load(&stats.revalidated_unchanged),
-             (long long)atomic_load(&stats.revalidated_changed));
+             (long long)atomic_load(&stats.revalidated_changed),
+             (long long)atomic_load(&stats.restart_resumes),
+             (long long)atomic_load(&stats.mirror_downloads));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

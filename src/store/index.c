@@ -22,7 +22,8 @@ static const char *schema =
     " content_encoding TEXT NOT NULL DEFAULT '', filename TEXT NOT NULL DEFAULT '',"
     " last_modified TEXT NOT NULL DEFAULT '', etag TEXT NOT NULL DEFAULT '',"
     " sha256 BLOB, created INTEGER NOT NULL DEFAULT 0, ttl INTEGER NOT NULL DEFAULT 0,"
-    " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0);"
+    " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0,"
+    " source TEXT NOT NULL DEFAULT '', synced INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
     " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);"
@@ -32,8 +33,8 @@ static const char *schema =
     " usage INTEGER NOT NULL);";
 
 /* Columns added after indexes were first written: an older index gains them, empty. */
-static const char *const added_columns[] = {"content_encoding", "filename", "last_modified",
-                                            "etag"};
+static const char *const added_columns[] = {"content_encoding", "filename", "last_modified", "etag",
+                                            "source"};
 
 static bool has_column(const char *name)
 {
@@ -170,9 +171,10 @@ static int load_range(sqlite3 *conn, struct loader *l)
 {
     sqlite3_stmt *st;
     int rc;
-    const char *sql = "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
-                      " usage, state='complete', content_encoding, filename, last_modified, etag"
-                      " FROM objects WHERE rowid BETWEEN ? AND ?";
+    const char *sql =
+        "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
+        " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced"
+        " FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
     sqlite3_bind_int64(st, 1, l->first);
@@ -192,9 +194,13 @@ static int load_range(sqlite3 *conn, struct loader *l)
             .ttl = sqlite3_column_int64(st, 6),
             .last_use = sqlite3_column_int64(st, 7),
             .usage = sqlite3_column_int64(st, 8),
+            .source = (const char *)sqlite3_column_text(st, 14),
+            .synced = sqlite3_column_int64(st, 15),
         };
         bool key = row.key && strlen(row.key) == 64;
         if (!sqlite3_column_int(st, 9)) {
+            if (key && row.url && row.source && l->load->partial(&row, l->part, l->load->arg))
+                continue; /* resumed: its row stays */
             l->partials.any = true;
             if (key && remember_partial(&l->partials, row.key) < 0) {
                 rc = SQLITE_NOMEM;
@@ -256,8 +262,11 @@ static int forget_partials(const struct loader *l)
     for (int part = 0; part < 2; part++)
         for (size_t i = 0; rc == 0 && i < l[part].partials.n; i++)
             l->load->discard(l[part].partials.keys[i], l->load->arg);
-    if (rc == 0 && (l[0].partials.any || l[1].partials.any))
-        rc = exec_bound("DELETE FROM objects WHERE state<>'complete'", "");
+    for (int part = 0; part < 2; part++)
+        for (size_t i = 0; rc == 0 && i < l[part].partials.n; i++)
+            rc = exec_bound("DELETE FROM objects WHERE key=?", "s", l[part].partials.keys[i]);
+    if (rc == 0 && (l[0].partials.any || l[1].partials.any)) /* rows without a usable key */
+        rc = exec_bound("DELETE FROM objects WHERE state<>'complete' AND length(key)<>64", "");
     return rc == 0 ? index_commit() : rc;
 }
 
@@ -329,10 +338,27 @@ void index_close(void)
     db = NULL;
 }
 
-int index_mark_fetching(const char *key, const char *url)
+int index_mark_fetching(const char *key, const char *url, const char *source)
 {
-    return exec_bound("INSERT OR REPLACE INTO objects (key, url, state) VALUES (?, ?, 'fetching')",
-                      "ss", key, url);
+    return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, source)"
+                      " VALUES (?, ?, 'fetching', ?)",
+                      "sss", key, url, source);
+}
+
+int index_mark_started(const struct index_row *r)
+{
+    return exec_bound("UPDATE objects SET length=?, content_type=?, content_encoding=?,"
+                      " filename=?, last_modified=?, etag=?, created=?, ttl=?, synced=0"
+                      " WHERE key=? AND state='fetching'",
+                      "isssssiis", r->length, r->headers.content_type, r->headers.content_encoding,
+                      r->headers.filename, r->headers.last_modified, r->headers.etag, r->created,
+                      r->ttl, r->key);
+}
+
+int index_set_synced(const char *key, int64_t synced)
+{
+    return exec_bound("UPDATE objects SET synced=? WHERE key=? AND state='fetching'", "is", synced,
+                      key);
 }
 
 int index_mark_complete(const struct index_row *r)

@@ -11,6 +11,7 @@
 #ifndef ARCA_INDEX_H
 #define ARCA_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,9 @@ struct index_row {
     struct upstream_headers headers;
     int64_t length, created, ttl, last_use, usage;
     const uint8_t *digest; /* 32 bytes */
+    /* Rows of unfinished downloads: */
+    const char *source; /* the URL fetched (the client's, whole); "" before it was recorded */
+    int64_t synced;     /* bytes of the partial file known to be on disk (fdatasync'd) */
 };
 
 /* index_open's result for a file that is not a sound SQLite database: the caller moves it
@@ -34,8 +38,11 @@ struct index_loader {
     /* Each complete row, from two threads at once: `part` (0 or 1) says which half of the
      * rows; calls for one part never overlap. */
     void (*row)(const struct index_row *row, int part, void *arg);
-    /* Each row of a download that never finished, once the check has passed: the caller
-     * deletes the partial file; the row is deleted after. */
+    /* Each row of a download that never finished, as `row` (same threads): true when the
+     * caller takes it up again (it resumes from the partial file), false to have it dropped. */
+    bool (*partial)(const struct index_row *row, int part, void *arg);
+    /* Each partial row not taken up, once the check has passed: the caller deletes the partial
+     * file; the row is deleted after. */
     void (*discard)(const char *key, void *arg);
     void *arg;
 };
@@ -46,7 +53,13 @@ struct index_loader {
 int index_open(const char *path, const struct index_loader *load, char *err, size_t errlen);
 void index_close(void);
 
-int index_mark_fetching(const char *key, const char *url);
+/* A download begins: its row says 'fetching', with the URL fetched. */
+int index_mark_fetching(const char *key, const char *url, const char *source);
+/* Its body began: what a restart needs to resume it (row.source and row.digest unused), and
+ * nothing synced yet. */
+int index_mark_started(const struct index_row *row);
+/* The first `synced` bytes of its partial file are on disk. */
+int index_set_synced(const char *key, int64_t synced);
 int index_mark_complete(const struct index_row *row);
 int index_delete(const char *key);
 

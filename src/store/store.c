@@ -202,6 +202,8 @@ void object_free(struct object *o)
     free(o->error);
     free(o->headers);
     free(o->url);
+    free(o->source);
+    EVP_MD_CTX_free(o->prefix);
     free(o);
 }
 
@@ -527,7 +529,8 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
     } else if (terms->expect && obj->state == OBJ_COMPLETE &&
                memcmp(obj->digest, terms->expect, 32) != 0) {
         n = STORE_READ_MISMATCH;
-    } else if (off >= (readable = readable_end(obj, terms)) || max == 0) {
+    } else if (off >= (readable = readable_end(obj, terms)) || max == 0 || obj->fd < 0) {
+        /* (no descriptor yet: a download resumed after a restart, its file not reopened) */
         if (obj->state == OBJ_COMPLETE) {
             n = STORE_READ_END;
         } else {

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "dlist.h"
 
+#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -157,10 +158,20 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
 void store_snapshot(struct object *obj, struct object_meta *out);
 
 /* --- upstream thread only --- */
-/* Have the persistence thread record the download and create its file, then call ready(arg)
+/* Have the persistence thread record the download (fetching `source`) and create its file, or
+ * reopen it after a restart, then call ready(arg)
  * there: store_file_ready tells the outcome. A file that cannot be made fails the object (507
  * when the disk is full, 500 otherwise). -1 when out of memory (nothing asked). */
-int store_begin_file(struct object *obj, void (*ready)(void *arg), void *arg);
+int store_begin_file(struct object *obj, const char *source, void (*ready)(void *arg), void *arg);
+/* A download taken up after a restart: the digest of the bytes it keeps, computed when its file
+ * was reopened, copied into `into` (1); 0 for any other download; -1 when out of memory. */
+int store_take_prefix(struct object *obj, EVP_MD_CTX *into);
+/* Upstream confirmed the bytes a resumed download keeps (a 206 continuing them): its clients,
+ * held back until now, may read them. */
+void store_continue_body(struct object *obj);
+/* Main, once the upstream thread runs: hand each download cut by the last stop, with the URL it
+ * fetched, to `each` (which takes the reference it is given). */
+void store_take_resumed(void (*each)(struct object *obj, const char *source, void *arg), void *arg);
 /* 1: the file exists, appends may begin; 0: not yet; -1: the object failed. */
 int store_file_ready(struct object *obj);
 /* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit, 413
@@ -195,6 +206,9 @@ int store_renew(struct object *obj);
  * thread has made them, are removed there. Any thread may call it (upstream_fetch does, at shutdown
  * or out of memory): it never touches disk or SQLite itself. */
 void store_fail(struct object *obj, int status, const char *reason);
+/* arca stops: end a download for its clients (503, `reason`) like store_fail, but keep its file
+ * and row, synced, so that the next start continues it (store_take_resumed). */
+void store_set_aside(struct object *obj, const char *reason);
 void store_flush_usage(void);
 void store_expire(void);
 

@@ -7,9 +7,11 @@
 #ifndef ARCA_STORE_INTERNAL_H
 #define ARCA_STORE_INTERNAL_H
 
+#include "index.h"
 #include "store.h"
 #include "table.h"
 
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -48,6 +50,11 @@ struct object {
     int prepared_slot;    /* in the store's ring of attachments, -1 when none */
     struct object *stale; /* FETCHING: the expired version this download revalidates (out of
                              the table, a reference held, its file kept until the answer) */
+    /* A download taken up again after a restart (store_resume.c): */
+    bool resumed;       /* its partial file and row exist: reopened, not created */
+    char *source;       /* the URL it fetches, until store_take_resumed hands it over */
+    EVP_MD_CTX *prefix; /* digest of the bytes kept, until the upstream thread takes it */
+    bool sync_pending;  /* a sync job is queued (one at a time) */
 };
 
 struct store_state {
@@ -98,6 +105,20 @@ int headers_pack(const struct upstream_headers *h, char **out);
 void copy_string(char *dst, size_t size, const char *src);
 /* Have the persistence thread remove the file and row of `key` (url: logged as removed). */
 void submit_remove(const char *key, const char *url);
+/* --- resuming downloads after a restart (store_resume.c) --- */
+/* Loader callback (index.h): take up a partial row whose file still holds what it says. */
+bool resume_partial(const struct index_row *row, int part, void *arg);
+/* Main at start: the partials taken up go into the table as FETCHING (or are dropped). */
+void adopt_resumed(void);
+void drop_resumed(void);
+/* Persistence thread: reopen a resumed download's file, cut it to the bytes known synced and
+ * digest them. Returns 0, or the status with the reason in err. */
+int reopen_partial(struct object *obj, char *err, size_t errlen);
+/* Upstream thread, lock not held: have the row record what a restart needs to resume, and the
+ * file synced every SYNC_STEP bytes. */
+void submit_started(struct object *obj);
+void maybe_sync(struct object *obj, int64_t before, int64_t after);
+
 /* Remember a failed download for the failures listing. */
 void note_failure(const struct object *obj);
 /* Main at start: the failures the index remembers. Then: have the new ones written. */

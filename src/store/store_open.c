@@ -206,11 +206,12 @@ static int lock_data_dir(const struct config *cfg, char *err, size_t errlen)
 static int open_index(const char *path, char *err, size_t errlen)
 {
     char aside[1300];
-    static const struct index_loader loader = {load_row, discard_partial, NULL};
+    static const struct index_loader loader = {load_row, resume_partial, discard_partial, NULL};
     int rc = index_open(path, &loader, err, errlen);
     if (rc != INDEX_CORRUPT)
         return rc;
     drop_loaded();
+    drop_resumed();
     snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
     log_error("%s; moved aside to %s, starting with an empty cache", err, aside);
     if (rename(path, aside) < 0) {
@@ -308,13 +309,16 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
     if (open_index(path, err, errlen) < 0) {
         drop_loaded();
+        drop_resumed();
         return -1;
     }
     load_failures();
     if (adopt_loaded() < 0) {
+        drop_resumed();
         snprintf(err, errlen, "index %s: out of memory loading its rows", path);
         return -1;
     }
+    adopt_resumed();
     log_info("store: %zu objects, %lld bytes in %s", st.table.count, (long long)st.usage,
              cfg->data_dir);
     return 0;

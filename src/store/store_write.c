@@ -105,6 +105,7 @@ static int make_room(int64_t bytes)
 struct begin_job {
     struct persist_job job;
     struct object *obj; /* a reference of its own: the download may end while this waits */
+    char *source;       /* the URL fetched, for the row */
     void (*ready)(void *arg);
     void *arg;
 };
@@ -112,7 +113,7 @@ struct begin_job {
 /* Persistence thread. The row comes first: a crash after it leaves a 'fetching' row whose file
  * start-up deletes; the other order could leave an older version's 'complete' row over a new
  * partial file. Returns 0, or the status for clients with the reason in err. */
-static int create_file(struct object *obj, char *err, size_t errlen)
+static int create_file(struct object *obj, const char *source, char *err, size_t errlen)
 {
     char path[1200];
     int fd, rc;
@@ -121,8 +122,10 @@ static int create_file(struct object *obj, char *err, size_t errlen)
     obj->on_disk = live; /* from here on, store_fail has a file and row to remove */
     pthread_mutex_unlock(&st.lock);
     if (!live)
-        return 0; /* failed while this waited (shutdown): nothing to create */
-    if ((rc = index_mark_fetching(obj->key, obj->url)) < 0) {
+        return 0;     /* failed while this waited (shutdown): nothing to create */
+    if (obj->resumed) /* after a restart: its file and row are there */
+        return reopen_partial(obj, err, errlen);
+    if ((rc = index_mark_fetching(obj->key, obj->url, source)) < 0) {
         snprintf(err, errlen, "%s",
                  rc == INDEX_FULL ? "disk full (index)"
                                   : "cannot record the download in the index");
@@ -152,22 +155,28 @@ static void run_begin(struct persist_job *job)
 {
     struct begin_job *b = (struct begin_job *)job;
     char err[160];
-    int status = create_file(b->obj, err, sizeof(err));
+    int status = create_file(b->obj, b->source, err, sizeof(err));
     if (status != 0) {
         log_error("fetch %s: %d %s", b->obj->url, status, err);
         store_fail(b->obj, status, err);
     }
     b->ready(b->arg);
     store_release(b->obj);
+    free(b->source);
     free(b);
 }
 
-int store_begin_file(struct object *obj, void (*ready)(void *arg), void *arg)
+int store_begin_file(struct object *obj, const char *source, void (*ready)(void *arg), void *arg)
 {
     struct begin_job *b = malloc(sizeof(*b));
-    if (!b)
+    char *copy = strdup(source);
+    if (!b || !copy) {
+        free(b);
+        free(copy);
         return -1;
-    *b = (struct begin_job){.job.run = run_begin, .obj = obj, .ready = ready, .arg = arg};
+    }
+    *b = (struct begin_job){
+        .job.run = run_begin, .obj = obj, .source = copy, .ready = ready, .arg = arg};
     pthread_mutex_lock(&st.lock);
     obj->refs++;
     pthread_mutex_unlock(&st.lock);
@@ -257,6 +266,8 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
     pthread_mutex_unlock(&st.lock);
     free(packed);
     free(old);
+    if (rc == 0)
+        submit_started(obj);
     return rc;
 }
 
@@ -350,6 +361,7 @@ int store_append(struct object *obj, const char *data, size_t len)
         return -1;
     }
     start_writeback(obj->fd, obj->have, obj->have + (int64_t)len);
+    maybe_sync(obj, obj->have, obj->have + (int64_t)len);
     pthread_mutex_lock(&st.lock);
     obj->have += (int64_t)len;
     assert(obj->length < 0 || obj->have <= obj->length); /* claim() refuses more */

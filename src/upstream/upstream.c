@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,9 @@ struct transfer {
     bool body_started;              /* its body is being written */
     bool opening;     /* waiting for the persistence thread to create its file and row */
     bool conditional; /* this attempt revalidates an expired version (If-None-Match...) */
-    bool renewed;     /* upstream answered 304: the expired version is the object again */
+    char **mirrors;   /* --mirror: where to ask first, in order; the origin after them */
+    int n_mirrors, next_mirror;
+    bool renewed; /* upstream answered 304: the expired version is the object again */
     /* Outcome: */
     bool failed;      /* store_fail() already called */
     bool counted;     /* in stats.downloads_active */
@@ -92,7 +95,8 @@ static struct {
     struct pending *backlog, **backlog_tail; /* waiting for a download slot, in arrival order */
     struct transfer *active;                 /* started, running or between attempts */
     int n_active;
-    struct probe *asking; /* probes running */
+    struct probe *asking;                     /* probes running */
+    regex_t mirror_res[CONFIG_MAX_RULES / 2]; /* cfg->mirror_rules, compiled */
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void end_transfer(struct transfer *t);
@@ -193,6 +197,7 @@ static int headers_done(struct transfer *t)
         return -1;
     case VERDICT_CONTINUE:
         atomic_fetch_add(&stats.download_resumes, 1);
+        store_continue_body(t->obj); /* a download taken up after a restart: readers may join */
         break;
     case VERDICT_RESTART:
         if (restart_body(t) < 0) {
@@ -384,6 +389,9 @@ static void free_transfer(struct transfer *t)
     curl_slist_free_all(t->req_headers);
     EVP_MD_CTX_free(t->sha);
     free(t->source);
+    for (int i = 0; i < t->n_mirrors; i++)
+        free(t->mirrors[i]);
+    free(t->mirrors);
     free(t);
 }
 
@@ -414,7 +422,7 @@ static void start_transfer(struct pending *p, const char *host)
     response_reset(&t->resp);
     t->deadline_ms = monotonic_ms() + fx.cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
-    if (store_begin_file(obj, wake_fetch, NULL) < 0) {
+    if (store_begin_file(obj, t->source, wake_fetch, NULL) < 0) {
         store_fail(obj, 500, "out of memory");
         goto fail;
     }
@@ -667,6 +675,88 @@ static void start_queued(void)
     }
 }
 
+/* A download taken up after a restart keeps the bytes it has: their digest (computed when the
+ * file was reopened) and the validator they were fetched under, for the resume's If-Range. */
+static int take_kept(struct transfer *t)
+{
+    struct object_meta *meta;
+    struct upstream_response r;
+    int rc = store_take_prefix(t->obj, t->sha);
+    if (rc <= 0)
+        return rc;
+    if (!(meta = malloc(sizeof(*meta))))
+        return -1;
+    store_snapshot(t->obj, meta);
+    response_reset(&r);
+    snprintf(r.etag, sizeof(r.etag), "%s", meta->etag);
+    snprintf(r.last_modified, sizeof(r.last_modified), "%s", meta->last_modified);
+    resume_validator(&r, t->validator, sizeof(t->validator));
+    free(meta);
+    return 0;
+}
+
+/* --- mirrors ----------------------------------------------------------------------------- */
+
+/* The URLs of the first --mirror rule matching the source: the matched text replaced by each
+ * mirror in turn. None when no rule matches (or out of memory: the origin serves). */
+static void find_mirrors(struct transfer *t)
+{
+    regmatch_t m;
+    for (int i = 0; i < fx.cfg->n_mirror_rules; i++) {
+        const struct mirror_rule *r = &fx.cfg->mirror_rules[i];
+        if (regexec(&fx.mirror_res[i], t->source, 1, &m, 0) != 0)
+            continue;
+        if (!(t->mirrors = calloc((size_t)r->n, sizeof(*t->mirrors))))
+            return;
+        for (int k = 0; k < r->n; k++) {
+            size_t len = (size_t)m.rm_so + strlen(r->mirrors[k]) + strlen(t->source + m.rm_eo);
+            if (!(t->mirrors[t->n_mirrors] = malloc(len + 1)))
+                break;
+            snprintf(t->mirrors[t->n_mirrors++], len + 1, "%.*s%s%s", (int)m.rm_so, t->source,
+                     r->mirrors[k], t->source + m.rm_eo);
+        }
+        return;
+    }
+}
+
+static int begin_download(struct transfer *t);
+
+/* A mirror answered the probe: a 2xx makes it the source, anything else moves on to the next
+ * mirror, and after the last to the origin. */
+static void mirror_answered(const struct probe_result *res, void *arg)
+{
+    struct transfer *t = arg;
+    const char *mirror = t->mirrors[t->next_mirror++];
+    if (atomic_load(&fx.stopping))
+        return; /* fail_everything ends the transfer */
+    if (res->status >= 200 && res->status < 300) {
+        char *copy = strdup(mirror);
+        if (copy) {
+            log_info("fetch %s: from mirror %s", t->url, mirror);
+            free(t->source);
+            t->source = copy;
+            curl_easy_setopt(t->easy, CURLOPT_URL, t->source);
+            t->next_mirror = t->n_mirrors;
+            atomic_fetch_add(&stats.mirror_downloads, 1);
+        }
+    } else {
+        log_info("fetch %s: mirror %s does not serve it (%s)", t->url, mirror,
+                 res->status ? "its status" : res->error);
+    }
+    if (begin_download(t) < 0)
+        end_transfer(t);
+}
+
+/* Ask the next mirror, or start the first attempt from the source chosen. */
+static int begin_download(struct transfer *t)
+{
+    if (t->next_mirror < t->n_mirrors &&
+        upstream_probe(t->mirrors[t->next_mirror], mirror_answered, t) == 0)
+        return 0;
+    t->next_mirror = t->n_mirrors;
+    return start_attempt(t);
+}
+
 /* Downloads whose file the persistence thread has made begin their first attempt; those it
  * could not make have failed there. */
 static void start_opened(void)
@@ -680,7 +770,10 @@ static void start_opened(void)
             continue;
         t->opening = false;
         t->failed = ready < 0;
-        if (ready < 0 || start_attempt(t) < 0)
+        if (ready > 0 && take_kept(t) < 0)
+            fail(t, 500, "out of memory");
+        find_mirrors(t);
+        if (t->failed || begin_download(t) < 0)
             end_transfer(t);
         else
             log_debug("fetch %s: download started", t->url);
@@ -764,7 +857,13 @@ static void fail_everything(void)
         struct transfer *t = fx.active;
         if (!t->retry_at_ms && !t->opening)
             curl_multi_remove_handle(fx.multi, t->easy);
-        fail(t, 503, "arca is shutting down");
+        if (t->opening) {
+            fail(t, 503, "arca is shutting down");
+        } else if (!t->failed) { /* kept on disk: the next start continues it */
+            store_set_aside(t->obj, "arca is shutting down");
+            log_info("fetch %s: stopped; kept for the next start to continue", t->url);
+            t->failed = true;
+        }
         end_transfer(t);
     }
 }
@@ -798,6 +897,12 @@ static void *upstream_main(void *arg)
 int upstream_init(const struct config *cfg, char *err, size_t errlen)
 {
     fx.cfg = cfg;
+    for (int i = 0; i < cfg->n_mirror_rules; i++) {
+        if (regcomp(&fx.mirror_res[i], cfg->mirror_rules[i].pattern, REG_EXTENDED) != 0) {
+            snprintf(err, errlen, "--mirror: cannot compile '%s'", cfg->mirror_rules[i].pattern);
+            return -1;
+        }
+    }
     fx.backlog_tail = &fx.backlog;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(fx.multi = curl_multi_init())) {
         snprintf(err, errlen, "cannot initialise libcurl");
@@ -846,4 +951,6 @@ void upstream_stop(void)
     persist_flush(); /* its jobs may still call wake_fetch() */
     curl_multi_cleanup(fx.multi);
     curl_global_cleanup();
+    for (int i = 0; i < fx.cfg->n_mirror_rules; i++)
+        regfree(&fx.mirror_res[i]);
 }

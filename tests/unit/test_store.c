@@ -80,7 +80,7 @@ static struct object *downloading(const char *url, int64_t length, const char *t
     struct upstream_headers h = {type, "", "", "", ""};
     assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_non_null(obj);
-    assert_int_equal(store_begin_file(obj, file_ready, NULL), 0);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();
     assert_int_equal(files_ready, before + 1);
     assert_int_equal(store_file_ready(obj), 1);
@@ -285,7 +285,7 @@ static void eviction_takes_the_least_recently_used(void **state)
     assert_int_equal(look("http://h/1"), LOOKUP_HIT);
     assert_int_equal(look("http://h/3"), LOOKUP_HIT);
     assert_int_equal(store_lookup("http://h/5", 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
-    assert_int_equal(store_begin_file(obj, file_ready, NULL), 0);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();
     assert_int_equal(store_begin_body(obj, 31, &h), -1);
     assert_int_equal(object_error_status(obj), 507);
@@ -305,7 +305,7 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     int fd;
     (void)state;
     assert_int_equal(store_lookup("http://h/ttl", 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
-    assert_int_equal(store_begin_file(obj, file_ready, NULL), 0);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();
     struct upstream_headers h = {"", "", "", "", ""};
     assert_int_equal(store_begin_body(obj, 5, &h), 0);

@@ -1,0 +1,305 @@
+/* Downloads cut by a restart (or kill -9) continue from the bytes already on disk (README,
+ * "Resume after a restart"). While a download runs, its index row records what a resume needs
+ * (the URL fetched, length, headers with the validator) and, every SYNC_STEP bytes, how much of
+ * the partial file is known to be on disk. At start, a partial row whose file holds at least
+ * that much is taken up again: a FETCHING object whose file is cut back to the synced length,
+ * digested again, and continued with Range + If-Range by the upstream thread. */
+#include "log.h"
+#include "persist.h"
+#include "stats.h"
+#include "store_internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Bytes between syncs of a growing file: a restart refetches at most this much. The writeback
+ * started every 8 MiB (store_write.c) leaves each fdatasync little to write. */
+#define SYNC_STEP (16LL << 20)
+
+/* Objects taken up at load, per half of the index (loaded in two threads). */
+static struct {
+    struct object **v;
+    size_t n, cap;
+} resumed[2];
+
+/* What a resume sends as If-Range: a strong ETag, else Last-Modified (upstream_response.h). */
+static bool has_validator(const struct upstream_headers *h)
+{
+    return (h->etag[0] && strncmp(h->etag, "W/", 2) != 0) || h->last_modified[0];
+}
+
+bool resume_partial(const struct index_row *row, int part, void *arg)
+{
+    char path[1200];
+    struct stat sb;
+    struct object *o;
+    (void)arg;
+    if (!row->source[0] || row->synced <= 0 || !has_validator(&row->headers) ||
+        (row->length >= 0 && row->synced > row->length))
+        return false;
+    part_path(row->key, path, sizeof(path));
+    if (stat(path, &sb) < 0 || sb.st_size < row->synced)
+        return false;
+    if (resumed[part].n == resumed[part].cap) {
+        size_t cap = resumed[part].cap ? resumed[part].cap * 2 : 16;
+        struct object **v = realloc(resumed[part].v, cap * sizeof(*v));
+        if (!v)
+            return false;
+        resumed[part].v = v;
+        resumed[part].cap = cap;
+    }
+    if (!(o = object_new(row->url, row->key)) || headers_pack(&row->headers, &o->headers) < 0 ||
+        !(o->source = strdup(row->source))) {
+        if (o)
+            object_free(o);
+        return false;
+    }
+    o->state = OBJ_FETCHING;
+    /* clients wait until upstream has said the kept bytes are still its object (a 206 that
+     * continues them): a changed file then starts over before anyone read the old bytes */
+    o->headers_ready = false;
+    o->length = row->length;
+    o->have = row->synced;
+    o->reserved = row->length >= 0 ? row->length : row->synced;
+    o->created = row->created;
+    o->ttl = row->ttl > 0 ? row->ttl : TTL_MAX;
+    o->last_use = row->created;
+    o->resumed = o->on_disk = true;
+    o->refs = 1; /* the fetch's, handed over by store_take_resumed */
+    resumed[part].v[resumed[part].n++] = o;
+    return true;
+}
+
+void adopt_resumed(void)
+{
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; i < resumed[part].n; i++) {
+            struct object *o = resumed[part].v[i];
+            if (table_insert(o) < 0) { /* out of memory: its file and row go */
+                submit_remove(o->key, NULL);
+                o->refs = 0;
+                object_free(o);
+                continue;
+            }
+            dlist_append(&st.fetching, &o->lru);
+            st.usage += o->reserved;
+        }
+    }
+}
+
+void drop_resumed(void)
+{
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; i < resumed[part].n; i++) {
+            resumed[part].v[i]->refs = 0;
+            object_free(resumed[part].v[i]);
+        }
+        free(resumed[part].v);
+    }
+    memset(resumed, 0, sizeof(resumed));
+}
+
+void store_take_resumed(void (*each)(struct object *obj, const char *source, void *arg), void *arg)
+{
+    size_t n = 0;
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; i < resumed[part].n; i++) {
+            struct object *o = resumed[part].v[i];
+            if (!o->in_table)
+                continue; /* dropped by adopt_resumed */
+            log_info("fetch %s: resuming after the restart from byte %lld", o->url,
+                     (long long)o->have);
+            each(o, o->source, arg);
+            pthread_mutex_lock(&st.lock);
+            free(o->source);
+            o->source = NULL;
+            pthread_mutex_unlock(&st.lock);
+            n++;
+        }
+        free(resumed[part].v);
+    }
+    memset(resumed, 0, sizeof(resumed));
+    atomic_fetch_add(&stats.restart_resumes, (int64_t)n);
+}
+
+/* Feed bytes [0, have) of the file to a new digest. */
+static EVP_MD_CTX *digest_prefix(int fd, int64_t have)
+{
+    static char buf[1 << 20]; /* the persistence thread's alone */
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int64_t off = 0;
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+        goto fail;
+    while (off < have) {
+        size_t want = have - off < (int64_t)sizeof(buf) ? (size_t)(have - off) : sizeof(buf);
+        ssize_t n = pread(fd, buf, want, off);
+        if (n <= 0 || EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
+            goto fail;
+        off += n;
+    }
+    return ctx;
+fail:
+    EVP_MD_CTX_free(ctx);
+    return NULL;
+}
+
+int reopen_partial(struct object *obj, char *err, size_t errlen)
+{
+    char path[1200];
+    EVP_MD_CTX *ctx = NULL;
+    int fd;
+    part_path(obj->key, path, sizeof(path));
+    /* `have` was set at load and nothing appends before this job is done */
+    if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 || ftruncate(fd, obj->have) < 0 ||
+        !(ctx = digest_prefix(fd, obj->have))) {
+        snprintf(err, errlen, "cannot reopen the partial file to resume it");
+        if (fd >= 0)
+            close(fd);
+        return 500;
+    }
+    pthread_mutex_lock(&st.lock);
+    obj->prefix = ctx;
+    obj->fd = fd;
+    wake_all(obj); /* readers that joined before the file was open */
+    pthread_mutex_unlock(&st.lock);
+    return 0;
+}
+
+void store_continue_body(struct object *obj)
+{
+    pthread_mutex_lock(&st.lock);
+    if (!obj->headers_ready) {
+        obj->headers_ready = true;
+        wake_all(obj);
+    }
+    pthread_mutex_unlock(&st.lock);
+}
+
+int store_take_prefix(struct object *obj, EVP_MD_CTX *into)
+{
+    pthread_mutex_lock(&st.lock);
+    EVP_MD_CTX *ctx = obj->prefix;
+    obj->prefix = NULL;
+    pthread_mutex_unlock(&st.lock);
+    if (!ctx)
+        return 0;
+    int rc = EVP_MD_CTX_copy_ex(into, ctx) == 1 ? 1 : -1;
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+/* --- what a resume needs, recorded while the download runs --------------------------------- */
+
+struct started_job {
+    struct persist_job job;
+    char key[65];
+    char *headers; /* packed (headers_pack), a copy */
+    int64_t length, created, ttl;
+};
+
+static void run_started(struct persist_job *job)
+{
+    struct started_job *s = (struct started_job *)job;
+    struct index_row row = {
+        .key = s->key, .length = s->length, .created = s->created, .ttl = s->ttl};
+    headers_unpack(s->headers, &row.headers);
+    index_mark_started(&row); /* without it the download starts over after a restart */
+    free(s->headers);
+    free(s);
+}
+
+void submit_started(struct object *obj)
+{
+    struct started_job *s = calloc(1, sizeof(*s));
+    struct upstream_headers h;
+    if (!s)
+        return;
+    s->job.run = run_started;
+    pthread_mutex_lock(&st.lock);
+    memcpy(s->key, obj->key, 65);
+    s->length = obj->length;
+    s->created = obj->created;
+    s->ttl = obj->ttl;
+    headers_unpack(obj->headers, &h);
+    int rc = headers_pack(&h, &s->headers);
+    pthread_mutex_unlock(&st.lock);
+    if (rc < 0) {
+        free(s);
+        return;
+    }
+    persist_submit(&s->job);
+}
+
+struct sync_job {
+    struct persist_job job;
+    struct object *obj; /* a reference of its own */
+    int64_t upto;
+    bool last; /* arca stops: the download was set aside, not failed */
+};
+
+static void run_sync(struct persist_job *job)
+{
+    struct sync_job *s = (struct sync_job *)job;
+    pthread_mutex_lock(&st.lock);
+    bool live = s->obj->state == OBJ_FETCHING || s->last;
+    pthread_mutex_unlock(&st.lock);
+    /* bytes below `upto` were written before this was queued: the sync covers them */
+    if (live && fdatasync(s->obj->fd) == 0)
+        index_set_synced(s->obj->key, s->upto);
+    pthread_mutex_lock(&st.lock);
+    s->obj->sync_pending = false;
+    pthread_mutex_unlock(&st.lock);
+    store_release(s->obj);
+    free(s);
+}
+
+void maybe_sync(struct object *obj, int64_t before, int64_t after)
+{
+    struct sync_job *s;
+    if (before / SYNC_STEP == after / SYNC_STEP || !(s = malloc(sizeof(*s))))
+        return;
+    pthread_mutex_lock(&st.lock);
+    if (obj->sync_pending) {
+        pthread_mutex_unlock(&st.lock);
+        free(s);
+        return;
+    }
+    obj->sync_pending = true;
+    obj->refs++;
+    pthread_mutex_unlock(&st.lock);
+    *s = (struct sync_job){.job.run = run_sync, .obj = obj, .upto = after};
+    persist_submit(&s->job);
+}
+
+void store_set_aside(struct object *obj, const char *reason)
+{
+    struct sync_job *s = malloc(sizeof(*s));
+    pthread_mutex_lock(&st.lock);
+    if (obj->state != OBJ_FETCHING) {
+        pthread_mutex_unlock(&st.lock);
+        free(s);
+        return;
+    }
+    obj->error_status = 503;
+    obj->error = strdup(reason);
+    obj->state = OBJ_FAILED;
+    if (obj->in_table)
+        table_remove(obj);
+    drop_stale(obj);
+    wake_all(obj);
+    /* what was written goes on record as synced, for the next start to continue from */
+    bool sync = s && obj->on_disk && obj->fd >= 0 && obj->headers_ready && obj->have > 0;
+    if (sync) {
+        obj->refs++;
+        *s = (struct sync_job){.job.run = run_sync, .obj = obj, .upto = obj->have, .last = true};
+    }
+    pthread_mutex_unlock(&st.lock);
+    if (sync)
+        persist_submit(&s->job);
+    else
+        free(s);
+}
