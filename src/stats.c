@@ -36,6 +36,7 @@ static const struct {
     {"revalidated_changed", &stats.revalidated_changed},
     {"restart_resumes", &stats.restart_resumes},
     {"mirror_downloads", &stats.mirror_downloads},
+    {"digest_hits", &stats.digest_hits},
 };
 
 /* The hourly traffic: a ring indexed by hour % STATS_HOURS; a slot whose hour is not the one

@@ -34,6 +34,7 @@ struct stats {
     _Atomic int64_t revalidated_changed;   /* ... answered with a new body */
     _Atomic int64_t restart_resumes;       /* downloads taken up again after a restart */
     _Atomic int64_t mirror_downloads;      /* downloads served by a --mirror */
+    _Atomic int64_t digest_hits;           /* requests served from another URL's identical object */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

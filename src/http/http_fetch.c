@@ -68,6 +68,8 @@ struct fetch_req {
     struct signature sig;
     int64_t ttl;
     bool confirmed;          /* upstream accepted url for the object being answered */
+    bool digest_hit;         /* confirming url to answer from another URL's identical object */
+    int64_t twin_length;     /* that object's length */
     struct confirm *confirm; /* a confirmation asked for; NULL when none is running */
     char filename[256];
 };
@@ -715,6 +717,48 @@ static enum MHD_Result lookup(struct fetch_req *r)
     return answer_lookup(r, obj, fd, prep, &meta);
 }
 
+/* A digest hit's confirmation was accepted: the URL's object is made from its twin's file, unless
+ * upstream's length says the URL serves another file (then it is downloaded). */
+static enum MHD_Result after_digest_confirm(struct fetch_req *r, const struct probe_result *res)
+{
+    struct object *obj;
+    struct object_meta *meta = malloc(sizeof(*meta));
+    char key[65];
+    r->digest_hit = false;
+    if (!meta)
+        return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    store_url_key(r->key, key);
+    enum lookup_result kind =
+        res->total >= 0 && res->total != r->twin_length
+            ? LOOKUP_MISS
+            : store_find_twin(r->key, key, r->ttl, r->expect, true, &obj, meta);
+    free(meta);
+    if (kind != LOOKUP_COALESCED)
+        return lookup(r);
+    r->kind = LOOKUP_HIT; /* not a byte from upstream */
+    r->obj = obj;
+    return respond_streaming(r);
+}
+
+/* A request with &sha256= for a URL not cached: another URL's object with that digest answers
+ * it, once upstream has confirmed this URL (a digest alone never unlocks a file). */
+static enum MHD_Result lookup_twin(struct fetch_req *r)
+{
+    struct object *obj;
+    struct object_meta *meta = malloc(sizeof(*meta));
+    char key[65];
+    if (!meta)
+        return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    store_url_key(r->key, key);
+    enum lookup_result kind = store_find_twin(r->key, key, r->ttl, r->expect, false, &obj, meta);
+    r->twin_length = kind == LOOKUP_DIGEST ? meta->length : -1;
+    free(meta);
+    if (kind != LOOKUP_DIGEST)
+        return lookup(r);
+    r->digest_hit = true;
+    return start_confirm(r);
+}
+
 /* Upstream answered the confirmation. Refused: its status goes to the client. Accepted: a
  * download joined goes on if it is the version upstream has now; a hit is looked up again and
  * served if it is that version, else dropped and fetched again through this URL. */
@@ -735,6 +779,8 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
     r->confirm = NULL;
     if (confirm_refused(r, &res, &ret))
         return ret;
+    if (r->digest_hit)
+        return after_digest_confirm(r, &res);
     if (r->obj) {
         store_snapshot(r->obj, &meta);
         if (same_version(&res, &meta))
@@ -769,7 +815,7 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, cons
         return ret;
     if (!(r->key = keys_cache_url_dup(http_cfg, r->url, &r->sig)))
         return refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    return lookup(r);
+    return r->has_expect ? lookup_twin(r) : lookup(r);
 }
 
 enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *filename,

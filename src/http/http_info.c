@@ -154,7 +154,11 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              "# HELP arca_mirror_downloads_total Downloads served by a --mirror instead of the "
              "origin.\n"
              "# TYPE arca_mirror_downloads_total counter\n"
-             "arca_mirror_downloads_total %lld\n",
+             "arca_mirror_downloads_total %lld\n"
+             "# HELP arca_digest_hits_total Requests with &sha256= served from an identical object "
+             "cached under another URL.\n"
+             "# TYPE arca_digest_hits_total counter\n"
+             "arca_digest_hits_total %lld\n",
              (long long)atomic_load(&stats.signed_hits),
              (long long)(atomic_load(&stats.confirmations) - atomic_load(&stats.confirm_refused)),
              (long long)atomic_load(&stats.confirm_refused),
@@ -162,6 +166,7 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              (long long)atomic_load(&stats.revalidated_unchanged),
              (long long)atomic_load(&stats.revalidated_changed),
              (long long)atomic_load(&stats.restart_resumes),
-             (long long)atomic_load(&stats.mirror_downloads));
+             (long long)atomic_load(&stats.mirror_downloads),
+             (long long)atomic_load(&stats.digest_hits));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

@@ -22,7 +22,7 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-static void url_key(const char *url, char key[65])
+void store_url_key(const char *url, char key[65])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)url, strlen(url), d);
@@ -100,6 +100,7 @@ void table_remove(struct object *obj)
 {
     assert(obj->in_table);
     detach_prepared(obj);
+    twins_leave(obj);
     /* A failed object was on the fetching list: only complete ones are on the LRU list. */
     dlist_remove(obj->state == OBJ_COMPLETE ? &st.lru : &st.fetching, &obj->lru);
     st.uses -= obj->usage;
@@ -122,6 +123,7 @@ struct object *object_new(const char *url, const char *key)
     o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
     o->fd = -1;
     o->prepared_slot = -1;
+    o->twin_next = o->twin_prev = o;
     o->length = -1;
     return o;
 }
@@ -271,7 +273,7 @@ void copy_string(char *dst, size_t size, const char *src)
 }
 
 /* The object may be freed once the lock drops: the copy must not point into it. */
-static void copy_meta(const struct object *obj, struct object_meta *meta)
+void copy_meta(const struct object *obj, struct object_meta *meta)
 {
     memcpy(meta->key, obj->key, sizeof(meta->key));
     meta->state = obj->state;
@@ -363,7 +365,7 @@ static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct 
 }
 
 /* Lock held. A new FETCHING object in the table, or NULL when out of memory. */
-static struct object *create_fetching(const char *url, const char *key, int64_t ttl, int64_t now)
+struct object *create_fetching(const char *url, const char *key, int64_t ttl, int64_t now)
 {
     struct object *obj = object_new(url, key);
     if (!obj)
@@ -440,7 +442,7 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ou
     *fd = -1;
     if (prep)
         *prep = NULL;
-    url_key(url, key);
+    store_url_key(url, key);
     pthread_mutex_lock(&st.lock);
     while ((res = lookup_locked(url, key, ttl, now, out, fd, prep, meta)) == LOOKUP_RETRY)
         ; /* the object left the table while its file was opened: look again */
@@ -454,7 +456,7 @@ int store_purge(const char *url, int64_t *length)
     struct object *obj;
     int rc = 0;
 
-    url_key(url, key);
+    store_url_key(url, key);
     pthread_mutex_lock(&st.lock);
     obj = table_find(key);
     if (obj && obj->state != OBJ_COMPLETE) {

@@ -101,7 +101,7 @@ struct object_meta {
 
 /* LOOKUP_UNAVAILABLE: the object is cached but its file cannot be opened for now (out of
  * descriptors or memory): no reference, the reason in meta->error; the object stays. */
-enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILABLE };
+enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILABLE, LOOKUP_DIGEST };
 
 /* Main: open the data dir and load the index (main is its only user until store_start). */
 int store_open(const struct config *cfg, char *err, size_t errlen);
@@ -121,6 +121,17 @@ void store_close(void);
  * otherwise churn the ring, building answers that are dropped before their second use). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd,
                                 struct prepared **prep, struct object_meta *meta);
+/* A request with &sha256=`want` for `url` (key: `key`, its hash as store_lookup makes it): when
+ * the URL has no live object of its own but another complete object has that digest,
+ * LOOKUP_DIGEST with that object's metadata (no reference). With `share` (upstream has confirmed
+ * the URL), a FETCHING object for url instead, filled from that object's file (one file for
+ * both) by the persistence thread: LOOKUP_COALESCED and a reference. LOOKUP_MISS otherwise:
+ * nothing done, look the URL up as usual. */
+enum lookup_result store_find_twin(const char *url, const char *key, int64_t ttl,
+                                   const uint8_t want[32], bool share, struct object **out,
+                                   struct object_meta *meta);
+/* The key (hex sha256) of a URL. */
+void store_url_key(const char *url, char key[65]);
 /* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
  * none. On success the store takes its own reference. */
 void store_attach_prepared(const struct object_meta *meta, struct prepared *p);

@@ -55,6 +55,11 @@ struct object {
     char *source;       /* the URL it fetches, until store_take_resumed hands it over */
     EVP_MD_CTX *prefix; /* digest of the bytes kept, until the upstream thread takes it */
     bool sync_pending;  /* a sync job is queued (one at a time) */
+    /* Identical objects (store_twins.c): */
+    struct object *dnext; /* digest index chain */
+    bool in_digests;
+    struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
+    bool filled; /* made from a twin's file (a digest hit), not downloaded */
 };
 
 struct store_state {
@@ -75,6 +80,8 @@ struct store_state {
     int prepared_next;
     struct failure *failures[STORE_FAILURES_KEPT]; /* ring, oldest overwritten */
     int failures_next;
+    struct object **digests; /* complete objects by digest (store_twins.c) */
+    size_t n_digests, digest_count;
 };
 
 extern struct store_state st;
@@ -105,6 +112,22 @@ int headers_pack(const struct upstream_headers *h, char **out);
 void copy_string(char *dst, size_t size, const char *src);
 /* Have the persistence thread remove the file and row of `key` (url: logged as removed). */
 void submit_remove(const char *key, const char *url);
+/* Lock held. Copy what a reader needs; a new FETCHING object for `url` in the table (refs 2: the
+ * caller's and the fetch's), NULL when out of memory. */
+void copy_meta(const struct object *obj, struct object_meta *meta);
+struct object *create_fetching(const char *url, const char *key, int64_t ttl, int64_t now);
+
+/* --- identical objects (store_twins.c), lock held --- */
+int digests_reserve(size_t at_least);
+/* A complete object in the table: into the digest index and its twins' ring; returns a twin
+ * whose file it should share (twins_share_file), or NULL. */
+struct object *twins_join(struct object *obj);
+/* Leaving the table: out of the index and the ring (its quota share passes to a twin). */
+void twins_leave(struct object *obj);
+void twins_share_file(const struct object *obj, const struct object *twin);
+/* Persistence thread: a filled object's file is in place: durable, then COMPLETE. */
+void store_fill_done(struct object *obj, const uint8_t digest[32]);
+
 /* --- resuming downloads after a restart (store_resume.c) --- */
 /* Loader callback (index.h): take up a partial row whose file still holds what it says. */
 bool resume_partial(const struct index_row *row, int part, void *arg);

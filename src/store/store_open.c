@@ -297,6 +297,18 @@ int store_start(char *err, size_t errlen)
     return 0;
 }
 
+/* The digest index over what was loaded; objects with the same digest share one file (a crash
+ * may have left two: linked now) and count once. */
+static void join_loaded_twins(void)
+{
+    digests_reserve(st.table.count * 2);
+    for (struct dnode *d = st.lru.head; d; d = d->next) {
+        struct object *o = DLIST_ENTRY(d, struct object, lru), *twin = twins_join(o);
+        if (twin)
+            twins_share_file(o, twin);
+    }
+}
+
 int store_open(const struct config *cfg, char *err, size_t errlen)
 {
     char path[1200];
@@ -319,6 +331,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
         return -1;
     }
     adopt_resumed();
+    join_loaded_twins();
     log_info("store: %zu objects, %lld bytes in %s", st.table.count, (long long)st.usage,
              cfg->data_dir);
     return 0;
@@ -342,6 +355,9 @@ void store_close(void)
     st.lru = st.dirty = st.fetching = (struct dlist){0};
     st.uses = 0;
     free_failures();
+    free(st.digests);
+    st.digests = NULL;
+    st.n_digests = st.digest_count = 0;
     pthread_mutex_unlock(&st.lock);
     index_close();
 }

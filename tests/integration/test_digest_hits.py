@@ -1,0 +1,120 @@
+"""Digest hits and shared files (issue 15): a request with &sha256= for a URL not cached is
+answered from any complete object with that digest, after one confirming request of that URL
+upstream (a digest alone never unlocks a file); identical objects share one file on disk and
+count once against the quota."""
+
+import hashlib
+import json
+import os
+import time
+import urllib.parse
+
+from conftest import sha256
+
+
+def gets(origin, path):
+    """(full GETs, one-byte confirmations) the origin saw for path."""
+    full = sum(1 for p, h in origin.requests if p == path and h.get("Range") != "bytes=0-0")
+    return full, sum(1 for p, h in origin.requests if p == path and h.get("Range") == "bytes=0-0")
+
+
+def inode(arca, url):
+    key = hashlib.sha256(url.encode()).hexdigest()
+    return os.stat(os.path.join(arca.data_dir, "objects", key[:2], key)).st_ino
+
+
+def wait_for(cond, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_a_known_digest_under_another_url_is_not_downloaded_again(arca, origin):
+    data = os.urandom(3 << 20)
+    a = origin.add("/builds/1/Image", data=data, etag='"x"')
+    b = origin.add("/builds/2/Image", data=data, etag='"y"')
+    digest = sha256(data)
+    assert arca.fetch(a, sha256=digest)[2] == data
+    status, headers, body = arca.fetch(b, sha256=digest)
+    assert status == 200 and sha256(body) == digest
+    assert gets(origin, "/builds/2/Image") == (0, 1)  # confirmed, never downloaded
+    assert origin.bytes_sent["/builds/2/Image"] == 1
+    assert arca.metrics()["arca_digest_hits_total"] == 1
+    # its own object now: a plain hit without the digest, listed under its URL
+    assert arca.fetch(b)[2] == data and gets(origin, "/builds/2/Image") == (0, 1)
+    rows = json.loads(arca.get("/api/v1/resources/?state=successes")[2])["resources"]
+    assert sorted(r["url"] for r in rows) == sorted([a, b])
+    # one file under both names, counted once
+    assert inode(arca, a) == inode(arca, b)
+    assert arca.status()["disk_usage"] == len(data)
+
+
+def test_a_digest_alone_never_unlocks_a_file(arca, origin):
+    data = os.urandom(100000)
+    a = origin.add("/pub/fw.bin", data=data)
+    assert arca.fetch(a)[2] == data
+    secret = origin.url("/private/fw.bin")  # upstream has nothing there
+    status, _, body = arca.fetch(secret, sha256=sha256(data))
+    assert status == 404 and data[:100] not in body
+    forbidden = origin.add("/denied/fw.bin", data=data, status=403)
+    assert arca.fetch(forbidden, sha256=sha256(data))[0] == 403
+    assert arca.metrics()["arca_digest_hits_total"] == 0
+
+
+def test_upstream_serving_another_length_is_downloaded(arca, origin):
+    data, other = os.urandom(50000), os.urandom(60000)
+    a = origin.add("/a", data=data)
+    b = origin.add("/b", data=other)
+    assert arca.fetch(a)[2] == data
+    # the client claims b has a's digest; upstream's length says otherwise: downloaded, and cut
+    status, _, body = arca.fetch(b, sha256=sha256(data))
+    assert gets(origin, "/b") == (1, 1)
+    assert body != data
+
+
+def test_identical_downloads_share_one_file_and_count_once(arca, origin):
+    data = os.urandom(2 << 20)
+    urls = [origin.add(f"/mirror{i}/rootfs.img", data=data) for i in range(3)]
+    for u in urls:
+        assert arca.fetch(u)[2] == data
+    wait_for(lambda: len({inode(arca, u) for u in urls}) == 1)
+    assert arca.status()["disk_usage"] == len(data)
+    # names go one by one; the file and its single count stay while one is left
+    token_free = json.loads(arca.get("/api/v1/resources/?state=successes")[2])["count"]
+    assert token_free == 3
+
+
+def test_purging_one_twin_keeps_the_others(start_arca, origin, workdir):
+    with open(os.path.join(workdir, "token"), "w") as f:
+        f.write("t" * 32 + "\n")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file",
+                      os.path.join(workdir, "token"))
+    data = os.urandom(1 << 20)
+    a, b = origin.add("/a", data=data), origin.add("/b", data=data)
+    assert arca.fetch(a)[2] == data and arca.fetch(b)[2] == data
+    wait_for(lambda: inode(arca, a) == inode(arca, b))
+    auth = {"Authorization": "Bearer " + "t" * 32}
+
+    def purge(url):
+        return arca.get("/api/v1/resources/?" + urllib.parse.urlencode({"url": url}), auth,
+                        method="DELETE")[0]
+
+    assert purge(a) == 200
+    assert arca.status()["disk_usage"] == len(data)
+    assert arca.fetch(b)[2] == data and origin.counts["/b"] == 1
+    assert purge(b) == 200
+    assert arca.status()["disk_usage"] == 0
+
+
+def test_twins_count_once_after_a_restart(start_arca, origin):
+    data = os.urandom(1 << 20)
+    first = start_arca("--upstream-allow", "127.0.0.0/8")
+    a, b = origin.add("/a", data=data), origin.add("/b", data=data)
+    assert first.fetch(a)[2] == data and first.fetch(b)[2] == data
+    wait_for(lambda: inode(first, a) == inode(first, b))
+    assert first.stop() == 0
+    again = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
+    assert again.status()["disk_usage"] == len(data)
+    assert again.fetch(a)[2] == data and again.fetch(b)[2] == data
+    assert origin.counts["/a"] == 1 and origin.counts["/b"] == 1
