@@ -183,12 +183,14 @@ class Handler(BaseHTTPRequestHandler):
                 piece = data[off : off + obj.chunk]
                 if obj.rate:  # pace before writing, so the last write is the last act
                     time.sleep(max(0, t0 + off / obj.rate - time.monotonic()))
+                # counted as it is handed over: a client may have read it all before a count
+                # made after the write would land
+                with self.server.origin.lock:
+                    self.server.origin.bytes_sent[path] += len(piece)
                 if obj.chunked:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 else:
                     self.wfile.write(piece)
-                with self.server.origin.lock:
-                    self.server.origin.bytes_sent[path] += len(piece)
             if obj.chunked and limit < 0:
                 self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
