@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,12 +40,19 @@ SIZES = {
                  cold_ref=dict(cold=256 * MiB, cold_rate="30m", cold_clients=20,
                                cold_spread=2.0),
                  idle=10000, index=[100_000, 1_000_000], index_rounds=5, index_seconds=5,
-                 small_rate=20000, index_rate=10000),
+                 small_rate=20000, index_rate=10000,
+                 # origin-bytes: the lab day's artifacts (name, size) and jobs per half-day
+                 lab=dict(files=[("Image", 32 * MiB), ("board.dtb", 96 << 10),
+                                 ("modules.tar.xz", 64 * MiB), ("rootfs.ext4", 256 * MiB)],
+                          jobs=12, ttl=4, rate="100m", confirm_samples=200)),
     "smoke": dict(rounds=2, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
                   idle=200, index=[2000], index_rounds=2, index_seconds=1,
                   small_rate=1000, index_rate=1000,
+                  lab=dict(files=[("Image", 2 * MiB), ("board.dtb", 16 << 10),
+                                  ("modules.tar.xz", 1 * MiB), ("rootfs.ext4", 8 * MiB)],
+                           jobs=3, ttl=2, rate="4m", confirm_samples=20),
                   # CI's smoke run proves the harness works; a contender that failed to hold
                   # every connection once (seen once on a CI machine, cause unknown) gets one
                   # more try there, with the failure printed
@@ -164,7 +172,8 @@ class Nginx(Server):
     """nginx serving www/ with sendfile (the origin, and the 'practical limit' peer), or a
     proxy_cache in front of an origin."""
 
-    def __init__(self, work, name, www=None, origin=None, limit_rate=None):
+    def __init__(self, work, name, www=None, origin=None, limit_rate=None, valid="1h",
+                 revalidate=False):
         super().__init__(work)
         self.name, self.dir = name, os.path.join(work, name)
         os.makedirs(os.path.join(self.dir, "cache"))
@@ -174,7 +183,8 @@ class Nginx(Server):
                                           inactive=1h use_temp_path=off;
               server {{ listen 127.0.0.1:{self.port} backlog=4096;
                 location / {{ proxy_pass http://127.0.0.1:{origin.port};
-                  proxy_cache arca; proxy_cache_valid 200 1h; proxy_cache_lock on;
+                  proxy_cache arca; proxy_cache_valid 200 {valid}; proxy_cache_lock on;
+                  {"proxy_cache_revalidate on;" if revalidate else ""}
                   proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
         else:
             rate = f"limit_rate {limit_rate};" if limit_rate else ""
@@ -197,25 +207,30 @@ http {{
                    open(os.path.join(self.dir, "stdout"), "w"))
         wait_http(f"http://127.0.0.1:{self.port}/", proc=self.proc)
 
-    def origin_bytes(self, path):
+    def origin_bytes(self, path=None):
+        """Body bytes sent for `path` (a request URI), or for every request when None."""
         total = 0
         with open(self.access_log) as f:
             for line in f:
                 uri, sent = line.split()
-                total += int(sent) if uri == path else 0
+                total += int(sent) if path is None or uri == path else 0
         return total
+
+    def requests(self):
+        with open(self.access_log) as f:
+            return sum(1 for _ in f)
 
 
 class Varnish(Server):
     name = "varnish"
 
-    def __init__(self, work, origin, storage):
+    def __init__(self, work, origin, storage, ttl=3600):
         super().__init__(work)
         d = os.path.join(work, "varnish")
         os.makedirs(d)
         self.spawn(["varnishd", "-F", "-j", "none", "-n", d, "-a", f"127.0.0.1:{self.port}",
                     "-b", f"127.0.0.1:{origin.port}", "-s", f"malloc,{storage}",
-                    "-p", "default_ttl=3600", "-p", "timeout_idle=300",
+                    "-p", f"default_ttl={ttl}", "-p", "timeout_idle=300",
                     "-p", "listen_depth=4096"],
                    open(os.path.join(work, "varnish.log"), "w"))
         wait_http(f"http://127.0.0.1:{self.port}/", proc=self.proc)
@@ -679,10 +694,166 @@ def cold_fanout_digest(work, cfg, www):
             s.stop()
 
 
+# --- origin bytes: a lab day -------------------------------------------------------------------
+
+def presign(origin_port, path, job, style):
+    """A presigned URL as a lab's job gets it: a new signature (and credential) every time, in
+    S3 SigV4, GCS or Azure style. The static origin ignores the query; only the keys matter."""
+    sig = hashlib.sha256(f"{path}|{job}|{style}|{random.random()}".encode()).hexdigest()
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    q = {"s3": {"X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+                "X-Amz-Credential": f"AKIA{job}/20261122/us-east-1/s3/aws4_request",
+                "X-Amz-Date": now, "X-Amz-Expires": "3600", "X-Amz-SignedHeaders": "host",
+                "X-Amz-Signature": sig},
+         "gcs": {"X-Goog-Algorithm": "GOOG4-RSA-SHA256", "X-Goog-Credential": f"sa{job}",
+                 "X-Goog-Date": now, "X-Goog-Expires": "3600", "X-Goog-SignedHeaders": "host",
+                 "X-Goog-Signature": sig},
+         "azure": {"sv": "2022-11-02", "sp": "r", "sr": "b", "se": "2030-01-01T00:00:00Z",
+                   "sig": sig}}[style]
+    return f"http://127.0.0.1:{origin_port}{path}?" + urllib.parse.urlencode(q)
+
+
+class LabClient:
+    """How one contender is asked: arca through its fetch API (with ttl and, where the job
+    knows it, sha256), the HTTP caches by the URL itself."""
+
+    def __init__(self, server, ttl):
+        self.s, self.ttl = server, ttl
+        self.arca = isinstance(server, Arca)
+
+    def url(self, target, sha=None):
+        if not self.arca:
+            u = urllib.parse.urlsplit(target)
+            return f"http://127.0.0.1:{self.s.port}{u.path}?{u.query}"
+        q = {"url": target, "ttl": f"{self.ttl}s"} | ({"sha256": sha} if sha else {})
+        return f"http://127.0.0.1:{self.s.port}/api/v1/fetch/?" + urllib.parse.urlencode(q)
+
+    def get(self, target, size, sha=None):
+        t0 = time.monotonic()
+        with urllib.request.urlopen(self.url(target, sha), timeout=600) as r:
+            n = 0
+            while chunk := r.read(1 << 20):
+                n += len(chunk)
+        if n != size:
+            raise RuntimeError(f"{self.s.name}: {target}: {n} bytes, expected {size}")
+        return time.monotonic() - t0
+
+
+def lab_jobs(client, origin, files, shas, first_job, jobs, afternoon):
+    """Each job fetches every artifact through a URL presigned for it, four jobs at a time. In
+    the morning every other job gives the digests (as LAVA jobs may); in the afternoon a new
+    build republishes the same kernel under its own path, and its jobs give the digests."""
+    import concurrent.futures
+
+    def job(j):
+        style = ("s3", "gcs", "azure")[j % 3]
+        for name, size in files:
+            path = f"/builds/{2 if afternoon and name == 'Image' else 1}/{name}"
+            client.get(presign(origin.port, path, j, style), size,
+                       shas[name] if afternoon or j % 2 else None)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(job, range(first_job, first_job + jobs)))
+
+
+def lab_day(client, origin, files, shas, lab):
+    """Morning jobs; a restart of the cache while a new artifact downloads (a clean restart:
+    an upgrade); the afternoon's jobs after every object's ttl ran out."""
+    lab_jobs(client, origin, files, shas, 0, lab["jobs"], False)
+    big = presign(origin.port, "/builds/1/late.img", 999, "s3")
+    size = dict(files)["rootfs.ext4"]
+    import threading
+    t = threading.Thread(target=lambda: _ignore(lambda: client.get(big, size)))
+    before = client.s.metric("arca_downloaded_bytes_total") if client.arca else 0
+    t.start()
+    if client.arca:  # restarted a third of the way in (the HTTP caches are not restarted)
+        while client.s.metric("arca_downloaded_bytes_total") - before < size // 3:
+            time.sleep(0.01)
+        client.s.stop()
+        client.s.start()
+    t.join()
+    client.get(big, size)
+    time.sleep(lab["ttl"] + 1.5)
+    lab_jobs(client, origin, files, shas, lab["jobs"], lab["jobs"], True)
+
+
+def _ignore(fn):
+    try:
+        fn()
+    except Exception:
+        pass  # the restart cut it: the point
+
+
+def confirm_cost(client, origin, lab):
+    """Latency of a hit through a signed URL not seen before (one confirmation upstream), and of
+    a plain hit, on the small artifact: medians over the samples, in ms."""
+    size = dict(lab["files"])["board.dtb"]
+    signed, plain = [], []
+    for i in range(lab["confirm_samples"]):
+        signed.append(1e3 * client.get(presign(origin.port, "/builds/1/board.dtb", 10000 + i,
+                                               "s3"), size))
+        plain.append(1e3 * client.get(f"http://127.0.0.1:{origin.port}/builds/1/board.dtb", size))
+    return statistics.median(signed), statistics.median(plain)
+
+
+def origin_bytes_scenario(work, cfg, www):
+    lab = cfg["lab"]
+    files = lab["files"] + [("late.img", dict(lab["files"])["rootfs.ext4"])]
+    shas = {}
+    for d in ("1", "2"):
+        os.makedirs(os.path.join(www, "builds", d), exist_ok=True)
+    for name, size in files:
+        path = os.path.join(www, "builds", "1", name)
+        write_random(path, size)
+        shas[name] = file_sha256(path)
+    shutil.copy(os.path.join(www, "builds", "1", "Image"), os.path.join(www, "builds", "2", "Image"))
+    distinct = sum(size for _, size in files)  # /builds/2/Image holds the same bytes
+    lab_files = lab["files"]
+    rounds = {}
+    # a restart lets responses run for the grace period (1 s here), then sets the download aside
+    grace = ("--grace-period", "1s")
+    for make in (lambda: Arca(work, name="arca", extra=grace),
+                 lambda: Arca(work, name="arca-exact-keys", extra=grace + ("--exact-keys",)),
+                 *([lambda: Arca(work, binary=ARCA_BEFORE, name="arca-before", extra=grace)]
+                   if ARCA_BEFORE else []),
+                 lambda: "nginx-proxy-cache", lambda: "varnish"):
+        for r in range(cfg["rounds"]):
+            origin = Nginx(work, f"origin-{len(rounds)}-{r}", www=www, limit_rate=lab["rate"])
+            s = make()
+            if s == "nginx-proxy-cache":
+                s = Nginx(work, f"nginx-proxy-cache-{r}", origin=origin, valid=f"{lab['ttl']}s",
+                          revalidate=True)
+            elif s == "varnish":
+                s = Varnish(os.path.join(work, f"v{r}"), origin, "2G", ttl=lab["ttl"])
+            try:
+                client = LabClient(s, lab["ttl"])
+                lab_day(client, origin, lab_files, shas, lab)
+                time.sleep(0.3)  # the origin's last log lines
+                sent, reqs = origin.origin_bytes(), origin.requests()
+                confirm_ms, hit_ms = (confirm_cost(client, origin, lab) if client.arca
+                                      else (float("nan"), float("nan")))
+                name = s.name if not isinstance(s, Nginx) else "nginx-proxy-cache"
+                rounds.setdefault(name, []).append({
+                    "origin_bytes_ratio": sent / distinct, "origin_requests": reqs,
+                    "confirmed_hit_ms": confirm_ms, "plain_hit_ms": hit_ms})
+            finally:
+                s.stop()
+                origin.stop()
+                if isinstance(s, Arca):
+                    shutil.rmtree(s.data_dir, ignore_errors=True)
+    return {"metric": "origin_bytes_ratio", "higher_is_better": False, "unit": "× distinct",
+            "setup": f"{2 * lab['jobs']} jobs × {len(lab['files'])} artifacts "
+                     f"({distinct >> 20} MiB distinct), new presigned URL per job "
+                     f"(S3/GCS/Azure), ttl {lab['ttl']} s, a restart mid-download (arca), "
+                     "sha256 given by half the morning's jobs and all the afternoon's, whose "
+                     "kernel a new build republished under its own path",
+            "rounds": rounds}
+
+
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small, "cold-fanout": cold_fanout,
              "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
              "idle-connections": idle_connections, "big-index": big_index,
-             "warm-small-rate": warm_small_rate}
+             "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario}
 
 
 def write_random(path, size):

@@ -728,10 +728,11 @@ static enum MHD_Result after_digest_confirm(struct fetch_req *r, const struct pr
     if (!meta)
         return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     store_url_key(r->key, key);
+    struct twin_share share = {res->etag, res->last_modified};
     enum lookup_result kind =
         res->total >= 0 && res->total != r->twin_length
             ? LOOKUP_MISS
-            : store_find_twin(r->key, key, r->ttl, r->expect, true, &obj, meta);
+            : store_find_twin(r->key, key, r->ttl, r->expect, &share, &obj, meta);
     free(meta);
     if (kind != LOOKUP_COALESCED)
         return lookup(r);
@@ -750,7 +751,7 @@ static enum MHD_Result lookup_twin(struct fetch_req *r)
     if (!meta)
         return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     store_url_key(r->key, key);
-    enum lookup_result kind = store_find_twin(r->key, key, r->ttl, r->expect, false, &obj, meta);
+    enum lookup_result kind = store_find_twin(r->key, key, r->ttl, r->expect, NULL, &obj, meta);
     r->twin_length = kind == LOOKUP_DIGEST ? meta->length : -1;
     free(meta);
     if (kind != LOOKUP_DIGEST)

@@ -192,21 +192,22 @@ static void run_fill(struct persist_job *job)
     free(f);
 }
 
-/* Lock held. A complete, unexpired object with digest `want`, under another key. */
-static struct object *live_twin(const uint8_t want[32], int64_t now)
+/* Lock held. A complete object with digest `want`, under another key. An expired one will do:
+ * its ttl is about what its own URL serves now, while these bytes are vouched for by the digest
+ * and the URL asked for is confirmed upstream. */
+static struct object *live_twin(const uint8_t want[32])
 {
     if (!st.n_digests)
         return NULL;
     for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext)
-        if (memcmp(o->digest, want, 32) == 0 && o->state == OBJ_COMPLETE && o->in_table &&
-            now - o->created < o->ttl)
+        if (memcmp(o->digest, want, 32) == 0 && o->state == OBJ_COMPLETE && o->in_table)
             return o;
     return NULL;
 }
 
 enum lookup_result store_find_twin(const char *url, const char *key, int64_t ttl,
-                                   const uint8_t want[32], bool share, struct object **out,
-                                   struct object_meta *meta)
+                                   const uint8_t want[32], const struct twin_share *share,
+                                   struct object **out, struct object_meta *meta)
 {
     int64_t now = (int64_t)time(NULL);
     struct fill_job *f = share ? calloc(1, sizeof(*f)) : NULL;
@@ -215,23 +216,19 @@ enum lookup_result store_find_twin(const char *url, const char *key, int64_t ttl
     struct object *donor, *obj;
     *out = NULL;
     pthread_mutex_lock(&st.lock);
-    struct object *mine = table_find(key);
-    if ((mine && (mine->state != OBJ_COMPLETE || now - mine->created < mine->ttl)) ||
-        !(donor = live_twin(want, now))) {
+    if (table_find(key) || !(donor = live_twin(want))) {
         pthread_mutex_unlock(&st.lock);
         free(f);
-        return LOOKUP_MISS; /* the URL's own object, or no twin: looked up as usual */
+        return LOOKUP_MISS; /* the URL's own object (a hit, a download, a revalidation), or no
+                               twin: looked up as usual */
     }
     copy_meta(donor, meta);
-    if (!share) {
+    if (!share)
         res = LOOKUP_DIGEST;
-    } else if (f && mine) {
-        table_remove(mine); /* expired: its file goes when the fill replaces it */
-        maybe_free(mine);
-        mine = NULL;
-    }
-    if (share && f && !mine && (obj = create_fetching(url, key, ttl, now))) {
+    if (share && f && (obj = create_fetching(url, key, ttl, now))) {
         headers_unpack(donor->headers, &h);
+        h.etag = share->etag; /* the URL's own validators, for its revalidations */
+        h.last_modified = share->last_modified;
         if (headers_pack(&h, &f->headers) == 0) {
             f->job.run = run_fill;
             f->obj = obj; /* the reference create_fetching gave the fetch */

@@ -118,3 +118,19 @@ def test_twins_count_once_after_a_restart(start_arca, origin):
     assert again.status()["disk_usage"] == len(data)
     assert again.fetch(a)[2] == data and again.fetch(b)[2] == data
     assert origin.counts["/a"] == 1 and origin.counts["/b"] == 1
+
+
+def test_a_digest_hit_keeps_its_own_urls_validators(start_arca, origin):
+    # b's object is made of a's bytes, but its validators must be b's: a later signed hit on b
+    # is confirmed against b's ETag, and used to find "another version" and download it again
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--key-rules", "127.0.0.1=token")
+    data = os.urandom(1 << 20)
+    a = origin.add("/a/Image", data=data, etag='"a-etag"')
+    b = origin.add("/b/Image", data=data, etag='"b-etag"')
+    assert arca.fetch(a)[2] == data
+    assert arca.fetch(b + "?token=1", sha256=sha256(data))[2] == data
+    for tok in ("2", "3"):
+        status, _, body = arca.fetch(b + "?token=" + tok)
+        assert status == 200 and body == data
+    assert gets(origin, "/b/Image") == (0, 3)
+    assert arca.metrics()["arca_confirm_changed_total"] == 0
