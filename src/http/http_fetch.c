@@ -74,7 +74,7 @@ struct fetch_req {
     char filename[256];
 };
 
-static bool needs_confirm(const struct fetch_req *r);
+static bool needs_confirm(const struct fetch_req *r, const struct object_meta *meta);
 static enum MHD_Result start_confirm(struct fetch_req *r);
 
 static void suspend_conn(void *arg)
@@ -527,7 +527,7 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
         return refuse(r->conn, meta.error_status ? (unsigned int)meta.error_status : 502,
                       meta.error[0] ? meta.error : "download failed");
-    if (needs_confirm(r)) /* joining a download another URL started: this one is asked first */
+    if (needs_confirm(r, &meta)) /* joining a download another URL started: asked first */
         return start_confirm(r);
     if (meta.state == OBJ_COMPLETE && !digest_ok(r, &meta))
         return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
@@ -583,10 +583,11 @@ static int check_request(struct MHD_Connection *c, const struct request *req, st
 
 /* Whether this request's URL must be confirmed with upstream before the object it names under
  * its key is handed out: a signature is a capability, and a hit must not leak the object to a
- * URL upstream would refuse. */
-static bool needs_confirm(const struct fetch_req *r)
+ * URL upstream would refuse. That holds for a signed URL, and for any URL (unsigned too) of an
+ * object that was downloaded through a signed one. */
+static bool needs_confirm(const struct fetch_req *r, const struct object_meta *meta)
 {
-    return r->sig.is_signed && !r->confirmed && !http_cfg->trust_signed &&
+    return (r->sig.is_signed || meta->signed_key) && !r->confirmed && !http_cfg->trust_signed &&
            !grants_check(r->url, (int64_t)time(NULL));
 }
 
@@ -674,7 +675,7 @@ static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta 
         return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
                       "cached object does not match the requested sha256");
     }
-    if (needs_confirm(r)) { /* looked up again once upstream has answered */
+    if (needs_confirm(r, meta)) { /* looked up again once upstream has answered */
         if (fd >= 0)
             close(fd);
         prepared_put(prep);
@@ -702,6 +703,8 @@ static enum MHD_Result answer_lookup(struct fetch_req *r, struct object *obj, in
             r->url,
             r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0};
         r->confirmed = true;
+        if (r->sig.is_signed)
+            store_mark_signed(obj);
         upstream_fetch(obj, &src);
     }
     return respond_streaming(r);
@@ -728,7 +731,7 @@ static enum MHD_Result after_digest_confirm(struct fetch_req *r, const struct pr
     if (!meta)
         return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     store_url_key(r->key, key);
-    struct twin_share share = {res->etag, res->last_modified};
+    struct twin_share share = {res->etag, res->last_modified, r->sig.is_signed};
     enum lookup_result kind =
         res->total >= 0 && res->total != r->twin_length
             ? LOOKUP_MISS

@@ -23,7 +23,8 @@ static const char *schema =
     " last_modified TEXT NOT NULL DEFAULT '', etag TEXT NOT NULL DEFAULT '',"
     " sha256 BLOB, created INTEGER NOT NULL DEFAULT 0, ttl INTEGER NOT NULL DEFAULT 0,"
     " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0,"
-    " source TEXT NOT NULL DEFAULT '', synced INTEGER NOT NULL DEFAULT 0);"
+    " source TEXT NOT NULL DEFAULT '', synced INTEGER NOT NULL DEFAULT 0,"
+    " signed INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
     " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);"
@@ -33,8 +34,14 @@ static const char *schema =
     " usage INTEGER NOT NULL);";
 
 /* Columns added after indexes were first written: an older index gains them, empty. */
-static const char *const added_columns[] = {"content_encoding", "filename", "last_modified", "etag",
-                                            "source"};
+static const struct {
+    const char *name, *decl;
+} added_columns[] = {
+    {"content_encoding", "TEXT NOT NULL DEFAULT ''"}, {"filename", "TEXT NOT NULL DEFAULT ''"},
+    {"last_modified", "TEXT NOT NULL DEFAULT ''"},    {"etag", "TEXT NOT NULL DEFAULT ''"},
+    {"source", "TEXT NOT NULL DEFAULT ''"},           {"synced", "INTEGER NOT NULL DEFAULT 0"},
+    {"signed", "INTEGER NOT NULL DEFAULT 0"},
+};
 
 static bool has_column(const char *name)
 {
@@ -53,10 +60,10 @@ static int add_columns(void)
 {
     char sql[128];
     for (size_t i = 0; i < sizeof(added_columns) / sizeof(added_columns[0]); i++) {
-        if (has_column(added_columns[i]))
+        if (has_column(added_columns[i].name))
             continue;
-        snprintf(sql, sizeof(sql), "ALTER TABLE objects ADD COLUMN %s TEXT NOT NULL DEFAULT ''",
-                 added_columns[i]);
+        snprintf(sql, sizeof(sql), "ALTER TABLE objects ADD COLUMN %s %s", added_columns[i].name,
+                 added_columns[i].decl);
         if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
             return -1;
     }
@@ -173,7 +180,8 @@ static int load_range(sqlite3 *conn, struct loader *l)
     int rc;
     const char *sql =
         "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
-        " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced"
+        " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced,"
+        " signed"
         " FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
@@ -196,6 +204,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
             .usage = sqlite3_column_int64(st, 8),
             .source = (const char *)sqlite3_column_text(st, 14),
             .synced = sqlite3_column_int64(st, 15),
+            .signed_key = sqlite3_column_int(st, 16) != 0,
         };
         bool key = row.key && strlen(row.key) == 64;
         if (!sqlite3_column_int(st, 9)) {
@@ -348,11 +357,11 @@ int index_mark_fetching(const char *key, const char *url, const char *source)
 int index_mark_started(const struct index_row *r)
 {
     return exec_bound("UPDATE objects SET length=?, content_type=?, content_encoding=?,"
-                      " filename=?, last_modified=?, etag=?, created=?, ttl=?, synced=0"
+                      " filename=?, last_modified=?, etag=?, created=?, ttl=?, signed=?, synced=0"
                       " WHERE key=? AND state='fetching'",
-                      "isssssiis", r->length, r->headers.content_type, r->headers.content_encoding,
+                      "isssssiiis", r->length, r->headers.content_type, r->headers.content_encoding,
                       r->headers.filename, r->headers.last_modified, r->headers.etag, r->created,
-                      r->ttl, r->key);
+                      r->ttl, (int64_t)r->signed_key, r->key);
 }
 
 int index_set_synced(const char *key, int64_t synced)
@@ -363,13 +372,14 @@ int index_set_synced(const char *key, int64_t synced)
 
 int index_mark_complete(const struct index_row *r)
 {
-    return exec_bound(
-        "INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
-        " sha256, created, ttl, last_use, usage, content_encoding, filename,"
-        " last_modified, etag) VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        "ssisbiiiissss", r->key, r->url, r->length, r->headers.content_type, r->digest, r->created,
-        r->ttl, r->last_use, r->usage, r->headers.content_encoding, r->headers.filename,
-        r->headers.last_modified, r->headers.etag);
+    return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
+                      " sha256, created, ttl, last_use, usage, content_encoding, filename,"
+                      " last_modified, etag, signed) VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, "
+                      "?, ?, ?, ?, ?, ?)",
+                      "ssisbiiiissssi", r->key, r->url, r->length, r->headers.content_type,
+                      r->digest, r->created, r->ttl, r->last_use, r->usage,
+                      r->headers.content_encoding, r->headers.filename, r->headers.last_modified,
+                      r->headers.etag, (int64_t)r->signed_key);
 }
 
 int index_delete(const char *key)

@@ -22,6 +22,7 @@ struct index_row {
     struct upstream_headers headers;
     int64_t length, created, ttl, last_use, usage;
     const uint8_t *digest; /* 32 bytes */
+    bool signed_key;       /* downloaded through a signed URL */
     /* Rows of unfinished downloads: */
     const char *source; /* the URL fetched (the client's, whole); "" before it was recorded */
     int64_t synced;     /* bytes of the partial file known to be on disk (fdatasync'd) */

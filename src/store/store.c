@@ -282,6 +282,7 @@ void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->length = obj->length;
     meta->created = obj->created;
     meta->gen = obj->gen;
+    meta->signed_key = obj->signed_key;
     struct upstream_headers h;
     headers_unpack(obj->headers, &h);
     copy_string(meta->content_type, sizeof(meta->content_type), h.content_type);
@@ -470,6 +471,13 @@ int store_purge(const char *url, int64_t *length)
     }
     pthread_mutex_unlock(&st.lock);
     return rc;
+}
+
+void store_mark_signed(struct object *obj)
+{
+    pthread_mutex_lock(&st.lock);
+    obj->signed_key = true;
+    pthread_mutex_unlock(&st.lock);
 }
 
 void store_release(struct object *obj)

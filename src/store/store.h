@@ -89,6 +89,7 @@ struct object_meta {
     bool hit; /* the object had answered a hit before this lookup */
     int64_t length, created;
     uint64_t gen;
+    bool signed_key; /* downloaded through a signed URL: every other URL is confirmed first */
     char content_type[HEADER_TYPE_MAX];
     char content_encoding[HEADER_ENCODING_MAX];
     char filename[HEADER_FILENAME_MAX];
@@ -130,12 +131,16 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ob
  * nothing done, look the URL up as usual. */
 struct twin_share {
     const char *etag, *last_modified; /* what upstream said of `url` when it confirmed it */
+    bool signed_key;                  /* url is signed (store_mark_signed) */
 };
 enum lookup_result store_find_twin(const char *url, const char *key, int64_t ttl,
                                    const uint8_t want[32], const struct twin_share *share,
                                    struct object **out, struct object_meta *meta);
 /* The key (hex sha256) of a URL. */
 void store_url_key(const char *url, char key[65]);
+/* The download `obj` (just created by a lookup) fetches a signed URL: the object is a
+ * capability's, and stays marked so (in the index too). */
+void store_mark_signed(struct object *obj);
 /* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
  * none. On success the store takes its own reference. */
 void store_attach_prepared(const struct object_meta *meta, struct prepared *p);

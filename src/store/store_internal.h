@@ -59,7 +59,8 @@ struct object {
     struct object *dnext; /* digest index chain */
     bool in_digests;
     struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
-    bool filled; /* made from a twin's file (a digest hit), not downloaded */
+    bool filled;     /* made from a twin's file (a digest hit), not downloaded */
+    bool signed_key; /* downloaded through a signed URL (store_mark_signed) */
 };
 
 struct store_state {

@@ -95,6 +95,7 @@ static void load_row(const struct index_row *row, int part, void *arg)
     o->ttl = row->ttl;
     o->last_use = row->last_use;
     o->usage = row->usage;
+    o->signed_key = row->signed_key;
     l->v[l->n++] = (struct by_use){o->last_use, o};
 }
 

@@ -69,6 +69,7 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
     o->ttl = row->ttl > 0 ? row->ttl : TTL_MAX;
     o->last_use = row->created;
     o->resumed = o->on_disk = true;
+    o->signed_key = row->signed_key;
     o->refs = 1; /* the fetch's, handed over by store_take_resumed */
     resumed[part].v[resumed[part].n++] = o;
     return true;
@@ -199,13 +200,17 @@ struct started_job {
     char key[65];
     char *headers; /* packed (headers_pack), a copy */
     int64_t length, created, ttl;
+    bool signed_key;
 };
 
 static void run_started(struct persist_job *job)
 {
     struct started_job *s = (struct started_job *)job;
-    struct index_row row = {
-        .key = s->key, .length = s->length, .created = s->created, .ttl = s->ttl};
+    struct index_row row = {.key = s->key,
+                            .length = s->length,
+                            .created = s->created,
+                            .ttl = s->ttl,
+                            .signed_key = s->signed_key};
     headers_unpack(s->headers, &row.headers);
     index_mark_started(&row); /* without it the download starts over after a restart */
     free(s->headers);
@@ -224,6 +229,7 @@ void submit_started(struct object *obj)
     s->length = obj->length;
     s->created = obj->created;
     s->ttl = obj->ttl;
+    s->signed_key = obj->signed_key;
     headers_unpack(obj->headers, &h);
     int rc = headers_pack(&h, &s->headers);
     pthread_mutex_unlock(&st.lock);

@@ -236,6 +236,7 @@ enum lookup_result store_find_twin(const char *url, const char *key, int64_t ttl
             f->length = donor->length;
             memcpy(f->digest, donor->digest, 32);
             obj->filled = true;
+            obj->signed_key = share->signed_key;
             *out = obj; /* create_fetching's two references: the caller's and the fill's */
             res = LOOKUP_COALESCED;
             atomic_fetch_add(&stats.digest_hits, 1);

@@ -443,7 +443,8 @@ static int make_durable(struct object *obj, const uint8_t digest[32])
                              .ttl = obj->ttl,
                              .last_use = obj->last_use,
                              .usage = obj->usage,
-                             .digest = digest};
+                             .digest = digest,
+                             .signed_key = obj->signed_key};
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     pthread_mutex_unlock(&st.lock);
@@ -552,7 +553,8 @@ static int renew_on_disk(struct object *obj)
                              .ttl = obj->ttl,
                              .last_use = obj->last_use,
                              .usage = obj->usage + s->usage,
-                             .digest = s->digest};
+                             .digest = s->digest,
+                             .signed_key = obj->signed_key || s->signed_key};
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
     pthread_mutex_unlock(&st.lock);
     if ((rc = index_mark_complete(&row)) < 0) {
@@ -577,6 +579,7 @@ static void adopt_stale(struct object *obj, int fd)
     memcpy(obj->digest, s->digest, 32);
     obj->usage += s->usage;
     st.uses += s->usage;
+    obj->signed_key = obj->signed_key || s->signed_key;
     st.usage += obj->length - obj->reserved;
     obj->reserved = obj->length;
     if (obj->fd >= 0)

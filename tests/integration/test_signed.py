@@ -206,3 +206,28 @@ def test_key_rules_drop_a_custom_token(start_arca, origin):
         assert arca.fetch(origin.url("/f") + f"?token={tok}")[2] == data
     assert sum(1 for p, h in origin.requests if p == "/f" and "Range" not in h) == 1
     assert arca.metrics()["arca_signed_hits_total"] == 2
+
+
+def test_the_unsigned_url_of_a_signed_object_is_confirmed_too(start_arca, origin):
+    # the key of a signed URL is the unsigned one: asked for as it is, it must not get the
+    # object upstream refuses it (S3 answers 403 without a signature), also after a restart
+    arca = start_arca("--upstream-allow", "127.0.0.1/32")
+    data = add_signed(origin)
+    assert arca.fetch(s3_url(origin, nonce="good"))[2] == data
+    status, _, body = arca.fetch(origin.url(PATH))
+    assert status == 403 and data[:64] not in body
+    assert arca.stop() == 0
+    again = start_arca("--upstream-allow", "127.0.0.1/32", data_dir=arca.data_dir)
+    status, _, body = again.fetch(origin.url(PATH))
+    assert status == 403 and data[:64] not in body
+    assert again.fetch(s3_url(origin, nonce="other"))[2] == data
+    assert full_gets(origin) == 1
+
+
+def test_a_public_object_stays_public(arca, origin):
+    # downloaded through its plain URL: plain requests are hits as before, signed ones confirmed
+    data = b"public" * 1000
+    url = origin.add("/pub/file", data=data, etag='"p"')
+    assert arca.fetch(url)[2] == data
+    assert arca.fetch(url)[2] == data
+    assert arca.metrics()['arca_confirmations_total{outcome="accepted"}'] == 0

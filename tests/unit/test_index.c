@@ -15,6 +15,8 @@
 
 #include "index.h"
 
+#include <sqlite3.h>
+
 static char dir[] = "/tmp/arca-unit-index-XXXXXX";
 static char path[128];
 
@@ -97,7 +99,7 @@ static void rows_load_and_partials_are_forgotten(void **state)
             key,     url,  {"text/plain", "", "", "Tue, 01 Sep 2026 10:00:00 GMT", "\"v1\""},
             100 + i, 1000, 3600,
             2000,    i,    digest,
-            "",      0};
+            false,   "",   0};
         assert_int_equal(index_mark_complete(&row), 0);
     }
     index_close();
@@ -124,6 +126,42 @@ static void rows_load_and_partials_are_forgotten(void **state)
     index_close();
 }
 
+/* An index written before the columns of this version (upstream ETag, the resume's source and
+ * synced length, the signed flag) gains them: its rows load, and the new columns can be used. */
+static void an_older_index_gains_the_new_columns(void **state)
+{
+    struct seen s;
+    sqlite3 *db;
+    (void)state;
+    unlink(path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE objects (key TEXT PRIMARY KEY, url TEXT NOT NULL, state TEXT "
+                     "NOT NULL, length INTEGER NOT NULL DEFAULT 0, content_type TEXT NOT NULL "
+                     "DEFAULT '', sha256 BLOB, created INTEGER NOT NULL DEFAULT 0, ttl INTEGER "
+                     "NOT NULL DEFAULT 0, last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT "
+                     "NULL DEFAULT 0);"
+                     "INSERT INTO objects VALUES ('0000000000000000000000000000000000000000000000"
+                     "000000000000000006', 'http://h/6', 'complete', 106, 'text/plain', "
+                     "zeroblob(32), 1000, 3600, 2000, 6);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_with(&s), 0);
+    assert_int_equal(s.rows, 1);
+    assert_string_equal(s.url, "http://h/6");
+    assert_string_equal(s.etag, "");
+    assert_int_equal(
+        index_mark_fetching("1111111111111111111111111111111111111111111111111111111111111111",
+                            "http://h/7", "http://h/7?sig=x"),
+        0);
+    assert_int_equal(
+        index_set_synced("1111111111111111111111111111111111111111111111111111111111111111", 5), 0);
+    index_close();
+    unlink(path);
+}
+
 static void a_corrupt_file_is_reported_not_loaded(void **state)
 {
     struct seen s;
@@ -145,6 +183,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rows_load_and_partials_are_forgotten),
+        cmocka_unit_test(an_older_index_gains_the_new_columns),
         cmocka_unit_test(a_corrupt_file_is_reported_not_loaded),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
