@@ -189,13 +189,16 @@ void keys_cache_url(const struct config *cfg, const char *url, char *out, size_t
         present[i] = find(ps, n, schemes[i].trigger[0]) &&
                      (!schemes[i].trigger[1] || find(ps, n, schemes[i].trigger[1]));
     host_of(url, host, sizeof(host));
+    bool drop[MAX_PARAMS];
+    for (int i = 0; i < n; i++)
+        sig->is_signed |= drop[i] = dropped(cfg, &ps[i], present, host);
+    if (!sig->is_signed)
+        return; /* the URL as it is (out holds its copy) */
     size_t len = (size_t)(q - url);
     bool first = true;
     for (int i = 0; i < n; i++) {
-        if (dropped(cfg, &ps[i], present, host)) {
-            sig->is_signed = true;
+        if (drop[i])
             continue;
-        }
         if (len + 1 + ps[i].len + 1 > size)
             return; /* cannot happen: the key is never longer than the URL */
         out[len++] = first ? '?' : '&';
@@ -204,6 +207,5 @@ void keys_cache_url(const struct config *cfg, const char *url, char *out, size_t
         first = false;
     }
     out[len] = '\0';
-    if (sig->is_signed)
-        sig->expires = expires;
+    sig->expires = expires;
 }

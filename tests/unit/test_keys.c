@@ -78,6 +78,12 @@ static void unsigned_urls_are_their_own_key(void **state)
     assert_string_equal(key("https://h/a", &sig), "https://h/a");
     assert_string_equal(key("https://h/a?sig=1", &sig), "https://h/a?sig=1");
     assert_false(sig.is_signed);
+    /* nothing dropped: the URL exactly, odd separators included */
+    assert_string_equal(key("https://h/a?x=1&&y&", &sig), "https://h/a?x=1&&y&");
+    /* the key written over the URL itself, as the admin purge does */
+    char url[] = "https://h/a?X-Amz-Signature=s&v=2&X-Amz-Date=20261122T140000Z";
+    keys_cache_url(&cfg, url, url, sizeof(url), &sig);
+    assert_string_equal(url, "https://h/a?v=2");
 }
 
 static void rules_and_exact_keys(void **state)
