@@ -64,7 +64,8 @@ struct fetch_req {
     bool has_expect;
     uint8_t expect[32]; /* this request's &sha256=: it decides this answer only */
     char *url;          /* the target's normal form, whole: what is fetched */
-    char *key;          /* the cache key: url without the parameters that only sign it */
+    char *key;          /* the cache key: url without the parameters that only sign it (url
+                           itself when there are none) */
     struct signature sig;
     int64_t ttl;
     bool confirmed;          /* upstream accepted url for the object being answered */
@@ -805,6 +806,23 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
     return answer_lookup(r, obj, fd, prep, &meta);
 }
 
+/* The cache key: the URL itself (no copy) unless signing parameters leave it. */
+static int set_key(struct fetch_req *r)
+{
+    r->key = r->url;
+    r->sig = (struct signature){false, 0};
+    if (!strchr(r->url, '?') || http_cfg->exact_keys)
+        return 0; /* the common case on the hit path: nothing to parse */
+    char *key = keys_cache_url_dup(http_cfg, r->url, &r->sig);
+    if (!key)
+        return -1;
+    if (r->sig.is_signed)
+        r->key = key;
+    else
+        free(key);
+    return 0;
+}
+
 static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, const char *filename,
                              bool head)
 {
@@ -817,7 +835,7 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, cons
     req->route = r;
     if (check_request(c, req, r, &r->ttl, &ret) < 0)
         return ret;
-    if (!(r->key = keys_cache_url_dup(http_cfg, r->url, &r->sig)))
+    if (set_key(r) < 0)
         return refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     return r->has_expect ? lookup_twin(r) : lookup(r);
 }
@@ -856,8 +874,9 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
         atomic_fetch_add(&stats.bytes_served, r->fd_bytes);
         sent = r->fd_bytes;
     }
+    if (r->key != r->url)
+        free(r->key);
     free(r->url);
-    free(r->key);
     free(r);
     return sent;
 }

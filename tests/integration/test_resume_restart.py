@@ -15,6 +15,25 @@ SIZE = 200 << 20
 SYNC_STEP = 16 << 20  # store_resume.c: a restart refetches at most this much of what was written
 
 
+def interrupt(workdir, origin, path, until, sig, *args):
+    """Start arca, stream `path` through it, and stop it with `sig` once the origin has sent
+    `until` bytes of it. Returns the data dir and the bytes sent so far."""
+    data_dir = os.path.join(workdir, "data")
+    first = Arca(workdir, ["--upstream-allow", "127.0.0.0/8", *args], data_dir).start()
+    try:
+        conn, _ = first.stream(origin.url(path))
+        deadline = time.monotonic() + 30
+        while origin.bytes_sent[path] < until:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        conn.close()  # a client going away does not cancel the download
+        assert first.stop(sig) == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
+    finally:
+        first.stop()
+    origin.objects[path].rate = 0
+    return data_dir, origin.bytes_sent[path]
+
+
 @pytest.fixture(scope="module")
 def big():
     block = os.urandom(1 << 20)
@@ -24,20 +43,8 @@ def big():
 @pytest.mark.parametrize("share", [0.3, 0.6, 0.9])
 def test_kill_mid_download_then_restart_fetches_only_the_rest(workdir, origin, big, share):
     url = origin.add("/rootfs.ext4", data=big, etag='"r1"', rate=80 << 20, chunk=256 << 10)
-    data_dir = os.path.join(workdir, "data")
-    first = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
-    try:
-        conn, resp = first.stream(url)
-        deadline = time.monotonic() + 30
-        while origin.bytes_sent["/rootfs.ext4"] < share * SIZE:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        first.stop(signal.SIGKILL)
-        conn.close()
-    finally:
-        first.stop()
-    sent_before = origin.bytes_sent["/rootfs.ext4"]
-    origin.objects["/rootfs.ext4"].rate = 0
+    data_dir, sent_before = interrupt(workdir, origin, "/rootfs.ext4", share * SIZE,
+                                      signal.SIGKILL)
     second = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
     try:
         status, _, body = second.fetch(url)
@@ -60,19 +67,9 @@ def test_kill_mid_download_then_restart_fetches_only_the_rest(workdir, origin, b
 def test_a_changed_file_restarts_from_zero(workdir, origin):
     data = os.urandom(40 << 20)
     url = origin.add("/img", data=data, etag='"a"', rate=20 << 20)
-    data_dir = os.path.join(workdir, "data")
-    first = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
-    try:
-        conn, _ = first.stream(url)
-        while origin.bytes_sent["/img"] < 30 << 20:
-            time.sleep(0.01)
-        first.stop(signal.SIGKILL)
-        conn.close()
-    finally:
-        first.stop()
+    data_dir, _ = interrupt(workdir, origin, "/img", 30 << 20, signal.SIGKILL)
     new = os.urandom(41 << 20)
     origin.objects["/img"].data, origin.objects["/img"].etag = new, '"b"'
-    origin.objects["/img"].rate = 0
     second = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
     try:
         status, _, body = second.fetch(url)
@@ -86,19 +83,8 @@ def test_a_clean_stop_also_resumes(workdir, origin):
     data = os.urandom(60 << 20)
     url = origin.add("/k", data=data, last_modified="Tue, 01 Sep 2026 10:00:00 GMT",
                      rate=30 << 20)
-    data_dir = os.path.join(workdir, "data")
-    first = Arca(workdir, ["--upstream-allow", "127.0.0.0/8", "--grace-period", "1s"],
-                 data_dir).start()
-    try:
-        conn, _ = first.stream(url)
-        while origin.bytes_sent["/k"] < 40 << 20:
-            time.sleep(0.01)
-        conn.close()
-        assert first.stop() == 0
-    finally:
-        first.stop()
-    sent_before = origin.bytes_sent["/k"]
-    origin.objects["/k"].rate = 0
+    data_dir, sent_before = interrupt(workdir, origin, "/k", 40 << 20, signal.SIGTERM,
+                                      "--grace-period", "1s")
     second = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
     try:
         assert second.fetch(url)[2] == data
