@@ -1,0 +1,134 @@
+"""The suite's S3: s3rver (the npm package, pinned, installed by scripts/test-tools into
+tests/.node/) behind a SigV4-checking proxy of our own (sigv4.py), both on free loopback ports,
+started and stopped by the test. The proxy counts the requests and body bytes that reach S3."""
+
+import collections
+import http.client
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import sigv4
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+S3RVER = os.path.join(ROOT, "tests", ".node", "node_modules", "s3rver", "bin", "s3rver.js")
+# s3rver knows one access key, S3RVER; it is told to let any secret through, and the check in
+# front of it is the one that holds it to SECRET
+ACCESS, SECRET = "S3RVER", "arca-test-secret"
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Checker(BaseHTTPRequestHandler):
+    """Forwards a request to s3rver only when its signature is right; else answers as S3 does."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def handle_any(self):
+        s3 = self.server.s3
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k: v for k, v in self.headers.items()}
+        refused = None if s3.anonymous else sigv4.check(self.command, path, query, headers,
+                                                         s3.credentials)
+        with s3.lock:
+            s3.requests.append((self.command, path, query, refused))
+        if refused:
+            xml = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{refused}</Code>"
+                   "<Message>refused by the test's SigV4 check</Message></Error>").encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(xml)))
+            self.end_headers()
+            self.wfile.write(xml)
+            return
+        conn = http.client.HTTPConnection("127.0.0.1", s3.backend_port, timeout=60)
+        try:
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            self.send_response(resp.status)
+            for k, v in resp.getheaders():
+                if k.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                    self.send_header(k, v)
+            data = resp.read()
+            if resp.getheader("Content-Length") is None:
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+                with s3.lock:
+                    s3.bytes_sent[path] += len(data)
+        finally:
+            conn.close()
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = handle_any
+
+
+class S3:
+    def __init__(self, buckets=("lab",), anonymous=False):
+        if not os.path.exists(S3RVER):
+            raise RuntimeError(f"{S3RVER} missing: scripts/test-tools installs it")
+        self.dir = tempfile.mkdtemp(prefix="arca-s3-")
+        self.credentials = {ACCESS: SECRET}
+        self.anonymous = anonymous
+        self.requests, self.bytes_sent = [], collections.Counter()
+        self.lock = threading.Lock()
+        self.backend_port = _free_port()
+        args = ["node", "--openssl-legacy-provider", S3RVER, "-d", self.dir, "-a", "127.0.0.1",
+                "-p", str(self.backend_port), "--silent", "--no-vhost-buckets",
+                "--allow-mismatched-signatures"]
+        for b in buckets:
+            args += ["--configure-bucket", b]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=2)
+                conn.request("GET", "/")
+                conn.getresponse().read()
+                conn.close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() else ""
+                    self.stop()
+                    raise RuntimeError(f"s3rver did not start: {err[-500:]}")
+                time.sleep(0.05)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Checker)
+        self.server.daemon_threads = True
+        self.server.s3 = self
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, bucket):
+        """The bucket's path-style URL, as arca's --bucket takes it."""
+        return f"http://127.0.0.1:{self.port}/{bucket}"
+
+    def stop(self):
+        if getattr(self, "server", None):
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
