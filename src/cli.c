@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "buckets.h"
 #include "buf.h"
 #include "charts.h"
 #include "config.h"
@@ -250,7 +251,8 @@ static int cmd_check_config(const struct cli_args *a)
     if (!a->config || a->n_urls)
         return usage("check-config takes --config FILE");
     config_defaults(&cfg);
-    if (config_read_file(&cfg, a->config, err) < 0) {
+    if (config_read_file(&cfg, a->config, err) < 0 || config_finish(&cfg, err) < 0 ||
+        buckets_init(&cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "arca: %s\n", err);
         return 1;
     }

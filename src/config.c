@@ -216,6 +216,24 @@ static int add_key_rule(struct config *cfg, const char *v, char *err)
     return 0;
 }
 
+/* Whether a regex is cheap to compile. glibc's regcomp copies the subexpression a '+' or a
+ * "{m,n}" applies to, so nested ones grow exponentially: "t+++...+" with sixty '+' took 2 GiB
+ * (found by fuzz_config). Counted repetition is refused, and '+' allowed a few times. */
+static bool regex_tame(const char *re)
+{
+    int plus = 0;
+    for (const char *p = re; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (*p == '{')
+            return false;
+        plus += *p == '+';
+    }
+    return plus <= 8;
+}
+
 /* "REGEX=URL[,URL...]": the regex ends where "=http://" or "=https://" begins, so it may hold
  * '=' itself; it must compile, and each mirror must be an http(s) URL. */
 static int add_mirror(struct config *cfg, const char *v, char *err)
@@ -236,6 +254,13 @@ static int add_mirror(struct config *cfg, const char *v, char *err)
     }
     memset(r, 0, sizeof(*r));
     memcpy(r->pattern, v, (size_t)(eq - v));
+    if (!regex_tame(r->pattern)) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "--mirror: '%s': no {m,n} and at most 8 '+' (use * and ?): the regex must stay "
+                 "cheap to compile",
+                 r->pattern);
+        return -1;
+    }
     if (regcomp(&re, r->pattern, REG_EXTENDED) != 0) {
         snprintf(err, CONFIG_ERR_LEN, "--mirror: not a regular expression: '%s'", r->pattern);
         return -1;
@@ -254,6 +279,135 @@ static int add_mirror(struct config *cfg, const char *v, char *err)
         p += n + (p[n] == ',');
     }
     cfg->n_mirror_rules++;
+    return 0;
+}
+
+/* The bucket called `name`, added (with its defaults) when new; NULL with the reason. */
+static struct bucket *bucket_named(struct config *cfg, const char *name, size_t len, char *err)
+{
+    for (int i = 0; i < cfg->n_buckets; i++)
+        if (strlen(cfg->buckets[i].name) == len && !strncmp(cfg->buckets[i].name, name, len))
+            return &cfg->buckets[i];
+    if (len == 0 || len >= sizeof(cfg->buckets[0].name) ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") < len) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "bucket name '%.*s': 1-63 letters, digits, '.', '_' or '-' expected", (int)len,
+                 name);
+        return NULL;
+    }
+    if (cfg->n_buckets == CONFIG_MAX_BUCKETS) {
+        snprintf(err, CONFIG_ERR_LEN, "at most %d buckets", CONFIG_MAX_BUCKETS);
+        return NULL;
+    }
+    struct bucket *b = &cfg->buckets[cfg->n_buckets++];
+    memset(b, 0, sizeof(*b));
+    memcpy(b->name, name, len);
+    snprintf(b->region, sizeof(b->region), "us-east-1");
+    b->listing_ttl = 60;
+    return b;
+}
+
+/* A bucket's path-style URL: http(s)://host[:port]/bucket[/...], kept without a trailing '/'. */
+static int set_bucket_url(struct bucket *b, const char *v, char *err)
+{
+    const char *host = strstr(v, "://");
+    size_t len = strlen(v);
+    while (len > 0 && v[len - 1] == '/')
+        len--;
+    if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) || !host ||
+        !strchr(host + 3, '/') || strchr(host + 3, '/') - v >= (ptrdiff_t)len ||
+        strpbrk(v, "?# \t") || len >= sizeof(b->url)) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "bucket %s: url must be the bucket's path-style http(s) URL "
+                 "(https://HOST/BUCKET), got '%s'",
+                 b->name, v);
+        return -1;
+    }
+    memcpy(b->url, v, len);
+    b->url[len] = '\0';
+    return 0;
+}
+
+/* "NAME=URL" */
+static int add_bucket(struct config *cfg, const char *v, char *err)
+{
+    const char *eq = strchr(v, '=');
+    struct bucket *b;
+    if (!eq) {
+        snprintf(err, CONFIG_ERR_LEN, "--bucket: expected NAME=URL, got '%s'", v);
+        return -1;
+    }
+    if (!(b = bucket_named(cfg, v, (size_t)(eq - v), err)))
+        return -1;
+    return set_bucket_url(b, eq + 1, err);
+}
+
+/* One key of an INI section [bucket NAME]. */
+static int set_bucket_key(struct config *cfg, const char *name, const char *key, const char *v,
+                          char *err)
+{
+    struct bucket *b = bucket_named(cfg, name, strlen(name), err);
+    int64_t n;
+    int rc;
+    if (!b)
+        return -1;
+    if (!strcmp(key, "url"))
+        return set_bucket_url(b, v, err);
+    if (!strcmp(key, "region")) {
+        if (!*v || strlen(v) >= sizeof(b->region) ||
+            strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") < strlen(v)) {
+            snprintf(err, CONFIG_ERR_LEN, "bucket %s: region: expected like us-east-1, got '%s'",
+                     b->name, v);
+            return -1;
+        }
+        return copy_str(b->region, sizeof(b->region), "region", v, err);
+    }
+    if (!strcmp(key, "credentials"))
+        return copy_str(b->credentials, sizeof(b->credentials), "credentials", v, err);
+    if (!strcmp(key, "hide-root")) {
+        if ((rc = pick("hide-root", v, "false", "true", err)) >= 0)
+            b->hide_root = rc == 1;
+        return rc < 0 ? -1 : 0;
+    }
+    if (!strcmp(key, "prefix")) {
+        size_t len = strlen(v);
+        if (v[0] == '/' || len + 2 >= sizeof(b->prefix)) {
+            snprintf(err, CONFIG_ERR_LEN, "bucket %s: prefix: a key prefix without a leading '/'",
+                     b->name);
+            return -1;
+        }
+        snprintf(b->prefix, sizeof(b->prefix), "%s%s", v, len && v[len - 1] != '/' ? "/" : "");
+        return 0;
+    }
+    if (!strcmp(key, "listing-ttl")) {
+        if (parse_ttl(v, &n) < 0) {
+            snprintf(err, CONFIG_ERR_LEN,
+                     "bucket %s: listing-ttl: expected <int>d|h|m|s, positive, got '%s'", b->name,
+                     v);
+            return -1;
+        }
+        b->listing_ttl = n;
+        return 0;
+    }
+    snprintf(err, CONFIG_ERR_LEN, "bucket %s: unknown key '%s'", b->name, key);
+    return -1;
+}
+
+int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
+{
+    for (int i = 0; i < cfg->n_buckets; i++) {
+        const struct bucket *b = &cfg->buckets[i];
+        char line[1024];
+        if (!b->url[0]) {
+            snprintf(err, CONFIG_ERR_LEN, "bucket %s: url missing", b->name);
+            return -1;
+        }
+        if (b->credentials[0] && config_read_token(b->credentials, line, sizeof(line)) <= 0) {
+            snprintf(err, CONFIG_ERR_LEN, "bucket %s: cannot read credentials file '%s'", b->name,
+                     b->credentials);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -311,6 +465,8 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         return add_key_rule(cfg, v, err);
     if (!strcmp(name, "mirror"))
         return add_mirror(cfg, v, err);
+    if (!strcmp(name, "bucket"))
+        return add_bucket(cfg, v, err);
     if (!strcmp(name, "exact-keys"))
         return set_bool(&cfg->exact_keys, name, v, err);
     if (!strcmp(name, "trust-signed-urls"))
@@ -330,6 +486,10 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     struct ini_ctx *ctx = user;
     if (ctx->failed)
         return 1;
+    if (!strncmp(section, "bucket ", 7)) {
+        ctx->failed = set_bucket_key(ctx->cfg, section + 7, name, value, ctx->err) != 0;
+        return !ctx->failed;
+    }
     if (section[0] && strcmp(section, "arca") != 0) {
         snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]", section);
         ctx->failed = true;
@@ -431,6 +591,8 @@ void config_print_help(void)
         "                         CloudFront signatures are built in)\n"
         "  --exact-keys           the cache key is the whole URL, signature included (KissCache)\n"
         "  --trust-signed-urls    serve a cached object to any signed URL without asking upstream\n"
+        "  --bucket NAME=URL      an S3 bucket (path-style URL) served under /browse/NAME/;\n"
+        "                         [bucket NAME] sections in the INI file say more (repeatable)\n"
         "  --mirror REGEX=URL,... URLs matching REGEX are fetched from the first mirror that has\n"
         "                         them (the matched text replaced), else from the origin\n"
         "  --keep-expired TTL     expired objects with an ETag or Last-Modified stay this much\n"
@@ -493,5 +655,5 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
         if (rc < 0)
             return CONFIG_ERROR;
     }
-    return CONFIG_SERVE;
+    return config_finish(cfg, err) < 0 ? CONFIG_ERROR : CONFIG_SERVE;
 }

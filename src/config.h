@@ -30,6 +30,19 @@ struct mirror_rule {
     int n;
 };
 
+/* --bucket NAME=URL or an INI section [bucket NAME]: an S3 bucket served under /browse/NAME/.
+ * Its credentials are read at start (buckets.h), never kept here. */
+#define CONFIG_MAX_BUCKETS 16
+struct bucket {
+    char name[64];          /* letters, digits, '.', '_', '-' */
+    char url[512];          /* path-style: http(s)://host[:port]/bucket, no trailing '/' */
+    char region[32];        /* default us-east-1 */
+    char credentials[1024]; /* a file: access key id, secret, optional session token; "" */
+    bool hide_root;         /* the bucket root answers without a listing */
+    char prefix[512];       /* the view is limited to keys below it ("" or ending in '/') */
+    int64_t listing_ttl;    /* seconds a listing is cached (default 60) */
+};
+
 /* --key-rules HOSTGLOB=PARAM[,PARAM...]: query parameters that only sign a URL on those hosts. */
 struct key_rule {
     char host[256];   /* fnmatch pattern over the URL's host, lower case */
@@ -88,6 +101,8 @@ struct config {
     int64_t keep_expired; /* seconds an expired object with a validator stays, to be revalidated */
     struct mirror_rule mirror_rules[CONFIG_MAX_RULES / 2];
     int n_mirror_rules;
+    struct bucket buckets[CONFIG_MAX_BUCKETS];
+    int n_buckets;
 };
 
 enum config_action {
@@ -103,7 +118,12 @@ void config_defaults(struct config *cfg);
  * appears, so later command-line options override the file. */
 enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN]);
 
-/* Read an INI file (keys are the long option names, in no section or in [arca]). */
+/* Once every option is in: what only the whole configuration can tell (a bucket without a URL,
+ * credentials that cannot be read). config_load calls it; check-config too. */
+int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN]);
+
+/* Read an INI file (keys are the long option names, in no section or in [arca]; a bucket's in
+ * [bucket NAME]). */
 int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN]);
 
 /* The same from an open stream; `name` labels error messages. */

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "policy.h"
 #include "stats.h"
+#include "buckets.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -90,7 +91,8 @@ static void reload(struct config *cfg, int argc, char **argv)
 /* A download the last stop cut continues where its synced bytes end (store_resume.c). */
 static void resume_one(struct object *obj, const char *source, void *arg)
 {
-    struct fetch_source src = {source, 0};
+    /* a bucket's object is signed for again; a public URL's partial body was public */
+    struct fetch_source src = {source, 0, buckets_for_url(source)};
     (void)arg;
     upstream_fetch(obj, &src);
 }
@@ -100,7 +102,7 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     raise_fd_limit(cfg);
     policy_init(cfg);
     /* What can be refused in a moment is checked before a big index loads. */
-    if (access_log_open(cfg->access_log, err, errlen) < 0 ||
+    if (buckets_init(cfg, err, errlen) < 0 || access_log_open(cfg->access_log, err, errlen) < 0 ||
         http_load_admin_token(cfg, err, errlen) < 0)
         return -1;
     if (store_open(cfg, err, errlen) < 0)

@@ -250,6 +250,12 @@ static enum MHD_Result route(struct MHD_Connection *c, struct request *req, cons
             return not_allowed(c, method, "GET, HEAD");
         return http_fetch(c, req, url[plen] == '/' && url[plen + 1] ? url + plen + 1 : NULL, head);
     }
+    if (!strncmp(url, "/browse/", 8)) {
+        req->is_fetch = true;
+        if (!get && !head)
+            return not_allowed(c, method, "GET, HEAD");
+        return http_browse(c, req, url + 8, head);
+    }
     if (path_is(url, "/api/v1/prefetch"))
         return prefetch_route(c, req, method);
     if (path_is(url, "/api/v1/resources")) {

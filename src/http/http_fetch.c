@@ -62,10 +62,11 @@ struct fetch_req {
     bool big_block; /* holds one of the STREAM_BIG_MAX big blocks */
     bool cut;       /* the body was cut: the download failed or its sha256 was not `expect` */
     bool has_expect;
-    uint8_t expect[32]; /* this request's &sha256=: it decides this answer only */
-    char *url;          /* the target's normal form, whole: what is fetched */
-    char *key;          /* the cache key: url without the parameters that only sign it (url
-                           itself when there are none) */
+    uint8_t expect[32];             /* this request's &sha256=: it decides this answer only */
+    char *url;                      /* the target's normal form, whole: what is fetched */
+    const struct bucket_auth *auth; /* a --bucket's object: signed for it upstream */
+    char *key; /* the cache key: url without the parameters that only sign it (url
+                  itself when there are none) */
     struct signature sig;
     int64_t ttl;
     bool confirmed;          /* upstream accepted url for the object being answered */
@@ -701,8 +702,8 @@ static enum MHD_Result answer_lookup(struct fetch_req *r, struct object *obj, in
     if (r->kind == LOOKUP_MISS) {
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
         struct fetch_source src = {
-            r->url,
-            r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0};
+            r->url, r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0,
+            r->auth};
         r->confirmed = true;
         if (r->sig.is_signed)
             store_mark_signed(obj);
@@ -837,6 +838,47 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, cons
         return ret;
     if (set_key(r) < 0)
         return refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    return r->has_expect ? lookup_twin(r) : lookup(r);
+}
+
+/* ?ttl= and ?sha256= of a /browse/ file, as the fetch query gives them. */
+static int browse_params(struct fetch_req *r, enum MHD_Result *ret)
+{
+    const char *ttl = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ttl");
+    const char *sha = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "sha256");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    r->ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
+    if (!ci || !policy_client_allowed(ci->client_addr))
+        *ret = refuse(r->conn, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
+    else if (ttl && parse_ttl(ttl, &r->ttl) < 0)
+        *ret = refuse(r->conn, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
+    else if (sha && parse_sha256_hex(sha, r->expect) < 0)
+        *ret = refuse(r->conn, MHD_HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
+    else {
+        r->has_expect = sha != NULL;
+        return 0;
+    }
+    return -1;
+}
+
+enum MHD_Result http_fetch_object(struct MHD_Connection *c, struct request *req, char *url,
+                                  const struct bucket_auth *auth, bool head)
+{
+    enum MHD_Result ret = MHD_NO;
+    struct fetch_req *r;
+    if (req->route)
+        return http_fetch(c, req, NULL, head);
+    atomic_fetch_add(&stats.requests, 1);
+    if (!(r = req_new(c, req, NULL, head))) {
+        free(url);
+        return MHD_NO;
+    }
+    req->route = r;
+    r->url = r->key = url;
+    r->auth = auth;
+    if (browse_params(r, &ret) < 0)
+        return ret;
     return r->has_expect ? lookup_twin(r) : lookup(r);
 }
 

@@ -63,6 +63,14 @@ struct MHD_Response *http_error_response(const char *fmt, ...)
  * suspended connection was resumed. */
 enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *filename,
                            bool head);
+/* The same for a known object URL (taken over; its normal form), fetched signed for `auth`:
+ * GET|HEAD /browse/NAME/KEY. */
+struct bucket_auth;
+enum MHD_Result http_fetch_object(struct MHD_Connection *c, struct request *req, char *url,
+                                  const struct bucket_auth *auth, bool head);
+/* GET|HEAD /browse/...: a bucket's file through the cache (listings are not built yet). */
+enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const char *path,
+                            bool head);
 /* The request ended: returns the body bytes sent and, in *cache, HIT, MISS or COALESCED, or CUT
  * when arca cut the body (failed download, sha256 mismatch). */
 int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache);

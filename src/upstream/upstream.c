@@ -1,4 +1,5 @@
 #include "upstream.h"
+#include "buckets.h"
 #include "clock.h"
 #include "grants.h"
 #include "log.h"
@@ -37,6 +38,7 @@ struct transfer {
     const char *url;     /* the object's (its key), fixed for its life: what logs show */
     char *source;        /* what is fetched: the client's URL, whole */
     int64_t grant_until; /* > 0: a signed source, remembered as accepted once answered 2xx */
+    const struct bucket_auth *auth; /* a bucket's object: SigV4-signed by libcurl */
     CURL *easy;
     EVP_MD_CTX *sha;
     struct curl_slist *req_headers; /* Range + If-Range of a resuming attempt, or the
@@ -66,6 +68,7 @@ struct pending {
     struct object *obj;
     char *source;
     int64_t grant_until;
+    const struct bucket_auth *auth;
     struct pending *next;
 };
 
@@ -193,7 +196,14 @@ static int headers_done(struct transfer *t)
         t->retry_status = v.status;
         return -1;
     case VERDICT_FAIL:
-        fail(t, v.status, v.reason);
+        if (t->auth && (v.status == 401 || v.status == 403)) {
+            char reason[160]; /* the bucket's name only: never a key or secret */
+            snprintf(reason, sizeof(reason), "bucket %s: access denied by S3",
+                     t->auth->bucket->name);
+            fail(t, 502, reason);
+        } else {
+            fail(t, v.status, v.reason);
+        }
         return -1;
     case VERDICT_CONTINUE:
         atomic_fetch_add(&stats.download_resumes, 1);
@@ -298,47 +308,61 @@ static void setup_easy(struct transfer *t)
     curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    if (t->auth && !t->auth->anonymous) {
+        curl_easy_setopt(t->easy, CURLOPT_AWS_SIGV4, t->auth->sigv4);
+        curl_easy_setopt(t->easy, CURLOPT_USERPWD, t->auth->userpwd);
+    }
 }
 
-/* Ask for the bytes after those we keep, and only if they still belong to the same body. */
-static int set_resume_headers(struct transfer *t)
+/* One more header line for this attempt's request; -1 when out of memory. */
+static int add_header(struct transfer *t, const char *line)
 {
-    char range[64], if_range[300];
-    struct curl_slist *l;
-    snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
-    snprintf(if_range, sizeof(if_range), "If-Range: %s", t->validator);
-    if (!(l = curl_slist_append(NULL, range)))
+    struct curl_slist *l = curl_slist_append(t->req_headers, line);
+    if (!l)
         return -1;
-    if (!(t->req_headers = curl_slist_append(l, if_range))) {
-        curl_slist_free_all(l);
-        return -1;
-    }
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
+    t->req_headers = l;
     return 0;
 }
 
+/* Ask for the bytes after those we keep, and only if they still belong to the same body. */
+static int add_resume_headers(struct transfer *t)
+{
+    char range[64], if_range[300];
+    snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
+    snprintf(if_range, sizeof(if_range), "If-Range: %s", t->validator);
+    return add_header(t, range) < 0 || add_header(t, if_range) < 0 ? -1 : 0;
+}
+
 /* Ask only for a version other than the expired one this download revalidates. */
-static int set_conditions(struct transfer *t)
+static int add_conditions(struct transfer *t)
 {
     char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX], line[HEADER_ETAG_MAX + 32];
-    struct curl_slist *l = NULL, *n;
     if (!store_stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)))
         return 0;
-    if (etag[0]) {
-        snprintf(line, sizeof(line), "If-None-Match: %s", etag);
-        if (!(l = curl_slist_append(NULL, line)))
-            return -1;
-    }
-    if (date[0]) {
-        snprintf(line, sizeof(line), "If-Modified-Since: %s", date);
-        if (!(n = curl_slist_append(l, line))) {
-            curl_slist_free_all(l);
-            return -1;
-        }
-        l = n;
-    }
-    t->req_headers = l;
     t->conditional = true;
+    snprintf(line, sizeof(line), "If-None-Match: %s", etag);
+    if (etag[0] && add_header(t, line) < 0)
+        return -1;
+    snprintf(line, sizeof(line), "If-Modified-Since: %s", date);
+    return date[0] && add_header(t, line) < 0 ? -1 : 0;
+}
+
+/* S3 requires the body's hash with every SigV4 request (a GET's is the empty string's), and
+ * libcurl 7.88 does not add it; it signs every x-amz- header it is given. */
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* The request headers of this attempt: what a bucket's signature needs, then a resume's range or
+ * a revalidation's conditions. */
+static int set_headers(struct transfer *t)
+{
+    bool signing = t->auth && !t->auth->anonymous;
+    curl_slist_free_all(t->req_headers);
+    t->req_headers = NULL;
+    t->conditional = false;
+    if ((signing && add_header(t, "x-amz-content-sha256: " EMPTY_SHA256) < 0) ||
+        (signing && t->auth->token_header[0] && add_header(t, t->auth->token_header) < 0) ||
+        (t->offset > 0 ? add_resume_headers(t) : add_conditions(t)) < 0)
+        return -1;
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
     return 0;
 }
@@ -362,15 +386,11 @@ static int start_attempt(struct transfer *t)
     struct download_progress p;
     store_progress(t->obj, &p);
     t->offset = p.have;
-    curl_slist_free_all(t->req_headers);
-    t->req_headers = NULL;
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
     if (t->offset > 0 && !t->validator[0] && restart_body(t) < 0) {
         fail(t, 502, "upstream cut the body and gave no ETag or Last-Modified to resume from");
         return -1;
     }
-    t->conditional = false;
-    if ((t->offset > 0 ? set_resume_headers(t) : set_conditions(t)) < 0) {
+    if (set_headers(t) < 0) {
         fail(t, 500, "out of memory");
         return -1;
     }
@@ -419,6 +439,7 @@ static void start_transfer(struct pending *p, const char *host)
     t->url = object_url(obj);
     t->source = p->source;
     t->grant_until = p->grant_until;
+    t->auth = p->auth;
     response_reset(&t->resp);
     t->deadline_ms = monotonic_ms() + fx.cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
@@ -926,6 +947,7 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src)
     }
     p->obj = obj;
     p->grant_until = src->grant_until;
+    p->auth = src->auth;
     pthread_mutex_lock(&fx.lock);
     if (fx.closed) {
         /* A request that came in on a kept-alive connection while arca stops. */

@@ -22,9 +22,11 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen);
 /* Where a download comes from: the client's URL, whole (signature included), which may differ
  * from the object's (its key, keys.h). A signed source that upstream answers with 2xx is
  * remembered as accepted until `grant_until` (grants.h); 0: not signed. */
+struct bucket_auth;
 struct fetch_source {
     const char *url;
     int64_t grant_until;
+    const struct bucket_auth *auth; /* an object of a --bucket: signed for it (buckets.h) */
 };
 void upstream_fetch(struct object *obj, const struct fetch_source *src);
 

@@ -115,6 +115,30 @@ class S3:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def put(self, bucket, key, data):
+        """Store an object as a client would: a botocore-signed PUT through the check."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        import urllib.parse
+        path = f"/{bucket}/" + urllib.parse.quote(key, safe="/-_.~")
+        req = AWSRequest(method="PUT", url=f"http://127.0.0.1:{self.port}{path}", data=data)
+        S3SigV4Auth(Credentials(ACCESS, SECRET), "s3", "us-east-1").add_auth(req)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("PUT", path, body=data, headers=dict(req.headers.items()))
+            resp = conn.getresponse()
+            resp.read()
+            assert resp.status == 200, (key, resp.status)
+        finally:
+            conn.close()
+
+    def gets(self, path):
+        """GETs of `path` (as sent) that reached the check, and how many it let through."""
+        with self.lock:
+            hits = [r for r in self.requests if r[0] == "GET" and r[1] == path]
+        return len(hits), sum(1 for r in hits if r[3] is None)
+
     def url(self, bucket):
         """The bucket's path-style URL, as arca's --bucket takes it."""
         return f"http://127.0.0.1:{self.port}/{bucket}"

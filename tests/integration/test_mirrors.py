@@ -53,7 +53,9 @@ def test_bad_mirror_rules_stop_arca_with_a_reason(workdir):
     from conftest import ARCA_BIN
     for value, reason in (("^http://h/", "expected REGEX=URL"),
                           ("([=http://m/", "not a regular expression"),
-                          ("^x=http://m/,ftp://n/", "must be an http(s) URL")):
+                          ("^x=http://m/,ftp://n/", "must be an http(s) URL"),
+                          ("t" + "+" * 60 + "=http://m/", "cheap to compile"),
+                          ("(a{100}){100}=http://m/", "cheap to compile")):
         p = subprocess.run([ARCA_BIN, "serve", "--data-dir", workdir, "--mirror", value],
                            capture_output=True, text=True, timeout=10)
         assert p.returncode != 0 and reason in p.stderr, (value, p.stderr)
