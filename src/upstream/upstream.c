@@ -55,7 +55,8 @@ struct transfer {
     bool conditional; /* this attempt revalidates an expired version (If-None-Match...) */
     char **mirrors;   /* --mirror: where to ask first, in order; the origin after them */
     int n_mirrors, next_mirror;
-    bool renewed; /* upstream answered 304: the expired version is the object again */
+    int mirror_rule; /* the --mirror rule they come from (mirror k is that rule's k-th) */
+    bool renewed;    /* upstream answered 304: the expired version is the object again */
     /* Outcome: */
     bool failed;      /* store_fail() already called */
     bool counted;     /* in stats.downloads_active */
@@ -100,6 +101,9 @@ static struct {
     int n_active;
     struct probe *asking;                     /* probes running */
     regex_t mirror_res[CONFIG_MAX_RULES / 2]; /* cfg->mirror_rules, compiled */
+    /* A mirror that did not answer at all is passed over until then (monotonic ms): one that
+     * drops packets would otherwise hold every download up to --connect-timeout. */
+    int64_t mirror_down_until[CONFIG_MAX_RULES / 2][CONFIG_MAX_MIRRORS];
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void end_transfer(struct transfer *t);
@@ -729,6 +733,7 @@ static void find_mirrors(struct transfer *t)
             continue;
         if (!(t->mirrors = calloc((size_t)r->n, sizeof(*t->mirrors))))
             return;
+        t->mirror_rule = i;
         for (int k = 0; k < r->n; k++) {
             size_t len = (size_t)m.rm_so + strlen(r->mirrors[k]) + strlen(t->source + m.rm_eo);
             if (!(t->mirrors[t->n_mirrors] = malloc(len + 1)))
@@ -742,14 +747,21 @@ static void find_mirrors(struct transfer *t)
 
 static int begin_download(struct transfer *t);
 
+/* How long a mirror that did not answer is passed over. */
+#define MIRROR_DOWN_MS 60000
+
 /* A mirror answered the probe: a 2xx makes it the source, anything else moves on to the next
- * mirror, and after the last to the origin. */
+ * mirror, and after the last to the origin. One that did not answer at all (no connection, no
+ * response) is passed over by every download for MIRROR_DOWN_MS. */
 static void mirror_answered(const struct probe_result *res, void *arg)
 {
     struct transfer *t = arg;
-    const char *mirror = t->mirrors[t->next_mirror++];
+    int k = t->next_mirror++;
+    const char *mirror = t->mirrors[k];
     if (atomic_load(&fx.stopping))
         return; /* fail_everything ends the transfer */
+    if (res->status == 0)
+        fx.mirror_down_until[t->mirror_rule][k] = monotonic_ms() + MIRROR_DOWN_MS;
     if (res->status >= 200 && res->status < 300) {
         char *copy = strdup(mirror);
         if (copy) {
@@ -768,9 +780,12 @@ static void mirror_answered(const struct probe_result *res, void *arg)
         end_transfer(t);
 }
 
-/* Ask the next mirror, or start the first attempt from the source chosen. */
+/* Ask the next mirror not known to be down, or start the first attempt from the source chosen. */
 static int begin_download(struct transfer *t)
 {
+    while (t->next_mirror < t->n_mirrors &&
+           fx.mirror_down_until[t->mirror_rule][t->next_mirror] > monotonic_ms())
+        t->next_mirror++;
     if (t->next_mirror < t->n_mirrors &&
         upstream_probe(t->mirrors[t->next_mirror], mirror_answered, t) == 0)
         return 0;

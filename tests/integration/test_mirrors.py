@@ -59,3 +59,36 @@ def test_bad_mirror_rules_stop_arca_with_a_reason(workdir):
         p = subprocess.run([ARCA_BIN, "serve", "--data-dir", workdir, "--mirror", value],
                            capture_output=True, text=True, timeout=10)
         assert p.returncode != 0 and reason in p.stderr, (value, p.stderr)
+
+
+def test_a_mirror_that_does_not_answer_is_passed_over_for_a_while(start_arca, origin):
+    # it accepts connections and closes them without a word: asked once, then left alone, so a
+    # mirror that is down does not hold every download up
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        arca = start_arca("--upstream-allow", "127.0.0.0/8",
+                          *mirror_arg(origin, f"http://127.0.0.1:{listener.getsockname()[1]}"))
+        for i in range(3):
+            url = origin.add(f"/pub/{i}.img", data=b"x" * 1000)
+            assert arca.fetch(url)[2] == b"x" * 1000
+        assert len(accepted) == 1
+        assert arca.log_shows("does not serve it")
+    finally:
+        listener.close()
