@@ -97,6 +97,32 @@ def test_unknown_bucket_and_listings(start_arca, workdir, s3):
     assert arca.get("/browse/lab/k.img", method="POST")[0] == 405
 
 
+def test_a_session_token_is_sent_and_signed(start_arca, workdir, s3):
+    s3.put("lab", "t.img", b"with token")
+    path = os.path.join(workdir, "token.creds")
+    with open(path, "w") as f:
+        f.write(f"  {ACCESS}  \n{SECRET}\r\nFQoGZXIvYXdzEEXAMPLETOKEN\n")  # blanks trimmed
+    ini = os.path.join(workdir, "arca.ini")
+    with open(ini, "w") as f:
+        f.write(f"[bucket lab]\nurl = {s3.url('lab')}\ncredentials = {path}\n")
+    seen = []
+    import sigv4
+    check = sigv4.check
+
+    def spy(method, p, query, headers, creds, now=None):
+        seen.append({k.lower(): v for k, v in headers.items()})
+        return check(method, p, query, headers, creds, now)
+
+    sigv4.check = spy
+    try:
+        arca = start_arca("--upstream-allow", "127.0.0.0/8", "--config", ini)
+        assert arca.get(browse("t.img"))[2] == b"with token"
+    finally:
+        sigv4.check = check
+    assert seen[-1]["x-amz-security-token"] == "FQoGZXIvYXdzEEXAMPLETOKEN"
+    assert "x-amz-security-token" in seen[-1]["authorization"]  # among the signed headers
+
+
 def test_credentials_from_the_environment(start_arca, workdir, s3):
     s3.put("lab", "env.img", b"from env")
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--bucket", f"lab={s3.url('lab')}",
@@ -113,11 +139,16 @@ def test_credentials_from_the_environment(start_arca, workdir, s3):
     ("[bucket b/x]\nurl = https://h/b\n", "bucket name 'b/x'"),
     ("[bucket lab]\nurl = https://h/b\nhide-root = maybe\n", "hide-root: expected false or true"),
     ("[bucket lab]\nurl = https://h/b\ncolour = red\n", "bucket lab: unknown key 'colour'"),
+    ("[bucket lab]\nurl = https://h/b\ncredentials = ONE_LINE\n",
+     "needs an access key id and a secret"),
 ])
 def test_bad_bucket_definitions_stop_arca_with_a_reason(workdir, ini, reason):
     path = os.path.join(workdir, "bad.ini")
+    one_line = os.path.join(workdir, "one.creds")
+    with open(one_line, "w") as f:
+        f.write("AKIAONLYANID\n")
     with open(path, "w") as f:
-        f.write(ini)
+        f.write(ini.replace("ONE_LINE", one_line))
     for argv in ([ARCA_BIN, "serve", "--data-dir", workdir, "--config", path],
                  [ARCA_BIN, "check-config", "--config", path]):
         p = subprocess.run(argv, capture_output=True, text=True, timeout=10)
