@@ -727,18 +727,13 @@ static enum MHD_Result lookup(struct fetch_req *r)
 static enum MHD_Result after_digest_confirm(struct fetch_req *r, const struct probe_result *res)
 {
     struct object *obj;
-    struct object_meta *meta = malloc(sizeof(*meta));
-    char key[65];
-    r->digest_hit = false;
-    if (!meta)
-        return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    store_url_key(r->key, key);
     struct twin_share share = {res->etag, res->last_modified, r->sig.is_signed};
+    int64_t length;
+    r->digest_hit = false;
     enum lookup_result kind =
         res->total >= 0 && res->total != r->twin_length
             ? LOOKUP_MISS
-            : store_find_twin(r->key, key, r->ttl, r->expect, &share, &obj, meta);
-    free(meta);
+            : store_find_twin(r->key, r->ttl, r->expect, &share, &obj, &length);
     if (kind != LOOKUP_COALESCED)
         return lookup(r);
     r->kind = LOOKUP_HIT; /* not a byte from upstream */
@@ -751,15 +746,7 @@ static enum MHD_Result after_digest_confirm(struct fetch_req *r, const struct pr
 static enum MHD_Result lookup_twin(struct fetch_req *r)
 {
     struct object *obj;
-    struct object_meta *meta = malloc(sizeof(*meta));
-    char key[65];
-    if (!meta)
-        return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    store_url_key(r->key, key);
-    enum lookup_result kind = store_find_twin(r->key, key, r->ttl, r->expect, NULL, &obj, meta);
-    r->twin_length = kind == LOOKUP_DIGEST ? meta->length : -1;
-    free(meta);
-    if (kind != LOOKUP_DIGEST)
+    if (store_find_twin(r->key, r->ttl, r->expect, NULL, &obj, &r->twin_length) != LOOKUP_DIGEST)
         return lookup(r);
     r->digest_hit = true;
     return start_confirm(r);

@@ -22,7 +22,7 @@ static int64_t now_s(void)
     return (int64_t)time(NULL);
 }
 
-void store_url_key(const char *url, char key[65])
+void url_key(const char *url, char key[65])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)url, strlen(url), d);
@@ -443,7 +443,7 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ou
     *fd = -1;
     if (prep)
         *prep = NULL;
-    store_url_key(url, key);
+    url_key(url, key);
     pthread_mutex_lock(&st.lock);
     while ((res = lookup_locked(url, key, ttl, now, out, fd, prep, meta)) == LOOKUP_RETRY)
         ; /* the object left the table while its file was opened: look again */
@@ -457,7 +457,7 @@ int store_purge(const char *url, int64_t *length)
     struct object *obj;
     int rc = 0;
 
-    store_url_key(url, key);
+    url_key(url, key);
     pthread_mutex_lock(&st.lock);
     obj = table_find(key);
     if (obj && obj->state != OBJ_COMPLETE) {

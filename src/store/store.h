@@ -122,22 +122,19 @@ void store_close(void);
  * otherwise churn the ring, building answers that are dropped before their second use). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd,
                                 struct prepared **prep, struct object_meta *meta);
-/* A request with &sha256=`want` for `url` (key: `key`, its hash as store_lookup makes it): when
- * the URL has no live object of its own but another complete object has that digest,
- * LOOKUP_DIGEST with that object's metadata (no reference). With `share` (upstream has confirmed
- * the URL, with these validators), a FETCHING object for url instead, filled from that object's
- * file (one file for both) by the persistence thread, with the URL's own validators:
- * LOOKUP_COALESCED and a reference. LOOKUP_MISS otherwise:
- * nothing done, look the URL up as usual. */
+/* A request with &sha256=`want` for `url`: when the URL has no object of its own but another
+ * complete object has that digest, LOOKUP_DIGEST with that object's length (no reference). With
+ * `share` (upstream has confirmed the URL, with these validators), a FETCHING object for url
+ * instead, filled from that object's file (one file for both) by the persistence thread, with the
+ * URL's own validators: LOOKUP_COALESCED and a reference. LOOKUP_MISS otherwise: nothing done, look
+ * the URL up as usual. */
 struct twin_share {
     const char *etag, *last_modified; /* what upstream said of `url` when it confirmed it */
     bool signed_key;                  /* url is signed (store_mark_signed) */
 };
-enum lookup_result store_find_twin(const char *url, const char *key, int64_t ttl,
-                                   const uint8_t want[32], const struct twin_share *share,
-                                   struct object **out, struct object_meta *meta);
-/* The key (hex sha256) of a URL. */
-void store_url_key(const char *url, char key[65]);
+enum lookup_result store_find_twin(const char *url, int64_t ttl, const uint8_t want[32],
+                                   const struct twin_share *share, struct object **out,
+                                   int64_t *twin_length);
 /* The download `obj` (just created by a lookup) fetches a signed URL: the object is a
  * capability's, and stays marked so (in the index too). */
 void store_mark_signed(struct object *obj);

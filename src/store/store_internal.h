@@ -113,6 +113,8 @@ int headers_pack(const struct upstream_headers *h, char **out);
 void copy_string(char *dst, size_t size, const char *src);
 /* Have the persistence thread remove the file and row of `key` (url: logged as removed). */
 void submit_remove(const char *key, const char *url);
+/* The key (hex sha256) of a URL: its file's name and its place in the table. */
+void url_key(const char *url, char key[65]);
 /* Lock held. Copy what a reader needs; a new FETCHING object for `url` in the table (refs 2: the
  * caller's and the fetch's), NULL when out of memory. */
 void copy_meta(const struct object *obj, struct object_meta *meta);

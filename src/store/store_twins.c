@@ -205,16 +205,18 @@ static struct object *live_twin(const uint8_t want[32])
     return NULL;
 }
 
-enum lookup_result store_find_twin(const char *url, const char *key, int64_t ttl,
-                                   const uint8_t want[32], const struct twin_share *share,
-                                   struct object **out, struct object_meta *meta)
+enum lookup_result store_find_twin(const char *url, int64_t ttl, const uint8_t want[32],
+                                   const struct twin_share *share, struct object **out,
+                                   int64_t *twin_length)
 {
     int64_t now = (int64_t)time(NULL);
+    char key[65];
     struct fill_job *f = share ? calloc(1, sizeof(*f)) : NULL;
     enum lookup_result res = LOOKUP_MISS;
     struct upstream_headers h;
     struct object *donor, *obj;
     *out = NULL;
+    url_key(url, key);
     pthread_mutex_lock(&st.lock);
     if (table_find(key) || !(donor = live_twin(want))) {
         pthread_mutex_unlock(&st.lock);
@@ -222,7 +224,7 @@ enum lookup_result store_find_twin(const char *url, const char *key, int64_t ttl
         return LOOKUP_MISS; /* the URL's own object (a hit, a download, a revalidation), or no
                                twin: looked up as usual */
     }
-    copy_meta(donor, meta);
+    *twin_length = donor->length;
     if (!share)
         res = LOOKUP_DIGEST;
     if (share && f && (obj = create_fetching(url, key, ttl, now))) {

@@ -413,13 +413,23 @@ struct finish_job {
     uint8_t digest[32];
 };
 
+/* Persistence thread: the object's row says complete, or the object fails (507 when the disk
+ * holding the index is full). */
+static int record_complete(struct object *obj, const struct index_row *row)
+{
+    int rc = index_mark_complete(row);
+    if (rc < 0)
+        store_fail(obj, rc == INDEX_FULL ? 507 : 500,
+                   rc == INDEX_FULL ? "disk full (index)" : "cannot record object in the index");
+    return rc < 0 ? -1 : 0;
+}
+
 /* Persistence thread: durable first (file under its final name, directory entry, row), then
  * COMPLETE. */
 static int make_durable(struct object *obj, const uint8_t digest[32])
 {
     char path[1200], part[1200];
     struct index_row row;
-    int rc;
     object_path(obj, path, sizeof(path));
     part_path(obj->key, part, sizeof(part));
     if (fsync(obj->fd) < 0) {
@@ -448,11 +458,8 @@ static int make_durable(struct object *obj, const uint8_t digest[32])
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     pthread_mutex_unlock(&st.lock);
-    if ((rc = index_mark_complete(&row)) < 0) {
-        store_fail(obj, rc == INDEX_FULL ? 507 : 500,
-                   rc == INDEX_FULL ? "disk full (index)" : "cannot record object in the index");
+    if (record_complete(obj, &row) < 0)
         return -1;
-    }
     return 0;
 }
 
@@ -538,7 +545,7 @@ static int renew_on_disk(struct object *obj)
 {
     char path[1200];
     struct index_row row;
-    int fd, rc;
+    int fd;
     object_path(obj, path, sizeof(path));
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         store_fail(obj, 502, "upstream says the object is unchanged, but the cached copy is gone");
@@ -557,10 +564,8 @@ static int renew_on_disk(struct object *obj)
                              .signed_key = obj->signed_key || s->signed_key};
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
     pthread_mutex_unlock(&st.lock);
-    if ((rc = index_mark_complete(&row)) < 0) {
+    if (record_complete(obj, &row) < 0) {
         close(fd);
-        store_fail(obj, rc == INDEX_FULL ? 507 : 500,
-                   rc == INDEX_FULL ? "disk full (index)" : "cannot record object in the index");
         return -1;
     }
     part_path(obj->key, path, sizeof(path));

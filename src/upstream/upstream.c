@@ -235,6 +235,15 @@ static int headers_done(struct transfer *t)
 /* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
  * string function sees it. A line too long for the copy is only looked at for its name: the
  * values we keep are far shorter, and one that is not is dropped rather than cut. */
+/* One header line from curl (not NUL-terminated) into line[size], bounded, its CRLF cut:
+ * whether it fitted whole. */
+static bool copy_header_line(const char *data, size_t len, char *line, size_t size)
+{
+    snprintf(line, size, "%.*s", (int)(len < size ? len : size - 1), data);
+    line[strcspn(line, "\r\n")] = '\0';
+    return len < size;
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
     struct transfer *t = arg;
@@ -243,14 +252,13 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 
     if (t->failed || t->retry_status)
         return 0;
-    snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), data);
-    line[strcspn(line, "\r\n")] = '\0';
+    bool whole = copy_header_line(data, len, line, sizeof(line));
     if (strncmp(line, "HTTP/", 5) == 0) {
         response_reset(&t->resp);
     } else if (line[0] == '\0') {
         if (headers_done(t) < 0)
             return 0; /* the blank line ends one response's headers */
-    } else if (len < sizeof(line)) {
+    } else if (whole) {
         const char *dropped = response_header(&t->resp, line);
         if (dropped)
             log_info("fetch %s: upstream %s too long, not replayed", t->url, dropped);
@@ -538,11 +546,8 @@ static size_t probe_header(char *data, size_t size, size_t n, void *arg)
     struct probe *p = arg;
     size_t len = size * n;
     char line[HEADER_TYPE_MAX + 64];
-    if (len >= sizeof(line))
+    if (!copy_header_line(data, len, line, sizeof(line)))
         return len; /* nothing a probe reads is that long */
-    memcpy(line, data, len);
-    line[len] = '\0';
-    line[strcspn(line, "\r\n")] = '\0';
     if (strncmp(line, "HTTP/", 5) == 0)
         response_reset(&p->resp);
     else if (line[0])

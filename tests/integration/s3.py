@@ -14,19 +14,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sigv4
+from conftest import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 S3RVER = os.path.join(ROOT, "tests", ".node", "node_modules", "s3rver", "bin", "s3rver.js")
 # s3rver knows one access key, S3RVER; it is told to let any secret through, and the check in
 # front of it is the one that holds it to SECRET
 ACCESS, SECRET = "S3RVER", "arca-test-secret"
-
-
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Checker(BaseHTTPRequestHandler):
@@ -86,7 +80,7 @@ class S3:
         self.anonymous = anonymous
         self.requests, self.bytes_sent = [], collections.Counter()
         self.lock = threading.Lock()
-        self.backend_port = _free_port()
+        self.backend_port = free_port()
         args = ["node", "--openssl-legacy-provider", S3RVER, "-d", self.dir, "-a", "127.0.0.1",
                 "-p", str(self.backend_port), "--silent", "--no-vhost-buckets",
                 "--allow-mismatched-signatures"]
