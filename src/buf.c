@@ -86,19 +86,45 @@ void buf_html(struct buf *b, const char *s)
     }
 }
 
-void buf_query(struct buf *b, const char *s)
+/* Percent-encode every byte but RFC 3986's unreserved ones and those in `keep`. */
+static void percent(struct buf *b, const char *s, const char *keep)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-            strchr("-._~", ch)) {
+            strchr("-._~", ch) || (keep[0] && strchr(keep, ch))) {
             buf_addn(b, s, 1);
         } else {
             char esc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
             buf_addn(b, esc, 3);
         }
     }
+}
+
+void buf_query(struct buf *b, const char *s)
+{
+    percent(b, s, "");
+}
+
+void buf_path(struct buf *b, const char *s)
+{
+    percent(b, s, "/");
+}
+
+void buf_json(struct buf *b, const char *s)
+{
+    buf_add(b, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            buf_addf(b, "\\%c", ch);
+        else if (ch < 0x20 || ch == 0x7f)
+            buf_addf(b, "\\u%04x", ch);
+        else
+            buf_addn(b, s, 1);
+    }
+    buf_add(b, "\"");
 }
 
 char *buf_take(struct buf *b, size_t *len)

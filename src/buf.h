@@ -24,6 +24,10 @@ void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf,
 void buf_html(struct buf *b, const char *s);
 /* `s` percent-encoded for a query parameter value (RFC 3986 unreserved bytes kept). */
 void buf_query(struct buf *b, const char *s);
+/* `s` percent-encoded for a URL path: the same, '/' kept. */
+void buf_path(struct buf *b, const char *s);
+/* `s` as a JSON string, quotes included (UTF-8 kept as it is, control bytes as \u00XX). */
+void buf_json(struct buf *b, const char *s);
 /* Take the bytes (the caller frees them); the buffer is empty afterwards. NULL if failed. */
 char *buf_take(struct buf *b, size_t *len);
 void buf_free(struct buf *b);

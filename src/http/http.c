@@ -250,6 +250,12 @@ static enum MHD_Result route(struct MHD_Connection *c, struct request *req, cons
             return not_allowed(c, method, "GET, HEAD");
         return http_fetch(c, req, url[plen] == '/' && url[plen + 1] ? url + plen + 1 : NULL, head);
     }
+    if (!strcmp(url, "/browse")) { /* the buckets' page lives at /browse/ */
+        struct MHD_Response *r = http_error_response("see /browse/");
+        if (r)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, "/browse/");
+        return http_queue(c, MHD_HTTP_FOUND, r);
+    }
     if (!strncmp(url, "/browse/", 8)) {
         req->is_fetch = true;
         if (!get && !head)
@@ -351,6 +357,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
             cache = kind;
             req->bytes = sent;
         }
+    }
+    if (req->browse) {
+        int64_t sent = http_browse_done(req->browse);
+        if (sent > 0)
+            req->bytes = sent;
     }
     if (!cache)
         cache = "ERROR";

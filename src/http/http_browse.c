@@ -1,39 +1,528 @@
-/* GET|HEAD /browse/NAME/KEY: a file of a configured S3 bucket (buckets.h), through the same store
- * as /api/v1/fetch/. The cache key is the object's path-style URL, its stable name: never a
- * signature, so it stays a hit whoever asks and however often credentials rotate. Listings of
- * /browse/ and /browse/NAME/[PREFIX/] are the next step of the bucket work and answer 501. */
+/* GET|HEAD /browse/...: the configured S3 buckets (buckets.h), like Linaro's tuxpub.
+ *   /browse/                    the buckets (those without hide-root)
+ *   /browse/NAME/[FOLDER/]      one folder, a page of S3's at a time (?page=N), or with
+ *                               ?export=json tuxpub's document of the whole folder, streamed
+ *   /browse/NAME/KEY            a file, through the same store as /api/v1/fetch/
+ * Listing pages come from s3_list.h's cache. A file's cache key is its path-style URL, its
+ * stable name: never a signature, so it stays a hit whoever asks and however often credentials
+ * rotate. */
 #include "buckets.h"
 #include "http_internal.h"
+#include "policy.h"
+#include "s3_list.h"
+#include "web/charts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* The object URL: the bucket's URL, '/', then the view's prefix and the key, every byte outside
- * A-Z a-z 0-9 - _ . ~ and '/' as %XX (upper case: the URL's normal form, and S3's encoding). */
-static char *object_url(const struct bucket_auth *a, const char *key)
+#define PAGE_MAX 1000000
+
+enum browse_mode {
+    LIST_HTML,    /* one page of a folder */
+    LIST_JSON,    /* every entry of a folder: files, then folders, page after page */
+    FOLDER_CHECK, /* S3 has no such file: is it a folder's name? */
+};
+
+/* One listing request, from its first call to its completion (req->browse). */
+struct browse {
+    struct MHD_Connection *conn;
+    const struct bucket_auth *a;
+    enum browse_mode mode;
+    char *folder; /* below the bucket's view: "" or ending in '/' */
+    char *prefix; /* S3's: the view's prefix, then folder */
+    int want;     /* LIST_HTML: the page asked for (from 1) */
+    int at;       /* the number of `page` in the folder (from 1) */
+    struct s3_page *first, *page; /* references; page may be first */
+    struct s3_wait w;
+    bool waiting;       /* w is queued: the connection is suspended until its page comes */
+    char origin[300];   /* "http://HOST", as the client named us: absolute URLs in JSON */
+    /* LIST_JSON's body: */
+    struct buf out;
+    size_t out_off;
+    int next;           /* the next entry of `page` to write */
+    bool folders_pass;  /* writing "folders" (files are done) */
+    bool comma;         /* an entry is already in the current array */
+    bool finished;      /* the closing bracket is in `out` */
+    int64_t sent;       /* body bytes handed to the connection */
+};
+
+static void suspend_conn(void *arg)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    const char *parts[2] = {a->bucket->prefix, key};
-    size_t n = strlen(a->url) + 2 + 3 * (strlen(parts[0]) + strlen(parts[1]));
-    char *out = malloc(n), *o;
-    if (!out)
+    MHD_suspend_connection(((struct browse *)arg)->conn);
+}
+
+static void resume_conn(void *arg)
+{
+    MHD_resume_connection(((struct browse *)arg)->conn);
+}
+
+/* --- paths and URLs ------------------------------------------------------------------------- */
+
+/* "/browse/NAME/" then `path` (percent-encoded), onto `out`. */
+static void browse_link(struct buf *out, const struct bucket_auth *a, const char *path)
+{
+    buf_add(out, "/browse/");
+    buf_path(out, a->bucket->name);
+    buf_add(out, "/");
+    buf_path(out, path);
+}
+
+/* The host the client named (a name, an address, a port), else the listening address. */
+static void set_origin(struct browse *b)
+{
+    const char *host = MHD_lookup_connection_value(b->conn, MHD_HEADER_KIND, "Host");
+    if (host && host[0] && strlen(host) < 256 &&
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
+            strlen(host))
+        snprintf(b->origin, sizeof(b->origin), "http://%s", host);
+    else
+        snprintf(b->origin, sizeof(b->origin), "http://%s:%d", http_cfg->listen_host,
+                 http_cfg->listen_port);
+}
+
+/* --- pages of the folder -------------------------------------------------------------------- */
+
+/* The next page of the walk is `p`. */
+static void set_page(struct browse *b, struct s3_page *p)
+{
+    if (b->page && b->page != b->first)
+        s3_list_put(b->page);
+    b->page = p;
+    if (++b->at == 1)
+        b->first = p;
+}
+
+/* After a wait: whether its page has come (false: still suspended, nothing to do yet). */
+static bool take_woken(struct browse *b)
+{
+    if (!b->waiting)
+        return true;
+    if (!b->w.page)
+        return false;
+    b->waiting = false;
+    set_page(b, b->w.page);
+    b->w.page = NULL;
+    return true;
+}
+
+/* Ask for the page after `page` (the first when there is none): 1 it is `page` now, 0 the
+ * connection waits for it, -1 out of memory. */
+static int next_page(struct browse *b)
+{
+    struct s3_page *p;
+    int rc = s3_list_get(b->a, b->prefix, b->page ? b->page->next_token : NULL, &p, &b->w);
+    if (rc == 1)
+        set_page(b, p);
+    b->waiting = rc == 0;
+    return rc;
+}
+
+/* --- the HTML page -------------------------------------------------------------------------- */
+
+static void breadcrumb(struct buf *o, const struct browse *b)
+{
+    const char *f = b->folder;
+    buf_add(o, "<h1 class=\"crumbs\"><a href=\"/browse/\">Buckets</a> / <a href=\"");
+    browse_link(o, b->a, "");
+    buf_add(o, "\">");
+    buf_html(o, b->a->bucket->name);
+    buf_add(o, "</a> / ");
+    for (const char *slash; (slash = strchr(f, '/')); f = slash + 1) {
+        char *upto = strndup(b->folder, (size_t)(slash + 1 - b->folder));
+        char *seg = strndup(f, (size_t)(slash - f));
+        if (upto && seg) {
+            buf_add(o, "<a href=\"");
+            browse_link(o, b->a, upto);
+            buf_add(o, "\">");
+            buf_html(o, seg);
+            buf_add(o, "</a> / ");
+        }
+        free(upto);
+        free(seg);
+    }
+    buf_add(o, "</h1>");
+}
+
+static void entry_link(struct buf *o, const struct browse *b, const char *name)
+{
+    char *path = malloc(strlen(b->folder) + strlen(name) + 1);
+    if (!path) {
+        o->failed = true;
+        return;
+    }
+    strcpy(stpcpy(path, b->folder), name);
+    browse_link(o, b->a, path);
+    free(path);
+}
+
+static void entry_row(struct buf *o, const struct browse *b, const struct s3_entry *e)
+{
+    char human[32], when[40];
+    struct tm tm;
+    buf_addf(o, "<tr class=\"%s\"><td class=\"name\"><a href=\"", e->folder ? "folder" : "file");
+    entry_link(o, b, e->name);
+    buf_add(o, "\">");
+    buf_html(o, e->name);
+    buf_add(o, "</a></td>");
+    if (e->folder) {
+        buf_add(o, "<td></td><td></td><td></td><td></td></tr>");
+        return;
+    }
+    format_bytes((double)e->size, human, sizeof(human));
+    gmtime_r(&e->last_modified, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    buf_addf(o, "<td class=\"num\">%s</td><td class=\"num\">%lld</td><td class=\"num\">%s</td>"
+                "<td class=\"etag\"><code>",
+             human, (long long)e->size, when);
+    buf_html(o, e->etag);
+    buf_add(o, "</code></td></tr>");
+}
+
+static void pager(struct buf *o, const struct browse *b)
+{
+    buf_add(o, "<div class=\"pager\">");
+    if (b->at > 1)
+        buf_addf(o, "<a rel=\"prev\" href=\"?page=%d\">← previous</a>", b->at - 1);
+    buf_addf(o, "<span class=\"muted\">page %d</span>", b->at);
+    if (b->page->next_token)
+        buf_addf(o, "<a rel=\"next\" href=\"?page=%d\">next →</a>", b->at + 1);
+    buf_add(o, "</div>");
+}
+
+/* Listings may be kept as long as arca keeps them: Cache-Control says the bucket's listing-ttl,
+ * and Age how much of it the page has used. */
+static enum MHD_Result queue_listing(struct browse *b, struct MHD_Response *r, int64_t fetched)
+{
+    char v[32];
+    if (r) {
+        snprintf(v, sizeof(v), "max-age=%lld", (long long)b->a->bucket->listing_ttl);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, v);
+        snprintf(v, sizeof(v), "%lld", (long long)(time(NULL) > fetched ? time(NULL) - fetched : 0));
+        MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, v);
+    }
+    return http_queue(b->conn, MHD_HTTP_OK, r);
+}
+
+static enum MHD_Result html_page(struct browse *b)
+{
+    struct buf o = {0};
+    const struct s3_page *p = b->page;
+    char *title = malloc(strlen(b->a->bucket->name) + strlen(b->folder) + 2);
+    if (title)
+        sprintf(title, "%s/%s", b->a->bucket->name, b->folder);
+    http_page_begin(&o, title ? title : "Bucket", "/browse/");
+    free(title);
+    breadcrumb(&o, b);
+    buf_add(&o, "<div class=\"card\"><table class=\"browse\"><thead><tr><th>Name</th>"
+                "<th>Size</th><th>Bytes</th><th>Last modified</th><th>ETag</th></tr></thead>"
+                "<tbody>");
+    if (b->folder[0])
+        buf_add(&o, "<tr class=\"folder\"><td class=\"name\"><a href=\"../\">../</a></td>"
+                    "<td></td><td></td><td></td><td></td></tr>");
+    for (int i = 0; i < p->n; i++)
+        entry_row(&o, b, &p->entries[i]);
+    if (p->n == 0)
+        buf_add(&o, "<tr><td colspan=\"5\" class=\"muted\">Nothing here.</td></tr>");
+    buf_add(&o, "</tbody></table>");
+    pager(&o, b);
+    buf_addf(&o, "<p class=\"muted\">%d folders and %d files on this page · "
+                 "<a href=\"?export=json\">JSON of the whole folder</a></p></div>",
+             p->n_folders, p->n - p->n_folders);
+    return queue_listing(b, http_page_response(&o), p->fetched);
+}
+
+/* hide-root: the bucket's root answers, but lists nothing. */
+static enum MHD_Result hidden_root(struct browse *b)
+{
+    struct buf o = {0};
+    http_page_begin(&o, b->a->bucket->name, "/browse/");
+    breadcrumb(&o, b);
+    buf_add(&o, "<div class=\"card\"><p>This bucket's root is not listed. Open a folder by its "
+                "path: <code>");
+    browse_link(&o, b->a, "");
+    buf_add(&o, "FOLDER/</code></p></div>");
+    return queue_listing(b, http_page_response(&o), time(NULL));
+}
+
+/* --- the JSON document ---------------------------------------------------------------------- */
+
+static void json_entry(struct browse *b, const struct s3_entry *e)
+{
+    struct buf url = {0};
+    char when[40];
+    struct tm tm;
+    buf_add(&url, b->origin);
+    entry_link(&url, b, e->name);
+    buf_add(&b->out, b->comma ? ", {\"Url\": " : "{\"Url\": ");
+    buf_json(&b->out, url.failed ? "" : url.data);
+    b->out.failed |= url.failed;
+    buf_free(&url);
+    b->comma = true;
+    if (e->folder) {
+        buf_add(&b->out, "}");
+        return;
+    }
+    /* tuxpub's dates are Flask's: RFC 7231's IMF-fixdate. */
+    gmtime_r(&e->last_modified, &tm);
+    strftime(when, sizeof(when), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    buf_addf(&b->out, ", \"Size\": %lld, \"LastModified\": \"%s\", \"ETag\": ", (long long)e->size,
+             when);
+    buf_json(&b->out, e->etag);
+    buf_add(&b->out, "}");
+}
+
+/* More of the document into `out`: 1 something done (maybe nothing written), 0 waiting for a
+ * page (suspended), -1 the document cannot be completed (its body is cut). */
+static int json_more(struct browse *b)
+{
+    if (!take_woken(b))
+        return 0;
+    const struct s3_page *p = b->page;
+    if (p->status != 200 || b->out.failed)
+        return -1;
+    if (b->next < p->n) {
+        for (; b->next < p->n; b->next++)
+            if (p->entries[b->next].folder == b->folders_pass)
+                json_entry(b, &p->entries[b->next]);
+        return 1;
+    }
+    b->next = 0;
+    if (p->next_token)
+        return next_page(b) < 0 ? -1 : b->waiting ? 0 : 1;
+    if (!b->folders_pass) { /* the folders: the walk again, from the first page */
+        b->folders_pass = true;
+        b->comma = false;
+        buf_add(&b->out, "], \"folders\": [");
+        if (b->page != b->first)
+            s3_list_put(b->page);
+        b->page = b->first;
+        return 1;
+    }
+    buf_add(&b->out, "]}\n");
+    b->finished = true;
+    return 1;
+}
+
+static ssize_t json_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct browse *b = cls;
+    size_t n;
+    (void)pos;
+    while (b->out_off == b->out.len) {
+        if (b->finished)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        b->out.len = b->out_off = 0;
+        int rc = json_more(b);
+        if (rc == 0)
+            return 0; /* suspended until the page comes */
+        if (rc < 0)   /* never a document that looks complete: no final chunk */
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    n = b->out.len - b->out_off < max ? b->out.len - b->out_off : max;
+    memcpy(buf, b->out.data + b->out_off, n);
+    b->out_off += n;
+    b->sent += (int64_t)n;
+    return (ssize_t)n;
+}
+
+static enum MHD_Result json_document(struct browse *b)
+{
+    struct MHD_Response *r;
+    buf_add(&b->out, "{\"files\": [");
+    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, json_read, b, NULL);
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    return queue_listing(b, r, b->first->fetched);
+}
+
+/* --- the walk ------------------------------------------------------------------------------- */
+
+static enum MHD_Result answer(struct browse *b)
+{
+    const struct s3_page *first = b->first;
+    if (b->mode == FOLDER_CHECK) {
+        char *key = strndup(b->folder, strlen(b->folder) - 1);
+        struct MHD_Response *r;
+        struct buf loc = {0};
+        if (first->empty_prefix || !key) {
+            r = http_error_response("bucket %s has no file or folder '%s'", b->a->bucket->name,
+                                    key ? key : "");
+            free(key);
+            return http_queue(b->conn, MHD_HTTP_NOT_FOUND, r);
+        }
+        free(key);
+        browse_link(&loc, b->a, b->folder);
+        r = loc.failed ? NULL : http_error_response("a folder: see %s", loc.data);
+        if (r)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc.data);
+        buf_free(&loc);
+        return http_queue(b->conn, MHD_HTTP_FOUND, r);
+    }
+    if (first->empty_prefix && b->folder[0])
+        return http_send_error(b->conn, MHD_HTTP_NOT_FOUND, "bucket %s has no folder '%s'",
+                               b->a->bucket->name, b->folder);
+    if (b->mode == LIST_JSON)
+        return json_document(b);
+    if (b->at < b->want)
+        return http_send_error(b->conn, MHD_HTTP_NOT_FOUND,
+                               "page %d: this folder has %d page%s of at most %d entries", b->want,
+                               b->at, b->at > 1 ? "s" : "", S3_LIST_PAGE_KEYS);
+    return html_page(b);
+}
+
+/* Walk the folder's pages up to the one the answer needs, then answer. */
+static enum MHD_Result advance(struct browse *b)
+{
+    int target = b->mode == LIST_HTML ? b->want : 1;
+    if (!take_woken(b))
+        return MHD_YES;
+    while (!b->page || (b->page->status == 200 && b->at < target && b->page->next_token)) {
+        int rc = next_page(b);
+        if (rc < 0)
+            return http_send_error(b->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                   "out of memory listing bucket %s", b->a->bucket->name);
+        if (rc == 0)
+            return MHD_YES; /* suspended; libmicrohttpd calls us again once the page is in */
+    }
+    if (b->page->status != 200)
+        return http_send_error(b->conn, (unsigned int)b->page->status, "%s", b->page->error);
+    return answer(b);
+}
+
+static struct browse *browse_new(struct MHD_Connection *c, struct request *req,
+                                 const struct bucket_auth *a, const char *folder)
+{
+    struct browse *b = calloc(1, sizeof(*b));
+    if (!b)
         return NULL;
-    o = out + snprintf(out, n, "%s/", a->url);
-    for (int i = 0; i < 2; i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++) {
-            if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                strchr("-_.~/", *p)) {
-                *o++ = (char)*p;
-            } else {
-                *o++ = '%';
-                *o++ = hex[*p >> 4];
-                *o++ = hex[*p & 15];
-            }
+    req->browse = b;
+    b->conn = c;
+    b->a = a;
+    b->want = 1;
+    b->w = (struct s3_wait){.sleep = suspend_conn, .wake = resume_conn, .arg = b};
+    set_origin(b);
+    b->folder = strdup(folder);
+    b->prefix = malloc(strlen(a->bucket->prefix) + strlen(folder) + 1);
+    if (!b->folder || !b->prefix)
+        return NULL;
+    strcpy(stpcpy(b->prefix, a->bucket->prefix), folder);
+    return b;
+}
+
+int64_t http_browse_done(void *state)
+{
+    struct browse *b = state;
+    int64_t sent = b->sent;
+    if (b->waiting)
+        s3_list_unwait(&b->w);
+    if (b->page && b->page != b->first)
+        s3_list_put(b->page);
+    if (b->first)
+        s3_list_put(b->first);
+    buf_free(&b->out);
+    free(b->folder);
+    free(b->prefix);
+    free(b);
+    return sent;
+}
+
+/* --- routes --------------------------------------------------------------------------------- */
+
+static enum MHD_Result buckets_page(struct MHD_Connection *c, bool json)
+{
+    struct buf o = {0};
+    struct browse b = {.conn = c};
+    struct MHD_Response *r;
+    set_origin(&b);
+    if (json) {
+        buf_add(&o, "{\"files\": [], \"folders\": [");
+    } else {
+        http_page_begin(&o, "Buckets", "/browse/");
+        buf_add(&o, "<h1>Buckets</h1><div class=\"card\"><table class=\"browse\"><thead><tr>"
+                    "<th>Name</th></tr></thead><tbody>");
+    }
+    for (int i = 0, n = 0; i < http_cfg->n_buckets; i++) {
+        const struct bucket_auth *a = buckets_find(http_cfg->buckets[i].name,
+                                                   strlen(http_cfg->buckets[i].name));
+        if (!a || a->bucket->hide_root)
+            continue;
+        buf_add(&o, json ? (n++ ? ", {\"Url\": \"" : "{\"Url\": \"") : "<tr><td><a href=\"");
+        if (json)
+            buf_add(&o, b.origin);
+        browse_link(&o, a, "");
+        buf_add(&o, json ? "\"}" : "\">");
+        if (!json) {
+            buf_html(&o, a->bucket->name);
+            buf_add(&o, "/</a></td></tr>");
         }
     }
-    *o = '\0';
-    return out;
+    if (json) {
+        size_t len;
+        char *body;
+        buf_add(&o, "]}\n");
+        body = buf_take(&o, &len);
+        return http_send_owned(c, MHD_HTTP_OK, "application/json", body, len);
+    }
+    buf_add(&o, "</tbody></table></div>");
+    r = http_page_response(&o);
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    return http_queue(c, MHD_HTTP_OK, r);
+}
+
+/* The object's URL: the bucket's URL, '/', then the view's prefix and the key, percent-encoded
+ * (upper case hex: the URL's normal form, and S3's encoding). */
+static char *object_url(const struct bucket_auth *a, const char *key)
+{
+    struct buf b = {0};
+    buf_addf(&b, "%s/", a->url);
+    buf_path(&b, a->bucket->prefix);
+    buf_path(&b, key);
+    return buf_take(&b, NULL);
+}
+
+/* ?export= and ?page= of a listing: 0, or -1 with the refusal queued. */
+static int listing_params(struct browse *b, enum MHD_Result *ret)
+{
+    const char *export = MHD_lookup_connection_value(b->conn, MHD_GET_ARGUMENT_KIND, "export");
+    const char *page = MHD_lookup_connection_value(b->conn, MHD_GET_ARGUMENT_KIND, "page");
+    char *end;
+    if (export && strcmp(export, "json")) {
+        *ret = http_send_error(b->conn, MHD_HTTP_NOT_IMPLEMENTED,
+                               "export=%.40s is not supported; export=json is", export);
+        return -1;
+    }
+    b->mode = export ? LIST_JSON : LIST_HTML;
+    if (page) {
+        long n = strtol(page, &end, 10);
+        if (!page[0] || *end || n < 1 || n > PAGE_MAX) {
+            *ret = http_send_error(b->conn, MHD_HTTP_BAD_REQUEST,
+                                   "bad page: expected a page number from 1 to %d", PAGE_MAX);
+            return -1;
+        }
+        b->want = (int)n;
+    }
+    return 0;
+}
+
+static enum MHD_Result folder(struct MHD_Connection *c, struct request *req,
+                              const struct bucket_auth *a, const char *path)
+{
+    enum MHD_Result ret = MHD_NO;
+    struct browse *b = browse_new(c, req, a, path);
+    if (!b)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    if (listing_params(b, &ret) < 0)
+        return ret;
+    if (a->bucket->hide_root && !path[0]) {
+        if (b->mode == LIST_HTML)
+            return hidden_root(b);
+        return http_send_text(c, MHD_HTTP_OK, "application/json",
+                              "{\"files\": [], \"folders\": []}\n");
+    }
+    return advance(b);
 }
 
 enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const char *path,
@@ -41,22 +530,71 @@ enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const
 {
     size_t name_len = strcspn(path, "/");
     const struct bucket_auth *a;
-    const char *key = path[name_len] ? path + name_len + 1 : "";
+    const char *rest = path + name_len + (path[name_len] == '/');
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char *url;
 
+    if (req->browse)
+        return advance(req->browse);
     if (req->route)
         return http_fetch_object(c, req, NULL, NULL, head);
-    if (!path[0] || !(a = buckets_find(path, name_len)))
+    if (!ci || !policy_client_allowed(ci->client_addr))
+        return http_send_error(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
+    req->is_fetch = path[name_len] == '/' && rest[0] && rest[strlen(rest) - 1] != '/';
+    if (!path[0]) {
+        const char *export = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "export");
+        if (export && strcmp(export, "json"))
+            return http_send_error(c, MHD_HTTP_NOT_IMPLEMENTED,
+                                   "export=%.40s is not supported; export=json is", export);
+        return buckets_page(c, export != NULL);
+    }
+    if (!(a = buckets_find(path, name_len)))
         return http_send_error(c, MHD_HTTP_NOT_FOUND, "unknown bucket '%.*s'",
                                (int)(name_len < 64 ? name_len : 64), path);
-    if (!key[0] || key[strlen(key) - 1] == '/')
-        return http_send_error(c, MHD_HTTP_NOT_IMPLEMENTED,
-                               "bucket listings are not built yet; ask for a file: "
-                               "/browse/%s/KEY",
-                               a->bucket->name);
-    if (strlen(key) > (size_t)http_cfg->max_url_len)
+    if (strlen(rest) > (size_t)http_cfg->max_url_len)
         return http_send_error(c, MHD_HTTP_URI_TOO_LONG, "key longer than --max-url-length");
-    if (!(url = object_url(a, key)))
+    if (!path[name_len]) { /* the bucket's name alone: its root folder */
+        struct buf loc = {0};
+        struct MHD_Response *r;
+        browse_link(&loc, a, "");
+        r = loc.failed ? NULL : http_error_response("see %s", loc.data);
+        if (r)
+            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc.data);
+        buf_free(&loc);
+        return http_queue(c, MHD_HTTP_FOUND, r);
+    }
+    if (!rest[0] || rest[strlen(rest) - 1] == '/')
+        return folder(c, req, a, rest);
+    if (!(url = object_url(a, rest)))
         return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     return http_fetch_object(c, req, url, a, head);
+}
+
+enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *req, bool head)
+{
+    /* The key again, from the request line: libmicrohttpd decodes the path the same way. */
+    size_t len = strcspn(req->uri, "?");
+    char *path = strndup(req->uri, len), *key;
+    const struct bucket_auth *a;
+    struct browse *b = NULL;
+    enum MHD_Result ret;
+    (void)head;
+    if (path)
+        path[MHD_http_unescape(path)] = '\0';
+    if (!path || strncmp(path, "/browse/", 8) ||
+        !(a = buckets_find(path + 8, strcspn(path + 8, "/"))) ||
+        !(key = malloc(strlen(path) + 2))) {
+        free(path);
+        return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such file");
+    }
+    sprintf(key, "%s/", path + 8 + strlen(a->bucket->name) + 1);
+    b = browse_new(c, req, a, key);
+    free(key);
+    free(path);
+    if (!b)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    b->mode = FOLDER_CHECK;
+    ret = advance(b);
+    return ret;
 }

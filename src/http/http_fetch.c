@@ -50,6 +50,7 @@ static pthread_mutex_t confirm_lock = PTHREAD_MUTEX_INITIALIZER;
 /* One fetch request, from its first call to its completion callback. */
 struct fetch_req {
     struct MHD_Connection *conn;
+    struct request *req;
     struct object *obj; /* reference held while streaming; NULL when served from a file */
     struct waiter waiter;
     enum lookup_result kind;
@@ -89,13 +90,14 @@ static void resume_conn(void *arg)
     MHD_resume_connection(((struct fetch_req *)arg)->conn);
 }
 
-static struct fetch_req *req_new(struct MHD_Connection *c, const struct request *req,
+static struct fetch_req *req_new(struct MHD_Connection *c, struct request *req,
                                  const char *filename, bool head)
 {
     struct fetch_req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->conn = c;
+    r->req = req;
     r->head = head;
     r->http10 = strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0;
     r->end = -1;
@@ -526,6 +528,8 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
                     &r->waiter))
         return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
     store_snapshot(r->obj, &meta);
+    if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->auth)
+        return http_browse_missing(r->conn, r->req, r->head); /* a folder's name, maybe */
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
         return refuse(r->conn, meta.error_status ? (unsigned int)meta.error_status : 502,
                       meta.error[0] ? meta.error : "download failed");

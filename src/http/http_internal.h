@@ -27,6 +27,7 @@ struct request {
     bool is_fetch;       /* /api/v1/fetch: the access log gives its cache result */
     bool body_too_big;   /* a POST body beyond ADMIN_BODY_MAX */
     void *route;         /* http_fetch's own state, NULL until it has some */
+    void *browse;        /* http_browse's listing state, NULL until it has some */
     struct buf body;     /* a POST body */
     char method[16];
     char version[16];
@@ -68,9 +69,15 @@ enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const 
 struct bucket_auth;
 enum MHD_Result http_fetch_object(struct MHD_Connection *c, struct request *req, char *url,
                                   const struct bucket_auth *auth, bool head);
-/* GET|HEAD /browse/...: a bucket's file through the cache (listings are not built yet). */
+/* GET|HEAD /browse/...: the buckets, a bucket's folder (HTML, or ?export=json), or a file
+ * through the cache. */
 enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const char *path,
                             bool head);
+/* S3 has no file at the /browse/ path asked for: a folder of that name is redirected to (302),
+ * else 404. Called by http_fetch on S3's 404. */
+enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *req, bool head);
+/* The request ended: what http_browse held is let go; returns the body bytes it streamed. */
+int64_t http_browse_done(void *state);
 /* The request ended: returns the body bytes sent and, in *cache, HIT, MISS or COALESCED, or CUT
  * when arca cut the body (failed download, sha256 mismatch). */
 int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache);
@@ -84,6 +91,11 @@ enum MHD_Result http_resources_json(struct MHD_Connection *c);
 /* Whether the client may see listings of cached URLs (policy_ui_allowed); if not, a 403 is
  * queued into *ret. */
 bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret);
+
+/* A web page (pages.c): its head and navigation, `active` the section shown as current; then
+ * the whole page as a response (NULL when out of memory), its Cache-Control left to the caller. */
+void http_page_begin(struct buf *b, const char *title, const char *active);
+struct MHD_Response *http_page_response(struct buf *b);
 
 /* The web pages and their assets; false when `url` is none of them. */
 bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret);

@@ -1,5 +1,6 @@
 #include "upstream.h"
 #include "buckets.h"
+#include "buf.h"
 #include "clock.h"
 #include "grants.h"
 #include "log.h"
@@ -73,7 +74,7 @@ struct pending {
     struct pending *next;
 };
 
-/* One question of upstream_probe(). */
+/* One question of upstream_probe(), or one document of upstream_get(). */
 struct probe {
     struct handle h;
     CURL *easy;
@@ -81,6 +82,10 @@ struct probe {
     struct curl_slist *headers;
     struct upstream_response resp;
     void (*done)(const struct probe_result *res, void *arg);
+    /* upstream_get(): the body is kept, and handed to get_done instead. */
+    void (*get_done)(const struct probe_result *res, const char *body, size_t len, void *arg);
+    const struct bucket_auth *auth;
+    struct buf body;
     void *arg;
     char errbuf[CURL_ERROR_SIZE];
     struct probe *next;
@@ -363,16 +368,26 @@ static int add_conditions(struct transfer *t)
  * libcurl 7.88 does not add it; it signs every x-amz- header it is given. */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
+/* The headers a bucket's signature needs and libcurl does not add. */
+static struct curl_slist *signing_headers(const struct bucket_auth *auth)
+{
+    struct curl_slist *l = curl_slist_append(NULL, "x-amz-content-sha256: " EMPTY_SHA256), *t;
+    if (l && auth->token_header[0] && !(t = curl_slist_append(l, auth->token_header))) {
+        curl_slist_free_all(l);
+        return NULL;
+    }
+    return l;
+}
+
 /* The request headers of this attempt: what a bucket's signature needs, then a resume's range or
  * a revalidation's conditions. */
 static int set_headers(struct transfer *t)
 {
     bool signing = t->auth && !t->auth->anonymous;
     curl_slist_free_all(t->req_headers);
-    t->req_headers = NULL;
+    t->req_headers = signing ? signing_headers(t->auth) : NULL;
     t->conditional = false;
-    if ((signing && add_header(t, "x-amz-content-sha256: " EMPTY_SHA256) < 0) ||
-        (signing && t->auth->token_header[0] && add_header(t, t->auth->token_header) < 0) ||
+    if ((signing && !t->req_headers) ||
         (t->offset > 0 ? add_resume_headers(t) : add_conditions(t)) < 0)
         return -1;
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
@@ -555,11 +570,14 @@ static size_t probe_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* The headers are all a probe wants: the first body byte ends it. */
+/* The headers are all a probe wants: the first body byte ends it. A document's body is kept. */
 static size_t probe_body(char *data, size_t size, size_t n, void *arg)
 {
-    (void)data, (void)size, (void)n, (void)arg;
-    return 0;
+    struct probe *p = arg;
+    if (!p->get_done || p->body.len + size * n > UPSTREAM_DOC_MAX)
+        return 0;
+    buf_addn(&p->body, data, size * n);
+    return p->body.failed ? 0 : size * n;
 }
 
 static void free_probe(struct probe *p)
@@ -567,6 +585,7 @@ static void free_probe(struct probe *p)
     if (p->easy)
         curl_easy_cleanup(p->easy);
     curl_slist_free_all(p->headers);
+    buf_free(&p->body);
     free(p->url);
     free(p);
 }
@@ -579,7 +598,7 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
     curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
     if (stopping) {
         snprintf(res.error, sizeof(res.error), "arca is shutting down");
-    } else if ((rc == CURLE_OK || rc == CURLE_WRITE_ERROR) && status >= 200) {
+    } else if ((rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && !p->get_done)) && status >= 200) {
         res.status = (int)status;
         snprintf(res.etag, sizeof(res.etag), "%s", p->resp.etag);
         snprintf(res.last_modified, sizeof(res.last_modified), "%s", p->resp.last_modified);
@@ -592,7 +611,10 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
                  : p->errbuf[0]                                 ? p->errbuf
                                                                 : curl_easy_strerror(rc));
     }
-    p->done(&res, p->arg);
+    if (p->get_done)
+        p->get_done(&res, p->body.data ? p->body.data : "", p->body.len, p->arg);
+    else
+        p->done(&res, p->arg);
     free_probe(p);
 }
 
@@ -623,6 +645,11 @@ static void start_probes(void)
         curl_easy_setopt(p->easy, CURLOPT_HEADERFUNCTION, probe_header);
         curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, p);
         curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, probe_body);
+        curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
+        if (p->auth && !p->auth->anonymous) {
+            curl_easy_setopt(p->easy, CURLOPT_AWS_SIGV4, p->auth->sigv4);
+            curl_easy_setopt(p->easy, CURLOPT_USERPWD, p->auth->userpwd);
+        }
         curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, (long)(fx.cfg->connect_timeout + 30));
         if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
             unlink_probe(p);
@@ -631,19 +658,10 @@ static void start_probes(void)
     }
 }
 
-int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
-                   void *arg)
+/* Queue `p` for the upstream thread; -1 (p freed) when stopping. */
+static int ask(struct probe *p)
 {
-    struct probe *p = calloc(1, sizeof(*p));
-    if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
-        !(p->headers = curl_slist_append(NULL, "Range: bytes=0-0"))) {
-        if (p)
-            free_probe(p);
-        return -1;
-    }
     p->h.kind = HANDLE_PROBE;
-    p->done = done;
-    p->arg = arg;
     response_reset(&p->resp);
     pthread_mutex_lock(&fx.lock);
     if (fx.closed) {
@@ -656,6 +674,40 @@ int upstream_probe(const char *url, void (*done)(const struct probe_result *res,
     curl_multi_wakeup(fx.multi);
     pthread_mutex_unlock(&fx.lock);
     return 0;
+}
+
+int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
+                   void *arg)
+{
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
+        !(p->headers = curl_slist_append(NULL, "Range: bytes=0-0"))) {
+        if (p)
+            free_probe(p);
+        return -1;
+    }
+    p->done = done;
+    p->arg = arg;
+    return ask(p);
+}
+
+int upstream_get(const char *url, const struct bucket_auth *auth,
+                 void (*done)(const struct probe_result *res, const char *body, size_t len,
+                              void *arg),
+                 void *arg)
+{
+    bool signing = auth && !auth->anonymous;
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
+        (signing && !(p->headers = signing_headers(auth)))) {
+        if (p)
+            free_probe(p);
+        return -1;
+    }
+    p->get_done = done;
+    p->auth = auth;
+    p->arg = arg;
+    return ask(p);
 }
 
 /* --- the thread ------------------------------------------------------------------------------ */

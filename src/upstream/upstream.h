@@ -44,6 +44,16 @@ struct probe_result {
 int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
                    void *arg);
 
+/* A small document (an S3 listing page): GET `url`, signed for `auth` like a bucket's objects
+ * (NULL: unsigned), its body kept up to UPSTREAM_DOC_MAX bytes (a longer one is an error).
+ * `done` runs on the upstream thread, once, also when arca stops (status 0); `body` is valid
+ * during the call only. Returns -1 when out of memory or stopping (done never runs then). */
+#define UPSTREAM_DOC_MAX (16 * 1024 * 1024)
+int upstream_get(const char *url, const struct bucket_auth *auth,
+                 void (*done)(const struct probe_result *res, const char *body, size_t len,
+                              void *arg),
+                 void *arg);
+
 void upstream_stop(void);
 
 #endif

@@ -25,10 +25,11 @@ static const char *const nav[][2] = {
     {"/", "Home"},
     {"/resources/", "Resources"},
     {"/statistics/", "Statistics"},
+    {"/browse/", "Buckets"}, /* only when a bucket is configured */
     {"/help/", "Help"},
 };
 
-static void page_begin(struct buf *b, const char *title, const char *active)
+void http_page_begin(struct buf *b, const char *title, const char *active)
 {
     buf_add(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -39,12 +40,13 @@ static void page_begin(struct buf *b, const char *title, const char *active)
                "<script src=\"/static/arca.js\" defer></script></head><body><header>"
                "<div class=\"inner\"><a class=\"brand\" href=\"/\">arca</a><nav>");
     for (size_t i = 0; i < sizeof(nav) / sizeof(nav[0]); i++)
-        buf_addf(b, "<a href=\"%s\"%s>%s</a>", nav[i][0],
+        if (strcmp(nav[i][0], "/browse/") || http_cfg->n_buckets > 0)
+            buf_addf(b, "<a href=\"%s\"%s>%s</a>", nav[i][0],
                  !strcmp(nav[i][0], active) ? " class=\"active\"" : "", nav[i][1]);
     buf_add(b, "</nav></div></header><main>");
 }
 
-static enum MHD_Result page_end(struct MHD_Connection *c, struct buf *b, unsigned int status)
+struct MHD_Response *http_page_response(struct buf *b)
 {
     struct MHD_Response *r;
     size_t len;
@@ -55,13 +57,21 @@ static enum MHD_Result page_end(struct MHD_Connection *c, struct buf *b, unsigne
              ARCA_VERSION);
     body = buf_take(b, &len);
     if (!body)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return NULL;
     r = http_owned_response("text/html; charset=utf-8", body, len);
     if (r) {
         MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     }
+    return r;
+}
+
+static enum MHD_Result page_end(struct MHD_Connection *c, struct buf *b, unsigned int status)
+{
+    struct MHD_Response *r = http_page_response(b);
+    if (!r)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     return http_queue(c, status, r);
 }
 
@@ -98,7 +108,7 @@ static void url_rule(struct buf *b)
 static enum MHD_Result home_page(struct MHD_Connection *c)
 {
     struct buf b = {0};
-    page_begin(&b, "Home", "/");
+    http_page_begin(&b, "Home", "/");
     buf_add(&b, "<h1>arca</h1><div class=\"card\"><p>arca is an artifact cache for CI and test "
                 "labs. Ask it for a URL: it downloads the file <b>once</b>, streams it to every "
                 "client asking meanwhile, keeps it on disk for its TTL and serves later requests "
@@ -144,7 +154,7 @@ static enum MHD_Result help_page(struct MHD_Connection *c)
     char ip[64];
 
     format_sockaddr(ci ? ci->client_addr : NULL, ip, sizeof(ip));
-    page_begin(&b, "Help", "/help/");
+    http_page_begin(&b, "Help", "/help/");
     buf_addf(&b,
              "<h1>Help</h1><div class=\"card\"><h2>You</h2><p>Your address: <code id=\"ip\">%s"
              "</code>. You <span id=\"allowed\" class=\"%s\">%s</span> fetch through this "
@@ -315,7 +325,7 @@ static enum MHD_Result resources_page(struct MHD_Connection *c, const char *rest
         return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
     if (resources_fetch(&q, &l, &status, &why) < 0)
         return http_send_error(c, status, "%s", why);
-    page_begin(&b, "Resources", "/resources/");
+    http_page_begin(&b, "Resources", "/resources/");
     buf_add(&b, "<h1>Resources</h1>");
     state_tabs(&b, &q, &l);
     if (q.state == LIST_FAILURES)
@@ -391,7 +401,7 @@ static enum MHD_Result statistics_page(struct MHD_Connection *c)
     struct store_totals t;
     struct buf b = {0};
     store_totals(&t);
-    page_begin(&b, "Statistics", "/statistics/");
+    http_page_begin(&b, "Statistics", "/statistics/");
     buf_add(&b, "<h1>Statistics</h1>");
     summary(&b, &t);
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);

@@ -7,6 +7,7 @@ import http.client
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -29,6 +30,16 @@ class Checker(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        with self.server.s3.lock:  # stop() cuts kept-alive connections: S3 is down for all
+            self.server.s3.open_conns.add(self.connection)
+
+    def finish(self):
+        super().finish()
+        with self.server.s3.lock:
+            self.server.s3.open_conns.discard(self.connection)
 
     def handle_any(self):
         s3 = self.server.s3
@@ -79,6 +90,7 @@ class S3:
         self.credentials = {ACCESS: SECRET}
         self.anonymous = anonymous
         self.requests, self.bytes_sent = [], collections.Counter()
+        self.open_conns = set()
         self.lock = threading.Lock()
         self.backend_port = free_port()
         args = ["node", "--openssl-legacy-provider", S3RVER, "-d", self.dir, "-a", "127.0.0.1",
@@ -127,6 +139,40 @@ class S3:
         finally:
             conn.close()
 
+    def put_many(self, bucket, items, workers=8):
+        """Store many objects fast, for a scenario's setup: straight to s3rver, in parallel
+        (the signed path is put()'s, and arca's own requests always go through the check)."""
+        import concurrent.futures
+        import urllib.parse
+
+        def one(item):
+            key, data = item
+            conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=30)
+            try:
+                conn.request("PUT", f"/{bucket}/" + urllib.parse.quote(key, safe="/-_.~"),
+                             body=data)
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200, (key, resp.status)
+            finally:
+                conn.close()
+
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, items))
+
+    def lists(self, bucket):
+        """ListObjectsV2 requests of `bucket` that reached the check: (prefix, token) each."""
+        import urllib.parse
+        with self.lock:
+            found = [r for r in self.requests if r[0] == "GET" and r[1] in (f"/{bucket}",
+                                                                            f"/{bucket}/")
+                     and "list-type=2" in r[2]]
+        out = []
+        for r in found:
+            q = urllib.parse.parse_qs(r[2], keep_blank_values=True)
+            out.append((q.get("prefix", [""])[0], q.get("continuation-token", [None])[0]))
+        return out
+
     def gets(self, path):
         """GETs of `path` (as sent) that reached the check, and how many it let through."""
         with self.lock:
@@ -142,6 +188,12 @@ class S3:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+            with self.lock:
+                for conn in list(self.open_conns):
+                    try:
+                        conn.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
