@@ -150,3 +150,46 @@ def test_screenshots_are_kept():
         path = os.path.join(SHOTS, name + ".png")
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", path
+
+
+def test_a_bucket_folder_in_chromium(start_arca, workdir, browser):
+    """A bucket listing as a lab's user sees it: folders first, sizes, a key holding markup
+    shown as text, the folder links and the JSON link working."""
+    from s3 import ACCESS, S3, SECRET
+    s3 = S3(buckets=["lkft"])
+    try:
+        build = "linux-next/next-20261122/arm64/"
+        s3.put_many("lkft", [(build + "Image.gz", os.urandom(9_400_000)),
+                             (build + "System.map", os.urandom(4_200_000)),
+                             (build + "config", os.urandom(260_000)),
+                             (build + "modules.tar.xz", os.urandom(14_800_000)),
+                             (build + "vmlinux.xz", os.urandom(21_000_000)),
+                             (build + "dtbs/qcom/qrb5165-rb5.dtb", os.urandom(120_000)),
+                             (build + "dtbs/index.txt", b"dtbs"),
+                             (build + "logs/build.log", b"log"),
+                             (build + "<img src=x onerror=window.pwned=1>.txt", b"x")])
+        creds = os.path.join(workdir, "s3.creds")
+        with open(creds, "w") as f:
+            f.write(f"{ACCESS}\n{SECRET}\n")
+        arca = start_arca("--upstream-allow", "127.0.0.0/8", "--bucket",
+                          f"lkft={s3.url('lkft')}",
+                          env={"AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET})
+        open_page(browser, arca, "/browse/lkft/" + build)
+        assert browser.find_element(By.TAG_NAME, "h1").text == \
+            "Buckets / lkft / linux-next / next-20261122 / arm64 /"
+        names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "td.name a")]
+        assert names == ["../", "dtbs/", "logs/", "<img src=x onerror=window.pwned=1>.txt",
+                         "Image.gz", "System.map", "config", "modules.tar.xz", "vmlinux.xz"]
+        assert browser.execute_script("return window.pwned === undefined")
+        assert script_errors(browser) == []
+        nav = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "header nav a")]
+        assert "Buckets" in nav
+        shoot(browser, "browse")
+        browser.find_element(By.LINK_TEXT, "dtbs/").click()
+        assert browser.current_url.endswith("/browse/lkft/" + build + "dtbs/")
+        names = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "td.name a")]
+        assert names == ["../", "qcom/", "index.txt"]
+        browser.find_element(By.LINK_TEXT, "JSON of the whole folder").click()
+        assert '"files"' in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        s3.stop()
