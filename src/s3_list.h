@@ -12,36 +12,11 @@
 #ifndef ARCA_S3_LIST_H
 #define ARCA_S3_LIST_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <time.h>
+#include "s3_xml.h"
 
-#define S3_LIST_PAGE_KEYS 1000
 #define S3_LIST_CACHE_BYTES (64 * 1024 * 1024)
 
 struct bucket_auth;
-
-struct s3_entry {
-    char *name;           /* below the folder: "sub/" for a folder, "file.bin" for a file */
-    bool folder;          /* a sub-folder (S3's CommonPrefixes) */
-    int64_t size;         /* files: bytes */
-    time_t last_modified; /* files: S3's LastModified */
-    char etag[80];        /* files: as S3 gives it, quotes included */
-};
-
-struct s3_page {
-    int status;               /* 200; else what the client gets (404, 502, 504) */
-    char error[512];          /* why, one line, when status is not 200 */
-    struct s3_entry *entries; /* its folders (S3's order), then its files (S3's order) */
-    int n, n_folders;
-    bool empty_prefix;        /* S3 has no key at all under the folder (not even a marker) */
-    char *next_token;         /* the next page's continuation token; NULL: the last page */
-    int64_t fetched;          /* wall-clock seconds when S3 answered */
-    /* s3_list.c's own: */
-    int refs;
-    size_t bytes;
-};
 
 /* Someone waiting for a page: `sleep` runs under the cache lock when the wait begins, `wake` once
  * the page is there (on the upstream thread), after `page` is set to it (a reference). */
@@ -61,12 +36,5 @@ int s3_list_get(const struct bucket_auth *a, const char *prefix, const char *tok
 /* Stop waiting (the request went away); its page, if one came meanwhile, is released. */
 void s3_list_unwait(struct s3_wait *w);
 void s3_list_put(struct s3_page *p);
-
-/* Parse one ListObjectsV2 answer (S3's XML) of folder `prefix` into `p`; S3's error documents
- * become the status and reason `http_status` calls for. 0, or -1 when out of memory. Exposed
- * for the unit tests and the fuzz target. */
-int s3_list_parse(const char *xml, size_t len, int http_status, const char *prefix,
-                  const char *bucket_name, struct s3_page *p);
-void s3_page_free(struct s3_page *p);
 
 #endif

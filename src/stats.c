@@ -37,6 +37,9 @@ static const struct {
     {"restart_resumes", &stats.restart_resumes},
     {"mirror_downloads", &stats.mirror_downloads},
     {"digest_hits", &stats.digest_hits},
+    {"bucket_listings", &stats.bucket_listings},
+    {"bucket_list_requests", &stats.bucket_list_requests},
+    {"bucket_list_cached", &stats.bucket_list_cached},
 };
 
 /* The hourly traffic: a ring indexed by hour % STATS_HOURS; a slot whose hour is not the one

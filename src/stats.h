@@ -35,6 +35,9 @@ struct stats {
     _Atomic int64_t restart_resumes;       /* downloads taken up again after a restart */
     _Atomic int64_t mirror_downloads;      /* downloads served by a --mirror */
     _Atomic int64_t digest_hits;           /* requests served from another URL's identical object */
+    _Atomic int64_t bucket_listings;      /* bucket folders answered (HTML pages, JSON documents) */
+    _Atomic int64_t bucket_list_requests; /* ListObjectsV2 requests sent to S3 */
+    _Atomic int64_t bucket_list_cached;   /* listing pages answered from the cache */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

@@ -10,6 +10,7 @@
 #include "http_internal.h"
 #include "policy.h"
 #include "s3_list.h"
+#include "stats.h"
 #include "web/charts.h"
 
 #include <stdio.h>
@@ -30,22 +31,22 @@ struct browse {
     struct MHD_Connection *conn;
     const struct bucket_auth *a;
     enum browse_mode mode;
-    char *folder; /* below the bucket's view: "" or ending in '/' */
-    char *prefix; /* S3's: the view's prefix, then folder */
-    int want;     /* LIST_HTML: the page asked for (from 1) */
-    int at;       /* the number of `page` in the folder (from 1) */
+    char *folder;                 /* below the bucket's view: "" or ending in '/' */
+    char *prefix;                 /* S3's: the view's prefix, then folder */
+    int want;                     /* LIST_HTML: the page asked for (from 1) */
+    int at;                       /* the number of `page` in the folder (from 1) */
     struct s3_page *first, *page; /* references; page may be first */
     struct s3_wait w;
-    bool waiting;       /* w is queued: the connection is suspended until its page comes */
-    char origin[300];   /* "http://HOST", as the client named us: absolute URLs in JSON */
+    bool waiting;     /* w is queued: the connection is suspended until its page comes */
+    char origin[300]; /* "http://HOST", as the client named us: absolute URLs in JSON */
     /* LIST_JSON's body: */
     struct buf out;
     size_t out_off;
-    int next;           /* the next entry of `page` to write */
-    bool folders_pass;  /* writing "folders" (files are done) */
-    bool comma;         /* an entry is already in the current array */
-    bool finished;      /* the closing bracket is in `out` */
-    int64_t sent;       /* body bytes handed to the connection */
+    int next;          /* the next entry of `page` to write */
+    bool folders_pass; /* writing "folders" (files are done) */
+    bool comma;        /* an entry is already in the current array */
+    bool finished;     /* the closing bracket is in `out` */
+    int64_t sent;      /* body bytes handed to the connection */
 };
 
 static void suspend_conn(void *arg)
@@ -173,8 +174,9 @@ static void entry_row(struct buf *o, const struct browse *b, const struct s3_ent
     format_bytes((double)e->size, human, sizeof(human));
     gmtime_r(&e->last_modified, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    buf_addf(o, "<td class=\"num\">%s</td><td class=\"num\">%lld</td><td class=\"num\">%s</td>"
-                "<td class=\"etag\"><code>",
+    buf_addf(o,
+             "<td class=\"num\">%s</td><td class=\"num\">%lld</td><td class=\"num\">%s</td>"
+             "<td class=\"etag\"><code>",
              human, (long long)e->size, when);
     buf_html(o, e->etag);
     buf_add(o, "</code></td></tr>");
@@ -199,7 +201,8 @@ static enum MHD_Result queue_listing(struct browse *b, struct MHD_Response *r, i
     if (r) {
         snprintf(v, sizeof(v), "max-age=%lld", (long long)b->a->bucket->listing_ttl);
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, v);
-        snprintf(v, sizeof(v), "%lld", (long long)(time(NULL) > fetched ? time(NULL) - fetched : 0));
+        snprintf(v, sizeof(v), "%lld",
+                 (long long)(time(NULL) > fetched ? time(NULL) - fetched : 0));
         MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, v);
     }
     return http_queue(b->conn, MHD_HTTP_OK, r);
@@ -227,8 +230,9 @@ static enum MHD_Result html_page(struct browse *b)
         buf_add(&o, "<tr><td colspan=\"5\" class=\"muted\">Nothing here.</td></tr>");
     buf_add(&o, "</tbody></table>");
     pager(&o, b);
-    buf_addf(&o, "<p class=\"muted\">%d folders and %d files on this page · "
-                 "<a href=\"?export=json\">JSON of the whole folder</a></p></div>",
+    buf_addf(&o,
+             "<p class=\"muted\">%d folders and %d files on this page · "
+             "<a href=\"?export=json\">JSON of the whole folder</a></p></div>",
              p->n_folders, p->n - p->n_folders);
     return queue_listing(b, http_page_response(&o), p->fetched);
 }
@@ -342,6 +346,8 @@ static enum MHD_Result json_document(struct browse *b)
 static enum MHD_Result answer(struct browse *b)
 {
     const struct s3_page *first = b->first;
+    if (b->mode != FOLDER_CHECK)
+        atomic_fetch_add(&stats.bucket_listings, 1);
     if (b->mode == FOLDER_CHECK) {
         char *key = strndup(b->folder, strlen(b->folder) - 1);
         struct MHD_Response *r;
@@ -444,8 +450,8 @@ static enum MHD_Result buckets_page(struct MHD_Connection *c, bool json)
                     "<th>Name</th></tr></thead><tbody>");
     }
     for (int i = 0, n = 0; i < http_cfg->n_buckets; i++) {
-        const struct bucket_auth *a = buckets_find(http_cfg->buckets[i].name,
-                                                   strlen(http_cfg->buckets[i].name));
+        const struct bucket_auth *a =
+            buckets_find(http_cfg->buckets[i].name, strlen(http_cfg->buckets[i].name));
         if (!a || a->bucket->hide_root)
             continue;
         buf_add(&o, json ? (n++ ? ", {\"Url\": \"" : "{\"Url\": \"") : "<tr><td><a href=\"");
@@ -481,6 +487,21 @@ static char *object_url(const struct bucket_auth *a, const char *key)
     buf_path(&b, a->bucket->prefix);
     buf_path(&b, key);
     return buf_take(&b, NULL);
+}
+
+/* Whether `key` has a "." or ".." segment: the URL's path would lose it on the way (RFC 3986
+ * removes dot segments, and libcurl does), and the request would name another key, or another
+ * bucket signed with this one's credentials. */
+static bool dot_segment(const char *key)
+{
+    for (const char *seg = key;; seg++) {
+        size_t n = strcspn(seg, "/");
+        if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return true;
+        seg += n;
+        if (!*seg)
+            return false;
+    }
 }
 
 /* ?export= and ?page= of a listing: 0, or -1 with the refusal queued. */
@@ -564,6 +585,9 @@ enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const
         buf_free(&loc);
         return http_queue(c, MHD_HTTP_FOUND, r);
     }
+    if (dot_segment(rest))
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST,
+                               "a path with a '.' or '..' segment is not browsed");
     if (!rest[0] || rest[strlen(rest) - 1] == '/')
         return folder(c, req, a, rest);
     if (!(url = object_url(a, rest)))

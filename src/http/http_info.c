@@ -60,6 +60,12 @@ enum MHD_Result http_status(struct MHD_Connection *c)
                         json_integer(atomic_load(&stats.confirm_refused)));
     json_object_set_new(o, "statistics_confirm_changed",
                         json_integer(atomic_load(&stats.confirm_changed)));
+    json_object_set_new(o, "statistics_bucket_listings",
+                        json_integer(atomic_load(&stats.bucket_listings)));
+    json_object_set_new(o, "statistics_bucket_list_requests",
+                        json_integer(atomic_load(&stats.bucket_list_requests)));
+    json_object_set_new(o, "statistics_bucket_list_cached",
+                        json_integer(atomic_load(&stats.bucket_list_cached)));
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -72,7 +78,7 @@ enum MHD_Result http_status(struct MHD_Connection *c)
 enum MHD_Result http_metrics(struct MHD_Connection *c)
 {
     struct store_totals t;
-    char body[4096];
+    char body[8192];
     store_totals(&t);
     snprintf(
         body, sizeof(body),
@@ -168,5 +174,18 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              (long long)atomic_load(&stats.restart_resumes),
              (long long)atomic_load(&stats.mirror_downloads),
              (long long)atomic_load(&stats.digest_hits));
+    used = strlen(body);
+    snprintf(body + used, sizeof(body) - used,
+             "# HELP arca_bucket_listings_total Bucket folders answered under /browse/ (HTML "
+             "pages and JSON documents).\n"
+             "# TYPE arca_bucket_listings_total counter\n"
+             "arca_bucket_listings_total %lld\n"
+             "# HELP arca_bucket_list_pages_total Listing pages used, by where they came from.\n"
+             "# TYPE arca_bucket_list_pages_total counter\n"
+             "arca_bucket_list_pages_total{source=\"s3\"} %lld\n"
+             "arca_bucket_list_pages_total{source=\"cache\"} %lld\n",
+             (long long)atomic_load(&stats.bucket_listings),
+             (long long)atomic_load(&stats.bucket_list_requests),
+             (long long)atomic_load(&stats.bucket_list_cached));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

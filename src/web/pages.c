@@ -22,9 +22,7 @@
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 static const char *const nav[][2] = {
-    {"/", "Home"},
-    {"/resources/", "Resources"},
-    {"/statistics/", "Statistics"},
+    {"/", "Home"},           {"/resources/", "Resources"}, {"/statistics/", "Statistics"},
     {"/browse/", "Buckets"}, /* only when a bucket is configured */
     {"/help/", "Help"},
 };
@@ -42,7 +40,7 @@ void http_page_begin(struct buf *b, const char *title, const char *active)
     for (size_t i = 0; i < sizeof(nav) / sizeof(nav[0]); i++)
         if (strcmp(nav[i][0], "/browse/") || http_cfg->n_buckets > 0)
             buf_addf(b, "<a href=\"%s\"%s>%s</a>", nav[i][0],
-                 !strcmp(nav[i][0], active) ? " class=\"active\"" : "", nav[i][1]);
+                     !strcmp(nav[i][0], active) ? " class=\"active\"" : "", nav[i][1]);
     buf_add(b, "</nav></div></header><main>");
 }
 

@@ -243,6 +243,10 @@ def test_concurrent_cold_listings_share_one_s3_request(start_arca, workdir, s3):
     docs = [json.loads(b) for s, h, b in results if h["content-type"] == "application/json"]
     assert len(docs) == 6 and all(len(d["files"]) == 1500 for d in docs)
     assert len(s3.lists("lab")) == 2  # two pages, each asked for once
+    status = arca.status()
+    assert status["statistics_bucket_listings"] == 12
+    assert status["statistics_bucket_list_requests"] == 2
+    assert arca.metrics()['arca_bucket_list_pages_total{source="s3"}'] == 2
 
 
 def test_listing_errors(start_arca, workdir, s3):
@@ -258,3 +262,20 @@ def test_listing_errors(start_arca, workdir, s3):
     s3.stop()
     status, _, body = arca.get("/browse/lab/f/")
     assert status == 502 and body.startswith(b"bucket lab: S3 unreachable")
+
+
+def test_a_prefix_limits_the_view(start_arca, workdir, s3):
+    s3.put_many("lab", [("team-a/Image", b"a"), ("team-a/dtbs/x.dtb", b"x"),
+                        ("team-b/Image", b"secret of b")])
+    arca = bucket_arca(start_arca, workdir, s3, "prefix = team-a\n")
+    found, _ = listing(arca, "/browse/lab/")
+    assert found == [("folder", "/browse/lab/dtbs/", "dtbs/"), ("file", "/browse/lab/Image", "Image")]
+    assert arca.get("/browse/lab/Image")[2] == b"a"
+    assert s3.gets("/lab/team-a/Image") == (1, 1)
+    assert arca.get("/browse/lab/team-b/Image")[0] == 404  # it is team-a/team-b/Image
+    # a dot segment would leave the view (or the bucket) once the URL's path is normalized
+    for path in ("/browse/lab/../team-b/Image", "/browse/lab/x/../../team-b/Image",
+                 "/browse/lab/./Image", "/browse/lab/../", "/browse/lab/%2E%2E/team-b/Image"):
+        status, _, body = arca.get(path)
+        assert status == 400 and b"'..' segment" in body, path
+    assert s3.gets("/lab/team-b/Image") == (0, 0) and s3.gets("/team-b/Image") == (0, 0)
