@@ -44,7 +44,9 @@ SIZES = {
                  # origin-bytes: the lab day's artifacts (name, size) and jobs per half-day
                  lab=dict(files=[("Image", 32 * MiB), ("board.dtb", 96 << 10),
                                  ("modules.tar.xz", 64 * MiB), ("rootfs.ext4", 256 * MiB)],
-                          jobs=12, ttl=4, rate="100m", confirm_samples=200)),
+                          jobs=12, ttl=4, rate="100m", confirm_samples=200),
+                 # bucket-listing: one folder of that many objects in the suite's S3 (s3rver)
+                 listing=dict(objects=10_000, warm_samples=5)),
     "smoke": dict(rounds=2, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
@@ -56,7 +58,8 @@ SIZES = {
                   # CI's smoke run proves the harness works; a contender that failed to hold
                   # every connection once (seen once on a CI machine, cause unknown) gets one
                   # more try there, with the failure printed
-                  idle_retries=1),
+                  idle_retries=1,
+                  listing=dict(objects=1200, warm_samples=2, rounds=1)),
 }
 
 
@@ -850,10 +853,102 @@ def origin_bytes_scenario(work, cfg, www):
             "rounds": rounds}
 
 
+def timed_get(url):
+    t0 = time.monotonic()
+    with urllib.request.urlopen(url, timeout=300) as r:
+        body = r.read()
+    return (time.monotonic() - t0) * 1000, body
+
+
+def s3_direct_listing(s3, bucket, prefix):
+    """What a client without arca pays for the whole folder: ListObjectsV2 page after page,
+    signed by botocore, through the same SigV4 check arca goes through. Returns (ms, keys)."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    import http.client
+    import xml.etree.ElementTree as ET
+    import s3 as s3mod
+    creds, token, keys = Credentials(s3mod.ACCESS, s3mod.SECRET), None, 0
+    t0 = time.monotonic()
+    while True:
+        q = {"list-type": "2", "delimiter": "/", "prefix": prefix, "max-keys": "1000"}
+        if token:
+            q["continuation-token"] = token
+        query = urllib.parse.urlencode(sorted(q.items()), quote_via=urllib.parse.quote, safe="-_.~")
+        req = AWSRequest(method="GET", url=f"http://127.0.0.1:{s3.port}/{bucket}?{query}")
+        S3SigV4Auth(creds, "s3", "us-east-1").add_auth(req)
+        conn = http.client.HTTPConnection("127.0.0.1", s3.port, timeout=300)
+        conn.request("GET", f"/{bucket}?{query}", headers=dict(req.headers.items()))
+        root = ET.fromstring(conn.getresponse().read())
+        conn.close()
+        local = {el.tag.rsplit("}", 1)[-1]: el for el in root}
+        keys += sum(1 for el in root if el.tag.endswith("Contents"))
+        if getattr(local.get("IsTruncated"), "text", "false") != "true":
+            break
+        token = local["NextContinuationToken"].text
+    return (time.monotonic() - t0) * 1000, keys
+
+
+def bucket_listing(work, cfg, www):
+    """A folder of cfg's objects in S3 (s3rver behind the suite's SigV4 check): its first HTML
+    page and its whole JSON document through arca, cold (a fresh arca, nothing cached) and warm
+    (listing cache), against listing it straight from S3 page by page."""
+    lc = cfg["listing"]
+    subprocess.run([os.path.join(ROOT, "scripts", "test-tools")], check=True)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    import s3 as s3mod
+    s3 = s3mod.S3(buckets=["lab"])
+    rounds = {}
+    try:
+        n = lc["objects"]
+        s3.put_many("lab", [(f"builds/f{i:06d}.img", b"x" * (i % 97)) for i in range(n)],
+                    workers=8)
+        creds, ini = os.path.join(work, "s3.creds"), os.path.join(work, "buckets.ini")
+        with open(creds, "w") as f:
+            f.write(f"{s3mod.ACCESS}\n{s3mod.SECRET}\n")
+        with open(ini, "w") as f:
+            f.write(f"[bucket lab]\nurl = {s3.url('lab')}\ncredentials = {creds}\n")
+        for r in range(lc.get("rounds", cfg["rounds"])):
+            row = {}
+            for kind in ("html", "json"):
+                a = Arca(work, name=f"arca-{kind}-{r}", extra=("--config", ini))
+                url = f"http://127.0.0.1:{a.port}/browse/lab/builds/"
+                url += "?export=json" if kind == "json" else ""
+                try:
+                    before = a.metric('arca_bucket_list_pages_total{source="s3"}')
+                    cold, body = timed_get(url)
+                    if kind == "json":
+                        assert len(json.loads(body)["files"]) == n
+                    row[f"{kind}_cold_ms"] = cold
+                    row[f"{kind}_cold_s3_requests"] = \
+                        a.metric('arca_bucket_list_pages_total{source="s3"}') - before
+                    row[f"{kind}_warm_ms"] = statistics.median(
+                        timed_get(url)[0] for _ in range(lc["warm_samples"]))
+                finally:
+                    a.stop()
+                    shutil.rmtree(a.data_dir, ignore_errors=True)
+            rounds.setdefault("arca", []).append(row)
+            ms, keys = s3_direct_listing(s3, "lab", "builds/")
+            assert keys == n
+            rounds.setdefault("s3-direct", []).append(
+                {"html_cold_ms": float("nan"), "html_cold_s3_requests": float("nan"),
+                 "html_warm_ms": float("nan"), "json_cold_ms": ms,
+                 "json_cold_s3_requests": float((n + 999) // 1000), "json_warm_ms": ms})
+    finally:
+        s3.stop()
+    return {"metric": "json_warm_ms", "higher_is_better": False, "unit": "ms",
+            "setup": f"one folder of {lc['objects']} objects in s3rver behind the SigV4 check; "
+                     "cold = a fresh arca, warm = its listing cache; s3-direct lists the folder "
+                     "itself, page by page",
+            "rounds": rounds}
+
+
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small, "cold-fanout": cold_fanout,
              "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
              "idle-connections": idle_connections, "big-index": big_index,
-             "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario}
+             "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario,
+             "bucket-listing": bucket_listing}
 
 
 def write_random(path, size):
