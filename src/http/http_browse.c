@@ -341,34 +341,35 @@ static enum MHD_Result json_document(struct browse *b)
     return queue_listing(b, r, b->first->fetched);
 }
 
+/* 302 to the folder `path` of bucket `a`. */
+static enum MHD_Result redirect(struct MHD_Connection *c, const struct bucket_auth *a,
+                                const char *path)
+{
+    struct buf loc = {0};
+    struct MHD_Response *r;
+    browse_link(&loc, a, path);
+    r = loc.failed ? NULL : http_error_response("a folder: see %s", loc.data);
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc.data);
+    buf_free(&loc);
+    return http_queue(c, MHD_HTTP_FOUND, r);
+}
+
 /* --- the walk ------------------------------------------------------------------------------- */
 
 static enum MHD_Result answer(struct browse *b)
 {
     const struct s3_page *first = b->first;
-    if (b->mode != FOLDER_CHECK)
-        atomic_fetch_add(&stats.bucket_listings, 1);
-    if (b->mode == FOLDER_CHECK) {
-        char *key = strndup(b->folder, strlen(b->folder) - 1);
-        struct MHD_Response *r;
-        struct buf loc = {0};
-        if (first->empty_prefix || !key) {
-            r = http_error_response("bucket %s has no file or folder '%s'", b->a->bucket->name,
-                                    key ? key : "");
-            free(key);
-            return http_queue(b->conn, MHD_HTTP_NOT_FOUND, r);
-        }
-        free(key);
-        browse_link(&loc, b->a, b->folder);
-        r = loc.failed ? NULL : http_error_response("a folder: see %s", loc.data);
-        if (r)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc.data);
-        buf_free(&loc);
-        return http_queue(b->conn, MHD_HTTP_FOUND, r);
-    }
+    if (b->mode == FOLDER_CHECK)
+        return first->empty_prefix
+                   ? http_send_error(b->conn, MHD_HTTP_NOT_FOUND,
+                                     "bucket %s has no file or folder '%.*s'", b->a->bucket->name,
+                                     (int)strlen(b->folder) - 1, b->folder)
+                   : redirect(b->conn, b->a, b->folder);
     if (first->empty_prefix && b->folder[0])
         return http_send_error(b->conn, MHD_HTTP_NOT_FOUND, "bucket %s has no folder '%s'",
                                b->a->bucket->name, b->folder);
+    atomic_fetch_add(&stats.bucket_listings, 1);
     if (b->mode == LIST_JSON)
         return json_document(b);
     if (b->at < b->want)
@@ -575,16 +576,8 @@ enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const
                                (int)(name_len < 64 ? name_len : 64), path);
     if (strlen(rest) > (size_t)http_cfg->max_url_len)
         return http_send_error(c, MHD_HTTP_URI_TOO_LONG, "key longer than --max-url-length");
-    if (!path[name_len]) { /* the bucket's name alone: its root folder */
-        struct buf loc = {0};
-        struct MHD_Response *r;
-        browse_link(&loc, a, "");
-        r = loc.failed ? NULL : http_error_response("see %s", loc.data);
-        if (r)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc.data);
-        buf_free(&loc);
-        return http_queue(c, MHD_HTTP_FOUND, r);
-    }
+    if (!path[name_len]) /* the bucket's name alone: its root folder */
+        return redirect(c, a, "");
     if (dot_segment(rest))
         return http_send_error(c, MHD_HTTP_BAD_REQUEST,
                                "a path with a '.' or '..' segment is not browsed");
