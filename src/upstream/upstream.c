@@ -350,18 +350,21 @@ static int add_resume_headers(struct transfer *t)
     return add_header(t, range) < 0 || add_header(t, if_range) < 0 ? -1 : 0;
 }
 
-/* Ask only for a version other than the expired one this download revalidates. */
+/* Ask only for a version other than the expired one this download revalidates: by its ETag
+ * when it has one, else by its date. Never both: RFC 9110 has a server ignore If-Modified-Since
+ * beside If-None-Match, but some do not (s3rver), and a file replaced within the second of its
+ * Last-Modified would then be answered 304 and kept in its old version. */
 static int add_conditions(struct transfer *t)
 {
     char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX], line[HEADER_ETAG_MAX + 32];
     if (!store_stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)))
         return 0;
     t->conditional = true;
-    snprintf(line, sizeof(line), "If-None-Match: %s", etag);
-    if (etag[0] && add_header(t, line) < 0)
-        return -1;
-    snprintf(line, sizeof(line), "If-Modified-Since: %s", date);
-    return date[0] && add_header(t, line) < 0 ? -1 : 0;
+    if (etag[0])
+        snprintf(line, sizeof(line), "If-None-Match: %s", etag);
+    else
+        snprintf(line, sizeof(line), "If-Modified-Since: %s", date);
+    return add_header(t, line);
 }
 
 /* S3 requires the body's hash with every SigV4 request (a GET's is the empty string's), and

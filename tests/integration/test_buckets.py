@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -156,3 +157,20 @@ def test_bad_bucket_definitions_stop_arca_with_a_reason(workdir, ini, reason):
     p = subprocess.run([ARCA_BIN, "serve", "--data-dir", workdir, "--bucket", "lab"],
                        capture_output=True, text=True, timeout=10)
     assert p.returncode != 0 and "--bucket: expected NAME=URL" in p.stderr
+
+
+def test_an_object_changed_in_s3_is_fetched_again_after_its_ttl(start_arca, workdir, s3):
+    s3.put("lab", "k/Image", b"version 1" * 1000)
+    arca = with_bucket(start_arca, workdir, s3)
+    path = browse("k/Image") + "?ttl=2s"
+    assert arca.get(path)[2] == b"version 1" * 1000
+    s3.put("lab", "k/Image", b"version 2" * 1000)  # a new ETag
+    assert arca.get(path)[2] == b"version 1" * 1000  # within its ttl: the cached copy
+    assert s3.gets("/lab/k/Image") == (1, 1)
+    time.sleep(2.3)
+    status, headers, body = arca.get(path)
+    assert status == 200 and body == b"version 2" * 1000
+    assert s3.gets("/lab/k/Image") == (2, 2) and s3.bytes_sent["/lab/k/Image"] == 18000
+    time.sleep(2.3)  # unchanged this time: S3 answers the conditional GET with 304, no body
+    assert arca.get(path)[2] == b"version 2" * 1000
+    assert s3.gets("/lab/k/Image") == (3, 3) and s3.bytes_sent["/lab/k/Image"] == 18000
