@@ -242,6 +242,15 @@ int s3_list_get(const struct bucket_auth *a, const char *prefix, const char *tok
     return 0;
 }
 
+struct s3_page *s3_list_take(struct s3_wait *w)
+{
+    pthread_mutex_lock(&cache.lock);
+    struct s3_page *p = w->page;
+    w->page = NULL;
+    pthread_mutex_unlock(&cache.lock);
+    return p;
+}
+
 void s3_list_unwait(struct s3_wait *w)
 {
     pthread_mutex_lock(&cache.lock);

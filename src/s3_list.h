@@ -33,6 +33,8 @@ struct s3_wait {
  * memory or stopping; nothing waits. */
 int s3_list_get(const struct bucket_auth *a, const char *prefix, const char *token,
                 struct s3_page **page, struct s3_wait *w);
+/* After a wake: the page waited for (the caller's reference), or NULL when it has not come. */
+struct s3_page *s3_list_take(struct s3_wait *w);
 /* Stop waiting (the request went away); its page, if one came meanwhile, is released. */
 void s3_list_unwait(struct s3_wait *w);
 void s3_list_put(struct s3_page *p);

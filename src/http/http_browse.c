@@ -98,13 +98,13 @@ static void set_page(struct browse *b, struct s3_page *p)
 /* After a wait: whether its page has come (false: still suspended, nothing to do yet). */
 static bool take_woken(struct browse *b)
 {
+    struct s3_page *p;
     if (!b->waiting)
         return true;
-    if (!b->w.page)
+    if (!(p = s3_list_take(&b->w)))
         return false;
     b->waiting = false;
-    set_page(b, b->w.page);
-    b->w.page = NULL;
+    set_page(b, p);
     return true;
 }
 

@@ -173,7 +173,9 @@ static enum MHD_Result help_page(struct MHD_Connection *c)
                 "<code>/metrics</code></li>"
                 "<li><code>GET /api/v1/resources/?state=&amp;page=&amp;order=</code></li>"
                 "<li><code>POST /api/v1/prefetch/</code>, <code>DELETE "
-                "/api/v1/resources/?url=</code> (admin token)</li></ul>");
+                "/api/v1/resources/?url=</code> (admin token)</li>"
+                "<li><code>GET /browse/NAME/[FOLDER/][?page=N|?export=json]</code>, "
+                "<code>GET /browse/NAME/KEY</code> (S3 buckets, when configured)</li></ul>");
     url_rule(&b);
     buf_add(&b, "</div>");
     return page_end(c, &b, MHD_HTTP_OK);
