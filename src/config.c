@@ -436,6 +436,8 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         return add_net(cfg->ui_nets, &cfg->n_ui_nets, name, v, err);
     if (!strcmp(name, "upstream-allow"))
         return add_net(cfg->upstream_allow, &cfg->n_upstream_allow, name, v, err);
+    if (!strcmp(name, "trusted-proxy"))
+        return add_net(cfg->trusted_proxies, &cfg->n_trusted_proxies, name, v, err);
     if (!strcmp(name, "ca-file")) {
         if (access(v, R_OK) != 0) {
             snprintf(err, CONFIG_ERR_LEN, "--ca-file: cannot read '%s'", v);
@@ -562,6 +564,8 @@ void config_print_help(void)
         "  --default-ttl TTL      time objects are kept, <int>d|h|m|s (default 10d)\n"
         "  --allow-network CIDR   clients allowed to fetch (repeatable; default all)\n"
         "  --ui-network CIDR      also allowed to see the listings of URLs (repeatable)\n"
+        "  --trusted-proxy CIDR   a load balancer whose X-Forwarded-For names the client\n"
+        "                         (repeatable; docs/CLUSTER.md)\n"
         "  --upstream-allow CIDR  upstream networks allowed despite the SSRF policy (repeatable)\n"
         "  --ca-file PATH         extra CA bundle for upstream TLS, on top of the system store\n"
         "  --shutdown-file PATH   while this file exists, health answers 503\n"

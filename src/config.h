@@ -68,6 +68,9 @@ struct config {
     int n_ui_nets;
     struct cidr upstream_allow[CONFIG_MAX_NETS];
     int n_upstream_allow;
+    /* --trusted-proxy: connections from there name their client in X-Forwarded-For */
+    struct cidr trusted_proxies[CONFIG_MAX_NETS];
+    int n_trusted_proxies;
     char ca_file[1024];       /* "" = system store only */
     char shutdown_file[1024]; /* "" = none */
     int64_t stall_timeout;    /* seconds without a byte from upstream before an attempt fails */

@@ -89,6 +89,73 @@ bool policy_client_allowed(const struct sockaddr *client)
     return allowed;
 }
 
+bool policy_trusted_proxy(const struct sockaddr *peer)
+{
+    uint8_t a[16];
+    return cfg->n_trusted_proxies > 0 && addr_to_v6(peer, a) == 0 &&
+           in_list(cfg->trusted_proxies, cfg->n_trusted_proxies, a);
+}
+
+/* One entry of an X-Forwarded-For list: an IPv4 or IPv6 address, maybe bracketed, maybe with
+ * a port (HAProxy writes neither, others do). */
+static bool forwarded_addr(const char *s, size_t len, struct sockaddr_storage *out)
+{
+    char buf[64];
+    while (len && (*s == ' ' || *s == '\t'))
+        s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (!len || len >= sizeof(buf))
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *host = buf, *end;
+    if (host[0] == '[' && (end = strchr(host, ']'))) { /* [v6] or [v6]:port */
+        *end = '\0';
+        host++;
+    } else if ((end = strchr(host, ':')) && !strchr(end + 1, ':')) { /* v4:port */
+        *end = '\0';
+    }
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
+const struct sockaddr *policy_forwarded_client(const struct sockaddr *peer, const char *const *xff,
+                                               int n, struct sockaddr_storage *out)
+{
+    bool found = false;
+    if (!policy_trusted_proxy(peer))
+        return peer;
+    /* Right to left: the last header is the one our proxy appended (or extended). */
+    for (int h = n - 1; h >= 0; h--) {
+        const char *list = xff[h];
+        for (size_t end = strlen(list); end > 0;) {
+            size_t start = end;
+            while (start > 0 && list[start - 1] != ',')
+                start--;
+            struct sockaddr_storage a;
+            if (!forwarded_addr(list + start, end - start, &a))
+                return found ? (const struct sockaddr *)out : peer; /* a forged or bad entry */
+            *out = a;
+            found = true;
+            if (!policy_trusted_proxy((const struct sockaddr *)&a))
+                return (const struct sockaddr *)out;
+            end = start > 0 ? start - 1 : 0;
+        }
+    }
+    return found ? (const struct sockaddr *)out : peer;
+}
+
 bool policy_ui_allowed(const struct sockaddr *client)
 {
     uint8_t a[16];

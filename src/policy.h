@@ -25,6 +25,15 @@ bool policy_client_allowed(const struct sockaddr *client);
  * inside one of the --ui-network networks. */
 bool policy_ui_allowed(const struct sockaddr *client);
 
+/* Whether `peer` is a --trusted-proxy. */
+bool policy_trusted_proxy(const struct sockaddr *peer);
+/* The client of a request from `peer` whose X-Forwarded-For headers, in order, are `xff` (n of
+ * them): `peer` itself unless it is a trusted proxy; then the rightmost address of the chain
+ * that is not a trusted proxy (the one the last trusted proxy saw), the leftmost when all are,
+ * and `peer` when the chain holds nothing usable. The client's address goes into `out`. */
+const struct sockaddr *policy_forwarded_client(const struct sockaddr *peer, const char *const *xff,
+                                               int n, struct sockaddr_storage *out);
+
 /* Replace the client networks (n == 0: every client may fetch). */
 void policy_set_clients(const struct cidr *nets, int n);
 /* Copy the client networks (at most CONFIG_MAX_NETS); returns how many. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,11 +132,47 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, c
     return http_queue(c, status, r);
 }
 
-bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret)
+/* X-Forwarded-For headers, in order (a client may send its own before the proxy's). */
+struct xff {
+    const char *v[16];
+    int n;
+};
+
+static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct xff *x = cls;
+    (void)kind;
+    if (value && !strcasecmp(key, "X-Forwarded-For") && x->n < 16)
+        x->v[x->n++] = value;
+    return MHD_YES;
+}
+
+const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_storage *buf)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && policy_ui_allowed(ci->client_addr))
+    struct xff x = {.n = 0};
+    if (!ci)
+        return NULL;
+    if (!policy_trusted_proxy(ci->client_addr))
+        return ci->client_addr; /* the common case: no header is looked at */
+    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_xff, &x);
+    return policy_forwarded_client(ci->client_addr, x.v, x.n, buf);
+}
+
+bool http_client_allowed(struct MHD_Connection *c)
+{
+    struct sockaddr_storage buf;
+    const struct sockaddr *client = http_client(c, &buf);
+    return client && policy_client_allowed(client);
+}
+
+bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    struct sockaddr_storage buf;
+    const struct sockaddr *client = http_client(c, &buf);
+    if (client && policy_ui_allowed(client))
         return true;
     *ret = http_send_error(c, MHD_HTTP_FORBIDDEN,
                            "client address not allowed to see cached URLs (--allow-network, "
@@ -298,7 +335,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *reason;
         req->seen = true;
         note_request(c, req, method, version);
-        limits_request_begins(c);
+        limits_request_begins(c, http_client(c, &req->client));
         /* libmicrohttpd 0.9.75 closes the connection (no keep-alive) when a response is queued
          * on the first call of a request, before it counts the request as received. So the
          * first call only checks the limits, and routing happens on the second. */
@@ -321,10 +358,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return ret;
 }
 
-static void log_request(struct MHD_Connection *c, const struct request *req, const char *cache)
+static void log_request(struct MHD_Connection *c, struct request *req, const char *cache)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     struct access_entry e = {.when = req->when,
                              .method = req->method[0] ? req->method : "-",
                              .uri = req->uri,
@@ -335,7 +370,7 @@ static void log_request(struct MHD_Connection *c, const struct request *req, con
                              .agent = req->agent,
                              .cache = cache,
                              .seconds = (double)(monotonic_us() - req->start_us) / 1e6};
-    e.client = ci ? ci->client_addr : NULL;
+    e.client = http_client(c, &req->client);
     access_log_write(&e);
 }
 

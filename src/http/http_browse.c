@@ -553,15 +553,13 @@ enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const
     size_t name_len = strcspn(path, "/");
     const struct bucket_auth *a;
     const char *rest = path + name_len + (path[name_len] == '/');
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char *url;
 
     if (req->browse)
         return advance(req->browse);
     if (req->route)
         return http_fetch_object(c, req, NULL, NULL, head);
-    if (!ci || !policy_client_allowed(ci->client_addr))
+    if (!http_client_allowed(c))
         return http_send_error(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
     req->is_fetch = path[name_len] == '/' && rest[0] && rest[strlen(rest) - 1] != '/';
     if (!path[0]) {

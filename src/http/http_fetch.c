@@ -558,8 +558,6 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
 static int check_request(struct MHD_Connection *c, const struct request *req, struct fetch_req *r,
                          int64_t *ttl, enum MHD_Result *ret)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const char *query = strchr(req->uri, '?'), *why;
     struct fetch_params p;
     int status;
@@ -568,7 +566,7 @@ static int check_request(struct MHD_Connection *c, const struct request *req, st
     p.url_size = URL_BUF_SIZE(strlen(query));
     p.url = r->url = malloc(p.url_size);
     *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
-    if (!ci || !policy_client_allowed(ci->client_addr))
+    if (!http_client_allowed(c))
         *ret = refuse(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
     else if (!r->url)
         *ret = refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
@@ -837,10 +835,8 @@ static int browse_params(struct fetch_req *r, enum MHD_Result *ret)
 {
     const char *ttl = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ttl");
     const char *sha = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "sha256");
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     r->ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
-    if (!ci || !policy_client_allowed(ci->client_addr))
+    if (!http_client_allowed(r->conn))
         *ret = refuse(r->conn, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
     else if (ttl && parse_ttl(ttl, &r->ttl) < 0)
         *ret = refuse(r->conn, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* Largest request body taken (a prefetch list); beyond, 413. */
@@ -19,16 +20,17 @@
 
 /* One request, from its request line (on_uri) to its completion; its req_cls. */
 struct request {
-    int64_t start_us;    /* monotonic */
-    time_t when;         /* wall clock, for the access log */
-    unsigned int status; /* of the response queued; 0 while none */
-    int64_t bytes;       /* body bytes handed to the connection */
-    bool seen;           /* the first call (headers in) is done */
-    bool is_fetch;       /* /api/v1/fetch: the access log gives its cache result */
-    bool body_too_big;   /* a POST body beyond ADMIN_BODY_MAX */
-    void *route;         /* http_fetch's own state, NULL until it has some */
-    void *browse;        /* http_browse's listing state, NULL until it has some */
-    struct buf body;     /* a POST body */
+    int64_t start_us;               /* monotonic */
+    time_t when;                    /* wall clock, for the access log */
+    unsigned int status;            /* of the response queued; 0 while none */
+    int64_t bytes;                  /* body bytes handed to the connection */
+    bool seen;                      /* the first call (headers in) is done */
+    bool is_fetch;                  /* /api/v1/fetch: the access log gives its cache result */
+    bool body_too_big;              /* a POST body beyond ADMIN_BODY_MAX */
+    void *route;                    /* http_fetch's own state, NULL until it has some */
+    void *browse;                   /* http_browse's listing state, NULL until it has some */
+    struct buf body;                /* a POST body */
+    struct sockaddr_storage client; /* room for http_client()'s answer */
     char method[16];
     char version[16];
     char *referer, *agent; /* only while the access log is on */
@@ -87,6 +89,12 @@ enum MHD_Result http_status(struct MHD_Connection *c);
 enum MHD_Result http_metrics(struct MHD_Connection *c);
 /* GET /api/v1/resources/?state=&page=&order= (KissCache's states and orders). */
 enum MHD_Result http_resources_json(struct MHD_Connection *c);
+
+/* The request's client: the connection's peer, or behind a --trusted-proxy the address its
+ * X-Forwarded-For names (policy_forwarded_client); `buf` may hold it. */
+const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_storage *buf);
+/* Whether that client may fetch (--allow-network). */
+bool http_client_allowed(struct MHD_Connection *c);
 
 /* Whether the client may see listings of cached URLs (policy_ui_allowed); if not, a 403 is
  * queued into *ret. */

@@ -1,4 +1,5 @@
 #include "http_limits.h"
+#include "policy.h"
 #include "clock.h"
 #include "log.h"
 #include "parse.h"
@@ -22,6 +23,9 @@ struct conn_track {
     uint8_t addr[16];
     _Atomic int64_t deadline_ms; /* headers due by then; 0 while a request is being served */
     bool over_ip, over_total;
+    /* From a --trusted-proxy: the connection carries many clients' requests in turn, so it
+     * counts for the client of the request it serves (X-Forwarded-For), and only meanwhile. */
+    bool proxied, serving;
     struct conn_track *prev, *next;
 };
 
@@ -47,7 +51,7 @@ static int same_address(const uint8_t addr[16])
 {
     int n = 0;
     for (struct conn_track *t = lim.head; t; t = t->next)
-        n += memcmp(t->addr, addr, 16) == 0;
+        n += (!t->proxied || t->serving) && memcmp(t->addr, addr, 16) == 0;
     return n;
 }
 
@@ -64,10 +68,11 @@ void limits_conn_open(struct MHD_Connection *c, void **socket_ctx)
     t->fd = fd ? fd->connect_fd : -1;
     if (ai)
         addr_to_v6(ai->client_addr, t->addr);
+    t->proxied = ai && policy_trusted_proxy(ai->client_addr);
     atomic_init(&t->deadline_ms, monotonic_ms() + lim.cfg->header_timeout * 1000);
     pthread_mutex_lock(&lim.lock);
     t->over_total = lim.count >= lim.cfg->max_connections;
-    t->over_ip = same_address(t->addr) >= lim.cfg->max_connections_per_ip;
+    t->over_ip = !t->proxied && same_address(t->addr) >= lim.cfg->max_connections_per_ip;
     t->next = lim.head;
     if (lim.head)
         lim.head->prev = t;
@@ -100,14 +105,30 @@ static void set_deadline(struct MHD_Connection *c, int64_t deadline_ms)
         atomic_store(&t->deadline_ms, deadline_ms);
 }
 
-void limits_request_begins(struct MHD_Connection *c)
+void limits_request_begins(struct MHD_Connection *c, const struct sockaddr *client)
 {
+    struct conn_track *t = track_of(c);
     set_deadline(c, 0);
+    if (!t || !t->proxied)
+        return;
+    pthread_mutex_lock(&lim.lock);
+    t->serving = false;
+    if (addr_to_v6(client, t->addr) == 0) {
+        t->over_ip = same_address(t->addr) >= lim.cfg->max_connections_per_ip;
+        t->serving = true;
+    }
+    pthread_mutex_unlock(&lim.lock);
 }
 
 void limits_request_ends(struct MHD_Connection *c)
 {
+    struct conn_track *t = track_of(c);
     set_deadline(c, monotonic_ms() + lim.cfg->idle_timeout * 1000);
+    if (t && t->proxied) {
+        pthread_mutex_lock(&lim.lock);
+        t->serving = false;
+        pthread_mutex_unlock(&lim.lock);
+    }
 }
 
 unsigned int limits_refusal(struct MHD_Connection *c, const char **reason)

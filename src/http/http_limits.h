@@ -5,6 +5,8 @@
  *
  * Contract: the conn_* and limits_refusal functions are called from libmicrohttpd's pool threads
  * (its connection and request notifications); one mutex guards the list of open connections.
+ * Behind a --trusted-proxy, "connections per address" are the requests being served for that
+ * client address (X-Forwarded-For) on the proxy's connections.
  * A connection over a count limit is still accepted, so that its first request can be told why
  * (status, one-line reason, Connection: close); libmicrohttpd's own caps, set a little above
  * ours, close connections beyond that silently. A watchdog thread shuts down the socket of a
@@ -24,8 +26,10 @@ void limits_stop(void);
 
 void limits_conn_open(struct MHD_Connection *c, void **socket_ctx);
 void limits_conn_close(void *socket_ctx);
-/* A request's headers are in: no deadline while it is served. */
-void limits_request_begins(struct MHD_Connection *c);
+/* A request's headers are in: no deadline while it is served. `client` is the request's client
+ * (http_client): on a connection from a --trusted-proxy, the per-address limit counts the
+ * requests being served for that client, since the proxy's connections carry anyone's. */
+void limits_request_begins(struct MHD_Connection *c, const struct sockaddr *client);
 /* A response is done: the next request's headers are due within the idle timeout. */
 void limits_request_ends(struct MHD_Connection *c);
 

@@ -143,15 +143,15 @@ static void net_list(struct buf *b, const struct cidr *nets, int n, const char *
 
 static enum MHD_Result help_page(struct MHD_Connection *c)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    bool allowed = ci && policy_client_allowed(ci->client_addr);
+    struct sockaddr_storage addr;
+    const struct sockaddr *client = http_client(c, &addr);
+    bool allowed = client && policy_client_allowed(client);
     struct cidr nets[CONFIG_MAX_NETS];
     int n = policy_clients(nets);
     struct buf b = {0};
     char ip[64];
 
-    format_sockaddr(ci ? ci->client_addr : NULL, ip, sizeof(ip));
+    format_sockaddr(client, ip, sizeof(ip));
     http_page_begin(&b, "Help", "/help/");
     buf_addf(&b,
              "<h1>Help</h1><div class=\"card\"><h2>You</h2><p>Your address: <code id=\"ip\">%s"

@@ -104,6 +104,43 @@ static void client_allow_list(void **state)
     assert_true(policy_client_allowed((struct sockaddr *)&d));
 }
 
+/* The client a request from `peer` names in X-Forwarded-For, as text ("peer" when it is peer). */
+static const char *forwarded(const char *peer, const char *const *xff, int n)
+{
+    static char out[64];
+    struct sockaddr_storage p = addr(peer, 5000), buf;
+    const struct sockaddr *c = policy_forwarded_client((struct sockaddr *)&p, xff, n, &buf);
+    if (c == (struct sockaddr *)&p)
+        return "peer";
+    if (c->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)c)->sin_addr, out, sizeof(out));
+    else
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)c)->sin6_addr, out, sizeof(out));
+    return out;
+}
+
+static void trusted_proxies_name_the_client(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    const char *haproxy[] = {"10.1.1.1"};
+    const char *forged[] = {"10.6.6.6", "10.1.1.1"}; /* the client's own line, then the proxy's */
+    const char *chain[] = {"10.6.6.6, 10.1.1.1, 192.168.0.2"};
+    const char *bad[] = {"10.1.1.1, not-an-address"};
+    const char *ported[] = {"[fd00::7]:4711", "10.2.2.2:80"};
+    assert_string_equal(forwarded("192.168.0.1", haproxy, 1), "peer"); /* none configured */
+    config_set(&cfg, "trusted-proxy", "192.168.0.0/30", err);
+    policy_init(&cfg);
+    assert_string_equal(forwarded("192.168.0.1", haproxy, 1), "10.1.1.1");
+    assert_string_equal(forwarded("192.168.0.9", haproxy, 1), "peer"); /* not trusted */
+    assert_string_equal(forwarded("192.168.0.1", forged, 2), "10.1.1.1");
+    assert_string_equal(forwarded("192.168.0.1", chain, 1), "10.1.1.1"); /* a trusted hop */
+    assert_string_equal(forwarded("192.168.0.1", bad, 1), "peer");
+    assert_string_equal(forwarded("192.168.0.1", ported, 2), "10.2.2.2");
+    assert_string_equal(forwarded("192.168.0.1", ported, 1), "fd00::7");
+    assert_string_equal(forwarded("192.168.0.1", NULL, 0), "peer");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +148,7 @@ int main(void)
         cmocka_unit_test_setup(public_addresses_allowed, setup),
         cmocka_unit_test_setup(upstream_allow_lifts_the_refusal_but_not_for_arca_itself, setup),
         cmocka_unit_test_setup(client_allow_list, setup),
+        cmocka_unit_test_setup(trusted_proxies_name_the_client, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
