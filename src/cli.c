@@ -13,16 +13,20 @@
 
 #define DEFAULT_SERVER "http://127.0.0.1:8001"
 
+#define MAX_SERVERS 64
+
 struct cli_args {
     const char *server, *token_file, *ttl, *config;
     const char *urls[256];
     int n_urls;
+    const char *servers[MAX_SERVERS]; /* every --server given (cluster-status) */
+    int n_servers;
 };
 
 bool cli_is_command(const char *name)
 {
     return !strcmp(name, "status") || !strcmp(name, "prefetch") || !strcmp(name, "purge") ||
-           !strcmp(name, "check-config");
+           !strcmp(name, "check-config") || !strcmp(name, "cluster-status");
 }
 
 static int usage(const char *why)
@@ -46,6 +50,12 @@ static int parse_args(int argc, char **argv, struct cli_args *a)
                 return -1;
             }
             *slot = argv[++i];
+            if (slot == &a->server && a->n_servers == MAX_SERVERS) {
+                fprintf(stderr, "arca: at most %d --server\n", MAX_SERVERS);
+                return -1;
+            }
+            if (slot == &a->server)
+                a->servers[a->n_servers++] = a->server;
         } else if (!strncmp(argv[i], "--", 2) || a->n_urls == 256) {
             fprintf(stderr, "arca: unexpected argument '%s'\n", argv[i]);
             return -1;
@@ -62,9 +72,10 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* One request to the server; the body lands in *body. Returns the status, or -1 (printed). */
-static long request(const struct cli_args *a, const char *method, const char *path,
-                    const char *payload, const char *token, struct buf *body)
+/* One request to `server`; the body lands in *body. Returns the status, or -1 with curl's
+ * reason in `why` (NULL: printed). */
+static long ask(const char *server, const char *method, const char *path, const char *payload,
+                const char *token, struct buf *body, char *why, size_t whylen)
 {
     char url[4096], auth[600];
     struct curl_slist *headers = NULL;
@@ -74,7 +85,7 @@ static long request(const struct cli_args *a, const char *method, const char *pa
 
     if (!easy)
         return -1;
-    snprintf(url, sizeof(url), "%s%s", a->server, path);
+    snprintf(url, sizeof(url), "%s%s", server, path);
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect);
@@ -91,13 +102,21 @@ static long request(const struct cli_args *a, const char *method, const char *pa
     }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     rc = curl_easy_perform(easy);
-    if (rc != CURLE_OK)
-        fprintf(stderr, "arca: %s: %s\n", a->server, curl_easy_strerror(rc));
+    if (rc != CURLE_OK && why)
+        snprintf(why, whylen, "%s", curl_easy_strerror(rc));
+    else if (rc != CURLE_OK)
+        fprintf(stderr, "arca: %s: %s\n", server, curl_easy_strerror(rc));
     else
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
     curl_easy_cleanup(easy);
     return status;
+}
+
+static long request(const struct cli_args *a, const char *method, const char *path,
+                    const char *payload, const char *token, struct buf *body)
+{
+    return ask(a->server, method, path, payload, token, body, NULL, 0);
 }
 
 /* The server's one-line reason for a refusal. */
@@ -150,6 +169,84 @@ static int cmd_status(const struct cli_args *a)
     }
     buf_free(&body);
     return rc;
+}
+
+/* One node of the cluster, as its health and status endpoints answer. */
+struct node {
+    const char *state; /* up, draining (health 503: its shutdown file exists), down */
+    char why[160];     /* down: why */
+    int64_t usage, quota, objects, downloading, served, downloaded;
+};
+
+static void ask_node(const char *server, struct node *n)
+{
+    struct buf body = {0};
+    json_t *s = NULL;
+    long health = ask(server, "GET", "/api/v1/health/", NULL, NULL, &body, n->why, sizeof(n->why));
+    n->state = health == 200 ? "up" : health == 503 ? "draining" : "down";
+    if (health > 0 && health != 200 && health != 503)
+        snprintf(n->why, sizeof(n->why), "health answered %ld", health);
+    body.len = 0;
+    if (health > 0 &&
+        ask(server, "GET", "/api/v1/status/", NULL, NULL, &body, n->why, sizeof(n->why)) == 200 &&
+        (s = json_loadb(body.data, body.len, 0, NULL))) {
+        n->usage = get_int(s, "disk_usage");
+        n->quota = get_int(s, "disk_quota");
+        n->objects = get_int(s, "resources_successes");
+        n->downloading = get_int(s, "resources_downloading");
+        n->served = get_int(s, "statistics_upload");
+        n->downloaded = get_int(s, "statistics_download");
+        json_decref(s);
+    } else if (health > 0) {
+        n->state = "down";
+        snprintf(n->why, sizeof(n->why), "no status");
+    }
+    buf_free(&body);
+}
+
+static void print_node(const char *name, const struct node *n)
+{
+    char used[32], quota[32], served[32], down[32];
+    format_bytes((double)n->usage, used, sizeof(used));
+    format_bytes((double)n->quota, quota, sizeof(quota));
+    format_bytes((double)n->served, served, sizeof(served));
+    format_bytes((double)n->downloaded, down, sizeof(down));
+    if (!strcmp(n->state, "down") && n->why[0]) {
+        printf("%-32s %-8s %s\n", name, n->state, n->why);
+        return;
+    }
+    printf("%-32s %-8s %10s %10s %4.0f %% %9lld %11lld %10s %10s\n", name, n->state, used, quota,
+           n->quota ? 100.0 * (double)n->usage / (double)n->quota : 0.0, (long long)n->objects,
+           (long long)n->downloading, served, down);
+}
+
+/* Every node's state and figures, then the cluster's totals; 1 when a node is down. */
+static int cmd_cluster_status(const struct cli_args *a)
+{
+    struct node total = {.state = ""}, n;
+    int up = 0;
+    const char *one[1] = {DEFAULT_SERVER};
+    const char *const *servers = a->n_servers ? a->servers : one;
+    int count = a->n_servers ? a->n_servers : 1;
+    printf("%-32s %-8s %10s %10s %6s %9s %11s %10s %10s\n", "node", "state", "disk", "quota",
+           "used", "objects", "downloading", "served", "downloaded");
+    for (int i = 0; i < count; i++) {
+        memset(&n, 0, sizeof(n));
+        ask_node(servers[i], &n);
+        print_node(servers[i], &n);
+        up += strcmp(n.state, "down") != 0;
+        total.usage += n.usage;
+        total.quota += n.quota;
+        total.objects += n.objects;
+        total.downloading += n.downloading;
+        total.served += n.served;
+        total.downloaded += n.downloaded;
+    }
+    char label[32];
+    snprintf(label, sizeof(label), "%d/%d", up, count);
+    total.state = label;
+    print_node("total", &total);
+    return up == count ? 0 : 1;
 }
 
 /* The token: the file's first line, trimmed; else $ARCA_ADMIN_TOKEN. */
@@ -271,9 +368,10 @@ int cli_main(int argc, char **argv)
     if (a.config)
         return usage("--config is for arca serve and arca check-config");
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = !strcmp(argv[1], "status")     ? cmd_status(&a)
-         : !strcmp(argv[1], "prefetch") ? cmd_prefetch(&a)
-                                        : cmd_purge(&a);
+    rc = !strcmp(argv[1], "status")           ? cmd_status(&a)
+         : !strcmp(argv[1], "cluster-status") ? cmd_cluster_status(&a)
+         : !strcmp(argv[1], "prefetch")       ? cmd_prefetch(&a)
+                                              : cmd_purge(&a);
     curl_global_cleanup();
     return rc;
 }

@@ -1,6 +1,7 @@
 /*
- * cli.h — the client commands: status, prefetch, purge (against a running arca, --server URL)
- * and check-config (a config file, offline).
+ * cli.h — the client commands: status, prefetch, purge (against a running arca, --server URL),
+ * cluster-status (against several, --server URL each: docs/CLUSTER.md) and check-config (a
+ * config file, offline).
  *
  * Contract: runs in its own process before anything else; prints results on stdout, one-line
  * errors on stderr; returns the exit code: 0 done, 1 refused or failed, 2 bad usage.

@@ -552,6 +552,7 @@ void config_print_help(void)
     puts(
         "usage: arca serve [OPTIONS]\n"
         "       arca status [--server URL]\n"
+        "       arca cluster-status --server URL [--server URL ...]\n"
         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL] URL...\n"
         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
         "       arca check-config --config FILE\n"

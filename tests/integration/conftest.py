@@ -252,8 +252,9 @@ class Arca:
         self.port = None
         self.log_path = os.path.join(workdir, "arca.log")
 
-    def start(self):
-        self.port = free_port(self.host)
+    def start(self, keep_port=False):
+        """keep_port: come back on the port it had (a cluster node, known to HAProxy)."""
+        self.port = self.port if keep_port and self.port else free_port(self.host)
         self.log = open(self.log_path, "ab")
         listen = f"[{self.host}]" if ":" in self.host else self.host
         cmd = [ARCA_BIN, "serve", "--listen", f"{listen}:{self.port}",
