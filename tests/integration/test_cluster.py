@@ -246,3 +246,30 @@ def test_client_addresses_behind_the_proxy(cluster, origin, workdir):
             logs += [line.split(" ", 1)[0] for line in f if "/api/v1/fetch/" in line]
     # the client's address, never the proxy's own (127.0.0.1)
     assert sorted(logs) == ["127.0.0.5"] + ["127.0.0.6"] * 5
+
+
+def test_cluster_status_shows_every_node_and_the_totals(cluster, origin):
+    import subprocess
+    from conftest import ARCA_BIN
+    proxy, nodes = cluster()
+    objs = add_objects(origin, 30)
+    run_clients(proxy, list(objs), objs, clients=1)
+    open(nodes[1].drain_file, "w").close()
+    dead_port = nodes[2].port
+    nodes[2].stop(signal.SIGKILL)
+    servers = [f"http://127.0.0.1:{n.port or dead_port}" for n in nodes]
+    p = subprocess.run([ARCA_BIN, "cluster-status", *sum((["--server", s] for s in servers), [])],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr  # a node is down
+    rows = {line.split()[0]: line.split() for line in p.stdout.splitlines()[1:]}
+    assert rows[servers[0]][1] == "up" and rows[servers[1]][1] == "draining"
+    assert rows[servers[2]][1] == "down" and "Couldn't connect" in p.stdout
+    import re
+
+    def objects_of(name):  # the column after the disk's percentage
+        line = next(l for l in p.stdout.splitlines() if l.startswith(name + " "))
+        return int(re.search(r"\d+ %\s+(\d+)\s+\d+", line).group(1))
+
+    objects = [objects_of(s) for s in servers[:2]]
+    assert rows["total"][1] == "2/3" and objects_of("total") == sum(objects)
+    assert sum(objects) == len(on_node(nodes[0])) + len(on_node(nodes[1]))
