@@ -46,7 +46,9 @@ SIZES = {
                                  ("modules.tar.xz", 64 * MiB), ("rootfs.ext4", 256 * MiB)],
                           jobs=12, ttl=4, rate="100m", confirm_samples=200),
                  # bucket-listing: one folder of that many objects in the suite's S3 (s3rver)
-                 listing=dict(objects=10_000, warm_samples=5)),
+                 listing=dict(objects=10_000, warm_samples=5),
+                 # cluster: URLs of 64 KiB through HAProxy to three nodes
+                 cluster=dict(urls=3000, size=64 << 10, clients=8, seconds=10)),
     "smoke": dict(rounds=2, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
@@ -59,7 +61,8 @@ SIZES = {
                   # every connection once (seen once on a CI machine, cause unknown) gets one
                   # more try there, with the failure printed
                   idle_retries=1,
-                  listing=dict(objects=1200, warm_samples=2, rounds=1)),
+                  listing=dict(objects=1200, warm_samples=2, rounds=1),
+                  cluster=dict(urls=150, size=4096, clients=4, seconds=1, rounds=1)),
 }
 
 
@@ -944,11 +947,141 @@ def bucket_listing(work, cfg, www):
             "rounds": rounds}
 
 
+class HAProxyLB(Server):
+    """Debian's HAProxy with contrib/haproxy/haproxy.cfg, only its addresses changed."""
+    name = "haproxy"
+
+    def __init__(self, work, nodes):
+        super().__init__(work)
+        self.sock = os.path.join(work, "haproxy.sock")
+        with open(os.path.join(ROOT, "contrib", "haproxy", "haproxy.cfg")) as f:
+            text = f.read()
+        servers = "".join(f"    server node{i + 1} 127.0.0.1:{n.port}\n" for i, n in enumerate(nodes))
+        text = re.sub(r"(    server node\d+ \S+\n)+", servers, text)
+        text = text.replace("log /dev/log local0", "log stdout format raw local0")
+        text = text.replace("stats socket /run/haproxy/admin.sock", f"stats socket {self.sock}")
+        text = text.replace("bind :8001", f"bind 127.0.0.1:{self.port}")
+        text = text.replace("bind 127.0.0.1:8404", f"bind 127.0.0.1:{free_port()}")
+        text = text.replace("option httplog", "option dontlog-normal")  # no log per request
+        cfg = os.path.join(work, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(text)
+        self.spawn(["haproxy", "-db", "-f", cfg], open(os.path.join(work, "haproxy.log"), "w"))
+        deadline = time.monotonic() + 15
+        while set(self.states().values()) != {"UP"} or len(self.states()) != len(nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError("haproxy: nodes not up")
+            time.sleep(0.1)
+
+    def states(self):
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(self.sock)
+            s.sendall(b"show stat\n")
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+            s.close()
+        except OSError:
+            return {}
+        import csv
+        import io
+        rows = csv.DictReader(io.StringIO(out.decode().lstrip("# ")))
+        return {r["svname"]: r["status"] for r in rows
+                if r["pxname"] == "arca" and r["svname"].startswith("node")}
+
+    def url(self, origin, path):
+        return f"http://127.0.0.1:{self.port}/api/v1/fetch/?url=http://127.0.0.1:{origin.port}{path}"
+
+
+def fetch_many(base_urls, clients):
+    """Every URL once, `clients` at a time; fails loudly on an error."""
+    import concurrent.futures
+
+    def one(u):
+        with urllib.request.urlopen(u, timeout=120) as r:
+            r.read()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, base_urls))
+
+
+def holds(node, path):
+    """Whether `node` has `path` complete (its most recently used objects come first)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.port}/api/v1/resources/"
+                                "?state=successes") as r:
+        return any(x["url"].endswith(path) for x in json.loads(r.read())["resources"])
+
+
+def cluster_scenario(work, cfg, www):
+    """Three arca nodes behind HAProxy (contrib/haproxy/haproxy.cfg): origin requests per URL,
+    the share of URLs fetched again after kill -9 of a node and the time HAProxy took to notice,
+    and warm hits through HAProxy against one node directly."""
+    cc = cfg["cluster"]
+    paths = [f"/c/{i:05d}" for i in range(cc["urls"])]
+    os.makedirs(os.path.join(www, "c"), exist_ok=True)
+    for p in paths:
+        write_random(os.path.join(www, p.lstrip("/")), cc["size"])
+    write_random(os.path.join(www, "small"), 4096)
+    rounds = {}
+    for r in range(cc.get("rounds", cfg["rounds"])):
+        origin = Nginx(work, f"origin-{r}", www=www)
+        nodes = [Arca(work, name=f"node{i}-{r}", extra=("--trusted-proxy", "127.0.0.1/32"))
+                 for i in range(3)]
+        lb = None
+        try:
+            os.makedirs(os.path.join(work, f"lb{r}"))
+            lb = HAProxyLB(os.path.join(work, f"lb{r}"), nodes)
+            urls = [lb.url(origin, p) for p in paths]
+            start = origin.requests()  # the start-up probe's
+            fetch_many(urls + urls, cc["clients"])
+            per_url = (origin.requests() - start) / len(paths)
+            victim = nodes[1]
+            before = origin.requests()
+            os.killpg(victim.proc.pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            while lb.states().get("node2") != "DOWN":
+                time.sleep(0.02)
+            notice = time.monotonic() - t0
+            fetch_many(urls, cc["clients"])
+            share = (origin.requests() - before) / len(paths)
+            victim.start()  # its old port: HAProxy knows it by that
+            while lb.states().get("node2") != "UP":
+                time.sleep(0.05)
+            rps = {}
+            fetch_all(lb.url(origin, "/small"), 4096)
+            owner = next(n for n in nodes if holds(n, "/small"))
+            for name, url in (("via-haproxy", lb.url(origin, "/small")),
+                              ("one-node-direct", owner.url(origin, "/small"))):
+                fetch_all(url, 4096)
+                out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cc['seconds']}s", "--latency", url],
+                                     capture_output=True, text=True, check=True).stdout
+                rps[name] = parse_wrk(out)[0]
+            rounds.setdefault("cluster-via-haproxy", []).append(
+                {"origin_requests_per_url": per_url, "refetched_share": share,
+                 "notice_s": notice, "warm_hits_req_per_s": rps["via-haproxy"]})
+            rounds.setdefault("one-node-direct", []).append(
+                {"origin_requests_per_url": float("nan"), "refetched_share": float("nan"),
+                 "notice_s": float("nan"), "warm_hits_req_per_s": rps["one-node-direct"]})
+        finally:
+            if lb:
+                lb.stop()
+            for n in nodes:
+                n.stop()
+                shutil.rmtree(n.data_dir, ignore_errors=True)
+            origin.stop()
+    return {"metric": "warm_hits_req_per_s", "higher_is_better": True, "unit": "req/s",
+            "setup": f"3 nodes behind HAProxy 2.6 (contrib config), {cc['urls']} URLs of "
+                     f"{cc['size'] >> 10} KiB each asked twice by {cc['clients']} clients; then "
+                     "kill -9 of one node and every URL again; warm hits of a 4 KiB object with "
+                     f"wrk -t2 -c64 for {cc['seconds']} s through HAProxy and to its node directly",
+            "rounds": rounds}
+
+
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small, "cold-fanout": cold_fanout,
              "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
              "idle-connections": idle_connections, "big-index": big_index,
              "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario,
-             "bucket-listing": bucket_listing}
+             "bucket-listing": bucket_listing, "cluster": cluster_scenario}
 
 
 def write_random(path, size):
