@@ -273,3 +273,27 @@ def test_cluster_status_shows_every_node_and_the_totals(cluster, origin):
     objects = [objects_of(s) for s in servers[:2]]
     assert rows["total"][1] == "2/3" and objects_of("total") == sum(objects)
     assert sum(objects) == len(on_node(nodes[0])) + len(on_node(nodes[1]))
+
+
+def test_the_ui_and_the_per_address_limit_behind_the_proxy(cluster, origin):
+    proxy, nodes = cluster("--max-connections-per-ip", "2")
+    for path in ("/", "/help/", "/static/arca.css", "/browse/", "/statistics/"):
+        assert proxy.get(path, source="127.0.0.5")[0] == 200, path
+    assert b'<code id="ip">127.0.0.5</code>' in proxy.get("/help/", source="127.0.0.5")[2]
+    # three requests at once from one client: the node serves two for it, and another client
+    # is not counted with it although all come over HAProxy's connections
+    url = origin.add("/slow.img", data=os.urandom(400000), rate=200000)  # 2 s
+    results = []
+
+    def client(source):
+        results.append((source, proxy.get(fetch_path(url), source=source)[0]))
+
+    threads = [threading.Thread(target=client, args=(s,))
+               for s in ("127.0.0.5", "127.0.0.5", "127.0.0.5", "127.0.0.6")]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    for t in threads:
+        t.join()
+    assert sorted(r for s, r in results if s == "127.0.0.5") == [200, 200, 429]
+    assert [r for s, r in results if s == "127.0.0.6"] == [200]
