@@ -129,11 +129,15 @@ def test_one_object_through_signed_urls_and_ttls_lands_on_one_node(cluster, orig
     assert sum(len(h) for h in held) == len(set().union(*held))  # each object on one node
 
 
-def owner(nodes, url):
-    """The node that holds `url`."""
-    found = [i for i, n in enumerate(nodes) if url in on_node(n)]
-    assert len(found) == 1, found
-    return found[0]
+def downloading_on(nodes, url, timeout=5):
+    """The node downloading `url`, once one is."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for i, n in enumerate(nodes):
+            if url in n.get("/api/v1/resources/?state=downloading")[2].decode():
+                return i
+        time.sleep(0.05)
+    raise AssertionError(f"no node downloads {url}")
 
 
 def test_a_killed_node_is_noticed_and_only_its_share_is_fetched_again(cluster, origin):
@@ -151,14 +155,7 @@ def test_a_killed_node_is_noticed_and_only_its_share_is_fetched_again(cluster, o
 
     t = threading.Thread(target=first_client)
     t.start()
-    deadline = time.monotonic() + 5
-    victim = None
-    while victim is None and time.monotonic() < deadline:
-        for i, n in enumerate(nodes):
-            if slow in n.get("/api/v1/resources/?state=downloading")[2].decode():
-                victim = i
-        time.sleep(0.05)
-    assert victim is not None
+    victim = downloading_on(nodes, slow)
     time.sleep(1)
     nodes[victim].stop(signal.SIGKILL)
     noticed = proxy.wait_state(f"node{victim + 1}", "DOWN", timeout=10)
@@ -187,14 +184,7 @@ def test_a_drained_node_finishes_its_downloads_and_gets_no_new_ones(cluster, ori
     got = {}
     t = threading.Thread(target=lambda: got.update(r=proxy.get(fetch_path(slow))))
     t.start()
-    deadline = time.monotonic() + 5
-    drained = None
-    while drained is None and time.monotonic() < deadline:
-        for i, n in enumerate(nodes):
-            if slow in n.get("/api/v1/resources/?state=downloading")[2].decode():
-                drained = i
-        time.sleep(0.05)
-    assert drained is not None
+    drained = downloading_on(nodes, slow)
     open(nodes[drained].drain_file, "w").close()
     proxy.wait_state(f"node{drained + 1}", "DOWN", timeout=5)
     run_clients(proxy, list(objs), objs, clients=1)
