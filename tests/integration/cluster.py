@@ -21,10 +21,16 @@ class HAProxy:
     def __init__(self, workdir, nodes):
         if not os.path.exists(HAPROXY):
             raise RuntimeError("haproxy missing: run scripts/deps test")
-        self.port, self.stats_port = free_port(), free_port()
         self.sock = os.path.join(workdir, "haproxy.sock")
         self.log_path = os.path.join(workdir, "haproxy.log")
         self.cfg = os.path.join(workdir, "haproxy.cfg")
+        for _ in range(3):  # a port a parallel scenario took first: other ports
+            if self._start(nodes):
+                return
+        raise RuntimeError("haproxy: its ports were taken three times")
+
+    def _start(self, nodes):
+        self.port, self.stats_port = free_port(), free_port()
         with open(CONTRIB) as f:
             text = f.read()
         servers = "".join(f"    server node{i + 1} 127.0.0.1:{n.port}\n" for i, n in enumerate(nodes))
@@ -39,13 +45,18 @@ class HAProxy:
         with open(self.cfg, "w") as f:
             f.write(text)
         self.log = open(self.log_path, "ab")
+        logged = self.log.tell()
         self.proc = subprocess.Popen([HAPROXY, "-db", "-f", self.cfg], stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 10
         while not self.all_up(len(nodes)):
+            if self.proc.poll() is not None and "cannot bind socket" in self.read_log()[logged:]:
+                self.log.close()
+                return False
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("haproxy did not start: " + self.read_log()[-2000:])
             time.sleep(0.1)
+        return True
 
     def command(self, line):
         """One command on HAProxy's runtime API (the stats socket)."""

@@ -241,6 +241,10 @@ class Origin:
 # --- arca -----------------------------------------------------------------------------------
 
 
+class PortTaken(RuntimeError):
+    pass
+
+
 class Arca:
     def __init__(self, workdir, args=(), data_dir=None, host="127.0.0.1", env=None):
         self.workdir = workdir
@@ -253,9 +257,20 @@ class Arca:
         self.log_path = os.path.join(workdir, "arca.log")
 
     def start(self, keep_port=False):
-        """keep_port: come back on the port it had (a cluster node, known to HAProxy)."""
-        self.port = self.port if keep_port and self.port else free_port(self.host)
+        """keep_port: come back on the port it had (a cluster node, known to HAProxy). A port
+        that another server of a parallel scenario took between free_port() and arca's bind
+        (s3rver takes a second to bind its own) is replaced by another, twice at most."""
+        for attempt in range(3):
+            self.port = self.port if keep_port and self.port else free_port(self.host)
+            try:
+                return self._start_once()
+            except PortTaken:
+                if keep_port or attempt == 2:
+                    raise
+
+    def _start_once(self):
         self.log = open(self.log_path, "ab")
+        logged = self.log.tell()
         listen = f"[{self.host}]" if ":" in self.host else self.host
         cmd = [ARCA_BIN, "serve", "--listen", f"{listen}:{self.port}",
                "--data-dir", self.data_dir, "--grace-period", "5s",
@@ -266,7 +281,12 @@ class Arca:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"arca exited {self.proc.returncode}: {self.read_log()}")
+                self.log.close()
+                text = self.read_log()
+                if "Address already in use" in text[logged:]:
+                    self.proc = None
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"arca exited {self.proc.returncode}: {text}")
             try:
                 if self.get("/api/v1/health/")[0] in (200, 503):
                     return self

@@ -92,6 +92,22 @@ class S3:
         self.requests, self.bytes_sent = [], collections.Counter()
         self.open_conns = set()
         self.lock = threading.Lock()
+        self.server = None
+        for _ in range(3):  # a port another parallel scenario took first: another one
+            if self._start_backend(buckets):
+                break
+        else:
+            self.stop()
+            raise RuntimeError("s3rver: its port was taken three times")
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Checker)
+        self.server.daemon_threads = True
+        self.server.s3 = self
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _start_backend(self, buckets):
+        """s3rver on a free port; False when that port was taken before s3rver bound it."""
         self.backend_port = free_port()
         args = ["node", "--openssl-legacy-provider", S3RVER, "-d", self.dir, "-a", "127.0.0.1",
                 "-p", str(self.backend_port), "--silent", "--no-vhost-buckets",
@@ -102,24 +118,22 @@ class S3:
                                      start_new_session=True)
         deadline = time.monotonic() + 20
         while True:
-            try:
+            try:  # s3rver's answer to / is its bucket list: anything else is another server
                 conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=2)
                 conn.request("GET", "/")
-                conn.getresponse().read()
+                body = conn.getresponse().read()
                 conn.close()
-                break
+                if b"ListAllMyBucketsResult" in body and self.proc.poll() is None:
+                    return True
+                raise OSError("not s3rver")
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() else ""
+                    if "EADDRINUSE" in err or "not s3rver" in err:
+                        return False
                     self.stop()
                     raise RuntimeError(f"s3rver did not start: {err[-500:]}")
                 time.sleep(0.05)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Checker)
-        self.server.daemon_threads = True
-        self.server.s3 = self
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def put(self, bucket, key, data):
         """Store an object as a client would: a botocore-signed PUT through the check."""
