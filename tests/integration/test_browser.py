@@ -38,7 +38,18 @@ def browser():
     driver.quit()
 
 
+@pytest.fixture
+def arca(start_arca):
+    """arca for a browser: Chromium keeps its connections open, so a stop would wait the whole
+    grace period for them; one second is enough here."""
+    return start_arca("--upstream-allow", "127.0.0.0/8", "--grace-period", "1s")
+
+
 def open_page(browser, arca, path):
+    # leave the last page (its script may still poll an arca a previous scenario stopped) and
+    # drop what the console said meanwhile: errors are this page's only
+    browser.get("about:blank")
+    browser.get_log("browser")
     browser.get(f"http://{arca.host}:{arca.port}{path}")
     return browser
 
@@ -171,7 +182,7 @@ def test_a_bucket_folder_in_chromium(start_arca, workdir, browser):
         creds = os.path.join(workdir, "s3.creds")
         with open(creds, "w") as f:
             f.write(f"{ACCESS}\n{SECRET}\n")
-        arca = start_arca("--upstream-allow", "127.0.0.0/8", "--bucket",
+        arca = start_arca("--upstream-allow", "127.0.0.0/8", "--grace-period", "1s", "--bucket",
                           f"lkft={s3.url('lkft')}",
                           env={"AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET})
         open_page(browser, arca, "/browse/lkft/" + build)
