@@ -83,11 +83,30 @@ def run_clients(proxy, urls, objs, clients=3):
     assert errors == []
 
 
-def fetch_lines(node):
-    """The URLs of the fetch requests in a node's access log (health checks left out)."""
-    with open(node.access_log) as f:
-        return [urllib.parse.unquote(line.split("url=", 1)[1].split(" ", 1)[0])
-                for line in f if "/api/v1/fetch/" in line]
+def fetch_lines(node, at_least=0, field=None):
+    """The fetch requests in a node's access log (health checks left out): their URLs, or the
+    `field`th word of each line. A line is written once its response is over, which may be a
+    moment after the client has the whole body: wait up to 3 s for `at_least` lines."""
+    deadline = time.monotonic() + 3
+    while True:
+        with open(node.access_log) as f:
+            lines = [line for line in f if "/api/v1/fetch/" in line]
+        if len(lines) >= at_least or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if field is not None:
+        return [line.split(" ")[field] for line in lines]
+    return [urllib.parse.unquote(line.split("url=", 1)[1].split(" ", 1)[0]) for line in lines]
+
+
+def logged_clients(nodes, at_least):
+    """The client addresses of the fetch lines of all nodes, sorted, once there are enough."""
+    deadline = time.monotonic() + 3
+    while True:
+        found = sorted(sum((fetch_lines(n, field=0) for n in nodes), []))
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def placement(nodes):
@@ -190,7 +209,7 @@ def test_a_drained_node_finishes_its_downloads_and_gets_no_new_ones(cluster, ori
     run_clients(proxy, list(objs), objs, clients=1)
     t.join()
     assert got["r"][0] == 200 and got["r"][2] == big  # the download in flight finished
-    assert fetch_lines(nodes[drained]) == [slow]  # and nothing new came its way
+    assert fetch_lines(nodes[drained], at_least=1) == [slow]  # and nothing new came its way
     held = placement(nodes)
     assert held[drained] == {slow}
 
@@ -230,12 +249,8 @@ def test_client_addresses_behind_the_proxy(cluster, origin, workdir):
     status, _, _ = proxy.get(fetch_path(url), source="127.0.0.6",
                              headers={"X-Forwarded-For": "127.0.0.5"})
     assert status == 403
-    logs = []
-    for n in nodes:
-        with open(n.access_log) as f:
-            logs += [line.split(" ", 1)[0] for line in f if "/api/v1/fetch/" in line]
     # the client's address, never the proxy's own (127.0.0.1)
-    assert sorted(logs) == ["127.0.0.5"] + ["127.0.0.6"] * 5
+    assert logged_clients(nodes, 6) == ["127.0.0.5"] + ["127.0.0.6"] * 5
 
 
 def test_cluster_status_shows_every_node_and_the_totals(cluster, origin):
