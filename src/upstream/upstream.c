@@ -237,9 +237,6 @@ static int headers_done(struct transfer *t)
     return 0;
 }
 
-/* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
- * string function sees it. A line too long for the copy is only looked at for its name: the
- * values we keep are far shorter, and one that is not is dropped rather than cut. */
 /* One header line from curl (not NUL-terminated) into line[size], bounded, its CRLF cut:
  * whether it fitted whole. */
 static bool copy_header_line(const char *data, size_t len, char *line, size_t size)
@@ -248,6 +245,10 @@ static bool copy_header_line(const char *data, size_t len, char *line, size_t si
     line[strcspn(line, "\r\n")] = '\0';
     return len < size;
 }
+
+/* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
+ * string function sees it. A line too long for the copy is only looked at for its name: the
+ * values we keep are far shorter, and one that is not is dropped rather than cut. */
 
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
@@ -317,6 +318,15 @@ static void setup_common(CURL *e, const char *url, struct handle *h, char *errbu
     }
 }
 
+/* A bucket's request (NULL: none) is SigV4-signed by libcurl with its credentials. */
+static void sign_for(CURL *e, const struct bucket_auth *auth)
+{
+    if (auth && !auth->anonymous) {
+        curl_easy_setopt(e, CURLOPT_AWS_SIGV4, auth->sigv4);
+        curl_easy_setopt(e, CURLOPT_USERPWD, auth->userpwd);
+    }
+}
+
 /* Options that stay the same for every attempt of a download. */
 static void setup_easy(struct transfer *t)
 {
@@ -325,10 +335,7 @@ static void setup_easy(struct transfer *t)
     curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-    if (t->auth && !t->auth->anonymous) {
-        curl_easy_setopt(t->easy, CURLOPT_AWS_SIGV4, t->auth->sigv4);
-        curl_easy_setopt(t->easy, CURLOPT_USERPWD, t->auth->userpwd);
-    }
+    sign_for(t->easy, t->auth);
 }
 
 /* One more header line for this attempt's request; -1 when out of memory. */
@@ -649,10 +656,7 @@ static void start_probes(void)
         curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, p);
         curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, probe_body);
         curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
-        if (p->auth && !p->auth->anonymous) {
-            curl_easy_setopt(p->easy, CURLOPT_AWS_SIGV4, p->auth->sigv4);
-            curl_easy_setopt(p->easy, CURLOPT_USERPWD, p->auth->userpwd);
-        }
+        sign_for(p->easy, p->auth);
         curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, (long)(fx.cfg->connect_timeout + 30));
         if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
             unlink_probe(p);
