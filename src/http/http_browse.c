@@ -586,15 +586,13 @@ enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const
     return http_fetch_object(c, req, url, a, head);
 }
 
-enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *req, bool head)
+enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *req)
 {
     /* The key again, from the request line: libmicrohttpd decodes the path the same way. */
     size_t len = strcspn(req->uri, "?");
     char *path = strndup(req->uri, len), *key;
     const struct bucket_auth *a;
-    struct browse *b = NULL;
-    enum MHD_Result ret;
-    (void)head;
+    struct browse *b;
     if (path)
         path[MHD_http_unescape(path)] = '\0';
     if (!path || strncmp(path, "/browse/", 8) ||
@@ -610,6 +608,5 @@ enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *re
     if (!b)
         return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     b->mode = FOLDER_CHECK;
-    ret = advance(b);
-    return ret;
+    return advance(b);
 }

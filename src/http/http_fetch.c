@@ -529,7 +529,7 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
         return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
     store_snapshot(r->obj, &meta);
     if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->auth)
-        return http_browse_missing(r->conn, r->req, r->head); /* a folder's name, maybe */
+        return http_browse_missing(r->conn, r->req); /* a folder's name, maybe */
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
         return refuse(r->conn, meta.error_status ? (unsigned int)meta.error_status : 502,
                       meta.error[0] ? meta.error : "download failed");

@@ -77,7 +77,7 @@ enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const
                             bool head);
 /* S3 has no file at the /browse/ path asked for: a folder of that name is redirected to (302),
  * else 404. Called by http_fetch on S3's 404. */
-enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *req, bool head);
+enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *req);
 /* The request ended: what http_browse held is let go; returns the body bytes it streamed. */
 int64_t http_browse_done(void *state);
 /* The request ended: returns the body bytes sent and, in *cache, HIT, MISS or COALESCED, or CUT
