@@ -947,51 +947,17 @@ def bucket_listing(work, cfg, www):
             "rounds": rounds}
 
 
-class HAProxyLB(Server):
-    """Debian's HAProxy with contrib/haproxy/haproxy.cfg, only its addresses changed."""
-    name = "haproxy"
+def haproxy_in_front(work, nodes):
+    """Debian's HAProxy with contrib/haproxy/haproxy.cfg, only its addresses changed: the test
+    suite's launcher (tests/integration/cluster.py), without a log line per request."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    import cluster
+    os.makedirs(work)
+    return cluster.HAProxy(work, nodes, log_requests=False)
 
-    def __init__(self, work, nodes):
-        super().__init__(work)
-        self.sock = os.path.join(work, "haproxy.sock")
-        with open(os.path.join(ROOT, "contrib", "haproxy", "haproxy.cfg")) as f:
-            text = f.read()
-        servers = "".join(f"    server node{i + 1} 127.0.0.1:{n.port}\n" for i, n in enumerate(nodes))
-        text = re.sub(r"(    server node\d+ \S+\n)+", servers, text)
-        text = text.replace("log /dev/log local0", "log stdout format raw local0")
-        text = text.replace("stats socket /run/haproxy/admin.sock", f"stats socket {self.sock}")
-        text = text.replace("bind :8001", f"bind 127.0.0.1:{self.port}")
-        text = text.replace("bind 127.0.0.1:8404", f"bind 127.0.0.1:{free_port()}")
-        text = text.replace("option httplog", "option dontlog-normal")  # no log per request
-        cfg = os.path.join(work, "haproxy.cfg")
-        with open(cfg, "w") as f:
-            f.write(text)
-        self.spawn(["haproxy", "-db", "-f", cfg], open(os.path.join(work, "haproxy.log"), "w"))
-        deadline = time.monotonic() + 15
-        while set(self.states().values()) != {"UP"} or len(self.states()) != len(nodes):
-            if time.monotonic() > deadline:
-                raise RuntimeError("haproxy: nodes not up")
-            time.sleep(0.1)
 
-    def states(self):
-        try:
-            s = socket.socket(socket.AF_UNIX)
-            s.connect(self.sock)
-            s.sendall(b"show stat\n")
-            out = b""
-            while chunk := s.recv(65536):
-                out += chunk
-            s.close()
-        except OSError:
-            return {}
-        import csv
-        import io
-        rows = csv.DictReader(io.StringIO(out.decode().lstrip("# ")))
-        return {r["svname"]: r["status"] for r in rows
-                if r["pxname"] == "arca" and r["svname"].startswith("node")}
-
-    def url(self, origin, path):
-        return f"http://127.0.0.1:{self.port}/api/v1/fetch/?url=http://127.0.0.1:{origin.port}{path}"
+def lb_url(lb, origin, path):
+    return f"http://127.0.0.1:{lb.port}/api/v1/fetch/?url=http://127.0.0.1:{origin.port}{path}"
 
 
 def fetch_many(base_urls, clients):
@@ -1029,9 +995,8 @@ def cluster_scenario(work, cfg, www):
                  for i in range(3)]
         lb = None
         try:
-            os.makedirs(os.path.join(work, f"lb{r}"))
-            lb = HAProxyLB(os.path.join(work, f"lb{r}"), nodes)
-            urls = [lb.url(origin, p) for p in paths]
+            lb = haproxy_in_front(os.path.join(work, f"lb{r}"), nodes)
+            urls = [lb_url(lb, origin, p) for p in paths]
             start = origin.requests()  # the start-up probe's
             fetch_many(urls + urls, cc["clients"])
             per_url = (origin.requests() - start) / len(paths)
@@ -1048,9 +1013,9 @@ def cluster_scenario(work, cfg, www):
             while lb.states().get("node2") != "UP":
                 time.sleep(0.05)
             rps = {}
-            fetch_all(lb.url(origin, "/small"), 4096)
+            fetch_all(lb_url(lb, origin, "/small"), 4096)
             owner = next(n for n in nodes if holds(n, "/small"))
-            for name, url in (("via-haproxy", lb.url(origin, "/small")),
+            for name, url in (("via-haproxy", lb_url(lb, origin, "/small")),
                               ("one-node-direct", owner.url(origin, "/small"))):
                 fetch_all(url, 4096)
                 out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cc['seconds']}s", "--latency", url],

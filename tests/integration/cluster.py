@@ -18,12 +18,15 @@ HAPROXY = "/usr/sbin/haproxy"
 
 
 class HAProxy:
-    def __init__(self, workdir, nodes):
+    """log_requests=False: errors only, no line per request (bench/run's cluster scenario)."""
+
+    def __init__(self, workdir, nodes, log_requests=True):
         if not os.path.exists(HAPROXY):
             raise RuntimeError("haproxy missing: run scripts/deps test")
         self.sock = os.path.join(workdir, "haproxy.sock")
         self.log_path = os.path.join(workdir, "haproxy.log")
         self.cfg = os.path.join(workdir, "haproxy.cfg")
+        self.log_requests = log_requests
         for _ in range(3):  # a port a parallel scenario took first: other ports
             if self._start(nodes):
                 return
@@ -42,6 +45,8 @@ class HAProxy:
                          ("bind 127.0.0.1:8404", f"bind 127.0.0.1:{self.stats_port}")):
             assert old in text, old
             text = text.replace(old, new)
+        if not self.log_requests:
+            text = text.replace("option httplog", "option dontlog-normal")
         with open(self.cfg, "w") as f:
             f.write(text)
         self.log = open(self.log_path, "ab")
