@@ -70,9 +70,10 @@ struct fetch_req {
                   itself when there are none) */
     struct signature sig;
     int64_t ttl;
-    bool confirmed;          /* upstream accepted url for the object being answered */
-    bool digest_hit;         /* confirming url to answer from another URL's identical object */
-    int64_t twin_length;     /* that object's length */
+    bool confirmed;           /* upstream accepted url for the object being answered */
+    struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
+                                 twin_fd, waiting for upstream to confirm url (NULL: none) */
+    int twin_fd;
     struct confirm *confirm; /* a confirmation asked for; NULL when none is running */
     char filename[256];
 };
@@ -101,6 +102,7 @@ static struct fetch_req *req_new(struct MHD_Connection *c, struct request *req,
     r->head = head;
     r->http10 = strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0;
     r->end = -1;
+    r->twin_fd = -1;
     r->waiter = (struct waiter){.sleep = suspend_conn, .wake = resume_conn, .arg = r};
     if (filename) /* libmicrohttpd has decoded the path: "a%2F..%2Fb" arrives as "a/../b" */
         filename_clean(filename, strlen(filename), r->filename, sizeof(r->filename));
@@ -194,11 +196,19 @@ static void add_validators(struct MHD_Response *resp, const struct object_meta *
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, meta->last_modified);
 }
 
+/* Upstream's bytes are shown under arca's own origin, beside its admin UI and listings: a page an
+ * origin serves must never run there as one of arca's (README, "Security"). So browsers are told
+ * not to guess a type, and to treat the body as a sandboxed document of no origin, with nothing
+ * to load and no script to run. Saving it (the usual case) is unaffected. */
+#define UPSTREAM_CSP "sandbox; default-src 'none'"
+
 /* Upstream's headers that say what the bytes are, then ours. */
 static void add_headers(struct MHD_Response *resp, const struct object_meta *meta,
                         const struct fetch_req *r)
 {
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Content-Security-Policy", UPSTREAM_CSP);
     if (meta->content_type[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, meta->content_type);
     if (meta->content_encoding[0])
@@ -669,21 +679,20 @@ static bool confirm_refused(struct fetch_req *r, const struct probe_result *res,
 
 /* --- the request ------------------------------------------------------------------------- */
 
+/* Authorisation comes before anything that depends on the cached object: a URL upstream would
+ * refuse learns nothing from its sha256 (the same refusal whether it matches or not). */
 static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta *meta, int fd,
                                   struct prepared *prep)
 {
-    if (!digest_ok(r, meta)) {
+    bool confirm = needs_confirm(r, meta);
+    if (confirm || !digest_ok(r, meta)) {
         if (fd >= 0)
             close(fd);
         prepared_put(prep);
+        if (confirm) /* looked up again once upstream has answered */
+            return start_confirm(r);
         return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
                       "cached object does not match the requested sha256");
-    }
-    if (needs_confirm(r, meta)) { /* looked up again once upstream has answered */
-        if (fd >= 0)
-            close(fd);
-        prepared_put(prep);
-        return start_confirm(r);
     }
     if (r->sig.is_signed)
         atomic_fetch_add(&stats.signed_hits, 1);
@@ -724,33 +733,46 @@ static enum MHD_Result lookup(struct fetch_req *r)
     return answer_lookup(r, obj, fd, prep, &meta);
 }
 
-/* A digest hit's confirmation was accepted: the URL's object is made from its twin's file, unless
- * upstream's length says the URL serves another file (then it is downloaded). */
-static enum MHD_Result after_digest_confirm(struct fetch_req *r, const struct probe_result *res)
+/* A digest hit's confirmation was accepted: the twin's bytes answer this request, unless
+ * upstream's length says the URL serves another file (then it is downloaded). Only this request:
+ * the URL's other clients get its own bytes, from its own download (README, "Same file, other
+ * URL"). What the answer says of the URL is the URL's own upstream's word, not the twin's. */
+static enum MHD_Result answer_twin(struct fetch_req *r, const struct probe_result *res)
 {
-    struct object *obj;
-    struct twin_share share = {res->etag, res->last_modified, r->sig.is_signed};
-    int64_t length;
-    r->digest_hit = false;
-    enum lookup_result kind =
-        res->total >= 0 && res->total != r->twin_length
-            ? LOOKUP_MISS
-            : store_find_twin(r->key, r->ttl, r->expect, &share, &obj, &length);
-    if (kind != LOOKUP_COALESCED)
+    struct object_meta *meta = r->twin;
+    int fd = r->twin_fd;
+    enum MHD_Result ret;
+    r->twin = NULL;
+    r->twin_fd = -1;
+    if (res->total >= 0 && res->total != meta->length) {
+        close(fd);
+        free(meta);
         return lookup(r);
+    }
+    snprintf(meta->last_modified, sizeof(meta->last_modified), "%s", res->last_modified);
+    meta->filename[0] = '\0';
     r->kind = LOOKUP_HIT; /* not a byte from upstream */
-    r->obj = obj;
-    return respond_streaming(r);
+    r->plain = false;     /* names this URL's file: never the twin's prepared answer */
+    atomic_fetch_add(&stats.digest_hits, 1);
+    ret = respond_from_file(r, meta, fd, NULL);
+    free(meta);
+    return ret;
 }
 
-/* A request with &sha256= for a URL not cached: another URL's object with that digest answers
+/* A request with &sha256= for a URL not cached: another URL's object with that digest may answer
  * it, once upstream has confirmed this URL (a digest alone never unlocks a file). */
 static enum MHD_Result lookup_twin(struct fetch_req *r)
 {
-    struct object *obj;
-    if (store_find_twin(r->key, r->ttl, r->expect, NULL, &obj, &r->twin_length) != LOOKUP_DIGEST)
+    struct object_meta *meta = malloc(sizeof(*meta));
+    int fd;
+    if (!meta)
+        return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    if (store_open_twin(r->key, r->expect, &fd, meta) != LOOKUP_DIGEST) {
+        free(meta);
         return lookup(r);
-    r->digest_hit = true;
+    }
+    r->twin = meta;
+    r->twin_fd = fd;
     return start_confirm(r);
 }
 
@@ -774,8 +796,8 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
     r->confirm = NULL;
     if (confirm_refused(r, &res, &ret))
         return ret;
-    if (r->digest_hit)
-        return after_digest_confirm(r, &res);
+    if (r->twin)
+        return answer_twin(r, &res);
     if (r->obj) {
         store_snapshot(r->obj, &meta);
         if (same_version(&res, &meta))
@@ -896,6 +918,9 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
         pthread_mutex_unlock(&confirm_lock);
         confirm_put(r->confirm);
     }
+    if (r->twin_fd >= 0)
+        close(r->twin_fd);
+    free(r->twin);
     if (r->obj) {
         store_unwait(r->obj, &r->waiter);
         store_release(r->obj);

@@ -328,8 +328,7 @@ static int open_hit_file(struct object *obj, bool verified, int *fd, struct obje
  * expired), a new download may be replacing its file, so the descriptor is not trusted:
  * LOOKUP_RETRY. Otherwise LOOKUP_HIT, LOOKUP_UNAVAILABLE, or LOOKUP_MISS after dropping an
  * object whose file is gone. */
-#define LOOKUP_RETRY (-1)
-static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct object_meta *meta)
+int take_hit(struct object *obj, int *fd, struct prepared **prep, struct object_meta *meta)
 {
     if (prep && obj->prepared) {
         atomic_fetch_add(&obj->prepared->refs, 1);

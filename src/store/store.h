@@ -122,19 +122,13 @@ void store_close(void);
  * otherwise churn the ring, building answers that are dropped before their second use). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd,
                                 struct prepared **prep, struct object_meta *meta);
-/* A request with &sha256=`want` for `url`: when the URL has no object of its own but another
- * complete object has that digest, LOOKUP_DIGEST with that object's length (no reference). With
- * `share` (upstream has confirmed the URL, with these validators), a FETCHING object for url
- * instead, filled from that object's file (one file for both) by the persistence thread, with the
- * URL's own validators: LOOKUP_COALESCED and a reference. LOOKUP_MISS otherwise: nothing done, look
- * the URL up as usual. */
-struct twin_share {
-    const char *etag, *last_modified; /* what upstream said of `url` when it confirmed it */
-    bool signed_key;                  /* url is signed (store_mark_signed) */
-};
-enum lookup_result store_find_twin(const char *url, int64_t ttl, const uint8_t want[32],
-                                   const struct twin_share *share, struct object **out,
-                                   int64_t *twin_length);
+/* A request with &sha256=`want` for `url`, which has no object of its own: another URL's complete
+ * object with that digest, if one may answer it (never a signed one), its file opened into *fd
+ * (the caller owns it) and its metadata copied: LOOKUP_DIGEST. LOOKUP_MISS otherwise (nothing
+ * opened): look the URL up as usual. Nothing is recorded for `url`: the twin answers this request
+ * only, and the URL's own object can only come from its own download. */
+enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int *fd,
+                                   struct object_meta *meta);
 /* The download `obj` (just created by a lookup) fetches a signed URL: the object is a
  * capability's, and stays marked so (in the index too). */
 void store_mark_signed(struct object *obj);

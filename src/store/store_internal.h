@@ -59,8 +59,7 @@ struct object {
     struct object *dnext; /* digest index chain */
     bool in_digests;
     struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
-    bool filled;     /* made from a twin's file (a digest hit), not downloaded */
-    bool signed_key; /* downloaded through a signed URL (store_mark_signed) */
+    bool signed_key;                      /* downloaded through a signed URL (store_mark_signed) */
 };
 
 struct store_state {
@@ -119,6 +118,12 @@ void url_key(const char *url, char key[65]);
  * caller's and the fetch's), NULL when out of memory. */
 void copy_meta(const struct object *obj, struct object_meta *meta);
 struct object *create_fetching(const char *url, const char *key, int64_t ttl, int64_t now);
+/* Lock held (dropped and taken again meanwhile); a complete object. Its prepared answer (prep not
+ * NULL) or its file opened into *fd, its metadata copied: LOOKUP_HIT; LOOKUP_UNAVAILABLE (cannot
+ * open for now); LOOKUP_MISS (its file was gone: the object left the table); LOOKUP_RETRY (it
+ * left the table meanwhile: look again). */
+#define LOOKUP_RETRY (-1)
+int take_hit(struct object *obj, int *fd, struct prepared **prep, struct object_meta *meta);
 
 /* --- identical objects (store_twins.c), lock held --- */
 int digests_reserve(size_t at_least);
@@ -128,8 +133,6 @@ struct object *twins_join(struct object *obj);
 /* Leaving the table: out of the index and the ring (its quota share passes to a twin). */
 void twins_leave(struct object *obj);
 void twins_share_file(const struct object *obj, const struct object *twin);
-/* Persistence thread: a filled object's file is in place: durable, then COMPLETE. */
-void store_fill_done(struct object *obj, const uint8_t digest[32]);
 
 /* --- resuming downloads after a restart (store_resume.c) --- */
 /* Loader callback (index.h): take up a partial row whose file still holds what it says. */

@@ -1,7 +1,9 @@
 /* Identical objects (README, "Same file, other URL"): complete objects are indexed by digest, so
  * that a request with &sha256= for a URL not cached can be answered from another URL's object
  * (after upstream has confirmed that URL: http_fetch.c), and objects with the same digest share
- * one file: one inode under each name, counted once against the quota.
+ * one file: one inode under each name, counted once against the quota. A digest hit answers only
+ * the request that gave the digest: the URL gets no object from it (its own download makes one),
+ * so a client cannot plant bytes for the URL's other clients.
  *
  * A ring of twins (twin_next/twin_prev, an object alone points at itself) links the complete
  * objects sharing a digest. One of them carries the file's `reserved` bytes; when it leaves the
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,18 +122,31 @@ struct link_job {
     char from[65], to[65]; /* keys */
 };
 
+/* Whether two paths name one file already (twins linked before the last stop: every start joins
+ * the twins it loads again). */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
 /* Persistence thread: `to`'s name becomes a link to `from`'s file (same bytes: same digest). A
- * `from` already gone leaves `to` its own file; its twin's share of the quota passed to it. */
+ * `from` already gone leaves `to` its own file; its twin's share of the quota passed to it. The
+ * temporary name never outlives the job: rename() onto another name of the same file succeeds
+ * and does nothing (POSIX), which once left a `.link` for every pair at every start. */
 static void run_link(struct persist_job *job)
 {
     struct link_job *l = (struct link_job *)job;
     char from[1200], to[1200], tmp[1300];
     key_path(l->from, from, sizeof(from));
     key_path(l->to, to, sizeof(to));
-    snprintf(tmp, sizeof(tmp), "%s.link", to);
-    unlink(tmp);
-    if (link(from, tmp) == 0 && rename(tmp, to) < 0)
+    if (!same_file(from, to)) {
+        snprintf(tmp, sizeof(tmp), "%s.link", to);
         unlink(tmp);
+        if (link(from, tmp) == 0)
+            rename(tmp, to);
+        unlink(tmp);
+    }
     free(l);
 }
 
@@ -145,112 +161,36 @@ void twins_share_file(const struct object *obj, const struct object *twin)
     persist_submit(&l->job);
 }
 
-/* --- a digest hit: an object filled from its twin's file ----------------------------------- */
+/* --- a digest hit: another URL's file answers one request ---------------------------------- */
 
-struct fill_job {
-    struct persist_job job;
-    struct object *obj; /* a reference of its own */
-    char donor[65];
-    char *headers; /* the donor's, packed */
-    int64_t length;
-    uint8_t digest[32];
-};
-
-/* Persistence thread: the new object's partial file is a link to the donor's, then it is made
- * durable and complete as any download (store_fill_done). */
-static void run_fill(struct persist_job *job)
-{
-    struct fill_job *f = (struct fill_job *)job;
-    char from[1200], part[1200];
-    int fd = -1;
-    key_path(f->donor, from, sizeof(from));
-    part_path(f->obj->key, part, sizeof(part));
-    unlink(part);
-    if (index_mark_fetching(f->obj->key, f->obj->url, f->obj->url) < 0 || link(from, part) < 0 ||
-        (fd = open(part, O_RDWR | O_CLOEXEC)) < 0) {
-        store_fail(f->obj, 503, "the identical cached file went away meanwhile; ask again");
-    } else {
-        pthread_mutex_lock(&st.lock);
-        bool live = f->obj->state == OBJ_FETCHING;
-        f->obj->on_disk = true;
-        if (live) {
-            f->obj->fd = fd;
-            f->obj->headers = f->headers;
-            f->headers = NULL;
-            f->obj->length = f->obj->have = f->length;
-            f->obj->headers_ready = true;
-            wake_all(f->obj);
-        }
-        pthread_mutex_unlock(&st.lock);
-        if (live)
-            store_fill_done(f->obj, f->digest);
-        else
-            close(fd);
-    }
-    free(f->headers);
-    store_release(f->obj);
-    free(f);
-}
-
-/* Lock held. A complete object with digest `want`, under another key. An expired one will do:
- * its ttl is about what its own URL serves now, while these bytes are vouched for by the digest
- * and the URL asked for is confirmed upstream. */
-static struct object *live_twin(const uint8_t want[32])
+/* Lock held. A complete object with digest `want` that may answer a URL other than its own. An
+ * expired one will do: its ttl is about what its own URL serves now, while these bytes are
+ * vouched for by the digest. A signed object never will: it is a capability's, and a digest is no
+ * capability (README, "Same file, other URL"). */
+static struct object *shareable_twin(const uint8_t want[32])
 {
     if (!st.n_digests)
         return NULL;
     for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext)
-        if (memcmp(o->digest, want, 32) == 0 && o->state == OBJ_COMPLETE && o->in_table)
+        if (memcmp(o->digest, want, 32) == 0 && o->state == OBJ_COMPLETE && o->in_table &&
+            !o->signed_key)
             return o;
     return NULL;
 }
 
-enum lookup_result store_find_twin(const char *url, int64_t ttl, const uint8_t want[32],
-                                   const struct twin_share *share, struct object **out,
-                                   int64_t *twin_length)
+enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int *fd,
+                                   struct object_meta *meta)
 {
-    int64_t now = (int64_t)time(NULL);
     char key[65];
-    struct fill_job *f = share ? calloc(1, sizeof(*f)) : NULL;
-    enum lookup_result res = LOOKUP_MISS;
-    struct upstream_headers h;
-    struct object *donor, *obj;
-    *out = NULL;
+    struct object *twin;
+    int res = LOOKUP_MISS;
+    *fd = -1;
     url_key(url, key);
     pthread_mutex_lock(&st.lock);
-    if (table_find(key) || !(donor = live_twin(want))) {
-        pthread_mutex_unlock(&st.lock);
-        free(f);
-        return LOOKUP_MISS; /* the URL's own object (a hit, a download, a revalidation), or no
-                               twin: looked up as usual */
-    }
-    *twin_length = donor->length;
-    if (!share)
-        res = LOOKUP_DIGEST;
-    if (share && f && (obj = create_fetching(url, key, ttl, now))) {
-        headers_unpack(donor->headers, &h);
-        h.etag = share->etag; /* the URL's own validators, for its revalidations */
-        h.last_modified = share->last_modified;
-        if (headers_pack(&h, &f->headers) == 0) {
-            f->job.run = run_fill;
-            f->obj = obj; /* the reference create_fetching gave the fetch */
-            memcpy(f->donor, donor->key, 65);
-            f->length = donor->length;
-            memcpy(f->digest, donor->digest, 32);
-            obj->filled = true;
-            obj->signed_key = share->signed_key;
-            *out = obj; /* create_fetching's two references: the caller's and the fill's */
-            res = LOOKUP_COALESCED;
-            atomic_fetch_add(&stats.digest_hits, 1);
-            pthread_mutex_unlock(&st.lock);
-            persist_submit(&f->job);
-            return res;
-        }
-        obj->refs -= 2; /* out of memory: the new object goes */
-        table_remove(obj);
-        maybe_free(obj);
-    }
+    /* A twin whose file is gone leaves the table (LOOKUP_MISS): the next one is tried. */
+    while (!table_find(key) && (twin = shareable_twin(want)) &&
+           ((res = take_hit(twin, fd, NULL, meta)) == LOOKUP_RETRY || res == LOOKUP_MISS))
+        res = LOOKUP_MISS;
     pthread_mutex_unlock(&st.lock);
-    free(f);
-    return res;
+    return res == LOOKUP_HIT ? LOOKUP_DIGEST : LOOKUP_MISS;
 }

@@ -478,19 +478,13 @@ static void complete(struct object *obj, const uint8_t digest[32])
             dlist_remove(&st.fetching, &obj->lru);
             dlist_append(&st.lru, &obj->lru);
             struct object *twin = twins_join(obj);
-            if (twin && !obj->filled) /* downloaded under another URL already: one file */
+            if (twin) /* downloaded under another URL already: one file */
                 twins_share_file(obj, twin);
         }
         drop_stale(obj);
         wake_all(obj);
     }
     pthread_mutex_unlock(&st.lock);
-}
-
-void store_fill_done(struct object *obj, const uint8_t digest[32])
-{
-    if (make_durable(obj, digest) == 0)
-        complete(obj, digest);
 }
 
 static void run_finish(struct persist_job *job)

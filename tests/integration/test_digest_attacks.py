@@ -1,0 +1,102 @@
+"""Attacker's scenarios for digest hits (issue 22, docs/SECURITY.md "Digest hits"): a client
+allowed to fetch, with an origin of its own, tries to make arca serve bytes of its choosing to
+other clients of a URL, to read a private object by its digest, and to learn through `sha256`
+whether a private object is cached. A digest hit answers only the request that carries the
+digest; it never becomes the URL's object, and never crosses from a signed object."""
+
+import os
+
+from conftest import Origin, read_to_end, sha256
+from test_signed import PATH, add_signed, check_signature, s3_url
+
+
+def full_gets(origin, path):
+    return sum(1 for p, h in origin.requests if p == path and h.get("Range") != "bytes=0-0")
+
+
+def test_a_digest_hit_does_not_plant_bytes_for_a_later_plain_request(arca, origin):
+    planted = os.urandom(100000)
+    real = os.urandom(100000)  # same length: the confirmation's length check passes
+    attacker = origin.add("/attacker/payload", data=planted)
+    victim = origin.add("/vendor/Image", data=real, etag='"vendor-1"')
+    assert arca.fetch(attacker)[2] == planted
+    # the probe-only digest hit answers this request with the digest's bytes ...
+    status, _, body = arca.fetch(victim, sha256=sha256(planted))
+    assert status == 200 and sha256(body) == sha256(planted)
+    assert arca.metrics()["arca_digest_hits_total"] == 1
+    # ... but every other client of the URL gets what its origin serves
+    for _ in range(2):
+        status, headers, body = arca.fetch(victim)
+        assert status == 200 and sha256(body) == sha256(real)
+    assert headers["etag"] == f'"{sha256(real)}"'
+    assert full_gets(origin, "/vendor/Image") == 1
+
+
+def test_a_digest_hit_on_a_chunked_url_does_not_plant_either(arca, origin):
+    planted, real = os.urandom(70000), os.urandom(90000)
+    attacker = origin.add("/attacker/payload", data=planted)
+    # no length to compare: chunked, and a probe's range is answered with the whole body
+    victim = origin.add("/vendor/rootfs", data=real, chunked=True, ranges=False)
+    assert arca.fetch(attacker)[2] == planted
+    status, _, body = arca.fetch(victim, sha256=sha256(planted))
+    assert status == 200 and body == planted
+    status, _, body = arca.fetch(victim)
+    assert status == 200 and sha256(body) == sha256(real)
+    assert full_gets(origin, "/vendor/rootfs") == 1
+
+
+def test_a_digest_hit_leaves_no_object_a_revalidation_could_keep(start_arca, origin):
+    # the URL's first real download is its own bytes, and a 304 later keeps those bytes
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    planted, real = os.urandom(50000), os.urandom(50000)
+    attacker = origin.add("/attacker/payload", data=planted)
+    victim = origin.add("/vendor/dtb", data=real, etag='"dtb-1"')
+    assert arca.fetch(attacker)[2] == planted
+    assert arca.fetch(victim, sha256=sha256(planted), ttl="1s")[2] == planted
+    rows = arca.get("/api/v1/resources/?state=successes")[2].decode()
+    assert "/vendor/dtb" not in rows  # the URL has no object of its own
+    assert arca.fetch(victim, ttl="1s")[2] == real
+
+
+def test_a_digest_never_unlocks_a_signed_object_for_another_url(arca, origin):
+    private = add_signed(origin, size=1 << 20)
+    assert arca.fetch(s3_url(origin))[2] == private  # a capability's object, now cached
+    hostile = Origin()
+    try:
+        decoy = os.urandom(len(private))  # the attacker's URL answers 200, same length
+        url = hostile.add("/steal", data=decoy)
+        conn, resp = arca.stream(url, sha256=sha256(private))
+        try:
+            body, complete = read_to_end(resp)
+        finally:
+            conn.close()
+        # downloaded from its own origin, which serves other bytes: cut, never the private ones
+        assert private[:4096] not in body and not complete
+        assert hostile.counts["/steal"] == 1
+    finally:
+        hostile.stop()
+    assert arca.metrics()["arca_digest_hits_total"] == 0
+
+
+def test_sha256_is_no_oracle_for_a_private_object(arca, origin):
+    private = add_signed(origin, size=1 << 20)
+    assert arca.fetch(s3_url(origin))[2] == private
+    forged = s3_url(origin, nonce="x", forge=True)
+    right = arca.fetch(forged, sha256=sha256(private))
+    wrong = arca.fetch(forged, sha256="0" * 64)
+    plain = arca.fetch(forged)
+    # authorisation comes first: the same refusal whatever the digest says
+    assert right[0] == wrong[0] == plain[0] == 403
+    assert right[2] == wrong[2] == plain[2]
+
+
+def test_a_signed_url_may_still_use_a_public_twin_once_confirmed(arca, origin):
+    # the other way round is safe: the signed URL is confirmed upstream, the twin is public
+    data = bytes(range(256)) * 4096
+    public = origin.add("/pub/Image", data=data)
+    origin.add(PATH, data=data, check=check_signature(PATH))
+    assert arca.fetch(public)[2] == data
+    status, _, body = arca.fetch(s3_url(origin), sha256=sha256(data))
+    assert status == 200 and body == data
+    assert full_gets(origin, PATH) == 0
+    assert arca.fetch(s3_url(origin, forge=True), sha256=sha256(data))[0] == 403
