@@ -538,13 +538,15 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
                     &r->waiter))
         return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
     store_snapshot(r->obj, &meta);
+    /* joining a download another URL started: asked first, so that a URL upstream refuses
+     * learns nothing of the download, not even how it ended */
+    if (needs_confirm(r, &meta))
+        return start_confirm(r);
     if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->auth)
         return http_browse_missing(r->conn, r->req); /* a folder's name, maybe */
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
         return refuse(r->conn, meta.error_status ? (unsigned int)meta.error_status : 502,
                       meta.error[0] ? meta.error : "download failed");
-    if (needs_confirm(r, &meta)) /* joining a download another URL started: asked first */
-        return start_confirm(r);
     if (meta.state == OBJ_COMPLETE && !digest_ok(r, &meta))
         return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
                       "the object's sha256 does not match the requested sha256");

@@ -5,6 +5,8 @@ whether a private object is cached. A digest hit answers only the request that c
 digest; it never becomes the URL's object, and never crosses from a signed object."""
 
 import os
+import threading
+import time
 
 from conftest import Origin, read_to_end, sha256
 from test_signed import PATH, add_signed, check_signature, s3_url
@@ -100,3 +102,26 @@ def test_a_signed_url_may_still_use_a_public_twin_once_confirmed(arca, origin):
     assert status == 200 and body == data
     assert full_gets(origin, PATH) == 0
     assert arca.fetch(s3_url(origin, forge=True), sha256=sha256(data))[0] == 403
+
+
+def test_a_forged_joiner_learns_nothing_of_how_a_private_download_ended(start_arca, origin):
+    # a forged URL that joins a signed download still waiting for upstream's headers gets the
+    # origin's refusal, not the download's own failure (which tells that it ran, and how it ended)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stall-timeout", "1s",
+                      "--download-retries", "0")
+    origin.add(PATH, data=b"x" * 1000, check=check_signature(PATH), stall=3)
+    results = {}
+
+    def ask(name, url):
+        results[name] = arca.fetch(url)[0]
+
+    owner = threading.Thread(target=ask, args=("owner", s3_url(origin)))
+    owner.start()
+    deadline = time.monotonic() + 5
+    while origin.counts[PATH] < 1:  # the download is waiting for headers
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    ask("forged", s3_url(origin, nonce="x", forge=True))
+    owner.join()
+    assert results["owner"] == 504
+    assert results["forged"] == 403
