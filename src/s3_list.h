@@ -5,9 +5,10 @@
  * Contract: any thread may call s3_list_get(). A page that is not cached, or is older than its
  * bucket's listing-ttl, is asked of S3 on the upstream thread (upstream_get); everyone asking for
  * the same page meanwhile waits for that one request. A page handed out is immutable and is the
- * caller's reference until s3_list_put(). Cached pages take at most S3_LIST_CACHE_BYTES; the
- * least recently used go first. A failed answer (S3 down, refused) is handed to those waiting
- * and never cached.
+ * caller's reference until s3_list_put(). The cache (s3_cache.h) finds a page in O(1) and takes
+ * at most S3_LIST_CACHE_BYTES, counted in what the heap holds for it (pages, folder names,
+ * tokens, bookkeeping); the least recently used go first, and pages being asked for stay. A
+ * failed answer (S3 down, refused) is handed to those waiting and never cached.
  */
 #ifndef ARCA_S3_LIST_H
 #define ARCA_S3_LIST_H
@@ -17,6 +18,7 @@
 #define S3_LIST_CACHE_BYTES (64 * 1024 * 1024)
 
 struct bucket_auth;
+struct s3_slot;
 
 /* Someone waiting for a page: `sleep` runs under the cache lock when the wait begins, `wake` once
  * the page is there (on the upstream thread), after `page` is set to it (a reference). */
@@ -26,6 +28,7 @@ struct s3_wait {
     void *arg;
     struct s3_page *page;
     struct s3_wait *next;
+    struct s3_slot *slot; /* s3_list.c's: the page waited for, until it comes */
 };
 
 /* The page of folder `prefix` (S3's prefix: "" or ending in '/') of bucket `a` that starts at

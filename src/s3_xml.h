@@ -31,9 +31,7 @@ struct s3_page {
     bool empty_prefix; /* S3 has no key at all under the folder (not even a marker) */
     char *next_token;  /* the next page's continuation token; NULL: the last page */
     int64_t fetched;   /* wall-clock seconds when S3 answered */
-    /* s3_list.c's own: */
-    int refs;
-    size_t bytes;
+    int refs;          /* s3_list.c's own: its holders, counted under its lock */
 };
 
 /* Read one ListObjectsV2 answer of folder `prefix` (S3's XML, its HTTP status) into `p`, zeroed:

@@ -384,42 +384,128 @@ void disposition_filename(const char *value, char *out, size_t size)
 
 /* --- secrets in what arca shows ------------------------------------------------------------ */
 
-/* The length of token `t` at s (case-insensitive), or 0. */
+/* The bytes at s that stand for `c`: c itself, or c percent-encoded once or more ("%3F",
+ * "%253F", ...: a URL in a URL's query, in a request line), or 0. */
+static size_t at_char(const char *s, char c)
+{
+    size_t n = 1;
+    if (*s == c)
+        return 1;
+    if (*s != '%')
+        return 0;
+    while (s[n] == '2' && s[n + 1] == '5')
+        n += 2;
+    if (hex_digit(s[n]) < 0 || hex_digit(s[n + 1]) < 0 ||
+        (hex_digit(s[n]) << 4 | hex_digit(s[n + 1])) != (unsigned char)c)
+        return 0;
+    return n + 2;
+}
+
+/* The bytes at s that stand for `t`, each of its characters as is or encoded, or 0. */
 static size_t at(const char *s, const char *t)
 {
-    size_t n = strlen(t);
-    return strncasecmp(s, t, n) == 0 ? n : 0;
+    size_t n = 0, k;
+    for (; *t; t++, n += k)
+        if (!(k = at_char(s + n, *t)))
+            return 0;
+    return n;
 }
 
-/* A parameter starts after one of these, as is or percent-encoded. */
+/* A parameter starts after '?' or '&', after ';' (a path parameter: Java's ;jsessionid=) and
+ * after '#' (a fragment: OAuth's #access_token=), each as is or encoded. */
 static size_t param_start(const char *s)
 {
-    size_t n;
-    if (*s == '?' || *s == '&')
-        return 1;
-    return (n = at(s, "%3F")) ? n : at(s, "%26");
+    size_t n = 0;
+    for (const char *c = "?&;#"; *c && !n; c++)
+        n = at_char(s, *c);
+    return n;
 }
 
-/* Where a value (or an authority) stops: a delimiter, as is or encoded, or text around a URL. */
+/* Where a value (or an authority) stops: a delimiter, as is or encoded, or text around a URL.
+ * Not ';': a value may hold one, and a secret's tail must not be shown. */
 static bool value_ends(const char *s)
 {
-    return !*s || strchr("&# \"'<>\\", *s) || at(s, "%26");
+    return !*s || strchr("&# \"'<>\\", *s) || at_char(s, '&');
 }
 
+/* A name as it is judged: percent-decoded as often as it was encoded, letters in lower case,
+ * all but letters and digits dropped, so "X-API-Key", "api_key", "api%2Dkey" and "apikey" are
+ * one name. False when it does not fit in out[size]. */
+static bool judged_name(const char *s, size_t len, char *out, size_t size)
+{
+    char raw[256];
+    size_t n = len, was, k = 0;
+    if (len >= sizeof(raw))
+        return false;
+    memcpy(raw, s, len);
+    do { /* decoding in place: each pass that decodes shortens the name */
+        was = n;
+        n = decode(raw, n, false, raw);
+    } while (n < was);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c - 'A' + 'a');
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+            out[k++] = (char)c;
+    }
+    out[k] = '\0';
+    return k < size;
+}
+
+/* What makes a parameter's value a secret, matched against its judged name. Chosen one by one:
+ * a word that is often harmless matches only where it ends the name, or as the whole name. */
+enum match { HOLDS, ENDS, IS };
+static const struct secret_word {
+    const char *word;
+    enum match how;
+} secret_words[] = {
+    {"signature", HOLDS},     /* X-Amz-Signature, X-Goog-Signature, Signature, oauth_signature */
+    {"token", HOLDS},         /* token, access_token, X-Amz-Security-Token, private_token */
+    {"secret", HOLDS},        /* client_secret */
+    {"passw", HOLDS},         /* password, passwd, Passwort */
+    {"passphrase", HOLDS},    /* key passphrases */
+    {"credential", HOLDS},    /* X-Amz-Credential, X-Goog-Credential, credentials */
+    {"apikey", HOLDS},        /* api-key, x-api-key, apikey, api_key_id */
+    {"jwt", HOLDS},           /* jwt, id_jwt */
+    {"session", HOLDS},       /* session, sessionid, JSESSIONID, session_key */
+    {"hmac", HOLDS},          /* hmac, hmac_sha256 */
+    {"authorization", HOLDS}, /* authorization (the header, as a parameter) */
+    {"key", ENDS},            /* key, access_key, private_key, subscription-key: not keyword */
+    {"auth", ENDS},           /* auth, x-auth, basic_auth: not author */
+    {"sig", ENDS},            /* sig (Azure SAS), api_sig: not signed, design */
+    {"sessid", ENDS},         /* PHPSESSID */
+    {"pwd", ENDS},            /* pwd, db_pwd */
+    {"pass", IS},             /* pass: not bypass, compass */
+    {"pw", IS},
+    {"sid", IS},   /* a session id */
+    {"hdnts", IS}, /* Akamai's token: its value holds hmac=... */
+};
+
+static bool matches(const char *name, size_t len, const struct secret_word *w)
+{
+    size_t n = strlen(w->word);
+    switch (w->how) {
+    case HOLDS:
+        return strstr(name, w->word) != NULL;
+    case ENDS:
+        return len >= n && !strcmp(name + len - n, w->word);
+    case IS:
+        return !strcmp(name, w->word);
+    }
+    return false;
+}
+
+/* Whether the parameter named by [s, s+len) (as it appears) holds a secret. A name too long to
+ * judge is taken as one: nothing is shown that was not judged. */
 static bool secret_name(const char *s, size_t len)
 {
-    static const char *const parts[] = {"signature", "token",      "secret", "password",
-                                        "passwd",    "credential", "apikey", "api_key"};
-    char name[64];
-    size_t n = len < sizeof(name) ? decode(s, len, false, name) : 0;
-    for (size_t i = 0; i < n; i++)
-        name[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
-    if (n == 0)
-        return false;
-    if (!strcmp(name, "sig"))
+    char name[128];
+    if (!judged_name(s, len, name, sizeof(name)))
         return true;
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-        if (strstr(name, parts[i]))
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof(secret_words) / sizeof(secret_words[0]); i++)
+        if (matches(name, n, &secret_words[i]))
             return true;
     return false;
 }
@@ -435,10 +521,9 @@ static void put_str(struct out *o, const char *s, size_t len)
 static size_t redact_param(const char *s, struct out *o)
 {
     size_t name = 0, eq = 0, len;
-    while (!value_ends(s + name) && s[name] != '=' && !at(s + name, "%3D") &&
-           !param_start(s + name))
+    while (!value_ends(s + name) && !at_char(s + name, '=') && !param_start(s + name))
         name++;
-    eq = s[name] == '=' ? 1 : at(s + name, "%3D");
+    eq = at_char(s + name, '=');
     put_str(o, s, name + eq);
     if (!eq || !secret_name(s, name))
         return name + eq;
@@ -452,15 +537,13 @@ static size_t redact_param(const char *s, struct out *o)
 static size_t redact_userinfo(const char *s, struct out *o)
 {
     size_t end = 0, userinfo = 0, k;
-    while (!value_ends(s + end) && s[end] != '/' && !at(s + end, "%2F") && !param_start(s + end)) {
-        if (s[end] == '@')
-            userinfo = end, end++;
-        else if ((k = at(s + end, "%40")))
+    while (!value_ends(s + end) && !at_char(s + end, '/') && !param_start(s + end)) {
+        if ((k = at_char(s + end, '@')))
             userinfo = end, end += k;
         else
             end++;
     }
-    if (!userinfo && s[0] != '@' && !at(s, "%40"))
+    if (!userinfo && !at_char(s, '@'))
         return 0;
     put_str(o, "REDACTED", 8);
     return userinfo;
@@ -477,7 +560,7 @@ size_t url_redact(const char *in, char *out, size_t size)
             put_str(&o, s, k);
             s += k;
             s += redact_param(s, &o);
-        } else if ((k = at(s, "://")) || (k = at(s, "%3A%2F%2F"))) {
+        } else if ((k = at(s, "://"))) {
             put_str(&o, s, k);
             s += k;
             s += redact_userinfo(s, &o);
@@ -491,7 +574,7 @@ size_t url_redact(const char *in, char *out, size_t size)
 
 char *url_shown(const char *url)
 {
-    /* a redaction makes at most 13 bytes ("&sig=REDACTED") of at least 5 ("&sig="): 3x fits */
+    /* a redaction makes at most 12 bytes ("&pw=REDACTED") of at least 4 ("&pw="): 3x fits */
     size_t size = 3 * strlen(url) + 64;
     char *out = malloc(size);
     if (out)

@@ -51,11 +51,17 @@ void url_filename(const char *url, char *out, size_t size);
 /* A file name safe to suggest: no '/', '\', "..", control bytes or quotes. */
 void filename_clean(const char *in, size_t len, char *out, size_t size);
 
-/* `in` (any text holding URLs, as they are or percent-encoded once, like a request line) with
- * its secrets replaced by REDACTED: userinfo ("user:pass@") and the values of query parameters
- * whose name holds signature, token, secret, password, passwd, credential, apikey, api_key or is
- * sig (X-Amz-Signature, X-Goog-Signature, X-Amz-Security-Token, sig, ...). Truncated to fit
- * out[size]; returns the length written. For what arca shows: the stored key keeps everything. */
+/* `in` (any text holding URLs, as they are or percent-encoded once or more, like a request line)
+ * with its secrets replaced by REDACTED: userinfo ("user:pass@") and the values of parameters
+ * (after '?', '&', ';' or '#') whose name is a secret's. A name is judged percent-decoded, in
+ * lower case, with all but letters and digits dropped ("X-API-Key" is "xapikey"); it is a
+ * secret's when it holds signature, token, secret, passw, passphrase, credential, apikey, jwt,
+ * session, hmac or authorization; ends with key, auth, sig, sessid or pwd; is pass, pw, sid or
+ * hdnts; or is too long to judge. A value runs to the next '&' or '#' (as is or encoded) or the
+ * end of the URL. So X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token, sig, key, api-key,
+ * access_token, jwt, auth, JSESSIONID are redacted; page, keyword, author, signed, max-keys
+ * are not. Truncated to fit out[size]; returns the length written. For what arca shows: the
+ * stored key keeps everything. */
 size_t url_redact(const char *in, char *out, size_t size);
 /* The same into a copy the caller frees (NULL when out of memory): a URL as listings and answers
  * show it. */

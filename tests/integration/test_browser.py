@@ -3,10 +3,12 @@ each page opens without script errors, a slow download's bar advances, the chart
 and a URL holding <script> stays text. A screenshot of each page goes to build/screenshots/
 (ARCA_SCREENSHOTS to change it)."""
 
+import json
 import os
 import re
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -91,31 +93,123 @@ def progress_of(browser):
     return float(bar.get_attribute("value") or 0), float(bar.get_attribute("max") or 0)
 
 
-def test_a_slow_download_shows_a_moving_progress_bar(origin, arca, browser):
-    data = os.urandom(1500000)
-    url = origin.add("/rootfs.ext4", data=data, rate=300000)  # 5 s
+class GatedOrigin:
+    """An origin whose one file's body goes out only as far as the test has released it: the
+    download's pace is the test's, never the machine's."""
+
+    def __init__(self, data):
+        self.data, self.allowed, self.cond = data, 0, threading.Condition()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(gate.data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                sent = 0
+                while sent < len(gate.data):
+                    with gate.cond:
+                        gate.cond.wait_for(lambda: gate.allowed > sent)
+                        upto = gate.allowed
+                    try:
+                        self.wfile.write(gate.data[sent:upto])
+                        self.wfile.flush()
+                    except (BrokenPipeError, ConnectionResetError):
+                        return
+                    sent = upto
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/rootfs.ext4"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def release(self, upto):
+        with self.cond:
+            self.allowed = min(upto, len(self.data))
+            self.cond.notify_all()
+
+    def stop(self):
+        self.release(len(self.data))
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gated():
+    origin = GatedOrigin(os.urandom(1500000))
+    yield origin
+    origin.stop()
+
+
+def wait_for(what, check, timeout=20):
+    """check()'s first true value, asked every 0.1 s until the deadline."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def downloading(arca):
+    rows = json.loads(arca.get("/api/v1/resources/?state=downloading")[2])["resources"]
+    return rows[0]["downloaded"] if rows else 0
+
+
+def bar_and_rate(browser):
+    """The downloading row's bar value and rate text, read at one instant."""
+    return browser.execute_script(
+        "const row = document.querySelector('tr[data-key]');"
+        "return [row.querySelector('progress').value, row.querySelector('.rate').textContent];")
+
+
+RATE = re.compile(r"\d+(\.\d)? (KiB|MiB)/s")
+
+
+def test_a_slow_download_shows_a_moving_progress_bar(arca, gated, browser):
+    data = gated.data
     got = {}
-    client = threading.Thread(target=lambda: got.update(body=arca.fetch(url)[2]))
+    client = threading.Thread(target=lambda: got.update(body=arca.fetch(gated.url)[2]))
     client.start()
     try:
-        time.sleep(0.5)
+        gated.release(300000)
+        wait_for("arca to have 300000 bytes", lambda: downloading(arca) >= 300000)
         open_page(browser, arca, "/resources/downloading/")
-        time.sleep(1.2)
-        first, total = progress_of(browser)
-        time.sleep(1.5)
-        second, _ = progress_of(browser)
-        assert total == len(data)
-        assert 0 < first < second < total
-        rate = browser.find_element(By.CSS_SELECTOR, "tr[data-key] .rate").text
-        assert re.fullmatch(r"\d+(\.\d)? (KiB|MiB)/s", rate), rate
+        assert progress_of(browser) == (300000, len(data))  # as the page came
+        # the page's script moves the bar: once the origin sent more, a poll (every second)
+        # shows it
+        gated.release(600000)
+        first = wait_for("the bar past 300000",
+                         lambda: (v := bar_and_rate(browser)[0]) >= 600000 and v)
+        # a rate needs a poll that saw more than the one before it: the origin keeps sending
+        # a little at a time until one did
+        released = 600000
+
+        def moved_with_a_rate():
+            nonlocal released
+            value, rate = bar_and_rate(browser)
+            if value > first and RATE.fullmatch(rate):
+                return value, rate
+            released = min(released + 20000, len(data) - 1)
+            gated.release(released)
+            return None
+
+        second = wait_for("a moving bar with a rate", moved_with_a_rate)[0]
+        assert 300000 < first < second < len(data), (first, second)
         shoot(browser, "downloading")
     finally:
+        gated.release(len(data))
         client.join()
     assert got["body"] == data
-    deadline = time.monotonic() + 5
-    while "finished" not in browser.find_element(By.CSS_SELECTOR, "tr[data-key] .got").text:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for("the row to read finished", lambda: "finished" in browser.find_element(
+        By.CSS_SELECTOR, "tr[data-key] .got").text)
     assert script_errors(browser) == []
 
 

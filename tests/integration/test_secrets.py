@@ -5,6 +5,7 @@ under the URL as given. The listings answer only clients that may fetch, or --ui
 import http.client
 import json
 import os
+import time
 
 SECRET = "s3cr3tSIGvalue"
 PASSWORD = "pa55word"
@@ -66,3 +67,51 @@ def test_listings_answer_only_allowed_clients(origin, start_arca):
     assert opened.get("/resources/successes/")[0] == 200
     assert opened.get("/api/v1/resources/?state=successes")[0] == 200
     assert opened.fetch(origin.add("/x", data=b"x"))[0] == 403, "seeing is not fetching"
+
+
+# Secrets under names that hold neither "token" nor "signature": API keys, JWTs, sessions, in the
+# spellings and encodings clients use (issue 22, item 7).
+SECRET_PARAMS = {"key": "k3yVALUE", "jwt": "eyJjwtVALUE", "auth": "au7hVALUE",
+                 "api-key": "ap1VALUE", "X-API-Key": "xap1VALUE", "api%2Dkey": "encodedVALUE",
+                 "sessionid": "s3ssVALUE", "pwd": "pwdVALUE"}
+
+
+def access_fetch_lines(arca, n, timeout=5):
+    """The access log's fetch lines once there are n (each is written once its response is
+    over, a moment after the client has it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [l for l in arca.read_log().splitlines() if '"GET /api/v1/fetch/' in l]
+        if len(lines) >= n:
+            return lines
+        assert time.monotonic() < deadline, arca.read_log()
+        time.sleep(0.05)
+
+
+def test_api_keys_jwts_and_sessions_never_shown(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--log-level", "debug",
+                      "--ui-network", "127.0.0.0/8")
+    query = "&".join(f"{name}={value}" for name, value in SECRET_PARAMS.items()) + "&page=2"
+    data = os.urandom(3000)
+    url = origin.add("/artifact", data=data) + "?" + query
+    missing = origin.url("/gone") + "?" + query
+    assert arca.get("/api/v1/fetch/?url=" + url)[2] == data  # the unencoded form
+    assert arca.fetch(url)[2] == data  # the encoded form: the same URL, a hit
+    assert origin.counts["/artifact"] == 1
+    assert arca.fetch(missing)[0] == 404
+    assert arca.log_shows("/gone")
+    rows = json.loads(arca.get("/api/v1/resources/?state=successes")[2])["resources"]
+    failed = json.loads(arca.get("/api/v1/resources/?state=failures")[2])["resources"]
+    assert len(rows) == 1 and len(failed) == 1
+    # the listing still tells a lab which URL it is: harmless parameters stay
+    assert "REDACTED" in rows[0]["url"] and "page=2" in rows[0]["url"]
+    shown = [json.dumps(rows), json.dumps(failed)]
+    for path in ("/resources/", "/resources/successes/", "/resources/failures/"):
+        status, _, body = arca.get(path)
+        assert status == 200, path
+        shown.append(body.decode())
+    assert len(access_fetch_lines(arca, 3)) == 3
+    shown.append(arca.read_log())  # the access log and the log lines
+    for text in shown:
+        for value in SECRET_PARAMS.values():
+            assert value not in text, (value, text)

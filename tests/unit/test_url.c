@@ -183,6 +183,120 @@ static void secrets_are_redacted(void **state)
     assert_string_equal(small, "http://");
 }
 
+/* Each name's value is REDACTED, whatever its case, separators or percent-encoding. */
+static void secret_names_are_redacted(void **state)
+{
+    static const char *const names[] = {"key",
+                                        "api-key",
+                                        "api_key",
+                                        "apikey",
+                                        "API-Key",
+                                        "X-API-KEY",
+                                        "x-api-key",
+                                        "api.key",
+                                        "api%2Dkey",
+                                        "api%252Dkey",
+                                        "%6B%65%79",
+                                        "private_key",
+                                        "subscription-key",
+                                        "access_key",
+                                        "jwt",
+                                        "id_jwt",
+                                        "auth",
+                                        "x-auth",
+                                        "AUTH",
+                                        "authorization",
+                                        "access_token",
+                                        "auth_token",
+                                        "private_token",
+                                        "session",
+                                        "sessionid",
+                                        "JSESSIONID",
+                                        "PHPSESSID",
+                                        "sid",
+                                        "pass",
+                                        "pwd",
+                                        "db_pwd",
+                                        "pw",
+                                        "password",
+                                        "Passwd",
+                                        "passphrase",
+                                        "client_secret",
+                                        "credentials",
+                                        "hmac",
+                                        "api_sig",
+                                        "hdnts",
+                                        "auth[key]",
+                                        NULL};
+    char in[256], want[256];
+    (void)state;
+    for (int i = 0; names[i]; i++) {
+        snprintf(in, sizeof(in), "http://h/a?page=2&%s=s3cr3t&arch=arm64", names[i]);
+        snprintf(want, sizeof(want), "http://h/a?page=2&%s=REDACTED&arch=arm64", names[i]);
+        assert_string_equal(redacted(in), want);
+    }
+}
+
+/* Names that merely look alike keep their values: over-redaction hides what a lab needs. */
+static void harmless_names_are_shown(void **state)
+{
+    static const char *const names[] = {"page",
+                                        "per_page",
+                                        "sort",
+                                        "prefix",
+                                        "delimiter",
+                                        "max-keys",
+                                        "keyword",
+                                        "author",
+                                        "signed",
+                                        "design",
+                                        "version",
+                                        "arch",
+                                        "bypass",
+                                        "X-Amz-Date",
+                                        "url",
+                                        "ttl",
+                                        "sha256",
+                                        "Key-Pair-Id",
+                                        "response-content-type",
+                                        NULL};
+    char in[256];
+    (void)state;
+    for (int i = 0; names[i]; i++) {
+        snprintf(in, sizeof(in), "http://h/a?%s=visible", names[i]);
+        assert_string_equal(redacted(in), in);
+    }
+}
+
+/* Where else a parameter can start, and text that holds URLs encoded once or twice. */
+static void secrets_in_every_place(void **state)
+{
+    char name[400], in[512];
+    (void)state;
+    /* a request line: the target URL encoded once, an encoded name encoded twice */
+    assert_string_equal(
+        redacted("GET /api/v1/fetch/?url=http%3A%2F%2Fh%2Fa%3Fkey%3DS1%26api%252Dkey%3DS2"
+                 "%26page%3D2 HTTP/1.1"),
+        "GET /api/v1/fetch/?url=http%3A%2F%2Fh%2Fa%3Fkey%3DREDACTED%26api%252Dkey%3DREDACTED"
+        "%26page%3D2 HTTP/1.1");
+    /* a URL inside a URL's query, then encoded again in a request line */
+    assert_string_equal(redacted("GET /f?url=http%3A%2F%2Fh%2Fr%3Fto%3Dhttp%253A%252F%252Fu%253Ap"
+                                 "%2540x%252F%253Fjwt%253DS HTTP/1.1"),
+                        "GET /f?url=http%3A%2F%2Fh%2Fr%3Fto%3Dhttp%253A%252F%252FREDACTED"
+                        "%2540x%252F%253Fjwt%253DREDACTED HTTP/1.1");
+    /* a path parameter (Java's ;jsessionid=) and a fragment (OAuth's #access_token=); a value
+     * runs to the next '&' or '#' (a '?' or ';' may be part of a secret) */
+    assert_string_equal(redacted("http://h/a;jsessionid=S?x=1"), "http://h/a;jsessionid=REDACTED");
+    assert_string_equal(redacted("http://h/a?x=1#access_token=T"),
+                        "http://h/a?x=1#access_token=REDACTED");
+    /* a name too long to judge is redacted rather than shown */
+    memset(name, 'a', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    snprintf(in, sizeof(in), "http://h/?%s=S", name);
+    assert_non_null(strstr(redacted(in), "=REDACTED"));
+    assert_null(strstr(buf, "=S"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +307,9 @@ int main(void)
         cmocka_unit_test(normal_form),
         cmocka_unit_test(filenames),
         cmocka_unit_test(secrets_are_redacted),
+        cmocka_unit_test(secret_names_are_redacted),
+        cmocka_unit_test(harmless_names_are_shown),
+        cmocka_unit_test(secrets_in_every_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
