@@ -295,6 +295,8 @@ static int take_failures(const struct sort *s, int64_t offset, int limit, struct
     qsort_r(all, (size_t)n, sizeof(all[0]), compare_resources, (void *)s);
     for (int i = (int)offset; i < n && out->n < limit; i++) {
         out->rows[out->n] = *all[i];
+        /* a reason may quote what upstream said, a redirect's target among it */
+        url_redact(all[i]->error, out->rows[out->n].error, sizeof(out->rows[out->n].error));
         if (!(out->rows[out->n++].url = url_shown(all[i]->url)))
             return -1;
     }
