@@ -1,5 +1,8 @@
 /* url_normalize: what it accepts is an absolute http(s) URL with nothing a request line may not
- * carry (no blank, control or non-ASCII byte), and its normal form is a fixed point. */
+ * carry (no blank, control or non-ASCII byte), and its normal form is a fixed point.
+ * url_redact (what every shown URL goes through): it stays within its buffer, whatever it is
+ * given, always ends the string, is never cut in url_shown's buffer, and a redacted URL
+ * redacts to itself (nothing it shows would be hidden on a second look: no secret was left). */
 #include "fuzz.h"
 #include "url.h"
 
@@ -15,11 +18,30 @@ static bool fetchable(const char *u)
     return true;
 }
 
+static void check_redact(const char *s)
+{
+    size_t len = strlen(s), size = 3 * len + 64, n;
+    char *out = malloc(size), *again = malloc(size), small[8];
+    if (out && again) {
+        n = url_redact(s, out, size);
+        if (n != strlen(out) || n >= size - 1 || url_redact(out, again, size) != n ||
+            strcmp(out, again) != 0)
+            abort();
+        n = url_redact(s, small, sizeof(small));
+        if (n >= sizeof(small) || n != strlen(small))
+            abort();
+    }
+    free(again);
+    free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = fuzz_string(data, size), *out = NULL, *again = NULL;
     int status;
     const char *why;
+    if (s)
+        check_redact(s);
     if (s && (out = malloc(URL_BUF_SIZE(strlen(s)))) &&
         url_normalize(s, strlen(s), out, URL_BUF_SIZE(strlen(s)), &status, &why) == 0) {
         size_t len = strlen(out);

@@ -446,11 +446,14 @@ static bool judged_name(const char *s, size_t len, char *out, size_t size)
         unsigned char c = (unsigned char)raw[i];
         if (c >= 'A' && c <= 'Z')
             c = (unsigned char)(c - 'A' + 'a');
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            if (k + 1 >= size)
+                return false; /* too long to judge: the caller redacts it */
             out[k++] = (char)c;
+        }
     }
     out[k] = '\0';
-    return k < size;
+    return true;
 }
 
 /* What makes a parameter's value a secret, matched against its judged name. Chosen one by one:
