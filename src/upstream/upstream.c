@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "grants.h"
+#include "keys.h"
 #include "log.h"
 #include "persist.h"
 #include "policy.h"
@@ -37,9 +38,9 @@ struct transfer {
     struct handle h;
     struct object *obj;
     const char *url;     /* the object's (its key), fixed for its life: what logs show */
-    char *asked;         /* the client's URL, whole: what the row records */
+    char *asked;         /* the client's URL, whole: what the origin is asked for */
     const char *source;  /* what is fetched: `asked`, or a mirror's URL (one of `mirrors`) */
-    int64_t grant_until; /* > 0: a signed source, remembered as accepted once answered 2xx */
+    int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
     const struct bucket_auth *auth; /* a bucket's object: SigV4-signed by libcurl */
     CURL *easy;
     EVP_MD_CTX *sha;
@@ -58,8 +59,9 @@ struct transfer {
     bool start_over;  /* this response is dropped: the next attempt asks from byte 0 */
     char **mirrors;   /* --mirror: where to ask first, in order; the origin after them */
     int n_mirrors, next_mirror;
-    int mirror_rule; /* the --mirror rule they come from (mirror k is that rule's k-th) */
-    bool renewed;    /* upstream answered 304: the expired version is the object again */
+    int mirror_rule;   /* the --mirror rule they come from (mirror k is that rule's k-th) */
+    bool origin_first; /* a signed URL: the origin must accept it before a mirror is asked */
+    bool renewed;      /* upstream answered 304: the expired version is the object again */
     /* Outcome: */
     bool failed;      /* store_fail() already called */
     bool counted;     /* in stats.downloads_active */
@@ -252,8 +254,9 @@ static int headers_done(struct transfer *t)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     struct resume_terms sent = {t->offset, known_length(t), &t->kept};
     struct verdict v = response_verdict(&t->resp, status, &sent);
-    if (t->grant_until > 0 && status >= 200 && status < 300)
-        grants_add(t->source, t->grant_until); /* before any waiter wakes to check it */
+    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
+    if (t->grant_until > 0 && t->source == t->asked && status >= 200 && status < 300)
+        grants_add(t->asked, t->grant_until);
     if (t->conditional && status == 304) {
         atomic_fetch_add(&stats.revalidated_unchanged, 1);
         t->renewed = true;
@@ -392,7 +395,6 @@ static void setup_easy(struct transfer *t)
     curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-    sign_for(t->easy, t->auth);
 }
 
 /* One more header line for this attempt's request; -1 when out of memory. */
@@ -850,27 +852,35 @@ static int take_kept(struct transfer *t)
 
 /* --- mirrors ----------------------------------------------------------------------------- */
 
-/* The URLs of the first --mirror rule matching the source: the matched text replaced by each
- * mirror in turn. None when no rule matches (or out of memory: the origin serves). */
+/* The URLs of the first --mirror rule matching the URL without its signature (the cache key,
+ * also under --exact-keys): the matched text replaced by each mirror in turn. A mirror is
+ * another host: it never sees the client's signature, a capability for the origin. None when no
+ * rule matches (or out of memory: the origin serves). */
 static void find_mirrors(struct transfer *t)
 {
+    struct signature sig;
     regmatch_t m;
+    char *plain = keys_unsigned_url_dup(fx.cfg, t->asked, &sig);
+    if (!plain)
+        return;
     for (int i = 0; i < fx.cfg->n_mirror_rules; i++) {
         const struct mirror_rule *r = &fx.cfg->mirror_rules[i];
-        if (regexec(&fx.mirror_res[i], t->asked, 1, &m, 0) != 0)
+        if (regexec(&fx.mirror_res[i], plain, 1, &m, 0) != 0)
             continue;
         if (!(t->mirrors = calloc((size_t)r->n, sizeof(*t->mirrors))))
-            return;
+            break;
         t->mirror_rule = i;
+        t->origin_first = sig.is_signed;
         for (int k = 0; k < r->n; k++) {
-            size_t len = (size_t)m.rm_so + strlen(r->mirrors[k]) + strlen(t->asked + m.rm_eo);
+            size_t len = (size_t)m.rm_so + strlen(r->mirrors[k]) + strlen(plain + m.rm_eo);
             if (!(t->mirrors[t->n_mirrors] = malloc(len + 1)))
                 break;
-            snprintf(t->mirrors[t->n_mirrors++], len + 1, "%.*s%s%s", (int)m.rm_so, t->asked,
-                     r->mirrors[k], t->asked + m.rm_eo);
+            snprintf(t->mirrors[t->n_mirrors++], len + 1, "%.*s%s%s", (int)m.rm_so, plain,
+                     r->mirrors[k], plain + m.rm_eo);
         }
-        return;
+        break;
     }
+    free(plain);
 }
 
 static int begin_download(struct transfer *t);
@@ -904,17 +914,61 @@ static void mirror_answered(const struct probe_result *res, void *arg)
         end_transfer(t);
 }
 
-/* Ask the next mirror not known to be down, or start the first attempt from the source chosen. */
+/* The origin answered the probe of a signed URL that mirrors could serve: they may, once it has
+ * accepted the signature (2xx), which is then remembered like a download's. A refusal ends the
+ * download with the origin's status, so a forged or expired signature gets what the origin
+ * would have answered; no answer, or a status worth retrying, leaves the download to the origin
+ * itself (its attempts retry). */
+static void origin_answered(const struct probe_result *res, void *arg)
+{
+    struct transfer *t = arg;
+    char reason[96];
+    if (atomic_load(&fx.stopping))
+        return; /* fail_everything ends the transfer */
+    if (res->status >= 200 && res->status < 300) {
+        if (t->grant_until > 0)
+            grants_add(t->asked, t->grant_until);
+    } else if (res->status == 0 || status_retryable(res->status)) {
+        t->next_mirror = t->n_mirrors;
+    } else {
+        snprintf(reason, sizeof(reason), "upstream refused this signed URL (%d)", res->status);
+        fail(t, res->status >= 400 ? res->status : 502, reason);
+        end_transfer(t);
+        return;
+    }
+    if (begin_download(t) < 0)
+        end_transfer(t);
+}
+
+/* The first attempt, once the source is chosen. Only the origin gets a bucket's signature: a
+ * mirror is fetched unsigned. */
+static int first_attempt(struct transfer *t)
+{
+    if (t->source == t->asked)
+        sign_for(t->easy, t->auth);
+    else
+        t->auth = NULL;
+    return start_attempt(t);
+}
+
+/* For a signed URL, the origin's probe first (see origin_answered); then the next mirror not
+ * known to be down; then the first attempt from the source chosen. */
 static int begin_download(struct transfer *t)
 {
     while (t->next_mirror < t->n_mirrors &&
            fx.mirror_down_until[t->mirror_rule][t->next_mirror] > monotonic_ms())
         t->next_mirror++;
+    if (t->next_mirror < t->n_mirrors && t->origin_first) {
+        t->origin_first = false;
+        if (upstream_probe(t->asked, origin_answered, t) == 0)
+            return 0;
+        t->next_mirror = t->n_mirrors; /* cannot ask: the origin itself decides */
+    }
     if (t->next_mirror < t->n_mirrors &&
         upstream_probe(t->mirrors[t->next_mirror], mirror_answered, t) == 0)
         return 0;
     t->next_mirror = t->n_mirrors;
-    return start_attempt(t);
+    return first_attempt(t);
 }
 
 /* Downloads whose file the persistence thread has made begin their first attempt; those it
