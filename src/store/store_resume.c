@@ -78,12 +78,16 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
     return true;
 }
 
+/* What stays in resumed[] is what store_take_resumed hands over: an object that cannot go into
+ * the table leaves the array as it is freed. */
 void adopt_resumed(void)
 {
     for (int part = 0; part < 2; part++) {
+        size_t kept = 0;
         for (size_t i = 0; i < resumed[part].n; i++) {
             struct object *o = resumed[part].v[i];
             if (table_insert(o) < 0) { /* out of memory: its file and row go */
+                log_error("fetch %s: out of memory; not resumed", o->url);
                 submit_remove(o->key, NULL);
                 o->refs = 0;
                 object_free(o);
@@ -91,7 +95,9 @@ void adopt_resumed(void)
             }
             dlist_append(&st.fetching, &o->lru);
             st.usage += o->reserved;
+            resumed[part].v[kept++] = o;
         }
+        resumed[part].n = kept;
     }
 }
 
@@ -113,15 +119,13 @@ void store_take_resumed(void (*each)(struct object *obj, const char *source, voi
     for (int part = 0; part < 2; part++) {
         for (size_t i = 0; i < resumed[part].n; i++) {
             struct object *o = resumed[part].v[i];
-            if (!o->in_table)
-                continue; /* dropped by adopt_resumed */
+            char *source = o->source;
+            /* taken before: once handed over, the download may end and the object go at once */
+            o->source = NULL;
             log_info("fetch %s: resuming after the restart from byte %lld", o->url,
                      (long long)o->have);
-            each(o, o->source, arg);
-            pthread_mutex_lock(&st.lock);
-            free(o->source);
-            o->source = NULL;
-            pthread_mutex_unlock(&st.lock);
+            each(o, source, arg);
+            free(source);
             n++;
         }
         free(resumed[part].v);
