@@ -173,6 +173,27 @@ int64_t keys_grant_until(const struct config *cfg, const struct signature *sig, 
 void keys_cache_url(const struct config *cfg, const char *url, char *out, size_t size,
                     struct signature *sig)
 {
+    if (cfg->exact_keys) {
+        *sig = (struct signature){false, 0};
+        if (out != url)
+            snprintf(out, size, "%s", url);
+        return;
+    }
+    keys_unsigned_url(cfg, url, out, size, sig);
+}
+
+char *keys_unsigned_url_dup(const struct config *cfg, const char *url, struct signature *sig)
+{
+    size_t size = strlen(url) + 1;
+    char *out = malloc(size);
+    if (out)
+        keys_unsigned_url(cfg, url, out, size, sig);
+    return out;
+}
+
+void keys_unsigned_url(const struct config *cfg, const char *url, char *out, size_t size,
+                       struct signature *sig)
+{
     const char *q = strchr(url, '?');
     struct param ps[MAX_PARAMS];
     bool present[N_SCHEMES];
@@ -182,7 +203,7 @@ void keys_cache_url(const struct config *cfg, const char *url, char *out, size_t
     *sig = (struct signature){false, 0};
     if (out != url)
         snprintf(out, size, "%s", url);
-    if (cfg->exact_keys || !q || (n = split(q + 1, ps)) <= 0)
+    if (!q || (n = split(q + 1, ps)) <= 0)
         return;
     int64_t expires = expiry(ps, n); /* before `out`, which may be `url`, is rewritten */
     for (size_t i = 0; i < N_SCHEMES; i++)

@@ -13,8 +13,9 @@
  *   user-delegation key fields (skoid, sktid, skt, ske, sks, skv, saoid, suoid, scid); the rsc*
  *   response overrides stay, since they change the answer;
  * - CloudFront (Signature + Key-Pair-Id): Expires, Signature, Key-Pair-Id, Policy.
- * --key-rules adds HOSTGLOB=PARAM,... rules; --exact-keys turns every rule off. Parameter names
- * compare without case. The URL fetched is always the client's, whole.
+ * --key-rules adds HOSTGLOB=PARAM,... rules; --exact-keys turns every rule off for the key (not
+ * for keys_unsigned_url: what a mirror may see). Parameter names compare without case. The URL
+ * fetched from the origin is always the client's, whole.
  *
  * Contract: pure functions of their arguments, any thread.
  */
@@ -39,6 +40,14 @@ void keys_cache_url(const struct config *cfg, const char *url, char *out, size_t
 
 /* The same into a copy the caller frees; NULL when out of memory. */
 char *keys_cache_url_dup(const struct config *cfg, const char *url, struct signature *sig);
+
+/* The URL without its signing parameters, by the same rules, whatever --exact-keys says: what
+ * may be shown to another host (a mirror) without handing it the client's capability; `sig`
+ * says whether the URL was signed. keys_unsigned_url_dup: into a copy the caller frees (NULL
+ * when out of memory). */
+void keys_unsigned_url(const struct config *cfg, const char *url, char *out, size_t size,
+                       struct signature *sig);
+char *keys_unsigned_url_dup(const struct config *cfg, const char *url, struct signature *sig);
 
 /* Until when a signed URL that upstream has just accepted is trusted: its signature's expiry,
  * at most `now` + --confirm-ttl. */

@@ -18,7 +18,9 @@
  *   only once the object is COMPLETE and its digest matches.
  * - A download may resume (bytes are only appended) or, until the first byte has been handed to
  *   a reader, restart from zero (store_restart). Once a reader holds the length and type, a
- *   restart must keep them.
+ *   restart must keep them. A download that must start over beyond that point (upstream changed
+ *   the file) goes on as a new object (store_new_version): its readers are cut, never handed
+ *   bytes of two versions.
  * - An object is COMPLETE only after its file is fsynced and its index row committed.
  * - Waiting is push, not poll: a reader that finds no new bytes registers a waiter; every change
  *   of state wakes all waiters, and new bytes wake them once per curl pass (store_announce).
@@ -186,14 +188,27 @@ void store_take_resumed(void (*each)(struct object *obj, const char *source, voi
 /* 1: the file exists, appends may begin; 0: not yet; -1: the object failed. */
 int store_file_ready(struct object *obj);
 /* Headers are in: returns 0, or -1 with status/reason filled (e.g. 507 when it cannot fit, 413
- * beyond the maximum object size). Called again after a restart from zero. */
-int store_begin_body(struct object *obj, int64_t length, const struct upstream_headers *h);
+ * beyond the maximum object size). Called again after a restart from zero. `resumable`: the body
+ * has a validator a resume can prove itself by (upstream_response.h); only then are its bytes
+ * synced for a restart to continue from (store_resume.c). */
+int store_begin_body(struct object *obj, int64_t length, const struct upstream_headers *h,
+                     bool resumable);
 /* An object's packed headers (NULL: none) read back; pointers into `packed`. */
 void headers_unpack(const char *packed, struct upstream_headers *h);
-/* Throw away the bytes written so far, so the download can start over. -1 once a reader has
- * been handed any of them (the caller gives the reason), or with the reason filled when the
- * file cannot be truncated. */
-int store_restart(struct object *obj);
+/* Throw away the bytes written so far, so the download can start over with a body of `length`
+ * bytes described by `h` (NULL: not known yet; the next store_begin_body checks it). Returns 0;
+ * 1 when that would contradict what a reader holds: bytes, or a length and headers it answered
+ * with that are not these (nothing done: the caller makes a new version, store_new_version); -1
+ * with the reason filled when the file cannot be truncated. Readers that hold nothing wait for
+ * the new body's headers. */
+int store_restart(struct object *obj, int64_t length, const struct upstream_headers *h);
+/* The download's bytes belong to a version upstream no longer serves, and readers hold some of
+ * them: they cannot be completed honestly. The object fails for them (`reason`; their answers
+ * are cut) and a new FETCHING object for its URL (same ttl, signed mark and usage) takes its
+ * place in the table, so the next clients get the new version. Returns it with the fetch's
+ * reference (the caller still holds, and releases, its reference on `obj`), to be begun with
+ * store_begin_file; NULL when out of memory (or `obj` had already failed). */
+struct object *store_new_version(struct object *obj, const char *reason);
 /* Write bytes at `have` and make them readable. Waiters are not woken here: curl hands a body
  * over 16 KiB at a time, several times per pass, and each wake-up resumes every reader's
  * connection; store_announce wakes them once the pass is over. */

@@ -52,6 +52,7 @@ struct object {
                              the table, a reference held, its file kept until the answer) */
     /* A download taken up again after a restart (store_resume.c): */
     bool resumed;       /* its partial file and row exist: reopened, not created */
+    bool resumable;     /* its body has a validator a resume proves itself by: synced for one */
     char *source;       /* the URL it fetches, until store_take_resumed hands it over */
     EVP_MD_CTX *prefix; /* digest of the bytes kept, until the upstream thread takes it */
     bool sync_pending;  /* a sync job is queued (one at a time) */

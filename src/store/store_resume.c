@@ -1,9 +1,11 @@
 /* Downloads cut by a restart (or kill -9) continue from the bytes already on disk (README,
  * "Resume after a restart"). While a download runs, its index row records what a resume needs
  * (the URL fetched, length, headers with the validator) and, every SYNC_STEP bytes, how much of
- * the partial file is known to be on disk. At start, a partial row whose file holds at least
- * that much is taken up again: a FETCHING object whose file is cut back to the synced length,
- * digested again, and continued with Range + If-Range by the upstream thread. */
+ * the partial file is known to be on disk (only for a body with a validator a resume proves
+ * itself by). At start, a partial row whose file holds at least that much is taken up again: a
+ * FETCHING object whose file is cut back to the synced length, digested again, and continued
+ * with Range + If-Range by the upstream thread, once upstream's 206 has proved it is the same
+ * file (upstream_response.h); otherwise the download starts over from byte 0. */
 #include "log.h"
 #include "persist.h"
 #include "stats.h"
@@ -26,7 +28,8 @@ static struct {
     size_t n, cap;
 } resumed[2];
 
-/* What a resume sends as If-Range: a strong ETag, else Last-Modified (upstream_response.h). */
+/* What a resume sends as If-Range: a strong ETag, else Last-Modified (upstream_response.h; a
+ * row is synced only when its Last-Modified was a strong validator). */
 static bool has_validator(const struct upstream_headers *h)
 {
     return (h->etag[0] && strncmp(h->etag, "W/", 2) != 0) || h->last_modified[0];
@@ -68,19 +71,23 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
     o->created = row->created;
     o->ttl = row->ttl > 0 ? row->ttl : TTL_MAX;
     o->last_use = row->created;
-    o->resumed = o->on_disk = true;
+    o->resumed = o->on_disk = o->resumable = true;
     o->signed_key = row->signed_key;
     o->refs = 1; /* the fetch's, handed over by store_take_resumed */
     resumed[part].v[resumed[part].n++] = o;
     return true;
 }
 
+/* What stays in resumed[] is what store_take_resumed hands over: an object that cannot go into
+ * the table leaves the array as it is freed. */
 void adopt_resumed(void)
 {
     for (int part = 0; part < 2; part++) {
+        size_t kept = 0;
         for (size_t i = 0; i < resumed[part].n; i++) {
             struct object *o = resumed[part].v[i];
             if (table_insert(o) < 0) { /* out of memory: its file and row go */
+                log_error("fetch %s: out of memory; not resumed", o->url);
                 submit_remove(o->key, NULL);
                 o->refs = 0;
                 object_free(o);
@@ -88,7 +95,9 @@ void adopt_resumed(void)
             }
             dlist_append(&st.fetching, &o->lru);
             st.usage += o->reserved;
+            resumed[part].v[kept++] = o;
         }
+        resumed[part].n = kept;
     }
 }
 
@@ -110,15 +119,13 @@ void store_take_resumed(void (*each)(struct object *obj, const char *source, voi
     for (int part = 0; part < 2; part++) {
         for (size_t i = 0; i < resumed[part].n; i++) {
             struct object *o = resumed[part].v[i];
-            if (!o->in_table)
-                continue; /* dropped by adopt_resumed */
+            char *source = o->source;
+            /* taken before: once handed over, the download may end and the object go at once */
+            o->source = NULL;
             log_info("fetch %s: resuming after the restart from byte %lld", o->url,
                      (long long)o->have);
-            each(o, o->source, arg);
-            pthread_mutex_lock(&st.lock);
-            free(o->source);
-            o->source = NULL;
-            pthread_mutex_unlock(&st.lock);
+            each(o, source, arg);
+            free(source);
             n++;
         }
         free(resumed[part].v);
@@ -263,10 +270,12 @@ static void run_sync(struct persist_job *job)
     free(s);
 }
 
+/* A body without a validator a resume can prove itself by is never continued after a restart:
+ * its row keeps synced = 0 (index_mark_started), and resume_partial drops it. */
 void maybe_sync(struct object *obj, int64_t before, int64_t after)
 {
     struct sync_job *s;
-    if (before / SYNC_STEP == after / SYNC_STEP || !(s = malloc(sizeof(*s))))
+    if (!obj->resumable || before / SYNC_STEP == after / SYNC_STEP || !(s = malloc(sizeof(*s))))
         return;
     pthread_mutex_lock(&st.lock);
     if (obj->sync_pending) {
@@ -298,7 +307,8 @@ void store_set_aside(struct object *obj, const char *reason)
     drop_stale(obj);
     wake_all(obj);
     /* what was written goes on record as synced, for the next start to continue from */
-    bool sync = s && obj->on_disk && obj->fd >= 0 && obj->headers_ready && obj->have > 0;
+    bool sync =
+        s && obj->on_disk && obj->fd >= 0 && obj->headers_ready && obj->resumable && obj->have > 0;
     if (sync) {
         obj->refs++;
         *s = (struct sync_job){.job.run = run_sync, .obj = obj, .upto = obj->have, .last = true};

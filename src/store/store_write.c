@@ -241,7 +241,8 @@ static int check_body(struct object *obj, int64_t length, const struct upstream_
     return 0;
 }
 
-int store_begin_body(struct object *obj, int64_t length, const struct upstream_headers *h)
+int store_begin_body(struct object *obj, int64_t length, const struct upstream_headers *h,
+                     bool resumable)
 {
     char *packed = NULL, *old = NULL;
     int rc = -1, packed_rc = headers_pack(h, &packed);
@@ -261,6 +262,7 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
         obj->headers = packed;
         packed = NULL;
         obj->headers_ready = true;
+        obj->resumable = resumable;
         wake_all(obj);
     }
     pthread_mutex_unlock(&st.lock);
@@ -271,17 +273,19 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
     return rc;
 }
 
-int store_restart(struct object *obj)
+int store_restart(struct object *obj, int64_t length, const struct upstream_headers *h)
 {
-    int rc = -1;
+    int rc = 0;
     pthread_mutex_lock(&st.lock);
-    if (obj->delivered)
-        rc = -1; /* the caller says why */
-    else if (ftruncate(obj->fd, 0) < 0)
+    if (obj->delivered || (h && obj->committed && !same_headers(obj, length, h))) {
+        rc = 1;
+    } else if (ftruncate(obj->fd, 0) < 0) {
         set_error(obj, 500, "cannot truncate object file");
-    else {
+        rc = -1;
+    } else {
         obj->have = 0;
-        rc = 0;
+        /* readers joining now wait for the new body's length and headers */
+        obj->headers_ready = obj->committed;
     }
     pthread_mutex_unlock(&st.lock);
     return rc;
@@ -629,13 +633,9 @@ int store_renew(struct object *obj)
     return 0;
 }
 
-void store_fail(struct object *obj, int status, const char *reason)
+/* Lock held, obj FETCHING. */
+static void fail_locked(struct object *obj, int status, const char *reason)
 {
-    pthread_mutex_lock(&st.lock);
-    if (obj->state != OBJ_FETCHING) {
-        pthread_mutex_unlock(&st.lock);
-        return;
-    }
     set_error(obj, status, reason);
     obj->state = OBJ_FAILED;
     /* counted before the wake-up, so a client told of the failure finds it in the status */
@@ -645,10 +645,38 @@ void store_fail(struct object *obj, int status, const char *reason)
         table_remove(obj);
     drop_stale(obj);
     wake_all(obj);
-    /* Before the persistence thread began its file there is neither file nor row. */
+    /* Before the persistence thread began its file there is neither file nor row. Submitted
+     * under the lock: a new version's file and row, begun after, come after their removal. */
     if (obj->on_disk)
         submit_remove(obj->key, NULL);
+}
+
+void store_fail(struct object *obj, int status, const char *reason)
+{
+    pthread_mutex_lock(&st.lock);
+    if (obj->state == OBJ_FETCHING)
+        fail_locked(obj, status, reason);
     pthread_mutex_unlock(&st.lock);
+}
+
+/* One lock hold from the failure to the new object: no lookup in between can find the URL
+ * without an object and start a second download of it. */
+struct object *store_new_version(struct object *obj, const char *reason)
+{
+    struct object *fresh = NULL;
+    pthread_mutex_lock(&st.lock);
+    bool replace = obj->state == OBJ_FETCHING && obj->in_table;
+    if (obj->state == OBJ_FETCHING)
+        fail_locked(obj, 502, reason);
+    if (replace && !table_find(obj->key) &&
+        (fresh = create_fetching(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {
+        fresh->refs = 1; /* the fetch's: the caller is the fetch */
+        fresh->signed_key = obj->signed_key;
+        st.uses += obj->usage - fresh->usage;
+        fresh->usage = obj->usage;
+    }
+    pthread_mutex_unlock(&st.lock);
+    return fresh;
 }
 
 struct touch {

@@ -3,6 +3,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "grants.h"
+#include "keys.h"
 #include "log.h"
 #include "persist.h"
 #include "policy.h"
@@ -37,8 +38,9 @@ struct transfer {
     struct handle h;
     struct object *obj;
     const char *url;     /* the object's (its key), fixed for its life: what logs show */
-    char *source;        /* what is fetched: the client's URL, whole */
-    int64_t grant_until; /* > 0: a signed source, remembered as accepted once answered 2xx */
+    char *asked;         /* the client's URL, whole: what the origin is asked for */
+    const char *source;  /* what is fetched: `asked`, or a mirror's URL (one of `mirrors`) */
+    int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
     const struct bucket_auth *auth; /* a bucket's object: SigV4-signed by libcurl */
     CURL *easy;
     EVP_MD_CTX *sha;
@@ -48,16 +50,18 @@ struct transfer {
     int64_t offset;                 /* bytes kept from earlier attempts */
     int64_t deadline_ms;            /* the whole download, --download-timeout */
     int64_t retry_at_ms;            /* > 0: waiting out a backoff, not in the multi handle */
-    char validator[256];            /* ETag, else Last-Modified, of the body being kept */
+    struct validators kept;         /* of the response the bytes kept came with */
     char host[256];                 /* of the URL asked for, for the per-host limit */
     struct upstream_response resp;  /* the response being received */
     bool body_started;              /* its body is being written */
     bool opening;     /* waiting for the persistence thread to create its file and row */
     bool conditional; /* this attempt revalidates an expired version (If-None-Match...) */
+    bool start_over;  /* this response is dropped: the next attempt asks from byte 0 */
     char **mirrors;   /* --mirror: where to ask first, in order; the origin after them */
     int n_mirrors, next_mirror;
-    int mirror_rule; /* the --mirror rule they come from (mirror k is that rule's k-th) */
-    bool renewed;    /* upstream answered 304: the expired version is the object again */
+    int mirror_rule;   /* the --mirror rule they come from (mirror k is that rule's k-th) */
+    bool origin_first; /* a signed URL: the origin must accept it before a mirror is asked */
+    bool renewed;      /* upstream answered 304: the expired version is the object again */
     /* Outcome: */
     bool failed;      /* store_fail() already called */
     bool counted;     /* in stats.downloads_active */
@@ -112,6 +116,7 @@ static struct {
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void end_transfer(struct transfer *t);
+static void find_mirrors(struct transfer *t);
 
 /* stats.downloads_active counts downloads in progress (backoffs included). It drops before the
  * object finishes or fails, so a client that has seen the end never finds it still counted. */
@@ -156,30 +161,90 @@ static int64_t known_length(struct transfer *t)
     return p.length;
 }
 
-/* Throw the kept bytes away and start over: a 200 answered a resume (range ignored, validator
- * changed), or there is no validator to resume with. Only honest while no client has a byte of
- * the old body. */
-static int restart_body(struct transfer *t)
+static void wake_fetch(void *arg);
+
+static struct upstream_headers headers_of(const struct upstream_response *r)
 {
-    if (store_restart(t->obj) < 0)
+    return (struct upstream_headers){r->content_type, r->content_encoding, r->filename,
+                                     r->last_modified, r->etag};
+}
+
+/* The download goes on as a new object for its URL (store_new_version): readers of the old one
+ * are cut. Its first attempt begins once the persistence thread has made its file. */
+static int new_version(struct transfer *t, const char *why)
+{
+    struct object *old = t->obj, *fresh = store_new_version(old, why);
+    if (!fresh) {
+        log_error("fetch %s: cannot start a new version (out of memory); failed", t->url);
+        t->failed = true;
         return -1;
-    log_info("fetch %s: upstream sent the whole body again; restarting from zero", t->url);
-    t->offset = 0;
-    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
-    atomic_fetch_add(&stats.download_restarts, 1);
+    }
+    t->obj = fresh;
+    t->url = object_url(fresh);
+    store_release(old);
+    if (store_begin_file(fresh, t->asked, wake_fetch, NULL) < 0) {
+        fail(t, 500, "out of memory");
+        return -1;
+    }
+    t->opening = true;
     return 0;
+}
+
+/* The kept bytes cannot be continued (upstream changed the file, or nothing proves it did not):
+ * start over from byte 0, with a body of `length` bytes described by `h` (NULL: not known yet).
+ * Readers that hold nothing of the old body the new one contradicts go on with the same object;
+ * otherwise they are cut and a new version takes over. Returns 0 (the same object, emptied), 1
+ * (a new one, waiting for its file: t->opening) or -1 (the download failed). */
+static int start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
+                      const char *why)
+{
+    int rc = store_restart(t->obj, length, h);
+    if (rc < 0) {
+        fail(t, object_error_status(t->obj), object_error(t->obj));
+        return -1;
+    }
+    log_info("fetch %s: %s; starting over from byte 0%s", t->url, why,
+             rc > 0 ? ", as a new version (clients of the old one are cut)" : "");
+    atomic_fetch_add(&stats.download_restarts, 1);
+    t->offset = 0;
+    memset(&t->kept, 0, sizeof(t->kept));
+    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
+    if (rc == 0)
+        return 0;
+    return new_version(t, why) < 0 ? -1 : 1;
 }
 
 static int begin_full_body(struct transfer *t)
 {
-    struct upstream_headers h = {t->resp.content_type, t->resp.content_encoding, t->resp.filename,
-                                 t->resp.last_modified, t->resp.etag};
-    if (store_begin_body(t->obj, t->resp.content_length, &h) < 0) {
+    struct upstream_headers h = headers_of(&t->resp);
+    validators_of(&t->resp, &t->kept);
+    if (store_begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
         fail(t, object_error_status(t->obj), object_error(t->obj));
         return -1;
     }
-    resume_validator(&t->resp, t->validator, sizeof(t->validator));
     return 0;
+}
+
+/* A resume was answered with something that does not continue the kept bytes (v: RESTART, a
+ * whole body; REFETCH, a 206 that proves nothing or another version). A whole body is the new
+ * version's, and is taken at once when the same object goes on; otherwise this response is
+ * dropped (-1 to curl: t->start_over) and the next attempt asks again from byte 0. */
+static int not_continued(struct transfer *t, const struct verdict *v)
+{
+    struct upstream_headers h = headers_of(&t->resp);
+    bool whole = v->kind == VERDICT_RESTART;
+    int64_t length = whole ? t->resp.content_length : t->resp.has_range ? t->resp.range_total : -1;
+    int rc = start_over(t, length, &h, v->reason);
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && whole) {
+        if (begin_full_body(t) < 0)
+            return -1;
+        t->body_started = true;
+        return 0;
+    }
+    t->start_over = true;
+    return -1;
 }
 
 /* The end of one response's headers: decide what to do with this response. */
@@ -187,9 +252,11 @@ static int headers_done(struct transfer *t)
 {
     long status = 0;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-    struct verdict v = response_verdict(&t->resp, status, t->offset, known_length(t), t->validator);
-    if (t->grant_until > 0 && status >= 200 && status < 300)
-        grants_add(t->source, t->grant_until); /* before any waiter wakes to check it */
+    struct resume_terms sent = {t->offset, known_length(t), &t->kept};
+    struct verdict v = response_verdict(&t->resp, status, &sent);
+    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
+    if (t->grant_until > 0 && t->source == t->asked && status >= 200 && status < 300)
+        grants_add(t->asked, t->grant_until);
     if (t->conditional && status == 304) {
         atomic_fetch_add(&stats.revalidated_unchanged, 1);
         t->renewed = true;
@@ -219,15 +286,8 @@ static int headers_done(struct transfer *t)
         store_continue_body(t->obj); /* a download taken up after a restart: readers may join */
         break;
     case VERDICT_RESTART:
-        if (restart_body(t) < 0) {
-            fail(t, 502,
-                 "upstream ignored the range or changed the object after clients got "
-                 "part of it");
-            return -1;
-        }
-        if (begin_full_body(t) < 0) /* the whole body again */
-            return -1;
-        break;
+    case VERDICT_REFETCH:
+        return not_continued(t, &v);
     case VERDICT_BODY:
         if (begin_full_body(t) < 0)
             return -1;
@@ -335,7 +395,6 @@ static void setup_easy(struct transfer *t)
     curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-    sign_for(t->easy, t->auth);
 }
 
 /* One more header line for this attempt's request; -1 when out of memory. */
@@ -353,7 +412,7 @@ static int add_resume_headers(struct transfer *t)
 {
     char range[64], if_range[300];
     snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
-    snprintf(if_range, sizeof(if_range), "If-Range: %s", t->validator);
+    snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(&t->kept));
     return add_header(t, range) < 0 || add_header(t, if_range) < 0 ? -1 : 0;
 }
 
@@ -404,29 +463,30 @@ static int set_headers(struct transfer *t)
     return 0;
 }
 
-/* One attempt. A resume needs a validator; without one, the kept bytes are dropped if no client
- * has them yet, and the download fails otherwise. */
+/* One attempt. A resume needs a validator that can prove the answer continues the kept bytes;
+ * without one, the download starts over (start_over). */
 static int start_attempt(struct transfer *t)
 {
     /* A backoff may end past the deadline, and a timeout of 0 would mean none at all. */
     int64_t left = t->deadline_ms - monotonic_ms();
+    struct download_progress p;
     if (left <= 0) {
         fail(t, 504, "download took longer than --download-timeout");
         return -1;
     }
-    if (t->attempts++ > 0)
-        atomic_fetch_add(&stats.download_retries, 1);
     t->retry_at_ms = 0;
-    t->retry_status = 0;
-    t->body_started = false;
-    t->h.refused[0] = t->errbuf[0] = '\0';
-    struct download_progress p;
     store_progress(t->obj, &p);
     t->offset = p.have;
-    if (t->offset > 0 && !t->validator[0] && restart_body(t) < 0) {
-        fail(t, 502, "upstream cut the body and gave no ETag or Last-Modified to resume from");
-        return -1;
+    if (t->offset > 0 && !resume_validator(&t->kept)) {
+        int rc = start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
+        if (rc != 0)
+            return rc < 0 ? -1 : 0; /* a new version: its first attempt once its file exists */
     }
+    if (t->attempts++ > 0)
+        atomic_fetch_add(&stats.download_retries, 1);
+    t->retry_status = 0;
+    t->body_started = t->start_over = false;
+    t->h.refused[0] = t->errbuf[0] = '\0';
     if (set_headers(t) < 0) {
         fail(t, 500, "out of memory");
         return -1;
@@ -445,7 +505,7 @@ static void free_transfer(struct transfer *t)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->req_headers);
     EVP_MD_CTX_free(t->sha);
-    free(t->source);
+    free(t->asked);
     for (int i = 0; i < t->n_mirrors; i++)
         free(t->mirrors[i]);
     free(t->mirrors);
@@ -474,7 +534,7 @@ static void start_transfer(struct pending *p, const char *host)
     t->h.kind = HANDLE_TRANSFER;
     t->obj = obj;
     t->url = object_url(obj);
-    t->source = p->source;
+    t->source = t->asked = p->source;
     t->grant_until = p->grant_until;
     t->auth = p->auth;
     response_reset(&t->resp);
@@ -485,6 +545,7 @@ static void start_transfer(struct pending *p, const char *host)
         goto fail;
     }
     setup_easy(t);
+    find_mirrors(t);
     t->opening = true; /* start_opened() begins the first attempt once the file exists */
     t->next = fx.active;
     fx.active = t;
@@ -533,6 +594,13 @@ static void end_attempt(struct transfer *t, CURLcode rc)
         if (store_finish(t->obj, digest) < 0)
             log_error("fetch %s: %d %s", t->url, object_error_status(t->obj), object_error(t->obj));
         log_debug("fetch %s: download ended after %d attempt(s)", t->url, t->attempts);
+    } else if (t->start_over && !t->failed && !atomic_load(&fx.stopping)) {
+        /* nothing to wait out: the next attempt asks for the whole body at once, or, for a
+         * new version, once its file exists */
+        count_active(t, true);
+        if (!t->opening)
+            t->retry_at_ms = monotonic_ms();
+        return;
     } else if (!t->failed &&
                error_retryable(rc, t->retry_status > 0, t->h.refused[0], past_deadline(t)) &&
                t->attempts <= fx.cfg->download_retries && !atomic_load(&fx.stopping)) {
@@ -769,44 +837,50 @@ static void start_queued(void)
 static int take_kept(struct transfer *t)
 {
     struct object_meta *meta;
-    struct upstream_response r;
     int rc = store_take_prefix(t->obj, t->sha);
     if (rc <= 0)
         return rc;
     if (!(meta = malloc(sizeof(*meta))))
         return -1;
     store_snapshot(t->obj, meta);
-    response_reset(&r);
-    snprintf(r.etag, sizeof(r.etag), "%s", meta->etag);
-    snprintf(r.last_modified, sizeof(r.last_modified), "%s", meta->last_modified);
-    resume_validator(&r, t->validator, sizeof(t->validator));
+    /* only a body whose Last-Modified was a strong validator is synced for a restart */
+    snprintf(t->kept.etag, sizeof(t->kept.etag), "%s", meta->etag);
+    snprintf(t->kept.last_modified, sizeof(t->kept.last_modified), "%s", meta->last_modified);
     free(meta);
     return 0;
 }
 
 /* --- mirrors ----------------------------------------------------------------------------- */
 
-/* The URLs of the first --mirror rule matching the source: the matched text replaced by each
- * mirror in turn. None when no rule matches (or out of memory: the origin serves). */
+/* The URLs of the first --mirror rule matching the URL without its signature (the cache key,
+ * also under --exact-keys): the matched text replaced by each mirror in turn. A mirror is
+ * another host: it never sees the client's signature, a capability for the origin. None when no
+ * rule matches (or out of memory: the origin serves). */
 static void find_mirrors(struct transfer *t)
 {
+    struct signature sig;
     regmatch_t m;
+    char *plain = keys_unsigned_url_dup(fx.cfg, t->asked, &sig);
+    if (!plain)
+        return;
     for (int i = 0; i < fx.cfg->n_mirror_rules; i++) {
         const struct mirror_rule *r = &fx.cfg->mirror_rules[i];
-        if (regexec(&fx.mirror_res[i], t->source, 1, &m, 0) != 0)
+        if (regexec(&fx.mirror_res[i], plain, 1, &m, 0) != 0)
             continue;
         if (!(t->mirrors = calloc((size_t)r->n, sizeof(*t->mirrors))))
-            return;
+            break;
         t->mirror_rule = i;
+        t->origin_first = sig.is_signed;
         for (int k = 0; k < r->n; k++) {
-            size_t len = (size_t)m.rm_so + strlen(r->mirrors[k]) + strlen(t->source + m.rm_eo);
+            size_t len = (size_t)m.rm_so + strlen(r->mirrors[k]) + strlen(plain + m.rm_eo);
             if (!(t->mirrors[t->n_mirrors] = malloc(len + 1)))
                 break;
-            snprintf(t->mirrors[t->n_mirrors++], len + 1, "%.*s%s%s", (int)m.rm_so, t->source,
-                     r->mirrors[k], t->source + m.rm_eo);
+            snprintf(t->mirrors[t->n_mirrors++], len + 1, "%.*s%s%s", (int)m.rm_so, plain,
+                     r->mirrors[k], plain + m.rm_eo);
         }
-        return;
+        break;
     }
+    free(plain);
 }
 
 static int begin_download(struct transfer *t);
@@ -827,15 +901,11 @@ static void mirror_answered(const struct probe_result *res, void *arg)
     if (res->status == 0)
         fx.mirror_down_until[t->mirror_rule][k] = monotonic_ms() + MIRROR_DOWN_MS;
     if (res->status >= 200 && res->status < 300) {
-        char *copy = strdup(mirror);
-        if (copy) {
-            log_info("fetch %s: from mirror %s", t->url, mirror);
-            free(t->source);
-            t->source = copy;
-            curl_easy_setopt(t->easy, CURLOPT_URL, t->source);
-            t->next_mirror = t->n_mirrors;
-            atomic_fetch_add(&stats.mirror_downloads, 1);
-        }
+        log_info("fetch %s: from mirror %s", t->url, mirror);
+        t->source = mirror;
+        curl_easy_setopt(t->easy, CURLOPT_URL, t->source);
+        t->next_mirror = t->n_mirrors;
+        atomic_fetch_add(&stats.mirror_downloads, 1);
     } else {
         log_info("fetch %s: mirror %s does not serve it (%s)", t->url, mirror,
                  res->status ? "its status" : res->error);
@@ -844,17 +914,61 @@ static void mirror_answered(const struct probe_result *res, void *arg)
         end_transfer(t);
 }
 
-/* Ask the next mirror not known to be down, or start the first attempt from the source chosen. */
+/* The origin answered the probe of a signed URL that mirrors could serve: they may, once it has
+ * accepted the signature (2xx), which is then remembered like a download's. A refusal ends the
+ * download with the origin's status, so a forged or expired signature gets what the origin
+ * would have answered; no answer, or a status worth retrying, leaves the download to the origin
+ * itself (its attempts retry). */
+static void origin_answered(const struct probe_result *res, void *arg)
+{
+    struct transfer *t = arg;
+    char reason[96];
+    if (atomic_load(&fx.stopping))
+        return; /* fail_everything ends the transfer */
+    if (res->status >= 200 && res->status < 300) {
+        if (t->grant_until > 0)
+            grants_add(t->asked, t->grant_until);
+    } else if (res->status == 0 || status_retryable(res->status)) {
+        t->next_mirror = t->n_mirrors;
+    } else {
+        snprintf(reason, sizeof(reason), "upstream refused this signed URL (%d)", res->status);
+        fail(t, res->status >= 400 ? res->status : 502, reason);
+        end_transfer(t);
+        return;
+    }
+    if (begin_download(t) < 0)
+        end_transfer(t);
+}
+
+/* The first attempt, once the source is chosen. Only the origin gets a bucket's signature: a
+ * mirror is fetched unsigned. */
+static int first_attempt(struct transfer *t)
+{
+    if (t->source == t->asked)
+        sign_for(t->easy, t->auth);
+    else
+        t->auth = NULL;
+    return start_attempt(t);
+}
+
+/* For a signed URL, the origin's probe first (see origin_answered); then the next mirror not
+ * known to be down; then the first attempt from the source chosen. */
 static int begin_download(struct transfer *t)
 {
     while (t->next_mirror < t->n_mirrors &&
            fx.mirror_down_until[t->mirror_rule][t->next_mirror] > monotonic_ms())
         t->next_mirror++;
+    if (t->next_mirror < t->n_mirrors && t->origin_first) {
+        t->origin_first = false;
+        if (upstream_probe(t->asked, origin_answered, t) == 0)
+            return 0;
+        t->next_mirror = t->n_mirrors; /* cannot ask: the origin itself decides */
+    }
     if (t->next_mirror < t->n_mirrors &&
         upstream_probe(t->mirrors[t->next_mirror], mirror_answered, t) == 0)
         return 0;
     t->next_mirror = t->n_mirrors;
-    return start_attempt(t);
+    return first_attempt(t);
 }
 
 /* Downloads whose file the persistence thread has made begin their first attempt; those it
@@ -872,7 +986,6 @@ static void start_opened(void)
         t->failed = ready < 0;
         if (ready > 0 && take_kept(t) < 0)
             fail(t, 500, "out of memory");
-        find_mirrors(t);
         if (t->failed || begin_download(t) < 0)
             end_transfer(t);
         else

@@ -6,7 +6,8 @@
  * functions): it asks the persistence thread for the file, appends, decides on retries and
  * resumes with upstream_response.h, and hands a finished object over to be made durable. Every
  * second it also hands over usage figures and counters and evicts expired objects; it never
- * touches SQLite, fsync or unlink itself. upstream_stop() fails downloads still running (their
+ * touches SQLite, fsync or unlink itself. A mirror (--mirror) is asked for the URL without its
+ * signature and fetched unsigned; for a signed URL, only once the origin has accepted it. upstream_stop() fails downloads still running (their
  * clients see a cut stream, nothing is kept) and hands everything over before returning.
  */
 #ifndef ARCA_UPSTREAM_H

@@ -51,6 +51,7 @@ const char *response_header(struct upstream_response *r, const char *line)
          HEADER_ENCODING_MAX},
         {"ETag", offsetof(struct upstream_response, etag), sizeof(r->etag)},
         {"Last-Modified", offsetof(struct upstream_response, last_modified), HEADER_DATE_MAX},
+        {"Date", offsetof(struct upstream_response, date), HEADER_DATE_MAX},
     };
     const char *v;
     int64_t last;
@@ -122,27 +123,50 @@ struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool pa
     }
 }
 
-bool continues_body(const struct upstream_response *r, long status, int64_t offset, int64_t length,
-                    const char *validator)
+void validators_of(const struct upstream_response *r, struct validators *out)
 {
-    if (status != 206 || !r->has_range || r->range_first != offset)
-        return false;
-    if (length >= 0 && r->range_total != length)
-        return false;
-    if (r->etag[0] == '"' && strcmp(r->etag, validator) != 0)
-        return false;
-    return true;
+    int64_t modified, date;
+    snprintf(out->etag, sizeof(out->etag), "%s", r->etag);
+    out->last_modified[0] = '\0';
+    if (parse_http_date(r->last_modified, &modified) == 0 && parse_http_date(r->date, &date) == 0 &&
+        date - modified >= 1)
+        snprintf(out->last_modified, sizeof(out->last_modified), "%s", r->last_modified);
 }
 
-void resume_validator(const struct upstream_response *r, char *out, size_t size)
+const char *resume_validator(const struct validators *v)
 {
-    snprintf(out, size, "%s", r->etag[0] == '"' ? r->etag : r->last_modified);
+    if (v->etag[0] == '"')
+        return v->etag;
+    return v->last_modified[0] ? v->last_modified : NULL;
 }
 
-struct verdict response_verdict(const struct upstream_response *r, long status, int64_t offset,
-                                int64_t length, const char *validator)
+const char *resume_mismatch(const struct resume_terms *sent, long status,
+                            const struct upstream_response *r)
+{
+    const struct validators *k = sent->kept;
+    const char *validator = resume_validator(k);
+    if (status != 206)
+        return "upstream sent the whole body again (range ignored, or the file changed)";
+    if (!validator)
+        return "nothing proves the kept bytes are upstream's file";
+    if (!r->has_range || r->range_first != sent->offset)
+        return "upstream answered the resume with another range";
+    if (sent->length >= 0 && r->range_total != sent->length)
+        return "upstream's file has another length now";
+    /* resumed on a strong ETag, that ETag alone proves it; on a date, the date and the ETag
+     * (weak, or none) the kept body had, both unchanged */
+    if (strcmp(r->etag, k->etag) != 0)
+        return "upstream's ETag changed";
+    if (validator != k->etag && strcmp(r->last_modified, k->last_modified) != 0)
+        return "upstream's Last-Modified changed";
+    return NULL;
+}
+
+struct verdict response_verdict(const struct upstream_response *r, long status,
+                                const struct resume_terms *sent)
 {
     struct verdict v = {VERDICT_FAIL, 502, ""};
+    const char *mismatch;
     if (status < 200 || (status >= 300 && status < 400 && r->location))
         v.kind = VERDICT_SKIP;
     else if (status_retryable(status))
@@ -151,19 +175,17 @@ struct verdict response_verdict(const struct upstream_response *r, long status, 
         snprintf(v.reason, sizeof(v.reason), "%s %ld",
                  status >= 400 ? "upstream answered" : "unexpected upstream status", status),
             v.status = status >= 400 ? (int)status : 502;
-    else if (status == 206 && offset == 0)
+    else if (status == 206 && sent->offset == 0)
         snprintf(v.reason, sizeof(v.reason),
                  "upstream answered 206 to a request for the whole "
                  "object");
-    else if (offset == 0)
+    else if (sent->offset == 0)
         v.kind = VERDICT_BODY;
-    else if (continues_body(r, status, offset, length, validator))
+    else if (!(mismatch = resume_mismatch(sent, status, r)))
         v.kind = VERDICT_CONTINUE;
-    else if (status == 200)
-        v.kind = VERDICT_RESTART;
-    else
-        snprintf(v.reason, sizeof(v.reason),
-                 "upstream answered a resume with a range that does "
-                 "not fit");
+    else {
+        v.kind = status == 206 ? VERDICT_REFETCH : VERDICT_RESTART;
+        snprintf(v.reason, sizeof(v.reason), "%s", mismatch);
+    }
     return v;
 }

@@ -23,7 +23,8 @@ struct upstream_response {
     char filename[HEADER_FILENAME_MAX];
     char etag[256];
     char last_modified[HEADER_DATE_MAX];
-    bool location; /* carries Location */
+    char date[HEADER_DATE_MAX]; /* Date: whether Last-Modified is a strong validator */
+    bool location;              /* carries Location */
 };
 
 /* A new response begins (its status line): forget the previous one's headers. */
@@ -49,6 +50,40 @@ struct upstream_error {
 };
 struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool past_deadline);
 
+/* --- resuming a cut body -------------------------------------------------------------------
+ * A cut body is continued with Range: bytes=N- and If-Range, but If-Range proves nothing on its
+ * own: some origins honour Range and ignore If-Range, and answer 206 with the bytes of a file
+ * that has changed meanwhile. So the answer itself must prove that it continues the same
+ * representation (RFC 9110 13.1.5, 14.4), or the kept bytes are thrown away. */
+
+/* The validators of the response a body came with, kept to resume it. */
+struct validators {
+    char etag[256];                      /* as upstream gave it, weak or strong; "" none */
+    char last_modified[HEADER_DATE_MAX]; /* only when it is a strong validator; "" otherwise */
+};
+/* The validators of `r`, whose body begins. Its Last-Modified is kept only when it is a strong
+ * validator (RFC 9110 8.8.2.2): the response's Date at least a second later. A file changed
+ * within the second of its date may change again within that second and keep the date. */
+void validators_of(const struct upstream_response *r, struct validators *out);
+/* What a resume sends as If-Range: the strong ETag, else the Last-Modified (a weak ETag may not
+ * be used there); NULL when neither: the kept bytes cannot be resumed. */
+const char *resume_validator(const struct validators *v);
+
+/* What a resume asked for: the bytes after the `offset` kept, of a body of `length` bytes (-1
+ * unknown), if upstream still serves the version `kept` describes. */
+struct resume_terms {
+    int64_t offset, length;
+    const struct validators *kept;
+};
+/* Whether the answer (`status`, its headers `r`) to the resume `sent` continues the kept bytes:
+ * a 206 whose Content-Range starts at the offset and, when the length is known, has it as its
+ * total, and which carries the strong ETag resumed with; or, resumed on a date (no ETag, or a
+ * weak one), that very Last-Modified and the kept body's ETag, unchanged. NULL when it does;
+ * otherwise why not, for the log: the download must start over from byte 0. A pure function,
+ * fuzzed (fuzz/fuzz_resume.c). */
+const char *resume_mismatch(const struct resume_terms *sent, long status,
+                            const struct upstream_response *r);
+
 /* What to do with a response whose headers are all in. */
 enum verdict_kind {
     VERDICT_SKIP,     /* informational, or a redirect curl follows */
@@ -56,25 +91,16 @@ enum verdict_kind {
     VERDICT_FAIL,     /* final: clients get `status` and `reason` */
     VERDICT_BODY,     /* the whole body begins */
     VERDICT_CONTINUE, /* a 206 that continues the bytes we keep */
-    VERDICT_RESTART,  /* a 200 answered our resume: start over, if no client has bytes yet */
+    VERDICT_RESTART,  /* a 200 answered our resume: the whole body of what upstream serves now */
+    VERDICT_REFETCH,  /* a 206 that does not continue them: start over with a request from 0 */
 };
 struct verdict {
     enum verdict_kind kind;
     int status;
     char reason[96];
 };
-/* `offset`: bytes kept from earlier attempts (a Range was sent when > 0); `length`: the
- * Content-Length known from them, -1 when unknown; `validator`: what the resume sent. */
-struct verdict response_verdict(const struct upstream_response *r, long status, int64_t offset,
-                                int64_t length, const char *validator);
-
-/* Whether a 206 answering our `Range: bytes=offset-` continues the bytes we keep: it starts at
- * `offset`, has the total we know (length, -1 when unknown) and, when it names a strong ETag,
- * the validator we resumed with. */
-bool continues_body(const struct upstream_response *r, long status, int64_t offset, int64_t length,
-                    const char *validator);
-/* What makes a resume safe: a strong ETag, else Last-Modified (weak ETags may not be used in
- * If-Range, RFC 9110 13.1.5); "" when neither. */
-void resume_validator(const struct upstream_response *r, char *out, size_t size);
+/* `sent`: what the request asked for (offset 0: the whole body, no resume). */
+struct verdict response_verdict(const struct upstream_response *r, long status,
+                                const struct resume_terms *sent);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "keys.h"
@@ -106,6 +107,14 @@ static void rules_and_exact_keys(void **state)
     assert_string_equal(key("https://h/a?X-Amz-Signature=s", &sig),
                         "https://h/a?X-Amz-Signature=s");
     assert_false(sig.is_signed);
+    /* what a mirror may be shown is without the signature all the same, rules included */
+    keys_unsigned_url(&cfg, "https://h/a?X-Amz-Signature=s&v=1", out, sizeof(out), &sig);
+    assert_string_equal(out, "https://h/a?v=1");
+    assert_true(sig.is_signed);
+    char *plain = keys_unsigned_url_dup(&cfg, "https://dl.example.com/f?a=2&token=1", &sig);
+    assert_non_null(plain);
+    assert_string_equal(plain, "https://dl.example.com/f?a=2");
+    free(plain);
     cfg.exact_keys = false;
     cfg.n_key_rules = 0;
 }

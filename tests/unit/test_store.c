@@ -84,7 +84,7 @@ static struct object *downloading(const char *url, int64_t length, const char *t
     persist_flush();
     assert_int_equal(files_ready, before + 1);
     assert_int_equal(store_file_ready(obj), 1);
-    assert_int_equal(store_begin_body(obj, length, &h), 0);
+    assert_int_equal(store_begin_body(obj, length, &h, true), 0);
     return obj;
 }
 
@@ -258,6 +258,63 @@ static void a_failed_versions_removal_spares_the_next_one(void **state)
     assert_int_equal(look("http://h/f"), LOOKUP_HIT);
 }
 
+/* Upstream changed the file under a download (issue 22, item 4). Readers that hold nothing of
+ * the old body the new one contradicts go on with the same object, emptied; a reader that
+ * answered with other headers, or was handed bytes, can only be cut: the old object fails for
+ * it and a new version takes the URL, its file begun after the old one's removal. */
+static void starting_over_never_hands_out_two_versions(void **state)
+{
+    struct object *obj = downloading("http://h/v", 10, "text/plain"), *joined, *fresh, *again;
+    struct upstream_headers same = {"text/plain", "", "", "", ""},
+                            other = {"text/html", "", "", "", ""};
+    struct download_progress p;
+    struct object_meta meta;
+    struct reader r;
+    struct read_terms all = {-1, NULL};
+    char buf[16], path[1200];
+    int fd;
+    (void)state;
+    reader_init(&r);
+    append(obj, "01234");
+    assert_int_equal(store_restart(obj, 10, &other), 0); /* nobody holds anything */
+    store_progress(obj, &p);
+    assert_int_equal(p.have, 0);
+    assert_false(p.headers_ready); /* joiners wait for the new body's headers */
+    assert_int_equal(store_begin_body(obj, 10, &same, true), 0);
+    /* a reader answers with the length and headers */
+    assert_int_equal(store_lookup("http://h/v", 3600, &joined, &fd, NULL, &meta), LOOKUP_COALESCED);
+    assert_true(store_wait(joined, false, &r.w));
+    assert_int_equal(store_restart(obj, 10, &other), 1);
+    assert_int_equal(store_restart(obj, 12, &same), 1);
+    assert_int_equal(store_restart(obj, 10, &same), 0); /* the same answer: it may go on */
+    assert_int_equal(store_begin_body(obj, 10, &same, true), 0);
+    append(obj, "abcde");
+    assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &all, &r.w), 4);
+    assert_int_equal(store_restart(obj, 10, &same), 1); /* bytes handed out */
+    fresh = store_new_version(obj, "upstream's ETag changed");
+    assert_non_null(fresh);
+    assert_ptr_not_equal(fresh, obj);
+    assert_int_equal(store_read(joined, 4, buf, sizeof(buf), &all, &r.w), STORE_READ_FAILED);
+    store_snapshot(joined, &meta);
+    assert_int_equal(meta.error_status, 502);
+    assert_string_equal(meta.error, "upstream's ETag changed");
+    store_release(joined);
+    release_both(obj); /* the lookup's and the fetch's on the old version */
+    /* the next client joins the new version, whose file outlives the old one's removal */
+    assert_int_equal(store_lookup("http://h/v", 3600, &again, &fd, NULL, &meta), LOOKUP_COALESCED);
+    assert_ptr_equal(again, fresh);
+    store_release(again);
+    assert_int_equal(store_begin_file(fresh, "http://h/v", file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(fresh, 3, &other, true), 0);
+    append(fresh, "new");
+    finish(fresh, "new");
+    object_path(fresh, path, sizeof(path));
+    store_release(fresh);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(look("http://h/v"), LOOKUP_HIT);
+}
+
 /* Room is made at the headers (the whole Content-Length is reserved), by evicting the least
  * recently used complete object; an object larger than the quota is refused outright. */
 static void eviction_takes_the_least_recently_used(void **state)
@@ -287,7 +344,7 @@ static void eviction_takes_the_least_recently_used(void **state)
     assert_int_equal(store_lookup("http://h/5", 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();
-    assert_int_equal(store_begin_body(obj, 31, &h), -1);
+    assert_int_equal(store_begin_body(obj, 31, &h, true), -1);
     assert_int_equal(object_error_status(obj), 507);
     store_fail(obj, object_error_status(obj), object_error(obj));
     release_both(obj);
@@ -308,7 +365,7 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();
     struct upstream_headers h = {"", "", "", "", ""};
-    assert_int_equal(store_begin_body(obj, 5, &h), 0);
+    assert_int_equal(store_begin_body(obj, 5, &h, true), 0);
     append(obj, "12345");
     finish(obj, "12345");
     object_path(obj, path, sizeof(path));
@@ -339,6 +396,7 @@ int main(void)
         cmocka_unit_test(a_body_past_its_length_is_refused),
         cmocka_unit_test(a_short_body_does_not_complete),
         cmocka_unit_test(a_failed_versions_removal_spares_the_next_one),
+        cmocka_unit_test(starting_over_never_hands_out_two_versions),
         cmocka_unit_test(eviction_takes_the_least_recently_used),
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
     };

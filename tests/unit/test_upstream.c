@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "upstream_response.h"
@@ -96,50 +97,146 @@ static void what_clients_are_told(void **state)
     assert_string_equal(e.what, "upstream TLS verification failed");
 }
 
-static void resumes(void **state)
+#define LM1 "Tue, 01 Sep 2026 10:00:00 GMT"
+#define LM2 "Tue, 01 Sep 2026 10:00:01 GMT"
+
+/* What a resume stands on: the kept body's validators, as validators_of() would keep them. */
+static struct validators kept(const char *etag, const char *last_modified)
+{
+    struct validators v;
+    snprintf(v.etag, sizeof(v.etag), "%s", etag);
+    snprintf(v.last_modified, sizeof(v.last_modified), "%s", last_modified);
+    return v;
+}
+
+/* The decision on a 206 answering Range: bytes=offset- of a body of `length` bytes. */
+static const char *mismatch(const struct validators *k, int64_t offset, int64_t length, long status,
+                            const char *const *lines)
+{
+    struct upstream_response r = response(lines);
+    struct resume_terms sent = {offset, length, k};
+    return resume_mismatch(&sent, status, &r);
+}
+
+static void validators_kept_from_a_response(void **state)
 {
     (void)state;
-    struct upstream_response r =
-        response((const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: \"v1\"", NULL});
-    char validator[256];
-    assert_true(continues_body(&r, 206, 100, 1000, "\"v1\""));
-    assert_true(continues_body(&r, 206, 100, -1, "\"v1\""));    /* length unknown so far */
-    assert_false(continues_body(&r, 206, 50, 1000, "\"v1\""));  /* starts elsewhere */
-    assert_false(continues_body(&r, 206, 100, 2000, "\"v1\"")); /* another total */
-    assert_false(continues_body(&r, 206, 100, 1000, "\"v2\"")); /* another version */
-    assert_false(continues_body(&r, 200, 100, 1000, "\"v1\""));
-    resume_validator(&r, validator, sizeof(validator));
-    assert_string_equal(validator, "\"v1\"");
-    r = response((const char *const[]){"ETag: W/\"weak\"",
-                                       "Last-Modified: Tue, 01 Sep 2026 10:00:00 GMT", NULL});
-    resume_validator(&r, validator, sizeof(validator)); /* a weak ETag may not be used */
-    assert_string_equal(validator, "Tue, 01 Sep 2026 10:00:00 GMT");
+    struct validators v;
+    struct upstream_response r = response((const char *const[]){
+        "ETag: W/\"weak\"", "Last-Modified: " LM1, "Date: Tue, 01 Sep 2026 10:00:01 GMT", NULL});
+    validators_of(&r, &v);
+    assert_string_equal(v.etag, "W/\"weak\"");      /* kept as given: a 206 must repeat it */
+    assert_string_equal(v.last_modified, LM1);      /* a second before the answer: strong */
+    assert_string_equal(resume_validator(&v), LM1); /* a weak ETag never goes into If-Range */
+    /* RFC 9110 8.8.2.2: a date in the second of the answer's Date is weak; none, or a date
+     * that does not parse, proves nothing */
+    const char *dates[] = {"Date: " LM1, "Date: Tue, 01 Sep 2026 09:59:59 GMT", "Date: soon", NULL};
+    for (int i = 0; i < 4; i++) {
+        r = response((const char *const[]){"Last-Modified: " LM1, dates[i], NULL});
+        validators_of(&r, &v);
+        assert_string_equal(v.last_modified, "");
+        assert_null(resume_validator(&v));
+    }
+    r = response((const char *const[]){"ETag: \"v1\"", "Last-Modified: " LM1, "Date: " LM1, NULL});
+    validators_of(&r, &v);
+    assert_string_equal(resume_validator(&v), "\"v1\""); /* a strong ETag needs no date */
+}
+
+static void a_strong_etag_proves_a_resume(void **state)
+{
+    (void)state;
+    struct validators k = kept("\"v1\"", "");
+    const char *const same[] = {"Content-Range: bytes 100-999/1000", "ETag: \"v1\"", NULL};
+    assert_null(mismatch(&k, 100, 1000, 206, same));
+    assert_null(mismatch(&k, 100, -1, 206, same)); /* length unknown so far (chunked) */
+    /* the strong ETag is the proof: a changed date beside it does not matter */
+    assert_null(mismatch(&k, 100, 1000, 206,
+                         (const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: \"v1\"",
+                                               "Last-Modified: " LM2, NULL}));
+    assert_non_null(mismatch(&k, 50, 1000, 206, same));  /* starts elsewhere */
+    assert_non_null(mismatch(&k, 100, 2000, 206, same)); /* another total */
+    assert_non_null(mismatch(&k, 100, 1000, 200, same)); /* the whole body again */
+    assert_string_equal(
+        mismatch(&k, 100, 1000, 206,
+                 (const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: \"v2\"", NULL}),
+        "upstream's ETag changed");
+    assert_non_null(mismatch(&k, 100, 1000, 206, /* no ETag: nothing proves it */
+                             (const char *const[]){"Content-Range: bytes 100-999/1000", NULL}));
+    assert_non_null(mismatch(&k, 100, 1000, 206, /* no Content-Range */
+                             (const char *const[]){"ETag: \"v1\"", NULL}));
+}
+
+/* Origins that ignore If-Range answer a changed file with 206 all the same: only the date and
+ * the (weak or missing) ETag of the answer itself tell. */
+static void a_date_proves_a_resume_only_with_the_same_etag(void **state)
+{
+    (void)state;
+    struct validators date_only = kept("", LM1), weak = kept("W/\"1\"", LM1);
+    assert_null(mismatch(
+        &date_only, 100, 1000, 206,
+        (const char *const[]){"Content-Range: bytes 100-999/1000", "Last-Modified: " LM1, NULL}));
+    assert_string_equal(mismatch(&date_only, 100, 1000, 206,
+                                 (const char *const[]){"Content-Range: bytes 100-999/1000",
+                                                       "Last-Modified: " LM2, NULL}),
+                        "upstream's Last-Modified changed");
+    assert_non_null(mismatch(&date_only, 100, 1000, 206, /* no date: nothing proves it */
+                             (const char *const[]){"Content-Range: bytes 100-999/1000", NULL}));
+    assert_non_null(mismatch(&date_only, 100, 1000, 206, /* an ETag appeared: another answer */
+                             (const char *const[]){"Content-Range: bytes 100-999/1000",
+                                                   "ETag: \"x\"", "Last-Modified: " LM1, NULL}));
+    assert_null(mismatch(&weak, 100, 1000, 206,
+                         (const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: W/\"1\"",
+                                               "Last-Modified: " LM1, NULL}));
+    assert_string_equal(
+        mismatch(&weak, 100, 1000, 206,
+                 (const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: W/\"2\"",
+                                       "Last-Modified: " LM1, NULL}),
+        "upstream's ETag changed");
+    assert_non_null(mismatch(&weak, 100, 1000, 206,
+                             (const char *const[]){"Content-Range: bytes 100-999/1000",
+                                                   "ETag: W/\"1\"", "Last-Modified: " LM2, NULL}));
+    /* a weak ETag and no strong date: nothing to resume on, whatever the answer says */
+    struct validators nothing = kept("W/\"1\"", "");
+    assert_null(resume_validator(&nothing));
+    assert_non_null(mismatch(
+        &nothing, 100, 1000, 206,
+        (const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: W/\"1\"", NULL}));
 }
 
 static void verdicts(void **state)
 {
     (void)state;
+    struct validators none = kept("", ""), date = kept("", LM1);
+    struct resume_terms whole = {0, -1, &none}, resume = {100, 1000, &date},
+                        elsewhere = {200, 1000, &date};
     struct upstream_response plain = response((const char *const[]){NULL});
     struct upstream_response moved = response((const char *const[]){"Location: /x", NULL});
-    struct upstream_response part =
-        response((const char *const[]){"Content-Range: bytes 100-999/1000", NULL});
-    assert_int_equal(response_verdict(&plain, 100, 0, -1, "").kind, VERDICT_SKIP);
-    assert_int_equal(response_verdict(&moved, 302, 0, -1, "").kind, VERDICT_SKIP);
-    struct verdict v = response_verdict(&plain, 302, 0, -1, ""); /* a redirect to nowhere */
+    struct upstream_response part = response(
+        (const char *const[]){"Content-Range: bytes 100-999/1000", "Last-Modified: " LM1, NULL});
+    struct upstream_response changed = response(
+        (const char *const[]){"Content-Range: bytes 100-999/1000", "Last-Modified: " LM2, NULL});
+    assert_int_equal(response_verdict(&plain, 100, &whole).kind, VERDICT_SKIP);
+    assert_int_equal(response_verdict(&moved, 302, &whole).kind, VERDICT_SKIP);
+    struct verdict v = response_verdict(&plain, 302, &whole); /* a redirect to nowhere */
     assert_int_equal(v.kind, VERDICT_FAIL);
     assert_int_equal(v.status, 502);
-    v = response_verdict(&plain, 404, 0, -1, "");
+    v = response_verdict(&plain, 404, &whole);
     assert_int_equal(v.kind, VERDICT_FAIL);
     assert_int_equal(v.status, 404);
     assert_string_equal(v.reason, "upstream answered 404");
-    v = response_verdict(&plain, 503, 0, -1, "");
+    v = response_verdict(&plain, 503, &resume);
     assert_int_equal(v.kind, VERDICT_RETRY);
     assert_int_equal(v.status, 503);
-    assert_int_equal(response_verdict(&part, 206, 0, -1, "").kind, VERDICT_FAIL);
-    assert_int_equal(response_verdict(&plain, 200, 0, -1, "").kind, VERDICT_BODY);
-    assert_int_equal(response_verdict(&part, 206, 100, 1000, "x").kind, VERDICT_CONTINUE);
-    assert_int_equal(response_verdict(&part, 206, 200, 1000, "x").kind, VERDICT_FAIL);
-    assert_int_equal(response_verdict(&plain, 200, 100, 1000, "x").kind, VERDICT_RESTART);
+    assert_int_equal(response_verdict(&part, 206, &whole).kind, VERDICT_FAIL);
+    assert_int_equal(response_verdict(&plain, 200, &whole).kind, VERDICT_BODY);
+    assert_int_equal(response_verdict(&part, 206, &resume).kind, VERDICT_CONTINUE);
+    /* anything else answering a resume starts over: a 206 is asked for again from byte 0, a
+     * whole body is the new version's */
+    v = response_verdict(&changed, 206, &resume);
+    assert_int_equal(v.kind, VERDICT_REFETCH);
+    assert_string_equal(v.reason, "upstream's Last-Modified changed");
+    assert_int_equal(response_verdict(&part, 206, &elsewhere).kind, VERDICT_REFETCH);
+    assert_int_equal(response_verdict(&plain, 200, &resume).kind, VERDICT_RESTART);
 }
 
 int main(void)
@@ -149,7 +246,9 @@ int main(void)
         cmocka_unit_test(odd_values_are_unknown_or_dropped),
         cmocka_unit_test(retries),
         cmocka_unit_test(what_clients_are_told),
-        cmocka_unit_test(resumes),
+        cmocka_unit_test(validators_kept_from_a_response),
+        cmocka_unit_test(a_strong_etag_proves_a_resume),
+        cmocka_unit_test(a_date_proves_a_resume_only_with_the_same_etag),
         cmocka_unit_test(verdicts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,137 @@
+"""Mirrors never stand in for the origin's authorisation (issue 22, item 5). A signed URL is a
+capability the origin checks; a mirror has the file but cannot check it. So for a signed URL
+arca asks the origin first (the one-byte probe), and goes to the mirrors only once the origin
+has accepted the signature; a refusal gets the origin's status. The mirror is asked for the URL
+without its signature: the client's capability is never shown to another host."""
+
+import os
+import urllib.parse
+
+import pytest
+
+from conftest import Origin, sha256
+from test_signed import check_signature, s3_url
+
+PATH = "/pub/kernel/Image"
+SIGNING = {"x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-expires",
+           "x-amz-signedheaders", "x-amz-signature"}
+
+
+@pytest.fixture
+def mirror():
+    m = Origin()
+    yield m
+    m.stop()
+
+
+def with_mirror(start_arca, origin, mirror, *args):
+    rule = f"^http://127\\.0\\.0\\.1:{origin.port}/pub/=http://127.0.0.1:{mirror.port}/mirror/pub/"
+    return start_arca("--upstream-allow", "127.0.0.0/8", "--mirror", rule, *args)
+
+
+def signed_file(origin, mirror, size=1 << 20):
+    data = bytes(range(256)) * (size // 256)
+    origin.add(PATH, data=data, etag='"k1"', check=check_signature(PATH))
+    mirror.add("/mirror" + PATH, data=data, etag='"k1"')
+    return data
+
+
+def params(target):
+    return {k.lower() for k in urllib.parse.parse_qs(urllib.parse.urlsplit(target).query)}
+
+
+def origin_gets(origin):
+    return [(h.get("Range"), t) for (p, h), t in zip(origin.requests, origin.targets) if p == PATH]
+
+
+def test_a_forged_signature_is_refused_though_a_mirror_has_the_file(start_arca, origin, mirror):
+    arca = with_mirror(start_arca, origin, mirror)
+    data = signed_file(origin, mirror)
+    status, _, body = arca.fetch(s3_url(origin, PATH, nonce="evil", forge=True))
+    assert status == 403 and data[:64] not in body
+    assert b"upstream refused this signed URL (403)" in body
+    assert mirror.targets == [], "the mirror was asked before the origin accepted the signature"
+    assert [r for r, _ in origin_gets(origin)] == ["bytes=0-0"]
+    # nothing was kept: a good signature afterwards downloads (from the mirror)
+    status, _, body = arca.fetch(s3_url(origin, PATH, nonce="good"))
+    assert status == 200 and sha256(body) == sha256(data)
+
+
+def test_an_expired_signature_is_refused_too(start_arca, origin, mirror):
+    import time
+    arca = with_mirror(start_arca, origin, mirror)
+    signed_file(origin, mirror)
+    url = s3_url(origin, PATH, nonce="old", start=int(time.time()) - 7200, life=60)
+    assert arca.fetch(url)[0] == 403
+    assert mirror.targets == []
+
+
+def test_a_valid_signature_is_served_by_the_mirror_without_it(start_arca, origin, mirror):
+    arca = with_mirror(start_arca, origin, mirror)
+    data = signed_file(origin, mirror)
+    status, _, body = arca.fetch(s3_url(origin, PATH, nonce="good"))
+    assert status == 200 and sha256(body) == sha256(data)
+    # the origin saw the one-byte probe only; the mirror served the bytes
+    assert [r for r, _ in origin_gets(origin)] == ["bytes=0-0"]
+    assert origin.bytes_sent[PATH] == 1
+    assert mirror.bytes_sent["/mirror" + PATH] == len(data) + 1  # its probe + the body
+    # no signing parameter, nor anything else of the signature, went to the mirror
+    for target in mirror.targets:
+        assert not params(target) & SIGNING, target
+        assert "AKIAgood" not in target
+    assert arca.metrics()["arca_mirror_downloads_total"] == 1
+    # the accepted URL is a hit now, and another signed URL of it is confirmed with the origin
+    assert arca.fetch(s3_url(origin, PATH, nonce="good"))[2] == data
+    assert arca.fetch(s3_url(origin, PATH, nonce="evil", forge=True))[0] == 403
+    assert sum(1 for _, t in origin_gets(origin) if "X-Amz-Signature" in t) == 2
+
+
+def test_exact_keys_never_send_the_signature_to_a_mirror(start_arca, origin, mirror):
+    # the key is the whole URL then, signature included: the mirror's URL is still without it
+    arca = with_mirror(start_arca, origin, mirror, "--exact-keys")
+    data = signed_file(origin, mirror)
+    status, _, body = arca.fetch(s3_url(origin, PATH, nonce="good"))
+    assert status == 200 and sha256(body) == sha256(data)
+    assert mirror.targets and all(not params(t) & SIGNING for t in mirror.targets)
+    assert arca.fetch(s3_url(origin, PATH, nonce="evil", forge=True))[0] == 403
+    assert len(mirror.targets) == 2  # the first download's probe and GET: nothing for the forgery
+
+
+def test_an_unsigned_url_still_goes_straight_to_the_mirror(start_arca, origin, mirror):
+    # no signature, no capability to check: the origin is not asked at all, as before
+    arca = with_mirror(start_arca, origin, mirror)
+    data = b"public " * 10000
+    origin.add("/pub/public.img", data=data)
+    mirror.add("/mirror/pub/public.img", data=data)
+    assert arca.fetch(origin.url("/pub/public.img"))[2] == data
+    assert origin.counts["/pub/public.img"] == 0
+
+
+def test_a_buckets_credentials_never_reach_a_mirror(start_arca, workdir, mirror):
+    # arca signs a bucket's requests itself (SigV4, maybe with a session token): a mirror that
+    # serves one of its files gets a plain GET, never the bucket's Authorization or token
+    from s3 import ACCESS, S3, SECRET
+    s3 = S3(buckets=["lab"])
+    try:
+        data = os.urandom(300000)
+        s3.put("lab", "builds/1/Image", data)
+        mirror.add("/mirror/lab/builds/1/Image", data=data)
+        creds = os.path.join(workdir, "s3.creds")
+        with open(creds, "w") as f:
+            f.write(f"{ACCESS}\n{SECRET}\nsession-token-for-s3-only\n")
+        ini = os.path.join(workdir, "arca.ini")
+        with open(ini, "w") as f:
+            f.write(f"[bucket lab]\nurl = {s3.url('lab')}\ncredentials = {creds}\n")
+        port = urllib.parse.urlsplit(s3.url("lab")).port
+        rule = (f"^http://127\\.0\\.0\\.1:{port}/lab/="
+                f"http://127.0.0.1:{mirror.port}/mirror/lab/")
+        arca = start_arca("--upstream-allow", "127.0.0.0/8", "--config", ini, "--mirror", rule)
+        status, _, body = arca.get("/browse/lab/builds/1/Image")
+        assert status == 200 and sha256(body) == sha256(data)
+        assert mirror.bytes_sent["/mirror/lab/builds/1/Image"] == len(data) + 1
+        for _, headers in mirror.requests:
+            names = {k.lower() for k in headers}
+            assert "authorization" not in names, headers
+            assert not any(n.startswith("x-amz-") for n in names), headers
+    finally:
+        s3.stop()
