@@ -132,10 +132,13 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, c
     return http_queue(c, status, r);
 }
 
-/* X-Forwarded-For headers, in order (a client may send its own before the proxy's). */
+/* The last XFF_LINES X-Forwarded-For lines, in order. The proxy appends its line last and the
+ * client is the rightmost entry that is not a trusted proxy, so the rightmost lines are the ones
+ * read, however many a client sends before them. */
+#define XFF_LINES 16
 struct xff {
-    const char *v[16];
-    int n;
+    const char *ring[XFF_LINES]; /* line i is ring[i % XFF_LINES] */
+    unsigned int n;              /* lines seen */
 };
 
 static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -143,8 +146,8 @@ static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const cha
 {
     struct xff *x = cls;
     (void)kind;
-    if (value && !strcasecmp(key, "X-Forwarded-For") && x->n < 16)
-        x->v[x->n++] = value;
+    if (value && !strcasecmp(key, "X-Forwarded-For"))
+        x->ring[x->n++ % XFF_LINES] = value;
     return MHD_YES;
 }
 
@@ -153,12 +156,20 @@ const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_sto
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     struct xff x = {.n = 0};
+    const char *lines[XFF_LINES + 1];
+    int n = 0;
     if (!ci)
         return NULL;
     if (!policy_trusted_proxy(ci->client_addr))
         return ci->client_addr; /* the common case: no header is looked at */
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_xff, &x);
-    return policy_forwarded_client(ci->client_addr, x.v, x.n, buf);
+    /* The lines left of those kept read as one empty entry: reached only when every kept line
+     * is trusted proxies' own, it makes the client unknown rather than a proxy. */
+    if (x.n > XFF_LINES)
+        lines[n++] = "";
+    for (unsigned int i = x.n > XFF_LINES ? x.n - XFF_LINES : 0; i < x.n; i++)
+        lines[n++] = x.ring[i % XFF_LINES];
+    return policy_forwarded_client(ci->client_addr, lines, n, buf);
 }
 
 bool http_client_allowed(struct MHD_Connection *c)
