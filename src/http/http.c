@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "http_internal.h"
 #include "http_limits.h"
+#include "http_request_check.h"
 #include "log.h"
 #include "policy.h"
 #include "stats.h"
@@ -216,7 +217,6 @@ static enum MHD_Result refuse_early(struct MHD_Connection *c, unsigned int statu
     struct MHD_Response *r = http_error_response("%s", reason);
     if (r)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    atomic_fetch_add(&stats.limited, 1);
     return http_queue(c, status, r);
 }
 
@@ -226,12 +226,13 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     size_t len = strlen(uri); /* bounded by the connection's memory (--max-header-size) */
     struct request *req = calloc(1, sizeof(*req) + len + 1);
-    (void)cls, (void)c;
+    (void)cls;
     if (!req)
         return NULL;
     req->start_us = monotonic_us();
     req->when = time(NULL);
     memcpy(req->uri, uri, len);
+    request_check_begin(c, req);
     return req;
 }
 
@@ -330,6 +331,31 @@ static enum MHD_Result route(struct MHD_Connection *c, struct request *req, cons
     return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
 }
 
+/* A request's first call: its header is in, none of its body read. libmicrohttpd 0.9.75 closes
+ * the connection (no keep-alive) when a response is queued on this call, before it counts the
+ * request as received: so this call only refuses (and so closes, which a request whose framing
+ * is refused needs), and routing happens on the second. */
+static enum MHD_Result first_call(struct MHD_Connection *c, struct request *req, const char *url,
+                                  const char *method, const char *version)
+{
+    unsigned int status;
+    const char *reason;
+    req->seen = true;
+    request_check_end(req);
+    note_request(c, req, method, version);
+    limits_request_begins(c, http_client(c, &req->client));
+    if ((status = request_check(c, method, version, &reason)) != 0)
+        return refuse_early(c, status, reason);
+    if ((status = limits_refusal(c, &reason)) == 0 && request_too_big(c, url, method)) {
+        status = MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+        reason = "request line and headers larger than --max-header-size";
+    }
+    if (status == 0)
+        return MHD_YES;
+    atomic_fetch_add(&stats.limited, 1);
+    return refuse_early(c, status, reason);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
@@ -342,21 +368,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* out of memory in on_uri */
     current = req;
     if (!req->seen) {
-        unsigned int status;
-        const char *reason;
-        req->seen = true;
-        note_request(c, req, method, version);
-        limits_request_begins(c, http_client(c, &req->client));
-        /* libmicrohttpd 0.9.75 closes the connection (no keep-alive) when a response is queued
-         * on the first call of a request, before it counts the request as received. So the
-         * first call only checks the limits, and routing happens on the second. */
-        if ((status = limits_refusal(c, &reason)) != 0)
-            ret = refuse_early(c, status, reason);
-        else if (request_too_big(c, url, method))
-            ret = refuse_early(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
-                               "request line and headers larger than --max-header-size");
-        else
-            ret = MHD_YES;
+        ret = first_call(c, req, url, method, version);
     } else if (*upload_size != 0) {
         if (!strcmp(method, MHD_HTTP_METHOD_POST))
             take_upload(req, upload, *upload_size);
@@ -394,6 +406,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     limits_request_ends(c);
     if (!req)
         return;
+    request_check_end(req);
     if (req->is_fetch)
         cache = req->status >= 400 || req->status == 0 ? "ERROR" : NULL;
     if (req->route) {
@@ -464,6 +477,7 @@ int http_start(const struct config *cfg, char *err, size_t errlen)
     http_cfg = cfg;
     if (bind_listener(cfg, err, errlen) < 0 || limits_start(cfg, err, errlen) < 0)
         return -1;
+    request_check_init();
     /* The connection's memory pool holds the request line and headers and the response
      * headers. Measured: headers close to the pool's size get no answer at all, so the pool has
      * room for an answer beyond --max-header-size; request_too_big() enforces the exact limit,
@@ -471,8 +485,9 @@ int http_start(const struct config *cfg, char *err, size_t errlen)
      * libmicrohttpd 0.9.75 zeroes all of it after every request (memset was 6% of a 4 KiB hit's
      * profile) and it stays resident on every idle keep-alive connection. */
     daemon_ = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
-        on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, request_check_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header_size + POOL_SPARE,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_connections + HARD_CAP_MARGIN),

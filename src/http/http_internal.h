@@ -34,7 +34,11 @@ struct request {
     char method[16];
     char version[16];
     char *referer, *agent; /* only while the access log is on */
-    char uri[];            /* as sent: path and query */
+    /* While its header is read (on_uri to the first call): its connection, and its place in the
+     * thread's list of such requests (http_request_check.c); conn is NULL otherwise. */
+    struct MHD_Connection *conn;
+    struct request *reading_prev, *reading_next;
+    char uri[]; /* as sent: path and query */
 };
 
 extern const struct config *http_cfg;
