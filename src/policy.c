@@ -96,11 +96,22 @@ bool policy_trusted_proxy(const struct sockaddr *peer)
            in_list(cfg->trusted_proxies, cfg->n_trusted_proxies, a);
 }
 
+/* ":PORT" after an address in an X-Forwarded-For entry: 1 to 5 digits. */
+static bool port_suffix(const char *s)
+{
+    size_t n = strspn(s + 1, "0123456789");
+    return s[0] == ':' && n >= 1 && n <= 5 && s[1 + n] == '\0';
+}
+
 /* One entry of an X-Forwarded-For list: an IPv4 or IPv6 address, maybe bracketed, maybe with
- * a port (HAProxy writes neither, others do). */
+ * a port (HAProxy writes neither, others do), with spaces or tabs around it. Anything else
+ * (empty, a name, "unknown", trailing text) is not an address. */
 static bool forwarded_addr(const char *s, size_t len, struct sockaddr_storage *out)
 {
-    char buf[64];
+    char buf[64], *host = buf, *end;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+
     while (len && (*s == ' ' || *s == '\t'))
         s++, len--;
     while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
@@ -109,16 +120,17 @@ static bool forwarded_addr(const char *s, size_t len, struct sockaddr_storage *o
         return false;
     memcpy(buf, s, len);
     buf[len] = '\0';
-    char *host = buf, *end;
-    if (host[0] == '[' && (end = strchr(host, ']'))) { /* [v6] or [v6]:port */
+    if (host[0] == '[') { /* [v6] or [v6]:port */
+        if (!(end = strchr(host, ']')) || (end[1] && !port_suffix(end + 1)))
+            return false;
         *end = '\0';
         host++;
     } else if ((end = strchr(host, ':')) && !strchr(end + 1, ':')) { /* v4:port */
+        if (!port_suffix(end))
+            return false;
         *end = '\0';
     }
     memset(out, 0, sizeof(*out));
-    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
     if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         return true;
@@ -130,30 +142,30 @@ static bool forwarded_addr(const char *s, size_t len, struct sockaddr_storage *o
     return false;
 }
 
+/* Right to left through the entries of one X-Forwarded-For line, then the lines before it: the
+ * last line is the one our proxy appended (or extended). An empty line is one empty entry. */
 const struct sockaddr *policy_forwarded_client(const struct sockaddr *peer, const char *const *xff,
                                                int n, struct sockaddr_storage *out)
 {
-    bool found = false;
-    if (!policy_trusted_proxy(peer))
+    int hops = 0;
+    if (!policy_trusted_proxy(peer) || n <= 0)
         return peer;
-    /* Right to left: the last header is the one our proxy appended (or extended). */
     for (int h = n - 1; h >= 0; h--) {
         const char *list = xff[h];
-        for (size_t end = strlen(list); end > 0;) {
+        for (size_t end = strlen(list);;) {
             size_t start = end;
             while (start > 0 && list[start - 1] != ',')
                 start--;
-            struct sockaddr_storage a;
-            if (!forwarded_addr(list + start, end - start, &a))
-                return found ? (const struct sockaddr *)out : peer; /* a forged or bad entry */
-            *out = a;
-            found = true;
-            if (!policy_trusted_proxy((const struct sockaddr *)&a))
+            if (!forwarded_addr(list + start, end - start, out) || hops++ == POLICY_XFF_MAX_HOPS)
+                return NULL; /* unknown: never the proxy, never an entry further left */
+            if (!policy_trusted_proxy((const struct sockaddr *)out))
                 return (const struct sockaddr *)out;
-            end = start > 0 ? start - 1 : 0;
+            if (start == 0)
+                break;
+            end = start - 1;
         }
     }
-    return found ? (const struct sockaddr *)out : peer;
+    return (const struct sockaddr *)out; /* all trusted proxies: the leftmost read */
 }
 
 bool policy_ui_allowed(const struct sockaddr *client)

@@ -27,10 +27,18 @@ bool policy_ui_allowed(const struct sockaddr *client);
 
 /* Whether `peer` is a --trusted-proxy. */
 bool policy_trusted_proxy(const struct sockaddr *peer);
-/* The client of a request from `peer` whose X-Forwarded-For headers, in order, are `xff` (n of
- * them): `peer` itself unless it is a trusted proxy; then the rightmost address of the chain
- * that is not a trusted proxy (the one the last trusted proxy saw), the leftmost when all are,
- * and `peer` when the chain holds nothing usable. The client's address goes into `out`. */
+
+/* Most X-Forwarded-For entries read for one request. */
+#define POLICY_XFF_MAX_HOPS 64
+
+/* The client of a request from `peer` whose X-Forwarded-For lines, in order, are `xff` (n of
+ * them). `peer` itself unless it is a trusted proxy, or when there is no line at all; else the
+ * entries are read right to left (the proxy appends its own line last) and the client is the
+ * first that is not a trusted proxy: the address the last trusted proxy saw. When every entry
+ * is a trusted proxy, the leftmost (a request made on a proxy's host). NULL when the client is
+ * unknown: the entry read is not an address (empty, a name, garbage), or POLICY_XFF_MAX_HOPS
+ * entries were all trusted proxies. Neither the proxy nor an entry further left (which anyone
+ * can write) ever stands in for an unknown client. The client's address goes into `out`. */
 const struct sockaddr *policy_forwarded_client(const struct sockaddr *peer, const char *const *xff,
                                                int n, struct sockaddr_storage *out);
 

@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "http_internal.h"
 #include "http_limits.h"
+#include "http_request_check.h"
 #include "log.h"
 #include "policy.h"
 #include "stats.h"
@@ -132,10 +133,13 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, c
     return http_queue(c, status, r);
 }
 
-/* X-Forwarded-For headers, in order (a client may send its own before the proxy's). */
+/* The last XFF_LINES X-Forwarded-For lines, in order. The proxy appends its line last and the
+ * client is the rightmost entry that is not a trusted proxy, so the rightmost lines are the ones
+ * read, however many a client sends before them. */
+#define XFF_LINES 16
 struct xff {
-    const char *v[16];
-    int n;
+    const char *ring[XFF_LINES]; /* line i is ring[i % XFF_LINES] */
+    unsigned int n;              /* lines seen */
 };
 
 static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -143,8 +147,8 @@ static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const cha
 {
     struct xff *x = cls;
     (void)kind;
-    if (value && !strcasecmp(key, "X-Forwarded-For") && x->n < 16)
-        x->v[x->n++] = value;
+    if (value && !strcasecmp(key, "X-Forwarded-For"))
+        x->ring[x->n++ % XFF_LINES] = value;
     return MHD_YES;
 }
 
@@ -153,12 +157,20 @@ const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_sto
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     struct xff x = {.n = 0};
+    const char *lines[XFF_LINES + 1];
+    int n = 0;
     if (!ci)
         return NULL;
     if (!policy_trusted_proxy(ci->client_addr))
         return ci->client_addr; /* the common case: no header is looked at */
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_xff, &x);
-    return policy_forwarded_client(ci->client_addr, x.v, x.n, buf);
+    /* The lines left of those kept read as one empty entry: reached only when every kept line
+     * is trusted proxies' own, it makes the client unknown rather than a proxy. */
+    if (x.n > XFF_LINES)
+        lines[n++] = "";
+    for (unsigned int i = x.n > XFF_LINES ? x.n - XFF_LINES : 0; i < x.n; i++)
+        lines[n++] = x.ring[i % XFF_LINES];
+    return policy_forwarded_client(ci->client_addr, lines, n, buf);
 }
 
 bool http_client_allowed(struct MHD_Connection *c)
@@ -205,7 +217,6 @@ static enum MHD_Result refuse_early(struct MHD_Connection *c, unsigned int statu
     struct MHD_Response *r = http_error_response("%s", reason);
     if (r)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    atomic_fetch_add(&stats.limited, 1);
     return http_queue(c, status, r);
 }
 
@@ -215,12 +226,13 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     size_t len = strlen(uri); /* bounded by the connection's memory (--max-header-size) */
     struct request *req = calloc(1, sizeof(*req) + len + 1);
-    (void)cls, (void)c;
+    (void)cls;
     if (!req)
         return NULL;
     req->start_us = monotonic_us();
     req->when = time(NULL);
     memcpy(req->uri, uri, len);
+    request_check_begin(c, req);
     return req;
 }
 
@@ -319,6 +331,31 @@ static enum MHD_Result route(struct MHD_Connection *c, struct request *req, cons
     return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
 }
 
+/* A request's first call: its header is in, none of its body read. libmicrohttpd 0.9.75 closes
+ * the connection (no keep-alive) when a response is queued on this call, before it counts the
+ * request as received: so this call only refuses (and so closes, which a request whose framing
+ * is refused needs), and routing happens on the second. */
+static enum MHD_Result first_call(struct MHD_Connection *c, struct request *req, const char *url,
+                                  const char *method, const char *version)
+{
+    unsigned int status;
+    const char *reason;
+    req->seen = true;
+    request_check_end(req);
+    note_request(c, req, method, version);
+    limits_request_begins(c, http_client(c, &req->client));
+    if ((status = request_check(c, method, version, &reason)) != 0)
+        return refuse_early(c, status, reason);
+    if ((status = limits_refusal(c, &reason)) == 0 && request_too_big(c, url, method)) {
+        status = MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+        reason = "request line and headers larger than --max-header-size";
+    }
+    if (status == 0)
+        return MHD_YES;
+    atomic_fetch_add(&stats.limited, 1);
+    return refuse_early(c, status, reason);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
@@ -331,21 +368,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_NO; /* out of memory in on_uri */
     current = req;
     if (!req->seen) {
-        unsigned int status;
-        const char *reason;
-        req->seen = true;
-        note_request(c, req, method, version);
-        limits_request_begins(c, http_client(c, &req->client));
-        /* libmicrohttpd 0.9.75 closes the connection (no keep-alive) when a response is queued
-         * on the first call of a request, before it counts the request as received. So the
-         * first call only checks the limits, and routing happens on the second. */
-        if ((status = limits_refusal(c, &reason)) != 0)
-            ret = refuse_early(c, status, reason);
-        else if (request_too_big(c, url, method))
-            ret = refuse_early(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
-                               "request line and headers larger than --max-header-size");
-        else
-            ret = MHD_YES;
+        ret = first_call(c, req, url, method, version);
     } else if (*upload_size != 0) {
         if (!strcmp(method, MHD_HTTP_METHOD_POST))
             take_upload(req, upload, *upload_size);
@@ -383,6 +406,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     limits_request_ends(c);
     if (!req)
         return;
+    request_check_end(req);
     if (req->is_fetch)
         cache = req->status >= 400 || req->status == 0 ? "ERROR" : NULL;
     if (req->route) {
@@ -453,6 +477,7 @@ int http_start(const struct config *cfg, char *err, size_t errlen)
     http_cfg = cfg;
     if (bind_listener(cfg, err, errlen) < 0 || limits_start(cfg, err, errlen) < 0)
         return -1;
+    request_check_init();
     /* The connection's memory pool holds the request line and headers and the response
      * headers. Measured: headers close to the pool's size get no answer at all, so the pool has
      * room for an answer beyond --max-header-size; request_too_big() enforces the exact limit,
@@ -460,8 +485,9 @@ int http_start(const struct config *cfg, char *err, size_t errlen)
      * libmicrohttpd 0.9.75 zeroes all of it after every request (memset was 6% of a 4 KiB hit's
      * profile) and it stays resident on every idle keep-alive connection. */
     daemon_ = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC, 0, NULL, NULL,
-        on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, request_check_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header_size + POOL_SPARE,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_connections + HARD_CAP_MARGIN),

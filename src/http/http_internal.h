@@ -34,7 +34,11 @@ struct request {
     char method[16];
     char version[16];
     char *referer, *agent; /* only while the access log is on */
-    char uri[];            /* as sent: path and query */
+    /* While its header is read (on_uri to the first call): its connection, and its place in the
+     * thread's list of such requests (http_request_check.c); conn is NULL otherwise. */
+    struct MHD_Connection *conn;
+    struct request *reading_prev, *reading_next;
+    char uri[]; /* as sent: path and query */
 };
 
 extern const struct config *http_cfg;
@@ -91,7 +95,9 @@ enum MHD_Result http_metrics(struct MHD_Connection *c);
 enum MHD_Result http_resources_json(struct MHD_Connection *c);
 
 /* The request's client: the connection's peer, or behind a --trusted-proxy the address its
- * X-Forwarded-For names (policy_forwarded_client); `buf` may hold it. */
+ * X-Forwarded-For names (policy_forwarded_client, given the last 16 lines); `buf` may hold it.
+ * NULL when unknown (an entry there is not an address): such a client may not fetch or list,
+ * and the access log shows "-". */
 const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_storage *buf);
 /* Whether that client may fetch (--allow-network). */
 bool http_client_allowed(struct MHD_Connection *c);

@@ -113,7 +113,9 @@ void limits_request_begins(struct MHD_Connection *c, const struct sockaddr *clie
         return;
     pthread_mutex_lock(&lim.lock);
     t->serving = false;
-    if (addr_to_v6(client, t->addr) == 0) {
+    if (!client)
+        memset(t->addr, 0, sizeof(t->addr)); /* unknown clients share one count, as "::" */
+    if (!client || addr_to_v6(client, t->addr) == 0) {
         t->over_ip = same_address(t->addr) >= lim.cfg->max_connections_per_ip;
         t->serving = true;
     }

@@ -28,7 +28,8 @@ void limits_conn_open(struct MHD_Connection *c, void **socket_ctx);
 void limits_conn_close(void *socket_ctx);
 /* A request's headers are in: no deadline while it is served. `client` is the request's client
  * (http_client): on a connection from a --trusted-proxy, the per-address limit counts the
- * requests being served for that client, since the proxy's connections carry anyone's. */
+ * requests being served for that client, since the proxy's connections carry anyone's; clients
+ * it cannot name (NULL) are counted together. */
 void limits_request_begins(struct MHD_Connection *c, const struct sockaddr *client);
 /* A response is done: the next request's headers are due within the idle timeout. */
 void limits_request_ends(struct MHD_Connection *c);
