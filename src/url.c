@@ -575,6 +575,36 @@ size_t url_redact(const char *in, char *out, size_t size)
     return o.n;
 }
 
+bool url_strip_secrets(const char *url, char *out, size_t size)
+{
+    const char *auth = strstr(url, "://"), *path, *q, *p, *at;
+    struct out o = {out, 0, size, size > 0};
+    bool dropped, first = true;
+    if (size == 0)
+        return true;
+    auth = auth ? auth + 3 : url;
+    path = auth + strcspn(auth, "/?#");
+    q = strchr(path, '?');
+    at = memrchr(auth, '@', (size_t)(path - auth)); /* the last '@' ends the userinfo */
+    p = at ? at + 1 : auth;
+    dropped = at != NULL;
+    put_str(&o, url, (size_t)(auth - url));
+    put_str(&o, p, (size_t)((q ? q : path + strlen(path)) - p));
+    for (p = q; p && *p;) { /* each parameter after '?' or '&': kept unless a secret's */
+        size_t len = strcspn(++p, "&"), name = strcspn(p, "=&");
+        if (secret_name(p, name)) {
+            dropped = true;
+        } else {
+            put(&o, first ? '?' : '&');
+            put_str(&o, p, len);
+            first = false;
+        }
+        p += len;
+    }
+    out[o.n] = '\0';
+    return dropped;
+}
+
 char *url_shown(const char *url)
 {
     /* a redaction makes at most 12 bytes ("&pw=REDACTED") of at least 4 ("&pw="): 3x fits */

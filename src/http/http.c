@@ -173,11 +173,14 @@ const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_sto
     return policy_forwarded_client(ci->client_addr, lines, n, buf);
 }
 
-bool http_client_allowed(struct MHD_Connection *c)
+const char *http_fetch_refusal(struct MHD_Connection *c)
 {
     struct sockaddr_storage buf;
     const struct sockaddr *client = http_client(c, &buf);
-    return client && policy_client_allowed(client);
+    if (!client)
+        return "client address unknown: the trusted proxy's X-Forwarded-For names no readable "
+               "address";
+    return policy_client_allowed(client) ? NULL : "client address not allowed to fetch";
 }
 
 bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret)

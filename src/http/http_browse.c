@@ -559,8 +559,9 @@ enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const
         return advance(req->browse);
     if (req->route)
         return http_fetch_object(c, req, NULL, NULL, head);
-    if (!http_client_allowed(c))
-        return http_send_error(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
+    const char *refusal = http_fetch_refusal(c);
+    if (refusal)
+        return http_send_error(c, MHD_HTTP_FORBIDDEN, "%s", refusal);
     req->is_fetch = path[name_len] == '/' && rest[0] && rest[strlen(rest) - 1] != '/';
     if (!path[0]) {
         const char *export = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "export");

@@ -578,8 +578,9 @@ static int check_request(struct MHD_Connection *c, const struct request *req, st
     p.url_size = URL_BUF_SIZE(strlen(query));
     p.url = r->url = malloc(p.url_size);
     *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
-    if (!http_client_allowed(c))
-        *ret = refuse(c, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
+    const char *refusal = http_fetch_refusal(c);
+    if (refusal)
+        *ret = refuse(c, MHD_HTTP_FORBIDDEN, refusal);
     else if (!r->url)
         *ret = refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     else if (url_parse_fetch_query(query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0)
@@ -642,7 +643,7 @@ static enum MHD_Result start_confirm(struct fetch_req *r)
         r->confirm = NULL;
         free(c);
         return refuse(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      "cannot ask upstream to confirm the signed URL now");
+                      "cannot ask upstream to confirm the URL now");
     }
     return MHD_YES;
 }
@@ -670,12 +671,14 @@ static bool confirm_refused(struct fetch_req *r, const struct probe_result *res,
     }
     atomic_fetch_add(&stats.confirm_refused, 1);
     count_error();
+    /* a digest hit, or the unsigned URL of a signed object, is confirmed too */
+    const char *what = r->sig.is_signed ? "signed URL" : "URL";
     if (res->status == 0)
         *ret = http_send_error(r->conn, MHD_HTTP_BAD_GATEWAY,
-                               "cannot confirm the signed URL with upstream: %s", res->error);
+                               "cannot confirm the %s with upstream: %s", what, res->error);
     else
         *ret = http_send_error(r->conn, res->status >= 400 ? (unsigned int)res->status : 502,
-                               "upstream refused this signed URL (%d)", res->status);
+                               "upstream refused this %s (%d)", what, res->status);
     return true;
 }
 
@@ -860,8 +863,9 @@ static int browse_params(struct fetch_req *r, enum MHD_Result *ret)
     const char *ttl = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ttl");
     const char *sha = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "sha256");
     r->ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
-    if (!http_client_allowed(r->conn))
-        *ret = refuse(r->conn, MHD_HTTP_FORBIDDEN, "client address not allowed to fetch");
+    const char *refusal = http_fetch_refusal(r->conn);
+    if (refusal)
+        *ret = refuse(r->conn, MHD_HTTP_FORBIDDEN, refusal);
     else if (ttl && parse_ttl(ttl, &r->ttl) < 0)
         *ret = refuse(r->conn, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (sha && parse_sha256_hex(sha, r->expect) < 0)

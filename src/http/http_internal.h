@@ -99,8 +99,8 @@ enum MHD_Result http_resources_json(struct MHD_Connection *c);
  * NULL when unknown (an entry there is not an address): such a client may not fetch or list,
  * and the access log shows "-". */
 const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_storage *buf);
-/* Whether that client may fetch (--allow-network). */
-bool http_client_allowed(struct MHD_Connection *c);
+/* NULL when that client may fetch (--allow-network); else why not, for the 403's reason. */
+const char *http_fetch_refusal(struct MHD_Connection *c);
 
 /* Whether the client may see listings of cached URLs (policy_ui_allowed); if not, a 403 is
  * queued into *ret. */

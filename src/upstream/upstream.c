@@ -60,7 +60,8 @@ struct transfer {
     char **mirrors;   /* --mirror: where to ask first, in order; the origin after them */
     int n_mirrors, next_mirror;
     int mirror_rule;   /* the --mirror rule they come from (mirror k is that rule's k-th) */
-    bool origin_first; /* a signed URL: the origin must accept it before a mirror is asked */
+    bool origin_first; /* a URL with credentials: the origin must accept it before a mirror is asked
+                        */
     bool renewed;      /* upstream answered 304: the expired version is the object again */
     /* Outcome: */
     bool failed;      /* store_fail() already called */
@@ -852,15 +853,21 @@ static int take_kept(struct transfer *t)
 
 /* --- mirrors ----------------------------------------------------------------------------- */
 
-/* The URLs of the first --mirror rule matching the URL without its signature (the cache key,
- * also under --exact-keys): the matched text replaced by each mirror in turn. A mirror is
- * another host: it never sees the client's signature, a capability for the origin. None when no
- * rule matches (or out of memory: the origin serves). */
+/* The URLs of the first --mirror rule matching the URL without its credentials: its signature
+ * (also under --exact-keys), userinfo and any parameter url_redact would hide (a token, an API
+ * key): the matched text replaced by each mirror in turn. A mirror is another host: it never
+ * sees what the origin authorises the client with, and a URL that carried any of it is asked
+ * of the origin first (origin_answered). None when no rule matches (or out of memory: the
+ * origin serves). */
 static void find_mirrors(struct transfer *t)
 {
     struct signature sig;
     regmatch_t m;
-    char *plain = keys_unsigned_url_dup(fx.cfg, t->asked, &sig);
+    char *unsigned_url = keys_unsigned_url_dup(fx.cfg, t->asked, &sig), *plain = NULL;
+    bool credentials = false;
+    if (unsigned_url && (plain = malloc(strlen(unsigned_url) + 1)))
+        credentials = url_strip_secrets(unsigned_url, plain, strlen(unsigned_url) + 1);
+    free(unsigned_url);
     if (!plain)
         return;
     for (int i = 0; i < fx.cfg->n_mirror_rules; i++) {
@@ -870,7 +877,7 @@ static void find_mirrors(struct transfer *t)
         if (!(t->mirrors = calloc((size_t)r->n, sizeof(*t->mirrors))))
             break;
         t->mirror_rule = i;
-        t->origin_first = sig.is_signed;
+        t->origin_first = sig.is_signed || credentials;
         for (int k = 0; k < r->n; k++) {
             size_t len = (size_t)m.rm_so + strlen(r->mirrors[k]) + strlen(plain + m.rm_eo);
             if (!(t->mirrors[t->n_mirrors] = malloc(len + 1)))
@@ -907,16 +914,18 @@ static void mirror_answered(const struct probe_result *res, void *arg)
         t->next_mirror = t->n_mirrors;
         atomic_fetch_add(&stats.mirror_downloads, 1);
     } else {
-        log_info("fetch %s: mirror %s does not serve it (%s)", t->url, mirror,
-                 res->status ? "its status" : res->error);
+        if (res->status)
+            log_info("fetch %s: mirror %s does not serve it (%d)", t->url, mirror, res->status);
+        else
+            log_info("fetch %s: mirror %s does not serve it (%s)", t->url, mirror, res->error);
     }
     if (begin_download(t) < 0)
         end_transfer(t);
 }
 
-/* The origin answered the probe of a signed URL that mirrors could serve: they may, once it has
- * accepted the signature (2xx), which is then remembered like a download's. A refusal ends the
- * download with the origin's status, so a forged or expired signature gets what the origin
+/* The origin answered the probe of a URL with credentials that mirrors could serve: they may, once
+ * it has accepted the signature (2xx), which is then remembered like a download's. A refusal ends
+ * the download with the origin's status, so a forged or expired signature gets what the origin
  * would have answered; no answer, or a status worth retrying, leaves the download to the origin
  * itself (its attempts retry). */
 static void origin_answered(const struct probe_result *res, void *arg)
@@ -931,7 +940,8 @@ static void origin_answered(const struct probe_result *res, void *arg)
     } else if (res->status == 0 || status_retryable(res->status)) {
         t->next_mirror = t->n_mirrors;
     } else {
-        snprintf(reason, sizeof(reason), "upstream refused this signed URL (%d)", res->status);
+        snprintf(reason, sizeof(reason), "upstream refused this %sURL (%d)",
+                 t->grant_until > 0 ? "signed " : "", res->status);
         fail(t, res->status >= 400 ? res->status : 502, reason);
         end_transfer(t);
         return;
@@ -951,8 +961,8 @@ static int first_attempt(struct transfer *t)
     return start_attempt(t);
 }
 
-/* For a signed URL, the origin's probe first (see origin_answered); then the next mirror not
- * known to be down; then the first attempt from the source chosen. */
+/* For a URL with credentials, the origin's probe first (see origin_answered); then the next mirror
+ * not known to be down; then the first attempt from the source chosen. */
 static int begin_download(struct transfer *t)
 {
     while (t->next_mirror < t->n_mirrors &&

@@ -156,8 +156,11 @@ static enum MHD_Result help_page(struct MHD_Connection *c)
     buf_addf(&b,
              "<h1>Help</h1><div class=\"card\"><h2>You</h2><p>Your address: <code id=\"ip\">%s"
              "</code>. You <span id=\"allowed\" class=\"%s\">%s</span> fetch through this "
-             "cache.</p><h2>Networks allowed to fetch</h2>",
-             ip, allowed ? "yes" : "no", allowed ? "may" : "may not");
+             "cache%s.</p><h2>Networks allowed to fetch</h2>",
+             ip, allowed ? "yes" : "no", allowed ? "may" : "may not",
+             client ? ""
+                    : ": the load balancer in front of arca (--trusted-proxy) named no "
+                      "readable address in X-Forwarded-For");
     net_list(&b, nets, n, "Every client may fetch (no --allow-network given).");
     buf_add(&b, "</div><div class=\"card\"><h2>Upstream policy</h2><p>arca refuses to fetch "
                 "from these networks (server-side request forgery), checked on the address it "

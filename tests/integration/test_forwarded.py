@@ -100,11 +100,14 @@ def test_an_unreadable_client_entry_is_refused_not_skipped(behind_proxy, origin,
     arca = behind_proxy("--allow-network", f"{ALLOWED}/32", "--allow-network", f"{PROXY}/32")
     url = origin.add("/rootfs.img", data=b"r" * 4000)
     status, body = through_proxy(arca, fetch_path(url), [ALLOWED, garbage])
-    assert status == 403 and b"not allowed" in body
+    assert status == 403 and b"names no readable address" in body
     status, _ = through_proxy(arca, fetch_path(url), [f"{ALLOWED}, {garbage}, {PROXY}"])
     assert status == 403
     assert logged_clients(arca, 2) == ["-", "-"]
     assert origin.counts["/rootfs.img"] == 0
+    # the help page says why, instead of "you may not fetch" beside "every client may"
+    status, body = through_proxy(arca, "/help/", [ALLOWED, garbage])
+    assert status == 200 and b"named no readable address in X-Forwarded-For" in body
 
 
 def test_the_per_address_limit_counts_the_real_client(behind_proxy, origin):

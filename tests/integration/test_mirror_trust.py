@@ -135,3 +135,32 @@ def test_a_buckets_credentials_never_reach_a_mirror(start_arca, workdir, mirror)
             assert not any(n.startswith("x-amz-") for n in names), headers
     finally:
         s3.stop()
+
+
+def token_check(good):
+    """The origin's side of a token in the query (not a signature scheme arca knows)."""
+    def check(query):
+        q = dict(urllib.parse.parse_qsl(query))
+        return None if q.get("access_token") == good and q.get("X-API-Key") == good else 403
+    return check
+
+
+@pytest.mark.parametrize("token, status", [("right", 200), ("wrong", 403)])
+def test_a_token_in_the_query_is_checked_by_the_origin_and_never_sent_to_a_mirror(
+        start_arca, origin, mirror, token, status):
+    # the same for credentials arca knows no scheme of: a token, an API key, userinfo
+    arca = with_mirror(start_arca, origin, mirror)
+    data = os.urandom(300000)
+    origin.add(PATH, data=data, check=token_check("right"))
+    mirror.add("/mirror" + PATH, data=data)
+    url = origin.url(PATH) + f"?access_token={token}&X-API-Key={token}&v=3"
+    got, _, body = arca.fetch(url)
+    assert got == status
+    assert [r for r, _ in origin_gets(origin)] == ["bytes=0-0"]  # the origin decided
+    if status == 200:
+        assert sha256(body) == sha256(data) and mirror.counts["/mirror" + PATH] == 2
+    else:
+        assert b"upstream refused this URL (403)" in body and mirror.targets == []
+    for target in mirror.targets:
+        assert "access_token" not in target and "X-API-Key" not in target and token not in target
+        assert params(target) == {"v"}

@@ -308,6 +308,30 @@ static void a_name_too_long_to_judge_is_redacted(void **state)
     assert_null(strstr(out, "v1"));
 }
 
+/* What a mirror may be asked for: the URL without userinfo or any secret's parameter. */
+static void credentials_are_stripped_for_another_host(void **state)
+{
+    static const struct {
+        const char *in, *out;
+        bool dropped;
+    } cases[] = {
+        {"https://h/a/b?x=1&y=2", "https://h/a/b?x=1&y=2", false},
+        {"https://h/a", "https://h/a", false},
+        {"https://h/a?access_token=s1&x=1", "https://h/a?x=1", true},
+        {"https://h/a?x=1&X-API-Key=s2&page=2&jwt=s3", "https://h/a?x=1&page=2", true},
+        {"https://h/a?api%2Dkey=s4", "https://h/a", true},
+        {"https://u:p@h/a?k=1", "https://h/a?k=1", true},
+        {"https://u:p@x@h:81/a", "https://h:81/a", true},
+        {"https://h/a?keyword=k&author=a", "https://h/a?keyword=k&author=a", false},
+    };
+    char out[256];
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(url_strip_secrets(cases[i].in, out, sizeof(out)), cases[i].dropped);
+        assert_string_equal(out, cases[i].out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +346,7 @@ int main(void)
         cmocka_unit_test(harmless_names_are_shown),
         cmocka_unit_test(secrets_in_every_place),
         cmocka_unit_test(a_name_too_long_to_judge_is_redacted),
+        cmocka_unit_test(credentials_are_stripped_for_another_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
