@@ -421,11 +421,12 @@ static size_t param_start(const char *s)
     return n;
 }
 
-/* Where a value (or an authority) stops: a delimiter, as is or encoded, or text around a URL.
- * Not ';': a value may hold one, and a secret's tail must not be shown. */
+/* Where a value (or an authority) stops: a delimiter, as is or encoded, or text around a URL
+ * (a log line's "URL: reason" among it: a URL holds no blank). Not ';': a value may hold one,
+ * and a secret's tail must not be shown. */
 static bool value_ends(const char *s)
 {
-    return !*s || strchr("&# \"'<>\\", *s) || at_char(s, '&');
+    return !*s || strchr("&# \"'<>\\", *s) || at_char(s, '&') || (s[0] == ':' && s[1] == ' ');
 }
 
 /* A name as it is judged: percent-decoded as often as it was encoded, letters in lower case,

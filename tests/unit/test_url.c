@@ -332,6 +332,17 @@ static void credentials_are_stripped_for_another_host(void **state)
     }
 }
 
+/* A log line is "fetch URL: what happened": the colon is the line's, not the secret's. */
+static void a_log_lines_colon_survives_redaction(void **state)
+{
+    char out[256];
+    (void)state;
+    url_redact("fetch https://h/a?sig=s3cr3t: download started", out, sizeof(out));
+    assert_string_equal(out, "fetch https://h/a?sig=REDACTED: download started");
+    url_redact("https://h/a?token=a:b:c&x=1", out, sizeof(out));
+    assert_string_equal(out, "https://h/a?token=REDACTED&x=1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +358,7 @@ int main(void)
         cmocka_unit_test(secrets_in_every_place),
         cmocka_unit_test(a_name_too_long_to_judge_is_redacted),
         cmocka_unit_test(credentials_are_stripped_for_another_host),
+        cmocka_unit_test(a_log_lines_colon_survives_redaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
