@@ -421,12 +421,28 @@ static size_t param_start(const char *s)
     return n;
 }
 
-/* Where a value (or an authority) stops: a delimiter, as is or encoded, or text around a URL
- * (a log line's "URL: reason" among it: a URL holds no blank). Not ';': a value may hold one,
- * and a secret's tail must not be shown. */
-static bool value_ends(const char *s)
+/* How deep `c` is encoded at s: 0 as is, 1 as %XX, 2 as %25XX, ...; -1 when s is not `c`. */
+static int char_depth(const char *s, char c)
 {
-    return !*s || strchr("&# \"'<>\\", *s) || at_char(s, '&') || (s[0] == ':' && s[1] == ' ');
+    size_t k = at_char(s, c);
+    return k ? (int)(k - 1) / 2 : -1;
+}
+
+/* Whether s is the delimiter `c` of a URL written at `depth` (or of the text around it, less
+ * deep). Deeper, it is data of that URL: "%2F" in a password, "%26" in a token's value. */
+static bool delimiter(const char *s, char c, int depth)
+{
+    int d = char_depth(s, c);
+    return d >= 0 && d <= depth;
+}
+
+/* Where a value (or an authority) of a URL written at `depth` stops: its delimiter, or text
+ * around the URL (a log line's "URL: reason" among it: a URL holds no blank). Not ';' nor '\'':
+ * a value may hold them, and a secret's tail must not be shown. */
+static bool value_ends(const char *s, int depth)
+{
+    return !*s || strchr(" \"<>\\", *s) || delimiter(s, '&', depth) || delimiter(s, '#', depth) ||
+           (s[0] == ':' && s[1] == ' ');
 }
 
 /* A name as it is judged: percent-decoded as often as it was encoded, letters in lower case,
@@ -520,29 +536,31 @@ static void put_str(struct out *o, const char *s, size_t len)
         put(o, s[i]);
 }
 
-/* At a parameter's name: copy it; if it names a secret, its value becomes REDACTED. Returns the
- * bytes of `s` consumed. */
-static size_t redact_param(const char *s, struct out *o)
+/* At a parameter's name, in a URL written at `depth`: copy it; if it names a secret, its value
+ * becomes REDACTED. Returns the bytes of `s` consumed. */
+static size_t redact_param(const char *s, int depth, struct out *o)
 {
     size_t name = 0, eq = 0, len;
-    while (!value_ends(s + name) && !at_char(s + name, '=') && !param_start(s + name))
+    while (!value_ends(s + name, depth) && !at_char(s + name, '=') && !param_start(s + name))
         name++;
     eq = at_char(s + name, '=');
     put_str(o, s, name + eq);
     if (!eq || !secret_name(s, name))
         return name + eq;
     put_str(o, "REDACTED", 8);
-    for (len = name + eq; !value_ends(s + len); len++)
+    for (len = name + eq; !value_ends(s + len, depth); len++)
         ;
     return len;
 }
 
-/* After "://": userinfo before the authority's last '@' becomes REDACTED. */
-static size_t redact_userinfo(const char *s, struct out *o)
+/* After "://" of a URL written at `depth`: userinfo before the authority's last '@' becomes
+ * REDACTED. */
+static size_t redact_userinfo(const char *s, int depth, struct out *o)
 {
     size_t end = 0, userinfo = 0, k;
-    while (!value_ends(s + end) && !at_char(s + end, '/') && !param_start(s + end)) {
-        if ((k = at_char(s + end, '@')))
+    while (!value_ends(s + end, depth) && !delimiter(s + end, '/', depth) &&
+           !delimiter(s + end, '?', depth)) {
+        if (delimiter(s + end, '@', depth) && (k = at_char(s + end, '@')))
             userinfo = end, end += k;
         else
             end++;
@@ -560,14 +578,15 @@ size_t url_redact(const char *in, char *out, size_t size)
     if (size == 0)
         return 0;
     for (const char *s = in; *s;) {
-        if ((k = param_start(s))) {
+        if ((k = param_start(s))) { /* its encoding tells the depth of the URL it is in */
             put_str(&o, s, k);
             s += k;
-            s += redact_param(s, &o);
+            s += redact_param(s, (int)(k - 1) / 2, &o);
         } else if ((k = at(s, "://"))) {
+            int depth = char_depth(s, ':');
             put_str(&o, s, k);
             s += k;
-            s += redact_userinfo(s, &o);
+            s += redact_userinfo(s, depth, &o);
         } else {
             put(&o, *s++);
         }

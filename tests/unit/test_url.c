@@ -343,6 +343,35 @@ static void a_log_lines_colon_survives_redaction(void **state)
     assert_string_equal(out, "https://h/a?token=REDACTED&x=1");
 }
 
+/* A password or token holding an encoded delimiter ("%2F" in a generated password): data of
+ * the URL, not its end (found by the review of issue 22: the rest of the secret was shown). In
+ * a URL inside another one's query, one level deeper (the access log's request line). */
+static void encoded_delimiters_in_a_secret_are_its_data(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"http://bob:ab%2Fcd@h/basic/1", "http://REDACTED@h/basic/1"},
+        {"http://bob:ab%3Fcd@h/1", "http://REDACTED@h/1"},
+        {"http://bob:ab%23cd@h/1", "http://REDACTED@h/1"},
+        {"http://bob:ab%26cd@h/1", "http://REDACTED@h/1"},
+        {"http://bob:ab%3Bcd@h/1", "http://REDACTED@h/1"},
+        {"http://bob:ab'cd@h/1", "http://REDACTED@h/1"},
+        {"https://h/a?password=ab'cd&x=1", "https://h/a?password=REDACTED&x=1"},
+        {"https://h/a?token=ab%26cd&x=1", "https://h/a?token=REDACTED&x=1"},
+        {"GET /api/v1/fetch/?url=http%3A%2F%2Fbob%3Aab%252Fcd%40h%2Fb%2F1 HTTP/1.1",
+         "GET /api/v1/fetch/?url=http%3A%2F%2FREDACTED%40h%2Fb%2F1 HTTP/1.1"},
+        {"GET /f/?url=https%3A%2F%2Fh%2Fa%3Ftoken%3Dab%2526cd%26x%3D1&ttl=1d HTTP/1.1",
+         "GET /f/?url=https%3A%2F%2Fh%2Fa%3Ftoken%3DREDACTED%26x%3D1&ttl=1d HTTP/1.1"},
+    };
+    char out[256];
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        url_redact(cases[i].in, out, sizeof(out));
+        assert_string_equal(out, cases[i].out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +388,7 @@ int main(void)
         cmocka_unit_test(a_name_too_long_to_judge_is_redacted),
         cmocka_unit_test(credentials_are_stripped_for_another_host),
         cmocka_unit_test(a_log_lines_colon_survives_redaction),
+        cmocka_unit_test(encoded_delimiters_in_a_secret_are_its_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
