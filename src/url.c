@@ -600,8 +600,6 @@ bool url_strip_secrets(const char *url, char *out, size_t size)
     const char *auth = strstr(url, "://"), *path, *q, *p, *at;
     struct out o = {out, 0, size, size > 0};
     bool dropped, first = true;
-    if (size == 0)
-        return true;
     auth = auth ? auth + 3 : url;
     path = auth + strcspn(auth, "/?#");
     q = strchr(path, '?');
@@ -621,7 +619,8 @@ bool url_strip_secrets(const char *url, char *out, size_t size)
         }
         p += len;
     }
-    out[o.n] = '\0';
+    if (size > 0)
+        out[o.n] = '\0';
     return dropped;
 }
 

@@ -69,7 +69,8 @@ char *url_shown(const char *url);
 /* A normal-form URL without its credentials, into out[size] (the same size as the URL's is
  * enough): no userinfo, and none of the query's parameters whose name url_redact judges a
  * secret's (a token, an API key, a session...). What another host (a mirror) may be asked for:
- * the origin's credentials are never handed to it. Returns whether anything was left out. */
+ * the origin's credentials are never handed to it. Returns whether anything was left out: with
+ * `out` NULL (size 0), only that is told, whether the URL holds credentials. */
 bool url_strip_secrets(const char *url, char *out, size_t size);
 
 /* The file name a Content-Disposition value names (RFC 6266: filename*=UTF-8''... preferred,

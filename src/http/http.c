@@ -107,8 +107,10 @@ static struct MHD_Response *verror_response(const char *fmt, va_list ap)
         n = (int)sizeof(line) - 2;
     line[n] = '\n';
     r = MHD_create_response_from_buffer((size_t)n + 1, line, MHD_RESPMEM_MUST_COPY);
-    if (r)
+    if (r) { /* a reason may echo what a client or an origin sent: never to be sniffed as HTML */
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    }
     http_note_body((size_t)n + 1);
     return r;
 }

@@ -1,5 +1,6 @@
 /* GET|HEAD /api/v1/fetch/[FILENAME]?url=URL[&ttl=TTL][&sha256=HEX] */
 #include "upstream.h"
+#include "buckets.h"
 #include "grants.h"
 #include "http_internal.h"
 #include "keys.h"
@@ -673,7 +674,11 @@ static bool confirm_refused(struct fetch_req *r, const struct probe_result *res,
     count_error();
     /* a digest hit, or the unsigned URL of a signed object, is confirmed too */
     const char *what = r->sig.is_signed ? "signed URL" : "URL";
-    if (res->status == 0)
+    if (r->twin && res->status) /* worded as a download's refusal: no sign of a twin */
+        *ret = http_send_error(
+            r->conn, res->status >= 400 ? (unsigned int)res->status : 502, "%s %d",
+            res->status >= 400 ? "upstream answered" : "unexpected upstream status", res->status);
+    else if (res->status == 0)
         *ret = http_send_error(r->conn, MHD_HTTP_BAD_GATEWAY,
                                "cannot confirm the %s with upstream: %s", what, res->error);
     else
@@ -755,7 +760,9 @@ static enum MHD_Result answer_twin(struct fetch_req *r, const struct probe_resul
         return lookup(r);
     }
     snprintf(meta->last_modified, sizeof(meta->last_modified), "%s", res->last_modified);
-    meta->filename[0] = '\0';
+    snprintf(meta->content_type, sizeof(meta->content_type), "%s", res->content_type);
+    snprintf(meta->content_encoding, sizeof(meta->content_encoding), "%s", res->content_encoding);
+    snprintf(meta->filename, sizeof(meta->filename), "%s", res->filename);
     r->kind = LOOKUP_HIT; /* not a byte from upstream */
     r->plain = false;     /* names this URL's file: never the twin's prepared answer */
     atomic_fetch_add(&stats.digest_hits, 1);
@@ -894,7 +901,9 @@ enum MHD_Result http_fetch_object(struct MHD_Connection *c, struct request *req,
     r->auth = auth;
     if (browse_params(r, &ret) < 0)
         return ret;
-    return r->has_expect ? lookup_twin(r) : lookup(r);
+    /* a twin is confirmed by an unsigned probe, which S3 refuses for a bucket arca signs for:
+     * such a file is looked up as itself */
+    return r->has_expect && auth->anonymous ? lookup_twin(r) : lookup(r);
 }
 
 enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *filename,

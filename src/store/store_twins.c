@@ -14,6 +14,7 @@
 #include "persist.h"
 #include "stats.h"
 #include "store_internal.h"
+#include "url.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -163,17 +164,25 @@ void twins_share_file(const struct object *obj, const struct object *twin)
 
 /* --- a digest hit: another URL's file answers one request ---------------------------------- */
 
+/* Whether an object is some credential's: downloaded through a signed URL, or its URL (the cache
+ * key) holds a credential of any kind: a signature kept in the key (--exact-keys), userinfo, a
+ * token or API key (what url_redact hides). */
+static bool private_object(const struct object *o)
+{
+    return o->signed_key || url_strip_secrets(o->url, NULL, 0);
+}
+
 /* Lock held. A complete object with digest `want` that may answer a URL other than its own. An
  * expired one will do: its ttl is about what its own URL serves now, while these bytes are
- * vouched for by the digest. A signed object never will: it is a capability's, and a digest is no
- * capability (README, "Same file, other URL"). */
+ * vouched for by the digest. A private object never will: a digest is no credential (README,
+ * "Same file, other URL"). */
 static struct object *shareable_twin(const uint8_t want[32])
 {
     if (!st.n_digests)
         return NULL;
     for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext)
         if (memcmp(o->digest, want, 32) == 0 && o->state == OBJ_COMPLETE && o->in_table &&
-            !o->signed_key)
+            !private_object(o))
             return o;
     return NULL;
 }

@@ -63,6 +63,12 @@ struct transfer {
     bool origin_first; /* a URL with credentials: the origin must accept it before a mirror is asked
                         */
     bool renewed;      /* upstream answered 304: the expired version is the object again */
+    /* What the origin said when asked before the mirrors (origin_answered): the validators the
+     * object keeps though a mirror sends the bytes (a signed URL's hits are confirmed with the
+     * origin, which knows nothing of a mirror's ETag), and the length a mirror must have. */
+    bool origin_said;
+    char origin_etag[HEADER_ETAG_MAX], origin_date[HEADER_DATE_MAX];
+    int64_t origin_total;
     /* Outcome: */
     bool failed;      /* store_fail() already called */
     bool counted;     /* in stats.downloads_active */
@@ -164,10 +170,13 @@ static int64_t known_length(struct transfer *t)
 
 static void wake_fetch(void *arg);
 
-static struct upstream_headers headers_of(const struct upstream_response *r)
+static struct upstream_headers headers_of(const struct transfer *t)
 {
+    const struct upstream_response *r = &t->resp;
+    bool mirrored = t->source != t->asked && t->origin_said;
     return (struct upstream_headers){r->content_type, r->content_encoding, r->filename,
-                                     r->last_modified, r->etag};
+                                     mirrored ? t->origin_date : r->last_modified,
+                                     mirrored ? t->origin_etag : r->etag};
 }
 
 /* The download goes on as a new object for its URL (store_new_version): readers of the old one
@@ -217,7 +226,7 @@ static int start_over(struct transfer *t, int64_t length, const struct upstream_
 
 static int begin_full_body(struct transfer *t)
 {
-    struct upstream_headers h = headers_of(&t->resp);
+    struct upstream_headers h = headers_of(t);
     validators_of(&t->resp, &t->kept);
     if (store_begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
         fail(t, object_error_status(t->obj), object_error(t->obj));
@@ -232,7 +241,7 @@ static int begin_full_body(struct transfer *t)
  * dropped (-1 to curl: t->start_over) and the next attempt asks again from byte 0. */
 static int not_continued(struct transfer *t, const struct verdict *v)
 {
-    struct upstream_headers h = headers_of(&t->resp);
+    struct upstream_headers h = headers_of(t);
     bool whole = v->kind == VERDICT_RESTART;
     int64_t length = whole ? t->resp.content_length : t->resp.has_range ? t->resp.range_total : -1;
     int rc = start_over(t, length, &h, v->reason);
@@ -681,6 +690,10 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
         res.status = (int)status;
         snprintf(res.etag, sizeof(res.etag), "%s", p->resp.etag);
         snprintf(res.last_modified, sizeof(res.last_modified), "%s", p->resp.last_modified);
+        snprintf(res.content_type, sizeof(res.content_type), "%s", p->resp.content_type);
+        snprintf(res.content_encoding, sizeof(res.content_encoding), "%s",
+                 p->resp.content_encoding);
+        snprintf(res.filename, sizeof(res.filename), "%s", p->resp.filename);
         res.total = p->resp.has_range ? p->resp.range_total
                     : status == 200   ? p->resp.content_length
                                       : -1;
@@ -907,7 +920,10 @@ static void mirror_answered(const struct probe_result *res, void *arg)
         return; /* fail_everything ends the transfer */
     if (res->status == 0)
         fx.mirror_down_until[t->mirror_rule][k] = monotonic_ms() + MIRROR_DOWN_MS;
-    if (res->status >= 200 && res->status < 300) {
+    if (res->status >= 200 && res->status < 300 && t->origin_said && t->origin_total >= 0 &&
+        res->total >= 0 && res->total != t->origin_total) {
+        log_info("fetch %s: mirror %s has another length than the origin", t->url, mirror);
+    } else if (res->status >= 200 && res->status < 300) {
         log_info("fetch %s: from mirror %s", t->url, mirror);
         t->source = mirror;
         curl_easy_setopt(t->easy, CURLOPT_URL, t->source);
@@ -937,6 +953,10 @@ static void origin_answered(const struct probe_result *res, void *arg)
     if (res->status >= 200 && res->status < 300) {
         if (t->grant_until > 0)
             grants_add(t->asked, t->grant_until);
+        t->origin_said = true;
+        snprintf(t->origin_etag, sizeof(t->origin_etag), "%s", res->etag);
+        snprintf(t->origin_date, sizeof(t->origin_date), "%s", res->last_modified);
+        t->origin_total = res->total;
     } else if (res->status == 0 || status_retryable(res->status)) {
         t->next_mirror = t->n_mirrors;
     } else {

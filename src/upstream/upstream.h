@@ -39,6 +39,10 @@ struct probe_result {
     int status; /* upstream's final status; 0 when none came, `error` says why */
     char etag[HEADER_ETAG_MAX];
     char last_modified[HEADER_DATE_MAX];
+    /* what the answer says the bytes are: a digest hit answers with the URL's own word */
+    char content_type[HEADER_TYPE_MAX];
+    char content_encoding[HEADER_ENCODING_MAX];
+    char filename[HEADER_FILENAME_MAX];
     int64_t total; /* the object's length as the answer says; -1 when it does not */
     char error[CURL_ERROR_SIZE + 64];
 };

@@ -174,3 +174,16 @@ def test_an_object_changed_in_s3_is_fetched_again_after_its_ttl(start_arca, work
     time.sleep(2.3)  # unchanged this time: S3 answers the conditional GET with 304, no body
     assert arca.get(path)[2] == b"version 2" * 1000
     assert s3.gets("/lab/k/Image") == (3, 3) and s3.bytes_sent["/lab/k/Image"] == 18000
+
+
+def test_a_signed_for_buckets_file_with_a_known_digest_is_fetched_as_itself(start_arca, workdir,
+                                                                          s3, origin):
+    # a twin is confirmed by an unsigned probe, which S3 refuses for a bucket arca signs for:
+    # the file must still come (from S3, signed), not S3's 403 to the probe
+    data = os.urandom(300000)
+    s3.put("lab", "fw/blob.bin", data)
+    arca = with_bucket(start_arca, workdir, s3)
+    twin = origin.add("/public/blob.bin", data=data)
+    assert arca.fetch(twin)[2] == data
+    status, _, body = arca.get(browse("fw/blob.bin") + "?sha256=" + sha256(data))
+    assert status == 200 and body == data

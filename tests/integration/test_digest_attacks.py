@@ -8,6 +8,8 @@ import os
 import threading
 import time
 
+import pytest
+
 from conftest import Origin, read_to_end, sha256
 from test_signed import PATH, add_signed, check_signature, s3_url
 
@@ -125,3 +127,46 @@ def test_a_forged_joiner_learns_nothing_of_how_a_private_download_ended(start_ar
     owner.join()
     assert results["owner"] == 504
     assert results["forged"] == 403
+
+
+@pytest.mark.parametrize("private", ["exact-keys", "userinfo", "token"])
+def test_a_digest_never_unlocks_an_object_behind_any_credential(start_arca, origin, private):
+    # a signature kept in the key (--exact-keys), user:password@, a token in the query: each is
+    # a credential, and a digest is none (found by the review of issue 22's first fix)
+    args = ["--exact-keys"] if private == "exact-keys" else []
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", *args)
+    secret = os.urandom(200000)
+    check = check_signature(PATH) if args else (lambda q: None if "good" in q else 403)
+    origin.add(PATH, data=secret, check=check)
+    if private == "exact-keys":
+        url = s3_url(origin)
+    elif private == "userinfo":
+        url = origin.url(PATH).replace("://", "://alice:s3cr%2Ft@") + "?good"
+    else:
+        url = origin.url(PATH) + "?private_token=good"
+    assert arca.fetch(url)[2] == secret
+    decoy = origin.add("/same/evil.bin", data=os.urandom(len(secret)))
+    conn, resp = arca.stream(decoy, sha256=sha256(secret))
+    try:
+        body, complete = read_to_end(resp)
+    finally:
+        conn.close()
+    assert secret[:4096] not in body and not complete
+    assert arca.metrics()["arca_digest_hits_total"] == 0
+
+
+def test_a_digest_hit_says_what_the_urls_own_origin_says_the_bytes_are(arca, origin):
+    # the twin's type and coding are its origin's word on its own URL: an attacker's twin
+    # labelled text/html + gzip must not make a client unpack (or render) a .gz artifact
+    data = os.urandom(100000)
+    seed = origin.add("/enc/seed", data=data, content_type="text/html",
+                      headers={"Content-Encoding": "gzip"})
+    victim = origin.add("/victim/release.img.gz", data=data, content_type="application/gzip",
+                        headers={"Content-Disposition": 'attachment; filename="release.img.gz"'})
+    assert arca.fetch(seed)[2] == data
+    status, headers, body = arca.fetch(victim, sha256=sha256(data))
+    assert status == 200 and body == data
+    assert arca.metrics()["arca_digest_hits_total"] == 1
+    assert headers["content-type"] == "application/gzip"
+    assert "content-encoding" not in headers
+    assert headers["content-disposition"] == "attachment; filename=release.img.gz"

@@ -59,7 +59,11 @@ def test_a_digest_alone_never_unlocks_a_file(arca, origin):
     status, _, body = arca.fetch(secret, sha256=sha256(data))
     assert status == 404 and data[:100] not in body
     forbidden = origin.add("/denied/fw.bin", data=data, status=403)
-    assert arca.fetch(forbidden, sha256=sha256(data))[0] == 403
+    status, headers, body = arca.fetch(forbidden, sha256=sha256(data))
+    assert status == 403
+    # worded as any download's refusal: nothing tells that a twin was there to be confirmed
+    assert body == arca.fetch(origin.add("/denied/other.bin", status=403))[2]
+    assert headers["x-content-type-options"] == "nosniff"
     assert arca.metrics()["arca_digest_hits_total"] == 0
 
 

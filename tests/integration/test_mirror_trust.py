@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import Origin, sha256
+from conftest import Origin, read_to_end, sha256
 from test_signed import check_signature, s3_url
 
 PATH = "/pub/kernel/Image"
@@ -164,3 +164,36 @@ def test_a_token_in_the_query_is_checked_by_the_origin_and_never_sent_to_a_mirro
     for target in mirror.targets:
         assert "access_token" not in target and "X-API-Key" not in target and token not in target
         assert params(target) == {"v"}
+
+
+def test_signed_urls_served_by_a_mirror_keep_the_origins_validators(start_arca, origin, mirror):
+    # a mirror is another server: its ETag is its own. The object keeps the origin's, which later
+    # signed URLs are confirmed against, so they are hits, and a job joining the download through
+    # another signed URL is not told "another version" (found by the review of issue 22's fix)
+    arca = with_mirror(start_arca, origin, mirror)
+    data = bytes(range(256)) * 4096
+    origin.add(PATH, data=data, etag='"origin-1"', check=check_signature(PATH))
+    mirror.add("/mirror" + PATH, data=data, etag='"mirror-7"', rate=1 << 20)
+    first = arca.stream(s3_url(origin, PATH, nonce="a"))
+    try:
+        joined = arca.fetch(s3_url(origin, PATH, nonce="b"))
+        body, complete = read_to_end(first[1])
+    finally:
+        first[0].close()
+    assert complete and body == data
+    assert joined[0] == 200 and joined[2] == data
+    for nonce in ("c", "d"):
+        status, _, body = arca.fetch(s3_url(origin, PATH, nonce=nonce))
+        assert status == 200 and body == data
+    assert mirror.counts["/mirror" + PATH] == 2  # its probe and the one download
+    assert arca.metrics()["arca_confirm_changed_total"] == 0
+
+
+def test_a_mirror_with_another_length_than_the_origin_is_passed_over(start_arca, origin, mirror):
+    arca = with_mirror(start_arca, origin, mirror)
+    data = signed_file(origin, mirror, size=1 << 18)
+    mirror.objects["/mirror" + PATH].data = data + b"stale tail"
+    status, _, body = arca.fetch(s3_url(origin, PATH, nonce="good"))
+    assert status == 200 and body == data
+    assert mirror.counts["/mirror" + PATH] == 1  # asked, not used
+    assert origin.bytes_sent[PATH] == 1 + len(data)  # the probe, then the download
