@@ -155,13 +155,21 @@ static int split(const char *query, struct param *ps)
     return n;
 }
 
-char *keys_cache_url_dup(const struct config *cfg, const char *url, struct signature *sig)
+/* `rewrite` into a copy of the URL's size (what is left out only shortens it). */
+static char *rewritten_dup(void (*rewrite)(const struct config *, const char *, char *, size_t,
+                                           struct signature *),
+                           const struct config *cfg, const char *url, struct signature *sig)
 {
     size_t size = strlen(url) + 1;
     char *out = malloc(size);
     if (out)
-        keys_cache_url(cfg, url, out, size, sig);
+        rewrite(cfg, url, out, size, sig);
     return out;
+}
+
+char *keys_cache_url_dup(const struct config *cfg, const char *url, struct signature *sig)
+{
+    return rewritten_dup(keys_cache_url, cfg, url, sig);
 }
 
 int64_t keys_grant_until(const struct config *cfg, const struct signature *sig, int64_t now)
@@ -184,11 +192,7 @@ void keys_cache_url(const struct config *cfg, const char *url, char *out, size_t
 
 char *keys_unsigned_url_dup(const struct config *cfg, const char *url, struct signature *sig)
 {
-    size_t size = strlen(url) + 1;
-    char *out = malloc(size);
-    if (out)
-        keys_unsigned_url(cfg, url, out, size, sig);
-    return out;
+    return rewritten_dup(keys_unsigned_url, cfg, url, sig);
 }
 
 void keys_unsigned_url(const struct config *cfg, const char *url, char *out, size_t size,

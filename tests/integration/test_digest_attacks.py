@@ -14,6 +14,15 @@ from conftest import Origin, read_to_end, sha256
 from test_signed import PATH, add_signed, check_signature, s3_url
 
 
+def streamed(arca, url, **params):
+    """(body, complete) of a fetch read to its end (complete: not cut short)."""
+    conn, resp = arca.stream(url, **params)
+    try:
+        return read_to_end(resp)
+    finally:
+        conn.close()
+
+
 def full_gets(origin, path):
     return sum(1 for p, h in origin.requests if p == path and h.get("Range") != "bytes=0-0")
 
@@ -69,11 +78,7 @@ def test_a_digest_never_unlocks_a_signed_object_for_another_url(arca, origin):
     try:
         decoy = os.urandom(len(private))  # the attacker's URL answers 200, same length
         url = hostile.add("/steal", data=decoy)
-        conn, resp = arca.stream(url, sha256=sha256(private))
-        try:
-            body, complete = read_to_end(resp)
-        finally:
-            conn.close()
+        body, complete = streamed(arca, url, sha256=sha256(private))
         # downloaded from its own origin, which serves other bytes: cut, never the private ones
         assert private[:4096] not in body and not complete
         assert hostile.counts["/steal"] == 1
@@ -146,11 +151,7 @@ def test_a_digest_never_unlocks_an_object_behind_any_credential(start_arca, orig
         url = origin.url(PATH) + "?private_token=good"
     assert arca.fetch(url)[2] == secret
     decoy = origin.add("/same/evil.bin", data=os.urandom(len(secret)))
-    conn, resp = arca.stream(decoy, sha256=sha256(secret))
-    try:
-        body, complete = read_to_end(resp)
-    finally:
-        conn.close()
+    body, complete = streamed(arca, decoy, sha256=sha256(secret))
     assert secret[:4096] not in body and not complete
     assert arca.metrics()["arca_digest_hits_total"] == 0
 
