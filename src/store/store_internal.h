@@ -147,6 +147,8 @@ int reopen_partial(struct object *obj, char *err, size_t errlen);
 /* Upstream thread, lock not held: have the row record what a restart needs to resume, and the
  * file synced every SYNC_STEP bytes. */
 void submit_started(struct object *obj);
+/* The download went from `before` to `after` bytes: past a SYNC_STEP, have its file synced (one
+ * sync at a time; the persistence thread calls it again for a step crossed meanwhile). */
 void maybe_sync(struct object *obj, int64_t before, int64_t after);
 
 /* Remember a failed download for the failures listing. */

@@ -265,7 +265,13 @@ static void run_sync(struct persist_job *job)
         index_set_synced(s->obj->key, s->upto);
     pthread_mutex_lock(&st.lock);
     s->obj->sync_pending = false;
+    int64_t have = s->obj->have;
+    live = !s->last && s->obj->state == OBJ_FETCHING;
     pthread_mutex_unlock(&st.lock);
+    /* a step crossed while this one synced (a busy disk) was passed over by maybe_sync: sync it
+     * now, so that a restart refetches about one step, not several */
+    if (live)
+        maybe_sync(s->obj, s->upto, have);
     store_release(s->obj);
     free(s);
 }
