@@ -6,6 +6,8 @@ and a URL holding <script> stays text. A screenshot of each page goes to build/s
 import json
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,10 +36,16 @@ def browser():
                 "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    os.makedirs(SHOTS, exist_ok=True)
-    yield driver
-    driver.quit()
+    # Chromium leaves its singleton socket's directory in TMPDIR: one of our own, removed after
+    tmp = tempfile.mkdtemp(prefix="arca-chromium-")
+    service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": tmp})
+    try:
+        driver = webdriver.Chrome(service=service, options=options)
+        os.makedirs(SHOTS, exist_ok=True)
+        yield driver
+        driver.quit()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture
