@@ -231,9 +231,10 @@ static enum MHD_Result html_page(struct browse *b)
     buf_add(&o, "</tbody></table>");
     pager(&o, b);
     buf_addf(&o,
-             "<p class=\"muted\">%d folders and %d files on this page · "
+             "<p class=\"muted\">%d folder%s and %d file%s on this page · "
              "<a href=\"?export=json\">JSON of the whole folder</a></p></div>",
-             p->n_folders, p->n - p->n_folders);
+             p->n_folders, p->n_folders == 1 ? "" : "s", p->n - p->n_folders,
+             p->n - p->n_folders == 1 ? "" : "s");
     return queue_listing(b, http_page_response(&o), p->fetched);
 }
 

@@ -9,7 +9,6 @@
 #define RIGHT 12
 #define TOP 14
 #define BOTTOM 30
-#define GRID_LINES 4
 
 void format_bytes(double bytes, char *out, size_t size)
 {
@@ -48,13 +47,27 @@ static double nice_top(double max, enum chart_unit unit)
     return base * scale;
 }
 
+/* How many steps the axis is cut into: a top of 5 units in fifths, since its quarters would read
+ * 1.2 and 3.8; the other tops nice_top() gives (1, 2, 8, 16 ... units, 100 %) in quarters, each
+ * of them a round value. */
+static int grid_lines(double top, enum chart_unit unit)
+{
+    double base = unit == UNIT_BYTES ? 1024 : 10;
+    if (unit == UNIT_PERCENT)
+        return 4;
+    while (top >= base)
+        top /= base;
+    return fabs(top - 5) < 1e-9 ? 5 : 4;
+}
+
 static void axis(struct buf *b, double top, enum chart_unit unit)
 {
     double plot_h = HEIGHT - TOP - BOTTOM;
-    for (int i = 0; i <= GRID_LINES; i++) {
+    int lines = grid_lines(top, unit);
+    for (int i = 0; i <= lines; i++) {
         char text[32];
-        double y = TOP + plot_h - plot_h * i / GRID_LINES;
-        format_value(top * i / GRID_LINES, unit, text, sizeof(text));
+        double y = TOP + plot_h - plot_h * i / lines;
+        format_value(top * i / lines, unit, text, sizeof(text));
         buf_addf(b,
                  "<line class=\"grid\" x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>"
                  "<text class=\"tick\" x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s</text>",

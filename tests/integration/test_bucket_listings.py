@@ -163,6 +163,7 @@ def test_nested_folders_and_odd_keys_are_listed_linked_and_fetched(start_arca, w
     found, _ = listing(arca, "/browse/lab/odd/a/b/")
     assert found == [("folder", "/browse/lab/odd/a/b/c/", "c/"),
                      ("file", "/browse/lab/odd/a/b/2.txt", "2.txt")]
+    assert b"1 folder and 1 file on this page" in arca.get("/browse/lab/odd/a/b/")[2]
 
 
 def test_folder_markers_redirects_and_missing_folders(start_arca, workdir, s3):

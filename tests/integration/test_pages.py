@@ -111,14 +111,17 @@ def test_every_page_is_readable_without_javascript(origin, arca):
 
 
 def test_hourly_traffic_survives_a_restart(origin, start_arca):
-    url = origin.add("/h", data=b"h" * 70000)
+    url = origin.add("/h", data=b"h" * 3500)
     arca = start_arca("--upstream-allow", "127.0.0.0/8")
     arca.fetch(url)
     assert arca.stop() == 0
     again = start_arca(data_dir=arca.data_dir)
     stats = again.get("/statistics/")[2].decode()
     titles = re.findall(r"— served to clients: ([^<]+)</title>", stats)
-    assert titles[-1] == "68 KiB"
+    assert titles[-1] == "3.4 KiB"
+    # the byte axis is cut at round values: 0 to 5 KiB in fifths, not in quarters (1.2, 3.8)
+    ticks = re.findall(r'<text class="tick"[^>]*text-anchor="end">([^<]+)</text>', stats)
+    assert ticks[:6] == ["0 B", "1.0 KiB", "2.0 KiB", "3.0 KiB", "4.0 KiB", "5.0 KiB"], ticks
 
 
 def test_man_page_and_readme_document_every_option():
