@@ -425,20 +425,22 @@ static json_t *node_json(const struct node *n)
 
 static void add_node_json(json_t *nodes, const char *server, const struct node *n)
 {
-    json_t *o = node_json(n);
-    json_object_set_new(o, "server", json_string(server));
-    json_object_set_new(o, "state", json_string(n->state));
+    json_t *o = json_pack("{s:s, s:s}", "server", server, "state", n->state),
+           *figures = node_json(n);
     if (!strcmp(n->state, "down"))
         json_object_set_new(o, "error", json_string(n->why[0] ? n->why : "down"));
+    json_object_update(o, figures);
+    json_decref(figures);
     json_array_append_new(nodes, o);
 }
 
 static void print_cluster_json(json_t *nodes, const struct node *total, int up, int count)
 {
-    json_t *t = node_json(total), *doc;
+    json_t *t = json_pack("{s:i, s:i}", "nodes", count, "up", up), *figures = node_json(total),
+           *doc;
     char *text;
-    json_object_set_new(t, "nodes", json_integer(count));
-    json_object_set_new(t, "up", json_integer(up));
+    json_object_update(t, figures);
+    json_decref(figures);
     doc = json_pack("{s:o, s:o}", "nodes", nodes, "total", t);
     text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
     if (text)

@@ -169,7 +169,7 @@ def test_prefetch_wait_reports_each_outcome_and_fails_when_one_failed(origin, st
 
 def test_prefetch_wait_has_a_deadline(origin, start_arca, workdir):
     import time
-    slow = origin.add("/slow", data=os.urandom(400000), rate=50000)
+    slow = origin.add("/slow", data=os.urandom(120000), rate=40000)
     arca = admin_arca(start_arca, workdir)
     t0 = time.monotonic()
     out = cli("prefetch", "--wait", "--timeout", "1s", *server(arca), slow,
