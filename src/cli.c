@@ -184,7 +184,7 @@ static int parse_args(int argc, char **argv, struct cli_args *a)
             *slot = argv[++i];
         } else if (bit) {
             continue; /* a flag: its bit says it all */
-        } else if (!strncmp(argv[i], "--", 2) || a->n_urls == MAX_URLS) {
+        } else if ((argv[i][0] == '-' && argv[i][1]) || a->n_urls == MAX_URLS) {
             fprintf(stderr, "arca: unexpected argument '%s'\n", argv[i]);
             return -1;
         } else {

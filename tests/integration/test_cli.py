@@ -111,6 +111,7 @@ def test_extra_arguments_to_client_commands_are_errors(workdir):
         (["prefetch", *absent_server(), "--timeout", "5s", "http://a/1"],
          "arca: --timeout is for prefetch --wait\n"),
         (["status", "--bogus"], "arca: unexpected argument '--bogus'\n"),
+        (["prefetch", *absent_server(), "-w", "http://a/1"], "arca: unexpected argument '-w'\n"),
         (["status", "--server"], "arca: --server needs a value\n"),
     ]
     for args, said in cases:
