@@ -2,66 +2,229 @@
 #include "buckets.h"
 #include "buf.h"
 #include "charts.h"
+#include "clock.h"
 #include "config.h"
 #include "parse.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEFAULT_SERVER "http://127.0.0.1:8001"
 
 #define MAX_SERVERS 64
+#define MAX_URLS 256
+#define SERVER_MAX 1024
+/* prefetch --wait gives up after this long unless --timeout says otherwise */
+#define WAIT_DEFAULT_MS (60LL * 60 * 1000)
+
+/* The options, as bits: what each command accepts. */
+enum {
+    OPT_SERVER = 1 << 0,
+    OPT_TOKEN = 1 << 1,
+    OPT_TTL = 1 << 2,
+    OPT_CONFIG = 1 << 3,
+    OPT_WAIT = 1 << 4,
+    OPT_TIMEOUT = 1 << 5,
+    OPT_JSON = 1 << 6,
+};
 
 struct cli_args {
-    const char *server, *token_file, *ttl, *config;
-    const char *urls[256];
+    const char *server, *token_file, *ttl, *config, *timeout;
+    unsigned given;  /* OPT_* seen */
+    bool help;       /* -h or --help anywhere */
+    int64_t wait_ms; /* prefetch --wait: the deadline, from --timeout */
+    const char *urls[MAX_URLS];
     int n_urls;
-    const char *servers[MAX_SERVERS]; /* every --server given (cluster-status) */
+    const char *servers[MAX_SERVERS]; /* every --server given, normalized (cluster-status) */
     int n_servers;
+    char norm[MAX_SERVERS][SERVER_MAX];
 };
+
+/* What each command takes: its options and how many URLs. */
+static const struct command {
+    const char *name;
+    unsigned options;
+    int min_urls, max_urls;
+} commands[] = {
+    {"status", OPT_SERVER, 0, 0},
+    {"cluster-status", OPT_SERVER | OPT_JSON, 0, 0},
+    {"prefetch", OPT_SERVER | OPT_TOKEN | OPT_TTL | OPT_WAIT | OPT_TIMEOUT, 1, MAX_URLS},
+    {"purge", OPT_SERVER | OPT_TOKEN, 1, 1},
+    {"check-config", OPT_CONFIG, 0, 0},
+};
+
+static const char *const option_names[] = {"--server", "--admin-token-file", "--ttl", "--config",
+                                           "--wait",   "--timeout",          "--json"};
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(name, commands[i].name))
+            return &commands[i];
+    return NULL;
+}
 
 bool cli_is_command(const char *name)
 {
-    return !strcmp(name, "status") || !strcmp(name, "prefetch") || !strcmp(name, "purge") ||
-           !strcmp(name, "check-config") || !strcmp(name, "cluster-status");
+    return find_command(name) != NULL;
+}
+
+int cli_usage(void)
+{
+    fputs("usage: arca serve [OPTION...]\n"
+          "       arca status [--server URL]\n"
+          "       arca cluster-status [--json] --server URL [--server URL...]\n"
+          "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL]\n"
+          "                     [--wait [--timeout DURATION]] URL...\n"
+          "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
+          "       arca check-config --config FILE\n"
+          "arca --help tells every option\n",
+          stderr);
+    return 2;
 }
 
 static int usage(const char *why)
 {
-    fprintf(stderr, "arca: %s (try arca --help)\n", why);
+    fprintf(stderr, "arca: %s\n", why);
     return 2;
+}
+
+/* The base URL of an arca, as --server gave it, into out[SERVER_MAX]: http:// or https://
+ * (any case), or no scheme at all (http); a host, maybe a port and a path prefix (a reverse
+ * proxy's); trailing slashes dropped. No query, fragment, space or control byte. */
+static int normal_server(const char *given, char *out)
+{
+    const char *rest = strstr(given, "://"), *scheme = "http";
+    size_t n;
+    if (rest) {
+        size_t slen = (size_t)(rest - given);
+        if ((slen == 4 && !strncasecmp(given, "http", 4)))
+            scheme = "http";
+        else if (slen == 5 && !strncasecmp(given, "https", 5))
+            scheme = "https";
+        else
+            return -1;
+        rest += 3;
+    } else {
+        rest = given;
+    }
+    n = strlen(rest);
+    while (n > 0 && rest[n - 1] == '/')
+        n--;
+    if (n == 0 || rest[0] == '/' || n + 9 >= SERVER_MAX || strcspn(rest, "?#") < n)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)rest[i] <= ' ' || rest[i] == 0x7f)
+            return -1;
+    snprintf(out, SERVER_MAX, "%s://%.*s", scheme, (int)n, rest);
+    return 0;
+}
+
+/* The option argv[i] names (OPT_*), 0 when it is none. */
+static unsigned option_bit(const char *arg)
+{
+    for (size_t i = 0; i < sizeof(option_names) / sizeof(option_names[0]); i++)
+        if (!strcmp(arg, option_names[i]))
+            return 1u << i;
+    return 0;
+}
+
+static const char **option_slot(struct cli_args *a, unsigned bit)
+{
+    return bit == OPT_SERVER    ? &a->server
+           : bit == OPT_TOKEN   ? &a->token_file
+           : bit == OPT_TTL     ? &a->ttl
+           : bit == OPT_CONFIG  ? &a->config
+           : bit == OPT_TIMEOUT ? &a->timeout
+                                : NULL; /* a flag */
+}
+
+static int take_server(struct cli_args *a, const char *given)
+{
+    if (a->n_servers == MAX_SERVERS) {
+        fprintf(stderr, "arca: at most %d --server\n", MAX_SERVERS);
+        return -1;
+    }
+    if (normal_server(given, a->norm[a->n_servers]) < 0) {
+        fprintf(stderr,
+                "arca: --server '%s': expected http://HOST[:PORT][/PATH], https://... or "
+                "HOST[:PORT]\n",
+                given);
+        return -1;
+    }
+    a->server = a->servers[a->n_servers] = a->norm[a->n_servers];
+    a->n_servers++;
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, struct cli_args *a)
 {
-    *a = (struct cli_args){.server = DEFAULT_SERVER};
+    a->server = DEFAULT_SERVER;
     for (int i = 2; i < argc; i++) {
-        const char **slot = !strcmp(argv[i], "--server")             ? &a->server
-                            : !strcmp(argv[i], "--admin-token-file") ? &a->token_file
-                            : !strcmp(argv[i], "--ttl")              ? &a->ttl
-                            : !strcmp(argv[i], "--config")           ? &a->config
-                                                                     : NULL;
-        if (slot) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "arca: %s needs a value\n", argv[i]);
+        unsigned bit = option_bit(argv[i]);
+        const char **slot = bit ? option_slot(a, bit) : NULL;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            a->help = true;
+            return 0;
+        }
+        if (bit && slot && i + 1 >= argc) {
+            fprintf(stderr, "arca: %s needs a value\n", argv[i]);
+            return -1;
+        }
+        a->given |= bit;
+        if (bit == OPT_SERVER) {
+            if (take_server(a, argv[++i]) < 0)
                 return -1;
-            }
+        } else if (slot) {
             *slot = argv[++i];
-            if (slot == &a->server && a->n_servers == MAX_SERVERS) {
-                fprintf(stderr, "arca: at most %d --server\n", MAX_SERVERS);
-                return -1;
-            }
-            if (slot == &a->server)
-                a->servers[a->n_servers++] = a->server;
-        } else if (!strncmp(argv[i], "--", 2) || a->n_urls == 256) {
+        } else if (bit) {
+            continue; /* a flag: its bit says it all */
+        } else if ((argv[i][0] == '-' && argv[i][1]) || a->n_urls == MAX_URLS) {
             fprintf(stderr, "arca: unexpected argument '%s'\n", argv[i]);
             return -1;
         } else {
             a->urls[a->n_urls++] = argv[i];
         }
+    }
+    return 0;
+}
+
+/* Refuse what `cmd` does not take: an option of another command, a URL too many or too few. */
+static int check_args(const struct command *cmd, struct cli_args *a)
+{
+    char why[300];
+    unsigned stray = a->given & ~cmd->options;
+    if (stray) {
+        for (size_t i = 0; i < sizeof(option_names) / sizeof(option_names[0]); i++)
+            if (stray & (1u << i)) {
+                snprintf(why, sizeof(why), "%s does not take %s", cmd->name, option_names[i]);
+                return usage(why);
+            }
+    }
+    if (cmd->max_urls == 0 && a->n_urls > 0) {
+        snprintf(why, sizeof(why), "%s takes no argument: '%s'", cmd->name, a->urls[0]);
+        return usage(why);
+    }
+    if (cmd->min_urls == 1 && cmd->max_urls == 1 && a->n_urls != 1) {
+        snprintf(why, sizeof(why), "%s takes one URL, got %d", cmd->name, a->n_urls);
+        return usage(why);
+    }
+    if (a->n_urls < cmd->min_urls) {
+        snprintf(why, sizeof(why), "%s needs at least one URL", cmd->name);
+        return usage(why);
+    }
+    if ((a->given & OPT_TIMEOUT) && !(a->given & OPT_WAIT))
+        return usage("--timeout is for prefetch --wait");
+    a->wait_ms = WAIT_DEFAULT_MS;
+    if (a->timeout && parse_duration_ms(a->timeout, &a->wait_ms) < 0) {
+        snprintf(why, sizeof(why), "--timeout: expected <int>ms|s|m|h|d, positive, got '%s'",
+                 a->timeout);
+        return usage(why);
     }
     return 0;
 }
@@ -72,12 +235,21 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* One request to `server`; the body lands in *body. Returns the status, or -1 with curl's
- * reason in `why` (NULL: printed). */
-static long ask(const char *server, const char *method, const char *path, const char *payload,
-                const char *token, struct buf *body, char *why, size_t whylen)
+/* One request to an arca. */
+struct call {
+    const char *method, *path, *payload, *token;
+    bool last_byte;  /* ask for the last byte only (Range: bytes=-1) */
+    long timeout_ms; /* the whole exchange */
+};
+
+#define CALL_TIMEOUT_MS 30000L
+
+/* Ask `server`; the body lands in *body. Returns the status, or -1 with curl's code in *code
+ * (when given) and its reason in `why` (NULL: printed). */
+static long ask(const char *server, const struct call *q, struct buf *body, char *why,
+                size_t whylen, CURLcode *code)
 {
-    char url[4096], auth[600];
+    char url[SERVER_MAX + 8192], auth[600];
     struct curl_slist *headers = NULL;
     CURL *easy = curl_easy_init();
     long status = -1;
@@ -85,23 +257,27 @@ static long ask(const char *server, const char *method, const char *path, const 
 
     if (!easy)
         return -1;
-    snprintf(url, sizeof(url), "%s%s", server, path);
+    snprintf(url, sizeof(url), "%s%s", server, q->path);
     curl_easy_setopt(easy, CURLOPT_URL, url);
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, q->method);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, q->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    if (q->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", q->token);
         headers = curl_slist_append(headers, auth);
     }
-    if (payload) {
+    if (q->payload) {
         headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, q->payload);
     }
+    if (q->last_byte)
+        curl_easy_setopt(easy, CURLOPT_RANGE, "-1");
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     rc = curl_easy_perform(easy);
+    if (code)
+        *code = rc;
     if (rc != CURLE_OK && why)
         snprintf(why, whylen, "%s", curl_easy_strerror(rc));
     else if (rc != CURLE_OK)
@@ -116,20 +292,35 @@ static long ask(const char *server, const char *method, const char *path, const 
 static long request(const struct cli_args *a, const char *method, const char *path,
                     const char *payload, const char *token, struct buf *body)
 {
-    return ask(a->server, method, path, payload, token, body, NULL, 0);
+    struct call q = {method, path, payload, token, false, CALL_TIMEOUT_MS};
+    return ask(a->server, &q, body, NULL, 0, NULL);
+}
+
+/* The first line of an answer's body (the server's one-line reason). */
+static int first_line(const struct buf *body, const char **text)
+{
+    *text = body->data ? body->data : "";
+    return (int)strcspn(*text, "\n");
 }
 
 /* The server's one-line reason for a refusal. */
 static int refused(long status, const struct buf *body)
 {
-    const char *text = body->data ? body->data : "";
-    fprintf(stderr, "arca: %ld: %.*s\n", status, (int)strcspn(text, "\n"), text);
+    const char *text;
+    int len = first_line(body, &text);
+    fprintf(stderr, "arca: %ld: %.*s\n", status, len, text);
     return 1;
 }
 
 static int64_t get_int(json_t *o, const char *key)
 {
     return (int64_t)json_integer_value(json_object_get(o, key));
+}
+
+/* KissCache's round(usage / quota * 100), as the status JSON gives it (http_info.c). */
+static int64_t usage_percent(int64_t usage, int64_t quota)
+{
+    return quota > 0 ? (int64_t)rint((double)usage / (double)quota * 100.0) : 0;
 }
 
 static int print_status(json_t *s)
@@ -142,8 +333,8 @@ static int print_status(json_t *s)
     format_bytes((double)get_int(s, "statistics_download"), down, sizeof(down));
     printf("arca %s on %s\n", json_string_value(json_object_get(s, "version")),
            json_string_value(json_object_get(s, "instance")));
-    printf("disk       %s of %s (%.0f %%)\n", used, quota,
-           json_real_value(json_object_get(s, "disk_usage_percent")));
+    printf("disk       %s of %s (%lld %%)\n", used, quota,
+           (long long)get_int(s, "disk_usage_percent"));
     printf("objects    %lld on disk, %lld downloading, %lld scheduled\n",
            (long long)get_int(s, "resources_successes"),
            (long long)get_int(s, "resources_downloading"),
@@ -182,13 +373,14 @@ static void ask_node(const char *server, struct node *n)
 {
     struct buf body = {0};
     json_t *s = NULL;
-    long health = ask(server, "GET", "/api/v1/health/", NULL, NULL, &body, n->why, sizeof(n->why));
+    struct call health_q = {"GET", "/api/v1/health/", NULL, NULL, false, CALL_TIMEOUT_MS},
+                status_q = {"GET", "/api/v1/status/", NULL, NULL, false, CALL_TIMEOUT_MS};
+    long health = ask(server, &health_q, &body, n->why, sizeof(n->why), NULL);
     n->state = health == 200 ? "up" : health == 503 ? "draining" : "down";
     if (health > 0 && health != 200 && health != 503)
         snprintf(n->why, sizeof(n->why), "health answered %ld", health);
     body.len = 0;
-    if (health > 0 &&
-        ask(server, "GET", "/api/v1/status/", NULL, NULL, &body, n->why, sizeof(n->why)) == 200 &&
+    if (health > 0 && ask(server, &status_q, &body, n->why, sizeof(n->why), NULL) == 200 &&
         (s = json_loadb(body.data, body.len, 0, NULL))) {
         n->usage = get_int(s, "disk_usage");
         n->quota = get_int(s, "disk_quota");
@@ -215,9 +407,46 @@ static void print_node(const char *name, const struct node *n)
         printf("%-32s %-8s %s\n", name, n->state, n->why);
         return;
     }
-    printf("%-32s %-8s %10s %10s %4.0f %% %9lld %11lld %10s %10s\n", name, n->state, used, quota,
-           n->quota ? 100.0 * (double)n->usage / (double)n->quota : 0.0, (long long)n->objects,
+    printf("%-32s %-8s %10s %10s %4lld %% %9lld %11lld %10s %10s\n", name, n->state, used, quota,
+           (long long)usage_percent(n->usage, n->quota), (long long)n->objects,
            (long long)n->downloading, served, down);
+}
+
+/* A node's figures under the status JSON's names (--json). */
+static json_t *node_json(const struct node *n)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "disk_usage", (json_int_t)n->usage,
+                     "disk_quota", (json_int_t)n->quota, "disk_usage_percent",
+                     (json_int_t)usage_percent(n->usage, n->quota), "resources_successes",
+                     (json_int_t)n->objects, "resources_downloading", (json_int_t)n->downloading,
+                     "statistics_upload", (json_int_t)n->served, "statistics_download",
+                     (json_int_t)n->downloaded);
+}
+
+static void add_node_json(json_t *nodes, const char *server, const struct node *n)
+{
+    json_t *o = json_pack("{s:s, s:s}", "server", server, "state", n->state),
+           *figures = node_json(n);
+    if (!strcmp(n->state, "down"))
+        json_object_set_new(o, "error", json_string(n->why[0] ? n->why : "down"));
+    json_object_update(o, figures);
+    json_decref(figures);
+    json_array_append_new(nodes, o);
+}
+
+static void print_cluster_json(json_t *nodes, const struct node *total, int up, int count)
+{
+    json_t *t = json_pack("{s:i, s:i}", "nodes", count, "up", up), *figures = node_json(total),
+           *doc;
+    char *text;
+    json_object_update(t, figures);
+    json_decref(figures);
+    doc = json_pack("{s:o, s:o}", "nodes", nodes, "total", t);
+    text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+    if (text)
+        puts(text);
+    free(text);
+    json_decref(doc);
 }
 
 /* Every node's state and figures, then the cluster's totals; 1 when a node is down. */
@@ -228,12 +457,18 @@ static int cmd_cluster_status(const struct cli_args *a)
     const char *one[1] = {DEFAULT_SERVER};
     const char *const *servers = a->n_servers ? a->servers : one;
     int count = a->n_servers ? a->n_servers : 1;
-    printf("%-32s %-8s %10s %10s %6s %9s %11s %10s %10s\n", "node", "state", "disk", "quota",
-           "used", "objects", "downloading", "served", "downloaded");
+    bool json = a->given & OPT_JSON;
+    json_t *nodes = json ? json_array() : NULL;
+    if (!json)
+        printf("%-32s %-8s %10s %10s %6s %9s %11s %10s %10s\n", "node", "state", "disk", "quota",
+               "used", "objects", "downloading", "served", "downloaded");
     for (int i = 0; i < count; i++) {
         memset(&n, 0, sizeof(n));
         ask_node(servers[i], &n);
-        print_node(servers[i], &n);
+        if (json)
+            add_node_json(nodes, servers[i], &n);
+        else
+            print_node(servers[i], &n);
         up += strcmp(n.state, "down") != 0;
         total.usage += n.usage;
         total.quota += n.quota;
@@ -245,7 +480,10 @@ static int cmd_cluster_status(const struct cli_args *a)
     char label[32];
     snprintf(label, sizeof(label), "%d/%d", up, count);
     total.state = label;
-    print_node("total", &total);
+    if (json)
+        print_cluster_json(nodes, &total, up, count);
+    else
+        print_node("total", &total);
     return up == count ? 0 : 1;
 }
 
@@ -268,8 +506,55 @@ static int load_token(const struct cli_args *a, char *out, size_t size)
     return 0;
 }
 
-static int print_prefetch(json_t *answer)
+/* What became of the download of `url` (prefetch --wait): "downloaded", "failed" or "timeout",
+ * with the reason in `why`. It asks the fetch API for the object's last byte: the store holds a
+ * download's last byte back until the object is complete (store.h), a failed download answers
+ * its error or cuts the answer. Joining the running download costs no upstream request; one
+ * that already failed is tried again by this request, which reports that attempt. */
+static const char *wait_one(const struct cli_args *a, const char *url, int64_t deadline, char *why,
+                            size_t whylen)
 {
+    struct buf path = {0}, body = {0};
+    struct call q = {"GET", NULL, NULL, NULL, true, (long)(deadline - monotonic_ms())};
+    const char *outcome = "downloaded", *text = "";
+    CURLcode code = CURLE_OK;
+    long status = -1;
+
+    buf_add(&path, "/api/v1/fetch/?");
+    if (a->ttl) {
+        buf_add(&path, "ttl=");
+        buf_query(&path, a->ttl);
+        buf_add(&path, "&");
+    }
+    buf_add(&path, "url=");
+    buf_query(&path, url);
+    q.path = path.data;
+    if (q.timeout_ms > 0)
+        status = ask(a->server, &q, &body, why, whylen, &code);
+    why[0] = '\0';
+    if (q.timeout_ms <= 0 || code == CURLE_OPERATION_TIMEDOUT) {
+        outcome = "timeout";
+        snprintf(why, whylen, "no outcome within %s (the download goes on)",
+                 a->timeout ? a->timeout : "1h");
+    } else if (status < 0) {
+        outcome = "failed";
+        snprintf(why, whylen, "answer cut: %s", curl_easy_strerror(code));
+    } else if (status >= 400 && status != 416) { /* 416: an empty object, complete */
+        outcome = "failed";
+        int len = first_line(&body, &text);
+        snprintf(why, whylen, "%ld: %.*s", status, len, text);
+    }
+    buf_free(&path);
+    buf_free(&body);
+    return outcome;
+}
+
+/* One line per URL; with --wait, a download's outcome rather than its start. 1 when any URL
+ * failed, was refused or did not end in time. */
+static int print_prefetch(const struct cli_args *a, json_t *answer)
+{
+    int64_t deadline = monotonic_ms() + a->wait_ms;
+    bool wait = a->given & OPT_WAIT;
     json_t *item;
     size_t i;
     int rc = 0;
@@ -277,8 +562,17 @@ static int print_prefetch(json_t *answer)
     {
         const char *error = json_string_value(json_object_get(item, "error"));
         const char *url = json_string_value(json_object_get(item, "url"));
-        printf("%-12s %s%s%s\n", json_string_value(json_object_get(item, "result")),
-               url ? url : "?", error ? ": " : "", error ? error : "");
+        const char *result = json_string_value(json_object_get(item, "result"));
+        char why[512];
+        if (!result)
+            result = "error";
+        if (wait && !error && i < (size_t)a->n_urls &&
+            (!strcmp(result, "started") || !strcmp(result, "downloading"))) {
+            result = wait_one(a, a->urls[i], deadline, why, sizeof(why));
+            error = why[0] ? why : NULL;
+        }
+        printf("%-12s %s%s%s\n", result, url ? url : "?", error ? ": " : "", error ? error : "");
+        fflush(stdout);
         rc |= error != NULL;
     }
     return rc;
@@ -293,10 +587,10 @@ static int cmd_prefetch(const struct cli_args *a)
     long status;
     int rc = 1;
 
-    if (a->n_urls == 0)
-        return usage("prefetch needs at least one URL");
-    if (load_token(a, token, sizeof(token)) < 0)
+    if (load_token(a, token, sizeof(token)) < 0) {
+        json_decref(urls);
         return 1;
+    }
     for (int i = 0; i < a->n_urls; i++)
         json_array_append_new(urls, json_string(a->urls[i]));
     req = json_pack("{s:o, s:s?}", "urls", urls, "ttl", a->ttl);
@@ -306,7 +600,7 @@ static int cmd_prefetch(const struct cli_args *a)
         return 1;
     status = request(a, "POST", "/api/v1/prefetch/", payload, token, &body);
     if (status == 202 && (answer = json_loadb(body.data, body.len, 0, NULL))) {
-        rc = print_prefetch(answer);
+        rc = print_prefetch(a, answer);
         json_decref(answer);
     } else if (status > 0) {
         rc = refused(status, &body);
@@ -323,8 +617,6 @@ static int cmd_purge(const struct cli_args *a)
     long status;
     int rc = 1;
 
-    if (a->n_urls != 1)
-        return usage("purge takes one URL");
     if (load_token(a, token, sizeof(token)) < 0)
         return 1;
     buf_add(&path, "/api/v1/resources/?url=");
@@ -345,7 +637,7 @@ static int cmd_check_config(const struct cli_args *a)
 {
     static struct config cfg;
     char err[CONFIG_ERR_LEN];
-    if (!a->config || a->n_urls)
+    if (!a->config)
         return usage("check-config takes --config FILE");
     config_defaults(&cfg);
     if (config_read_file(&cfg, a->config, err) < 0 || config_finish(&cfg, err) < 0 ||
@@ -359,19 +651,24 @@ static int cmd_check_config(const struct cli_args *a)
 
 int cli_main(int argc, char **argv)
 {
-    struct cli_args a;
+    static struct cli_args a;
+    const struct command *cmd = find_command(argv[1]);
     int rc;
     if (parse_args(argc, argv, &a) < 0)
         return 2;
-    if (!strcmp(argv[1], "check-config"))
+    if (a.help) {
+        config_print_help();
+        return 0;
+    }
+    if ((rc = check_args(cmd, &a)) != 0)
+        return rc;
+    if (!strcmp(cmd->name, "check-config"))
         return cmd_check_config(&a);
-    if (a.config)
-        return usage("--config is for arca serve and arca check-config");
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = !strcmp(argv[1], "status")           ? cmd_status(&a)
-         : !strcmp(argv[1], "cluster-status") ? cmd_cluster_status(&a)
-         : !strcmp(argv[1], "prefetch")       ? cmd_prefetch(&a)
-                                              : cmd_purge(&a);
+    rc = !strcmp(cmd->name, "status")           ? cmd_status(&a)
+         : !strcmp(cmd->name, "cluster-status") ? cmd_cluster_status(&a)
+         : !strcmp(cmd->name, "prefetch")       ? cmd_prefetch(&a)
+                                                : cmd_purge(&a);
     curl_global_cleanup();
     return rc;
 }

@@ -151,7 +151,9 @@ int main(int argc, char **argv)
     static struct config cfg;
     char err[CONFIG_ERR_LEN];
 
-    if (argc >= 2 && cli_is_command(argv[1]))
+    if (argc < 2)
+        return cli_usage();
+    if (cli_is_command(argv[1]))
         return cli_main(argc, argv);
     switch (config_load(&cfg, argc, argv, err)) {
     case CONFIG_HELP:

@@ -1,12 +1,22 @@
-/* /api/v1/health/, /api/v1/status/ (KissCache's keys) and /metrics (Prometheus text). */
+/* /api/v1/health/, /api/v1/status/ (KissCache's keys) and /metrics (Prometheus text).
+ *
+ * The status follows KissCache's api_status: disk_usage_percent is the integer
+ * round(disk_usage / disk_quota * 100), rounding half to even as Python's round does (0 when
+ * there is no quota); instance is the base URL the client used, "http://HOST/" from its Host
+ * header (Django's build_absolute_uri("/")). A Host that is not a plain host[:port] is never
+ * echoed: the listening address stands in. X-Forwarded-Host is not read (HAProxy passes Host on
+ * unchanged); X-Forwarded-Proto: https makes the scheme https only from a --trusted-proxy. */
 #include "http_internal.h"
+#include "policy.h"
 #include "stats.h"
 #include "store.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,15 +30,51 @@ enum MHD_Result http_health(struct MHD_Connection *c)
     return http_send_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok");
 }
 
-static double percent(int64_t part, int64_t whole)
+/* KissCache's round(usage / quota * 100), in that order; rint rounds half to even, as Python. */
+static json_int_t percent(int64_t part, int64_t whole)
 {
-    return whole > 0 ? (double)part * 100.0 / (double)whole : 0.0;
+    return whole > 0 ? (json_int_t)rint((double)part / (double)whole * 100.0) : 0;
+}
+
+/* A Host header worth echoing: a name or address, an optional port, nothing else. */
+static bool plain_host(const char *host)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]";
+    size_t len = host ? strlen(host) : 0;
+    return len > 0 && len < 256 && strspn(host, ok) == len;
+}
+
+/* "https" only when a --trusted-proxy says the client spoke TLS to it. */
+static const char *client_scheme(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const char *proto = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Proto");
+    if (ci && proto && !strcasecmp(proto, "https") && policy_trusted_proxy(ci->client_addr))
+        return "https";
+    return "http";
+}
+
+/* The base URL clients use (see the top comment), into out[size]. */
+static void instance_url(struct MHD_Connection *c, char *out, size_t size)
+{
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    const char *listen = http_cfg->listen_host;
+    char name[256] = "localhost";
+    if (plain_host(host)) {
+        snprintf(out, size, "%s://%s/", client_scheme(c), host);
+        return;
+    }
+    if (!strcmp(listen, "0.0.0.0") || !strcmp(listen, "::"))
+        listen = gethostname(name, sizeof(name) - 1) == 0 ? name : "localhost";
+    snprintf(out, size, strchr(listen, ':') ? "%s://[%s]:%d/" : "%s://%s:%d/", client_scheme(c),
+             listen, http_cfg->listen_port);
 }
 
 enum MHD_Result http_status(struct MHD_Connection *c)
 {
     struct store_totals t;
-    char stamp[32], host[256] = "arca", *text;
+    char stamp[32], instance[300], *text;
     time_t now = time(NULL);
     struct tm tm;
     json_t *o;
@@ -37,12 +83,12 @@ enum MHD_Result http_status(struct MHD_Connection *c)
     store_totals(&t);
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    gethostname(host, sizeof(host) - 1);
-    o = json_pack("{s:s, s:I, s:f, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+    instance_url(c, instance, sizeof(instance));
+    o = json_pack("{s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                   "s:s}",
                   "timestamp", stamp, "disk_usage", (json_int_t)t.disk_usage, "disk_usage_percent",
                   percent(t.disk_usage, t.quota), "disk_quota", (json_int_t)t.quota, "instance",
-                  host, "resources_scheduled", (json_int_t)t.scheduled, "resources_downloading",
+                  instance, "resources_scheduled", (json_int_t)t.scheduled, "resources_downloading",
                   (json_int_t)t.downloading, "resources_successes", (json_int_t)t.complete,
                   "resources_failures", (json_int_t)atomic_load(&stats.downloads_failed),
                   "resources_usage", (json_int_t)t.usage, "statistics_successes",

@@ -75,3 +75,148 @@ def test_check_config_names_the_first_bad_line(workdir):
                           "got 'soon'\n")
     assert cli("check-config").returncode == 2
     assert cli("check-config", "--config", os.path.join(workdir, "none.ini")).returncode == 1
+
+
+# --- usage and arguments ---------------------------------------------------------------------
+
+
+def absent_server():
+    from conftest import free_port
+    return ["--server", f"http://127.0.0.1:{free_port()}"]
+
+
+def test_arca_alone_prints_usage_on_stderr_and_exits_2():
+    out = subprocess.run([ARCA_BIN], capture_output=True, text=True, timeout=5)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert out.stderr.startswith("usage: arca serve [OPTION...]\n")
+    assert "arca prefetch [--server URL]" in out.stderr
+    assert out.stderr.endswith("arca --help tells every option\n")
+
+
+def test_extra_arguments_to_client_commands_are_errors(workdir):
+    ini = os.path.join(workdir, "ok.ini")
+    with open(ini, "w") as f:
+        f.write("[arca]\nquota = 5G\n")
+    cases = [
+        (["status", *absent_server(), "extra"], "arca: status takes no argument: 'extra'\n"),
+        (["cluster-status", *absent_server(), "x"],
+         "arca: cluster-status takes no argument: 'x'\n"),
+        (["check-config", "--config", ini, "extra"],
+         "arca: check-config takes no argument: 'extra'\n"),
+        (["purge", *absent_server(), "http://a/1", "http://a/2"],
+         "arca: purge takes one URL, got 2\n"),
+        (["status", *absent_server(), "--ttl", "1d"], "arca: status does not take --ttl\n"),
+        (["purge", *absent_server(), "--wait", "http://a/1"], "arca: purge does not take --wait\n"),
+        (["prefetch", *absent_server(), "--timeout", "5s", "http://a/1"],
+         "arca: --timeout is for prefetch --wait\n"),
+        (["status", "--bogus"], "arca: unexpected argument '--bogus'\n"),
+        (["prefetch", *absent_server(), "-w", "http://a/1"], "arca: unexpected argument '-w'\n"),
+        (["status", "--server"], "arca: --server needs a value\n"),
+    ]
+    for args, said in cases:
+        out = cli(*args)
+        assert (out.returncode, out.stderr, out.stdout) == (2, said, ""), args
+
+
+def test_client_command_help_is_the_help(workdir):
+    out = cli("status", "--help")
+    assert out.returncode == 0 and "arca prefetch" in out.stdout and out.stderr == ""
+
+
+# --- --server forms --------------------------------------------------------------------------
+
+
+def test_server_with_a_trailing_slash_or_without_a_scheme(origin, arca):
+    for given in (f"http://{arca.host}:{arca.port}/", f"{arca.host}:{arca.port}",
+                  f"http://{arca.host}:{arca.port}//"):
+        out = cli("status", "--server", given)
+        assert out.returncode == 0, (given, out.stderr)
+        assert out.stdout.startswith("arca ")
+    out = cli("cluster-status", "--server", f"http://{arca.host}:{arca.port}/")
+    assert out.returncode == 0, out.stderr
+    for bad in ("ftp://127.0.0.1:1", "", "http://", "http://h:1/?x=1", "http://h 1"):
+        out = cli("status", "--server", bad)
+        assert out.returncode == 2, bad
+        assert out.stderr == (f"arca: --server '{bad}': expected http://HOST[:PORT][/PATH], "
+                              "https://... or HOST[:PORT]\n"), bad
+
+
+# --- prefetch --wait -------------------------------------------------------------------------
+
+
+def test_prefetch_wait_reports_each_outcome_and_fails_when_one_failed(origin, start_arca,
+                                                                      workdir):
+    good = origin.add("/good", data=os.urandom(600000), rate=1024 * 1024)
+    cached = origin.add("/cached", data=b"c" * 1000)
+    missing = origin.url("/missing")
+    arca = admin_arca(start_arca, workdir)
+    assert arca.fetch(cached)[0] == 200
+    out = cli("prefetch", "--wait", *server(arca), good, missing, cached,
+              env={"ARCA_ADMIN_TOKEN": TOKEN})
+    assert out.returncode == 1, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0] == f"downloaded   {good}"
+    assert lines[1].startswith(f"failed       {missing}: 404: upstream answered 404")
+    assert lines[2] == f"cached       {cached}"
+    # the wait ended with the download: the object is on disk when the command returns
+    s = arca.status()
+    assert s["resources_successes"] == 2 and s["resources_downloading"] == 0
+    assert origin.counts["/good"] == 1 and origin.counts["/cached"] == 1
+    out = cli("prefetch", "--wait", *server(arca), good, env={"ARCA_ADMIN_TOKEN": TOKEN})
+    assert (out.returncode, out.stdout) == (0, f"cached       {good}\n")
+
+
+def test_prefetch_wait_has_a_deadline(origin, start_arca, workdir):
+    import time
+    slow = origin.add("/slow", data=os.urandom(120000), rate=40000)
+    arca = admin_arca(start_arca, workdir)
+    t0 = time.monotonic()
+    out = cli("prefetch", "--wait", "--timeout", "1s", *server(arca), slow,
+              env={"ARCA_ADMIN_TOKEN": TOKEN})
+    assert time.monotonic() - t0 < 5
+    assert out.returncode == 1
+    assert out.stdout == f"timeout      {slow}: no outcome within 1s (the download goes on)\n"
+
+
+def test_prefetch_wait_never_shows_a_signature(origin, start_arca, workdir):
+    origin.add("/signed", data=b"s" * 5000)
+    url = origin.url("/signed") + "?X-Amz-Signature=0123456789abcdef&x=1"
+    arca = admin_arca(start_arca, workdir)
+    out = cli("prefetch", "--wait", *server(arca), url, env={"ARCA_ADMIN_TOKEN": TOKEN})
+    assert out.returncode == 0, out.stderr
+    assert "0123456789abcdef" not in out.stdout + out.stderr
+    assert out.stdout.startswith("downloaded   " + origin.url("/signed") + "?X-Amz-Signature=")
+
+
+def test_prefetch_without_wait_says_error_for_a_url_refused_at_once(origin, start_arca, workdir):
+    arca = admin_arca(start_arca, workdir)
+    out = cli("prefetch", *server(arca), "not a url", env={"ARCA_ADMIN_TOKEN": TOKEN})
+    assert out.returncode == 1
+    assert out.stdout.startswith("error ")
+
+
+# --- cluster-status --json -------------------------------------------------------------------
+
+
+def test_cluster_status_json_for_scripts(origin, arca):
+    import json
+    from conftest import free_port
+    arca.fetch(origin.add("/j", data=b"j" * 4096))
+    gone = f"http://127.0.0.1:{free_port()}"
+    here = f"http://{arca.host}:{arca.port}"
+    out = cli("cluster-status", "--json", "--server", here + "/", "--server", gone)
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    assert [n["server"] for n in doc["nodes"]] == [here, gone]
+    up, down = doc["nodes"]
+    assert up["state"] == "up" and "error" not in up
+    assert up["disk_usage"] == 4096 and up["resources_successes"] == 1
+    assert up["disk_quota"] == 5 * 1024**3 and up["disk_usage_percent"] == 0
+    assert up["statistics_download"] == 4096 and up["resources_downloading"] == 0
+    assert down["state"] == "down" and down["error"]
+    assert doc["total"]["nodes"] == 2 and doc["total"]["up"] == 1
+    assert doc["total"]["disk_usage"] == 4096
+    out = cli("cluster-status", "--json", "--server", here)
+    assert out.returncode == 0 and json.loads(out.stdout)["total"]["up"] == 1

@@ -32,7 +32,9 @@ def test_status_counts_a_miss_a_hit_and_an_error(origin, start_arca):
     assert s["resources_usage"] == 2
     assert s["disk_usage"] == len(data)
     assert s["disk_quota"] == 10 * 1024 * 1024
-    assert abs(s["disk_usage_percent"] - 100.0 * len(data) / (10 * 1024 * 1024)) < 0.01
+    # KissCache: round(disk_usage / disk_quota * 100), an integer (300000 / 10 MiB: 2.86 -> 3)
+    assert s["disk_usage_percent"] == 3 and isinstance(s["disk_usage_percent"], int)
+    assert s["instance"] == f"http://{arca.host}:{arca.port}/"
 
 
 def test_metrics_in_prometheus_text(origin, arca):
@@ -75,3 +77,38 @@ def test_status_shows_a_download_in_progress(origin, arca):
     s = arca.status()
     assert s["resources_downloading"] == 0 and s["resources_successes"] == 1
     assert s["resources_scheduled"] == 0
+
+
+def test_status_instance_is_the_base_url_the_client_used(arca):
+    import json
+    def instance(headers):
+        return json.loads(arca.get("/api/v1/status/", headers=headers)[2])["instance"]
+    assert instance({"Host": "cache.lab.example:8001"}) == "http://cache.lab.example:8001/"
+    assert instance({"Host": "[::1]:8001"}) == "http://[::1]:8001/"
+    # a Host that is not a host[:port] cannot put anything into the answer
+    fallback = f"http://{arca.host}:{arca.port}/"
+    for bad in ("evil.example/path", "a\"b", "x@y", "<script>", "h:1 h", "a" * 300, ""):
+        assert instance({"Host": bad}) == fallback, bad
+    # X-Forwarded-* from a client that is not a --trusted-proxy changes nothing
+    assert instance({"Host": "c.example", "X-Forwarded-Proto": "https",
+                     "X-Forwarded-Host": "evil.example"}) == "http://c.example/"
+
+
+def test_status_instance_says_https_behind_a_trusted_proxy(start_arca):
+    import json
+    arca = start_arca("--trusted-proxy", "127.0.0.1/32")
+    def instance(headers):
+        return json.loads(arca.get("/api/v1/status/", headers=headers)[2])["instance"]
+    assert instance({"Host": "cache.example", "X-Forwarded-Proto": "https",
+                     "X-Forwarded-For": "10.0.0.7"}) == "https://cache.example/"
+    assert instance({"Host": "cache.example", "X-Forwarded-Proto": "gopher",
+                     "X-Forwarded-For": "10.0.0.7"}) == "http://cache.example/"
+
+
+def test_disk_usage_percent_rounds_as_kisscache(origin, start_arca):
+    # 1536 of 1 MiB is 0.146 %: 0; 6 KiB of 1 MiB is 0.59 %: 1 (Python's round, half to even)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "1M")
+    assert arca.fetch(origin.add("/a", data=b"a" * 1536))[0] == 200
+    assert arca.status()["disk_usage_percent"] == 0
+    assert arca.fetch(origin.add("/b", data=b"b" * 4608))[0] == 200
+    assert arca.status()["disk_usage_percent"] == 1
