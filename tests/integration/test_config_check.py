@@ -199,13 +199,6 @@ def test_check_config_takes_serves_options(lab, workdir):
     assert (p.returncode, p.stderr) == (1, "arca: unknown option '--bogus'\n")
 
 
-def test_shipped_example_is_ok_where_its_paths_are(workdir):
-    p = run("check-config", "--config", os.path.join(ROOT, "contrib", "arca.ini"),
-            "--listen", f"127.0.0.1:{free_port()}", "--data-dir", f"{workdir}/data",
-            "--access-log", f"{workdir}/access.log")
-    assert p.returncode == 0, p.stderr
-
-
 def test_option_errors_say_what_is_wrong():
     p = run("serve", "--bogus")
     assert (p.returncode, p.stdout, p.stderr) == (2, "", "arca: unknown option '--bogus'\n")
