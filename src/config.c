@@ -851,10 +851,11 @@ void config_print_help(void)
         "       arca cluster-status --server URL [--server URL ...]\n"
         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL] URL...\n"
         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
-        "       arca check-config --config FILE\n"
-        "       arca --help | --version\n"
+        "       arca check-config --config FILE [OPTIONS]  would serve start? (0, or the line to fix)\n"
+        "       arca --help | -h | --version\n"
         "\n"
-        "  --config FILE          read options from an INI file (keys = option names)\n"
+        "  --config FILE          read options from an INI file (keys = option names; # or ;\n"
+        "                         start a comment, after a value when a blank precedes them)\n"
         "  --listen HOST:PORT     address to listen on (default 0.0.0.0:8001)\n"
         "  --data-dir DIR         objects and index (default ./arca-data)\n"
         "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
@@ -885,6 +886,7 @@ void config_print_help(void)
         "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile\n"
         "  --digest-framing MODE  &sha256= answers of a download: chunked (default) or hold\n"
         "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
+        "  --log-health-checks    also log /api/v1/health/ requests (default: left out)\n"
         "  --log-level LEVEL      error, info (default) or debug\n"
         "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"
         "  --key-rules HOSTGLOB=PARAM,...  query parameters that only sign URLs of those hosts,\n"
@@ -904,7 +906,7 @@ void config_print_help(void)
         "  --ttl TTL              (prefetch) keep the objects this long\n"
         "\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--log-level and the admin token; other options need a restart.");
+        "--log-level and the admin token; other options need a restart (the log names them).");
 }
 
 /* One "--NAME[=VALUE]" of argv[*i] (a VALUE may be the next argument, then *i moves on). */

@@ -12,8 +12,10 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +161,8 @@ static int check_data_dir(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-/* --listen: the address resolves and can be bound now (http_start binds it for good). */
+/* --listen: the address resolves and can be bound now (http_start binds it for good): 0, -1,
+ * or -2 when something listens there already. */
 static int check_listen(const struct config *cfg, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
@@ -177,9 +180,11 @@ static int check_listen(const struct config *cfg, char *err, size_t errlen)
                  bind(fd, ai->ai_addr, ai->ai_addrlen) < 0
              ? -1
              : 0;
-    if (rc < 0)
+    if (rc < 0) {
+        rc = errno == EADDRINUSE ? -2 : -1;
         snprintf(err, errlen, "--listen %s%s%s:%d: cannot listen: %s", open_b, cfg->listen_host,
                  close_b, cfg->listen_port, strerror(errno));
+    }
     if (fd >= 0)
         close(fd);
     freeaddrinfo(ai);
@@ -188,9 +193,11 @@ static int check_listen(const struct config *cfg, char *err, size_t errlen)
 
 /* Each reason serve would refuse to start, checked before anything is created or loaded:
  * `arca check-config` runs exactly this, so its "ok" means serve starts. The admin token is
- * loaded for good here. Each error names the file and line that set the option. */
+ * loaded for good here. Each error names the file and line that set the option. -2: all is
+ * well but for the listen address, which something holds. */
 static int check_startable(const struct config *cfg, char *err, size_t errlen)
 {
+    int rc;
     policy_init(cfg);
     if (buckets_init(cfg, err, errlen) < 0)
         return bucket_located(cfg, err, errlen);
@@ -200,9 +207,41 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
         return located(cfg, "access-log", err, errlen);
     if (check_data_dir(cfg->data_dir, err, errlen) < 0)
         return located(cfg, "data-dir", err, errlen);
-    if (check_listen(cfg, err, errlen) < 0)
-        return located(cfg, "listen", err, errlen);
-    return 0;
+    if ((rc = check_listen(cfg, err, errlen)) < 0)
+        located(cfg, "listen", err, errlen);
+    return rc;
+}
+
+/* Whether an arca answers its health check at cfg's address: the running one, whose address a
+ * SIGHUP reload keeps. A second of patience for the answer. */
+static bool arca_answers(const struct config *cfg)
+{
+    static const char ask[] = "GET /api/v1/health/ HTTP/1.0\r\n\r\n";
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    const char *host = !strcmp(cfg->listen_host, "0.0.0.0") ? "127.0.0.1"
+                       : !strcmp(cfg->listen_host, "::")    ? "::1"
+                                                            : cfg->listen_host;
+    char port[16], buf[64] = "";
+    size_t got = 0;
+    ssize_t n;
+    int fd;
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        return false;
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+        write(fd, ask, sizeof(ask) - 1) == (ssize_t)sizeof(ask) - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        while (got < 12 && poll(&p, 1, 1000) == 1 &&
+               (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+            got += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    /* 503: draining, or its shutdown file exists */
+    return got >= 12 && !strncmp(buf, "HTTP/1.", 7) &&
+           (!strncmp(buf + 8, " 200", 4) || !strncmp(buf + 8, " 503", 4));
 }
 
 static int start(const struct config *cfg, char *err, size_t errlen)
@@ -254,11 +293,13 @@ static int serve(struct config *cfg, int argc, char **argv)
 
 /* arca check-config [OPTIONS]: the options serve would get (--config FILE and any others,
  * which override the file as they do for serve). 0 and "FILE: ok" when serve would start with
- * them, else 1 and the reason; nothing is created. */
+ * them, else 1 and the reason; nothing is created. An arca already answering at the address is
+ * taken for the running one about to be reloaded: ok, with a note. */
 static int check_config(int argc, char **argv)
 {
     static struct config cfg;
     char err[512];
+    int rc;
     if (argc < 3) {
         fprintf(stderr, "arca: check-config takes the options of arca serve, at least "
                         "--config FILE (try arca --help)\n");
@@ -277,7 +318,10 @@ static int check_config(int argc, char **argv)
     case CONFIG_SERVE:
         break;
     }
-    if (check_startable(&cfg, err, sizeof(err)) < 0) {
+    rc = check_startable(&cfg, err, sizeof(err));
+    if (rc == -2 && arca_answers(&cfg)) {
+        fprintf(stderr, "arca: note: %s (a running arca: SIGHUP keeps its address)\n", err);
+    } else if (rc < 0) {
         fprintf(stderr, "arca: %s\n", err);
         return 1;
     }

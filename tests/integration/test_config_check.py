@@ -2,6 +2,7 @@
 reported by both, in one line naming the option, the file and its line. INI comments, option
 errors that say what is wrong."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -62,20 +63,39 @@ def test_readme_bucket_example_with_comments_is_ok_and_serve_starts(lab):
     path = lab()
     p = run("check-config", "--config", path)
     assert (p.returncode, p.stdout, p.stderr) == (0, f"{path}: ok\n", "")
+    with serving(path, lab.port):
+        pass
+
+
+@contextlib.contextmanager
+def serving(path, port):
+    """arca serve --config path, answering its health check on port, until the block ends."""
     serve = subprocess.Popen([ARCA_BIN, "serve", "--config", path], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
         while True:
             assert serve.poll() is None and time.monotonic() < deadline, serve.returncode
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{lab.port}/api/v1/health/") as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/") as r:
                     assert r.status == 200
                     break
             except OSError:
                 time.sleep(0.05)
+        yield serve
     finally:
         serve.terminate()
         serve.communicate(timeout=10)
+
+
+def test_check_before_a_reload_accepts_the_running_arcas_address(lab):
+    """The running arca holds the address; SIGHUP keeps it: the check says ok, with a note."""
+    path = lab()
+    with serving(path, lab.port):
+        p = run("check-config", "--config", path)
+        assert (p.returncode, p.stdout, p.stderr) == (
+            0, f"{path}: ok\n",
+            f"arca: note: {path}:3: --listen 127.0.0.1:{lab.port}: cannot listen: Address "
+            "already in use (a running arca: SIGHUP keeps its address)\n")
 
 
 @pytest.mark.parametrize("token_text, why", [
