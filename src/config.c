@@ -102,8 +102,7 @@ static int add_net(struct cidr *nets, int *n, const char *name, const char *v, c
 enum value_kind { V_DURATION, V_DURATION_MS, V_SIZE, V_INT };
 
 struct option;
-typedef int (*option_setter)(struct config *cfg, const struct option *o, const char *v,
-                             char *err);
+typedef int (*option_setter)(struct config *cfg, const struct option *o, const char *v, char *err);
 
 enum {
     OPT_REPEATABLE = 1,   /* each use adds one (a network, a rule); else one value per file */
@@ -494,11 +493,14 @@ static int opt_bucket(struct config *cfg, const struct option *o, const char *v,
 }
 
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
-#define SPAN(first, last)                                                                         \
-    offsetof(struct config, first),                                                               \
-        offsetof(struct config, last) + sizeof(((struct config *)0)->last) -                      \
-            offsetof(struct config, first)
-#define NUMBER(name, flags, f, kind, min, max) {name, set_numeric, flags, FIELD(f), kind, min, max}
+#define SPAN(first, last)                                                                          \
+    offsetof(struct config, first), offsetof(struct config, last) +                                \
+                                        sizeof(((struct config *)0)->last) -                       \
+                                        offsetof(struct config, first)
+#define NUMBER(name, flags, f, kind, min, max)                                                     \
+    {                                                                                              \
+        name, set_numeric, flags, FIELD(f), kind, min, max                                         \
+    }
 
 /* In --help's order: SIGHUP names changed options in this order. */
 static const struct option options[] = {
@@ -646,8 +648,7 @@ void config_where(const struct config *cfg, const char *name, char *out, size_t 
         out[0] = '\0';
 }
 
-void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out,
-                         size_t size)
+void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out, size_t size)
 {
     const struct config_origin *where = &cfg->bucket_origins[i];
     int line = credentials && cfg->bucket_credentials_line[i] ? cfg->bucket_credentials_line[i]
@@ -690,7 +691,7 @@ struct ini_ctx {
     bool failed;      /* inih reads on after an error and reports the first line: keep its reason */
     int line;         /* the line inih is at */
     int section_line; /* of the last [section] */
-    int first_line[N_OPTIONS];                           /* where this file gave each option */
+    int first_line[N_OPTIONS];                            /* where this file gave each option */
     int bucket_line[CONFIG_MAX_BUCKETS][BUCKET_KEYS + 1]; /* and each bucket's keys */
 };
 
@@ -763,8 +764,7 @@ static int on_bucket_key(struct ini_ctx *ctx, const char *bucket, const char *ke
     for (i = 0; strcmp(cfg->buckets[i].name, bucket) != 0; i++)
         ;
     if (i >= known) { /* new: it starts at its section */
-        snprintf(cfg->bucket_origins[i].file, sizeof(cfg->bucket_origins[i].file), "%s",
-                 ctx->file);
+        snprintf(cfg->bucket_origins[i].file, sizeof(cfg->bucket_origins[i].file), "%s", ctx->file);
         cfg->bucket_origins[i].line = ctx->section_line;
     }
     for (k = 0; strcmp(bucket_keys[k], key) != 0; k++)
@@ -851,7 +851,8 @@ void config_print_help(void)
         "       arca cluster-status --server URL [--server URL ...]\n"
         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL] URL...\n"
         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
-        "       arca check-config --config FILE [OPTIONS]  would serve start? (0, or the line to fix)\n"
+        "       arca check-config --config FILE [OPTIONS]  would serve start? (0, or the line to "
+        "fix)\n"
         "       arca --help | -h | --version\n"
         "\n"
         "  --config FILE          read options from an INI file (keys = option names; # or ;\n"

@@ -166,8 +166,7 @@ int config_read_token(const char *path, char *out, size_t size);
 void config_where(const struct config *cfg, const char *name, char *out, size_t size);
 
 /* The same for bucket `i`: its credentials key when `credentials`, else its section. */
-void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out,
-                         size_t size);
+void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out, size_t size);
 
 /* The options that differ between `old` and `fresh`, except those SIGHUP applies (quota,
  * default-ttl, log-level, allow-network, admin-token-file), as "--listen, --threads" into out:

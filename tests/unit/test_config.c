@@ -242,12 +242,12 @@ static void restart_changes(void **state)
     char err[CONFIG_ERR_LEN], out[512];
     (void)state;
     assert_int_equal(load(&a, err, 4, "serve", "--threads", "2"), CONFIG_SERVE);
-    assert_int_equal(load(&b, err, 8, "serve", "--threads", "2", "--quota", "1G",
-                          "--allow-network", "10.0.0.0/8"),
+    assert_int_equal(load(&b, err, 8, "serve", "--threads", "2", "--quota", "1G", "--allow-network",
+                          "10.0.0.0/8"),
                      CONFIG_SERVE);
     assert_int_equal(config_restart_changes(&a, &b, out, sizeof(out)), 0);
-    assert_int_equal(load(&b, err, 10, "serve", "--threads", "3", "--listen", ":9000",
-                          "--data-dir", "/srv", "--mirror", "x=http://m/"),
+    assert_int_equal(load(&b, err, 10, "serve", "--threads", "3", "--listen", ":9000", "--data-dir",
+                          "/srv", "--mirror", "x=http://m/"),
                      CONFIG_SERVE);
     assert_int_equal(config_restart_changes(&a, &b, out, sizeof(out)), 4);
     assert_string_equal(out, "--listen, --data-dir, --threads, --mirror");
