@@ -161,6 +161,14 @@ static void comments(void **state)
     /* without whitespace before it, '#' or ';' is part of the value */
     assert_string_equal(c.buckets[0].prefix, "a#b;c/");
     unlink(path);
+    /* inih reads 199 bytes of a line: a longer one is refused, not read as two */
+    char text[400] = "[arca]\nmirror = ";
+    memset(text + strlen(text), 'x', 250);
+    strcat(text, "=http://m/\nquota = 1G\n");
+    path = write_file(text);
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    assert_non_null(strstr(err, ":2: line longer than 199 bytes"));
+    unlink(path);
 }
 
 /* A single-valued key twice in one file is a mistake; repeatable keys add up; the command line
