@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES 8192
@@ -23,9 +24,39 @@ static int open_file(const char *path, char *err, size_t errlen)
     return fd;
 }
 
+int access_log_check(const char *path, char *err, size_t errlen)
+{
+    char dir[1024];
+    const char *slash = strrchr(path, '/'), *why = NULL;
+    struct stat st;
+    if (!path[0] || !strcmp(path, "-") || !strcmp(path, "off"))
+        return 0;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode) || access(path, W_OK) != 0) {
+            snprintf(err, errlen, "--access-log %s: %s", path,
+                     S_ISDIR(st.st_mode) ? "a directory" : strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash == path ? 1 : slash - path) : 1,
+             slash ? path : ".");
+    if (stat(dir, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = strerror(ENOTDIR);
+    else if (access(dir, W_OK | X_OK) != 0)
+        why = strerror(errno);
+    if (why)
+        snprintf(err, errlen, "--access-log %s: directory %s: %s", path, dir, why);
+    return why ? -1 : 0;
+}
+
 int access_log_open(const char *path, char *err, size_t errlen)
 {
     snprintf(log_path, sizeof(log_path), "%s", path);
+    if (access_log_check(path, err, errlen) < 0)
+        return -1;
     if (!strcmp(path, "off"))
         log_fd = -1;
     else if (!path[0] || !strcmp(path, "-"))

@@ -30,6 +30,10 @@ struct access_entry {
 
 /* `path`: "-" or "" for stderr, "off" for none, else a file (created 0640, appended to). */
 int access_log_open(const char *path, char *err, size_t errlen);
+
+/* Whether access_log_open(path) could open it, creating nothing: the file is writable, or its
+ * directory exists and is. access_log_open makes the same check first. */
+int access_log_check(const char *path, char *err, size_t errlen);
 int access_log_reopen(char *err, size_t errlen);
 void access_log_close(void);
 bool access_log_enabled(void);

@@ -1,5 +1,4 @@
 #include "cli.h"
-#include "buckets.h"
 #include "buf.h"
 #include "charts.h"
 #include "clock.h"
@@ -55,7 +54,6 @@ static const struct command {
     {"cluster-status", OPT_SERVER | OPT_JSON, 0, 0},
     {"prefetch", OPT_SERVER | OPT_TOKEN | OPT_TTL | OPT_WAIT | OPT_TIMEOUT, 1, MAX_URLS},
     {"purge", OPT_SERVER | OPT_TOKEN, 1, 1},
-    {"check-config", OPT_CONFIG, 0, 0},
 };
 
 static const char *const option_names[] = {"--server", "--admin-token-file", "--ttl", "--config",
@@ -82,7 +80,7 @@ int cli_usage(void)
           "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL]\n"
           "                     [--wait [--timeout DURATION]] URL...\n"
           "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
-          "       arca check-config --config FILE\n"
+          "       arca check-config --config FILE [OPTION...]\n"
           "arca --help tells every option\n",
           stderr);
     return 2;
@@ -633,22 +631,6 @@ static int cmd_purge(const struct cli_args *a)
     return rc;
 }
 
-static int cmd_check_config(const struct cli_args *a)
-{
-    static struct config cfg;
-    char err[CONFIG_ERR_LEN];
-    if (!a->config)
-        return usage("check-config takes --config FILE");
-    config_defaults(&cfg);
-    if (config_read_file(&cfg, a->config, err) < 0 || config_finish(&cfg, err) < 0 ||
-        buckets_init(&cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "arca: %s\n", err);
-        return 1;
-    }
-    printf("%s: ok\n", a->config);
-    return 0;
-}
-
 int cli_main(int argc, char **argv)
 {
     static struct cli_args a;
@@ -662,8 +644,6 @@ int cli_main(int argc, char **argv)
     }
     if ((rc = check_args(cmd, &a)) != 0)
         return rc;
-    if (!strcmp(cmd->name, "check-config"))
-        return cmd_check_config(&a);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = !strcmp(cmd->name, "status")           ? cmd_status(&a)
          : !strcmp(cmd->name, "cluster-status") ? cmd_cluster_status(&a)

@@ -48,7 +48,8 @@ static int copy_str(char *dst, size_t size, const char *name, const char *v, cha
         snprintf(err, CONFIG_ERR_LEN, "--%s: value too long (max %zu bytes)", name, size - 1);
         return -1;
     }
-    memcpy(dst, v, strlen(v) + 1);
+    memset(dst, 0, size); /* no bytes of an earlier value: SIGHUP compares fields bytewise */
+    memcpy(dst, v, strlen(v));
     return 0;
 }
 
@@ -72,6 +73,7 @@ static int set_listen(struct config *cfg, const char *v, char *err)
     }
     if (hlen >= sizeof(cfg->listen_host))
         goto bad;
+    memset(cfg->listen_host, 0, sizeof(cfg->listen_host));
     if (hlen == 0)
         snprintf(cfg->listen_host, sizeof(cfg->listen_host), "0.0.0.0");
     else
@@ -99,34 +101,26 @@ static int add_net(struct cidr *nets, int *n, const char *name, const char *v, c
 
 enum value_kind { V_DURATION, V_DURATION_MS, V_SIZE, V_INT };
 
-/* Every numeric option: where it goes in struct config (an int for V_INT, an int64_t
- * otherwise) and the range it accepts. */
-static const struct numeric_option {
+struct option;
+typedef int (*option_setter)(struct config *cfg, const struct option *o, const char *v, char *err);
+
+enum {
+    OPT_REPEATABLE = 1,   /* each use adds one (a network, a rule); else one value per file */
+    OPT_SWITCH = 2,       /* bare on the command line means true */
+    OPT_RELOADABLE = 4,   /* SIGHUP applies it (main.c reload) */
+    OPT_COMMAND_LINE = 8, /* not a key of the INI file */
+};
+
+/* An option: how it is set, the field(s) of struct config it fills (SIGHUP compares them to
+ * name what needs a restart) and, for numbers, the unit and range. The table is below the
+ * setters, before config_set. */
+struct option {
     const char *name;
-    enum value_kind kind;
-    size_t offset;
+    option_setter set;
+    unsigned flags;
+    size_t offset, size;
+    enum value_kind kind; /* numbers: an int for V_INT, an int64_t otherwise */
     int64_t min, max;
-} numeric_options[] = {
-    {"quota", V_SIZE, offsetof(struct config, quota), 1, INT64_MAX},
-    {"default-ttl", V_DURATION, offsetof(struct config, default_ttl), 1, TTL_MAX},
-    {"stall-timeout", V_DURATION, offsetof(struct config, stall_timeout), 1, 86400},
-    {"grace-period", V_DURATION, offsetof(struct config, grace_period), 1, 86400},
-    {"download-timeout", V_DURATION, offsetof(struct config, download_timeout), 1, 30 * 86400},
-    {"header-timeout", V_DURATION, offsetof(struct config, header_timeout), 1, 3600},
-    {"idle-timeout", V_DURATION, offsetof(struct config, idle_timeout), 1, 86400},
-    {"retry-delay", V_DURATION_MS, offsetof(struct config, retry_delay_ms), 1, 3600000},
-    {"download-retries", V_INT, offsetof(struct config, download_retries), 0, 100},
-    {"max-redirects", V_INT, offsetof(struct config, max_redirects), 0, 100},
-    {"max-downloads", V_INT, offsetof(struct config, max_downloads), 1, 10000},
-    {"max-downloads-per-host", V_INT, offsetof(struct config, max_downloads_per_host), 1, 10000},
-    {"max-connections", V_INT, offsetof(struct config, max_connections), 1, 100000},
-    {"max-connections-per-ip", V_INT, offsetof(struct config, max_connections_per_ip), 1, 100000},
-    {"max-url-length", V_INT, offsetof(struct config, max_url_len), 64, 1 << 20},
-    {"max-object-size", V_SIZE, offsetof(struct config, max_object_size), 1, INT64_MAX},
-    {"max-header-size", V_SIZE, offsetof(struct config, max_header_size), 1024, 1 << 20},
-    {"threads", V_INT, offsetof(struct config, threads), 1, 256},
-    {"confirm-ttl", V_DURATION, offsetof(struct config, confirm_ttl), 1, 7 * 86400},
-    {"keep-expired", V_DURATION, offsetof(struct config, keep_expired), 1, TTL_MAX},
 };
 
 /* A plain decimal integer; strtoll alone would accept blanks and signs. */
@@ -140,7 +134,7 @@ static int parse_int(const char *v, int64_t *out)
     return *end || errno ? -1 : 0;
 }
 
-static int set_numeric(struct config *cfg, const struct numeric_option *o, const char *v, char *err)
+static int set_numeric(struct config *cfg, const struct option *o, const char *v, char *err)
 {
     static const char *const expect[] = {"<int>d|h|m|s", "<int>ms|s|m|h|d", "<int>[K|M|G|T]",
                                          "an integer"};
@@ -398,13 +392,18 @@ int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
     for (int i = 0; i < cfg->n_buckets; i++) {
         const struct bucket *b = &cfg->buckets[i];
         char line[1024];
+        size_t n;
         if (!b->url[0]) {
-            snprintf(err, CONFIG_ERR_LEN, "bucket %s: url missing", b->name);
+            config_bucket_where(cfg, i, false, err, CONFIG_ERR_LEN);
+            n = strlen(err);
+            snprintf(err + n, CONFIG_ERR_LEN - n, "bucket %s: url missing", b->name);
             return -1;
         }
         if (b->credentials[0] && config_read_token(b->credentials, line, sizeof(line)) <= 0) {
-            snprintf(err, CONFIG_ERR_LEN, "bucket %s: cannot read credentials file '%s'", b->name,
-                     b->credentials);
+            config_bucket_where(cfg, i, true, err, CONFIG_ERR_LEN);
+            n = strlen(err);
+            snprintf(err + n, CONFIG_ERR_LEN - n, "bucket %s: cannot read credentials file '%s'",
+                     b->name, b->credentials);
             return -1;
         }
     }
@@ -420,92 +419,389 @@ static int set_bool(bool *field, const char *name, const char *v, char *err)
     return rc < 0 ? -1 : 0;
 }
 
-int config_set(struct config *cfg, const char *name, const char *v, char err[CONFIG_ERR_LEN])
+/* The setters of the table, one signature for all. */
+static int opt_string(struct config *cfg, const struct option *o, const char *v, char *err)
 {
-    int rc;
-    for (size_t i = 0; i < sizeof(numeric_options) / sizeof(numeric_options[0]); i++)
-        if (!strcmp(name, numeric_options[i].name))
-            return set_numeric(cfg, &numeric_options[i], v, err);
-    if (!strcmp(name, "listen"))
-        return set_listen(cfg, v, err);
-    if (!strcmp(name, "data-dir"))
-        return copy_str(cfg->data_dir, sizeof(cfg->data_dir), name, v, err);
-    if (!strcmp(name, "allow-network"))
-        return add_net(cfg->allow_nets, &cfg->n_allow_nets, name, v, err);
-    if (!strcmp(name, "ui-network"))
-        return add_net(cfg->ui_nets, &cfg->n_ui_nets, name, v, err);
-    if (!strcmp(name, "upstream-allow"))
-        return add_net(cfg->upstream_allow, &cfg->n_upstream_allow, name, v, err);
-    if (!strcmp(name, "trusted-proxy"))
-        return add_net(cfg->trusted_proxies, &cfg->n_trusted_proxies, name, v, err);
-    if (!strcmp(name, "ca-file")) {
-        if (access(v, R_OK) != 0) {
-            snprintf(err, CONFIG_ERR_LEN, "--ca-file: cannot read '%s'", v);
-            return -1;
-        }
-        return copy_str(cfg->ca_file, sizeof(cfg->ca_file), name, v, err);
-    }
-    if (!strcmp(name, "shutdown-file"))
-        return copy_str(cfg->shutdown_file, sizeof(cfg->shutdown_file), name, v, err);
-    if (!strcmp(name, "send-mode")) {
-        if ((rc = pick(name, v, "mmap", "sendfile", err)) >= 0)
-            cfg->send_mode = rc ? SEND_SENDFILE : SEND_MMAP;
-        return rc < 0 ? -1 : 0;
-    }
-    if (!strcmp(name, "digest-framing")) {
-        if ((rc = pick(name, v, "chunked", "hold", err)) >= 0)
-            cfg->digest_framing = rc ? FRAMING_HOLD : FRAMING_CHUNKED;
-        return rc < 0 ? -1 : 0;
-    }
-    if (!strcmp(name, "access-log"))
-        return copy_str(cfg->access_log, sizeof(cfg->access_log), name, v, err);
-    if (!strcmp(name, "admin-token-file"))
-        return copy_str(cfg->admin_token_file, sizeof(cfg->admin_token_file), name, v, err);
-    if (!strcmp(name, "log-level"))
-        return set_log_level(cfg, v, err);
-    if (!strcmp(name, "key-rules"))
-        return add_key_rule(cfg, v, err);
-    if (!strcmp(name, "mirror"))
-        return add_mirror(cfg, v, err);
-    if (!strcmp(name, "bucket"))
-        return add_bucket(cfg, v, err);
-    if (!strcmp(name, "exact-keys"))
-        return set_bool(&cfg->exact_keys, name, v, err);
-    if (!strcmp(name, "trust-signed-urls"))
-        return set_bool(&cfg->trust_signed, name, v, err);
-    snprintf(err, CONFIG_ERR_LEN, "unknown option '%s'", name);
-    return -1;
+    return copy_str((char *)cfg + o->offset, o->size, o->name, v, err);
 }
 
+static int opt_listen(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return set_listen(cfg, v, err);
+}
+
+/* A network list's span ends with its count. */
+static int opt_net(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    int *n = (int *)((char *)cfg + o->offset + o->size - sizeof(int));
+    return add_net((struct cidr *)((char *)cfg + o->offset), n, o->name, v, err);
+}
+
+static int opt_switch(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    return set_bool((bool *)((char *)cfg + o->offset), o->name, v, err);
+}
+
+static int opt_ca_file(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    if (access(v, R_OK) != 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--ca-file: cannot read '%s'", v);
+        return -1;
+    }
+    return opt_string(cfg, o, v, err);
+}
+
+static int opt_send_mode(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    int rc = pick(o->name, v, "mmap", "sendfile", err);
+    if (rc >= 0)
+        cfg->send_mode = rc ? SEND_SENDFILE : SEND_MMAP;
+    return rc < 0 ? -1 : 0;
+}
+
+static int opt_framing(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    int rc = pick(o->name, v, "chunked", "hold", err);
+    if (rc >= 0)
+        cfg->digest_framing = rc ? FRAMING_HOLD : FRAMING_CHUNKED;
+    return rc < 0 ? -1 : 0;
+}
+
+static int opt_log_level(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return set_log_level(cfg, v, err);
+}
+
+static int opt_key_rule(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_key_rule(cfg, v, err);
+}
+
+static int opt_mirror(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_mirror(cfg, v, err);
+}
+
+static int opt_bucket(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_bucket(cfg, v, err);
+}
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define SPAN(first, last)                                                                          \
+    offsetof(struct config, first), offsetof(struct config, last) +                                \
+                                        sizeof(((struct config *)0)->last) -                       \
+                                        offsetof(struct config, first)
+#define NUMBER(name, flags, f, kind, min, max)                                                     \
+    {                                                                                              \
+        name, set_numeric, flags, FIELD(f), kind, min, max                                         \
+    }
+
+/* In --help's order: SIGHUP names changed options in this order. */
+static const struct option options[] = {
+    {"config", NULL, OPT_REPEATABLE | OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
+    {"listen", opt_listen, 0, SPAN(listen_host, listen_port), 0, 0, 0},
+    {"data-dir", opt_string, 0, FIELD(data_dir), 0, 0, 0},
+    NUMBER("quota", OPT_RELOADABLE, quota, V_SIZE, 1, INT64_MAX),
+    NUMBER("default-ttl", OPT_RELOADABLE, default_ttl, V_DURATION, 1, TTL_MAX),
+    {"allow-network", opt_net, OPT_REPEATABLE | OPT_RELOADABLE, SPAN(allow_nets, n_allow_nets), 0,
+     0, 0},
+    {"ui-network", opt_net, OPT_REPEATABLE, SPAN(ui_nets, n_ui_nets), 0, 0, 0},
+    {"trusted-proxy", opt_net, OPT_REPEATABLE, SPAN(trusted_proxies, n_trusted_proxies), 0, 0, 0},
+    {"upstream-allow", opt_net, OPT_REPEATABLE, SPAN(upstream_allow, n_upstream_allow), 0, 0, 0},
+    {"ca-file", opt_ca_file, 0, FIELD(ca_file), 0, 0, 0},
+    {"shutdown-file", opt_string, 0, FIELD(shutdown_file), 0, 0, 0},
+    NUMBER("stall-timeout", 0, stall_timeout, V_DURATION, 1, 86400),
+    NUMBER("download-timeout", 0, download_timeout, V_DURATION, 1, 30 * 86400),
+    NUMBER("download-retries", 0, download_retries, V_INT, 0, 100),
+    NUMBER("max-redirects", 0, max_redirects, V_INT, 0, 100),
+    NUMBER("retry-delay", 0, retry_delay_ms, V_DURATION_MS, 1, 3600000),
+    NUMBER("max-downloads", 0, max_downloads, V_INT, 1, 10000),
+    NUMBER("max-downloads-per-host", 0, max_downloads_per_host, V_INT, 1, 10000),
+    NUMBER("max-object-size", 0, max_object_size, V_SIZE, 1, INT64_MAX),
+    NUMBER("max-connections", 0, max_connections, V_INT, 1, 100000),
+    NUMBER("max-connections-per-ip", 0, max_connections_per_ip, V_INT, 1, 100000),
+    NUMBER("max-url-length", 0, max_url_len, V_INT, 64, 1 << 20),
+    NUMBER("max-header-size", 0, max_header_size, V_SIZE, 1024, 1 << 20),
+    NUMBER("header-timeout", 0, header_timeout, V_DURATION, 1, 3600),
+    NUMBER("idle-timeout", 0, idle_timeout, V_DURATION, 1, 86400),
+    NUMBER("grace-period", 0, grace_period, V_DURATION, 1, 86400),
+    NUMBER("threads", 0, threads, V_INT, 1, 256),
+    {"send-mode", opt_send_mode, 0, FIELD(send_mode), 0, 0, 0},
+    {"digest-framing", opt_framing, 0, FIELD(digest_framing), 0, 0, 0},
+    {"access-log", opt_string, 0, FIELD(access_log), 0, 0, 0},
+    {"log-health-checks", opt_switch, OPT_SWITCH, FIELD(log_health_checks), 0, 0, 0},
+    {"log-level", opt_log_level, OPT_RELOADABLE, FIELD(log_level), 0, 0, 0},
+    {"admin-token-file", opt_string, OPT_RELOADABLE, FIELD(admin_token_file), 0, 0, 0},
+    {"key-rules", opt_key_rule, OPT_REPEATABLE, SPAN(key_rules, n_key_rules), 0, 0, 0},
+    {"exact-keys", opt_switch, OPT_SWITCH, FIELD(exact_keys), 0, 0, 0},
+    {"trust-signed-urls", opt_switch, OPT_SWITCH, FIELD(trust_signed), 0, 0, 0},
+    {"bucket", opt_bucket, OPT_REPEATABLE, SPAN(buckets, n_buckets), 0, 0, 0},
+    {"mirror", opt_mirror, OPT_REPEATABLE, SPAN(mirror_rules, n_mirror_rules), 0, 0, 0},
+    NUMBER("keep-expired", 0, keep_expired, V_DURATION, 1, TTL_MAX),
+    NUMBER("confirm-ttl", 0, confirm_ttl, V_DURATION, 1, 7 * 86400),
+    {"help", NULL, OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
+    {"version", NULL, OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
+};
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+_Static_assert(N_OPTIONS <= CONFIG_MAX_OPTIONS, "struct config's origins hold every option");
+
+static const struct option *option_named(const char *name)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (!strcmp(options[i].name, name))
+            return &options[i];
+    return NULL;
+}
+
+/* Levenshtein distance, for near misses: names are short (< 64). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t lb = strlen(b), row[64];
+    if (strlen(a) >= 64 || lb >= 64)
+        return 64;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; a[i - 1]; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            row[j] = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The known name nearest to `name` (within two edits, or one it begins), else NULL; `names`
+ * ends with NULL. */
+static const char *nearest(const char *name, const char *const *names)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (; *names; names++) {
+        size_t d = distance(name, *names);
+        if (strlen(name) >= 3 && !strncmp(*names, name, strlen(name)) && d > 2)
+            d = 2; /* a prefix: --exact for --exact-keys */
+        if (d < best_d) {
+            best = *names;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* "unknown option '--NAME'; did you mean --OTHER?" (dashes as the user wrote them). */
+static void unknown_option(const char *name, const char *dashes, bool in_file, char *err)
+{
+    const char *names[N_OPTIONS + 1], *near;
+    size_t n = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (!in_file || !(options[i].flags & OPT_COMMAND_LINE))
+            names[n++] = options[i].name;
+    names[n] = NULL;
+    near = strcmp(dashes, "-") ? nearest(name, names) : NULL;
+    if (near)
+        snprintf(err, CONFIG_ERR_LEN, "unknown option '%s%s'; did you mean %s%s?", dashes, name,
+                 dashes, near);
+    else
+        snprintf(err, CONFIG_ERR_LEN, "unknown option '%s%s'", dashes, name);
+}
+
+/* Apply option `o` and remember where it came from (file "" and line 0: the command line). */
+static int set_option(struct config *cfg, const struct option *o, const char *v, const char *file,
+                      int line, char *err)
+{
+    struct config_origin *where = &cfg->origins[o - options];
+    if (o->set(cfg, o, v, err) < 0)
+        return -1;
+    snprintf(where->file, sizeof(where->file), "%s", file);
+    where->line = line;
+    return 0;
+}
+
+int config_set(struct config *cfg, const char *name, const char *v, char err[CONFIG_ERR_LEN])
+{
+    const struct option *o = option_named(name);
+    if (!o || !o->set) {
+        unknown_option(name, "", true, err);
+        return -1;
+    }
+    return set_option(cfg, o, v, "", 0, err);
+}
+
+void config_where(const struct config *cfg, const char *name, char *out, size_t size)
+{
+    const struct option *o = option_named(name);
+    const struct config_origin *where = o ? &cfg->origins[o - options] : NULL;
+    if (where && where->line > 0)
+        snprintf(out, size, "%s:%d: ", where->file, where->line);
+    else if (size > 0)
+        out[0] = '\0';
+}
+
+void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out, size_t size)
+{
+    const struct config_origin *where = &cfg->bucket_origins[i];
+    int line = credentials && cfg->bucket_credentials_line[i] ? cfg->bucket_credentials_line[i]
+                                                              : where->line;
+    if (line > 0)
+        snprintf(out, size, "%s:%d: ", where->file, line);
+    else if (size > 0)
+        out[0] = '\0';
+}
+
+int config_restart_changes(const struct config *old, const struct config *fresh, char *out,
+                           size_t size)
+{
+    int n = 0;
+    size_t len = 0;
+    if (size > 0)
+        out[0] = '\0';
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        if (o->flags & (OPT_RELOADABLE | OPT_COMMAND_LINE) ||
+            !memcmp((const char *)old + o->offset, (const char *)fresh + o->offset, o->size))
+            continue;
+        if (len < size)
+            len += (size_t)snprintf(out + len, size - len, "%s--%s", n ? ", " : "", o->name);
+        n++;
+    }
+    return n;
+}
+
+#define BUCKET_KEYS 6
+static const char *const bucket_keys[BUCKET_KEYS + 1] = {
+    "url", "region", "credentials", "hide-root", "prefix", "listing-ttl", NULL};
+
+/* One read of an INI file: inih calls read_line for each line, then on_ini_line for a key. */
 struct ini_ctx {
     struct config *cfg;
+    FILE *f;
+    const char *file;
     char *err;
-    bool failed; /* inih reads on after an error and reports the first line: keep its reason */
+    bool failed;      /* inih reads on after an error and reports the first line: keep its reason */
+    int line;         /* the line inih is at */
+    int section_line; /* of the last [section] */
+    int first_line[N_OPTIONS];                            /* where this file gave each option */
+    int bucket_line[CONFIG_MAX_BUCKETS][BUCKET_KEYS + 1]; /* and each bucket's keys */
 };
+
+/* Cut a comment that follows a value: '#' or ';' after a blank (inih itself knows only ';'). A
+ * comment at a line's start is inih's. */
+static void cut_comment(char *line)
+{
+    for (size_t i = 1; line[i]; i++) {
+        if ((line[i] == '#' || line[i] == ';') && (line[i - 1] == ' ' || line[i - 1] == '\t')) {
+            line[i] = '\0';
+            return;
+        }
+    }
+}
+
+/* Whether the stream is at a line's end (then past it); else past the rest of the line. */
+static bool at_line_end(FILE *f)
+{
+    int ch = fgetc(f);
+    if (ch == '\n' || ch == EOF)
+        return true;
+    while ((ch = fgetc(f)) != EOF && ch != '\n')
+        ;
+    return false;
+}
+
+/* inih's reader: counts lines, cuts comments. inih's buffer holds 199 bytes of a line: a longer
+ * one would be read as two, so it is refused. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct ini_ctx *ctx = stream;
+    size_t len;
+    if (!fgets(str, num, ctx->f))
+        return NULL;
+    ctx->line++;
+    len = strlen(str);
+    if (len > 0 && str[len - 1] != '\n' && !at_line_end(ctx->f)) {
+        if (!ctx->failed)
+            snprintf(ctx->err, CONFIG_ERR_LEN, "line longer than %d bytes", num - 1);
+        ctx->failed = true;
+        snprintf(str, (size_t)num, "[\n"); /* a syntax error, so that inih reports this line */
+        return str;
+    }
+    cut_comment(str);
+    if (str[strspn(str, " \t")] == '[')
+        ctx->section_line = ctx->line;
+    return str;
+}
+
+/* 0 the first time this file gives `*first`; else the error. */
+static int once(struct ini_ctx *ctx, int *first, const char *what, const char *name)
+{
+    if (*first) {
+        snprintf(ctx->err, CONFIG_ERR_LEN, "%s%s given twice (first at line %d)", what, name,
+                 *first);
+        return -1;
+    }
+    *first = ctx->line;
+    return 0;
+}
+
+static int on_bucket_key(struct ini_ctx *ctx, const char *bucket, const char *key,
+                         const char *value)
+{
+    struct config *cfg = ctx->cfg;
+    int known = cfg->n_buckets, i, k;
+    char what[80];
+    if (set_bucket_key(cfg, bucket, key, value, ctx->err) < 0)
+        return -1;
+    for (i = 0; strcmp(cfg->buckets[i].name, bucket) != 0; i++)
+        ;
+    if (i >= known) { /* new: it starts at its section */
+        snprintf(cfg->bucket_origins[i].file, sizeof(cfg->bucket_origins[i].file), "%s", ctx->file);
+        cfg->bucket_origins[i].line = ctx->section_line;
+    }
+    for (k = 0; strcmp(bucket_keys[k], key) != 0; k++)
+        ;
+    if (k == 2)
+        cfg->bucket_credentials_line[i] = ctx->line;
+    snprintf(what, sizeof(what), "bucket %s: ", bucket);
+    return once(ctx, &ctx->bucket_line[i][k], what, key);
+}
 
 static int on_ini_line(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_ctx *ctx = user;
+    const struct option *o = option_named(name);
     if (ctx->failed)
         return 1;
-    if (!strncmp(section, "bucket ", 7)) {
-        ctx->failed = set_bucket_key(ctx->cfg, section + 7, name, value, ctx->err) != 0;
-        return !ctx->failed;
-    }
-    if (section[0] && strcmp(section, "arca") != 0) {
+    if (!strncmp(section, "bucket ", 7))
+        ctx->failed = on_bucket_key(ctx, section + 7, name, value) != 0;
+    else if (section[0] && strcmp(section, "arca") != 0) {
         snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]", section);
         ctx->failed = true;
-        return 0;
+    } else if (!o || (o->flags & OPT_COMMAND_LINE)) {
+        unknown_option(name, "", true, ctx->err);
+        ctx->failed = true;
+    } else {
+        ctx->failed = (!(o->flags & OPT_REPEATABLE) &&
+                       once(ctx, &ctx->first_line[o - options], "--", name) < 0) ||
+                      set_option(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err) < 0;
     }
-    ctx->failed = config_set(ctx->cfg, name, value, ctx->err) != 0;
     return !ctx->failed;
 }
 
 int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN])
 {
     char inner[CONFIG_ERR_LEN] = "syntax error";
-    struct ini_ctx ctx = {cfg, inner, false};
-    int rc = ini_parse_file(f, on_ini_line, &ctx);
+    struct ini_ctx ctx = {.cfg = cfg, .f = f, .file = name, .err = inner};
+    int rc = ini_parse_stream(read_line, &ctx, on_ini_line, &ctx);
     if (rc == 0)
         return 0;
     snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", name, rc, inner);
@@ -556,10 +852,11 @@ void config_print_help(void)
         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL]\n"
         "                     [--wait [--timeout DURATION]] URL...\n"
         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
-        "       arca check-config --config FILE\n"
-        "       arca --help | --version\n"
+        "       arca check-config --config FILE [OPTIONS]   would serve start with them?\n"
+        "       arca --help | -h | --version\n"
         "\n"
-        "  --config FILE          read options from an INI file (keys = option names)\n"
+        "  --config FILE          read options from an INI file (keys = option names; # or ;\n"
+        "                         start a comment, after a value when a blank precedes them)\n"
         "  --listen HOST:PORT     address to listen on (default 0.0.0.0:8001)\n"
         "  --data-dir DIR         objects and index (default ./arca-data)\n"
         "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
@@ -590,6 +887,7 @@ void config_print_help(void)
         "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile\n"
         "  --digest-framing MODE  &sha256= answers of a download: chunked (default) or hold\n"
         "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
+        "  --log-health-checks    also log /api/v1/health/ requests (default: left out)\n"
         "  --log-level LEVEL      error, info (default) or debug\n"
         "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"
         "  --key-rules HOSTGLOB=PARAM,...  query parameters that only sign URLs of those hosts,\n"
@@ -614,57 +912,65 @@ void config_print_help(void)
         "  --json                 (cluster-status) print JSON for scripts\n"
         "\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--log-level and the admin token; other options need a restart.");
+        "--log-level and the admin token; other options need a restart (the log names them).");
 }
 
-/* Options taking no value. */
-static int is_flag(const char *name)
+/* One "--NAME[=VALUE]" of argv[*i] (a VALUE may be the next argument, then *i moves on). */
+static enum config_action load_arg(struct config *cfg, int argc, char **argv, int *i, char *err)
 {
-    return !strcmp(name, "help") || !strcmp(name, "version");
-}
-
-/* Switches: bare on the command line means true; --NAME=false is accepted too. */
-static bool is_switch(const char *name)
-{
-    return !strcmp(name, "exact-keys") || !strcmp(name, "trust-signed-urls");
+    char name[64];
+    const char *arg = argv[*i], *value, *eq;
+    const struct option *o;
+    int rc;
+    if (!strcmp(arg, "-h"))
+        return CONFIG_HELP;
+    if (arg[0] != '-') {
+        snprintf(err, CONFIG_ERR_LEN, "unexpected argument '%s'", arg);
+        return CONFIG_ERROR;
+    }
+    eq = strchr(arg, '=');
+    snprintf(name, sizeof(name), "%.*s", (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
+    o = strncmp(name, "--", 2) == 0 ? option_named(name + 2) : NULL;
+    if (!o) {
+        bool two = name[1] == '-';
+        unknown_option(name + 1 + two, two ? "--" : "-", false, err);
+        return CONFIG_ERROR;
+    }
+    if (!strcmp(o->name, "help") || !strcmp(o->name, "version"))
+        return !strcmp(o->name, "help") ? CONFIG_HELP : CONFIG_VERSION;
+    if (eq)
+        value = eq + 1;
+    else if (o->flags & OPT_SWITCH)
+        value = "true";
+    else if (*i + 1 < argc)
+        value = argv[++*i];
+    else {
+        snprintf(err, CONFIG_ERR_LEN, "%s needs a value", name);
+        return CONFIG_ERROR;
+    }
+    if (!o->set) { /* --config */
+        rc = config_read_file(cfg, value, err);
+        snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", value);
+    } else {
+        rc = set_option(cfg, o, value, "", 0, err);
+    }
+    return rc < 0 ? CONFIG_ERROR : CONFIG_SERVE;
 }
 
 enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN])
 {
     int i = 1;
     config_defaults(cfg);
-    if (argc >= 2 && !strcmp(argv[1], "serve"))
+    if (argc >= 2 && (!strcmp(argv[1], "serve") || !strcmp(argv[1], "check-config")))
         i = 2;
-    else if (argc < 2 || strncmp(argv[1], "--", 2) != 0) {
+    else if (argc < 2 || argv[1][0] != '-') {
         snprintf(err, CONFIG_ERR_LEN, "unknown command '%s' (try --help)", argc < 2 ? "" : argv[1]);
         return argc < 2 ? CONFIG_HELP : CONFIG_ERROR;
     }
     for (; i < argc; i++) {
-        char name[64];
-        const char *arg = argv[i], *value, *eq;
-        if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, CONFIG_ERR_LEN, "unexpected argument '%s'", arg);
-            return CONFIG_ERROR;
-        }
-        arg += 2;
-        eq = strchr(arg, '=');
-        snprintf(name, sizeof(name), "%.*s", (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
-        if (is_flag(name))
-            return !strcmp(name, "help") ? CONFIG_HELP : CONFIG_VERSION;
-        if (eq)
-            value = eq + 1;
-        else if (is_switch(name))
-            value = "true";
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else {
-            snprintf(err, CONFIG_ERR_LEN, "--%s needs a value", name);
-            return CONFIG_ERROR;
-        }
-        int rc = !strcmp(name, "config") ? config_read_file(cfg, value, err)
-                                         : config_set(cfg, name, value, err);
-        if (rc < 0)
-            return CONFIG_ERROR;
+        enum config_action a = load_arg(cfg, argc, argv, &i, err);
+        if (a != CONFIG_SERVE)
+            return a;
     }
     return config_finish(cfg, err) < 0 ? CONFIG_ERROR : CONFIG_SERVE;
 }

@@ -6,7 +6,14 @@
  * and default_ttl are then written and read with __atomic builtins; the allowed networks are
  * copied into the policy module, which guards its copy. Every limit lives here, its default beside
  * its name in config.c. Errors come back as one line in `err` (for the INI file: with the file's
- * line number).
+ * line number). The struct also remembers where each option was set (file and line, or the
+ * command line), so the checks made at start (main.c) can name the line to fix.
+ *
+ * The INI file: `#` and `;` start a comment at the beginning of a line, and after a value when
+ * whitespace precedes them (`quota = 5G   # five gigabytes`). So no value can hold " #" or " ;":
+ * none needs to (URLs and regexes over a URL's normal form hold no blanks; a path with " #"
+ * would be cut). A single-valued key given twice in one file is an error; repeatable ones
+ * (allow-network, mirror...) add up; options on the command line after --config override it.
  */
 #ifndef ARCA_CONFIG_H
 #define ARCA_CONFIG_H
@@ -49,6 +56,13 @@ struct key_rule {
     char params[512]; /* comma-separated names, compared without case */
 };
 #define CONFIG_ERR_LEN 256
+#define CONFIG_MAX_OPTIONS 64
+
+/* Where an option got its value: line 0 is the command line (or its default). */
+struct config_origin {
+    char file[256];
+    int line;
+};
 
 enum send_mode { SEND_MMAP, SEND_SENDFILE };
 /* How an answer whose &sha256= is still to be checked goes out while its object downloads:
@@ -106,6 +120,13 @@ struct config {
     int n_mirror_rules;
     struct bucket buckets[CONFIG_MAX_BUCKETS];
     int n_buckets;
+    bool log_health_checks; /* write /api/v1/health/ requests to the access log */
+    /* Where each option was last set, by its index in config.c's table; a bucket's section and
+     * its credentials key. Not options themselves: SIGHUP does not compare them. */
+    struct config_origin origins[CONFIG_MAX_OPTIONS];
+    struct config_origin bucket_origins[CONFIG_MAX_BUCKETS];
+    int bucket_credentials_line[CONFIG_MAX_BUCKETS];
+    char config_file[256]; /* the last --config read, "" = none */
 };
 
 enum config_action {
@@ -117,8 +138,9 @@ enum config_action {
 
 void config_defaults(struct config *cfg);
 
-/* Parse argv ("arca serve [OPTIONS]", "--help", "--version"). A --config FILE is read where it
- * appears, so later command-line options override the file. */
+/* Parse argv ("arca serve|check-config [OPTIONS]", "--help", "-h", "--version"). A --config FILE
+ * is read where it appears, so later command-line options override the file. An unknown option
+ * is named, with the nearest known one when there is one ("did you mean --exact-keys?"). */
 enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN]);
 
 /* Once every option is in: what only the whole configuration can tell (a bucket without a URL,
@@ -138,6 +160,19 @@ int config_set(struct config *cfg, const char *name, const char *value, char err
 /* A secret file's first line, blanks around it trimmed, into out (size bytes): its length, or
  * -1 when the file cannot be read or the line does not fit. */
 int config_read_token(const char *path, char *out, size_t size);
+
+/* "FILE:LINE: " where option `name` was set in a file, "" when on the command line or by
+ * default: the start of an error message about its value. */
+void config_where(const struct config *cfg, const char *name, char *out, size_t size);
+
+/* The same for bucket `i`: its credentials key when `credentials`, else its section. */
+void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out, size_t size);
+
+/* The options that differ between `old` and `fresh`, except those SIGHUP applies (quota,
+ * default-ttl, log-level, allow-network, admin-token-file), as "--listen, --threads" into out:
+ * how many. */
+int config_restart_changes(const struct config *old, const struct config *fresh, char *out,
+                           size_t size);
 
 void config_print_help(void);
 

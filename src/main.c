@@ -10,12 +10,19 @@
 #include "buckets.h"
 #include "store.h"
 
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Signals are blocked before any thread starts, so only main's sigwait sees them. */
 static void block_signals(sigset_t *set)
@@ -46,19 +53,14 @@ static void raise_fd_limit(const struct config *cfg)
                   (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
-/* Say which changed options SIGHUP cannot apply: they wait for a restart. */
+/* Name the changed options SIGHUP cannot apply: they wait for a restart. */
 static void note_needs_restart(const struct config *old, const struct config *fresh)
 {
-    struct config a = *old, b = *fresh;
-    /* The reloadable ones compare equal from here on. */
-    a.quota = b.quota;
-    a.default_ttl = b.default_ttl;
-    a.log_level = b.log_level;
-    memcpy(a.allow_nets, b.allow_nets, sizeof(a.allow_nets));
-    a.n_allow_nets = b.n_allow_nets;
-    if (memcmp(&a, &b, sizeof(a)) != 0)
-        log_info("SIGHUP: some changed options (e.g. --listen, --data-dir, --threads) take "
-                 "effect only after a restart");
+    char names[512];
+    int n = config_restart_changes(old, fresh, names, sizeof(names));
+    if (n > 0)
+        log_info("SIGHUP: %s changed; %s effect at restart", names,
+                 n == 1 ? "it takes" : "they take");
 }
 
 /* SIGHUP: reopen the access log; reload the allowed networks, quota, default TTL, log level
@@ -97,13 +99,156 @@ static void resume_one(struct object *obj, const char *source, void *arg)
     upstream_fetch(obj, &src);
 }
 
+/* Put "FILE:LINE: " before err, where option `name` was set. Returns -1, for the caller's
+ * return. */
+static int located(const struct config *cfg, const char *name, char *err, size_t errlen)
+{
+    char msg[512];
+    size_t n;
+    snprintf(msg, sizeof(msg), "%s", err);
+    config_where(cfg, name, err, errlen);
+    n = strlen(err);
+    snprintf(err + n, errlen - n, "%s", msg);
+    return -1;
+}
+
+/* The same for buckets_init's "bucket NAME: ..." (at its credentials key, or its section). */
+static int bucket_located(const struct config *cfg, char *err, size_t errlen)
+{
+    char msg[512];
+    for (int i = 0; i < cfg->n_buckets; i++) {
+        size_t len = strlen(cfg->buckets[i].name);
+        if (!strncmp(err, "bucket ", 7) && !strncmp(err + 7, cfg->buckets[i].name, len) &&
+            err[7 + len] == ':') {
+            snprintf(msg, sizeof(msg), "%s", err);
+            config_bucket_where(cfg, i, strstr(msg, "credentials") != NULL, err, errlen);
+            len = strlen(err);
+            snprintf(err + len, errlen - len, "%s", msg);
+            break;
+        }
+    }
+    return -1;
+}
+
+/* --data-dir: there and writable, or creatable (store_open makes one level, as mkdir does). */
+static int check_data_dir(const char *dir, char *err, size_t errlen)
+{
+    char parent[1024];
+    struct stat st;
+    size_t len = strlen(dir);
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            snprintf(err, errlen, "--data-dir %s: not a directory", dir);
+        else if (access(dir, W_OK | X_OK) != 0)
+            snprintf(err, errlen, "--data-dir %s: cannot write it: %s", dir, strerror(errno));
+        else
+            return 0;
+        return -1;
+    }
+    if (errno != ENOENT) {
+        snprintf(err, errlen, "--data-dir %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    while (len > 0 && dir[len - 1] != '/')
+        len--;
+    snprintf(parent, sizeof(parent), "%.*s", len ? (int)len : 1, len ? dir : ".");
+    if (access(parent, W_OK | X_OK) != 0) {
+        snprintf(err, errlen, "--data-dir %s: cannot create it: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* --listen: the address resolves and can be bound now (http_start binds it for good): 0, -1,
+ * or -2 when something listens there already. */
+static int check_listen(const struct config *cfg, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    const char *open_b = strchr(cfg->listen_host, ':') ? "[" : "", *close_b = *open_b ? "]" : "";
+    char port[16];
+    int fd, one = 1, rc;
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    if ((rc = getaddrinfo(cfg->listen_host, port, &hints, &ai)) != 0) {
+        snprintf(err, errlen, "--listen %s%s%s:%d: %s", open_b, cfg->listen_host, close_b,
+                 cfg->listen_port, gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    rc = fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+                 bind(fd, ai->ai_addr, ai->ai_addrlen) < 0
+             ? -1
+             : 0;
+    if (rc < 0) {
+        rc = errno == EADDRINUSE ? -2 : -1;
+        snprintf(err, errlen, "--listen %s%s%s:%d: cannot listen: %s", open_b, cfg->listen_host,
+                 close_b, cfg->listen_port, strerror(errno));
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return rc;
+}
+
+/* Each reason serve would refuse to start, checked before anything is created or loaded:
+ * `arca check-config` runs exactly this, so its "ok" means serve starts. The admin token is
+ * loaded for good here. Each error names the file and line that set the option. -2: all is
+ * well but for the listen address, which something holds. */
+static int check_startable(const struct config *cfg, char *err, size_t errlen)
+{
+    int rc;
+    policy_init(cfg);
+    if (buckets_init(cfg, err, errlen) < 0)
+        return bucket_located(cfg, err, errlen);
+    if (http_load_admin_token(cfg, err, errlen) < 0)
+        return located(cfg, "admin-token-file", err, errlen);
+    if (access_log_check(cfg->access_log, err, errlen) < 0)
+        return located(cfg, "access-log", err, errlen);
+    if (check_data_dir(cfg->data_dir, err, errlen) < 0)
+        return located(cfg, "data-dir", err, errlen);
+    if ((rc = check_listen(cfg, err, errlen)) < 0)
+        located(cfg, "listen", err, errlen);
+    return rc;
+}
+
+/* Whether an arca answers its health check at cfg's address: the running one, whose address a
+ * SIGHUP reload keeps. A second of patience for the answer. */
+static bool arca_answers(const struct config *cfg)
+{
+    static const char ask[] = "GET /api/v1/health/ HTTP/1.0\r\n\r\n";
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+    const char *host = !strcmp(cfg->listen_host, "0.0.0.0") ? "127.0.0.1"
+                       : !strcmp(cfg->listen_host, "::")    ? "::1"
+                                                            : cfg->listen_host;
+    char port[16], buf[64] = "";
+    size_t got = 0;
+    ssize_t n;
+    int fd;
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    if (getaddrinfo(host, port, &hints, &ai) != 0)
+        return false;
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+        write(fd, ask, sizeof(ask) - 1) == (ssize_t)sizeof(ask) - 1) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        while (got < 12 && poll(&p, 1, 1000) == 1 &&
+               (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+            got += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    /* 503: draining, or its shutdown file exists */
+    return got >= 12 && !strncmp(buf, "HTTP/1.", 7) &&
+           (!strncmp(buf + 8, " 200", 4) || !strncmp(buf + 8, " 503", 4));
+}
+
 static int start(const struct config *cfg, char *err, size_t errlen)
 {
     raise_fd_limit(cfg);
-    policy_init(cfg);
     /* What can be refused in a moment is checked before a big index loads. */
-    if (buckets_init(cfg, err, errlen) < 0 || access_log_open(cfg->access_log, err, errlen) < 0 ||
-        http_load_admin_token(cfg, err, errlen) < 0)
+    if (check_startable(cfg, err, errlen) < 0 || access_log_open(cfg->access_log, err, errlen) < 0)
         return -1;
     if (store_open(cfg, err, errlen) < 0)
         return -1;
@@ -146,6 +291,47 @@ static int serve(struct config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* arca check-config [OPTIONS]: the options serve would get (--config FILE and any others,
+ * which override the file as they do for serve). 0 and "FILE: ok" when serve would start with
+ * them, else 1 and the reason; nothing is created. An arca already answering at the address is
+ * taken for the running one about to be reloaded: ok, with a note. */
+static int check_config(int argc, char **argv)
+{
+    static struct config cfg;
+    char err[512];
+    int rc;
+    if (argc < 3) {
+        fprintf(stderr, "arca: check-config takes the options of arca serve, at least "
+                        "--config FILE (try arca --help)\n");
+        return 2;
+    }
+    switch (config_load(&cfg, argc, argv, err)) {
+    case CONFIG_HELP:
+        config_print_help();
+        return 0;
+    case CONFIG_VERSION:
+        printf("arca %s\n", ARCA_VERSION);
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "arca: %s\n", err);
+        return 1;
+    case CONFIG_SERVE:
+        break;
+    }
+    rc = check_startable(&cfg, err, sizeof(err));
+    if (rc == -2 && arca_answers(&cfg)) {
+        fprintf(stderr, "arca: note: %s (a running arca: SIGHUP keeps its address)\n", err);
+    } else if (rc < 0) {
+        fprintf(stderr, "arca: %s\n", err);
+        return 1;
+    }
+    if (cfg.config_file[0])
+        printf("%s: ok\n", cfg.config_file);
+    else
+        puts("ok");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct config cfg;
@@ -153,6 +339,8 @@ int main(int argc, char **argv)
 
     if (argc < 2)
         return cli_usage();
+    if (!strcmp(argv[1], "check-config"))
+        return check_config(argc, argv);
     if (cli_is_command(argv[1]))
         return cli_main(argc, argv);
     switch (config_load(&cfg, argc, argv, err)) {

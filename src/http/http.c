@@ -388,6 +388,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void log_request(struct MHD_Connection *c, struct request *req, const char *cache)
 {
+    if (!http_cfg->log_health_checks && path_is(req->uri, "/api/v1/health"))
+        return; /* a load balancer polls it every second: --log-health-checks to see them */
     struct access_entry e = {.when = req->when,
                              .method = req->method[0] ? req->method : "-",
                              .uri = req->uri,

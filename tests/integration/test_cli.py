@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from conftest import ARCA_BIN, ROOT
+from conftest import ARCA_BIN, ROOT, free_port
 from test_admin import TOKEN, admin_arca, token_file, wait_complete
 
 
@@ -60,8 +60,11 @@ def test_prefetch_with_a_wrong_token_says_so(origin, start_arca, workdir):
     assert out.returncode == 1
 
 
-def test_check_config_accepts_the_shipped_example():
-    out = cli("check-config", "--config", os.path.join(ROOT, "contrib", "arca.ini"))
+def test_check_config_accepts_the_shipped_example(workdir):
+    # serve would start with it where its paths are (check-config checks them: test_config_check)
+    out = cli("check-config", "--config", os.path.join(ROOT, "contrib", "arca.ini"),
+              "--data-dir", f"{workdir}/data", "--access-log", f"{workdir}/access.log",
+              "--listen", f"127.0.0.1:{free_port()}")
     assert out.returncode == 0, out.stderr
 
 

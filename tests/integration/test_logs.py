@@ -88,7 +88,7 @@ def test_access_log_to_a_file_is_reopened_on_sighup(origin, start_arca, workdir)
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--access-log", path)
     url = origin.add("/r", data=b"r" * 1000)
     arca.fetch(url)
-    assert len(wait_lines(lambda: read_file(path), 2)) >= 1
+    assert len(wait_lines(lambda: read_file(path), 1)) == 1  # the fetch; not the health checks
     os.rename(path, path + ".1")  # what logrotate does
     arca.proc.send_signal(signal.SIGHUP)
     assert arca.log_shows("SIGHUP: reloaded")
@@ -96,6 +96,32 @@ def test_access_log_to_a_file_is_reopened_on_sighup(origin, start_arca, workdir)
     lines = wait_lines(lambda: read_file(path), 1)
     assert [l["cache"] for l in lines] == ["HIT"]
     assert not access_lines(arca.read_log())  # nothing went to stderr
+
+
+def test_health_checks_are_logged_only_when_asked(start_arca, workdir):
+    """A load balancer polls /api/v1/health/ every second: by default its requests are not in the
+    access log (start_arca itself polled it until arca answered)."""
+    quiet_log, chatty_log = (os.path.join(workdir, n) for n in ("quiet.log", "chatty.log"))
+    quiet = start_arca("--access-log", quiet_log)
+    chatty = start_arca("--access-log", chatty_log, "--log-health-checks")
+    for a in (quiet, chatty):
+        assert a.get("/api/v1/health/")[0] == 200
+        assert a.get("/api/v1/health")[0] == 200
+        assert a.get("/api/v1/status/")[0] == 200
+    lines = wait_lines(lambda: read_file(quiet_log), 1)
+    assert [l["request"] for l in lines] == ["GET /api/v1/status/ HTTP/1.1"]
+    # the readiness polls (one or more) and ours; lines of requests on separate connections may
+    # be written in either order
+    def requests():
+        return [l["request"] for l in access_lines(read_file(chatty_log))]
+    deadline = time.monotonic() + 5
+    while not ("GET /api/v1/status/ HTTP/1.1" in requests() and
+               "GET /api/v1/health HTTP/1.1" in requests() and
+               requests().count("GET /api/v1/health/ HTTP/1.1") >= 2):
+        assert time.monotonic() < deadline, requests()
+        time.sleep(0.05)
+    assert set(requests()) == {"GET /api/v1/health/ HTTP/1.1", "GET /api/v1/health HTTP/1.1",
+                               "GET /api/v1/status/ HTTP/1.1"}
 
 
 def test_access_log_off_and_log_levels(origin, start_arca):

@@ -89,6 +89,6 @@ def test_log_level_reloads_and_restart_options_are_named(origin, start_arca, con
     arca = start_arca("--config", config)
     write_config(config, "threads = 1", "log-level = debug")
     reload(arca)
-    assert "take effect only after a restart" in arca.read_log()
+    assert "SIGHUP: --threads changed; it takes effect at restart" in arca.read_log()
     arca.fetch(url)
     assert arca.log_shows(f"debug fetch {url}: download started")

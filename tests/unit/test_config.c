@@ -142,6 +142,125 @@ static void config_file_errors_name_the_line(void **state)
     assert_non_null(strstr(err, "cannot read"));
 }
 
+/* '#' and ';' start a comment at a line's start and, after whitespace, after a value. */
+static void comments(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN];
+    char *path = write_file("# arca settings\n  ; indented\n[arca] # the main section\n"
+                            "quota = 5G   # five gigabytes\ndefault-ttl = 2d\t; two days\n"
+                            "[bucket lab]\nurl = https://s3.lab/b # the lab's\n"
+                            "credentials = /etc/passwd   # access key id...\n"
+                            "prefix = a#b;c\n");
+    (void)state;
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_SERVE);
+    assert_int_equal(c.quota, 5LL << 30);
+    assert_int_equal(c.default_ttl, 2 * 86400);
+    assert_string_equal(c.buckets[0].url, "https://s3.lab/b");
+    assert_string_equal(c.buckets[0].credentials, "/etc/passwd");
+    /* without whitespace before it, '#' or ';' is part of the value */
+    assert_string_equal(c.buckets[0].prefix, "a#b;c/");
+    unlink(path);
+    /* inih reads 199 bytes of a line: a longer one is refused, not read as two */
+    char text[400] = "[arca]\nmirror = ";
+    memset(text + strlen(text), 'x', 250);
+    strcat(text, "=http://m/\nquota = 1G\n");
+    path = write_file(text);
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    assert_non_null(strstr(err, ":2: line longer than 199 bytes"));
+    unlink(path);
+}
+
+/* A single-valued key twice in one file is a mistake; repeatable keys add up; the command line
+ * still overrides the file. */
+static void keys_given_twice(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN], want[CONFIG_ERR_LEN + 64];
+    char *path = write_file("[arca]\nquota = 1G\nallow-network = 10.0.0.0/8\n"
+                            "allow-network = 10.1.0.0/16\n\nquota = 2G\n");
+    (void)state;
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    snprintf(want, sizeof(want), "%s:6: --quota given twice (first at line 2)", path);
+    assert_string_equal(err, want);
+    unlink(path);
+    path = write_file("[arca]\nquota = 1G\nallow-network = 10.0.0.0/8\n"
+                      "allow-network = 10.1.0.0/16\n");
+    assert_int_equal(load(&c, err, 6, "serve", "--config", path, "--quota", "3G"), CONFIG_SERVE);
+    assert_int_equal(c.quota, 3LL << 30);
+    assert_int_equal(c.n_allow_nets, 2);
+    unlink(path);
+    path = write_file("[bucket lab]\nurl = https://s3.lab/b\nregion = eu-west-1\n"
+                      "region = us-east-2\n");
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    snprintf(want, sizeof(want), "%s:4: bucket lab: region given twice (first at line 3)", path);
+    assert_string_equal(err, want);
+    unlink(path);
+}
+
+/* What config_where() says of an option: the file and line that set it last. */
+static void origins(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN], where[CONFIG_ERR_LEN], want[CONFIG_ERR_LEN + 64];
+    char *path = write_file("[arca]\n\ndata-dir = /srv/arca\naccess-log = /x/access.log\n");
+    (void)state;
+    assert_int_equal(load(&c, err, 6, "serve", "--config", path, "--access-log", "-"),
+                     CONFIG_SERVE);
+    config_where(&c, "data-dir", where, sizeof(where));
+    snprintf(want, sizeof(want), "%s:3: ", path);
+    assert_string_equal(where, want);
+    config_where(&c, "access-log", where, sizeof(where));
+    assert_string_equal(where, "");
+    config_where(&c, "listen", where, sizeof(where));
+    assert_string_equal(where, "");
+    unlink(path);
+}
+
+static void unknown_options_are_named(void **state)
+{
+    struct config c;
+    char err[CONFIG_ERR_LEN];
+    char *path;
+    (void)state;
+    assert_int_equal(load(&c, err, 3, "serve", "--bogus"), CONFIG_ERROR);
+    assert_string_equal(err, "unknown option '--bogus'");
+    assert_int_equal(load(&c, err, 4, "serve", "--bogus", "1"), CONFIG_ERROR);
+    assert_string_equal(err, "unknown option '--bogus'");
+    assert_int_equal(load(&c, err, 3, "serve", "--exact-key"), CONFIG_ERROR);
+    assert_string_equal(err, "unknown option '--exact-key'; did you mean --exact-keys?");
+    assert_int_equal(load(&c, err, 4, "serve", "--datadir", "/x"), CONFIG_ERROR);
+    assert_string_equal(err, "unknown option '--datadir'; did you mean --data-dir?");
+    assert_int_equal(load(&c, err, 3, "serve", "--max-download=3"), CONFIG_ERROR);
+    assert_string_equal(err, "unknown option '--max-download'; did you mean --max-downloads?");
+    assert_int_equal(load(&c, err, 3, "serve", "-x"), CONFIG_ERROR);
+    assert_string_equal(err, "unknown option '-x'");
+    assert_int_equal(load(&c, err, 3, "serve", "-h"), CONFIG_HELP);
+    assert_int_equal(load(&c, err, 2, "-h"), CONFIG_HELP);
+    path = write_file("[arca]\nqouta = 1G\n");
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    assert_non_null(strstr(err, ":2: unknown option 'qouta'; did you mean quota?"));
+    unlink(path);
+}
+
+/* SIGHUP names the changed options it cannot apply. */
+static void restart_changes(void **state)
+{
+    static struct config a, b;
+    char err[CONFIG_ERR_LEN], out[512];
+    (void)state;
+    assert_int_equal(load(&a, err, 4, "serve", "--threads", "2"), CONFIG_SERVE);
+    assert_int_equal(load(&b, err, 8, "serve", "--threads", "2", "--quota", "1G", "--allow-network",
+                          "10.0.0.0/8"),
+                     CONFIG_SERVE);
+    assert_int_equal(config_restart_changes(&a, &b, out, sizeof(out)), 0);
+    assert_int_equal(load(&b, err, 10, "serve", "--threads", "3", "--listen", ":9000", "--data-dir",
+                          "/srv", "--mirror", "x=http://m/"),
+                     CONFIG_SERVE);
+    assert_int_equal(config_restart_changes(&a, &b, out, sizeof(out)), 4);
+    assert_string_equal(out, "--listen, --data-dir, --threads, --mirror");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +269,11 @@ int main(void)
         cmocka_unit_test(bad_options),
         cmocka_unit_test(config_file),
         cmocka_unit_test(config_file_errors_name_the_line),
+        cmocka_unit_test(comments),
+        cmocka_unit_test(keys_given_twice),
+        cmocka_unit_test(origins),
+        cmocka_unit_test(unknown_options_are_named),
+        cmocka_unit_test(restart_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

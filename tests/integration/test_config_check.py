@@ -1,0 +1,233 @@
+"""`arca check-config` means "arca serve will start": each reason serve would refuse to start is
+reported by both, in one line naming the option, the file and its line. INI comments, option
+errors that say what is wrong."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ARCA_BIN, ROOT, free_port
+
+
+def run(*args, timeout=10):
+    return subprocess.run([ARCA_BIN, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+@pytest.fixture
+def lab(workdir):
+    """A config that serve accepts here: its own data dir, log and port, a bucket with
+    credentials, README's comments."""
+    creds = write(os.path.join(workdir, "lab.creds"), "AKIAEXAMPLE\nsecret\n")
+    token = write(os.path.join(workdir, "token"), "0123456789abcdef\n")
+    port = free_port()
+
+    def config(extra="", bucket=""):
+        return write(os.path.join(workdir, "arca.ini"), (
+            "# arca, as README shows it\n"
+            "[arca]\n"
+            f"listen = 127.0.0.1:{port}   # loopback only\n"
+            f"data-dir = {workdir}/data ; the objects\n"
+            f"access-log = {workdir}/access.log\n"
+            f"admin-token-file = {token}\n"
+            f"{extra}"
+            "\n[bucket lkft]\n"
+            "url = http://127.0.0.1:4568/storage.lkft.org\n"
+            "region = us-east-1\n"
+            f"credentials = {creds}   # access key id, secret, optional session token: one a line\n"
+            "hide-root = true\n"
+            "listing-ttl = 5m\n"
+            f"{bucket}"))
+    config.port = port
+    config.token = token
+    return config
+
+
+def serve_refuses(path, line):
+    """serve with the config fails at once with the same line check-config printed."""
+    p = run("serve", "--config", path)
+    assert p.returncode != 0 and p.stderr == line, p.stderr
+
+
+def test_readme_bucket_example_with_comments_is_ok_and_serve_starts(lab):
+    path = lab()
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stdout, p.stderr) == (0, f"{path}: ok\n", "")
+    with serving(path, lab.port):
+        pass
+
+
+@contextlib.contextmanager
+def serving(path, port):
+    """arca serve --config path, answering its health check on port, until the block ends."""
+    serve = subprocess.Popen([ARCA_BIN, "serve", "--config", path], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert serve.poll() is None and time.monotonic() < deadline, serve.returncode
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/") as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield serve
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=10)
+
+
+def test_check_before_a_reload_accepts_the_running_arcas_address(lab):
+    """The running arca holds the address; SIGHUP keeps it: the check says ok, with a note."""
+    path = lab()
+    with serving(path, lab.port):
+        p = run("check-config", "--config", path)
+        assert (p.returncode, p.stdout, p.stderr) == (
+            0, f"{path}: ok\n",
+            f"arca: note: {path}:3: --listen 127.0.0.1:{lab.port}: cannot listen: Address "
+            "already in use (a running arca: SIGHUP keeps its address)\n")
+
+
+@pytest.mark.parametrize("token_text, why", [
+    (None, "cannot read it, or its token is too long"),
+    ("short\n", "token too short"),
+])
+def test_a_bad_admin_token_file_is_named_with_its_line(lab, workdir, token_text, why):
+    path = lab()
+    if token_text is None:
+        os.unlink(lab.token)
+    else:
+        write(lab.token, token_text)
+    line = (f"arca: {path}:6: --admin-token-file {lab.token}: {why} (16 to 511 characters)\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stdout, p.stderr) == (1, "", line)
+    serve_refuses(path, line)
+
+
+def test_an_access_log_in_a_missing_directory(lab, workdir):
+    path = lab(extra=f"access-log = {workdir}/nowhere/access.log\n")
+    p = run("check-config", "--config", path)
+    # the key given twice is found first: then, with the duplicate gone, the directory
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: {path}:7: --access-log given twice (first at line 5)\n")
+    text = open(path).read().replace(f"access-log = {workdir}/access.log\n", "")
+    write(path, text)
+    line = (f"arca: {path}:6: --access-log {workdir}/nowhere/access.log: directory "
+            f"{workdir}/nowhere: No such file or directory\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (1, line)
+    serve_refuses(path, line)
+    assert not os.path.exists(os.path.join(workdir, "data")), "serve stopped before the store"
+
+
+def test_an_access_log_directory_arca_may_not_write(lab, workdir):
+    ro = os.path.join(workdir, "ro")
+    os.mkdir(ro, 0o555)
+    os.chmod(workdir, 0o755)
+    path = lab()
+    text = open(path).read().replace(f"access-log = {workdir}/access.log",
+                                     f"access-log = {ro}/access.log")
+    write(path, text)
+    for f in (path, lab.token, os.path.join(workdir, "lab.creds")):
+        os.chmod(f, 0o644)
+    # as root every directory is writable: ask as nobody, who owns the data dir
+    data = os.path.join(workdir, "data")
+    os.mkdir(data)
+    os.chown(data, 65534, 65534)
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        ARCA_BIN, "check-config", "--config", path],
+                       capture_output=True, text=True, timeout=10)
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: {path}:5: --access-log {ro}/access.log: directory {ro}: "
+           "Permission denied\n")
+
+
+def test_a_data_dir_that_cannot_be_created(lab, workdir):
+    path = lab()
+    text = open(path).read().replace(f"data-dir = {workdir}/data",
+                                     f"data-dir = {workdir}/no/such/data")
+    write(path, text)
+    line = (f"arca: {path}:4: --data-dir {workdir}/no/such/data: cannot create it: "
+            "No such file or directory\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (1, line)
+    serve_refuses(path, line)
+    write(os.path.join(workdir, "file"), "")
+    p = run("check-config", "--config", path, "--data-dir", f"{workdir}/file")
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: --data-dir {workdir}/file: not a directory\n")
+
+
+def test_a_listen_address_in_use(lab):
+    path = lab()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", lab.port))
+        s.listen(1)
+        line = (f"arca: {path}:3: --listen 127.0.0.1:{lab.port}: cannot listen: "
+                "Address already in use\n")
+        p = run("check-config", "--config", path)
+        assert (p.returncode, p.stderr) == (1, line)
+        serve_refuses(path, line)
+    assert run("check-config", "--config", path).returncode == 0
+
+
+def test_bucket_errors_carry_their_line(lab, workdir):
+    path = lab(bucket="prefix = /abs\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: {path}:14: bucket lkft: prefix: a key prefix without a leading '/'\n")
+    path = lab(bucket="[bucket empty]\nregion = eu-west-1\n")
+    line = f"arca: {path}:14: bucket empty: url missing\n"
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (1, line)
+    serve_refuses(path, line)
+    path = lab()
+    os.unlink(os.path.join(workdir, "lab.creds"))
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: {path}:11: bucket lkft: cannot read credentials file "
+           f"'{workdir}/lab.creds'\n")
+
+
+def test_a_key_given_twice_is_reported(lab):
+    path = lab(extra="quota = 1G\nquota = 2G\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (1, f"arca: {path}:8: --quota given twice (first at line 7)\n")
+
+
+def test_check_config_takes_serves_options(lab, workdir):
+    """The options given after --config override it, as for serve: check the command line a
+    unit file runs."""
+    path = lab()
+    p = run("check-config", "--config", path, "--data-dir", f"{workdir}/no/such")
+    assert p.returncode == 1 and p.stderr.startswith(f"arca: --data-dir {workdir}/no/such:")
+    p = run("check-config", "--listen", f"127.0.0.1:{lab.port}", "--data-dir", f"{workdir}/d2",
+            "--access-log", "off")
+    assert (p.returncode, p.stdout, p.stderr) == (0, "ok\n", "")
+    assert not os.path.exists(f"{workdir}/d2"), "check-config creates nothing"
+    p = run("check-config", "--bogus")
+    assert (p.returncode, p.stderr) == (1, "arca: unknown option '--bogus'\n")
+
+
+def test_option_errors_say_what_is_wrong():
+    p = run("serve", "--bogus")
+    assert (p.returncode, p.stdout, p.stderr) == (2, "", "arca: unknown option '--bogus'\n")
+    p = run("serve", "--exact-key")
+    assert (p.returncode, p.stderr) == (
+        2, "arca: unknown option '--exact-key'; did you mean --exact-keys?\n")
+    p = run("serve", "--log-health-check")
+    assert (p.returncode, p.stderr) == (
+        2, "arca: unknown option '--log-health-check'; did you mean --log-health-checks?\n")
+    for args in (["-h"], ["serve", "-h"], ["--help"]):
+        p = run(*args)
+        assert p.returncode == 0 and p.stdout.startswith("usage: arca serve"), args
