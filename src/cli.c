@@ -160,6 +160,19 @@ static int take_server(struct cli_args *a, const char *given)
     return 0;
 }
 
+/* "unknown option '--NAME'", with the nearest client option when one is near. */
+static void unknown_option(const char *arg)
+{
+    const char *names[sizeof(option_names) / sizeof(option_names[0]) + 1] = {NULL}, *near;
+    for (size_t i = 0; i < sizeof(option_names) / sizeof(option_names[0]); i++)
+        names[i] = option_names[i];
+    near = strncmp(arg, "--", 2) ? NULL : parse_nearest_name(arg, names);
+    if (near)
+        fprintf(stderr, "arca: unknown option '%s'; did you mean %s?\n", arg, near);
+    else
+        fprintf(stderr, "arca: unknown option '%s'\n", arg);
+}
+
 static int parse_args(int argc, char **argv, struct cli_args *a)
 {
     a->server = DEFAULT_SERVER;
@@ -182,8 +195,11 @@ static int parse_args(int argc, char **argv, struct cli_args *a)
             *slot = argv[++i];
         } else if (bit) {
             continue; /* a flag: its bit says it all */
-        } else if ((argv[i][0] == '-' && argv[i][1]) || a->n_urls == MAX_URLS) {
-            fprintf(stderr, "arca: unexpected argument '%s'\n", argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            unknown_option(argv[i]);
+            return -1;
+        } else if (a->n_urls == MAX_URLS) {
+            fprintf(stderr, "arca: at most %d URLs\n", MAX_URLS);
             return -1;
         } else {
             a->urls[a->n_urls++] = argv[i];

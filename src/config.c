@@ -559,46 +559,6 @@ static const struct option *option_named(const char *name)
     return NULL;
 }
 
-/* Levenshtein distance, for near misses: names are short (< 64). */
-static size_t distance(const char *a, const char *b)
-{
-    size_t lb = strlen(b), row[64];
-    if (strlen(a) >= 64 || lb >= 64)
-        return 64;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; a[i - 1]; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            best = up + 1 < best ? up + 1 : best;
-            row[j] = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* The known name nearest to `name` (within two edits, or one it begins), else NULL; `names`
- * ends with NULL. */
-static const char *nearest(const char *name, const char *const *names)
-{
-    const char *best = NULL;
-    size_t best_d = 3;
-    for (; *names; names++) {
-        size_t d = distance(name, *names);
-        if (strlen(name) >= 3 && !strncmp(*names, name, strlen(name)) && d > 2)
-            d = 2; /* a prefix: --exact for --exact-keys */
-        if (d < best_d) {
-            best = *names;
-            best_d = d;
-        }
-    }
-    return best;
-}
-
 /* "unknown option '--NAME'; did you mean --OTHER?" (dashes as the user wrote them). */
 static void unknown_option(const char *name, const char *dashes, bool in_file, char *err)
 {
@@ -608,7 +568,7 @@ static void unknown_option(const char *name, const char *dashes, bool in_file, c
         if (!in_file || !(options[i].flags & OPT_COMMAND_LINE))
             names[n++] = options[i].name;
     names[n] = NULL;
-    near = strcmp(dashes, "-") ? nearest(name, names) : NULL;
+    near = strcmp(dashes, "-") ? parse_nearest_name(name, names) : NULL;
     if (near)
         snprintf(err, CONFIG_ERR_LEN, "unknown option '%s%s'; did you mean %s%s?", dashes, name,
                  dashes, near);

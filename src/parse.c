@@ -377,3 +377,41 @@ int parse_listing_path(const char *s, char *state, size_t state_size, char *page
         s++;
     return *s == '\0' ? 0 : -1;
 }
+
+/* Levenshtein distance, for near misses: names are short (< 64). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t lb = strlen(b), row[64];
+    if (strlen(a) >= 64 || lb >= 64)
+        return 64;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; a[i - 1]; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            row[j] = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *parse_nearest_name(const char *name, const char *const *names)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (; *names; names++) {
+        size_t d = distance(name, *names);
+        if (strlen(name) >= 3 && !strncmp(*names, name, strlen(name)) && d > 2)
+            d = 2; /* a prefix: --exact for --exact-keys */
+        if (d < best_d) {
+            best = *names;
+            best_d = d;
+        }
+    }
+    return best;
+}

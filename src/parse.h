@@ -91,4 +91,8 @@ void format_sha256_hex(const uint8_t d[32], char out[65]);
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);
 
+/* For "did you mean": the name in `names` (NULL-terminated) nearest to `name`, within two edits
+ * or one that `name` (3 characters at least) begins; NULL when none is that near. */
+const char *parse_nearest_name(const char *name, const char *const *names);
+
 #endif

@@ -105,21 +105,23 @@ def test_extra_arguments_to_client_commands_are_errors(workdir):
         (["status", *absent_server(), "extra"], "arca: status takes no argument: 'extra'\n"),
         (["cluster-status", *absent_server(), "x"],
          "arca: cluster-status takes no argument: 'x'\n"),
-        (["check-config", "--config", ini, "extra"],
-         "arca: check-config takes no argument: 'extra'\n"),
         (["purge", *absent_server(), "http://a/1", "http://a/2"],
          "arca: purge takes one URL, got 2\n"),
         (["status", *absent_server(), "--ttl", "1d"], "arca: status does not take --ttl\n"),
         (["purge", *absent_server(), "--wait", "http://a/1"], "arca: purge does not take --wait\n"),
         (["prefetch", *absent_server(), "--timeout", "5s", "http://a/1"],
          "arca: --timeout is for prefetch --wait\n"),
-        (["status", "--bogus"], "arca: unexpected argument '--bogus'\n"),
-        (["prefetch", *absent_server(), "-w", "http://a/1"], "arca: unexpected argument '-w'\n"),
+        (["status", "--bogus"], "arca: unknown option '--bogus'\n"),
+        (["status", "--sever", "http://a"], "arca: unknown option '--sever'; did you mean --server?\n"),
+        (["prefetch", *absent_server(), "-w", "http://a/1"], "arca: unknown option '-w'\n"),
         (["status", "--server"], "arca: --server needs a value\n"),
     ]
     for args, said in cases:
         out = cli(*args)
         assert (out.returncode, out.stderr, out.stdout) == (2, said, ""), args
+    # check-config's arguments are serve's options: anything else is a config that is not ok
+    out = cli("check-config", "--config", ini, "extra")
+    assert (out.returncode, out.stderr) == (1, "arca: unexpected argument 'extra'\n")
 
 
 def test_client_command_help_is_the_help(workdir):
