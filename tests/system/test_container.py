@@ -133,10 +133,11 @@ def test_the_container_serves_as_arca_and_stops_on_sigterm(built):
     port = free_port()
     origin = Origin()
     name = f"arca-test-{os.getpid()}"
-    # the host's network: the origin and the test are on loopback
-    run(PODMAN, "run", "-d", "--name", name, "--network=host", *options, image,
-        *overrides(port))
     try:
+        # the host's network: the origin and the test are on loopback
+        run(PODMAN, "run", "-d", "--name", name, "--network=host", *options, image,
+            *overrides(port))
+
         def alive():
             state = run(PODMAN, "inspect", "-f", "{{.State.Running}}", name).stdout.strip()
             return state == "true"
