@@ -1,10 +1,8 @@
 """The Debian package of the nodes (scripts/package), installed with dpkg -i into a fresh
-Debian 12 root made by debootstrap, and started there from its systemd unit's own command line,
-as the arca user, against an origin on loopback. The root is made once per set of dependencies
-and kept as a tarball in ~/.cache/arca-tests/ (each run unpacks a fresh copy); making it needs
-Debian's mirror, like scripts/deps."""
+Debian 12 root made by debootstrap (conftest.py: made once, cached, unpacked anew), and started
+there from its systemd unit's own command line, as the arca user, against an origin on
+loopback; its logrotate config rotates the access log and arca goes on in a new file."""
 
-import hashlib
 import http.client
 import os
 import re
@@ -12,58 +10,17 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-from conftest import Origin, free_port, sha256  # noqa: E402
-
-CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
-                     "arca-tests")
-MIRROR = "http://deb.debian.org/debian"
-
-
-def run(*argv, **kw):
-    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600, **kw)
-
-
-@pytest.fixture(scope="module")
-def deb():
-    out = tempfile.mkdtemp(prefix="arca-deb-")
-    path = run(os.path.join(ROOT, "scripts", "package"), out).stdout.strip().splitlines()[-1]
-    yield path
-    shutil.rmtree(out, ignore_errors=True)
-
-
-def dependencies(deb):
-    """The package names of the .deb's Depends (alternatives and versions left out)."""
-    depends = run("dpkg-deb", "-f", deb, "Depends").stdout
-    return sorted({re.split(r"[ (|]", d.strip())[0] for d in depends.split(",")})
+from conftest import Origin, free_port, minbase_tarball, run, sha256, unpack
 
 
 @pytest.fixture
 def fresh_root(deb):
     """A Debian 12 minbase root with the package's dependencies, unpacked anew."""
-    deps = dependencies(deb)
-    key = hashlib.sha256(",".join(deps).encode()).hexdigest()[:16]
-    tarball = os.path.join(CACHE, f"bookworm-minbase-{key}.tar")
-    if not os.path.exists(tarball):
-        os.makedirs(CACHE, exist_ok=True)
-        made = tempfile.mkdtemp(prefix="arca-debootstrap-")
-        try:
-            run("debootstrap", "--variant=minbase", "--include=" + ",".join(deps), "bookworm",
-                made, MIRROR)
-            run("tar", "-C", made, "-cf", tarball + ".part", ".")
-            os.rename(tarball + ".part", tarball)
-        finally:
-            shutil.rmtree(made, ignore_errors=True)
-    root = tempfile.mkdtemp(prefix="arca-root-")
-    run("tar", "-C", root, "-xf", tarball)
-    os.chmod(root, 0o755)  # a root directory every user may enter (mkdtemp's is 0700)
+    root = unpack(minbase_tarball(deb))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -73,6 +30,51 @@ def exec_start(root):
     with open(os.path.join(root, "lib/systemd/system/arca.service")) as f:
         unit = f.read()
     return shlex.split(re.search(r"^ExecStart=(.*)$", unit, re.M).group(1))
+
+
+SYSTEMCTL = """#!/bin/sh
+# systemd's part in the root: answers what the package's logrotate config asks, records it
+echo "$(id -un): $*" >>/tmp/systemctl.calls
+case "$*" in
+    "-q is-active arca.service") exit 0 ;;
+    "reload arca.service") kill -HUP "$(cat /tmp/arca.pid)"; exit ;;  # the unit's ExecReload
+esac
+exit 1
+"""
+
+
+def rotate_the_log(root, pid, port, url):
+    """logrotate -f with the package's config, in the root, systemd played by a stub systemctl
+    on PATH: the old lines go to access.log.1, arca's next line to a new access.log."""
+    logs = os.path.join(root, "var/log/arca")
+    assert os.path.exists(os.path.join(root, "etc/logrotate.d/arca"))
+    os.makedirs(os.path.join(root, "run/systemd/system"), exist_ok=True)
+    stub = os.path.join(root, "usr/local/sbin/systemctl")
+    with open(stub, "w") as f:
+        f.write(SYSTEMCTL)
+    os.chmod(stub, 0o755)
+    with open(os.path.join(root, "tmp/arca.pid"), "w") as f:
+        f.write(str(pid))
+    run("chroot", root, "logrotate", "-f", "/etc/logrotate.d/arca")
+    with open(os.path.join(root, "tmp/systemctl.calls")) as f:
+        assert f.read().splitlines() == ["root: -q is-active arca.service",
+                                         "root: reload arca.service"]
+    with open(os.path.join(logs, "access.log.1")) as f:
+        assert f.read().count("/api/v1/fetch/") == 2
+    deadline = time.monotonic() + 10
+    while True:  # SIGHUP is handled asynchronously: fetch until the line lands in the new file
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/api/v1/fetch/?url=" + url)
+        assert conn.getresponse().status == 200
+        with open(os.path.join(logs, "access.log")) as f:
+            if "/api/v1/fetch/" in f.read():
+                break
+        assert time.monotonic() < deadline, "arca did not reopen access.log"
+        time.sleep(0.1)
+    st = os.stat(os.path.join(logs, "access.log"))
+    assert st.st_uid == os.stat(logs).st_uid and oct(st.st_mode & 0o777) == "0o640"
+    with open(os.path.join(logs, "access.log.1")) as f:
+        assert f.read().count("/api/v1/fetch/") == 2  # nothing more written to the old file
 
 
 def test_the_package_installs_and_runs_from_its_unit(deb, fresh_root):
@@ -129,6 +131,7 @@ def test_the_package_installs_and_runs_from_its_unit(deb, fresh_root):
         assert owned and set(owned) == {int(passwd.split(":")[2])}  # written as arca
         with open(os.path.join(root, "var/log/arca/access.log")) as f:
             assert f.read().count("/api/v1/fetch/") == 2
+        rotate_the_log(root, proc.pid, port, url)
         assert proc.poll() is None, open(log.name).read()
     finally:
         if proc.poll() is None:
