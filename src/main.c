@@ -130,34 +130,31 @@ static int bucket_located(const struct config *cfg, char *err, size_t errlen)
     return -1;
 }
 
-/* --data-dir: there and writable, or creatable (store_open makes one level, as mkdir does). */
+/* --data-dir: there and writable, or creatable (store_open makes one level, as mkdir does), as
+ * the user running this. */
 static int check_data_dir(const char *dir, char *err, size_t errlen)
 {
-    char parent[1024];
     struct stat st;
-    size_t len = strlen(dir);
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
-            snprintf(err, errlen, "--data-dir %s: not a directory", dir);
+            snprintf(err, errlen, "--data-dir %.400s: not a directory", dir);
         else if (access(dir, W_OK | X_OK) != 0)
-            snprintf(err, errlen, "--data-dir %s: cannot write it: %s", dir, strerror(errno));
+            snprintf(err, errlen, "--data-dir %.400s: cannot write it: %s", dir, strerror(errno));
         else
             return 0;
         return -1;
     }
     if (errno != ENOENT) {
-        snprintf(err, errlen, "--data-dir %s: %s", dir, strerror(errno));
+        snprintf(err, errlen, "--data-dir %.400s: %s", dir, strerror(errno));
         return -1;
     }
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    while (len > 0 && dir[len - 1] != '/')
-        len--;
-    snprintf(parent, sizeof(parent), "%.*s", len ? (int)len : 1, len ? dir : ".");
-    if (access(parent, W_OK | X_OK) != 0) {
-        snprintf(err, errlen, "--data-dir %s: cannot create it: %s", dir, strerror(errno));
+    /* Made and removed at once: only mkdir itself knows every reason it fails (permissions as
+     * this user, a read-only mount, a file system such as /proc that takes no directories). */
+    if (mkdir(dir, 0750) != 0) {
+        snprintf(err, errlen, "--data-dir %.400s: cannot create it: %s", dir, strerror(errno));
         return -1;
     }
+    rmdir(dir);
     return 0;
 }
 
