@@ -64,6 +64,8 @@ struct upstream_headers {
 struct prepared {
     atomic_int refs;
     void (*destroy)(struct prepared *p);
+    int64_t until; /* wall-clock second from which lookups no longer hand it out (its headers
+                      say how old the object is, Age, and that changes), 0: never */
 };
 #define STORE_PREPARED_MAX 1024
 void prepared_put(struct prepared *p);
@@ -88,10 +90,12 @@ struct object_meta {
     char key[65];
     enum object_state state;
     bool headers_ready;
-    bool hit; /* the object had answered a hit before this lookup */
-    int64_t length, created;
+    bool hit;                     /* the object had answered a hit before this lookup */
+    int64_t length, created, ttl; /* created: downloaded or last revalidated (wall-clock s) */
     uint64_t gen;
-    bool signed_key; /* downloaded through a signed URL: every other URL is confirmed first */
+    bool revalidation; /* a download that revalidates an expired version (conditional GET) */
+    bool renewed;      /* ... and upstream answered 304: the expired version is the object */
+    bool signed_key;   /* downloaded through a signed URL: every other URL is confirmed first */
     char content_type[HEADER_TYPE_MAX];
     char content_encoding[HEADER_ENCODING_MAX];
     char filename[HEADER_FILENAME_MAX];
