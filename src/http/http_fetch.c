@@ -538,7 +538,9 @@ static enum MHD_Result respond_from_file(struct fetch_req *r, const struct objec
     add_headers(resp, meta, r);
     if (status == MHD_HTTP_PARTIAL_CONTENT) {
         add_content_range(resp, r, meta->length);
-    } else if (r->plain && meta->hit) { /* a second hit: the object is worth an answer kept */
+    } else if (r->plain && meta->hit && !r->probe_status) {
+        /* a second hit: the object is worth an answer kept (one that says upstream was asked,
+         * Cache-Status, is this request's only) */
         return share_and_queue(r, meta, resp);
     }
     count_success(r->kind);

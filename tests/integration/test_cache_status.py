@@ -132,3 +132,55 @@ def test_a_digest_hit_says_upstream_was_asked(arca, origin):
     assert headers["cache-status"] == "arca; fwd=uri-miss; fwd-status=206; detail=digest-hit"
     assert "age" not in headers
     assert origin.bytes_sent["/b/file"] <= 1
+
+
+def test_bucket_files_say_the_same(start_arca, workdir):
+    from s3 import S3
+    from test_buckets import browse, with_bucket
+
+    s3 = S3(buckets=["lab"])
+    try:
+        s3.put("lab", "builds/1/Image", b"kernel" * 1000)
+        arca = with_bucket(start_arca, workdir, s3)
+        status, headers, _ = arca.get(browse("builds/1/Image"))
+        assert status == 200 and headers["cache-status"] == "arca; fwd=uri-miss"
+        status, headers, _ = arca.get(browse("builds/1/Image"), method="HEAD")
+        assert status == 200 and headers["cache-status"].startswith("arca; hit; ttl=")
+        assert "age" in headers
+        status, headers, _ = arca.get(browse("builds/1/missing"))
+        assert status == 404
+    finally:
+        s3.stop()
+
+
+def test_refusals_tell_nothing_of_what_is_cached(arca, origin):
+    """A forged signature for a cached object and one for an object never fetched get the same
+    Cache-Status, and neither an Age, a ttl nor a validator of the cached object."""
+    from test_signed import add_signed, check_signature, s3_url
+
+    add_signed(origin)
+    assert arca.fetch(s3_url(origin, nonce="good"))[0] == 200
+    other = "/bucket/kernel/other"
+    origin.add(other, data=b"o" * 100, etag='"o1"', check=check_signature(other))
+    for url in (s3_url(origin, nonce="evil", forge=True),  # cached: its confirmation is refused
+                s3_url(origin, path=other, nonce="evil", forge=True)):  # not cached: a download
+        status, headers, _ = arca.fetch(url)
+        assert status == 403
+        assert headers["cache-status"] == "arca; fwd=uri-miss"
+        assert not {"age", "etag", "repr-digest", "last-modified"} & set(headers)
+
+
+def test_a_signed_urls_hit_says_upstream_confirmed_it(arca, origin):
+    from test_signed import add_signed, s3_url
+
+    data = add_signed(origin)
+    assert arca.fetch(s3_url(origin, nonce="first"))[0] == 200
+    second = s3_url(origin, nonce="second")
+    status, headers, body = arca.fetch(second)
+    assert status == 200 and body == data
+    assert headers["cache-status"] in ("arca; fwd=request; fwd-status=206",
+                                       "arca; fwd=request; fwd-status=200")
+    assert "age" not in headers  # validated just now
+    # accepted once, remembered: a plain hit from now on
+    status, headers, _ = arca.fetch(second)
+    assert headers["cache-status"].startswith("arca; hit; ttl=") and "age" in headers
