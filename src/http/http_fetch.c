@@ -850,7 +850,8 @@ static enum MHD_Result answer_twin(struct fetch_req *r, const struct probe_resul
     snprintf(meta->content_type, sizeof(meta->content_type), "%s", res->content_type);
     snprintf(meta->content_encoding, sizeof(meta->content_encoding), "%s", res->content_encoding);
     snprintf(meta->filename, sizeof(meta->filename), "%s", res->filename);
-    r->kind = LOOKUP_HIT; /* not a byte from upstream */
+    snprintf(meta->etag, sizeof(meta->etag), "%s", res->etag); /* what If-None-Match may name */
+    r->kind = LOOKUP_HIT;                                      /* not a byte from upstream */
     r->twin_answer = true;
     r->plain = false; /* names this URL's file: never the twin's prepared answer */
     atomic_fetch_add(&stats.digest_hits, 1);

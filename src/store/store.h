@@ -47,8 +47,9 @@ struct upstream_headers {
     const char *content_encoding; /* gzip bytes stay gzip: clients must be told */
     const char *filename;         /* from Content-Disposition, cleaned (url.h) */
     const char *last_modified;    /* the validator for If-Modified-Since and date If-Range */
-    const char *etag;             /* upstream's own (never replayed: arca's ETag is the sha256);
-                                     what revalidation and signed-hit confirmation compare */
+    const char *etag;             /* upstream's own: what revalidation and signed-hit
+                                     confirmation compare; arca's ETag is the sha256, this one
+                                     only stands in for it on answers streamed before it is known */
 };
 #define HEADER_TYPE_MAX 1024
 #define HEADER_ENCODING_MAX 128
