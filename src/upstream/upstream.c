@@ -159,13 +159,19 @@ static void fail_upstream(struct transfer *t, int status, const char *why)
     fail(t, status, reason);
 }
 
-/* The host name of the URL `t` fetches now (origin or mirror), without its port, into `out`. */
-static void source_host(const struct transfer *t, char *out, size_t size)
+/* The host name of `url`, without its port, into `out`. */
+static void host_name(const char *url, char *out, size_t size)
 {
     size_t len;
-    const char *host = url_host(t->source, &len);
+    const char *host = url_host(url, &len);
     size_t name = host[0] == '[' ? len : strcspn(host, ":");
     snprintf(out, size, "%.*s", (int)(name < len ? name : len), host);
+}
+
+/* The host name of the URL `t` fetches now (origin or mirror). */
+static void source_host(const struct transfer *t, char *out, size_t size)
+{
+    host_name(t->source, out, size);
 }
 
 /* The source's name does not resolve: curl's own words add nothing to that. */
@@ -779,7 +785,13 @@ static void start_probes(void)
         curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
         sign_for(p->easy, p->auth);
         curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, (long)(fx.cfg->connect_timeout + 30));
-        if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
+        char host[256];
+        host_name(p->url, host, sizeof(host));
+        if (host_never_resolves(host, strlen(host))) { /* as start_attempt: no resolver asked */
+            unlink_probe(p);
+            snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
+            end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
+        } else if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
             unlink_probe(p);
             end_probe(p, CURLE_FAILED_INIT, false);
         }

@@ -250,3 +250,16 @@ def test_waiting_clients_all_see_the_failure(origin, arca):
     for t in threads:
         t.join(30)
     assert results == [404] * 5
+
+
+def test_a_mirror_whose_name_does_not_resolve_is_passed_over_at_once(origin, start_arca):
+    # the mirror's probe is answered like a download: no resolver, no wait
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--mirror",
+                      f"^http://127\\.0\\.0\\.1:{origin.port}/pub/=http://mirror.invalid/pub/")
+    url = origin.add("/pub/a.img", data=b"a" * 1000)
+    started = time.monotonic()
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == b"a" * 1000
+    assert time.monotonic() - started < 2
+    assert origin.counts["/pub/a.img"] == 1
+    assert arca.log_shows("cannot resolve host mirror.invalid")
