@@ -76,6 +76,8 @@ struct fetch_req {
                                  twin_fd, waiting for upstream to confirm url (NULL: none) */
     int twin_fd;
     struct confirm *confirm; /* a confirmation asked for; NULL when none is running */
+    int probe_status;        /* upstream's answer to the confirmation a hit waited for (0: none) */
+    bool twin_answer;        /* the answer is a digest hit's: another URL's bytes */
     char filename[256];
 };
 
@@ -126,6 +128,21 @@ static enum MHD_Result refuse(struct MHD_Connection *c, unsigned int status, con
 {
     count_error();
     return http_send_error(c, status, "%s", reason);
+}
+
+static void add_cache_status(struct MHD_Response *resp, const struct fetch_req *r,
+                             const struct object_meta *meta);
+
+/* An error answer about the object or its download (not arca's refusal of the request): it says
+ * how the request was handled, like any other answer. */
+static enum MHD_Result refuse_object(struct fetch_req *r, const struct object_meta *meta,
+                                     unsigned int status, const char *reason)
+{
+    struct MHD_Response *resp = http_error_response("%s", reason);
+    count_error();
+    if (resp)
+        add_cache_status(resp, r, meta);
+    return http_queue(r->conn, status, resp);
 }
 
 /* Count a 2xx by how it was served. */
@@ -187,12 +204,15 @@ static bool etag_of(const struct object_meta *meta, char out[68])
     return true;
 }
 
-/* The validators, also on a 304. */
+/* The validators, also on a 304. Until the body's sha256 is known (a download being streamed),
+ * the origin's own ETag stands for the same bytes. */
 static void add_validators(struct MHD_Response *resp, const struct object_meta *meta)
 {
     char etag[68];
     if (etag_of(meta, etag))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    else if (meta->etag[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, meta->etag);
     if (meta->last_modified[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, meta->last_modified);
 }
@@ -216,6 +236,7 @@ static void add_headers(struct MHD_Response *resp, const struct object_meta *met
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, meta->content_encoding);
     add_filename(resp, meta, r);
     add_validators(resp, meta);
+    add_cache_status(resp, r, meta);
     if (meta->state == OBJ_COMPLETE) {
         char b64[48], value[64];
         EVP_EncodeBlock((unsigned char *)b64, meta->digest, 32);
@@ -224,8 +245,63 @@ static void add_headers(struct MHD_Response *resp, const struct object_meta *met
     }
 }
 
-/* Whether entity-tag list `list` (If-None-Match) holds our ETag, compared weakly (RFC 9110
- * 8.8.3.2: W/ is ignored), or is "*". */
+/* Whether `tag` (len bytes, W/ already skipped) is `etag`, compared weakly. */
+static bool same_tag(const char *tag, size_t len, const char *etag)
+{
+    if (!strncmp(etag, "W/", 2))
+        etag += 2;
+    return etag[0] && strlen(etag) == len && !memcmp(tag, etag, len);
+}
+
+/* RFC 9211 Cache-Status, arca's one member, saying how this request was handled (README,
+ * "What happened"):
+ * - `hit; ttl=N`: served from the cache without asking upstream; N seconds of freshness left.
+ *   Such answers also carry Age (RFC 9111 4.2.3: seconds since the object was downloaded or
+ *   last revalidated). A 304, 206 or 416 made from a stored object is a hit too.
+ * - `fwd=uri-miss`: nothing stored for the URL, downloaded; `collapsed` when the request joined
+ *   a download another one had started. An answer about a failed download says the same, and
+ *   so does every refused confirmation: worded as any download's refusal, it tells nobody what
+ *   was cached.
+ * - `fwd=stale; fwd-status=304|200`: an expired version was revalidated; upstream confirmed it
+ *   (304) or sent another (200).
+ * - `fwd=request; fwd-status=S`: a stored object whose URL is a capability (signed) was served
+ *   once upstream had accepted the URL (S, its answer to the one-byte GET).
+ * - `fwd=uri-miss; fwd-status=S; detail=digest-hit`: the URL was not stored; upstream accepted it
+ *   (S) and another URL's object with the sha256 asked for answered it.
+ * Requests arca refuses before looking anything up (400, 403, 414) are its own answers, not the
+ * cache's, and carry none (RFC 9211 2: not on locally generated responses). */
+static void add_cache_status(struct MHD_Response *resp, const struct fetch_req *r,
+                             const struct object_meta *meta)
+{
+    char value[128], age[24];
+    int64_t now = (int64_t)time(NULL);
+    bool hit = r->kind == LOOKUP_HIT && meta && meta->state == OBJ_COMPLETE;
+
+    if (hit && r->twin_answer) {
+        snprintf(value, sizeof(value), "arca; fwd=uri-miss; fwd-status=%d; detail=digest-hit",
+                 r->probe_status);
+    } else if (hit && r->probe_status) {
+        snprintf(value, sizeof(value), "arca; fwd=request; fwd-status=%d", r->probe_status);
+    } else if (hit) {
+        snprintf(value, sizeof(value), "arca; hit; ttl=%lld",
+                 (long long)(meta->created + meta->ttl - now));
+        snprintf(age, sizeof(age), "%lld",
+                 (long long)(now > meta->created ? now - meta->created : 0));
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_AGE, age);
+    } else {
+        bool stale = meta && meta->revalidation && meta->state != OBJ_FAILED;
+        int n = snprintf(value, sizeof(value), "arca; fwd=%s", stale ? "stale" : "uri-miss");
+        if (stale && meta->headers_ready)
+            n += snprintf(value + n, sizeof(value) - (size_t)n, "; fwd-status=%d",
+                          meta->renewed ? 304 : 200);
+        if (r->kind == LOOKUP_COALESCED)
+            snprintf(value + n, sizeof(value) - (size_t)n, "; collapsed");
+    }
+    MHD_add_response_header(resp, "Cache-Status", value);
+}
+
+/* Whether entity-tag list `list` (If-None-Match) holds our ETag or the origin's one a streamed
+ * answer gave (add_validators), compared weakly (RFC 9110 8.8.3.2: W/ is ignored), or is "*". */
 static bool etag_listed(const char *list, const struct object_meta *meta)
 {
     char etag[68];
@@ -239,7 +315,7 @@ static bool etag_listed(const char *list, const struct object_meta *meta)
         size_t len = strcspn(p, ",");
         while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
-        if (known && len == 66 && !memcmp(p, etag, 66))
+        if ((known && same_tag(p, len, etag)) || same_tag(p, len, meta->etag))
             return true;
         p += strcspn(p, ",");
     }
@@ -264,8 +340,10 @@ static bool not_modified(struct fetch_req *r, const struct object_meta *meta, en
     if (inm ? !etag_listed(inm, meta) : !ims || !unmodified_since(ims, meta))
         return false;
     resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    if (resp)
+    if (resp) {
         add_validators(resp, meta);
+        add_cache_status(resp, r, meta);
+    }
     count_success(r->kind);
     *ret = http_queue(r->conn, MHD_HTTP_NOT_MODIFIED, resp);
     return true;
@@ -281,7 +359,8 @@ static bool range_applies(const struct fetch_req *r, const struct object_meta *m
     if (!v)
         return true;
     if (v[0] == '"' || !strncmp(v, "W/", 2))
-        return etag_of(meta, etag) && !strcmp(v, etag);
+        return (etag_of(meta, etag) && !strcmp(v, etag)) ||
+               (meta->etag[0] == '"' && !strcmp(v, meta->etag));
     return meta->last_modified[0] && parse_http_date(v, &a) == 0 &&
            parse_http_date(meta->last_modified, &b) == 0 && a == b;
 }
@@ -309,8 +388,10 @@ static int apply_range(struct fetch_req *r, const struct object_meta *meta, unsi
                                                         "bytes)",
                                                         (long long)total);
         snprintf(cr, sizeof(cr), "bytes */%lld", (long long)total);
-        if (resp)
+        if (resp) {
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            add_cache_status(resp, r, meta);
+        }
         count_error();
         *ret = http_queue(r->conn, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
         return -1;
@@ -411,6 +492,7 @@ static enum MHD_Result share_and_queue(struct fetch_req *r, const struct object_
         return http_queue(r->conn, MHD_HTTP_OK, resp);
     atomic_init(&a->base.refs, 1);
     a->base.destroy = destroy_answer;
+    a->base.until = (int64_t)time(NULL) + 1; /* its Age and ttl are this second's */
     a->resp = resp;
     store_attach_prepared(meta, &a->base);
     return queue_prepared(r, meta, &a->base);
@@ -456,7 +538,9 @@ static enum MHD_Result respond_from_file(struct fetch_req *r, const struct objec
     add_headers(resp, meta, r);
     if (status == MHD_HTTP_PARTIAL_CONTENT) {
         add_content_range(resp, r, meta->length);
-    } else if (r->plain && meta->hit) { /* a second hit: the object is worth an answer kept */
+    } else if (r->plain && meta->hit && !r->probe_status) {
+        /* a second hit: the object is worth an answer kept (one that says upstream was asked,
+         * Cache-Status, is this request's only) */
         return share_and_queue(r, meta, resp);
     }
     count_success(r->kind);
@@ -546,11 +630,11 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
     if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->auth)
         return http_browse_missing(r->conn, r->req); /* a folder's name, maybe */
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
-        return refuse(r->conn, meta.error_status ? (unsigned int)meta.error_status : 502,
-                      meta.error[0] ? meta.error : "download failed");
+        return refuse_object(r, &meta, meta.error_status ? (unsigned int)meta.error_status : 502,
+                             meta.error[0] ? meta.error : "download failed");
     if (meta.state == OBJ_COMPLETE && !digest_ok(r, &meta))
-        return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
-                      "the object's sha256 does not match the requested sha256");
+        return refuse_object(r, &meta, MHD_HTTP_BAD_GATEWAY,
+                             "the object's sha256 does not match the requested sha256");
     if (not_modified(r, &meta, &ret) || apply_range(r, &meta, &status, &ret) < 0)
         return ret;
     body = r->end >= 0 && !digest_pending(r, &meta) ? r->end - r->start : -1;
@@ -674,16 +758,19 @@ static bool confirm_refused(struct fetch_req *r, const struct probe_result *res,
     count_error();
     /* a digest hit, or the unsigned URL of a signed object, is confirmed too */
     const char *what = r->sig.is_signed ? "signed URL" : "URL";
+    unsigned int status = res->status >= 400 ? (unsigned int)res->status : 502;
+    struct MHD_Response *resp;
     if (r->twin && res->status) /* worded as a download's refusal: no sign of a twin */
-        *ret = http_send_error(
-            r->conn, res->status >= 400 ? (unsigned int)res->status : 502, "%s %d",
-            res->status >= 400 ? "upstream answered" : "unexpected upstream status", res->status);
+        resp = http_error_response(
+            "%s %d", res->status >= 400 ? "upstream answered" : "unexpected upstream status",
+            res->status);
     else if (res->status == 0)
-        *ret = http_send_error(r->conn, MHD_HTTP_BAD_GATEWAY,
-                               "cannot confirm the %s with upstream: %s", what, res->error);
+        resp = http_error_response("cannot confirm the %s with upstream: %s", what, res->error);
     else
-        *ret = http_send_error(r->conn, res->status >= 400 ? (unsigned int)res->status : 502,
-                               "upstream refused this %s (%d)", what, res->status);
+        resp = http_error_response("upstream refused this %s (%d)", what, res->status);
+    if (resp) /* as a failed download's: see add_cache_status */
+        MHD_add_response_header(resp, "Cache-Status", "arca; fwd=uri-miss");
+    *ret = http_queue(r->conn, res->status == 0 ? MHD_HTTP_BAD_GATEWAY : status, resp);
     return true;
 }
 
@@ -701,8 +788,8 @@ static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta 
         prepared_put(prep);
         if (confirm) /* looked up again once upstream has answered */
             return start_confirm(r);
-        return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
-                      "cached object does not match the requested sha256");
+        return refuse_object(r, meta, MHD_HTTP_BAD_GATEWAY,
+                             "cached object does not match the requested sha256");
     }
     if (r->sig.is_signed)
         atomic_fetch_add(&stats.signed_hits, 1);
@@ -763,8 +850,10 @@ static enum MHD_Result answer_twin(struct fetch_req *r, const struct probe_resul
     snprintf(meta->content_type, sizeof(meta->content_type), "%s", res->content_type);
     snprintf(meta->content_encoding, sizeof(meta->content_encoding), "%s", res->content_encoding);
     snprintf(meta->filename, sizeof(meta->filename), "%s", res->filename);
-    r->kind = LOOKUP_HIT; /* not a byte from upstream */
-    r->plain = false;     /* names this URL's file: never the twin's prepared answer */
+    snprintf(meta->etag, sizeof(meta->etag), "%s", res->etag); /* what If-None-Match may name */
+    r->kind = LOOKUP_HIT;                                      /* not a byte from upstream */
+    r->twin_answer = true;
+    r->plain = false; /* names this URL's file: never the twin's prepared answer */
     atomic_fetch_add(&stats.digest_hits, 1);
     ret = respond_from_file(r, meta, fd, NULL);
     free(meta);
@@ -808,6 +897,7 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
     r->confirm = NULL;
     if (confirm_refused(r, &res, &ret))
         return ret;
+    r->probe_status = res.status;
     if (r->twin)
         return answer_twin(r, &res);
     if (r->obj) {
@@ -815,8 +905,9 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
         if (same_version(&res, &meta))
             return respond_streaming(r);
         atomic_fetch_add(&stats.confirm_changed, 1);
-        return refuse(r->conn, MHD_HTTP_BAD_GATEWAY,
-                      "upstream now serves another version than the one downloading; retry");
+        return refuse_object(r, &meta, MHD_HTTP_BAD_GATEWAY,
+                             "upstream now serves another version than the one downloading; "
+                             "retry");
     }
     r->kind = store_lookup(r->key, r->ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
     if (r->kind == LOOKUP_HIT && !same_version(&res, &meta)) {

@@ -281,7 +281,10 @@ void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->hit = obj->hit;
     meta->length = obj->length;
     meta->created = obj->created;
+    meta->ttl = obj->ttl;
     meta->gen = obj->gen;
+    meta->revalidation = obj->revalidation;
+    meta->renewed = obj->renewed;
     meta->signed_key = obj->signed_key;
     struct upstream_headers h;
     headers_unpack(obj->headers, &h);
@@ -412,6 +415,8 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, int64_t 
         maybe_free(obj);
         obj = NULL;
     } else if (obj && obj->state == OBJ_COMPLETE) {
+        if (obj->prepared && obj->prepared->until && now >= obj->prepared->until)
+            detach_prepared(obj); /* outdated: the hit builds a new one */
         res = take_hit(obj, fd, prep, meta);
         if (res != LOOKUP_MISS)
             return res;
@@ -425,6 +430,7 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, int64_t 
     *out = create_fetching(url, key, ttl, now);
     if (*out) {
         (*out)->stale = stale;
+        (*out)->revalidation = stale != NULL;
     } else if (stale) {
         stale->refs--;
         maybe_free(stale);

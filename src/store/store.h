@@ -47,8 +47,9 @@ struct upstream_headers {
     const char *content_encoding; /* gzip bytes stay gzip: clients must be told */
     const char *filename;         /* from Content-Disposition, cleaned (url.h) */
     const char *last_modified;    /* the validator for If-Modified-Since and date If-Range */
-    const char *etag;             /* upstream's own (never replayed: arca's ETag is the sha256);
-                                     what revalidation and signed-hit confirmation compare */
+    const char *etag;             /* upstream's own: what revalidation and signed-hit
+                                     confirmation compare; arca's ETag is the sha256, this one
+                                     only stands in for it on answers streamed before it is known */
 };
 #define HEADER_TYPE_MAX 1024
 #define HEADER_ENCODING_MAX 128
@@ -64,6 +65,8 @@ struct upstream_headers {
 struct prepared {
     atomic_int refs;
     void (*destroy)(struct prepared *p);
+    int64_t until; /* wall-clock second from which lookups no longer hand it out (its headers
+                      say how old the object is, Age, and that changes), 0: never */
 };
 #define STORE_PREPARED_MAX 1024
 void prepared_put(struct prepared *p);
@@ -88,10 +91,12 @@ struct object_meta {
     char key[65];
     enum object_state state;
     bool headers_ready;
-    bool hit; /* the object had answered a hit before this lookup */
-    int64_t length, created;
+    bool hit;                     /* the object had answered a hit before this lookup */
+    int64_t length, created, ttl; /* created: downloaded or last revalidated (wall-clock s) */
     uint64_t gen;
-    bool signed_key; /* downloaded through a signed URL: every other URL is confirmed first */
+    bool revalidation; /* a download that revalidates an expired version (conditional GET) */
+    bool renewed;      /* ... and upstream answered 304: the expired version is the object */
+    bool signed_key;   /* downloaded through a signed URL: every other URL is confirmed first */
     char content_type[HEADER_TYPE_MAX];
     char content_encoding[HEADER_ENCODING_MAX];
     char filename[HEADER_FILENAME_MAX];

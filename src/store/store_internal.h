@@ -61,6 +61,7 @@ struct object {
     bool in_digests;
     struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
     bool signed_key;                      /* downloaded through a signed URL (store_mark_signed) */
+    bool revalidation, renewed;           /* see struct object_meta */
 };
 
 struct store_state {

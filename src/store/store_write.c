@@ -589,7 +589,7 @@ static void adopt_stale(struct object *obj, int fd)
         close(obj->fd); /* the empty partial file's */
     obj->fd = fd;
     obj->state = OBJ_COMPLETE;
-    obj->verified = obj->headers_ready = true;
+    obj->verified = obj->headers_ready = obj->renewed = true;
     if (obj->in_table) {
         dlist_remove(&st.fetching, &obj->lru);
         dlist_append(&st.lru, &obj->lru);

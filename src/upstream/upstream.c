@@ -48,6 +48,7 @@ struct transfer {
                                          conditions of a revalidating one */
     int attempts;                   /* started so far */
     int64_t offset;                 /* bytes kept from earlier attempts */
+    int64_t started_ms;             /* when the download began (monotonic) */
     int64_t deadline_ms;            /* the whole download, --download-timeout */
     int64_t retry_at_ms;            /* > 0: waiting out a backoff, not in the multi handle */
     struct validators kept;         /* of the response the bytes kept came with */
@@ -147,6 +148,38 @@ static void fail(struct transfer *t, int status, const char *reason)
     t->failed = true;
     store_fail(t->obj, status, reason);
     log_error("fetch %s: %d %s", t->url, status, object_error(t->obj));
+}
+
+/* The download failed upstream (after its attempts): clients are told how many there were and
+ * how long they took, with `why`. */
+static void fail_upstream(struct transfer *t, int status, const char *why)
+{
+    char reason[CURL_ERROR_SIZE + 160];
+    failure_summary(reason, sizeof(reason), t->attempts, monotonic_ms() - t->started_ms, why);
+    fail(t, status, reason);
+}
+
+/* The host name of `url`, without its port, into `out`. */
+static void host_name(const char *url, char *out, size_t size)
+{
+    size_t len;
+    const char *host = url_host(url, &len);
+    size_t name = host[0] == '[' ? len : strcspn(host, ":");
+    snprintf(out, size, "%.*s", (int)(name < len ? name : len), host);
+}
+
+/* The host name of the URL `t` fetches now (origin or mirror). */
+static void source_host(const struct transfer *t, char *out, size_t size)
+{
+    host_name(t->source, out, size);
+}
+
+/* The source's name does not resolve: curl's own words add nothing to that. */
+static void fail_unresolved(struct transfer *t, const char *host)
+{
+    char why[300];
+    snprintf(why, sizeof(why), "cannot resolve host %s", host);
+    fail_upstream(t, 502, why);
 }
 
 /* --- curl callbacks ------------------------------------------------------------------------ */
@@ -480,8 +513,9 @@ static int start_attempt(struct transfer *t)
     /* A backoff may end past the deadline, and a timeout of 0 would mean none at all. */
     int64_t left = t->deadline_ms - monotonic_ms();
     struct download_progress p;
+    char host[256];
     if (left <= 0) {
-        fail(t, 504, "download took longer than --download-timeout");
+        fail_upstream(t, 504, "download took longer than --download-timeout");
         return -1;
     }
     t->retry_at_ms = 0;
@@ -494,6 +528,11 @@ static int start_attempt(struct transfer *t)
     }
     if (t->attempts++ > 0)
         atomic_fetch_add(&stats.download_retries, 1);
+    source_host(t, host, sizeof(host));
+    if (host_never_resolves(host, strlen(host))) { /* no resolver is asked (RFC 6761 6.4) */
+        fail_unresolved(t, host);
+        return -1;
+    }
     t->retry_status = 0;
     t->body_started = t->start_over = false;
     t->h.refused[0] = t->errbuf[0] = '\0';
@@ -548,7 +587,8 @@ static void start_transfer(struct pending *p, const char *host)
     t->grant_until = p->grant_until;
     t->auth = p->auth;
     response_reset(&t->resp);
-    t->deadline_ms = monotonic_ms() + fx.cfg->download_timeout * 1000;
+    t->started_ms = monotonic_ms();
+    t->deadline_ms = t->started_ms + fx.cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
     if (store_begin_file(obj, t->source, wake_fetch, NULL) < 0) {
         store_fail(obj, 500, "out of memory");
@@ -570,7 +610,7 @@ fail:
 
 static void fail_attempt(struct transfer *t, CURLcode rc)
 {
-    char reason[CURL_ERROR_SIZE + 96];
+    char reason[CURL_ERROR_SIZE + 96], host[256];
     struct download_progress p;
     struct upstream_error e;
     if (t->h.refused[0] && rc == CURLE_COULDNT_CONNECT) {
@@ -579,14 +619,19 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
     }
     if (t->retry_status) {
         snprintf(reason, sizeof(reason), "upstream answered %d", t->retry_status);
-        fail(t, t->retry_status, reason);
+        fail_upstream(t, t->retry_status, reason);
+        return;
+    }
+    if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+        source_host(t, host, sizeof(host));
+        fail_unresolved(t, host);
         return;
     }
     store_progress(t->obj, &p);
     e = error_for_clients(rc, p.headers_ready, past_deadline(t));
     snprintf(reason, sizeof(reason), "%s: %s", e.what,
              t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
-    fail(t, e.status, reason);
+    fail_upstream(t, e.status, reason);
 }
 
 /* An attempt ended: finish, schedule the next attempt after a backoff, or give up. */
@@ -740,7 +785,13 @@ static void start_probes(void)
         curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
         sign_for(p->easy, p->auth);
         curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, (long)(fx.cfg->connect_timeout + 30));
-        if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
+        char host[256];
+        host_name(p->url, host, sizeof(host));
+        if (host_never_resolves(host, strlen(host))) { /* as start_attempt: no resolver asked */
+            unlink_probe(p);
+            snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
+            end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
+        } else if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
             unlink_probe(p);
             end_probe(p, CURLE_FAILED_INIT, false);
         }

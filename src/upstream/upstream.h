@@ -9,6 +9,8 @@
  * touches SQLite, fsync or unlink itself. A mirror (--mirror) is asked for the URL without its
  * signature and fetched unsigned; for a signed URL, only once the origin has accepted it. upstream_stop() fails downloads still running (their
  * clients see a cut stream, nothing is kept) and hands everything over before returning.
+ * A download that fails upstream tells its clients the attempts made and the time spent
+ * (failure_summary); a host under ".invalid" fails at its first attempt without a resolver.
  */
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H

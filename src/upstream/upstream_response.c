@@ -93,7 +93,7 @@ bool error_retryable(CURLcode rc, bool retryable_status, bool refused, bool past
 {
     if (retryable_status || connection_broke(rc))
         return true;
-    if (rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_CONNECT)
+    if (rc == CURLE_COULDNT_CONNECT)
         return !refused;
     return rc == CURLE_OPERATION_TIMEDOUT && !past_deadline;
 }
@@ -115,12 +115,29 @@ struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool pa
         return (struct upstream_error){502, "upstream TLS verification failed"};
     case CURLE_TOO_MANY_REDIRECTS:
         return (struct upstream_error){502, "too many upstream redirects"};
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return (struct upstream_error){502, "cannot resolve host"};
     case CURLE_UNSUPPORTED_PROTOCOL:
         return (struct upstream_error){502,
                                        "upstream redirected to a scheme other than http/https"};
     default:
         return (struct upstream_error){502, "upstream unreachable"};
     }
+}
+
+bool host_never_resolves(const char *host, size_t len)
+{
+    while (len > 0 && host[len - 1] == '.')
+        len--; /* "invalid." is the same name */
+    return (len == 7 && !strncasecmp(host, "invalid", 7)) ||
+           (len > 8 && !strncasecmp(host + len - 8, ".invalid", 8));
+}
+
+void failure_summary(char *out, size_t size, int attempts, int64_t elapsed_ms, const char *why)
+{
+    snprintf(out, size, "upstream failed after %d attempt%s in %lld.%lld s: %s", attempts,
+             attempts == 1 ? "" : "s", (long long)(elapsed_ms / 1000),
+             (long long)(elapsed_ms % 1000 / 100), why);
 }
 
 void validators_of(const struct upstream_response *r, struct validators *out)

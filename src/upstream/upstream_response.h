@@ -39,8 +39,10 @@ bool status_retryable(long status);
 /* The connection broke or closed early: a later attempt may get through (and resume). */
 bool connection_broke(CURLcode rc);
 /* Whether an attempt that ended in `rc` may be tried again: after a retryable status, a broken
- * connection, a resolve or connect failure the address policy did not cause, or a timeout
- * before the download's deadline. */
+ * connection, a connect failure the address policy did not cause, or a timeout before the
+ * download's deadline. A name that does not resolve is final: retrying only makes the client
+ * wait (a resolver that is down for a moment fails this download; the next request asks again).
+ * TLS verification failures, redirect loops and refused schemes are final too. */
 bool error_retryable(CURLcode rc, bool retryable_status, bool refused, bool past_deadline);
 
 /* The status and reason clients get for a failed attempt. */
@@ -49,6 +51,14 @@ struct upstream_error {
     const char *what;
 };
 struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool past_deadline);
+
+/* Whether `host` (len bytes, no port) is under the special-use domain "invalid." (RFC 6761 6.4):
+ * such a name never resolves, so it is answered here, without asking a resolver. */
+bool host_never_resolves(const char *host, size_t len);
+
+/* What clients of a download that failed upstream are told: "upstream failed after N attempt(s)
+ * in S.s s: WHY", cut to `size` bytes. */
+void failure_summary(char *out, size_t size, int attempts, int64_t elapsed_ms, const char *why);
 
 /* --- resuming a cut body -------------------------------------------------------------------
  * A cut body is continued with Range: bytes=N- and If-Range, but If-Range proves nothing on its

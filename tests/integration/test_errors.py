@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import socket
 import threading
 import time
@@ -48,15 +49,49 @@ def test_upstream_status_is_passed_on_and_not_kept(origin, start_arca):
     assert origin.counts["/broken"] == 6, "a failed object is not kept"
 
 
-def test_unreachable_upstream_is_502(arca):
+# "upstream failed after 3 attempts in 0.2 s: WHY"
+FAILED_AFTER = re.compile(r"upstream failed after (\d+) attempts? in (\d+)\.(\d) s: (.*)")
+
+
+def test_unreachable_upstream_is_502_after_its_attempts(start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--download-retries", "2")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nobody listens here once closed
     status, _, body = arca.fetch(f"http://127.0.0.1:{port}/x")
     assert status == 502
-    one_line(body)
-    status, _, body = arca.fetch("http://no-such-host.invalid/x")
+    said = FAILED_AFTER.fullmatch(one_line(body)[:-1])
+    assert said, body
+    assert said[1] == "3"  # the first attempt and 2 retries
+    assert said[4].startswith("upstream unreachable: ")
+
+
+def test_a_host_that_does_not_resolve_fails_at_once(arca):
+    # Under the special-use domain "invalid." (RFC 6761): arca answers it without a resolver,
+    # so nothing leaves the machine, and a name that does not resolve is never retried.
+    started = time.monotonic()
+    status, _, body = arca.fetch("http://no-such-host.invalid:8080/x")
+    took = time.monotonic() - started
     assert status == 502
+    said = FAILED_AFTER.fullmatch(one_line(body)[:-1])
+    assert said, body
+    assert said[1] == "1" and said[4] == "cannot resolve host no-such-host.invalid"
+    assert took < 2, "no retries, no backoff"
+    assert arca.metrics()['arca_download_attempts_total{kind="retry"}'] == 0
+
+
+def test_retryable_status_failure_says_attempts_and_time(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--retry-delay", "200ms",
+                      "--download-retries", "2")
+    url = origin.add("/busy", status=503)
+    status, _, body = arca.fetch(url)
+    assert status == 503
+    said = FAILED_AFTER.fullmatch(one_line(body)[:-1])
+    assert said, body
+    # backoffs of 200 ms then 400 ms lie between the three attempts
+    assert said[1] == "3" and float(f"{said[2]}.{said[3]}") >= 0.6
+    assert said[4] == "upstream answered 503"
+    assert origin.counts["/busy"] == 3
 
 
 def test_tls_verification_failure_is_502(tls_origin, arca):
@@ -215,3 +250,16 @@ def test_waiting_clients_all_see_the_failure(origin, arca):
     for t in threads:
         t.join(30)
     assert results == [404] * 5
+
+
+def test_a_mirror_whose_name_does_not_resolve_is_passed_over_at_once(origin, start_arca):
+    # the mirror's probe is answered like a download: no resolver, no wait
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--mirror",
+                      f"^http://127\\.0\\.0\\.1:{origin.port}/pub/=http://mirror.invalid/pub/")
+    url = origin.add("/pub/a.img", data=b"a" * 1000)
+    started = time.monotonic()
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == b"a" * 1000
+    assert time.monotonic() - started < 2
+    assert origin.counts["/pub/a.img"] == 1
+    assert arca.log_shows("cannot resolve host mirror.invalid")

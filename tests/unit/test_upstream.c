@@ -80,6 +80,30 @@ static void retries(void **state)
     assert_false(error_retryable(CURLE_OPERATION_TIMEDOUT, false, false, true)); /* deadline */
     assert_false(error_retryable(CURLE_PEER_FAILED_VERIFICATION, false, false, false));
     assert_false(error_retryable(CURLE_TOO_MANY_REDIRECTS, false, false, false));
+    /* a name that does not resolve does not resolve a second later either */
+    assert_false(error_retryable(CURLE_COULDNT_RESOLVE_HOST, false, false, false));
+}
+
+static void names_that_never_resolve(void **state)
+{
+    (void)state;
+    const char *never[] = {"invalid", "x.invalid", "no-such-host.INVALID", "a.b.invalid."};
+    const char *others[] = {"", "invalid.example", "xinvalid", "example.org", "127.0.0.1"};
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+        assert_true(host_never_resolves(never[i], strlen(never[i])));
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+        assert_false(host_never_resolves(others[i], strlen(others[i])));
+}
+
+static void failures_say_attempts_and_time(void **state)
+{
+    (void)state;
+    char out[200];
+    failure_summary(out, sizeof(out), 3, 14249, "upstream answered 503");
+    assert_string_equal(out, "upstream failed after 3 attempts in 14.2 s: upstream answered 503");
+    failure_summary(out, sizeof(out), 1, 7, "cannot resolve host x.invalid");
+    assert_string_equal(out,
+                        "upstream failed after 1 attempt in 0.0 s: cannot resolve host x.invalid");
 }
 
 static void what_clients_are_told(void **state)
@@ -95,6 +119,9 @@ static void what_clients_are_told(void **state)
     assert_string_equal(e.what, "download took longer than --download-timeout");
     e = error_for_clients(CURLE_PEER_FAILED_VERIFICATION, false, false);
     assert_string_equal(e.what, "upstream TLS verification failed");
+    e = error_for_clients(CURLE_COULDNT_RESOLVE_HOST, false, false);
+    assert_int_equal(e.status, 502);
+    assert_string_equal(e.what, "cannot resolve host");
 }
 
 #define LM1 "Tue, 01 Sep 2026 10:00:00 GMT"
@@ -245,6 +272,8 @@ int main(void)
         cmocka_unit_test(header_lines_are_read),
         cmocka_unit_test(odd_values_are_unknown_or_dropped),
         cmocka_unit_test(retries),
+        cmocka_unit_test(names_that_never_resolve),
+        cmocka_unit_test(failures_say_attempts_and_time),
         cmocka_unit_test(what_clients_are_told),
         cmocka_unit_test(validators_kept_from_a_response),
         cmocka_unit_test(a_strong_etag_proves_a_resume),

@@ -1,0 +1,186 @@
+"""What happened, on every fetch answer (issue 23): RFC 9211 Cache-Status with arca's name, Age on
+hits, and the origin's ETag on answers that go out before arca knows the body's sha256."""
+
+import time
+
+from conftest import read_to_end, sha256
+
+
+def wait_for(predicate, timeout=5, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def wait_expired(since, ttl):
+    """arca counts whole wall-clock seconds: an object fetched at `since` with `ttl` seconds is
+    expired once the clock has passed the second after since + ttl."""
+    while time.time() < int(since) + ttl + 1.05:
+        time.sleep(0.05)
+
+
+def test_a_download_then_hits(arca, origin):
+    data = b"rootfs " * 200000
+    url = origin.add("/rootfs.ext4", data=data, etag='"r1"', rate=2_000_000)
+    conn, resp = arca.stream(url, ttl="1h")
+    try:
+        assert resp.status == 200
+        assert resp.getheader("Cache-Status") == "arca; fwd=uri-miss"
+        assert resp.getheader("Age") is None  # nothing stored was used
+        # arca's own ETag (the sha256) is not known yet: the origin's is, and says as much
+        assert resp.getheader("ETag") == '"r1"'
+        body, complete = read_to_end(resp)
+        assert complete and sha256(body) == sha256(data)
+    finally:
+        conn.close()
+
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and body == data
+    name, hit, ttl = headers["cache-status"].split("; ")
+    assert (name, hit) == ("arca", "hit")
+    assert ttl.startswith("ttl=") and 3595 <= int(ttl[4:]) <= 3600
+    assert 0 <= int(headers["age"]) <= 2
+    assert headers["etag"] == '"%s"' % sha256(data)
+
+    for method, extra, want in (("HEAD", {}, 200), ("GET", {"Range": "bytes=0-9"}, 206),
+                                ("GET", {"If-None-Match": headers["etag"]}, 304),
+                                # the origin's ETag a miss answered with validates a hit too
+                                ("GET", {"If-None-Match": '"r1"'}, 304),
+                                ("GET", {"Range": "bytes=999999999-"}, 416)):
+        status, h, _ = arca.fetch(url, headers=extra, method=method)
+        assert status == want, (method, extra)
+        assert h["cache-status"].startswith("arca; hit; ttl="), (method, extra)
+        assert "age" in h, (method, extra)
+    assert origin.counts["/rootfs.ext4"] == 1
+
+
+def test_age_grows_on_repeated_hits(arca, origin):
+    """Repeated plain hits share one prepared answer: it must not keep the Age it was built
+    with."""
+    url = origin.add("/dtb", data=b"d" * 5000)
+    assert arca.fetch(url)[0] == 200
+    ages = []
+
+    def aged():
+        status, headers, _ = arca.fetch(url)
+        assert status == 200 and headers["cache-status"].startswith("arca; hit")
+        ages.append(int(headers["age"]))
+        return ages[-1] >= 2
+
+    wait_for(aged, timeout=6, what="Age 2")
+    assert ages == sorted(ages) and len(ages) > 3
+    assert origin.counts["/dtb"] == 1
+
+
+def test_a_client_that_joins_a_download_is_collapsed(arca, origin):
+    data = b"x" * 400000
+    url = origin.add("/Image", data=data, rate=200_000)  # 2 s: the second client joins it
+    first = arca.stream(url)
+    second = None
+    try:
+        assert first[1].getheader("Cache-Status") == "arca; fwd=uri-miss"
+        second = arca.stream(url)
+        assert second[1].getheader("Cache-Status") == "arca; fwd=uri-miss; collapsed"
+        for _, resp in (first, second):
+            body, complete = read_to_end(resp)
+            assert complete and body == data
+    finally:
+        first[0].close()
+        if second:
+            second[0].close()
+    assert origin.counts["/Image"] == 1
+
+
+def test_a_revalidation_says_what_upstream_answered(arca, origin):
+    url = origin.add("/initrd", data=b"v1" * 1000, etag='"1"')
+    since = time.time()
+    assert arca.fetch(url, ttl="1s")[0] == 200
+    wait_expired(since, 1)
+    since = time.time()
+    status, headers, body = arca.fetch(url, ttl="1s")
+    assert status == 200 and body == b"v1" * 1000
+    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+    assert "age" not in headers  # validated just now
+
+    origin.objects["/initrd"].data, origin.objects["/initrd"].etag = b"v2" * 1000, '"2"'
+    wait_expired(since, 1)
+    status, headers, body = arca.fetch(url, ttl="1h")
+    assert status == 200 and body == b"v2" * 1000
+    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=200"
+    assert arca.fetch(url)[1]["cache-status"].startswith("arca; hit; ttl=")
+
+
+def test_failures_say_upstream_was_asked_and_refusals_say_nothing(arca, origin):
+    status, headers, _ = arca.fetch(origin.url("/missing"))
+    assert status == 404 and headers["cache-status"] == "arca; fwd=uri-miss"
+    # arca's own refusals are not cache answers (RFC 9211: none on locally generated responses)
+    status, headers, _ = arca.fetch(origin.url("/x"), ttl="soon")
+    assert status == 400 and "cache-status" not in headers and "age" not in headers
+    status, headers, _ = arca.fetch("http://127.0.0.1:1/x".replace("http", "gopher"))
+    assert status == 400 and "cache-status" not in headers
+
+
+def test_a_digest_hit_says_upstream_was_asked(arca, origin):
+    data = b"same bytes " * 1000
+    first = origin.add("/a/file", data=data)
+    other = origin.add("/b/file", data=data)
+    assert arca.fetch(first)[0] == 200
+    status, headers, body = arca.fetch(other, sha256=sha256(data))
+    assert status == 200 and body == data
+    # the other URL was only confirmed (a one-byte GET, 206): the bytes are the cached twin's
+    assert headers["cache-status"] == "arca; fwd=uri-miss; fwd-status=206; detail=digest-hit"
+    assert "age" not in headers
+    assert origin.bytes_sent["/b/file"] <= 1
+
+
+def test_bucket_files_say_the_same(start_arca, workdir):
+    from s3 import S3
+    from test_buckets import browse, with_bucket
+
+    s3 = S3(buckets=["lab"])
+    try:
+        s3.put("lab", "builds/1/Image", b"kernel" * 1000)
+        arca = with_bucket(start_arca, workdir, s3)
+        status, headers, _ = arca.get(browse("builds/1/Image"))
+        assert status == 200 and headers["cache-status"] == "arca; fwd=uri-miss"
+        status, headers, _ = arca.get(browse("builds/1/Image"), method="HEAD")
+        assert status == 200 and headers["cache-status"].startswith("arca; hit; ttl=")
+        assert "age" in headers
+        status, headers, _ = arca.get(browse("builds/1/missing"))
+        assert status == 404
+    finally:
+        s3.stop()
+
+
+def test_refusals_tell_nothing_of_what_is_cached(arca, origin):
+    """A forged signature for a cached object and one for an object never fetched get the same
+    Cache-Status, and neither an Age, a ttl nor a validator of the cached object."""
+    from test_signed import add_signed, check_signature, s3_url
+
+    add_signed(origin)
+    assert arca.fetch(s3_url(origin, nonce="good"))[0] == 200
+    other = "/bucket/kernel/other"
+    origin.add(other, data=b"o" * 100, etag='"o1"', check=check_signature(other))
+    for url in (s3_url(origin, nonce="evil", forge=True),  # cached: its confirmation is refused
+                s3_url(origin, path=other, nonce="evil", forge=True)):  # not cached: a download
+        status, headers, _ = arca.fetch(url)
+        assert status == 403
+        assert headers["cache-status"] == "arca; fwd=uri-miss"
+        assert not {"age", "etag", "repr-digest", "last-modified"} & set(headers)
+
+
+def test_a_signed_urls_hit_says_upstream_confirmed_it(arca, origin):
+    from test_signed import add_signed, s3_url
+
+    data = add_signed(origin)
+    assert arca.fetch(s3_url(origin, nonce="first"))[0] == 200
+    second = s3_url(origin, nonce="second")
+    status, headers, body = arca.fetch(second)
+    assert status == 200 and body == data
+    assert headers["cache-status"] in ("arca; fwd=request; fwd-status=206",
+                                       "arca; fwd=request; fwd-status=200")
+    assert "age" not in headers  # validated just now
+    # accepted once, remembered: a plain hit from now on
+    status, headers, _ = arca.fetch(second)
+    assert headers["cache-status"].startswith("arca; hit; ttl=") and "age" in headers
