@@ -166,6 +166,11 @@ def test_a_data_dir_that_cannot_be_created(lab, workdir):
     p = run("check-config", "--config", path, "--data-dir", f"{workdir}/file")
     assert (p.returncode, p.stderr) == (
         1, f"arca: --data-dir {workdir}/file: not a directory\n")
+    # a parent that takes no directories, whoever asks (/proc: root's access() said writable)
+    p = run("check-config", "--config", path, "--data-dir", "/proc/arca-data")
+    assert (p.returncode, p.stderr) == (
+        1, "arca: --data-dir /proc/arca-data: cannot create it: No such file or directory\n")
+    assert not os.path.exists("/proc/arca-data")
 
 
 def test_a_listen_address_in_use(lab):
