@@ -153,7 +153,8 @@ def test_port_in_use_and_unusable_data_dir(workdir):
     open(blocker, "w").close()
     r = run_arca("serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
                  os.path.join(blocker, "sub"))
-    assert r.returncode != 0 and "data dir" in r.stderr and r.stderr.count("\n") == 1
+    assert (r.returncode, r.stderr) == (
+        1, f"arca: --data-dir {blocker}/sub: Not a directory\n")
 
 
 def test_health_is_503_while_draining(origin, start_arca):
