@@ -21,7 +21,8 @@
 static int make_dirs(const struct config *cfg, char *err, size_t errlen)
 {
     char path[1200];
-    if (mkdir(cfg->data_dir, 0755) < 0 && errno != EEXIST)
+    /* closed to other users: the index keeps each URL fetched, signatures included */
+    if (mkdir(cfg->data_dir, 0750) < 0 && errno != EEXIST)
         goto fail_path_cfg;
     snprintf(st.objdir, sizeof(st.objdir), "%s/objects", cfg->data_dir);
     if (mkdir(st.objdir, 0755) < 0 && errno != EEXIST)

@@ -175,3 +175,11 @@ def test_health_is_503_while_draining(origin, start_arca):
     lb.close()
     t.join(30)
     assert arca.proc.wait(20) == 0
+
+
+def test_the_data_dir_arca_makes_is_closed_to_other_users(origin, start_arca):
+    # the index keeps each URL fetched, signature included: others on the host may not read it
+    url = origin.add("/secret", data=b"s" * 1000) + "?token=SECRET123"
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    assert arca.fetch(url)[0] == 200
+    assert os.stat(arca.data_dir).st_mode & 0o777 == 0o750
