@@ -92,6 +92,13 @@ def test_the_package_installs_and_runs_from_its_unit(deb, fresh_root):
     conffiles = run("chroot", root, "dpkg-query", "-W", "-f=${Conffiles}", "arca").stdout
     assert "/etc/arca/arca.ini" in conffiles
     assert os.path.exists(os.path.join(root, "usr/share/man/man1/arca.1.gz"))
+    # the man page's SEE ALSO: README and docs/ beside it, the HAProxy and container examples
+    doc = os.path.join(root, "usr/share/doc/arca")
+    for name in ("README.md", "ARCHITECTURE.md", "CLUSTER.md", "SECURITY.md"):
+        assert os.path.exists(os.path.join(doc, name)) or \
+            os.path.exists(os.path.join(doc, name + ".gz")), name
+    for name in ("haproxy.cfg", "Containerfile", "compose.yaml"):
+        assert os.path.exists(os.path.join(doc, "examples", name)), name
     # the admin's part: where to listen, and an upstream on loopback (the test's origin)
     ini = os.path.join(root, "etc/arca/arca.ini")
     port = free_port()
