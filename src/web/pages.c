@@ -358,7 +358,7 @@ static void summary(struct buf *b, const struct store_totals *t)
 
     buf_add(b, "<div class=\"cards\">");
     snprintf(text, sizeof(text), "%lld", (long long)requests);
-    summary_card(b, "requests", text, "fetch requests");
+    summary_card(b, "requests", text, requests == 1 ? "fetch request" : "fetch requests");
     snprintf(text, sizeof(text), "%.1f %%", requests ? 100.0 * (double)hits / (double)requests : 0);
     summary_card(b, "hit-ratio", text, "answered from disk");
     format_bytes((double)served, text, sizeof(text));
@@ -368,7 +368,7 @@ static void summary(struct buf *b, const struct store_totals *t)
     format_bytes((double)(served > down ? served - down : 0), text, sizeof(text));
     summary_card(b, "saved", text, "upstream traffic saved");
     snprintf(text, sizeof(text), "%lld", (long long)t->complete);
-    summary_card(b, "objects", text, "objects on disk");
+    summary_card(b, "objects", text, t->complete == 1 ? "object on disk" : "objects on disk");
     buf_add(b, "</div>");
 }
 

@@ -119,6 +119,7 @@ def test_hourly_traffic_survives_a_restart(origin, start_arca):
     stats = again.get("/statistics/")[2].decode()
     titles = re.findall(r"— served to clients: ([^<]+)</title>", stats)
     assert titles[-1] == "3.4 KiB"
+    assert '<div class="value">1</div><div class="label">object on disk</div>' in stats
     # the byte axis is cut at round values: 0 to 5 KiB in fifths, not in quarters (1.2, 3.8)
     ticks = re.findall(r'<text class="tick"[^>]*text-anchor="end">([^<]+)</text>', stats)
     assert ticks[:6] == ["0 B", "1.0 KiB", "2.0 KiB", "3.0 KiB", "4.0 KiB", "5.0 KiB"], ticks
