@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 import time
 
@@ -63,6 +64,10 @@ def test_the_image_is_built_from_scratch_and_says_how_to_run(built):
     assert re.search(r'^      - "8001:8001"$', compose, re.M)
     assert re.search(r"^      - arca-data:/var/lib/arca$", compose, re.M)
     assert re.search(r"^    stop_signal: SIGTERM$", compose, re.M)
+    # nothing of the build host is baked in: its resolver, its name
+    with tarfile.open(os.path.join(out, "rootfs.tar")) as tar:
+        for name in ("./etc/resolv.conf", "./etc/hostname"):
+            assert tar.getmember(name).size == 0, name
 
 
 def wait_healthy(port, alive, log):
