@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "config.h"
 #include "parse.h"
+#include "url.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -30,6 +31,7 @@ enum {
     OPT_WAIT = 1 << 4,
     OPT_TIMEOUT = 1 << 5,
     OPT_JSON = 1 << 6,
+    OPT_VERSION = 1 << 7, /* arca --version's: no command takes it */
 };
 
 struct cli_args {
@@ -56,8 +58,8 @@ static const struct command {
     {"purge", OPT_SERVER | OPT_TOKEN, 1, 1},
 };
 
-static const char *const option_names[] = {"--server", "--admin-token-file", "--ttl", "--config",
-                                           "--wait",   "--timeout",          "--json"};
+static const char *const option_names[] = {"--server", "--admin-token-file", "--ttl",  "--config",
+                                           "--wait",   "--timeout",          "--json", "--version"};
 
 static const struct command *find_command(const char *name)
 {
@@ -74,13 +76,17 @@ bool cli_is_command(const char *name)
 
 int cli_usage(void)
 {
+    /* README's "Command line" block is this text, to the byte (test_cli.py checks it) */
     fputs("usage: arca serve [OPTION...]\n"
-          "       arca status [--server URL]\n"
-          "       arca cluster-status [--json] --server URL [--server URL...]\n"
+          "       arca status [--server URL]                   # a running arca, summarised\n"
+          "       arca cluster-status [--json] [--server URL ...]\n"
+          "                                                    # several nodes: a table, totals\n"
           "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL]\n"
           "                     [--wait [--timeout DURATION]] URL...\n"
+          "                                                    # warm the cache (admin token)\n"
           "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
-          "       arca check-config --config FILE [OPTION...]\n"
+          "                                                    # drop one object (admin token)\n"
+          "       arca check-config --config FILE [OPTION...]  # would serve start with them?\n"
           "arca --help tells every option\n",
           stderr);
     return 2;
@@ -232,6 +238,15 @@ static int check_args(const struct command *cmd, struct cli_args *a)
         snprintf(why, sizeof(why), "%s needs at least one URL", cmd->name);
         return usage(why);
     }
+    if (a->n_servers > 1 && strcmp(cmd->name, "cluster-status")) {
+        snprintf(why, sizeof(why), "%s takes one --server (cluster-status takes several)",
+                 cmd->name);
+        return usage(why);
+    }
+    if (a->ttl && parse_ttl(a->ttl, &(int64_t){0}) < 0) {
+        snprintf(why, sizeof(why), "--ttl: expected <int>d|h|m|s, positive, got '%s'", a->ttl);
+        return usage(why);
+    }
     if ((a->given & OPT_TIMEOUT) && !(a->given & OPT_WAIT))
         return usage("--timeout is for prefetch --wait");
     a->wait_ms = WAIT_DEFAULT_MS;
@@ -278,6 +293,7 @@ static long ask(const char *server, const struct call *q, struct buf *body, char
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, body);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, q->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca/" ARCA_VERSION); /* access logs name us */
     if (q->token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", q->token);
         headers = curl_slist_append(headers, auth);
@@ -317,12 +333,18 @@ static int first_line(const struct buf *body, const char **text)
     return (int)strcspn(*text, "\n");
 }
 
-/* The server's one-line reason for a refusal. */
-static int refused(long status, const struct buf *body)
+/* The server's one-line reason for a refusal; `subject` (a URL, shown redacted) first when
+ * given. */
+static int refused(const char *subject, long status, const struct buf *body)
 {
     const char *text;
     int len = first_line(body, &text);
-    fprintf(stderr, "arca: %ld: %.*s\n", status, len, text);
+    char *shown = subject ? url_shown(subject) : NULL;
+    if (shown)
+        fprintf(stderr, "arca: %s: %ld: %.*s\n", shown, status, len, text);
+    else
+        fprintf(stderr, "arca: %ld: %.*s\n", status, len, text);
+    free(shown);
     return 1;
 }
 
@@ -337,7 +359,44 @@ static int64_t usage_percent(int64_t usage, int64_t quota)
     return quota > 0 ? (int64_t)rint((double)usage / (double)quota * 100.0) : 0;
 }
 
-static int print_status(json_t *s)
+/* The status JSON in `body`, NULL when it is not arca's (another server's page or JSON). */
+static json_t *status_json(const struct buf *body)
+{
+    json_t *s = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
+    if (s && !json_string_value(json_object_get(s, "version"))) {
+        json_decref(s);
+        s = NULL;
+    }
+    return s;
+}
+
+/* Why `server` gave no status (it answered `status`), into why[len]: said in arca's words,
+ * never the body of another server (a web server's HTML page). */
+static void status_trouble(const char *server, long status, const struct buf *body, char *why,
+                           size_t len)
+{
+    const char *host = strstr(server, "://") + 3, *prefix = host + strcspn(host, "/"), *text;
+    int n = first_line(body, &text);
+    if (status == 404 && *prefix)
+        snprintf(why, len, "no arca status at this path (%s/api/v1/status/ answered 404)", prefix);
+    else if (status == 404 || status == 200)
+        snprintf(why, len, "not an arca (%s/api/v1/status/ answered %ld%s)", prefix, status,
+                 status == 200 ? ", not arca's JSON" : "");
+    else if (n > 0 && text[0] != '<')
+        snprintf(why, len, "%s/api/v1/status/ answered %ld: %.*s", prefix, status,
+                 n > 200 ? 200 : n, text);
+    else
+        snprintf(why, len, "%s/api/v1/status/ answered %ld", prefix, status);
+}
+
+/* The node's state as its health check tells it (HAProxy's view): "up" (200) or "draining"
+ * (503: its shutdown file exists, new clients go elsewhere); anything else "down". */
+static const char *health_state(long health)
+{
+    return health == 200 ? "up" : health == 503 ? "draining" : "down";
+}
+
+static void print_status(json_t *s, long health)
 {
     char used[32], quota[32], served[32], down[32];
     int64_t requests = get_int(s, "statistics_requests"), hits = get_int(s, "statistics_hits");
@@ -347,6 +406,13 @@ static int print_status(json_t *s)
     format_bytes((double)get_int(s, "statistics_download"), down, sizeof(down));
     printf("arca %s on %s\n", json_string_value(json_object_get(s, "version")),
            json_string_value(json_object_get(s, "instance")));
+    if (health == 503)
+        printf("state      draining (its shutdown file exists: health answers 503, new clients "
+               "go elsewhere)\n");
+    else if (health == 200)
+        printf("state      up\n");
+    else
+        printf("state      down (health answered %ld)\n", health);
     printf("disk       %s of %s (%lld %%)\n", used, quota,
            (long long)get_int(s, "disk_usage_percent"));
     printf("objects    %lld on disk, %lld downloading, %lld scheduled\n",
@@ -357,29 +423,36 @@ static int print_status(json_t *s)
     printf("requests   %lld, %.1f %% answered from disk\n", (long long)requests,
            requests ? 100.0 * (double)hits / (double)requests : 0.0);
     printf("traffic    %s served, %s downloaded\n", served, down);
-    return 0;
 }
 
+/* The summary; 0 only when the node is up: a draining node fails, as HAProxy's health check
+ * takes it out (the compose health check is this command). */
 static int cmd_status(const struct cli_args *a)
 {
     struct buf body = {0};
-    long status = request(a, "GET", "/api/v1/status/", NULL, NULL, &body);
-    json_t *s;
-    int rc = 1;
-    if (status == 200 && (s = json_loadb(body.data, body.len, 0, NULL))) {
-        rc = print_status(s);
+    char why[400];
+    long health = request(a, "GET", "/api/v1/health/", NULL, NULL, &body), status = -1;
+    json_t *s = NULL;
+    body.len = 0;
+    if (health > 0)
+        status = request(a, "GET", "/api/v1/status/", NULL, NULL, &body);
+    if (status == 200)
+        s = status_json(&body);
+    if (s) {
+        print_status(s, health);
         json_decref(s);
     } else if (status > 0) {
-        rc = refused(status, &body);
+        status_trouble(a->server, status, &body, why, sizeof(why));
+        fprintf(stderr, "arca: %s: %s\n", a->server, why);
     }
     buf_free(&body);
-    return rc;
+    return s && health == 200 ? 0 : 1;
 }
 
 /* One node of the cluster, as its health and status endpoints answer. */
 struct node {
     const char *state; /* up, draining (health 503: its shutdown file exists), down */
-    char why[160];     /* down: why */
+    char why[400];     /* down: why */
     int64_t usage, quota, objects, downloading, served, downloaded;
 };
 
@@ -389,13 +462,14 @@ static void ask_node(const char *server, struct node *n)
     json_t *s = NULL;
     struct call health_q = {"GET", "/api/v1/health/", NULL, NULL, false, CALL_TIMEOUT_MS},
                 status_q = {"GET", "/api/v1/status/", NULL, NULL, false, CALL_TIMEOUT_MS};
-    long health = ask(server, &health_q, &body, n->why, sizeof(n->why), NULL);
-    n->state = health == 200 ? "up" : health == 503 ? "draining" : "down";
+    long health = ask(server, &health_q, &body, n->why, sizeof(n->why), NULL), status = -1;
+    n->state = health_state(health);
     if (health > 0 && health != 200 && health != 503)
         snprintf(n->why, sizeof(n->why), "health answered %ld", health);
     body.len = 0;
-    if (health > 0 && ask(server, &status_q, &body, n->why, sizeof(n->why), NULL) == 200 &&
-        (s = json_loadb(body.data, body.len, 0, NULL))) {
+    if (health > 0)
+        status = ask(server, &status_q, &body, n->why, sizeof(n->why), NULL);
+    if (status == 200 && (s = status_json(&body))) {
         n->usage = get_int(s, "disk_usage");
         n->quota = get_int(s, "disk_quota");
         n->objects = get_int(s, "resources_successes");
@@ -403,9 +477,11 @@ static void ask_node(const char *server, struct node *n)
         n->served = get_int(s, "statistics_upload");
         n->downloaded = get_int(s, "statistics_download");
         json_decref(s);
-    } else if (health > 0) {
+    } else if (status > 0) {
         n->state = "down";
-        snprintf(n->why, sizeof(n->why), "no status");
+        status_trouble(server, status, &body, n->why, sizeof(n->why));
+    } else if (health > 0) {
+        n->state = "down"; /* the status request failed: ask() said why */
     }
     buf_free(&body);
 }
@@ -617,7 +693,7 @@ static int cmd_prefetch(const struct cli_args *a)
         rc = print_prefetch(a, answer);
         json_decref(answer);
     } else if (status > 0) {
-        rc = refused(status, &body);
+        rc = refused(NULL, status, &body);
     }
     free(payload);
     buf_free(&body);
@@ -640,7 +716,7 @@ static int cmd_purge(const struct cli_args *a)
         printf("purged %s\n", a->urls[0]);
         rc = 0;
     } else if (status > 0) {
-        rc = refused(status, &body);
+        rc = refused(a->urls[0], status, &body);
     }
     buf_free(&path);
     buf_free(&body);

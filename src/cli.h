@@ -4,12 +4,15 @@
  * it runs serve's own start-up checks.
  *
  * --server takes http://HOST[:PORT][/PATH], https://..., or HOST[:PORT] (http); trailing
- * slashes are dropped. Each command takes only its own options and URLs (README, "Client
- * commands"): anything else is bad usage.
+ * slashes are dropped. cluster-status takes several --server, the others one; with none, each
+ * asks http://127.0.0.1:8001. Each command takes only its own options and URLs (README,
+ * "Command line"): anything else is bad usage. Requests say User-Agent: arca/VERSION.
  *
  * Contract: runs in its own process before anything else; prints results on stdout, one-line
- * errors on stderr; returns the exit code: 0 done, 1 refused or failed (prefetch --wait: a
- * download that failed or did not end in time), 2 bad usage.
+ * errors on stderr, naming the server or the URL (redacted) they are about and never another
+ * server's page; returns the exit code: 0 done, 1 refused or failed (prefetch --wait: a
+ * download that failed or did not end in time; status: a node that is not up, draining
+ * included, as HAProxy's health check sees it), 2 bad usage.
  */
 #ifndef ARCA_CLI_H
 #define ARCA_CLI_H

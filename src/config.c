@@ -808,7 +808,7 @@ void config_print_help(void)
     puts(
         "usage: arca serve [OPTIONS]\n"
         "       arca status [--server URL]\n"
-        "       arca cluster-status [--json] --server URL [--server URL ...]\n"
+        "       arca cluster-status [--json] [--server URL ...]\n"
         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL]\n"
         "                     [--wait [--timeout DURATION]] URL...\n"
         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
@@ -917,6 +917,18 @@ static enum config_action load_arg(struct config *cfg, int argc, char **argv, in
     return rc < 0 ? CONFIG_ERROR : CONFIG_SERVE;
 }
 
+/* "unknown command 'stauts'; did you mean status?": the commands are main.c's and cli.c's. */
+static void unknown_command(const char *name, char err[CONFIG_ERR_LEN])
+{
+    static const char *const commands[] = {"serve",    "check-config", "status", "cluster-status",
+                                           "prefetch", "purge",        NULL};
+    const char *near = parse_nearest_name(name, commands);
+    if (near)
+        snprintf(err, CONFIG_ERR_LEN, "unknown command '%s'; did you mean %s?", name, near);
+    else
+        snprintf(err, CONFIG_ERR_LEN, "unknown command '%s' (try --help)", name);
+}
+
 enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN])
 {
     int i = 1;
@@ -924,7 +936,7 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
     if (argc >= 2 && (!strcmp(argv[1], "serve") || !strcmp(argv[1], "check-config")))
         i = 2;
     else if (argc < 2 || argv[1][0] != '-') {
-        snprintf(err, CONFIG_ERR_LEN, "unknown command '%s' (try --help)", argc < 2 ? "" : argv[1]);
+        unknown_command(argc < 2 ? "" : argv[1], err);
         return argc < 2 ? CONFIG_HELP : CONFIG_ERROR;
     }
     for (; i < argc; i++) {

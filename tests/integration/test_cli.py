@@ -48,8 +48,11 @@ def test_prefetch_and_purge_from_the_command_line(origin, start_arca, workdir):
     out = cli("purge", *server(arca), *tokens, url)
     assert out.returncode == 0 and out.stdout == f"purged {url}\n"
     out = cli("purge", *server(arca), *tokens, url)
-    assert out.returncode == 1 and out.stderr == "arca: 404: not cached\n"
+    assert out.returncode == 1 and out.stderr == f"arca: {url}: 404: not cached\n"
     assert origin.counts["/img"] == 1
+    out = cli("purge", *server(arca), *tokens, url + "?X-Amz-Signature=0123456789abcdef")
+    assert out.returncode == 1
+    assert out.stderr == f"arca: {url}?X-Amz-Signature=REDACTED: 404: not cached\n"
 
 
 def test_prefetch_with_a_wrong_token_says_so(origin, start_arca, workdir):
@@ -115,6 +118,15 @@ def test_extra_arguments_to_client_commands_are_errors(workdir):
         (["status", "--sever", "http://a"], "arca: unknown option '--sever'; did you mean --server?\n"),
         (["prefetch", *absent_server(), "-w", "http://a/1"], "arca: unknown option '-w'\n"),
         (["status", "--server"], "arca: --server needs a value\n"),
+        (["status", *absent_server(), *absent_server()],
+         "arca: status takes one --server (cluster-status takes several)\n"),
+        (["purge", *absent_server(), *absent_server(), "http://a/1"],
+         "arca: purge takes one --server (cluster-status takes several)\n"),
+        (["status", "--version"], "arca: status does not take --version\n"),
+        (["prefetch", *absent_server(), "--ttl", "1w", "http://a/1"],
+         "arca: --ttl: expected <int>d|h|m|s, positive, got '1w'\n"),
+        (["stauts"], "arca: unknown command 'stauts'; did you mean status?\n"),
+        (["prefech", "http://a/1"], "arca: unknown command 'prefech'; did you mean prefetch?\n"),
     ]
     for args, said in cases:
         out = cli(*args)
@@ -122,6 +134,20 @@ def test_extra_arguments_to_client_commands_are_errors(workdir):
     # check-config's arguments are serve's options: anything else is a config that is not ok
     out = cli("check-config", "--config", ini, "extra")
     assert (out.returncode, out.stderr) == (1, "arca: unexpected argument 'extra'\n")
+
+
+def test_arca_alone_prints_the_usage_readme_shows():
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    block = readme.split("## Command line\n\n```\n", 1)[1].split("```", 1)[0]
+    out = subprocess.run([ARCA_BIN], capture_output=True, text=True, timeout=5)
+    assert out.stderr == block
+    # cluster-status asks the default server when none is given, as status does
+    assert "arca cluster-status [--json] [--server URL ...]" in out.stderr
+    assert "[--admin-token-file FILE]" in block.split("arca purge", 1)[1]
+    help_text = subprocess.run([ARCA_BIN, "--help"], capture_output=True, text=True).stdout
+    man = open(os.path.join(ROOT, "man", "arca.1.scd")).read()
+    assert "arca cluster-status [--json] [--server URL ...]" in help_text
+    assert "*arca cluster-status* [*--json*] [*--server* _URL_...]" in man
 
 
 def test_client_command_help_is_the_help(workdir):
@@ -225,3 +251,46 @@ def test_cluster_status_json_for_scripts(origin, arca):
     assert doc["total"]["disk_usage"] == 4096
     out = cli("cluster-status", "--json", "--server", here)
     assert out.returncode == 0 and json.loads(out.stdout)["total"]["up"] == 1
+
+
+# --- errors that say what matters -------------------------------------------------------------
+
+
+def arca_version():
+    return subprocess.run([ARCA_BIN, "--version"], capture_output=True, text=True).stdout.split()[1]
+
+
+def test_status_of_a_web_server_that_is_not_an_arca(origin):
+    web = f"http://{origin.host}:{origin.port}"
+    out = cli("status", "--server", web)
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr == f"arca: {web}: not an arca (/api/v1/status/ answered 404)\n"
+    # the client says who it is (an access log shows arca/VERSION, not "-")
+    assert "/api/v1/status/" in [path for path, _ in origin.requests]
+    assert {h["User-Agent"] for _, h in origin.requests} == {f"arca/{arca_version()}"}
+    out = cli("cluster-status", "--server", web)
+    assert out.returncode == 1
+    row = out.stdout.splitlines()[1].split(None, 2)
+    assert row == [web, "down", "not an arca (/api/v1/status/ answered 404)"]
+
+
+def test_status_at_a_path_where_arca_has_none(arca):
+    given = f"http://{arca.host}:{arca.port}/arca/"
+    out = cli("status", "--server", given)
+    assert out.returncode == 1
+    assert out.stderr == (f"arca: {given.rstrip('/')}: no arca status at this path "
+                          "(/arca/api/v1/status/ answered 404)\n")
+
+
+def test_status_of_a_draining_node_says_so_and_fails(workdir, start_arca):
+    flag = os.path.join(workdir, "drain")
+    arca = start_arca("--shutdown-file", flag)
+    out = cli("status", *server(arca))
+    assert out.returncode == 0, out.stderr
+    assert "state      up\n" in out.stdout
+    open(flag, "w").close()
+    out = cli("status", *server(arca))
+    assert out.returncode == 1
+    assert ("state      draining (its shutdown file exists: health answers 503, new clients go "
+            "elsewhere)\n") in out.stdout
+    assert out.stdout.startswith("arca ")
