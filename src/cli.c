@@ -7,12 +7,14 @@
 #include "url.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define DEFAULT_SERVER "http://127.0.0.1:8001"
 
@@ -258,16 +260,22 @@ static int check_args(const struct command *cmd, struct cli_args *a)
     return 0;
 }
 
+/* Answers arca's client reads are small JSON: a bigger body (not arca's) is cut rather than
+ * held in memory. */
+#define ANSWER_MAX (4 << 20)
+
 static size_t collect(char *data, size_t size, size_t n, void *arg)
 {
-    buf_addn(arg, data, size * n);
+    struct buf *b = arg;
+    if (b->len + size * n > ANSWER_MAX)
+        return 0; /* curl stops: CURLE_WRITE_ERROR */
+    buf_addn(b, data, size * n);
     return size * n;
 }
 
 /* One request to an arca. */
 struct call {
     const char *method, *path, *payload, *token;
-    bool last_byte;  /* ask for the last byte only (Range: bytes=-1) */
     long timeout_ms; /* the whole exchange */
 };
 
@@ -302,8 +310,6 @@ static long ask(const char *server, const struct call *q, struct buf *body, char
         headers = curl_slist_append(headers, "Content-Type: application/json");
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, q->payload);
     }
-    if (q->last_byte)
-        curl_easy_setopt(easy, CURLOPT_RANGE, "-1");
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     rc = curl_easy_perform(easy);
     if (code)
@@ -322,7 +328,7 @@ static long ask(const char *server, const struct call *q, struct buf *body, char
 static long request(const struct cli_args *a, const char *method, const char *path,
                     const char *payload, const char *token, struct buf *body)
 {
-    struct call q = {method, path, payload, token, false, CALL_TIMEOUT_MS};
+    struct call q = {method, path, payload, token, CALL_TIMEOUT_MS};
     return ask(a->server, &q, body, NULL, 0, NULL);
 }
 
@@ -460,8 +466,8 @@ static void ask_node(const char *server, struct node *n)
 {
     struct buf body = {0};
     json_t *s = NULL;
-    struct call health_q = {"GET", "/api/v1/health/", NULL, NULL, false, CALL_TIMEOUT_MS},
-                status_q = {"GET", "/api/v1/status/", NULL, NULL, false, CALL_TIMEOUT_MS};
+    struct call health_q = {"GET", "/api/v1/health/", NULL, NULL, CALL_TIMEOUT_MS},
+                status_q = {"GET", "/api/v1/status/", NULL, NULL, CALL_TIMEOUT_MS};
     long health = ask(server, &health_q, &body, n->why, sizeof(n->why), NULL), status = -1;
     n->state = health_state(health);
     if (health > 0 && health != 200 && health != 503)
@@ -596,43 +602,93 @@ static int load_token(const struct cli_args *a, char *out, size_t size)
     return 0;
 }
 
-/* What became of the download of `url` (prefetch --wait): "downloaded", "failed" or "timeout",
- * with the reason in `why`. It asks the fetch API for the object's last byte: the store holds a
- * download's last byte back until the object is complete (store.h), a failed download answers
- * its error or cuts the answer. Joining the running download costs no upstream request; one
- * that already failed is tried again by this request, which reports that attempt. */
-static const char *wait_one(const struct cli_args *a, const char *url, int64_t deadline, char *why,
-                            size_t whylen)
+/* The pause between two questions about a download (prefetch --wait): short at first, so that
+ * a small download is told at once, then growing to WAIT_PAUSE_MAX_MS. */
+#define WAIT_PAUSE_MIN_MS 100
+#define WAIT_PAUSE_MAX_MS 2000
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec t = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&t, &t) < 0 && errno == EINTR)
+        ;
+}
+
+/* One answer of GET /api/v1/resources/?url=: the outcome word for `state`, NULL while the
+ * download goes on; the reason in `why`. */
+static const char *outcome_of(json_t *o, char *why, size_t whylen)
+{
+    const char *state = json_string_value(json_object_get(o, "state"));
+    const char *error = json_string_value(json_object_get(o, "error"));
+    if (!state) {
+        snprintf(why, whylen, "the server's answer has no state: is it an arca?");
+        return "failed";
+    }
+    if (!strcmp(state, "complete"))
+        return "downloaded";
+    if (!strcmp(state, "failed")) {
+        snprintf(why, whylen, "%lld: %s", (long long)get_int(o, "status_code"),
+                 error ? error : "download failed");
+        return "failed";
+    }
+    if (!strcmp(state, "absent")) {
+        snprintf(why, whylen,
+                 "not in the cache: purged or evicted before its outcome was seen, "
+                 "or its failure is no longer kept");
+        return "absent";
+    }
+    return NULL; /* scheduled or downloading */
+}
+
+/* What became of the download of `url` (prefetch --wait): "downloaded", "failed", "absent" or
+ * "timeout", with the reason in `why`. It asks the admin API for the download's state until it
+ * ends, with a growing pause: no object byte crosses the network, the client holds only small
+ * answers, and neither the fetch statistics nor the download are touched (a failed download is
+ * reported, never tried again). */
+static const char *wait_one(const struct cli_args *a, const char *token, const char *url,
+                            int64_t deadline, char *why, size_t whylen)
 {
     struct buf path = {0}, body = {0};
-    struct call q = {"GET", NULL, NULL, NULL, true, (long)(deadline - monotonic_ms())};
-    const char *outcome = "downloaded", *text = "";
+    struct call q = {"GET", NULL, NULL, token, 0};
+    const char *outcome = NULL, *text;
+    int64_t pause = WAIT_PAUSE_MIN_MS, left;
     CURLcode code = CURLE_OK;
-    long status = -1;
+    long status;
+    json_t *o;
 
-    buf_add(&path, "/api/v1/fetch/?");
-    if (a->ttl) {
-        buf_add(&path, "ttl=");
-        buf_query(&path, a->ttl);
-        buf_add(&path, "&");
-    }
-    buf_add(&path, "url=");
+    why[0] = '\0';
+    buf_add(&path, "/api/v1/resources/?url=");
     buf_query(&path, url);
     q.path = path.data;
-    if (q.timeout_ms > 0)
+    while (!outcome && (left = deadline - monotonic_ms()) > 0) {
+        q.timeout_ms = (long)(left < CALL_TIMEOUT_MS ? left : CALL_TIMEOUT_MS);
+        buf_free(&body);
         status = ask(a->server, &q, &body, why, whylen, &code);
-    why[0] = '\0';
-    if (q.timeout_ms <= 0 || code == CURLE_OPERATION_TIMEDOUT) {
+        if (status < 0 && code == CURLE_OPERATION_TIMEDOUT) {
+            break;
+        } else if (status < 0) {
+            outcome = "failed"; /* ask() said why */
+        } else if (status != 200) {
+            int len = first_line(&body, &text);
+            snprintf(why, whylen, "cannot tell: %ld: %.*s", status, len, text);
+            outcome = "failed";
+        } else if ((o = json_loadb(body.data ? body.data : "", body.len, 0, NULL))) {
+            outcome = outcome_of(o, why, whylen);
+            json_decref(o);
+        } else {
+            snprintf(why, whylen, "cannot tell: the server's answer is not JSON");
+            outcome = "failed";
+        }
+        if (!outcome) {
+            left = deadline - monotonic_ms();
+            sleep_ms(pause < left ? pause : left > 0 ? left : 0);
+            pause = pause * 2 < WAIT_PAUSE_MAX_MS ? pause * 2 : WAIT_PAUSE_MAX_MS;
+        }
+    }
+    if (!outcome) {
         outcome = "timeout";
         snprintf(why, whylen, "no outcome within %s (the download goes on)",
                  a->timeout ? a->timeout : "1h");
-    } else if (status < 0) {
-        outcome = "failed";
-        snprintf(why, whylen, "answer cut: %s", curl_easy_strerror(code));
-    } else if (status >= 400 && status != 416) { /* 416: an empty object, complete */
-        outcome = "failed";
-        int len = first_line(&body, &text);
-        snprintf(why, whylen, "%ld: %.*s", status, len, text);
     }
     buf_free(&path);
     buf_free(&body);
@@ -641,7 +697,7 @@ static const char *wait_one(const struct cli_args *a, const char *url, int64_t d
 
 /* One line per URL; with --wait, a download's outcome rather than its start. 1 when any URL
  * failed, was refused or did not end in time. */
-static int print_prefetch(const struct cli_args *a, json_t *answer)
+static int print_prefetch(const struct cli_args *a, const char *token, json_t *answer)
 {
     int64_t deadline = monotonic_ms() + a->wait_ms;
     bool wait = a->given & OPT_WAIT;
@@ -658,7 +714,7 @@ static int print_prefetch(const struct cli_args *a, json_t *answer)
             result = "error";
         if (wait && !error && i < (size_t)a->n_urls &&
             (!strcmp(result, "started") || !strcmp(result, "downloading"))) {
-            result = wait_one(a, a->urls[i], deadline, why, sizeof(why));
+            result = wait_one(a, token, a->urls[i], deadline, why, sizeof(why));
             error = why[0] ? why : NULL;
         }
         printf("%-12s %s%s%s\n", result, url ? url : "?", error ? ": " : "", error ? error : "");
@@ -690,7 +746,7 @@ static int cmd_prefetch(const struct cli_args *a)
         return 1;
     status = request(a, "POST", "/api/v1/prefetch/", payload, token, &body);
     if (status == 202 && (answer = json_loadb(body.data, body.len, 0, NULL))) {
-        rc = print_prefetch(a, answer);
+        rc = print_prefetch(a, token, answer);
         json_decref(answer);
     } else if (status > 0) {
         rc = refused(NULL, status, &body);

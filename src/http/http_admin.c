@@ -1,5 +1,6 @@
-/* Admin API: POST /api/v1/prefetch/ and DELETE /api/v1/resources/?url=, behind a bearer token
- * read from --admin-token-file. Without a token configured both answer 403: the API is off. */
+/* Admin API: POST /api/v1/prefetch/, GET /api/v1/resources/?url= (a download's outcome) and
+ * DELETE /api/v1/resources/?url=, behind a bearer token read from --admin-token-file. Without a
+ * token configured they answer 403: the API is off. */
 #include "upstream.h"
 #include "http_internal.h"
 #include "keys.h"
@@ -242,4 +243,46 @@ enum MHD_Result http_purge(struct MHD_Connection *c)
     ret = purge_answer(c, url, rc, length);
     free(url);
     return ret;
+}
+
+static const char *const outcome_names[] = {"absent", "scheduled", "downloading", "complete",
+                                            "failed"};
+
+/* The outcome as JSON: the URL as the admin gave it, redacted (never the key, which keeps a
+ * signature under --exact-keys). */
+static json_t *outcome_json(const char *given, const struct outcome *o)
+{
+    char *shown = url_shown(given);
+    json_t *j = json_pack("{s:s?, s:s, s:I}", "url", shown, "state", outcome_names[o->state],
+                          "downloaded", (json_int_t)o->have);
+    free(shown);
+    if (!j)
+        return NULL;
+    json_object_set_new(j, "content_length",
+                        o->length >= 0 ? json_integer(o->length) : json_null());
+    if (o->state == OUTCOME_FAILED) {
+        json_object_set_new(j, "status_code", json_integer(o->status));
+        json_object_set_new(j, "error", json_string(o->error));
+    }
+    return j;
+}
+
+enum MHD_Result http_outcome(struct MHD_Connection *c)
+{
+    const char *given = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url"), *why;
+    enum MHD_Result ret;
+    struct outcome o;
+    char *url;
+
+    if (authorize(c, &ret) < 0)
+        return ret;
+    if (!given || !*given)
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
+    if (!(url = normal_url(given, &why)))
+        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+    struct signature sig;
+    keys_cache_url(http_cfg, url, url, strlen(url) + 1, &sig); /* prefetch's key, as purge's */
+    store_outcome(url, &o);
+    free(url);
+    return send_json(c, MHD_HTTP_OK, outcome_json(given, &o));
 }

@@ -117,5 +117,7 @@ bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret);
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
 enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body);
 enum MHD_Result http_purge(struct MHD_Connection *c);
+/* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
+enum MHD_Result http_outcome(struct MHD_Connection *c);
 
 #endif

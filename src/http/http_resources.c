@@ -1,4 +1,5 @@
-/* GET /api/v1/resources/?state=&page=&order=: one page of a listing, as JSON. */
+/* GET /api/v1/resources/?state=&page=&order=: one page of a listing, as JSON. With ?url=, the
+ * outcome of that URL's download instead (the admin API's, http_admin.c). */
 #include "http_internal.h"
 #include "resources.h"
 
@@ -59,6 +60,8 @@ enum MHD_Result http_resources_json(struct MHD_Connection *c)
     json_t *o;
     enum MHD_Result ret;
 
+    if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url"))
+        return http_outcome(c);
     if (!http_may_list(c, &ret))
         return ret;
     if (resources_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),

@@ -284,6 +284,28 @@ int store_list(enum list_state state, enum list_order order, bool desc, int64_t 
                struct listing *out);
 void listing_free(struct listing *l);
 
+/* What became of the download of `url` (a key URL, as store_lookup takes it), asked without
+ * touching it: no usage or last use counted, no download started, nothing opened. The table
+ * first (scheduled, downloading, complete, whatever its ttl), then the newest of the failures
+ * kept (STORE_FAILURES_KEPT); absent when neither knows the URL (never fetched, purged, evicted,
+ * or its failure pushed out of the ring). */
+enum outcome_state {
+    OUTCOME_ABSENT,
+    OUTCOME_SCHEDULED,
+    OUTCOME_DOWNLOADING,
+    OUTCOME_COMPLETE,
+    OUTCOME_FAILED
+};
+struct outcome {
+    enum outcome_state state;
+    int64_t length; /* -1 while unknown */
+    int64_t have;   /* bytes downloaded */
+    int64_t when;   /* created (downloaded or revalidated), or when it failed (wall-clock s) */
+    int status;     /* FAILED: the status its clients got */
+    char error[160];
+};
+void store_outcome(const char *url, struct outcome *out);
+
 void object_path(const struct object *obj, char *buf, size_t size);
 /* The URL an object was made for (its normal form), fixed for the object's life. */
 const char *object_url(const struct object *obj);

@@ -457,3 +457,43 @@ void free_failures(void)
     }
     st.failures_next = 0;
 }
+
+/* Lock held. The newest failure the ring keeps for `key`, NULL when none. */
+static const struct failure *newest_failure(const char *key)
+{
+    for (int i = 1; i <= STORE_FAILURES_KEPT; i++) {
+        const struct failure *f =
+            st.failures[(st.failures_next - i + STORE_FAILURES_KEPT) % STORE_FAILURES_KEPT];
+        if (f && !strcmp(f->res.key, key))
+            return f;
+    }
+    return NULL;
+}
+
+void store_outcome(const char *url, struct outcome *out)
+{
+    char key[65];
+    const struct object *o;
+    const struct failure *f;
+
+    url_key(url, key);
+    *out = (struct outcome){.state = OUTCOME_ABSENT, .length = -1};
+    pthread_mutex_lock(&st.lock);
+    if ((o = table_find(key))) {
+        enum list_state s = state_of(o);
+        out->state = s == LIST_SUCCESSES   ? OUTCOME_COMPLETE
+                     : s == LIST_SCHEDULED ? OUTCOME_SCHEDULED
+                                           : OUTCOME_DOWNLOADING;
+        out->length = o->length;
+        out->have = o->have;
+        out->when = o->created;
+    } else if ((f = newest_failure(key))) {
+        out->state = OUTCOME_FAILED;
+        out->length = f->res.length;
+        out->have = f->res.have;
+        out->status = f->res.status;
+        out->when = f->res.last_use;
+        copy_string(out->error, sizeof(out->error), f->res.error);
+    }
+    pthread_mutex_unlock(&st.lock);
+}

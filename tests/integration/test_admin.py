@@ -151,3 +151,69 @@ def test_a_short_or_missing_token_file_stops_arca_with_one_line(workdir):
                               "--admin-token-file", path], capture_output=True, text=True,
                              timeout=10)
         assert out.returncode == 1 and reason in out.stderr and out.stderr.count("\n") == 1
+
+
+# --- GET /api/v1/resources/?url=: a download's outcome, without fetching it ------------------
+
+
+def outcome(arca, url, token=TOKEN):
+    import urllib.parse
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return arca.get("/api/v1/resources/?" + urllib.parse.urlencode({"url": url}), headers)
+
+
+def test_outcome_tells_each_state_without_fetching(origin, start_arca, workdir):
+    url = origin.add("/o", data=os.urandom(300000), rate=600000)
+    missing = origin.url("/missing")
+    arca = admin_arca(start_arca, workdir)
+    status, _, body = outcome(arca, url)
+    assert status == 200
+    assert json.loads(body) == {"url": url, "state": "absent", "downloaded": 0,
+                                "content_length": None}
+    prefetch(arca, [url, missing])
+    states = set()
+    deadline = time.monotonic() + 10
+    while "complete" not in states:
+        assert time.monotonic() < deadline, states
+        states.add(json.loads(outcome(arca, url)[2])["state"])
+        time.sleep(0.02)
+    assert states <= {"scheduled", "downloading", "complete"} and "downloading" in states
+    assert json.loads(outcome(arca, url)[2]) == {"url": url, "state": "complete",
+                                                 "downloaded": 300000, "content_length": 300000}
+    failed = json.loads(outcome(arca, missing)[2])
+    assert failed["state"] == "failed" and failed["status_code"] == 404
+    assert failed["error"].startswith("upstream answered 404")
+    s = arca.status()
+    assert s["statistics_requests"] == 0 and s["statistics_upload"] == 0
+    assert origin.counts["/o"] == 1 and origin.counts["/missing"] == 1
+    assert purge(arca, url)[0] == 200
+    assert json.loads(outcome(arca, url)[2])["state"] == "absent"
+    assert origin.counts["/o"] == 1
+
+
+def test_outcome_needs_the_token(origin, start_arca, workdir, arca):
+    url = origin.add("/t", data=b"t" * 100)
+    assert outcome(arca, url)[0] == 403  # no token file: the admin API is off
+    admin = admin_arca(start_arca, workdir)
+    status, headers, body = outcome(admin, url, token=None)
+    assert status == 401 and headers["www-authenticate"] == "Bearer"
+    assert outcome(admin, url, token="nope")[0] == 401
+    assert admin.get("/api/v1/resources/?url=", {"Authorization": f"Bearer {TOKEN}"})[0] == 400
+    assert origin.counts["/t"] == 0
+
+
+def test_outcome_keys_a_signed_url_as_prefetch_does_and_never_shows_the_signature(
+        origin, start_arca, workdir):
+    origin.add("/signed", data=b"s" * 5000)
+    url = origin.url("/signed") + "?X-Amz-Signature=0123456789abcdef&x=1"
+    arca = admin_arca(start_arca, workdir)
+    assert prefetch(arca, [url])[0] == 202
+    deadline = time.monotonic() + 10
+    while (answer := outcome(arca, url)[2]) and json.loads(answer)["state"] != "complete":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert b"0123456789abcdef" not in answer
+    assert json.loads(answer)["url"].startswith(origin.url("/signed") + "?X-Amz-Signature=")
+    # another signature of the same URL is the same object, as prefetch keys it
+    other = json.loads(outcome(arca, origin.url("/signed") + "?X-Amz-Signature=ffff&x=1")[2])
+    assert other["state"] == "complete"

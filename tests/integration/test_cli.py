@@ -221,6 +221,46 @@ def test_prefetch_wait_never_shows_a_signature(origin, start_arca, workdir):
     assert out.stdout.startswith("downloaded   " + origin.url("/signed") + "?X-Amz-Signature=")
 
 
+def test_prefetch_wait_holds_no_object_in_memory(origin, start_arca, workdir):
+    size = 48 << 20
+    big = origin.add("/big", data=os.urandom(size), chunked=True)  # length unknown to arca
+    arca = admin_arca(start_arca, workdir)
+    peak = os.path.join(workdir, "peak")
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", peak, ARCA_BIN, "prefetch", "--wait",
+                          *server(arca), big], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "ARCA_ADMIN_TOKEN": TOKEN})
+    assert (out.returncode, out.stdout) == (0, f"downloaded   {big}\n"), out.stderr
+    with open(peak) as f:
+        peak_kib = int(f.read().split()[-1])
+    assert peak_kib < 16 << 10, peak_kib  # the client's peak RSS: far below the object's size
+    s = arca.status()
+    assert s["statistics_upload"] == 0 and s["disk_usage"] >= size
+
+
+def test_prefetch_wait_from_outside_allow_network_tells_the_outcome(origin, start_arca, workdir):
+    url = origin.add("/outside", data=os.urandom(300000), rate=2 * 1024 * 1024)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file",
+                      token_file(workdir), "--allow-network", "10.0.0.0/8")
+    out = cli("prefetch", "--wait", *server(arca), url, env={"ARCA_ADMIN_TOKEN": TOKEN})
+    assert (out.returncode, out.stdout) == (0, f"downloaded   {url}\n"), out.stderr
+
+
+def test_prefetch_wait_neither_counts_a_request_nor_retries_a_failure(origin, start_arca,
+                                                                      workdir):
+    url = origin.add("/flaky", data=os.urandom(200000), rate=1024 * 1024)
+    origin.objects["/flaky"].faults = [404]  # the first download fails, a second would not
+    arca = admin_arca(start_arca, workdir)
+    out = cli("prefetch", "--wait", *server(arca), url, env={"ARCA_ADMIN_TOKEN": TOKEN})
+    assert out.returncode == 1
+    assert out.stdout.startswith(f"failed       {url}: 404: "), out.stdout
+    assert origin.counts["/flaky"] == 1  # reported, not tried again
+    s = arca.status()
+    assert s["statistics_requests"] == 0 and s["statistics_upload"] == 0
+    out = cli("prefetch", "--wait", *server(arca), url, env={"ARCA_ADMIN_TOKEN": TOKEN})
+    assert (out.returncode, out.stdout) == (0, f"downloaded   {url}\n"), out.stderr
+    assert origin.counts["/flaky"] == 2 and arca.status()["statistics_requests"] == 0
+
+
 def test_prefetch_without_wait_says_error_for_a_url_refused_at_once(origin, start_arca, workdir):
     arca = admin_arca(start_arca, workdir)
     out = cli("prefetch", *server(arca), "not a url", env={"ARCA_ADMIN_TOKEN": TOKEN})
