@@ -412,10 +412,10 @@ static int set_bucket_key(struct config *cfg, const char *name, const char *key,
         return 0;
     }
     if (!strcmp(key, "listing-ttl")) {
-        if (parse_ttl(v, &n) < 0) {
+        if (parse_seconds(v, &n) < 0 || n > TTL_MAX) {
             snprintf(err, CONFIG_ERR_LEN,
-                     "bucket %s: listing-ttl: expected <int>d|h|m|s, positive, got '%s'", b->name,
-                     v);
+                     "bucket %s: listing-ttl: expected <int>d|h|m|s, 1s..36500d, got '%s'",
+                     b->name, v);
             return -1;
         }
         b->listing_ttl = n;
