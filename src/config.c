@@ -300,8 +300,9 @@ static int add_mirror(struct config *cfg, const char *v, char *err)
     return 0;
 }
 
-/* A switch: true/false, yes/no, on/off or 1/0 (on the command line, the bare flag means true). */
-static int set_bool(bool *field, const char *name, const char *v, char *err)
+/* A switch: true/false, yes/no, on/off or 1/0 (on the command line, the bare flag means true).
+ * `what` names it in the error: "--exact-keys", "bucket lab: hide-root". */
+static int set_bool(bool *field, const char *what, const char *v, char *err)
 {
     static const char *const words[][2] = {
         {"false", "true"}, {"no", "yes"}, {"off", "on"}, {"0", "1"}};
@@ -313,8 +314,8 @@ static int set_bool(bool *field, const char *name, const char *v, char *err)
             }
         }
     }
-    snprintf(err, CONFIG_ERR_LEN, "--%s: expected true or false (yes/no, on/off, 1/0), got '%s'",
-             name, v);
+    snprintf(err, CONFIG_ERR_LEN, "%s: expected true or false (yes/no, on/off, 1/0), got '%s'",
+             what, v);
     return -1;
 }
 
@@ -399,8 +400,11 @@ static int set_bucket_key(struct config *cfg, const char *name, const char *key,
     }
     if (!strcmp(key, "credentials"))
         return copy_str(b->credentials, sizeof(b->credentials), "credentials", v, err);
-    if (!strcmp(key, "hide-root"))
-        return set_bool(&b->hide_root, "hide-root", v, err);
+    if (!strcmp(key, "hide-root")) {
+        char what[96];
+        snprintf(what, sizeof(what), "bucket %s: hide-root", b->name);
+        return set_bool(&b->hide_root, what, v, err);
+    }
     if (!strcmp(key, "prefix")) {
         size_t len = strlen(v);
         if (v[0] == '/' || len + 2 >= sizeof(b->prefix)) {
@@ -414,8 +418,8 @@ static int set_bucket_key(struct config *cfg, const char *name, const char *key,
     if (!strcmp(key, "listing-ttl")) {
         if (parse_seconds(v, &n) < 0 || n > TTL_MAX) {
             snprintf(err, CONFIG_ERR_LEN,
-                     "bucket %s: listing-ttl: expected <int>d|h|m|s, 1s..36500d, got '%s'",
-                     b->name, v);
+                     "bucket %s: listing-ttl: expected <int>d|h|m|s, 1s..36500d, got '%s'", b->name,
+                     v);
             return -1;
         }
         b->listing_ttl = n;
@@ -469,7 +473,9 @@ static int opt_net(struct config *cfg, const struct option *o, const char *v, ch
 
 static int opt_switch(struct config *cfg, const struct option *o, const char *v, char *err)
 {
-    return set_bool((bool *)((char *)cfg + o->offset), o->name, v, err);
+    char what[72];
+    snprintf(what, sizeof(what), "--%s", o->name);
+    return set_bool((bool *)((char *)cfg + o->offset), what, v, err);
 }
 
 static int opt_ca_file(struct config *cfg, const struct option *o, const char *v, char *err)
