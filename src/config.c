@@ -134,12 +134,38 @@ static int parse_int(const char *v, int64_t *out)
     return *end || errno ? -1 : 0;
 }
 
+/* A bound as the user would write it: in the largest unit that divides it ("30s", "36500d",
+ * "1M"); an integer as it is. */
+static void format_amount(enum value_kind kind, int64_t n, char *out, size_t size)
+{
+    static const struct {
+        enum value_kind kind;
+        const char *suffix;
+        int64_t unit;
+    } units[] = {
+        {V_DURATION, "d", 86400},    {V_DURATION, "h", 3600},        {V_DURATION, "m", 60},
+        {V_DURATION, "s", 1},        {V_DURATION_MS, "d", 86400000}, {V_DURATION_MS, "h", 3600000},
+        {V_DURATION_MS, "m", 60000}, {V_DURATION_MS, "s", 1000},     {V_DURATION_MS, "ms", 1},
+        {V_SIZE, "T", 1LL << 40},    {V_SIZE, "G", 1LL << 30},       {V_SIZE, "M", 1LL << 20},
+        {V_SIZE, "K", 1LL << 10}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (units[i].kind == kind && n % units[i].unit == 0) {
+            snprintf(out, size, "%lld%s", (long long)(n / units[i].unit), units[i].suffix);
+            return;
+        }
+    }
+    snprintf(out, size, "%lld", (long long)n);
+}
+
+/* A number within the option's bounds. A value past them is refused with the range, never
+ * capped: arca does what its configuration says or says why it cannot. */
 static int set_numeric(struct config *cfg, const struct option *o, const char *v, char *err)
 {
-    static const char *const expect[] = {"<int>d|h|m|s", "<int>ms|s|m|h|d", "<int>[K|M|G|T]",
+    static const char *const expect[] = {"<int>d|h|m|s", "<int>ms|s|m", "<int>[K|M|G|T]",
                                          "an integer"};
+    char lo[32], hi[32];
     int64_t n;
-    int rc = o->kind == V_DURATION      ? parse_ttl(v, &n)
+    int rc = o->kind == V_DURATION      ? parse_seconds(v, &n)
              : o->kind == V_DURATION_MS ? parse_duration_ms(v, &n)
              : o->kind == V_SIZE        ? parse_size(v, &n)
                                         : parse_int(v, &n);
@@ -149,11 +175,9 @@ static int set_numeric(struct config *cfg, const struct option *o, const char *v
         return -1;
     }
     if (n < o->min || n > o->max) {
-        snprintf(err, CONFIG_ERR_LEN, "--%s: '%s' is out of range (%lld..%lld%s)", o->name, v,
-                 (long long)o->min, (long long)o->max,
-                 o->kind == V_DURATION      ? " s"
-                 : o->kind == V_DURATION_MS ? " ms"
-                                            : "");
+        format_amount(o->kind, o->min, lo, sizeof(lo));
+        format_amount(o->kind, o->max, hi, sizeof(hi));
+        snprintf(err, CONFIG_ERR_LEN, "--%s: '%s' is out of range (%s..%s)", o->name, v, lo, hi);
         return -1;
     }
     if (o->kind == V_INT)
@@ -276,6 +300,25 @@ static int add_mirror(struct config *cfg, const char *v, char *err)
     return 0;
 }
 
+/* A switch: true/false, yes/no, on/off or 1/0 (on the command line, the bare flag means true).
+ * `what` names it in the error: "--exact-keys", "bucket lab: hide-root". */
+static int set_bool(bool *field, const char *what, const char *v, char *err)
+{
+    static const char *const words[][2] = {
+        {"false", "true"}, {"no", "yes"}, {"off", "on"}, {"0", "1"}};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        for (int on = 0; on < 2; on++) {
+            if (!strcmp(v, words[i][on])) {
+                *field = on == 1;
+                return 0;
+            }
+        }
+    }
+    snprintf(err, CONFIG_ERR_LEN, "%s: expected true or false (yes/no, on/off, 1/0), got '%s'",
+             what, v);
+    return -1;
+}
+
 /* The bucket called `name`, added (with its defaults) when new; NULL with the reason. */
 static struct bucket *bucket_named(struct config *cfg, const char *name, size_t len, char *err)
 {
@@ -342,7 +385,6 @@ static int set_bucket_key(struct config *cfg, const char *name, const char *key,
 {
     struct bucket *b = bucket_named(cfg, name, strlen(name), err);
     int64_t n;
-    int rc;
     if (!b)
         return -1;
     if (!strcmp(key, "url"))
@@ -359,9 +401,9 @@ static int set_bucket_key(struct config *cfg, const char *name, const char *key,
     if (!strcmp(key, "credentials"))
         return copy_str(b->credentials, sizeof(b->credentials), "credentials", v, err);
     if (!strcmp(key, "hide-root")) {
-        if ((rc = pick("hide-root", v, "false", "true", err)) >= 0)
-            b->hide_root = rc == 1;
-        return rc < 0 ? -1 : 0;
+        char what[96];
+        snprintf(what, sizeof(what), "bucket %s: hide-root", b->name);
+        return set_bool(&b->hide_root, what, v, err);
     }
     if (!strcmp(key, "prefix")) {
         size_t len = strlen(v);
@@ -374,9 +416,9 @@ static int set_bucket_key(struct config *cfg, const char *name, const char *key,
         return 0;
     }
     if (!strcmp(key, "listing-ttl")) {
-        if (parse_ttl(v, &n) < 0) {
+        if (parse_seconds(v, &n) < 0 || n > TTL_MAX) {
             snprintf(err, CONFIG_ERR_LEN,
-                     "bucket %s: listing-ttl: expected <int>d|h|m|s, positive, got '%s'", b->name,
+                     "bucket %s: listing-ttl: expected <int>d|h|m|s, 1s..36500d, got '%s'", b->name,
                      v);
             return -1;
         }
@@ -410,15 +452,6 @@ int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
     return 0;
 }
 
-/* A switch: "true" or "false" (on the command line, the bare flag means true). */
-static int set_bool(bool *field, const char *name, const char *v, char *err)
-{
-    int rc = pick(name, v, "false", "true", err);
-    if (rc >= 0)
-        *field = rc == 1;
-    return rc < 0 ? -1 : 0;
-}
-
 /* The setters of the table, one signature for all. */
 static int opt_string(struct config *cfg, const struct option *o, const char *v, char *err)
 {
@@ -440,7 +473,9 @@ static int opt_net(struct config *cfg, const struct option *o, const char *v, ch
 
 static int opt_switch(struct config *cfg, const struct option *o, const char *v, char *err)
 {
-    return set_bool((bool *)((char *)cfg + o->offset), o->name, v, err);
+    char what[72];
+    snprintf(what, sizeof(what), "--%s", o->name);
+    return set_bool((bool *)((char *)cfg + o->offset), what, v, err);
 }
 
 static int opt_ca_file(struct config *cfg, const struct option *o, const char *v, char *err)
@@ -520,7 +555,7 @@ static const struct option options[] = {
     NUMBER("download-timeout", 0, download_timeout, V_DURATION, 1, 30 * 86400),
     NUMBER("download-retries", 0, download_retries, V_INT, 0, 100),
     NUMBER("max-redirects", 0, max_redirects, V_INT, 0, 100),
-    NUMBER("retry-delay", 0, retry_delay_ms, V_DURATION_MS, 1, 3600000),
+    NUMBER("retry-delay", 0, retry_delay_ms, V_DURATION_MS, 1, 30000),
     NUMBER("max-downloads", 0, max_downloads, V_INT, 1, 10000),
     NUMBER("max-downloads-per-host", 0, max_downloads_per_host, V_INT, 1, 10000),
     NUMBER("max-object-size", 0, max_object_size, V_SIZE, 1, INT64_MAX),
@@ -678,6 +713,28 @@ static bool at_line_end(FILE *f)
     return false;
 }
 
+/* A key alone on its line (`exact-keys`): inih would say "syntax error"; say what is expected.
+ * True when so, the reason then in ctx->err. */
+static bool bare_key(const char *line, struct ini_ctx *ctx)
+{
+    char name[64];
+    size_t start = strspn(line, " \t"), len = strcspn(line + start, " \t\r\n");
+    const struct option *o;
+    if (!line[start] || strchr("#;\r\n", line[start]) || strpbrk(line, "=:") ||
+        line[start + len + strspn(line + start + len, " \t\r\n")] != '\0')
+        return false;
+    snprintf(name, sizeof(name), "%.*s", (int)len, line + start);
+    o = option_named(name);
+    if (!ctx->failed) {
+        if ((o && (o->flags & OPT_SWITCH)) || !strcmp(name, "hide-root"))
+            snprintf(ctx->err, CONFIG_ERR_LEN, "%s: expected '%s = true' (or false)", name, name);
+        else
+            snprintf(ctx->err, CONFIG_ERR_LEN, "%s: expected '%s = VALUE'", name, name);
+    }
+    ctx->failed = true;
+    return true;
+}
+
 /* inih's reader: counts lines, cuts comments. inih's buffer holds 199 bytes of a line: a longer
  * one would be read as two, so it is refused. */
 static char *read_line(char *str, int num, void *stream)
@@ -698,6 +755,8 @@ static char *read_line(char *str, int num, void *stream)
     cut_comment(str);
     if (str[strspn(str, " \t")] == '[')
         ctx->section_line = ctx->line;
+    else if (bare_key(str, ctx))
+        snprintf(str, (size_t)num, "[\n"); /* as above: inih reports this line */
     return str;
 }
 
@@ -773,7 +832,7 @@ int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_L
     FILE *f = fopen(path, "r");
     int rc;
     if (!f) {
-        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file", path);
+        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", path, strerror(errno));
         return -1;
     }
     rc = config_read_stream(cfg, f, path, err);
@@ -797,7 +856,7 @@ int config_read_token(const char *path, char *out, size_t size)
     while (start < n && isspace((unsigned char)line[start]))
         start++;
     if (n - start >= size)
-        return -1;
+        return -2;
     memcpy(out, line + start, n - start);
     out[n - start] = '\0';
     return (int)(n - start);
@@ -806,7 +865,7 @@ int config_read_token(const char *path, char *out, size_t size)
 void config_print_help(void)
 {
     puts(
-        "usage: arca serve [OPTIONS]\n"
+        "usage: arca [serve] [OPTION...]       serve (the command may be left out)\n"
         "       arca status [--server URL]\n"
         "       arca cluster-status [--json] [--server URL ...]\n"
         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL]\n"
@@ -816,7 +875,8 @@ void config_print_help(void)
         "       arca --help | -h | --version\n"
         "\n"
         "  --config FILE          read options from an INI file (keys = option names; # or ;\n"
-        "                         start a comment, after a value when a blank precedes them)\n"
+        "                         start a comment, after a value when a blank precedes them;\n"
+        "                         switches take true/false, yes/no, on/off or 1/0)\n"
         "  --listen HOST:PORT     address to listen on (default 0.0.0.0:8001)\n"
         "  --data-dir DIR         objects and index (default ./arca-data)\n"
         "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
@@ -832,7 +892,7 @@ void config_print_help(void)
         "  --download-timeout TTL give up on a download after this long (default 6h)\n"
         "  --download-retries N   attempts after a retryable upstream fault (default 4)\n"
         "  --max-redirects N      upstream redirects followed, 0-100 (default 20)\n"
-        "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m (default 1s)\n"
+        "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m, 1ms..30s (default 1s)\n"
         "  --max-downloads N      upstream transfers at once; others queue (default 32)\n"
         "  --max-downloads-per-host N  the same, per upstream host (default 8)\n"
         "  --max-object-size SIZE larger objects get 413 (default 64G)\n"
@@ -871,6 +931,7 @@ void config_print_help(void)
         "  --timeout DURATION     (prefetch --wait) give up waiting after this long (default 1h)\n"
         "  --json                 (cluster-status) print JSON for scripts\n"
         "\n"
+        "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
         "--log-level and the admin token; other options need a restart (the log names them).");
 }

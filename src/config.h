@@ -157,8 +157,8 @@ int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[C
 /* Apply one option by its long name; used by both the command line and the INI reader. */
 int config_set(struct config *cfg, const char *name, const char *value, char err[CONFIG_ERR_LEN]);
 
-/* A secret file's first line, blanks around it trimmed, into out (size bytes): its length, or
- * -1 when the file cannot be read or the line does not fit. */
+/* A secret file's first line, blanks around it trimmed, into out (size bytes): its length, -1
+ * when the file cannot be read (errno says why), or -2 when the line does not fit. */
 int config_read_token(const char *path, char *out, size_t size);
 
 /* "FILE:LINE: " where option `name` was set in a file, "" when on the command line or by

@@ -63,6 +63,25 @@ static void note_needs_restart(const struct config *old, const struct config *fr
                  n == 1 ? "it takes" : "they take");
 }
 
+static const char *level_name(enum log_level level)
+{
+    return level == LOG_ERROR ? "error" : level == LOG_DEBUG ? "debug" : "info";
+}
+
+/* What a reload applied. No --allow-network means every client may fetch: "0 allowed networks"
+ * would read as nobody. */
+static void log_reloaded(const struct config *fresh)
+{
+    char who[48];
+    if (fresh->n_allow_nets == 0)
+        snprintf(who, sizeof(who), "every client allowed");
+    else
+        snprintf(who, sizeof(who), "%d allowed network%s", fresh->n_allow_nets,
+                 fresh->n_allow_nets == 1 ? "" : "s");
+    log_info("SIGHUP: reloaded (%s, log level %s, quota %lld bytes, default ttl %llds)", who,
+             level_name(fresh->log_level), (long long)fresh->quota, (long long)fresh->default_ttl);
+}
+
 /* SIGHUP: reopen the access log; reload the allowed networks, quota, default TTL, log level
  * and admin token from the same command line and config file. A bad file changes nothing. */
 static void reload(struct config *cfg, int argc, char **argv)
@@ -85,9 +104,11 @@ static void reload(struct config *cfg, int argc, char **argv)
     store_set_quota(fresh.quota);
     __atomic_store_n(&cfg->default_ttl, fresh.default_ttl, __ATOMIC_RELAXED);
     __atomic_store_n(&cfg->quota, fresh.quota, __ATOMIC_RELAXED);
+    /* the line is written under the more verbose of the two levels: going to "error" is said */
+    if (fresh.log_level >= LOG_INFO)
+        log_set_level(fresh.log_level);
+    log_reloaded(&fresh);
     log_set_level(fresh.log_level);
-    log_info("SIGHUP: reloaded (%d allowed networks, quota %lld bytes, default ttl %llds)",
-             fresh.n_allow_nets, (long long)fresh.quota, (long long)fresh.default_ttl);
 }
 
 /* A download the last stop cut continues where its synced bytes end (store_resume.c). */
@@ -188,10 +209,14 @@ static int check_listen(const struct config *cfg, char *err, size_t errlen)
     return rc;
 }
 
-/* Each reason serve would refuse to start, checked before anything is created or loaded:
- * `arca check-config` runs exactly this, so its "ok" means serve starts. The admin token is
- * loaded for good here. Each error names the file and line that set the option. -2: all is
- * well but for the listen address, which something holds. */
+/* check_startable's answers besides 0 and -1: all is well but for one thing that is held. */
+enum { HELD_LISTEN = -2, HELD_DATA_DIR = -3 };
+
+/* Each reason serve would refuse to start, checked before anything is created or loaded, in this
+ * order: buckets, admin token, access log, data dir, listen address. `arca check-config` runs
+ * exactly this, so its "ok" means serve starts. The admin token is loaded for good here. Each
+ * error names the file and line that set the option. HELD_DATA_DIR: another arca holds the data
+ * dir (the listen address is then not checked); HELD_LISTEN: something holds the address. */
 static int check_startable(const struct config *cfg, char *err, size_t errlen)
 {
     int rc;
@@ -204,6 +229,11 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
         return located(cfg, "access-log", err, errlen);
     if (check_data_dir(cfg->data_dir, err, errlen) < 0)
         return located(cfg, "data-dir", err, errlen);
+    if (store_dir_in_use(cfg->data_dir)) { /* store_open's lock, asked without taking it */
+        snprintf(err, errlen, "--data-dir %.400s: in use by another arca", cfg->data_dir);
+        located(cfg, "data-dir", err, errlen);
+        return HELD_DATA_DIR;
+    }
     if ((rc = check_listen(cfg, err, errlen)) < 0)
         located(cfg, "listen", err, errlen);
     return rc;
@@ -241,12 +271,50 @@ static bool arca_answers(const struct config *cfg)
            (!strncmp(buf + 8, " 200", 4) || !strncmp(buf + 8, " 503", 4));
 }
 
+/* Whether the arca holding cfg's data dir is the running one SIGHUP will reload: an arca answers
+ * at cfg's address too. Then err says the address is held (the note check-config prints). Two
+ * different arcas, one holding the data dir and one the address, would pass: no more is known
+ * from outside. */
+static bool running_arca(const struct config *cfg, char *err, size_t errlen)
+{
+    if (check_listen(cfg, err, errlen) != HELD_LISTEN || !arca_answers(cfg))
+        return false;
+    located(cfg, "listen", err, errlen);
+    return true;
+}
+
+/* Root may write where the service's user may not: say that root's "ok" is not the unit's. */
+static void note_root(int argc, char **argv)
+{
+    if (geteuid() != 0)
+        return;
+    fputs("arca: note: checked with root's rights; serve runs as the service's user: "
+          "sudo -u arca arca check-config",
+          stderr);
+    for (int i = 2; i < argc; i++)
+        fprintf(stderr, " %s", argv[i]);
+    fputc('\n', stderr);
+}
+
+/* The first lines of the log, once the checks passed (a refusal stays serve's one line): which
+ * arca, which file, and who may fetch when nobody said. */
+static void log_starting(const struct config *cfg)
+{
+    if (cfg->config_file[0])
+        log_info("arca %s starting, config %s", ARCA_VERSION, cfg->config_file);
+    else
+        log_info("arca %s starting, no config file", ARCA_VERSION);
+    if (cfg->n_allow_nets == 0)
+        log_info("warning: no --allow-network: every client that reaches arca may fetch");
+}
+
 static int start(const struct config *cfg, char *err, size_t errlen)
 {
     raise_fd_limit(cfg);
     /* What can be refused in a moment is checked before a big index loads. */
     if (check_startable(cfg, err, errlen) < 0 || access_log_open(cfg->access_log, err, errlen) < 0)
         return -1;
+    log_starting(cfg);
     if (store_open(cfg, err, errlen) < 0)
         return -1;
     stats_load(); /* the last read of the index on main until store_close */
@@ -290,8 +358,9 @@ static int serve(struct config *cfg, int argc, char **argv)
 
 /* arca check-config [OPTIONS]: the options serve would get (--config FILE and any others,
  * which override the file as they do for serve). 0 and "FILE: ok" when serve would start with
- * them, else 1 and the reason; nothing is created. An arca already answering at the address is
- * taken for the running one about to be reloaded: ok, with a note. */
+ * them, else 1 and the reason; nothing is created. An arca holding the data dir and answering
+ * at the address is taken for the running one about to be reloaded: ok, with a note. Run as
+ * root, a note says the service's user should ask. */
 static int check_config(int argc, char **argv)
 {
     static struct config cfg;
@@ -316,12 +385,13 @@ static int check_config(int argc, char **argv)
         break;
     }
     rc = check_startable(&cfg, err, sizeof(err));
-    if (rc == -2 && arca_answers(&cfg)) {
+    if (rc == HELD_DATA_DIR && running_arca(&cfg, err, sizeof(err))) {
         fprintf(stderr, "arca: note: %s (a running arca: SIGHUP keeps its address)\n", err);
     } else if (rc < 0) {
         fprintf(stderr, "arca: %s\n", err);
         return 1;
     }
+    note_root(argc, argv);
     if (cfg.config_file[0])
         printf("%s: ok\n", cfg.config_file);
     else

@@ -39,7 +39,7 @@ static int scale(int64_t v, int64_t unit, int64_t *out)
     return 0;
 }
 
-int parse_ttl(const char *s, int64_t *seconds)
+int parse_seconds(const char *s, int64_t *seconds)
 {
     int64_t v, unit;
     const char *end;
@@ -63,7 +63,16 @@ int parse_ttl(const char *s, int64_t *seconds)
     }
     if (end[1] != '\0')
         return -1;
-    *seconds = v > TTL_MAX / unit ? TTL_MAX : v * unit;
+    *seconds = v > INT64_MAX / unit ? INT64_MAX : v * unit;
+    return 0;
+}
+
+int parse_ttl(const char *s, int64_t *seconds)
+{
+    if (parse_seconds(s, seconds) < 0)
+        return -1;
+    if (*seconds > TTL_MAX)
+        *seconds = TTL_MAX;
     return 0;
 }
 

@@ -19,6 +19,10 @@
 #define TTL_MAX (100LL * 365 * 86400)
 int parse_ttl(const char *s, int64_t *seconds);
 
+/* The same, not capped: an option's value, refused with its range when over its bound. A value
+ * too big for int64_t comes back as INT64_MAX, still a number (out of any range), not a typo. */
+int parse_seconds(const char *s, int64_t *seconds);
+
 /* "<int>" followed by ms, s, m, h or d; strictly positive. Result in milliseconds. */
 int parse_duration_ms(const char *s, int64_t *ms);
 

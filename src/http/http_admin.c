@@ -9,6 +9,7 @@
 #include "store.h"
 #include "url.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -34,10 +35,13 @@ int http_load_admin_token(const struct config *cfg, char *err, size_t errlen)
     if (cfg->admin_token_file[0] &&
         (len = config_read_token(cfg->admin_token_file, value, sizeof(value))) < TOKEN_MIN) {
         /* A short token would be guessable: an admin who wrote one should hear of it at once. */
-        snprintf(err, errlen, "--admin-token-file %s: %s (%d to %d characters)",
-                 cfg->admin_token_file,
-                 len < 0 ? "cannot read it, or its token is too long" : "token too short",
-                 TOKEN_MIN, TOKEN_MAX - 1);
+        if (len == -1)
+            snprintf(err, errlen, "--admin-token-file %s: cannot read it: %s",
+                     cfg->admin_token_file, strerror(errno));
+        else
+            snprintf(err, errlen, "--admin-token-file %s: %s (%d to %d characters)",
+                     cfg->admin_token_file, len < 0 ? "token too long" : "token too short",
+                     TOKEN_MIN, TOKEN_MAX - 1);
         return -1;
     }
     pthread_mutex_lock(&token.lock);

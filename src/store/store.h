@@ -111,8 +111,14 @@ struct object_meta {
  * descriptors or memory): no reference, the reason in meta->error; the object stays. */
 enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILABLE, LOOKUP_DIGEST };
 
-/* Main: open the data dir and load the index (main is its only user until store_start). */
+/* Main: open the data dir and load the index (main is its only user until store_start). Its
+ * lock file is held, exclusively, until the process ends: a second arca on the same data dir is
+ * refused. */
+#define STORE_LOCK_FILE "lock"
 int store_open(const struct config *cfg, char *err, size_t errlen);
+/* Whether another process (an arca) holds data_dir's lock now: what store_open would refuse.
+ * Takes nothing and creates nothing; check-config asks it. */
+bool store_dir_in_use(const char *data_dir);
 /* Hand the index, fsync and unlink to the persistence thread, and sweep orphan files there. */
 int store_start(char *err, size_t errlen);
 /* Main, once the upstream thread and clients are gone: the persistence thread finishes what it was

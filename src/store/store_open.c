@@ -186,12 +186,25 @@ static void discard_partial(const char *key, void *arg)
     unlink(path);
 }
 
+bool store_dir_in_use(const char *data_dir)
+{
+    char path[1200];
+    int fd;
+    bool held;
+    snprintf(path, sizeof(path), "%s/%s", data_dir, STORE_LOCK_FILE);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return false; /* no lock file: no arca has opened it yet */
+    held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return held;
+}
+
 /* Two servers on one data dir would each delete the other's downloads at start: refuse. The
  * lock lives as long as the process (the descriptor is never closed). */
 static int lock_data_dir(const struct config *cfg, char *err, size_t errlen)
 {
     char path[1200];
-    snprintf(path, sizeof(path), "%s/lock", cfg->data_dir);
+    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, STORE_LOCK_FILE);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
         snprintf(err, errlen, "data dir %s: %s", cfg->data_dir,

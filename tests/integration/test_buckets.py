@@ -138,7 +138,7 @@ def test_credentials_from_the_environment(start_arca, workdir, s3):
     ("[bucket lab]\nurl = https://h/b\ncredentials = /nonexistent\n",
      "bucket lab: cannot read credentials file '/nonexistent'"),
     ("[bucket b/x]\nurl = https://h/b\n", "bucket name 'b/x'"),
-    ("[bucket lab]\nurl = https://h/b\nhide-root = maybe\n", "hide-root: expected false or true"),
+    ("[bucket lab]\nurl = https://h/b\nhide-root = maybe\n", "bucket lab: hide-root: expected true or false"),
     ("[bucket lab]\nurl = https://h/b\ncolour = red\n", "bucket lab: unknown key 'colour'"),
     ("[bucket lab]\nurl = https://h/b\ncredentials = ONE_LINE\n",
      "needs an access key id and a secret"),

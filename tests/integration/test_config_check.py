@@ -53,6 +53,12 @@ def lab(workdir):
     return config
 
 
+def root_note(*args):
+    """What check-config adds on an ok when run as root (the suite runs as root)."""
+    return ("arca: note: checked with root's rights; serve runs as the service's user: "
+            f"sudo -u arca arca check-config {' '.join(args)}\n")
+
+
 def serve_refuses(path, line):
     """serve with the config fails at once with the same line check-config printed."""
     p = run("serve", "--config", path)
@@ -62,7 +68,8 @@ def serve_refuses(path, line):
 def test_readme_bucket_example_with_comments_is_ok_and_serve_starts(lab):
     path = lab()
     p = run("check-config", "--config", path)
-    assert (p.returncode, p.stdout, p.stderr) == (0, f"{path}: ok\n", "")
+    assert (p.returncode, p.stdout, p.stderr) == (0, f"{path}: ok\n",
+                                                  root_note("--config", path))
     with serving(path, lab.port):
         pass
 
@@ -95,12 +102,13 @@ def test_check_before_a_reload_accepts_the_running_arcas_address(lab):
         assert (p.returncode, p.stdout, p.stderr) == (
             0, f"{path}: ok\n",
             f"arca: note: {path}:3: --listen 127.0.0.1:{lab.port}: cannot listen: Address "
-            "already in use (a running arca: SIGHUP keeps its address)\n")
+            "already in use (a running arca: SIGHUP keeps its address)\n"
+            + root_note("--config", path))
 
 
 @pytest.mark.parametrize("token_text, why", [
-    (None, "cannot read it, or its token is too long"),
-    ("short\n", "token too short"),
+    (None, "cannot read it: No such file or directory"),
+    ("short\n", "token too short (16 to 511 characters)"),
 ])
 def test_a_bad_admin_token_file_is_named_with_its_line(lab, workdir, token_text, why):
     path = lab()
@@ -108,7 +116,7 @@ def test_a_bad_admin_token_file_is_named_with_its_line(lab, workdir, token_text,
         os.unlink(lab.token)
     else:
         write(lab.token, token_text)
-    line = (f"arca: {path}:6: --admin-token-file {lab.token}: {why} (16 to 511 characters)\n")
+    line = f"arca: {path}:6: --admin-token-file {lab.token}: {why}\n"
     p = run("check-config", "--config", path)
     assert (p.returncode, p.stdout, p.stderr) == (1, "", line)
     serve_refuses(path, line)
@@ -218,9 +226,10 @@ def test_check_config_takes_serves_options(lab, workdir):
     path = lab()
     p = run("check-config", "--config", path, "--data-dir", f"{workdir}/no/such")
     assert p.returncode == 1 and p.stderr.startswith(f"arca: --data-dir {workdir}/no/such:")
-    p = run("check-config", "--listen", f"127.0.0.1:{lab.port}", "--data-dir", f"{workdir}/d2",
-            "--access-log", "off")
-    assert (p.returncode, p.stdout, p.stderr) == (0, "ok\n", "")
+    args = ("--listen", f"127.0.0.1:{lab.port}", "--data-dir", f"{workdir}/d2", "--access-log",
+            "off")
+    p = run("check-config", *args)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "ok\n", root_note(*args))
     assert not os.path.exists(f"{workdir}/d2"), "check-config creates nothing"
     p = run("check-config", "--bogus")
     assert (p.returncode, p.stderr) == (1, "arca: unknown option '--bogus'\n")
@@ -237,4 +246,122 @@ def test_option_errors_say_what_is_wrong():
         2, "arca: unknown option '--log-health-check'; did you mean --log-health-checks?\n")
     for args in (["-h"], ["serve", "-h"], ["--help"]):
         p = run(*args)
-        assert p.returncode == 0 and p.stdout.startswith("usage: arca serve"), args
+        assert p.returncode == 0 and p.stdout.startswith("usage: arca [serve]"), args
+
+
+def as_nobody(*args):
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           ARCA_BIN, *args], capture_output=True, text=True, timeout=10)
+
+
+def test_check_config_as_root_says_it_checked_with_roots_rights(lab, workdir):
+    """serve runs as the service's user: root's ok would approve paths arca cannot write."""
+    path = lab()
+    p = run("check-config", "--config", path)
+    assert os.geteuid() == 0, "this scenario runs as root, as the test suite does"
+    assert (p.returncode, p.stdout, p.stderr) == (
+        0, f"{path}: ok\n",
+        "arca: note: checked with root's rights; serve runs as the service's user: "
+        f"sudo -u arca arca check-config --config {path}\n")
+    os.chmod(workdir, 0o755)
+    for f in (path, lab.token, os.path.join(workdir, "lab.creds")):
+        os.chmod(f, 0o644)
+    os.chown(workdir, 65534, 65534)
+    p = as_nobody("check-config", "--config", path)
+    assert (p.returncode, p.stdout, p.stderr) == (0, f"{path}: ok\n", "")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--retry-delay", "1h"], "--retry-delay: '1h' is out of range (1ms..30s)"),
+    (["--retry-delay", "31s"], "--retry-delay: '31s' is out of range (1ms..30s)"),
+    (["--retry-delay", "1x"], "--retry-delay: expected <int>ms|s|m, positive, got '1x'"),
+    (["--default-ttl", "36501d"], "--default-ttl: '36501d' is out of range (1s..36500d)"),
+    (["--keep-expired", "99999999999999d"],
+     "--keep-expired: '99999999999999d' is out of range (1s..36500d)"),
+    (["--stall-timeout", "2d"], "--stall-timeout: '2d' is out of range (1s..1d)"),
+    (["--max-header-size", "2M"], "--max-header-size: '2M' is out of range (1K..1M)"),
+    (["--threads", "300"], "--threads: '300' is out of range (1..256)"),
+])
+def test_a_bound_is_refused_with_its_range_not_capped(args, line):
+    p = run("serve", *args)
+    assert (p.returncode, p.stdout, p.stderr) == (2, "", f"arca: {line}\n")
+
+
+def test_file_errors_say_why(lab, workdir):
+    p = run("check-config", "--config", f"{workdir}/nonexistent.ini")
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: {workdir}/nonexistent.ini: cannot read config file: "
+           "No such file or directory\n")
+    p = run("check-config", "--config", lab(), "--admin-token-file", f"{workdir}/nonexist")
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: --admin-token-file {workdir}/nonexist: cannot read it: "
+           "No such file or directory\n")
+
+
+def test_a_switch_without_value_says_what_is_expected(lab):
+    path = lab(extra="exact-keys\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: {path}:7: exact-keys: expected 'exact-keys = true' (or false)\n")
+    path = lab(extra="quota\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (1, f"arca: {path}:7: quota: expected 'quota = VALUE'\n")
+
+
+@pytest.mark.parametrize("word, on", [("true", True), ("yes", True), ("on", True), ("1", True),
+                                      ("false", False), ("no", False), ("off", False),
+                                      ("0", False)])
+def test_booleans_take_the_usual_words(lab, word, on):
+    path = lab(extra=f"exact-keys = {word}\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (0, root_note("--config", path))
+    p = run("serve", "--exact-keys=maybe")
+    assert (p.returncode, p.stderr) == (
+        2, "arca: --exact-keys: expected true or false (yes/no, on/off, 1/0), got 'maybe'\n")
+
+
+def test_a_data_dir_in_use_by_another_arca(lab, workdir):
+    """serve refuses a data dir another arca holds; so does check-config, unless that arca is
+    the running one answering at this config's address (SIGHUP will reload it)."""
+    path = lab()
+    with serving(path, lab.port):
+        other_port = free_port()
+        p = run("check-config", "--config", path, "--listen", f"127.0.0.1:{other_port}")
+        line = f"arca: {path}:4: --data-dir {workdir}/data: in use by another arca\n"
+        assert (p.returncode, p.stderr) == (1, line)
+        p = run("serve", "--config", path, "--listen", f"127.0.0.1:{other_port}")
+        assert p.returncode == 1 and p.stderr == line, p.stderr
+        p = run("check-config", "--config", path)
+        assert p.returncode == 0, p.stderr
+
+
+def test_a_different_arca_at_the_address_is_not_the_running_one(lab, workdir):
+    """An arca answering at the address but holding another data dir is not the one SIGHUP
+    reloads: the address in use is an error."""
+    path = lab()
+    with serving(path, lab.port):
+        p = run("check-config", "--config", path, "--data-dir", f"{workdir}/other")
+        assert (p.returncode, p.stderr) == (
+            1, f"arca: {path}:3: --listen 127.0.0.1:{lab.port}: cannot listen: Address already "
+               "in use\n")
+
+
+def test_options_without_a_command_serve(lab):
+    """`arca --config FILE` serves, as `arca serve --config FILE` does (scripts rely on it)."""
+    path = lab()
+    p = run("--help")
+    assert p.stdout.startswith("usage: arca [serve] [OPTION...]"), p.stdout
+    serve = subprocess.Popen([ARCA_BIN, "--config", path], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert serve.poll() is None and time.monotonic() < deadline
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{lab.port}/api/v1/health/") as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                time.sleep(0.05)
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=10)

@@ -183,3 +183,16 @@ def test_the_data_dir_arca_makes_is_closed_to_other_users(origin, start_arca):
     arca = start_arca("--upstream-allow", "127.0.0.0/8")
     assert arca.fetch(url)[0] == 200
     assert os.stat(arca.data_dir).st_mode & 0o777 == 0o750
+
+
+def test_the_start_up_line_names_version_config_and_who_may_fetch(workdir, start_arca):
+    version = run_arca("--version").stdout.strip()
+    path = os.path.join(workdir, "arca.ini")
+    with open(path, "w") as f:
+        f.write("[arca]\nlog-level = info\n")
+    arca = start_arca("--config", path)
+    assert arca.log_shows(f"{version} starting, config {path}")
+    assert arca.log_shows("no --allow-network: every client that reaches arca may fetch")
+    arca = start_arca("--allow-network", "127.0.0.0/8")
+    assert arca.log_shows(f"{version} starting, no config file")
+    assert arca.read_log().count("every client that reaches") == 1  # both write arca.log

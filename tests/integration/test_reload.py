@@ -92,3 +92,15 @@ def test_log_level_reloads_and_restart_options_are_named(origin, start_arca, con
     assert "SIGHUP: --threads changed; it takes effect at restart" in arca.read_log()
     arca.fetch(url)
     assert arca.log_shows(f"debug fetch {url}: download started")
+
+
+def test_the_reload_line_says_who_may_fetch_and_the_log_level(start_arca, config):
+    write_config(config)
+    arca = start_arca("--config", config)
+    reload(arca)
+    assert ("SIGHUP: reloaded (every client allowed, log level info, quota 5368709120 bytes, "
+            "default ttl 864000s)") in arca.read_log()
+    write_config(config, "allow-network = 127.0.0.0/8", "log-level = error")
+    reload(arca, "SIGHUP: reloaded (1 allowed network, log level error,")
+    write_config(config, "allow-network = 127.0.0.0/8", "allow-network = ::1/128")
+    reload(arca, "SIGHUP: reloaded (2 allowed networks, log level info,")

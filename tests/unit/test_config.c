@@ -68,8 +68,8 @@ static void options(void **state)
     assert_int_equal(load(&c, err, 3, "serve", "--digest-framing=trailer"), CONFIG_ERROR);
     assert_non_null(strstr(err, "chunked or hold"));
     assert_int_equal(load(&c, err, 3, "serve", "--max-redirects=101"), CONFIG_ERROR);
-    assert_int_equal(load(&c, err, 3, "serve", "--default-ttl=999999999d"), CONFIG_SERVE);
-    assert_int_equal(c.default_ttl, TTL_MAX);
+    assert_int_equal(load(&c, err, 3, "serve", "--default-ttl=999999999d"), CONFIG_ERROR);
+    assert_string_equal(err, "--default-ttl: '999999999d' is out of range (1s..36500d)");
     assert_int_equal(load(&c, err, 2, "--version"), CONFIG_VERSION);
     assert_int_equal(load(&c, err, 2, "--help"), CONFIG_HELP);
 }
@@ -261,6 +261,32 @@ static void restart_changes(void **state)
     assert_string_equal(out, "--listen, --data-dir, --threads, --mirror");
 }
 
+/* Switches take the usual words for yes and no, in the file and on the command line; a bound is
+ * refused, never capped. */
+static void switch_words_and_bounds(void **state)
+{
+    static struct config c;
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                "off", "0"};
+    char err[CONFIG_ERR_LEN], arg[64];
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        snprintf(arg, sizeof(arg), "--exact-keys=%s", yes[i]);
+        assert_int_equal(load(&c, err, 2, arg), CONFIG_SERVE);
+        assert_true(c.exact_keys);
+        snprintf(arg, sizeof(arg), "--log-health-checks=%s", no[i]);
+        assert_int_equal(load(&c, err, 3, "serve", arg), CONFIG_SERVE);
+        assert_false(c.log_health_checks);
+    }
+    assert_int_equal(load(&c, err, 3, "serve", "--retry-delay=30s"), CONFIG_SERVE);
+    assert_int_equal(c.retry_delay_ms, 30000);
+    assert_int_equal(load(&c, err, 3, "serve", "--retry-delay=30001ms"), CONFIG_ERROR);
+    assert_string_equal(err, "--retry-delay: '30001ms' is out of range (1ms..30s)");
+    assert_int_equal(load(&c, err, 3, "serve", "--default-ttl=36500d"), CONFIG_SERVE);
+    assert_int_equal(load(&c, err, 3, "serve", "--default-ttl=876001h"), CONFIG_ERROR);
+    assert_string_equal(err, "--default-ttl: '876001h' is out of range (1s..36500d)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +300,7 @@ int main(void)
         cmocka_unit_test(origins),
         cmocka_unit_test(unknown_options_are_named),
         cmocka_unit_test(restart_changes),
+        cmocka_unit_test(switch_words_and_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
