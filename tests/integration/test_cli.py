@@ -95,7 +95,7 @@ def test_arca_alone_prints_usage_on_stderr_and_exits_2():
     out = subprocess.run([ARCA_BIN], capture_output=True, text=True, timeout=5)
     assert out.returncode == 2
     assert out.stdout == ""
-    assert out.stderr.startswith("usage: arca serve [OPTION...]\n")
+    assert out.stderr.startswith("usage: arca [serve] [OPTION...]\n")
     assert "arca prefetch [--server URL]" in out.stderr
     assert out.stderr.endswith("arca --help tells every option\n")
 
