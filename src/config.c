@@ -8,7 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* A config file is a few kB: anything past this is no config (a log given by mistake). */
+#define CONFIG_FILE_MAX (1 << 20)
 
 void config_defaults(struct config *cfg)
 {
@@ -677,6 +681,14 @@ int config_restart_changes(const struct config *old, const struct config *fresh,
 static const char *const bucket_keys[BUCKET_KEYS + 1] = {
     "url", "region", "credentials", "hide-root", "prefix", "listing-ttl", NULL};
 
+static bool bucket_key_named(const char *name)
+{
+    for (int k = 0; bucket_keys[k]; k++)
+        if (!strcmp(bucket_keys[k], name))
+            return true;
+    return false;
+}
+
 /* One read of an INI file: inih calls read_line for each line, then on_ini_line for a key. */
 struct ini_ctx {
     struct config *cfg;
@@ -726,7 +738,10 @@ static bool bare_key(const char *line, struct ini_ctx *ctx)
     snprintf(name, sizeof(name), "%.*s", (int)len, line + start);
     o = option_named(name);
     if (!ctx->failed) {
-        if ((o && (o->flags & OPT_SWITCH)) || !strcmp(name, "hide-root"))
+        if (!o && !bucket_key_named(name))
+            snprintf(ctx->err, CONFIG_ERR_LEN,
+                     "'%s': expected KEY = VALUE (a value never goes on over lines)", name);
+        else if ((o && (o->flags & OPT_SWITCH)) || !strcmp(name, "hide-root"))
             snprintf(ctx->err, CONFIG_ERR_LEN, "%s: expected '%s = true' (or false)", name, name);
         else
             snprintf(ctx->err, CONFIG_ERR_LEN, "%s: expected '%s = VALUE'", name, name);
@@ -735,16 +750,29 @@ static bool bare_key(const char *line, struct ini_ctx *ctx)
     return true;
 }
 
-/* inih's reader: counts lines, cuts comments. inih's buffer holds 199 bytes of a line: a longer
- * one would be read as two, so it is refused. */
+/* inih's reader: counts lines, cuts comments and indentation, refuses NUL bytes. inih's buffer
+ * holds 199 bytes of a line: a longer one would be read as two, so it is refused. */
 static char *read_line(char *str, int num, void *stream)
 {
     struct ini_ctx *ctx = stream;
-    size_t len;
+    long before = ftell(ctx->f);
+    size_t len, indent;
     if (!fgets(str, num, ctx->f))
         return NULL;
     ctx->line++;
     len = strlen(str);
+    if (before >= 0 && ftell(ctx->f) - before > (long)len) { /* fgets went past a NUL */
+        if (!ctx->failed)
+            snprintf(ctx->err, CONFIG_ERR_LEN, "a NUL byte: not a text file");
+        ctx->failed = true;
+        snprintf(str, (size_t)num, "[\n");
+        return str;
+    }
+    /* Indentation means nothing: inih would take an indented line for the value before it
+     * going on (its multi-line mode), silently. */
+    indent = strspn(str, " \t");
+    memmove(str, str + indent, len - indent + 1);
+    len -= indent;
     if (len > 0 && str[len - 1] != '\n' && !at_line_end(ctx->f)) {
         if (!ctx->failed)
             snprintf(ctx->err, CONFIG_ERR_LEN, "line longer than %d bytes", num - 1);
@@ -821,6 +849,10 @@ int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[C
     char inner[CONFIG_ERR_LEN] = "syntax error";
     struct ini_ctx ctx = {.cfg = cfg, .f = f, .file = name, .err = inner};
     int rc = ini_parse_stream(read_line, &ctx, on_ini_line, &ctx);
+    if (rc == 0 && ferror(f)) { /* a read error is no end of file: the rest is not read */
+        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", name, strerror(EIO));
+        return -1;
+    }
     if (rc == 0)
         return 0;
     snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", name, rc, inner);
@@ -830,13 +862,23 @@ int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[C
 int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN])
 {
     FILE *f = fopen(path, "r");
-    int rc;
-    if (!f) {
-        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", path, strerror(errno));
-        return -1;
-    }
-    rc = config_read_stream(cfg, f, path, err);
-    fclose(f);
+    struct stat st;
+    const char *why = NULL;
+    int rc = -1;
+    if (!f)
+        why = strerror(errno);
+    else if (fstat(fileno(f), &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode)) /* a directory, /dev/zero: nothing a config is made of */
+        why = "not a regular file";
+    else if (st.st_size > CONFIG_FILE_MAX)
+        why = "larger than 1 MiB";
+    else
+        rc = config_read_stream(cfg, f, path, err);
+    if (why)
+        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", path, why);
+    if (f)
+        fclose(f);
     return rc;
 }
 

@@ -365,3 +365,42 @@ def test_options_without_a_command_serve(lab):
     finally:
         serve.terminate()
         serve.communicate(timeout=10)
+
+
+def test_what_is_no_config_file_is_refused_not_read_as_an_empty_one(workdir):
+    # an empty config is everyone allowed on every address: a file arca could not read must
+    # never become one (outside review: a directory, NULs and /dev/zero all read as empty)
+    nuls = os.path.join(workdir, "zero.ini")
+    with open(nuls, "wb") as f:
+        f.write(b"\0" * 4096)
+    inner = os.path.join(workdir, "inner.ini")
+    with open(inner, "wb") as f:
+        f.write(b"[arca]\nquota = 2G\0junk\nlog-level = info\n")
+    big = write(os.path.join(workdir, "big.ini"), "[arca]\n" + "; padding\n" * 120000)
+    cases = [
+        (workdir, f"arca: {workdir}: cannot read config file: not a regular file\n"),
+        ("/dev/zero", "arca: /dev/zero: cannot read config file: not a regular file\n"),
+        (nuls, f"arca: {nuls}:1: a NUL byte: not a text file\n"),
+        (inner, f"arca: {inner}:2: a NUL byte: not a text file\n"),
+        (big, f"arca: {big}: cannot read config file: larger than 1 MiB\n"),
+    ]
+    for path, said in cases:
+        for command in ("check-config", "serve"):
+            p = run(command, "--config", path)
+            assert (p.returncode != 0, p.stderr) == (True, said), (command, path)
+
+
+def test_an_indented_line_continues_no_value(workdir):
+    # inih would read it as the previous key's value going on: a second network, unannounced
+    path = write(os.path.join(workdir, "a.ini"),
+                 "[arca]\nallow-network = 10.0.0.0/8\n  0.0.0.0/0\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: {path}:3: '0.0.0.0/0': expected KEY = VALUE (a value never goes on over "
+           "lines)\n")
+    # indentation alone is no continuation: an indented key = value is a key = value
+    path = write(os.path.join(workdir, "b.ini"),
+                 f"[arca]\n  quota = 5G\n  data-dir = {workdir}/d\n"
+                 f"  listen = 127.0.0.1:{free_port()}\n  access-log = off\n")
+    p = run("check-config", "--config", path)
+    assert (p.returncode, p.stdout) == (0, f"{path}: ok\n"), p.stderr
