@@ -975,7 +975,8 @@ void config_print_help(void)
         "\n"
         "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--log-level and the admin token; other options need a restart (the log names them).");
+        "--log-level and the admin token; other options need a restart (the log names them).\n"
+        "SIGUSR1 reopens the access log and nothing else (for logrotate).");
 }
 
 /* One "--NAME[=VALUE]" of argv[*i] (a VALUE may be the next argument, then *i moves on). */

@@ -31,6 +31,7 @@ static void block_signals(sigset_t *set)
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -80,6 +81,17 @@ static void log_reloaded(const struct config *fresh)
                  fresh->n_allow_nets == 1 ? "" : "s");
     log_info("SIGHUP: reloaded (%s, log level %s, quota %lld bytes, default ttl %llds)", who,
              level_name(fresh->log_level), (long long)fresh->quota, (long long)fresh->default_ttl);
+}
+
+/* SIGUSR1, logrotate's: reopen the access log and nothing else, so that a nightly rotation never
+ * applies a config someone is still editing. */
+static void reopen_log(void)
+{
+    char err[512];
+    if (access_log_reopen(err, sizeof(err)) < 0)
+        log_error("SIGUSR1: %s", err);
+    else
+        log_info("SIGUSR1: access log reopened");
 }
 
 /* SIGHUP: reopen the access log; reload the allowed networks, quota, default TTL, log level
@@ -344,8 +356,12 @@ static int serve(struct config *cfg, int argc, char **argv)
         access_log_close();
         return 1;
     }
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        reload(cfg, argc, argv);
+    while (sigwait(&set, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {
+        if (sig == SIGHUP)
+            reload(cfg, argc, argv);
+        else
+            reopen_log();
+    }
     log_info("signal %d: draining (grace period %llds)", sig, (long long)cfg->grace_period);
     http_drain(cfg->grace_period);
     upstream_stop();

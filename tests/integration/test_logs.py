@@ -1,6 +1,7 @@
 """The access log (combined format + cache result + duration), --access-log, --log-level and
 SIGHUP's reopening of the log file."""
 
+import json
 import os
 import re
 import signal
@@ -148,3 +149,25 @@ def test_a_bad_log_level_or_unwritable_access_log_stops_arca_with_one_line(workd
                               os.path.join(workdir, "d"), *args], capture_output=True, text=True,
                              timeout=10)
         assert out.returncode != 0 and reason in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_sigusr1_reopens_the_access_log_and_reloads_nothing(origin, start_arca, workdir):
+    """logrotate's signal: a nightly rotation must not apply a half-edited config (SIGHUP
+    reloads it), so SIGUSR1 only reopens the access log."""
+    path, ini = os.path.join(workdir, "access.log"), os.path.join(workdir, "arca.ini")
+    with open(ini, "w") as f:
+        f.write("[arca]\nquota = 5G\nupstream-allow = 127.0.0.0/8\n")
+    arca = start_arca("--config", ini, "--access-log", path)
+    url = origin.add("/u", data=b"u" * 1000)
+    arca.fetch(url)
+    assert len(wait_lines(lambda: read_file(path), 1)) == 1
+    with open(ini, "w") as f:  # an edit under way
+        f.write("[arca]\nquota = 1G\nupstream-allow = 127.0.0.0/8\n")
+    os.rename(path, path + ".1")
+    arca.proc.send_signal(signal.SIGUSR1)
+    assert arca.log_shows("SIGUSR1: access log reopened")
+    arca.fetch(url)
+    assert [l["cache"] for l in wait_lines(lambda: read_file(path), 1)] == ["HIT"]
+    assert len(access_lines(read_file(path + ".1"))) == 1
+    assert json.loads(arca.get("/api/v1/status/")[2])["disk_quota"] == 5 << 30
+    assert "SIGHUP" not in arca.read_log()

@@ -37,7 +37,7 @@ SYSTEMCTL = """#!/bin/sh
 echo "$(id -un): $*" >>/tmp/systemctl.calls
 case "$*" in
     "-q is-active arca.service") exit 0 ;;
-    "reload arca.service") kill -HUP "$(cat /tmp/arca.pid)"; exit ;;  # the unit's ExecReload
+    "kill --signal=USR1 arca.service") kill -USR1 "$(cat /tmp/arca.pid)"; exit ;;
 esac
 exit 1
 """
@@ -58,11 +58,11 @@ def rotate_the_log(root, pid, port, url):
     run("chroot", root, "logrotate", "-f", "/etc/logrotate.d/arca")
     with open(os.path.join(root, "tmp/systemctl.calls")) as f:
         assert f.read().splitlines() == ["root: -q is-active arca.service",
-                                         "root: reload arca.service"]
+                                         "root: kill --signal=USR1 arca.service"]
     with open(os.path.join(logs, "access.log.1")) as f:
         assert f.read().count("/api/v1/fetch/") == 2
     deadline = time.monotonic() + 10
-    while True:  # SIGHUP is handled asynchronously: fetch until the line lands in the new file
+    while True:  # SIGUSR1 is handled asynchronously: fetch until the line lands in the new file
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("GET", "/api/v1/fetch/?url=" + url)
         assert conn.getresponse().status == 200
