@@ -100,6 +100,7 @@ struct probe {
     struct buf body;
     void *arg;
     char errbuf[CURL_ERROR_SIZE];
+    int64_t asked_ms; /* when it was asked for: a failure says the time spent, as a download's */
     struct probe *next;
 };
 
@@ -723,6 +724,21 @@ static void free_probe(struct probe *p)
     free(p);
 }
 
+/* A download failing this way would say (fail_unresolved, end_transfer's last words). */
+static void probe_failure(const struct probe *p, CURLcode rc, struct probe_result *res)
+{
+    char why[CURL_ERROR_SIZE + 200], host[256];
+    struct upstream_error e = error_for_clients(rc, false, false);
+    res->failure_status = e.status;
+    if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+        host_name(p->url, host, sizeof(host));
+        snprintf(why, sizeof(why), "cannot resolve host %s", host);
+    } else {
+        snprintf(why, sizeof(why), "%s: %s", e.what, res->error);
+    }
+    failure_summary(res->failure, sizeof(res->failure), 1, monotonic_ms() - p->asked_ms, why);
+}
+
 /* Hand the answer over (rc: how curl ended; a write error is our own stop at the body). */
 static void end_probe(struct probe *p, CURLcode rc, bool stopping)
 {
@@ -747,6 +763,7 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
                  p->h.refused[0] && rc == CURLE_COULDNT_CONNECT ? p->h.refused
                  : p->errbuf[0]                                 ? p->errbuf
                                                                 : curl_easy_strerror(rc));
+        probe_failure(p, rc, &res);
     }
     if (p->get_done)
         p->get_done(&res, p->body.data ? p->body.data : "", p->body.len, p->arg);
@@ -828,6 +845,7 @@ int upstream_probe(const char *url, void (*done)(const struct probe_result *res,
     }
     p->done = done;
     p->arg = arg;
+    p->asked_ms = monotonic_ms();
     return ask(p);
 }
 
