@@ -1029,8 +1029,11 @@ static void origin_answered(const struct probe_result *res, void *arg)
     } else if (res->status == 0 || status_retryable(res->status)) {
         t->next_mirror = t->n_mirrors;
     } else {
-        snprintf(reason, sizeof(reason), "upstream refused this %sURL (%d)",
-                 t->grant_until > 0 ? "signed " : "", res->status);
+        /* worded as the origin's own refusal of a download, and as a refused confirmation of a
+         * cached object: with or without mirrors, cached or not, the same answer */
+        snprintf(reason, sizeof(reason), "%s %d",
+                 res->status >= 400 ? "upstream answered" : "unexpected upstream status",
+                 res->status);
         fail(t, res->status >= 400 ? res->status : 502, reason);
         end_transfer(t);
         return;
