@@ -51,6 +51,7 @@ struct transfer {
     int64_t started_ms;             /* when the download began (monotonic) */
     int64_t deadline_ms;            /* the whole download, --download-timeout */
     int64_t retry_at_ms;            /* > 0: waiting out a backoff, not in the multi handle */
+    bool resolved_again;            /* a name that did not resolve was asked once more */
     struct validators kept;         /* of the response the bytes kept came with */
     char host[256];                 /* of the URL asked for, for the per-host limit */
     struct upstream_response resp;  /* the response being received */
@@ -169,10 +170,13 @@ static void host_name(const char *url, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)(name < len ? name : len), host);
 }
 
-/* The host name of the URL `t` fetches now (origin or mirror). */
-static void source_host(const struct transfer *t, char *out, size_t size)
+/* The host name of the URL curl asked last: the source's (origin or mirror), or the target of a
+ * redirect it followed. */
+static void asked_host(CURL *easy, const char *source, char *out, size_t size)
 {
-    host_name(t->source, out, size);
+    const char *effective = NULL;
+    curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective);
+    host_name(effective && effective[0] ? effective : source, out, size);
 }
 
 /* The source's name does not resolve: curl's own words add nothing to that. */
@@ -529,7 +533,7 @@ static int start_attempt(struct transfer *t)
     }
     if (t->attempts++ > 0)
         atomic_fetch_add(&stats.download_retries, 1);
-    source_host(t, host, sizeof(host));
+    host_name(t->source, host, sizeof(host));
     if (host_never_resolves(host, strlen(host))) { /* no resolver is asked (RFC 6761 6.4) */
         fail_unresolved(t, host);
         return -1;
@@ -624,7 +628,7 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
         return;
     }
     if (rc == CURLE_COULDNT_RESOLVE_HOST) {
-        source_host(t, host, sizeof(host));
+        asked_host(t->easy, t->source, host, sizeof(host));
         fail_unresolved(t, host);
         return;
     }
@@ -666,6 +670,14 @@ static void end_attempt(struct transfer *t, CURLcode rc)
         log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
                  t->retry_status ? "retryable status" : curl_easy_strerror(rc),
                  (long long)(t->retry_at_ms - monotonic_ms()));
+        return;
+    } else if (!t->failed && !atomic_load(&fx.stopping) &&
+               resolve_retryable(rc, t->resolved_again, past_deadline(t))) {
+        t->resolved_again = true;
+        t->retry_at_ms = monotonic_ms() + RESOLVE_RETRY_MS;
+        count_active(t, true);
+        log_info("fetch %s: attempt %d: %s; asking again in %d ms", t->url, t->attempts,
+                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc), RESOLVE_RETRY_MS);
         return;
     } else {
         fail_attempt(t, rc);
@@ -731,7 +743,7 @@ static void probe_failure(const struct probe *p, CURLcode rc, struct probe_resul
     struct upstream_error e = error_for_clients(rc, false, false);
     res->failure_status = e.status;
     if (rc == CURLE_COULDNT_RESOLVE_HOST) {
-        host_name(p->url, host, sizeof(host));
+        asked_host(p->easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
     } else {
         snprintf(why, sizeof(why), "%s: %s", e.what, res->error);

@@ -11,7 +11,9 @@
  * upstream_stop() fails downloads still running (their clients see a cut stream, nothing is kept)
  * and hands everything over before returning. A download that fails upstream tells its clients the
  * attempts made and the time spent (failure_summary); a host under ".invalid" fails at its first
- * attempt without a resolver.
+ * attempt without a resolver, and any other name that does not resolve is asked once more after
+ * RESOLVE_RETRY_MS (upstream_response.h) before the download fails with `cannot resolve host
+ * NAME`, NAME being the host curl asked last (a redirect's target, when one was followed).
  */
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H

@@ -119,6 +119,11 @@ bool error_retryable(CURLcode rc, bool retryable_status, bool refused, bool past
     return rc == CURLE_OPERATION_TIMEDOUT && !past_deadline;
 }
 
+bool resolve_retryable(CURLcode rc, bool asked_again, bool past_deadline)
+{
+    return rc == CURLE_COULDNT_RESOLVE_HOST && !asked_again && !past_deadline;
+}
+
 struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool past_deadline)
 {
     if (connection_broke(rc))

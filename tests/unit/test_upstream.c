@@ -107,6 +107,11 @@ static void retries(void **state)
     assert_true(error_retryable(CURLE_OPERATION_TIMEDOUT, false, false, false));
     assert_false(error_retryable(CURLE_OPERATION_TIMEDOUT, false, false, true)); /* deadline */
     assert_false(error_retryable(CURLE_PEER_FAILED_VERIFICATION, false, false, false));
+    /* a name that did not resolve: asked once more (a resolver's blip looks the same), no more */
+    assert_true(resolve_retryable(CURLE_COULDNT_RESOLVE_HOST, false, false));
+    assert_false(resolve_retryable(CURLE_COULDNT_RESOLVE_HOST, true, false));
+    assert_false(resolve_retryable(CURLE_COULDNT_RESOLVE_HOST, false, true)); /* deadline */
+    assert_false(resolve_retryable(CURLE_COULDNT_CONNECT, false, false));
     assert_false(error_retryable(CURLE_TOO_MANY_REDIRECTS, false, false, false));
     /* a name that does not resolve does not resolve a second later either */
     assert_false(error_retryable(CURLE_COULDNT_RESOLVE_HOST, false, false, false));
