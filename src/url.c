@@ -1,6 +1,7 @@
 #include "url.h"
 #include "parse.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -80,6 +81,35 @@ static int put_part(struct out *o, const char *s, size_t len, bool lower)
     return 0;
 }
 
+/* Whether a host is one upstream can be asked for: a name (letters, digits, '-', '.', and '_'
+ * that some lab DNS names hold) or an IPv4 address, or an IPv6 literal in brackets (hex digits,
+ * ':', '.', and a zone after "%25"). Anything else (`%3Cscript%3E.lab`, `a*b.lab`) curl refuses
+ * after an attempt, which made it an upstream failure (502); it is the client's error (400). */
+static bool host_name_ok(const char *s, size_t len)
+{
+    if (s[0] == '[') {
+        if (len < 3 || s[len - 1] != ']')
+            return false;
+        const char *zone = memchr(s, '%', len);
+        size_t addr_end = zone ? (size_t)(zone - s) : len - 1;
+        for (size_t i = 1; i < addr_end; i++)
+            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
+                return false;
+        if (zone) {
+            if (len - 1 - addr_end < 4 || strncmp(zone, "%25", 3) != 0)
+                return false;
+            for (size_t i = addr_end + 3; i < len - 1; i++)
+                if (!isalnum((unsigned char)s[i]) && !strchr("-._~", s[i]))
+                    return false;
+        }
+        return true;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
+            return false;
+    return true;
+}
+
 /* host[:port] of the authority into `o`, the port left out when it is the scheme's default. */
 static int put_host_port(struct out *o, const char *s, size_t len, bool https, int *status,
                          const char **why)
@@ -95,6 +125,10 @@ static int put_host_port(struct out *o, const char *s, size_t len, bool https, i
         if (needs_escape((unsigned char)s[i]))
             return fail(status, why, 400,
                         "url has a host with a blank or a non-ASCII byte (use its xn-- form)");
+    if (!host_name_ok(s, host_len))
+        return fail(status, why, 400,
+                    "url has a host that is not a host name (letters, digits, '-', '.', '_', or "
+                    "an IP address in brackets)");
     if (put_part(o, s, host_len, true) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
     if (!colon)

@@ -13,7 +13,8 @@
  * The normal form (RFC 3986, 6.2.2): scheme and host in lower case, no default port, no
  * fragment, an empty path as "/", percent-encodings in upper case; bytes a URL may not hold
  * (space, '"', '<', '>', '\', '^', '`', '{', '|', '}', bytes >= 0x80, a '%' not followed by two
- * hex digits) percent-encoded. Control bytes, raw or encoded (%00-%1F, %7F), are refused.
+ * hex digits) percent-encoded. Control bytes, raw or encoded (%00-%1F, %7F), are refused, and so
+ * is a host that is not a host name (letters, digits, "-", ".", "_") or a bracketed IP literal.
  *
  * Contract: pure functions, any thread; only url_shown allocates, the others write into buffers
  * their callers give. Parsers return 0, or -1 with the HTTP status and a one-line reason for the

@@ -386,10 +386,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return ret;
 }
 
+/* A load balancer's poll: GET or HEAD of the health path, answered 200 or 503. Anything else on
+ * that path (a POST, a DELETE, a smuggling attempt arca refused) is logged like any request. */
+static bool health_check(const struct request *req)
+{
+    return path_is(req->uri, "/api/v1/health") &&
+           (!strcmp(req->method, MHD_HTTP_METHOD_GET) ||
+            !strcmp(req->method, MHD_HTTP_METHOD_HEAD)) &&
+           (req->status == MHD_HTTP_OK || req->status == MHD_HTTP_SERVICE_UNAVAILABLE);
+}
+
 static void log_request(struct MHD_Connection *c, struct request *req, const char *cache)
 {
-    if (!http_cfg->log_health_checks && path_is(req->uri, "/api/v1/health"))
-        return; /* a load balancer polls it every second: --log-health-checks to see them */
+    if (!http_cfg->log_health_checks && health_check(req))
+        return; /* polled every second: --log-health-checks to see them */
     struct access_entry e = {.when = req->when,
                              .method = req->method[0] ? req->method : "-",
                              .uri = req->uri,

@@ -72,6 +72,7 @@ struct fetch_req {
     struct signature sig;
     int64_t ttl;
     bool confirmed;           /* upstream accepted url for the object being answered */
+    bool authorised;          /* confirmed, or needing no confirmation: its ttl may act */
     struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
                                  twin_fd, waiting for upstream to confirm url (NULL: none) */
     int twin_fd;
@@ -82,6 +83,7 @@ struct fetch_req {
 };
 
 static bool needs_confirm(const struct fetch_req *r, const struct object_meta *meta);
+static enum MHD_Result lookup(struct fetch_req *r);
 static enum MHD_Result start_confirm(struct fetch_req *r);
 
 static void suspend_conn(void *arg)
@@ -756,25 +758,40 @@ static bool confirm_refused(struct fetch_req *r, const struct probe_result *res,
     }
     atomic_fetch_add(&stats.confirm_refused, 1);
     count_error();
-    /* a digest hit, or the unsigned URL of a signed object, is confirmed too */
-    const char *what = r->sig.is_signed ? "signed URL" : "URL";
+    /* Worded as a download's refusal of an uncached URL would be, whatever was cached (a hit, a
+     * download joined, a digest's twin): the answer tells nothing of the cache. */
     unsigned int status = res->status >= 400 ? (unsigned int)res->status : 502;
     struct MHD_Response *resp;
-    if (r->twin && res->status) /* worded as a download's refusal: no sign of a twin */
+    if (res->status == 0)
+        resp = http_error_response("%s", res->failure);
+    else
         resp = http_error_response(
             "%s %d", res->status >= 400 ? "upstream answered" : "unexpected upstream status",
             res->status);
-    else if (res->status == 0)
-        resp = http_error_response("cannot confirm the %s with upstream: %s", what, res->error);
-    else
-        resp = http_error_response("upstream refused this %s (%d)", what, res->status);
     if (resp) /* as a failed download's: see add_cache_status */
         MHD_add_response_header(resp, "Cache-Status", "arca; fwd=uri-miss");
-    *ret = http_queue(r->conn, res->status == 0 ? MHD_HTTP_BAD_GATEWAY : status, resp);
+    if (res->status == 0)
+        status = res->failure_status ? (unsigned int)res->failure_status : 502;
+    *ret = http_queue(r->conn, status, resp);
     return true;
 }
 
 /* --- the request ------------------------------------------------------------------------- */
+
+/* Whether the request's ttl, or the object's own, says a hit is too old for this request. */
+static bool expired_for(const struct fetch_req *r, const struct object_meta *meta)
+{
+    int64_t age = (int64_t)time(NULL) - meta->created;
+    return age >= meta->ttl || age >= r->ttl;
+}
+
+/* Who asks, for the store: only an authorised request's ttl acts on the cached object. */
+static enum lookup_auth lookup_auth(const struct fetch_req *r)
+{
+    if (r->authorised || r->confirmed || http_cfg->trust_signed)
+        return AUTH_CONFIRMED;
+    return r->sig.is_signed ? AUTH_PENDING : AUTH_UNSIGNED;
+}
 
 /* Authorisation comes before anything that depends on the cached object: a URL upstream would
  * refuse learns nothing from its sha256 (the same refusal whether it matches or not). */
@@ -782,6 +799,14 @@ static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta 
                                   struct prepared *prep)
 {
     bool confirm = needs_confirm(r, meta);
+    if (!confirm && !r->authorised && expired_for(r, meta)) {
+        /* authorised now (accepted before, or no check applies): its ttl may act */
+        if (fd >= 0)
+            close(fd);
+        prepared_put(prep);
+        r->authorised = true;
+        return lookup(r);
+    }
     if (confirm || !digest_ok(r, meta)) {
         if (fd >= 0)
             close(fd);
@@ -826,7 +851,8 @@ static enum MHD_Result lookup(struct fetch_req *r)
     struct object_meta meta;
     struct prepared *prep = NULL;
     int fd;
-    r->kind = store_lookup(r->key, r->ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
+    r->kind =
+        store_lookup_as(r->key, r->ttl, lookup_auth(r), &obj, &fd, r->plain ? &prep : NULL, &meta);
     return answer_lookup(r, obj, fd, prep, &meta);
 }
 
@@ -909,7 +935,8 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
                              "upstream now serves another version than the one downloading; "
                              "retry");
     }
-    r->kind = store_lookup(r->key, r->ttl, &obj, &fd, r->plain ? &prep : NULL, &meta);
+    r->kind =
+        store_lookup_as(r->key, r->ttl, lookup_auth(r), &obj, &fd, r->plain ? &prep : NULL, &meta);
     if (r->kind == LOOKUP_HIT && !same_version(&res, &meta)) {
         atomic_fetch_add(&stats.confirm_changed, 1);
         if (fd >= 0)

@@ -252,9 +252,18 @@ static bool expired(const struct object *obj, int64_t now)
 
 /* --- client side -------------------------------------------------------------------------- */
 
-static void note_use(struct object *obj, int64_t ttl, int64_t now)
+/* Whether a request with `auth` may act on `obj`: shorten its life, find it expired and replace
+ * it. An unconfirmed URL may not: a forged signature with &ttl=1s would otherwise throw away a
+ * private object (its refused download dropping the stored version). It gets the object as a
+ * hit, which its caller confirms before serving, then looks up again as confirmed. */
+static bool may_act(const struct object *obj, enum lookup_auth auth)
 {
-    if (ttl > 0 && ttl < obj->ttl)
+    return auth == AUTH_CONFIRMED || (auth == AUTH_UNSIGNED && !obj->signed_key);
+}
+
+static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
+{
+    if (act && ttl > 0 && ttl < obj->ttl)
         obj->ttl = ttl;
     obj->usage++;
     st.uses++;
@@ -395,16 +404,17 @@ bool revalidable(const struct object *obj)
 
 /* Lock held. The object for `key` after a lookup's use of it: a hit (*fd or *prep set), a
  * download to join, or a new one. */
-static int lookup_locked(const char *url, const char *key, int64_t ttl, int64_t now,
-                         struct object **out, int *fd, struct prepared **prep,
+static int lookup_locked(const char *url, const char *key, int64_t ttl, enum lookup_auth auth,
+                         int64_t now, struct object **out, int *fd, struct prepared **prep,
                          struct object_meta *meta)
 {
     struct object *obj = table_find(key), *stale = NULL;
     int res = LOOKUP_MISS;
     *out = NULL;
+    bool act = obj && may_act(obj, auth);
     if (obj)
-        note_use(obj, ttl, now);
-    if (obj && obj->state == OBJ_COMPLETE && expired(obj, now)) {
+        note_use(obj, ttl, act, now);
+    if (obj && obj->state == OBJ_COMPLETE && act && expired(obj, now)) {
         /* Out of the table; its file and row go when the new download replaces them. One with
          * a validator is kept meanwhile: a 304 renews it (revalidation). */
         table_remove(obj);
@@ -441,6 +451,13 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, int64_t 
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **out, int *fd,
                                 struct prepared **prep, struct object_meta *meta)
 {
+    return store_lookup_as(url, ttl, AUTH_CONFIRMED, out, fd, prep, meta);
+}
+
+enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_auth auth,
+                                   struct object **out, int *fd, struct prepared **prep,
+                                   struct object_meta *meta)
+{
     char key[65];
     int64_t now = now_s();
     int res;
@@ -450,7 +467,7 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ou
         *prep = NULL;
     url_key(url, key);
     pthread_mutex_lock(&st.lock);
-    while ((res = lookup_locked(url, key, ttl, now, out, fd, prep, meta)) == LOOKUP_RETRY)
+    while ((res = lookup_locked(url, key, ttl, auth, now, out, fd, prep, meta)) == LOOKUP_RETRY)
         ; /* the object left the table while its file was opened: look again */
     pthread_mutex_unlock(&st.lock);
     return (enum lookup_result)res;

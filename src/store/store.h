@@ -135,6 +135,17 @@ void store_close(void);
  * otherwise churn the ring, building answers that are dropped before their second use). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd,
                                 struct prepared **prep, struct object_meta *meta);
+/* Who is asking, for store_lookup_as: a request's ttl (and an object's expiry) act on the object
+ * only for a request allowed to: AUTH_CONFIRMED (upstream accepted its URL, or no check applies:
+ * --trust-signed-urls), AUTH_UNSIGNED (a URL that is its own key: acts on objects not downloaded
+ * through a signed URL), AUTH_PENDING (a signed URL not confirmed yet: acts on nothing). A
+ * request that may not act gets a complete object as a HIT, expired or not, its life unchanged:
+ * the caller confirms the URL before serving it, and looks up again as AUTH_CONFIRMED when the
+ * request's ttl or the object's own says it is expired. store_lookup is AUTH_CONFIRMED. */
+enum lookup_auth { AUTH_CONFIRMED, AUTH_UNSIGNED, AUTH_PENDING };
+enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_auth auth,
+                                   struct object **obj, int *fd, struct prepared **prep,
+                                   struct object_meta *meta);
 /* A request with &sha256=`want` for `url`, which has no object of its own: another URL's complete
  * object with that digest, if one may answer it (never a signed one), its file opened into *fd
  * (the caller owns it) and its metadata copied: LOOKUP_DIGEST. LOOKUP_MISS otherwise (nothing

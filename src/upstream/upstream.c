@@ -51,6 +51,7 @@ struct transfer {
     int64_t started_ms;             /* when the download began (monotonic) */
     int64_t deadline_ms;            /* the whole download, --download-timeout */
     int64_t retry_at_ms;            /* > 0: waiting out a backoff, not in the multi handle */
+    bool resolved_again;            /* a name that did not resolve was asked once more */
     struct validators kept;         /* of the response the bytes kept came with */
     char host[256];                 /* of the URL asked for, for the per-host limit */
     struct upstream_response resp;  /* the response being received */
@@ -100,6 +101,7 @@ struct probe {
     struct buf body;
     void *arg;
     char errbuf[CURL_ERROR_SIZE];
+    int64_t asked_ms; /* when it was asked for: a failure says the time spent, as a download's */
     struct probe *next;
 };
 
@@ -168,10 +170,13 @@ static void host_name(const char *url, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)(name < len ? name : len), host);
 }
 
-/* The host name of the URL `t` fetches now (origin or mirror). */
-static void source_host(const struct transfer *t, char *out, size_t size)
+/* The host name of the URL curl asked last: the source's (origin or mirror), or the target of a
+ * redirect it followed. */
+static void asked_host(CURL *easy, const char *source, char *out, size_t size)
 {
-    host_name(t->source, out, size);
+    const char *effective = NULL;
+    curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective);
+    host_name(effective && effective[0] ? effective : source, out, size);
 }
 
 /* The source's name does not resolve: curl's own words add nothing to that. */
@@ -528,7 +533,7 @@ static int start_attempt(struct transfer *t)
     }
     if (t->attempts++ > 0)
         atomic_fetch_add(&stats.download_retries, 1);
-    source_host(t, host, sizeof(host));
+    host_name(t->source, host, sizeof(host));
     if (host_never_resolves(host, strlen(host))) { /* no resolver is asked (RFC 6761 6.4) */
         fail_unresolved(t, host);
         return -1;
@@ -623,7 +628,7 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
         return;
     }
     if (rc == CURLE_COULDNT_RESOLVE_HOST) {
-        source_host(t, host, sizeof(host));
+        asked_host(t->easy, t->source, host, sizeof(host));
         fail_unresolved(t, host);
         return;
     }
@@ -665,6 +670,14 @@ static void end_attempt(struct transfer *t, CURLcode rc)
         log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
                  t->retry_status ? "retryable status" : curl_easy_strerror(rc),
                  (long long)(t->retry_at_ms - monotonic_ms()));
+        return;
+    } else if (!t->failed && !atomic_load(&fx.stopping) &&
+               resolve_retryable(rc, t->resolved_again, past_deadline(t))) {
+        t->resolved_again = true;
+        t->retry_at_ms = monotonic_ms() + RESOLVE_RETRY_MS;
+        count_active(t, true);
+        log_info("fetch %s: attempt %d: %s; asking again in %d ms", t->url, t->attempts,
+                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc), RESOLVE_RETRY_MS);
         return;
     } else {
         fail_attempt(t, rc);
@@ -723,6 +736,21 @@ static void free_probe(struct probe *p)
     free(p);
 }
 
+/* A download failing this way would say (fail_unresolved, end_transfer's last words). */
+static void probe_failure(const struct probe *p, CURLcode rc, struct probe_result *res)
+{
+    char why[CURL_ERROR_SIZE + 200], host[256];
+    struct upstream_error e = error_for_clients(rc, false, false);
+    res->failure_status = e.status;
+    if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+        asked_host(p->easy, p->url, host, sizeof(host));
+        snprintf(why, sizeof(why), "cannot resolve host %s", host);
+    } else {
+        snprintf(why, sizeof(why), "%s: %s", e.what, res->error);
+    }
+    failure_summary(res->failure, sizeof(res->failure), 1, monotonic_ms() - p->asked_ms, why);
+}
+
 /* Hand the answer over (rc: how curl ended; a write error is our own stop at the body). */
 static void end_probe(struct probe *p, CURLcode rc, bool stopping)
 {
@@ -747,6 +775,7 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
                  p->h.refused[0] && rc == CURLE_COULDNT_CONNECT ? p->h.refused
                  : p->errbuf[0]                                 ? p->errbuf
                                                                 : curl_easy_strerror(rc));
+        probe_failure(p, rc, &res);
     }
     if (p->get_done)
         p->get_done(&res, p->body.data ? p->body.data : "", p->body.len, p->arg);
@@ -828,6 +857,7 @@ int upstream_probe(const char *url, void (*done)(const struct probe_result *res,
     }
     p->done = done;
     p->arg = arg;
+    p->asked_ms = monotonic_ms();
     return ask(p);
 }
 
@@ -1011,8 +1041,11 @@ static void origin_answered(const struct probe_result *res, void *arg)
     } else if (res->status == 0 || status_retryable(res->status)) {
         t->next_mirror = t->n_mirrors;
     } else {
-        snprintf(reason, sizeof(reason), "upstream refused this %sURL (%d)",
-                 t->grant_until > 0 ? "signed " : "", res->status);
+        /* worded as the origin's own refusal of a download, and as a refused confirmation of a
+         * cached object: with or without mirrors, cached or not, the same answer */
+        snprintf(reason, sizeof(reason), "%s %d",
+                 res->status >= 400 ? "upstream answered" : "unexpected upstream status",
+                 res->status);
         fail(t, res->status >= 400 ? res->status : 502, reason);
         end_transfer(t);
         return;

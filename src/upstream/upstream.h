@@ -7,10 +7,13 @@
  * resumes with upstream_response.h, and hands a finished object over to be made durable. Every
  * second it also hands over usage figures and counters and evicts expired objects; it never
  * touches SQLite, fsync or unlink itself. A mirror (--mirror) is asked for the URL without its
- * signature and fetched unsigned; for a signed URL, only once the origin has accepted it. upstream_stop() fails downloads still running (their
- * clients see a cut stream, nothing is kept) and hands everything over before returning.
- * A download that fails upstream tells its clients the attempts made and the time spent
- * (failure_summary); a host under ".invalid" fails at its first attempt without a resolver.
+ * signature and fetched unsigned; for a signed URL, only once the origin has accepted it.
+ * upstream_stop() fails downloads still running (their clients see a cut stream, nothing is kept)
+ * and hands everything over before returning. A download that fails upstream tells its clients the
+ * attempts made and the time spent (failure_summary); a host under ".invalid" fails at its first
+ * attempt without a resolver, and any other name that does not resolve is asked once more after
+ * RESOLVE_RETRY_MS (upstream_response.h) before the download fails with `cannot resolve host
+ * NAME`, NAME being the host curl asked last (a redirect's target, when one was followed).
  */
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H
@@ -47,6 +50,10 @@ struct probe_result {
     char filename[HEADER_FILENAME_MAX];
     int64_t total; /* the object's length as the answer says; -1 when it does not */
     char error[CURL_ERROR_SIZE + 64];
+    /* status 0: the words a download of the URL failing this way at its first attempt would
+     * give clients (failure_summary), so a refused confirmation reads as a download's failure */
+    char failure[CURL_ERROR_SIZE + 400];
+    int failure_status; /* and the status it would have (502, 504) */
 };
 int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
                    void *arg);

@@ -40,6 +40,22 @@ static int keep_value(char *field, size_t size, const char *value)
     return 0;
 }
 
+/* RFC 9110 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E /
+ * obs-text. obs-text (bytes >= 0x80) is left out too: arca echoes the ETag to clients and in
+ * If-None-Match / If-Range, and no origin it serves needs one. */
+static bool entity_tag_ok(const char *v)
+{
+    if (!strncmp(v, "W/", 2))
+        v += 2;
+    size_t len = strlen(v);
+    if (len < 2 || v[0] != '"' || v[len - 1] != '"')
+        return false;
+    for (size_t i = 1; i + 1 < len; i++)
+        if ((unsigned char)v[i] < 0x21 || v[i] == '"' || (unsigned char)v[i] > 0x7e)
+            return false;
+    return true;
+}
+
 const char *response_header(struct upstream_response *r, const char *line)
 {
     static const struct {
@@ -49,7 +65,6 @@ const char *response_header(struct upstream_response *r, const char *line)
         {"Content-Type", offsetof(struct upstream_response, content_type), HEADER_TYPE_MAX},
         {"Content-Encoding", offsetof(struct upstream_response, content_encoding),
          HEADER_ENCODING_MAX},
-        {"ETag", offsetof(struct upstream_response, etag), sizeof(r->etag)},
         {"Last-Modified", offsetof(struct upstream_response, last_modified), HEADER_DATE_MAX},
         {"Date", offsetof(struct upstream_response, date), HEADER_DATE_MAX},
     };
@@ -64,6 +79,12 @@ const char *response_header(struct upstream_response *r, const char *line)
         disposition_filename(v, r->filename, sizeof(r->filename));
     } else if (header_is(line, "location", &v)) {
         r->location = true;
+    } else if (header_is(line, "etag", &v)) {
+        /* an invalid one is dropped: never passed on to a client, nor asked about upstream */
+        const char *too_long = keep_value(r->etag, sizeof(r->etag), v) < 0 ? "ETag" : NULL;
+        if (!entity_tag_ok(r->etag))
+            r->etag[0] = '\0';
+        return too_long;
     } else {
         for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
             if (header_is(line, kept[i].name, &v))
@@ -96,6 +117,11 @@ bool error_retryable(CURLcode rc, bool retryable_status, bool refused, bool past
     if (rc == CURLE_COULDNT_CONNECT)
         return !refused;
     return rc == CURLE_OPERATION_TIMEDOUT && !past_deadline;
+}
+
+bool resolve_retryable(CURLcode rc, bool asked_again, bool past_deadline)
+{
+    return rc == CURLE_COULDNT_RESOLVE_HOST && !asked_again && !past_deadline;
 }
 
 struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool past_deadline)

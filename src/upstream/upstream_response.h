@@ -44,6 +44,12 @@ bool connection_broke(CURLcode rc);
  * wait (a resolver that is down for a moment fails this download; the next request asks again).
  * TLS verification failures, redirect loops and refused schemes are final too. */
 bool error_retryable(CURLcode rc, bool retryable_status, bool refused, bool past_deadline);
+/* A name that did not resolve is asked once more, RESOLVE_RETRY_MS later, whatever
+ * --download-retries says: curl reports a resolver's temporary failure (SERVFAIL, a timeout) as
+ * it reports a name that does not exist, and a blip must not fail a lab's job. A name under
+ * ".invalid" is never asked (host_never_resolves). */
+#define RESOLVE_RETRY_MS 1000
+bool resolve_retryable(CURLcode rc, bool asked_again, bool past_deadline);
 
 /* The status and reason clients get for a failed attempt. */
 struct upstream_error {

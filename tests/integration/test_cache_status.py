@@ -55,6 +55,22 @@ def test_a_download_then_hits(arca, origin):
     assert origin.counts["/rootfs.ext4"] == 1
 
 
+def test_an_origins_malformed_etag_never_reaches_a_client(arca, origin):
+    # issue 23's review: a streamed answer carried the origin's ETag as it came, control bytes
+    # included; one that is not an RFC 9110 entity-tag is dropped
+    data = b"dtb " * 100000
+    for i, etag in enumerate(('"a\x7fb\x01"', "no-quotes", '"a"b"')):
+        url = origin.add(f"/bad-etag-{i}", data=data, etag=etag, rate=2_000_000)
+        conn, resp = arca.stream(url)
+        try:
+            assert resp.status == 200 and resp.getheader("ETag") is None, etag
+            body, complete = read_to_end(resp)
+            assert complete and sha256(body) == sha256(data)
+        finally:
+            conn.close()
+        assert arca.fetch(url)[1]["etag"] == '"%s"' % sha256(data)  # arca's own, on a hit
+
+
 def test_age_grows_on_repeated_hits(arca, origin):
     """Repeated plain hits share one prepared answer: it must not keep the Age it was built
     with."""

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -123,6 +124,29 @@ def test_health_checks_are_logged_only_when_asked(start_arca, workdir):
         time.sleep(0.05)
     assert set(requests()) == {"GET /api/v1/health/ HTTP/1.1", "GET /api/v1/health HTTP/1.1",
                                "GET /api/v1/status/ HTTP/1.1"}
+
+
+def test_hostile_requests_to_the_health_path_are_logged(start_arca, workdir):
+    """Only a health check (GET or HEAD answered 200 or 503) is left out of the access log: a
+    POST, a DELETE or a request smuggling attempt on its path is an admin's business."""
+    path = os.path.join(workdir, "access.log")
+    arca = start_arca("--access-log", path)
+    assert arca.get("/api/v1/health/", method="HEAD")[0] == 200
+    assert arca.get("/api/v1/health/", method="DELETE")[0] >= 400
+    with socket.create_connection(("127.0.0.1", arca.port)) as s:
+        s.sendall(b"POST /api/v1/health/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+    assert arca.get("/api/v1/status/")[0] == 200
+    deadline = time.monotonic() + 5
+    while len(access_lines(read_file(path))) < 3:
+        assert time.monotonic() < deadline, read_file(path)
+        time.sleep(0.05)
+    lines = sorted((l["request"], l["status"]) for l in access_lines(read_file(path)))
+    assert [r for r, _ in lines] == ["DELETE /api/v1/health/ HTTP/1.1",
+                                     "GET /api/v1/status/ HTTP/1.1",
+                                     "POST /api/v1/health/ HTTP/1.1"], lines
+    assert dict((r.split()[0], s) for r, s in lines)["POST"] == "400"
 
 
 def test_access_log_off_and_log_levels(origin, start_arca):

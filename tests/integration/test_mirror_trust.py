@@ -49,7 +49,7 @@ def test_a_forged_signature_is_refused_though_a_mirror_has_the_file(start_arca, 
     data = signed_file(origin, mirror)
     status, _, body = arca.fetch(s3_url(origin, PATH, nonce="evil", forge=True))
     assert status == 403 and data[:64] not in body
-    assert b"upstream refused this signed URL (403)" in body
+    assert b"upstream answered 403\n" == body
     assert mirror.targets == [], "the mirror was asked before the origin accepted the signature"
     assert [r for r, _ in origin_gets(origin)] == ["bytes=0-0"]
     # nothing was kept: a good signature afterwards downloads (from the mirror)
@@ -161,7 +161,7 @@ def test_a_token_in_the_query_is_checked_by_the_origin_and_never_sent_to_a_mirro
     if status == 200:
         assert sha256(body) == sha256(data) and mirror.counts["/mirror" + PATH] == 2
     else:
-        assert b"upstream refused this URL (403)" in body and mirror.targets == []
+        assert b"upstream answered 403\n" == body and mirror.targets == []
     for target in mirror.targets:
         assert "access_token" not in target and "X-API-Key" not in target and token not in target
         assert params(target) == {"v"}

@@ -104,3 +104,14 @@ def test_python_requests_params_form(origin, arca):
                      params={"url": url + "?q=a b&c=d"}, timeout=30)
     assert r.status_code == 200 and r.content == data
     assert origin.targets == ["/p?q=a%20b&c=d"]
+
+
+def test_a_host_that_is_no_host_name_is_the_clients_error(arca):
+    # issue 23's review: it was a 502 "upstream failed after 1 attempt ...: URL using
+    # bad/illegal format", as if upstream had failed
+    for host in ("%3Cscript%3E.lab", "a*b.lab"):
+        status, headers, body = arca.get("/api/v1/fetch/?url=http://" + host + "/x")
+        assert status == 400, body
+        assert body == (b"url has a host that is not a host name (letters, digits, '-', '.', "
+                        b"'_', or an IP address in brackets)\n")
+        assert "cache-status" not in headers

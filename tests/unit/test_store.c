@@ -387,6 +387,39 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     release_both(fresh);
 }
 
+static enum lookup_result look_as(const char *url, int64_t ttl, enum lookup_auth auth,
+                                  struct object_meta *meta)
+{
+    struct object *obj;
+    int fd = -1;
+    enum lookup_result r = store_lookup_as(url, ttl, auth, &obj, &fd, NULL, meta);
+    if (r == LOOKUP_HIT && fd >= 0)
+        close(fd);
+    if (r == LOOKUP_MISS) {
+        store_fail(obj, 503, "only looking");
+        release_both(obj);
+    } else if (r == LOOKUP_COALESCED) {
+        store_release(obj);
+    }
+    return r;
+}
+
+/* Issue 23's review: a request not yet authorised (a signed URL upstream has not accepted)
+ * neither shortens an object's life nor finds it expired: it gets a hit, to be confirmed, and
+ * the object is as it was. An authorised request's ttl acts. */
+static void a_ttl_acts_only_once_authorised(void **state)
+{
+    struct object_meta meta;
+    (void)state;
+    complete_object("http://h/private", "secret"); /* an hour's TTL */
+    usleep(1100 * 1000);
+    assert_int_equal(look_as("http://h/private", 1, AUTH_PENDING, &meta), LOOKUP_HIT);
+    assert_int_equal(meta.ttl, 3600);
+    assert_int_equal(look_as("http://h/private", 3600, AUTH_PENDING, &meta), LOOKUP_HIT);
+    assert_int_equal(meta.ttl, 3600); /* unchanged: the pending request's 1 s was not kept */
+    assert_int_equal(look_as("http://h/private", 1, AUTH_UNSIGNED, &meta), LOOKUP_MISS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -399,6 +432,7 @@ int main(void)
         cmocka_unit_test(starting_over_never_hands_out_two_versions),
         cmocka_unit_test(eviction_takes_the_least_recently_used),
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
+        cmocka_unit_test(a_ttl_acts_only_once_authorised),
     };
     return cmocka_run_group_tests(tests, open_store, close_store);
 }

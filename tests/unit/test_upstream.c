@@ -20,6 +20,34 @@ static struct upstream_response response(const char *const *lines)
     return r;
 }
 
+/* Issue 23's review: an ETag is echoed to clients (and into If-None-Match): one that is not an
+ * RFC 9110 entity-tag (control bytes, no quotes, a quote inside) is dropped, never passed on. */
+static void only_a_valid_entity_tag_is_kept(void **state)
+{
+    (void)state;
+    const char *bad[] = {"ETag: \"a\x7f"
+                         "b\x01\"",
+                         "ETag: v1",
+                         "ETag: \"a\"b\"",
+                         "ETag: \"a",
+                         "ETag: W/v1",
+                         "ETag: \"a b\"",
+                         "ETag: \"caf\xc3\xa9\"",
+                         "ETag: w/\"a\"",
+                         NULL};
+    for (int i = 0; bad[i]; i++) {
+        struct upstream_response r = response((const char *const[]){bad[i], NULL});
+        assert_string_equal(r.etag, "");
+    }
+    const char *good[] = {"\"v1\"", "W/\"weak\"", "\"\"", "\"!#~x-1.2\"", NULL};
+    for (int i = 0; good[i]; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "ETag: %s", good[i]);
+        struct upstream_response r = response((const char *const[]){line, NULL});
+        assert_string_equal(r.etag, good[i]);
+    }
+}
+
 static void header_lines_are_read(void **state)
 {
     (void)state;
@@ -79,6 +107,11 @@ static void retries(void **state)
     assert_true(error_retryable(CURLE_OPERATION_TIMEDOUT, false, false, false));
     assert_false(error_retryable(CURLE_OPERATION_TIMEDOUT, false, false, true)); /* deadline */
     assert_false(error_retryable(CURLE_PEER_FAILED_VERIFICATION, false, false, false));
+    /* a name that did not resolve: asked once more (a resolver's blip looks the same), no more */
+    assert_true(resolve_retryable(CURLE_COULDNT_RESOLVE_HOST, false, false));
+    assert_false(resolve_retryable(CURLE_COULDNT_RESOLVE_HOST, true, false));
+    assert_false(resolve_retryable(CURLE_COULDNT_RESOLVE_HOST, false, true)); /* deadline */
+    assert_false(resolve_retryable(CURLE_COULDNT_CONNECT, false, false));
     assert_false(error_retryable(CURLE_TOO_MANY_REDIRECTS, false, false, false));
     /* a name that does not resolve does not resolve a second later either */
     assert_false(error_retryable(CURLE_COULDNT_RESOLVE_HOST, false, false, false));
@@ -270,6 +303,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(header_lines_are_read),
+        cmocka_unit_test(only_a_valid_entity_tag_is_kept),
         cmocka_unit_test(odd_values_are_unknown_or_dropped),
         cmocka_unit_test(retries),
         cmocka_unit_test(names_that_never_resolve),

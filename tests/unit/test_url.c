@@ -120,6 +120,38 @@ static void not_fetchable(void **state)
     assert_int_equal(status, 414);
 }
 
+/* Issue 23's review: a host curl cannot use is the client's error, said when the URL is read
+ * (it was a 502 "URL using bad/illegal format" after an upstream attempt). */
+static void hosts_that_are_no_host_names(void **state)
+{
+    const char *bad[] = {"http://%3Cscript%3E.lab/",
+                         "http://a*b.lab/",
+                         "http://a,b/",
+                         "http://a(b)/",
+                         "http://a!b/",
+                         "http://[::1/",
+                         "http://[::1]x/",
+                         "http://[zz::1]/",
+                         "http://a%2eb/",
+                         "http://a;b/",
+                         "http://'a'/",
+                         NULL};
+    int status;
+    const char *why;
+    (void)state;
+    for (int i = 0; bad[i]; i++) {
+        assert_int_equal(url_normalize(bad[i], strlen(bad[i]), buf, sizeof(buf), &status, &why),
+                         -1);
+        assert_int_equal(status, 400);
+    }
+    assert_string_equal(why, "url has a host that is not a host name (letters, digits, '-', '.', "
+                             "'_', or an IP address in brackets)");
+    assert_string_equal(normal("http://Lab_1-a.example./x"), "http://lab_1-a.example./x");
+    assert_string_equal(normal("http://10.0.0.1:8080/x"), "http://10.0.0.1:8080/x");
+    assert_string_equal(normal("http://[fe80::1%25eth0]/x"), "http://[fe80::1%25eth0]/x");
+    assert_string_equal(normal("http://[::ffff:10.0.0.1]/x"), "http://[::ffff:10.0.0.1]/x");
+}
+
 static void normal_form(void **state)
 {
     (void)state;
@@ -380,6 +412,7 @@ int main(void)
         cmocka_unit_test(refusals),
         cmocka_unit_test(not_fetchable),
         cmocka_unit_test(normal_form),
+        cmocka_unit_test(hosts_that_are_no_host_names),
         cmocka_unit_test(filenames),
         cmocka_unit_test(secrets_are_redacted),
         cmocka_unit_test(secret_names_are_redacted),
