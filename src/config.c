@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <regex.h>
 #include <stddef.h>
@@ -861,24 +862,28 @@ int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[C
 
 int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN])
 {
-    FILE *f = fopen(path, "r");
+    /* O_NONBLOCK: opening a FIFO would wait for a writer (and SIGHUP's reload with it) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = NULL;
     struct stat st;
     const char *why = NULL;
     int rc = -1;
-    if (!f)
+    if (fd < 0 || fstat(fd, &st) != 0)
         why = strerror(errno);
-    else if (fstat(fileno(f), &st) != 0)
-        why = strerror(errno);
-    else if (!S_ISREG(st.st_mode)) /* a directory, /dev/zero: nothing a config is made of */
+    else if (!S_ISREG(st.st_mode)) /* a directory, a FIFO, /dev/zero: no config is made of them */
         why = "not a regular file";
     else if (st.st_size > CONFIG_FILE_MAX)
         why = "larger than 1 MiB";
+    else if (!(f = fdopen(fd, "r")))
+        why = strerror(errno);
     else
         rc = config_read_stream(cfg, f, path, err);
     if (why)
         snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", path, why);
     if (f)
-        fclose(f);
+        fclose(f); /* and fd */
+    else if (fd >= 0)
+        close(fd);
     return rc;
 }
 

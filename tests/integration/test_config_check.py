@@ -4,6 +4,7 @@ errors that say what is wrong."""
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -404,3 +405,21 @@ def test_an_indented_line_continues_no_value(workdir):
                  f"  listen = 127.0.0.1:{free_port()}\n  access-log = off\n")
     p = run("check-config", "--config", path)
     assert (p.returncode, p.stdout) == (0, f"{path}: ok\n"), p.stderr
+
+
+def test_a_fifo_config_is_refused_without_blocking(workdir, start_arca):
+    # opening a FIFO for reading waits for a writer: check-config hung, and so did serve's SIGHUP
+    # (then SIGTERM too, queued behind it)
+    fifo = os.path.join(workdir, "fifo.ini")
+    os.mkfifo(fifo)
+    p = run("check-config", "--config", fifo, timeout=5)
+    assert (p.returncode, p.stderr) == (
+        1, f"arca: {fifo}: cannot read config file: not a regular file\n")
+    live = write(os.path.join(workdir, "live.ini"), "[arca]\nquota = 5G\n")
+    arca = start_arca("--config", live)
+    os.unlink(live)
+    os.mkfifo(live)
+    arca.proc.send_signal(signal.SIGHUP)
+    assert arca.log_shows("not a regular file; keeping the running configuration")
+    arca.proc.send_signal(signal.SIGTERM)
+    assert arca.proc.wait(10) == 0
