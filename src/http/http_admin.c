@@ -123,7 +123,8 @@ static const char *prefetch_one(const char *given, int64_t ttl, const char **err
         free(url);
         return "error";
     }
-    kind = store_lookup(key, ttl, &obj, &fd, NULL, &meta);
+    /* a signed URL's object is a capability's, as when a client fetches it: marked so */
+    kind = store_lookup_as(key, ttl, AUTH_CONFIRMED, sig.is_signed, &obj, &fd, NULL, &meta);
     free(key);
     if (kind == LOOKUP_HIT || kind == LOOKUP_UNAVAILABLE) {
         if (fd >= 0)

@@ -73,6 +73,7 @@ struct fetch_req {
     int64_t ttl;
     bool confirmed;           /* upstream accepted url for the object being answered */
     bool authorised;          /* confirmed, or needing no confirmation: its ttl may act */
+    bool looked_again;        /* let go of a download it joined and looked up anew (once) */
     struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
                                  twin_fd, waiting for upstream to confirm url (NULL: none) */
     int twin_fd;
@@ -84,6 +85,8 @@ struct fetch_req {
 
 static bool needs_confirm(const struct fetch_req *r, const struct object_meta *meta);
 static enum MHD_Result lookup(struct fetch_req *r);
+static bool inherits_failure(const struct fetch_req *r, const struct object_meta *meta);
+static enum MHD_Result look_again(struct fetch_req *r);
 static enum MHD_Result start_confirm(struct fetch_req *r);
 
 static void suspend_conn(void *arg)
@@ -629,6 +632,8 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
      * learns nothing of the download, not even how it ended */
     if (needs_confirm(r, &meta))
         return start_confirm(r);
+    if (inherits_failure(r, &meta))
+        return look_again(r);
     if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->auth)
         return http_browse_missing(r->conn, r->req); /* a folder's name, maybe */
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
@@ -785,12 +790,36 @@ static bool expired_for(const struct fetch_req *r, const struct object_meta *met
     return age >= meta->ttl || age >= r->ttl;
 }
 
-/* Who asks, for the store: only an authorised request's ttl acts on the cached object. */
+/* Who asks, for the store: only an authorised request's ttl acts on the cached object. A signed
+ * URL upstream accepted before (a grant) is authorised at once: it will not be confirmed again,
+ * so this lookup is the one where its ttl acts. */
 static enum lookup_auth lookup_auth(const struct fetch_req *r)
 {
     if (r->authorised || r->confirmed || http_cfg->trust_signed)
         return AUTH_CONFIRMED;
-    return r->sig.is_signed ? AUTH_PENDING : AUTH_UNSIGNED;
+    if (!r->sig.is_signed)
+        return AUTH_UNSIGNED;
+    return grants_check(r->url, (int64_t)time(NULL)) ? AUTH_CONFIRMED : AUTH_PENDING;
+}
+
+/* Whether an authorised request that joined a download (not one it started) got another URL's
+ * failure: where URLs of one key differ (a signed one, or an object fetched through one), the
+ * download may be a forged or bare URL's that upstream refused. Such a request must not be
+ * refused for it (anyone could block an uncached private object so): it looks up once more,
+ * and starts its own download. Once only: a failure of its own download is told. */
+static bool inherits_failure(const struct fetch_req *r, const struct object_meta *meta)
+{
+    return meta->state == OBJ_FAILED && r->kind == LOOKUP_COALESCED && !r->looked_again &&
+           (r->sig.is_signed || meta->signed_key);
+}
+
+/* Let go of the download joined and look the URL up again, as the authorised request it is. */
+static enum MHD_Result look_again(struct fetch_req *r)
+{
+    store_release(r->obj);
+    r->obj = NULL;
+    r->looked_again = true;
+    return lookup(r);
 }
 
 /* Authorisation comes before anything that depends on the cached object: a URL upstream would
@@ -799,8 +828,9 @@ static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta 
                                   struct prepared *prep)
 {
     bool confirm = needs_confirm(r, meta);
-    if (!confirm && !r->authorised && expired_for(r, meta)) {
-        /* authorised now (accepted before, or no check applies): its ttl may act */
+    if (!confirm && !r->authorised && (expired_for(r, meta) || r->ttl < meta->ttl)) {
+        /* authorised now (accepted before, or no check applies): its ttl may act, shortening
+         * the object's life or finding it expired */
         if (fd >= 0)
             close(fd);
         prepared_put(prep);
@@ -838,8 +868,6 @@ static enum MHD_Result answer_lookup(struct fetch_req *r, struct object *obj, in
             r->url, r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0,
             r->auth};
         r->confirmed = true;
-        if (r->sig.is_signed)
-            store_mark_signed(obj);
         upstream_fetch(obj, &src);
     }
     return respond_streaming(r);
@@ -851,8 +879,8 @@ static enum MHD_Result lookup(struct fetch_req *r)
     struct object_meta meta;
     struct prepared *prep = NULL;
     int fd;
-    r->kind =
-        store_lookup_as(r->key, r->ttl, lookup_auth(r), &obj, &fd, r->plain ? &prep : NULL, &meta);
+    r->kind = store_lookup_as(r->key, r->ttl, lookup_auth(r), r->sig.is_signed, &obj, &fd,
+                              r->plain ? &prep : NULL, &meta);
     return answer_lookup(r, obj, fd, prep, &meta);
 }
 
@@ -928,15 +956,21 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
         return answer_twin(r, &res);
     if (r->obj) {
         store_snapshot(r->obj, &meta);
+        /* A failed download was another URL's (inherits_failure). One of the version upstream
+         * confirmed is joined again, as the authorised request this is, so its ttl acts. */
+        if (inherits_failure(r, &meta) ||
+            (same_version(&res, &meta) && r->ttl < meta.ttl && !r->looked_again))
+            return look_again(r);
         if (same_version(&res, &meta))
             return respond_streaming(r);
+        /* A running download of another version: looking up again would join it once more. */
         atomic_fetch_add(&stats.confirm_changed, 1);
         return refuse_object(r, &meta, MHD_HTTP_BAD_GATEWAY,
                              "upstream now serves another version than the one downloading; "
                              "retry");
     }
-    r->kind =
-        store_lookup_as(r->key, r->ttl, lookup_auth(r), &obj, &fd, r->plain ? &prep : NULL, &meta);
+    r->kind = store_lookup_as(r->key, r->ttl, lookup_auth(r), r->sig.is_signed, &obj, &fd,
+                              r->plain ? &prep : NULL, &meta);
     if (r->kind == LOOKUP_HIT && !same_version(&res, &meta)) {
         atomic_fetch_add(&stats.confirm_changed, 1);
         if (fd >= 0)

@@ -405,8 +405,8 @@ bool revalidable(const struct object *obj)
 /* Lock held. The object for `key` after a lookup's use of it: a hit (*fd or *prep set), a
  * download to join, or a new one. */
 static int lookup_locked(const char *url, const char *key, int64_t ttl, enum lookup_auth auth,
-                         int64_t now, struct object **out, int *fd, struct prepared **prep,
-                         struct object_meta *meta)
+                         bool signed_url, int64_t now, struct object **out, int *fd,
+                         struct prepared **prep, struct object_meta *meta)
 {
     struct object *obj = table_find(key), *stale = NULL;
     int res = LOOKUP_MISS;
@@ -441,6 +441,9 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
     if (*out) {
         (*out)->stale = stale;
         (*out)->revalidation = stale != NULL;
+        /* marked before the lock drops: no lookup may find a signed URL's download unmarked
+         * (an unsigned request would act on it, a digest would take it for public) */
+        (*out)->signed_key = signed_url || (stale && stale->signed_key);
     } else if (stale) {
         stale->refs--;
         maybe_free(stale);
@@ -451,12 +454,12 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **out, int *fd,
                                 struct prepared **prep, struct object_meta *meta)
 {
-    return store_lookup_as(url, ttl, AUTH_CONFIRMED, out, fd, prep, meta);
+    return store_lookup_as(url, ttl, AUTH_CONFIRMED, false, out, fd, prep, meta);
 }
 
 enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_auth auth,
-                                   struct object **out, int *fd, struct prepared **prep,
-                                   struct object_meta *meta)
+                                   bool signed_url, struct object **out, int *fd,
+                                   struct prepared **prep, struct object_meta *meta)
 {
     char key[65];
     int64_t now = now_s();
@@ -467,7 +470,8 @@ enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_aut
         *prep = NULL;
     url_key(url, key);
     pthread_mutex_lock(&st.lock);
-    while ((res = lookup_locked(url, key, ttl, auth, now, out, fd, prep, meta)) == LOOKUP_RETRY)
+    while ((res = lookup_locked(url, key, ttl, auth, signed_url, now, out, fd, prep, meta)) ==
+           LOOKUP_RETRY)
         ; /* the object left the table while its file was opened: look again */
     pthread_mutex_unlock(&st.lock);
     return (enum lookup_result)res;
@@ -493,13 +497,6 @@ int store_purge(const char *url, int64_t *length)
     }
     pthread_mutex_unlock(&st.lock);
     return rc;
-}
-
-void store_mark_signed(struct object *obj)
-{
-    pthread_mutex_lock(&st.lock);
-    obj->signed_key = true;
-    pthread_mutex_unlock(&st.lock);
 }
 
 void store_release(struct object *obj)

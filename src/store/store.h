@@ -141,11 +141,15 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ob
  * through a signed URL), AUTH_PENDING (a signed URL not confirmed yet: acts on nothing). A
  * request that may not act gets a complete object as a HIT, expired or not, its life unchanged:
  * the caller confirms the URL before serving it, and looks up again as AUTH_CONFIRMED when the
- * request's ttl or the object's own says it is expired. store_lookup is AUTH_CONFIRMED. */
+ * request's ttl or the object's own says it is expired. store_lookup is AUTH_CONFIRMED.
+ * `signed_url`: the request's URL is signed, so a download it starts (LOOKUP_MISS) fetches a
+ * capability's object: the object is created marked so (signed_key, in the index too), under the
+ * lock, before any other lookup can see it. A revalidation of a marked object stays marked.
+ * store_lookup's URL is not signed. */
 enum lookup_auth { AUTH_CONFIRMED, AUTH_UNSIGNED, AUTH_PENDING };
 enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_auth auth,
-                                   struct object **obj, int *fd, struct prepared **prep,
-                                   struct object_meta *meta);
+                                   bool signed_url, struct object **obj, int *fd,
+                                   struct prepared **prep, struct object_meta *meta);
 /* A request with &sha256=`want` for `url`, which has no object of its own: another URL's complete
  * object with that digest, if one may answer it (never a signed one), its file opened into *fd
  * (the caller owns it) and its metadata copied: LOOKUP_DIGEST. LOOKUP_MISS otherwise (nothing
@@ -153,9 +157,6 @@ enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_aut
  * only, and the URL's own object can only come from its own download. */
 enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int *fd,
                                    struct object_meta *meta);
-/* The download `obj` (just created by a lookup) fetches a signed URL: the object is a
- * capability's, and stays marked so (in the index too). */
-void store_mark_signed(struct object *obj);
 /* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
  * none. On success the store takes its own reference. */
 void store_attach_prepared(const struct object_meta *meta, struct prepared *p);

@@ -60,7 +60,7 @@ struct object {
     struct object *dnext; /* digest index chain */
     bool in_digests;
     struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
-    bool signed_key;                      /* downloaded through a signed URL (store_mark_signed) */
+    bool signed_key;                      /* downloaded through a signed URL (store_lookup_as's signed_url) */
     bool revalidation, renewed;           /* see struct object_meta */
 };
 

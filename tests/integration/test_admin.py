@@ -217,3 +217,32 @@ def test_outcome_keys_a_signed_url_as_prefetch_does_and_never_shows_the_signatur
     # another signature of the same URL is the same object, as prefetch keys it
     other = json.loads(outcome(arca, origin.url("/signed") + "?X-Amz-Signature=ffff&x=1")[2])
     assert other["state"] == "complete"
+
+
+def wait_state(arca, url, state, timeout=10):
+    deadline = time.monotonic() + timeout
+    while json.loads(outcome(arca, url)[2])["state"] != state:
+        assert time.monotonic() < deadline, f"{url} never {state}"
+        time.sleep(0.02)
+
+
+def test_a_prefetched_signed_object_stays_private(origin, start_arca, workdir):
+    """What the admin prefetches through a signed URL is a capability's object, as if a client
+    had fetched it (issue 23's second review: it was stored unmarked, and the bare URL got it)."""
+    from test_digest_attacks import refused_or_cut
+    from test_signed import PATH, add_signed, full_gets, probes, s3_url
+    data = add_signed(origin)
+    copy = origin.add("/attacker/copy", data=b"\0" * len(data))  # same length, the attacker's
+    arca = admin_arca(start_arca, workdir)
+    assert prefetch(arca, [s3_url(origin, nonce="admin")])[0] == 202
+    wait_state(arca, origin.url(PATH), "complete")
+    for attempt in ("before a restart", "after a restart"):
+        status, headers, body = arca.fetch(origin.url(PATH))
+        assert (status, body) == (403, b"upstream answered 403\n"), attempt
+        assert headers["cache-status"] == "arca; fwd=uri-miss"
+        assert arca.fetch(s3_url(origin, nonce="evil", forge=True))[0] == 403
+        refused_or_cut(arca, copy, data)  # a digest is no key to it either
+        assert arca.stop() == 0
+        arca = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=arca.data_dir)
+    assert full_gets(origin) == 1 and probes(origin) == 4
+    assert arca.fetch(s3_url(origin, nonce="good"))[2] == data

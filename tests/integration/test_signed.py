@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import time
 import urllib.parse
 
@@ -286,3 +287,73 @@ def test_an_unreachable_origin_reads_the_same_cached_or_not(start_arca, origin):
     strip = lambda r: (r[0], r[1], re.sub(rb"after [0-9.]+ m?s|in [0-9.]+ s", b"T", r[3]))
     assert strip(cached) == strip(uncached), (cached, uncached)
     assert cached[0] == 502
+
+
+def slow_refusals(origin, seconds=1.0):
+    """A distant origin: its refusal of a bad signature takes a while to come."""
+    check = check_signature(PATH)
+
+    def slow(query):
+        refused = check(query)
+        if refused:
+            time.sleep(seconds)
+        return refused
+
+    origin.objects[PATH].check = slow
+
+
+@pytest.mark.parametrize("attacker", ["forged", "unsigned"])
+def test_a_valid_url_joining_a_refused_download_gets_the_file(arca, origin, attacker):
+    """A download started by a URL the origin refuses is that URL's failure, not the next
+    client's: a valid URL that joined it fetches the file itself (issue 23's second review)."""
+    data = add_signed(origin)
+    slow_refusals(origin)
+    bad = s3_url(origin, nonce="evil", forge=True) if attacker == "forged" else origin.url(PATH)
+    refused = {}
+    thread = threading.Thread(target=lambda: refused.update(answer=arca.fetch(bad)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while origin.counts[PATH] < 1:  # the bad URL's download is on its way
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        status, headers, body = arca.fetch(s3_url(origin, nonce="good"))
+    finally:
+        thread.join()
+    assert refused["answer"][:1] == (403,) and refused["answer"][2] == b"upstream answered 403\n"
+    assert status == 200 and sha256(body) == sha256(data), (status, body[:100])
+    assert full_gets(origin) == 2  # the refused one and the valid one's own
+
+
+def test_a_granted_url_shortens_the_life_it_asks_for(arca, origin):
+    """README: a request's ttl shortens the object's life once it is authorised, and a URL
+    accepted before is authorised at once (issue 23's second review: its ttl was dropped)."""
+    data = add_signed(origin)
+    a, b = s3_url(origin, nonce="one"), s3_url(origin, nonce="two")
+    assert arca.fetch(a)[2] == data
+    assert arca.fetch(b)[2] == data  # confirmed: b is accepted from now on
+    start = time.monotonic()
+    status, headers, _ = arca.fetch(b, ttl="2s")  # keep it 2 s at most
+    assert headers["cache-status"].startswith("arca; hit")
+    time.sleep(max(0.0, 2.1 - (time.monotonic() - start)))
+    status, headers, body = arca.fetch(a)  # a plain request of an accepted URL, 2 s later
+    assert status == 200 and body == data
+    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+    assert full_gets(origin) == 2  # the download and a revalidation (304)
+
+
+def test_a_confirmed_joiner_shortens_the_life_it_asks_for(arca, origin):
+    data = bytes(range(256)) * 4096 * 2
+    origin.add(PATH, data=data, etag='"v1"', check=check_signature(PATH), rate=4 << 20)
+    conn, resp = arca.stream(s3_url(origin, nonce="one"))
+    try:
+        status, headers, body = arca.fetch(s3_url(origin, nonce="two"), ttl="2s")  # joins
+        start = time.monotonic()
+        assert status == 200 and body == data and resp.read() == data
+    finally:
+        conn.close()
+    assert full_gets(origin) == 1
+    time.sleep(max(0.0, 2.1 - (time.monotonic() - start)))
+    status, headers, body = arca.fetch(s3_url(origin, nonce="one"))
+    assert status == 200 and body == data
+    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"

@@ -392,7 +392,7 @@ static enum lookup_result look_as(const char *url, int64_t ttl, enum lookup_auth
 {
     struct object *obj;
     int fd = -1;
-    enum lookup_result r = store_lookup_as(url, ttl, auth, &obj, &fd, NULL, meta);
+    enum lookup_result r = store_lookup_as(url, ttl, auth, false, &obj, &fd, NULL, meta);
     if (r == LOOKUP_HIT && fd >= 0)
         close(fd);
     if (r == LOOKUP_MISS) {
@@ -420,6 +420,29 @@ static void a_ttl_acts_only_once_authorised(void **state)
     assert_int_equal(look_as("http://h/private", 1, AUTH_UNSIGNED, &meta), LOOKUP_MISS);
 }
 
+/* Issue 23's second review: a signed URL's download is marked signed as it is created, under
+ * the lock: a lookup coming before the caller could mark it never finds it unmarked (an unsigned
+ * request would act on it; the admin's prefetch left it unmarked for good). */
+static void a_signed_urls_download_is_born_signed(void **state)
+{
+    struct object *obj, *joined;
+    struct object_meta meta;
+    int fd;
+    (void)state;
+    assert_int_equal(
+        store_lookup_as("http://h/signed", 3600, AUTH_CONFIRMED, true, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS);
+    assert_int_equal(
+        store_lookup_as("http://h/signed", 1, AUTH_UNSIGNED, false, &joined, &fd, NULL, &meta),
+        LOOKUP_COALESCED);
+    store_snapshot(joined, &meta);
+    assert_true(meta.signed_key);
+    assert_int_equal(meta.ttl, 3600); /* the unsigned joiner's 1 s did not act */
+    store_release(joined);
+    store_fail(obj, 503, "only looking");
+    release_both(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +456,7 @@ int main(void)
         cmocka_unit_test(eviction_takes_the_least_recently_used),
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
+        cmocka_unit_test(a_signed_urls_download_is_born_signed),
     };
     return cmocka_run_group_tests(tests, open_store, close_store);
 }
