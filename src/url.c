@@ -1,6 +1,7 @@
 #include "url.h"
 #include "parse.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,21 @@ static bool host_name_ok(const char *s, size_t len)
     return true;
 }
 
+/* Whether the bracketed host `s` (len bytes, "[...]", its characters checked by host_name_ok)
+ * holds an IPv6 address, a zone after it aside: curl refuses any other after an attempt. */
+static bool ipv6_literal_ok(const char *s, size_t len)
+{
+    char addr[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    const char *zone = memchr(s, '%', len);
+    size_t n = (zone ? (size_t)(zone - s) : len - 1) - 1;
+    if (n >= sizeof(addr))
+        return false;
+    memcpy(addr, s + 1, n);
+    addr[n] = '\0';
+    return inet_pton(AF_INET6, addr, &a) == 1;
+}
+
 /* host[:port] of the authority into `o`, the port left out when it is the scheme's default. */
 static int put_host_port(struct out *o, const char *s, size_t len, bool https, int *status,
                          const char **why)
@@ -129,6 +145,8 @@ static int put_host_port(struct out *o, const char *s, size_t len, bool https, i
         return fail(status, why, 400,
                     "url has a host that is not a host name (letters, digits, '-', '.', '_', or "
                     "an IP address in brackets)");
+    if (s[0] == '[' && !ipv6_literal_ok(s, host_len))
+        return fail(status, why, 400, "url has a host in brackets that is not an IPv6 address");
     if (put_part(o, s, host_len, true) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
     if (!colon)
@@ -138,13 +156,18 @@ static int put_host_port(struct out *o, const char *s, size_t len, bool https, i
     for (size_t i = 0; i < port_len; i++)
         if (port[i] < '0' || port[i] > '9')
             return fail(status, why, 400, "url has a port that is not a number");
+    if (port_len == 0)
+        return 0; /* "host:" is the scheme's default port (RFC 3986 3.2.3) */
     while (port_len > 1 && port[0] == '0')
         port++, port_len--;
-    if (port_len == 0 || (port_len == 2 && !https && !strncmp(port, "80", 2)) ||
+    long number = 0;
+    for (size_t i = 0; i < port_len && i < 6; i++)
+        number = number * 10 + (port[i] - '0');
+    if (port_len > 5 || number < 1 || number > 65535)
+        return fail(status, why, 400, "url has a port out of range (1-65535)");
+    if ((port_len == 2 && !https && !strncmp(port, "80", 2)) ||
         (port_len == 3 && https && !strncmp(port, "443", 3)))
         return 0;
-    if (port_len > 5)
-        return fail(status, why, 400, "url has a port out of range");
     put(o, ':');
     for (size_t i = 0; i < port_len; i++)
         put(o, port[i]);

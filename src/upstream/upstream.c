@@ -23,8 +23,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define MAX_BACKOFF_MS 30000
-
 /* What every curl handle of this thread carries first (CURLOPT_PRIVATE, the socket callback):
  * which kind of work it is, and why the address policy refused a connection. */
 enum handle_kind { HANDLE_TRANSFER, HANDLE_PROBE };
@@ -102,6 +100,15 @@ struct probe {
     void *arg;
     char errbuf[CURL_ERROR_SIZE];
     int64_t asked_ms; /* when it was asked for: a failure says the time spent, as a download's */
+    /* A confirmation (upstream_probe) is asked as a download would be: a retryable failure is
+     * tried again after the same backoff, up to --download-retries, so an outage reads the same
+     * for a cached object as for an uncached one. A mirror's or the origin's question before a
+     * download is not (the download decides next). Every probe asks a name that did not resolve
+     * once more, as a download does. */
+    bool retries;
+    bool resolved_again;
+    int attempts;        /* started so far */
+    int64_t retry_at_ms; /* > 0: waiting, not in the multi handle */
     struct probe *next;
 };
 
@@ -127,6 +134,8 @@ static struct {
 
 static void end_transfer(struct transfer *t);
 static void find_mirrors(struct transfer *t);
+static int probe_new(const char *url, void (*done)(const struct probe_result *res, void *arg),
+                     void *arg, bool retries);
 
 /* stats.downloads_active counts downloads in progress (backoffs included). It drops before the
  * object finishes or fails, so a client that has seen the end never finds it still counted. */
@@ -664,8 +673,7 @@ static void end_attempt(struct transfer *t, CURLcode rc)
     } else if (!t->failed &&
                error_retryable(rc, t->retry_status > 0, t->h.refused[0], past_deadline(t)) &&
                t->attempts <= fx.cfg->download_retries && !atomic_load(&fx.stopping)) {
-        int64_t delay = fx.cfg->retry_delay_ms << (t->attempts - 1 < 15 ? t->attempts - 1 : 15);
-        t->retry_at_ms = monotonic_ms() + (delay < MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS);
+        t->retry_at_ms = monotonic_ms() + retry_backoff_ms(fx.cfg->retry_delay_ms, t->attempts);
         count_active(t, true);
         log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
                  t->retry_status ? "retryable status" : curl_easy_strerror(rc),
@@ -736,19 +744,30 @@ static void free_probe(struct probe *p)
     free(p);
 }
 
-/* A download failing this way would say (fail_unresolved, end_transfer's last words). */
-static void probe_failure(const struct probe *p, CURLcode rc, struct probe_result *res)
+/* What a download failing this way would say (fail_attempt): its attempts, time and why. */
+static void probe_failure(const struct probe *p, CURLcode rc, long status, struct probe_result *res)
 {
     char why[CURL_ERROR_SIZE + 200], host[256];
     struct upstream_error e = error_for_clients(rc, false, false);
     res->failure_status = e.status;
-    if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+    if (status_retryable(status)) {
+        res->failure_status = (int)status;
+        snprintf(why, sizeof(why), "upstream answered %ld", status);
+    } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
         asked_host(p->easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
     } else {
         snprintf(why, sizeof(why), "%s: %s", e.what, res->error);
     }
-    failure_summary(res->failure, sizeof(res->failure), 1, monotonic_ms() - p->asked_ms, why);
+    failure_summary(res->failure, sizeof(res->failure), p->attempts, monotonic_ms() - p->asked_ms,
+                    why);
+}
+
+/* Whether curl's end (`rc`) came with an answer: a status, and the body read or, for a probe,
+ * cut by us at its first byte. */
+static bool probe_answered(const struct probe *p, CURLcode rc, long status)
+{
+    return (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && !p->get_done)) && status >= 200;
 }
 
 /* Hand the answer over (rc: how curl ended; a write error is our own stop at the body). */
@@ -759,7 +778,11 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
     curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
     if (stopping) {
         snprintf(res.error, sizeof(res.error), "arca is shutting down");
-    } else if ((rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && !p->get_done)) && status >= 200) {
+    } else if (p->retries && probe_answered(p, rc, status) && status_retryable(status)) {
+        /* its attempts are over: worded as the download's last words, with the status */
+        snprintf(res.error, sizeof(res.error), "upstream answered %ld", status);
+        probe_failure(p, rc, status, &res);
+    } else if (probe_answered(p, rc, status)) {
         res.status = (int)status;
         snprintf(res.etag, sizeof(res.etag), "%s", p->resp.etag);
         snprintf(res.last_modified, sizeof(res.last_modified), "%s", p->resp.last_modified);
@@ -775,7 +798,7 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
                  p->h.refused[0] && rc == CURLE_COULDNT_CONNECT ? p->h.refused
                  : p->errbuf[0]                                 ? p->errbuf
                                                                 : curl_easy_strerror(rc));
-        probe_failure(p, rc, &res);
+        probe_failure(p, rc, 0, &res);
     }
     if (p->get_done)
         p->get_done(&res, p->body.data ? p->body.data : "", p->body.len, p->arg);
@@ -791,6 +814,48 @@ static void unlink_probe(struct probe *p)
             *q = p->next;
             return;
         }
+    }
+}
+
+/* One attempt of a probe (in fx.asking): into the multi handle, or ended at once. */
+static void start_probe_attempt(struct probe *p)
+{
+    char host[256];
+    p->attempts++;
+    p->retry_at_ms = 0;
+    p->h.refused[0] = p->errbuf[0] = '\0';
+    p->body.len = 0;
+    response_reset(&p->resp);
+    host_name(p->url, host, sizeof(host));
+    if (host_never_resolves(host, strlen(host))) { /* as start_attempt: no resolver asked */
+        unlink_probe(p);
+        snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
+        end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
+    } else if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
+        unlink_probe(p);
+        end_probe(p, CURLE_FAILED_INIT, false);
+    }
+}
+
+/* A probe's attempt ended (its handle out of the multi handle): ask again after a download's
+ * backoff when it retries and the failure is worth it, or once more after RESOLVE_RETRY_MS for
+ * a name that did not resolve; otherwise hand the answer over. */
+static void end_probe_attempt(struct probe *p, CURLcode rc)
+{
+    long status = 0;
+    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+    bool answered = probe_answered(p, rc, status);
+    bool stopping = atomic_load(&fx.stopping);
+    if (p->retries && !stopping && p->attempts <= fx.cfg->download_retries &&
+        (answered ? status_retryable(status)
+                  : error_retryable(rc, false, p->h.refused[0], false))) {
+        p->retry_at_ms = monotonic_ms() + retry_backoff_ms(fx.cfg->retry_delay_ms, p->attempts);
+    } else if (!answered && !stopping && resolve_retryable(rc, p->resolved_again, false)) {
+        p->resolved_again = true;
+        p->retry_at_ms = monotonic_ms() + RESOLVE_RETRY_MS;
+    } else {
+        unlink_probe(p);
+        end_probe(p, rc, false);
     }
 }
 
@@ -814,16 +879,7 @@ static void start_probes(void)
         curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
         sign_for(p->easy, p->auth);
         curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, (long)(fx.cfg->connect_timeout + 30));
-        char host[256];
-        host_name(p->url, host, sizeof(host));
-        if (host_never_resolves(host, strlen(host))) { /* as start_attempt: no resolver asked */
-            unlink_probe(p);
-            snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
-            end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
-        } else if (curl_multi_add_handle(fx.multi, p->easy) != CURLM_OK) {
-            unlink_probe(p);
-            end_probe(p, CURLE_FAILED_INIT, false);
-        }
+        start_probe_attempt(p);
     }
 }
 
@@ -831,6 +887,7 @@ static void start_probes(void)
 static int ask(struct probe *p)
 {
     p->h.kind = HANDLE_PROBE;
+    p->asked_ms = monotonic_ms();
     response_reset(&p->resp);
     pthread_mutex_lock(&fx.lock);
     if (fx.closed) {
@@ -845,8 +902,9 @@ static int ask(struct probe *p)
     return 0;
 }
 
-int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
-                   void *arg)
+/* A one-byte question; `retries`: asked as a download (see struct probe). */
+static int probe_new(const char *url, void (*done)(const struct probe_result *res, void *arg),
+                     void *arg, bool retries)
 {
     struct probe *p = calloc(1, sizeof(*p));
     if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
@@ -857,8 +915,14 @@ int upstream_probe(const char *url, void (*done)(const struct probe_result *res,
     }
     p->done = done;
     p->arg = arg;
-    p->asked_ms = monotonic_ms();
+    p->retries = retries;
     return ask(p);
+}
+
+int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
+                   void *arg)
+{
+    return probe_new(url, done, arg, true);
 }
 
 int upstream_get(const char *url, const struct bucket_auth *auth,
@@ -1074,12 +1138,12 @@ static int begin_download(struct transfer *t)
         t->next_mirror++;
     if (t->next_mirror < t->n_mirrors && t->origin_first) {
         t->origin_first = false;
-        if (upstream_probe(t->asked, origin_answered, t) == 0)
+        if (probe_new(t->asked, origin_answered, t, false) == 0)
             return 0;
         t->next_mirror = t->n_mirrors; /* cannot ask: the origin itself decides */
     }
     if (t->next_mirror < t->n_mirrors &&
-        upstream_probe(t->mirrors[t->next_mirror], mirror_answered, t) == 0)
+        probe_new(t->mirrors[t->next_mirror], mirror_answered, t, false) == 0)
         return 0;
     t->next_mirror = t->n_mirrors;
     return first_attempt(t);
@@ -1122,6 +1186,15 @@ static long restart_due(void)
             next = t->retry_at_ms - now;
         }
     }
+    for (struct probe *p = fx.asking, *n; p; p = n) {
+        n = p->next;
+        if (!p->retry_at_ms)
+            continue;
+        if (p->retry_at_ms <= now)
+            start_probe_attempt(p);
+        else if (p->retry_at_ms - now < next)
+            next = p->retry_at_ms - now;
+    }
     return (long)next;
 }
 
@@ -1143,8 +1216,7 @@ static void reap_finished(void)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
         if (h->kind == HANDLE_PROBE) {
             curl_multi_remove_handle(fx.multi, msg->easy_handle);
-            unlink_probe((struct probe *)h);
-            end_probe((struct probe *)h, msg->data.result, false);
+            end_probe_attempt((struct probe *)h, msg->data.result);
         } else {
             end_attempt((struct transfer *)h, msg->data.result);
         }

@@ -37,9 +37,12 @@ struct fetch_source {
 void upstream_fetch(struct object *obj, const struct fetch_source *src);
 
 /* A one-byte question to upstream (GET with Range: bytes=0-0, the body dropped at its first
- * byte): what answers `url` now, and with which validators. `done` runs on the upstream thread,
- * once, also when arca stops (status 0). Returns -1 when out of memory or stopping (done never
- * runs then). */
+ * byte): what answers `url` now, and with which validators. It is asked as a download is: a
+ * retryable failure is tried again with the download's backoff up to --download-retries, a name
+ * that does not resolve once more after RESOLVE_RETRY_MS; a retryable status to the end comes
+ * back as status 0 with `failure` (and `failure_status` that status). `done` runs on the upstream
+ * thread, once, also when arca stops (status 0). Returns -1 when out of memory or stopping (done
+ * never runs then). upstream_get() asks a name that does not resolve once more too. */
 struct probe_result {
     int status; /* upstream's final status; 0 when none came, `error` says why */
     char etag[HEADER_ETAG_MAX];
@@ -50,7 +53,7 @@ struct probe_result {
     char filename[HEADER_FILENAME_MAX];
     int64_t total; /* the object's length as the answer says; -1 when it does not */
     char error[CURL_ERROR_SIZE + 64];
-    /* status 0: the words a download of the URL failing this way at its first attempt would
+    /* status 0: the words a download of the URL failing this way after these attempts would
      * give clients (failure_summary), so a refused confirmation reads as a download's failure */
     char failure[CURL_ERROR_SIZE + 400];
     int failure_status; /* and the status it would have (502, 504) */

@@ -124,6 +124,13 @@ bool resolve_retryable(CURLcode rc, bool asked_again, bool past_deadline)
     return rc == CURLE_COULDNT_RESOLVE_HOST && !asked_again && !past_deadline;
 }
 
+int64_t retry_backoff_ms(int64_t delay_ms, int attempts)
+{
+    int shift = attempts - 1 < 15 ? attempts - 1 : 15;
+    int64_t delay = delay_ms << (shift > 0 ? shift : 0);
+    return delay < MAX_BACKOFF_MS ? delay : MAX_BACKOFF_MS;
+}
+
 struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool past_deadline)
 {
     if (connection_broke(rc))

@@ -51,6 +51,11 @@ bool error_retryable(CURLcode rc, bool retryable_status, bool refused, bool past
 #define RESOLVE_RETRY_MS 1000
 bool resolve_retryable(CURLcode rc, bool asked_again, bool past_deadline);
 
+/* How long to wait before the next attempt, once `attempts` have failed: `delay_ms`
+ * (--retry-delay) doubled after each, at most MAX_BACKOFF_MS. */
+#define MAX_BACKOFF_MS 30000
+int64_t retry_backoff_ms(int64_t delay_ms, int attempts);
+
 /* The status and reason clients get for a failed attempt. */
 struct upstream_error {
     int status;

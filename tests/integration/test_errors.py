@@ -263,3 +263,29 @@ def test_a_mirror_whose_name_does_not_resolve_is_passed_over_at_once(origin, sta
     assert time.monotonic() - started < 2
     assert origin.counts["/pub/a.img"] == 1
     assert arca.log_shows("cannot resolve host mirror.invalid")
+
+
+def test_an_outage_reads_the_same_for_a_cached_signed_url(start_arca, origin):
+    """A confirmation is asked like a download (its attempts, their backoff): with the origin
+    answering 503, then stopped, a cached object's refused confirmation and an uncached URL's
+    download give the same status, Cache-Status, length and words; only the time may differ."""
+    from test_signed import add_signed, check_signature, s3_url
+
+    arca = start_arca("--upstream-allow", "127.0.0.1/32", "--retry-delay", "10ms")
+    data = add_signed(origin)
+    assert arca.fetch(s3_url(origin, nonce="good"))[2] == data
+    origin.add("/bucket/other", data=b"x" * 1000, check=check_signature("/bucket/other"))
+    seen = lambda r: (r[0], r[1].get("cache-status"), r[1].get("content-length"),
+                      re.sub(rb"(after|in) [0-9.]+ m?s", rb"\1 T", r[2]))
+    for path in origin.objects:
+        origin.objects[path].check = lambda query: 503
+    cached = arca.fetch(s3_url(origin, nonce="n1"))
+    uncached = arca.fetch(s3_url(origin, "/bucket/other", nonce="n1"))
+    assert seen(cached) == seen(uncached), (cached, uncached)
+    assert cached[0] == 503 and re.fullmatch(
+        rb"upstream failed after 5 attempts in [0-9.]+ s: upstream answered 503\n", cached[2])
+    origin.stop()
+    cached = arca.fetch(s3_url(origin, nonce="n2"))
+    uncached = arca.fetch(s3_url(origin, "/bucket/other", nonce="n2"))
+    assert seen(cached) == seen(uncached), (cached, uncached)
+    assert cached[0] == 502 and cached[2].startswith(b"upstream failed after 5 attempts in ")

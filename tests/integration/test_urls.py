@@ -115,3 +115,13 @@ def test_a_host_that_is_no_host_name_is_the_clients_error(arca):
         assert body == (b"url has a host that is not a host name (letters, digits, '-', '.', "
                         b"'_', or an IP address in brackets)\n")
         assert "cache-status" not in headers
+
+
+def test_a_port_out_of_range_or_a_bracketed_non_address_is_400(origin, arca):
+    """Issue 23's second review: curl refused these after an attempt (502 `URL using
+    bad/illegal format`); they are the client's error, said before upstream is asked."""
+    for url, why in [("http://[::1]:99999/", b"url has a port out of range (1-65535)\n"),
+                     ("http://127.0.0.1:0/", b"url has a port out of range (1-65535)\n"),
+                     ("http://[1:2]/", b"url has a host in brackets that is not an IPv6 address\n")]:
+        status, _, body = raw_get(arca, "url=" + urllib.parse.quote(url, safe=""))
+        assert (status, body) == (400, why), url

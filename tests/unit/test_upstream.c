@@ -299,6 +299,18 @@ static void verdicts(void **state)
     assert_int_equal(response_verdict(&plain, 200, &resume).kind, VERDICT_RESTART);
 }
 
+/* Downloads and confirmations wait the same between attempts: --retry-delay, doubled after each
+ * failed attempt, at most MAX_BACKOFF_MS. */
+static void backoff_doubles_up_to_its_cap(void **state)
+{
+    (void)state;
+    assert_int_equal(retry_backoff_ms(10, 1), 10);
+    assert_int_equal(retry_backoff_ms(10, 2), 20);
+    assert_int_equal(retry_backoff_ms(10, 4), 80);
+    assert_int_equal(retry_backoff_ms(1000, 6), MAX_BACKOFF_MS);
+    assert_int_equal(retry_backoff_ms(30000, 100), MAX_BACKOFF_MS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +325,7 @@ int main(void)
         cmocka_unit_test(a_strong_etag_proves_a_resume),
         cmocka_unit_test(a_date_proves_a_resume_only_with_the_same_etag),
         cmocka_unit_test(verdicts),
+        cmocka_unit_test(backoff_doubles_up_to_its_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

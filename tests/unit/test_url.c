@@ -152,6 +152,43 @@ static void hosts_that_are_no_host_names(void **state)
     assert_string_equal(normal("http://[::ffff:10.0.0.1]/x"), "http://[::ffff:10.0.0.1]/x");
 }
 
+/* Issue 23's second review: a port out of 1..65535 and a bracketed host that is no IPv6 address
+ * were read as URLs, and curl refused them after an attempt (502 "URL using bad/illegal
+ * format"): the client's error, 400 with a one-line reason. */
+static void ports_and_ipv6_literals(void **state)
+{
+    static const struct {
+        const char *url, *why;
+    } bad[] = {
+        {"http://[::1]:99999/", "url has a port out of range (1-65535)"},
+        {"http://h:65536/", "url has a port out of range (1-65535)"},
+        {"http://h:0/", "url has a port out of range (1-65535)"},
+        {"http://h:000/", "url has a port out of range (1-65535)"},
+        {"http://h:123456/", "url has a port out of range (1-65535)"},
+        {"http://[1:2]/", "url has a host in brackets that is not an IPv6 address"},
+        {"http://[::1::2]/", "url has a host in brackets that is not an IPv6 address"},
+        {"http://[1.2.3.4]/", "url has a host in brackets that is not an IPv6 address"},
+        {"http://[12345::1]/", "url has a host in brackets that is not an IPv6 address"},
+        {"http://[fe80::1:2:3:4:5:6:7:8%25eth0]/",
+         "url has a host in brackets that is not an IPv6 address"},
+    };
+    int status;
+    const char *why;
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(
+            url_normalize(bad[i].url, strlen(bad[i].url), buf, sizeof(buf), &status, &why), -1);
+        assert_int_equal(status, 400);
+        assert_string_equal(why, bad[i].why);
+    }
+    assert_string_equal(normal("http://[::1]:65535/x"), "http://[::1]:65535/x");
+    assert_string_equal(normal("http://h:1/x"), "http://h:1/x");
+    assert_string_equal(normal("http://h:00080/x"), "http://h/x");
+    assert_string_equal(normal("http://[2001:db8::1]/x"), "http://[2001:db8::1]/x");
+    assert_string_equal(normal("http://[::ffff:10.0.0.1]:8080/x"),
+                        "http://[::ffff:10.0.0.1]:8080/x");
+}
+
 static void normal_form(void **state)
 {
     (void)state;
@@ -413,6 +450,7 @@ int main(void)
         cmocka_unit_test(not_fetchable),
         cmocka_unit_test(normal_form),
         cmocka_unit_test(hosts_that_are_no_host_names),
+        cmocka_unit_test(ports_and_ipv6_literals),
         cmocka_unit_test(filenames),
         cmocka_unit_test(secrets_are_redacted),
         cmocka_unit_test(secret_names_are_redacted),
