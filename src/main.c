@@ -372,6 +372,27 @@ static int serve(struct config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* config_load for serve and check-config: -1 when cfg is to be used; else the exit code, help,
+ * the version or the error (exit `error_code`) printed. */
+static int load(struct config *cfg, int argc, char **argv, int error_code)
+{
+    char err[CONFIG_ERR_LEN];
+    switch (config_load(cfg, argc, argv, err)) {
+    case CONFIG_HELP:
+        config_print_help();
+        return 0;
+    case CONFIG_VERSION:
+        printf("arca %s\n", ARCA_VERSION);
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "arca: %s\n", err);
+        return error_code;
+    case CONFIG_SERVE:
+        break;
+    }
+    return -1;
+}
+
 /* arca check-config [OPTIONS]: the options serve would get (--config FILE and any others,
  * which override the file as they do for serve). 0 and "FILE: ok" when serve would start with
  * them, else 1 and the reason; nothing is created. An arca holding the data dir and answering
@@ -387,19 +408,8 @@ static int check_config(int argc, char **argv)
                         "--config FILE (try arca --help)\n");
         return 2;
     }
-    switch (config_load(&cfg, argc, argv, err)) {
-    case CONFIG_HELP:
-        config_print_help();
-        return 0;
-    case CONFIG_VERSION:
-        printf("arca %s\n", ARCA_VERSION);
-        return 0;
-    case CONFIG_ERROR:
-        fprintf(stderr, "arca: %s\n", err);
-        return 1;
-    case CONFIG_SERVE:
-        break;
-    }
+    if ((rc = load(&cfg, argc, argv, 1)) >= 0)
+        return rc;
     rc = check_startable(&cfg, err, sizeof(err));
     if (rc == HELD_DATA_DIR && running_arca(&cfg, err, sizeof(err))) {
         fprintf(stderr, "arca: note: %s (a running arca: SIGHUP keeps its address)\n", err);
@@ -418,7 +428,7 @@ static int check_config(int argc, char **argv)
 int main(int argc, char **argv)
 {
     static struct config cfg;
-    char err[CONFIG_ERR_LEN];
+    int rc;
 
     if (argc < 2)
         return cli_usage();
@@ -426,18 +436,7 @@ int main(int argc, char **argv)
         return check_config(argc, argv);
     if (cli_is_command(argv[1]))
         return cli_main(argc, argv);
-    switch (config_load(&cfg, argc, argv, err)) {
-    case CONFIG_HELP:
-        config_print_help();
-        return 0;
-    case CONFIG_VERSION:
-        printf("arca %s\n", ARCA_VERSION);
-        return 0;
-    case CONFIG_ERROR:
-        fprintf(stderr, "arca: %s\n", err);
-        return 2;
-    case CONFIG_SERVE:
-        break;
-    }
+    if ((rc = load(&cfg, argc, argv, 2)) >= 0)
+        return rc;
     return serve(&cfg, argc, argv);
 }

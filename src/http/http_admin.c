@@ -228,22 +228,39 @@ static enum MHD_Result purge_answer(struct MHD_Connection *c, const char *url, i
     return ret;
 }
 
+/* The cache key of ?url= for purge and the outcome, keyed as prefetch keys it, behind the token
+ * (malloc'd; the URL as given in *given when asked). NULL when the answer was queued into *ret. */
+static char *admin_url(struct MHD_Connection *c, const char **given, enum MHD_Result *ret)
+{
+    const char *url_arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url"), *why;
+    struct signature sig;
+    char *url;
+
+    if (authorize(c, ret) < 0)
+        return NULL;
+    if (!url_arg || !*url_arg) {
+        *ret = http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
+        return NULL;
+    }
+    if (!(url = normal_url(url_arg, &why))) {
+        *ret = http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return NULL;
+    }
+    keys_cache_url(http_cfg, url, url, strlen(url) + 1, &sig); /* the key: never longer */
+    if (given)
+        *given = url_arg;
+    return url;
+}
+
 enum MHD_Result http_purge(struct MHD_Connection *c)
 {
-    const char *given = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url"), *why;
     enum MHD_Result ret;
     int64_t length = 0;
-    char *url;
+    char *url = admin_url(c, NULL, &ret);
     int rc;
 
-    if (authorize(c, &ret) < 0)
+    if (!url)
         return ret;
-    if (!given || !*given)
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
-    if (!(url = normal_url(given, &why)))
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
-    struct signature sig;
-    keys_cache_url(http_cfg, url, url, strlen(url) + 1, &sig); /* the key: never longer */
     rc = store_purge(url, &length);
     ret = purge_answer(c, url, rc, length);
     free(url);
@@ -274,19 +291,13 @@ static json_t *outcome_json(const char *given, const struct outcome *o)
 
 enum MHD_Result http_outcome(struct MHD_Connection *c)
 {
-    const char *given = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url"), *why;
+    const char *given;
     enum MHD_Result ret;
     struct outcome o;
-    char *url;
+    char *url = admin_url(c, &given, &ret);
 
-    if (authorize(c, &ret) < 0)
+    if (!url)
         return ret;
-    if (!given || !*given)
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
-    if (!(url = normal_url(given, &why)))
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
-    struct signature sig;
-    keys_cache_url(http_cfg, url, url, strlen(url) + 1, &sig); /* prefetch's key, as purge's */
     store_outcome(url, &o);
     free(url);
     return send_json(c, MHD_HTTP_OK, outcome_json(given, &o));
