@@ -5,12 +5,14 @@ the same tarball: same names, same key). Making the root needs Debian's mirror, 
 scripts/deps."""
 
 import hashlib
+import http.client
 import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -77,3 +79,33 @@ def unpack(tarball):
     run("tar", "-C", root, "-xf", tarball)
     os.chmod(root, 0o755)  # mkdtemp's is 0700
     return root
+
+
+def wait_healthy(port, alive, log):
+    """Until the arca on `port` answers its health check; `alive()` false or 15 s fail with
+    `log()`."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/api/v1/health/")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        assert alive() and time.monotonic() < deadline, log()
+        time.sleep(0.1)
+
+
+def fetch_twice(port, origin):
+    """An artifact fetched twice through the arca on `port`: the same bytes, one origin request.
+    Returns its URL."""
+    data = os.urandom(300000)
+    url = origin.add("/Image", data=data)
+    for _ in range(2):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/api/v1/fetch/?url=" + url)
+        resp = conn.getresponse()
+        assert resp.status == 200 and sha256(resp.read()) == sha256(data)
+    assert origin.counts["/Image"] == 1
+    return url

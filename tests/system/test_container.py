@@ -5,7 +5,6 @@ with podman, where this machine lets it run containers (else that test is skippe
 why: see podman_run_options), and always as the image's root filesystem under chroot, as the image's user with the
 image's entrypoint (the way test_package.py runs its root)."""
 
-import http.client
 import json
 import os
 import re
@@ -18,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Origin, free_port, run, sha256, unpack
+from conftest import ROOT, Origin, fetch_twice, free_port, run, unpack, wait_healthy
 
 PODMAN = "podman"
 ENTRYPOINT = ["/usr/bin/arca", "serve", "--config", "/etc/arca/arca.ini", "--access-log", "-"]
@@ -68,31 +67,6 @@ def test_the_image_is_built_from_scratch_and_says_how_to_run(built):
     with tarfile.open(os.path.join(out, "rootfs.tar")) as tar:
         for name in ("./etc/resolv.conf", "./etc/hostname"):
             assert tar.getmember(name).size == 0, name
-
-
-def wait_healthy(port, alive, log):
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/api/v1/health/")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        assert alive() and time.monotonic() < deadline, log()
-        time.sleep(0.1)
-
-
-def fetch_twice(port, origin):
-    data = os.urandom(300000)
-    url = origin.add("/Image", data=data)
-    for _ in range(2):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/api/v1/fetch/?url=" + url)
-        resp = conn.getresponse()
-        assert resp.status == 200 and sha256(resp.read()) == sha256(data)
-    assert origin.counts["/Image"] == 1
 
 
 # arguments appended to the entrypoint: the test's port on loopback, its origin allowed

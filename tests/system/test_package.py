@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Origin, free_port, minbase_tarball, run, sha256, unpack
+from conftest import Origin, fetch_twice, free_port, minbase_tarball, run, unpack, wait_healthy
 
 
 @pytest.fixture
@@ -114,25 +114,8 @@ def test_the_package_installs_and_runs_from_its_unit(deb, fresh_root):
     proc = subprocess.Popen(["chroot", "--userspec=arca:arca", root, *argv], stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        data = os.urandom(300000)
-        url = origin.add("/Image", data=data)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/api/v1/health/")
-                assert conn.getresponse().status == 200
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, \
-                    open(log.name).read()
-                time.sleep(0.1)
-        for _ in range(2):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("GET", "/api/v1/fetch/?url=" + url)
-            resp = conn.getresponse()
-            assert resp.status == 200 and sha256(resp.read()) == sha256(data)
-        assert origin.counts["/Image"] == 1
+        wait_healthy(port, lambda: proc.poll() is None, lambda: open(log.name).read())
+        url = fetch_twice(port, origin)
         owned = [os.stat(os.path.join(dp, f)).st_uid
                  for dp, _, fs in os.walk(os.path.join(root, "var/lib/arca")) for f in fs]
         assert owned and set(owned) == {int(passwd.split(":")[2])}  # written as arca
