@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import random
 import socket
 import ssl
 import struct
@@ -33,8 +34,29 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def _ephemeral_start():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+    """A port free now, below the kernel's ephemeral range: a port the kernel picked for bind(0)
+    can be taken next by any outgoing connection's local end (clients, arca's upstream, many at
+    once when passes run side by side) before the server meant for it binds it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    top = _ephemeral_start()
+    for _ in range(100):
+        port = random.randrange(10000, top)
+        with socket.socket(family) as s:
+            try:
+                s.bind((host, port))
+                return port
+            except OSError:
+                continue
+    with socket.socket(family) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
