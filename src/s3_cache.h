@@ -18,6 +18,7 @@
 #ifndef ARCA_S3_CACHE_H
 #define ARCA_S3_CACHE_H
 
+#include "park.h"
 #include "dlist.h"
 #include "s3_xml.h"
 
@@ -32,8 +33,8 @@ struct s3_slot {
     char *prefix, *token; /* token "" for a folder's first page */
     struct s3_page *page; /* the cache's reference; NULL until the first answer */
     bool fetching;
-    struct s3_wait *waiters; /* the caller's (s3_list.c) */
-    size_t bytes;            /* what this slot costs now */
+    struct park_queue waiters; /* s3_list.c's: struct s3_wait's parks */
+    size_t bytes;              /* what this slot costs now */
     uint64_t hash;
     struct s3_slot *chain; /* the next slot in its table bucket */
     struct dnode lru;      /* in use order: the list's head is the least recently used */

@@ -33,27 +33,23 @@ static bool fresh(const struct s3_slot *s)
 static void complete(struct s3_slot *s, struct s3_page *p)
 {
     pthread_mutex_lock(&cache.lock);
-    struct s3_wait *waiters = s->waiters;
-    s->waiters = NULL;
     p->refs = 1; /* this function's own, until its end */
-    for (struct s3_wait *w = waiters; w; w = w->next) {
+    for (struct park *k = s->waiters.head; k; k = k->next) {
+        struct s3_wait *w = PARK_OWNER(k, struct s3_wait, park);
         p->refs++;
         w->page = p;
         w->slot = NULL;
     }
+    park_defer(&s->waiters);
     if (p->status == 200) {
         p->refs++;
         s3_cache_set_page(&cache.pages, s, p); /* may evict s */
     } else {
         s3_cache_drop(&cache.pages, s); /* nothing to keep: a failure is asked again next time */
     }
-    for (struct s3_wait *w = waiters, *next; w; w = next) {
-        next = w->next;
-        w->next = NULL;
-        w->wake(w->arg);
-    }
     s3_cache_unref(p);
     pthread_mutex_unlock(&cache.lock);
+    park_flush(); /* never a wake-up under the cache lock */
 }
 
 static struct s3_page *failed_page(int status, const char *fmt, const char *a, const char *b)
@@ -146,9 +142,7 @@ int s3_list_get(const struct bucket_auth *a, const char *prefix, const char *tok
     s->fetching = true;
     w->page = NULL;
     w->slot = s;
-    w->next = s->waiters;
-    s->waiters = w;
-    w->sleep(w->arg);
+    park_enqueue(&s->waiters, &w->park);
     pthread_mutex_unlock(&cache.lock);
     if (ask)
         start(s);
@@ -168,11 +162,7 @@ void s3_list_unwait(struct s3_wait *w)
 {
     pthread_mutex_lock(&cache.lock);
     if (w->slot) /* still waiting: its slot is there (a fetching slot is never evicted) */
-        for (struct s3_wait **q = &w->slot->waiters; *q; q = &(*q)->next)
-            if (*q == w) {
-                *q = w->next;
-                break;
-            }
+        park_remove(&w->slot->waiters, &w->park);
     w->slot = NULL;
     s3_cache_unref(w->page);
     w->page = NULL;

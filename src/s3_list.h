@@ -13,6 +13,7 @@
 #ifndef ARCA_S3_LIST_H
 #define ARCA_S3_LIST_H
 
+#include "park.h"
 #include "s3_xml.h"
 
 #define S3_LIST_CACHE_BYTES (64 * 1024 * 1024)
@@ -20,14 +21,11 @@
 struct bucket_auth;
 struct s3_slot;
 
-/* Someone waiting for a page: `sleep` runs under the cache lock when the wait begins, `wake` once
- * the page is there (on the upstream thread), after `page` is set to it (a reference). */
+/* Someone waiting for a page (park.h): the park is queued on the page's slot and woken once the
+ * page is there (on the upstream thread), after `page` is set to it (a reference). */
 struct s3_wait {
-    void (*sleep)(void *arg);
-    void (*wake)(void *arg);
-    void *arg;
+    struct park park;
     struct s3_page *page;
-    struct s3_wait *next;
     struct s3_slot *slot; /* s3_list.c's: the page waited for, until it comes */
 };
 

@@ -49,14 +49,23 @@ struct browse {
     int64_t sent;      /* body bytes handed to the connection */
 };
 
-static void suspend_conn(void *arg)
+static void suspend_conn(struct park *p)
 {
-    MHD_suspend_connection(((struct browse *)arg)->conn);
+    MHD_suspend_connection(PARK_OWNER(p, struct browse, w.park)->conn);
 }
 
-static void resume_conn(void *arg)
+static void resume_conn(struct park *p)
 {
-    MHD_resume_connection(((struct browse *)arg)->conn);
+    MHD_resume_connection(PARK_OWNER(p, struct browse, w.park)->conn);
+}
+
+static void browse_free(struct park *p)
+{
+    struct browse *b = PARK_OWNER(p, struct browse, w.park);
+    buf_free(&b->out);
+    free(b->folder);
+    free(b->prefix);
+    free(b);
 }
 
 /* --- paths and URLs ------------------------------------------------------------------------- */
@@ -409,7 +418,7 @@ static struct browse *browse_new(struct MHD_Connection *c, struct request *req,
     b->conn = c;
     b->a = a;
     b->want = 1;
-    b->w = (struct s3_wait){.sleep = suspend_conn, .wake = resume_conn, .arg = b};
+    park_init(&b->w.park, suspend_conn, resume_conn, browse_free);
     set_origin(b);
     b->folder = strdup(folder);
     b->prefix = malloc(strlen(a->bucket->prefix) + strlen(folder) + 1);
@@ -429,10 +438,7 @@ int64_t http_browse_done(void *state)
         s3_list_put(b->page);
     if (b->first)
         s3_list_put(b->first);
-    buf_free(&b->out);
-    free(b->folder);
-    free(b->prefix);
-    free(b);
+    park_leave(&b->w.park); /* a wake-up still running holds b until it ends */
     return sent;
 }
 

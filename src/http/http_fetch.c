@@ -37,23 +37,12 @@
  * leave in one send() instead of send() + sendfile(). At most STORE_PREPARED_MAX of them. */
 #define SMALL_MAX (64 * 1024)
 
-/* A signed URL being confirmed with upstream (README, "Signed URLs"): shared by the request and
- * the probe's callback on the upstream thread, each holding a reference; `lock` orders the
- * callback's resume against the request going away. */
-struct confirm {
-    atomic_int refs;
-    struct MHD_Connection *conn;
-    bool done, abandoned; /* under confirm_lock */
-    struct probe_result res;
-};
-static pthread_mutex_t confirm_lock = PTHREAD_MUTEX_INITIALIZER;
-
 /* One fetch request, from its first call to its completion callback. */
 struct fetch_req {
     struct MHD_Connection *conn;
     struct request *req;
     struct object *obj; /* reference held while streaming; NULL when served from a file */
-    struct waiter waiter;
+    struct park park;   /* waits for bytes (store_read) and for a confirmation; owns this */
     enum lookup_result kind;
     int64_t start, end; /* deliver bytes [start, end); end < 0: up to the end of the object */
     int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
@@ -77,9 +66,13 @@ struct fetch_req {
     struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
                                  twin_fd, waiting for upstream to confirm url (NULL: none) */
     int twin_fd;
-    struct confirm *confirm; /* a confirmation asked for; NULL when none is running */
-    int probe_status;        /* upstream's answer to the confirmation a hit waited for (0: none) */
-    bool twin_answer;        /* the answer is a digest hit's: another URL's bytes */
+    /* A signed URL being confirmed with upstream (README, "Signed URLs"): the probe holds a
+     * reference to the park until its answer is in confirm_res and the request woken. */
+    bool confirming;
+    atomic_bool confirm_done;
+    struct probe_result *confirm_res;
+    int probe_status; /* upstream's answer to the confirmation a hit waited for (0: none) */
+    bool twin_answer; /* the answer is a digest hit's: another URL's bytes */
     char filename[256];
 };
 
@@ -89,14 +82,21 @@ static bool inherits_failure(const struct fetch_req *r, const struct object_meta
 static enum MHD_Result look_again(struct fetch_req *r);
 static enum MHD_Result start_confirm(struct fetch_req *r);
 
-static void suspend_conn(void *arg)
+static void suspend_conn(struct park *p)
 {
-    MHD_suspend_connection(((struct fetch_req *)arg)->conn);
+    MHD_suspend_connection(PARK_OWNER(p, struct fetch_req, park)->conn);
 }
 
-static void resume_conn(void *arg)
+static void resume_conn(struct park *p)
 {
-    MHD_resume_connection(((struct fetch_req *)arg)->conn);
+    MHD_resume_connection(PARK_OWNER(p, struct fetch_req, park)->conn);
+}
+
+static void req_free(struct park *p)
+{
+    struct fetch_req *r = PARK_OWNER(p, struct fetch_req, park);
+    free(r->confirm_res);
+    free(r);
 }
 
 static struct fetch_req *req_new(struct MHD_Connection *c, struct request *req,
@@ -111,7 +111,7 @@ static struct fetch_req *req_new(struct MHD_Connection *c, struct request *req,
     r->http10 = strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0;
     r->end = -1;
     r->twin_fd = -1;
-    r->waiter = (struct waiter){.sleep = suspend_conn, .wake = resume_conn, .arg = r};
+    park_init(&r->park, suspend_conn, resume_conn, req_free);
     if (filename) /* libmicrohttpd has decoded the path: "a%2F..%2Fb" arrives as "a/../b" */
         filename_clean(filename, strlen(filename), r->filename, sizeof(r->filename));
     /* A plain hit may use and leave a prepared answer: the one shared response has no
@@ -566,7 +566,7 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
     } else if (r->end >= 0 && (int64_t)max > r->end - off) {
         max = (size_t)(r->end - off);
     }
-    n = store_read(r->obj, off, buf, max, &terms, &r->waiter);
+    n = store_read(r->obj, off, buf, max, &terms, &r->park);
     if (n > 0) {
         atomic_fetch_add(&stats.bytes_served, (int64_t)n);
         r->sent += n;
@@ -625,7 +625,7 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
 
     if (!store_wait(r->obj,
                     r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
-                    &r->waiter))
+                    &r->park))
         return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
     store_snapshot(r->obj, &meta);
     /* joining a download another URL started: asked first, so that a URL upstream refuses
@@ -700,40 +700,30 @@ static bool needs_confirm(const struct fetch_req *r, const struct object_meta *m
            !grants_check(r->url, (int64_t)time(NULL));
 }
 
-static void confirm_put(struct confirm *c)
-{
-    if (atomic_fetch_sub(&c->refs, 1) == 1)
-        free(c);
-}
-
-/* Upstream thread: the probe's answer; the request picks it up once resumed. */
+/* Upstream thread: the probe's answer; the request picks it up once woken. */
 static void on_probe(const struct probe_result *res, void *arg)
 {
-    struct confirm *c = arg;
-    pthread_mutex_lock(&confirm_lock);
-    c->res = *res;
-    c->done = true;
-    if (!c->abandoned)
-        MHD_resume_connection(c->conn);
-    pthread_mutex_unlock(&confirm_lock);
-    confirm_put(c);
+    struct fetch_req *r = arg;
+    *r->confirm_res = *res;
+    atomic_store(&r->confirm_done, true);
+    park_wake(&r->park);
+    park_put(&r->park);
 }
 
 /* Suspend the request and ask upstream about its exact URL. */
 static enum MHD_Result start_confirm(struct fetch_req *r)
 {
-    struct confirm *c = calloc(1, sizeof(*c));
-    if (!c)
+    if (!r->confirm_res && !(r->confirm_res = malloc(sizeof(*r->confirm_res))))
         return refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    atomic_init(&c->refs, 2);
-    c->conn = r->conn;
-    r->confirm = c;
+    atomic_store(&r->confirm_done, false);
+    r->confirming = true;
     atomic_fetch_add(&stats.confirmations, 1);
     MHD_suspend_connection(r->conn);
-    if (upstream_probe(r->url, on_probe, c) < 0) {
+    park_hold(&r->park); /* the probe's */
+    if (upstream_probe(r->url, on_probe, r) < 0) {
+        park_put(&r->park);
         MHD_resume_connection(r->conn);
-        r->confirm = NULL;
-        free(c);
+        r->confirming = false;
         return refuse(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                       "cannot ask upstream to confirm the URL now");
     }
@@ -944,11 +934,10 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
     int64_t length;
     int fd;
 
-    if (!r->confirm->done)
+    if (!atomic_load(&r->confirm_done))
         return MHD_YES; /* not woken by the probe: still waiting */
-    res = r->confirm->res;
-    confirm_put(r->confirm);
-    r->confirm = NULL;
+    res = *r->confirm_res;
+    r->confirming = false;
     if (confirm_refused(r, &res, &ret))
         return ret;
     r->probe_status = res.status;
@@ -1064,7 +1053,7 @@ enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const 
     struct fetch_req *r = req->route;
     if (r == NULL)
         return begin(c, req, filename, head);
-    if (r->confirm)
+    if (r->confirming)
         return after_confirm(r);
     return respond_streaming(r);
 }
@@ -1079,17 +1068,11 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
                                       : "COALESCED";
     if (r->big_block)
         atomic_fetch_sub(&big_blocks, 1);
-    if (r->confirm) { /* gone while upstream was asked: the answer finds nobody to wake */
-        pthread_mutex_lock(&confirm_lock);
-        r->confirm->abandoned = true;
-        pthread_mutex_unlock(&confirm_lock);
-        confirm_put(r->confirm);
-    }
     if (r->twin_fd >= 0)
         close(r->twin_fd);
     free(r->twin);
     if (r->obj) {
-        store_unwait(r->obj, &r->waiter);
+        store_unwait(r->obj, &r->park);
         store_release(r->obj);
     } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         atomic_fetch_add(&stats.bytes_served, r->fd_bytes);
@@ -1098,6 +1081,6 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
     if (r->key != r->url)
         free(r->key);
     free(r->url);
-    free(r);
+    park_leave(&r->park); /* a confirmation still running holds r until its answer */
     return sent;
 }

@@ -92,7 +92,7 @@ void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
         atomic_fetch_add(&p->refs, 1);
         obj->prepared = p;
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 /* Unlink from the table and give back the object's share of the quota. */
@@ -142,7 +142,7 @@ int object_error_status(const struct object *obj)
 {
     pthread_mutex_lock(&st.lock);
     int status = obj->error_status;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return status;
 }
 
@@ -150,7 +150,7 @@ void store_progress(struct object *obj, struct download_progress *out)
 {
     pthread_mutex_lock(&st.lock);
     *out = (struct download_progress){obj->have, obj->length, obj->headers_ready};
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 /* One allocation for the strings, none when upstream said nothing of them: a million
@@ -225,23 +225,13 @@ void maybe_free(struct object *obj)
 
 void wake_all(struct object *obj)
 {
-    struct waiter *w = obj->waiters;
-    obj->waiters = NULL;
-    while (w) {
-        struct waiter *next = w->next;
-        w->queued = false;
-        w->next = NULL;
-        w->wake(w->arg);
-        w = next;
-    }
+    park_defer(&obj->waiters);
 }
 
-static void enqueue_waiter(struct object *obj, struct waiter *w)
+void store_unlock(void)
 {
-    w->sleep(w->arg);
-    w->queued = true;
-    w->next = obj->waiters;
-    obj->waiters = w;
+    pthread_mutex_unlock(&st.lock);
+    park_flush();
 }
 
 /* Never `created + ttl`: an index written before TTLs were clamped may hold any ttl. */
@@ -350,7 +340,7 @@ int take_hit(struct object *obj, int *fd, struct prepared **prep, struct object_
     }
     bool verified = obj->verified;
     obj->refs++;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     int opened = open_hit_file(obj, verified, fd, meta);
     pthread_mutex_lock(&st.lock);
     obj->refs--;
@@ -473,7 +463,7 @@ enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_aut
     while ((res = lookup_locked(url, key, ttl, auth, signed_url, now, out, fd, prep, meta)) ==
            LOOKUP_RETRY)
         ; /* the object left the table while its file was opened: look again */
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return (enum lookup_result)res;
 }
 
@@ -495,7 +485,7 @@ int store_purge(const char *url, int64_t *length)
         maybe_free(obj);
         rc = 1;
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return rc;
 }
 
@@ -504,33 +494,26 @@ void store_release(struct object *obj)
     pthread_mutex_lock(&st.lock);
     obj->refs--;
     maybe_free(obj);
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
-void store_unwait(struct object *obj, struct waiter *w)
+void store_unwait(struct object *obj, struct park *w)
 {
     pthread_mutex_lock(&st.lock);
-    if (w->queued) {
-        struct waiter **p = &obj->waiters;
-        while (*p && *p != w)
-            p = &(*p)->next;
-        if (*p)
-            *p = w->next;
-        w->queued = false;
-    }
-    pthread_mutex_unlock(&st.lock);
+    park_remove(&obj->waiters, w);
+    store_unlock();
 }
 
-bool store_wait(struct object *obj, bool complete, struct waiter *w)
+bool store_wait(struct object *obj, bool complete, struct park *w)
 {
     bool ready;
     pthread_mutex_lock(&st.lock);
     ready = (obj->headers_ready && !complete) || obj->state != OBJ_FETCHING;
     if (!ready)
-        enqueue_waiter(obj, w);
+        park_enqueue(&obj->waiters, w);
     else if (obj->state == OBJ_FETCHING)
         obj->committed = true; /* the caller now answers with this length and type */
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return ready;
 }
 
@@ -546,7 +529,7 @@ static int64_t readable_end(const struct object *obj, const struct read_terms *t
 }
 
 ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
-                   const struct read_terms *terms, struct waiter *w)
+                   const struct read_terms *terms, struct park *w)
 {
     int64_t readable;
     ssize_t n = 0;
@@ -563,7 +546,7 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
         if (obj->state == OBJ_COMPLETE) {
             n = STORE_READ_END;
         } else {
-            enqueue_waiter(obj, w);
+            park_enqueue(&obj->waiters, w);
         }
     } else {
         assert(readable <= obj->have && off >= 0);
@@ -573,7 +556,7 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
         obj->delivered = true;
         copy = true;
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (!copy)
         return n;
     /* Bytes below `have` never change, and our reference keeps obj->fd open. */
@@ -585,5 +568,5 @@ void store_snapshot(struct object *obj, struct object_meta *out)
 {
     pthread_mutex_lock(&st.lock);
     copy_meta(obj, out);
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }

@@ -28,6 +28,7 @@
 #ifndef ARCA_STORE_H
 #define ARCA_STORE_H
 
+#include "park.h"
 #include "config.h"
 #include "dlist.h"
 
@@ -70,16 +71,6 @@ struct prepared {
 };
 #define STORE_PREPARED_MAX 1024
 void prepared_put(struct prepared *p);
-
-/* Embedded in the reader's own state. `sleep` is called with the store lock held, before the
- * waiter is queued, so a wake-up cannot be lost between the check and the sleep. */
-struct waiter {
-    void (*sleep)(void *arg);
-    void (*wake)(void *arg);
-    void *arg;
-    struct waiter *next;
-    bool queued;
-};
 
 /* An object: private to the store (store_internal.h). Others hold references and ask. */
 struct object;
@@ -168,11 +159,11 @@ int store_purge(const char *url, int64_t *length);
 /* A new quota (SIGHUP); objects beyond it are evicted on the upstream thread's next round. */
 void store_set_quota(int64_t quota);
 /* Take a waiter off the object's queue (the reader went away while asleep). */
-void store_unwait(struct object *obj, struct waiter *w);
+void store_unwait(struct object *obj, struct park *w);
 
 /* Returns true when headers are known (with `complete`: when the object is COMPLETE) or the
  * object ended; otherwise queues `w` and sleeps. */
-bool store_wait(struct object *obj, bool complete, struct waiter *w);
+bool store_wait(struct object *obj, bool complete, struct park *w);
 
 /* What one reader wants: bytes before `end` (-1: to the end of the object) and, when `expect` is
  * set, only an object whose sha256 is `expect` (the reader's own &sha256=). */
@@ -188,7 +179,7 @@ struct read_terms {
  * 0 after queueing `w` (sleep), or one of STORE_READ_*. With `expect`, the byte before `end` is
  * held back until the object is COMPLETE, so a mismatch still cuts the answer. */
 ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
-                   const struct read_terms *terms, struct waiter *w);
+                   const struct read_terms *terms, struct park *w);
 
 /* Snapshot of an object's public fields, taken under the lock. */
 void store_snapshot(struct object *obj, struct object_meta *out);

@@ -44,7 +44,7 @@ struct object {
     int fd;             /* open while fetching or while streaming readers hold it */
     int refs;           /* streaming readers + the fetch */
     bool in_table;
-    struct waiter *waiters;
+    struct park_queue waiters;
     struct object *next; /* hash chain */
     struct prepared *prepared;
     int prepared_slot;    /* in the store's ring of attachments, -1 when none */
@@ -60,8 +60,8 @@ struct object {
     struct object *dnext; /* digest index chain */
     bool in_digests;
     struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
-    bool signed_key;                      /* downloaded through a signed URL (store_lookup_as's signed_url) */
-    bool revalidation, renewed;           /* see struct object_meta */
+    bool signed_key;            /* downloaded through a signed URL (store_lookup_as's signed_url) */
+    bool revalidation, renewed; /* see struct object_meta */
 };
 
 struct store_state {
@@ -94,7 +94,10 @@ struct object *object_new(const char *url, const char *key);
 int table_insert(struct object *obj);
 void detach_prepared(struct object *obj);
 void table_remove(struct object *obj);
+/* Lock held: its waiters are woken once the lock is dropped (store_unlock). */
 void wake_all(struct object *obj);
+/* Drop st.lock, then run the wake-ups deferred under it: never a wake-up under the lock. */
+void store_unlock(void);
 void object_free(struct object *obj);
 struct object *table_find(const char *key);
 void key_path(const char *key, char *buf, size_t size);

@@ -239,13 +239,13 @@ static bool pick_pass(struct heap *h)
                 if (o->state == OBJ_COMPLETE)
                     heap_offer(h, o);
         if (slot >= slots || h->failed) {
-            pthread_mutex_unlock(&st.lock);
+            store_unlock();
             return true;
         }
-        pthread_mutex_unlock(&st.lock); /* hits get their turn between slices */
+        store_unlock(); /* hits get their turn between slices */
         pthread_mutex_lock(&st.lock);
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return false;
 }
 
@@ -332,7 +332,7 @@ int store_list(enum list_state state, enum list_order order, bool desc, int64_t 
             pick_downloads(&h, state);
         rc = h.failed ? -1 : take_entries(&h, offset, out);
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 out:
     heap_free(&h);
     if (rc < 0)
@@ -441,7 +441,7 @@ void save_failures(void)
         e->saved = true;
         f->n++;
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (f->n == 0) {
         free(f);
         return;
@@ -495,5 +495,5 @@ void store_outcome(const char *url, struct outcome *out)
         out->when = f->res.last_use;
         copy_string(out->error, sizeof(out->error), f->res.error);
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }

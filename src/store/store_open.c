@@ -283,7 +283,7 @@ static void run_sweep(struct persist_job *job)
         pthread_mutex_lock(&st.lock);
         if (!file_wanted(e->d_name))
             sw->removed += unlink(path) == 0;
-        pthread_mutex_unlock(&st.lock);
+        store_unlock();
     }
     if (d)
         closedir(d);
@@ -373,6 +373,6 @@ void store_close(void)
     free(st.digests);
     st.digests = NULL;
     st.n_digests = st.digest_count = 0;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     index_close();
 }

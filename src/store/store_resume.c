@@ -173,7 +173,7 @@ int reopen_partial(struct object *obj, char *err, size_t errlen)
     obj->prefix = ctx;
     obj->fd = fd;
     wake_all(obj); /* readers that joined before the file was open */
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return 0;
 }
 
@@ -184,7 +184,7 @@ void store_continue_body(struct object *obj)
         obj->headers_ready = true;
         wake_all(obj);
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 int store_take_prefix(struct object *obj, EVP_MD_CTX *into)
@@ -192,7 +192,7 @@ int store_take_prefix(struct object *obj, EVP_MD_CTX *into)
     pthread_mutex_lock(&st.lock);
     EVP_MD_CTX *ctx = obj->prefix;
     obj->prefix = NULL;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (!ctx)
         return 0;
     int rc = EVP_MD_CTX_copy_ex(into, ctx) == 1 ? 1 : -1;
@@ -239,7 +239,7 @@ void submit_started(struct object *obj)
     s->signed_key = obj->signed_key;
     headers_unpack(obj->headers, &h);
     int rc = headers_pack(&h, &s->headers);
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (rc < 0) {
         free(s);
         return;
@@ -259,7 +259,7 @@ static void run_sync(struct persist_job *job)
     struct sync_job *s = (struct sync_job *)job;
     pthread_mutex_lock(&st.lock);
     bool live = s->obj->state == OBJ_FETCHING || s->last;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     /* bytes below `upto` were written before this was queued: the sync covers them */
     if (live && fdatasync(s->obj->fd) == 0)
         index_set_synced(s->obj->key, s->upto);
@@ -267,7 +267,7 @@ static void run_sync(struct persist_job *job)
     s->obj->sync_pending = false;
     int64_t have = s->obj->have;
     live = !s->last && s->obj->state == OBJ_FETCHING;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     /* a step crossed while this one synced (a busy disk) was passed over by maybe_sync: sync it
      * now, so that a restart refetches about one step, not several */
     if (live)
@@ -285,13 +285,13 @@ void maybe_sync(struct object *obj, int64_t before, int64_t after)
         return;
     pthread_mutex_lock(&st.lock);
     if (obj->sync_pending) {
-        pthread_mutex_unlock(&st.lock);
+        store_unlock();
         free(s);
         return;
     }
     obj->sync_pending = true;
     obj->refs++;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     *s = (struct sync_job){.job.run = run_sync, .obj = obj, .upto = after};
     persist_submit(&s->job);
 }
@@ -301,7 +301,7 @@ void store_set_aside(struct object *obj, const char *reason)
     struct sync_job *s = malloc(sizeof(*s));
     pthread_mutex_lock(&st.lock);
     if (obj->state != OBJ_FETCHING) {
-        pthread_mutex_unlock(&st.lock);
+        store_unlock();
         free(s);
         return;
     }
@@ -319,7 +319,7 @@ void store_set_aside(struct object *obj, const char *reason)
         obj->refs++;
         *s = (struct sync_job){.job.run = run_sync, .obj = obj, .upto = obj->have, .last = true};
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (sync)
         persist_submit(&s->job);
     else

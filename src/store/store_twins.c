@@ -200,6 +200,6 @@ enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int 
     while (!table_find(key) && (twin = shareable_twin(want)) &&
            ((res = take_hit(twin, fd, NULL, meta)) == LOOKUP_RETRY || res == LOOKUP_MISS))
         res = LOOKUP_MISS;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return res == LOOKUP_HIT ? LOOKUP_DIGEST : LOOKUP_MISS;
 }

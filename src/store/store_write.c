@@ -120,7 +120,7 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
     pthread_mutex_lock(&st.lock);
     bool live = obj->state == OBJ_FETCHING, revalidating = obj->stale != NULL;
     obj->on_disk = live; /* from here on, store_fail has a file and row to remove */
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (!live)
         return 0;     /* failed while this waited (shutdown): nothing to create */
     if (obj->resumed) /* after a restart: its file and row are there */
@@ -147,7 +147,7 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
     }
     pthread_mutex_lock(&st.lock);
     obj->fd = fd;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return 0;
 }
 
@@ -179,7 +179,7 @@ int store_begin_file(struct object *obj, const char *source, void (*ready)(void 
         .job.run = run_begin, .obj = obj, .source = copy, .ready = ready, .arg = arg};
     pthread_mutex_lock(&st.lock);
     obj->refs++;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     persist_submit(&b->job);
     return 0;
 }
@@ -188,7 +188,7 @@ int store_file_ready(struct object *obj)
 {
     pthread_mutex_lock(&st.lock);
     int ready = obj->state == OBJ_FAILED ? -1 : obj->fd >= 0;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return ready;
 }
 
@@ -265,7 +265,7 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
         obj->resumable = resumable;
         wake_all(obj);
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     free(packed);
     free(old);
     if (rc == 0)
@@ -287,7 +287,7 @@ int store_restart(struct object *obj, int64_t length, const struct upstream_head
         /* readers joining now wait for the new body's length and headers */
         obj->headers_ready = obj->committed;
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return rc;
 }
 
@@ -354,14 +354,14 @@ int store_append(struct object *obj, const char *data, size_t len)
     assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
     pthread_mutex_lock(&st.lock);
     rc = claim(obj, obj->have + (int64_t)len);
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (rc < 0)
         return -1;
     if (write_all(obj->fd, data, len, obj->have) < 0) {
         pthread_mutex_lock(&st.lock);
         set_error(obj, errno == ENOSPC ? 507 : 500,
                   errno == ENOSPC ? "disk full" : "cannot write object file");
-        pthread_mutex_unlock(&st.lock);
+        store_unlock();
         return -1;
     }
     start_writeback(obj->fd, obj->have, obj->have + (int64_t)len);
@@ -370,7 +370,7 @@ int store_append(struct object *obj, const char *data, size_t len)
     obj->have += (int64_t)len;
     assert(obj->length < 0 || obj->have <= obj->length); /* claim() refuses more */
     obj->unannounced = true; /* waiters are woken by store_announce, once per curl pass */
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return 0;
 }
 
@@ -381,7 +381,7 @@ void store_announce(struct object *obj)
         obj->unannounced = false;
         wake_all(obj);
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 /* The directory entry must be durable too, or a crash could lose a file the index calls
@@ -461,7 +461,7 @@ static int make_durable(struct object *obj, const uint8_t digest[32])
                              .signed_key = obj->signed_key};
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (record_complete(obj, &row) < 0)
         return -1;
     return 0;
@@ -488,7 +488,7 @@ static void complete(struct object *obj, const uint8_t digest[32])
         drop_stale(obj);
         wake_all(obj);
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 static void run_finish(struct persist_job *job)
@@ -516,7 +516,7 @@ int store_finish(struct object *obj, const uint8_t digest[32])
     memcpy(f->digest, digest, 32);
     pthread_mutex_lock(&st.lock);
     obj->refs++;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     persist_submit(&f->job);
     return 0;
 }
@@ -532,7 +532,7 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
         copy_string(etag, etag_size, h.etag);
         copy_string(date, date_size, h.last_modified);
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return stale;
 }
 
@@ -561,7 +561,7 @@ static int renew_on_disk(struct object *obj)
                              .digest = s->digest,
                              .signed_key = obj->signed_key || s->signed_key};
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     if (record_complete(obj, &row) < 0) {
         close(fd);
         return -1;
@@ -611,7 +611,7 @@ static void run_renew(struct persist_job *job)
             adopt_stale(f->obj, fd);
         else
             close(fd); /* failed meanwhile (shutdown) */
-        pthread_mutex_unlock(&st.lock);
+        store_unlock();
     }
     store_release(f->obj);
     free(f);
@@ -628,7 +628,7 @@ int store_renew(struct object *obj)
     *f = (struct finish_job){.job.run = run_renew, .obj = obj};
     pthread_mutex_lock(&st.lock);
     obj->refs++;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     persist_submit(&f->job);
     return 0;
 }
@@ -656,7 +656,7 @@ void store_fail(struct object *obj, int status, const char *reason)
     pthread_mutex_lock(&st.lock);
     if (obj->state == OBJ_FETCHING)
         fail_locked(obj, status, reason);
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 /* One lock hold from the failure to the new object: no lookup in between can find the URL
@@ -675,7 +675,7 @@ struct object *store_new_version(struct object *obj, const char *reason)
         st.uses += obj->usage - fresh->usage;
         fresh->usage = obj->usage;
     }
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
     return fresh;
 }
 
@@ -747,14 +747,14 @@ void store_flush_usage(void)
     struct touch_job *t = collect_touches();
     if (t)
         persist_submit(&t->job);
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 void store_set_quota(int64_t quota)
 {
     pthread_mutex_lock(&st.lock);
     st.quota = quota;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 /* Lock held. Evicts the expired objects in buckets [from, to). */
@@ -785,11 +785,11 @@ void store_expire(void)
         }
         expire_buckets(from, to, now);
         st.expire_cursor = wrapped ? 0 : to;
-        pthread_mutex_unlock(&st.lock);
+        store_unlock();
     }
     pthread_mutex_lock(&st.lock);
     make_room(0); /* the quota may have shrunk (SIGHUP) */
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }
 
 /* From kept totals and the fetching list (a handful): a scan of a million-object table held the
@@ -808,5 +808,5 @@ void store_totals(struct store_totals *t)
     }
     t->complete = (int64_t)st.table.count - t->scheduled - t->downloading;
     t->usage = st.uses;
-    pthread_mutex_unlock(&st.lock);
+    store_unlock();
 }

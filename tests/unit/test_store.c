@@ -20,24 +20,24 @@
 static char dir[] = "/tmp/arca-unit-store-XXXXXX";
 
 struct reader {
-    struct waiter w;
+    struct park w;
     int sleeps, wakes;
 };
 
-static void on_sleep(void *arg)
+static void on_sleep(struct park *p)
 {
-    ((struct reader *)arg)->sleeps++;
+    PARK_OWNER(p, struct reader, w)->sleeps++;
 }
 
-static void on_wake(void *arg)
+static void on_wake(struct park *p)
 {
-    ((struct reader *)arg)->wakes++;
+    PARK_OWNER(p, struct reader, w)->wakes++;
 }
 
 static void reader_init(struct reader *r)
 {
     memset(r, 0, sizeof(*r));
-    r->w = (struct waiter){.sleep = on_sleep, .wake = on_wake, .arg = r};
+    park_init(&r->w, on_sleep, on_wake, NULL);
 }
 
 static int open_store(void **state)
