@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "cli_ask.h"
 #include "buf.h"
 #include "charts.h"
 #include "clock.h"
@@ -260,98 +261,11 @@ static int check_args(const struct command *cmd, struct cli_args *a)
     return 0;
 }
 
-/* Answers arca's client reads are small JSON: a bigger body (not arca's) is cut rather than
- * held in memory. */
-#define ANSWER_MAX (4 << 20)
-
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    struct buf *b = arg;
-    if (b->len + size * n > ANSWER_MAX)
-        return 0; /* curl stops: CURLE_WRITE_ERROR */
-    buf_addn(b, data, size * n);
-    return size * n;
-}
-
-/* One request to an arca. */
-struct call {
-    const char *method, *path, *payload, *token;
-    long timeout_ms; /* the whole exchange */
-};
-
-#define CALL_TIMEOUT_MS 30000L
-
-/* Ask `server`; the body lands in *body. Returns the status, or -1 with curl's code in *code
- * (when given) and its reason in `why` (NULL: printed). */
-static long ask(const char *server, const struct call *q, struct buf *body, char *why,
-                size_t whylen, CURLcode *code)
-{
-    char url[SERVER_MAX + 8192], auth[600];
-    struct curl_slist *headers = NULL;
-    CURL *easy = curl_easy_init();
-    long status = -1;
-    CURLcode rc;
-
-    if (!easy)
-        return -1;
-    snprintf(url, sizeof(url), "%s%s", server, q->path);
-    curl_easy_setopt(easy, CURLOPT_URL, url);
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, q->method);
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(easy, CURLOPT_WRITEDATA, body);
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, q->timeout_ms);
-    curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca/" ARCA_VERSION); /* access logs name us */
-    if (q->token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", q->token);
-        headers = curl_slist_append(headers, auth);
-    }
-    if (q->payload) {
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, q->payload);
-    }
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-    rc = curl_easy_perform(easy);
-    if (code)
-        *code = rc;
-    if (rc != CURLE_OK && why)
-        snprintf(why, whylen, "%s", curl_easy_strerror(rc));
-    else if (rc != CURLE_OK)
-        fprintf(stderr, "arca: %s: %s\n", server, curl_easy_strerror(rc));
-    else
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(easy);
-    return status;
-}
-
 static long request(const struct cli_args *a, const char *method, const char *path,
                     const char *payload, const char *token, struct buf *body)
 {
     struct call q = {method, path, payload, token, CALL_TIMEOUT_MS};
-    return ask(a->server, &q, body, NULL, 0, NULL);
-}
-
-/* The first line of an answer's body (the server's one-line reason). */
-static int first_line(const struct buf *body, const char **text)
-{
-    *text = body->data ? body->data : "";
-    return (int)strcspn(*text, "\n");
-}
-
-/* The server's one-line reason for a refusal; `subject` (a URL, shown redacted) first when
- * given. */
-static int refused(const char *subject, long status, const struct buf *body)
-{
-    const char *text;
-    int len = first_line(body, &text);
-    char *shown = subject ? url_shown(subject) : NULL;
-    if (shown)
-        fprintf(stderr, "arca: %s: %ld: %.*s\n", shown, status, len, text);
-    else
-        fprintf(stderr, "arca: %ld: %.*s\n", status, len, text);
-    free(shown);
-    return 1;
+    return cli_ask(a->server, &q, body, NULL, 0, NULL);
 }
 
 static int64_t get_int(json_t *o, const char *key)
@@ -382,7 +296,7 @@ static void status_trouble(const char *server, long status, const struct buf *bo
                            size_t len)
 {
     const char *host = strstr(server, "://") + 3, *prefix = host + strcspn(host, "/"), *text;
-    int n = first_line(body, &text);
+    int n = cli_first_line(body, &text);
     if (status == 404 && *prefix)
         snprintf(why, len, "no arca status at this path (%s/api/v1/status/ answered 404)", prefix);
     else if (status == 404 || status == 200)
@@ -468,13 +382,13 @@ static void ask_node(const char *server, struct node *n)
     json_t *s = NULL;
     struct call health_q = {"GET", "/api/v1/health/", NULL, NULL, CALL_TIMEOUT_MS},
                 status_q = {"GET", "/api/v1/status/", NULL, NULL, CALL_TIMEOUT_MS};
-    long health = ask(server, &health_q, &body, n->why, sizeof(n->why), NULL), status = -1;
+    long health = cli_ask(server, &health_q, &body, n->why, sizeof(n->why), NULL), status = -1;
     n->state = health_state(health);
     if (health > 0 && health != 200 && health != 503)
         snprintf(n->why, sizeof(n->why), "health answered %ld", health);
     body.len = 0;
     if (health > 0)
-        status = ask(server, &status_q, &body, n->why, sizeof(n->why), NULL);
+        status = cli_ask(server, &status_q, &body, n->why, sizeof(n->why), NULL);
     if (status == 200 && (s = status_json(&body))) {
         n->usage = get_int(s, "disk_usage");
         n->quota = get_int(s, "disk_quota");
@@ -487,7 +401,7 @@ static void ask_node(const char *server, struct node *n)
         n->state = "down";
         status_trouble(server, status, &body, n->why, sizeof(n->why));
     } else if (health > 0) {
-        n->state = "down"; /* the status request failed: ask() said why */
+        n->state = "down"; /* the status request failed: cli_ask() said why */
     }
     buf_free(&body);
 }
@@ -663,13 +577,13 @@ static const char *wait_one(const struct cli_args *a, const char *token, const c
     while (!outcome && (left = deadline - monotonic_ms()) > 0) {
         q.timeout_ms = (long)(left < CALL_TIMEOUT_MS ? left : CALL_TIMEOUT_MS);
         buf_free(&body);
-        status = ask(a->server, &q, &body, why, whylen, &code);
+        status = cli_ask(a->server, &q, &body, why, whylen, &code);
         if (status < 0 && code == CURLE_OPERATION_TIMEDOUT) {
             break;
         } else if (status < 0) {
-            outcome = "failed"; /* ask() said why */
+            outcome = "failed"; /* cli_ask() said why */
         } else if (status != 200) {
-            int len = first_line(&body, &text);
+            int len = cli_first_line(&body, &text);
             snprintf(why, whylen, "cannot tell: %ld: %.*s", status, len, text);
             outcome = "failed";
         } else if ((o = json_loadb(body.data ? body.data : "", body.len, 0, NULL))) {
@@ -749,7 +663,7 @@ static int cmd_prefetch(const struct cli_args *a)
         rc = print_prefetch(a, token, answer);
         json_decref(answer);
     } else if (status > 0) {
-        rc = refused(NULL, status, &body);
+        rc = cli_refused(NULL, status, &body);
     }
     free(payload);
     buf_free(&body);
@@ -772,7 +686,7 @@ static int cmd_purge(const struct cli_args *a)
         printf("purged %s\n", a->urls[0]);
         rc = 0;
     } else if (status > 0) {
-        rc = refused(a->urls[0], status, &body);
+        rc = cli_refused(a->urls[0], status, &body);
     }
     buf_free(&path);
     buf_free(&body);
