@@ -2,6 +2,7 @@
 #include "buckets.h"
 #include "url.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,7 @@ int buckets_init(const struct config *cfg, char *err, size_t errlen)
 
 const struct bucket_auth *buckets_find(const char *name, size_t len)
 {
+    assert(n_table >= 0 && n_table <= CONFIG_MAX_BUCKETS);
     for (int i = 0; i < n_table; i++)
         if (strlen(table[i].bucket->name) == len && !strncmp(table[i].bucket->name, name, len))
             return &table[i];

@@ -1,6 +1,7 @@
 #include "policy.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ifaddrs.h>
 #include <pthread.h>
 #include <netinet/in.h>
@@ -48,6 +49,7 @@ void policy_init(const struct config *config)
 
 void policy_set_clients(const struct cidr *nets, int n)
 {
+    assert(n >= 0 && n <= CONFIG_MAX_NETS);
     pthread_rwlock_wrlock(&clients_lock);
     memcpy(clients, nets, (size_t)n * sizeof(*nets));
     n_clients = n;
@@ -73,6 +75,7 @@ const char *policy_refused_default(int i)
 
 static bool in_list(const struct cidr *nets, int n, const uint8_t addr[16])
 {
+    assert(cfg && n >= 0 && n <= CONFIG_MAX_NETS); /* policy_init ran first */
     for (int i = 0; i < n; i++)
         if (cidr_contains(&nets[i], addr))
             return true;
