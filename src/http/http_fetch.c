@@ -2,7 +2,7 @@
 #include "upstream.h"
 #include "buckets.h"
 #include "grants.h"
-#include "http_internal.h"
+#include "http_fetch.h"
 #include "keys.h"
 #include "parse.h"
 #include "policy.h"
@@ -10,6 +10,7 @@
 #include "store.h"
 #include "url.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -37,8 +38,11 @@
  * leave in one send() instead of send() + sendfile(). At most STORE_PREPARED_MAX of them. */
 #define SMALL_MAX (64 * 1024)
 
+#define FETCH_MAGIC 0x5f3e7c21u
+
 /* One fetch request, from its first call to its completion callback. */
 struct fetch_req {
+    unsigned magic;
     struct MHD_Connection *conn;
     struct request *req;
     struct object *obj; /* reference held while streaming; NULL when served from a file */
@@ -71,8 +75,10 @@ struct fetch_req {
     bool confirming;
     atomic_bool confirm_done;
     struct probe_result *confirm_res;
-    int probe_status; /* upstream's answer to the confirmation a hit waited for (0: none) */
-    bool twin_answer; /* the answer is a digest hit's: another URL's bytes */
+    int probe_status;         /* upstream's answer to the confirmation a hit waited for (0: none) */
+    bool twin_answer;         /* the answer is a digest hit's: another URL's bytes */
+    fetch_missing_fn missing; /* S3 has no such object: the caller's answer (NULL: the error) */
+    void *missing_arg;
     char filename[256];
 };
 
@@ -105,6 +111,7 @@ static struct fetch_req *req_new(struct MHD_Connection *c, struct request *req,
     struct fetch_req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
+    r->magic = FETCH_MAGIC;
     r->conn = c;
     r->req = req;
     r->head = head;
@@ -634,8 +641,8 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
         return start_confirm(r);
     if (inherits_failure(r, &meta))
         return look_again(r);
-    if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->auth)
-        return http_browse_missing(r->conn, r->req); /* a folder's name, maybe */
+    if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->missing)
+        return r->missing(r->missing_arg); /* a folder's name, maybe */
     if (meta.state == OBJ_FAILED || !meta.headers_ready)
         return refuse_object(r, &meta, meta.error_status ? (unsigned int)meta.error_status : 502,
                              meta.error[0] ? meta.error : "download failed");
@@ -997,7 +1004,7 @@ static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, cons
     atomic_fetch_add(&stats.requests, 1);
     if (!(r = req_new(c, req, filename, head)))
         return MHD_NO;
-    req->route = r;
+    req->state = r;
     if (check_request(c, req, r, &r->ttl, &ret) < 0)
         return ret;
     if (set_key(r) < 0)
@@ -1025,21 +1032,22 @@ static int browse_params(struct fetch_req *r, enum MHD_Result *ret)
     return -1;
 }
 
-enum MHD_Result http_fetch_object(struct MHD_Connection *c, struct request *req, char *url,
-                                  const struct bucket_auth *auth, bool head)
+enum MHD_Result fetch_object(struct MHD_Connection *c, struct request *req, char *url,
+                             const struct bucket_auth *auth, fetch_missing_fn missing, void *arg,
+                             struct fetch_req **out)
 {
     enum MHD_Result ret = MHD_NO;
     struct fetch_req *r;
-    if (req->route)
-        return http_fetch(c, req, NULL, head);
+    assert(http_handling(req));
     atomic_fetch_add(&stats.requests, 1);
-    if (!(r = req_new(c, req, NULL, head))) {
+    if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
         free(url);
         return MHD_NO;
     }
-    req->route = r;
     r->url = r->key = url;
     r->auth = auth;
+    r->missing = missing;
+    r->missing_arg = arg;
     if (browse_params(r, &ret) < 0)
         return ret;
     /* a twin is confirmed by an unsigned probe, which S3 refuses for a bucket arca signs for:
@@ -1047,25 +1055,30 @@ enum MHD_Result http_fetch_object(struct MHD_Connection *c, struct request *req,
     return r->has_expect && auth->anonymous ? lookup_twin(r) : lookup(r);
 }
 
-enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *filename,
-                           bool head)
+enum MHD_Result fetch_resume(struct fetch_req *r)
 {
-    struct fetch_req *r = req->route;
-    if (r == NULL)
-        return begin(c, req, filename, head);
+    assert(r->magic == FETCH_MAGIC && http_handling(r->req));
     if (r->confirming)
         return after_confirm(r);
     return respond_streaming(r);
 }
 
-int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache)
+enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *rest)
 {
-    struct fetch_req *r = state;
-    int64_t sent = r->sent;
-    *cache = r->cut                   ? "CUT"
-             : r->kind == LOOKUP_HIT  ? "HIT"
-             : r->kind == LOOKUP_MISS ? "MISS"
-                                      : "COALESCED";
+    assert(http_handling(req));
+    if (req->state)
+        return fetch_resume(req->state);
+    return begin(c, req, rest[0] == '/' && rest[1] ? rest + 1 : NULL, http_is_head(req));
+}
+
+/* What the request's answer was, for the access log; *sent the body bytes it handed over. */
+static const char *let_go(struct fetch_req *r, enum MHD_RequestTerminationCode toe, int64_t *sent)
+{
+    const char *cache = r->cut                   ? "CUT"
+                        : r->kind == LOOKUP_HIT  ? "HIT"
+                        : r->kind == LOOKUP_MISS ? "MISS"
+                                                 : "COALESCED";
+    *sent = r->sent;
     if (r->big_block)
         atomic_fetch_sub(&big_blocks, 1);
     if (r->twin_fd >= 0)
@@ -1076,11 +1089,37 @@ int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const 
         store_release(r->obj);
     } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         atomic_fetch_add(&stats.bytes_served, r->fd_bytes);
-        sent = r->fd_bytes;
+        *sent = r->fd_bytes;
     }
     if (r->key != r->url)
         free(r->key);
     free(r->url);
     park_leave(&r->park); /* a confirmation still running holds r until its answer */
-    return sent;
+    return cache;
+}
+
+/* An error line (a status of 400 or more, or none queued) is ERROR whatever the object was; an
+ * answer from the object says how it was served, and its bytes are the body's. */
+const char *fetch_finish(struct fetch_req *r, struct request *req,
+                         enum MHD_RequestTerminationCode toe)
+{
+    const char *cache = req->status >= 400 || req->status == 0 ? "ERROR" : NULL;
+    int64_t sent;
+    if (r) {
+        const char *kind;
+        assert(r->magic == FETCH_MAGIC && r->req == req);
+        kind = let_go(r, toe, &sent);
+        if (!cache) {
+            cache = kind;
+            req->bytes = sent;
+        }
+    }
+    return cache ? cache : "ERROR";
+}
+
+const char *http_fetch_done(struct request *req, enum MHD_RequestTerminationCode toe)
+{
+    const char *cache = fetch_finish(req->state, req, toe);
+    req->state = NULL;
+    return cache;
 }

@@ -11,6 +11,7 @@
 #include "stats.h"
 #include "store.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,8 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
-enum MHD_Result http_health(struct MHD_Connection *c)
+enum MHD_Result http_health(struct MHD_Connection *c, struct request *req, const char *rest)
 {
+    (void)rest;
+    assert(http_handling(req));
     if (atomic_load(&http_draining))
         return http_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "draining: arca is stopping");
     if (http_cfg->shutdown_file[0] && access(http_cfg->shutdown_file, F_OK) == 0)
@@ -71,8 +74,10 @@ static void instance_url(struct MHD_Connection *c, char *out, size_t size)
              listen, http_cfg->listen_port);
 }
 
-enum MHD_Result http_status(struct MHD_Connection *c)
+enum MHD_Result http_status(struct MHD_Connection *c, struct request *req, const char *rest)
 {
+    (void)rest;
+    assert(http_handling(req));
     struct store_totals t;
     char stamp[32], instance[300], *text;
     time_t now = time(NULL);
@@ -121,8 +126,10 @@ enum MHD_Result http_status(struct MHD_Connection *c)
     return ret;
 }
 
-enum MHD_Result http_metrics(struct MHD_Connection *c)
+enum MHD_Result http_metrics(struct MHD_Connection *c, struct request *req, const char *rest)
 {
+    (void)rest;
+    assert(http_handling(req));
     struct store_totals t;
     char body[8192];
     store_totals(&t);
