@@ -4,7 +4,7 @@
  * started and streamed (http_fetch_stream.c), or the URL confirmed first (http_fetch_confirm.c).
  * This file decides; the three below it only answer, and call nothing here. */
 #include "http_fetch.h"
-#include "http_fetch_internal.h"
+#include "fetch_req.h"
 #include "buckets.h"
 #include "grants.h"
 #include "keys.h"

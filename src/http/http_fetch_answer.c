@@ -1,8 +1,8 @@
-/* The fetch endpoint's answers (http_fetch_internal.h): the headers of an object's answer
+/* The fetch endpoint's answers (fetch_req.h): the headers of an object's answer
  * (Cache-Status, validators, the file name), If-None-Match / If-Modified-Since / If-Range and
  * Range, and a finished object's bytes from its file, its mapping or a prepared answer shared by
  * plain hits. Below the rest of the fetch files: it calls none of them. */
-#include "http_fetch_internal.h"
+#include "fetch_req.h"
 #include "parse.h"
 #include "stats.h"
 #include "store.h"

@@ -1,7 +1,7 @@
 /* Signed URLs confirmed with upstream before a stored object is handed out (README, "Signed
- * URLs"; http_fetch_internal.h): the probe is started on the request's thread, its answer comes
+ * URLs"; fetch_req.h): the probe is started on the request's thread, its answer comes
  * on the upstream thread and only wakes the request, which reads it on its next call. */
-#include "http_fetch_internal.h"
+#include "fetch_req.h"
 #include "grants.h"
 #include "keys.h"
 #include "stats.h"

@@ -1,6 +1,6 @@
-/* The streaming reader (http_fetch_internal.h): an object still downloading (or just finished)
+/* The streaming reader (fetch_req.h): an object still downloading (or just finished)
  * goes out from its growing file, block by block, as the upstream thread appends. */
-#include "http_fetch_internal.h"
+#include "fetch_req.h"
 #include "stats.h"
 #include "store.h"
 

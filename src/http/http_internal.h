@@ -11,7 +11,7 @@
 
 #include "buf.h"
 #include "config.h"
-#include "http.h"
+#include "request.h"
 
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -19,26 +19,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
-
-/* One request, from its request line (on_uri) to its completion; its req_cls. */
-struct request {
-    int64_t start_us;               /* monotonic */
-    time_t when;                    /* wall clock, for the access log */
-    unsigned int status;            /* of the response queued; 0 while none */
-    int64_t bytes;                  /* body bytes handed to the connection */
-    bool seen;                      /* the first call (headers in) is done */
-    const struct route *route;      /* the route matched; NULL until the request is routed */
-    void *state;                    /* the route's handler's own, let go by its done */
-    struct sockaddr_storage client; /* room for http_client()'s answer */
-    char method[16];
-    char version[16];
-    char *referer, *agent; /* only while the access log is on */
-    /* While its header is read (on_uri to the first call): its connection, and its place in the
-     * thread's list of such requests (http_request_check.c); conn is NULL otherwise. */
-    struct MHD_Connection *conn;
-    struct request *reading_prev, *reading_next;
-    char uri[]; /* as sent: path and query */
-};
 
 extern const struct config *http_cfg;
 extern atomic_bool http_draining;

@@ -1,5 +1,5 @@
 /*
- * http_fetch_internal.h — what the fetch endpoint's files share: the request's state and the
+ * fetch_req.h — what the fetch endpoint's files share: the request's state and the
  * pieces one file offers the others. Layered: http_fetch.c (the request's course: lookup,
  * joins, confirmations' outcome) calls http_fetch_confirm.c, http_fetch_stream.c and
  * http_fetch_answer.c; stream and confirm call answer; answer calls none of them.
@@ -8,10 +8,10 @@
  * reader) of the request that owns the fetch_req, except on_probe (http_fetch_confirm.c), on
  * the upstream thread. A fetch_req's magic is FETCH_MAGIC from req_new to its release.
  */
-#ifndef ARCA_HTTP_FETCH_INTERNAL_H
-#define ARCA_HTTP_FETCH_INTERNAL_H
+#ifndef ARCA_FETCH_REQ_H
+#define ARCA_FETCH_REQ_H
 
-#include "http_fetch.h"
+#include "http_internal.h"
 #include "park.h"
 #include "store.h"
 #include "upstream.h"
@@ -60,9 +60,10 @@ struct fetch_req {
     bool confirming;
     atomic_bool confirm_done;
     struct probe_result *confirm_res;
-    int probe_status;         /* upstream's answer to the confirmation a hit waited for (0: none) */
-    bool twin_answer;         /* the answer is a digest hit's: another URL's bytes */
-    fetch_missing_fn missing; /* S3 has no such object: the caller's answer (NULL: the error) */
+    int probe_status; /* upstream's answer to the confirmation a hit waited for (0: none) */
+    bool twin_answer; /* the answer is a digest hit's: another URL's bytes */
+    /* S3 has no such object: the caller's answer (NULL: the error); fetch_missing_fn */
+    enum MHD_Result (*missing)(void *arg);
     void *missing_arg;
     char filename[256];
 };
