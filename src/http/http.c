@@ -8,6 +8,7 @@
 #include "policy.h"
 #include "stats.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -30,6 +31,9 @@ atomic_bool http_draining;
 
 /* The request being handled on this thread, so that http_queue can note its status. */
 static _Thread_local struct request *current;
+/* This thread is one of libmicrohttpd's pool: it has had a request line (on_uri). A connection
+ * stays on its thread, so its content readers and completion run where this is set. */
+static _Thread_local bool pool_thread;
 static struct MHD_Daemon *daemon_;
 static const struct route *routes; /* http_start's: what is served */
 static int listen_fd = -1;
@@ -62,6 +66,11 @@ void http_note_body(size_t len)
 {
     if (current)
         current->bytes = (int64_t)len;
+}
+
+bool http_on_pool(void)
+{
+    return pool_thread;
 }
 
 bool http_handling(const struct request *req)
@@ -242,6 +251,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     size_t len = strlen(uri); /* bounded by the connection's memory (--max-header-size) */
     struct request *req = calloc(1, sizeof(*req) + len + 1);
     (void)cls;
+    pool_thread = true;
     if (!req)
         return NULL;
     req->start_us = monotonic_us();
@@ -328,6 +338,7 @@ static enum MHD_Result route(struct MHD_Connection *c, struct request *req, cons
         return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
     if (!http_route_allows(req->route, method))
         return not_allowed(c, method, req->route->methods);
+    assert(http_handling(req));
     return req->route->handler(c, req, url + strlen(req->route->path));
 }
 
@@ -430,8 +441,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (!req)
         return;
     request_check_end(req);
+    assert(http_on_pool());
     if (req->route && req->route->done)
         cache = req->route->done(req, toe);
+    assert(!req->state); /* the route's done let go of it */
     if (!cache)
         cache = "-";
     log_request(c, req, cache);

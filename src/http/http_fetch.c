@@ -23,19 +23,31 @@
 
 static enum MHD_Result lookup(struct fetch_req *r);
 
-static void suspend_conn(struct park *p)
-{
-    MHD_suspend_connection(PARK_OWNER(p, struct fetch_req, park)->conn);
-}
-
-static void resume_conn(struct park *p)
-{
-    MHD_resume_connection(PARK_OWNER(p, struct fetch_req, park)->conn);
-}
-
-static void req_free(struct park *p)
+static struct fetch_req *fetch_of(struct park *p)
 {
     struct fetch_req *r = PARK_OWNER(p, struct fetch_req, park);
+    assert(r->magic == FETCH_MAGIC);
+    return r;
+}
+
+/* The park's sleep: the request's own thread, in its handler or its content reader. */
+static void suspend_conn(struct park *p)
+{
+    assert(http_on_pool());
+    MHD_suspend_connection(fetch_of(p)->conn);
+}
+
+/* The park's wake: any thread (the upstream thread's wake-ups, a probe's answer). */
+static void resume_conn(struct park *p)
+{
+    MHD_resume_connection(fetch_of(p)->conn);
+}
+
+/* The last reference went: the request's or a running probe's. */
+static void req_free(struct park *p)
+{
+    struct fetch_req *r = fetch_of(p);
+    r->magic = 0;
     free(r->confirm_res);
     free(r);
 }

@@ -28,6 +28,7 @@ bool fetch_needs_confirm(const struct fetch_req *r, const struct object_meta *me
 static void on_probe(const struct probe_result *res, void *arg)
 {
     struct fetch_req *r = arg;
+    assert(r->magic == FETCH_MAGIC && r->confirming && !http_on_pool());
     *r->confirm_res = *res;
     atomic_store(&r->confirm_done, true);
     park_wake(&r->park);
@@ -37,6 +38,7 @@ static void on_probe(const struct probe_result *res, void *arg)
 /* Suspend the request and ask upstream about its exact URL. */
 enum MHD_Result fetch_start_confirm(struct fetch_req *r)
 {
+    assert(r->magic == FETCH_MAGIC && http_handling(r->req));
     if (!r->confirm_res && !(r->confirm_res = malloc(sizeof(*r->confirm_res))))
         return fetch_refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     atomic_store(&r->confirm_done, false);

@@ -24,7 +24,7 @@
 static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct fetch_req *r = cls;
-    assert(r->magic == FETCH_MAGIC);
+    assert(r->magic == FETCH_MAGIC && http_on_pool()); /* the connection's thread */
     int64_t off = r->start + (int64_t)pos;
     struct read_terms terms = {r->end, r->has_expect ? r->expect : NULL};
     ssize_t n;
@@ -87,6 +87,7 @@ static bool digest_pending(const struct fetch_req *r, const struct object_meta *
 
 enum MHD_Result fetch_stream(struct fetch_req *r, const struct object_meta *meta)
 {
+    assert(r->magic == FETCH_MAGIC && http_handling(r->req));
     enum MHD_Result ret = MHD_NO;
     unsigned int status;
     struct MHD_Response *resp;

@@ -45,6 +45,8 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, c
 struct MHD_Response *http_error_response(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+/* Whether this thread is one of libmicrohttpd's pool (handlers, content readers). */
+bool http_on_pool(void);
 /* Whether this thread is running a handler for `req` (libmicrohttpd's call for it). */
 bool http_handling(const struct request *req);
 /* Whether `req` was asked with HEAD. */

@@ -61,19 +61,30 @@ struct browse_req {
     struct browse *list;    /* NULL until a folder is walked */
 };
 
-static void suspend_conn(struct park *p)
+static struct browse *browse_of(struct park *p)
 {
-    MHD_suspend_connection(PARK_OWNER(p, struct browse, w.park)->conn);
+    struct browse *b = PARK_OWNER(p, struct browse, w.park);
+    assert(b->magic == BROWSE_MAGIC);
+    return b;
 }
 
+/* The park's sleep: the request's thread, in its handler or its content reader. */
+static void suspend_conn(struct park *p)
+{
+    assert(http_on_pool());
+    MHD_suspend_connection(browse_of(p)->conn);
+}
+
+/* The park's wake: the thread that put the page in the cache (park_flush). */
 static void resume_conn(struct park *p)
 {
-    MHD_resume_connection(PARK_OWNER(p, struct browse, w.park)->conn);
+    MHD_resume_connection(browse_of(p)->conn);
 }
 
 static void browse_free(struct park *p)
 {
-    struct browse *b = PARK_OWNER(p, struct browse, w.park);
+    struct browse *b = browse_of(p);
+    b->magic = 0;
     buf_free(&b->out);
     free(b->folder);
     free(b->prefix);
@@ -335,6 +346,7 @@ static ssize_t json_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct browse *b = cls;
     size_t n;
+    assert(b->magic == BROWSE_MAGIC && http_on_pool());
     (void)pos;
     while (b->out_off == b->out.len) {
         if (b->finished)
@@ -405,6 +417,7 @@ static enum MHD_Result answer(struct browse *b)
 static enum MHD_Result advance(struct browse *b)
 {
     int target = b->mode == LIST_HTML ? b->want : 1;
+    assert(b->magic == BROWSE_MAGIC && http_on_pool());
     if (!take_woken(b))
         return MHD_YES;
     while (!b->page || (b->page->status == 200 && b->at < target && b->page->next_token)) {
