@@ -403,11 +403,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return ret;
 }
 
-/* A load balancer's poll: GET or HEAD of the health path, answered 200 or 503. Anything else on
- * that path (a POST, a DELETE, a smuggling attempt arca refused) is logged like any request. */
+/* A load balancer's poll: GET or HEAD of a polled route's path (the request line as sent, its
+ * query included, so "?x" is no poll), answered 200 or 503. Anything else on that path (a POST,
+ * a DELETE, a smuggling attempt arca refused) is logged like any request. */
 static bool health_check(const struct request *req)
 {
-    return path_is(req->uri, "/api/v1/health") &&
+    const struct route *rt = http_route_match(routes, req->uri);
+    return rt && rt->polled &&
            (!strcmp(req->method, MHD_HTTP_METHOD_GET) ||
             !strcmp(req->method, MHD_HTTP_METHOD_HEAD)) &&
            (req->status == MHD_HTTP_OK || req->status == MHD_HTTP_SERVICE_UNAVAILABLE);

@@ -41,6 +41,9 @@ struct route {
     /* The request ended (its state is let go here): the access log's cache column, or NULL for
      * "-". Called for every request that matched the route, state or not. NULL: nothing held. */
     const char *(*done)(struct request *req, enum MHD_RequestTerminationCode toe);
+    /* A load balancer polls it: its 200s and 503s to GET and HEAD are left out of the access
+     * log unless --log-health-checks. */
+    bool polled;
 };
 
 /* The first route of `routes` whose path matches `url` (NULL: none does). */

@@ -157,6 +157,18 @@ static void routes_that_hold_state_let_go_of_it(void **state)
     }
 }
 
+/* Only the health check is a load balancer's poll (left out of the access log); with a query it
+ * is not the path polled. */
+static void only_health_is_polled(void **state)
+{
+    (void)state;
+    assert_true(http_route_match(routes, "/api/v1/health")->polled);
+    assert_true(http_route_match(routes, "/api/v1/health/")->polled);
+    assert_false(http_route_match(routes, "/api/v1/health?x=1")->polled);
+    assert_false(http_route_match(routes, "/api/v1/status/")->polled);
+    assert_false(http_route_match(routes, "/api/v1/fetch/")->polled);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +180,7 @@ int main(void)
         cmocka_unit_test(unknown_paths_get_404_or_405),
         cmocka_unit_test(methods_are_whole_words),
         cmocka_unit_test(routes_that_hold_state_let_go_of_it),
+        cmocka_unit_test(only_health_is_polled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
