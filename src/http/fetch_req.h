@@ -5,8 +5,10 @@
  * http_fetch_answer.c; stream and confirm call answer; answer calls none of them.
  *
  * Contract: everything here runs on libmicrohttpd's pool threads, in a handler (or a content
- * reader) of the request that owns the fetch_req, except on_probe (http_fetch_confirm.c), on
- * the upstream thread. A fetch_req's magic is FETCH_MAGIC from req_new to its release.
+ * reader) of the request that owns the fetch_req. Only the park's wake and release (park.h:
+ * whichever thread wakes it or lets go last) and on_probe (http_fetch_confirm.c: the upstream
+ * thread, which only stores the answer and wakes the request) run elsewhere. A fetch_req's
+ * magic is FETCH_MAGIC from req_new to its release, checked on entry.
  */
 #ifndef ARCA_FETCH_REQ_H
 #define ARCA_FETCH_REQ_H

@@ -2,9 +2,12 @@
  * http_internal.h — what route handlers (http/, web/) use of the server (http.c): the request,
  * the responses, the client's address; and the handlers http/ itself offers to the route table.
  *
- * Contract: every function here is called on libmicrohttpd's pool threads, from a handler
- * (http_handling() says so), except http_cfg and http_draining, read anywhere. http.c calls no
- * handler by name: the table given to http_start() does.
+ * Contract: the handlers and the helpers that queue an answer run on libmicrohttpd's pool
+ * threads, in the call for their request (http_handling() says so). A response not yet queued
+ * may be built on any thread (http_owned_response, http_error_response: their body size is
+ * noted only for the request this thread is handling, if any); http_on_pool, http_cfg and
+ * http_draining are read anywhere. http.c calls no handler by name: the table given to
+ * http_start() does.
  */
 #ifndef ARCA_HTTP_INTERNAL_H
 #define ARCA_HTTP_INTERNAL_H

@@ -1,7 +1,8 @@
 /*
  * request.h — one client request as the server (http.c) keeps it, from its request line to its
  * completion: what the access log needs, the route it matched and the one state pointer its
- * handler owns. A plain record: http.c fills it, handlers read it on the request's thread.
+ * handler owns. A plain record, touched only on the request's own pool thread: http.c and its
+ * request checks (http_request_check.c) fill it, handlers read it and set `state`.
  */
 #ifndef ARCA_REQUEST_H
 #define ARCA_REQUEST_H
