@@ -7,13 +7,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "charts.h"
 #include "config.h"
+#include "http.h"
 #include "pages.h"
+#include "policy.h"
 
 #define HOSTILE "<script>alert(\"x\")</script>' onmouseover='y' &amp;"
 #define HOSTILE_ESCAPED                                                                            \
@@ -198,6 +204,114 @@ static void bytes_read_as_people_write_them(void **state)
     assert_string_equal(out, "3.0 TiB");
 }
 
+/* --- whole pages, served: the server with a table of two web routes ----------------------- */
+
+static const struct route two_pages[] = {
+    {"/", ROUTE_EXACT, "GET, HEAD", web_home, NULL, NULL, false},
+    {"/help", ROUTE_SLASH, "GET, HEAD", web_help, NULL, NULL, false},
+    {NULL, ROUTE_EXACT, NULL, NULL, NULL, NULL, false},
+};
+
+/* A port free now on the loopback (the kernel's pick, let go at once). */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int start_server(void **state)
+{
+    char err[256];
+    (void)state;
+    config_defaults(&cfg);
+    snprintf(cfg.listen_host, sizeof(cfg.listen_host), "127.0.0.1");
+    cfg.listen_port = free_port();
+    cfg.threads = 1;
+    policy_init(&cfg);
+    if (http_start(&cfg, two_pages, err, sizeof(err)) < 0) {
+        fprintf(stderr, "http_start: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int stop_server(void **state)
+{
+    (void)state;
+    http_stop();
+    return 0;
+}
+
+/* The whole answer to `request` (the connection closes after it); the caller frees it. */
+static char *ask(const char *request)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)cfg.listen_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct buf got = {0};
+    char chunk[4096];
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        buf_addn(&got, chunk, (size_t)n);
+    close(fd);
+    return text_of(&got);
+}
+
+/* The home page shows the fetch prefix with the Host the client named: a hostile one is text. */
+static void the_home_page_echoes_the_host_escaped(void **state)
+{
+    char *answer;
+    (void)state;
+    answer = ask("GET / HTTP/1.1\r\nHost: <img src=x onerror=alert(1)>\"'&\r\n"
+                 "Connection: close\r\n\r\n");
+    assert_non_null(strstr(answer, "HTTP/1.1 200"));
+    assert_non_null(strstr(answer, "Content-Security-Policy: default-src 'none'"));
+    assert_non_null(strstr(answer, "http://&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;"
+                                   "/api/v1/fetch/?url="));
+    assert_null(strstr(answer, "<img"));
+    assert_non_null(strstr(answer, "</html>"));
+    free(answer);
+}
+
+static void the_help_page_renders_whole(void **state)
+{
+    char *answer;
+    (void)state;
+    answer = ask("GET /help/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert_non_null(strstr(answer, "HTTP/1.1 200"));
+    assert_non_null(strstr(answer, "<title>Help · arca</title>"));
+    assert_non_null(strstr(answer, "<a href=\"/help/\" class=\"active\">Help</a>"));
+    assert_non_null(strstr(answer, "Your address: <code id=\"ip\">127.0.0.1</code>"));
+    assert_non_null(strstr(answer, "</footer></body></html>"));
+    free(answer);
+}
+
+/* The table handed to the server is all it serves: a page not in it is no page. */
+static void a_route_not_in_the_table_is_not_served(void **state)
+{
+    char *answer;
+    (void)state;
+    answer = ask("GET /statistics/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert_non_null(strstr(answer, "HTTP/1.1 404"));
+    assert_null(strstr(answer, "<html"));
+    free(answer);
+    answer = ask("POST /help HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n"
+                 "Connection: close\r\n\r\n");
+    assert_non_null(strstr(answer, "HTTP/1.1 405"));
+    assert_non_null(strstr(answer, "Allow: GET, HEAD"));
+    free(answer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,5 +324,11 @@ int main(void)
         cmocka_unit_test(the_gauge_is_coloured_by_how_full_it_is),
         cmocka_unit_test(bytes_read_as_people_write_them),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    const struct CMUnitTest served[] = {
+        cmocka_unit_test(the_home_page_echoes_the_host_escaped),
+        cmocka_unit_test(the_help_page_renders_whole),
+        cmocka_unit_test(a_route_not_in_the_table_is_not_served),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, NULL);
+    return failed + cmocka_run_group_tests(served, start_server, stop_server);
 }
