@@ -6,6 +6,7 @@
 #include "http.h"
 #include "log.h"
 #include "policy.h"
+#include "routes.h"
 #include "stats.h"
 #include "buckets.h"
 #include "store.h"
@@ -335,7 +336,7 @@ static int start(const struct config *cfg, char *err, size_t errlen)
         return -1;
     }
     store_take_resumed(resume_one, NULL);
-    if (http_start(cfg, err, errlen) < 0) {
+    if (http_start(cfg, routes, err, errlen) < 0) {
         upstream_stop();
         store_close();
         return -1;

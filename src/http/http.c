@@ -8,6 +8,7 @@
 #include "policy.h"
 #include "stats.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -19,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FETCH_PREFIX "/api/v1/fetch"
 /* libmicrohttpd's own caps sit this far above ours, so that connections over our limits can
  * still be told why; beyond them it closes new connections without a word. */
 #define HARD_CAP_MARGIN 64
@@ -31,7 +31,11 @@ atomic_bool http_draining;
 
 /* The request being handled on this thread, so that http_queue can note its status. */
 static _Thread_local struct request *current;
+/* This thread is one of libmicrohttpd's pool: it has had a request line (on_uri). A connection
+ * stays on its thread, so its content readers and completion run where this is set. */
+static _Thread_local bool pool_thread;
 static struct MHD_Daemon *daemon_;
+static const struct route *routes; /* http_start's: what is served */
 static int listen_fd = -1;
 
 /* A shared response is never changed: other threads may be sending it. A plain hit that took
@@ -62,6 +66,21 @@ void http_note_body(size_t len)
 {
     if (current)
         current->bytes = (int64_t)len;
+}
+
+bool http_on_pool(void)
+{
+    return pool_thread;
+}
+
+bool http_handling(const struct request *req)
+{
+    return current == req;
+}
+
+bool http_is_head(const struct request *req)
+{
+    return !strcmp(req->method, MHD_HTTP_METHOD_HEAD);
 }
 
 struct MHD_Response *http_owned_response(const char *type, char *body, size_t len)
@@ -232,6 +251,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     size_t len = strlen(uri); /* bounded by the connection's memory (--max-header-size) */
     struct request *req = calloc(1, sizeof(*req) + len + 1);
     (void)cls;
+    pool_thread = true;
     if (!req)
         return NULL;
     req->start_us = monotonic_us();
@@ -255,19 +275,49 @@ static void note_request(struct MHD_Connection *c, struct request *req, const ch
     }
 }
 
-/* A POST body, up to ADMIN_BODY_MAX bytes; beyond, the request gets 413. */
-static void take_upload(struct request *req, const char *upload, size_t size)
-{
-    if (req->body.len + size > ADMIN_BODY_MAX)
-        req->body_too_big = true;
-    else
-        buf_addn(&req->body, upload, size);
-}
-
 static bool path_is(const char *url, const char *path)
 {
     size_t n = strlen(path);
     return !strncmp(url, path, n) && (url[n] == '\0' || (url[n] == '/' && url[n + 1] == '\0'));
+}
+
+static bool route_matches(const struct route *rt, const char *url)
+{
+    size_t n = strlen(rt->path);
+    switch (rt->match) {
+    case ROUTE_EXACT:
+        return !strcmp(url, rt->path);
+    case ROUTE_SLASH:
+        return path_is(url, rt->path);
+    case ROUTE_PREFIX:
+        return !strncmp(url, rt->path, n);
+    case ROUTE_TREE:
+        return !strncmp(url, rt->path, n) && (url[n] == '\0' || url[n] == '/');
+    }
+    return false;
+}
+
+const struct route *http_route_match(const struct route *table, const char *url)
+{
+    for (const struct route *rt = table; rt->path; rt++)
+        if (route_matches(rt, url))
+            return rt;
+    return NULL;
+}
+
+/* `methods` is a list as Allow gives it: "GET, HEAD". */
+bool http_route_allows(const struct route *rt, const char *method)
+{
+    size_t n = strlen(method);
+    if (!rt->methods)
+        return true;
+    for (const char *m = rt->methods; *m; m += strspn(m, ", ")) {
+        size_t len = strcspn(m, ", ");
+        if (len == n && !strncmp(m, method, n))
+            return true;
+        m += len;
+    }
+    return false;
 }
 
 static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *method,
@@ -279,61 +329,29 @@ static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *method,
     return http_queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
 }
 
-static enum MHD_Result prefetch_route(struct MHD_Connection *c, const struct request *req,
-                                      const char *method)
-{
-    if (strcmp(method, MHD_HTTP_METHOD_POST))
-        return not_allowed(c, method, "POST");
-    if (req->body_too_big)
-        return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",
-                               ADMIN_BODY_MAX);
-    return http_prefetch(c, &req->body);
-}
-
-/* Route one request. Paths are matched exactly, with or without the trailing slash. */
+/* Route one request: the table's first route whose path matches, if it takes the method. The
+ * route is kept: later calls (after a resumed connection) and the completion use it. */
 static enum MHD_Result route(struct MHD_Connection *c, struct request *req, const char *url,
                              const char *method)
 {
-    bool get = !strcmp(method, MHD_HTTP_METHOD_GET), head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
-    size_t plen = strlen(FETCH_PREFIX);
-    enum MHD_Result ret;
+    if (!req->route && !(req->route = http_route_match(routes, url)))
+        return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+    if (!http_route_allows(req->route, method))
+        return not_allowed(c, method, req->route->methods);
+    assert(http_handling(req));
+    return req->route->handler(c, req, url + strlen(req->route->path));
+}
 
-    if (!strncmp(url, FETCH_PREFIX, plen) && (url[plen] == '\0' || url[plen] == '/')) {
-        req->is_fetch = true;
-        if (!get && !head)
-            return not_allowed(c, method, "GET, HEAD");
-        return http_fetch(c, req, url[plen] == '/' && url[plen + 1] ? url + plen + 1 : NULL, head);
-    }
-    if (!strcmp(url, "/browse")) { /* the buckets' page lives at /browse/ */
-        struct MHD_Response *r = http_error_response("see /browse/");
-        if (r)
-            MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, "/browse/");
-        return http_queue(c, MHD_HTTP_FOUND, r);
-    }
-    if (!strncmp(url, "/browse/", 8)) {
-        req->is_fetch = true;
-        if (!get && !head)
-            return not_allowed(c, method, "GET, HEAD");
-        return http_browse(c, req, url + 8, head);
-    }
-    if (path_is(url, "/api/v1/prefetch"))
-        return prefetch_route(c, req, method);
-    if (path_is(url, "/api/v1/resources")) {
-        if (!strcmp(method, MHD_HTTP_METHOD_DELETE))
-            return http_purge(c);
-        return get || head ? http_resources_json(c) : not_allowed(c, method, "GET, HEAD, DELETE");
-    }
-    if (!get && !head)
-        return not_allowed(c, method, "GET, HEAD");
-    if (path_is(url, "/api/v1/health"))
-        return http_health(c);
-    if (path_is(url, "/api/v1/status"))
-        return http_status(c);
-    if (!strcmp(url, "/metrics"))
-        return http_metrics(c);
-    if (http_page(c, url, &ret))
-        return ret;
-    return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
+/* A request body goes to its route's upload, if it has one and takes the method; other bodies
+ * are read and dropped. */
+static void take_upload(struct request *req, const char *url, const char *method,
+                        const char *upload, size_t size)
+{
+    const struct route *rt = req->route ? req->route : http_route_match(routes, url);
+    if (!rt || !rt->upload || !http_route_allows(rt, method))
+        return;
+    req->route = rt; /* its done lets go of what the upload kept */
+    rt->upload(req, upload, size);
 }
 
 /* A request's first call: its header is in, none of its body read. libmicrohttpd 0.9.75 closes
@@ -375,9 +393,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!req->seen) {
         ret = first_call(c, req, url, method, version);
     } else if (*upload_size != 0) {
-        if (!strcmp(method, MHD_HTTP_METHOD_POST))
-            take_upload(req, upload, *upload_size);
-        *upload_size = 0; /* other bodies are read and ignored */
+        take_upload(req, url, method, upload, *upload_size);
+        *upload_size = 0;
         ret = MHD_YES;
     } else {
         ret = route(c, req, url, method);
@@ -386,11 +403,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return ret;
 }
 
-/* A load balancer's poll: GET or HEAD of the health path, answered 200 or 503. Anything else on
- * that path (a POST, a DELETE, a smuggling attempt arca refused) is logged like any request. */
+/* A load balancer's poll: GET or HEAD of a polled route's path (the request line as sent, its
+ * query included, so "?x" is no poll), answered 200 or 503. Anything else on that path (a POST,
+ * a DELETE, a smuggling attempt arca refused) is logged like any request. */
 static bool health_check(const struct request *req)
 {
-    return path_is(req->uri, "/api/v1/health") &&
+    const struct route *rt = http_route_match(routes, req->uri);
+    return rt && rt->polled &&
            (!strcmp(req->method, MHD_HTTP_METHOD_GET) ||
             !strcmp(req->method, MHD_HTTP_METHOD_HEAD)) &&
            (req->status == MHD_HTTP_OK || req->status == MHD_HTTP_SERVICE_UNAVAILABLE);
@@ -418,31 +437,19 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     struct request *req = *req_cls;
-    const char *cache = "-";
+    const char *cache = NULL;
     (void)cls;
     limits_request_ends(c);
     if (!req)
         return;
     request_check_end(req);
-    if (req->is_fetch)
-        cache = req->status >= 400 || req->status == 0 ? "ERROR" : NULL;
-    if (req->route) {
-        const char *kind;
-        int64_t sent = http_fetch_done(req->route, toe, &kind);
-        if (!cache) { /* an answer from the object, not an error line */
-            cache = kind;
-            req->bytes = sent;
-        }
-    }
-    if (req->browse) {
-        int64_t sent = http_browse_done(req->browse);
-        if (sent > 0)
-            req->bytes = sent;
-    }
+    assert(http_on_pool());
+    if (req->route && req->route->done)
+        cache = req->route->done(req, toe);
+    assert(!req->state); /* the route's done let go of it */
     if (!cache)
-        cache = "ERROR";
+        cache = "-";
     log_request(c, req, cache);
-    buf_free(&req->body);
     free(req->referer);
     free(req->agent);
     free(req);
@@ -489,9 +496,10 @@ static int bind_listener(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-int http_start(const struct config *cfg, char *err, size_t errlen)
+int http_start(const struct config *cfg, const struct route *table, char *err, size_t errlen)
 {
     http_cfg = cfg;
+    routes = table;
     if (bind_listener(cfg, err, errlen) < 0 || limits_start(cfg, err, errlen) < 0)
         return -1;
     request_check_init();

@@ -1,20 +1,58 @@
 /*
- * http.h — the client side: libmicrohttpd daemon, routing, responses.
+ * http.h — the server: libmicrohttpd daemon, connections, limits, the access log, the route
+ * table's matching and the helpers handlers answer with (http_internal.h).
  *
  * Contract: http_start() binds the listening socket itself (so "port in use" comes back as a
- * clear error) and starts libmicrohttpd's epoll thread pool with suspend/resume. Handlers run on
- * those threads; a handler waiting for bytes suspends its connection and is resumed by the fetch
- * thread through the store's waiters — no polling. http_drain() stops accepting, makes health
- * answer 503 and waits (bounded) for open connections to finish.
+ * clear error) and starts libmicrohttpd's epoll thread pool with suspend/resume. What is served
+ * is the route table given to it (src/routes.c assembles it above this layer): http.c names no
+ * handler and no page. Handlers run on the pool's threads; a handler waiting for bytes parks its
+ * connection (park.h) and is resumed by the producing thread — no polling. http_drain() stops
+ * accepting, makes health answer 503 and waits (bounded) for open connections to finish.
  */
 #ifndef ARCA_HTTP_H
 #define ARCA_HTTP_H
 
 #include "config.h"
 
+#include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 
-int http_start(const struct config *cfg, char *err, size_t errlen);
+struct request;
+
+/* How a route's path is compared with the request's (path and query apart). */
+enum route_match {
+    ROUTE_EXACT,  /* the path itself, nothing more */
+    ROUTE_SLASH,  /* the path, with or without one trailing '/' */
+    ROUTE_PREFIX, /* anything that begins with the path (which ends in '/', or is "") */
+    ROUTE_TREE,   /* the path itself, or the path, '/' and anything */
+};
+
+/* One entry of the route table: data, matched in table order by http_route_match(). */
+struct route {
+    const char *path; /* NULL ends the table */
+    enum route_match match;
+    const char *methods; /* the methods taken, as a 405's Allow lists them; NULL: any */
+    /* Called on every call of the request after its header (the first after a resumed
+     * connection too); `rest` is the URL after `path`. The request's `state` is the handler's. */
+    enum MHD_Result (*handler)(struct MHD_Connection *c, struct request *req, const char *rest);
+    /* A request body's bytes, as they come (NULL: bodies are read and dropped). */
+    void (*upload)(struct request *req, const char *data, size_t size);
+    /* The request ended (its state is let go here): the access log's cache column, or NULL for
+     * "-". Called for every request that matched the route, state or not. NULL: nothing held. */
+    const char *(*done)(struct request *req, enum MHD_RequestTerminationCode toe);
+    /* A load balancer polls it: its 200s and 503s to GET and HEAD are left out of the access
+     * log unless --log-health-checks. */
+    bool polled;
+};
+
+/* The first route of `routes` whose path matches `url` (NULL: none does). */
+const struct route *http_route_match(const struct route *routes, const char *url);
+/* Whether `method` is one of the route's. */
+bool http_route_allows(const struct route *route, const char *method);
+
+/* `routes` stays valid until http_stop(). */
+int http_start(const struct config *cfg, const struct route *routes, char *err, size_t errlen);
 void http_drain(int64_t grace_seconds);
 void http_stop(void);
 /* Read the admin token from cfg->admin_token_file ("" disables the admin API); at start and on

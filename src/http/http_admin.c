@@ -9,6 +9,7 @@
 #include "store.h"
 #include "url.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -21,6 +22,16 @@
 
 #define TOKEN_MAX 512
 #define TOKEN_MIN 16
+/* Largest request body taken (a prefetch list); beyond, 413. */
+#define ADMIN_BODY_MAX (1024 * 1024)
+#define PREFETCH_MAGIC 0x7e1f3a09u
+
+/* A prefetch request's body, as it comes (its request's state). */
+struct prefetch_state {
+    unsigned magic;
+    bool too_big; /* beyond ADMIN_BODY_MAX: the request gets 413 */
+    struct buf body;
+};
 
 static struct {
     pthread_mutex_t lock; /* SIGHUP replaces the token while requests read it */
@@ -174,7 +185,7 @@ static int parse_prefetch(const struct buf *body, json_t **root, json_t **urls, 
     return -1;
 }
 
-enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body)
+static enum MHD_Result prefetch(struct MHD_Connection *c, const struct buf *body)
 {
     enum MHD_Result ret;
     json_t *root, *urls, *results, *u;
@@ -205,6 +216,55 @@ enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body)
     json_decref(root);
     log_info("admin: prefetch of %zu URL(s)", json_array_size(results));
     return send_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:o}", "results", results));
+}
+
+static struct prefetch_state *prefetch_state(const struct request *req)
+{
+    struct prefetch_state *s = req->state;
+    assert(!s || s->magic == PREFETCH_MAGIC);
+    return s;
+}
+
+/* The body, up to ADMIN_BODY_MAX bytes: libmicrohttpd hands it over in pieces. */
+void http_prefetch_upload(struct request *req, const char *data, size_t size)
+{
+    struct prefetch_state *s = prefetch_state(req);
+    assert(http_handling(req));
+    if (!s) {
+        if (!(s = calloc(1, sizeof(*s))))
+            return; /* the body is short: it is refused as not JSON */
+        s->magic = PREFETCH_MAGIC;
+        req->state = s;
+    }
+    if (s->body.len + size > ADMIN_BODY_MAX)
+        s->too_big = true;
+    else
+        buf_addn(&s->body, data, size);
+}
+
+enum MHD_Result http_prefetch(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    static const struct buf none;
+    const struct prefetch_state *s = prefetch_state(req);
+    (void)rest;
+    assert(http_handling(req));
+    if (s && s->too_big)
+        return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",
+                               ADMIN_BODY_MAX);
+    return prefetch(c, s ? &s->body : &none);
+}
+
+const char *http_prefetch_done(struct request *req, enum MHD_RequestTerminationCode toe)
+{
+    struct prefetch_state *s = prefetch_state(req);
+    (void)toe;
+    if (s) {
+        s->magic = 0;
+        buf_free(&s->body);
+        free(s);
+        req->state = NULL;
+    }
+    return NULL;
 }
 
 /* What a purge of `url` came to (store_purge's result). */

@@ -11,6 +11,7 @@
 #include "stats.h"
 #include "store.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,8 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
-enum MHD_Result http_health(struct MHD_Connection *c)
+enum MHD_Result http_health(struct MHD_Connection *c, struct request *req, const char *rest)
 {
+    (void)rest;
+    assert(http_handling(req));
     if (atomic_load(&http_draining))
         return http_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "draining: arca is stopping");
     if (http_cfg->shutdown_file[0] && access(http_cfg->shutdown_file, F_OK) == 0)
@@ -71,8 +74,10 @@ static void instance_url(struct MHD_Connection *c, char *out, size_t size)
              listen, http_cfg->listen_port);
 }
 
-enum MHD_Result http_status(struct MHD_Connection *c)
+enum MHD_Result http_status(struct MHD_Connection *c, struct request *req, const char *rest)
 {
+    (void)rest;
+    assert(http_handling(req));
     struct store_totals t;
     char stamp[32], instance[300], *text;
     time_t now = time(NULL);
@@ -121,13 +126,13 @@ enum MHD_Result http_status(struct MHD_Connection *c)
     return ret;
 }
 
-enum MHD_Result http_metrics(struct MHD_Connection *c)
+/* The requests, bytes, objects, attempts, limits, disk and activity families. */
+static void metrics_core(char *body, size_t size)
 {
     struct store_totals t;
-    char body[8192];
     store_totals(&t);
     snprintf(
-        body, sizeof(body),
+        body, size,
         "# HELP arca_requests_total Fetch requests by result.\n"
         "# TYPE arca_requests_total counter\n"
         "arca_requests_total{result=\"hit\"} %lld\n"
@@ -179,8 +184,13 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
         (long long)atomic_load(&stats.download_restarts), (long long)atomic_load(&stats.limited),
         (long long)t.disk_usage, (long long)t.quota, (long long)atomic_load(&stats.connections),
         (long long)atomic_load(&stats.downloads_active));
+}
+
+/* The signed URLs', revalidations', restarts', mirrors' and digest hits' families, appended. */
+static void metrics_keys(char *body, size_t size)
+{
     size_t used = strlen(body);
-    snprintf(body + used, sizeof(body) - used,
+    snprintf(body + used, size - used,
              "# HELP arca_signed_hits_total Hits served through a signed URL (its key left the "
              "signature out).\n"
              "# TYPE arca_signed_hits_total counter\n"
@@ -220,8 +230,13 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              (long long)atomic_load(&stats.restart_resumes),
              (long long)atomic_load(&stats.mirror_downloads),
              (long long)atomic_load(&stats.digest_hits));
-    used = strlen(body);
-    snprintf(body + used, sizeof(body) - used,
+}
+
+/* The bucket listings' families, appended. */
+static void metrics_buckets(char *body, size_t size)
+{
+    size_t used = strlen(body);
+    snprintf(body + used, size - used,
              "# HELP arca_bucket_listings_total Bucket folders answered under /browse/ (HTML "
              "pages and JSON documents).\n"
              "# TYPE arca_bucket_listings_total counter\n"
@@ -233,5 +248,15 @@ enum MHD_Result http_metrics(struct MHD_Connection *c)
              (long long)atomic_load(&stats.bucket_listings),
              (long long)atomic_load(&stats.bucket_list_requests),
              (long long)atomic_load(&stats.bucket_list_cached));
+}
+
+enum MHD_Result http_metrics(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    char body[8192];
+    (void)rest;
+    assert(http_handling(req));
+    metrics_core(body, sizeof(body));
+    metrics_keys(body, sizeof(body));
+    metrics_buckets(body, sizeof(body));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

@@ -1,12 +1,20 @@
 /*
- * http_internal.h — what the route handlers (http_fetch.c, http_info.c, pages.c,
- * http_admin.c) share with http.c.
+ * http_internal.h — what route handlers (http/, web/) use of the server (http.c): the request,
+ * the responses, the client's address; and the handlers http/ itself offers to the route table.
+ *
+ * Contract: the handlers and the helpers that queue an answer run on libmicrohttpd's pool
+ * threads, in the call for their request (http_handling() says so). A response not yet queued
+ * may be built on any thread (http_owned_response, http_error_response: their body size is
+ * noted only for the request this thread is handling, if any); http_on_pool, http_cfg and
+ * http_draining are read anywhere. http.c calls no handler by name: the table given to
+ * http_start() does.
  */
 #ifndef ARCA_HTTP_INTERNAL_H
 #define ARCA_HTTP_INTERNAL_H
 
 #include "buf.h"
 #include "config.h"
+#include "request.h"
 
 #include <microhttpd.h>
 #include <stdatomic.h>
@@ -14,32 +22,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
-
-/* Largest request body taken (a prefetch list); beyond, 413. */
-#define ADMIN_BODY_MAX (1024 * 1024)
-
-/* One request, from its request line (on_uri) to its completion; its req_cls. */
-struct request {
-    int64_t start_us;               /* monotonic */
-    time_t when;                    /* wall clock, for the access log */
-    unsigned int status;            /* of the response queued; 0 while none */
-    int64_t bytes;                  /* body bytes handed to the connection */
-    bool seen;                      /* the first call (headers in) is done */
-    bool is_fetch;                  /* /api/v1/fetch: the access log gives its cache result */
-    bool body_too_big;              /* a POST body beyond ADMIN_BODY_MAX */
-    void *route;                    /* http_fetch's own state, NULL until it has some */
-    void *browse;                   /* http_browse's listing state, NULL until it has some */
-    struct buf body;                /* a POST body */
-    struct sockaddr_storage client; /* room for http_client()'s answer */
-    char method[16];
-    char version[16];
-    char *referer, *agent; /* only while the access log is on */
-    /* While its header is read (on_uri to the first call): its connection, and its place in the
-     * thread's list of such requests (http_request_check.c); conn is NULL otherwise. */
-    struct MHD_Connection *conn;
-    struct request *reading_prev, *reading_next;
-    char uri[]; /* as sent: path and query */
-};
 
 extern const struct config *http_cfg;
 extern atomic_bool http_draining;
@@ -66,33 +48,26 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, c
 struct MHD_Response *http_error_response(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
-/* /api/v1/fetch/[FILENAME]: the first call has req->route == NULL; later calls come after a
- * suspended connection was resumed. */
-enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *filename,
-                           bool head);
-/* The same for a known object URL (taken over; its normal form), fetched signed for `auth`:
- * GET|HEAD /browse/NAME/KEY. */
-struct bucket_auth;
-enum MHD_Result http_fetch_object(struct MHD_Connection *c, struct request *req, char *url,
-                                  const struct bucket_auth *auth, bool head);
-/* GET|HEAD /browse/...: the buckets, a bucket's folder (HTML, or ?export=json), or a file
- * through the cache. */
-enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const char *path,
-                            bool head);
-/* S3 has no file at the /browse/ path asked for: a folder of that name is redirected to (302),
- * else 404. Called by http_fetch on S3's 404. */
-enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *req);
-/* The request ended: what http_browse held is let go; returns the body bytes it streamed. */
-int64_t http_browse_done(void *state);
-/* The request ended: returns the body bytes sent and, in *cache, HIT, MISS or COALESCED, or CUT
- * when arca cut the body (failed download, sha256 mismatch). */
-int64_t http_fetch_done(void *state, enum MHD_RequestTerminationCode toe, const char **cache);
+/* Whether this thread is one of libmicrohttpd's pool (handlers, content readers). */
+bool http_on_pool(void);
+/* Whether this thread is running a handler for `req` (libmicrohttpd's call for it). */
+bool http_handling(const struct request *req);
+/* Whether `req` was asked with HEAD. */
+bool http_is_head(const struct request *req);
 
-enum MHD_Result http_health(struct MHD_Connection *c);
-enum MHD_Result http_status(struct MHD_Connection *c);
-enum MHD_Result http_metrics(struct MHD_Connection *c);
-/* GET /api/v1/resources/?state=&page=&order= (KissCache's states and orders). */
-enum MHD_Result http_resources_json(struct MHD_Connection *c);
+/* Route handlers of http/ (struct route): health, status and metrics (http_info.c), the
+ * resources' JSON, a download's outcome and purge (http_resources.c, http_admin.c), prefetch
+ * (http_admin.c, its body taken by http_prefetch_upload and let go by http_prefetch_done). The
+ * fetch endpoint's are in http_fetch.h. */
+enum MHD_Result http_health(struct MHD_Connection *c, struct request *req, const char *rest);
+enum MHD_Result http_status(struct MHD_Connection *c, struct request *req, const char *rest);
+enum MHD_Result http_metrics(struct MHD_Connection *c, struct request *req, const char *rest);
+/* GET|HEAD /api/v1/resources/?state=&page=&order= (KissCache's states and orders), or with
+ * ?url= a download's outcome (admin token); DELETE /api/v1/resources/?url= purges. */
+enum MHD_Result http_resources_api(struct MHD_Connection *c, struct request *req, const char *rest);
+enum MHD_Result http_prefetch(struct MHD_Connection *c, struct request *req, const char *rest);
+void http_prefetch_upload(struct request *req, const char *data, size_t size);
+const char *http_prefetch_done(struct request *req, enum MHD_RequestTerminationCode toe);
 
 /* The request's client: the connection's peer, or behind a --trusted-proxy the address its
  * X-Forwarded-For names (policy_forwarded_client, given the last 16 lines); `buf` may hold it.
@@ -106,16 +81,7 @@ const char *http_fetch_refusal(struct MHD_Connection *c);
  * queued into *ret. */
 bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret);
 
-/* A web page (pages.c): its head and navigation, `active` the section shown as current; then
- * the whole page as a response (NULL when out of memory), its Cache-Control left to the caller. */
-void http_page_begin(struct buf *b, const char *title, const char *active);
-struct MHD_Response *http_page_response(struct buf *b);
-
-/* The web pages and their assets; false when `url` is none of them. */
-bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret);
-
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
-enum MHD_Result http_prefetch(struct MHD_Connection *c, const struct buf *body);
 enum MHD_Result http_purge(struct MHD_Connection *c);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
 enum MHD_Result http_outcome(struct MHD_Connection *c);

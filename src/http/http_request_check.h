@@ -31,7 +31,7 @@
 #ifndef ARCA_HTTP_REQUEST_CHECK_H
 #define ARCA_HTTP_REQUEST_CHECK_H
 
-#include "http_internal.h"
+#include "request.h"
 
 #include <microhttpd.h>
 #include <stdarg.h>

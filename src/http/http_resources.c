@@ -1,8 +1,10 @@
 /* GET /api/v1/resources/?state=&page=&order=: one page of a listing, as JSON. With ?url=, the
- * outcome of that URL's download instead (the admin API's, http_admin.c). */
+ * outcome of that URL's download instead, and DELETE ?url= purges it (the admin API's,
+ * http_admin.c). */
 #include "http_internal.h"
 #include "resources.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <string.h>
 #include <time.h>
@@ -50,7 +52,7 @@ static json_t *listing_json(const struct resources_query *q, const struct listin
                      counts, "resources", rows);
 }
 
-enum MHD_Result http_resources_json(struct MHD_Connection *c)
+static enum MHD_Result resources_json(struct MHD_Connection *c)
 {
     struct resources_query q;
     struct listing l;
@@ -76,4 +78,13 @@ enum MHD_Result http_resources_json(struct MHD_Connection *c)
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return http_send_owned(c, MHD_HTTP_OK, "application/json", text, text ? strlen(text) : 0);
+}
+
+enum MHD_Result http_resources_api(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    (void)rest;
+    assert(http_handling(req));
+    if (!strcmp(req->method, MHD_HTTP_METHOD_DELETE))
+        return http_purge(c);
+    return resources_json(c);
 }

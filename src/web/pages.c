@@ -4,11 +4,13 @@
 #include "assets.h"
 #include "charts.h"
 #include "http_internal.h"
+#include "pages.h"
 #include "policy.h"
 #include "resources.h"
 #include "stats.h"
 #include "store.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,7 @@ static const char *const nav[][2] = {
     {"/help/", "Help"},
 };
 
-void http_page_begin(struct buf *b, const char *title, const char *active)
+void web_page_begin(struct buf *b, const char *title, const char *active)
 {
     buf_add(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -44,7 +46,7 @@ void http_page_begin(struct buf *b, const char *title, const char *active)
     buf_add(b, "</nav></div></header><main>");
 }
 
-struct MHD_Response *http_page_response(struct buf *b)
+struct MHD_Response *web_page_response(struct buf *b)
 {
     struct MHD_Response *r;
     size_t len;
@@ -66,7 +68,7 @@ struct MHD_Response *http_page_response(struct buf *b)
 
 static enum MHD_Result page_end(struct MHD_Connection *c, struct buf *b, unsigned int status)
 {
-    struct MHD_Response *r = http_page_response(b);
+    struct MHD_Response *r = web_page_response(b);
     if (!r)
         return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -106,7 +108,7 @@ static void url_rule(struct buf *b)
 static enum MHD_Result home_page(struct MHD_Connection *c)
 {
     struct buf b = {0};
-    http_page_begin(&b, "Home", "/");
+    web_page_begin(&b, "Home", "/");
     buf_add(&b, "<h1>arca</h1><div class=\"card\"><p>arca is an artifact cache for CI and test "
                 "labs. Ask it for a URL: it downloads the file <b>once</b>, streams it to every "
                 "client asking meanwhile, keeps it on disk for its TTL and serves later requests "
@@ -152,7 +154,7 @@ static enum MHD_Result help_page(struct MHD_Connection *c)
     char ip[64];
 
     format_sockaddr(client, ip, sizeof(ip));
-    http_page_begin(&b, "Help", "/help/");
+    web_page_begin(&b, "Help", "/help/");
     buf_addf(&b,
              "<h1>Help</h1><div class=\"card\"><h2>You</h2><p>Your address: <code id=\"ip\">%s"
              "</code>. You <span id=\"allowed\" class=\"%s\">%s</span> fetch through this "
@@ -328,7 +330,7 @@ static enum MHD_Result resources_page(struct MHD_Connection *c, const char *rest
         return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
     if (resources_fetch(&q, &l, &status, &why) < 0)
         return http_send_error(c, status, "%s", why);
-    http_page_begin(&b, "Resources", "/resources/");
+    web_page_begin(&b, "Resources", "/resources/");
     buf_add(&b, "<h1>Resources</h1>");
     state_tabs(&b, &q, &l);
     if (q.state == LIST_FAILURES)
@@ -404,7 +406,7 @@ static enum MHD_Result statistics_page(struct MHD_Connection *c)
     struct store_totals t;
     struct buf b = {0};
     store_totals(&t);
-    http_page_begin(&b, "Statistics", "/statistics/");
+    web_page_begin(&b, "Statistics", "/statistics/");
     buf_add(&b, "<h1>Statistics</h1>");
     summary(&b, &t);
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
@@ -430,20 +432,38 @@ static enum MHD_Result asset(struct MHD_Connection *c, const char *name)
     return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such file");
 }
 
-bool http_page(struct MHD_Connection *c, const char *url, enum MHD_Result *ret)
+enum MHD_Result web_home(struct MHD_Connection *c, struct request *req, const char *rest)
 {
-    if (!strcmp(url, "/"))
-        *ret = home_page(c);
-    else if (!strcmp(url, "/help/") || !strcmp(url, "/help"))
-        *ret = help_page(c);
-    else if (!strcmp(url, "/statistics/") || !strcmp(url, "/statistics"))
-        *ret = statistics_page(c);
-    else if (!strncmp(url, "/resources/", 11) || !strcmp(url, "/resources")) {
-        if (http_may_list(c, ret)) /* a 403 is queued otherwise */
-            *ret = resources_page(c, url[10] ? url + 11 : "");
-    } else if (!strncmp(url, "/static/", 8))
-        *ret = asset(c, url + 8);
-    else
-        return false;
-    return true;
+    (void)rest;
+    assert(http_handling(req));
+    return home_page(c);
+}
+
+enum MHD_Result web_help(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    (void)rest;
+    assert(http_handling(req));
+    return help_page(c);
+}
+
+enum MHD_Result web_statistics(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    (void)rest;
+    assert(http_handling(req));
+    return statistics_page(c);
+}
+
+enum MHD_Result web_resources(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    enum MHD_Result ret;
+    assert(http_handling(req));
+    if (!http_may_list(c, &ret)) /* a 403 is queued */
+        return ret;
+    return resources_page(c, rest[0] ? rest + 1 : "");
+}
+
+enum MHD_Result web_asset(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    assert(http_handling(req));
+    return asset(c, rest);
 }

@@ -1,24 +1,24 @@
-/* GET|HEAD /browse/...: the configured S3 buckets (buckets.h), like Linaro's tuxpub.
- *   /browse/                    the buckets (those without hide-root)
- *   /browse/NAME/[FOLDER/]      one folder, a page of S3's at a time (?page=N), or with
- *                               ?export=json tuxpub's document of the whole folder, streamed
- *   /browse/NAME/KEY            a file, through the same store as /api/v1/fetch/
- * Listing pages come from s3_list.h's cache. A file's cache key is its path-style URL, its
- * stable name: never a signature, so it stays a hit whoever asks and however often credentials
- * rotate. */
+/* GET|HEAD /browse/... (see browse.h). Listing pages come from s3_list.h's cache. A file's cache
+ * key is its path-style URL, its stable name: never a signature, so it stays a hit whoever asks
+ * and however often credentials rotate. */
+#include "browse.h"
 #include "buckets.h"
-#include "http_internal.h"
+#include "charts.h"
+#include "http_fetch.h"
+#include "pages.h"
 #include "policy.h"
 #include "s3_list.h"
 #include "stats.h"
-#include "web/charts.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define PAGE_MAX 1000000
+#define BROWSE_MAGIC 0x3b40c6d5u
+#define BROWSE_REQ_MAGIC 0x6a12e9f7u
 
 enum browse_mode {
     LIST_HTML,    /* one page of a folder */
@@ -26,8 +26,9 @@ enum browse_mode {
     FOLDER_CHECK, /* S3 has no such file: is it a folder's name? */
 };
 
-/* One listing request, from its first call to its completion (req->browse). */
+/* One folder's walk, from the request's first call (or S3's 404 for a file) to its completion. */
 struct browse {
+    unsigned magic;
     struct MHD_Connection *conn;
     const struct bucket_auth *a;
     enum browse_mode mode;
@@ -49,19 +50,41 @@ struct browse {
     int64_t sent;      /* body bytes handed to the connection */
 };
 
-static void suspend_conn(struct park *p)
+/* A /browse/ request's state: the file served, or the folder walked, or both (a file S3 did not
+ * have, checked as a folder). */
+struct browse_req {
+    unsigned magic;
+    struct MHD_Connection *conn;
+    struct request *req;
+    bool is_file;           /* a file's request: the access log's cache column is the fetch's */
+    struct fetch_req *file; /* NULL until the file is asked for */
+    struct browse *list;    /* NULL until a folder is walked */
+};
+
+static struct browse *browse_of(struct park *p)
 {
-    MHD_suspend_connection(PARK_OWNER(p, struct browse, w.park)->conn);
+    struct browse *b = PARK_OWNER(p, struct browse, w.park);
+    assert(b->magic == BROWSE_MAGIC);
+    return b;
 }
 
+/* The park's sleep: the request's thread, in its handler or its content reader. */
+static void suspend_conn(struct park *p)
+{
+    assert(http_on_pool());
+    MHD_suspend_connection(browse_of(p)->conn);
+}
+
+/* The park's wake: the thread that put the page in the cache (park_flush). */
 static void resume_conn(struct park *p)
 {
-    MHD_resume_connection(PARK_OWNER(p, struct browse, w.park)->conn);
+    MHD_resume_connection(browse_of(p)->conn);
 }
 
 static void browse_free(struct park *p)
 {
-    struct browse *b = PARK_OWNER(p, struct browse, w.park);
+    struct browse *b = browse_of(p);
+    b->magic = 0;
     buf_free(&b->out);
     free(b->folder);
     free(b->prefix);
@@ -224,7 +247,7 @@ static enum MHD_Result html_page(struct browse *b)
     char *title = malloc(strlen(b->a->bucket->name) + strlen(b->folder) + 2);
     if (title)
         sprintf(title, "%s/%s", b->a->bucket->name, b->folder);
-    http_page_begin(&o, title ? title : "Bucket", "/browse/");
+    web_page_begin(&o, title ? title : "Bucket", "/browse/");
     free(title);
     breadcrumb(&o, b);
     buf_add(&o, "<div class=\"card\"><table class=\"browse\"><thead><tr><th>Name</th>"
@@ -244,20 +267,20 @@ static enum MHD_Result html_page(struct browse *b)
              "<a href=\"?export=json\">JSON of the whole folder</a></p></div>",
              p->n_folders, p->n_folders == 1 ? "" : "s", p->n - p->n_folders,
              p->n - p->n_folders == 1 ? "" : "s");
-    return queue_listing(b, http_page_response(&o), p->fetched);
+    return queue_listing(b, web_page_response(&o), p->fetched);
 }
 
 /* hide-root: the bucket's root answers, but lists nothing. */
 static enum MHD_Result hidden_root(struct browse *b)
 {
     struct buf o = {0};
-    http_page_begin(&o, b->a->bucket->name, "/browse/");
+    web_page_begin(&o, b->a->bucket->name, "/browse/");
     breadcrumb(&o, b);
     buf_add(&o, "<div class=\"card\"><p>This bucket's root is not listed. Open a folder by its "
                 "path: <code>");
     browse_link(&o, b->a, "");
     buf_add(&o, "FOLDER/</code></p></div>");
-    return queue_listing(b, http_page_response(&o), time(NULL));
+    return queue_listing(b, web_page_response(&o), time(NULL));
 }
 
 /* --- the JSON document ---------------------------------------------------------------------- */
@@ -323,6 +346,7 @@ static ssize_t json_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct browse *b = cls;
     size_t n;
+    assert(b->magic == BROWSE_MAGIC && http_on_pool());
     (void)pos;
     while (b->out_off == b->out.len) {
         if (b->finished)
@@ -393,6 +417,7 @@ static enum MHD_Result answer(struct browse *b)
 static enum MHD_Result advance(struct browse *b)
 {
     int target = b->mode == LIST_HTML ? b->want : 1;
+    assert(b->magic == BROWSE_MAGIC && http_on_pool());
     if (!take_woken(b))
         return MHD_YES;
     while (!b->page || (b->page->status == 200 && b->at < target && b->page->next_token)) {
@@ -408,14 +433,15 @@ static enum MHD_Result advance(struct browse *b)
     return answer(b);
 }
 
-static struct browse *browse_new(struct MHD_Connection *c, struct request *req,
-                                 const struct bucket_auth *a, const char *folder)
+static struct browse *browse_new(struct browse_req *s, const struct bucket_auth *a,
+                                 const char *folder)
 {
     struct browse *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
-    req->browse = b;
-    b->conn = c;
+    s->list = b; /* let go by web_browse_done from here on */
+    b->magic = BROWSE_MAGIC;
+    b->conn = s->conn;
     b->a = a;
     b->want = 1;
     park_init(&b->w.park, suspend_conn, resume_conn, browse_free);
@@ -428,10 +454,10 @@ static struct browse *browse_new(struct MHD_Connection *c, struct request *req,
     return b;
 }
 
-int64_t http_browse_done(void *state)
+static int64_t browse_done(struct browse *b)
 {
-    struct browse *b = state;
     int64_t sent = b->sent;
+    assert(b->magic == BROWSE_MAGIC);
     if (b->waiting)
         s3_list_unwait(&b->w);
     if (b->page && b->page != b->first)
@@ -453,7 +479,7 @@ static enum MHD_Result buckets_page(struct MHD_Connection *c, bool json)
     if (json) {
         buf_add(&o, "{\"files\": [], \"folders\": [");
     } else {
-        http_page_begin(&o, "Buckets", "/browse/");
+        web_page_begin(&o, "Buckets", "/browse/");
         buf_add(&o, "<h1>Buckets</h1><div class=\"card\"><table class=\"browse\"><thead><tr>"
                     "<th>Name</th></tr></thead><tbody>");
     }
@@ -480,7 +506,7 @@ static enum MHD_Result buckets_page(struct MHD_Connection *c, bool json)
         return http_send_owned(c, MHD_HTTP_OK, "application/json", body, len);
     }
     buf_add(&o, "</tbody></table></div>");
-    r = http_page_response(&o);
+    r = web_page_response(&o);
     if (r)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     return http_queue(c, MHD_HTTP_OK, r);
@@ -536,11 +562,11 @@ static int listing_params(struct browse *b, enum MHD_Result *ret)
     return 0;
 }
 
-static enum MHD_Result folder(struct MHD_Connection *c, struct request *req,
-                              const struct bucket_auth *a, const char *path)
+static enum MHD_Result folder(struct browse_req *s, const struct bucket_auth *a, const char *path)
 {
+    struct MHD_Connection *c = s->conn;
     enum MHD_Result ret = MHD_NO;
-    struct browse *b = browse_new(c, req, a, path);
+    struct browse *b = browse_new(s, a, path);
     if (!b)
         return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     if (listing_params(b, &ret) < 0)
@@ -554,29 +580,61 @@ static enum MHD_Result folder(struct MHD_Connection *c, struct request *req,
     return advance(b);
 }
 
-enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const char *path,
-                            bool head)
+/* S3 has no file at the /browse/ path asked for: a folder of that name is redirected to (302),
+ * else 404 (fetch_object's `missing`). */
+static enum MHD_Result file_missing(void *arg)
 {
+    struct browse_req *s = arg;
+    struct MHD_Connection *c = s->conn;
+    /* The key again, from the request line: libmicrohttpd decodes the path the same way. */
+    size_t len = strcspn(s->req->uri, "?");
+    char *path = strndup(s->req->uri, len), *key;
+    const struct bucket_auth *a;
+    struct browse *b;
+    assert(s->magic == BROWSE_REQ_MAGIC && http_handling(s->req));
+    if (path)
+        path[MHD_http_unescape(path)] = '\0';
+    if (!path || strncmp(path, "/browse/", 8) ||
+        !(a = buckets_find(path + 8, strcspn(path + 8, "/"))) ||
+        !(key = malloc(strlen(path) + 2))) {
+        free(path);
+        return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such file");
+    }
+    sprintf(key, "%s/", path + 8 + strlen(a->bucket->name) + 1);
+    b = browse_new(s, a, key);
+    free(key);
+    free(path);
+    if (!b)
+        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    b->mode = FOLDER_CHECK;
+    return advance(b);
+}
+
+/* The buckets' page, with ?export=json tuxpub's document of them. */
+static enum MHD_Result buckets(struct MHD_Connection *c)
+{
+    const char *export = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "export");
+    if (export && strcmp(export, "json"))
+        return http_send_error(c, MHD_HTTP_NOT_IMPLEMENTED,
+                               "export=%.40s is not supported; export=json is", export);
+    return buckets_page(c, export != NULL);
+}
+
+/* A request's first call: the path says a bucket's file or folder, or the buckets. */
+static enum MHD_Result begin(struct browse_req *s, const char *path)
+{
+    struct MHD_Connection *c = s->conn;
     size_t name_len = strcspn(path, "/");
     const struct bucket_auth *a;
     const char *rest = path + name_len + (path[name_len] == '/');
     char *url;
 
-    if (req->browse)
-        return advance(req->browse);
-    if (req->route)
-        return http_fetch_object(c, req, NULL, NULL, head);
     const char *refusal = http_fetch_refusal(c);
     if (refusal)
         return http_send_error(c, MHD_HTTP_FORBIDDEN, "%s", refusal);
-    req->is_fetch = path[name_len] == '/' && rest[0] && rest[strlen(rest) - 1] != '/';
-    if (!path[0]) {
-        const char *export = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "export");
-        if (export && strcmp(export, "json"))
-            return http_send_error(c, MHD_HTTP_NOT_IMPLEMENTED,
-                                   "export=%.40s is not supported; export=json is", export);
-        return buckets_page(c, export != NULL);
-    }
+    s->is_file = path[name_len] == '/' && rest[0] && rest[strlen(rest) - 1] != '/';
+    if (!path[0])
+        return buckets(c);
     if (!(a = buckets_find(path, name_len)))
         return http_send_error(c, MHD_HTTP_NOT_FOUND, "unknown bucket '%.*s'",
                                (int)(name_len < 64 ? name_len : 64), path);
@@ -588,33 +646,64 @@ enum MHD_Result http_browse(struct MHD_Connection *c, struct request *req, const
         return http_send_error(c, MHD_HTTP_BAD_REQUEST,
                                "a path with a '.' or '..' segment is not browsed");
     if (!rest[0] || rest[strlen(rest) - 1] == '/')
-        return folder(c, req, a, rest);
+        return folder(s, a, rest);
     if (!(url = object_url(a, rest)))
         return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    return http_fetch_object(c, req, url, a, head);
+    return fetch_object(c, s->req, url, a, file_missing, s, &s->file);
 }
 
-enum MHD_Result http_browse_missing(struct MHD_Connection *c, struct request *req)
+static struct browse_req *browse_state(const struct request *req)
 {
-    /* The key again, from the request line: libmicrohttpd decodes the path the same way. */
-    size_t len = strcspn(req->uri, "?");
-    char *path = strndup(req->uri, len), *key;
-    const struct bucket_auth *a;
-    struct browse *b;
-    if (path)
-        path[MHD_http_unescape(path)] = '\0';
-    if (!path || strncmp(path, "/browse/", 8) ||
-        !(a = buckets_find(path + 8, strcspn(path + 8, "/"))) ||
-        !(key = malloc(strlen(path) + 2))) {
-        free(path);
-        return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such file");
+    struct browse_req *s = req->state;
+    assert(!s || s->magic == BROWSE_REQ_MAGIC);
+    return s;
+}
+
+enum MHD_Result web_browse(struct MHD_Connection *c, struct request *req, const char *path)
+{
+    struct browse_req *s = browse_state(req);
+    assert(http_handling(req));
+    if (s && s->list)
+        return advance(s->list);
+    if (s && s->file)
+        return fetch_resume(s->file);
+    if (!s) {
+        if (!(s = calloc(1, sizeof(*s))))
+            return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        s->magic = BROWSE_REQ_MAGIC;
+        s->conn = c;
+        s->req = req;
+        s->is_file = true; /* a refusal before the path is read is a fetch's error */
+        req->state = s;
     }
-    sprintf(key, "%s/", path + 8 + strlen(a->bucket->name) + 1);
-    b = browse_new(c, req, a, key);
-    free(key);
-    free(path);
-    if (!b)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    b->mode = FOLDER_CHECK;
-    return advance(b);
+    return begin(s, path);
+}
+
+const char *web_browse_done(struct request *req, enum MHD_RequestTerminationCode toe)
+{
+    struct browse_req *s = browse_state(req);
+    const char *cache;
+    if (!s) /* refused before it began (405) */
+        return fetch_finish(NULL, req, toe);
+    assert(s->is_file || !s->file);
+    cache = s->is_file ? fetch_finish(s->file, req, toe) : NULL;
+    if (s->list) {
+        int64_t sent = browse_done(s->list);
+        if (sent > 0)
+            req->bytes = sent;
+    }
+    s->magic = 0;
+    free(s);
+    req->state = NULL;
+    return cache;
+}
+
+enum MHD_Result web_browse_root(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    struct MHD_Response *r = http_error_response("see /browse/");
+    (void)rest;
+    assert(http_handling(req));
+    if (r)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, "/browse/");
+    return http_queue(c, MHD_HTTP_FOUND, r);
 }

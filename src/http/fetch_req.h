@@ -1,0 +1,114 @@
+/*
+ * fetch_req.h — what the fetch endpoint's files share: the request's state and the
+ * pieces one file offers the others. Layered: http_fetch.c (the request's course: lookup,
+ * joins, confirmations' outcome) calls http_fetch_confirm.c, http_fetch_stream.c and
+ * http_fetch_answer.c; stream and confirm call answer; answer calls none of them.
+ *
+ * Contract: everything here runs on libmicrohttpd's pool threads, in a handler (or a content
+ * reader) of the request that owns the fetch_req. Only the park's wake and release (park.h:
+ * whichever thread wakes it or lets go last) and on_probe (http_fetch_confirm.c: the upstream
+ * thread, which only stores the answer and wakes the request) run elsewhere. A fetch_req's
+ * magic is FETCH_MAGIC from req_new to its release, checked on entry.
+ */
+#ifndef ARCA_FETCH_REQ_H
+#define ARCA_FETCH_REQ_H
+
+#include "http_internal.h"
+#include "park.h"
+#include "store.h"
+#include "upstream.h"
+#include "keys.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define FETCH_MAGIC 0x5f3e7c21u
+
+#define FETCH_MAGIC 0x5f3e7c21u
+
+/* One fetch request, from its first call to its completion callback. */
+struct fetch_req {
+    unsigned magic;
+    struct MHD_Connection *conn;
+    struct request *req;
+    struct object *obj; /* reference held while streaming; NULL when served from a file */
+    struct park park;   /* waits for bytes (store_read) and for a confirmation; owns this */
+    enum lookup_result kind;
+    int64_t start, end; /* deliver bytes [start, end); end < 0: up to the end of the object */
+    int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
+    int64_t sent;       /* streamed responses: body bytes handed over so far */
+    bool head;
+    bool http10;    /* no chunked framing: a cut body could look complete */
+    bool plain;     /* no Range, no filename, not draining: a prepared answer may serve it */
+    bool big_block; /* holds one of the STREAM_BIG_MAX big blocks */
+    bool cut;       /* the body was cut: the download failed or its sha256 was not `expect` */
+    bool has_expect;
+    uint8_t expect[32];             /* this request's &sha256=: it decides this answer only */
+    char *url;                      /* the target's normal form, whole: what is fetched */
+    const struct bucket_auth *auth; /* a --bucket's object: signed for it upstream */
+    char *key; /* the cache key: url without the parameters that only sign it (url
+                  itself when there are none) */
+    struct signature sig;
+    int64_t ttl;
+    bool confirmed;           /* upstream accepted url for the object being answered */
+    bool authorised;          /* confirmed, or needing no confirmation: its ttl may act */
+    bool looked_again;        /* let go of a download it joined and looked up anew (once) */
+    struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
+                                 twin_fd, waiting for upstream to confirm url (NULL: none) */
+    int twin_fd;
+    /* A signed URL being confirmed with upstream (README, "Signed URLs"): the probe holds a
+     * reference to the park until its answer is in confirm_res and the request woken. */
+    bool confirming;
+    atomic_bool confirm_done;
+    struct probe_result *confirm_res;
+    int probe_status; /* upstream's answer to the confirmation a hit waited for (0: none) */
+    bool twin_answer; /* the answer is a digest hit's: another URL's bytes */
+    /* S3 has no such object: the caller's answer (NULL: the error); fetch_missing_fn */
+    enum MHD_Result (*missing)(void *arg);
+    void *missing_arg;
+    char filename[256];
+};
+
+/* http_fetch_answer.c */
+void fetch_count_error(void);
+/* Count a 2xx by how it was served. */
+void fetch_count_success(enum lookup_result kind);
+/* arca's refusal of the request (not about an object): an error line, counted. */
+enum MHD_Result fetch_refuse(struct MHD_Connection *c, unsigned int status, const char *reason);
+/* An error answer about the object or its download, with its Cache-Status. */
+enum MHD_Result fetch_refuse_object(struct fetch_req *r, const struct object_meta *meta,
+                                    unsigned int status, const char *reason);
+/* Upstream's headers that say what the bytes are, then arca's (Cache-Status among them). */
+void fetch_add_headers(struct MHD_Response *resp, const struct object_meta *meta,
+                       const struct fetch_req *r);
+void fetch_add_content_range(struct MHD_Response *resp, const struct fetch_req *r, int64_t total);
+/* A 304 was queued into *ret (If-None-Match, If-Modified-Since). */
+bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enum MHD_Result *ret);
+/* r->start/end and *status (200, 206) set: 0; a 416 queued into *ret: -1. */
+int fetch_apply_range(struct fetch_req *r, const struct object_meta *meta, unsigned int *status,
+                      enum MHD_Result *ret);
+/* Whether a complete object answers this request's sha256 (true when it gave none). */
+bool fetch_digest_ok(const struct fetch_req *r, const struct object_meta *meta);
+/* A finished object from its prepared answer (`prep`) or its file (`fd`, taken over). */
+enum MHD_Result fetch_respond_file(struct fetch_req *r, const struct object_meta *meta, int fd,
+                                   struct prepared *prep);
+
+/* http_fetch_stream.c */
+/* The object's answer, streamed from its growing file (the request may see it). */
+enum MHD_Result fetch_stream(struct fetch_req *r, const struct object_meta *meta);
+/* The request ended: its block is given back. */
+void fetch_stream_done(struct fetch_req *r);
+
+/* http_fetch_confirm.c */
+/* Whether upstream must accept this request's URL before the object is handed out. */
+bool fetch_needs_confirm(const struct fetch_req *r, const struct object_meta *meta);
+/* Suspend the request and ask upstream about its exact URL; r->confirming until answered. */
+enum MHD_Result fetch_start_confirm(struct fetch_req *r);
+/* Whether upstream's answer names the version `meta` describes. */
+bool fetch_same_version(const struct probe_result *res, const struct object_meta *meta);
+/* Whether upstream refused the URL (its status queued into *ret); accepted, it is granted. */
+bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
+                           enum MHD_Result *ret);
+
+#endif

@@ -1,0 +1,98 @@
+/* Signed URLs confirmed with upstream before a stored object is handed out (README, "Signed
+ * URLs"; fetch_req.h): the probe is started on the request's thread, its answer comes
+ * on the upstream thread and only wakes the request, which reads it on its next call. */
+#include "fetch_req.h"
+#include "grants.h"
+#include "keys.h"
+#include "stats.h"
+#include "store.h"
+#include "upstream.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Whether this request's URL must be confirmed with upstream before the object it names under
+ * its key is handed out: a signature is a capability, and a hit must not leak the object to a
+ * URL upstream would refuse. That holds for a signed URL, and for any URL (unsigned too) of an
+ * object that was downloaded through a signed one. */
+bool fetch_needs_confirm(const struct fetch_req *r, const struct object_meta *meta)
+{
+    return (r->sig.is_signed || meta->signed_key) && !r->confirmed && !http_cfg->trust_signed &&
+           !grants_check(r->url, (int64_t)time(NULL));
+}
+
+/* Upstream thread: the probe's answer; the request picks it up once woken. */
+static void on_probe(const struct probe_result *res, void *arg)
+{
+    struct fetch_req *r = arg;
+    assert(r->magic == FETCH_MAGIC && r->confirming && !http_on_pool());
+    *r->confirm_res = *res;
+    atomic_store(&r->confirm_done, true);
+    park_wake(&r->park);
+    park_put(&r->park);
+}
+
+/* Suspend the request and ask upstream about its exact URL. */
+enum MHD_Result fetch_start_confirm(struct fetch_req *r)
+{
+    assert(r->magic == FETCH_MAGIC && http_handling(r->req));
+    if (!r->confirm_res && !(r->confirm_res = malloc(sizeof(*r->confirm_res))))
+        return fetch_refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    atomic_store(&r->confirm_done, false);
+    r->confirming = true;
+    atomic_fetch_add(&stats.confirmations, 1);
+    MHD_suspend_connection(r->conn);
+    park_hold(&r->park); /* the probe's */
+    if (upstream_probe(r->url, on_probe, r) < 0) {
+        park_put(&r->park);
+        MHD_resume_connection(r->conn);
+        r->confirming = false;
+        return fetch_refuse(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "cannot ask upstream to confirm the URL now");
+    }
+    return MHD_YES;
+}
+
+/* Whether upstream's answer names the version `meta` describes: its ETag when it had one, else
+ * its Last-Modified; with neither, nothing shows it is the same, and it is not taken as such. */
+bool fetch_same_version(const struct probe_result *res, const struct object_meta *meta)
+{
+    if (res->total >= 0 && meta->length >= 0 && res->total != meta->length)
+        return false;
+    if (meta->etag[0])
+        return strcmp(res->etag, meta->etag) == 0;
+    return meta->last_modified[0] && strcmp(res->last_modified, meta->last_modified) == 0;
+}
+
+/* Whether upstream refused the exact URL (its status goes to the client, *ret queued). When it
+ * accepted it, the URL is remembered as accepted. */
+bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
+                           enum MHD_Result *ret)
+{
+    if (res->status >= 200 && res->status < 300) {
+        grants_add(r->url, keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)));
+        r->confirmed = true;
+        return false;
+    }
+    atomic_fetch_add(&stats.confirm_refused, 1);
+    fetch_count_error();
+    /* Worded as a download's refusal of an uncached URL would be, whatever was cached (a hit, a
+     * download joined, a digest's twin): the answer tells nothing of the cache. */
+    unsigned int status = res->status >= 400 ? (unsigned int)res->status : 502;
+    struct MHD_Response *resp;
+    if (res->status == 0)
+        resp = http_error_response("%s", res->failure);
+    else
+        resp = http_error_response(
+            "%s %d", res->status >= 400 ? "upstream answered" : "unexpected upstream status",
+            res->status);
+    if (resp) /* as a failed download's: see add_cache_status */
+        MHD_add_response_header(resp, "Cache-Status", "arca; fwd=uri-miss");
+    if (res->status == 0)
+        status = res->failure_status ? (unsigned int)res->failure_status : 502;
+    *ret = http_queue(r->conn, status, resp);
+    return true;
+}

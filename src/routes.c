@@ -1,0 +1,41 @@
+/* The route table (routes.h). Order matters only where paths overlap: "/browse" alone before
+ * "/browse/...", and the catch-all last. */
+#include "routes.h"
+#include "browse.h"
+#include "http_fetch.h"
+#include "http_internal.h"
+#include "pages.h"
+
+#include <assert.h>
+
+#define GET_HEAD "GET, HEAD"
+
+/* No route of its own: 404, and a hint at the one most callers want. */
+static enum MHD_Result not_found(struct MHD_Connection *c, struct request *req, const char *rest)
+{
+    (void)rest;
+    assert(http_handling(req));
+    return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
+}
+
+const struct route routes[] = {
+    /* the cache: the fetch endpoint, and S3 buckets' folders and files */
+    {"/api/v1/fetch", ROUTE_TREE, GET_HEAD, http_fetch, NULL, http_fetch_done, false},
+    {"/browse", ROUTE_EXACT, NULL, web_browse_root, NULL, NULL, false},
+    {"/browse/", ROUTE_PREFIX, GET_HEAD, web_browse, NULL, web_browse_done, false},
+    /* the API: admin (token) and listings */
+    {"/api/v1/prefetch", ROUTE_SLASH, "POST", http_prefetch, http_prefetch_upload,
+     http_prefetch_done, false},
+    {"/api/v1/resources", ROUTE_SLASH, "GET, HEAD, DELETE", http_resources_api, NULL, NULL, false},
+    {"/api/v1/health", ROUTE_SLASH, GET_HEAD, http_health, NULL, NULL, true},
+    {"/api/v1/status", ROUTE_SLASH, GET_HEAD, http_status, NULL, NULL, false},
+    {"/metrics", ROUTE_EXACT, GET_HEAD, http_metrics, NULL, NULL, false},
+    /* the web pages */
+    {"/", ROUTE_EXACT, GET_HEAD, web_home, NULL, NULL, false},
+    {"/help", ROUTE_SLASH, GET_HEAD, web_help, NULL, NULL, false},
+    {"/statistics", ROUTE_SLASH, GET_HEAD, web_statistics, NULL, NULL, false},
+    {"/resources", ROUTE_TREE, GET_HEAD, web_resources, NULL, NULL, false},
+    {"/static/", ROUTE_PREFIX, GET_HEAD, web_asset, NULL, NULL, false},
+    {"", ROUTE_PREFIX, GET_HEAD, not_found, NULL, NULL, false},
+    {NULL, ROUTE_EXACT, NULL, NULL, NULL, NULL, false},
+};

@@ -1,0 +1,30 @@
+/*
+ * pages.h — the web pages (pages.c): home, help, resources by state, statistics, their static
+ * assets; and the frame every page of web/ is drawn in (head, navigation, footer, the
+ * Content-Security-Policy that forbids inline script and style).
+ *
+ * Contract: web/ sits above http/: it answers through http_internal.h's helpers, and http/ never
+ * names it (the route table, src/routes.c, does). Handlers run on libmicrohttpd's pool threads;
+ * the page functions only format into a struct buf (any thread). Everything from outside is
+ * escaped (buf_html, buf_query, buf_path).
+ */
+#ifndef ARCA_WEB_PAGES_H
+#define ARCA_WEB_PAGES_H
+
+#include "buf.h"
+#include "http_internal.h"
+
+/* A page's head and navigation, `active` the section shown as current; then the whole page as a
+ * response (NULL when out of memory), its Cache-Control left to the caller. */
+void web_page_begin(struct buf *b, const char *title, const char *active);
+struct MHD_Response *web_page_response(struct buf *b);
+
+/* Route handlers (struct route): GET|HEAD /, /help/, /statistics/, /resources/[STATE/[PAGE/]]
+ * (`rest` after "/resources": "" or "/..."), /static/NAME (`rest` the name). */
+enum MHD_Result web_home(struct MHD_Connection *c, struct request *req, const char *rest);
+enum MHD_Result web_help(struct MHD_Connection *c, struct request *req, const char *rest);
+enum MHD_Result web_statistics(struct MHD_Connection *c, struct request *req, const char *rest);
+enum MHD_Result web_resources(struct MHD_Connection *c, struct request *req, const char *rest);
+enum MHD_Result web_asset(struct MHD_Connection *c, struct request *req, const char *rest);
+
+#endif
