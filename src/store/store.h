@@ -72,7 +72,7 @@ struct prepared {
 #define STORE_PREPARED_MAX 1024
 void prepared_put(struct prepared *p);
 
-/* An object: private to the store (store_internal.h). Others hold references and ask. */
+/* An object: private to the store (object.h). Others hold references and ask. */
 struct object;
 
 /* What a reader needs of an object, copied under the lock: the object itself may be evicted as

@@ -4,9 +4,9 @@
  * one of them: on a million objects one pass held the store lock for 20-30 ms, and every hit
  * waited. That pass now walks the table a slice of buckets at a time (LIST_SLICE), keeping
  * copies of the best rows' sort fields, and takes the page's rows by key at the end. */
+#include "store_list.h"
 #include "index.h"
 #include "persist.h"
-#include "store_internal.h"
 #include "url.h"
 
 #include <stdlib.h>
@@ -228,22 +228,22 @@ static bool pick_pass(struct heap *h)
     for (size_t i = 0; i < h->n; i++)
         free(h->items[i].url);
     h->n = 0;
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     unsigned moves = st.table.moves;
     for (;;) {
         size_t slots = table_slots(&st.table), end = slot + LIST_SLICE;
         if (st.table.moves != moves)
             break;
         for (; slot < slots && slot < end; slot++)
-            for (struct object *o = table_slot(&st.table, slot); o; o = o->next)
-                if (o->state == OBJ_COMPLETE)
-                    heap_offer(h, o);
+            for (struct table_node *n = table_slot(&st.table, slot); n; n = n->next)
+                if (object_of(n)->state == OBJ_COMPLETE)
+                    heap_offer(h, object_of(n));
         if (slot >= slots || h->failed) {
             store_unlock();
             return true;
         }
         store_unlock(); /* hits get their turn between slices */
-        pthread_mutex_lock(&st.lock);
+        store_lock();
     }
     store_unlock();
     return false;
@@ -320,7 +320,7 @@ int store_list(enum list_state state, enum list_order order, bool desc, int64_t 
     bool whole_table = state == LIST_SUCCESSES && order != ORDER_LAST_USE;
     if (whole_table)
         pick_complete(&h); /* first, with the lock taken and dropped per slice */
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     count_states(out);
     out->total = out->counts[state];
     if (state == LIST_FAILURES) {
@@ -366,6 +366,8 @@ static void ring_put(struct failure *f)
 
 void note_failure(const struct object *obj)
 {
+    CHECK_OBJ(obj);
+    assert(store_locked());
     struct failure *f = calloc(1, sizeof(*f));
     if (!f || object_resource(obj, &f->res) < 0) {
         free(f);
@@ -430,7 +432,7 @@ void save_failures(void)
         return; /* tried again next round */
     f->job.run = run_save_failures;
     f->n = 0;
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     for (int i = 0; i < STORE_FAILURES_KEPT; i++) {
         struct failure *e = st.failures[(st.failures_next + i) % STORE_FAILURES_KEPT];
         if (!e || e->saved)
@@ -478,7 +480,7 @@ void store_outcome(const char *url, struct outcome *out)
 
     url_key(url, key);
     *out = (struct outcome){.state = OUTCOME_ABSENT, .length = -1};
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     if ((o = table_find(key))) {
         enum list_state s = state_of(o);
         out->state = s == LIST_SUCCESSES   ? OUTCOME_COMPLETE
