@@ -24,7 +24,7 @@ void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
 {
     struct object *obj, *old;
     store_lock();
-    obj = table_find(meta->key);
+    obj = object_find(meta->key);
     /* the generation tells a re-downloaded object under the same key from the one `meta`
      * describes (`created`, in seconds, could not: two versions within one second) */
     if (obj && obj->state == OBJ_COMPLETE && !obj->prepared && obj->gen == meta->gen) {
@@ -67,6 +67,33 @@ static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
     dlist_append(&st.dirty, &obj->dirty);
     if (obj->state == OBJ_COMPLETE)
         dlist_append(&st.lru, &obj->lru);
+}
+
+/* Lock held. Copy what a reader needs: the object may be freed once the lock drops. */
+static void copy_meta(const struct object *obj, struct object_meta *meta)
+{
+    assert(store_locked());
+    memcpy(meta->key, obj->key, sizeof(meta->key));
+    meta->state = obj->state;
+    meta->headers_ready = obj->headers_ready;
+    meta->hit = obj->hit;
+    meta->length = obj->length;
+    meta->created = obj->created;
+    meta->ttl = obj->ttl;
+    meta->gen = obj->gen;
+    meta->revalidation = obj->revalidation;
+    meta->renewed = obj->renewed;
+    meta->signed_key = obj->signed_key;
+    struct upstream_headers h;
+    headers_unpack(obj->headers, &h);
+    copy_string(meta->content_type, sizeof(meta->content_type), h.content_type);
+    copy_string(meta->content_encoding, sizeof(meta->content_encoding), h.content_encoding);
+    copy_string(meta->filename, sizeof(meta->filename), h.filename);
+    copy_string(meta->last_modified, sizeof(meta->last_modified), h.last_modified);
+    copy_string(meta->etag, sizeof(meta->etag), h.etag);
+    memcpy(meta->digest, obj->digest, sizeof(meta->digest));
+    meta->error_status = obj->error_status;
+    copy_string(meta->error, sizeof(meta->error), obj->error);
 }
 
 /* Lock not held; `obj` pinned (a reference: eviction and expiry pass it by). Open the hit's
@@ -147,7 +174,7 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
                          bool signed_url, int64_t now, struct object **out, int *fd,
                          struct prepared **prep, struct object_meta *meta)
 {
-    struct object *obj = table_find(key), *stale = NULL;
+    struct object *obj = object_find(key), *stale = NULL;
     int res = LOOKUP_MISS;
     *out = NULL;
     bool act = obj && may_act(obj, auth);
@@ -223,7 +250,7 @@ int store_purge(const char *url, int64_t *length)
 
     url_key(url, key);
     store_lock();
-    obj = table_find(key);
+    obj = object_find(key);
     if (obj && obj->state != OBJ_COMPLETE) {
         rc = -1;
     } else if (obj) {
@@ -234,15 +261,6 @@ int store_purge(const char *url, int64_t *length)
     }
     store_unlock();
     return rc;
-}
-
-void store_release(struct object *obj)
-{
-    CHECK_OBJ(obj);
-    store_lock();
-    obj->refs--;
-    maybe_free(obj);
-    store_unlock();
 }
 
 void store_unwait(struct object *obj, struct park *w)
@@ -335,7 +353,7 @@ enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int 
     url_key(url, key);
     store_lock();
     /* A twin whose file is gone leaves the table (LOOKUP_MISS): the next one is tried. */
-    while (!table_find(key) && (twin = twins_shareable(want)) &&
+    while (!object_find(key) && (twin = twins_shareable(want)) &&
            ((res = take_hit(twin, fd, NULL, meta)) == LOOKUP_RETRY || res == LOOKUP_MISS))
         res = LOOKUP_MISS;
     store_unlock();

@@ -218,10 +218,42 @@ void object_set_error(struct object *obj, int status, const char *reason)
     obj->error = strdup(reason);
 }
 
-struct object *table_find(const char *key)
+/* The table's node is the object's first member. */
+static struct object *object_of(struct table_node *n)
 {
-    struct table_node *n = table_get(&st.table, key);
+    return (struct object *)n;
+}
+
+struct object *object_find(const char *key)
+{
+    struct table_node *n = table_get(&st.objects, key);
     return n ? object_of(n) : NULL;
+}
+
+size_t object_slots(void)
+{
+    return table_slots(&st.objects);
+}
+
+struct object *object_slot(size_t i)
+{
+    struct table_node *n = table_slot(&st.objects, i);
+    return n ? object_of(n) : NULL;
+}
+
+struct object *object_next(const struct object *obj)
+{
+    return obj->node.next ? object_of(obj->node.next) : NULL;
+}
+
+int objects_reserve(size_t at_least)
+{
+    return table_reserve(&st.objects, at_least);
+}
+
+void objects_free(void)
+{
+    table_free(&st.objects);
 }
 
 void detach_prepared(struct object *obj)
@@ -245,7 +277,7 @@ static void leave_table(struct object *obj)
     dlist_remove(obj->state == OBJ_COMPLETE ? &st.lru : &st.fetching, &obj->lru);
     st.uses -= obj->usage;
     dlist_remove(&st.dirty, &obj->dirty);
-    table_del(&st.table, &obj->node);
+    table_del(&st.objects, &obj->node);
     obj->in_table = false;
     st.usage -= obj->reserved;
     obj->reserved = 0;
@@ -266,7 +298,7 @@ static void enter_lists(struct object *obj, const struct move_args *a)
 int object_enter(struct object *obj)
 {
     CHECK_OBJ(obj);
-    if (table_add(&st.table, &obj->node) < 0)
+    if (table_add(&st.objects, &obj->node) < 0)
         return -1;
     move(obj, obj->state == OBJ_COMPLETE ? MOVE_LOAD : MOVE_BEGIN, NULL);
     return 0;
@@ -369,6 +401,15 @@ static void remove_complete(struct object *obj, const struct move_args *a)
         submit_remove(obj->key, obj->url);
 }
 
+void store_release(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    store_lock();
+    obj->refs--;
+    maybe_free(obj);
+    store_unlock();
+}
+
 bool object_complete(struct object *obj, const uint8_t digest[32])
 {
     CHECK_OBJ(obj);
@@ -429,32 +470,6 @@ int object_error_status(const struct object *obj)
     int status = obj->error_status;
     store_unlock();
     return status;
-}
-
-void copy_meta(const struct object *obj, struct object_meta *meta)
-{
-    assert(store_locked());
-    memcpy(meta->key, obj->key, sizeof(meta->key));
-    meta->state = obj->state;
-    meta->headers_ready = obj->headers_ready;
-    meta->hit = obj->hit;
-    meta->length = obj->length;
-    meta->created = obj->created;
-    meta->ttl = obj->ttl;
-    meta->gen = obj->gen;
-    meta->revalidation = obj->revalidation;
-    meta->renewed = obj->renewed;
-    meta->signed_key = obj->signed_key;
-    struct upstream_headers h;
-    headers_unpack(obj->headers, &h);
-    copy_string(meta->content_type, sizeof(meta->content_type), h.content_type);
-    copy_string(meta->content_encoding, sizeof(meta->content_encoding), h.content_encoding);
-    copy_string(meta->filename, sizeof(meta->filename), h.filename);
-    copy_string(meta->last_modified, sizeof(meta->last_modified), h.last_modified);
-    copy_string(meta->etag, sizeof(meta->etag), h.etag);
-    memcpy(meta->digest, obj->digest, sizeof(meta->digest));
-    meta->error_status = obj->error_status;
-    copy_string(meta->error, sizeof(meta->error), obj->error);
 }
 
 bool revalidable(const struct object *obj)

@@ -101,8 +101,8 @@ struct object_hooks {
 struct failure;
 struct store_state {
     pthread_mutex_t lock;
-    struct table table;
-    int64_t usage; /* bytes on disk or claimed by downloads */
+    struct table objects; /* by key: object_find, object_slot */
+    int64_t usage;        /* bytes on disk or claimed by downloads */
     int64_t quota;
     int64_t max_object_size;
     int64_t keep_expired; /* seconds a revalidable object stays on disk past its ttl */
@@ -178,13 +178,16 @@ void drop_stale(struct object *obj);
 void wake_all(struct object *obj);
 /* Lock held. An object leaving the table (or giving up its ring slot) answers no more hits. */
 void detach_prepared(struct object *obj);
-struct object *table_find(const char *key);
-static inline struct object *object_of(struct table_node *n)
-{
-    return (struct object *)n; /* the node is the object's first member */
-}
-/* Lock held. Copy what a reader needs: the object may be freed once the lock drops. */
-void copy_meta(const struct object *obj, struct object_meta *meta);
+/* Lock held. The object for `key` in the table, or NULL. */
+struct object *object_find(const char *key);
+/* Lock held. Sweeps visit the table a slot at a time (table.h): object_slot(i) is the first
+ * object of slot i, object_next the next one in that slot. */
+size_t object_slots(void);
+struct object *object_slot(size_t i);
+struct object *object_next(const struct object *obj);
+/* Main, alone: room for `at_least` objects at start (0, or -1 out of memory); all gone at end. */
+int objects_reserve(size_t at_least);
+void objects_free(void);
 /* Lock held. Whether an expired object can be asked for again conditionally: upstream gave it
  * an ETag or a Last-Modified. Such objects outlive their ttl by --keep-expired. */
 bool revalidable(const struct object *obj);

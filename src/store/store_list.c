@@ -204,7 +204,7 @@ static void count_states(struct listing *out)
     for (struct dnode *d = st.fetching.head; d; d = d->next)
         out->counts[state_of(DLIST_ENTRY(d, struct object, lru))]++;
     out->counts[LIST_SUCCESSES] =
-        (int64_t)st.table.count - out->counts[LIST_SCHEDULED] - out->counts[LIST_DOWNLOADING];
+        (int64_t)st.objects.count - out->counts[LIST_SCHEDULED] - out->counts[LIST_DOWNLOADING];
     for (int i = 0; i < STORE_FAILURES_KEPT; i++)
         out->counts[LIST_FAILURES] += st.failures[i] != NULL;
 }
@@ -229,15 +229,15 @@ static bool pick_pass(struct heap *h)
         free(h->items[i].url);
     h->n = 0;
     store_lock();
-    unsigned moves = st.table.moves;
+    unsigned moves = st.objects.moves;
     for (;;) {
-        size_t slots = table_slots(&st.table), end = slot + LIST_SLICE;
-        if (st.table.moves != moves)
+        size_t slots = object_slots(), end = slot + LIST_SLICE;
+        if (st.objects.moves != moves)
             break;
         for (; slot < slots && slot < end; slot++)
-            for (struct table_node *n = table_slot(&st.table, slot); n; n = n->next)
-                if (object_of(n)->state == OBJ_COMPLETE)
-                    heap_offer(h, object_of(n));
+            for (struct object *o = object_slot(slot); o; o = object_next(o))
+                if (o->state == OBJ_COMPLETE)
+                    heap_offer(h, o);
         if (slot >= slots || h->failed) {
             store_unlock();
             return true;
@@ -277,7 +277,7 @@ static int take_entries(struct heap *h, int64_t offset, struct listing *out)
 {
     qsort_r(h->items, h->n, sizeof(*h->items), compare_entries, (void *)h->sort);
     for (size_t i = (size_t)offset; i < h->n; i++) {
-        const struct object *o = table_find(h->items[i].key);
+        const struct object *o = object_find(h->items[i].key);
         if (o && object_resource(o, &out->rows[out->n++]) < 0)
             return -1;
     }
@@ -481,7 +481,7 @@ void store_outcome(const char *url, struct outcome *out)
     url_key(url, key);
     *out = (struct outcome){.state = OUTCOME_ABSENT, .length = -1};
     store_lock();
-    if ((o = table_find(key))) {
+    if ((o = object_find(key))) {
         enum list_state s = state_of(o);
         out->state = s == LIST_SUCCESSES   ? OUTCOME_COMPLETE
                      : s == LIST_SCHEDULED ? OUTCOME_SCHEDULED

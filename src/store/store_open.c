@@ -156,7 +156,7 @@ static int adopt_loaded(void)
     pthread_t inserter;
     bool threaded;
 
-    if (!order || loaded[0].failed || loaded[1].failed || table_reserve(&st.table, n + 1) < 0) {
+    if (!order || loaded[0].failed || loaded[1].failed || objects_reserve(n + 1) < 0) {
         free(order);
         drop_loaded();
         return -1;
@@ -253,7 +253,7 @@ struct sweep_job {
 };
 
 /* Lock held. A file an object in the table owns: KEY (a complete version, or the one a download
- * revalidates) or KEY.part (a download's). table_find() hashes the first 16 characters: only
+ * revalidates) or KEY.part (a download's). object_find() hashes the first 16 characters: only
  * 64-character keys are looked up. */
 static bool file_wanted(const char *name)
 {
@@ -261,12 +261,12 @@ static bool file_wanted(const char *name)
     char key[65];
     const struct object *obj;
     if (len == 64)
-        return table_find(name) != NULL;
+        return object_find(name) != NULL;
     if (len != 64 + strlen(".part") || strcmp(name + 64, ".part") != 0)
         return false;
     memcpy(key, name, 64);
     key[64] = '\0';
-    return (obj = table_find(key)) != NULL && obj->state == OBJ_FETCHING;
+    return (obj = object_find(key)) != NULL && obj->state == OBJ_FETCHING;
 }
 
 static void run_sweep(struct persist_job *job)
@@ -317,7 +317,7 @@ int store_start(char *err, size_t errlen)
 static void join_loaded_twins(void)
 {
     store_lock(); /* main alone: for the lock-held claims of store_twins.c */
-    digests_reserve(st.table.count * 2);
+    digests_reserve(st.objects.count * 2);
     for (struct dnode *d = st.lru.head; d; d = d->next)
         twins_join(DLIST_ENTRY(d, struct object, lru));
     store_unlock();
@@ -332,7 +332,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     /* what a move does beyond object.c: twins, the failures listing */
     st.hooks = (struct object_hooks){twins_join, twins_leave, note_failure};
     if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||
-        table_reserve(&st.table, 0) < 0)
+        objects_reserve(0) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
     if (open_index(path, err, errlen) < 0) {
@@ -348,7 +348,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     }
     adopt_resumed();
     join_loaded_twins();
-    log_info("store: %zu objects, %lld bytes in %s", st.table.count, (long long)st.usage,
+    log_info("store: %zu objects, %lld bytes in %s", st.objects.count, (long long)st.usage,
              cfg->data_dir);
     return 0;
 }
@@ -357,17 +357,16 @@ void store_close(void)
 {
     persist_stop(); /* what it was handed is done first; the index is main's again */
     store_lock();
-    for (size_t i = 0; i < table_slots(&st.table); i++) {
-        for (struct table_node *n = table_slot(&st.table, i), *next; n; n = next) {
-            struct object *o = object_of(n);
-            next = n->next;
+    for (size_t i = 0; i < object_slots(); i++) {
+        for (struct object *o = object_slot(i), *next; o; o = next) {
+            next = object_next(o);
             o->in_table = false;
             detach_prepared(o);
             if (o->refs == 0) /* otherwise its last reader frees it */
                 object_free(o);
         }
     }
-    table_free(&st.table);
+    objects_free();
     st.expire_cursor = 0;
     st.lru = st.dirty = st.fetching = (struct dlist){0};
     st.uses = 0;

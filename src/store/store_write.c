@@ -564,7 +564,7 @@ struct object *store_new_version(struct object *obj, const char *reason)
     store_lock();
     bool replace = obj->state == OBJ_FETCHING && obj->in_table;
     object_fail(obj, 502, reason, true);
-    if (replace && !table_find(obj->key) &&
+    if (replace && !object_find(obj->key) &&
         (fresh = object_begin(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {
         fresh->refs = 1; /* the fetch's: the caller is the fetch */
         fresh->signed_key = obj->signed_key;
@@ -658,9 +658,8 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
 {
     assert(store_locked());
     for (size_t i = from; i < to; i++) {
-        for (struct table_node *n = table_slot(&st.table, i), *next; n; n = next) {
-            struct object *o = object_of(n);
-            next = n->next;
+        for (struct object *o = object_slot(i), *next; o; o = next) {
+            next = object_next(o);
             if (o->state == OBJ_COMPLETE && o->refs == 0 &&
                 now - o->created >= o->ttl + (revalidable(o) ? st.keep_expired : 0))
                 evict(o);
@@ -677,8 +676,8 @@ void store_expire(void)
     for (size_t seen = 0; seen < EXPIRE_SLICE && !wrapped; seen += EXPIRE_CHUNK) {
         store_lock();
         size_t from = st.expire_cursor, to = from + EXPIRE_CHUNK;
-        if (to >= table_slots(&st.table)) {
-            to = table_slots(&st.table);
+        if (to >= object_slots()) {
+            to = object_slots();
             wrapped = true;
         }
         expire_buckets(from, to, now);
@@ -704,7 +703,7 @@ void store_totals(struct store_totals *t)
         else
             t->downloading++;
     }
-    t->complete = (int64_t)st.table.count - t->scheduled - t->downloading;
+    t->complete = (int64_t)st.objects.count - t->scheduled - t->downloading;
     t->usage = st.uses;
     store_unlock();
 }
