@@ -174,6 +174,7 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
                          bool signed_url, int64_t now, struct object **out, int *fd,
                          struct prepared **prep, struct object_meta *meta)
 {
+    assert(store_locked());
     struct object *obj = object_find(key), *stale = NULL;
     int res = LOOKUP_MISS;
     *out = NULL;
@@ -290,6 +291,7 @@ bool store_wait(struct object *obj, bool complete, struct park *w)
  * byte. */
 static int64_t readable_end(const struct object *obj, const struct read_terms *terms)
 {
+    assert(store_locked());
     int64_t end = obj->state == OBJ_COMPLETE ? obj->have : obj->have - 1;
     if (terms->expect && obj->state != OBJ_COMPLETE && terms->end >= 0 && end > terms->end - 1)
         end = terms->end - 1;

@@ -561,6 +561,7 @@ struct remove_job {
 
 static void run_remove(struct persist_job *job)
 {
+    assert(persist_owns_index());
     struct remove_job *r = (struct remove_job *)job;
     char path[1200];
     key_path(r->key, path, sizeof(path));

@@ -9,6 +9,7 @@
 #include "persist.h"
 #include "url.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -134,6 +135,7 @@ static void heap_sift_down(struct heap *h, size_t i)
 /* Lock held. Copy `o` into `e` (its URL only when the order needs it). */
 static int entry_set(struct entry *e, const struct object *o, const struct sort *s)
 {
+    assert(store_locked());
     char *url = s->order == ORDER_URL ? strdup(o->url) : NULL;
     if (s->order == ORDER_URL && !url)
         return -1;
@@ -201,6 +203,7 @@ static int object_resource(const struct object *o, struct resource *r)
 /* Lock held. Every state's count, from the fetching list and the totals: no table walk. */
 static void count_states(struct listing *out)
 {
+    assert(store_locked());
     for (struct dnode *d = st.fetching.head; d; d = d->next)
         out->counts[state_of(DLIST_ENTRY(d, struct object, lru))]++;
     out->counts[LIST_SUCCESSES] =
@@ -212,6 +215,7 @@ static void count_states(struct listing *out)
 /* Lock held. Keeps the best offset + limit downloads of `state` (their list is short). */
 static void pick_downloads(struct heap *h, enum list_state state)
 {
+    assert(store_locked());
     for (struct dnode *d = st.fetching.head; d; d = d->next) {
         struct object *o = DLIST_ENTRY(d, struct object, lru);
         if (state_of(o) == state)
@@ -262,6 +266,7 @@ static void pick_complete(struct heap *h)
  * offset + limit entries from one end, however big the table. */
 static int take_by_last_use(bool desc, int64_t offset, int limit, struct listing *out)
 {
+    assert(store_locked());
     struct dnode *d = desc ? st.lru.tail : st.lru.head;
     for (int64_t skip = 0; d && skip < offset; skip++)
         d = desc ? d->prev : d->next;
@@ -275,6 +280,7 @@ static int take_by_last_use(bool desc, int64_t offset, int limit, struct listing
  * leaves its row out. */
 static int take_entries(struct heap *h, int64_t offset, struct listing *out)
 {
+    assert(store_locked());
     qsort_r(h->items, h->n, sizeof(*h->items), compare_entries, (void *)h->sort);
     for (size_t i = (size_t)offset; i < h->n; i++) {
         const struct object *o = object_find(h->items[i].key);
@@ -287,6 +293,7 @@ static int take_entries(struct heap *h, int64_t offset, struct listing *out)
 /* Lock held. Failures are few (a ring): copy them all, sort, keep the page. */
 static int take_failures(const struct sort *s, int64_t offset, int limit, struct listing *out)
 {
+    assert(store_locked());
     const struct resource *all[STORE_FAILURES_KEPT];
     int n = 0;
     for (int i = 0; i < STORE_FAILURES_KEPT; i++)
@@ -412,6 +419,7 @@ struct failures_job {
 
 static void run_save_failures(struct persist_job *job)
 {
+    assert(persist_owns_index());
     struct failures_job *f = (struct failures_job *)job;
     for (int i = 0; i < f->n; i++) {
         const struct resource *r = &f->copy[i];
@@ -463,6 +471,7 @@ void free_failures(void)
 /* Lock held. The newest failure the ring keeps for `key`, NULL when none. */
 static const struct failure *newest_failure(const char *key)
 {
+    assert(store_locked());
     for (int i = 1; i <= STORE_FAILURES_KEPT; i++) {
         const struct failure *f =
             st.failures[(st.failures_next - i + STORE_FAILURES_KEPT) % STORE_FAILURES_KEPT];

@@ -9,6 +9,7 @@
 #include "store_resume.h"
 #include "store_twins.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -257,6 +258,7 @@ struct sweep_job {
  * 64-character keys are looked up. */
 static bool file_wanted(const char *name)
 {
+    assert(store_locked());
     size_t len = strlen(name);
     char key[65];
     const struct object *obj;
@@ -271,6 +273,7 @@ static bool file_wanted(const char *name)
 
 static void run_sweep(struct persist_job *job)
 {
+    assert(persist_owns_index());
     struct sweep_job *sw = (struct sweep_job *)job;
     char dir[1200], path[1500];
     snprintf(dir, sizeof(dir), "%s/%02x", st.objdir, sw->dir);

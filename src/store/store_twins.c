@@ -138,6 +138,7 @@ static bool same_file(const char *a, const char *b)
  * and does nothing (POSIX), which once left a `.link` for every pair at every start. */
 static void run_link(struct persist_job *job)
 {
+    assert(persist_owns_index());
     struct link_job *l = (struct link_job *)job;
     char from[1200], to[1200], tmp[1300];
     key_path(l->from, from, sizeof(from));

@@ -49,12 +49,14 @@ static struct object *lru_victim(void)
  * wait on unlink or SQLite. */
 static void evict(struct object *obj)
 {
+    assert(store_locked());
     object_remove(obj, true);
 }
 
 /* Lock held. Evict until `bytes` more fit under the quota. */
 static int make_room(int64_t bytes)
 {
+    assert(store_locked());
     while (st.usage + bytes > st.quota) {
         struct object *victim = lru_victim();
         if (!victim)
@@ -77,6 +79,7 @@ struct begin_job {
  * partial file. Returns 0, or the status for clients with the reason in err. */
 static int create_file(struct object *obj, const char *source, char *err, size_t errlen)
 {
+    assert(persist_owns_index()); /* the persistence thread while it runs */
     char path[1200];
     int fd, rc;
     store_lock();
@@ -132,6 +135,7 @@ int store_begin_file(struct object *obj, const char *source, void (*ready)(void 
 {
     struct begin_job *b = malloc(sizeof(*b));
     char *copy = strdup(source);
+    CHECK_OBJ(obj);
     if (!b || !copy) {
         free(b);
         free(copy);
@@ -156,6 +160,7 @@ void store_progress(struct object *obj, struct download_progress *out)
 
 int store_file_ready(struct object *obj)
 {
+    CHECK_OBJ(obj);
     store_lock();
     int ready = obj->state == OBJ_FAILED ? -1 : obj->fd >= 0;
     store_unlock();
@@ -166,6 +171,7 @@ int store_file_ready(struct object *obj)
  * they were told its length and every replayed header. */
 static bool same_headers(const struct object *obj, int64_t length, const struct upstream_headers *h)
 {
+    assert(store_locked());
     struct upstream_headers old;
     headers_unpack(obj->headers, &old);
     return obj->length == length && !strcmp(old.content_type, h->content_type) &&
@@ -177,6 +183,7 @@ static bool same_headers(const struct object *obj, int64_t length, const struct 
 /* Lock held. */
 static int check_body(struct object *obj, int64_t length, const struct upstream_headers *h)
 {
+    assert(store_locked());
     char reason[160];
     if (obj->headers_ready && obj->committed && !same_headers(obj, length, h)) {
         object_set_error(obj, 502, "upstream changed the object between attempts");
@@ -207,7 +214,8 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
 {
     char *packed = NULL, *old = NULL;
     int rc = -1, packed_rc = headers_pack(h, &packed);
-    assert(obj->state == OBJ_FETCHING);
+    CHECK_OBJ(obj);
+    assert(store_on_upstream() && obj->state == OBJ_FETCHING);
     store_lock();
     if (packed_rc < 0)
         object_set_error(obj, 500, "out of memory");
@@ -237,6 +245,8 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
 int store_restart(struct object *obj, int64_t length, const struct upstream_headers *h)
 {
     int rc = 0;
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
     store_lock();
     if (obj->delivered || (h && obj->committed && !same_headers(obj, length, h))) {
         rc = 1;
@@ -255,6 +265,7 @@ int store_restart(struct object *obj, int64_t length, const struct upstream_head
 /* Lock held. Claim quota for the bytes about to be written when the length was unknown. */
 static int claim(struct object *obj, int64_t upto)
 {
+    assert(store_locked());
     int64_t extra;
     if (obj->length >= 0 && upto > obj->length) {
         /* a 206 whose Content-Length runs past its Content-Range, say */
@@ -312,6 +323,8 @@ static void start_writeback(int fd, int64_t from, int64_t to)
 int store_append(struct object *obj, const char *data, size_t len)
 {
     int rc;
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
     assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
     store_lock();
     rc = claim(obj, obj->have + (int64_t)len);
@@ -337,6 +350,8 @@ int store_append(struct object *obj, const char *data, size_t len)
 
 void store_announce(struct object *obj)
 {
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
     store_lock();
     if (obj->unannounced) {
         obj->unannounced = false;
@@ -469,6 +484,8 @@ int store_finish(struct object *obj, const uint8_t digest[32])
 bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, char *date,
                             size_t date_size)
 {
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
     struct upstream_headers h;
     store_lock();
     bool stale = obj->stale != NULL;
@@ -486,6 +503,7 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
  * object failed. */
 static int renew_on_disk(struct object *obj)
 {
+    assert(persist_owns_index());
     char path[1200];
     struct index_row row;
     int fd;
@@ -533,6 +551,8 @@ static void run_renew(struct persist_job *job)
 int store_renew(struct object *obj)
 {
     struct finish_job *f;
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
     assert(obj->state == OBJ_FETCHING && obj->stale && !obj->headers_ready);
     if (!(f = malloc(sizeof(*f)))) {
         store_fail(obj, 500, "out of memory");
@@ -602,6 +622,7 @@ static void run_touch(struct persist_job *job)
  * nothing here), or NULL when there is none or no memory (they stay dirty). */
 static struct touch_job *collect_touches(void)
 {
+    assert(store_locked());
     struct touch_job *t = calloc(1, sizeof(*t));
     size_t cap = 0;
     if (!t)
@@ -638,6 +659,7 @@ static struct touch_job *collect_touches(void)
 /* Submitted under the lock, like removals: a row is never touched after it was removed. */
 void store_flush_usage(void)
 {
+    assert(store_on_upstream());
     save_failures();
     store_lock();
     struct touch_job *t = collect_touches();
@@ -671,6 +693,7 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
  * ticks over a big table; see EXPIRE_SLICE. It resumes where the last tick stopped. */
 void store_expire(void)
 {
+    assert(store_on_upstream());
     int64_t now = (int64_t)time(NULL);
     bool wrapped = false;
     for (size_t seen = 0; seen < EXPIRE_SLICE && !wrapped; seen += EXPIRE_CHUNK) {
