@@ -366,9 +366,8 @@ static void renew(struct object *obj, const struct move_args *a)
 }
 
 /* Out of the table, waiters woken: the next request for its URL starts afresh. */
-static void leave_failed(struct object *obj, const struct move_args *a)
+static void leave_failed(struct object *obj)
 {
-    object_set_error(obj, a->status, a->reason);
     if (obj->in_table)
         leave_table(obj);
     drop_stale(obj);
@@ -377,11 +376,12 @@ static void leave_failed(struct object *obj, const struct move_args *a)
 
 static void fail(struct object *obj, const struct move_args *a)
 {
+    object_set_error(obj, a->status, a->reason); /* first: the failures ring keeps it */
     /* counted before the wake-up, so a client told of the failure finds it in the status */
     atomic_fetch_add(&stats.downloads_failed, 1);
     if (st.hooks.failed)
         st.hooks.failed(obj);
-    leave_failed(obj, a);
+    leave_failed(obj);
     /* Before the persistence thread began its file there is neither file nor row. Submitted
      * under the lock: a new version's file and row, begun after, come after their removal. */
     if (obj->on_disk)
@@ -391,7 +391,8 @@ static void fail(struct object *obj, const struct move_args *a)
 /* arca stops: the file and row stay for the next start to continue (store_set_aside). */
 static void set_aside(struct object *obj, const struct move_args *a)
 {
-    leave_failed(obj, a);
+    object_set_error(obj, a->status, a->reason);
+    leave_failed(obj);
 }
 
 static void remove_complete(struct object *obj, const struct move_args *a)

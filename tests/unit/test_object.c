@@ -31,9 +31,10 @@ static void on_left(struct object *obj)
     (void)obj;
     left++;
 }
+static int failed_status; /* what the failures ring would have kept */
 static void on_failed(const struct object *obj)
 {
-    (void)obj;
+    failed_status = obj->error_status;
     failed++;
 }
 
@@ -188,6 +189,7 @@ static void failing_keeps_the_first_reason_and_leaves(void **state)
     assert_int_equal(object_error_status(obj), 413);
     assert_string_equal(object_error(obj), "object grew larger than --max-object-size");
     assert_int_equal(failed, 1);
+    assert_int_equal(failed_status, 413);
     assert_int_equal(atomic_load(&stats.downloads_failed), count + 1);
     assert_int_equal(object_stage(obj), STAGE_FAILED);
     store_release(obj);
