@@ -8,7 +8,8 @@
  * A ring of twins (twin_next/twin_prev, an object alone points at itself) links the complete
  * objects sharing a digest. One of them carries the file's `reserved` bytes; when it leaves the
  * table they pass to a twin still there, so the quota counts the file while any name holds it.
- * Everything here runs with st.lock held, except the persistence thread's jobs. */
+ * Everything here runs with the store lock held (asserted), except the persistence thread's
+ * link jobs. object.c calls twins_join and twins_leave through its hooks. */
 #include "log.h"
 #include "persist.h"
 #include "store_twins.h"
