@@ -132,6 +132,20 @@ static const enum object_state state_at[] = {[STAGE_FETCHING] = OBJ_FETCHING,
                                              [STAGE_FAILED] = OBJ_FAILED,
                                              [STAGE_REMOVED] = OBJ_COMPLETE};
 
+/* What holds of an object after every move (asserts only). */
+static bool settled(const struct object *obj)
+{
+    switch (obj->state) {
+    case OBJ_COMPLETE:
+        return obj->length == obj->have && obj->headers_ready && obj->reserved <= obj->length;
+    case OBJ_FAILED:
+        return !obj->in_table && obj->reserved == 0;
+    case OBJ_FETCHING:
+        break;
+    }
+    return obj->length < 0 || obj->have <= obj->length;
+}
+
 /* Lock held (or main alone at start). The one writer of obj->state. */
 static void move(struct object *obj, enum move_kind kind, const struct move_args *a)
 {
@@ -140,6 +154,7 @@ static void move(struct object *obj, enum move_kind kind, const struct move_args
     assert(t->from == STAGE_NEW ? !obj->in_table : object_stage(obj) == t->from);
     obj->state = state_at[t->to];
     t->action(obj, a);
+    assert(settled(obj) && st.usage >= 0);
 }
 
 /* --- objects ------------------------------------------------------------------------------- */
