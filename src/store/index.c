@@ -45,13 +45,13 @@ static const struct {
 
 static bool has_column(const char *name)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *stmt;
     bool found = false;
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('objects') WHERE name=?", -1, &st,
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('objects') WHERE name=?", -1, &stmt,
                            NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        found = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        found = sqlite3_step(stmt) == SQLITE_ROW;
+        sqlite3_finalize(stmt);
     }
     return found;
 }
@@ -74,26 +74,26 @@ static int add_columns(void)
 static int exec_bound(const char *sql, const char *fmt, ...)
 {
     assert(persist_owns_index());
-    sqlite3_stmt *st;
+    sqlite3_stmt *stmt;
     va_list ap;
     int rc;
 
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK) {
         log_error("index: %s", sqlite3_errmsg(db));
         return -1;
     }
     va_start(ap, fmt);
     for (int i = 0; fmt[i]; i++) {
         if (fmt[i] == 's')
-            sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(stmt, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
         else if (fmt[i] == 'i')
-            sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+            sqlite3_bind_int64(stmt, i + 1, va_arg(ap, int64_t));
         else if (fmt[i] == 'b')
-            sqlite3_bind_blob(st, i + 1, va_arg(ap, const void *), 32, SQLITE_TRANSIENT);
+            sqlite3_bind_blob(stmt, i + 1, va_arg(ap, const void *), 32, SQLITE_TRANSIENT);
     }
     va_end(ap);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE) {
         log_error("index: %s", sqlite3_errmsg(db));
         return sqlite3_errcode(db) == SQLITE_FULL ? INDEX_FULL : -1;
@@ -124,17 +124,17 @@ static void *quick_check(void *arg)
 {
     struct check *c = arg;
     sqlite3 *conn = NULL;
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *stmt = NULL;
     c->code = open_side(c->path, &conn);
     if (c->code == SQLITE_OK)
-        c->code = sqlite3_prepare_v2(conn, "PRAGMA quick_check", -1, &st, NULL);
+        c->code = sqlite3_prepare_v2(conn, "PRAGMA quick_check", -1, &stmt, NULL);
     if (c->code == SQLITE_OK) {
-        c->code = sqlite3_step(st);
+        c->code = sqlite3_step(stmt);
         if (c->code == SQLITE_ROW)
-            c->code =
-                strcmp((const char *)sqlite3_column_text(st, 0), "ok") ? SQLITE_CORRUPT : SQLITE_OK;
+            c->code = strcmp((const char *)sqlite3_column_text(stmt, 0), "ok") ? SQLITE_CORRUPT
+                                                                               : SQLITE_OK;
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(stmt);
     sqlite3_close(conn);
     return NULL;
 }
@@ -176,38 +176,38 @@ struct loader {
 /* One pass over the loader's rows: complete ones to `fn`, the others' keys into `partials`. */
 static int load_range(sqlite3 *conn, struct loader *l)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *stmt;
     int rc;
     const char *sql =
         "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
         " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced,"
         " signed"
         " FROM objects WHERE rowid BETWEEN ? AND ?";
-    if (sqlite3_prepare_v2(conn, sql, -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(conn, sql, -1, &stmt, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
-    sqlite3_bind_int64(st, 1, l->first);
-    sqlite3_bind_int64(st, 2, l->last);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    sqlite3_bind_int64(stmt, 1, l->first);
+    sqlite3_bind_int64(stmt, 2, l->last);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         struct index_row row = {
-            .key = (const char *)sqlite3_column_text(st, 0),
-            .url = (const char *)sqlite3_column_text(st, 1),
-            .length = sqlite3_column_int64(st, 2),
-            .headers = {(const char *)sqlite3_column_text(st, 3),
-                        (const char *)sqlite3_column_text(st, 10),
-                        (const char *)sqlite3_column_text(st, 11),
-                        (const char *)sqlite3_column_text(st, 12),
-                        (const char *)sqlite3_column_text(st, 13)},
-            .digest = sqlite3_column_bytes(st, 4) == 32 ? sqlite3_column_blob(st, 4) : NULL,
-            .created = sqlite3_column_int64(st, 5),
-            .ttl = sqlite3_column_int64(st, 6),
-            .last_use = sqlite3_column_int64(st, 7),
-            .usage = sqlite3_column_int64(st, 8),
-            .source = (const char *)sqlite3_column_text(st, 14),
-            .synced = sqlite3_column_int64(st, 15),
-            .signed_key = sqlite3_column_int(st, 16) != 0,
+            .key = (const char *)sqlite3_column_text(stmt, 0),
+            .url = (const char *)sqlite3_column_text(stmt, 1),
+            .length = sqlite3_column_int64(stmt, 2),
+            .headers = {(const char *)sqlite3_column_text(stmt, 3),
+                        (const char *)sqlite3_column_text(stmt, 10),
+                        (const char *)sqlite3_column_text(stmt, 11),
+                        (const char *)sqlite3_column_text(stmt, 12),
+                        (const char *)sqlite3_column_text(stmt, 13)},
+            .digest = sqlite3_column_bytes(stmt, 4) == 32 ? sqlite3_column_blob(stmt, 4) : NULL,
+            .created = sqlite3_column_int64(stmt, 5),
+            .ttl = sqlite3_column_int64(stmt, 6),
+            .last_use = sqlite3_column_int64(stmt, 7),
+            .usage = sqlite3_column_int64(stmt, 8),
+            .source = (const char *)sqlite3_column_text(stmt, 14),
+            .synced = sqlite3_column_int64(stmt, 15),
+            .signed_key = sqlite3_column_int(stmt, 16) != 0,
         };
         bool key = row.key && strlen(row.key) == 64;
-        if (!sqlite3_column_int(st, 9)) {
+        if (!sqlite3_column_int(stmt, 9)) {
             if (key && row.url && row.source && l->load->partial(&row, l->part, l->load->arg))
                 continue; /* resumed: its row stays */
             l->partials.any = true;
@@ -219,7 +219,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
             l->load->row(&row, l->part, l->load->arg);
         }
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(stmt);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -239,17 +239,17 @@ static void *load_part(void *arg)
 /* Splits the rowid range in two; an empty table gives two empty ranges. */
 static void split_rows(struct loader *l)
 {
-    sqlite3_stmt *st;
+    sqlite3_stmt *stmt;
     int64_t lo = 1, hi = 0;
     /* Two subqueries: SQLite answers a lone min() or max() from the b-tree's ends, but scans the
      * whole table for both in one SELECT. */
     const char *sql = "SELECT (SELECT min(rowid) FROM objects), (SELECT max(rowid) FROM objects)";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-            lo = sqlite3_column_int64(st, 0);
-            hi = sqlite3_column_int64(st, 1);
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+        if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
+            lo = sqlite3_column_int64(stmt, 0);
+            hi = sqlite3_column_int64(stmt, 1);
         }
-        sqlite3_finalize(st);
+        sqlite3_finalize(stmt);
     }
     l[0].first = lo;
     l[0].last = lo + (hi - lo) / 2;
@@ -414,17 +414,17 @@ int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl)
 int index_counter_get(const char *name, int64_t *value)
 {
     assert(persist_owns_index());
-    sqlite3_stmt *st;
+    sqlite3_stmt *stmt;
     int rc = -1;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM counters WHERE name=?", -1, &st, NULL) !=
+    if (sqlite3_prepare_v2(db, "SELECT value FROM counters WHERE name=?", -1, &stmt, NULL) !=
         SQLITE_OK)
         return -1;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *value = sqlite3_column_int64(st, 0);
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        *value = sqlite3_column_int64(stmt, 0);
         rc = 0;
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(stmt);
     return rc;
 }
 
@@ -449,20 +449,20 @@ int index_hours_forget(int64_t before)
 int index_hours_load(int64_t since, void (*each)(const struct index_hour *h, void *arg), void *arg)
 {
     assert(persist_owns_index());
-    sqlite3_stmt *st;
+    sqlite3_stmt *stmt;
     if (sqlite3_prepare_v2(db,
                            "SELECT hour, served, downloaded, requests, hits FROM hours "
                            "WHERE hour >= ? ORDER BY hour",
-                           -1, &st, NULL) != SQLITE_OK)
+                           -1, &stmt, NULL) != SQLITE_OK)
         return -1;
-    sqlite3_bind_int64(st, 1, since);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        struct index_hour h = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-                               sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
-                               sqlite3_column_int64(st, 4)};
+    sqlite3_bind_int64(stmt, 1, since);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        struct index_hour h = {sqlite3_column_int64(stmt, 0), sqlite3_column_int64(stmt, 1),
+                               sqlite3_column_int64(stmt, 2), sqlite3_column_int64(stmt, 3),
+                               sqlite3_column_int64(stmt, 4)};
         each(&h, arg);
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(stmt);
     return 0;
 }
 
@@ -481,25 +481,25 @@ int index_failure_add(const struct index_failure *f, int keep)
 int index_failures_load(int keep, void (*each)(const struct index_failure *f, void *arg), void *arg)
 {
     assert(persist_owns_index());
-    sqlite3_stmt *st;
+    sqlite3_stmt *stmt;
     if (sqlite3_prepare_v2(db,
                            "SELECT key, url, status, reason, length, have, created, failed, usage"
                            " FROM (SELECT * FROM failures ORDER BY id DESC LIMIT ?) ORDER BY id",
-                           -1, &st, NULL) != SQLITE_OK)
+                           -1, &stmt, NULL) != SQLITE_OK)
         return -1;
-    sqlite3_bind_int(st, 1, keep);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        struct index_failure f = {(const char *)sqlite3_column_text(st, 0),
-                                  (const char *)sqlite3_column_text(st, 1),
-                                  sqlite3_column_int(st, 2),
-                                  (const char *)sqlite3_column_text(st, 3),
-                                  sqlite3_column_int64(st, 4),
-                                  sqlite3_column_int64(st, 5),
-                                  sqlite3_column_int64(st, 6),
-                                  sqlite3_column_int64(st, 7),
-                                  sqlite3_column_int64(st, 8)};
+    sqlite3_bind_int(stmt, 1, keep);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        struct index_failure f = {(const char *)sqlite3_column_text(stmt, 0),
+                                  (const char *)sqlite3_column_text(stmt, 1),
+                                  sqlite3_column_int(stmt, 2),
+                                  (const char *)sqlite3_column_text(stmt, 3),
+                                  sqlite3_column_int64(stmt, 4),
+                                  sqlite3_column_int64(stmt, 5),
+                                  sqlite3_column_int64(stmt, 6),
+                                  sqlite3_column_int64(stmt, 7),
+                                  sqlite3_column_int64(stmt, 8)};
         each(&f, arg);
     }
-    sqlite3_finalize(st);
+    sqlite3_finalize(stmt);
     return 0;
 }

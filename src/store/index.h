@@ -5,8 +5,10 @@
  * persistence thread has stopped (store_close), the persistence thread (persist.h) in between;
  * index_open's integrity check and row loading run on connections of their own.
  * WAL mode, synchronous=NORMAL: a crash loses at most the last commits, never consistency. A row
- * says 'fetching' while its file is being written and 'complete' only after the file was fsynced;
- * on start 'fetching' rows are never trusted.
+ * says 'fetching' while its file is being written and 'complete' only after the file was fsynced.
+ * On start a 'fetching' row is trusted only as far as it says: the loader's `partial` callback
+ * takes one up when its file still holds the bytes recorded as synced (store_resume.c), and
+ * continues it from there; every other 'fetching' row is deleted, with its file (`discard`).
  */
 #ifndef ARCA_INDEX_H
 #define ARCA_INDEX_H

@@ -8,8 +8,10 @@
  *   once store_start has handed it over: it creates a download's file and row, makes a finished
  *   object durable and COMPLETE, and removes the files and rows of failed, evicted and purged
  *   objects, in the order they were asked for.
- * - Object states: FETCHING -> COMPLETE, or FETCHING -> FAILED. A FAILED object has already left
- *   the table, so the next request for its URL starts a fresh download.
+ * - Object states: FETCHING -> COMPLETE, or FETCHING -> FAILED; a COMPLETE object may then be
+ *   removed (evicted, purged, expired), staying COMPLETE for readers still streaming it. A FAILED
+ *   object has already left the table, so the next request for its URL starts a fresh download.
+ *   Every change of state is made in one place, the table of moves in object.c (object.h).
  * - Readers only see bytes already written to the object file. While FETCHING, the last byte
  *   written is held back: a client never receives a body that looks complete before the object
  *   has been length-checked, digested and fsynced.
@@ -72,7 +74,7 @@ struct prepared {
 #define STORE_PREPARED_MAX 1024
 void prepared_put(struct prepared *p);
 
-/* An object: private to the store (store_internal.h). Others hold references and ask. */
+/* An object: private to the store (object.h). Others hold references and ask. */
 struct object;
 
 /* What a reader needs of an object, copied under the lock: the object itself may be evicted as
@@ -184,7 +186,7 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
 /* Snapshot of an object's public fields, taken under the lock. */
 void store_snapshot(struct object *obj, struct object_meta *out);
 
-/* --- upstream thread only --- */
+/* --- upstream thread only (asserted: the first thread to call one claims the role) --- */
 /* Have the persistence thread record the download (fetching `source`) and create its file, or
  * reopen it after a restart, then call ready(arg)
  * there: store_file_ready tells the outcome. A file that cannot be made fails the object (507
@@ -265,8 +267,11 @@ void store_totals(struct store_totals *t);
 enum list_state { LIST_SCHEDULED, LIST_DOWNLOADING, LIST_SUCCESSES, LIST_FAILURES, LIST_STATES };
 enum list_order { ORDER_URL, ORDER_SIZE, ORDER_USAGE, ORDER_LAST_USE, ORDER_CREATED };
 #define STORE_FAILURES_KEPT 256
-/* Listings pick their page in one pass over the table under the lock, keeping the best
- * offset + limit objects; deeper pages are refused (reverse the order to see the end). */
+/* Listings keep the best offset + limit objects; deeper pages are refused (reverse the order to
+ * see the end). A page of complete objects by last use walks the LRU list; downloads come from
+ * their own short list; any other page of complete objects is one pass over the table a slice
+ * of buckets per hold of the lock (store_list.c): not a snapshot, an object changing meanwhile
+ * is seen as it was when its bucket was visited. */
 #define STORE_LIST_DEPTH 10000
 
 struct resource {

@@ -4,11 +4,12 @@
  * one of them: on a million objects one pass held the store lock for 20-30 ms, and every hit
  * waited. That pass now walks the table a slice of buckets at a time (LIST_SLICE), keeping
  * copies of the best rows' sort fields, and takes the page's rows by key at the end. */
+#include "store_list.h"
 #include "index.h"
 #include "persist.h"
-#include "store_internal.h"
 #include "url.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -134,6 +135,7 @@ static void heap_sift_down(struct heap *h, size_t i)
 /* Lock held. Copy `o` into `e` (its URL only when the order needs it). */
 static int entry_set(struct entry *e, const struct object *o, const struct sort *s)
 {
+    assert(store_locked());
     char *url = s->order == ORDER_URL ? strdup(o->url) : NULL;
     if (s->order == ORDER_URL && !url)
         return -1;
@@ -201,10 +203,11 @@ static int object_resource(const struct object *o, struct resource *r)
 /* Lock held. Every state's count, from the fetching list and the totals: no table walk. */
 static void count_states(struct listing *out)
 {
+    assert(store_locked());
     for (struct dnode *d = st.fetching.head; d; d = d->next)
         out->counts[state_of(DLIST_ENTRY(d, struct object, lru))]++;
     out->counts[LIST_SUCCESSES] =
-        (int64_t)st.table.count - out->counts[LIST_SCHEDULED] - out->counts[LIST_DOWNLOADING];
+        (int64_t)st.objects.count - out->counts[LIST_SCHEDULED] - out->counts[LIST_DOWNLOADING];
     for (int i = 0; i < STORE_FAILURES_KEPT; i++)
         out->counts[LIST_FAILURES] += st.failures[i] != NULL;
 }
@@ -212,6 +215,7 @@ static void count_states(struct listing *out)
 /* Lock held. Keeps the best offset + limit downloads of `state` (their list is short). */
 static void pick_downloads(struct heap *h, enum list_state state)
 {
+    assert(store_locked());
     for (struct dnode *d = st.fetching.head; d; d = d->next) {
         struct object *o = DLIST_ENTRY(d, struct object, lru);
         if (state_of(o) == state)
@@ -228,14 +232,14 @@ static bool pick_pass(struct heap *h)
     for (size_t i = 0; i < h->n; i++)
         free(h->items[i].url);
     h->n = 0;
-    pthread_mutex_lock(&st.lock);
-    unsigned moves = st.table.moves;
+    store_lock();
+    unsigned moves = st.objects.moves;
     for (;;) {
-        size_t slots = table_slots(&st.table), end = slot + LIST_SLICE;
-        if (st.table.moves != moves)
+        size_t slots = object_slots(), end = slot + LIST_SLICE;
+        if (st.objects.moves != moves)
             break;
         for (; slot < slots && slot < end; slot++)
-            for (struct object *o = table_slot(&st.table, slot); o; o = o->next)
+            for (struct object *o = object_slot(slot); o; o = object_next(o))
                 if (o->state == OBJ_COMPLETE)
                     heap_offer(h, o);
         if (slot >= slots || h->failed) {
@@ -243,7 +247,7 @@ static bool pick_pass(struct heap *h)
             return true;
         }
         store_unlock(); /* hits get their turn between slices */
-        pthread_mutex_lock(&st.lock);
+        store_lock();
     }
     store_unlock();
     return false;
@@ -262,6 +266,7 @@ static void pick_complete(struct heap *h)
  * offset + limit entries from one end, however big the table. */
 static int take_by_last_use(bool desc, int64_t offset, int limit, struct listing *out)
 {
+    assert(store_locked());
     struct dnode *d = desc ? st.lru.tail : st.lru.head;
     for (int64_t skip = 0; d && skip < offset; skip++)
         d = desc ? d->prev : d->next;
@@ -275,9 +280,10 @@ static int take_by_last_use(bool desc, int64_t offset, int limit, struct listing
  * leaves its row out. */
 static int take_entries(struct heap *h, int64_t offset, struct listing *out)
 {
+    assert(store_locked());
     qsort_r(h->items, h->n, sizeof(*h->items), compare_entries, (void *)h->sort);
     for (size_t i = (size_t)offset; i < h->n; i++) {
-        const struct object *o = table_find(h->items[i].key);
+        const struct object *o = object_find(h->items[i].key);
         if (o && object_resource(o, &out->rows[out->n++]) < 0)
             return -1;
     }
@@ -287,6 +293,7 @@ static int take_entries(struct heap *h, int64_t offset, struct listing *out)
 /* Lock held. Failures are few (a ring): copy them all, sort, keep the page. */
 static int take_failures(const struct sort *s, int64_t offset, int limit, struct listing *out)
 {
+    assert(store_locked());
     const struct resource *all[STORE_FAILURES_KEPT];
     int n = 0;
     for (int i = 0; i < STORE_FAILURES_KEPT; i++)
@@ -320,7 +327,7 @@ int store_list(enum list_state state, enum list_order order, bool desc, int64_t 
     bool whole_table = state == LIST_SUCCESSES && order != ORDER_LAST_USE;
     if (whole_table)
         pick_complete(&h); /* first, with the lock taken and dropped per slice */
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     count_states(out);
     out->total = out->counts[state];
     if (state == LIST_FAILURES) {
@@ -366,6 +373,8 @@ static void ring_put(struct failure *f)
 
 void note_failure(const struct object *obj)
 {
+    CHECK_OBJ(obj);
+    assert(store_locked());
     struct failure *f = calloc(1, sizeof(*f));
     if (!f || object_resource(obj, &f->res) < 0) {
         free(f);
@@ -410,6 +419,7 @@ struct failures_job {
 
 static void run_save_failures(struct persist_job *job)
 {
+    assert(persist_owns_index());
     struct failures_job *f = (struct failures_job *)job;
     for (int i = 0; i < f->n; i++) {
         const struct resource *r = &f->copy[i];
@@ -430,7 +440,7 @@ void save_failures(void)
         return; /* tried again next round */
     f->job.run = run_save_failures;
     f->n = 0;
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     for (int i = 0; i < STORE_FAILURES_KEPT; i++) {
         struct failure *e = st.failures[(st.failures_next + i) % STORE_FAILURES_KEPT];
         if (!e || e->saved)
@@ -461,6 +471,7 @@ void free_failures(void)
 /* Lock held. The newest failure the ring keeps for `key`, NULL when none. */
 static const struct failure *newest_failure(const char *key)
 {
+    assert(store_locked());
     for (int i = 1; i <= STORE_FAILURES_KEPT; i++) {
         const struct failure *f =
             st.failures[(st.failures_next - i + STORE_FAILURES_KEPT) % STORE_FAILURES_KEPT];
@@ -478,8 +489,8 @@ void store_outcome(const char *url, struct outcome *out)
 
     url_key(url, key);
     *out = (struct outcome){.state = OUTCOME_ABSENT, .length = -1};
-    pthread_mutex_lock(&st.lock);
-    if ((o = table_find(key))) {
+    store_lock();
+    if ((o = object_find(key))) {
         enum list_state s = state_of(o);
         out->state = s == LIST_SUCCESSES   ? OUTCOME_COMPLETE
                      : s == LIST_SCHEDULED ? OUTCOME_SCHEDULED

@@ -3,9 +3,13 @@
  * end everything handed over written and the table freed. */
 #include "index.h"
 #include "log.h"
+#include "object.h"
 #include "persist.h"
-#include "store_internal.h"
+#include "store_list.h"
+#include "store_resume.h"
+#include "store_twins.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -81,14 +85,13 @@ static void load_row(const struct index_row *row, int part, void *arg)
     struct loaded *l = &loaded[part];
     struct object *o = NULL;
     (void)arg;
-    if (!loaded_room(l) || !(o = object_new(row->url, row->key)) ||
+    if (!loaded_room(l) || !(o = object_new(row->url, row->key, OBJ_COMPLETE)) ||
         headers_pack(&row->headers, &o->headers) < 0) {
         if (o)
             object_free(o);
         l->failed = true;
         return;
     }
-    o->state = OBJ_COMPLETE;
     o->headers_ready = true;
     o->length = o->have = o->reserved = row->length;
     memcpy(o->digest, row->digest, 32);
@@ -129,16 +132,14 @@ static void sort_by_use(struct by_use *v, size_t n)
 }
 
 /* Into the table, which has room for all of them: only the hash chains and counts, st.usage
- * are touched here, never an object's LRU links, so main links those meanwhile. */
+ * and st.uses are touched here (object_enter: NEW -> COMPLETE), never an object's LRU links, so
+ * main links those meanwhile. */
 static void *insert_loaded(void *arg)
 {
     (void)arg;
     for (int part = 0; part < 2; part++) {
         for (size_t i = 0; i < loaded[part].n; i++) {
-            struct object *o = loaded[part].v[i].obj;
-            table_insert(o); /* cannot fail: the table has room */
-            st.usage += o->length;
-            st.uses += o->usage;
+            object_enter(loaded[part].v[i].obj); /* cannot fail: the table has room */
         }
     }
     return NULL;
@@ -156,7 +157,7 @@ static int adopt_loaded(void)
     pthread_t inserter;
     bool threaded;
 
-    if (!order || loaded[0].failed || loaded[1].failed || table_reserve(&st.table, n + 1) < 0) {
+    if (!order || loaded[0].failed || loaded[1].failed || objects_reserve(n + 1) < 0) {
         free(order);
         drop_loaded();
         return -1;
@@ -253,24 +254,26 @@ struct sweep_job {
 };
 
 /* Lock held. A file an object in the table owns: KEY (a complete version, or the one a download
- * revalidates) or KEY.part (a download's). table_find() hashes the first 16 characters: only
+ * revalidates) or KEY.part (a download's). object_find() hashes the first 16 characters: only
  * 64-character keys are looked up. */
 static bool file_wanted(const char *name)
 {
+    assert(store_locked());
     size_t len = strlen(name);
     char key[65];
     const struct object *obj;
     if (len == 64)
-        return table_find(name) != NULL;
+        return object_find(name) != NULL;
     if (len != 64 + strlen(".part") || strcmp(name + 64, ".part") != 0)
         return false;
     memcpy(key, name, 64);
     key[64] = '\0';
-    return (obj = table_find(key)) != NULL && obj->state == OBJ_FETCHING;
+    return (obj = object_find(key)) != NULL && obj->state == OBJ_FETCHING;
 }
 
 static void run_sweep(struct persist_job *job)
 {
+    assert(persist_owns_index());
     struct sweep_job *sw = (struct sweep_job *)job;
     char dir[1200], path[1500];
     snprintf(dir, sizeof(dir), "%s/%02x", st.objdir, sw->dir);
@@ -280,7 +283,7 @@ static void run_sweep(struct persist_job *job)
         if (e->d_name[0] == '.')
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        pthread_mutex_lock(&st.lock);
+        store_lock();
         if (!file_wanted(e->d_name))
             sw->removed += unlink(path) == 0;
         store_unlock();
@@ -316,12 +319,11 @@ int store_start(char *err, size_t errlen)
  * may have left two: linked now) and count once. */
 static void join_loaded_twins(void)
 {
-    digests_reserve(st.table.count * 2);
-    for (struct dnode *d = st.lru.head; d; d = d->next) {
-        struct object *o = DLIST_ENTRY(d, struct object, lru), *twin = twins_join(o);
-        if (twin)
-            twins_share_file(o, twin);
-    }
+    store_lock(); /* main alone: for the lock-held claims of store_twins.c */
+    digests_reserve(st.objects.count * 2);
+    for (struct dnode *d = st.lru.head; d; d = d->next)
+        twins_join(DLIST_ENTRY(d, struct object, lru));
+    store_unlock();
 }
 
 int store_open(const struct config *cfg, char *err, size_t errlen)
@@ -330,8 +332,10 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     st.quota = cfg->quota;
     st.max_object_size = cfg->max_object_size;
     st.keep_expired = cfg->keep_expired;
+    /* what a move does beyond object.c: twins, the failures listing */
+    st.hooks = (struct object_hooks){twins_join, twins_leave, note_failure};
     if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||
-        table_reserve(&st.table, 0) < 0)
+        objects_reserve(0) < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/index.sqlite", cfg->data_dir);
     if (open_index(path, err, errlen) < 0) {
@@ -347,7 +351,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     }
     adopt_resumed();
     join_loaded_twins();
-    log_info("store: %zu objects, %lld bytes in %s", st.table.count, (long long)st.usage,
+    log_info("store: %zu objects, %lld bytes in %s", st.objects.count, (long long)st.usage,
              cfg->data_dir);
     return 0;
 }
@@ -355,17 +359,17 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
 void store_close(void)
 {
     persist_stop(); /* what it was handed is done first; the index is main's again */
-    pthread_mutex_lock(&st.lock);
-    for (size_t i = 0; i < table_slots(&st.table); i++) {
-        for (struct object *o = table_slot(&st.table, i), *next; o; o = next) {
-            next = o->next;
+    store_lock();
+    for (size_t i = 0; i < object_slots(); i++) {
+        for (struct object *o = object_slot(i), *next; o; o = next) {
+            next = object_next(o);
             o->in_table = false;
             detach_prepared(o);
             if (o->refs == 0) /* otherwise its last reader frees it */
                 object_free(o);
         }
     }
-    table_free(&st.table);
+    objects_free();
     st.expire_cursor = 0;
     st.lru = st.dirty = st.fetching = (struct dlist){0};
     st.uses = 0;
@@ -374,5 +378,6 @@ void store_close(void)
     st.digests = NULL;
     st.n_digests = st.digest_count = 0;
     store_unlock();
+    store_forget_upstream();
     index_close();
 }

@@ -9,8 +9,9 @@
 #include "log.h"
 #include "persist.h"
 #include "stats.h"
-#include "store_internal.h"
+#include "store_resume.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,13 +56,12 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
         resumed[part].v = v;
         resumed[part].cap = cap;
     }
-    if (!(o = object_new(row->url, row->key)) || headers_pack(&row->headers, &o->headers) < 0 ||
-        !(o->source = strdup(row->source))) {
+    if (!(o = object_new(row->url, row->key, OBJ_FETCHING)) ||
+        headers_pack(&row->headers, &o->headers) < 0 || !(o->source = strdup(row->source))) {
         if (o)
             object_free(o);
         return false;
     }
-    o->state = OBJ_FETCHING;
     /* clients wait until upstream has said the kept bytes are still its object (a 206 that
      * continues them): a changed file then starts over before anyone read the old bytes */
     o->headers_ready = false;
@@ -86,15 +86,13 @@ void adopt_resumed(void)
         size_t kept = 0;
         for (size_t i = 0; i < resumed[part].n; i++) {
             struct object *o = resumed[part].v[i];
-            if (table_insert(o) < 0) { /* out of memory: its file and row go */
+            if (object_enter(o) < 0) { /* out of memory: its file and row go */
                 log_error("fetch %s: out of memory; not resumed", o->url);
                 submit_remove(o->key, NULL);
                 o->refs = 0;
                 object_free(o);
                 continue;
             }
-            dlist_append(&st.fetching, &o->lru);
-            st.usage += o->reserved;
             resumed[part].v[kept++] = o;
         }
         resumed[part].n = kept;
@@ -160,6 +158,8 @@ int reopen_partial(struct object *obj, char *err, size_t errlen)
     char path[1200];
     EVP_MD_CTX *ctx = NULL;
     int fd;
+    CHECK_OBJ(obj);
+    assert(persist_owns_index()); /* the persistence thread while it runs */
     part_path(obj->key, path, sizeof(path));
     /* `have` was set at load and nothing appends before this job is done */
     if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 || ftruncate(fd, obj->have) < 0 ||
@@ -169,7 +169,7 @@ int reopen_partial(struct object *obj, char *err, size_t errlen)
             close(fd);
         return 500;
     }
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     obj->prefix = ctx;
     obj->fd = fd;
     wake_all(obj); /* readers that joined before the file was open */
@@ -179,7 +179,9 @@ int reopen_partial(struct object *obj, char *err, size_t errlen)
 
 void store_continue_body(struct object *obj)
 {
-    pthread_mutex_lock(&st.lock);
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
     if (!obj->headers_ready) {
         obj->headers_ready = true;
         wake_all(obj);
@@ -189,7 +191,9 @@ void store_continue_body(struct object *obj)
 
 int store_take_prefix(struct object *obj, EVP_MD_CTX *into)
 {
-    pthread_mutex_lock(&st.lock);
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
     EVP_MD_CTX *ctx = obj->prefix;
     obj->prefix = NULL;
     store_unlock();
@@ -299,19 +303,13 @@ void maybe_sync(struct object *obj, int64_t before, int64_t after)
 void store_set_aside(struct object *obj, const char *reason)
 {
     struct sync_job *s = malloc(sizeof(*s));
-    pthread_mutex_lock(&st.lock);
-    if (obj->state != OBJ_FETCHING) {
+    CHECK_OBJ(obj);
+    store_lock();
+    if (!object_fail(obj, 503, reason, false)) {
         store_unlock();
         free(s);
         return;
     }
-    obj->error_status = 503;
-    obj->error = strdup(reason);
-    obj->state = OBJ_FAILED;
-    if (obj->in_table)
-        table_remove(obj);
-    drop_stale(obj);
-    wake_all(obj);
     /* what was written goes on record as synced, for the next start to continue from */
     bool sync =
         s && obj->on_disk && obj->fd >= 0 && obj->headers_ready && obj->resumable && obj->have > 0;

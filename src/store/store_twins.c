@@ -8,12 +8,11 @@
  * A ring of twins (twin_next/twin_prev, an object alone points at itself) links the complete
  * objects sharing a digest. One of them carries the file's `reserved` bytes; when it leaves the
  * table they pass to a twin still there, so the quota counts the file while any name holds it.
- * Everything here runs with st.lock held, except the persistence thread's jobs. */
-#include "index.h"
+ * Everything here runs with the store lock held (asserted), except the persistence thread's
+ * link jobs. object.c calls twins_join and twins_leave through its hooks. */
 #include "log.h"
 #include "persist.h"
-#include "stats.h"
-#include "store_internal.h"
+#include "store_twins.h"
 #include "url.h"
 
 #include <errno.h>
@@ -56,6 +55,7 @@ static int digests_grow(void)
 
 int digests_reserve(size_t at_least)
 {
+    assert(store_locked());
     while (st.n_digests < at_least)
         if (digests_grow() < 0)
             return -1;
@@ -74,7 +74,7 @@ static struct object *digest_find(const uint8_t d[32], const struct object * not
 
 /* A complete object in the table joins the index, and the ring of its twins if it has any: its
  * bytes are then the twins' file (or will be, once the persistence thread has linked it). */
-struct object *twins_join(struct object *obj)
+static struct object *join_ring(struct object *obj)
 {
     struct object *twin;
     if (obj->in_digests || (st.digest_count >= st.n_digests && digests_grow() < 0))
@@ -98,6 +98,8 @@ struct object *twins_join(struct object *obj)
 
 void twins_leave(struct object *obj)
 {
+    CHECK_OBJ(obj);
+    assert(store_locked());
     if (obj->in_digests) {
         struct object **p = &st.digests[digest_slot(obj->digest, st.n_digests)];
         while (*p != obj)
@@ -137,6 +139,7 @@ static bool same_file(const char *a, const char *b)
  * and does nothing (POSIX), which once left a `.link` for every pair at every start. */
 static void run_link(struct persist_job *job)
 {
+    assert(persist_owns_index());
     struct link_job *l = (struct link_job *)job;
     char from[1200], to[1200], tmp[1300];
     key_path(l->from, from, sizeof(from));
@@ -151,7 +154,7 @@ static void run_link(struct persist_job *job)
     free(l);
 }
 
-void twins_share_file(const struct object *obj, const struct object *twin)
+static void share_file(const struct object *obj, const struct object *twin)
 {
     struct link_job *l = malloc(sizeof(*l));
     if (!l)
@@ -162,7 +165,16 @@ void twins_share_file(const struct object *obj, const struct object *twin)
     persist_submit(&l->job);
 }
 
-/* --- a digest hit: another URL's file answers one request ---------------------------------- */
+void twins_join(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked() && obj->state == OBJ_COMPLETE);
+    struct object *twin = join_ring(obj);
+    if (twin) /* downloaded under another URL already: one file */
+        share_file(obj, twin);
+}
+
+/* --- a digest hit: another URL's file may answer one request ------------------------------- */
 
 /* Whether an object is some credential's: downloaded through a signed URL, or its URL (the cache
  * key) holds a credential of any kind: a signature kept in the key (--exact-keys), userinfo, a
@@ -172,12 +184,9 @@ static bool private_object(const struct object *o)
     return o->signed_key || url_strip_secrets(o->url, NULL, 0);
 }
 
-/* Lock held. A complete object with digest `want` that may answer a URL other than its own. An
- * expired one will do: its ttl is about what its own URL serves now, while these bytes are
- * vouched for by the digest. A private object never will: a digest is no credential (README,
- * "Same file, other URL"). */
-static struct object *shareable_twin(const uint8_t want[32])
+struct object *twins_shareable(const uint8_t want[32])
 {
+    assert(store_locked());
     if (!st.n_digests)
         return NULL;
     for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext)
@@ -185,21 +194,4 @@ static struct object *shareable_twin(const uint8_t want[32])
             !private_object(o))
             return o;
     return NULL;
-}
-
-enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int *fd,
-                                   struct object_meta *meta)
-{
-    char key[65];
-    struct object *twin;
-    int res = LOOKUP_MISS;
-    *fd = -1;
-    url_key(url, key);
-    pthread_mutex_lock(&st.lock);
-    /* A twin whose file is gone leaves the table (LOOKUP_MISS): the next one is tried. */
-    while (!table_find(key) && (twin = shareable_twin(want)) &&
-           ((res = take_hit(twin, fd, NULL, meta)) == LOOKUP_RETRY || res == LOOKUP_MISS))
-        res = LOOKUP_MISS;
-    store_unlock();
-    return res == LOOKUP_HIT ? LOOKUP_DIGEST : LOOKUP_MISS;
 }

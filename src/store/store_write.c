@@ -1,11 +1,12 @@
 /* The writing side of the store: files, quota, eviction, expiry, completion. The upstream thread
  * appends and decides; what touches SQLite, fsync or unlink is a job for the persistence thread
- * (persist.h). Shares the table and lock with store.c through store_internal.h. */
+ * (persist.h). Every change of an object's state is asked of object.c. */
 #include "index.h"
 #include "log.h"
+#include "object.h"
 #include "persist.h"
-#include "stats.h"
-#include "store_internal.h"
+#include "store_list.h"
+#include "store_resume.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -35,6 +36,7 @@
  * a big table here stalled every hit for tens of milliseconds per eviction. */
 static struct object *lru_victim(void)
 {
+    assert(store_locked());
     for (struct dnode *d = st.lru.head; d; d = d->next) {
         struct object *o = DLIST_ENTRY(d, struct object, lru);
         if (o->refs == 0)
@@ -43,56 +45,18 @@ static struct object *lru_victim(void)
     return NULL;
 }
 
-/* A file and row to remove, and the URL to log (NULL: a failed download, already logged). */
-struct remove_job {
-    struct persist_job job;
-    char key[65];
-    char *url;
-};
-
-static void run_remove(struct persist_job *job)
-{
-    struct remove_job *r = (struct remove_job *)job;
-    char path[1200];
-    key_path(r->key, path, sizeof(path));
-    unlink(path); /* streaming readers keep the inode */
-    part_path(r->key, path, sizeof(path));
-    unlink(path);
-    index_delete(r->key);
-    if (r->url)
-        log_info("store: removed %s", r->url);
-    free(r->url);
-    free(r);
-}
-
-/* Lock held: submitted under the lock, the removal is ordered before the file and row of any
- * later download of the same URL (persist.h). Out of memory, file and row stay until the object
- * is loaded again at the next start. */
-void submit_remove(const char *key, const char *url)
-{
-    struct remove_job *r = calloc(1, sizeof(*r));
-    if (!r || (url && !(r->url = strdup(url)))) {
-        free(r);
-        log_error("store: out of memory; %s stays on disk until the next start", key);
-        return;
-    }
-    r->job.run = run_remove;
-    memcpy(r->key, key, 65);
-    persist_submit(&r->job);
-}
-
 /* Lock held. Out of the table; its file and row go on the persistence thread, so hits never
  * wait on unlink or SQLite. */
 static void evict(struct object *obj)
 {
-    table_remove(obj);
-    submit_remove(obj->key, obj->url);
-    maybe_free(obj);
+    assert(store_locked());
+    object_remove(obj, true);
 }
 
 /* Lock held. Evict until `bytes` more fit under the quota. */
 static int make_room(int64_t bytes)
 {
+    assert(store_locked());
     while (st.usage + bytes > st.quota) {
         struct object *victim = lru_victim();
         if (!victim)
@@ -115,9 +79,10 @@ struct begin_job {
  * partial file. Returns 0, or the status for clients with the reason in err. */
 static int create_file(struct object *obj, const char *source, char *err, size_t errlen)
 {
+    assert(persist_owns_index()); /* the persistence thread while it runs */
     char path[1200];
     int fd, rc;
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     bool live = obj->state == OBJ_FETCHING, revalidating = obj->stale != NULL;
     obj->on_disk = live; /* from here on, store_fail has a file and row to remove */
     store_unlock();
@@ -145,7 +110,7 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
         snprintf(err, errlen, "cannot create object file: %s", strerror(e));
         return e == ENOSPC ? 507 : 500;
     }
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     obj->fd = fd;
     store_unlock();
     return 0;
@@ -170,6 +135,7 @@ int store_begin_file(struct object *obj, const char *source, void (*ready)(void 
 {
     struct begin_job *b = malloc(sizeof(*b));
     char *copy = strdup(source);
+    CHECK_OBJ(obj);
     if (!b || !copy) {
         free(b);
         free(copy);
@@ -177,34 +143,35 @@ int store_begin_file(struct object *obj, const char *source, void (*ready)(void 
     }
     *b = (struct begin_job){
         .job.run = run_begin, .obj = obj, .source = copy, .ready = ready, .arg = arg};
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     obj->refs++;
     store_unlock();
     persist_submit(&b->job);
     return 0;
 }
 
+void store_progress(struct object *obj, struct download_progress *out)
+{
+    CHECK_OBJ(obj);
+    store_lock();
+    *out = (struct download_progress){obj->have, obj->length, obj->headers_ready};
+    store_unlock();
+}
+
 int store_file_ready(struct object *obj)
 {
-    pthread_mutex_lock(&st.lock);
+    CHECK_OBJ(obj);
+    store_lock();
     int ready = obj->state == OBJ_FAILED ? -1 : obj->fd >= 0;
     store_unlock();
     return ready;
-}
-
-/* The first reason wins: what follows it is a consequence. */
-static void set_error(struct object *obj, int status, const char *reason)
-{
-    if (obj->error_status)
-        return;
-    obj->error_status = status;
-    obj->error = strdup(reason);
 }
 
 /* Lock held. Whether a body that begins again (after a retry) may replace what readers hold:
  * they were told its length and every replayed header. */
 static bool same_headers(const struct object *obj, int64_t length, const struct upstream_headers *h)
 {
+    assert(store_locked());
     struct upstream_headers old;
     headers_unpack(obj->headers, &old);
     return obj->length == length && !strcmp(old.content_type, h->content_type) &&
@@ -216,26 +183,27 @@ static bool same_headers(const struct object *obj, int64_t length, const struct 
 /* Lock held. */
 static int check_body(struct object *obj, int64_t length, const struct upstream_headers *h)
 {
+    assert(store_locked());
     char reason[160];
     if (obj->headers_ready && obj->committed && !same_headers(obj, length, h)) {
-        set_error(obj, 502, "upstream changed the object between attempts");
+        object_set_error(obj, 502, "upstream changed the object between attempts");
         return -1;
     }
     if (length > st.max_object_size) {
         snprintf(reason, sizeof(reason), "object larger than --max-object-size (%lld bytes)",
                  (long long)st.max_object_size);
-        set_error(obj, 413, reason);
+        object_set_error(obj, 413, reason);
         return -1;
     }
     if (length > st.quota) {
-        set_error(obj, 507, "object larger than the cache quota");
+        object_set_error(obj, 507, "object larger than the cache quota");
         return -1;
     }
     /* A body beginning again gives back what the previous attempt reserved. */
     st.usage -= obj->reserved;
     obj->reserved = 0;
     if (length >= 0 && make_room(length) < 0) {
-        set_error(obj, 507, "no room in the cache quota for this object");
+        object_set_error(obj, 507, "no room in the cache quota for this object");
         return -1;
     }
     return 0;
@@ -246,10 +214,11 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
 {
     char *packed = NULL, *old = NULL;
     int rc = -1, packed_rc = headers_pack(h, &packed);
-    assert(obj->state == OBJ_FETCHING);
-    pthread_mutex_lock(&st.lock);
+    CHECK_OBJ(obj);
+    assert(store_on_upstream() && obj->state == OBJ_FETCHING);
+    store_lock();
     if (packed_rc < 0)
-        set_error(obj, 500, "out of memory");
+        object_set_error(obj, 500, "out of memory");
     else
         rc = check_body(obj, length, h);
     if (rc == 0) {
@@ -276,11 +245,13 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
 int store_restart(struct object *obj, int64_t length, const struct upstream_headers *h)
 {
     int rc = 0;
-    pthread_mutex_lock(&st.lock);
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
     if (obj->delivered || (h && obj->committed && !same_headers(obj, length, h))) {
         rc = 1;
     } else if (ftruncate(obj->fd, 0) < 0) {
-        set_error(obj, 500, "cannot truncate object file");
+        object_set_error(obj, 500, "cannot truncate object file");
         rc = -1;
     } else {
         obj->have = 0;
@@ -294,20 +265,21 @@ int store_restart(struct object *obj, int64_t length, const struct upstream_head
 /* Lock held. Claim quota for the bytes about to be written when the length was unknown. */
 static int claim(struct object *obj, int64_t upto)
 {
+    assert(store_locked());
     int64_t extra;
     if (obj->length >= 0 && upto > obj->length) {
         /* a 206 whose Content-Length runs past its Content-Range, say */
-        set_error(obj, 502, "upstream sent more bytes than its Content-Length");
+        object_set_error(obj, 502, "upstream sent more bytes than its Content-Length");
         return -1;
     }
     if (upto > st.max_object_size) {
-        set_error(obj, 413, "object grew larger than --max-object-size");
+        object_set_error(obj, 413, "object grew larger than --max-object-size");
         return -1;
     }
     if (upto <= obj->reserved)
         return 0;
     if (upto > st.quota) {
-        set_error(obj, 507, "object grew larger than the cache quota");
+        object_set_error(obj, 507, "object grew larger than the cache quota");
         return -1;
     }
     extra = upto - obj->reserved;
@@ -316,7 +288,7 @@ static int claim(struct object *obj, int64_t upto)
     if (obj->reserved + extra > st.quota)
         extra = st.quota - obj->reserved;
     if (make_room(extra) < 0) {
-        set_error(obj, 507, "no room in the cache quota for this object");
+        object_set_error(obj, 507, "no room in the cache quota for this object");
         return -1;
     }
     obj->reserved += extra;
@@ -351,22 +323,24 @@ static void start_writeback(int fd, int64_t from, int64_t to)
 int store_append(struct object *obj, const char *data, size_t len)
 {
     int rc;
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
     assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     rc = claim(obj, obj->have + (int64_t)len);
     store_unlock();
     if (rc < 0)
         return -1;
     if (write_all(obj->fd, data, len, obj->have) < 0) {
-        pthread_mutex_lock(&st.lock);
-        set_error(obj, errno == ENOSPC ? 507 : 500,
-                  errno == ENOSPC ? "disk full" : "cannot write object file");
+        store_lock();
+        object_set_error(obj, errno == ENOSPC ? 507 : 500,
+                         errno == ENOSPC ? "disk full" : "cannot write object file");
         store_unlock();
         return -1;
     }
     start_writeback(obj->fd, obj->have, obj->have + (int64_t)len);
     maybe_sync(obj, obj->have, obj->have + (int64_t)len);
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     obj->have += (int64_t)len;
     assert(obj->length < 0 || obj->have <= obj->length); /* claim() refuses more */
     obj->unannounced = true; /* waiters are woken by store_announce, once per curl pass */
@@ -376,7 +350,9 @@ int store_append(struct object *obj, const char *data, size_t len)
 
 void store_announce(struct object *obj)
 {
-    pthread_mutex_lock(&st.lock);
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
     if (obj->unannounced) {
         obj->unannounced = false;
         wake_all(obj);
@@ -467,27 +443,11 @@ static int make_durable(struct object *obj, const uint8_t digest[32])
     return 0;
 }
 
+/* The object is durable: FETCHING -> COMPLETE (object.c). run_finish calls it by this name. */
 static void complete(struct object *obj, const uint8_t digest[32])
 {
-    pthread_mutex_lock(&st.lock);
-    if (obj->state == OBJ_FETCHING) {
-        memcpy(obj->digest, digest, 32);
-        obj->length = obj->have;
-        st.usage -= obj->reserved - obj->have;
-        obj->reserved = obj->have;
-        obj->state = OBJ_COMPLETE;
-        obj->verified = true;
-        obj->headers_ready = true;
-        if (obj->in_table) {
-            dlist_remove(&st.fetching, &obj->lru);
-            dlist_append(&st.lru, &obj->lru);
-            struct object *twin = twins_join(obj);
-            if (twin) /* downloaded under another URL already: one file */
-                twins_share_file(obj, twin);
-        }
-        drop_stale(obj);
-        wake_all(obj);
-    }
+    store_lock();
+    object_complete(obj, digest);
     store_unlock();
 }
 
@@ -524,8 +484,10 @@ int store_finish(struct object *obj, const uint8_t digest[32])
 bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, char *date,
                             size_t date_size)
 {
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
     struct upstream_headers h;
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     bool stale = obj->stale != NULL;
     if (stale) {
         headers_unpack(obj->stale->headers, &h);
@@ -541,6 +503,7 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
  * object failed. */
 static int renew_on_disk(struct object *obj)
 {
+    assert(persist_owns_index());
     char path[1200];
     struct index_row row;
     int fd;
@@ -549,7 +512,7 @@ static int renew_on_disk(struct object *obj)
         store_fail(obj, 502, "upstream says the object is unchanged, but the cached copy is gone");
         return -1;
     }
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     const struct object *s = obj->stale;
     row = (struct index_row){.key = obj->key,
                              .url = obj->url,
@@ -571,45 +534,13 @@ static int renew_on_disk(struct object *obj)
     return fd;
 }
 
-/* Lock held: the download becomes the version it revalidated, renewed from now. */
-static void adopt_stale(struct object *obj, int fd)
-{
-    struct object *s = obj->stale;
-    char *headers = obj->headers;
-    obj->headers = s->headers;
-    s->headers = headers;
-    obj->length = obj->have = s->length;
-    memcpy(obj->digest, s->digest, 32);
-    obj->usage += s->usage;
-    st.uses += s->usage;
-    obj->signed_key = obj->signed_key || s->signed_key;
-    st.usage += obj->length - obj->reserved;
-    obj->reserved = obj->length;
-    if (obj->fd >= 0)
-        close(obj->fd); /* the empty partial file's */
-    obj->fd = fd;
-    obj->state = OBJ_COMPLETE;
-    obj->verified = obj->headers_ready = obj->renewed = true;
-    if (obj->in_table) {
-        dlist_remove(&st.fetching, &obj->lru);
-        dlist_append(&st.lru, &obj->lru);
-        struct object *twin = twins_join(obj);
-        if (twin)
-            twins_share_file(obj, twin);
-    }
-    drop_stale(obj);
-    wake_all(obj);
-}
-
 static void run_renew(struct persist_job *job)
 {
     struct finish_job *f = (struct finish_job *)job;
     int fd = renew_on_disk(f->obj);
     if (fd >= 0) {
-        pthread_mutex_lock(&st.lock);
-        if (f->obj->state == OBJ_FETCHING)
-            adopt_stale(f->obj, fd);
-        else
+        store_lock();
+        if (!object_renew(f->obj, fd))
             close(fd); /* failed meanwhile (shutdown) */
         store_unlock();
     }
@@ -620,42 +551,26 @@ static void run_renew(struct persist_job *job)
 int store_renew(struct object *obj)
 {
     struct finish_job *f;
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
     assert(obj->state == OBJ_FETCHING && obj->stale && !obj->headers_ready);
     if (!(f = malloc(sizeof(*f)))) {
         store_fail(obj, 500, "out of memory");
         return -1;
     }
     *f = (struct finish_job){.job.run = run_renew, .obj = obj};
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     obj->refs++;
     store_unlock();
     persist_submit(&f->job);
     return 0;
 }
 
-/* Lock held, obj FETCHING. */
-static void fail_locked(struct object *obj, int status, const char *reason)
-{
-    set_error(obj, status, reason);
-    obj->state = OBJ_FAILED;
-    /* counted before the wake-up, so a client told of the failure finds it in the status */
-    atomic_fetch_add(&stats.downloads_failed, 1);
-    note_failure(obj);
-    if (obj->in_table)
-        table_remove(obj);
-    drop_stale(obj);
-    wake_all(obj);
-    /* Before the persistence thread began its file there is neither file nor row. Submitted
-     * under the lock: a new version's file and row, begun after, come after their removal. */
-    if (obj->on_disk)
-        submit_remove(obj->key, NULL);
-}
-
 void store_fail(struct object *obj, int status, const char *reason)
 {
-    pthread_mutex_lock(&st.lock);
-    if (obj->state == OBJ_FETCHING)
-        fail_locked(obj, status, reason);
+    CHECK_OBJ(obj);
+    store_lock();
+    object_fail(obj, status, reason, true);
     store_unlock();
 }
 
@@ -664,12 +579,13 @@ void store_fail(struct object *obj, int status, const char *reason)
 struct object *store_new_version(struct object *obj, const char *reason)
 {
     struct object *fresh = NULL;
-    pthread_mutex_lock(&st.lock);
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
     bool replace = obj->state == OBJ_FETCHING && obj->in_table;
-    if (obj->state == OBJ_FETCHING)
-        fail_locked(obj, 502, reason);
-    if (replace && !table_find(obj->key) &&
-        (fresh = create_fetching(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {
+    object_fail(obj, 502, reason, true);
+    if (replace && !object_find(obj->key) &&
+        (fresh = object_begin(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {
         fresh->refs = 1; /* the fetch's: the caller is the fetch */
         fresh->signed_key = obj->signed_key;
         st.uses += obj->usage - fresh->usage;
@@ -706,6 +622,7 @@ static void run_touch(struct persist_job *job)
  * nothing here), or NULL when there is none or no memory (they stay dirty). */
 static struct touch_job *collect_touches(void)
 {
+    assert(store_locked());
     struct touch_job *t = calloc(1, sizeof(*t));
     size_t cap = 0;
     if (!t)
@@ -742,8 +659,9 @@ static struct touch_job *collect_touches(void)
 /* Submitted under the lock, like removals: a row is never touched after it was removed. */
 void store_flush_usage(void)
 {
+    assert(store_on_upstream());
     save_failures();
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     struct touch_job *t = collect_touches();
     if (t)
         persist_submit(&t->job);
@@ -752,7 +670,7 @@ void store_flush_usage(void)
 
 void store_set_quota(int64_t quota)
 {
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     st.quota = quota;
     store_unlock();
 }
@@ -760,9 +678,10 @@ void store_set_quota(int64_t quota)
 /* Lock held. Evicts the expired objects in buckets [from, to). */
 static void expire_buckets(size_t from, size_t to, int64_t now)
 {
+    assert(store_locked());
     for (size_t i = from; i < to; i++) {
-        for (struct object *o = table_slot(&st.table, i), *next; o; o = next) {
-            next = o->next;
+        for (struct object *o = object_slot(i), *next; o; o = next) {
+            next = object_next(o);
             if (o->state == OBJ_COMPLETE && o->refs == 0 &&
                 now - o->created >= o->ttl + (revalidable(o) ? st.keep_expired : 0))
                 evict(o);
@@ -774,20 +693,21 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
  * ticks over a big table; see EXPIRE_SLICE. It resumes where the last tick stopped. */
 void store_expire(void)
 {
+    assert(store_on_upstream());
     int64_t now = (int64_t)time(NULL);
     bool wrapped = false;
     for (size_t seen = 0; seen < EXPIRE_SLICE && !wrapped; seen += EXPIRE_CHUNK) {
-        pthread_mutex_lock(&st.lock);
+        store_lock();
         size_t from = st.expire_cursor, to = from + EXPIRE_CHUNK;
-        if (to >= table_slots(&st.table)) {
-            to = table_slots(&st.table);
+        if (to >= object_slots()) {
+            to = object_slots();
             wrapped = true;
         }
         expire_buckets(from, to, now);
         st.expire_cursor = wrapped ? 0 : to;
         store_unlock();
     }
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     make_room(0); /* the quota may have shrunk (SIGHUP) */
     store_unlock();
 }
@@ -797,7 +717,7 @@ void store_expire(void)
 void store_totals(struct store_totals *t)
 {
     memset(t, 0, sizeof(*t));
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     t->disk_usage = st.usage;
     t->quota = st.quota;
     for (struct dnode *d = st.fetching.head; d; d = d->next) {
@@ -806,7 +726,7 @@ void store_totals(struct store_totals *t)
         else
             t->downloading++;
     }
-    t->complete = (int64_t)st.table.count - t->scheduled - t->downloading;
+    t->complete = (int64_t)st.objects.count - t->scheduled - t->downloading;
     t->usage = st.uses;
     store_unlock();
 }

@@ -1,6 +1,5 @@
 /* The store's hash table, grown incrementally (see table.h). */
 #include "table.h"
-#include "store_internal.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -21,7 +20,7 @@ static size_t bucket_of(const char *key, size_t nbuckets)
 }
 
 /* The chain `key` is on: in the old table while its bucket has not moved yet. */
-static struct object **chain_of(const struct table *t, const char *key)
+static struct table_node **chain_of(const struct table *t, const char *key)
 {
     if (t->nold) {
         size_t k = bucket_of(key, t->nold);
@@ -36,7 +35,7 @@ static void move_buckets(struct table *t, size_t n)
     if (t->nold && n)
         t->moves++;
     for (; n > 0 && t->moved < t->nold; n--, t->moved++) {
-        for (struct object *o = t->old[t->moved], *next; o; o = next) {
+        for (struct table_node *o = t->old[t->moved], *next; o; o = next) {
             next = o->next;
             size_t k = bucket_of(o->key, t->ncur);
             o->next = t->cur[k];
@@ -54,7 +53,7 @@ static void move_buckets(struct table *t, size_t n)
 /* Start moving to a table of `n` buckets (the current one becomes the old one). */
 static int begin_growth(struct table *t, size_t n)
 {
-    struct object **b = calloc(n, sizeof(*b));
+    struct table_node **b = calloc(n, sizeof(*b));
     if (!b)
         return -1;
     move_buckets(t, (size_t)-1); /* a growth still under way ends first */
@@ -86,37 +85,37 @@ void table_free(struct table *t)
     memset(t, 0, sizeof(*t));
 }
 
-struct object *table_get(const struct table *t, const char *key)
+struct table_node *table_get(const struct table *t, const char *key)
 {
-    struct object *o = *chain_of(t, key);
+    struct table_node *o = *chain_of(t, key);
     while (o && strcmp(o->key, key) != 0)
         o = o->next;
     return o;
 }
 
-int table_add(struct table *t, struct object *obj)
+int table_add(struct table *t, struct table_node *n)
 {
     if (!t->cur && table_reserve(t, 0) < 0)
         return -1;
     if (t->count >= t->ncur && !t->nold && begin_growth(t, t->ncur * 2) < 0)
         return -1;
     move_buckets(t, MOVE_PER_INSERT);
-    struct object **chain = chain_of(t, obj->key);
-    obj->next = *chain;
-    *chain = obj;
+    struct table_node **chain = chain_of(t, n->key);
+    n->next = *chain;
+    *chain = n;
     t->count++;
     return 0;
 }
 
-void table_del(struct table *t, struct object *obj)
+void table_del(struct table *t, struct table_node *n)
 {
-    struct object **p = chain_of(t, obj->key);
-    while (*p && *p != obj)
+    struct table_node **p = chain_of(t, n->key);
+    while (*p && *p != n)
         p = &(*p)->next;
-    assert(*p == obj);
+    assert(*p == n);
     if (*p)
-        *p = obj->next;
-    obj->next = NULL;
+        *p = n->next;
+    n->next = NULL;
     t->count--;
 }
 
@@ -125,7 +124,7 @@ size_t table_slots(const struct table *t)
     return t->ncur + t->nold;
 }
 
-struct object *table_slot(const struct table *t, size_t i)
+struct table_node *table_slot(const struct table *t, size_t i)
 {
     if (i < t->ncur)
         return t->cur[i];

@@ -1,8 +1,9 @@
 /*
- * table.h — the store's hash table: object key -> object, chained through obj->next.
+ * table.h — the store's hash table: key -> node, chained through node->next. A node is the first
+ * member of each object (object.h); the table knows nothing else of objects.
  *
  * Contract:
- * - Used with the store lock held (store_internal.h); the table never takes a lock itself.
+ * - Used with the store lock held (object.h); the table never takes a lock itself.
  * - It grows incrementally: when it fills, a table twice the size is allocated and the old
  *   buckets move over a few at a time, with each later insert, so no single insert rehashes the
  *   whole table (a million objects took tens of milliseconds, and every hit waited meanwhile).
@@ -16,10 +17,14 @@
 
 #include <stddef.h>
 
-struct object;
+/* What the table needs of an entry: its key (hex sha256) and its chain link. */
+struct table_node {
+    char key[65];
+    struct table_node *next;
+};
 
 struct table {
-    struct object **cur, **old;
+    struct table_node **cur, **old;
     size_t ncur, nold; /* bucket counts, powers of two; nold 0 when not growing */
     size_t moved;      /* old buckets [0, moved) are empty: moved to cur */
     size_t count;      /* objects in the table */
@@ -30,11 +35,11 @@ struct table {
 /* Room for `at_least` objects without growing (0: a small start). 0, or -1 out of memory. */
 int table_reserve(struct table *t, size_t at_least);
 void table_free(struct table *t);
-struct object *table_get(const struct table *t, const char *key);
+struct table_node *table_get(const struct table *t, const char *key);
 /* 0, or -1 when out of memory (the object is not added). */
-int table_add(struct table *t, struct object *obj);
-void table_del(struct table *t, struct object *obj);
+int table_add(struct table *t, struct table_node *n);
+void table_del(struct table *t, struct table_node *n);
 size_t table_slots(const struct table *t);
-struct object *table_slot(const struct table *t, size_t i);
+struct table_node *table_slot(const struct table *t, size_t i);
 
 #endif

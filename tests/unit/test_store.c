@@ -190,6 +190,21 @@ static void a_failure_reaches_every_reader_and_is_not_kept(void **state)
     release_both(again);
 }
 
+/* The failures listing and the outcome keep the status and reason the clients were given. */
+static void a_failure_is_remembered_with_its_own_status(void **state)
+{
+    struct object *obj = downloading("http://h/gone", 10, "");
+    struct outcome out;
+    (void)state;
+    store_fail(obj, 404, "upstream answered 404");
+    store_fail(obj, 502, "a consequence"); /* the first reason wins */
+    release_both(obj);
+    store_outcome("http://h/gone", &out);
+    assert_int_equal(out.state, OUTCOME_FAILED);
+    assert_int_equal(out.status, 404);
+    assert_string_equal(out.error, "upstream answered 404");
+}
+
 static void a_body_past_its_length_is_refused(void **state)
 {
     struct object *obj = downloading("http://h/d", 4, "");
@@ -449,6 +464,7 @@ int main(void)
         cmocka_unit_test(last_byte_waits_for_completion),
         cmocka_unit_test(a_digest_is_the_readers_own),
         cmocka_unit_test(a_failure_reaches_every_reader_and_is_not_kept),
+        cmocka_unit_test(a_failure_is_remembered_with_its_own_status),
         cmocka_unit_test(a_body_past_its_length_is_refused),
         cmocka_unit_test(a_short_body_does_not_complete),
         cmocka_unit_test(a_failed_versions_removal_spares_the_next_one),

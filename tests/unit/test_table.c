@@ -10,12 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store_internal.h"
 #include "table.h"
+
+#include <stdbool.h>
 
 #define N 100000
 
-static struct object *objects;
+static struct table_node *objects;
 
 static int make_objects(void **state)
 {
@@ -40,7 +41,7 @@ static size_t count_slots(const struct table *t)
 {
     size_t n = 0;
     for (size_t i = 0; i < table_slots(t); i++)
-        for (struct object *o = table_slot(t, i); o; o = o->next)
+        for (struct table_node *o = table_slot(t, i); o; o = o->next)
             n++;
     return n;
 }

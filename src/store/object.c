@@ -1,0 +1,606 @@
+/* The object's life in one place (object.h): the store's state and lock, the table of moves with
+ * the action of each, and the helpers every other file of store/ shares. Modelled on Varnish's
+ * cache_obj.c: one owner of the object's state, a magic number checked on entry. */
+#include "object.h"
+#include "index.h"
+#include "log.h"
+#include "persist.h"
+#include "stats.h"
+
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct store_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* --- the lock and the threads -------------------------------------------------------------- */
+
+/* Set by the holder after taking the lock, cleared before dropping it: only the holder reads its
+ * own copy, so no other synchronisation is needed. */
+static _Thread_local bool holding;
+
+void store_lock(void)
+{
+    pthread_mutex_lock(&st.lock);
+    holding = true;
+}
+
+/* Not asserting `holding`: the persistence-side sections of store_write.c and store_resume.c
+ * still take st.lock directly (see their comments). */
+void store_unlock(void)
+{
+    holding = false;
+    pthread_mutex_unlock(&st.lock);
+    park_flush();
+}
+
+bool store_locked(void)
+{
+    return holding;
+}
+
+/* 0: nobody claimed the upstream role yet; 1: being claimed; 2: `upstream` holds it. */
+static atomic_int upstream_claim;
+static pthread_t upstream;
+
+bool store_on_upstream(void)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&upstream_claim, &expected, 1)) {
+        upstream = pthread_self();
+        atomic_store(&upstream_claim, 2);
+    }
+    while (atomic_load(&upstream_claim) != 2)
+        ; /* another thread is claiming it this instant */
+    return pthread_equal(upstream, pthread_self());
+}
+
+void store_forget_upstream(void)
+{
+    atomic_store(&upstream_claim, 0);
+}
+
+/* --- the table of moves -------------------------------------------------------------------- */
+
+/* What a move needs beyond the object. */
+struct move_args {
+    const uint8_t *digest; /* FINISH */
+    int fd;                /* RENEW: the revalidated version's file */
+    int status;            /* FAIL, SET_ASIDE */
+    const char *reason;
+    bool remove_file; /* REMOVE */
+};
+
+static void enter_lists(struct object *obj, const struct move_args *a);
+static void finish(struct object *obj, const struct move_args *a);
+static void renew(struct object *obj, const struct move_args *a);
+static void fail(struct object *obj, const struct move_args *a);
+static void set_aside(struct object *obj, const struct move_args *a);
+static void remove_complete(struct object *obj, const struct move_args *a);
+
+enum move_kind {
+    MOVE_BEGIN,
+    MOVE_LOAD,
+    MOVE_FINISH,
+    MOVE_RENEW,
+    MOVE_FAIL,
+    MOVE_SET_ASIDE,
+    MOVE_REMOVE
+};
+
+/* Every move an object may make, and what it does. A move not in this table asserts. */
+static const struct transition {
+    enum object_stage from, to;
+    void (*action)(struct object *obj, const struct move_args *a);
+} moves[] = {
+    [MOVE_BEGIN] = {STAGE_NEW, STAGE_FETCHING, enter_lists},      /* a download, or a resumed one */
+    [MOVE_LOAD] = {STAGE_NEW, STAGE_COMPLETE, enter_lists},       /* a row loaded at start */
+    [MOVE_FINISH] = {STAGE_FETCHING, STAGE_COMPLETE, finish},     /* durable: the body is whole */
+    [MOVE_RENEW] = {STAGE_FETCHING, STAGE_COMPLETE, renew},       /* upstream said 304 */
+    [MOVE_FAIL] = {STAGE_FETCHING, STAGE_FAILED, fail},           /* its file and row go */
+    [MOVE_SET_ASIDE] = {STAGE_FETCHING, STAGE_FAILED, set_aside}, /* arca stops: kept */
+    [MOVE_REMOVE] = {STAGE_COMPLETE, STAGE_REMOVED, remove_complete},
+};
+
+bool object_may_move(enum object_stage from, enum object_stage to)
+{
+    for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++)
+        if (moves[i].from == from && moves[i].to == to)
+            return true;
+    return false;
+}
+
+/* A complete object out of the table is REMOVED (its readers may still stream it). NEW is no
+ * value of obj->state: an object is born into FETCHING or COMPLETE (object_new). */
+enum object_stage object_stage(const struct object *obj)
+{
+    switch (obj->state) {
+    case OBJ_FETCHING:
+        return STAGE_FETCHING;
+    case OBJ_COMPLETE:
+        return obj->in_table ? STAGE_COMPLETE : STAGE_REMOVED;
+    case OBJ_FAILED:
+        break;
+    }
+    return STAGE_FAILED;
+}
+
+static const enum object_state state_at[] = {[STAGE_FETCHING] = OBJ_FETCHING,
+                                             [STAGE_COMPLETE] = OBJ_COMPLETE,
+                                             [STAGE_FAILED] = OBJ_FAILED,
+                                             [STAGE_REMOVED] = OBJ_COMPLETE};
+
+/* What holds of an object after every move (asserts only). */
+static bool settled(const struct object *obj)
+{
+    switch (obj->state) {
+    case OBJ_COMPLETE:
+        return obj->length == obj->have && obj->headers_ready && obj->reserved <= obj->length;
+    case OBJ_FAILED:
+        return !obj->in_table && obj->reserved == 0;
+    case OBJ_FETCHING:
+        break;
+    }
+    return obj->length < 0 || obj->have <= obj->length;
+}
+
+/* Lock held (or main alone at start). The one writer of obj->state. */
+static void move(struct object *obj, enum move_kind kind, const struct move_args *a)
+{
+    const struct transition *t = &moves[kind];
+    CHECK_OBJ(obj);
+    assert(t->from == STAGE_NEW ? !obj->in_table : object_stage(obj) == t->from);
+    obj->state = state_at[t->to];
+    t->action(obj, a);
+    assert(settled(obj) && st.usage >= 0);
+}
+
+/* --- objects ------------------------------------------------------------------------------- */
+
+struct object *object_new(const char *url, const char *key, enum object_state state)
+{
+    static atomic_uint_least64_t generations;
+    assert(object_may_move(STAGE_NEW, state == OBJ_COMPLETE ? STAGE_COMPLETE : STAGE_FETCHING));
+    struct object *o = calloc(1, sizeof(*o));
+    if (!o || !(o->url = strdup(url))) {
+        free(o);
+        return NULL;
+    }
+    o->magic = OBJECT_MAGIC;
+    memcpy(o->key, key, 65);
+    o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
+    o->state = state;
+    o->fd = -1;
+    o->prepared_slot = -1;
+    o->twin_next = o->twin_prev = o;
+    o->length = -1;
+    return o;
+}
+
+void object_free(struct object *o)
+{
+    CHECK_OBJ(o);
+    assert(!o->stale && !o->in_table);
+    if (o->fd >= 0)
+        close(o->fd);
+    free(o->error);
+    free(o->headers);
+    free(o->url);
+    free(o->source);
+    EVP_MD_CTX_free(o->prefix);
+    o->magic = 0;
+    free(o);
+}
+
+/* Complete objects keep no descriptor once nobody streams them: hits open their own. */
+void maybe_free(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    if (obj->refs > 0)
+        return;
+    if (obj->fd >= 0 && obj->state != OBJ_FETCHING) {
+        close(obj->fd);
+        obj->fd = -1;
+    }
+    if (!obj->in_table)
+        object_free(obj);
+}
+
+void drop_stale(struct object *obj)
+{
+    struct object *s = obj->stale;
+    if (!s)
+        return;
+    obj->stale = NULL;
+    s->refs--;
+    maybe_free(s);
+}
+
+void wake_all(struct object *obj)
+{
+    assert(store_locked());
+    park_defer(&obj->waiters);
+}
+
+void object_set_error(struct object *obj, int status, const char *reason)
+{
+    assert(store_locked());
+    if (obj->error_status)
+        return;
+    obj->error_status = status;
+    obj->error = strdup(reason);
+}
+
+/* The table's node is the object's first member. */
+static struct object *object_of(struct table_node *n)
+{
+    return (struct object *)n;
+}
+
+struct object *object_find(const char *key)
+{
+    struct table_node *n = table_get(&st.objects, key);
+    return n ? object_of(n) : NULL;
+}
+
+size_t object_slots(void)
+{
+    return table_slots(&st.objects);
+}
+
+struct object *object_slot(size_t i)
+{
+    struct table_node *n = table_slot(&st.objects, i);
+    return n ? object_of(n) : NULL;
+}
+
+struct object *object_next(const struct object *obj)
+{
+    return obj->node.next ? object_of(obj->node.next) : NULL;
+}
+
+int objects_reserve(size_t at_least)
+{
+    return table_reserve(&st.objects, at_least);
+}
+
+void objects_free(void)
+{
+    table_free(&st.objects);
+}
+
+void detach_prepared(struct object *obj)
+{
+    if (!obj->prepared)
+        return;
+    st.prepared_ring[obj->prepared_slot] = NULL;
+    prepared_put(obj->prepared);
+    obj->prepared = NULL;
+    obj->prepared_slot = -1;
+}
+
+/* Unlink from the table and give back the object's share of the quota. */
+static void leave_table(struct object *obj)
+{
+    assert(obj->in_table);
+    detach_prepared(obj);
+    if (st.hooks.left)
+        st.hooks.left(obj);
+    /* A failed object was on the fetching list: only complete ones are on the LRU list. */
+    dlist_remove(obj->state == OBJ_COMPLETE ? &st.lru : &st.fetching, &obj->lru);
+    st.uses -= obj->usage;
+    dlist_remove(&st.dirty, &obj->dirty);
+    table_del(&st.objects, &obj->node);
+    obj->in_table = false;
+    st.usage -= obj->reserved;
+    obj->reserved = 0;
+}
+
+/* NEW -> FETCHING or COMPLETE: into the table, and its list. Loaded objects are linked onto the
+ * LRU list in last-use order by store_open, so only downloads are linked here. */
+static void enter_lists(struct object *obj, const struct move_args *a)
+{
+    (void)a;
+    obj->in_table = true;
+    st.usage += obj->reserved;
+    st.uses += obj->usage;
+    if (obj->state == OBJ_FETCHING)
+        dlist_append(&st.fetching, &obj->lru);
+}
+
+int object_enter(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    if (table_add(&st.objects, &obj->node) < 0)
+        return -1;
+    move(obj, obj->state == OBJ_COMPLETE ? MOVE_LOAD : MOVE_BEGIN, NULL);
+    return 0;
+}
+
+struct object *object_begin(const char *url, const char *key, int64_t ttl, int64_t now)
+{
+    assert(store_locked());
+    struct object *obj = object_new(url, key, OBJ_FETCHING);
+    if (!obj)
+        return NULL;
+    obj->created = obj->last_use = now;
+    obj->ttl = ttl;
+    obj->usage = 1;
+    if (object_enter(obj) < 0) {
+        object_free(obj);
+        return NULL;
+    }
+    obj->refs = 2; /* the caller and the fetch */
+    return obj;
+}
+
+/* Onto the LRU list and into the digest index (a twin's file then serves it too). */
+static void join_complete(struct object *obj)
+{
+    obj->verified = obj->headers_ready = true;
+    if (obj->in_table) {
+        dlist_remove(&st.fetching, &obj->lru);
+        dlist_append(&st.lru, &obj->lru);
+        if (st.hooks.joined)
+            st.hooks.joined(obj);
+    }
+    drop_stale(obj);
+    wake_all(obj);
+}
+
+static void finish(struct object *obj, const struct move_args *a)
+{
+    memcpy(obj->digest, a->digest, 32);
+    obj->length = obj->have;
+    st.usage -= obj->reserved - obj->have;
+    obj->reserved = obj->have;
+    join_complete(obj);
+}
+
+/* The download becomes the version it revalidated, renewed from its start. */
+static void renew(struct object *obj, const struct move_args *a)
+{
+    struct object *s = obj->stale;
+    char *headers = obj->headers;
+    obj->headers = s->headers;
+    s->headers = headers;
+    obj->length = obj->have = s->length;
+    memcpy(obj->digest, s->digest, 32);
+    obj->usage += s->usage;
+    st.uses += s->usage;
+    obj->signed_key = obj->signed_key || s->signed_key;
+    st.usage += obj->length - obj->reserved;
+    obj->reserved = obj->length;
+    if (obj->fd >= 0)
+        close(obj->fd); /* the empty partial file's */
+    obj->fd = a->fd;
+    obj->renewed = true;
+    join_complete(obj);
+}
+
+/* Out of the table, waiters woken: the next request for its URL starts afresh. */
+static void leave_failed(struct object *obj)
+{
+    if (obj->in_table)
+        leave_table(obj);
+    drop_stale(obj);
+    wake_all(obj);
+}
+
+static void fail(struct object *obj, const struct move_args *a)
+{
+    object_set_error(obj, a->status, a->reason); /* first: the failures ring keeps it */
+    /* counted before the wake-up, so a client told of the failure finds it in the status */
+    atomic_fetch_add(&stats.downloads_failed, 1);
+    if (st.hooks.failed)
+        st.hooks.failed(obj);
+    leave_failed(obj);
+    /* Before the persistence thread began its file there is neither file nor row. Submitted
+     * under the lock: a new version's file and row, begun after, come after their removal. */
+    if (obj->on_disk)
+        submit_remove(obj->key, NULL);
+}
+
+/* arca stops: the file and row stay for the next start to continue (store_set_aside). */
+static void set_aside(struct object *obj, const struct move_args *a)
+{
+    object_set_error(obj, a->status, a->reason);
+    leave_failed(obj);
+}
+
+static void remove_complete(struct object *obj, const struct move_args *a)
+{
+    leave_table(obj);
+    if (a->remove_file)
+        submit_remove(obj->key, obj->url);
+}
+
+void store_release(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    store_lock();
+    obj->refs--;
+    maybe_free(obj);
+    store_unlock();
+}
+
+bool object_complete(struct object *obj, const uint8_t digest[32])
+{
+    CHECK_OBJ(obj);
+    assert(store_locked());
+    if (obj->state != OBJ_FETCHING)
+        return false; /* failed meanwhile (shutdown) */
+    move(obj, MOVE_FINISH, &(struct move_args){.digest = digest});
+    return true;
+}
+
+bool object_renew(struct object *obj, int fd)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked());
+    if (obj->state != OBJ_FETCHING)
+        return false;
+    move(obj, MOVE_RENEW, &(struct move_args){.fd = fd});
+    return true;
+}
+
+bool object_fail(struct object *obj, int status, const char *reason, bool remove_file)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked());
+    if (obj->state != OBJ_FETCHING)
+        return false;
+    move(obj, remove_file ? MOVE_FAIL : MOVE_SET_ASIDE,
+         &(struct move_args){.status = status, .reason = reason});
+    return true;
+}
+
+void object_remove(struct object *obj, bool remove_file)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked() && obj->in_table);
+    move(obj, MOVE_REMOVE, &(struct move_args){.remove_file = remove_file});
+    maybe_free(obj);
+}
+
+/* --- what others ask of an object ---------------------------------------------------------- */
+
+const char *object_error(const struct object *obj)
+{
+    CHECK_OBJ(obj);
+    return obj->error ? obj->error : "download failed";
+}
+
+const char *object_url(const struct object *obj)
+{
+    CHECK_OBJ(obj);
+    return obj->url;
+}
+
+int object_error_status(const struct object *obj)
+{
+    CHECK_OBJ(obj);
+    store_lock();
+    int status = obj->error_status;
+    store_unlock();
+    return status;
+}
+
+bool revalidable(const struct object *obj)
+{
+    struct upstream_headers h;
+    headers_unpack(obj->headers, &h);
+    return h.etag[0] || h.last_modified[0];
+}
+
+/* --- shared helpers ------------------------------------------------------------------------ */
+
+void url_key(const char *url, char key[65])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)url, strlen(url), d);
+    format_sha256_hex(d, key);
+}
+
+/* DATA_DIR/objects/<first two hex digits>/<key>: 256 directories keep each one small. */
+void key_path(const char *key, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%.2s/%s", st.objdir, key, key);
+}
+
+void part_path(const char *key, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%.2s/%s.part", st.objdir, key, key);
+}
+
+void object_path(const struct object *obj, char *buf, size_t size)
+{
+    CHECK_OBJ(obj);
+    key_path(obj->key, buf, size);
+}
+
+void prepared_put(struct prepared *p)
+{
+    if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+        p->destroy(p);
+}
+
+/* One allocation for the strings, none when upstream said nothing of them: a million
+ * objects load at start. Returns -1 when out of memory. */
+int headers_pack(const struct upstream_headers *h, char **out)
+{
+    const char *parts[HEADERS_PACKED] = {h->content_type, h->content_encoding, h->filename,
+                                         h->last_modified, h->etag};
+    size_t len[HEADERS_PACKED], total = 0;
+    char *p;
+    for (int i = 0; i < HEADERS_PACKED; i++)
+        total += (len[i] = parts[i] ? strlen(parts[i]) : 0) + 1;
+    *out = NULL;
+    if (total == HEADERS_PACKED)
+        return 0;
+    if (!(p = *out = malloc(total)))
+        return -1;
+    for (int i = 0; i < HEADERS_PACKED; i++) {
+        memcpy(p, parts[i] ? parts[i] : "", len[i] + 1);
+        p += len[i] + 1;
+    }
+    return 0;
+}
+
+void headers_unpack(const char *packed, struct upstream_headers *h)
+{
+    const char **parts[HEADERS_PACKED] = {&h->content_type, &h->content_encoding, &h->filename,
+                                          &h->last_modified, &h->etag};
+    for (int i = 0; i < HEADERS_PACKED; i++) {
+        *parts[i] = packed ? packed : "";
+        if (packed)
+            packed += strlen(packed) + 1;
+    }
+}
+
+/* Truncating copy; on every hit, where snprintf's formatting showed in the profile. */
+void copy_string(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
+/* A file and row to remove, and the URL to log (NULL: a failed download, already logged). */
+struct remove_job {
+    struct persist_job job;
+    char key[65];
+    char *url;
+};
+
+static void run_remove(struct persist_job *job)
+{
+    assert(persist_owns_index());
+    struct remove_job *r = (struct remove_job *)job;
+    char path[1200];
+    key_path(r->key, path, sizeof(path));
+    unlink(path); /* streaming readers keep the inode */
+    part_path(r->key, path, sizeof(path));
+    unlink(path);
+    index_delete(r->key);
+    if (r->url)
+        log_info("store: removed %s", r->url);
+    free(r->url);
+    free(r);
+}
+
+/* Out of memory, file and row stay until the object is loaded again at the next start. */
+void submit_remove(const char *key, const char *url)
+{
+    struct remove_job *r = calloc(1, sizeof(*r));
+    if (!r || (url && !(r->url = strdup(url)))) {
+        free(r);
+        log_error("store: out of memory; %s stays on disk until the next start", key);
+        return;
+    }
+    r->job.run = run_remove;
+    memcpy(r->key, key, 65);
+    persist_submit(&r->job);
+}

@@ -1,0 +1,212 @@
+/*
+ * object.h — the bottom of store/: the object, the store's state and lock, and every change of an
+ * object's state. Internal to store/: other modules hold a struct object only by reference and
+ * use store.h.
+ *
+ * Contract:
+ * - One mutex (store_lock/store_unlock) guards the table, the lists, the quota counters and every
+ *   object's fields below `fd`. store_locked() says whether the calling thread holds it: every
+ *   function documented "lock held" asserts it. store_unlock drops the lock, then runs the
+ *   wake-ups deferred under it (park.h): a waiter is never woken under the lock.
+ * - An object's life is a table of moves (object.c, object_may_move): NEW -> FETCHING (a download
+ *   begins), NEW -> COMPLETE (loaded at start), FETCHING -> COMPLETE (finished or renewed),
+ *   FETCHING -> FAILED (failed, set aside, or replaced by a new version), COMPLETE -> REMOVED
+ *   (evicted, purged, expired, its file gone). Only object.c writes obj->state; each move does its
+ *   whole action there (lists, quota, twins, failures ring, removal, wake-up). An illegal move
+ *   asserts.
+ * - REMOVED is not a value of obj->state: a removed complete object stays COMPLETE for the readers
+ *   still streaming it, out of the table; it is freed when its last reference goes.
+ * - Every store function that takes an object checks it on entry (CHECK_OBJ: its magic number),
+ *   in builds with asserts.
+ * - Files above this one (twins, failures) take part in moves through the hooks store_open
+ *   gives (struct object_hooks): this file never names them.
+ */
+#ifndef ARCA_OBJECT_H
+#define ARCA_OBJECT_H
+
+#include "store.h"
+#include "table.h"
+
+#include <assert.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define OBJECT_MAGIC 0x0b1ec7a5u
+/* Every object pointer handed to a store function is checked on entry (no-op with NDEBUG). */
+#define CHECK_OBJ(o) assert((o) != NULL && (o)->magic == OBJECT_MAGIC)
+
+struct object {
+    union {
+        struct table_node node; /* the table's link (first: see object_of) */
+        char key[65];           /* node.key: hex sha256 of the url; also the file name */
+    };
+    unsigned magic; /* OBJECT_MAGIC while the object lives */
+    uint64_t gen;   /* unique to this object in this process: a new version of a URL gets another */
+    char *url;
+    enum object_state state; /* written by object.c only */
+    bool headers_ready;      /* upstream answered 2xx: length and type known */
+    int64_t length;          /* Content-Length, or -1 while unknown */
+    int64_t have;            /* bytes written to the file */
+    int64_t reserved;        /* quota held for this object beyond `have` */
+    char *headers;      /* struct upstream_headers packed: five NUL-terminated strings one after the
+                           other (one allocation per object); NULL until upstream's headers are in;
+                           changed under the lock only */
+    uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
+    bool verified;      /* its file is known to hold `length` bytes (see load_row) */
+    bool hit;           /* answered a hit already: the next one earns a prepared answer */
+    bool committed;     /* a reader has answered with this length and type */
+    bool delivered;     /* a reader has been handed bytes: they may never change */
+    bool on_disk;       /* store_begin_file wrote its row (and file): a failure removes them */
+    bool unannounced;   /* bytes appended since its waiters were last woken */
+    int error_status;   /* HTTP status for clients when FAILED */
+    char *error;        /* one-line reason (object_set_error); NULL when none (or out of memory):
+                           see object_error() */
+    int64_t created, ttl, last_use, usage;
+    struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */
+    struct dnode lru;   /* in the store's LRU list when complete, its fetching list while
+                           downloading (in the table only) */
+    int fd;             /* open while fetching or while streaming readers hold it */
+    int refs;           /* streaming readers + the fetch */
+    bool in_table;
+    struct park_queue waiters;
+    struct prepared *prepared;
+    int prepared_slot;    /* in the store's ring of attachments, -1 when none */
+    struct object *stale; /* FETCHING: the expired version this download revalidates (out of
+                             the table, a reference held, its file kept until the answer) */
+    /* A download taken up again after a restart (store_resume.c): */
+    bool resumed;       /* its partial file and row exist: reopened, not created */
+    bool resumable;     /* its body has a validator a resume proves itself by: synced for one */
+    char *source;       /* the URL it fetches, until store_take_resumed hands it over */
+    EVP_MD_CTX *prefix; /* digest of the bytes kept, until the upstream thread takes it */
+    bool sync_pending;  /* a sync job is queued (one at a time) */
+    /* Identical objects (store_twins.c): */
+    struct object *dnext; /* digest index chain */
+    bool in_digests;
+    struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
+    bool signed_key;            /* downloaded through a signed URL (store_lookup_as's signed_url) */
+    bool revalidation, renewed; /* see struct object_meta */
+};
+
+/* What the files above this one do when an object moves (set by store_open). NULL: nothing. */
+struct object_hooks {
+    /* A complete object entered the digest index (it may share a twin's file). */
+    void (*joined)(struct object *obj);
+    /* It leaves the table: out of the digest index, its quota share passed to a twin. */
+    void (*left)(struct object *obj);
+    /* A download failed: remembered for the failures listing. */
+    void (*failed)(const struct object *obj);
+};
+
+struct failure;
+struct store_state {
+    pthread_mutex_t lock;
+    struct table objects; /* by key: object_find, object_slot */
+    int64_t usage;        /* bytes on disk or claimed by downloads */
+    int64_t quota;
+    int64_t max_object_size;
+    int64_t keep_expired; /* seconds a revalidable object stays on disk past its ttl */
+    char objdir[1100];
+    struct dlist lru;      /* complete objects in the table, least recently used first */
+    struct dlist fetching; /* objects downloading in the table (same node as lru), oldest
+                              first: listings and counts never walk the table for them */
+    int64_t uses;          /* sum of `usage` over the table (resources_usage) */
+    struct dlist dirty;    /* objects whose usage the index has not seen yet */
+    size_t expire_cursor;  /* the bucket store_expire() looks at next */
+    struct object *prepared_ring[STORE_PREPARED_MAX]; /* objects holding a prepared answer */
+    int prepared_next;
+    struct failure *failures[STORE_FAILURES_KEPT]; /* ring, oldest overwritten (store_list.c) */
+    int failures_next;
+    struct object **digests; /* complete objects by digest (store_twins.c) */
+    size_t n_digests, digest_count;
+    struct object_hooks hooks;
+};
+
+extern struct store_state st;
+
+/* --- the lock and the threads -------------------------------------------------------------- */
+void store_lock(void);
+/* Drop the lock, then run the wake-ups deferred under it: never a wake-up under the lock. */
+void store_unlock(void);
+/* Whether the calling thread holds the lock (for asserts). */
+bool store_locked(void);
+/* Whether the caller is the upstream thread: the first thread to ask claims the role until
+ * store_close (store/ knows nothing of upstream/; only it calls the functions that ask). */
+bool store_on_upstream(void);
+void store_forget_upstream(void);
+
+/* --- the object's life --------------------------------------------------------------------- */
+/* Where an object stands: its state, with its birth and its exit from the table. */
+enum object_stage { STAGE_NEW, STAGE_FETCHING, STAGE_COMPLETE, STAGE_FAILED, STAGE_REMOVED };
+/* Whether the transition table allows the move. */
+bool object_may_move(enum object_stage from, enum object_stage to);
+enum object_stage object_stage(const struct object *obj);
+
+/* NEW -> `state` (FETCHING or COMPLETE): an object for `url` (key: its hash), not in the table;
+ * NULL when out of memory. */
+struct object *object_new(const char *url, const char *key, enum object_state state);
+/* Lock held. NEW -> FETCHING in the table: a download of `url` begins (refs 2: the caller's and
+ * the fetch's); NULL when out of memory. */
+struct object *object_begin(const char *url, const char *key, int64_t ttl, int64_t now);
+/* Lock held. An object made by object_new into the table (its list: fetching or LRU, with its
+ * quota); -1 when out of memory. */
+int object_enter(struct object *obj);
+/* Lock held. FETCHING -> COMPLETE with `digest`: length and quota settled, onto the LRU list,
+ * into the digest index, the stale version dropped, waiters woken. An object already out of
+ * FETCHING (failed meanwhile) is left as it is: returns false. */
+bool object_complete(struct object *obj, const uint8_t digest[32]);
+/* Lock held. FETCHING -> COMPLETE as the expired version it revalidated (a 304), whose file is
+ * open in `fd`; false (nothing done) when it is no longer FETCHING. */
+bool object_renew(struct object *obj, int fd);
+/* Lock held. FETCHING -> FAILED: the first reason wins, out of the table, waiters woken. With
+ * `remove_file` a failed download: counted, remembered for the failures listing, its file and
+ * row (if made) removed. Without, set aside (arca stops): none of that, its file and row kept
+ * for the next start to continue. False (nothing done) when it had left FETCHING already. */
+bool object_fail(struct object *obj, int status, const char *reason, bool remove_file);
+/* Lock held. COMPLETE -> REMOVED: out of the table; with `remove_file`, its file and row go on
+ * the persistence thread. Freed here when nobody holds it. */
+void object_remove(struct object *obj, bool remove_file);
+/* Lock held. The first reason wins: what follows it is a consequence. */
+void object_set_error(struct object *obj, int status, const char *reason);
+
+/* Lock held (or main, alone, at start and end). */
+void object_free(struct object *obj);
+/* Lock held: a reference went away; frees an object out of the table that nobody holds. */
+void maybe_free(struct object *obj);
+/* Lock held: let go of the expired version a download was revalidating. */
+void drop_stale(struct object *obj);
+/* Lock held: its waiters are woken once the lock is dropped (store_unlock). */
+void wake_all(struct object *obj);
+/* Lock held. An object leaving the table (or giving up its ring slot) answers no more hits. */
+void detach_prepared(struct object *obj);
+/* Lock held. The object for `key` in the table, or NULL. */
+struct object *object_find(const char *key);
+/* Lock held. Sweeps visit the table a slot at a time (table.h): object_slot(i) is the first
+ * object of slot i, object_next the next one in that slot. */
+size_t object_slots(void);
+struct object *object_slot(size_t i);
+struct object *object_next(const struct object *obj);
+/* Main, alone: room for `at_least` objects at start (0, or -1 out of memory); all gone at end. */
+int objects_reserve(size_t at_least);
+void objects_free(void);
+/* Lock held. Whether an expired object can be asked for again conditionally: upstream gave it
+ * an ETag or a Last-Modified. Such objects outlive their ttl by --keep-expired. */
+bool revalidable(const struct object *obj);
+
+/* --- shared helpers ------------------------------------------------------------------------ */
+void key_path(const char *key, char *buf, size_t size);
+/* Where a download writes until it is complete (then renamed to key_path): the previous
+ * version's file stays whole meanwhile, for a revalidation that ends in 304. */
+void part_path(const char *key, char *buf, size_t size);
+/* The key (hex sha256) of a URL: its file's name and its place in the table. */
+void url_key(const char *url, char key[65]);
+#define HEADERS_PACKED 5
+/* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */
+int headers_pack(const struct upstream_headers *h, char **out);
+/* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes. */
+void copy_string(char *dst, size_t size, const char *src);
+/* Have the persistence thread remove the file and row of `key` (url: logged as removed). Lock
+ * held: ordered before a later download of the same URL. */
+void submit_remove(const char *key, const char *url);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * store_twins.h — identical objects (README, "Same file, other URL"): complete objects indexed by
+ * digest, twins sharing one file counted once against the quota. Internal to store/; every call
+ * with the store lock held. object.c reaches twins_join and twins_leave only through its hooks
+ * (struct object_hooks, set by store_open).
+ */
+#ifndef ARCA_STORE_TWINS_H
+#define ARCA_STORE_TWINS_H
+
+#include "object.h"
+
+/* Room in the digest index for `at_least` objects: 0, or -1 out of memory. */
+int digests_reserve(size_t at_least);
+/* A complete object in the table: into the digest index and its twins' ring; a twin's file
+ * becomes its file too (linked on the persistence thread) and counts once. */
+void twins_join(struct object *obj);
+/* Leaving the table: out of the index and the ring (its quota share passes to a twin). */
+void twins_leave(struct object *obj);
+/* A complete object in the table with digest `want` that may answer a URL other than its own:
+ * never a private one (signed, or a credential in its URL); NULL when none. An expired one will
+ * do: its ttl is about what its own URL serves now, while its bytes are vouched for by the
+ * digest. */
+struct object *twins_shareable(const uint8_t want[32]);
+
+#endif

@@ -1,0 +1,251 @@
+/* Units for the object's life (object.c): the table of moves allows exactly the moves the store
+ * makes, and each move does its whole action: lists and quota, the hooks of the files above
+ * (twins, failures), removal, the wake-up. The store is a real one, in a temporary data dir; the
+ * hooks are the test's own, so that each action is seen. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "object.h"
+#include "persist.h"
+#include "stats.h"
+
+static char dir[] = "/tmp/arca-unit-object-XXXXXX";
+
+static int joined, left, failed;
+static void on_joined(struct object *obj)
+{
+    (void)obj;
+    joined++;
+}
+static void on_left(struct object *obj)
+{
+    (void)obj;
+    left++;
+}
+static int failed_status; /* what the failures ring would have kept */
+static void on_failed(const struct object *obj)
+{
+    failed_status = obj->error_status;
+    failed++;
+}
+
+struct reader {
+    struct park w;
+    int wakes;
+};
+
+static void on_sleep(struct park *p)
+{
+    (void)p;
+}
+
+static void on_wake(struct park *p)
+{
+    PARK_OWNER(p, struct reader, w)->wakes++;
+}
+
+static int open_store(void **state)
+{
+    struct config cfg;
+    char err[256];
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
+    if (store_open(&cfg, err, sizeof(err)) < 0)
+        return -1;
+    st.hooks = (struct object_hooks){on_joined, on_left, on_failed};
+    return store_start(err, sizeof(err));
+}
+
+static int close_store(void **state)
+{
+    char cmd[128];
+    (void)state;
+    store_close();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static int reset_counts(void **state)
+{
+    (void)state;
+    joined = left = failed = 0;
+    return 0;
+}
+
+/* A download begun as a lookup begins it, with `have` bytes written against `reserved`. */
+static struct object *begun(const char *url, int64_t have, int64_t reserved)
+{
+    char key[65];
+    url_key(url, key);
+    store_lock();
+    struct object *obj = object_begin(url, key, 3600, (int64_t)time(NULL));
+    assert_non_null(obj);
+    obj->have = have;
+    obj->reserved = reserved;
+    st.usage += reserved;
+    store_unlock();
+    return obj;
+}
+
+static void waits(struct object *obj, struct reader *r)
+{
+    memset(r, 0, sizeof(*r));
+    park_init(&r->w, on_sleep, on_wake, NULL);
+    assert_false(store_wait(obj, true, &r->w));
+}
+
+static void the_table_allows_only_the_stores_moves(void **state)
+{
+    (void)state;
+    assert_true(object_may_move(STAGE_NEW, STAGE_FETCHING));
+    assert_true(object_may_move(STAGE_NEW, STAGE_COMPLETE));
+    assert_true(object_may_move(STAGE_FETCHING, STAGE_COMPLETE));
+    assert_true(object_may_move(STAGE_FETCHING, STAGE_FAILED));
+    assert_true(object_may_move(STAGE_COMPLETE, STAGE_REMOVED));
+    /* a failed download is over; a complete object never downloads again, nor fails */
+    for (int to = STAGE_NEW; to <= STAGE_REMOVED; to++) {
+        assert_false(object_may_move(STAGE_FAILED, (enum object_stage)to));
+        assert_false(object_may_move(STAGE_REMOVED, (enum object_stage)to));
+    }
+    assert_false(object_may_move(STAGE_COMPLETE, STAGE_FETCHING));
+    assert_false(object_may_move(STAGE_COMPLETE, STAGE_FAILED));
+    assert_false(object_may_move(STAGE_FETCHING, STAGE_REMOVED));
+    assert_false(object_may_move(STAGE_NEW, STAGE_FAILED));
+    assert_false(object_may_move(STAGE_NEW, STAGE_REMOVED));
+}
+
+static void a_begun_download_is_in_the_table_and_its_list(void **state)
+{
+    struct store_totals t;
+    (void)state;
+    struct object *obj = begun("http://h/begin", 0, 0);
+    assert_int_equal(object_stage(obj), STAGE_FETCHING);
+    store_lock();
+    assert_ptr_equal(object_find(obj->key), obj);
+    store_unlock();
+    store_totals(&t);
+    assert_int_equal(t.scheduled, 1); /* no file yet */
+    store_fail(obj, 503, "test over");
+    store_release(obj);
+    store_release(obj);
+}
+
+static void completing_settles_quota_joins_and_wakes(void **state)
+{
+    struct reader r;
+    uint8_t digest[32] = {7};
+    (void)state;
+    int64_t usage = st.usage;
+    struct object *obj = begun("http://h/complete", 5, 16);
+    waits(obj, &r);
+    store_lock();
+    assert_true(object_complete(obj, digest));
+    assert_int_equal(st.usage, usage + 5); /* the reservation shrinks to the bytes kept */
+    assert_ptr_equal(st.lru.tail, &obj->lru);
+    store_unlock();
+    assert_int_equal(r.wakes, 1);
+    assert_int_equal(joined, 1);
+    assert_int_equal(object_stage(obj), STAGE_COMPLETE);
+    assert_int_equal(obj->length, 5);
+    assert_memory_equal(obj->digest, digest, 32);
+    /* a second completion, or a failure, is no move of a complete object: refused */
+    store_lock();
+    assert_false(object_complete(obj, digest));
+    assert_false(object_fail(obj, 500, "too late", true));
+    store_unlock();
+    assert_int_equal(object_stage(obj), STAGE_COMPLETE);
+    store_release(obj);
+    store_release(obj);
+}
+
+static void failing_keeps_the_first_reason_and_leaves(void **state)
+{
+    struct reader r;
+    (void)state;
+    int64_t usage = st.usage, count = atomic_load(&stats.downloads_failed);
+    struct object *obj = begun("http://h/fail", 3, 16);
+    waits(obj, &r);
+    store_lock();
+    object_set_error(obj, 413, "object grew larger than --max-object-size");
+    assert_true(object_fail(obj, 502, "a consequence", true));
+    assert_null(object_find(obj->key));
+    assert_int_equal(st.usage, usage); /* its reservation given back */
+    assert_false(object_fail(obj, 500, "again", true));
+    assert_false(object_complete(obj, obj->digest));
+    store_unlock();
+    assert_int_equal(r.wakes, 1);
+    assert_int_equal(object_error_status(obj), 413);
+    assert_string_equal(object_error(obj), "object grew larger than --max-object-size");
+    assert_int_equal(failed, 1);
+    assert_int_equal(failed_status, 413);
+    assert_int_equal(atomic_load(&stats.downloads_failed), count + 1);
+    assert_int_equal(object_stage(obj), STAGE_FAILED);
+    store_release(obj);
+    store_release(obj);
+}
+
+/* arca stops: the download ends for its clients like a failure, through the same first-reason
+ * path, but it is no failure of the download: not counted, not listed. */
+static void setting_aside_is_a_failure_not_counted(void **state)
+{
+    (void)state;
+    int64_t count = atomic_load(&stats.downloads_failed);
+    struct object *obj = begun("http://h/aside", 0, 0);
+    store_set_aside(obj, "arca is shutting down");
+    assert_int_equal(object_stage(obj), STAGE_FAILED);
+    assert_int_equal(object_error_status(obj), 503);
+    assert_string_equal(object_error(obj), "arca is shutting down");
+    assert_int_equal(failed, 0);
+    assert_int_equal(atomic_load(&stats.downloads_failed), count);
+    store_lock();
+    assert_null(object_find(obj->key));
+    store_unlock();
+    store_release(obj);
+    store_release(obj);
+}
+
+static void removing_a_complete_object_leaves_the_table(void **state)
+{
+    uint8_t digest[32] = {9};
+    (void)state;
+    int64_t usage = st.usage;
+    struct object *obj = begun("http://h/remove", 4, 4);
+    store_lock();
+    assert_true(object_complete(obj, digest));
+    obj->refs--; /* the fetch is done; the test keeps one reference, like a streaming reader */
+    object_remove(obj, true);
+    assert_null(object_find(obj->key));
+    assert_int_equal(st.usage, usage);
+    store_unlock();
+    assert_int_equal(left, 1);
+    /* still COMPLETE for the reader streaming it, out of the table */
+    assert_int_equal(object_stage(obj), STAGE_REMOVED);
+    assert_int_equal(obj->state, OBJ_COMPLETE);
+    store_release(obj); /* the last reference: freed */
+    persist_flush();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_table_allows_only_the_stores_moves),
+        cmocka_unit_test_setup(a_begun_download_is_in_the_table_and_its_list, reset_counts),
+        cmocka_unit_test_setup(completing_settles_quota_joins_and_wakes, reset_counts),
+        cmocka_unit_test_setup(failing_keeps_the_first_reason_and_leaves, reset_counts),
+        cmocka_unit_test_setup(setting_aside_is_a_failure_not_counted, reset_counts),
+        cmocka_unit_test_setup(removing_a_complete_object_leaves_the_table, reset_counts),
+    };
+    return cmocka_run_group_tests(tests, open_store, close_store);
+}
