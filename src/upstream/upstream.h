@@ -19,6 +19,7 @@
 #define ARCA_UPSTREAM_H
 
 #include "config.h"
+#include "probe.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -42,22 +43,8 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src);
  * that does not resolve once more after RESOLVE_RETRY_MS; a retryable status to the end comes
  * back as status 0 with `failure` (and `failure_status` that status). `done` runs on the upstream
  * thread, once, also when arca stops (status 0). Returns -1 when out of memory or stopping (done
- * never runs then). upstream_get() asks a name that does not resolve once more too. */
-struct probe_result {
-    int status; /* upstream's final status; 0 when none came, `error` says why */
-    char etag[HEADER_ETAG_MAX];
-    char last_modified[HEADER_DATE_MAX];
-    /* what the answer says the bytes are: a digest hit answers with the URL's own word */
-    char content_type[HEADER_TYPE_MAX];
-    char content_encoding[HEADER_ENCODING_MAX];
-    char filename[HEADER_FILENAME_MAX];
-    int64_t total; /* the object's length as the answer says; -1 when it does not */
-    char error[CURL_ERROR_SIZE + 64];
-    /* status 0: the words a download of the URL failing this way after these attempts would
-     * give clients (failure_summary), so a refused confirmation reads as a download's failure */
-    char failure[CURL_ERROR_SIZE + 400];
-    int failure_status; /* and the status it would have (502, 504) */
-};
+ * never runs then). upstream_get() asks a name that does not resolve once more too. What the
+ * result holds: struct probe_result (probe.h). */
 int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
                    void *arg);
 
@@ -65,7 +52,6 @@ int upstream_probe(const char *url, void (*done)(const struct probe_result *res,
  * (NULL: unsigned), its body kept up to UPSTREAM_DOC_MAX bytes (a longer one is an error).
  * `done` runs on the upstream thread, once, also when arca stops (status 0); `body` is valid
  * during the call only. Returns -1 when out of memory or stopping (done never runs then). */
-#define UPSTREAM_DOC_MAX (16 * 1024 * 1024)
 int upstream_get(const char *url, const struct bucket_auth *auth,
                  void (*done)(const struct probe_result *res, const char *body, size_t len,
                               void *arg),

@@ -29,6 +29,9 @@ struct upstream_response {
 
 /* A new response begins (its status line): forget the previous one's headers. */
 void response_reset(struct upstream_response *r);
+/* The status of a status line ("HTTP/1.1 206 Partial Content", "HTTP/2 200"): what curl's
+ * CURLINFO_RESPONSE_CODE gives once that response's headers are in; 0 when unreadable. */
+long response_status_line(const char *line);
 /* One header line, NUL-terminated, without its CRLF. A value arca replays goes whole or not at
  * all: one longer than its field is dropped, and its header's name returned (for the log);
  * NULL otherwise. */
