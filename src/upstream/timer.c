@@ -75,6 +75,7 @@ int timer_arm(struct timer_heap *h, struct timer *t, int64_t due_ms, void (*fire
         h->items = items;
         h->cap = cap;
     }
+    assert(h->n < h->cap);
     t->due_ms = due_ms;
     t->seq = h->next_seq++;
     t->fire = fire;
@@ -103,6 +104,7 @@ int timer_run(struct timer_heap *h, int64_t now_ms)
     int fired = 0;
     while (h->n > 0 && h->items[0]->due_ms <= now_ms) {
         struct timer *t = h->items[0];
+        assert(t->slot == 0);
         take_out(h, t);
         fired++;
         t->fire(t->arg);

@@ -104,6 +104,7 @@ static void start_queued(void)
 /* Downloads whose file the persistence thread has made begin (transfer_poll_file). */
 static void start_opened(void)
 {
+    assert(upstream_on_thread());
     for (struct transfer *t = fx.loop.active, *n; t; t = n) {
         n = transfer_next(t);
         transfer_poll_file(t);
@@ -122,6 +123,7 @@ static void reap_finished(void)
 {
     CURLMsg *msg;
     int left;
+    assert(upstream_on_thread());
     while ((msg = curl_multi_info_read(fx.loop.multi, &left))) {
         struct handle *h;
         if (msg->msg != CURLMSG_DONE)
@@ -154,6 +156,7 @@ static void housekeeping(void *arg)
 /* Nothing may be left waiting once the thread ends: fail queued and running downloads alike. */
 static void fail_everything(void)
 {
+    assert(upstream_on_thread() && atomic_load(&fx.loop.stopping));
     pthread_mutex_lock(&fx.lock);
     fx.closed = true;
     pthread_mutex_unlock(&fx.lock);
