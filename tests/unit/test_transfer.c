@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "mirror.h"
+#include "probe.h"
 #include "stats.h"
 #include "transfer.h"
 
@@ -438,6 +440,34 @@ static void stopping_fails_a_download_without_its_file(void **state)
     assert_int_equal(fs.fail_status, 503);
 }
 
+/* Last (it closes the probe queue for good): a download with a mirror waits in PROBING while
+ * the mirror is asked; once arca stops, the probe's answer is dropped and the download, which
+ * has its file, is set aside. */
+static void a_mirror_is_asked_first_and_stopping_sets_it_aside(void **state)
+{
+    (void)state;
+    char err[256];
+    cfg.n_mirror_rules = 1;
+    snprintf(cfg.mirror_rules[0].pattern, sizeof(cfg.mirror_rules[0].pattern),
+             "^http://origin\\.test");
+    snprintf(cfg.mirror_rules[0].mirrors[0], sizeof(cfg.mirror_rules[0].mirrors[0]),
+             "http://mirror.test");
+    cfg.mirror_rules[0].n = 1;
+    assert_int_equal(mirror_init(&cfg, err, sizeof(err)), 0);
+    char *source = strdup("http://origin.test/file");
+    struct transfer *t =
+        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test");
+    fs.ready = 1;
+    transfer_poll_file(t);
+    assert_int_equal(transfer_state(t), TS_PROBING);
+    atomic_store(&loop.stopping, true);
+    probe_close(&loop); /* the mirror's probe ends unanswered: dropped while stopping */
+    assert_int_equal(transfer_state(t), TS_PROBING);
+    transfer_stop(t);
+    assert_string_equal(fs.calls, "begin_file set_aside release");
+    mirror_cleanup(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +482,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_file_the_store_could_not_make_ends_it, setup, teardown),
         cmocka_unit_test_setup_teardown(stopping_sets_a_running_download_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(stopping_fails_a_download_without_its_file, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_mirror_is_asked_first_and_stopping_sets_it_aside, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
