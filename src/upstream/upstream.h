@@ -1,24 +1,25 @@
 /*
  * upstream.h — the upstream thread: every upstream transfer runs on one curl multi handle.
  *
- * Contract: upstream_fetch(), upstream_probe() and upstream_get() may be called from any
- * thread; they queue the work and wake the upstream thread. Everything else in src/upstream/
- * runs on that thread only, and asserts it (upstream_on_thread(), easy.h). The thread drives
- * every download as a state machine (transfer.h), through store.h's upstream-thread functions:
- * it asks the persistence thread for the file, appends, decides on retries and resumes with
- * upstream_response.h, and hands a finished object over to be made durable. Retry backoffs and
- * the once-a-second housekeeping (usage figures and counters handed over, expired objects
- * evicted) run from its timer heap (timer.h); it never touches SQLite, fsync or unlink itself.
- * A mirror (--mirror) is asked for the URL without its signature and fetched unsigned; for a
- * signed URL, only once the origin has accepted it (mirror.h). upstream_stop() ends downloads
- * still running: their clients see a cut stream, a download that has its file is set aside
- * (kept for the next start to continue, store_set_aside), one still waiting for its file or in
- * the queue fails; probes end with status 0; everything is handed over before it returns. A
- * download that fails upstream tells its clients the attempts made and the time spent
- * (failure_summary); a host under ".invalid" fails at its first attempt without a resolver, and
- * any other name that does not resolve is asked once more after RESOLVE_RETRY_MS
- * (upstream_response.h) before the download fails with `cannot resolve host NAME`, NAME being
- * the host curl asked last (a redirect's target, when one was followed).
+ * Contract: upstream_fetch(), upstream_probe() and upstream_get() may be called from any thread;
+ * they queue the work and wake the upstream thread; upstream_init() and upstream_stop() run on the
+ * main thread. Everything else in src/upstream/ runs on the upstream thread only, and asserts it
+ * (upstream_on_thread(), easy.h), but for the persistence thread's wake-up once a download's file
+ * is made (struct upstream_loop's `wake`). The thread drives every download as a state machine
+ * (transfer.h), through store.h's upstream-thread functions: it asks the persistence thread for the
+ * file, appends, decides on retries and resumes with upstream_response.h, and hands a finished
+ * object over to be made durable. Retry backoffs and the once-a-second housekeeping (usage figures
+ * and counters handed over, expired objects evicted) run from its timer heap (timer.h); it never
+ * touches SQLite, fsync or unlink itself. A mirror (--mirror) is asked for the URL without its
+ * signature and fetched unsigned; for a signed URL, only once the origin has accepted it
+ * (mirror.h). upstream_stop() ends downloads still running: their clients see a cut stream, a
+ * download that has its file is set aside (kept for the next start to continue, store_set_aside),
+ * one still waiting for its file or in the queue fails; probes end with status 0; everything is
+ * handed over before it returns. A download that fails upstream tells its clients the attempts made
+ * and the time spent (failure_summary); a host under ".invalid" fails at its first attempt without
+ * a resolver, and any other name that does not resolve is asked once more after RESOLVE_RETRY_MS
+ * (upstream_response.h) before the download fails with `cannot resolve host NAME`, NAME being the
+ * host curl asked last (a redirect's target, when one was followed).
  */
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H
