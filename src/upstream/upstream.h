@@ -1,24 +1,31 @@
 /*
  * upstream.h — the upstream thread: every upstream transfer runs on one curl multi handle.
  *
- * Contract: upstream_fetch() may be called from any thread; it queues the object and wakes the
- * upstream thread. The upstream thread drives every download (through store.h's upstream-thread
- * functions): it asks the persistence thread for the file, appends, decides on retries and
- * resumes with upstream_response.h, and hands a finished object over to be made durable. Every
- * second it also hands over usage figures and counters and evicts expired objects; it never
+ * Contract: upstream_fetch(), upstream_probe() and upstream_get() may be called from any thread;
+ * they queue the work and wake the upstream thread; upstream_init() and upstream_stop() run on the
+ * main thread. Everything else in src/upstream/ runs on the upstream thread only, and asserts it
+ * (upstream_on_thread(), easy.h), but for the persistence thread's wake-up once a download's file
+ * is made (struct upstream_loop's `wake`). The thread drives every download as a state machine
+ * (transfer.h), through store.h's upstream-thread functions: it asks the persistence thread for the
+ * file, appends, decides on retries and resumes with upstream_response.h, and hands a finished
+ * object over to be made durable. Retry backoffs and the once-a-second housekeeping (usage figures
+ * and counters handed over, expired objects evicted) run from its timer heap (timer.h); it never
  * touches SQLite, fsync or unlink itself. A mirror (--mirror) is asked for the URL without its
- * signature and fetched unsigned; for a signed URL, only once the origin has accepted it.
- * upstream_stop() fails downloads still running (their clients see a cut stream, nothing is kept)
- * and hands everything over before returning. A download that fails upstream tells its clients the
- * attempts made and the time spent (failure_summary); a host under ".invalid" fails at its first
- * attempt without a resolver, and any other name that does not resolve is asked once more after
- * RESOLVE_RETRY_MS (upstream_response.h) before the download fails with `cannot resolve host
- * NAME`, NAME being the host curl asked last (a redirect's target, when one was followed).
+ * signature and fetched unsigned; for a signed URL, only once the origin has accepted it
+ * (mirror.h). upstream_stop() ends downloads still running: their clients see a cut stream, a
+ * download that has its file is set aside (kept for the next start to continue, store_set_aside),
+ * one still waiting for its file or in the queue fails; probes end with status 0; everything is
+ * handed over before it returns. A download that fails upstream tells its clients the attempts made
+ * and the time spent (failure_summary); a host under ".invalid" fails at its first attempt without
+ * a resolver, and any other name that does not resolve is asked once more after RESOLVE_RETRY_MS
+ * (upstream_response.h) before the download fails with `cannot resolve host NAME`, NAME being the
+ * host curl asked last (a redirect's target, when one was followed).
  */
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H
 
 #include "config.h"
+#include "probe.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -42,22 +49,8 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src);
  * that does not resolve once more after RESOLVE_RETRY_MS; a retryable status to the end comes
  * back as status 0 with `failure` (and `failure_status` that status). `done` runs on the upstream
  * thread, once, also when arca stops (status 0). Returns -1 when out of memory or stopping (done
- * never runs then). upstream_get() asks a name that does not resolve once more too. */
-struct probe_result {
-    int status; /* upstream's final status; 0 when none came, `error` says why */
-    char etag[HEADER_ETAG_MAX];
-    char last_modified[HEADER_DATE_MAX];
-    /* what the answer says the bytes are: a digest hit answers with the URL's own word */
-    char content_type[HEADER_TYPE_MAX];
-    char content_encoding[HEADER_ENCODING_MAX];
-    char filename[HEADER_FILENAME_MAX];
-    int64_t total; /* the object's length as the answer says; -1 when it does not */
-    char error[CURL_ERROR_SIZE + 64];
-    /* status 0: the words a download of the URL failing this way after these attempts would
-     * give clients (failure_summary), so a refused confirmation reads as a download's failure */
-    char failure[CURL_ERROR_SIZE + 400];
-    int failure_status; /* and the status it would have (502, 504) */
-};
+ * never runs then). upstream_get() asks a name that does not resolve once more too. What the
+ * result holds: struct probe_result (probe.h). */
 int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
                    void *arg);
 
@@ -65,7 +58,6 @@ int upstream_probe(const char *url, void (*done)(const struct probe_result *res,
  * (NULL: unsigned), its body kept up to UPSTREAM_DOC_MAX bytes (a longer one is an error).
  * `done` runs on the upstream thread, once, also when arca stops (status 0); `body` is valid
  * during the call only. Returns -1 when out of memory or stopping (done never runs then). */
-#define UPSTREAM_DOC_MAX (16 * 1024 * 1024)
 int upstream_get(const char *url, const struct bucket_auth *auth,
                  void (*done)(const struct probe_result *res, const char *body, size_t len,
                               void *arg),

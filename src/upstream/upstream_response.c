@@ -13,6 +13,17 @@ void response_reset(struct upstream_response *r)
     r->content_length = -1;
 }
 
+long response_status_line(const char *line)
+{
+    if (strncmp(line, "HTTP/", 5) != 0)
+        return 0;
+    const char *sp = strchr(line, ' ');
+    if (!sp || sp[1] < '1' || sp[1] > '9' || sp[2] < '0' || sp[2] > '9' || sp[3] < '0' ||
+        sp[3] > '9' || (sp[4] != '\0' && sp[4] != ' '))
+        return 0;
+    return (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+}
+
 /* True when `line` is header `name`; *value then points at its value. */
 static bool header_is(const char *line, const char *name, const char **value)
 {

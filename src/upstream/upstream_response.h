@@ -2,7 +2,7 @@
  * upstream_response.h — what arca makes of an upstream response: its header lines, and the
  * decisions taken on it (retry, resume, which status clients get). Pure functions of their
  * arguments, no I/O and no shared state, so that each decision has units (test_upstream.c);
- * upstream.c, the upstream thread, applies them to its transfers.
+ * transfer.c and probe.c, on the upstream thread, apply them to downloads and probes.
  */
 #ifndef ARCA_UPSTREAM_RESPONSE_H
 #define ARCA_UPSTREAM_RESPONSE_H
@@ -29,6 +29,9 @@ struct upstream_response {
 
 /* A new response begins (its status line): forget the previous one's headers. */
 void response_reset(struct upstream_response *r);
+/* The status of a status line ("HTTP/1.1 206 Partial Content", "HTTP/2 200"): what curl's
+ * CURLINFO_RESPONSE_CODE gives once that response's headers are in; 0 when unreadable. */
+long response_status_line(const char *line);
 /* One header line, NUL-terminated, without its CRLF. A value arca replays goes whole or not at
  * all: one longer than its field is dropped, and its header's name returned (for the log);
  * NULL otherwise. */

@@ -48,6 +48,21 @@ static void only_a_valid_entity_tag_is_kept(void **state)
     }
 }
 
+/* The status a transfer decides on is read from the status line, as curl reports it. */
+static void a_status_line_gives_its_status(void **state)
+{
+    (void)state;
+    assert_int_equal(response_status_line("HTTP/1.1 206 Partial Content"), 206);
+    assert_int_equal(response_status_line("HTTP/2 200"), 200);
+    assert_int_equal(response_status_line("HTTP/2 304 "), 304);
+    assert_int_equal(response_status_line("HTTP/1.0 503 Service Unavailable"), 503);
+    assert_int_equal(response_status_line("HTTP/1.1 20"), 0);
+    assert_int_equal(response_status_line("HTTP/1.1 2000 OK"), 0);
+    assert_int_equal(response_status_line("HTTP/1.1 abc"), 0);
+    assert_int_equal(response_status_line("HTTP/1.1"), 0);
+    assert_int_equal(response_status_line("Content-Length: 200"), 0);
+}
+
 static void header_lines_are_read(void **state)
 {
     (void)state;
@@ -314,6 +329,7 @@ static void backoff_doubles_up_to_its_cap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_status_line_gives_its_status),
         cmocka_unit_test(header_lines_are_read),
         cmocka_unit_test(only_a_valid_entity_tag_is_kept),
         cmocka_unit_test(odd_values_are_unknown_or_dropped),

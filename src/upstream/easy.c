@@ -1,0 +1,102 @@
+#include "easy.h"
+#include "buckets.h"
+#include "policy.h"
+#include "url.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* The upstream thread, once it has claimed itself. */
+static pthread_t owner;
+static bool claimed;
+
+void upstream_claim_thread(void)
+{
+    owner = pthread_self();
+    claimed = true;
+}
+
+bool upstream_on_thread(void)
+{
+    return claimed && pthread_equal(owner, pthread_self());
+}
+
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct handle *h = clientp;
+    (void)purpose;
+    if (policy_upstream_check(&a->addr, h->refused, sizeof(h->refused)) < 0)
+        return CURL_SOCKET_BAD;
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+void easy_setup(CURL *e, const struct config *cfg, const char *url, struct handle *h, char *errbuf)
+{
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, h);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)cfg->max_redirects);
+    /* Environment proxies would make the address policy check the proxy, not the origin. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, h);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)cfg->connect_timeout);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)cfg->stall_timeout);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "arca/" ARCA_VERSION);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (cfg->ca_file[0]) {
+        /* CAINFO replaces the default bundle; the system store stays reachable through CAPATH. */
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_file);
+        curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs");
+    }
+}
+
+void easy_sign_for(CURL *e, const struct bucket_auth *auth)
+{
+    if (auth && !auth->anonymous) {
+        curl_easy_setopt(e, CURLOPT_AWS_SIGV4, auth->sigv4);
+        curl_easy_setopt(e, CURLOPT_USERPWD, auth->userpwd);
+    }
+}
+
+/* S3 requires the body's hash with every SigV4 request (a GET's is the empty string's), and
+ * libcurl 7.88 does not add it; it signs every x-amz- header it is given. */
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+struct curl_slist *easy_signing_headers(const struct bucket_auth *auth)
+{
+    struct curl_slist *l = curl_slist_append(NULL, "x-amz-content-sha256: " EMPTY_SHA256), *t;
+    if (l && auth->token_header[0] && !(t = curl_slist_append(l, auth->token_header))) {
+        curl_slist_free_all(l);
+        return NULL;
+    }
+    return l;
+}
+
+void host_name(const char *url, char *out, size_t size)
+{
+    size_t len;
+    const char *host = url_host(url, &len);
+    size_t name = host[0] == '[' ? len : strcspn(host, ":");
+    snprintf(out, size, "%.*s", (int)(name < len ? name : len), host);
+}
+
+void asked_host(CURL *easy, const char *source, char *out, size_t size)
+{
+    const char *effective = NULL;
+    curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective);
+    host_name(effective && effective[0] ? effective : source, out, size);
+}
+
+bool copy_header_line(const char *data, size_t len, char *line, size_t size)
+{
+    snprintf(line, size, "%.*s", (int)(len < size ? len : size - 1), data);
+    line[strcspn(line, "\r\n")] = '\0';
+    return len < size;
+}

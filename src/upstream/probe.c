@@ -1,0 +1,346 @@
+#include "probe.h"
+#include "buckets.h"
+#include "buf.h"
+#include "clock.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum probe_state { PROBE_QUEUED, PROBE_ASKING, PROBE_BACKOFF };
+
+#define PROBE_MAGIC 0x50524f42u
+#define CHECK_PROBE(p) assert((p) != NULL && (p)->magic == PROBE_MAGIC)
+
+/* One question of probe_ask(), or one document of probe_get(). */
+struct probe {
+    struct handle h;
+    unsigned magic;
+    enum probe_state state;
+    struct upstream_loop *loop;
+    CURL *easy;
+    char *url;
+    struct curl_slist *headers;
+    struct upstream_response resp;
+    probe_done_fn *done;
+    doc_done_fn *get_done; /* a document: the body is kept, and handed to get_done instead */
+    const struct bucket_auth *auth;
+    struct buf body;
+    void *arg;
+    char errbuf[CURL_ERROR_SIZE];
+    int64_t asked_ms; /* when it was asked for: a failure says the time spent, as a download's */
+    /* A confirmation (upstream_probe) is asked as a download would be: a retryable failure is
+     * tried again after the same backoff, up to --download-retries, so an outage reads the same
+     * for a cached object as for an uncached one. A mirror's or the origin's question before a
+     * download is not (the download decides next). */
+    bool retries;
+    bool resolved_again;
+    int attempts;       /* started so far */
+    struct timer retry; /* BACKOFF: the next attempt */
+    struct probe *next, **prev;
+};
+
+static struct {
+    pthread_mutex_t lock; /* guards queue and closed */
+    struct probe *queue;  /* asked for, not started yet */
+    bool closed;
+    struct probe *asking; /* upstream thread only: started, running or between attempts */
+} pr = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* A probe's headers; each response's (redirects, 1xx) replace the previous one's. */
+static size_t probe_header(char *data, size_t size, size_t n, void *arg)
+{
+    struct probe *p = arg;
+    size_t len = size * n;
+    char line[HEADER_TYPE_MAX + 64];
+    CHECK_PROBE(p);
+    if (!copy_header_line(data, len, line, sizeof(line)))
+        return len; /* nothing a probe reads is that long */
+    if (strncmp(line, "HTTP/", 5) == 0)
+        response_reset(&p->resp);
+    else if (line[0])
+        response_header(&p->resp, line);
+    return len;
+}
+
+/* The headers are all a probe wants: the first body byte ends it. A document's body is kept. */
+static size_t probe_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct probe *p = arg;
+    CHECK_PROBE(p);
+    if (!p->get_done || p->body.len + size * n > UPSTREAM_DOC_MAX)
+        return 0;
+    buf_addn(&p->body, data, size * n);
+    return p->body.failed ? 0 : size * n;
+}
+
+static void free_probe(struct probe *p)
+{
+    if (p->easy)
+        curl_easy_cleanup(p->easy);
+    curl_slist_free_all(p->headers);
+    buf_free(&p->body);
+    free(p->url);
+    p->magic = 0;
+    free(p);
+}
+
+static void link_asking(struct probe *p)
+{
+    p->next = pr.asking;
+    p->prev = &pr.asking;
+    if (pr.asking)
+        pr.asking->prev = &p->next;
+    pr.asking = p;
+}
+
+static void unlink_asking(struct probe *p)
+{
+    *p->prev = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+/* What a download failing this way would say (fail_attempt): its attempts, time and why. */
+static void probe_failure(const struct probe *p, CURLcode rc, long status, struct probe_result *res)
+{
+    char why[CURL_ERROR_SIZE + 200], host[256];
+    struct upstream_error e = error_for_clients(rc, false, false);
+    res->failure_status = e.status;
+    if (status_retryable(status)) {
+        res->failure_status = (int)status;
+        snprintf(why, sizeof(why), "upstream answered %ld", status);
+    } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+        asked_host(p->easy, p->url, host, sizeof(host));
+        snprintf(why, sizeof(why), "cannot resolve host %s", host);
+    } else {
+        snprintf(why, sizeof(why), "%s: %s", e.what, res->error);
+    }
+    failure_summary(res->failure, sizeof(res->failure), p->attempts, monotonic_ms() - p->asked_ms,
+                    why);
+}
+
+/* Whether curl's end (`rc`) came with an answer: a status, and the body read or, for a probe,
+ * cut by us at its first byte. */
+static bool probe_answered(const struct probe *p, CURLcode rc, long status)
+{
+    return (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && !p->get_done)) && status >= 200;
+}
+
+/* The answer's words, as upstream said them. */
+static void answer_of(const struct probe *p, long status, struct probe_result *res)
+{
+    res->status = (int)status;
+    snprintf(res->etag, sizeof(res->etag), "%s", p->resp.etag);
+    snprintf(res->last_modified, sizeof(res->last_modified), "%s", p->resp.last_modified);
+    snprintf(res->content_type, sizeof(res->content_type), "%s", p->resp.content_type);
+    snprintf(res->content_encoding, sizeof(res->content_encoding), "%s", p->resp.content_encoding);
+    snprintf(res->filename, sizeof(res->filename), "%s", p->resp.filename);
+    res->total = p->resp.has_range ? p->resp.range_total
+                 : status == 200   ? p->resp.content_length
+                                   : -1;
+}
+
+/* Hand the answer over and free the probe, which has left every list (rc: how curl ended; a
+ * write error is our own stop at the body). */
+static void end_probe(struct probe *p, CURLcode rc, bool stopping)
+{
+    struct probe_result res = {.total = -1};
+    long status = 0;
+    CHECK_PROBE(p);
+    assert(upstream_on_thread());
+    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (stopping) {
+        snprintf(res.error, sizeof(res.error), "arca is shutting down");
+    } else if (p->retries && probe_answered(p, rc, status) && status_retryable(status)) {
+        /* its attempts are over: worded as the download's last words, with the status */
+        snprintf(res.error, sizeof(res.error), "upstream answered %ld", status);
+        probe_failure(p, rc, status, &res);
+    } else if (probe_answered(p, rc, status)) {
+        answer_of(p, status, &res);
+    } else {
+        snprintf(res.error, sizeof(res.error), "%s",
+                 p->h.refused[0] && rc == CURLE_COULDNT_CONNECT ? p->h.refused
+                 : p->errbuf[0]                                 ? p->errbuf
+                                                                : curl_easy_strerror(rc));
+        probe_failure(p, rc, 0, &res);
+    }
+    if (p->get_done)
+        p->get_done(&res, p->body.data ? p->body.data : "", p->body.len, p->arg);
+    else
+        p->done(&res, p->arg);
+    free_probe(p);
+}
+
+/* One attempt of a probe (in pr.asking): into the multi handle, or ended at once. */
+static void start_attempt(struct probe *p)
+{
+    char host[256];
+    CHECK_PROBE(p);
+    assert(upstream_on_thread() && p->state != PROBE_ASKING);
+    p->attempts++;
+    p->state = PROBE_ASKING;
+    p->h.refused[0] = p->errbuf[0] = '\0';
+    p->body.len = 0;
+    response_reset(&p->resp);
+    host_name(p->url, host, sizeof(host));
+    if (host_never_resolves(host, strlen(host))) { /* as a download's: no resolver asked */
+        unlink_asking(p);
+        snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
+        end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
+    } else if (curl_multi_add_handle(p->loop->multi, p->easy) != CURLM_OK) {
+        unlink_asking(p);
+        end_probe(p, CURLE_FAILED_INIT, false);
+    }
+}
+
+static void retry_due(void *arg)
+{
+    struct probe *p = arg;
+    CHECK_PROBE(p);
+    assert(p->state == PROBE_BACKOFF);
+    start_attempt(p);
+}
+
+/* Wait `ms` before the next attempt; ended at once when the timer cannot be armed. */
+static void back_off(struct probe *p, int64_t ms, CURLcode rc)
+{
+    p->state = PROBE_BACKOFF;
+    if (timer_arm(&p->loop->timers, &p->retry, monotonic_ms() + ms, retry_due, p) < 0) {
+        unlink_asking(p);
+        end_probe(p, rc, false);
+    }
+}
+
+/* A probe's attempt ended (its handle out of the multi handle): ask again after a download's
+ * backoff when it retries and the failure is worth it, or once more after RESOLVE_RETRY_MS for
+ * a name that did not resolve; otherwise hand the answer over. */
+void probe_attempt_ended(struct handle *h, CURLcode rc)
+{
+    struct probe *p = (struct probe *)h;
+    long status = 0;
+    CHECK_PROBE(p);
+    assert(upstream_on_thread() && p->state == PROBE_ASKING);
+    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+    bool answered = probe_answered(p, rc, status);
+    bool stopping = atomic_load(&p->loop->stopping);
+    const struct config *cfg = p->loop->cfg;
+    if (p->retries && !stopping && p->attempts <= cfg->download_retries &&
+        (answered ? status_retryable(status)
+                  : error_retryable(rc, false, p->h.refused[0], false))) {
+        back_off(p, retry_backoff_ms(cfg->retry_delay_ms, p->attempts), rc);
+    } else if (!answered && !stopping && resolve_retryable(rc, p->resolved_again, false)) {
+        p->resolved_again = true;
+        back_off(p, RESOLVE_RETRY_MS, rc);
+    } else {
+        unlink_asking(p);
+        end_probe(p, rc, false);
+    }
+}
+
+/* Options of every attempt of `p`. */
+static void setup_probe(struct probe *p)
+{
+    easy_setup(p->easy, p->loop->cfg, p->url, &p->h, p->errbuf);
+    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
+    curl_easy_setopt(p->easy, CURLOPT_HEADERFUNCTION, probe_header);
+    curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, p);
+    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, probe_body);
+    curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
+    easy_sign_for(p->easy, p->auth);
+    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
+}
+
+void probe_start_asked(struct upstream_loop *loop)
+{
+    assert(upstream_on_thread());
+    pthread_mutex_lock(&pr.lock);
+    struct probe *q = pr.queue;
+    pr.queue = NULL;
+    pthread_mutex_unlock(&pr.lock);
+    (void)loop;
+    while (q) {
+        struct probe *p = q;
+        q = q->next;
+        CHECK_PROBE(p);
+        assert(p->state == PROBE_QUEUED);
+        link_asking(p);
+        setup_probe(p);
+        start_attempt(p);
+    }
+}
+
+/* Queue `p` for the upstream thread; -1 (p freed) once closed. */
+static int queue_probe(struct upstream_loop *loop, struct probe *p)
+{
+    p->h.kind = HANDLE_PROBE;
+    p->magic = PROBE_MAGIC;
+    p->state = PROBE_QUEUED;
+    p->loop = loop;
+    p->asked_ms = monotonic_ms();
+    timer_init(&p->retry);
+    response_reset(&p->resp);
+    pthread_mutex_lock(&pr.lock);
+    if (pr.closed) {
+        pthread_mutex_unlock(&pr.lock);
+        free_probe(p);
+        return -1;
+    }
+    p->next = pr.queue;
+    pr.queue = p;
+    /* Under the lock: once `closed` is set no wake-up can reach a multi handle being freed. */
+    curl_multi_wakeup(loop->multi);
+    pthread_mutex_unlock(&pr.lock);
+    return 0;
+}
+
+int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, void *arg,
+              bool retries)
+{
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
+        !(p->headers = curl_slist_append(NULL, "Range: bytes=0-0"))) {
+        if (p)
+            free_probe(p);
+        return -1;
+    }
+    p->done = done;
+    p->arg = arg;
+    p->retries = retries;
+    return queue_probe(loop, p);
+}
+
+int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
+              doc_done_fn *done, void *arg)
+{
+    bool signing = auth && !auth->anonymous;
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
+        (signing && !(p->headers = easy_signing_headers(auth)))) {
+        if (p)
+            free_probe(p);
+        return -1;
+    }
+    p->get_done = done;
+    p->auth = auth;
+    p->arg = arg;
+    return queue_probe(loop, p);
+}
+
+void probe_close(struct upstream_loop *loop)
+{
+    assert(upstream_on_thread());
+    pthread_mutex_lock(&pr.lock);
+    pr.closed = true;
+    pthread_mutex_unlock(&pr.lock);
+    probe_start_asked(loop);
+    while (pr.asking) {
+        struct probe *p = pr.asking;
+        unlink_asking(p);
+        timer_cancel(&loop->timers, &p->retry);
+        curl_multi_remove_handle(loop->multi, p->easy);
+        end_probe(p, CURLE_OK, true);
+    }
+}

@@ -1,0 +1,58 @@
+/*
+ * probe.h — one-byte questions (upstream_probe) and small documents (upstream_get) on the
+ * upstream thread's multi handle: a probe's life, its retries and its answer.
+ *
+ * Contract: probe_ask() and probe_get() may be called from any thread: they queue the probe (under
+ * this module's own lock) and wake the loop; -1 when out of memory or once probe_close() has run
+ * (`done` never runs then). Everything else runs on the upstream thread only. A probe's states:
+ * QUEUED (asked, not started) -> ASKING (in the multi handle) -> BACKOFF (a retry's timer) ->
+ * ASKING ... -> its `done` runs once, and the probe is freed. A probe that retries is asked as a
+ * download would be (the same backoff, up to --download-retries); every probe asks a name that
+ * did not resolve once more after RESOLVE_RETRY_MS. probe_close() ends every probe, queued or
+ * not, with status 0 ("arca is shutting down").
+ */
+#ifndef ARCA_PROBE_H
+#define ARCA_PROBE_H
+
+#include "easy.h"
+#include "upstream_response.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What a probe learnt (upstream.h tells what each caller gets). */
+struct probe_result {
+    int status; /* upstream's final status; 0 when none came, `error` says why */
+    char etag[HEADER_ETAG_MAX];
+    char last_modified[HEADER_DATE_MAX];
+    /* what the answer says the bytes are: a digest hit answers with the URL's own word */
+    char content_type[HEADER_TYPE_MAX];
+    char content_encoding[HEADER_ENCODING_MAX];
+    char filename[HEADER_FILENAME_MAX];
+    int64_t total; /* the object's length as the answer says; -1 when it does not */
+    char error[CURL_ERROR_SIZE + 64];
+    /* status 0: the words a download of the URL failing this way after these attempts would
+     * give clients (failure_summary), so a refused confirmation reads as a download's failure */
+    char failure[CURL_ERROR_SIZE + 400];
+    int failure_status; /* and the status it would have (502, 504) */
+};
+
+#define UPSTREAM_DOC_MAX (16 * 1024 * 1024)
+
+typedef void probe_done_fn(const struct probe_result *res, void *arg);
+typedef void doc_done_fn(const struct probe_result *res, const char *body, size_t len, void *arg);
+
+/* A one-byte question; `retries`: asked as a download is (see above). */
+int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, void *arg,
+              bool retries);
+/* A document, its body kept up to UPSTREAM_DOC_MAX bytes, signed for `auth` (NULL: unsigned). */
+int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
+              doc_done_fn *done, void *arg);
+/* Probes asked for since the last pass go into the multi handle. */
+void probe_start_asked(struct upstream_loop *loop);
+/* The loop reaped a probe's handle (already out of the multi handle), ended with `rc`. */
+void probe_attempt_ended(struct handle *h, CURLcode rc);
+/* No probe may be asked any more; every one still known ends (done runs, status 0). */
+void probe_close(struct upstream_loop *loop);
+
+#endif

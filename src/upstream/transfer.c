@@ -1,0 +1,770 @@
+#include "transfer.h"
+#include "buckets.h"
+#include "grants.h"
+#include "log.h"
+#include "mirror.h"
+#include "stats.h"
+#include "upstream_response.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRANSFER_MAGIC 0x5452414eu
+#define CHECK_TRANSFER(t) assert((t) != NULL && (t)->magic == TRANSFER_MAGIC)
+
+/* One upstream download, over one or more attempts. Lives on the upstream thread only. */
+struct transfer {
+    struct handle h;
+    unsigned magic;
+    enum transfer_state state;
+    struct upstream_loop *loop;
+    const struct transfer_store *st;
+    struct object *obj;
+    const char *url;     /* the object's (its key), fixed for its life: what logs show */
+    char *asked;         /* the client's URL, whole: what the origin is asked for */
+    const char *source;  /* what is fetched: `asked`, or a mirror's URL (pick.mirrors) */
+    int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
+    const struct bucket_auth *auth; /* a bucket's object: SigV4-signed by libcurl */
+    CURL *easy;
+    EVP_MD_CTX *sha;
+    struct curl_slist *req_headers; /* Range + If-Range of a resuming attempt, or the
+                                       conditions of a revalidating one */
+    int attempts;                   /* started so far */
+    int64_t offset;                 /* bytes kept from earlier attempts */
+    int64_t started_ms;             /* when the download began (monotonic) */
+    int64_t deadline_ms;            /* the whole download, --download-timeout */
+    struct timer backoff;           /* BACKOFF: the next attempt */
+    bool resolved_again;            /* a name that did not resolve was asked once more */
+    struct validators kept;         /* of the response the bytes kept came with */
+    char host[256];                 /* of the URL asked for, for the per-host limit */
+    struct mirror_pick pick;        /* where the bytes come from */
+    /* Facts about the attempt under way: */
+    struct upstream_response resp; /* the response being received */
+    long status;                   /* its status line's */
+    bool body_started;             /* its body is being written */
+    bool conditional;              /* it revalidates an expired version (If-None-Match...) */
+    bool start_over;               /* its response is dropped: the next attempt asks from byte 0 */
+    bool new_file;                 /* and goes on as a new version, once its file is made */
+    bool renewed;     /* upstream answered 304: the expired version is the object again */
+    int retry_status; /* > 0: it ended on a retryable upstream status */
+    CURLcode rc;      /* how curl ended it */
+    char errbuf[CURL_ERROR_SIZE];
+    /* Facts about the download: */
+    bool failed;  /* store_fail() already called */
+    bool counted; /* in stats.downloads_active */
+    struct transfer *next, **prev;
+};
+
+const struct transfer_store transfer_store_real = {
+    store_begin_file,  store_file_ready,    store_take_prefix,
+    store_snapshot,    store_progress,      store_stale_validators,
+    store_begin_body,  store_continue_body, store_restart,
+    store_new_version, store_append,        store_announce,
+    store_finish,      store_renew,         store_fail,
+    store_set_aside,   store_release,       object_url,
+    object_error,      object_error_status,
+};
+
+static void transfer_step(struct transfer *t);
+
+/* stats.downloads_active counts downloads in progress (backoffs included). It drops before the
+ * object finishes or fails, so a client that has seen the end never finds it still counted. */
+static void count_active(struct transfer *t, bool active)
+{
+    if (t->counted != active)
+        atomic_fetch_add(&stats.downloads_active, active ? 1 : -1);
+    t->counted = active;
+}
+
+/* curl's own timer may fire a few ms before ours: the deadline counts as reached then. */
+static bool past_deadline(const struct transfer *t)
+{
+    return t->loop->now_ms() >= t->deadline_ms - 50;
+}
+
+static void fail(struct transfer *t, int status, const char *reason)
+{
+    if (t->failed)
+        return;
+    t->failed = true;
+    t->st->fail(t->obj, status, reason);
+    log_error("fetch %s: %d %s", t->url, status, t->st->error(t->obj));
+}
+
+/* The object's own failure (the store refused a step): its clients know already. */
+static void fail_as_object(struct transfer *t)
+{
+    fail(t, t->st->error_status(t->obj), t->st->error(t->obj));
+}
+
+/* The download failed upstream (after its attempts): clients are told how many there were and
+ * how long they took, with `why`. */
+static void fail_upstream(struct transfer *t, int status, const char *why)
+{
+    char reason[CURL_ERROR_SIZE + 160];
+    failure_summary(reason, sizeof(reason), t->attempts, t->loop->now_ms() - t->started_ms, why);
+    fail(t, status, reason);
+}
+
+/* The source's name does not resolve: curl's own words add nothing to that. */
+static void fail_unresolved(struct transfer *t, const char *host)
+{
+    char why[300];
+    snprintf(why, sizeof(why), "cannot resolve host %s", host);
+    fail_upstream(t, 502, why);
+}
+
+/* The object's Content-Length as the download knows it, -1 when unknown. */
+static int64_t known_length(struct transfer *t)
+{
+    struct download_progress p;
+    t->st->progress(t->obj, &p);
+    return p.length;
+}
+
+static struct upstream_headers headers_of(const struct transfer *t)
+{
+    const struct upstream_response *r = &t->resp;
+    bool mirrored = t->source != t->asked && t->pick.origin_said;
+    return (struct upstream_headers){r->content_type, r->content_encoding, r->filename,
+                                     mirrored ? t->pick.origin_date : r->last_modified,
+                                     mirrored ? t->pick.origin_etag : r->etag};
+}
+
+/* The download goes on as a new object for its URL (store_new_version): readers of the old one
+ * are cut. Its next attempt begins once the persistence thread has made its file (OPENING). */
+static int new_version(struct transfer *t, const char *why)
+{
+    struct object *old = t->obj, *fresh = t->st->new_version(old, why);
+    if (!fresh) {
+        log_error("fetch %s: cannot start a new version (out of memory); failed", t->url);
+        t->failed = true;
+        return -1;
+    }
+    t->obj = fresh;
+    t->url = t->pick.url = t->st->url(fresh);
+    t->st->release(old);
+    if (t->st->begin_file(fresh, t->asked, t->loop->wake, NULL) < 0) {
+        fail(t, 500, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The kept bytes cannot be continued (upstream changed the file, or nothing proves it did not):
+ * start over from byte 0, with a body of `length` bytes described by `h` (NULL: not known yet).
+ * Readers that hold nothing of the old body the new one contradicts go on with the same object;
+ * otherwise they are cut and a new version takes over. Returns 0 (the same object, emptied), 1
+ * (a new one, waiting for its file) or -1 (the download failed). */
+static int start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
+                      const char *why)
+{
+    int rc = t->st->restart(t->obj, length, h);
+    if (rc < 0) {
+        fail_as_object(t);
+        return -1;
+    }
+    log_info("fetch %s: %s; starting over from byte 0%s", t->url, why,
+             rc > 0 ? ", as a new version (clients of the old one are cut)" : "");
+    atomic_fetch_add(&stats.download_restarts, 1);
+    t->offset = 0;
+    memset(&t->kept, 0, sizeof(t->kept));
+    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
+    if (rc == 0)
+        return 0;
+    return new_version(t, why) < 0 ? -1 : 1;
+}
+
+static int begin_full_body(struct transfer *t)
+{
+    struct upstream_headers h = headers_of(t);
+    validators_of(&t->resp, &t->kept);
+    if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
+        fail_as_object(t);
+        return -1;
+    }
+    return 0;
+}
+
+/* A resume was answered with something that does not continue the kept bytes (v: RESTART, a
+ * whole body; REFETCH, a 206 that proves nothing or another version). A whole body is the new
+ * version's, and is taken at once when the same object goes on; otherwise this response is
+ * dropped (-1 to curl: t->start_over) and the next attempt asks again from byte 0. */
+static int not_continued(struct transfer *t, const struct verdict *v)
+{
+    struct upstream_headers h = headers_of(t);
+    bool whole = v->kind == VERDICT_RESTART;
+    int64_t length = whole ? t->resp.content_length : t->resp.has_range ? t->resp.range_total : -1;
+    int rc = start_over(t, length, &h, v->reason);
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && whole) {
+        if (begin_full_body(t) < 0)
+            return -1;
+        t->body_started = true;
+        return 0;
+    }
+    t->start_over = true;
+    t->new_file = rc > 0;
+    return -1;
+}
+
+/* upstream refused the request for good; a bucket's 401/403 names the bucket only (never a key
+ * or secret). */
+static void refused(struct transfer *t, const struct verdict *v)
+{
+    char reason[160];
+    if (t->auth && (v->status == 401 || v->status == 403)) {
+        snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
+        fail(t, 502, reason);
+    } else {
+        fail(t, v->status, v->reason);
+    }
+}
+
+/* A 304 to a revalidation: no body comes, the attempt ends by itself. */
+static int renewed(struct transfer *t)
+{
+    atomic_fetch_add(&stats.revalidated_unchanged, 1);
+    t->renewed = true;
+    t->failed = t->st->renew(t->obj) < 0;
+    return 0;
+}
+
+/* The end of one response's headers: decide what to do with this response (-1 ends the
+ * attempt). */
+static int headers_done(struct transfer *t)
+{
+    long status = t->status;
+    struct resume_terms sent = {t->offset, known_length(t), &t->kept};
+    struct verdict v = response_verdict(&t->resp, status, &sent);
+    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
+    if (t->grant_until > 0 && t->source == t->asked && status >= 200 && status < 300)
+        grants_add(t->asked, t->grant_until);
+    if (t->conditional && status == 304)
+        return renewed(t);
+    if (t->conditional && v.kind == VERDICT_BODY)
+        atomic_fetch_add(&stats.revalidated_changed, 1);
+    switch (v.kind) {
+    case VERDICT_SKIP:
+        return 0;
+    case VERDICT_RETRY:
+        t->retry_status = v.status;
+        return -1;
+    case VERDICT_FAIL:
+        refused(t, &v);
+        return -1;
+    case VERDICT_CONTINUE:
+        atomic_fetch_add(&stats.download_resumes, 1);
+        t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
+        break;
+    case VERDICT_RESTART:
+    case VERDICT_REFETCH:
+        return not_continued(t, &v);
+    case VERDICT_BODY:
+        if (begin_full_body(t) < 0)
+            return -1;
+        break;
+    }
+    t->body_started = true;
+    return 0;
+}
+
+/* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
+ * string function sees it. A line too long for the copy is only looked at for its name: the
+ * values we keep are far shorter, and one that is not is dropped rather than cut. */
+size_t transfer_header(struct transfer *t, const char *data, size_t len)
+{
+    char line[HEADER_TYPE_MAX + 64];
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread() && t->state == TS_ASKING);
+    if (t->failed || t->retry_status)
+        return 0;
+    bool whole = copy_header_line(data, len, line, sizeof(line));
+    if (strncmp(line, "HTTP/", 5) == 0) {
+        response_reset(&t->resp);
+        t->status = response_status_line(line);
+    } else if (line[0] == '\0') {
+        if (headers_done(t) < 0)
+            return 0; /* the blank line ends one response's headers */
+    } else if (whole) {
+        const char *dropped = response_header(&t->resp, line);
+        if (dropped)
+            log_info("fetch %s: upstream %s too long, not replayed", t->url, dropped);
+    } else {
+        log_info("fetch %s: upstream header line of %zu bytes ignored", t->url, len);
+    }
+    return len;
+}
+
+size_t transfer_body(struct transfer *t, const char *data, size_t len)
+{
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread() && t->state == TS_ASKING);
+    if (t->failed || !t->body_started)
+        return 0;
+    if (t->st->append(t->obj, data, len) < 0) {
+        fail_as_object(t);
+        return 0;
+    }
+    EVP_DigestUpdate(t->sha, data, len);
+    atomic_fetch_add(&stats.bytes_downloaded, (int64_t)len);
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    return transfer_header(arg, data, size * n);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    return transfer_body(arg, data, size * n);
+}
+
+/* --- an attempt's request ------------------------------------------------------------------ */
+
+/* One more header line for this attempt's request; -1 when out of memory. */
+static int add_header(struct transfer *t, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(t->req_headers, line);
+    if (!l)
+        return -1;
+    t->req_headers = l;
+    return 0;
+}
+
+/* Ask for the bytes after those we keep, and only if they still belong to the same body. */
+static int add_resume_headers(struct transfer *t)
+{
+    char range[64], if_range[300];
+    snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
+    snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(&t->kept));
+    return add_header(t, range) < 0 || add_header(t, if_range) < 0 ? -1 : 0;
+}
+
+/* Ask only for a version other than the expired one this download revalidates: by its ETag
+ * when it has one, else by its date. Never both: RFC 9110 has a server ignore If-Modified-Since
+ * beside If-None-Match, but some do not (s3rver), and a file replaced within the second of its
+ * Last-Modified would then be answered 304 and kept in its old version. */
+static int add_conditions(struct transfer *t)
+{
+    char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX], line[HEADER_ETAG_MAX + 32];
+    if (!t->st->stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)))
+        return 0;
+    t->conditional = true;
+    if (etag[0])
+        snprintf(line, sizeof(line), "If-None-Match: %s", etag);
+    else
+        snprintf(line, sizeof(line), "If-Modified-Since: %s", date);
+    return add_header(t, line);
+}
+
+/* The request headers of this attempt: what a bucket's signature needs, then a resume's range or
+ * a revalidation's conditions. */
+static int set_headers(struct transfer *t)
+{
+    bool signing = t->auth && !t->auth->anonymous;
+    curl_slist_free_all(t->req_headers);
+    t->req_headers = signing ? easy_signing_headers(t->auth) : NULL;
+    t->conditional = false;
+    if ((signing && !t->req_headers) ||
+        (t->offset > 0 ? add_resume_headers(t) : add_conditions(t)) < 0)
+        return -1;
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
+    return 0;
+}
+
+/* Options that stay the same for every attempt of a download. */
+static void setup_easy(struct transfer *t)
+{
+    easy_setup(t->easy, t->loop->cfg, t->source, &t->h, t->errbuf);
+    curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+}
+
+/* A download taken up after a restart keeps the bytes it has: their digest (computed when the
+ * file was reopened) and the validator they were fetched under, for the resume's If-Range. */
+static int take_kept(struct transfer *t)
+{
+    struct object_meta *meta;
+    int rc = t->st->take_prefix(t->obj, t->sha);
+    if (rc <= 0)
+        return rc;
+    if (!(meta = malloc(sizeof(*meta))))
+        return -1;
+    t->st->snapshot(t->obj, meta);
+    /* only a body whose Last-Modified was a strong validator is synced for a restart */
+    snprintf(t->kept.etag, sizeof(t->kept.etag), "%s", meta->etag);
+    snprintf(t->kept.last_modified, sizeof(t->kept.last_modified), "%s", meta->last_modified);
+    free(meta);
+    return 0;
+}
+
+/* --- the steps ------------------------------------------------------------------------------ */
+
+/* The source is chosen (m->source) or the origin refused the URL. Only the origin gets a
+ * bucket's signature: a mirror is fetched unsigned. */
+static enum transfer_state source_chosen(struct transfer *t)
+{
+    if (t->pick.refused) {
+        fail(t, t->pick.refused, t->pick.reason);
+        return TS_FAILED;
+    }
+    if (t->pick.source != t->source) {
+        t->source = t->pick.source;
+        curl_easy_setopt(t->easy, CURLOPT_URL, t->source);
+    }
+    if (t->source == t->asked)
+        easy_sign_for(t->easy, t->auth);
+    else
+        t->auth = NULL;
+    log_debug("fetch %s: download started", t->url);
+    return TS_ATTEMPT;
+}
+
+/* SOURCE: a mirror, or the origin's word first (mirror.h); PROBING while a probe is out. */
+static enum transfer_state step_source(struct transfer *t)
+{
+    assert(t->state == TS_SOURCE);
+    return mirror_pick(&t->pick) ? TS_PROBING : source_chosen(t);
+}
+
+/* PROBING ends: mirror.c settled on a source. */
+static void picked(struct mirror_pick *m)
+{
+    struct transfer *t = (struct transfer *)((char *)m - offsetof(struct transfer, pick));
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread() && t->state == TS_PROBING);
+    t->state = source_chosen(t);
+    transfer_step(t);
+}
+
+/* ATTEMPT: one request. A resume needs a validator that can prove the answer continues the kept
+ * bytes; without one, the download starts over (start_over). */
+static enum transfer_state step_attempt(struct transfer *t)
+{
+    /* A backoff may end past the deadline, and a timeout of 0 would mean none at all. */
+    int64_t left = t->deadline_ms - t->loop->now_ms();
+    struct download_progress p;
+    char host[256];
+    assert(t->state == TS_ATTEMPT);
+    if (left <= 0) {
+        fail_upstream(t, 504, "download took longer than --download-timeout");
+        return TS_FAILED;
+    }
+    t->st->progress(t->obj, &p);
+    t->offset = p.have;
+    if (t->offset > 0 && !resume_validator(&t->kept)) {
+        int rc = start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
+        if (rc != 0)
+            return rc < 0 ? TS_FAILED : TS_OPENING; /* a new version: once its file exists */
+    }
+    if (t->attempts++ > 0)
+        atomic_fetch_add(&stats.download_retries, 1);
+    host_name(t->source, host, sizeof(host));
+    if (host_never_resolves(host, strlen(host))) { /* no resolver is asked (RFC 6761 6.4) */
+        fail_unresolved(t, host);
+        return TS_FAILED;
+    }
+    t->retry_status = 0;
+    t->status = 0;
+    t->body_started = t->start_over = t->new_file = t->renewed = false;
+    t->h.refused[0] = t->errbuf[0] = '\0';
+    if (set_headers(t) < 0) {
+        fail(t, 500, "out of memory");
+        return TS_FAILED;
+    }
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)left);
+    if (curl_multi_add_handle(t->loop->multi, t->easy) != CURLM_OK) {
+        fail(t, 500, "cannot start the upstream request");
+        return TS_FAILED;
+    }
+    return TS_ASKING;
+}
+
+/* The attempt ended without a body worth keeping and will not be retried: say why. */
+static void fail_attempt(struct transfer *t, CURLcode rc)
+{
+    char reason[CURL_ERROR_SIZE + 96], host[256];
+    struct download_progress p;
+    struct upstream_error e;
+    if (t->h.refused[0] && rc == CURLE_COULDNT_CONNECT) {
+        fail(t, 403, t->h.refused);
+        return;
+    }
+    if (t->retry_status) {
+        snprintf(reason, sizeof(reason), "upstream answered %d", t->retry_status);
+        fail_upstream(t, t->retry_status, reason);
+        return;
+    }
+    if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+        asked_host(t->easy, t->source, host, sizeof(host));
+        fail_unresolved(t, host);
+        return;
+    }
+    t->st->progress(t->obj, &p);
+    e = error_for_clients(rc, p.headers_ready, past_deadline(t));
+    snprintf(reason, sizeof(reason), "%s: %s", e.what,
+             t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    fail_upstream(t, e.status, reason);
+}
+
+static void backoff_over(void *arg)
+{
+    struct transfer *t = arg;
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread() && t->state == TS_BACKOFF);
+    t->state = TS_ATTEMPT;
+    transfer_step(t);
+}
+
+/* BACKOFF for `ms`, still counted as a download in progress. */
+static enum transfer_state back_off(struct transfer *t, int64_t ms)
+{
+    if (timer_arm(&t->loop->timers, &t->backoff, t->loop->now_ms() + ms, backoff_over, t) < 0) {
+        fail(t, 500, "out of memory");
+        return TS_FAILED;
+    }
+    count_active(t, true);
+    return TS_BACKOFF;
+}
+
+/* The whole body came: hand it over to be made durable. */
+static enum transfer_state finished(struct transfer *t)
+{
+    uint8_t digest[32];
+    unsigned int dlen = 0;
+    EVP_DigestFinal_ex(t->sha, digest, &dlen);
+    if (t->st->finish(t->obj, digest) < 0)
+        log_error("fetch %s: %d %s", t->url, t->st->error_status(t->obj), t->st->error(t->obj));
+    log_debug("fetch %s: download ended after %d attempt(s)", t->url, t->attempts);
+    return TS_DONE;
+}
+
+/* ENDED: finish, start over at once, back off and retry, or give up. */
+static enum transfer_state step_ended(struct transfer *t)
+{
+    CURLcode rc = t->rc;
+    bool stopping = atomic_load(&t->loop->stopping);
+    const struct config *cfg = t->loop->cfg;
+    assert(t->state == TS_ENDED);
+    count_active(t, false);
+    if (t->renewed) {
+        log_debug("fetch %s: unchanged upstream (304), renewed", t->url);
+        return t->failed ? TS_FAILED : TS_DONE;
+    }
+    if (rc == CURLE_OK && !t->failed && !t->retry_status)
+        return finished(t);
+    if (t->start_over && !t->failed && !stopping) {
+        /* nothing to wait out: the whole body at once, or a new version's once its file exists */
+        count_active(t, true);
+        return t->new_file ? TS_OPENING : TS_ATTEMPT;
+    }
+    if (!t->failed && !stopping && t->attempts <= cfg->download_retries &&
+        error_retryable(rc, t->retry_status > 0, t->h.refused[0], past_deadline(t))) {
+        int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, t->attempts);
+        log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
+                 t->retry_status ? "retryable status" : curl_easy_strerror(rc), (long long)ms);
+        return back_off(t, ms);
+    }
+    if (!t->failed && !stopping && resolve_retryable(rc, t->resolved_again, past_deadline(t))) {
+        t->resolved_again = true;
+        log_info("fetch %s: attempt %d: %s; asking again in %d ms", t->url, t->attempts,
+                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc), RESOLVE_RETRY_MS);
+        return back_off(t, RESOLVE_RETRY_MS);
+    }
+    fail_attempt(t, rc);
+    return TS_FAILED;
+}
+
+static void free_transfer(struct transfer *t)
+{
+    if (t->easy)
+        curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->req_headers);
+    EVP_MD_CTX_free(t->sha);
+    free(t->asked);
+    mirror_free(&t->pick);
+    t->magic = 0;
+    free(t);
+}
+
+/* DONE or FAILED: the object's reference goes, and the transfer with it. */
+static void end_transfer(struct transfer *t)
+{
+    assert(t->state == TS_DONE || t->state == TS_FAILED);
+    assert(t->backoff.slot == TIMER_IDLE);
+    count_active(t, false);
+    t->st->release(t->obj);
+    *t->prev = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->loop->n_active--;
+    free_transfer(t);
+}
+
+typedef enum transfer_state step_fn(struct transfer *t);
+
+/* The states with work to do; the others wait for an event (or are over). */
+static step_fn *const steps[] = {
+    [TS_SOURCE] = step_source,
+    [TS_ATTEMPT] = step_attempt,
+    [TS_ENDED] = step_ended,
+};
+
+/* Run steps until the transfer waits for an event; a transfer that is over is freed. */
+static void transfer_step(struct transfer *t)
+{
+    for (;;) {
+        CHECK_TRANSFER(t);
+        assert(upstream_on_thread());
+        if (t->state == TS_DONE || t->state == TS_FAILED) {
+            end_transfer(t);
+            return;
+        }
+        if ((size_t)t->state >= sizeof(steps) / sizeof(steps[0]) || !steps[t->state])
+            return;
+        t->state = steps[t->state](t);
+    }
+}
+
+/* --- events --------------------------------------------------------------------------------- */
+
+struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_store *st,
+                              struct object *obj, char *source, int64_t grant_until,
+                              const struct bucket_auth *auth, const char *host)
+{
+    struct transfer *t = calloc(1, sizeof(*t));
+    assert(upstream_on_thread());
+    if (!t || !(t->easy = curl_easy_init()) || !(t->sha = EVP_MD_CTX_new()) ||
+        EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL) != 1) {
+        st->fail(obj, 500, "out of memory");
+        free(source);
+        goto fail;
+    }
+    *t = (struct transfer){.h.kind = HANDLE_TRANSFER,
+                           .magic = TRANSFER_MAGIC,
+                           .loop = loop,
+                           .st = st,
+                           .obj = obj,
+                           .url = st->url(obj),
+                           .asked = source,
+                           .source = source,
+                           .grant_until = grant_until,
+                           .auth = auth,
+                           .easy = t->easy,
+                           .sha = t->sha,
+                           .state = TS_OPENING};
+    response_reset(&t->resp);
+    timer_init(&t->backoff);
+    t->started_ms = loop->now_ms();
+    t->deadline_ms = t->started_ms + loop->cfg->download_timeout * 1000;
+    snprintf(t->host, sizeof(t->host), "%s", host);
+    if (st->begin_file(obj, t->source, loop->wake, NULL) < 0) {
+        st->fail(obj, 500, "out of memory");
+        goto fail;
+    }
+    setup_easy(t);
+    t->pick = (struct mirror_pick){.loop = loop,
+                                   .url = t->url,
+                                   .asked = t->asked,
+                                   .grant_until = grant_until,
+                                   .picked = picked};
+    mirror_find(&t->pick);
+    t->next = loop->active;
+    t->prev = &loop->active;
+    if (loop->active)
+        loop->active->prev = &t->next;
+    loop->active = t;
+    loop->n_active++;
+    count_active(t, true);
+    return t;
+fail:
+    if (t)
+        free_transfer(t);
+    st->release(obj);
+    return NULL;
+}
+
+void transfer_poll_file(struct transfer *t)
+{
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread());
+    if (t->state != TS_OPENING)
+        return;
+    int ready = t->st->file_ready(t->obj);
+    if (ready == 0)
+        return;
+    t->failed = ready < 0; /* the persistence thread has failed it already */
+    if (ready > 0 && take_kept(t) < 0)
+        fail(t, 500, "out of memory");
+    t->state = t->failed ? TS_FAILED : TS_SOURCE;
+    transfer_step(t);
+}
+
+void transfer_attempt_ended(struct handle *h, CURLcode rc)
+{
+    struct transfer *t = (struct transfer *)h;
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread() && t->state == TS_ASKING);
+    curl_multi_remove_handle(t->loop->multi, t->easy);
+    t->rc = rc;
+    t->state = TS_ENDED;
+    transfer_step(t);
+}
+
+void transfer_announce(struct transfer *t)
+{
+    CHECK_TRANSFER(t);
+    t->st->announce(t->obj);
+}
+
+void transfer_stop(struct transfer *t)
+{
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread());
+    if (t->state == TS_ASKING)
+        curl_multi_remove_handle(t->loop->multi, t->easy);
+    timer_cancel(&t->loop->timers, &t->backoff);
+    if (t->state == TS_OPENING || t->new_file) {
+        fail(t, 503, "arca is shutting down");
+    } else if (!t->failed) { /* kept on disk: the next start continues it */
+        t->st->set_aside(t->obj, "arca is shutting down");
+        log_info("fetch %s: stopped; kept for the next start to continue", t->url);
+        t->failed = true;
+    }
+    t->state = TS_FAILED;
+    end_transfer(t);
+}
+
+enum transfer_state transfer_state(const struct transfer *t)
+{
+    CHECK_TRANSFER(t);
+    return t->state;
+}
+
+const char *transfer_host(const struct transfer *t)
+{
+    return t->host;
+}
+
+struct transfer *transfer_next(const struct transfer *t)
+{
+    return t->next;
+}
+
+CURL *transfer_easy(const struct transfer *t)
+{
+    return t->easy;
+}
+
+const struct curl_slist *transfer_request_headers(const struct transfer *t)
+{
+    return t->req_headers;
+}

@@ -1,0 +1,104 @@
+/*
+ * transfer.h — one upstream download as a state machine, over one or more attempts.
+ *
+ * Contract: upstream thread only (upstream_on_thread()). A transfer is one of the states below;
+ * transfer_step() runs the step function of each state that has work to do until the transfer
+ * waits for an event (its file, a probe's answer, curl, a timer) or is over; every event
+ * function checks the transfer is in the state that waits for it. The states:
+ *
+ *   OPENING  the persistence thread makes its file and row      -> SOURCE, FAILED
+ *   SOURCE   choose a mirror or the origin (mirror.h)           -> PROBING, ATTEMPT, FAILED
+ *   PROBING  a mirror's or the origin's probe is out            -> ATTEMPT, FAILED
+ *   ATTEMPT  one more request: a resume's Range, or from byte 0 -> ASKING, OPENING, FAILED
+ *   ASKING   in the multi handle: headers decide, bytes append  -> ENDED
+ *   ENDED    the attempt ended: finish, start over, back off    -> DONE, ATTEMPT, OPENING,
+ *                                                                 BACKOFF, FAILED
+ *   BACKOFF  a retry's timer (the loop's timer heap)            -> ATTEMPT
+ *   DONE     finished, renewed (304) or set aside: released and freed
+ *   FAILED   store_fail() has told its clients: released and freed
+ *
+ * Everything it asks of the object goes through a struct transfer_store (transfer_store_real
+ * points at store.h's functions; units record the calls). stats.downloads_active counts a
+ * transfer from its start until its last attempt ends (backoffs included). A transfer links
+ * itself into loop->active and unlinks itself when it is freed.
+ */
+#ifndef ARCA_TRANSFER_H
+#define ARCA_TRANSFER_H
+
+#include "easy.h"
+#include "store.h"
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum transfer_state {
+    TS_OPENING,
+    TS_SOURCE,
+    TS_PROBING,
+    TS_ATTEMPT,
+    TS_ASKING,
+    TS_ENDED,
+    TS_BACKOFF,
+    TS_DONE,
+    TS_FAILED,
+};
+
+/* What a transfer asks of its object (store.h says what each does). */
+struct transfer_store {
+    int (*begin_file)(struct object *obj, const char *source, void (*ready)(void *arg), void *arg);
+    int (*file_ready)(struct object *obj);
+    int (*take_prefix)(struct object *obj, EVP_MD_CTX *into);
+    void (*snapshot)(struct object *obj, struct object_meta *out);
+    void (*progress)(struct object *obj, struct download_progress *out);
+    bool (*stale_validators)(struct object *obj, char *etag, size_t etag_size, char *date,
+                             size_t date_size);
+    int (*begin_body)(struct object *obj, int64_t length, const struct upstream_headers *h,
+                      bool resumable);
+    void (*continue_body)(struct object *obj);
+    int (*restart)(struct object *obj, int64_t length, const struct upstream_headers *h);
+    struct object *(*new_version)(struct object *obj, const char *reason);
+    int (*append)(struct object *obj, const char *data, size_t len);
+    void (*announce)(struct object *obj);
+    int (*finish)(struct object *obj, const uint8_t digest[32]);
+    int (*renew)(struct object *obj);
+    void (*fail)(struct object *obj, int status, const char *reason);
+    void (*set_aside)(struct object *obj, const char *reason);
+    void (*release)(struct object *obj);
+    const char *(*url)(const struct object *obj);
+    const char *(*error)(const struct object *obj);
+    int (*error_status)(const struct object *obj);
+};
+extern const struct transfer_store transfer_store_real;
+
+struct transfer;
+
+/* A download of `obj` (whose reference it takes) from `source` (which it takes over), its file
+ * asked of the persistence thread: OPENING. NULL when it could not start (the object failed
+ * and was released). */
+struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_store *st,
+                              struct object *obj, char *source, int64_t grant_until,
+                              const struct bucket_auth *auth, const char *host);
+/* The loop's look after a wake-up: an OPENING transfer whose file is made goes on. The
+ * transfer may be freed on return. */
+void transfer_poll_file(struct transfer *t);
+/* curl ended the attempt of the transfer whose handle this is; it may be freed on return. */
+void transfer_attempt_ended(struct handle *h, CURLcode rc);
+/* Readers learn of this pass's bytes at once (store_announce). */
+void transfer_announce(struct transfer *t);
+/* arca stops: the download fails (nothing kept yet) or is set aside for the next start; freed. */
+void transfer_stop(struct transfer *t);
+
+enum transfer_state transfer_state(const struct transfer *t);
+const char *transfer_host(const struct transfer *t);
+struct transfer *transfer_next(const struct transfer *t);
+CURL *transfer_easy(const struct transfer *t);
+/* The request headers of the attempt under way (a resume's Range, a revalidation's conditions). */
+const struct curl_slist *transfer_request_headers(const struct transfer *t);
+
+/* What curl's callbacks hand over, one header line or a run of body bytes: the return is what
+ * curl is told (a length other than `len` ends the attempt). */
+size_t transfer_header(struct transfer *t, const char *data, size_t len);
+size_t transfer_body(struct transfer *t, const char *data, size_t len);
+
+#endif
