@@ -1,3 +1,5 @@
+/* The access log (see access_log.h): lines formatted on the client threads, queued in a ring of
+ * slots, written in batches by the log thread. */
 #include "access_log.h"
 #include "parse.h"
 #include "url.h"
@@ -32,6 +34,13 @@
  * it another writer of the same pipe (log.c) could land inside one of our lines. */
 #define PIPE_BATCH PIPE_BUF
 
+/* What the log thread does, for writers to know whether to wake it. */
+enum log_state {
+    AWAKE,    /* writing, or about to: nobody signals it */
+    IDLE,     /* waiting for a line: the writer of the next one wakes it */
+    LINGERING /* a line is queued, waiting for more: a writer wakes it at half full */
+};
+
 struct slot {
     size_t len;
     char line[LINE_MAX_BYTES];
@@ -51,13 +60,7 @@ static struct {
     bool running;         /* the log thread was started and not yet joined */
     bool stopping;        /* access_log_close asked it to end once nothing is queued */
     bool exited;          /* it ended: a late line is written by its caller (see enqueue) */
-    enum {
-        AWAKE,
-        IDLE,
-        LINGERING
-    } log_state; /* the log thread's: writing or about to; waiting
-                    for a line (a writer wakes it); or for more
-                    lines (a writer wakes it at half full) */
+    enum log_state log_state;
     pthread_t thread;
 } al = {.lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, /* held for a memcpy: spin first */
         .more = PTHREAD_COND_INITIALIZER,

@@ -11,7 +11,8 @@
  *   into a ring of preallocated slots (no allocation per line) and returns without touching the
  *   disk. A full ring makes the caller wait for room: a line is never dropped. Lines are written
  *   whole and in the order they were queued (a connection's in its requests' order), in
- *   batches; to a pipe or terminal (stderr) a batch is at most PIPE_BUF bytes, so another
+ *   batches, about 10 ms after the first of a batch was queued (sooner when the ring is half
+ *   full); to a pipe or terminal (stderr) a batch is at most PIPE_BUF bytes, so another
  *   writer's line never lands inside one of ours.
  * - access_log_reopen() (main, SIGHUP/SIGUSR1) opens the file again under its name; the log
  *   thread swaps it in between two batches and closes the old one, so a line is never written
