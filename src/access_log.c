@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -20,10 +22,15 @@
 
 #define LINE_MAX_BYTES 8192
 
-/* Lines waiting for the log thread: a client thread takes a slot under the lock for as long as a
- * memcpy, the log thread writes whole slots without it. 256 slots hold a burst of a quarter of a
- * second at 1000 req/s with the disk stalled; beyond it writers wait (a line is never dropped). */
+/* Lines waiting for the log thread: a client thread takes a ticket (an atomic compare-and-swap,
+ * no lock), copies its line into the ticket's slot and publishes it; the log thread writes the
+ * published slots in ticket order. 256 slots hold a burst of a quarter of a second at 1000
+ * req/s with the disk stalled; beyond it writers wait (a line is never dropped). */
 #define SLOTS 256
+
+/* Set in `head` once the log thread has ended: a ticket can no longer be taken, and a late line
+ * is written by its caller (enqueue). */
+#define CLOSED (1ULL << 63)
 
 /* Once a line is queued, the log thread waits this long for more before it writes, unless half
  * the ring fills first: one wake-up and one writev for many requests. Waking it for every line
@@ -42,25 +49,28 @@ enum log_state {
 };
 
 struct slot {
+    _Atomic uint64_t seq; /* ticket + 1 once the line of that ticket is in */
     size_t len;
     char line[LINE_MAX_BYTES];
 };
 
 static struct {
-    pthread_mutex_t lock; /* guards everything below but the slots' bytes */
-    pthread_cond_t more;  /* the log thread waits: lines, a reopened file, or stop */
-    pthread_cond_t room;  /* writers wait: the ring is full */
-    struct slot *slots;   /* SLOTS of them; [tail, head) % SLOTS are queued, owned by the log
-                             thread from the moment it takes them until tail passes them */
-    uint64_t head, tail;  /* lines ever queued, ever written (or given up on) */
-    int fd;               /* -1: off. Written by the log thread only while it runs */
-    int pending_fd;       /* a reopened file the log thread swaps in between batches, or -1 */
-    uint64_t pending_at;  /* lines queued before the reopen (below this) go to the old file */
-    bool pipe_like;       /* fd is not a regular file: batches of at most PIPE_BATCH bytes */
-    bool running;         /* the log thread was started and not yet joined */
-    bool stopping;        /* access_log_close asked it to end once nothing is queued */
-    bool exited;          /* it ended: a late line is written by its caller (see enqueue) */
-    enum log_state log_state;
+    pthread_mutex_t lock;     /* the fields below but head, tail, log_state, room_waiters (atomic)
+                                 and the slots; and the log thread's and writers' waits */
+    pthread_cond_t more;      /* the log thread waits: lines, a reopened file, or stop */
+    pthread_cond_t room;      /* writers wait: the ring is full */
+    struct slot *slots;       /* SLOTS of them; tickets [tail, head) % SLOTS are taken, owned by the
+                                 log thread from their publication until tail passes them */
+    _Atomic uint64_t head;    /* tickets ever taken (| CLOSED) */
+    _Atomic uint64_t tail;    /* lines ever written (or given up on): the log thread's */
+    _Atomic int room_waiters; /* writers waiting for room */
+    _Atomic enum log_state state; /* the log thread's, for writers to know whether to wake it */
+    int fd;                       /* -1: off. Written by the log thread only while it runs */
+    int pending_fd;      /* a reopened file the log thread swaps in between batches, or -1 */
+    uint64_t pending_at; /* lines queued before the reopen (below this) go to the old file */
+    bool pipe_like;      /* fd is not a regular file: batches of at most PIPE_BATCH bytes */
+    bool running;        /* the log thread was started and not yet joined */
+    bool stopping;       /* access_log_close asked it to end once nothing is queued */
     pthread_t thread;
 } al = {.lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, /* held for a memcpy: spin first */
         .more = PTHREAD_COND_INITIALIZER,
@@ -164,8 +174,9 @@ static void write_lines(int fd, bool pipe_like, uint64_t from, uint64_t to)
  * a closed descriptor. */
 static void swap_in_reopened(void)
 {
-    assert(on_log_thread() && (al.pending_fd < 0 || al.tail <= al.pending_at));
-    if (al.pending_fd < 0 || al.tail != al.pending_at)
+    uint64_t tail = atomic_load(&al.tail);
+    assert(on_log_thread() && (al.pending_fd < 0 || tail <= al.pending_at));
+    if (al.pending_fd < 0 || tail != al.pending_at)
         return;
     if (al.fd > STDERR_FILENO)
         close(al.fd);
@@ -173,30 +184,77 @@ static void swap_in_reopened(void)
     al.pending_fd = -1;
 }
 
-/* Log thread, lock held: until a line (or a reopen, or the stop) is there, then until LINGER_NS
- * have passed or half the ring is full. */
-static void wait_for_lines(void)
+/* Tickets taken and not yet written. */
+static uint64_t queued(void)
 {
-    struct timespec until;
+    return (atomic_load(&al.head) & ~CLOSED) - atomic_load(&al.tail);
+}
+
+/* Log thread, lock held: until a line (or a reopen, or the stop) is there. The state is set
+ * before the head is read again, and writers read the state after they took their ticket
+ * (sequentially consistent, both): either this sees the ticket, or its writer sees IDLE and
+ * signals, which it can only do once this waits (it takes the lock). */
+static void wait_for_a_line(void)
+{
     assert(on_log_thread());
-    while (al.head == al.tail && al.pending_fd < 0 && !al.stopping) {
-        al.log_state = IDLE;
+    while (al.pending_fd < 0 && !al.stopping) {
+        atomic_store(&al.state, IDLE);
+        if (queued() > 0)
+            break;
         pthread_cond_wait(&al.more, &al.lock);
     }
-    al.log_state = AWAKE;
-    if (al.stopping || al.pending_fd >= 0 || al.head - al.tail >= SLOTS / 2)
-        return;
+    atomic_store(&al.state, AWAKE);
+}
+
+/* Log thread, lock held: a line is there; wait LINGER_NS for more, or until half the ring is
+ * full (the writer that sees it wakes this, as in wait_for_a_line). */
+static void linger(void)
+{
+    struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_nsec += LINGER_NS;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    al.log_state = LINGERING;
-    while (al.log_state == LINGERING && !al.stopping &&
+    atomic_store(&al.state, LINGERING);
+    while (!al.stopping && al.pending_fd < 0 && queued() < SLOTS / 2 &&
+           atomic_load(&al.state) == LINGERING &&
            pthread_cond_timedwait(&al.more, &al.lock, &until) == 0)
         ;
-    al.log_state = AWAKE;
+    atomic_store(&al.state, AWAKE);
+}
+
+/* The first ticket from `from` whose line is not in yet (its writer is copying it), or `to`. */
+static uint64_t published(uint64_t from, uint64_t to)
+{
+    while (from < to &&
+           atomic_load_explicit(&al.slots[from % SLOTS].seq, memory_order_acquire) == from + 1)
+        from++;
+    return from;
+}
+
+/* Log thread, lock held: true when the thread may end: stopping, everything written, and no
+ * ticket can be taken any more (a writer that comes later writes its line itself). */
+static bool close_ring(void)
+{
+    uint64_t tail = atomic_load(&al.tail);
+    if (!al.stopping)
+        return false;
+    return atomic_compare_exchange_strong(&al.head, &tail, tail | CLOSED);
+}
+
+/* Log thread, lock not held: the ring has room again; wake the writers waiting for it. The tail
+ * is stored before room_waiters is read, a writer counts itself in before it reads the tail: one
+ * of them sees the other. */
+static void advance_tail(uint64_t to)
+{
+    atomic_store(&al.tail, to);
+    if (atomic_load(&al.room_waiters) > 0) {
+        pthread_mutex_lock(&al.lock);
+        pthread_cond_broadcast(&al.room);
+        pthread_mutex_unlock(&al.lock);
+    }
 }
 
 /* The log thread: drain what is queued, write it, again, until stopped with nothing left. */
@@ -205,22 +263,23 @@ static void *log_main(void *arg)
     (void)arg;
     pthread_mutex_lock(&al.lock);
     for (;;) {
-        wait_for_lines();
+        wait_for_a_line();
+        if (queued() > 0 && queued() < SLOTS / 2)
+            linger();
         swap_in_reopened();
-        if (al.head == al.tail && al.stopping) {
-            al.exited = true;
-            pthread_cond_broadcast(&al.room);
+        if (close_ring())
             break;
-        }
-        uint64_t from = al.tail, to = al.pending_fd >= 0 ? al.pending_at : al.head;
+        uint64_t from = atomic_load(&al.tail);
+        uint64_t to = published(from, al.pending_fd >= 0 ? al.pending_at : atomic_load(&al.head));
         int fd = al.fd;
         bool pipe_like = al.pipe_like;
         assert(to - from <= SLOTS);
         pthread_mutex_unlock(&al.lock);
+        if (to == from) /* a writer is still copying the first line (or was preempted) */
+            sched_yield();
         write_lines(fd, pipe_like, from, to);
+        advance_tail(to);
         pthread_mutex_lock(&al.lock);
-        al.tail = to;
-        pthread_cond_broadcast(&al.room);
     }
     pthread_mutex_unlock(&al.lock);
     return NULL;
@@ -234,10 +293,12 @@ static int start_thread(char *err, size_t errlen)
     pthread_cond_destroy(&al.more);
     pthread_cond_init(&al.more, &attr);
     pthread_condattr_destroy(&attr);
-    al.log_state = AWAKE;
-    al.slots = malloc(SLOTS * sizeof(*al.slots));
-    al.head = al.tail = al.pending_at = 0;
-    al.stopping = al.exited = false;
+    atomic_store(&al.state, AWAKE);
+    al.slots = calloc(SLOTS, sizeof(*al.slots)); /* seq 0: no ticket's line is in */
+    atomic_store(&al.head, 0);
+    atomic_store(&al.tail, 0);
+    al.pending_at = 0;
+    al.stopping = false;
     al.running = al.slots && pthread_create(&al.thread, NULL, log_main, NULL) == 0;
     if (!al.running) {
         free(al.slots);
@@ -288,7 +349,7 @@ int access_log_reopen(char *err, size_t errlen)
     if (al.pending_fd >= 0) /* two signals before the log thread took the first */
         close(al.pending_fd);
     al.pending_fd = fd;
-    al.pending_at = al.head;
+    al.pending_at = atomic_load(&al.head) & ~CLOSED;
     al.pipe_like = is_pipe_like(fd);
     pthread_cond_signal(&al.more);
     pthread_mutex_unlock(&al.lock);
@@ -307,7 +368,7 @@ void access_log_close(void)
     pthread_mutex_unlock(&al.lock);
     pthread_join(al.thread, NULL); /* it writes every line queued before it ends */
     pthread_mutex_lock(&al.lock);
-    assert(al.head == al.tail && al.pending_fd < 0);
+    assert(atomic_load(&al.head) == (atomic_load(&al.tail) | CLOSED) && al.pending_fd < 0);
     al.running = false;
     if (al.fd > STDERR_FILENO)
         close(al.fd);
@@ -315,7 +376,6 @@ void access_log_close(void)
     __atomic_store_n(&enabled, false, __ATOMIC_RELEASE);
     free(al.slots);
     al.slots = NULL;
-    pthread_cond_broadcast(&al.room);
     pthread_mutex_unlock(&al.lock);
 }
 
@@ -406,32 +466,75 @@ static const char *stamp_of(time_t when)
     return memo.stamp;
 }
 
-/* Any thread: the line into the ring, in the order the callers took the lock (a connection's
- * requests are answered one after the other, so its lines stay in order). A full ring makes the
- * caller wait for the log thread: a line is never dropped. */
-static void enqueue(const char *line, size_t n)
+/* Whether the ticket after `head` (as a writer read it) finds no room. A stale head may be below
+ * the tail: then it is not full, and the compare-and-swap with it fails. */
+static bool full(uint64_t head)
 {
-    assert(n <= LINE_MAX_BYTES);
+    return (int64_t)(head - atomic_load(&al.tail)) >= SLOTS;
+}
+
+/* A writer, the ring full: wait until the log thread has made room (or has ended). */
+static void wait_for_room(void)
+{
+    uint64_t head;
     pthread_mutex_lock(&al.lock);
-    while (al.running && !al.exited && al.head - al.tail == SLOTS)
+    atomic_fetch_add(&al.room_waiters, 1);
+    while (!((head = atomic_load(&al.head)) & CLOSED) && full(head))
         pthread_cond_wait(&al.room, &al.lock);
-    assert(al.head - al.tail < SLOTS || !al.running || al.exited);
-    if (al.running && !al.exited) {
-        struct slot *s = &al.slots[al.head % SLOTS];
-        memcpy(s->line, line, n);
-        s->len = n;
-        al.head++;
-        if (al.log_state == IDLE || (al.log_state == LINGERING && al.head - al.tail >= SLOTS / 2)) {
-            al.log_state = AWAKE; /* one signal is enough */
-            pthread_cond_signal(&al.more);
-        }
-    } else if (al.fd >= 0) {
-        /* The log thread has ended (arca stops; the HTTP server is stopped before, so this is
-         * rare): written here, under the lock, before access_log_close closes the file. */
-        struct iovec iov = {.iov_base = (void *)line, .iov_len = n};
+    atomic_fetch_sub(&al.room_waiters, 1);
+    pthread_mutex_unlock(&al.lock);
+}
+
+/* The log thread has ended (arca stops; the HTTP server is stopped before, so this is rare):
+ * the line is written here, under the lock, before access_log_close closes the file. */
+static void write_late(const char *line, size_t n)
+{
+    struct iovec iov = {.iov_base = (void *)line, .iov_len = n};
+    pthread_mutex_lock(&al.lock);
+    if (al.fd >= 0)
         write_batch(al.fd, &iov, 1);
+    pthread_mutex_unlock(&al.lock);
+}
+
+/* Wake the log thread if it waits for a line, or lingers while the ring is half full. */
+static void wake_log_thread(uint64_t queued_now)
+{
+    enum log_state state = atomic_load(&al.state);
+    if (state == AWAKE || (state == LINGERING && queued_now < SLOTS / 2))
+        return;
+    pthread_mutex_lock(&al.lock);
+    if (atomic_load(&al.state) != AWAKE) {
+        atomic_store(&al.state, AWAKE); /* one signal is enough */
+        pthread_cond_signal(&al.more);
     }
     pthread_mutex_unlock(&al.lock);
+}
+
+/* Any thread: the line into the ring, in ticket order (a connection's requests are answered one
+ * after the other, so its lines stay in order). No lock on the way: a ticket is a
+ * compare-and-swap of the head. A full ring makes the caller wait for the log thread: a line is
+ * never dropped. */
+static void enqueue(const char *line, size_t n)
+{
+    uint64_t ticket = atomic_load(&al.head);
+    assert(n <= LINE_MAX_BYTES);
+    for (;;) {
+        if (ticket & CLOSED) {
+            write_late(line, n);
+            return;
+        }
+        if (full(ticket)) {
+            wait_for_room();
+            ticket = atomic_load(&al.head);
+        } else if (atomic_compare_exchange_weak(&al.head, &ticket, ticket + 1)) {
+            break;
+        }
+    }
+    struct slot *s = &al.slots[ticket % SLOTS];
+    memcpy(s->line, line, n);
+    s->len = n;
+    atomic_store_explicit(&s->seq, ticket + 1, memory_order_release);
+    wake_log_thread(queued());
 }
 
 void access_log_write(const struct access_entry *e)

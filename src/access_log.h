@@ -8,8 +8,8 @@
  *   server has stopped: it waits until every line queued is written, then ends the thread and
  *   closes the file (SIGTERM loses no line).
  * - access_log_write() is callable from any thread: it formats the line on the caller's thread
- *   into a ring of preallocated slots (no allocation per line) and returns without touching the
- *   disk. A full ring makes the caller wait for room: a line is never dropped. Lines are written
+ *   into a ring of preallocated slots (no allocation and no lock per line: a ticket is a
+ *   compare-and-swap) and returns without touching the disk. A full ring makes the caller wait for room: a line is never dropped. Lines are written
  *   whole and in the order they were queued (a connection's in its requests' order), in
  *   batches, about 10 ms after the first of a batch was queued (sooner when the ring is half
  *   full); to a pipe or terminal (stderr) a batch is at most PIPE_BUF bytes, so another
