@@ -277,7 +277,8 @@ shutdown_lifetime 1 seconds
 
 
 class Arca(Server):
-    def __init__(self, work, data_dir=None, extra=(), binary=ARCA, name="arca", start=True):
+    def __init__(self, work, data_dir=None, extra=(), binary=ARCA, name="arca", start=True,
+                 access_log="off"):
         super().__init__(work)
         self.name = name
         self.data_dir = data_dir or os.path.join(work, name + "-data")
@@ -285,8 +286,10 @@ class Arca(Server):
                      self.data_dir, "--upstream-allow", "127.0.0.0/8", "--quota", "64G",
                      "--max-connections", "20000", "--max-connections-per-ip", "20000",
                      "--idle-timeout", "300s",
-                     # no access log, like every peer here (when the build has the option)
-                     *(["--access-log", "off"] if has_option(binary, "--access-log") else []),
+                     # no access log, like every peer here (when the build has the option);
+                     # warm-small-log gives a file to measure what it costs
+                     *(["--access-log", access_log] if has_option(binary, "--access-log")
+                       else []),
                      *extra]
         self.log = open(os.path.join(work, name + ".log"), "a")
         if start:
@@ -417,6 +420,39 @@ def warm_small(work, cfg, www):
         return {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
                 "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
                          f"{cfg['small_seconds']} s per round", "rounds": rounds}
+    finally:
+        for s in reversed(peers):
+            s.stop()
+
+
+def warm_small_log(work, cfg, www):
+    """What the access log costs: warm small hits (as warm-small) with the log off and to a file,
+    for arca and, with ARCA_BEFORE, the older build, all in one run (rounds interleaved)."""
+    write_random(os.path.join(www, "small"), 4096)
+    origin = Nginx(work, "nginx-static", www=www)
+    builds = [("arca", ARCA)] + ([("arca-before", ARCA_BEFORE)] if ARCA_BEFORE else [])
+    peers = [origin]
+    try:
+        for name, binary in builds:
+            peers.append(Arca(work, binary=binary, name=name))
+            peers.append(Arca(work, binary=binary, name=name + "-log",
+                              access_log=os.path.join(work, name + "-access.log")))
+        for s in peers[1:]:
+            fetch_all(s.url(origin, "/small"), 4096)
+        rounds = {s.name: [] for s in peers[1:]}
+        for _ in range(cfg["rounds"]):
+            for s in peers[1:]:
+                out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['small_seconds']}s",
+                                      "--latency", s.url(origin, "/small")],
+                                     capture_output=True, text=True, check=True).stdout
+                rps, p99, errors = parse_wrk(out)
+                if errors:
+                    raise RuntimeError(f"{s.name}: {errors} non-2xx answers under wrk")
+                rounds[s.name].append({"req_per_s": rps, "p99_ms": p99})
+        return {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
+                "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
+                         f"{cfg['small_seconds']} s per round; NAME-log writes --access-log "
+                         "to a file, NAME has it off", "rounds": rounds}
     finally:
         for s in reversed(peers):
             s.stop()
@@ -1042,7 +1078,8 @@ def cluster_scenario(work, cfg, www):
             "rounds": rounds}
 
 
-SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small, "cold-fanout": cold_fanout,
+SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
+             "warm-small-log": warm_small_log, "cold-fanout": cold_fanout,
              "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
              "idle-connections": idle_connections, "big-index": big_index,
              "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario,

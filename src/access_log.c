@@ -1,20 +1,96 @@
+/* The access log (see access_log.h): lines formatted on the client threads, queued in a ring of
+ * slots, written in batches by the log thread. */
 #include "access_log.h"
 #include "parse.h"
 #include "url.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES 8192
 
-static int log_fd = -1; /* -1: off */
+/* Lines waiting for the log thread: a client thread takes a ticket (an atomic compare-and-swap,
+ * no lock), copies its line into the ticket's slot and publishes it; the log thread writes the
+ * published slots in ticket order. 256 slots hold a burst of a quarter of a second at 1000
+ * req/s with the disk stalled; beyond it writers wait (a line is never dropped). */
+#define SLOTS 256
+
+/* Set in `head` once the log thread has ended: a ticket can no longer be taken, and a late line
+ * is written by its caller (enqueue). */
+#define CLOSED (1ULL << 63)
+
+/* Once a line is queued, the log thread waits this long for more before it writes, unless half
+ * the ring fills first: one wake-up and one writev for many requests. Waking it for every line
+ * (a futex call, a context switch, a writev each) cost more than the write() it replaced. */
+#define LINGER_NS (10 * 1000 * 1000)
+
+/* A pipe (stderr under systemd or a test) takes a write whole only up to PIPE_BUF bytes: past
+ * it another writer of the same pipe (log.c) could land inside one of our lines. */
+#define PIPE_BATCH PIPE_BUF
+
+/* What the log thread does, for writers to know whether to wake it. */
+enum log_state {
+    AWAKE,    /* writing, or about to: nobody signals it */
+    IDLE,     /* waiting for a line: the writer of the next one wakes it */
+    LINGERING /* a line is queued, waiting for more: a writer wakes it at half full */
+};
+
+struct slot {
+    _Atomic uint64_t seq; /* ticket + 1 once the line of that ticket is in */
+    size_t len;
+    char line[LINE_MAX_BYTES];
+};
+
+static struct {
+    pthread_mutex_t lock;     /* the fields below but head, tail, log_state, room_waiters (atomic)
+                                 and the slots; and the log thread's and writers' waits */
+    pthread_cond_t more;      /* the log thread waits: lines, a reopened file, or stop */
+    pthread_cond_t room;      /* writers wait: the ring is full */
+    struct slot *slots;       /* SLOTS of them; tickets [tail, head) % SLOTS are taken, owned by the
+                                 log thread from their publication until tail passes them */
+    _Atomic uint64_t head;    /* tickets ever taken (| CLOSED) */
+    _Atomic uint64_t tail;    /* lines ever written (or given up on): the log thread's */
+    _Atomic int room_waiters; /* writers waiting for room */
+    _Atomic enum log_state state; /* the log thread's, for writers to know whether to wake it */
+    int fd;                       /* -1: off. Written by the log thread only while it runs */
+    int pending_fd;      /* a reopened file the log thread swaps in between batches, or -1 */
+    uint64_t pending_at; /* lines queued before the reopen (below this) go to the old file */
+    bool pipe_like;      /* fd is not a regular file: batches of at most PIPE_BATCH bytes */
+    bool running;        /* the log thread was started and not yet joined */
+    bool stopping;       /* access_log_close asked it to end once nothing is queued */
+    pthread_t thread;
+} al = {.lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, /* held for a memcpy: spin first */
+        .more = PTHREAD_COND_INITIALIZER,
+        .room = PTHREAD_COND_INITIALIZER,
+        .fd = -1,
+        .pending_fd = -1};
+
 static char log_path[1024];
+static bool enabled; /* read without the lock on every request: atomic */
+
+static bool on_log_thread(void)
+{
+    return al.running && pthread_equal(pthread_self(), al.thread);
+}
+
+static bool is_pipe_like(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) != 0 || !S_ISREG(st.st_mode);
+}
 
 static int open_file(const char *path, char *err, size_t errlen)
 {
@@ -52,42 +128,260 @@ int access_log_check(const char *path, char *err, size_t errlen)
     return why ? -1 : 0;
 }
 
+/* The whole of `iov`, or as much as the file takes: a write error leaves nowhere to report it,
+ * and the lines are given up on (as a failed write() of one line was before the ring). */
+static void write_batch(int fd, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t done = writev(fd, iov, n);
+        if (done < 0 && errno == EINTR)
+            continue;
+        if (done <= 0)
+            return;
+        while (n > 0 && (size_t)done >= iov->iov_len) {
+            done -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= (size_t)done;
+        }
+    }
+}
+
+/* Log thread, lock not held: write lines [from, to) in batches of whole lines. */
+static void write_lines(int fd, bool pipe_like, uint64_t from, uint64_t to)
+{
+    struct iovec iov[64];
+    assert(on_log_thread());
+    while (from < to) {
+        int n = 0;
+        size_t bytes = 0;
+        for (; from < to && n < 64; from++, n++) {
+            struct slot *s = &al.slots[from % SLOTS];
+            if (n > 0 && pipe_like && bytes + s->len > PIPE_BATCH)
+                break;
+            iov[n] = (struct iovec){.iov_base = s->line, .iov_len = s->len};
+            bytes += s->len;
+        }
+        write_batch(fd, iov, n);
+    }
+}
+
+/* Log thread, lock held: the file SIGUSR1/SIGHUP reopened replaces the old one once the lines
+ * queued before the signal are written, between two batches, so that a line is never written to
+ * a closed descriptor. */
+static void swap_in_reopened(void)
+{
+    uint64_t tail = atomic_load(&al.tail);
+    assert(on_log_thread() && (al.pending_fd < 0 || tail <= al.pending_at));
+    if (al.pending_fd < 0 || tail != al.pending_at)
+        return;
+    if (al.fd > STDERR_FILENO)
+        close(al.fd);
+    al.fd = al.pending_fd;
+    al.pending_fd = -1;
+}
+
+/* Tickets taken and not yet written. */
+static uint64_t queued(void)
+{
+    return (atomic_load(&al.head) & ~CLOSED) - atomic_load(&al.tail);
+}
+
+/* Log thread, lock held: until a line (or a reopen, or the stop) is there. The state is set
+ * before the head is read again, and writers read the state after they took their ticket
+ * (sequentially consistent, both): either this sees the ticket, or its writer sees IDLE and
+ * signals, which it can only do once this waits (it takes the lock). */
+static void wait_for_a_line(void)
+{
+    assert(on_log_thread());
+    while (al.pending_fd < 0 && !al.stopping) {
+        atomic_store(&al.state, IDLE);
+        if (queued() > 0)
+            break;
+        pthread_cond_wait(&al.more, &al.lock);
+    }
+    atomic_store(&al.state, AWAKE);
+}
+
+/* Log thread, lock held: a line is there; wait LINGER_NS for more, or until half the ring is
+ * full (the writer that sees it wakes this, as in wait_for_a_line). */
+static void linger(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += LINGER_NS;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    atomic_store(&al.state, LINGERING);
+    while (!al.stopping && al.pending_fd < 0 && queued() < SLOTS / 2 &&
+           atomic_load(&al.state) == LINGERING &&
+           pthread_cond_timedwait(&al.more, &al.lock, &until) == 0)
+        ;
+    atomic_store(&al.state, AWAKE);
+}
+
+/* The first ticket from `from` whose line is not in yet (its writer is copying it), or `to`. */
+static uint64_t published(uint64_t from, uint64_t to)
+{
+    while (from < to &&
+           atomic_load_explicit(&al.slots[from % SLOTS].seq, memory_order_acquire) == from + 1)
+        from++;
+    return from;
+}
+
+/* Log thread, lock held: true when the thread may end: stopping, everything written, and no
+ * ticket can be taken any more (a writer that comes later writes its line itself). */
+static bool close_ring(void)
+{
+    uint64_t tail = atomic_load(&al.tail);
+    if (!al.stopping)
+        return false;
+    return atomic_compare_exchange_strong(&al.head, &tail, tail | CLOSED);
+}
+
+/* Log thread, lock not held: the ring has room again; wake the writers waiting for it. The tail
+ * is stored before room_waiters is read, a writer counts itself in before it reads the tail: one
+ * of them sees the other. */
+static void advance_tail(uint64_t to)
+{
+    atomic_store(&al.tail, to);
+    if (atomic_load(&al.room_waiters) > 0) {
+        pthread_mutex_lock(&al.lock);
+        pthread_cond_broadcast(&al.room);
+        pthread_mutex_unlock(&al.lock);
+    }
+}
+
+/* The log thread: drain what is queued, write it, again, until stopped with nothing left. */
+static void *log_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&al.lock);
+    for (;;) {
+        wait_for_a_line();
+        if (queued() > 0 && queued() < SLOTS / 2)
+            linger();
+        swap_in_reopened();
+        if (close_ring())
+            break;
+        uint64_t from = atomic_load(&al.tail);
+        uint64_t to = published(from, al.pending_fd >= 0 ? al.pending_at : atomic_load(&al.head));
+        int fd = al.fd;
+        bool pipe_like = al.pipe_like;
+        assert(to - from <= SLOTS);
+        pthread_mutex_unlock(&al.lock);
+        if (to == from) /* a writer is still copying the first line (or was preempted) */
+            sched_yield();
+        write_lines(fd, pipe_like, from, to);
+        advance_tail(to);
+        pthread_mutex_lock(&al.lock);
+    }
+    pthread_mutex_unlock(&al.lock);
+    return NULL;
+}
+
+static int start_thread(char *err, size_t errlen)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* a clock set back never stalls it */
+    pthread_cond_destroy(&al.more);
+    pthread_cond_init(&al.more, &attr);
+    pthread_condattr_destroy(&attr);
+    atomic_store(&al.state, AWAKE);
+    al.slots = calloc(SLOTS, sizeof(*al.slots)); /* seq 0: no ticket's line is in */
+    atomic_store(&al.head, 0);
+    atomic_store(&al.tail, 0);
+    al.pending_at = 0;
+    al.stopping = false;
+    al.running = al.slots && pthread_create(&al.thread, NULL, log_main, NULL) == 0;
+    if (!al.running) {
+        free(al.slots);
+        al.slots = NULL;
+        snprintf(err, errlen, "cannot start the access log thread: out of resources");
+        return -1;
+    }
+    return 0;
+}
+
 int access_log_open(const char *path, char *err, size_t errlen)
 {
+    int fd;
     snprintf(log_path, sizeof(log_path), "%s", path);
     if (access_log_check(path, err, errlen) < 0)
         return -1;
     if (!strcmp(path, "off"))
-        log_fd = -1;
-    else if (!path[0] || !strcmp(path, "-"))
-        log_fd = STDERR_FILENO;
-    else if ((log_fd = open_file(path, err, errlen)) < 0)
+        return 0;
+    if (!path[0] || !strcmp(path, "-"))
+        fd = STDERR_FILENO;
+    else if ((fd = open_file(path, err, errlen)) < 0)
         return -1;
-    return 0;
+    pthread_mutex_lock(&al.lock);
+    assert(!al.running && al.fd < 0);
+    al.pipe_like = is_pipe_like(fd);
+    int rc = start_thread(err, errlen);
+    if (rc == 0) {
+        al.fd = fd;
+        __atomic_store_n(&enabled, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&al.lock);
+    if (rc < 0 && fd > STDERR_FILENO)
+        close(fd);
+    return rc;
 }
 
 int access_log_reopen(char *err, size_t errlen)
 {
     int fd;
-    if (log_fd < 0 || log_fd == STDERR_FILENO)
+    pthread_mutex_lock(&al.lock);
+    bool file = al.running && al.fd > STDERR_FILENO;
+    pthread_mutex_unlock(&al.lock);
+    if (!file)
         return 0;
     if ((fd = open_file(log_path, err, errlen)) < 0)
         return -1; /* keep writing to the old file */
-    dup2(fd, log_fd);
-    close(fd);
+    pthread_mutex_lock(&al.lock);
+    if (al.pending_fd >= 0) /* two signals before the log thread took the first */
+        close(al.pending_fd);
+    al.pending_fd = fd;
+    al.pending_at = atomic_load(&al.head) & ~CLOSED;
+    al.pipe_like = is_pipe_like(fd);
+    pthread_cond_signal(&al.more);
+    pthread_mutex_unlock(&al.lock);
     return 0;
 }
 
 void access_log_close(void)
 {
-    if (log_fd > STDERR_FILENO)
-        close(log_fd);
-    log_fd = -1;
+    pthread_mutex_lock(&al.lock);
+    if (!al.running) {
+        pthread_mutex_unlock(&al.lock);
+        return;
+    }
+    al.stopping = true;
+    pthread_cond_signal(&al.more);
+    pthread_mutex_unlock(&al.lock);
+    pthread_join(al.thread, NULL); /* it writes every line queued before it ends */
+    pthread_mutex_lock(&al.lock);
+    assert(atomic_load(&al.head) == (atomic_load(&al.tail) | CLOSED) && al.pending_fd < 0);
+    al.running = false;
+    if (al.fd > STDERR_FILENO)
+        close(al.fd);
+    al.fd = -1;
+    __atomic_store_n(&enabled, false, __ATOMIC_RELEASE);
+    free(al.slots);
+    al.slots = NULL;
+    pthread_mutex_unlock(&al.lock);
 }
 
 bool access_log_enabled(void)
 {
-    return log_fd >= 0;
+    return __atomic_load_n(&enabled, __ATOMIC_ACQUIRE);
 }
 
 /* Append `s` escaped; stops short of the end of the line buffer. */
@@ -122,31 +416,154 @@ static size_t add_text(char *line, size_t n, size_t max, const char *fmt, ...)
     return n + (size_t)k < max ? n + (size_t)k : max - 1;
 }
 
+/* add_text(line, n, max, "%s", s) without the printf machinery: most of a line is strings. */
+static size_t add_str(char *line, size_t n, size_t max, const char *s)
+{
+    size_t k = strlen(s);
+    if (n + k >= max)
+        k = max - 1 - n;
+    memcpy(line + n, s, k);
+    line[n + k] = '\0';
+    return n + k;
+}
+
+/* What a thread formatted last: a lab's clients ask for the same URLs over and over, and
+ * url_redact (a parse of the URL and its query) was a third of a line's cost, the timestamp's
+ * formatting a tenth. Thread-local: no lock, and nothing to free when the thread ends. */
+static _Thread_local struct {
+    bool uri_valid, stamp_valid;
+    size_t uri_len;
+    char uri[2048];
+    char redacted[LINE_MAX_BYTES]; /* url_redact(uri) */
+    time_t when;
+    char stamp[40];
+} memo;
+
+/* The URI with signed URLs' signatures and passwords redacted. */
+static const char *redact_uri(const char *uri)
+{
+    size_t len = strlen(uri);
+    if (memo.uri_valid && len == memo.uri_len && !memcmp(uri, memo.uri, len))
+        return memo.redacted;
+    url_redact(uri, memo.redacted, sizeof(memo.redacted));
+    memo.uri_valid = len < sizeof(memo.uri);
+    if (memo.uri_valid) {
+        memcpy(memo.uri, uri, len);
+        memo.uri_len = len;
+    }
+    return memo.redacted;
+}
+
+static const char *stamp_of(time_t when)
+{
+    struct tm tm;
+    if (!memo.stamp_valid || memo.when != when) {
+        gmtime_r(&when, &tm);
+        strftime(memo.stamp, sizeof(memo.stamp), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        memo.when = when;
+        memo.stamp_valid = true;
+    }
+    return memo.stamp;
+}
+
+/* Whether the ticket after `head` (as a writer read it) finds no room. A stale head may be below
+ * the tail: then it is not full, and the compare-and-swap with it fails. */
+static bool full(uint64_t head)
+{
+    return (int64_t)(head - atomic_load(&al.tail)) >= SLOTS;
+}
+
+/* A writer, the ring full: wait until the log thread has made room (or has ended). */
+static void wait_for_room(void)
+{
+    uint64_t head;
+    pthread_mutex_lock(&al.lock);
+    atomic_fetch_add(&al.room_waiters, 1);
+    while (!((head = atomic_load(&al.head)) & CLOSED) && full(head))
+        pthread_cond_wait(&al.room, &al.lock);
+    atomic_fetch_sub(&al.room_waiters, 1);
+    pthread_mutex_unlock(&al.lock);
+}
+
+/* The log thread has ended (arca stops; the HTTP server is stopped before, so this is rare):
+ * the line is written here, under the lock, before access_log_close closes the file. */
+static void write_late(const char *line, size_t n)
+{
+    struct iovec iov = {.iov_base = (void *)line, .iov_len = n};
+    pthread_mutex_lock(&al.lock);
+    if (al.fd >= 0)
+        write_batch(al.fd, &iov, 1);
+    pthread_mutex_unlock(&al.lock);
+}
+
+/* Wake the log thread if it waits for a line, or lingers while the ring is half full. */
+static void wake_log_thread(uint64_t queued_now)
+{
+    enum log_state state = atomic_load(&al.state);
+    if (state == AWAKE || (state == LINGERING && queued_now < SLOTS / 2))
+        return;
+    pthread_mutex_lock(&al.lock);
+    if (atomic_load(&al.state) != AWAKE) {
+        atomic_store(&al.state, AWAKE); /* one signal is enough */
+        pthread_cond_signal(&al.more);
+    }
+    pthread_mutex_unlock(&al.lock);
+}
+
+/* Any thread: the line into the ring, in ticket order (a connection's requests are answered one
+ * after the other, so its lines stay in order). No lock on the way: a ticket is a
+ * compare-and-swap of the head. A full ring makes the caller wait for the log thread: a line is
+ * never dropped. */
+static void enqueue(const char *line, size_t n)
+{
+    uint64_t ticket = atomic_load(&al.head);
+    assert(n <= LINE_MAX_BYTES);
+    for (;;) {
+        if (ticket & CLOSED) {
+            write_late(line, n);
+            return;
+        }
+        if (full(ticket)) {
+            wait_for_room();
+            ticket = atomic_load(&al.head);
+        } else if (atomic_compare_exchange_weak(&al.head, &ticket, ticket + 1)) {
+            break;
+        }
+    }
+    struct slot *s = &al.slots[ticket % SLOTS];
+    memcpy(s->line, line, n);
+    s->len = n;
+    atomic_store_explicit(&s->seq, ticket + 1, memory_order_release);
+    wake_log_thread(queued());
+}
+
 void access_log_write(const struct access_entry *e)
 {
-    char line[LINE_MAX_BYTES], client[INET6_ADDRSTRLEN], stamp[40], uri[LINE_MAX_BYTES];
-    char referer[1024];
-    struct tm tm;
+    char line[LINE_MAX_BYTES], client[INET6_ADDRSTRLEN], referer[1024];
     size_t n, max = sizeof(line) - 1;
 
-    if (log_fd < 0)
+    if (!access_log_enabled())
         return;
     format_sockaddr(e->client, client, sizeof(client));
-    gmtime_r(&e->when, &tm);
-    strftime(stamp, sizeof(stamp), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    n = add_text(line, 0, max, "%s - - [%s] \"", client, stamp);
+    n = add_str(line, 0, max, client);
+    n = add_str(line, n, max, " - - [");
+    n = add_str(line, n, max, stamp_of(e->when));
+    n = add_str(line, n, max, "] \"");
     n = add_escaped(line, n, max - 1024, e->method);
-    n = add_text(line, n, max, " ");
-    url_redact(e->uri, uri, sizeof(uri)); /* signed URLs' signatures, passwords */
-    n = add_escaped(line, n, max - 512, uri);
-    n = add_text(line, n, max, " %s\" ", e->version);
-    n = e->status ? add_text(line, n, max, "%u ", e->status) : add_text(line, n, max, "- ");
+    n = add_str(line, n, max, " ");
+    n = add_escaped(line, n, max - 512, redact_uri(e->uri));
+    n = add_str(line, n, max, " ");
+    n = add_str(line, n, max, e->version);
+    n = add_str(line, n, max, "\" ");
+    n = e->status ? add_text(line, n, max, "%u ", e->status) : add_str(line, n, max, "- ");
     n = add_text(line, n, max, "%lld \"", (long long)e->bytes);
-    url_redact(e->referer ? e->referer : "-", referer, sizeof(referer));
-    n = add_escaped(line, n, max - 256, referer);
-    n = add_text(line, n, max, "\" \"");
+    if (e->referer) /* signed URLs' signatures, passwords */
+        url_redact(e->referer, referer, sizeof(referer));
+    n = add_escaped(line, n, max - 256, e->referer ? referer : "-");
+    n = add_str(line, n, max, "\" \"");
     n = add_escaped(line, n, max - 64, e->agent ? e->agent : "-");
-    n = add_text(line, n, max, "\" %s %.3f\n", e->cache, e->seconds);
-    if (write(log_fd, line, n) < 0)
-        return; /* nowhere left to report it */
+    n = add_str(line, n, max, "\" ");
+    n = add_str(line, n, max, e->cache);
+    n = add_text(line, n, max, " %.3f\n", e->seconds);
+    enqueue(line, n);
 }

@@ -7,6 +7,7 @@
 #include "stats.h"
 #include "upstream.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,11 @@ static bool fresh(const struct s3_slot *s)
 static void complete(struct s3_slot *s, struct s3_page *p)
 {
     pthread_mutex_lock(&cache.lock);
-    p->refs = 1; /* this function's own, until its end */
+    assert(s->fetching); /* one answer per request, and a request only for a fetching slot */
+    p->refs = 1;         /* this function's own, until its end */
     for (struct park *k = s->waiters.head; k; k = k->next) {
         struct s3_wait *w = PARK_OWNER(k, struct s3_wait, park);
+        assert(w->slot == s && !w->page);
         p->refs++;
         w->page = p;
         w->slot = NULL;
@@ -127,6 +130,7 @@ int s3_list_get(const struct bucket_auth *a, const char *prefix, const char *tok
     pthread_mutex_lock(&cache.lock);
     struct s3_slot *s = s3_cache_find(&cache.pages, a, prefix, token ? token : "");
     if (s && fresh(s)) {
+        assert(s->page->status == 200 && s->page->refs > 0); /* a failure is never kept */
         s3_cache_touch(&cache.pages, s);
         s->page->refs++;
         *page = s->page;
@@ -161,6 +165,7 @@ struct s3_page *s3_list_take(struct s3_wait *w)
 void s3_list_unwait(struct s3_wait *w)
 {
     pthread_mutex_lock(&cache.lock);
+    assert(!w->slot || w->slot->fetching);
     if (w->slot) /* still waiting: its slot is there (a fetching slot is never evicted) */
         park_remove(&w->slot->waiters, &w->park);
     w->slot = NULL;

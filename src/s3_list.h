@@ -4,7 +4,11 @@
  *
  * Contract: any thread may call s3_list_get(). A page that is not cached, or is older than its
  * bucket's listing-ttl, is asked of S3 on the upstream thread (upstream_get); everyone asking for
- * the same page meanwhile waits for that one request. A page handed out is immutable and is the
+ * the same page meanwhile parks (park.h) on that one request, and is woken once, with the page
+ * set, on the upstream thread once the cache lock is dropped; one that called s3_list_unwait
+ * before is never woken. When the request cannot be sent (arca stops), the 503 page is handed
+ * to the waiters on the caller's thread, before s3_list_get returns 0. One lock (s3_list.c's)
+ * guards the cache, the waiters and the pages' refs. A page handed out is immutable and is the
  * caller's reference until s3_list_put(). The cache (s3_cache.h) finds a page in O(1) and takes
  * at most S3_LIST_CACHE_BYTES, counted in what the heap holds for it (pages, folder names,
  * tokens, bookkeeping); the least recently used go first, and pages being asked for stay. A

@@ -2,6 +2,7 @@
 #include "index.h"
 #include "persist.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ static struct stats_hour counters_now(void)
 
 void stats_load(void)
 {
+    assert(persist_owns_index()); /* main, before the persistence threads start */
     for (size_t i = 0; i < sizeof(persistent) / sizeof(persistent[0]); i++) {
         int64_t v;
         if (index_counter_get(persistent[i].name, &v) == 0)
@@ -87,6 +89,9 @@ void stats_load(void)
 /* Lock held. Add to `h` what the counters did between the last save and `now`. */
 static void add_since_save(struct stats_hour *h, const struct stats_hour *now)
 {
+    /* the four counters only grow: a save never takes traffic away from an hour */
+    assert(now->served >= hours.seen.served && now->downloaded >= hours.seen.downloaded &&
+           now->requests >= hours.seen.requests && now->hits >= hours.seen.hits);
     h->served += now->served - hours.seen.served;
     h->downloaded += now->downloaded - hours.seen.downloaded;
     h->requests += now->requests - hours.seen.requests;
@@ -96,8 +101,11 @@ static void add_since_save(struct stats_hour *h, const struct stats_hour *now)
 /* Add what happened since the last save to the current hour; returns a copy of that hour. */
 static struct stats_hour account_hour(int64_t hour)
 {
-    struct stats_hour now = counters_now(), *slot = &hours.ring[hour % STATS_HOURS], copy;
+    struct stats_hour now, *slot = &hours.ring[hour % STATS_HOURS], copy;
     pthread_mutex_lock(&hours.lock);
+    /* read under the lock: two saves at once (the upstream thread's last, main's) would else
+     * each take the counters, and the later `seen` could go back past the other's */
+    now = counters_now();
     if (slot->hour != hour)
         *slot = (struct stats_hour){.hour = hour};
     add_since_save(slot, &now);
@@ -120,6 +128,7 @@ struct save_job {
 static void run_save(struct persist_job *job)
 {
     struct save_job *sv = (struct save_job *)job;
+    assert(persist_owns_index());
     index_begin();
     for (size_t i = 0; i < N_PERSISTENT; i++)
         index_counter_set(persistent[i].name, sv->values[i]);
@@ -151,8 +160,10 @@ void stats_save(void)
 void stats_hours(struct stats_hour *out, int n)
 {
     int64_t hour = current_hour();
-    struct stats_hour now = counters_now(), *last = &out[n - 1];
+    struct stats_hour now, *last = &out[n - 1];
+    assert(n > 0 && n <= STATS_HOURS);
     pthread_mutex_lock(&hours.lock);
+    now = counters_now(); /* after `seen`, under the same lock: no negative share */
     for (int i = 0; i < n; i++) {
         int64_t want = hour - (n - 1) + i;
         const struct stats_hour *slot = &hours.ring[want % STATS_HOURS];

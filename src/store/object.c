@@ -27,10 +27,9 @@ void store_lock(void)
     holding = true;
 }
 
-/* Not asserting `holding`: the persistence-side sections of store_write.c and store_resume.c
- * still take st.lock directly (see their comments). */
 void store_unlock(void)
 {
+    assert(holding);
     holding = false;
     pthread_mutex_unlock(&st.lock);
     park_flush();

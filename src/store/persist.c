@@ -1,96 +1,183 @@
-/* The persistence thread: a FIFO of jobs and the thread that runs them (see persist.h). */
+/* The persistence threads: two FIFOs of jobs, each with the thread that runs it (see persist.h).
+ * The ordered queue runs every change of names and rows; the sync queue only fsyncs file data,
+ * then hands the job on to the ordered queue for what follows. */
 #include "persist.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 
-static struct {
-    pthread_mutex_t lock; /* guards the queue, running and stopping */
-    pthread_cond_t work, idle;
+struct queue {
+    pthread_cond_t work;
     struct persist_job *head, **tail;
     pthread_t thread;
     bool running, stopping;
     unsigned long submitted, done; /* jobs ever submitted and run: persist_flush waits on them */
-} pq = {.lock = PTHREAD_MUTEX_INITIALIZER,
-        .work = PTHREAD_COND_INITIALIZER,
-        .idle = PTHREAD_COND_INITIALIZER};
+};
 
-static void *persist_main(void *arg)
+static struct {
+    pthread_mutex_t lock; /* guards both queues and `stopping` */
+    pthread_cond_t idle;  /* a job was done, on either queue */
+    struct queue q[2];    /* indexed by enum persist_queue */
+    bool stopping;        /* persist_stop was called */
+} pq = {.lock = PTHREAD_MUTEX_INITIALIZER,
+        .idle = PTHREAD_COND_INITIALIZER,
+        .q = {{.work = PTHREAD_COND_INITIALIZER}, {.work = PTHREAD_COND_INITIALIZER}}};
+
+/* Lock held. */
+static bool on_queue_thread(enum persist_queue which)
 {
-    (void)arg;
+    return pq.q[which].running && pthread_equal(pthread_self(), pq.q[which].thread);
+}
+
+/* Lock held: the next job, or NULL once stopping with nothing left. */
+static struct persist_job *take(struct queue *q)
+{
+    while (!q->head && !q->stopping)
+        pthread_cond_wait(&q->work, &pq.lock);
+    struct persist_job *job = q->head;
+    if (job && !(q->head = job->next))
+        q->tail = &q->head;
+    assert(!job || q->submitted > q->done);
+    return job;
+}
+
+/* The sync queue's step: the data's fsync, then what follows it, in order with every other
+ * change of names and rows. The follow-up is queued before this job counts as done, so that
+ * persist_flush waiting on this queue then sees it on the ordered one. */
+static void run_sync_step(struct persist_job *job)
+{
+    job->sync(job);
+    persist_submit(job);
+}
+
+static void *queue_main(void *arg)
+{
+    enum persist_queue which = (enum persist_queue)(long)arg;
+    struct queue *q = &pq.q[which];
     pthread_mutex_lock(&pq.lock);
     for (;;) {
-        while (!pq.head && !pq.stopping)
-            pthread_cond_wait(&pq.work, &pq.lock);
-        struct persist_job *job = pq.head;
+        struct persist_job *job = take(q);
         if (!job) {
             /* stopping, and nothing left: from now on a job runs on its submitter */
-            pq.running = false;
+            q->running = false;
             break;
         }
-        pq.head = job->next;
-        if (!pq.head)
-            pq.tail = &pq.head;
         pthread_mutex_unlock(&pq.lock);
-        job->run(job);
+        if (which == PERSIST_SYNC)
+            run_sync_step(job);
+        else
+            job->run(job);
         pthread_mutex_lock(&pq.lock);
-        pq.done++;
+        q->done++;
         pthread_cond_broadcast(&pq.idle);
     }
     pthread_mutex_unlock(&pq.lock);
     return NULL;
 }
 
+/* Lock held. */
+static bool start_queue(enum persist_queue which)
+{
+    struct queue *q = &pq.q[which];
+    q->head = NULL;
+    q->tail = &q->head;
+    q->stopping = false;
+    q->running = pthread_create(&q->thread, NULL, queue_main, (void *)(long)which) == 0;
+    return q->running;
+}
+
+/* Run what is queued on `which`, then end its thread. */
+static void stop_queue(enum persist_queue which)
+{
+    struct queue *q = &pq.q[which];
+    pthread_mutex_lock(&pq.lock);
+    if (!q->running) {
+        pthread_mutex_unlock(&pq.lock);
+        return;
+    }
+    q->stopping = true;
+    pthread_cond_signal(&q->work);
+    pthread_t thread = q->thread;
+    pthread_mutex_unlock(&pq.lock);
+    pthread_join(thread, NULL);
+}
+
 int persist_start(char *err, size_t errlen)
 {
     pthread_mutex_lock(&pq.lock);
-    pq.head = NULL;
-    pq.tail = &pq.head;
     pq.stopping = false;
-    pq.running = pthread_create(&pq.thread, NULL, persist_main, NULL) == 0;
+    bool ok = start_queue(PERSIST_ORDERED);
     pthread_mutex_unlock(&pq.lock);
-    if (!pq.running)
-        snprintf(err, errlen, "cannot start the persistence thread: out of resources");
-    return pq.running ? 0 : -1;
+    if (ok) {
+        pthread_mutex_lock(&pq.lock);
+        ok = start_queue(PERSIST_SYNC);
+        pthread_mutex_unlock(&pq.lock);
+        if (!ok)
+            stop_queue(PERSIST_ORDERED);
+    }
+    if (!ok)
+        snprintf(err, errlen, "cannot start the persistence threads: out of resources");
+    return ok ? 0 : -1;
+}
+
+/* Queue `job` on `which`: 0, or -1 when that queue's thread does not run. */
+static int enqueue(enum persist_queue which, struct persist_job *job)
+{
+    struct queue *q = &pq.q[which];
+    job->next = NULL;
+    pthread_mutex_lock(&pq.lock);
+    if (!q->running) {
+        pthread_mutex_unlock(&pq.lock);
+        return -1;
+    }
+    *q->tail = job;
+    q->tail = &job->next;
+    q->submitted++;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&pq.lock);
+    return 0;
 }
 
 void persist_submit(struct persist_job *job)
 {
-    job->next = NULL;
-    pthread_mutex_lock(&pq.lock);
-    if (!pq.running) {
-        pthread_mutex_unlock(&pq.lock);
+    if (enqueue(PERSIST_ORDERED, job) < 0)
         job->run(job);
-        return;
-    }
-    *pq.tail = job;
-    pq.tail = &job->next;
-    pq.submitted++;
-    pthread_cond_signal(&pq.work);
-    pthread_mutex_unlock(&pq.lock);
+}
+
+void persist_submit_sync(struct persist_job *job)
+{
+    assert(job->sync && job->run);
+    if (enqueue(PERSIST_SYNC, job) < 0)
+        run_sync_step(job);
+}
+
+/* Lock held: wait until `which` has run `target` jobs (or stopped). */
+static void wait_done(enum persist_queue which, unsigned long target)
+{
+    while (pq.q[which].running && pq.q[which].done < target)
+        pthread_cond_wait(&pq.idle, &pq.lock);
 }
 
 void persist_flush(void)
 {
     pthread_mutex_lock(&pq.lock);
-    unsigned long target = pq.submitted;
-    while (pq.running && pq.done < target && !pthread_equal(pthread_self(), pq.thread))
-        pthread_cond_wait(&pq.idle, &pq.lock);
+    /* one of the threads waiting on itself would never return */
+    if (!on_queue_thread(PERSIST_ORDERED) && !on_queue_thread(PERSIST_SYNC)) {
+        wait_done(PERSIST_SYNC, pq.q[PERSIST_SYNC].submitted);
+        wait_done(PERSIST_ORDERED, pq.q[PERSIST_ORDERED].submitted);
+    }
     pthread_mutex_unlock(&pq.lock);
 }
 
 void persist_stop(void)
 {
     pthread_mutex_lock(&pq.lock);
-    if (!pq.running) {
-        pthread_mutex_unlock(&pq.lock);
-        return;
-    }
     pq.stopping = true;
-    pthread_cond_signal(&pq.work);
-    pthread_t thread = pq.thread;
     pthread_mutex_unlock(&pq.lock);
-    pthread_join(thread, NULL);
+    /* the sync queue first: its jobs end on the ordered queue */
+    stop_queue(PERSIST_SYNC);
+    stop_queue(PERSIST_ORDERED);
 }
 
 bool persist_stopping(void)
@@ -101,11 +188,26 @@ bool persist_stopping(void)
     return stopping;
 }
 
+size_t persist_depth(enum persist_queue which)
+{
+    pthread_mutex_lock(&pq.lock);
+    size_t depth = (size_t)(pq.q[which].submitted - pq.q[which].done);
+    pthread_mutex_unlock(&pq.lock);
+    return depth;
+}
+
 bool persist_on_thread(void)
 {
-    bool on;
     pthread_mutex_lock(&pq.lock);
-    on = pq.running && pthread_equal(pthread_self(), pq.thread);
+    bool on = on_queue_thread(PERSIST_ORDERED);
+    pthread_mutex_unlock(&pq.lock);
+    return on;
+}
+
+bool persist_on_sync_thread(void)
+{
+    pthread_mutex_lock(&pq.lock);
+    bool on = on_queue_thread(PERSIST_SYNC);
     pthread_mutex_unlock(&pq.lock);
     return on;
 }
@@ -113,7 +215,8 @@ bool persist_on_thread(void)
 bool persist_owns_index(void)
 {
     pthread_mutex_lock(&pq.lock);
-    bool owns = !pq.running || pthread_equal(pthread_self(), pq.thread);
+    bool owns = !pq.q[PERSIST_ORDERED].running ||
+                pthread_equal(pthread_self(), pq.q[PERSIST_ORDERED].thread);
     pthread_mutex_unlock(&pq.lock);
     return owns;
 }

@@ -1,17 +1,26 @@
 /*
- * persist.h — the persistence thread: the one owner of the SQLite index (index.h), of fsync and
- * of unlink while arca serves.
+ * persist.h — the persistence threads: the one owner of the SQLite index (index.h), of the
+ * object files' names (create, rename, unlink) and of their fsync while arca serves.
  *
  * Contract:
- * - Between persist_start and persist_stop, index.h is called from this thread only, and so are
- *   fsync() and unlink() of object files. Others hand it jobs and never wait on the disk, except
- *   persist_flush, which waits for the jobs queued before it.
- * - Jobs run one at a time, in the order they were submitted (a job submitted under the store
- *   lock is therefore ordered with every change of the table: a file removed for an object that
- *   left the table is removed before a new download of the same URL creates its own).
+ * - Two queues, each with its thread. The ordered queue runs every job that changes a name or a
+ *   row: between persist_start and persist_stop, index.h is called from its thread only, and so
+ *   are the creation, rename and unlink of object files. The sync queue only fsyncs file data
+ *   (job->sync, no name or row changes) and then puts the same job on the ordered queue, whose
+ *   job->run does what follows (rename, the directory's sync, the row): a large object's fsync
+ *   never holds up the file creation of a new download.
+ * - Jobs of one queue run one at a time, in the order they were submitted (a job submitted under
+ *   the store lock is therefore ordered with every change of the table: a file removed for an
+ *   object that left the table is removed before a new download of the same URL creates its
+ *   own). A sync job's follow-up runs after whatever the ordered queue took meanwhile: it must
+ *   check, under the store lock, that its object is still what it synced (see store_write.c).
+ * - Who else touches the disk: the upstream thread pwrite()s downloads' bytes into files these
+ *   threads created, and the access log (access_log.h) has its own thread. No client thread
+ *   waits on the disk for a job: they hand jobs over and return, except persist_flush, which
+ *   waits for the jobs queued before it (tests, and the upstream thread's stop).
  * - Before persist_start and after persist_stop, a job runs at once on the thread submitting it
  *   (start-up and shutdown are single-threaded then, so the index still has one user at a time).
- * - A job owns its memory: run() frees it.
+ * - A job owns its memory: run() frees it (sync() must not).
  */
 #ifndef ARCA_PERSIST_H
 #define ARCA_PERSIST_H
@@ -20,22 +29,32 @@
 #include <stddef.h>
 
 struct persist_job {
-    void (*run)(struct persist_job *job);
+    void (*run)(struct persist_job *job);  /* on the ordered queue's thread */
+    void (*sync)(struct persist_job *job); /* persist_submit_sync only: first, on the sync
+                                              queue's thread */
     struct persist_job *next;
 };
 
+enum persist_queue { PERSIST_ORDERED, PERSIST_SYNC };
+
 int persist_start(char *err, size_t errlen);
-/* Any thread. Never blocks on the disk. */
+/* Any thread: job->run on the ordered queue. Never blocks on the disk. */
 void persist_submit(struct persist_job *job);
-/* Wait until every job submitted before this call has run. */
+/* Any thread: job->sync on the sync queue, then job->run on the ordered queue. */
+void persist_submit_sync(struct persist_job *job);
+/* Wait until every job submitted before this call has run (a sync job's follow-up included). */
 void persist_flush(void);
-/* Run what is queued, then end the thread. */
+/* Run what is queued (the sync queue first, then the ordered one), then end the threads. */
 void persist_stop(void);
 /* Whether persist_stop has been called: long chains of jobs (the orphan sweep) end early. */
 bool persist_stopping(void);
-/* Whether the caller is the persistence thread (for asserts). */
+/* Jobs submitted to `which` and not yet done (the one running included), for /metrics. */
+size_t persist_depth(enum persist_queue which);
+/* Whether the caller is the ordered queue's thread (for asserts). */
 bool persist_on_thread(void);
-/* Whether the caller may use the index now: the persistence thread while it runs, anyone
+/* Whether the caller is the sync queue's thread (for asserts). */
+bool persist_on_sync_thread(void);
+/* Whether the caller may use the index now: the ordered queue's thread while it runs, anyone
  * (main, a unit test) while it does not. index.c asserts it on every call. */
 bool persist_owns_index(void);
 

@@ -235,7 +235,7 @@ void submit_started(struct object *obj)
     if (!s)
         return;
     s->job.run = run_started;
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     memcpy(s->key, obj->key, 65);
     s->length = obj->length;
     s->created = obj->created;
@@ -255,23 +255,43 @@ struct sync_job {
     struct persist_job job;
     struct object *obj; /* a reference of its own */
     int64_t upto;
-    bool last; /* arca stops: the download was set aside, not failed */
+    bool last;   /* arca stops: the download was set aside, not failed */
+    bool tried;  /* sync_partial ran (on the sync queue, or in run_sync for a last one) */
+    bool synced; /* and the data below `upto` is on disk */
 };
 
+/* The sync queue's thread: the partial file's data on disk, nothing else (the row is the ordered
+ * queue's, in run_sync). */
+static void sync_partial(struct persist_job *job)
+{
+    struct sync_job *s = (struct sync_job *)job;
+    store_lock();
+    bool live = s->obj->state == OBJ_FETCHING || s->last;
+    int fd = s->obj->fd; /* ours while the reference is held: closed only at the last one */
+    store_unlock();
+    s->tried = true;
+    /* bytes below `upto` were written before this was queued: the sync covers them */
+    s->synced = live && fdatasync(fd) == 0;
+}
+
+/* Ordered queue's thread, after sync_partial (store_set_aside queues a last one here directly:
+ * arca stops, and the sync runs here). */
 static void run_sync(struct persist_job *job)
 {
     struct sync_job *s = (struct sync_job *)job;
-    pthread_mutex_lock(&st.lock);
-    bool live = s->obj->state == OBJ_FETCHING || s->last;
-    store_unlock();
-    /* bytes below `upto` were written before this was queued: the sync covers them */
-    if (live && fdatasync(s->obj->fd) == 0)
-        index_set_synced(s->obj->key, s->upto);
-    pthread_mutex_lock(&st.lock);
+    assert(persist_on_thread() || persist_owns_index());
+    if (!s->tried)
+        sync_partial(job);
+    store_lock();
+    /* Failed while its data synced: its row went, and a new download of the URL may have made
+     * its own since; the synced length is not that one's. */
+    bool ours = s->last || s->obj->state == OBJ_FETCHING;
     s->obj->sync_pending = false;
     int64_t have = s->obj->have;
-    live = !s->last && s->obj->state == OBJ_FETCHING;
+    bool live = !s->last && s->obj->state == OBJ_FETCHING;
     store_unlock();
+    if (ours && s->synced)
+        index_set_synced(s->obj->key, s->upto);
     /* a step crossed while this one synced (a busy disk) was passed over by maybe_sync: sync it
      * now, so that a restart refetches about one step, not several */
     if (live)
@@ -287,7 +307,7 @@ void maybe_sync(struct object *obj, int64_t before, int64_t after)
     struct sync_job *s;
     if (!obj->resumable || before / SYNC_STEP == after / SYNC_STEP || !(s = malloc(sizeof(*s))))
         return;
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     if (obj->sync_pending) {
         store_unlock();
         free(s);
@@ -296,8 +316,9 @@ void maybe_sync(struct object *obj, int64_t before, int64_t after)
     obj->sync_pending = true;
     obj->refs++;
     store_unlock();
-    *s = (struct sync_job){.job.run = run_sync, .obj = obj, .upto = after};
-    persist_submit(&s->job);
+    *s = (struct sync_job){
+        .job = {.run = run_sync, .sync = sync_partial}, .obj = obj, .upto = after};
+    persist_submit_sync(&s->job);
 }
 
 void store_set_aside(struct object *obj, const char *reason)

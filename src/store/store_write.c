@@ -390,7 +390,9 @@ static int check_length(struct object *obj)
 struct finish_job {
     struct persist_job job;
     struct object *obj; /* a reference of its own */
+    uint64_t gen;       /* obj->gen when the download ended */
     uint8_t digest[32];
+    bool synced; /* the sync queue's fsync of the file's data succeeded */
 };
 
 /* Persistence thread: the object's row says complete, or the object fails (507 when the disk
@@ -404,15 +406,39 @@ static int record_complete(struct object *obj, const struct index_row *row)
     return rc < 0 ? -1 : 0;
 }
 
-/* Persistence thread: durable first (file under its final name, directory entry, row), then
- * COMPLETE. */
-static int make_durable(struct object *obj, const uint8_t digest[32])
+/* The sync queue's thread: the file's data on disk, nothing else (its name and row are the
+ * ordered queue's, in run_finish). The slow part of a large download's end: new downloads' file
+ * creation goes on meanwhile. */
+static void sync_data(struct persist_job *job)
+{
+    struct finish_job *f = (struct finish_job *)job;
+    assert(persist_on_sync_thread() || persist_owns_index()); /* or nobody runs: at start, end */
+    store_lock();
+    int fd = f->obj->fd; /* ours while the reference is held: closed only at the last one */
+    store_unlock();
+    f->synced = fsync(fd) == 0;
+}
+
+/* Ordered queue's thread, after sync_data: durable first (file under its final name, directory
+ * entry, row), then COMPLETE. Returns 0, -1 with the object failed, or 1 when it failed while its
+ * data synced: then its removal, and maybe a new download of the URL with its own part file and
+ * row, were queued meanwhile, and nothing here may touch them. */
+static int make_durable(struct finish_job *f)
 {
     char path[1200], part[1200];
     struct index_row row;
+    struct object *obj = f->obj;
+    assert(persist_on_thread() || persist_owns_index());
+    store_lock();
+    bool live = obj->state == OBJ_FETCHING && obj->gen == f->gen;
+    store_unlock();
+    /* Not live, it stays so: the ordered queue, this thread, is the only one to create a part
+     * file; a failure from now on queues its removal behind this job. */
+    if (!live)
+        return 1;
     object_path(obj, path, sizeof(path));
     part_path(obj->key, part, sizeof(part));
-    if (fsync(obj->fd) < 0) {
+    if (!f->synced) {
         store_fail(obj, 507, "cannot sync object file (disk full?)");
         return -1;
     }
@@ -425,7 +451,7 @@ static int make_durable(struct object *obj, const uint8_t digest[32])
         store_fail(obj, 500, "cannot sync the object's directory");
         return -1;
     }
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     row = (struct index_row){.key = obj->key,
                              .url = obj->url,
                              .length = obj->have,
@@ -433,14 +459,12 @@ static int make_durable(struct object *obj, const uint8_t digest[32])
                              .ttl = obj->ttl,
                              .last_use = obj->last_use,
                              .usage = obj->usage,
-                             .digest = digest,
+                             .digest = f->digest,
                              .signed_key = obj->signed_key};
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     store_unlock();
-    if (record_complete(obj, &row) < 0)
-        return -1;
-    return 0;
+    return record_complete(obj, &row);
 }
 
 /* The object is durable: FETCHING -> COMPLETE (object.c). run_finish calls it by this name. */
@@ -454,9 +478,10 @@ static void complete(struct object *obj, const uint8_t digest[32])
 static void run_finish(struct persist_job *job)
 {
     struct finish_job *f = (struct finish_job *)job;
-    if (make_durable(f->obj, f->digest) == 0)
+    int rc = make_durable(f);
+    if (rc == 0)
         complete(f->obj, f->digest);
-    else
+    else if (rc < 0)
         log_error("fetch %s: %d %s", f->obj->url, f->obj->error_status, object_error(f->obj));
     store_release(f->obj);
     free(f);
@@ -472,12 +497,13 @@ int store_finish(struct object *obj, const uint8_t digest[32])
         store_fail(obj, 500, "out of memory");
         return -1;
     }
-    *f = (struct finish_job){.job.run = run_finish, .obj = obj};
+    *f = (struct finish_job){.job = {.run = run_finish, .sync = sync_data}, .obj = obj};
     memcpy(f->digest, digest, 32);
-    pthread_mutex_lock(&st.lock);
+    store_lock();
     obj->refs++;
+    f->gen = obj->gen;
     store_unlock();
-    persist_submit(&f->job);
+    persist_submit_sync(&f->job);
     return 0;
 }
 

@@ -1,17 +1,83 @@
-/* Units for the persistence thread's queue: jobs run in the order they were submitted, on the
+/* Units for the persistence threads' queues: jobs run in the order they were submitted, on the
  * persistence thread while it runs and at once on the submitter otherwise, and persist_flush
- * returns only after everything submitted before it has run. */
+ * returns only after everything submitted before it has run. A sync job fsyncs on the sync
+ * queue's thread and then runs on the ordered one; a slow fsync holds up no ordered job; and a
+ * download that fails while its file syncs leaves neither file nor row, and does not touch the
+ * next download's part file. This suite is linked with -Wl,--wrap=fsync (meson.build): the
+ * wrapper below holds a sync-thread fsync until the test lets it go. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <openssl/sha.h>
 #include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "persist.h"
+#include "store.h"
+
+/* --- a gate on the sync thread's fsync ------------------------------------------------------ */
+
+int __real_fsync(int fd);
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t change;
+    bool armed, inside;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+int __wrap_fsync(int fd)
+{
+    pthread_mutex_lock(&gate.lock);
+    if (gate.armed && persist_on_sync_thread()) {
+        gate.inside = true;
+        pthread_cond_broadcast(&gate.change);
+        while (gate.armed)
+            pthread_cond_wait(&gate.change, &gate.lock);
+        gate.inside = false;
+    }
+    pthread_mutex_unlock(&gate.lock);
+    return __real_fsync(fd);
+}
+
+static void gate_arm(void)
+{
+    pthread_mutex_lock(&gate.lock);
+    gate.armed = true;
+    pthread_mutex_unlock(&gate.lock);
+}
+
+/* Until a sync-thread fsync waits at the gate. */
+static void gate_wait_inside(void)
+{
+    pthread_mutex_lock(&gate.lock);
+    while (!gate.inside)
+        pthread_cond_wait(&gate.change, &gate.lock);
+    pthread_mutex_unlock(&gate.lock);
+}
+
+static void gate_open(void)
+{
+    pthread_mutex_lock(&gate.lock);
+    gate.armed = false;
+    pthread_cond_broadcast(&gate.change);
+    pthread_mutex_unlock(&gate.lock);
+}
+
+/* Until the ordered queue has run everything (the sync queue may still hold its job). */
+static void wait_ordered_idle(void)
+{
+    while (persist_depth(PERSIST_ORDERED) > 0)
+        usleep(1000);
+}
 
 #define JOBS 1000
 
@@ -83,12 +149,222 @@ static void without_the_thread_a_job_runs_at_once(void **state)
     persist_flush(); /* returns at once */
 }
 
+/* --- the two queues ------------------------------------------------------------------------ */
+
+struct two_step {
+    struct persist_job job;
+    int fd;
+    bool synced_on_sync_thread, ran_on_ordered_thread;
+    bool *done;
+};
+
+static void two_step_sync(struct persist_job *job)
+{
+    struct two_step *t = (struct two_step *)job;
+    t->synced_on_sync_thread = persist_on_sync_thread() && fsync(t->fd) == 0;
+}
+
+static void two_step_run(struct persist_job *job)
+{
+    struct two_step *t = (struct two_step *)job;
+    t->ran_on_ordered_thread = persist_on_thread();
+    *t->done = true;
+}
+
+/* A sync job held in its fsync: ordered jobs submitted after it run meanwhile; both depths say
+ * where the work is; flush waits for the follow-up on the ordered queue. */
+static void a_slow_sync_holds_up_no_ordered_job(void **state)
+{
+    char err[128], name[] = "/tmp/arca-unit-persist-XXXXXX";
+    bool done = false;
+    (void)state;
+    int fd = mkstemp(name);
+    assert_true(fd >= 0);
+    unlink(name);
+    struct two_step t = {
+        .job = {.run = two_step_run, .sync = two_step_sync}, .fd = fd, .done = &done};
+    ran = 0;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    gate_arm();
+    persist_submit_sync(&t.job);
+    gate_wait_inside();
+    for (int i = 1; i <= 5; i++)
+        submit(i);
+    wait_ordered_idle();
+    assert_int_equal(ran, 5); /* not behind the fsync */
+    assert_int_equal(persist_depth(PERSIST_SYNC), 1);
+    assert_int_equal(persist_depth(PERSIST_ORDERED), 0);
+    assert_false(done);
+    gate_open();
+    persist_flush();
+    assert_true(done);
+    assert_true(t.synced_on_sync_thread);
+    assert_true(t.ran_on_ordered_thread);
+    assert_int_equal(persist_depth(PERSIST_SYNC), 0);
+    persist_stop();
+    close(fd);
+}
+
+static void without_the_threads_a_sync_job_runs_at_once(void **state)
+{
+    bool done = false;
+    struct two_step t = {
+        .job = {.run = two_step_run, .sync = two_step_sync}, .fd = -1, .done = &done};
+    (void)state;
+    persist_submit_sync(&t.job);
+    assert_true(done);
+    assert_false(t.synced_on_sync_thread || t.ran_on_ordered_thread);
+}
+
+/* --- a download that fails while its file syncs ------------------------------------------- */
+
+static char dir[] = "/tmp/arca-unit-persist-store-XXXXXX";
+
+static int open_store(void **state)
+{
+    struct config cfg;
+    char err[256];
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    config_defaults(&cfg);
+    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
+    if (store_open(&cfg, err, sizeof(err)) < 0)
+        return -1;
+    return store_start(err, sizeof(err));
+}
+
+static int close_store(void **state)
+{
+    char cmd[128];
+    (void)state;
+    store_close();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    int rc = system(cmd);
+    memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
+    return rc;
+}
+
+static void file_ready(void *arg)
+{
+    (void)arg;
+}
+
+/* A miss with its file begun and `body` appended, as the upstream thread makes it. */
+static struct object *downloading(const char *url, const char *body)
+{
+    struct object *obj;
+    struct object_meta meta;
+    int fd;
+    struct upstream_headers h = {"text/plain", "", "", "", ""};
+    assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    wait_ordered_idle();
+    assert_int_equal(store_file_ready(obj), 1);
+    assert_int_equal(store_begin_body(obj, (int64_t)strlen(body), &h, true), 0);
+    assert_int_equal(store_append(obj, body, strlen(body)), 0);
+    return obj;
+}
+
+/* The download's end is queued and its fsync held at the gate. */
+static void finish_held(struct object *obj, const char *body)
+{
+    uint8_t digest[32];
+    SHA256((const unsigned char *)body, strlen(body), digest);
+    gate_arm();
+    assert_int_equal(store_finish(obj, digest), 0);
+    gate_wait_inside();
+}
+
+static void paths(const char *url, char *file, char *part, size_t size)
+{
+    unsigned char md[32];
+    char key[65];
+    SHA256((const unsigned char *)url, strlen(url), md);
+    for (int i = 0; i < 32; i++)
+        sprintf(key + 2 * i, "%02x", md[i]);
+    snprintf(file, size, "%s/objects/%.2s/%s", dir, key, key);
+    snprintf(part, size, "%s.part", file);
+}
+
+/* The row's state for `url` ("" when there is none), read from the index file itself. */
+static void row_state(const char *url, char *out, size_t size)
+{
+    char path[128];
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT state FROM objects WHERE url = ?", -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_text(q, 1, url, -1, SQLITE_STATIC);
+    snprintf(out, size, "%s",
+             sqlite3_step(q) == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : "");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+static void failed_during_its_sync_leaves_no_file_and_no_row(void **state)
+{
+    const char *url = "http://h/slow-sync-fails";
+    char file[256], part[256], row[32];
+    (void)state;
+    struct object *obj = downloading(url, "hello");
+    finish_held(obj, "hello");
+    store_fail(obj, 502, "gone while it synced"); /* its removal runs meanwhile */
+    wait_ordered_idle();
+    gate_open();
+    persist_flush();
+    paths(url, file, part, sizeof(part));
+    assert_int_not_equal(access(file, F_OK), 0); /* not renamed into place */
+    assert_int_not_equal(access(part, F_OK), 0);
+    row_state(url, row, sizeof(row));
+    assert_string_equal(row, "");
+    store_release(obj);
+    store_release(obj);
+}
+
+static void failed_during_its_sync_leaves_the_next_download_alone(void **state)
+{
+    const char *url = "http://h/slow-sync-next";
+    char file[256], part[256], row[32], body[16] = "";
+    (void)state;
+    struct object *old = downloading(url, "hello");
+    finish_held(old, "hello");
+    store_fail(old, 502, "gone while it synced");
+    struct object *next = downloading(url, "NEXT!"); /* its own part file and row */
+    assert_true(next != old);
+    gate_open();
+    persist_flush();
+    paths(url, file, part, sizeof(part));
+    assert_int_not_equal(access(file, F_OK), 0);
+    FILE *f = fopen(part, "r");
+    assert_non_null(f);
+    assert_int_equal(fread(body, 1, sizeof(body) - 1, f), 5);
+    fclose(f);
+    assert_string_equal(body, "NEXT!");
+    row_state(url, row, sizeof(row));
+    assert_string_equal(row, "fetching");
+    store_fail(next, 502, "test over");
+    persist_flush();
+    store_release(next);
+    store_release(next);
+    store_release(old);
+    store_release(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(jobs_run_in_order_on_the_thread),
         cmocka_unit_test(stop_runs_what_is_queued),
         cmocka_unit_test(without_the_thread_a_job_runs_at_once),
+        cmocka_unit_test(a_slow_sync_holds_up_no_ordered_job),
+        cmocka_unit_test(without_the_threads_a_sync_job_runs_at_once),
+        cmocka_unit_test_setup_teardown(failed_during_its_sync_leaves_no_file_and_no_row,
+                                        open_store, close_store),
+        cmocka_unit_test_setup_teardown(failed_during_its_sync_leaves_the_next_download_alone,
+                                        open_store, close_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,208 @@
+/* Units for the access log (access_log.h): a line is formatted and escaped as it always was; lines
+ * written by many threads at once all reach the file, whole and each thread's in order, past a
+ * full ring; access_log_close writes everything queued before it returns; a reopened file gets
+ * the lines that follow. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "access_log.h"
+
+#define THREADS 8
+#define LINES 3000 /* per thread: many times the ring's slots, so writers wait for room */
+
+static char path[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(path, sizeof(path), "/tmp/arca-access-log-%d.log", (int)getpid());
+    unlink(path);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char rotated[80];
+    (void)state;
+    snprintf(rotated, sizeof(rotated), "%s.1", path);
+    unlink(path);
+    unlink(rotated);
+    return 0;
+}
+
+/* The whole file, NUL-terminated (the caller frees it). */
+static char *slurp(const char *name, size_t *len)
+{
+    FILE *f = fopen(name, "r");
+    char *buf;
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    rewind(f);
+    buf = malloc(*len + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, *len, f), *len);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void open_log(void)
+{
+    char err[256];
+    assert_int_equal(access_log_open(path, err, sizeof(err)), 0);
+    assert_true(access_log_enabled());
+}
+
+static void lines_are_formatted_and_escaped_as_before(void **state)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(4242)};
+    size_t len;
+    (void)state;
+    inet_pton(AF_INET, "192.0.2.7", &sin.sin_addr);
+    open_log();
+    access_log_write(&(struct access_entry){.client = (struct sockaddr *)&sin,
+                                            .when = 86400 + 3723,
+                                            .method = "GET",
+                                            .uri = "/a\"b\\c\x01"
+                                                   "d\xff",
+                                            .version = "HTTP/1.1",
+                                            .status = 200,
+                                            .bytes = 4096,
+                                            .referer = NULL,
+                                            .agent = "evil\n1.2.3.4 - -",
+                                            .cache = "HIT",
+                                            .seconds = 0.0125});
+    access_log_write(&(struct access_entry){.client = NULL,
+                                            .when = 0,
+                                            .method = "PO\"ST",
+                                            .uri = "/x",
+                                            .version = "HTTP/1.0",
+                                            .status = 0,
+                                            .bytes = -1,
+                                            .referer = "http://r/",
+                                            .agent = NULL,
+                                            .cache = "-",
+                                            .seconds = 2});
+    access_log_close();
+    assert_false(access_log_enabled());
+    char *text = slurp(path, &len);
+    assert_string_equal(text, "192.0.2.7 - - [02/Jan/1970:01:02:03 +0000] "
+                              "\"GET /a\\x22b\\x5cc\\x01d\\xff HTTP/1.1\" 200 4096 \"-\" "
+                              "\"evil\\x0a1.2.3.4 - -\" HIT 0.013\n"
+                              "- - - [01/Jan/1970:00:00:00 +0000] \"PO\\x22ST /x HTTP/1.0\" - -1 "
+                              "\"http://r/\" \"-\" - 2.000\n");
+    free(text);
+}
+
+static void *writer(void *arg)
+{
+    long t = (long)arg;
+    char uri[64];
+    for (int i = 0; i < LINES; i++) {
+        snprintf(uri, sizeof(uri), "/t%ld/%d", t, i);
+        access_log_write(&(struct access_entry){.when = 0,
+                                                .method = "GET",
+                                                .uri = uri,
+                                                .version = "HTTP/1.1",
+                                                .status = 200,
+                                                .bytes = i,
+                                                .cache = "MISS"});
+    }
+    return NULL;
+}
+
+/* Every line is whole (one request, its own fields), none is lost, and each thread's come in
+ * the order it wrote them; close waited for all of them. */
+static void concurrent_writers_lose_nothing_and_never_interleave(void **state)
+{
+    pthread_t th[THREADS];
+    int next[THREADS] = {0};
+    size_t len, count = 0;
+    (void)state;
+    open_log();
+    for (long t = 0; t < THREADS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, writer, (void *)t), 0);
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    access_log_close();
+    char *text = slurp(path, &len), *save = NULL;
+    assert_true(len > 0 && text[len - 1] == '\n'); /* the last line is whole too */
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        int t, i, bytes;
+        assert_int_equal(sscanf(line,
+                                "- - - [01/Jan/1970:00:00:00 +0000] \"GET /t%d/%d HTTP/1.1\" 200 "
+                                "%d \"-\" \"-\" MISS 0.000",
+                                &t, &i, &bytes),
+                         3);
+        assert_true(t >= 0 && t < THREADS);
+        assert_int_equal(i, next[t]); /* in order, none missing */
+        assert_int_equal(bytes, i);
+        next[t]++;
+        count++;
+    }
+    assert_int_equal(count, THREADS * LINES);
+    free(text);
+}
+
+static void write_one(const char *uri)
+{
+    access_log_write(&(struct access_entry){
+        .method = "GET", .uri = uri, .version = "HTTP/1.1", .status = 200, .cache = "HIT"});
+}
+
+/* logrotate: the file is renamed, then reopened; lines written after go to the new file. */
+static void reopen_moves_later_lines_to_the_new_file(void **state)
+{
+    char rotated[80], err[256];
+    size_t len;
+    (void)state;
+    snprintf(rotated, sizeof(rotated), "%s.1", path);
+    open_log();
+    write_one("/before");
+    assert_int_equal(rename(path, rotated), 0);
+    assert_int_equal(access_log_reopen(err, sizeof(err)), 0);
+    write_one("/after");
+    access_log_close();
+    char *old = slurp(rotated, &len), *fresh = slurp(path, &len);
+    assert_non_null(strstr(old, "/before"));
+    assert_null(strstr(old, "/after"));
+    assert_non_null(strstr(fresh, "/after"));
+    assert_null(strstr(fresh, "/before"));
+    free(old);
+    free(fresh);
+}
+
+static void off_writes_nothing(void **state)
+{
+    char err[256];
+    (void)state;
+    assert_int_equal(access_log_open("off", err, sizeof(err)), 0);
+    assert_false(access_log_enabled());
+    write_one("/nothing");
+    access_log_close();
+    assert_int_not_equal(access(path, F_OK), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(lines_are_formatted_and_escaped_as_before, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing_and_never_interleave, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(reopen_moves_later_lines_to_the_new_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(off_writes_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

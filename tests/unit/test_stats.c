@@ -1,0 +1,154 @@
+/* Units for the counters (stats.h): what stats_save wrote, stats_load finds after a restart; the
+ * hourly traffic shows the current hour as of now (saved or not), earlier hours without traffic
+ * zeroed, and nothing counted twice across saves. The index is a real one, in a temporary dir;
+ * no persistence thread runs, so each save's job runs at once (persist.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "stats.h"
+
+static char dir[] = "/tmp/arca-unit-stats-XXXXXX";
+
+static void on_row(const struct index_row *row, int part, void *arg)
+{
+    (void)row, (void)part, (void)arg;
+}
+
+static bool no_partial(const struct index_row *row, int part, void *arg)
+{
+    (void)row, (void)part, (void)arg;
+    return false;
+}
+
+static void on_discard(const char *key, void *arg)
+{
+    (void)key, (void)arg;
+}
+
+static void open_index(void)
+{
+    char path[128], err[256];
+    struct index_loader load = {on_row, no_partial, on_discard, NULL};
+    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
+    assert_int_equal(index_open(path, &load, err, sizeof(err)), 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    memset(&stats, 0, sizeof(stats));
+    open_index();
+    stats_load();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    index_close();
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    int rc = system(cmd);
+    memcpy(dir + strlen(dir) - 6, "XXXXXX", 6); /* the next test's mkdtemp */
+    return rc;
+}
+
+/* A restart: the process's counters start from zero, the index's are loaded into them. */
+static void restart(void)
+{
+    index_close();
+    memset(&stats, 0, sizeof(stats));
+    open_index();
+    stats_load();
+}
+
+static void serve(int64_t requests, int64_t hits, int64_t bytes)
+{
+    atomic_fetch_add(&stats.requests, requests);
+    atomic_fetch_add(&stats.hits, hits);
+    atomic_fetch_add(&stats.bytes_served, bytes);
+}
+
+static void saved_counters_survive_a_restart(void **state)
+{
+    (void)state;
+    serve(10, 7, 4096);
+    atomic_fetch_add(&stats.bucket_list_cached, 3);
+    atomic_fetch_add(&stats.connections, 5); /* live: not kept */
+    stats_save();
+    restart();
+    assert_int_equal(atomic_load(&stats.requests), 10);
+    assert_int_equal(atomic_load(&stats.hits), 7);
+    assert_int_equal(atomic_load(&stats.bytes_served), 4096);
+    assert_int_equal(atomic_load(&stats.bucket_list_cached), 3);
+    assert_int_equal(atomic_load(&stats.connections), 0);
+}
+
+static void unsaved_counters_are_lost_by_a_crash_only(void **state)
+{
+    (void)state;
+    serve(1, 1, 1);
+    stats_save();
+    serve(2, 2, 2); /* never saved: a kill -9 now */
+    restart();
+    assert_int_equal(atomic_load(&stats.requests), 1);
+}
+
+static void the_current_hour_counts_what_happened_since_start(void **state)
+{
+    struct stats_hour h[3];
+    int64_t hour = (int64_t)time(NULL) / 3600;
+    (void)state;
+    serve(4, 3, 100);
+    stats_save();
+    serve(2, 1, 50); /* not saved yet: still shown */
+    stats_hours(h, 3);
+    assert_int_equal(h[2].hour, hour);
+    assert_int_equal(h[2].requests, 6);
+    assert_int_equal(h[2].hits, 4);
+    assert_int_equal(h[2].served, 150);
+    for (int i = 0; i < 2; i++) { /* no traffic: zeroed, but named */
+        assert_int_equal(h[i].hour, hour - 2 + i);
+        assert_int_equal(h[i].requests + h[i].hits + h[i].served + h[i].downloaded, 0);
+    }
+}
+
+static void saves_never_count_traffic_twice(void **state)
+{
+    struct stats_hour h[1];
+    (void)state;
+    serve(5, 0, 0);
+    stats_save();
+    stats_save(); /* nothing since the last one */
+    serve(1, 0, 0);
+    stats_save();
+    stats_hours(h, 1);
+    assert_int_equal(h[0].requests, 6);
+    restart(); /* the hour's row says the same */
+    stats_hours(h, 1);
+    assert_int_equal(h[0].requests, 6);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(saved_counters_survive_a_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(unsaved_counters_are_lost_by_a_crash_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_current_hour_counts_what_happened_since_start, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(saves_never_count_traffic_twice, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
