@@ -8,6 +8,7 @@
  * unchanged); X-Forwarded-Proto: https makes the scheme https only from a --trusted-proxy. */
 #include "http_internal.h"
 #include "policy.h"
+#include "persist.h"
 #include "stats.h"
 #include "store.h"
 
@@ -250,6 +251,19 @@ static void metrics_buckets(char *body, size_t size)
              (long long)atomic_load(&stats.bucket_list_cached));
 }
 
+/* The persistence queues' depths, appended: a disk that cannot keep up shows here first. */
+static void metrics_persist(char *body, size_t size)
+{
+    size_t used = strlen(body);
+    snprintf(body + used, size - used,
+             "# HELP arca_persist_queue_jobs Jobs waiting for the disk, by queue: ordered (files "
+             "created, renamed, removed; index rows) and sync (fsync of downloaded data).\n"
+             "# TYPE arca_persist_queue_jobs gauge\n"
+             "arca_persist_queue_jobs{queue=\"ordered\"} %zu\n"
+             "arca_persist_queue_jobs{queue=\"sync\"} %zu\n",
+             persist_depth(PERSIST_ORDERED), persist_depth(PERSIST_SYNC));
+}
+
 enum MHD_Result http_metrics(struct MHD_Connection *c, struct request *req, const char *rest)
 {
     char body[8192];
@@ -258,5 +272,6 @@ enum MHD_Result http_metrics(struct MHD_Connection *c, struct request *req, cons
     metrics_core(body, sizeof(body));
     metrics_keys(body, sizeof(body));
     metrics_buckets(body, sizeof(body));
+    metrics_persist(body, sizeof(body));
     return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
 }

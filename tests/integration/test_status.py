@@ -63,6 +63,24 @@ def test_metrics_in_prometheus_text(origin, arca):
     assert m["arca_active_connections"] >= 1  # this very request
 
 
+def test_metrics_show_the_persistence_queues_drained_once_objects_are_durable(origin, arca):
+    url = origin.add("/durable", data=os.urandom(300000))
+    assert arca.fetch(url)[0] == 200
+    # a hit is served only once the object's file is synced, renamed and its row written: by
+    # then neither queue holds a job of its (usage flushes may come and go: wait for idle)
+    deadline = time.monotonic() + 5
+    while True:
+        m = arca.metrics()
+        depths = (m['arca_persist_queue_jobs{queue="ordered"}'],
+                  m['arca_persist_queue_jobs{queue="sync"}'])
+        if depths == (0, 0) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert depths == (0, 0)
+    status, headers, _ = arca.fetch(url)
+    assert status == 200 and headers["cache-status"].startswith("arca; hit")
+
+
 def test_status_shows_a_download_in_progress(origin, arca):
     data = os.urandom(2 * 1024 * 1024)
     url = origin.add("/slow", data=data, rate=1024 * 1024)
