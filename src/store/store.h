@@ -30,6 +30,7 @@
 #ifndef ARCA_STORE_H
 #define ARCA_STORE_H
 
+#include "headers.h"
 #include "park.h"
 #include "config.h"
 #include "dlist.h"
@@ -43,22 +44,6 @@
 
 enum object_state { OBJ_FETCHING, OBJ_COMPLETE, OBJ_FAILED };
 
-/* What upstream said about the bytes, replayed to clients; "" where it said nothing. A value
- * longer than its field in struct object_meta is dropped whole by the fetch side, never cut. */
-struct upstream_headers {
-    const char *content_type;
-    const char *content_encoding; /* gzip bytes stay gzip: clients must be told */
-    const char *filename;         /* from Content-Disposition, cleaned (url.h) */
-    const char *last_modified;    /* the validator for If-Modified-Since and date If-Range */
-    const char *etag;             /* upstream's own: what revalidation and signed-hit
-                                     confirmation compare; arca's ETag is the sha256, this one
-                                     only stands in for it on answers streamed before it is known */
-};
-#define HEADER_TYPE_MAX 1024
-#define HEADER_ENCODING_MAX 128
-#define HEADER_FILENAME_MAX 256
-#define HEADER_DATE_MAX 64
-#define HEADER_ETAG_MAX 256
 
 /* An answer the HTTP layer prepared for a complete object (opaque here: a response with its
  * headers built and its file open or mapped), so that repeated hits skip open(), header building
@@ -105,9 +90,8 @@ struct object_meta {
 enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILABLE, LOOKUP_DIGEST };
 
 /* Main: open the data dir and load the index (main is its only user until store_start). Its
- * lock file is held, exclusively, until the process ends: a second arca on the same data dir is
- * refused. */
-#define STORE_LOCK_FILE "lock"
+ * lock file ("lock" in the data dir) is held, exclusively, until the process ends: a second arca
+ * on the same data dir is refused. */
 int store_open(const struct config *cfg, char *err, size_t errlen);
 /* Whether another process (an arca) holds data_dir's lock now: what store_open would refuse.
  * Takes nothing and creates nothing; check-config asks it. */
@@ -251,7 +235,10 @@ void store_fail(struct object *obj, int status, const char *reason);
 /* arca stops: end a download for its clients (503, `reason`) like store_fail, but keep its file
  * and row, synced, so that the next start continues it (store_take_resumed). */
 void store_set_aside(struct object *obj, const char *reason);
+/* Upstream thread, once a second and at the end: what the index has not seen yet is handed to
+ * the persistence thread: objects' usage (store_flush_usage), failures (store_flush_failures). */
 void store_flush_usage(void);
+void store_flush_failures(void);
 void store_expire(void);
 
 struct store_totals {

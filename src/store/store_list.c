@@ -433,7 +433,7 @@ static void run_save_failures(struct persist_job *job)
 
 /* Failures not yet in the index are copied out under the lock, oldest first, and written by the
  * persistence thread (the table keeps the last STORE_FAILURES_KEPT, like the ring). */
-void save_failures(void)
+void store_flush_failures(void)
 {
     struct failures_job *f = malloc(sizeof(*f));
     if (!f)

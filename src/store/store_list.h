@@ -12,8 +12,6 @@
 void note_failure(const struct object *obj);
 /* Main at start: the failures the index remembers. */
 void load_failures(void);
-/* Lock not held: have the failures not yet in the index written (persistence thread). */
-void save_failures(void);
 /* Main at the end. */
 void free_failures(void);
 

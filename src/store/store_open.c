@@ -22,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* In the data dir: held with flock() while an arca serves it (store_open). */
+#define LOCK_FILE "lock"
+
 static int make_dirs(const struct config *cfg, char *err, size_t errlen)
 {
     char path[1200];
@@ -192,7 +195,7 @@ bool store_dir_in_use(const char *data_dir)
     char path[1200];
     int fd;
     bool held;
-    snprintf(path, sizeof(path), "%s/%s", data_dir, STORE_LOCK_FILE);
+    snprintf(path, sizeof(path), "%s/%s", data_dir, LOCK_FILE);
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         return false; /* no lock file: no arca has opened it yet */
     held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
@@ -205,7 +208,7 @@ bool store_dir_in_use(const char *data_dir)
 static int lock_data_dir(const struct config *cfg, char *err, size_t errlen)
 {
     char path[1200];
-    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, STORE_LOCK_FILE);
+    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, LOCK_FILE);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
         snprintf(err, errlen, "data dir %s: %s", cfg->data_dir,

@@ -686,7 +686,6 @@ static struct touch_job *collect_touches(void)
 void store_flush_usage(void)
 {
     assert(store_on_upstream());
-    save_failures();
     store_lock();
     struct touch_job *t = collect_touches();
     if (t)

@@ -146,6 +146,7 @@ static void housekeeping(void *arg)
     (void)arg;
     assert(upstream_on_thread());
     store_flush_usage();
+    store_flush_failures();
     stats_save();
     store_expire();
     if (timer_arm(&fx.loop.timers, &fx.housekeeping, next > now ? next : now + HOUSEKEEPING_MS,
@@ -198,6 +199,7 @@ static void *upstream_main(void *arg)
     }
     fail_everything();
     store_flush_usage();
+    store_flush_failures();
     stats_save();
     return NULL;
 }

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "headers.h"
 
 struct index_row {
     const char *key, *url;
