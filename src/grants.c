@@ -1,6 +1,7 @@
 /* Confirmed signed URLs (see grants.h): a direct-mapped table of hashes and end times. */
 #include "grants.h"
 
+#include <assert.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <string.h>
@@ -25,6 +26,7 @@ static struct grant *slot_of(const uint8_t hash[32])
 void grants_add(const char *url, int64_t until)
 {
     uint8_t h[32];
+    assert(url && until > 0); /* 0 is an empty slot's: a grant must end after the epoch */
     SHA256((const unsigned char *)url, strlen(url), h);
     pthread_mutex_lock(&g.lock);
     struct grant *s = slot_of(h);

@@ -5,6 +5,7 @@
 #include "parse.h"
 #include "stats.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -71,6 +72,7 @@ void limits_conn_open(struct MHD_Connection *c, void **socket_ctx)
     t->proxied = ai && policy_trusted_proxy(ai->client_addr);
     atomic_init(&t->deadline_ms, monotonic_ms() + lim.cfg->header_timeout * 1000);
     pthread_mutex_lock(&lim.lock);
+    assert(lim.count >= 0 && (lim.head == NULL) == (lim.count == 0));
     t->over_total = lim.count >= lim.cfg->max_connections;
     t->over_ip = !t->proxied && same_address(t->addr) >= lim.cfg->max_connections_per_ip;
     t->next = lim.head;
@@ -87,6 +89,7 @@ void limits_conn_close(void *socket_ctx)
     if (!t)
         return;
     pthread_mutex_lock(&lim.lock);
+    assert(lim.count > 0 && (t->prev ? t->prev->next == t : lim.head == t));
     if (t->prev)
         t->prev->next = t->next;
     else

@@ -1,6 +1,7 @@
 #include "http_request_check.h"
 #include "log.h"
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -189,6 +190,7 @@ unsigned int request_check(struct MHD_Connection *c, const char *method, const c
 
 void request_check_begin(struct MHD_Connection *c, struct request *req)
 {
+    assert(!req->conn && req != reading); /* in this thread's list once */
     req->conn = c;
     req->reading_prev = NULL;
     req->reading_next = reading;
