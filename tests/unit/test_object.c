@@ -17,6 +17,7 @@
 #include "object.h"
 #include "persist.h"
 #include "stats.h"
+#include "store_fixture.h"
 
 static char dir[] = "/tmp/arca-unit-object-XXXXXX";
 
@@ -53,28 +54,21 @@ static void on_wake(struct park *p)
     PARK_OWNER(p, struct reader, w)->wakes++;
 }
 
+static void set_hooks(void)
+{
+    st.hooks = (struct object_hooks){on_joined, on_left, on_failed};
+}
+
 static int open_store(void **state)
 {
-    struct config cfg;
-    char err[256];
     (void)state;
-    if (!mkdtemp(dir))
-        return -1;
-    config_defaults(&cfg);
-    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
-    if (store_open(&cfg, err, sizeof(err)) < 0)
-        return -1;
-    st.hooks = (struct object_hooks){on_joined, on_left, on_failed};
-    return store_start(err, sizeof(err));
+    return fixture_store_open(dir, set_hooks);
 }
 
 static int close_store(void **state)
 {
-    char cmd[128];
     (void)state;
-    store_close();
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
+    return fixture_store_close(dir);
 }
 
 static int reset_counts(void **state)

@@ -18,30 +18,20 @@
 #include "config.h"
 #include "persist.h"
 #include "store.h"
+#include "store_fixture.h"
 
 static char dir[] = "/tmp/arca-unit-twins-XXXXXX";
 
 static int open_store(void **state)
 {
-    struct config cfg;
-    char err[256];
     (void)state;
-    if (!mkdtemp(dir))
-        return -1;
-    config_defaults(&cfg);
-    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
-    if (store_open(&cfg, err, sizeof(err)) < 0)
-        return -1;
-    return store_start(err, sizeof(err));
+    return fixture_store_open(dir, NULL);
 }
 
 static int close_store(void **state)
 {
-    char cmd[128];
     (void)state;
-    store_close();
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    return system(cmd);
+    return fixture_store_close(dir);
 }
 
 static void file_ready(void *arg)
