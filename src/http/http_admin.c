@@ -3,6 +3,7 @@
  * token configured they answer 403: the API is off. */
 #include "upstream.h"
 #include "http_internal.h"
+#include "stats.h"
 #include "keys.h"
 #include "log.h"
 #include "parse.h"
@@ -248,9 +249,11 @@ enum MHD_Result http_prefetch(struct MHD_Connection *c, struct request *req, con
     const struct prefetch_state *s = prefetch_state(req);
     (void)rest;
     assert(http_handling(req));
-    if (s && s->too_big)
+    if (s && s->too_big) {
+        atomic_fetch_add(&stats.limited, 1);
         return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",
                                ADMIN_BODY_MAX);
+    }
     return prefetch(c, s ? &s->body : &none);
 }
 

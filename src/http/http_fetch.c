@@ -95,9 +95,11 @@ static int check_request(struct MHD_Connection *c, const struct request *req, st
         *ret = fetch_refuse(c, MHD_HTTP_FORBIDDEN, refusal);
     else if (!r->url)
         *ret = fetch_refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    else if (url_parse_fetch_query(query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0)
+    else if (url_parse_fetch_query(query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0) {
+        if (status == MHD_HTTP_URI_TOO_LONG) /* --max-url-length: a limit, counted as one */
+            atomic_fetch_add(&stats.limited, 1);
         *ret = fetch_refuse(c, (unsigned int)status, why);
-    else if (p.has_ttl && parse_ttl(p.ttl, ttl) < 0)
+    } else if (p.has_ttl && parse_ttl(p.ttl, ttl) < 0)
         *ret = fetch_refuse(c, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (p.has_sha256 && parse_sha256_hex(p.sha256, r->expect) < 0)
         *ret = fetch_refuse(c, MHD_HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");

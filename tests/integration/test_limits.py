@@ -2,6 +2,7 @@
 length. Each refusal is a status with a one-line reason, and arca keeps serving others."""
 
 import http.client
+import os
 import socket
 import subprocess
 import time
@@ -116,3 +117,20 @@ def test_limit_options_are_checked():
                  ["--max-object-size", "big"], ["--header-timeout", "0s"]):
         p = subprocess.run([ARCA_BIN, "serve", *args], capture_output=True, text=True, timeout=10)
         assert p.returncode != 0 and p.stderr.count("\n") == 1 and args[0] in p.stderr, args
+
+
+def test_refusals_by_a_limit_are_counted_as_limited(origin, start_arca, workdir):
+    """arca_limited_requests_total counts every request a limit refused: a URL past
+    --max-url-length (414) and a prefetch body past its size (413) too, as its HELP says."""
+    token = os.path.join(workdir, "token")
+    with open(token, "w") as f:
+        f.write("limits-admin-token-0123456789\n")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--max-url-length", "200",
+                      "--admin-token-file", token)
+    assert arca.fetch(origin.url("/" + "u" * 300))[0] == 414
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
+    conn.request("POST", "/api/v1/prefetch/", b"[" + b'"x",' * 300000 + b'"x"]',
+                 {"Authorization": "Bearer limits-admin-token-0123456789"})
+    assert conn.getresponse().status == 413
+    conn.close()
+    assert arca.metrics()["arca_limited_requests_total"] == 2
