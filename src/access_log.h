@@ -1,6 +1,6 @@
 /*
  * access_log.h — one line per request: the combined log format, then the cache result (HIT,
- * MISS, COALESCED, ERROR, or - for other endpoints) and the duration in seconds.
+ * MISS, COALESCED, CUT (the stream was cut before its end), ERROR, or - for other endpoints) and the duration in seconds.
  *
  * Contract:
  * - access_log_open() runs on main before the HTTP server starts; it starts the log thread, the

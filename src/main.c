@@ -90,7 +90,7 @@ static void reopen_log(void)
 {
     char err[512];
     if (access_log_reopen(err, sizeof(err)) < 0)
-        log_error("SIGUSR1: %s", err);
+        log_error("SIGUSR1: %s; lines go on to the file open before", err);
     else
         log_info("SIGUSR1: access log reopened");
 }
@@ -103,7 +103,7 @@ static void reload(struct config *cfg, int argc, char **argv)
     char err[CONFIG_ERR_LEN];
 
     if (access_log_reopen(err, sizeof(err)) < 0)
-        log_error("SIGHUP: %s", err);
+        log_error("SIGHUP: %s; lines go on to the file open before", err);
     if (config_load(&fresh, argc, argv, err) != CONFIG_SERVE) {
         log_error("SIGHUP: %s; keeping the running configuration", err);
         return;

@@ -1,5 +1,6 @@
 /*
- * index.h — the SQLite index: one row per object, plus the persistent counters.
+ * index.h — the SQLite index: one row per object, plus the persistent counters, the hourly
+ * traffic (hours) and the failures remembered for the listings (failures).
  *
  * Contract: touched by one thread at a time — main while starting (store_open) and after the
  * persistence thread has stopped (store_close), the persistence thread (persist.h) in between;

@@ -40,6 +40,14 @@ bool store_locked(void)
     return holding;
 }
 
+/* Main, with no other thread to reach the store: before store_start and after store_close (the
+ * persistence threads not running). What "lock held" functions also allow. */
+static bool alone(void)
+{
+    return persist_owns_index() && !persist_on_thread();
+}
+#define ASSERT_LOCKED() assert(store_locked() || alone())
+
 /* 0: nobody claimed the upstream role yet; 1: being claimed; 2: `upstream` holds it. */
 static atomic_int upstream_claim;
 static pthread_t upstream;
@@ -150,6 +158,7 @@ static void move(struct object *obj, enum move_kind kind, const struct move_args
 {
     const struct transition *t = &moves[kind];
     CHECK_OBJ(obj);
+    ASSERT_LOCKED();
     assert(t->from == STAGE_NEW ? !obj->in_table : object_stage(obj) == t->from);
     obj->state = state_at[t->to];
     t->action(obj, a);
@@ -197,6 +206,7 @@ void object_free(struct object *o)
 void maybe_free(struct object *obj)
 {
     CHECK_OBJ(obj);
+    ASSERT_LOCKED();
     if (obj->refs > 0)
         return;
     if (obj->fd >= 0 && obj->state != OBJ_FETCHING) {
@@ -209,6 +219,7 @@ void maybe_free(struct object *obj)
 
 void drop_stale(struct object *obj)
 {
+    ASSERT_LOCKED();
     struct object *s = obj->stale;
     if (!s)
         return;
@@ -240,23 +251,27 @@ static struct object *object_of(struct table_node *n)
 
 struct object *object_find(const char *key)
 {
+    ASSERT_LOCKED();
     struct table_node *n = table_get(&st.objects, key);
     return n ? object_of(n) : NULL;
 }
 
 size_t object_slots(void)
 {
+    ASSERT_LOCKED();
     return table_slots(&st.objects);
 }
 
 struct object *object_slot(size_t i)
 {
+    ASSERT_LOCKED();
     struct table_node *n = table_slot(&st.objects, i);
     return n ? object_of(n) : NULL;
 }
 
 struct object *object_next(const struct object *obj)
 {
+    ASSERT_LOCKED();
     return obj->node.next ? object_of(obj->node.next) : NULL;
 }
 
@@ -272,6 +287,7 @@ void objects_free(void)
 
 void detach_prepared(struct object *obj)
 {
+    ASSERT_LOCKED();
     if (!obj->prepared)
         return;
     st.prepared_ring[obj->prepared_slot] = NULL;
@@ -312,6 +328,7 @@ static void enter_lists(struct object *obj, const struct move_args *a)
 int object_enter(struct object *obj)
 {
     CHECK_OBJ(obj);
+    ASSERT_LOCKED();
     if (table_add(&st.objects, &obj->node) < 0)
         return -1;
     move(obj, obj->state == OBJ_COMPLETE ? MOVE_LOAD : MOVE_BEGIN, NULL);
@@ -489,6 +506,7 @@ int object_error_status(const struct object *obj)
 
 bool revalidable(const struct object *obj)
 {
+    ASSERT_LOCKED();
     struct upstream_headers h;
     headers_unpack(obj->headers, &h);
     return h.etag[0] || h.last_modified[0];

@@ -6,7 +6,8 @@
  * Contract:
  * - One mutex (store_lock/store_unlock) guards the table, the lists, the quota counters and every
  *   object's fields below `fd`. store_locked() says whether the calling thread holds it: every
- *   function documented "lock held" asserts it. store_unlock drops the lock, then runs the
+ *   function documented "lock held" asserts it, or that main is alone (before store_start,
+ *   after store_close: no other thread can reach the store). store_unlock drops the lock, then runs the
  *   wake-ups deferred under it (park.h): a waiter is never woken under the lock.
  * - An object's life is a table of moves (object.c, object_may_move): NEW -> FETCHING (a download
  *   begins), NEW -> COMPLETE (loaded at start), FETCHING -> COMPLETE (finished or renewed),

@@ -3,9 +3,10 @@
  *
  * Contract:
  * - One mutex guards the whole table and every object's state. Client threads look objects up,
- *   read bytes and wait, and never touch a file's name or SQLite. The upstream thread appends,
- *   decides and evicts; the persistence thread (persist.h) owns the index, fsync and unlink
- *   once store_start has handed it over: it creates a download's file and row, makes a finished
+ *   read bytes and wait, and never touch a file's name or SQLite. The upstream thread appends
+ *   (and truncates a partial file a resume could not prove, store_restart), decides and evicts;
+ *   the persistence threads (persist.h) own the index, fsync and unlink once store_start has
+ *   handed them over: the ordered one creates a download's file and row, makes a finished
  *   object durable and COMPLETE, and removes the files and rows of failed, evicted and purged
  *   objects, in the order they were asked for.
  * - Object states: FETCHING -> COMPLETE, or FETCHING -> FAILED; a COMPLETE object may then be
@@ -96,10 +97,10 @@ int store_open(const struct config *cfg, char *err, size_t errlen);
 /* Whether another process (an arca) holds data_dir's lock now: what store_open would refuse.
  * Takes nothing and creates nothing; check-config asks it. */
 bool store_dir_in_use(const char *data_dir);
-/* Hand the index, fsync and unlink to the persistence thread, and sweep orphan files there. */
+/* Hand the index, fsync and unlink to the persistence threads, and sweep orphan files there. */
 int store_start(char *err, size_t errlen);
-/* Main, once the upstream thread and clients are gone: the persistence thread finishes what it was
- * handed and stops, then the table is freed and the index closed. */
+/* Main, once the upstream thread and clients are gone: the persistence threads finish what they
+ * were handed and stop, then the table is freed and the index closed. */
 void store_close(void);
 
 /* Find the object for `url` or create a FETCHING one (LOOKUP_MISS: the caller must hand it to

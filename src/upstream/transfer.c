@@ -722,6 +722,7 @@ void transfer_attempt_ended(struct handle *h, CURLcode rc)
 void transfer_announce(struct transfer *t)
 {
     CHECK_TRANSFER(t);
+    assert(upstream_on_thread());
     t->st->announce(t->obj);
 }
 

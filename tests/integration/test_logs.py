@@ -195,3 +195,21 @@ def test_sigusr1_reopens_the_access_log_and_reloads_nothing(origin, start_arca, 
     assert len(access_lines(read_file(path + ".1"))) == 1
     assert json.loads(arca.get("/api/v1/status/")[2])["disk_quota"] == 5 << 30
     assert "SIGHUP" not in arca.read_log()
+
+
+def test_a_reopen_that_fails_says_where_lines_go_and_loses_none(origin, start_arca, workdir):
+    """The log's directory moved away (a rotation gone wrong): SIGUSR1 cannot open the file
+    again, says so and where lines go, and every line still lands in the file open before."""
+    logdir = os.path.join(workdir, "logs")
+    os.mkdir(logdir)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8",
+                      "--access-log", os.path.join(logdir, "access.log"))
+    url = origin.add("/moved", data=b"m" * 1000)
+    arca.fetch(url)
+    os.rename(logdir, logdir + ".old")
+    arca.proc.send_signal(signal.SIGUSR1)
+    assert arca.log_shows("SIGUSR1: --access-log " + os.path.join(logdir, "access.log")
+                          + ": No such file or directory; lines go on to the file open before")
+    arca.fetch(url)
+    moved = os.path.join(logdir + ".old", "access.log")
+    assert [l["cache"] for l in wait_lines(lambda: read_file(moved), 2)] == ["MISS", "HIT"]
