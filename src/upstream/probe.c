@@ -58,7 +58,7 @@ static size_t probe_header(char *data, size_t size, size_t n, void *arg)
     CHECK_PROBE(p);
     if (!copy_header_line(data, len, line, sizeof(line)))
         return len; /* nothing a probe reads is that long */
-    if (strncmp(line, "HTTP/", 5) == 0)
+    if (response_is_status_line(line))
         response_reset(&p->resp);
     else if (line[0])
         response_header(&p->resp, line);

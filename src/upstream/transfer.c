@@ -284,7 +284,7 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
     if (t->failed || t->retry_status)
         return 0;
     bool whole = copy_header_line(data, len, line, sizeof(line));
-    if (strncmp(line, "HTTP/", 5) == 0) {
+    if (response_is_status_line(line)) {
         response_reset(&t->resp);
         t->status = response_status_line(line);
     } else if (line[0] == '\0') {

@@ -3,6 +3,7 @@
 #include "parse.h"
 #include "url.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -13,15 +14,25 @@ void response_reset(struct upstream_response *r)
     r->content_length = -1;
 }
 
+bool response_is_status_line(const char *line)
+{
+    return strncasecmp(line + strspn(line, " \t"), "HTTP/", 5) == 0;
+}
+
+/* As curl reads it (its " HTTP/%1d.%1d%c%3d%c" scan): blanks before, "HTTP/" in any case, the
+ * version, blanks, then three digits that a fourth does not follow; what comes after them
+ * ("200OK", "200\tOK") is the reason, which nobody reads. */
 long response_status_line(const char *line)
 {
-    if (strncmp(line, "HTTP/", 5) != 0)
+    const char *p = line + strspn(line, " \t");
+    if (!response_is_status_line(p))
         return 0;
-    const char *sp = strchr(line, ' ');
-    if (!sp || sp[1] < '1' || sp[1] > '9' || sp[2] < '0' || sp[2] > '9' || sp[3] < '0' ||
-        sp[3] > '9' || (sp[4] != '\0' && sp[4] != ' '))
+    p += 5 + strcspn(p + 5, " \t"); /* past the version */
+    p += strspn(p, " \t");
+    if (p[0] < '1' || p[0] > '9' || !isdigit((unsigned char)p[1]) ||
+        !isdigit((unsigned char)p[2]) || isdigit((unsigned char)p[3]))
         return 0;
-    return (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+    return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
 }
 
 /* True when `line` is header `name`; *value then points at its value. */

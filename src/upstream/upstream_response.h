@@ -29,7 +29,10 @@ struct upstream_response {
 
 /* A new response begins (its status line): forget the previous one's headers. */
 void response_reset(struct upstream_response *r);
-/* The status of a status line ("HTTP/1.1 206 Partial Content", "HTTP/2 200"): what curl's
+/* Whether a header line is a response's status line (curl hands those over too). */
+bool response_is_status_line(const char *line);
+/* The status of a status line ("HTTP/1.1 206 Partial Content", "HTTP/2 200", and what curl
+ * also takes: "http/1.1 200", "HTTP/1.1  200", "HTTP/1.1 200OK"): what curl's
  * CURLINFO_RESPONSE_CODE gives once that response's headers are in; 0 when unreadable. */
 long response_status_line(const char *line);
 /* One header line, NUL-terminated, without its CRLF. A value arca replays goes whole or not at

@@ -3,7 +3,13 @@ a fetched body is shown under arca's own origin, beside its admin UI, so an orig
 never run there. Every answer carrying upstream bytes says `nosniff` and a sandboxing CSP, on
 a miss, a joined download, a hit, a prepared hit, a range and a HEAD."""
 
-from conftest import read_to_end
+import os
+import socket
+import threading
+
+import pytest
+
+from conftest import read_to_end, sha256
 
 PAGE = b"<html><script>fetch('/api/v1/resources/').then(r => r.text()).then(alert)</script></html>"
 
@@ -52,3 +58,38 @@ def test_arcas_own_pages_keep_their_script(arca):
     assert status == 200
     assert headers.get("x-content-type-options") == "nosniff"
     assert "sandbox" not in headers.get("content-security-policy", "")
+
+
+def odd_status_origin(line, body):
+    """An origin answering every request with `line` as its status line (one connection each)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                req = b""
+                while b"\r\n\r\n" not in req and (d := c.recv(4096)):
+                    req += d
+                c.sendall(line + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+@pytest.mark.parametrize("line", [b"HTTP/1.1 200OK", b"HTTP/1.1 200\tOK", b"HTTP/1.1  200 OK",
+                                  b"http/1.1 200 OK"])
+def test_a_status_line_curl_reads_is_read_the_same(arca, line):
+    """An origin curl serves must not fail through arca: odd but readable status lines."""
+    body = os.urandom(3000)
+    srv = odd_status_origin(line, body)
+    try:
+        status, _, got = arca.fetch(f"http://127.0.0.1:{srv.getsockname()[1]}/odd")
+    finally:
+        srv.close()
+    assert (status, sha256(got)) == (200, sha256(body))

@@ -56,6 +56,12 @@ static void a_status_line_gives_its_status(void **state)
     assert_int_equal(response_status_line("HTTP/2 200"), 200);
     assert_int_equal(response_status_line("HTTP/2 304 "), 304);
     assert_int_equal(response_status_line("HTTP/1.0 503 Service Unavailable"), 503);
+    /* what curl takes too: an origin it served must not fail through arca */
+    assert_int_equal(response_status_line("HTTP/1.1 200OK"), 200);
+    assert_int_equal(response_status_line("HTTP/1.1 200\tOK"), 200);
+    assert_int_equal(response_status_line("HTTP/1.1  200 OK"), 200);
+    assert_int_equal(response_status_line("http/1.1 200 OK"), 200);
+    assert_int_equal(response_status_line("HTTP/1.1 099 x"), 0);
     assert_int_equal(response_status_line("HTTP/1.1 20"), 0);
     assert_int_equal(response_status_line("HTTP/1.1 2000 OK"), 0);
     assert_int_equal(response_status_line("HTTP/1.1 abc"), 0);
