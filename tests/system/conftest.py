@@ -97,6 +97,15 @@ def wait_healthy(port, alive, log):
         time.sleep(0.1)
 
 
+def wait_log_lines(read, needle, n):
+    """Until the access log `read()` returns holds `n` lines with `needle`: its thread writes
+    lines in batches, within about 10 ms of the answer (README, "Access log"). 5 s fail."""
+    deadline = time.monotonic() + 5
+    while (text := read()).count(needle) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert text.count(needle) == n, text
+
+
 def fetch_twice(port, origin):
     """An artifact fetched twice through the arca on `port`: the same bytes, one origin request.
     Returns its URL."""

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, Origin, fetch_twice, free_port, run, unpack, wait_healthy
+from conftest import (ROOT, Origin, fetch_twice, free_port, run, unpack,
+                      wait_healthy, wait_log_lines)
 
 PODMAN = "podman"
 ENTRYPOINT = ["/usr/bin/arca", "serve", "--config", "/etc/arca/arca.ini", "--access-log", "-"]
@@ -132,7 +133,7 @@ def test_the_container_serves_as_arca_and_stops_on_sigterm(built):
         owners = run(PODMAN, "exec", name, "find", "/var/lib/arca", "-type", "f",
                      "-printf", "%U\\n").stdout.split()
         assert owners and set(owners) == {uid}
-        assert log().count("/api/v1/fetch/") == 2  # the access log, on the container's log
+        wait_log_lines(log, "/api/v1/fetch/", 2)  # the access log, on the container's log
         started = time.monotonic()
         run(PODMAN, "stop", "-t", "30", name)  # the image's stop signal, SIGTERM
         assert time.monotonic() - started < 15  # stopped by itself, not killed after 30 s

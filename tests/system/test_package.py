@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import Origin, fetch_twice, free_port, minbase_tarball, run, unpack, wait_healthy
+from conftest import (Origin, fetch_twice, free_port, minbase_tarball, run, unpack,
+                      wait_healthy, wait_log_lines)
 
 
 @pytest.fixture
@@ -119,8 +120,8 @@ def test_the_package_installs_and_runs_from_its_unit(deb, fresh_root):
         owned = [os.stat(os.path.join(dp, f)).st_uid
                  for dp, _, fs in os.walk(os.path.join(root, "var/lib/arca")) for f in fs]
         assert owned and set(owned) == {int(passwd.split(":")[2])}  # written as arca
-        with open(os.path.join(root, "var/log/arca/access.log")) as f:
-            assert f.read().count("/api/v1/fetch/") == 2
+        wait_log_lines(lambda: open(os.path.join(root, "var/log/arca/access.log")).read(),
+                       "/api/v1/fetch/", 2)
         rotate_the_log(root, proc.pid, port, url)
         assert proc.poll() is None, open(log.name).read()
     finally:
