@@ -404,19 +404,25 @@ def small_object_peers(work, www):
     return origin, peers
 
 
+def wrk_rounds(contenders, origin, cfg):
+    """Warm hits of /small under wrk, each contender in turn, cfg["rounds"] times."""
+    rounds = {s.name: [] for s in contenders}
+    for _ in range(cfg["rounds"]):
+        for s in contenders:
+            out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['small_seconds']}s",
+                                  "--latency", s.url(origin, "/small")],
+                                 capture_output=True, text=True, check=True).stdout
+            rps, p99, errors = parse_wrk(out)
+            if errors:
+                raise RuntimeError(f"{s.name}: {errors} non-2xx answers under wrk")
+            rounds[s.name].append({"req_per_s": rps, "p99_ms": p99})
+    return rounds
+
+
 def warm_small(work, cfg, www):
     origin, peers = small_object_peers(work, www)
     try:
-        rounds = {s.name: [] for s in peers}
-        for _ in range(cfg["rounds"]):
-            for s in peers:
-                out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['small_seconds']}s",
-                                      "--latency", s.url(origin, "/small")],
-                                     capture_output=True, text=True, check=True).stdout
-                rps, p99, errors = parse_wrk(out)
-                if errors:
-                    raise RuntimeError(f"{s.name}: {errors} non-2xx answers under wrk")
-                rounds[s.name].append({"req_per_s": rps, "p99_ms": p99})
+        rounds = wrk_rounds(peers, origin, cfg)
         return {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
                 "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
                          f"{cfg['small_seconds']} s per round", "rounds": rounds}
@@ -439,16 +445,7 @@ def warm_small_log(work, cfg, www):
                               access_log=os.path.join(work, name + "-access.log")))
         for s in peers[1:]:
             fetch_all(s.url(origin, "/small"), 4096)
-        rounds = {s.name: [] for s in peers[1:]}
-        for _ in range(cfg["rounds"]):
-            for s in peers[1:]:
-                out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['small_seconds']}s",
-                                      "--latency", s.url(origin, "/small")],
-                                     capture_output=True, text=True, check=True).stdout
-                rps, p99, errors = parse_wrk(out)
-                if errors:
-                    raise RuntimeError(f"{s.name}: {errors} non-2xx answers under wrk")
-                rounds[s.name].append({"req_per_s": rps, "p99_ms": p99})
+        rounds = wrk_rounds(peers[1:], origin, cfg)
         return {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
                 "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
                          f"{cfg['small_seconds']} s per round; NAME-log writes --access-log "
