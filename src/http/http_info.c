@@ -257,8 +257,7 @@ static void metrics_persist(char *body, size_t size)
     size_t used = strlen(body);
     snprintf(body + used, size - used,
              "# HELP arca_persist_queue_jobs Jobs queued or running on the disk, by queue: ordered "
-             "(files "
-             "created, renamed, removed; index rows) and sync (fsync of downloaded data).\n"
+             "(files created, renamed, removed; index rows) and sync (fsync of downloaded data).\n"
              "# TYPE arca_persist_queue_jobs gauge\n"
              "arca_persist_queue_jobs{queue=\"ordered\"} %zu\n"
              "arca_persist_queue_jobs{queue=\"sync\"} %zu\n",

@@ -138,6 +138,15 @@ static void reap_finished(void)
     }
 }
 
+/* What the index has not seen yet (objects' usage, failures, counters) handed to the persistence
+ * thread: once a second, and once more as the thread ends. */
+static void hand_over(void)
+{
+    store_flush_usage();
+    store_flush_failures();
+    stats_save();
+}
+
 /* Once a second: usage figures and counters handed over, expired objects evicted. A loop held
  * up past a whole period runs it once, not once per period missed. */
 static void housekeeping(void *arg)
@@ -145,9 +154,7 @@ static void housekeeping(void *arg)
     int64_t next = fx.housekeeping.due_ms + HOUSEKEEPING_MS, now = monotonic_ms();
     (void)arg;
     assert(upstream_on_thread());
-    store_flush_usage();
-    store_flush_failures();
-    stats_save();
+    hand_over();
     store_expire();
     if (timer_arm(&fx.loop.timers, &fx.housekeeping, next > now ? next : now + HOUSEKEEPING_MS,
                   housekeeping, NULL) < 0)
@@ -198,9 +205,7 @@ static void *upstream_main(void *arg)
                         (int)timer_wait_ms(&fx.loop.timers, monotonic_ms(), HOUSEKEEPING_MS), NULL);
     }
     fail_everything();
-    store_flush_usage();
-    store_flush_failures();
-    stats_save();
+    hand_over();
     return NULL;
 }
 
