@@ -10,6 +10,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -531,16 +532,39 @@ int http_start(const struct config *cfg, const struct route *table, char *err, s
     return 0;
 }
 
+/* New clients refused from now on: the listening socket is closed, and its descriptor number
+ * becomes a connected Unix socket that never polls readable and whose accept() fails with EINVAL,
+ * which libmicrohttpd takes for "shutting down" and passes over. Closing the socket takes it out
+ * of every worker's epoll set in the kernel, with no epoll_ctl from this thread.
+ * MHD_quiesce_daemon, which did this before, races with libmicrohttpd 0.9.75's own workers: both
+ * remove the socket from a worker's epoll set, and the loser of the race aborts the process
+ * ("Failed to remove listen FD from epoll set", about one drain in a thousand). The number stays
+ * taken, so no worker can reach a descriptor opened later under it; libmicrohttpd closes it at
+ * MHD_stop_daemon, as it closes a listening socket it was given and never quiesced. */
+static int placeholder_peer = -1;
+
+static void stop_listening(void)
+{
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+        shutdown(listen_fd, SHUT_RDWR); /* refused too; its workers may spin on it until stop */
+        return;
+    }
+    if (dup3(pair[0], listen_fd, O_CLOEXEC) < 0) {
+        close(pair[1]);
+        shutdown(listen_fd, SHUT_RDWR);
+    } else {
+        placeholder_peer = pair[1];
+    }
+    close(pair[0]);
+}
+
 void http_drain(int64_t grace_seconds)
 {
     struct timespec tick = {0, 50 * 1000 * 1000};
     time_t deadline = time(NULL) + grace_seconds;
     atomic_store(&http_draining, true);
-    /* libmicrohttpd's workers take the socket out of their epoll sets after this returns:
-     * closing it now would race with them (ThreadSanitizer saw it) and could let them touch a
-     * reused descriptor. shutdown() refuses new clients at once; the close waits for http_stop. */
-    if (MHD_quiesce_daemon(daemon_) >= 0)
-        shutdown(listen_fd, SHUT_RDWR);
+    stop_listening();
     while (atomic_load(&stats.connections) > 0 && time(NULL) < deadline)
         nanosleep(&tick, NULL);
     if (atomic_load(&stats.connections) > 0)
@@ -550,10 +574,11 @@ void http_drain(int64_t grace_seconds)
 
 void http_stop(void)
 {
-    MHD_stop_daemon(daemon_);
+    MHD_stop_daemon(daemon_); /* closes listen_fd's number, whatever it holds by then */
     daemon_ = NULL;
-    if (listen_fd >= 0)
-        close(listen_fd);
     listen_fd = -1;
+    if (placeholder_peer >= 0)
+        close(placeholder_peer);
+    placeholder_peer = -1;
     limits_stop();
 }

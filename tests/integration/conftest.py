@@ -27,7 +27,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ARCA_BIN = os.environ.get("ARCA_BIN", os.path.join(ROOT, "build", "arca"))
 # What AddressSanitizer, LeakSanitizer and UBSan print; any of it in arca's log fails the test.
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                     "WARNING: ThreadSanitizer")
+                     "WARNING: ThreadSanitizer", "Assertion `")
+# arca ended by one of these without a test sending it: a crash, whose log the failure shows
+CRASH_SIGNALS = (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
 
 
 def sha256(data):
@@ -334,6 +336,8 @@ class Arca:
             if marker in log:
                 at = log.index(marker)
                 raise AssertionError("sanitizer report in arca's log:\n" + log[at:at + 3000])
+        if rc is not None and rc < 0 and -rc != sig and -rc in CRASH_SIGNALS:
+            raise AssertionError(f"arca died of signal {-rc}; the end of its log:\n{log[-3000:]}")
         return rc
 
     def read_log(self):
