@@ -1,0 +1,232 @@
+/* A request head, line by line: see h1.h for what is refused and why. */
+#include "h1.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* RFC 9110 5.6.2: tchar. */
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static enum h1_result refuse(struct h1_request *req, unsigned int status, const char *reason)
+{
+    req->status = status;
+    req->reason = reason;
+    req->keep_alive = false;
+    return H1_ERROR;
+}
+
+void h1_init(struct h1_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->content_length = -1;
+}
+
+static struct h1_span span(size_t at, size_t end)
+{
+    return (struct h1_span){(uint32_t)at, (uint32_t)(end - at)};
+}
+
+bool h1_span_is(const char *buf, struct h1_span a, const char *s)
+{
+    return strlen(s) == a.len && strncasecmp(buf + a.at, s, a.len) == 0;
+}
+
+/* method SP request-target SP HTTP-version, in [at, end) (its line end excluded). */
+static enum h1_result request_line(struct h1_request *req, const char *buf, size_t at, size_t end)
+{
+    size_t p = at;
+    while (p < end && is_tchar((unsigned char)buf[p]))
+        p++;
+    if (p == at || p >= end || buf[p] != ' ')
+        return refuse(req, 400, "malformed request line");
+    req->method = span(at, p);
+    size_t t = ++p;
+    while (p < end && (unsigned char)buf[p] > ' ' && buf[p] != 0x7f)
+        p++;
+    if (p == t || p >= end || buf[p] != ' ')
+        return refuse(req, 400, "malformed request line");
+    req->target = span(t, p);
+    p++;
+    if (end - p != 8 || memcmp(buf + p, "HTTP/", 5) || buf[p + 6] != '.' || buf[p + 5] < '0' ||
+        buf[p + 5] > '9' || buf[p + 7] < '0' || buf[p + 7] > '9')
+        return refuse(req, 400, "malformed request line");
+    if (buf[p + 5] != '1' || (buf[p + 7] != '0' && buf[p + 7] != '1'))
+        return refuse(req, 505, "HTTP version not supported");
+    req->minor = buf[p + 7] - '0';
+    req->have_line = true;
+    return H1_MORE;
+}
+
+/* Connection's options, a comma-separated list. */
+static void connection_options(struct h1_request *req, const char *v, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (is_ows(v[i]) || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',' && !is_ows(v[i]))
+            i++;
+        if (i - start == 5 && !strncasecmp(v + start, "close", 5))
+            req->close = true;
+        else if (i - start == 10 && !strncasecmp(v + start, "keep-alive", 10))
+            req->keep = true;
+    }
+}
+
+/* Content-Length: 1*DIGIT; -2 when not digits, -3 beyond INT64_MAX. */
+static int64_t content_length(const char *v, size_t len)
+{
+    int64_t n = 0;
+    if (len == 0)
+        return -2;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -2;
+        if (n > (INT64_MAX - (v[i] - '0')) / 10)
+            return -3;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
+}
+
+/* What the fields that frame the body and the connection say; `raw_end` is the value's end
+ * before trailing whitespace (Transfer-Encoding must be exactly "chunked"). */
+static enum h1_result known_field(struct h1_request *req, const char *buf, const struct h1_field *f,
+                                  size_t raw_end)
+{
+    const char *v = buf + f->value.at;
+    if (h1_span_is(buf, f->name, "content-length")) {
+        req->lengths++;
+        req->content_length = content_length(v, f->value.len);
+    } else if (h1_span_is(buf, f->name, "transfer-encoding")) {
+        req->encodings++;
+        req->chunked = raw_end - f->value.at == 7 && !strncasecmp(v, "chunked", 7);
+    } else if (h1_span_is(buf, f->name, "host")) {
+        req->hosts++;
+    } else if (h1_span_is(buf, f->name, "connection")) {
+        connection_options(req, v, f->value.len);
+    } else if (h1_span_is(buf, f->name, "expect")) {
+        req->expect_continue = h1_span_is(buf, f->value, "100-continue");
+    }
+    return H1_MORE;
+}
+
+/* name ":" OWS value OWS, in [at, end). */
+static enum h1_result field_line(struct h1_request *req, const char *buf, size_t at, size_t end)
+{
+    size_t p = at;
+    if (is_ows(buf[at]))
+        return refuse(req, 400, "folded header line");
+    while (p < end && is_tchar((unsigned char)buf[p]))
+        p++;
+    if (p == at || p >= end || buf[p] != ':')
+        return refuse(req, 400, "invalid header name");
+    if (req->n_fields == H1_MAX_FIELDS)
+        return refuse(req, 431, "too many header lines");
+    struct h1_field *f = &req->fields[req->n_fields++];
+    f->name = span(at, p);
+    p++;
+    while (p < end && is_ows(buf[p]))
+        p++;
+    size_t v = p, last = p;
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)buf[p];
+        if (c == '\r')
+            return refuse(req, 400, "CR in a header line");
+        if ((c < ' ' && c != '\t') || c == 0x7f)
+            return refuse(req, 400, "control character in a header line");
+        if (!is_ows((char)c))
+            last = p + 1;
+    }
+    f->value = span(v, last);
+    return known_field(req, buf, f, end);
+}
+
+/* The head is complete: what frames the body, and whether the connection goes on. */
+static enum h1_result framing(struct h1_request *req)
+{
+    if (req->lengths > 1)
+        return refuse(req, 400, "more than one Content-Length");
+    if (req->encodings > 1)
+        return refuse(req, 400, "more than one Transfer-Encoding");
+    if (req->lengths && req->encodings)
+        return refuse(req, 400, "Content-Length and Transfer-Encoding");
+    if (req->encodings && req->minor == 0)
+        return refuse(req, 400, "Transfer-Encoding in HTTP/1.0");
+    if (req->encodings && !req->chunked)
+        return refuse(req, 501, "Transfer-Encoding other than chunked");
+    if (req->content_length == -2)
+        return refuse(req, 400, "Content-Length is not a number");
+    if (req->content_length == -3)
+        return refuse(req, 413, "Content-Length too large");
+    if (req->minor == 1 && req->hosts != 1)
+        return refuse(req, 400, req->hosts ? "more than one Host" : "no Host header");
+    req->expect_continue = req->expect_continue && req->minor == 1;
+    req->keep_alive = !req->close && (req->minor == 1 || req->keep);
+    return H1_DONE;
+}
+
+/* One whole line, [at, lf) with lf its LF. */
+static enum h1_result one_line(struct h1_request *req, const char *buf, size_t at, size_t lf)
+{
+    int eol = lf > at && buf[lf - 1] == '\r' ? 2 : 1;
+    size_t end = lf + 1 - (size_t)eol;
+    if (memchr(buf + at, '\0', lf - at))
+        return refuse(req, 400,
+                      req->have_line ? "NUL in a header line" : "NUL in the request line");
+    if (!req->have_line) {
+        if (end == at) /* an empty line before the request line: skipped */
+            return H1_MORE;
+        if (memchr(buf + at, '\r', end - at))
+            return refuse(req, 400, "CR in the request line");
+        req->eol = eol;
+        return request_line(req, buf, at, end);
+    }
+    if (eol != req->eol)
+        return refuse(req, 400, "mixed line ends");
+    if (end == at) {
+        req->head_len = lf + 1;
+        return framing(req);
+    }
+    return field_line(req, buf, at, end);
+}
+
+enum h1_result h1_parse(struct h1_request *req, const char *buf, size_t len, size_t max_head)
+{
+    size_t limit = len < max_head ? len : max_head;
+    while (req->pos < limit) {
+        const char *lf = memchr(buf + req->pos, '\n', limit - req->pos);
+        if (!lf)
+            break;
+        size_t at = req->pos;
+        req->pos = (size_t)(lf - buf) + 1;
+        enum h1_result r = one_line(req, buf, at, (size_t)(lf - buf));
+        if (r != H1_MORE)
+            return r;
+    }
+    if (len >= max_head)
+        return req->have_line ? refuse(req, 431, "request header too large")
+                              : refuse(req, 414, "request line too long");
+    return H1_MORE;
+}
+
+const char *h1_field(const struct h1_request *req, const char *buf, const char *name, size_t *len)
+{
+    for (int i = 0; i < req->n_fields; i++)
+        if (h1_span_is(buf, req->fields[i].name, name)) {
+            *len = req->fields[i].value.len;
+            return buf + req->fields[i].value.at;
+        }
+    return NULL;
+}
