@@ -693,8 +693,7 @@ def cold_fanout_digest(work, cfg, www):
     """What a digest still to check costs a cold fan-out: every client asks with &sha256=.
     arca-sha256 streams it chunked (its last byte waits for the check), arca-hold-sha256
     (--digest-framing hold) answers once the object is complete and checked. arca without sha256
-    is the reference; arca-before (ARCA_BEFORE) with sha256 sent Content-Length and let the
-    first digest decide for everyone."""
+    is the reference; arca-before (ARCA_BEFORE) runs the same two, in the same order."""
     size = cfg["cold"]
     write_random(os.path.join(www, "cold"), size)
     digest = "&sha256=" + file_sha256(os.path.join(www, "cold"))
@@ -703,7 +702,9 @@ def cold_fanout_digest(work, cfg, www):
     contenders = [("arca", servers[0], ""), ("arca-sha256", servers[0], digest),
                   ("arca-hold-sha256", servers[-1], digest)]
     if ARCA_BEFORE:
-        contenders.append(("arca-before-sha256", servers[1], digest))
+        # The same order as arca's: a plain fan-out first, whose 1 GiB then syncs while the
+        # digest clients run; without it arca-before-sha256 met an idle disk and arca-sha256 not.
+        contenders += [("arca-before", servers[1], ""), ("arca-before-sha256", servers[1], digest)]
     n, spread = cfg["cold_clients"], cfg["cold_spread"]
     try:
         rounds = {name: [] for name, _, _ in contenders}

@@ -42,6 +42,37 @@ static void check_done(const struct h1_request *req, const char *buf, size_t len
         abort(); /* both framings: the smuggling this parser exists to refuse */
 }
 
+struct sink {
+    uint8_t digest; /* a cheap sum of what came out, in order */
+    size_t n;
+};
+
+static void to_sink(void *arg, const char *data, size_t n)
+{
+    struct sink *s = arg;
+    for (size_t i = 0; i < n; i++)
+        s->digest = (uint8_t)(s->digest * 31 + (uint8_t)data[i]);
+    s->n += n;
+}
+
+/* A chunked body after the head: at once and a byte at a time, the same data, end and answer;
+ * never more data than the body's bytes. */
+static void check_chunked(const char *body, size_t len, int eol)
+{
+    struct h1_chunked a, b;
+    struct sink sa = {0}, sb = {0};
+    enum h1_result ra, rb = H1_MORE;
+    h1_chunked_init(&a, eol, 256);
+    size_t ta = h1_chunked_feed(&a, body, len, to_sink, &sa, &ra);
+    h1_chunked_init(&b, eol, 256);
+    size_t tb = 0;
+    while (tb < len && rb == H1_MORE)
+        tb += h1_chunked_feed(&b, body + tb, 1, to_sink, &sb, &rb);
+    if (ra != rb || ta != tb || sa.n != sb.n || sa.digest != sb.digest || sa.n > len || ta > len ||
+        (ra == H1_ERROR && (a.status != b.status || !a.reason)))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -69,6 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (r == H1_DONE)
         check_done(&whole, buf, len);
+    if (r == H1_DONE && whole.chunked)
+        check_chunked(buf + whole.head_len, len - whole.head_len, whole.eol);
     if (r == H1_ERROR && (whole.status < 400 || whole.status > 505 || !whole.reason ||
                           strchr(whole.reason, '\n') || whole.keep_alive))
         abort();

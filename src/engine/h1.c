@@ -230,3 +230,169 @@ const char *h1_field(const struct h1_request *req, const char *buf, const char *
         }
     return NULL;
 }
+
+/* --- chunked bodies ------------------------------------------------------------------------ */
+
+enum {
+    CH_SIZE,       /* hex digits of a chunk's size */
+    CH_EXT,        /* after the size: ";ext" up to the line's end */
+    CH_SIZE_LF,    /* the size line's CR was read */
+    CH_DATA,       /* `left` bytes of data */
+    CH_DATA_END,   /* the CR(LF) or LF after the data */
+    CH_DATA_LF,    /* its CR was read */
+    CH_TRAILER,    /* a trailer line, or the blank line that ends the body */
+    CH_TRAILER_LF, /* a trailer line's CR was read */
+    CH_DONE,
+    CH_ERROR,
+};
+
+void h1_chunked_init(struct h1_chunked *c, int eol, size_t max_trailer)
+{
+    memset(c, 0, sizeof(*c));
+    c->eol = eol;
+    c->max_trailer = max_trailer;
+    c->state = CH_SIZE;
+}
+
+static int chunk_refuse(struct h1_chunked *c, unsigned int status, const char *reason)
+{
+    c->status = status;
+    c->reason = reason;
+    return CH_ERROR;
+}
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* A line's end where one must be: a CR (its LF next) in CRLF bodies, an LF in LF ones. */
+static int line_end(struct h1_chunked *c, char ch, int after_cr, int next)
+{
+    if (ch == '\r' && c->eol == 2)
+        return after_cr;
+    if (ch == '\n' && c->eol == 1)
+        return next;
+    return chunk_refuse(c, 400, "malformed chunked body");
+}
+
+/* The size line is over: the data, or the trailers after the last chunk. */
+static int size_line_read(struct h1_chunked *c)
+{
+    if (c->left > 0)
+        return CH_DATA;
+    c->line = 0;
+    c->in_name = true;
+    return CH_TRAILER;
+}
+
+static int size_step(struct h1_chunked *c, char ch)
+{
+    int v = hex_value(ch);
+    if (v >= 0) {
+        if (c->left > (uint64_t)INT64_MAX >> 4)
+            return chunk_refuse(c, 413, "chunk too large");
+        c->left = c->left << 4 | (uint64_t)v;
+        c->digits++;
+        return CH_SIZE;
+    }
+    if (c->digits == 0)
+        return chunk_refuse(c, 400, "malformed chunked body");
+    if (ch == ';')
+        return CH_EXT;
+    int next = line_end(c, ch, CH_SIZE_LF, CH_DATA);
+    return next == CH_DATA ? size_line_read(c) : next;
+}
+
+static int ext_step(struct h1_chunked *c, char ch)
+{
+    if (ch == '\r' || ch == '\n') {
+        int next = line_end(c, ch, CH_SIZE_LF, CH_DATA);
+        return next == CH_DATA ? size_line_read(c) : next;
+    }
+    if ((unsigned char)ch < ' ' && ch != '\t')
+        return chunk_refuse(c, 400, "malformed chunked body");
+    return CH_EXT;
+}
+
+/* A trailer line's end: the body's end after a blank line, else the next line. */
+static int trailer_line_read(struct h1_chunked *c)
+{
+    if (c->line == 0)
+        return CH_DONE;
+    c->line = 0;
+    c->in_name = true;
+    return CH_TRAILER;
+}
+
+/* A trailer line is checked as a header line is (a token, a colon, a value without NUL, bare
+ * CR or other control characters), then dropped. */
+static int trailer_step(struct h1_chunked *c, char ch)
+{
+    if (++c->trailer > c->max_trailer)
+        return chunk_refuse(c, 431, "trailers too large");
+    if (ch == '\r' || ch == '\n') {
+        if (c->line > 0 && c->in_name)
+            return chunk_refuse(c, 400, "malformed trailer line");
+        int next = line_end(c, ch, CH_TRAILER_LF, CH_TRAILER);
+        return next == CH_TRAILER ? trailer_line_read(c) : next;
+    }
+    c->line++;
+    if (c->in_name && ch == ':' && c->line > 1)
+        c->in_name = false;
+    else if (c->in_name ? !is_tchar((unsigned char)ch) : ((unsigned char)ch < ' ' && ch != '\t'))
+        return chunk_refuse(c, 400, "malformed trailer line");
+    return CH_TRAILER;
+}
+
+/* One byte outside a chunk's data; the next state. */
+static int chunk_step(struct h1_chunked *c, char ch)
+{
+    switch (c->state) {
+    case CH_SIZE:
+        return size_step(c, ch);
+    case CH_EXT:
+        return ext_step(c, ch);
+    case CH_SIZE_LF:
+        return ch == '\n' ? size_line_read(c) : chunk_refuse(c, 400, "malformed chunked body");
+    case CH_DATA_END:
+        return line_end(c, ch, CH_DATA_LF, CH_SIZE);
+    case CH_DATA_LF:
+        return ch == '\n' ? CH_SIZE : chunk_refuse(c, 400, "malformed chunked body");
+    case CH_TRAILER:
+        return trailer_step(c, ch);
+    case CH_TRAILER_LF:
+        return ch == '\n' ? trailer_line_read(c) : chunk_refuse(c, 400, "malformed trailer line");
+    }
+    return chunk_refuse(c, 400, "malformed chunked body");
+}
+
+size_t h1_chunked_feed(struct h1_chunked *c, const char *in, size_t len,
+                       void (*out)(void *arg, const char *data, size_t n), void *arg,
+                       enum h1_result *result)
+{
+    size_t i = 0;
+    while (i < len && c->state != CH_DONE && c->state != CH_ERROR) {
+        if (c->state == CH_DATA) {
+            size_t n = len - i < c->left ? len - i : (size_t)c->left;
+            out(arg, in + i, n);
+            c->left -= n;
+            i += n;
+            if (c->left == 0)
+                c->state = CH_DATA_END;
+            continue;
+        }
+        int next = chunk_step(c, in[i++]);
+        if (next == CH_SIZE && c->state != CH_SIZE)
+            c->digits = 0; /* a new chunk's size line */
+        c->state = next;
+    }
+    *result = c->state == CH_DONE ? H1_DONE : c->state == CH_ERROR ? H1_ERROR : H1_MORE;
+    return i;
+}

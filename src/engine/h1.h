@@ -85,4 +85,31 @@ const char *h1_field(const struct h1_request *req, const char *buf, const char *
 /* Whether `a` (a span of buf) equals the NUL-terminated `s` in any case. */
 bool h1_span_is(const char *buf, struct h1_span a, const char *s);
 
+/* A chunked request body (RFC 9112 7.1), decoded as its bytes come: chunk sizes in hex, chunk
+ * extensions skipped, the data handed on, trailer lines checked as header lines are and
+ * dropped. Every line must end as the request head's lines did (`eol` of its h1_request).
+ * Refused: a size that is not hex or beyond 2^63-1, a line that does not end where it must, a
+ * NUL, a bare CR, a malformed trailer line (400), trailers beyond `max_trailer` bytes (431). */
+struct h1_chunked {
+    int state;
+    int eol;        /* the head's: 1 (LF) or 2 (CRLF) */
+    uint64_t left;  /* of the chunk being read, or its size being read */
+    int digits;     /* of the size so far */
+    size_t trailer; /* trailer bytes so far */
+    size_t max_trailer;
+    size_t line;  /* bytes of the trailer line being read */
+    bool in_name; /* its name is being read */
+    unsigned int status;
+    const char *reason;
+};
+
+void h1_chunked_init(struct h1_chunked *c, int eol, size_t max_trailer);
+
+/* Decode up to `len` bytes of `in`, handing each run of data to out(arg, data, n). Returns
+ * the bytes taken: all of `len` but when the body ended (H1_DONE, the rest is the next
+ * request's) or was refused (H1_ERROR). *result says which, or H1_MORE. */
+size_t h1_chunked_feed(struct h1_chunked *c, const char *in, size_t len,
+                       void (*out)(void *arg, const char *data, size_t n), void *arg,
+                       enum h1_result *result);
+
 #endif
