@@ -12,6 +12,14 @@ static bool is_tchar(unsigned char c)
     return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+bool h1_is_token(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return false;
+    return n > 0;
+}
+
 static bool is_ows(char c)
 {
     return c == ' ' || c == '\t';

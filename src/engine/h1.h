@@ -82,6 +82,9 @@ enum h1_result h1_parse(struct h1_request *req, const char *buf, size_t len, siz
 /* The value of the first field named `name` (any case), or NULL; *len its length. */
 const char *h1_field(const struct h1_request *req, const char *buf, const char *name, size_t *len);
 
+/* Whether s[0..n) is a token (RFC 9110 5.6.2): a header name, a method. */
+bool h1_is_token(const char *s, size_t n);
+
 /* Whether `a` (a span of buf) equals the NUL-terminated `s` in any case. */
 bool h1_span_is(const char *buf, struct h1_span a, const char *s);
 

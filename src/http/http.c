@@ -538,25 +538,25 @@ int http_start(const struct config *cfg, const struct route *table, char *err, s
  * of every worker's epoll set in the kernel, with no epoll_ctl from this thread.
  * MHD_quiesce_daemon, which did this before, races with libmicrohttpd 0.9.75's own workers: both
  * remove the socket from a worker's epoll set, and the loser of the race aborts the process
- * ("Failed to remove listen FD from epoll set", about one drain in a thousand). The number stays
- * taken, so no worker can reach a descriptor opened later under it; libmicrohttpd closes it at
- * MHD_stop_daemon, as it closes a listening socket it was given and never quiesced. */
+ * ("Failed to remove listen FD from epoll set", about one drain in 450 under load). The number
+ * stays taken, so no worker can reach a descriptor opened later under it; libmicrohttpd closes it
+ * at MHD_stop_daemon, as it closes a listening socket it was given and never quiesced. */
 static int placeholder_peer = -1;
 
 static void stop_listening(void)
 {
     int pair[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
-        shutdown(listen_fd, SHUT_RDWR); /* refused too; its workers may spin on it until stop */
-        return;
-    }
-    if (dup3(pair[0], listen_fd, O_CLOEXEC) < 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
+        bool placed = dup3(pair[0], listen_fd, O_CLOEXEC) >= 0;
+        close(pair[0]);
+        if (placed) {
+            placeholder_peer = pair[1];
+            return;
+        }
         close(pair[1]);
-        shutdown(listen_fd, SHUT_RDWR);
-    } else {
-        placeholder_peer = pair[1];
     }
-    close(pair[0]);
+    /* out of descriptors: refused too, though its workers may spin on it until http_stop */
+    shutdown(listen_fd, SHUT_RDWR);
 }
 
 void http_drain(int64_t grace_seconds)

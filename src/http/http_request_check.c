@@ -1,4 +1,5 @@
 #include "http_request_check.h"
+#include "h1.h"
 #include "log.h"
 
 #include <assert.h>
@@ -27,19 +28,6 @@ void request_check_init(void)
         log_info("libmicrohttpd %s: the check for folded header lines and NULs in them is off "
                  "(written for 0.9.75 to 0.9.77)",
                  v ? v : "?");
-}
-
-/* RFC 9110 5.6.2: a header name is a token. */
-static bool is_token(const char *s, size_t n)
-{
-    static const char marks[] = "!#$%&'*+-.^_`|~";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') &&
-            !memchr(marks, ch, sizeof(marks) - 1))
-            return false;
-    }
-    return n > 0;
 }
 
 static bool refuse(struct request_lines *s, unsigned int status, const char *reason)
@@ -113,7 +101,7 @@ bool request_lines_add(struct request_lines *s, const char *key, size_t ks, cons
 {
     if (s->status)
         return false;
-    if (!is_token(key, ks))
+    if (!h1_is_token(key, ks))
         return refuse(s, MHD_HTTP_BAD_REQUEST,
                       "invalid header name (a token, and no whitespace before the colon)");
     if (memchr(value, '\r', vs))

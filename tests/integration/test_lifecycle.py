@@ -198,7 +198,6 @@ def test_the_start_up_line_names_version_config_and_who_may_fetch(workdir, start
     assert arca.read_log().count("every client that reaches") == 1  # both write arca.log
 
 
-
 def slow_epoll_del(workdir):
     """LD_PRELOAD environment with tests/integration/shims/slow_epoll_del.c built."""
     lib = os.path.join(workdir, "slow_epoll_del.so")
