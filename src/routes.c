@@ -11,11 +11,11 @@
 #define GET_HEAD "GET, HEAD"
 
 /* No route of its own: 404, and a hint at the one most callers want. */
-static enum MHD_Result not_found(struct MHD_Connection *c, struct request *req, const char *rest)
+static enum conn_result not_found(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
     assert(http_handling(req));
-    return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
+    return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
 }
 
 const struct route routes[] = {

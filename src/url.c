@@ -237,6 +237,16 @@ static size_t decode(const char *s, size_t len, bool plus, char *out)
     return n;
 }
 
+size_t url_unescape(char *s)
+{
+    return decode(s, strlen(s), false, s);
+}
+
+size_t url_unescape_arg(char *s)
+{
+    return decode(s, strlen(s), true, s);
+}
+
 /* One of arca's short parameters (ttl, sha256), decoded into dst. One too long for dst is left
  * empty, which its own parser then refuses. */
 static int take_param(const char *v, size_t len, char *dst, size_t size, bool *seen, int *status,

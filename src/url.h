@@ -63,6 +63,11 @@ void filename_clean(const char *in, size_t len, char *out, size_t size);
  * access_token, jwt, auth, JSESSIONID are redacted; page, keyword, author, signed, max-keys
  * are not. Truncated to fit out[size]; returns the length written. For what arca shows: the
  * stored key keeps everything. */
+/* Percent-decode `s` in place ('+' stays), as a request's path is read; its new length. */
+size_t url_unescape(char *s);
+/* The same for a query argument's name or value: '+' is a space. */
+size_t url_unescape_arg(char *s);
+
 size_t url_redact(const char *in, char *out, size_t size);
 /* The same into a copy the caller frees (NULL when out of memory): a URL as listings and answers
  * show it. */

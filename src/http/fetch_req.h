@@ -4,7 +4,7 @@
  * joins, confirmations' outcome) calls http_fetch_confirm.c, http_fetch_stream.c and
  * http_fetch_answer.c; stream and confirm call answer; answer calls none of them.
  *
- * Contract: everything here runs on libmicrohttpd's pool threads, in a handler (or a content
+ * Contract: everything here runs on the server's threads, in a handler (or a content
  * reader) of the request that owns the fetch_req. Only the park's wake and release (park.h:
  * whichever thread wakes it or lets go last) and on_probe (http_fetch_confirm.c: the upstream
  * thread, which only stores the answer and wakes the request) run elsewhere. A fetch_req's
@@ -30,7 +30,7 @@
 /* One fetch request, from its first call to its completion callback. */
 struct fetch_req {
     unsigned magic;
-    struct MHD_Connection *conn;
+    struct conn *conn;
     struct request *req;
     struct object *obj; /* reference held while streaming; NULL when served from a file */
     struct park park;   /* waits for bytes (store_read) and for a confirmation; owns this */
@@ -65,7 +65,7 @@ struct fetch_req {
     int probe_status; /* upstream's answer to the confirmation a hit waited for (0: none) */
     bool twin_answer; /* the answer is a digest hit's: another URL's bytes */
     /* S3 has no such object: the caller's answer (NULL: the error); fetch_missing_fn */
-    enum MHD_Result (*missing)(void *arg);
+    enum conn_result (*missing)(void *arg);
     void *missing_arg;
     char filename[256];
 };
@@ -75,28 +75,28 @@ void fetch_count_error(void);
 /* Count a 2xx by how it was served. */
 void fetch_count_success(enum lookup_result kind);
 /* arca's refusal of the request (not about an object): an error line, counted. */
-enum MHD_Result fetch_refuse(struct MHD_Connection *c, unsigned int status, const char *reason);
+enum conn_result fetch_refuse(struct conn *c, unsigned int status, const char *reason);
 /* An error answer about the object or its download, with its Cache-Status. */
-enum MHD_Result fetch_refuse_object(struct fetch_req *r, const struct object_meta *meta,
-                                    unsigned int status, const char *reason);
+enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_meta *meta,
+                                     unsigned int status, const char *reason);
 /* Upstream's headers that say what the bytes are, then arca's (Cache-Status among them). */
-void fetch_add_headers(struct MHD_Response *resp, const struct object_meta *meta,
+void fetch_add_headers(struct answer *resp, const struct object_meta *meta,
                        const struct fetch_req *r);
-void fetch_add_content_range(struct MHD_Response *resp, const struct fetch_req *r, int64_t total);
+void fetch_add_content_range(struct answer *resp, const struct fetch_req *r, int64_t total);
 /* A 304 was queued into *ret (If-None-Match, If-Modified-Since). */
-bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enum MHD_Result *ret);
+bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enum conn_result *ret);
 /* r->start/end and *status (200, 206) set: 0; a 416 queued into *ret: -1. */
 int fetch_apply_range(struct fetch_req *r, const struct object_meta *meta, unsigned int *status,
-                      enum MHD_Result *ret);
+                      enum conn_result *ret);
 /* Whether a complete object answers this request's sha256 (true when it gave none). */
 bool fetch_digest_ok(const struct fetch_req *r, const struct object_meta *meta);
 /* A finished object from its prepared answer (`prep`) or its file (`fd`, taken over). */
-enum MHD_Result fetch_respond_file(struct fetch_req *r, const struct object_meta *meta, int fd,
-                                   struct prepared *prep);
+enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_meta *meta, int fd,
+                                    struct prepared *prep);
 
 /* http_fetch_stream.c */
 /* The object's answer, streamed from its growing file (the request may see it). */
-enum MHD_Result fetch_stream(struct fetch_req *r, const struct object_meta *meta);
+enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *meta);
 /* The request ended: its block is given back. */
 void fetch_stream_done(struct fetch_req *r);
 
@@ -104,11 +104,11 @@ void fetch_stream_done(struct fetch_req *r);
 /* Whether upstream must accept this request's URL before the object is handed out. */
 bool fetch_needs_confirm(const struct fetch_req *r, const struct object_meta *meta);
 /* Suspend the request and ask upstream about its exact URL; r->confirming until answered. */
-enum MHD_Result fetch_start_confirm(struct fetch_req *r);
+enum conn_result fetch_start_confirm(struct fetch_req *r);
 /* Whether upstream's answer names the version `meta` describes. */
 bool fetch_same_version(const struct probe_result *res, const struct object_meta *meta);
 /* Whether upstream refused the URL (its status queued into *ret); accepted, it is granted. */
 bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
-                           enum MHD_Result *ret);
+                           enum conn_result *ret);
 
 #endif

@@ -39,27 +39,192 @@ static struct MHD_Daemon *daemon_;
 static const struct route *routes; /* http_start's: what is served */
 static int listen_fd = -1;
 
+/* conn.h on libmicrohttpd: a connection and an answer are libmicrohttpd's own, under arca's
+ * names (handlers never see libmicrohttpd's), so a handle converts without a lookup. */
+static struct MHD_Connection *mhd(struct conn *c)
+{
+    return (struct MHD_Connection *)c;
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+    return (struct conn *)c;
+}
+
+static struct MHD_Response *response(struct answer *a)
+{
+    return (struct MHD_Response *)a;
+}
+
+static struct answer *answer_of(struct MHD_Response *r)
+{
+    return (struct answer *)r;
+}
+
+const char *conn_header(struct conn *c, const char *name)
+{
+    return MHD_lookup_connection_value(mhd(c), MHD_HEADER_KIND, name);
+}
+
+struct each_header {
+    const char *name;
+    void (*fn)(void *cls, const char *value);
+    void *cls;
+};
+
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct each_header *e = cls;
+    (void)kind;
+    if (value && !strcasecmp(key, e->name))
+        e->fn(e->cls, value);
+    return MHD_YES;
+}
+
+void conn_each_header(struct conn *c, const char *name, void (*fn)(void *cls, const char *value),
+                      void *cls)
+{
+    struct each_header e = {name, fn, cls};
+    MHD_get_connection_values(mhd(c), MHD_HEADER_KIND, each_header, &e);
+}
+
+const char *conn_query(struct conn *c, const char *name)
+{
+    return MHD_lookup_connection_value(mhd(c), MHD_GET_ARGUMENT_KIND, name);
+}
+
+const struct sockaddr *conn_peer(struct conn *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mhd(c), MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
+}
+
+void conn_suspend(struct conn *c)
+{
+    MHD_suspend_connection(mhd(c));
+}
+
+void conn_resume(struct conn *c)
+{
+    MHD_resume_connection(mhd(c));
+}
+
+struct answer *answer_copy(const void *data, size_t len)
+{
+    return answer_of(MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY));
+}
+
+struct answer *answer_owned(void *data, size_t len)
+{
+    return answer_of(MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE));
+}
+
+struct answer *answer_static(const void *data, size_t len)
+{
+    return answer_of(MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT));
+}
+
+struct answer *answer_borrowed(const void *data, size_t len, void (*release)(void *), void *cls)
+{
+    return answer_of(
+        MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data, release, cls));
+}
+
+struct answer *answer_file(int fd, int64_t off, uint64_t len)
+{
+    return answer_of(MHD_create_response_from_fd_at_offset64(len, fd, (uint64_t)off));
+}
+
+/* The reader's results are libmicrohttpd's own values (checked below). */
+_Static_assert(ANSWER_END == MHD_CONTENT_READER_END_OF_STREAM, "reader's end");
+_Static_assert(ANSWER_CUT == MHD_CONTENT_READER_END_WITH_ERROR, "reader's cut");
+_Static_assert(ANSWER_SIZE_UNKNOWN == MHD_SIZE_UNKNOWN, "unknown size");
+
+struct answer *answer_read(uint64_t size, size_t block, answer_reader reader, void *cls)
+{
+    return answer_of(MHD_create_response_from_callback(size, block, reader, cls, NULL));
+}
+
+/* libmicrohttpd has no way to send a span of a file mid-body: it is copied into its buffer. */
+struct spans {
+    answer_spanner spanner;
+    void *cls;
+};
+
+static ssize_t read_span(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct spans *s = cls;
+    int fd = -1;
+    int64_t off = 0;
+    ssize_t n = s->spanner(s->cls, pos, max, &fd, &off);
+    if (n <= 0)
+        return n;
+    n = pread(fd, buf, (size_t)n, off);
+    return n > 0 ? n : ANSWER_CUT;
+}
+
+struct answer *answer_spans(uint64_t size, size_t block, answer_spanner spanner, void *cls)
+{
+    struct spans *s = malloc(sizeof(*s));
+    struct MHD_Response *r;
+    if (!s)
+        return NULL;
+    s->spanner = spanner;
+    s->cls = cls;
+    if (!(r = MHD_create_response_from_callback(size, block, read_span, s, free)))
+        free(s);
+    return answer_of(r);
+}
+
+bool answer_header(struct answer *a, const char *name, const char *value)
+{
+    return MHD_add_response_header(response(a), name, value) == MHD_YES;
+}
+
+const char *answer_header_value(struct answer *a, const char *name, char *out, size_t size)
+{
+    const char *v = MHD_get_response_header(response(a), name);
+    if (!v || size == 0)
+        return NULL;
+    snprintf(out, size, "%s", v);
+    return out;
+}
+
+void answer_put(struct answer *a)
+{
+    MHD_destroy_response(response(a));
+}
+
+/* The connection's entry in http_limits.c (its socket context; NULL when out of memory). */
+static struct conn_track *track_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 /* A shared response is never changed: other threads may be sending it. A plain hit that took
  * one just before draining began keeps its connection open; draining's grace period covers it
  * (requests that begin while draining never take a shared answer: see http_fetch.c). */
-enum MHD_Result http_queue_shared(struct MHD_Connection *c, unsigned int status,
-                                  struct MHD_Response *r)
+enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct answer *a)
 {
     if (current)
         current->status = status;
-    return MHD_queue_response(c, status, r);
+    return MHD_queue_response(mhd(c), status, response(a)) == MHD_YES ? CONN_GO_ON : CONN_CLOSE;
 }
 
-enum MHD_Result http_queue(struct MHD_Connection *c, unsigned int status, struct MHD_Response *r)
+enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *a)
 {
-    enum MHD_Result ret;
-    if (!r)
-        return MHD_NO;
+    enum conn_result ret;
+    if (!a)
+        return CONN_CLOSE;
     /* While draining, keep-alive connections are closed after their response. */
     if (atomic_load(&http_draining))
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    ret = http_queue_shared(c, status, r);
-    MHD_destroy_response(r);
+        answer_header(a, "Connection", "close");
+    ret = http_queue_shared(c, status, a);
+    answer_put(a);
     return ret;
 }
 
@@ -81,63 +246,61 @@ bool http_handling(const struct request *req)
 
 bool http_is_head(const struct request *req)
 {
-    return !strcmp(req->method, MHD_HTTP_METHOD_HEAD);
+    return !strcmp(req->method, "HEAD");
 }
 
-struct MHD_Response *http_owned_response(const char *type, char *body, size_t len)
+struct answer *http_owned_response(const char *type, char *body, size_t len)
 {
-    struct MHD_Response *r =
-        body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!r) {
+    struct answer *a = body ? answer_owned(body, len) : NULL;
+    if (!a) {
         free(body);
         return NULL;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    answer_header(a, "Content-Type", type);
     http_note_body(len);
-    return r;
+    return a;
 }
 
-enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned int status, const char *type,
-                                char *body, size_t len)
+enum conn_result http_send_owned(struct conn *c, unsigned int status, const char *type, char *body,
+                                 size_t len)
 {
     if (!body)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     return http_queue(c, status, http_owned_response(type, body, len));
 }
 
-enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, const char *type,
-                               const char *body)
+enum conn_result http_send_text(struct conn *c, unsigned int status, const char *type,
+                                const char *body)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (r)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    struct answer *a = answer_copy(body, strlen(body));
+    if (a)
+        answer_header(a, "Content-Type", type);
     http_note_body(strlen(body));
-    return http_queue(c, status, r);
+    return http_queue(c, status, a);
 }
 
-static struct MHD_Response *verror_response(const char *fmt, va_list ap)
+static struct answer *verror_response(const char *fmt, va_list ap)
 {
     char line[512];
-    struct MHD_Response *r;
+    struct answer *r;
     int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
     if (n < 0)
         n = 0;
     if (n > (int)sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n] = '\n';
-    r = MHD_create_response_from_buffer((size_t)n + 1, line, MHD_RESPMEM_MUST_COPY);
+    r = answer_copy(line, (size_t)n + 1);
     if (r) { /* a reason may echo what a client or an origin sent: never to be sniffed as HTML */
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        answer_header(r, "Content-Type", "text/plain; charset=utf-8");
+        answer_header(r, "X-Content-Type-Options", "nosniff");
     }
     http_note_body((size_t)n + 1);
     return r;
 }
 
-struct MHD_Response *http_error_response(const char *fmt, ...)
+struct answer *http_error_response(const char *fmt, ...)
 {
-    struct MHD_Response *r;
+    struct answer *r;
     va_list ap;
     va_start(ap, fmt);
     r = verror_response(fmt, ap);
@@ -145,9 +308,9 @@ struct MHD_Response *http_error_response(const char *fmt, ...)
     return r;
 }
 
-enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt, ...)
+enum conn_result http_send_error(struct conn *c, unsigned int status, const char *fmt, ...)
 {
-    struct MHD_Response *r;
+    struct answer *r;
     va_list ap;
     va_start(ap, fmt);
     r = verror_response(fmt, ap);
@@ -164,38 +327,33 @@ struct xff {
     unsigned int n;              /* lines seen */
 };
 
-static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+static void collect_xff(void *cls, const char *value)
 {
     struct xff *x = cls;
-    (void)kind;
-    if (value && !strcasecmp(key, "X-Forwarded-For"))
-        x->ring[x->n++ % XFF_LINES] = value;
-    return MHD_YES;
+    x->ring[x->n++ % XFF_LINES] = value;
 }
 
-const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_storage *buf)
+const struct sockaddr *http_client(struct conn *c, struct sockaddr_storage *buf)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *peer = conn_peer(c);
     struct xff x = {.n = 0};
     const char *lines[XFF_LINES + 1];
     int n = 0;
-    if (!ci)
+    if (!peer)
         return NULL;
-    if (!policy_trusted_proxy(ci->client_addr))
-        return ci->client_addr; /* the common case: no header is looked at */
-    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_xff, &x);
+    if (!policy_trusted_proxy(peer))
+        return peer; /* the common case: no header is looked at */
+    conn_each_header(c, "X-Forwarded-For", collect_xff, &x);
     /* The lines left of those kept read as one empty entry: reached only when every kept line
      * is trusted proxies' own, it makes the client unknown rather than a proxy. */
     if (x.n > XFF_LINES)
         lines[n++] = "";
     for (unsigned int i = x.n > XFF_LINES ? x.n - XFF_LINES : 0; i < x.n; i++)
         lines[n++] = x.ring[i % XFF_LINES];
-    return policy_forwarded_client(ci->client_addr, lines, n, buf);
+    return policy_forwarded_client(peer, lines, n, buf);
 }
 
-const char *http_fetch_refusal(struct MHD_Connection *c)
+const char *http_fetch_refusal(struct conn *c)
 {
     struct sockaddr_storage buf;
     const struct sockaddr *client = http_client(c, &buf);
@@ -205,13 +363,13 @@ const char *http_fetch_refusal(struct MHD_Connection *c)
     return policy_client_allowed(client) ? NULL : "client address not allowed to fetch";
 }
 
-bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret)
+bool http_may_list(struct conn *c, enum conn_result *ret)
 {
     struct sockaddr_storage buf;
     const struct sockaddr *client = http_client(c, &buf);
     if (client && policy_ui_allowed(client))
         return true;
-    *ret = http_send_error(c, MHD_HTTP_FORBIDDEN,
+    *ret = http_send_error(c, HTTP_FORBIDDEN,
                            "client address not allowed to see cached URLs (--allow-network, "
                            "--ui-network)");
     return false;
@@ -227,21 +385,20 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
 }
 
 /* The request line and headers, counted as sent (near enough: folding and blanks aside). */
-static bool request_too_big(struct MHD_Connection *c, const char *url, const char *method)
+static bool request_too_big(struct conn *c, const char *url, const char *method)
 {
     size_t total = strlen(method) + strlen(url) + 12;
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_header_size, &total);
-    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &total);
+    MHD_get_connection_values(mhd(c), MHD_GET_ARGUMENT_KIND, add_header_size, &total);
+    MHD_get_connection_values(mhd(c), MHD_HEADER_KIND, add_header_size, &total);
     return total > (size_t)http_cfg->max_header_size;
 }
 
 /* Refuse on a request's first call; the connection closes after the answer. */
-static enum MHD_Result refuse_early(struct MHD_Connection *c, unsigned int status,
-                                    const char *reason)
+static enum conn_result refuse_early(struct conn *c, unsigned int status, const char *reason)
 {
-    struct MHD_Response *r = http_error_response("%s", reason);
+    struct answer *r = http_error_response("%s", reason);
     if (r)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+        answer_header(r, "Connection", "close");
     return http_queue(c, status, r);
 }
 
@@ -263,14 +420,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 }
 
 /* What the access log needs of the request, kept before libmicrohttpd reuses its memory. */
-static void note_request(struct MHD_Connection *c, struct request *req, const char *method,
+static void note_request(struct conn *c, struct request *req, const char *method,
                          const char *version)
 {
     snprintf(req->method, sizeof(req->method), "%s", method);
     snprintf(req->version, sizeof(req->version), "%s", version);
     if (access_log_enabled()) { /* no header lookups on the hit path when nobody logs */
-        const char *referer = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Referer");
-        const char *agent = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
+        const char *referer = conn_header(c, "Referer");
+        const char *agent = conn_header(c, "User-Agent");
         req->referer = referer ? strndup(referer, 512) : NULL;
         req->agent = agent ? strndup(agent, 512) : NULL;
     }
@@ -321,22 +478,21 @@ bool http_route_allows(const struct route *rt, const char *method)
     return false;
 }
 
-static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *method,
-                                   const char *allowed)
+static enum conn_result not_allowed(struct conn *c, const char *method, const char *allowed)
 {
-    struct MHD_Response *r = http_error_response("method %s not allowed", method);
+    struct answer *r = http_error_response("method %s not allowed", method);
     if (r)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allowed);
-    return http_queue(c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+        answer_header(r, "Allow", allowed);
+    return http_queue(c, HTTP_METHOD_NOT_ALLOWED, r);
 }
 
 /* Route one request: the table's first route whose path matches, if it takes the method. The
  * route is kept: later calls (after a resumed connection) and the completion use it. */
-static enum MHD_Result route(struct MHD_Connection *c, struct request *req, const char *url,
-                             const char *method)
+static enum conn_result route(struct conn *c, struct request *req, const char *url,
+                              const char *method)
 {
     if (!req->route && !(req->route = http_route_match(routes, url)))
-        return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+        return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint");
     if (!http_route_allows(req->route, method))
         return not_allowed(c, method, req->route->methods);
     assert(http_handling(req));
@@ -359,33 +515,35 @@ static void take_upload(struct request *req, const char *url, const char *method
  * the connection (no keep-alive) when a response is queued on this call, before it counts the
  * request as received: so this call only refuses (and so closes, which a request whose framing
  * is refused needs), and routing happens on the second. */
-static enum MHD_Result first_call(struct MHD_Connection *c, struct request *req, const char *url,
-                                  const char *method, const char *version)
+static enum conn_result first_call(struct conn *c, struct request *req, const char *url,
+                                   const char *method, const char *version)
 {
     unsigned int status;
     const char *reason;
     req->seen = true;
     request_check_end(req);
     note_request(c, req, method, version);
-    limits_request_begins(c, http_client(c, &req->client));
-    if ((status = request_check(c, method, version, &reason)) != 0)
+    limits_request_begins(track_of(mhd(c)), http_client(c, &req->client));
+    if ((status = request_check(mhd(c), method, version, &reason)) != 0)
         return refuse_early(c, status, reason);
-    if ((status = limits_refusal(c, &reason)) == 0 && request_too_big(c, url, method)) {
-        status = MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+    if ((status = limits_refusal(track_of(mhd(c)), &reason)) == 0 &&
+        request_too_big(c, url, method)) {
+        status = HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
         reason = "request line and headers larger than --max-header-size";
     }
     if (status == 0)
-        return MHD_YES;
+        return CONN_GO_ON;
     atomic_fetch_add(&stats.limited, 1);
     return refuse_early(c, status, reason);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
 {
     struct request *req = *req_cls;
-    enum MHD_Result ret;
+    struct conn *c = conn_of(mc);
+    enum conn_result ret;
     (void)cls;
 
     if (!req)
@@ -396,12 +554,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     } else if (*upload_size != 0) {
         take_upload(req, url, method, upload, *upload_size);
         *upload_size = 0;
-        ret = MHD_YES;
+        ret = CONN_GO_ON;
     } else {
         ret = route(c, req, url, method);
     }
     current = NULL;
-    return ret;
+    return ret == CONN_GO_ON ? MHD_YES : MHD_NO;
 }
 
 /* A load balancer's poll: GET or HEAD of a polled route's path (the request line as sent, its
@@ -410,13 +568,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static bool health_check(const struct request *req)
 {
     const struct route *rt = http_route_match(routes, req->uri);
-    return rt && rt->polled &&
-           (!strcmp(req->method, MHD_HTTP_METHOD_GET) ||
-            !strcmp(req->method, MHD_HTTP_METHOD_HEAD)) &&
-           (req->status == MHD_HTTP_OK || req->status == MHD_HTTP_SERVICE_UNAVAILABLE);
+    return rt && rt->polled && (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
+           (req->status == HTTP_OK || req->status == HTTP_SERVICE_UNAVAILABLE);
 }
 
-static void log_request(struct MHD_Connection *c, struct request *req, const char *cache)
+static void log_request(struct conn *c, struct request *req, const char *cache)
 {
     if (!http_cfg->log_health_checks && health_check(req))
         return; /* polled every second: --log-health-checks to see them */
@@ -425,7 +581,7 @@ static void log_request(struct MHD_Connection *c, struct request *req, const cha
                              .uri = req->uri,
                              .version = req->version[0] ? req->version : "HTTP/1.1",
                              .status = req->status,
-                             .bytes = !strcmp(req->method, MHD_HTTP_METHOD_HEAD) ? 0 : req->bytes,
+                             .bytes = http_is_head(req) ? 0 : req->bytes,
                              .referer = req->referer,
                              .agent = req->agent,
                              .cache = cache,
@@ -440,17 +596,17 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     struct request *req = *req_cls;
     const char *cache = NULL;
     (void)cls;
-    limits_request_ends(c);
+    limits_request_ends(track_of(c));
     if (!req)
         return;
     request_check_end(req);
     assert(http_on_pool());
     if (req->route && req->route->done)
-        cache = req->route->done(req, toe);
+        cache = req->route->done(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     assert(!req->state); /* the route's done let go of it */
     if (!cache)
         cache = "-";
-    log_request(c, req, cache);
+    log_request(conn_of(c), req, cache);
     free(req->referer);
     free(req->agent);
     free(req);
@@ -461,8 +617,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 {
     (void)cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         atomic_fetch_add(&stats.connections, 1);
-        limits_conn_open(c, socket_ctx);
+        *socket_ctx = limits_conn_open(fd ? fd->connect_fd : -1, conn_peer(conn_of(c)));
     } else {
         limits_conn_close(*socket_ctx);
         *socket_ctx = NULL;

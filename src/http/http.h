@@ -14,7 +14,7 @@
 
 #include "config.h"
 
-#include <microhttpd.h>
+#include "conn.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -35,12 +35,12 @@ struct route {
     const char *methods; /* the methods taken, as a 405's Allow lists them; NULL: any */
     /* Called on every call of the request after its header (the first after a resumed
      * connection too); `rest` is the URL after `path`. The request's `state` is the handler's. */
-    enum MHD_Result (*handler)(struct MHD_Connection *c, struct request *req, const char *rest);
+    enum conn_result (*handler)(struct conn *c, struct request *req, const char *rest);
     /* A request body's bytes, as they come (NULL: bodies are read and dropped). */
     void (*upload)(struct request *req, const char *data, size_t size);
     /* The request ended (its state is let go here): the access log's cache column, or NULL for
      * "-". Called for every request that matched the route, state or not. NULL: nothing held. */
-    const char *(*done)(struct request *req, enum MHD_RequestTerminationCode toe);
+    const char *(*done)(struct request *req, bool completed);
     /* A load balancer polls it: its 200s and 503s to GET and HEAD are left out of the access
      * log unless --log-health-checks. */
     bool polled;

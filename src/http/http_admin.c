@@ -64,12 +64,12 @@ int http_load_admin_token(const struct config *cfg, char *err, size_t errlen)
 }
 
 /* 0 when the request carries the token; otherwise the answer was queued into *ret. */
-static int authorize(struct MHD_Connection *c, enum MHD_Result *ret)
+static int authorize(struct conn *c, enum conn_result *ret)
 {
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *auth = conn_header(c, "Authorization");
     const char *given = auth && !strncasecmp(auth, "Bearer ", 7) ? auth + 7 : NULL;
     bool enabled, match = false;
-    struct MHD_Response *r;
+    struct answer *r;
 
     pthread_mutex_lock(&token.lock);
     enabled = token.len > 0;
@@ -79,19 +79,19 @@ static int authorize(struct MHD_Connection *c, enum MHD_Result *ret)
     if (match)
         return 0;
     if (!enabled) {
-        *ret = http_send_error(c, MHD_HTTP_FORBIDDEN,
+        *ret = http_send_error(c, HTTP_FORBIDDEN,
                                "admin API disabled: start arca with --admin-token-file");
         return -1;
     }
     r = http_error_response("%s", given ? "wrong admin token"
                                         : "admin API needs Authorization: Bearer <token>");
     if (r)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    *ret = http_queue(c, MHD_HTTP_UNAUTHORIZED, r);
+        answer_header(r, "WWW-Authenticate", "Bearer");
+    *ret = http_queue(c, HTTP_UNAUTHORIZED, r);
     return -1;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned int status, json_t *o)
+static enum conn_result send_json(struct conn *c, unsigned int status, json_t *o)
 {
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -186,9 +186,9 @@ static int parse_prefetch(const struct buf *body, json_t **root, json_t **urls, 
     return -1;
 }
 
-static enum MHD_Result prefetch(struct MHD_Connection *c, const struct buf *body)
+static enum conn_result prefetch(struct conn *c, const struct buf *body)
 {
-    enum MHD_Result ret;
+    enum conn_result ret;
     json_t *root, *urls, *results, *u;
     int64_t ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
     char why[256];
@@ -198,7 +198,7 @@ static enum MHD_Result prefetch(struct MHD_Connection *c, const struct buf *body
         return ret;
     if (parse_prefetch(body, &root, &urls, &ttl, why, sizeof(why)) < 0) {
         json_decref(root);
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
     }
     results = json_array();
     json_array_foreach(urls, i, u)
@@ -216,7 +216,7 @@ static enum MHD_Result prefetch(struct MHD_Connection *c, const struct buf *body
     }
     json_decref(root);
     log_info("admin: prefetch of %zu URL(s)", json_array_size(results));
-    return send_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:o}", "results", results));
+    return send_json(c, HTTP_ACCEPTED, json_pack("{s:o}", "results", results));
 }
 
 static struct prefetch_state *prefetch_state(const struct request *req)
@@ -226,7 +226,7 @@ static struct prefetch_state *prefetch_state(const struct request *req)
     return s;
 }
 
-/* The body, up to ADMIN_BODY_MAX bytes: libmicrohttpd hands it over in pieces. */
+/* The body, up to ADMIN_BODY_MAX bytes: the server hands it over in pieces. */
 void http_prefetch_upload(struct request *req, const char *data, size_t size)
 {
     struct prefetch_state *s = prefetch_state(req);
@@ -243,7 +243,7 @@ void http_prefetch_upload(struct request *req, const char *data, size_t size)
         buf_addn(&s->body, data, size);
 }
 
-enum MHD_Result http_prefetch(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result http_prefetch(struct conn *c, struct request *req, const char *rest)
 {
     static const struct buf none;
     const struct prefetch_state *s = prefetch_state(req);
@@ -251,16 +251,16 @@ enum MHD_Result http_prefetch(struct MHD_Connection *c, struct request *req, con
     assert(http_handling(req));
     if (s && s->too_big) {
         atomic_fetch_add(&stats.limited, 1);
-        return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",
+        return http_send_error(c, HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",
                                ADMIN_BODY_MAX);
     }
     return prefetch(c, s ? &s->body : &none);
 }
 
-const char *http_prefetch_done(struct request *req, enum MHD_RequestTerminationCode toe)
+const char *http_prefetch_done(struct request *req, bool completed)
 {
     struct prefetch_state *s = prefetch_state(req);
-    (void)toe;
+    (void)completed;
     if (s) {
         s->magic = 0;
         buf_free(&s->body);
@@ -271,21 +271,20 @@ const char *http_prefetch_done(struct request *req, enum MHD_RequestTerminationC
 }
 
 /* What a purge of `url` came to (store_purge's result). */
-static enum MHD_Result purge_answer(struct MHD_Connection *c, const char *url, int rc,
-                                    int64_t length)
+static enum conn_result purge_answer(struct conn *c, const char *url, int rc, int64_t length)
 {
-    enum MHD_Result ret;
+    enum conn_result ret;
     if (rc == 0)
-        return http_send_error(c, MHD_HTTP_NOT_FOUND, "not cached");
+        return http_send_error(c, HTTP_NOT_FOUND, "not cached");
     if (rc == -1)
-        return http_send_error(c, MHD_HTTP_CONFLICT,
+        return http_send_error(c, HTTP_CONFLICT,
                                "still downloading: purge it once the download ended");
     if (rc < 0)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     char *shown = url_shown(url);
     log_info("admin: purged %s", url);
     ret = send_json(
-        c, MHD_HTTP_OK,
+        c, HTTP_OK,
         json_pack("{s:s?, s:b, s:I}", "url", shown, "purged", 1, "bytes", (json_int_t)length));
     free(shown);
     return ret;
@@ -293,20 +292,20 @@ static enum MHD_Result purge_answer(struct MHD_Connection *c, const char *url, i
 
 /* The cache key of ?url= for purge and the outcome, keyed as prefetch keys it, behind the token
  * (malloc'd; the URL as given in *given when asked). NULL when the answer was queued into *ret. */
-static char *admin_url(struct MHD_Connection *c, const char **given, enum MHD_Result *ret)
+static char *admin_url(struct conn *c, const char **given, enum conn_result *ret)
 {
-    const char *url_arg = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url"), *why;
+    const char *url_arg = conn_query(c, "url"), *why;
     struct signature sig;
     char *url;
 
     if (authorize(c, ret) < 0)
         return NULL;
     if (!url_arg || !*url_arg) {
-        *ret = http_send_error(c, MHD_HTTP_BAD_REQUEST, "missing url parameter");
+        *ret = http_send_error(c, HTTP_BAD_REQUEST, "missing url parameter");
         return NULL;
     }
     if (!(url = normal_url(url_arg, &why))) {
-        *ret = http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+        *ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
         return NULL;
     }
     keys_cache_url(http_cfg, url, url, strlen(url) + 1, &sig); /* the key: never longer */
@@ -315,9 +314,9 @@ static char *admin_url(struct MHD_Connection *c, const char **given, enum MHD_Re
     return url;
 }
 
-enum MHD_Result http_purge(struct MHD_Connection *c)
+enum conn_result http_purge(struct conn *c)
 {
-    enum MHD_Result ret;
+    enum conn_result ret;
     int64_t length = 0;
     char *url = admin_url(c, NULL, &ret);
     int rc;
@@ -352,10 +351,10 @@ static json_t *outcome_json(const char *given, const struct outcome *o)
     return j;
 }
 
-enum MHD_Result http_outcome(struct MHD_Connection *c)
+enum conn_result http_outcome(struct conn *c)
 {
     const char *given;
-    enum MHD_Result ret;
+    enum conn_result ret;
     struct outcome o;
     char *url = admin_url(c, &given, &ret);
 
@@ -363,5 +362,5 @@ enum MHD_Result http_outcome(struct MHD_Connection *c)
         return ret;
     store_outcome(url, &o);
     free(url);
-    return send_json(c, MHD_HTTP_OK, outcome_json(given, &o));
+    return send_json(c, HTTP_OK, outcome_json(given, &o));
 }

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum MHD_Result lookup(struct fetch_req *r);
+static enum conn_result lookup(struct fetch_req *r);
 
 static struct fetch_req *fetch_of(struct park *p)
 {
@@ -34,13 +34,13 @@ static struct fetch_req *fetch_of(struct park *p)
 static void suspend_conn(struct park *p)
 {
     assert(http_on_pool());
-    MHD_suspend_connection(fetch_of(p)->conn);
+    conn_suspend(fetch_of(p)->conn);
 }
 
 /* The park's wake: any thread (the upstream thread's wake-ups, a probe's answer). */
 static void resume_conn(struct park *p)
 {
-    MHD_resume_connection(fetch_of(p)->conn);
+    conn_resume(fetch_of(p)->conn);
 }
 
 /* The last reference went: the request's or a running probe's. */
@@ -52,8 +52,8 @@ static void req_free(struct park *p)
     free(r);
 }
 
-static struct fetch_req *req_new(struct MHD_Connection *c, struct request *req,
-                                 const char *filename, bool head)
+static struct fetch_req *req_new(struct conn *c, struct request *req, const char *filename,
+                                 bool head)
 {
     struct fetch_req *r = calloc(1, sizeof(*r));
     if (!r)
@@ -62,25 +62,23 @@ static struct fetch_req *req_new(struct MHD_Connection *c, struct request *req,
     r->conn = c;
     r->req = req;
     r->head = head;
-    r->http10 = strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0;
+    r->http10 = strcmp(req->version, "HTTP/1.1") != 0;
     r->end = -1;
     r->twin_fd = -1;
     park_init(&r->park, suspend_conn, resume_conn, req_free);
-    if (filename) /* libmicrohttpd has decoded the path: "a%2F..%2Fb" arrives as "a/../b" */
+    if (filename) /* the server has decoded the path: "a%2F..%2Fb" arrives as "a/../b" */
         filename_clean(filename, strlen(filename), r->filename, sizeof(r->filename));
     /* A plain hit may use and leave a prepared answer: the one shared response has no
      * Content-Range, no file name of the client's, no Connection: close and is never a 304. */
-    r->plain = !r->filename[0] && !atomic_load(&http_draining) &&
-               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range") &&
-               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match") &&
-               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Modified-Since");
+    r->plain = !r->filename[0] && !atomic_load(&http_draining) && !conn_header(c, "Range") &&
+               !conn_header(c, "If-None-Match") && !conn_header(c, "If-Modified-Since");
     return r;
 }
 
 /* Check the query once, at the edge (the rule is url.h's): r->url gets the target's normal
  * form. Returns 0 or -1 after queueing a 400/403/414. */
-static int check_request(struct MHD_Connection *c, const struct request *req, struct fetch_req *r,
-                         int64_t *ttl, enum MHD_Result *ret)
+static int check_request(struct conn *c, const struct request *req, struct fetch_req *r,
+                         int64_t *ttl, enum conn_result *ret)
 {
     const char *query = strchr(req->uri, '?'), *why;
     struct fetch_params p;
@@ -92,17 +90,17 @@ static int check_request(struct MHD_Connection *c, const struct request *req, st
     *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
     const char *refusal = http_fetch_refusal(c);
     if (refusal)
-        *ret = fetch_refuse(c, MHD_HTTP_FORBIDDEN, refusal);
+        *ret = fetch_refuse(c, HTTP_FORBIDDEN, refusal);
     else if (!r->url)
-        *ret = fetch_refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     else if (url_parse_fetch_query(query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0) {
-        if (status == MHD_HTTP_URI_TOO_LONG) /* --max-url-length: a limit, counted as one */
+        if (status == HTTP_URI_TOO_LONG) /* --max-url-length: a limit, counted as one */
             atomic_fetch_add(&stats.limited, 1);
         *ret = fetch_refuse(c, (unsigned int)status, why);
     } else if (p.has_ttl && parse_ttl(p.ttl, ttl) < 0)
-        *ret = fetch_refuse(c, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
+        *ret = fetch_refuse(c, HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (p.has_sha256 && parse_sha256_hex(p.sha256, r->expect) < 0)
-        *ret = fetch_refuse(c, MHD_HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
+        *ret = fetch_refuse(c, HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
     else {
         r->has_expect = p.has_sha256;
         return 0;
@@ -141,7 +139,7 @@ static bool inherits_failure(const struct fetch_req *r, const struct object_meta
 }
 
 /* Let go of the download joined and look the URL up again, as the authorised request it is. */
-static enum MHD_Result look_again(struct fetch_req *r)
+static enum conn_result look_again(struct fetch_req *r)
 {
     store_release(r->obj);
     r->obj = NULL;
@@ -151,13 +149,13 @@ static enum MHD_Result look_again(struct fetch_req *r)
 
 /* Stream an object still downloading (or just finished) from its growing file, once this
  * request may see it. */
-static enum MHD_Result respond_streaming(struct fetch_req *r)
+static enum conn_result respond_streaming(struct fetch_req *r)
 {
     struct object_meta meta;
     if (!store_wait(r->obj,
                     r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
                     &r->park))
-        return MHD_YES; /* suspended; libmicrohttpd calls us again once resumed */
+        return CONN_GO_ON; /* suspended; the server calls us again once resumed */
     store_snapshot(r->obj, &meta);
     /* joining a download another URL started: asked first, so that a URL upstream refuses
      * learns nothing of the download, not even how it ended */
@@ -172,8 +170,8 @@ static enum MHD_Result respond_streaming(struct fetch_req *r)
 
 /* Authorisation comes before anything that depends on the cached object: a URL upstream would
  * refuse learns nothing from its sha256 (the same refusal whether it matches or not). */
-static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta *meta, int fd,
-                                  struct prepared *prep)
+static enum conn_result answer_hit(struct fetch_req *r, const struct object_meta *meta, int fd,
+                                   struct prepared *prep)
 {
     bool confirm = fetch_needs_confirm(r, meta);
     if (!confirm && !r->authorised && (expired_for(r, meta) || r->ttl < meta->ttl)) {
@@ -191,7 +189,7 @@ static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta 
         prepared_put(prep);
         if (confirm) /* looked up again once upstream has answered */
             return fetch_start_confirm(r);
-        return fetch_refuse_object(r, meta, MHD_HTTP_BAD_GATEWAY,
+        return fetch_refuse_object(r, meta, HTTP_BAD_GATEWAY,
                                    "cached object does not match the requested sha256");
     }
     if (r->sig.is_signed)
@@ -200,15 +198,15 @@ static enum MHD_Result answer_hit(struct fetch_req *r, const struct object_meta 
 }
 
 /* What a lookup found: answer from the cache, join a download or start one. */
-static enum MHD_Result answer_lookup(struct fetch_req *r, struct object *obj, int fd,
-                                     struct prepared *prep, const struct object_meta *meta)
+static enum conn_result answer_lookup(struct fetch_req *r, struct object *obj, int fd,
+                                      struct prepared *prep, const struct object_meta *meta)
 {
     if (r->kind == LOOKUP_UNAVAILABLE)
-        return fetch_refuse(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE, meta->error);
+        return fetch_refuse(r->conn, HTTP_SERVICE_UNAVAILABLE, meta->error);
     if (r->kind == LOOKUP_HIT)
         return answer_hit(r, meta, fd, prep);
     if (!obj)
-        return fetch_refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     r->obj = obj;
     if (r->kind == LOOKUP_MISS) {
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
@@ -221,7 +219,7 @@ static enum MHD_Result answer_lookup(struct fetch_req *r, struct object *obj, in
     return respond_streaming(r);
 }
 
-static enum MHD_Result lookup(struct fetch_req *r)
+static enum conn_result lookup(struct fetch_req *r)
 {
     struct object *obj;
     struct object_meta meta;
@@ -236,11 +234,11 @@ static enum MHD_Result lookup(struct fetch_req *r)
  * upstream's length says the URL serves another file (then it is downloaded). Only this request:
  * the URL's other clients get its own bytes, from its own download (README, "Same file, other
  * URL"). What the answer says of the URL is the URL's own upstream's word, not the twin's. */
-static enum MHD_Result answer_twin(struct fetch_req *r, const struct probe_result *res)
+static enum conn_result answer_twin(struct fetch_req *r, const struct probe_result *res)
 {
     struct object_meta *meta = r->twin;
     int fd = r->twin_fd;
-    enum MHD_Result ret;
+    enum conn_result ret;
     r->twin = NULL;
     r->twin_fd = -1;
     if (res->total >= 0 && res->total != meta->length) {
@@ -264,12 +262,12 @@ static enum MHD_Result answer_twin(struct fetch_req *r, const struct probe_resul
 
 /* A request with &sha256= for a URL not cached: another URL's object with that digest may answer
  * it, once upstream has confirmed this URL (a digest alone never unlocks a file). */
-static enum MHD_Result lookup_twin(struct fetch_req *r)
+static enum conn_result lookup_twin(struct fetch_req *r)
 {
     struct object_meta *meta = malloc(sizeof(*meta));
     int fd;
     if (!meta)
-        return fetch_refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     if (store_open_twin(r->key, r->expect, &fd, meta) != LOOKUP_DIGEST) {
         free(meta);
         return lookup(r);
@@ -282,18 +280,18 @@ static enum MHD_Result lookup_twin(struct fetch_req *r)
 /* Upstream answered the confirmation. Refused: its status goes to the client. Accepted: a
  * download joined goes on if it is the version upstream has now; a hit is looked up again and
  * served if it is that version, else dropped and fetched again through this URL. */
-static enum MHD_Result after_confirm(struct fetch_req *r)
+static enum conn_result after_confirm(struct fetch_req *r)
 {
     struct object_meta meta;
     struct probe_result res;
     struct object *obj;
     struct prepared *prep = NULL;
-    enum MHD_Result ret = MHD_NO;
+    enum conn_result ret = CONN_CLOSE;
     int64_t length;
     int fd;
 
     if (!atomic_load(&r->confirm_done))
-        return MHD_YES; /* not woken by the probe: still waiting */
+        return CONN_GO_ON; /* not woken by the probe: still waiting */
     res = *r->confirm_res;
     r->confirming = false;
     if (fetch_confirm_refused(r, &res, &ret))
@@ -312,7 +310,7 @@ static enum MHD_Result after_confirm(struct fetch_req *r)
             return respond_streaming(r);
         /* A running download of another version: looking up again would join it once more. */
         atomic_fetch_add(&stats.confirm_changed, 1);
-        return fetch_refuse_object(r, &meta, MHD_HTTP_BAD_GATEWAY,
+        return fetch_refuse_object(r, &meta, HTTP_BAD_GATEWAY,
                                    "upstream now serves another version than the one downloading; "
                                    "retry");
     }
@@ -346,37 +344,35 @@ static int set_key(struct fetch_req *r)
     return 0;
 }
 
-static enum MHD_Result begin(struct MHD_Connection *c, struct request *req, const char *filename,
-                             bool head)
+static enum conn_result begin(struct conn *c, struct request *req, const char *filename, bool head)
 {
-    enum MHD_Result ret = MHD_NO;
+    enum conn_result ret = CONN_CLOSE;
     struct fetch_req *r;
 
     atomic_fetch_add(&stats.requests, 1);
     if (!(r = req_new(c, req, filename, head)))
-        return MHD_NO;
+        return CONN_CLOSE;
     req->state = r;
     if (check_request(c, req, r, &r->ttl, &ret) < 0)
         return ret;
     if (set_key(r) < 0)
-        return fetch_refuse(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     return r->has_expect ? lookup_twin(r) : lookup(r);
 }
 
 /* ?ttl= and ?sha256= of a /browse/ file, as the fetch query gives them. */
-static int browse_params(struct fetch_req *r, enum MHD_Result *ret)
+static int browse_params(struct fetch_req *r, enum conn_result *ret)
 {
-    const char *ttl = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "ttl");
-    const char *sha = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "sha256");
+    const char *ttl = conn_query(r->conn, "ttl");
+    const char *sha = conn_query(r->conn, "sha256");
     r->ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
     const char *refusal = http_fetch_refusal(r->conn);
     if (refusal)
-        *ret = fetch_refuse(r->conn, MHD_HTTP_FORBIDDEN, refusal);
+        *ret = fetch_refuse(r->conn, HTTP_FORBIDDEN, refusal);
     else if (ttl && parse_ttl(ttl, &r->ttl) < 0)
-        *ret =
-            fetch_refuse(r->conn, MHD_HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
+        *ret = fetch_refuse(r->conn, HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (sha && parse_sha256_hex(sha, r->expect) < 0)
-        *ret = fetch_refuse(r->conn, MHD_HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
+        *ret = fetch_refuse(r->conn, HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
     else {
         r->has_expect = sha != NULL;
         return 0;
@@ -384,17 +380,17 @@ static int browse_params(struct fetch_req *r, enum MHD_Result *ret)
     return -1;
 }
 
-enum MHD_Result fetch_object(struct MHD_Connection *c, struct request *req, char *url,
-                             const struct bucket_auth *auth, fetch_missing_fn missing, void *arg,
-                             struct fetch_req **out)
+enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
+                              const struct bucket_auth *auth, fetch_missing_fn missing, void *arg,
+                              struct fetch_req **out)
 {
-    enum MHD_Result ret = MHD_NO;
+    enum conn_result ret = CONN_CLOSE;
     struct fetch_req *r;
     assert(http_handling(req));
     atomic_fetch_add(&stats.requests, 1);
     if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
         free(url);
-        return MHD_NO;
+        return CONN_CLOSE;
     }
     r->url = r->key = url;
     r->auth = auth;
@@ -407,7 +403,7 @@ enum MHD_Result fetch_object(struct MHD_Connection *c, struct request *req, char
     return r->has_expect && auth->anonymous ? lookup_twin(r) : lookup(r);
 }
 
-enum MHD_Result fetch_resume(struct fetch_req *r)
+enum conn_result fetch_resume(struct fetch_req *r)
 {
     assert(r->magic == FETCH_MAGIC && http_handling(r->req));
     if (r->confirming)
@@ -415,7 +411,7 @@ enum MHD_Result fetch_resume(struct fetch_req *r)
     return respond_streaming(r);
 }
 
-enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result http_fetch(struct conn *c, struct request *req, const char *rest)
 {
     assert(http_handling(req));
     if (req->state)
@@ -424,7 +420,7 @@ enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const 
 }
 
 /* What the request's answer was, for the access log; *sent the body bytes it handed over. */
-static const char *let_go(struct fetch_req *r, enum MHD_RequestTerminationCode toe, int64_t *sent)
+static const char *let_go(struct fetch_req *r, bool completed, int64_t *sent)
 {
     const char *cache = r->cut                   ? "CUT"
                         : r->kind == LOOKUP_HIT  ? "HIT"
@@ -438,7 +434,7 @@ static const char *let_go(struct fetch_req *r, enum MHD_RequestTerminationCode t
     if (r->obj) {
         store_unwait(r->obj, &r->park);
         store_release(r->obj);
-    } else if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+    } else if (completed) {
         atomic_fetch_add(&stats.bytes_served, r->fd_bytes);
         *sent = r->fd_bytes;
     }
@@ -451,15 +447,14 @@ static const char *let_go(struct fetch_req *r, enum MHD_RequestTerminationCode t
 
 /* An error line (a status of 400 or more, or none queued) is ERROR whatever the object was; an
  * answer from the object says how it was served, and its bytes are the body's. */
-const char *fetch_finish(struct fetch_req *r, struct request *req,
-                         enum MHD_RequestTerminationCode toe)
+const char *fetch_finish(struct fetch_req *r, struct request *req, bool completed)
 {
     const char *cache = req->status >= 400 || req->status == 0 ? "ERROR" : NULL;
     int64_t sent;
     if (r) {
         const char *kind;
         assert(r->magic == FETCH_MAGIC && r->req == req);
-        kind = let_go(r, toe, &sent);
+        kind = let_go(r, completed, &sent);
         if (!cache) {
             cache = kind;
             req->bytes = sent;
@@ -468,9 +463,9 @@ const char *fetch_finish(struct fetch_req *r, struct request *req,
     return cache ? cache : "ERROR";
 }
 
-const char *http_fetch_done(struct request *req, enum MHD_RequestTerminationCode toe)
+const char *http_fetch_done(struct request *req, bool completed)
 {
-    const char *cache = fetch_finish(req->state, req, toe);
+    const char *cache = fetch_finish(req->state, req, completed);
     req->state = NULL;
     return cache;
 }

@@ -5,7 +5,7 @@
  *
  * Contract: one struct fetch_req per request, from its first call to its completion; it is the
  * request's state (or held in the state of the handler that started it). Every function here
- * runs on libmicrohttpd's pool threads, in a handler for that request; the signed-URL
+ * runs on the server's threads, in a handler for that request; the signed-URL
  * confirmation's answer comes on the upstream thread and only wakes the request (park.h).
  * fetch_finish() is the last use of the fetch_req: a confirmation still running keeps it until
  * its answer.
@@ -19,23 +19,22 @@ struct bucket_auth;
 struct fetch_req;
 
 /* The route (struct route): the request's state is its fetch_req. */
-enum MHD_Result http_fetch(struct MHD_Connection *c, struct request *req, const char *rest);
-const char *http_fetch_done(struct request *req, enum MHD_RequestTerminationCode toe);
+enum conn_result http_fetch(struct conn *c, struct request *req, const char *rest);
+const char *http_fetch_done(struct request *req, bool completed);
 
 /* What to answer when S3 has no object at the URL (its 404): the caller's, with its `arg`. */
-typedef enum MHD_Result (*fetch_missing_fn)(void *arg);
+typedef enum conn_result (*fetch_missing_fn)(void *arg);
 
 /* Serve the object at `url` (taken over; its normal form), fetched signed for `auth`, with the
  * request's ?ttl= and ?sha256=; *out is the fetch_req from then on (NULL: out of memory). */
-enum MHD_Result fetch_object(struct MHD_Connection *c, struct request *req, char *url,
-                             const struct bucket_auth *auth, fetch_missing_fn missing, void *arg,
-                             struct fetch_req **out);
+enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
+                              const struct bucket_auth *auth, fetch_missing_fn missing, void *arg,
+                              struct fetch_req **out);
 /* A later call of the request (its connection resumed). */
-enum MHD_Result fetch_resume(struct fetch_req *r);
+enum conn_result fetch_resume(struct fetch_req *r);
 /* The request ended: `r` (may be NULL) is let go; returns the access log's cache column: HIT,
  * MISS, COALESCED, CUT when arca cut the body (failed download, sha256 mismatch), ERROR for
  * an error answer; req->bytes is set to the body bytes sent. */
-const char *fetch_finish(struct fetch_req *r, struct request *req,
-                         enum MHD_RequestTerminationCode toe);
+const char *fetch_finish(struct fetch_req *r, struct request *req, bool completed);
 
 #endif

@@ -22,7 +22,7 @@
  * leave in one send() instead of send() + sendfile(). At most STORE_PREPARED_MAX of them. */
 #define SMALL_MAX (64 * 1024)
 
-static void add_cache_status(struct MHD_Response *resp, const struct fetch_req *r,
+static void add_cache_status(struct answer *resp, const struct fetch_req *r,
                              const struct object_meta *meta);
 
 void fetch_count_error(void)
@@ -31,7 +31,7 @@ void fetch_count_error(void)
     atomic_fetch_add(&stats.errors, 1);
 }
 
-enum MHD_Result fetch_refuse(struct MHD_Connection *c, unsigned int status, const char *reason)
+enum conn_result fetch_refuse(struct conn *c, unsigned int status, const char *reason)
 {
     fetch_count_error();
     return http_send_error(c, status, "%s", reason);
@@ -39,10 +39,10 @@ enum MHD_Result fetch_refuse(struct MHD_Connection *c, unsigned int status, cons
 
 /* An error answer about the object or its download (not arca's refusal of the request): it says
  * how the request was handled, like any other answer. */
-enum MHD_Result fetch_refuse_object(struct fetch_req *r, const struct object_meta *meta,
-                                    unsigned int status, const char *reason)
+enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_meta *meta,
+                                     unsigned int status, const char *reason)
 {
-    struct MHD_Response *resp = http_error_response("%s", reason);
+    struct answer *resp = http_error_response("%s", reason);
     fetch_count_error();
     if (resp)
         add_cache_status(resp, r, meta);
@@ -61,7 +61,7 @@ void fetch_count_success(enum lookup_result kind)
 
 /* A filename goes out bare when it is a plain token, quoted (RFC 6266) otherwise; quotes,
  * backslashes and control bytes never reach the header. */
-static void add_disposition(struct MHD_Response *resp, const char *name)
+static void add_disposition(struct answer *resp, const char *name)
 {
     char value[300], clean[256];
     bool token = true;
@@ -75,13 +75,13 @@ static void add_disposition(struct MHD_Response *resp, const char *name)
     clean[i] = '\0';
     snprintf(value, sizeof(value),
              token ? "attachment; filename=%s" : "attachment; filename=\"%s\"", clean);
-    MHD_add_response_header(resp, "Content-Disposition", value);
+    answer_header(resp, "Content-Disposition", value);
 }
 
 /* The file name a client saving the answer should use: the one it put in the path, else the
  * one upstream's Content-Disposition gave, else the target URL's last path segment (as
  * KissCache does: `curl -O -J` on the unnamed route). */
-static void add_filename(struct MHD_Response *resp, const struct object_meta *meta,
+static void add_filename(struct answer *resp, const struct object_meta *meta,
                          const struct fetch_req *r)
 {
     char name[256];
@@ -110,15 +110,15 @@ static bool etag_of(const struct object_meta *meta, char out[68])
 
 /* The validators, also on a 304. Until the body's sha256 is known (a download being streamed),
  * the origin's own ETag stands for the same bytes. */
-static void add_validators(struct MHD_Response *resp, const struct object_meta *meta)
+static void add_validators(struct answer *resp, const struct object_meta *meta)
 {
     char etag[68];
     if (etag_of(meta, etag))
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+        answer_header(resp, "ETag", etag);
     else if (meta->etag[0])
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, meta->etag);
+        answer_header(resp, "ETag", meta->etag);
     if (meta->last_modified[0])
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, meta->last_modified);
+        answer_header(resp, "Last-Modified", meta->last_modified);
 }
 
 /* Upstream's bytes are shown under arca's own origin, beside its admin UI and listings: a page an
@@ -128,16 +128,16 @@ static void add_validators(struct MHD_Response *resp, const struct object_meta *
 #define UPSTREAM_CSP "sandbox; default-src 'none'"
 
 /* Upstream's headers that say what the bytes are, then ours. */
-void fetch_add_headers(struct MHD_Response *resp, const struct object_meta *meta,
+void fetch_add_headers(struct answer *resp, const struct object_meta *meta,
                        const struct fetch_req *r)
 {
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Content-Security-Policy", UPSTREAM_CSP);
+    answer_header(resp, "Accept-Ranges", "bytes");
+    answer_header(resp, "X-Content-Type-Options", "nosniff");
+    answer_header(resp, "Content-Security-Policy", UPSTREAM_CSP);
     if (meta->content_type[0])
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, meta->content_type);
+        answer_header(resp, "Content-Type", meta->content_type);
     if (meta->content_encoding[0])
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, meta->content_encoding);
+        answer_header(resp, "Content-Encoding", meta->content_encoding);
     add_filename(resp, meta, r);
     add_validators(resp, meta);
     add_cache_status(resp, r, meta);
@@ -145,7 +145,7 @@ void fetch_add_headers(struct MHD_Response *resp, const struct object_meta *meta
         char b64[48], value[64];
         EVP_EncodeBlock((unsigned char *)b64, meta->digest, 32);
         snprintf(value, sizeof(value), "sha-256=:%s:", b64);
-        MHD_add_response_header(resp, "Repr-Digest", value);
+        answer_header(resp, "Repr-Digest", value);
     }
 }
 
@@ -174,7 +174,7 @@ static bool same_tag(const char *tag, size_t len, const char *etag)
  *   (S) and another URL's object with the sha256 asked for answered it.
  * Requests arca refuses before looking anything up (400, 403, 414) are its own answers, not the
  * cache's, and carry none (RFC 9211 2: not on locally generated responses). */
-static void add_cache_status(struct MHD_Response *resp, const struct fetch_req *r,
+static void add_cache_status(struct answer *resp, const struct fetch_req *r,
                              const struct object_meta *meta)
 {
     char value[128], age[24];
@@ -191,7 +191,7 @@ static void add_cache_status(struct MHD_Response *resp, const struct fetch_req *
                  (long long)(meta->created + meta->ttl - now));
         snprintf(age, sizeof(age), "%lld",
                  (long long)(now > meta->created ? now - meta->created : 0));
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_AGE, age);
+        answer_header(resp, "Age", age);
     } else {
         bool stale = meta && meta->revalidation && meta->state != OBJ_FAILED;
         int n = snprintf(value, sizeof(value), "arca; fwd=%s", stale ? "stale" : "uri-miss");
@@ -201,7 +201,7 @@ static void add_cache_status(struct MHD_Response *resp, const struct fetch_req *
         if (r->kind == LOOKUP_COALESCED)
             snprintf(value + n, sizeof(value) - (size_t)n, "; collapsed");
     }
-    MHD_add_response_header(resp, "Cache-Status", value);
+    answer_header(resp, "Cache-Status", value);
 }
 
 /* Whether entity-tag list `list` (If-None-Match) holds our ETag or the origin's one a streamed
@@ -236,20 +236,20 @@ static bool unmodified_since(const char *since, const struct object_meta *meta)
 
 /* RFC 9110 13.2.2: If-None-Match, or else If-Modified-Since, may answer 304 (GET and HEAD).
  * Returns true after queueing it into *ret. */
-bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enum MHD_Result *ret)
+bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enum conn_result *ret)
 {
-    const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
-    const char *ims = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-Modified-Since");
-    struct MHD_Response *resp;
+    const char *inm = conn_header(r->conn, "If-None-Match");
+    const char *ims = conn_header(r->conn, "If-Modified-Since");
+    struct answer *resp;
     if (inm ? !etag_listed(inm, meta) : !ims || !unmodified_since(ims, meta))
         return false;
-    resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    resp = answer_static("", 0);
     if (resp) {
         add_validators(resp, meta);
         add_cache_status(resp, r, meta);
     }
     fetch_count_success(r->kind);
-    *ret = http_queue(r->conn, MHD_HTTP_NOT_MODIFIED, resp);
+    *ret = http_queue(r->conn, HTTP_NOT_MODIFIED, resp);
     return true;
 }
 
@@ -257,7 +257,7 @@ bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enu
  * the very date of our Last-Modified; otherwise the whole body goes out (200). */
 static bool range_applies(const struct fetch_req *r, const struct object_meta *meta)
 {
-    const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-Range");
+    const char *v = conn_header(r->conn, "If-Range");
     char etag[68];
     int64_t a, b;
     if (!v)
@@ -273,12 +273,12 @@ static bool range_applies(const struct fetch_req *r, const struct object_meta *m
  * 200 or 206) or -1 after queueing a 416. An unknown total (chunked upstream still downloading)
  * or an If-Range that does not match serves 200. */
 int fetch_apply_range(struct fetch_req *r, const struct object_meta *meta, unsigned int *status,
-                      enum MHD_Result *ret)
+                      enum conn_result *ret)
 {
-    const char *hdr = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Range");
+    const char *hdr = conn_header(r->conn, "Range");
     int64_t total = meta->length;
     struct byte_range br;
-    *status = MHD_HTTP_OK;
+    *status = HTTP_OK;
     r->start = 0;
     r->end = total;
     if (!hdr || total < 0 || !range_applies(r, meta))
@@ -288,33 +288,33 @@ int fetch_apply_range(struct fetch_req *r, const struct object_meta *meta, unsig
         return 0;
     case RANGE_UNSATISFIABLE: {
         char cr[64];
-        struct MHD_Response *resp = http_error_response("range not satisfiable (object is %lld "
-                                                        "bytes)",
-                                                        (long long)total);
+        struct answer *resp = http_error_response("range not satisfiable (object is %lld "
+                                                  "bytes)",
+                                                  (long long)total);
         snprintf(cr, sizeof(cr), "bytes */%lld", (long long)total);
         if (resp) {
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+            answer_header(resp, "Content-Range", cr);
             add_cache_status(resp, r, meta);
         }
         fetch_count_error();
-        *ret = http_queue(r->conn, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+        *ret = http_queue(r->conn, HTTP_RANGE_NOT_SATISFIABLE, resp);
         return -1;
     }
     case RANGE_OK:
         r->start = br.first;
         r->end = br.last + 1;
-        *status = MHD_HTTP_PARTIAL_CONTENT;
+        *status = HTTP_PARTIAL_CONTENT;
         return 0;
     }
     return 0;
 }
 
-void fetch_add_content_range(struct MHD_Response *resp, const struct fetch_req *r, int64_t total)
+void fetch_add_content_range(struct answer *resp, const struct fetch_req *r, int64_t total)
 {
     char cr[96];
     snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)r->start, (long long)(r->end - 1),
              (long long)total);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+    answer_header(resp, "Content-Range", cr);
 }
 
 struct mapping {
@@ -335,9 +335,9 @@ static void unmap(void *cls)
  * halves the request rate. So large objects are mapped, small ones sent from the descriptor.
  * Finished files are never truncated (a new version is a new inode), so a mapping cannot fault.
  * On success the response owns fd (or the mapping replaced it); on NULL the caller still does. */
-static struct MHD_Response *file_response(int fd, int64_t start, int64_t end)
+static struct answer *file_response(int fd, int64_t start, int64_t end)
 {
-    struct MHD_Response *resp = NULL;
+    struct answer *resp = NULL;
     struct mapping *m;
 
     if (http_cfg->send_mode == SEND_MMAP && end - start >= MMAP_MIN_BYTES &&
@@ -345,8 +345,7 @@ static struct MHD_Response *file_response(int fd, int64_t start, int64_t end)
         m->len = (size_t)end;
         m->addr = mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0);
         if (m->addr != MAP_FAILED) {
-            resp = MHD_create_response_from_buffer_with_free_callback_cls(
-                (size_t)(end - start), (char *)m->addr + start, unmap, m);
+            resp = answer_borrowed((char *)m->addr + start, (size_t)(end - start), unmap, m);
             if (!resp)
                 munmap(m->addr, m->len);
         }
@@ -354,46 +353,45 @@ static struct MHD_Response *file_response(int fd, int64_t start, int64_t end)
             free(m);
     }
     if (!resp)
-        resp =
-            MHD_create_response_from_fd_at_offset64((uint64_t)(end - start), fd, (uint64_t)start);
+        resp = answer_file(fd, start, (uint64_t)(end - start));
     else
         close(fd); /* the mapping keeps the file alive */
     return resp;
 }
 
 /* One response shared by every plain hit on an object: headers built once, file open or mapped
- * once (see struct prepared in store.h). libmicrohttpd counts the response's own references, so
+ * once (see struct prepared in store.h). The server counts an answer's references, so
  * connections still sending it keep it alive after the store lets go. */
 struct prepared_answer {
     struct prepared base;
-    struct MHD_Response *resp;
+    struct answer *resp;
 };
 
 static void destroy_answer(struct prepared *p)
 {
     struct prepared_answer *a = (struct prepared_answer *)p;
-    MHD_destroy_response(a->resp);
+    answer_put(a->resp);
     free(a);
 }
 
-static enum MHD_Result queue_prepared(struct fetch_req *r, const struct object_meta *meta,
-                                      struct prepared *p)
+static enum conn_result queue_prepared(struct fetch_req *r, const struct object_meta *meta,
+                                       struct prepared *p)
 {
-    enum MHD_Result ret;
+    enum conn_result ret;
     r->fd_bytes = r->head ? 0 : meta->length;
     fetch_count_success(r->kind);
-    ret = http_queue_shared(r->conn, MHD_HTTP_OK, ((struct prepared_answer *)p)->resp);
+    ret = http_queue_shared(r->conn, HTTP_OK, ((struct prepared_answer *)p)->resp);
     prepared_put(p);
     return ret;
 }
 
 /* Offer a freshly built plain answer to the store, then send it. */
-static enum MHD_Result share_and_queue(struct fetch_req *r, const struct object_meta *meta,
-                                       struct MHD_Response *resp)
+static enum conn_result share_and_queue(struct fetch_req *r, const struct object_meta *meta,
+                                        struct answer *resp)
 {
     struct prepared_answer *a = malloc(sizeof(*a));
     if (!a)
-        return http_queue(r->conn, MHD_HTTP_OK, resp);
+        return http_queue(r->conn, HTTP_OK, resp);
     atomic_init(&a->base.refs, 1);
     a->base.destroy = destroy_answer;
     a->base.until = (int64_t)time(NULL) + 1; /* its Age and ttl are this second's */
@@ -403,12 +401,12 @@ static enum MHD_Result share_and_queue(struct fetch_req *r, const struct object_
 }
 
 /* A small object's bytes in memory (see SMALL_MAX); on success the descriptor is closed. */
-static struct MHD_Response *small_response(int fd, int64_t length)
+static struct answer *small_response(int fd, int64_t length)
 {
-    struct MHD_Response *resp = NULL;
+    struct answer *resp = NULL;
     char *buf = malloc(length > 0 ? (size_t)length : 1);
     if (buf && pread(fd, buf, (size_t)length, 0) == (ssize_t)length)
-        resp = MHD_create_response_from_buffer((size_t)length, buf, MHD_RESPMEM_MUST_FREE);
+        resp = answer_owned(buf, (size_t)length);
     if (!resp)
         free(buf);
     else
@@ -417,12 +415,12 @@ static struct MHD_Response *small_response(int fd, int64_t length)
 }
 
 /* A finished object goes out from its prepared answer or its file; see file_response(). */
-enum MHD_Result fetch_respond_file(struct fetch_req *r, const struct object_meta *meta, int fd,
-                                   struct prepared *prep)
+enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_meta *meta, int fd,
+                                    struct prepared *prep)
 {
-    enum MHD_Result ret = MHD_NO;
+    enum conn_result ret = CONN_CLOSE;
     unsigned int status;
-    struct MHD_Response *resp;
+    struct answer *resp;
 
     if (prep)
         return queue_prepared(r, meta, prep);
@@ -437,10 +435,10 @@ enum MHD_Result fetch_respond_file(struct fetch_req *r, const struct object_meta
         resp = file_response(fd, r->start, r->end);
     if (!resp) {
         close(fd);
-        return MHD_NO;
+        return CONN_CLOSE;
     }
     fetch_add_headers(resp, meta, r);
-    if (status == MHD_HTTP_PARTIAL_CONTENT) {
+    if (status == HTTP_PARTIAL_CONTENT) {
         fetch_add_content_range(resp, r, meta->length);
     } else if (r->plain && meta->hit && !r->probe_status) {
         /* a second hit: the object is worth an answer kept (one that says upstream was asked,

@@ -36,24 +36,24 @@ static void on_probe(const struct probe_result *res, void *arg)
 }
 
 /* Suspend the request and ask upstream about its exact URL. */
-enum MHD_Result fetch_start_confirm(struct fetch_req *r)
+enum conn_result fetch_start_confirm(struct fetch_req *r)
 {
     assert(r->magic == FETCH_MAGIC && http_handling(r->req));
     if (!r->confirm_res && !(r->confirm_res = malloc(sizeof(*r->confirm_res))))
-        return fetch_refuse(r->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     atomic_store(&r->confirm_done, false);
     r->confirming = true;
     atomic_fetch_add(&stats.confirmations, 1);
-    MHD_suspend_connection(r->conn);
+    conn_suspend(r->conn);
     park_hold(&r->park); /* the probe's */
     if (upstream_probe(r->url, on_probe, r) < 0) {
         park_put(&r->park);
-        MHD_resume_connection(r->conn);
+        conn_resume(r->conn);
         r->confirming = false;
-        return fetch_refuse(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+        return fetch_refuse(r->conn, HTTP_SERVICE_UNAVAILABLE,
                             "cannot ask upstream to confirm the URL now");
     }
-    return MHD_YES;
+    return CONN_GO_ON;
 }
 
 /* Whether upstream's answer names the version `meta` describes: its ETag when it had one, else
@@ -70,7 +70,7 @@ bool fetch_same_version(const struct probe_result *res, const struct object_meta
 /* Whether upstream refused the exact URL (its status goes to the client, *ret queued). When it
  * accepted it, the URL is remembered as accepted. */
 bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
-                           enum MHD_Result *ret)
+                           enum conn_result *ret)
 {
     if (res->status >= 200 && res->status < 300) {
         grants_add(r->url, keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)));
@@ -82,7 +82,7 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
     /* Worded as a download's refusal of an uncached URL would be, whatever was cached (a hit, a
      * download joined, a digest's twin): the answer tells nothing of the cache. */
     unsigned int status = res->status >= 400 ? (unsigned int)res->status : 502;
-    struct MHD_Response *resp;
+    struct answer *resp;
     if (res->status == 0)
         resp = http_error_response("%s", res->failure);
     else
@@ -90,7 +90,7 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
             "%s %d", res->status >= 400 ? "upstream answered" : "unexpected upstream status",
             res->status);
     if (resp) /* as a failed download's: see add_cache_status */
-        MHD_add_response_header(resp, "Cache-Status", "arca; fwd=uri-miss");
+        answer_header(resp, "Cache-Status", "arca; fwd=uri-miss");
     if (res->status == 0)
         status = res->failure_status ? (unsigned int)res->failure_status : 502;
     *ret = http_queue(r->conn, status, resp);

@@ -21,7 +21,8 @@
 #define STREAM_BLOCK_SMALL (64 * 1024)
 #define STREAM_BIG_MAX 1024
 
-static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
+/* The body's next bytes as a span of the object's growing file (store_span). */
+static ssize_t span_body(void *cls, uint64_t pos, size_t max, int *fd, int64_t *at)
 {
     struct fetch_req *r = cls;
     assert(r->magic == FETCH_MAGIC && http_on_pool()); /* the connection's thread */
@@ -31,13 +32,14 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
 
     if (r->end >= 0 && off >= r->end) {
         if (!r->has_expect)
-            return MHD_CONTENT_READER_END_OF_STREAM;
+            return ANSWER_END;
         max = 0; /* the last byte went out after the check; an empty body still needs it */
     } else if (r->end >= 0 && (int64_t)max > r->end - off) {
         max = (size_t)(r->end - off);
     }
-    n = store_read(r->obj, off, buf, max, &terms, &r->park);
+    n = store_span(r->obj, off, max, &terms, &r->park, fd);
     if (n > 0) {
+        *at = off;
         atomic_fetch_add(&stats.bytes_served, (int64_t)n);
         r->sent += n;
         return n;
@@ -45,10 +47,10 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
     if (n == 0)
         return 0; /* suspended until the upstream thread appends bytes */
     if (n == STORE_READ_END)
-        return MHD_CONTENT_READER_END_OF_STREAM;
+        return ANSWER_END;
     /* A failed or mismatching body must never look complete: cut it (no final chunk). */
     r->cut = true;
-    return MHD_CONTENT_READER_END_WITH_ERROR;
+    return ANSWER_CUT;
 }
 
 static atomic_int big_blocks; /* streaming responses holding a big block */
@@ -85,12 +87,12 @@ static bool digest_pending(const struct fetch_req *r, const struct object_meta *
     return r->has_expect && meta->state != OBJ_COMPLETE;
 }
 
-enum MHD_Result fetch_stream(struct fetch_req *r, const struct object_meta *meta)
+enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *meta)
 {
     assert(r->magic == FETCH_MAGIC && http_handling(r->req));
-    enum MHD_Result ret = MHD_NO;
+    enum conn_result ret = CONN_CLOSE;
     unsigned int status;
-    struct MHD_Response *resp;
+    struct answer *resp;
     int64_t body;
 
     if (meta->state == OBJ_FAILED || !meta->headers_ready)
@@ -98,18 +100,17 @@ enum MHD_Result fetch_stream(struct fetch_req *r, const struct object_meta *meta
                                    meta->error_status ? (unsigned int)meta->error_status : 502,
                                    meta->error[0] ? meta->error : "download failed");
     if (meta->state == OBJ_COMPLETE && !fetch_digest_ok(r, meta))
-        return fetch_refuse_object(r, meta, MHD_HTTP_BAD_GATEWAY,
+        return fetch_refuse_object(r, meta, HTTP_BAD_GATEWAY,
                                    "the object's sha256 does not match the requested sha256");
     if (fetch_not_modified(r, meta, &ret) || fetch_apply_range(r, meta, &status, &ret) < 0)
         return ret;
     body = r->end >= 0 && !digest_pending(r, meta) ? r->end - r->start : -1;
-    resp = MHD_create_response_from_callback(body >= 0 ? (uint64_t)body : MHD_SIZE_UNKNOWN,
-                                             stream_block(r, r->end >= 0 ? r->end - r->start : -1),
-                                             read_body, r, NULL);
+    resp = answer_spans(body >= 0 ? (uint64_t)body : ANSWER_SIZE_UNKNOWN,
+                        stream_block(r, r->end >= 0 ? r->end - r->start : -1), span_body, r);
     if (!resp)
-        return MHD_NO;
+        return CONN_CLOSE;
     fetch_add_headers(resp, meta, r);
-    if (status == MHD_HTTP_PARTIAL_CONTENT)
+    if (status == HTTP_PARTIAL_CONTENT)
         fetch_add_content_range(resp, r, meta->length);
     fetch_count_success(r->kind);
     return http_queue(r->conn, status, resp);

@@ -22,16 +22,16 @@
 #include <time.h>
 #include <unistd.h>
 
-enum MHD_Result http_health(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result http_health(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
     assert(http_handling(req));
     if (atomic_load(&http_draining))
-        return http_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "draining: arca is stopping");
+        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, "draining: arca is stopping");
     if (http_cfg->shutdown_file[0] && access(http_cfg->shutdown_file, F_OK) == 0)
-        return http_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "shutdown file %s exists",
+        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, "shutdown file %s exists",
                                http_cfg->shutdown_file);
-    return http_send_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok");
+    return http_send_text(c, HTTP_OK, "text/plain; charset=utf-8", "ok");
 }
 
 /* KissCache's round(usage / quota * 100), in that order; rint rounds half to even, as Python. */
@@ -49,20 +49,19 @@ static bool plain_host(const char *host)
 }
 
 /* "https" only when a --trusted-proxy says the client spoke TLS to it. */
-static const char *client_scheme(struct MHD_Connection *c)
+static const char *client_scheme(struct conn *c)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const char *proto = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Proto");
-    if (ci && proto && !strcasecmp(proto, "https") && policy_trusted_proxy(ci->client_addr))
+    const struct sockaddr *peer = conn_peer(c);
+    const char *proto = conn_header(c, "X-Forwarded-Proto");
+    if (peer && proto && !strcasecmp(proto, "https") && policy_trusted_proxy(peer))
         return "https";
     return "http";
 }
 
 /* The base URL clients use (see the top comment), into out[size]. */
-static void instance_url(struct MHD_Connection *c, char *out, size_t size)
+static void instance_url(struct conn *c, char *out, size_t size)
 {
-    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    const char *host = conn_header(c, "Host");
     const char *listen = http_cfg->listen_host;
     char name[256] = "localhost";
     if (plain_host(host)) {
@@ -75,7 +74,7 @@ static void instance_url(struct MHD_Connection *c, char *out, size_t size)
              listen, http_cfg->listen_port);
 }
 
-enum MHD_Result http_status(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result http_status(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
     assert(http_handling(req));
@@ -84,7 +83,7 @@ enum MHD_Result http_status(struct MHD_Connection *c, struct request *req, const
     time_t now = time(NULL);
     struct tm tm;
     json_t *o;
-    enum MHD_Result ret;
+    enum conn_result ret;
 
     store_totals(&t);
     gmtime_r(&now, &tm);
@@ -121,8 +120,8 @@ enum MHD_Result http_status(struct MHD_Connection *c, struct request *req, const
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot build status");
-    ret = http_send_text(c, MHD_HTTP_OK, "application/json", text);
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "cannot build status");
+    ret = http_send_text(c, HTTP_OK, "application/json", text);
     free(text);
     return ret;
 }
@@ -264,7 +263,7 @@ static void metrics_persist(char *body, size_t size)
              persist_depth(PERSIST_ORDERED), persist_depth(PERSIST_SYNC));
 }
 
-enum MHD_Result http_metrics(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest)
 {
     char body[8192];
     (void)rest;
@@ -273,5 +272,5 @@ enum MHD_Result http_metrics(struct MHD_Connection *c, struct request *req, cons
     metrics_keys(body, sizeof(body));
     metrics_buckets(body, sizeof(body));
     metrics_persist(body, sizeof(body));
-    return http_send_text(c, MHD_HTTP_OK, "text/plain; version=0.0.4", body);
+    return http_send_text(c, HTTP_OK, "text/plain; version=0.0.4", body);
 }

@@ -16,7 +16,7 @@
 #include "config.h"
 #include "request.h"
 
-#include <microhttpd.h>
+#include "conn.h"
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,27 +26,25 @@
 extern const struct config *http_cfg;
 extern atomic_bool http_draining;
 
-/* Queue `r` and drop our reference to it (NULL: MHD_NO, the connection is closed). */
-enum MHD_Result http_queue(struct MHD_Connection *c, unsigned int status, struct MHD_Response *r);
+/* Queue `r` and drop our reference to it (NULL: CONN_CLOSE, the connection is closed). */
+enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *r);
 
 /* Queue a small text response; http_send_error's body is one line, the reason. */
-enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned int status, const char *type,
-                               const char *body);
+enum conn_result http_send_text(struct conn *c, unsigned int status, const char *type,
+                                const char *body);
 /* A response owning `body` (freed with it, or at once on failure: NULL), its type set. */
-struct MHD_Response *http_owned_response(const char *type, char *body, size_t len);
+struct answer *http_owned_response(const char *type, char *body, size_t len);
 /* The same, queued; `body` NULL (out of memory while building it) answers 500. */
-enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned int status, const char *type,
-                                char *body, size_t len);
+enum conn_result http_send_owned(struct conn *c, unsigned int status, const char *type, char *body,
+                                 size_t len);
 /* Record the body size of the response being built, for the access log. */
 void http_note_body(size_t len);
 /* Queue a response whose reference the caller keeps (a shared, prepared answer). */
-enum MHD_Result http_queue_shared(struct MHD_Connection *c, unsigned int status,
-                                  struct MHD_Response *r);
-enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned int status, const char *fmt, ...)
+enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct answer *r);
+enum conn_result http_send_error(struct conn *c, unsigned int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The same one-line body as a response not yet queued, for callers adding headers. */
-struct MHD_Response *http_error_response(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+struct answer *http_error_response(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Whether this thread is one of libmicrohttpd's pool (handlers, content readers). */
 bool http_on_pool(void);
@@ -59,31 +57,31 @@ bool http_is_head(const struct request *req);
  * resources' JSON, a download's outcome and purge (http_resources.c, http_admin.c), prefetch
  * (http_admin.c, its body taken by http_prefetch_upload and let go by http_prefetch_done). The
  * fetch endpoint's are in http_fetch.h. */
-enum MHD_Result http_health(struct MHD_Connection *c, struct request *req, const char *rest);
-enum MHD_Result http_status(struct MHD_Connection *c, struct request *req, const char *rest);
-enum MHD_Result http_metrics(struct MHD_Connection *c, struct request *req, const char *rest);
+enum conn_result http_health(struct conn *c, struct request *req, const char *rest);
+enum conn_result http_status(struct conn *c, struct request *req, const char *rest);
+enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest);
 /* GET|HEAD /api/v1/resources/?state=&page=&order= (KissCache's states and orders), or with
  * ?url= a download's outcome (admin token); DELETE /api/v1/resources/?url= purges. */
-enum MHD_Result http_resources_api(struct MHD_Connection *c, struct request *req, const char *rest);
-enum MHD_Result http_prefetch(struct MHD_Connection *c, struct request *req, const char *rest);
+enum conn_result http_resources_api(struct conn *c, struct request *req, const char *rest);
+enum conn_result http_prefetch(struct conn *c, struct request *req, const char *rest);
 void http_prefetch_upload(struct request *req, const char *data, size_t size);
-const char *http_prefetch_done(struct request *req, enum MHD_RequestTerminationCode toe);
+const char *http_prefetch_done(struct request *req, bool completed);
 
 /* The request's client: the connection's peer, or behind a --trusted-proxy the address its
  * X-Forwarded-For names (policy_forwarded_client, given the last 16 lines); `buf` may hold it.
  * NULL when unknown (an entry there is not an address): such a client may not fetch or list,
  * and the access log shows "-". */
-const struct sockaddr *http_client(struct MHD_Connection *c, struct sockaddr_storage *buf);
+const struct sockaddr *http_client(struct conn *c, struct sockaddr_storage *buf);
 /* NULL when that client may fetch (--allow-network); else why not, for the 403's reason. */
-const char *http_fetch_refusal(struct MHD_Connection *c);
+const char *http_fetch_refusal(struct conn *c);
 
 /* Whether the client may see listings of cached URLs (policy_ui_allowed); if not, a 403 is
  * queued into *ret. */
-bool http_may_list(struct MHD_Connection *c, enum MHD_Result *ret);
+bool http_may_list(struct conn *c, enum conn_result *ret);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
-enum MHD_Result http_purge(struct MHD_Connection *c);
+enum conn_result http_purge(struct conn *c);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
-enum MHD_Result http_outcome(struct MHD_Connection *c);
+enum conn_result http_outcome(struct conn *c);
 
 #endif

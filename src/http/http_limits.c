@@ -40,13 +40,6 @@ static struct {
     bool started;
 } lim = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static struct conn_track *track_of(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
-
 /* Lock held. O(connections): once per new connection, bounded by --max-connections. */
 static int same_address(const uint8_t addr[16])
 {
@@ -56,20 +49,15 @@ static int same_address(const uint8_t addr[16])
     return n;
 }
 
-void limits_conn_open(struct MHD_Connection *c, void **socket_ctx)
+struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
 {
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *ai =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     struct conn_track *t = calloc(1, sizeof(*t));
-    *socket_ctx = t;
     if (!t)
-        return;
-    t->fd = fd ? fd->connect_fd : -1;
-    if (ai)
-        addr_to_v6(ai->client_addr, t->addr);
-    t->proxied = ai && policy_trusted_proxy(ai->client_addr);
+        return NULL;
+    t->fd = fd;
+    if (peer)
+        addr_to_v6(peer, t->addr);
+    t->proxied = peer && policy_trusted_proxy(peer);
     atomic_init(&t->deadline_ms, monotonic_ms() + lim.cfg->header_timeout * 1000);
     pthread_mutex_lock(&lim.lock);
     assert(lim.count >= 0 && (lim.head == NULL) == (lim.count == 0));
@@ -81,11 +69,11 @@ void limits_conn_open(struct MHD_Connection *c, void **socket_ctx)
     lim.head = t;
     lim.count++;
     pthread_mutex_unlock(&lim.lock);
+    return t;
 }
 
-void limits_conn_close(void *socket_ctx)
+void limits_conn_close(struct conn_track *t)
 {
-    struct conn_track *t = socket_ctx;
     if (!t)
         return;
     pthread_mutex_lock(&lim.lock);
@@ -101,17 +89,15 @@ void limits_conn_close(void *socket_ctx)
     free(t);
 }
 
-static void set_deadline(struct MHD_Connection *c, int64_t deadline_ms)
+static void set_deadline(struct conn_track *t, int64_t deadline_ms)
 {
-    struct conn_track *t = track_of(c);
     if (t)
         atomic_store(&t->deadline_ms, deadline_ms);
 }
 
-void limits_request_begins(struct MHD_Connection *c, const struct sockaddr *client)
+void limits_request_begins(struct conn_track *t, const struct sockaddr *client)
 {
-    struct conn_track *t = track_of(c);
-    set_deadline(c, 0);
+    set_deadline(t, 0);
     if (!t || !t->proxied)
         return;
     pthread_mutex_lock(&lim.lock);
@@ -125,10 +111,9 @@ void limits_request_begins(struct MHD_Connection *c, const struct sockaddr *clie
     pthread_mutex_unlock(&lim.lock);
 }
 
-void limits_request_ends(struct MHD_Connection *c)
+void limits_request_ends(struct conn_track *t)
 {
-    struct conn_track *t = track_of(c);
-    set_deadline(c, monotonic_ms() + lim.cfg->idle_timeout * 1000);
+    set_deadline(t, monotonic_ms() + lim.cfg->idle_timeout * 1000);
     if (t && t->proxied) {
         pthread_mutex_lock(&lim.lock);
         t->serving = false;
@@ -136,22 +121,21 @@ void limits_request_ends(struct MHD_Connection *c)
     }
 }
 
-unsigned int limits_refusal(struct MHD_Connection *c, const char **reason)
+unsigned int limits_refusal(const struct conn_track *t, const char **reason)
 {
-    struct conn_track *t = track_of(c);
     if (t && t->over_total) {
         *reason = "too many client connections (--max-connections); try again later";
-        return MHD_HTTP_SERVICE_UNAVAILABLE;
+        return 503 /* Service Unavailable */;
     }
     if (t && t->over_ip) {
         *reason = "too many connections from your address (--max-connections-per-ip)";
-        return MHD_HTTP_TOO_MANY_REQUESTS;
+        return 429 /* Too Many Requests */;
     }
     return 0;
 }
 
-/* Shut down (not close: libmicrohttpd owns the descriptor) connections whose headers are late;
- * libmicrohttpd then sees the end of the stream and closes them its usual way. */
+/* Shut down (not close: the server owns the descriptor) connections whose headers are late;
+ * the server then sees the end of the stream and closes them its usual way. */
 static void *watch(void *arg)
 {
     struct timespec tick = {0, WATCH_INTERVAL_MS * 1000000L};

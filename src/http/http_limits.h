@@ -3,7 +3,7 @@
  * connections in total (503) and per client address (429), and the time a client may take to
  * send a request's headers (slowloris).
  *
- * Contract: the conn_* and limits_refusal functions are called from libmicrohttpd's pool threads
+ * Contract: the conn_* and limits_refusal functions are called from the server's threads
  * (its connection and request notifications); one mutex guards the list of open connections.
  * Behind a --trusted-proxy, "connections per address" are the requests being served for that
  * client address (X-Forwarded-For) on the proxy's connections.
@@ -19,22 +19,28 @@
 
 #include "config.h"
 
-#include <microhttpd.h>
+#include <sys/socket.h>
+
+/* One client connection's entry. */
+struct conn_track;
 
 int limits_start(const struct config *cfg, char *err, size_t errlen);
 void limits_stop(void);
 
-void limits_conn_open(struct MHD_Connection *c, void **socket_ctx);
-void limits_conn_close(void *socket_ctx);
+/* A connection accepted on `fd` from `peer` (NULL: unknown); NULL when out of memory (it is then
+ * not limited). */
+struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer);
+/* Before its descriptor is closed (t may be NULL). */
+void limits_conn_close(struct conn_track *t);
 /* A request's headers are in: no deadline while it is served. `client` is the request's client
  * (http_client): on a connection from a --trusted-proxy, the per-address limit counts the
  * requests being served for that client, since the proxy's connections carry anyone's; clients
  * it cannot name (NULL) are counted together. */
-void limits_request_begins(struct MHD_Connection *c, const struct sockaddr *client);
+void limits_request_begins(struct conn_track *t, const struct sockaddr *client);
 /* A response is done: the next request's headers are due within the idle timeout. */
-void limits_request_ends(struct MHD_Connection *c);
+void limits_request_ends(struct conn_track *t);
 
 /* 0, or the status (429, 503) and reason a new request on this connection gets. */
-unsigned int limits_refusal(struct MHD_Connection *c, const char **reason);
+unsigned int limits_refusal(const struct conn_track *t, const char **reason);
 
 #endif

@@ -179,7 +179,7 @@ unsigned int request_check(struct MHD_Connection *c, const char *method, const c
 void request_check_begin(struct MHD_Connection *c, struct request *req)
 {
     assert(!req->conn && req != reading); /* in this thread's list once */
-    req->conn = c;
+    req->conn = (struct conn *)c;         /* conn.h's handle is libmicrohttpd's */
     req->reading_prev = NULL;
     req->reading_next = reading;
     if (reading)
@@ -205,10 +205,12 @@ void request_check_end(struct request *req)
  * answer from libmicrohttpd, in the same pass: so there is at most one. */
 static struct request *parsing_now(void)
 {
-    for (struct request *r = reading; r; r = r->reading_next)
-        if (MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE) &&
-            !MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_HTTP_STATUS))
+    for (struct request *r = reading; r; r = r->reading_next) {
+        struct MHD_Connection *c = (struct MHD_Connection *)r->conn;
+        if (MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE) &&
+            !MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS))
             return r;
+    }
     return NULL;
 }
 
@@ -225,7 +227,8 @@ static void answer_instead(unsigned int status, const char *reason)
     size_t body = strlen(reason) + 1;
     int n;
 
-    if (!req || !(fd = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD)))
+    if (!req || !(fd = MHD_get_connection_info((struct MHD_Connection *)req->conn,
+                                               MHD_CONNECTION_INFO_CONNECTION_FD)))
         return; /* libmicrohttpd's answer goes out */
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
     n = snprintf(text, sizeof(text),

@@ -26,7 +26,7 @@
  * thread whose header is in and unanswered gets the status and a one-line reason on its socket,
  * which is then shut for writing, so libmicrohttpd's answer is never sent.
  *
- * Threads: libmicrohttpd's pool threads; all calls for one connection come from its thread.
+ * Threads: the server's threads; all calls for one connection come from its thread.
  */
 #ifndef ARCA_HTTP_REQUEST_CHECK_H
 #define ARCA_HTTP_REQUEST_CHECK_H

@@ -52,7 +52,7 @@ static json_t *listing_json(const struct resources_query *q, const struct listin
                      counts, "resources", rows);
 }
 
-static enum MHD_Result resources_json(struct MHD_Connection *c)
+static enum conn_result resources_json(struct conn *c)
 {
     struct resources_query q;
     struct listing l;
@@ -60,31 +60,29 @@ static enum MHD_Result resources_json(struct MHD_Connection *c)
     unsigned int status;
     char *text;
     json_t *o;
-    enum MHD_Result ret;
+    enum conn_result ret;
 
-    if (MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "url"))
+    if (conn_query(c, "url"))
         return http_outcome(c);
     if (!http_may_list(c, &ret))
         return ret;
-    if (resources_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
-                        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
-                        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page"), &q,
+    if (resources_parse(conn_query(c, "state"), conn_query(c, "order"), conn_query(c, "page"), &q,
                         &why) < 0)
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
     if (resources_fetch(&q, &l, &status, &why) < 0)
         return http_send_error(c, status, "%s", why);
     o = listing_json(&q, &l);
     listing_free(&l);
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    return http_send_owned(c, MHD_HTTP_OK, "application/json", text, text ? strlen(text) : 0);
+    return http_send_owned(c, HTTP_OK, "application/json", text, text ? strlen(text) : 0);
 }
 
-enum MHD_Result http_resources_api(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result http_resources_api(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
     assert(http_handling(req));
-    if (!strcmp(req->method, MHD_HTTP_METHOD_DELETE))
+    if (!strcmp(req->method, "DELETE"))
         return http_purge(c);
     return resources_json(c);
 }

@@ -7,7 +7,7 @@
 #ifndef ARCA_REQUEST_H
 #define ARCA_REQUEST_H
 
-#include <microhttpd.h>
+#include "conn.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -30,7 +30,7 @@ struct request {
     char *referer, *agent; /* only while the access log is on */
     /* While its header is read (on_uri to the first call): its connection, and its place in the
      * thread's list of such requests (http_request_check.c); conn is NULL otherwise. */
-    struct MHD_Connection *conn;
+    struct conn *conn;
     struct request *reading_prev, *reading_next;
     char uri[]; /* as sent: path and query */
 };

@@ -298,12 +298,11 @@ static int64_t readable_end(const struct object *obj, const struct read_terms *t
     return end;
 }
 
-ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
-                   const struct read_terms *terms, struct park *w)
+ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct read_terms *terms,
+                   struct park *w, int *fd)
 {
     int64_t readable;
     ssize_t n = 0;
-    bool copy = false;
 
     CHECK_OBJ(obj);
     store_lock();
@@ -325,13 +324,22 @@ ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
             max = (size_t)(readable - off);
         /* Set before the lock drops: from now on a restart from zero would corrupt this reader. */
         obj->delivered = true;
-        copy = true;
+        *fd = obj->fd;
+        n = (ssize_t)max;
     }
     store_unlock();
-    if (!copy)
+    return n;
+}
+
+ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
+                   const struct read_terms *terms, struct park *w)
+{
+    int fd = -1;
+    ssize_t n = store_span(obj, off, max, terms, w, &fd);
+    if (n <= 0)
         return n;
     /* Bytes below `have` never change, and our reference keeps obj->fd open. */
-    n = pread(obj->fd, buf, max, off);
+    n = pread(fd, buf, (size_t)n, off);
     return n > 0 ? n : STORE_READ_FAILED;
 }
 

@@ -45,7 +45,6 @@
 
 enum object_state { OBJ_FETCHING, OBJ_COMPLETE, OBJ_FAILED };
 
-
 /* An answer the HTTP layer prepared for a complete object (opaque here: a response with its
  * headers built and its file open or mapped), so that repeated hits skip open(), header building
  * and mapping. Reference counted: the object holds one while it is in the table, and a lookup
@@ -167,6 +166,10 @@ struct read_terms {
  * held back until the object is COMPLETE, so a mismatch still cuts the answer. */
 ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
                    const struct read_terms *terms, struct park *w);
+/* The same without the copy: the count of bytes at `off` that may be sent from *fd, which stays
+ * open (and those bytes unchanged) while the caller holds its reference to `obj`. */
+ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct read_terms *terms,
+                   struct park *w, int *fd);
 
 /* Snapshot of an object's public fields, taken under the lock. */
 void store_snapshot(struct object *obj, struct object_meta *out);

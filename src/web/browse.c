@@ -9,6 +9,7 @@
 #include "policy.h"
 #include "s3_list.h"
 #include "stats.h"
+#include "url.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@ enum browse_mode {
 /* One folder's walk, from the request's first call (or S3's 404 for a file) to its completion. */
 struct browse {
     unsigned magic;
-    struct MHD_Connection *conn;
+    struct conn *conn;
     const struct bucket_auth *a;
     enum browse_mode mode;
     char *folder;                 /* below the bucket's view: "" or ending in '/' */
@@ -54,7 +55,7 @@ struct browse {
  * have, checked as a folder). */
 struct browse_req {
     unsigned magic;
-    struct MHD_Connection *conn;
+    struct conn *conn;
     struct request *req;
     bool is_file;           /* a file's request: the access log's cache column is the fetch's */
     struct fetch_req *file; /* NULL until the file is asked for */
@@ -72,13 +73,13 @@ static struct browse *browse_of(struct park *p)
 static void suspend_conn(struct park *p)
 {
     assert(http_on_pool());
-    MHD_suspend_connection(browse_of(p)->conn);
+    conn_suspend(browse_of(p)->conn);
 }
 
 /* The park's wake: the thread that put the page in the cache (park_flush). */
 static void resume_conn(struct park *p)
 {
-    MHD_resume_connection(browse_of(p)->conn);
+    conn_resume(browse_of(p)->conn);
 }
 
 static void browse_free(struct park *p)
@@ -105,7 +106,7 @@ static void browse_link(struct buf *out, const struct bucket_auth *a, const char
 /* The host the client named (a name, an address, a port), else the listening address. */
 static void set_origin(struct browse *b)
 {
-    const char *host = MHD_lookup_connection_value(b->conn, MHD_HEADER_KIND, "Host");
+    const char *host = conn_header(b->conn, "Host");
     if (host && host[0] && strlen(host) < 256 &&
         strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
             strlen(host))
@@ -227,20 +228,20 @@ static void pager(struct buf *o, const struct browse *b)
 
 /* Listings may be kept as long as arca keeps them: Cache-Control says the bucket's listing-ttl,
  * and Age how much of it the page has used. */
-static enum MHD_Result queue_listing(struct browse *b, struct MHD_Response *r, int64_t fetched)
+static enum conn_result queue_listing(struct browse *b, struct answer *r, int64_t fetched)
 {
     char v[32];
     if (r) {
         snprintf(v, sizeof(v), "max-age=%lld", (long long)b->a->bucket->listing_ttl);
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, v);
+        answer_header(r, "Cache-Control", v);
         snprintf(v, sizeof(v), "%lld",
                  (long long)(time(NULL) > fetched ? time(NULL) - fetched : 0));
-        MHD_add_response_header(r, MHD_HTTP_HEADER_AGE, v);
+        answer_header(r, "Age", v);
     }
-    return http_queue(b->conn, MHD_HTTP_OK, r);
+    return http_queue(b->conn, HTTP_OK, r);
 }
 
-static enum MHD_Result html_page(struct browse *b)
+static enum conn_result html_page(struct browse *b)
 {
     struct buf o = {0};
     const struct s3_page *p = b->page;
@@ -271,7 +272,7 @@ static enum MHD_Result html_page(struct browse *b)
 }
 
 /* hide-root: the bucket's root answers, but lists nothing. */
-static enum MHD_Result hidden_root(struct browse *b)
+static enum conn_result hidden_root(struct browse *b)
 {
     struct buf o = {0};
     web_page_begin(&o, b->a->bucket->name, "/browse/");
@@ -350,13 +351,13 @@ static ssize_t json_read(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
     while (b->out_off == b->out.len) {
         if (b->finished)
-            return MHD_CONTENT_READER_END_OF_STREAM;
+            return ANSWER_END;
         b->out.len = b->out_off = 0;
         int rc = json_more(b);
         if (rc == 0)
             return 0; /* suspended until the page comes */
         if (rc < 0)   /* never a document that looks complete: no final chunk */
-            return MHD_CONTENT_READER_END_WITH_ERROR;
+            return ANSWER_CUT;
     }
     n = b->out.len - b->out_off < max ? b->out.len - b->out_off : max;
     memcpy(buf, b->out.data + b->out_off, n);
@@ -365,68 +366,67 @@ static ssize_t json_read(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
-static enum MHD_Result json_document(struct browse *b)
+static enum conn_result json_document(struct browse *b)
 {
-    struct MHD_Response *r;
+    struct answer *r;
     buf_add(&b->out, "{\"files\": [");
-    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, json_read, b, NULL);
+    r = answer_read(ANSWER_SIZE_UNKNOWN, 64 * 1024, json_read, b);
     if (r)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        answer_header(r, "Content-Type", "application/json");
     return queue_listing(b, r, b->first->fetched);
 }
 
 /* 302 to the folder `path` of bucket `a`. */
-static enum MHD_Result redirect(struct MHD_Connection *c, const struct bucket_auth *a,
-                                const char *path)
+static enum conn_result redirect(struct conn *c, const struct bucket_auth *a, const char *path)
 {
     struct buf loc = {0};
-    struct MHD_Response *r;
+    struct answer *r;
     browse_link(&loc, a, path);
     r = loc.failed ? NULL : http_error_response("a folder: see %s", loc.data);
     if (r)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, loc.data);
+        answer_header(r, "Location", loc.data);
     buf_free(&loc);
-    return http_queue(c, MHD_HTTP_FOUND, r);
+    return http_queue(c, HTTP_FOUND, r);
 }
 
 /* --- the walk ------------------------------------------------------------------------------- */
 
-static enum MHD_Result answer(struct browse *b)
+static enum conn_result answer(struct browse *b)
 {
     const struct s3_page *first = b->first;
     if (b->mode == FOLDER_CHECK)
         return first->empty_prefix
-                   ? http_send_error(b->conn, MHD_HTTP_NOT_FOUND,
+                   ? http_send_error(b->conn, HTTP_NOT_FOUND,
                                      "bucket %s has no file or folder '%.*s'", b->a->bucket->name,
                                      (int)strlen(b->folder) - 1, b->folder)
                    : redirect(b->conn, b->a, b->folder);
     if (first->empty_prefix && b->folder[0])
-        return http_send_error(b->conn, MHD_HTTP_NOT_FOUND, "bucket %s has no folder '%s'",
+        return http_send_error(b->conn, HTTP_NOT_FOUND, "bucket %s has no folder '%s'",
                                b->a->bucket->name, b->folder);
     atomic_fetch_add(&stats.bucket_listings, 1);
     if (b->mode == LIST_JSON)
         return json_document(b);
     if (b->at < b->want)
-        return http_send_error(b->conn, MHD_HTTP_NOT_FOUND,
+        return http_send_error(b->conn, HTTP_NOT_FOUND,
                                "page %d: this folder has %d page%s of at most %d entries", b->want,
                                b->at, b->at > 1 ? "s" : "", S3_LIST_PAGE_KEYS);
     return html_page(b);
 }
 
 /* Walk the folder's pages up to the one the answer needs, then answer. */
-static enum MHD_Result advance(struct browse *b)
+static enum conn_result advance(struct browse *b)
 {
     int target = b->mode == LIST_HTML ? b->want : 1;
     assert(b->magic == BROWSE_MAGIC && http_on_pool());
     if (!take_woken(b))
-        return MHD_YES;
+        return CONN_GO_ON;
     while (!b->page || (b->page->status == 200 && b->at < target && b->page->next_token)) {
         int rc = next_page(b);
         if (rc < 0)
-            return http_send_error(b->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+            return http_send_error(b->conn, HTTP_SERVICE_UNAVAILABLE,
                                    "out of memory listing bucket %s", b->a->bucket->name);
         if (rc == 0)
-            return MHD_YES; /* suspended; libmicrohttpd calls us again once the page is in */
+            return CONN_GO_ON; /* suspended; the server calls us again once the page is in */
     }
     if (b->page->status != 200)
         return http_send_error(b->conn, (unsigned int)b->page->status, "%s", b->page->error);
@@ -470,11 +470,11 @@ static int64_t browse_done(struct browse *b)
 
 /* --- routes --------------------------------------------------------------------------------- */
 
-static enum MHD_Result buckets_page(struct MHD_Connection *c, bool json)
+static enum conn_result buckets_page(struct conn *c, bool json)
 {
     struct buf o = {0};
     struct browse b = {.conn = c};
-    struct MHD_Response *r;
+    struct answer *r;
     set_origin(&b);
     if (json) {
         buf_add(&o, "{\"files\": [], \"folders\": [");
@@ -503,13 +503,13 @@ static enum MHD_Result buckets_page(struct MHD_Connection *c, bool json)
         char *body;
         buf_add(&o, "]}\n");
         body = buf_take(&o, &len);
-        return http_send_owned(c, MHD_HTTP_OK, "application/json", body, len);
+        return http_send_owned(c, HTTP_OK, "application/json", body, len);
     }
     buf_add(&o, "</tbody></table></div>");
     r = web_page_response(&o);
     if (r)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    return http_queue(c, MHD_HTTP_OK, r);
+        answer_header(r, "Cache-Control", "no-cache");
+    return http_queue(c, HTTP_OK, r);
 }
 
 /* The object's URL: the bucket's URL, '/', then the view's prefix and the key, percent-encoded
@@ -539,13 +539,13 @@ static bool dot_segment(const char *key)
 }
 
 /* ?export= and ?page= of a listing: 0, or -1 with the refusal queued. */
-static int listing_params(struct browse *b, enum MHD_Result *ret)
+static int listing_params(struct browse *b, enum conn_result *ret)
 {
-    const char *export = MHD_lookup_connection_value(b->conn, MHD_GET_ARGUMENT_KIND, "export");
-    const char *page = MHD_lookup_connection_value(b->conn, MHD_GET_ARGUMENT_KIND, "page");
+    const char *export = conn_query(b->conn, "export");
+    const char *page = conn_query(b->conn, "page");
     char *end;
     if (export && strcmp(export, "json")) {
-        *ret = http_send_error(b->conn, MHD_HTTP_NOT_IMPLEMENTED,
+        *ret = http_send_error(b->conn, HTTP_NOT_IMPLEMENTED,
                                "export=%.40s is not supported; export=json is", export);
         return -1;
     }
@@ -553,7 +553,7 @@ static int listing_params(struct browse *b, enum MHD_Result *ret)
     if (page) {
         long n = strtol(page, &end, 10);
         if (!page[0] || *end || n < 1 || n > PAGE_MAX) {
-            *ret = http_send_error(b->conn, MHD_HTTP_BAD_REQUEST,
+            *ret = http_send_error(b->conn, HTTP_BAD_REQUEST,
                                    "bad page: expected a page number from 1 to %d", PAGE_MAX);
             return -1;
         }
@@ -562,68 +562,67 @@ static int listing_params(struct browse *b, enum MHD_Result *ret)
     return 0;
 }
 
-static enum MHD_Result folder(struct browse_req *s, const struct bucket_auth *a, const char *path)
+static enum conn_result folder(struct browse_req *s, const struct bucket_auth *a, const char *path)
 {
-    struct MHD_Connection *c = s->conn;
-    enum MHD_Result ret = MHD_NO;
+    struct conn *c = s->conn;
+    enum conn_result ret = CONN_CLOSE;
     struct browse *b = browse_new(s, a, path);
     if (!b)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     if (listing_params(b, &ret) < 0)
         return ret;
     if (a->bucket->hide_root && !path[0]) {
         if (b->mode == LIST_HTML)
             return hidden_root(b);
-        return http_send_text(c, MHD_HTTP_OK, "application/json",
-                              "{\"files\": [], \"folders\": []}\n");
+        return http_send_text(c, HTTP_OK, "application/json", "{\"files\": [], \"folders\": []}\n");
     }
     return advance(b);
 }
 
 /* S3 has no file at the /browse/ path asked for: a folder of that name is redirected to (302),
  * else 404 (fetch_object's `missing`). */
-static enum MHD_Result file_missing(void *arg)
+static enum conn_result file_missing(void *arg)
 {
     struct browse_req *s = arg;
-    struct MHD_Connection *c = s->conn;
-    /* The key again, from the request line: libmicrohttpd decodes the path the same way. */
+    struct conn *c = s->conn;
+    /* The key again, from the request line: the server decodes the path the same way. */
     size_t len = strcspn(s->req->uri, "?");
     char *path = strndup(s->req->uri, len), *key;
     const struct bucket_auth *a;
     struct browse *b;
     assert(s->magic == BROWSE_REQ_MAGIC && http_handling(s->req));
     if (path)
-        path[MHD_http_unescape(path)] = '\0';
+        url_unescape(path);
     if (!path || strncmp(path, "/browse/", 8) ||
         !(a = buckets_find(path + 8, strcspn(path + 8, "/"))) ||
         !(key = malloc(strlen(path) + 2))) {
         free(path);
-        return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such file");
+        return http_send_error(c, HTTP_NOT_FOUND, "no such file");
     }
     sprintf(key, "%s/", path + 8 + strlen(a->bucket->name) + 1);
     b = browse_new(s, a, key);
     free(key);
     free(path);
     if (!b)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     b->mode = FOLDER_CHECK;
     return advance(b);
 }
 
 /* The buckets' page, with ?export=json tuxpub's document of them. */
-static enum MHD_Result buckets(struct MHD_Connection *c)
+static enum conn_result buckets(struct conn *c)
 {
-    const char *export = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "export");
+    const char *export = conn_query(c, "export");
     if (export && strcmp(export, "json"))
-        return http_send_error(c, MHD_HTTP_NOT_IMPLEMENTED,
+        return http_send_error(c, HTTP_NOT_IMPLEMENTED,
                                "export=%.40s is not supported; export=json is", export);
     return buckets_page(c, export != NULL);
 }
 
 /* A request's first call: the path says a bucket's file or folder, or the buckets. */
-static enum MHD_Result begin(struct browse_req *s, const char *path)
+static enum conn_result begin(struct browse_req *s, const char *path)
 {
-    struct MHD_Connection *c = s->conn;
+    struct conn *c = s->conn;
     size_t name_len = strcspn(path, "/");
     const struct bucket_auth *a;
     const char *rest = path + name_len + (path[name_len] == '/');
@@ -631,24 +630,24 @@ static enum MHD_Result begin(struct browse_req *s, const char *path)
 
     const char *refusal = http_fetch_refusal(c);
     if (refusal)
-        return http_send_error(c, MHD_HTTP_FORBIDDEN, "%s", refusal);
+        return http_send_error(c, HTTP_FORBIDDEN, "%s", refusal);
     s->is_file = path[name_len] == '/' && rest[0] && rest[strlen(rest) - 1] != '/';
     if (!path[0])
         return buckets(c);
     if (!(a = buckets_find(path, name_len)))
-        return http_send_error(c, MHD_HTTP_NOT_FOUND, "unknown bucket '%.*s'",
+        return http_send_error(c, HTTP_NOT_FOUND, "unknown bucket '%.*s'",
                                (int)(name_len < 64 ? name_len : 64), path);
     if (strlen(rest) > (size_t)http_cfg->max_url_len)
-        return http_send_error(c, MHD_HTTP_URI_TOO_LONG, "key longer than --max-url-length");
+        return http_send_error(c, HTTP_URI_TOO_LONG, "key longer than --max-url-length");
     if (!path[name_len]) /* the bucket's name alone: its root folder */
         return redirect(c, a, "");
     if (dot_segment(rest))
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST,
+        return http_send_error(c, HTTP_BAD_REQUEST,
                                "a path with a '.' or '..' segment is not browsed");
     if (!rest[0] || rest[strlen(rest) - 1] == '/')
         return folder(s, a, rest);
     if (!(url = object_url(a, rest)))
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     return fetch_object(c, s->req, url, a, file_missing, s, &s->file);
 }
 
@@ -659,7 +658,7 @@ static struct browse_req *browse_state(const struct request *req)
     return s;
 }
 
-enum MHD_Result web_browse(struct MHD_Connection *c, struct request *req, const char *path)
+enum conn_result web_browse(struct conn *c, struct request *req, const char *path)
 {
     struct browse_req *s = browse_state(req);
     assert(http_handling(req));
@@ -669,7 +668,7 @@ enum MHD_Result web_browse(struct MHD_Connection *c, struct request *req, const 
         return fetch_resume(s->file);
     if (!s) {
         if (!(s = calloc(1, sizeof(*s))))
-            return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+            return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         s->magic = BROWSE_REQ_MAGIC;
         s->conn = c;
         s->req = req;
@@ -679,14 +678,14 @@ enum MHD_Result web_browse(struct MHD_Connection *c, struct request *req, const 
     return begin(s, path);
 }
 
-const char *web_browse_done(struct request *req, enum MHD_RequestTerminationCode toe)
+const char *web_browse_done(struct request *req, bool completed)
 {
     struct browse_req *s = browse_state(req);
     const char *cache;
     if (!s) /* refused before it began (405) */
-        return fetch_finish(NULL, req, toe);
+        return fetch_finish(NULL, req, completed);
     assert(s->is_file || !s->file);
-    cache = s->is_file ? fetch_finish(s->file, req, toe) : NULL;
+    cache = s->is_file ? fetch_finish(s->file, req, completed) : NULL;
     if (s->list) {
         int64_t sent = browse_done(s->list);
         if (sent > 0)
@@ -698,12 +697,12 @@ const char *web_browse_done(struct request *req, enum MHD_RequestTerminationCode
     return cache;
 }
 
-enum MHD_Result web_browse_root(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result web_browse_root(struct conn *c, struct request *req, const char *rest)
 {
-    struct MHD_Response *r = http_error_response("see /browse/");
+    struct answer *r = http_error_response("see /browse/");
     (void)rest;
     assert(http_handling(req));
     if (r)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, "/browse/");
-    return http_queue(c, MHD_HTTP_FOUND, r);
+        answer_header(r, "Location", "/browse/");
+    return http_queue(c, HTTP_FOUND, r);
 }

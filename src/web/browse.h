@@ -8,7 +8,7 @@
  *                               when S3 has no such file, a folder of that name is redirected
  *                               to (302), else 404
  *
- * Contract: route handlers (struct route), on libmicrohttpd's pool threads. A request's state is
+ * Contract: route handlers (struct route), on the server's threads. A request's state is
  * a struct browse_req: the file's fetch_req, or the folder's walk, or both (a file S3 did not
  * have, checked as a folder); web_browse_done lets go of both, each park_leave() last.
  */
@@ -18,9 +18,9 @@
 #include "http_internal.h"
 
 /* "/browse/": `rest` is the path after it. */
-enum MHD_Result web_browse(struct MHD_Connection *c, struct request *req, const char *rest);
-const char *web_browse_done(struct request *req, enum MHD_RequestTerminationCode toe);
+enum conn_result web_browse(struct conn *c, struct request *req, const char *rest);
+const char *web_browse_done(struct request *req, bool completed);
 /* "/browse" alone, any method: the buckets' page lives at /browse/. */
-enum MHD_Result web_browse_root(struct MHD_Connection *c, struct request *req, const char *rest);
+enum conn_result web_browse_root(struct conn *c, struct request *req, const char *rest);
 
 #endif

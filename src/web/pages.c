@@ -46,9 +46,9 @@ void web_page_begin(struct buf *b, const char *title, const char *active)
     buf_add(b, "</nav></div></header><main>");
 }
 
-struct MHD_Response *web_page_response(struct buf *b)
+struct answer *web_page_response(struct buf *b)
 {
-    struct MHD_Response *r;
+    struct answer *r;
     size_t len;
     char *body;
     buf_addf(b,
@@ -60,25 +60,25 @@ struct MHD_Response *web_page_response(struct buf *b)
         return NULL;
     r = http_owned_response("text/html; charset=utf-8", body, len);
     if (r) {
-        MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        answer_header(r, "Content-Security-Policy", PAGE_CSP);
+        answer_header(r, "X-Content-Type-Options", "nosniff");
     }
     return r;
 }
 
-static enum MHD_Result page_end(struct MHD_Connection *c, struct buf *b, unsigned int status)
+static enum conn_result page_end(struct conn *c, struct buf *b, unsigned int status)
 {
-    struct MHD_Response *r = web_page_response(b);
+    struct answer *r = web_page_response(b);
     if (!r)
-        return http_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    answer_header(r, "Cache-Control", "no-store");
     return http_queue(c, status, r);
 }
 
 /* "http://HOST/api/v1/fetch/?url=", HOST as the client named us (escaped where it is shown). */
-static void fetch_prefix(struct MHD_Connection *c, struct buf *b)
+static void fetch_prefix(struct conn *c, struct buf *b)
 {
-    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    const char *host = conn_header(c, "Host");
     buf_add(b, "http://");
     if (host && *host)
         buf_html(b, host);
@@ -105,7 +105,7 @@ static void url_rule(struct buf *b)
                "</ul>");
 }
 
-static enum MHD_Result home_page(struct MHD_Connection *c)
+static enum conn_result home_page(struct conn *c)
 {
     struct buf b = {0};
     web_page_begin(&b, "Home", "/");
@@ -125,7 +125,7 @@ static enum MHD_Result home_page(struct MHD_Connection *c)
                 "<code>/api/v1/fetch/Image?url=...</code>.</p>");
     url_rule(&b);
     buf_add(&b, "</div>");
-    return page_end(c, &b, MHD_HTTP_OK);
+    return page_end(c, &b, HTTP_OK);
 }
 
 static void net_list(struct buf *b, const struct cidr *nets, int n, const char *none)
@@ -143,7 +143,7 @@ static void net_list(struct buf *b, const struct cidr *nets, int n, const char *
     buf_add(b, "</ul>");
 }
 
-static enum MHD_Result help_page(struct MHD_Connection *c)
+static enum conn_result help_page(struct conn *c)
 {
     struct sockaddr_storage addr;
     const struct sockaddr *client = http_client(c, &addr);
@@ -183,7 +183,7 @@ static enum MHD_Result help_page(struct MHD_Connection *c)
                 "<code>GET /browse/NAME/KEY</code> (S3 buckets, when configured)</li></ul>");
     url_rule(&b);
     buf_add(&b, "</div>");
-    return page_end(c, &b, MHD_HTTP_OK);
+    return page_end(c, &b, HTTP_OK);
 }
 
 static void format_time(int64_t t, char *out, size_t size)
@@ -314,20 +314,19 @@ static void resources_table(struct buf *b, const struct resources_query *q, cons
 }
 
 /* /resources/[STATE/[PAGE/]] with ?order= (and ?page=, as the JSON API takes it). */
-static enum MHD_Result resources_page(struct MHD_Connection *c, const char *rest)
+static enum conn_result resources_page(struct conn *c, const char *rest)
 {
     char state[32] = "successes", page[24] = "";
-    const char *why, *qpage = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page");
+    const char *why, *qpage = conn_query(c, "page");
     struct resources_query q;
     struct listing l;
     unsigned int status;
     struct buf b = {0};
 
     if (*rest && parse_listing_path(rest, state, sizeof(state), page, sizeof(page)) < 0)
-        return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such page");
-    if (resources_parse(state, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order"),
-                        page[0] ? page : qpage, &q, &why) < 0)
-        return http_send_error(c, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return http_send_error(c, HTTP_NOT_FOUND, "no such page");
+    if (resources_parse(state, conn_query(c, "order"), page[0] ? page : qpage, &q, &why) < 0)
+        return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
     if (resources_fetch(&q, &l, &status, &why) < 0)
         return http_send_error(c, status, "%s", why);
     web_page_begin(&b, "Resources", "/resources/");
@@ -341,7 +340,7 @@ static enum MHD_Result resources_page(struct MHD_Connection *c, const char *rest
     resources_table(&b, &q, &l);
     pager(&b, &q, &l);
     listing_free(&l);
-    return page_end(c, &b, MHD_HTTP_OK);
+    return page_end(c, &b, HTTP_OK);
 }
 
 static void summary_card(struct buf *b, const char *id, const char *value, const char *label)
@@ -401,7 +400,7 @@ static void hourly_charts(struct buf *b)
                8, (struct chart_series[]){{"hit ratio", "hits", ratio}}, 1, UNIT_PERCENT);
 }
 
-static enum MHD_Result statistics_page(struct MHD_Connection *c)
+static enum conn_result statistics_page(struct conn *c)
 {
     struct store_totals t;
     struct buf b = {0};
@@ -411,58 +410,57 @@ static enum MHD_Result statistics_page(struct MHD_Connection *c)
     summary(&b, &t);
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);
-    return page_end(c, &b, MHD_HTTP_OK);
+    return page_end(c, &b, HTTP_OK);
 }
 
-static enum MHD_Result asset(struct MHD_Connection *c, const char *name)
+static enum conn_result asset(struct conn *c, const char *name)
 {
     for (const struct asset *a = web_assets; a->name; a++) {
         if (strcmp(a->name, name))
             continue;
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+        struct answer *r = answer_static(a->data, a->size);
         if (r) {
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=3600");
-            MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+            answer_header(r, "Content-Type", a->type);
+            answer_header(r, "Cache-Control", "max-age=3600");
+            answer_header(r, "X-Content-Type-Options", "nosniff");
         }
         http_note_body(a->size);
-        return http_queue(c, MHD_HTTP_OK, r);
+        return http_queue(c, HTTP_OK, r);
     }
-    return http_send_error(c, MHD_HTTP_NOT_FOUND, "no such file");
+    return http_send_error(c, HTTP_NOT_FOUND, "no such file");
 }
 
-enum MHD_Result web_home(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result web_home(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
     assert(http_handling(req));
     return home_page(c);
 }
 
-enum MHD_Result web_help(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result web_help(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
     assert(http_handling(req));
     return help_page(c);
 }
 
-enum MHD_Result web_statistics(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result web_statistics(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
     assert(http_handling(req));
     return statistics_page(c);
 }
 
-enum MHD_Result web_resources(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result web_resources(struct conn *c, struct request *req, const char *rest)
 {
-    enum MHD_Result ret;
+    enum conn_result ret;
     assert(http_handling(req));
     if (!http_may_list(c, &ret)) /* a 403 is queued */
         return ret;
     return resources_page(c, rest[0] ? rest + 1 : "");
 }
 
-enum MHD_Result web_asset(struct MHD_Connection *c, struct request *req, const char *rest)
+enum conn_result web_asset(struct conn *c, struct request *req, const char *rest)
 {
     assert(http_handling(req));
     return asset(c, rest);

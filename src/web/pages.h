@@ -4,7 +4,7 @@
  * Content-Security-Policy that forbids inline script and style).
  *
  * Contract: web/ sits above http/: it answers through http_internal.h's helpers, and http/ never
- * names it (the route table, src/routes.c, does). Handlers run on libmicrohttpd's pool threads;
+ * names it (the route table, src/routes.c, does). Handlers run on the server's threads;
  * the page functions only format into a struct buf (any thread). Everything from outside is
  * escaped (buf_html, buf_query, buf_path).
  */
@@ -17,14 +17,14 @@
 /* A page's head and navigation, `active` the section shown as current; then the whole page as a
  * response (NULL when out of memory), its Cache-Control left to the caller. */
 void web_page_begin(struct buf *b, const char *title, const char *active);
-struct MHD_Response *web_page_response(struct buf *b);
+struct answer *web_page_response(struct buf *b);
 
 /* Route handlers (struct route): GET|HEAD /, /help/, /statistics/, /resources/[STATE/[PAGE/]]
  * (`rest` after "/resources": "" or "/..."), /static/NAME (`rest` the name). */
-enum MHD_Result web_home(struct MHD_Connection *c, struct request *req, const char *rest);
-enum MHD_Result web_help(struct MHD_Connection *c, struct request *req, const char *rest);
-enum MHD_Result web_statistics(struct MHD_Connection *c, struct request *req, const char *rest);
-enum MHD_Result web_resources(struct MHD_Connection *c, struct request *req, const char *rest);
-enum MHD_Result web_asset(struct MHD_Connection *c, struct request *req, const char *rest);
+enum conn_result web_home(struct conn *c, struct request *req, const char *rest);
+enum conn_result web_help(struct conn *c, struct request *req, const char *rest);
+enum conn_result web_statistics(struct conn *c, struct request *req, const char *rest);
+enum conn_result web_resources(struct conn *c, struct request *req, const char *rest);
+enum conn_result web_asset(struct conn *c, struct request *req, const char *rest);
 
 #endif

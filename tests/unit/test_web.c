@@ -99,22 +99,23 @@ static void buckets_appear_in_the_navigation_once_configured(void **state)
 static void a_page_response_forbids_inline_script_and_sniffing(void **state)
 {
     struct buf b = {0};
-    struct MHD_Response *r;
+    struct answer *r;
+    char v[512];
     const char *csp;
     (void)state;
     web_page_begin(&b, "Home", "/");
     buf_add(&b, "<h1>arca</h1>");
     r = web_page_response(&b);
     assert_non_null(r);
-    assert_string_equal(MHD_get_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE),
+    assert_string_equal(answer_header_value(r, "Content-Type", v, sizeof(v)),
                         "text/html; charset=utf-8");
-    assert_string_equal(MHD_get_response_header(r, "X-Content-Type-Options"), "nosniff");
-    csp = MHD_get_response_header(r, "Content-Security-Policy");
+    assert_string_equal(answer_header_value(r, "X-Content-Type-Options", v, sizeof(v)), "nosniff");
+    csp = answer_header_value(r, "Content-Security-Policy", v, sizeof(v));
     assert_non_null(csp);
     assert_non_null(strstr(csp, "default-src 'none'"));
     assert_non_null(strstr(csp, "script-src 'self'"));
     assert_null(strstr(csp, "unsafe-inline"));
-    MHD_destroy_response(r);
+    answer_put(r);
 }
 
 static void bar_chart_labels_and_names_are_escaped(void **state)
