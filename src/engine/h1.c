@@ -152,7 +152,9 @@ static enum h1_result field_line(struct h1_request *req, const char *buf, size_t
         unsigned char c = (unsigned char)buf[p];
         if (c == '\r')
             return refuse(req, 400, "CR in a header line");
-        if ((c < ' ' && c != '\t') || c == 0x7f)
+        /* DEL is let through: it ends no line and frames nothing, clients have sent it in a
+         * User-Agent, and libmicrohttpd took it (the access log escapes it) */
+        if (c < ' ' && c != '\t')
             return refuse(req, 400, "control character in a header line");
         if (!is_ows((char)c))
             last = p + 1;

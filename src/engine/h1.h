@@ -12,7 +12,8 @@
  *
  * What is refused, so that a proxy in front never reads one request where arca reads two
  * (request smuggling), nor a header line arca reads differently:
- *   - a NUL anywhere in the head, a bare CR, a control character in a field value (400);
+ *   - a NUL anywhere in the head, a bare CR, a control character in a field value (400; HTAB
+ *     and DEL are taken);
  *   - lines not all ended the same way, CRLF or a lone LF (400);
  *   - a folded line (obs-fold), whitespace before a colon, a name that is not a token (400);
  *   - two Content-Length lines, two Transfer-Encoding lines, both together, Transfer-Encoding
@@ -34,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define H1_MAX_FIELDS 100
+#define H1_MAX_FIELDS 1000
 
 enum h1_result {
     H1_MORE,  /* the head is not complete: call again with more bytes */

@@ -3,7 +3,7 @@
 #include "clock.h"
 #include "http_internal.h"
 #include "http_limits.h"
-#include "http_request_check.h"
+#include "engine.h"
 #include "log.h"
 #include "policy.h"
 #include "stats.h"
@@ -21,189 +21,20 @@
 #include <time.h>
 #include <unistd.h>
 
-/* libmicrohttpd's own caps sit this far above ours, so that connections over our limits can
- * still be told why; beyond them it closes new connections without a word. */
+/* The engine closes connections beyond --max-connections and this many more at once without a
+ * word; below that, those over our limits are accepted so that they can be told why. */
 #define HARD_CAP_MARGIN 64
-/* Connection memory beyond --max-header-size: response headers and libmicrohttpd's own needs. */
-#define POOL_SPARE 8192
 
 const struct config *http_cfg;
 atomic_bool http_draining;
 
 /* The request being handled on this thread, so that http_queue can note its status. */
 static _Thread_local struct request *current;
-/* This thread is one of libmicrohttpd's pool: it has had a request line (on_uri). A connection
- * stays on its thread, so its content readers and completion run where this is set. */
+/* This thread is one of the engine's workers: it has begun a request. A connection stays on its
+ * thread, so its body readers and completion run where this is set. */
 static _Thread_local bool pool_thread;
-static struct MHD_Daemon *daemon_;
 static const struct route *routes; /* http_start's: what is served */
 static int listen_fd = -1;
-
-/* conn.h on libmicrohttpd: a connection and an answer are libmicrohttpd's own, under arca's
- * names (handlers never see libmicrohttpd's), so a handle converts without a lookup. */
-static struct MHD_Connection *mhd(struct conn *c)
-{
-    return (struct MHD_Connection *)c;
-}
-
-static struct conn *conn_of(struct MHD_Connection *c)
-{
-    return (struct conn *)c;
-}
-
-static struct MHD_Response *response(struct answer *a)
-{
-    return (struct MHD_Response *)a;
-}
-
-static struct answer *answer_of(struct MHD_Response *r)
-{
-    return (struct answer *)r;
-}
-
-const char *conn_header(struct conn *c, const char *name)
-{
-    return MHD_lookup_connection_value(mhd(c), MHD_HEADER_KIND, name);
-}
-
-struct each_header {
-    const char *name;
-    void (*fn)(void *cls, const char *value);
-    void *cls;
-};
-
-static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    struct each_header *e = cls;
-    (void)kind;
-    if (value && !strcasecmp(key, e->name))
-        e->fn(e->cls, value);
-    return MHD_YES;
-}
-
-void conn_each_header(struct conn *c, const char *name, void (*fn)(void *cls, const char *value),
-                      void *cls)
-{
-    struct each_header e = {name, fn, cls};
-    MHD_get_connection_values(mhd(c), MHD_HEADER_KIND, each_header, &e);
-}
-
-const char *conn_query(struct conn *c, const char *name)
-{
-    return MHD_lookup_connection_value(mhd(c), MHD_GET_ARGUMENT_KIND, name);
-}
-
-const struct sockaddr *conn_peer(struct conn *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(mhd(c), MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    return ci ? ci->client_addr : NULL;
-}
-
-void conn_suspend(struct conn *c)
-{
-    MHD_suspend_connection(mhd(c));
-}
-
-void conn_resume(struct conn *c)
-{
-    MHD_resume_connection(mhd(c));
-}
-
-struct answer *answer_copy(const void *data, size_t len)
-{
-    return answer_of(MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY));
-}
-
-struct answer *answer_owned(void *data, size_t len)
-{
-    return answer_of(MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE));
-}
-
-struct answer *answer_static(const void *data, size_t len)
-{
-    return answer_of(MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT));
-}
-
-struct answer *answer_borrowed(const void *data, size_t len, void (*release)(void *), void *cls)
-{
-    return answer_of(
-        MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data, release, cls));
-}
-
-struct answer *answer_file(int fd, int64_t off, uint64_t len)
-{
-    return answer_of(MHD_create_response_from_fd_at_offset64(len, fd, (uint64_t)off));
-}
-
-/* The reader's results are libmicrohttpd's own values (checked below). */
-_Static_assert(ANSWER_END == MHD_CONTENT_READER_END_OF_STREAM, "reader's end");
-_Static_assert(ANSWER_CUT == MHD_CONTENT_READER_END_WITH_ERROR, "reader's cut");
-_Static_assert(ANSWER_SIZE_UNKNOWN == MHD_SIZE_UNKNOWN, "unknown size");
-
-struct answer *answer_read(uint64_t size, size_t block, answer_reader reader, void *cls)
-{
-    return answer_of(MHD_create_response_from_callback(size, block, reader, cls, NULL));
-}
-
-/* libmicrohttpd has no way to send a span of a file mid-body: it is copied into its buffer. */
-struct spans {
-    answer_spanner spanner;
-    void *cls;
-};
-
-static ssize_t read_span(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    struct spans *s = cls;
-    int fd = -1;
-    int64_t off = 0;
-    ssize_t n = s->spanner(s->cls, pos, max, &fd, &off);
-    if (n <= 0)
-        return n;
-    n = pread(fd, buf, (size_t)n, off);
-    return n > 0 ? n : ANSWER_CUT;
-}
-
-struct answer *answer_spans(uint64_t size, size_t block, answer_spanner spanner, void *cls)
-{
-    struct spans *s = malloc(sizeof(*s));
-    struct MHD_Response *r;
-    if (!s)
-        return NULL;
-    s->spanner = spanner;
-    s->cls = cls;
-    if (!(r = MHD_create_response_from_callback(size, block, read_span, s, free)))
-        free(s);
-    return answer_of(r);
-}
-
-bool answer_header(struct answer *a, const char *name, const char *value)
-{
-    return MHD_add_response_header(response(a), name, value) == MHD_YES;
-}
-
-const char *answer_header_value(struct answer *a, const char *name, char *out, size_t size)
-{
-    const char *v = MHD_get_response_header(response(a), name);
-    if (!v || size == 0)
-        return NULL;
-    snprintf(out, size, "%s", v);
-    return out;
-}
-
-void answer_put(struct answer *a)
-{
-    MHD_destroy_response(response(a));
-}
-
-/* The connection's entry in http_limits.c (its socket context; NULL when out of memory). */
-static struct conn_track *track_of(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
-}
 
 /* A shared response is never changed: other threads may be sending it. A plain hit that took
  * one just before draining began keeps its connection open; draining's grace period covers it
@@ -212,7 +43,7 @@ enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct a
 {
     if (current)
         current->status = status;
-    return MHD_queue_response(mhd(c), status, response(a)) == MHD_YES ? CONN_GO_ON : CONN_CLOSE;
+    return engine_queue(c, status, a) ? CONN_GO_ON : CONN_CLOSE;
 }
 
 enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *a)
@@ -375,24 +206,6 @@ bool http_may_list(struct conn *c, enum conn_result *ret)
     return false;
 }
 
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
-{
-    size_t *total = cls;
-    (void)kind;
-    *total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
-    return MHD_YES;
-}
-
-/* The request line and headers, counted as sent (near enough: folding and blanks aside). */
-static bool request_too_big(struct conn *c, const char *url, const char *method)
-{
-    size_t total = strlen(method) + strlen(url) + 12;
-    MHD_get_connection_values(mhd(c), MHD_GET_ARGUMENT_KIND, add_header_size, &total);
-    MHD_get_connection_values(mhd(c), MHD_HEADER_KIND, add_header_size, &total);
-    return total > (size_t)http_cfg->max_header_size;
-}
-
 /* Refuse on a request's first call; the connection closes after the answer. */
 static enum conn_result refuse_early(struct conn *c, unsigned int status, const char *reason)
 {
@@ -402,24 +215,7 @@ static enum conn_result refuse_early(struct conn *c, unsigned int status, const 
     return http_queue(c, status, r);
 }
 
-/* libmicrohttpd calls this as soon as it has the request line, before the headers: the request
- * is timed from here, and its record is the request's req_cls until completion. */
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
-{
-    size_t len = strlen(uri); /* bounded by the connection's memory (--max-header-size) */
-    struct request *req = calloc(1, sizeof(*req) + len + 1);
-    (void)cls;
-    pool_thread = true;
-    if (!req)
-        return NULL;
-    req->start_us = monotonic_us();
-    req->when = time(NULL);
-    memcpy(req->uri, uri, len);
-    request_check_begin(c, req);
-    return req;
-}
-
-/* What the access log needs of the request, kept before libmicrohttpd reuses its memory. */
+/* What the access log needs of the request, kept while it lives. */
 static void note_request(struct conn *c, struct request *req, const char *method,
                          const char *version)
 {
@@ -511,57 +307,6 @@ static void take_upload(struct request *req, const char *url, const char *method
     rt->upload(req, upload, size);
 }
 
-/* A request's first call: its header is in, none of its body read. libmicrohttpd 0.9.75 closes
- * the connection (no keep-alive) when a response is queued on this call, before it counts the
- * request as received: so this call only refuses (and so closes, which a request whose framing
- * is refused needs), and routing happens on the second. */
-static enum conn_result first_call(struct conn *c, struct request *req, const char *url,
-                                   const char *method, const char *version)
-{
-    unsigned int status;
-    const char *reason;
-    req->seen = true;
-    request_check_end(req);
-    note_request(c, req, method, version);
-    limits_request_begins(track_of(mhd(c)), http_client(c, &req->client));
-    if ((status = request_check(mhd(c), method, version, &reason)) != 0)
-        return refuse_early(c, status, reason);
-    if ((status = limits_refusal(track_of(mhd(c)), &reason)) == 0 &&
-        request_too_big(c, url, method)) {
-        status = HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
-        reason = "request line and headers larger than --max-header-size";
-    }
-    if (status == 0)
-        return CONN_GO_ON;
-    atomic_fetch_add(&stats.limited, 1);
-    return refuse_early(c, status, reason);
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **req_cls)
-{
-    struct request *req = *req_cls;
-    struct conn *c = conn_of(mc);
-    enum conn_result ret;
-    (void)cls;
-
-    if (!req)
-        return MHD_NO; /* out of memory in on_uri */
-    current = req;
-    if (!req->seen) {
-        ret = first_call(c, req, url, method, version);
-    } else if (*upload_size != 0) {
-        take_upload(req, url, method, upload, *upload_size);
-        *upload_size = 0;
-        ret = CONN_GO_ON;
-    } else {
-        ret = route(c, req, url, method);
-    }
-    current = NULL;
-    return ret == CONN_GO_ON ? MHD_YES : MHD_NO;
-}
-
 /* A load balancer's poll: GET or HEAD of a polled route's path (the request line as sent, its
  * query included, so "?x" is no poll), answered 200 or 503. Anything else on that path (a POST,
  * a DELETE, a smuggling attempt arca refused) is logged like any request. */
@@ -590,43 +335,97 @@ static void log_request(struct conn *c, struct request *req, const char *cache)
     access_log_write(&e);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
-                         enum MHD_RequestTerminationCode toe)
+/* The engine's callbacks (engine.h). */
+
+static void *on_opened(int fd, const struct sockaddr *peer)
 {
-    struct request *req = *req_cls;
-    const char *cache = NULL;
-    (void)cls;
-    limits_request_ends(track_of(c));
+    atomic_fetch_add(&stats.connections, 1);
+    return limits_conn_open(fd, peer);
+}
+
+static void on_closed(void *ctx)
+{
+    limits_conn_close(ctx);
+    atomic_fetch_add(&stats.connections, -1);
+}
+
+/* A request's head is in: it is timed from here, and its record lives until on_done. A head the
+ * engine refused, or a client over its limits, is answered at once (and the connection closes). */
+static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
+{
+    const char *uri = engine_target(c);
+    size_t len = strlen(uri); /* bounded by --max-header-size */
+    struct request *req = calloc(1, sizeof(*req) + len + 1);
+    pool_thread = true;
     if (!req)
-        return;
-    request_check_end(req);
+        return NULL;
+    req->start_us = monotonic_us();
+    req->when = time(NULL);
+    memcpy(req->uri, uri, len);
+    current = req;
+    note_request(c, req, engine_method(c), engine_version(c));
+    limits_request_begins(engine_conn_ctx(c), http_client(c, &req->client));
+    if (refusal == 413 || refusal == 414 || refusal == 431) /* too large: a limit's refusal */
+        atomic_fetch_add(&stats.limited, 1);
+    else if (!refusal && (refusal = limits_refusal(engine_conn_ctx(c), &reason)) != 0)
+        atomic_fetch_add(&stats.limited, 1);
+    if (refusal)
+        refuse_early(c, refusal, reason);
+    current = NULL;
+    return req;
+}
+
+static void on_upload(struct conn *c, void *r, const char *data, size_t n)
+{
+    struct request *req = r;
+    current = req;
+    take_upload(req, engine_path(c), engine_method(c), data, n);
+    current = NULL;
+}
+
+static enum conn_result on_call(struct conn *c, void *r)
+{
+    struct request *req = r;
+    enum conn_result ret;
+    current = req;
+    ret = route(c, req, engine_path(c), engine_method(c));
+    current = NULL;
+    return ret;
+}
+
+static void on_refuse(struct conn *c, void *r, unsigned int status, const char *reason)
+{
+    current = r;
+    refuse_early(c, status, reason);
+    current = NULL;
+}
+
+static void on_done(struct conn *c, void *r, bool completed)
+{
+    struct request *req = r;
+    const char *cache = NULL;
+    limits_request_ends(engine_conn_ctx(c));
     assert(http_on_pool());
     if (req->route && req->route->done)
-        cache = req->route->done(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+        cache = req->route->done(req, completed);
     assert(!req->state); /* the route's done let go of it */
     if (!cache)
         cache = "-";
-    log_request(conn_of(c), req, cache);
+    log_request(c, req, cache);
     free(req->referer);
     free(req->agent);
     free(req);
-    *req_cls = NULL;
 }
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    (void)cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fd =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        atomic_fetch_add(&stats.connections, 1);
-        *socket_ctx = limits_conn_open(fd ? fd->connect_fd : -1, conn_peer(conn_of(c)));
-    } else {
-        limits_conn_close(*socket_ctx);
-        *socket_ctx = NULL;
-        atomic_fetch_add(&stats.connections, -1);
-    }
-}
+
+static const struct engine_ops ops = {
+    .opened = on_opened,
+    .closed = on_closed,
+    .begin = on_begin,
+    .upload = on_upload,
+    .call = on_call,
+    .refuse = on_refuse,
+    .done = on_done,
+};
 
 static int bind_listener(const struct config *cfg, char *err, size_t errlen)
 {
@@ -640,7 +439,8 @@ static int bind_listener(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "--listen %s: %s", cfg->listen_host, gai_strerror(rc));
         return -1;
     }
-    listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* non-blocking: several workers may wake for one connection, and only one gets it */
+    listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(listen_fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(listen_fd, 1024) < 0) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
@@ -657,64 +457,24 @@ static int bind_listener(const struct config *cfg, char *err, size_t errlen)
 
 int http_start(const struct config *cfg, const struct route *table, char *err, size_t errlen)
 {
+    struct engine_limits lim = {
+        .threads = cfg->threads,
+        .max_head = (size_t)cfg->max_header_size,
+        .idle_timeout_ms = cfg->idle_timeout * 1000,
+        .max_connections = cfg->max_connections + HARD_CAP_MARGIN,
+    };
     http_cfg = cfg;
     routes = table;
     if (bind_listener(cfg, err, errlen) < 0 || limits_start(cfg, err, errlen) < 0)
         return -1;
-    request_check_init();
-    /* The connection's memory pool holds the request line and headers and the response
-     * headers. Measured: headers close to the pool's size get no answer at all, so the pool has
-     * room for an answer beyond --max-header-size; request_too_big() enforces the exact limit,
-     * and requests far beyond it get libmicrohttpd's own 431 or 414. The pool is no bigger:
-     * libmicrohttpd 0.9.75 zeroes all of it after every request (memset was 6% of a 4 KiB hit's
-     * profile) and it stays resident on every idle keep-alive connection. */
-    daemon_ = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, request_check_mhd_log, NULL,
-        MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->idle_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_header_size + POOL_SPARE,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(cfg->max_connections + HARD_CAP_MARGIN),
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)(cfg->max_connections_per_ip + HARD_CAP_MARGIN), MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_END);
-    if (!daemon_) {
-        snprintf(err, errlen, "cannot start the HTTP server on %s:%d", cfg->listen_host,
-                 cfg->listen_port);
+    if (engine_start(listen_fd, &lim, &ops, err, errlen) < 0) {
         close(listen_fd);
         listen_fd = -1;
+        limits_stop();
         return -1;
     }
     log_info("listening on %s:%d", cfg->listen_host, cfg->listen_port);
     return 0;
-}
-
-/* New clients refused from now on: the listening socket is closed, and its descriptor number
- * becomes a connected Unix socket that never polls readable and whose accept() fails with EINVAL,
- * which libmicrohttpd takes for "shutting down" and passes over. Closing the socket takes it out
- * of every worker's epoll set in the kernel, with no epoll_ctl from this thread.
- * MHD_quiesce_daemon, which did this before, races with libmicrohttpd 0.9.75's own workers: both
- * remove the socket from a worker's epoll set, and the loser of the race aborts the process
- * ("Failed to remove listen FD from epoll set", about one drain in 450 under load). The number
- * stays taken, so no worker can reach a descriptor opened later under it; libmicrohttpd closes it
- * at MHD_stop_daemon, as it closes a listening socket it was given and never quiesced. */
-static int placeholder_peer = -1;
-
-static void stop_listening(void)
-{
-    int pair[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0) {
-        bool placed = dup3(pair[0], listen_fd, O_CLOEXEC) >= 0;
-        close(pair[0]);
-        if (placed) {
-            placeholder_peer = pair[1];
-            return;
-        }
-        close(pair[1]);
-    }
-    /* out of descriptors: refused too, though its workers may spin on it until http_stop */
-    shutdown(listen_fd, SHUT_RDWR);
 }
 
 void http_drain(int64_t grace_seconds)
@@ -722,7 +482,7 @@ void http_drain(int64_t grace_seconds)
     struct timespec tick = {0, 50 * 1000 * 1000};
     time_t deadline = time(NULL) + grace_seconds;
     atomic_store(&http_draining, true);
-    stop_listening();
+    engine_stop_listening(); /* new clients are refused from now on */
     while (atomic_load(&stats.connections) > 0 && time(NULL) < deadline)
         nanosleep(&tick, NULL);
     if (atomic_load(&stats.connections) > 0)
@@ -732,11 +492,7 @@ void http_drain(int64_t grace_seconds)
 
 void http_stop(void)
 {
-    MHD_stop_daemon(daemon_); /* closes listen_fd's number, whatever it holds by then */
-    daemon_ = NULL;
+    engine_stop(); /* closes the listening socket if draining did not */
     listen_fd = -1;
-    if (placeholder_peer >= 0)
-        close(placeholder_peer);
-    placeholder_peer = -1;
     limits_stop();
 }

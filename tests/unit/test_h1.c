@@ -194,7 +194,7 @@ static void malformed_lines_are_refused(void **state)
         {": empty name", "invalid header name"},
         {"X-Note: a\nX-Other: b", "mixed line ends"},
         {"X-Note: a\x01", "control character in a header line"},
-        {"X-Note: a\x7f", "control character in a header line"},
+        {"X-Note: a\x1f", "control character in a header line"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -205,6 +205,17 @@ static void malformed_lines_are_refused(void **state)
         snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n\r\n", cases[i].line);
         refused_with(head, 400, cases[i].reason);
     }
+    /* DEL frames nothing: taken, as the value it is */
+    struct h1_request req;
+    const char *del = "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: a\x7f"
+                      "b\r\n\r\n";
+    size_t len;
+    assert_int_equal(parse(&req, del), H1_DONE);
+    assert_memory_equal(h1_field(&req, del, "user-agent", &len),
+                        "a\x7f"
+                        "b",
+                        3);
+    assert_int_equal(len, 3);
 }
 
 static void a_nul_anywhere_is_refused(void **state)
@@ -258,7 +269,7 @@ static void limits_give_414_and_431(void **state)
     /* one line too many */
     n = snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: a\r\n");
     for (int i = 1; i < H1_MAX_FIELDS; i++)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "X: %d\r\n", i);
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "X:\r\n");
     snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
     assert_int_equal(parse(&req, head), H1_DONE);
     assert_int_equal(req.n_fields, H1_MAX_FIELDS);

@@ -1,0 +1,157 @@
+/* Answers (conn.h, answer.h): a body and header lines, counted references. */
+#include "answer.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static struct answer *answer_new(enum answer_kind kind, size_t extra)
+{
+    struct answer *a = calloc(1, sizeof(*a) + extra);
+    if (!a)
+        return NULL;
+    atomic_init(&a->refs, 1);
+    a->kind = kind;
+    a->fd = -1;
+    return a;
+}
+
+struct answer *answer_copy(const void *data, size_t len)
+{
+    struct answer *a = answer_new(ANSWER_MEM, len + 1);
+    if (!a)
+        return NULL;
+    memcpy(a + 1, data, len); /* the bytes follow the record, in the same allocation */
+    a->data = (const char *)(a + 1);
+    a->len = len;
+    return a;
+}
+
+struct answer *answer_owned(void *data, size_t len)
+{
+    return answer_borrowed(data, len, free, data);
+}
+
+struct answer *answer_static(const void *data, size_t len)
+{
+    return answer_borrowed(data, len, NULL, NULL);
+}
+
+struct answer *answer_borrowed(const void *data, size_t len, void (*release)(void *), void *cls)
+{
+    struct answer *a = answer_new(ANSWER_MEM, 0);
+    if (!a)
+        return NULL;
+    a->data = data;
+    a->len = len;
+    a->release = release;
+    a->release_cls = cls;
+    return a;
+}
+
+struct answer *answer_file(int fd, int64_t off, uint64_t len)
+{
+    struct answer *a = answer_new(ANSWER_FILE, 0);
+    if (!a)
+        return NULL;
+    a->fd = fd;
+    a->off = off;
+    a->len = len;
+    return a;
+}
+
+struct answer *answer_read(uint64_t size, size_t block, answer_reader reader, void *cls)
+{
+    struct answer *a = answer_new(ANSWER_READ, 0);
+    if (!a)
+        return NULL;
+    a->len = size;
+    a->block = block ? block : 1;
+    a->reader = reader;
+    a->reader_cls = cls;
+    return a;
+}
+
+struct answer *answer_spans(uint64_t size, size_t block, answer_spanner spanner, void *cls)
+{
+    struct answer *a = answer_new(ANSWER_SPAN, 0);
+    if (!a)
+        return NULL;
+    a->len = size;
+    a->block = block ? block : 1;
+    a->spanner = spanner;
+    a->reader_cls = cls;
+    return a;
+}
+
+/* A name is a token, a value holds no CR, LF or NUL: nothing added can split the head. */
+static bool safe_line(const char *name, const char *value)
+{
+    size_t n = strlen(name);
+    if (n == 0 || strcspn(name, "()<>@,;:\\\"/[]?={} \t\r\n") != n)
+        return false;
+    return strcspn(value, "\r\n") == strlen(value);
+}
+
+bool answer_header(struct answer *a, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+    if (!safe_line(name, value))
+        return false;
+    if (a->headers_len + need > a->headers_cap) {
+        size_t cap = a->headers_cap ? a->headers_cap * 2 : 256;
+        char *h;
+        while (cap < a->headers_len + need)
+            cap *= 2;
+        if (!(h = realloc(a->headers, cap)))
+            return false;
+        a->headers = h;
+        a->headers_cap = cap;
+    }
+    memcpy(a->headers + a->headers_len, name, nl);
+    memcpy(a->headers + a->headers_len + nl, ": ", 2);
+    memcpy(a->headers + a->headers_len + nl + 2, value, vl);
+    memcpy(a->headers + a->headers_len + nl + 2 + vl, "\r\n", 2);
+    a->headers_len += need;
+    if (!strcasecmp(name, "Connection") && !strcasecmp(value, "close"))
+        a->close = true;
+    return true;
+}
+
+const char *answer_header_value(struct answer *a, const char *name, char *out, size_t size)
+{
+    size_t n = strlen(name);
+    for (const char *l = a->headers, *end = a->headers + a->headers_len; l && l < end;) {
+        const char *eol = memchr(l, '\r', (size_t)(end - l));
+        if (!eol)
+            break;
+        if ((size_t)(eol - l) > n + 1 && !strncasecmp(l, name, n) && l[n] == ':' && size > 0) {
+            size_t len = (size_t)(eol - l) - n - 2;
+            if (len >= size)
+                len = size - 1;
+            memcpy(out, l + n + 2, len);
+            out[len] = '\0';
+            return out;
+        }
+        l = eol + 2;
+    }
+    return NULL;
+}
+
+void answer_hold(struct answer *a)
+{
+    atomic_fetch_add(&a->refs, 1);
+}
+
+void answer_put(struct answer *a)
+{
+    if (!a || atomic_fetch_sub(&a->refs, 1) != 1)
+        return;
+    if (a->release)
+        a->release(a->release_cls);
+    if (a->fd >= 0)
+        close(a->fd);
+    free(a->headers);
+    free(a);
+}

@@ -1,0 +1,534 @@
+/* A connection's course (engine.h): read a head, read its body, call the handler until it
+ * answers, send the answer, then the next request or the close. conn.h's request side too. */
+#include "engine_internal.h"
+#include "url.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* What a step of the course tells the driver. */
+enum step {
+    STEP_GO,   /* the state changed: go on */
+    STEP_WAIT, /* wait for the socket, a wake-up or the next turn */
+    STEP_GONE, /* the connection is closed: never touch it again */
+};
+
+struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
+    int one = 1;
+    if (!c)
+        return NULL;
+    c->fd = fd;
+    c->w = w;
+    c->can_write = true; /* a new socket has room; EPOLLOUT says so again after EAGAIN */
+    if (len <= sizeof(c->peer))
+        memcpy(&c->peer, peer, len);
+    /* The head and a small body leave in one writev: nothing is gained by Nagle's wait. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->ctx = engine_ops_->opened(fd, len <= sizeof(c->peer) ? &c->peer.sa : NULL);
+    ev.data.ptr = c;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        engine_ops_->closed(c->ctx);
+        free(c);
+        return NULL;
+    }
+    worker_touch(w, c);
+    return c;
+}
+
+static void exchange_free(struct exchange *x)
+{
+    if (!x)
+        return;
+    answer_put(x->ans);
+    free(x->out);
+    free(x->block);
+    free(x);
+}
+
+/* Take `n` bytes off the front of the read buffer; an empty one goes back to the pool. */
+static void consume(struct conn *c, size_t n)
+{
+    struct inbuf *b = c->in;
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    if (b->len == 0) {
+        worker_give_buffer(c->w, b);
+        c->in = NULL;
+    }
+}
+
+static void unready(struct conn *c)
+{
+    struct conn **p = &c->w->ready;
+    if (!c->in_ready)
+        return;
+    while (*p && *p != c)
+        p = &(*p)->ready_next;
+    if (*p)
+        *p = c->ready_next;
+    c->ready_next = NULL;
+    c->in_ready = false;
+}
+
+void conn_close(struct conn *c)
+{
+    struct exchange *x = c->x;
+    if (x && x->req) /* the request's headers are still there for its done (the access log) */
+        engine_ops_->done(c, x->req, false);
+    c->x = NULL;
+    exchange_free(x);
+    worker_unlink(c->w, c);
+    worker_forget_wake(c->w, c);
+    unready(c);
+    engine_ops_->closed(c->ctx); /* before the descriptor goes: see http_limits.h */
+    close(c->fd);
+    if (c->in)
+        worker_give_buffer(c->w, c->in);
+    worker_conn_gone();
+    free(c);
+}
+
+/* Read what the socket has into the buffer (taken from the pool if need be): >0 bytes read, 0
+ * none now (can_read cleared), -1 the client closed its side or the socket failed. */
+static ssize_t fill(struct conn *c)
+{
+    size_t room;
+    ssize_t n;
+    if (!c->can_read)
+        return 0;
+    if (!c->in && !(c->in = worker_take_buffer(c->w)))
+        return -1;
+    room = engine_lim.max_head + 1 - c->in->len;
+    if (room == 0)
+        return 0; /* full: the parse decides */
+    do
+        n = recv(c->fd, c->in->data + c->in->len, room, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        c->in->len += (size_t)n;
+        worker_touch(c->w, c);
+        return n;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        c->can_read = false;
+        if (c->in->len == 0) { /* nothing pending: an idle connection holds no buffer */
+            worker_give_buffer(c->w, c->in);
+            c->in = NULL;
+        }
+        return 0;
+    }
+    c->peer_done = true;
+    return -1;
+}
+
+/* Bytes the head's strings need, and how many query arguments the target has. */
+static size_t text_size(const struct h1_request *h, const char *buf, int *n_args)
+{
+    size_t size = 2u * h->target.len + h->method.len + 8;
+    const char *q = memchr(buf + h->target.at, '?', h->target.len);
+    *n_args = 0;
+    if (q) {
+        const char *end = buf + h->target.at + h->target.len;
+        *n_args = 1;
+        for (const char *p = q; p < end; p++)
+            *n_args += *p == '&';
+    }
+    for (int i = 0; i < h->n_fields; i++)
+        size += h->fields[i].name.len + h->fields[i].value.len + 2;
+    return size + (size_t)(2 * h->n_fields + 2 * *n_args) * sizeof(char *);
+}
+
+static char *put(char **at, const char *s, size_t n)
+{
+    char *p = *at;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    *at += n + 1;
+    return p;
+}
+
+/* The query's arguments, percent-decoded ('+' a space), as name=value pairs; one without '='
+ * has no value (NULL). */
+static void split_args(struct exchange *x, char *query)
+{
+    char *save = NULL;
+    x->n_args = 0;
+    for (char *a = strtok_r(query, "&", &save); a; a = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(a, '=');
+        if (eq)
+            *eq++ = '\0';
+        url_unescape_arg(a);
+        if (eq)
+            url_unescape_arg(eq);
+        x->arg_names[x->n_args] = a;
+        x->arg_values[x->n_args] = eq;
+        x->n_args++;
+    }
+}
+
+/* The request as the handler sees it: every string of its head copied out of the read buffer,
+ * NUL-terminated, so the buffer can be given back (or hold the next request) meanwhile. */
+static struct exchange *exchange_new(const struct h1_request *h, const char *buf, bool whole)
+{
+    int n_args = 0;
+    size_t size = whole          ? text_size(h, buf, &n_args)
+                  : h->have_line ? h->method.len + h->target.len + 2
+                                 : 0;
+    struct exchange *x = calloc(1, sizeof(*x) + size);
+    char *at;
+    if (!x)
+        return NULL;
+    x->names = x->slots;
+    x->values = x->names + (whole ? h->n_fields : 0);
+    x->arg_names = x->values + (whole ? h->n_fields : 0);
+    x->arg_values = x->arg_names + n_args;
+    at = (char *)(x->arg_values + n_args);
+    x->version = h->minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+    if (!h->have_line) {
+        x->method = x->target = x->path = "";
+        return x;
+    }
+    x->method = put(&at, buf + h->method.at, h->method.len);
+    x->target = put(&at, buf + h->target.at, h->target.len);
+    if (!whole) {
+        x->path = x->target;
+        return x;
+    }
+    char *path = put(&at, buf + h->target.at, h->target.len);
+    char *query = strchr(path, '?');
+    if (query) {
+        *query++ = '\0';
+        split_args(x, query);
+    }
+    url_unescape(path);
+    x->path = path;
+    x->n_fields = h->n_fields;
+    for (int i = 0; i < h->n_fields; i++) {
+        x->names[i] = put(&at, buf + h->fields[i].name.at, h->fields[i].name.len);
+        x->values[i] = put(&at, buf + h->fields[i].value.at, h->fields[i].value.len);
+    }
+    return x;
+}
+
+/* A refused head: the request gets its answer (begin queues it) and the connection closes. */
+static enum step refuse_head(struct conn *c, const struct h1_request *h)
+{
+    struct exchange *x = exchange_new(h, c->in->data, false);
+    if (!x) {
+        conn_close(c);
+        return STEP_GONE;
+    }
+    c->x = x;
+    c->state = CONN_SEND;
+    c->can_read = false; /* nothing more is read from this connection */
+    if (!(x->req = engine_ops_->begin(c, h->status, h->reason)) || !x->ans || !send_prepare(c)) {
+        conn_close(c);
+        return STEP_GONE;
+    }
+    x->keep_alive = false;
+    return STEP_GO;
+}
+
+static enum step begin_request(struct conn *c)
+{
+    struct h1_request *h = &c->in->h1;
+    struct exchange *x = exchange_new(h, c->in->data, true);
+    if (!x) {
+        conn_close(c);
+        return STEP_GONE;
+    }
+    c->x = x;
+    x->body_left = h->chunked ? -1 : h->content_length > 0 ? h->content_length : 0;
+    if (h->chunked)
+        h1_chunked_init(&x->chunked, h->eol, engine_lim.max_head);
+    x->keep_alive = h->keep_alive;
+    x->http10 = h->minor == 0;
+    x->head_only = !strcmp(x->method, "HEAD");
+    x->continue_sent = !h->expect_continue;
+    consume(c, h->head_len);
+    if (c->in)
+        h1_init(&c->in->h1);
+    c->state = CONN_BODY;
+    if (!(x->req = engine_ops_->begin(c, 0, NULL))) {
+        conn_close(c);
+        return STEP_GONE;
+    }
+    return STEP_GO;
+}
+
+static enum step read_head(struct conn *c)
+{
+    for (;;) {
+        if (c->in && c->in->len > 0) {
+            enum h1_result r = h1_parse(&c->in->h1, c->in->data, c->in->len, engine_lim.max_head);
+            if (r == H1_DONE)
+                return begin_request(c);
+            if (r == H1_ERROR)
+                return refuse_head(c, &c->in->h1);
+        }
+        ssize_t n = fill(c);
+        if (n == 0)
+            return STEP_WAIT;
+        if (n < 0) { /* the client is gone, between requests or in the middle of a head */
+            conn_close(c);
+            return STEP_GONE;
+        }
+    }
+}
+
+static void upload(void *arg, const char *data, size_t n)
+{
+    struct conn *c = arg;
+    if (!c->x->ans)
+        engine_ops_->upload(c, c->x->req, data, n);
+}
+
+/* The body's bytes in the buffer go to the handler (chunked or counted). false: refused. */
+static bool take_body(struct conn *c)
+{
+    struct exchange *x = c->x;
+    size_t n;
+    if (x->body_left < 0) {
+        enum h1_result r;
+        n = h1_chunked_feed(&x->chunked, c->in->data, c->in->len, upload, c, &r);
+        if (r == H1_ERROR)
+            return false;
+        if (r == H1_DONE)
+            x->body_left = 0;
+    } else {
+        n = c->in->len < (uint64_t)x->body_left ? c->in->len : (size_t)x->body_left;
+        upload(c, c->in->data, n);
+        x->body_left -= (int64_t)n;
+    }
+    consume(c, n);
+    return true;
+}
+
+static enum step read_body(struct conn *c)
+{
+    struct exchange *x = c->x;
+    if (x->ans) { /* refused at its head (limits): its body is never read, so no keep-alive */
+        x->keep_alive = x->keep_alive && x->body_left == 0;
+        c->state = CONN_SEND;
+        return send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
+    }
+    if (!x->continue_sent && x->body_left != 0) {
+        send_continue(c);
+        x->continue_sent = true;
+    }
+    for (;;) {
+        if (x->body_left == 0) {
+            c->state = CONN_CALL;
+            return STEP_GO;
+        }
+        if (c->in && c->in->len > 0) {
+            if (!take_body(c)) {
+                x->keep_alive = false;
+                engine_ops_->refuse(c, x->req, x->chunked.status, x->chunked.reason);
+                c->state = CONN_SEND;
+                return x->ans && send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
+            }
+            continue;
+        }
+        ssize_t n = fill(c);
+        if (n == 0)
+            return STEP_WAIT;
+        if (n < 0) {
+            conn_close(c);
+            return STEP_GONE;
+        }
+    }
+}
+
+static enum step call_handler(struct conn *c)
+{
+    struct exchange *x = c->x;
+    enum conn_result r;
+    c->suspended = false;
+    r = engine_ops_->call(c, x->req);
+    if (r == CONN_CLOSE) {
+        conn_close(c);
+        return STEP_GONE;
+    }
+    if (x->ans) {
+        c->suspended = false;
+        c->state = CONN_SEND;
+        return send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
+    }
+    if (c->suspended) {
+        worker_park(c->w, c);
+        return STEP_WAIT;
+    }
+    /* a handler answers or suspends; one that did neither gets a 500 rather than a hang */
+    engine_ops_->refuse(c, x->req, 500, "internal error: the request got no answer");
+    x->keep_alive = false;
+    c->state = CONN_SEND;
+    return x->ans && send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
+}
+
+/* The answer went out whole: the request is done; the connection goes on with the next (the
+ * buffer may hold it already: pipelining) or closes. */
+static enum step finish(struct conn *c)
+{
+    struct exchange *x = c->x;
+    bool keep = x->keep_alive; /* half-closed, the requests it sent before are still answered */
+    if (x->req)
+        engine_ops_->done(c, x->req, true);
+    c->x = NULL;
+    exchange_free(x);
+    if (!keep) {
+        conn_close(c);
+        return STEP_GONE;
+    }
+    c->state = CONN_HEAD;
+    return STEP_GO;
+}
+
+static enum step send_answer(struct conn *c)
+{
+    switch (send_some(c)) {
+    case SEND_DONE:
+        return finish(c);
+    case SEND_AGAIN:
+        return STEP_WAIT;
+    case SEND_TURN:
+        worker_ready(c->w, c);
+        return STEP_WAIT;
+    case SEND_WAIT:
+        worker_park(c->w, c);
+        return STEP_WAIT;
+    case SEND_CUT:
+        break;
+    }
+    conn_close(c);
+    return STEP_GONE;
+}
+
+void conn_go_on(struct conn *c)
+{
+    enum step s = STEP_GO;
+    while (s == STEP_GO) {
+        switch (c->state) {
+        case CONN_HEAD:
+            s = read_head(c);
+            break;
+        case CONN_BODY:
+            s = read_body(c);
+            break;
+        case CONN_CALL:
+            s = c->suspended ? STEP_WAIT : call_handler(c);
+            break;
+        case CONN_SEND:
+            s = c->suspended ? STEP_WAIT : send_answer(c);
+            break;
+        }
+    }
+}
+
+void conn_event(struct conn *c, uint32_t events)
+{
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->can_read = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->can_write = true;
+    if ((events & (EPOLLHUP | EPOLLERR)) && c->state != CONN_HEAD && c->state != CONN_BODY) {
+        conn_close(c); /* the client is gone while its answer was prepared or sent */
+        return;
+    }
+    conn_go_on(c);
+}
+
+/* A wake-up from conn_resume: only a suspended connection goes on. */
+void conn_woken(struct conn *c)
+{
+    if (!c->suspended)
+        return;
+    c->suspended = false;
+    worker_touch(c->w, c);
+    conn_go_on(c);
+}
+
+/* conn.h, the request's side */
+
+const char *conn_header(struct conn *c, const char *name)
+{
+    for (int i = 0; c->x && i < c->x->n_fields; i++)
+        if (!strcasecmp(c->x->names[i], name))
+            return c->x->values[i];
+    return NULL;
+}
+
+void conn_each_header(struct conn *c, const char *name, void (*fn)(void *cls, const char *value),
+                      void *cls)
+{
+    for (int i = 0; c->x && i < c->x->n_fields; i++)
+        if (!strcasecmp(c->x->names[i], name))
+            fn(cls, c->x->values[i]);
+}
+
+const char *conn_query(struct conn *c, const char *name)
+{
+    for (int i = 0; c->x && i < c->x->n_args; i++)
+        if (!strcmp(c->x->arg_names[i], name))
+            return c->x->arg_values[i];
+    return NULL;
+}
+
+const struct sockaddr *conn_peer(struct conn *c)
+{
+    return c->peer.sa.sa_family ? &c->peer.sa : NULL;
+}
+
+void conn_suspend(struct conn *c)
+{
+    c->suspended = true;
+}
+
+void *engine_conn_ctx(struct conn *c)
+{
+    return c->ctx;
+}
+
+const char *engine_method(struct conn *c)
+{
+    return c->x ? c->x->method : "";
+}
+
+const char *engine_target(struct conn *c)
+{
+    return c->x ? c->x->target : "";
+}
+
+const char *engine_path(struct conn *c)
+{
+    return c->x ? c->x->path : "";
+}
+
+const char *engine_version(struct conn *c)
+{
+    return c->x ? c->x->version : "HTTP/1.1";
+}
+
+bool engine_queue(struct conn *c, unsigned int status, struct answer *a)
+{
+    if (!c->x || c->x->ans)
+        return false;
+    answer_hold(a);
+    c->x->ans = a;
+    c->x->status = status;
+    return true;
+}
+
+unsigned int engine_status(struct conn *c)
+{
+    return c->x ? c->x->status : 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * engine.h — arca's own HTTP/1.1 server: worker threads, each with an epoll loop, serving the
+ * connections of one listening socket; requests read with h1.c and answered as conn.h says.
+ *
+ * Contract: engine_start() takes a bound, listening socket and starts `threads` workers. Every
+ * callback of `engine_ops` runs on the worker thread that owns the connection, and a connection
+ * never changes thread. For each request, in order: `begin` once its head is in (it may queue an
+ * answer, a refusal, at once); `upload` with its body's bytes as they come (when no answer is
+ * queued yet); `call` once the body is in, and again after every conn_resume while no answer is
+ * queued; `done` once, when the answer went out whole (completed) or the connection ended first.
+ * `opened` and `closed` bracket a connection; `closed` runs before its descriptor is closed.
+ * Requests of one connection are answered in order (pipelining); an idle keep-alive connection
+ * holds no buffer. engine_stop_listening() takes the listening socket out of every loop and
+ * closes it (new clients are refused); engine_stop() closes every connection (their requests
+ * done, not completed) and joins the workers.
+ */
+#ifndef ARCA_ENGINE_H
+#define ARCA_ENGINE_H
+
+#include "conn.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct engine_ops {
+    /* A connection from `peer`: its context, handed back to `closed` and by engine_conn_ctx. */
+    void *(*opened)(int fd, const struct sockaddr *peer);
+    void (*closed)(void *conn_ctx);
+    /* A request's head is in: the request's context (NULL: out of memory, the connection is
+     * closed). With `refusal` (a status; its one-line `reason`), the head was refused: `begin`
+     * queues that answer, after which the connection closes. */
+    void *(*begin)(struct conn *c, unsigned int refusal, const char *reason);
+    /* Queue a refusal of the request after its head: a malformed body, or no answer at all from
+     * its handler. The connection closes after it. */
+    void (*refuse)(struct conn *c, void *req, unsigned int status, const char *reason);
+    void (*upload)(struct conn *c, void *req, const char *data, size_t n);
+    enum conn_result (*call)(struct conn *c, void *req);
+    void (*done)(struct conn *c, void *req, bool completed);
+};
+
+struct engine_limits {
+    int threads;
+    size_t max_head;         /* request line and headers, bytes (431, 414 beyond) */
+    int64_t idle_timeout_ms; /* a connection with no byte moving either way is closed */
+    int max_connections;     /* beyond, new connections are closed without a word */
+};
+
+int engine_start(int listen_fd, const struct engine_limits *lim, const struct engine_ops *ops,
+                 char *err, size_t errlen);
+void engine_stop_listening(void);
+void engine_stop(void);
+
+/* The connection's context (from `opened`). */
+void *engine_conn_ctx(struct conn *c);
+/* The request being handled on `c`, as its head said: method, target as sent, path
+ * percent-decoded without the query, version ("HTTP/1.1"). */
+const char *engine_method(struct conn *c);
+const char *engine_target(struct conn *c);
+const char *engine_path(struct conn *c);
+const char *engine_version(struct conn *c);
+/* Queue the answer for the request being handled (a reference of its own is taken). false: one is
+ * queued already. */
+bool engine_queue(struct conn *c, unsigned int status, struct answer *a);
+/* The status queued for the request on `c` (0: none yet). */
+unsigned int engine_status(struct conn *c);
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * engine_internal.h — what the engine's files share: a worker (loop.c), a connection and its
+ * request in progress (conn.c), and the sending of an answer (send.c).
+ *
+ * Contract: a worker's connections, its lists and its buffer pool are touched only on its own
+ * thread, with one exception: `wakes`, the connections resumed from other threads, which its
+ * mutex guards together with each connection's `in_wakes`.
+ */
+#ifndef ARCA_ENGINE_INTERNAL_H
+#define ARCA_ENGINE_INTERNAL_H
+
+#include "answer.h"
+#include "dlist.h"
+#include "engine.h"
+#include "h1.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+/* At most this many bytes go to one connection per turn of its loop: a client that keeps up
+ * would otherwise fill a multi-MB loopback socket buffer at every turn and starve the others
+ * (the prototype's fan-out lost 1.57x against 1.19x direct until this cap, with a ready list). */
+#define SEND_TURN_MAX (256 * 1024)
+
+/* A read buffer, taken from its worker's pool while a connection has bytes of a request, and its
+ * head's parse. */
+struct inbuf {
+    struct inbuf *next_free;
+    struct h1_request h1;
+    size_t len; /* bytes in data */
+    char data[];
+};
+
+struct worker {
+    int index;
+    int epfd, evfd;
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards wakes and each connection's in_wakes */
+    struct conn *wakes;   /* resumed from any thread, for this loop to go on with */
+    struct dlist idle;    /* its connections, the longest quiet first */
+    struct dlist parked;  /* its suspended connections: no idle clock */
+    struct conn *ready;   /* with bytes to send and room for them: go on next turn */
+    struct inbuf *pool;   /* free read buffers */
+    int pooled;
+    bool listening; /* the listening socket is in its epoll set */
+    char date[64];  /* the Date line's value, for `date_at` */
+    time_t date_at;
+};
+
+/* One request, from its head to its done. */
+struct exchange {
+    void *req; /* engine_ops.begin's */
+    /* the head, NUL-terminated strings in `text` */
+    const char *method, *target, *path, *version;
+    int n_fields, n_args;
+    const char **names, **values, **arg_names, **arg_values;
+    /* the body being read */
+    int64_t body_left; /* Content-Length bytes still to come; -1: chunked */
+    struct h1_chunked chunked;
+    bool continue_sent;
+    bool keep_alive, head_only, http10;
+    /* the answer */
+    unsigned int status;
+    struct answer *ans;
+    char *out; /* the status line and headers */
+    size_t out_len, out_sent;
+    uint64_t body_len;  /* bytes of body to send, or ANSWER_SIZE_UNKNOWN */
+    uint64_t body_sent; /* of the body, framing aside */
+    bool chunked_out;
+    bool body_done; /* the last body byte (and final chunk) is written */
+    char *block;    /* ANSWER_READ: one block, framed */
+    size_t block_len, block_sent;
+    int span_fd; /* ANSWER_SPAN: the span being sent */
+    int64_t span_off;
+    uint64_t span_left;
+    char frame[24]; /* ANSWER_SPAN: chunk framing still to send (before span_left's bytes) */
+    size_t frame_len, frame_sent;
+    bool final_chunk;    /* the frame is the last chunk */
+    const char *slots[]; /* names, values, arg_names, arg_values; then the strings themselves */
+};
+
+enum conn_state {
+    CONN_HEAD, /* reading a request's head (or idle between requests) */
+    CONN_BODY, /* reading its body */
+    CONN_CALL, /* its handler is called, or suspended until resumed */
+    CONN_SEND, /* its answer is going out */
+};
+
+struct conn {
+    int fd;
+    struct worker *w;
+    void *ctx; /* engine_ops.opened's */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+    enum conn_state state;
+    bool can_read, can_write; /* the socket had bytes or room when last tried */
+    bool peer_done;           /* the client sent its last byte (half-closed) */
+    bool suspended, in_ready, in_wakes, closing;
+    struct dnode idle_node; /* in its worker's idle list, or its parked list when `parked` */
+    bool parked;
+    int64_t quiet_since_ms;
+    struct conn *ready_next, *wake_next;
+    struct inbuf *in;
+    struct exchange *x;
+};
+
+extern const struct engine_ops *engine_ops_;
+extern struct engine_limits engine_lim;
+
+/* worker.c */
+struct inbuf *worker_take_buffer(struct worker *w);
+void worker_give_buffer(struct worker *w, struct inbuf *b);
+/* Go on with `c` at the loop's next turn (its bytes to send had no room left this turn). */
+void worker_ready(struct worker *w, struct conn *c);
+/* Bytes moved: the idle clock starts again. */
+void worker_touch(struct worker *w, struct conn *c);
+/* Suspended: no idle clock until touched again. */
+void worker_park(struct worker *w, struct conn *c);
+/* Closing: out of both lists, out of the wake-ups, counted out. */
+void worker_unlink(struct worker *w, struct conn *c);
+void worker_forget_wake(struct worker *w, struct conn *c);
+/* A new connection counts against the hard cap (engine_limits.max_connections): false when over
+ * it; worker_conn_gone counts one out. */
+bool worker_admit(void);
+void worker_conn_gone(void);
+const char *worker_date(struct worker *w);
+
+/* conn.c */
+struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+/* The socket said something (EPOLLIN, EPOLLOUT, hang-up): go on. */
+void conn_event(struct conn *c, uint32_t events);
+/* Ready (its turn came again): go on. */
+void conn_go_on(struct conn *c);
+/* Resumed (conn_resume): go on if it was suspended. */
+void conn_woken(struct conn *c);
+/* Close now: the request in progress is done, not completed. */
+void conn_close(struct conn *c);
+
+/* send.c */
+enum send_result {
+    SEND_DONE,  /* the answer went out whole */
+    SEND_AGAIN, /* no room in the socket: wait for EPOLLOUT */
+    SEND_TURN,  /* this turn's share is sent: go on next turn */
+    SEND_WAIT,  /* the body's reader has nothing yet: wait for conn_resume */
+    SEND_CUT,   /* the body was cut, or the client is gone: close */
+};
+/* Build the status line and headers of the queued answer. false: out of memory. */
+bool send_prepare(struct conn *c);
+enum send_result send_some(struct conn *c);
+/* Write an interim 100 Continue (best effort: a full socket drops it). */
+void send_continue(struct conn *c);
+
+#endif

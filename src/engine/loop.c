@@ -1,0 +1,229 @@
+/* The workers' loops (engine.h): one epoll loop per thread over the shared listening socket,
+ * going on with its connections as their sockets, their turns, their wake-ups and their idle
+ * clocks say (what a worker keeps is worker.c's). */
+#include "engine_internal.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+#define MAX_WORKERS 256
+#define EVENTS_PER_WAIT 256
+#define ACCEPTS_PER_TURN 64
+/* epoll data that is not a connection */
+#define TAG_LISTEN ((uint64_t)1)
+#define TAG_WAKE ((uint64_t)2)
+
+static struct worker workers[MAX_WORKERS];
+static int n_workers;
+static int listen_fd = -1;
+static atomic_bool stopping, unlisten;
+static atomic_int unlistened; /* workers that took the listening socket out */
+
+/* One at a time off the list, under the lock: a connection resumed again while the loop goes on
+ * with another is simply queued again. */
+static void take_wakes(struct worker *w)
+{
+    uint64_t n;
+    (void)!read(w->evfd, &n, sizeof(n));
+    for (;;) {
+        struct conn *c;
+        pthread_mutex_lock(&w->lock);
+        if ((c = w->wakes)) {
+            w->wakes = c->wake_next;
+            c->wake_next = NULL;
+            c->in_wakes = false;
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (!c)
+            return;
+        conn_woken(c);
+    }
+}
+
+static void accept_some(struct worker *w)
+{
+    for (int i = 0; i < ACCEPTS_PER_TURN && !atomic_load(&unlisten); i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                log_error("cannot accept a connection: %s", strerror(errno));
+            return; /* EAGAIN, or the listening socket is going */
+        }
+        if (!worker_admit()) {
+            close(fd); /* beyond the hard cap: closed without a word */
+        } else if (!conn_open(w, fd, (struct sockaddr *)&ss, len)) {
+            worker_conn_gone();
+            close(fd);
+        }
+    }
+}
+
+/* Connections quiet for the idle timeout are closed; the list is in quiet order, so the scan
+ * stops at the first that is not due. A suspended connection waits on another thread's work, not
+ * on its client: it is in `parked` instead until resumed. */
+static void close_quiet(struct worker *w)
+{
+    int64_t due = monotonic_ms() - engine_lim.idle_timeout_ms;
+    while (w->idle.head) {
+        struct conn *c = DLIST_ENTRY(w->idle.head, struct conn, idle_node);
+        if (c->quiet_since_ms > due)
+            break;
+        conn_close(c);
+    }
+}
+
+static void run_ready(struct worker *w)
+{
+    struct conn *list = w->ready;
+    w->ready = NULL;
+    while (list) {
+        struct conn *c = list;
+        list = c->ready_next;
+        c->ready_next = NULL;
+        c->in_ready = false;
+        conn_go_on(c);
+    }
+}
+
+static void stop_listening_here(struct worker *w)
+{
+    if (!w->listening)
+        return;
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, listen_fd, NULL);
+    w->listening = false;
+    atomic_fetch_add(&unlistened, 1);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct epoll_event ev[EVENTS_PER_WAIT];
+    while (!atomic_load(&stopping)) {
+        int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, w->ready ? 0 : 250);
+        if (atomic_load(&unlisten))
+            stop_listening_here(w);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.u64 == TAG_LISTEN)
+                accept_some(w);
+            else if (ev[i].data.u64 == TAG_WAKE)
+                take_wakes(w);
+            else
+                conn_event(ev[i].data.ptr, ev[i].events);
+        }
+        run_ready(w);
+        close_quiet(w);
+    }
+    while (w->idle.head)
+        conn_close(DLIST_ENTRY(w->idle.head, struct conn, idle_node));
+    while (w->parked.head)
+        conn_close(DLIST_ENTRY(w->parked.head, struct conn, idle_node));
+    return NULL;
+}
+
+static int worker_init(struct worker *w, int index, char *err, size_t errlen)
+{
+    struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
+    struct epoll_event wev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    pthread_mutex_init(&w->lock, NULL);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->epfd < 0 || w->evfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &wev) < 0 ||
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, listen_fd, &lev) < 0) {
+        snprintf(err, errlen, "cannot start the HTTP server: %s", strerror(errno));
+        return -1;
+    }
+    w->listening = true;
+    return 0;
+}
+
+static void worker_free(struct worker *w)
+{
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->evfd >= 0)
+        close(w->evfd);
+    while (w->pool) {
+        struct inbuf *b = w->pool;
+        w->pool = b->next_free;
+        free(b);
+    }
+    pthread_mutex_destroy(&w->lock);
+}
+
+int engine_start(int fd, const struct engine_limits *lim, const struct engine_ops *ops, char *err,
+                 size_t errlen)
+{
+    int i;
+    engine_ops_ = ops;
+    engine_lim = *lim;
+    listen_fd = fd;
+    atomic_store(&stopping, false);
+    atomic_store(&unlisten, false);
+    atomic_store(&unlistened, 0);
+    n_workers = lim->threads < 1 ? 1 : lim->threads > MAX_WORKERS ? MAX_WORKERS : lim->threads;
+    for (i = 0; i < n_workers; i++) {
+        workers[i].epfd = workers[i].evfd = -1;
+        if (worker_init(&workers[i], i, err, errlen) < 0 ||
+            pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            if (!err[0])
+                snprintf(err, errlen, "cannot start the HTTP server's threads");
+            break;
+        }
+    }
+    if (i == n_workers)
+        return 0;
+    atomic_store(&stopping, true);
+    for (int j = 0; j < i; j++)
+        pthread_join(workers[j].thread, NULL);
+    for (int j = 0; j <= i && j < n_workers; j++)
+        worker_free(&workers[j]);
+    n_workers = 0;
+    return -1;
+}
+
+static void wake_all(void)
+{
+    uint64_t one = 1;
+    for (int i = 0; i < n_workers; i++)
+        (void)!write(workers[i].evfd, &one, sizeof(one));
+}
+
+/* Each worker takes the socket out of its own epoll set (no other thread touches that set); the
+ * socket is closed once all have, so no worker can accept on a descriptor number reused since. */
+void engine_stop_listening(void)
+{
+    struct timespec tick = {0, 5 * 1000 * 1000};
+    if (listen_fd < 0 || atomic_exchange(&unlisten, true))
+        return;
+    wake_all();
+    while (atomic_load(&unlistened) < n_workers)
+        nanosleep(&tick, NULL);
+    close(listen_fd);
+    listen_fd = -1;
+}
+
+void engine_stop(void)
+{
+    engine_stop_listening();
+    atomic_store(&stopping, true);
+    wake_all();
+    for (int i = 0; i < n_workers; i++)
+        pthread_join(workers[i].thread, NULL);
+    for (int i = 0; i < n_workers; i++)
+        worker_free(&workers[i]);
+    n_workers = 0;
+}

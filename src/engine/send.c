@@ -1,0 +1,384 @@
+/* Sending an answer (engine_internal.h): its head and a memory body in one sendmsg, a file by
+ * sendfile, a reader's blocks framed as chunks when the length is not known; at most
+ * SEND_TURN_MAX bytes per connection per turn. */
+#include "engine_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+/* Room before a block's data for its chunk-size line ("ffffffffffffffff\r\n" at most). */
+#define CHUNK_PREFIX 18
+
+/* RFC 9110's reason phrases for the statuses arca sends. */
+static const struct {
+    unsigned int status;
+    const char *phrase;
+} phrases[] = {
+    {100, "Continue"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {206, "Partial Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {412, "Precondition Failed"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {416, "Range Not Satisfiable"},
+    {417, "Expectation Failed"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
+static const char *reason_phrase(unsigned int status)
+{
+    for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
+        if (phrases[i].status == status)
+            return phrases[i].phrase;
+    return "Unknown";
+}
+
+bool send_prepare(struct conn *c)
+{
+    struct exchange *x = c->x;
+    struct answer *a = x->ans;
+    bool no_body = x->status < 200 || x->status == 204 || x->status == 304;
+    char framing[64] = "";
+    const char *connection = "";
+    size_t cap;
+    int n;
+
+    x->body_len = no_body ? 0 : a->len;
+    if (no_body)
+        ; /* no length line: there is no body to frame */
+    else if (x->body_len != ANSWER_SIZE_UNKNOWN)
+        snprintf(framing, sizeof(framing), "Content-Length: %llu\r\n",
+                 (unsigned long long)x->body_len);
+    else if (!x->http10)
+        snprintf(framing, sizeof(framing), "Transfer-Encoding: chunked\r\n");
+    else
+        x->keep_alive = false; /* HTTP/1.0: the close ends the body */
+    x->chunked_out = !no_body && x->body_len == ANSWER_SIZE_UNKNOWN && !x->http10;
+    if (a->close)
+        x->keep_alive = false;
+    if (!x->keep_alive && !a->close)
+        connection = "Connection: close\r\n";
+    else if (x->keep_alive && x->http10)
+        connection = "Connection: keep-alive\r\n";
+    x->body_done = no_body || x->head_only || x->body_len == 0;
+
+    cap = 128 + strlen(framing) + strlen(connection) + a->headers_len;
+    if (!(x->out = malloc(cap)))
+        return false;
+    n = snprintf(x->out, cap, "HTTP/1.1 %u %s\r\nDate: %s\r\n", x->status, reason_phrase(x->status),
+                 worker_date(c->w));
+    if (n < 0 || (size_t)n >= cap)
+        return false;
+    memcpy(x->out + n, a->headers, a->headers_len);
+    n += (int)a->headers_len;
+    n += snprintf(x->out + n, cap - (size_t)n, "%s%s\r\n", framing, connection);
+    x->out_len = (size_t)n;
+    x->out_sent = 0;
+    return true;
+}
+
+/* Bytes written, or -1 with the result to return (AGAIN with can_write cleared, or CUT). */
+static ssize_t put_iov(struct conn *c, struct iovec *iov, int n, bool more, enum send_result *res)
+{
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t r;
+    do
+        r = sendmsg(c->fd, &m, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    while (r < 0 && errno == EINTR);
+    if (r >= 0) {
+        worker_touch(c->w, c);
+        return r;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        c->can_write = false;
+        *res = SEND_AGAIN;
+    } else {
+        *res = SEND_CUT;
+    }
+    return -1;
+}
+
+static size_t min_size(uint64_t a, size_t b)
+{
+    return a < b ? (size_t)a : b;
+}
+
+/* The head, with the first bytes of a memory body in the same call. */
+static bool send_head(struct conn *c, size_t *budget, enum send_result *res)
+{
+    struct exchange *x = c->x;
+    struct answer *a = x->ans;
+    while (x->out_sent < x->out_len) {
+        struct iovec iov[2] = {{x->out + x->out_sent, x->out_len - x->out_sent}};
+        int n = 1;
+        size_t head_part;
+        ssize_t r;
+        if (!x->body_done && a->kind == ANSWER_MEM) {
+            iov[1].iov_base = (void *)a->data;
+            iov[1].iov_len = min_size(a->len, *budget);
+            n = 2;
+        }
+        /* a file's or reader's first bytes follow at once: one packet, not two */
+        if ((r = put_iov(c, iov, n, !x->body_done && n == 1, res)) < 0)
+            return false;
+        head_part = min_size((uint64_t)r, x->out_len - x->out_sent);
+        x->out_sent += head_part;
+        x->body_sent += (uint64_t)r - head_part;
+        *budget -= (size_t)r < *budget ? (size_t)r : *budget;
+    }
+    return true;
+}
+
+/* A memory or file body, up to the budget. */
+static ssize_t send_fixed(struct conn *c, size_t max, enum send_result *res)
+{
+    struct exchange *x = c->x;
+    struct answer *a = x->ans;
+    size_t len = min_size(a->len - x->body_sent, max);
+    ssize_t r;
+    if (a->kind == ANSWER_MEM) {
+        struct iovec iov = {(void *)(a->data + x->body_sent), len};
+        return put_iov(c, &iov, 1, false, res);
+    }
+    off_t off = (off_t)(a->off + (int64_t)x->body_sent);
+    do
+        r = sendfile(c->fd, a->fd, &off, len);
+    while (r < 0 && errno == EINTR);
+    if (r > 0) {
+        worker_touch(c->w, c);
+        return r;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        c->can_write = false;
+        *res = SEND_AGAIN;
+    } else {
+        *res = SEND_CUT; /* the file ended early, or the client is gone */
+    }
+    return -1;
+}
+
+/* A reader's next block into x->block, framed; false with *res when there is none now. */
+static bool next_block(struct conn *c, enum send_result *res)
+{
+    struct exchange *x = c->x;
+    struct answer *a = x->ans;
+    size_t max = a->block;
+    ssize_t n;
+    if (x->body_len != ANSWER_SIZE_UNKNOWN && x->body_sent >= x->body_len) {
+        x->body_done = true;
+        *res = SEND_DONE;
+        return false;
+    }
+    if (!x->block && !(x->block = malloc(CHUNK_PREFIX + a->block + 2))) {
+        *res = SEND_CUT;
+        return false;
+    }
+    if (x->body_len != ANSWER_SIZE_UNKNOWN)
+        max = min_size(x->body_len - x->body_sent, max);
+    n = a->reader(a->reader_cls, x->body_sent, x->block + CHUNK_PREFIX, max);
+    if (n == 0) {
+        *res = c->suspended ? SEND_WAIT : SEND_TURN;
+        return false;
+    }
+    if (n == ANSWER_END && x->body_len == ANSWER_SIZE_UNKNOWN && !x->chunked_out) {
+        x->body_done = true; /* HTTP/1.0: the close ends the body */
+        *res = SEND_DONE;
+        return false;
+    }
+    if (n == ANSWER_END && x->chunked_out) {
+        memcpy(x->block, "0\r\n\r\n", 5);
+        x->block_sent = 0;
+        x->block_len = 5;
+        x->body_len = x->body_sent; /* nothing more after the final chunk */
+        return true;
+    }
+    if (n < 0 || (size_t)n > max) {
+        *res = SEND_CUT; /* cut, or ended before its announced length: never look whole */
+        return false;
+    }
+    x->body_sent += (uint64_t)n;
+    x->block_len = CHUNK_PREFIX + (size_t)n;
+    x->block_sent = CHUNK_PREFIX;
+    if (x->chunked_out) {
+        char line[CHUNK_PREFIX + 1];
+        int len = snprintf(line, sizeof(line), "%zx\r\n", (size_t)n);
+        x->block_sent = CHUNK_PREFIX - (size_t)len;
+        memcpy(x->block + x->block_sent, line, (size_t)len);
+        memcpy(x->block + x->block_len, "\r\n", 2);
+        x->block_len += 2;
+    }
+    return true;
+}
+
+static void set_frame(struct exchange *x, const char *bytes)
+{
+    x->frame_len = strlen(bytes);
+    memcpy(x->frame, bytes, x->frame_len);
+    x->frame_sent = 0;
+}
+
+/* The spanner's next span (with its chunk-size line when chunked); false with *res when none. */
+static bool next_span(struct conn *c, enum send_result *res)
+{
+    struct exchange *x = c->x;
+    struct answer *a = x->ans;
+    size_t max = SEND_TURN_MAX;
+    ssize_t n;
+    if (x->body_len != ANSWER_SIZE_UNKNOWN) {
+        if (x->body_sent >= x->body_len) {
+            x->body_done = true;
+            *res = SEND_DONE;
+            return false;
+        }
+        max = min_size(x->body_len - x->body_sent, max);
+    }
+    n = a->spanner(a->reader_cls, x->body_sent, max, &x->span_fd, &x->span_off);
+    if (n == 0) {
+        *res = c->suspended ? SEND_WAIT : SEND_TURN;
+        return false;
+    }
+    if (n == ANSWER_END && x->body_len == ANSWER_SIZE_UNKNOWN) {
+        if (!x->chunked_out) {
+            x->body_done = true; /* HTTP/1.0: the close ends the body */
+            *res = SEND_DONE;
+            return false;
+        }
+        set_frame(x, "0\r\n\r\n");
+        x->final_chunk = true;
+        return true;
+    }
+    if (n < 0 || (size_t)n > max) {
+        *res = SEND_CUT; /* cut, or ended before its announced length: never look whole */
+        return false;
+    }
+    x->body_sent += (uint64_t)n;
+    x->span_left = (uint64_t)n;
+    if (x->chunked_out)
+        x->frame_len = (size_t)snprintf(x->frame, sizeof(x->frame), "%zx\r\n", (size_t)n);
+    x->frame_sent = 0;
+    return true;
+}
+
+/* Frame bytes, then the span's by sendfile; a chunk's CRLF is the next frame. */
+static ssize_t send_span(struct conn *c, size_t max, enum send_result *res)
+{
+    struct exchange *x = c->x;
+    ssize_t r;
+    if (x->frame_sent == x->frame_len && x->span_left == 0 && !next_span(c, res))
+        return -1;
+    if (x->frame_sent < x->frame_len) {
+        struct iovec iov = {x->frame + x->frame_sent, x->frame_len - x->frame_sent};
+        if ((r = put_iov(c, &iov, 1, !x->final_chunk, res)) < 0)
+            return -1;
+        x->frame_sent += (size_t)r;
+        if (x->final_chunk && x->frame_sent == x->frame_len)
+            x->body_done = true;
+        return r;
+    }
+    off_t off = (off_t)x->span_off;
+    do
+        r = sendfile(c->fd, x->span_fd, &off, min_size(x->span_left, max));
+    while (r < 0 && errno == EINTR);
+    if (r <= 0) {
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->can_write = false;
+            *res = SEND_AGAIN;
+        } else {
+            *res = SEND_CUT;
+        }
+        return -1;
+    }
+    worker_touch(c->w, c);
+    x->span_off += r;
+    x->span_left -= (uint64_t)r;
+    if (x->span_left == 0 && x->chunked_out)
+        set_frame(x, "\r\n");
+    return r;
+}
+
+static ssize_t send_read(struct conn *c, size_t max, enum send_result *res)
+{
+    struct exchange *x = c->x;
+    struct iovec iov;
+    ssize_t r;
+    if (x->block_sent == x->block_len && !next_block(c, res))
+        return -1;
+    iov.iov_base = x->block + x->block_sent;
+    iov.iov_len = min_size(x->block_len - x->block_sent, max);
+    if ((r = put_iov(c, &iov, 1, false, res)) < 0)
+        return -1;
+    x->block_sent += (size_t)r;
+    if (x->block_sent == x->block_len && x->body_len != ANSWER_SIZE_UNKNOWN &&
+        x->body_sent >= x->body_len && (!x->chunked_out || x->block_len == 5))
+        x->body_done = true;
+    return r;
+}
+
+enum send_result send_some(struct conn *c)
+{
+    struct exchange *x = c->x;
+    size_t budget = SEND_TURN_MAX;
+    enum send_result res = SEND_DONE;
+    if (!c->can_write)
+        return SEND_AGAIN;
+    if (!send_head(c, &budget, &res))
+        return res;
+    while (!x->body_done) {
+        ssize_t r;
+        if (budget == 0)
+            return SEND_TURN;
+        if (x->ans->kind == ANSWER_READ) {
+            r = send_read(c, budget, &res);
+        } else if (x->ans->kind == ANSWER_SPAN) {
+            r = send_span(c, budget, &res);
+        } else if (x->body_sent >= x->ans->len) {
+            x->body_done = true;
+            break;
+        } else {
+            r = send_fixed(c, budget, &res);
+            if (r > 0)
+                x->body_sent += (uint64_t)r;
+        }
+        if (r < 0)
+            return res == SEND_DONE && x->body_done ? SEND_DONE : res;
+        budget -= (size_t)r < budget ? (size_t)r : budget;
+    }
+    return SEND_DONE;
+}
+
+void send_continue(struct conn *c)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    (void)!send(c->fd, line, sizeof(line) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}

@@ -1,0 +1,135 @@
+/* What a worker keeps (engine_internal.h): its read-buffer pool, its connections' lists (idle
+ * clock, parked, ready), its Date line, and the wake-ups other threads queue for it. */
+#include "engine_internal.h"
+#include "clock.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Free read buffers a worker keeps for its next requests; beyond, they go back to malloc. */
+#define POOL_KEEP 64
+
+const struct engine_ops *engine_ops_;
+struct engine_limits engine_lim;
+static atomic_int open_conns; /* connections of every worker, for the hard cap */
+
+bool worker_admit(void)
+{
+    if (atomic_fetch_add(&open_conns, 1) < engine_lim.max_connections)
+        return true;
+    atomic_fetch_sub(&open_conns, 1);
+    return false;
+}
+
+void worker_conn_gone(void)
+{
+    atomic_fetch_sub(&open_conns, 1);
+}
+
+struct inbuf *worker_take_buffer(struct worker *w)
+{
+    struct inbuf *b = w->pool;
+    if (b) {
+        w->pool = b->next_free;
+        w->pooled--;
+    } else if (!(b = malloc(sizeof(*b) + engine_lim.max_head + 1))) {
+        return NULL;
+    }
+    b->next_free = NULL;
+    b->len = 0;
+    h1_init(&b->h1);
+    return b;
+}
+
+void worker_give_buffer(struct worker *w, struct inbuf *b)
+{
+    if (w->pooled >= POOL_KEEP) {
+        free(b);
+        return;
+    }
+    b->next_free = w->pool;
+    w->pool = b;
+    w->pooled++;
+}
+
+void worker_ready(struct worker *w, struct conn *c)
+{
+    if (c->in_ready)
+        return;
+    c->in_ready = true;
+    c->ready_next = w->ready;
+    w->ready = c;
+}
+
+/* The list the connection's node is in (a node does not know it: dlist.h). */
+static struct dlist *list_of(struct worker *w, struct conn *c)
+{
+    return c->parked ? &w->parked : &w->idle;
+}
+
+void worker_touch(struct worker *w, struct conn *c)
+{
+    c->quiet_since_ms = monotonic_ms();
+    dlist_remove(list_of(w, c), &c->idle_node);
+    c->parked = false;
+    dlist_append(&w->idle, &c->idle_node);
+}
+
+void worker_park(struct worker *w, struct conn *c)
+{
+    dlist_remove(list_of(w, c), &c->idle_node);
+    c->parked = true;
+    dlist_append(&w->parked, &c->idle_node);
+}
+
+void worker_unlink(struct worker *w, struct conn *c)
+{
+    dlist_remove(list_of(w, c), &c->idle_node);
+}
+
+const char *worker_date(struct worker *w)
+{
+    time_t now = time(NULL);
+    if (now != w->date_at) {
+        struct tm tm;
+        strftime(w->date, sizeof(w->date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+        w->date_at = now;
+    }
+    return w->date;
+}
+
+/* conn.h: from any thread. The connection is this worker's until it is closed, and it is not
+ * closed while in `wakes` (conn_close waits for the loop to take it out). */
+void conn_resume(struct conn *c)
+{
+    struct worker *w = c->w;
+    uint64_t one = 1;
+    bool first;
+    pthread_mutex_lock(&w->lock);
+    first = !c->in_wakes;
+    if (first) {
+        c->in_wakes = true;
+        c->wake_next = w->wakes;
+        w->wakes = c;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (first)
+        (void)!write(w->evfd, &one, sizeof(one));
+}
+
+void worker_forget_wake(struct worker *w, struct conn *c)
+{
+    pthread_mutex_lock(&w->lock);
+    if (c->in_wakes) {
+        struct conn **p = &w->wakes;
+        while (*p != c)
+            p = &(*p)->wake_next;
+        *p = c->wake_next;
+        c->wake_next = NULL;
+        c->in_wakes = false;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
