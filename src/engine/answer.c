@@ -73,13 +73,12 @@ struct answer *answer_read(uint64_t size, size_t block, answer_reader reader, vo
     return a;
 }
 
-struct answer *answer_spans(uint64_t size, size_t block, answer_spanner spanner, void *cls)
+struct answer *answer_spans(uint64_t size, answer_spanner spanner, void *cls)
 {
     struct answer *a = answer_new(ANSWER_SPAN, 0);
     if (!a)
         return NULL;
     a->len = size;
-    a->block = block ? block : 1;
     a->spanner = spanner;
     a->reader_cls = cls;
     return a;

@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct conn; /* opaque to the engine's users (conn.h) */
+
 struct engine_ops {
     /* A connection from `peer`: its context, handed back to `closed` and by engine_conn_ctx. */
     void *(*opened)(int fd, const struct sockaddr *peer);

@@ -96,9 +96,8 @@ struct answer *answer_file(int fd, int64_t off, uint64_t len);
 /* `size` bytes (or ANSWER_SIZE_UNKNOWN) read by `reader` in blocks of at most `block`. */
 struct answer *answer_read(uint64_t size, size_t block, answer_reader reader, void *cls);
 
-/* `size` bytes (or ANSWER_SIZE_UNKNOWN) in spans of files (sent without a copy where the server
- * can), at most `block` bytes at a time where it must copy them. */
-struct answer *answer_spans(uint64_t size, size_t block, answer_spanner spanner, void *cls);
+/* `size` bytes (or ANSWER_SIZE_UNKNOWN) in spans of files, sent with sendfile. */
+struct answer *answer_spans(uint64_t size, answer_spanner spanner, void *cls);
 
 /* Add a header line (the answer may not yet be queued). false: out of memory, or a name or value
  * the server refuses (a CR or LF). */

@@ -41,7 +41,6 @@ struct fetch_req {
     bool head;
     bool http10;    /* no chunked framing: a cut body could look complete */
     bool plain;     /* no Range, no filename, not draining: a prepared answer may serve it */
-    bool big_block; /* holds one of the STREAM_BIG_MAX big blocks */
     bool cut;       /* the body was cut: the download failed or its sha256 was not `expect` */
     bool has_expect;
     uint8_t expect[32];             /* this request's &sha256=: it decides this answer only */
@@ -97,8 +96,6 @@ enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_met
 /* http_fetch_stream.c */
 /* The object's answer, streamed from its growing file (the request may see it). */
 enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *meta);
-/* The request ended: its block is given back. */
-void fetch_stream_done(struct fetch_req *r);
 
 /* http_fetch_confirm.c */
 /* Whether upstream must accept this request's URL before the object is handed out. */

@@ -1,11 +1,11 @@
 /*
- * http.h — the server: libmicrohttpd daemon, connections, limits, the access log, the route
- * table's matching and the helpers handlers answer with (http_internal.h).
+ * http.h — the server: arca's engine (src/engine/) serving connections, limits, the access log,
+ * the route table's matching and the helpers handlers answer with (http_internal.h).
  *
  * Contract: http_start() binds the listening socket itself (so "port in use" comes back as a
- * clear error) and starts libmicrohttpd's epoll thread pool with suspend/resume. What is served
+ * clear error) and starts the engine's workers (one epoll loop each, --threads). What is served
  * is the route table given to it (src/routes.c assembles it above this layer): http.c names no
- * handler and no page. Handlers run on the pool's threads; a handler waiting for bytes parks its
+ * handler and no page. Handlers run on the workers' threads; a handler waiting for bytes parks its
  * connection (park.h) and is resumed by the producing thread — no polling. http_drain() stops
  * accepting, makes health answer 503 and waits (bounded) for open connections to finish.
  */

@@ -427,7 +427,6 @@ static const char *let_go(struct fetch_req *r, bool completed, int64_t *sent)
                         : r->kind == LOOKUP_MISS ? "MISS"
                                                  : "COALESCED";
     *sent = r->sent;
-    fetch_stream_done(r);
     if (r->twin_fd >= 0)
         close(r->twin_fd);
     free(r->twin);

@@ -1,5 +1,5 @@
 /* The streaming reader (fetch_req.h): an object still downloading (or just finished)
- * goes out from its growing file, block by block, as the upstream thread appends. */
+ * goes out from its growing file, span by span, as the upstream thread appends. */
 #include "fetch_req.h"
 #include "stats.h"
 #include "store.h"
@@ -8,18 +8,9 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* A streamed body is copied from the growing file into libmicrohttpd's buffer (its callback
- * API has no other way) and sent from there: the bigger the block, the fewer calls and the bigger
- * each send, for us and for the client. But each pass of a libmicrohttpd thread moves a block for
- * every busy connection, and a new client waits a few passes for its first byte. Cold fan-out of
- * 1 GiB to 50 clients (bench/), against 64 KiB blocks: 256 KiB took 8-14 % less of arca's CPU
- * and 10-16 % less of the clients'; the slowest first byte of a round took 12-25 ms (64 KiB:
- * 7-15 ms). 1 MiB saved about as much, but first bytes took up to 70 ms. A response holds its block
- * while it lives, so past STREAM_BIG_MAX of them at once the next ones get small blocks (256 MiB at
- * most). */
-#define STREAM_BLOCK_BIG (256 * 1024)
-#define STREAM_BLOCK_SMALL (64 * 1024)
-#define STREAM_BIG_MAX 1024
+/* A streamed body goes out as spans of the growing file, as large as the bytes there (at most
+ * the engine's turn, 256 KiB): the engine sends them with sendfile, so nothing is copied and no
+ * block is held per response. */
 
 /* The body's next bytes as a span of the object's growing file (store_span). */
 static ssize_t span_body(void *cls, uint64_t pos, size_t max, int *fd, int64_t *at)
@@ -53,31 +44,6 @@ static ssize_t span_body(void *cls, uint64_t pos, size_t max, int *fd, int64_t *
     return ANSWER_CUT;
 }
 
-static atomic_int big_blocks; /* streaming responses holding a big block */
-
-/* No bigger than the body (when its length is known): small objects stream too. HEAD sends no
- * body, so it never takes a big block. */
-static size_t stream_block(struct fetch_req *r, int64_t body)
-{
-    if (body >= 0 && body <= STREAM_BLOCK_SMALL)
-        return body > 0 ? (size_t)body : 1;
-    if (r->head)
-        return STREAM_BLOCK_SMALL;
-    if (atomic_fetch_add(&big_blocks, 1) >= STREAM_BIG_MAX) {
-        atomic_fetch_sub(&big_blocks, 1);
-        return STREAM_BLOCK_SMALL;
-    }
-    r->big_block = true;
-    return body >= 0 && body < STREAM_BLOCK_BIG ? (size_t)body : STREAM_BLOCK_BIG;
-}
-
-void fetch_stream_done(struct fetch_req *r)
-{
-    if (r->big_block)
-        atomic_fetch_sub(&big_blocks, 1);
-    r->big_block = false;
-}
-
 /* A request with &sha256= on an object still downloading: its body may yet be cut, so it goes
  * out chunked, without Content-Length (clients that do not check a length, python-requests
  * among them, still see a missing final chunk as an error). HTTP/1.0 has no chunks: its answer
@@ -105,8 +71,7 @@ enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *met
     if (fetch_not_modified(r, meta, &ret) || fetch_apply_range(r, meta, &status, &ret) < 0)
         return ret;
     body = r->end >= 0 && !digest_pending(r, meta) ? r->end - r->start : -1;
-    resp = answer_spans(body >= 0 ? (uint64_t)body : ANSWER_SIZE_UNKNOWN,
-                        stream_block(r, r->end >= 0 ? r->end - r->start : -1), span_body, r);
+    resp = answer_spans(body >= 0 ? (uint64_t)body : ANSWER_SIZE_UNKNOWN, span_body, r);
     if (!resp)
         return CONN_CLOSE;
     fetch_add_headers(resp, meta, r);

@@ -2,7 +2,7 @@
  * http_internal.h — what route handlers (http/, web/) use of the server (http.c): the request,
  * the responses, the client's address; and the handlers http/ itself offers to the route table.
  *
- * Contract: the handlers and the helpers that queue an answer run on libmicrohttpd's pool
+ * Contract: the handlers and the helpers that queue an answer run on the engine's worker
  * threads, in the call for their request (http_handling() says so). A response not yet queued
  * may be built on any thread (http_owned_response, http_error_response: their body size is
  * noted only for the request this thread is handling, if any); http_on_pool, http_cfg and
@@ -46,9 +46,9 @@ enum conn_result http_send_error(struct conn *c, unsigned int status, const char
 /* The same one-line body as a response not yet queued, for callers adding headers. */
 struct answer *http_error_response(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Whether this thread is one of libmicrohttpd's pool (handlers, content readers). */
+/* Whether this thread is one of the engine's workers (handlers, body readers). */
 bool http_on_pool(void);
-/* Whether this thread is running a handler for `req` (libmicrohttpd's call for it). */
+/* Whether this thread is running a handler for `req` (the engine's call for it). */
 bool http_handling(const struct request *req);
 /* Whether `req` was asked with HEAD. */
 bool http_is_head(const struct request *req);

@@ -1,5 +1,5 @@
 /*
- * http_limits.h — limits on client connections that libmicrohttpd does not answer with a status:
+ * http_limits.h — limits on client connections, answered with a status:
  * connections in total (503) and per client address (429), and the time a client may take to
  * send a request's headers (slowloris).
  *
@@ -8,10 +8,10 @@
  * Behind a --trusted-proxy, "connections per address" are the requests being served for that
  * client address (X-Forwarded-For) on the proxy's connections.
  * A connection over a count limit is still accepted, so that its first request can be told why
- * (status, one-line reason, Connection: close); libmicrohttpd's own caps, set a little above
- * ours, close connections beyond that silently. A watchdog thread shuts down the socket of a
- * connection whose headers are late; it does so under the same mutex that the close
- * notification takes, and libmicrohttpd closes a socket only after that notification, so the
+ * (status, one-line reason, Connection: close); the engine's own cap, set a little above ours,
+ * closes connections beyond that silently. A watchdog thread shuts down the socket of a
+ * connection whose headers are late; it does so under the same mutex that limits_conn_close
+ * takes, and the engine closes a socket only after that call (engine_ops.closed), so the
  * watchdog can never touch a descriptor that was reused.
  */
 #ifndef ARCA_HTTP_LIMITS_H

@@ -211,9 +211,9 @@ def slow_epoll_del(workdir):
 def test_draining_while_clients_keep_connecting_refuses_them_and_exits_cleanly(workdir,
                                                                                start_arca):
     """SIGTERM while clients keep connecting: every worker thread is in its event loop as the
-    listening socket goes. libmicrohttpd's MHD_quiesce_daemon raced with those loops for the
-    socket's removal from their epoll sets and aborted arca (about one drain in 450 under load;
-    nearly every time with the shim's slow removals). Every drain must end with exit 0, and
+    listening socket goes. libmicrohttpd's MHD_quiesce_daemon (before the engine) raced with
+    those loops for the socket's removal from their epoll sets and aborted arca (about one drain
+    in 450 under load; nearly every time with the shim's slow removals). Every drain must end with exit 0, and
     clients that come while it drains are refused."""
     env = slow_epoll_del(workdir)
     for _ in range(8):

@@ -136,8 +136,8 @@ def test_malformed_header_lines_are_refused(arca, line, reason):
 
 
 def test_a_line_beginning_with_nul_does_not_end_the_header(arca, origin):
-    # libmicrohttpd takes such a line for the blank line: what follows would be a request of
-    # its own, where a proxy in front sees more header lines
+    # a parser that takes such a line for the blank line (libmicrohttpd did) would read what
+    # follows as a request of its own, where a proxy in front sees more header lines
     hidden = smuggled_fetch(origin)
     refused(arca, b"GET /api/v1/health/ HTTP/1.1\r\nHost: arca\r\n\x00X-Note: a\r\n" + hidden,
             "HTTP/1.1 400 Bad Request", "NUL in a header line")

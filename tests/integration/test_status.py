@@ -43,7 +43,7 @@ def test_metrics_in_prometheus_text(origin, arca):
     arca.fetch(url)
     arca.fetch(url)
     arca.get("/api/v1/fetch/")  # 400
-    # a hit's bytes are counted when libmicrohttpd completes the response, which may be just
+    # a hit's bytes are counted when the engine completes the response, which may be just
     # after the client has read them all (seen under ThreadSanitizer)
     deadline = time.monotonic() + 3
     while (m := arca.metrics())["arca_served_bytes_total"] < 2 * len(data):
