@@ -1,0 +1,146 @@
+"""arca's own HTTP/1.1 engine, as a client meets it on the wire: a request body sent chunked
+after `Expect: 100-continue`, a client that half-closes, HTTP/1.0 keep-alive, answers in order
+behind a request that must wait, a stalled client that cannot hold up the others of its worker,
+and idle connections closed at --idle-timeout. Each scenario writes raw bytes on sockets."""
+
+import hashlib
+import json
+import socket
+import time
+import urllib.parse
+
+from test_admin import TOKEN, token_file, wait_complete
+
+
+def read_all(s, wait=10):
+    """Read until the peer closes (or `wait` seconds)."""
+    got, deadline = b"", time.monotonic() + wait
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            piece = s.recv(65536)
+        except socket.timeout:
+            break
+        if not piece:
+            return got, True
+        got += piece
+    return got, False
+
+
+def read_until(s, marker, wait=10):
+    got, deadline = b"", time.monotonic() + wait
+    while marker not in got:
+        assert time.monotonic() < deadline, got
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        piece = s.recv(65536)
+        assert piece, got
+        got += piece
+    return got
+
+
+def responses(data):
+    """(status line, headers, body) of each response in `data`, bodies cut by Content-Length."""
+    out = []
+    while b"\r\n\r\n" in data:
+        head, data = data.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+        length = int(headers.get("content-length", 0))
+        out.append((lines[0], headers, data[:length]))
+        data = data[length:]
+    return out
+
+
+def fetch_target(url):
+    return "/api/v1/fetch/?" + urllib.parse.urlencode({"url": url})
+
+
+def test_a_chunked_body_after_100_continue_reaches_its_handler(start_arca, workdir, origin):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file",
+                      token_file(workdir))
+    url = origin.add("/prefetched.img", data=b"p" * 5000)
+    body = json.dumps({"urls": [url]}).encode()
+    head = (f"POST /api/v1/prefetch/ HTTP/1.1\r\nHost: arca\r\nAuthorization: Bearer {TOKEN}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            "Expect: 100-continue\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection((arca.host, arca.port)) as s:
+        s.sendall(head)
+        assert read_until(s, b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        half = len(body) // 2  # in two chunks, the second with an extension
+        s.sendall(b"%x\r\n%s\r\n%x;note=x\r\n%s\r\n0\r\n\r\n" %
+                  (half, body[:half], len(body) - half, body[half:]))
+        got, closed = read_all(s)
+    [(status, _, answer)] = responses(got)
+    assert status == "HTTP/1.1 202 Accepted" and closed, got
+    assert json.loads(answer)["results"], answer
+    wait_complete(arca, 1)
+    assert origin.counts["/prefetched.img"] == 1
+
+
+def test_a_client_that_half_closes_still_gets_its_answers(arca, origin):
+    url = origin.add("/half.img", data=b"h" * 300000)
+    with socket.create_connection((arca.host, arca.port)) as s:
+        s.sendall(f"GET {fetch_target(url)} HTTP/1.1\r\nHost: arca\r\n\r\n"
+                  "GET /api/v1/health/ HTTP/1.1\r\nHost: arca\r\n\r\n".encode())
+        s.shutdown(socket.SHUT_WR)
+        got, closed = read_all(s)
+    answers = responses(got)
+    assert [a[0] for a in answers] == ["HTTP/1.1 200 OK"] * 2 and closed
+    assert hashlib.sha256(answers[0][2]).hexdigest() == hashlib.sha256(b"h" * 300000).hexdigest()
+    assert answers[1][2] == b"ok"
+
+
+def test_http_1_0_keep_alive_keeps_the_connection(arca):
+    with socket.create_connection((arca.host, arca.port)) as s:
+        for _ in range(3):
+            s.sendall(b"GET /api/v1/health/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            got = read_until(s, b"\r\n\r\nok")
+            [(status, headers, body)] = responses(got)
+            assert status == "HTTP/1.1 200 OK" and body == b"ok"
+            assert headers["connection"].lower() == "keep-alive"
+        s.sendall(b"GET /api/v1/health/ HTTP/1.0\r\n\r\n")  # no keep-alive: closed after
+        got, closed = read_all(s)
+    assert responses(got)[0][2] == b"ok" and closed
+
+
+def test_pipelined_requests_are_answered_in_order_behind_one_that_waits(arca, origin):
+    """The first request waits for its download (its connection suspended); the health checks
+    sent behind it on the same connection are answered after it, not before."""
+    url = origin.add("/slow.img", data=b"w" * 200000, rate=400000)
+    with socket.create_connection((arca.host, arca.port)) as s:
+        s.sendall(f"GET {fetch_target(url)} HTTP/1.1\r\nHost: arca\r\n\r\n".encode() +
+                  b"GET /api/v1/health/ HTTP/1.1\r\nHost: arca\r\n\r\n" * 2 +
+                  b"GET /api/v1/health/ HTTP/1.1\r\nHost: arca\r\nConnection: close\r\n\r\n")
+        got, closed = read_all(s, wait=20)
+    answers = responses(got)
+    assert [a[0] for a in answers] == ["HTTP/1.1 200 OK"] * 4 and closed
+    assert answers[0][2] == b"w" * 200000
+    assert [a[2] for a in answers[1:]] == [b"ok"] * 3
+
+
+def test_a_stalled_client_does_not_hold_up_the_others_of_its_worker(start_arca, origin):
+    """One worker thread; one client asks for 64 MiB and never reads. Others on the same worker
+    still get the whole object and quick answers."""
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--threads", "1")
+    data = bytes(range(256)) * (256 * 1024)
+    url = origin.add("/big.img", data=data)
+    stalled = socket.create_connection((arca.host, arca.port))
+    try:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(f"GET {fetch_target(url)} HTTP/1.1\r\nHost: arca\r\n\r\n".encode())
+        status, _, body = arca.fetch(url)
+        assert status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+        assert arca.get("/api/v1/health/")[0] == 200
+    finally:
+        stalled.close()
+    assert origin.counts["/big.img"] == 1
+
+
+def test_an_idle_keep_alive_connection_is_closed_at_the_idle_timeout(start_arca):
+    arca = start_arca("--idle-timeout", "1s")
+    with socket.create_connection((arca.host, arca.port)) as s:
+        s.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: arca\r\n\r\n")
+        assert responses(read_until(s, b"\r\n\r\nok"))[0][2] == b"ok"
+        got, closed = read_all(s, wait=10)  # nothing more is sent: arca closes it
+    assert got == b"" and closed
+    assert arca.get("/api/v1/health/")[0] == 200
