@@ -82,6 +82,9 @@ static void unready(struct conn *c)
 void conn_close(struct conn *c)
 {
     struct exchange *x = c->x;
+    if (c->closing)
+        return;
+    c->closing = true;
     if (x && x->req) /* the request's headers are still there for its done (the access log) */
         engine_ops_->done(c, x->req, false);
     c->x = NULL;
@@ -93,8 +96,10 @@ void conn_close(struct conn *c)
     close(c->fd);
     if (c->in)
         worker_give_buffer(c->w, c->in);
+    c->in = NULL;
     worker_conn_gone();
-    free(c);
+    c->dead_next = c->w->dead; /* freed at the end of the turn: see worker_bury */
+    c->w->dead = c;
 }
 
 /* Read what the socket has into the buffer (taken from the pool if need be): >0 bytes read, 0
@@ -322,8 +327,11 @@ static enum step read_body(struct conn *c)
         return send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
     }
     if (!x->continue_sent && x->body_left != 0) {
-        send_continue(c);
         x->continue_sent = true;
+        if (!send_continue(c)) {
+            conn_close(c);
+            return STEP_GONE;
+        }
     }
     for (;;) {
         if (x->body_left == 0) {
@@ -375,6 +383,41 @@ static enum step call_handler(struct conn *c)
     return x->ans && send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
 }
 
+/* Closing a socket that still holds unread bytes sends a reset, and a reset can destroy the
+ * answer before the client has read it (a refused head with its body unread, a pipelined
+ * request behind a "Connection: close"). So the connection is shut for writing (the client sees
+ * the end of the answer) and what it still sends is read and dropped until it closes too, or
+ * until its idle clock runs out: bytes dropped do not restart the clock. */
+static enum step linger(struct conn *c)
+{
+    if (c->in) {
+        worker_give_buffer(c->w, c->in);
+        c->in = NULL;
+    }
+    shutdown(c->fd, SHUT_WR);
+    c->state = CONN_LINGER;
+    c->can_read = true; /* read until EAGAIN: the client may have closed already */
+    return STEP_GO;
+}
+
+static enum step drain(struct conn *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->can_read = false;
+            return STEP_WAIT;
+        }
+        conn_close(c);
+        return STEP_GONE;
+    }
+}
+
 /* The answer went out whole: the request is done; the connection goes on with the next (the
  * buffer may hold it already: pipelining) or closes. */
 static enum step finish(struct conn *c)
@@ -385,10 +428,8 @@ static enum step finish(struct conn *c)
         engine_ops_->done(c, x->req, true);
     c->x = NULL;
     exchange_free(x);
-    if (!keep) {
-        conn_close(c);
-        return STEP_GONE;
-    }
+    if (!keep)
+        return linger(c);
     c->state = CONN_HEAD;
     return STEP_GO;
 }
@@ -415,7 +456,7 @@ static enum step send_answer(struct conn *c)
 
 void conn_go_on(struct conn *c)
 {
-    enum step s = STEP_GO;
+    enum step s = c->closing ? STEP_GONE : STEP_GO;
     while (s == STEP_GO) {
         switch (c->state) {
         case CONN_HEAD:
@@ -430,12 +471,17 @@ void conn_go_on(struct conn *c)
         case CONN_SEND:
             s = c->suspended ? STEP_WAIT : send_answer(c);
             break;
+        case CONN_LINGER:
+            s = c->can_read ? drain(c) : STEP_WAIT;
+            break;
         }
     }
 }
 
 void conn_event(struct conn *c, uint32_t events)
 {
+    if (c->closing)
+        return; /* closed earlier in this batch (a wake-up went first) */
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->can_read = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
@@ -450,7 +496,7 @@ void conn_event(struct conn *c, uint32_t events)
 /* A wake-up from conn_resume: only a suspended connection goes on. */
 void conn_woken(struct conn *c)
 {
-    if (!c->suspended)
+    if (!c->suspended || c->closing)
         return;
     c->suspended = false;
     worker_touch(c->w, c);

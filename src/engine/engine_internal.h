@@ -43,6 +43,7 @@ struct worker {
     struct dlist idle;    /* its connections, the longest quiet first */
     struct dlist parked;  /* its suspended connections: no idle clock */
     struct conn *ready;   /* with bytes to send and room for them: go on next turn */
+    struct conn *dead;    /* closed this turn: freed once the turn's events are handled */
     struct inbuf *pool;   /* free read buffers */
     int pooled;
     bool listening; /* the listening socket is in its epoll set */
@@ -83,10 +84,11 @@ struct exchange {
 };
 
 enum conn_state {
-    CONN_HEAD, /* reading a request's head (or idle between requests) */
-    CONN_BODY, /* reading its body */
-    CONN_CALL, /* its handler is called, or suspended until resumed */
-    CONN_SEND, /* its answer is going out */
+    CONN_HEAD,   /* reading a request's head (or idle between requests) */
+    CONN_BODY,   /* reading its body */
+    CONN_CALL,   /* its handler is called, or suspended until resumed */
+    CONN_SEND,   /* its answer is going out */
+    CONN_LINGER, /* answered and shut for writing: what the client still sends is dropped */
 };
 
 struct conn {
@@ -101,11 +103,12 @@ struct conn {
     enum conn_state state;
     bool can_read, can_write; /* the socket had bytes or room when last tried */
     bool peer_done;           /* the client sent its last byte (half-closed) */
-    bool suspended, in_ready, in_wakes, closing;
+    bool suspended, in_ready, in_wakes;
+    bool closing;           /* closed: its memory waits for the end of the turn (worker_bury) */
     struct dnode idle_node; /* in its worker's idle list, or its parked list when `parked` */
     bool parked;
     int64_t quiet_since_ms;
-    struct conn *ready_next, *wake_next;
+    struct conn *ready_next, *wake_next, *dead_next;
     struct inbuf *in;
     struct exchange *x;
 };
@@ -129,6 +132,9 @@ void worker_forget_wake(struct worker *w, struct conn *c);
  * it; worker_conn_gone counts one out. */
 bool worker_admit(void);
 void worker_conn_gone(void);
+/* Free the connections closed this turn: one epoll batch may hold a closed connection's event
+ * after the wake-up that closed it, so none is freed before the batch is done. */
+void worker_bury(struct worker *w);
 const char *worker_date(struct worker *w);
 
 /* conn.c */
@@ -153,7 +159,8 @@ enum send_result {
 /* Build the status line and headers of the queued answer. false: out of memory. */
 bool send_prepare(struct conn *c);
 enum send_result send_some(struct conn *c);
-/* Write an interim 100 Continue (best effort: a full socket drops it). */
-void send_continue(struct conn *c);
+/* Write an interim 100 Continue (best effort: a full socket drops it). false: only part of it
+ * went, and the connection's framing is lost. */
+bool send_continue(struct conn *c);
 
 #endif

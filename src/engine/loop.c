@@ -124,11 +124,13 @@ static void *worker_main(void *arg)
         }
         run_ready(w);
         close_quiet(w);
+        worker_bury(w);
     }
     while (w->idle.head)
         conn_close(DLIST_ENTRY(w->idle.head, struct conn, idle_node));
     while (w->parked.head)
         conn_close(DLIST_ENTRY(w->parked.head, struct conn, idle_node));
+    worker_bury(w);
     return NULL;
 }
 

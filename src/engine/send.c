@@ -377,8 +377,10 @@ enum send_result send_some(struct conn *c)
     return SEND_DONE;
 }
 
-void send_continue(struct conn *c)
+bool send_continue(struct conn *c)
 {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    (void)!send(c->fd, line, sizeof(line) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = send(c->fd, line, sizeof(line) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* none sent (no room): the client sends its body after its own wait, as RFC 9110 lets it */
+    return n < 0 || n == (ssize_t)sizeof(line) - 1;
 }

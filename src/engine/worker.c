@@ -29,6 +29,15 @@ void worker_conn_gone(void)
     atomic_fetch_sub(&open_conns, 1);
 }
 
+void worker_bury(struct worker *w)
+{
+    while (w->dead) {
+        struct conn *c = w->dead;
+        w->dead = c->dead_next;
+        free(c);
+    }
+}
+
 struct inbuf *worker_take_buffer(struct worker *w)
 {
     struct inbuf *b = w->pool;

@@ -144,3 +144,39 @@ def test_an_idle_keep_alive_connection_is_closed_at_the_idle_timeout(start_arca)
         got, closed = read_all(s, wait=10)  # nothing more is sent: arca closes it
     assert got == b"" and closed
     assert arca.get("/api/v1/health/")[0] == 200
+
+
+def test_a_connection_closed_by_its_wake_up_is_not_touched_by_its_own_event(start_arca, origin):
+    """One worker; clients wait for downloads that end in a 404 while they keep writing bytes
+    behind their request. The wake-up that answers and closes a connection and that
+    connection's own socket event can come in one epoll batch: the event must find it closed,
+    not freed (the attack review's use-after-free; ASan run of the scenarios sees it)."""
+    import threading
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--threads", "1")
+    for i in range(40):
+        origin.add(f"/gone-{i}.img", status=404, on_request=lambda obj, index: time.sleep(1))
+    socks = [socket.create_connection((arca.host, arca.port)) for _ in range(40)]
+    try:
+        for i, s in enumerate(socks):
+            s.sendall(f"GET {fetch_target(origin.url(f'/gone-{i}.img'))} HTTP/1.1\r\n"
+                      "Host: arca\r\nConnection: close\r\n\r\n".encode())
+
+        def trickle():
+            end = time.monotonic() + 2.5
+            while time.monotonic() < end:
+                for s in socks:
+                    try:
+                        s.send(b"X")
+                    except OSError:
+                        pass
+                time.sleep(0.002)
+        t = threading.Thread(target=trickle)
+        t.start()
+        t.join()
+        for s in socks:
+            got, _ = read_all(s, wait=5)
+            assert got.startswith(b"HTTP/1.1 404 "), got[:80]
+    finally:
+        for s in socks:
+            s.close()
+    assert arca.get("/api/v1/health/")[0] == 200
