@@ -131,7 +131,6 @@ static ssize_t fill(struct conn *c)
         }
         return 0;
     }
-    c->peer_done = true;
     return -1;
 }
 
@@ -572,9 +571,4 @@ bool engine_queue(struct conn *c, unsigned int status, struct answer *a)
     c->x->ans = a;
     c->x->status = status;
     return true;
-}
-
-unsigned int engine_status(struct conn *c)
-{
-    return c->x ? c->x->status : 0;
 }

@@ -65,7 +65,5 @@ const char *engine_version(struct conn *c);
 /* Queue the answer for the request being handled (a reference of its own is taken). false: one is
  * queued already. */
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a);
-/* The status queued for the request on `c` (0: none yet). */
-unsigned int engine_status(struct conn *c);
 
 #endif

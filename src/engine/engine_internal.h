@@ -35,7 +35,6 @@ struct inbuf {
 };
 
 struct worker {
-    int index;
     int epfd, evfd;
     pthread_t thread;
     pthread_mutex_t lock; /* guards wakes and each connection's in_wakes */
@@ -102,7 +101,6 @@ struct conn {
     } peer;
     enum conn_state state;
     bool can_read, can_write; /* the socket had bytes or room when last tried */
-    bool peer_done;           /* the client sent its last byte (half-closed) */
     bool suspended, in_ready, in_wakes;
     bool closing;           /* closed: its memory waits for the end of the turn (worker_bury) */
     struct dnode idle_node; /* in its worker's idle list, or its parked list when `parked` */

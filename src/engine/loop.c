@@ -134,12 +134,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct worker *w, int index, char *err, size_t errlen)
+static int worker_init(struct worker *w, char *err, size_t errlen)
 {
     struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
     struct epoll_event wev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
     memset(w, 0, sizeof(*w));
-    w->index = index;
     pthread_mutex_init(&w->lock, NULL);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -179,7 +178,7 @@ int engine_start(int fd, const struct engine_limits *lim, const struct engine_op
     n_workers = lim->threads < 1 ? 1 : lim->threads > MAX_WORKERS ? MAX_WORKERS : lim->threads;
     for (i = 0; i < n_workers; i++) {
         workers[i].epfd = workers[i].evfd = -1;
-        if (worker_init(&workers[i], i, err, errlen) < 0 ||
+        if (worker_init(&workers[i], err, errlen) < 0 ||
             pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
             if (!err[0])
                 snprintf(err, errlen, "cannot start the HTTP server's threads");

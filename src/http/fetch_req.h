@@ -33,7 +33,7 @@ struct fetch_req {
     struct conn *conn;
     struct request *req;
     struct object *obj; /* reference held while streaming; NULL when served from a file */
-    struct park park;   /* waits for bytes (store_read) and for a confirmation; owns this */
+    struct park park;   /* waits for bytes (store_span) and for a confirmation; owns this */
     enum lookup_result kind;
     int64_t start, end; /* deliver bytes [start, end); end < 0: up to the end of the object */
     int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
