@@ -356,8 +356,10 @@ def warm_large(work, cfg, www):
     size = cfg["large"]
     write_random(os.path.join(www, "large"), size)
     origin = Nginx(work, "nginx-sendfile", www=www)
+    # arca-sendfile: the other --send-mode, measured so the default is chosen by figures
     peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
-             Varnish(work, origin, "4G"), Squid(work, origin), *arcas(work)]
+             Varnish(work, origin, "4G"), Squid(work, origin), *arcas(work),
+             Arca(work, name="arca-sendfile", extra=("--send-mode", "sendfile"))]
     try:
         for s in peers:
             fetch_all(s.url(origin, "/large"), size)

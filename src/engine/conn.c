@@ -251,7 +251,7 @@ static enum step begin_request(struct conn *c)
         return STEP_GONE;
     }
     c->x = x;
-    x->body_left = h->chunked ? -1 : h->content_length > 0 ? h->content_length : 0;
+    x->body_size = x->body_left = h->chunked ? -1 : h->content_length > 0 ? h->content_length : 0;
     if (h->chunked)
         h1_chunked_init(&x->chunked, h->eol, engine_lim.max_head);
     x->keep_alive = h->keep_alive;
@@ -433,6 +433,19 @@ static enum step finish(struct conn *c)
     return STEP_GO;
 }
 
+/* A cut answer closes the connection. A body delimited by the close (HTTP/1.0, length unknown)
+ * ends with a reset: a plain close would make it look whole. Framed ones show the cut anyway. */
+static enum step close_cut(struct conn *c)
+{
+    const struct exchange *x = c->x;
+    if (x && x->body_len == ANSWER_SIZE_UNKNOWN && !x->chunked_out && !x->head_only) {
+        struct linger reset = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    }
+    conn_close(c);
+    return STEP_GONE;
+}
+
 static enum step send_answer(struct conn *c)
 {
     switch (send_some(c)) {
@@ -449,8 +462,7 @@ static enum step send_answer(struct conn *c)
     case SEND_CUT:
         break;
     }
-    conn_close(c);
-    return STEP_GONE;
+    return close_cut(c);
 }
 
 void conn_go_on(struct conn *c)
@@ -561,6 +573,11 @@ const char *engine_path(struct conn *c)
 const char *engine_version(struct conn *c)
 {
     return c->x ? c->x->version : "HTTP/1.1";
+}
+
+int64_t engine_body_size(struct conn *c)
+{
+    return c->x ? c->x->body_size : 0;
 }
 
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a)

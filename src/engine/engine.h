@@ -32,7 +32,9 @@ struct engine_ops {
     void (*closed)(void *conn_ctx);
     /* A request's head is in: the request's context (NULL: out of memory, the connection is
      * closed). With `refusal` (a status; its one-line `reason`), the head was refused: `begin`
-     * queues that answer, after which the connection closes. */
+     * queues that answer, after which the connection closes. `begin` may queue an answer to any
+     * head (a limit, a body its route cannot take): its body is then never read (no
+     * 100 Continue), and a connection whose body is left unread closes after the answer. */
     void *(*begin)(struct conn *c, unsigned int refusal, const char *reason);
     /* Queue a refusal of the request after its head: a malformed body, or no answer at all from
      * its handler. The connection closes after it. */
@@ -62,6 +64,8 @@ const char *engine_method(struct conn *c);
 const char *engine_target(struct conn *c);
 const char *engine_path(struct conn *c);
 const char *engine_version(struct conn *c);
+/* The request's body as its head declares it: its Content-Length, 0 for none, -1 chunked. */
+int64_t engine_body_size(struct conn *c);
 /* Queue the answer for the request being handled (a reference of its own is taken). false: one is
  * queued already. */
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a);

@@ -348,7 +348,7 @@ static ssize_t send_read(struct conn *c, size_t max, enum send_result *res)
 enum send_result send_some(struct conn *c)
 {
     struct exchange *x = c->x;
-    size_t budget = SEND_TURN_MAX;
+    size_t budget = x->ans->kind == ANSWER_MEM ? SEND_TURN_MAX_MEM : SEND_TURN_MAX;
     enum send_result res = SEND_DONE;
     if (!c->can_write)
         return SEND_AGAIN;

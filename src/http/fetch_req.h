@@ -39,9 +39,9 @@ struct fetch_req {
     int64_t fd_bytes;   /* file responses: body bytes, counted once completed */
     int64_t sent;       /* streamed responses: body bytes handed over so far */
     bool head;
-    bool http10;    /* no chunked framing: a cut body could look complete */
-    bool plain;     /* no Range, no filename, not draining: a prepared answer may serve it */
-    bool cut;       /* the body was cut: the download failed or its sha256 was not `expect` */
+    bool http10; /* no chunked framing: a cut body could look complete */
+    bool plain;  /* no Range, no filename, not draining: a prepared answer may serve it */
+    bool cut;    /* the body was cut: the download failed or its sha256 was not `expect` */
     bool has_expect;
     uint8_t expect[32];             /* this request's &sha256=: it decides this answer only */
     char *url;                      /* the target's normal form, whole: what is fetched */

@@ -274,11 +274,15 @@ bool http_route_allows(const struct route *rt, const char *method)
     return false;
 }
 
-static enum conn_result not_allowed(struct conn *c, const char *method, const char *allowed)
+static enum conn_result not_allowed(struct conn *c, const char *method, const char *allowed,
+                                    bool close)
 {
     struct answer *r = http_error_response("method %s not allowed", method);
-    if (r)
+    if (r) {
         answer_header(r, "Allow", allowed);
+        if (close)
+            answer_header(r, "Connection", "close");
+    }
     return http_queue(c, HTTP_METHOD_NOT_ALLOWED, r);
 }
 
@@ -290,9 +294,38 @@ static enum conn_result route(struct conn *c, struct request *req, const char *u
     if (!req->route && !(req->route = http_route_match(routes, url)))
         return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint");
     if (!http_route_allows(req->route, method))
-        return not_allowed(c, method, req->route->methods);
+        return not_allowed(c, method, req->route->methods, false);
     assert(http_handling(req));
     return req->route->handler(c, req, url + strlen(req->route->path));
+}
+
+/* A request with a body its route cannot take is refused at its head (405, 413), so that no
+ * byte of it is read and no 100 Continue invites it; the connection closes after the answer.
+ * Any other body is due within --header-timeout, as its head was. */
+static void check_body(struct conn *c, struct request *req)
+{
+    int64_t size = engine_body_size(c);
+    const char *method = engine_method(c);
+    const struct route *rt;
+    char reason[96];
+    if (size == 0)
+        return;
+    rt = req->route = http_route_match(routes, engine_path(c));
+    if (rt && !http_route_allows(rt, method)) {
+        not_allowed(c, method, rt->methods, true);
+        return;
+    }
+    if (rt && rt->upload && size > 0 && (uint64_t)size > rt->body_max)
+        snprintf(reason, sizeof(reason), "request body larger than %zu bytes", rt->body_max);
+    else if ((!rt || !rt->upload) && (size < 0 || size > HTTP_DROP_BODY_MAX))
+        snprintf(reason, sizeof(reason), "this endpoint takes no request body");
+    else {
+        limits_body_due(engine_conn_ctx(c));
+        req->body_due = true;
+        return;
+    }
+    atomic_fetch_add(&stats.limited, 1);
+    refuse_early(c, HTTP_CONTENT_TOO_LARGE, reason);
 }
 
 /* A request body goes to its route's upload, if it has one and takes the method; other bodies
@@ -371,6 +404,8 @@ static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
         atomic_fetch_add(&stats.limited, 1);
     if (refusal)
         refuse_early(c, refusal, reason);
+    else
+        check_body(c, req);
     current = NULL;
     return req;
 }
@@ -388,6 +423,10 @@ static enum conn_result on_call(struct conn *c, void *r)
     struct request *req = r;
     enum conn_result ret;
     current = req;
+    if (req->body_due) { /* the body is in */
+        limits_body_in(engine_conn_ctx(c));
+        req->body_due = false;
+    }
     ret = route(c, req, engine_path(c), engine_method(c));
     current = NULL;
     return ret;

@@ -36,7 +36,8 @@ struct route {
     /* Called on every call of the request after its header (the first after a resumed
      * connection too); `rest` is the URL after `path`. The request's `state` is the handler's. */
     enum conn_result (*handler)(struct conn *c, struct request *req, const char *rest);
-    /* A request body's bytes, as they come (NULL: bodies are read and dropped). */
+    /* A request body's bytes, as they come. NULL: the route takes no body; one of at most
+     * HTTP_DROP_BODY_MAX bytes is read and dropped, a larger or chunked one refused at its head. */
     void (*upload)(struct request *req, const char *data, size_t size);
     /* The request ended (its state is let go here): the access log's cache column, or NULL for
      * "-". Called for every request that matched the route, state or not. NULL: nothing held. */
@@ -44,7 +45,14 @@ struct route {
     /* A load balancer polls it: its 200s and 503s to GET and HEAD are left out of the access
      * log unless --log-health-checks. */
     bool polled;
+    /* With an upload: the largest body it takes. A Content-Length beyond is refused with 413 at
+     * the head, before any byte of the body is read (and no 100 Continue is sent). */
+    size_t body_max;
 };
+
+/* A body sent to a route that takes none is read and dropped up to this size (a client library
+ * may send a small one with any request); beyond, or chunked, it is refused at its head. */
+#define HTTP_DROP_BODY_MAX (64 * 1024)
 
 /* The first route of `routes` whose path matches `url` (NULL: none does). */
 const struct route *http_route_match(const struct route *routes, const char *url);

@@ -23,14 +23,12 @@
 
 #define TOKEN_MAX 512
 #define TOKEN_MIN 16
-/* Largest request body taken (a prefetch list); beyond, 413. */
-#define ADMIN_BODY_MAX (1024 * 1024)
 #define PREFETCH_MAGIC 0x7e1f3a09u
 
 /* A prefetch request's body, as it comes (its request's state). */
 struct prefetch_state {
     unsigned magic;
-    bool too_big; /* beyond ADMIN_BODY_MAX: the request gets 413 */
+    bool too_big; /* beyond HTTP_PREFETCH_BODY_MAX: the request gets 413 */
     struct buf body;
 };
 
@@ -226,7 +224,7 @@ static struct prefetch_state *prefetch_state(const struct request *req)
     return s;
 }
 
-/* The body, up to ADMIN_BODY_MAX bytes: the server hands it over in pieces. */
+/* The body, up to HTTP_PREFETCH_BODY_MAX bytes: the server hands it over in pieces. */
 void http_prefetch_upload(struct request *req, const char *data, size_t size)
 {
     struct prefetch_state *s = prefetch_state(req);
@@ -237,7 +235,7 @@ void http_prefetch_upload(struct request *req, const char *data, size_t size)
         s->magic = PREFETCH_MAGIC;
         req->state = s;
     }
-    if (s->body.len + size > ADMIN_BODY_MAX)
+    if (s->body.len + size > HTTP_PREFETCH_BODY_MAX)
         s->too_big = true;
     else
         buf_addn(&s->body, data, size);
@@ -252,7 +250,7 @@ enum conn_result http_prefetch(struct conn *c, struct request *req, const char *
     if (s && s->too_big) {
         atomic_fetch_add(&stats.limited, 1);
         return http_send_error(c, HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",
-                               ADMIN_BODY_MAX);
+                               HTTP_PREFETCH_BODY_MAX);
     }
     return prefetch(c, s ? &s->body : &none);
 }

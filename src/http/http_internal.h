@@ -64,6 +64,8 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
  * ?url= a download's outcome (admin token); DELETE /api/v1/resources/?url= purges. */
 enum conn_result http_resources_api(struct conn *c, struct request *req, const char *rest);
 enum conn_result http_prefetch(struct conn *c, struct request *req, const char *rest);
+/* The largest prefetch list taken (its route's body_max); a chunked one beyond it gets 413. */
+#define HTTP_PREFETCH_BODY_MAX (1024 * 1024)
 void http_prefetch_upload(struct request *req, const char *data, size_t size);
 const char *http_prefetch_done(struct request *req, bool completed);
 

@@ -22,7 +22,7 @@
 struct conn_track {
     int fd;
     uint8_t addr[16];
-    _Atomic int64_t deadline_ms; /* headers due by then; 0 while a request is being served */
+    _Atomic int64_t deadline_ms; /* a head (or a body) due by then; 0 while a request is served */
     bool over_ip, over_total;
     /* From a --trusted-proxy: the connection carries many clients' requests in turn, so it
      * counts for the client of the request it serves (X-Forwarded-For), and only meanwhile. */
@@ -109,6 +109,16 @@ void limits_request_begins(struct conn_track *t, const struct sockaddr *client)
         t->serving = true;
     }
     pthread_mutex_unlock(&lim.lock);
+}
+
+void limits_body_due(struct conn_track *t)
+{
+    set_deadline(t, monotonic_ms() + lim.cfg->header_timeout * 1000);
+}
+
+void limits_body_in(struct conn_track *t)
+{
+    set_deadline(t, 0);
 }
 
 void limits_request_ends(struct conn_track *t)

@@ -1,7 +1,7 @@
 /*
  * http_limits.h — limits on client connections, answered with a status:
  * connections in total (503) and per client address (429), and the time a client may take to
- * send a request's headers (slowloris).
+ * send a request's headers, and its body if it has one (slowloris).
  *
  * Contract: the conn_* and limits_refusal functions are called from the server's threads
  * (its connection and request notifications); one mutex guards the list of open connections.
@@ -37,6 +37,10 @@ void limits_conn_close(struct conn_track *t);
  * requests being served for that client, since the proxy's connections carry anyone's; clients
  * it cannot name (NULL) are counted together. */
 void limits_request_begins(struct conn_track *t, const struct sockaddr *client);
+/* The request has a body: it is due within --header-timeout, as a head is, so that a body
+ * trickled a byte at a time cannot hold the connection; limits_body_in() once it is in. */
+void limits_body_due(struct conn_track *t);
+void limits_body_in(struct conn_track *t);
 /* A response is done: the next request's headers are due within the idle timeout. */
 void limits_request_ends(struct conn_track *t);
 

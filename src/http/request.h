@@ -25,6 +25,7 @@ struct request {
     const struct route *route;      /* the route matched; NULL until the request is routed */
     void *state;                    /* the route's handler's own, let go by its done */
     struct sockaddr_storage client; /* room for http_client()'s answer */
+    bool body_due;                  /* its body is timed (limits_body_due) until it is in */
     char method[16];
     char version[16];
     char *referer, *agent; /* only while the access log is on */

@@ -1,10 +1,12 @@
 """arca's own HTTP/1.1 engine, as a client meets it on the wire: a request body sent chunked
 after `Expect: 100-continue`, a client that half-closes, HTTP/1.0 keep-alive, answers in order
 behind a request that must wait, a stalled client that cannot hold up the others of its worker,
-and idle connections closed at --idle-timeout. Each scenario writes raw bytes on sockets."""
+idle connections closed at --idle-timeout, bodies refused at their head or cut when late, and a
+cut HTTP/1.0 answer that must not look whole. Each scenario writes raw bytes on sockets."""
 
 import hashlib
 import json
+import os
 import socket
 import time
 import urllib.parse
@@ -189,3 +191,77 @@ def test_a_connection_closed_by_its_wake_up_is_not_touched_by_its_own_event(star
         for s in socks:
             s.close()
     assert arca.get("/api/v1/health/")[0] == 200
+
+
+def test_a_body_its_route_cannot_take_is_refused_at_its_head(start_arca, workdir):
+    """No byte of such a body is read and no 100 Continue invites it: the answer comes at once,
+    before the client has sent any of it, and the connection closes after it. A small body a
+    route does not take is still read and dropped, the connection kept."""
+    arca = start_arca("--admin-token-file", token_file(workdir))
+    refused = [  # (request head, status line, reason)
+        ("POST /api/v1/health/ HTTP/1.1\r\nContent-Length: 10000000\r\n"
+         "Expect: 100-continue\r\n", "HTTP/1.1 405 Method Not Allowed", "method POST not allowed"),
+        ("GET /api/v1/status/ HTTP/1.1\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n",
+         "HTTP/1.1 413 Content Too Large", "this endpoint takes no request body"),
+        ("GET /api/v1/status/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+         "HTTP/1.1 413 Content Too Large", "this endpoint takes no request body"),
+        (f"POST /api/v1/prefetch/ HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+         "Content-Length: 2000000\r\nExpect: 100-continue\r\n",
+         "HTTP/1.1 413 Content Too Large", "request body larger than 1048576 bytes"),
+    ]
+    for head, status, reason in refused:
+        with socket.create_connection((arca.host, arca.port)) as s:
+            s.sendall(f"{head}Host: arca\r\n\r\n".encode())
+            got, closed = read_all(s)
+        [(line, headers, body)] = responses(got)
+        assert (line, body.decode().strip()) == (status, reason) and closed, got
+        assert headers["connection"] == "close"
+    assert arca.metrics()["arca_limited_requests_total"] == 3, "each 413 is a limit's refusal"
+    with socket.create_connection((arca.host, arca.port)) as s:
+        s.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: arca\r\nContent-Length: 5\r\n\r\nhello"
+                  b"GET /api/v1/health/ HTTP/1.1\r\nHost: arca\r\nConnection: close\r\n\r\n")
+        got, closed = read_all(s)
+    assert [(a[0], a[2]) for a in responses(got)] == [("HTTP/1.1 200 OK", b"ok")] * 2 and closed
+
+
+def test_a_trickled_body_is_cut_at_the_header_timeout(start_arca, workdir):
+    """A body sent a byte at a time restarts no clock: it is due within --header-timeout, as
+    its head was, and the connection is closed when it is late."""
+    arca = start_arca("--admin-token-file", token_file(workdir), "--header-timeout", "1s")
+    with socket.create_connection((arca.host, arca.port)) as s:
+        s.sendall(f"POST /api/v1/prefetch/ HTTP/1.1\r\nHost: arca\r\nAuthorization: Bearer "
+                  f"{TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+                  .encode())
+        deadline, closed = time.monotonic() + 15, False
+        while not closed and time.monotonic() < deadline:
+            try:
+                s.send(b" ")
+                s.settimeout(0.2)
+                closed = s.recv(4096) == b""
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+        assert closed, "a trickled body holds its connection"
+    assert arca.metrics()["arca_limited_requests_total"] == 1
+
+
+def test_a_cut_answer_to_an_http_1_0_client_ends_with_a_reset(start_arca, origin):
+    """An HTTP/1.0 answer of unknown length ends with the close: a download cut while it streams
+    must not end with a plain close, which the client would take for the whole object."""
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--download-retries", "0")
+    data = os.urandom(500000)
+    url = origin.add("/cut10.img", data=data, chunked=True, truncate_at=200000, chunk=10000,
+                     rate=400000)  # the client is streaming when the origin breaks off
+    got, error = b"", None
+    with socket.create_connection((arca.host, arca.port)) as s:
+        s.sendall(f"GET {fetch_target(url)} HTTP/1.0\r\n\r\n".encode())
+        s.settimeout(15)
+        try:
+            while piece := s.recv(65536):
+                got += piece
+        except OSError as e:
+            error = e
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length" not in got.lower()[:500]
+    assert len(got.split(b"\r\n\r\n", 1)[1]) < len(data)
+    assert isinstance(error, ConnectionResetError), "a cut answer looked whole to the client"
