@@ -289,14 +289,22 @@ static enum step read_head(struct conn *c)
     }
 }
 
+static bool body_too_large(const struct exchange *x)
+{
+    return x->body_max && x->body_got > x->body_max;
+}
+
 static void upload(void *arg, const char *data, size_t n)
 {
     struct conn *c = arg;
-    if (!c->x->ans)
-        engine_ops_->upload(c, c->x->req, data, n);
+    struct exchange *x = c->x;
+    x->body_got += n;
+    if (!x->ans && !body_too_large(x))
+        engine_ops_->upload(c, x->req, data, n);
 }
 
-/* The body's bytes in the buffer go to the handler (chunked or counted). false: refused. */
+/* The body's bytes in the buffer go to the handler (chunked or counted). false: refused (the
+ * chunked decoder's status and reason, or 413 beyond engine_limit_body's). */
 static bool take_body(struct conn *c)
 {
     struct exchange *x = c->x;
@@ -304,6 +312,11 @@ static bool take_body(struct conn *c)
     if (x->body_left < 0) {
         enum h1_result r;
         n = h1_chunked_feed(&x->chunked, c->in->data, c->in->len, upload, c, &r);
+        if (r != H1_ERROR && body_too_large(x)) {
+            x->chunked.status = 413;
+            x->chunked.reason = "request body larger than its endpoint takes";
+            r = H1_ERROR;
+        }
         if (r == H1_ERROR)
             return false;
         if (r == H1_DONE)
@@ -578,6 +591,12 @@ const char *engine_version(struct conn *c)
 int64_t engine_body_size(struct conn *c)
 {
     return c->x ? c->x->body_size : 0;
+}
+
+void engine_limit_body(struct conn *c, uint64_t max)
+{
+    if (c->x)
+        c->x->body_max = max;
 }
 
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a)

@@ -300,7 +300,8 @@ static enum conn_result route(struct conn *c, struct request *req, const char *u
 }
 
 /* A request with a body its route cannot take is refused at its head (405, 413), so that no
- * byte of it is read and no 100 Continue invites it; the connection closes after the answer.
+ * byte of it is read and no 100 Continue invites it; the connection closes after the answer. A
+ * chunked body says no size: the engine refuses it (413) once it outgrows the route's limit.
  * Any other body is due within --header-timeout, as its head was. */
 static void check_body(struct conn *c, struct request *req)
 {
@@ -317,9 +318,11 @@ static void check_body(struct conn *c, struct request *req)
     }
     if (rt && rt->upload && size > 0 && (uint64_t)size > rt->body_max)
         snprintf(reason, sizeof(reason), "request body larger than %zu bytes", rt->body_max);
-    else if ((!rt || !rt->upload) && (size < 0 || size > HTTP_DROP_BODY_MAX))
+    else if ((!rt || !rt->upload) && size > HTTP_DROP_BODY_MAX)
         snprintf(reason, sizeof(reason), "this endpoint takes no request body");
     else {
+        if (size < 0) /* chunked: the engine counts it as it comes */
+            engine_limit_body(c, rt && rt->upload ? rt->body_max : HTTP_DROP_BODY_MAX);
         limits_body_due(engine_conn_ctx(c));
         req->body_due = true;
         return;
@@ -434,6 +437,8 @@ static enum conn_result on_call(struct conn *c, void *r)
 
 static void on_refuse(struct conn *c, void *r, unsigned int status, const char *reason)
 {
+    if (status == HTTP_CONTENT_TOO_LARGE) /* a chunked body beyond its route's limit */
+        atomic_fetch_add(&stats.limited, 1);
     current = r;
     refuse_early(c, status, reason);
     current = NULL;

@@ -37,7 +37,8 @@ struct route {
      * connection too); `rest` is the URL after `path`. The request's `state` is the handler's. */
     enum conn_result (*handler)(struct conn *c, struct request *req, const char *rest);
     /* A request body's bytes, as they come. NULL: the route takes no body; one of at most
-     * HTTP_DROP_BODY_MAX bytes is read and dropped, a larger or chunked one refused at its head. */
+     * HTTP_DROP_BODY_MAX bytes is read and dropped, a larger one refused (413) at its head, or
+     * once that much of it came when chunked. */
     void (*upload)(struct request *req, const char *data, size_t size);
     /* The request ended (its state is let go here): the access log's cache column, or NULL for
      * "-". Called for every request that matched the route, state or not. NULL: nothing held. */
@@ -46,12 +47,13 @@ struct route {
      * log unless --log-health-checks. */
     bool polled;
     /* With an upload: the largest body it takes. A Content-Length beyond is refused with 413 at
-     * the head, before any byte of the body is read (and no 100 Continue is sent). */
+     * the head, before any byte of the body is read (and no 100 Continue is sent); a chunked
+     * body once it grows beyond. */
     size_t body_max;
 };
 
 /* A body sent to a route that takes none is read and dropped up to this size (a client library
- * may send a small one with any request); beyond, or chunked, it is refused at its head. */
+ * may send a small one with any request); beyond, it is refused. */
 #define HTTP_DROP_BODY_MAX (64 * 1024)
 
 /* The first route of `routes` whose path matches `url` (NULL: none does). */

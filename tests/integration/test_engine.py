@@ -195,15 +195,14 @@ def test_a_connection_closed_by_its_wake_up_is_not_touched_by_its_own_event(star
 
 def test_a_body_its_route_cannot_take_is_refused_at_its_head(start_arca, workdir):
     """No byte of such a body is read and no 100 Continue invites it: the answer comes at once,
-    before the client has sent any of it, and the connection closes after it. A small body a
-    route does not take is still read and dropped, the connection kept."""
+    before the client has sent any of it, and the connection closes after it. A chunked body
+    says no size: it is refused once it outgrows the route's limit. A small body a route does
+    not take is still read and dropped, the connection kept."""
     arca = start_arca("--admin-token-file", token_file(workdir))
     refused = [  # (request head, status line, reason)
         ("POST /api/v1/health/ HTTP/1.1\r\nContent-Length: 10000000\r\n"
          "Expect: 100-continue\r\n", "HTTP/1.1 405 Method Not Allowed", "method POST not allowed"),
         ("GET /api/v1/status/ HTTP/1.1\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n",
-         "HTTP/1.1 413 Content Too Large", "this endpoint takes no request body"),
-        ("GET /api/v1/status/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
          "HTTP/1.1 413 Content Too Large", "this endpoint takes no request body"),
         (f"POST /api/v1/prefetch/ HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n"
          "Content-Length: 2000000\r\nExpect: 100-continue\r\n",
@@ -216,6 +215,18 @@ def test_a_body_its_route_cannot_take_is_refused_at_its_head(start_arca, workdir
         [(line, headers, body)] = responses(got)
         assert (line, body.decode().strip()) == (status, reason) and closed, got
         assert headers["connection"] == "close"
+    with socket.create_connection((arca.host, arca.port)) as s:  # a chunked body says no size
+        s.sendall(b"GET /api/v1/status/ HTTP/1.1\r\nHost: arca\r\nTransfer-Encoding: chunked"
+                  b"\r\n\r\n" + b"4000\r\n" + b"c" * 0x4000 + b"\r\n")
+        for _ in range(4):  # 80 KiB of chunks in all: refused once 64 KiB came
+            try:
+                s.sendall(b"4000\r\n" + b"c" * 0x4000 + b"\r\n")
+            except OSError:
+                break
+        got, closed = read_all(s)
+    [(line, _, body)] = responses(got)
+    assert (line, body) == ("HTTP/1.1 413 Content Too Large",
+                            b"request body larger than its endpoint takes\n") and closed
     assert arca.metrics()["arca_limited_requests_total"] == 3, "each 413 is a limit's refusal"
     with socket.create_connection((arca.host, arca.port)) as s:
         s.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: arca\r\nContent-Length: 5\r\n\r\nhello"
