@@ -79,12 +79,24 @@ static void unready(struct conn *c)
     c->in_ready = false;
 }
 
+/* An answer cut short whose end is the close (HTTP/1.0, length unknown): the close must not look
+ * like its end, so it is a reset. Framed answers show the cut anyway. */
+static bool cut_unframed(const struct exchange *x)
+{
+    return x && x->ans && x->out_sent > 0 && !x->body_done && !x->chunked_out && !x->head_only &&
+           x->body_len == ANSWER_SIZE_UNKNOWN;
+}
+
 void conn_close(struct conn *c)
 {
     struct exchange *x = c->x;
     if (c->closing)
         return;
     c->closing = true;
+    if (cut_unframed(x)) { /* whoever closes it: a cut download, the idle clock, shutdown */
+        struct linger reset = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+    }
     if (x && x->req) /* the request's headers are still there for its done (the access log) */
         engine_ops_->done(c, x->req, false);
     c->x = NULL;
@@ -252,6 +264,7 @@ static enum step begin_request(struct conn *c)
     }
     c->x = x;
     x->body_size = x->body_left = h->chunked ? -1 : h->content_length > 0 ? h->content_length : 0;
+    x->body_max = UINT64_MAX;
     if (h->chunked)
         h1_chunked_init(&x->chunked, h->eol, engine_lim.max_head);
     x->keep_alive = h->keep_alive;
@@ -289,18 +302,11 @@ static enum step read_head(struct conn *c)
     }
 }
 
-static bool body_too_large(const struct exchange *x)
-{
-    return x->body_max && x->body_got > x->body_max;
-}
-
 static void upload(void *arg, const char *data, size_t n)
 {
     struct conn *c = arg;
-    struct exchange *x = c->x;
-    x->body_got += n;
-    if (!x->ans && !body_too_large(x))
-        engine_ops_->upload(c, x->req, data, n);
+    if (!c->x->ans)
+        engine_ops_->upload(c, c->x->req, data, n);
 }
 
 /* The body's bytes in the buffer go to the handler (chunked or counted). false: refused (the
@@ -312,7 +318,9 @@ static bool take_body(struct conn *c)
     if (x->body_left < 0) {
         enum h1_result r;
         n = h1_chunked_feed(&x->chunked, c->in->data, c->in->len, upload, c, &r);
-        if (r != H1_ERROR && body_too_large(x)) {
+        x->body_got +=
+            n; /* framing too: a chunk extension without end is bytes read all the same */
+        if (r != H1_ERROR && x->body_got > x->body_max) {
             x->chunked.status = 413;
             x->chunked.reason = "request body larger than its endpoint takes";
             r = H1_ERROR;
@@ -415,10 +423,17 @@ static enum step linger(struct conn *c)
 static enum step drain(struct conn *c)
 {
     char sink[4096];
+    size_t budget = SEND_TURN_MAX; /* a client sending without end must not hold the worker */
     for (;;) {
         ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-        if (n > 0)
+        if (n > 0 && (size_t)n >= budget) {
+            worker_ready(c->w, c);
+            return STEP_WAIT;
+        }
+        if (n > 0) {
+            budget -= (size_t)n;
             continue;
+        }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -446,19 +461,6 @@ static enum step finish(struct conn *c)
     return STEP_GO;
 }
 
-/* A cut answer closes the connection. A body delimited by the close (HTTP/1.0, length unknown)
- * ends with a reset: a plain close would make it look whole. Framed ones show the cut anyway. */
-static enum step close_cut(struct conn *c)
-{
-    const struct exchange *x = c->x;
-    if (x && x->body_len == ANSWER_SIZE_UNKNOWN && !x->chunked_out && !x->head_only) {
-        struct linger reset = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-    }
-    conn_close(c);
-    return STEP_GONE;
-}
-
 static enum step send_answer(struct conn *c)
 {
     switch (send_some(c)) {
@@ -475,7 +477,8 @@ static enum step send_answer(struct conn *c)
     case SEND_CUT:
         break;
     }
-    return close_cut(c);
+    conn_close(c); /* cut: see cut_unframed */
+    return STEP_GONE;
 }
 
 void conn_go_on(struct conn *c)
@@ -591,6 +594,11 @@ const char *engine_version(struct conn *c)
 int64_t engine_body_size(struct conn *c)
 {
     return c->x ? c->x->body_size : 0;
+}
+
+uint64_t engine_body_sent(struct conn *c)
+{
+    return c->x ? c->x->body_sent : 0;
 }
 
 void engine_limit_body(struct conn *c, uint64_t max)

@@ -66,8 +66,12 @@ const char *engine_path(struct conn *c);
 const char *engine_version(struct conn *c);
 /* The request's body as its head declares it: its Content-Length, 0 for none, -1 chunked. */
 int64_t engine_body_size(struct conn *c);
-/* Refuse the request with 413 once more than `max` bytes of its body came (for a chunked body,
- * whose size its head does not say); called from `begin`. */
+/* Bytes of the answer's body handed to the socket so far (framing aside): in `done`, what a
+ * client that left early was sent. */
+uint64_t engine_body_sent(struct conn *c);
+/* Refuse the request with 413 once more than `max` bytes of its chunked body came (its head
+ * says no size; its framing counts too, so endless chunk extensions are bounded as well); called
+ * from `begin`. */
 void engine_limit_body(struct conn *c, uint64_t max);
 /* Queue the answer for the request being handled (a reference of its own is taken). false: one is
  * queued already. */

@@ -67,8 +67,8 @@ struct exchange {
     /* the body being read */
     int64_t body_size; /* as the head declares it: Content-Length, 0 none, -1 chunked */
     int64_t body_left; /* Content-Length bytes still to come; -1: chunked */
-    uint64_t body_got; /* bytes of the body (chunks decoded) read so far */
-    uint64_t body_max; /* engine_limit_body's: beyond, 413; 0: no limit */
+    uint64_t body_got; /* bytes of a chunked body read so far, its framing included */
+    uint64_t body_max; /* engine_limit_body's: beyond, 413 (UINT64_MAX: none) */
     struct h1_chunked chunked;
     bool continue_sent;
     bool keep_alive, head_only, http10;

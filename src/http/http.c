@@ -299,10 +299,10 @@ static enum conn_result route(struct conn *c, struct request *req, const char *u
     return req->route->handler(c, req, url + strlen(req->route->path));
 }
 
-/* A request with a body its route cannot take is refused at its head (405, 413), so that no
- * byte of it is read and no 100 Continue invites it; the connection closes after the answer. A
- * chunked body says no size: the engine refuses it (413) once it outgrows the route's limit.
- * Any other body is due within --header-timeout, as its head was. */
+/* A request with a body its route cannot take is refused at its head (405, 413, or its route's
+ * own refusal: 401, 403), so that no byte of it is read and no 100 Continue invites it; the
+ * connection closes after the answer. A chunked body says no size: the engine refuses it (413) once
+ * it outgrows the route's limit. Any other body is due within --header-timeout, as its head was. */
 static void check_body(struct conn *c, struct request *req)
 {
     int64_t size = engine_body_size(c);
@@ -316,6 +316,8 @@ static void check_body(struct conn *c, struct request *req)
         not_allowed(c, method, rt->methods, true);
         return;
     }
+    if (rt && rt->upload && rt->admit && !rt->admit(c))
+        return; /* refused (the engine closes the connection, the body unread) */
     if (rt && rt->upload && size > 0 && (uint64_t)size > rt->body_max)
         snprintf(reason, sizeof(reason), "request body larger than %zu bytes", rt->body_max);
     else if ((!rt || !rt->upload) && size > HTTP_DROP_BODY_MAX)
@@ -450,6 +452,7 @@ static void on_done(struct conn *c, void *r, bool completed)
     const char *cache = NULL;
     limits_request_ends(engine_conn_ctx(c));
     assert(http_on_pool());
+    req->wrote = (int64_t)engine_body_sent(c);
     if (req->route && req->route->done)
         cache = req->route->done(req, completed);
     assert(!req->state); /* the route's done let go of it */

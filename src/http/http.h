@@ -50,6 +50,10 @@ struct route {
      * the head, before any byte of the body is read (and no 100 Continue is sent); a chunked
      * body once it grows beyond. */
     size_t body_max;
+    /* With an upload: called at the head of a request with a body, before any of it is read;
+     * false when it queued a refusal (a prefetch without the admin token), so that a client
+     * nobody authorised cannot make arca hold its body. NULL: every client may send one. */
+    bool (*admit)(struct conn *c);
 };
 
 /* A body sent to a route that takes none is read and dropped up to this size (a client library

@@ -224,6 +224,12 @@ static struct prefetch_state *prefetch_state(const struct request *req)
     return s;
 }
 
+bool http_prefetch_admit(struct conn *c)
+{
+    enum conn_result ret;
+    return authorize(c, &ret) == 0;
+}
+
 /* The body, up to HTTP_PREFETCH_BODY_MAX bytes: the server hands it over in pieces. */
 void http_prefetch_upload(struct request *req, const char *data, size_t size)
 {

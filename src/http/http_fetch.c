@@ -420,7 +420,9 @@ enum conn_result http_fetch(struct conn *c, struct request *req, const char *res
 }
 
 /* What the request's answer was, for the access log; *sent the body bytes it handed over. */
-static const char *let_go(struct fetch_req *r, bool completed, int64_t *sent)
+/* A file answer's bytes count whole once completed; a client that left early was sent what the
+ * engine wrote (`wrote`) of them. A streamed answer counts its bytes as they go (r->sent). */
+static const char *let_go(struct fetch_req *r, bool completed, int64_t wrote, int64_t *sent)
 {
     const char *cache = r->cut                   ? "CUT"
                         : r->kind == LOOKUP_HIT  ? "HIT"
@@ -433,9 +435,9 @@ static const char *let_go(struct fetch_req *r, bool completed, int64_t *sent)
     if (r->obj) {
         store_unwait(r->obj, &r->park);
         store_release(r->obj);
-    } else if (completed) {
-        atomic_fetch_add(&stats.bytes_served, r->fd_bytes);
-        *sent = r->fd_bytes;
+    } else {
+        *sent = completed || wrote > r->fd_bytes ? r->fd_bytes : wrote;
+        atomic_fetch_add(&stats.bytes_served, *sent);
     }
     if (r->key != r->url)
         free(r->key);
@@ -453,7 +455,7 @@ const char *fetch_finish(struct fetch_req *r, struct request *req, bool complete
     if (r) {
         const char *kind;
         assert(r->magic == FETCH_MAGIC && r->req == req);
-        kind = let_go(r, completed, &sent);
+        kind = let_go(r, completed, req->wrote, &sent);
         if (!cache) {
             cache = kind;
             req->bytes = sent;

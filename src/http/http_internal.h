@@ -67,6 +67,8 @@ enum conn_result http_prefetch(struct conn *c, struct request *req, const char *
 /* The largest prefetch list taken (its route's body_max); a chunked one beyond it gets 413. */
 #define HTTP_PREFETCH_BODY_MAX (1024 * 1024)
 void http_prefetch_upload(struct request *req, const char *data, size_t size);
+/* At the head: false (a 401 or 403 queued) unless the request carries the admin token. */
+bool http_prefetch_admit(struct conn *c);
 const char *http_prefetch_done(struct request *req, bool completed);
 
 /* The request's client: the connection's peer, or behind a --trusted-proxy the address its

@@ -123,7 +123,9 @@ void limits_body_in(struct conn_track *t)
 
 void limits_request_ends(struct conn_track *t)
 {
-    set_deadline(t, monotonic_ms() + lim.cfg->idle_timeout * 1000);
+    /* A quiet connection is the engine's to close at the idle timeout (not a limit's refusal);
+     * this later deadline cuts one that trickles its next head, which restarts the idle clock. */
+    set_deadline(t, monotonic_ms() + (lim.cfg->idle_timeout + lim.cfg->header_timeout) * 1000);
     if (t && t->proxied) {
         pthread_mutex_lock(&lim.lock);
         t->serving = false;

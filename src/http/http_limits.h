@@ -41,7 +41,8 @@ void limits_request_begins(struct conn_track *t, const struct sockaddr *client);
  * trickled a byte at a time cannot hold the connection; limits_body_in() once it is in. */
 void limits_body_due(struct conn_track *t);
 void limits_body_in(struct conn_track *t);
-/* A response is done: the next request's headers are due within the idle timeout. */
+/* A response is done: the next request's headers are due within the idle timeout and the
+ * header timeout (a connection quiet for the idle timeout is closed by the engine first). */
 void limits_request_ends(struct conn_track *t);
 
 /* 0, or the status (429, 503) and reason a new request on this connection gets. */

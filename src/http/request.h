@@ -22,6 +22,7 @@ struct request {
     time_t when;                    /* wall clock, for the access log */
     unsigned int status;            /* of the response queued; 0 while none */
     int64_t bytes;                  /* body bytes handed to the connection */
+    int64_t wrote;                  /* of them, written to the socket: set before the done */
     const struct route *route;      /* the route matched; NULL until the request is routed */
     void *state;                    /* the route's handler's own, let go by its done */
     struct sockaddr_storage client; /* room for http_client()'s answer */

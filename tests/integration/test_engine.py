@@ -207,6 +207,10 @@ def test_a_body_its_route_cannot_take_is_refused_at_its_head(start_arca, workdir
         (f"POST /api/v1/prefetch/ HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n"
          "Content-Length: 2000000\r\nExpect: 100-continue\r\n",
          "HTTP/1.1 413 Content Too Large", "request body larger than 1048576 bytes"),
+        # a client without the admin token cannot make arca hold a prefetch list (the review)
+        ("POST /api/v1/prefetch/ HTTP/1.1\r\nAuthorization: Bearer not-the-token\r\n"
+         "Content-Length: 1000000\r\nExpect: 100-continue\r\n",
+         "HTTP/1.1 401 Unauthorized", "wrong admin token"),
     ]
     for head, status, reason in refused:
         with socket.create_connection((arca.host, arca.port)) as s:
@@ -276,3 +280,27 @@ def test_a_cut_answer_to_an_http_1_0_client_ends_with_a_reset(start_arca, origin
     assert got.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length" not in got.lower()[:500]
     assert len(got.split(b"\r\n\r\n", 1)[1]) < len(data)
     assert isinstance(error, ConnectionResetError), "a cut answer looked whole to the client"
+
+
+def test_an_http_1_0_answer_cut_by_the_idle_clock_ends_with_a_reset(start_arca, origin):
+    """The same when arca closes for the idle timeout a client that stopped reading while its
+    download still ran: the close must not look like the end (found by the attack review)."""
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--idle-timeout", "1s")
+    data = os.urandom(32 * 1024 * 1024)
+    url = origin.add("/idle10.img", data=data, chunked=True, rate=8000000)  # about 4 s
+    got, error = b"", None
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((arca.host, arca.port))
+        s.sendall(f"GET {fetch_target(url)} HTTP/1.0\r\n\r\n".encode())
+        got = read_until(s, b"\r\n\r\n")
+        time.sleep(3)  # the client stops reading: arca's socket fills, its idle clock runs out
+        s.settimeout(15)
+        try:
+            while piece := s.recv(65536):
+                got += piece
+        except OSError as e:
+            error = e
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and len(got) < len(data)
+    assert isinstance(error, ConnectionResetError), "a cut answer looked whole to the client"
+

@@ -213,3 +213,35 @@ def test_a_reopen_that_fails_says_where_lines_go_and_loses_none(origin, start_ar
     arca.fetch(url)
     moved = os.path.join(logdir + ".old", "access.log")
     assert [l["cache"] for l in wait_lines(lambda: read_file(moved), 2)] == ["MISS", "HIT"]
+
+
+def test_a_hit_left_early_counts_the_bytes_it_was_sent(origin, start_arca):
+    """A client that leaves a cached object's answer early: its access-log line and
+    arca_served_bytes_total count what arca sent it, not 0 (nor the whole object)."""
+    import urllib.parse
+    arca = start_arca("--upstream-allow", "127.0.0.1/32")
+    data = os.urandom(32 * 1024 * 1024)
+    url = origin.add("/left.img", data=data)
+    assert arca.fetch(url)[0] == 200  # cached whole
+    before = arca.metrics()["arca_served_bytes_total"]
+    target = "/api/v1/fetch/?" + urllib.parse.urlencode({"url": url})
+    with socket.create_connection((arca.host, arca.port)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: arca\r\n\r\n".encode())
+        got = b""
+        while len(got) < 1024 * 1024:
+            piece = s.recv(65536)
+            assert piece, got[:200]
+            got += piece
+    # closed with unread bytes: a reset, which arca's next write meets
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [l for l in access_lines(arca.read_log()) if "left.img" in l["request"]]
+        if len(lines) == 2:
+            break
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.05)
+    sent = int(lines[1]["bytes"])
+    assert lines[1]["cache"] == "HIT" and lines[1]["status"] == "200"
+    assert 1024 * 1024 - len(got.split(b"\r\n\r\n", 1)[0]) <= sent < len(data), sent
+    assert arca.metrics()["arca_served_bytes_total"] == before + sent
