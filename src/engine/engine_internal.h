@@ -111,6 +111,7 @@ struct conn {
     } peer;
     enum conn_state state;
     bool can_read, can_write; /* the socket had bytes or room when last tried */
+    bool peer_shut;           /* the client shut its side (or the socket failed) */
     bool suspended, in_ready, in_wakes;
     bool closing;           /* closed: its memory waits for the end of the turn (worker_bury) */
     struct dnode idle_node; /* in its worker's idle list, or its parked list when `parked` */

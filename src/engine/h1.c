@@ -35,7 +35,9 @@ static enum h1_result refuse(struct h1_request *req, unsigned int status, const 
 
 void h1_init(struct h1_request *req)
 {
-    memset(req, 0, sizeof(*req));
+    /* Not the fields: a line sets its own, and clearing 1,000 of them at every request cost a
+     * warm hit 16 KB of memset (and as much of the cache). */
+    memset(req, 0, offsetof(struct h1_request, fields));
     req->content_length = -1;
 }
 

@@ -56,7 +56,6 @@ struct h1_request {
     /* set once H1_DONE */
     struct h1_span method, target;
     int minor; /* HTTP/1.<minor>: 0 or 1 */
-    struct h1_field fields[H1_MAX_FIELDS];
     int n_fields;
     int64_t content_length; /* -1: none */
     bool chunked;           /* Transfer-Encoding: chunked */
@@ -72,6 +71,8 @@ struct h1_request {
     bool have_line; /* the request line is read */
     int hosts, lengths, encodings;
     bool close, keep; /* Connection: close / keep-alive seen */
+    /* the first n_fields are set; last, so that h1_init leaves the rest (16 KB) alone */
+    struct h1_field fields[H1_MAX_FIELDS];
 };
 
 /* Ready for a request's head (again, for the next request of a connection). */
