@@ -19,7 +19,8 @@ static bool same(const struct h1_request *a, const struct h1_request *b, enum h1
         return true;
     return a->head_len == b->head_len && a->n_fields == b->n_fields &&
            a->content_length == b->content_length && a->chunked == b->chunked &&
-           a->keep_alive == b->keep_alive && !memcmp(a->fields, b->fields, sizeof(a->fields));
+           a->keep_alive == b->keep_alive &&
+           !memcmp(a->fields, b->fields, (size_t)a->n_fields * sizeof(a->fields[0]));
 }
 
 static void check_done(const struct h1_request *req, const char *buf, size_t len)
