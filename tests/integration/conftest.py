@@ -292,15 +292,18 @@ class Arca:
                 if keep_port or attempt == 2:
                     raise
 
+    def command(self):
+        """arca's command line (a subclass may run it another way)."""
+        listen = f"[{self.host}]" if ":" in self.host else self.host
+        return [ARCA_BIN, "serve", "--listen", f"{listen}:{self.port}",
+                "--data-dir", self.data_dir, "--grace-period", "5s",
+                # short backoffs, so fault scenarios take seconds; a test may override
+                "--retry-delay", "50ms"] + self.args
+
     def _start_once(self):
         self.log = open(self.log_path, "ab")
         logged = self.log.tell()
-        listen = f"[{self.host}]" if ":" in self.host else self.host
-        cmd = [ARCA_BIN, "serve", "--listen", f"{listen}:{self.port}",
-               "--data-dir", self.data_dir, "--grace-period", "5s",
-               # short backoffs, so fault scenarios take seconds; a test may override
-               "--retry-delay", "50ms"] + self.args
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=self.log,
                                      env={**os.environ, **(self.env or {})})
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
