@@ -40,6 +40,18 @@ def read_until(s, marker, wait=10):
     return got
 
 
+def read_to_error(s, wait=15):
+    """(bytes, the OSError that ended them or None): read until the peer closes or resets."""
+    got = b""
+    s.settimeout(wait)
+    try:
+        while piece := s.recv(65536):
+            got += piece
+    except OSError as e:
+        return got, e
+    return got, None
+
+
 def responses(data):
     """(status line, headers, body) of each response in `data`, bodies cut by Content-Length."""
     out = []
@@ -268,15 +280,9 @@ def test_a_cut_answer_to_an_http_1_0_client_ends_with_a_reset(start_arca, origin
     data = os.urandom(500000)
     url = origin.add("/cut10.img", data=data, chunked=True, truncate_at=200000, chunk=10000,
                      rate=400000)  # the client is streaming when the origin breaks off
-    got, error = b"", None
     with socket.create_connection((arca.host, arca.port)) as s:
         s.sendall(f"GET {fetch_target(url)} HTTP/1.0\r\n\r\n".encode())
-        s.settimeout(15)
-        try:
-            while piece := s.recv(65536):
-                got += piece
-        except OSError as e:
-            error = e
+        got, error = read_to_error(s)
     assert got.startswith(b"HTTP/1.1 200 OK\r\n") and b"content-length" not in got.lower()[:500]
     assert len(got.split(b"\r\n\r\n", 1)[1]) < len(data)
     assert isinstance(error, ConnectionResetError), "a cut answer looked whole to the client"
@@ -288,22 +294,21 @@ def test_an_http_1_0_answer_cut_by_the_idle_clock_ends_with_a_reset(start_arca, 
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--idle-timeout", "1s")
     data = os.urandom(32 * 1024 * 1024)
     url = origin.add("/idle10.img", data=data, chunked=True, rate=8000000)  # about 4 s
-    got, error = b"", None
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect((arca.host, arca.port))
         s.sendall(f"GET {fetch_target(url)} HTTP/1.0\r\n\r\n".encode())
-        got = read_until(s, b"\r\n\r\n")
-        time.sleep(3)  # the client stops reading: arca's socket fills, its idle clock runs out
-        s.settimeout(15)
-        try:
-            while piece := s.recv(65536):
-                got += piece
-        except OSError as e:
-            error = e
+        head = read_until(s, b"\r\n\r\n")
+        # the client stops reading: arca's socket fills, its idle clock runs out and it closes
+        # (then only the metrics request's own connection is open)
+        deadline = time.monotonic() + 15
+        while arca.metrics()["arca_active_connections"] > 1:
+            assert time.monotonic() < deadline, "arca never closed the client that stopped reading"
+            time.sleep(0.1)
+        got, error = read_to_error(s)
+        got = head + got
     assert got.startswith(b"HTTP/1.1 200 OK\r\n") and len(got) < len(data)
     assert isinstance(error, ConnectionResetError), "a cut answer looked whole to the client"
-
 
 
 def test_quiet_keep_alive_connections_closed_at_the_idle_timeout_are_not_counted_as_limited(
