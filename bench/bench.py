@@ -691,14 +691,26 @@ def file_sha256(path):
     return h.hexdigest()
 
 
+def unique_copy(www, name, r):
+    """A copy of `cold` with its first bytes made unique; returns its &sha256= query. A digest
+    an object in the cache already has would be a digest hit (another URL's file, no download):
+    until 2026-11-23 the -sha256 rounds after a plain one measured that, not a cold fan-out."""
+    path = os.path.join(www, name)
+    shutil.copyfile(os.path.join(www, "cold"), path)
+    with open(path, "r+b") as f:
+        f.write(f"{name}-{r}-{time.time_ns()}".encode().ljust(64, b"."))
+    return "&sha256=" + file_sha256(path)
+
+
 def cold_fanout_digest(work, cfg, www):
     """What a digest still to check costs a cold fan-out: every client asks with &sha256=.
     arca-sha256 streams it chunked (its last byte waits for the check), arca-hold-sha256
     (--digest-framing hold) answers once the object is complete and checked. arca without sha256
-    is the reference; arca-before (ARCA_BEFORE) runs the same two, in the same order."""
+    is the reference; arca-before (ARCA_BEFORE) runs the same two, in the same order. Each
+    -sha256 round has content of its own (unique_copy), so its digest is a miss."""
     size = cfg["cold"]
     write_random(os.path.join(www, "cold"), size)
-    digest = "&sha256=" + file_sha256(os.path.join(www, "cold"))
+    digest = "&sha256="  # each -sha256 round's own, below
     origin = Nginx(work, "origin", www=www, limit_rate=cfg["cold_rate"])
     servers = arcas(work) + [Arca(work, name="arca-hold", extra=("--digest-framing", "hold"))]
     contenders = [("arca", servers[0], ""), ("arca-sha256", servers[0], digest),
@@ -722,11 +734,16 @@ def cold_fanout_digest(work, cfg, www):
             direct_s = direct[0]["done"] - direct[0]["start"]
             for name, s, query in order:
                 path = f"/cold-{r}-{name}"
-                os.symlink("cold", os.path.join(www, path[1:]))
+                if query:
+                    query = unique_copy(www, path[1:], r)
+                else:
+                    os.symlink("cold", os.path.join(www, path[1:]))
                 cpu = cpu_seconds(s.pid)
                 clients = loadgen(s.url(origin, path) + query, n, spread)
                 cpu = cpu_seconds(s.pid) - cpu
                 check_clients(name, clients, size)
+                if query:
+                    os.unlink(os.path.join(www, path[1:]))  # 1 GiB each: not kept
                 durations = [c["done"] - c["start"] for c in clients]
                 rounds[name].append({"slowest_vs_direct": max(durations) / direct_s,
                                      "slowest_s": max(durations), "arca_cpu_s": cpu,
@@ -736,6 +753,42 @@ def cold_fanout_digest(work, cfg, www):
                 "setup": f"{size >> 20} MiB at {cfg['cold_rate']}B/s per origin connection, "
                          f"{n} clients over {spread} s; -sha256: every client asks with the "
                          "object's digest", "rounds": rounds}
+    finally:
+        for s in reversed(servers + [origin]):
+            s.stop()
+
+
+def digest_fanout(work, cfg, www):
+    """Digest hits fanned out: an object is cached under one URL; 50 clients then ask another
+    URL with the same content and its &sha256= (LAVA's jobs name the same artifact by several
+    URLs). Each is answered from the cached file once upstream has confirmed its URL."""
+    size, n, spread = cfg["large"], cfg["cold_clients"], cfg["cold_spread"]
+    write_random(os.path.join(www, "cold"), size)
+    digest = "&sha256=" + file_sha256(os.path.join(www, "cold"))
+    origin = Nginx(work, "origin", www=www)
+    servers = arcas(work)
+    try:
+        for s in servers:
+            os.symlink("cold", os.path.join(www, f"first-{s.name}"))
+            fetch_all(s.url(origin, f"/first-{s.name}") + digest, size)
+        rounds = {s.name: [] for s in servers}
+        for r in range(cfg["rounds"]):
+            for s in servers if r % 2 == 0 else reversed(servers):
+                path = f"/twin-{r}-{s.name}"
+                os.symlink("cold", os.path.join(www, path[1:]))
+                hits = s.metric("arca_digest_hits_total")
+                cpu = cpu_seconds(s.pid)
+                clients = loadgen(s.url(origin, path) + digest, n, spread)
+                cpu = cpu_seconds(s.pid) - cpu
+                check_clients(s.name, clients, size)
+                if s.metric("arca_digest_hits_total") - hits != n:
+                    raise RuntimeError(f"{s.name}: not every client was a digest hit")
+                durations = [c["done"] - c["start"] for c in clients]
+                rounds[s.name].append({"slowest_s": max(durations), "arca_cpu_s": cpu,
+                                       "cpu_ns_per_byte": 1e9 * cpu / (n * size)})
+        return {"metric": "slowest_s", "higher_is_better": False, "unit": "s",
+                "setup": f"{size >> 20} MiB cached under one URL, {n} clients over {spread} s "
+                         "asking another URL with its &sha256=", "rounds": rounds}
     finally:
         for s in reversed(servers + [origin]):
             s.stop()
@@ -1086,6 +1139,7 @@ def cluster_scenario(work, cfg, www):
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "warm-small-log": warm_small_log, "cold-fanout": cold_fanout,
              "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
+             "digest-fanout": digest_fanout,
              "idle-connections": idle_connections, "big-index": big_index,
              "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario,
              "bucket-listing": bucket_listing, "cluster": cluster_scenario}

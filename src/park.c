@@ -70,16 +70,35 @@ void park_remove(struct park_queue *q, struct park *p)
     park_put(p); /* the queue's: never the last, the caller holds its own */
 }
 
+/* The queue's reference passes to the deferred list. */
+static void defer_one(struct park *p)
+{
+    CHECK_PARK(p);
+    p->queued = false;
+    p->next = deferred;
+    deferred = p;
+}
+
 void park_defer(struct park_queue *q)
 {
     struct park *p = q->head, *next;
     q->head = NULL;
-    for (; p; p = next) { /* the queue's references pass to the deferred list */
-        CHECK_PARK(p);
+    for (; p; p = next) {
         next = p->next;
-        p->queued = false;
-        p->next = deferred;
-        deferred = p;
+        defer_one(p);
+    }
+}
+
+void park_defer_reached(struct park_queue *q, int64_t progress)
+{
+    struct park **at = &q->head, *p;
+    while ((p = *at)) {
+        if (p->until <= progress) {
+            *at = p->next;
+            defer_one(p);
+        } else {
+            at = &p->next;
+        }
     }
 }
 

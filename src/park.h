@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The state a park is embedded in. */
 #define PARK_OWNER(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
@@ -33,9 +34,10 @@ struct park {
     void (*sleep)(struct park *p);   /* producer's lock held: suspend the connection */
     void (*wake)(struct park *p);    /* park.c's lock held only: resume it */
     void (*release)(struct park *p); /* the last reference went; NULL: nothing to do */
-    struct park *next;               /* in a queue or a thread's deferred list */
-    bool queued;                     /* in a queue (under that producer's lock) */
-    bool gone;                       /* park_leave() ran: no more wake-ups (park.c's lock) */
+    int64_t until;     /* with park_defer_reached: the producer's progress it waits for (0: any) */
+    struct park *next; /* in a queue or a thread's deferred list */
+    bool queued;       /* in a queue (under that producer's lock) */
+    bool gone;         /* park_leave() ran: no more wake-ups (park.c's lock) */
 };
 
 /* Producers keep their waiting parks in one; guarded by the producer's lock. */
@@ -59,6 +61,8 @@ void park_enqueue(struct park_queue *q, struct park *p);
 void park_remove(struct park_queue *q, struct park *p);
 /* Every park of `q` is woken at this thread's next park_flush(). */
 void park_defer(struct park_queue *q);
+/* The same for the parks of `q` whose `until` is at most `progress`; the others stay queued. */
+void park_defer_reached(struct park_queue *q, int64_t progress);
 bool park_queue_empty(const struct park_queue *q);
 
 /* No producer lock held: run the wake-ups this thread deferred. */

@@ -1,5 +1,6 @@
 /* The client side of the store (store.h): lookups, hits, reads and waits, from any thread. The
  * top of store/: it asks object.c for every change of an object's state. */
+#include "clock.h"
 #include "log.h"
 #include "object.h"
 #include "store_twins.h"
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +288,14 @@ bool store_wait(struct object *obj, bool complete, struct park *w)
     return ready;
 }
 
+/* Set once by the upstream loop (store_set_hold_wake); called from readers' threads. */
+static void (*_Atomic hold_wake)(void);
+
+void store_set_hold_wake(void (*wake)(void))
+{
+    atomic_store(&hold_wake, wake);
+}
+
 /* Lock held. Where this reader's bytes stop for now: the last byte written is held back while
  * FETCHING, and a reader with a digest to check also waits for completion before its own last
  * byte. */
@@ -298,11 +308,46 @@ static int64_t readable_end(const struct object *obj, const struct read_terms *t
     return end;
 }
 
+/* Lock held; the object downloads. The `have` this reader's next span waits for: `min` bytes
+ * past `off`, or all it wants when that is less (the byte before `have` is held back, so
+ * `have` must pass the last byte wanted). 0: it takes any byte, because those there have
+ * waited a hold out already (end_hold) or it has no `min`. */
+static int64_t span_until(const struct object *obj, int64_t off, const struct read_terms *terms)
+{
+    assert(store_locked() && obj->state == OBJ_FETCHING);
+    int64_t want = off + (int64_t)terms->min;
+    if (!terms->min || off < obj->flush_mark - 1)
+        return off + 1;
+    if (terms->end >= 0 && want > terms->end)
+        want = terms->end;
+    if (obj->length >= 0 && want > obj->length)
+        want = obj->length;
+    return want + 1;
+}
+
+/* Lock held. The reader sleeps until its span is there (store_announce). Returns true when it is
+ * the first held while bytes are there: the caller wakes the upstream loop, which ends the hold
+ * in time even if no byte comes. */
+static bool park_reader(struct object *obj, int64_t off, int64_t readable,
+                        const struct read_terms *terms, struct park *w)
+{
+    bool first = false;
+    assert(store_locked());
+    w->until = span_until(obj, off, terms);
+    if (off < readable && !obj->hold_since) {
+        obj->hold_since = monotonic_ms();
+        first = true;
+    }
+    park_enqueue(&obj->waiters, w);
+    return first;
+}
+
 ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct read_terms *terms,
                    struct park *w, int *fd)
 {
     int64_t readable;
     ssize_t n = 0;
+    bool held = false;
 
     CHECK_OBJ(obj);
     store_lock();
@@ -311,12 +356,13 @@ ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct rea
     } else if (terms->expect && obj->state == OBJ_COMPLETE &&
                memcmp(obj->digest, terms->expect, 32) != 0) {
         n = STORE_READ_MISMATCH;
-    } else if (off >= (readable = readable_end(obj, terms)) || max == 0 || obj->fd < 0) {
+    } else if (off >= (readable = readable_end(obj, terms)) || max == 0 || obj->fd < 0 ||
+               (obj->state == OBJ_FETCHING && obj->have < span_until(obj, off, terms))) {
         /* (no descriptor yet: a download resumed after a restart, its file not reopened) */
         if (obj->state == OBJ_COMPLETE) {
             n = STORE_READ_END;
         } else {
-            park_enqueue(&obj->waiters, w);
+            held = park_reader(obj, off, readable, terms, w);
         }
     } else {
         assert(readable <= obj->have && off >= 0);
@@ -328,6 +374,9 @@ ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct rea
         n = (ssize_t)max;
     }
     store_unlock();
+    void (*wake)(void) = held ? atomic_load(&hold_wake) : NULL;
+    if (wake)
+        wake();
     return n;
 }
 

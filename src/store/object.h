@@ -7,8 +7,8 @@
  * - One mutex (store_lock/store_unlock) guards the table, the lists, the quota counters and every
  *   object's fields below `fd`. store_locked() says whether the calling thread holds it: every
  *   function documented "lock held" asserts it, or that main is alone (before store_start,
- *   after store_close: no other thread can reach the store). store_unlock drops the lock, then runs the
- *   wake-ups deferred under it (park.h): a waiter is never woken under the lock.
+ *   after store_close: no other thread can reach the store). store_unlock drops the lock, then runs
+ * the wake-ups deferred under it (park.h): a waiter is never woken under the lock.
  * - An object's life is a table of moves (object.c, object_may_move): NEW -> FETCHING (a download
  *   begins), NEW -> COMPLETE (loaded at start), FETCHING -> COMPLETE (finished or renewed),
  *   FETCHING -> FAILED (failed, set aside, or replaced by a new version), COMPLETE -> REMOVED
@@ -60,6 +60,8 @@ struct object {
     bool delivered;     /* a reader has been handed bytes: they may never change */
     bool on_disk;       /* store_begin_file wrote its row (and file): a failure removes them */
     bool unannounced;   /* bytes appended since its waiters were last woken */
+    int64_t hold_since; /* monotonic ms a reader was first held below its span (store_span); 0 */
+    int64_t flush_mark; /* bytes before it waited a hold out: readers take them at any size */
     int error_status;   /* HTTP status for clients when FAILED */
     char *error;        /* one-line reason (object_set_error); NULL when none (or out of memory):
                            see object_error() */

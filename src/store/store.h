@@ -152,11 +152,16 @@ void store_unwait(struct object *obj, struct park *w);
 bool store_wait(struct object *obj, bool complete, struct park *w);
 
 /* What one reader wants: bytes before `end` (-1: to the end of the object) and, when `expect` is
- * set, only an object whose sha256 is `expect` (the reader's own &sha256=). */
+ * set, only an object whose sha256 is `expect` (the reader's own &sha256=). While the object
+ * downloads, a reader with `min` is held until `min` bytes (or all it wants) are there, or for
+ * STORE_HOLD_MS at most: each span then costs one wake-up and one send for `min` bytes instead
+ * of one per append of curl's (16 KiB). */
 struct read_terms {
     int64_t end;
     const uint8_t *expect;
+    size_t min;
 };
+#define STORE_HOLD_MS 20
 #define STORE_READ_FAILED (-1)   /* the download failed: cut the answer */
 #define STORE_READ_END (-2)      /* nothing more: the object (or `end`) is reached */
 #define STORE_READ_MISMATCH (-3) /* the object is complete and its sha256 is not `expect` */
@@ -217,8 +222,13 @@ struct object *store_new_version(struct object *obj, const char *reason);
  * over 16 KiB at a time, several times per pass, and each wake-up resumes every reader's
  * connection; store_announce wakes them once the pass is over. */
 int store_append(struct object *obj, const char *data, size_t len);
-/* Wake the object's waiters if bytes were appended since they were last woken. */
-void store_announce(struct object *obj);
+/* Wake the object's waiters whose bytes were appended since they were last woken, and every
+ * waiter once a reader has been held STORE_HOLD_MS. Returns the monotonic ms by which it must be
+ * called again (a reader is held), or 0. */
+int64_t store_announce(struct object *obj);
+/* Called from a reader's thread, no lock held, when a reader is held while none was: the upstream
+ * loop must call store_announce by the time it returns next, though no byte may come. */
+void store_set_hold_wake(void (*wake)(void));
 /* Check the length (-1 after store_fail, the reason in obj->error), then have the persistence
  * thread sync the file and its directory entry and record the row; the object becomes COMPLETE
  * after that (or fails then, logged there). Readers wait for the held-back byte meanwhile. */

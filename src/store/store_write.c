@@ -1,6 +1,7 @@
 /* The writing side of the store: files, quota, eviction, expiry, completion. The upstream thread
  * appends and decides; what touches SQLite, fsync or unlink is a job for the persistence thread
  * (persist.h). Every change of an object's state is asked of object.c. */
+#include "clock.h"
 #include "index.h"
 #include "log.h"
 #include "object.h"
@@ -254,7 +255,7 @@ int store_restart(struct object *obj, int64_t length, const struct upstream_head
         object_set_error(obj, 500, "cannot truncate object file");
         rc = -1;
     } else {
-        obj->have = 0;
+        obj->have = obj->flush_mark = 0;
         /* readers joining now wait for the new body's length and headers */
         obj->headers_ready = obj->committed;
     }
@@ -348,16 +349,37 @@ int store_append(struct object *obj, const char *data, size_t len)
     return 0;
 }
 
-void store_announce(struct object *obj)
+/* Lock held. A reader held for STORE_HOLD_MS takes what is there: every waiter wakes, and the
+ * bytes there now go out at any size. */
+static void end_hold(struct object *obj, int64_t now)
 {
+    assert(store_locked());
+    if (!obj->hold_since || now < obj->hold_since + STORE_HOLD_MS)
+        return;
+    obj->hold_since = 0;
+    obj->flush_mark = obj->have;
+    wake_all(obj);
+}
+
+int64_t store_announce(struct object *obj)
+{
+    int64_t now = monotonic_ms(), due;
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
     if (obj->unannounced) {
         obj->unannounced = false;
-        wake_all(obj);
+        /* a waiter's `until` is the `have` its bytes need (store_span) */
+        park_defer_reached(&obj->waiters, obj->have);
+        if (park_queue_empty(&obj->waiters))
+            obj->hold_since = 0; /* nobody is held */
+        else if (!obj->hold_since)
+            obj->hold_since = now; /* bytes came that a waiter does not take yet */
     }
+    end_hold(obj, now);
+    due = obj->hold_since ? obj->hold_since + STORE_HOLD_MS : 0;
     store_unlock();
+    return due;
 }
 
 /* The directory entry must be durable too, or a crash could lose a file the index calls

@@ -719,11 +719,11 @@ void transfer_attempt_ended(struct handle *h, CURLcode rc)
     transfer_step(t);
 }
 
-void transfer_announce(struct transfer *t)
+int64_t transfer_announce(struct transfer *t)
 {
     CHECK_TRANSFER(t);
     assert(upstream_on_thread());
-    t->st->announce(t->obj);
+    return t->st->announce(t->obj);
 }
 
 void transfer_stop(struct transfer *t)

@@ -59,7 +59,7 @@ struct transfer_store {
     int (*restart)(struct object *obj, int64_t length, const struct upstream_headers *h);
     struct object *(*new_version)(struct object *obj, const char *reason);
     int (*append)(struct object *obj, const char *data, size_t len);
-    void (*announce)(struct object *obj);
+    int64_t (*announce)(struct object *obj);
     int (*finish)(struct object *obj, const uint8_t digest[32]);
     int (*renew)(struct object *obj);
     void (*fail)(struct object *obj, int status, const char *reason);
@@ -84,8 +84,9 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
 void transfer_poll_file(struct transfer *t);
 /* curl ended the attempt of the transfer whose handle this is; it may be freed on return. */
 void transfer_attempt_ended(struct handle *h, CURLcode rc);
-/* Readers learn of this pass's bytes at once (store_announce). */
-void transfer_announce(struct transfer *t);
+/* Readers learn of this pass's bytes at once (store_announce); returns the monotonic ms by
+ * which to call it again (a reader is held), or 0. */
+int64_t transfer_announce(struct transfer *t);
 /* arca stops: the download fails (nothing kept yet) or is set aside for the next start; freed. */
 void transfer_stop(struct transfer *t);
 

@@ -111,11 +111,36 @@ static void start_opened(void)
     }
 }
 
-/* Readers of every running download learn of this pass's bytes at once (see store_append). */
-static void announce_appended(void)
+/* Readers of every running download learn of this pass's bytes at once (see store_append).
+ * Returns the earliest monotonic ms by which a held reader must be looked at again, or 0. */
+static int64_t announce_appended(void)
 {
-    for (struct transfer *t = fx.loop.active; t; t = transfer_next(t))
-        transfer_announce(t);
+    int64_t first = 0;
+    for (struct transfer *t = fx.loop.active; t; t = transfer_next(t)) {
+        int64_t due = transfer_announce(t);
+        if (due && (!first || due < first))
+            first = due;
+    }
+    return first;
+}
+
+/* store_set_hold_wake's: a reader held, the next pass must come though no byte may. Under the
+ * lock, as upstream_fetch: no wake-up reaches a multi handle being freed. */
+static void wake_for_hold(void)
+{
+    pthread_mutex_lock(&fx.lock);
+    if (!fx.closed)
+        curl_multi_wakeup(fx.loop.multi);
+    pthread_mutex_unlock(&fx.lock);
+}
+
+/* How long the loop may sleep: until the next timer, or the next held reader's due time. */
+static int poll_ms(int64_t hold_due)
+{
+    int64_t now = monotonic_ms(), ms = timer_wait_ms(&fx.loop.timers, now, HOUSEKEEPING_MS);
+    if (hold_due && hold_due - now < ms)
+        ms = hold_due > now ? hold_due - now : 0;
+    return (int)ms;
 }
 
 /* Each handle curl is done with goes to its owner, by its kind. */
@@ -186,6 +211,7 @@ static void fail_everything(void)
 static void *upstream_main(void *arg)
 {
     int running;
+    int64_t hold_due;
     (void)arg;
     upstream_claim_thread();
     timer_init(&fx.housekeeping);
@@ -197,12 +223,11 @@ static void *upstream_main(void *arg)
         probe_start_asked(&fx.loop);
         timer_run(&fx.loop.timers, monotonic_ms()); /* backoffs over, housekeeping */
         curl_multi_perform(fx.loop.multi, &running);
-        announce_appended();
+        hold_due = announce_appended();
         reap_finished();
         /* After the reaping, which may have armed timers; handles it re-adds make curl's own
          * timeout zero, so the poll returns at once for them. */
-        curl_multi_poll(fx.loop.multi, NULL, 0,
-                        (int)timer_wait_ms(&fx.loop.timers, monotonic_ms(), HOUSEKEEPING_MS), NULL);
+        curl_multi_poll(fx.loop.multi, NULL, 0, poll_ms(hold_due), NULL);
     }
     fail_everything();
     hand_over();
@@ -221,6 +246,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot initialise libcurl");
         return -1;
     }
+    store_set_hold_wake(wake_for_hold);
     if (pthread_create(&fx.thread, NULL, upstream_main, NULL) != 0) {
         snprintf(err, errlen, "cannot start the upstream thread");
         return -1;

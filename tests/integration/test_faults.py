@@ -274,3 +274,25 @@ def test_unasked_partial_answer_is_not_kept(origin, arca):
     status, _, body = arca.fetch(url)
     assert status == 502 and b"206" in body
     assert arca.status()["resources_successes"] == 0
+
+
+def test_bytes_before_a_stall_reach_the_client_while_the_origin_is_silent(origin, start_arca):
+    # A client of a running download is sent 64 KiB at a time; the 24 KiB past the first 64
+    # must not wait for bytes that do not come: they go out once a hold (20 ms) is over.
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stall-timeout", "60s")
+    data = os.urandom(200_000)
+    url = origin.add("/pause", data=data, etag='"p"', faults=[("stall", 90_000, 6)],
+                     rate=200_000, chunk=8000)
+    silent_until = time.monotonic() + 6
+    conn, resp = arca.stream(url)
+    got = b""
+    try:
+        while len(got) < 90_000 - 1 and time.monotonic() < silent_until:
+            got += resp.read1(65536)  # the last byte written is held back while downloading
+        arrived = time.monotonic()
+        assert got == data[: len(got)] and len(got) >= 90_000 - 1
+        assert arrived < silent_until, "the bytes waited for the origin to speak again"
+        rest, complete = read_to_end(resp)
+        assert complete and sha256(got + rest) == sha256(data)
+    finally:
+        conn.close()

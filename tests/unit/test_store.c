@@ -104,7 +104,7 @@ static void last_byte_waits_for_completion(void **state)
     struct object *obj = downloading("http://h/a", 10, "text/plain"), *joined;
     struct object_meta meta;
     struct reader r;
-    struct read_terms all = {-1, NULL};
+    struct read_terms all = {-1, NULL, 0};
     char buf[32];
     int fd;
     (void)state;
@@ -133,12 +133,84 @@ static void last_byte_waits_for_completion(void **state)
     assert_string_equal(meta.content_type, "text/plain");
 }
 
+static int hold_wakes;
+static void count_hold_wake(void)
+{
+    hold_wakes++;
+}
+
+/* The upstream loop's passes with no byte coming, until the reader is woken (a deadline). */
+static void pass_until_woken(struct object *obj, struct reader *r, int wakes)
+{
+    for (int i = 0; i < 2000 && r->wakes < wakes; i++) {
+        usleep(1000);
+        store_announce(obj);
+    }
+    assert_int_equal(r->wakes, wakes);
+}
+
+/* A reader with a minimum span sleeps through appends smaller than it, and takes the bytes there
+ * once a hold is over; held with bytes there while no hold runs, it has the upstream loop woken
+ * (no byte may come to do it). */
+static void a_reader_waits_for_its_span_but_not_for_long(void **state)
+{
+    struct object *obj = downloading("http://h/span", 100, "text/plain"), *joined;
+    struct object_meta meta;
+    struct reader r;
+    struct read_terms eight = {-1, NULL, 8}, upto = {12, NULL, 8};
+    char buf[32];
+    int fd;
+    (void)state;
+    reader_init(&r);
+    store_set_hold_wake(count_hold_wake);
+    assert_int_equal(store_lookup("http://h/span", 3600, &joined, &fd, NULL, &meta),
+                     LOOKUP_COALESCED);
+    assert_true(store_wait(joined, false, &r.w));
+    assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &eight, &r.w), 0);
+    assert_int_equal(store_append(obj, "abc", 3), 0);
+    assert_true(store_announce(obj) > 0); /* bytes it does not take yet: a hold is due */
+    assert_int_equal(r.wakes, 0);
+    assert_int_equal(store_append(obj, "defghi", 6), 0); /* 8 readable: its span */
+    store_announce(obj);
+    assert_int_equal(r.wakes, 1);
+    assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &eight, &r.w), 8);
+    assert_memory_equal(buf, "abcdefgh", 8);
+    /* a Range's reader waits for what it wants, when that is less than its span */
+    assert_int_equal(store_read(joined, 8, buf, sizeof(buf), &upto, &r.w), 0);
+    append(obj, "jk");
+    assert_int_equal(r.wakes, 1);
+    append(obj, "lm"); /* have 13: bytes 8..11 readable */
+    assert_int_equal(r.wakes, 2);
+    assert_int_equal(store_read(joined, 8, buf, sizeof(buf), &upto, &r.w), 4);
+    assert_memory_equal(buf, "ijkl", 4);
+    /* a byte it does not take yet: the hold ends in time though no more come */
+    assert_int_equal(store_read(joined, 12, buf, sizeof(buf), &eight, &r.w), 0);
+    append(obj, "n");
+    assert_int_equal(r.wakes, 2);
+    pass_until_woken(obj, &r, 3);
+    assert_int_equal(store_read(joined, 12, buf, sizeof(buf), &eight, &r.w), 1);
+    assert_int_equal(store_announce(obj), 0); /* nobody held */
+    /* held by its own look at bytes there: the upstream loop is woken for it */
+    append(obj, "opq");
+    assert_int_equal(hold_wakes, 0);
+    assert_int_equal(store_read(joined, 13, buf, sizeof(buf), &eight, &r.w), 0);
+    assert_int_equal(hold_wakes, 1);
+    pass_until_woken(obj, &r, 4);
+    assert_int_equal(store_read(joined, 13, buf, sizeof(buf), &eight, &r.w), 3);
+    assert_memory_equal(buf, "nop", 3);
+    store_set_hold_wake(NULL);
+    store_fail(obj, 502, "cut short"); /* its quota goes back for the next scenarios */
+    store_release(joined);
+    release_both(obj);
+}
+
 static void a_digest_is_the_readers_own(void **state)
 {
     struct object *obj = downloading("http://h/b", 6, "");
     struct reader r;
     uint8_t right[32], wrong[32] = {1};
-    struct read_terms none = {-1, NULL}, good = {-1, right}, bad = {-1, wrong}, part = {4, wrong};
+    struct read_terms none = {-1, NULL, 0}, good = {-1, right, 0}, bad = {-1, wrong, 0},
+                      part = {4, wrong, 0};
     char buf[16];
     (void)state;
     reader_init(&r);
@@ -163,7 +235,7 @@ static void a_failure_reaches_every_reader_and_is_not_kept(void **state)
     struct object *obj = downloading("http://h/c", 100, ""), *again;
     struct object_meta meta;
     struct reader r;
-    struct read_terms all = {-1, NULL};
+    struct read_terms all = {-1, NULL, 0};
     char buf[16];
     int fd;
     (void)state;
@@ -275,7 +347,7 @@ static void starting_over_never_hands_out_two_versions(void **state)
     struct download_progress p;
     struct object_meta meta;
     struct reader r;
-    struct read_terms all = {-1, NULL};
+    struct read_terms all = {-1, NULL, 0};
     char buf[16], path[1200];
     int fd;
     (void)state;
@@ -452,6 +524,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(last_byte_waits_for_completion),
+        cmocka_unit_test(a_reader_waits_for_its_span_but_not_for_long),
         cmocka_unit_test(a_digest_is_the_readers_own),
         cmocka_unit_test(a_failure_reaches_every_reader_and_is_not_kept),
         cmocka_unit_test(a_failure_is_remembered_with_its_own_status),

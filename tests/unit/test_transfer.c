@@ -120,9 +120,10 @@ static int f_append(struct object *obj, const char *data, size_t len)
     fake(obj)->have += (int64_t)len;
     return 0;
 }
-static void f_announce(struct object *obj)
+static int64_t f_announce(struct object *obj)
 {
     (void)obj;
+    return 0;
 }
 static int f_finish(struct object *obj, const uint8_t digest[32])
 {
