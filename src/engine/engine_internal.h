@@ -89,6 +89,7 @@ struct exchange {
     char frame[24]; /* ANSWER_SPAN: chunk framing still to send (before span_left's bytes) */
     size_t frame_len, frame_sent;
     bool final_chunk;    /* the frame is the last chunk */
+    bool crlf_due;       /* the last chunk's CRLF: it goes with the next frame, in one send */
     const char *slots[]; /* names, values, arg_names, arg_values; then the strings themselves */
 };
 

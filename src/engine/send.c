@@ -241,11 +241,13 @@ static bool next_block(struct conn *c, enum send_result *res)
     return true;
 }
 
-static void set_frame(struct exchange *x, const char *bytes)
+/* A chunk's frame, after the CRLF that ends the chunk before it when one is due. */
+static void set_frame(struct exchange *x, const char *line)
 {
-    x->frame_len = strlen(bytes);
-    memcpy(x->frame, bytes, x->frame_len);
+    int len = snprintf(x->frame, sizeof(x->frame), "%s%s", x->crlf_due ? "\r\n" : "", line);
+    x->frame_len = len > 0 ? (size_t)len : 0;
     x->frame_sent = 0;
+    x->crlf_due = false;
 }
 
 /* The spanner's next span (with its chunk-size line when chunked); false with *res when none. */
@@ -284,13 +286,17 @@ static bool next_span(struct conn *c, enum send_result *res)
     }
     x->body_sent += (uint64_t)n;
     x->span_left = (uint64_t)n;
-    if (x->chunked_out)
-        x->frame_len = (size_t)snprintf(x->frame, sizeof(x->frame), "%zx\r\n", (size_t)n);
+    if (x->chunked_out) {
+        char line[CHUNK_PREFIX + 1];
+        snprintf(line, sizeof(line), "%zx\r\n", (size_t)n);
+        set_frame(x, line);
+    }
     x->frame_sent = 0;
     return true;
 }
 
-/* Frame bytes, then the span's by sendfile; a chunk's CRLF is the next frame. */
+/* Frame bytes, then the span's by sendfile. A chunk's CRLF waits for the next frame (the next
+ * chunk's size line, or the last chunk) and goes in its send: two calls a chunk, not three. */
 static ssize_t send_span(struct conn *c, size_t max, enum send_result *res)
 {
     struct exchange *x = c->x;
@@ -323,7 +329,7 @@ static ssize_t send_span(struct conn *c, size_t max, enum send_result *res)
     x->span_off += r;
     x->span_left -= (uint64_t)r;
     if (x->span_left == 0 && x->chunked_out)
-        set_frame(x, "\r\n");
+        x->crlf_due = true;
     return r;
 }
 
