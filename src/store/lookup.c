@@ -310,8 +310,9 @@ static int64_t readable_end(const struct object *obj, const struct read_terms *t
 
 /* Lock held; the object downloads. The `have` this reader's next span waits for: `min` bytes
  * past `off`, or all it wants when that is less (the byte before `have` is held back, so
- * `have` must pass the last byte wanted). 0: it takes any byte, because those there have
- * waited a hold out already (end_hold) or it has no `min`. */
+ * `have` must pass the last byte wanted), or the whole body when the span reaches its end (no
+ * byte comes after it to pass). off + 1: it takes any byte, because those there have waited a
+ * hold out already, or the download has ended (end_hold), or it has no `min`. */
 static int64_t span_until(const struct object *obj, int64_t off, const struct read_terms *terms)
 {
     assert(store_locked() && obj->state == OBJ_FETCHING);
@@ -320,8 +321,8 @@ static int64_t span_until(const struct object *obj, int64_t off, const struct re
         return off + 1;
     if (terms->end >= 0 && want > terms->end)
         want = terms->end;
-    if (obj->length >= 0 && want > obj->length)
-        want = obj->length;
+    if (obj->length >= 0 && want >= obj->length)
+        return obj->length;
     return want + 1;
 }
 

@@ -350,11 +350,11 @@ int store_append(struct object *obj, const char *data, size_t len)
 }
 
 /* Lock held. A reader held for STORE_HOLD_MS takes what is there: every waiter wakes, and the
- * bytes there now go out at any size. */
+ * bytes there now go out at any size. now 0: the download has ended, no byte will come. */
 static void end_hold(struct object *obj, int64_t now)
 {
     assert(store_locked());
-    if (!obj->hold_since || now < obj->hold_since + STORE_HOLD_MS)
+    if (now && (!obj->hold_since || now < obj->hold_since + STORE_HOLD_MS))
         return;
     obj->hold_since = 0;
     obj->flush_mark = obj->have;
@@ -524,6 +524,9 @@ int store_finish(struct object *obj, const uint8_t digest[32])
     store_lock();
     obj->refs++;
     f->gen = obj->gen;
+    /* Readers take every byte but the last now, not after the sync: nothing announces this
+     * object again, and a body of unknown length had no end a reader could wait for. */
+    end_hold(obj, 0);
     store_unlock();
     persist_submit_sync(&f->job);
     return 0;

@@ -204,6 +204,48 @@ static void a_reader_waits_for_its_span_but_not_for_long(void **state)
     release_both(obj);
 }
 
+/* A span that reaches the body's end waits for the end, not for bytes that never come; and once
+ * the download has ended (a body of unknown length too), readers take their bytes at once, not
+ * after the persistence thread's sync. */
+static void a_span_at_the_end_does_not_wait_for_the_sync(void **state)
+{
+    struct object *obj = downloading("http://h/tail", 20, "text/plain"), *joined;
+    struct object *open_ended = downloading("http://h/open", -1, "text/plain"), *joined2;
+    struct object_meta meta;
+    struct reader r, r2;
+    struct read_terms span = {-1, NULL, 64};
+    char buf[32];
+    int fd;
+    (void)state;
+    reader_init(&r);
+    reader_init(&r2);
+    assert_int_equal(store_lookup("http://h/tail", 3600, &joined, &fd, NULL, &meta),
+                     LOOKUP_COALESCED);
+    assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &span, &r.w), 0);
+    append(obj, "0123456789abcdefghi");
+    assert_int_equal(r.wakes, 0);
+    append(obj, "j"); /* the whole body: its span is there but for the held-back byte */
+    assert_int_equal(r.wakes, 1);
+    assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &span, &r.w), 19);
+    finish(obj, "0123456789abcdefghij");
+    store_release(joined);
+    release_both(obj);
+
+    assert_int_equal(store_lookup("http://h/open", 3600, &joined2, &fd, NULL, &meta),
+                     LOOKUP_COALESCED);
+    assert_int_equal(store_read(joined2, 0, buf, sizeof(buf), &span, &r2.w), 0);
+    append(open_ended, "0123456789");
+    assert_int_equal(r2.wakes, 0);
+    uint8_t digest[32];
+    SHA256((const unsigned char *)"0123456789", 10, digest);
+    assert_int_equal(store_finish(open_ended, digest), 0);
+    assert_int_equal(r2.wakes, 1); /* at store_finish, before the sync */
+    assert_true(store_read(joined2, 0, buf, sizeof(buf), &span, &r2.w) >= 9);
+    persist_flush();
+    store_release(joined2);
+    release_both(open_ended);
+}
+
 static void a_digest_is_the_readers_own(void **state)
 {
     struct object *obj = downloading("http://h/b", 6, "");
@@ -525,6 +567,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(last_byte_waits_for_completion),
         cmocka_unit_test(a_reader_waits_for_its_span_but_not_for_long),
+        cmocka_unit_test(a_span_at_the_end_does_not_wait_for_the_sync),
         cmocka_unit_test(a_digest_is_the_readers_own),
         cmocka_unit_test(a_failure_reaches_every_reader_and_is_not_kept),
         cmocka_unit_test(a_failure_is_remembered_with_its_own_status),
