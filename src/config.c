@@ -102,6 +102,40 @@ static int add_net(struct cidr *nets, int *n, const char *name, const char *v, c
     return 0;
 }
 
+/* --connect-port N, repeatable; "none" refuses every tunnel (until a port is given again). */
+static int add_connect_port(struct config *cfg, const char *v, char *err)
+{
+    char *end;
+    long port = strtol(v, &end, 10);
+    if (!strcmp(v, "none")) {
+        cfg->n_connect_ports = -1;
+        return 0;
+    }
+    if (v[0] < '0' || v[0] > '9' || *end || port < 1 || port > 65535) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "--connect-port: expected a port (1..65535) or none, got '%s'", v);
+        return -1;
+    }
+    if (cfg->n_connect_ports < 0)
+        cfg->n_connect_ports = 0;
+    if (cfg->n_connect_ports >= CONFIG_MAX_PORTS) {
+        snprintf(err, CONFIG_ERR_LEN, "--connect-port: at most %d ports", CONFIG_MAX_PORTS);
+        return -1;
+    }
+    cfg->connect_ports[cfg->n_connect_ports++] = (int)port;
+    return 0;
+}
+
+bool config_tunnel_port(const struct config *cfg, int port)
+{
+    if (cfg->n_connect_ports == 0)
+        return port == 443;
+    for (int i = 0; i < cfg->n_connect_ports; i++)
+        if (cfg->connect_ports[i] == port)
+            return true;
+    return false;
+}
+
 /* A plain decimal integer; strtoll alone would accept blanks and signs. */
 static int parse_int(const char *v, int64_t *out)
 {
@@ -522,6 +556,12 @@ static int opt_mirror(struct config *cfg, const struct option *o, const char *v,
     return add_mirror(cfg, v, err);
 }
 
+static int opt_connect_port(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_connect_port(cfg, v, err);
+}
+
 static int opt_bucket(struct config *cfg, const struct option *o, const char *v, char *err)
 {
     (void)o;
@@ -550,6 +590,8 @@ static const struct option options[] = {
     {"ui-network", opt_net, OPT_REPEATABLE, SPAN(ui_nets, n_ui_nets), 0, 0, 0},
     {"trusted-proxy", opt_net, OPT_REPEATABLE, SPAN(trusted_proxies, n_trusted_proxies), 0, 0, 0},
     {"upstream-allow", opt_net, OPT_REPEATABLE, SPAN(upstream_allow, n_upstream_allow), 0, 0, 0},
+    {"connect-port", opt_connect_port, OPT_REPEATABLE, SPAN(connect_ports, n_connect_ports), 0, 0,
+     0},
     {"ca-file", opt_ca_file, 0, FIELD(ca_file), 0, 0, 0},
     {"shutdown-file", opt_string, 0, FIELD(shutdown_file), 0, 0, 0},
     NUMBER("stall-timeout", 0, stall_timeout, V_DURATION, 1, 86400),
@@ -703,6 +745,8 @@ void config_print_help(void)
         "  --trusted-proxy CIDR   a load balancer whose X-Forwarded-For names the client\n"
         "                         (repeatable; docs/CLUSTER.md)\n"
         "  --upstream-allow CIDR  upstream networks allowed despite the SSRF policy (repeatable)\n"
+        "  --connect-port N       a port CONNECT tunnels may reach (repeatable; default 443;\n"
+        "                         none: no tunnels)\n"
         "  --ca-file PATH         extra CA bundle for upstream TLS, on top of the system store\n"
         "  --shutdown-file PATH   while this file exists, health answers 503\n"
         "  --stall-timeout TTL    retry an upstream silent this long (default 60s)\n"

@@ -26,6 +26,7 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_NETS 64
+#define CONFIG_MAX_PORTS 16
 #define CONFIG_MAX_RULES 32
 #define CONFIG_MAX_MIRRORS 8
 
@@ -89,6 +90,10 @@ struct config {
     char shutdown_file[1024]; /* "" = none */
     int64_t stall_timeout;    /* seconds without a byte from upstream before an attempt fails */
     int64_t connect_timeout;  /* seconds */
+    /* --connect-port: the ports a CONNECT tunnel may reach (config_tunnel_port); none given: 443;
+     * -1: "none", no tunnel */
+    int connect_ports[CONFIG_MAX_PORTS];
+    int n_connect_ports;
     int64_t download_timeout; /* seconds one download may take, all attempts together */
     int download_retries;     /* further attempts after a retryable upstream fault */
     int max_redirects;        /* upstream redirects followed per attempt (wget's default: 20) */
@@ -175,5 +180,8 @@ int config_restart_changes(const struct config *old, const struct config *fresh,
                            size_t size);
 
 void config_print_help(void);
+
+/* Whether a CONNECT tunnel may reach `port` (--connect-port). */
+bool config_tunnel_port(const struct config *cfg, int port);
 
 #endif

@@ -38,6 +38,12 @@ struct stats {
     _Atomic int64_t bucket_listings;      /* bucket folders answered (HTML pages, JSON documents) */
     _Atomic int64_t bucket_list_requests; /* ListObjectsV2 requests sent to S3 */
     _Atomic int64_t bucket_list_cached;   /* listing pages answered from the cache */
+    _Atomic int64_t proxy_requests;       /* absolute-form requests fetched (arca as a proxy) */
+    _Atomic int64_t tunnels;              /* CONNECT tunnels opened */
+    _Atomic int64_t tunnels_refused;      /* CONNECT requests refused */
+    _Atomic int64_t tunnels_active;       /* CONNECT tunnels open now */
+    _Atomic int64_t tunnel_bytes_up;      /* bytes tunnels carried from clients upstream */
+    _Atomic int64_t tunnel_bytes_down;    /* ... and from upstream to clients */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

@@ -51,6 +51,9 @@ static void exchange_free(struct exchange *x)
     answer_put(x->ans);
     free(x->out);
     free(x->block);
+    if (x->tunnel_fd >= 0)
+        close(x->tunnel_fd);
+    tunnel_free(x->tunnel);
     free(x);
 }
 
@@ -196,6 +199,31 @@ static void split_args(struct exchange *x, char *query)
     }
 }
 
+/* An absolute-form target (RFC 9112 3.2.2: "http://host:port/path", sent to a proxy): its
+ * authority apart, and the path after it ("/" when it has none), so that routes see the path as
+ * an origin-form target would give it. The scheme is the target's (engine_target). */
+static char *split_authority(struct exchange *x, char *path)
+{
+    size_t scheme = !strncasecmp(path, "http://", 7)    ? 7
+                    : !strncasecmp(path, "https://", 8) ? 8
+                                                        : 0;
+    x->authority = NULL;
+    if (!scheme)
+        return path;
+    char *host = path + scheme, *slash = strchr(host, '/');
+    size_t len = slash ? (size_t)(slash - host) : strlen(host);
+    /* the authority moves to the scheme's place, before it; the path stays or becomes "/" */
+    memmove(path, host, len);
+    path[len] = '\0';
+    x->authority = path;
+    if (!slash) {
+        path[len + 1] = '/';
+        path[len + 2] = '\0';
+        return path + len + 1;
+    }
+    return slash;
+}
+
 /* The request as the handler sees it: every string of its head copied out of the read buffer,
  * NUL-terminated, so the buffer can be given back (or hold the next request) meanwhile. */
 static struct exchange *exchange_new(const struct h1_request *h, const char *buf, bool whole)
@@ -208,6 +236,7 @@ static struct exchange *exchange_new(const struct h1_request *h, const char *buf
     char *at;
     if (!x)
         return NULL;
+    x->tunnel_fd = -1;
     x->names = x->slots;
     x->values = x->names + (whole ? h->n_fields : 0);
     x->arg_names = x->values + (whole ? h->n_fields : 0);
@@ -230,6 +259,7 @@ static struct exchange *exchange_new(const struct h1_request *h, const char *buf
         *query++ = '\0';
         split_args(x, query);
     }
+    path = split_authority(x, path);
     url_unescape(path);
     x->path = path;
     x->n_fields = h->n_fields;
@@ -456,6 +486,8 @@ static enum step finish(struct conn *c)
 {
     struct exchange *x = c->x;
     bool keep = x->keep_alive; /* half-closed, the requests it sent before are still answered */
+    if (x->tunnel_fd >= 0 && x->status >= 200 && x->status < 300) /* done when the tunnel ends */
+        return tunnel_start(c) ? STEP_GO : (conn_close(c), STEP_GONE);
     if (x->req)
         engine_ops_->done(c, x->req, true);
     c->x = NULL;
@@ -486,6 +518,18 @@ static enum step send_answer(struct conn *c)
     return STEP_GONE;
 }
 
+/* Both ends of a tunnel came and went through, or a socket failed: the request is done (its
+ * bytes are the tunnel's), and the connection closes (what follows a tunnel is not HTTP). */
+static enum step tunnel_end(struct conn *c)
+{
+    struct exchange *x = c->x;
+    if (x->req)
+        engine_ops_->done(c, x->req, true);
+    x->req = NULL;
+    conn_close(c);
+    return STEP_GONE;
+}
+
 void conn_go_on(struct conn *c)
 {
     enum step s = c->closing ? STEP_GONE : STEP_GO;
@@ -506,6 +550,9 @@ void conn_go_on(struct conn *c)
         case CONN_LINGER:
             s = c->can_read ? drain(c) : STEP_WAIT;
             break;
+        case CONN_TUNNEL:
+            s = tunnel_step(c) ? STEP_WAIT : tunnel_end(c);
+            break;
         }
     }
 }
@@ -520,8 +567,9 @@ void conn_event(struct conn *c, uint32_t events)
         c->peer_shut = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->can_write = true;
-    if ((events & (EPOLLHUP | EPOLLERR)) && c->state != CONN_HEAD && c->state != CONN_BODY) {
-        conn_close(c); /* the client is gone while its answer was prepared or sent */
+    if ((events & (EPOLLHUP | EPOLLERR)) && c->state != CONN_HEAD && c->state != CONN_BODY &&
+        c->state != CONN_TUNNEL) { /* a tunnel reads the end, and passes it on */
+        conn_close(c);             /* the client is gone while its answer was prepared or sent */
         return;
     }
     conn_go_on(c);
@@ -588,6 +636,11 @@ const char *engine_target(struct conn *c)
     return c->x ? c->x->target : "";
 }
 
+const char *engine_authority(struct conn *c)
+{
+    return c->x ? c->x->authority : NULL;
+}
+
 const char *engine_path(struct conn *c)
 {
     return c->x ? c->x->path : "";
@@ -612,6 +665,14 @@ void engine_limit_body(struct conn *c, uint64_t max)
 {
     if (c->x)
         c->x->body_max = max;
+}
+
+bool conn_tunnel(struct conn *c, int fd)
+{
+    if (!c->x || c->x->tunnel_fd >= 0 || strcmp(c->x->method, "CONNECT"))
+        return false;
+    c->x->tunnel_fd = fd;
+    return true;
 }
 
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a)

@@ -59,10 +59,13 @@ void engine_stop(void);
 /* The connection's context (from `opened`). */
 void *engine_conn_ctx(struct conn *c);
 /* The request being handled on `c`, as its head said: method, target as sent, path
- * percent-decoded without the query, version ("HTTP/1.1"). */
+ * percent-decoded without the query (of an absolute-form target, "http://host/path" as a client
+ * sends it to a proxy, the path after the authority), version ("HTTP/1.1"). */
 const char *engine_method(struct conn *c);
 const char *engine_target(struct conn *c);
 const char *engine_path(struct conn *c);
+/* An absolute-form target's authority as sent ("host:port", maybe ""); NULL for any other. */
+const char *engine_authority(struct conn *c);
 const char *engine_version(struct conn *c);
 /* The request's body as its head declares it: its Content-Length, 0 for none, -1 chunked. */
 int64_t engine_body_size(struct conn *c);
@@ -73,6 +76,9 @@ uint64_t engine_body_sent(struct conn *c);
  * says no size; its framing counts too, so endless chunk extensions are bounded as well); called
  * from `begin`. */
 void engine_limit_body(struct conn *c, uint64_t max);
+/* Bytes a tunnel (conn_tunnel) carried from the client upstream (engine_body_sent: the other
+ * way). */
+uint64_t engine_tunnel_up(struct conn *c);
 /* Queue the answer for the request being handled (a reference of its own is taken). false: one is
  * queued already. */
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a);

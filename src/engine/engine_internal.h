@@ -62,6 +62,7 @@ struct exchange {
     void *req; /* engine_ops.begin's */
     /* the head, NUL-terminated strings in `text` */
     const char *method, *target, *path, *version;
+    const char *authority; /* an absolute-form target's host[:port]; NULL: not one */
     int n_fields, n_args;
     const char **names, **values, **arg_names, **arg_values;
     /* the body being read */
@@ -88,9 +89,11 @@ struct exchange {
     uint64_t span_left;
     char frame[24]; /* ANSWER_SPAN: chunk framing still to send (before span_left's bytes) */
     size_t frame_len, frame_sent;
-    bool final_chunk;    /* the frame is the last chunk */
-    bool crlf_due;       /* the last chunk's CRLF: it goes with the next frame, in one send */
-    const char *slots[]; /* names, values, arg_names, arg_values; then the strings themselves */
+    bool final_chunk;      /* the frame is the last chunk */
+    bool crlf_due;         /* the last chunk's CRLF: it goes with the next frame, in one send */
+    int tunnel_fd;         /* engine_tunnel's upstream socket until the answer is out; -1: none */
+    struct tunnel *tunnel; /* CONN_TUNNEL: the relay (tunnel.c) */
+    const char *slots[];   /* names, values, arg_names, arg_values; then the strings themselves */
 };
 
 enum conn_state {
@@ -99,6 +102,7 @@ enum conn_state {
     CONN_CALL,   /* its handler is called, or suspended until resumed */
     CONN_SEND,   /* its answer is going out */
     CONN_LINGER, /* answered and shut for writing: what the client still sends is dropped */
+    CONN_TUNNEL, /* a CONNECT answered 2xx: bytes relayed both ways (tunnel.c) until both end */
 };
 
 struct conn {
@@ -157,6 +161,17 @@ void conn_go_on(struct conn *c);
 void conn_woken(struct conn *c);
 /* Close now: the request in progress is done, not completed. */
 void conn_close(struct conn *c);
+
+/* tunnel.c */
+struct tunnel;
+/* The answer to a CONNECT went out: relay from now on. false: out of memory (close). */
+bool tunnel_start(struct conn *c);
+/* Relay what can be relayed. false: the tunnel is over, the connection is to close. */
+bool tunnel_step(struct conn *c);
+/* The upstream socket of a tunnel said something; `tag` is its epoll tag (tunnel_tagged). */
+void tunnel_event(struct conn *c, uint32_t events);
+bool tunnel_tagged(uint64_t tag);
+void tunnel_free(struct tunnel *t);
 
 /* send.c */
 enum send_result {

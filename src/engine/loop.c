@@ -119,6 +119,9 @@ static void *worker_main(void *arg)
                 accept_some(w);
             else if (ev[i].data.u64 == TAG_WAKE)
                 take_wakes(w);
+            else if (tunnel_tagged(ev[i].data.u64))
+                tunnel_event((struct conn *)(uintptr_t)(ev[i].data.u64 & ~(uint64_t)1),
+                             ev[i].events);
             else
                 conn_event(ev[i].data.ptr, ev[i].events);
         }

@@ -68,7 +68,8 @@ bool send_prepare(struct conn *c)
 {
     struct exchange *x = c->x;
     struct answer *a = x->ans;
-    bool no_body = x->status < 200 || x->status == 204 || x->status == 304;
+    bool tunnel = x->tunnel_fd >= 0 && x->status >= 200 && x->status < 300;
+    bool no_body = x->status < 200 || x->status == 204 || x->status == 304 || tunnel;
     char framing[64] = "";
     const char *connection = "";
     size_t cap;
@@ -87,7 +88,9 @@ bool send_prepare(struct conn *c)
     x->chunked_out = !no_body && x->body_len == ANSWER_SIZE_UNKNOWN && !x->http10;
     if (a->close)
         x->keep_alive = false;
-    if (!x->keep_alive && !a->close)
+    if (tunnel)
+        ; /* the connection is the tunnel's from the blank line on */
+    else if (!x->keep_alive && !a->close)
         connection = "Connection: close\r\n";
     else if (x->keep_alive && x->http10)
         connection = "Connection: keep-alive\r\n";

@@ -49,6 +49,7 @@ enum http_code {
     HTTP_NOT_IMPLEMENTED = 501,
     HTTP_BAD_GATEWAY = 502,
     HTTP_SERVICE_UNAVAILABLE = 503,
+    HTTP_LOOP_DETECTED = 508,
 };
 
 /* The request's header `name` (case-insensitive; the first line of that name), or NULL. */
@@ -107,5 +108,13 @@ bool answer_header(struct answer *a, const char *name, const char *value);
 const char *answer_header_value(struct answer *a, const char *name, char *out, size_t size);
 /* Let go of a reference (one taken at building, by http_queue_shared's callers). */
 void answer_put(struct answer *a);
+
+/* A CONNECT's tunnel: once the answer queued for it went out, if its status is 2xx, the
+ * connection relays bytes both ways between its client and `fd` (a connected socket, taken
+ * over: the server closes it) until both have ended their side or either fails; the request
+ * completes then, and the connection closes. Any other status: `fd` is closed after the answer.
+ * A 2xx answer of a tunnel carries no Content-Length (RFC 9110 9.3.6). false: not a CONNECT, or
+ * a tunnel is set already (`fd` stays the caller's). */
+bool conn_tunnel(struct conn *c, int fd);
 
 #endif

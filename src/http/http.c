@@ -3,10 +3,12 @@
 #include "clock.h"
 #include "http_internal.h"
 #include "http_limits.h"
+#include "http_proxy.h"
 #include "engine.h"
 #include "log.h"
 #include "policy.h"
 #include "stats.h"
+#include "upstream.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -54,6 +56,8 @@ enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *
     /* While draining, keep-alive connections are closed after their response. */
     if (atomic_load(&http_draining))
         answer_header(a, "Connection", "close");
+    if (current && current->proxied) /* never a shared answer: see http_fetch.c */
+        answer_header(a, "Via", upstream_via());
     ret = http_queue_shared(c, status, a);
     answer_put(a);
     return ret;
@@ -247,6 +251,9 @@ static bool route_matches(const struct route *rt, const char *url)
         return !strncmp(url, rt->path, n);
     case ROUTE_TREE:
         return !strncmp(url, rt->path, n) && (url[n] == '\0' || url[n] == '/');
+    case ROUTE_PROXY:
+    case ROUTE_CONNECT:
+        return false; /* only route_for's */
     }
     return false;
 }
@@ -255,6 +262,19 @@ const struct route *http_route_match(const struct route *table, const char *url)
 {
     for (const struct route *rt = table; rt->path; rt++)
         if (route_matches(rt, url))
+            return rt;
+    return NULL;
+}
+
+/* The request's route: CONNECT's for a CONNECT, the proxy's for a proxied request, else the
+ * first whose path matches. */
+static const struct route *route_for(const struct request *req, const char *path)
+{
+    enum route_match kind = !strcmp(req->method, "CONNECT") ? ROUTE_CONNECT : ROUTE_PROXY;
+    if (kind == ROUTE_PROXY && !req->proxied)
+        return http_route_match(routes, path);
+    for (const struct route *rt = routes; rt->path; rt++)
+        if (rt->match == kind)
             return rt;
     return NULL;
 }
@@ -291,7 +311,7 @@ static enum conn_result not_allowed(struct conn *c, const char *method, const ch
 static enum conn_result route(struct conn *c, struct request *req, const char *url,
                               const char *method)
 {
-    if (!req->route && !(req->route = http_route_match(routes, url)))
+    if (!req->route && !(req->route = route_for(req, url)))
         return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint");
     if (!http_route_allows(req->route, method))
         return not_allowed(c, method, req->route->methods, false);
@@ -311,7 +331,7 @@ static void check_body(struct conn *c, struct request *req)
     char reason[96];
     if (size == 0)
         return;
-    rt = req->route = http_route_match(routes, engine_path(c));
+    rt = req->route = route_for(req, engine_path(c));
     if (rt && !http_route_allows(rt, method)) {
         not_allowed(c, method, rt->methods, true);
         return;
@@ -338,7 +358,7 @@ static void check_body(struct conn *c, struct request *req)
 static void take_upload(struct request *req, const char *url, const char *method,
                         const char *upload, size_t size)
 {
-    const struct route *rt = req->route ? req->route : http_route_match(routes, url);
+    const struct route *rt = req->route ? req->route : route_for(req, url);
     if (!rt || !rt->upload || !http_route_allows(rt, method))
         return;
     req->route = rt; /* its done lets go of what the upload kept */
@@ -391,15 +411,29 @@ static void on_closed(void *ctx)
  * engine refused, or a client over its limits, is answered at once (and the connection closes). */
 static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
 {
-    const char *uri = engine_target(c);
+    const char *uri = engine_target(c), *authority = engine_authority(c);
+    bool proxied = false;
+    if (authority && !refusal) {
+        proxied = !proxy_names_self(authority, !strncasecmp(uri, "https:", 6),
+                                    http_cfg->listen_host, http_cfg->listen_port);
+        if (!proxied) { /* arca's own URL: its path and query, as an origin-form request's */
+            uri = strstr(uri, "://") + 3;
+            uri += strcspn(uri, "/?");
+        }
+    }
     size_t len = strlen(uri); /* bounded by --max-header-size */
-    struct request *req = calloc(1, sizeof(*req) + len + 1);
+    struct request *req = calloc(1, sizeof(*req) + len + 2);
     pool_thread = true;
     if (!req)
         return NULL;
     req->start_us = monotonic_us();
     req->when = time(NULL);
-    memcpy(req->uri, uri, len);
+    req->proxied = proxied;
+    if (proxied)
+        atomic_fetch_add(&stats.proxy_requests, 1);
+    if (authority && !proxied && uri[0] != '/') /* "http://arca:8001?x": path "/" */
+        req->uri[0] = '/';
+    memcpy(req->uri + strlen(req->uri), uri, len);
     current = req;
     note_request(c, req, engine_method(c), engine_version(c));
     limits_request_begins(engine_conn_ctx(c), http_client(c, &req->client));
@@ -453,6 +487,7 @@ static void on_done(struct conn *c, void *r, bool completed)
     limits_request_ends(engine_conn_ctx(c));
     assert(http_on_pool());
     req->wrote = (int64_t)engine_body_sent(c);
+    req->tunnel_up = (int64_t)engine_tunnel_up(c);
     if (req->route && req->route->done)
         cache = req->route->done(req, completed);
     assert(!req->state); /* the route's done let go of it */

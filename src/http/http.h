@@ -22,10 +22,12 @@ struct request;
 
 /* How a route's path is compared with the request's (path and query apart). */
 enum route_match {
-    ROUTE_EXACT,  /* the path itself, nothing more */
-    ROUTE_SLASH,  /* the path, with or without one trailing '/' */
-    ROUTE_PREFIX, /* anything that begins with the path (which ends in '/', or is "") */
-    ROUTE_TREE,   /* the path itself, or the path, '/' and anything */
+    ROUTE_EXACT,   /* the path itself, nothing more */
+    ROUTE_SLASH,   /* the path, with or without one trailing '/' */
+    ROUTE_PREFIX,  /* anything that begins with the path (which ends in '/', or is "") */
+    ROUTE_TREE,    /* the path itself, or the path, '/' and anything */
+    ROUTE_PROXY,   /* no path: every proxied request (an absolute-form target, http_proxy.h) */
+    ROUTE_CONNECT, /* no path: every CONNECT (http_connect.h) */
 };
 
 /* One entry of the route table: data, matched in table order by http_route_match(). */

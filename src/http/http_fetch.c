@@ -7,6 +7,7 @@
 #include "fetch_req.h"
 #include "buckets.h"
 #include "grants.h"
+#include "http_proxy.h"
 #include "keys.h"
 #include "parse.h"
 #include "stats.h"
@@ -77,14 +78,32 @@ static struct fetch_req *req_new(struct conn *c, struct request *req, const char
 
 /* Check the query once, at the edge (the rule is url.h's): r->url gets the target's normal
  * form. Returns 0 or -1 after queueing a 400/403/414. */
+/* The URL of a proxied request: its target, whole, in normal form; ttl and sha256 are not
+ * arca's to take from it (its query is the URL's), but a Cache-Control max-age is its ttl. */
+static int proxied_url(struct conn *c, const struct request *req, struct fetch_params *p,
+                       int *status, const char **why)
+{
+    size_t len = strlen(req->uri);
+    int64_t max_age = proxy_max_age(c);
+    p->has_sha256 = false;
+    p->has_ttl = max_age >= 0; /* a ttl is at least a second */
+    snprintf(p->ttl, sizeof(p->ttl), "%llds", (long long)(max_age > 0 ? max_age : 1));
+    if (len > (size_t)http_cfg->max_url_len) {
+        *status = HTTP_URI_TOO_LONG;
+        *why = "url longer than --max-url-length";
+        return -1;
+    }
+    return url_normalize(req->uri, len, p->url, p->url_size, status, why);
+}
+
 static int check_request(struct conn *c, const struct request *req, struct fetch_req *r,
                          int64_t *ttl, enum conn_result *ret)
 {
-    const char *query = strchr(req->uri, '?'), *why;
+    const char *query = req->proxied ? req->uri : strchr(req->uri, '?'), *why;
     struct fetch_params p;
     int status;
 
-    query = query ? query + 1 : "";
+    query = !query ? "" : req->proxied ? query : query + 1;
     p.url_size = URL_BUF_SIZE(strlen(query));
     p.url = r->url = malloc(p.url_size);
     *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
@@ -93,7 +112,13 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
         *ret = fetch_refuse(c, HTTP_FORBIDDEN, refusal);
     else if (!r->url)
         *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    else if (url_parse_fetch_query(query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0) {
+    else if (proxy_came_from_self(c))
+        *ret = fetch_refuse(c, HTTP_LOOP_DETECTED,
+                            "loop: this request came from this arca (its Via), which would fetch "
+                            "it again");
+    else if ((req->proxied ? proxied_url(c, req, &p, &status, &why)
+                           : url_parse_fetch_query(query, (size_t)http_cfg->max_url_len, &p,
+                                                   &status, &why)) < 0) {
         if (status == HTTP_URI_TOO_LONG) /* --max-url-length: a limit, counted as one */
             atomic_fetch_add(&stats.limited, 1);
         *ret = fetch_refuse(c, (unsigned int)status, why);
@@ -353,6 +378,8 @@ static enum conn_result begin(struct conn *c, struct request *req, const char *f
     if (!(r = req_new(c, req, filename, head)))
         return CONN_CLOSE;
     req->state = r;
+    if (req->proxied) /* its answers carry a Via: never the shared prepared one */
+        r->plain = false;
     if (check_request(c, req, r, &r->ttl, &ret) < 0)
         return ret;
     if (set_key(r) < 0)
@@ -417,6 +444,15 @@ enum conn_result http_fetch(struct conn *c, struct request *req, const char *res
     if (req->state)
         return fetch_resume(req->state);
     return begin(c, req, rest[0] == '/' && rest[1] ? rest + 1 : NULL, http_is_head(req));
+}
+
+enum conn_result http_proxy_fetch(struct conn *c, struct request *req, const char *rest)
+{
+    (void)rest;
+    assert(http_handling(req) && req->proxied);
+    if (req->state)
+        return fetch_resume(req->state);
+    return begin(c, req, NULL, http_is_head(req));
 }
 
 /* What the request's answer was, for the access log; *sent the body bytes it handed over. */

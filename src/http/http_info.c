@@ -263,14 +263,42 @@ static void metrics_persist(char *body, size_t size)
              persist_depth(PERSIST_ORDERED), persist_depth(PERSIST_SYNC));
 }
 
+/* The proxy's families, appended: absolute-form fetches and CONNECT tunnels. */
+static void metrics_proxy(char *body, size_t size)
+{
+    size_t used = strlen(body);
+    snprintf(body + used, size - used,
+             "# HELP arca_proxy_requests_total Requests in proxy form (GET http://host/path) "
+             "fetched as /api/v1/fetch/ would.\n"
+             "# TYPE arca_proxy_requests_total counter\n"
+             "arca_proxy_requests_total %lld\n"
+             "# HELP arca_tunnels_total CONNECT requests, by outcome.\n"
+             "# TYPE arca_tunnels_total counter\n"
+             "arca_tunnels_total{result=\"opened\"} %lld\n"
+             "arca_tunnels_total{result=\"refused\"} %lld\n"
+             "# HELP arca_active_tunnels CONNECT tunnels open now.\n"
+             "# TYPE arca_active_tunnels gauge\n"
+             "arca_active_tunnels %lld\n"
+             "# HELP arca_tunnel_bytes_total Bytes CONNECT tunnels carried, by direction.\n"
+             "# TYPE arca_tunnel_bytes_total counter\n"
+             "arca_tunnel_bytes_total{direction=\"up\"} %lld\n"
+             "arca_tunnel_bytes_total{direction=\"down\"} %lld\n",
+             (long long)atomic_load(&stats.proxy_requests), (long long)atomic_load(&stats.tunnels),
+             (long long)atomic_load(&stats.tunnels_refused),
+             (long long)atomic_load(&stats.tunnels_active),
+             (long long)atomic_load(&stats.tunnel_bytes_up),
+             (long long)atomic_load(&stats.tunnel_bytes_down));
+}
+
 enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest)
 {
-    char body[8192];
+    char body[12288];
     (void)rest;
     assert(http_handling(req));
     metrics_core(body, sizeof(body));
     metrics_keys(body, sizeof(body));
     metrics_buckets(body, sizeof(body));
     metrics_persist(body, sizeof(body));
+    metrics_proxy(body, sizeof(body));
     return http_send_text(c, HTTP_OK, "text/plain; version=0.0.4", body);
 }

@@ -23,14 +23,17 @@ struct request {
     unsigned int status;            /* of the response queued; 0 while none */
     int64_t bytes;                  /* body bytes handed to the connection */
     int64_t wrote;                  /* of them, written to the socket: set before the done */
+    int64_t tunnel_up;              /* a tunnel's bytes from the client: set before the done */
     const struct route *route;      /* the route matched; NULL until the request is routed */
     void *state;                    /* the route's handler's own, let go by its done */
     struct sockaddr_storage client; /* room for http_client()'s answer */
     bool body_due;                  /* its body is timed (limits_body_due) until it is in */
+    bool proxied; /* an absolute-form target not naming arca: a fetch of it (http_proxy.h) */
     char method[16];
     char version[16];
     char *referer, *agent; /* only while the access log is on */
-    char uri[];            /* as sent: path and query */
+    char uri[]; /* as sent: path and query (of a proxied request, the URL; of an absolute-form
+                 * one naming arca, its path and query) */
 };
 
 #endif

@@ -7,6 +7,34 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+/* "Via: 1.1 host:port (arca)", set once at start, before any thread reads it. */
+static char via_line[sizeof("Via: 1.1 :65535 (arca)") + 256];
+
+void easy_via_init(const struct config *cfg)
+{
+    char host[256] = "arca";
+    if (gethostname(host, sizeof(host)) < 0 || !host[0])
+        snprintf(host, sizeof(host), "arca");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(via_line, sizeof(via_line), "Via: 1.1 %s:%d (arca)", host, cfg->listen_port);
+}
+
+const char *upstream_via(void)
+{
+    return via_line + strlen("Via: ");
+}
+
+struct curl_slist *easy_base_headers(const struct bucket_auth *auth)
+{
+    struct curl_slist *l = NULL, *t;
+    if (auth && !auth->anonymous && !(l = easy_signing_headers(auth)))
+        return NULL;
+    if (!(t = curl_slist_append(l, via_line)))
+        curl_slist_free_all(l);
+    return t;
+}
 
 /* The upstream thread, once it has claimed itself. */
 static pthread_t owner;

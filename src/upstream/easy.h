@@ -49,6 +49,11 @@ bool upstream_on_thread(void);
 /* Protocols, redirects, the address policy, timeouts, TLS: the same for every request. */
 void easy_setup(CURL *e, const struct config *cfg, const char *url, struct handle *h, char *errbuf);
 /* A bucket's request (NULL: none) is SigV4-signed by libcurl with its credentials. */
+/* The Via line of arca's upstream requests (upstream_via(), upstream.h): set by upstream_init. */
+void easy_via_init(const struct config *cfg);
+/* The header lines every request of a handle starts with: what signing for `auth` needs (none
+ * when NULL or anonymous), then arca's Via. NULL when out of memory. */
+struct curl_slist *easy_base_headers(const struct bucket_auth *auth);
 void easy_sign_for(CURL *e, const struct bucket_auth *auth);
 /* The headers a bucket's signature needs and libcurl does not add; NULL when out of memory. */
 struct curl_slist *easy_signing_headers(const struct bucket_auth *auth);

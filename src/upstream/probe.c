@@ -301,7 +301,8 @@ int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, 
 {
     struct probe *p = calloc(1, sizeof(*p));
     if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
-        !(p->headers = curl_slist_append(NULL, "Range: bytes=0-0"))) {
+        !(p->headers = easy_base_headers(NULL)) ||
+        !curl_slist_append(p->headers, "Range: bytes=0-0")) {
         if (p)
             free_probe(p);
         return -1;
@@ -315,10 +316,9 @@ int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, 
 int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
               doc_done_fn *done, void *arg)
 {
-    bool signing = auth && !auth->anonymous;
     struct probe *p = calloc(1, sizeof(*p));
     if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
-        (signing && !(p->headers = easy_signing_headers(auth)))) {
+        !(p->headers = easy_base_headers(auth))) {
         if (p)
             free_probe(p);
         return -1;

@@ -363,16 +363,14 @@ static int add_conditions(struct transfer *t)
     return add_header(t, line);
 }
 
-/* The request headers of this attempt: what a bucket's signature needs, then a resume's range or
- * a revalidation's conditions. */
+/* The request headers of this attempt: what a bucket's signature needs, arca's Via, then a
+ * resume's range or a revalidation's conditions. */
 static int set_headers(struct transfer *t)
 {
-    bool signing = t->auth && !t->auth->anonymous;
     curl_slist_free_all(t->req_headers);
-    t->req_headers = signing ? easy_signing_headers(t->auth) : NULL;
+    t->req_headers = easy_base_headers(t->auth);
     t->conditional = false;
-    if ((signing && !t->req_headers) ||
-        (t->offset > 0 ? add_resume_headers(t) : add_conditions(t)) < 0)
+    if (!t->req_headers || (t->offset > 0 ? add_resume_headers(t) : add_conditions(t)) < 0)
         return -1;
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
     return 0;

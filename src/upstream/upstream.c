@@ -239,6 +239,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     fx.loop.cfg = cfg;
     fx.loop.wake = wake_fetch;
     fx.loop.now_ms = monotonic_ms;
+    easy_via_init(cfg);
     if (mirror_init(cfg, err, errlen) < 0)
         return -1;
     fx.backlog_tail = &fx.backlog;

@@ -32,6 +32,12 @@
 
 int upstream_init(const struct config *cfg, char *err, size_t errlen);
 
+/* What arca says of itself in Via (RFC 9110 7.6.3), upstream on every request it sends and to
+ * clients on answers to proxy-form requests: "1.1 HOST:PORT (arca)", HOST this machine's name,
+ * PORT the one arca listens on. A request that carries it came from this arca (a loop). Set by
+ * upstream_init; constant after. */
+const char *upstream_via(void);
+
 /* Where a download comes from: the client's URL, whole (signature included), which may differ
  * from the object's (its key, keys.h). A signed source that upstream answers with 2xx is
  * remembered as accepted until `grant_until` (grants.h); 0: not signed. */

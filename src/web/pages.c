@@ -75,8 +75,8 @@ static enum conn_result page_end(struct conn *c, struct buf *b, unsigned int sta
     return http_queue(c, status, r);
 }
 
-/* "http://HOST/api/v1/fetch/?url=", HOST as the client named us (escaped where it is shown). */
-static void fetch_prefix(struct conn *c, struct buf *b)
+/* "http://HOST", HOST as the client named us (escaped where it is shown). */
+static void own_origin(struct conn *c, struct buf *b)
 {
     const char *host = conn_header(c, "Host");
     buf_add(b, "http://");
@@ -84,7 +84,27 @@ static void fetch_prefix(struct conn *c, struct buf *b)
         buf_html(b, host);
     else
         buf_addf(b, "%s:%d", http_cfg->listen_host, http_cfg->listen_port);
+}
+
+/* "http://HOST/api/v1/fetch/?url=". */
+static void fetch_prefix(struct conn *c, struct buf *b)
+{
+    own_origin(c, b);
     buf_add(b, "/api/v1/fetch/?url=");
+}
+
+/* The two ways to ask, on the home and help pages: the prefix, and arca as an HTTP proxy. */
+static void two_ways(struct conn *c, struct buf *b)
+{
+    buf_add(b, "<h2>Or as an HTTP proxy</h2><p>Clients that honour <code>http_proxy</code> "
+               "(curl, wget, apt, pip, python requests, LAVA's <code>env.yaml</code>) can "
+               "name arca as their proxy and keep their URLs as they are:</p><pre>"
+               "export http_proxy=");
+    own_origin(c, b);
+    buf_add(b, "</pre><p class=\"muted\">An http:// URL asked through the proxy is the same "
+               "object as through the prefix: fetched once, shared both ways. "
+               "<code>https_proxy</code> tunnels (CONNECT) are passed through, not cached: their "
+               "bytes are TLS. To cache an https:// file, ask for it through the prefix.</p>");
 }
 
 /* Where arca's parameters end and the target URL begins (url.h): on the home and help pages. */
@@ -123,6 +143,7 @@ static enum conn_result home_page(struct conn *c)
                 "to keep an object for less time than the default, <code>&amp;sha256=HEX</code> "
                 "to have your copy's digest checked, or name the file: "
                 "<code>/api/v1/fetch/Image?url=...</code>.</p>");
+    two_ways(c, &b);
     url_rule(&b);
     buf_add(&b, "</div>");
     return page_end(c, &b, HTTP_OK);
@@ -180,7 +201,11 @@ static enum conn_result help_page(struct conn *c)
                 "<li><code>POST /api/v1/prefetch/</code>, <code>DELETE "
                 "/api/v1/resources/?url=</code> (admin token)</li>"
                 "<li><code>GET /browse/NAME/[FOLDER/][?page=N|?export=json]</code>, "
-                "<code>GET /browse/NAME/KEY</code> (S3 buckets, when configured)</li></ul>");
+                "<code>GET /browse/NAME/KEY</code> (S3 buckets, when configured)</li>"
+                "<li><code>GET http://host/path</code> as a proxy is asked (proxy form), and "
+                "<code>CONNECT host:port</code> to the ports of <code>--connect-port</code></li>"
+                "</ul>");
+    two_ways(c, &b);
     url_rule(&b);
     buf_add(&b, "</div>");
     return page_end(c, &b, HTTP_OK);

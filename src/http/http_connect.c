@@ -1,0 +1,280 @@
+/* CONNECT host:port (HTTPS_PROXY clients): checked on the request's thread, then the host
+ * resolved and connected on a thread of its own (a slow resolver must not hold a worker), every
+ * address checked by the upstream address policy before a socket is connected to it; the request
+ * waits parked meanwhile, and once woken answers 2xx and hands the socket to the engine's tunnel
+ * (conn_tunnel), or answers the refusal. Nothing of a tunnel is cached: its bytes are TLS. */
+#include "http_connect.h"
+#include "http_proxy.h"
+#include "park.h"
+#include "policy.h"
+#include "stats.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CONNECT_MAGIC 0xc0111ec7u
+/* Tunnels being opened at once (a thread each, for up to the connect timeout): beyond, 503. A
+ * client naming a host that never answers would otherwise hold a thread per connection it may
+ * open. */
+#define CONNECTING_MAX 64
+
+static atomic_int connecting;
+
+struct connect_req {
+    unsigned magic;
+    struct park park;
+    struct conn *conn;
+    char host[256];
+    char port[8];
+    int64_t timeout_ms;
+    /* the connecting thread's result, read once `done` is set */
+    atomic_bool done;
+    bool opened; /* answered 200: the engine relays */
+    int fd;
+    unsigned int status; /* with fd < 0: 403 (policy), 502 (resolve, connect) */
+    char why[512];
+};
+
+static struct connect_req *connect_of(struct park *p)
+{
+    struct connect_req *r = PARK_OWNER(p, struct connect_req, park);
+    assert(r->magic == CONNECT_MAGIC);
+    return r;
+}
+
+static void suspend_conn(struct park *p)
+{
+    conn_suspend(connect_of(p)->conn);
+}
+
+static void resume_conn(struct park *p)
+{
+    conn_resume(connect_of(p)->conn);
+}
+
+/* The last reference: the request's, or the connecting thread's when the client left first. */
+static void req_free(struct park *p)
+{
+    struct connect_req *r = connect_of(p);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->magic = 0;
+    free(r);
+}
+
+/* A non-blocking connect, finished within the timeout; 0 or an errno. */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int64_t timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int err = 0, n;
+    socklen_t elen = sizeof(err);
+    if (connect(fd, sa, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS)
+        return errno;
+    do
+        n = poll(&p, 1, (int)timeout_ms);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return ETIMEDOUT;
+    if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+        return errno;
+    return err;
+}
+
+/* Each address in turn: the policy's refusal, or a connection. */
+static void connect_some(struct connect_req *r, const struct addrinfo *ai)
+{
+    char why[160];
+    for (; ai && r->fd < 0; ai = ai->ai_next) {
+        int fd, err;
+        if (policy_upstream_check(ai->ai_addr, why, sizeof(why)) < 0) {
+            r->status = HTTP_FORBIDDEN;
+            snprintf(r->why, sizeof(r->why), "%s", why);
+            continue;
+        }
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0)
+            err = errno;
+        else if ((err = connect_within(fd, ai->ai_addr, ai->ai_addrlen, r->timeout_ms)) == 0) {
+            r->fd = fd;
+            return;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (r->status != HTTP_FORBIDDEN) { /* a refusal says more than a later failure */
+            r->status = HTTP_BAD_GATEWAY;
+            snprintf(r->why, sizeof(r->why), "cannot connect to %s port %s: %s", r->host, r->port,
+                     strerror(err));
+        }
+    }
+}
+
+static void *connect_thread(void *arg)
+{
+    struct connect_req *r = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV},
+                    *ai;
+    int rc = getaddrinfo(r->host, r->port, &hints, &ai);
+    if (rc != 0) {
+        r->status = HTTP_BAD_GATEWAY;
+        snprintf(r->why, sizeof(r->why), "cannot resolve host %s", r->host);
+    } else {
+        connect_some(r, ai);
+        freeaddrinfo(ai);
+    }
+    atomic_fetch_sub(&connecting, 1);
+    atomic_store(&r->done, true);
+    park_wake(&r->park);
+    park_put(&r->park);
+    return NULL;
+}
+
+/* host and port of an authority-form target ("host:port", "[v6]:port"); false if it is not one. */
+static bool split_target(const char *target, struct connect_req *r, int *port)
+{
+    const char *colon = strrchr(target, ':'), *host = target, *end = colon;
+    char *stop;
+    long p;
+    if (!colon || colon == target || strchr(target, '/') || strchr(target, '@'))
+        return false;
+    if (host[0] == '[') { /* an IPv6 literal */
+        if (colon[-1] != ']')
+            return false;
+        host++;
+        end--;
+    }
+    p = strtol(colon + 1, &stop, 10);
+    if (!colon[1] || *stop || p < 1 || p > 65535 || (size_t)(end - host) >= sizeof(r->host) ||
+        end == host)
+        return false;
+    snprintf(r->host, sizeof(r->host), "%.*s", (int)(end - host), host);
+    snprintf(r->port, sizeof(r->port), "%ld", p);
+    *port = (int)p;
+    return true;
+}
+
+/* Why this CONNECT is refused before anything is resolved (*status set), or NULL. */
+static const char *refusal(struct conn *c, struct request *req, struct connect_req *r,
+                           unsigned int *status)
+{
+    int port = 0;
+    const char *why = http_fetch_refusal(c);
+    *status = HTTP_FORBIDDEN;
+    if (why)
+        return why;
+    *status = HTTP_BAD_REQUEST;
+    if (!split_target(req->uri, r, &port))
+        return "CONNECT takes host:port";
+    *status = HTTP_FORBIDDEN;
+    if (!config_tunnel_port(http_cfg, port))
+        return "arca tunnels to no such port (--connect-port)";
+    *status = HTTP_LOOP_DETECTED;
+    if (proxy_came_from_self(c))
+        return "loop: this request came from this arca (its Via)";
+    *status = HTTP_SERVICE_UNAVAILABLE;
+    if (atomic_load(&http_draining))
+        return "arca is shutting down";
+    return NULL;
+}
+
+static enum conn_result begin(struct conn *c, struct request *req)
+{
+    struct connect_req *r = calloc(1, sizeof(*r));
+    unsigned int status;
+    const char *why;
+    pthread_t t;
+    pthread_attr_t attr;
+    if (!r)
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    r->magic = CONNECT_MAGIC;
+    r->conn = c;
+    r->fd = -1;
+    r->timeout_ms = http_cfg->connect_timeout * 1000;
+    park_init(&r->park, suspend_conn, resume_conn, req_free);
+    req->state = r;
+    if ((why = refusal(c, req, r, &status))) {
+        atomic_fetch_add(&stats.tunnels_refused, 1);
+        return http_send_error(c, status, "%s", why);
+    }
+    if (atomic_fetch_add(&connecting, 1) >= CONNECTING_MAX) {
+        atomic_fetch_sub(&connecting, 1);
+        atomic_fetch_add(&stats.tunnels_refused, 1);
+        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE,
+                               "too many tunnels being opened at once; retry");
+    }
+    conn_suspend(c);
+    park_hold(&r->park); /* the connecting thread's */
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, connect_thread, r);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_fetch_sub(&connecting, 1);
+        park_put(&r->park);
+        conn_resume(c);
+        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, "cannot start a tunnel now");
+    }
+    return CONN_GO_ON;
+}
+
+/* The connecting thread is done: the tunnel's answer, or the refusal. */
+static enum conn_result answer(struct conn *c, struct connect_req *r)
+{
+    struct answer *a;
+    if (r->fd < 0) {
+        atomic_fetch_add(&stats.tunnels_refused, 1);
+        return http_send_error(c, r->status, "%s", r->why);
+    }
+    if (!(a = answer_static("", 0)) || !conn_tunnel(c, r->fd)) {
+        if (a)
+            answer_put(a);
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    r->fd = -1; /* the engine's */
+    atomic_fetch_add(&stats.tunnels, 1);
+    atomic_fetch_add(&stats.tunnels_active, 1);
+    r->opened = true;
+    return http_queue(c, HTTP_OK, a);
+}
+
+enum conn_result http_connect(struct conn *c, struct request *req, const char *rest)
+{
+    struct connect_req *r = req->state;
+    (void)rest;
+    assert(http_handling(req));
+    if (!r)
+        return begin(c, req);
+    assert(r->magic == CONNECT_MAGIC);
+    if (!atomic_load(&r->done))
+        return CONN_GO_ON; /* not woken by the connecting thread: still waiting */
+    return answer(c, r);
+}
+
+const char *http_connect_done(struct request *req, bool completed)
+{
+    struct connect_req *r = req->state;
+    (void)completed;
+    req->state = NULL;
+    if (!r)
+        return NULL;
+    if (r->opened) {
+        atomic_fetch_add(&stats.tunnels_active, -1);
+        atomic_fetch_add(&stats.tunnel_bytes_down, req->wrote);
+        atomic_fetch_add(&stats.tunnel_bytes_up, req->tunnel_up);
+        req->bytes = req->wrote;
+    }
+    park_leave(&r->park); /* a connecting thread still running holds r until it is done */
+    return r->opened ? "TUNNEL" : NULL;
+}

@@ -1,0 +1,379 @@
+"""arca as an HTTP proxy (README, "As an HTTP proxy"): a client with http_proxy set sends
+"GET http://host/path HTTP/1.1" to arca, which fetches that URL as /api/v1/fetch/?url= would,
+into the same object. Real clients (curl -x, wget with http_proxy, python requests with
+proxies), then the assertions on bytes, origin request counts and arca's answers."""
+
+import concurrent.futures
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import sha256
+
+BODY = os.urandom(300_000) + b"end"
+
+
+def proxy_env(arca):
+    """The environment a lab sets for its dispatcher and boards: every client's proxy is arca
+    (no_proxy emptied: loopback is proxied too, as the origin here is on loopback)."""
+    env = dict(os.environ)
+    url = f"http://127.0.0.1:{arca.port}"
+    env.update(http_proxy=url, HTTP_PROXY=url, no_proxy="", NO_PROXY="")
+    return env
+
+
+def wait_for(check, timeout=10):
+    """Poll `check` until it holds or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def raw(arca, method, target, headers=None):
+    """One request with `target` as the request line's, as a proxy client sends it."""
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
+    try:
+        conn.request(method, target, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read() if method != "HEAD" else b""
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def test_curl_through_the_proxy_and_the_prefix_share_one_object(arca, origin, workdir):
+    url = origin.add("/images/Image", data=BODY)
+    out = os.path.join(workdir, "Image")
+    subprocess.run(["curl", "-sSf", "-x", f"http://127.0.0.1:{arca.port}", "-o", out, url],
+                   check=True, timeout=60)
+    with open(out, "rb") as f:
+        assert sha256(f.read()) == sha256(BODY)
+    # the prefix form of the same URL is a hit of the object the proxy form fetched
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(BODY)
+    assert "hit" in headers["cache-status"]
+    assert origin.counts["/images/Image"] == 1
+
+
+def test_the_prefix_fetches_and_wget_through_the_proxy_hits(arca, origin, workdir):
+    url = origin.add("/rootfs.ext4", data=BODY)
+    assert arca.fetch(url)[0] == 200
+    out = os.path.join(workdir, "rootfs.ext4")
+    subprocess.run(["wget", "-q", "-O", out, url], env=proxy_env(arca), check=True, timeout=60)
+    with open(out, "rb") as f:
+        assert sha256(f.read()) == sha256(BODY)
+    assert origin.counts["/rootfs.ext4"] == 1
+    assert arca.metrics()['arca_requests_total{result="hit"}'] == 1
+
+
+def test_requests_with_proxies_gets_the_bytes_and_the_via(arca, origin):
+    url = origin.add("/dtb/board.dtb", data=BODY)
+    proxies = {"http": f"http://127.0.0.1:{arca.port}"}
+    r = requests.get(url, proxies=proxies, timeout=30)
+    assert r.status_code == 200 and sha256(r.content) == sha256(BODY)
+    assert r.headers["Via"].endswith(f":{arca.port} (arca)")
+    r2 = requests.get(url, proxies=proxies, timeout=30)
+    assert sha256(r2.content) == sha256(BODY) and "hit" in r2.headers["Cache-Status"]
+    assert origin.counts["/dtb/board.dtb"] == 1
+    # arca's own request upstream says who asked, and carries no proxy header of the client's
+    _, sent = origin.requests[0]
+    assert sent["Via"] == r.headers["Via"]
+
+
+def test_clients_of_both_forms_at_once_share_one_download(arca, origin):
+    url = origin.add("/big.img", data=BODY * 4, rate=2_000_000)
+    proxies = {"http": f"http://127.0.0.1:{arca.port}"}
+
+    def through_proxy(_):
+        return requests.get(url, proxies=proxies, timeout=60).content
+
+    def through_prefix(_):
+        return arca.fetch(url)[2]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(through_proxy, range(4))) + list(pool.map(through_prefix, range(4)))
+    assert {sha256(b) for b in bodies} == {sha256(BODY * 4)}
+    assert origin.counts["/big.img"] == 1
+
+
+def test_hop_by_hop_headers_stay_with_arca(arca, origin):
+    url = origin.add("/k", data=BODY)
+    status, headers, body = raw(arca, "GET", url, {
+        "Proxy-Authorization": "Basic c2VjcmV0OnNlY3JldA==", "Proxy-Connection": "keep-alive",
+        "Connection": "X-Board-Token", "X-Board-Token": "t0k3n"})
+    assert status == 200 and sha256(body) == sha256(BODY)
+    assert headers["via"] == f"1.1 {socket.gethostname()}:{arca.port} (arca)"
+    _, sent = origin.requests[0]
+    lowered = {k.lower() for k in sent}
+    assert not lowered & {"proxy-authorization", "proxy-connection", "x-board-token"}
+    assert sent["Via"] == headers["via"]
+
+
+def test_range_head_and_conditionals_answer_as_the_prefix_does(arca, origin):
+    url = origin.add("/f.bin", data=BODY, etag='"v1"')
+    status, headers, body = raw(arca, "GET", url, {"Range": "bytes=10-19"})
+    assert status == 206 and body == BODY[10:20]
+    assert headers["content-range"] == f"bytes 10-19/{len(BODY)}"
+    status, headers, body = raw(arca, "HEAD", url)
+    assert status == 200 and body == b"" and headers["content-length"] == str(len(BODY))
+    status, _, body = raw(arca, "GET", url, {"If-None-Match": '"v1"'})
+    assert status == 304 and body == b""
+    assert origin.counts["/f.bin"] == 1
+
+
+def test_cache_control_max_age_asks_for_a_fresh_copy(arca, origin):
+    # apt asks for its index files with max-age=0: a proxy must not answer them from a copy
+    # older than that, as the prefix would not with &ttl=
+    origin.add("/dists/bookworm/Release", data=b"version 1\n", etag='"1"')
+    url = origin.url("/dists/bookworm/Release")
+    assert raw(arca, "GET", url)[2] == b"version 1\n"
+    origin.add("/dists/bookworm/Release", data=b"version 2\n", etag='"2"')
+    assert raw(arca, "GET", url)[2] == b"version 1\n"  # no max-age: the cached copy
+    assert origin.counts["/dists/bookworm/Release"] == 1
+    # a ttl is at least a second: once the copy is older than that, it is asked for again
+    assert wait_for(lambda: raw(arca, "GET", url, {"Cache-Control": "max-age=0"})[2]
+                    == b"version 2\n")
+    _, sent = origin.requests[-1]
+    assert sent["If-None-Match"] == '"1"'
+
+
+def test_the_target_names_the_url_not_the_host_header(arca, origin):
+    url = origin.add("/owned", data=BODY)
+    status, _, body = raw(arca, "GET", url, {"Host": "other.example"})
+    assert status == 200 and sha256(body) == sha256(BODY)
+    status, headers, _ = arca.fetch(url)
+    assert "hit" in headers["cache-status"]
+    assert origin.counts["/owned"] == 1
+
+
+def test_other_methods_get_405_in_proxy_form(arca, origin):
+    url = origin.add("/up", data=BODY)
+    for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+        status, headers, body = raw(arca, method, url)
+        assert status == 405, method
+        assert headers["allow"] == "GET, HEAD"
+    assert origin.counts["/up"] == 0
+
+
+def test_a_target_naming_arca_is_answered_by_its_own_routes(arca, origin):
+    url = origin.add("/kernel", data=BODY)
+    for host in ("127.0.0.1", "localhost"):
+        status, _, body = raw(arca, "GET", f"http://{host}:{arca.port}/api/v1/health")
+        assert status == 200, host
+    # a prefix URL asked through the proxy (a board with http_proxy set, a LAVA job with the
+    # prefix): arca's own fetch route, one object under the target's own key
+    prefix = f"http://127.0.0.1:{arca.port}" + arca.fetch_path(url)
+    status, _, body = raw(arca, "GET", prefix)
+    assert status == 200 and sha256(body) == sha256(BODY)
+    status, headers, body = raw(arca, "GET", url)
+    assert status == 200 and "hit" in headers["cache-status"]
+    assert origin.counts["/kernel"] == 1
+    assert not any(t.startswith("/api/") for t in origin.targets)
+
+
+def test_a_request_from_this_arca_is_a_loop(arca, origin):
+    url = origin.add("/loop", data=BODY)
+    me = f"1.1 {socket.gethostname()}:{arca.port} (arca)"
+    for via in (me, f"1.0 squid, {me}"):
+        status, _, body = raw(arca, "GET", url, {"Via": via})
+        assert status == 508, via
+        assert b"loop" in body
+    # another arca's (another port) is not
+    status, _, _ = raw(arca, "GET", url, {"Via": f"1.1 {socket.gethostname()}:1 (arca)"})
+    assert status == 200
+    assert origin.counts["/loop"] == 1
+
+
+def test_policy_refuses_as_for_the_prefix(start_arca, origin):
+    url = origin.add("/private", data=BODY)
+    # the default address policy: loopback upstream refused
+    guarded = start_arca()
+    status, _, body = raw(guarded, "GET", url)
+    assert status == 403 and b"127.0.0.1" in body
+    # a client outside --allow-network
+    closed = start_arca("--upstream-allow", "127.0.0.0/8", "--allow-network", "10.9.0.0/16")
+    status, _, _ = raw(closed, "GET", url)
+    assert status == 403
+    r = requests.get(url, proxies={"http": f"http://127.0.0.1:{closed.port}"}, timeout=30)
+    assert r.status_code == 403
+    assert origin.counts["/private"] == 0
+
+
+def test_an_https_url_in_absolute_form_is_fetched_over_verified_tls(start_arca, tls_origin,
+                                                                    tls_files):
+    url = tls_origin.add("/secure.img", data=BODY)
+    trusting = start_arca("--upstream-allow", "127.0.0.0/8", "--ca-file", tls_files["ca"])
+    status, _, body = raw(trusting, "GET", url)
+    assert status == 200 and sha256(body) == sha256(BODY)
+    assert sha256(trusting.fetch(url)[2]) == sha256(BODY)
+    assert tls_origin.counts["/secure.img"] == 1
+    # without the test CA, the origin's certificate is not trusted: nothing is served
+    doubting = start_arca("--upstream-allow", "127.0.0.0/8")
+    status, _, _ = raw(doubting, "GET", url)
+    assert status == 502
+    assert tls_origin.counts["/secure.img"] == 1
+
+
+def test_bad_proxy_targets_get_a_clear_error(arca, origin):
+    for target in ("http:///nohost", "http://exa mple/", "http://h:99999/"):
+        with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+            s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = s.recv(4096).split(b"\r\n", 1)[0]
+        assert head.startswith(b"HTTP/1.1 400"), (target, head)
+    status, _, body = raw(arca, "GET", "http://127.0.0.1:1/x" + "a" * 9000)
+    assert status == 414
+    # arca is still serving
+    url = origin.add("/after", data=BODY)
+    assert sha256(raw(arca, "GET", url)[2]) == sha256(BODY)
+
+
+# --- CONNECT tunnels ------------------------------------------------------------------------
+
+
+class Echo:
+    """A TCP server on loopback that sends back what it reads, and ends its side after the
+    client ended its own: a tunnel's bytes both ways, and its half-close, are checked end to end."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.echo, args=(conn,), daemon=True).start()
+
+    def echo(self, conn):
+        total = 0
+        with conn:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                total += len(data)
+                conn.sendall(data)
+        self.received.append(total)
+
+    def stop(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def echo():
+    e = Echo()
+    yield e
+    e.stop()
+
+
+def open_tunnel(arca, target):
+    """CONNECT target through arca: (socket, status line, head)."""
+    s = socket.create_connection((arca.host, arca.port), timeout=30)
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    return s, head.split(b"\r\n", 1)[0], head.decode("latin-1").lower()
+
+
+def test_a_tunnel_carries_bytes_both_ways_and_the_ends(start_arca, echo):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(echo.port))
+    s, status, head = open_tunnel(arca, f"127.0.0.1:{echo.port}")
+    assert status == b"HTTP/1.1 200 OK", status
+    assert "content-length" not in head and "transfer-encoding" not in head
+    data = os.urandom(3_000_000)
+    got = bytearray()
+
+    def reader():
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)  # the client's end reaches the server, whose end comes back
+    t.join(30)
+    s.close()
+    assert not t.is_alive() and sha256(bytes(got)) == sha256(data)
+    assert wait_for(lambda: arca.metrics()["arca_active_tunnels"] == 0)
+    m = arca.metrics()
+    assert m['arca_tunnels_total{result="opened"}'] == 1
+    assert m['arca_tunnel_bytes_total{direction="up"}'] == len(data)
+    assert m['arca_tunnel_bytes_total{direction="down"}'] == len(data)
+    assert echo.received == [len(data)]
+    assert arca.log_shows(f'"CONNECT 127.0.0.1:{echo.port} HTTP/1.1" 200 {len(data)}')
+
+
+def test_curl_reaches_an_https_origin_through_a_tunnel(start_arca, tls_origin, tls_files):
+    url = tls_origin.add("/over-tls", data=BODY)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(tls_origin.port))
+    for _ in range(2):  # not cached: each one is the origin's
+        out = subprocess.run(["curl", "-sSf", "--cacert", tls_files["ca"], "-x",
+                              f"http://127.0.0.1:{arca.port}", url],
+                             check=True, capture_output=True, timeout=60).stdout
+        assert sha256(out) == sha256(BODY)
+    assert tls_origin.counts["/over-tls"] == 2
+    assert arca.metrics()['arca_tunnels_total{result="opened"}'] == 2
+
+
+def test_tunnels_are_refused_where_policy_says(start_arca, echo):
+    allowed = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(echo.port))
+    # a port that is not a --connect-port (443 is not there either once one is given)
+    for target in (f"127.0.0.1:{echo.port + 1}", "127.0.0.1:443"):
+        s, status, _ = open_tunnel(allowed, target)
+        s.close()
+        assert status.startswith(b"HTTP/1.1 403"), target
+    s, status, _ = open_tunnel(allowed, "no-port-here")
+    s.close()
+    assert status.startswith(b"HTTP/1.1 400")
+    # the address policy: loopback is refused by default, on the address connected to
+    guarded = start_arca("--connect-port", str(echo.port))
+    for target in (f"127.0.0.1:{echo.port}", f"localhost:{echo.port}"):
+        s, status, _ = open_tunnel(guarded, target)
+        s.close()
+        assert status.startswith(b"HTTP/1.1 403"), target
+    # a client outside --allow-network
+    closed = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(echo.port),
+                        "--allow-network", "10.9.0.0/16")
+    s, status, _ = open_tunnel(closed, f"127.0.0.1:{echo.port}")
+    s.close()
+    assert status.startswith(b"HTTP/1.1 403")
+    assert echo.received == []
+    assert allowed.metrics()['arca_tunnels_total{result="refused"}'] == 3
+
+
+def test_an_open_tunnel_is_closed_after_the_grace_period(start_arca, echo):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(echo.port),
+                      "--grace-period", "1s")
+    s, status, _ = open_tunnel(arca, f"127.0.0.1:{echo.port}")
+    assert status == b"HTTP/1.1 200 OK"
+    s.sendall(b"ping")
+    assert s.recv(4) == b"ping"
+    arca.proc.send_signal(signal.SIGTERM)
+    s.settimeout(20)
+    assert s.recv(4) == b""  # closed by arca once the grace period is over
+    s.close()
+    arca.proc.wait(timeout=20)

@@ -1,0 +1,118 @@
+/* Units for arca as an HTTP proxy (http_proxy.h): which proxy-form targets name arca itself,
+ * which Via lines came from it, what a Cache-Control asks; and --connect-port (config.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "http_proxy.h"
+#include "upstream.h"
+
+/* easy.c's Via, as upstream_init sets it, without starting the upstream thread. */
+void easy_via_init(const struct config *cfg);
+
+static void a_target_on_arcas_port_and_address_is_arca(void **state)
+{
+    (void)state;
+    assert_true(proxy_names_self("127.0.0.1:8001", false, "0.0.0.0", 8001));
+    assert_true(proxy_names_self("localhost:8001", false, "0.0.0.0", 8001));
+    assert_true(proxy_names_self("LocalHost:8001", false, "::", 8001));
+    assert_true(proxy_names_self("[::1]:8001", false, "0.0.0.0", 8001));
+    assert_true(proxy_names_self("user:secret@127.0.0.1:8001", false, "0.0.0.0", 8001));
+    assert_true(proxy_names_self("127.0.0.2:8001", false, "127.0.0.2", 8001));
+    /* the default port of the scheme */
+    assert_true(proxy_names_self("127.0.0.1", false, "0.0.0.0", 80));
+    assert_true(proxy_names_self("127.0.0.1", true, "0.0.0.0", 443));
+    assert_false(proxy_names_self("127.0.0.1", true, "0.0.0.0", 80));
+}
+
+static void any_other_target_is_fetched(void **state)
+{
+    (void)state;
+    assert_false(proxy_names_self("127.0.0.1:8002", false, "0.0.0.0", 8001));
+    assert_false(proxy_names_self("192.0.2.1:8001", false, "0.0.0.0", 8001)); /* TEST-NET-1 */
+    assert_false(proxy_names_self("127.0.0.1:8001", false, "127.0.0.2", 8001));
+    assert_false(proxy_names_self("localhost:8001", false, "192.0.2.1", 8001));
+    /* not an authority: fetched, and refused there with its reason */
+    assert_false(proxy_names_self("", false, "0.0.0.0", 80));
+    assert_false(proxy_names_self("127.0.0.1:80x", false, "0.0.0.0", 80));
+    assert_false(proxy_names_self("127.0.0.1:99999", false, "0.0.0.0", 8001));
+    assert_false(proxy_names_self("[::1", false, "0.0.0.0", 80));
+}
+
+static void a_via_of_this_arca_is_a_loop(void **state)
+{
+    struct config cfg;
+    char host[256], mine[400], other[400], longer[400];
+    (void)state;
+    config_defaults(&cfg);
+    cfg.listen_port = 8123;
+    easy_via_init(&cfg);
+    assert_int_equal(gethostname(host, sizeof(host)), 0);
+    snprintf(mine, sizeof(mine), "1.1 %s:8123 (arca)", host);
+    assert_string_equal(upstream_via(), mine);
+    assert_true(proxy_via_names_self(mine));
+    snprintf(other, sizeof(other), "1.0 squid (squid/5.7), 1.1 %s:8123 (arca)", host);
+    assert_true(proxy_via_names_self(other));
+    snprintf(other, sizeof(other), "1.1 %s:8124 (arca)", host);
+    assert_false(proxy_via_names_self(other)); /* another arca on this machine */
+    snprintf(longer, sizeof(longer), "1.1 x%s:8123 (arca)", host);
+    assert_false(proxy_via_names_self(longer)); /* another machine whose name ends like ours */
+    assert_false(proxy_via_names_self(""));
+}
+
+static void cache_control_gives_the_smallest_max_age(void **state)
+{
+    (void)state;
+    assert_int_equal(proxy_max_age_of("max-age=0", -1), 0);
+    assert_int_equal(proxy_max_age_of("max-age=3600", -1), 3600);
+    assert_int_equal(proxy_max_age_of("no-cache", -1), 0);
+    assert_int_equal(proxy_max_age_of("No-Cache, max-age=60", -1), 0);
+    assert_int_equal(proxy_max_age_of("max-age=60, max-age=30", -1), 30);
+    assert_int_equal(proxy_max_age_of("max-age=\"45\"", -1), 45);
+    assert_int_equal(proxy_max_age_of("max-age=120", 60), 60); /* an earlier line's is smaller */
+    assert_int_equal(proxy_max_age_of("no-store", -1), -1);
+    assert_int_equal(proxy_max_age_of("max-age=", -1), -1);
+    assert_int_equal(proxy_max_age_of("max-age=-5", -1), -1);
+    assert_int_equal(proxy_max_age_of("max-stale=10", -1), -1);
+    assert_int_equal(proxy_max_age_of("", -1), -1);
+}
+
+static void connect_ports_default_to_443_and_replace_it(void **state)
+{
+    struct config cfg;
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    config_defaults(&cfg);
+    assert_true(config_tunnel_port(&cfg, 443));
+    assert_false(config_tunnel_port(&cfg, 22));
+    assert_int_equal(config_set(&cfg, "connect-port", "8443", err), 0);
+    assert_int_equal(config_set(&cfg, "connect-port", "563", err), 0);
+    assert_true(config_tunnel_port(&cfg, 8443) && config_tunnel_port(&cfg, 563));
+    assert_false(config_tunnel_port(&cfg, 443));
+    assert_int_equal(config_set(&cfg, "connect-port", "none", err), 0);
+    assert_false(config_tunnel_port(&cfg, 8443) || config_tunnel_port(&cfg, 443));
+    assert_int_equal(config_set(&cfg, "connect-port", "0", err), -1);
+    assert_non_null(strstr(err, "--connect-port: expected a port (1..65535) or none, got '0'"));
+    assert_int_equal(config_set(&cfg, "connect-port", "65536", err), -1);
+    assert_int_equal(config_set(&cfg, "connect-port", "+443", err), -1);
+    assert_int_equal(config_set(&cfg, "connect-port", "443x", err), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_target_on_arcas_port_and_address_is_arca),
+        cmocka_unit_test(any_other_target_is_fetched),
+        cmocka_unit_test(a_via_of_this_arca_is_a_loop),
+        cmocka_unit_test(cache_control_gives_the_smallest_max_age),
+        cmocka_unit_test(connect_ports_default_to_443_and_replace_it),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
