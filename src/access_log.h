@@ -1,6 +1,7 @@
 /*
  * access_log.h — one line per request: the combined log format, then the cache result (HIT,
- * MISS, COALESCED, CUT (the stream was cut before its end), ERROR, or - for other endpoints) and the duration in seconds.
+ * MISS, COALESCED, CUT (the stream was cut before its end), ERROR, TUNNEL (a CONNECT's
+ * tunnel, its bytes those sent to the client), or - for other endpoints) and the duration in seconds.
  *
  * Contract:
  * - access_log_open() runs on main before the HTTP server starts; it starts the log thread, the

@@ -4,6 +4,7 @@
 #include "browse.h"
 #include "http_connect.h"
 #include "http_fetch.h"
+#include "http_proxy.h"
 #include "http_internal.h"
 #include "pages.h"
 
@@ -23,7 +24,7 @@ const struct route routes[] = {
     /* the cache: the fetch endpoint, and S3 buckets' folders and files */
     {"/api/v1/fetch", ROUTE_TREE, GET_HEAD, http_fetch, NULL, http_fetch_done, false, 0, NULL},
     /* arca as an HTTP proxy: "GET http://host/path" (http_proxy.h), the same fetch */
-    {"", ROUTE_PROXY, GET_HEAD, http_proxy_fetch, NULL, http_fetch_done, false, 0, NULL},
+    {"", ROUTE_PROXY, GET_HEAD, http_proxy, NULL, http_proxy_done, false, 0, NULL},
     {"", ROUTE_CONNECT, "CONNECT", http_connect, NULL, http_connect_done, false, 0, NULL},
     {"/browse", ROUTE_EXACT, NULL, web_browse_root, NULL, NULL, false, 0, NULL},
     {"/browse/", ROUTE_PREFIX, GET_HEAD, web_browse, NULL, web_browse_done, false, 0, NULL},

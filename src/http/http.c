@@ -3,7 +3,7 @@
 #include "clock.h"
 #include "http_internal.h"
 #include "http_limits.h"
-#include "http_proxy.h"
+#include "proxy_target.h"
 #include "engine.h"
 #include "log.h"
 #include "policy.h"
@@ -220,17 +220,10 @@ static enum conn_result refuse_early(struct conn *c, unsigned int status, const 
 }
 
 /* What the access log needs of the request, kept while it lives. */
-static void note_request(struct conn *c, struct request *req, const char *method,
-                         const char *version)
+static void note_request(struct request *req, const char *method, const char *version)
 {
     snprintf(req->method, sizeof(req->method), "%s", method);
     snprintf(req->version, sizeof(req->version), "%s", version);
-    if (access_log_enabled()) { /* no header lookups on the hit path when nobody logs */
-        const char *referer = conn_header(c, "Referer");
-        const char *agent = conn_header(c, "User-Agent");
-        req->referer = referer ? strndup(referer, 512) : NULL;
-        req->agent = agent ? strndup(agent, 512) : NULL;
-    }
 }
 
 static bool path_is(const char *url, const char *path)
@@ -264,6 +257,14 @@ const struct route *http_route_match(const struct route *table, const char *url)
         if (route_matches(rt, url))
             return rt;
     return NULL;
+}
+
+/* An absolute-form target's path and query ("" when it has neither). */
+static const char *origin_form(const char *target)
+{
+    const char *p = strstr(target, "://");
+    p = p ? p + 3 : target;
+    return p + strcspn(p, "/?");
 }
 
 /* The request's route: CONNECT's for a CONNECT, the proxy's for a proxied request, else the
@@ -317,6 +318,19 @@ static enum conn_result route(struct conn *c, struct request *req, const char *u
         return not_allowed(c, method, req->route->methods, false);
     assert(http_handling(req));
     return req->route->handler(c, req, url + strlen(req->route->path));
+}
+
+enum conn_result http_route_as_origin(struct conn *c, struct request *req)
+{
+    const char *rest = origin_form(req->uri);
+    size_t len = strlen(rest);
+    assert(http_handling(req) && req->proxied && !req->state);
+    /* in place: the path and query are shorter than the URL by its scheme and authority */
+    memmove(req->uri + (rest[0] != '/'), rest, len + 1);
+    req->uri[0] = '/';
+    req->proxied = false;
+    req->route = NULL;
+    return route(c, req, engine_path(c), engine_method(c));
 }
 
 /* A request with a body its route cannot take is refused at its head (405, 413, or its route's
@@ -377,7 +391,7 @@ static bool health_check(const struct request *req)
 
 static void log_request(struct conn *c, struct request *req, const char *cache)
 {
-    if (!http_cfg->log_health_checks && health_check(req))
+    if (!access_log_enabled() || (!http_cfg->log_health_checks && health_check(req)))
         return; /* polled every second: --log-health-checks to see them */
     struct access_entry e = {.when = req->when,
                              .method = req->method[0] ? req->method : "-",
@@ -385,8 +399,9 @@ static void log_request(struct conn *c, struct request *req, const char *cache)
                              .version = req->version[0] ? req->version : "HTTP/1.1",
                              .status = req->status,
                              .bytes = http_is_head(req) ? 0 : req->bytes,
-                             .referer = req->referer,
-                             .agent = req->agent,
+                             /* the request's headers live until its done returns */
+                             .referer = conn_header(c, "Referer"),
+                             .agent = conn_header(c, "User-Agent"),
                              .cache = cache,
                              .seconds = (double)(monotonic_us() - req->start_us) / 1e6};
     e.client = http_client(c, &req->client);
@@ -412,14 +427,14 @@ static void on_closed(void *ctx)
 static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
 {
     const char *uri = engine_target(c), *authority = engine_authority(c);
+    enum proxy_target target = PROXY_FETCH;
     bool proxied = false;
     if (authority && !refusal) {
-        proxied = !proxy_names_self(authority, !strncasecmp(uri, "https:", 6),
-                                    http_cfg->listen_host, http_cfg->listen_port);
-        if (!proxied) { /* arca's own URL: its path and query, as an origin-form request's */
-            uri = strstr(uri, "://") + 3;
-            uri += strcspn(uri, "/?");
-        }
+        target = proxy_target_of(authority, !strncasecmp(uri, "https:", 6), http_cfg->listen_host,
+                                 http_cfg->listen_port);
+        proxied = target != PROXY_SELF;
+        if (!proxied) /* arca's own URL: its path and query, as an origin-form request's */
+            uri = origin_form(uri);
     }
     size_t len = strlen(uri); /* bounded by --max-header-size */
     struct request *req = calloc(1, sizeof(*req) + len + 2);
@@ -429,13 +444,12 @@ static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
     req->start_us = monotonic_us();
     req->when = time(NULL);
     req->proxied = proxied;
-    if (proxied)
-        atomic_fetch_add(&stats.proxy_requests, 1);
+    req->ask_self = target == PROXY_RESOLVE;
     if (authority && !proxied && uri[0] != '/') /* "http://arca:8001?x": path "/" */
         req->uri[0] = '/';
     memcpy(req->uri + strlen(req->uri), uri, len);
     current = req;
-    note_request(c, req, engine_method(c), engine_version(c));
+    note_request(req, engine_method(c), engine_version(c));
     limits_request_begins(engine_conn_ctx(c), http_client(c, &req->client));
     if (refusal == 413 || refusal == 414 || refusal == 431) /* too large: a limit's refusal */
         atomic_fetch_add(&stats.limited, 1);
@@ -494,8 +508,6 @@ static void on_done(struct conn *c, void *r, bool completed)
     if (!cache)
         cache = "-";
     log_request(c, req, cache);
-    free(req->referer);
-    free(req->agent);
     free(req);
 }
 

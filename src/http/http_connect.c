@@ -4,17 +4,15 @@
  * waits parked meanwhile, and once woken answers 2xx and hands the socket to the engine's tunnel
  * (conn_tunnel), or answers the refusal. Nothing of a tunnel is cached: its bytes are TLS. */
 #include "http_connect.h"
-#include "http_proxy.h"
-#include "park.h"
+#include "http_offload.h"
+#include "proxy_target.h"
 #include "policy.h"
 #include "stats.h"
 
 #include <assert.h>
-#include <stdatomic.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,49 +20,31 @@
 #include <unistd.h>
 
 #define CONNECT_MAGIC 0xc0111ec7u
-/* Tunnels being opened at once (a thread each, for up to the connect timeout): beyond, 503. A
- * client naming a host that never answers would otherwise hold a thread per connection it may
- * open. */
-#define CONNECTING_MAX 64
-
-static atomic_int connecting;
 
 struct connect_req {
     unsigned magic;
-    struct park park;
-    struct conn *conn;
+    struct offload job; /* resolve and connect (connect_run), off the worker */
     char host[256];
     char port[8];
     int64_t timeout_ms;
-    /* the connecting thread's result, read once `done` is set */
-    atomic_bool done;
     bool opened; /* answered 200: the engine relays */
+    /* connect_run's result, read once the job is done */
     int fd;
     unsigned int status; /* with fd < 0: 403 (policy), 502 (resolve, connect) */
     char why[512];
 };
 
-static struct connect_req *connect_of(struct park *p)
+static struct connect_req *connect_of(struct offload *o)
 {
-    struct connect_req *r = PARK_OWNER(p, struct connect_req, park);
+    struct connect_req *r = (struct connect_req *)((char *)o - offsetof(struct connect_req, job));
     assert(r->magic == CONNECT_MAGIC);
     return r;
 }
 
-static void suspend_conn(struct park *p)
+/* The last reference: the request's, or the job's when the client left first. */
+static void req_free(struct offload *o)
 {
-    conn_suspend(connect_of(p)->conn);
-}
-
-static void resume_conn(struct park *p)
-{
-    conn_resume(connect_of(p)->conn);
-}
-
-/* The last reference: the request's, or the connecting thread's when the client left first. */
-static void req_free(struct park *p)
-{
-    struct connect_req *r = connect_of(p);
+    struct connect_req *r = connect_of(o);
     if (r->fd >= 0)
         close(r->fd);
     r->magic = 0;
@@ -119,26 +99,21 @@ static void connect_some(struct connect_req *r, const struct addrinfo *ai)
     }
 }
 
-static void *connect_thread(void *arg)
+/* The job: every address of the name, each checked by the policy before it is connected to. */
+static void connect_run(struct offload *o)
 {
-    struct connect_req *r = arg;
+    struct connect_req *r = connect_of(o);
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV},
                     *ai;
-    int rc = getaddrinfo(r->host, r->port, &hints, &ai);
-    if (rc != 0) {
+    if (getaddrinfo(r->host, r->port, &hints, &ai) != 0) {
         r->status = HTTP_BAD_GATEWAY;
         snprintf(r->why, sizeof(r->why), "cannot resolve host %s", r->host);
-    } else {
-        connect_some(r, ai);
-        freeaddrinfo(ai);
+        return;
     }
-    atomic_fetch_sub(&connecting, 1);
-    atomic_store(&r->done, true);
-    park_wake(&r->park);
-    park_put(&r->park);
-    return NULL;
+    connect_some(r, ai);
+    freeaddrinfo(ai);
 }
 
 /* host and port of an authority-form target ("host:port", "[v6]:port"); false if it is not one. */
@@ -194,42 +169,26 @@ static enum conn_result begin(struct conn *c, struct request *req)
     struct connect_req *r = calloc(1, sizeof(*r));
     unsigned int status;
     const char *why;
-    pthread_t t;
-    pthread_attr_t attr;
     if (!r)
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     r->magic = CONNECT_MAGIC;
-    r->conn = c;
     r->fd = -1;
     r->timeout_ms = http_cfg->connect_timeout * 1000;
-    park_init(&r->park, suspend_conn, resume_conn, req_free);
+    offload_init(&r->job, c, connect_run, req_free);
     req->state = r;
     if ((why = refusal(c, req, r, &status))) {
         atomic_fetch_add(&stats.tunnels_refused, 1);
         return http_send_error(c, status, "%s", why);
     }
-    if (atomic_fetch_add(&connecting, 1) >= CONNECTING_MAX) {
-        atomic_fetch_sub(&connecting, 1);
+    if (!offload_start(&r->job)) {
         atomic_fetch_add(&stats.tunnels_refused, 1);
         return http_send_error(c, HTTP_SERVICE_UNAVAILABLE,
-                               "too many tunnels being opened at once; retry");
-    }
-    conn_suspend(c);
-    park_hold(&r->park); /* the connecting thread's */
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, connect_thread, r);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        atomic_fetch_sub(&connecting, 1);
-        park_put(&r->park);
-        conn_resume(c);
-        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, "cannot start a tunnel now");
+                               "too many tunnels and lookups under way; retry");
     }
     return CONN_GO_ON;
 }
 
-/* The connecting thread is done: the tunnel's answer, or the refusal. */
+/* The job is done: the tunnel's answer, or the refusal. */
 static enum conn_result answer(struct conn *c, struct connect_req *r)
 {
     struct answer *a;
@@ -257,8 +216,8 @@ enum conn_result http_connect(struct conn *c, struct request *req, const char *r
     if (!r)
         return begin(c, req);
     assert(r->magic == CONNECT_MAGIC);
-    if (!atomic_load(&r->done))
-        return CONN_GO_ON; /* not woken by the connecting thread: still waiting */
+    if (!offload_done(&r->job))
+        return CONN_GO_ON; /* not woken by the job: still waiting */
     return answer(c, r);
 }
 
@@ -275,6 +234,6 @@ const char *http_connect_done(struct request *req, bool completed)
         atomic_fetch_add(&stats.tunnel_bytes_up, req->tunnel_up);
         req->bytes = req->wrote;
     }
-    park_leave(&r->park); /* a connecting thread still running holds r until it is done */
+    offload_leave(&r->job); /* a job still running holds r until it is done */
     return r->opened ? "TUNNEL" : NULL;
 }

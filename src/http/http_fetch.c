@@ -7,7 +7,7 @@
 #include "fetch_req.h"
 #include "buckets.h"
 #include "grants.h"
-#include "http_proxy.h"
+#include "proxy_target.h"
 #include "keys.h"
 #include "parse.h"
 #include "stats.h"
@@ -446,12 +446,12 @@ enum conn_result http_fetch(struct conn *c, struct request *req, const char *res
     return begin(c, req, rest[0] == '/' && rest[1] ? rest + 1 : NULL, http_is_head(req));
 }
 
-enum conn_result http_proxy_fetch(struct conn *c, struct request *req, const char *rest)
+enum conn_result http_fetch_proxied(struct conn *c, struct request *req)
 {
-    (void)rest;
     assert(http_handling(req) && req->proxied);
     if (req->state)
         return fetch_resume(req->state);
+    atomic_fetch_add(&stats.proxy_requests, 1);
     return begin(c, req, NULL, http_is_head(req));
 }
 

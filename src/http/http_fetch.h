@@ -21,10 +21,10 @@ struct fetch_req;
 /* The route (struct route): the request's state is its fetch_req. */
 enum conn_result http_fetch(struct conn *c, struct request *req, const char *rest);
 const char *http_fetch_done(struct request *req, bool completed);
-/* The proxy's route (ROUTE_PROXY): GET|HEAD of a proxied request's URL (http_proxy.h), fetched
- * as /api/v1/fetch/?url= would fetch it (same key, policies and answers, each with arca's Via);
- * its done is http_fetch_done. */
-enum conn_result http_proxy_fetch(struct conn *c, struct request *req, const char *rest);
+/* GET|HEAD of a proxied request's URL (http_proxy.h), fetched as /api/v1/fetch/?url= would
+ * fetch it (same key, policies and answers, each with arca's Via); its done is
+ * http_fetch_done. */
+enum conn_result http_fetch_proxied(struct conn *c, struct request *req);
 
 /* What to answer when S3 has no object at the URL (its 404): the caller's, with its `arg`. */
 typedef enum conn_result (*fetch_missing_fn)(void *arg);

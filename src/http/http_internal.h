@@ -46,6 +46,10 @@ enum conn_result http_send_error(struct conn *c, unsigned int status, const char
 /* The same one-line body as a response not yet queued, for callers adding headers. */
 struct answer *http_error_response(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A proxied request whose target turned out to name arca itself: routed from now on by its
+ * path, as an origin-form request is (its uri becomes its path and query). */
+enum conn_result http_route_as_origin(struct conn *c, struct request *req);
+
 /* Whether this thread is one of the engine's workers (handlers, body readers). */
 bool http_on_pool(void);
 /* Whether this thread is running a handler for `req` (the engine's call for it). */

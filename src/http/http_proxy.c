@@ -1,175 +1,105 @@
-/* Absolute-form requests: whether they name arca itself, and whether they came from it
- * (http_proxy.h). */
+/* The proxy's route (http_proxy.h): a lookup first when only one can tell whether the target
+ * is arca itself, then the fetch. */
 #include "http_proxy.h"
-#include "upstream.h"
+#include "http_fetch.h"
+#include "http_offload.h"
+#include "proxy_target.h"
 
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <stdio.h>
+#include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
-/* host and port of "user@host:port", "[v6]:port" or "host"; false when the port is not one. */
-static bool split_host_port(const char *authority, bool https, char *host, size_t size, int *port)
+#define SELF_CHECK_MAGIC 0x5e1fc4ecu
+
+/* Whether the target's name is one of arca's: looked up off the worker. */
+struct self_check {
+    unsigned magic;
+    struct offload job;
+    bool https;
+    bool self; /* the lookup's answer, read once the job is done */
+    char authority[];
+};
+
+static struct self_check *check_of(struct offload *o)
 {
-    const char *at = strrchr(authority, '@'), *h = at ? at + 1 : authority, *end, *colon;
-    if (*h == '[') {
-        end = strchr(h, ']');
-        if (!end)
-            return false;
-        h++;
-        colon = end[1] == ':' ? end + 1 : NULL;
-    } else {
-        colon = strrchr(h, ':');
-        end = colon ? colon : h + strlen(h);
-    }
-    if ((size_t)(end - h) >= size || end == h)
-        return false;
-    snprintf(host, size, "%.*s", (int)(end - h), h);
-    *port = https ? 443 : 80;
-    if (colon && colon[1]) {
-        char *stop;
-        long p = strtol(colon + 1, &stop, 10);
-        if (*stop || p <= 0 || p > 65535)
-            return false;
-        *port = (int)p;
-    }
-    return true;
+    struct self_check *s = (struct self_check *)((char *)o - offsetof(struct self_check, job));
+    assert(s->magic == SELF_CHECK_MAGIC);
+    return s;
 }
 
-static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
+static void check_run(struct offload *o)
 {
-    if (!a || !b || a->sa_family != b->sa_family)
+    struct self_check *s = check_of(o);
+    s->self =
+        proxy_names_self(s->authority, s->https, http_cfg->listen_host, http_cfg->listen_port);
+}
+
+static void check_free(struct offload *o)
+{
+    struct self_check *s = check_of(o);
+    s->magic = 0;
+    free(s);
+}
+
+static bool is_check(const struct request *req)
+{
+    return req->state && *(const unsigned *)req->state == SELF_CHECK_MAGIC;
+}
+
+/* Start the lookup; false when it cannot run (the target is then fetched: the upstream policy
+ * refuses arca's own address). */
+static bool start_check(struct conn *c, struct request *req)
+{
+    const char *authority = strstr(req->uri, "://"); /* the URL as sent */
+    size_t len = authority ? strcspn(authority + 3, "/?") : 0;
+    struct self_check *s = authority ? calloc(1, sizeof(*s) + len + 1) : NULL;
+    if (!s)
         return false;
-    if (a->sa_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    if (a->sa_family == AF_INET6)
-        return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+    s->magic = SELF_CHECK_MAGIC;
+    s->https = !strncasecmp(req->uri, "https:", 6);
+    memcpy(s->authority, authority + 3, len);
+    offload_init(&s->job, c, check_run, check_free);
+    req->state = s;
+    if (offload_start(&s->job))
+        return true;
+    req->state = NULL;
+    offload_leave(&s->job);
     return false;
 }
 
-static bool is_loopback(const struct sockaddr *a)
+/* The lookup's answer: arca itself (routed by its path), or not (fetched). */
+static enum conn_result after_check(struct conn *c, struct request *req)
 {
-    if (a->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
-    if (a->sa_family == AF_INET6) {
-        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+    struct self_check *s = req->state;
+    bool self = s->self;
+    req->state = NULL;
+    req->ask_self = false;
+    offload_leave(&s->job);
+    return self ? http_route_as_origin(c, req) : http_fetch_proxied(c, req);
+}
+
+enum conn_result http_proxy(struct conn *c, struct request *req, const char *rest)
+{
+    (void)rest;
+    assert(http_handling(req) && req->proxied);
+    if (is_check(req))
+        return offload_done(&((struct self_check *)req->state)->job) ? after_check(c, req)
+                                                                     : CONN_GO_ON;
+    if (req->ask_self && !req->state && start_check(c, req))
+        return CONN_GO_ON;
+    req->ask_self = false;
+    return http_fetch_proxied(c, req);
+}
+
+const char *http_proxy_done(struct request *req, bool completed)
+{
+    if (is_check(req)) {
+        struct self_check *s = req->state;
+        req->state = NULL;
+        offload_leave(&s->job);
+        return NULL;
     }
-    return false;
-}
-
-/* Whether `a` is an address of one of this machine's interfaces. */
-static bool is_local(const struct sockaddr *a)
-{
-    struct ifaddrs *ifs, *i;
-    bool found = false;
-    if (getifaddrs(&ifs) < 0)
-        return false;
-    for (i = ifs; i && !found; i = i->ifa_next)
-        found = same_address(a, i->ifa_addr);
-    freeifaddrs(ifs);
-    return found;
-}
-
-static bool wildcard(const char *listen_host)
-{
-    return !listen_host[0] || !strcmp(listen_host, "0.0.0.0") || !strcmp(listen_host, "::") ||
-           !strcmp(listen_host, "*");
-}
-
-/* Whether `a` is where arca listens. */
-static bool is_arca(const struct sockaddr *a, const char *listen_host)
-{
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai, *i;
-    bool found = false;
-    if (wildcard(listen_host))
-        return is_loopback(a) || is_local(a);
-    if (getaddrinfo(listen_host, NULL, &hints, &ai) != 0)
-        return false;
-    for (i = ai; i && !found; i = i->ai_next)
-        found = same_address(a, i->ai_addr);
-    freeaddrinfo(ai);
-    return found;
-}
-
-bool proxy_names_self(const char *authority, bool https, const char *listen_host, int listen_port)
-{
-    char host[256];
-    int port;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *i;
-    bool found = false;
-    if (!split_host_port(authority, https, host, sizeof(host), &port) || port != listen_port)
-        return false;
-    if (!strcasecmp(host, "localhost"))
-        return wildcard(listen_host) || !strcmp(listen_host, "127.0.0.1") ||
-               !strcmp(listen_host, "::1");
-    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
-        return false; /* not a name of ours, as far as this machine knows: fetched (and refused) */
-    for (i = ai; i && !found; i = i->ai_next)
-        found = is_arca(i->ai_addr, listen_host);
-    freeaddrinfo(ai);
-    return found;
-}
-
-/* An entry of a Via value is "[protocol/]version received-by [comment]", entries apart by
- * commas: ours is a received-by after a space, so "xhost:8001 (arca)" is not "host:8001 (arca)". */
-bool proxy_via_names_self(const char *value)
-{
-    const char *via = upstream_via(), *self = strchr(via, ' ') ? strchr(via, ' ') + 1 : via;
-    for (const char *p = strstr(value, self); p; p = strstr(p + 1, self))
-        if (p > value && (p[-1] == ' ' || p[-1] == '\t'))
-            return true;
-    return false;
-}
-
-static void look_for_self(void *cls, const char *value)
-{
-    bool *found = cls;
-    *found = *found || proxy_via_names_self(value);
-}
-
-bool proxy_came_from_self(struct conn *c)
-{
-    bool found = false;
-    conn_each_header(c, "Via", look_for_self, &found);
-    return found;
-}
-
-int64_t proxy_max_age_of(const char *value, int64_t age)
-{
-    for (const char *p = value; *p;) {
-        p += strspn(p, " \t,");
-        size_t len = strcspn(p, ",");
-        if (len == 8 && !strncasecmp(p, "no-cache", 8))
-            age = 0;
-        else if (len > 8 && !strncasecmp(p, "max-age=", 8)) {
-            const char *v = p + 8 + (p[8] == '"');
-            char *end;
-            long long n = strtoll(v, &end, 10);
-            if (end != v && v[0] >= '0' && v[0] <= '9' && (age < 0 || n < age))
-                age = n;
-        }
-        p += len;
-    }
-    return age;
-}
-
-static void take_max_age(void *cls, const char *value)
-{
-    int64_t *age = cls;
-    *age = proxy_max_age_of(value, *age);
-}
-
-int64_t proxy_max_age(struct conn *c)
-{
-    int64_t age = -1;
-    conn_each_header(c, "Cache-Control", take_max_age, &age);
-    return age;
+    return http_fetch_done(req, completed);
 }

@@ -1,40 +1,18 @@
 /*
- * http_proxy.h — arca as an HTTP proxy (HTTP_PROXY): which absolute-form requests
- * ("GET http://host/path HTTP/1.1", RFC 9112 3.2.2) are fetches, and which name arca itself.
+ * http_proxy.h — the proxy's route: GET|HEAD of an absolute-form target ("GET http://host/path",
+ * what clients send to their http_proxy) that does not name arca itself (proxy_target.h).
  *
- * Contract: an absolute-form target names arca itself when its port is the one arca listens on
- * and its host is one of arca's addresses (the --listen address, or with a wildcard --listen
- * loopback and every address of this machine's interfaces), by name ("localhost", a name that
- * resolves there) or as an IP literal; such a request is routed by its path like an origin-form
- * one, never fetched. Any other absolute-form target is a fetch of that URL (http_proxy_fetch,
- * http_fetch.h). A request whose Via names this arca (upstream_via) came from it: a fetch it
- * asks for would loop. Runs on the engine's workers; resolving a host name may block the
- * worker, and is done only for a target on arca's own port.
+ * Contract: the URL is fetched exactly as /api/v1/fetch/?url= fetches it (http_fetch_proxied);
+ * a target on arca's port whose host only a lookup can place is looked up first, off the worker
+ * (http_offload.h), and if it is arca, the request is routed by its path as an origin-form one
+ * (http_route_as_origin). The request's state is the lookup's, then the fetch's.
  */
 #ifndef ARCA_HTTP_PROXY_H
 #define ARCA_HTTP_PROXY_H
 
-#include "conn.h"
+#include "http_internal.h"
 
-#include <stdbool.h>
-#include <stdint.h>
-
-/* Whether an absolute-form target's authority ("host[:port]", userinfo allowed) of the scheme
- * given names this arca (listening on `listen_host`:`listen_port`). */
-bool proxy_names_self(const char *authority, bool https, const char *listen_host, int listen_port);
-
-/* The request's Cache-Control max-age in seconds ("no-cache": 0; the smallest of several), or -1
- * when it says none: in proxy form, what the prefix's &ttl= says (apt asks max-age=0 for its
- * index files, so that a proxy revalidates them). */
-int64_t proxy_max_age(struct conn *c);
-/* The same for one Cache-Control value, given the age found so far (-1: none). */
-int64_t proxy_max_age_of(const char *value, int64_t age);
-
-/* Whether `value` (a Via header's) names this arca: "HOST:PORT (arca)" of upstream_via() as an
- * entry's received-by. */
-bool proxy_via_names_self(const char *value);
-
-/* Whether a Via line of the request names this arca. */
-bool proxy_came_from_self(struct conn *c);
+enum conn_result http_proxy(struct conn *c, struct request *req, const char *rest);
+const char *http_proxy_done(struct request *req, bool completed);
 
 #endif

@@ -181,6 +181,29 @@ def test_a_target_naming_arca_is_answered_by_its_own_routes(arca, origin):
     assert not any(t.startswith("/api/") for t in origin.targets)
 
 
+def test_a_name_of_this_machine_is_looked_up_off_the_worker_and_routed_home(arca, origin):
+    # a board's http_proxy is arca and its job names arca by a name: only a lookup places it
+    name = socket.gethostname()
+    address = socket.gethostbyname(name)
+    assert address.startswith("127.") or address in local_addresses(), (name, address)
+    url = origin.add("/zImage", data=BODY)
+    status, headers, body = raw(arca, "GET",
+                                f"http://{name}:{arca.port}" + arca.fetch_path(url))
+    assert status == 200 and sha256(body) == sha256(BODY)
+    assert "via" not in headers  # answered by arca's own route, not as a proxy
+    assert raw(arca, "GET", f"http://{name}:{arca.port}/api/v1/health/")[0] == 200
+    assert origin.counts["/zImage"] == 1
+    assert not any(t.startswith("/api/") for t in origin.targets)
+    # the same name on another port is another server: fetched through the proxy
+    status, headers, _ = raw(arca, "GET", f"http://{name}:{origin.port}/zImage")
+    assert status == 200 and headers["via"].endswith(f":{arca.port} (arca)")
+
+
+def local_addresses():
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout
+    return out.split()
+
+
 def test_a_request_from_this_arca_is_a_loop(arca, origin):
     url = origin.add("/loop", data=BODY)
     me = f"1.1 {socket.gethostname()}:{arca.port} (arca)"

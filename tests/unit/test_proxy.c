@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "http_proxy.h"
+#include "proxy_target.h"
 #include "upstream.h"
 
 /* easy.c's Via, as upstream_init sets it, without starting the upstream thread. */
@@ -23,6 +23,10 @@ static void a_target_on_arcas_port_and_address_is_arca(void **state)
     assert_true(proxy_names_self("127.0.0.1:8001", false, "0.0.0.0", 8001));
     assert_true(proxy_names_self("localhost:8001", false, "0.0.0.0", 8001));
     assert_true(proxy_names_self("LocalHost:8001", false, "::", 8001));
+    assert_int_equal(proxy_target_of("127.0.0.1:8001", false, "0.0.0.0", 8001), PROXY_SELF);
+    assert_int_equal(proxy_target_of("cache:8001", false, "0.0.0.0", 8001), PROXY_RESOLVE);
+    assert_int_equal(proxy_target_of("cache:8002", false, "0.0.0.0", 8001), PROXY_FETCH);
+    assert_int_equal(proxy_target_of("127.0.0.1:8001", false, "127.0.0.2", 8001), PROXY_FETCH);
     assert_true(proxy_names_self("[::1]:8001", false, "0.0.0.0", 8001));
     assert_true(proxy_names_self("user:secret@127.0.0.1:8001", false, "0.0.0.0", 8001));
     assert_true(proxy_names_self("127.0.0.2:8001", false, "127.0.0.2", 8001));

@@ -1,0 +1,199 @@
+/* Absolute-form requests: whether they name arca itself, whether they came from it, and their
+ * Cache-Control (proxy_target.h). */
+#include "proxy_target.h"
+#include "upstream.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* host and port of "user@host:port", "[v6]:port" or "host"; false when the port is not one. */
+static bool split_host_port(const char *authority, bool https, char *host, size_t size, int *port)
+{
+    const char *at = strrchr(authority, '@'), *h = at ? at + 1 : authority, *end, *colon;
+    if (*h == '[') {
+        end = strchr(h, ']');
+        if (!end)
+            return false;
+        h++;
+        colon = end[1] == ':' ? end + 1 : NULL;
+    } else {
+        colon = strrchr(h, ':');
+        end = colon ? colon : h + strlen(h);
+    }
+    if ((size_t)(end - h) >= size || end == h)
+        return false;
+    snprintf(host, size, "%.*s", (int)(end - h), h);
+    *port = https ? 443 : 80;
+    if (colon && colon[1]) {
+        char *stop;
+        long p = strtol(colon + 1, &stop, 10);
+        if (*stop || p <= 0 || p > 65535)
+            return false;
+        *port = (int)p;
+    }
+    return true;
+}
+
+static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (!a || !b || a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->sa_family == AF_INET6)
+        return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                       &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+    return false;
+}
+
+static bool is_loopback(const struct sockaddr *a)
+{
+    if (a->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->sa_family == AF_INET6) {
+        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+/* Whether `a` is an address of one of this machine's interfaces. */
+static bool is_local(const struct sockaddr *a)
+{
+    struct ifaddrs *ifs, *i;
+    bool found = false;
+    if (getifaddrs(&ifs) < 0)
+        return false;
+    for (i = ifs; i && !found; i = i->ifa_next)
+        found = same_address(a, i->ifa_addr);
+    freeifaddrs(ifs);
+    return found;
+}
+
+static bool wildcard(const char *listen_host)
+{
+    return !listen_host[0] || !strcmp(listen_host, "0.0.0.0") || !strcmp(listen_host, "::") ||
+           !strcmp(listen_host, "*");
+}
+
+/* Whether `a` is where arca listens. */
+static bool is_arca(const struct sockaddr *a, const char *listen_host)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai, *i;
+    bool found = false;
+    if (wildcard(listen_host))
+        return is_loopback(a) || is_local(a);
+    if (getaddrinfo(listen_host, NULL, &hints, &ai) != 0)
+        return false;
+    for (i = ai; i && !found; i = i->ai_next)
+        found = same_address(a, i->ai_addr);
+    freeaddrinfo(ai);
+    return found;
+}
+
+/* Whether `host` is a numeric address (no lookup needed to place it). */
+static bool numeric(const char *host)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+        return false;
+    freeaddrinfo(ai);
+    return true;
+}
+
+enum proxy_target proxy_target_of(const char *authority, bool https, const char *listen_host,
+                                  int listen_port)
+{
+    char host[256];
+    int port;
+    if (!split_host_port(authority, https, host, sizeof(host), &port) || port != listen_port)
+        return PROXY_FETCH;
+    if (!strcasecmp(host, "localhost") || numeric(host))
+        return proxy_names_self(authority, https, listen_host, listen_port) ? PROXY_SELF
+                                                                            : PROXY_FETCH;
+    return PROXY_RESOLVE;
+}
+
+bool proxy_names_self(const char *authority, bool https, const char *listen_host, int listen_port)
+{
+    char host[256];
+    int port;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *i;
+    bool found = false;
+    if (!split_host_port(authority, https, host, sizeof(host), &port) || port != listen_port)
+        return false;
+    if (!strcasecmp(host, "localhost"))
+        return wildcard(listen_host) || !strcmp(listen_host, "127.0.0.1") ||
+               !strcmp(listen_host, "::1");
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0)
+        return false; /* not a name of ours, as far as this machine knows: fetched (and refused) */
+    for (i = ai; i && !found; i = i->ai_next)
+        found = is_arca(i->ai_addr, listen_host);
+    freeaddrinfo(ai);
+    return found;
+}
+
+/* An entry of a Via value is "[protocol/]version received-by [comment]", entries apart by
+ * commas: ours is a received-by after a space, so "xhost:8001 (arca)" is not "host:8001 (arca)". */
+bool proxy_via_names_self(const char *value)
+{
+    const char *via = upstream_via(), *self = strchr(via, ' ') ? strchr(via, ' ') + 1 : via;
+    for (const char *p = strstr(value, self); p; p = strstr(p + 1, self))
+        if (p > value && (p[-1] == ' ' || p[-1] == '\t'))
+            return true;
+    return false;
+}
+
+static void look_for_self(void *cls, const char *value)
+{
+    bool *found = cls;
+    *found = *found || proxy_via_names_self(value);
+}
+
+bool proxy_came_from_self(struct conn *c)
+{
+    bool found = false;
+    conn_each_header(c, "Via", look_for_self, &found);
+    return found;
+}
+
+int64_t proxy_max_age_of(const char *value, int64_t age)
+{
+    for (const char *p = value; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        if (len == 8 && !strncasecmp(p, "no-cache", 8))
+            age = 0;
+        else if (len > 8 && !strncasecmp(p, "max-age=", 8)) {
+            const char *v = p + 8 + (p[8] == '"');
+            char *end;
+            long long n = strtoll(v, &end, 10);
+            if (end != v && v[0] >= '0' && v[0] <= '9' && (age < 0 || n < age))
+                age = n;
+        }
+        p += len;
+    }
+    return age;
+}
+
+static void take_max_age(void *cls, const char *value)
+{
+    int64_t *age = cls;
+    *age = proxy_max_age_of(value, *age);
+}
+
+int64_t proxy_max_age(struct conn *c)
+{
+    int64_t age = -1;
+    conn_each_header(c, "Cache-Control", take_max_age, &age);
+    return age;
+}

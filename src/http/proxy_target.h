@@ -1,0 +1,50 @@
+/*
+ * proxy_target.h — arca as an HTTP proxy (HTTP_PROXY): which absolute-form requests
+ * ("GET http://host/path HTTP/1.1", RFC 9112 3.2.2) name arca itself, which came from it, and
+ * what their Cache-Control asks.
+ *
+ * Contract: an absolute-form target names arca itself when its port is the one arca listens on
+ * and its host is one of arca's addresses (the --listen address, or with a wildcard --listen
+ * loopback and every address of this machine's interfaces), by name or as an IP literal. Such
+ * a request is routed by its path like an origin-form one, never fetched; any other is a fetch
+ * of its URL. proxy_target_of() decides without a lookup (IP literals, "localhost") and says
+ * when only a lookup can tell (any other name on arca's port); proxy_names_self() looks the name
+ * up, and may block: it runs off the workers (http_proxy.c). A request whose Via names this arca
+ * (upstream_via) came from it: a fetch it asks for would loop. Pure functions but for the
+ * lookups; any thread.
+ */
+#ifndef ARCA_PROXY_TARGET_H
+#define ARCA_PROXY_TARGET_H
+
+#include "conn.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum proxy_target {
+    PROXY_FETCH,   /* another server: fetch the URL */
+    PROXY_SELF,    /* arca itself: its own route */
+    PROXY_RESOLVE, /* on arca's port, a name only a lookup can place (proxy_names_self) */
+};
+enum proxy_target proxy_target_of(const char *authority, bool https, const char *listen_host,
+                                  int listen_port);
+
+/* Whether an absolute-form target's authority ("host[:port]", userinfo allowed) of the scheme
+ * given names this arca (listening on `listen_host`:`listen_port`). */
+bool proxy_names_self(const char *authority, bool https, const char *listen_host, int listen_port);
+
+/* The request's Cache-Control max-age in seconds ("no-cache": 0; the smallest of several), or -1
+ * when it says none: in proxy form, what the prefix's &ttl= says (apt asks max-age=0 for its
+ * index files, so that a proxy revalidates them). */
+int64_t proxy_max_age(struct conn *c);
+/* The same for one Cache-Control value, given the age found so far (-1: none). */
+int64_t proxy_max_age_of(const char *value, int64_t age);
+
+/* Whether `value` (a Via header's) names this arca: "HOST:PORT (arca)" of upstream_via() as an
+ * entry's received-by. */
+bool proxy_via_names_self(const char *value);
+
+/* Whether a Via line of the request names this arca. */
+bool proxy_came_from_self(struct conn *c);
+
+#endif
