@@ -9,6 +9,7 @@
 #include "pages.h"
 
 #include <assert.h>
+#include <string.h>
 
 #define GET_HEAD "GET, HEAD"
 
@@ -17,6 +18,8 @@ static enum conn_result not_found(struct conn *c, struct request *req, const cha
 {
     (void)rest;
     assert(http_handling(req));
+    if (strstr(req->uri, "://")) /* proxy form of another scheme: ftp://, ... */
+        return http_send_error(c, HTTP_BAD_REQUEST, "arca fetches only http:// and https:// URLs");
     return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
 }
 

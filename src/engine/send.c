@@ -54,6 +54,7 @@ static const struct {
     {503, "Service Unavailable"},
     {504, "Gateway Timeout"},
     {505, "HTTP Version Not Supported"},
+    {508, "Loop Detected"},
 };
 
 static const char *reason_phrase(unsigned int status)
@@ -103,7 +104,8 @@ bool send_prepare(struct conn *c)
                  worker_date(c->w));
     if (n < 0 || (size_t)n >= cap)
         return false;
-    memcpy(x->out + n, a->headers, a->headers_len);
+    if (a->headers_len) /* an answer with no header line has no buffer for them */
+        memcpy(x->out + n, a->headers, a->headers_len);
     n += (int)a->headers_len;
     n += snprintf(x->out + n, cap - (size_t)n, "%s%s\r\n", framing, connection);
     x->out_len = (size_t)n;

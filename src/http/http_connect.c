@@ -140,6 +140,26 @@ static bool split_target(const char *target, struct connect_req *r, int *port)
     return true;
 }
 
+/* "CONNECT to port 22 refused: arca tunnels to ports 443 (--connect-port)", or that tunnels are
+ * off, into buf. */
+static const char *port_refusal(int port, char *buf, size_t size)
+{
+    size_t n;
+    if (http_cfg->n_connect_ports < 0) {
+        snprintf(buf, size, "CONNECT refused: arca opens no tunnels (--connect-port none)");
+        return buf;
+    }
+    n = (size_t)snprintf(buf, size, "CONNECT to port %d refused: arca tunnels to port%s ", port,
+                         http_cfg->n_connect_ports > 1 ? "s" : "");
+    if (http_cfg->n_connect_ports == 0)
+        n += (size_t)snprintf(buf + n, size - n, "443");
+    for (int i = 0; i < http_cfg->n_connect_ports && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%d", i ? ", " : "", http_cfg->connect_ports[i]);
+    if (n < size)
+        snprintf(buf + n, size - n, " (--connect-port)");
+    return buf;
+}
+
 /* Why this CONNECT is refused before anything is resolved (*status set), or NULL. */
 static const char *refusal(struct conn *c, struct request *req, struct connect_req *r,
                            unsigned int *status)
@@ -154,7 +174,7 @@ static const char *refusal(struct conn *c, struct request *req, struct connect_r
         return "CONNECT takes host:port";
     *status = HTTP_FORBIDDEN;
     if (!config_tunnel_port(http_cfg, port))
-        return "arca tunnels to no such port (--connect-port)";
+        return port_refusal(port, r->why, sizeof(r->why));
     *status = HTTP_LOOP_DETECTED;
     if (proxy_came_from_self(c))
         return "loop: this request came from this arca (its Via)";
@@ -234,6 +254,7 @@ const char *http_connect_done(struct request *req, bool completed)
         atomic_fetch_add(&stats.tunnel_bytes_up, req->tunnel_up);
         req->bytes = req->wrote;
     }
+    bool opened = r->opened;
     offload_leave(&r->job); /* a job still running holds r until it is done */
-    return r->opened ? "TUNNEL" : NULL;
+    return opened ? "TUNNEL" : NULL;
 }

@@ -193,6 +193,15 @@ static enum conn_result help_page(struct conn *c)
     buf_add(&b, "</ul><p>and its own listening address. Allowed despite that "
                 "(<code>--upstream-allow</code>):</p>");
     net_list(&b, http_cfg->upstream_allow, http_cfg->n_upstream_allow, "none.");
+    buf_add(&b, "<p>CONNECT tunnels may reach port");
+    if (http_cfg->n_connect_ports < 0)
+        buf_add(&b, "s: none (<code>--connect-port none</code>)");
+    else if (http_cfg->n_connect_ports == 0)
+        buf_add(&b, " 443");
+    for (int i = 0; i < http_cfg->n_connect_ports; i++)
+        buf_addf(&b, "%s %d", i ? "," : (http_cfg->n_connect_ports > 1 ? "s" : ""),
+                 http_cfg->connect_ports[i]);
+    buf_add(&b, ", on the addresses above only.</p>");
     buf_add(&b, "</div><div class=\"card\"><h2>API</h2><ul>"
                 "<li><code>GET /api/v1/fetch/?url=URL[&amp;ttl=TTL][&amp;sha256=HEX]</code></li>"
                 "<li><code>GET /api/v1/status/</code>, <code>/api/v1/health/</code>, "

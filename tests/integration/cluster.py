@@ -42,7 +42,9 @@ class HAProxy:
         for old, new in (("log /dev/log local0", "log stdout format raw local0"),
                          ("stats socket /run/haproxy/admin.sock", f"stats socket {self.sock}"),
                          ("bind :8001", f"bind 127.0.0.1:{self.port}"),
-                         ("bind 127.0.0.1:8404", f"bind 127.0.0.1:{self.stats_port}")):
+                         ("bind 127.0.0.1:8404", f"bind 127.0.0.1:{self.stats_port}"),
+                         ("req.hdr(host) -i cache cache:8001",
+                          f"req.hdr(host) -i 127.0.0.1:{self.port}")):
             assert old in text, old
             text = text.replace(old, new)
         if not self.log_requests:

@@ -15,8 +15,10 @@ import time
 import urllib.parse
 
 import pytest
+import requests
 
 from cluster import HAProxy, on_node
+
 from conftest import sha256
 
 N_URLS = 300
@@ -302,3 +304,24 @@ def test_the_ui_and_the_per_address_limit_behind_the_proxy(cluster, origin):
         t.join()
     assert sorted(r for s, r in results if s == "127.0.0.5") == [200, 200, 429]
     assert [r for s, r in results if s == "127.0.0.6"] == [200]
+
+
+def test_a_url_through_the_proxy_and_the_prefix_is_one_object_on_one_node(cluster, origin):
+    """arca as the lab's http_proxy, behind HAProxy: proxy form and prefix form of a URL go to
+    one node; a prefix URL naming the balancer, asked through it as a proxy, is served."""
+    proxy, nodes = cluster()
+    objs = add_objects(origin, 40)
+    balancer = f"http://127.0.0.1:{proxy.port}"
+    for i, url in enumerate(objs):
+        if i % 2:  # half of them through the proxy first, the other half through the prefix
+            assert requests.get(url, proxies={"http": balancer}, timeout=30).status_code == 200
+        status, _, body = proxy.get(fetch_path(url))
+        assert status == 200 and sha256(body) == sha256(objs[url])
+        r = requests.get(url, proxies={"http": balancer}, timeout=30)
+        assert r.status_code == 200 and sha256(r.content) == sha256(objs[url])
+        # a board whose http_proxy is the balancer, asking for a prefix URL
+        r = requests.get(balancer + fetch_path(url), proxies={"http": balancer}, timeout=30)
+        assert r.status_code == 200 and sha256(r.content) == sha256(objs[url]), r.text
+    assert all(c == 1 for c in origin.counts.values()), origin.counts
+    held = placement(nodes)
+    assert sum(len(h) for h in held) == len(objs)  # no URL on two nodes

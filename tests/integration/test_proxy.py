@@ -208,6 +208,9 @@ def test_a_request_from_this_arca_is_a_loop(arca, origin):
     url = origin.add("/loop", data=BODY)
     me = f"1.1 {socket.gethostname()}:{arca.port} (arca)"
     for via in (me, f"1.0 squid, {me}"):
+        with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+            s.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\nVia: {via}\r\n\r\n".encode())
+            assert s.recv(4096).startswith(b"HTTP/1.1 508 Loop Detected\r\n")
         status, _, body = raw(arca, "GET", url, {"Via": via})
         assert status == 508, via
         assert b"loop" in body
@@ -255,6 +258,8 @@ def test_bad_proxy_targets_get_a_clear_error(arca, origin):
         assert head.startswith(b"HTTP/1.1 400"), (target, head)
     status, _, body = raw(arca, "GET", "http://127.0.0.1:1/x" + "a" * 9000)
     assert status == 414
+    status, _, body = raw(arca, "GET", "ftp://127.0.0.1/pub/file")
+    assert status == 400 and b"only http:// and https://" in body
     # arca is still serving
     url = origin.add("/after", data=BODY)
     assert sha256(raw(arca, "GET", url)[2]) == sha256(BODY)
@@ -367,8 +372,12 @@ def test_tunnels_are_refused_where_policy_says(start_arca, echo):
     # a port that is not a --connect-port (443 is not there either once one is given)
     for target in (f"127.0.0.1:{echo.port + 1}", "127.0.0.1:443"):
         s, status, _ = open_tunnel(allowed, target)
+        reason = s.recv(4096)
         s.close()
         assert status.startswith(b"HTTP/1.1 403"), target
+        port = target.rsplit(":", 1)[1]
+        assert (f"CONNECT to port {port} refused: arca tunnels to port {echo.port} "
+                "(--connect-port)").encode() in reason, reason
     s, status, _ = open_tunnel(allowed, "no-port-here")
     s.close()
     assert status.startswith(b"HTTP/1.1 400")
