@@ -168,8 +168,9 @@ struct tunnel;
 bool tunnel_start(struct conn *c);
 /* Relay what can be relayed. false: the tunnel is over, the connection is to close. */
 bool tunnel_step(struct conn *c);
-/* The upstream socket of a tunnel said something; `tag` is its epoll tag (tunnel_tagged). */
-void tunnel_event(struct conn *c, uint32_t events);
+/* The upstream socket of a tunnel said something (its epoll tag: tunnel_tagged): true when the
+ * connection is to go on (conn_go_on), false when it is closed already. */
+bool tunnel_event(struct conn *c, uint32_t events);
 bool tunnel_tagged(uint64_t tag);
 void tunnel_free(struct tunnel *t);
 

@@ -106,6 +106,15 @@ static void stop_listening_here(struct worker *w)
     atomic_fetch_add(&unlistened, 1);
 }
 
+/* A tunnel's upstream socket (its tag is its connection's address, tunnel.c): go on with the
+ * connection. */
+static void tunnel_said(uint64_t tag, uint32_t events)
+{
+    struct conn *c = (struct conn *)(uintptr_t)(tag & ~(uint64_t)1);
+    if (tunnel_event(c, events))
+        conn_go_on(c);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -120,8 +129,7 @@ static void *worker_main(void *arg)
             else if (ev[i].data.u64 == TAG_WAKE)
                 take_wakes(w);
             else if (tunnel_tagged(ev[i].data.u64))
-                tunnel_event((struct conn *)(uintptr_t)(ev[i].data.u64 & ~(uint64_t)1),
-                             ev[i].events);
+                tunnel_said(ev[i].data.u64, ev[i].events);
             else
                 conn_event(ev[i].data.ptr, ev[i].events);
         }

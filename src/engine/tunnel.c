@@ -164,16 +164,16 @@ bool tunnel_step(struct conn *c)
     return true;
 }
 
-void tunnel_event(struct conn *c, uint32_t events)
+bool tunnel_event(struct conn *c, uint32_t events)
 {
     struct tunnel *t;
     if (c->closing || !c->x || !(t = c->x->tunnel))
-        return;
+        return false; /* closed earlier in this batch */
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         t->can_read = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         t->can_write = true;
-    conn_go_on(c);
+    return true;
 }
 
 uint64_t engine_tunnel_up(struct conn *c)
