@@ -151,9 +151,9 @@ bool tunnel_step(struct conn *c)
     do {
         up = relay(&t->up, c->fd, t->fd, &c->can_read, &t->can_write, &budget);
         down = relay(&t->down, t->fd, c->fd, &t->can_read, &c->can_write, &budget);
+        c->x->body_sent = t->down.bytes; /* what went, also when a socket failed after */
         if (up < 0 || down < 0)
             return false;
-        c->x->body_sent = t->down.bytes;
         if (up > 0 || down > 0)
             worker_touch(c->w, c);
     } while ((up > 0 || down > 0) && budget > 0);

@@ -346,6 +346,10 @@ static void check_body(struct conn *c, struct request *req)
     if (size == 0)
         return;
     rt = req->route = route_for(req, engine_path(c));
+    if (rt && rt->match == ROUTE_CONNECT) { /* what follows its head is the tunnel's, or nothing */
+        refuse_early(c, HTTP_BAD_REQUEST, "CONNECT takes no request body");
+        return;
+    }
     if (rt && !http_route_allows(rt, method)) {
         not_allowed(c, method, rt->methods, true);
         return;

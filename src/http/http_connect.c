@@ -4,6 +4,7 @@
  * waits parked meanwhile, and once woken answers 2xx and hands the socket to the engine's tunnel
  * (conn_tunnel), or answers the refusal. Nothing of a tunnel is cached: its bytes are TLS. */
 #include "http_connect.h"
+#include "clock.h"
 #include "http_offload.h"
 #include "proxy_target.h"
 #include "policy.h"
@@ -71,12 +72,22 @@ static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int6
     return err;
 }
 
-/* Each address in turn: the policy's refusal, or a connection. */
+/* Each address in turn: the policy's refusal, or a connection; all of them within the one
+ * connect timeout (a name with many silent addresses must not hold the thread for each). */
 static void connect_some(struct connect_req *r, const struct addrinfo *ai)
 {
     char why[160];
+    int64_t deadline = monotonic_ms() + r->timeout_ms;
     for (; ai && r->fd < 0; ai = ai->ai_next) {
         int fd, err;
+        int64_t left = deadline - monotonic_ms();
+        if (left <= 0) {
+            r->status = r->status ? r->status : HTTP_BAD_GATEWAY;
+            if (r->status == HTTP_BAD_GATEWAY)
+                snprintf(r->why, sizeof(r->why), "cannot connect to %s port %s: %s", r->host,
+                         r->port, strerror(ETIMEDOUT));
+            return;
+        }
         if (policy_upstream_check(ai->ai_addr, why, sizeof(why)) < 0) {
             r->status = HTTP_FORBIDDEN;
             snprintf(r->why, sizeof(r->why), "%s", why);
@@ -85,7 +96,7 @@ static void connect_some(struct connect_req *r, const struct addrinfo *ai)
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             err = errno;
-        else if ((err = connect_within(fd, ai->ai_addr, ai->ai_addrlen, r->timeout_ms)) == 0) {
+        else if ((err = connect_within(fd, ai->ai_addr, ai->ai_addrlen, left)) == 0) {
             r->fd = fd;
             return;
         }
@@ -160,6 +171,17 @@ static const char *port_refusal(int port, char *buf, size_t size)
     return buf;
 }
 
+/* A refusal closes the connection: a client that sent its tunnel's first bytes right behind
+ * its CONNECT must not have them read as a request. */
+static enum conn_result refuse(struct conn *c, unsigned int status, const char *why)
+{
+    struct answer *a = http_error_response("%s", why);
+    atomic_fetch_add(&stats.tunnels_refused, 1);
+    if (a)
+        answer_header(a, "Connection", "close");
+    return http_queue(c, status, a);
+}
+
 /* Why this CONNECT is refused before anything is resolved (*status set), or NULL. */
 static const char *refusal(struct conn *c, struct request *req, struct connect_req *r,
                            unsigned int *status)
@@ -172,6 +194,8 @@ static const char *refusal(struct conn *c, struct request *req, struct connect_r
     *status = HTTP_BAD_REQUEST;
     if (!split_target(req->uri, r, &port))
         return "CONNECT takes host:port";
+    if (conn_header(c, "Content-Length") || conn_header(c, "Transfer-Encoding"))
+        return "CONNECT takes no request body"; /* "Content-Length: 0": none, but not taken */
     *status = HTTP_FORBIDDEN;
     if (!config_tunnel_port(http_cfg, port))
         return port_refusal(port, r->why, sizeof(r->why));
@@ -182,6 +206,14 @@ static const char *refusal(struct conn *c, struct request *req, struct connect_r
     if (atomic_load(&http_draining))
         return "arca is shutting down";
     return NULL;
+}
+
+/* "user:secret@host:443" (refused: 400) is logged as "***********@host:443". */
+static void mask_userinfo(char *target)
+{
+    char *at = strrchr(target, '@');
+    if (at)
+        memset(target, '*', (size_t)(at - target));
 }
 
 static enum conn_result begin(struct conn *c, struct request *req)
@@ -196,15 +228,11 @@ static enum conn_result begin(struct conn *c, struct request *req)
     r->timeout_ms = http_cfg->connect_timeout * 1000;
     offload_init(&r->job, c, connect_run, req_free);
     req->state = r;
-    if ((why = refusal(c, req, r, &status))) {
-        atomic_fetch_add(&stats.tunnels_refused, 1);
-        return http_send_error(c, status, "%s", why);
-    }
-    if (!offload_start(&r->job)) {
-        atomic_fetch_add(&stats.tunnels_refused, 1);
-        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE,
-                               "too many tunnels and lookups under way; retry");
-    }
+    mask_userinfo(req->uri);
+    if ((why = refusal(c, req, r, &status)))
+        return refuse(c, status, why);
+    if (!offload_start(&r->job))
+        return refuse(c, HTTP_SERVICE_UNAVAILABLE, "too many tunnels and lookups under way; retry");
     return CONN_GO_ON;
 }
 
@@ -212,10 +240,8 @@ static enum conn_result begin(struct conn *c, struct request *req)
 static enum conn_result answer(struct conn *c, struct connect_req *r)
 {
     struct answer *a;
-    if (r->fd < 0) {
-        atomic_fetch_add(&stats.tunnels_refused, 1);
-        return http_send_error(c, r->status, "%s", r->why);
-    }
+    if (r->fd < 0)
+        return refuse(c, r->status, r->why);
     if (!(a = answer_static("", 0)) || !conn_tunnel(c, r->fd)) {
         if (a)
             answer_put(a);

@@ -86,7 +86,9 @@ static int proxied_url(struct conn *c, const struct request *req, struct fetch_p
     size_t len = strlen(req->uri);
     int64_t max_age = proxy_max_age(c);
     p->has_sha256 = false;
-    p->has_ttl = max_age >= 0; /* a ttl is at least a second */
+    /* a ttl is at least a second; a max-age only shortens the default, never lengthens it */
+    p->has_ttl =
+        max_age >= 0 && max_age < __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
     snprintf(p->ttl, sizeof(p->ttl), "%llds", (long long)(max_age > 0 ? max_age : 1));
     if (len > (size_t)http_cfg->max_url_len) {
         *status = HTTP_URI_TOO_LONG;

@@ -87,9 +87,16 @@ enum conn_result http_proxy(struct conn *c, struct request *req, const char *res
     if (is_check(req))
         return offload_done(&((struct self_check *)req->state)->job) ? after_check(c, req)
                                                                      : CONN_GO_ON;
-    if (req->ask_self && !req->state && start_check(c, req))
-        return CONN_GO_ON;
-    req->ask_self = false;
+    if (req->ask_self && !req->state) {
+        const char *refusal = http_fetch_refusal(c); /* before a thread is spent on it */
+        if (refusal)
+            return http_send_error(c, HTTP_FORBIDDEN, "%s", refusal);
+        if (start_check(c, req))
+            return CONN_GO_ON;
+        /* without the lookup arca could fetch its own URL and refuse it as arca's address */
+        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE,
+                               "too many tunnels and lookups under way; retry");
+    }
     return http_fetch_proxied(c, req);
 }
 

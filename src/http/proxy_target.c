@@ -18,6 +18,8 @@
 static bool split_host_port(const char *authority, bool https, char *host, size_t size, int *port)
 {
     const char *at = strrchr(authority, '@'), *h = at ? at + 1 : authority, *end, *colon;
+    if (strchr(authority, '#')) /* "evil.example#@arca:8001": its host is evil.example */
+        return false;
     if (*h == '[') {
         end = strchr(h, ']');
         if (!end)
@@ -120,6 +122,8 @@ enum proxy_target proxy_target_of(const char *authority, bool https, const char 
     if (!strcasecmp(host, "localhost") || numeric(host))
         return proxy_names_self(authority, https, listen_host, listen_port) ? PROXY_SELF
                                                                             : PROXY_FETCH;
+    if (strchr(authority, '[')) /* brackets hold an IPv6 address, or the URL is refused */
+        return PROXY_FETCH;
     return PROXY_RESOLVE;
 }
 

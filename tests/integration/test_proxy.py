@@ -409,3 +409,51 @@ def test_an_open_tunnel_is_closed_after_the_grace_period(start_arca, echo):
     assert s.recv(4) == b""  # closed by arca once the grace period is over
     s.close()
     arca.proc.wait(timeout=20)
+
+
+def read_until_closed(s, timeout=10):
+    s.settimeout(timeout)
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+
+
+def test_connect_framing_leaves_nothing_to_read_twice(start_arca, echo):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(echo.port))
+    target = f"127.0.0.1:{echo.port}"
+    # a body header on a CONNECT: refused at its head, nothing tunnelled
+    for framing in ("Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n"):
+        with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+            s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: x\r\n{framing}\r\nhelloDATA".encode())
+            answer = read_until_closed(s)
+        assert answer.startswith(b"HTTP/1.1 400"), (framing, answer)
+    # a refused CONNECT closes: what the client sent behind it is never read as a request
+    with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+        s.sendall(b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = read_until_closed(s)
+    assert answer.startswith(b"HTTP/1.1 403") and answer.count(b"HTTP/1.1 ") == 1, answer
+    # a target with userinfo is refused, and its secret never reaches the log
+    with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+        s.sendall(f"CONNECT alice:s3cret@{target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert read_until_closed(s).startswith(b"HTTP/1.1 400")
+    assert arca.log_shows(f'"CONNECT ************@{target} HTTP/1.1" 400')
+    assert "s3cret" not in arca.read_log()
+    assert echo.received == []
+
+
+def test_a_fragment_in_the_authority_does_not_make_a_target_arca(arca):
+    # the URL's host is 127.0.0.2 (nothing listens on its port 80), whatever follows '#'
+    status, _, body = raw(arca, "GET", f"http://127.0.0.2#@127.0.0.1:{arca.port}/api/v1/health/")
+    assert status == 502, body
+
+
+def test_a_max_age_never_lengthens_the_default_ttl(arca, origin):
+    url = origin.add("/long", data=BODY)
+    assert raw(arca, "GET", url, {"Cache-Control": "max-age=99999999"})[0] == 200
+    _, headers, _ = raw(arca, "GET", url)
+    ttl = int(headers["cache-status"].split("ttl=")[1].split(";")[0])
+    assert 0 < ttl <= 10 * 86400, headers["cache-status"]
