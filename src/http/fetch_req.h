@@ -45,6 +45,7 @@ struct fetch_req {
     bool has_expect;
     uint8_t expect[32];             /* this request's &sha256=: it decides this answer only */
     char *url;                      /* the target's normal form, whole: what is fetched */
+    char *via;                      /* the Via the request came with (NULL: none): sent on */
     const struct bucket_auth *auth; /* a --bucket's object: signed for it upstream */
     char *key; /* the cache key: url without the parameters that only sign it (url
                   itself when there are none) */

@@ -150,7 +150,8 @@ static const char *prefetch_one(const char *given, int64_t ttl, const char **err
     if (kind == LOOKUP_MISS) {
         /* the admin's URL is fetched whole; the fetch takes its reference, ours goes below */
         struct fetch_source src = {
-            url, sig.is_signed ? keys_grant_until(http_cfg, &sig, (int64_t)time(NULL)) : 0, NULL};
+            url, sig.is_signed ? keys_grant_until(http_cfg, &sig, (int64_t)time(NULL)) : 0, NULL,
+            NULL};
         upstream_fetch(obj, &src);
         store_release(obj);
         free(url);

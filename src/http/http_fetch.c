@@ -98,6 +98,16 @@ static int proxied_url(struct conn *c, const struct request *req, struct fetch_p
     return url_normalize(req->uri, len, p->url, p->url_size, status, why);
 }
 
+/* The Via the request came with, kept to be sent on with a download it starts (proxy_target.h);
+ * one past VIA_MAX bytes is taken for a loop through other proxies: nobody chains that many. */
+#define VIA_MAX 2048
+static bool via_too_long(struct conn *c, struct fetch_req *r)
+{
+    bool too_long;
+    r->via = proxy_via_received(c, VIA_MAX, &too_long);
+    return too_long;
+}
+
 static int check_request(struct conn *c, const struct request *req, struct fetch_req *r,
                          int64_t *ttl, enum conn_result *ret)
 {
@@ -114,7 +124,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
         *ret = fetch_refuse(c, HTTP_FORBIDDEN, refusal);
     else if (!r->url)
         *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    else if (proxy_came_from_self(c))
+    else if (proxy_came_from_self(c) || via_too_long(c, r))
         *ret = fetch_refuse(c, HTTP_LOOP_DETECTED,
                             "loop: this request came from this arca (its Via), which would fetch "
                             "it again");
@@ -239,7 +249,7 @@ static enum conn_result answer_lookup(struct fetch_req *r, struct object *obj, i
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
         struct fetch_source src = {
             r->url, r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0,
-            r->auth};
+            r->auth, r->via};
         r->confirmed = true;
         upstream_fetch(obj, &src);
     }
@@ -480,6 +490,7 @@ static const char *let_go(struct fetch_req *r, bool completed, int64_t wrote, in
     if (r->key != r->url)
         free(r->key);
     free(r->url);
+    free(r->via);
     park_leave(&r->park); /* a confirmation still running holds r until its answer */
     return cache;
 }

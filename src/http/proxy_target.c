@@ -163,6 +163,46 @@ static void look_for_self(void *cls, const char *value)
     *found = *found || proxy_via_names_self(value);
 }
 
+struct via_join {
+    char *out;
+    size_t len, max;
+    bool too_long;
+};
+
+static void join_via(void *cls, const char *value)
+{
+    struct via_join *j = cls;
+    size_t n = strlen(value);
+    if (j->too_long || !n)
+        return;
+    if (j->len + n + 2 > j->max) {
+        j->too_long = true;
+        return;
+    }
+    if (j->len) {
+        memcpy(j->out + j->len, ", ", 2);
+        j->len += 2;
+    }
+    memcpy(j->out + j->len, value, n + 1);
+    j->len += n;
+}
+
+char *proxy_via_received(struct conn *c, size_t max, bool *too_long)
+{
+    struct via_join j = {malloc(max + 1), 0, max, false};
+    *too_long = false;
+    if (!j.out)
+        return NULL;
+    j.out[0] = '\0';
+    conn_each_header(c, "Via", join_via, &j);
+    *too_long = j.too_long;
+    if (j.too_long || !j.len) {
+        free(j.out);
+        return NULL;
+    }
+    return j.out;
+}
+
 bool proxy_came_from_self(struct conn *c)
 {
     bool found = false;

@@ -44,6 +44,10 @@ int64_t proxy_max_age_of(const char *value, int64_t age);
  * entry's received-by. */
 bool proxy_via_names_self(const char *value);
 
+/* The request's Via lines joined with ", " (malloc'd; NULL when it has none, or when they
+ * pass `max` bytes: *too_long is then set): sent on before arca's own. */
+char *proxy_via_received(struct conn *c, size_t max, bool *too_long);
+
 /* Whether a Via line of the request names this arca. */
 bool proxy_came_from_self(struct conn *c);
 

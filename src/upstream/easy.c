@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,13 +27,21 @@ const char *upstream_via(void)
     return via_line + strlen("Via: ");
 }
 
-struct curl_slist *easy_base_headers(const struct bucket_auth *auth)
+struct curl_slist *easy_base_headers(const struct bucket_auth *auth, const char *received)
 {
-    struct curl_slist *l = NULL, *t;
+    struct curl_slist *l = NULL, *t = NULL;
+    char *line = NULL;
     if (auth && !auth->anonymous && !(l = easy_signing_headers(auth)))
         return NULL;
-    if (!(t = curl_slist_append(l, via_line)))
+    /* the Via the client's request came with, then ours: a loop through other proxies (arcas)
+     * comes back carrying ours */
+    if (received && asprintf(&line, "Via: %s, %s", received, upstream_via()) < 0)
+        line = NULL;
+    if (!received || line)
+        t = curl_slist_append(l, line ? line : via_line);
+    if (!t)
         curl_slist_free_all(l);
+    free(line);
     return t;
 }
 

@@ -52,8 +52,9 @@ void easy_setup(CURL *e, const struct config *cfg, const char *url, struct handl
 /* The Via line of arca's upstream requests (upstream_via(), upstream.h): set by upstream_init. */
 void easy_via_init(const struct config *cfg);
 /* The header lines every request of a handle starts with: what signing for `auth` needs (none
- * when NULL or anonymous), then arca's Via. NULL when out of memory. */
-struct curl_slist *easy_base_headers(const struct bucket_auth *auth);
+ * when NULL or anonymous), then the Via: `received` (the Via values the client's request came
+ * with, NULL: none) followed by arca's. NULL when out of memory. */
+struct curl_slist *easy_base_headers(const struct bucket_auth *auth, const char *received);
 void easy_sign_for(CURL *e, const struct bucket_auth *auth);
 /* The headers a bucket's signature needs and libcurl does not add; NULL when out of memory. */
 struct curl_slist *easy_signing_headers(const struct bucket_auth *auth);

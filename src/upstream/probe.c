@@ -301,7 +301,7 @@ int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, 
 {
     struct probe *p = calloc(1, sizeof(*p));
     if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
-        !(p->headers = easy_base_headers(NULL)) ||
+        !(p->headers = easy_base_headers(NULL, NULL)) ||
         !curl_slist_append(p->headers, "Range: bytes=0-0")) {
         if (p)
             free_probe(p);
@@ -318,7 +318,7 @@ int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_a
 {
     struct probe *p = calloc(1, sizeof(*p));
     if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
-        !(p->headers = easy_base_headers(auth))) {
+        !(p->headers = easy_base_headers(auth, NULL))) {
         if (p)
             free_probe(p);
         return -1;

@@ -25,6 +25,7 @@ struct transfer {
     struct object *obj;
     const char *url;     /* the object's (its key), fixed for its life: what logs show */
     char *asked;         /* the client's URL, whole: what the origin is asked for */
+    char *via;           /* the Via the first client's request came with (NULL: none) */
     const char *source;  /* what is fetched: `asked`, or a mirror's URL (pick.mirrors) */
     int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
     const struct bucket_auth *auth; /* a bucket's object: SigV4-signed by libcurl */
@@ -368,7 +369,7 @@ static int add_conditions(struct transfer *t)
 static int set_headers(struct transfer *t)
 {
     curl_slist_free_all(t->req_headers);
-    t->req_headers = easy_base_headers(t->auth);
+    t->req_headers = easy_base_headers(t->auth, t->via);
     t->conditional = false;
     if (!t->req_headers || (t->offset > 0 ? add_resume_headers(t) : add_conditions(t)) < 0)
         return -1;
@@ -588,6 +589,7 @@ static void free_transfer(struct transfer *t)
     curl_slist_free_all(t->req_headers);
     EVP_MD_CTX_free(t->sha);
     free(t->asked);
+    free(t->via);
     mirror_free(&t->pick);
     t->magic = 0;
     free(t);
@@ -633,6 +635,13 @@ static void transfer_step(struct transfer *t)
 }
 
 /* --- events --------------------------------------------------------------------------------- */
+
+void transfer_set_via(struct transfer *t, char *via)
+{
+    assert(upstream_on_thread() && t->magic == TRANSFER_MAGIC);
+    free(t->via);
+    t->via = via;
+}
 
 struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_store *st,
                               struct object *obj, char *source, int64_t grant_until,

@@ -79,6 +79,10 @@ struct transfer;
 struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_store *st,
                               struct object *obj, char *source, int64_t grant_until,
                               const struct bucket_auth *auth, const char *host);
+/* The Via the first client's request came with (taken over), sent before arca's own on every
+ * attempt, so that a loop through other proxies comes back with arca's (508). Before the first
+ * attempt starts. */
+void transfer_set_via(struct transfer *t, char *via);
 /* The loop's look after a wake-up: an OPENING transfer whose file is made goes on. The
  * transfer may be freed on return. */
 void transfer_poll_file(struct transfer *t);

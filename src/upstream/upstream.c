@@ -27,6 +27,7 @@ struct pending {
     char *source;
     int64_t grant_until;
     const struct bucket_auth *auth;
+    char *via; /* the client's request's Via, or NULL */
     struct pending *next;
 };
 
@@ -95,8 +96,12 @@ static void start_queued(void)
         *p = item->next;
         if (fx.backlog_tail == &item->next)
             fx.backlog_tail = p;
-        transfer_new(&fx.loop, &transfer_store_real, item->obj, item->source, item->grant_until,
-                     item->auth, host);
+        struct transfer *t = transfer_new(&fx.loop, &transfer_store_real, item->obj, item->source,
+                                          item->grant_until, item->auth, host);
+        if (t && item->via)
+            transfer_set_via(t, item->via);
+        else
+            free(item->via);
         free(item);
     }
 }
@@ -200,6 +205,7 @@ static void fail_everything(void)
         store_fail(p->obj, 503, "arca is shutting down");
         store_release(p->obj);
         free(p->source);
+        free(p->via);
         free(p);
     }
     probe_close(&fx.loop);
@@ -267,11 +273,13 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src)
     p->obj = obj;
     p->grant_until = src->grant_until;
     p->auth = src->auth;
+    p->via = src->via ? strdup(src->via) : NULL; /* lost when out of memory: arca's own stays */
     pthread_mutex_lock(&fx.lock);
     if (fx.closed) {
         /* A request that came in on a kept-alive connection while arca stops. */
         pthread_mutex_unlock(&fx.lock);
         free(p->source);
+        free(p->via);
         free(p);
         store_fail(obj, 503, "arca is shutting down");
         store_release(obj);

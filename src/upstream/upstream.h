@@ -46,6 +46,7 @@ struct fetch_source {
     const char *url;
     int64_t grant_until;
     const struct bucket_auth *auth; /* an object of a --bucket: signed for it (buckets.h) */
+    const char *via; /* the Via values the client's request came with, joined; NULL: none */
 };
 void upstream_fetch(struct object *obj, const struct fetch_source *src);
 

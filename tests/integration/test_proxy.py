@@ -457,3 +457,24 @@ def test_a_max_age_never_lengthens_the_default_ttl(arca, origin):
     _, headers, _ = raw(arca, "GET", url)
     ttl = int(headers["cache-status"].split("ttl=")[1].split(";")[0])
     assert 0 < ttl <= 10 * 86400, headers["cache-status"]
+
+
+def test_a_loop_through_a_second_arca_comes_back_with_the_first_ones_via(start_arca, origin):
+    # a hostile origin redirects A's download to B's prefix, which asks A again for the same URL:
+    # B sends on the Via A's request came with, so A sees its own and answers 508 at once
+    # (before, A's request from B joined A's own download and both waited on each other)
+    a = start_arca("--upstream-allow", "127.0.0.0/8")
+    b = start_arca("--upstream-allow", "127.0.0.0/8")
+    url = origin.url("/r")
+    via_a = f"http://127.0.0.1:{a.port}" + a.fetch_path(url)
+    origin.add("/r", redirect=f"http://127.0.0.1:{b.port}" + b.fetch_path(via_a))
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(a.host, a.port, timeout=20)
+    conn.request("GET", a.fetch_path(url))
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status in (502, 508) and b"508" in body, (resp.status, body)
+    assert time.monotonic() - started < 15
+    assert origin.counts["/r"] == 1
+    assert a.log_shows(" 508 ")
