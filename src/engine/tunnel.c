@@ -42,19 +42,14 @@ bool tunnel_tagged(uint64_t tag)
     return tag > 2 && (tag & 1u);
 }
 
-static void half_free(struct half *h)
-{
-    free(h->buf);
-}
-
 void tunnel_free(struct tunnel *t)
 {
     if (!t)
         return;
     if (t->fd >= 0)
         close(t->fd); /* out of the epoll set with it */
-    half_free(&t->up);
-    half_free(&t->down);
+    free(t->up.buf);
+    free(t->down.buf);
     free(t);
 }
 

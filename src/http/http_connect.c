@@ -37,7 +37,7 @@ struct connect_req {
 
 static struct connect_req *connect_of(struct offload *o)
 {
-    struct connect_req *r = (struct connect_req *)((char *)o - offsetof(struct connect_req, job));
+    struct connect_req *r = OFFLOAD_OWNER(o, struct connect_req, job);
     assert(r->magic == CONNECT_MAGIC);
     return r;
 }

@@ -33,7 +33,6 @@ void offload_init(struct offload *o, struct conn *c, void (*run)(struct offload 
     o->run = run;
     o->release = rel;
     atomic_init(&o->done, false);
-    o->started = false;
     park_init(&o->park, suspend_conn, resume_conn, release);
 }
 
@@ -69,7 +68,6 @@ bool offload_start(struct offload *o)
         conn_resume(o->conn);
         return false;
     }
-    o->started = true;
     return true;
 }
 

@@ -20,6 +20,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+/* The request state an offload is embedded in. */
+#define OFFLOAD_OWNER(o, type, member) PARK_OWNER(o, type, member)
+
 /* Offloads running at once, all kinds together: beyond, offload_start() refuses. */
 #define OFFLOAD_MAX 64
 
@@ -29,7 +32,6 @@ struct offload {
     void (*run)(struct offload *o);
     void (*release)(struct offload *o); /* the last reference went: free the state */
     atomic_bool done;
-    bool started;
 };
 
 void offload_init(struct offload *o, struct conn *c, void (*run)(struct offload *),

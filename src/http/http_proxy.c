@@ -6,7 +6,6 @@
 #include "proxy_target.h"
 
 #include <assert.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,7 +23,7 @@ struct self_check {
 
 static struct self_check *check_of(struct offload *o)
 {
-    struct self_check *s = (struct self_check *)((char *)o - offsetof(struct self_check, job));
+    struct self_check *s = OFFLOAD_OWNER(o, struct self_check, job);
     assert(s->magic == SELF_CHECK_MAGIC);
     return s;
 }

@@ -27,6 +27,7 @@ _spec = importlib.util.spec_from_file_location(
 _integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_integration)
 Origin, free_port, sha256 = _integration.Origin, _integration.free_port, _integration.sha256
+origin = _integration.origin  # the scenarios' origin fixture, for system scenarios too
 
 
 def run(*argv, **kw):

@@ -15,7 +15,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import Origin, free_port, minbase_tarball, run, sha256, unpack, wait_healthy
+from conftest import free_port, minbase_tarball, run, sha256, unpack, wait_healthy
 
 ARCA_BIN = os.environ.get("ARCA_BIN", os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build",
@@ -98,13 +98,6 @@ def arca_proxy():
         proc.wait(timeout=20)
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-@pytest.fixture
-def origin():
-    o = Origin()
-    yield o
-    o.stop()
 
 
 def test_apt_get_installs_through_arca_and_a_second_root_hits(deb, arca_proxy, origin):
