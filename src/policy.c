@@ -195,6 +195,24 @@ static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
     return false;
 }
 
+/* NAT64's well-known prefix (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they
+ * embed: the policy judges that one (64:ff9b::7f00:1 is 127.0.0.1 wherever a gateway
+ * translates it), in its IPv4-mapped form. */
+static void embedded_v4(uint8_t a[16])
+{
+    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t v4[4];
+    if (!memcmp(a, nat64, sizeof(nat64)))
+        memcpy(v4, a + 12, 4);
+    else if (a[0] == 0x20 && a[1] == 0x02)
+        memcpy(v4, a + 2, 4);
+    else
+        return;
+    memset(a, 0, 10);
+    a[10] = a[11] = 0xff;
+    memcpy(a + 12, v4, 4);
+}
+
 int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
 {
     uint8_t a[16];
@@ -205,6 +223,9 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
         return -1;
     }
     format_sockaddr(sa, text, sizeof(text));
+    if (in_list(cfg->upstream_allow, cfg->n_upstream_allow, a) && !is_own_listener(sa, a))
+        return 0; /* the operator allowed it as written (a NAT64 network of their own, say) */
+    embedded_v4(a);
     if (is_own_listener(sa, a)) {
         snprintf(why, whylen, "upstream address %s is arca itself", text);
         return -1;

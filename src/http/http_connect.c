@@ -52,21 +52,26 @@ static void req_free(struct offload *o)
     free(r);
 }
 
-/* A non-blocking connect, finished within the timeout; 0 or an errno. */
-static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int64_t timeout_ms)
+/* A non-blocking connect, finished by the deadline; 0 or an errno (ECANCELED: the client left,
+ * seen within OFFLOAD_POLL_MS, so its share of the jobs is back at once). */
+static int connect_by(struct connect_req *r, int fd, const struct sockaddr *sa, socklen_t len,
+                      int64_t deadline_ms)
 {
     struct pollfd p = {.fd = fd, .events = POLLOUT};
-    int err = 0, n;
+    int err = 0, n = 0;
     socklen_t elen = sizeof(err);
     if (connect(fd, sa, len) == 0)
         return 0;
     if (errno != EINPROGRESS)
         return errno;
-    do
-        n = poll(&p, 1, (int)timeout_ms);
-    while (n < 0 && errno == EINTR);
-    if (n == 0)
-        return ETIMEDOUT;
+    while (n == 0 || (n < 0 && errno == EINTR)) {
+        int64_t left = deadline_ms - monotonic_ms();
+        if (offload_abandoned(&r->job))
+            return ECANCELED;
+        if (left <= 0)
+            return ETIMEDOUT;
+        n = poll(&p, 1, (int)(left < OFFLOAD_POLL_MS ? left : OFFLOAD_POLL_MS));
+    }
     if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
         return errno;
     return err;
@@ -78,7 +83,7 @@ static void connect_some(struct connect_req *r, const struct addrinfo *ai)
 {
     char why[160];
     int64_t deadline = monotonic_ms() + r->timeout_ms;
-    for (; ai && r->fd < 0; ai = ai->ai_next) {
+    for (; ai && r->fd < 0 && !offload_abandoned(&r->job); ai = ai->ai_next) {
         int fd, err;
         int64_t left = deadline - monotonic_ms();
         if (left <= 0) {
@@ -96,7 +101,7 @@ static void connect_some(struct connect_req *r, const struct addrinfo *ai)
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             err = errno;
-        else if ((err = connect_within(fd, ai->ai_addr, ai->ai_addrlen, left)) == 0) {
+        else if ((err = connect_by(r, fd, ai->ai_addr, ai->ai_addrlen, deadline)) == 0) {
             r->fd = fd;
             return;
         }
@@ -231,9 +236,15 @@ static enum conn_result begin(struct conn *c, struct request *req)
     mask_userinfo(req->uri);
     if ((why = refusal(c, req, r, &status)))
         return refuse(c, status, why);
-    if (!offload_start(&r->job))
-        return refuse(c, HTTP_SERVICE_UNAVAILABLE, "too many tunnels and lookups under way; retry");
-    return CONN_GO_ON;
+    switch (offload_start(&r->job, http_client(c, &req->client))) {
+    case OFFLOAD_STARTED:
+        conn_leaves_on_shut(c); /* and its job stops: offload_abandoned() */
+        return CONN_GO_ON;
+    case OFFLOAD_CLIENT_BUSY:
+        return refuse(c, HTTP_TOO_MANY_REQUESTS, OFFLOAD_CLIENT_BUSY_WHY);
+    default:
+        return refuse(c, HTTP_SERVICE_UNAVAILABLE, OFFLOAD_BUSY_WHY);
+    }
 }
 
 /* The job is done: the tunnel's answer, or the refusal. */

@@ -7,6 +7,7 @@
  * echoed: the listening address stands in. X-Forwarded-Host is not read (HAProxy passes Host on
  * unchanged); X-Forwarded-Proto: https makes the scheme https only from a --trusted-proxy. */
 #include "http_internal.h"
+#include "http_offload.h"
 #include "policy.h"
 #include "persist.h"
 #include "stats.h"
@@ -282,12 +283,16 @@ static void metrics_proxy(char *body, size_t size)
              "# HELP arca_tunnel_bytes_total Bytes CONNECT tunnels carried, by direction.\n"
              "# TYPE arca_tunnel_bytes_total counter\n"
              "arca_tunnel_bytes_total{direction=\"up\"} %lld\n"
-             "arca_tunnel_bytes_total{direction=\"down\"} %lld\n",
+             "arca_tunnel_bytes_total{direction=\"down\"} %lld\n"
+             "# HELP arca_offload_jobs Tunnels being connected and proxy targets being looked "
+             "up now, off the workers (at most 64, 8 per client).\n"
+             "# TYPE arca_offload_jobs gauge\n"
+             "arca_offload_jobs %d\n",
              (long long)atomic_load(&stats.proxy_requests), (long long)atomic_load(&stats.tunnels),
              (long long)atomic_load(&stats.tunnels_refused),
              (long long)atomic_load(&stats.tunnels_active),
              (long long)atomic_load(&stats.tunnel_bytes_up),
-             (long long)atomic_load(&stats.tunnel_bytes_down));
+             (long long)atomic_load(&stats.tunnel_bytes_down), offload_running());
 }
 
 enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest)

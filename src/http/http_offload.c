@@ -1,9 +1,23 @@
 /* A request's work on a thread of its own (http_offload.h). */
 #include "http_offload.h"
 
-#include <pthread.h>
+#include "parse.h"
 
-static atomic_int running;
+#include <assert.h>
+#include <pthread.h>
+#include <string.h>
+
+/* Who runs how many: a slot per client with jobs running (at most OFFLOAD_MAX of those). */
+static struct {
+    pthread_mutex_t lock;
+    int running;
+    struct share {
+        uint8_t client[16];
+        int n; /* 0: a free slot */
+    } shares[OFFLOAD_MAX];
+} jobs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+_Static_assert(OFFLOAD_PER_CLIENT == 8, "OFFLOAD_CLIENT_BUSY_WHY names the share");
 
 static struct offload *offload_of(struct park *p)
 {
@@ -33,29 +47,92 @@ void offload_init(struct offload *o, struct conn *c, void (*run)(struct offload 
     o->run = run;
     o->release = rel;
     atomic_init(&o->done, false);
+    atomic_init(&o->left, false);
     park_init(&o->park, suspend_conn, resume_conn, release);
+}
+
+/* An IPv4 client by its address, an IPv6 one by its /64; unknown ones share "::". */
+static void client_key(const struct sockaddr *sa, uint8_t key[16])
+{
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!sa || addr_to_v6(sa, key) != 0)
+        memset(key, 0, 16);
+    else if (memcmp(key, v4_mapped, sizeof(v4_mapped)) != 0)
+        memset(key + 8, 0, 8);
+}
+
+/* Lock held: the client's slot, or a free one (there is one: a job is in at most one). */
+static struct share *share_of(const uint8_t client[16])
+{
+    struct share *free_slot = NULL;
+    for (int i = 0; i < OFFLOAD_MAX; i++) {
+        struct share *s = &jobs.shares[i];
+        if (s->n > 0 && memcmp(s->client, client, 16) == 0)
+            return s;
+        if (s->n == 0 && !free_slot)
+            free_slot = s;
+    }
+    assert(free_slot);
+    return free_slot;
+}
+
+/* Count the job in, or say whose limit it is over. */
+static enum offload_start take_share(const uint8_t client[16])
+{
+    enum offload_start result = OFFLOAD_BUSY;
+    pthread_mutex_lock(&jobs.lock);
+    if (jobs.running < OFFLOAD_MAX) {
+        struct share *s = share_of(client);
+        result = OFFLOAD_CLIENT_BUSY;
+        if (s->n < OFFLOAD_PER_CLIENT) {
+            memcpy(s->client, client, 16);
+            s->n++;
+            jobs.running++;
+            result = OFFLOAD_STARTED;
+        }
+    }
+    pthread_mutex_unlock(&jobs.lock);
+    return result;
+}
+
+static void give_share(const uint8_t client[16])
+{
+    pthread_mutex_lock(&jobs.lock);
+    struct share *s = share_of(client);
+    assert(s->n > 0 && jobs.running > 0);
+    s->n--;
+    jobs.running--;
+    pthread_mutex_unlock(&jobs.lock);
+}
+
+int offload_running(void)
+{
+    pthread_mutex_lock(&jobs.lock);
+    int n = jobs.running;
+    pthread_mutex_unlock(&jobs.lock);
+    return n;
 }
 
 static void *offload_main(void *arg)
 {
     struct offload *o = arg;
     o->run(o);
-    atomic_fetch_sub(&running, 1);
+    give_share(o->client);
     atomic_store(&o->done, true);
     park_wake(&o->park); /* nothing once the request has left */
     park_put(&o->park);
     return NULL;
 }
 
-bool offload_start(struct offload *o)
+enum offload_start offload_start(struct offload *o, const struct sockaddr *client)
 {
     pthread_attr_t attr;
     pthread_t t;
     int rc;
-    if (atomic_fetch_add(&running, 1) >= OFFLOAD_MAX) {
-        atomic_fetch_sub(&running, 1);
-        return false;
-    }
+    enum offload_start taken;
+    client_key(client, o->client);
+    if ((taken = take_share(o->client)) != OFFLOAD_STARTED)
+        return taken;
     conn_suspend(o->conn);
     park_hold(&o->park); /* the thread's */
     pthread_attr_init(&attr);
@@ -63,12 +140,12 @@ bool offload_start(struct offload *o)
     rc = pthread_create(&t, &attr, offload_main, o);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        atomic_fetch_sub(&running, 1);
+        give_share(o->client);
         park_put(&o->park);
         conn_resume(o->conn);
-        return false;
+        return OFFLOAD_BUSY;
     }
-    return true;
+    return OFFLOAD_STARTED;
 }
 
 bool offload_done(struct offload *o)
@@ -76,7 +153,13 @@ bool offload_done(struct offload *o)
     return atomic_load(&o->done);
 }
 
+bool offload_abandoned(struct offload *o)
+{
+    return atomic_load(&o->left);
+}
+
 void offload_leave(struct offload *o)
 {
+    atomic_store(&o->left, true);
     park_leave(&o->park);
 }

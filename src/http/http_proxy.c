@@ -47,25 +47,25 @@ static bool is_check(const struct request *req)
     return req->state && *(const unsigned *)req->state == SELF_CHECK_MAGIC;
 }
 
-/* Start the lookup; false when it cannot run (the target is then fetched: the upstream policy
- * refuses arca's own address). */
-static bool start_check(struct conn *c, struct request *req)
+/* Start the lookup (OFFLOAD_STARTED), or say why it cannot run. */
+static enum offload_start start_check(struct conn *c, struct request *req)
 {
     const char *authority = strstr(req->uri, "://"); /* the URL as sent */
     size_t len = authority ? strcspn(authority + 3, "/?") : 0;
     struct self_check *s = authority ? calloc(1, sizeof(*s) + len + 1) : NULL;
+    enum offload_start started;
     if (!s)
-        return false;
+        return OFFLOAD_BUSY;
     s->magic = SELF_CHECK_MAGIC;
     s->https = !strncasecmp(req->uri, "https:", 6);
     memcpy(s->authority, authority + 3, len);
     offload_init(&s->job, c, check_run, check_free);
     req->state = s;
-    if (offload_start(&s->job))
-        return true;
-    req->state = NULL;
-    offload_leave(&s->job);
-    return false;
+    if ((started = offload_start(&s->job, http_client(c, &req->client))) != OFFLOAD_STARTED) {
+        req->state = NULL;
+        offload_leave(&s->job);
+    }
+    return started;
 }
 
 /* The lookup's answer: arca itself (routed by its path), or not (fetched). */
@@ -90,11 +90,15 @@ enum conn_result http_proxy(struct conn *c, struct request *req, const char *res
         const char *refusal = http_fetch_refusal(c); /* before a thread is spent on it */
         if (refusal)
             return http_send_error(c, HTTP_FORBIDDEN, "%s", refusal);
-        if (start_check(c, req))
-            return CONN_GO_ON;
         /* without the lookup arca could fetch its own URL and refuse it as arca's address */
-        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE,
-                               "too many tunnels and lookups under way; retry");
+        switch (start_check(c, req)) {
+        case OFFLOAD_STARTED:
+            return CONN_GO_ON;
+        case OFFLOAD_CLIENT_BUSY:
+            return http_send_error(c, HTTP_TOO_MANY_REQUESTS, "%s", OFFLOAD_CLIENT_BUSY_WHY);
+        default:
+            return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, "%s", OFFLOAD_BUSY_WHY);
+        }
     }
     return http_fetch_proxied(c, req);
 }

@@ -311,9 +311,10 @@ def echo():
     e.stop()
 
 
-def open_tunnel(arca, target):
-    """CONNECT target through arca: (socket, status line, head)."""
-    s = socket.create_connection((arca.host, arca.port), timeout=30)
+def open_tunnel(arca, target, source="127.0.0.1"):
+    """CONNECT target through arca from the client address `source`: (socket, status line,
+    head)."""
+    s = socket.create_connection((arca.host, arca.port), timeout=30, source_address=(source, 0))
     s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:
@@ -478,3 +479,58 @@ def test_a_loop_through_a_second_arca_comes_back_with_the_first_ones_via(start_a
     assert time.monotonic() - started < 15
     assert origin.counts["/r"] == 1
     assert a.log_shows(" 508 ")
+
+
+class Silent:
+    """A host that never answers: a listener whose accept queue is full, so the SYNs of any
+    further connection are dropped and a connect waits until its timeout."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(f)
+
+    def close(self):
+        for f in self.fillers:
+            f.close()
+        self.sock.close()
+
+
+def test_one_client_cannot_take_every_tunnel_thread(start_arca, echo):
+    silent = Silent()
+    try:
+        arca = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(silent.port),
+                          "--connect-port", str(echo.port))
+        # 8 CONNECTs to a host that never answers: each holds a job (30 s connect timeout)
+        waiting = []
+        for _ in range(8):
+            s = socket.create_connection((arca.host, arca.port), timeout=30)
+            s.sendall(f"CONNECT 127.0.0.1:{silent.port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            waiting.append(s)
+        assert wait_for(lambda: arca.metrics()["arca_offload_jobs"] == 8)
+        # the same client's next is refused with its reason; another client's is served
+        s, status, _ = open_tunnel(arca, f"127.0.0.1:{echo.port}")
+        reason = read_until_closed(s)
+        s.close()
+        assert status.startswith(b"HTTP/1.1 429"), status
+        assert b"too many tunnels and lookups under way for your address (8 at once)" in reason
+        s, status, _ = open_tunnel(arca, f"127.0.0.1:{echo.port}", source="127.0.0.2")
+        s.sendall(b"ping")
+        assert status == b"HTTP/1.1 200 OK" and s.recv(4) == b"ping"
+        s.close()
+        # clients that leave give their share back at once, not when their connect times out
+        for w in waiting:
+            w.close()
+        assert wait_for(lambda: arca.metrics()["arca_offload_jobs"] == 0, timeout=5)
+        s, status, _ = open_tunnel(arca, f"127.0.0.1:{echo.port}")
+        s.close()
+        assert status == b"HTTP/1.1 200 OK"
+    finally:
+        silent.close()

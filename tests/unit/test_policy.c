@@ -61,6 +61,10 @@ static void refused_by_default(void **state)
                          "224.0.0.1",
                          "ff02::1",
                          "::ffff:169.254.169.254",
+                         "64:ff9b::7f00:1",    /* NAT64 of 127.0.0.1 */
+                         "64:ff9b::a9fe:a9fe", /* NAT64 of 169.254.169.254 */
+                         "2002:7f00:1::1",     /* 6to4 of 127.0.0.1 */
+                         "2002:a9fe:a9fe::1",  /* 6to4 of 169.254.169.254 */
                          NULL};
     (void)state;
     for (int i = 0; bad[i]; i++)
@@ -72,7 +76,9 @@ static void public_addresses_allowed(void **state)
     (void)state;
     assert_int_equal(upstream("93.184.216.34", 443), 0);
     assert_int_equal(upstream("2001:db8::1", 443), 0);
-    assert_int_equal(upstream("10.1.2.3", 80), 0); /* private LANs are the lab's own */
+    assert_int_equal(upstream("10.1.2.3", 80), 0);            /* private LANs are the lab's own */
+    assert_int_equal(upstream("64:ff9b::5db8:d822", 443), 0); /* NAT64 of a public address */
+    assert_int_equal(upstream("2002:5db8:d822::1", 443), 0);
 }
 
 static void upstream_allow_lifts_the_refusal_but_not_for_arca_itself(void **state)
@@ -86,6 +92,12 @@ static void upstream_allow_lifts_the_refusal_but_not_for_arca_itself(void **stat
     assert_int_equal(upstream("127.0.0.1", 8001), -1); /* our own listener: a loop */
     assert_int_equal(upstream("::1", 8080), -1);       /* not in the allowed network */
     assert_int_equal(upstream("169.254.169.254", 80), -1);
+    assert_int_equal(upstream("64:ff9b::7f00:1", 8080), 0); /* NAT64 of an allowed address */
+    /* a NAT64 network allowed as written */
+    config_set(&cfg, "upstream-allow", "64:ff9b::/96", err);
+    policy_init(&cfg);
+    assert_int_equal(upstream("64:ff9b::a9fe:a9fe", 80), 0);
+    assert_int_equal(upstream("2002:a9fe:a9fe::1", 80), -1);
 }
 
 static void client_allow_list(void **state)
