@@ -184,6 +184,81 @@ static void reopen_moves_later_lines_to_the_new_file(void **state)
     free(fresh);
 }
 
+static void write_from(const struct sockaddr_in *client, const char *uri, const char *agent)
+{
+    access_log_write(&(struct access_entry){.client = (const struct sockaddr *)client,
+                                            .method = "GET",
+                                            .uri = uri,
+                                            .version = "HTTP/1.1",
+                                            .status = 200,
+                                            .agent = agent,
+                                            .cache = "HIT"});
+}
+
+/* A thread keeps the last client, URI and User-Agent it formatted: what changes shows, whatever
+ * came before (two ports of one client are one address; a signature is redacted every time). */
+static void repeated_fields_read_as_written(void **state)
+{
+    struct sockaddr_in a1 = {.sin_family = AF_INET, .sin_port = htons(1)}, a2 = a1, b = a1;
+    size_t len;
+    (void)state;
+    inet_pton(AF_INET, "192.0.2.1", &a1.sin_addr);
+    inet_pton(AF_INET, "192.0.2.1", &a2.sin_addr);
+    a2.sin_port = htons(2);
+    inet_pton(AF_INET, "192.0.2.22", &b.sin_addr);
+    open_log();
+    write_from(&a1, "/f?url=http://h/x%3FX-Amz-Signature%3Dsecret", "ua\"1");
+    write_from(&a2, "/f?url=http://h/x%3FX-Amz-Signature%3Dsecret", "ua\"1");
+    write_from(&b, "/f?url=http://h/y", "ua\"1");
+    write_from(&a1, "/f?url=http://h/x%3FX-Amz-Signature%3Dsecret", NULL);
+    access_log_close();
+    char *text = slurp(path, &len);
+    assert_null(strstr(text, "secret"));
+    const char *want[] = {"192.0.2.1 ", "192.0.2.1 ", "192.0.2.22 ", "192.0.2.1 "};
+    const char *agents[] = {"\"ua\\x221\"", "\"ua\\x221\"", "\"ua\\x221\"", "\"-\""};
+    char *line = text;
+    for (int i = 0; i < 4; i++) {
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        *end = '\0';
+        assert_int_equal(strncmp(line, want[i], strlen(want[i])), 0);
+        assert_non_null(strstr(line, agents[i]));
+        assert_non_null(strstr(line, i == 2 ? "url=http://h/y " : "X-Amz-Signature"));
+        line = end + 1;
+    }
+    free(text);
+}
+
+/* A URI of 3,000 '"' escapes to 12,000 bytes: the line is cut at a whole escape, and still ends
+ * with its other fields. */
+static void a_long_uri_is_cut_between_escapes(void **state)
+{
+    char uri[3002];
+    size_t len;
+    (void)state;
+    uri[0] = '/';
+    memset(uri + 1, '"', sizeof(uri) - 2);
+    uri[sizeof(uri) - 1] = '\0';
+    open_log();
+    for (int i = 0; i < 2; i++) /* formatted, then from the thread's memo */
+        write_from(NULL, uri, "agent");
+    access_log_close();
+    char *text = slurp(path, &len), *line = text;
+    for (int i = 0; i < 2; i++) {
+        char *end = strchr(line, '\n'), *path_start = strstr(line, "GET /"), *stop;
+        assert_non_null(end);
+        assert_true(end - line < 8192);
+        assert_non_null(path_start);
+        stop = strstr(path_start, " HTTP/1.1\" 200 0 \"-\" \"agent\" HIT 0.000");
+        assert_non_null(stop);
+        assert_int_equal((stop - (path_start + 5)) % 4, 0); /* only whole "\x22" */
+        for (char *p = path_start + 5; p < stop; p += 4)
+            assert_int_equal(strncmp(p, "\\x22", 4), 0);
+        line = end + 1;
+    }
+    free(text);
+}
+
 static void off_writes_nothing(void **state)
 {
     char err[256];
@@ -203,6 +278,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(reopen_moves_later_lines_to_the_new_file, setup, teardown),
         cmocka_unit_test_setup_teardown(off_writes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(repeated_fields_read_as_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_long_uri_is_cut_between_escapes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
