@@ -428,19 +428,22 @@ static size_t add_escaped(char *line, size_t n, size_t max, const char *s)
     return n;
 }
 
-/* A number without the printf machinery: a line has three. */
+/* A number without the printf machinery: a line has four. */
 static size_t add_uint(char *line, size_t n, size_t max, uint64_t v, int min_digits)
 {
-    char digits[24];
-    int k = 0;
+    char digits[24], *end = digits + sizeof(digits), *d = end;
     do {
-        digits[k++] = (char)('0' + v % 10);
+        *--d = (char)('0' + v % 10);
         v /= 10;
-    } while (v > 0 || k < min_digits);
-    while (k > 0 && n + 1 < max)
-        line[n++] = digits[--k];
-    line[n] = '\0';
-    return n;
+    } while (v > 0);
+    while (end - d < min_digits)
+        *--d = '0';
+    size_t k = (size_t)(end - d);
+    if (k > max - 1 - n)
+        k = n + 1 < max ? max - 1 - n : 0;
+    memcpy(line + n, d, k);
+    line[n + k] = '\0';
+    return n + k;
 }
 
 /* add_text(line, n, max, "%s", s) without the printf machinery: most of a line is strings. */

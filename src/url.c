@@ -321,8 +321,53 @@ static int take_url(const char *v, const char *end, bool raw, size_t max_url_len
     return url_normalize(decoded, n, p->url, 3 * len + 16, status, why);
 }
 
+/* The last query a thread parsed, when it was good: a lab's clients ask for the same URLs over
+ * and over, and the parse (decode, normalize) was a tenth of a warm hit's instructions
+ * (callgrind, 2026-11-24). Thread-local: no lock. */
+static _Thread_local struct {
+    bool valid;
+    size_t max_url_len, query_len, url_len;
+    char query[2048];
+    char url[4096];
+    struct fetch_params params; /* but its url */
+} last_query;
+
+static int parse_fetch_query(const char *query, size_t max_url_len, struct fetch_params *p,
+                             int *status, const char **why);
+
 int url_parse_fetch_query(const char *query, size_t max_url_len, struct fetch_params *p,
                           int *status, const char **why)
+{
+    const char *q = query ? query : "";
+    size_t len = strlen(q), url_len;
+    int rc;
+    if (last_query.valid && len == last_query.query_len && max_url_len == last_query.max_url_len &&
+        !memcmp(q, last_query.query, len) && last_query.url_len < p->url_size) {
+        char *url = p->url;
+        size_t size = p->url_size;
+        *p = last_query.params;
+        p->url = url;
+        p->url_size = size;
+        memcpy(p->url, last_query.url, last_query.url_len + 1);
+        return 0;
+    }
+    rc = parse_fetch_query(query, max_url_len, p, status, why);
+    last_query.valid = false;
+    if (rc == 0 && len < sizeof(last_query.query) &&
+        (url_len = strlen(p->url)) < sizeof(last_query.url)) {
+        memcpy(last_query.query, q, len);
+        memcpy(last_query.url, p->url, url_len + 1);
+        last_query.query_len = len;
+        last_query.url_len = url_len;
+        last_query.max_url_len = max_url_len;
+        last_query.params = *p;
+        last_query.valid = true;
+    }
+    return rc;
+}
+
+static int parse_fetch_query(const char *query, size_t max_url_len, struct fetch_params *p,
+                             int *status, const char **why)
 {
     const char *s = query ? query : "";
     bool have_url = false;

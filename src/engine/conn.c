@@ -595,10 +595,17 @@ void conn_woken(struct conn *c)
 
 /* conn.h, the request's side */
 
+/* Whether field name `a` is `b`, case aside. The first letters are compared inline: most names
+ * differ there, and a request's nine lookups over its fields were 4 % of a warm hit. */
+static bool name_is(const char *a, const char *b)
+{
+    return (a[0] | 0x20) == (b[0] | 0x20) && !strcasecmp(a, b);
+}
+
 const char *conn_header(struct conn *c, const char *name)
 {
     for (int i = 0; c->x && i < c->x->n_fields; i++)
-        if (!strcasecmp(c->x->names[i], name))
+        if (name_is(c->x->names[i], name))
             return c->x->values[i];
     return NULL;
 }
@@ -607,7 +614,7 @@ void conn_each_header(struct conn *c, const char *name, void (*fn)(void *cls, co
                       void *cls)
 {
     for (int i = 0; c->x && i < c->x->n_fields; i++)
-        if (!strcasecmp(c->x->names[i], name))
+        if (name_is(c->x->names[i], name))
             fn(cls, c->x->values[i]);
 }
 

@@ -219,11 +219,19 @@ static enum conn_result refuse_early(struct conn *c, unsigned int status, const 
     return http_queue(c, status, r);
 }
 
-/* What the access log needs of the request, kept while it lives. */
+static void copy_text(char *out, size_t size, const char *s)
+{
+    size_t n = strnlen(s, size - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+/* What the access log needs of the request, kept while it lives (copied without snprintf: two
+ * of those were 4 % of a warm hit's instructions). */
 static void note_request(struct request *req, const char *method, const char *version)
 {
-    snprintf(req->method, sizeof(req->method), "%s", method);
-    snprintf(req->version, sizeof(req->version), "%s", version);
+    copy_text(req->method, sizeof(req->method), method);
+    copy_text(req->version, sizeof(req->version), version);
 }
 
 static bool path_is(const char *url, const char *path)
@@ -388,7 +396,8 @@ static void take_upload(struct request *req, const char *url, const char *method
  * a DELETE, a smuggling attempt arca refused) is logged like any request. */
 static bool health_check(const struct request *req)
 {
-    const struct route *rt = http_route_match(routes, req->uri);
+    const struct route *rt = req->route && req->route->polled ? http_route_match(routes, req->uri)
+                                                              : NULL; /* most are not polls */
     return rt && rt->polled && (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
            (req->status == HTTP_OK || req->status == HTTP_SERVICE_UNAVAILABLE);
 }

@@ -36,6 +36,35 @@ static void encoded_form_is_decoded(void **state)
                         "http://h/my%20file+1.deb");
 }
 
+/* A thread keeps its last good parse: the same query again reads the same, whatever came
+ * between, and a limit or an error is never skipped by it. */
+static void a_query_asked_again_parses_the_same(void **state)
+{
+    struct fetch_params p;
+    const char *why;
+    int status;
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(target("url=http%3A%2F%2Fh%2Fa&ttl=2h&sha256=ab", &p, &status),
+                            "http://h/a");
+        assert_true(p.has_ttl && p.has_sha256);
+        assert_string_equal(p.ttl, "2h");
+        assert_string_equal(p.sha256, "ab");
+        assert_string_equal(target("url=http%3A%2F%2Fh%2Fb", &p, &status), "http://h/b");
+        assert_false(p.has_ttl || p.has_sha256);
+        assert_string_equal(target("url=http%3A%2F%2Fh%2Fb", &p, &status), "http://h/b");
+        assert_false(p.has_ttl || p.has_sha256);
+        assert_null(target("url=ftp%3A%2F%2Fh%2Fb", &p, &status));
+        assert_int_equal(status, 400);
+        assert_null(target("url=ftp%3A%2F%2Fh%2Fb", &p, &status));
+    }
+    /* the same query under a shorter --max-url-length */
+    p.url = buf;
+    p.url_size = sizeof(buf);
+    assert_int_equal(url_parse_fetch_query("url=http%3A%2F%2Fh%2Fb", 8, &p, &status, &why), -1);
+    assert_int_equal(status, 414);
+}
+
 static void raw_form_runs_to_the_end(void **state)
 {
     struct fetch_params p;
@@ -446,6 +475,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encoded_form_is_decoded),
         cmocka_unit_test(raw_form_runs_to_the_end),
+        cmocka_unit_test(a_query_asked_again_parses_the_same),
         cmocka_unit_test(refusals),
         cmocka_unit_test(not_fetchable),
         cmocka_unit_test(normal_form),
