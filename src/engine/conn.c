@@ -427,10 +427,6 @@ static enum step call_handler(struct conn *c)
         c->state = CONN_SEND;
         return send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
     }
-    if (c->suspended && c->peer_shut && x->leaves_on_shut) {
-        conn_close(c); /* the client left before its wait began */
-        return STEP_GONE;
-    }
     if (c->suspended) {
         worker_park(c->w, c);
         return STEP_WAIT;
@@ -576,10 +572,6 @@ void conn_event(struct conn *c, uint32_t events)
         conn_close(c);             /* the client is gone while its answer was prepared or sent */
         return;
     }
-    if (c->peer_shut && c->suspended && c->x && c->x->leaves_on_shut) {
-        conn_close(c);
-        return;
-    }
     conn_go_on(c);
 }
 
@@ -634,12 +626,6 @@ const struct sockaddr *conn_peer(struct conn *c)
 void conn_suspend(struct conn *c)
 {
     c->suspended = true;
-}
-
-void conn_leaves_on_shut(struct conn *c)
-{
-    if (c->x)
-        c->x->leaves_on_shut = true;
 }
 
 void *engine_conn_ctx(struct conn *c)

@@ -73,7 +73,6 @@ struct exchange {
     struct h1_chunked chunked;
     bool continue_sent;
     bool keep_alive, head_only, http10;
-    bool leaves_on_shut; /* conn_leaves_on_shut(): suspended, a peer's shut closes */
     /* the answer */
     unsigned int status;
     struct answer *ans;

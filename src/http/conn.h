@@ -66,10 +66,6 @@ const struct sockaddr *conn_peer(struct conn *c);
 /* Stop calling the handler until conn_resume; the handler is then called again. */
 void conn_suspend(struct conn *c);
 void conn_resume(struct conn *c);
-/* While this request is suspended, a client that shuts its side (or has) has left: the
- * connection is closed (the request's done runs), rather than kept for an answer a half-closed
- * client could still read. For a CONNECT: a client that will send nothing wants no tunnel. */
-void conn_leaves_on_shut(struct conn *c);
 
 /* A body's length when it is not known in advance: the answer goes out chunked (HTTP/1.1) or
  * ends with the connection (HTTP/1.0). */

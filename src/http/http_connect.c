@@ -238,7 +238,6 @@ static enum conn_result begin(struct conn *c, struct request *req)
         return refuse(c, status, why);
     switch (offload_start(&r->job, http_client(c, &req->client))) {
     case OFFLOAD_STARTED:
-        conn_leaves_on_shut(c); /* and its job stops: offload_abandoned() */
         return CONN_GO_ON;
     case OFFLOAD_CLIENT_BUSY:
         return refuse(c, HTTP_TOO_MANY_REQUESTS, OFFLOAD_CLIENT_BUSY_WHY);
@@ -273,8 +272,10 @@ enum conn_result http_connect(struct conn *c, struct request *req, const char *r
     if (!r)
         return begin(c, req);
     assert(r->magic == CONNECT_MAGIC);
-    if (!offload_done(&r->job))
-        return CONN_GO_ON; /* not woken by the job: still waiting */
+    if (!offload_done(&r->job)) { /* not woken by the job (a stale wake-up): still waiting */
+        conn_suspend(c);
+        return CONN_GO_ON;
+    }
     return answer(c, r);
 }
 

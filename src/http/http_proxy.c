@@ -83,9 +83,12 @@ enum conn_result http_proxy(struct conn *c, struct request *req, const char *res
 {
     (void)rest;
     assert(http_handling(req) && req->proxied);
-    if (is_check(req))
-        return offload_done(&((struct self_check *)req->state)->job) ? after_check(c, req)
-                                                                     : CONN_GO_ON;
+    if (is_check(req)) {
+        if (offload_done(&((struct self_check *)req->state)->job))
+            return after_check(c, req);
+        conn_suspend(c); /* not woken by the job (a stale wake-up): still waiting */
+        return CONN_GO_ON;
+    }
     if (req->ask_self && !req->state) {
         const char *refusal = http_fetch_refusal(c); /* before a thread is spent on it */
         if (refusal)

@@ -8,6 +8,7 @@ import http.client
 import os
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -525,8 +526,10 @@ def test_one_client_cannot_take_every_tunnel_thread(start_arca, echo):
         s.sendall(b"ping")
         assert status == b"HTTP/1.1 200 OK" and s.recv(4) == b"ping"
         s.close()
-        # clients that leave give their share back at once, not when their connect times out
+        # clients that reset their connections give their share back at once, not when their
+        # connect times out
         for w in waiting:
+            w.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             w.close()
         assert wait_for(lambda: arca.metrics()["arca_offload_jobs"] == 0, timeout=5)
         s, status, _ = open_tunnel(arca, f"127.0.0.1:{echo.port}")
@@ -534,3 +537,14 @@ def test_one_client_cannot_take_every_tunnel_thread(start_arca, echo):
         assert status == b"HTTP/1.1 200 OK"
     finally:
         silent.close()
+
+
+def test_a_client_that_half_closes_still_gets_its_tunnel(start_arca, echo):
+    # printf 'CONNECT ...\r\n\r\nbytes' | nc -N arca 8001: the head, the first bytes and the
+    # end of what the client sends, all before arca has answered
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(echo.port))
+    with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+        s.sendall(f"CONNECT 127.0.0.1:{echo.port} HTTP/1.1\r\nHost: x\r\n\r\nhello".encode())
+        s.shutdown(socket.SHUT_WR)
+        answer = read_until_closed(s)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nhello"), answer

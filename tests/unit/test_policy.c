@@ -93,6 +93,15 @@ static void upstream_allow_lifts_the_refusal_but_not_for_arca_itself(void **stat
     assert_int_equal(upstream("::1", 8080), -1);       /* not in the allowed network */
     assert_int_equal(upstream("169.254.169.254", 80), -1);
     assert_int_equal(upstream("64:ff9b::7f00:1", 8080), 0); /* NAT64 of an allowed address */
+    /* a wildcard listener answers on all of loopback, not only on the interface's 127.0.0.1 */
+    assert_int_equal(upstream("127.0.0.2", 8001), 0); /* listening on 127.0.0.1 only */
+    config_set(&cfg, "listen", "0.0.0.0:8001", err);
+    policy_init(&cfg);
+    assert_int_equal(upstream("127.0.0.2", 8001), -1);
+    assert_int_equal(upstream("::ffff:127.9.9.9", 8001), -1);
+    assert_int_equal(upstream("64:ff9b::7f00:2", 8001), -1);
+    assert_int_equal(upstream("127.0.0.2", 8080), 0);
+    config_set(&cfg, "listen", "127.0.0.1:8001", err);
     /* a NAT64 network allowed as written */
     config_set(&cfg, "upstream-allow", "64:ff9b::/96", err);
     policy_init(&cfg);
