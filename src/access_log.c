@@ -26,9 +26,14 @@
  * published slots in ticket order. Beyond SLOTS lines writers wait (a line is never dropped).
  * 1024: at 60,000 warm hits a second on two cores the log thread is off the CPU for a few ms
  * at a time, and 256 slots (4 ms of lines) made writers wait for it: the log cost 17 % of the
- * rate, against 1 % with 1024 (bench/run warm-small-log, 2026-11-23). A short line touches one
- * page of its slot: about 4 MiB resident. */
+ * rate, against 1 % with 1024 (bench/run warm-small-log, 2026-11-23). */
 #define SLOTS 1024
+
+/* A slot holds a line of up to SLOT_LINE bytes in place (nearly every line: a request line, a
+ * client, a user agent); a longer one is copied to the heap, and the log thread frees it once
+ * written. With 8 KiB slots, as before, the ring was 8 MiB and each line touched a page of its
+ * own, on its worker and again on the log thread; the ring is now 512 KiB. */
+#define SLOT_LINE 488
 
 /* Set in `head` once the log thread has ended: a ticket can no longer be taken, and a late line
  * is written by its caller (enqueue). */
@@ -55,7 +60,8 @@ enum log_state {
 struct slot {
     _Atomic uint64_t seq; /* ticket + 1 once the line of that ticket is in */
     size_t len;
-    char line[LINE_MAX_BYTES];
+    char *heap; /* a line longer than SLOT_LINE (malloc'd), or NULL: it is in `line` */
+    char line[SLOT_LINE];
 };
 
 static struct {
@@ -166,18 +172,21 @@ static void write_lines(int fd, bool pipe_like, uint64_t from, uint64_t to)
     assert(on_log_thread());
     for (; from < to; from++) {
         struct slot *s = &al.slots[from % SLOTS];
+        char *text = s->heap ? s->heap : s->line;
         if (len > 0 && len + s->len > cap) {
             struct iovec iov = {.iov_base = batch, .iov_len = len};
             write_batch(fd, &iov, 1);
             len = 0;
         }
         if (s->len > cap) { /* a line longer than a batch: alone, as it is */
-            struct iovec iov = {.iov_base = s->line, .iov_len = s->len};
+            struct iovec iov = {.iov_base = text, .iov_len = s->len};
             write_batch(fd, &iov, 1);
-            continue;
+        } else {
+            memcpy(batch + len, text, s->len);
+            len += s->len;
         }
-        memcpy(batch + len, s->line, s->len);
-        len += s->len;
+        free(s->heap);
+        s->heap = NULL;
     }
     if (len > 0) {
         struct iovec iov = {.iov_base = batch, .iov_len = len};
@@ -568,8 +577,9 @@ static void wait_for_room(void)
     pthread_mutex_unlock(&al.lock);
 }
 
-/* The log thread has ended (arca stops; the HTTP server is stopped before, so this is rare):
- * the line is written here, under the lock, before access_log_close closes the file. */
+/* The log thread has ended (arca stops; the HTTP server is stopped before, so this is rare), or
+ * a long line found no memory: the line is written here, under the lock (before
+ * access_log_close closes the file). */
 static void write_late(const char *line, size_t n)
 {
     struct iovec iov = {.iov_base = (void *)line, .iov_len = n};
@@ -600,10 +610,19 @@ static void wake_log_thread(uint64_t queued_now)
 static void enqueue(const char *line, size_t n)
 {
     uint64_t ticket = atomic_load(&al.head);
+    char *heap = NULL;
     assert(n <= LINE_MAX_BYTES);
+    if (n > SLOT_LINE) {
+        if (!(heap = malloc(n))) { /* no memory: written here rather than lost */
+            write_late(line, n);
+            return;
+        }
+        memcpy(heap, line, n);
+    }
     for (;;) {
         if (ticket & CLOSED) {
             write_late(line, n);
+            free(heap);
             return;
         }
         if (full(ticket)) {
@@ -614,7 +633,10 @@ static void enqueue(const char *line, size_t n)
         }
     }
     struct slot *s = &al.slots[ticket % SLOTS];
-    memcpy(s->line, line, n);
+    assert(!s->heap); /* the log thread freed the last one before its tail passed the slot */
+    s->heap = heap;
+    if (!heap)
+        memcpy(s->line, line, n);
     s->len = n;
     atomic_store_explicit(&s->seq, ticket + 1, memory_order_release);
     wake_log_thread(queued());
