@@ -249,8 +249,9 @@ void store_fail(struct object *obj, int status, const char *reason);
 /* arca stops: end a download for its clients (503, `reason`) like store_fail, but keep its file
  * and row, synced, so that the next start continues it (store_take_resumed). */
 void store_set_aside(struct object *obj, const char *reason);
-/* Upstream thread, once a second and at the end: what the index has not seen yet is handed to
- * the persistence thread: objects' usage (store_flush_usage), failures (store_flush_failures). */
+/* Upstream thread, from its housekeeping and at the end: what the index has not seen yet is
+ * handed to the persistence thread: objects' usage (store_flush_usage, every 10 s: a chunk of
+ * the dirty list per hold of the lock), failures (store_flush_failures, every second). */
 void store_flush_usage(void);
 void store_flush_failures(void);
 void store_expire(void);

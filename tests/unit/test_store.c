@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <openssl/sha.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -506,6 +507,51 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     release_both(fresh);
 }
 
+/* The index's total of objects' usage (its own connection: the store's is the persistence
+ * thread's). */
+static int64_t index_usage(void)
+{
+    char path[256];
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    int64_t total = -1;
+    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sum(usage) FROM objects", -1, &stmt, NULL),
+                     SQLITE_OK);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        total = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return total;
+}
+
+/* A flush takes the dirty list a chunk per hold of the lock: every object used reaches the index,
+ * past the first chunk too, and a flush with nothing used writes nothing. */
+static void every_use_reaches_the_index_chunk_after_chunk(void **state)
+{
+    enum { N = 5000 }; /* more than one chunk (4096) */
+    char url[64];
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://h/use/%d", i);
+        complete_object(url, "x");
+    }
+    store_flush_usage();
+    persist_flush();
+    int64_t before = index_usage();
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://h/use/%d", i);
+        assert_int_equal(look(url), LOOKUP_HIT);
+    }
+    store_flush_usage();
+    persist_flush();
+    assert_int_equal(index_usage(), before + N);
+    store_flush_usage();
+    persist_flush();
+    assert_int_equal(index_usage(), before + N);
+}
+
 static enum lookup_result look_as(const char *url, int64_t ttl, enum lookup_auth auth,
                                   struct object_meta *meta)
 {
@@ -579,6 +625,7 @@ int main(void)
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
         cmocka_unit_test(a_signed_urls_download_is_born_signed),
+        cmocka_unit_test(every_use_reaches_the_index_chunk_after_chunk),
     };
     return cmocka_run_group_tests(tests, open_store, close_store);
 }
