@@ -613,7 +613,8 @@ static void enqueue(const char *line, size_t n)
     char *heap = NULL;
     assert(n <= LINE_MAX_BYTES);
     if (n > SLOT_LINE) {
-        if (!(heap = malloc(n))) { /* no memory: written here rather than lost */
+        if (!(heap = malloc(n))) { /* no memory: written here rather than lost, ahead of the
+                                      lines queued (their order is lost only then) */
             write_late(line, n);
             return;
         }

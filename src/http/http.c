@@ -396,8 +396,10 @@ static void take_upload(struct request *req, const char *url, const char *method
  * a DELETE, a smuggling attempt arca refused) is logged like any request. */
 static bool health_check(const struct request *req)
 {
-    const struct route *rt = req->route && req->route->polled ? http_route_match(routes, req->uri)
-                                                              : NULL; /* most are not polls */
+    /* most requests are routed, and most routes are not polled; one refused at its head (a
+     * 503 of --max-connections) has no route yet */
+    const struct route *rt =
+        !req->route || req->route->polled ? http_route_match(routes, req->uri) : NULL;
     return rt && rt->polled && (!strcmp(req->method, "GET") || !strcmp(req->method, "HEAD")) &&
            (req->status == HTTP_OK || req->status == HTTP_SERVICE_UNAVAILABLE);
 }

@@ -252,7 +252,7 @@ void store_set_aside(struct object *obj, const char *reason);
 /* Upstream thread, from its housekeeping and at the end: what the index has not seen yet is
  * handed to the persistence thread: objects' usage (store_flush_usage, every 10 s: a chunk of
  * the dirty list per hold of the lock), failures (store_flush_failures, every second). */
-void store_flush_usage(void);
+bool store_flush_usage(void); /* true: more is left (a stop calls it until false) */
 void store_flush_failures(void);
 void store_expire(void);
 

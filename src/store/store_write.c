@@ -718,8 +718,9 @@ static struct touch_job *collect_touches(size_t *seen)
 }
 
 /* Submitted under the lock, like removals: a row is never touched after it was removed. A chunk
- * per hold of the lock, until a chunk finds the list's end. */
-void store_flush_usage(void)
+ * per hold of the lock, until a chunk finds the list's end (or TOUCH_CHUNKS_MAX of them: true,
+ * more is left). */
+bool store_flush_usage(void)
 {
     size_t seen = TOUCH_CHUNK;
     assert(store_on_upstream());
@@ -730,6 +731,7 @@ void store_flush_usage(void)
             persist_submit(&t->job);
         store_unlock();
     }
+    return seen == TOUCH_CHUNK;
 }
 
 void store_set_quota(int64_t quota)

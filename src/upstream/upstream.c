@@ -182,7 +182,8 @@ static void hand_over(bool all)
 {
     int64_t now = monotonic_ms();
     if (all || now >= fx.usage_due) {
-        store_flush_usage();
+        while (store_flush_usage() && all)
+            ; /* at a stop, every object's usage, however many */
         fx.usage_due = now + USAGE_FLUSH_MS;
     }
     store_flush_failures();

@@ -245,3 +245,26 @@ def test_a_hit_left_early_counts_the_bytes_it_was_sent(origin, start_arca):
     assert lines[1]["cache"] == "HIT" and lines[1]["status"] == "200"
     assert 1024 * 1024 - len(got.split(b"\r\n\r\n", 1)[0]) <= sent < len(data), sent
     assert arca.metrics()["arca_served_bytes_total"] == before + sent
+
+
+def test_a_health_check_refused_at_its_head_is_not_logged(start_arca, workdir):
+    """A load balancer's poll refused by --max-connections (503 before it is routed) is a poll
+    all the same: left out, as the polls answered 200 are (an outside review found it logged)."""
+    path = os.path.join(workdir, "access.log")
+    arca = start_arca("--access-log", path, "--max-connections", "2")
+    held = [socket.create_connection((arca.host, arca.port), timeout=10) for _ in range(3)]
+    try:
+        for path_, agent in (("/api/v1/health/", "refused-poll"), ("/nothing", "refused-other")):
+            with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+                s.sendall(f"GET {path_} HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n\r\n"
+                          .encode())
+                assert s.recv(64).startswith(b"HTTP/1.1 503")
+    finally:
+        for h in held:
+            h.close()
+    # the refused request that is not a poll is logged; once it is there, the poll would be too
+    deadline = time.monotonic() + 5
+    while "refused-other" not in read_file(path):
+        assert time.monotonic() < deadline, read_file(path)
+        time.sleep(0.05)
+    assert "refused-poll" not in read_file(path)
