@@ -11,9 +11,11 @@
  * Once `run` returned, offload_done() is true and the connection is resumed; what `run` wrote
  * is then the request's to read. offload_leave() is the request's last word (in its route's
  * done): from then offload_abandoned() is true, which `run` checks to stop waiting early (a
- * client that leaves gives its share back within OFFLOAD_POLL_MS, not at the end of a 30 s
- * connect), and `release` runs when both the request and a thread still running have let go,
- * so a client that leaves first never frees what the thread writes.
+ * request whose connection is closed, by a reset or arca's shutdown, gives its share back
+ * within OFFLOAD_POLL_MS, not at the end of a 30 s connect; a half-closed client is still
+ * answered, so a FIN ends nothing), and `release` runs when both the request and a thread
+ * still running have let go, so a client that leaves first never frees what the thread
+ * writes.
  */
 #ifndef ARCA_HTTP_OFFLOAD_H
 #define ARCA_HTTP_OFFLOAD_H
