@@ -109,6 +109,24 @@ int parse_size(const char *s, int64_t *bytes)
     return scale(v, unit, bytes);
 }
 
+static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+bool addr_is_v4_mapped(const uint8_t addr[16])
+{
+    return !memcmp(addr, v4_mapped_prefix, sizeof(v4_mapped_prefix));
+}
+
+bool addr_is_loopback(const uint8_t addr[16])
+{
+    static const uint8_t one[16] = {[15] = 1};
+    return (addr_is_v4_mapped(addr) && addr[12] == 127) || !memcmp(addr, one, 16);
+}
+
+bool host_is_wildcard(const char *host)
+{
+    return !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !strcmp(host, "*");
+}
+
 static void v4_to_mapped(const void *v4, uint8_t out[16])
 {
     memset(out, 0, 10);
@@ -192,9 +210,8 @@ int format_sockaddr(const struct sockaddr *sa, char *out, size_t size)
 
 void format_cidr(const struct cidr *net, char *out, size_t size)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     char text[INET6_ADDRSTRLEN] = "?";
-    if (!memcmp(net->addr, mapped, 12) && net->prefix >= 96) {
+    if (addr_is_v4_mapped(net->addr) && net->prefix >= 96) {
         inet_ntop(AF_INET, net->addr + 12, text, sizeof(text));
         snprintf(out, size, "%s/%d", text, net->prefix - 96);
     } else {

@@ -43,6 +43,13 @@ int parse_cidr(const char *s, struct cidr *out);
 int addr_to_v6(const struct sockaddr *sa, uint8_t out[16]);
 
 bool cidr_contains(const struct cidr *net, const uint8_t addr[16]);
+/* Whether a 128-bit address is IPv4-mapped (::ffff:a.b.c.d); and loopback: 127.0.0.0/8 in that
+ * form, or ::1. */
+bool addr_is_v4_mapped(const uint8_t addr[16]);
+bool addr_is_loopback(const uint8_t addr[16]);
+/* Whether a --listen host is every address ("", "*", 0.0.0.0 or ::): such a listener answers on
+ * all of loopback, not only on the interface's 127.0.0.1. */
+bool host_is_wildcard(const char *host);
 
 /* A socket's IPv4 or IPv6 address as text; "-" (and -1) for anything else or NULL. */
 int format_sockaddr(const struct sockaddr *sa, char *out, size_t size);

@@ -185,27 +185,13 @@ static int port_of(const struct sockaddr *sa)
     return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-static bool listens_everywhere(void)
-{
-    const char *h = cfg->listen_host;
-    return !h[0] || !strcmp(h, "0.0.0.0") || !strcmp(h, "::") || !strcmp(h, "*");
-}
-
-/* 127.0.0.0/8 (IPv4-mapped) or ::1: a wildcard listener answers on all of them, though the
- * interface has only 127.0.0.1 (an outside review tunnelled from arca into arca through
- * 127.0.0.2). */
-static bool is_loopback(const uint8_t a[16])
-{
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    static const uint8_t one[16] = {[15] = 1};
-    return (!memcmp(a, mapped, sizeof(mapped)) && a[12] == 127) || !memcmp(a, one, 16);
-}
-
 static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
 {
     if (port_of(sa) != cfg->listen_port)
         return false;
-    if (listens_everywhere() && is_loopback(a))
+    /* a wildcard listener answers on all of loopback, though the interface has only 127.0.0.1
+     * (an outside review tunnelled from arca into arca through 127.0.0.2) */
+    if (host_is_wildcard(cfg->listen_host) && addr_is_loopback(a))
         return true;
     for (int i = 0; i < n_local_addrs; i++)
         if (!memcmp(local_addrs[i], a, 16))

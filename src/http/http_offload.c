@@ -54,10 +54,9 @@ void offload_init(struct offload *o, struct conn *c, void (*run)(struct offload 
 /* An IPv4 client by its address, an IPv6 one by its /64; unknown ones share "::". */
 static void client_key(const struct sockaddr *sa, uint8_t key[16])
 {
-    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (!sa || addr_to_v6(sa, key) != 0)
         memset(key, 0, 16);
-    else if (memcmp(key, v4_mapped, sizeof(v4_mapped)) != 0)
+    else if (!addr_is_v4_mapped(key))
         memset(key + 8, 0, 8);
 }
 

@@ -1,6 +1,7 @@
 /* Absolute-form requests: whether they name arca itself, whether they came from it, and their
  * Cache-Control (proxy_target.h). */
 #include "proxy_target.h"
+#include "parse.h"
 #include "upstream.h"
 
 #include <arpa/inet.h>
@@ -57,17 +58,6 @@ static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
     return false;
 }
 
-static bool is_loopback(const struct sockaddr *a)
-{
-    if (a->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
-    if (a->sa_family == AF_INET6) {
-        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
-        return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
-    }
-    return false;
-}
-
 /* Whether `a` is an address of one of this machine's interfaces. */
 static bool is_local(const struct sockaddr *a)
 {
@@ -81,19 +71,14 @@ static bool is_local(const struct sockaddr *a)
     return found;
 }
 
-static bool wildcard(const char *listen_host)
-{
-    return !listen_host[0] || !strcmp(listen_host, "0.0.0.0") || !strcmp(listen_host, "::") ||
-           !strcmp(listen_host, "*");
-}
-
 /* Whether `a` is where arca listens. */
 static bool is_arca(const struct sockaddr *a, const char *listen_host)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai, *i;
     bool found = false;
-    if (wildcard(listen_host))
-        return is_loopback(a) || is_local(a);
+    uint8_t v6[16];
+    if (host_is_wildcard(listen_host))
+        return (addr_to_v6(a, v6) == 0 && addr_is_loopback(v6)) || is_local(a);
     if (getaddrinfo(listen_host, NULL, &hints, &ai) != 0)
         return false;
     for (i = ai; i && !found; i = i->ai_next)
@@ -136,7 +121,7 @@ bool proxy_names_self(const char *authority, bool https, const char *listen_host
     if (!split_host_port(authority, https, host, sizeof(host), &port) || port != listen_port)
         return false;
     if (!strcasecmp(host, "localhost"))
-        return wildcard(listen_host) || !strcmp(listen_host, "127.0.0.1") ||
+        return host_is_wildcard(listen_host) || !strcmp(listen_host, "127.0.0.1") ||
                !strcmp(listen_host, "::1");
     if (getaddrinfo(host, NULL, &hints, &ai) != 0)
         return false; /* not a name of ours, as far as this machine knows: fetched (and refused) */
