@@ -176,10 +176,12 @@ class Server:
 
 class Nginx(Server):
     """nginx serving www/ with sendfile (the origin, and the 'practical limit' peer), or a
-    proxy_cache in front of an origin."""
+    proxy_cache in front of an origin. A contender has no access log (log=False), as no peer
+    here has one: until 2026-11-24 nginx's peers wrote a line per request; an origin keeps its
+    log, which origin_bytes() and requests() read."""
 
     def __init__(self, work, name, www=None, origin=None, limit_rate=None, valid="1h",
-                 revalidate=False):
+                 revalidate=False, log=True):
         super().__init__(work)
         self.name, self.dir = name, os.path.join(work, name)
         os.makedirs(os.path.join(self.dir, "cache"))
@@ -202,7 +204,7 @@ pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
 events {{ worker_connections 20000; }}
 http {{
   log_format bytes '$request_uri $body_bytes_sent';
-  access_log {self.access_log} bytes;
+  access_log {self.access_log + " bytes" if log else "off"};
   sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 300s;
   client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
   uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
@@ -355,9 +357,9 @@ def summary(values):
 def warm_large(work, cfg, www):
     size = cfg["large"]
     write_random(os.path.join(www, "large"), size)
-    origin = Nginx(work, "nginx-sendfile", www=www)
+    origin = Nginx(work, "nginx-sendfile", www=www, log=False)
     # arca-sendfile: the other --send-mode, measured so the default is chosen by figures
-    peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
+    peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin, log=False),
              Varnish(work, origin, "4G"), Squid(work, origin), *arcas(work),
              Arca(work, name="arca-sendfile", extra=("--send-mode", "sendfile"))]
     try:
@@ -393,8 +395,8 @@ def parse_wrk(text):
 def small_object_peers(work, www):
     """nginx serving a 4 KiB file, and every contender with it cached: (origin, peers)."""
     write_random(os.path.join(www, "small"), 4096)
-    origin = Nginx(work, "nginx-static", www=www)
-    peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin),
+    origin = Nginx(work, "nginx-static", www=www, log=False)
+    peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin, log=False),
              Varnish(work, origin, "1G"), Squid(work, origin), *arcas(work)]
     try:
         for s in peers:
@@ -493,7 +495,8 @@ def cold_fanout(work, cfg, www):
     size = cfg["cold"]
     write_random(os.path.join(www, "cold"), size)
     origin = Nginx(work, "origin", www=www, limit_rate=cfg["cold_rate"])
-    peers = [Nginx(work, "nginx-proxy-cache", origin=origin), Varnish(work, origin, "8G"),
+    peers = [Nginx(work, "nginx-proxy-cache", origin=origin, log=False),
+             Varnish(work, origin, "8G"),
              Squid(work, origin), *arcas(work)]
     n, spread = cfg["cold_clients"], cfg["cold_spread"]
     try:
@@ -554,7 +557,7 @@ def hold_idle(s, url, n):
 
 def idle_connections(work, cfg, www):
     write_random(os.path.join(www, "small"), 4096)
-    origin = Nginx(work, "nginx-static", www=www)
+    origin = Nginx(work, "nginx-static", www=www, log=False)
     peers = [origin, Varnish(work, origin, "1G"), Squid(work, origin), *arcas(work)]
     n = cfg["idle"]
     try:
@@ -707,7 +710,8 @@ def cold_fanout_digest(work, cfg, www):
     arca-sha256 streams it chunked (its last byte waits for the check), arca-hold-sha256
     (--digest-framing hold) answers once the object is complete and checked. arca without sha256
     is the reference; arca-before (ARCA_BEFORE) runs the same two, in the same order. Each
-    -sha256 round has content of its own (unique_copy), so its digest is a miss."""
+    round of each contender has content of its own (unique_copy), so a -sha256 digest is a miss
+    and every contender's origin reads a file as new."""
     size = cfg["cold"]
     write_random(os.path.join(www, "cold"), size)
     digest = "&sha256="  # each -sha256 round's own, below
@@ -734,16 +738,17 @@ def cold_fanout_digest(work, cfg, www):
             direct_s = direct[0]["done"] - direct[0]["start"]
             for name, s, query in order:
                 path = f"/cold-{r}-{name}"
+                # Every contender's origin file is a new copy, read by the origin for the first
+                # time: until 2026-11-24 only the -sha256 rounds had one, the plain rounds a
+                # link to a file read many times (an origin, and a machine, in another state).
+                digest_query = unique_copy(www, path[1:], r)
                 if query:
-                    query = unique_copy(www, path[1:], r)
-                else:
-                    os.symlink("cold", os.path.join(www, path[1:]))
+                    query = digest_query
                 cpu = cpu_seconds(s.pid)
                 clients = loadgen(s.url(origin, path) + query, n, spread)
                 cpu = cpu_seconds(s.pid) - cpu
                 check_clients(name, clients, size)
-                if query:
-                    os.unlink(os.path.join(www, path[1:]))  # 1 GiB each: not kept
+                os.unlink(os.path.join(www, path[1:]))  # 1 GiB each: not kept
                 durations = [c["done"] - c["start"] for c in clients]
                 rounds[name].append({"slowest_vs_direct": max(durations) / direct_s,
                                      "slowest_s": max(durations), "arca_cpu_s": cpu,
@@ -922,7 +927,7 @@ def origin_bytes_scenario(work, cfg, www):
             s = make()
             if s == "nginx-proxy-cache":
                 s = Nginx(work, f"nginx-proxy-cache-{r}", origin=origin, valid=f"{lab['ttl']}s",
-                          revalidate=True)
+                          revalidate=True, log=False)
             elif s == "varnish":
                 s = Varnish(os.path.join(work, f"v{r}"), origin, "2G", ttl=lab["ttl"])
             try:

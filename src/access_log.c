@@ -286,6 +286,7 @@ static void advance_tail(uint64_t to)
 static void *log_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "arca-log");
     pthread_mutex_lock(&al.lock);
     for (;;) {
         wait_for_a_line();

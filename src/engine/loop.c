@@ -119,6 +119,9 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event ev[EVENTS_PER_WAIT];
+    char name[16];
+    snprintf(name, sizeof(name), "arca-http%d", (int)(w - workers));
+    pthread_setname_np(pthread_self(), name);
     while (!atomic_load(&stopping)) {
         int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, w->ready ? 0 : 250);
         if (atomic_load(&unlisten))

@@ -152,6 +152,7 @@ static void *watch(void *arg)
 {
     struct timespec tick = {0, WATCH_INTERVAL_MS * 1000000L};
     (void)arg;
+    pthread_setname_np(pthread_self(), "arca-watchdog");
     while (!atomic_load(&lim.stopping)) {
         int64_t now = monotonic_ms();
         int cut = 0;

@@ -115,6 +115,7 @@ int offload_running(void)
 static void *offload_main(void *arg)
 {
     struct offload *o = arg;
+    pthread_setname_np(pthread_self(), "arca-lookup");
     o->run(o);
     give_share(o->client);
     atomic_store(&o->done, true);

@@ -55,6 +55,7 @@ static void *queue_main(void *arg)
 {
     enum persist_queue which = (enum persist_queue)(long)arg;
     struct queue *q = &pq.q[which];
+    pthread_setname_np(pthread_self(), which == PERSIST_SYNC ? "arca-sync" : "arca-index");
     pthread_mutex_lock(&pq.lock);
     for (;;) {
         struct persist_job *job = take(q);

@@ -232,6 +232,7 @@ static void *upstream_main(void *arg)
     int running;
     int64_t hold_due;
     (void)arg;
+    pthread_setname_np(pthread_self(), "arca-upstream");
     upstream_claim_thread();
     timer_init(&fx.housekeeping);
     if (timer_arm(&fx.loop.timers, &fx.housekeeping, monotonic_ms(), housekeeping, NULL) < 0)

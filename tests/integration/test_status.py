@@ -130,3 +130,13 @@ def test_disk_usage_percent_rounds_as_kisscache(origin, start_arca):
     assert arca.status()["disk_usage_percent"] == 0
     assert arca.fetch(origin.add("/b", data=b"b" * 4608))[0] == 200
     assert arca.status()["disk_usage_percent"] == 1
+
+
+def test_threads_are_named_for_top(start_arca):
+    """An operator's `top -H` shows which of arca's threads takes the CPU."""
+    arca = start_arca("--threads", "2")
+    names = set()
+    for tid in os.listdir(f"/proc/{arca.proc.pid}/task"):
+        with open(f"/proc/{arca.proc.pid}/task/{tid}/comm") as f:
+            names.add(f.read().strip())
+    assert {"arca-http0", "arca-http1", "arca-upstream", "arca-index", "arca-sync"} <= names
