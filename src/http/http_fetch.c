@@ -101,11 +101,9 @@ static int proxied_url(struct conn *c, const struct request *req, struct fetch_p
 /* The Via the request came with, kept to be sent on with a download it starts (proxy_target.h);
  * one past VIA_MAX bytes is taken for a loop through other proxies: nobody chains that many. */
 #define VIA_MAX 2048
-static bool via_too_long(struct conn *c, struct fetch_req *r)
+static bool via_loops(struct conn *c, struct fetch_req *r)
 {
-    bool too_long;
-    r->via = proxy_via_received(c, VIA_MAX, &too_long);
-    return too_long;
+    return proxy_via_received(c, VIA_MAX, &r->via) == VIA_LOOP;
 }
 
 static int check_request(struct conn *c, const struct request *req, struct fetch_req *r,
@@ -124,7 +122,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
         *ret = fetch_refuse(c, HTTP_FORBIDDEN, refusal);
     else if (!r->url)
         *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    else if (proxy_came_from_self(c) || via_too_long(c, r))
+    else if (via_loops(c, r))
         *ret = fetch_refuse(c, HTTP_LOOP_DETECTED,
                             "loop: this request came from this arca (its Via), which would fetch "
                             "it again");

@@ -149,21 +149,25 @@ static void look_for_self(void *cls, const char *value)
 }
 
 struct via_join {
-    char *out;
+    char *out; /* taken at the first value: most requests have no Via */
     size_t len, max;
-    bool too_long;
+    bool loop, no_memory;
 };
 
 static void join_via(void *cls, const char *value)
 {
     struct via_join *j = cls;
     size_t n = strlen(value);
-    if (j->too_long || !n)
+    if (j->loop || !n)
         return;
-    if (j->len + n + 2 > j->max) {
-        j->too_long = true;
+    if (j->len + n + 2 > j->max || proxy_via_names_self(value)) {
+        j->loop = true;
         return;
     }
+    if (!j->out && !j->no_memory && !(j->out = malloc(j->max + 1)))
+        j->no_memory = true;
+    if (j->no_memory)
+        return; /* still read for a loop: sent on without the lines before arca's own */
     if (j->len) {
         memcpy(j->out + j->len, ", ", 2);
         j->len += 2;
@@ -172,20 +176,16 @@ static void join_via(void *cls, const char *value)
     j->len += n;
 }
 
-char *proxy_via_received(struct conn *c, size_t max, bool *too_long)
+enum via_received proxy_via_received(struct conn *c, size_t max, char **joined)
 {
-    struct via_join j = {malloc(max + 1), 0, max, false};
-    *too_long = false;
-    if (!j.out)
-        return NULL;
-    j.out[0] = '\0';
+    struct via_join j = {NULL, 0, max, false, false};
     conn_each_header(c, "Via", join_via, &j);
-    *too_long = j.too_long;
-    if (j.too_long || !j.len) {
+    if (j.loop) {
         free(j.out);
-        return NULL;
+        j.out = NULL;
     }
-    return j.out;
+    *joined = j.out;
+    return j.loop ? VIA_LOOP : VIA_OK;
 }
 
 bool proxy_came_from_self(struct conn *c)

@@ -44,9 +44,12 @@ int64_t proxy_max_age_of(const char *value, int64_t age);
  * entry's received-by. */
 bool proxy_via_names_self(const char *value);
 
-/* The request's Via lines joined with ", " (malloc'd; NULL when it has none, or when they
- * pass `max` bytes: *too_long is then set): sent on before arca's own. */
-char *proxy_via_received(struct conn *c, size_t max, bool *too_long);
+/* The request's Via lines, read once: VIA_LOOP when one names this arca or when they pass
+ * `max` bytes (a loop through other proxies: nobody chains that many), else VIA_OK with *joined
+ * their values joined with ", " (malloc'd; NULL when there is none, or out of memory), sent on
+ * before arca's own. */
+enum via_received { VIA_OK, VIA_LOOP };
+enum via_received proxy_via_received(struct conn *c, size_t max, char **joined);
 
 /* Whether a Via line of the request names this arca. */
 bool proxy_came_from_self(struct conn *c);

@@ -221,6 +221,27 @@ def test_a_request_from_this_arca_is_a_loop(arca, origin):
     assert origin.counts["/loop"] == 1
 
 
+def raw_lines(arca, target, lines):
+    """A GET whose header lines are sent as given (a header may repeat): the status code."""
+    head = f"GET {target} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{l}\r\n" for l in lines)
+    with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+        s.sendall((head + "Connection: close\r\n\r\n").encode())
+        return int(s.recv(4096).split(b" ", 2)[1])
+
+
+def test_via_lines_are_sent_on_joined_and_a_chain_too_long_is_a_loop(arca, origin):
+    url = origin.add("/via", data=BODY)
+    me = f"1.1 {socket.gethostname()}:{arca.port} (arca)"
+    assert raw_lines(arca, url, ["Via: 1.0 squid", "Via: 1.1 lab-proxy:3128"]) == 200
+    _, sent = origin.requests[0]
+    assert sent["Via"] == f"1.0 squid, 1.1 lab-proxy:3128, {me}"
+    # this arca on a later line, or more than 2,048 bytes of Via: a loop, nothing fetched
+    assert raw_lines(arca, url + "?2", ["Via: 1.0 squid", f"Via: {me}"]) == 508
+    chain = ", ".join(f"1.1 proxy{i}:3128" for i in range(120))
+    assert raw_lines(arca, url + "?3", [f"Via: {chain}"]) == 508
+    assert origin.counts["/via"] == 1
+
+
 def test_policy_refuses_as_for_the_prefix(start_arca, origin):
     url = origin.add("/private", data=BODY)
     # the default address policy: loopback upstream refused
