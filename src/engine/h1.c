@@ -4,12 +4,13 @@
 #include <string.h>
 #include <strings.h>
 
-/* RFC 9110 5.6.2: tchar. */
+/* RFC 9110 5.6.2: tchar (DIGIT, ALPHA and "!#$%&'*+-.^_`|~"), a bit for each of the 128 ASCII
+ * codes: a strchr for every byte of a method and header name was a sixth of a warm hit's
+ * parse (callgrind, 2026-11-24). */
 static bool is_tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    static const uint64_t tchar[2] = {0x03ff6cfa00000000ULL, 0x57ffffffc7fffffeULL};
+    return c < 128 && ((tchar[c >> 6] >> (c & 63)) & 1);
 }
 
 bool h1_is_token(const char *s, size_t n)

@@ -364,9 +364,26 @@ static void malformed_chunked_bodies_are_refused(void **state)
     }
 }
 
+/* RFC 9110's tchar, byte by byte, against h1_is_token's table. */
+static void tokens_are_rfc_9110_tchars(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        char ch = (char)c;
+        bool want = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c && strchr("!#$%&'*+-.^_`|~", c));
+        if (h1_is_token(&ch, 1) != want)
+            fail_msg("byte %d: %d", c, !want);
+    }
+    assert_false(h1_is_token("", 0));
+    assert_true(h1_is_token("X-Board_Token.v2", 16));
+    assert_false(h1_is_token("a b", 3));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tokens_are_rfc_9110_tchars),
         cmocka_unit_test(a_plain_get_is_read_whole),
         cmocka_unit_test(bare_lf_lines_and_leading_empty_lines_are_read),
         cmocka_unit_test(the_connection_goes_on_as_version_and_connection_say),
