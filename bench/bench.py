@@ -505,16 +505,22 @@ def cold_fanout(work, cfg, www):
             # a new name per round and contender keeps every run cold
             path = f"/cold-{r}-direct"
             os.symlink("cold", os.path.join(www, path[1:]))
+            cpu = cpu_seconds(origin.pid)
             direct = loadgen(f"http://127.0.0.1:{origin.port}{path}", 1)
+            cpu = cpu_seconds(origin.pid) - cpu
             check_clients("direct", direct, size)
             direct_s = direct[0]["done"] - direct[0]["start"]
+            # direct's server CPU is the origin's, sending the one download
             rounds["direct"].append({"seconds": direct_s, "slowest_vs_direct": 1.0,
                                      "origin_bytes_ratio": 1.0,
-                                     "max_ttfb_ms": 1e3 * (direct[0]["ttfb"] - direct[0]["start"])})
+                                     "max_ttfb_ms": 1e3 * (direct[0]["ttfb"] - direct[0]["start"]),
+                                     "server_cpu_s": cpu})
             for s in peers:
                 path = f"/cold-{r}-{s.name}"
                 os.symlink("cold", os.path.join(www, path[1:]))
+                cpu = cpu_seconds(s.pid)
                 clients = loadgen(s.url(origin, path), n, spread)
+                cpu = cpu_seconds(s.pid) - cpu
                 check_clients(s.name, clients, size)
                 time.sleep(0.2)  # let the origin's log line land
                 durations = [c["done"] - c["start"] for c in clients]
@@ -524,7 +530,7 @@ def cold_fanout(work, cfg, www):
                     "slowest_vs_direct": max(durations) / direct_s,
                     "median_vs_direct": statistics.median(durations) / direct_s,
                     "max_ttfb_ms": max(ttfbs), "median_ttfb_ms": statistics.median(ttfbs),
-                    "seconds": max(c["done"] for c in clients)})
+                    "server_cpu_s": cpu, "seconds": max(c["done"] for c in clients)})
         return {"metric": "slowest_vs_direct", "higher_is_better": False, "unit": "× direct",
                 "setup": f"{size >> 20} MiB at {cfg['cold_rate']}B/s per origin connection, "
                          f"{n} clients over {spread} s", "rounds": rounds}
