@@ -166,13 +166,15 @@ static void join_via(void *cls, const char *value)
     }
     if (!j->out && !j->no_memory && !(j->out = malloc(j->max + 1)))
         j->no_memory = true;
-    if (j->no_memory)
-        return; /* still read for a loop: sent on without the lines before arca's own */
+    /* Without memory the lines are still counted: a chain past `max` is a loop either way
+     * (only the join is lost: arca's own Via goes on alone). */
     if (j->len) {
-        memcpy(j->out + j->len, ", ", 2);
+        if (j->out)
+            memcpy(j->out + j->len, ", ", 2);
         j->len += 2;
     }
-    memcpy(j->out + j->len, value, n + 1);
+    if (j->out)
+        memcpy(j->out + j->len, value, n + 1);
     j->len += n;
 }
 

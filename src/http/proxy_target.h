@@ -45,9 +45,9 @@ int64_t proxy_max_age_of(const char *value, int64_t age);
 bool proxy_via_names_self(const char *value);
 
 /* The request's Via lines, read once: VIA_LOOP when one names this arca or when they pass
- * `max` bytes (a loop through other proxies: nobody chains that many), else VIA_OK with *joined
- * their values joined with ", " (malloc'd; NULL when there is none, or out of memory), sent on
- * before arca's own. */
+ * `max` bytes joined (a loop through other proxies: nobody chains that many), out of memory or
+ * not; else VIA_OK with *joined their values joined with ", " (malloc'd; NULL when there is
+ * none, or out of memory), sent on before arca's own. */
 enum via_received { VIA_OK, VIA_LOOP };
 enum via_received proxy_via_received(struct conn *c, size_t max, char **joined);
 

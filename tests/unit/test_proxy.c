@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -71,6 +73,61 @@ static void a_via_of_this_arca_is_a_loop(void **state)
     assert_false(proxy_via_names_self(""));
 }
 
+/* A request's Via lines, as the engine would give them (conn_each_header is wrapped), and
+ * arca's allocations failed on demand (malloc is wrapped). */
+static const char *via_lines[4];
+static bool malloc_fails;
+
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size)
+{
+    return malloc_fails ? NULL : __real_malloc(size);
+}
+
+void __wrap_conn_each_header(struct conn *c, const char *name,
+                             void (*fn)(void *cls, const char *value), void *cls)
+{
+    (void)c;
+    for (int i = 0; i < 4 && via_lines[i]; i++)
+        if (!strcmp(name, "Via"))
+            fn(cls, via_lines[i]);
+}
+
+static enum via_received received(const char *a, const char *b, const char *c, char **joined)
+{
+    via_lines[0] = a, via_lines[1] = b, via_lines[2] = c, via_lines[3] = NULL;
+    return proxy_via_received(NULL, 2048, joined);
+}
+
+static void via_lines_are_joined_and_a_chain_too_long_is_a_loop(void **state)
+{
+    struct config cfg;
+    char mine[400], *joined, big[1500];
+    (void)state;
+    config_defaults(&cfg);
+    cfg.listen_port = 8123;
+    easy_via_init(&cfg);
+    snprintf(mine, sizeof(mine), "%s", upstream_via());
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(received(NULL, NULL, NULL, &joined), VIA_OK);
+    assert_null(joined);
+    assert_int_equal(received("1.0 squid", "", "1.1 lab:3128", &joined), VIA_OK);
+    assert_string_equal(joined, "1.0 squid, 1.1 lab:3128");
+    free(joined);
+    assert_int_equal(received("1.0 squid", mine, NULL, &joined), VIA_LOOP);
+    assert_null(joined);
+    assert_int_equal(received(big, big, NULL, &joined), VIA_LOOP); /* 3,000 bytes joined */
+    assert_null(joined);
+    /* out of memory: nothing joined, but a loop is still one, whichever way it shows */
+    malloc_fails = true;
+    assert_int_equal(received("1.0 squid", "1.1 lab:3128", NULL, &joined), VIA_OK);
+    assert_null(joined);
+    assert_int_equal(received("1.0 squid", mine, NULL, &joined), VIA_LOOP);
+    assert_int_equal(received(big, big, NULL, &joined), VIA_LOOP);
+    malloc_fails = false;
+}
+
 static void cache_control_gives_the_smallest_max_age(void **state)
 {
     (void)state;
@@ -115,6 +172,7 @@ int main(void)
         cmocka_unit_test(a_target_on_arcas_port_and_address_is_arca),
         cmocka_unit_test(any_other_target_is_fetched),
         cmocka_unit_test(a_via_of_this_arca_is_a_loop),
+        cmocka_unit_test(via_lines_are_joined_and_a_chain_too_long_is_a_loop),
         cmocka_unit_test(cache_control_gives_the_smallest_max_age),
         cmocka_unit_test(connect_ports_default_to_443_and_replace_it),
     };
