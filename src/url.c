@@ -648,11 +648,27 @@ static void put_str(struct out *o, const char *s, size_t len)
         put(o, s[i]);
 }
 
+/* A delimiter of the text around a URL written at `depth` (less deep than its own), which a
+ * value of that URL does not hold as data: its length at s, or 0. */
+static size_t outer_delimiter(const char *s, int depth)
+{
+    for (const char *c = "/?@&#:"; *c; c++) {
+        size_t k = at_char(s, *c);
+        if (k && (int)(k - 1) / 2 < depth)
+            return k;
+    }
+    return 0;
+}
+
 /* At a parameter's name, in a URL written at `depth`: copy it; if it names a secret, its value
- * becomes REDACTED. Returns the bytes of `s` consumed. */
+ * becomes REDACTED. A value of a nested URL (depth > 0) that holds the delimiters of the text
+ * around it keeps them, each run between them REDACTED: replaced whole, a '/' ending the outer
+ * URL's authority went with it, and a second look read that authority on to a later '@' (a
+ * redacted URL must redact to itself; fuzz_url). Returns the bytes of `s` consumed. */
 static size_t redact_param(const char *s, int depth, struct out *o)
 {
-    size_t name = 0, eq = 0, len;
+    size_t name = 0, eq = 0, len, k;
+    bool in_run = true;
     while (!value_ends(s + name, depth) && !at_char(s + name, '=') && !param_start(s + name))
         name++;
     eq = at_char(s + name, '=');
@@ -660,8 +676,18 @@ static size_t redact_param(const char *s, int depth, struct out *o)
     if (!eq || !secret_name(s, name))
         return name + eq;
     put_str(o, "REDACTED", 8);
-    for (len = name + eq; !value_ends(s + len, depth); len++)
-        ;
+    for (len = name + eq; !value_ends(s + len, depth);) {
+        if (depth > 0 && (k = outer_delimiter(s + len, depth))) {
+            put_str(o, s + len, k);
+            len += k;
+            in_run = false;
+        } else {
+            if (!in_run)
+                put_str(o, "REDACTED", 8);
+            in_run = true;
+            len++;
+        }
+    }
     return len;
 }
 

@@ -441,6 +441,28 @@ static void a_log_lines_colon_survives_redaction(void **state)
     assert_string_equal(out, "https://h/a?token=REDACTED&x=1");
 }
 
+/* A secret of a nested URL (its delimiters encoded once) whose value holds delimiters of the
+ * text around it: they are kept, the runs between them redacted. Replaced whole, the '/' that
+ * ended the outer authority went with the secret, and a second look took that authority on to
+ * the later '@' (fuzz_url, 2026-11-24): a redacted URL redacts to itself. */
+static void a_redacted_url_redacts_to_itself(void **state)
+{
+    static const char *cases[][2] = {
+        {"u://a@b%23key=c/d%23x@y/", "u://REDACTED@b%23key=REDACTED/REDACTED%23x@y/"},
+        {"https://h/?url=https%3A%2F%2Fh%2Fa%3Ftoken%3Dab/cd@e",
+         "https://h/?url=https%3A%2F%2Fh%2Fa%3Ftoken%3DREDACTED/REDACTED@REDACTED"},
+        {"https://h/a?token=ab/cd@e&x=1", "https://h/a?token=REDACTED&x=1"},
+    };
+    char out[256], again[256];
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        url_redact(cases[i][0], out, sizeof(out));
+        assert_string_equal(out, cases[i][1]);
+        url_redact(out, again, sizeof(again));
+        assert_string_equal(again, out);
+    }
+}
+
 /* A password or token holding an encoded delimiter ("%2F" in a generated password): data of
  * the URL, not its end (found by the review of issue 22: the rest of the secret was shown). In
  * a URL inside another one's query, one level deeper (the access log's request line). */
@@ -489,6 +511,7 @@ int main(void)
         cmocka_unit_test(a_name_too_long_to_judge_is_redacted),
         cmocka_unit_test(credentials_are_stripped_for_another_host),
         cmocka_unit_test(a_log_lines_colon_survives_redaction),
+        cmocka_unit_test(a_redacted_url_redacts_to_itself),
         cmocka_unit_test(encoded_delimiters_in_a_secret_are_its_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
