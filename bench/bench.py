@@ -341,6 +341,13 @@ def loadgen(url, clients, spread=0.0, threads=2, timeout=900):
     return json.loads(out.stdout)["clients"]
 
 
+def loadgen_cpu(pid, url, clients, spread=0.0):
+    """loadgen's clients, and the CPU seconds the server `pid` (its tree) spent while they ran."""
+    before = cpu_seconds(pid)
+    result = loadgen(url, clients, spread)
+    return result, cpu_seconds(pid) - before
+
+
 def check_clients(name, clients, size):
     bad = [c for c in clients if c["status"] != 200 or c["bytes"] != size]
     if bad:
@@ -368,9 +375,7 @@ def warm_large(work, cfg, www):
         rounds = {s.name: [] for s in peers}
         for _ in range(cfg["rounds"]):
             for s in peers:
-                c0 = cpu_seconds(s.pid)
-                clients = loadgen(s.url(origin, "/large"), cfg["large_clients"])
-                cpu = cpu_seconds(s.pid) - c0
+                clients, cpu = loadgen_cpu(s.pid, s.url(origin, "/large"), cfg["large_clients"])
                 check_clients(s.name, clients, size)
                 secs = max(c["done"] for c in clients) - min(c["start"] for c in clients)
                 total = size * len(clients)
@@ -505,9 +510,7 @@ def cold_fanout(work, cfg, www):
             # a new name per round and contender keeps every run cold
             path = f"/cold-{r}-direct"
             os.symlink("cold", os.path.join(www, path[1:]))
-            cpu = cpu_seconds(origin.pid)
-            direct = loadgen(f"http://127.0.0.1:{origin.port}{path}", 1)
-            cpu = cpu_seconds(origin.pid) - cpu
+            direct, cpu = loadgen_cpu(origin.pid, f"http://127.0.0.1:{origin.port}{path}", 1)
             check_clients("direct", direct, size)
             direct_s = direct[0]["done"] - direct[0]["start"]
             # direct's server CPU is the origin's, sending the one download
@@ -518,9 +521,7 @@ def cold_fanout(work, cfg, www):
             for s in peers:
                 path = f"/cold-{r}-{s.name}"
                 os.symlink("cold", os.path.join(www, path[1:]))
-                cpu = cpu_seconds(s.pid)
-                clients = loadgen(s.url(origin, path), n, spread)
-                cpu = cpu_seconds(s.pid) - cpu
+                clients, cpu = loadgen_cpu(s.pid, s.url(origin, path), n, spread)
                 check_clients(s.name, clients, size)
                 time.sleep(0.2)  # let the origin's log line land
                 durations = [c["done"] - c["start"] for c in clients]
@@ -750,9 +751,7 @@ def cold_fanout_digest(work, cfg, www):
                 digest_query = unique_copy(www, path[1:], r)
                 if query:
                     query = digest_query
-                cpu = cpu_seconds(s.pid)
-                clients = loadgen(s.url(origin, path) + query, n, spread)
-                cpu = cpu_seconds(s.pid) - cpu
+                clients, cpu = loadgen_cpu(s.pid, s.url(origin, path) + query, n, spread)
                 check_clients(name, clients, size)
                 os.unlink(os.path.join(www, path[1:]))  # 1 GiB each: not kept
                 durations = [c["done"] - c["start"] for c in clients]
@@ -788,9 +787,7 @@ def digest_fanout(work, cfg, www):
                 path = f"/twin-{r}-{s.name}"
                 os.symlink("cold", os.path.join(www, path[1:]))
                 hits = s.metric("arca_digest_hits_total")
-                cpu = cpu_seconds(s.pid)
-                clients = loadgen(s.url(origin, path) + digest, n, spread)
-                cpu = cpu_seconds(s.pid) - cpu
+                clients, cpu = loadgen_cpu(s.pid, s.url(origin, path) + digest, n, spread)
                 check_clients(s.name, clients, size)
                 if s.metric("arca_digest_hits_total") - hits != n:
                     raise RuntimeError(f"{s.name}: not every client was a digest hit")
