@@ -79,10 +79,13 @@ static struct {
     sqlite3_stmt *stmt;
 } statements[STATEMENTS];
 
-static sqlite3_stmt *statement(const char *sql)
+/* *kept: whether the statement stays prepared here (reset after use), or is the caller's to
+ * finalize (no slot was free). */
+static sqlite3_stmt *statement(const char *sql, bool *kept)
 {
     int free_slot = -1;
     sqlite3_stmt *stmt;
+    *kept = true;
     for (int i = 0; i < STATEMENTS; i++) {
         if (statements[i].sql == sql && !strcmp(sqlite3_sql(statements[i].stmt), sql))
             return statements[i].stmt; /* the same text (a caller's buffer could change) */
@@ -91,19 +94,12 @@ static sqlite3_stmt *statement(const char *sql)
     }
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
         return NULL;
-    if (free_slot >= 0) { /* else used once and finalized by the caller, as before */
+    *kept = free_slot >= 0; /* else used once and finalized by the caller, as before */
+    if (*kept) {
         statements[free_slot].sql = sql;
         statements[free_slot].stmt = stmt;
     }
     return stmt;
-}
-
-static bool kept(const sqlite3_stmt *stmt)
-{
-    for (int i = 0; i < STATEMENTS; i++)
-        if (statements[i].stmt == stmt)
-            return true;
-    return false;
 }
 
 /* Before the connection closes: a prepared statement would keep it open. */
@@ -123,8 +119,9 @@ static int exec_bound(const char *sql, const char *fmt, ...)
     sqlite3_stmt *stmt;
     va_list ap;
     int rc;
+    bool kept;
 
-    if (!(stmt = statement(sql))) {
+    if (!(stmt = statement(sql, &kept))) {
         log_error("index: %s", sqlite3_errmsg(db));
         return -1;
     }
@@ -145,7 +142,7 @@ static int exec_bound(const char *sql, const char *fmt, ...)
     } else {
         rc = 0;
     }
-    if (kept(stmt)) {
+    if (kept) {
         sqlite3_reset(stmt);
         sqlite3_clear_bindings(stmt);
     } else {
