@@ -157,7 +157,7 @@ struct via_join {
 static void join_via(void *cls, const char *value)
 {
     struct via_join *j = cls;
-    size_t n = strlen(value);
+    size_t n = strlen(value), at = j->len ? j->len + 2 : 0; /* after ", " when not first */
     if (j->loop || !n)
         return;
     if (j->len + n + 2 > j->max || proxy_via_names_self(value)) {
@@ -168,14 +168,11 @@ static void join_via(void *cls, const char *value)
         j->no_memory = true;
     /* Without memory the lines are still counted: a chain past `max` is a loop either way
      * (only the join is lost: arca's own Via goes on alone). */
-    if (j->len) {
-        if (j->out)
-            memcpy(j->out + j->len, ", ", 2);
-        j->len += 2;
+    if (j->out) {
+        memcpy(j->out + j->len, ", ", at - j->len);
+        memcpy(j->out + at, value, n + 1);
     }
-    if (j->out)
-        memcpy(j->out + j->len, value, n + 1);
-    j->len += n;
+    j->len = at + n;
 }
 
 enum via_received proxy_via_received(struct conn *c, size_t max, char **joined)
