@@ -30,6 +30,7 @@ ARCA = os.path.join(ROOT, "build", "arca")
 # ARCA_BEFORE=path/to/an/older/arca adds it as contender "arca-before": before/after in one run
 ARCA_BEFORE = os.environ.get("ARCA_BEFORE")
 LOADGEN = os.path.join(ROOT, "build", "arca-loadgen")
+FLOOR = os.path.join(ROOT, "build", "arca-floor")
 MiB = 1 << 20
 
 # The issue's sizes, and a smoke size that only proves the harness still works (.ci/run).
@@ -341,6 +342,12 @@ def loadgen(url, clients, spread=0.0, threads=2, timeout=900):
     return json.loads(out.stdout)["clients"]
 
 
+def children_cpu():
+    """CPU seconds of this process's finished children (loadgen, wrk) so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def loadgen_cpu(pid, url, clients, spread=0.0):
     """loadgen's clients, and the CPU seconds the server `pid` (its tree) spent while they ran."""
     before = cpu_seconds(pid)
@@ -375,12 +382,18 @@ def warm_large(work, cfg, www):
         rounds = {s.name: [] for s in peers}
         for _ in range(cfg["rounds"]):
             for s in peers:
+                before = children_cpu()
                 clients, cpu = loadgen_cpu(s.pid, s.url(origin, "/large"), cfg["large_clients"])
+                client_cpu = children_cpu() - before
                 check_clients(s.name, clients, size)
                 secs = max(c["done"] for c in clients) - min(c["start"] for c in clients)
                 total = size * len(clients)
+                # the client's CPU too: on loopback part of the receiving is charged to whoever
+                # sends, and sendfile leaves the client a copy out of cold page cache, so a
+                # server's figure alone can move cost rather than save it
                 rounds[s.name].append({"gb_per_s": total / secs / 1e9, "seconds": secs,
-                                       "server_cpu_ns_per_byte": cpu * 1e9 / total})
+                                       "server_cpu_ns_per_byte": cpu * 1e9 / total,
+                                       "client_cpu_ns_per_byte": client_cpu * 1e9 / total})
         return {"metric": "gb_per_s", "higher_is_better": True, "unit": "GB/s",
                 "setup": f"{size >> 20} MiB cached, {cfg['large_clients']} concurrent clients",
                 "rounds": rounds}
@@ -418,13 +431,17 @@ def wrk_rounds(contenders, origin, cfg):
     rounds = {s.name: [] for s in contenders}
     for _ in range(cfg["rounds"]):
         for s in contenders:
+            before = cpu_seconds(s.pid)
             out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['small_seconds']}s",
                                   "--latency", s.url(origin, "/small")],
                                  capture_output=True, text=True, check=True).stdout
+            cpu = cpu_seconds(s.pid) - before
             rps, p99, errors = parse_wrk(out)
             if errors:
                 raise RuntimeError(f"{s.name}: {errors} non-2xx answers under wrk")
-            rounds[s.name].append({"req_per_s": rps, "p99_ms": p99})
+            requests = int(re.search(r"(\d+) requests in", out).group(1))
+            rounds[s.name].append({"req_per_s": rps, "p99_ms": p99,
+                                   "server_cpu_us_per_req": 1e6 * cpu / max(requests, 1)})
     return rounds
 
 
@@ -435,6 +452,48 @@ def warm_small(work, cfg, www):
         return {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
                 "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
                          f"{cfg['small_seconds']} s per round", "rounds": rounds}
+    finally:
+        for s in reversed(peers):
+            s.stop()
+
+
+class Floor(Server):
+    """arca-floor (bench/floor.c): answers every request head with the same 4 KiB, nothing else;
+    mode "epoll" (arca's engine's pattern) or "uring" (batched submission)."""
+
+    def __init__(self, work, mode):
+        super().__init__(work)
+        self.name = f"floor-{mode}"
+        self.spawn([FLOOR, str(self.port), mode], open(os.path.join(work, self.name + ".log"), "a"))
+        wait_http(f"http://127.0.0.1:{self.port}/small", proc=self.proc)
+
+
+def floor_modes():
+    """The modes this build of arca-floor has: uring needs liburing-dev at build time."""
+    modes = subprocess.run([FLOOR, "--modes"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    if "uring" not in modes:
+        print("warm-small-floor: arca-floor was built without liburing-dev; floor-uring left out",
+              flush=True)
+    return modes
+
+
+def warm_small_floor(work, cfg, www):
+    """warm-small's nginx and arca beside servers that only answer (arca-floor): how far a
+    server could go on this machine with wrk on the same cores, and how close arca is."""
+    write_random(os.path.join(www, "small"), 4096)
+    origin = Nginx(work, "nginx-static", www=www, log=False)
+    peers = [origin]
+    try:
+        peers.append(Arca(work))
+        fetch_all(peers[-1].url(origin, "/small"), 4096)
+        for mode in floor_modes():
+            peers.append(Floor(work, mode))
+        rounds = wrk_rounds(peers, origin, cfg)
+        return {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
+                "setup": "4 KiB, wrk -t2 -c64 (keep-alive), "
+                         f"{cfg['small_seconds']} s per round; floor-*: a fixed answer to every "
+                         "request head, no parsing, no lookup", "rounds": rounds}
     finally:
         for s in reversed(peers):
             s.stop()
@@ -1145,7 +1204,8 @@ def cluster_scenario(work, cfg, www):
 
 
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
-             "warm-small-log": warm_small_log, "cold-fanout": cold_fanout,
+             "warm-small-log": warm_small_log, "warm-small-floor": warm_small_floor,
+             "cold-fanout": cold_fanout,
              "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
              "digest-fanout": digest_fanout,
              "idle-connections": idle_connections, "big-index": big_index,
