@@ -24,15 +24,13 @@
  * would otherwise fill a multi-MB loopback socket buffer at every turn and starve the others
  * (the prototype's fan-out lost 1.57x against 1.19x direct until this cap, with a ready list). */
 #define SEND_TURN_MAX (256 * 1024)
-/* A finished body (in memory, mapped, or a file) may send more per turn: each call pays for a
- * push through the whole loopback path and each turn for an epoll pass. At 256 KiB a turn 16
- * clients of a cached 256 MiB object cost 0.36 ns of arca CPU per byte at 2.9 GB/s from a
- * mapping, at 4 MiB 0.25 ns at 3.6 GB/s (7 rounds each, one run, libmicrohttpd's build at 0.25
- * and 3.6). By sendfile (--send-mode sendfile, and every range), 4 MiB turns cost 0.098 ns a byte
- * against 0.109 at 256 KiB, at the same GB/s (7 alternated rounds, one run). A turn of 4 MiB
- * takes about 1 ms. A growing object's spans stay at SEND_TURN_MAX: their clients are the
- * fan-out that the cap keeps fair. */
-#define SEND_TURN_MAX_FINISHED (4 * 1024 * 1024)
+/* A memory body (a finished object, mapped) may send more per turn: each sendmsg pays for a push
+ * through the whole loopback path, and at 256 KiB a turn 16 clients of a cached 256 MiB object
+ * cost 0.36 ns of arca CPU per byte at 2.9 GB/s, at 4 MiB 0.25 ns at 3.6 GB/s (7 rounds each,
+ * one run, libmicrohttpd's build at 0.25 and 3.6). A turn of it copies about 1 ms. Files and
+ * spans gain nothing from more: sendfile goes 64 KiB at a time through its pipe whatever it is
+ * asked. */
+#define SEND_TURN_MAX_MEM (4 * 1024 * 1024)
 
 /* A read buffer, taken from its worker's pool while a connection has bytes of a request, and its
  * head's parse. */

@@ -1,6 +1,6 @@
 /* Sending an answer (engine_internal.h): its head and a memory body in one sendmsg, a file by
  * sendfile, a reader's blocks framed as chunks when the length is not known; at most
- * SEND_TURN_MAX bytes per connection per turn, SEND_TURN_MAX_FINISHED for a finished body. */
+ * SEND_TURN_MAX bytes per connection per turn. */
 #include "engine_internal.h"
 
 #include <assert.h>
@@ -392,9 +392,7 @@ static ssize_t send_read(struct conn *c, size_t max, enum send_result *res)
 enum send_result send_some(struct conn *c)
 {
     struct exchange *x = c->x;
-    size_t budget = x->ans->kind == ANSWER_MEM || x->ans->kind == ANSWER_FILE
-                        ? SEND_TURN_MAX_FINISHED
-                        : SEND_TURN_MAX;
+    size_t budget = x->ans->kind == ANSWER_MEM ? SEND_TURN_MAX_MEM : SEND_TURN_MAX;
     enum send_result res = SEND_DONE;
     if (!c->can_write)
         return SEND_AGAIN;
