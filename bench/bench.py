@@ -459,7 +459,7 @@ def warm_small(work, cfg, www):
 
 class Floor(Server):
     """arca-floor (bench/floor.c): answers every request head with the same 4 KiB, nothing else;
-    mode "epoll" (arca's engine's pattern) or "uring" (batched submission)."""
+    mode "epoll" (arca's system calls per request) or "uring" (batched submission)."""
 
     def __init__(self, work, mode):
         super().__init__(work)

@@ -6,7 +6,8 @@
  *
  *   arca-floor PORT epoll   2 threads, each a level-triggered epoll loop on its own
  *                           SO_REUSEPORT listener: one recv and one send per request (arca's
- *                           engine's pattern, without its work)
+ *                           system calls per request, without its work; arca's loop is
+ *                           edge-triggered)
  *   arca-floor PORT uring   2 threads, each an io_uring: recv and send submitted in batches,
  *                           so a turn of many requests costs one system call
  *   arca-floor --modes      prints the modes this build has
@@ -185,6 +186,8 @@ static void *run_uring(void *arg)
 int main(int argc, char **argv)
 {
     void *(*run)(void *) = NULL;
+    char *end = NULL;
+    long p = 0;
     pthread_t t[THREADS];
     if (argc == 2 && !strcmp(argv[1], "--modes")) {
 #ifdef HAVE_LIBURING
@@ -205,10 +208,11 @@ int main(int argc, char **argv)
         return 2;
     }
 #endif
-    if (!run || (port = atoi(argv[1])) <= 0 || port > 65535) {
+    if (!run || (p = strtol(argv[1], &end, 10)) <= 0 || p > 65535 || *end) {
         fprintf(stderr, "usage: arca-floor PORT epoll|uring\n");
         return 2;
     }
+    port = (int)p;
     build_response();
     for (int i = 0; i < THREADS; i++)
         if (pthread_create(&t[i], NULL, run, NULL) != 0) {
