@@ -481,7 +481,7 @@ static enum step drain(struct conn *c)
 }
 
 /* The answer went out whole: the request is done; the connection goes on with the next (the
- * buffer may hold it already: pipelining) or closes. */
+ * buffer may hold it already: pipelining; then at the loop's next turn) or closes. */
 static enum step finish(struct conn *c)
 {
     struct exchange *x = c->x;
@@ -495,6 +495,14 @@ static enum step finish(struct conn *c)
     if (!keep)
         return linger(c);
     c->state = CONN_HEAD;
+    /* A next request may be here already (pipelined): it waits for the loop's next turn, as an
+     * answer with more to send does, so that a client pipelining hits and reading them fast
+     * cannot hold the worker for its whole pipeline. Otherwise (the usual keep-alive) the head
+     * is read at once: nothing waits and no turn is spent. */
+    if (c->can_read || (c->in && c->in->len > 0)) {
+        worker_ready(c->w, c);
+        return STEP_WAIT;
+    }
     return STEP_GO;
 }
 

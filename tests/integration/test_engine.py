@@ -329,3 +329,40 @@ def test_quiet_keep_alive_connections_closed_at_the_idle_timeout_are_not_counted
         for s in socks:
             s.close()
     assert arca.metrics()["arca_limited_requests_total"] == 0
+
+
+def test_a_pipelining_client_gets_one_answer_a_turn_and_the_others_theirs_between(
+        start_arca, workdir, origin):
+    """One worker. While arca is stopped, client A pipelines 100 hits and client B sends one;
+    arca wakes to both at once. A's answers all fit in its socket, so nothing makes arca stop
+    for room: it must still go to B after A's first answer, not after A's hundredth (a client
+    that pipelines and reads fast held its worker for the whole pipeline)."""
+    import signal
+    from test_logs import read_file, wait_lines
+    log = os.path.join(workdir, "access.log")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--threads", "1", "--access-log", log)
+    a_url, b_url = origin.add("/a", data=b"a" * 100), origin.add("/b", data=b"b" * 100)
+    assert arca.fetch(a_url)[0] == 200 and arca.fetch(b_url)[0] == 200  # cached: hits answer now
+    wait_lines(lambda: read_file(log), 2)
+    head = "GET {} HTTP/1.1\r\nHost: arca\r\n\r\n"
+    with socket.create_connection((arca.host, arca.port)) as a, \
+            socket.create_connection((arca.host, arca.port)) as b:
+        # both accepted (and on the one worker) before arca stops
+        for s, url in ((a, a_url), (b, b_url)):
+            s.sendall(head.format(fetch_target(url)).encode())
+            read_until(s, b"b" * 100 if s is b else b"a" * 100)
+        arca.proc.send_signal(signal.SIGSTOP)
+        try:
+            a.sendall(head.format(fetch_target(a_url)).encode() * 100)
+            b.sendall(head.format(fetch_target(b_url)).encode())
+        finally:
+            arca.proc.send_signal(signal.SIGCONT)
+        read_until(b, b"b" * 100)
+        got, deadline = b"", time.monotonic() + 10
+        while got.count(b"a" * 100) < 100:
+            assert time.monotonic() < deadline, got.count(b"a" * 100)
+            a.settimeout(max(0.01, deadline - time.monotonic()))
+            got += a.recv(1 << 20)
+    lines = wait_lines(lambda: read_file(log), 2 + 2 + 101)[4:]
+    order = ["/b" in urllib.parse.unquote(line["request"]) for line in lines]
+    assert order.count(True) == 1 and order.index(True) <= 2, order.index(True)
