@@ -331,6 +331,22 @@ def test_quiet_keep_alive_connections_closed_at_the_idle_timeout_are_not_counted
     assert arca.metrics()["arca_limited_requests_total"] == 0
 
 
+def wait_stopped(pid, wait=10):
+    """Until every thread of `pid` is stopped: SIGSTOP is sent at once but taken later, and a
+    thread not yet stopped would see the bytes sent meanwhile one by one."""
+    deadline = time.monotonic() + wait
+    tasks = f"/proc/{pid}/task"
+    while True:
+        states = []
+        for t in os.listdir(tasks):
+            with open(f"{tasks}/{t}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        if all(st in ("T", "t") for st in states):
+            return
+        assert time.monotonic() < deadline, states
+        time.sleep(0.005)
+
+
 def test_a_pipelining_client_gets_one_answer_a_turn_and_the_others_theirs_between(
         start_arca, workdir, origin):
     """One worker. While arca is stopped, client A pipelines 100 hits and client B sends one;
@@ -353,6 +369,7 @@ def test_a_pipelining_client_gets_one_answer_a_turn_and_the_others_theirs_betwee
             read_until(s, b"b" * 100 if s is b else b"a" * 100)
         arca.proc.send_signal(signal.SIGSTOP)
         try:
+            wait_stopped(arca.proc.pid)
             a.sendall(head.format(fetch_target(a_url)).encode() * 100)
             b.sendall(head.format(fetch_target(b_url)).encode())
         finally:
