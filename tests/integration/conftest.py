@@ -269,8 +269,56 @@ class PortTaken(RuntimeError):
     pass
 
 
+# The arca servers the running scenario made: a failure shows the end of each one's log.
+_this_test = []
+# Lines of arca's log a failure shows (in the report, and in the run's closing summary).
+LOG_TAIL = 12
+
+
+@pytest.fixture(autouse=True)
+def _arcas_of_this_test():
+    _this_test.clear()
+    yield
+
+
+def _log_tails():
+    """The last LOG_TAIL lines of each log the scenario's servers wrote (once per file)."""
+    out = []
+    for path in dict.fromkeys(a.log_path for a in _this_test):
+        try:
+            with open(path, "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            continue
+        out.append((path, lines[-LOG_TAIL:]))
+    return out
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed scenario says what arca logged last: in its report, and in the file named by
+    $ARCA_FAILURES (scripts/test prints it in the run's last lines, with the failed assertion)."""
+    report = (yield).get_result()
+    if not report.failed:
+        return
+    tails = _log_tails()
+    for path, lines in tails:
+        report.sections.append((f"arca's log ({path}), last lines", "\n".join(lines)))
+    failures = os.environ.get("ARCA_FAILURES")
+    if not failures:
+        return
+    message = report.longrepr.reprcrash.message if hasattr(report.longrepr, "reprcrash") \
+        else str(report.longrepr)
+    text = [f"{item.nodeid} ({report.when}): {message.splitlines()[0] if message else ''}"[:300]]
+    for _, lines in tails[:1]:
+        text += ["  arca's log, last lines:"] + [f"    {line[:200]}" for line in lines]
+    with open(failures, "a") as f:  # one write per record: several workers may append
+        f.write("\n".join(text) + "\n")
+
+
 class Arca:
     def __init__(self, workdir, args=(), data_dir=None, host="127.0.0.1", env=None):
+        _this_test.append(self)
         self.workdir = workdir
         self.env = env  # added to arca's environment
         self.host = host
