@@ -36,7 +36,8 @@ static struct {
     struct conn_track *head;
     int count;
     pthread_t watchdog;
-    atomic_bool stopping;
+    pthread_cond_t stop;   /* signalled under `lock` by limits_stop: a stop waits for no tick */
+    bool stopping;         /* under `lock` */
     bool started;
 } lim = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -146,39 +147,68 @@ unsigned int limits_refusal(const struct conn_track *t, const char **reason)
     return 0;
 }
 
-/* Shut down (not close: the server owns the descriptor) connections whose headers are late;
- * the server then sees the end of the stream and closes them its usual way. */
+/* Lock held: wait one tick, or less if the server stops. */
+static void wait_tick(void)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += WATCH_INTERVAL_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    while (!lim.stopping && pthread_cond_timedwait(&lim.stop, &lim.lock, &until) == 0)
+        ;
+}
+
+/* Lock held: shut down (not close: the server owns the descriptor) the connections whose
+ * headers are late, and say how many; the server then sees the end of the stream and closes them
+ * its usual way. */
+static int cut_overdue(void)
+{
+    int64_t now = monotonic_ms();
+    int cut = 0;
+    for (struct conn_track *t = lim.head; t; t = t->next) {
+        int64_t due = atomic_load(&t->deadline_ms);
+        /* The exchange fails if the request's headers arrived meanwhile. */
+        if (due && now > due && t->fd >= 0 &&
+            atomic_compare_exchange_strong(&t->deadline_ms, &due, 0)) {
+            atomic_fetch_add(&stats.limited, 1); /* before the client can see the close */
+            shutdown(t->fd, SHUT_RDWR);
+            cut++;
+        }
+    }
+    return cut;
+}
+
 static void *watch(void *arg)
 {
-    struct timespec tick = {0, WATCH_INTERVAL_MS * 1000000L};
+    bool stopping;
     (void)arg;
     pthread_setname_np(pthread_self(), "arca-watchdog");
-    while (!atomic_load(&lim.stopping)) {
-        int64_t now = monotonic_ms();
-        int cut = 0;
+    do {
         pthread_mutex_lock(&lim.lock);
-        for (struct conn_track *t = lim.head; t; t = t->next) {
-            int64_t due = atomic_load(&t->deadline_ms);
-            /* The exchange fails if the request's headers arrived meanwhile. */
-            if (due && now > due && t->fd >= 0 &&
-                atomic_compare_exchange_strong(&t->deadline_ms, &due, 0)) {
-                atomic_fetch_add(&stats.limited, 1); /* before the client can see the close */
-                shutdown(t->fd, SHUT_RDWR);
-                cut++;
-            }
-        }
+        int cut = cut_overdue();
         pthread_mutex_unlock(&lim.lock);
         if (cut)
             log_info("closed %d connections that sent no complete request in time", cut);
-        nanosleep(&tick, NULL);
-    }
+        pthread_mutex_lock(&lim.lock);
+        wait_tick();
+        stopping = lim.stopping;
+        pthread_mutex_unlock(&lim.lock);
+    } while (!stopping);
     return NULL;
 }
 
 int limits_start(const struct config *cfg, char *err, size_t errlen)
 {
+    pthread_condattr_t attr;
     lim.cfg = cfg;
+    lim.stopping = false;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&lim.stop, &attr);
+    pthread_condattr_destroy(&attr);
     if (pthread_create(&lim.watchdog, NULL, watch, NULL) != 0) {
+        pthread_cond_destroy(&lim.stop);
         snprintf(err, errlen, "cannot start the connection watchdog");
         return -1;
     }
@@ -190,7 +220,11 @@ void limits_stop(void)
 {
     if (!lim.started)
         return;
-    atomic_store(&lim.stopping, true);
+    pthread_mutex_lock(&lim.lock);
+    lim.stopping = true;
+    pthread_cond_signal(&lim.stop);
+    pthread_mutex_unlock(&lim.lock);
     pthread_join(lim.watchdog, NULL);
+    pthread_cond_destroy(&lim.stop);
     lim.started = false;
 }

@@ -15,7 +15,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sigv4
-from conftest import free_port
+from conftest import SERVE_POLL, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 S3RVER = os.path.join(ROOT, "tests", ".node", "node_modules", "s3rver", "bin", "s3rver.js")
@@ -103,7 +103,8 @@ class S3:
         self.server.daemon_threads = True
         self.server.s3 = self
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(SERVE_POLL,),
+                                       daemon=True)
         self.thread.start()
 
     def _start_backend(self, buckets):

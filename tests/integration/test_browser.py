@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import ROOT
+from conftest import SERVE_POLL, ROOT
 
 selenium = pytest.importorskip("selenium", reason="python3-selenium (scripts/deps test)")
 from selenium import webdriver  # noqa: E402
@@ -137,7 +137,8 @@ class GatedOrigin:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/rootfs.ext4"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(SERVE_POLL,),
+                         daemon=True).start()
 
     def release(self, upto):
         with self.cond:

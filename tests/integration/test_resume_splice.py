@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import Arca, read_to_end, sha256
+from conftest import Arca, read_to_end, sha256, SERVE_POLL
 from test_admin import admin_arca, prefetch, wait_complete
 
 LM1 = "Tue, 03 Nov 2026 10:00:00 GMT"
@@ -92,7 +92,7 @@ def changing():
         srv.version, srv.cuts, srv.swap_at = version, list(cuts), dict(swap_at or {})
         srv.rate, srv.date, srv.requests, srv.sent = rate, date, [], 0
         srv.url = f"http://127.0.0.1:{srv.server_address[1]}/rootfs.ext4"
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, args=(SERVE_POLL,), daemon=True).start()
         servers.append(srv)
         return srv
 
