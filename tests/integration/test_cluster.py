@@ -183,6 +183,7 @@ def test_a_killed_node_is_noticed_and_only_its_share_is_fetched_again(cluster, o
     t.join()
     assert len(got["first"][2]) < len(big)  # its stream was cut
     assert noticed <= 3.0, noticed
+    origin.objects["/slow/rootfs.ext4"].rate = 0  # the retry need not trickle
     status, _, body = proxy.get(fetch_path(slow))  # the client retries
     assert status == 200 and body == big
     # every URL again: only the dead node's share is downloaded again
