@@ -50,10 +50,10 @@ SIZES = {
                  listing=dict(objects=10_000, warm_samples=5),
                  # cluster: URLs of 64 KiB through HAProxy to three nodes
                  cluster=dict(urls=3000, size=64 << 10, clients=8, seconds=10)),
-    "smoke": dict(rounds=2, large=8 * MiB, large_clients=4, small_seconds=1,
+    "smoke": dict(rounds=1, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
-                  idle=200, index=[2000], index_rounds=2, index_seconds=1,
+                  idle=200, index=[2000], index_rounds=1, index_seconds=1,
                   small_rate=1000, index_rate=1000,
                   lab=dict(files=[("Image", 1 * MiB), ("board.dtb", 16 << 10),
                                   ("modules.tar.xz", 512 << 10), ("rootfs.ext4", 4 * MiB)],
@@ -67,10 +67,46 @@ SIZES = {
 }
 
 
+def ephemeral_ports():
+    """The range the kernel picks connections' own ports from."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = map(int, f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, below the kernel's ephemeral range: a server that takes a second to
+    bind it (squid, varnishd) cannot lose it to the load generators' own connections, nor to
+    a test suite's free port (bind to port 0) running beside this one (scripts/test)."""
+    low = ephemeral_ports()[0]
+    while True:
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+
+
+def said(proc):
+    """The end of what a server that spawn() started wrote, for an error message."""
+    try:
+        with open(proc.log_name, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 600))
+            return "; its output ended:\n" + f.read().decode(errors="replace")
+    except (AttributeError, TypeError, OSError):
+        return ""
 
 
 def wait_http(url, timeout=30.0, proc=None):
@@ -78,7 +114,7 @@ def wait_http(url, timeout=30.0, proc=None):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}{said(proc)}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 r.read()
@@ -157,6 +193,7 @@ class Server:
     def spawn(self, argv, log):
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        self.proc.log_name = getattr(log, "name", None)
 
     @property
     def pid(self):
@@ -1281,7 +1318,7 @@ def plot(res, name, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 2 rounds (for .ci/run)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, 1 round (for .ci/run)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--rounds", type=int)
     ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS), metavar="SCENARIO",
