@@ -539,7 +539,8 @@ void url_key(const char *url, char key[65])
     }
 }
 
-/* DATA_DIR/objects/<first two hex digits>/<key>: 256 directories keep each one small. */
+/* DATA_DIR/objects/<first two hex digits>/<key>: 256 directories keep each one small (each is
+ * made with its first file: store_write.c). */
 void key_path(const char *key, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/%.2s/%s", st.objdir, key, key);

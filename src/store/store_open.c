@@ -32,13 +32,9 @@ static int make_dirs(const struct config *cfg, char *err, size_t errlen)
     if (mkdir(cfg->data_dir, 0750) < 0 && errno != EEXIST)
         goto fail_path_cfg;
     snprintf(st.objdir, sizeof(st.objdir), "%s/objects", cfg->data_dir);
+    /* its 256 directories are made as files need them (store_write.c) */
     if (mkdir(st.objdir, 0755) < 0 && errno != EEXIST)
         goto fail_objdir;
-    for (int i = 0; i < 256; i++) {
-        snprintf(path, sizeof(path), "%s/%02x", st.objdir, i);
-        if (mkdir(path, 0755) < 0 && errno != EEXIST)
-            goto fail_objdir;
-    }
     snprintf(path, sizeof(path), "%s/.probe", st.objdir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Writeback of a growing file is started every WRITEBACK_STEP bytes, so that the fsync which
@@ -75,6 +76,40 @@ struct begin_job {
     void *arg;
 };
 
+/* The directory entry must be durable too, or a crash could lose a file the index calls
+ * complete: -1 when it cannot be made so. */
+static int sync_dir_of(const char *path)
+{
+    char dir[1200];
+    int fd, rc;
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* DATA_DIR/objects/XX, made at the first file whose key begins with XX: a new data dir starts
+ * without the 256 (making them was most of a small test's start-up). Its name in objects/ is
+ * synced as a complete file's name is in XX: -1 when it cannot be made so. */
+static int make_key_dir(const char *file)
+{
+    char dir[1200];
+    snprintf(dir, sizeof(dir), "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -1;
+    return sync_dir_of(dir);
+}
+
 /* Persistence thread. The row comes first: a crash after it leaves a 'fetching' row whose file
  * start-up deletes; the other order could leave an older version's 'complete' row over a new
  * partial file. Returns 0, or the status for clients with the reason in err. */
@@ -106,6 +141,8 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
     part_path(obj->key, path, sizeof(path));
     unlink(path);
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT && make_key_dir(path) == 0)
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "cannot create object file: %s", strerror(e));
@@ -380,24 +417,6 @@ int64_t store_announce(struct object *obj)
     due = obj->hold_since ? obj->hold_since + STORE_HOLD_MS : 0;
     store_unlock();
     return due;
-}
-
-/* The directory entry must be durable too, or a crash could lose a file the index calls
- * complete: -1 when it cannot be made so. */
-static int sync_dir_of(const char *path)
-{
-    char dir[1200];
-    int fd, rc;
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
 }
 
 static int check_length(struct object *obj)

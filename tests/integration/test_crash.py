@@ -231,6 +231,7 @@ def test_orphan_files_are_swept_after_start(start_arca):
     stray = [os.path.join(first.data_dir, "objects", "ab", "ab" + "0" * 62),
              os.path.join(first.data_dir, "objects", "cd", "not-a-key")]
     for path in stray:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # arca makes them with a first file
         with open(path, "wb") as f:
             f.write(b"left over")
     second = start_arca(data_dir=first.data_dir)

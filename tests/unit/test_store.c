@@ -89,6 +89,19 @@ static bool synced(const char *path)
     return found;
 }
 
+/* How many key directories (DATA_DIR/objects/XX) there are. */
+static int key_dirs(void)
+{
+    char path[1200];
+    struct stat sb;
+    int n = 0;
+    for (int i = 0; i < 256; i++) {
+        snprintf(path, sizeof(path), "%s/objects/%02x", dir, i);
+        n += stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    }
+    return n;
+}
+
 struct reader {
     struct park w;
     int sleeps, wakes;
@@ -601,12 +614,14 @@ static void every_use_reaches_the_index_chunk_after_chunk(void **state)
     enum { N = 5000 }; /* more than one chunk (4096) */
     char url[64];
     (void)state;
+    int dirs = key_dirs();
     syncs_reset(false);
     for (int i = 0; i < N; i++) {
         snprintf(url, sizeof(url), "http://h/use/%d", i);
         complete_object(url, "x");
     }
-    assert_int_equal(syncs_made(), 2 * N); /* each object's file and its directory entry */
+    /* each object's file and its directory entry, and each key directory's entry once */
+    assert_int_equal(syncs_made(), 2 * N + key_dirs() - dirs);
     store_flush_usage();
     persist_flush();
     int64_t before = index_usage();
@@ -622,7 +637,29 @@ static void every_use_reaches_the_index_chunk_after_chunk(void **state)
     assert_int_equal(index_usage(), before + N);
 }
 
-/* The one unit whose syncs reach the disk: a complete object's bytes were synced, and so was
+/* The first unit of a fresh data dir: the store opened with none of the 256 key directories;
+ * the first file made its own, and that directory's name in objects/ was synced for real. */
+static void a_key_directory_is_made_with_its_first_file_and_synced(void **state)
+{
+    char path[1200], objects[1200], *slash;
+    (void)state;
+    assert_int_equal(key_dirs(), 0);
+    syncs_reset(true);
+    struct object *obj = downloading("http://h/first", 5, "text/plain");
+    append(obj, "first");
+    finish(obj, "first");
+    object_path(obj, path, sizeof(path));
+    release_both(obj);
+    assert_int_equal(key_dirs(), 1);
+    slash = strrchr(path, '/');
+    *slash = '\0';
+    snprintf(objects, sizeof(objects), "%s/objects", dir);
+    assert_true(synced(path));    /* the file's name in its key directory */
+    assert_true(synced(objects)); /* the key directory's name */
+    syncs_reset(false);
+}
+
+/* With the first, the units whose syncs reach the disk: a complete object's bytes were synced, and so was
  * the directory entry of its final name, each by a call that succeeded. */
 static void a_complete_objects_file_and_name_are_synced(void **state)
 {
@@ -701,6 +738,7 @@ static void a_signed_urls_download_is_born_signed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_key_directory_is_made_with_its_first_file_and_synced),
         cmocka_unit_test(last_byte_waits_for_completion),
         cmocka_unit_test(a_reader_waits_for_its_span_but_not_for_long),
         cmocka_unit_test(a_span_at_the_end_does_not_wait_for_the_sync),
