@@ -36,8 +36,8 @@ static struct {
     struct conn_track *head;
     int count;
     pthread_t watchdog;
-    pthread_cond_t stop;   /* signalled under `lock` by limits_stop: a stop waits for no tick */
-    bool stopping;         /* under `lock` */
+    pthread_cond_t stop; /* signalled under `lock` by limits_stop: a stop waits for no tick */
+    bool stopping;       /* under `lock` */
     bool started;
 } lim = {.lock = PTHREAD_MUTEX_INITIALIZER};
 

@@ -7,10 +7,13 @@
 #include "persist.h"
 #include "stats.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct store_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -549,6 +552,40 @@ void key_path(const char *key, char *buf, size_t size)
 void part_path(const char *key, char *buf, size_t size)
 {
     snprintf(buf, size, "%s/%.2s/%s.part", st.objdir, key, key);
+}
+
+/* The directory entry must be durable too, or a crash could lose a file the index calls
+ * complete: -1 when it cannot be made so. */
+int sync_dir_of(const char *path)
+{
+    char dir[1200];
+    int fd, rc;
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* DATA_DIR/objects/XX, made at the first file whose key begins with XX: a new data dir starts
+ * without the 256 (making them was most of a small test's start-up). Its name in objects/ is
+ * synced as a complete file's name is in XX: -1 when it cannot be made so. */
+int make_key_dir(const char *file)
+{
+    char dir[1200];
+    snprintf(dir, sizeof(dir), "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -1;
+    return sync_dir_of(dir);
 }
 
 void object_path(const struct object *obj, char *buf, size_t size)

@@ -205,6 +205,11 @@ void key_path(const char *key, char *buf, size_t size);
 /* Where a download writes until it is complete (then renamed to key_path): the previous
  * version's file stays whole meanwhile, for a revalidation that ends in 304. */
 void part_path(const char *key, char *buf, size_t size);
+/* fsync the directory that holds `path`, so that its entry is durable: -1 when it cannot be. */
+int sync_dir_of(const char *path);
+/* Make the key directory (DATA_DIR/objects/XX) of the file `path` if it is missing, with its
+ * name synced in objects/: -1 when it cannot be made so. */
+int make_key_dir(const char *path);
 /* The key (hex sha256) of a URL: its file's name and its place in the table. */
 void url_key(const char *url, char key[65]);
 #define HEADERS_PACKED 5

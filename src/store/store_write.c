@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* Writeback of a growing file is started every WRITEBACK_STEP bytes, so that the fsync which
@@ -75,40 +74,6 @@ struct begin_job {
     void (*ready)(void *arg);
     void *arg;
 };
-
-/* The directory entry must be durable too, or a crash could lose a file the index calls
- * complete: -1 when it cannot be made so. */
-static int sync_dir_of(const char *path)
-{
-    char dir[1200];
-    int fd, rc;
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* DATA_DIR/objects/XX, made at the first file whose key begins with XX: a new data dir starts
- * without the 256 (making them was most of a small test's start-up). Its name in objects/ is
- * synced as a complete file's name is in XX: -1 when it cannot be made so. */
-static int make_key_dir(const char *file)
-{
-    char dir[1200];
-    snprintf(dir, sizeof(dir), "%s", file);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return sync_dir_of(dir);
-}
 
 /* Persistence thread. The row comes first: a crash after it leaves a 'fetching' row whose file
  * start-up deletes; the other order could leave an older version's 'complete' row over a new

@@ -36,9 +36,9 @@ int __real_fsync(int fd);
 #define SYNCS_NOTED 16
 static struct {
     pthread_mutex_t lock;
-    bool real;      /* call the real fsync */
-    int calls;      /* every call */
-    int noted;      /* the first SYNCS_NOTED calls since syncs_reset(), in `seen` */
+    bool real; /* call the real fsync */
+    int calls; /* every call */
+    int noted; /* the first SYNCS_NOTED calls since syncs_reset(), in `seen` */
     struct stat seen[SYNCS_NOTED];
     int rc[SYNCS_NOTED];
 } syncs = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -659,8 +659,8 @@ static void a_key_directory_is_made_with_its_first_file_and_synced(void **state)
     syncs_reset(false);
 }
 
-/* With the first, the units whose syncs reach the disk: a complete object's bytes were synced, and so was
- * the directory entry of its final name, each by a call that succeeded. */
+/* With the first, the units whose syncs reach the disk: a complete object's bytes were synced, and
+ * so was the directory entry of its final name, each by a call that succeeded. */
 static void a_complete_objects_file_and_name_are_synced(void **state)
 {
     struct object *obj = downloading("http://h/durable", 7, "text/plain");
