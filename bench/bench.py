@@ -706,6 +706,7 @@ def make_index(data_dir, count, origin_port):
         url = f"http://127.0.0.1:{origin_port}/obj/{i}"
         key = hashlib.sha256(url.encode()).hexdigest()
         body = f"{i:064d}".encode()
+        os.makedirs(os.path.join(data_dir, "objects", key[:2]), exist_ok=True)  # arca's layout
         with open(os.path.join(data_dir, "objects", key[:2], key), "wb") as f:
             f.write(body)
         created = now - rng.randrange(9 * 86400)

@@ -44,6 +44,8 @@ def test_a_directory_that_cannot_be_synced_fails_the_object(origin, faulty):
     # Sent over half a second, so the client has its 200 and is streaming when the object fails
     # at the end (unpaced, the download could fail before the answer began: a 500, not a cut).
     url = origin.add("/img", data=data, rate=200000)
+    for i in range(256):  # its key directory is there: only the object's own entry fails
+        os.makedirs(os.path.join(arca.data_dir, "objects", f"{i:02x}"), exist_ok=True)
     arm("DIR_FSYNC")
     conn, resp = arca.stream(url)
     assert resp.status == 200
@@ -55,6 +57,19 @@ def test_a_directory_that_cannot_be_synced_fails_the_object(origin, faulty):
     status, _, body = arca.fetch(url)
     assert status == 200 and body == data
     assert origin.counts["/img"] == 2, "the object that could not be made durable was not kept"
+
+
+def test_a_key_directory_that_cannot_be_synced_starts_no_object(origin, faulty):
+    start, arm = faulty
+    arca = start()
+    data = os.urandom(1000)
+    url = origin.add("/img", data=data)
+    arm("DIR_FSYNC")  # the first file of a key makes its directory, whose name must be synced
+    status, _, body = arca.fetch(url)
+    assert status == 500 and b"cannot create object file" in body
+    arm("DIR_FSYNC", False)
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == data
 
 
 def test_a_transfer_curl_will_not_start_is_an_error_not_a_hang(origin, faulty):
