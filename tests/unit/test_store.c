@@ -611,7 +611,7 @@ static int64_t index_usage(void)
  * past the first chunk too, and a flush with nothing used writes nothing. */
 static void every_use_reaches_the_index_chunk_after_chunk(void **state)
 {
-    enum { N = 5000 }; /* more than one chunk (4096) */
+    enum { N = 4200 }; /* more than one chunk (4096) */
     char url[64];
     (void)state;
     int dirs = key_dirs();
