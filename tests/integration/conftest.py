@@ -269,6 +269,23 @@ class Origin:
 # --- arca -----------------------------------------------------------------------------------
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long_scenario: a scenario that does the work of many (a "
+                            "crash at two dozen points, a cluster's every URL twice): twice the "
+                            "run's time limit, so that it too ends within a third of its own")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A long_scenario gets twice the --timeout given (scripts/test: SCENARIO_TIMEOUT, twice
+    that under a sanitizer); the others keep it."""
+    limit = config.getoption("timeout", None)
+    if not limit:
+        return
+    for item in items:
+        if item.get_closest_marker("long_scenario"):
+            item.add_marker(pytest.mark.timeout(2 * float(limit)))
+
+
 class PortTaken(RuntimeError):
     pass
 

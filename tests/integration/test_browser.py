@@ -72,6 +72,7 @@ def shoot(browser, name):
     browser.save_screenshot(os.path.join(SHOTS, name + ".png"))
 
 
+@pytest.mark.long_scenario
 def test_every_page_opens_without_errors(origin, arca, browser):
     url = origin.add("/Image", data=os.urandom(300000))
     arca.fetch(url)

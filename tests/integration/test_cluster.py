@@ -161,6 +161,7 @@ def downloading_on(nodes, url, timeout=5):
     raise AssertionError(f"no node downloads {url}")
 
 
+@pytest.mark.long_scenario
 def test_a_killed_node_is_noticed_and_only_its_share_is_fetched_again(cluster, origin):
     proxy, nodes = cluster()
     objs = add_objects(origin, N_URLS)

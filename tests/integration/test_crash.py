@@ -32,6 +32,7 @@ def file_sha(data_dir, key):
         return sha256(f.read())
 
 
+@pytest.mark.long_scenario
 def test_kill_9_at_many_points_never_leaves_a_bad_object(origin, workdir):
     rng = random.Random(7)
     bodies = {f"/obj{i}": os.urandom(rng.randrange(100_000, 3_000_000)) for i in range(40)}
