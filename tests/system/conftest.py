@@ -30,9 +30,14 @@ Origin, free_port, sha256 = _integration.Origin, _integration.free_port, _integr
 origin = _integration.origin  # the scenarios' origin fixture, for system scenarios too
 
 
-def run(*argv, **kw):
+# Making the Debian root once per machine (debootstrap from the mirror, then dpkg unpacking ~100
+# packages one by one) took over 600 s on a fresh 2-core machine beside the scenario passes.
+DEBOOTSTRAP_TIMEOUT = 1800
+
+
+def run(*argv, timeout=600, **kw):
     """argv's result; a failure says the command and its standard error."""
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, **kw)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
     assert done.returncode == 0, f"{' '.join(argv)}: exit {done.returncode}\n{done.stderr}"
     return done
 
@@ -66,7 +71,7 @@ def minbase_tarball(deb):
         made = tempfile.mkdtemp(prefix="arca-debootstrap-")
         try:
             run("debootstrap", "--variant=minbase", "--include=" + ",".join(deps), "bookworm",
-                made, MIRROR)
+                made, MIRROR, timeout=DEBOOTSTRAP_TIMEOUT)
             run("tar", "-C", made, "-cf", tarball + ".part", ".")
             os.rename(tarball + ".part", tarball)
         finally:
