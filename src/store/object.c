@@ -583,9 +583,13 @@ int make_key_dir(const char *file)
     if (!slash)
         return -1;
     *slash = '\0';
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-        return -1;
-    return sync_dir_of(dir);
+    if (mkdir(dir, 0755) < 0)
+        return errno == EEXIST ? 0 : -1;
+    if (sync_dir_of(dir) == 0)
+        return 0;
+    /* Not left behind unsynced: the next file would find it and never sync its name. */
+    rmdir(dir);
+    return -1;
 }
 
 void object_path(const struct object *obj, char *buf, size_t size)

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import random
+import re
 import socket
 import ssl
 import struct
@@ -28,10 +29,10 @@ ARCA_BIN = os.environ.get("ARCA_BIN", os.path.join(ROOT, "build", "arca"))
 # What AddressSanitizer, LeakSanitizer and UBSan print; any of it in arca's log fails the test.
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "WARNING: ThreadSanitizer", "Assertion `")
-# arca ended by one of these without a test sending it: a crash, whose log the failure shows
 # How often a test's own HTTP server looks for shutdown() (serve_forever's default, 0.5 s, made
 # each stop of one wait a quarter of a second on average).
 SERVE_POLL = 0.02
+# arca ended by one of these without a test sending it: a crash, whose log the failure shows
 CRASH_SIGNALS = (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
 
 
@@ -305,13 +306,19 @@ def _arcas_of_this_test():
 def _log_tails():
     """The last LOG_TAIL lines of each log the scenario's servers wrote (once per file)."""
     out = []
-    for path in dict.fromkeys(a.log_path for a in _this_test):
+    for path, arca in dict((a.log_path, a) for a in _this_test).items():
         try:
             with open(path, "rb") as f:
-                lines = f.read().decode(errors="replace").splitlines()
-        except OSError:
+                text = f.read().decode(errors="replace")
+        except OSError:  # a teardown's failure: the scenario's directory is gone
+            text = arca.last_log
+        if text is None:
             continue
-        out.append((path, lines[-LOG_TAIL:]))
+        lines = text.splitlines()
+        at = next((i for i, line in enumerate(lines) if line.startswith("SUMMARY: ")), None)
+        # a sanitizer's report ends in its legend: its SUMMARY line and what came before it
+        out.append((path, lines[max(0, at + 1 - LOG_TAIL):at + 1] if at is not None
+                    else lines[-LOG_TAIL:]))
     return out
 
 
@@ -348,6 +355,7 @@ class Arca:
         self.proc = None
         self.port = None
         self.log_path = os.path.join(workdir, "arca.log")
+        self.last_log = None  # the log as stop() read it
 
     def start(self, keep_port=False):
         """keep_port: come back on the port it had (a cluster node, known to HAProxy). A port
@@ -403,13 +411,18 @@ class Arca:
         rc = self.proc.returncode
         self.proc = None
         self.log.close()
-        log = self.read_log()
+        log = self.last_log = self.read_log()  # the failure's record, once workdir is gone
         for marker in SANITIZER_MARKERS:
             if marker in log:
                 at = log.index(marker)
-                raise AssertionError("sanitizer report in arca's log:\n" + log[at:at + 3000])
+                summary = re.search(r"^SUMMARY: .*$", log[at:], re.M)
+                first = summary.group(0) if summary else log[at:].splitlines()[0]
+                raise AssertionError(f"sanitizer report in arca's log: {first}\n" +
+                                     log[at:at + 3000])
         if rc is not None and rc < 0 and -rc != sig and -rc in CRASH_SIGNALS:
-            raise AssertionError(f"arca died of signal {-rc}; the end of its log:\n{log[-3000:]}")
+            last = (log.strip().splitlines() or [""])[-1]
+            raise AssertionError(f"arca died of signal {-rc}; its log ended: {last}\n"
+                                 f"{log[-3000:]}")
         return rc
 
     def read_log(self):
