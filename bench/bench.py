@@ -6,6 +6,7 @@ to OUT/<date>-<scenario>.json, a plot to OUT/<date>-<scenario>.png, and all medi
 ratios arca/peer to OUT/<date>-summary.md. bench/README.md says what each contender is set to.
 """
 import argparse
+import atexit
 import datetime
 import hashlib
 import json
@@ -187,6 +188,16 @@ def established(port):
     return n
 
 
+# Every server started, so that a scenario that fails half-way (a contender that would not
+# start) leaves none running: stop_all() at exit.
+_spawned = []
+
+
+def stop_all():
+    for server in reversed(_spawned):
+        server.stop()
+
+
 class Server:
     """A contender (or the origin): started once per scenario, stopped by pid."""
     name = "?"
@@ -199,6 +210,7 @@ class Server:
     def spawn(self, argv, log):
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        _spawned.append(self)
         self.proc.log_name = getattr(log, "name", None)
 
     @property
@@ -1324,6 +1336,7 @@ def plot(res, name, path):
 
 
 def main():
+    atexit.register(stop_all)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, 1 round (for .ci/run)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
