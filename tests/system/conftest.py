@@ -1,14 +1,10 @@
 """What the system scenarios share: the Debian package, built once per run (scripts/package),
-and the Debian 12 minbase root it installs into, made once by debootstrap with the package's
-Depends and Recommends and kept as a tarball in ~/.cache/arca-tests/ (scripts/container uses
-the same tarball: same names, same key). Making the root needs Debian's mirror, like
-scripts/deps."""
+and the Debian 12 minbase root it installs into (scripts/debian-root: made once per machine,
+shared with scripts/container). Making the root needs Debian's mirror, like scripts/deps."""
 
-import hashlib
 import http.client
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +15,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
                      "arca-tests")
-MIRROR = "http://deb.debian.org/debian"
 
 # the scenarios' origin and helpers (tests/integration/conftest.py, loaded under its own name)
 _spec = importlib.util.spec_from_file_location(
@@ -50,33 +45,11 @@ def deb():
     shutil.rmtree(out, ignore_errors=True)
 
 
-def dependencies(deb):
-    """The package names of the .deb's Depends and Recommends (what apt installs with it),
-    alternatives and versions left out."""
-    names = set()
-    for field in ("Depends", "Recommends"):
-        for d in run("dpkg-deb", "-f", deb, field).stdout.split(","):
-            if d.strip():
-                names.add(re.split(r"[ (|]", d.strip())[0])
-    return sorted(names)
-
-
 def minbase_tarball(deb):
-    """The cached Debian 12 minbase root with the package's dependencies, made if missing."""
-    deps = dependencies(deb)
-    key = hashlib.sha256(",".join(deps).encode()).hexdigest()[:16]
-    tarball = os.path.join(CACHE, f"bookworm-minbase-{key}.tar")
-    if not os.path.exists(tarball):
-        os.makedirs(CACHE, exist_ok=True)
-        made = tempfile.mkdtemp(prefix="arca-debootstrap-")
-        try:
-            run("debootstrap", "--variant=minbase", "--include=" + ",".join(deps), "bookworm",
-                made, MIRROR, timeout=DEBOOTSTRAP_TIMEOUT)
-            run("tar", "-C", made, "-cf", tarball + ".part", ".")
-            os.rename(tarball + ".part", tarball)
-        finally:
-            shutil.rmtree(made, ignore_errors=True)
-    return tarball
+    """The cached Debian 12 minbase root with the package's dependencies (scripts/debian-root:
+    made if missing, or waited for while scripts/test makes it)."""
+    return run(os.path.join(ROOT, "scripts", "debian-root"), deb,
+               timeout=DEBOOTSTRAP_TIMEOUT).stdout.strip().splitlines()[-1]
 
 
 def unpack(tarball):
