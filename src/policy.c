@@ -1,49 +1,124 @@
 #include "policy.h"
 
 #include <arpa/inet.h>
+#include "clock.h"
+
 #include <assert.h>
 #include <ifaddrs.h>
-#include <pthread.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_LOCAL_ADDRS 64
+#define MAX_HOST_ADDRS 256
+/* How often the host's addresses are read again on the upstream check's path: an address that
+ * DHCP or an admin adds is refused within this long even without a SIGHUP. */
+#define HOST_REFRESH_MS 5000
 
 static const struct config *cfg;
 static pthread_rwlock_t clients_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct cidr clients[CONFIG_MAX_NETS];
 static int n_clients;
-static uint8_t local_addrs[MAX_LOCAL_ADDRS][16];
-static int n_local_addrs;
+
+/* --listen's address, when it is one (not a name, not the wildcard). */
+static struct cidr listen_addr;
+static bool has_listen_addr;
+
+/* The host's own addresses (every interface's), as IPv6 (IPv4 mapped): refused upstream on
+ * every port, as loopback is; on arca's port they are arca itself. */
+static struct {
+    pthread_rwlock_t lock;
+    uint8_t addrs[MAX_HOST_ADDRS][16];
+    int n;
+    _Atomic int64_t next_read_ms; /* INT64_MAX: a list given by policy_set_host_addrs, kept */
+} host = {.lock = PTHREAD_RWLOCK_INITIALIZER};
 
 /* Networks refused by default: loopback, link-local (cloud metadata lives at 169.254.169.254),
- * unspecified and "this network", and multicast. */
+ * the other clouds' metadata endpoints (Alibaba's, AWS's over IPv6, Azure's wire server),
+ * unspecified and "this network", and multicast. README, "Upstream addresses", lists them. */
 static const char *refused_default[] = {
-    "127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10",
-    "0.0.0.0/8",   "::/128",  "224.0.0.0/4",    "ff00::/8",
+    "127.0.0.0/8",       "::1/128",          "169.254.0.0/16", "fe80::/10", "100.100.100.200/32",
+    "fd00:ec2::254/128", "168.63.129.16/32", "0.0.0.0/8",      "::/128",    "224.0.0.0/4",
+    "ff00::/8",
 };
 
-/* arca's own addresses: fetching from our own listening port would make requests loop. */
-static void collect_local_addrs(void)
+static void put_host_addrs(const uint8_t (*addrs)[16], int n)
 {
+    pthread_rwlock_wrlock(&host.lock);
+    memcpy(host.addrs, addrs, (size_t)n * sizeof(addrs[0]));
+    host.n = n;
+    pthread_rwlock_unlock(&host.lock);
+}
+
+/* Every interface's addresses: read without the lock (getifaddrs asks the kernel), then swapped
+ * in. A failed read keeps the list before it. */
+static int read_host_addrs(void)
+{
+    static uint8_t found[MAX_HOST_ADDRS][16];
+    static pthread_mutex_t reading = PTHREAD_MUTEX_INITIALIZER; /* `found` is one buffer */
     struct ifaddrs *list, *ifa;
-    struct cidr listen;
-    if (parse_cidr(cfg->listen_host, &listen) == 0 && n_local_addrs < MAX_LOCAL_ADDRS)
-        memcpy(local_addrs[n_local_addrs++], listen.addr, 16);
-    if (getifaddrs(&list) < 0)
-        return;
-    for (ifa = list; ifa && n_local_addrs < MAX_LOCAL_ADDRS; ifa = ifa->ifa_next)
-        if (ifa->ifa_addr && addr_to_v6(ifa->ifa_addr, local_addrs[n_local_addrs]) == 0)
-            n_local_addrs++;
+    int n = 0;
+    pthread_mutex_lock(&reading);
+    if (getifaddrs(&list) < 0) {
+        pthread_mutex_unlock(&reading);
+        return -1;
+    }
+    for (ifa = list; ifa && n < MAX_HOST_ADDRS; ifa = ifa->ifa_next)
+        if (ifa->ifa_addr && addr_to_v6(ifa->ifa_addr, found[n]) == 0)
+            n++;
     freeifaddrs(list);
+    put_host_addrs((const uint8_t(*)[16])found, n);
+    pthread_mutex_unlock(&reading);
+    return n;
+}
+
+int policy_refresh_host(void)
+{
+    assert(cfg); /* policy_init ran first */
+    if (atomic_load(&host.next_read_ms) == INT64_MAX)
+        return host.n; /* given by the caller: kept */
+    atomic_store(&host.next_read_ms, monotonic_ms() + HOST_REFRESH_MS);
+    return read_host_addrs();
+}
+
+void policy_set_host_addrs(const struct sockaddr *const *addrs, int n)
+{
+    static uint8_t given[MAX_HOST_ADDRS][16];
+    int kept = 0;
+    assert(n >= 0 && n <= MAX_HOST_ADDRS);
+    for (int i = 0; i < n; i++)
+        kept += addr_to_v6(addrs[i], given[kept]) == 0;
+    atomic_store(&host.next_read_ms, INT64_MAX);
+    put_host_addrs((const uint8_t(*)[16])given, kept);
+}
+
+/* On the check's path: read again when the last read is older than HOST_REFRESH_MS (one
+ * thread does; the others go on with the list they have). */
+static void refresh_when_due(void)
+{
+    int64_t due = atomic_load(&host.next_read_ms), now = monotonic_ms();
+    if (now >= due &&
+        atomic_compare_exchange_strong(&host.next_read_ms, &due, now + HOST_REFRESH_MS))
+        read_host_addrs();
+}
+
+static bool is_host_addr(const uint8_t a[16])
+{
+    bool found = false;
+    pthread_rwlock_rdlock(&host.lock);
+    for (int i = 0; i < host.n && !found; i++)
+        found = !memcmp(host.addrs[i], a, 16);
+    pthread_rwlock_unlock(&host.lock);
+    return found;
 }
 
 void policy_init(const struct config *config)
 {
     cfg = config;
-    n_local_addrs = 0;
-    collect_local_addrs();
+    has_listen_addr = parse_cidr(cfg->listen_host, &listen_addr) == 0;
+    policy_refresh_host();
     policy_set_clients(cfg->allow_nets, cfg->n_allow_nets);
 }
 
@@ -193,10 +268,7 @@ static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
      * (an outside review tunnelled from arca into arca through 127.0.0.2) */
     if (host_is_wildcard(cfg->listen_host) && addr_is_loopback(a))
         return true;
-    for (int i = 0; i < n_local_addrs; i++)
-        if (!memcmp(local_addrs[i], a, 16))
-            return true;
-    return false;
+    return (has_listen_addr && !memcmp(listen_addr.addr, a, 16)) || is_host_addr(a);
 }
 
 /* NAT64's well-known prefix (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they
@@ -227,6 +299,7 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
         return -1;
     }
     format_sockaddr(sa, text, sizeof(text));
+    refresh_when_due();
     if (in_list(cfg->upstream_allow, cfg->n_upstream_allow, a) && !is_own_listener(sa, a))
         return 0; /* the operator allowed it as written (a NAT64 network of their own, say) */
     embedded_v4(a);
@@ -243,6 +316,11 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
                      refused_default[i]);
             return -1;
         }
+    }
+    if (is_host_addr(a)) { /* its services bound to every address: as loopback's */
+        snprintf(why, whylen, "upstream address %s is this host's own (see --upstream-allow)",
+                 text);
+        return -1;
     }
     return 0;
 }

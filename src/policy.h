@@ -5,7 +5,9 @@
  * any thread. The client networks may be replaced while running (SIGHUP): policy keeps its own
  * copy under a read-write lock. The upstream check is applied to the address a socket is about to
  * connect to (curl's open-socket hook), for every connection and every redirect hop, so a name
- * that resolves to a forbidden address (DNS rebinding) is refused too.
+ * that resolves to a forbidden address (DNS rebinding) is refused too. The host's own addresses
+ * are refused on every port, as loopback is: read by policy_init, by policy_refresh_host (SIGHUP)
+ * and again by the check itself when the last read is older than 5 s (an address added later).
  */
 #ifndef ARCA_POLICY_H
 #define ARCA_POLICY_H
@@ -48,6 +50,13 @@ void policy_set_clients(const struct cidr *nets, int n);
 int policy_clients(struct cidr *out);
 /* The networks refused upstream by default, as text; NULL after the last. */
 const char *policy_refused_default(int i);
+
+/* Read the host's own addresses again (every interface's): how many, or -1 (the list before it
+ * is kept). */
+int policy_refresh_host(void);
+/* The host's addresses are these, and are never read again, by policy_init neither (units: no
+ * interface is touched). */
+void policy_set_host_addrs(const struct sockaddr *const *addrs, int n);
 
 /* 0 when arca may connect to `addr`; -1 with a one-line reason otherwise. */
 int policy_upstream_check(const struct sockaddr *addr, char *why, size_t whylen);

@@ -44,6 +44,7 @@ struct stats {
     _Atomic int64_t tunnels_active;       /* CONNECT tunnels open now */
     _Atomic int64_t tunnel_bytes_up;      /* bytes tunnels carried from clients upstream */
     _Atomic int64_t tunnel_bytes_down;    /* ... and from upstream to clients */
+    _Atomic int64_t idle_closed;          /* idle keep-alive connections closed for new ones */
     /* live */
     _Atomic int64_t connections;
     _Atomic int64_t downloads_active;

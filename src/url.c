@@ -183,6 +183,57 @@ static size_t span_until(const char *s, const char *end, const char *stops)
     return (size_t)(p - s);
 }
 
+/* How many dots a path segment of `len` bytes is when it is a dot segment ("." or "..", a dot
+ * also written "%2E", as WHATWG's URL parser reads them); 0 for any other segment. */
+static int dot_segment(const char *s, size_t len)
+{
+    int dots = 0;
+    for (size_t i = 0; i < len; dots++) {
+        if (s[i] == '.')
+            i++;
+        else if (len - i >= 3 && !strncmp(s + i, "%2E", 3)) /* upper case by now */
+            i += 3;
+        else
+            return 0;
+    }
+    return dots <= 2 ? dots : 0;
+}
+
+/* RFC 3986 5.2.4 on an absolute path of `len` bytes, in place: "." segments go, ".." takes the
+ * segment before it along ("/a/b/../c" is "/a/c", "/a/b/.." is "/a/", "/.." is "/"), as curl
+ * does on the wire, so that one upstream file is one object. Returns the new length (never
+ * longer). */
+static size_t remove_dot_segments(char *path, size_t len)
+{
+    size_t in = 0, out = 0;
+    while (in < len) {
+        size_t seg = in + 1, seg_len = span_until(path + seg, path + len, "/");
+        bool last = seg + seg_len == len;
+        int dots = dot_segment(path + seg, seg_len);
+        if (dots == 2)
+            while (out > 0 && path[--out] != '/') /* back to the slash before the last segment */
+                ;
+        if (dots && last)
+            path[out++] = '/'; /* "/a/." and "/a/b/.." name the folder "/a/" */
+        if (!dots) {
+            memmove(path + out, path + in, 1 + seg_len);
+            out += 1 + seg_len;
+        }
+        in = seg + seg_len;
+    }
+    return out;
+}
+
+/* The path of the normal form written from `start` (up to its query) without dot segments. */
+static void drop_dot_segments(struct out *o, size_t start)
+{
+    char *path = o->p + start;
+    size_t len = o->n - start, path_len = span_until(path, path + len, "?");
+    size_t kept = remove_dot_segments(path, path_len);
+    memmove(path + kept, path + path_len, len - path_len);
+    o->n -= path_len - kept;
+}
+
 int url_normalize(const char *in, size_t len, char *out, size_t size, int *status, const char **why)
 {
     struct out o = {out, 0, size, size > 0};
@@ -211,12 +262,14 @@ int url_normalize(const char *in, size_t len, char *out, size_t size, int *statu
     if (put_host_port(&o, host, (size_t)(auth + auth_len - host), https, status, why) < 0)
         return -1;
     const char *rest = auth + auth_len;
+    size_t path = o.n;
     if (rest == end || *rest == '?')
         put(&o, '/');
     if (put_part(&o, rest, (size_t)(end - rest), false) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
     if (!o.ok)
         return fail(status, why, 414, "url longer than --max-url-length");
+    drop_dot_segments(&o, path);
     out[o.n] = '\0';
     return 0;
 }

@@ -11,7 +11,8 @@
  * - Any other parameter, or one given twice, is refused: a target URL with an unencoded '&' after
  *   an encoded one must not silently become a different URL.
  * The normal form (RFC 3986, 6.2.2): scheme and host in lower case, no default port, no
- * fragment, an empty path as "/", percent-encodings in upper case; bytes a URL may not hold
+ * fragment, an empty path as "/", percent-encodings in upper case, no dot segments ("." and "..",
+ * also written %2E, removed as section 5.2.4 says; the query keeps them); bytes a URL may not hold
  * (space, '"', '<', '>', '\', '^', '`', '{', '|', '}', bytes >= 0x80, a '%' not followed by two
  * hex digits) percent-encoded. Control bytes, raw or encoded (%00-%1F, %7F), are refused, and so
  * is a host that is not a host name (letters, digits, "-", ".", "_") or a bracketed IP literal.

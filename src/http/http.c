@@ -234,24 +234,22 @@ static void note_request(struct request *req, const char *method, const char *ve
     copy_text(req->version, sizeof(req->version), version);
 }
 
-static bool path_is(const char *url, const char *path)
-{
-    size_t n = strlen(path);
-    return !strncmp(url, path, n) && (url[n] == '\0' || (url[n] == '/' && url[n + 1] == '\0'));
-}
-
-static bool route_matches(const struct route *rt, const char *url)
+/* A route's path against a request's path of `len` bytes, as sent (never decoded: an encoded
+ * character in a route's name is not that route, so a front proxy's rule on "/metrics" or
+ * "/api/" sees what arca routes on). */
+static bool route_matches(const struct route *rt, const char *url, size_t len)
 {
     size_t n = strlen(rt->path);
+    bool prefix = len >= n && !memcmp(url, rt->path, n);
     switch (rt->match) {
     case ROUTE_EXACT:
-        return !strcmp(url, rt->path);
+        return prefix && len == n;
     case ROUTE_SLASH:
-        return path_is(url, rt->path);
+        return prefix && (len == n || (len == n + 1 && url[n] == '/'));
     case ROUTE_PREFIX:
-        return !strncmp(url, rt->path, n);
+        return prefix;
     case ROUTE_TREE:
-        return !strncmp(url, rt->path, n) && (url[n] == '\0' || url[n] == '/');
+        return prefix && (len == n || url[n] == '/');
     case ROUTE_PROXY:
     case ROUTE_CONNECT:
         return false; /* only route_for's */
@@ -259,12 +257,17 @@ static bool route_matches(const struct route *rt, const char *url)
     return false;
 }
 
-const struct route *http_route_match(const struct route *table, const char *url)
+static const struct route *route_match_n(const struct route *table, const char *url, size_t len)
 {
     for (const struct route *rt = table; rt->path; rt++)
-        if (route_matches(rt, url))
+        if (route_matches(rt, url, len))
             return rt;
     return NULL;
+}
+
+const struct route *http_route_match(const struct route *table, const char *url)
+{
+    return route_match_n(table, url, strlen(url));
 }
 
 /* An absolute-form target's path and query ("" when it has neither). */
@@ -276,16 +279,36 @@ static const char *origin_form(const char *target)
 }
 
 /* The request's route: CONNECT's for a CONNECT, the proxy's for a proxied request, else the
- * first whose path matches. */
-static const struct route *route_for(const struct request *req, const char *path)
+ * first whose path matches the request's path as sent (req->uri up to its query). */
+static const struct route *route_for(const struct request *req)
 {
     enum route_match kind = !strcmp(req->method, "CONNECT") ? ROUTE_CONNECT : ROUTE_PROXY;
     if (kind == ROUTE_PROXY && !req->proxied)
-        return http_route_match(routes, path);
+        return route_match_n(routes, req->uri, strcspn(req->uri, "?"));
     for (const struct route *rt = routes; rt->path; rt++)
         if (rt->match == kind)
             return rt;
     return NULL;
+}
+
+/* Why an origin-form path (arca's own endpoints) is refused, or NULL: an encoded '/' would make
+ * a path that a front proxy's rules and arca's routes read as two different ones. */
+static const char *own_path_refusal(const char *uri)
+{
+    size_t len = strcspn(uri, "?");
+    for (const char *p = uri; (p = memchr(p, '%', len - (size_t)(p - uri))) != NULL; p++)
+        if ((size_t)(p - uri) + 2 < len && p[1] == '2' && (p[2] == 'F' || p[2] == 'f'))
+            return "an encoded / (%2F) in the path of an arca endpoint";
+    return NULL;
+}
+
+/* Why a request target is refused whatever it asks for, or NULL: an encoded NUL ends the string
+ * it is decoded into, so that "/metrics%00.css" would be read as "/metrics". */
+static const char *target_refusal(const char *target)
+{
+    return strstr(target, "%00")
+               ? "an encoded NUL (%00), a control character, in the request target"
+               : NULL;
 }
 
 /* `methods` is a list as Allow gives it: "GET, HEAD". */
@@ -320,17 +343,21 @@ static enum conn_result not_allowed(struct conn *c, const char *method, const ch
 static enum conn_result route(struct conn *c, struct request *req, const char *url,
                               const char *method)
 {
-    if (!req->route && !(req->route = route_for(req, url)))
+    size_t n;
+    if (!req->route && !(req->route = route_for(req)))
         return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint");
     if (!http_route_allows(req->route, method))
         return not_allowed(c, method, req->route->methods, false);
     assert(http_handling(req));
-    return req->route->handler(c, req, url + strlen(req->route->path));
+    /* matched as sent, so the decoded path starts with the route's path too (it has no '%') */
+    n = strlen(req->route->path);
+    assert(!strncmp(url, req->route->path, n));
+    return req->route->handler(c, req, url + n);
 }
 
 enum conn_result http_route_as_origin(struct conn *c, struct request *req)
 {
-    const char *rest = origin_form(req->uri);
+    const char *rest = origin_form(req->uri), *why;
     size_t len = strlen(rest);
     assert(http_handling(req) && req->proxied && !req->state);
     /* in place: the path and query are shorter than the URL by its scheme and authority */
@@ -338,6 +365,8 @@ enum conn_result http_route_as_origin(struct conn *c, struct request *req)
     req->uri[0] = '/';
     req->proxied = false;
     req->route = NULL;
+    if ((why = own_path_refusal(req->uri)) != NULL)
+        return http_send_error(c, HTTP_BAD_REQUEST, why);
     return route(c, req, engine_path(c), engine_method(c));
 }
 
@@ -353,7 +382,7 @@ static void check_body(struct conn *c, struct request *req)
     char reason[96];
     if (size == 0)
         return;
-    rt = req->route = route_for(req, engine_path(c));
+    rt = req->route = route_for(req);
     if (rt && rt->match == ROUTE_CONNECT) { /* what follows its head is the tunnel's, or nothing */
         refuse_early(c, HTTP_BAD_REQUEST, "CONNECT takes no request body");
         return;
@@ -381,10 +410,9 @@ static void check_body(struct conn *c, struct request *req)
 
 /* A request body goes to its route's upload, if it has one and takes the method; other bodies
  * are read and dropped. */
-static void take_upload(struct request *req, const char *url, const char *method,
-                        const char *upload, size_t size)
+static void take_upload(struct request *req, const char *method, const char *upload, size_t size)
 {
-    const struct route *rt = req->route ? req->route : route_for(req, url);
+    const struct route *rt = req->route ? req->route : route_for(req);
     if (!rt || !rt->upload || !http_route_allows(rt, method))
         return;
     req->route = rt; /* its done lets go of what the upload kept */
@@ -470,6 +498,9 @@ static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
         atomic_fetch_add(&stats.limited, 1);
     else if (!refusal && (refusal = limits_refusal(engine_conn_ctx(c), &reason)) != 0)
         atomic_fetch_add(&stats.limited, 1);
+    else if (!refusal && ((reason = target_refusal(engine_target(c))) != NULL ||
+                          (!proxied && (reason = own_path_refusal(req->uri)) != NULL)))
+        refusal = HTTP_BAD_REQUEST;
     if (refusal)
         refuse_early(c, refusal, reason);
     else
@@ -482,7 +513,7 @@ static void on_upload(struct conn *c, void *r, const char *data, size_t n)
 {
     struct request *req = r;
     current = req;
-    take_upload(req, engine_path(c), engine_method(c), data, n);
+    take_upload(req, engine_method(c), data, n);
     current = NULL;
 }
 
@@ -592,7 +623,9 @@ void http_drain(int64_t grace_seconds)
     time_t deadline = time(NULL) + grace_seconds;
     atomic_store(&http_draining, true);
     engine_stop_listening(); /* new clients are refused from now on */
-    while (atomic_load(&stats.connections) > 0 && time(NULL) < deadline)
+    /* a response done from now on says Connection: close; idle ones are cut once nothing else
+     * holds the stop (until then, a load balancer's poll on one is told 503, draining) */
+    while (limits_drain_idle(), atomic_load(&stats.connections) > 0 && time(NULL) < deadline)
         nanosleep(&tick, NULL);
     if (atomic_load(&stats.connections) > 0)
         log_info("grace period over: closing %lld connections",

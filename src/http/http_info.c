@@ -171,6 +171,10 @@ static void metrics_core(char *body, size_t size)
         "# HELP arca_active_connections Open client connections.\n"
         "# TYPE arca_active_connections gauge\n"
         "arca_active_connections %lld\n"
+        "# HELP arca_idle_connections_closed_total Idle keep-alive connections closed to admit "
+        "new ones at --max-connections.\n"
+        "# TYPE arca_idle_connections_closed_total counter\n"
+        "arca_idle_connections_closed_total %lld\n"
         "# HELP arca_active_downloads Upstream transfers running.\n"
         "# TYPE arca_active_downloads gauge\n"
         "arca_active_downloads %lld\n",
@@ -184,6 +188,7 @@ static void metrics_core(char *body, size_t size)
         (long long)atomic_load(&stats.download_resumes),
         (long long)atomic_load(&stats.download_restarts), (long long)atomic_load(&stats.limited),
         (long long)t.disk_usage, (long long)t.quota, (long long)atomic_load(&stats.connections),
+        (long long)atomic_load(&stats.idle_closed),
         (long long)atomic_load(&stats.downloads_active));
 }
 

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #define WATCH_INTERVAL_MS 250
+#define IDLE_CLAIMED (-1)
 
 /* The request path touches a connection's entry without the mutex: `deadline_ms` is atomic and
  * the over_* flags never change after the entry is published. The mutex guards the list. */
@@ -23,6 +24,10 @@ struct conn_track {
     int fd;
     uint8_t addr[16];
     _Atomic int64_t deadline_ms; /* a head (or a body) due by then; 0 while a request is served */
+    /* When it became an idle keep-alive connection (its last response done, no next head
+     * yet), as a ticket of lim.idle_tickets (the oldest has the lowest); 0 while new or busy;
+     * IDLE_CLAIMED once a cut claimed it. */
+    _Atomic int64_t idle_since;
     bool over_ip, over_total;
     /* From a --trusted-proxy: the connection carries many clients' requests in turn, so it
      * counts for the client of the request it serves (X-Forwarded-For), and only meanwhile. */
@@ -35,19 +40,64 @@ static struct {
     pthread_mutex_t lock;
     struct conn_track *head;
     int count;
+    int cut; /* of them, idle ones cut (cut_idle) that the server has yet to close */
+    _Atomic int64_t idle_tickets; /* the last idle_since given: a clock that never ties */
     pthread_t watchdog;
     pthread_cond_t stop; /* signalled under `lock` by limits_stop: a stop waits for no tick */
     bool stopping;       /* under `lock` */
     bool started;
 } lim = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* One client for --max-connections-per-ip: the same IPv4 address, or the same IPv6 /64 (one
+ * host's share of a network: its privacy addresses are as many as it likes). */
+static bool same_client(const uint8_t a[16], const uint8_t b[16])
+{
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    bool v4 = !memcmp(a, v4_mapped, sizeof(v4_mapped));
+    return !memcmp(a, b, v4 ? 16 : 8);
+}
+
 /* Lock held. O(connections): once per new connection, bounded by --max-connections. */
 static int same_address(const uint8_t addr[16])
 {
     int n = 0;
     for (struct conn_track *t = lim.head; t; t = t->next)
-        n += (!t->proxied || t->serving) && memcmp(t->addr, addr, 16) == 0;
+        n += (!t->proxied || t->serving) && same_client(t->addr, addr);
     return n;
+}
+
+/* Lock held: claim an idle keep-alive connection and shut its socket down (not close: the server
+ * owns the descriptor, and closes it its usual way once it sees the end of the stream). False
+ * when the connection began a request meanwhile: a busy connection is never cut. */
+static bool cut_idle(struct conn_track *t)
+{
+    int64_t since = atomic_load(&t->idle_since);
+    if (since <= 0 || t->fd < 0 ||
+        !atomic_compare_exchange_strong(&t->idle_since, &since, IDLE_CLAIMED))
+        return false;
+    shutdown(t->fd, SHUT_RDWR);
+    lim.cut++;
+    return true;
+}
+
+/* Lock held: at --max-connections, the oldest idle keep-alive connection makes room for a new
+ * one (as nginx reuses its "reusable" connections); whether one did. */
+static bool make_room(void)
+{
+    for (;;) {
+        struct conn_track *oldest = NULL;
+        for (struct conn_track *t = lim.head; t; t = t->next) {
+            int64_t since = atomic_load(&t->idle_since);
+            if (since > 0 && (!oldest || since < atomic_load(&oldest->idle_since)))
+                oldest = t;
+        }
+        if (!oldest)
+            return false;
+        if (cut_idle(oldest)) {
+            atomic_fetch_add(&stats.idle_closed, 1);
+            return true;
+        } /* it began a request meanwhile: the next oldest */
+    }
 }
 
 struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
@@ -62,7 +112,8 @@ struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
     atomic_init(&t->deadline_ms, monotonic_ms() + lim.cfg->header_timeout * 1000);
     pthread_mutex_lock(&lim.lock);
     assert(lim.count >= 0 && (lim.head == NULL) == (lim.count == 0));
-    t->over_total = lim.count >= lim.cfg->max_connections;
+    /* the connections already cut are listed until the server closes them: not counted */
+    t->over_total = lim.count - lim.cut >= lim.cfg->max_connections && !make_room();
     t->over_ip = !t->proxied && same_address(t->addr) >= lim.cfg->max_connections_per_ip;
     t->next = lim.head;
     if (lim.head)
@@ -86,6 +137,8 @@ void limits_conn_close(struct conn_track *t)
     if (t->next)
         t->next->prev = t->prev;
     lim.count--;
+    lim.cut -= atomic_load(&t->idle_since) == IDLE_CLAIMED;
+    assert(lim.cut >= 0 && lim.cut <= lim.count);
     pthread_mutex_unlock(&lim.lock);
     free(t);
 }
@@ -98,7 +151,12 @@ static void set_deadline(struct conn_track *t, int64_t deadline_ms)
 
 void limits_request_begins(struct conn_track *t, const struct sockaddr *client)
 {
+    int64_t since;
     set_deadline(t, 0);
+    /* busy from now on, unless a cut claimed it first (its socket is shut down: the request
+     * fails as on any keep-alive connection closed by its server at the moment of reuse) */
+    if (t && (since = atomic_load(&t->idle_since)) > 0)
+        atomic_compare_exchange_strong(&t->idle_since, &since, 0);
     if (!t || !t->proxied)
         return;
     pthread_mutex_lock(&lim.lock);
@@ -126,7 +184,11 @@ void limits_request_ends(struct conn_track *t)
 {
     /* A quiet connection is the engine's to close at the idle timeout (not a limit's refusal);
      * this later deadline cuts one that trickles its next head, which restarts the idle clock. */
+    int64_t busy = 0;
     set_deadline(t, monotonic_ms() + (lim.cfg->idle_timeout + lim.cfg->header_timeout) * 1000);
+    if (t) /* idle until its next head, unless a cut claimed it meanwhile */
+        atomic_compare_exchange_strong(&t->idle_since, &busy,
+                                       atomic_fetch_add(&lim.idle_tickets, 1) + 1);
     if (t && t->proxied) {
         pthread_mutex_lock(&lim.lock);
         t->serving = false;
@@ -145,6 +207,19 @@ unsigned int limits_refusal(const struct conn_track *t, const char **reason)
         return 429 /* Too Many Requests */;
     }
     return 0;
+}
+
+int limits_drain_idle(void)
+{
+    int cut = 0;
+    bool all_idle = true;
+    pthread_mutex_lock(&lim.lock);
+    for (struct conn_track *t = lim.head; t && all_idle; t = t->next)
+        all_idle = atomic_load(&t->idle_since) != 0;
+    for (struct conn_track *t = lim.head; t && all_idle; t = t->next)
+        cut += cut_idle(t);
+    pthread_mutex_unlock(&lim.lock);
+    return cut;
 }
 
 /* Lock held: wait one tick, or less if the server stops. */

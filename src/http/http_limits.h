@@ -12,7 +12,11 @@
  * closes connections beyond that silently. A watchdog thread shuts down the socket of a
  * connection whose headers are late; it does so under the same mutex that limits_conn_close
  * takes, and the engine closes a socket only after that call (engine_ops.closed), so the
- * watchdog can never touch a descriptor that was reused.
+ * watchdog can never touch a descriptor that was reused. Idle keep-alive connections (a response
+ * done, no next head yet) are cut the same way: the oldest one when a new connection would be
+ * over --max-connections (busy ones never), and all of them when arca drains and they are all
+ * that is left.
+ * --max-connections-per-ip counts an IPv6 client by its /64.
  */
 #ifndef ARCA_HTTP_LIMITS_H
 #define ARCA_HTTP_LIMITS_H
@@ -44,6 +48,12 @@ void limits_body_in(struct conn_track *t);
 /* A response is done: the next request's headers are due within the idle timeout and the
  * header timeout (a connection quiet for the idle timeout is closed by the engine first). */
 void limits_request_ends(struct conn_track *t);
+
+/* Draining: when every open connection is an idle keep-alive one (no request served, none new
+ * on its way), shut them all down, so that a stop waits for no idle client; how many. While a
+ * request is served, idle connections stay, and a load balancer's next poll on one is answered
+ * (503, draining, Connection: close). */
+int limits_drain_idle(void);
 
 /* 0, or the status (429, 503) and reason a new request on this connection gets. */
 unsigned int limits_refusal(const struct conn_track *t, const char **reason);

@@ -1,9 +1,17 @@
 """The suite's S3: s3rver (the npm package, pinned, installed by scripts/test-tools into
-tests/.node/) behind a SigV4-checking proxy of our own (sigv4.py), both on free loopback ports,
-started and stopped by the test. The proxy counts the requests and body bytes that reach S3."""
+tests/.node/) behind a SigV4-checking proxy of our own (sigv4.py), both on free loopback ports.
+The proxy counts the requests and body bytes that reach S3.
 
+Each S3() is a proxy of its own, started and stopped by its scenario (stopping it is S3 going
+down for arca); behind them, one s3rver per test process (a pytest worker) holds every S3()'s
+buckets under names of their own ("s3-7-lab" for S3 number 7's "lab"), which its proxy puts
+into the paths it forwards and takes out of the answers. s3rver is started once per process
+and stopped at its exit: starting a node process for each scenario cost 30 CPU seconds a pass."""
+
+import atexit
 import collections
 import http.client
+import itertools
 import os
 import shutil
 import signal
@@ -62,15 +70,23 @@ class Checker(BaseHTTPRequestHandler):
             return
         conn = http.client.HTTPConnection("127.0.0.1", s3.backend_port, timeout=60)
         try:
-            conn.request(self.command, self.path, body=body or None, headers=headers)
+            conn.request(self.command, s3.backend_path(self.path), body=body or None,
+                         headers=headers)
             resp = conn.getresponse()
             self.send_response(resp.status)
             for k, v in resp.getheaders():
-                if k.lower() not in ("connection", "transfer-encoding", "keep-alive"):
+                if k.lower() not in ("connection", "transfer-encoding", "keep-alive",
+                                     "content-length"):
                     self.send_header(k, v)
             data = resp.read()
-            if resp.getheader("Content-Length") is None:
-                self.send_header("Content-Length", str(len(data)))
+            if resp.status >= 300 or not path.strip("/").count("/"):
+                data = s3.from_backend(data)  # a listing or an error: never an object's bytes
+            if self.command == "HEAD":
+                data, length = b"", resp.getheader("Content-Length")
+            else:
+                length = str(len(data))
+            if length is not None:
+                self.send_header("Content-Length", length)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
@@ -82,23 +98,89 @@ class Checker(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = handle_any
 
 
+class _Backend:
+    """This process's s3rver, started by the first S3() and stopped at exit."""
+    proc = port = dir = None
+    numbers = itertools.count(1)
+    lock = threading.Lock()
+
+    @classmethod
+    def get(cls):
+        with cls.lock:
+            if cls.proc is None or cls.proc.poll() is not None:
+                if not os.path.exists(S3RVER):
+                    raise RuntimeError(f"{S3RVER} missing: scripts/test-tools installs it")
+                cls.dir = tempfile.mkdtemp(prefix="arca-s3-")
+                for _ in range(3):  # a port another parallel scenario took first: another one
+                    if cls._start():
+                        break
+                else:
+                    raise RuntimeError("s3rver: its port was taken three times")
+                atexit.register(cls.stop)
+            return cls.port
+
+    @classmethod
+    def _start(cls):
+        """s3rver on a free port; False when that port was taken before s3rver bound it."""
+        cls.port = free_port()
+        args = ["node", "--openssl-legacy-provider", S3RVER, "-d", cls.dir, "-a", "127.0.0.1",
+                "-p", str(cls.port), "--silent", "--no-vhost-buckets",
+                "--allow-mismatched-signatures"]
+        cls.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:  # s3rver's answer to / is its bucket list: anything else is another server
+                conn = http.client.HTTPConnection("127.0.0.1", cls.port, timeout=2)
+                conn.request("GET", "/")
+                body = conn.getresponse().read()
+                conn.close()
+                if b"ListAllMyBucketsResult" in body and cls.proc.poll() is None:
+                    return True
+                raise OSError("not s3rver")
+            except OSError:
+                if cls.proc.poll() is not None or time.monotonic() > deadline:
+                    err = cls.proc.stderr.read().decode(errors="replace") if cls.proc.poll() else ""
+                    if "EADDRINUSE" in err or "not s3rver" in err:
+                        return False
+                    cls.stop()
+                    raise RuntimeError(f"s3rver did not start: {err[-500:]}")
+                time.sleep(0.05)
+
+    @classmethod
+    def stop(cls):
+        if cls.proc and cls.proc.poll() is None:
+            os.killpg(cls.proc.pid, signal.SIGTERM)
+            try:
+                cls.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(cls.proc.pid, signal.SIGKILL)
+                cls.proc.wait()
+        cls.proc = None
+        if cls.dir:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+
+
 class S3:
     def __init__(self, buckets=("lab",), anonymous=False):
-        if not os.path.exists(S3RVER):
-            raise RuntimeError(f"{S3RVER} missing: scripts/test-tools installs it")
-        self.dir = tempfile.mkdtemp(prefix="arca-s3-")
         self.credentials = {ACCESS: SECRET}
         self.anonymous = anonymous
         self.requests, self.bytes_sent = [], collections.Counter()
         self.open_conns = set()
         self.lock = threading.Lock()
         self.server = None
-        for _ in range(3):  # a port another parallel scenario took first: another one
-            if self._start_backend(buckets):
-                break
-        else:
-            self.stop()
-            raise RuntimeError("s3rver: its port was taken three times")
+        self.backend_port = _Backend.get()
+        self.prefix = f"s3-{next(_Backend.numbers)}-"
+        self.buckets = set(buckets)
+        for b in buckets:  # made on s3rver under this S3's names for them
+            conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=30)
+            try:
+                conn.request("PUT", "/" + self.prefix + b)
+                resp = conn.getresponse()
+                resp.read()
+                assert resp.status == 200, (b, resp.status)
+            finally:
+                conn.close()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Checker)
         self.server.daemon_threads = True
         self.server.s3 = self
@@ -107,34 +189,17 @@ class S3:
                                        daemon=True)
         self.thread.start()
 
-    def _start_backend(self, buckets):
-        """s3rver on a free port; False when that port was taken before s3rver bound it."""
-        self.backend_port = free_port()
-        args = ["node", "--openssl-legacy-provider", S3RVER, "-d", self.dir, "-a", "127.0.0.1",
-                "-p", str(self.backend_port), "--silent", "--no-vhost-buckets",
-                "--allow-mismatched-signatures"]
-        for b in buckets:
-            args += ["--configure-bucket", b]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 20
-        while True:
-            try:  # s3rver's answer to / is its bucket list: anything else is another server
-                conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=2)
-                conn.request("GET", "/")
-                body = conn.getresponse().read()
-                conn.close()
-                if b"ListAllMyBucketsResult" in body and self.proc.poll() is None:
-                    return True
-                raise OSError("not s3rver")
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() else ""
-                    if "EADDRINUSE" in err or "not s3rver" in err:
-                        return False
-                    self.stop()
-                    raise RuntimeError(f"s3rver did not start: {err[-500:]}")
-                time.sleep(0.05)
+    def backend_path(self, path):
+        """A request's path (and query) as s3rver knows it: the bucket under its name there."""
+        bucket, sep, rest = path[1:].partition("/")
+        name, q, query = bucket.partition("?")
+        if name not in self.buckets:
+            return path
+        return "/" + self.prefix + name + q + query + sep + rest
+
+    def from_backend(self, body):
+        """A listing's or an error's body as S3 would give it: the bucket under its own name."""
+        return body.replace(self.prefix.encode(), b"")
 
     def put(self, bucket, key, data):
         """Store an object as a client would: a botocore-signed PUT through the check."""
@@ -164,8 +229,8 @@ class S3:
             key, data = item
             conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=30)
             try:
-                conn.request("PUT", f"/{bucket}/" + urllib.parse.quote(key, safe="/-_.~"),
-                             body=data)
+                conn.request("PUT", f"/{self.prefix}{bucket}/" +
+                             urllib.parse.quote(key, safe="/-_.~"), body=data)
                 resp = conn.getresponse()
                 resp.read()
                 assert resp.status == 200, (key, resp.status)
@@ -199,6 +264,8 @@ class S3:
         return f"http://127.0.0.1:{self.port}/{bucket}"
 
     def stop(self):
+        """S3 down: the proxy stops and its kept-alive connections are cut (s3rver, shared,
+        goes on for the other scenarios of this process)."""
         if getattr(self, "server", None):
             self.server.shutdown()
             self.server.server_close()
@@ -209,11 +276,3 @@ class S3:
                         conn.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)

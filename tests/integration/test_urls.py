@@ -92,9 +92,13 @@ def test_file_names_never_climb(origin, arca):
     url = origin.add("/x/..%2F..%2Fetc%2Fpasswd", data=b"y")
     _, headers, _ = arca.fetch(url)
     assert headers["content-disposition"] == "attachment; filename=etcpasswd"
-    _, headers, _ = arca.get("/api/v1/fetch/..%2F..%2Fboot.img?url=" +
+    _, headers, _ = arca.get("/api/v1/fetch/..%5C..%5Cboot.img?url=" +
                              urllib.parse.quote(url, safe=""))
     assert headers["content-disposition"] == "attachment; filename=boot.img"
+    # an encoded slash in arca's own path is refused outright (test_edges.py)
+    status, _, body = arca.get("/api/v1/fetch/..%2F..%2Fboot.img?url=" +
+                               urllib.parse.quote(url, safe=""))
+    assert status == 400 and b"%2F" in body
 
 
 def test_python_requests_params_form(origin, arca):

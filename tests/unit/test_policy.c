@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "config.h"
@@ -31,17 +32,30 @@ static struct sockaddr_storage addr(const char *ip, int port)
     return ss;
 }
 
+static char why[160]; /* the last refusal's reason */
+
 static int upstream(const char *ip, int port)
 {
-    char why[160];
     struct sockaddr_storage ss = addr(ip, port);
+    why[0] = '\0';
     return policy_upstream_check((struct sockaddr *)&ss, why, sizeof(why));
 }
+
+/* The host these units pretend to run on: a LAN address of each family besides loopback's (no
+ * interface of the machine running them is read). */
+static const char *host_addrs[] = {"127.0.0.1", "::1", "192.0.2.10", "2001:db8:1::10"};
 
 static int setup(void **state)
 {
     char err[CONFIG_ERR_LEN];
+    struct sockaddr_storage ss[4];
+    const struct sockaddr *list[4];
     (void)state;
+    for (int i = 0; i < 4; i++) {
+        ss[i] = addr(host_addrs[i], 0);
+        list[i] = (const struct sockaddr *)&ss[i];
+    }
+    policy_set_host_addrs(list, 4);
     config_defaults(&cfg);
     config_set(&cfg, "listen", "127.0.0.1:8001", err);
     policy_init(&cfg);
@@ -69,6 +83,65 @@ static void refused_by_default(void **state)
     (void)state;
     for (int i = 0; bad[i]; i++)
         assert_int_equal(upstream(bad[i], 80), -1);
+}
+
+/* Every cloud's metadata endpoint, as written and as the IPv6 forms that reach it (IPv4-mapped,
+ * NAT64, 6to4), is refused before any connection, with the network named in the reason. */
+static void metadata_endpoints_refused_in_every_form(void **state)
+{
+    static const struct {
+        const char *addr, *net;
+    } table[] = {
+        {"169.254.169.254", "169.254.0.0/16"}, /* AWS, GCP, Azure IMDS, OpenStack... */
+        {"::ffff:169.254.169.254", "169.254.0.0/16"},
+        {"64:ff9b::a9fe:a9fe", "169.254.0.0/16"},
+        {"2002:a9fe:a9fe::1", "169.254.0.0/16"},
+        {"100.100.100.200", "100.100.100.200/32"}, /* Alibaba Cloud */
+        {"::ffff:100.100.100.200", "100.100.100.200/32"},
+        {"64:ff9b::6464:64c8", "100.100.100.200/32"},
+        {"2002:6464:64c8::1", "100.100.100.200/32"},
+        {"168.63.129.16", "168.63.129.16/32"}, /* Azure's wire server */
+        {"::ffff:168.63.129.16", "168.63.129.16/32"},
+        {"64:ff9b::a83f:8110", "168.63.129.16/32"},
+        {"2002:a83f:8110::1", "168.63.129.16/32"},
+        {"fd00:ec2::254", "fd00:ec2::254/128"}, /* AWS over IPv6 */
+    };
+    char want[160];
+    (void)state;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        assert_int_equal(upstream(table[i].addr, 80), -1);
+        snprintf(want, sizeof(want), "(%s; see --upstream-allow)", table[i].net);
+        assert_non_null(strstr(why, want));
+        assert_non_null(strstr(why, "refused"));
+    }
+    /* their neighbours are not metadata: CGNAT, Azure's public range, a ULA */
+    assert_int_equal(upstream("100.100.100.199", 80), 0);
+    assert_int_equal(upstream("168.63.129.17", 80), 0);
+    assert_int_equal(upstream("fd00:ec2::253", 80), 0);
+}
+
+/* The host's own addresses reach its own services (a Redis bound to every address): refused on
+ * every port, in every form, unless --upstream-allow names them; on arca's own port, even then. */
+static void the_hosts_own_addresses_refused_on_every_port(void **state)
+{
+    const char *own[] = {"192.0.2.10",       "::ffff:192.0.2.10", "64:ff9b::c000:20a",
+                         "2002:c000:20a::1", "2001:db8:1::10",    NULL};
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    for (int i = 0; own[i]; i++)
+        for (int port = 1; port <= 65535; port += 6378) {
+            assert_int_equal(upstream(own[i], port), -1);
+            assert_non_null(strstr(why, "is this host's own"));
+        }
+    assert_int_equal(upstream("192.0.2.11", 6379), 0); /* a neighbour on the LAN */
+    assert_int_equal(upstream("2001:db8:1::11", 6379), 0);
+    config_set(&cfg, "upstream-allow", "192.0.2.10/32", err);
+    config_set(&cfg, "listen", "0.0.0.0:8001", err);
+    policy_init(&cfg);
+    assert_int_equal(upstream("192.0.2.10", 6379), 0);  /* named by the admin */
+    assert_int_equal(upstream("192.0.2.10", 8001), -1); /* arca itself: a loop */
+    assert_non_null(strstr(why, "is arca itself"));
+    assert_int_equal(upstream("2001:db8:1::10", 6379), -1); /* not named */
 }
 
 static void public_addresses_allowed(void **state)
@@ -169,6 +242,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(refused_by_default, setup),
+        cmocka_unit_test_setup(metadata_endpoints_refused_in_every_form, setup),
+        cmocka_unit_test_setup(the_hosts_own_addresses_refused_on_every_port, setup),
         cmocka_unit_test_setup(public_addresses_allowed, setup),
         cmocka_unit_test_setup(upstream_allow_lifts_the_refusal_but_not_for_arca_itself, setup),
         cmocka_unit_test_setup(client_allow_list, setup),

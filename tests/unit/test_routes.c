@@ -37,6 +37,26 @@ static const char *allow_of(const char *url)
     return m ? m : "*";
 }
 
+/* A route is its name as sent: an encoded letter or slash in it is no route (the catch-all's
+ * 404), so a front proxy's rule on the literal path holds. */
+static void encoded_route_names_are_not_routes(void **state)
+{
+    const char *encoded[] = {"/%6detrics",
+                             "/%6Detrics",
+                             "/metrics%00.css",
+                             "/api%2Fv1%2Fresources%2F",
+                             "/api/v1/%72esources",
+                             "/%62rowse/lab/",
+                             "/api/v1/fetch%2F",
+                             "/%2F",
+                             NULL};
+    (void)state;
+    for (int i = 0; encoded[i]; i++)
+        assert_string_equal(route_of(encoded[i]), "");
+    assert_string_equal(route_of("/metrics"), "/metrics");
+    assert_string_equal(route_of("/browse/lab/%41"), "/browse/"); /* below a route: its own */
+}
+
 static void the_fetch_endpoint_takes_its_path_and_anything_below(void **state)
 {
     (void)state;
@@ -172,6 +192,7 @@ static void only_health_is_polled(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(encoded_route_names_are_not_routes),
         cmocka_unit_test(the_fetch_endpoint_takes_its_path_and_anything_below),
         cmocka_unit_test(browse_alone_redirects_for_any_method),
         cmocka_unit_test(exact_paths_take_one_trailing_slash),

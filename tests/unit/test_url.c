@@ -232,6 +232,43 @@ static void normal_form(void **state)
     assert_string_equal(normal("http://h/caf\xc3\xa9"), "http://h/caf%C3%A9");
 }
 
+/* RFC 3986 5.2.4's examples and the edges around them: the path loses its dot segments, the
+ * query and an encoded slash keep theirs (one upstream file, one object). */
+static void dot_segments_removed_from_the_path(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } table[] = {
+        {"http://h/a/b/c/./../../g", "http://h/a/g"},
+        {"http://h/mid/content=5/../6", "http://h/mid/6"},
+        {"http://h/a/../b", "http://h/b"},
+        {"http://h/a/./b", "http://h/a/b"},
+        {"http://h/a/b/..", "http://h/a/"},
+        {"http://h/a/b/.", "http://h/a/b/"},
+        {"http://h/..", "http://h/"},
+        {"http://h/../../x", "http://h/x"},
+        {"http://h/.", "http://h/"},
+        {"http://h/a/%2e%2E/b", "http://h/b"},
+        {"http://h/a/.%2e/b", "http://h/b"},
+        {"http://h/a/%2E/b", "http://h/a/b"},
+        {"http://h/a//../b", "http://h/a/b"},
+        {"http://h/a/../b?x=/../y&z=.", "http://h/b?x=/../y&z=."},
+        {"http://h/a/..?q", "http://h/?q"},
+        {"http://h/x/..%2F..%2Fetc", "http://h/x/..%2F..%2Fetc"}, /* one segment */
+        {"http://h/a/.../b", "http://h/a/.../b"},
+        {"http://h/a/..b/.c", "http://h/a/..b/.c"},
+        {"http://h/a/b/", "http://h/a/b/"},
+        {"http://h", "http://h/"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        const char *got = normal(table[i].in);
+        assert_non_null(got);
+        if (strcmp(got, table[i].out))
+            fail_msg("%s: %s, not %s", table[i].in, got, table[i].out);
+    }
+}
+
 static void filenames(void **state)
 {
     char name[64];
@@ -501,6 +538,7 @@ int main(void)
         cmocka_unit_test(refusals),
         cmocka_unit_test(not_fetchable),
         cmocka_unit_test(normal_form),
+        cmocka_unit_test(dot_segments_removed_from_the_path),
         cmocka_unit_test(hosts_that_are_no_host_names),
         cmocka_unit_test(ports_and_ipv6_literals),
         cmocka_unit_test(filenames),
