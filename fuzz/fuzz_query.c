@@ -4,6 +4,7 @@
 #include "fuzz.h"
 #include "parse.h"
 #include "url.h"
+#include "filename.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

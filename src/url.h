@@ -1,6 +1,7 @@
 /*
  * url.h — the target URL of a fetch: where arca's own parameters end and the URL begins, the one
- * normal form that is both the cache key and the URL fetched, and the file name a URL suggests.
+ * normal form that is both the cache key and the URL fetched, and its secrets kept from view
+ * (the file name a URL suggests: filename.h).
  *
  * The rule (README, "The fetch URL"): arca's parameters are url, ttl and sha256.
  * - A url value that starts with http:// or https:// is the unencoded form: the target is
@@ -46,13 +47,6 @@ int url_parse_fetch_query(const char *query, size_t max_url_len, struct fetch_pa
 int url_normalize(const char *in, size_t len, char *out, size_t size, int *status,
                   const char **why);
 
-/* The last segment of a normal-form URL's path, percent-decoded and cleaned as by
- * filename_clean(); "" when there is none. */
-void url_filename(const char *url, char *out, size_t size);
-
-/* A file name safe to suggest: no '/', '\', "..", control bytes or quotes. */
-void filename_clean(const char *in, size_t len, char *out, size_t size);
-
 /* `in` (any text holding URLs, as they are or percent-encoded once or more, like a request line)
  * with its secrets replaced by REDACTED: userinfo ("user:pass@") and the values of parameters
  * (after '?', '&', ';' or '#') whose name is a secret's. A name is judged percent-decoded, in
@@ -79,9 +73,5 @@ char *url_shown(const char *url);
  * the origin's credentials are never handed to it. Returns whether anything was left out: with
  * `out` NULL (size 0), only that is told, whether the URL holds credentials. */
 bool url_strip_secrets(const char *url, char *out, size_t size);
-
-/* The file name a Content-Disposition value names (RFC 6266: filename*=UTF-8''... preferred,
- * else filename="..." or filename=token), cleaned; "" when it names none. */
-void disposition_filename(const char *value, char *out, size_t size);
 
 #endif

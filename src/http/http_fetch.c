@@ -14,6 +14,7 @@
 #include "store.h"
 #include "upstream.h"
 #include "url.h"
+#include "filename.h"
 
 #include <assert.h>
 #include <stdio.h>

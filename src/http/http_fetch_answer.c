@@ -7,6 +7,7 @@
 #include "stats.h"
 #include "store.h"
 #include "url.h"
+#include "filename.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>

@@ -2,6 +2,7 @@
 #include "upstream_response.h"
 #include "parse.h"
 #include "url.h"
+#include "filename.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "url.h"
+#include "filename.h"
 
 static char buf[4096];
 
