@@ -366,7 +366,7 @@ enum conn_result http_route_as_origin(struct conn *c, struct request *req)
     req->proxied = false;
     req->route = NULL;
     if ((why = own_path_refusal(req->uri)) != NULL)
-        return http_send_error(c, HTTP_BAD_REQUEST, why);
+        return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
     return route(c, req, engine_path(c), engine_method(c));
 }
 
