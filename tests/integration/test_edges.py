@@ -156,6 +156,14 @@ def test_routes_are_matched_on_the_path_as_written(origin, arca):
         got, _, body = arca.get(path)
         assert got == status and reason in body and body.count(b"\n") == 1, (path, got, body)
     assert arca.get("/metrics")[0] == 200 and arca.get("/api/v1/resources/")[0] == 200
+    # a proxy-form target naming arca itself is arca's own path: by address, and by a name that
+    # arca looks up before it knows the target is itself (this machine's, as test_proxy.py's)
+    for host in (f"127.0.0.1:{arca.port}", f"localhost:{arca.port}",
+                 f"{socket.gethostname()}:{arca.port}"):
+        got, _, body = arca.get(f"http://{host}/api%2Fv1%2Fresources%2F")
+        assert got == 400 and b"%2F" in body, (host, got, body)
+        got, _, body = arca.get(f"http://{host}/%6detrics")
+        assert got == 404, (host, got, body)
     assert origin.counts.total() == 0
     # an object's URL keeps its encoded slash on the wire, by the prefix and as a proxy
     data = os.urandom(3000)
