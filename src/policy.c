@@ -117,7 +117,8 @@ static bool is_host_addr(const uint8_t a[16])
 void policy_init(const struct config *config)
 {
     cfg = config;
-    has_listen_addr = parse_cidr(cfg->listen_host, &listen_addr) == 0;
+    has_listen_addr =
+        !host_is_wildcard(cfg->listen_host) && parse_cidr(cfg->listen_host, &listen_addr) == 0;
     policy_refresh_host();
     policy_set_clients(cfg->allow_nets, cfg->n_allow_nets);
 }
@@ -264,11 +265,12 @@ static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
 {
     if (port_of(sa) != cfg->listen_port)
         return false;
-    /* a wildcard listener answers on all of loopback, though the interface has only 127.0.0.1
-     * (an outside review tunnelled from arca into arca through 127.0.0.2) */
-    if (host_is_wildcard(cfg->listen_host) && addr_is_loopback(a))
-        return true;
-    return (has_listen_addr && !memcmp(listen_addr.addr, a, 16)) || is_host_addr(a);
+    if (has_listen_addr) /* an address of its own: arca answers there only */
+        return !memcmp(listen_addr.addr, a, 16);
+    /* the wildcard (or a name): every address of the host; a wildcard listener answers on all
+     * of loopback, though the interface has only 127.0.0.1 (an outside review tunnelled from
+     * arca into arca through 127.0.0.2) */
+    return addr_is_loopback(a) || is_host_addr(a);
 }
 
 /* NAT64's well-known prefix (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they

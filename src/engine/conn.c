@@ -671,6 +671,11 @@ int64_t engine_body_size(struct conn *c)
     return c->x ? c->x->body_size : 0;
 }
 
+bool engine_keeps_alive(struct conn *c)
+{
+    return c->x && c->x->keep_alive;
+}
+
 uint64_t engine_body_sent(struct conn *c)
 {
     return c->x ? c->x->body_sent : 0;

@@ -72,6 +72,9 @@ int64_t engine_body_size(struct conn *c);
 /* Bytes of the answer's body handed to the socket so far (framing aside): in `done`, what a
  * client that left early was sent. */
 uint64_t engine_body_sent(struct conn *c);
+/* Whether the connection stays open for another request once this answer is out (false when
+ * either side said close, or the answer's framing needs the close). */
+bool engine_keeps_alive(struct conn *c);
 /* Refuse the request with 413 once more than `max` bytes of its chunked body came (its head
  * says no size; its framing counts too, so endless chunk extensions are bounded as well); called
  * from `begin`. */

@@ -291,14 +291,14 @@ static const struct route *route_for(const struct request *req)
     return NULL;
 }
 
-/* Why an origin-form path (arca's own endpoints) is refused, or NULL: an encoded '/' would make
- * a path that a front proxy's rules and arca's routes read as two different ones. */
+/* Why an origin-form path (arca's own endpoints, or none) is refused, or NULL: an encoded '/'
+ * would make a path that a front proxy's rules and arca's routes read as two different ones. */
 static const char *own_path_refusal(const char *uri)
 {
     size_t len = strcspn(uri, "?");
     for (const char *p = uri; (p = memchr(p, '%', len - (size_t)(p - uri))) != NULL; p++)
         if ((size_t)(p - uri) + 2 < len && p[1] == '2' && (p[2] == 'F' || p[2] == 'f'))
-            return "an encoded / (%2F) in the path of an arca endpoint";
+            return "an encoded / (%2F) in the request path";
     return NULL;
 }
 
@@ -544,7 +544,8 @@ static void on_done(struct conn *c, void *r, bool completed)
 {
     struct request *req = r;
     const char *cache = NULL;
-    limits_request_ends(engine_conn_ctx(c));
+    /* idle from now on only if it stays open: one closing after a refusal makes no room */
+    limits_request_ends(engine_conn_ctx(c), completed && engine_keeps_alive(c));
     assert(http_on_pool());
     req->wrote = (int64_t)engine_body_sent(c);
     req->tunnel_up = (int64_t)engine_tunnel_up(c);

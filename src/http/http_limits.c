@@ -80,7 +80,7 @@ static bool cut_idle(struct conn_track *t)
     return true;
 }
 
-/* Lock held: at --max-connections, the oldest idle keep-alive connection makes room for a new
+/* Lock held: at --max-connections, the keep-alive connection idle longest makes room for a new
  * one (as nginx reuses its "reusable" connections); whether one did. */
 static bool make_room(void)
 {
@@ -180,13 +180,13 @@ void limits_body_in(struct conn_track *t)
     set_deadline(t, 0);
 }
 
-void limits_request_ends(struct conn_track *t)
+void limits_request_ends(struct conn_track *t, bool keep_alive)
 {
     /* A quiet connection is the engine's to close at the idle timeout (not a limit's refusal);
      * this later deadline cuts one that trickles its next head, which restarts the idle clock. */
     int64_t busy = 0;
     set_deadline(t, monotonic_ms() + (lim.cfg->idle_timeout + lim.cfg->header_timeout) * 1000);
-    if (t) /* idle until its next head, unless a cut claimed it meanwhile */
+    if (t && keep_alive) /* idle until its next head, unless a cut claimed it meanwhile */
         atomic_compare_exchange_strong(&t->idle_since, &busy,
                                        atomic_fetch_add(&lim.idle_tickets, 1) + 1);
     if (t && t->proxied) {

@@ -13,7 +13,7 @@
  * connection whose headers are late; it does so under the same mutex that limits_conn_close
  * takes, and the engine closes a socket only after that call (engine_ops.closed), so the
  * watchdog can never touch a descriptor that was reused. Idle keep-alive connections (a response
- * done, no next head yet) are cut the same way: the oldest one when a new connection would be
+ * done, no next head yet) are cut the same way: the one idle longest when a new connection would be
  * over --max-connections (busy ones never), and all of them when arca drains and they are all
  * that is left.
  * --max-connections-per-ip counts an IPv6 client by its /64.
@@ -23,6 +23,7 @@
 
 #include "config.h"
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 /* One client connection's entry. */
@@ -46,8 +47,9 @@ void limits_request_begins(struct conn_track *t, const struct sockaddr *client);
 void limits_body_due(struct conn_track *t);
 void limits_body_in(struct conn_track *t);
 /* A response is done: the next request's headers are due within the idle timeout and the
- * header timeout (a connection quiet for the idle timeout is closed by the engine first). */
-void limits_request_ends(struct conn_track *t);
+ * header timeout (a connection quiet for the idle timeout is closed by the engine first); kept
+ * alive, the connection is idle until then (limits_drain_idle, and room at --max-connections). */
+void limits_request_ends(struct conn_track *t, bool keep_alive);
 
 /* Draining: when every open connection is an idle keep-alive one (no request served, none new
  * on its way), shut them all down, so that a stop waits for no idle client; how many. While a

@@ -190,8 +190,8 @@ static enum conn_result help_page(struct conn *c)
                 "actually connects to, for every connection and redirect:</p><ul>");
     for (int i = 0; policy_refused_default(i); i++)
         buf_addf(&b, "<li><code>%s</code></li>", policy_refused_default(i));
-    buf_add(&b, "</ul><p>and its own listening address. Allowed despite that "
-                "(<code>--upstream-allow</code>):</p>");
+    buf_add(&b, "</ul><p>and every address of this host, on every port (on arca's own port, "
+                "even when allowed). Allowed despite that (<code>--upstream-allow</code>):</p>");
     net_list(&b, http_cfg->upstream_allow, http_cfg->n_upstream_allow, "none.");
     buf_add(&b, "<p>CONNECT tunnels may reach port");
     if (http_cfg->n_connect_ports < 0)
@@ -201,7 +201,7 @@ static enum conn_result help_page(struct conn *c)
     for (int i = 0; i < http_cfg->n_connect_ports; i++)
         buf_addf(&b, "%s %d", i ? "," : (http_cfg->n_connect_ports > 1 ? "s" : ""),
                  http_cfg->connect_ports[i]);
-    buf_add(&b, ", on the addresses above only.</p>");
+    buf_add(&b, ", at addresses the policy above allows.</p>");
     buf_add(&b, "</div><div class=\"card\"><h2>API</h2><ul>"
                 "<li><code>GET /api/v1/fetch/?url=URL[&amp;ttl=TTL][&amp;sha256=HEX]</code></li>"
                 "<li><code>GET /api/v1/status/</code>, <code>/api/v1/health/</code>, "

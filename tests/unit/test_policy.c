@@ -142,6 +142,15 @@ static void the_hosts_own_addresses_refused_on_every_port(void **state)
     assert_int_equal(upstream("192.0.2.10", 8001), -1); /* arca itself: a loop */
     assert_non_null(strstr(why, "is arca itself"));
     assert_int_equal(upstream("2001:db8:1::10", 6379), -1); /* not named */
+    /* listening on one address, arca is that address only: the host's others on its port are
+     * the host's own, and what --upstream-allow names there is another server */
+    config_set(&cfg, "listen", "127.0.0.1:8001", err);
+    policy_init(&cfg);
+    assert_int_equal(upstream("192.0.2.10", 8001), 0);
+    assert_int_equal(upstream("2001:db8:1::10", 8001), -1);
+    assert_non_null(strstr(why, "is this host's own"));
+    assert_int_equal(upstream("127.0.0.1", 8001), -1);
+    assert_non_null(strstr(why, "is arca itself"));
 }
 
 static void public_addresses_allowed(void **state)
