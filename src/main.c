@@ -96,8 +96,7 @@ static void reopen_log(void)
 }
 
 /* SIGHUP: reopen the access log; reload the allowed networks, quota, default TTL, log level
- * and admin token from the same command line and config file, and read the host's addresses
- * again (refused upstream). A bad file changes nothing. */
+ * and admin token from the same command line and config file. A bad file changes nothing. */
 static void reload(struct config *cfg, int argc, char **argv)
 {
     static struct config fresh;
@@ -115,9 +114,6 @@ static void reload(struct config *cfg, int argc, char **argv)
     }
     note_needs_restart(cfg, &fresh);
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
-    if (policy_refresh_host() < 0)
-        log_error("SIGHUP: cannot read the host's addresses: %s; keeping those read before",
-                  strerror(errno));
     store_set_quota(fresh.quota);
     __atomic_store_n(&cfg->default_ttl, fresh.default_ttl, __ATOMIC_RELAXED);
     __atomic_store_n(&cfg->quota, fresh.quota, __ATOMIC_RELAXED);
@@ -238,6 +234,8 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
 {
     int rc;
     policy_init(cfg);
+    if (policy_check_kernel(err, errlen) < 0) /* the host's own addresses could not be refused */
+        return -1;
     if (buckets_init(cfg, err, errlen) < 0)
         return bucket_located(cfg, err, errlen);
     if (http_load_admin_token(cfg, err, errlen) < 0)

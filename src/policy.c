@@ -1,21 +1,18 @@
 #include "policy.h"
 
 #include <arpa/inet.h>
-#include "clock.h"
-
 #include <assert.h>
-#include <ifaddrs.h>
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-#define MAX_HOST_ADDRS 256
-/* How often the host's addresses are read again on the upstream check's path: an address that
- * DHCP or an admin adds is refused within this long even without a SIGHUP. */
-#define HOST_REFRESH_MS 5000
+#define MAX_GIVEN_ADDRS 16
 
 static const struct config *cfg;
 static pthread_rwlock_t clients_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -26,14 +23,12 @@ static int n_clients;
 static struct cidr listen_addr;
 static bool has_listen_addr;
 
-/* The host's own addresses (every interface's), as IPv6 (IPv4 mapped): refused upstream on
- * every port, as loopback is; on arca's port they are arca itself. */
+/* The host's own addresses as a list given by policy_set_host_addrs (units), IPv6 (IPv4
+ * mapped); without one (n < 0), the kernel is asked for each address. */
 static struct {
-    pthread_rwlock_t lock;
-    uint8_t addrs[MAX_HOST_ADDRS][16];
+    uint8_t addrs[MAX_GIVEN_ADDRS][16];
     int n;
-    _Atomic int64_t next_read_ms; /* INT64_MAX: a list given by policy_set_host_addrs, kept */
-} host = {.lock = PTHREAD_RWLOCK_INITIALIZER};
+} given = {.n = -1};
 
 /* Networks refused by default: loopback, link-local (cloud metadata lives at 169.254.169.254),
  * the other clouds' metadata endpoints (Alibaba's, AWS's over IPv6, Azure's wire server),
@@ -44,74 +39,86 @@ static const char *refused_default[] = {
     "ff00::/8",
 };
 
-static void put_host_addrs(const uint8_t (*addrs)[16], int n)
+static bool is_v4_mapped(const uint8_t a[16])
 {
-    pthread_rwlock_wrlock(&host.lock);
-    memcpy(host.addrs, addrs, (size_t)n * sizeof(addrs[0]));
-    host.n = n;
-    pthread_rwlock_unlock(&host.lock);
+    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return !memcmp(a, prefix, sizeof(prefix));
 }
 
-/* Every interface's addresses: read without the lock (getifaddrs asks the kernel), then swapped
- * in. A failed read keeps the list before it. */
-static int read_host_addrs(void)
+/* Whether the kernel delivers packets for `a` to this host (a route of type "local": every
+ * address of every interface, and whole prefixes on loopback, "ip route add local NET dev lo"),
+ * asked over rtnetlink as `ip route get` does: 1, 0, or -1 when it cannot be asked. Asked
+ * afresh for each connection, so an address the host gets later is known at once. */
+static int kernel_says_local(const uint8_t a[16])
 {
-    static uint8_t found[MAX_HOST_ADDRS][16];
-    static pthread_mutex_t reading = PTHREAD_MUTEX_INITIALIZER; /* `found` is one buffer */
-    struct ifaddrs *list, *ifa;
-    int n = 0;
-    pthread_mutex_lock(&reading);
-    if (getifaddrs(&list) < 0) {
-        pthread_mutex_unlock(&reading);
+    struct {
+        struct nlmsghdr n;
+        struct rtmsg r;
+        char attrs[RTA_SPACE(16)];
+    } req = {0};
+    union {
+        struct nlmsghdr n;
+        char buf[4096];
+    } reply;
+    bool v4 = is_v4_mapped(a);
+    size_t alen = v4 ? 4 : 16;
+    struct rtattr *dst = (struct rtattr *)req.attrs;
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), local = -1;
+    ssize_t got;
+
+    if (fd < 0)
         return -1;
-    }
-    for (ifa = list; ifa && n < MAX_HOST_ADDRS; ifa = ifa->ifa_next)
-        if (ifa->ifa_addr && addr_to_v6(ifa->ifa_addr, found[n]) == 0)
-            n++;
-    freeifaddrs(list);
-    put_host_addrs((const uint8_t(*)[16])found, n);
-    pthread_mutex_unlock(&reading);
-    return n;
-}
-
-int policy_refresh_host(void)
-{
-    assert(cfg); /* policy_init ran first */
-    if (atomic_load(&host.next_read_ms) == INT64_MAX)
-        return host.n; /* given by the caller: kept */
-    atomic_store(&host.next_read_ms, monotonic_ms() + HOST_REFRESH_MS);
-    return read_host_addrs();
+    req.n.nlmsg_len = (uint32_t)NLMSG_LENGTH(sizeof(req.r) + RTA_SPACE(alen));
+    req.n.nlmsg_type = RTM_GETROUTE;
+    req.n.nlmsg_flags = NLM_F_REQUEST;
+    req.r.rtm_family = v4 ? AF_INET : AF_INET6;
+    req.r.rtm_dst_len = (unsigned char)(alen * 8);
+    dst->rta_type = RTA_DST;
+    dst->rta_len = (unsigned short)RTA_LENGTH(alen);
+    memcpy(RTA_DATA(dst), v4 ? a + 12 : a, alen);
+    if (sendto(fd, &req, req.n.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0 ||
+        (got = recv(fd, &reply, sizeof(reply), 0)) < (ssize_t)sizeof(struct nlmsghdr) ||
+        !NLMSG_OK(&reply.n, (size_t)got))
+        local = -1;
+    else if (reply.n.nlmsg_type == RTM_NEWROUTE)
+        local = ((struct rtmsg *)NLMSG_DATA(&reply.n))->rtm_type == RTN_LOCAL;
+    else if (reply.n.nlmsg_type == NLMSG_ERROR) /* no route at all: not ours */
+        local = ((struct nlmsgerr *)NLMSG_DATA(&reply.n))->error != 0 ? 0 : -1;
+    close(fd);
+    return local;
 }
 
 void policy_set_host_addrs(const struct sockaddr *const *addrs, int n)
 {
-    static uint8_t given[MAX_HOST_ADDRS][16];
-    int kept = 0;
-    assert(n >= 0 && n <= MAX_HOST_ADDRS);
+    assert(n >= 0 && n <= MAX_GIVEN_ADDRS);
+    given.n = 0;
     for (int i = 0; i < n; i++)
-        kept += addr_to_v6(addrs[i], given[kept]) == 0;
-    atomic_store(&host.next_read_ms, INT64_MAX);
-    put_host_addrs((const uint8_t(*)[16])given, kept);
+        given.n += addr_to_v6(addrs[i], given.addrs[given.n]) == 0;
 }
 
-/* On the check's path: read again when the last read is older than HOST_REFRESH_MS (one
- * thread does; the others go on with the list they have). */
-static void refresh_when_due(void)
-{
-    int64_t due = atomic_load(&host.next_read_ms), now = monotonic_ms();
-    if (now >= due &&
-        atomic_compare_exchange_strong(&host.next_read_ms, &due, now + HOST_REFRESH_MS))
-        read_host_addrs();
-}
-
-static bool is_host_addr(const uint8_t a[16])
+/* Whether `a` is one of this host's own addresses: 1, 0, or -1 when the kernel cannot be asked
+ * (then it is refused as if it were: never a fetch from the host's own services). */
+static int host_addr(const uint8_t a[16])
 {
     bool found = false;
-    pthread_rwlock_rdlock(&host.lock);
-    for (int i = 0; i < host.n && !found; i++)
-        found = !memcmp(host.addrs[i], a, 16);
-    pthread_rwlock_unlock(&host.lock);
+    if (given.n < 0)
+        return kernel_says_local(a);
+    for (int i = 0; i < given.n && !found; i++)
+        found = !memcmp(given.addrs[i], a, 16);
     return found;
+}
+
+int policy_check_kernel(char *err, size_t errlen)
+{
+    static const uint8_t loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    if (given.n >= 0 || kernel_says_local(loopback) == 1)
+        return 0;
+    snprintf(err, errlen,
+             "cannot ask the kernel which addresses are this host's own (rtnetlink: %s); a "
+             "service manager must allow AF_NETLINK",
+             strerror(errno ? errno : EPROTO));
+    return -1;
 }
 
 void policy_init(const struct config *config)
@@ -119,7 +126,6 @@ void policy_init(const struct config *config)
     cfg = config;
     has_listen_addr =
         !host_is_wildcard(cfg->listen_host) && parse_cidr(cfg->listen_host, &listen_addr) == 0;
-    policy_refresh_host();
     policy_set_clients(cfg->allow_nets, cfg->n_allow_nets);
 }
 
@@ -270,17 +276,22 @@ static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
     /* the wildcard (or a name): every address of the host; a wildcard listener answers on all
      * of loopback, though the interface has only 127.0.0.1 (an outside review tunnelled from
      * arca into arca through 127.0.0.2) */
-    return addr_is_loopback(a) || is_host_addr(a);
+    return addr_is_loopback(a) || host_addr(a) != 0;
 }
 
-/* NAT64's well-known prefix (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they
- * embed: the policy judges that one (64:ff9b::7f00:1 is 127.0.0.1 wherever a gateway
- * translates it), in its IPv4-mapped form. */
+/* Forms of an IPv6 address that reach the IPv4 address they embed: NAT64's well-known prefix
+ * (64:ff9b::/96), 6to4 (2002::/16), SIIT's IPv4-translated form (::ffff:0:a.b.c.d) and the
+ * deprecated IPv4-compatible one (::a.b.c.d). The policy judges that one (64:ff9b::7f00:1 is
+ * 127.0.0.1 wherever a gateway translates it), in its IPv4-mapped form. */
 static void embedded_v4(uint8_t a[16])
 {
     static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+    static const uint8_t compat[12] = {0};
     uint8_t v4[4];
-    if (!memcmp(a, nat64, sizeof(nat64)))
+    if (!memcmp(a, nat64, sizeof(nat64)) || !memcmp(a, siit, sizeof(siit)))
+        memcpy(v4, a + 12, 4);
+    else if (!memcmp(a, compat, sizeof(compat)) && (a[12] | a[13])) /* not :: nor ::1 */
         memcpy(v4, a + 12, 4);
     else if (a[0] == 0x20 && a[1] == 0x02)
         memcpy(v4, a + 2, 4);
@@ -301,7 +312,6 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
         return -1;
     }
     format_sockaddr(sa, text, sizeof(text));
-    refresh_when_due();
     if (in_list(cfg->upstream_allow, cfg->n_upstream_allow, a) && !is_own_listener(sa, a))
         return 0; /* the operator allowed it as written (a NAT64 network of their own, say) */
     embedded_v4(a);
@@ -319,8 +329,12 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
             return -1;
         }
     }
-    if (is_host_addr(a)) { /* its services bound to every address: as loopback's */
-        snprintf(why, whylen, "upstream address %s is this host's own (see --upstream-allow)",
+    int own = host_addr(a); /* its services bound to every address: as loopback's */
+    if (own != 0) {
+        snprintf(why, whylen,
+                 own > 0 ? "upstream address %s is this host's own (see --upstream-allow)"
+                         : "upstream address %s refused: the kernel cannot say whether it is "
+                           "this host's own",
                  text);
         return -1;
     }

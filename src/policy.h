@@ -6,8 +6,9 @@
  * copy under a read-write lock. The upstream check is applied to the address a socket is about to
  * connect to (curl's open-socket hook), for every connection and every redirect hop, so a name
  * that resolves to a forbidden address (DNS rebinding) is refused too. The host's own addresses
- * are refused on every port, as loopback is: read by policy_init, by policy_refresh_host (SIGHUP)
- * and again by the check itself when the last read is older than 5 s (an address added later).
+ * are refused on every port, as loopback is: the kernel is asked for each connection whether it
+ * delivers to that address locally (so an address the host gets later, or a prefix routed to
+ * loopback, is known at once).
  */
 #ifndef ARCA_POLICY_H
 #define ARCA_POLICY_H
@@ -51,11 +52,11 @@ int policy_clients(struct cidr *out);
 /* The networks refused upstream by default, as text; NULL after the last. */
 const char *policy_refused_default(int i);
 
-/* Read the host's own addresses again (every interface's): how many, or -1 (the list before it
- * is kept). */
-int policy_refresh_host(void);
-/* The host's addresses are these, and are never read again, by policy_init neither (units: no
- * interface is touched). */
+/* 0 when the kernel can be asked which addresses are this host's own (rtnetlink; a service
+ * manager may forbid it); -1 with a one-line reason otherwise: arca does not start. */
+int policy_check_kernel(char *err, size_t errlen);
+/* The host's own addresses are these (at most 16), not the kernel's (units: no interface is
+ * touched). */
 void policy_set_host_addrs(const struct sockaddr *const *addrs, int n);
 
 /* 0 when arca may connect to `addr`; -1 with a one-line reason otherwise. */

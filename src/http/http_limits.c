@@ -17,6 +17,9 @@
 
 #define WATCH_INTERVAL_MS 250
 #define IDLE_CLAIMED (-1)
+/* A connection over a limit gets this long (not --header-timeout) to send the request it will
+ * be told why on: silent ones from an address over its limit cannot hold the server's sockets */
+#define REFUSED_HEAD_MS 1000
 
 /* The request path touches a connection's entry without the mutex: `deadline_ms` is atomic and
  * the over_* flags never change after the entry is published. The mutex guards the list. */
@@ -29,6 +32,7 @@ struct conn_track {
      * IDLE_CLAIMED once a cut claimed it. */
     _Atomic int64_t idle_since;
     bool over_ip, over_total;
+    bool refused; /* over a limit when it opened: answered once, never counted in the total */
     /* From a --trusted-proxy: the connection carries many clients' requests in turn, so it
      * counts for the client of the request it serves (X-Forwarded-For), and only meanwhile. */
     bool proxied, serving;
@@ -40,7 +44,8 @@ static struct {
     pthread_mutex_t lock;
     struct conn_track *head;
     int count;
-    int cut; /* of them, idle ones cut (cut_idle) that the server has yet to close */
+    int cut;     /* of them, idle ones cut (cut_idle) that the server has yet to close */
+    int refused; /* of them, those over a limit when they opened (conn_track.refused) */
     _Atomic int64_t idle_tickets; /* the last idle_since given: a clock that never ties */
     pthread_t watchdog;
     pthread_cond_t stop; /* signalled under `lock` by limits_stop: a stop waits for no tick */
@@ -49,11 +54,12 @@ static struct {
 } lim = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* One client for --max-connections-per-ip: the same IPv4 address, or the same IPv6 /64 (one
- * host's share of a network: its privacy addresses are as many as it likes). */
+ * host's share of a network: its privacy addresses are as many as it likes). An IPv4 address
+ * (mapped: ::ffff:a.b.c.d) is compared whole, so that no IPv6 address in ::/64 is its twin. */
 static bool same_client(const uint8_t a[16], const uint8_t b[16])
 {
     static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    bool v4 = !memcmp(a, v4_mapped, sizeof(v4_mapped));
+    bool v4 = !memcmp(a, v4_mapped, sizeof(v4_mapped)) || !memcmp(b, v4_mapped, sizeof(v4_mapped));
     return !memcmp(a, b, v4 ? 16 : 8);
 }
 
@@ -112,9 +118,17 @@ struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
     atomic_init(&t->deadline_ms, monotonic_ms() + lim.cfg->header_timeout * 1000);
     pthread_mutex_lock(&lim.lock);
     assert(lim.count >= 0 && (lim.head == NULL) == (lim.count == 0));
-    /* the connections already cut are listed until the server closes them: not counted */
-    t->over_total = lim.count - lim.cut >= lim.cfg->max_connections && !make_room();
     t->over_ip = !t->proxied && same_address(t->addr) >= lim.cfg->max_connections_per_ip;
+    /* Counted in the total: neither the connections already cut (listed until the server
+     * closes them) nor those only told they are over a limit, so that one address over its own
+     * limit fills no one else's places; and no idle connection is cut for one that is refused
+     * anyway. */
+    t->over_total = !t->over_ip && lim.count - lim.cut - lim.refused >= lim.cfg->max_connections &&
+                    !make_room();
+    if ((t->refused = t->over_ip || t->over_total)) {
+        lim.refused++; /* its one answer is due at once: it holds the server's own cap briefly */
+        atomic_store(&t->deadline_ms, monotonic_ms() + REFUSED_HEAD_MS);
+    }
     t->next = lim.head;
     if (lim.head)
         lim.head->prev = t;
@@ -138,7 +152,8 @@ void limits_conn_close(struct conn_track *t)
         t->next->prev = t->prev;
     lim.count--;
     lim.cut -= atomic_load(&t->idle_since) == IDLE_CLAIMED;
-    assert(lim.cut >= 0 && lim.cut <= lim.count);
+    lim.refused -= t->refused;
+    assert(lim.cut >= 0 && lim.refused >= 0 && lim.cut + lim.refused <= lim.count);
     pthread_mutex_unlock(&lim.lock);
     free(t);
 }
