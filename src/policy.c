@@ -291,7 +291,8 @@ static void embedded_v4(uint8_t a[16])
     uint8_t v4[4];
     if (!memcmp(a, nat64, sizeof(nat64)) || !memcmp(a, siit, sizeof(siit)))
         memcpy(v4, a + 12, 4);
-    else if (!memcmp(a, compat, sizeof(compat)) && (a[12] | a[13])) /* not :: nor ::1 */
+    else if (!memcmp(a, compat, sizeof(compat)) && (a[12] | a[13] | a[14] | (a[15] > 1)))
+        /* not :: nor ::1 */
         memcpy(v4, a + 12, 4);
     else if (a[0] == 0x20 && a[1] == 0x02)
         memcpy(v4, a + 2, 4);

@@ -104,7 +104,9 @@ static void metadata_endpoints_refused_in_every_form(void **state)
         {"::ffff:168.63.129.16", "168.63.129.16/32"},
         {"64:ff9b::a83f:8110", "168.63.129.16/32"},
         {"2002:a83f:8110::1", "168.63.129.16/32"},
-        {"fd00:ec2::254", "fd00:ec2::254/128"}, /* AWS over IPv6 */
+        {"::ffff:0:168.63.129.16", "168.63.129.16/32"}, /* SIIT */
+        {"::100.100.100.200", "100.100.100.200/32"},    /* IPv4-compatible */
+        {"fd00:ec2::254", "fd00:ec2::254/128"},         /* AWS over IPv6 */
     };
     char want[160];
     (void)state;
