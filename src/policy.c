@@ -45,16 +45,23 @@ static bool is_v4_mapped(const uint8_t a[16])
     return !memcmp(a, prefix, sizeof(prefix));
 }
 
+/* The errors a route lookup gives for an address no packet reaches: no route, and routes of
+ * type unreachable, prohibit and blackhole. Any other error is no answer. */
+static bool unroutable(int err)
+{
+    return err == ENETUNREACH || err == EHOSTUNREACH || err == EACCES || err == EINVAL;
+}
+
 /* Whether the kernel delivers packets for `a` to this host (a route of type "local": every
  * address of every interface, and whole prefixes on loopback, "ip route add local NET dev lo"),
  * asked over rtnetlink as `ip route get` does: 1, 0, or -1 when it cannot be asked. Asked
  * afresh for each connection, so an address the host gets later is known at once. */
-static int kernel_says_local(const uint8_t a[16])
+static int kernel_says_local(const uint8_t a[16], int port)
 {
     struct {
         struct nlmsghdr n;
         struct rtmsg r;
-        char attrs[RTA_SPACE(16)];
+        char attrs[RTA_SPACE(16) + RTA_SPACE(1) + RTA_SPACE(2)];
     } req = {0};
     union {
         struct nlmsghdr n;
@@ -69,7 +76,6 @@ static int kernel_says_local(const uint8_t a[16])
 
     if (fd < 0)
         return -1;
-    req.n.nlmsg_len = (uint32_t)NLMSG_LENGTH(sizeof(req.r) + RTA_SPACE(alen));
     req.n.nlmsg_type = RTM_GETROUTE;
     req.n.nlmsg_flags = NLM_F_REQUEST;
     req.r.rtm_family = v4 ? AF_INET : AF_INET6;
@@ -77,14 +83,26 @@ static int kernel_says_local(const uint8_t a[16])
     dst->rta_type = RTA_DST;
     dst->rta_len = (unsigned short)RTA_LENGTH(alen);
     memcpy(RTA_DATA(dst), v4 ? a + 12 : a, alen);
+    /* the connection's protocol and port too: policy rules may route by them, as connect does */
+    struct rtattr *proto = (struct rtattr *)(req.attrs + RTA_SPACE(alen));
+    proto->rta_type = RTA_IP_PROTO;
+    proto->rta_len = (unsigned short)RTA_LENGTH(1);
+    *(uint8_t *)RTA_DATA(proto) = IPPROTO_TCP;
+    struct rtattr *dport = (struct rtattr *)(req.attrs + RTA_SPACE(alen) + RTA_SPACE(1));
+    dport->rta_type = RTA_DPORT;
+    dport->rta_len = (unsigned short)RTA_LENGTH(2);
+    uint16_t be_port = htons((uint16_t)port);
+    memcpy(RTA_DATA(dport), &be_port, 2);
+    req.n.nlmsg_len =
+        (uint32_t)NLMSG_LENGTH(sizeof(req.r) + RTA_SPACE(alen) + RTA_SPACE(1) + RTA_SPACE(2));
     if (sendto(fd, &req, req.n.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0 ||
         (got = recv(fd, &reply, sizeof(reply), 0)) < (ssize_t)sizeof(struct nlmsghdr) ||
         !NLMSG_OK(&reply.n, (size_t)got))
         local = -1;
     else if (reply.n.nlmsg_type == RTM_NEWROUTE)
         local = ((struct rtmsg *)NLMSG_DATA(&reply.n))->rtm_type == RTN_LOCAL;
-    else if (reply.n.nlmsg_type == NLMSG_ERROR) /* no route at all: not ours */
-        local = ((struct nlmsgerr *)NLMSG_DATA(&reply.n))->error != 0 ? 0 : -1;
+    else if (reply.n.nlmsg_type == NLMSG_ERROR) /* no route, or one that drops: not ours */
+        local = unroutable(-((struct nlmsgerr *)NLMSG_DATA(&reply.n))->error) ? 0 : -1;
     close(fd);
     return local;
 }
@@ -99,11 +117,11 @@ void policy_set_host_addrs(const struct sockaddr *const *addrs, int n)
 
 /* Whether `a` is one of this host's own addresses: 1, 0, or -1 when the kernel cannot be asked
  * (then it is refused as if it were: never a fetch from the host's own services). */
-static int host_addr(const uint8_t a[16])
+static int host_addr(const uint8_t a[16], int port)
 {
     bool found = false;
     if (given.n < 0)
-        return kernel_says_local(a);
+        return kernel_says_local(a, port);
     for (int i = 0; i < given.n && !found; i++)
         found = !memcmp(given.addrs[i], a, 16);
     return found;
@@ -112,7 +130,8 @@ static int host_addr(const uint8_t a[16])
 int policy_check_kernel(char *err, size_t errlen)
 {
     static const uint8_t loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
-    if (given.n >= 0 || kernel_says_local(loopback) == 1)
+    errno = 0;
+    if (given.n >= 0 || kernel_says_local(loopback, 80) == 1)
         return 0;
     snprintf(err, errlen,
              "cannot ask the kernel which addresses are this host's own (rtnetlink: %s); a "
@@ -276,7 +295,7 @@ static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
     /* the wildcard (or a name): every address of the host; a wildcard listener answers on all
      * of loopback, though the interface has only 127.0.0.1 (an outside review tunnelled from
      * arca into arca through 127.0.0.2) */
-    return addr_is_loopback(a) || host_addr(a) != 0;
+    return addr_is_loopback(a) || host_addr(a, port_of(sa)) != 0;
 }
 
 /* Forms of an IPv6 address that reach the IPv4 address they embed: NAT64's well-known prefix
@@ -305,7 +324,7 @@ static void embedded_v4(uint8_t a[16])
 
 int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
 {
-    uint8_t a[16];
+    uint8_t a[16], sent[16];
     char text[INET6_ADDRSTRLEN] = "?";
 
     if (addr_to_v6(sa, a) < 0) {
@@ -315,8 +334,9 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
     format_sockaddr(sa, text, sizeof(text));
     if (in_list(cfg->upstream_allow, cfg->n_upstream_allow, a) && !is_own_listener(sa, a))
         return 0; /* the operator allowed it as written (a NAT64 network of their own, say) */
-    embedded_v4(a);
-    if (is_own_listener(sa, a)) {
+    memcpy(sent, a, sizeof(sent));
+    embedded_v4(a); /* judged as the IPv4 address it reaches; the host's own as sent, too */
+    if (is_own_listener(sa, a) || is_own_listener(sa, sent)) {
         snprintf(why, whylen, "upstream address %s is arca itself", text);
         return -1;
     }
@@ -330,7 +350,11 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
             return -1;
         }
     }
-    int own = host_addr(a); /* its services bound to every address: as loopback's */
+    /* its services bound to every address: as loopback's (a 6to4 or NAT64 address may be the
+     * host's own as it is, or reach one of its IPv4 addresses) */
+    int own = host_addr(sent, port_of(sa));
+    if (own == 0 && memcmp(sent, a, sizeof(a)))
+        own = host_addr(a, port_of(sa));
     if (own != 0) {
         snprintf(why, whylen,
                  own > 0 ? "upstream address %s is this host's own (see --upstream-allow)"

@@ -20,6 +20,12 @@
 /* A connection over a limit gets this long (not --header-timeout) to send the request it will
  * be told why on: silent ones from an address over its limit cannot hold the server's sockets */
 #define REFUSED_HEAD_MS 1000
+/* More connections over its limit than this from one client are closed at once, unanswered:
+ * they would hold the server's own cap (a little above --max-connections) against everyone. */
+#define REFUSED_PER_CLIENT 8
+/* A connection whose last answer is done and which closes may linger this long for its client
+ * to close first (so that no reset destroys the answer), as nginx's lingering_timeout. */
+#define CLOSING_MS 2000
 
 /* The request path touches a connection's entry without the mutex: `deadline_ms` is atomic and
  * the over_* flags never change after the entry is published. The mutex guards the list. */
@@ -33,6 +39,8 @@ struct conn_track {
     _Atomic int64_t idle_since;
     bool over_ip, over_total;
     bool refused; /* over a limit when it opened: answered once, never counted in the total */
+    bool leaving; /* under `lock`: its last answer done and closing, or cut: not counted */
+    bool closing; /* under `lock`: its last answer done and closing (its deadline: CLOSING_MS) */
     /* From a --trusted-proxy: the connection carries many clients' requests in turn, so it
      * counts for the client of the request it serves (X-Forwarded-For), and only meanwhile. */
     bool proxied, serving;
@@ -44,7 +52,7 @@ static struct {
     pthread_mutex_t lock;
     struct conn_track *head;
     int count;
-    int cut;     /* of them, idle ones cut (cut_idle) that the server has yet to close */
+    int leaving; /* of them, those leaving (conn_track.leaving): not counted in the total */
     int refused; /* of them, those over a limit when they opened (conn_track.refused) */
     _Atomic int64_t idle_tickets; /* the last idle_since given: a clock that never ties */
     pthread_t watchdog;
@@ -72,6 +80,24 @@ static int same_address(const uint8_t addr[16])
     return n;
 }
 
+/* Lock held: the connections of this client that are over a limit and still listed. */
+static int refused_from(const uint8_t addr[16])
+{
+    int n = 0;
+    for (struct conn_track *t = lim.head; t; t = t->next)
+        n += t->refused && !t->proxied && same_client(t->addr, addr);
+    return n;
+}
+
+/* Lock held: t's place is free from now on (it is listed until the server closes it). */
+static void leaves(struct conn_track *t)
+{
+    if (!t->refused && !t->leaving) {
+        t->leaving = true;
+        lim.leaving++;
+    }
+}
+
 /* Lock held: claim an idle keep-alive connection and shut its socket down (not close: the server
  * owns the descriptor, and closes it its usual way once it sees the end of the stream). False
  * when the connection began a request meanwhile: a busy connection is never cut. */
@@ -82,7 +108,7 @@ static bool cut_idle(struct conn_track *t)
         !atomic_compare_exchange_strong(&t->idle_since, &since, IDLE_CLAIMED))
         return false;
     shutdown(t->fd, SHUT_RDWR);
-    lim.cut++;
+    leaves(t);
     return true;
 }
 
@@ -119,12 +145,15 @@ struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
     pthread_mutex_lock(&lim.lock);
     assert(lim.count >= 0 && (lim.head == NULL) == (lim.count == 0));
     t->over_ip = !t->proxied && same_address(t->addr) >= lim.cfg->max_connections_per_ip;
-    /* Counted in the total: neither the connections already cut (listed until the server
-     * closes them) nor those only told they are over a limit, so that one address over its own
-     * limit fills no one else's places; and no idle connection is cut for one that is refused
-     * anyway. */
-    t->over_total = !t->over_ip && lim.count - lim.cut - lim.refused >= lim.cfg->max_connections &&
+    /* Counted in the total: neither the connections leaving (cut, or closing after their last
+     * answer: listed until the server closes them) nor those only told they are over a limit,
+     * so that one address over its own limit fills no one else's places; and no idle
+     * connection is cut for one that is refused anyway. */
+    t->over_total = !t->over_ip &&
+                    lim.count - lim.leaving - lim.refused >= lim.cfg->max_connections &&
                     !make_room();
+    if (t->over_ip && refused_from(t->addr) >= REFUSED_PER_CLIENT)
+        shutdown(fd, SHUT_RDWR); /* closed unanswered: the server closes it on its own */
     if ((t->refused = t->over_ip || t->over_total)) {
         lim.refused++; /* its one answer is due at once: it holds the server's own cap briefly */
         atomic_store(&t->deadline_ms, monotonic_ms() + REFUSED_HEAD_MS);
@@ -151,9 +180,9 @@ void limits_conn_close(struct conn_track *t)
     if (t->next)
         t->next->prev = t->prev;
     lim.count--;
-    lim.cut -= atomic_load(&t->idle_since) == IDLE_CLAIMED;
+    lim.leaving -= t->leaving;
     lim.refused -= t->refused;
-    assert(lim.cut >= 0 && lim.refused >= 0 && lim.cut + lim.refused <= lim.count);
+    assert(lim.leaving >= 0 && lim.refused >= 0 && lim.leaving + lim.refused <= lim.count);
     pthread_mutex_unlock(&lim.lock);
     free(t);
 }
@@ -200,15 +229,21 @@ void limits_request_ends(struct conn_track *t, bool keep_alive)
     /* A quiet connection is the engine's to close at the idle timeout (not a limit's refusal);
      * this later deadline cuts one that trickles its next head, which restarts the idle clock. */
     int64_t busy = 0;
-    set_deadline(t, monotonic_ms() + (lim.cfg->idle_timeout + lim.cfg->header_timeout) * 1000);
-    if (t && keep_alive) /* idle until its next head, unless a cut claimed it meanwhile */
+    if (!t)
+        return;
+    if (keep_alive) { /* idle until its next head, unless a cut claimed it meanwhile */
+        set_deadline(t, monotonic_ms() + (lim.cfg->idle_timeout + lim.cfg->header_timeout) * 1000);
         atomic_compare_exchange_strong(&t->idle_since, &busy,
                                        atomic_fetch_add(&lim.idle_tickets, 1) + 1);
-    if (t && t->proxied) {
-        pthread_mutex_lock(&lim.lock);
-        t->serving = false;
-        pthread_mutex_unlock(&lim.lock);
     }
+    pthread_mutex_lock(&lim.lock);
+    t->serving = false;
+    if (!keep_alive) { /* it closes: its place is free, and it lingers briefly */
+        leaves(t);
+        t->closing = true;
+        set_deadline(t, monotonic_ms() + CLOSING_MS);
+    }
+    pthread_mutex_unlock(&lim.lock);
 }
 
 unsigned int limits_refusal(const struct conn_track *t, const char **reason)
@@ -261,9 +296,10 @@ static int cut_overdue(void)
         /* The exchange fails if the request's headers arrived meanwhile. */
         if (due && now > due && t->fd >= 0 &&
             atomic_compare_exchange_strong(&t->deadline_ms, &due, 0)) {
-            atomic_fetch_add(&stats.limited, 1); /* before the client can see the close */
+            if (!t->closing)                         /* a lingering close is no refusal */
+                atomic_fetch_add(&stats.limited, 1); /* before the client can see the close */
             shutdown(t->fd, SHUT_RDWR);
-            cut++;
+            cut += !t->closing;
         }
     }
     return cut;

@@ -43,19 +43,20 @@ static int upstream(const char *ip, int port)
 
 /* The host these units pretend to run on: a LAN address of each family besides loopback's (no
  * interface of the machine running them is read). */
-static const char *host_addrs[] = {"127.0.0.1", "::1", "192.0.2.10", "2001:db8:1::10"};
+static const char *host_addrs[] = {"127.0.0.1", "::1", "192.0.2.10", "2001:db8:1::10",
+                                   "2002:c633:6401::1"}; /* a 6to4 address of its own */
 
 static int setup(void **state)
 {
     char err[CONFIG_ERR_LEN];
-    struct sockaddr_storage ss[4];
-    const struct sockaddr *list[4];
+    struct sockaddr_storage ss[5];
+    const struct sockaddr *list[5];
     (void)state;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         ss[i] = addr(host_addrs[i], 0);
         list[i] = (const struct sockaddr *)&ss[i];
     }
-    policy_set_host_addrs(list, 4);
+    policy_set_host_addrs(list, 5);
     config_defaults(&cfg);
     config_set(&cfg, "listen", "127.0.0.1:8001", err);
     policy_init(&cfg);
@@ -135,7 +136,12 @@ static void the_hosts_own_addresses_refused_on_every_port(void **state)
             assert_int_equal(upstream(own[i], port), -1);
             assert_non_null(strstr(why, "is this host's own"));
         }
-    assert_int_equal(upstream("192.0.2.11", 6379), 0); /* a neighbour on the LAN */
+    /* an address of its own in a range that embeds an IPv4 address (a 6to4 LAN behind
+     * 198.51.100.1): the host's own as it is (found by the second outside review) */
+    assert_int_equal(upstream("2002:c633:6401::1", 6379), -1);
+    assert_non_null(strstr(why, "is this host's own"));
+    assert_int_equal(upstream("2002:c633:6401::2", 6379), 0); /* its neighbour */
+    assert_int_equal(upstream("192.0.2.11", 6379), 0);        /* a neighbour on the LAN */
     assert_int_equal(upstream("2001:db8:1::11", 6379), 0);
     config_set(&cfg, "upstream-allow", "192.0.2.10/32", err);
     config_set(&cfg, "listen", "0.0.0.0:8001", err);
