@@ -9,7 +9,9 @@
  * client address (X-Forwarded-For) on the proxy's connections.
  * A connection over a count limit is still accepted, so that its first request can be told why
  * (status, one-line reason, Connection: close), if it comes within a second; it takes no place
- * under --max-connections and makes no room; the engine's own cap, set a little above ours,
+ * under --max-connections and makes no room, and beyond 8 of them from one client the next are
+ * closed unanswered. A connection closing after its answer takes no place either, and lingers
+ * 2 s at most; the engine's own cap, set a little above ours,
  * closes connections beyond that silently. A watchdog thread shuts down the socket of a
  * connection whose headers are late; it does so under the same mutex that limits_conn_close
  * takes, and the engine closes a socket only after that call (engine_ops.closed), so the
