@@ -40,9 +40,10 @@ def run(*argv, timeout=600, **kw):
 @pytest.fixture(scope="session")
 def deb():
     out = tempfile.mkdtemp(prefix="arca-deb-")
-    path = run(os.path.join(ROOT, "scripts", "package"), out).stdout.strip().splitlines()[-1]
-    yield path
-    shutil.rmtree(out, ignore_errors=True)
+    try:  # removed also when the build fails
+        yield run(os.path.join(ROOT, "scripts", "package"), out).stdout.strip().splitlines()[-1]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def minbase_tarball(deb):
