@@ -43,7 +43,7 @@ void url_filename(const char *url, char *out, size_t size)
         seg_len = sizeof(decoded) - 1;
     memcpy(decoded, seg, seg_len);
     decoded[seg_len] = '\0';
-    size_t n = url_unescape(decoded); /* an encoded NUL ends the name there */
+    size_t n = url_unescape(decoded); /* control bytes it decodes, NUL too, filename_clean drops */
     filename_clean(decoded, n, out, size);
 }
 

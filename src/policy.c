@@ -39,12 +39,6 @@ static const char *refused_default[] = {
     "ff00::/8",
 };
 
-static bool is_v4_mapped(const uint8_t a[16])
-{
-    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    return !memcmp(a, prefix, sizeof(prefix));
-}
-
 /* The errors a route lookup gives for an address no packet reaches: no route, and routes of
  * type unreachable, prohibit and blackhole. Any other error is no answer. */
 static bool unroutable(int err)
@@ -67,7 +61,7 @@ static int kernel_says_local(const uint8_t a[16], int port)
         struct nlmsghdr n;
         char buf[4096];
     } reply;
-    bool v4 = is_v4_mapped(a);
+    bool v4 = addr_is_v4_mapped(a);
     size_t alen = v4 ? 4 : 16;
     struct rtattr *dst = (struct rtattr *)req.attrs;
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
@@ -336,7 +330,7 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
         return 0; /* the operator allowed it as written (a NAT64 network of their own, say) */
     memcpy(sent, a, sizeof(sent));
     embedded_v4(a); /* judged as the IPv4 address it reaches; the host's own as sent, too */
-    if (is_own_listener(sa, a) || is_own_listener(sa, sent)) {
+    if (is_own_listener(sa, a) || (memcmp(sent, a, sizeof(a)) && is_own_listener(sa, sent))) {
         snprintf(why, whylen, "upstream address %s is arca itself", text);
         return -1;
     }

@@ -66,9 +66,7 @@ static struct {
  * (mapped: ::ffff:a.b.c.d) is compared whole, so that no IPv6 address in ::/64 is its twin. */
 static bool same_client(const uint8_t a[16], const uint8_t b[16])
 {
-    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    bool v4 = !memcmp(a, v4_mapped, sizeof(v4_mapped)) || !memcmp(b, v4_mapped, sizeof(v4_mapped));
-    return !memcmp(a, b, v4 ? 16 : 8);
+    return !memcmp(a, b, addr_is_v4_mapped(a) || addr_is_v4_mapped(b) ? 16 : 8);
 }
 
 /* Lock held. O(connections): once per new connection, bounded by --max-connections. */
