@@ -33,7 +33,10 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
         memcpy(&c->peer, peer, len);
     /* The head and a small body leave in one writev: nothing is gained by Nagle's wait. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->ctx = engine_ops_->opened(fd, len <= sizeof(c->peer) ? &c->peer.sa : NULL);
+    if (!engine_ops_->opened(fd, len <= sizeof(c->peer) ? &c->peer.sa : NULL, &c->ctx)) {
+        free(c);
+        return NULL;
+    }
     ev.data.ptr = c;
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         engine_ops_->closed(c->ctx);

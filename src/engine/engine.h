@@ -8,7 +8,9 @@
  * answer, a refusal, at once); `upload` with its body's bytes as they come (when no answer is
  * queued yet); `call` once the body is in, and again after every conn_resume while no answer is
  * queued; `done` once, when the answer went out whole (completed) or the connection ended first.
- * `opened` and `closed` bracket a connection; `closed` runs before its descriptor is closed.
+ * `opened` and `closed` bracket a connection; `closed` runs before its descriptor is closed. A
+ * connection `opened` drops is closed at once, before its worker turns to anything else, and
+ * `closed` is not called for it.
  * Requests of one connection are answered in order (pipelining); an idle keep-alive connection
  * holds no buffer. engine_stop_listening() takes the listening socket out of every loop and
  * closes it (new clients are refused); engine_stop() closes every connection (their requests
@@ -27,8 +29,9 @@
 struct conn; /* opaque to the engine's users (conn.h) */
 
 struct engine_ops {
-    /* A connection from `peer`: its context, handed back to `closed` and by engine_conn_ctx. */
-    void *(*opened)(int fd, const struct sockaddr *peer);
+    /* A connection from `peer`: false to drop it (closed without a word); else its context in
+     * `*ctx`, handed back to `closed` and by engine_conn_ctx. */
+    bool (*opened)(int fd, const struct sockaddr *peer, void **ctx);
     void (*closed)(void *conn_ctx);
     /* A request's head is in: the request's context (NULL: out of memory, the connection is
      * closed). With `refusal` (a status; its one-line `reason`), the head was refused: `begin`

@@ -63,7 +63,7 @@ static void accept_some(struct worker *w)
         }
         if (!worker_admit()) {
             close(fd); /* beyond the hard cap: closed without a word */
-        } else if (!conn_open(w, fd, (struct sockaddr *)&ss, len)) {
+        } else if (!conn_open(w, fd, (struct sockaddr *)&ss, len)) { /* dropped, or no memory */
             worker_conn_gone();
             close(fd);
         }

@@ -453,10 +453,14 @@ static void log_request(struct conn *c, struct request *req, const char *cache)
 
 /* The engine's callbacks (engine.h). */
 
-static void *on_opened(int fd, const struct sockaddr *peer)
+static bool on_opened(int fd, const struct sockaddr *peer, void **ctx)
 {
+    struct conn_track *t;
+    if (!limits_conn_open(fd, peer, &t))
+        return false;
     atomic_fetch_add(&stats.connections, 1);
-    return limits_conn_open(fd, peer);
+    *ctx = t;
+    return true;
 }
 
 static void on_closed(void *ctx)

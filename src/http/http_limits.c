@@ -130,11 +130,12 @@ static bool make_room(void)
     }
 }
 
-struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
+bool limits_conn_open(int fd, const struct sockaddr *peer, struct conn_track **out)
 {
     struct conn_track *t = calloc(1, sizeof(*t));
+    *out = t;
     if (!t)
-        return NULL;
+        return true;
     t->fd = fd;
     if (peer)
         addr_to_v6(peer, t->addr);
@@ -143,6 +144,14 @@ struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
     pthread_mutex_lock(&lim.lock);
     assert(lim.count >= 0 && (lim.head == NULL) == (lim.count == 0));
     t->over_ip = !t->proxied && same_address(t->addr) >= lim.cfg->max_connections_per_ip;
+    if (t->over_ip && refused_from(t->addr) >= REFUSED_PER_CLIENT) {
+        /* dropped before the client can see it closed: it never held the engine's cap */
+        pthread_mutex_unlock(&lim.lock);
+        atomic_fetch_add(&stats.limited, 1);
+        free(t);
+        *out = NULL;
+        return false;
+    }
     /* Counted in the total: neither the connections leaving (cut, or closing after their last
      * answer: listed until the server closes them) nor those only told they are over a limit,
      * so that one address over its own limit fills no one else's places; and no idle
@@ -150,8 +159,6 @@ struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
     t->over_total = !t->over_ip &&
                     lim.count - lim.leaving - lim.refused >= lim.cfg->max_connections &&
                     !make_room();
-    if (t->over_ip && refused_from(t->addr) >= REFUSED_PER_CLIENT)
-        shutdown(fd, SHUT_RDWR); /* closed unanswered: the server closes it on its own */
     if ((t->refused = t->over_ip || t->over_total)) {
         lim.refused++; /* its one answer is due at once: it holds the server's own cap briefly */
         atomic_store(&t->deadline_ms, monotonic_ms() + REFUSED_HEAD_MS);
@@ -162,7 +169,7 @@ struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer)
     lim.head = t;
     lim.count++;
     pthread_mutex_unlock(&lim.lock);
-    return t;
+    return true;
 }
 
 void limits_conn_close(struct conn_track *t)

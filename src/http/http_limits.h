@@ -10,7 +10,7 @@
  * A connection over a count limit is still accepted, so that its first request can be told why
  * (status, one-line reason, Connection: close), if it comes within a second; it takes no place
  * under --max-connections and makes no room, and beyond 8 of them from one client the next are
- * closed unanswered. A connection closing after its answer takes no place either, and lingers
+ * closed unanswered, by the engine as it accepts them (so they never hold its own cap). A connection closing after its answer takes no place either, and lingers
  * 2 s at most; the engine's own cap, set a little above ours,
  * closes connections beyond that silently. A watchdog thread shuts down the socket of a
  * connection whose headers are late; it does so under the same mutex that limits_conn_close
@@ -35,9 +35,10 @@ struct conn_track;
 int limits_start(const struct config *cfg, char *err, size_t errlen);
 void limits_stop(void);
 
-/* A connection accepted on `fd` from `peer` (NULL: unknown); NULL when out of memory (it is then
- * not limited). */
-struct conn_track *limits_conn_open(int fd, const struct sockaddr *peer);
+/* A connection accepted on `fd` from `peer` (NULL: unknown): false when it is to be closed at
+ * once, unanswered (beyond 8 over a limit from its client); else its entry in `*t`, NULL when
+ * out of memory (it is then not limited). */
+bool limits_conn_open(int fd, const struct sockaddr *peer, struct conn_track **t);
 /* Before its descriptor is closed (t may be NULL). */
 void limits_conn_close(struct conn_track *t);
 /* A request's headers are in: no deadline while it is served. `client` is the request's client

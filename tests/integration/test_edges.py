@@ -8,6 +8,7 @@ can reach a real metadata endpoint even if arca tried."""
 
 import http.client
 import os
+import select
 import shutil
 import signal
 import socket
@@ -248,6 +249,16 @@ def closed_by_server(s, timeout=10):
         return False
 
 
+def closed_count(socks, want, timeout=5):
+    """How many of socks the server has closed, waiting until `want` of them are or `timeout`."""
+    deadline = time.monotonic() + timeout
+    open_ = list(socks)
+    while len(socks) - len(open_) < want and time.monotonic() < deadline:
+        readable, _, _ = select.select(open_, [], [], max(0.0, deadline - time.monotonic()))
+        open_ = [s for s in open_ if s not in readable or not closed_by_server(s, timeout=0.5)]
+    return len(socks) - len(open_)
+
+
 def active(s):
     """arca_active_connections, asked on socket s (kept alive: no new connection)."""
     status, body = keep_alive_get(s, "/metrics")
@@ -318,6 +329,33 @@ def test_one_address_cannot_hold_the_servers_sockets(start_arca):
     finally:
         for s in flood:
             s.close()
+
+
+def test_connections_closed_unanswered_never_hold_the_engines_cap(start_arca):
+    # arca is stopped while one address queues 150 connections, another client's request among
+    # them: arca then accepts them in bursts (64 a turn). Those closed unanswered must free their
+    # place at once (the engine's own cap is --max-connections + 64), or the other client is cut.
+    arca = start_arca("--max-connections", "2", "--max-connections-per-ip", "1",
+                      "--threads", "1")
+    arca.proc.send_signal(signal.SIGSTOP)
+    try:
+        flood = [socket.create_connection((arca.host, arca.port), timeout=10,
+                                          source_address=("127.0.0.2", 0)) for _ in range(100)]
+        s = socket.create_connection((arca.host, arca.port), timeout=10,
+                                     source_address=("127.0.0.3", 0))
+        s.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        flood += [socket.create_connection((arca.host, arca.port), timeout=10,
+                                           source_address=("127.0.0.2", 0)) for _ in range(50)]
+    finally:
+        arca.proc.send_signal(signal.SIGCONT)
+    try:
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 ")
+        # all but the one in its place: the 8 told why within a second, the others at once
+        assert closed_count(flood, 149) == 149
+    finally:
+        s.close()
+        for c in flood:
+            c.close()
 
 
 def test_busy_connections_are_never_closed_for_a_new_one(origin, start_arca):
