@@ -1,7 +1,8 @@
 /*
  * access_log.h — one line per request: the combined log format, then the cache result (HIT,
  * MISS, COALESCED, CUT (the stream was cut before its end), ERROR, TUNNEL (a CONNECT's
- * tunnel, its bytes those sent to the client), or - for other endpoints) and the duration in seconds.
+ * tunnel, its bytes those sent to the client), or - for other endpoints) and the duration in
+ * seconds.
  *
  * Contract:
  * - access_log_open() runs on main before the HTTP server starts; it starts the log thread, the
@@ -10,11 +11,11 @@
  *   closes the file (SIGTERM loses no line).
  * - access_log_write() is callable from any thread: it formats the line on the caller's thread
  *   into a ring of preallocated slots (no allocation and no lock per line: a ticket is a
- *   compare-and-swap) and returns without touching the disk. A full ring makes the caller wait for room: a line is never dropped. Lines are written
- *   whole and in the order they were queued (a connection's in its requests' order), in
- *   batches, about 10 ms after the first of a batch was queued (sooner when the ring is half
- *   full); to a pipe or terminal (stderr) a batch is at most PIPE_BUF bytes, so another
- *   writer's line never lands inside one of ours.
+ *   compare-and-swap) and returns without touching the disk. A full ring makes the caller
+ *   wait for room: a line is never dropped. Lines are written whole and in the order they were
+ *   queued (a connection's in its requests' order), in batches, about 10 ms after the first of
+ *   a batch was queued (sooner when the ring is half full); to a pipe or terminal (stderr) a
+ *   batch is at most PIPE_BUF bytes, so another writer's line never lands inside one of ours.
  * - access_log_reopen() (main, SIGHUP/SIGUSR1) opens the file again under its name; the log
  *   thread swaps it in between two batches and closes the old one, so a line is never written
  *   to a closed descriptor. When the open fails, the old file stays.

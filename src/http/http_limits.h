@@ -10,15 +10,15 @@
  * A connection over a count limit is still accepted, so that its first request can be told why
  * (status, one-line reason, Connection: close), if it comes within a second; it takes no place
  * under --max-connections and makes no room, and beyond 8 of them from one client the next are
- * closed unanswered, by the engine as it accepts them (so they never hold its own cap). A connection closing after its answer takes no place either, and lingers
- * 2 s at most; the engine's own cap, set a little above ours,
- * closes connections beyond that silently. A watchdog thread shuts down the socket of a
- * connection whose headers are late; it does so under the same mutex that limits_conn_close
- * takes, and the engine closes a socket only after that call (engine_ops.closed), so the
- * watchdog can never touch a descriptor that was reused. Idle keep-alive connections (a response
- * done, no next head yet) are cut the same way: the one idle longest when a new connection would be
- * over --max-connections (busy ones never), and all of them when arca drains and they are all
- * that is left.
+ * closed unanswered, by the engine as it accepts them (so they never hold its own cap). A
+ * connection closing after its answer takes no place either, and lingers 2 s at most; the
+ * engine's own cap, set a little above ours, closes connections beyond that silently. A watchdog
+ * thread shuts down the socket of a connection whose headers are late; it does so under the same
+ * mutex that limits_conn_close takes, and the engine closes a socket only after that call
+ * (engine_ops.closed), so the watchdog can never touch a descriptor that was reused. Idle
+ * keep-alive connections (a response done, no next head yet) are cut the same way: the one idle
+ * longest when a new connection would be over --max-connections (busy ones never), and all of them
+ * when arca drains and they are all that is left.
  * --max-connections-per-ip counts an IPv6 client by its /64.
  */
 #ifndef ARCA_HTTP_LIMITS_H
