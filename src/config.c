@@ -56,36 +56,25 @@ static int copy_str(char *dst, size_t size, const char *name, const char *v, cha
     return 0;
 }
 
-/* "HOST:PORT", "[v6]:PORT" or ":PORT". */
+/* "HOST:PORT", "[v6]:PORT" (parse_authority's reading) or ":PORT" (every address). */
 static int set_listen(struct config *cfg, const char *v, char *err)
 {
-    const char *colon = strrchr(v, ':');
-    char *end;
-    long port;
-    size_t hlen;
-
-    if (!colon)
-        goto bad;
-    port = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end || port < 1 || port > 65535)
-        goto bad;
-    hlen = (size_t)(colon - v);
-    if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') {
-        v++;
-        hlen -= 2;
+    struct authority a = {
+        .host = "0.0.0.0", .host_len = 7, .port = parse_port(v + 1, strlen(v) - 1)};
+    if (v[0] != ':' && parse_authority(v, strlen(v), &a) != AUTHORITY_OK)
+        a.port = 0;
+    if (a.host[0] == '[') { /* the address without its brackets */
+        a.host++;
+        a.host_len -= 2;
     }
-    if (hlen >= sizeof(cfg->listen_host))
-        goto bad;
+    if (a.port <= 0 || a.host_len >= sizeof(cfg->listen_host)) {
+        snprintf(err, CONFIG_ERR_LEN, "--listen: expected HOST:PORT, got '%s'", v);
+        return -1;
+    }
     memset(cfg->listen_host, 0, sizeof(cfg->listen_host));
-    if (hlen == 0)
-        snprintf(cfg->listen_host, sizeof(cfg->listen_host), "0.0.0.0");
-    else
-        snprintf(cfg->listen_host, sizeof(cfg->listen_host), "%.*s", (int)hlen, v);
-    cfg->listen_port = (int)port;
+    memcpy(cfg->listen_host, a.host, a.host_len);
+    cfg->listen_port = a.port;
     return 0;
-bad:
-    snprintf(err, CONFIG_ERR_LEN, "--listen: expected HOST:PORT, got '%s'", v);
-    return -1;
 }
 
 static int add_net(struct cidr *nets, int *n, const char *name, const char *v, char *err)
@@ -105,13 +94,12 @@ static int add_net(struct cidr *nets, int *n, const char *name, const char *v, c
 /* --connect-port N, repeatable; "none" refuses every tunnel (until a port is given again). */
 static int add_connect_port(struct config *cfg, const char *v, char *err)
 {
-    char *end;
-    long port = strtol(v, &end, 10);
+    int port = parse_port(v, strlen(v));
     if (!strcmp(v, "none")) {
         cfg->n_connect_ports = -1;
         return 0;
     }
-    if (v[0] < '0' || v[0] > '9' || *end || port < 1 || port > 65535) {
+    if (port < 0) {
         snprintf(err, CONFIG_ERR_LEN,
                  "--connect-port: expected a port (1..65535) or none, got '%s'", v);
         return -1;
@@ -122,7 +110,7 @@ static int add_connect_port(struct config *cfg, const char *v, char *err)
         snprintf(err, CONFIG_ERR_LEN, "--connect-port: at most %d ports", CONFIG_MAX_PORTS);
         return -1;
     }
-    cfg->connect_ports[cfg->n_connect_ports++] = (int)port;
+    cfg->connect_ports[cfg->n_connect_ports++] = port;
     return 0;
 }
 

@@ -266,6 +266,87 @@ enum range_result parse_range(const char *header, int64_t total, struct byte_ran
     return RANGE_OK;
 }
 
+int parse_port(const char *s, size_t len)
+{
+    long n = 0;
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        n = n * 10 + (s[i] - '0');
+        if (n > 65535)
+            return -1;
+    }
+    return n >= 1 ? (int)n : -1;
+}
+
+/* The name's characters: letters, digits, '-', '.', '_' (a stricter reg-name: no
+ * percent-encoding, no sub-delims, as curl and the resolver take them). */
+static bool host_name_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)s[i]) && (!s[i] || !strchr("-._", s[i]))) /* NUL: no */
+            return false;
+    return true;
+}
+
+/* "[v6]" or "[v6%25zone]" (len bytes, brackets in): an IPv6 address, a zone of unreserved
+ * characters after it. */
+static bool ipv6_literal_ok(const char *s, size_t len)
+{
+    char addr[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    const char *zone = memchr(s, '%', len);
+    size_t end = zone ? (size_t)(zone - s) : len - 1;    /* the address: s[1..end) */
+    if (end - 1 >= sizeof(addr) || memchr(s, '\0', len)) /* inet_pton would stop at a NUL */
+        return false;
+    if (zone) {
+        if (len - 1 - end < 4 || strncmp(zone, "%25", 3) != 0)
+            return false;
+        for (size_t i = end + 3; i < len - 1; i++)
+            if (!isalnum((unsigned char)s[i]) && (!s[i] || !strchr("-._~", s[i])))
+                return false;
+    }
+    memcpy(addr, s + 1, end - 1);
+    addr[end - 1] = '\0';
+    return inet_pton(AF_INET6, addr, &a) == 1;
+}
+
+enum authority_error parse_authority(const char *s, size_t len, struct authority *a)
+{
+    const char *close = len && s[0] == '[' ? memchr(s, ']', len) : NULL;
+    const char *colon;
+    a->host = s;
+    a->port = 0;
+    if (len && s[0] == '[') {
+        if (!close)
+            return AUTHORITY_BAD_IPV6;
+        a->host_len = (size_t)(close - s) + 1;
+        if (a->host_len < len && s[a->host_len] != ':')
+            return AUTHORITY_BAD_IPV6; /* "[::1]x": nothing but a port may follow */
+        colon = a->host_len < len ? s + a->host_len : NULL;
+        if (a->host_len == 2)
+            return AUTHORITY_NO_HOST;
+        if (!ipv6_literal_ok(s, a->host_len))
+            return AUTHORITY_BAD_IPV6;
+    } else {
+        colon = memchr(s, ':', len);
+        a->host_len = colon ? (size_t)(colon - s) : len;
+        if (a->host_len == 0)
+            return AUTHORITY_NO_HOST;
+        if (!host_name_ok(s, a->host_len))
+            return AUTHORITY_BAD_HOST;
+    }
+    if (!colon || colon + 1 == s + len)
+        return AUTHORITY_OK; /* "host:" is the scheme's default port (RFC 3986 3.2.3) */
+    for (const char *p = colon + 1; p < s + len; p++)
+        if (*p < '0' || *p > '9')
+            return AUTHORITY_BAD_PORT;
+    a->port = parse_port(colon + 1, (size_t)(s + len - colon - 1));
+    return a->port > 0 ? AUTHORITY_OK : AUTHORITY_PORT_RANGE;
+}
+
 const char *url_host(const char *url, size_t *len)
 {
     const char *p = strstr(url, "://");

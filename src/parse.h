@@ -79,6 +79,29 @@ int parse_content_length(const char *value, int64_t *length);
 /* An upstream Content-Range value "bytes FIRST-LAST/TOTAL" (TOTAL may be "*": *total = -1). */
 int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_t *total);
 
+/* An authority's host and port (RFC 3986 3.2.2, 3.2.3), the one reading of them everywhere: a
+ * URL, a proxy's absolute-form target, a CONNECT target and --listen. */
+enum authority_error {
+    AUTHORITY_OK,
+    AUTHORITY_NO_HOST,   /* "", ":443", "[]" */
+    AUTHORITY_BAD_HOST,  /* not letters, digits, '-', '.', '_', nor an address in brackets */
+    AUTHORITY_BAD_IPV6,  /* in brackets, not an IPv6 address ("[::1", "[1.2.3.4]", "[::1]x") */
+    AUTHORITY_BAD_PORT,  /* not decimal digits only ("+443", "443x", " 443", "-1") */
+    AUTHORITY_PORT_RANGE /* not 1 to 65535 ("0", "65536") */
+};
+struct authority {
+    const char *host; /* into the text parsed: a name, an IPv4 address, or "[v6]" (brackets in) */
+    size_t host_len;
+    int port; /* 0: none written ("host", or "host:", the scheme's default) */
+};
+/* `len` bytes "host", "host:port" or "[v6]:port" (no userinfo). A port is decimal digits only,
+ * leading zeros allowed ("0443" is 443), 1 to 65535. An IPv6 literal may carry a zone written
+ * as RFC 6874 says ("[fe80::1%25eth0]"). */
+enum authority_error parse_authority(const char *s, size_t len, struct authority *a);
+
+/* A port alone, as parse_authority reads one: 1..65535, or -1. */
+int parse_port(const char *s, size_t len);
+
 /* The host[:port] of a URL, after any userinfo: *len bytes from the pointer returned. */
 const char *url_host(const char *url, size_t *len);
 

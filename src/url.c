@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -82,95 +83,50 @@ static int put_part(struct out *o, const char *s, size_t len, bool lower)
     return 0;
 }
 
-/* Whether a host is one upstream can be asked for: a name (letters, digits, '-', '.', and '_'
- * that some lab DNS names hold) or an IPv4 address, or an IPv6 literal in brackets (hex digits,
- * ':', '.', and a zone after "%25"). Anything else (`%3Cscript%3E.lab`, `a*b.lab`) curl refuses
- * after an attempt, which made it an upstream failure (502); it is the client's error (400). */
-static bool host_name_ok(const char *s, size_t len)
+/* Why a URL's authority is refused (parse_authority's verdict, in a URL's words). A host is a
+ * name (letters, digits, '-', '.', and '_' that some lab DNS names hold), an IPv4 address or an
+ * IPv6 literal in brackets: anything else (`%3Cscript%3E.lab`, `a*b.lab`) curl refuses after an
+ * attempt, which made it an upstream failure (502); it is the client's error (400). */
+static const char *authority_refusal(enum authority_error e)
 {
-    if (s[0] == '[') {
-        if (len < 3 || s[len - 1] != ']')
-            return false;
-        const char *zone = memchr(s, '%', len);
-        size_t addr_end = zone ? (size_t)(zone - s) : len - 1;
-        for (size_t i = 1; i < addr_end; i++)
-            if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
-                return false;
-        if (zone) {
-            if (len - 1 - addr_end < 4 || strncmp(zone, "%25", 3) != 0)
-                return false;
-            for (size_t i = addr_end + 3; i < len - 1; i++)
-                if (!isalnum((unsigned char)s[i]) && !strchr("-._~", s[i]))
-                    return false;
-        }
-        return true;
+    switch (e) {
+    case AUTHORITY_NO_HOST:
+        return "url has no host";
+    case AUTHORITY_BAD_HOST:
+        return "url has a host that is not a host name (letters, digits, '-', '.', '_', or an IP "
+               "address in brackets)";
+    case AUTHORITY_BAD_IPV6:
+        return "url has a host in brackets that is not an IPv6 address";
+    case AUTHORITY_BAD_PORT:
+        return "url has a port that is not a number";
+    case AUTHORITY_PORT_RANGE:
+        return "url has a port out of range (1-65535)";
+    case AUTHORITY_OK:
+        break;
     }
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
-            return false;
-    return true;
-}
-
-/* Whether the bracketed host `s` (len bytes, "[...]", its characters checked by host_name_ok)
- * holds an IPv6 address, a zone after it aside: curl refuses any other after an attempt. */
-static bool ipv6_literal_ok(const char *s, size_t len)
-{
-    char addr[INET6_ADDRSTRLEN];
-    struct in6_addr a;
-    const char *zone = memchr(s, '%', len);
-    size_t n = (zone ? (size_t)(zone - s) : len - 1) - 1;
-    if (n >= sizeof(addr))
-        return false;
-    memcpy(addr, s + 1, n);
-    addr[n] = '\0';
-    return inet_pton(AF_INET6, addr, &a) == 1;
+    return NULL;
 }
 
 /* host[:port] of the authority into `o`, the port left out when it is the scheme's default. */
 static int put_host_port(struct out *o, const char *s, size_t len, bool https, int *status,
                          const char **why)
 {
-    const char *colon = NULL;
-    const char *close = s[0] == '[' ? memchr(s, ']', len) : NULL; /* an IPv6 literal */
-    const char *from = close ? close : s;
-    colon = memchr(from, ':', len - (size_t)(from - s));
-    size_t host_len = colon ? (size_t)(colon - s) : len;
-    if (host_len == 0)
-        return fail(status, why, 400, "url has no host");
-    for (size_t i = 0; i < host_len; i++)
+    struct authority a;
+    enum authority_error e;
+    for (size_t i = 0; i < len && s[i] != ':'; i++)
         if (needs_escape((unsigned char)s[i]))
             return fail(status, why, 400,
                         "url has a host with a blank or a non-ASCII byte (use its xn-- form)");
-    if (!host_name_ok(s, host_len))
-        return fail(status, why, 400,
-                    "url has a host that is not a host name (letters, digits, '-', '.', '_', or "
-                    "an IP address in brackets)");
-    if (s[0] == '[' && !ipv6_literal_ok(s, host_len))
-        return fail(status, why, 400, "url has a host in brackets that is not an IPv6 address");
-    if (put_part(o, s, host_len, true) < 0)
+    if ((e = parse_authority(s, len, &a)) != AUTHORITY_OK)
+        return fail(status, why, 400, authority_refusal(e));
+    if (put_part(o, a.host, a.host_len, true) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
-    if (!colon)
-        return 0;
-    const char *port = colon + 1;
-    size_t port_len = len - host_len - 1;
-    for (size_t i = 0; i < port_len; i++)
-        if (port[i] < '0' || port[i] > '9')
-            return fail(status, why, 400, "url has a port that is not a number");
-    if (port_len == 0)
-        return 0; /* "host:" is the scheme's default port (RFC 3986 3.2.3) */
-    while (port_len > 1 && port[0] == '0')
-        port++, port_len--;
-    long number = 0;
-    for (size_t i = 0; i < port_len && i < 6; i++)
-        number = number * 10 + (port[i] - '0');
-    if (port_len > 5 || number < 1 || number > 65535)
-        return fail(status, why, 400, "url has a port out of range (1-65535)");
-    if ((port_len == 2 && !https && !strncmp(port, "80", 2)) ||
-        (port_len == 3 && https && !strncmp(port, "443", 3)))
-        return 0;
-    put(o, ':');
-    for (size_t i = 0; i < port_len; i++)
-        put(o, port[i]);
+    if (a.port && a.port != (https ? 443 : 80)) {
+        char port[8];
+        snprintf(port, sizeof(port), ":%d", a.port);
+        for (const char *p = port; *p; p++)
+            put(o, *p);
+    }
     return 0;
 }
 

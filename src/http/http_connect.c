@@ -6,6 +6,7 @@
 #include "http_connect.h"
 #include "clock.h"
 #include "http_offload.h"
+#include "parse.h"
 #include "proxy_target.h"
 #include "policy.h"
 #include "stats.h"
@@ -132,27 +133,22 @@ static void connect_run(struct offload *o)
     freeaddrinfo(ai);
 }
 
-/* host and port of an authority-form target ("host:port", "[v6]:port"); false if it is not one. */
+/* host and port of an authority-form target ("host:port", "[v6]:port": parse_authority's
+ * reading, a port required); false if it is not one. */
 static bool split_target(const char *target, struct connect_req *r, int *port)
 {
-    const char *colon = strrchr(target, ':'), *host = target, *end = colon;
-    char *stop;
-    long p;
-    if (!colon || colon == target || strchr(target, '/') || strchr(target, '@'))
+    struct authority a;
+    if (parse_authority(target, strlen(target), &a) != AUTHORITY_OK || !a.port)
         return false;
-    if (host[0] == '[') { /* an IPv6 literal */
-        if (colon[-1] != ']')
-            return false;
-        host++;
-        end--;
+    if (a.host[0] == '[') { /* the address without its brackets, for getaddrinfo */
+        a.host++;
+        a.host_len -= 2;
     }
-    p = strtol(colon + 1, &stop, 10);
-    if (!colon[1] || *stop || p < 1 || p > 65535 || (size_t)(end - host) >= sizeof(r->host) ||
-        end == host)
+    if (a.host_len >= sizeof(r->host))
         return false;
-    snprintf(r->host, sizeof(r->host), "%.*s", (int)(end - host), host);
-    snprintf(r->port, sizeof(r->port), "%ld", p);
-    *port = (int)p;
+    snprintf(r->host, sizeof(r->host), "%.*s", (int)a.host_len, a.host);
+    snprintf(r->port, sizeof(r->port), "%d", a.port);
+    *port = a.port;
     return true;
 }
 

@@ -15,33 +15,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* host and port of "user@host:port", "[v6]:port" or "host"; false when the port is not one. */
+/* host (without brackets) and port of "user@host:port", "[v6]:port" or "host" (parse_authority's
+ * reading); false when it is not one. */
 static bool split_host_port(const char *authority, bool https, char *host, size_t size, int *port)
 {
-    const char *at = strrchr(authority, '@'), *h = at ? at + 1 : authority, *end, *colon;
+    const char *at = strrchr(authority, '@'), *h = at ? at + 1 : authority;
+    struct authority a;
     if (strchr(authority, '#')) /* "evil.example#@arca:8001": its host is evil.example */
         return false;
-    if (*h == '[') {
-        end = strchr(h, ']');
-        if (!end)
-            return false;
-        h++;
-        colon = end[1] == ':' ? end + 1 : NULL;
-    } else {
-        colon = strrchr(h, ':');
-        end = colon ? colon : h + strlen(h);
-    }
-    if ((size_t)(end - h) >= size || end == h)
+    if (parse_authority(h, strlen(h), &a) != AUTHORITY_OK)
         return false;
-    snprintf(host, size, "%.*s", (int)(end - h), h);
-    *port = https ? 443 : 80;
-    if (colon && colon[1]) {
-        char *stop;
-        long p = strtol(colon + 1, &stop, 10);
-        if (*stop || p <= 0 || p > 65535)
-            return false;
-        *port = (int)p;
+    if (a.host[0] == '[') {
+        a.host++;
+        a.host_len -= 2;
     }
+    if (a.host_len >= size)
+        return false;
+    snprintf(host, size, "%.*s", (int)a.host_len, a.host);
+    *port = a.port ? a.port : https ? 443 : 80;
     return true;
 }
 

@@ -569,3 +569,36 @@ def test_a_client_that_half_closes_still_gets_its_tunnel(start_arca, echo):
         s.shutdown(socket.SHUT_WR)
         answer = read_until_closed(s)
     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nhello"), answer
+
+
+def test_an_authority_reads_the_same_by_prefix_proxy_and_connect(origin, start_arca):
+    # one parser for a host and port: each odd form is accepted by all three or refused by all
+    # three (400), and an accepted one reaches the same origin port
+    data = os.urandom(5000)
+    origin.add("/odd", data=data)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(origin.port))
+    p = origin.port
+    forms = {f"127.0.0.1:0{p}": True, f"127.0.0.1:{p}": True,
+             f"127.0.0.1:+{p}": False, f"127.0.0.1:{p}x": False, "127.0.0.1:65536": False,
+             "127.0.0.1:0": False, f"[::1:{p}": False, f"[127.0.0.1]:{p}": False,
+             f":{p}": False}
+    for authority, accepted in forms.items():
+        status, _, body = arca.fetch(f"http://{authority}/odd")
+        assert (status == 200 and sha256(body) == sha256(data)) if accepted else status == 400, \
+            (authority, "prefix", status)
+        conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
+        try:
+            conn.putrequest("GET", f"http://{authority}/odd", skip_host=True)
+            conn.putheader("Host", authority)
+            conn.endheaders()
+            resp = conn.getresponse()
+            got = resp.read()
+            assert (resp.status == 200 and sha256(got) == sha256(data)) if accepted \
+                else resp.status == 400, (authority, "proxy", resp.status)
+        finally:
+            conn.close()
+        s, status_line, _ = open_tunnel(arca, authority)
+        s.close()
+        assert status_line.startswith(b"HTTP/1.1 200" if accepted else b"HTTP/1.1 400"), \
+            (authority, "CONNECT", status_line)
+    assert origin.targets == ["/odd"], "the accepted spellings are one object"

@@ -266,6 +266,82 @@ static void pages_and_listing_paths(void **state)
         assert_int_equal(parse_listing_path(refused[i], st, sizeof(st), pg, sizeof(pg)), -1);
 }
 
+/* One table for every reader of an authority: what each odd form is, as a URL, a proxy's
+ * target, a CONNECT target and --listen see it alike (their units check they use this one). */
+static void authorities_odd_forms(void **state)
+{
+    static const struct {
+        const char *in;
+        enum authority_error want;
+        const char *host;
+        int port;
+    } cases[] = {
+        {"example.com", AUTHORITY_OK, "example.com", 0},
+        {"example.com:443", AUTHORITY_OK, "example.com", 443},
+        {"example.com:0443", AUTHORITY_OK, "example.com", 443},
+        {"example.com:00000000000443", AUTHORITY_OK, "example.com", 443},
+        {"example.com:", AUTHORITY_OK, "example.com", 0},
+        {"example.com:1", AUTHORITY_OK, "example.com", 1},
+        {"example.com:65535", AUTHORITY_OK, "example.com", 65535},
+        {"10.0.0.1:8080", AUTHORITY_OK, "10.0.0.1", 8080},
+        {"lab_host-1.example:80", AUTHORITY_OK, "lab_host-1.example", 80},
+        {"[::1]", AUTHORITY_OK, "[::1]", 0},
+        {"[::1]:8001", AUTHORITY_OK, "[::1]", 8001},
+        {"[fe80::1%25eth0]:80", AUTHORITY_OK, "[fe80::1%25eth0]", 80},
+        {"[::ffff:1.2.3.4]:80", AUTHORITY_OK, "[::ffff:1.2.3.4]", 80},
+        {"example.com:+443", AUTHORITY_BAD_PORT, NULL, 0},
+        {"example.com:443x", AUTHORITY_BAD_PORT, NULL, 0},
+        {"example.com: 443", AUTHORITY_BAD_PORT, NULL, 0},
+        {"example.com:-1", AUTHORITY_BAD_PORT, NULL, 0},
+        {"example.com:0x1bb", AUTHORITY_BAD_PORT, NULL, 0},
+        {"example.com:443:443", AUTHORITY_BAD_PORT, NULL, 0},
+        {"example.com:65536", AUTHORITY_PORT_RANGE, NULL, 0},
+        {"example.com:99999999999999999999", AUTHORITY_PORT_RANGE, NULL, 0},
+        {"example.com:0", AUTHORITY_PORT_RANGE, NULL, 0},
+        {"", AUTHORITY_NO_HOST, NULL, 0},
+        {":443", AUTHORITY_NO_HOST, NULL, 0},
+        {"[]:443", AUTHORITY_NO_HOST, NULL, 0},
+        {"[::1", AUTHORITY_BAD_IPV6, NULL, 0},
+        {"[::1]x", AUTHORITY_BAD_IPV6, NULL, 0},
+        {"[::1]]:80", AUTHORITY_BAD_IPV6, NULL, 0},
+        {"[1.2.3.4]:80", AUTHORITY_BAD_IPV6, NULL, 0},
+        {"[fe80::1%eth0]:80", AUTHORITY_BAD_IPV6, NULL, 0},
+        {"[zz::1]", AUTHORITY_BAD_IPV6, NULL, 0},
+        {"::1:80", AUTHORITY_NO_HOST, NULL, 0},
+        {"a:b:80", AUTHORITY_BAD_PORT, NULL, 0},
+        {"evil.example#@arca", AUTHORITY_BAD_HOST, NULL, 0},
+        {"user@host:80", AUTHORITY_BAD_HOST, NULL, 0},
+        {"a b:80", AUTHORITY_BAD_HOST, NULL, 0},
+        {"a/b:80", AUTHORITY_BAD_HOST, NULL, 0},
+        {"%65xample.com", AUTHORITY_BAD_HOST, NULL, 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct authority a;
+        enum authority_error e = parse_authority(cases[i].in, strlen(cases[i].in), &a);
+        if (e != cases[i].want)
+            fail_msg("'%s': %d, not %d", cases[i].in, (int)e, (int)cases[i].want);
+        if (e != AUTHORITY_OK)
+            continue;
+        assert_int_equal(a.host_len, strlen(cases[i].host));
+        assert_memory_equal(a.host, cases[i].host, a.host_len);
+        assert_int_equal(a.port, cases[i].port);
+    }
+    /* a NUL is no host character (strchr finds the one ending its set): found by fuzz_authority */
+    assert_int_equal(parse_authority("h\0st:80", 7, &(struct authority){0}), AUTHORITY_BAD_HOST);
+    assert_int_equal(parse_authority("[fe80::1%25e\0]", 15, &(struct authority){0}),
+                     AUTHORITY_BAD_IPV6);
+    assert_int_equal(parse_authority("[::1\0\0]:80", 10, &(struct authority){0}),
+                     AUTHORITY_BAD_IPV6);
+    /* a port alone reads the same */
+    assert_int_equal(parse_port("0443", 4), 443);
+    assert_int_equal(parse_port("443x", 4), -1);
+    assert_int_equal(parse_port("+443", 4), -1);
+    assert_int_equal(parse_port("65536", 5), -1);
+    assert_int_equal(parse_port("", 0), -1);
+    assert_int_equal(parse_port("443", 2), 44); /* a length, not a NUL, ends it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +359,7 @@ int main(void)
 
         cmocka_unit_test(sha256_hex),
         cmocka_unit_test(pages_and_listing_paths),
+        cmocka_unit_test(authorities_odd_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
