@@ -2,7 +2,7 @@
  * an accepted authority lies within its input, its port is 0 or 1..65535, and written back as
  * "host:port" it reads the same again. */
 #include "fuzz.h"
-#include "parse.h"
+#include "base/parse.h"
 
 #include <stdio.h>
 

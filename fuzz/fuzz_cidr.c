@@ -1,6 +1,6 @@
 /* parse_cidr (--allow-network, --upstream-allow) and cidr_contains on the parsed network. */
 #include "fuzz.h"
-#include "parse.h"
+#include "base/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,5 +1,5 @@
 /* The INI config file, through the same reader arca uses for --config. */
-#include "config.h"
+#include "config/config.h"
 #include "fuzz.h"
 
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "h1.h"
+#include "engine/h1.h"
 
 #define MAX_HEAD 2048
 

@@ -2,10 +2,10 @@
  * name behind a trusted proxy (policy_forwarded_client): whatever lines a client sent, a line
  * the proxy appends names the client, and the client named is an address or no one. (What h1.c
  * itself must refuse, and that it reads a head the same way however it arrives, is fuzz_h1's.) */
-#include "config.h"
+#include "config/config.h"
 #include "fuzz.h"
-#include "h1.h"
-#include "policy.h"
+#include "engine/h1.h"
+#include "rules/policy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -2,8 +2,8 @@
  * a key is itself), comes out the same written in place, and a URL without a query is its own
  * key. --key-rules are fuzzed too: the first line of the input may be one. */
 #include "fuzz.h"
-#include "keys.h"
-#include "url.h"
+#include "rules/keys.h"
+#include "url/url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -2,9 +2,9 @@
  * its file name, then each value through the parser arca applies to it. The normal form must be
  * a fixed point: normalising it again changes nothing (one object, one key). */
 #include "fuzz.h"
-#include "parse.h"
-#include "url.h"
-#include "filename.h"
+#include "base/parse.h"
+#include "url/url.h"
+#include "url/filename.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,7 +1,7 @@
 /* parse_range (client Range headers) against a total taken from the first 8 bytes, and
  * parse_content_range (upstream 206 answers). */
 #include "fuzz.h"
-#include "parse.h"
+#include "base/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

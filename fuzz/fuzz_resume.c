@@ -7,8 +7,8 @@
  * Whatever the answer says, a resume continues only on a 206 that proves it continues the kept
  * bytes (issue 22, item 4): any other outcome would splice two versions into one object. */
 #include "fuzz.h"
-#include "parse.h"
-#include "upstream_response.h"
+#include "base/parse.h"
+#include "upstream/upstream_response.h"
 
 #include <stdio.h>
 

@@ -3,7 +3,7 @@
  * last page (no token) unless S3 said it was truncated. The input's first byte picks the HTTP
  * status; the rest is the answer's body, read as the folder "a/"'s listing. */
 #include "fuzz.h"
-#include "s3_xml.h"
+#include "s3/s3_xml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,6 +1,6 @@
 /* parse_size (--quota, --max-object-size, ...) and parse_content_length (upstream headers). */
 #include "fuzz.h"
-#include "parse.h"
+#include "base/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

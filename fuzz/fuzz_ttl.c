@@ -1,6 +1,6 @@
 /* parse_ttl and parse_duration_ms: query ttl values and every duration option. */
 #include "fuzz.h"
-#include "parse.h"
+#include "base/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

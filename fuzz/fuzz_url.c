@@ -4,7 +4,7 @@
  * given, always ends the string, is never cut in url_shown's buffer, and a redacted URL
  * redacts to itself (nothing it shows would be hidden on a second look: no secret was left). */
 #include "fuzz.h"
-#include "url.h"
+#include "url/url.h"
 
 #include <strings.h>
 

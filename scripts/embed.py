@@ -12,7 +12,7 @@ TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf
 
 def main():
     out, files = sys.argv[1], sys.argv[2:]
-    lines = ['#include "assets.h"', ""]
+    lines = ['#include "web/assets.h"', ""]
     for i, path in enumerate(files):
         data = open(path, "rb").read()
         body = ",".join(str(b) for b in data)

@@ -1,15 +1,15 @@
 /* arca: options, start-up in request order (store, fetch, http), signals, orderly shutdown. */
-#include "access_log.h"
-#include "cli.h"
-#include "config.h"
-#include "upstream.h"
-#include "http.h"
-#include "log.h"
-#include "policy.h"
-#include "routes.h"
-#include "stats.h"
-#include "buckets.h"
-#include "store.h"
+#include "log/access_log.h"
+#include "cli/cli.h"
+#include "config/config.h"
+#include "upstream/upstream.h"
+#include "http/http.h"
+#include "log/log.h"
+#include "rules/policy.h"
+#include "web/routes.h"
+#include "stats/stats.h"
+#include "config/buckets.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <netdb.h>

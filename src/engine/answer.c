@@ -1,5 +1,5 @@
-/* Answers (conn.h, answer.h): a body and header lines, counted references. */
-#include "answer.h"
+/* Answers (handler.h, answer.h): a body and header lines, counted references. */
+#include "engine/answer.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /*
- * answer.h — the engine's side of conn.h's answers: what a built answer holds, for send.c.
+ * answer.h — the engine's side of handler.h's answers: what a built answer holds, for send.c.
  *
- * Contract: an answer is built by one thread (answer_* of conn.h); once queued it is never
+ * Contract: an answer is built by one thread (answer_* of handler.h); once queued it is never
  * changed, so connections of any worker may send it at once; each holds a reference
  * (answer_hold), and the last answer_put lets go of its body (frees it, closes its file, or calls
  * its release).
@@ -9,7 +9,7 @@
 #ifndef ARCA_ANSWER_H
 #define ARCA_ANSWER_H
 
-#include "conn.h"
+#include "engine/handler.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

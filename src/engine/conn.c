@@ -1,7 +1,7 @@
 /* A connection's course (engine.h): read a head, read its body, call the handler until it
- * answers, send the answer, then the next request or the close. conn.h's request side too. */
-#include "engine_internal.h"
-#include "url.h"
+ * answers, send the answer, then the next request or the close. handler.h's request side too. */
+#include "engine/engine_internal.h"
+#include "url/url.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -596,7 +596,7 @@ void conn_woken(struct conn *c)
     conn_go_on(c);
 }
 
-/* conn.h, the request's side */
+/* handler.h, the request's side */
 
 /* Whether field name `a` is `b`, case aside. The first letters are compared inline: most names
  * differ there, and a request's nine lookups over its fields were 4 % of a warm hit. */

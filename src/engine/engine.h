@@ -1,6 +1,6 @@
 /*
  * engine.h — arca's own HTTP/1.1 server: worker threads, each with an epoll loop, serving the
- * connections of one listening socket; requests read with h1.c and answered as conn.h says.
+ * connections of one listening socket; requests read with h1.c and answered as handler.h says.
  *
  * Contract: engine_start() takes a bound, listening socket and starts `threads` workers. Every
  * callback of `engine_ops` runs on the worker thread that owns the connection, and a connection
@@ -19,14 +19,14 @@
 #ifndef ARCA_ENGINE_H
 #define ARCA_ENGINE_H
 
-#include "conn.h"
+#include "engine/handler.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-struct conn; /* opaque to the engine's users (conn.h) */
+struct conn; /* opaque to the engine's users (handler.h) */
 
 struct engine_ops {
     /* A connection from `peer`: false to drop it (closed without a word); else its context in

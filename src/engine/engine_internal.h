@@ -9,10 +9,10 @@
 #ifndef ARCA_ENGINE_INTERNAL_H
 #define ARCA_ENGINE_INTERNAL_H
 
-#include "answer.h"
-#include "dlist.h"
-#include "engine.h"
-#include "h1.h"
+#include "engine/answer.h"
+#include "base/dlist.h"
+#include "engine/engine.h"
+#include "engine/h1.h"
 
 #include <netinet/in.h>
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /* A request head, line by line: see h1.h for what is refused and why. */
-#include "h1.h"
+#include "engine/h1.h"
 
 #include <string.h>
 #include <strings.h>

@@ -1,8 +1,8 @@
 /* The workers' loops (engine.h): one epoll loop per thread over the shared listening socket,
  * going on with its connections as their sockets, their turns, their wake-ups and their idle
  * clocks say (what a worker keeps is worker.c's). */
-#include "engine_internal.h"
-#include "log.h"
+#include "engine/engine_internal.h"
+#include "log/log.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "base/clock.h"
 
 #define MAX_WORKERS 256
 #define EVENTS_PER_WAIT 256

@@ -1,7 +1,7 @@
 /* Sending an answer (engine_internal.h): its head and a memory body in one sendmsg, a file by
  * sendfile, a reader's blocks framed as chunks when the length is not known; at most
  * SEND_TURN_MAX bytes per connection per turn. */
-#include "engine_internal.h"
+#include "engine/engine_internal.h"
 
 #include <assert.h>
 #include <errno.h>

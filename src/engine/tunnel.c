@@ -4,7 +4,7 @@
  * passed on as a shutdown of the other's writing side; the tunnel ends when both ends came and
  * their bytes are out, or when either socket fails. It stays a connection all along: the idle
  * clock, the per-address limits and the drain's final close apply to it. */
-#include "engine_internal.h"
+#include "engine/engine_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>

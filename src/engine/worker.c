@@ -1,7 +1,7 @@
 /* What a worker keeps (engine_internal.h): its read-buffer pool, its connections' lists (idle
  * clock, parked, ready), its Date line, and the wake-ups other threads queue for it. */
-#include "engine_internal.h"
-#include "clock.h"
+#include "engine/engine_internal.h"
+#include "base/clock.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -110,7 +110,7 @@ const char *worker_date(struct worker *w)
     return w->date;
 }
 
-/* conn.h: from any thread. The connection is this worker's until it is closed, and it is not
+/* handler.h: from any thread. The connection is this worker's until it is closed, and it is not
  * closed while in `wakes` (conn_close waits for the loop to take it out). */
 void conn_resume(struct conn *c)
 {

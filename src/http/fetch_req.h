@@ -13,11 +13,11 @@
 #ifndef ARCA_FETCH_REQ_H
 #define ARCA_FETCH_REQ_H
 
-#include "http_internal.h"
-#include "park.h"
-#include "store.h"
-#include "upstream.h"
-#include "keys.h"
+#include "http/http_internal.h"
+#include "base/park.h"
+#include "store/store.h"
+#include "upstream/upstream.h"
+#include "rules/keys.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

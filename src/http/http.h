@@ -4,7 +4,7 @@
  *
  * Contract: http_start() binds the listening socket itself (so "port in use" comes back as a
  * clear error) and starts the engine's workers (one epoll loop each, --threads). What is served
- * is the route table given to it (src/routes.c assembles it above this layer): http.c names no
+ * is the route table given to it (src/web/routes.c assembles it): http.c names no
  * handler and no page. Handlers run on the workers' threads; a handler waiting for bytes parks its
  * connection (park.h) and is resumed by the producing thread — no polling. http_drain() stops
  * accepting, makes health answer 503 and waits (bounded) for open connections to finish.
@@ -12,9 +12,9 @@
 #ifndef ARCA_HTTP_H
 #define ARCA_HTTP_H
 
-#include "config.h"
+#include "config/config.h"
 
-#include "conn.h"
+#include "engine/handler.h"
 #include <stdbool.h>
 #include <stddef.h>
 

@@ -1,14 +1,14 @@
 /* Admin API: POST /api/v1/prefetch/, GET /api/v1/resources/?url= (a download's outcome) and
  * DELETE /api/v1/resources/?url=, behind a bearer token read from --admin-token-file. Without a
  * token configured they answer 403: the API is off. */
-#include "upstream.h"
-#include "http_internal.h"
-#include "stats.h"
-#include "keys.h"
-#include "log.h"
-#include "parse.h"
-#include "store.h"
-#include "url.h"
+#include "upstream/upstream.h"
+#include "http/http_internal.h"
+#include "stats/stats.h"
+#include "rules/keys.h"
+#include "log/log.h"
+#include "base/parse.h"
+#include "store/store.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -3,13 +3,13 @@
  * address checked by the upstream address policy before a socket is connected to it; the request
  * waits parked meanwhile, and once woken answers 2xx and hands the socket to the engine's tunnel
  * (conn_tunnel), or answers the refusal. Nothing of a tunnel is cached: its bytes are TLS. */
-#include "http_connect.h"
-#include "clock.h"
-#include "http_offload.h"
-#include "parse.h"
-#include "proxy_target.h"
-#include "policy.h"
-#include "stats.h"
+#include "http/http_connect.h"
+#include "base/clock.h"
+#include "http/http_offload.h"
+#include "base/parse.h"
+#include "http/proxy_target.h"
+#include "rules/policy.h"
+#include "stats/stats.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -13,7 +13,7 @@
 #ifndef ARCA_HTTP_CONNECT_H
 #define ARCA_HTTP_CONNECT_H
 
-#include "http_internal.h"
+#include "http/http_internal.h"
 
 /* The route (struct route, ROUTE_CONNECT); the request's state is the tunnel's. */
 enum conn_result http_connect(struct conn *c, struct request *req, const char *rest);

@@ -3,18 +3,18 @@
  * key made, the store asked; then a hit is answered (http_fetch_answer.c), a download joined or
  * started and streamed (http_fetch_stream.c), or the URL confirmed first (http_fetch_confirm.c).
  * This file decides; the three below it only answer, and call nothing here. */
-#include "http_fetch.h"
-#include "fetch_req.h"
-#include "buckets.h"
-#include "grants.h"
-#include "proxy_target.h"
-#include "keys.h"
-#include "parse.h"
-#include "stats.h"
-#include "store.h"
-#include "upstream.h"
-#include "url.h"
-#include "filename.h"
+#include "http/http_fetch.h"
+#include "http/fetch_req.h"
+#include "config/buckets.h"
+#include "rules/grants.h"
+#include "http/proxy_target.h"
+#include "rules/keys.h"
+#include "base/parse.h"
+#include "stats/stats.h"
+#include "store/store.h"
+#include "upstream/upstream.h"
+#include "url/url.h"
+#include "url/filename.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -13,7 +13,7 @@
 #ifndef ARCA_HTTP_FETCH_H
 #define ARCA_HTTP_FETCH_H
 
-#include "http_internal.h"
+#include "http/http_internal.h"
 
 struct bucket_auth;
 struct fetch_req;

@@ -2,12 +2,12 @@
  * (Cache-Status, validators, the file name), If-None-Match / If-Modified-Since / If-Range and
  * Range, and a finished object's bytes from its file, its mapping or a prepared answer shared by
  * plain hits. Below the rest of the fetch files: it calls none of them. */
-#include "fetch_req.h"
-#include "parse.h"
-#include "stats.h"
-#include "store.h"
-#include "url.h"
-#include "filename.h"
+#include "http/fetch_req.h"
+#include "base/parse.h"
+#include "stats/stats.h"
+#include "store/store.h"
+#include "url/url.h"
+#include "url/filename.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>

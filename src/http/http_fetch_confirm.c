@@ -1,12 +1,12 @@
 /* Signed URLs confirmed with upstream before a stored object is handed out (README, "Signed
  * URLs"; fetch_req.h): the probe is started on the request's thread, its answer comes
  * on the upstream thread and only wakes the request, which reads it on its next call. */
-#include "fetch_req.h"
-#include "grants.h"
-#include "keys.h"
-#include "stats.h"
-#include "store.h"
-#include "upstream.h"
+#include "http/fetch_req.h"
+#include "rules/grants.h"
+#include "rules/keys.h"
+#include "stats/stats.h"
+#include "store/store.h"
+#include "upstream/upstream.h"
 
 #include <assert.h>
 #include <stdio.h>

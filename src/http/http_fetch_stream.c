@@ -1,8 +1,8 @@
 /* The streaming reader (fetch_req.h): an object still downloading (or just finished)
  * goes out from its growing file, span by span, as the upstream thread appends. */
-#include "fetch_req.h"
-#include "stats.h"
-#include "store.h"
+#include "http/fetch_req.h"
+#include "stats/stats.h"
+#include "store/store.h"
 
 #include <assert.h>
 #include <stdatomic.h>

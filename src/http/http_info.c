@@ -6,12 +6,12 @@
  * header (Django's build_absolute_uri("/")). A Host that is not a plain host[:port] is never
  * echoed: the listening address stands in. X-Forwarded-Host is not read (HAProxy passes Host on
  * unchanged); X-Forwarded-Proto: https makes the scheme https only from a --trusted-proxy. */
-#include "http_internal.h"
-#include "http_offload.h"
-#include "policy.h"
-#include "persist.h"
-#include "stats.h"
-#include "store.h"
+#include "http/http_internal.h"
+#include "http/http_offload.h"
+#include "rules/policy.h"
+#include "persist/persist.h"
+#include "stats/stats.h"
+#include "store/store.h"
 
 #include <assert.h>
 #include <jansson.h>

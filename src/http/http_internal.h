@@ -12,11 +12,11 @@
 #ifndef ARCA_HTTP_INTERNAL_H
 #define ARCA_HTTP_INTERNAL_H
 
-#include "buf.h"
-#include "config.h"
-#include "request.h"
+#include "base/buf.h"
+#include "config/config.h"
+#include "http/request.h"
 
-#include "conn.h"
+#include "engine/handler.h"
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,9 +1,9 @@
-#include "http_limits.h"
-#include "policy.h"
-#include "clock.h"
-#include "log.h"
-#include "parse.h"
-#include "stats.h"
+#include "http/http_limits.h"
+#include "rules/policy.h"
+#include "base/clock.h"
+#include "log/log.h"
+#include "base/parse.h"
+#include "stats/stats.h"
 
 #include <assert.h>
 #include <pthread.h>

@@ -24,7 +24,7 @@
 #ifndef ARCA_HTTP_LIMITS_H
 #define ARCA_HTTP_LIMITS_H
 
-#include "config.h"
+#include "config/config.h"
 
 #include <stdbool.h>
 #include <sys/socket.h>

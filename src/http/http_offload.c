@@ -1,7 +1,7 @@
 /* A request's work on a thread of its own (http_offload.h). */
-#include "http_offload.h"
+#include "http/http_offload.h"
 
-#include "parse.h"
+#include "base/parse.h"
 
 #include <assert.h>
 #include <pthread.h>

@@ -20,8 +20,8 @@
 #ifndef ARCA_HTTP_OFFLOAD_H
 #define ARCA_HTTP_OFFLOAD_H
 
-#include "conn.h"
-#include "park.h"
+#include "engine/handler.h"
+#include "base/park.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -1,9 +1,9 @@
 /* The proxy's route (http_proxy.h): a lookup first when only one can tell whether the target
  * is arca itself, then the fetch. */
-#include "http_proxy.h"
-#include "http_fetch.h"
-#include "http_offload.h"
-#include "proxy_target.h"
+#include "http/http_proxy.h"
+#include "http/http_fetch.h"
+#include "http/http_offload.h"
+#include "http/proxy_target.h"
 
 #include <assert.h>
 #include <stdlib.h>

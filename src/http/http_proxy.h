@@ -10,7 +10,7 @@
 #ifndef ARCA_HTTP_PROXY_H
 #define ARCA_HTTP_PROXY_H
 
-#include "http_internal.h"
+#include "http/http_internal.h"
 
 enum conn_result http_proxy(struct conn *c, struct request *req, const char *rest);
 const char *http_proxy_done(struct request *req, bool completed);

@@ -1,8 +1,8 @@
 /* GET /api/v1/resources/?state=&page=&order=: one page of a listing, as JSON. With ?url=, the
  * outcome of that URL's download instead, and DELETE ?url= purges it (the admin API's,
  * http_admin.c). */
-#include "http_internal.h"
-#include "resources.h"
+#include "http/http_internal.h"
+#include "http/resources.h"
 
 #include <assert.h>
 #include <jansson.h>

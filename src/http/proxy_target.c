@@ -1,8 +1,8 @@
 /* Absolute-form requests: whether they name arca itself, whether they came from it, and their
  * Cache-Control (proxy_target.h). */
-#include "proxy_target.h"
-#include "parse.h"
-#include "upstream.h"
+#include "http/proxy_target.h"
+#include "base/parse.h"
+#include "upstream/upstream.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>

@@ -16,7 +16,7 @@
 #ifndef ARCA_PROXY_TARGET_H
 #define ARCA_PROXY_TARGET_H
 
-#include "conn.h"
+#include "engine/handler.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -7,7 +7,7 @@
 #ifndef ARCA_REQUEST_H
 #define ARCA_REQUEST_H
 
-#include "conn.h"
+#include "engine/handler.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>

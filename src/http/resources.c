@@ -1,5 +1,5 @@
-#include "resources.h"
-#include "parse.h"
+#include "http/resources.h"
+#include "base/parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

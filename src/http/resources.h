@@ -9,7 +9,7 @@
 #ifndef ARCA_RESOURCES_H
 #define ARCA_RESOURCES_H
 
-#include "store.h"
+#include "store/store.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
-#include "index.h"
-#include "persist.h"
-#include "log.h"
+#include "persist/index.h"
+#include "persist/persist.h"
+#include "log/log.h"
 
 #include <assert.h>
 #include <pthread.h>

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "headers.h"
+#include "persist/headers.h"
 
 struct index_row {
     const char *key, *url;

@@ -1,7 +1,7 @@
 /* The persistence threads: two FIFOs of jobs, each with the thread that runs it (see persist.h).
  * The ordered queue runs every change of names and rows; the sync queue only fsyncs file data,
  * then hands the job on to the ordered queue for what follows. */
-#include "persist.h"
+#include "persist/persist.h"
 
 #include <assert.h>
 #include <pthread.h>

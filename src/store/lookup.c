@@ -1,9 +1,9 @@
 /* The client side of the store (store.h): lookups, hits, reads and waits, from any thread. The
  * top of store/: it asks object.c for every change of an object's state. */
-#include "clock.h"
-#include "log.h"
-#include "object.h"
-#include "store_twins.h"
+#include "base/clock.h"
+#include "log/log.h"
+#include "store/object.h"
+#include "store/store_twins.h"
 
 #include <assert.h>
 #include <errno.h>

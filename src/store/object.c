@@ -1,11 +1,11 @@
 /* The object's life in one place (object.h): the store's state and lock, the table of moves with
  * the action of each, and the helpers every other file of store/ shares. Modelled on Varnish's
  * cache_obj.c: one owner of the object's state, a magic number checked on entry. */
-#include "object.h"
-#include "index.h"
-#include "log.h"
-#include "persist.h"
-#include "stats.h"
+#include "store/object.h"
+#include "persist/index.h"
+#include "log/log.h"
+#include "persist/persist.h"
+#include "stats/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -25,8 +25,8 @@
 #ifndef ARCA_OBJECT_H
 #define ARCA_OBJECT_H
 
-#include "store.h"
-#include "table.h"
+#include "store/store.h"
+#include "store/table.h"
 
 #include <assert.h>
 #include <openssl/evp.h>

@@ -31,10 +31,10 @@
 #ifndef ARCA_STORE_H
 #define ARCA_STORE_H
 
-#include "headers.h"
-#include "park.h"
-#include "config.h"
-#include "dlist.h"
+#include "persist/headers.h"
+#include "base/park.h"
+#include "config/config.h"
+#include "base/dlist.h"
 
 #include <openssl/evp.h>
 #include <stdatomic.h>

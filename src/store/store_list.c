@@ -4,10 +4,10 @@
  * one of them: on a million objects one pass held the store lock for 20-30 ms, and every hit
  * waited. That pass now walks the table a slice of buckets at a time (LIST_SLICE), keeping
  * copies of the best rows' sort fields, and takes the page's rows by key at the end. */
-#include "store_list.h"
-#include "index.h"
-#include "persist.h"
-#include "url.h"
+#include "store/store_list.h"
+#include "persist/index.h"
+#include "persist/persist.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 #ifndef ARCA_STORE_LIST_H
 #define ARCA_STORE_LIST_H
 
-#include "object.h"
+#include "store/object.h"
 
 /* Lock held: remember a failed download (object.c calls it through its `failed` hook). */
 void note_failure(const struct object *obj);

@@ -1,13 +1,13 @@
 /* The store's start and end: the data dir locked, the index loaded into the table (main), the
  * index handed to the persistence thread with the orphan sweep as its first work, and at the
  * end everything handed over written and the table freed. */
-#include "index.h"
-#include "log.h"
-#include "object.h"
-#include "persist.h"
-#include "store_list.h"
-#include "store_resume.h"
-#include "store_twins.h"
+#include "persist/index.h"
+#include "log/log.h"
+#include "store/object.h"
+#include "persist/persist.h"
+#include "store/store_list.h"
+#include "store/store_resume.h"
+#include "store/store_twins.h"
 
 #include <assert.h>
 #include <dirent.h>

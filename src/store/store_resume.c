@@ -6,10 +6,10 @@
  * FETCHING object whose file is cut back to the synced length, digested again, and continued
  * with Range + If-Range by the upstream thread, once upstream's 206 has proved it is the same
  * file (upstream_response.h); otherwise the download starts over from byte 0. */
-#include "log.h"
-#include "persist.h"
-#include "stats.h"
-#include "store_resume.h"
+#include "log/log.h"
+#include "persist/persist.h"
+#include "stats/stats.h"
+#include "store/store_resume.h"
 
 #include <assert.h>
 #include <fcntl.h>

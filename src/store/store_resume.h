@@ -5,8 +5,8 @@
 #ifndef ARCA_STORE_RESUME_H
 #define ARCA_STORE_RESUME_H
 
-#include "index.h"
-#include "object.h"
+#include "persist/index.h"
+#include "store/object.h"
 
 /* Loader callback (index.h): take up a partial row whose file still holds what it says. */
 bool resume_partial(const struct index_row *row, int part, void *arg);

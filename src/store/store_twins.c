@@ -10,10 +10,10 @@
  * table they pass to a twin still there, so the quota counts the file while any name holds it.
  * Everything here runs with the store lock held (asserted), except the persistence thread's
  * link jobs. object.c calls twins_join and twins_leave through its hooks. */
-#include "log.h"
-#include "persist.h"
-#include "store_twins.h"
-#include "url.h"
+#include "log/log.h"
+#include "persist/persist.h"
+#include "store/store_twins.h"
+#include "url/url.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,7 @@
 #ifndef ARCA_STORE_TWINS_H
 #define ARCA_STORE_TWINS_H
 
-#include "object.h"
+#include "store/object.h"
 
 /* Room in the digest index for `at_least` objects: 0, or -1 out of memory. */
 int digests_reserve(size_t at_least);

@@ -1,13 +1,13 @@
 /* The writing side of the store: files, quota, eviction, expiry, completion. The upstream thread
  * appends and decides; what touches SQLite, fsync or unlink is a job for the persistence thread
  * (persist.h). Every change of an object's state is asked of object.c. */
-#include "clock.h"
-#include "index.h"
-#include "log.h"
-#include "object.h"
-#include "persist.h"
-#include "store_list.h"
-#include "store_resume.h"
+#include "base/clock.h"
+#include "persist/index.h"
+#include "log/log.h"
+#include "store/object.h"
+#include "persist/persist.h"
+#include "store/store_list.h"
+#include "store/store_resume.h"
 
 #include <assert.h>
 #include <errno.h>

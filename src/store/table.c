@@ -1,5 +1,5 @@
 /* The store's hash table, grown incrementally (see table.h). */
-#include "table.h"
+#include "store/table.h"
 
 #include <assert.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
-#include "easy.h"
-#include "buckets.h"
-#include "policy.h"
-#include "url.h"
+#include "upstream/easy.h"
+#include "config/buckets.h"
+#include "rules/policy.h"
+#include "url/url.h"
 
 #include <pthread.h>
 #include <stdio.h>

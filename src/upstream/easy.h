@@ -12,8 +12,8 @@
 #ifndef ARCA_EASY_H
 #define ARCA_EASY_H
 
-#include "config.h"
-#include "timer.h"
+#include "config/config.h"
+#include "upstream/timer.h"
 
 #include <curl/curl.h>
 #include <stdatomic.h>

@@ -1,11 +1,11 @@
-#include "mirror.h"
-#include "clock.h"
-#include "grants.h"
-#include "keys.h"
-#include "log.h"
-#include "probe.h"
-#include "stats.h"
-#include "url.h"
+#include "upstream/mirror.h"
+#include "base/clock.h"
+#include "rules/grants.h"
+#include "rules/keys.h"
+#include "log/log.h"
+#include "upstream/probe.h"
+#include "stats/stats.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <regex.h>

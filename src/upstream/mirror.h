@@ -14,8 +14,8 @@
 #ifndef ARCA_MIRROR_H
 #define ARCA_MIRROR_H
 
-#include "easy.h"
-#include "upstream_response.h"
+#include "upstream/easy.h"
+#include "upstream/upstream_response.h"
 
 #include <stdbool.h>
 #include <stdint.h>

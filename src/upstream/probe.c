@@ -1,7 +1,7 @@
-#include "probe.h"
-#include "buckets.h"
-#include "buf.h"
-#include "clock.h"
+#include "upstream/probe.h"
+#include "config/buckets.h"
+#include "base/buf.h"
+#include "base/clock.h"
 
 #include <assert.h>
 #include <pthread.h>

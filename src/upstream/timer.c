@@ -1,4 +1,4 @@
-#include "timer.h"
+#include "upstream/timer.h"
 
 #include <assert.h>
 #include <stdbool.h>

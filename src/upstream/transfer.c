@@ -1,10 +1,10 @@
-#include "transfer.h"
-#include "buckets.h"
-#include "grants.h"
-#include "log.h"
-#include "mirror.h"
-#include "stats.h"
-#include "upstream_response.h"
+#include "upstream/transfer.h"
+#include "config/buckets.h"
+#include "rules/grants.h"
+#include "log/log.h"
+#include "upstream/mirror.h"
+#include "stats/stats.h"
+#include "upstream/upstream_response.h"
 
 #include <assert.h>
 #include <stddef.h>

@@ -25,8 +25,8 @@
 #ifndef ARCA_TRANSFER_H
 #define ARCA_TRANSFER_H
 
-#include "easy.h"
-#include "store.h"
+#include "upstream/easy.h"
+#include "store/store.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>

@@ -1,15 +1,15 @@
 /* The upstream thread's loop: the queue of downloads, the multi handle, the timer heap and the
  * dispatch of each finished handle by its kind (see upstream.h; the transfer machine is
  * transfer.c, probes and documents probe.c, mirrors mirror.c). */
-#include "upstream.h"
-#include "clock.h"
-#include "log.h"
-#include "mirror.h"
-#include "persist.h"
-#include "probe.h"
-#include "stats.h"
-#include "transfer.h"
-#include "url.h"
+#include "upstream/upstream.h"
+#include "base/clock.h"
+#include "log/log.h"
+#include "upstream/mirror.h"
+#include "persist/persist.h"
+#include "upstream/probe.h"
+#include "stats/stats.h"
+#include "upstream/transfer.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <pthread.h>

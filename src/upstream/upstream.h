@@ -24,9 +24,9 @@
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H
 
-#include "config.h"
-#include "probe.h"
-#include "store.h"
+#include "config/config.h"
+#include "upstream/probe.h"
+#include "store/store.h"
 
 #include <curl/curl.h>
 

@@ -1,8 +1,8 @@
 /* Upstream responses: header lines and the decisions taken on them (see upstream_response.h). */
-#include "upstream_response.h"
-#include "parse.h"
-#include "url.h"
-#include "filename.h"
+#include "upstream/upstream_response.h"
+#include "base/parse.h"
+#include "url/url.h"
+#include "url/filename.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #ifndef ARCA_UPSTREAM_RESPONSE_H
 #define ARCA_UPSTREAM_RESPONSE_H
 
-#include "store.h"
+#include "store/store.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>

@@ -1,15 +1,15 @@
 /* GET|HEAD /browse/... (see browse.h). Listing pages come from s3_list.h's cache. A file's cache
  * key is its path-style URL, its stable name: never a signature, so it stays a hit whoever asks
  * and however often credentials rotate. */
-#include "browse.h"
-#include "buckets.h"
-#include "charts.h"
-#include "http_fetch.h"
-#include "pages.h"
-#include "policy.h"
-#include "s3_list.h"
-#include "stats.h"
-#include "url.h"
+#include "web/browse.h"
+#include "config/buckets.h"
+#include "web/charts.h"
+#include "http/http_fetch.h"
+#include "web/pages.h"
+#include "rules/policy.h"
+#include "s3/s3_list.h"
+#include "stats/stats.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -15,7 +15,7 @@
 #ifndef ARCA_WEB_BROWSE_H
 #define ARCA_WEB_BROWSE_H
 
-#include "http_internal.h"
+#include "http/http_internal.h"
 
 /* "/browse/": `rest` is the path after it. */
 enum conn_result web_browse(struct conn *c, struct request *req, const char *rest);

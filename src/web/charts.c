@@ -1,4 +1,4 @@
-#include "charts.h"
+#include "web/charts.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
 #ifndef ARCA_CHARTS_H
 #define ARCA_CHARTS_H
 
-#include "buf.h"
+#include "base/buf.h"
 
 #include <stdint.h>
 

@@ -1,14 +1,14 @@
 /* The web pages: home, help, resources by state, statistics; and their static assets. Pages are
  * whole HTML documents built on the server, readable without JavaScript; web/arca.js only adds
  * the copy button and live progress. Everything from outside goes through buf_html/buf_query. */
-#include "assets.h"
-#include "charts.h"
-#include "http_internal.h"
-#include "pages.h"
-#include "policy.h"
-#include "resources.h"
-#include "stats.h"
-#include "store.h"
+#include "web/assets.h"
+#include "web/charts.h"
+#include "http/http_internal.h"
+#include "web/pages.h"
+#include "rules/policy.h"
+#include "http/resources.h"
+#include "stats/stats.h"
+#include "store/store.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -4,15 +4,15 @@
  * Content-Security-Policy that forbids inline script and style).
  *
  * Contract: web/ sits above http/: it answers through http_internal.h's helpers, and http/ never
- * names it (the route table, src/routes.c, does). Handlers run on the server's threads;
+ * names it (the route table, src/web/routes.c, does). Handlers run on the server's threads;
  * the page functions only format into a struct buf (any thread). Everything from outside is
  * escaped (buf_html, buf_query, buf_path).
  */
 #ifndef ARCA_WEB_PAGES_H
 #define ARCA_WEB_PAGES_H
 
-#include "buf.h"
-#include "http_internal.h"
+#include "base/buf.h"
+#include "http/http_internal.h"
 
 /* A page's head and navigation, `active` the section shown as current; then the whole page as a
  * response (NULL when out of memory), its Cache-Control left to the caller. */

@@ -5,8 +5,8 @@
 #ifndef ARCA_STORE_FIXTURE_H
 #define ARCA_STORE_FIXTURE_H
 
-#include "config.h"
-#include "store.h"
+#include "config/config.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "access_log.h"
+#include "log/access_log.h"
 
 #define THREADS 8
 #define LINES 3000 /* per thread: many times the ring's slots, so writers wait for room */

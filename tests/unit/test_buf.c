@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "resources.h"
+#include "base/buf.h"
+#include "http/resources.h"
 
 static char *take(struct buf *b)
 {

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 
 static enum config_action load(struct config *cfg, char *err, int argc, ...)
 {

@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
-#include "policy.h"
+#include "config/config.h"
+#include "rules/policy.h"
 
 static struct config cfg;
 

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "grants.h"
+#include "rules/grants.h"
 
 #define SLOTS 16384 /* grants.c's table */
 

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "h1.h"
+#include "engine/h1.h"
 
 #define MAX_HEAD 8192
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "index.h"
+#include "persist/index.h"
 
 #include <sqlite3.h>
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keys.h"
+#include "rules/keys.h"
 
 static struct config cfg;
 static char out[4096];

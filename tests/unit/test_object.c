@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "object.h"
-#include "persist.h"
-#include "stats.h"
+#include "config/config.h"
+#include "store/object.h"
+#include "persist/persist.h"
+#include "stats/stats.h"
 #include "store_fixture.h"
 
 static char dir[] = "/tmp/arca-unit-object-XXXXXX";

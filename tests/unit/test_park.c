@@ -13,7 +13,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "park.h"
+#include "base/park.h"
 
 struct request {
     struct park w;

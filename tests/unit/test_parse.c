@@ -9,7 +9,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "parse.h"
+#include "base/parse.h"
 
 static void ttl_accepts_units(void **state)
 {

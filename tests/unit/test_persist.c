@@ -20,9 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "persist.h"
-#include "store.h"
+#include "config/config.h"
+#include "persist/persist.h"
+#include "store/store.h"
 #include "store_fixture.h"
 
 /* --- a gate on the sync thread's fsync ------------------------------------------------------ */

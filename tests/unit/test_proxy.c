@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "proxy_target.h"
-#include "upstream.h"
+#include "config/config.h"
+#include "http/proxy_target.h"
+#include "upstream/upstream.h"
 
 /* easy.c's Via, as upstream_init sets it, without starting the upstream thread. */
 void easy_via_init(const struct config *cfg);

@@ -1,4 +1,4 @@
-/* Units for the route table (src/routes.c) as http.c matches it (http_route_match,
+/* Units for the route table (src/web/routes.c) as http.c matches it (http_route_match,
  * http_route_allows): which route a URL reaches, what a method gets there (405 with the route's
  * Allow list, 404 from the catch-all), and exact paths, trailing slashes and prefixes as the
  * scenarios expect them. */
@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "routes.h"
+#include "web/routes.h"
 
 /* The path of the route `url` reaches ("" for the catch-all). */
 static const char *route_of(const char *url)

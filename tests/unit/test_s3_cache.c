@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "s3_cache.h"
+#include "s3/s3_cache.h"
 
 /* Under a sanitizer the allocator is not glibc's, whose figures mallinfo2 gives. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)

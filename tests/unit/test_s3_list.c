@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buckets.h"
-#include "s3_list.h"
-#include "stats.h"
-#include "upstream.h"
+#include "config/buckets.h"
+#include "s3/s3_list.h"
+#include "stats/stats.h"
+#include "upstream/upstream.h"
 
 /* --- the upstream thread, as far as listings see it ---------------------------------------- */
 

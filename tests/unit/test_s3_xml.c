@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "s3_xml.h"
+#include "s3/s3_xml.h"
 
 static struct s3_page *parse(const char *xml, int status, const char *prefix)
 {

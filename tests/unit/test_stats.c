@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "index.h"
-#include "stats.h"
+#include "persist/index.h"
+#include "stats/stats.h"
 
 static char dir[] = "/tmp/arca-unit-stats-XXXXXX";
 

@@ -22,9 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "persist.h"
-#include "store.h"
+#include "config/config.h"
+#include "persist/persist.h"
+#include "store/store.h"
 #include "store_fixture.h"
 
 static char dir[] = "/tmp/arca-unit-store-XXXXXX";

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "log.h"
-#include "persist.h"
-#include "store.h"
+#include "config/config.h"
+#include "log/log.h"
+#include "persist/persist.h"
+#include "store/store.h"
 
 /* The table starts with 1024 buckets (table.c) and doubles when a 1025th object comes in. */
 #define START_BUCKETS 1024

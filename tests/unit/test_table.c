@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "table.h"
+#include "store/table.h"
 
 #include <stdbool.h>
 

@@ -7,7 +7,7 @@
 
 #include <stdlib.h>
 
-#include "timer.h"
+#include "upstream/timer.h"
 
 /* What fired, in order: each timer's arg is its number. */
 static int fired[4096];

@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "mirror.h"
-#include "probe.h"
-#include "stats.h"
-#include "transfer.h"
+#include "config/config.h"
+#include "upstream/mirror.h"
+#include "upstream/probe.h"
+#include "stats/stats.h"
+#include "upstream/transfer.h"
 
 /* --- a store that records ------------------------------------------------------------------ */
 

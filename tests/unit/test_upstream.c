@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "upstream_response.h"
+#include "upstream/upstream_response.h"
 
 static struct upstream_response response(const char *const *lines)
 {

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "url.h"
-#include "filename.h"
+#include "url/url.h"
+#include "url/filename.h"
 
 static char buf[4096];
 

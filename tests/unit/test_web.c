@@ -15,11 +15,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "charts.h"
-#include "config.h"
-#include "http.h"
-#include "pages.h"
-#include "policy.h"
+#include "web/charts.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "web/pages.h"
+#include "rules/policy.h"
 
 #define HOSTILE "<script>alert(\"x\")</script>' onmouseover='y' &amp;"
 #define HOSTILE_ESCAPED                                                                            \

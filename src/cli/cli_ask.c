@@ -1,0 +1,81 @@
+/* arca's client asking an arca (see cli_ask.h). */
+#include "cli/cli_ask.h"
+#include "url/url.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Answers arca's client reads are small JSON: a bigger body (not arca's) is cut rather than
+ * held in memory. */
+#define ANSWER_MAX (4 << 20)
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+    struct buf *b = arg;
+    if (b->len + size * n > ANSWER_MAX)
+        return 0; /* curl stops: CURLE_WRITE_ERROR */
+    buf_addn(b, data, size * n);
+    return size * n;
+}
+
+long cli_ask(const char *server, const struct call *q, struct buf *body, char *why, size_t whylen,
+             CURLcode *code)
+{
+    char url[16384], auth[600];
+    struct curl_slist *headers = NULL;
+    CURL *easy = curl_easy_init();
+    long status = -1;
+    CURLcode rc;
+
+    if (!easy)
+        return -1;
+    snprintf(url, sizeof(url), "%s%s", server, q->path);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, q->method);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, q->timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca/" ARCA_VERSION); /* access logs name us */
+    if (q->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", q->token);
+        headers = curl_slist_append(headers, auth);
+    }
+    if (q->payload) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, q->payload);
+    }
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    rc = curl_easy_perform(easy);
+    if (code)
+        *code = rc;
+    if (rc != CURLE_OK && why)
+        snprintf(why, whylen, "%s", curl_easy_strerror(rc));
+    else if (rc != CURLE_OK)
+        fprintf(stderr, "arca: %s: %s\n", server, curl_easy_strerror(rc));
+    else
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(easy);
+    return status;
+}
+
+int cli_first_line(const struct buf *body, const char **text)
+{
+    *text = body->data ? body->data : "";
+    return (int)strcspn(*text, "\n");
+}
+
+int cli_refused(const char *subject, long status, const struct buf *body)
+{
+    const char *text;
+    int len = cli_first_line(body, &text);
+    char *shown = subject ? url_shown(subject) : NULL;
+    if (shown)
+        fprintf(stderr, "arca: %s: %ld: %.*s\n", shown, status, len, text);
+    else
+        fprintf(stderr, "arca: %ld: %.*s\n", status, len, text);
+    free(shown);
+    return 1;
+}

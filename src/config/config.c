@@ -1,0 +1,787 @@
+#include "config/config.h"
+#include "config/config_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <regex.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void config_defaults(struct config *cfg)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->listen_host, sizeof(cfg->listen_host), "0.0.0.0");
+    cfg->listen_port = 8001;
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./arca-data");
+    cfg->quota = 5LL << 30;
+    cfg->default_ttl = 10 * 86400;
+    cfg->stall_timeout = 60;
+    cfg->connect_timeout = 30;
+    cfg->download_timeout = 6 * 3600;
+    cfg->download_retries = 4;
+    cfg->max_redirects = 20;
+    cfg->retry_delay_ms = 1000;
+    cfg->max_downloads = 32;
+    cfg->max_downloads_per_host = 8;
+    cfg->max_object_size = 64LL << 30;
+    cfg->max_connections = 1024;
+    cfg->max_connections_per_ip = 128;
+    cfg->max_header_size = 16384;
+    cfg->header_timeout = 10;
+    cfg->idle_timeout = 60;
+    cfg->grace_period = 10;
+    cfg->threads = cpus > 0 ? (int)(cpus > 16 ? 16 : cpus) : 2;
+    cfg->max_url_len = 8192;
+    snprintf(cfg->access_log, sizeof(cfg->access_log), "-");
+    cfg->log_level = LOG_INFO;
+    cfg->confirm_ttl = 600;
+    cfg->keep_expired = 7 * 86400;
+}
+
+static int copy_str(char *dst, size_t size, const char *name, const char *v, char *err)
+{
+    if (strlen(v) >= size) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: value too long (max %zu bytes)", name, size - 1);
+        return -1;
+    }
+    memset(dst, 0, size); /* no bytes of an earlier value: SIGHUP compares fields bytewise */
+    memcpy(dst, v, strlen(v));
+    return 0;
+}
+
+/* "HOST:PORT", "[v6]:PORT" (parse_authority's reading) or ":PORT" (every address). */
+static int set_listen(struct config *cfg, const char *v, char *err)
+{
+    struct authority a = {
+        .host = "0.0.0.0", .host_len = 7, .port = parse_port(v + 1, strlen(v) - 1)};
+    if (v[0] != ':' && parse_authority(v, strlen(v), &a) != AUTHORITY_OK)
+        a.port = 0;
+    if (a.host[0] == '[') { /* the address without its brackets */
+        a.host++;
+        a.host_len -= 2;
+    }
+    if (a.port <= 0 || a.host_len >= sizeof(cfg->listen_host)) {
+        snprintf(err, CONFIG_ERR_LEN, "--listen: expected HOST:PORT, got '%s'", v);
+        return -1;
+    }
+    memset(cfg->listen_host, 0, sizeof(cfg->listen_host));
+    memcpy(cfg->listen_host, a.host, a.host_len);
+    cfg->listen_port = a.port;
+    return 0;
+}
+
+static int add_net(struct cidr *nets, int *n, const char *name, const char *v, char *err)
+{
+    if (*n >= CONFIG_MAX_NETS) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: at most %d networks", name, CONFIG_MAX_NETS);
+        return -1;
+    }
+    if (parse_cidr(v, &nets[*n]) < 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: not a network (CIDR): '%s'", name, v);
+        return -1;
+    }
+    (*n)++;
+    return 0;
+}
+
+/* --connect-port N, repeatable; "none" refuses every tunnel (until a port is given again). */
+static int add_connect_port(struct config *cfg, const char *v, char *err)
+{
+    int port = parse_port(v, strlen(v));
+    if (!strcmp(v, "none")) {
+        cfg->n_connect_ports = -1;
+        return 0;
+    }
+    if (port < 0) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "--connect-port: expected a port (1..65535) or none, got '%s'", v);
+        return -1;
+    }
+    if (cfg->n_connect_ports < 0)
+        cfg->n_connect_ports = 0;
+    if (cfg->n_connect_ports >= CONFIG_MAX_PORTS) {
+        snprintf(err, CONFIG_ERR_LEN, "--connect-port: at most %d ports", CONFIG_MAX_PORTS);
+        return -1;
+    }
+    cfg->connect_ports[cfg->n_connect_ports++] = port;
+    return 0;
+}
+
+bool config_tunnel_port(const struct config *cfg, int port)
+{
+    if (cfg->n_connect_ports == 0)
+        return port == 443;
+    for (int i = 0; i < cfg->n_connect_ports; i++)
+        if (cfg->connect_ports[i] == port)
+            return true;
+    return false;
+}
+
+/* A plain decimal integer; strtoll alone would accept blanks and signs. */
+static int parse_int(const char *v, int64_t *out)
+{
+    char *end;
+    if (!*v || (*v != '-' && (*v < '0' || *v > '9')))
+        return -1;
+    errno = 0;
+    *out = strtoll(v, &end, 10);
+    return *end || errno ? -1 : 0;
+}
+
+/* A bound as the user would write it: in the largest unit that divides it ("30s", "36500d",
+ * "1M"); an integer as it is. */
+static void format_amount(enum value_kind kind, int64_t n, char *out, size_t size)
+{
+    static const struct {
+        enum value_kind kind;
+        const char *suffix;
+        int64_t unit;
+    } units[] = {
+        {V_DURATION, "d", 86400},    {V_DURATION, "h", 3600},        {V_DURATION, "m", 60},
+        {V_DURATION, "s", 1},        {V_DURATION_MS, "d", 86400000}, {V_DURATION_MS, "h", 3600000},
+        {V_DURATION_MS, "m", 60000}, {V_DURATION_MS, "s", 1000},     {V_DURATION_MS, "ms", 1},
+        {V_SIZE, "T", 1LL << 40},    {V_SIZE, "G", 1LL << 30},       {V_SIZE, "M", 1LL << 20},
+        {V_SIZE, "K", 1LL << 10}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (units[i].kind == kind && n % units[i].unit == 0) {
+            snprintf(out, size, "%lld%s", (long long)(n / units[i].unit), units[i].suffix);
+            return;
+        }
+    }
+    snprintf(out, size, "%lld", (long long)n);
+}
+
+/* A number within the option's bounds. A value past them is refused with the range, never
+ * capped: arca does what its configuration says or says why it cannot. */
+static int set_numeric(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    static const char *const expect[] = {"<int>d|h|m|s", "<int>ms|s|m", "<int>[K|M|G|T]",
+                                         "an integer"};
+    char lo[32], hi[32];
+    int64_t n;
+    int rc = o->kind == V_DURATION      ? parse_seconds(v, &n)
+             : o->kind == V_DURATION_MS ? parse_duration_ms(v, &n)
+             : o->kind == V_SIZE        ? parse_size(v, &n)
+                                        : parse_int(v, &n);
+    if (rc < 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s, positive, got '%s'", o->name,
+                 expect[o->kind], v);
+        return -1;
+    }
+    if (n < o->min || n > o->max) {
+        format_amount(o->kind, o->min, lo, sizeof(lo));
+        format_amount(o->kind, o->max, hi, sizeof(hi));
+        snprintf(err, CONFIG_ERR_LEN, "--%s: '%s' is out of range (%s..%s)", o->name, v, lo, hi);
+        return -1;
+    }
+    if (o->kind == V_INT)
+        *(int *)((char *)cfg + o->offset) = (int)n;
+    else
+        *(int64_t *)((char *)cfg + o->offset) = n;
+    return 0;
+}
+
+static int set_log_level(struct config *cfg, const char *v, char *err)
+{
+    static const char *const names[] = {"error", "info", "debug"};
+    for (int i = 0; i < 3; i++) {
+        if (!strcmp(v, names[i])) {
+            cfg->log_level = (enum log_level)i;
+            return 0;
+        }
+    }
+    snprintf(err, CONFIG_ERR_LEN, "--log-level: expected error, info or debug, got '%s'", v);
+    return -1;
+}
+
+/* A value that is one of two words: 0 for `first`, 1 for `second`, -1 with the reason. */
+static int pick(const char *name, const char *v, const char *first, const char *second,
+                char err[CONFIG_ERR_LEN])
+{
+    if (!strcmp(v, first) || !strcmp(v, second))
+        return strcmp(v, first) == 0 ? 0 : 1;
+    snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s or %s, got '%s'", name, first, second, v);
+    return -1;
+}
+
+/* "HOSTGLOB=PARAM[,PARAM...]": the host pattern is kept in lower case, as hosts are in a URL's
+ * normal form. */
+static int add_key_rule(struct config *cfg, const char *v, char *err)
+{
+    const char *eq = strchr(v, '=');
+    struct key_rule *r = &cfg->key_rules[cfg->n_key_rules];
+    if (cfg->n_key_rules >= CONFIG_MAX_RULES) {
+        snprintf(err, CONFIG_ERR_LEN, "--key-rules: at most %d rules", CONFIG_MAX_RULES);
+        return -1;
+    }
+    if (!eq || eq == v || !eq[1] || (size_t)(eq - v) >= sizeof(r->host) ||
+        strlen(eq + 1) >= sizeof(r->params) || strspn(eq + 1, ",") == strlen(eq + 1)) {
+        snprintf(err, CONFIG_ERR_LEN, "--key-rules: expected HOSTGLOB=PARAM[,PARAM...], got '%s'",
+                 v);
+        return -1;
+    }
+    for (size_t i = 0; i < (size_t)(eq - v); i++)
+        r->host[i] = (char)tolower((unsigned char)v[i]);
+    r->host[eq - v] = '\0';
+    memcpy(r->params, eq + 1, strlen(eq + 1) + 1);
+    cfg->n_key_rules++;
+    return 0;
+}
+
+/* Whether a regex is cheap to compile. glibc's regcomp copies the subexpression a '+' or a
+ * "{m,n}" applies to, so nested ones grow exponentially: "t+++...+" with sixty '+' took 2 GiB
+ * (found by fuzz_config). Counted repetition is refused, and '+' allowed a few times. */
+static bool regex_tame(const char *re)
+{
+    int plus = 0;
+    for (const char *p = re; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            continue;
+        }
+        if (*p == '{')
+            return false;
+        plus += *p == '+';
+    }
+    return plus <= 8;
+}
+
+/* "REGEX=URL[,URL...]": the regex ends where "=http://" or "=https://" begins, so it may hold
+ * '=' itself; it must compile, and each mirror must be an http(s) URL. */
+static int add_mirror(struct config *cfg, const char *v, char *err)
+{
+    const char *eq = strstr(v, "=http://"), *s = strstr(v, "=https://");
+    struct mirror_rule *r = &cfg->mirror_rules[cfg->n_mirror_rules];
+    regex_t re;
+    if (!eq || (s && s < eq))
+        eq = s;
+    if (cfg->n_mirror_rules >= (int)(sizeof(cfg->mirror_rules) / sizeof(cfg->mirror_rules[0]))) {
+        snprintf(err, CONFIG_ERR_LEN, "--mirror: at most %zu rules",
+                 sizeof(cfg->mirror_rules) / sizeof(cfg->mirror_rules[0]));
+        return -1;
+    }
+    if (!eq || eq == v || (size_t)(eq - v) >= sizeof(r->pattern)) {
+        snprintf(err, CONFIG_ERR_LEN, "--mirror: expected REGEX=URL[,URL...], got '%s'", v);
+        return -1;
+    }
+    memset(r, 0, sizeof(*r));
+    memcpy(r->pattern, v, (size_t)(eq - v));
+    if (!regex_tame(r->pattern)) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "--mirror: '%s': no {m,n} and at most 8 '+' (use * and ?): the regex must stay "
+                 "cheap to compile",
+                 r->pattern);
+        return -1;
+    }
+    if (regcomp(&re, r->pattern, REG_EXTENDED) != 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--mirror: not a regular expression: '%s'", r->pattern);
+        return -1;
+    }
+    regfree(&re);
+    for (const char *p = eq + 1; *p;) {
+        size_t n = strcspn(p, ",");
+        if (r->n == CONFIG_MAX_MIRRORS || n >= sizeof(r->mirrors[0]) ||
+            (strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0)) {
+            snprintf(err, CONFIG_ERR_LEN,
+                     "--mirror: each mirror must be an http(s) URL, at most %d, got '%.*s'",
+                     CONFIG_MAX_MIRRORS, (int)n, p);
+            return -1;
+        }
+        memcpy(r->mirrors[r->n++], p, n);
+        p += n + (p[n] == ',');
+    }
+    cfg->n_mirror_rules++;
+    return 0;
+}
+
+/* A switch: true/false, yes/no, on/off or 1/0 (on the command line, the bare flag means true).
+ * `what` names it in the error: "--exact-keys", "bucket lab: hide-root". */
+static int set_bool(bool *field, const char *what, const char *v, char *err)
+{
+    static const char *const words[][2] = {
+        {"false", "true"}, {"no", "yes"}, {"off", "on"}, {"0", "1"}};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        for (int on = 0; on < 2; on++) {
+            if (!strcmp(v, words[i][on])) {
+                *field = on == 1;
+                return 0;
+            }
+        }
+    }
+    snprintf(err, CONFIG_ERR_LEN, "%s: expected true or false (yes/no, on/off, 1/0), got '%s'",
+             what, v);
+    return -1;
+}
+
+/* The bucket called `name`, added (with its defaults) when new; NULL with the reason. */
+static struct bucket *bucket_named(struct config *cfg, const char *name, size_t len, char *err)
+{
+    for (int i = 0; i < cfg->n_buckets; i++)
+        if (strlen(cfg->buckets[i].name) == len && !strncmp(cfg->buckets[i].name, name, len))
+            return &cfg->buckets[i];
+    if (len == 0 || len >= sizeof(cfg->buckets[0].name) ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") < len) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "bucket name '%.*s': 1-63 letters, digits, '.', '_' or '-' expected", (int)len,
+                 name);
+        return NULL;
+    }
+    if (cfg->n_buckets == CONFIG_MAX_BUCKETS) {
+        snprintf(err, CONFIG_ERR_LEN, "at most %d buckets", CONFIG_MAX_BUCKETS);
+        return NULL;
+    }
+    struct bucket *b = &cfg->buckets[cfg->n_buckets++];
+    memset(b, 0, sizeof(*b));
+    memcpy(b->name, name, len);
+    snprintf(b->region, sizeof(b->region), "us-east-1");
+    b->listing_ttl = 60;
+    return b;
+}
+
+/* A bucket's path-style URL: http(s)://host[:port]/bucket[/...], kept without a trailing '/'. */
+static int set_bucket_url(struct bucket *b, const char *v, char *err)
+{
+    const char *host = strstr(v, "://");
+    size_t len = strlen(v);
+    while (len > 0 && v[len - 1] == '/')
+        len--;
+    if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) || !host ||
+        !strchr(host + 3, '/') || strchr(host + 3, '/') - v >= (ptrdiff_t)len ||
+        strpbrk(v, "?# \t") || len >= sizeof(b->url)) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "bucket %s: url must be the bucket's path-style http(s) URL "
+                 "(https://HOST/BUCKET), got '%s'",
+                 b->name, v);
+        return -1;
+    }
+    memcpy(b->url, v, len);
+    b->url[len] = '\0';
+    return 0;
+}
+
+/* "NAME=URL" */
+static int add_bucket(struct config *cfg, const char *v, char *err)
+{
+    const char *eq = strchr(v, '=');
+    struct bucket *b;
+    if (!eq) {
+        snprintf(err, CONFIG_ERR_LEN, "--bucket: expected NAME=URL, got '%s'", v);
+        return -1;
+    }
+    if (!(b = bucket_named(cfg, v, (size_t)(eq - v), err)))
+        return -1;
+    return set_bucket_url(b, eq + 1, err);
+}
+
+int config_read_token(const char *path, char *out, size_t size)
+{
+    char line[1024] = "";
+    size_t n, start = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    fclose(f);
+    n = strlen(line);
+    while (n > 0 && isspace((unsigned char)line[n - 1]))
+        n--;
+    while (start < n && isspace((unsigned char)line[start]))
+        start++;
+    if (n - start >= size)
+        return -2;
+    memcpy(out, line + start, n - start);
+    out[n - start] = '\0';
+    return (int)(n - start);
+}
+
+/* One key of an INI section [bucket NAME]. */
+int config_bucket_key(struct config *cfg, const char *name, const char *key, const char *v,
+                      char *err)
+{
+    struct bucket *b = bucket_named(cfg, name, strlen(name), err);
+    int64_t n;
+    if (!b)
+        return -1;
+    if (!strcmp(key, "url"))
+        return set_bucket_url(b, v, err);
+    if (!strcmp(key, "region")) {
+        if (!*v || strlen(v) >= sizeof(b->region) ||
+            strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") < strlen(v)) {
+            snprintf(err, CONFIG_ERR_LEN, "bucket %s: region: expected like us-east-1, got '%s'",
+                     b->name, v);
+            return -1;
+        }
+        return copy_str(b->region, sizeof(b->region), "region", v, err);
+    }
+    if (!strcmp(key, "credentials"))
+        return copy_str(b->credentials, sizeof(b->credentials), "credentials", v, err);
+    if (!strcmp(key, "hide-root")) {
+        char what[96];
+        snprintf(what, sizeof(what), "bucket %s: hide-root", b->name);
+        return set_bool(&b->hide_root, what, v, err);
+    }
+    if (!strcmp(key, "prefix")) {
+        size_t len = strlen(v);
+        if (v[0] == '/' || len + 2 >= sizeof(b->prefix)) {
+            snprintf(err, CONFIG_ERR_LEN, "bucket %s: prefix: a key prefix without a leading '/'",
+                     b->name);
+            return -1;
+        }
+        snprintf(b->prefix, sizeof(b->prefix), "%s%s", v, len && v[len - 1] != '/' ? "/" : "");
+        return 0;
+    }
+    if (!strcmp(key, "listing-ttl")) {
+        if (parse_seconds(v, &n) < 0 || n > TTL_MAX) {
+            snprintf(err, CONFIG_ERR_LEN,
+                     "bucket %s: listing-ttl: expected <int>d|h|m|s, 1s..36500d, got '%s'", b->name,
+                     v);
+            return -1;
+        }
+        b->listing_ttl = n;
+        return 0;
+    }
+    snprintf(err, CONFIG_ERR_LEN, "bucket %s: unknown key '%s'", b->name, key);
+    return -1;
+}
+
+int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
+{
+    for (int i = 0; i < cfg->n_buckets; i++) {
+        const struct bucket *b = &cfg->buckets[i];
+        char line[1024];
+        size_t n;
+        if (!b->url[0]) {
+            config_bucket_where(cfg, i, false, err, CONFIG_ERR_LEN);
+            n = strlen(err);
+            snprintf(err + n, CONFIG_ERR_LEN - n, "bucket %s: url missing", b->name);
+            return -1;
+        }
+        if (b->credentials[0] && config_read_token(b->credentials, line, sizeof(line)) <= 0) {
+            config_bucket_where(cfg, i, true, err, CONFIG_ERR_LEN);
+            n = strlen(err);
+            snprintf(err + n, CONFIG_ERR_LEN - n, "bucket %s: cannot read credentials file '%s'",
+                     b->name, b->credentials);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The setters of the table, one signature for all. */
+static int opt_string(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    return copy_str((char *)cfg + o->offset, o->size, o->name, v, err);
+}
+
+static int opt_listen(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return set_listen(cfg, v, err);
+}
+
+/* A network list's span ends with its count. */
+static int opt_net(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    int *n = (int *)((char *)cfg + o->offset + o->size - sizeof(int));
+    return add_net((struct cidr *)((char *)cfg + o->offset), n, o->name, v, err);
+}
+
+static int opt_switch(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    char what[72];
+    snprintf(what, sizeof(what), "--%s", o->name);
+    return set_bool((bool *)((char *)cfg + o->offset), what, v, err);
+}
+
+static int opt_ca_file(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    if (access(v, R_OK) != 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--ca-file: cannot read '%s'", v);
+        return -1;
+    }
+    return opt_string(cfg, o, v, err);
+}
+
+static int opt_send_mode(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    int rc = pick(o->name, v, "mmap", "sendfile", err);
+    if (rc >= 0)
+        cfg->send_mode = rc ? SEND_SENDFILE : SEND_MMAP;
+    return rc < 0 ? -1 : 0;
+}
+
+static int opt_framing(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    int rc = pick(o->name, v, "chunked", "hold", err);
+    if (rc >= 0)
+        cfg->digest_framing = rc ? FRAMING_HOLD : FRAMING_CHUNKED;
+    return rc < 0 ? -1 : 0;
+}
+
+static int opt_log_level(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return set_log_level(cfg, v, err);
+}
+
+static int opt_key_rule(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_key_rule(cfg, v, err);
+}
+
+static int opt_mirror(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_mirror(cfg, v, err);
+}
+
+static int opt_connect_port(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_connect_port(cfg, v, err);
+}
+
+static int opt_bucket(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_bucket(cfg, v, err);
+}
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define SPAN(first, last)                                                                          \
+    offsetof(struct config, first), offsetof(struct config, last) +                                \
+                                        sizeof(((struct config *)0)->last) -                       \
+                                        offsetof(struct config, first)
+#define NUMBER(name, flags, f, kind, min, max)                                                     \
+    {                                                                                              \
+        name, set_numeric, flags, FIELD(f), kind, min, max                                         \
+    }
+
+/* In --help's order: SIGHUP names changed options in this order. */
+static const struct option options[] = {
+    {"config", NULL, OPT_REPEATABLE | OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
+    {"listen", opt_listen, 0, SPAN(listen_host, listen_port), 0, 0, 0},
+    {"data-dir", opt_string, 0, FIELD(data_dir), 0, 0, 0},
+    NUMBER("quota", OPT_RELOADABLE, quota, V_SIZE, 1, INT64_MAX),
+    NUMBER("default-ttl", OPT_RELOADABLE, default_ttl, V_DURATION, 1, TTL_MAX),
+    {"allow-network", opt_net, OPT_REPEATABLE | OPT_RELOADABLE, SPAN(allow_nets, n_allow_nets), 0,
+     0, 0},
+    {"ui-network", opt_net, OPT_REPEATABLE, SPAN(ui_nets, n_ui_nets), 0, 0, 0},
+    {"trusted-proxy", opt_net, OPT_REPEATABLE, SPAN(trusted_proxies, n_trusted_proxies), 0, 0, 0},
+    {"upstream-allow", opt_net, OPT_REPEATABLE, SPAN(upstream_allow, n_upstream_allow), 0, 0, 0},
+    {"connect-port", opt_connect_port, OPT_REPEATABLE, SPAN(connect_ports, n_connect_ports), 0, 0,
+     0},
+    {"ca-file", opt_ca_file, 0, FIELD(ca_file), 0, 0, 0},
+    {"shutdown-file", opt_string, 0, FIELD(shutdown_file), 0, 0, 0},
+    NUMBER("stall-timeout", 0, stall_timeout, V_DURATION, 1, 86400),
+    NUMBER("download-timeout", 0, download_timeout, V_DURATION, 1, 30 * 86400),
+    NUMBER("download-retries", 0, download_retries, V_INT, 0, 100),
+    NUMBER("max-redirects", 0, max_redirects, V_INT, 0, 100),
+    NUMBER("retry-delay", 0, retry_delay_ms, V_DURATION_MS, 1, 30000),
+    NUMBER("max-downloads", 0, max_downloads, V_INT, 1, 10000),
+    NUMBER("max-downloads-per-host", 0, max_downloads_per_host, V_INT, 1, 10000),
+    NUMBER("max-object-size", 0, max_object_size, V_SIZE, 1, INT64_MAX),
+    NUMBER("max-connections", 0, max_connections, V_INT, 1, 100000),
+    NUMBER("max-connections-per-ip", 0, max_connections_per_ip, V_INT, 1, 100000),
+    NUMBER("max-url-length", 0, max_url_len, V_INT, 64, 1 << 20),
+    NUMBER("max-header-size", 0, max_header_size, V_SIZE, 1024, 1 << 20),
+    NUMBER("header-timeout", 0, header_timeout, V_DURATION, 1, 3600),
+    NUMBER("idle-timeout", 0, idle_timeout, V_DURATION, 1, 86400),
+    NUMBER("grace-period", 0, grace_period, V_DURATION, 1, 86400),
+    NUMBER("threads", 0, threads, V_INT, 1, 256),
+    {"send-mode", opt_send_mode, 0, FIELD(send_mode), 0, 0, 0},
+    {"digest-framing", opt_framing, 0, FIELD(digest_framing), 0, 0, 0},
+    {"access-log", opt_string, 0, FIELD(access_log), 0, 0, 0},
+    {"log-health-checks", opt_switch, OPT_SWITCH, FIELD(log_health_checks), 0, 0, 0},
+    {"log-level", opt_log_level, OPT_RELOADABLE, FIELD(log_level), 0, 0, 0},
+    {"admin-token-file", opt_string, OPT_RELOADABLE, FIELD(admin_token_file), 0, 0, 0},
+    {"key-rules", opt_key_rule, OPT_REPEATABLE, SPAN(key_rules, n_key_rules), 0, 0, 0},
+    {"exact-keys", opt_switch, OPT_SWITCH, FIELD(exact_keys), 0, 0, 0},
+    {"trust-signed-urls", opt_switch, OPT_SWITCH, FIELD(trust_signed), 0, 0, 0},
+    {"bucket", opt_bucket, OPT_REPEATABLE, SPAN(buckets, n_buckets), 0, 0, 0},
+    {"mirror", opt_mirror, OPT_REPEATABLE, SPAN(mirror_rules, n_mirror_rules), 0, 0, 0},
+    NUMBER("keep-expired", 0, keep_expired, V_DURATION, 1, TTL_MAX),
+    NUMBER("confirm-ttl", 0, confirm_ttl, V_DURATION, 1, 7 * 86400),
+    {"help", NULL, OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
+    {"version", NULL, OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
+};
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+_Static_assert(N_OPTIONS <= CONFIG_MAX_OPTIONS, "struct config's origins hold every option");
+
+size_t config_option_index(const struct option *o)
+{
+    return (size_t)(o - options);
+}
+
+const struct option *config_option(const char *name)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (!strcmp(options[i].name, name))
+            return &options[i];
+    return NULL;
+}
+
+/* "unknown option '--NAME'; did you mean --OTHER?" (dashes as the user wrote them). */
+void config_unknown_option(const char *name, const char *dashes, bool in_file, char *err)
+{
+    const char *names[N_OPTIONS + 1], *near;
+    size_t n = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (!in_file || !(options[i].flags & OPT_COMMAND_LINE))
+            names[n++] = options[i].name;
+    names[n] = NULL;
+    near = strcmp(dashes, "-") ? parse_nearest_name(name, names) : NULL;
+    if (near)
+        snprintf(err, CONFIG_ERR_LEN, "unknown option '%s%s'; did you mean %s%s?", dashes, name,
+                 dashes, near);
+    else
+        snprintf(err, CONFIG_ERR_LEN, "unknown option '%s%s'", dashes, name);
+}
+
+/* Apply option `o` and remember where it came from (file "" and line 0: the command line). */
+int config_apply(struct config *cfg, const struct option *o, const char *v, const char *file,
+                 int line, char *err)
+{
+    struct config_origin *where = &cfg->origins[o - options];
+    if (o->set(cfg, o, v, err) < 0)
+        return -1;
+    snprintf(where->file, sizeof(where->file), "%s", file);
+    where->line = line;
+    return 0;
+}
+
+int config_set(struct config *cfg, const char *name, const char *v, char err[CONFIG_ERR_LEN])
+{
+    const struct option *o = config_option(name);
+    if (!o || !o->set) {
+        config_unknown_option(name, "", true, err);
+        return -1;
+    }
+    return config_apply(cfg, o, v, "", 0, err);
+}
+
+void config_where(const struct config *cfg, const char *name, char *out, size_t size)
+{
+    const struct option *o = config_option(name);
+    const struct config_origin *where = o ? &cfg->origins[o - options] : NULL;
+    if (where && where->line > 0)
+        snprintf(out, size, "%s:%d: ", where->file, where->line);
+    else if (size > 0)
+        out[0] = '\0';
+}
+
+void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out, size_t size)
+{
+    const struct config_origin *where = &cfg->bucket_origins[i];
+    int line = credentials && cfg->bucket_credentials_line[i] ? cfg->bucket_credentials_line[i]
+                                                              : where->line;
+    if (line > 0)
+        snprintf(out, size, "%s:%d: ", where->file, line);
+    else if (size > 0)
+        out[0] = '\0';
+}
+
+int config_restart_changes(const struct config *old, const struct config *fresh, char *out,
+                           size_t size)
+{
+    int n = 0;
+    size_t len = 0;
+    if (size > 0)
+        out[0] = '\0';
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        if (o->flags & (OPT_RELOADABLE | OPT_COMMAND_LINE) ||
+            !memcmp((const char *)old + o->offset, (const char *)fresh + o->offset, o->size))
+            continue;
+        if (len < size)
+            len += (size_t)snprintf(out + len, size - len, "%s--%s", n ? ", " : "", o->name);
+        n++;
+    }
+    return n;
+}
+
+void config_print_help(void)
+{
+    puts(
+        "usage: arca [serve] [OPTION...]       serve (the command may be left out)\n"
+        "       arca status [--server URL]\n"
+        "       arca cluster-status [--json] [--server URL ...]\n"
+        "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL]\n"
+        "                     [--wait [--timeout DURATION]] URL...\n"
+        "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
+        "       arca check-config --config FILE [OPTIONS]   would serve start with them?\n"
+        "       arca --help | -h | --version\n"
+        "\n"
+        "  --config FILE          read options from an INI file (keys = option names; # or ;\n"
+        "                         start a comment, after a value when a blank precedes them;\n"
+        "                         switches take true/false, yes/no, on/off or 1/0)\n"
+        "  --listen HOST:PORT     address to listen on (default 0.0.0.0:8001)\n"
+        "  --data-dir DIR         objects and index (default ./arca-data)\n"
+        "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
+        "  --default-ttl TTL      time objects are kept, <int>d|h|m|s (default 10d)\n"
+        "  --allow-network CIDR   clients allowed to fetch (repeatable; default all)\n"
+        "  --ui-network CIDR      also allowed to see the listings of URLs (repeatable)\n"
+        "  --trusted-proxy CIDR   a load balancer whose X-Forwarded-For names the client\n"
+        "                         (repeatable; docs/CLUSTER.md)\n"
+        "  --upstream-allow CIDR  upstream networks allowed despite the SSRF policy (repeatable)\n"
+        "  --connect-port N       a port CONNECT tunnels may reach (repeatable; default 443,\n"
+        "                         replaced by the ports given; none: no tunnels)\n"
+        "  --ca-file PATH         extra CA bundle for upstream TLS, on top of the system store\n"
+        "  --shutdown-file PATH   while this file exists, health answers 503\n"
+        "  --stall-timeout TTL    retry an upstream silent this long (default 60s)\n"
+        "  --download-timeout TTL give up on a download after this long (default 6h)\n"
+        "  --download-retries N   attempts after a retryable upstream fault (default 4)\n"
+        "  --max-redirects N      upstream redirects followed, 0-100 (default 20)\n"
+        "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m, 1ms..30s (default 1s)\n"
+        "  --max-downloads N      upstream transfers at once; others queue (default 32)\n"
+        "  --max-downloads-per-host N  the same, per upstream host (default 8)\n"
+        "  --max-object-size SIZE larger objects get 413 (default 64G)\n"
+        "  --max-connections N    client connections; beyond, 503 if none is idle (default 1024)\n"
+        "  --max-connections-per-ip N  per address or IPv6 /64; beyond, 429 (default 128)\n"
+        "  --max-url-length N     longest url parameter; beyond, 414 (default 8192)\n"
+        "  --max-header-size SIZE request line + headers; beyond, 431 (default 16K)\n"
+        "  --header-timeout TTL   time to send a request's headers (default 10s)\n"
+        "  --idle-timeout TTL     idle client connection lifetime (default 60s)\n"
+        "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
+        "  --threads N            client worker threads (default: CPUs, max 16)\n"
+        "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile\n"
+        "  --digest-framing MODE  &sha256= answers of a download: chunked (default) or hold\n"
+        "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
+        "  --log-health-checks    also log /api/v1/health/ requests (default: left out)\n"
+        "  --log-level LEVEL      error, info (default) or debug\n"
+        "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"
+        "  --key-rules HOSTGLOB=PARAM,...  query parameters that only sign URLs of those hosts,\n"
+        "                         left out of the cache key (repeatable; S3, GCS, Azure and\n"
+        "                         CloudFront signatures are built in)\n"
+        "  --exact-keys           the cache key is the whole URL, signature included (KissCache)\n"
+        "  --trust-signed-urls    serve a cached object to any signed URL without asking upstream\n"
+        "  --bucket NAME=URL      an S3 bucket (path-style URL) served under /browse/NAME/;\n"
+        "                         [bucket NAME] sections in the INI file say more (repeatable)\n"
+        "  --mirror REGEX=URL,... URLs matching REGEX are fetched from the first mirror that has\n"
+        "                         them (the matched text replaced), else from the origin\n"
+        "  --keep-expired TTL     expired objects with an ETag or Last-Modified stay this much\n"
+        "                         longer, to be revalidated rather than downloaded (default 7d)\n"
+        "  --confirm-ttl TTL      how long a signed URL upstream accepted is remembered, at most\n"
+        "                         (default 10m; never past the signature's own expiry)\n"
+        "  --server URL           (client commands) http[s]://HOST[:PORT][/PATH] or HOST:PORT,\n"
+        "                         default http://127.0.0.1:8001\n"
+        "  --ttl TTL              (prefetch) keep the objects this long\n"
+        "  --wait                 (prefetch) wait for each download's outcome; exit 1 if any\n"
+        "                         failed\n"
+        "  --timeout DURATION     (prefetch --wait) give up waiting after this long (default 1h)\n"
+        "  --json                 (cluster-status) print JSON for scripts\n"
+        "\n"
+        "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
+        "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
+        "--log-level and the admin token; other options need a restart (the log names them).\n"
+        "SIGUSR1 reopens the access log and nothing else (for logrotate).");
+}

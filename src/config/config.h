@@ -1,0 +1,187 @@
+/*
+ * config.h — every setting arca has, with its default, from the command line and the INI file.
+ *
+ * Contract: config_load() fills one struct config before any thread starts; after that the struct
+ * is shared by all threads and read-only, except the fields SIGHUP reloads (see main.c): quota
+ * and default_ttl are then written and read with __atomic builtins; the allowed networks are
+ * copied into the policy module, which guards its copy. Every limit lives here, its default beside
+ * its name in config.c. Errors come back as one line in `err` (for the INI file: with the file's
+ * line number). The struct also remembers where each option was set (file and line, or the
+ * command line), so the checks made at start (main.c) can name the line to fix.
+ *
+ * The INI file: `#` and `;` start a comment at the beginning of a line, and after a value when
+ * whitespace precedes them (`quota = 5G   # five gigabytes`). So no value can hold " #" or " ;":
+ * none needs to (URLs and regexes over a URL's normal form hold no blanks; a path with " #"
+ * would be cut). A single-valued key given twice in one file is an error; repeatable ones
+ * (allow-network, mirror...) add up; options on the command line after --config override it.
+ */
+#ifndef ARCA_CONFIG_H
+#define ARCA_CONFIG_H
+
+#include "base/parse.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_NETS 64
+#define CONFIG_MAX_PORTS 16
+#define CONFIG_MAX_RULES 32
+#define CONFIG_MAX_MIRRORS 8
+
+/* --mirror REGEX=URL[,URL...]: URLs matching REGEX are first asked of each mirror, the matched
+ * text replaced by the mirror's URL. */
+struct mirror_rule {
+    char pattern[512]; /* POSIX extended regex over the URL's normal form */
+    char mirrors[CONFIG_MAX_MIRRORS][512];
+    int n;
+};
+
+/* --bucket NAME=URL or an INI section [bucket NAME]: an S3 bucket served under /browse/NAME/.
+ * Its credentials are read at start (buckets.h), never kept here. */
+#define CONFIG_MAX_BUCKETS 16
+struct bucket {
+    char name[64];          /* letters, digits, '.', '_', '-' */
+    char url[512];          /* path-style: http(s)://host[:port]/bucket, no trailing '/' */
+    char region[32];        /* default us-east-1 */
+    char credentials[1024]; /* a file: access key id, secret, optional session token; "" */
+    bool hide_root;         /* the bucket root answers without a listing */
+    char prefix[512];       /* the view is limited to keys below it ("" or ending in '/') */
+    int64_t listing_ttl;    /* seconds a listing is cached (default 60) */
+};
+
+/* --key-rules HOSTGLOB=PARAM[,PARAM...]: query parameters that only sign a URL on those hosts. */
+struct key_rule {
+    char host[256];   /* fnmatch pattern over the URL's host, lower case */
+    char params[512]; /* comma-separated names, compared without case */
+};
+#define CONFIG_ERR_LEN 256
+#define CONFIG_MAX_OPTIONS 64
+
+/* Where an option got its value: line 0 is the command line (or its default). */
+struct config_origin {
+    char file[256];
+    int line;
+};
+
+enum send_mode { SEND_MMAP, SEND_SENDFILE };
+/* How an answer whose &sha256= is still to be checked goes out while its object downloads:
+ * chunked (streamed, a mismatch is a missing final chunk) or held until the object is complete. */
+enum digest_framing { FRAMING_CHUNKED, FRAMING_HOLD };
+enum log_level { LOG_ERROR, LOG_INFO, LOG_DEBUG };
+
+struct config {
+    char listen_host[64];
+    int listen_port;
+    char data_dir[1024];
+    int64_t quota;       /* bytes */
+    int64_t default_ttl; /* seconds */
+    struct cidr allow_nets[CONFIG_MAX_NETS];
+    int n_allow_nets;                     /* 0 = every client may fetch */
+    struct cidr ui_nets[CONFIG_MAX_NETS]; /* may also see the listings of URLs */
+    int n_ui_nets;
+    struct cidr upstream_allow[CONFIG_MAX_NETS];
+    int n_upstream_allow;
+    /* --trusted-proxy: connections from there name their client in X-Forwarded-For */
+    struct cidr trusted_proxies[CONFIG_MAX_NETS];
+    int n_trusted_proxies;
+    char ca_file[1024];       /* "" = system store only */
+    char shutdown_file[1024]; /* "" = none */
+    int64_t stall_timeout;    /* seconds without a byte from upstream before an attempt fails */
+    int64_t connect_timeout;  /* seconds */
+    /* --connect-port: the ports a CONNECT tunnel may reach (config_tunnel_port); none given: 443;
+     * -1: "none", no tunnel */
+    int connect_ports[CONFIG_MAX_PORTS];
+    int n_connect_ports;
+    int64_t download_timeout; /* seconds one download may take, all attempts together */
+    int download_retries;     /* further attempts after a retryable upstream fault */
+    int max_redirects;        /* upstream redirects followed per attempt (wget's default: 20) */
+    int64_t retry_delay_ms;   /* first backoff; doubles per attempt, capped at 30 s */
+    int max_downloads;        /* upstream transfers at once; more wait their turn */
+    int max_downloads_per_host;
+    int64_t max_object_size;    /* bytes; larger objects are refused with 413 */
+    int max_connections;        /* client connections at once; more get 503 */
+    int max_connections_per_ip; /* more from one address get 429 */
+    int64_t max_header_size;    /* request line + headers, bytes; more gets 431 */
+    int64_t header_timeout;     /* seconds to receive a request's headers */
+    int64_t idle_timeout;       /* seconds a kept-alive or stalled client connection may idle */
+    int64_t grace_period;       /* seconds granted to in-flight responses on SIGTERM */
+    int threads;                /* client-side worker threads */
+    enum send_mode send_mode;   /* how finished objects of 1 MiB and more go out */
+    enum digest_framing digest_framing;
+    int max_url_len;
+    char access_log[1024]; /* "-" = stderr, "off" = none */
+    enum log_level log_level;
+    char admin_token_file[1024]; /* "" = admin API disabled */
+    /* Cache keys of signed URLs (keys.h). */
+    struct key_rule key_rules[CONFIG_MAX_RULES];
+    int n_key_rules;
+    bool exact_keys;      /* KissCache's behaviour: the key is the whole URL */
+    bool trust_signed;    /* serve signed hits without asking upstream first */
+    int64_t confirm_ttl;  /* seconds a confirmed signed URL is remembered at most */
+    int64_t keep_expired; /* seconds an expired object with a validator stays, to be revalidated */
+    struct mirror_rule mirror_rules[CONFIG_MAX_RULES / 2];
+    int n_mirror_rules;
+    struct bucket buckets[CONFIG_MAX_BUCKETS];
+    int n_buckets;
+    bool log_health_checks; /* write /api/v1/health/ requests to the access log */
+    /* Where each option was last set, by its index in config.c's table; a bucket's section and
+     * its credentials key. Not options themselves: SIGHUP does not compare them. */
+    struct config_origin origins[CONFIG_MAX_OPTIONS];
+    struct config_origin bucket_origins[CONFIG_MAX_BUCKETS];
+    int bucket_credentials_line[CONFIG_MAX_BUCKETS];
+    char config_file[256]; /* the last --config read, "" = none */
+};
+
+enum config_action {
+    CONFIG_SERVE,
+    CONFIG_HELP,
+    CONFIG_VERSION,
+    CONFIG_ERROR,
+};
+
+void config_defaults(struct config *cfg);
+
+/* Parse argv ("arca serve|check-config [OPTIONS]", "--help", "-h", "--version"). A --config FILE
+ * is read where it appears, so later command-line options override the file. An unknown option
+ * is named, with the nearest known one when there is one ("did you mean --exact-keys?"). */
+enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN]);
+
+/* Once every option is in: what only the whole configuration can tell (a bucket without a URL,
+ * credentials that cannot be read). config_load calls it; check-config too. */
+int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN]);
+
+/* Read an INI file (keys are the long option names, in no section or in [arca]; a bucket's in
+ * [bucket NAME]). */
+int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN]);
+
+/* The same from an open stream; `name` labels error messages. */
+int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN]);
+
+/* Apply one option by its long name; used by both the command line and the INI reader. */
+int config_set(struct config *cfg, const char *name, const char *value, char err[CONFIG_ERR_LEN]);
+
+/* A secret file's first line, blanks around it trimmed, into out (size bytes): its length, -1
+ * when the file cannot be read (errno says why), or -2 when the line does not fit. */
+int config_read_token(const char *path, char *out, size_t size);
+
+/* "FILE:LINE: " where option `name` was set in a file, "" when on the command line or by
+ * default: the start of an error message about its value. */
+void config_where(const struct config *cfg, const char *name, char *out, size_t size);
+
+/* The same for bucket `i`: its credentials key when `credentials`, else its section. */
+void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out, size_t size);
+
+/* The options that differ between `old` and `fresh`, except those SIGHUP applies (quota,
+ * default-ttl, log-level, allow-network, admin-token-file), as "--listen, --threads" into out:
+ * how many. */
+int config_restart_changes(const struct config *old, const struct config *fresh, char *out,
+                           size_t size);
+
+void config_print_help(void);
+
+/* Whether a CONNECT tunnel may reach `port` (--connect-port). */
+bool config_tunnel_port(const struct config *cfg, int port);
+
+#endif

@@ -1,0 +1,298 @@
+/* The config file (INI) and the command line, read into struct config (see config.h). */
+#include "config/config.h"
+#include "config/config_internal.h"
+#include "base/parse.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A config file is a few kB: anything past this is no config (a log given by mistake). */
+#define CONFIG_FILE_MAX (1 << 20)
+
+#define BUCKET_KEYS 6
+static const char *const bucket_keys[BUCKET_KEYS + 1] = {
+    "url", "region", "credentials", "hide-root", "prefix", "listing-ttl", NULL};
+
+static bool bucket_key_named(const char *name)
+{
+    for (int k = 0; bucket_keys[k]; k++)
+        if (!strcmp(bucket_keys[k], name))
+            return true;
+    return false;
+}
+
+/* One read of an INI file: inih calls read_line for each line, then on_ini_line for a key. */
+struct ini_ctx {
+    struct config *cfg;
+    FILE *f;
+    const char *file;
+    char *err;
+    bool failed;      /* inih reads on after an error and reports the first line: keep its reason */
+    int line;         /* the line inih is at */
+    int section_line; /* of the last [section] */
+    int first_line[CONFIG_MAX_OPTIONS];                   /* where this file gave each option */
+    int bucket_line[CONFIG_MAX_BUCKETS][BUCKET_KEYS + 1]; /* and each bucket's keys */
+};
+
+/* Cut a comment that follows a value: '#' or ';' after a blank (inih itself knows only ';'). A
+ * comment at a line's start is inih's. */
+static void cut_comment(char *line)
+{
+    for (size_t i = 1; line[i]; i++) {
+        if ((line[i] == '#' || line[i] == ';') && (line[i - 1] == ' ' || line[i - 1] == '\t')) {
+            line[i] = '\0';
+            return;
+        }
+    }
+}
+
+/* Whether the stream is at a line's end (then past it); else past the rest of the line. */
+static bool at_line_end(FILE *f)
+{
+    int ch = fgetc(f);
+    if (ch == '\n' || ch == EOF)
+        return true;
+    while ((ch = fgetc(f)) != EOF && ch != '\n')
+        ;
+    return false;
+}
+
+/* A key alone on its line (`exact-keys`): inih would say "syntax error"; say what is expected.
+ * True when so, the reason then in ctx->err. */
+static bool bare_key(const char *line, struct ini_ctx *ctx)
+{
+    char name[64];
+    size_t start = strspn(line, " \t"), len = strcspn(line + start, " \t\r\n");
+    const struct option *o;
+    if (!line[start] || strchr("#;\r\n", line[start]) || strpbrk(line, "=:") ||
+        line[start + len + strspn(line + start + len, " \t\r\n")] != '\0')
+        return false;
+    snprintf(name, sizeof(name), "%.*s", (int)len, line + start);
+    o = config_option(name);
+    if (!ctx->failed) {
+        if (!o && !bucket_key_named(name))
+            snprintf(ctx->err, CONFIG_ERR_LEN,
+                     "'%s': expected KEY = VALUE (a value never goes on over lines)", name);
+        else if ((o && (o->flags & OPT_SWITCH)) || !strcmp(name, "hide-root"))
+            snprintf(ctx->err, CONFIG_ERR_LEN, "%s: expected '%s = true' (or false)", name, name);
+        else
+            snprintf(ctx->err, CONFIG_ERR_LEN, "%s: expected '%s = VALUE'", name, name);
+    }
+    ctx->failed = true;
+    return true;
+}
+
+/* inih's reader: counts lines, cuts comments and indentation, refuses NUL bytes. inih's buffer
+ * holds 199 bytes of a line: a longer one would be read as two, so it is refused. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct ini_ctx *ctx = stream;
+    long before = ftell(ctx->f);
+    size_t len, indent;
+    if (!fgets(str, num, ctx->f))
+        return NULL;
+    ctx->line++;
+    len = strlen(str);
+    if (before >= 0 && ftell(ctx->f) - before > (long)len) { /* fgets went past a NUL */
+        if (!ctx->failed)
+            snprintf(ctx->err, CONFIG_ERR_LEN, "a NUL byte: not a text file");
+        ctx->failed = true;
+        snprintf(str, (size_t)num, "[\n");
+        return str;
+    }
+    /* Indentation means nothing: inih would take an indented line for the value before it
+     * going on (its multi-line mode), silently. */
+    indent = strspn(str, " \t");
+    memmove(str, str + indent, len - indent + 1);
+    len -= indent;
+    if (len > 0 && str[len - 1] != '\n' && !at_line_end(ctx->f)) {
+        if (!ctx->failed)
+            snprintf(ctx->err, CONFIG_ERR_LEN, "line longer than %d bytes", num - 1);
+        ctx->failed = true;
+        snprintf(str, (size_t)num, "[\n"); /* a syntax error, so that inih reports this line */
+        return str;
+    }
+    cut_comment(str);
+    if (str[strspn(str, " \t")] == '[')
+        ctx->section_line = ctx->line;
+    else if (bare_key(str, ctx))
+        snprintf(str, (size_t)num, "[\n"); /* as above: inih reports this line */
+    return str;
+}
+
+/* 0 the first time this file gives `*first`; else the error. */
+static int once(struct ini_ctx *ctx, int *first, const char *what, const char *name)
+{
+    if (*first) {
+        snprintf(ctx->err, CONFIG_ERR_LEN, "%s%s given twice (first at line %d)", what, name,
+                 *first);
+        return -1;
+    }
+    *first = ctx->line;
+    return 0;
+}
+
+static int on_bucket_key(struct ini_ctx *ctx, const char *bucket, const char *key,
+                         const char *value)
+{
+    struct config *cfg = ctx->cfg;
+    int known = cfg->n_buckets, i, k;
+    char what[80];
+    if (config_bucket_key(cfg, bucket, key, value, ctx->err) < 0)
+        return -1;
+    for (i = 0; strcmp(cfg->buckets[i].name, bucket) != 0; i++)
+        ;
+    if (i >= known) { /* new: it starts at its section */
+        snprintf(cfg->bucket_origins[i].file, sizeof(cfg->bucket_origins[i].file), "%s", ctx->file);
+        cfg->bucket_origins[i].line = ctx->section_line;
+    }
+    for (k = 0; strcmp(bucket_keys[k], key) != 0; k++)
+        ;
+    if (k == 2)
+        cfg->bucket_credentials_line[i] = ctx->line;
+    snprintf(what, sizeof(what), "bucket %s: ", bucket);
+    return once(ctx, &ctx->bucket_line[i][k], what, key);
+}
+
+static int on_ini_line(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *ctx = user;
+    const struct option *o = config_option(name);
+    if (ctx->failed)
+        return 1;
+    if (!strncmp(section, "bucket ", 7))
+        ctx->failed = on_bucket_key(ctx, section + 7, name, value) != 0;
+    else if (section[0] && strcmp(section, "arca") != 0) {
+        snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]", section);
+        ctx->failed = true;
+    } else if (!o || (o->flags & OPT_COMMAND_LINE)) {
+        config_unknown_option(name, "", true, ctx->err);
+        ctx->failed = true;
+    } else {
+        ctx->failed = (!(o->flags & OPT_REPEATABLE) &&
+                       once(ctx, &ctx->first_line[config_option_index(o)], "--", name) < 0) ||
+                      config_apply(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err) < 0;
+    }
+    return !ctx->failed;
+}
+
+int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN])
+{
+    char inner[CONFIG_ERR_LEN] = "syntax error";
+    struct ini_ctx ctx = {.cfg = cfg, .f = f, .file = name, .err = inner};
+    int rc = ini_parse_stream(read_line, &ctx, on_ini_line, &ctx);
+    if (rc == 0 && ferror(f)) { /* a read error is no end of file: the rest is not read */
+        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", name, strerror(EIO));
+        return -1;
+    }
+    if (rc == 0)
+        return 0;
+    snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", name, rc, inner);
+    return -1;
+}
+
+int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN])
+{
+    /* O_NONBLOCK: opening a FIFO would wait for a writer (and SIGHUP's reload with it) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = NULL;
+    struct stat st;
+    const char *why = NULL;
+    int rc = -1;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode)) /* a directory, a FIFO, /dev/zero: no config is made of them */
+        why = "not a regular file";
+    else if (st.st_size > CONFIG_FILE_MAX)
+        why = "larger than 1 MiB";
+    else if (!(f = fdopen(fd, "r")))
+        why = strerror(errno);
+    else
+        rc = config_read_stream(cfg, f, path, err);
+    if (why)
+        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", path, why);
+    if (f)
+        fclose(f); /* and fd */
+    else if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* One "--NAME[=VALUE]" of argv[*i] (a VALUE may be the next argument, then *i moves on). */
+static enum config_action load_arg(struct config *cfg, int argc, char **argv, int *i, char *err)
+{
+    char name[64];
+    const char *arg = argv[*i], *value, *eq;
+    const struct option *o;
+    int rc;
+    if (!strcmp(arg, "-h"))
+        return CONFIG_HELP;
+    if (arg[0] != '-') {
+        snprintf(err, CONFIG_ERR_LEN, "unexpected argument '%s'", arg);
+        return CONFIG_ERROR;
+    }
+    eq = strchr(arg, '=');
+    snprintf(name, sizeof(name), "%.*s", (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg);
+    o = strncmp(name, "--", 2) == 0 ? config_option(name + 2) : NULL;
+    if (!o) {
+        bool two = name[1] == '-';
+        config_unknown_option(name + 1 + two, two ? "--" : "-", false, err);
+        return CONFIG_ERROR;
+    }
+    if (!strcmp(o->name, "help") || !strcmp(o->name, "version"))
+        return !strcmp(o->name, "help") ? CONFIG_HELP : CONFIG_VERSION;
+    if (eq)
+        value = eq + 1;
+    else if (o->flags & OPT_SWITCH)
+        value = "true";
+    else if (*i + 1 < argc)
+        value = argv[++*i];
+    else {
+        snprintf(err, CONFIG_ERR_LEN, "%s needs a value", name);
+        return CONFIG_ERROR;
+    }
+    if (!o->set) { /* --config */
+        rc = config_read_file(cfg, value, err);
+        snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", value);
+    } else {
+        rc = config_apply(cfg, o, value, "", 0, err);
+    }
+    return rc < 0 ? CONFIG_ERROR : CONFIG_SERVE;
+}
+
+/* "unknown command 'stauts'; did you mean status?": the commands are main.c's and cli.c's. */
+static void unknown_command(const char *name, char err[CONFIG_ERR_LEN])
+{
+    static const char *const commands[] = {"serve",    "check-config", "status", "cluster-status",
+                                           "prefetch", "purge",        NULL};
+    const char *near = parse_nearest_name(name, commands);
+    if (near)
+        snprintf(err, CONFIG_ERR_LEN, "unknown command '%s'; did you mean %s?", name, near);
+    else
+        snprintf(err, CONFIG_ERR_LEN, "unknown command '%s' (try --help)", name);
+}
+
+enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN])
+{
+    int i = 1;
+    config_defaults(cfg);
+    if (argc >= 2 && (!strcmp(argv[1], "serve") || !strcmp(argv[1], "check-config")))
+        i = 2;
+    else if (argc < 2 || argv[1][0] != '-') {
+        unknown_command(argc < 2 ? "" : argv[1], err);
+        return argc < 2 ? CONFIG_HELP : CONFIG_ERROR;
+    }
+    for (; i < argc; i++) {
+        enum config_action a = load_arg(cfg, argc, argv, &i, err);
+        if (a != CONFIG_SERVE)
+            return a;
+    }
+    return config_finish(cfg, err) < 0 ? CONFIG_ERROR : CONFIG_SERVE;
+}

@@ -1,0 +1,52 @@
+/*
+ * config_internal.h — what config_file.c (the INI file and the command line, read) takes from
+ * config.c (the options: their table, their setters and what is known of each value). Not for
+ * other modules: they use config.h.
+ */
+#ifndef ARCA_CONFIG_INTERNAL_H
+#define ARCA_CONFIG_INTERNAL_H
+
+#include "config/config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum value_kind { V_DURATION, V_DURATION_MS, V_SIZE, V_INT };
+
+struct option;
+typedef int (*option_setter)(struct config *cfg, const struct option *o, const char *v, char *err);
+
+enum {
+    OPT_REPEATABLE = 1,   /* each use adds one (a network, a rule); else one value per file */
+    OPT_SWITCH = 2,       /* bare on the command line means true */
+    OPT_RELOADABLE = 4,   /* SIGHUP applies it (main.c reload) */
+    OPT_COMMAND_LINE = 8, /* not a key of the INI file */
+};
+
+/* An option: how it is set, the field(s) of struct config it fills (SIGHUP compares them to
+ * name what needs a restart) and, for numbers, the unit and range. The table is below the
+ * setters, before config_set. */
+struct option {
+    const char *name;
+    option_setter set;
+    unsigned flags;
+    size_t offset, size;
+    enum value_kind kind; /* numbers: an int for V_INT, an int64_t otherwise */
+    int64_t min, max;
+};
+
+/* The option called `name` (without dashes); NULL when none is. */
+const struct option *config_option(const char *name);
+/* Its place in config.c's table, which is struct config's origins' order. */
+size_t config_option_index(const struct option *o);
+/* Apply option `o` and remember where it came from (file "" and line 0: the command line). */
+int config_apply(struct config *cfg, const struct option *o, const char *v, const char *file,
+                 int line, char *err);
+/* "unknown option '--NAME'; did you mean --OTHER?" (dashes as the user wrote them). */
+void config_unknown_option(const char *name, const char *dashes, bool in_file, char *err);
+/* One key of an INI section [bucket NAME]. */
+int config_bucket_key(struct config *cfg, const char *name, const char *key, const char *v,
+                      char *err);
+
+#endif

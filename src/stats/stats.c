@@ -1,0 +1,174 @@
+#include "stats/stats.h"
+#include "persist/index.h"
+#include "persist/persist.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct stats stats;
+
+/* Name and address of each persistent counter, in the index's counters table. */
+static const struct {
+    const char *name;
+    _Atomic int64_t *value;
+} persistent[] = {
+    {"requests", &stats.requests},
+    {"successes", &stats.successes},
+    {"failures", &stats.failures},
+    {"bytes_downloaded", &stats.bytes_downloaded},
+    {"bytes_served", &stats.bytes_served},
+    {"hits", &stats.hits},
+    {"misses", &stats.misses},
+    {"coalesced", &stats.coalesced},
+    {"errors", &stats.errors},
+    {"downloads_failed", &stats.downloads_failed},
+    {"download_retries", &stats.download_retries},
+    {"download_resumes", &stats.download_resumes},
+    {"download_restarts", &stats.download_restarts},
+    {"limited", &stats.limited},
+    {"signed_hits", &stats.signed_hits},
+    {"confirmations", &stats.confirmations},
+    {"confirm_refused", &stats.confirm_refused},
+    {"confirm_changed", &stats.confirm_changed},
+    {"revalidated_unchanged", &stats.revalidated_unchanged},
+    {"revalidated_changed", &stats.revalidated_changed},
+    {"restart_resumes", &stats.restart_resumes},
+    {"mirror_downloads", &stats.mirror_downloads},
+    {"digest_hits", &stats.digest_hits},
+    {"bucket_listings", &stats.bucket_listings},
+    {"bucket_list_requests", &stats.bucket_list_requests},
+    {"bucket_list_cached", &stats.bucket_list_cached},
+};
+
+/* The hourly traffic: a ring indexed by hour % STATS_HOURS; a slot whose hour is not the one
+ * asked for is an hour without traffic. `seen` holds the counters as of the last save, so each
+ * save adds only what happened since to the current hour. */
+static struct {
+    pthread_mutex_t lock;
+    struct stats_hour ring[STATS_HOURS];
+    struct stats_hour seen;
+} hours = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t current_hour(void)
+{
+    return (int64_t)time(NULL) / 3600;
+}
+
+static void load_hour(const struct index_hour *h, void *arg)
+{
+    (void)arg;
+    hours.ring[h->hour % STATS_HOURS] =
+        (struct stats_hour){h->hour, h->served, h->downloaded, h->requests, h->hits};
+}
+
+static struct stats_hour counters_now(void)
+{
+    return (struct stats_hour){0, atomic_load(&stats.bytes_served),
+                               atomic_load(&stats.bytes_downloaded), atomic_load(&stats.requests),
+                               atomic_load(&stats.hits)};
+}
+
+void stats_load(void)
+{
+    assert(persist_owns_index()); /* main, before the persistence threads start */
+    for (size_t i = 0; i < sizeof(persistent) / sizeof(persistent[0]); i++) {
+        int64_t v;
+        if (index_counter_get(persistent[i].name, &v) == 0)
+            atomic_store(persistent[i].value, v);
+    }
+    pthread_mutex_lock(&hours.lock);
+    memset(hours.ring, 0, sizeof(hours.ring));
+    index_hours_load(current_hour() - STATS_HOURS + 1, load_hour, NULL);
+    hours.seen = counters_now();
+    pthread_mutex_unlock(&hours.lock);
+}
+
+/* Lock held. Add to `h` what the counters did between the last save and `now`. */
+static void add_since_save(struct stats_hour *h, const struct stats_hour *now)
+{
+    /* the four counters only grow: a save never takes traffic away from an hour */
+    assert(now->served >= hours.seen.served && now->downloaded >= hours.seen.downloaded &&
+           now->requests >= hours.seen.requests && now->hits >= hours.seen.hits);
+    h->served += now->served - hours.seen.served;
+    h->downloaded += now->downloaded - hours.seen.downloaded;
+    h->requests += now->requests - hours.seen.requests;
+    h->hits += now->hits - hours.seen.hits;
+}
+
+/* Add what happened since the last save to the current hour; returns a copy of that hour. */
+static struct stats_hour account_hour(int64_t hour)
+{
+    struct stats_hour now, *slot = &hours.ring[hour % STATS_HOURS], copy;
+    pthread_mutex_lock(&hours.lock);
+    /* read under the lock: two saves at once (the upstream thread's last, main's) would else
+     * each take the counters, and the later `seen` could go back past the other's */
+    now = counters_now();
+    if (slot->hour != hour)
+        *slot = (struct stats_hour){.hour = hour};
+    add_since_save(slot, &now);
+    hours.seen = now;
+    copy = *slot;
+    pthread_mutex_unlock(&hours.lock);
+    return copy;
+}
+
+#define N_PERSISTENT (sizeof(persistent) / sizeof(persistent[0]))
+
+/* The counters as of one save, written by the persistence thread in one transaction. */
+struct save_job {
+    struct persist_job job;
+    int64_t values[N_PERSISTENT];
+    struct index_hour hour;
+    int64_t forget_before; /* 0: no hour to forget */
+};
+
+static void run_save(struct persist_job *job)
+{
+    struct save_job *sv = (struct save_job *)job;
+    assert(persist_owns_index());
+    index_begin();
+    for (size_t i = 0; i < N_PERSISTENT; i++)
+        index_counter_set(persistent[i].name, sv->values[i]);
+    index_hour_set(&sv->hour);
+    if (sv->forget_before)
+        index_hours_forget(sv->forget_before);
+    index_commit();
+    free(sv);
+}
+
+void stats_save(void)
+{
+    static int64_t last_hour;
+    int64_t hour = current_hour();
+    struct stats_hour h = account_hour(hour);
+    struct save_job *sv = malloc(sizeof(*sv));
+
+    if (!sv)
+        return; /* the next save writes the same counters, and the hour has them too */
+    sv->job.run = run_save;
+    for (size_t i = 0; i < N_PERSISTENT; i++)
+        sv->values[i] = atomic_load(persistent[i].value);
+    sv->hour = (struct index_hour){h.hour, h.served, h.downloaded, h.requests, h.hits};
+    sv->forget_before = hour != last_hour ? hour - STATS_HOURS + 1 : 0;
+    last_hour = hour;
+    persist_submit(&sv->job);
+}
+
+void stats_hours(struct stats_hour *out, int n)
+{
+    int64_t hour = current_hour();
+    struct stats_hour now, *last = &out[n - 1];
+    assert(n > 0 && n <= STATS_HOURS);
+    pthread_mutex_lock(&hours.lock);
+    now = counters_now(); /* after `seen`, under the same lock: no negative share */
+    for (int i = 0; i < n; i++) {
+        int64_t want = hour - (n - 1) + i;
+        const struct stats_hour *slot = &hours.ring[want % STATS_HOURS];
+        out[i] = slot->hour == want ? *slot : (struct stats_hour){.hour = want};
+    }
+    add_since_save(last, &now); /* the current hour as of now, not as of the last save */
+    pthread_mutex_unlock(&hours.lock);
+}

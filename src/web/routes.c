@@ -1,0 +1,50 @@
+/* The route table (routes.h). Order matters only where paths overlap: "/browse" alone before
+ * "/browse/...", and the catch-all last. */
+#include "web/routes.h"
+#include "web/browse.h"
+#include "http/http_connect.h"
+#include "http/http_fetch.h"
+#include "http/http_proxy.h"
+#include "http/http_internal.h"
+#include "web/pages.h"
+
+#include <assert.h>
+#include <string.h>
+
+#define GET_HEAD "GET, HEAD"
+
+/* No route of its own: 404, and a hint at the one most callers want. */
+static enum conn_result not_found(struct conn *c, struct request *req, const char *rest)
+{
+    (void)rest;
+    assert(http_handling(req));
+    if (strstr(req->uri, "://")) /* proxy form of another scheme: ftp://, ... */
+        return http_send_error(c, HTTP_BAD_REQUEST, "arca fetches only http:// and https:// URLs");
+    return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
+}
+
+const struct route routes[] = {
+    /* the cache: the fetch endpoint, and S3 buckets' folders and files */
+    {"/api/v1/fetch", ROUTE_TREE, GET_HEAD, http_fetch, NULL, http_fetch_done, false, 0, NULL},
+    /* arca as an HTTP proxy: "GET http://host/path" (http_proxy.h), the same fetch */
+    {"", ROUTE_PROXY, GET_HEAD, http_proxy, NULL, http_proxy_done, false, 0, NULL},
+    {"", ROUTE_CONNECT, "CONNECT", http_connect, NULL, http_connect_done, false, 0, NULL},
+    {"/browse", ROUTE_EXACT, NULL, web_browse_root, NULL, NULL, false, 0, NULL},
+    {"/browse/", ROUTE_PREFIX, GET_HEAD, web_browse, NULL, web_browse_done, false, 0, NULL},
+    /* the API: admin (token) and listings */
+    {"/api/v1/prefetch", ROUTE_SLASH, "POST", http_prefetch, http_prefetch_upload,
+     http_prefetch_done, false, HTTP_PREFETCH_BODY_MAX, http_prefetch_admit},
+    {"/api/v1/resources", ROUTE_SLASH, "GET, HEAD, DELETE", http_resources_api, NULL, NULL, false,
+     0, NULL},
+    {"/api/v1/health", ROUTE_SLASH, GET_HEAD, http_health, NULL, NULL, true, 0, NULL},
+    {"/api/v1/status", ROUTE_SLASH, GET_HEAD, http_status, NULL, NULL, false, 0, NULL},
+    {"/metrics", ROUTE_EXACT, GET_HEAD, http_metrics, NULL, NULL, false, 0, NULL},
+    /* the web pages */
+    {"/", ROUTE_EXACT, GET_HEAD, web_home, NULL, NULL, false, 0, NULL},
+    {"/help", ROUTE_SLASH, GET_HEAD, web_help, NULL, NULL, false, 0, NULL},
+    {"/statistics", ROUTE_SLASH, GET_HEAD, web_statistics, NULL, NULL, false, 0, NULL},
+    {"/resources", ROUTE_TREE, GET_HEAD, web_resources, NULL, NULL, false, 0, NULL},
+    {"/static/", ROUTE_PREFIX, GET_HEAD, web_asset, NULL, NULL, false, 0, NULL},
+    {"", ROUTE_PREFIX, GET_HEAD, not_found, NULL, NULL, false, 0, NULL},
+    {NULL, ROUTE_EXACT, NULL, NULL, NULL, NULL, false, 0, NULL},
+};
