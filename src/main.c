@@ -116,7 +116,6 @@ static void reload(struct config *cfg, int argc, char **argv)
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
     store_set_quota(fresh.quota);
     __atomic_store_n(&cfg->default_ttl, fresh.default_ttl, __ATOMIC_RELAXED);
-    __atomic_store_n(&cfg->quota, fresh.quota, __ATOMIC_RELAXED);
     /* the line is written under the more verbose of the two levels: going to "error" is said */
     if (fresh.log_level >= LOG_INFO)
         log_set_level(fresh.log_level);

@@ -2,11 +2,12 @@
  * config.h — every setting arca has, with its default, from the command line and the INI file.
  *
  * Contract: config_load() fills one struct config before any thread starts; after that the struct
- * is shared by all threads and read-only, except the fields SIGHUP reloads (see main.c): quota
- * and default_ttl are then written and read with __atomic builtins; the allowed networks are
- * copied into the policy module, which guards its copy. Every limit lives here, its default beside
- * its name in config.c. Errors come back as one line in `err` (for the INI file: with the file's
- * line number). The struct also remembers where each option was set (file and line, or the
+ * is shared by all threads and read-only, except default_ttl, which SIGHUP reloads (main.c) and
+ * which is then written and read with __atomic builtins. What else SIGHUP reloads has one owner
+ * that keeps its own copy: the quota the store (store_set_quota), the allowed networks the
+ * policy module; their fields here are what arca started with. Every limit lives here, its default
+ * beside its name in config.c. Errors come back as one line in `err` (for the INI file: with the
+ * file's line number). The struct also remembers where each option was set (file and line, or the
  * command line), so the checks made at start (main.c) can name the line to fix.
  *
  * The INI file: `#` and `;` start a comment at the beginning of a line, and after a value when
@@ -75,7 +76,7 @@ struct config {
     char listen_host[64];
     int listen_port;
     char data_dir[1024];
-    int64_t quota;       /* bytes */
+    int64_t quota;       /* bytes, at start: the store owns the quota (store_set_quota) */
     int64_t default_ttl; /* seconds */
     struct cidr allow_nets[CONFIG_MAX_NETS];
     int n_allow_nets;                     /* 0 = every client may fetch */

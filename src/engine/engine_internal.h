@@ -25,12 +25,10 @@
  * (the prototype's fan-out lost 1.57x against 1.19x direct until this cap, with a ready list). */
 #define SEND_TURN_MAX (256 * 1024)
 /* A memory body (a finished object, mapped) may send more per turn: each sendmsg pays for a push
- * through the whole loopback path, and at 256 KiB a turn 16 clients of a cached 256 MiB object
- * cost 0.36 ns of arca CPU per byte at 2.9 GB/s, at 4 MiB 0.25 ns at 3.6 GB/s (7 rounds each,
- * one run, libmicrohttpd's build at 0.25 and 3.6). A turn of it copies about 1 ms. Files keep
- * SEND_TURN_MAX: 4 MiB sendfile turns cost less CPU (0.098 against 0.109 ns a byte) but gave
- * fast clients of finished files 16 times a fan-out client's share and made small hits beside
- * them 10-20 times slower (outside review, 2026-11-24). */
+ * through the whole network path, so bigger turns cost less CPU a byte; a turn of it copies
+ * about 1 ms. Files keep SEND_TURN_MAX: bigger sendfile turns cost less CPU too, but gave fast
+ * clients of finished files many times a fan-out client's share and made small hits beside
+ * them slower (figures: bench/README.md, "Why the hot path is shaped so"). */
 #define SEND_TURN_MAX_MEM (4 * 1024 * 1024)
 
 /* A read buffer, taken from its worker's pool while a connection has bytes of a request, and its

@@ -25,8 +25,6 @@
 
 #define FETCH_MAGIC 0x5f3e7c21u
 
-#define FETCH_MAGIC 0x5f3e7c21u
-
 /* One fetch request, from its first call to its completion callback. */
 struct fetch_req {
     unsigned magic;

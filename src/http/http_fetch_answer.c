@@ -330,12 +330,12 @@ static void unmap(void *cls)
     free(m);
 }
 
-/* Bytes [start, end) of a finished object's file. Measured on loopback (bench/quick, 16 clients,
- * 256 MiB): the file mapped once and handed to every hit as a buffer goes out at 3.8 GB/s and
- * 0.2 ns of CPU per byte, sendfile at 3.0 GB/s and 0.25 ns/byte. A mapping of its own per answer
- * loses to sendfile (50 digest hits of 256 MiB: 12.5 s of CPU against 4.2): each one faults its
- * pages in again, and for 4 KiB objects mmap+munmap per request halves the request rate. So only
- * the answer `shared` by an object's hits (share_and_queue) is mapped, when it is large.
+/* Bytes [start, end) of a finished object's file. The file mapped once and handed to every hit
+ * as a buffer costs less CPU a byte than sendfile on loopback, but a mapping of its own per
+ * answer loses to sendfile: each one faults its pages in again, and for small objects
+ * mmap+munmap per request halves the request rate (bench/README.md, "Why the hot path is
+ * shaped so"). So only the answer `shared` by an object's hits (share_and_queue) is mapped,
+ * when it is large.
  * Finished files are never truncated (a new version is a new inode), so a mapping cannot fault.
  * On success the response owns fd (or the mapping replaced it); on NULL the caller still does. */
 static struct answer *file_response(int fd, int64_t start, int64_t end, bool shared)

@@ -24,9 +24,9 @@
 /* Lines waiting for the log thread: a client thread takes a ticket (an atomic compare-and-swap,
  * no lock), copies its line into the ticket's slot and publishes it; the log thread writes the
  * published slots in ticket order. Beyond SLOTS lines writers wait (a line is never dropped).
- * 1024: at 60,000 warm hits a second on two cores the log thread is off the CPU for a few ms
- * at a time, and 256 slots (4 ms of lines) made writers wait for it: the log cost 17 % of the
- * rate, against 1 % with 1024 (bench/run warm-small-log, 2026-11-23). */
+ * 1024: enough lines for the few ms the log thread may be off the CPU at full warm-hit rate,
+ * so that writers do not wait for it (fewer slots cost a sixth of the rate: bench/README.md,
+ * "Why the hot path is shaped so"). */
 #define SLOTS 1024
 
 /* A slot holds a line of up to SLOT_LINE bytes in place (nearly every line: a request line, a
@@ -163,8 +163,7 @@ static void write_batch(int fd, struct iovec *iov, int n)
 /* Log thread, lock not held: write lines [from, to) in batches of whole lines, each batch copied
  * into one buffer and written with one write(): one system call per batch of up to 256 KiB
  * (about 1,700 lines) where a writev took 64 lines. The copy is cheap beside a system call,
- * which is dear under a sandboxing kernel (gVisor here). Not measured apart: on this machine
- * the warm-hit rate varies more from round to round than the log costs (README, bench). */
+ * which is dear under a sandboxing kernel such as gVisor. */
 static void write_lines(int fd, bool pipe_like, uint64_t from, uint64_t to)
 {
     static char batch[BATCH_BYTES];
@@ -478,9 +477,9 @@ struct field_memo {
     char text[LINE_MAX_BYTES]; /* the key redacted (if asked) and escaped */
 };
 
-/* What a thread formatted last. url_redact (a parse of the URL and its query) was a third of a
- * line's cost, the timestamp's formatting a tenth, escaping byte by byte a quarter after that
- * (callgrind, 2026-11-24). Thread-local: no lock, and nothing to free when the thread ends. */
+/* What a thread formatted last: a lab's clients ask for the same URLs, and redacting, escaping
+ * and the timestamp's formatting are most of a line's cost. Thread-local: no lock, and nothing
+ * to free when the thread ends. */
 static _Thread_local struct {
     struct field_memo uri, agent;
     bool stamp_valid;
@@ -526,9 +525,8 @@ static size_t add_field(char *line, size_t n, size_t max, const char *text, size
 }
 
 /* The client's address as text: the last one a thread formatted, again (a lab's clients are a
- * few machines). Keyed on the address alone: with the port too, as it was, every other
- * connection missed and a line paid inet_ntop and a copy (a third of the log's instructions,
- * callgrind, 2026-11-24). */
+ * few machines). Keyed on the address alone: with the port too, every other connection would
+ * miss and pay inet_ntop and a copy. */
 static const char *client_of(const struct sockaddr *sa, char *out, size_t size)
 {
     static _Thread_local uint8_t last[16];

@@ -70,9 +70,9 @@ static int add_columns(void)
     return 0;
 }
 
-/* exec_bound's statements, prepared once each: a usage flush of 20,000 rows prepared its UPDATE
- * 20,000 times, which was most of the 0.5-1 s of CPU it took (big-index bench, 2026-11-24). Found
- * by the SQL text's address, then checked by the text. */
+/* exec_bound's statements, prepared once each: a usage flush of many rows would otherwise
+ * prepare its UPDATE once a row, most of the flush's CPU. Found by the SQL text's address, then
+ * checked by the text. */
 #define STATEMENTS 16
 static struct {
     const char *sql;

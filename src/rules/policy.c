@@ -287,8 +287,7 @@ static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
     if (has_listen_addr) /* an address of its own: arca answers there only */
         return !memcmp(listen_addr.addr, a, 16);
     /* the wildcard (or a name): every address of the host; a wildcard listener answers on all
-     * of loopback, though the interface has only 127.0.0.1 (an outside review tunnelled from
-     * arca into arca through 127.0.0.2) */
+     * of loopback, though the interface has only 127.0.0.1 (arca into arca through 127.0.0.2) */
     return addr_is_loopback(a) || host_addr(a, port_of(sa)) != 0;
 }
 
