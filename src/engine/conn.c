@@ -3,6 +3,7 @@
 #include "engine/engine_internal.h"
 #include "url/url.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -61,9 +62,29 @@ static void exchange_free(struct exchange *x)
 }
 
 /* Take `n` bytes off the front of the read buffer; an empty one goes back to the pool. */
+/* A connection's course (engine_internal.h's conn_state): every move is one of these, made
+ * here. A head read starts a request (BODY) or is refused (SEND); a body read calls the handler
+ * (CALL) or is refused (SEND); a handler answers (SEND); an answer sent leads to the next head
+ * (HEAD), the end (LINGER) or a CONNECT's relay (TUNNEL). LINGER and TUNNEL end in the close. */
+static const unsigned moves_from[] = {
+    [CONN_HEAD] = 1u << CONN_BODY | 1u << CONN_SEND,
+    [CONN_BODY] = 1u << CONN_CALL | 1u << CONN_SEND,
+    [CONN_CALL] = 1u << CONN_SEND,
+    [CONN_SEND] = 1u << CONN_HEAD | 1u << CONN_LINGER | 1u << CONN_TUNNEL,
+    [CONN_LINGER] = 0,
+    [CONN_TUNNEL] = 0,
+};
+
+void conn_enter(struct conn *c, enum conn_state to)
+{
+    assert(!c->closing && (moves_from[c->state] & 1u << to));
+    c->state = to;
+}
+
 static void consume(struct conn *c, size_t n)
 {
     struct inbuf *b = c->in;
+    assert(b && n <= b->len);
     memmove(b->data, b->data + n, b->len - n);
     b->len -= n;
     if (b->len == 0) {
@@ -130,6 +151,7 @@ static ssize_t fill(struct conn *c)
         return 0;
     if (!c->in && !(c->in = worker_take_buffer(c->w)))
         return -1;
+    assert(c->in->len <= engine_lim.max_head + 1);
     room = engine_lim.max_head + 1 - c->in->len;
     if (room == 0)
         return 0; /* full: the parse decides */
@@ -137,6 +159,7 @@ static ssize_t fill(struct conn *c)
         n = recv(c->fd, c->in->data + c->in->len, room, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
+        assert((size_t)n <= room);
         c->in->len += (size_t)n;
         /* A short read emptied the socket: its next bytes bring a new edge (EPOLLET), so the
          * recv that would only say EAGAIN is saved (one of three syscalls of a keep-alive hit).
@@ -282,7 +305,7 @@ static enum step refuse_head(struct conn *c, const struct h1_request *h)
         return STEP_GONE;
     }
     c->x = x;
-    c->state = CONN_SEND;
+    conn_enter(c, CONN_SEND);
     c->can_read = false; /* nothing more is read from this connection */
     if (!(x->req = engine_ops_->begin(c, h->status, h->reason)) || !x->ans || !send_prepare(c)) {
         conn_close(c);
@@ -312,7 +335,7 @@ static enum step begin_request(struct conn *c)
     consume(c, h->head_len);
     if (c->in)
         h1_init(&c->in->h1);
-    c->state = CONN_BODY;
+    conn_enter(c, CONN_BODY);
     if (!(x->req = engine_ops_->begin(c, 0, NULL))) {
         conn_close(c);
         return STEP_GONE;
@@ -381,7 +404,7 @@ static enum step read_body(struct conn *c)
     struct exchange *x = c->x;
     if (x->ans) { /* refused at its head (limits): its body is never read, so no keep-alive */
         x->keep_alive = x->keep_alive && x->body_left == 0;
-        c->state = CONN_SEND;
+        conn_enter(c, CONN_SEND);
         return send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
     }
     if (!x->continue_sent && x->body_left != 0) {
@@ -393,14 +416,14 @@ static enum step read_body(struct conn *c)
     }
     for (;;) {
         if (x->body_left == 0) {
-            c->state = CONN_CALL;
+            conn_enter(c, CONN_CALL);
             return STEP_GO;
         }
         if (c->in && c->in->len > 0) {
             if (!take_body(c)) {
                 x->keep_alive = false;
                 engine_ops_->refuse(c, x->req, x->chunked.status, x->chunked.reason);
-                c->state = CONN_SEND;
+                conn_enter(c, CONN_SEND);
                 return x->ans && send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
             }
             continue;
@@ -427,7 +450,7 @@ static enum step call_handler(struct conn *c)
     }
     if (x->ans) {
         c->suspended = false;
-        c->state = CONN_SEND;
+        conn_enter(c, CONN_SEND);
         return send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
     }
     if (c->suspended) {
@@ -437,7 +460,7 @@ static enum step call_handler(struct conn *c)
     /* a handler answers or suspends; one that did neither gets a 500 rather than a hang */
     engine_ops_->refuse(c, x->req, 500, "internal error: the request got no answer");
     x->keep_alive = false;
-    c->state = CONN_SEND;
+    conn_enter(c, CONN_SEND);
     return x->ans && send_prepare(c) ? STEP_GO : (conn_close(c), STEP_GONE);
 }
 
@@ -453,7 +476,7 @@ static enum step linger(struct conn *c)
         c->in = NULL;
     }
     shutdown(c->fd, SHUT_WR);
-    c->state = CONN_LINGER;
+    conn_enter(c, CONN_LINGER);
     c->can_read = true; /* read until EAGAIN: the client may have closed already */
     return STEP_GO;
 }
@@ -497,7 +520,7 @@ static enum step finish(struct conn *c)
     exchange_free(x);
     if (!keep)
         return linger(c);
-    c->state = CONN_HEAD;
+    conn_enter(c, CONN_HEAD);
     /* A next request may be here already (pipelined): it waits for the loop's next turn, as an
      * answer with more to send does, so that a client pipelining hits and reading them fast
      * cannot hold the worker for its whole pipeline. Otherwise (the usual keep-alive) the head

@@ -160,6 +160,8 @@ void conn_go_on(struct conn *c);
 void conn_woken(struct conn *c);
 /* Close now: the request in progress is done, not completed. */
 void conn_close(struct conn *c);
+/* Move `c` to `to`: asserts that the move is one of its course's (conn.c's moves_from). */
+void conn_enter(struct conn *c, enum conn_state to);
 
 /* tunnel.c */
 struct tunnel;

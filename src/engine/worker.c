@@ -3,6 +3,7 @@
 #include "engine/engine_internal.h"
 #include "base/clock.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,9 @@ void worker_bury(struct worker *w)
     while (w->dead) {
         struct conn *c = w->dead;
         w->dead = c->dead_next;
+        /* out of every list: conn_close took it out (a node left linked would dangle) */
+        assert(c->closing && !c->in_ready && !c->in_wakes && !c->idle_node.prev &&
+               !c->idle_node.next);
         free(c);
     }
 }
@@ -66,6 +70,7 @@ void worker_give_buffer(struct worker *w, struct inbuf *b)
 
 void worker_ready(struct worker *w, struct conn *c)
 {
+    assert(!c->closing);
     if (c->in_ready)
         return;
     c->in_ready = true;
@@ -79,8 +84,11 @@ static struct dlist *list_of(struct worker *w, struct conn *c)
     return c->parked ? &w->parked : &w->idle;
 }
 
+/* A connection's node is in one list at a time, the one `parked` names: it leaves that one
+ * before it joins the other (dlist.h can tell neither). */
 void worker_touch(struct worker *w, struct conn *c)
 {
+    assert(!c->closing);
     c->quiet_since_ms = monotonic_ms();
     dlist_remove(list_of(w, c), &c->idle_node);
     c->parked = false;
@@ -89,6 +97,7 @@ void worker_touch(struct worker *w, struct conn *c)
 
 void worker_park(struct worker *w, struct conn *c)
 {
+    assert(!c->closing);
     dlist_remove(list_of(w, c), &c->idle_node);
     c->parked = true;
     dlist_append(&w->parked, &c->idle_node);
