@@ -79,7 +79,7 @@ bool cli_is_command(const char *name)
 
 int cli_usage(void)
 {
-    /* README's "Command line" block is this text, to the byte (test_cli.py checks it) */
+    /* docs/COMMANDS.md's "Command line" block is this text, to the byte (test_cli.py checks it) */
     fputs("usage: arca [serve] [OPTION...]\n"
           "       arca status [--server URL]                   # a running arca, summarised\n"
           "       arca cluster-status [--json] [--server URL ...]\n"

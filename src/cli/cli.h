@@ -5,8 +5,8 @@
  *
  * --server takes http://HOST[:PORT][/PATH], https://..., or HOST[:PORT] (http); trailing
  * slashes are dropped. cluster-status takes several --server, the others one; with none, each
- * asks http://127.0.0.1:8001. Each command takes only its own options and URLs (README,
- * "Command line"): anything else is bad usage. Requests say User-Agent: arca/VERSION.
+ * asks http://127.0.0.1:8001. Each command takes only its own options and URLs
+ * (docs/COMMANDS.md): anything else is bad usage. Requests say User-Agent: arca/VERSION.
  *
  * Contract: runs in its own process before anything else; prints results on stdout, one-line
  * errors on stderr, naming the server or the URL (redacted) they are about and never another

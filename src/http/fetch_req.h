@@ -55,8 +55,8 @@ struct fetch_req {
     struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
                                  twin_fd, waiting for upstream to confirm url (NULL: none) */
     int twin_fd;
-    /* A signed URL being confirmed with upstream (README, "Signed URLs"): the probe holds a
-     * reference to the park until its answer is in confirm_res and the request woken. */
+    /* A signed URL being confirmed with upstream (docs/CACHING.md, "Signed URLs"): the probe
+     * holds a reference to the park until its answer is in confirm_res and the request woken. */
     bool confirming;
     atomic_bool confirm_done;
     struct probe_result *confirm_res;

@@ -1,5 +1,5 @@
 /*
- * http_connect.h — CONNECT tunnels for HTTPS_PROXY clients (README, "As an HTTP proxy").
+ * http_connect.h — CONNECT tunnels for HTTPS_PROXY clients (docs/PROXY.md).
  *
  * Contract: a CONNECT host:port from a client allowed to fetch (--allow-network), to a port of
  * --connect-port (default 443), is answered 200 once arca has connected to an address of that

@@ -123,7 +123,7 @@ static void add_validators(struct answer *resp, const struct object_meta *meta)
 }
 
 /* Upstream's bytes are shown under arca's own origin, beside its admin UI and listings: a page an
- * origin serves must never run there as one of arca's (README, "Security"). So browsers are told
+ * origin serves must never run there as one of arca's (docs/SECURITY.md). So browsers are told
  * not to guess a type, and to treat the body as a sandboxed document of no origin, with nothing
  * to load and no script to run. Saving it (the usual case) is unaffected. */
 #define UPSTREAM_CSP "sandbox; default-src 'none'"
@@ -158,8 +158,8 @@ static bool same_tag(const char *tag, size_t len, const char *etag)
     return etag[0] && strlen(etag) == len && !memcmp(tag, etag, len);
 }
 
-/* RFC 9211 Cache-Status, arca's one member, saying how this request was handled (README,
- * "What happened"):
+/* RFC 9211 Cache-Status, arca's one member, saying how this request was handled
+ * (docs/API.md, "Fetch responses"):
  * - `hit; ttl=N`: served from the cache without asking upstream; N seconds of freshness left.
  *   Such answers also carry Age (RFC 9111 4.2.3: seconds since the object was downloaded or
  *   last revalidated). A 304, 206 or 416 made from a stored object is a hit too.

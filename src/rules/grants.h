@@ -1,6 +1,7 @@
 /*
  * grants.h — signed URLs that upstream has accepted, remembered for a while, so that a hit through
- * a signed URL is confirmed with upstream once, not on every request (README, "Signed URLs").
+ * a signed URL is confirmed with upstream once, not on every request (docs/CACHING.md, "Signed
+ * URLs").
  *
  * Contract: any thread (one mutex). A grant is kept under the sha256 of the exact URL, until
  * min(its signature's expiry, now + --confirm-ttl). The table has a fixed size: a grant may be

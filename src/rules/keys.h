@@ -3,7 +3,7 @@
  * so that every presigned URL of one file finds the same object.
  *
  * Built-in rules, for any host, recognise a scheme by its signature parameter and drop that
- * scheme's signing parameters (README, "Signed URLs"):
+ * scheme's signing parameters (docs/CACHING.md, "Signed URLs"):
  * - S3 SigV4 (X-Amz-Signature): X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders,
  *   -Signature, -Security-Token;
  * - S3 V2 (Signature + AWSAccessKeyId): AWSAccessKeyId, Signature, Expires, x-amz-security-token;

@@ -1,11 +1,11 @@
-/* Downloads cut by a restart (or kill -9) continue from the bytes already on disk (README,
- * "Resume after a restart"). While a download runs, its index row records what a resume needs
- * (the URL fetched, length, headers with the validator) and, every SYNC_STEP bytes, how much of
- * the partial file is known to be on disk (only for a body with a validator a resume proves
- * itself by). At start, a partial row whose file holds at least that much is taken up again: a
- * FETCHING object whose file is cut back to the synced length, digested again, and continued
- * with Range + If-Range by the upstream thread, once upstream's 206 has proved it is the same
- * file (upstream_response.h); otherwise the download starts over from byte 0. */
+/* Downloads cut by a restart (or kill -9) continue from the bytes already on disk (docs/CACHING.md,
+ * "Resume after a restart"). While a download runs, its index row records what a resume needs (the
+ * URL fetched, length, headers with the validator) and, every SYNC_STEP bytes, how much of the
+ * partial file is known to be on disk (only for a body with a validator a resume proves itself by).
+ * At start, a partial row whose file holds at least that much is taken up again: a FETCHING object
+ * whose file is cut back to the synced length, digested again, and continued with Range + If-Range
+ * by the upstream thread, once upstream's 206 has proved it is the same file (upstream_response.h);
+ * otherwise the download starts over from byte 0. */
 #include "log/log.h"
 #include "persist/persist.h"
 #include "stats/stats.h"

@@ -1,6 +1,6 @@
 /*
- * store_resume.h — downloads cut by a restart continue from the bytes already on disk (README,
- * "Resume after a restart"). Internal to store/.
+ * store_resume.h — downloads cut by a restart continue from the bytes already on disk
+ * (docs/CACHING.md, "Resume after a restart"). Internal to store/.
  */
 #ifndef ARCA_STORE_RESUME_H
 #define ARCA_STORE_RESUME_H

@@ -1,9 +1,9 @@
-/* Identical objects (README, "Same file, other URL"): complete objects are indexed by digest, so
- * that a request with &sha256= for a URL not cached can be answered from another URL's object
- * (after upstream has confirmed that URL: http_fetch.c), and objects with the same digest share
- * one file: one inode under each name, counted once against the quota. A digest hit answers only
- * the request that gave the digest: the URL gets no object from it (its own download makes one),
- * so a client cannot plant bytes for the URL's other clients.
+/* Identical objects (docs/CACHING.md, "Same file, other URL"): complete objects are indexed by
+ * digest, so that a request with &sha256= for a URL not cached can be answered from another URL's
+ * object (after upstream has confirmed that URL: http_fetch.c), and objects with the same digest
+ * share one file: one inode under each name, counted once against the quota. A digest hit answers
+ * only the request that gave the digest: the URL gets no object from it (its own download makes
+ * one), so a client cannot plant bytes for the URL's other clients.
  *
  * A ring of twins (twin_next/twin_prev, an object alone points at itself) links the complete
  * objects sharing a digest. One of them carries the file's `reserved` bytes; when it leaves the

@@ -1,8 +1,8 @@
 /*
- * store_twins.h — identical objects (README, "Same file, other URL"): complete objects indexed by
- * digest, twins sharing one file counted once against the quota. Internal to store/; every call
- * with the store lock held. object.c reaches twins_join and twins_leave only through its hooks
- * (struct object_hooks, set by store_open).
+ * store_twins.h — identical objects (docs/CACHING.md, "Same file, other URL"): complete objects
+ * indexed by digest, twins sharing one file counted once against the quota. Internal to store/;
+ * every call with the store lock held. object.c reaches twins_join and twins_leave only through its
+ * hooks (struct object_hooks, set by store_open).
  */
 #ifndef ARCA_STORE_TWINS_H
 #define ARCA_STORE_TWINS_H

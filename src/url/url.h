@@ -3,7 +3,7 @@
  * normal form that is both the cache key and the URL fetched, and its secrets kept from view
  * (the file name a URL suggests: filename.h).
  *
- * The rule (README, "The fetch URL"): arca's parameters are url, ttl and sha256.
+ * The rule (docs/API.md, "The fetch URL"): arca's parameters are url, ttl and sha256.
  * - A url value that starts with http:// or https:// is the unencoded form: the target is
  *   everything after "url=" to the end of the query, taken as it is ('+', '&' and '%XX' included),
  *   except trailing "&ttl=..." and "&sha256=..." parameters, which are arca's.

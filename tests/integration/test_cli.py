@@ -136,9 +136,9 @@ def test_extra_arguments_to_client_commands_are_errors(workdir):
     assert (out.returncode, out.stderr) == (1, "arca: unexpected argument 'extra'\n")
 
 
-def test_arca_alone_prints_the_usage_readme_shows():
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    block = readme.split("## Command line\n\n```\n", 1)[1].split("```", 1)[0]
+def test_arca_alone_prints_the_usage_the_docs_show():
+    commands = open(os.path.join(ROOT, "docs", "COMMANDS.md")).read()
+    block = commands.split("## Command line\n\n```\n", 1)[1].split("```", 1)[0]
     out = subprocess.run([ARCA_BIN], capture_output=True, text=True, timeout=5)
     assert out.stderr == block
     # cluster-status asks the default server when none is given, as status does

@@ -28,14 +28,14 @@ def write(path, text):
 @pytest.fixture
 def lab(workdir):
     """A config that serve accepts here: its own data dir, log and port, a bucket with
-    credentials, README's comments."""
+    credentials, the comments of docs/BUCKETS.md's example."""
     creds = write(os.path.join(workdir, "lab.creds"), "AKIAEXAMPLE\nsecret\n")
     token = write(os.path.join(workdir, "token"), "0123456789abcdef\n")
     port = free_port()
 
     def config(extra="", bucket=""):
         return write(os.path.join(workdir, "arca.ini"), (
-            "# arca, as README shows it\n"
+            "# arca, as docs/BUCKETS.md shows it\n"
             "[arca]\n"
             f"listen = 127.0.0.1:{port}   # loopback only\n"
             f"data-dir = {workdir}/data ; the objects\n"
@@ -66,7 +66,7 @@ def serve_refuses(path, line):
     assert p.returncode != 0 and p.stderr == line, p.stderr
 
 
-def test_readme_bucket_example_with_comments_is_ok_and_serve_starts(lab):
+def test_the_docs_bucket_example_with_comments_is_ok_and_serve_starts(lab):
     path = lab()
     p = run("check-config", "--config", path)
     assert (p.returncode, p.stdout, p.stderr) == (0, f"{path}: ok\n",

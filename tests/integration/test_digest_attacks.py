@@ -1,8 +1,8 @@
-"""Attacker's scenarios for digest hits (issue 22, docs/SECURITY.md "Digest hits"): a client
-allowed to fetch, with an origin of its own, tries to make arca serve bytes of its choosing to
-other clients of a URL, to read a private object by its digest, and to learn through `sha256`
-whether a private object is cached. A digest hit answers only the request that carries the
-digest; it never becomes the URL's object, and never crosses from a signed object."""
+"""Attacker's scenarios for digest hits (issue 22, docs/SECURITY.md "Shared objects and digests"): a
+client allowed to fetch, with an origin of its own, tries to make arca serve bytes of its choosing
+to other clients of a URL, to read a private object by its digest, and to learn through `sha256`
+whether a private object is cached. A digest hit answers only the request that carries the digest;
+it never becomes the URL's object, and never crosses from a signed object."""
 
 import os
 import threading

@@ -125,17 +125,50 @@ def test_hourly_traffic_survives_a_restart(origin, start_arca):
     assert ticks[:6] == ["0 B", "1.0 KiB", "2.0 KiB", "3.0 KiB", "4.0 KiB", "5.0 KiB"], ticks
 
 
-def test_man_page_and_readme_document_every_option():
+def entries(text, start):
+    """{option: its entry} for the lines of text that start with `start` + an option: each entry
+    runs on over the lines that follow until the next option or a blank line."""
+    found, current = {}, None
+    for line in text.splitlines():
+        m = re.match(re.escape(start) + r"(--[a-z][a-z-]+)", line)
+        if m:
+            current = m.group(1)
+            found[current] = line
+        elif current and line.strip() and not line.startswith(("*", "|")):
+            found[current] += " " + line.strip()
+        else:
+            current = None
+    return found
+
+
+def test_option_table_man_page_and_help_agree():
+    """docs/OPTIONS.md's table is the one list of options: --help and the man page name the same
+    options, no more and no fewer, and where the table gives a default value, --help and the man
+    page give that value beside the word default."""
     help_text = subprocess.run([ARCA_BIN, "--help"], capture_output=True, text=True).stdout
-    options = set(re.findall(r"--[a-z][a-z-]+", help_text)) - {"--help", "--version"}
+    in_help = entries(help_text, "  ")
     with open(os.path.join(ROOT, "man", "arca.1.scd")) as f:
-        man = f.read()
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
+        in_man = entries(f.read(), "*")
+    with open(os.path.join(ROOT, "docs", "OPTIONS.md")) as f:
+        rows = [line.split(" | ") for line in f.read().splitlines() if line.startswith("| `--")]
+    table = {re.match(r"\| `(--[a-z-]+)", row[0]).group(1): row[1] for row in rows}
+    assert len(rows) == len(table), "an option has two rows in docs/OPTIONS.md"
+    options = set(re.findall(r"--[a-z][a-z-]+", help_text)) - {"--help", "--version"}
     assert len(options) >= 30
-    for option in sorted(options):
-        assert f"*{option}*" in man, f"{option} not in man/arca.1.scd"
-        assert re.search(re.escape(option) + r"(?![a-z-])", readme), f"{option} not in README.md"
+    assert set(in_help) == options, "an option --help names is not described by it"
+    assert sorted(options - set(table)) == [], "options of --help missing in docs/OPTIONS.md"
+    assert sorted(set(table) - options) == [], "docs/OPTIONS.md names options --help does not know"
+    assert sorted(options - set(in_man)) == [], "options of --help missing in man/arca.1.scd"
+    assert sorted(set(in_man) - options) == [], "man/arca.1.scd names options --help does not know"
+    for option, default in table.items():
+        value = re.fullmatch(r"`([^`]+)`", default)
+        if not value:  # none, off, all, CPUs (max 16): said in words, each place its own
+            continue
+        said = re.escape(value.group(1))
+        near = said + r".{0,40}default|default.{0,40}" + said
+        for where, text in (("--help", in_help[option]),
+                            ("man/arca.1.scd", re.sub(r"[_*]", "", in_man[option]))):
+            assert re.search(near, text), f"{option}: {where} does not give the default {default}"
 
 
 def test_failures_listing_survives_a_restart_and_keeps_the_last_256(origin, start_arca):

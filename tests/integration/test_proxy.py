@@ -1,4 +1,4 @@
-"""arca as an HTTP proxy (README, "As an HTTP proxy"): a client with http_proxy set sends
+"""arca as an HTTP proxy (docs/PROXY.md): a client with http_proxy set sends
 "GET http://host/path HTTP/1.1" to arca, which fetches that URL as /api/v1/fetch/?url= would,
 into the same object. Real clients (curl -x, wget with http_proxy, python requests with
 proxies), then the assertions on bytes, origin request counts and arca's answers."""

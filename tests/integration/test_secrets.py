@@ -40,7 +40,7 @@ def test_signatures_and_passwords_never_shown(origin, start_arca, workdir):
         assert status == 200, path
         shown.append(body.decode())
     rows = json.loads(shown[0])["resources"]
-    # the key leaves the signature out (README, "Signed URLs"); the password is redacted
+    # the key leaves the signature out (docs/CACHING.md, "Signed URLs"); the password is redacted
     assert "X-Amz-Signature" not in rows[0]["url"] and "REDACTED@" in rows[0]["url"]
     conn = http.client.HTTPConnection(arca.host, arca.port, timeout=10)
     conn.request("POST", "/api/v1/prefetch/", body=json.dumps([good]),

@@ -1,5 +1,5 @@
-"""Signed URLs (issue 15, README "Signed URLs"): every presigned URL of one file is one cache
-key, so the file crosses the uplink once; a hit through a URL arca has not seen accepted is
+"""Signed URLs (issue 15, docs/CACHING.md "Signed URLs"): every presigned URL of one file is one
+cache key, so the file crosses the uplink once; a hit through a URL arca has not seen accepted is
 confirmed with upstream first (a one-byte request with that exact URL), so a forged or expired
 signature never gets the cached object."""
 
@@ -326,7 +326,7 @@ def test_a_valid_url_joining_a_refused_download_gets_the_file(arca, origin, atta
 
 
 def test_a_granted_url_shortens_the_life_it_asks_for(arca, origin):
-    """README: a request's ttl shortens the object's life once it is authorised, and a URL
+    """docs/API.md: a request's ttl shortens the object's life once it is authorised, and a URL
     accepted before is authorised at once (issue 23's second review: its ttl was dropped)."""
     data = add_signed(origin)
     a, b = s3_url(origin, nonce="one"), s3_url(origin, nonce="two")

@@ -79,7 +79,8 @@ def wait_healthy(port, alive, log):
 
 def wait_log_lines(read, needle, n):
     """Until the access log `read()` returns holds `n` lines with `needle`: its thread writes
-    lines in batches, within about 10 ms of the answer (README, "Access log"). 5 s fail."""
+    lines in batches, within about 10 ms of the answer (docs/OPERATIONS.md, "Access log"). 5 s
+    fail."""
     deadline = time.monotonic() + 5
     while (text := read()).count(needle) < n and time.monotonic() < deadline:
         time.sleep(0.05)

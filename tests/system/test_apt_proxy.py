@@ -1,4 +1,4 @@
-"""apt-get through arca as its HTTP proxy (README, "As an HTTP proxy"): the package scenario's
+"""apt-get through arca as its HTTP proxy (docs/PROXY.md): the package scenario's
 Debian 12 root, its sources replaced by one local repository a test origin serves, and
 Acquire::http::Proxy pointing at build/arca on loopback. apt-get update and install go through
 arca; a second root installs the same package from arca's copy, and the prefix form of the

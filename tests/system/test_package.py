@@ -95,7 +95,9 @@ def test_the_package_installs_and_runs_from_its_unit(deb, fresh_root):
     assert os.path.exists(os.path.join(root, "usr/share/man/man1/arca.1.gz"))
     # the man page's SEE ALSO: README and docs/ beside it, the HAProxy and container examples
     doc = os.path.join(root, "usr/share/doc/arca")
-    for name in ("README.md", "ARCHITECTURE.md", "CLUSTER.md", "SECURITY.md"):
+    for name in ("README.md", "API.md", "ARCHITECTURE.md", "BUCKETS.md", "CACHING.md", "CLUSTER.md",
+                 "COMMANDS.md", "DEVELOPMENT.md", "OPERATIONS.md", "OPTIONS.md", "PROXY.md",
+                 "SECURITY.md"):
         assert os.path.exists(os.path.join(doc, name)) or \
             os.path.exists(os.path.join(doc, name + ".gz")), name
     for name in ("haproxy.cfg", "Containerfile", "compose.yaml"):
