@@ -512,8 +512,14 @@ static enum step finish(struct conn *c)
 {
     struct exchange *x = c->x;
     bool keep = x->keep_alive; /* half-closed, the requests it sent before are still answered */
-    if (x->tunnel_fd >= 0 && x->status >= 200 && x->status < 300) /* done when the tunnel ends */
-        return tunnel_start(c) ? STEP_GO : (conn_close(c), STEP_GONE);
+    if (x->tunnel_fd >= 0 && x->status >= 200 && x->status < 300) { /* done when it ends */
+        if (!tunnel_start(c)) {
+            conn_close(c);
+            return STEP_GONE;
+        }
+        conn_enter(c, CONN_TUNNEL);
+        return STEP_GO;
+    }
     if (x->req)
         engine_ops_->done(c, x->req, true);
     c->x = NULL;
@@ -719,6 +725,31 @@ bool conn_tunnel(struct conn *c, int fd)
         return false;
     c->x->tunnel_fd = fd;
     return true;
+}
+
+void *engine_request(struct conn *c)
+{
+    return c->x ? c->x->req : NULL;
+}
+
+unsigned int engine_status(struct conn *c)
+{
+    return c->x ? c->x->status : 0;
+}
+
+uint64_t engine_answer_size(struct conn *c)
+{
+    const struct exchange *x = c->x;
+    if (!x || !x->ans || x->ans->len == ANSWER_SIZE_UNKNOWN || x->status < 200 ||
+        x->status == 204 || x->status == 304)
+        return 0;
+    return x->ans->len;
+}
+
+void engine_set_via(struct conn *c, const char *via)
+{
+    if (c->x)
+        c->x->via = via;
 }
 
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a)

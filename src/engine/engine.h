@@ -89,4 +89,20 @@ uint64_t engine_tunnel_up(struct conn *c);
  * queued already. */
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a);
 
+/* The request's record, kept by the engine from `begin` to `done`: what `begin` returned (NULL
+ * between requests), the status queued (0: none yet), and the body bytes the queued answer
+ * declares (0: none queued, a status without a body, or a body of unknown size). */
+void *engine_request(struct conn *c);
+unsigned int engine_status(struct conn *c);
+uint64_t engine_answer_size(struct conn *c);
+/* Every answer to the request being handled carries "Via: `via`" (a string that outlives it;
+ * NULL: none), whoever built the answer; set before its answer is queued. */
+void engine_set_via(struct conn *c, const char *via);
+/* Whether the calling thread is `c`'s worker: a connection's handlers, body readers and done run
+ * there and nowhere else. */
+bool engine_on_thread(struct conn *c);
+/* From now on every answer closes its connection ("Connection: close", tunnels aside): the
+ * server is stopping. Callable from any thread; engine_draining() (handler.h) says so. */
+void engine_drain(void);
+
 #endif

@@ -90,6 +90,7 @@ struct exchange {
     size_t frame_len, frame_sent;
     bool final_chunk;      /* the frame is the last chunk */
     bool crlf_due;         /* the last chunk's CRLF: it goes with the next frame, in one send */
+    const char *via;       /* engine_set_via's: a Via line on the answer (NULL: none) */
     int tunnel_fd;         /* engine_tunnel's upstream socket until the answer is out; -1: none */
     struct tunnel *tunnel; /* CONN_TUNNEL: the relay (tunnel.c) */
     const char *slots[];   /* names, values, arg_names, arg_values; then the strings themselves */
@@ -130,6 +131,10 @@ extern const struct engine_ops *engine_ops_;
 extern struct engine_limits engine_lim;
 
 /* worker.c */
+/* This thread runs `w` (engine_on_thread). */
+void worker_bind(struct worker *w);
+/* A new start: not draining (engine_drain). */
+void worker_undrain(void);
 struct inbuf *worker_take_buffer(struct worker *w);
 void worker_give_buffer(struct worker *w, struct inbuf *b);
 /* Go on with `c` at the loop's next turn (its bytes to send had no room left this turn). */
@@ -165,7 +170,8 @@ void conn_enter(struct conn *c, enum conn_state to);
 
 /* tunnel.c */
 struct tunnel;
-/* The answer to a CONNECT went out: relay from now on. false: out of memory (close). */
+/* The answer to a CONNECT went out: relay from now on (the caller moves `c` to CONN_TUNNEL).
+ * false: out of memory (close). */
 bool tunnel_start(struct conn *c);
 /* Relay what can be relayed. false: the tunnel is over, the connection is to close. */
 bool tunnel_step(struct conn *c);

@@ -106,6 +106,10 @@ bool answer_header(struct answer *a, const char *name, const char *value);
 /* The value of the answer's first header line `name` (any case), copied into out[size] and
  * returned; NULL when it has none. */
 const char *answer_header_value(struct answer *a, const char *name, char *out, size_t size);
+/* Whether the server is stopping (engine_drain): every answer closes its connection from now
+ * on. Any thread. */
+bool engine_draining(void);
+
 /* Let go of a reference (one taken at building, by http_queue_shared's callers). */
 void answer_put(struct answer *a);
 

@@ -120,6 +120,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct epoll_event ev[EVENTS_PER_WAIT];
     char name[16];
+    worker_bind(w);
     snprintf(name, sizeof(name), "arca-http%d", (int)(w - workers));
     pthread_setname_np(pthread_self(), name);
     while (!atomic_load(&stopping)) {
@@ -188,6 +189,7 @@ int engine_start(int fd, const struct engine_limits *lim, const struct engine_op
     listen_fd = fd;
     atomic_store(&stopping, false);
     atomic_store(&unlisten, false);
+    worker_undrain();
     atomic_store(&unlistened, 0);
     n_workers = lim->threads < 1 ? 1 : lim->threads > MAX_WORKERS ? MAX_WORKERS : lim->threads;
     for (i = 0; i < n_workers; i++) {

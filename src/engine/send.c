@@ -102,6 +102,11 @@ static char *put_head(char *p, struct conn *c, const struct answer *a, bool leng
     if (a->headers_len) /* an answer with no header line has no buffer for them */
         memcpy(p, a->headers, a->headers_len);
     p += a->headers_len;
+    if (x->via) {
+        p = put(p, "Via: ");
+        p = put(p, x->via);
+        p = put(p, "\r\n");
+    }
     if (length) {
         p = put(p, "Content-Length: ");
         p = put_uint(p, x->body_len);
@@ -126,7 +131,7 @@ bool send_prepare(struct conn *c)
     if (!no_body && !length && x->http10)
         x->keep_alive = false; /* HTTP/1.0: the close ends the body */
     x->chunked_out = !no_body && !length && !x->http10;
-    if (a->close)
+    if (a->close || engine_draining())
         x->keep_alive = false;
     if (tunnel)
         ; /* the connection is the tunnel's from the blank line on */
@@ -137,7 +142,7 @@ bool send_prepare(struct conn *c)
     x->body_done = no_body || x->head_only || x->body_len == 0;
 
     /* the status line, Date and framing take at most 160 bytes (the longest phrase is 31) */
-    size_t cap = 160 + strlen(connection) + a->headers_len;
+    size_t cap = 160 + strlen(connection) + a->headers_len + (x->via ? strlen(x->via) + 7 : 0);
     if (!(x->out = malloc(cap)))
         return false;
     x->out_len = (size_t)(put_head(x->out, c, a, length, connection) - x->out);

@@ -85,7 +85,6 @@ bool tunnel_start(struct conn *c)
     x->tunnel = t;
     if (!take_pending(c, t) || epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, t->fd, &ev) < 0)
         return false;
-    conn_enter(c, CONN_TUNNEL);
     c->can_read = true; /* what the client sent since is read by the tunnel */
     return true;
 }

@@ -16,6 +16,34 @@
 const struct engine_ops *engine_ops_;
 struct engine_limits engine_lim;
 static atomic_int open_conns; /* connections of every worker, for the hard cap */
+static atomic_bool draining;  /* engine_drain's */
+/* The worker this thread runs (NULL on any other thread): engine_on_thread's answer. */
+static _Thread_local struct worker *self;
+
+void worker_bind(struct worker *w)
+{
+    self = w;
+}
+
+bool engine_on_thread(struct conn *c)
+{
+    return self && self == c->w;
+}
+
+void engine_drain(void)
+{
+    atomic_store(&draining, true);
+}
+
+bool engine_draining(void)
+{
+    return atomic_load(&draining);
+}
+
+void worker_undrain(void)
+{
+    atomic_store(&draining, false);
+}
 
 bool worker_admit(void)
 {

@@ -28,10 +28,7 @@
 #define HARD_CAP_MARGIN 64
 
 const struct config *http_cfg;
-atomic_bool http_draining;
 
-/* The request being handled on this thread, so that http_queue can note its status. */
-static _Thread_local struct request *current;
 /* This thread is one of the engine's workers: it has begun a request. A connection stays on its
  * thread, so its body readers and completion run where this is set. */
 static _Thread_local bool pool_thread;
@@ -41,10 +38,10 @@ static int listen_fd = -1;
 /* A shared response is never changed: other threads may be sending it. A plain hit that took
  * one just before draining began keeps its connection open; draining's grace period covers it
  * (requests that begin while draining never take a shared answer: see http_fetch.c). */
+/* The engine keeps the status and adds what every answer of a request carries (Via for a
+ * proxied one, Connection: close while draining): a shared answer is never changed. */
 enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct answer *a)
 {
-    if (current)
-        current->status = status;
     return engine_queue(c, status, a) ? CONN_GO_ON : CONN_CLOSE;
 }
 
@@ -53,20 +50,9 @@ enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *
     enum conn_result ret;
     if (!a)
         return CONN_CLOSE;
-    /* While draining, keep-alive connections are closed after their response. */
-    if (atomic_load(&http_draining))
-        answer_header(a, "Connection", "close");
-    if (current && current->proxied) /* never a shared answer: see http_fetch.c */
-        answer_header(a, "Via", upstream_via());
     ret = http_queue_shared(c, status, a);
     answer_put(a);
     return ret;
-}
-
-void http_note_body(size_t len)
-{
-    if (current)
-        current->bytes = (int64_t)len;
 }
 
 bool http_on_pool(void)
@@ -74,9 +60,9 @@ bool http_on_pool(void)
     return pool_thread;
 }
 
-bool http_handling(const struct request *req)
+bool http_handling(struct conn *c, const struct request *req)
 {
-    return current == req;
+    return engine_on_thread(c) && engine_request(c) == req;
 }
 
 bool http_is_head(const struct request *req)
@@ -92,7 +78,6 @@ struct answer *http_owned_response(const char *type, char *body, size_t len)
         return NULL;
     }
     answer_header(a, "Content-Type", type);
-    http_note_body(len);
     return a;
 }
 
@@ -110,7 +95,6 @@ enum conn_result http_send_text(struct conn *c, unsigned int status, const char 
     struct answer *a = answer_copy(body, strlen(body));
     if (a)
         answer_header(a, "Content-Type", type);
-    http_note_body(strlen(body));
     return http_queue(c, status, a);
 }
 
@@ -129,7 +113,6 @@ static struct answer *verror_response(const char *fmt, va_list ap)
         answer_header(r, "Content-Type", "text/plain; charset=utf-8");
         answer_header(r, "X-Content-Type-Options", "nosniff");
     }
-    http_note_body((size_t)n + 1);
     return r;
 }
 
@@ -348,7 +331,7 @@ static enum conn_result route(struct conn *c, struct request *req, const char *u
         return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint");
     if (!http_route_allows(req->route, method))
         return not_allowed(c, method, req->route->methods, false);
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     /* matched as sent, so the decoded path starts with the route's path too (it has no '%') */
     n = strlen(req->route->path);
     assert(!strncmp(url, req->route->path, n));
@@ -359,11 +342,12 @@ enum conn_result http_route_as_origin(struct conn *c, struct request *req)
 {
     const char *rest = origin_form(req->uri), *why;
     size_t len = strlen(rest);
-    assert(http_handling(req) && req->proxied && !req->state);
+    assert(http_handling(c, req) && req->proxied && !req->state);
     /* in place: the path and query are shorter than the URL by its scheme and authority */
     memmove(req->uri + (rest[0] != '/'), rest, len + 1);
     req->uri[0] = '/';
     req->proxied = false;
+    engine_set_via(c, NULL); /* arca's own route answers, not a proxy */
     req->route = NULL;
     if ((why = own_path_refusal(req->uri)) != NULL)
         return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
@@ -495,7 +479,8 @@ static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
     if (authority && !proxied && uri[0] != '/') /* "http://arca:8001?x": path "/" */
         req->uri[0] = '/';
     memcpy(req->uri + strlen(req->uri), uri, len);
-    current = req;
+    if (proxied) /* arca answers as a proxy: every answer says so, refusals too */
+        engine_set_via(c, upstream_via());
     note_request(req, engine_method(c), engine_version(c));
     limits_request_begins(engine_conn_ctx(c), http_client(c, &req->client));
     if (refusal == 413 || refusal == 414 || refusal == 431) /* too large: a limit's refusal */
@@ -509,39 +494,30 @@ static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
         refuse_early(c, refusal, reason);
     else
         check_body(c, req);
-    current = NULL;
     return req;
 }
 
 static void on_upload(struct conn *c, void *r, const char *data, size_t n)
 {
-    struct request *req = r;
-    current = req;
-    take_upload(req, engine_method(c), data, n);
-    current = NULL;
+    take_upload(r, engine_method(c), data, n);
 }
 
 static enum conn_result on_call(struct conn *c, void *r)
 {
     struct request *req = r;
-    enum conn_result ret;
-    current = req;
     if (req->body_due) { /* the body is in */
         limits_body_in(engine_conn_ctx(c));
         req->body_due = false;
     }
-    ret = route(c, req, engine_path(c), engine_method(c));
-    current = NULL;
-    return ret;
+    return route(c, req, engine_path(c), engine_method(c));
 }
 
 static void on_refuse(struct conn *c, void *r, unsigned int status, const char *reason)
 {
     if (status == HTTP_CONTENT_TOO_LARGE) /* a chunked body beyond its route's limit */
         atomic_fetch_add(&stats.limited, 1);
-    current = r;
+    (void)r;
     refuse_early(c, status, reason);
-    current = NULL;
 }
 
 static void on_done(struct conn *c, void *r, bool completed)
@@ -551,6 +527,8 @@ static void on_done(struct conn *c, void *r, bool completed)
     /* idle from now on only if it stays open: one closing after a refusal makes no room */
     limits_request_ends(engine_conn_ctx(c), completed && engine_keeps_alive(c));
     assert(http_on_pool());
+    req->status = engine_status(c);
+    req->bytes = (int64_t)engine_answer_size(c); /* a streamed answer's done says how many */
     req->wrote = (int64_t)engine_body_sent(c);
     req->tunnel_up = (int64_t)engine_tunnel_up(c);
     if (req->route && req->route->done)
@@ -626,7 +604,7 @@ void http_drain(int64_t grace_seconds)
 {
     struct timespec tick = {0, 50 * 1000 * 1000};
     time_t deadline = time(NULL) + grace_seconds;
-    atomic_store(&http_draining, true);
+    engine_drain();
     engine_stop_listening(); /* new clients are refused from now on */
     /* a response done from now on says Connection: close; idle ones are cut once nothing else
      * holds the stop (until then, a load balancer's poll on one is told 503, draining) */

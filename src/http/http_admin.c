@@ -235,7 +235,7 @@ bool http_prefetch_admit(struct conn *c)
 void http_prefetch_upload(struct request *req, const char *data, size_t size)
 {
     struct prefetch_state *s = prefetch_state(req);
-    assert(http_handling(req));
+    assert(http_on_pool()); /* on_upload's: the engine's worker, in the request's body */
     if (!s) {
         if (!(s = calloc(1, sizeof(*s))))
             return; /* the body is short: it is refused as not JSON */
@@ -253,7 +253,7 @@ enum conn_result http_prefetch(struct conn *c, struct request *req, const char *
     static const struct buf none;
     const struct prefetch_state *s = prefetch_state(req);
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     if (s && s->too_big) {
         atomic_fetch_add(&stats.limited, 1);
         return http_send_error(c, HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",

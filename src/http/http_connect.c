@@ -204,7 +204,7 @@ static const char *refusal(struct conn *c, struct request *req, struct connect_r
     if (proxy_came_from_self(c))
         return "loop: this request came from this arca (its Via)";
     *status = HTTP_SERVICE_UNAVAILABLE;
-    if (atomic_load(&http_draining))
+    if (engine_draining())
         return "arca is shutting down";
     return NULL;
 }
@@ -264,7 +264,7 @@ enum conn_result http_connect(struct conn *c, struct request *req, const char *r
 {
     struct connect_req *r = req->state;
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     if (!r)
         return begin(c, req);
     assert(r->magic == CONNECT_MAGIC);

@@ -72,7 +72,7 @@ static struct fetch_req *req_new(struct conn *c, struct request *req, const char
         filename_clean(filename, strlen(filename), r->filename, sizeof(r->filename));
     /* A plain hit may use and leave a prepared answer: the one shared response has no
      * Content-Range, no file name of the client's, no Connection: close and is never a 304. */
-    r->plain = !r->filename[0] && !atomic_load(&http_draining) && !conn_header(c, "Range") &&
+    r->plain = !r->filename[0] && !engine_draining() && !conn_header(c, "Range") &&
                !conn_header(c, "If-None-Match") && !conn_header(c, "If-Modified-Since");
     return r;
 }
@@ -268,8 +268,9 @@ static enum conn_result lookup(struct fetch_req *r)
 
 /* A digest hit's confirmation was accepted: the twin's bytes answer this request, unless
  * upstream's length says the URL serves another file (then it is downloaded). Only this request:
- * the URL's other clients get its own bytes, from its own download (README, "Same file, other
- * URL"). What the answer says of the URL is the URL's own upstream's word, not the twin's. */
+ * the URL's other clients get its own bytes, from its own download (docs/CACHING.md, "Same
+ * file, other URL"). What the answer says of the URL is the URL's own upstream's word, not the
+ * twin's. */
 static enum conn_result answer_twin(struct fetch_req *r, const struct probe_result *res)
 {
     struct object_meta *meta = r->twin;
@@ -424,7 +425,7 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
 {
     enum conn_result ret = CONN_CLOSE;
     struct fetch_req *r;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     atomic_fetch_add(&stats.requests, 1);
     if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
         free(url);
@@ -443,7 +444,7 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
 
 enum conn_result fetch_resume(struct fetch_req *r)
 {
-    assert(r->magic == FETCH_MAGIC && http_handling(r->req));
+    assert(r->magic == FETCH_MAGIC && http_handling(r->conn, r->req));
     if (r->confirming)
         return after_confirm(r);
     return respond_streaming(r);
@@ -451,7 +452,7 @@ enum conn_result fetch_resume(struct fetch_req *r)
 
 enum conn_result http_fetch(struct conn *c, struct request *req, const char *rest)
 {
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     if (req->state)
         return fetch_resume(req->state);
     return begin(c, req, rest[0] == '/' && rest[1] ? rest + 1 : NULL, http_is_head(req));
@@ -459,7 +460,7 @@ enum conn_result http_fetch(struct conn *c, struct request *req, const char *res
 
 enum conn_result http_fetch_proxied(struct conn *c, struct request *req)
 {
-    assert(http_handling(req) && req->proxied);
+    assert(http_handling(c, req) && req->proxied);
     if (req->state)
         return fetch_resume(req->state);
     atomic_fetch_add(&stats.proxy_requests, 1);

@@ -1,5 +1,5 @@
-/* Signed URLs confirmed with upstream before a stored object is handed out (README, "Signed
- * URLs"; fetch_req.h): the probe is started on the request's thread, its answer comes
+/* Signed URLs confirmed with upstream before a stored object is handed out (docs/CACHING.md,
+ * "Signed URLs"; fetch_req.h): the probe is started on the request's thread, its answer comes
  * on the upstream thread and only wakes the request, which reads it on its next call. */
 #include "http/fetch_req.h"
 #include "rules/grants.h"
@@ -38,7 +38,7 @@ static void on_probe(const struct probe_result *res, void *arg)
 /* Suspend the request and ask upstream about its exact URL. */
 enum conn_result fetch_start_confirm(struct fetch_req *r)
 {
-    assert(r->magic == FETCH_MAGIC && http_handling(r->req));
+    assert(r->magic == FETCH_MAGIC && http_handling(r->conn, r->req));
     if (!r->confirm_res && !(r->confirm_res = malloc(sizeof(*r->confirm_res))))
         return fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     atomic_store(&r->confirm_done, false);

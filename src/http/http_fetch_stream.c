@@ -58,7 +58,7 @@ static bool digest_pending(const struct fetch_req *r, const struct object_meta *
 
 enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *meta)
 {
-    assert(r->magic == FETCH_MAGIC && http_handling(r->req));
+    assert(r->magic == FETCH_MAGIC && http_handling(r->conn, r->req));
     enum conn_result ret = CONN_CLOSE;
     unsigned int status;
     struct answer *resp;

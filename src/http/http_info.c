@@ -26,8 +26,8 @@
 enum conn_result http_health(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
-    assert(http_handling(req));
-    if (atomic_load(&http_draining))
+    assert(http_handling(c, req));
+    if (engine_draining())
         return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, "draining: arca is stopping");
     if (http_cfg->shutdown_file[0] && access(http_cfg->shutdown_file, F_OK) == 0)
         return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, "shutdown file %s exists",
@@ -78,7 +78,7 @@ static void instance_url(struct conn *c, char *out, size_t size)
 enum conn_result http_status(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     struct store_totals t;
     char stamp[32], instance[300], *text;
     time_t now = time(NULL);
@@ -304,7 +304,7 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
 {
     char body[12288];
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     metrics_core(body, sizeof(body));
     metrics_keys(body, sizeof(body));
     metrics_buckets(body, sizeof(body));

@@ -4,10 +4,11 @@
  *
  * Contract: the handlers and the helpers that queue an answer run on the engine's worker
  * threads, in the call for their request (http_handling() says so). A response not yet queued
- * may be built on any thread (http_owned_response, http_error_response: their body size is
- * noted only for the request this thread is handling, if any); http_on_pool, http_cfg and
- * http_draining are read anywhere. http.c calls no handler by name: the table given to
- * http_start() does.
+ * may be built on any thread (http_owned_response, http_error_response). What every answer of a
+ * request carries, its status, Via for a proxied one and Connection: close while draining, the
+ * engine keeps and adds (engine.h): no helper here changes an answer behind its builder's back.
+ * http_on_pool and http_cfg are read anywhere, engine_draining() too. http.c calls no handler by
+ * name: the table given to http_start() does.
  */
 #ifndef ARCA_HTTP_INTERNAL_H
 #define ARCA_HTTP_INTERNAL_H
@@ -24,7 +25,6 @@
 #include <time.h>
 
 extern const struct config *http_cfg;
-extern atomic_bool http_draining;
 
 /* Queue `r` and drop our reference to it (NULL: CONN_CLOSE, the connection is closed). */
 enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *r);
@@ -37,8 +37,6 @@ struct answer *http_owned_response(const char *type, char *body, size_t len);
 /* The same, queued; `body` NULL (out of memory while building it) answers 500. */
 enum conn_result http_send_owned(struct conn *c, unsigned int status, const char *type, char *body,
                                  size_t len);
-/* Record the body size of the response being built, for the access log. */
-void http_note_body(size_t len);
 /* Queue a response whose reference the caller keeps (a shared, prepared answer). */
 enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct answer *r);
 enum conn_result http_send_error(struct conn *c, unsigned int status, const char *fmt, ...)
@@ -52,8 +50,8 @@ enum conn_result http_route_as_origin(struct conn *c, struct request *req);
 
 /* Whether this thread is one of the engine's workers (handlers, body readers). */
 bool http_on_pool(void);
-/* Whether this thread is running a handler for `req` (the engine's call for it). */
-bool http_handling(const struct request *req);
+/* Whether this thread is `c`'s worker and `req` the request the engine is handling on `c`. */
+bool http_handling(struct conn *c, const struct request *req);
 /* Whether `req` was asked with HEAD. */
 bool http_is_head(const struct request *req);
 

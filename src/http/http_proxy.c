@@ -82,7 +82,7 @@ static enum conn_result after_check(struct conn *c, struct request *req)
 enum conn_result http_proxy(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
-    assert(http_handling(req) && req->proxied);
+    assert(http_handling(c, req) && req->proxied);
     if (is_check(req)) {
         if (offload_done(&((struct self_check *)req->state)->job))
             return after_check(c, req);

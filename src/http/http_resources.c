@@ -81,7 +81,7 @@ static enum conn_result resources_json(struct conn *c)
 enum conn_result http_resources_api(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     if (!strcmp(req->method, "DELETE"))
         return http_purge(c);
     return resources_json(c);

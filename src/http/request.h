@@ -20,8 +20,9 @@ struct route; /* http.h */
 struct request {
     int64_t start_us;               /* monotonic */
     time_t when;                    /* wall clock, for the access log */
-    unsigned int status;            /* of the response queued; 0 while none */
-    int64_t bytes;                  /* body bytes handed to the connection */
+    unsigned int status;            /* the engine's (engine_status), taken for the done */
+    int64_t bytes;                  /* body bytes for the log: the answer's declared size,
+                                       taken for the done, or what a streamed one handed on */
     int64_t wrote;                  /* of them, written to the socket: set before the done */
     int64_t tunnel_up;              /* a tunnel's bytes from the client: set before the done */
     const struct route *route;      /* the route matched; NULL until the request is routed */

@@ -590,7 +590,7 @@ static enum conn_result file_missing(void *arg)
     char *path = strndup(s->req->uri, len), *key;
     const struct bucket_auth *a;
     struct browse *b;
-    assert(s->magic == BROWSE_REQ_MAGIC && http_handling(s->req));
+    assert(s->magic == BROWSE_REQ_MAGIC && http_handling(s->conn, s->req));
     if (path)
         url_unescape(path);
     if (!path || strncmp(path, "/browse/", 8) ||
@@ -661,7 +661,7 @@ static struct browse_req *browse_state(const struct request *req)
 enum conn_result web_browse(struct conn *c, struct request *req, const char *path)
 {
     struct browse_req *s = browse_state(req);
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     if (s && s->list)
         return advance(s->list);
     if (s && s->file)
@@ -701,7 +701,7 @@ enum conn_result web_browse_root(struct conn *c, struct request *req, const char
 {
     struct answer *r = http_error_response("see /browse/");
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     if (r)
         answer_header(r, "Location", "/browse/");
     return http_queue(c, HTTP_FOUND, r);

@@ -458,7 +458,6 @@ static enum conn_result asset(struct conn *c, const char *name)
             answer_header(r, "Cache-Control", "max-age=3600");
             answer_header(r, "X-Content-Type-Options", "nosniff");
         }
-        http_note_body(a->size);
         return http_queue(c, HTTP_OK, r);
     }
     return http_send_error(c, HTTP_NOT_FOUND, "no such file");
@@ -467,28 +466,28 @@ static enum conn_result asset(struct conn *c, const char *name)
 enum conn_result web_home(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     return home_page(c);
 }
 
 enum conn_result web_help(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     return help_page(c);
 }
 
 enum conn_result web_statistics(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     return statistics_page(c);
 }
 
 enum conn_result web_resources(struct conn *c, struct request *req, const char *rest)
 {
     enum conn_result ret;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     if (!http_may_list(c, &ret)) /* a 403 is queued */
         return ret;
     return resources_page(c, rest[0] ? rest + 1 : "");
@@ -496,6 +495,6 @@ enum conn_result web_resources(struct conn *c, struct request *req, const char *
 
 enum conn_result web_asset(struct conn *c, struct request *req, const char *rest)
 {
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     return asset(c, rest);
 }

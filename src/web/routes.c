@@ -17,7 +17,7 @@
 static enum conn_result not_found(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
-    assert(http_handling(req));
+    assert(http_handling(c, req));
     if (strstr(req->uri, "://")) /* proxy form of another scheme: ftp://, ... */
         return http_send_error(c, HTTP_BAD_REQUEST, "arca fetches only http:// and https:// URLs");
     return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
