@@ -122,6 +122,12 @@ bool addr_is_loopback(const uint8_t addr[16])
     return (addr_is_v4_mapped(addr) && addr[12] == 127) || !memcmp(addr, one, 16);
 }
 
+bool addr_is_unspecified(const uint8_t addr[16])
+{
+    static const uint8_t zero[16];
+    return !memcmp(addr, zero, 16) || (addr_is_v4_mapped(addr) && !memcmp(addr + 12, zero, 4));
+}
+
 bool host_is_wildcard(const char *host)
 {
     return !host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::") || !strcmp(host, "*");

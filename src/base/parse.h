@@ -47,6 +47,9 @@ bool cidr_contains(const struct cidr *net, const uint8_t addr[16]);
  * form, or ::1. */
 bool addr_is_v4_mapped(const uint8_t addr[16]);
 bool addr_is_loopback(const uint8_t addr[16]);
+/* Whether it is the unspecified address, 0.0.0.0 (in that form) or ::: a connection to it is
+ * delivered to this host (Linux takes it for loopback). */
+bool addr_is_unspecified(const uint8_t addr[16]);
 /* Whether a --listen host is every address ("", "*", 0.0.0.0 or ::): such a listener answers on
  * all of loopback, not only on the interface's 127.0.0.1. */
 bool host_is_wildcard(const char *host);

@@ -285,6 +285,10 @@ static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
 {
     if (port_of(sa) != cfg->listen_port)
         return false;
+    /* a connection to 0.0.0.0 or :: reaches this host's listeners, arca's whatever its address
+     * (arca into arca through 0.0.0.0 where an operator allowed 0.0.0.0/0) */
+    if (addr_is_unspecified(a))
+        return true;
     if (has_listen_addr) /* an address of its own: arca answers there only */
         return !memcmp(listen_addr.addr, a, 16);
     /* the wildcard (or a name): every address of the host; a wildcard listener answers on all

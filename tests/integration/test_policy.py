@@ -1,6 +1,7 @@
 """Who may fetch (--allow-network) and where arca may fetch from (the SSRF policy)."""
 
 import os
+import socket
 
 import pytest
 
@@ -55,6 +56,23 @@ def test_arca_refuses_to_fetch_from_itself(start_arca):
     arca = start_arca("--upstream-allow", "127.0.0.0/8")
     status, _, body = arca.fetch(f"http://127.0.0.1:{arca.port}/api/v1/health/")
     assert status == 403 and b"arca itself" in body
+
+
+def test_the_unspecified_address_is_arca_itself_whatever_is_allowed(start_arca):
+    """A connection to 0.0.0.0 (or ::) reaches this host's listeners: with every address allowed
+    upstream, arca listening on 127.0.0.1 still never fetches from, nor tunnels into, itself."""
+    arca = start_arca("--upstream-allow", "0.0.0.0/0", "--upstream-allow", "::/0")
+    port = arca.port
+    arca.stop()  # again on the same port, tunnels allowed to it
+    arca.args += ["--connect-port", str(port)]
+    arca.start(keep_port=True)
+    for host in ("0.0.0.0", "0", "[::ffff:0.0.0.0]", "[::]"):
+        status, _, body = arca.fetch(f"http://{host}:{port}/metrics")
+        assert status == 403 and b"arca itself" in body, (host, status, body)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"CONNECT 0.0.0.0:{port} HTTP/1.1\r\nHost: 0.0.0.0:{port}\r\n\r\n".encode())
+        head = s.recv(4096).split(b"\r\n", 1)[0]
+    assert head.startswith(b"HTTP/1.1 403"), head
 
 
 @pytest.fixture

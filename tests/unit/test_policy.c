@@ -197,6 +197,18 @@ static void upstream_allow_lifts_the_refusal_but_not_for_arca_itself(void **stat
     policy_init(&cfg);
     assert_int_equal(upstream("64:ff9b::a9fe:a9fe", 80), 0);
     assert_int_equal(upstream("2002:a9fe:a9fe::1", 80), -1);
+    /* 0.0.0.0 and :: reach the host's listeners, arca's on its port whatever its address (found
+     * by the outside review: --upstream-allow 0.0.0.0/0 let arca fetch and tunnel into itself) */
+    config_set(&cfg, "upstream-allow", "0.0.0.0/0", err);
+    config_set(&cfg, "upstream-allow", "::/0", err);
+    policy_init(&cfg);
+    const char *unspecified[] = {"0.0.0.0", "::ffff:0.0.0.0", "::", NULL};
+    for (int i = 0; unspecified[i]; i++) {
+        assert_int_equal(upstream(unspecified[i], 8001), -1);
+        assert_non_null(strstr(why, "is arca itself"));
+        assert_int_equal(upstream(unspecified[i], 8080), 0); /* allowed, another port */
+    }
+    assert_int_equal(upstream("127.0.0.2", 8001), 0); /* listening on 127.0.0.1 only */
 }
 
 static void client_allow_list(void **state)
