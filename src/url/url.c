@@ -190,6 +190,26 @@ static void drop_dot_segments(struct out *o, size_t start)
     o->n -= path_len - kept;
 }
 
+/* The userinfo [s, at) and its '@': an '@' inside it (its last '@' ends it, as for curl and
+ * every reader here) is written %40, as a browser writes it, so that curl, which refuses a
+ * second '@', fetches what the key names (found by the outside review: 502, not the file). */
+static int put_userinfo(struct out *o, const char *s, const char *at)
+{
+    for (const char *p = s;; p++) {
+        const char *next = memchr(p, '@', (size_t)(at + 1 - p));
+        if (put_part(o, p, (size_t)(next - p), false) < 0)
+            return -1;
+        if (next == at) {
+            put(o, '@');
+            return 0;
+        }
+        put(o, '%');
+        put(o, '4');
+        put(o, '0');
+        p = next;
+    }
+}
+
 int url_normalize(const char *in, size_t len, char *out, size_t size, int *status, const char **why)
 {
     struct out o = {out, 0, size, size > 0};
@@ -213,7 +233,7 @@ int url_normalize(const char *in, size_t len, char *out, size_t size, int *statu
         if (*p == '@')
             at = p;
     const char *host = at ? at + 1 : auth;
-    if (at && put_part(&o, auth, (size_t)(host - auth), false) < 0)
+    if (at && put_userinfo(&o, auth, at) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
     if (put_host_port(&o, host, (size_t)(auth + auth_len - host), https, status, why) < 0)
         return -1;

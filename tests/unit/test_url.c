@@ -228,6 +228,9 @@ static void normal_form(void **state)
     assert_string_equal(normal("http://h?q=1"), "http://h/?q=1");
     assert_string_equal(normal("http://h/%7e%2fA"), "http://h/%7E%2FA");
     assert_string_equal(normal("http://U:P@H/a"), "http://U:P@h/a");
+    /* an '@' inside the userinfo is written %40: its last '@' ends it (curl refuses two) */
+    assert_string_equal(normal("http://a@b@H/a"), "http://a%40b@h/a");
+    assert_string_equal(normal("http://a:p@@q@H:81/a"), "http://a:p%40%40q@h:81/a");
     assert_string_equal(normal("http://[::1]:80/a"), "http://[::1]/a");
     assert_string_equal(normal("http://h/100%/\"x\"<>"), "http://h/100%25/%22x%22%3C%3E");
     assert_string_equal(normal("http://h/caf\xc3\xa9"), "http://h/caf%C3%A9");
