@@ -465,15 +465,25 @@ bool object_renew(struct object *obj, int fd)
     return true;
 }
 
-bool object_fail(struct object *obj, int status, const char *reason, bool remove_file)
+/* FETCHING -> FAILED by `how` (MOVE_FAIL or MOVE_SET_ASIDE): false when it left FETCHING. */
+static bool leave_fetching(struct object *obj, enum move_kind how, int status, const char *reason)
 {
     CHECK_OBJ(obj);
     assert(store_locked());
     if (obj->state != OBJ_FETCHING)
         return false;
-    move(obj, remove_file ? MOVE_FAIL : MOVE_SET_ASIDE,
-         &(struct move_args){.status = status, .reason = reason});
+    move(obj, how, &(struct move_args){.status = status, .reason = reason});
     return true;
+}
+
+bool object_fail(struct object *obj, int status, const char *reason)
+{
+    return leave_fetching(obj, MOVE_FAIL, status, reason);
+}
+
+bool object_set_aside(struct object *obj, int status, const char *reason)
+{
+    return leave_fetching(obj, MOVE_SET_ASIDE, status, reason);
 }
 
 void object_remove(struct object *obj, bool remove_file)

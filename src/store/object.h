@@ -165,11 +165,14 @@ bool object_complete(struct object *obj, const uint8_t digest[32]);
 /* Lock held. FETCHING -> COMPLETE as the expired version it revalidated (a 304), whose file is
  * open in `fd`; false (nothing done) when it is no longer FETCHING. */
 bool object_renew(struct object *obj, int fd);
-/* Lock held. FETCHING -> FAILED: the first reason wins, out of the table, waiters woken. With
- * `remove_file` a failed download: counted, remembered for the failures listing, its file and
- * row (if made) removed. Without, set aside (arca stops): none of that, its file and row kept
- * for the next start to continue. False (nothing done) when it had left FETCHING already. */
-bool object_fail(struct object *obj, int status, const char *reason, bool remove_file);
+/* Lock held. FETCHING -> FAILED, a failed download: the first reason wins, out of the table,
+ * waiters woken, counted, remembered for the failures listing, its file and row (if made)
+ * removed. False (nothing done) when it had left FETCHING already. */
+bool object_fail(struct object *obj, int status, const char *reason);
+/* Lock held. FETCHING -> FAILED, set aside because arca stops: out of the table and waiters
+ * woken as a failure is, but not counted nor listed, and its file and row kept for the next
+ * start to continue. False (nothing done) when it had left FETCHING already. */
+bool object_set_aside(struct object *obj, int status, const char *reason);
 /* Lock held. COMPLETE -> REMOVED: out of the table; with `remove_file`, its file and row go on
  * the persistence thread. Freed here when nobody holds it. */
 void object_remove(struct object *obj, bool remove_file);

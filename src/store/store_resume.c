@@ -326,7 +326,7 @@ void store_set_aside(struct object *obj, const char *reason)
     struct sync_job *s = malloc(sizeof(*s));
     CHECK_OBJ(obj);
     store_lock();
-    if (!object_fail(obj, 503, reason, false)) {
+    if (!object_set_aside(obj, 503, reason)) {
         store_unlock();
         free(s);
         return;

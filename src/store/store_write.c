@@ -605,7 +605,7 @@ void store_fail(struct object *obj, int status, const char *reason)
 {
     CHECK_OBJ(obj);
     store_lock();
-    object_fail(obj, status, reason, true);
+    object_fail(obj, status, reason);
     store_unlock();
 }
 
@@ -618,7 +618,7 @@ struct object *store_new_version(struct object *obj, const char *reason)
     assert(store_on_upstream());
     store_lock();
     bool replace = obj->state == OBJ_FETCHING && obj->in_table;
-    object_fail(obj, 502, reason, true);
+    object_fail(obj, 502, reason);
     if (replace && !object_find(obj->key) &&
         (fresh = object_begin(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {
         fresh->refs = 1; /* the fetch's: the caller is the fetch */

@@ -157,7 +157,7 @@ static void completing_settles_quota_joins_and_wakes(void **state)
     /* a second completion, or a failure, is no move of a complete object: refused */
     store_lock();
     assert_false(object_complete(obj, digest));
-    assert_false(object_fail(obj, 500, "too late", true));
+    assert_false(object_fail(obj, 500, "too late"));
     store_unlock();
     assert_int_equal(object_stage(obj), STAGE_COMPLETE);
     store_release(obj);
@@ -173,10 +173,10 @@ static void failing_keeps_the_first_reason_and_leaves(void **state)
     waits(obj, &r);
     store_lock();
     object_set_error(obj, 413, "object grew larger than --max-object-size");
-    assert_true(object_fail(obj, 502, "a consequence", true));
+    assert_true(object_fail(obj, 502, "a consequence"));
     assert_null(object_find(obj->key));
     assert_int_equal(st.usage, usage); /* its reservation given back */
-    assert_false(object_fail(obj, 500, "again", true));
+    assert_false(object_fail(obj, 500, "again"));
     assert_false(object_complete(obj, obj->digest));
     store_unlock();
     assert_int_equal(r.wakes, 1);
