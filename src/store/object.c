@@ -49,7 +49,12 @@ static bool alone(void)
 {
     return persist_owns_index() && !persist_on_thread();
 }
-#define ASSERT_LOCKED() assert(store_locked() || alone())
+#define ASSERT_LOCKED() assert(store_locked_or_alone())
+
+bool store_locked_or_alone(void)
+{
+    return store_locked() || alone();
+}
 
 /* 0: nobody claimed the upstream role yet; 1: being claimed; 2: `upstream` holds it. */
 static atomic_int upstream_claim;

@@ -137,6 +137,9 @@ void store_lock(void);
 void store_unlock(void);
 /* Whether the calling thread holds the lock (for asserts). */
 bool store_locked(void);
+/* The same, or main alone with the store (before store_start, after store_close): what "lock
+ * held (or main, alone)" functions assert. */
+bool store_locked_or_alone(void);
 /* Whether the caller is the upstream thread: the first thread to ask claims the role until
  * store_close (store/ knows nothing of upstream/; only it calls the functions that ask). */
 bool store_on_upstream(void);

@@ -366,6 +366,7 @@ static void failure_free(struct failure *f)
 /* Lock held (or main at start). The ring's next slot, its old entry freed. */
 static void ring_put(struct failure *f)
 {
+    assert(store_locked_or_alone());
     failure_free(st.failures[st.failures_next]);
     st.failures[st.failures_next] = f;
     st.failures_next = (st.failures_next + 1) % STORE_FAILURES_KEPT;
