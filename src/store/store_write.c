@@ -1,6 +1,7 @@
-/* The writing side of the store: files, quota, eviction, expiry, completion. The upstream thread
- * appends and decides; what touches SQLite, fsync or unlink is a job for the persistence thread
- * (persist.h). Every change of an object's state is asked of object.c. */
+/* The writing side of the store: files, the quota claimed as bytes come, completion (the room
+ * they take is store_room.c's). The upstream thread appends and decides; what touches SQLite,
+ * fsync or unlink is a job for the persistence thread (persist.h). Every change of an object's
+ * state is asked of object.c. */
 #include "base/clock.h"
 #include "persist/index.h"
 #include "log/log.h"
@@ -8,6 +9,7 @@
 #include "persist/persist.h"
 #include "store/store_list.h"
 #include "store/store_resume.h"
+#include "store/store_room.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -25,47 +27,6 @@
 /* Quota is claimed in steps of this size while the length is unknown, so eviction does not run
  * for every chunk of a chunked download. */
 #define RESERVE_STEP (16LL << 20)
-
-/* Expiry looks at this many buckets per housekeeping tick, taking the lock for EXPIRE_CHUNK of
- * them at a time: a table of a million objects is swept in about 16 s, never holding hits up for
- * more than a fraction of a millisecond. */
-#define EXPIRE_SLICE 65536
-#define EXPIRE_CHUNK 4096
-
-/* Least recently used complete object that nobody streams, or NULL. The LRU list is kept in use
- * order by every hit (a move to its tail), so this is the first entry without readers; a scan of
- * a big table here stalled every hit for tens of milliseconds per eviction. */
-static struct object *lru_victim(void)
-{
-    assert(store_locked());
-    for (struct dnode *d = st.lru.head; d; d = d->next) {
-        struct object *o = DLIST_ENTRY(d, struct object, lru);
-        if (o->refs == 0)
-            return o;
-    }
-    return NULL;
-}
-
-/* Lock held. Out of the table; its file and row go on the persistence thread, so hits never
- * wait on unlink or SQLite. */
-static void evict(struct object *obj)
-{
-    assert(store_locked());
-    object_remove(obj, true);
-}
-
-/* Lock held. Evict until `bytes` more fit under the quota. */
-static int make_room(int64_t bytes)
-{
-    assert(store_locked());
-    while (st.usage + bytes > st.quota) {
-        struct object *victim = lru_victim();
-        if (!victim)
-            return -1;
-        evict(victim);
-    }
-    return 0;
-}
 
 struct begin_job {
     struct persist_job job;
@@ -205,7 +166,7 @@ static int check_body(struct object *obj, int64_t length, const struct upstream_
     /* A body beginning again gives back what the previous attempt reserved. */
     st.usage -= obj->reserved;
     obj->reserved = 0;
-    if (length >= 0 && make_room(length) < 0) {
+    if (length >= 0 && room_make(length) < 0) {
         object_set_error(obj, 507, "no room in the cache quota for this object");
         return -1;
     }
@@ -290,7 +251,7 @@ static int claim(struct object *obj, int64_t upto)
         extra = RESERVE_STEP;
     if (obj->reserved + extra > st.quota)
         extra = st.quota - obj->reserved;
-    if (make_room(extra) < 0) {
+    if (room_make(extra) < 0) {
         object_set_error(obj, 507, "no room in the cache quota for this object");
         return -1;
     }
@@ -628,155 +589,4 @@ struct object *store_new_version(struct object *obj, const char *reason)
     }
     store_unlock();
     return fresh;
-}
-
-struct touch {
-    char key[65];
-    int64_t last_use, usage, ttl;
-};
-
-struct touch_job {
-    struct persist_job job;
-    struct touch *batch;
-    size_t n;
-};
-
-/* One transaction for the whole batch. */
-static void run_touch(struct persist_job *job)
-{
-    struct touch_job *t = (struct touch_job *)job;
-    index_begin();
-    for (size_t i = 0; i < t->n; i++)
-        index_touch(t->batch[i].key, t->batch[i].last_use, t->batch[i].usage, t->batch[i].ttl);
-    index_commit();
-    free(t->batch);
-    free(t);
-}
-
-/* Objects a flush takes off the dirty list per hold of the lock: 20,000 in one hold stalled
- * every hit for 5-8 ms. */
-#define TOUCH_CHUNK 4096
-
-/* At most this many chunks a flush: a bound, however fast workers add to the list. */
-#define TOUCH_CHUNKS_MAX 256
-
-/* Lock held. The usage of objects used since the last flush, the first TOUCH_CHUNK complete ones
- * of the dirty list (*seen: how many), taken off it (a big table costs nothing here), or
- * NULL when there is none or no memory (they stay dirty). */
-static struct touch_job *collect_touches(size_t *seen)
-{
-    assert(store_locked());
-    struct touch_job *t = calloc(1, sizeof(*t));
-    size_t cap = 0;
-    *seen = 0;
-    if (!t)
-        return NULL;
-    t->job.run = run_touch;
-    for (struct dnode *d = st.dirty.head, *next; d && *seen < TOUCH_CHUNK; d = next) {
-        struct object *o = DLIST_ENTRY(d, struct object, dirty);
-        next = d->next;
-        if (o->state != OBJ_COMPLETE)
-            continue; /* its row is written whole when it completes (downloads: a few) */
-        (*seen)++;
-        if (t->n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct touch *nb = realloc(t->batch, ncap * sizeof(*nb));
-            if (!nb)
-                break;
-            t->batch = nb;
-            cap = ncap;
-        }
-        struct touch *e = &t->batch[t->n++];
-        memcpy(e->key, o->key, 65);
-        e->last_use = o->last_use;
-        e->usage = o->usage;
-        e->ttl = o->ttl;
-        dlist_remove(&st.dirty, d);
-    }
-    if (t->n == 0) {
-        free(t->batch);
-        free(t);
-        return NULL;
-    }
-    return t;
-}
-
-/* Submitted under the lock, like removals: a row is never touched after it was removed. A chunk
- * per hold of the lock, until a chunk finds the list's end (or TOUCH_CHUNKS_MAX of them: true,
- * more is left). */
-bool store_flush_usage(void)
-{
-    size_t seen = TOUCH_CHUNK;
-    assert(store_on_upstream());
-    for (int chunk = 0; chunk < TOUCH_CHUNKS_MAX && seen == TOUCH_CHUNK; chunk++) {
-        store_lock();
-        struct touch_job *t = collect_touches(&seen);
-        if (t)
-            persist_submit(&t->job);
-        store_unlock();
-    }
-    return seen == TOUCH_CHUNK;
-}
-
-void store_set_quota(int64_t quota)
-{
-    store_lock();
-    st.quota = quota;
-    store_unlock();
-}
-
-/* Lock held. Evicts the expired objects in buckets [from, to). */
-static void expire_buckets(size_t from, size_t to, int64_t now)
-{
-    assert(store_locked());
-    for (size_t i = from; i < to; i++) {
-        for (struct object *o = object_slot(i), *next; o; o = next) {
-            next = object_next(o);
-            if (o->state == OBJ_COMPLETE && o->refs == 0 &&
-                now - o->created >= o->ttl + (revalidable(o) ? st.keep_expired : 0))
-                evict(o);
-        }
-    }
-}
-
-/* An expired object only holds disk (lookups revalidate or refuse it), so the sweep may take a few
- * ticks over a big table; see EXPIRE_SLICE. It resumes where the last tick stopped. */
-void store_expire(void)
-{
-    assert(store_on_upstream());
-    int64_t now = (int64_t)time(NULL);
-    bool wrapped = false;
-    for (size_t seen = 0; seen < EXPIRE_SLICE && !wrapped; seen += EXPIRE_CHUNK) {
-        store_lock();
-        size_t from = st.expire_cursor, to = from + EXPIRE_CHUNK;
-        if (to >= object_slots()) {
-            to = object_slots();
-            wrapped = true;
-        }
-        expire_buckets(from, to, now);
-        st.expire_cursor = wrapped ? 0 : to;
-        store_unlock();
-    }
-    store_lock();
-    make_room(0); /* the quota may have shrunk (SIGHUP) */
-    store_unlock();
-}
-
-/* From kept totals and the fetching list (a handful): a scan of a million-object table held the
- * lock for 40 ms on every status request. A FETCHING object is scheduled until its file exists. */
-void store_totals(struct store_totals *t)
-{
-    memset(t, 0, sizeof(*t));
-    store_lock();
-    t->disk_usage = st.usage;
-    t->quota = st.quota;
-    for (struct dnode *d = st.fetching.head; d; d = d->next) {
-        if (DLIST_ENTRY(d, struct object, lru)->fd < 0)
-            t->scheduled++;
-        else
-            t->downloading++;
-    }
-    t->complete = (int64_t)st.objects.count - t->scheduled - t->downloading;
-    t->usage = st.uses;
-    store_unlock();
 }
