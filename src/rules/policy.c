@@ -32,7 +32,7 @@ static struct {
 
 /* Networks refused by default: loopback, link-local (cloud metadata lives at 169.254.169.254),
  * the other clouds' metadata endpoints (Alibaba's, AWS's over IPv6, Azure's wire server),
- * unspecified and "this network", and multicast. docs/OPTIONS.md, "Upstream addresses",
+ * unspecified and "this network", and multicast. README, "What arca refuses to fetch",
  * lists them. */
 static const char *refused_default[] = {
     "127.0.0.0/8",       "::1/128",          "169.254.0.0/16", "fe80::/10", "100.100.100.200/32",
