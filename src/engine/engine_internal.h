@@ -155,6 +155,14 @@ void worker_conn_gone(void);
 void worker_bury(struct worker *w);
 const char *worker_date(struct worker *w);
 
+/* exchange.c */
+/* The request whose head `h` parsed in `buf`: its strings copied (`whole`: the target split
+ * into path, query arguments and authority too; a refused head needs only what the log shows).
+ * NULL: out of memory. */
+struct exchange *exchange_new(const struct h1_request *h, const char *buf, bool whole);
+/* With its answer, its head's buffer, a block, a tunnel not started (NULL: nothing). */
+void exchange_free(struct exchange *x);
+
 /* conn.c */
 struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len);
 /* The socket said something (EPOLLIN, EPOLLOUT, hang-up): go on. */
