@@ -241,6 +241,8 @@ void limits_request_ends(struct conn_track *t, bool keep_alive)
         atomic_compare_exchange_strong(&t->idle_since, &busy,
                                        atomic_fetch_add(&lim.idle_tickets, 1) + 1);
     }
+    if (keep_alive && !t->proxied)
+        return; /* the usual keep-alive hit: nothing listed changes, the lock is not taken */
     pthread_mutex_lock(&lim.lock);
     t->serving = false;
     if (!keep_alive) { /* it closes: its place is free, and it lingers briefly */
