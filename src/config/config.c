@@ -59,9 +59,10 @@ static int copy_str(char *dst, size_t size, const char *name, const char *v, cha
 /* "HOST:PORT", "[v6]:PORT" (parse_authority's reading) or ":PORT" (every address). */
 static int set_listen(struct config *cfg, const char *v, char *err)
 {
-    struct authority a = {
-        .host = "0.0.0.0", .host_len = 7, .port = parse_port(v + 1, strlen(v) - 1)};
-    if (v[0] != ':' && parse_authority(v, strlen(v), &a) != AUTHORITY_OK)
+    struct authority a = {.host = "0.0.0.0", .host_len = 7};
+    if (v[0] == ':')
+        a.port = parse_port(v + 1, strlen(v + 1));
+    else if (parse_authority(v, strlen(v), &a) != AUTHORITY_OK)
         a.port = 0;
     if (a.host[0] == '[') { /* the address without its brackets */
         a.host++;

@@ -85,9 +85,9 @@ static void bad_options(void **state)
     assert_int_equal(load(&c, err, 3, "serve", "--listen=:70000"), CONFIG_ERROR);
     /* the odd forms as parse_authority reads them (test_parse.c): a port of digits only */
     static const char *const odd[] = {
-        "--listen=h:+443",     "--listen=h:443x",    "--listen=h:65536",   "--listen=h:",
-        "--listen=[::1",       "--listen=[::1]",     "--listen=[::1]x:80", "--listen=:+80",
-        "--connect-port=+443", "--connect-port=443x"};
+        "--listen=h:+443",     "--listen=h:443x",     "--listen=h:65536",   "--listen=h:",
+        "--listen=[::1",       "--listen=[::1]",      "--listen=[::1]x:80", "--listen=:+80",
+        "--connect-port=+443", "--connect-port=443x", "--listen=",          "--listen=:"};
     for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
         assert_int_equal(load(&c, err, 3, "serve", odd[i]), CONFIG_ERROR);
     assert_int_equal(load(&c, err, 3, "serve", "--listen=h:0443"), CONFIG_SERVE);
