@@ -111,9 +111,12 @@ bool proxy_names_self(const char *authority, bool https, const char *listen_host
     bool found = false;
     if (!split_host_port(authority, https, host, sizeof(host), &port) || port != listen_port)
         return false;
-    if (!strcasecmp(host, "localhost"))
-        return host_is_wildcard(listen_host) || !strcmp(listen_host, "127.0.0.1") ||
-               !strcmp(listen_host, "::1");
+    if (!strcasecmp(host, "localhost")) { /* no lookup on a worker: its two addresses */
+        struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+        return is_arca((struct sockaddr *)&v4, listen_host) ||
+               is_arca((struct sockaddr *)&v6, listen_host);
+    }
     if (getaddrinfo(host, NULL, &hints, &ai) != 0)
         return false; /* not a name of ours, as far as this machine knows: fetched (and refused) */
     for (i = ai; i && !found; i = i->ai_next)

@@ -42,6 +42,9 @@ static void a_target_on_arcas_port_and_address_is_arca(void **state)
     assert_true(proxy_names_self("127.0.0.1:8001", false, "localhost", 8001));
     assert_true(proxy_names_self("[::1]:8001", false, "localhost", 8001));
     assert_false(proxy_names_self("127.0.0.2:8001", false, "localhost", 8001));
+    assert_true(proxy_names_self("localhost:8001", false, "localhost", 8001));
+    assert_true(proxy_names_self("localhost:8001", false, "127.0.0.1", 8001));
+    assert_true(proxy_names_self("localhost:8001", false, "::1", 8001));
 }
 
 static void any_other_target_is_fetched(void **state)
