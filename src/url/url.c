@@ -203,9 +203,7 @@ static int put_userinfo(struct out *o, const char *s, const char *at)
             put(o, '@');
             return 0;
         }
-        put(o, '%');
-        put(o, '4');
-        put(o, '0');
+        put_escaped(o, '@');
         p = next;
     }
 }
