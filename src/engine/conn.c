@@ -2,14 +2,12 @@
  * answers, send the answer, then the next request or the close. The request itself is
  * exchange.c's. */
 #include "engine/engine_internal.h"
-#include "url/url.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -49,7 +47,6 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
     return c;
 }
 
-/* Take `n` bytes off the front of the read buffer; an empty one goes back to the pool. */
 /* A connection's course (engine_internal.h's conn_state): every move is one of these, made
  * here. A head read starts a request (BODY) or is refused (SEND); a body read calls the handler
  * (CALL) or is refused (SEND); a handler answers (SEND); an answer sent leads to the next head
@@ -69,6 +66,7 @@ void conn_enter(struct conn *c, enum conn_state to)
     c->state = to;
 }
 
+/* Take `n` bytes off the front of the read buffer; an empty one goes back to the pool. */
 static void consume(struct conn *c, size_t n)
 {
     struct inbuf *b = c->in;
