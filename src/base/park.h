@@ -1,6 +1,6 @@
 /*
  * park.h — the one way a connection waits for what another thread produces: an object's bytes
- * (store.h), a listing page (s3_list.h), a signed URL's confirmation (http_fetch_confirm.c with
+ * (store.h), a listing page (s3_list.h), a signed URL's confirmation (fetch_confirm.c with
  * upstream_probe).
  *
  * A park is embedded in the waiting request's own state and reference counted: the request holds

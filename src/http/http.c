@@ -37,7 +37,7 @@ static int listen_fd = -1;
 
 /* A shared response is never changed: other threads may be sending it. A plain hit that took
  * one just before draining began keeps its connection open; draining's grace period covers it
- * (requests that begin while draining never take a shared answer: see http_fetch.c). */
+ * (requests that begin while draining never take a shared answer: see fetch.c). */
 /* The engine keeps the status and adds what every answer of a request carries (Via for a
  * proxied one, Connection: close while draining): a shared answer is never changed. */
 enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct answer *a)

@@ -26,7 +26,7 @@ enum route_match {
     ROUTE_SLASH,   /* the path, with or without one trailing '/' */
     ROUTE_PREFIX,  /* anything that begins with the path (which ends in '/', or is "") */
     ROUTE_TREE,    /* the path itself, or the path, '/' and anything */
-    ROUTE_PROXY,   /* no path: every proxied request (an absolute-form target, http_proxy.h) */
+    ROUTE_PROXY,   /* no path: every proxied request (an absolute-form target, proxy.h) */
     ROUTE_CONNECT, /* no path: every CONNECT (http_connect.h) */
 };
 

@@ -1,6 +1,7 @@
 /*
- * http_internal.h — what route handlers (http/, web/) use of the server (http.c): the request,
- * the responses, the client's address; and the handlers http/ itself offers to the route table.
+ * http_internal.h — what route handlers (http/, fetch/, web/) use of the server (http.c): the
+ * request, the responses, the client's address; and the handlers http/ itself offers to the route
+ * table.
  *
  * Contract: the handlers and the helpers that queue an answer run on the engine's worker
  * threads, in the call for their request (http_handling() says so). A response not yet queued
@@ -58,7 +59,7 @@ bool http_is_head(const struct request *req);
 /* Route handlers of http/ (struct route): health, status and metrics (http_info.c), the
  * resources' JSON, a download's outcome and purge (http_resources.c, http_admin.c), prefetch
  * (http_admin.c, its body taken by http_prefetch_upload and let go by http_prefetch_done). The
- * fetch endpoint's are in http_fetch.h. */
+ * fetch endpoint's and the proxy's are in fetch/ (fetch.h, proxy.h). */
 enum conn_result http_health(struct conn *c, struct request *req, const char *rest);
 enum conn_result http_status(struct conn *c, struct request *req, const char *rest);
 enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest);

@@ -9,7 +9,7 @@
  * a request is routed by its path like an origin-form one, never fetched; any other is a fetch
  * of its URL. proxy_target_of() decides without a lookup (IP literals, "localhost") and says
  * when only a lookup can tell (any other name on arca's port); proxy_names_self() looks the name
- * up, and may block: it runs off the workers (http_proxy.c). A request whose Via names this arca
+ * up, and may block: it runs off the workers (proxy.c). A request whose Via names this arca
  * (upstream_via) came from it: a fetch it asks for would loop. Pure functions but for the
  * lookups; any thread.
  */

@@ -29,7 +29,7 @@ struct request {
     void *state;                    /* the route's handler's own, let go by its done */
     struct sockaddr_storage client; /* room for http_client()'s answer */
     bool body_due;                  /* its body is timed (limits_body_due) until it is in */
-    bool proxied;  /* an absolute-form target not naming arca: a fetch of it (http_proxy.h) */
+    bool proxied;  /* an absolute-form target not naming arca: a fetch of it (proxy.h) */
     bool ask_self; /* ... on arca's port: a lookup decides whether it names arca after all */
     char method[16];
     char version[16];

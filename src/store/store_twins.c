@@ -1,6 +1,6 @@
 /* Identical objects (docs/CACHING.md, "Same file, other URL"): complete objects are indexed by
  * digest, so that a request with &sha256= for a URL not cached can be answered from another URL's
- * object (after upstream has confirmed that URL: http_fetch.c), and objects with the same digest
+ * object (after upstream has confirmed that URL: fetch.c), and objects with the same digest
  * share one file: one inode under each name, counted once against the quota. A digest hit answers
  * only the request that gave the digest: the URL gets no object from it (its own download makes
  * one), so a client cannot plant bytes for the URL's other clients.

@@ -4,7 +4,7 @@
 #include "web/browse.h"
 #include "config/buckets.h"
 #include "web/charts.h"
-#include "http/http_fetch.h"
+#include "fetch/fetch.h"
 #include "web/pages.h"
 #include "rules/policy.h"
 #include "s3/s3_list.h"

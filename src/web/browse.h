@@ -4,7 +4,7 @@
  *   /browse/                    the buckets (those without hide-root)
  *   /browse/NAME/[FOLDER/]      one folder, a page of S3's at a time (?page=N), or with
  *                               ?export=json tuxpub's document of the whole folder, streamed
- *   /browse/NAME/KEY            a file, through the same store as /api/v1/fetch/ (http_fetch.h);
+ *   /browse/NAME/KEY            a file, through the same store as /api/v1/fetch/ (fetch.h);
  *                               when S3 has no such file, a folder of that name is redirected
  *                               to (302), else 404
  *

@@ -3,8 +3,8 @@
 #include "web/routes.h"
 #include "web/browse.h"
 #include "http/http_connect.h"
-#include "http/http_fetch.h"
-#include "http/http_proxy.h"
+#include "fetch/fetch.h"
+#include "fetch/proxy.h"
 #include "http/http_internal.h"
 #include "web/pages.h"
 
@@ -25,9 +25,9 @@ static enum conn_result not_found(struct conn *c, struct request *req, const cha
 
 const struct route routes[] = {
     /* the cache: the fetch endpoint, and S3 buckets' folders and files */
-    {"/api/v1/fetch", ROUTE_TREE, GET_HEAD, http_fetch, NULL, http_fetch_done, false, 0, NULL},
-    /* arca as an HTTP proxy: "GET http://host/path" (http_proxy.h), the same fetch */
-    {"", ROUTE_PROXY, GET_HEAD, http_proxy, NULL, http_proxy_done, false, 0, NULL},
+    {"/api/v1/fetch", ROUTE_TREE, GET_HEAD, fetch_route, NULL, fetch_done, false, 0, NULL},
+    /* arca as an HTTP proxy: "GET http://host/path" (proxy.h), the same fetch */
+    {"", ROUTE_PROXY, GET_HEAD, proxy_route, NULL, proxy_done, false, 0, NULL},
     {"", ROUTE_CONNECT, "CONNECT", http_connect, NULL, http_connect_done, false, 0, NULL},
     {"/browse", ROUTE_EXACT, NULL, web_browse_root, NULL, NULL, false, 0, NULL},
     {"/browse/", ROUTE_PREFIX, GET_HEAD, web_browse, NULL, web_browse_done, false, 0, NULL},

@@ -1,4 +1,4 @@
-/* Units for arca as an HTTP proxy (http_proxy.h): which proxy-form targets name arca itself,
+/* Units for arca as an HTTP proxy (fetch/proxy.h): which proxy-form targets name arca itself,
  * which Via lines came from it, what a Cache-Control asks; and --connect-port (config.h). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /* The streaming reader (fetch_req.h): an object still downloading (or just finished)
  * goes out from its growing file, span by span, as the upstream thread appends. */
-#include "http/fetch_req.h"
+#include "fetch/fetch_req.h"
 #include "stats/stats.h"
 #include "store/store.h"
 

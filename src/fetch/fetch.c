@@ -1,10 +1,10 @@
 /* GET|HEAD /api/v1/fetch/[FILENAME]?url=URL[&ttl=TTL][&sha256=HEX], and an object another
- * handler names (fetch_object): the request's course (http_fetch.h). Its query is checked, its
- * key made, the store asked; then a hit is answered (http_fetch_answer.c), a download joined or
- * started and streamed (http_fetch_stream.c), or the URL confirmed first (http_fetch_confirm.c).
+ * handler names (fetch_object): the request's course (fetch.h). Its query is checked, its
+ * key made, the store asked; then a hit is answered (fetch_answer.c), a download joined or
+ * started and streamed (fetch_stream.c), or the URL confirmed first (fetch_confirm.c).
  * This file decides; the three below it only answer, and call nothing here. */
-#include "http/http_fetch.h"
-#include "http/fetch_req.h"
+#include "fetch/fetch.h"
+#include "fetch/fetch_req.h"
 #include "config/buckets.h"
 #include "rules/grants.h"
 #include "http/proxy_target.h"
@@ -450,7 +450,7 @@ enum conn_result fetch_resume(struct fetch_req *r)
     return respond_streaming(r);
 }
 
-enum conn_result http_fetch(struct conn *c, struct request *req, const char *rest)
+enum conn_result fetch_route(struct conn *c, struct request *req, const char *rest)
 {
     assert(http_handling(c, req));
     if (req->state)
@@ -458,7 +458,7 @@ enum conn_result http_fetch(struct conn *c, struct request *req, const char *res
     return begin(c, req, rest[0] == '/' && rest[1] ? rest + 1 : NULL, http_is_head(req));
 }
 
-enum conn_result http_fetch_proxied(struct conn *c, struct request *req)
+enum conn_result fetch_proxied(struct conn *c, struct request *req)
 {
     assert(http_handling(c, req) && req->proxied);
     if (req->state)
@@ -513,7 +513,7 @@ const char *fetch_finish(struct fetch_req *r, struct request *req, bool complete
     return cache ? cache : "ERROR";
 }
 
-const char *http_fetch_done(struct request *req, bool completed)
+const char *fetch_done(struct request *req, bool completed)
 {
     const char *cache = fetch_finish(req->state, req, completed);
     req->state = NULL;

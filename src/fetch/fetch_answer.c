@@ -2,7 +2,7 @@
  * (Cache-Status, validators, the file name), If-None-Match / If-Modified-Since / If-Range and
  * Range, and a finished object's bytes from its file, its mapping or a prepared answer shared by
  * plain hits. Below the rest of the fetch files: it calls none of them. */
-#include "http/fetch_req.h"
+#include "fetch/fetch_req.h"
 #include "base/parse.h"
 #include "stats/stats.h"
 #include "store/store.h"

@@ -1,7 +1,7 @@
 /* Signed URLs confirmed with upstream before a stored object is handed out (docs/CACHING.md,
  * "Signed URLs"; fetch_req.h): the probe is started on the request's thread, its answer comes
  * on the upstream thread and only wakes the request, which reads it on its next call. */
-#include "http/fetch_req.h"
+#include "fetch/fetch_req.h"
 #include "rules/grants.h"
 #include "rules/keys.h"
 #include "stats/stats.h"

@@ -1,12 +1,12 @@
 /*
  * fetch_req.h — what the fetch endpoint's files share: the request's state and the
- * pieces one file offers the others. Layered: http_fetch.c (the request's course: lookup,
- * joins, confirmations' outcome) calls http_fetch_confirm.c, http_fetch_stream.c and
- * http_fetch_answer.c; stream and confirm call answer; answer calls none of them.
+ * pieces one file offers the others. Layered: fetch.c (the request's course: lookup,
+ * joins, confirmations' outcome) calls fetch_confirm.c, fetch_stream.c and
+ * fetch_answer.c; stream and confirm call answer; answer calls none of them.
  *
  * Contract: everything here runs on the server's threads, in a handler (or a content
  * reader) of the request that owns the fetch_req. Only the park's wake and release (park.h:
- * whichever thread wakes it or lets go last) and on_probe (http_fetch_confirm.c: the upstream
+ * whichever thread wakes it or lets go last) and on_probe (fetch_confirm.c: the upstream
  * thread, which only stores the answer and wakes the request) run elsewhere. A fetch_req's
  * magic is FETCH_MAGIC from req_new to its release, checked on entry.
  */
@@ -68,7 +68,7 @@ struct fetch_req {
     char filename[256];
 };
 
-/* http_fetch_answer.c */
+/* fetch_answer.c */
 void fetch_count_error(void);
 /* Count a 2xx by how it was served. */
 void fetch_count_success(enum lookup_result kind);
@@ -92,11 +92,11 @@ bool fetch_digest_ok(const struct fetch_req *r, const struct object_meta *meta);
 enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_meta *meta, int fd,
                                     struct prepared *prep);
 
-/* http_fetch_stream.c */
+/* fetch_stream.c */
 /* The object's answer, streamed from its growing file (the request may see it). */
 enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *meta);
 
-/* http_fetch_confirm.c */
+/* fetch_confirm.c */
 /* Whether upstream must accept this request's URL before the object is handed out. */
 bool fetch_needs_confirm(const struct fetch_req *r, const struct object_meta *meta);
 /* Suspend the request and ask upstream about its exact URL; r->confirming until answered. */

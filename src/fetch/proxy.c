@@ -1,7 +1,7 @@
-/* The proxy's route (http_proxy.h): a lookup first when only one can tell whether the target
+/* The proxy's route (proxy.h): a lookup first when only one can tell whether the target
  * is arca itself, then the fetch. */
-#include "http/http_proxy.h"
-#include "http/http_fetch.h"
+#include "fetch/proxy.h"
+#include "fetch/fetch.h"
 #include "http/http_offload.h"
 #include "http/proxy_target.h"
 
@@ -76,10 +76,10 @@ static enum conn_result after_check(struct conn *c, struct request *req)
     req->state = NULL;
     req->ask_self = false;
     offload_leave(&s->job);
-    return self ? http_route_as_origin(c, req) : http_fetch_proxied(c, req);
+    return self ? http_route_as_origin(c, req) : fetch_proxied(c, req);
 }
 
-enum conn_result http_proxy(struct conn *c, struct request *req, const char *rest)
+enum conn_result proxy_route(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
     assert(http_handling(c, req) && req->proxied);
@@ -103,10 +103,10 @@ enum conn_result http_proxy(struct conn *c, struct request *req, const char *res
             return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, "%s", OFFLOAD_BUSY_WHY);
         }
     }
-    return http_fetch_proxied(c, req);
+    return fetch_proxied(c, req);
 }
 
-const char *http_proxy_done(struct request *req, bool completed)
+const char *proxy_done(struct request *req, bool completed)
 {
     if (is_check(req)) {
         struct self_check *s = req->state;
@@ -114,5 +114,5 @@ const char *http_proxy_done(struct request *req, bool completed)
         offload_leave(&s->job);
         return NULL;
     }
-    return http_fetch_done(req, completed);
+    return fetch_done(req, completed);
 }

@@ -1,5 +1,5 @@
 /*
- * http_fetch.h — objects served through the cache: GET|HEAD /api/v1/fetch/[FILENAME]?url=URL
+ * fetch.h — objects served through the cache: GET|HEAD /api/v1/fetch/[FILENAME]?url=URL
  * [&ttl=TTL][&sha256=HEX] (the route's handler and done), and the same for a known object URL
  * another handler names (web/browse.c: a bucket's file).
  *
@@ -10,8 +10,8 @@
  * fetch_finish() is the last use of the fetch_req: a confirmation still running keeps it until
  * its answer.
  */
-#ifndef ARCA_HTTP_FETCH_H
-#define ARCA_HTTP_FETCH_H
+#ifndef ARCA_FETCH_H
+#define ARCA_FETCH_H
 
 #include "http/http_internal.h"
 
@@ -19,12 +19,12 @@ struct bucket_auth;
 struct fetch_req;
 
 /* The route (struct route): the request's state is its fetch_req. */
-enum conn_result http_fetch(struct conn *c, struct request *req, const char *rest);
-const char *http_fetch_done(struct request *req, bool completed);
-/* GET|HEAD of a proxied request's URL (http_proxy.h), fetched as /api/v1/fetch/?url= would
+enum conn_result fetch_route(struct conn *c, struct request *req, const char *rest);
+const char *fetch_done(struct request *req, bool completed);
+/* GET|HEAD of a proxied request's URL (proxy.h), fetched as /api/v1/fetch/?url= would
  * fetch it (same key, policies and answers, each with arca's Via); its done is
- * http_fetch_done. */
-enum conn_result http_fetch_proxied(struct conn *c, struct request *req);
+ * fetch_done. */
+enum conn_result fetch_proxied(struct conn *c, struct request *req);
 
 /* What to answer when S3 has no object at the URL (its 404): the caller's, with its `arg`. */
 typedef enum conn_result (*fetch_missing_fn)(void *arg);
