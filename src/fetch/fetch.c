@@ -23,8 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum conn_result lookup(struct fetch_req *r);
-
 static struct fetch_req *fetch_of(struct park *p)
 {
     struct fetch_req *r = PARK_OWNER(p, struct fetch_req, park);
@@ -151,12 +149,21 @@ static bool expired_for(const struct fetch_req *r, const struct object_meta *met
     return age >= meta->ttl || age >= r->ttl;
 }
 
+/* --- the course: a table of steps ------------------------------------------------------------ */
+
+/* What a step did: answered (the result kept in r->ret), or where the fetch goes next. */
+static enum fetch_step answered(struct fetch_req *r, enum conn_result ret)
+{
+    r->ret = ret;
+    return FETCH_ANSWERED;
+}
+
 /* Who asks, for the store: only an authorised request's ttl acts on the cached object. A signed
  * URL upstream accepted before (a grant) is authorised at once: it will not be confirmed again,
  * so this lookup is the one where its ttl acts. */
 static enum lookup_auth lookup_auth(const struct fetch_req *r)
 {
-    if (r->authorised || r->confirmed || http_cfg->trust_signed)
+    if (r->trust != TRUST_NONE || http_cfg->trust_signed)
         return AUTH_CONFIRMED;
     if (!r->sig.is_signed)
         return AUTH_UNSIGNED;
@@ -174,95 +181,104 @@ static bool inherits_failure(const struct fetch_req *r, const struct object_meta
            (r->sig.is_signed || meta->signed_key);
 }
 
-/* Let go of the download joined and look the URL up again, as the authorised request it is. */
-static enum conn_result look_again(struct fetch_req *r)
+/* LOOK_AGAIN: let go of the download joined and look the URL up again, as the authorised
+ * request it is. */
+static enum fetch_step step_look_again(struct fetch_req *r)
 {
     store_release(r->obj);
     r->obj = NULL;
     r->looked_again = true;
-    return lookup(r);
+    return FETCH_LOOKUP;
 }
 
-/* Stream an object still downloading (or just finished) from its growing file, once this
- * request may see it. */
-static enum conn_result respond_streaming(struct fetch_req *r)
+/* STREAM: an object still downloading (or just finished) is streamed from its growing file,
+ * once its headers are in and this request may see it. */
+static enum fetch_step step_stream(struct fetch_req *r)
 {
     struct object_meta meta;
     if (!store_wait(r->obj,
                     r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
                     &r->park))
-        return CONN_GO_ON; /* suspended; the server calls us again once resumed */
+        return FETCH_WAITING; /* suspended; the server calls us again once resumed */
     store_snapshot(r->obj, &meta);
     /* joining a download another URL started: asked first, so that a URL upstream refuses
      * learns nothing of the download, not even how it ended */
     if (fetch_needs_confirm(r, &meta))
-        return fetch_start_confirm(r);
+        return FETCH_CONFIRM;
     if (inherits_failure(r, &meta))
-        return look_again(r);
+        return FETCH_LOOK_AGAIN;
     if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->missing)
-        return r->missing(r->missing_arg); /* a folder's name, maybe */
-    return fetch_stream(r, &meta);
+        return answered(r, r->missing(r->missing_arg)); /* a folder's name, maybe */
+    return answered(r, fetch_stream(r, &meta));
 }
 
-/* Authorisation comes before anything that depends on the cached object: a URL upstream would
- * refuse learns nothing from its sha256 (the same refusal whether it matches or not). */
-static enum conn_result answer_hit(struct fetch_req *r, const struct object_meta *meta, int fd,
-                                   struct prepared *prep)
+/* A hit. Authorisation comes before anything that depends on the cached object: a URL upstream
+ * would refuse learns nothing from its sha256 (the same refusal whether it matches or not). */
+static enum fetch_step answer_hit(struct fetch_req *r, const struct object_meta *meta, int fd,
+                                  struct prepared *prep)
 {
     bool confirm = fetch_needs_confirm(r, meta);
-    if (!confirm && !r->authorised && (expired_for(r, meta) || r->ttl < meta->ttl)) {
+    if (!confirm && r->trust == TRUST_NONE && (expired_for(r, meta) || r->ttl < meta->ttl)) {
         /* authorised now (accepted before, or no check applies): its ttl may act, shortening
          * the object's life or finding it expired */
         if (fd >= 0)
             close(fd);
         prepared_put(prep);
-        r->authorised = true;
-        return lookup(r);
+        r->trust = TRUST_AUTHORISED;
+        return FETCH_LOOKUP;
     }
     if (confirm || !fetch_digest_ok(r, meta)) {
         if (fd >= 0)
             close(fd);
         prepared_put(prep);
         if (confirm) /* looked up again once upstream has answered */
-            return fetch_start_confirm(r);
-        return fetch_refuse_object(r, meta, HTTP_BAD_GATEWAY,
-                                   "cached object does not match the requested sha256");
+            return FETCH_CONFIRM;
+        return answered(r, fetch_refuse_object(r, meta, HTTP_BAD_GATEWAY,
+                                               "cached object does not match the requested "
+                                               "sha256"));
     }
     if (r->sig.is_signed)
         atomic_fetch_add(&stats.signed_hits, 1);
-    return fetch_respond_file(r, meta, fd, prep);
+    return answered(r, fetch_respond_file(r, meta, fd, prep));
 }
 
 /* What a lookup found: answer from the cache, join a download or start one. */
-static enum conn_result answer_lookup(struct fetch_req *r, struct object *obj, int fd,
-                                      struct prepared *prep, const struct object_meta *meta)
+static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, int fd,
+                                     struct prepared *prep, const struct object_meta *meta)
 {
     if (r->kind == LOOKUP_UNAVAILABLE)
-        return fetch_refuse(r->conn, HTTP_SERVICE_UNAVAILABLE, meta->error);
+        return answered(r, fetch_refuse(r->conn, HTTP_SERVICE_UNAVAILABLE, meta->error));
     if (r->kind == LOOKUP_HIT)
         return answer_hit(r, meta, fd, prep);
     if (!obj)
-        return fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return answered(r, fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory"));
     r->obj = obj;
     if (r->kind == LOOKUP_MISS) {
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
         struct fetch_source src = {
             r->url, r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0,
             r->auth, r->via};
-        r->confirmed = true;
+        r->trust = TRUST_CONFIRMED;
         upstream_fetch(obj, &src);
     }
-    return respond_streaming(r);
+    return FETCH_STREAM;
 }
 
-static enum conn_result lookup(struct fetch_req *r)
+static enum lookup_result ask_store(struct fetch_req *r, struct object **obj, int *fd,
+                                    struct prepared **prep, struct object_meta *meta)
+{
+    return r->kind = store_lookup_as(r->key, r->ttl, lookup_auth(r), r->sig.is_signed, obj, fd,
+                                     r->plain ? prep : NULL, meta);
+}
+
+/* LOOKUP: the store asked for the key. */
+static enum fetch_step step_lookup(struct fetch_req *r)
 {
     struct object *obj;
     struct object_meta meta;
     struct prepared *prep = NULL;
     int fd;
-    r->kind = store_lookup_as(r->key, r->ttl, lookup_auth(r), r->sig.is_signed, &obj, &fd,
-                              r->plain ? &prep : NULL, &meta);
+    ask_store(r, &obj, &fd, &prep, &meta);
     return answer_lookup(r, obj, fd, prep, &meta);
 }
 
@@ -271,7 +287,7 @@ static enum conn_result lookup(struct fetch_req *r)
  * the URL's other clients get its own bytes, from its own download (docs/CACHING.md, "Same
  * file, other URL"). What the answer says of the URL is the URL's own upstream's word, not the
  * twin's. */
-static enum conn_result answer_twin(struct fetch_req *r, const struct probe_result *res)
+static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_result *res)
 {
     struct object_meta *meta = r->twin;
     int fd = r->twin_fd;
@@ -281,7 +297,7 @@ static enum conn_result answer_twin(struct fetch_req *r, const struct probe_resu
     if (res->total >= 0 && res->total != meta->length) {
         close(fd);
         free(meta);
-        return lookup(r);
+        return FETCH_LOOKUP;
     }
     snprintf(meta->last_modified, sizeof(meta->last_modified), "%s", res->last_modified);
     snprintf(meta->content_type, sizeof(meta->content_type), "%s", res->content_type);
@@ -294,45 +310,48 @@ static enum conn_result answer_twin(struct fetch_req *r, const struct probe_resu
     atomic_fetch_add(&stats.digest_hits, 1);
     ret = fetch_respond_file(r, meta, fd, NULL);
     free(meta);
-    return ret;
+    return answered(r, ret);
 }
 
-/* A request with &sha256= for a URL not cached: another URL's object with that digest may answer
- * it, once upstream has confirmed this URL (a digest alone never unlocks a file). */
-static enum conn_result lookup_twin(struct fetch_req *r)
+/* TWIN: a request with &sha256= for a URL not cached: another URL's object with that digest may
+ * answer it, once upstream has confirmed this URL (a digest alone never unlocks a file). */
+static enum fetch_step step_twin(struct fetch_req *r)
 {
     struct object_meta *meta = malloc(sizeof(*meta));
     int fd;
     if (!meta)
-        return fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return answered(r, fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory"));
     if (store_open_twin(r->key, r->expect, &fd, meta) != LOOKUP_DIGEST) {
         free(meta);
-        return lookup(r);
+        return FETCH_LOOKUP;
     }
     r->twin = meta;
     r->twin_fd = fd;
-    return fetch_start_confirm(r);
+    return FETCH_CONFIRM;
 }
 
-/* Upstream answered the confirmation. Refused: its status goes to the client. Accepted: a
- * download joined goes on if it is the version upstream has now; a hit is looked up again and
- * served if it is that version, else dropped and fetched again through this URL. */
-static enum conn_result after_confirm(struct fetch_req *r)
+/* CONFIRM: the request waits (CONFIRMING) while upstream is asked about its exact URL. */
+static enum fetch_step step_confirm(struct fetch_req *r)
+{
+    enum conn_result ret;
+    return fetch_start_confirm(r, &ret) ? FETCH_CONFIRMING : answered(r, ret);
+}
+
+/* CONFIRMED: upstream answered. Refused: its status goes to the client. Accepted: a download
+ * joined goes on if it is the version upstream has now; a hit is looked up again and served if
+ * it is that version, else dropped and fetched again through this URL. */
+static enum fetch_step step_confirmed(struct fetch_req *r)
 {
     struct object_meta meta;
-    struct probe_result res;
+    struct probe_result res = *r->confirm_res;
     struct object *obj;
     struct prepared *prep = NULL;
     enum conn_result ret = CONN_CLOSE;
     int64_t length;
     int fd;
 
-    if (!atomic_load(&r->confirm_done))
-        return CONN_GO_ON; /* not woken by the probe: still waiting */
-    res = *r->confirm_res;
-    r->confirming = false;
     if (fetch_confirm_refused(r, &res, &ret))
-        return ret;
+        return answered(r, ret);
     r->probe_status = res.status;
     if (r->twin)
         return answer_twin(r, &res);
@@ -342,26 +361,67 @@ static enum conn_result after_confirm(struct fetch_req *r)
          * confirmed is joined again, as the authorised request this is, so its ttl acts. */
         if (inherits_failure(r, &meta) ||
             (fetch_same_version(&res, &meta) && r->ttl < meta.ttl && !r->looked_again))
-            return look_again(r);
+            return FETCH_LOOK_AGAIN;
         if (fetch_same_version(&res, &meta))
-            return respond_streaming(r);
+            return FETCH_STREAM;
         /* A running download of another version: looking up again would join it once more. */
         atomic_fetch_add(&stats.confirm_changed, 1);
-        return fetch_refuse_object(r, &meta, HTTP_BAD_GATEWAY,
-                                   "upstream now serves another version than the one downloading; "
-                                   "retry");
+        return answered(r, fetch_refuse_object(r, &meta, HTTP_BAD_GATEWAY,
+                                               "upstream now serves another version than the one "
+                                               "downloading; retry"));
     }
-    r->kind = store_lookup_as(r->key, r->ttl, lookup_auth(r), r->sig.is_signed, &obj, &fd,
-                              r->plain ? &prep : NULL, &meta);
-    if (r->kind == LOOKUP_HIT && !fetch_same_version(&res, &meta)) {
+    if (ask_store(r, &obj, &fd, &prep, &meta) == LOOKUP_HIT && !fetch_same_version(&res, &meta)) {
         atomic_fetch_add(&stats.confirm_changed, 1);
         if (fd >= 0)
             close(fd);
         prepared_put(prep);
         store_purge(r->key, &length);
-        return lookup(r);
+        return FETCH_LOOKUP;
     }
     return answer_lookup(r, obj, fd, prep, &meta);
+}
+
+typedef enum fetch_step step_fn(struct fetch_req *r);
+
+/* The steps with work to do; the others wait for an event (CONFIRMING, WAITING) or are over. */
+static step_fn *const steps[] = {
+    [FETCH_LOOKUP] = step_lookup,   [FETCH_TWIN] = step_twin,
+    [FETCH_CONFIRM] = step_confirm, [FETCH_CONFIRMED] = step_confirmed,
+    [FETCH_STREAM] = step_stream,   [FETCH_LOOK_AGAIN] = step_look_again,
+};
+
+#define TO(s) (1u << (s))
+/* The moves each step may make (asserted): everything else is a bug in this file. */
+static const unsigned moves[] = {
+    [FETCH_BEGIN] = TO(FETCH_TWIN) | TO(FETCH_LOOKUP), /* the query read, the key made */
+    [FETCH_TWIN] = TO(FETCH_LOOKUP) | TO(FETCH_CONFIRM) | TO(FETCH_ANSWERED),
+    [FETCH_LOOKUP] = TO(FETCH_LOOKUP) | TO(FETCH_CONFIRM) | TO(FETCH_STREAM) | TO(FETCH_ANSWERED),
+    [FETCH_CONFIRM] = TO(FETCH_CONFIRMING) | TO(FETCH_ANSWERED),
+    [FETCH_CONFIRMING] = TO(FETCH_CONFIRMED), /* the probe's answer is in (fetch_resume) */
+    [FETCH_CONFIRMED] = TO(FETCH_LOOKUP) | TO(FETCH_LOOK_AGAIN) | TO(FETCH_CONFIRM) |
+                        TO(FETCH_STREAM) | TO(FETCH_ANSWERED),
+    [FETCH_STREAM] =
+        TO(FETCH_WAITING) | TO(FETCH_CONFIRM) | TO(FETCH_LOOK_AGAIN) | TO(FETCH_ANSWERED),
+    [FETCH_WAITING] = TO(FETCH_STREAM), /* woken: bytes or headers came (fetch_resume) */
+    [FETCH_LOOK_AGAIN] = TO(FETCH_LOOKUP),
+};
+
+static void step_to(struct fetch_req *r, enum fetch_step next)
+{
+    assert((size_t)r->step < sizeof(moves) / sizeof(moves[0]) && (moves[r->step] & TO(next)));
+    r->step = next;
+}
+
+/* Run steps until the fetch waits for an event (CONN_GO_ON) or has answered (its result). */
+static enum conn_result run(struct fetch_req *r)
+{
+    for (;;) {
+        assert(r->magic == FETCH_MAGIC && http_handling(r->conn, r->req));
+        step_fn *step = (size_t)r->step < sizeof(steps) / sizeof(steps[0]) ? steps[r->step] : NULL;
+        if (!step)
+            return r->step == FETCH_ANSWERED ? r->ret : CONN_GO_ON;
+        step_to(r, step(r));
+    }
 }
 
 /* The cache key: the URL itself (no copy) unless signing parameters leave it. */
@@ -396,7 +456,8 @@ static enum conn_result begin(struct conn *c, struct request *req, const char *f
         return ret;
     if (set_key(r) < 0)
         return fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    return r->has_expect ? lookup_twin(r) : lookup(r);
+    step_to(r, r->has_expect ? FETCH_TWIN : FETCH_LOOKUP);
+    return run(r);
 }
 
 /* ?ttl= and ?sha256= of a /browse/ file, as the fetch query gives them. */
@@ -439,15 +500,18 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
         return ret;
     /* a twin is confirmed by an unsigned probe, which S3 refuses for a bucket arca signs for:
      * such a file is looked up as itself */
-    return r->has_expect && auth->anonymous ? lookup_twin(r) : lookup(r);
+    step_to(r, r->has_expect && auth->anonymous ? FETCH_TWIN : FETCH_LOOKUP);
+    return run(r);
 }
 
 enum conn_result fetch_resume(struct fetch_req *r)
 {
     assert(r->magic == FETCH_MAGIC && http_handling(r->conn, r->req));
-    if (r->confirming)
-        return after_confirm(r);
-    return respond_streaming(r);
+    if (r->step == FETCH_WAITING)
+        step_to(r, FETCH_STREAM);
+    else if (r->step == FETCH_CONFIRMING && atomic_load(&r->confirm_done))
+        step_to(r, FETCH_CONFIRMED); /* else not woken by the probe: still waiting */
+    return run(r);
 }
 
 enum conn_result fetch_route(struct conn *c, struct request *req, const char *rest)

@@ -20,15 +20,15 @@
  * object that was downloaded through a signed one. */
 bool fetch_needs_confirm(const struct fetch_req *r, const struct object_meta *meta)
 {
-    return (r->sig.is_signed || meta->signed_key) && !r->confirmed && !http_cfg->trust_signed &&
-           !grants_check(r->url, (int64_t)time(NULL));
+    return (r->sig.is_signed || meta->signed_key) && r->trust != TRUST_CONFIRMED &&
+           !http_cfg->trust_signed && !grants_check(r->url, (int64_t)time(NULL));
 }
 
 /* Upstream thread: the probe's answer; the request picks it up once woken. */
 static void on_probe(const struct probe_result *res, void *arg)
 {
     struct fetch_req *r = arg;
-    assert(r->magic == FETCH_MAGIC && r->confirming && !http_on_pool());
+    assert(r->magic == FETCH_MAGIC && !atomic_load(&r->confirm_done) && !http_on_pool());
     *r->confirm_res = *res;
     atomic_store(&r->confirm_done, true);
     park_wake(&r->park);
@@ -36,24 +36,25 @@ static void on_probe(const struct probe_result *res, void *arg)
 }
 
 /* Suspend the request and ask upstream about its exact URL. */
-enum conn_result fetch_start_confirm(struct fetch_req *r)
+bool fetch_start_confirm(struct fetch_req *r, enum conn_result *ret)
 {
     assert(r->magic == FETCH_MAGIC && http_handling(r->conn, r->req));
-    if (!r->confirm_res && !(r->confirm_res = malloc(sizeof(*r->confirm_res))))
-        return fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    if (!r->confirm_res && !(r->confirm_res = malloc(sizeof(*r->confirm_res)))) {
+        *ret = fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        return false;
+    }
     atomic_store(&r->confirm_done, false);
-    r->confirming = true;
     atomic_fetch_add(&stats.confirmations, 1);
     conn_suspend(r->conn);
     park_hold(&r->park); /* the probe's */
     if (upstream_probe(r->url, on_probe, r) < 0) {
         park_put(&r->park);
         conn_resume(r->conn);
-        r->confirming = false;
-        return fetch_refuse(r->conn, HTTP_SERVICE_UNAVAILABLE,
+        *ret = fetch_refuse(r->conn, HTTP_SERVICE_UNAVAILABLE,
                             "cannot ask upstream to confirm the URL now");
+        return false;
     }
-    return CONN_GO_ON;
+    return true;
 }
 
 /* Whether upstream's answer names the version `meta` describes: its ETag when it had one, else
@@ -74,7 +75,7 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
 {
     if (res->status >= 200 && res->status < 300) {
         grants_add(r->url, keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)));
-        r->confirmed = true;
+        r->trust = TRUST_CONFIRMED;
         return false;
     }
     atomic_fetch_add(&stats.confirm_refused, 1);

@@ -1,7 +1,7 @@
 /*
  * fetch_req.h — what the fetch endpoint's files share: the request's state and the
- * pieces one file offers the others. Layered: fetch.c (the request's course: lookup,
- * joins, confirmations' outcome) calls fetch_confirm.c, fetch_stream.c and
+ * pieces one file offers the others. Layered: fetch.c (the request's course, a table of
+ * steps: lookup, joins, confirmations' outcome) calls fetch_confirm.c, fetch_stream.c and
  * fetch_answer.c; stream and confirm call answer; answer calls none of them.
  *
  * Contract: everything here runs on the server's threads, in a handler (or a content
@@ -25,11 +25,36 @@
 
 #define FETCH_MAGIC 0x5f3e7c21u
 
+/* Where a fetch stands: its course is a table of steps (fetch.c, `steps` and `moves`), run
+ * until it waits for an event or has answered. Only fetch.c moves it. */
+enum fetch_step {
+    FETCH_BEGIN,      /* its query being read, its key made */
+    FETCH_TWIN,       /* &sha256= for a URL not cached: another URL's identical object? */
+    FETCH_LOOKUP,     /* the store asked: a hit answered, a download joined or started */
+    FETCH_CONFIRM,    /* upstream to be asked whether it accepts the URL (a probe) */
+    FETCH_CONFIRMING, /* waits for the probe's answer (confirm_done) */
+    FETCH_CONFIRMED,  /* the answer is in: refused, or the object of that version served */
+    FETCH_STREAM,     /* a download's headers or bytes to stream, once this request may see them */
+    FETCH_WAITING,    /* waits for them (the store wakes it) */
+    FETCH_LOOK_AGAIN, /* lets go of a download it joined, to look up anew (once) */
+    FETCH_ANSWERED,   /* an answer is queued (or the connection closes): ret */
+};
+
+/* How far the request's URL is trusted with the object its key names. */
+enum fetch_trust {
+    TRUST_NONE,       /* not yet known: its ttl may not act on a signed URL's object */
+    TRUST_AUTHORISED, /* needs no confirmation (accepted before, or unsigned): its ttl acts */
+    TRUST_CONFIRMED,  /* upstream accepted it now (a probe), or it is the URL being fetched */
+};
+
 /* One fetch request, from its first call to its completion callback. */
 struct fetch_req {
     unsigned magic;
     struct conn *conn;
     struct request *req;
+    enum fetch_step step;
+    enum conn_result ret; /* FETCH_ANSWERED: the handler's result */
+    enum fetch_trust trust;
     struct object *obj; /* reference held while streaming; NULL when served from a file */
     struct park park;   /* waits for bytes (store_span) and for a confirmation; owns this */
     enum lookup_result kind;
@@ -49,15 +74,13 @@ struct fetch_req {
                   itself when there are none) */
     struct signature sig;
     int64_t ttl;
-    bool confirmed;           /* upstream accepted url for the object being answered */
-    bool authorised;          /* confirmed, or needing no confirmation: its ttl may act */
     bool looked_again;        /* let go of a download it joined and looked up anew (once) */
     struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
                                  twin_fd, waiting for upstream to confirm url (NULL: none) */
     int twin_fd;
     /* A signed URL being confirmed with upstream (docs/CACHING.md, "Signed URLs"): the probe
-     * holds a reference to the park until its answer is in confirm_res and the request woken. */
-    bool confirming;
+     * holds a reference to the park until its answer is in confirm_res and the request woken;
+     * confirm_done, the one field two threads write, says that it is. */
     atomic_bool confirm_done;
     struct probe_result *confirm_res;
     int probe_status; /* upstream's answer to the confirmation a hit waited for (0: none) */
@@ -99,8 +122,9 @@ enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *met
 /* fetch_confirm.c */
 /* Whether upstream must accept this request's URL before the object is handed out. */
 bool fetch_needs_confirm(const struct fetch_req *r, const struct object_meta *meta);
-/* Suspend the request and ask upstream about its exact URL; r->confirming until answered. */
-enum conn_result fetch_start_confirm(struct fetch_req *r);
+/* Suspend the request and ask upstream about its exact URL: true, r->confirm_done once
+ * answered; false when it cannot be asked (the refusal queued into *ret). */
+bool fetch_start_confirm(struct fetch_req *r, enum conn_result *ret);
 /* Whether upstream's answer names the version `meta` describes. */
 bool fetch_same_version(const struct probe_result *res, const struct object_meta *meta);
 /* Whether upstream refused the URL (its status queued into *ret); accepted, it is granted. */
