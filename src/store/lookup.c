@@ -76,7 +76,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
 {
     assert(store_locked());
     memcpy(meta->key, obj->key, sizeof(meta->key));
-    meta->state = obj->state;
+    meta->state = object_view(obj);
     meta->headers_ready = obj->headers_ready;
     meta->hit = obj->hit;
     meta->length = obj->length;
@@ -149,7 +149,7 @@ static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct 
     int opened = open_hit_file(obj, verified, fd, meta);
     store_lock();
     obj->refs--;
-    bool gone = !obj->in_table;
+    bool gone = !object_in_table(obj);
     maybe_free(obj); /* frees it when gone; else closes a descriptor the last reader left */
     if (gone) {
         if (*fd >= 0)
@@ -302,8 +302,8 @@ void store_set_hold_wake(void (*wake)(void))
 static int64_t readable_end(const struct object *obj, const struct read_terms *terms)
 {
     assert(store_locked());
-    int64_t end = obj->state == OBJ_COMPLETE ? obj->have : obj->have - 1;
-    if (terms->expect && obj->state != OBJ_COMPLETE && terms->end >= 0 && end > terms->end - 1)
+    int64_t end = object_whole(obj) ? obj->have : obj->have - 1;
+    if (terms->expect && !object_whole(obj) && terms->end >= 0 && end > terms->end - 1)
         end = terms->end - 1;
     return end;
 }
@@ -354,13 +354,12 @@ ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct rea
     store_lock();
     if (obj->state == OBJ_FAILED) {
         n = STORE_READ_FAILED;
-    } else if (terms->expect && obj->state == OBJ_COMPLETE &&
-               memcmp(obj->digest, terms->expect, 32) != 0) {
+    } else if (terms->expect && object_whole(obj) && memcmp(obj->digest, terms->expect, 32) != 0) {
         n = STORE_READ_MISMATCH;
     } else if (off >= (readable = readable_end(obj, terms)) || max == 0 || obj->fd < 0 ||
                (obj->state == OBJ_FETCHING && obj->have < span_until(obj, off, terms))) {
         /* (no descriptor yet: a download resumed after a restart, its file not reopened) */
-        if (obj->state == OBJ_COMPLETE) {
+        if (object_whole(obj)) {
             n = STORE_READ_END;
         } else {
             held = park_reader(obj, off, readable, terms, w);

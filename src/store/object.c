@@ -107,19 +107,19 @@ enum move_kind {
 
 /* Every move an object may make, and what it does. A move not in this table asserts. */
 static const struct transition {
-    enum object_stage from, to;
+    enum object_state from, to;
     void (*action)(struct object *obj, const struct move_args *a);
 } moves[] = {
-    [MOVE_BEGIN] = {STAGE_NEW, STAGE_FETCHING, enter_lists},      /* a download, or a resumed one */
-    [MOVE_LOAD] = {STAGE_NEW, STAGE_COMPLETE, enter_lists},       /* a row loaded at start */
-    [MOVE_FINISH] = {STAGE_FETCHING, STAGE_COMPLETE, finish},     /* durable: the body is whole */
-    [MOVE_RENEW] = {STAGE_FETCHING, STAGE_COMPLETE, renew},       /* upstream said 304 */
-    [MOVE_FAIL] = {STAGE_FETCHING, STAGE_FAILED, fail},           /* its file and row go */
-    [MOVE_SET_ASIDE] = {STAGE_FETCHING, STAGE_FAILED, set_aside}, /* arca stops: kept */
-    [MOVE_REMOVE] = {STAGE_COMPLETE, STAGE_REMOVED, remove_complete},
+    [MOVE_BEGIN] = {OBJ_NEW, OBJ_FETCHING, enter_lists},      /* a download, or a resumed one */
+    [MOVE_LOAD] = {OBJ_NEW, OBJ_COMPLETE, enter_lists},       /* a row loaded at start */
+    [MOVE_FINISH] = {OBJ_FETCHING, OBJ_COMPLETE, finish},     /* durable: the body is whole */
+    [MOVE_RENEW] = {OBJ_FETCHING, OBJ_COMPLETE, renew},       /* upstream said 304 */
+    [MOVE_FAIL] = {OBJ_FETCHING, OBJ_FAILED, fail},           /* its file and row go */
+    [MOVE_SET_ASIDE] = {OBJ_FETCHING, OBJ_FAILED, set_aside}, /* arca stops: kept */
+    [MOVE_REMOVE] = {OBJ_COMPLETE, OBJ_REMOVED, remove_complete},
 };
 
-bool object_may_move(enum object_stage from, enum object_stage to)
+bool object_may_move(enum object_state from, enum object_state to)
 {
     for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++)
         if (moves[i].from == from && moves[i].to == to)
@@ -127,58 +127,46 @@ bool object_may_move(enum object_stage from, enum object_stage to)
     return false;
 }
 
-/* A complete object out of the table is REMOVED (its readers may still stream it). NEW is no
- * value of obj->state: an object is born into FETCHING or COMPLETE (object_new). */
-enum object_stage object_stage(const struct object *obj)
+enum object_state object_view(const struct object *obj)
 {
-    switch (obj->state) {
-    case OBJ_FETCHING:
-        return STAGE_FETCHING;
-    case OBJ_COMPLETE:
-        return obj->in_table ? STAGE_COMPLETE : STAGE_REMOVED;
-    case OBJ_FAILED:
-        break;
-    }
-    return STAGE_FAILED;
+    assert(obj->state != OBJ_NEW);
+    return obj->state == OBJ_REMOVED ? OBJ_COMPLETE : obj->state;
 }
-
-static const enum object_state state_at[] = {[STAGE_FETCHING] = OBJ_FETCHING,
-                                             [STAGE_COMPLETE] = OBJ_COMPLETE,
-                                             [STAGE_FAILED] = OBJ_FAILED,
-                                             [STAGE_REMOVED] = OBJ_COMPLETE};
 
 /* What holds of an object after every move (asserts only). */
 static bool settled(const struct object *obj)
 {
     switch (obj->state) {
     case OBJ_COMPLETE:
-        return obj->length == obj->have && obj->headers_ready && obj->reserved <= obj->length;
+    case OBJ_REMOVED:
+        return obj->length == obj->have && obj->headers_ready && obj->reserved <= obj->length &&
+               (obj->state == OBJ_COMPLETE || obj->reserved == 0);
     case OBJ_FAILED:
-        return !obj->in_table && obj->reserved == 0;
+        return obj->reserved == 0;
+    case OBJ_NEW:
     case OBJ_FETCHING:
         break;
     }
     return obj->length < 0 || obj->have <= obj->length;
 }
 
-/* Lock held (or main alone at start). The one writer of obj->state. */
+/* Lock held (or main alone at start). The one writer of obj->state, with object_forget. */
 static void move(struct object *obj, enum move_kind kind, const struct move_args *a)
 {
     const struct transition *t = &moves[kind];
     CHECK_OBJ(obj);
     ASSERT_LOCKED();
-    assert(t->from == STAGE_NEW ? !obj->in_table : object_stage(obj) == t->from);
-    obj->state = state_at[t->to];
+    assert(obj->state == t->from);
+    obj->state = t->to;
     t->action(obj, a);
     assert(settled(obj) && st.usage >= 0);
 }
 
 /* --- objects ------------------------------------------------------------------------------- */
 
-struct object *object_new(const char *url, const char *key, enum object_state state)
+struct object *object_new(const char *url, const char *key)
 {
     static atomic_uint_least64_t generations;
-    assert(object_may_move(STAGE_NEW, state == OBJ_COMPLETE ? STAGE_COMPLETE : STAGE_FETCHING));
     struct object *o = calloc(1, sizeof(*o));
     if (!o || !(o->url = strdup(url))) {
         free(o);
@@ -187,7 +175,7 @@ struct object *object_new(const char *url, const char *key, enum object_state st
     o->magic = OBJECT_MAGIC;
     memcpy(o->key, key, 65);
     o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
-    o->state = state;
+    o->state = OBJ_NEW;
     o->fd = -1;
     o->prepared_slot = -1;
     o->twin_next = o->twin_prev = o;
@@ -198,7 +186,7 @@ struct object *object_new(const char *url, const char *key, enum object_state st
 void object_free(struct object *o)
 {
     CHECK_OBJ(o);
-    assert(!o->stale && !o->in_table);
+    assert(!o->stale && !object_in_table(o));
     if (o->fd >= 0)
         close(o->fd);
     free(o->error);
@@ -221,7 +209,7 @@ void maybe_free(struct object *obj)
         close(obj->fd);
         obj->fd = -1;
     }
-    if (!obj->in_table)
+    if (!object_in_table(obj))
         object_free(obj);
 }
 
@@ -304,19 +292,18 @@ void detach_prepared(struct object *obj)
     obj->prepared_slot = -1;
 }
 
-/* Unlink from the table and give back the object's share of the quota. */
-static void leave_table(struct object *obj)
+/* Unlink from the table and its list (the LRU list when it was complete, else the fetching
+ * one), and give back the object's share of the quota. */
+static void leave_table(struct object *obj, struct dlist *list)
 {
-    assert(obj->in_table);
+    assert(!object_in_table(obj));
     detach_prepared(obj);
     if (st.hooks.left)
         st.hooks.left(obj);
-    /* A failed object was on the fetching list: only complete ones are on the LRU list. */
-    dlist_remove(obj->state == OBJ_COMPLETE ? &st.lru : &st.fetching, &obj->lru);
+    dlist_remove(list, &obj->lru);
     st.uses -= obj->usage;
     dlist_remove(&st.dirty, &obj->dirty);
     table_del(&st.objects, &obj->node);
-    obj->in_table = false;
     st.usage -= obj->reserved;
     obj->reserved = 0;
 }
@@ -326,33 +313,59 @@ static void leave_table(struct object *obj)
 static void enter_lists(struct object *obj, const struct move_args *a)
 {
     (void)a;
-    obj->in_table = true;
     st.usage += obj->reserved;
     st.uses += obj->usage;
     if (obj->state == OBJ_FETCHING)
         dlist_append(&st.fetching, &obj->lru);
 }
 
-int object_enter(struct object *obj)
+int object_enter(struct object *obj, enum object_state to)
 {
     CHECK_OBJ(obj);
     ASSERT_LOCKED();
+    assert(to == OBJ_COMPLETE || to == OBJ_FETCHING);
     if (table_add(&st.objects, &obj->node) < 0)
         return -1;
-    move(obj, obj->state == OBJ_COMPLETE ? MOVE_LOAD : MOVE_BEGIN, NULL);
+    move(obj, to == OBJ_COMPLETE ? MOVE_LOAD : MOVE_BEGIN, NULL);
     return 0;
+}
+
+void object_reserve(struct object *obj, int64_t bytes)
+{
+    CHECK_OBJ(obj);
+    ASSERT_LOCKED();
+    assert(bytes >= 0 && object_in_table(obj));
+    st.usage += bytes - obj->reserved;
+    obj->reserved = bytes;
+    assert(st.usage >= 0);
+}
+
+void object_pass_reserve(struct object *obj, struct object *to)
+{
+    CHECK_OBJ(obj);
+    CHECK_OBJ(to);
+    ASSERT_LOCKED();
+    to->reserved += obj->reserved;
+    obj->reserved = 0;
+}
+
+void object_forget(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked() && object_in_table(obj));
+    obj->state = obj->state == OBJ_COMPLETE ? OBJ_REMOVED : OBJ_FAILED;
 }
 
 struct object *object_begin(const char *url, const char *key, int64_t ttl, int64_t now)
 {
     assert(store_locked());
-    struct object *obj = object_new(url, key, OBJ_FETCHING);
+    struct object *obj = object_new(url, key);
     if (!obj)
         return NULL;
     obj->created = obj->last_use = now;
     obj->ttl = ttl;
     obj->usage = 1;
-    if (object_enter(obj) < 0) {
+    if (object_enter(obj, OBJ_FETCHING) < 0) {
         object_free(obj);
         return NULL;
     }
@@ -364,12 +377,10 @@ struct object *object_begin(const char *url, const char *key, int64_t ttl, int64
 static void join_complete(struct object *obj)
 {
     obj->verified = obj->headers_ready = true;
-    if (obj->in_table) {
-        dlist_remove(&st.fetching, &obj->lru);
-        dlist_append(&st.lru, &obj->lru);
-        if (st.hooks.joined)
-            st.hooks.joined(obj);
-    }
+    dlist_remove(&st.fetching, &obj->lru);
+    dlist_append(&st.lru, &obj->lru);
+    if (st.hooks.joined)
+        st.hooks.joined(obj);
     drop_stale(obj);
     wake_all(obj);
 }
@@ -378,8 +389,7 @@ static void finish(struct object *obj, const struct move_args *a)
 {
     memcpy(obj->digest, a->digest, 32);
     obj->length = obj->have;
-    st.usage -= obj->reserved - obj->have;
-    obj->reserved = obj->have;
+    object_reserve(obj, obj->have);
     join_complete(obj);
 }
 
@@ -395,8 +405,7 @@ static void renew(struct object *obj, const struct move_args *a)
     obj->usage += s->usage;
     st.uses += s->usage;
     obj->signed_key = obj->signed_key || s->signed_key;
-    st.usage += obj->length - obj->reserved;
-    obj->reserved = obj->length;
+    object_reserve(obj, obj->length);
     if (obj->fd >= 0)
         close(obj->fd); /* the empty partial file's */
     obj->fd = a->fd;
@@ -407,8 +416,7 @@ static void renew(struct object *obj, const struct move_args *a)
 /* Out of the table, waiters woken: the next request for its URL starts afresh. */
 static void leave_failed(struct object *obj)
 {
-    if (obj->in_table)
-        leave_table(obj);
+    leave_table(obj, &st.fetching);
     drop_stale(obj);
     wake_all(obj);
 }
@@ -436,7 +444,7 @@ static void set_aside(struct object *obj, const struct move_args *a)
 
 static void remove_complete(struct object *obj, const struct move_args *a)
 {
-    leave_table(obj);
+    leave_table(obj, &st.lru);
     if (a->remove_file)
         submit_remove(obj->key, obj->url);
 }
@@ -494,7 +502,7 @@ bool object_set_aside(struct object *obj, int status, const char *reason)
 void object_remove(struct object *obj, bool remove_file)
 {
     CHECK_OBJ(obj);
-    assert(store_locked() && obj->in_table);
+    assert(store_locked());
     move(obj, MOVE_REMOVE, &(struct move_args){.remove_file = remove_file});
     maybe_free(obj);
 }

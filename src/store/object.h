@@ -9,14 +9,15 @@
  *   function documented "lock held" asserts it, or that main is alone (before store_start,
  *   after store_close: no other thread can reach the store). store_unlock drops the lock, then runs
  * the wake-ups deferred under it (park.h): a waiter is never woken under the lock.
- * - An object's life is a table of moves (object.c, object_may_move): NEW -> FETCHING (a download
- *   begins), NEW -> COMPLETE (loaded at start), FETCHING -> COMPLETE (finished or renewed),
- *   FETCHING -> FAILED (failed, set aside, or replaced by a new version), COMPLETE -> REMOVED
- *   (evicted, purged, expired, its file gone). Only object.c writes obj->state; each move does its
- *   whole action there (lists, quota, twins, failures ring, removal, wake-up). An illegal move
- *   asserts.
- * - REMOVED is not a value of obj->state: a removed complete object stays COMPLETE for the readers
- *   still streaming it, out of the table; it is freed when its last reference goes.
+ * - An object's life is one state (enum object_state, store.h) and a table of moves (object.c,
+ *   object_may_move): NEW -> FETCHING (a download begins), NEW -> COMPLETE (loaded at start),
+ *   FETCHING -> COMPLETE (finished or renewed), FETCHING -> FAILED (failed, set aside, or
+ *   replaced by a new version), COMPLETE -> REMOVED (evicted, purged, expired, its file gone).
+ *   Only object.c writes obj->state; each move does its whole action there (lists, quota, twins,
+ *   failures ring, removal, wake-up). An illegal move asserts. What follows from the state is
+ *   asked, not stored: object_in_table, object_whole.
+ * - A REMOVED object is out of the table; the readers still streaming it see it whole, and it is
+ *   freed when its last reference goes.
  * - Every store function that takes an object checks it on entry (CHECK_OBJ: its magic number),
  *   in builds with asserts.
  * - Files above this one (twins, failures) take part in moves through the hooks store_open
@@ -86,12 +87,11 @@ struct object {
     bool delivered;     /* a reader has been handed bytes: they may never change */
     bool on_disk;       /* store_begin_file wrote its row (and file): a failure removes them */
     bool unannounced;   /* bytes appended since its waiters were last woken */
-    bool in_table;
-    bool resumed;      /* store_resume.c: its partial file and row exist: reopened, not created */
-    bool resumable;    /* its body has a validator a resume proves itself by: synced for one */
-    bool sync_pending; /* a sync job is queued (one at a time) */
-    bool in_digests;   /* store_twins.c: in the digest index */
-    bool signed_key;   /* downloaded through a signed URL (store_lookup_as's signed_url) */
+    bool resumed;       /* store_resume.c: its partial file and row exist: reopened, not created */
+    bool resumable;     /* its body has a validator a resume proves itself by: synced for one */
+    bool sync_pending;  /* a sync job is queued (one at a time) */
+    bool in_digests;    /* store_twins.c: in the digest index */
+    bool signed_key;    /* downloaded through a signed URL (store_lookup_as's signed_url) */
     bool revalidation, renewed; /* see struct object_meta */
 };
 
@@ -146,21 +146,32 @@ bool store_on_upstream(void);
 void store_forget_upstream(void);
 
 /* --- the object's life --------------------------------------------------------------------- */
-/* Where an object stands: its state, with its birth and its exit from the table. */
-enum object_stage { STAGE_NEW, STAGE_FETCHING, STAGE_COMPLETE, STAGE_FAILED, STAGE_REMOVED };
 /* Whether the transition table allows the move. */
-bool object_may_move(enum object_stage from, enum object_stage to);
-enum object_stage object_stage(const struct object *obj);
+bool object_may_move(enum object_state from, enum object_state to);
+/* Whether the object is in the table (FETCHING or COMPLETE): lookups may find it. */
+static inline bool object_in_table(const struct object *obj)
+{
+    return obj->state == OBJ_FETCHING || obj->state == OBJ_COMPLETE;
+}
+/* Whether its body is whole (COMPLETE, or REMOVED while readers stream it). */
+static inline bool object_whole(const struct object *obj)
+{
+    return obj->state == OBJ_COMPLETE || obj->state == OBJ_REMOVED;
+}
+/* What a reader's copy says of it (struct object_meta): FETCHING, COMPLETE or FAILED. */
+enum object_state object_view(const struct object *obj);
 
-/* NEW -> `state` (FETCHING or COMPLETE): an object for `url` (key: its hash), not in the table;
- * NULL when out of memory. */
-struct object *object_new(const char *url, const char *key, enum object_state state);
+/* A NEW object for `url` (key: its hash), not in the table; NULL when out of memory. */
+struct object *object_new(const char *url, const char *key);
 /* Lock held. NEW -> FETCHING in the table: a download of `url` begins (refs 2: the caller's and
  * the fetch's); NULL when out of memory. */
 struct object *object_begin(const char *url, const char *key, int64_t ttl, int64_t now);
-/* Lock held. An object made by object_new into the table (its list: fetching or LRU, with its
- * quota); -1 when out of memory. */
-int object_enter(struct object *obj);
+/* Lock held. NEW -> `to` (FETCHING or COMPLETE): an object made by object_new into the table
+ * (its list: fetching or LRU, with its quota); -1 when out of memory (still NEW). */
+int object_enter(struct object *obj, enum object_state to);
+/* Main, alone, at store_close: out of the table without a move's actions (COMPLETE -> REMOVED,
+ * FETCHING -> FAILED): the store is being let go of whole. */
+void object_forget(struct object *obj);
 /* Lock held. FETCHING -> COMPLETE with `digest`: length and quota settled, onto the LRU list,
  * into the digest index, the stale version dropped, waiters woken. An object already out of
  * FETCHING (failed meanwhile) is left as it is: returns false. */
@@ -179,6 +190,12 @@ bool object_set_aside(struct object *obj, int status, const char *reason);
 /* Lock held. COMPLETE -> REMOVED: out of the table; with `remove_file`, its file and row go on
  * the persistence thread. Freed here when nobody holds it. */
 void object_remove(struct object *obj, bool remove_file);
+/* Lock held. The quota an object in the table holds becomes `bytes`, and the store's usage with
+ * it: with the moves (object.c), the only writer of both once an object is in the table (its
+ * maker sets `reserved` of a NEW one, counted when it enters). */
+void object_reserve(struct object *obj, int64_t bytes);
+/* Lock held. A leaving object's quota passes to `to`, which keeps its file (store_twins.c). */
+void object_pass_reserve(struct object *obj, struct object *to);
 /* Lock held. The first reason wins: what follows it is a consequence. */
 void object_set_error(struct object *obj, int status, const char *reason);
 

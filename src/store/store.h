@@ -43,7 +43,11 @@
 #include <sys/types.h>
 #include <time.h>
 
-enum object_state { OBJ_FETCHING, OBJ_COMPLETE, OBJ_FAILED };
+/* Where an object stands: its one state (store/object.h: the table of moves that change it).
+ * NEW: made, not yet in the table; FETCHING and COMPLETE: in the table; FAILED and REMOVED: out
+ * of it for good, REMOVED a complete object its last readers may still stream. A reader's copy
+ * (struct object_meta) never says NEW or REMOVED: a removed object is whole for its readers. */
+enum object_state { OBJ_NEW, OBJ_FETCHING, OBJ_COMPLETE, OBJ_FAILED, OBJ_REMOVED };
 
 /* An answer the HTTP layer prepared for a complete object (opaque here: a response with its
  * headers built and its file open or mapped), so that repeated hits skip open(), header building
@@ -67,7 +71,7 @@ struct object;
  * them load at start) while a copy carries its strings with it. */
 struct object_meta {
     char key[65];
-    enum object_state state;
+    enum object_state state; /* FETCHING, COMPLETE or FAILED */
     bool headers_ready;
     bool hit;                     /* the object had answered a hit before this lookup */
     int64_t length, created, ttl; /* created: downloaded or last revalidated (wall-clock s) */

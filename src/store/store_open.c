@@ -84,7 +84,7 @@ static void load_row(const struct index_row *row, int part, void *arg)
     struct loaded *l = &loaded[part];
     struct object *o = NULL;
     (void)arg;
-    if (!loaded_room(l) || !(o = object_new(row->url, row->key, OBJ_COMPLETE)) ||
+    if (!loaded_room(l) || !(o = object_new(row->url, row->key)) ||
         headers_pack(&row->headers, &o->headers) < 0) {
         if (o)
             object_free(o);
@@ -138,7 +138,7 @@ static void *insert_loaded(void *arg)
     (void)arg;
     for (int part = 0; part < 2; part++) {
         for (size_t i = 0; i < loaded[part].n; i++) {
-            object_enter(loaded[part].v[i].obj); /* cannot fail: the table has room */
+            object_enter(loaded[part].v[i].obj, OBJ_COMPLETE); /* cannot fail: the table has room */
         }
     }
     return NULL;
@@ -362,7 +362,7 @@ void store_close(void)
     for (size_t i = 0; i < object_slots(); i++) {
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
-            o->in_table = false;
+            object_forget(o);
             detach_prepared(o);
             if (o->refs == 0) /* otherwise its last reader frees it */
                 object_free(o);

@@ -56,8 +56,8 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
         resumed[part].v = v;
         resumed[part].cap = cap;
     }
-    if (!(o = object_new(row->url, row->key, OBJ_FETCHING)) ||
-        headers_pack(&row->headers, &o->headers) < 0 || !(o->source = strdup(row->source))) {
+    if (!(o = object_new(row->url, row->key)) || headers_pack(&row->headers, &o->headers) < 0 ||
+        !(o->source = strdup(row->source))) {
         if (o)
             object_free(o);
         return false;
@@ -86,7 +86,7 @@ void adopt_resumed(void)
         size_t kept = 0;
         for (size_t i = 0; i < resumed[part].n; i++) {
             struct object *o = resumed[part].v[i];
-            if (object_enter(o) < 0) { /* out of memory: its file and row go */
+            if (object_enter(o, OBJ_FETCHING) < 0) { /* out of memory: its file and row go */
                 log_error("fetch %s: out of memory; not resumed", o->url);
                 submit_remove(o->key, NULL);
                 o->refs = 0;

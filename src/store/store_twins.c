@@ -91,8 +91,7 @@ static struct object *join_ring(struct object *obj)
     obj->twin_prev = twin;
     twin->twin_next->twin_prev = obj;
     twin->twin_next = obj;
-    st.usage -= obj->reserved; /* the file is counted once, by the twin holding it */
-    obj->reserved = 0;
+    object_reserve(obj, 0); /* the file is counted once, by the twin holding it */
     return twin;
 }
 
@@ -110,8 +109,7 @@ void twins_leave(struct object *obj)
     }
     if (obj->twin_next != obj) {
         /* the file stays under the twins' names: so does its share of the quota */
-        obj->twin_next->reserved += obj->reserved;
-        obj->reserved = 0;
+        object_pass_reserve(obj, obj->twin_next);
         obj->twin_next->twin_prev = obj->twin_prev;
         obj->twin_prev->twin_next = obj->twin_next;
         obj->twin_next = obj->twin_prev = obj;
@@ -190,8 +188,7 @@ struct object *twins_shareable(const uint8_t want[32])
     if (!st.n_digests)
         return NULL;
     for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext)
-        if (memcmp(o->digest, want, 32) == 0 && o->state == OBJ_COMPLETE && o->in_table &&
-            !private_object(o))
+        if (memcmp(o->digest, want, 32) == 0 && o->state == OBJ_COMPLETE && !private_object(o))
             return o;
     return NULL;
 }

@@ -164,8 +164,7 @@ static int check_body(struct object *obj, int64_t length, const struct upstream_
         return -1;
     }
     /* A body beginning again gives back what the previous attempt reserved. */
-    st.usage -= obj->reserved;
-    obj->reserved = 0;
+    object_reserve(obj, 0);
     if (length >= 0 && room_make(length) < 0) {
         object_set_error(obj, 507, "no room in the cache quota for this object");
         return -1;
@@ -186,10 +185,8 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
     else
         rc = check_body(obj, length, h);
     if (rc == 0) {
-        if (length >= 0) {
-            obj->reserved = length;
-            st.usage += length;
-        }
+        if (length >= 0)
+            object_reserve(obj, length);
         obj->length = length;
         old = obj->headers;
         obj->headers = packed;
@@ -255,8 +252,7 @@ static int claim(struct object *obj, int64_t upto)
         object_set_error(obj, 507, "no room in the cache quota for this object");
         return -1;
     }
-    obj->reserved += extra;
-    st.usage += extra;
+    object_reserve(obj, obj->reserved + extra);
     return 0;
 }
 
@@ -578,7 +574,7 @@ struct object *store_new_version(struct object *obj, const char *reason)
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
-    bool replace = obj->state == OBJ_FETCHING && obj->in_table;
+    bool replace = obj->state == OBJ_FETCHING;
     object_fail(obj, 502, reason);
     if (replace && !object_find(obj->key) &&
         (fresh = object_begin(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {

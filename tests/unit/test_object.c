@@ -103,21 +103,21 @@ static void waits(struct object *obj, struct reader *r)
 static void the_table_allows_only_the_stores_moves(void **state)
 {
     (void)state;
-    assert_true(object_may_move(STAGE_NEW, STAGE_FETCHING));
-    assert_true(object_may_move(STAGE_NEW, STAGE_COMPLETE));
-    assert_true(object_may_move(STAGE_FETCHING, STAGE_COMPLETE));
-    assert_true(object_may_move(STAGE_FETCHING, STAGE_FAILED));
-    assert_true(object_may_move(STAGE_COMPLETE, STAGE_REMOVED));
+    assert_true(object_may_move(OBJ_NEW, OBJ_FETCHING));
+    assert_true(object_may_move(OBJ_NEW, OBJ_COMPLETE));
+    assert_true(object_may_move(OBJ_FETCHING, OBJ_COMPLETE));
+    assert_true(object_may_move(OBJ_FETCHING, OBJ_FAILED));
+    assert_true(object_may_move(OBJ_COMPLETE, OBJ_REMOVED));
     /* a failed download is over; a complete object never downloads again, nor fails */
-    for (int to = STAGE_NEW; to <= STAGE_REMOVED; to++) {
-        assert_false(object_may_move(STAGE_FAILED, (enum object_stage)to));
-        assert_false(object_may_move(STAGE_REMOVED, (enum object_stage)to));
+    for (int to = OBJ_NEW; to <= OBJ_REMOVED; to++) {
+        assert_false(object_may_move(OBJ_FAILED, (enum object_state)to));
+        assert_false(object_may_move(OBJ_REMOVED, (enum object_state)to));
     }
-    assert_false(object_may_move(STAGE_COMPLETE, STAGE_FETCHING));
-    assert_false(object_may_move(STAGE_COMPLETE, STAGE_FAILED));
-    assert_false(object_may_move(STAGE_FETCHING, STAGE_REMOVED));
-    assert_false(object_may_move(STAGE_NEW, STAGE_FAILED));
-    assert_false(object_may_move(STAGE_NEW, STAGE_REMOVED));
+    assert_false(object_may_move(OBJ_COMPLETE, OBJ_FETCHING));
+    assert_false(object_may_move(OBJ_COMPLETE, OBJ_FAILED));
+    assert_false(object_may_move(OBJ_FETCHING, OBJ_REMOVED));
+    assert_false(object_may_move(OBJ_NEW, OBJ_FAILED));
+    assert_false(object_may_move(OBJ_NEW, OBJ_REMOVED));
 }
 
 static void a_begun_download_is_in_the_table_and_its_list(void **state)
@@ -125,7 +125,7 @@ static void a_begun_download_is_in_the_table_and_its_list(void **state)
     struct store_totals t;
     (void)state;
     struct object *obj = begun("http://h/begin", 0, 0);
-    assert_int_equal(object_stage(obj), STAGE_FETCHING);
+    assert_int_equal(obj->state, OBJ_FETCHING);
     store_lock();
     assert_ptr_equal(object_find(obj->key), obj);
     store_unlock();
@@ -151,7 +151,7 @@ static void completing_settles_quota_joins_and_wakes(void **state)
     store_unlock();
     assert_int_equal(r.wakes, 1);
     assert_int_equal(joined, 1);
-    assert_int_equal(object_stage(obj), STAGE_COMPLETE);
+    assert_int_equal(obj->state, OBJ_COMPLETE);
     assert_int_equal(obj->length, 5);
     assert_memory_equal(obj->digest, digest, 32);
     /* a second completion, or a failure, is no move of a complete object: refused */
@@ -159,7 +159,7 @@ static void completing_settles_quota_joins_and_wakes(void **state)
     assert_false(object_complete(obj, digest));
     assert_false(object_fail(obj, 500, "too late"));
     store_unlock();
-    assert_int_equal(object_stage(obj), STAGE_COMPLETE);
+    assert_int_equal(obj->state, OBJ_COMPLETE);
     store_release(obj);
     store_release(obj);
 }
@@ -185,7 +185,7 @@ static void failing_keeps_the_first_reason_and_leaves(void **state)
     assert_int_equal(failed, 1);
     assert_int_equal(failed_status, 413);
     assert_int_equal(atomic_load(&stats.downloads_failed), count + 1);
-    assert_int_equal(object_stage(obj), STAGE_FAILED);
+    assert_int_equal(obj->state, OBJ_FAILED);
     store_release(obj);
     store_release(obj);
 }
@@ -198,7 +198,7 @@ static void setting_aside_is_a_failure_not_counted(void **state)
     int64_t count = atomic_load(&stats.downloads_failed);
     struct object *obj = begun("http://h/aside", 0, 0);
     store_set_aside(obj, "arca is shutting down");
-    assert_int_equal(object_stage(obj), STAGE_FAILED);
+    assert_int_equal(obj->state, OBJ_FAILED);
     assert_int_equal(object_error_status(obj), 503);
     assert_string_equal(object_error(obj), "arca is shutting down");
     assert_int_equal(failed, 0);
@@ -224,9 +224,11 @@ static void removing_a_complete_object_leaves_the_table(void **state)
     assert_int_equal(st.usage, usage);
     store_unlock();
     assert_int_equal(left, 1);
-    /* still COMPLETE for the reader streaming it, out of the table */
-    assert_int_equal(object_stage(obj), STAGE_REMOVED);
-    assert_int_equal(obj->state, OBJ_COMPLETE);
+    /* out of the table, and still whole for the reader streaming it */
+    assert_int_equal(obj->state, OBJ_REMOVED);
+    assert_false(object_in_table(obj));
+    assert_true(object_whole(obj));
+    assert_int_equal(object_view(obj), OBJ_COMPLETE);
     store_release(obj); /* the last reference: freed */
     persist_flush();
 }
