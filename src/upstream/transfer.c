@@ -1,63 +1,15 @@
-#include "upstream/transfer.h"
+/* One upstream download's course (transfer.h): its steps and the events that move it. What an
+ * attempt's answer decides is transfer_answer.c's. */
+#include "upstream/transfer_answer.h"
 #include "config/buckets.h"
 #include "rules/grants.h"
 #include "log/log.h"
-#include "upstream/mirror.h"
 #include "stats/stats.h"
-#include "upstream/upstream_response.h"
 
-#include <assert.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TRANSFER_MAGIC 0x5452414eu
-#define CHECK_TRANSFER(t) assert((t) != NULL && (t)->magic == TRANSFER_MAGIC)
-
-/* One upstream download, over one or more attempts. Lives on the upstream thread only. */
-struct transfer {
-    struct handle h;
-    unsigned magic;
-    enum transfer_state state;
-    struct upstream_loop *loop;
-    const struct transfer_store *st;
-    struct object *obj;
-    const char *url;     /* the object's (its key), fixed for its life: what logs show */
-    char *asked;         /* the client's URL, whole: what the origin is asked for */
-    char *via;           /* the Via the first client's request came with (NULL: none) */
-    const char *source;  /* what is fetched: `asked`, or a mirror's URL (pick.mirrors) */
-    int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
-    const struct bucket_auth *auth; /* a bucket's object: SigV4-signed by libcurl */
-    CURL *easy;
-    EVP_MD_CTX *sha;
-    struct curl_slist *req_headers; /* Range + If-Range of a resuming attempt, or the
-                                       conditions of a revalidating one */
-    int attempts;                   /* started so far */
-    int64_t offset;                 /* bytes kept from earlier attempts */
-    int64_t started_ms;             /* when the download began (monotonic) */
-    int64_t deadline_ms;            /* the whole download, --download-timeout */
-    struct timer backoff;           /* BACKOFF: the next attempt */
-    bool resolved_again;            /* a name that did not resolve was asked once more */
-    struct validators kept;         /* of the response the bytes kept came with */
-    char host[256];                 /* of the URL asked for, for the per-host limit */
-    struct mirror_pick pick;        /* where the bytes come from */
-    /* Facts about the attempt under way: */
-    struct upstream_response resp; /* the response being received */
-    long status;                   /* its status line's */
-    bool body_started;             /* its body is being written */
-    bool conditional;              /* it revalidates an expired version (If-None-Match...) */
-    bool start_over;               /* its response is dropped: the next attempt asks from byte 0 */
-    bool new_file;                 /* and goes on as a new version, once its file is made */
-    bool renewed;     /* upstream answered 304: the expired version is the object again */
-    int retry_status; /* > 0: it ended on a retryable upstream status */
-    CURLcode rc;      /* how curl ended it */
-    char errbuf[CURL_ERROR_SIZE];
-    /* Facts about the download: */
-    bool failed;  /* store_fail() already called */
-    bool counted; /* in stats.downloads_active */
-    struct transfer *next, **prev;
-};
 
 const struct transfer_store transfer_store_real = {
     store_begin_file,  store_file_ready,    store_take_prefix,
@@ -86,28 +38,13 @@ static bool past_deadline(const struct transfer *t)
     return t->loop->now_ms() >= t->deadline_ms - 50;
 }
 
-static void fail(struct transfer *t, int status, const char *reason)
-{
-    if (t->failed)
-        return;
-    t->failed = true;
-    t->st->fail(t->obj, status, reason);
-    log_error("fetch %s: %d %s", t->url, status, t->st->error(t->obj));
-}
-
-/* The object's own failure (the store refused a step): its clients know already. */
-static void fail_as_object(struct transfer *t)
-{
-    fail(t, t->st->error_status(t->obj), t->st->error(t->obj));
-}
-
 /* The download failed upstream (after its attempts): clients are told how many there were and
  * how long they took, with `why`. */
 static void fail_upstream(struct transfer *t, int status, const char *why)
 {
     char reason[CURL_ERROR_SIZE + 160];
     failure_summary(reason, sizeof(reason), t->attempts, t->loop->now_ms() - t->started_ms, why);
-    fail(t, status, reason);
+    transfer_fail(t, status, reason);
 }
 
 /* The source's name does not resolve: curl's own words add nothing to that. */
@@ -116,214 +53,6 @@ static void fail_unresolved(struct transfer *t, const char *host)
     char why[300];
     snprintf(why, sizeof(why), "cannot resolve host %s", host);
     fail_upstream(t, 502, why);
-}
-
-/* The object's Content-Length as the download knows it, -1 when unknown. */
-static int64_t known_length(struct transfer *t)
-{
-    struct download_progress p;
-    t->st->progress(t->obj, &p);
-    return p.length;
-}
-
-static struct upstream_headers headers_of(const struct transfer *t)
-{
-    const struct upstream_response *r = &t->resp;
-    bool mirrored = t->source != t->asked && t->pick.origin_said;
-    return (struct upstream_headers){r->content_type, r->content_encoding, r->filename,
-                                     mirrored ? t->pick.origin_date : r->last_modified,
-                                     mirrored ? t->pick.origin_etag : r->etag};
-}
-
-/* The download goes on as a new object for its URL (store_new_version): readers of the old one
- * are cut. Its next attempt begins once the persistence thread has made its file (OPENING). */
-static int new_version(struct transfer *t, const char *why)
-{
-    struct object *old = t->obj, *fresh = t->st->new_version(old, why);
-    if (!fresh) {
-        log_error("fetch %s: cannot start a new version (out of memory); failed", t->url);
-        t->failed = true;
-        return -1;
-    }
-    t->obj = fresh;
-    t->url = t->pick.url = t->st->url(fresh);
-    t->st->release(old);
-    if (t->st->begin_file(fresh, t->asked, t->loop->wake, NULL) < 0) {
-        fail(t, 500, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-/* The kept bytes cannot be continued (upstream changed the file, or nothing proves it did not):
- * start over from byte 0, with a body of `length` bytes described by `h` (NULL: not known yet).
- * Readers that hold nothing of the old body the new one contradicts go on with the same object;
- * otherwise they are cut and a new version takes over. Returns 0 (the same object, emptied), 1
- * (a new one, waiting for its file) or -1 (the download failed). */
-static int start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
-                      const char *why)
-{
-    int rc = t->st->restart(t->obj, length, h);
-    if (rc < 0) {
-        fail_as_object(t);
-        return -1;
-    }
-    log_info("fetch %s: %s; starting over from byte 0%s", t->url, why,
-             rc > 0 ? ", as a new version (clients of the old one are cut)" : "");
-    atomic_fetch_add(&stats.download_restarts, 1);
-    t->offset = 0;
-    memset(&t->kept, 0, sizeof(t->kept));
-    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
-    if (rc == 0)
-        return 0;
-    return new_version(t, why) < 0 ? -1 : 1;
-}
-
-static int begin_full_body(struct transfer *t)
-{
-    struct upstream_headers h = headers_of(t);
-    validators_of(&t->resp, &t->kept);
-    if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
-        fail_as_object(t);
-        return -1;
-    }
-    return 0;
-}
-
-/* A resume was answered with something that does not continue the kept bytes (v: RESTART, a
- * whole body; REFETCH, a 206 that proves nothing or another version). A whole body is the new
- * version's, and is taken at once when the same object goes on; otherwise this response is
- * dropped (-1 to curl: t->start_over) and the next attempt asks again from byte 0. */
-static int not_continued(struct transfer *t, const struct verdict *v)
-{
-    struct upstream_headers h = headers_of(t);
-    bool whole = v->kind == VERDICT_RESTART;
-    int64_t length = whole ? t->resp.content_length : t->resp.has_range ? t->resp.range_total : -1;
-    int rc = start_over(t, length, &h, v->reason);
-    if (rc < 0)
-        return -1;
-    if (rc == 0 && whole) {
-        if (begin_full_body(t) < 0)
-            return -1;
-        t->body_started = true;
-        return 0;
-    }
-    t->start_over = true;
-    t->new_file = rc > 0;
-    return -1;
-}
-
-/* upstream refused the request for good; a bucket's 401/403 names the bucket only (never a key
- * or secret). */
-static void refused(struct transfer *t, const struct verdict *v)
-{
-    char reason[160];
-    if (t->auth && (v->status == 401 || v->status == 403)) {
-        snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
-        fail(t, 502, reason);
-    } else {
-        fail(t, v->status, v->reason);
-    }
-}
-
-/* A 304 to a revalidation: no body comes, the attempt ends by itself. */
-static int renewed(struct transfer *t)
-{
-    atomic_fetch_add(&stats.revalidated_unchanged, 1);
-    t->renewed = true;
-    t->failed = t->st->renew(t->obj) < 0;
-    return 0;
-}
-
-/* The end of one response's headers: decide what to do with this response (-1 ends the
- * attempt). */
-static int headers_done(struct transfer *t)
-{
-    long status = t->status;
-    struct resume_terms sent = {t->offset, known_length(t), &t->kept};
-    struct verdict v = response_verdict(&t->resp, status, &sent);
-    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
-    if (t->grant_until > 0 && t->source == t->asked && status >= 200 && status < 300)
-        grants_add(t->asked, t->grant_until);
-    if (t->conditional && status == 304)
-        return renewed(t);
-    if (t->conditional && v.kind == VERDICT_BODY)
-        atomic_fetch_add(&stats.revalidated_changed, 1);
-    switch (v.kind) {
-    case VERDICT_SKIP:
-        return 0;
-    case VERDICT_RETRY:
-        t->retry_status = v.status;
-        return -1;
-    case VERDICT_FAIL:
-        refused(t, &v);
-        return -1;
-    case VERDICT_CONTINUE:
-        atomic_fetch_add(&stats.download_resumes, 1);
-        t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
-        break;
-    case VERDICT_RESTART:
-    case VERDICT_REFETCH:
-        return not_continued(t, &v);
-    case VERDICT_BODY:
-        if (begin_full_body(t) < 0)
-            return -1;
-        break;
-    }
-    t->body_started = true;
-    return 0;
-}
-
-/* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
- * string function sees it. A line too long for the copy is only looked at for its name: the
- * values we keep are far shorter, and one that is not is dropped rather than cut. */
-size_t transfer_header(struct transfer *t, const char *data, size_t len)
-{
-    char line[HEADER_TYPE_MAX + 64];
-    CHECK_TRANSFER(t);
-    assert(upstream_on_thread() && t->state == TS_ASKING);
-    if (t->failed || t->retry_status)
-        return 0;
-    bool whole = copy_header_line(data, len, line, sizeof(line));
-    if (response_is_status_line(line)) {
-        response_reset(&t->resp);
-        t->status = response_status_line(line);
-    } else if (line[0] == '\0') {
-        if (headers_done(t) < 0)
-            return 0; /* the blank line ends one response's headers */
-    } else if (whole) {
-        const char *dropped = response_header(&t->resp, line);
-        if (dropped)
-            log_info("fetch %s: upstream %s too long, not replayed", t->url, dropped);
-    } else {
-        log_info("fetch %s: upstream header line of %zu bytes ignored", t->url, len);
-    }
-    return len;
-}
-
-size_t transfer_body(struct transfer *t, const char *data, size_t len)
-{
-    CHECK_TRANSFER(t);
-    assert(upstream_on_thread() && t->state == TS_ASKING);
-    if (t->failed || !t->body_started)
-        return 0;
-    if (t->st->append(t->obj, data, len) < 0) {
-        fail_as_object(t);
-        return 0;
-    }
-    EVP_DigestUpdate(t->sha, data, len);
-    atomic_fetch_add(&stats.bytes_downloaded, (int64_t)len);
-    return len;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *arg)
-{
-    return transfer_header(arg, data, size * n);
-}
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    return transfer_body(arg, data, size * n);
 }
 
 /* --- an attempt's request ------------------------------------------------------------------ */
@@ -381,10 +110,7 @@ static int set_headers(struct transfer *t)
 static void setup_easy(struct transfer *t)
 {
     easy_setup(t->easy, t->loop->cfg, t->source, &t->h, t->errbuf);
-    curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    transfer_hear_answer(t);
 }
 
 /* A download taken up after a restart keeps the bytes it has: their digest (computed when the
@@ -412,7 +138,7 @@ static int take_kept(struct transfer *t)
 static enum transfer_state source_chosen(struct transfer *t)
 {
     if (t->pick.refused) {
-        fail(t, t->pick.refused, t->pick.reason);
+        transfer_fail(t, t->pick.refused, t->pick.reason);
         return TS_FAILED;
     }
     if (t->pick.source != t->source) {
@@ -460,7 +186,8 @@ static enum transfer_state step_attempt(struct transfer *t)
     t->st->progress(t->obj, &p);
     t->offset = p.have;
     if (t->offset > 0 && !resume_validator(&t->kept)) {
-        int rc = start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
+        int rc =
+            transfer_start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
         if (rc != 0)
             return rc < 0 ? TS_FAILED : TS_OPENING; /* a new version: once its file exists */
     }
@@ -476,12 +203,12 @@ static enum transfer_state step_attempt(struct transfer *t)
     t->body_started = t->start_over = t->new_file = t->renewed = false;
     t->h.refused[0] = t->errbuf[0] = '\0';
     if (set_headers(t) < 0) {
-        fail(t, 500, "out of memory");
+        transfer_fail(t, 500, "out of memory");
         return TS_FAILED;
     }
     curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)left);
     if (curl_multi_add_handle(t->loop->multi, t->easy) != CURLM_OK) {
-        fail(t, 500, "cannot start the upstream request");
+        transfer_fail(t, 500, "cannot start the upstream request");
         return TS_FAILED;
     }
     return TS_ASKING;
@@ -494,7 +221,7 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
     struct download_progress p;
     struct upstream_error e;
     if (t->h.refused[0] && rc == CURLE_COULDNT_CONNECT) {
-        fail(t, 403, t->h.refused);
+        transfer_fail(t, 403, t->h.refused);
         return;
     }
     if (t->retry_status) {
@@ -527,7 +254,7 @@ static void backoff_over(void *arg)
 static enum transfer_state back_off(struct transfer *t, int64_t ms)
 {
     if (timer_arm(&t->loop->timers, &t->backoff, t->loop->now_ms() + ms, backoff_over, t) < 0) {
-        fail(t, 500, "out of memory");
+        transfer_fail(t, 500, "out of memory");
         return TS_FAILED;
     }
     count_active(t, true);
@@ -710,7 +437,7 @@ void transfer_poll_file(struct transfer *t)
         return;
     t->failed = ready < 0; /* the persistence thread has failed it already */
     if (ready > 0 && take_kept(t) < 0)
-        fail(t, 500, "out of memory");
+        transfer_fail(t, 500, "out of memory");
     t->state = t->failed ? TS_FAILED : TS_SOURCE;
     transfer_step(t);
 }
@@ -741,7 +468,7 @@ void transfer_stop(struct transfer *t)
         curl_multi_remove_handle(t->loop->multi, t->easy);
     timer_cancel(&t->loop->timers, &t->backoff);
     if (t->state == TS_OPENING || t->new_file) {
-        fail(t, 503, "arca is shutting down");
+        transfer_fail(t, 503, "arca is shutting down");
     } else if (!t->failed) { /* kept on disk: the next start continues it */
         t->st->set_aside(t->obj, "arca is shutting down");
         log_info("fetch %s: stopped; kept for the next start to continue", t->url);
@@ -751,7 +478,7 @@ void transfer_stop(struct transfer *t)
     end_transfer(t);
 }
 
-enum transfer_state transfer_state(const struct transfer *t)
+enum transfer_state transfer_state_of(const struct transfer *t)
 {
     CHECK_TRANSFER(t);
     return t->state;

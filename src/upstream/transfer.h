@@ -25,51 +25,13 @@
 #ifndef ARCA_TRANSFER_H
 #define ARCA_TRANSFER_H
 
+#include "upstream/download.h"
 #include "upstream/easy.h"
 #include "store/store.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-enum transfer_state {
-    TS_OPENING,
-    TS_SOURCE,
-    TS_PROBING,
-    TS_ATTEMPT,
-    TS_ASKING,
-    TS_ENDED,
-    TS_BACKOFF,
-    TS_DONE,
-    TS_FAILED,
-};
-
-/* What a transfer asks of its object (store.h says what each does). */
-struct transfer_store {
-    int (*begin_file)(struct object *obj, const char *source, void (*ready)(void *arg), void *arg);
-    int (*file_ready)(struct object *obj);
-    int (*take_prefix)(struct object *obj, EVP_MD_CTX *into);
-    void (*snapshot)(struct object *obj, struct object_meta *out);
-    void (*progress)(struct object *obj, struct download_progress *out);
-    bool (*stale_validators)(struct object *obj, char *etag, size_t etag_size, char *date,
-                             size_t date_size);
-    int (*begin_body)(struct object *obj, int64_t length, const struct upstream_headers *h,
-                      bool resumable);
-    void (*continue_body)(struct object *obj);
-    int (*restart)(struct object *obj, int64_t length, const struct upstream_headers *h);
-    struct object *(*new_version)(struct object *obj, const char *reason);
-    int (*append)(struct object *obj, const char *data, size_t len);
-    int64_t (*announce)(struct object *obj);
-    int (*finish)(struct object *obj, const uint8_t digest[32]);
-    int (*renew)(struct object *obj);
-    void (*fail)(struct object *obj, int status, const char *reason);
-    void (*set_aside)(struct object *obj, const char *reason);
-    void (*release)(struct object *obj);
-    const char *(*url)(const struct object *obj);
-    const char *(*error)(const struct object *obj);
-    int (*error_status)(const struct object *obj);
-};
-extern const struct transfer_store transfer_store_real;
 
 struct transfer;
 
@@ -94,7 +56,7 @@ int64_t transfer_announce(struct transfer *t);
 /* arca stops: the download fails (nothing kept yet) or is set aside for the next start; freed. */
 void transfer_stop(struct transfer *t);
 
-enum transfer_state transfer_state(const struct transfer *t);
+enum transfer_state transfer_state_of(const struct transfer *t);
 const char *transfer_host(const struct transfer *t);
 struct transfer *transfer_next(const struct transfer *t);
 CURL *transfer_easy(const struct transfer *t);

@@ -226,12 +226,12 @@ static struct transfer *start(void)
     struct transfer *t =
         transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test");
     assert_non_null(t);
-    assert_int_equal(transfer_state(t), TS_OPENING);
+    assert_int_equal(transfer_state_of(t), TS_OPENING);
     transfer_poll_file(t); /* not made yet: still waiting */
-    assert_int_equal(transfer_state(t), TS_OPENING);
+    assert_int_equal(transfer_state_of(t), TS_OPENING);
     fs.ready = 1;
     transfer_poll_file(t);
-    assert_int_equal(transfer_state(t), TS_ASKING);
+    assert_int_equal(transfer_state_of(t), TS_ASKING);
     return t;
 }
 
@@ -286,12 +286,12 @@ static void a_retryable_status_backs_off_then_retries(void **state)
     struct transfer *t = start();
     respond(t, (const char *const[]){"HTTP/1.1 503 Service Unavailable", NULL});
     ended(t, CURLE_WRITE_ERROR);
-    assert_int_equal(transfer_state(t), TS_BACKOFF);
+    assert_int_equal(transfer_state_of(t), TS_BACKOFF);
     assert_int_equal(timer_run(&loop.timers, clock_ms), 0); /* the backoff is not over yet */
-    assert_int_equal(transfer_state(t), TS_BACKOFF);
+    assert_int_equal(transfer_state_of(t), TS_BACKOFF);
     clock_ms += 1000;
     assert_int_equal(timer_run(&loop.timers, clock_ms), 1);
-    assert_int_equal(transfer_state(t), TS_ASKING);
+    assert_int_equal(transfer_state_of(t), TS_ASKING);
     respond(t, ok_v1);
     body(t, "0123456789");
     ended(t, CURLE_OK);
@@ -303,7 +303,7 @@ static void retryable_statuses_to_the_end_fail(void **state)
     (void)state;
     struct transfer *t = start();
     for (int i = 0; i <= cfg.download_retries; i++) {
-        assert_int_equal(transfer_state(t), TS_ASKING);
+        assert_int_equal(transfer_state_of(t), TS_ASKING);
         respond(t, (const char *const[]){"HTTP/1.1 502 Bad Gateway", NULL});
         ended(t, CURLE_WRITE_ERROR);
         clock_ms += 1000;
@@ -321,10 +321,10 @@ static void a_broken_body_resumes_with_a_range(void **state)
     respond(t, ok_v1);
     body(t, "0123");
     ended(t, CURLE_PARTIAL_FILE);
-    assert_int_equal(transfer_state(t), TS_BACKOFF);
+    assert_int_equal(transfer_state_of(t), TS_BACKOFF);
     clock_ms += 1000;
     timer_run(&loop.timers, clock_ms);
-    assert_int_equal(transfer_state(t), TS_ASKING);
+    assert_int_equal(transfer_state_of(t), TS_ASKING);
     assert_true(asks_with(t, "Range: bytes=4-"));
     assert_true(asks_with(t, "If-Range: \"v1\""));
     respond(t, (const char *const[]){"HTTP/1.1 206 Partial Content", "Content-Length: 6",
@@ -372,10 +372,10 @@ static void a_new_version_waits_for_its_file(void **state)
                                          "Content-Range: bytes 4-9/10", "ETag: \"v2\"", NULL}),
         0);
     ended(t, CURLE_WRITE_ERROR);
-    assert_int_equal(transfer_state(t), TS_OPENING);
+    assert_int_equal(transfer_state_of(t), TS_OPENING);
     fs.ready = 1;
     transfer_poll_file(t);
-    assert_int_equal(transfer_state(t), TS_ASKING);
+    assert_int_equal(transfer_state_of(t), TS_ASKING);
     assert_false(asks_with(t, "Range: bytes=4-"));
     respond(t, (const char *const[]){"HTTP/1.1 200 OK", "Content-Length: 3", "ETag: \"v2\"", NULL});
     body(t, "abc");
@@ -390,7 +390,7 @@ static void past_the_deadline_the_download_fails(void **state)
     struct transfer *t = start();
     respond(t, (const char *const[]){"HTTP/1.1 503 Service Unavailable", NULL});
     ended(t, CURLE_WRITE_ERROR);
-    assert_int_equal(transfer_state(t), TS_BACKOFF);
+    assert_int_equal(transfer_state_of(t), TS_BACKOFF);
     clock_ms += cfg.download_timeout * 1000 + 1;
     timer_run(&loop.timers, clock_ms);
     assert_string_equal(fs.calls, "begin_file fail release");
@@ -460,10 +460,10 @@ static void a_mirror_is_asked_first_and_stopping_sets_it_aside(void **state)
         transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test");
     fs.ready = 1;
     transfer_poll_file(t);
-    assert_int_equal(transfer_state(t), TS_PROBING);
+    assert_int_equal(transfer_state_of(t), TS_PROBING);
     atomic_store(&loop.stopping, true);
     probe_close(&loop); /* the mirror's probe ends unanswered: dropped while stopping */
-    assert_int_equal(transfer_state(t), TS_PROBING);
+    assert_int_equal(transfer_state_of(t), TS_PROBING);
     transfer_stop(t);
     assert_string_equal(fs.calls, "begin_file set_aside release");
     mirror_cleanup(&cfg);

@@ -1,0 +1,241 @@
+/* An attempt's answer (transfer_answer.h): what its headers decide (the body begun or
+ * continued, started over, a new version, a refusal, a 304 that renews the expired version) and
+ * its bytes, hashed and appended. */
+#include "upstream/transfer_answer.h"
+#include "config/buckets.h"
+#include "rules/grants.h"
+#include "log/log.h"
+#include "stats/stats.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void transfer_fail(struct transfer *t, int status, const char *reason)
+{
+    if (t->failed)
+        return;
+    t->failed = true;
+    t->st->fail(t->obj, status, reason);
+    log_error("fetch %s: %d %s", t->url, status, t->st->error(t->obj));
+}
+
+void transfer_fail_as_object(struct transfer *t)
+{
+    transfer_fail(t, t->st->error_status(t->obj), t->st->error(t->obj));
+}
+
+/* The object's Content-Length as the download knows it, -1 when unknown. */
+static int64_t known_length(struct transfer *t)
+{
+    struct download_progress p;
+    t->st->progress(t->obj, &p);
+    return p.length;
+}
+
+static struct upstream_headers headers_of(const struct transfer *t)
+{
+    const struct upstream_response *r = &t->resp;
+    bool mirrored = t->source != t->asked && t->pick.origin_said;
+    return (struct upstream_headers){r->content_type, r->content_encoding, r->filename,
+                                     mirrored ? t->pick.origin_date : r->last_modified,
+                                     mirrored ? t->pick.origin_etag : r->etag};
+}
+
+/* The download goes on as a new object for its URL (store_new_version): readers of the old one
+ * are cut. Its next attempt begins once the persistence thread has made its file (OPENING). */
+static int new_version(struct transfer *t, const char *why)
+{
+    struct object *old = t->obj, *fresh = t->st->new_version(old, why);
+    if (!fresh) {
+        log_error("fetch %s: cannot start a new version (out of memory); failed", t->url);
+        t->failed = true;
+        return -1;
+    }
+    t->obj = fresh;
+    t->url = t->pick.url = t->st->url(fresh);
+    t->st->release(old);
+    if (t->st->begin_file(fresh, t->asked, t->loop->wake, NULL) < 0) {
+        transfer_fail(t, 500, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* The kept bytes cannot be continued (upstream changed the file, or nothing proves it did not):
+ * start over from byte 0, with a body of `length` bytes described by `h` (NULL: not known yet).
+ * Readers that hold nothing of the old body the new one contradicts go on with the same object;
+ * otherwise they are cut and a new version takes over. Returns 0 (the same object, emptied), 1
+ * (a new one, waiting for its file) or -1 (the download failed). */
+int transfer_start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
+                        const char *why)
+{
+    int rc = t->st->restart(t->obj, length, h);
+    if (rc < 0) {
+        transfer_fail_as_object(t);
+        return -1;
+    }
+    log_info("fetch %s: %s; starting over from byte 0%s", t->url, why,
+             rc > 0 ? ", as a new version (clients of the old one are cut)" : "");
+    atomic_fetch_add(&stats.download_restarts, 1);
+    t->offset = 0;
+    memset(&t->kept, 0, sizeof(t->kept));
+    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
+    if (rc == 0)
+        return 0;
+    return new_version(t, why) < 0 ? -1 : 1;
+}
+
+static int begin_full_body(struct transfer *t)
+{
+    struct upstream_headers h = headers_of(t);
+    validators_of(&t->resp, &t->kept);
+    if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
+        transfer_fail_as_object(t);
+        return -1;
+    }
+    return 0;
+}
+
+/* A resume was answered with something that does not continue the kept bytes (v: RESTART, a
+ * whole body; REFETCH, a 206 that proves nothing or another version). A whole body is the new
+ * version's, and is taken at once when the same object goes on; otherwise this response is
+ * dropped (-1 to curl: t->start_over) and the next attempt asks again from byte 0. */
+static int not_continued(struct transfer *t, const struct verdict *v)
+{
+    struct upstream_headers h = headers_of(t);
+    bool whole = v->kind == VERDICT_RESTART;
+    int64_t length = whole ? t->resp.content_length : t->resp.has_range ? t->resp.range_total : -1;
+    int rc = transfer_start_over(t, length, &h, v->reason);
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && whole) {
+        if (begin_full_body(t) < 0)
+            return -1;
+        t->body_started = true;
+        return 0;
+    }
+    t->start_over = true;
+    t->new_file = rc > 0;
+    return -1;
+}
+
+/* upstream refused the request for good; a bucket's 401/403 names the bucket only (never a key
+ * or secret). */
+static void refused(struct transfer *t, const struct verdict *v)
+{
+    char reason[160];
+    if (t->auth && (v->status == 401 || v->status == 403)) {
+        snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
+        transfer_fail(t, 502, reason);
+    } else {
+        transfer_fail(t, v->status, v->reason);
+    }
+}
+
+/* A 304 to a revalidation: no body comes, the attempt ends by itself. */
+static int renewed(struct transfer *t)
+{
+    atomic_fetch_add(&stats.revalidated_unchanged, 1);
+    t->renewed = true;
+    t->failed = t->st->renew(t->obj) < 0;
+    return 0;
+}
+
+/* The end of one response's headers: decide what to do with this response (-1 ends the
+ * attempt). */
+static int headers_done(struct transfer *t)
+{
+    long status = t->status;
+    struct resume_terms sent = {t->offset, known_length(t), &t->kept};
+    struct verdict v = response_verdict(&t->resp, status, &sent);
+    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
+    if (t->grant_until > 0 && t->source == t->asked && status >= 200 && status < 300)
+        grants_add(t->asked, t->grant_until);
+    if (t->conditional && status == 304)
+        return renewed(t);
+    if (t->conditional && v.kind == VERDICT_BODY)
+        atomic_fetch_add(&stats.revalidated_changed, 1);
+    switch (v.kind) {
+    case VERDICT_SKIP:
+        return 0;
+    case VERDICT_RETRY:
+        t->retry_status = v.status;
+        return -1;
+    case VERDICT_FAIL:
+        refused(t, &v);
+        return -1;
+    case VERDICT_CONTINUE:
+        atomic_fetch_add(&stats.download_resumes, 1);
+        t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
+        break;
+    case VERDICT_RESTART:
+    case VERDICT_REFETCH:
+        return not_continued(t, &v);
+    case VERDICT_BODY:
+        if (begin_full_body(t) < 0)
+            return -1;
+        break;
+    }
+    t->body_started = true;
+    return 0;
+}
+
+/* curl hands over one header line at a time, not NUL-terminated: copy it (bounded) before any
+ * string function sees it. A line too long for the copy is only looked at for its name: the
+ * values we keep are far shorter, and one that is not is dropped rather than cut. */
+size_t transfer_header(struct transfer *t, const char *data, size_t len)
+{
+    char line[HEADER_TYPE_MAX + 64];
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread() && t->state == TS_ASKING);
+    if (t->failed || t->retry_status)
+        return 0;
+    bool whole = copy_header_line(data, len, line, sizeof(line));
+    if (response_is_status_line(line)) {
+        response_reset(&t->resp);
+        t->status = response_status_line(line);
+    } else if (line[0] == '\0') {
+        if (headers_done(t) < 0)
+            return 0; /* the blank line ends one response's headers */
+    } else if (whole) {
+        const char *dropped = response_header(&t->resp, line);
+        if (dropped)
+            log_info("fetch %s: upstream %s too long, not replayed", t->url, dropped);
+    } else {
+        log_info("fetch %s: upstream header line of %zu bytes ignored", t->url, len);
+    }
+    return len;
+}
+
+size_t transfer_body(struct transfer *t, const char *data, size_t len)
+{
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread() && t->state == TS_ASKING);
+    if (t->failed || !t->body_started)
+        return 0;
+    if (t->st->append(t->obj, data, len) < 0) {
+        transfer_fail_as_object(t);
+        return 0;
+    }
+    EVP_DigestUpdate(t->sha, data, len);
+    atomic_fetch_add(&stats.bytes_downloaded, (int64_t)len);
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    return transfer_header(arg, data, size * n);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    return transfer_body(arg, data, size * n);
+}
+
+void transfer_hear_answer(struct transfer *t)
+{
+    curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+}

@@ -1,0 +1,79 @@
+/*
+ * transfer_answer.h — the transfer itself, under its course (transfer.c: steps and events):
+ * its struct, an attempt's answer (what its headers decide, its bytes hashed and appended) and
+ * how a download fails. transfer.c calls down into this; nothing here calls transfer.c.
+ * Upstream thread only, as transfer.h says.
+ */
+#ifndef ARCA_TRANSFER_ANSWER_H
+#define ARCA_TRANSFER_ANSWER_H
+
+#include "upstream/download.h"
+#include "upstream/easy.h"
+#include "upstream/mirror.h"
+#include "upstream/timer.h"
+#include "upstream/upstream_response.h"
+
+#include <assert.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#define TRANSFER_MAGIC 0x5452414eu
+#define CHECK_TRANSFER(t) assert((t) != NULL && (t)->magic == TRANSFER_MAGIC)
+
+/* One upstream download, over one or more attempts. Lives on the upstream thread only. */
+struct transfer {
+    struct handle h;
+    unsigned magic;
+    enum transfer_state state;
+    struct upstream_loop *loop;
+    const struct transfer_store *st;
+    struct object *obj;
+    const char *url;     /* the object's (its key), fixed for its life: what logs show */
+    char *asked;         /* the client's URL, whole: what the origin is asked for */
+    char *via;           /* the Via the first client's request came with (NULL: none) */
+    const char *source;  /* what is fetched: `asked`, or a mirror's URL (pick.mirrors) */
+    int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
+    const struct bucket_auth *auth; /* a bucket's object: SigV4-signed by libcurl */
+    CURL *easy;
+    EVP_MD_CTX *sha;
+    struct curl_slist *req_headers; /* Range + If-Range of a resuming attempt, or the
+                                       conditions of a revalidating one */
+    int attempts;                   /* started so far */
+    int64_t offset;                 /* bytes kept from earlier attempts */
+    int64_t started_ms;             /* when the download began (monotonic) */
+    int64_t deadline_ms;            /* the whole download, --download-timeout */
+    struct timer backoff;           /* BACKOFF: the next attempt */
+    bool resolved_again;            /* a name that did not resolve was asked once more */
+    struct validators kept;         /* of the response the bytes kept came with */
+    char host[256];                 /* of the URL asked for, for the per-host limit */
+    struct mirror_pick pick;        /* where the bytes come from */
+    /* Facts about the attempt under way: */
+    struct upstream_response resp; /* the response being received */
+    long status;                   /* its status line's */
+    bool body_started;             /* its body is being written */
+    bool conditional;              /* it revalidates an expired version (If-None-Match...) */
+    bool start_over;               /* its response is dropped: the next attempt asks from byte 0 */
+    bool new_file;                 /* and goes on as a new version, once its file is made */
+    bool renewed;     /* upstream answered 304: the expired version is the object again */
+    int retry_status; /* > 0: it ended on a retryable upstream status */
+    CURLcode rc;      /* how curl ended it */
+    char errbuf[CURL_ERROR_SIZE];
+    /* Facts about the download: */
+    bool failed;  /* store_fail() already called */
+    bool counted; /* in stats.downloads_active */
+    struct transfer *next, **prev;
+};
+
+/* transfer_answer.c */
+/* The download fails with `status` and `reason`, told to its clients (once). */
+void transfer_fail(struct transfer *t, int status, const char *reason);
+/* The object's own failure (the store refused a step): its clients know already. */
+void transfer_fail_as_object(struct transfer *t);
+/* The attempt's answer comes to transfer_header and transfer_body (curl's callbacks). */
+void transfer_hear_answer(struct transfer *t);
+/* The bytes kept are dropped: the next attempt asks from byte 0. Returns 0 (the same object,
+ * emptied), 1 (a new version, waiting for its file) or -1 (the download failed). */
+int transfer_start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
+                        const char *why);
+
+#endif
