@@ -95,8 +95,9 @@ static void reopen_log(void)
         log_info("SIGUSR1: access log reopened");
 }
 
-/* SIGHUP: reopen the access log; reload the allowed networks, quota, default TTL, log level
- * and admin token from the same command line and config file. A bad file changes nothing. */
+/* SIGHUP: reopen the access log; reload the allowed networks, quota, stale windows, default
+ * TTL, log level and admin token from the same command line and config file. A bad file changes
+ * nothing. */
 static void reload(struct config *cfg, int argc, char **argv)
 {
     static struct config fresh;
@@ -115,6 +116,7 @@ static void reload(struct config *cfg, int argc, char **argv)
     note_needs_restart(cfg, &fresh);
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
     store_set_quota(fresh.quota);
+    store_set_stale(fresh.stale_if_error, fresh.stale_while_revalidate);
     __atomic_store_n(&cfg->default_ttl, fresh.default_ttl, __ATOMIC_RELAXED);
     /* the line is written under the more verbose of the two levels: going to "error" is said */
     if (fresh.log_level >= LOG_INFO)

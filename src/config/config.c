@@ -43,6 +43,9 @@ void config_defaults(struct config *cfg)
     cfg->log_level = LOG_INFO;
     cfg->confirm_ttl = 600;
     cfg->keep_expired = 7 * 86400;
+    cfg->stale_if_error = 86400;
+    cfg->stale_while_revalidate = 0;
+    cfg->origin_failures = 3;
 }
 
 static int copy_str(char *dst, size_t size, const char *name, const char *v, char *err)
@@ -159,6 +162,13 @@ static void format_amount(enum value_kind kind, int64_t n, char *out, size_t siz
     snprintf(out, size, "%lld", (long long)n);
 }
 
+/* "0", "0s", "00d": none of a duration. */
+static bool zero_duration(const char *v)
+{
+    size_t zeros = strspn(v, "0");
+    return zeros > 0 && (!v[zeros] || (strchr("dhms", v[zeros]) && !v[zeros + 1]));
+}
+
 /* A number within the option's bounds. A value past them is refused with the range, never
  * capped: arca does what its configuration says or says why it cannot. */
 static int set_numeric(struct config *cfg, const struct option *o, const char *v, char *err)
@@ -166,14 +176,16 @@ static int set_numeric(struct config *cfg, const struct option *o, const char *v
     static const char *const expect[] = {"<int>d|h|m|s", "<int>ms|s|m", "<int>[K|M|G|T]",
                                          "an integer"};
     char lo[32], hi[32];
-    int64_t n;
-    int rc = o->kind == V_DURATION      ? parse_seconds(v, &n)
-             : o->kind == V_DURATION_MS ? parse_duration_ms(v, &n)
-             : o->kind == V_SIZE        ? parse_size(v, &n)
-                                        : parse_int(v, &n);
+    int64_t n = 0;
+    /* a duration that may be 0 (never) takes "0" alone as well as "0s" */
+    int rc = o->kind == V_DURATION && o->min == 0 && zero_duration(v) ? 0
+             : o->kind == V_DURATION                                  ? parse_seconds(v, &n)
+             : o->kind == V_DURATION_MS                               ? parse_duration_ms(v, &n)
+             : o->kind == V_SIZE                                      ? parse_size(v, &n)
+                                                                      : parse_int(v, &n);
     if (rc < 0) {
-        snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s, positive, got '%s'", o->name,
-                 expect[o->kind], v);
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s%s, got '%s'", o->name, expect[o->kind],
+                 o->kind == V_DURATION && o->min == 0 ? " or 0" : ", positive", v);
         return -1;
     }
     if (n < o->min || n > o->max) {
@@ -612,6 +624,10 @@ static const struct option options[] = {
     {"mirror", opt_mirror, OPT_REPEATABLE, SPAN(mirror_rules, n_mirror_rules), 0, 0, 0},
     NUMBER("keep-expired", 0, keep_expired, V_DURATION, 1, TTL_MAX),
     NUMBER("confirm-ttl", 0, confirm_ttl, V_DURATION, 1, 7 * 86400),
+    NUMBER("stale-if-error", OPT_RELOADABLE, stale_if_error, V_DURATION, 0, TTL_MAX),
+    NUMBER("stale-while-revalidate", OPT_RELOADABLE, stale_while_revalidate, V_DURATION, 0,
+           TTL_MAX),
+    NUMBER("origin-failures", 0, origin_failures, V_INT, 0, 1000),
     {"help", NULL, OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
     {"version", NULL, OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
 };

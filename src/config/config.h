@@ -122,6 +122,10 @@ struct config {
     bool trust_signed;    /* serve signed hits without asking upstream first */
     int64_t confirm_ttl;  /* seconds a confirmed signed URL is remembered at most */
     int64_t keep_expired; /* seconds an expired object with a validator stays, to be revalidated */
+    /* When the origin fails (docs/CACHING.md, "When the origin is down"): */
+    int64_t stale_if_error; /* seconds past expiry an object answers if upstream fails; 0 never */
+    int64_t stale_while_revalidate; /* seconds past expiry it answers at once while revalidated */
+    int origin_failures;            /* consecutive failures that hold a host down; 0 never */
     struct mirror_rule mirror_rules[CONFIG_MAX_RULES / 2];
     int n_mirror_rules;
     struct bucket buckets[CONFIG_MAX_BUCKETS];

@@ -6,9 +6,10 @@
 
 #include <stdio.h>
 
-void config_print_help(void)
+/* The serving options, up to the admin token. */
+static void print_serving(void)
 {
-    puts(
+    fputs(
         "usage: arca [serve] [OPTION...]       serve (the command may be left out)\n"
         "       arca status [--server URL]\n"
         "       arca cluster-status [--json] [--server URL ...]\n"
@@ -38,7 +39,14 @@ void config_print_help(void)
         "  --download-timeout TTL give up on a download after this long (default 6h)\n"
         "  --download-retries N   attempts after a retryable upstream fault (default 4)\n"
         "  --max-redirects N      upstream redirects followed, 0-100 (default 20)\n"
-        "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m, 1ms..30s (default 1s)\n"
+        "  --retry-delay DUR      first backoff, doubling, <int>ms|s|m, 1ms..30s (default 1s)\n",
+        stdout);
+}
+
+/* The limits, threads and logs. */
+static void print_limits(void)
+{
+    fputs(
         "  --max-downloads N      upstream transfers at once; others queue (default 32)\n"
         "  --max-downloads-per-host N  the same, per upstream host (default 8)\n"
         "  --max-object-size SIZE larger objects get 413 (default 64G)\n"
@@ -55,7 +63,14 @@ void config_print_help(void)
         "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
         "  --log-health-checks    also log /api/v1/health/ requests (default: left out)\n"
         "  --log-level LEVEL      error, info (default) or debug\n"
-        "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n"
+        "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n",
+        stdout);
+}
+
+/* The options for cache keys, origins and the client commands. */
+static void print_keys_and_commands(void)
+{
+    puts(
         "  --key-rules HOSTGLOB=PARAM,...  query parameters that only sign URLs of those hosts,\n"
         "                         left out of the cache key (repeatable; S3, GCS, Azure and\n"
         "                         CloudFront signatures are built in)\n"
@@ -67,6 +82,16 @@ void config_print_help(void)
         "                         them (the matched text replaced), else from the origin\n"
         "  --keep-expired TTL     expired objects with an ETag or Last-Modified stay this much\n"
         "                         longer, to be revalidated rather than downloaded (default 7d)\n"
+        "  --stale-if-error TTL   an expired object is answered from disk for this long past its\n"
+        "                         expiry when upstream fails (5xx, refused, timed out); 0 never\n"
+        "                         (default 1d)\n"
+        "  --stale-while-revalidate TTL\n"
+        "                         an object expired less than this is answered from disk at once\n"
+        "                         while one revalidation runs behind (default 0: off)\n"
+        "  --origin-failures N    consecutive failures that hold a host down: its cold misses "
+        "fail\n"
+        "                         at once, its expired objects are answered stale, one probe at a\n"
+        "                         time tries it again; 0 never (default 3)\n"
         "  --confirm-ttl TTL      how long a signed URL upstream accepted is remembered, at most\n"
         "                         (default 10m; never past the signature's own expiry)\n"
         "  --server URL           (client commands) http[s]://HOST[:PORT][/PATH] or HOST:PORT,\n"
@@ -81,4 +106,11 @@ void config_print_help(void)
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
         "--log-level and the admin token; other options need a restart (the log names them).\n"
         "SIGUSR1 reopens the access log and nothing else (for logrotate).");
+}
+
+void config_print_help(void)
+{
+    print_serving();
+    print_limits();
+    print_keys_and_commands();
 }

@@ -207,6 +207,8 @@ static enum fetch_step step_stream(struct fetch_req *r)
         return FETCH_CONFIRM;
     if (inherits_failure(r, &meta))
         return FETCH_LOOK_AGAIN;
+    if (meta.state == OBJ_FETCHING && meta.stale && !meta.headers_ready)
+        return FETCH_LOOK_AGAIN; /* the refresh is slow or failing: its expired version answers */
     if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->missing)
         return answered(r, r->missing(r->missing_arg)); /* a folder's name, maybe */
     return answered(r, fetch_stream(r, &meta));
@@ -537,6 +539,7 @@ enum conn_result fetch_proxied(struct conn *c, struct request *req)
 static const char *let_go(struct fetch_req *r, bool completed, int64_t wrote, int64_t *sent)
 {
     const char *cache = r->cut                   ? "CUT"
+                        : r->stale               ? "STALE"
                         : r->kind == LOOKUP_HIT  ? "HIT"
                         : r->kind == LOOKUP_MISS ? "MISS"
                                                  : "COALESCED";

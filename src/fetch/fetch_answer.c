@@ -50,14 +50,19 @@ enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_me
     return http_queue(r->conn, status, resp);
 }
 
-/* Count a 2xx by how it was served. */
-void fetch_count_success(enum lookup_result kind)
+void fetch_count_success(struct fetch_req *r, const struct object_meta *meta)
 {
     atomic_fetch_add(&stats.successes, 1);
-    atomic_fetch_add(kind == LOOKUP_HIT    ? &stats.hits
-                     : kind == LOOKUP_MISS ? &stats.misses
-                                           : &stats.coalesced,
+    atomic_fetch_add(r->kind == LOOKUP_HIT    ? &stats.hits
+                     : r->kind == LOOKUP_MISS ? &stats.misses
+                                              : &stats.coalesced,
                      1);
+    r->stale = meta->stale;
+    if (meta->stale)
+        atomic_fetch_add(meta->stale == STALE_ERROR  ? &stats.stale_error
+                         : meta->stale == STALE_SLOW ? &stats.stale_slow
+                                                     : &stats.stale_revalidate,
+                         1);
 }
 
 /* A filename goes out bare when it is a plain token, quoted (RFC 6266) otherwise; quotes,
@@ -169,6 +174,10 @@ static bool same_tag(const char *tag, size_t len, const char *etag)
  *   was cached.
  * - `fwd=stale; fwd-status=304|200`: an expired version was revalidated; upstream confirmed it
  *   (304) or sent another (200).
+ * - `fwd=stale; [fwd-status=S;] ttl=-N; detail=D`: an expired version answered (N seconds past
+ *   its freshness): upstream failed the refresh (S, its status, when it answered; D
+ *   stale-if-error), has not answered it yet (D stale-while-slow), or it is refreshed behind
+ *   (D stale-while-revalidate). Age goes with it.
  * - `fwd=request; fwd-status=S`: a stored object whose URL is a capability (signed) was served
  *   once upstream had accepted the URL (S, its answer to the one-byte GET).
  * - `fwd=uri-miss; fwd-status=S; detail=digest-hit`: the URL was not stored; upstream accepted it
@@ -180,9 +189,25 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
 {
     char value[128], age[24];
     int64_t now = (int64_t)time(NULL);
+    static const char *const stale_detail[STALE_CAUSES] = {[STALE_ERROR] = "stale-if-error",
+                                                           [STALE_SLOW] = "stale-while-slow",
+                                                           [STALE_REVALIDATE] =
+                                                               "stale-while-revalidate"};
     bool hit = r->kind == LOOKUP_HIT && meta && meta->state == OBJ_COMPLETE;
 
-    if (hit && r->twin_answer) {
+    if (meta && meta->stale && meta->state == OBJ_COMPLETE) {
+        int n = snprintf(value, sizeof(value), "arca; fwd=stale");
+        if (meta->fwd_status)
+            n +=
+                snprintf(value + n, sizeof(value) - (size_t)n, "; fwd-status=%d", meta->fwd_status);
+        /* stale from the second its ttl runs out: said as -1 then, never as a fresh 0 */
+        int64_t ttl = meta->created + meta->ttl - now;
+        snprintf(value + n, sizeof(value) - (size_t)n, "; ttl=%lld; detail=%s",
+                 (long long)(ttl < 0 ? ttl : -1), stale_detail[meta->stale]);
+        snprintf(age, sizeof(age), "%lld",
+                 (long long)(now > meta->created ? now - meta->created : 0));
+        answer_header(resp, "Age", age);
+    } else if (hit && r->twin_answer) {
         snprintf(value, sizeof(value), "arca; fwd=uri-miss; fwd-status=%d; detail=digest-hit",
                  r->probe_status);
     } else if (hit && r->probe_status) {
@@ -249,7 +274,7 @@ bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enu
         add_validators(resp, meta);
         add_cache_status(resp, r, meta);
     }
-    fetch_count_success(r->kind);
+    fetch_count_success(r, meta);
     *ret = http_queue(r->conn, HTTP_NOT_MODIFIED, resp);
     return true;
 }
@@ -382,7 +407,7 @@ static enum conn_result queue_prepared(struct fetch_req *r, const struct object_
 {
     enum conn_result ret;
     r->fd_bytes = r->head ? 0 : meta->length;
-    fetch_count_success(r->kind);
+    fetch_count_success(r, meta);
     ret = http_queue_shared(r->conn, HTTP_OK, ((struct prepared_answer *)p)->resp);
     prepared_put(p);
     return ret;
@@ -449,7 +474,7 @@ enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_met
         fetch_add_content_range(resp, r, meta->length);
     else if (shared)
         return share_and_queue(r, meta, resp);
-    fetch_count_success(r->kind);
+    fetch_count_success(r, meta);
     return http_queue(r->conn, status, resp);
 }
 

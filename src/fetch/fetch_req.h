@@ -83,8 +83,9 @@ struct fetch_req {
      * confirm_done, the one field two threads write, says that it is. */
     atomic_bool confirm_done;
     struct probe_result *confirm_res;
-    int probe_status; /* upstream's answer to the confirmation a hit waited for (0: none) */
-    bool twin_answer; /* the answer is a digest hit's: another URL's bytes */
+    int probe_status;       /* upstream's answer to the confirmation a hit waited for (0: none) */
+    bool twin_answer;       /* the answer is a digest hit's: another URL's bytes */
+    enum stale_cause stale; /* the answer is an expired version's, for this reason */
     /* S3 has no such object: the caller's answer (NULL: the error); fetch_missing_fn */
     enum conn_result (*missing)(void *arg);
     void *missing_arg;
@@ -93,8 +94,8 @@ struct fetch_req {
 
 /* fetch_answer.c */
 void fetch_count_error(void);
-/* Count a 2xx by how it was served. */
-void fetch_count_success(enum lookup_result kind);
+/* Count a 2xx by how it was served (and, from an expired version, why: r->stale). */
+void fetch_count_success(struct fetch_req *r, const struct object_meta *meta);
 /* arca's refusal of the request (not about an object): an error line, counted. */
 enum conn_result fetch_refuse(struct conn *c, unsigned int status, const char *reason);
 /* An error answer about the object or its download, with its Cache-Status. */

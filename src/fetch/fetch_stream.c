@@ -80,6 +80,6 @@ enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *met
     fetch_add_headers(resp, meta, r);
     if (status == HTTP_PARTIAL_CONTENT)
         fetch_add_content_range(resp, r, meta->length);
-    fetch_count_success(r->kind);
+    fetch_count_success(r, meta);
     return http_queue(r->conn, status, resp);
 }

@@ -112,6 +112,10 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                         json_integer(atomic_load(&stats.confirm_refused)));
     json_object_set_new(o, "statistics_confirm_changed",
                         json_integer(atomic_load(&stats.confirm_changed)));
+    json_object_set_new(o, "statistics_stale_answers",
+                        json_integer(atomic_load(&stats.stale_error) +
+                                     atomic_load(&stats.stale_slow) +
+                                     atomic_load(&stats.stale_revalidate)));
     json_object_set_new(o, "statistics_bucket_listings",
                         json_integer(atomic_load(&stats.bucket_listings)));
     json_object_set_new(o, "statistics_bucket_list_requests",
@@ -192,7 +196,8 @@ static void metrics_core(char *body, size_t size)
         (long long)atomic_load(&stats.downloads_active));
 }
 
-/* The signed URLs', revalidations', restarts', mirrors' and digest hits' families, appended. */
+/* The signed URLs', revalidations', restarts', mirrors', digest hits' and stale answers'
+ * families, appended. */
 static void metrics_keys(char *body, size_t size)
 {
     size_t used = strlen(body);
@@ -226,7 +231,17 @@ static void metrics_keys(char *body, size_t size)
              "# HELP arca_digest_hits_total Requests with &sha256= served from an identical object "
              "cached under another URL.\n"
              "# TYPE arca_digest_hits_total counter\n"
-             "arca_digest_hits_total %lld\n",
+             "arca_digest_hits_total %lld\n"
+             "# HELP arca_stale_answers_total Answers from an expired version, by cause: upstream "
+             "failed, upstream slow, or refreshed behind (stale-while-revalidate).\n"
+             "# TYPE arca_stale_answers_total counter\n"
+             "arca_stale_answers_total{cause=\"error\"} %lld\n"
+             "arca_stale_answers_total{cause=\"slow\"} %lld\n"
+             "arca_stale_answers_total{cause=\"revalidate\"} %lld\n"
+             "# HELP arca_refreshes_failed_stale_total Refreshes of expired objects that failed "
+             "upstream, the expired version kept to answer.\n"
+             "# TYPE arca_refreshes_failed_stale_total counter\n"
+             "arca_refreshes_failed_stale_total %lld\n",
              (long long)atomic_load(&stats.signed_hits),
              (long long)(atomic_load(&stats.confirmations) - atomic_load(&stats.confirm_refused)),
              (long long)atomic_load(&stats.confirm_refused),
@@ -235,7 +250,10 @@ static void metrics_keys(char *body, size_t size)
              (long long)atomic_load(&stats.revalidated_changed),
              (long long)atomic_load(&stats.restart_resumes),
              (long long)atomic_load(&stats.mirror_downloads),
-             (long long)atomic_load(&stats.digest_hits));
+             (long long)atomic_load(&stats.digest_hits), (long long)atomic_load(&stats.stale_error),
+             (long long)atomic_load(&stats.stale_slow),
+             (long long)atomic_load(&stats.stale_revalidate),
+             (long long)atomic_load(&stats.refreshes_failed_stale));
 }
 
 /* The bucket listings' families, appended. */

@@ -34,7 +34,10 @@ struct stats {
     _Atomic int64_t revalidated_changed;   /* ... answered with a new body */
     _Atomic int64_t restart_resumes;       /* downloads taken up again after a restart */
     _Atomic int64_t mirror_downloads;      /* downloads served by a --mirror */
-    _Atomic int64_t digest_hits;           /* requests served from another URL's identical object */
+    /* Answers from an expired version, by why (store.h, enum stale_cause): */
+    _Atomic int64_t stale_error, stale_slow, stale_revalidate;
+    _Atomic int64_t refreshes_failed_stale; /* refreshes that failed upstream: expired kept */
+    _Atomic int64_t digest_hits;          /* requests served from another URL's identical object */
     _Atomic int64_t bucket_listings;      /* bucket folders answered (HTML pages, JSON documents) */
     _Atomic int64_t bucket_list_requests; /* ListObjectsV2 requests sent to S3 */
     _Atomic int64_t bucket_list_cached;   /* listing pages answered from the cache */

@@ -86,6 +86,10 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->revalidation = obj->revalidation;
     meta->renewed = obj->renewed;
     meta->signed_key = obj->signed_key;
+    meta->stale = obj->state == OBJ_FETCHING && !obj->headers_ready ? obj->offer_stale
+                  : obj->refresh_failed && expired(obj, now_s())    ? STALE_ERROR
+                                                                    : STALE_NONE;
+    meta->fwd_status = obj->fwd_status;
     struct upstream_headers h;
     headers_unpack(obj->headers, &h);
     copy_string(meta->content_type, sizeof(meta->content_type), h.content_type);
@@ -126,6 +130,53 @@ static int open_hit_file(struct object *obj, bool verified, int *fd, struct obje
 }
 
 #define LOOKUP_RETRY (-1)
+
+/* Lock held; an expired complete object. Whether a refresh of it failed upstream a moment ago,
+ * and it answers stale meanwhile instead of trying again at once. */
+static bool refresh_held(const struct object *obj, int64_t now)
+{
+    return obj->refresh_failed && now - obj->refresh_failed < STORE_STALE_RETRY_S &&
+           object_may_stale(obj, now);
+}
+
+/* Lock held; an expired complete object leaving the table for a download that refreshes it:
+ * kept (a reference taken) when a 304 may renew it or it may answer stale meanwhile; then its
+ * file is held open, so that no later rename can put another version under its readers. */
+static struct object *keep_as_stale(struct object *obj, int64_t now)
+{
+    bool may_answer =
+        object_may_stale(obj, now) || now - obj->created - obj->ttl < st.stale_while_revalidate;
+    if (!revalidable(obj) && !may_answer)
+        return NULL;
+    if (may_answer && obj->fd < 0) {
+        char path[1200];
+        object_path(obj, path, sizeof(path));
+        obj->fd = open(path, O_RDONLY | O_CLOEXEC); /* -1: it cannot answer, it may renew */
+    }
+    obj->refs++;
+    return obj;
+}
+
+/* Lock held; a download. Whether its readers take the expired version it refreshes. */
+static bool offers_stale(const struct object *obj)
+{
+    return obj->offer_stale && obj->stale && obj->stale->fd >= 0 && !obj->headers_ready;
+}
+
+/* Lock held. A hit on the expired version a download refreshes, from the descriptor it holds. */
+static int take_stale(struct object *obj, int *fd, struct object_meta *meta)
+{
+    assert(store_locked() && offers_stale(obj));
+    if ((*fd = dup(obj->stale->fd)) < 0) {
+        snprintf(meta->error, sizeof(meta->error), "cannot open the cached object: %s",
+                 strerror(errno));
+        return LOOKUP_UNAVAILABLE;
+    }
+    copy_meta(obj->stale, meta);
+    meta->stale = (enum stale_cause)obj->offer_stale;
+    meta->fwd_status = obj->fwd_status;
+    return LOOKUP_HIT;
+}
 
 /* Lock held; a complete, unexpired object. A hit: its prepared answer, or its file, opened with
  * the lock dropped (open() and the first hit's fstat() held up every other hit before). The
@@ -183,15 +234,15 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
     bool act = obj && may_act(obj, auth);
     if (obj)
         note_use(obj, ttl, act, now);
-    if (obj && obj->state == OBJ_COMPLETE && act && expired(obj, now)) {
+    if (obj && obj->state == OBJ_COMPLETE && act && expired(obj, now) && !refresh_held(obj, now)) {
         /* Out of the table; its file and row go when the new download replaces them. One with
-         * a validator is kept meanwhile: a 304 renews it (revalidation). */
-        if (revalidable(obj)) {
-            stale = obj;
-            stale->refs++;
-        }
+         * a validator is kept meanwhile (a 304 renews it: revalidation), and so is one that may
+         * answer stale while upstream fails or is slow. */
+        stale = keep_as_stale(obj, now);
         object_remove(obj, false);
         obj = NULL;
+    } else if (obj && obj->state == OBJ_FETCHING && offers_stale(obj)) {
+        return take_stale(obj, fd, meta);
     } else if (obj && obj->state == OBJ_COMPLETE) {
         if (obj->prepared && obj->prepared->until && now >= obj->prepared->until)
             detach_prepared(obj); /* outdated: the hit builds a new one */
@@ -208,7 +259,10 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
     *out = object_begin(url, key, ttl, now);
     if (*out) {
         (*out)->stale = stale;
-        (*out)->revalidation = stale != NULL;
+        (*out)->revalidation = stale && revalidable(stale);
+        if (stale && stale->fd >= 0 &&
+            now - stale->created - stale->ttl < st.stale_while_revalidate)
+            (*out)->offer_stale = STALE_REVALIDATE; /* this request too: at once */
         /* marked before the lock drops: no lookup may find a signed URL's download unmarked
          * (an unsigned request would act on it, a digest would take it for public) */
         (*out)->signed_key = signed_url || (stale && stale->signed_key);
@@ -279,10 +333,11 @@ bool store_wait(struct object *obj, bool complete, struct park *w)
     CHECK_OBJ(obj);
     bool ready;
     store_lock();
-    ready = (obj->headers_ready && !complete) || obj->state != OBJ_FETCHING;
+    bool stale = obj->state == OBJ_FETCHING && offers_stale(obj); /* the caller takes that */
+    ready = (obj->headers_ready && !complete) || obj->state != OBJ_FETCHING || stale;
     if (!ready)
         park_enqueue(&obj->waiters, w);
-    else if (obj->state == OBJ_FETCHING)
+    else if (obj->state == OBJ_FETCHING && !stale)
         obj->committed = true; /* the caller now answers with this length and type */
     store_unlock();
     return ready;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct store_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -82,8 +83,8 @@ void store_forget_upstream(void)
 /* What a move needs beyond the object. */
 struct move_args {
     const uint8_t *digest; /* FINISH */
-    int fd;                /* RENEW: the revalidated version's file */
-    int status;            /* FAIL, SET_ASIDE */
+    int fd;                /* RENEW, KEEP_STALE: the revalidated version's file */
+    int status;            /* FAIL, SET_ASIDE; KEEP_STALE: upstream's answer (0: none) */
     const char *reason;
     bool remove_file; /* REMOVE */
 };
@@ -91,6 +92,7 @@ struct move_args {
 static void enter_lists(struct object *obj, const struct move_args *a);
 static void finish(struct object *obj, const struct move_args *a);
 static void renew(struct object *obj, const struct move_args *a);
+static void keep_stale(struct object *obj, const struct move_args *a);
 static void fail(struct object *obj, const struct move_args *a);
 static void set_aside(struct object *obj, const struct move_args *a);
 static void remove_complete(struct object *obj, const struct move_args *a);
@@ -100,6 +102,7 @@ enum move_kind {
     MOVE_LOAD,
     MOVE_FINISH,
     MOVE_RENEW,
+    MOVE_KEEP_STALE,
     MOVE_FAIL,
     MOVE_SET_ASIDE,
     MOVE_REMOVE
@@ -110,12 +113,13 @@ static const struct transition {
     enum object_state from, to;
     void (*action)(struct object *obj, const struct move_args *a);
 } moves[] = {
-    [MOVE_BEGIN] = {OBJ_NEW, OBJ_FETCHING, enter_lists},      /* a download, or a resumed one */
-    [MOVE_LOAD] = {OBJ_NEW, OBJ_COMPLETE, enter_lists},       /* a row loaded at start */
-    [MOVE_FINISH] = {OBJ_FETCHING, OBJ_COMPLETE, finish},     /* durable: the body is whole */
-    [MOVE_RENEW] = {OBJ_FETCHING, OBJ_COMPLETE, renew},       /* upstream said 304 */
-    [MOVE_FAIL] = {OBJ_FETCHING, OBJ_FAILED, fail},           /* its file and row go */
-    [MOVE_SET_ASIDE] = {OBJ_FETCHING, OBJ_FAILED, set_aside}, /* arca stops: kept */
+    [MOVE_BEGIN] = {OBJ_NEW, OBJ_FETCHING, enter_lists},          /* a download, or a resumed one */
+    [MOVE_LOAD] = {OBJ_NEW, OBJ_COMPLETE, enter_lists},           /* a row loaded at start */
+    [MOVE_FINISH] = {OBJ_FETCHING, OBJ_COMPLETE, finish},         /* durable: the body is whole */
+    [MOVE_RENEW] = {OBJ_FETCHING, OBJ_COMPLETE, renew},           /* upstream said 304 */
+    [MOVE_KEEP_STALE] = {OBJ_FETCHING, OBJ_COMPLETE, keep_stale}, /* upstream failed */
+    [MOVE_FAIL] = {OBJ_FETCHING, OBJ_FAILED, fail},               /* its file and row go */
+    [MOVE_SET_ASIDE] = {OBJ_FETCHING, OBJ_FAILED, set_aside},     /* arca stops: kept */
     [MOVE_REMOVE] = {OBJ_COMPLETE, OBJ_REMOVED, remove_complete},
 };
 
@@ -393,8 +397,8 @@ static void finish(struct object *obj, const struct move_args *a)
     join_complete(obj);
 }
 
-/* The download becomes the version it revalidated, renewed from its start. */
-static void renew(struct object *obj, const struct move_args *a)
+/* The download becomes the expired version it refreshed: its headers, bytes and file. */
+static void take_stale_version(struct object *obj, const struct move_args *a)
 {
     struct object *s = obj->stale;
     char *headers = obj->headers;
@@ -409,7 +413,25 @@ static void renew(struct object *obj, const struct move_args *a)
     if (obj->fd >= 0)
         close(obj->fd); /* the empty partial file's */
     obj->fd = a->fd;
+}
+
+/* ... renewed from the download's start (a 304). */
+static void renew(struct object *obj, const struct move_args *a)
+{
+    take_stale_version(obj, a);
     obj->renewed = true;
+    join_complete(obj);
+}
+
+/* ... as old as it was: upstream failed, it answers stale (store_keep_stale). */
+static void keep_stale(struct object *obj, const struct move_args *a)
+{
+    obj->created = obj->stale->created;
+    obj->ttl = obj->stale->ttl;
+    take_stale_version(obj, a);
+    obj->refresh_failed = (int64_t)time(NULL);
+    obj->fwd_status = a->status;
+    obj->revalidation = false;
     join_complete(obj);
 }
 
@@ -478,6 +500,16 @@ bool object_renew(struct object *obj, int fd)
     return true;
 }
 
+bool object_keep_stale(struct object *obj, int fd, int fwd_status)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked());
+    if (obj->state != OBJ_FETCHING || !obj->stale)
+        return false;
+    move(obj, MOVE_KEEP_STALE, &(struct move_args){.fd = fd, .status = fwd_status});
+    return true;
+}
+
 /* FETCHING -> FAILED by `how` (MOVE_FAIL or MOVE_SET_ASIDE): false when it left FETCHING. */
 static bool leave_fetching(struct object *obj, enum move_kind how, int status, const char *reason)
 {
@@ -528,6 +560,12 @@ int object_error_status(const struct object *obj)
     int status = obj->error_status;
     store_unlock();
     return status;
+}
+
+bool object_may_stale(const struct object *obj, int64_t now)
+{
+    ASSERT_LOCKED();
+    return st.stale_if_error > 0 && now - obj->created - obj->ttl < st.stale_if_error;
 }
 
 bool revalidable(const struct object *obj)

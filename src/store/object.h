@@ -11,8 +11,8 @@
  * the wake-ups deferred under it (park.h): a waiter is never woken under the lock.
  * - An object's life is one state (enum object_state, store.h) and a table of moves (object.c,
  *   object_may_move): NEW -> FETCHING (a download begins), NEW -> COMPLETE (loaded at start),
- *   FETCHING -> COMPLETE (finished or renewed), FETCHING -> FAILED (failed, set aside, or
- *   replaced by a new version), COMPLETE -> REMOVED (evicted, purged, expired, its file gone).
+ *   FETCHING -> COMPLETE (finished, renewed, or kept stale), FETCHING -> FAILED (failed, set aside,
+ * or replaced by a new version), COMPLETE -> REMOVED (evicted, purged, expired, its file gone).
  *   Only object.c writes obj->state; each move does its whole action there (lists, quota, twins,
  *   failures ring, removal, wake-up). An illegal move asserts. What follows from the state is
  *   asked, not stored: object_in_table, object_whole.
@@ -59,9 +59,10 @@ struct object {
     char *error;        /* one-line reason (object_set_error); NULL when none (or out of memory):
                            see object_error() */
     int64_t created, ttl, last_use, usage;
-    struct dnode dirty; /* in the store's dirty list: usage/last_use not yet in the index */
-    struct dnode lru;   /* in the store's LRU list when complete, its fetching list while
-                           downloading (in the table only) */
+    int64_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
+    struct dnode dirty;     /* in the store's dirty list: usage/last_use not yet in the index */
+    struct dnode lru;       /* in the store's LRU list when complete, its fetching list while
+                               downloading (in the table only) */
     struct park_queue waiters;
     struct prepared *prepared;
     struct object *stale; /* FETCHING: the expired version this download revalidates (out of
@@ -79,6 +80,8 @@ struct object {
     int fd;                  /* open while fetching or while streaming readers hold it */
     int refs;                /* streaming readers + the fetch */
     int prepared_slot;       /* in the store's ring of attachments, -1 when none */
+    int fwd_status;          /* upstream's answer to the failed refresh (refresh_failed); 0 */
+    uint8_t offer_stale;     /* FETCHING: enum stale_cause its readers take `stale` for */
 
     bool headers_ready; /* upstream answered 2xx: length and type known */
     bool verified;      /* its file is known to hold `length` bytes (see load_row) */
@@ -113,6 +116,7 @@ struct store_state {
     int64_t quota;
     int64_t max_object_size;
     int64_t keep_expired; /* seconds a revalidable object stays on disk past its ttl */
+    int64_t stale_if_error, stale_while_revalidate; /* --stale-if-error, -while-revalidate */
     char objdir[1100];
     struct dlist lru;      /* complete objects in the table, least recently used first */
     struct dlist fetching; /* objects downloading in the table (same node as lru), oldest
@@ -179,6 +183,10 @@ bool object_complete(struct object *obj, const uint8_t digest[32]);
 /* Lock held. FETCHING -> COMPLETE as the expired version it revalidated (a 304), whose file is
  * open in `fd`; false (nothing done) when it is no longer FETCHING. */
 bool object_renew(struct object *obj, int fd);
+/* Lock held. FETCHING -> COMPLETE as the expired version it refreshed, as old as it was
+ * (upstream failed: it answers stale), whose file is open in `fd`; false (nothing done) when it
+ * is no longer FETCHING or refreshes none. */
+bool object_keep_stale(struct object *obj, int fd, int fwd_status);
 /* Lock held. FETCHING -> FAILED, a failed download: the first reason wins, out of the table,
  * waiters woken, counted, remembered for the failures listing, its file and row (if made)
  * removed. False (nothing done) when it had left FETCHING already. */
@@ -219,6 +227,9 @@ struct object *object_next(const struct object *obj);
 /* Main, alone: room for `at_least` objects at start (0, or -1 out of memory); all gone at end. */
 int objects_reserve(size_t at_least);
 void objects_free(void);
+/* Lock held. Whether an expired object may still answer at `now` when its refresh fails: within
+ * --stale-if-error of its expiry. */
+bool object_may_stale(const struct object *obj, int64_t now);
 /* Lock held. Whether an expired object can be asked for again conditionally: upstream gave it
  * an ETag or a Last-Modified. Such objects outlive their ttl by --keep-expired. */
 bool revalidable(const struct object *obj);

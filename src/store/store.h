@@ -49,6 +49,21 @@
  * (struct object_meta) never says NEW or REMOVED: a removed object is whole for its readers. */
 enum object_state { OBJ_NEW, OBJ_FETCHING, OBJ_COMPLETE, OBJ_FAILED, OBJ_REMOVED };
 
+/* Why an answer comes from an expired version (docs/CACHING.md, "When the origin is down"). */
+enum stale_cause {
+    STALE_NONE,
+    STALE_ERROR,      /* upstream failed (an attempt, or the whole refresh): --stale-if-error */
+    STALE_SLOW,       /* upstream has not answered the refresh within STORE_STALE_PATIENCE_MS */
+    STALE_REVALIDATE, /* expired less than --stale-while-revalidate ago: refreshed behind */
+};
+#define STALE_CAUSES 4
+/* How long a request waits for a refresh of an expired object before its stale version answers
+ * it (the refresh goes on): "a couple of seconds whatever upstream does" (issue 43). */
+#define STORE_STALE_PATIENCE_MS 1500
+/* After a refresh failed upstream, how long the stale version answers before one is tried
+ * again. */
+#define STORE_STALE_RETRY_S 10
+
 /* An answer the HTTP layer prepared for a complete object (opaque here: a response with its
  * headers built and its file open or mapped), so that repeated hits skip open(), header building
  * and mapping. Reference counted: the object holds one while it is in the table, and a lookup
@@ -79,6 +94,8 @@ struct object_meta {
     bool revalidation; /* a download that revalidates an expired version (conditional GET) */
     bool renewed;      /* ... and upstream answered 304: the expired version is the object */
     bool signed_key;   /* downloaded through a signed URL: every other URL is confirmed first */
+    enum stale_cause stale; /* not NONE: an expired version answers, for this reason */
+    int fwd_status;         /* ... and upstream's status to the failed refresh (0: none came) */
     char content_type[HEADER_TYPE_MAX];
     char content_encoding[HEADER_ENCODING_MAX];
     char filename[HEADER_FILENAME_MAX];
@@ -148,11 +165,15 @@ void store_release(struct object *obj);
 int store_purge(const char *url, int64_t *length);
 /* A new quota (SIGHUP); objects beyond it are evicted on the upstream thread's next round. */
 void store_set_quota(int64_t quota);
+/* --stale-if-error and --stale-while-revalidate, in seconds (0: never): store_open sets them
+ * from the configuration, SIGHUP again. */
+void store_set_stale(int64_t stale_if_error, int64_t stale_while_revalidate);
 /* Take a waiter off the object's queue (the reader went away while asleep). */
 void store_unwait(struct object *obj, struct park *w);
 
-/* Returns true when headers are known (with `complete`: when the object is COMPLETE) or the
- * object ended; otherwise queues `w` and sleeps. */
+/* Returns true when headers are known (with `complete`: when the object is COMPLETE), the
+ * object ended, or it offers the expired version it refreshes (store_offer_stale: the caller
+ * looks up again and takes that); otherwise queues `w` and sleeps. */
 bool store_wait(struct object *obj, bool complete, struct park *w);
 
 /* What one reader wants: bytes before `end` (-1: to the end of the object) and, when `expect` is
@@ -246,6 +267,17 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
  * that version (COMPLETE, waiters woken) without a byte downloaded. -1 when out of memory (the
  * download failed). */
 int store_renew(struct object *obj);
+/* Upstream thread. While this download refreshes an expired version that may still answer
+ * (within --stale-if-error or --stale-while-revalidate of its expiry), its readers take that
+ * version meanwhile, for `cause` (`fwd_status`: upstream's answer to a failed attempt, 0 for
+ * none), until upstream's headers of a new version are in. False when it keeps none. */
+bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_status);
+/* Upstream thread. The refresh failed upstream (`fwd_status`: its answer, 0 for none; `reason`
+ * logged): the expired version it refreshed is the object again, as it was (its row complete
+ * again, its age kept), answering stale for STORE_STALE_RETRY_S before a refresh is tried
+ * again. -1 (nothing done) when it may not: no such version, past --stale-if-error, or a new
+ * version's headers came; the caller fails the download then. */
+int store_keep_stale(struct object *obj, int fwd_status, const char *reason);
 /* Fail a download: out of the table, waiters woken; its file and row, once the persistence
  * thread has made them, are removed there. Any thread may call it (upstream_fetch does, at shutdown
  * or out of memory): it never touches disk or SQLite itself. */

@@ -331,6 +331,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     st.quota = cfg->quota;
     st.max_object_size = cfg->max_object_size;
     st.keep_expired = cfg->keep_expired;
+    store_set_stale(cfg->stale_if_error, cfg->stale_while_revalidate);
     /* what a move does beyond object.c: twins, the failures listing */
     st.hooks = (struct object_hooks){twins_join, twins_leave, note_failure};
     if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||

@@ -146,6 +146,22 @@ void store_set_quota(int64_t quota)
     store_unlock();
 }
 
+void store_set_stale(int64_t stale_if_error, int64_t stale_while_revalidate)
+{
+    store_lock();
+    st.stale_if_error = stale_if_error;
+    st.stale_while_revalidate = stale_while_revalidate;
+    store_unlock();
+}
+
+/* Lock held. How long past its expiry an object stays: to be revalidated (--keep-expired) or to
+ * answer while upstream fails (--stale-if-error), whichever is longer. */
+static int64_t kept_for(const struct object *o)
+{
+    int64_t revalidate = revalidable(o) ? st.keep_expired : 0;
+    return revalidate > st.stale_if_error ? revalidate : st.stale_if_error;
+}
+
 /* Lock held. Evicts the expired objects in buckets [from, to). */
 static void expire_buckets(size_t from, size_t to, int64_t now)
 {
@@ -154,7 +170,7 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
             if (o->state == OBJ_COMPLETE && o->refs == 0 &&
-                now - o->created >= o->ttl + (revalidable(o) ? st.keep_expired : 0))
+                now - o->created >= o->ttl + kept_for(o))
                 evict(o);
         }
     }

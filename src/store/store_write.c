@@ -38,7 +38,8 @@ struct begin_job {
 
 /* Persistence thread. The row comes first: a crash after it leaves a 'fetching' row whose file
  * start-up deletes; the other order could leave an older version's 'complete' row over a new
- * partial file. Returns 0, or the status for clients with the reason in err. */
+ * partial file. A refresh writes only its part file: the older version's row and file stay. Returns
+ * 0, or the status for clients with the reason in err. */
 static int create_file(struct object *obj, const char *source, char *err, size_t errlen)
 {
     assert(persist_owns_index()); /* the persistence thread while it runs */
@@ -52,7 +53,9 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
         return 0;     /* failed while this waited (shutdown): nothing to create */
     if (obj->resumed) /* after a restart: its file and row are there */
         return reopen_partial(obj, err, errlen);
-    if ((rc = index_mark_fetching(obj->key, obj->url, source)) < 0) {
+    /* A refresh of an expired version leaves that version's row as it is: a crash meanwhile
+     * finds it whole (its file is not touched before the new one is complete). */
+    if (!revalidating && (rc = index_mark_fetching(obj->key, obj->url, source)) < 0) {
         snprintf(err, errlen, "%s",
                  rc == INDEX_FULL ? "disk full (index)"
                                   : "cannot record the download in the index");
@@ -480,7 +483,7 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
     assert(store_on_upstream());
     struct upstream_headers h;
     store_lock();
-    bool stale = obj->stale != NULL;
+    bool stale = obj->stale != NULL && obj->revalidation;
     if (stale) {
         headers_unpack(obj->stale->headers, &h);
         copy_string(etag, etag_size, h.etag);
@@ -490,10 +493,11 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
     return stale;
 }
 
-/* Persistence thread: the revalidated version's file, and its row as a complete object again
- * (renewed); the download's empty partial file goes. Returns the open file, or -1 with the
- * object failed. */
-static int renew_on_disk(struct object *obj)
+/* Persistence thread: the refreshed version's file, and its row as a complete object again:
+ * renewed from the download's start (a 304), or as old as it was (`keep_age`: upstream
+ * failed); the download's partial file goes. Returns the open file, or -1 with the object
+ * failed for `gone` (the file is missing) or for the index. */
+static int renew_on_disk(struct object *obj, bool keep_age, const char *gone)
 {
     assert(persist_owns_index());
     char path[1200];
@@ -501,7 +505,7 @@ static int renew_on_disk(struct object *obj)
     int fd;
     object_path(obj, path, sizeof(path));
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        store_fail(obj, 502, "upstream says the object is unchanged, but the cached copy is gone");
+        store_fail(obj, 502, gone);
         return -1;
     }
     store_lock();
@@ -509,8 +513,8 @@ static int renew_on_disk(struct object *obj)
     row = (struct index_row){.key = obj->key,
                              .url = obj->url,
                              .length = s->length,
-                             .created = obj->created,
-                             .ttl = obj->ttl,
+                             .created = keep_age ? s->created : obj->created,
+                             .ttl = keep_age ? s->ttl : obj->ttl,
                              .last_use = obj->last_use,
                              .usage = obj->usage + s->usage,
                              .digest = s->digest,
@@ -529,7 +533,8 @@ static int renew_on_disk(struct object *obj)
 static void run_renew(struct persist_job *job)
 {
     struct finish_job *f = (struct finish_job *)job;
-    int fd = renew_on_disk(f->obj);
+    int fd = renew_on_disk(f->obj, false,
+                           "upstream says the object is unchanged, but the cached copy is gone");
     if (fd >= 0) {
         store_lock();
         if (!object_renew(f->obj, fd))
@@ -555,6 +560,66 @@ int store_renew(struct object *obj)
     obj->refs++;
     store_unlock();
     persist_submit(&f->job);
+    return 0;
+}
+
+bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_status)
+{
+    CHECK_OBJ(obj);
+    assert(store_on_upstream() && cause != STALE_NONE);
+    store_lock();
+    bool offered =
+        obj->state == OBJ_FETCHING && obj->stale && obj->stale->fd >= 0 && !obj->headers_ready;
+    if (offered && !obj->offer_stale) {
+        obj->offer_stale = (uint8_t)cause;
+        obj->fwd_status = fwd_status;
+        wake_all(obj); /* its waiters take the stale version now */
+    }
+    store_unlock();
+    return offered;
+}
+
+struct keep_job {
+    struct persist_job job;
+    struct object *obj; /* a reference of its own */
+    int fwd_status;
+    char reason[200];
+};
+
+static void run_keep_stale(struct persist_job *job)
+{
+    struct keep_job *k = (struct keep_job *)job;
+    int fd = renew_on_disk(k->obj, true, k->reason);
+    if (fd >= 0) {
+        store_lock();
+        if (!object_keep_stale(k->obj, fd, k->fwd_status))
+            close(fd); /* failed meanwhile (shutdown) */
+        store_unlock();
+        log_error("fetch %s: %s; its expired version answers meanwhile", k->obj->url, k->reason);
+    }
+    store_release(k->obj);
+    free(k);
+}
+
+int store_keep_stale(struct object *obj, int fwd_status, const char *reason)
+{
+    struct keep_job *k;
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
+    bool may = obj->state == OBJ_FETCHING && obj->stale && !obj->headers_ready && !obj->committed &&
+               object_may_stale(obj->stale, (int64_t)time(NULL));
+    if (may)
+        obj->refs++;
+    store_unlock();
+    if (!may || !(k = malloc(sizeof(*k)))) {
+        if (may)
+            store_release(obj);
+        return -1;
+    }
+    *k = (struct keep_job){.job.run = run_keep_stale, .obj = obj, .fwd_status = fwd_status};
+    copy_string(k->reason, sizeof(k->reason), reason);
+    persist_submit(&k->job);
     return 0;
 }
 

@@ -45,6 +45,8 @@ struct transfer_store {
     int (*renew)(struct object *obj);
     void (*fail)(struct object *obj, int status, const char *reason);
     void (*set_aside)(struct object *obj, const char *reason);
+    bool (*offer_stale)(struct object *obj, enum stale_cause cause, int fwd_status);
+    int (*keep_stale)(struct object *obj, int fwd_status, const char *reason);
     void (*release)(struct object *obj);
     const char *(*url)(const struct object *obj);
     const char *(*error)(const struct object *obj);

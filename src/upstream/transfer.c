@@ -12,13 +12,14 @@
 #include <string.h>
 
 const struct transfer_store transfer_store_real = {
-    store_begin_file,  store_file_ready,    store_take_prefix,
-    store_snapshot,    store_progress,      store_stale_validators,
-    store_begin_body,  store_continue_body, store_restart,
-    store_new_version, store_append,        store_announce,
-    store_finish,      store_renew,         store_fail,
-    store_set_aside,   store_release,       object_url,
-    object_error,      object_error_status,
+    store_begin_file,    store_file_ready,    store_take_prefix,
+    store_snapshot,      store_progress,      store_stale_validators,
+    store_begin_body,    store_continue_body, store_restart,
+    store_new_version,   store_append,        store_announce,
+    store_finish,        store_renew,         store_fail,
+    store_set_aside,     store_offer_stale,   store_keep_stale,
+    store_release,       object_url,          object_error,
+    object_error_status,
 };
 
 static void transfer_step(struct transfer *t);
@@ -38,13 +39,38 @@ static bool past_deadline(const struct transfer *t)
     return t->loop->now_ms() >= t->deadline_ms - 50;
 }
 
+/* An outage, not upstream's word on the object: no answer (refused, reset, timed out, a name
+ * that does not resolve), or 500, 502, 503, 504 (RFC 5861 4; a 404 or 403 is a verdict). */
+static bool outage(int fwd_status)
+{
+    return fwd_status == 0 || fwd_status == 500 || fwd_status == 502 || fwd_status == 503 ||
+           fwd_status == 504;
+}
+
 /* The download failed upstream (after its attempts): clients are told how many there were and
- * how long they took, with `why`. */
+ * how long they took, with `why`; or, in an outage, the expired version it refreshed answers
+ * (store_keep_stale). */
 static void fail_upstream(struct transfer *t, int status, const char *why)
 {
     char reason[CURL_ERROR_SIZE + 160];
     failure_summary(reason, sizeof(reason), t->attempts, t->loop->now_ms() - t->started_ms, why);
+    if (!t->failed && outage(t->retry_status) &&
+        t->st->keep_stale(t->obj, t->retry_status, reason) == 0) {
+        t->failed = true; /* its end is told: its clients take the expired version */
+        atomic_fetch_add(&stats.refreshes_failed_stale, 1);
+        return;
+    }
     transfer_fail(t, status, reason);
+}
+
+/* STORE_STALE_PATIENCE_MS after the start: a refresh still without an answer lets its readers
+ * take the expired version meanwhile (a download refreshing none: nothing happens). */
+static void patience_over(void *arg)
+{
+    struct transfer *t = arg;
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread());
+    t->st->offer_stale(t->obj, STALE_SLOW, 0);
 }
 
 /* The source's name does not resolve: curl's own words add nothing to that. */
@@ -297,6 +323,8 @@ static enum transfer_state step_ended(struct transfer *t)
         int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, t->attempts);
         log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
                  t->retry_status ? "retryable status" : curl_easy_strerror(rc), (long long)ms);
+        if (outage(t->retry_status)) /* its readers need not wait out the retries */
+            t->st->offer_stale(t->obj, STALE_ERROR, t->retry_status);
         return back_off(t, ms);
     }
     if (!t->failed && !stopping && resolve_retryable(rc, t->resolved_again, past_deadline(t))) {
@@ -327,6 +355,7 @@ static void end_transfer(struct transfer *t)
 {
     assert(t->state == TS_DONE || t->state == TS_FAILED);
     assert(t->backoff.slot == TIMER_IDLE);
+    timer_cancel(&t->loop->timers, &t->patience);
     count_active(t, false);
     t->st->release(t->obj);
     *t->prev = t->next;
@@ -397,6 +426,7 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
                            .state = TS_OPENING};
     response_reset(&t->resp);
     timer_init(&t->backoff);
+    timer_init(&t->patience);
     t->started_ms = loop->now_ms();
     t->deadline_ms = t->started_ms + loop->cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
@@ -411,6 +441,9 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
                                    .grant_until = grant_until,
                                    .picked = picked};
     mirror_find(&t->pick);
+    if (timer_arm(&loop->timers, &t->patience, t->started_ms + STORE_STALE_PATIENCE_MS,
+                  patience_over, t) < 0)
+        log_error("fetch %s: out of memory: its readers wait for upstream", t->url);
     t->next = loop->active;
     t->prev = &loop->active;
     if (loop->active)

@@ -43,6 +43,7 @@ struct transfer {
     int64_t started_ms;             /* when the download began (monotonic) */
     int64_t deadline_ms;            /* the whole download, --download-timeout */
     struct timer backoff;           /* BACKOFF: the next attempt */
+    struct timer patience;          /* when a refresh's readers may take the expired version */
     bool resolved_again;            /* a name that did not resolve was asked once more */
     struct validators kept;         /* of the response the bytes kept came with */
     char host[256];                 /* of the URL asked for, for the per-host limit */
@@ -59,7 +60,7 @@ struct transfer {
     CURLcode rc;      /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];
     /* Facts about the download: */
-    bool failed;  /* store_fail() already called */
+    bool failed;  /* its end told: store_fail() called, or the expired version kept */
     bool counted; /* in stats.downloads_active */
     struct transfer *next, **prev;
 };

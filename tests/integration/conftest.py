@@ -82,6 +82,7 @@ class Obj:
     chunked: bool = False  # Transfer-Encoding: chunked (length unknown to arca)
     truncate_at: int = -1  # close the connection after this many body bytes
     stall: float = 0  # accept, then say nothing for this long
+    abort: bool = False  # accept, then reset the connection without a word
     redirect: str = ""  # answer 302 to this URL
     etag: str = ""  # sent as ETag; If-Range must match it (or last_modified) for a 206
     last_modified: str = ""
@@ -127,6 +128,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(refused, b"signature refused\n")
         if obj.stall:
             time.sleep(obj.stall)
+            self.close_connection = True
+            return
+        if obj.abort:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             return
         if obj.redirect:

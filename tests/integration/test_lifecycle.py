@@ -12,7 +12,9 @@ import time
 from conftest import ARCA_BIN, free_port, sha256
 
 
-def test_ttl_expiry_refetches_and_removes_in_background(origin, arca):
+def test_ttl_expiry_refetches_and_removes_in_background(origin, start_arca):
+    # --stale-if-error 0: nothing keeps an expired object to answer while upstream fails
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stale-if-error", "0")
     url = origin.add("/ttl", data=os.urandom(5000))
     assert arca.fetch(url, ttl="2s")[0] == 200
     assert arca.fetch(url)[0] == 200

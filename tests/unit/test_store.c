@@ -562,6 +562,7 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     char path[1200];
     int fd;
     (void)state;
+    store_set_stale(0, 0); /* nothing answers stale: an expired object goes at once */
     assert_int_equal(store_lookup("http://h/ttl", 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();
@@ -586,6 +587,7 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     assert_int_equal(store_lookup("http://h/ttl", 1, &fresh, &fd, NULL, &meta), LOOKUP_MISS);
     store_fail(fresh, 503, "test over");
     release_both(fresh);
+    store_set_stale(86400, 0); /* the defaults */
 }
 
 /* The index's total of objects' usage (its own connection: the store's is the persistence

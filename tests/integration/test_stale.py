@@ -1,0 +1,159 @@
+"""When the origin is down (issue 43, docs/CACHING.md "When the origin is down"): an expired
+object whose refresh fails upstream (no answer, or 500/502/503/504) is answered from disk, at once
+rather than after the retries, and says so; a verdict (404, 403, a new version) is never
+overridden, and a stale answer goes only to a request that would have got the fresh one."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import sha256
+from test_signed import s3_url
+
+
+def expired(arca, origin, path, data, **kw):
+    """An object cached with a 2 s ttl, once it has expired (ttls count whole seconds)."""
+    url = origin.add(path, data=data, **kw)
+    assert arca.fetch(url, ttl="2s")[0] == 200
+    time.sleep(2.2)
+    return url
+
+
+def stale_answer(headers):
+    status = headers.get("cache-status", "")
+    return "fwd=stale" in status and "ttl=-" in status
+
+
+FAILURES = {
+    "503": lambda origin, obj: setattr(obj, "status", 503),
+    "500": lambda origin, obj: setattr(obj, "status", 500),
+    "504": lambda origin, obj: setattr(obj, "status", 504),
+    "refused": lambda origin, obj: origin.stop(),
+    "reset": lambda origin, obj: setattr(obj, "abort", True),
+    "blackholed": lambda origin, obj: setattr(obj, "stall", 30),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_an_expired_object_answers_from_disk_when_its_origin_fails(arca, origin, failure):
+    data = os.urandom(300_000)
+    url = expired(arca, origin, "/Image", data, etag='"v1"')
+    FAILURES[failure](origin, origin.objects["/Image"])
+    began = time.monotonic()
+    status, headers, body = arca.fetch(url)
+    took = time.monotonic() - began
+    assert status == 200 and sha256(body) == sha256(data)
+    assert stale_answer(headers), headers
+    if failure.isdigit():
+        assert f"fwd-status={failure}" in headers["cache-status"]
+    # not after 5 attempts and their backoffs (15 s and more), nor a blackhole's stall timeout
+    assert took < 8, f"answered after {took:.1f} s"
+    # the next client too, and the object is still whole on disk
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data) and stale_answer(headers)
+    assert arca.metrics()['arca_stale_answers_total{cause="error"}'] + \
+        arca.metrics()['arca_stale_answers_total{cause="slow"}'] >= 2
+
+
+def test_without_a_validator_the_expired_copy_answers_too(arca, origin):
+    data = os.urandom(50_000)
+    url = expired(arca, origin, "/fw.bin", data)  # neither ETag nor Last-Modified
+    origin.objects["/fw.bin"].status = 503
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data) and stale_answer(headers)
+    assert "detail=stale-if-error" in headers["cache-status"]
+
+
+def test_the_origin_back_renews_the_object(arca, origin):
+    data = os.urandom(40_000)
+    url = expired(arca, origin, "/dtb", data, etag='"d"')
+    origin.objects["/dtb"].status = 503
+    assert stale_answer(arca.fetch(url)[1])
+    origin.objects["/dtb"].status = 200
+    # within STORE_STALE_RETRY_S the failed refresh is not tried again; then it is, and a 304
+    # makes the object fresh
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, headers, body = arca.fetch(url, ttl="1h")
+        if not stale_answer(headers):
+            break
+        time.sleep(0.5)
+    assert status == 200 and body == data and not stale_answer(headers), headers
+    assert arca.metrics()['arca_revalidations_total{result="unchanged"}'] >= 1
+    assert stale_answer(arca.fetch(url)[1]) is False  # fresh for the hour asked
+
+
+@pytest.mark.parametrize("verdict", [404, 410, 403])
+def test_upstreams_verdict_is_never_overridden(arca, origin, verdict):
+    data = os.urandom(20_000)
+    url = expired(arca, origin, "/gone", data, etag='"g"')
+    origin.objects["/gone"].status = verdict
+    status, headers, _ = arca.fetch(url)
+    assert status == verdict and not stale_answer(headers)
+    # the object is gone with its file: the origin back, it is downloaded again
+    origin.objects["/gone"].status = 200
+    before = origin.counts["/gone"]
+    assert arca.fetch(url)[2] == data
+    assert origin.counts["/gone"] == before + 1
+    assert arca.status()["disk_usage"] == len(data)
+
+
+def test_a_new_version_is_downloaded_not_the_old_one_served(arca, origin):
+    old, new = os.urandom(30_000), os.urandom(31_000)
+    url = expired(arca, origin, "/rootfs", old, etag='"1"')
+    origin.objects["/rootfs"].data, origin.objects["/rootfs"].etag = new, '"2"'
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(new) and not stale_answer(headers)
+
+
+def test_stale_if_error_zero_never_answers_stale(start_arca, origin):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stale-if-error", "0",
+                      "--download-retries", "0")
+    url = expired(arca, origin, "/Image", b"k" * 1000, etag='"k"')
+    origin.objects["/Image"].status = 503
+    status, headers, _ = arca.fetch(url)
+    assert status == 503 and not stale_answer(headers)
+
+
+def test_an_unconfirmed_signed_url_never_gets_the_stale_copy(start_arca, origin):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--confirm-ttl", "1h")
+    data = os.urandom(20_000)
+    path = "/bucket/kernel/Image"
+    signed = s3_url(origin, path, nonce="a")
+    origin.add(path, data=data, etag='"s"')
+    assert arca.fetch(signed, ttl="2s")[0] == 200
+    time.sleep(2.2)
+    origin.stop()
+    # another credential's URL: upstream cannot confirm it, so it gets no bytes
+    status, headers, body = arca.fetch(s3_url(origin, path, nonce="b"))
+    assert status >= 500 and sha256(body) != sha256(data) and not stale_answer(headers)
+    # the URL upstream accepted within --confirm-ttl gets the stale copy
+    status, headers, body = arca.fetch(signed)
+    assert status == 200 and sha256(body) == sha256(data) and stale_answer(headers)
+
+
+def test_the_stale_copy_survives_kill_9_while_answering(start_arca, origin, workdir):
+    data = os.urandom(2_000_000)
+    data_dir = os.path.join(workdir, "kept")
+    args = ("--upstream-allow", "127.0.0.0/8")
+    arca = start_arca(*args, data_dir=data_dir)
+    url = expired(arca, origin, "/big", data, etag='"b"')
+    origin.objects["/big"].stall = 30  # blackholed: refreshes hang
+    conn, resp = arca.stream(url)
+    assert resp.status == 200 and stale_answer({k.lower(): v for k, v in resp.getheaders()})
+    part = resp.read(100_000)
+    arca.stop(signal.SIGKILL)  # while a stale answer streams and a refresh hangs
+    conn.close()
+    assert len(part) == 100_000
+    again = start_arca(*args, data_dir=data_dir)
+    status, headers, body = again.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data), "the expired copy is whole"
+
+
+def test_a_stale_answer_is_logged_as_such(arca, origin):
+    url = expired(arca, origin, "/log", b"l" * 500, etag='"l"')
+    origin.objects["/log"].status = 503
+    assert stale_answer(arca.fetch(url)[1])
+    assert arca.log_shows(" STALE ")
