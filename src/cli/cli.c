@@ -316,6 +316,29 @@ static const char *health_state(long health)
     return health == 200 ? "up" : health == 503 ? "draining" : "down";
 }
 
+/* The upstream hosts held down, one line each (the names when the server shows them to us). */
+static void print_hosts_down(json_t *s)
+{
+    int64_t n = get_int(s, "upstream_hosts_down");
+    json_t *list = json_object_get(s, "upstream_hosts_down_list"), *h;
+    size_t i;
+    char since[32];
+    if (n <= 0)
+        return;
+    printf("upstream   %lld host%s held down: expired objects answer stale, misses fail at once\n",
+           (long long)n, n == 1 ? "" : "s");
+    json_array_foreach(list, i, h)
+    {
+        time_t t = (time_t)get_int(h, "since");
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("           %s down since %s, %lld failures in a row\n",
+               json_string_value(json_object_get(h, "host")), since,
+               (long long)get_int(h, "failures"));
+    }
+}
+
 static void print_status(json_t *s, long health)
 {
     char used[32], quota[32], served[32], down[32];
@@ -343,6 +366,7 @@ static void print_status(json_t *s, long health)
     printf("requests   %lld, %.1f %% answered from disk\n", (long long)requests,
            requests ? 100.0 * (double)hits / (double)requests : 0.0);
     printf("traffic    %s served, %s downloaded\n", served, down);
+    print_hosts_down(s);
 }
 
 /* The summary; 0 only when the node is up: a draining node fails, as HAProxy's health check

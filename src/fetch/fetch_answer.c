@@ -44,9 +44,14 @@ enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_me
                                      unsigned int status, const char *reason)
 {
     struct answer *resp = http_error_response("%s", reason);
+    char seconds[16];
     fetch_count_error();
     if (resp)
         add_cache_status(resp, r, meta);
+    if (resp && meta && meta->retry_after > 0) { /* its host is held down until then */
+        snprintf(seconds, sizeof(seconds), "%d", meta->retry_after);
+        answer_header(resp, "Retry-After", seconds);
+    }
     return http_queue(r->conn, status, resp);
 }
 

@@ -92,6 +92,11 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
             res->status);
     if (resp) /* as a failed download's: see add_cache_status */
         answer_header(resp, "Cache-Status", "arca; fwd=uri-miss");
+    if (resp && res->status == 0 && res->retry_after > 0) { /* its host held down, as a miss's */
+        char seconds[16];
+        snprintf(seconds, sizeof(seconds), "%d", res->retry_after);
+        answer_header(resp, "Retry-After", seconds);
+    }
     if (res->status == 0)
         status = res->failure_status ? (unsigned int)res->failure_status : 502;
     *ret = http_queue(r->conn, status, resp);

@@ -181,11 +181,16 @@ const char *http_fetch_refusal(struct conn *c)
     return policy_client_allowed(client) ? NULL : "client address not allowed to fetch";
 }
 
-bool http_may_list(struct conn *c, enum conn_result *ret)
+bool http_sees_urls(struct conn *c)
 {
     struct sockaddr_storage buf;
     const struct sockaddr *client = http_client(c, &buf);
-    if (client && policy_ui_allowed(client))
+    return client && policy_ui_allowed(client);
+}
+
+bool http_may_list(struct conn *c, enum conn_result *ret)
+{
+    if (http_sees_urls(c))
         return true;
     *ret = http_send_error(c, HTTP_FORBIDDEN,
                            "client address not allowed to see cached URLs (--allow-network, "

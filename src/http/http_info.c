@@ -8,6 +8,8 @@
  * unchanged); X-Forwarded-Proto: https makes the scheme https only from a --trusted-proxy. */
 #include "http/http_internal.h"
 #include "http/http_offload.h"
+#include "base/clock.h"
+#include "upstream/hosts.h"
 #include "rules/policy.h"
 #include "persist/persist.h"
 #include "stats/stats.h"
@@ -57,6 +59,28 @@ static const char *client_scheme(struct conn *c)
     if (peer && proto && !strcasecmp(proto, "https") && policy_trusted_proxy(peer))
         return "https";
     return "http";
+}
+
+/* The upstream hosts held down (upstream/hosts.h): how many, and which to a client that may see
+ * what arca caches. */
+static void add_hosts_down(struct conn *c, json_t *o)
+{
+    size_t n = hosts_down(NULL, 0, 0), shown = 0;
+    struct host_down *down = n && http_sees_urls(c) ? calloc(n, sizeof(*down)) : NULL;
+    json_t *list = json_array();
+    json_object_set_new(o, "upstream_hosts_down", json_integer((json_int_t)n));
+    if (down) {
+        shown = hosts_down(down, n, monotonic_ms());
+        shown = shown < n ? shown : n; /* one may have come back meanwhile, or gone down */
+    }
+    for (size_t i = 0; list && i < shown; i++)
+        json_array_append_new(list,
+                              json_pack("{s:s, s:I, s:i, s:I}", "host", down[i].origin, "since",
+                                        (json_int_t)down[i].since, "failures", down[i].failures,
+                                        "next_probe_ms", (json_int_t)down[i].probe_in_ms));
+    if (list)
+        json_object_set_new(o, "upstream_hosts_down_list", list);
+    free(down);
 }
 
 /* The base URL clients use (see the top comment), into out[size]. */
@@ -116,6 +140,7 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                         json_integer(atomic_load(&stats.stale_error) +
                                      atomic_load(&stats.stale_slow) +
                                      atomic_load(&stats.stale_revalidate)));
+    add_hosts_down(c, o);
     json_object_set_new(o, "statistics_bucket_listings",
                         json_integer(atomic_load(&stats.bucket_listings)));
     json_object_set_new(o, "statistics_bucket_list_requests",
@@ -241,7 +266,15 @@ static void metrics_keys(char *body, size_t size)
              "# HELP arca_refreshes_failed_stale_total Refreshes of expired objects that failed "
              "upstream, the expired version kept to answer.\n"
              "# TYPE arca_refreshes_failed_stale_total counter\n"
-             "arca_refreshes_failed_stale_total %lld\n",
+             "arca_refreshes_failed_stale_total %lld\n"
+             "# HELP arca_upstream_hosts_down Upstream hosts held down after --origin-failures "
+             "failures in a row.\n"
+             "# TYPE arca_upstream_hosts_down gauge\n"
+             "arca_upstream_hosts_down %lld\n"
+             "# HELP arca_held_down_failures_total Downloads failed at once: their host held "
+             "down.\n"
+             "# TYPE arca_held_down_failures_total counter\n"
+             "arca_held_down_failures_total %lld\n",
              (long long)atomic_load(&stats.signed_hits),
              (long long)(atomic_load(&stats.confirmations) - atomic_load(&stats.confirm_refused)),
              (long long)atomic_load(&stats.confirm_refused),
@@ -253,7 +286,8 @@ static void metrics_keys(char *body, size_t size)
              (long long)atomic_load(&stats.digest_hits), (long long)atomic_load(&stats.stale_error),
              (long long)atomic_load(&stats.stale_slow),
              (long long)atomic_load(&stats.stale_revalidate),
-             (long long)atomic_load(&stats.refreshes_failed_stale));
+             (long long)atomic_load(&stats.refreshes_failed_stale),
+             (long long)hosts_down(NULL, 0, 0), (long long)atomic_load(&stats.held_down_failures));
 }
 
 /* The bucket listings' families, appended. */

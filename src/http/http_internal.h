@@ -82,8 +82,10 @@ const struct sockaddr *http_client(struct conn *c, struct sockaddr_storage *buf)
 /* NULL when that client may fetch (--allow-network); else why not, for the 403's reason. */
 const char *http_fetch_refusal(struct conn *c);
 
-/* Whether the client may see listings of cached URLs (policy_ui_allowed); if not, a 403 is
- * queued into *ret. */
+/* Whether the client may see what arca caches: listings of URLs, the upstream hosts held down
+ * (policy_ui_allowed). */
+bool http_sees_urls(struct conn *c);
+/* The same; if not, a 403 is queued into *ret. */
 bool http_may_list(struct conn *c, enum conn_result *ret);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */

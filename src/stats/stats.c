@@ -42,6 +42,7 @@ static const struct {
     {"stale_slow", &stats.stale_slow},
     {"stale_revalidate", &stats.stale_revalidate},
     {"refreshes_failed_stale", &stats.refreshes_failed_stale},
+    {"held_down_failures", &stats.held_down_failures},
     {"bucket_listings", &stats.bucket_listings},
     {"bucket_list_requests", &stats.bucket_list_requests},
     {"bucket_list_cached", &stats.bucket_list_cached},

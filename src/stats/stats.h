@@ -37,6 +37,7 @@ struct stats {
     /* Answers from an expired version, by why (store.h, enum stale_cause): */
     _Atomic int64_t stale_error, stale_slow, stale_revalidate;
     _Atomic int64_t refreshes_failed_stale; /* refreshes that failed upstream: expired kept */
+    _Atomic int64_t held_down_failures;     /* downloads failed at once: their host held down */
     _Atomic int64_t digest_hits;          /* requests served from another URL's identical object */
     _Atomic int64_t bucket_listings;      /* bucket folders answered (HTML pages, JSON documents) */
     _Atomic int64_t bucket_list_requests; /* ListObjectsV2 requests sent to S3 */

@@ -99,6 +99,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     copy_string(meta->etag, sizeof(meta->etag), h.etag);
     memcpy(meta->digest, obj->digest, sizeof(meta->digest));
     meta->error_status = obj->error_status;
+    meta->retry_after = obj->retry_after;
     copy_string(meta->error, sizeof(meta->error), obj->error);
 }
 

@@ -81,6 +81,7 @@ struct object {
     int refs;                /* streaming readers + the fetch */
     int prepared_slot;       /* in the store's ring of attachments, -1 when none */
     int fwd_status;          /* upstream's answer to the failed refresh (refresh_failed); 0 */
+    int retry_after;         /* FAILED, its host held down: seconds until it is tried again */
     uint8_t offer_stale;     /* FETCHING: enum stale_cause its readers take `stale` for */
 
     bool headers_ready; /* upstream answered 2xx: length and type known */

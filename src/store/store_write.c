@@ -623,6 +623,16 @@ int store_keep_stale(struct object *obj, int fwd_status, const char *reason)
     return 0;
 }
 
+void store_fail_held(struct object *obj, const char *reason, int retry_after)
+{
+    CHECK_OBJ(obj);
+    store_lock();
+    if (obj->state == OBJ_FETCHING && !obj->error_status)
+        obj->retry_after = retry_after;
+    object_fail(obj, 503, reason);
+    store_unlock();
+}
+
 void store_fail(struct object *obj, int status, const char *reason)
 {
     CHECK_OBJ(obj);

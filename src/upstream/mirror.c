@@ -4,6 +4,7 @@
 #include "rules/keys.h"
 #include "log/log.h"
 #include "upstream/probe.h"
+#include "upstream/hosts.h"
 #include "stats/stats.h"
 #include "url/url.h"
 
@@ -158,7 +159,9 @@ static void origin_answered(const struct probe_result *res, void *arg)
 int mirror_pick(struct mirror_pick *m)
 {
     assert(upstream_on_thread());
-    while (m->next_mirror < m->n_mirrors && mx.down_until[m->rule][m->next_mirror] > monotonic_ms())
+    while (m->next_mirror < m->n_mirrors &&
+           (mx.down_until[m->rule][m->next_mirror] > monotonic_ms() ||
+            hosts_held(m->mirrors[m->next_mirror])))
         m->next_mirror++;
     if (m->next_mirror < m->n_mirrors && m->origin_first) {
         m->origin_first = false;

@@ -1,4 +1,5 @@
 #include "upstream/probe.h"
+#include "upstream/hosts.h"
 #include "config/buckets.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -37,6 +38,8 @@ struct probe {
      * download is not (the download decides next). */
     bool retries;
     bool resolved_again;
+    bool host_probe;    /* this attempt asks whether its host, held down, is back (hosts.h) */
+    int held;           /* its host held down: no attempt went; seconds until one may */
     int attempts;       /* started so far */
     struct timer retry; /* BACKOFF: the next attempt */
     struct probe *next, **prev;
@@ -103,10 +106,17 @@ static void unlink_asking(struct probe *p)
         p->next->prev = p->prev;
 }
 
-/* What a download failing this way would say (fail_attempt): its attempts, time and why. */
+/* What a download failing this way would say (fail_attempt): its attempts, time and why; or,
+ * its host held down, what a download would say then (transfer.c's held_down). */
 static void probe_failure(const struct probe *p, CURLcode rc, long status, struct probe_result *res)
 {
     char why[CURL_ERROR_SIZE + 200], host[256];
+    if (p->held) {
+        res->failure_status = 503;
+        res->retry_after = p->held;
+        snprintf(res->failure, sizeof(res->failure), "%s", p->errbuf);
+        return;
+    }
     struct upstream_error e = error_for_clients(rc, false, false);
     res->failure_status = e.status;
     if (status_retryable(status)) {
@@ -178,6 +188,7 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
 static void start_attempt(struct probe *p)
 {
     char host[256];
+    int retry_after;
     CHECK_PROBE(p);
     assert(upstream_on_thread() && p->state != PROBE_ASKING);
     p->attempts++;
@@ -190,6 +201,11 @@ static void start_attempt(struct probe *p)
         unlink_asking(p);
         snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
         end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
+    } else if (!hosts_admit(p->url, monotonic_ms(), &p->host_probe, p->errbuf, sizeof(p->errbuf),
+                            &retry_after)) { /* its host is held down: no attempt, no wait */
+        p->held = retry_after;
+        unlink_asking(p);
+        end_probe(p, CURLE_COULDNT_CONNECT, false);
     } else if (curl_multi_add_handle(p->loop->multi, p->easy) != CURLM_OK) {
         unlink_asking(p);
         end_probe(p, CURLE_FAILED_INIT, false);
@@ -227,6 +243,10 @@ void probe_attempt_ended(struct handle *h, CURLcode rc)
     bool answered = probe_answered(p, rc, status);
     bool stopping = atomic_load(&p->loop->stopping);
     const struct config *cfg = p->loop->cfg;
+    if (!stopping && !p->h.refused[0] && (status > 0 || rc != CURLE_OK))
+        hosts_result(p->url, status > 0 ? hosts_outage_status(status) : true, p->host_probe,
+                     monotonic_ms());
+    p->host_probe = false;
     if (p->retries && !stopping && p->attempts <= cfg->download_retries &&
         (answered ? status_retryable(status)
                   : error_retryable(rc, false, p->h.refused[0], false))) {

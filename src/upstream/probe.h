@@ -34,7 +34,8 @@ struct probe_result {
     /* status 0: the words a download of the URL failing this way after these attempts would
      * give clients (failure_summary), so a refused confirmation reads as a download's failure */
     char failure[CURL_ERROR_SIZE + 400];
-    int failure_status; /* and the status it would have (502, 504) */
+    int failure_status; /* and the status it would have (502, 504; 503 its host held down) */
+    int retry_after;    /* its host held down (hosts.h): seconds until it is tried again */
 };
 
 #define UPSTREAM_DOC_MAX (16 * 1024 * 1024)

@@ -1,6 +1,7 @@
 /* One upstream download's course (transfer.h): its steps and the events that move it. What an
  * attempt's answer decides is transfer_answer.c's. */
 #include "upstream/transfer_answer.h"
+#include "upstream/hosts.h"
 #include "config/buckets.h"
 #include "rules/grants.h"
 #include "log/log.h"
@@ -12,14 +13,14 @@
 #include <string.h>
 
 const struct transfer_store transfer_store_real = {
-    store_begin_file,    store_file_ready,    store_take_prefix,
-    store_snapshot,      store_progress,      store_stale_validators,
-    store_begin_body,    store_continue_body, store_restart,
-    store_new_version,   store_append,        store_announce,
-    store_finish,        store_renew,         store_fail,
-    store_set_aside,     store_offer_stale,   store_keep_stale,
-    store_release,       object_url,          object_error,
-    object_error_status,
+    store_begin_file,  store_file_ready,    store_take_prefix,
+    store_snapshot,    store_progress,      store_stale_validators,
+    store_begin_body,  store_continue_body, store_restart,
+    store_new_version, store_append,        store_announce,
+    store_finish,      store_renew,         store_fail,
+    store_set_aside,   store_fail_held,     store_offer_stale,
+    store_keep_stale,  store_release,       object_url,
+    object_error,      object_error_status,
 };
 
 static void transfer_step(struct transfer *t);
@@ -40,11 +41,10 @@ static bool past_deadline(const struct transfer *t)
 }
 
 /* An outage, not upstream's word on the object: no answer (refused, reset, timed out, a name
- * that does not resolve), or 500, 502, 503, 504 (RFC 5861 4; a 404 or 403 is a verdict). */
+ * that does not resolve; fwd_status 0), or an outage status. */
 static bool outage(int fwd_status)
 {
-    return fwd_status == 0 || fwd_status == 500 || fwd_status == 502 || fwd_status == 503 ||
-           fwd_status == 504;
+    return fwd_status == 0 || hosts_outage_status(fwd_status);
 }
 
 /* The download failed upstream (after its attempts): clients are told how many there were and
@@ -55,12 +55,39 @@ static void fail_upstream(struct transfer *t, int status, const char *why)
     char reason[CURL_ERROR_SIZE + 160];
     failure_summary(reason, sizeof(reason), t->attempts, t->loop->now_ms() - t->started_ms, why);
     if (!t->failed && outage(t->retry_status) &&
-        t->st->keep_stale(t->obj, t->retry_status, reason) == 0) {
+        (t->st->offer_stale(t->obj, STALE_ERROR, t->retry_status),
+         t->st->keep_stale(t->obj, t->retry_status, reason) == 0)) {
         t->failed = true; /* its end is told: its clients take the expired version */
         atomic_fetch_add(&stats.refreshes_failed_stale, 1);
         return;
     }
     transfer_fail(t, status, reason);
+}
+
+/* The source's host is held down (hosts.h): the expired version this download refreshes
+ * answers, or its clients are told at once when the host is tried again. */
+static void held_down(struct transfer *t, const char *why, int retry_after)
+{
+    t->st->offer_stale(t->obj, STALE_ERROR, 0);
+    if (t->st->keep_stale(t->obj, 0, why) == 0) {
+        atomic_fetch_add(&stats.refreshes_failed_stale, 1);
+    } else {
+        t->st->fail_held(t->obj, why, retry_after);
+        atomic_fetch_add(&stats.held_down_failures, 1);
+        log_debug("fetch %s: %s", t->url, why);
+    }
+    t->failed = true;
+}
+
+/* What the attempt that ended says of its source's host (hosts.h): nothing when arca refused the
+ * address itself or stops. */
+static void note_host(struct transfer *t, CURLcode rc, bool stopping)
+{
+    if (t->h.refused[0] || stopping || (t->status == 0 && rc == CURLE_OK))
+        return;
+    hosts_result(t->source, t->status ? hosts_outage_status(t->status) : true, t->probe,
+                 t->loop->now_ms());
+    t->probe = false;
 }
 
 /* STORE_STALE_PATIENCE_MS after the start: a refresh still without an answer lets its readers
@@ -196,14 +223,19 @@ static void picked(struct mirror_pick *m)
     transfer_step(t);
 }
 
+static void fail_attempt(struct transfer *t, CURLcode rc);
+
 /* ATTEMPT: one request. A resume needs a validator that can prove the answer continues the kept
- * bytes; without one, the download starts over (start_over). */
+ * bytes; without one, the download starts over (start_over). None goes to a host held down
+ * (hosts.h): a download that has not tried yet fails at once, one whose failures held it down
+ * ends as its last attempt did. */
 static enum transfer_state step_attempt(struct transfer *t)
 {
     /* A backoff may end past the deadline, and a timeout of 0 would mean none at all. */
     int64_t left = t->deadline_ms - t->loop->now_ms();
     struct download_progress p;
-    char host[256];
+    char host[256], why[HOSTS_ORIGIN_MAX + 128];
+    int retry_after = 0;
     assert(t->state == TS_ATTEMPT);
     if (left <= 0) {
         fail_upstream(t, 504, "download took longer than --download-timeout");
@@ -216,6 +248,13 @@ static enum transfer_state step_attempt(struct transfer *t)
             transfer_start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
         if (rc != 0)
             return rc < 0 ? TS_FAILED : TS_OPENING; /* a new version: once its file exists */
+    }
+    if (!hosts_admit(t->source, t->loop->now_ms(), &t->probe, why, sizeof(why), &retry_after)) {
+        if (t->attempts > 0) /* its own failures held the host down: it ends as its last did */
+            fail_attempt(t, t->rc);
+        else
+            held_down(t, why, retry_after);
+        return TS_FAILED;
     }
     if (t->attempts++ > 0)
         atomic_fetch_add(&stats.download_retries, 1);
@@ -307,6 +346,7 @@ static enum transfer_state step_ended(struct transfer *t)
     const struct config *cfg = t->loop->cfg;
     assert(t->state == TS_ENDED);
     count_active(t, false);
+    note_host(t, rc, stopping);
     if (t->renewed) {
         log_debug("fetch %s: unchanged upstream (304), renewed", t->url);
         return t->failed ? TS_FAILED : TS_DONE;

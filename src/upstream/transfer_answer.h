@@ -56,6 +56,7 @@ struct transfer {
     bool start_over;               /* its response is dropped: the next attempt asks from byte 0 */
     bool new_file;                 /* and goes on as a new version, once its file is made */
     bool renewed;     /* upstream answered 304: the expired version is the object again */
+    bool probe;       /* it asks whether its host, held down, is back (hosts.h) */
     int retry_status; /* > 0: it ended on a retryable upstream status */
     CURLcode rc;      /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];

@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "log/log.h"
 #include "upstream/mirror.h"
+#include "upstream/hosts.h"
 #include "persist/persist.h"
 #include "upstream/probe.h"
 #include "stats/stats.h"
@@ -260,6 +261,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     fx.loop.wake = wake_fetch;
     fx.loop.now_ms = monotonic_ms;
     easy_via_init(cfg);
+    hosts_configure(cfg->origin_failures);
     if (mirror_init(cfg, err, errlen) < 0)
         return -1;
     fx.backlog_tail = &fx.backlog;

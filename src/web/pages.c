@@ -9,6 +9,8 @@
 #include "http/resources.h"
 #include "stats/stats.h"
 #include "store/store.h"
+#include "base/clock.h"
+#include "upstream/hosts.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -434,6 +436,41 @@ static void hourly_charts(struct buf *b)
                8, (struct chart_series[]){{"hit ratio", "hits", ratio}}, 1, UNIT_PERCENT);
 }
 
+/* The upstream hosts held down (upstream/hosts.h), as a warning: which ones only to a client
+ * that may see what arca caches. */
+static void hosts_down_card(struct conn *c, struct buf *b)
+{
+    size_t n = hosts_down(NULL, 0, 0);
+    struct host_down *down = n ? calloc(n, sizeof(*down)) : NULL;
+    char since[32];
+    if (down) {
+        size_t now_down = hosts_down(down, n, monotonic_ms());
+        n = now_down < n ? now_down : n; /* one may have come back meanwhile, or gone down */
+    }
+    if (down && n > 0) {
+        buf_addf(b,
+                 "<div class=\"card warning\" id=\"hosts-down\"><h2>%zu upstream host%s "
+                 "down</h2><p>Expired objects from %s are answered from disk; downloads from %s "
+                 "fail at once until %s again.</p>",
+                 n, n == 1 ? "" : "s", n == 1 ? "it" : "them", n == 1 ? "it" : "them",
+                 n == 1 ? "it answers" : "they answer");
+        if (http_sees_urls(c)) {
+            buf_add(b, "<table><tr><th>Host</th><th>Down since</th><th>Failures in a row</th>"
+                       "<th>Next try</th></tr>");
+            for (size_t i = 0; i < n; i++) {
+                format_time(down[i].since, since, sizeof(since));
+                buf_add(b, "<tr><td>");
+                buf_html(b, down[i].origin);
+                buf_addf(b, "</td><td>%s</td><td>%d</td><td>%lld s</td></tr>", since,
+                         down[i].failures, (long long)(down[i].probe_in_ms / 1000));
+            }
+            buf_add(b, "</table>");
+        }
+        buf_add(b, "</div>");
+    }
+    free(down);
+}
+
 static enum conn_result statistics_page(struct conn *c)
 {
     struct store_totals t;
@@ -441,6 +478,7 @@ static enum conn_result statistics_page(struct conn *c)
     store_totals(&t);
     web_page_begin(&b, "Statistics", "/statistics/");
     buf_add(&b, "<h1>Statistics</h1>");
+    hosts_down_card(c, &b);
     summary(&b, &t);
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);

@@ -151,6 +151,11 @@ static void f_set_aside(struct object *obj, const char *reason)
 }
 /* A refresh's expired version: none here (store_offer_stale, store_keep_stale have their own
  * scenarios), so the transfer fails as it would without one. */
+static void f_fail_held(struct object *obj, const char *reason, int retry_after)
+{
+    (void)retry_after;
+    f_fail(obj, 503, reason);
+}
 static bool f_offer_stale(struct object *obj, enum stale_cause cause, int fwd_status)
 {
     (void)obj, (void)cause, (void)fwd_status;
@@ -182,10 +187,10 @@ static int f_error_status(const struct object *obj)
 }
 
 static const struct transfer_store recording = {
-    f_begin_file, f_file_ready,    f_take_prefix, f_snapshot,     f_progress,    f_stale,
-    f_begin_body, f_continue_body, f_restart,     f_new_version,  f_append,      f_announce,
-    f_finish,     f_renew,         f_fail,        f_set_aside,    f_offer_stale, f_keep_stale,
-    f_release,    f_url,           f_error,       f_error_status,
+    f_begin_file, f_file_ready,    f_take_prefix, f_snapshot,    f_progress,     f_stale,
+    f_begin_body, f_continue_body, f_restart,     f_new_version, f_append,       f_announce,
+    f_finish,     f_renew,         f_fail,        f_set_aside,   f_fail_held,    f_offer_stale,
+    f_keep_stale, f_release,       f_url,         f_error,       f_error_status,
 };
 
 /* --- the loop around it -------------------------------------------------------------------- */
