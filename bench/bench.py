@@ -7,6 +7,7 @@ ratios arca/peer to OUT/<date>-summary.md. bench/README.md says what each conten
 """
 import argparse
 import atexit
+import concurrent.futures
 import datetime
 import hashlib
 import json
@@ -19,10 +20,13 @@ import signal
 import socket
 import sqlite3
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -50,7 +54,9 @@ SIZES = {
                  # bucket-listing: one folder of that many objects in the suite's S3 (s3rver)
                  listing=dict(objects=10_000, warm_samples=5),
                  # cluster: URLs of 64 KiB through HAProxy to three nodes
-                 cluster=dict(urls=3000, size=64 << 10, clients=8, seconds=10)),
+                 cluster=dict(urls=3000, size=64 << 10, clients=8, seconds=10),
+                 # chaos: expired objects with their origin blackholed; misses to a dead host
+                 chaos=dict(objects=10, size=4 * MiB, clients=50, misses=200)),
     "smoke": dict(rounds=1, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
@@ -64,7 +70,8 @@ SIZES = {
                   # more try there, with the failure printed
                   idle_retries=1,
                   listing=dict(objects=1200, warm_samples=2, rounds=1),
-                  cluster=dict(urls=150, size=4096, clients=4, seconds=1, rounds=1)),
+                  cluster=dict(urls=150, size=4096, clients=4, seconds=1, rounds=1),
+                  chaos=dict(objects=3, size=256 << 10, clients=6, misses=20)),
 }
 
 
@@ -1259,6 +1266,115 @@ def cluster_scenario(work, cfg, www):
             "rounds": rounds}
 
 
+class DeadHost:
+    """A host that accepts connections and never answers (blackholed), or resets each at once
+    (reset=True); it counts the connections it got."""
+
+    def __init__(self, port=0, reset=False):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(1024)
+        self.port, self.reset, self.held, self.accepted = self.sock.getsockname()[1], reset, [], 0
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.reset:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            else:
+                self.held.append(conn)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def timed_gets(urls, shas, threads):
+    """GET each URL (from `threads` threads at once): per request its seconds to the last byte,
+    status and whether its body's sha256 is the one expected (shas[i], None: not checked)."""
+    out = [None] * len(urls)
+
+    def one(i):
+        t0 = time.monotonic()
+        try:
+            with urllib.request.urlopen(urls[i], timeout=120) as r:
+                body, status = r.read(), r.status
+        except urllib.error.HTTPError as e:
+            body, status = e.read(), e.code
+        out[i] = (time.monotonic() - t0, status,
+                  shas[i] is None or hashlib.sha256(body).hexdigest() == shas[i])
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(len(urls))))
+    return out
+
+
+def chaos(work, cfg, www):
+    """Issue 43: expired objects whose origin is blackholed, against the same objects fresh;
+    cold misses to a dead host with the hold (--origin-failures, default) and without."""
+    c = cfg["chaos"]
+    files = [f"obj{i}" for i in range(c["objects"])]
+    for f in files:
+        write_random(os.path.join(www, f), c["size"])
+    shas = {f: file_sha256(os.path.join(www, f)) for f in files}
+    fast = ("--retry-delay", "100ms")
+    arca = Arca(work, extra=fast)
+    held, unheld = Arca(work, extra=fast, name="arca-hold"), \
+        Arca(work, extra=fast + ("--origin-failures", "0"), name="arca-no-hold")
+    rows = {"fresh hit": [], "stale, origin blackholed": [], "misses, host held": [],
+            "misses, not held": []}
+    try:
+        for r in range(cfg["rounds"]):
+            origin = Nginx(work, f"origin{r}", www=www, log=False)
+            urls = [arca.url(origin, f"/{f}") for f in files]
+            for u in urls:  # cached for 2 s
+                fetch_all(u + "&ttl=2s", c["size"])
+            pick = [i % len(files) for i in range(c["clients"])]
+            for name, blackhole in (("fresh hit", False), ("stale, origin blackholed", True)):
+                if blackhole:
+                    port = origin.port
+                    origin.stop()
+                    dead = DeadHost(port)
+                    time.sleep(2.2)  # expired
+                got = timed_gets([urls[i] for i in pick], [shas[files[i]] for i in pick],
+                                 c["clients"])
+                secs = [g[0] for g in got]
+                rows[name].append({"max_seconds": max(secs), "median_seconds":
+                                   statistics.median(secs),
+                                   "origin_connections": dead.accepted if blackhole else 0,
+                                   "wrong_answers": sum(1 for g in got
+                                                        if g[1] != 200 or not g[2])})
+            dead.stop()
+            for name, a in (("misses, host held", held), ("misses, not held", unheld)):
+                dead = DeadHost(reset=True)
+                got = timed_gets([f"http://127.0.0.1:{a.port}/api/v1/fetch/?url=http://127.0.0.1:"
+                                  f"{dead.port}/miss-{i}" for i in range(c["misses"])],
+                                 [None] * c["misses"], 20)
+                secs = [g[0] for g in got]
+                rows[name].append({"max_seconds": max(secs), "median_seconds":
+                                   statistics.median(secs), "origin_connections": dead.accepted,
+                                   "wrong_answers": sum(1 for g in got if g[1] < 500)})
+                dead.stop()
+        return {"metric": "max_seconds", "higher_is_better": False, "unit": "s",
+                "setup": f"{c['objects']} objects of {c['size'] >> 10} KiB, {c['clients']} clients "
+                         f"once they expired with the origin blackholed, against the same fresh; "
+                         f"{c['misses']} cold misses (20 at a time) to a host that resets every "
+                         "connection, with --origin-failures 3 and 0 (--retry-delay 100ms)",
+                "rounds": rows}
+    finally:
+        for s in (unheld, held, arca):
+            s.stop()
+
+
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "warm-small-log": warm_small_log, "warm-small-floor": warm_small_floor,
              "cold-fanout": cold_fanout,
@@ -1266,7 +1382,7 @@ SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "digest-fanout": digest_fanout,
              "idle-connections": idle_connections, "big-index": big_index,
              "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario,
-             "bucket-listing": bucket_listing, "cluster": cluster_scenario}
+             "bucket-listing": bucket_listing, "cluster": cluster_scenario, "chaos": chaos}
 
 
 def write_random(path, size):

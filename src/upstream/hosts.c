@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -22,7 +23,8 @@ struct host {
 
 static struct {
     pthread_mutex_t lock;
-    int limit; /* --origin-failures */
+    atomic_int down; /* hosts held down now */
+    int limit;       /* --origin-failures */
     struct host hosts[HOSTS_MAX];
 } reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -31,6 +33,7 @@ void hosts_configure(int origin_failures)
     pthread_mutex_lock(&reg.lock);
     reg.limit = origin_failures;
     memset(reg.hosts, 0, sizeof(reg.hosts));
+    atomic_store(&reg.down, 0);
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -115,8 +118,10 @@ void hosts_result(const char *url, bool outage, bool probe, int64_t now_ms)
     pthread_mutex_lock(&reg.lock);
     struct host *h = find(origin, outage && reg.limit > 0);
     if (h && !outage) {
-        if (h->since)
+        if (h->since) {
             log_info("upstream host %s answers again after %d failures", origin, h->failures);
+            atomic_fetch_sub(&reg.down, 1);
+        }
         h->origin[0] = '\0'; /* up: forgotten */
     } else if (h) {
         h->failures++;
@@ -126,6 +131,7 @@ void hosts_result(const char *url, bool outage, bool probe, int64_t now_ms)
             h->probe_at = now_ms + h->wait_ms;
         } else if (!h->since && h->failures >= reg.limit) {
             h->since = (int64_t)time(NULL);
+            atomic_fetch_add(&reg.down, 1);
             h->wait_ms = HOSTS_PROBE_FIRST_MS;
             h->probe_at = now_ms + h->wait_ms;
             log_error("upstream host %s held down after %d failures in a row: its downloads "
@@ -136,8 +142,15 @@ void hosts_result(const char *url, bool outage, bool probe, int64_t now_ms)
     pthread_mutex_unlock(&reg.lock);
 }
 
+bool hosts_any_down(void)
+{
+    return atomic_load(&reg.down) > 0;
+}
+
 bool hosts_held(const char *url)
 {
+    if (!hosts_any_down())
+        return false;
     char origin[HOSTS_ORIGIN_MAX];
     hosts_origin_of(url, origin, sizeof(origin));
     pthread_mutex_lock(&reg.lock);

@@ -51,6 +51,8 @@ bool hosts_admit(const char *url, int64_t now_ms, bool *probe, char *why, size_t
                  int *retry_after);
 /* An attempt at `url` ended: `outage` when it got no answer or 500/502/503/504. */
 void hosts_result(const char *url, bool outage, bool probe, int64_t now_ms);
+/* Whether any host is held down now: one atomic load, for loops that would ask of many. */
+bool hosts_any_down(void);
 /* Whether `url`'s host is held down now (a mirror is passed over then). */
 bool hosts_held(const char *url);
 /* How many hosts are held down now; the first `max` of them into `out` (NULL when max is 0). */

@@ -34,7 +34,8 @@ struct pending {
     char *source;
     int64_t grant_until;
     const struct bucket_auth *auth;
-    char *via; /* the client's request's Via, or NULL */
+    char *via;   /* the client's request's Via, or NULL */
+    bool waited; /* it waited for a slot: readers of a refresh took the stale version */
     struct pending *next;
 };
 
@@ -84,20 +85,38 @@ static void take_queue(void)
         fx.backlog_tail = &(*fx.backlog_tail)->next;
 }
 
+/* A refresh that must wait for a download slot: its readers take the expired version it
+ * refreshes meanwhile (store_offer_stale), as they would once upstream is slow. Once. */
+static void waits(struct pending *item)
+{
+    if (!item->waited)
+        store_offer_stale(item->obj, STALE_SLOW, 0);
+    item->waited = true;
+}
+
 /* Move new requests to the backlog, then start what the limits allow, oldest first; a host at
- * its limit does not hold up the others. */
+ * its limit does not hold up the others. A host held down (hosts.h) takes no slot: its
+ * downloads start at once, to fail at once (or answer stale) without a connection. */
 static void start_queued(void)
 {
     const struct config *cfg = fx.loop.cfg;
     assert(upstream_on_thread());
     take_queue();
-    for (struct pending **p = &fx.backlog; *p && fx.loop.n_active < cfg->max_downloads;) {
+    struct pending **p = &fx.backlog;
+    while (*p) {
         struct pending *item = *p;
+        bool full = fx.loop.n_active >= cfg->max_downloads, any_down = hosts_any_down();
+        if (full && item->waited && !any_down) { /* the common wait: nothing to look at */
+            p = &item->next;
+            continue;
+        }
         char host[256];
         size_t hlen;
         const char *h = url_host(object_url(item->obj), &hlen);
         snprintf(host, sizeof(host), "%.*s", (int)hlen, h);
-        if (downloads_from(host) >= cfg->max_downloads_per_host) {
+        bool held = any_down && hosts_held(item->source);
+        if (!held && (full || downloads_from(host) >= cfg->max_downloads_per_host)) {
+            waits(item);
             p = &item->next;
             continue;
         }

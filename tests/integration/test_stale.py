@@ -157,3 +157,60 @@ def test_a_stale_answer_is_logged_as_such(arca, origin):
     origin.objects["/log"].status = 503
     assert stale_answer(arca.fetch(url)[1])
     assert arca.log_shows(" STALE ")
+
+
+def test_apt_through_the_proxy_gets_the_index_stale_when_the_mirror_is_down(arca, origin):
+    from test_proxy import raw
+
+    index = os.urandom(8_000)
+    url = origin.add("/debian/dists/bookworm/InRelease", data=index, etag='"i"')
+    apt = {"Cache-Control": "max-age=0"}  # what apt sends for index files
+    assert raw(arca, "GET", url, apt)[0] == 200
+    time.sleep(1.2)  # max-age=0 made it a 1 s object
+    origin.objects["/debian/dists/bookworm/InRelease"].status = 503
+    status, headers, body = raw(arca, "GET", url, apt)
+    assert status == 200 and body == index and stale_answer(headers)
+    assert "(arca)" in headers["via"]
+
+
+def test_stale_while_revalidate_answers_at_once_and_refreshes_once(start_arca, origin):
+    import threading
+
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stale-while-revalidate", "1h")
+    data = os.urandom(100_000)
+    url = expired(arca, origin, "/dtb", data, etag='"d"')
+    obj = origin.objects["/dtb"]
+    obj.stall = 2  # the refresh is slow: nobody waits for it
+    before = origin.counts["/dtb"]
+    answers = []
+    clients = [threading.Thread(target=lambda: answers.append(arca.fetch(url)))
+               for _ in range(8)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(30)
+    assert len(answers) == 8
+    for status, headers, body in answers:
+        assert status == 200 and sha256(body) == sha256(data)
+        assert "detail=stale-while-revalidate" in headers["cache-status"]
+    assert origin.counts["/dtb"] - before == 1, "one refresh for every request"
+    assert arca.metrics()['arca_stale_answers_total{cause="revalidate"}'] == 8
+
+
+def test_a_refresh_waiting_for_a_download_slot_answers_stale_too(start_arca, origin):
+    # one download at a time to the host: the second refresh waits behind the first, which
+    # hangs on a blackholed origin for the stall timeout; its client is not made to wait that out
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--max-downloads-per-host", "1")
+    first, second = os.urandom(20_000), os.urandom(30_000)
+    url1 = origin.add("/one", data=first, etag='"1"')
+    url2 = origin.add("/two", data=second, etag='"2"')
+    for url in (url1, url2):
+        assert arca.fetch(url, ttl="2s")[0] == 200
+    time.sleep(2.2)
+    for obj in origin.objects.values():
+        obj.stall = 30
+    assert stale_answer(arca.fetch(url1)[1])
+    began = time.monotonic()
+    status, headers, body = arca.fetch(url2)
+    assert status == 200 and body == second and stale_answer(headers)
+    assert time.monotonic() - began < 8
