@@ -42,6 +42,11 @@ bool hosts_outage_status(long status)
     return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
+bool hosts_failing_status(long status)
+{
+    return status == 502 || status == 503 || status == 504;
+}
+
 void hosts_origin_of(const char *url, char *out, size_t size)
 {
     CURLU *u = curl_url();

@@ -1,7 +1,7 @@
 /*
  * hosts.h — upstream hosts held down (docs/CACHING.md, "When the origin is down"). A host is a
  * scheme, name and port. After --origin-failures consecutive attempts at it that got no answer
- * (refused, reset, timed out, a name that does not resolve) or 500, 502, 503 or 504, it is held
+ * (refused, reset, timed out, a name that does not resolve) or 502, 503 or 504, it is held
  * down: attempts at it do not go, but for one probe at a time, due HOSTS_PROBE_FIRST_MS after it
  * went down and then after a wait that doubles up to HOSTS_PROBE_MAX_MS. The first attempt it
  * answers otherwise (any other status) clears it. Other hosts are never slowed.
@@ -35,9 +35,13 @@ struct host_down {
 /* --origin-failures (0: never hold a host down). */
 void hosts_configure(int origin_failures);
 
-/* A status that says the host is failing, not what it holds (RFC 5861 4): 500, 502, 503, 504.
- * A 404 or 403 is upstream's verdict on the object. */
+/* A status that says the origin is failing, not what it holds (RFC 5861 4): 500, 502, 503,
+ * 504. A 404 or 403 is upstream's verdict on the object. An expired object answers stale then. */
 bool hosts_outage_status(long status);
+/* A status that says the host itself is failing: 502, 503, 504. A 500 is left out: it is what
+ * one broken URL answers (a script's error), and any client could ask for that URL to hold a
+ * host down for everyone (docs/SECURITY.md, "Stale answers"). */
+bool hosts_failing_status(long status);
 
 /* "scheme://name:port" of `url` (the scheme's port when it names none), lower case; "" when it
  * cannot be read. */

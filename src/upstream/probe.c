@@ -244,7 +244,7 @@ void probe_attempt_ended(struct handle *h, CURLcode rc)
     bool stopping = atomic_load(&p->loop->stopping);
     const struct config *cfg = p->loop->cfg;
     if (!stopping && !p->h.refused[0] && (status > 0 || rc != CURLE_OK))
-        hosts_result(p->url, status > 0 ? hosts_outage_status(status) : true, p->host_probe,
+        hosts_result(p->url, status > 0 ? hosts_failing_status(status) : true, p->host_probe,
                      monotonic_ms());
     p->host_probe = false;
     if (p->retries && !stopping && p->attempts <= cfg->download_retries &&

@@ -85,7 +85,7 @@ static void note_host(struct transfer *t, CURLcode rc, bool stopping)
 {
     if (t->h.refused[0] || stopping || (t->status == 0 && rc == CURLE_OK))
         return;
-    hosts_result(t->source, t->status ? hosts_outage_status(t->status) : true, t->probe,
+    hosts_result(t->source, t->status ? hosts_failing_status(t->status) : true, t->probe,
                  t->loop->now_ms());
     t->probe = false;
 }

@@ -306,6 +306,7 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src)
         return;
     }
     p->obj = obj;
+    p->waited = false;
     p->grant_until = src->grant_until;
     p->auth = src->auth;
     p->via = src->via ? strdup(src->via) : NULL; /* lost when out of memory: arca's own stays */

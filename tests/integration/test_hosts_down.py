@@ -125,3 +125,14 @@ def test_a_held_down_host_reads_the_same_for_a_cached_signed_url(start_arca, ori
     uncached = arca.fetch(s3_url(origin, "/bucket/other", nonce="n1"))
     assert seen(cached) == seen(uncached), (cached, uncached)
     assert cached[0] == 503 and sha256(cached[2]) != sha256(data)
+
+
+def test_a_broken_url_answering_500_never_holds_its_host_down(start_arca, origin):
+    # any client could ask for it: a 500 is one URL's trouble, not the host's
+    arca = start_arca(*FAST)
+    origin.add("/broken", status=500)
+    for _ in range(3):
+        assert arca.fetch(origin.url("/broken"))[0] == 500
+    assert arca.status()["upstream_hosts_down"] == 0
+    data = os.urandom(5_000)
+    assert arca.fetch(origin.add("/fine", data=data))[2] == data
