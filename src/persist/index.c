@@ -24,7 +24,8 @@ static const char *schema =
     " sha256 BLOB, created INTEGER NOT NULL DEFAULT 0, ttl INTEGER NOT NULL DEFAULT 0,"
     " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0,"
     " source TEXT NOT NULL DEFAULT '', synced INTEGER NOT NULL DEFAULT 0,"
-    " signed INTEGER NOT NULL DEFAULT 0);"
+    " signed INTEGER NOT NULL DEFAULT 0, stale_if_error INTEGER NOT NULL DEFAULT -1,"
+    " stale_while INTEGER NOT NULL DEFAULT -1);"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
     " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);"
@@ -37,10 +38,15 @@ static const char *schema =
 static const struct {
     const char *name, *decl;
 } added_columns[] = {
-    {"content_encoding", "TEXT NOT NULL DEFAULT ''"}, {"filename", "TEXT NOT NULL DEFAULT ''"},
-    {"last_modified", "TEXT NOT NULL DEFAULT ''"},    {"etag", "TEXT NOT NULL DEFAULT ''"},
-    {"source", "TEXT NOT NULL DEFAULT ''"},           {"synced", "INTEGER NOT NULL DEFAULT 0"},
+    {"content_encoding", "TEXT NOT NULL DEFAULT ''"},
+    {"filename", "TEXT NOT NULL DEFAULT ''"},
+    {"last_modified", "TEXT NOT NULL DEFAULT ''"},
+    {"etag", "TEXT NOT NULL DEFAULT ''"},
+    {"source", "TEXT NOT NULL DEFAULT ''"},
+    {"synced", "INTEGER NOT NULL DEFAULT 0"},
     {"signed", "INTEGER NOT NULL DEFAULT 0"},
+    {"stale_if_error", "INTEGER NOT NULL DEFAULT -1"},
+    {"stale_while", "INTEGER NOT NULL DEFAULT -1"},
 };
 
 static bool has_column(const char *name)
@@ -231,7 +237,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
     const char *sql =
         "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
         " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced,"
-        " signed"
+        " signed, stale_if_error, stale_while"
         " FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &stmt, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
@@ -255,6 +261,8 @@ static int load_range(sqlite3 *conn, struct loader *l)
             .source = (const char *)sqlite3_column_text(stmt, 14),
             .synced = sqlite3_column_int64(stmt, 15),
             .signed_key = sqlite3_column_int(stmt, 16) != 0,
+            .stale_if_error = sqlite3_column_int64(stmt, 17),
+            .stale_while_revalidate = sqlite3_column_int64(stmt, 18),
         };
         bool key = row.key && strlen(row.key) == 64;
         if (!sqlite3_column_int(stmt, 9)) {
@@ -426,12 +434,13 @@ int index_mark_complete(const struct index_row *r)
 {
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
                       " sha256, created, ttl, last_use, usage, content_encoding, filename,"
-                      " last_modified, etag, signed) VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, "
-                      "?, ?, ?, ?, ?, ?)",
-                      "ssisbiiiissssi", r->key, r->url, r->length, r->headers.content_type,
+                      " last_modified, etag, signed, stale_if_error, stale_while) VALUES (?, ?,"
+                      " 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      "ssisbiiiissssiii", r->key, r->url, r->length, r->headers.content_type,
                       r->digest, r->created, r->ttl, r->last_use, r->usage,
                       r->headers.content_encoding, r->headers.filename, r->headers.last_modified,
-                      r->headers.etag, (int64_t)r->signed_key);
+                      r->headers.etag, (int64_t)r->signed_key, r->stale_if_error,
+                      r->stale_while_revalidate);
 }
 
 int index_delete(const char *key)

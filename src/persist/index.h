@@ -29,6 +29,8 @@ struct index_row {
     /* Rows of unfinished downloads: */
     const char *source; /* the URL fetched (the client's, whole); "" before it was recorded */
     int64_t synced;     /* bytes of the partial file known to be on disk (fdatasync'd) */
+    /* its origin's Cache-Control on answering stale: seconds, -1 not said, 0 never */
+    int64_t stale_if_error, stale_while_revalidate;
 };
 
 /* index_open's result for a file that is not a sound SQLite database: the caller moves it

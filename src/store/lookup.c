@@ -146,7 +146,7 @@ static bool refresh_held(const struct object *obj, int64_t now)
 static struct object *keep_as_stale(struct object *obj, int64_t now)
 {
     bool may_answer =
-        object_may_stale(obj, now) || now - obj->created - obj->ttl < st.stale_while_revalidate;
+        object_may_stale(obj, now) || now - obj->created - obj->ttl < object_stale_while(obj);
     if (!revalidable(obj) && !may_answer)
         return NULL;
     if (may_answer && obj->fd < 0) {
@@ -161,7 +161,8 @@ static struct object *keep_as_stale(struct object *obj, int64_t now)
 /* Lock held; a download. Whether its readers take the expired version it refreshes. */
 static bool offers_stale(const struct object *obj)
 {
-    return obj->offer_stale && obj->stale && obj->stale->fd >= 0 && !obj->headers_ready;
+    return obj->offer_stale && obj->stale && obj->stale->fd >= 0 && !obj->headers_ready &&
+           object_may_answer(obj->stale, (enum stale_cause)obj->offer_stale, now_s());
 }
 
 /* Lock held. A hit on the expired version a download refreshes, from the descriptor it holds. */
@@ -262,7 +263,7 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
         (*out)->stale = stale;
         (*out)->revalidation = stale && revalidable(stale);
         if (stale && stale->fd >= 0 &&
-            now - stale->created - stale->ttl < st.stale_while_revalidate)
+            now - stale->created - stale->ttl < object_stale_while(stale))
             (*out)->offer_stale = STALE_REVALIDATE; /* this request too: at once */
         /* marked before the lock drops: no lookup may find a signed URL's download unmarked
          * (an unsigned request would act on it, a digest would take it for public) */

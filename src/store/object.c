@@ -184,6 +184,7 @@ struct object *object_new(const char *url, const char *key)
     o->prepared_slot = -1;
     o->twin_next = o->twin_prev = o;
     o->length = -1;
+    o->stale_if_error = o->stale_while_revalidate = -1; /* not said: the options apply */
     return o;
 }
 
@@ -409,6 +410,8 @@ static void take_stale_version(struct object *obj, const struct move_args *a)
     obj->usage += s->usage;
     st.uses += s->usage;
     obj->signed_key = obj->signed_key || s->signed_key;
+    obj->stale_if_error = s->stale_if_error; /* the version's own word: a 304 keeps it */
+    obj->stale_while_revalidate = s->stale_while_revalidate;
     object_reserve(obj, obj->length);
     if (obj->fd >= 0)
         close(obj->fd); /* the empty partial file's */
@@ -562,10 +565,30 @@ int object_error_status(const struct object *obj)
     return status;
 }
 
-bool object_may_stale(const struct object *obj, int64_t now)
+int64_t object_stale_if_error(const struct object *obj)
 {
     ASSERT_LOCKED();
-    return st.stale_if_error > 0 && now - obj->created - obj->ttl < st.stale_if_error;
+    return obj->stale_if_error >= 0 ? obj->stale_if_error : st.stale_if_error;
+}
+
+int64_t object_stale_while(const struct object *obj)
+{
+    ASSERT_LOCKED();
+    return obj->stale_while_revalidate >= 0 ? obj->stale_while_revalidate
+                                            : st.stale_while_revalidate;
+}
+
+bool object_may_stale(const struct object *obj, int64_t now)
+{
+    int64_t window = object_stale_if_error(obj);
+    return window > 0 && now - obj->created - obj->ttl < window;
+}
+
+bool object_may_answer(const struct object *obj, enum stale_cause cause, int64_t now)
+{
+    if (cause == STALE_REVALIDATE)
+        return now - obj->created - obj->ttl < object_stale_while(obj);
+    return object_may_stale(obj, now);
 }
 
 bool revalidable(const struct object *obj)

@@ -82,7 +82,9 @@ struct object {
     int prepared_slot;       /* in the store's ring of attachments, -1 when none */
     int fwd_status;          /* upstream's answer to the failed refresh (refresh_failed); 0 */
     int retry_after;         /* FAILED, its host held down: seconds until it is tried again */
-    uint8_t offer_stale;     /* FETCHING: enum stale_cause its readers take `stale` for */
+    /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
+    int32_t stale_if_error, stale_while_revalidate;
+    uint8_t offer_stale; /* FETCHING: enum stale_cause its readers take `stale` for */
 
     bool headers_ready; /* upstream answered 2xx: length and type known */
     bool verified;      /* its file is known to hold `length` bytes (see load_row) */
@@ -229,8 +231,16 @@ struct object *object_next(const struct object *obj);
 int objects_reserve(size_t at_least);
 void objects_free(void);
 /* Lock held. Whether an expired object may still answer at `now` when its refresh fails: within
- * --stale-if-error of its expiry. */
+ * its origin's stale-if-error of its expiry, else --stale-if-error's. */
 bool object_may_stale(const struct object *obj, int64_t now);
+/* Lock held. How long past its expiry it answers at once while refreshed: its origin's
+ * stale-while-revalidate, else --stale-while-revalidate. */
+int64_t object_stale_while(const struct object *obj);
+/* Lock held. Its origin's stale-if-error, else --stale-if-error. */
+int64_t object_stale_if_error(const struct object *obj);
+/* Lock held. Whether an expired object may answer at `now` for `cause`: within its
+ * stale-while-revalidate for STALE_REVALIDATE, within its stale-if-error otherwise. */
+bool object_may_answer(const struct object *obj, enum stale_cause cause, int64_t now);
 /* Lock held. Whether an expired object can be asked for again conditionally: upstream gave it
  * an ETag or a Last-Modified. Such objects outlive their ttl by --keep-expired. */
 bool revalidable(const struct object *obj);

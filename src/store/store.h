@@ -268,6 +268,10 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
  * that version (COMPLETE, waiters woken) without a byte downloaded. -1 when out of memory (the
  * download failed). */
 int store_renew(struct object *obj);
+/* Upstream thread. What the download's response says of answering stale (its Cache-Control,
+ * upstream_response.h): seconds past expiry while upstream fails, or while revalidated; -1
+ * not said (--stale-if-error, --stale-while-revalidate apply), 0 never. Kept with the object. */
+void store_staleness(struct object *obj, int64_t if_error, int64_t while_revalidate);
 /* Upstream thread. While this download refreshes an expired version that may still answer
  * (within --stale-if-error or --stale-while-revalidate of its expiry), its readers take that
  * version meanwhile, for `cause` (`fwd_status`: upstream's answer to a failed attempt, 0 for

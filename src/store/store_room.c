@@ -158,8 +158,8 @@ void store_set_stale(int64_t stale_if_error, int64_t stale_while_revalidate)
  * answer while upstream fails (--stale-if-error), whichever is longer. */
 static int64_t kept_for(const struct object *o)
 {
-    int64_t revalidate = revalidable(o) ? st.keep_expired : 0;
-    return revalidate > st.stale_if_error ? revalidate : st.stale_if_error;
+    int64_t revalidate = revalidable(o) ? st.keep_expired : 0, stale = object_stale_if_error(o);
+    return revalidate > stale ? revalidate : stale;
 }
 
 /* Lock held. Evicts the expired objects in buckets [from, to). */

@@ -426,7 +426,9 @@ static int make_durable(struct finish_job *f)
                              .last_use = obj->last_use,
                              .usage = obj->usage,
                              .digest = f->digest,
-                             .signed_key = obj->signed_key};
+                             .signed_key = obj->signed_key,
+                             .stale_if_error = obj->stale_if_error,
+                             .stale_while_revalidate = obj->stale_while_revalidate};
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     store_unlock();
@@ -518,7 +520,9 @@ static int renew_on_disk(struct object *obj, bool keep_age, const char *gone)
                              .last_use = obj->last_use,
                              .usage = obj->usage + s->usage,
                              .digest = s->digest,
-                             .signed_key = obj->signed_key || s->signed_key};
+                             .signed_key = obj->signed_key || s->signed_key,
+                             .stale_if_error = s->stale_if_error,
+                             .stale_while_revalidate = s->stale_while_revalidate};
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
     store_unlock();
     if (record_complete(obj, &row) < 0) {
@@ -563,13 +567,24 @@ int store_renew(struct object *obj)
     return 0;
 }
 
+void store_staleness(struct object *obj, int64_t if_error, int64_t while_revalidate)
+{
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
+    obj->stale_if_error = (int32_t)(if_error > INT32_MAX ? INT32_MAX : if_error);
+    obj->stale_while_revalidate =
+        (int32_t)(while_revalidate > INT32_MAX ? INT32_MAX : while_revalidate);
+    store_unlock();
+}
+
 bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_status)
 {
     CHECK_OBJ(obj);
     assert(store_on_upstream() && cause != STALE_NONE);
     store_lock();
-    bool offered =
-        obj->state == OBJ_FETCHING && obj->stale && obj->stale->fd >= 0 && !obj->headers_ready;
+    bool offered = obj->state == OBJ_FETCHING && obj->stale && obj->stale->fd >= 0 &&
+                   !obj->headers_ready && object_may_answer(obj->stale, cause, (int64_t)time(NULL));
     if (offered && !obj->offer_stale) {
         obj->offer_stale = (uint8_t)cause;
         obj->fwd_status = fwd_status;

@@ -37,6 +37,7 @@ struct transfer_store {
     int (*begin_body)(struct object *obj, int64_t length, const struct upstream_headers *h,
                       bool resumable);
     void (*continue_body)(struct object *obj);
+    void (*staleness)(struct object *obj, int64_t if_error, int64_t while_revalidate);
     int (*restart)(struct object *obj, int64_t length, const struct upstream_headers *h);
     struct object *(*new_version)(struct object *obj, const char *reason);
     int (*append)(struct object *obj, const char *data, size_t len);

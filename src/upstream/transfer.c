@@ -15,12 +15,12 @@
 const struct transfer_store transfer_store_real = {
     store_begin_file,  store_file_ready,    store_take_prefix,
     store_snapshot,    store_progress,      store_stale_validators,
-    store_begin_body,  store_continue_body, store_restart,
-    store_new_version, store_append,        store_announce,
-    store_finish,      store_renew,         store_fail,
-    store_set_aside,   store_fail_held,     store_offer_stale,
-    store_keep_stale,  store_release,       object_url,
-    object_error,      object_error_status,
+    store_begin_body,  store_continue_body, store_staleness,
+    store_restart,     store_new_version,   store_append,
+    store_announce,    store_finish,        store_renew,
+    store_fail,        store_set_aside,     store_fail_held,
+    store_offer_stale, store_keep_stale,    store_release,
+    object_url,        object_error,        object_error_status,
 };
 
 static void transfer_step(struct transfer *t);

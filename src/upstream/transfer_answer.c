@@ -89,6 +89,7 @@ static int begin_full_body(struct transfer *t)
 {
     struct upstream_headers h = headers_of(t);
     validators_of(&t->resp, &t->kept);
+    t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
     if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
         transfer_fail_as_object(t);
         return -1;
@@ -166,6 +167,7 @@ static int headers_done(struct transfer *t)
         return -1;
     case VERDICT_CONTINUE:
         atomic_fetch_add(&stats.download_resumes, 1);
+        t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
         t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
         break;
     case VERDICT_RESTART:

@@ -13,6 +13,45 @@ void response_reset(struct upstream_response *r)
 {
     memset(r, 0, sizeof(*r));
     r->content_length = -1;
+    r->stale_if_error = r->stale_while_revalidate = -1;
+}
+
+/* `name=N` at d (len bytes): N, digits only (RFC 9111 1.2.2 delta-seconds), capped at
+ * TTL_MAX; -1 when d is not that directive or N is malformed. */
+static int64_t delta_seconds(const char *d, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    int64_t v = 0;
+    if (len <= n + 1 || strncasecmp(d, name, n) != 0 || d[n] != '=')
+        return -1;
+    for (size_t i = n + 1; i < len; i++) {
+        if (d[i] < '0' || d[i] > '9')
+            return -1;
+        v = v > TTL_MAX / 10 ? TTL_MAX : v * 10 + (d[i] - '0');
+    }
+    return v > TTL_MAX ? TTL_MAX : v;
+}
+
+void response_cache_control(struct upstream_response *r, const char *value)
+{
+    static const char *const never[] = {"must-revalidate", "proxy-revalidate", "no-cache",
+                                        "no-store"};
+    for (const char *d = value; *d;) {
+        d += strspn(d, " \t,");
+        size_t len = strcspn(d, ",");
+        while (len > 0 && (d[len - 1] == ' ' || d[len - 1] == '\t'))
+            len--;
+        int64_t v;
+        for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+            if (len == strlen(never[i]) && !strncasecmp(d, never[i], len))
+                r->stale_if_error = r->stale_while_revalidate = 0; /* never, whatever else */
+        if ((v = delta_seconds(d, len, "stale-if-error")) >= 0 && r->stale_if_error != 0)
+            r->stale_if_error = v;
+        if ((v = delta_seconds(d, len, "stale-while-revalidate")) >= 0 &&
+            r->stale_while_revalidate != 0)
+            r->stale_while_revalidate = v;
+        d += strcspn(d, ",");
+    }
 }
 
 bool response_is_status_line(const char *line)
@@ -102,6 +141,8 @@ const char *response_header(struct upstream_response *r, const char *line)
         disposition_filename(v, r->filename, sizeof(r->filename));
     } else if (header_is(line, "location", &v)) {
         r->location = true;
+    } else if (header_is(line, "cache-control", &v)) {
+        response_cache_control(r, v);
     } else if (header_is(line, "etag", &v)) {
         /* an invalid one is dropped: never passed on to a client, nor asked about upstream */
         const char *too_long = keep_value(r->etag, sizeof(r->etag), v) < 0 ? "ETag" : NULL;

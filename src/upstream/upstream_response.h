@@ -25,8 +25,15 @@ struct upstream_response {
     char last_modified[HEADER_DATE_MAX];
     char date[HEADER_DATE_MAX]; /* Date: whether Last-Modified is a strong validator */
     bool location;              /* carries Location */
+    /* Its Cache-Control (RFC 5861, RFC 9111 5.2.2): seconds it may answer stale past its
+     * expiry when upstream fails, or while revalidated; -1 not said (the options apply), 0
+     * never (must-revalidate, proxy-revalidate, no-cache, no-store). A malformed value is
+     * ignored. */
+    int64_t stale_if_error, stale_while_revalidate;
 };
 
+/* One Cache-Control header's value into r's stale_if_error and stale_while_revalidate. */
+void response_cache_control(struct upstream_response *r, const char *value);
 /* A new response begins (its status line): forget the previous one's headers. */
 void response_reset(struct upstream_response *r);
 /* Whether a header line is a response's status line (curl hands those over too). */

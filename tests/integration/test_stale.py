@@ -214,3 +214,59 @@ def test_a_refresh_waiting_for_a_download_slot_answers_stale_too(start_arca, ori
     status, headers, body = arca.fetch(url2)
     assert status == 200 and body == second and stale_answer(headers)
     assert time.monotonic() - began < 8
+
+
+@pytest.mark.parametrize("cache_control", ["must-revalidate", "no-cache", "no-store",
+                                           "max-age=1, proxy-revalidate"])
+def test_the_origins_must_revalidate_means_never_stale(start_arca, origin, cache_control):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--download-retries", "0")
+    url = expired(arca, origin, "/mr", b"m" * 3000, etag='"m"',
+                  headers={"Cache-Control": cache_control})
+    origin.objects["/mr"].status = 503
+    status, headers, _ = arca.fetch(url)
+    assert status == 503 and not stale_answer(headers)
+
+
+def test_the_origins_stale_if_error_sets_the_window(start_arca, origin):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--download-retries", "0")
+    url = origin.add("/short", data=b"s" * 3000, etag='"s"',
+                     headers={"Cache-Control": "max-age=60, stale-if-error=1"})
+    assert arca.fetch(url, ttl="2s")[0] == 200
+    time.sleep(3.5)  # 1.5 s past its expiry: past the origin's 1 s, within the option's day
+    origin.objects["/short"].status = 503
+    status, headers, _ = arca.fetch(url)
+    assert status == 503 and not stale_answer(headers)
+
+
+def test_a_malformed_stale_if_error_is_ignored(arca, origin):
+    data = os.urandom(3000)
+    url = expired(arca, origin, "/odd", data, etag='"o"',
+                  headers={"Cache-Control": "stale-if-error=soon, stale-while-revalidate=-5"})
+    origin.objects["/odd"].status = 503
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and body == data and stale_answer(headers)
+
+
+def test_the_origins_stale_while_revalidate_answers_at_once(arca, origin):
+    data = os.urandom(3000)
+    url = expired(arca, origin, "/swr", data, etag='"w"',
+                  headers={"Cache-Control": "stale-while-revalidate=600"})
+    origin.objects["/swr"].stall = 3
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and body == data
+    assert "detail=stale-while-revalidate" in headers["cache-status"]
+
+
+def test_the_origins_word_survives_a_restart(start_arca, origin, workdir):
+    data_dir = os.path.join(workdir, "kept")
+    args = ("--upstream-allow", "127.0.0.0/8", "--download-retries", "0")
+    arca = start_arca(*args, data_dir=data_dir)
+    url = origin.add("/mr", data=b"r" * 3000, etag='"r"',
+                     headers={"Cache-Control": "must-revalidate"})
+    assert arca.fetch(url, ttl="2s")[0] == 200
+    arca.stop()
+    again = start_arca(*args, data_dir=data_dir)
+    time.sleep(2.2)
+    origin.objects["/mr"].status = 503
+    status, headers, _ = again.fetch(url)
+    assert status == 503 and not stale_answer(headers)

@@ -105,7 +105,8 @@ static void rows_load_and_partials_are_forgotten(void **state)
             key,     url,  {"text/plain", "", "", "Tue, 01 Sep 2026 10:00:00 GMT", "\"v1\""},
             100 + i, 1000, 3600,
             2000,    i,    digest,
-            false,   "",   0};
+            false,   "",   0,
+            -1,      -1};
         assert_int_equal(index_mark_complete(&row), 0);
     }
     index_close();

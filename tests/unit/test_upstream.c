@@ -114,6 +114,39 @@ static void odd_values_are_unknown_or_dropped(void **state)
     assert_true(r.location);
 }
 
+/* Cache-Control on answering stale (RFC 5861; must-revalidate and the like mean never): a
+ * malformed value is ignored, the options then apply (-1). */
+static void cache_control_says_how_long_it_may_answer_stale(void **state)
+{
+    static const struct {
+        const char *lines[3];
+        int64_t if_error, while_revalidate;
+    } cases[] = {
+        {{"Cache-Control: max-age=60, stale-if-error=300"}, 300, -1},
+        {{"cache-control: STALE-WHILE-REVALIDATE=30,stale-if-error=7"}, 7, 30},
+        {{"Cache-Control: stale-if-error=300, must-revalidate"}, 0, 0},
+        {{"Cache-Control: no-store"}, 0, 0},
+        {{"Cache-Control: no-cache"}, 0, 0},
+        {{"Cache-Control: proxy-revalidate", "Cache-Control: stale-if-error=9"}, 0, 0},
+        {{"Cache-Control: no-cache=\"Set-Cookie\", stale-if-error=5"}, 5, -1},
+        {{"Cache-Control: stale-if-error=abc, stale-while-revalidate=-1"}, -1, -1},
+        {{"Cache-Control: stale-if-error=, stale-if-error"}, -1, -1},
+        {{"Cache-Control: stale-if-error=1 2"}, -1, -1},
+        {{"Cache-Control: stale-if-error=99999999999999999999999"}, TTL_MAX, -1},
+        {{"Cache-Control: max-age=0", "Cache-Control: stale-if-error=60"}, 60, -1},
+        {{""}, -1, -1},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct upstream_response r;
+        response_reset(&r);
+        for (int k = 0; k < 3 && cases[i].lines[k]; k++)
+            response_header(&r, cases[i].lines[k]);
+        assert_int_equal(r.stale_if_error, cases[i].if_error);
+        assert_int_equal(r.stale_while_revalidate, cases[i].while_revalidate);
+    }
+}
+
 static void retries(void **state)
 {
     (void)state;
@@ -339,6 +372,7 @@ int main(void)
         cmocka_unit_test(header_lines_are_read),
         cmocka_unit_test(only_a_valid_entity_tag_is_kept),
         cmocka_unit_test(odd_values_are_unknown_or_dropped),
+        cmocka_unit_test(cache_control_says_how_long_it_may_answer_stale),
         cmocka_unit_test(retries),
         cmocka_unit_test(names_that_never_resolve),
         cmocka_unit_test(failures_say_attempts_and_time),
