@@ -2,6 +2,7 @@
 #include "log/access_log.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "base/parse.h"
 #include "upstream/upstream.h"
 #include "http/http.h"
 #include "log/log.h"
@@ -312,6 +313,20 @@ static void note_root(int argc, char **argv)
     fputc('\n', stderr);
 }
 
+/* Whether --upstream-allow opens loopback (127.0.0.1 or ::1) to fetches while arca listens
+ * beyond loopback. */
+static bool upstream_loopback_exposed(const struct config *cfg)
+{
+    static const uint8_t v4[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1};
+    static const uint8_t v6[16] = {[15] = 1};
+    bool loopback = false;
+    for (int i = 0; i < cfg->n_upstream_allow; i++)
+        loopback = loopback || cidr_contains(&cfg->upstream_allow[i], v4) ||
+                   cidr_contains(&cfg->upstream_allow[i], v6);
+    return loopback && strncmp(cfg->listen_host, "127.", 4) != 0 &&
+           strcmp(cfg->listen_host, "::1") != 0 && strcmp(cfg->listen_host, "localhost") != 0;
+}
+
 /* The first lines of the log, once the checks passed (a refusal stays serve's one line): which
  * arca, which file, and who may fetch when nobody said. */
 static void log_starting(const struct config *cfg)
@@ -322,6 +337,11 @@ static void log_starting(const struct config *cfg)
         log_info("arca %s starting, no config file", ARCA_VERSION);
     if (cfg->n_allow_nets == 0)
         log_info("warning: no --allow-network: every client that reaches arca may fetch");
+    if (upstream_loopback_exposed(cfg))
+        log_info("warning: --upstream-allow lets arca fetch from this host's loopback while it "
+                 "listens on %s: every client allowed to fetch reaches those services through "
+                 "arca (--listen 127.0.0.1:%d keeps them to this host)",
+                 cfg->listen_host, cfg->listen_port);
 }
 
 static int start(const struct config *cfg, char *err, size_t errlen)

@@ -325,7 +325,8 @@ static void print_hosts_down(json_t *s)
     char since[32];
     if (n <= 0)
         return;
-    printf("upstream   %lld host%s held down: expired objects answer stale, misses fail at once\n",
+    printf("upstream   %lld host%s held down: misses fail at once, expired objects answer from "
+           "disk within their stale-if-error\n",
            (long long)n, n == 1 ? "" : "s");
     json_array_foreach(list, i, h)
     {

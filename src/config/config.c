@@ -185,7 +185,10 @@ static int set_numeric(struct config *cfg, const struct option *o, const char *v
                                                                       : parse_int(v, &n);
     if (rc < 0) {
         snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s%s, got '%s'", o->name, expect[o->kind],
-                 o->kind == V_DURATION && o->min == 0 ? " or 0" : ", positive", v);
+                 o->min > 0              ? ", positive"
+                 : o->kind == V_DURATION ? " or 0"
+                                         : ", 0 or more",
+                 v);
         return -1;
     }
     if (n < o->min || n > o->max) {

@@ -207,8 +207,8 @@ static enum fetch_step step_stream(struct fetch_req *r)
         return FETCH_CONFIRM;
     if (inherits_failure(r, &meta))
         return FETCH_LOOK_AGAIN;
-    if (meta.state == OBJ_FETCHING && meta.stale && !meta.headers_ready)
-        return FETCH_LOOK_AGAIN; /* the refresh is slow or failing: its expired version answers */
+    if (meta.stale && (meta.state == OBJ_FAILED || !meta.headers_ready))
+        return FETCH_LOOK_AGAIN; /* the refresh is slow or failed: its expired version answers */
     if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->missing)
         return answered(r, r->missing(r->missing_arg)); /* a folder's name, maybe */
     return answered(r, fetch_stream(r, &meta));

@@ -86,9 +86,10 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->revalidation = obj->revalidation;
     meta->renewed = obj->renewed;
     meta->signed_key = obj->signed_key;
-    meta->stale = obj->state == OBJ_FETCHING && !obj->headers_ready ? obj->offer_stale
-                  : obj->refresh_failed && expired(obj, now_s())    ? STALE_ERROR
-                                                                    : STALE_NONE;
+    meta->stale = (obj->state == OBJ_FETCHING && !obj->headers_ready) || obj->state == OBJ_FAILED
+                      ? obj->offer_stale
+                  : obj->refresh_failed && expired(obj, now_s()) ? STALE_ERROR
+                                                                 : STALE_NONE;
     meta->fwd_status = obj->fwd_status;
     struct upstream_headers h;
     headers_unpack(obj->headers, &h);

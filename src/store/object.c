@@ -87,12 +87,13 @@ struct move_args {
     int status;            /* FAIL, SET_ASIDE; KEEP_STALE: upstream's answer (0: none) */
     const char *reason;
     bool remove_file; /* REMOVE */
+    bool keep_copy;   /* FAIL: the expired version it refreshed keeps its file and row */
 };
 
 static void enter_lists(struct object *obj, const struct move_args *a);
 static void finish(struct object *obj, const struct move_args *a);
 static void renew(struct object *obj, const struct move_args *a);
-static void keep_stale(struct object *obj, const struct move_args *a);
+static void restore(struct object *obj, const struct move_args *a);
 static void fail(struct object *obj, const struct move_args *a);
 static void set_aside(struct object *obj, const struct move_args *a);
 static void remove_complete(struct object *obj, const struct move_args *a);
@@ -102,10 +103,10 @@ enum move_kind {
     MOVE_LOAD,
     MOVE_FINISH,
     MOVE_RENEW,
-    MOVE_KEEP_STALE,
     MOVE_FAIL,
     MOVE_SET_ASIDE,
-    MOVE_REMOVE
+    MOVE_REMOVE,
+    MOVE_RESTORE
 };
 
 /* Every move an object may make, and what it does. A move not in this table asserts. */
@@ -113,14 +114,15 @@ static const struct transition {
     enum object_state from, to;
     void (*action)(struct object *obj, const struct move_args *a);
 } moves[] = {
-    [MOVE_BEGIN] = {OBJ_NEW, OBJ_FETCHING, enter_lists},          /* a download, or a resumed one */
-    [MOVE_LOAD] = {OBJ_NEW, OBJ_COMPLETE, enter_lists},           /* a row loaded at start */
-    [MOVE_FINISH] = {OBJ_FETCHING, OBJ_COMPLETE, finish},         /* durable: the body is whole */
-    [MOVE_RENEW] = {OBJ_FETCHING, OBJ_COMPLETE, renew},           /* upstream said 304 */
-    [MOVE_KEEP_STALE] = {OBJ_FETCHING, OBJ_COMPLETE, keep_stale}, /* upstream failed */
-    [MOVE_FAIL] = {OBJ_FETCHING, OBJ_FAILED, fail},               /* its file and row go */
-    [MOVE_SET_ASIDE] = {OBJ_FETCHING, OBJ_FAILED, set_aside},     /* arca stops: kept */
+    [MOVE_BEGIN] = {OBJ_NEW, OBJ_FETCHING, enter_lists},      /* a download, or a resumed one */
+    [MOVE_LOAD] = {OBJ_NEW, OBJ_COMPLETE, enter_lists},       /* a row loaded at start */
+    [MOVE_FINISH] = {OBJ_FETCHING, OBJ_COMPLETE, finish},     /* durable: the body is whole */
+    [MOVE_RENEW] = {OBJ_FETCHING, OBJ_COMPLETE, renew},       /* upstream said 304 */
+    [MOVE_FAIL] = {OBJ_FETCHING, OBJ_FAILED, fail},           /* its file and row go */
+    [MOVE_SET_ASIDE] = {OBJ_FETCHING, OBJ_FAILED, set_aside}, /* arca stops: kept */
     [MOVE_REMOVE] = {OBJ_COMPLETE, OBJ_REMOVED, remove_complete},
+    /* an expired version whose refresh failed upstream: back in the table as it was */
+    [MOVE_RESTORE] = {OBJ_REMOVED, OBJ_COMPLETE, restore},
 };
 
 bool object_may_move(enum object_state from, enum object_state to)
@@ -426,16 +428,18 @@ static void renew(struct object *obj, const struct move_args *a)
     join_complete(obj);
 }
 
-/* ... as old as it was: upstream failed, it answers stale (store_keep_stale). */
-static void keep_stale(struct object *obj, const struct move_args *a)
+/* REMOVED -> COMPLETE: the expired version a failed refresh let go of, in the table again as
+ * it was (object_restore has put it in the table): its list, quota and digest index back, the
+ * refresh's failure noted (refresh_held). */
+static void restore(struct object *obj, const struct move_args *a)
 {
-    obj->created = obj->stale->created;
-    obj->ttl = obj->stale->ttl;
-    take_stale_version(obj, a);
+    st.uses += obj->usage;
+    dlist_append(&st.lru, &obj->lru);
+    object_reserve(obj, obj->length);
     obj->refresh_failed = (int64_t)time(NULL);
     obj->fwd_status = a->status;
-    obj->revalidation = false;
-    join_complete(obj);
+    if (st.hooks.joined)
+        st.hooks.joined(obj);
 }
 
 /* Out of the table, waiters woken: the next request for its URL starts afresh. */
@@ -455,9 +459,11 @@ static void fail(struct object *obj, const struct move_args *a)
         st.hooks.failed(obj);
     leave_failed(obj);
     /* Before the persistence thread began its file there is neither file nor row. Submitted
-     * under the lock: a new version's file and row, begun after, come after their removal. */
+     * under the lock: a new version's file and row, begun after, come after their removal. A
+     * refresh that keeps the expired copy removes its own part file only: the file under the
+     * key and the row are that copy's (a refresh leaves them as they are). */
     if (obj->on_disk)
-        submit_remove(obj->key, NULL);
+        submit_remove_as(obj->key, NULL, a->keep_copy);
 }
 
 /* arca stops: the file and row stay for the next start to continue (store_set_aside). */
@@ -503,13 +509,24 @@ bool object_renew(struct object *obj, int fd)
     return true;
 }
 
-bool object_keep_stale(struct object *obj, int fd, int fwd_status)
+bool object_fail_keeping_copy(struct object *obj, int status, const char *reason)
 {
     CHECK_OBJ(obj);
     assert(store_locked());
-    if (obj->state != OBJ_FETCHING || !obj->stale)
+    if (obj->state != OBJ_FETCHING)
         return false;
-    move(obj, MOVE_KEEP_STALE, &(struct move_args){.fd = fd, .status = fwd_status});
+    move(obj, MOVE_FAIL,
+         &(struct move_args){.status = status, .reason = reason, .keep_copy = true});
+    return true;
+}
+
+bool object_restore(struct object *obj, int fwd_status)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked() && obj->state == OBJ_REMOVED && !object_find(obj->key));
+    if (table_add(&st.objects, &obj->node) < 0)
+        return false;
+    move(obj, MOVE_RESTORE, &(struct move_args){.status = fwd_status});
     return true;
 }
 
@@ -734,6 +751,7 @@ struct remove_job {
     struct persist_job job;
     char key[65];
     char *url;
+    bool part_only; /* a refresh's part file; the key's file and row stay */
 };
 
 static void run_remove(struct persist_job *job)
@@ -741,11 +759,14 @@ static void run_remove(struct persist_job *job)
     assert(persist_owns_index());
     struct remove_job *r = (struct remove_job *)job;
     char path[1200];
-    key_path(r->key, path, sizeof(path));
-    unlink(path); /* streaming readers keep the inode */
+    if (!r->part_only) {
+        key_path(r->key, path, sizeof(path));
+        unlink(path); /* streaming readers keep the inode */
+    }
     part_path(r->key, path, sizeof(path));
     unlink(path);
-    index_delete(r->key);
+    if (!r->part_only)
+        index_delete(r->key);
     if (r->url)
         log_info("store: removed %s", r->url);
     free(r->url);
@@ -755,6 +776,11 @@ static void run_remove(struct persist_job *job)
 /* Out of memory, file and row stay until the object is loaded again at the next start. */
 void submit_remove(const char *key, const char *url)
 {
+    submit_remove_as(key, url, false);
+}
+
+void submit_remove_as(const char *key, const char *url, bool part_only)
+{
     ASSERT_LOCKED(); /* the removal must be ordered before a new version's file and row */
     struct remove_job *r = calloc(1, sizeof(*r));
     if (!r || (url && !(r->url = strdup(url)))) {
@@ -763,6 +789,7 @@ void submit_remove(const char *key, const char *url)
         return;
     }
     r->job.run = run_remove;
+    r->part_only = part_only;
     memcpy(r->key, key, 65);
     persist_submit(&r->job);
 }

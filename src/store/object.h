@@ -11,8 +11,9 @@
  * the wake-ups deferred under it (park.h): a waiter is never woken under the lock.
  * - An object's life is one state (enum object_state, store.h) and a table of moves (object.c,
  *   object_may_move): NEW -> FETCHING (a download begins), NEW -> COMPLETE (loaded at start),
- *   FETCHING -> COMPLETE (finished, renewed, or kept stale), FETCHING -> FAILED (failed, set aside,
- * or replaced by a new version), COMPLETE -> REMOVED (evicted, purged, expired, its file gone).
+ *   FETCHING -> COMPLETE (finished or renewed), FETCHING -> FAILED (failed, set aside, or
+ *   replaced by a new version), COMPLETE -> REMOVED (evicted, purged, expired, its file gone),
+ *   REMOVED -> COMPLETE (an expired version restored when its refresh failed upstream).
  *   Only object.c writes obj->state; each move does its whole action there (lists, quota, twins,
  *   failures ring, removal, wake-up). An illegal move asserts. What follows from the state is
  *   asked, not stored: object_in_table, object_whole.
@@ -186,10 +187,13 @@ bool object_complete(struct object *obj, const uint8_t digest[32]);
 /* Lock held. FETCHING -> COMPLETE as the expired version it revalidated (a 304), whose file is
  * open in `fd`; false (nothing done) when it is no longer FETCHING. */
 bool object_renew(struct object *obj, int fd);
-/* Lock held. FETCHING -> COMPLETE as the expired version it refreshed, as old as it was
- * (upstream failed: it answers stale), whose file is open in `fd`; false (nothing done) when it
- * is no longer FETCHING or refreshes none. */
-bool object_keep_stale(struct object *obj, int fd, int fwd_status);
+/* Lock held. FETCHING -> FAILED as object_fail, but the expired version it refreshed keeps its
+ * file and row (its own part file goes): false when it had left FETCHING already. */
+bool object_fail_keeping_copy(struct object *obj, int status, const char *reason);
+/* Lock held. REMOVED -> COMPLETE: the expired version a failed refresh let go of, back in the
+ * table as it was, noted as refreshed in vain now (`fwd_status`: upstream's answer, 0 none).
+ * Its key must be free in the table; false (nothing done) when out of memory. */
+bool object_restore(struct object *obj, int fwd_status);
 /* Lock held. FETCHING -> FAILED, a failed download: the first reason wins, out of the table,
  * waiters woken, counted, remembered for the failures listing, its file and row (if made)
  * removed. False (nothing done) when it had left FETCHING already. */
@@ -265,5 +269,7 @@ void copy_string(char *dst, size_t size, const char *src);
 /* Have the persistence thread remove the file and row of `key` (url: logged as removed). Lock
  * held: ordered before a later download of the same URL. */
 void submit_remove(const char *key, const char *url);
+/* The same; with `part_only`, only the key's part file (a refresh's), its file and row kept. */
+void submit_remove_as(const char *key, const char *url, bool part_only);
 
 #endif

@@ -277,12 +277,14 @@ void store_staleness(struct object *obj, int64_t if_error, int64_t while_revalid
  * version meanwhile, for `cause` (`fwd_status`: upstream's answer to a failed attempt, 0 for
  * none), until upstream's headers of a new version are in. False when it keeps none. */
 bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_status);
-/* Upstream thread. The refresh failed upstream (`fwd_status`: its answer, 0 for none; `reason`
- * logged): the expired version it refreshed is the object again, as it was (its row complete
- * again, its age kept), answering stale for STORE_STALE_RETRY_S before a refresh is tried
- * again. -1 (nothing done) when it may not: no such version, past --stale-if-error, or a new
- * version's headers came; the caller fails the download then. */
-int store_keep_stale(struct object *obj, int fwd_status, const char *reason);
+/* Upstream thread. The refresh failed in an outage (`fwd_status`: upstream's answer, 0 for
+ * none): the download fails with `status` and `reason` (readers of a new version's body are
+ * cut), and the expired version it refreshed is in the table again as it was (never deleted
+ * for a failure that is no verdict). Within its stale-if-error window it answers stale, the
+ * download's waiters too, for STORE_STALE_RETRY_S before a refresh is tried again; past it,
+ * the waiters get the error and the copy waits for the origin. -1 (nothing done) when the
+ * download refreshes no such version: the caller fails it then. */
+int store_keep_stale(struct object *obj, int status, int fwd_status, const char *reason);
 /* Fail a download: out of the table, waiters woken; its file and row, once the persistence
  * thread has made them, are removed there. Any thread may call it (upstream_fetch does, at shutdown
  * or out of memory): it never touches disk or SQLite itself. */

@@ -495,11 +495,10 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
     return stale;
 }
 
-/* Persistence thread: the refreshed version's file, and its row as a complete object again:
- * renewed from the download's start (a 304), or as old as it was (`keep_age`: upstream
- * failed); the download's partial file goes. Returns the open file, or -1 with the object
- * failed for `gone` (the file is missing) or for the index. */
-static int renew_on_disk(struct object *obj, bool keep_age, const char *gone)
+/* Persistence thread: the revalidated version's file, and its row as a complete object again
+ * (renewed); the download's empty partial file goes. Returns the open file, or -1 with the
+ * object failed. */
+static int renew_on_disk(struct object *obj)
 {
     assert(persist_owns_index());
     char path[1200];
@@ -507,7 +506,7 @@ static int renew_on_disk(struct object *obj, bool keep_age, const char *gone)
     int fd;
     object_path(obj, path, sizeof(path));
     if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        store_fail(obj, 502, gone);
+        store_fail(obj, 502, "upstream says the object is unchanged, but the cached copy is gone");
         return -1;
     }
     store_lock();
@@ -515,8 +514,8 @@ static int renew_on_disk(struct object *obj, bool keep_age, const char *gone)
     row = (struct index_row){.key = obj->key,
                              .url = obj->url,
                              .length = s->length,
-                             .created = keep_age ? s->created : obj->created,
-                             .ttl = keep_age ? s->ttl : obj->ttl,
+                             .created = obj->created,
+                             .ttl = obj->ttl,
                              .last_use = obj->last_use,
                              .usage = obj->usage + s->usage,
                              .digest = s->digest,
@@ -537,8 +536,7 @@ static int renew_on_disk(struct object *obj, bool keep_age, const char *gone)
 static void run_renew(struct persist_job *job)
 {
     struct finish_job *f = (struct finish_job *)job;
-    int fd = renew_on_disk(f->obj, false,
-                           "upstream says the object is unchanged, but the cached copy is gone");
+    int fd = renew_on_disk(f->obj);
     if (fd >= 0) {
         store_lock();
         if (!object_renew(f->obj, fd))
@@ -594,48 +592,35 @@ bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_statu
     return offered;
 }
 
-struct keep_job {
-    struct persist_job job;
-    struct object *obj; /* a reference of its own */
-    int fwd_status;
-    char reason[200];
-};
-
-static void run_keep_stale(struct persist_job *job)
+int store_keep_stale(struct object *obj, int status, int fwd_status, const char *reason)
 {
-    struct keep_job *k = (struct keep_job *)job;
-    int fd = renew_on_disk(k->obj, true, k->reason);
-    if (fd >= 0) {
-        store_lock();
-        if (!object_keep_stale(k->obj, fd, k->fwd_status))
-            close(fd); /* failed meanwhile (shutdown) */
-        store_unlock();
-        log_error("fetch %s: %s; its expired version answers meanwhile", k->obj->url, k->reason);
-    }
-    store_release(k->obj);
-    free(k);
-}
-
-int store_keep_stale(struct object *obj, int fwd_status, const char *reason)
-{
-    struct keep_job *k;
+    int64_t now = (int64_t)time(NULL);
+    bool answers = false;
+    int rc = -1;
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
-    bool may = obj->state == OBJ_FETCHING && obj->stale && !obj->headers_ready && !obj->committed &&
-               object_may_stale(obj->stale, (int64_t)time(NULL));
-    if (may)
-        obj->refs++;
-    store_unlock();
-    if (!may || !(k = malloc(sizeof(*k)))) {
-        if (may)
-            store_release(obj);
-        return -1;
+    struct object *s = obj->state == OBJ_FETCHING ? obj->stale : NULL;
+    if (s) {
+        answers = object_may_stale(s, now);
+        s->refs++; /* the download lets go of it as it fails */
+        if (answers) {
+            obj->offer_stale = STALE_ERROR; /* its waiters look again, and take it */
+            obj->fwd_status = fwd_status;
+        }
+        object_fail_keeping_copy(obj, status, reason);
+        if (object_restore(s, fwd_status))
+            rc = 0;
+        else
+            submit_remove(s->key, NULL); /* out of memory: as a plain failure would have */
+        s->refs--;
+        maybe_free(s);
     }
-    *k = (struct keep_job){.job.run = run_keep_stale, .obj = obj, .fwd_status = fwd_status};
-    copy_string(k->reason, sizeof(k->reason), reason);
-    persist_submit(&k->job);
-    return 0;
+    store_unlock();
+    if (rc == 0)
+        log_error("fetch %s: %d %s; its expired version %s", object_url(obj), status, reason,
+                  answers ? "answers meanwhile" : "is kept, too old to answer");
+    return rc;
 }
 
 void store_fail_held(struct object *obj, const char *reason, int retry_after)
@@ -665,13 +650,28 @@ struct object *store_new_version(struct object *obj, const char *reason)
     assert(store_on_upstream());
     store_lock();
     bool replace = obj->state == OBJ_FETCHING;
-    object_fail(obj, 502, reason);
+    /* an expired version it refreshed goes on with the new one: kept whole, on disk and for a
+     * failure of the new one (store_keep_stale) */
+    struct object *stale = replace ? obj->stale : NULL;
+    obj->stale = NULL;
+    if (stale)
+        object_fail_keeping_copy(obj, 502, reason);
+    else
+        object_fail(obj, 502, reason);
     if (replace && !object_find(obj->key) &&
         (fresh = object_begin(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {
         fresh->refs = 1; /* the fetch's: the caller is the fetch */
         fresh->signed_key = obj->signed_key;
         st.uses += obj->usage - fresh->usage;
         fresh->usage = obj->usage;
+        fresh->stale = stale;
+        fresh->revalidation = stale && revalidable(stale);
+        stale = NULL;
+    }
+    if (stale) { /* no new download: let go of it as a failure would have */
+        submit_remove(stale->key, NULL);
+        stale->refs--;
+        maybe_free(stale);
     }
     store_unlock();
     return fresh;

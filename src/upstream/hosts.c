@@ -42,11 +42,6 @@ bool hosts_outage_status(long status)
     return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-bool hosts_failing_status(long status)
-{
-    return status == 502 || status == 503 || status == 504;
-}
-
 void hosts_origin_of(const char *url, char *out, size_t size)
 {
     CURLU *u = curl_url();
@@ -140,7 +135,8 @@ void hosts_result(const char *url, bool outage, bool probe, int64_t now_ms)
             h->wait_ms = HOSTS_PROBE_FIRST_MS;
             h->probe_at = now_ms + h->wait_ms;
             log_error("upstream host %s held down after %d failures in a row: its downloads "
-                      "fail at once, its expired objects answer stale",
+                      "fail at once (expired objects answer from disk within their "
+                      "stale-if-error)",
                       origin, h->failures);
         }
     }

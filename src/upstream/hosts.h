@@ -1,10 +1,10 @@
 /*
  * hosts.h — upstream hosts held down (docs/CACHING.md, "When the origin is down"). A host is a
- * scheme, name and port. After --origin-failures consecutive attempts at it that got no answer
- * (refused, reset, timed out, a name that does not resolve) or 502, 503 or 504, it is held
+ * scheme, name and port (as written: no lookup). After --origin-failures consecutive attempts
+ * at it that got no answer (refused, reset, timed out), it is held
  * down: attempts at it do not go, but for one probe at a time, due HOSTS_PROBE_FIRST_MS after it
  * went down and then after a wait that doubles up to HOSTS_PROBE_MAX_MS. The first attempt it
- * answers otherwise (any other status) clears it. Other hosts are never slowed.
+ * answers (any status) clears it. Other hosts are never slowed.
  *
  * Contract: hosts_configure runs on main before the upstream thread starts; hosts_admit and
  * hosts_result on the upstream thread; hosts_held and hosts_down on any thread. One mutex guards
@@ -38,10 +38,6 @@ void hosts_configure(int origin_failures);
 /* A status that says the origin is failing, not what it holds (RFC 5861 4): 500, 502, 503,
  * 504. A 404 or 403 is upstream's verdict on the object. An expired object answers stale then. */
 bool hosts_outage_status(long status);
-/* A status that says the host itself is failing: 502, 503, 504. A 500 is left out: it is what
- * one broken URL answers (a script's error), and any client could ask for that URL to hold a
- * host down for everyone (docs/SECURITY.md, "Stale answers"). */
-bool hosts_failing_status(long status);
 
 /* "scheme://name:port" of `url` (the scheme's port when it names none), lower case; "" when it
  * cannot be read. */
@@ -53,7 +49,9 @@ void hosts_origin_of(const char *url, char *out, size_t size);
  * next probe, at least 1). */
 bool hosts_admit(const char *url, int64_t now_ms, bool *probe, char *why, size_t size,
                  int *retry_after);
-/* An attempt at `url` ended: `outage` when it got no answer or 500/502/503/504. */
+/* An attempt at `url` ended: `outage` when it got no answer. Any answer, a 5xx too, clears the
+ * host: a status is one URL's word, and one URL answering 502 to any client who asks for it
+ * must not hold the host down for everyone (docs/SECURITY.md, "Stale answers"). */
 void hosts_result(const char *url, bool outage, bool probe, int64_t now_ms);
 /* Whether any host is held down now: one atomic load, for loops that would ask of many. */
 bool hosts_any_down(void);

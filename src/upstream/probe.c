@@ -243,9 +243,9 @@ void probe_attempt_ended(struct handle *h, CURLcode rc)
     bool answered = probe_answered(p, rc, status);
     bool stopping = atomic_load(&p->loop->stopping);
     const struct config *cfg = p->loop->cfg;
-    if (!stopping && !p->h.refused[0] && (status > 0 || rc != CURLE_OK))
-        hosts_result(p->url, status > 0 ? hosts_failing_status(status) : true, p->host_probe,
-                     monotonic_ms());
+    if (!stopping && !p->h.refused[0] && (status > 0 || rc != CURLE_OK) &&
+        rc != CURLE_COULDNT_RESOLVE_HOST) /* as a download's (transfer.c, note_host) */
+        hosts_result(p->url, status == 0, p->host_probe, monotonic_ms());
     p->host_probe = false;
     if (p->retries && !stopping && p->attempts <= cfg->download_retries &&
         (answered ? status_retryable(status)

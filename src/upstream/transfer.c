@@ -55,9 +55,9 @@ static void fail_upstream(struct transfer *t, int status, const char *why)
     char reason[CURL_ERROR_SIZE + 160];
     failure_summary(reason, sizeof(reason), t->attempts, t->loop->now_ms() - t->started_ms, why);
     if (!t->failed && outage(t->retry_status) &&
-        (t->st->offer_stale(t->obj, STALE_ERROR, t->retry_status),
-         t->st->keep_stale(t->obj, t->retry_status, reason) == 0)) {
-        t->failed = true; /* its end is told: its clients take the expired version */
+        t->st->keep_stale(t->obj, status, t->retry_status, reason) == 0) {
+        t->failed = true; /* its end is told: its clients take the expired version (or are
+                             told, when it is too old), which stays */
         atomic_fetch_add(&stats.refreshes_failed_stale, 1);
         return;
     }
@@ -68,8 +68,7 @@ static void fail_upstream(struct transfer *t, int status, const char *why)
  * answers, or its clients are told at once when the host is tried again. */
 static void held_down(struct transfer *t, const char *why, int retry_after)
 {
-    t->st->offer_stale(t->obj, STALE_ERROR, 0);
-    if (t->st->keep_stale(t->obj, 0, why) == 0) {
+    if (t->st->keep_stale(t->obj, 503, 0, why) == 0) {
         atomic_fetch_add(&stats.refreshes_failed_stale, 1);
     } else {
         t->st->fail_held(t->obj, why, retry_after);
@@ -83,10 +82,12 @@ static void held_down(struct transfer *t, const char *why, int retry_after)
  * address itself or stops. */
 static void note_host(struct transfer *t, CURLcode rc, bool stopping)
 {
-    if (t->h.refused[0] || stopping || (t->status == 0 && rc == CURLE_OK))
+    /* a name that does not resolve is asked once more and fails fast: it holds nothing down,
+     * so that a confirmation and a download of it read the same (test_dns.py) */
+    if (t->h.refused[0] || stopping || (t->status == 0 && rc == CURLE_OK) ||
+        rc == CURLE_COULDNT_RESOLVE_HOST)
         return;
-    hosts_result(t->source, t->status ? hosts_failing_status(t->status) : true, t->probe,
-                 t->loop->now_ms());
+    hosts_result(t->source, t->status == 0, t->probe, t->loop->now_ms());
     t->probe = false;
 }
 
@@ -227,8 +228,9 @@ static void fail_attempt(struct transfer *t, CURLcode rc);
 
 /* ATTEMPT: one request. A resume needs a validator that can prove the answer continues the kept
  * bytes; without one, the download starts over (start_over). None goes to a host held down
- * (hosts.h): a download that has not tried yet fails at once, one whose failures held it down
- * ends as its last attempt did. */
+ * (hosts.h): a download that has not tried yet fails at once (or is its probe), one that has
+ * ends as its last attempt did (its own failures held the host down, or it waited in a backoff
+ * meanwhile: it is never the probe). */
 static enum transfer_state step_attempt(struct transfer *t)
 {
     /* A backoff may end past the deadline, and a timeout of 0 would mean none at all. */
@@ -249,11 +251,12 @@ static enum transfer_state step_attempt(struct transfer *t)
         if (rc != 0)
             return rc < 0 ? TS_FAILED : TS_OPENING; /* a new version: once its file exists */
     }
+    if (t->attempts > 0 && hosts_held(t->source)) {
+        fail_attempt(t, t->rc); /* its own failures held the host down: it ends as its last did */
+        return TS_FAILED;
+    }
     if (!hosts_admit(t->source, t->loop->now_ms(), &t->probe, why, sizeof(why), &retry_after)) {
-        if (t->attempts > 0) /* its own failures held the host down: it ends as its last did */
-            fail_attempt(t, t->rc);
-        else
-            held_down(t, why, retry_after);
+        held_down(t, why, retry_after);
         return TS_FAILED;
     }
     if (t->attempts++ > 0)
@@ -358,7 +361,8 @@ static enum transfer_state step_ended(struct transfer *t)
         count_active(t, true);
         return t->new_file ? TS_OPENING : TS_ATTEMPT;
     }
-    if (!t->failed && !stopping && t->attempts <= cfg->download_retries &&
+    /* a host held down now (this attempt's failure may have done it) is not waited for */
+    if (!t->failed && !stopping && t->attempts <= cfg->download_retries && !hosts_held(t->source) &&
         error_retryable(rc, t->retry_status > 0, t->h.refused[0], past_deadline(t))) {
         int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, t->attempts);
         log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,

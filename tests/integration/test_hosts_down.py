@@ -136,3 +136,29 @@ def test_a_broken_url_answering_500_never_holds_its_host_down(start_arca, origin
     assert arca.status()["upstream_hosts_down"] == 0
     data = os.urandom(5_000)
     assert arca.fetch(origin.add("/fine", data=data))[2] == data
+
+
+def test_the_download_that_finds_a_host_dead_stops_there(start_arca, origin):
+    # default --retry-delay 1s: attempts at 0, 1 and 3 s hold the host down; the download ends
+    # there with its own failure, instead of two more attempts (and a probe) up to 15 s
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    url = origin.add("/dead", data=b"x", abort=True)
+    began = time.monotonic()
+    status, _, body = arca.fetch(url)
+    took = time.monotonic() - began
+    assert status == 502 and b"after 3 attempts" in body, body
+    assert origin.counts["/dead"] == 3
+    assert took < 8, f"{took:.1f} s"
+    assert arca.status()["upstream_hosts_down"] == 1
+
+
+def test_a_route_answering_502_never_holds_its_host_down(start_arca, origin):
+    # the outside review's attack: one request for such a route made 5 failed attempts and held
+    # the host down; then a request a second won every probe. An answer is one URL's word.
+    arca = start_arca(*FAST)
+    origin.add("/broken-route", data=b"", status=502)
+    for _ in range(5):
+        assert arca.fetch(origin.url("/broken-route"))[0] == 502
+    assert arca.status()["upstream_hosts_down"] == 0
+    data = os.urandom(5_000)
+    assert arca.fetch(origin.add("/fine", data=data))[2] == data

@@ -270,3 +270,46 @@ def test_the_origins_word_survives_a_restart(start_arca, origin, workdir):
     origin.objects["/mr"].status = 503
     status, headers, _ = again.fetch(url)
     assert status == 503 and not stale_answer(headers)
+
+
+@pytest.mark.parametrize("etag", ['"v1"', ""])
+def test_a_refresh_cut_mid_body_keeps_the_copy(arca, origin, etag):
+    # the outside review's F1: the origin resends the file (200) and every attempt is reset
+    # after 1000 bytes; the copy was deleted with the failed refresh
+    old = os.urandom(300_000)
+    url = expired(arca, origin, "/same", old, etag=etag, conditional=False)
+    origin.objects["/same"].faults = [("reset", 1000)] * 5
+    status, headers, body = arca.fetch(url)
+    assert len(body) < len(old)  # the new body's client is cut, never handed a short file
+    deadline = time.monotonic() + 20  # the refresh goes on with its attempts: until it ends
+    while arca.status()["resources_downloading"] + arca.status()["resources_scheduled"] and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert arca.status()["disk_usage"] == len(old), "the copy stays on disk"
+    origin.objects["/same"].status = 503
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(old) and stale_answer(headers)
+
+
+def test_a_copy_too_old_to_answer_is_kept_not_deleted(start_arca, origin):
+    # the outside review's F3: any client's ttl shortens an object's life (KissCache's rule);
+    # during an outage its copy, too old to answer stale, used to be deleted with the refresh
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--stale-if-error", "2s",
+                      "--download-retries", "0")
+    data = os.urandom(100_000)
+    url = origin.add("/pub", data=data, etag='"p"')
+    assert arca.fetch(url)[0] == 200
+    time.sleep(3.2)
+    origin.objects["/pub"].status = 503
+    status, headers, _ = arca.fetch(url, ttl="1s")
+    assert status == 503 and not stale_answer(headers)
+    assert arca.status()["disk_usage"] == len(data), "kept for when the origin is back"
+    origin.objects["/pub"].status = 200
+    deadline = time.monotonic() + 20  # past the 10 s a failed refresh is not tried again
+    while time.monotonic() < deadline:
+        status, headers, body = arca.fetch(url)
+        if status == 200:
+            break
+        time.sleep(0.5)
+    assert status == 200 and body == data
+    assert origin.bytes_sent["/pub"] == len(data), "renewed by a 304, not downloaded again"

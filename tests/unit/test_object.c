@@ -108,10 +108,13 @@ static void the_table_allows_only_the_stores_moves(void **state)
     assert_true(object_may_move(OBJ_FETCHING, OBJ_COMPLETE));
     assert_true(object_may_move(OBJ_FETCHING, OBJ_FAILED));
     assert_true(object_may_move(OBJ_COMPLETE, OBJ_REMOVED));
+    /* an expired version a failed refresh let go of comes back (store_keep_stale) */
+    assert_true(object_may_move(OBJ_REMOVED, OBJ_COMPLETE));
     /* a failed download is over; a complete object never downloads again, nor fails */
     for (int to = OBJ_NEW; to <= OBJ_REMOVED; to++) {
         assert_false(object_may_move(OBJ_FAILED, (enum object_state)to));
-        assert_false(object_may_move(OBJ_REMOVED, (enum object_state)to));
+        if (to != OBJ_COMPLETE)
+            assert_false(object_may_move(OBJ_REMOVED, (enum object_state)to));
     }
     assert_false(object_may_move(OBJ_COMPLETE, OBJ_FETCHING));
     assert_false(object_may_move(OBJ_COMPLETE, OBJ_FAILED));

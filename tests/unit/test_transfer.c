@@ -165,9 +165,9 @@ static bool f_offer_stale(struct object *obj, enum stale_cause cause, int fwd_st
     (void)obj, (void)cause, (void)fwd_status;
     return false;
 }
-static int f_keep_stale(struct object *obj, int fwd_status, const char *reason)
+static int f_keep_stale(struct object *obj, int status, int fwd_status, const char *reason)
 {
-    (void)obj, (void)fwd_status, (void)reason;
+    (void)obj, (void)status, (void)fwd_status, (void)reason;
     return -1;
 }
 static void f_release(struct object *obj)
