@@ -281,10 +281,13 @@ def test_a_refresh_cut_mid_body_keeps_the_copy(arca, origin, etag):
     origin.objects["/same"].faults = [("reset", 1000)] * 5
     status, headers, body = arca.fetch(url)
     assert len(body) < len(old)  # the new body's client is cut, never handed a short file
-    deadline = time.monotonic() + 20  # the refresh goes on with its attempts: until it ends
-    while arca.status()["resources_downloading"] + arca.status()["resources_scheduled"] and \
-            time.monotonic() < deadline:
+    # the refresh goes on with its attempts (5): until the last has ended and the copy is back
+    # (while a refresh runs, the copy it refreshes is out of the table and its usage)
+    deadline = time.monotonic() + 20
+    while (origin.counts["/same"] < 6 or arca.metrics()["arca_active_downloads"] or
+           arca.status()["disk_usage"] != len(old)) and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert origin.counts["/same"] == 6 and arca.metrics()["arca_active_downloads"] == 0
     assert arca.status()["disk_usage"] == len(old), "the copy stays on disk"
     origin.objects["/same"].status = 503
     status, headers, body = arca.fetch(url)
