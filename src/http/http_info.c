@@ -65,14 +65,11 @@ static const char *client_scheme(struct conn *c)
  * what arca caches. */
 static void add_hosts_down(struct conn *c, json_t *o)
 {
-    size_t n = hosts_down(NULL, 0, 0), shown = 0;
-    struct host_down *down = n && http_sees_urls(c) ? calloc(n, sizeof(*down)) : NULL;
+    size_t n;
+    struct host_down *down = hosts_down_list(&n, monotonic_ms());
+    size_t shown = http_sees_urls(c) ? n : 0;
     json_t *list = json_array();
     json_object_set_new(o, "upstream_hosts_down", json_integer((json_int_t)n));
-    if (down) {
-        shown = hosts_down(down, n, monotonic_ms());
-        shown = shown < n ? shown : n; /* one may have come back meanwhile, or gone down */
-    }
     for (size_t i = 0; list && i < shown; i++)
         json_array_append_new(list,
                               json_pack("{s:s, s:I, s:i, s:I}", "host", down[i].origin, "since",
@@ -286,8 +283,8 @@ static void metrics_keys(char *body, size_t size)
              (long long)atomic_load(&stats.digest_hits), (long long)atomic_load(&stats.stale_error),
              (long long)atomic_load(&stats.stale_slow),
              (long long)atomic_load(&stats.stale_revalidate),
-             (long long)atomic_load(&stats.refreshes_failed_stale),
-             (long long)hosts_down(NULL, 0, 0), (long long)atomic_load(&stats.held_down_failures));
+             (long long)atomic_load(&stats.refreshes_failed_stale), (long long)hosts_down_count(),
+             (long long)atomic_load(&stats.held_down_failures));
 }
 
 /* The bucket listings' families, appended. */

@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "log/log.h"
 #include "store/object.h"
+#include "store/store_room.h"
 #include "store/store_twins.h"
 
 #include <assert.h>
@@ -147,7 +148,7 @@ static bool refresh_held(const struct object *obj, int64_t now)
 static struct object *keep_as_stale(struct object *obj, int64_t now)
 {
     bool may_answer =
-        object_may_stale(obj, now) || now - obj->created - obj->ttl < object_stale_while(obj);
+        object_may_answer(obj, STALE_ERROR, now) || object_may_answer(obj, STALE_REVALIDATE, now);
     if (!revalidable(obj) && !may_answer)
         return NULL;
     if (may_answer && obj->fd < 0) {
@@ -263,8 +264,7 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
     if (*out) {
         (*out)->stale = stale;
         (*out)->revalidation = stale && revalidable(stale);
-        if (stale && stale->fd >= 0 &&
-            now - stale->created - stale->ttl < object_stale_while(stale))
+        if (stale && stale->fd >= 0 && object_may_answer(stale, STALE_REVALIDATE, now))
             (*out)->offer_stale = STALE_REVALIDATE; /* this request too: at once */
         /* marked before the lock drops: no lookup may find a signed URL's download unmarked
          * (an unsigned request would act on it, a digest would take it for public) */

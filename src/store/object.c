@@ -582,32 +582,6 @@ int object_error_status(const struct object *obj)
     return status;
 }
 
-int64_t object_stale_if_error(const struct object *obj)
-{
-    ASSERT_LOCKED();
-    return obj->stale_if_error >= 0 ? obj->stale_if_error : st.stale_if_error;
-}
-
-int64_t object_stale_while(const struct object *obj)
-{
-    ASSERT_LOCKED();
-    return obj->stale_while_revalidate >= 0 ? obj->stale_while_revalidate
-                                            : st.stale_while_revalidate;
-}
-
-bool object_may_stale(const struct object *obj, int64_t now)
-{
-    int64_t window = object_stale_if_error(obj);
-    return window > 0 && now - obj->created - obj->ttl < window;
-}
-
-bool object_may_answer(const struct object *obj, enum stale_cause cause, int64_t now)
-{
-    if (cause == STALE_REVALIDATE)
-        return now - obj->created - obj->ttl < object_stale_while(obj);
-    return object_may_stale(obj, now);
-}
-
 bool revalidable(const struct object *obj)
 {
     ASSERT_LOCKED();

@@ -234,17 +234,6 @@ struct object *object_next(const struct object *obj);
 /* Main, alone: room for `at_least` objects at start (0, or -1 out of memory); all gone at end. */
 int objects_reserve(size_t at_least);
 void objects_free(void);
-/* Lock held. Whether an expired object may still answer at `now` when its refresh fails: within
- * its origin's stale-if-error of its expiry, else --stale-if-error's. */
-bool object_may_stale(const struct object *obj, int64_t now);
-/* Lock held. How long past its expiry it answers at once while refreshed: its origin's
- * stale-while-revalidate, else --stale-while-revalidate. */
-int64_t object_stale_while(const struct object *obj);
-/* Lock held. Its origin's stale-if-error, else --stale-if-error. */
-int64_t object_stale_if_error(const struct object *obj);
-/* Lock held. Whether an expired object may answer at `now` for `cause`: within its
- * stale-while-revalidate for STALE_REVALIDATE, within its stale-if-error otherwise. */
-bool object_may_answer(const struct object *obj, enum stale_cause cause, int64_t now);
 /* Lock held. Whether an expired object can be asked for again conditionally: upstream gave it
  * an ETag or a Last-Modified. Such objects outlive their ttl by --keep-expired. */
 bool revalidable(const struct object *obj);

@@ -4,6 +4,7 @@
 #include "persist/index.h"
 #include "log/log.h"
 #include "store/object.h"
+#include "store/store_room.h"
 #include "persist/persist.h"
 #include "store/store_list.h"
 #include "store/store_resume.h"
@@ -93,11 +94,7 @@ static void load_row(const struct index_row *row, int part, void *arg)
     }
     o->headers_ready = true;
     o->length = o->have = o->reserved = row->length;
-    o->stale_if_error =
-        (int32_t)(row->stale_if_error > INT32_MAX ? INT32_MAX : row->stale_if_error);
-    o->stale_while_revalidate =
-        (int32_t)(row->stale_while_revalidate > INT32_MAX ? INT32_MAX
-                                                          : row->stale_while_revalidate);
+    object_set_staleness(o, row->stale_if_error, row->stale_while_revalidate);
     memcpy(o->digest, row->digest, 32);
     o->created = row->created;
     o->ttl = row->ttl;

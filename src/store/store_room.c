@@ -154,6 +154,48 @@ void store_set_stale(int64_t stale_if_error, int64_t stale_while_revalidate)
     store_unlock();
 }
 
+/* --- how long an expired object stays, and answers stale ------------------------------- */
+
+static int32_t seconds32(int64_t s)
+{
+    return (int32_t)(s > INT32_MAX ? INT32_MAX : s);
+}
+
+void object_set_staleness(struct object *obj, int64_t if_error, int64_t while_revalidate)
+{
+    CHECK_OBJ(obj);
+    assert(obj->state == OBJ_NEW || store_locked());
+    obj->stale_if_error = seconds32(if_error);
+    obj->stale_while_revalidate = seconds32(while_revalidate);
+}
+
+int64_t object_stale_if_error(const struct object *obj)
+{
+    assert(store_locked_or_alone());
+    return obj->stale_if_error >= 0 ? obj->stale_if_error : st.stale_if_error;
+}
+
+/* Lock held. Its origin's stale-while-revalidate, else --stale-while-revalidate. */
+static int64_t object_stale_while(const struct object *obj)
+{
+    assert(store_locked_or_alone());
+    return obj->stale_while_revalidate >= 0 ? obj->stale_while_revalidate
+                                            : st.stale_while_revalidate;
+}
+
+bool object_may_stale(const struct object *obj, int64_t now)
+{
+    int64_t window = object_stale_if_error(obj);
+    return window > 0 && now - obj->created - obj->ttl < window;
+}
+
+bool object_may_answer(const struct object *obj, enum stale_cause cause, int64_t now)
+{
+    if (cause == STALE_REVALIDATE)
+        return now - obj->created - obj->ttl < object_stale_while(obj);
+    return object_may_stale(obj, now);
+}
+
 /* Lock held. How long past its expiry an object stays: to be revalidated (--keep-expired) or to
  * answer while upstream fails (--stale-if-error), whichever is longer. */
 static int64_t kept_for(const struct object *o)

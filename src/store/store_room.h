@@ -2,17 +2,35 @@
  * store_room.h — the room objects take on disk, for the files of store/ that claim it: the
  * quota is st.quota (the one quota: SIGHUP sets it, store_set_quota), and room is made by
  * evicting the least recently used complete objects nobody streams. The public side (quota,
- * expiry, the usage flush, totals) is store.h's.
+ * expiry, the usage flush, totals) is store.h's. Expired objects stay past their ttl to be
+ * revalidated (--keep-expired) or to answer while upstream fails (stale-if-error): how long each
+ * may answer stale is asked here too.
  *
- * Contract: lock held; never blocks on the disk (removals go to the persistence thread).
+ * Contract: lock held (object_set_staleness: or a NEW object its maker alone holds); never
+ * blocks on the disk (removals go to the persistence thread).
  */
 #ifndef ARCA_STORE_ROOM_H
 #define ARCA_STORE_ROOM_H
 
+#include "store/store.h"
+
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Evict until `bytes` more fit under the quota: 0, or -1 when the objects left are all being
  * streamed (or there are none). */
 int room_make(int64_t bytes);
+
+/* An object's origin's word on answering stale (seconds, -1 not said, 0 never; capped at
+ * INT32_MAX). */
+void object_set_staleness(struct object *obj, int64_t if_error, int64_t while_revalidate);
+/* Its origin's stale-if-error, else --stale-if-error. */
+int64_t object_stale_if_error(const struct object *obj);
+/* Whether an expired object may still answer at `now` when its refresh fails: within its
+ * stale-if-error of its expiry. */
+bool object_may_stale(const struct object *obj, int64_t now);
+/* Whether an expired object may answer at `now` for `cause`: within its
+ * stale-while-revalidate for STALE_REVALIDATE, within its stale-if-error otherwise. */
+bool object_may_answer(const struct object *obj, enum stale_cause cause, int64_t now);
 
 #endif

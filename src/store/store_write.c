@@ -570,9 +570,7 @@ void store_staleness(struct object *obj, int64_t if_error, int64_t while_revalid
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
-    obj->stale_if_error = (int32_t)(if_error > INT32_MAX ? INT32_MAX : if_error);
-    obj->stale_while_revalidate =
-        (int32_t)(while_revalidate > INT32_MAX ? INT32_MAX : while_revalidate);
+    object_set_staleness(obj, if_error, while_revalidate);
     store_unlock();
 }
 

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -161,23 +162,29 @@ bool hosts_held(const char *url)
     return held;
 }
 
-size_t hosts_down(struct host_down *out, size_t max, int64_t now_ms)
+size_t hosts_down_count(void)
 {
-    size_t n = 0;
+    return (size_t)atomic_load(&reg.down);
+}
+
+struct host_down *hosts_down_list(size_t *n, int64_t now_ms)
+{
+    struct host_down *out = NULL;
+    *n = 0;
     pthread_mutex_lock(&reg.lock);
-    for (size_t i = 0; i < HOSTS_MAX; i++) {
-        const struct host *h = &reg.hosts[i];
-        if (!h->origin[0] || !h->since)
-            continue;
-        if (n < max) {
-            struct host_down *d = &out[n];
+    size_t down = (size_t)atomic_load(&reg.down); /* changed under this lock only */
+    if (down && (out = calloc(down, sizeof(*out)))) {
+        for (size_t i = 0; i < HOSTS_MAX && *n < down; i++) {
+            const struct host *h = &reg.hosts[i];
+            if (!h->origin[0] || !h->since)
+                continue;
+            struct host_down *d = &out[(*n)++];
             snprintf(d->origin, sizeof(d->origin), "%s", h->origin);
             d->since = h->since;
             d->failures = h->failures;
             d->probe_in_ms = h->probing || now_ms >= h->probe_at ? 0 : h->probe_at - now_ms;
         }
-        n++;
     }
     pthread_mutex_unlock(&reg.lock);
-    return n;
+    return out;
 }

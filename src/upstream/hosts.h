@@ -7,7 +7,7 @@
  * answers (any status) clears it. Other hosts are never slowed.
  *
  * Contract: hosts_configure runs on main before the upstream thread starts; hosts_admit and
- * hosts_result on the upstream thread; hosts_held and hosts_down on any thread. One mutex guards
+ * hosts_result on the upstream thread; hosts_held and hosts_down_* on any thread. One mutex guards
  * the registry, held for a few comparisons at a time. At most HOSTS_MAX hosts with failures are
  * tracked; past that a new host's failures are not counted (it is never held down) until one
  * recovers.
@@ -57,7 +57,10 @@ void hosts_result(const char *url, bool outage, bool probe, int64_t now_ms);
 bool hosts_any_down(void);
 /* Whether `url`'s host is held down now (a mirror is passed over then). */
 bool hosts_held(const char *url);
-/* How many hosts are held down now; the first `max` of them into `out` (NULL when max is 0). */
-size_t hosts_down(struct host_down *out, size_t max, int64_t now_ms);
+/* How many hosts are held down now. */
+size_t hosts_down_count(void);
+/* The hosts held down now, copied in one hold of the registry's lock (malloc'd, the caller
+ * frees it), their number in *n; NULL when there are none (or out of memory: *n is 0 then). */
+struct host_down *hosts_down_list(size_t *n, int64_t now_ms);
 
 #endif

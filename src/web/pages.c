@@ -440,14 +440,10 @@ static void hourly_charts(struct buf *b)
  * that may see what arca caches. */
 static void hosts_down_card(struct conn *c, struct buf *b)
 {
-    size_t n = hosts_down(NULL, 0, 0);
-    struct host_down *down = n ? calloc(n, sizeof(*down)) : NULL;
+    size_t n;
+    struct host_down *down = hosts_down_list(&n, monotonic_ms());
     char since[32];
-    if (down) {
-        size_t now_down = hosts_down(down, n, monotonic_ms());
-        n = now_down < n ? now_down : n; /* one may have come back meanwhile, or gone down */
-    }
-    if (down && n > 0) {
+    if (n > 0) {
         buf_addf(b,
                  "<div class=\"card warning\" id=\"hosts-down\"><h2>%zu upstream host%s "
                  "down</h2><p>Expired objects from %s are answered from disk; downloads from %s "
