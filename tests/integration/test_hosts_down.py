@@ -9,6 +9,7 @@ import time
 
 from conftest import Origin, sha256
 from test_cli import cli, server
+from test_stale import wait_age
 
 FAST = ("--upstream-allow", "127.0.0.0/8", "--retry-delay", "50ms")
 
@@ -89,7 +90,7 @@ def test_an_expired_object_of_a_dead_host_answers_stale_at_once(start_arca, orig
     url = origin.add("/kernel", data=data, etag='"k"')
     assert arca.fetch(url, ttl="2s")[0] == 200
     held_down(arca, origin)
-    time.sleep(2.2)
+    wait_age(arca, "/kernel", 2)
     origin.objects["/kernel"].abort = True
     before = origin.counts["/kernel"]
     status, headers, body = arca.fetch(url)

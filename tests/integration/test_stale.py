@@ -3,9 +3,12 @@ object whose refresh fails upstream (no answer, or 500/502/503/504) is answered 
 rather than after the retries, and says so; a verdict (404, 403, a new version) is never
 overridden, and a stale answer goes only to a request that would have got the fresh one."""
 
+import calendar
+import json
 import os
 import signal
 import time
+import urllib.parse
 
 import pytest
 
@@ -13,11 +16,24 @@ from conftest import sha256
 from test_signed import s3_url
 
 
+def wait_age(arca, path, age, timeout=30):
+    """Until arca's object at `path` is `age` seconds old by its own record (created_at, whole
+    seconds, as arca counts: one with ttl T has expired once its age is T). arca's time(NULL)
+    reads the kernel's coarse clock, a tick behind this one: 50 ms past the second for that."""
+    rows = json.loads(arca.get("/api/v1/resources/?state=successes")[2])["resources"]
+    (row,) = [r for r in rows if urllib.parse.urlsplit(r["url"]).path == path]
+    created = calendar.timegm(time.strptime(row["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    deadline = time.monotonic() + timeout
+    while time.time() < created + age + 0.05:
+        assert time.monotonic() < deadline, f"{path} not {age} s old in {timeout} s"
+        time.sleep(0.05)
+
+
 def expired(arca, origin, path, data, **kw):
-    """An object cached with a 2 s ttl, once it has expired (ttls count whole seconds)."""
+    """An object cached with a 2 s ttl, once it has expired."""
     url = origin.add(path, data=data, **kw)
     assert arca.fetch(url, ttl="2s")[0] == 200
-    time.sleep(2.2)
+    wait_age(arca, path, 2)
     return url
 
 
@@ -124,7 +140,7 @@ def test_an_unconfirmed_signed_url_never_gets_the_stale_copy(start_arca, origin)
     signed = s3_url(origin, path, nonce="a")
     origin.add(path, data=data, etag='"s"')
     assert arca.fetch(signed, ttl="2s")[0] == 200
-    time.sleep(2.2)
+    wait_age(arca, path, 2)
     origin.stop()
     # another credential's URL: upstream cannot confirm it, so it gets no bytes
     status, headers, body = arca.fetch(s3_url(origin, path, nonce="b"))
@@ -166,7 +182,7 @@ def test_apt_through_the_proxy_gets_the_index_stale_when_the_mirror_is_down(arca
     url = origin.add("/debian/dists/bookworm/InRelease", data=index, etag='"i"')
     apt = {"Cache-Control": "max-age=0"}  # what apt sends for index files
     assert raw(arca, "GET", url, apt)[0] == 200
-    time.sleep(1.2)  # max-age=0 made it a 1 s object
+    wait_age(arca, "/debian/dists/bookworm/InRelease", 1)  # max-age=0 made it a 1 s object
     origin.objects["/debian/dists/bookworm/InRelease"].status = 503
     status, headers, body = raw(arca, "GET", url, apt)
     assert status == 200 and body == index and stale_answer(headers)
@@ -206,7 +222,8 @@ def test_a_refresh_waiting_for_a_download_slot_answers_stale_too(start_arca, ori
     url2 = origin.add("/two", data=second, etag='"2"')
     for url in (url1, url2):
         assert arca.fetch(url, ttl="2s")[0] == 200
-    time.sleep(2.2)
+    for path in ("/one", "/two"):
+        wait_age(arca, path, 2)
     for obj in origin.objects.values():
         obj.stall = 30
     assert stale_answer(arca.fetch(url1)[1])
@@ -232,7 +249,7 @@ def test_the_origins_stale_if_error_sets_the_window(start_arca, origin):
     url = origin.add("/short", data=b"s" * 3000, etag='"s"',
                      headers={"Cache-Control": "max-age=60, stale-if-error=1"})
     assert arca.fetch(url, ttl="2s")[0] == 200
-    time.sleep(3.5)  # 1.5 s past its expiry: past the origin's 1 s, within the option's day
+    wait_age(arca, "/short", 3)  # 1 s past its expiry: past the origin's 1 s, within a day
     origin.objects["/short"].status = 503
     status, headers, _ = arca.fetch(url)
     assert status == 503 and not stale_answer(headers)
@@ -266,7 +283,7 @@ def test_the_origins_word_survives_a_restart(start_arca, origin, workdir):
     assert arca.fetch(url, ttl="2s")[0] == 200
     arca.stop()
     again = start_arca(*args, data_dir=data_dir)
-    time.sleep(2.2)
+    wait_age(again, "/mr", 2)
     origin.objects["/mr"].status = 503
     status, headers, _ = again.fetch(url)
     assert status == 503 and not stale_answer(headers)
@@ -302,7 +319,7 @@ def test_a_copy_too_old_to_answer_is_kept_not_deleted(start_arca, origin):
     data = os.urandom(100_000)
     url = origin.add("/pub", data=data, etag='"p"')
     assert arca.fetch(url)[0] == 200
-    time.sleep(3.2)
+    wait_age(arca, "/pub", 3)  # once its ttl is 1 s, 2 s past it: past the window
     origin.objects["/pub"].status = 503
     status, headers, _ = arca.fetch(url, ttl="1s")
     assert status == 503 and not stale_answer(headers)
