@@ -118,6 +118,7 @@ static void reload(struct config *cfg, int argc, char **argv)
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
     store_set_quota(fresh.quota);
     store_set_stale(fresh.stale_if_error, fresh.stale_while_revalidate);
+    upstream_set_rate(fresh.upstream_rate);
     __atomic_store_n(&cfg->default_ttl, fresh.default_ttl, __ATOMIC_RELAXED);
     /* the line is written under the more verbose of the two levels: going to "error" is said */
     if (fresh.log_level >= LOG_INFO)

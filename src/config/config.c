@@ -30,6 +30,8 @@ void config_defaults(struct config *cfg)
     cfg->retry_delay_ms = 1000;
     cfg->max_downloads = 32;
     cfg->max_downloads_per_host = 8;
+    cfg->fill_connections = 4;
+    cfg->fill_min_size = 64LL << 20;
     cfg->max_object_size = 64LL << 30;
     cfg->max_connections = 1024;
     cfg->max_connections_per_ip = 128;
@@ -181,6 +183,7 @@ static int set_numeric(struct config *cfg, const struct option *o, const char *v
     int rc = o->kind == V_DURATION && o->min == 0 && zero_duration(v) ? 0
              : o->kind == V_DURATION                                  ? parse_seconds(v, &n)
              : o->kind == V_DURATION_MS                               ? parse_duration_ms(v, &n)
+             : o->kind == V_SIZE && o->min == 0 && !strcmp(v, "none") ? 0
              : o->kind == V_SIZE                                      ? parse_size(v, &n)
                                                                       : parse_int(v, &n);
     if (rc < 0) {
@@ -605,6 +608,9 @@ static const struct option options[] = {
     NUMBER("retry-delay", 0, retry_delay_ms, V_DURATION_MS, 1, 30000),
     NUMBER("max-downloads", 0, max_downloads, V_INT, 1, 10000),
     NUMBER("max-downloads-per-host", 0, max_downloads_per_host, V_INT, 1, 10000),
+    NUMBER("fill-connections", 0, fill_connections, V_INT, 1, 64),
+    NUMBER("fill-min-size", 0, fill_min_size, V_SIZE, 1, INT64_MAX),
+    NUMBER("upstream-rate", OPT_RELOADABLE, upstream_rate, V_SIZE, 0, INT64_MAX),
     NUMBER("max-object-size", 0, max_object_size, V_SIZE, 1, INT64_MAX),
     NUMBER("max-connections", 0, max_connections, V_INT, 1, 100000),
     NUMBER("max-connections-per-ip", 0, max_connections_per_ip, V_INT, 1, 100000),

@@ -126,6 +126,10 @@ struct config {
     int64_t stale_if_error; /* seconds past expiry an object answers if upstream fails; 0 never */
     int64_t stale_while_revalidate; /* seconds past expiry it answers at once while revalidated */
     int origin_failures;            /* consecutive failures that hold a host down; 0 never */
+    /* Cold fills (docs/CACHING.md, "Parallel fills and the uplink cap"): */
+    int fill_connections;  /* connections one download may use at once; 1: one */
+    int64_t fill_min_size; /* smaller objects come over one connection */
+    int64_t upstream_rate; /* bytes a second all downloads together take; 0: no cap */
     struct mirror_rule mirror_rules[CONFIG_MAX_RULES / 2];
     int n_mirror_rules;
     struct bucket buckets[CONFIG_MAX_BUCKETS];

@@ -10,6 +10,7 @@
 #include "http/http_offload.h"
 #include "base/clock.h"
 #include "upstream/hosts.h"
+#include "upstream/upstream.h"
 #include "rules/policy.h"
 #include "persist/persist.h"
 #include "stats/stats.h"
@@ -349,9 +350,33 @@ static void metrics_proxy(char *body, size_t size)
              (long long)atomic_load(&stats.tunnel_bytes_down), offload_running());
 }
 
+/* The parallel fills' and the uplink cap's families, appended. */
+static void metrics_fills(char *body, size_t size)
+{
+    size_t used = strlen(body);
+    snprintf(body + used, size - used,
+             "# HELP arca_fills_total Downloads split into ranges over several connections.\n"
+             "# TYPE arca_fills_total counter\n"
+             "arca_fills_total %lld\n"
+             "# HELP arca_fill_ranges_total Requests for a parallel fill's ranges (retries "
+             "included).\n"
+             "# TYPE arca_fill_ranges_total counter\n"
+             "arca_fill_ranges_total %lld\n"
+             "# HELP arca_fill_stops_total Parallel fills stopped: upstream changed the object, or "
+             "answered a range wrongly.\n"
+             "# TYPE arca_fill_stops_total counter\n"
+             "arca_fill_stops_total %lld\n"
+             "# HELP arca_upstream_rate_limit_bytes The cap on bytes a second from upstream "
+             "(--upstream-rate); 0: none.\n"
+             "# TYPE arca_upstream_rate_limit_bytes gauge\n"
+             "arca_upstream_rate_limit_bytes %lld\n",
+             (long long)atomic_load(&stats.fills), (long long)atomic_load(&stats.fill_ranges),
+             (long long)atomic_load(&stats.fill_stops), (long long)upstream_rate());
+}
+
 enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest)
 {
-    char body[12288];
+    char body[16384];
     (void)rest;
     assert(http_handling(c, req));
     metrics_core(body, sizeof(body));
@@ -359,5 +384,6 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_buckets(body, sizeof(body));
     metrics_persist(body, sizeof(body));
     metrics_proxy(body, sizeof(body));
+    metrics_fills(body, sizeof(body));
     return http_send_text(c, HTTP_OK, "text/plain; version=0.0.4", body);
 }

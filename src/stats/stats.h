@@ -34,6 +34,9 @@ struct stats {
     _Atomic int64_t revalidated_changed;   /* ... answered with a new body */
     _Atomic int64_t restart_resumes;       /* downloads taken up again after a restart */
     _Atomic int64_t mirror_downloads;      /* downloads served by a --mirror */
+    _Atomic int64_t fills;                 /* downloads split into ranges (upstream/fill.h) */
+    _Atomic int64_t fill_ranges;           /* ... requests for their ranges */
+    _Atomic int64_t fill_stops;            /* ... fills stopped: another version, or a lie */
     /* Answers from an expired version, by why (store.h, enum stale_cause): */
     _Atomic int64_t stale_error, stale_slow, stale_revalidate;
     _Atomic int64_t refreshes_failed_stale; /* refreshes that failed upstream: expired kept */

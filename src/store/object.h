@@ -61,6 +61,7 @@ struct object {
                            see object_error() */
     int64_t created, ttl, last_use, usage;
     int64_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
+    int64_t rate;           /* FETCHING: bytes a second its download took over the last second */
     struct dnode dirty;     /* in the store's dirty list: usage/last_use not yet in the index */
     struct dnode lru;       /* in the store's LRU list when complete, its fetching list while
                                downloading (in the table only) */
@@ -86,6 +87,7 @@ struct object {
     /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
     int32_t stale_if_error, stale_while_revalidate;
     uint8_t offer_stale; /* FETCHING: enum stale_cause its readers take `stale` for */
+    uint8_t connections; /* FETCHING: connections its download uses now (store_set_rate) */
 
     bool headers_ready; /* upstream answered 2xx: length and type known */
     bool verified;      /* its file is known to hold `length` bytes (see load_row) */

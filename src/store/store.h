@@ -248,6 +248,19 @@ struct object *store_new_version(struct object *obj, const char *reason);
  * over 16 KiB at a time, several times per pass, and each wake-up resumes every reader's
  * connection; store_announce wakes them once the pass is over. */
 int store_append(struct object *obj, const char *data, size_t len);
+/* A parallel fill (upstream/fill.h): bytes of a later range written at `off`, ahead of `have`
+ * (the length known): readers take none of them before store_advance. 0, or -1 with the
+ * object's error set (as store_append). */
+int store_write_at(struct object *obj, int64_t off, const char *data, size_t len);
+/* The bytes up to `to`, written ahead by store_write_at, follow the head: readers may take them
+ * (announced with the pass, as appends are). */
+void store_advance(struct object *obj, int64_t to);
+/* Bytes [from, to) of the download's file fed to `ctx`: a fill's digest runs in order over bytes
+ * that came ahead of the head. -1 when the file cannot be read. */
+int store_digest_range(struct object *obj, EVP_MD_CTX *ctx, int64_t from, int64_t to);
+/* What the download's listing shows while it runs: bytes a second it takes from upstream, over
+ * how many connections. */
+void store_set_rate(struct object *obj, int64_t rate, int connections);
 /* Wake the object's waiters whose bytes were appended since they were last woken, and every
  * waiter once a reader has been held STORE_HOLD_MS. Returns the monotonic ms by which it must be
  * called again (a reader is held), or 0. */

@@ -283,32 +283,88 @@ static void start_writeback(int fd, int64_t from, int64_t to)
         sync_file_range(fd, (step - 1) * WRITEBACK_STEP, WRITEBACK_STEP, SYNC_FILE_RANGE_WRITE);
 }
 
-int store_append(struct object *obj, const char *data, size_t len)
+/* Bytes at `off`: quota claimed, written, their writeback started. -1 with the object's error
+ * set. */
+static int write_bytes(struct object *obj, int64_t off, const char *data, size_t len)
 {
     int rc;
-    CHECK_OBJ(obj);
-    assert(store_on_upstream());
-    assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
     store_lock();
-    rc = claim(obj, obj->have + (int64_t)len);
+    rc = claim(obj, off + (int64_t)len);
     store_unlock();
     if (rc < 0)
         return -1;
-    if (write_all(obj->fd, data, len, obj->have) < 0) {
+    if (write_all(obj->fd, data, len, off) < 0) {
         store_lock();
         object_set_error(obj, errno == ENOSPC ? 507 : 500,
                          errno == ENOSPC ? "disk full" : "cannot write object file");
         store_unlock();
         return -1;
     }
-    start_writeback(obj->fd, obj->have, obj->have + (int64_t)len);
-    maybe_sync(obj, obj->have, obj->have + (int64_t)len);
+    start_writeback(obj->fd, off, off + (int64_t)len);
+    return 0;
+}
+
+/* Readers may take the bytes up to `to`, once the pass is over (store_announce). */
+static void publish(struct object *obj, int64_t to)
+{
+    maybe_sync(obj, obj->have, to);
     store_lock();
-    obj->have += (int64_t)len;
+    obj->have = to;
     assert(obj->length < 0 || obj->have <= obj->length); /* claim() refuses more */
     obj->unannounced = true; /* waiters are woken by store_announce, once per curl pass */
     store_unlock();
+}
+
+int store_append(struct object *obj, const char *data, size_t len)
+{
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
+    if (write_bytes(obj, obj->have, data, len) < 0)
+        return -1;
+    publish(obj, obj->have + (int64_t)len);
     return 0;
+}
+
+int store_write_at(struct object *obj, int64_t off, const char *data, size_t len)
+{
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
+    assert(obj->length >= 0 && off > obj->have); /* ahead of the head, within a known length */
+    return write_bytes(obj, off, data, len);
+}
+
+void store_advance(struct object *obj, int64_t to)
+{
+    CHECK_OBJ(obj);
+    assert(store_on_upstream() && obj->state == OBJ_FETCHING);
+    assert(obj->length >= 0 && to >= obj->have && to <= obj->length);
+    publish(obj, to);
+}
+
+int store_digest_range(struct object *obj, EVP_MD_CTX *ctx, int64_t from, int64_t to)
+{
+    static char buf[256 << 10]; /* the upstream thread's alone */
+    CHECK_OBJ(obj);
+    assert(store_on_upstream() && obj->fd >= 0);
+    while (from < to) {
+        size_t want = to - from < (int64_t)sizeof(buf) ? (size_t)(to - from) : sizeof(buf);
+        ssize_t n = pread(obj->fd, buf, want, from);
+        if (n <= 0 || EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
+            return -1;
+        from += n;
+    }
+    return 0;
+}
+
+void store_set_rate(struct object *obj, int64_t rate, int connections)
+{
+    CHECK_OBJ(obj);
+    store_lock();
+    obj->rate = rate;
+    obj->connections = (uint8_t)(connections > 255 ? 255 : connections);
+    store_unlock();
 }
 
 /* Lock held. A reader held for STORE_HOLD_MS takes what is there: every waiter wakes, and the

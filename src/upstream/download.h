@@ -20,6 +20,7 @@ enum transfer_state {
     TS_ATTEMPT,
     TS_ASKING,
     TS_ENDED,
+    TS_FILLING,
     TS_BACKOFF,
     TS_DONE,
     TS_FAILED,
@@ -41,6 +42,10 @@ struct transfer_store {
     int (*restart)(struct object *obj, int64_t length, const struct upstream_headers *h);
     struct object *(*new_version)(struct object *obj, const char *reason);
     int (*append)(struct object *obj, const char *data, size_t len);
+    int (*write_at)(struct object *obj, int64_t off, const char *data, size_t len);
+    void (*advance)(struct object *obj, int64_t to);
+    int (*digest_range)(struct object *obj, EVP_MD_CTX *ctx, int64_t from, int64_t to);
+    void (*set_rate)(struct object *obj, int64_t rate, int connections);
     int64_t (*announce)(struct object *obj);
     int (*finish)(struct object *obj, const uint8_t digest[32]);
     int (*renew)(struct object *obj);

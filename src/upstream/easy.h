@@ -13,6 +13,7 @@
 #define ARCA_EASY_H
 
 #include "config/config.h"
+#include "upstream/rate.h"
 #include "upstream/timer.h"
 
 #include <curl/curl.h>
@@ -20,6 +21,7 @@
 #include <stdbool.h>
 
 struct bucket_auth;
+struct fill;
 struct transfer;
 
 /* The loop's state the lower files are handed. */
@@ -30,14 +32,17 @@ struct upstream_loop {
     atomic_bool stopping;
     struct transfer *active; /* started, running or between attempts */
     int n_active;
+    struct rate_gate gate; /* --upstream-rate (rate.h) */
+    struct fill *retired;  /* parallel fills to free after the pass (fill_sweep) */
     /* Called on the persistence thread once a download's file is made: wakes the loop. */
     void (*wake)(void *arg);
     int64_t (*now_ms)(void); /* the monotonic clock (clock.h); a unit's own in tests */
 };
 
 /* What every curl handle of this thread carries first (CURLOPT_PRIVATE, the socket callback):
- * which kind of work it is, and why the address policy refused a connection. */
-enum handle_kind { HANDLE_TRANSFER, HANDLE_PROBE };
+ * which kind of work it is (a download, a probe, a fill's range: fill.h), and why the address
+ * policy refused a connection. */
+enum handle_kind { HANDLE_TRANSFER, HANDLE_PROBE, HANDLE_SEGMENT };
 struct handle {
     enum handle_kind kind;
     char refused[160];

@@ -13,14 +13,16 @@
 #include <string.h>
 
 const struct transfer_store transfer_store_real = {
-    store_begin_file,  store_file_ready,    store_take_prefix,
-    store_snapshot,    store_progress,      store_stale_validators,
-    store_begin_body,  store_continue_body, store_staleness,
-    store_restart,     store_new_version,   store_append,
-    store_announce,    store_finish,        store_renew,
-    store_fail,        store_set_aside,     store_fail_held,
-    store_offer_stale, store_keep_stale,    store_release,
-    object_url,        object_error,        object_error_status,
+    store_begin_file,    store_file_ready,    store_take_prefix,
+    store_snapshot,      store_progress,      store_stale_validators,
+    store_begin_body,    store_continue_body, store_staleness,
+    store_restart,       store_new_version,   store_append,
+    store_write_at,      store_advance,       store_digest_range,
+    store_set_rate,      store_announce,      store_finish,
+    store_renew,         store_fail,          store_set_aside,
+    store_fail_held,     store_offer_stale,   store_keep_stale,
+    store_release,       object_url,          object_error,
+    object_error_status,
 };
 
 static void transfer_step(struct transfer *t);
@@ -121,11 +123,17 @@ static int add_header(struct transfer *t, const char *line)
     return 0;
 }
 
-/* Ask for the bytes after those we keep, and only if they still belong to the same body. */
+/* Ask for the bytes after those we keep (up to the end of its own range while a fill runs), and
+ * only if they still belong to the same body. */
 static int add_resume_headers(struct transfer *t)
 {
-    char range[64], if_range[300];
-    snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
+    char range[80], if_range[300];
+    t->bounded = t->fill != NULL;
+    if (t->bounded)
+        snprintf(range, sizeof(range), "Range: bytes=%lld-%lld", (long long)t->offset,
+                 (long long)fill_head_end(t->fill) - 1);
+    else
+        snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
     snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(&t->kept));
     return add_header(t, range) < 0 || add_header(t, if_range) < 0 ? -1 : 0;
 }
@@ -153,7 +161,7 @@ static int set_headers(struct transfer *t)
 {
     curl_slist_free_all(t->req_headers);
     t->req_headers = easy_base_headers(t->auth, t->via);
-    t->conditional = false;
+    t->conditional = t->bounded = false;
     if (!t->req_headers || (t->offset > 0 ? add_resume_headers(t) : add_conditions(t)) < 0)
         return -1;
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
@@ -268,7 +276,7 @@ static enum transfer_state step_attempt(struct transfer *t)
     }
     t->retry_status = 0;
     t->status = 0;
-    t->body_started = t->start_over = t->new_file = t->renewed = false;
+    t->body_started = t->start_over = t->new_file = t->renewed = t->own_cut = false;
     t->h.refused[0] = t->errbuf[0] = '\0';
     if (set_headers(t) < 0) {
         transfer_fail(t, 500, "out of memory");
@@ -341,6 +349,19 @@ static enum transfer_state finished(struct transfer *t)
     return TS_DONE;
 }
 
+/* Its own range is in (it cut its answer there, or asked for that range alone): the fill's
+ * others come meanwhile (FILLING), or all are in; its fill stopped meanwhile on a lie: the rest
+ * over this connection. */
+static enum transfer_state range_in(struct transfer *t)
+{
+    struct download_progress p;
+    count_active(t, true);
+    if (t->fill)
+        return fill_whole(t->fill) ? finished(t) : TS_FILLING;
+    t->st->progress(t->obj, &p);
+    return p.have < p.length ? TS_ATTEMPT : finished(t);
+}
+
 /* ENDED: finish, start over at once, back off and retry, or give up. */
 static enum transfer_state step_ended(struct transfer *t)
 {
@@ -354,6 +375,8 @@ static enum transfer_state step_ended(struct transfer *t)
         log_debug("fetch %s: unchanged upstream (304), renewed", t->url);
         return t->failed ? TS_FAILED : TS_DONE;
     }
+    if (!t->failed && !stopping && (t->own_cut || (t->bounded && rc == CURLE_OK)))
+        return range_in(t);
     if (rc == CURLE_OK && !t->failed && !t->retry_status)
         return finished(t);
     if (t->start_over && !t->failed && !stopping) {
@@ -398,8 +421,9 @@ static void free_transfer(struct transfer *t)
 static void end_transfer(struct transfer *t)
 {
     assert(t->state == TS_DONE || t->state == TS_FAILED);
-    assert(t->backoff.slot == TIMER_IDLE);
+    assert(t->backoff.slot == TIMER_IDLE && !t->wait.queued);
     timer_cancel(&t->loop->timers, &t->patience);
+    transfer_drop_fill(t);
     count_active(t, false);
     t->st->release(t->obj);
     *t->prev = t->next;
@@ -432,6 +456,77 @@ static void transfer_step(struct transfer *t)
             return;
         t->state = steps[t->state](t);
     }
+}
+
+/* --- what its fill tells it (fill.h) --------------------------------------------------------- */
+
+/* The attempt under way, or the backoff before the next, is cut: the fill decided. */
+static void cut_attempt(struct transfer *t)
+{
+    if (t->state == TS_ASKING) {
+        rate_forget(&t->loop->gate, &t->wait);
+        curl_multi_remove_handle(t->loop->multi, t->easy);
+    }
+    timer_cancel(&t->loop->timers, &t->backoff);
+}
+
+/* Upstream changed the object mid-fill: the download starts over, once (a second change fails
+ * it: an origin that changes all the time would otherwise be fetched for ever). */
+static enum transfer_state fill_changed(struct transfer *t, const char *why)
+{
+    char reason[CURL_ERROR_SIZE + 220];
+    int rc;
+    if (t->fill_restarts++ > 0) {
+        snprintf(reason, sizeof(reason),
+                 "upstream changed the object twice during the download (%s)", why);
+        transfer_fail(t, 502, reason);
+        return TS_FAILED;
+    }
+    rc = transfer_start_over(t, -1, NULL, why);
+    return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_ATTEMPT;
+}
+
+/* FILL_ALONE: one connection from here on. Asking, it goes on to the end (a bounded range asks
+ * again for the rest: step_ended); in a backoff, its next attempt asks for the rest. */
+static void fill_alone(struct transfer *t, const char *why)
+{
+    log_info("fetch %s: %s; going on over one connection", t->url, why);
+    transfer_drop_fill(t);
+    t->alone = true;
+    if (t->state == TS_FILLING) {
+        t->state = TS_ATTEMPT;
+        transfer_step(t);
+    }
+}
+
+static void fill_told(void *arg, enum fill_news news)
+{
+    struct transfer *t = arg;
+    char why[CURL_ERROR_SIZE + 160];
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread() && t->fill);
+    snprintf(why, sizeof(why), "%s", fill_reason(t->fill));
+    if (news == FILL_WHOLE) { /* asking still: the end of its own attempt finishes it */
+        if (t->state == TS_FILLING) {
+            t->state = finished(t);
+            transfer_step(t);
+        }
+        return;
+    }
+    if (news != FILL_FAILED)
+        atomic_fetch_add(&stats.fill_stops, 1);
+    if (news == FILL_ALONE) {
+        fill_alone(t, why);
+        return;
+    }
+    cut_attempt(t);
+    if (news == FILL_CHANGED) {
+        t->state = fill_changed(t, why);
+    } else {
+        transfer_fail(t, fill_status(t->fill), why);
+        t->state = TS_FAILED;
+    }
+    transfer_step(t);
 }
 
 /* --- events --------------------------------------------------------------------------------- */
@@ -467,6 +562,7 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
                            .auth = auth,
                            .easy = t->easy,
                            .sha = t->sha,
+                           .fill_told = fill_told,
                            .state = TS_OPENING};
     response_reset(&t->resp);
     timer_init(&t->backoff);
@@ -524,6 +620,7 @@ void transfer_attempt_ended(struct handle *h, CURLcode rc)
     struct transfer *t = (struct transfer *)h;
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_ASKING);
+    rate_forget(&t->loop->gate, &t->wait);
     curl_multi_remove_handle(t->loop->multi, t->easy);
     t->rc = rc;
     t->state = TS_ENDED;
@@ -541,9 +638,8 @@ void transfer_stop(struct transfer *t)
 {
     CHECK_TRANSFER(t);
     assert(upstream_on_thread());
-    if (t->state == TS_ASKING)
-        curl_multi_remove_handle(t->loop->multi, t->easy);
-    timer_cancel(&t->loop->timers, &t->backoff);
+    cut_attempt(t);
+    transfer_drop_fill(t);
     if (t->state == TS_OPENING || t->new_file) {
         transfer_fail(t, 503, "arca is shutting down");
     } else if (!t->failed) { /* kept on disk: the next start continues it */
@@ -553,6 +649,26 @@ void transfer_stop(struct transfer *t)
     }
     t->state = TS_FAILED;
     end_transfer(t);
+}
+
+int transfer_connections(const struct transfer *t)
+{
+    CHECK_TRANSFER(t);
+    return 1 + (t->fill ? fill_connections(t->fill) : 0);
+}
+
+void transfer_measure(struct transfer *t)
+{
+    int64_t now = t->loop->now_ms(), bytes = t->received;
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread());
+    if (t->fill)
+        bytes += fill_received(t->fill);
+    if (t->measured_ms && now > t->measured_ms && t->state != TS_OPENING)
+        t->st->set_rate(t->obj, (bytes - t->measured_bytes) * 1000 / (now - t->measured_ms),
+                        (t->state == TS_ASKING) + (t->fill ? fill_connections(t->fill) : 0));
+    t->measured_bytes = bytes;
+    t->measured_ms = now;
 }
 
 enum transfer_state transfer_state_of(const struct transfer *t)

@@ -12,7 +12,9 @@
  *   ATTEMPT  one more request: a resume's Range, or from byte 0 -> ASKING, OPENING, FAILED
  *   ASKING   in the multi handle: headers decide, bytes append  -> ENDED
  *   ENDED    the attempt ended: finish, start over, back off    -> DONE, ATTEMPT, OPENING,
- *                                                                 BACKOFF, FAILED
+ *                                                                 BACKOFF, FILLING, FAILED
+ *   FILLING  its own range is in, its fill's others come (fill.h) -> DONE, ATTEMPT, OPENING,
+ *                                                                 FAILED
  *   BACKOFF  a retry's timer (the loop's timer heap)            -> ATTEMPT
  *   DONE     finished, renewed (304) or set aside: released and freed
  *   FAILED   store_fail() has told its clients: released and freed
@@ -55,6 +57,12 @@ void transfer_attempt_ended(struct handle *h, CURLcode rc);
 int64_t transfer_announce(struct transfer *t);
 /* arca stops: the download fails (nothing kept yet) or is set aside for the next start; freed. */
 void transfer_stop(struct transfer *t);
+
+/* Once a second: the bytes a second it took from upstream since the last call, and over how
+ * many connections, for its listing (store_set_rate). */
+void transfer_measure(struct transfer *t);
+/* Connections it holds to its host now: its own, and its fill's (fill.h). */
+int transfer_connections(const struct transfer *t);
 
 enum transfer_state transfer_state_of(const struct transfer *t);
 const char *transfer_host(const struct transfer *t);

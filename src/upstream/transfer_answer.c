@@ -8,13 +8,24 @@
 #include "stats/stats.h"
 
 #include <stdio.h>
+#include <strings.h>
 #include <string.h>
+
+void transfer_drop_fill(struct transfer *t)
+{
+    if (!t->fill)
+        return;
+    t->received += fill_received(t->fill);
+    fill_retire(t->fill);
+    t->fill = NULL;
+}
 
 void transfer_fail(struct transfer *t, int status, const char *reason)
 {
     if (t->failed)
         return;
     t->failed = true;
+    transfer_drop_fill(t);
     t->st->fail(t->obj, status, reason);
     log_error("fetch %s: %d %s", t->url, status, t->st->error(t->obj));
 }
@@ -69,7 +80,9 @@ static int new_version(struct transfer *t, const char *why)
 int transfer_start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
                         const char *why)
 {
-    int rc = t->st->restart(t->obj, length, h);
+    int rc;
+    transfer_drop_fill(t); /* its ranges' bytes go with the body they belonged to */
+    rc = t->st->restart(t->obj, length, h);
     if (rc < 0) {
         transfer_fail_as_object(t);
         return -1;
@@ -142,6 +155,55 @@ static int renewed(struct transfer *t)
     return 0;
 }
 
+/* Connections to the transfer's host now, its own included (the per-host limit counts a
+ * fill's). */
+static int host_connections(const struct transfer *t)
+{
+    int n = 0;
+    for (const struct transfer *o = t->loop->active; o; o = o->next)
+        if (strcasecmp(o->host, t->host) == 0)
+            n += 1 + (o->fill ? fill_connections(o->fill) : 0);
+    return n;
+}
+
+/* A body that begins (or continues) with at least --fill-min-size bytes to come, upstream
+ * taking ranges and a strong validator proving them: the rest is split into ranges over
+ * --fill-connections connections, as many as --max-downloads-per-host leaves (fill.h). */
+static void maybe_fill(struct transfer *t, bool ranges_taken)
+{
+    const struct config *cfg = t->loop->cfg;
+    int64_t length = known_length(t), rest = length - t->offset;
+    int ranges = cfg->fill_connections, room;
+    if (t->fill || t->alone || ranges < 2 || length < 0 || rest < cfg->fill_min_size ||
+        !ranges_taken || !resume_validator(&t->kept))
+        return;
+    room = cfg->max_downloads_per_host - host_connections(t) + 1;
+    if (ranges > room)
+        ranges = room;
+    if (ranges > rest / FILL_RANGE_MIN)
+        ranges = (int)(rest / FILL_RANGE_MIN);
+    if (ranges < 2)
+        return;
+    struct fill_terms terms = {
+        .loop = t->loop,
+        .st = t->st,
+        .obj = t->obj,
+        .sha = t->sha,
+        .source = t->source,
+        .auth = t->auth,
+        .via = t->via,
+        .kept = &t->kept,
+        .flow = &t->flow,
+        .head = t->offset,
+        .length = length,
+        .ranges = ranges,
+        .deadline_ms = t->deadline_ms,
+        .tell = t->fill_told,
+        .owner = t,
+    };
+    t->fill = fill_start(&terms); /* NULL (out of memory): one connection, as before */
+}
+
 /* The end of one response's headers: decide what to do with this response (-1 ends the
  * attempt). */
 static int headers_done(struct transfer *t)
@@ -169,6 +231,7 @@ static int headers_done(struct transfer *t)
         atomic_fetch_add(&stats.download_resumes, 1);
         t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
         t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
+        maybe_fill(t, true);
         break;
     case VERDICT_RESTART:
     case VERDICT_REFETCH:
@@ -176,6 +239,7 @@ static int headers_done(struct transfer *t)
     case VERDICT_BODY:
         if (begin_full_body(t) < 0)
             return -1;
+        maybe_fill(t, t->resp.accept_ranges);
         break;
     }
     t->body_started = true;
@@ -215,11 +279,23 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
     assert(upstream_on_thread() && t->state == TS_ASKING);
     if (t->failed || !t->body_started)
         return 0;
-    if (t->st->append(t->obj, data, len) < 0) {
+    if (!rate_admit(&t->loop->gate, &t->wait, len))
+        return CURL_WRITEFUNC_PAUSE;
+    if (t->fill) { /* its own range only: fewer bytes taken end the attempt there */
+        ssize_t n = fill_head_bytes(t->fill, data, len);
+        if (n < 0) {
+            transfer_fail_as_object(t);
+            return 0;
+        }
+        t->own_cut = (size_t)n < len;
+        len = (size_t)n;
+    } else if (t->st->append(t->obj, data, len) < 0) {
         transfer_fail_as_object(t);
         return 0;
+    } else {
+        EVP_DigestUpdate(t->sha, data, len);
     }
-    EVP_DigestUpdate(t->sha, data, len);
+    t->received += (int64_t)len;
     atomic_fetch_add(&stats.bytes_downloaded, (int64_t)len);
     return len;
 }
@@ -240,4 +316,5 @@ void transfer_hear_answer(struct transfer *t)
     curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    t->wait = (struct rate_wait){.easy = t->easy, .flow = &t->flow};
 }

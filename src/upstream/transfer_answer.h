@@ -9,6 +9,7 @@
 
 #include "upstream/download.h"
 #include "upstream/easy.h"
+#include "upstream/fill.h"
 #include "upstream/mirror.h"
 #include "upstream/timer.h"
 #include "upstream/upstream_response.h"
@@ -60,9 +61,20 @@ struct transfer {
     int retry_status; /* > 0: it ended on a retryable upstream status */
     CURLcode rc;      /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];
+    bool bounded; /* it asks for its fill's head range only (Range: a-b) */
+    bool own_cut; /* it ended itself: its fill's head range was in */
     /* Facts about the download: */
-    bool failed;  /* its end told: store_fail() called, or the expired version kept */
-    bool counted; /* in stats.downloads_active */
+    bool failed;       /* its end told: store_fail() called, or the expired version kept */
+    bool counted;      /* in stats.downloads_active */
+    bool alone;        /* its fill stopped on a lie: one connection from here on (fill.h) */
+    int fill_restarts; /* starts over because upstream changed the object mid-fill */
+    struct fill *fill; /* its other ranges while a parallel fill runs (fill.h) */
+    void (*fill_told)(void *t, enum fill_news news); /* the course's (transfer.c): fill.h's tell */
+    struct rate_flow flow;  /* its turn under --upstream-rate (rate.h), all its handles' */
+    struct rate_wait wait;  /* its own handle's place in that turn */
+    int64_t received;       /* bytes its own connection took (a fill's are the fill's) */
+    int64_t measured_bytes; /* received, fills' included, at the last transfer_measure */
+    int64_t measured_ms;    /* ... and when */
     struct transfer *next, **prev;
 };
 
@@ -71,6 +83,8 @@ struct transfer {
 void transfer_fail(struct transfer *t, int status, const char *reason);
 /* The object's own failure (the store refused a step): its clients know already. */
 void transfer_fail_as_object(struct transfer *t);
+/* Its fill is over: retired (fill.h), its bytes counted as the download's. */
+void transfer_drop_fill(struct transfer *t);
 /* The attempt's answer comes to transfer_header and transfer_body (curl's callbacks). */
 void transfer_hear_answer(struct transfer *t);
 /* The bytes kept are dropped: the next attempt asks from byte 0. Returns 0 (the same object,

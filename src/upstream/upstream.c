@@ -4,6 +4,7 @@
 #include "upstream/upstream.h"
 #include "base/clock.h"
 #include "log/log.h"
+#include "upstream/fill.h"
 #include "upstream/mirror.h"
 #include "upstream/hosts.h"
 #include "persist/persist.h"
@@ -58,11 +59,12 @@ static void wake_fetch(void *arg)
     curl_multi_wakeup(fx.loop.multi);
 }
 
+/* Connections to `host` now: each download's own, and its fill's (fill.h). */
 static int downloads_from(const char *host)
 {
     int n = 0;
     for (struct transfer *t = fx.loop.active; t; t = transfer_next(t))
-        n += strcasecmp(transfer_host(t), host) == 0;
+        n += strcasecmp(transfer_host(t), host) == 0 ? transfer_connections(t) : 0;
     return n;
 }
 
@@ -189,6 +191,8 @@ static void reap_finished(void)
         if (h->kind == HANDLE_PROBE) {
             curl_multi_remove_handle(fx.loop.multi, msg->easy_handle);
             probe_attempt_ended(h, msg->data.result);
+        } else if (h->kind == HANDLE_SEGMENT) {
+            fill_segment_ended(h, msg->data.result);
         } else {
             transfer_attempt_ended(h, msg->data.result);
         }
@@ -219,6 +223,8 @@ static void housekeeping(void *arg)
     assert(upstream_on_thread());
     hand_over(false);
     store_expire();
+    for (struct transfer *t = fx.loop.active; t; t = transfer_next(t))
+        transfer_measure(t);
     if (timer_arm(&fx.loop.timers, &fx.housekeeping, next > now ? next : now + HOUSEKEEPING_MS,
                   housekeeping, NULL) < 0)
         log_error("upstream: cannot schedule housekeeping (out of memory)");
@@ -244,6 +250,8 @@ static void fail_everything(void)
     probe_close(&fx.loop);
     while (fx.loop.active)
         transfer_stop(fx.loop.active);
+    fill_sweep(&fx.loop);
+    rate_stop(&fx.loop.gate);
     timer_cancel(&fx.loop.timers, &fx.housekeeping);
 }
 
@@ -265,6 +273,7 @@ static void *upstream_main(void *arg)
         curl_multi_perform(fx.loop.multi, &running);
         hold_due = announce_appended();
         reap_finished();
+        fill_sweep(&fx.loop); /* fills retired in the pass: outside curl's callbacks now */
         /* After the reaping, which may have armed timers; handles it re-adds make curl's own
          * timeout zero, so the poll returns at once for them. */
         curl_multi_poll(fx.loop.multi, NULL, 0, poll_ms(hold_due), NULL);
@@ -279,6 +288,8 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     fx.loop.cfg = cfg;
     fx.loop.wake = wake_fetch;
     fx.loop.now_ms = monotonic_ms;
+    rate_init(&fx.loop.gate, &fx.loop.timers, monotonic_ms);
+    rate_set(&fx.loop.gate, cfg->upstream_rate);
     easy_via_init(cfg);
     hosts_configure(cfg->origin_failures);
     if (mirror_init(cfg, err, errlen) < 0)
@@ -340,6 +351,16 @@ int upstream_get(const char *url, const struct bucket_auth *auth,
                  void *arg)
 {
     return probe_get(&fx.loop, url, auth, done, arg);
+}
+
+void upstream_set_rate(int64_t bytes_per_s)
+{
+    rate_set(&fx.loop.gate, bytes_per_s);
+}
+
+int64_t upstream_rate(void)
+{
+    return rate_get(&fx.loop.gate);
 }
 
 void upstream_stop(void)

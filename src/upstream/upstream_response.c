@@ -87,6 +87,23 @@ static bool header_is(const char *line, const char *name, const char **value)
     return true;
 }
 
+/* Whether the comma-separated list `v` holds `token` (any case, blanks around items). */
+static bool token_listed(const char *v, const char *token)
+{
+    size_t n = strlen(token);
+    while (*v) {
+        v += strspn(v, " \t,");
+        size_t len = strcspn(v, ",");
+        size_t end = len;
+        while (end > 0 && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end == n && strncasecmp(v, token, n) == 0)
+            return true;
+        v += len;
+    }
+    return false;
+}
+
 /* -1 (field emptied) when the value, trailing blanks aside, does not fit whole. */
 static int keep_value(char *field, size_t size, const char *value)
 {
@@ -131,12 +148,14 @@ const char *response_header(struct upstream_response *r, const char *line)
         {"Date", offsetof(struct upstream_response, date), HEADER_DATE_MAX},
     };
     const char *v;
-    int64_t last;
     if (header_is(line, "content-length", &v)) {
         if (parse_content_length(v, &r->content_length) < 0)
             r->content_length = -1; /* anything but a plain number counts as "unknown" */
     } else if (header_is(line, "content-range", &v)) {
-        r->has_range = parse_content_range(v, &r->range_first, &last, &r->range_total) == 0;
+        r->has_range =
+            parse_content_range(v, &r->range_first, &r->range_last, &r->range_total) == 0;
+    } else if (header_is(line, "accept-ranges", &v)) {
+        r->accept_ranges = token_listed(v, "bytes");
     } else if (header_is(line, "content-disposition", &v)) {
         disposition_filename(v, r->filename, sizeof(r->filename));
     } else if (header_is(line, "location", &v)) {

@@ -16,8 +16,9 @@
 /* The headers of one response, as far as arca uses them. */
 struct upstream_response {
     int64_t content_length; /* -1 if none (or not a plain number) */
-    int64_t range_first, range_total;
-    bool has_range; /* a Content-Range arca could read */
+    int64_t range_first, range_last, range_total;
+    bool has_range;     /* a Content-Range arca could read */
+    bool accept_ranges; /* Accept-Ranges: bytes (RFC 9110 14.3): ranges may be asked for */
     char content_type[HEADER_TYPE_MAX];
     char content_encoding[HEADER_ENCODING_MAX];
     char filename[HEADER_FILENAME_MAX];

@@ -20,10 +20,15 @@
 
 /* --- a store that records ------------------------------------------------------------------ */
 
+#define FAKE_MAX (1 << 20) /* a fake object's bytes: its file */
+
 struct fake_object {
     char url[128];
     int64_t have, length;
     bool headers_ready;
+    unsigned char file[FAKE_MAX];
+    int64_t rate;
+    int connections;
 };
 
 static struct {
@@ -119,10 +124,43 @@ static struct object *f_new_version(struct object *obj, const char *reason)
 }
 static int f_append(struct object *obj, const char *data, size_t len)
 {
-    (void)data;
+    struct fake_object *o = fake(obj);
     called("append");
-    fake(obj)->have += (int64_t)len;
+    if (o->have + (int64_t)len <= FAKE_MAX)
+        memcpy(o->file + o->have, data, len);
+    o->have += (int64_t)len;
     return 0;
+}
+/* A fill's calls are many: only the first of a run is recorded ("write_at" once per range). */
+static void called_once(const char *what)
+{
+    size_t n = strlen(fs.calls), w = strlen(what);
+    if (n < w || strcmp(fs.calls + n - w, what) != 0)
+        called(what);
+}
+static int f_write_at(struct object *obj, int64_t off, const char *data, size_t len)
+{
+    struct fake_object *o = fake(obj);
+    assert_true(off > o->have && off + (int64_t)len <= o->length && off + (int64_t)len <= FAKE_MAX);
+    called_once("write_at");
+    memcpy(o->file + off, data, len);
+    return 0;
+}
+static void f_advance(struct object *obj, int64_t to)
+{
+    assert_true(to >= fake(obj)->have);
+    called_once("advance");
+    fake(obj)->have = to;
+}
+static int f_digest_range(struct object *obj, EVP_MD_CTX *ctx, int64_t from, int64_t to)
+{
+    EVP_DigestUpdate(ctx, fake(obj)->file + from, (size_t)(to - from));
+    return 0;
+}
+static void f_set_rate(struct object *obj, int64_t rate, int connections)
+{
+    fake(obj)->rate = rate;
+    fake(obj)->connections = connections;
 }
 static int64_t f_announce(struct object *obj)
 {
@@ -191,10 +229,11 @@ static int f_error_status(const struct object *obj)
 }
 
 static const struct transfer_store recording = {
-    f_begin_file,  f_file_ready,    f_take_prefix, f_snapshot, f_progress,    f_stale,
-    f_begin_body,  f_continue_body, f_staleness,   f_restart,  f_new_version, f_append,
-    f_announce,    f_finish,        f_renew,       f_fail,     f_set_aside,   f_fail_held,
-    f_offer_stale, f_keep_stale,    f_release,     f_url,      f_error,       f_error_status,
+    f_begin_file, f_file_ready,    f_take_prefix,  f_snapshot,     f_progress,    f_stale,
+    f_begin_body, f_continue_body, f_staleness,    f_restart,      f_new_version, f_append,
+    f_write_at,   f_advance,       f_digest_range, f_set_rate,     f_announce,    f_finish,
+    f_renew,      f_fail,          f_set_aside,    f_fail_held,    f_offer_stale, f_keep_stale,
+    f_release,    f_url,           f_error,        f_error_status,
 };
 
 /* --- the loop around it -------------------------------------------------------------------- */

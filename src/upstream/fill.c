@@ -1,0 +1,483 @@
+/* A parallel fill (fill.h): ranges asked at once, written in place, read and digested in
+ * order. */
+#include "upstream/fill.h"
+#include "log/log.h"
+#include "stats/stats.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FILL_MAGIC 0x46494c4cu
+
+/* Why a range's answer stopped the fill (its news), or none. */
+enum range_fault { FAULT_NONE, FAULT_CHANGED, FAULT_LIE, FAULT_STORE };
+
+/* One range on a connection of its own. [0] is the head's, on the download's connection: only
+ * its bounds and progress are kept here. */
+struct segment {
+    struct handle h; /* first: CURLOPT_PRIVATE (easy.h) */
+    struct fill *fill;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct rate_wait wait;
+    struct upstream_response resp;
+    struct timer backoff;
+    int64_t start, end, pos; /* [start, end); pos: its next byte */
+    long status;
+    int attempts, retry_status;
+    bool asking; /* in the multi handle */
+    bool body;   /* its answer proved itself: its bytes are written */
+    enum range_fault fault;
+    char why[120];
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct fill {
+    unsigned magic;
+    struct fill_terms terms;
+    int n;   /* ranges, the head's included */
+    int cur; /* the range the head is in */
+    int64_t head, received;
+    bool retired;
+    int status;
+    char reason[CURL_ERROR_SIZE + 160];
+    struct fill *next_retired;
+    struct segment seg[];
+};
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg);
+static size_t on_body(char *data, size_t size, size_t n, void *arg);
+static void backoff_over(void *arg);
+
+static struct fill *fill_of(struct segment *s)
+{
+    assert(s->fill && s->fill->magic == FILL_MAGIC);
+    return s->fill;
+}
+
+/* --- asking a range ------------------------------------------------------------------------ */
+
+/* The request for what range `s` lacks, proved by the version's validator. */
+static int set_range_headers(struct fill *f, struct segment *s)
+{
+    char range[80], if_range[300];
+    struct curl_slist *l = easy_base_headers(f->terms.auth, f->terms.via), *t = NULL;
+    snprintf(range, sizeof(range), "Range: bytes=%lld-%lld", (long long)s->pos,
+             (long long)s->end - 1);
+    snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(f->terms.kept));
+    if (l && (t = curl_slist_append(l, range)))
+        t = curl_slist_append(t, if_range);
+    if (!t) {
+        curl_slist_free_all(l);
+        return -1;
+    }
+    curl_slist_free_all(s->headers);
+    s->headers = t;
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+    return 0;
+}
+
+/* One request for range `s`; -1 when it cannot start (out of memory, past the deadline). */
+static int ask(struct fill *f, struct segment *s)
+{
+    int64_t left = f->terms.deadline_ms - f->terms.loop->now_ms();
+    if (left <= 0 || set_range_headers(f, s) < 0)
+        return -1;
+    response_reset(&s->resp);
+    s->status = 0;
+    s->retry_status = 0;
+    s->body = false;
+    s->h.refused[0] = s->errbuf[0] = '\0';
+    curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)left);
+    if (curl_multi_add_handle(f->terms.loop->multi, s->easy) != CURLM_OK)
+        return -1;
+    s->asking = true;
+    s->attempts++;
+    atomic_fetch_add(&stats.fill_ranges, 1);
+    return 0;
+}
+
+/* A range's own handle (timer_init'ed first: free_fill may cancel it): the download's options
+ * (easy_setup), signed as it is. */
+static int open_range(struct fill *f, struct segment *s)
+{
+    timer_init(&s->backoff);
+    if (!(s->easy = curl_easy_init()))
+        return -1;
+    s->h.kind = HANDLE_SEGMENT;
+    s->fill = f;
+    s->wait = (struct rate_wait){.easy = s->easy, .flow = f->terms.flow};
+    easy_setup(s->easy, f->terms.loop->cfg, f->terms.source, &s->h, s->errbuf);
+    easy_sign_for(s->easy, f->terms.auth);
+    curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+    return 0;
+}
+
+/* Its ranges' handles and memory; none may be in the multi handle. */
+static void free_fill(struct fill *f)
+{
+    for (int i = 1; i < f->n; i++) {
+        struct segment *s = &f->seg[i];
+        assert(!s->asking);
+        if (s->easy)
+            curl_easy_cleanup(s->easy);
+        curl_slist_free_all(s->headers);
+    }
+    f->magic = 0;
+    free(f);
+}
+
+/* Equal shares, the last taking what the division leaves. */
+static void split(struct fill *f)
+{
+    int64_t share = (f->terms.length - f->head) / f->n;
+    for (int i = 0; i < f->n; i++) {
+        struct segment *s = &f->seg[i];
+        s->start = s->pos = f->head + share * i;
+        s->end = i == f->n - 1 ? f->terms.length : s->start + share;
+    }
+}
+
+struct fill *fill_start(const struct fill_terms *terms)
+{
+    struct fill *f;
+    assert(upstream_on_thread() && terms->ranges >= 2 && resume_validator(terms->kept));
+    if (!(f = calloc(1, sizeof(*f) + sizeof(struct segment) * (size_t)terms->ranges)))
+        return NULL;
+    f->magic = FILL_MAGIC;
+    f->terms = *terms;
+    f->n = terms->ranges;
+    f->head = terms->head;
+    split(f);
+    for (int i = 1; i < f->n; i++) {
+        /* asked from the loop's timers: curl takes no new handle inside its callbacks, where
+         * the download's headers are decided */
+        if (open_range(f, &f->seg[i]) < 0 ||
+            timer_arm(&terms->loop->timers, &f->seg[i].backoff, terms->loop->now_ms(), backoff_over,
+                      &f->seg[i]) < 0) {
+            for (int j = 1; j <= i; j++)
+                timer_cancel(&terms->loop->timers, &f->seg[j].backoff);
+            free_fill(f);
+            return NULL;
+        }
+    }
+    atomic_fetch_add(&stats.fills, 1);
+    log_info("fetch %s: parallel fill over %d connections, %lld bytes each",
+             terms->st->url(terms->obj), f->n, (long long)(f->seg[0].end - f->seg[0].start));
+    return f;
+}
+
+/* --- bytes, in place and in order ---------------------------------------------------------- */
+
+/* The head moves over bytes later ranges wrote ahead of it: digested from the file, then
+ * readable. -1 when the file cannot be read back (the object failed). */
+static int catch_up(struct fill *f)
+{
+    const struct transfer_store *st = f->terms.st;
+    while (f->head < f->terms.length) {
+        struct segment *s = &f->seg[f->cur];
+        if (f->head >= s->end) {
+            f->cur++;
+            continue;
+        }
+        if (s->pos <= f->head)
+            break;
+        if (st->digest_range(f->terms.obj, f->terms.sha, f->head, s->pos) < 0) {
+            st->fail(f->terms.obj, 500, "cannot read back the object file");
+            return -1;
+        }
+        st->advance(f->terms.obj, s->pos);
+        f->head = s->pos;
+    }
+    return 0;
+}
+
+/* `len` bytes of range `s` at its position: appended and digested when it is the head's place,
+ * written ahead otherwise. */
+static int write_range(struct fill *f, struct segment *s, const char *data, size_t len)
+{
+    const struct transfer_store *st = f->terms.st;
+    if (s->pos == f->head) {
+        if (st->append(f->terms.obj, data, len) < 0)
+            return -1;
+        EVP_DigestUpdate(f->terms.sha, data, len);
+        f->head += (int64_t)len;
+    } else if (st->write_at(f->terms.obj, s->pos, data, len) < 0) {
+        return -1;
+    }
+    s->pos += (int64_t)len;
+    return catch_up(f);
+}
+
+ssize_t fill_head_bytes(struct fill *f, const char *data, size_t len)
+{
+    struct segment *s = &f->seg[0];
+    size_t take = (size_t)(s->end - s->pos) < len ? (size_t)(s->end - s->pos) : len;
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC && !f->retired);
+    assert(s->pos == f->head || take == 0);
+    if (take > 0 && write_range(f, s, data, take) < 0)
+        return -1;
+    return (ssize_t)take;
+}
+
+/* --- a range's answer ---------------------------------------------------------------------- */
+
+/* Whether an answer that does not continue the range comes from another version: another
+ * status than a range's or a whole body's (404, 410, 416...), or another validator than the
+ * one the fill began with. An answer that still names that version lies about the range. */
+static bool other_version(const struct fill *f, const struct segment *s)
+{
+    const struct validators *k = f->terms.kept;
+    const struct upstream_response *r = &s->resp;
+    if (s->status != 200 && s->status != 206)
+        return true;
+    if (k->etag[0] == '"' && r->etag[0])
+        return strcmp(r->etag, k->etag) != 0;
+    if (k->etag[0] != '"' && r->last_modified[0])
+        return strcmp(r->last_modified, k->last_modified) != 0;
+    return false;
+}
+
+/* The end of one response's headers: -1 ends the request (a retryable status, or an answer
+ * that does not continue the range: s->fault says which). */
+static int range_answer(struct fill *f, struct segment *s)
+{
+    struct resume_terms sent = {s->pos, f->terms.length, f->terms.kept};
+    const char *why;
+    if (s->status < 200 || (s->status >= 300 && s->status < 400 && s->resp.location))
+        return 0; /* informational, or a redirect curl follows */
+    if (status_retryable(s->status)) {
+        s->retry_status = (int)s->status;
+        return -1;
+    }
+    why = resume_mismatch(&sent, s->status, &s->resp);
+    if (!why && (s->resp.range_last != s->end - 1 ||
+                 (s->resp.content_length >= 0 && s->resp.content_length != s->end - s->pos)))
+        why = "upstream answered a range with another end";
+    if (!why) {
+        s->body = true;
+        return 0;
+    }
+    s->fault = other_version(f, s) ? FAULT_CHANGED : FAULT_LIE;
+    if (s->status != 200 && s->status != 206)
+        snprintf(s->why, sizeof(s->why), "upstream answered %ld", s->status);
+    else
+        snprintf(s->why, sizeof(s->why), "%s", why);
+    return -1;
+}
+
+size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
+{
+    struct segment *s = &f->seg[i];
+    char line[HEADER_TYPE_MAX + 64];
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i > 0 && i < f->n);
+    if (f->retired || s->fault || s->retry_status)
+        return 0;
+    bool whole = copy_header_line(data, len, line, sizeof(line));
+    if (response_is_status_line(line)) {
+        response_reset(&s->resp);
+        s->status = response_status_line(line);
+    } else if (line[0] == '\0') {
+        if (range_answer(f, s) < 0)
+            return 0;
+    } else if (whole) {
+        response_header(&s->resp, line);
+    }
+    return len;
+}
+
+size_t fill_range_body(struct fill *f, int i, const char *data, size_t len)
+{
+    struct segment *s = &f->seg[i];
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i > 0 && i < f->n);
+    if (f->retired || !s->body || s->fault)
+        return 0;
+    if (!rate_admit(&f->terms.loop->gate, &s->wait, len))
+        return CURL_WRITEFUNC_PAUSE;
+    if ((int64_t)len > s->end - s->pos) { /* a 206 without a length, running past its range */
+        s->fault = FAULT_LIE;
+        snprintf(s->why, sizeof(s->why), "upstream sent more than the range it announced");
+        return 0;
+    }
+    if (write_range(f, s, data, len) < 0) {
+        s->fault = FAULT_STORE;
+        return 0;
+    }
+    f->received += (int64_t)len;
+    atomic_fetch_add(&stats.bytes_downloaded, (int64_t)len);
+    return len;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    struct segment *s = arg;
+    return fill_range_header(fill_of(s), (int)(s - fill_of(s)->seg), data, size * n);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct segment *s = arg;
+    return fill_range_body(fill_of(s), (int)(s - fill_of(s)->seg), data, size * n);
+}
+
+/* --- a range's end ------------------------------------------------------------------------- */
+
+/* The fill stops: its download hears `news` with the range's reason. */
+static void stop(struct fill *f, const struct segment *s, enum fill_news news, int status,
+                 const char *why)
+{
+    f->status = status;
+    snprintf(f->reason, sizeof(f->reason), "range bytes=%lld-%lld: %s", (long long)s->pos,
+             (long long)s->end - 1, why);
+    f->terms.tell(f->terms.owner, news);
+}
+
+/* The range's request failed for good: what its clients are told. */
+static void range_failed(struct fill *f, struct segment *s, CURLcode rc, bool late)
+{
+    char why[CURL_ERROR_SIZE + 96];
+    if (s->h.refused[0] && rc == CURLE_COULDNT_CONNECT) {
+        stop(f, s, FILL_FAILED, 403, s->h.refused);
+    } else if (s->retry_status) {
+        snprintf(why, sizeof(why), "upstream answered %d", s->retry_status);
+        stop(f, s, FILL_FAILED, s->retry_status, why);
+    } else {
+        struct upstream_error e = error_for_clients(rc, true, late);
+        snprintf(why, sizeof(why), "%s: %s", e.what,
+                 s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+        stop(f, s, FILL_FAILED, e.status, why);
+    }
+}
+
+static void backoff_over(void *arg)
+{
+    struct segment *s = arg;
+    struct fill *f = fill_of(s);
+    assert(upstream_on_thread() && !f->retired);
+    if (ask(f, s) < 0)
+        range_failed(f, s, CURLE_OPERATION_TIMEDOUT, true);
+}
+
+/* A range cut short: asked again for what it lacks, after the download's backoff. */
+static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
+{
+    const struct config *cfg = f->terms.loop->cfg;
+    int64_t now = f->terms.loop->now_ms();
+    bool late = now >= f->terms.deadline_ms - 50;
+    if (rc == CURLE_OK) /* a body shorter than its range, its connection closed cleanly */
+        rc = CURLE_PARTIAL_FILE;
+    if (s->attempts <= cfg->download_retries &&
+        error_retryable(rc, s->retry_status > 0, s->h.refused[0], late)) {
+        int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, s->attempts);
+        log_info("fetch %s: range bytes=%lld-%lld cut (%s); asking again in %lld ms",
+                 f->terms.st->url(f->terms.obj), (long long)s->pos, (long long)s->end - 1,
+                 s->retry_status ? "retryable status" : curl_easy_strerror(rc), (long long)ms);
+        atomic_fetch_add(&stats.download_retries, 1);
+        if (timer_arm(&f->terms.loop->timers, &s->backoff, now + ms, backoff_over, s) == 0)
+            return;
+    }
+    range_failed(f, s, rc, late);
+}
+
+void fill_segment_ended(struct handle *h, CURLcode rc)
+{
+    struct segment *s = (struct segment *)h;
+    struct fill *f = fill_of(s);
+    assert(upstream_on_thread() && h->kind == HANDLE_SEGMENT && s->asking);
+    curl_multi_remove_handle(f->terms.loop->multi, s->easy);
+    rate_forget(&f->terms.loop->gate, &s->wait);
+    s->asking = false;
+    if (f->retired)
+        return;
+    if (s->fault == FAULT_CHANGED || s->fault == FAULT_LIE)
+        stop(f, s, s->fault == FAULT_CHANGED ? FILL_CHANGED : FILL_ALONE, 502, s->why);
+    else if (s->fault == FAULT_STORE)
+        stop(f, s, FILL_FAILED, f->terms.st->error_status(f->terms.obj),
+             f->terms.st->error(f->terms.obj));
+    else if (s->pos == s->end && fill_whole(f))
+        f->terms.tell(f->terms.owner, FILL_WHOLE);
+    else if (s->pos < s->end)
+        retry_or_fail(f, s, rc);
+}
+
+/* --- its life ------------------------------------------------------------------------------ */
+
+void fill_retire(struct fill *f)
+{
+    struct upstream_loop *loop = f->terms.loop;
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC);
+    if (f->retired)
+        return;
+    f->retired = true;
+    for (int i = 1; i < f->n; i++) {
+        timer_cancel(&loop->timers, &f->seg[i].backoff);
+        /* its flow goes with the download: no waiter may stay queued under it */
+        rate_forget(&loop->gate, &f->seg[i].wait);
+    }
+    f->next_retired = loop->retired;
+    loop->retired = f;
+}
+
+void fill_sweep(struct upstream_loop *loop)
+{
+    assert(upstream_on_thread());
+    while (loop->retired) {
+        struct fill *f = loop->retired;
+        loop->retired = f->next_retired;
+        for (int i = 1; i < f->n; i++) {
+            if (f->seg[i].asking)
+                curl_multi_remove_handle(loop->multi, f->seg[i].easy);
+            f->seg[i].asking = false;
+        }
+        free_fill(f);
+    }
+}
+
+int64_t fill_head_end(const struct fill *f)
+{
+    return f->seg[0].end;
+}
+
+bool fill_head_done(const struct fill *f)
+{
+    return f->seg[0].pos == f->seg[0].end;
+}
+
+bool fill_whole(const struct fill *f)
+{
+    return f->head == f->terms.length;
+}
+
+int fill_connections(const struct fill *f)
+{
+    int n = 0;
+    for (int i = 1; i < f->n; i++)
+        n += f->seg[i].asking || f->seg[i].backoff.slot != TIMER_IDLE;
+    return n;
+}
+
+int64_t fill_received(const struct fill *f)
+{
+    return f->received;
+}
+
+const char *fill_reason(const struct fill *f)
+{
+    return f->reason;
+}
+
+int fill_status(const struct fill *f)
+{
+    return f->status;
+}
+
+CURL *fill_range_easy(struct fill *f, int i)
+{
+    assert(i > 0 && i < f->n);
+    return f->seg[i].easy;
+}

@@ -1,0 +1,99 @@
+/*
+ * fill.h — a parallel fill: one download's body over several connections at once, each asking a
+ * range (docs/CACHING.md, "Parallel fills").
+ *
+ * Contract: upstream thread only. A download whose answer begins the body (a 200 with
+ * Accept-Ranges: bytes, or a resume's 206) with a strong validator (resume_validator) and at
+ * least --fill-min-size bytes still to come splits them into ranges (transfer_answer.c decides):
+ * its own connection keeps the first, the head (what readers take, in order), and each other
+ * range is asked on a connection of its own with Range and If-Range. Bytes of a later range are
+ * written in place (store_write_at) but readable only once every byte before them is in
+ * (store_advance): readers take the object in order from its first byte, as before. The digest
+ * runs in the same order, reading back from the file what came ahead of the head. A range's
+ * answer must prove it continues the same version (resume_mismatch, and the range's own end):
+ * one that does not stops the fill, and never adds a byte to the file — upstream serving another
+ * version (another validator, or a status that is not a range) has the download start over
+ * (FILL_CHANGED: never a file of two versions); an answer that lies about the range (a 200
+ * under the same validator, another Content-Range or length) has the download go on over its
+ * own connection alone (FILL_ALONE). A range cut (a broken connection, a retryable status, a
+ * timeout) is asked again for what it lacks, after the download's backoff, up to
+ * --download-retries times; then the download fails with that range's reason (FILL_FAILED). What
+ * the fill tells its download (`tell`) comes from the loop, never from inside a curl callback.
+ * A fill is retired (fill_retire) from anywhere, its requests cut as curl allows, and freed by
+ * fill_sweep outside curl's callbacks.
+ */
+#ifndef ARCA_FILL_H
+#define ARCA_FILL_H
+
+#include "upstream/download.h"
+#include "upstream/easy.h"
+#include "upstream/upstream_response.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A range shorter than this is not worth a connection of its own. */
+#define FILL_RANGE_MIN (256LL << 10)
+
+struct fill;
+
+enum fill_news {
+    FILL_WHOLE,   /* every range is in: the head reached the object's length */
+    FILL_CHANGED, /* upstream serves another version now: the download starts over */
+    FILL_ALONE,   /* upstream's ranges cannot be trusted: the download's connection goes alone */
+    FILL_FAILED,  /* a range failed for good: fill_status() and fill_reason() say what and why */
+};
+
+struct fill_terms {
+    struct upstream_loop *loop;
+    const struct transfer_store *st;
+    struct object *obj;
+    EVP_MD_CTX *sha;                /* the download's digest, fed in order */
+    const char *source;             /* what every range fetches */
+    const struct bucket_auth *auth; /* signed as the download is (NULL: not) */
+    const char *via;                /* the client's Via (NULL: none) */
+    const struct validators *kept;  /* the version's: If-Range, and each answer's proof */
+    struct rate_flow *flow;         /* the download's turn under the uplink cap */
+    int64_t head, length;           /* the head's next byte; the object's length */
+    int ranges;                     /* how many, the head's included: 2 or more */
+    int64_t deadline_ms;            /* the download's, --download-timeout */
+    void (*tell)(void *owner, enum fill_news news);
+    void *owner;
+};
+
+/* Split [head, length) into `ranges` and ask each but the head's; NULL when out of memory (the
+ * download goes on alone). */
+struct fill *fill_start(const struct fill_terms *terms);
+/* The end of the head's range (exclusive): where the download's own connection stops. */
+int64_t fill_head_end(const struct fill *f);
+/* The head's bytes (the download's own connection): how many are taken, fewer once its range is
+ * in (curl then ends that attempt), or -1 when the store refused them (its error is set). */
+ssize_t fill_head_bytes(struct fill *f, const char *data, size_t len);
+/* Whether the head's range is all in; whether every range is. */
+bool fill_head_done(const struct fill *f);
+bool fill_whole(const struct fill *f);
+/* Connections its other ranges use now (asking, or waiting out a backoff to ask again). */
+int fill_connections(const struct fill *f);
+/* Bytes its other ranges took from upstream so far. */
+int64_t fill_received(const struct fill *f);
+/* Why it stopped, for FILL_CHANGED, FILL_ALONE and FILL_FAILED; the status clients get. */
+const char *fill_reason(const struct fill *f);
+int fill_status(const struct fill *f);
+/* curl ended one of its ranges' requests (upstream.c's dispatch of a HANDLE_SEGMENT). */
+void fill_segment_ended(struct handle *h, CURLcode rc);
+/* Its download is done with it, whatever the reason: it tells nothing more, writes nothing
+ * more, its timers are cancelled. Anywhere, inside a curl callback too. */
+void fill_retire(struct fill *f);
+/* Free what was retired since the last sweep: outside curl's callbacks (the loop, after a
+ * pass; a unit's teardown). */
+void fill_sweep(struct upstream_loop *loop);
+
+/* For units: the range `i` (1..ranges-1) as curl's callbacks see it. */
+size_t fill_range_header(struct fill *f, int i, const char *data, size_t len);
+size_t fill_range_body(struct fill *f, int i, const char *data, size_t len);
+CURL *fill_range_easy(struct fill *f, int i);
+
+#endif

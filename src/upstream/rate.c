@@ -1,0 +1,179 @@
+/* The uplink cap (rate.h): a token bucket, and round-robin between downloads' flows. */
+#include "upstream/rate.h"
+
+#include <assert.h>
+
+/* Below this, a burst is one chunk of curl's at least. */
+#define BURST_MIN (64 << 10)
+
+void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)(void))
+{
+    g->timers = timers;
+    g->now_ms = now_ms;
+    g->tokens = 0;
+    g->refilled_ms = now_ms();
+    g->first = g->last = NULL;
+    timer_init(&g->tick);
+    g->ready = true;
+}
+
+void rate_set(struct rate_gate *g, int64_t bytes_per_s)
+{
+    atomic_store(&g->rate, bytes_per_s > 0 ? bytes_per_s : 0);
+}
+
+int64_t rate_get(struct rate_gate *g)
+{
+    return atomic_load(&g->rate);
+}
+
+/* The tokens the time since the last refill adds, up to the burst. */
+static void refill(struct rate_gate *g, int64_t rate)
+{
+    int64_t now = g->now_ms(), burst = rate * RATE_BURST_MS;
+    if (burst < (int64_t)BURST_MIN * 1000)
+        burst = (int64_t)BURST_MIN * 1000;
+    if (now > g->refilled_ms)
+        g->tokens += rate * (now - g->refilled_ms); /* bytes/s * ms = thousandths of bytes */
+    g->refilled_ms = now;
+    if (g->tokens > burst)
+        g->tokens = burst;
+}
+
+static void tick(void *arg);
+
+/* The tick comes when the bucket holds a byte again (at once without a cap). */
+static void arm(struct rate_gate *g, int64_t rate)
+{
+    int64_t wait = rate > 0 && g->tokens <= 0 ? -g->tokens / rate + 1 : 0;
+    if (timer_arm(g->timers, &g->tick, g->now_ms() + wait, tick, g) < 0)
+        g->tokens = 0; /* out of memory: the next admit finds the queue and arms again */
+}
+
+static void push_flow(struct rate_gate *g, struct rate_flow *f)
+{
+    f->next = NULL;
+    f->queued = true;
+    if (g->last)
+        g->last->next = f;
+    else
+        g->first = f;
+    g->last = f;
+}
+
+static struct rate_flow *pop_flow(struct rate_gate *g)
+{
+    struct rate_flow *f = g->first;
+    g->first = f->next;
+    if (!g->first)
+        g->last = NULL;
+    f->next = NULL;
+    f->queued = false;
+    return f;
+}
+
+static void enqueue(struct rate_gate *g, struct rate_wait *w, size_t len)
+{
+    struct rate_flow *f = w->flow;
+    w->pending = len;
+    w->queued = true;
+    w->next = NULL;
+    if (f->last)
+        f->last->next = w;
+    else
+        f->first = w;
+    f->last = w;
+    if (!f->queued)
+        push_flow(g, f);
+}
+
+bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
+{
+    int64_t rate = atomic_load(&g->rate);
+    assert(!w->queued);
+    if (w->granted) { /* paid for as it was let go */
+        w->granted = false;
+        return true;
+    }
+    if (!g->ready || (rate == 0 && !g->first))
+        return true;
+    if (rate > 0)
+        refill(g, rate);
+    /* nobody waits and the bucket has room: at once (it may go below zero by this chunk) */
+    if (rate > 0 && !g->first && g->tokens > 0) {
+        g->tokens -= (int64_t)len * 1000;
+        return true;
+    }
+    enqueue(g, w, len);
+    if (g->tick.slot == TIMER_IDLE)
+        arm(g, rate);
+    return false;
+}
+
+/* One flow's turn: its oldest paused handle goes on, its chunk paid for; the flow goes to the
+ * back of the queue while it has others. */
+static void let_go(struct rate_gate *g, int64_t rate)
+{
+    struct rate_flow *f = pop_flow(g);
+    struct rate_wait *w = f->first;
+    f->first = w->next;
+    if (!f->first)
+        f->last = NULL;
+    else
+        push_flow(g, f);
+    w->queued = false;
+    w->next = NULL;
+    if (rate > 0)
+        g->tokens -= (int64_t)w->pending * 1000;
+    w->granted = true;
+    /* curl hands the chunk back to the callback now or at its next pass: granted either way */
+    curl_easy_pause(w->easy, CURLPAUSE_CONT);
+}
+
+static void tick(void *arg)
+{
+    struct rate_gate *g = arg;
+    int64_t rate = atomic_load(&g->rate);
+    if (rate > 0)
+        refill(g, rate);
+    while (g->first && (rate == 0 || g->tokens > 0))
+        let_go(g, rate);
+    if (g->first)
+        arm(g, rate);
+}
+
+void rate_forget(struct rate_gate *g, struct rate_wait *w)
+{
+    struct rate_flow *f = w->flow;
+    w->granted = false;
+    if (!w->queued)
+        return;
+    struct rate_wait **p = &f->first, *prev = NULL;
+    while (*p != w) {
+        prev = *p;
+        p = &(*p)->next;
+    }
+    *p = w->next;
+    if (f->last == w)
+        f->last = prev;
+    w->queued = false;
+    w->next = NULL;
+    if (f->first || !f->queued)
+        return;
+    struct rate_flow **q = &g->first, *qprev = NULL;
+    while (*q != f) {
+        qprev = *q;
+        q = &(*q)->next;
+    }
+    *q = f->next;
+    if (g->last == f)
+        g->last = qprev;
+    f->queued = false;
+    f->next = NULL;
+}
+
+void rate_stop(struct rate_gate *g)
+{
+    if (g->ready)
+        timer_cancel(g->timers, &g->tick);
+}

@@ -1,0 +1,72 @@
+/*
+ * rate.h — the uplink cap (--upstream-rate): the bytes a second all downloads together take from
+ * upstream, shared fairly between downloads.
+ *
+ * Contract: upstream thread only, but for rate_set (any thread: SIGHUP). Every body callback of
+ * a download's handles asks rate_admit before it takes a chunk. When the cap leaves no room, the
+ * handle is paused (the callback returns CURL_WRITEFUNC_PAUSE: curl keeps the chunk and stops
+ * reading its socket, so the origin's TCP window closes and it stops sending) and queued under
+ * its download's flow. As the cap refills (a token bucket holding at most RATE_BURST_MS of the
+ * rate), flows take turns one chunk at a time, round-robin: a download over four connections
+ * (fill.h) gets what a download over one gets. A handle's waiter is forgotten (rate_forget)
+ * before the handle leaves the multi handle or is freed. Without a cap (0), every chunk is
+ * admitted and what waits is let go at once. Nothing else is slowed: hits and clients following
+ * a download read from disk.
+ */
+#ifndef ARCA_RATE_H
+#define ARCA_RATE_H
+
+#include "upstream/timer.h"
+
+#include <curl/curl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the bucket holds at most: a burst after a quiet moment stays within 10 s's 1 %. */
+#define RATE_BURST_MS 100
+
+struct rate_wait;
+
+/* One download's place in the queue: its paused handles, in the order they paused. */
+struct rate_flow {
+    struct rate_wait *first, *last;
+    struct rate_flow *next;
+    bool queued;
+};
+
+/* One handle's: embedded beside its CURL *. */
+struct rate_wait {
+    CURL *easy;
+    struct rate_flow *flow;
+    struct rate_wait *next;
+    size_t pending; /* the chunk it paused on */
+    bool queued;    /* paused, in its flow's queue */
+    bool granted;   /* unpaused with its chunk paid for: the callback takes it */
+};
+
+struct rate_gate {
+    _Atomic int64_t rate; /* bytes a second, 0: no cap */
+    int64_t tokens;       /* in thousandths of a byte: exact at any rate */
+    int64_t refilled_ms;
+    struct rate_flow *first, *last; /* flows with a paused handle, round-robin */
+    struct timer tick;
+    struct timer_heap *timers;
+    int64_t (*now_ms)(void);
+    bool ready; /* rate_init ran (a unit's loop may never call it) */
+};
+
+void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)(void));
+/* The cap, in bytes a second (0: none); from any thread. */
+void rate_set(struct rate_gate *g, int64_t bytes_per_s);
+int64_t rate_get(struct rate_gate *g);
+/* Whether `w`'s handle may take its chunk of `len` bytes now; false: return
+ * CURL_WRITEFUNC_PAUSE, the gate unpauses it in its turn. */
+bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len);
+/* `w`'s handle leaves the multi handle (or is freed): out of the queue. */
+void rate_forget(struct rate_gate *g, struct rate_wait *w);
+/* arca stops: the tick is cancelled (the handles are gone already). */
+void rate_stop(struct rate_gate *g);
+
+#endif
