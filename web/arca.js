@@ -26,7 +26,8 @@ function setupCopy() {
 }
 
 // Rows of the downloading page carry data-key; poll the same page of the JSON listing and move
-// their bars. The rate is measured between two polls, so it is the current one.
+// their bars. The rate is arca's (bytes a second from upstream, over all the download's
+// connections); before arca has measured one, the bar's own between two polls.
 function setupProgress() {
   const table = document.querySelector("table[data-live]");
   if (!table) return;
@@ -47,7 +48,9 @@ function setupProgress() {
       if (r.content_length) { bar.max = r.content_length; bar.value = r.downloaded; }
       text.textContent = humanBytes(r.downloaded) + (r.content_length ? " of " + humanBytes(r.content_length) : "");
       const before = last.get(r.key);
-      if (before && now > before.t) {
+      if (r.connections > 0) { // arca measures what upstream sends, over all its connections
+        rate.textContent = humanBytes(r.rate) + "/s" + (r.connections > 1 ? " over " + r.connections + " connections" : "");
+      } else if (before && now > before.t) {
         rate.textContent = humanBytes(Math.max(0, (r.downloaded - before.got) * 1000 / (now - before.t))) + "/s";
       }
       last.set(r.key, { got: r.downloaded, t: now });

@@ -188,6 +188,8 @@ static int object_resource(const struct object *o, struct resource *r)
 {
     *r = (struct resource){.length = o->length,
                            .have = o->have,
+                           .rate = o->rate,
+                           .connections = o->connections,
                            .usage = o->usage,
                            .last_use = o->last_use,
                            .created = o->created,

@@ -567,7 +567,7 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
     response_reset(&t->resp);
     timer_init(&t->backoff);
     timer_init(&t->patience);
-    t->started_ms = loop->now_ms();
+    t->started_ms = t->measured_ms = loop->now_ms();
     t->deadline_ms = t->started_ms + loop->cfg->download_timeout * 1000;
     snprintf(t->host, sizeof(t->host), "%s", host);
     if (st->begin_file(obj, t->source, loop->wake, NULL) < 0) {
@@ -664,7 +664,7 @@ void transfer_measure(struct transfer *t)
     assert(upstream_on_thread());
     if (t->fill)
         bytes += fill_received(t->fill);
-    if (t->measured_ms && now > t->measured_ms && t->state != TS_OPENING)
+    if (now > t->measured_ms && t->state != TS_OPENING)
         t->st->set_rate(t->obj, (bytes - t->measured_bytes) * 1000 / (now - t->measured_ms),
                         (t->state == TS_ASKING) + (t->fill ? fill_connections(t->fill) : 0));
     t->measured_bytes = bytes;

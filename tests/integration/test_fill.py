@@ -5,10 +5,14 @@ changes mid-fill never splices two versions, an origin that lies about ranges fa
 connection, a cut range is asked again for what it lacks. Origins pace each connection (`rate`),
 as a far origin's per-flow limit does."""
 
+import json
 import os
+import signal
+import sqlite3
 import threading
+import time
 
-from conftest import read_to_end, sha256
+from conftest import Arca, read_to_end, sha256
 
 MIB = 1 << 20
 ETAG = '"v1"'
@@ -83,3 +87,187 @@ def test_below_the_size_or_with_one_connection_no_fill(origin, start_arca):
     one = fill_arca(start_arca, "--fill-connections", "1")
     assert sha256(one.fetch(url)[2]) == sha256(data)
     assert range_asks(origin, "/small") == ["", ""]
+
+
+def test_a_version_changed_mid_fill_is_never_spliced(origin, start_arca):
+    old, new = os.urandom(8 * MIB), os.urandom(8 * MIB)
+
+    def swap(obj, index):
+        if index == 1:  # the first range's request: the file is replaced upstream
+            obj.data, obj.etag = new, '"v2"'
+
+    url = origin.add("/image", data=old, etag=ETAG, headers=RANGES, rate=4 * MIB,
+                     on_request=swap)
+    arca = fill_arca(start_arca)
+    for status, body, complete in fetch_all(arca, url, 3):
+        # one version whole, or a cut answer: never a mix
+        assert status == 200
+        assert not complete or sha256(body) in (sha256(old), sha256(new))
+    status, _, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(new)
+    assert arca.metrics()["arca_fill_stops_total"] == 1
+    # the second fetch was a hit: the copy kept is the new version, whole
+    count = origin.counts["/image"]
+    assert sha256(arca.fetch(url)[2]) == sha256(new) and origin.counts["/image"] == count
+
+
+def test_ranges_answered_with_the_whole_body_fall_back_to_one_connection(origin, start_arca):
+    data = os.urandom(4 * MIB)
+    # Accept-Ranges promised, every Range answered 200 with the same ETag: a lie
+    url = origin.add("/liar", data=data, etag=ETAG, headers=RANGES, ranges=False, rate=8 * MIB)
+    arca = fill_arca(start_arca)
+    status, _, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert arca.metrics()["arca_fill_stops_total"] == 1
+    assert arca.log_shows("going on over one connection")
+
+
+def test_a_range_with_the_wrong_content_range_falls_back(origin, start_arca):
+    data = os.urandom(4 * MIB)
+
+    def shift(obj, index):
+        if index == 1:  # from now on every 206 starts at byte 1000, whatever was asked
+            obj.forced_first = 1000
+
+    url = origin.add("/shifty", data=data, etag=ETAG, headers=RANGES, rate=8 * MIB,
+                     on_request=shift)
+    arca = fill_arca(start_arca)
+    status, _, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert arca.metrics()["arca_fill_stops_total"] == 1
+    assert sha256(arca.fetch(url)[2]) == sha256(data)
+
+
+def test_a_cut_range_is_asked_again_for_what_it_lacks(origin, start_arca):
+    data = os.urandom(8 * MIB)
+    # the second GET (a range) is cut after 300,000 bytes
+    url = origin.add("/cut", data=data, etag=ETAG, headers=RANGES, rate=4 * MIB,
+                     faults=[None, ("cut", 300000)])
+    arca = fill_arca(start_arca)
+    status, _, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    asks = range_asks(origin, "/cut")
+    assert len(asks) == 5
+    first = int(asks[1][6:].split("-")[0])
+    # asked again from where the cut left it, to the same end
+    assert asks[4] == f"bytes={first + 300000}-{asks[1].split('-')[1]}"
+    assert origin.bytes_sent["/cut"] <= len(data) + 512 * 1024
+
+
+def synced_of_the_download(data_dir):
+    """What the index says is synced of the download under way (its `fetching` row), or 0."""
+    db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"), timeout=5)
+    try:
+        row = db.execute("SELECT synced FROM objects WHERE state='fetching'").fetchone()
+        return row[0] if row and row[0] else 0
+    finally:
+        db.close()
+
+
+def test_a_fill_cut_by_kill_resumes_after_the_restart_in_ranges(workdir, origin):
+    data = os.urandom(48 * MIB)
+    url = origin.add("/big", data=data, etag=ETAG, headers=RANGES, rate=8 * MIB)
+    # two ranges of 24 MiB: the head crosses a sync step (16 MiB) on its own
+    args = ["--upstream-allow", "127.0.0.0/8", "--fill-min-size", "1M", "--fill-connections", "2"]
+    data_dir = os.path.join(workdir, "data")
+    first = Arca(workdir, args, data_dir).start()
+    try:
+        conn, _ = first.stream(url)
+        deadline = time.monotonic() + 30
+        while not (synced := synced_of_the_download(data_dir)):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        conn.close()
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        first.stop()
+    for obj in origin.objects.values():
+        obj.rate = 0
+    asked_before = len(origin.requests)
+    second = Arca(workdir, args, data_dir).start()
+    try:
+        status, _, body = second.fetch(url)
+        assert status == 200 and sha256(body) == sha256(data)
+        resumes = [h for _, h in origin.requests[asked_before:]]
+        # the head continues from what was synced, and what is left is split again
+        assert resumes[0]["Range"] == f"bytes={synced}-"
+        assert len(resumes) == 2 and all(h["If-Range"] == ETAG for h in resumes)
+        assert resumes[1]["Range"] == f"bytes={synced + (len(data) - synced) // 2}-{len(data) - 1}"
+        assert second.metrics()["arca_restart_resumes_total"] == 1
+    finally:
+        second.stop()
+
+
+# --- the uplink cap (--upstream-rate) -------------------------------------------------------
+
+
+def timed_fetch(arca, url, out, key):
+    t0 = time.monotonic()
+    status, _, body = arca.fetch(url)
+    out[key] = (status, sha256(body), time.monotonic() - t0)
+
+
+def downloading(arca):
+    return json.loads(arca.get("/api/v1/resources/?state=downloading")[2])["resources"]
+
+
+def test_the_cap_holds_downloads_and_never_a_hit(origin, start_arca):
+    data, small = os.urandom(6 * MIB), os.urandom(MIB)
+    url = origin.add("/capped", data=data, etag=ETAG)
+    hit_url = origin.add("/hit", data=small, etag=ETAG)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--upstream-rate", "2M")
+    assert arca.fetch(hit_url)[0] == 200  # cached (1 MiB: half a second under the cap)
+    assert arca.metrics()["arca_upstream_rate_limit_bytes"] == 2 * MIB
+    out = {}
+    t = threading.Thread(target=timed_fetch, args=(arca, url, out, "capped"))
+    t.start()
+    deadline = time.monotonic() + 10
+    while not downloading(arca):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    # a hit beside the capped download: from disk, whole, while the download still runs
+    status, _, body = arca.fetch(hit_url)
+    assert status == 200 and sha256(body) == sha256(small)
+    assert downloading(arca)
+    t.join(30)
+    status, digest, elapsed = out["capped"]
+    assert status == 200 and digest == sha256(data)
+    # 6 MiB at 2 MiB/s: 3 s, less the bucket's 100 ms burst; never faster (slower under load)
+    assert elapsed >= 2.7, elapsed
+    rows = downloading(arca)
+    assert rows == []
+
+
+def test_the_cap_is_shared_by_downloads_not_by_connections(origin, start_arca):
+    filled, single = os.urandom(8 * MIB), os.urandom(8 * MIB)
+    a = origin.add("/filled", data=filled, etag=ETAG, headers=RANGES)
+    b = origin.add("/single", data=single, etag=ETAG)
+    arca = fill_arca(start_arca, "--upstream-rate", "4M")
+    out = {}
+    threads = [threading.Thread(target=timed_fetch, args=(arca, u, out, u)) for u in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert out[a][:2] == (200, sha256(filled)) and out[b][:2] == (200, sha256(single))
+    assert arca.metrics()["arca_fills_total"] == 1
+    # 16 MiB at 4 MiB/s: 2 MiB/s each, both about 4 s. Shared by connection, the fill's four
+    # would have taken 4/5 of the cap and ended at 2.5 s.
+    assert out[a][2] >= 3.3 and out[b][2] >= 3.3, out
+
+
+def test_the_cap_reloads_on_sighup(start_arca, workdir):
+    config = os.path.join(workdir, "arca.ini")
+    with open(config, "w") as f:
+        f.write("[arca]\nupstream-rate = 1M\n")
+    arca = start_arca("--config", config)
+    assert arca.metrics()["arca_upstream_rate_limit_bytes"] == MIB
+    with open(config, "w") as f:
+        f.write("[arca]\nupstream-rate = none\n")
+    marker = arca.read_log().count("SIGHUP: reloaded")
+    arca.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while arca.read_log().count("SIGHUP: reloaded") == marker:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert arca.metrics()["arca_upstream_rate_limit_bytes"] == 0
