@@ -10,6 +10,7 @@ import atexit
 import concurrent.futures
 import datetime
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -56,7 +57,11 @@ SIZES = {
                  # cluster: URLs of 64 KiB through HAProxy to three nodes
                  cluster=dict(urls=3000, size=64 << 10, clients=8, seconds=10),
                  # chaos: expired objects with their origin blackholed; misses to a dead host
-                 chaos=dict(objects=10, size=4 * MiB, clients=50, misses=200)),
+                 chaos=dict(objects=10, size=4 * MiB, clients=50, misses=200),
+                 # fill: a far origin's per-flow limit (nginx limit_rate per connection)
+                 fill=dict(size=1024 * MiB, rate="40m", clients=10, change_size=256 * MiB,
+                           change_at=1.5, cap="50m", cap_size=1024 * MiB, cap_seconds=10,
+                           hit_size=256 * MiB)),
     "smoke": dict(rounds=1, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
@@ -71,7 +76,10 @@ SIZES = {
                   idle_retries=1,
                   listing=dict(objects=1200, warm_samples=2, rounds=1),
                   cluster=dict(urls=150, size=4096, clients=4, seconds=1, rounds=1),
-                  chaos=dict(objects=3, size=256 << 10, clients=6, misses=20)),
+                  chaos=dict(objects=3, size=256 << 10, clients=6, misses=20),
+                  fill=dict(size=96 * MiB, rate="20m", clients=3, change_size=96 * MiB,
+                            change_at=1.0, cap="20m", cap_size=64 * MiB, cap_seconds=2,
+                            hit_size=16 * MiB, rounds=1)),
 }
 
 
@@ -274,8 +282,16 @@ http {{
   {body}
 }}
 """)
+        self.conf = conf
         self.spawn(["nginx", "-c", conf, "-g", "daemon off; user root;"],
                    open(os.path.join(self.dir, "stdout"), "w"))
+        wait_http(f"http://127.0.0.1:{self.port}/", proc=self.proc)
+
+    def restart(self):
+        """Stopped (every connection cut) and started again on the same port."""
+        self.stop()
+        self.spawn(["nginx", "-c", self.conf, "-g", "daemon off; user root;"],
+                   open(os.path.join(self.dir, "stdout"), "a"))
         wait_http(f"http://127.0.0.1:{self.port}/", proc=self.proc)
 
     def origin_bytes(self, path=None):
@@ -1298,20 +1314,31 @@ class DeadHost:
             c.close()
 
 
-def timed_gets(urls, shas, threads):
+def timed_gets(urls, shas, threads, keep_sha=False):
     """GET each URL (from `threads` threads at once): per request its seconds to the last byte,
-    status and whether its body's sha256 is the one expected (shas[i], None: not checked)."""
+    status and whether its body's sha256 is the one expected (shas[i], None: not checked).
+    keep_sha: (seconds, status, the body's sha256, whether it came whole) instead."""
     out = [None] * len(urls)
 
     def one(i):
         t0 = time.monotonic()
+        whole = True
         try:
-            with urllib.request.urlopen(urls[i], timeout=120) as r:
-                body, status = r.read(), r.status
+            with urllib.request.urlopen(urls[i], timeout=600) as r:
+                status = r.status
+                try:
+                    body = r.read()
+                except http.client.IncompleteRead as e:
+                    body, whole = e.partial, False
         except urllib.error.HTTPError as e:
             body, status = e.read(), e.code
-        out[i] = (time.monotonic() - t0, status,
-                  shas[i] is None or hashlib.sha256(body).hexdigest() == shas[i])
+        except (ConnectionError, OSError):
+            body, status, whole = b"", 0, False
+        digest = hashlib.sha256(body).hexdigest()
+        if keep_sha:
+            out[i] = (time.monotonic() - t0, status, digest, whole)
+            return
+        out[i] = (time.monotonic() - t0, status, shas[i] is None or digest == shas[i])
 
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, range(len(urls))))
@@ -1375,6 +1402,160 @@ def chaos(work, cfg, www):
             s.stop()
 
 
+def direct_seconds(argv):
+    """Seconds a direct download (curl, aria2c) takes, its output dropped."""
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True, timeout=900)
+    return time.monotonic() - t0
+
+
+def fill_scenario(work, cfg, www):
+    """Issue 44: a cold 1 GiB object from an origin that limits each connection (a far origin's
+    per-flow limit): the slowest of 10 clients joined at the start through arca, against one
+    direct curl and aria2c -x4 direct."""
+    c = cfg["fill"]
+    size, n = c["size"], c["clients"]
+    write_random(os.path.join(www, "big"), size)
+    origin = Nginx(work, "origin", www=www, limit_rate=c["rate"])
+    peers = arcas(work)
+    rows = {"curl direct": [], "aria2c -x4 direct": []} | {s.name: [] for s in peers}
+    out = os.path.join(work, "dl")
+    try:
+        for r in range(c.get("rounds", cfg["rounds"])):
+            url = f"http://127.0.0.1:{origin.port}/big"
+            curl_s = direct_seconds(["curl", "-sSf", "-o", "/dev/null", url])
+            aria_s = direct_seconds(["aria2c", "-x4", "-s4", "-k1M", "--file-allocation=none",
+                                     "--allow-overwrite=true", "--console-log-level=warn",
+                                     "--summary-interval=0", "-d", out, "-o", "big", url])
+            os.unlink(os.path.join(out, "big"))
+            rows["curl direct"].append({"slowest_vs_aria2c": curl_s / aria_s,
+                                        "seconds": curl_s, "origin_bytes_ratio": 1.0,
+                                        "max_ttfb_ms": 0.0})
+            rows["aria2c -x4 direct"].append({"slowest_vs_aria2c": 1.0, "seconds": aria_s,
+                                              "origin_bytes_ratio": 1.0, "max_ttfb_ms": 0.0})
+            for s in peers:
+                path = f"/big-{r}-{s.name}"
+                os.symlink("big", os.path.join(www, path[1:]))
+                clients = loadgen(s.url(origin, path), n)
+                check_clients(s.name, clients, size)
+                time.sleep(0.2)  # the origin's log lines land
+                slowest = max(cl["done"] - cl["start"] for cl in clients)
+                rows[s.name].append({
+                    "slowest_vs_aria2c": slowest / aria_s, "seconds": slowest,
+                    "origin_bytes_ratio": origin.origin_bytes(path) / size,
+                    "max_ttfb_ms": max(1e3 * (cl["ttfb"] - cl["start"]) for cl in clients)})
+        return {"metric": "slowest_vs_aria2c", "higher_is_better": False, "unit": "× aria2c",
+                "setup": f"{size >> 20} MiB at {c['rate']}B/s per origin connection (nginx "
+                         f"limit_rate); {n} clients through arca at once, against one curl and "
+                         "aria2c -x4 -s4 direct", "rounds": rows}
+    finally:
+        for s in reversed(peers + [origin]):
+            s.stop()
+
+
+def fill_change(work, cfg, www):
+    """Issue 44: the file replaced (renamed over) while arca fills it over ranges, and the origin
+    restarted (every connection cut): the ranges asked again with If-Range meet the new version.
+    Every client gets one version whole or a cut answer, never a mix; arca keeps the new one."""
+    c = cfg["fill"]
+    size, n = c["change_size"], c["clients"]
+    peers = [s for s in arcas(work)]
+    rows = {s.name: [] for s in peers}
+    try:
+        for r in range(c.get("rounds", cfg["rounds"])):
+            for s in peers:
+                name = f"obj-{r}-{s.name}"
+                write_random(os.path.join(www, name), size)
+                old = file_sha256(os.path.join(www, name))
+                write_random(os.path.join(www, name + ".new"), size)
+                new = file_sha256(os.path.join(www, name + ".new"))
+                origin = Nginx(work, f"origin-{name}", www=www, limit_rate=c["rate"])
+                url = s.url(origin, "/" + name)
+                got = []
+                t = threading.Thread(target=lambda: got.extend(
+                    timed_gets([url] * n, [None] * n, n, keep_sha=True)))
+                t.start()
+                time.sleep(c["change_at"])
+                os.rename(os.path.join(www, name + ".new"), os.path.join(www, name))
+                origin.restart()
+                t.join(600)
+                kept = timed_gets([url], [None], 1, keep_sha=True)[0]
+                rows[s.name].append({
+                    "mixed_answers": sum(1 for g in got if g[1] == 200 and g[3] and
+                                         g[2] not in (old, new)),
+                    "whole_old": sum(1 for g in got if g[3] and g[2] == old),
+                    "whole_new": sum(1 for g in got if g[3] and g[2] == new),
+                    "cut": sum(1 for g in got if not g[3]),
+                    "kept_is_new": 1.0 if kept[2] == new else 0.0,
+                    "origin_bytes_ratio": origin.origin_bytes() / size})
+                origin.stop()
+        return {"metric": "mixed_answers", "higher_is_better": False, "unit": "answers",
+                "setup": f"{size >> 20} MiB at {c['rate']}B/s per connection; the file renamed "
+                         f"over and nginx restarted {c['change_at']} s into the fill; {n} "
+                         "clients", "rounds": rows}
+    finally:
+        for s in reversed(peers):
+            s.stop()
+
+
+def hit_gbps(url, size, seconds):
+    """One client reading a cached object again and again for `seconds`: GB/s."""
+    done, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            while chunk := r.read(1 << 20):
+                done += len(chunk)
+    return done / (time.monotonic() - t0) / 1e9
+
+
+def uplink_cap(work, cfg, www):
+    """Issue 44: --upstream-rate C with cold downloads running (one filled over ranges, two over
+    one connection each): the upstream rate over the window against C, and a hit beside them
+    against the same hit on an idle arca."""
+    c = cfg["fill"]
+    cap = parse_rate(c["cap"])
+    for i in range(3):
+        write_random(os.path.join(www, f"cold{i}"), c["cap_size"])
+        for r in range(c.get("rounds", cfg["rounds"])):  # a new name per round: cold each time
+            os.symlink(f"cold{i}", os.path.join(www, f"cold{i}-{r}"))
+    write_random(os.path.join(www, "hot"), c["hit_size"])
+    origin = Nginx(work, "origin", www=www, log=False)
+    arca = Arca(work, extra=("--upstream-rate", c["cap"]))
+    rows = {"arca": []}
+    try:
+        for r in range(c.get("rounds", cfg["rounds"])):
+            hot = arca.url(origin, "/hot")
+            fetch_all(hot, c["hit_size"])
+            idle = hit_gbps(hot, c["hit_size"], 2)
+            urls = [arca.url(origin, f"/cold{i}-{r}") for i in range(3)]
+            threads = [threading.Thread(target=fetch_all, args=(u, c["cap_size"]))
+                       for u in urls]
+            for t in threads:
+                t.start()
+            time.sleep(1)
+            before, t0 = arca.metric("arca_downloaded_bytes_total"), time.monotonic()
+            busy = hit_gbps(hot, c["hit_size"], c["cap_seconds"])
+            rate = (arca.metric("arca_downloaded_bytes_total") - before) / \
+                (time.monotonic() - t0)
+            for t in threads:
+                t.join(900)
+            rows["arca"].append({"rate_vs_cap": rate / cap, "hit_vs_idle": busy / idle,
+                                 "hit_gbps": busy, "idle_hit_gbps": idle})
+        return {"metric": "rate_vs_cap", "higher_is_better": True, "unit": "× cap",
+                "setup": f"--upstream-rate {c['cap']}, 3 cold downloads of "
+                         f"{c['cap_size'] >> 20} MiB (one filled over ranges); the rate over "
+                         f"{c['cap_seconds']} s, and a hit of {c['hit_size'] >> 20} MiB beside",
+                "rounds": rows}
+    finally:
+        arca.stop()
+        origin.stop()
+
+
+def parse_rate(text):
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    return int(text[:-1]) * units[text[-1].lower()] if text[-1].lower() in units else int(text)
+
+
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "warm-small-log": warm_small_log, "warm-small-floor": warm_small_floor,
              "cold-fanout": cold_fanout,
@@ -1382,7 +1563,8 @@ SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "digest-fanout": digest_fanout,
              "idle-connections": idle_connections, "big-index": big_index,
              "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario,
-             "bucket-listing": bucket_listing, "cluster": cluster_scenario, "chaos": chaos}
+             "bucket-listing": bucket_listing, "cluster": cluster_scenario, "chaos": chaos,
+             "fill": fill_scenario, "fill-change": fill_change, "uplink-cap": uplink_cap}
 
 
 def write_random(path, size):
