@@ -61,7 +61,9 @@ SIZES = {
                  # fill: a far origin's per-flow limit (nginx limit_rate per connection)
                  fill=dict(size=1024 * MiB, rate="40m", clients=10, change_size=256 * MiB,
                            change_at=1.5, cap="50m", cap_size=1024 * MiB, cap_seconds=10,
-                           hit_size=256 * MiB)),
+                           hit_size=256 * MiB),
+                 # small-beside-large: 4 KiB hits beside readers of a finished object
+                 beside=dict(size=1024 * MiB, readers=8, runs=3, idle_seconds=3.0)),
     "smoke": dict(rounds=1, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
@@ -79,7 +81,8 @@ SIZES = {
                   chaos=dict(objects=3, size=256 << 10, clients=6, misses=20),
                   fill=dict(size=96 * MiB, rate="20m", clients=3, change_size=96 * MiB,
                             change_at=1.0, cap="20m", cap_size=64 * MiB, cap_seconds=2,
-                            hit_size=16 * MiB, rounds=1)),
+                            hit_size=16 * MiB, rounds=1),
+                  beside=dict(size=32 * MiB, readers=4, runs=1, idle_seconds=0.3)),
 }
 
 
@@ -608,6 +611,102 @@ def rate_run(url, rate, seconds, random_n=0):
         argv += ["--random", str(random_n)]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
     return json.loads(out.stdout)
+
+
+def probe_start(url, seconds=600.0):
+    """arca-loadgen's probe: 4 KiB hits one at a time, each on a new connection, 2 ms apart, until
+    `seconds` pass or its stdin closes (probe_end)."""
+    return subprocess.Popen([LOADGEN, "probe", url, "--gap-ms", "2", "--seconds", str(seconds)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def probe_end(p, stop=True):
+    """The probe's samples, [start (monotonic s), ms], once it is told to stop (`stop`) or has
+    run its seconds; a hit that failed fails the round."""
+    if not stop:
+        p.wait(timeout=600)
+    out, _ = p.communicate(input="", timeout=60)
+    samples = json.loads(out)["samples"]
+    bad = [x for x in samples if not x[2]]
+    if bad or not samples:
+        raise RuntimeError(f"probe: {len(bad)} of {len(samples)} hits failed")
+    return [x[:2] for x in samples]
+
+
+def percentiles(ms):
+    """The median and p99 of a list of latencies (nearest rank, as arca-loadgen's rate mode)."""
+    ms = sorted(ms)
+    return [ms[int(p * (len(ms) - 1) + 0.5)] for p in (0.5, 0.99)]
+
+
+def probe_beside(server, origin, c):
+    """Probe hits while c["readers"] clients read the large object whole. Only the hits that
+    started and ended while every reader was reading count (in a smoke run's short reads there
+    may be none: then those that started before the last reader ended). Returns their ms, the
+    readers' bytes and seconds from the first start to the last end."""
+    probe = probe_start(server.url(origin, "/small"))
+    try:
+        out = subprocess.run([LOADGEN, "get", server.url(origin, "/large"), "--clients",
+                              str(c["readers"]), "--threads", "2"], capture_output=True,
+                             text=True, timeout=900, check=True)
+    finally:
+        samples = probe_end(probe)
+    run = json.loads(out.stdout)
+    readers, t0 = run["clients"], run["t0"]
+    check_clients(server.name, readers, c["size"])
+    first, last = t0 + min(r["start"] for r in readers), t0 + max(r["done"] for r in readers)
+    all_in, all_out = t0 + max(r["start"] for r in readers), t0 + min(r["done"] for r in readers)
+    beside = ([ms for t, ms in samples if t >= all_in and t + ms / 1e3 <= all_out] or
+              [ms for t, ms in samples if t <= last])
+    return beside, c["size"] * len(readers), last - first
+
+
+def beside_round(server, origin, c):
+    """A round: the probe alone, then beside the readers c["runs"] times (the readers' share of
+    the workers differs from run to run), their hits pooled."""
+    alone = probe_start(server.url(origin, "/small"), c["idle_seconds"])
+    idle = [ms for _, ms in probe_end(alone, stop=False)]
+    beside, size, secs = [], 0, 0.0
+    for _ in range(c["runs"]):
+        hits, b, t = probe_beside(server, origin, c)
+        beside, size, secs = beside + hits, size + b, secs + t
+    if not beside:
+        raise RuntimeError(f"{server.name}: no probe hit while the readers read")
+    (idle50, idle99), (b50, b99) = percentiles(idle), percentiles(beside)
+    return {"beside_p50_ms": b50, "beside_p99_ms": b99, "idle_p50_ms": idle50,
+            "idle_p99_ms": idle99, "extra_p50_ms": b50 - idle50, "extra_p99_ms": b99 - idle99,
+            "readers_gb_per_s": size / secs / 1e9, "beside_hits": len(beside)}
+
+
+def small_beside_large(work, cfg, www):
+    """Issue 44, part 3: a 4 KiB hit on an idle arca, then beside fast readers of a finished
+    object (default send mode, mapped): does it wait for their turns, and what do the readers
+    keep?"""
+    c = cfg["beside"]
+    write_random(os.path.join(www, "large"), c["size"])
+    write_random(os.path.join(www, "small"), 4096)
+    origin = Nginx(work, "origin", www=www, log=False)
+    # with one worker every hit shares the readers' worker; with the default (one per CPU) a
+    # new connection goes to whichever worker asks epoll first, often one with fewer readers
+    peers = arcas(work) + [Arca(work, binary=b, name=n + "-1worker", extra=("--threads", "1"))
+                           for b, n in [(ARCA, "arca")] + ([(ARCA_BEFORE, "arca-before")]
+                                                            if ARCA_BEFORE else [])]
+    try:
+        for s in peers:
+            for _ in range(2):  # the second a hit of the finished object
+                fetch_all(s.url(origin, "/large"), c["size"])
+            fetch_all(s.url(origin, "/small"), 4096)
+        rounds = {s.name: [] for s in peers}
+        for _ in range(cfg["rounds"]):
+            for s in peers:
+                rounds[s.name].append(beside_round(s, origin, c))
+        return {"metric": "beside_p50_ms", "higher_is_better": False, "unit": "ms",
+                "setup": f"4 KiB hits, each on a new connection, 2 ms apart: alone, then beside "
+                         f"{c['readers']} clients reading {c['size'] >> 20} MiB cached",
+                "rounds": rounds}
+    finally:
+        for s in reversed(peers):
+            s.stop()
 
 
 def warm_small_rate(work, cfg, www):
@@ -1564,7 +1663,8 @@ SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "idle-connections": idle_connections, "big-index": big_index,
              "warm-small-rate": warm_small_rate, "origin-bytes": origin_bytes_scenario,
              "bucket-listing": bucket_listing, "cluster": cluster_scenario, "chaos": chaos,
-             "fill": fill_scenario, "fill-change": fill_change, "uplink-cap": uplink_cap}
+             "fill": fill_scenario, "fill-change": fill_change, "uplink-cap": uplink_cap,
+             "small-beside-large": small_beside_large}
 
 
 def write_random(path, size):

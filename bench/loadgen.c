@@ -18,11 +18,18 @@
  *       meanwhile (no coordinated omission). --random N appends a random number below N to the
  *       URL of each request. Answers must carry a Content-Length. Prints JSON: requests due,
  *       answered, errors (non-200, cut), the rate achieved and latency percentiles in ms.
+ *   arca-loadgen probe URL [--gap-ms G] [--seconds S]
+ *       One request at a time, each on a new connection (as a lab's curl asks), G ms apart
+ *       (default 2), for S seconds (default 2) or until stdin closes, whichever comes first.
+ *       Each is timed from connect to its last byte. Prints JSON: per request the moment it
+ *       started (CLOCK_MONOTONIC seconds, as Python's time.monotonic()), its ms and whether it
+ *       was a 200 of the announced length.
  */
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -289,6 +296,7 @@ static void *run_worker(void *arg)
 }
 
 static int rate_main(int argc, char **argv);
+static int probe_main(int argc, char **argv);
 
 static int parse_url(const char *url)
 {
@@ -327,7 +335,8 @@ static void print_results(const struct client *cl, int n)
         fflush(stdout);
         return;
     }
-    printf("{\"clients\": [\n");
+    /* where the run began on CLOCK_MONOTONIC: a caller lines clients up with a probe's times */
+    printf("{\"t0\": %.6f, \"clients\": [\n", (double)t0.tv_sec + (double)t0.tv_nsec / 1e9);
     for (int i = 0; i < n; i++) {
         const struct client *c = &cl[i];
         printf(
@@ -350,11 +359,14 @@ int main(int argc, char **argv)
 
     if (argc >= 3 && !strcmp(argv[1], "rate"))
         return rate_main(argc, argv);
+    if (argc >= 3 && !strcmp(argv[1], "probe"))
+        return probe_main(argc, argv);
     if (argc < 3 || (strcmp(argv[1], "get") && strcmp(argv[1], "idle"))) {
         fprintf(stderr,
                 "usage: arca-loadgen get|idle URL [--clients N] [--spread S] [--threads T]\n"
                 "       arca-loadgen rate URL --rate R --seconds S [--connections C] "
-                "[--random N]\n");
+                "[--random N]\n"
+                "       arca-loadgen probe URL [--gap-ms G] [--seconds S]\n");
         return 2;
     }
     idle_mode = !strcmp(argv[1], "idle");
@@ -589,5 +601,77 @@ static int rate_main(int argc, char **argv)
            rt.due_total, rt.answered, rt.errors + (rt.due_total - rt.answered - rt.errors),
            (double)rt.answered / rt.seconds, percentile(0.5), percentile(0.9), percentile(0.99),
            percentile(0.999), rt.answered ? rt.latency[rt.answered - 1] : 0);
+    return 0;
+}
+
+/* --- probe mode ----------------------------------------------------------------------------- */
+
+static double mono_abs(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* One GET on a new blocking connection, read to the close: true for a 200 whose body has the
+ * length its head announced. */
+static bool probe_one(char *buf, size_t cap)
+{
+    struct timeval tv = {10, 0};
+    int one = 1, status = 0;
+    size_t got = 0;
+    ssize_t n;
+    bool ok = false;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&target, sizeof(target)) == 0 &&
+        send(fd, request, request_len, MSG_NOSIGNAL) == (ssize_t)request_len) {
+        while (got + 1 < cap && (n = recv(fd, buf + got, cap - 1 - got, 0)) > 0)
+            got += (size_t)n;
+        buf[got] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        char *cl = strcasestr(buf, "\r\ncontent-length:");
+        sscanf(buf, "HTTP/%*d.%*d %d", &status);
+        ok = status == 200 && end && cl && cl < end &&
+             strtoll(cl + 17, NULL, 10) == (long long)(got - (size_t)(end + 4 - buf));
+    }
+    close(fd);
+    return ok;
+}
+
+static int probe_main(int argc, char **argv)
+{
+    double gap_ms = 2, seconds = 2, start;
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap);
+    struct pollfd in = {.fd = 0, .events = POLLIN};
+    int n = 0;
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--gap-ms"))
+            gap_ms = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seconds"))
+            seconds = atof(argv[i + 1]);
+    }
+    if (parse_url(argv[2]) < 0 || gap_ms < 0 || seconds <= 0 || !buf) {
+        fprintf(stderr, "arca-loadgen probe: bad arguments (URL [--gap-ms G] [--seconds S])\n");
+        return 2;
+    }
+    start = mono_abs();
+    printf("{\"samples\": [");
+    /* stdin readable means closed (or written to): the caller says the run is over */
+    while (mono_abs() - start < seconds && poll(&in, 1, 0) == 0) {
+        double t = mono_abs();
+        bool ok = probe_one(buf, cap);
+        printf("%s\n [%.6f, %.4f, %s]", n++ ? "," : "", t, 1e3 * (mono_abs() - t),
+               ok ? "true" : "false");
+        long long gap_ns = (long long)(gap_ms * 1e6);
+        struct timespec gap = {(time_t)(gap_ns / 1000000000), (long)(gap_ns % 1000000000)};
+        nanosleep(&gap, NULL);
+    }
+    printf("\n]}\n");
+    free(buf);
     return 0;
 }
