@@ -29,6 +29,7 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
     c->fd = fd;
     c->w = w;
     c->can_write = true; /* a new socket has room; EPOLLOUT says so again after EAGAIN */
+    c->can_read = true;  /* a client sends its head as it connects: tried at once (accept_some) */
     if (len <= sizeof(c->peer))
         memcpy(&c->peer, peer, len);
     /* The head and a small body leave in one writev: nothing is gained by Nagle's wait. */
@@ -79,19 +80,6 @@ static void consume(struct conn *c, size_t n)
     }
 }
 
-static void unready(struct conn *c)
-{
-    struct conn **p = &c->w->ready;
-    if (!c->in_ready)
-        return;
-    while (*p && *p != c)
-        p = &(*p)->ready_next;
-    if (*p)
-        *p = c->ready_next;
-    c->ready_next = NULL;
-    c->in_ready = false;
-}
-
 /* An answer cut short whose end is the close (HTTP/1.0, length unknown): the close must not look
  * like its end, so it is a reset. Framed answers show the cut anyway. */
 static bool cut_unframed(const struct exchange *x)
@@ -116,7 +104,7 @@ void conn_close(struct conn *c)
     exchange_free(x);
     worker_unlink(c->w, c);
     worker_forget_wake(c->w, c);
-    unready(c);
+    worker_unready(c->w, c);
     engine_ops_->closed(c->ctx); /* before the descriptor goes: see http_limits.h */
     close(c->fd);
     if (c->in)
@@ -480,6 +468,12 @@ void conn_event(struct conn *c, uint32_t events)
     if ((events & (EPOLLHUP | EPOLLERR)) && c->state != CONN_HEAD && c->state != CONN_BODY &&
         c->state != CONN_TUNNEL) { /* a tunnel reads the end, and passes it on */
         conn_close(c);             /* the client is gone while its answer was prepared or sent */
+        return;
+    }
+    /* A body under way goes on in the ready pass (loop.c's run_ready), after the batch's other
+     * events: a new request in the same batch does not wait for its turn. */
+    if (c->state == CONN_SEND && c->x->out_sent > 0 && !c->suspended) {
+        worker_ready(c->w, c);
         return;
     }
     conn_go_on(c);

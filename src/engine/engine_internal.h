@@ -25,11 +25,13 @@
  * (the prototype's fan-out lost 1.57x against 1.19x direct until this cap, with a ready list). */
 #define SEND_TURN_MAX (256 * 1024)
 /* A memory body (a finished object, mapped) may send more per turn: each sendmsg pays for a push
- * through the whole network path, so bigger turns cost less CPU a byte; a turn of it copies
- * about 1 ms. Files keep SEND_TURN_MAX: bigger sendfile turns cost less CPU too, but gave fast
+ * through the whole network path. 1 MiB copies in about a quarter of a millisecond, which is as
+ * long as a hit that arrives meanwhile waits for it (loop.c's run_ready looks between turns);
+ * 4 MiB turns cost no less CPU a byte for 8 or 16 fast readers, and made a hit beside them wait
+ * 4 times longer. Files keep SEND_TURN_MAX: bigger sendfile turns cost less CPU, but gave fast
  * clients of finished files many times a fan-out client's share and made small hits beside
  * them slower (figures: bench/README.md, "Why the hot path is shaped so"). */
-#define SEND_TURN_MAX_MEM (4 * 1024 * 1024)
+#define SEND_TURN_MAX_MEM (1024 * 1024)
 
 /* A read buffer, taken from its worker's pool while a connection has bytes of a request, and its
  * head's parse. */
@@ -43,13 +45,15 @@ struct inbuf {
 struct worker {
     int epfd, evfd;
     pthread_t thread;
-    pthread_mutex_t lock; /* guards wakes and each connection's in_wakes */
-    struct conn *wakes;   /* resumed from any thread, for this loop to go on with */
-    struct dlist idle;    /* its connections, the longest quiet first */
-    struct dlist parked;  /* its suspended connections: no idle clock */
-    struct conn *ready;   /* with bytes to send and room for them: go on next turn */
-    struct conn *dead;    /* closed this turn: freed once the turn's events are handled */
-    struct inbuf *pool;   /* free read buffers */
+    pthread_mutex_t lock;    /* guards wakes and each connection's in_wakes */
+    struct conn *wakes;      /* resumed from any thread, for this loop to go on with */
+    struct dlist idle;       /* its connections, the longest quiet first */
+    struct dlist parked;     /* its suspended connections: no idle clock */
+    struct conn *ready;      /* with bytes to send and room for them: go on next turn, in order */
+    struct conn *ready_last; /* the ready list's tail */
+    int n_ready;             /* and its length */
+    struct conn *dead;       /* closed this turn: freed once the turn's events are handled */
+    struct inbuf *pool;      /* free read buffers */
     int pooled;
     bool listening; /* the listening socket is in its epoll set */
     char date[64];  /* the Date line's value, for `date_at` */
@@ -137,8 +141,13 @@ void worker_bind(struct worker *w);
 void worker_undrain(void);
 struct inbuf *worker_take_buffer(struct worker *w);
 void worker_give_buffer(struct worker *w, struct inbuf *b);
-/* Go on with `c` at the loop's next turn (its bytes to send had no room left this turn). */
+/* Go on with `c` at the loop's next turn (its bytes to send had no room left this turn), after
+ * those ready before it. */
 void worker_ready(struct worker *w, struct conn *c);
+/* The first of the ready list, taken off it (NULL: none). */
+struct conn *worker_next_ready(struct worker *w);
+/* Off the ready list, wherever it is in it (closing). */
+void worker_unready(struct worker *w, struct conn *c);
 /* Bytes moved: the idle clock starts again. */
 void worker_touch(struct worker *w, struct conn *c);
 /* Suspended: no idle clock until touched again. */

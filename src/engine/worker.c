@@ -102,8 +102,39 @@ void worker_ready(struct worker *w, struct conn *c)
     if (c->in_ready)
         return;
     c->in_ready = true;
-    c->ready_next = w->ready;
-    w->ready = c;
+    c->ready_next = NULL;
+    if (w->ready_last)
+        w->ready_last->ready_next = c;
+    else
+        w->ready = c;
+    w->ready_last = c;
+    w->n_ready++;
+}
+
+struct conn *worker_next_ready(struct worker *w)
+{
+    struct conn *c = w->ready;
+    if (c)
+        worker_unready(w, c);
+    return c;
+}
+
+/* O(n) in the list, but a connection leaves it this way only when it closes. */
+void worker_unready(struct worker *w, struct conn *c)
+{
+    struct conn **p = &w->ready, *before = NULL;
+    if (!c->in_ready)
+        return;
+    while (*p != c) {
+        before = *p;
+        p = &(*p)->ready_next;
+    }
+    *p = c->ready_next;
+    if (w->ready_last == c)
+        w->ready_last = before;
+    c->ready_next = NULL;
+    c->in_ready = false;
+    w->n_ready--;
 }
 
 /* The list the connection's node is in (a node does not know it: dlist.h). */
