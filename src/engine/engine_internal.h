@@ -27,10 +27,11 @@
 /* A memory body (a finished object, mapped) may send more per turn: each sendmsg pays for a push
  * through the whole network path. 1 MiB copies in about a quarter of a millisecond, which is as
  * long as a hit that arrives meanwhile waits for it (loop.c's run_ready looks between turns);
- * 4 MiB turns cost no less CPU a byte for 8 or 16 fast readers, and made a hit beside them wait
- * 4 times longer. Files keep SEND_TURN_MAX: bigger sendfile turns cost less CPU, but gave fast
- * clients of finished files many times a fan-out client's share and made small hits beside
- * them slower (figures: bench/README.md, "Why the hot path is shaped so"). */
+ * 4 MiB turns cost about the same CPU a byte for 8 or 16 fast readers (within the rounds'
+ * spread), and made a hit beside them wait about 4 times longer. Files keep SEND_TURN_MAX:
+ * bigger sendfile turns cost less CPU, but gave fast clients of finished files many times a
+ * fan-out client's share and made small hits beside them slower (figures: bench/README.md,
+ * "Why the hot path is shaped so"). */
 #define SEND_TURN_MAX_MEM (1024 * 1024)
 
 /* A read buffer, taken from its worker's pool while a connection has bytes of a request, and its
