@@ -1,5 +1,5 @@
-/* A parallel fill (fill.h): ranges asked at once, written in place, read and digested in
- * order. */
+/* A parallel fill (fill.h): pieces asked in order over several connections, written in place,
+ * read and digested in order. */
 #include "upstream/fill.h"
 #include "log/log.h"
 #include "stats/stats.h"
@@ -14,8 +14,16 @@
 /* Why a range's answer stopped the fill (its news), or none. */
 enum range_fault { FAULT_NONE, FAULT_CHANGED, FAULT_LIE, FAULT_STORE };
 
-/* One range on a connection of its own. [0] is the head's, on the download's connection: only
- * its bounds and progress are kept here. */
+/* A piece of the object: [start, end), its bytes in up to `pos`. Pieces are handed out in
+ * order, so the head (what readers take) grows about as fast as all connections together bring
+ * bytes: readers keep pace with the fill instead of getting most of it at its end. */
+struct piece {
+    int64_t start, pos, end;
+};
+
+/* A connection of the fill, asking for one piece after another. seg[0] is the download's own
+ * connection while it brings the first piece (the head's); then a handle of its own, as the
+ * others. */
 struct segment {
     struct handle h; /* first: CURLOPT_PRIVATE (easy.h) */
     struct fill *fill;
@@ -24,7 +32,7 @@ struct segment {
     struct rate_wait wait;
     struct upstream_response resp;
     struct timer backoff;
-    int64_t start, end, pos; /* [start, end); pos: its next byte */
+    int piece; /* the piece it brings now (fill->pieces), -1: none */
     long status;
     int attempts, retry_status;
     bool asking; /* in the multi handle */
@@ -37,9 +45,12 @@ struct segment {
 struct fill {
     unsigned magic;
     struct fill_terms terms;
-    int n;   /* ranges, the head's included */
-    int cur; /* the range the head is in */
+    int n;   /* connections, the download's own included */
+    int cur; /* the piece the head is in */
     int64_t head, received;
+    int64_t piece_size, next; /* a piece's size; where the next one starts */
+    struct piece *pieces;     /* handed out so far, in order */
+    int n_pieces;
     bool retired;
     int status;
     char reason[CURL_ERROR_SIZE + 160];
@@ -57,6 +68,27 @@ static struct fill *fill_of(struct segment *s)
     return s->fill;
 }
 
+static struct piece *piece_of(struct fill *f, const struct segment *s)
+{
+    assert(s->piece >= 0 && s->piece < f->n_pieces);
+    return &f->pieces[s->piece];
+}
+
+/* The next piece for `s`, in order; false when every piece is handed out. */
+static bool take_piece(struct fill *f, struct segment *s)
+{
+    if (f->next >= f->terms.length) {
+        s->piece = -1;
+        return false;
+    }
+    int64_t end = f->next + f->piece_size;
+    struct piece *p = &f->pieces[f->n_pieces];
+    *p = (struct piece){f->next, f->next, end < f->terms.length ? end : f->terms.length};
+    s->piece = f->n_pieces++;
+    f->next = p->end;
+    return true;
+}
+
 /* --- asking a range ------------------------------------------------------------------------ */
 
 /* The request for what range `s` lacks, proved by the version's validator. */
@@ -64,8 +96,9 @@ static int set_range_headers(struct fill *f, struct segment *s)
 {
     char range[80], if_range[300];
     struct curl_slist *l = easy_base_headers(f->terms.auth, f->terms.via), *t = NULL;
-    snprintf(range, sizeof(range), "Range: bytes=%lld-%lld", (long long)s->pos,
-             (long long)s->end - 1);
+    const struct piece *p = piece_of(f, s);
+    snprintf(range, sizeof(range), "Range: bytes=%lld-%lld", (long long)p->pos,
+             (long long)p->end - 1);
     snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(f->terms.kept));
     if (l && (t = curl_slist_append(l, range)))
         t = curl_slist_append(t, if_range);
@@ -118,10 +151,11 @@ static int open_range(struct fill *f, struct segment *s)
     return 0;
 }
 
-/* Its ranges' handles and memory; none may be in the multi handle. */
+/* Its handles and memory; none may be in the multi handle. */
 static void free_fill(struct fill *f)
 {
-    for (int i = 1; i < f->n; i++) {
+    free(f->pieces);
+    for (int i = 0; i < f->n; i++) {
         struct segment *s = &f->seg[i];
         assert(!s->asking);
         if (s->easy)
@@ -132,29 +166,35 @@ static void free_fill(struct fill *f)
     free(f);
 }
 
-/* Equal shares, the last taking what the division leaves. */
-static void split(struct fill *f)
+/* Pieces of an eighth of each connection's share, between FILL_PIECE_MIN and FILL_PIECE_MAX:
+ * small enough that the head moves on all the time, large enough that a request's round trip
+ * is little beside its bytes on a far origin. */
+static int64_t piece_size(const struct fill_terms *terms)
 {
-    int64_t share = (f->terms.length - f->head) / f->n;
-    for (int i = 0; i < f->n; i++) {
-        struct segment *s = &f->seg[i];
-        s->start = s->pos = f->head + share * i;
-        s->end = i == f->n - 1 ? f->terms.length : s->start + share;
-    }
+    int64_t size = (terms->length - terms->head) / ((int64_t)terms->ranges * 8);
+    return size < FILL_PIECE_MIN ? FILL_PIECE_MIN : size > FILL_PIECE_MAX ? FILL_PIECE_MAX : size;
 }
 
 struct fill *fill_start(const struct fill_terms *terms)
 {
     struct fill *f;
     assert(upstream_on_thread() && terms->ranges >= 2 && resume_validator(terms->kept));
-    if (!(f = calloc(1, sizeof(*f) + sizeof(struct segment) * (size_t)terms->ranges)))
+    int64_t size = piece_size(terms);
+    size_t pieces = (size_t)((terms->length - terms->head + size - 1) / size);
+    if (!(f = calloc(1, sizeof(*f) + sizeof(struct segment) * (size_t)terms->ranges)) ||
+        !(f->pieces = calloc(pieces, sizeof(*f->pieces)))) {
+        free(f);
         return NULL;
+    }
     f->magic = FILL_MAGIC;
     f->terms = *terms;
     f->n = terms->ranges;
-    f->head = terms->head;
-    split(f);
-    for (int i = 1; i < f->n; i++) {
+    f->head = f->next = terms->head;
+    f->piece_size = size;
+    for (int i = 0; i < f->n; i++)
+        timer_init(&f->seg[i].backoff);
+    take_piece(f, &f->seg[0]); /* the head's, on the download's own connection */
+    for (int i = 1; i < f->n && take_piece(f, &f->seg[i]); i++) {
         /* asked from the loop's timers: curl takes no new handle inside its callbacks, where
          * the download's headers are decided */
         if (open_range(f, &f->seg[i]) < 0 ||
@@ -167,8 +207,8 @@ struct fill *fill_start(const struct fill_terms *terms)
         }
     }
     atomic_fetch_add(&stats.fills, 1);
-    log_info("fetch %s: parallel fill over %d connections, %lld bytes each",
-             terms->st->url(terms->obj), f->n, (long long)(f->seg[0].end - f->seg[0].start));
+    log_info("fetch %s: parallel fill over %d connections, pieces of %lld bytes",
+             terms->st->url(terms->obj), f->n, (long long)size);
     return f;
 }
 
@@ -179,49 +219,61 @@ struct fill *fill_start(const struct fill_terms *terms)
 static int catch_up(struct fill *f)
 {
     const struct transfer_store *st = f->terms.st;
-    while (f->head < f->terms.length) {
-        struct segment *s = &f->seg[f->cur];
-        if (f->head >= s->end) {
+    while (f->head < f->terms.length && f->cur < f->n_pieces) {
+        const struct piece *p = &f->pieces[f->cur];
+        if (f->head >= p->end) {
             f->cur++;
             continue;
         }
-        if (s->pos <= f->head)
+        if (p->pos <= f->head)
             break;
-        if (st->digest_range(f->terms.obj, f->terms.sha, f->head, s->pos) < 0) {
+        if (st->digest_range(f->terms.obj, f->terms.sha, f->head, p->pos) < 0) {
             st->fail(f->terms.obj, 500, "cannot read back the object file");
             return -1;
         }
-        st->advance(f->terms.obj, s->pos);
-        f->head = s->pos;
+        st->advance(f->terms.obj, p->pos);
+        f->head = p->pos;
     }
     return 0;
 }
 
-/* `len` bytes of range `s` at its position: appended and digested when it is the head's place,
+/* `len` bytes of piece `p` at its position: appended and digested when it is the head's place,
  * written ahead otherwise. */
-static int write_range(struct fill *f, struct segment *s, const char *data, size_t len)
+static int write_piece(struct fill *f, struct piece *p, const char *data, size_t len)
 {
     const struct transfer_store *st = f->terms.st;
-    if (s->pos == f->head) {
+    if (p->pos == f->head) {
         if (st->append(f->terms.obj, data, len) < 0)
             return -1;
         EVP_DigestUpdate(f->terms.sha, data, len);
         f->head += (int64_t)len;
-    } else if (st->write_at(f->terms.obj, s->pos, data, len) < 0) {
+    } else if (st->write_at(f->terms.obj, p->pos, data, len) < 0) {
         return -1;
     }
-    s->pos += (int64_t)len;
+    p->pos += (int64_t)len;
     return catch_up(f);
+}
+
+/* seg[0] asks for pieces of its own once the download's connection has brought the head's. */
+static void head_piece_in(struct fill *f)
+{
+    struct segment *s = &f->seg[0];
+    if (take_piece(f, s) &&
+        (open_range(f, s) < 0 || timer_arm(&f->terms.loop->timers, &s->backoff,
+                                           f->terms.loop->now_ms(), backoff_over, s) < 0))
+        s->piece = -1; /* out of memory: one connection fewer; the others take its pieces */
 }
 
 ssize_t fill_head_bytes(struct fill *f, const char *data, size_t len)
 {
-    struct segment *s = &f->seg[0];
-    size_t take = (size_t)(s->end - s->pos) < len ? (size_t)(s->end - s->pos) : len;
+    struct piece *p = &f->pieces[0];
+    size_t take = (size_t)(p->end - p->pos) < len ? (size_t)(p->end - p->pos) : len;
     assert(upstream_on_thread() && f->magic == FILL_MAGIC && !f->retired);
-    assert(s->pos == f->head || take == 0);
-    if (take > 0 && write_range(f, s, data, take) < 0)
+    assert(p->pos == f->head || take == 0);
+    if (take > 0 && write_piece(f, p, data, take) < 0)
         return -1;
+    if (take > 0 && p->pos == p->end)
+        head_piece_in(f);
     return (ssize_t)take;
 }
 
@@ -247,7 +299,8 @@ static bool other_version(const struct fill *f, const struct segment *s)
  * that does not continue the range: s->fault says which). */
 static int range_answer(struct fill *f, struct segment *s)
 {
-    struct resume_terms sent = {s->pos, f->terms.length, f->terms.kept};
+    const struct piece *p = piece_of(f, s);
+    struct resume_terms sent = {p->pos, f->terms.length, f->terms.kept};
     const char *why;
     if (s->status < 200 || (s->status >= 300 && s->status < 400 && s->resp.location))
         return 0; /* informational, or a redirect curl follows */
@@ -256,8 +309,8 @@ static int range_answer(struct fill *f, struct segment *s)
         return -1;
     }
     why = resume_mismatch(&sent, s->status, &s->resp);
-    if (!why && (s->resp.range_last != s->end - 1 ||
-                 (s->resp.content_length >= 0 && s->resp.content_length != s->end - s->pos)))
+    if (!why && (s->resp.range_last != p->end - 1 ||
+                 (s->resp.content_length >= 0 && s->resp.content_length != p->end - p->pos)))
         why = "upstream answered a range with another end";
     if (!why) {
         s->body = true;
@@ -275,7 +328,7 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
 {
     struct segment *s = &f->seg[i];
     char line[HEADER_TYPE_MAX + 64];
-    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i > 0 && i < f->n);
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i >= 0 && i < f->n && s->easy);
     if (f->retired || s->fault || s->retry_status)
         return 0;
     bool whole = copy_header_line(data, len, line, sizeof(line));
@@ -294,17 +347,18 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
 size_t fill_range_body(struct fill *f, int i, const char *data, size_t len)
 {
     struct segment *s = &f->seg[i];
-    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i > 0 && i < f->n);
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i >= 0 && i < f->n && s->easy);
     if (f->retired || !s->body || s->fault)
         return 0;
     if (!rate_admit(&f->terms.loop->gate, &s->wait, len))
         return CURL_WRITEFUNC_PAUSE;
-    if ((int64_t)len > s->end - s->pos) { /* a 206 without a length, running past its range */
+    struct piece *p = piece_of(f, s);
+    if ((int64_t)len > p->end - p->pos) { /* a 206 without a length, running past its range */
         s->fault = FAULT_LIE;
         snprintf(s->why, sizeof(s->why), "upstream sent more than the range it announced");
         return 0;
     }
-    if (write_range(f, s, data, len) < 0) {
+    if (write_piece(f, p, data, len) < 0) {
         s->fault = FAULT_STORE;
         return 0;
     }
@@ -331,9 +385,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 static void stop(struct fill *f, const struct segment *s, enum fill_news news, int status,
                  const char *why)
 {
+    const struct piece *p = piece_of(f, s);
     f->status = status;
-    snprintf(f->reason, sizeof(f->reason), "range bytes=%lld-%lld: %s", (long long)s->pos,
-             (long long)s->end - 1, why);
+    snprintf(f->reason, sizeof(f->reason), "range bytes=%lld-%lld: %s", (long long)p->pos,
+             (long long)p->end - 1, why);
     f->terms.tell(f->terms.owner, news);
 }
 
@@ -375,7 +430,8 @@ static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
         error_retryable(rc, s->retry_status > 0, s->h.refused[0], late)) {
         int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, s->attempts);
         log_info("fetch %s: range bytes=%lld-%lld cut (%s); asking again in %lld ms",
-                 f->terms.st->url(f->terms.obj), (long long)s->pos, (long long)s->end - 1,
+                 f->terms.st->url(f->terms.obj), (long long)piece_of(f, s)->pos,
+                 (long long)piece_of(f, s)->end - 1,
                  s->retry_status ? "retryable status" : curl_easy_strerror(rc), (long long)ms);
         atomic_fetch_add(&stats.download_retries, 1);
         if (timer_arm(&f->terms.loop->timers, &s->backoff, now + ms, backoff_over, s) == 0)
@@ -394,15 +450,18 @@ void fill_segment_ended(struct handle *h, CURLcode rc)
     s->asking = false;
     if (f->retired)
         return;
+    const struct piece *p = piece_of(f, s);
     if (s->fault == FAULT_CHANGED || s->fault == FAULT_LIE)
         stop(f, s, s->fault == FAULT_CHANGED ? FILL_CHANGED : FILL_ALONE, 502, s->why);
     else if (s->fault == FAULT_STORE)
         stop(f, s, FILL_FAILED, f->terms.st->error_status(f->terms.obj),
              f->terms.st->error(f->terms.obj));
-    else if (s->pos == s->end && fill_whole(f))
-        f->terms.tell(f->terms.owner, FILL_WHOLE);
-    else if (s->pos < s->end)
+    else if (p->pos < p->end)
         retry_or_fail(f, s, rc);
+    else if (fill_whole(f))
+        f->terms.tell(f->terms.owner, FILL_WHOLE);
+    else if (take_piece(f, s) && ask(f, s) < 0) /* the next piece, on the same connection */
+        range_failed(f, s, CURLE_OUT_OF_MEMORY, false);
 }
 
 /* --- its life ------------------------------------------------------------------------------ */
@@ -414,7 +473,7 @@ void fill_retire(struct fill *f)
     if (f->retired)
         return;
     f->retired = true;
-    for (int i = 1; i < f->n; i++) {
+    for (int i = 0; i < f->n; i++) {
         timer_cancel(&loop->timers, &f->seg[i].backoff);
         /* its flow goes with the download: no waiter may stay queued under it */
         rate_forget(&loop->gate, &f->seg[i].wait);
@@ -429,7 +488,7 @@ void fill_sweep(struct upstream_loop *loop)
     while (loop->retired) {
         struct fill *f = loop->retired;
         loop->retired = f->next_retired;
-        for (int i = 1; i < f->n; i++) {
+        for (int i = 0; i < f->n; i++) {
             if (f->seg[i].asking)
                 curl_multi_remove_handle(loop->multi, f->seg[i].easy);
             f->seg[i].asking = false;
@@ -440,12 +499,12 @@ void fill_sweep(struct upstream_loop *loop)
 
 int64_t fill_head_end(const struct fill *f)
 {
-    return f->seg[0].end;
+    return f->pieces[0].end;
 }
 
 bool fill_head_done(const struct fill *f)
 {
-    return f->seg[0].pos == f->seg[0].end;
+    return f->pieces[0].pos == f->pieces[0].end;
 }
 
 bool fill_whole(const struct fill *f)
@@ -456,7 +515,7 @@ bool fill_whole(const struct fill *f)
 int fill_connections(const struct fill *f)
 {
     int n = 0;
-    for (int i = 1; i < f->n; i++)
+    for (int i = 0; i < f->n; i++)
         n += f->seg[i].asking || f->seg[i].backoff.slot != TIMER_IDLE;
     return n;
 }
@@ -478,6 +537,6 @@ int fill_status(const struct fill *f)
 
 CURL *fill_range_easy(struct fill *f, int i)
 {
-    assert(i > 0 && i < f->n);
+    assert(i >= 0 && i < f->n);
     return f->seg[i].easy;
 }

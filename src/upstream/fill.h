@@ -4,12 +4,15 @@
  *
  * Contract: upstream thread only. A download whose answer begins the body (a 200 with
  * Accept-Ranges: bytes, or a resume's 206) with a strong validator (resume_validator) and at
- * least --fill-min-size bytes still to come splits them into ranges (transfer_answer.c decides):
- * its own connection keeps the first, the head (what readers take, in order), and each other
- * range is asked on a connection of its own with Range and If-Range. Bytes of a later range are
- * written in place (store_write_at) but readable only once every byte before them is in
- * (store_advance): readers take the object in order from its first byte, as before. The digest
- * runs in the same order, reading back from the file what came ahead of the head. A range's
+ * least --fill-min-size bytes still to come has them fetched in pieces over `ranges`
+ * connections (transfer_answer.c decides): its own connection brings the first piece, the head
+ * (what readers take, in order), and is cut there; every other connection asks for the next
+ * piece not yet handed out, with Range and If-Range, then the next, in order, so the head grows
+ * about as fast as all of them bring bytes (pieces of an eighth of a connection's share, between
+ * FILL_PIECE_MIN and FILL_PIECE_MAX). Bytes ahead of the head are written in place
+ * (store_write_at) but readable only once every byte before them is in (store_advance): readers
+ * take the object in order from its first byte, as before. The digest runs in the same order,
+ * reading back from the file what came ahead of the head. A range's
  * answer must prove it continues the same version (resume_mismatch, and the range's own end):
  * one that does not stops the fill, and never adds a byte to the file — upstream serving another
  * version (another validator, or a status that is not a range) has the download start over
@@ -35,8 +38,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* A range shorter than this is not worth a connection of its own. */
+/* A connection's share shorter than this is not worth a connection; pieces are between these. */
 #define FILL_RANGE_MIN (256LL << 10)
+#define FILL_PIECE_MIN FILL_RANGE_MIN
+#define FILL_PIECE_MAX (64LL << 20)
 
 struct fill;
 
@@ -91,7 +96,8 @@ void fill_retire(struct fill *f);
  * pass; a unit's teardown). */
 void fill_sweep(struct upstream_loop *loop);
 
-/* For units: the range `i` (1..ranges-1) as curl's callbacks see it. */
+/* For units: connection `i` (0..ranges-1, 0 once the head's piece is in) as curl's callbacks
+ * see it. */
 size_t fill_range_header(struct fill *f, int i, const char *data, size_t len);
 size_t fill_range_body(struct fill *f, int i, const char *data, size_t len);
 CURL *fill_range_easy(struct fill *f, int i);

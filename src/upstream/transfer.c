@@ -253,6 +253,10 @@ static enum transfer_state step_attempt(struct transfer *t)
     }
     t->st->progress(t->obj, &p);
     t->offset = p.have;
+    /* its own range has no byte yet: the whole body is asked again, and may be split again; a
+     * whole body of another version must never meet the ranges' bytes (fill.h) */
+    if (t->fill && t->offset == 0)
+        transfer_drop_fill(t);
     if (t->offset > 0 && !resume_validator(&t->kept)) {
         int rc =
             transfer_start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");

@@ -17,6 +17,9 @@
 #include "upstream/probe.h"
 #include "stats/stats.h"
 #include "upstream/transfer.h"
+#include "upstream/transfer_answer.h" /* a fill's scenarios reach its ranges through t->fill */
+
+#include <openssl/sha.h>
 
 /* --- a store that records ------------------------------------------------------------------ */
 
@@ -39,6 +42,7 @@ static struct {
     char fail_reason[512];
     struct fake_object objects[4];
     int n_objects;
+    uint8_t digest[32]; /* what finish was handed */
 } fs;
 
 static struct fake_object *fake(const struct object *obj)
@@ -169,8 +173,9 @@ static int64_t f_announce(struct object *obj)
 }
 static int f_finish(struct object *obj, const uint8_t digest[32])
 {
-    (void)obj, (void)digest;
+    (void)obj;
     called("finish");
+    memcpy(fs.digest, digest, 32);
     return 0;
 }
 static int f_renew(struct object *obj)
@@ -273,6 +278,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    fill_sweep(&loop);        /* what fills were retired: their handles leave the multi handle */
     assert_null(loop.active); /* every transfer was freed */
     assert_int_equal(loop.n_active, 0);
     timer_heap_free(&loop.timers);
@@ -529,10 +535,180 @@ static void a_mirror_is_asked_first_and_stopping_sets_it_aside(void **state)
     mirror_cleanup(&cfg);
 }
 
+/* --- parallel fills (fill.h) ------------------------------------------------------------- */
+
+#define BLOB FAKE_MAX /* 1 MiB: four ranges of 256 KiB */
+#define QUARTER (BLOB / 4)
+static char blob[BLOB];
+
+static const char *const fill_ok[] = {"HTTP/1.1 200 OK", "Content-Length: 1048576", "ETag: \"v1\"",
+                                      "Accept-Ranges: bytes", NULL};
+
+/* A download whose first answer starts a fill, its three other ranges asked (the loop's
+ * timers run). */
+static struct transfer *start_fill(void)
+{
+    for (size_t i = 0; i < sizeof(blob); i++)
+        blob[i] = (char)(i * 2654435761u >> 13);
+    cfg.fill_min_size = 1;
+    struct transfer *t = start();
+    int64_t asked = atomic_load(&stats.fill_ranges);
+    respond(t, fill_ok);
+    assert_non_null(t->fill);
+    timer_run(&loop.timers, clock_ms);
+    assert_int_equal(atomic_load(&stats.fill_ranges) - asked, 3);
+    return t;
+}
+
+/* Range i's answer: its header lines, then the blank line; what curl was told last. */
+static size_t range_says(struct fill *f, int i, const char *status, int64_t first, const char *etag)
+{
+    char lines[5][128];
+    size_t rc = 0;
+    snprintf(lines[0], sizeof(lines[0]), "%s\r\n", status);
+    snprintf(lines[1], sizeof(lines[1]), "Content-Range: bytes %lld-%lld/%d\r\n", (long long)first,
+             (long long)QUARTER * (i + 1) - 1, BLOB);
+    snprintf(lines[2], sizeof(lines[2]), "Content-Length: %lld\r\n",
+             (long long)QUARTER * (i + 1) - first);
+    snprintf(lines[3], sizeof(lines[3]), "ETag: %s\r\n", etag);
+    snprintf(lines[4], sizeof(lines[4]), "\r\n");
+    for (int k = 0; k < 5; k++)
+        rc = fill_range_header(f, i, lines[k], strlen(lines[k]));
+    return rc;
+}
+
+static void range_ended(struct fill *f, int i, CURLcode rc)
+{
+    struct handle *h;
+    curl_easy_getinfo(fill_range_easy(f, i), CURLINFO_PRIVATE, (char **)&h);
+    fill_segment_ended(h, rc);
+}
+
+static void range_sends(struct fill *f, int i, int64_t from, int64_t to)
+{
+    assert_int_equal(fill_range_body(f, i, blob + from, (size_t)(to - from)), to - from);
+}
+
+static void blob_is_what_finish_got(void)
+{
+    uint8_t want[32];
+    SHA256((const unsigned char *)blob, sizeof(blob), want);
+    assert_memory_equal(fs.digest, want, 32);
+}
+
+/* Ranges come out of order: a later one is written in place, readers get nothing of it before
+ * every byte ahead is in, and the digest runs over the object in order. */
+static void a_fill_writes_ahead_and_reads_in_order(void **state)
+{
+    (void)state;
+    struct transfer *t = start_fill();
+    struct fill *f = t->fill;
+    struct fake_object *o = fake(t->obj);
+    assert_int_not_equal(range_says(f, 2, "HTTP/1.1 206 Partial Content", 2 * QUARTER, "\"v1\""),
+                         0);
+    range_sends(f, 2, 2 * QUARTER, 3 * QUARTER);
+    assert_int_equal(o->have, 0); /* ahead of the head: nobody reads it yet */
+    /* the download's own connection takes its range and no byte more */
+    assert_int_equal(transfer_body(t, blob, QUARTER + 100), QUARTER);
+    ended(t, CURLE_WRITE_ERROR);
+    assert_int_equal(transfer_state_of(t), TS_FILLING);
+    range_says(f, 1, "HTTP/1.1 206 Partial Content", QUARTER, "\"v1\"");
+    range_sends(f, 1, QUARTER, 2 * QUARTER);
+    assert_int_equal(o->have, 3 * QUARTER); /* the head caught up over range 2 */
+    range_ended(f, 1, CURLE_OK);
+    range_ended(f, 2, CURLE_OK);
+    range_says(f, 3, "HTTP/1.1 206 Partial Content", 3 * QUARTER, "\"v1\"");
+    range_sends(f, 3, 3 * QUARTER, BLOB);
+    range_ended(f, 3, CURLE_OK);
+    assert_string_equal(fs.calls, "begin_file begin_body write_at append append advance append "
+                                  "finish release");
+    assert_memory_equal(o->file, blob, BLOB);
+    blob_is_what_finish_got();
+}
+
+/* A range answered under another ETag: upstream serves another version. Nothing of that answer
+ * is written; the download starts over from byte 0. */
+static void a_range_of_another_version_starts_over(void **state)
+{
+    (void)state;
+    int64_t stops = atomic_load(&stats.fill_stops);
+    struct transfer *t = start_fill();
+    struct fill *f = t->fill;
+    transfer_body(t, blob, 1000);
+    assert_int_equal(range_says(f, 1, "HTTP/1.1 206 Partial Content", QUARTER, "\"v2\""), 0);
+    assert_int_equal(fill_range_body(f, 1, blob, 100), 0);
+    range_ended(f, 1, CURLE_WRITE_ERROR);
+    assert_int_equal(atomic_load(&stats.fill_stops) - stops, 1);
+    assert_null(t->fill);
+    assert_int_equal(transfer_state_of(t), TS_ASKING); /* from byte 0 */
+    assert_false(asks_with(t, "Range: bytes=1000-"));
+    assert_string_equal(fs.calls, "begin_file begin_body append restart");
+    transfer_stop(t);
+}
+
+/* Accept-Ranges, then a 200 to a range under the same ETag: a lie. The fill stops; the first
+ * connection goes on to the end, alone. */
+static void a_whole_body_to_a_range_goes_on_alone(void **state)
+{
+    (void)state;
+    struct transfer *t = start_fill();
+    struct fill *f = t->fill;
+    assert_int_equal(range_says(f, 1, "HTTP/1.1 200 OK", QUARTER, "\"v1\""), 0);
+    range_ended(f, 1, CURLE_WRITE_ERROR);
+    assert_null(t->fill);
+    assert_int_equal(transfer_body(t, blob, BLOB), BLOB);
+    ended(t, CURLE_OK);
+    assert_string_equal(fs.calls, "begin_file begin_body append finish release");
+    blob_is_what_finish_got();
+}
+
+/* A range cut midway is asked again, after the backoff, for the bytes it lacks. */
+static void a_cut_range_is_asked_again_for_the_rest(void **state)
+{
+    (void)state;
+    struct transfer *t = start_fill();
+    struct fill *f = t->fill;
+    int64_t asked = atomic_load(&stats.fill_ranges);
+    range_says(f, 1, "HTTP/1.1 206 Partial Content", QUARTER, "\"v1\"");
+    range_sends(f, 1, QUARTER, QUARTER + 1000);
+    range_ended(f, 1, CURLE_RECV_ERROR);
+    assert_int_equal(atomic_load(&stats.fill_ranges), asked);
+    clock_ms += 1000;
+    timer_run(&loop.timers, clock_ms);
+    assert_int_equal(atomic_load(&stats.fill_ranges) - asked, 1);
+    /* its answer must start where the cut left it */
+    assert_int_equal(range_says(f, 1, "HTTP/1.1 206 Partial Content", QUARTER, "\"v1\""), 0);
+    transfer_stop(t);
+}
+
+/* The first connection fails before its first byte: it asks for the whole body again, and the
+ * ranges already asked go (another version's whole body must never meet their bytes). */
+static void a_fill_whose_head_has_no_byte_asks_again_whole(void **state)
+{
+    (void)state;
+    struct transfer *t = start_fill();
+    struct fill *f = t->fill;
+    range_says(f, 1, "HTTP/1.1 206 Partial Content", QUARTER, "\"v1\"");
+    range_sends(f, 1, QUARTER, QUARTER + 1000);
+    ended(t, CURLE_RECV_ERROR);
+    clock_ms += 1000;
+    timer_run(&loop.timers, clock_ms);
+    assert_int_equal(transfer_state_of(t), TS_ASKING);
+    assert_null(t->fill);
+    assert_false(asks_with(t, "Range: bytes=0-262143"));
+    transfer_stop(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_whole_body_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_fill_writes_ahead_and_reads_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_range_of_another_version_starts_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_whole_body_to_a_range_goes_on_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_cut_range_is_asked_again_for_the_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_fill_whose_head_has_no_byte_asks_again_whole, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_retryable_status_backs_off_then_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(retryable_statuses_to_the_end_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(a_broken_body_resumes_with_a_range, setup, teardown),
