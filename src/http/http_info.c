@@ -371,7 +371,7 @@ static void metrics_fills(char *body, size_t size)
              "# TYPE arca_upstream_rate_limit_bytes gauge\n"
              "arca_upstream_rate_limit_bytes %lld\n",
              (long long)atomic_load(&stats.fills), (long long)atomic_load(&stats.fill_ranges),
-             (long long)atomic_load(&stats.fill_stops), (long long)upstream_rate());
+             (long long)atomic_load(&stats.fill_stops), (long long)upstream_rate_cap());
 }
 
 enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest)

@@ -512,7 +512,7 @@ bool fill_whole(const struct fill *f)
     return f->head == f->terms.length;
 }
 
-int fill_connections(const struct fill *f)
+int fill_open_connections(const struct fill *f)
 {
     int n = 0;
     for (int i = 0; i < f->n; i++)

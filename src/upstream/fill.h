@@ -81,7 +81,7 @@ ssize_t fill_head_bytes(struct fill *f, const char *data, size_t len);
 bool fill_head_done(const struct fill *f);
 bool fill_whole(const struct fill *f);
 /* Connections its other ranges use now (asking, or waiting out a backoff to ask again). */
-int fill_connections(const struct fill *f);
+int fill_open_connections(const struct fill *f);
 /* Bytes its other ranges took from upstream so far. */
 int64_t fill_received(const struct fill *f);
 /* Why it stopped, for FILL_CHANGED, FILL_ALONE and FILL_FAILED; the status clients get. */

@@ -658,7 +658,7 @@ void transfer_stop(struct transfer *t)
 int transfer_connections(const struct transfer *t)
 {
     CHECK_TRANSFER(t);
-    return 1 + (t->fill ? fill_connections(t->fill) : 0);
+    return 1 + (t->fill ? fill_open_connections(t->fill) : 0);
 }
 
 void transfer_measure(struct transfer *t)
@@ -670,7 +670,7 @@ void transfer_measure(struct transfer *t)
         bytes += fill_received(t->fill);
     if (now > t->measured_ms && t->state != TS_OPENING)
         t->st->set_rate(t->obj, (bytes - t->measured_bytes) * 1000 / (now - t->measured_ms),
-                        (t->state == TS_ASKING) + (t->fill ? fill_connections(t->fill) : 0));
+                        (t->state == TS_ASKING) + (t->fill ? fill_open_connections(t->fill) : 0));
     t->measured_bytes = bytes;
     t->measured_ms = now;
 }

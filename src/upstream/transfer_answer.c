@@ -162,7 +162,7 @@ static int host_connections(const struct transfer *t)
     int n = 0;
     for (const struct transfer *o = t->loop->active; o; o = o->next)
         if (strcasecmp(o->host, t->host) == 0)
-            n += 1 + (o->fill ? fill_connections(o->fill) : 0);
+            n += 1 + (o->fill ? fill_open_connections(o->fill) : 0);
     return n;
 }
 

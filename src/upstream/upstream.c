@@ -358,7 +358,7 @@ void upstream_set_rate(int64_t bytes_per_s)
     rate_set(&fx.loop.gate, bytes_per_s);
 }
 
-int64_t upstream_rate(void)
+int64_t upstream_rate_cap(void)
 {
     return rate_get(&fx.loop.gate);
 }

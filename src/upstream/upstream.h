@@ -73,7 +73,7 @@ int upstream_get(const char *url, const struct bucket_auth *auth,
 /* --upstream-rate, from any thread: the cap on bytes a second all downloads take (0: none),
  * set at start and by SIGHUP; what it is now. */
 void upstream_set_rate(int64_t bytes_per_s);
-int64_t upstream_rate(void);
+int64_t upstream_rate_cap(void);
 
 void upstream_stop(void);
 
