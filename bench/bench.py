@@ -1608,9 +1608,9 @@ def hit_gbps(url, size, seconds):
 
 
 def uplink_cap(work, cfg, www):
-    """Issue 44: --upstream-rate C with cold downloads running (one filled over ranges, two over
-    one connection each): the upstream rate over the window against C, and a hit beside them
-    against the same hit on an idle arca."""
+    """Issue 44: --upstream-rate C with three cold downloads running (each filled over pieces):
+    the upstream rate over the window against C, and a hit beside them against the same hit on
+    an idle arca."""
     c = cfg["fill"]
     cap = parse_rate(c["cap"])
     for i in range(3):
@@ -1642,7 +1642,7 @@ def uplink_cap(work, cfg, www):
                                  "hit_gbps": busy, "idle_hit_gbps": idle})
         return {"metric": "rate_vs_cap", "higher_is_better": True, "unit": "× cap",
                 "setup": f"--upstream-rate {c['cap']}, 3 cold downloads of "
-                         f"{c['cap_size'] >> 20} MiB (one filled over ranges); the rate over "
+                         f"{c['cap_size'] >> 20} MiB (each filled over pieces); the rate over "
                          f"{c['cap_seconds']} s, and a hit of {c['hit_size'] >> 20} MiB beside",
                 "rounds": rows}
     finally:
