@@ -85,6 +85,7 @@ static bool take_piece(struct fill *f, struct segment *s)
     struct piece *p = &f->pieces[f->n_pieces];
     *p = (struct piece){f->next, f->next, end < f->terms.length ? end : f->terms.length};
     s->piece = f->n_pieces++;
+    s->attempts = 0; /* --download-retries counts per piece */
     f->next = p->end;
     return true;
 }

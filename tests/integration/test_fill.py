@@ -292,3 +292,18 @@ def test_the_cap_reloads_on_sighup(start_arca, workdir):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert arca.metrics()["arca_upstream_rate_limit_bytes"] == 0
+
+
+def test_a_piece_that_keeps_failing_fails_the_download_with_its_reason(origin, start_arca):
+    data = os.urandom(4 * MIB)
+    # the first GET is served; every range after it is answered 503
+    url = origin.add("/flaky", data=data, etag=ETAG, headers=RANGES, rate=2 * MIB,
+                     faults=[None] + [503] * 200)
+    arca = fill_arca(start_arca)
+    conn, resp = arca.stream(url)
+    body, complete = read_to_end(resp)
+    conn.close()
+    assert resp.status == 200 and not complete and len(body) < len(data)
+    rows = json.loads(arca.get("/api/v1/resources/?state=failures")[2])["resources"]
+    assert len(rows) == 1 and rows[0]["status_code"] == 503
+    assert "range bytes=" in rows[0]["error"] and "upstream answered 503" in rows[0]["error"]
