@@ -668,13 +668,15 @@ int transfer_connections(const struct transfer *t)
 void transfer_measure(struct transfer *t)
 {
     int64_t now = t->loop->now_ms(), bytes = t->received;
+    /* its own connection, while it asks (and has not brought its fill's first piece yet) */
+    int own = t->state == TS_ASKING && !(t->fill && fill_head_done(t->fill));
     CHECK_TRANSFER(t);
     assert(upstream_on_thread());
     if (t->fill)
         bytes += fill_received(t->fill);
     if (now > t->measured_ms && t->state != TS_OPENING)
         t->st->set_rate(t->obj, (bytes - t->measured_bytes) * 1000 / (now - t->measured_ms),
-                        (t->state == TS_ASKING) + (t->fill ? fill_open_connections(t->fill) : 0));
+                        own + (t->fill ? fill_open_connections(t->fill) : 0));
     t->measured_bytes = bytes;
     t->measured_ms = now;
 }

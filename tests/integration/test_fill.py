@@ -307,3 +307,20 @@ def test_a_piece_that_keeps_failing_fails_the_download_with_its_reason(origin, s
     rows = json.loads(arca.get("/api/v1/resources/?state=failures")[2])["resources"]
     assert len(rows) == 1 and rows[0]["status_code"] == 503
     assert "range bytes=" in rows[0]["error"] and "upstream answered 503" in rows[0]["error"]
+
+
+def test_the_downloads_listing_shows_the_fills_rate_and_connections(origin, start_arca):
+    data = os.urandom(6 * MIB)
+    url = origin.add("/slow", data=data, etag=ETAG, headers=RANGES, rate=512 * 1024)
+    arca = fill_arca(start_arca)
+    out = {}
+    t = threading.Thread(target=timed_fetch, args=(arca, url, out, "slow"))
+    t.start()
+    deadline = time.monotonic() + 20
+    # measured by arca once a second: bytes a second over all the fill's connections
+    while not ((rows := downloading(arca)) and rows[0]["connections"] > 1 and rows[0]["rate"]):
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.1)
+    assert rows[0]["connections"] == 4 and rows[0]["rate"] > 0
+    t.join(30)
+    assert out["slow"][:2] == (200, sha256(data))
