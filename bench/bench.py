@@ -1568,6 +1568,11 @@ def fill_change(work, cfg, www):
                 old = file_sha256(os.path.join(www, name))
                 write_random(os.path.join(www, name + ".new"), size)
                 new = file_sha256(os.path.join(www, name + ".new"))
+                # published seconds apart, as builds are: nginx's ETag (mtime and size) differs,
+                # and neither was modified within the second of an answer (no fill then)
+                now = time.time()
+                os.utime(os.path.join(www, name), (now - 20, now - 20))
+                os.utime(os.path.join(www, name + ".new"), (now - 10, now - 10))
                 origin = Nginx(work, f"origin-{name}", www=www, limit_rate=c["rate"])
                 url = s.url(origin, "/" + name)
                 got = []
@@ -1618,6 +1623,8 @@ def uplink_cap(work, cfg, www):
         for r in range(c.get("rounds", cfg["rounds"])):  # a new name per round: cold each time
             os.symlink(f"cold{i}", os.path.join(www, f"cold{i}-{r}"))
     write_random(os.path.join(www, "hot"), c["hit_size"])
+    for name in ("cold0", "cold1", "cold2", "hot"):  # not modified within an answer's second
+        os.utime(os.path.join(www, name), (time.time() - 10, time.time() - 10))
     origin = Nginx(work, "origin", www=www, log=False)
     arca = Arca(work, extra=("--upstream-rate", c["cap"]))
     rows = {"arca": []}

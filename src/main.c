@@ -81,8 +81,13 @@ static void log_reloaded(const struct config *fresh)
     else
         snprintf(who, sizeof(who), "%d allowed network%s", fresh->n_allow_nets,
                  fresh->n_allow_nets == 1 ? "" : "s");
-    log_info("SIGHUP: reloaded (%s, log level %s, quota %lld bytes, default ttl %llds)", who,
-             level_name(fresh->log_level), (long long)fresh->quota, (long long)fresh->default_ttl);
+    char rate[48] = "none";
+    if (fresh->upstream_rate > 0)
+        snprintf(rate, sizeof(rate), "%lld bytes/s", (long long)fresh->upstream_rate);
+    log_info("SIGHUP: reloaded (%s, log level %s, quota %lld bytes, default ttl %llds, upstream "
+             "rate %s)",
+             who, level_name(fresh->log_level), (long long)fresh->quota,
+             (long long)fresh->default_ttl, rate);
 }
 
 /* SIGUSR1, logrotate's: reopen the access log and nothing else, so that a nightly rotation never

@@ -186,6 +186,11 @@ static int set_numeric(struct config *cfg, const struct option *o, const char *v
              : o->kind == V_SIZE && o->min == 0 && !strcmp(v, "none") ? 0
              : o->kind == V_SIZE                                      ? parse_size(v, &n)
                                                                       : parse_int(v, &n);
+    if (rc < 0 && o->kind == V_SIZE && o->min == 0) { /* --upstream-rate: bytes, not bits */
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected bytes as <int>[K|M|G|T], or none, got '%s'",
+                 o->name, v);
+        return -1;
+    }
     if (rc < 0) {
         snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s%s, got '%s'", o->name, expect[o->kind],
                  o->min > 0              ? ", positive"

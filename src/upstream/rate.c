@@ -97,13 +97,11 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
     }
     if (!g->ready || (rate == 0 && !g->first))
         return true;
+    /* Every chunk takes its turn, even when the bucket has room: a chunk taken at once would go
+     * to whichever handle curl reads first, and a fill's four would take four turns to a single
+     * connection's one (the new-user review measured 12.3 against 8.6 MB/s). */
     if (rate > 0)
-        refill(g, rate);
-    /* nobody waits and the bucket has room: at once (it may go below zero by this chunk) */
-    if (rate > 0 && !g->first && g->tokens > 0) {
-        g->tokens -= (int64_t)len * 1000;
-        return true;
-    }
+        refill(g, rate); /* the tick is armed for when the bucket holds a byte */
     enqueue(g, w, len);
     if (g->tick.slot == TIMER_IDLE)
         arm(g, rate);
@@ -136,6 +134,8 @@ static void tick(void *arg)
     int64_t rate = atomic_load(&g->rate);
     if (rate > 0)
         refill(g, rate);
+    else
+        g->tokens = 0;
     while (g->first && (rate == 0 || g->tokens > 0))
         let_go(g, rate);
     if (g->first)

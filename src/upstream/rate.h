@@ -3,12 +3,12 @@
  * upstream, shared fairly between downloads.
  *
  * Contract: upstream thread only, but for rate_set (any thread: SIGHUP). Every body callback of
- * a download's handles asks rate_admit before it takes a chunk. When the cap leaves no room, the
- * handle is paused (the callback returns CURL_WRITEFUNC_PAUSE: curl keeps the chunk and stops
- * reading its socket, so the origin's TCP window closes and it stops sending) and queued under
- * its download's flow. As the cap refills (a token bucket holding at most RATE_BURST_MS of the
- * rate), flows take turns one chunk at a time, round-robin: a download over four connections
- * (fill.h) gets what a download over one gets. A handle's waiter is forgotten (rate_forget)
+ * a download's handles asks rate_admit before it takes a chunk. Under a cap, every chunk waits
+ * for its turn: the handle is paused (the callback returns CURL_WRITEFUNC_PAUSE: curl keeps the
+ * chunk and stops reading its socket, so the origin's TCP window closes and it stops sending)
+ * and queued under its download's flow. As the cap refills (a token bucket holding at most
+ * RATE_BURST_MS of the rate), flows take turns one chunk at a time, round-robin: a download
+ * over four connections (fill.h) gets what a download over one gets. A handle's waiter is forgotten (rate_forget)
  * before the handle leaves the multi handle or is freed. Without a cap (0), every chunk is
  * admitted and what waits is let go at once. Nothing else is slowed: hits and clients following
  * a download read from disk.

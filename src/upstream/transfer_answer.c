@@ -169,21 +169,46 @@ static int host_connections(const struct transfer *t)
 /* A body that begins (or continues) with at least --fill-min-size bytes to come, upstream
  * taking ranges and a strong validator proving them: the rest is split into ranges over
  * --fill-connections connections, as many as --max-downloads-per-host leaves (fill.h). */
+/* Why the body cannot be split (NULL: it can). A file modified within the second of its answer
+ * is not: an ETag made of its time and size (nginx's) would not change with a rewrite in that
+ * second, and pieces asked later would read the rewritten file (RFC 9110 8.8.2.2's reason for
+ * Last-Modified). */
+static const char *no_fill(const struct transfer *t, int64_t length, bool ranges_taken)
+{
+    const struct config *cfg = t->loop->cfg;
+    if (t->fill || t->alone || cfg->fill_connections < 2)
+        return t->alone ? "its fill stopped" : NULL;
+    if (length < 0 || length - t->offset < cfg->fill_min_size)
+        return "smaller than --fill-min-size";
+    if (!ranges_taken)
+        return "upstream does not say Accept-Ranges: bytes";
+    if (!resume_validator(&t->kept))
+        return "no strong validator (a strong ETag, or a Last-Modified a second before Date)";
+    if (t->resp.last_modified[0] && !t->kept.last_modified[0])
+        return "modified within the second of its answer";
+    return NULL;
+}
+
 static void maybe_fill(struct transfer *t, bool ranges_taken)
 {
     const struct config *cfg = t->loop->cfg;
     int64_t length = known_length(t), rest = length - t->offset;
     int ranges = cfg->fill_connections, room;
-    if (t->fill || t->alone || ranges < 2 || length < 0 || rest < cfg->fill_min_size ||
-        !ranges_taken || !resume_validator(&t->kept))
+    const char *why = no_fill(t, length, ranges_taken);
+    if (why || t->fill || ranges < 2) {
+        if (why)
+            log_debug("fetch %s: one connection: %s", t->url, why);
         return;
+    }
     room = cfg->max_downloads_per_host - host_connections(t) + 1;
     if (ranges > room)
         ranges = room;
     if (ranges > rest / FILL_RANGE_MIN)
         ranges = (int)(rest / FILL_RANGE_MIN);
-    if (ranges < 2)
+    if (ranges < 2) {
+        log_debug("fetch %s: one connection: --max-downloads-per-host leaves no other", t->url);
         return;
+    }
     struct fill_terms terms = {
         .loop = t->loop,
         .st = t->st,
@@ -279,6 +304,10 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
     assert(upstream_on_thread() && t->state == TS_ASKING);
     if (t->failed || !t->body_started)
         return 0;
+    if (t->fill && fill_head_done(t->fill)) { /* its piece is in: the connection goes now */
+        t->own_cut = true;
+        return 0;
+    }
     if (!rate_admit(&t->loop->gate, &t->wait, len))
         return CURL_WRITEFUNC_PAUSE;
     if (t->fill) { /* its own range only: fewer bytes taken end the attempt there */

@@ -283,8 +283,18 @@ static void size_cell(struct buf *b, const struct resource *r, enum list_state s
                  (long long)r->length);
     else
         buf_add(b, "<progress></progress>");
-    buf_addf(b, " <span class=\"got\">%s%s%s</span><span class=\"rate\"></span></td>", got,
+    buf_addf(b, " <span class=\"got\">%s%s%s</span><span class=\"rate\">", got,
              r->length >= 0 ? " of " : "", r->length >= 0 ? total : "");
+    /* arca's own figure (bytes a second from upstream, all its connections): JavaScript moves
+     * it on, and a page read without it still says how fast the download goes */
+    if (r->connections > 0) {
+        char rate[32];
+        format_bytes((double)r->rate, rate, sizeof(rate));
+        buf_addf(b, "%s/s", rate);
+        if (r->connections > 1)
+            buf_addf(b, " over %d connections", r->connections);
+    }
+    buf_add(b, "</span></td>");
 }
 
 static void resource_row(struct buf *b, const struct resource *r, enum list_state state)

@@ -99,7 +99,7 @@ def test_the_reload_line_says_who_may_fetch_and_the_log_level(start_arca, config
     arca = start_arca("--config", config)
     reload(arca)
     assert ("SIGHUP: reloaded (every client allowed, log level info, quota 5368709120 bytes, "
-            "default ttl 864000s)") in arca.read_log()
+            "default ttl 864000s, upstream rate none)") in arca.read_log()
     write_config(config, "allow-network = 127.0.0.0/8", "log-level = error")
     reload(arca, "SIGHUP: reloaded (1 allowed network, log level error,")
     write_config(config, "allow-network = 127.0.0.0/8", "allow-network = ::1/128")

@@ -1,0 +1,114 @@
+/* Units for the uplink cap (rate.h): every chunk waits for its turn under a cap, and turns go
+ * round-robin between downloads (flows), not between connections. Handles are never in a multi
+ * handle here: curl_easy_pause() on them does nothing, and the test reads `granted`. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "upstream/rate.h"
+
+#define CHUNK 16384
+
+static int64_t clock_ms;
+static struct timer_heap heap;
+static struct rate_gate gate;
+
+static int64_t fake_now(void)
+{
+    return clock_ms;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    clock_ms = 1000;
+    rate_init(&gate, &heap, fake_now);
+    rate_set(&gate, 160 * 1024); /* ten chunks a second; the bucket holds one second's tenth */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    rate_stop(&gate);
+    timer_heap_free(&heap);
+    return 0;
+}
+
+static struct rate_wait waiter(struct rate_flow *flow)
+{
+    return (struct rate_wait){.easy = curl_easy_init(), .flow = flow};
+}
+
+/* A fill's four connections (one flow) and a single download's one connection all pause; as
+ * the cap refills, the single download's chunk is let go second, not fifth. */
+static void turns_go_round_robin_by_download(void **state)
+{
+    (void)state;
+    struct rate_flow fill = {0}, single = {0};
+    struct rate_wait f[4], s = waiter(&single);
+    for (int i = 0; i < 4; i++) {
+        f[i] = waiter(&fill);
+        assert_false(rate_admit(&gate, &f[i], CHUNK));
+    }
+    assert_false(rate_admit(&gate, &s, CHUNK));
+    clock_ms += 100; /* one chunk's worth: the first turn */
+    timer_run(&heap, clock_ms);
+    assert_true(f[0].granted);
+    assert_false(s.granted);
+    clock_ms += 100; /* the next: the single download's */
+    timer_run(&heap, clock_ms);
+    assert_true(s.granted);
+    assert_false(f[1].granted);
+    /* a granted chunk is taken without paying twice */
+    assert_true(rate_admit(&gate, &s, CHUNK));
+    for (int i = 0; i < 4; i++) {
+        rate_forget(&gate, &f[i]);
+        curl_easy_cleanup(f[i].easy);
+    }
+    curl_easy_cleanup(s.easy);
+}
+
+/* With room in the bucket and nobody waiting, a chunk still waits for its turn: one taken at
+ * once goes to whichever handle curl reads first, and a fill's four would take four shares. */
+static void a_chunk_never_passes_without_its_turn(void **state)
+{
+    (void)state;
+    struct rate_flow flow = {0};
+    struct rate_wait w = waiter(&flow);
+    clock_ms += 5000; /* a full bucket */
+    assert_false(rate_admit(&gate, &w, CHUNK));
+    timer_run(&heap, clock_ms);
+    assert_true(w.granted);
+    assert_true(rate_admit(&gate, &w, CHUNK));
+    curl_easy_cleanup(w.easy);
+}
+
+/* Without a cap every chunk passes; what waited when the cap was lifted is let go at once. */
+static void lifting_the_cap_lets_everything_go(void **state)
+{
+    (void)state;
+    struct rate_flow flow = {0};
+    struct rate_wait a = waiter(&flow), b = waiter(&flow);
+    assert_false(rate_admit(&gate, &a, CHUNK));
+    assert_false(rate_admit(&gate, &b, CHUNK));
+    rate_set(&gate, 0);
+    clock_ms += 200; /* the tick armed under the cap comes */
+    timer_run(&heap, clock_ms);
+    assert_true(a.granted && b.granted);
+    assert_true(rate_admit(&gate, &a, CHUNK) && rate_admit(&gate, &a, CHUNK));
+    curl_easy_cleanup(a.easy);
+    curl_easy_cleanup(b.easy);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(turns_go_round_robin_by_download, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_chunk_never_passes_without_its_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(lifting_the_cap_lets_everything_go, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
