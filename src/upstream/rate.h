@@ -8,10 +8,10 @@
  * chunk and stops reading its socket, so the origin's TCP window closes and it stops sending)
  * and queued under its download's flow. As the cap refills (a token bucket holding at most
  * RATE_BURST_MS of the rate), flows take turns one chunk at a time, round-robin: a download
- * over four connections (fill.h) gets what a download over one gets. A handle's waiter is forgotten (rate_forget)
- * before the handle leaves the multi handle or is freed. Without a cap (0), every chunk is
- * admitted and what waits is let go at once. Nothing else is slowed: hits and clients following
- * a download read from disk.
+ * over four connections (fill.h) gets what a download over one gets. A handle's waiter is forgotten
+ * (rate_forget) before the handle leaves the multi handle or is freed. Without a cap (0), every
+ * chunk is admitted and what waits is let go at once. Nothing else is slowed: hits and clients
+ * following a download read from disk.
  */
 #ifndef ARCA_RATE_H
 #define ARCA_RATE_H
