@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define FILL_MAGIC 0x46494c4cu
 
@@ -34,7 +35,7 @@ struct segment {
     struct timer backoff;
     int piece; /* the piece it brings now (fill->pieces), -1: none */
     long status;
-    int attempts, retry_status;
+    int attempts;
     bool asking; /* in the multi handle */
     bool body;   /* its answer proved itself: its bytes are written */
     enum range_fault fault;
@@ -49,6 +50,7 @@ struct fill {
     int cur; /* the piece the head is in */
     int64_t head, received;
     int64_t piece_size, next; /* a piece's size; where the next one starts */
+    char host[256];           /* terms.host's copy */
     struct piece *pieces;     /* handed out so far, in order */
     int n_pieces;
     bool retired;
@@ -121,7 +123,6 @@ static int ask(struct fill *f, struct segment *s)
         return -1;
     response_reset(&s->resp);
     s->status = 0;
-    s->retry_status = 0;
     s->body = false;
     s->h.refused[0] = s->errbuf[0] = '\0';
     curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)left);
@@ -192,6 +193,7 @@ struct fill *fill_start(const struct fill_terms *terms)
     f->n = terms->ranges;
     f->head = f->next = terms->head;
     f->piece_size = size;
+    snprintf(f->host, sizeof(f->host), "%s", terms->host);
     for (int i = 0; i < f->n; i++)
         timer_init(&f->seg[i].backoff);
     take_piece(f, &f->seg[0]); /* the head's, on the download's own connection */
@@ -280,20 +282,31 @@ ssize_t fill_head_bytes(struct fill *f, const char *data, size_t len)
 
 /* --- a range's answer ---------------------------------------------------------------------- */
 
-/* Whether an answer that does not continue the range comes from another version: another
- * status than a range's or a whole body's (404, 410, 416...), or another validator than the
- * one the fill began with. An answer that still names that version lies about the range. */
+/* Whether an answer that does not continue the range comes from another version: a range or a
+ * whole body under another validator than the one the fill began with. Anything else (the same
+ * validator, none, a status that is not 200 or 206: 403, 404, 416 to ranges only) says nothing
+ * of the download's own answer, which goes on alone (the outside review found 404s to ranges
+ * read as a change, and the download failed as "changed twice"). */
 static bool other_version(const struct fill *f, const struct segment *s)
 {
     const struct validators *k = f->terms.kept;
     const struct upstream_response *r = &s->resp;
     if (s->status != 200 && s->status != 206)
-        return true;
+        return false;
     if (k->etag[0] == '"' && r->etag[0])
         return strcmp(r->etag, k->etag) != 0;
     if (k->etag[0] != '"' && r->last_modified[0])
         return strcmp(r->last_modified, k->last_modified) != 0;
     return false;
+}
+
+/* Whether the piece's answer comes from the host the download's own did (after redirects): an
+ * ETag speaks for its own resource only. */
+static bool same_host(const struct fill *f, const struct segment *s)
+{
+    char host[256];
+    asked_host(s->easy, f->terms.source, host, sizeof(host));
+    return strcasecmp(host, f->host) == 0;
 }
 
 /* The end of one response's headers: -1 ends the request (a retryable status, or an answer
@@ -304,9 +317,16 @@ static int range_answer(struct fill *f, struct segment *s)
     struct resume_terms sent = {p->pos, f->terms.length, f->terms.kept};
     const char *why;
     if (s->status < 200 || (s->status >= 300 && s->status < 400 && s->resp.location))
-        return 0; /* informational, or a redirect curl follows */
-    if (status_retryable(s->status)) {
-        s->retry_status = (int)s->status;
+        return 0;                      /* informational, or a redirect curl follows */
+    if (status_retryable(s->status)) { /* an origin that serves one connection at a time
+                                            (nginx's limit_conn answers 503): alone at once */
+        s->fault = FAULT_LIE;
+        snprintf(s->why, sizeof(s->why), "upstream answered %ld to a range", s->status);
+        return -1;
+    }
+    if (!same_host(f, s)) {
+        s->fault = FAULT_LIE;
+        snprintf(s->why, sizeof(s->why), "a range came from another host");
         return -1;
     }
     why = resume_mismatch(&sent, s->status, &s->resp);
@@ -330,7 +350,7 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
     struct segment *s = &f->seg[i];
     char line[HEADER_TYPE_MAX + 64];
     assert(upstream_on_thread() && f->magic == FILL_MAGIC && i >= 0 && i < f->n && s->easy);
-    if (f->retired || s->fault || s->retry_status)
+    if (f->retired || s->fault)
         return 0;
     bool whole = copy_header_line(data, len, line, sizeof(line));
     if (response_is_status_line(line)) {
@@ -393,21 +413,19 @@ static void stop(struct fill *f, const struct segment *s, enum fill_news news, i
     f->terms.tell(f->terms.owner, news);
 }
 
-/* The range's request failed for good: what its clients are told. */
+/* A piece's requests failed to the end of their retries: the download goes on over its own
+ * connection, whose own retries and failure say what its clients get (a host that serves one
+ * connection but not several must not fail a download one connection would bring). */
 static void range_failed(struct fill *f, struct segment *s, CURLcode rc, bool late)
 {
     char why[CURL_ERROR_SIZE + 96];
-    if (s->h.refused[0] && rc == CURLE_COULDNT_CONNECT) {
-        stop(f, s, FILL_FAILED, 403, s->h.refused);
-    } else if (s->retry_status) {
-        snprintf(why, sizeof(why), "upstream answered %d", s->retry_status);
-        stop(f, s, FILL_FAILED, s->retry_status, why);
-    } else {
-        struct upstream_error e = error_for_clients(rc, true, late);
+    struct upstream_error e = error_for_clients(rc, true, late);
+    if (s->h.refused[0] && rc == CURLE_COULDNT_CONNECT)
+        snprintf(why, sizeof(why), "%s", s->h.refused);
+    else
         snprintf(why, sizeof(why), "%s: %s", e.what,
                  s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
-        stop(f, s, FILL_FAILED, e.status, why);
-    }
+    stop(f, s, FILL_ALONE, e.status, why);
 }
 
 static void backoff_over(void *arg)
@@ -427,13 +445,11 @@ static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
     bool late = now >= f->terms.deadline_ms - 50;
     if (rc == CURLE_OK) /* a body shorter than its range, its connection closed cleanly */
         rc = CURLE_PARTIAL_FILE;
-    if (s->attempts <= cfg->download_retries &&
-        error_retryable(rc, s->retry_status > 0, s->h.refused[0], late)) {
+    if (s->attempts <= cfg->download_retries && error_retryable(rc, false, s->h.refused[0], late)) {
         int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, s->attempts);
         log_info("fetch %s: range bytes=%lld-%lld cut (%s); asking again in %lld ms",
                  f->terms.st->url(f->terms.obj), (long long)piece_of(f, s)->pos,
-                 (long long)piece_of(f, s)->end - 1,
-                 s->retry_status ? "retryable status" : curl_easy_strerror(rc), (long long)ms);
+                 (long long)piece_of(f, s)->end - 1, curl_easy_strerror(rc), (long long)ms);
         atomic_fetch_add(&stats.download_retries, 1);
         if (timer_arm(&f->terms.loop->timers, &s->backoff, now + ms, backoff_over, s) == 0)
             return;

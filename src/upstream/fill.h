@@ -13,14 +13,16 @@
  * (store_write_at) but readable only once every byte before them is in (store_advance): readers
  * take the object in order from its first byte, as before. The digest runs in the same order,
  * reading back from the file what came ahead of the head. A range's
- * answer must prove it continues the same version (resume_mismatch, and the range's own end):
- * one that does not stops the fill, and never adds a byte to the file — upstream serving another
- * version (another validator, or a status that is not a range) has the download start over
- * (FILL_CHANGED: never a file of two versions); an answer that lies about the range (a 200
- * under the same validator, another Content-Range or length) has the download go on over its
- * own connection alone (FILL_ALONE). A range cut (a broken connection, a retryable status, a
- * timeout) is asked again for what it lacks, after the download's backoff, up to
- * --download-retries times; then the download fails with that range's reason (FILL_FAILED). What
+ * answer must prove it continues the same version (resume_mismatch, the range's own end, the
+ * host the download's answer came from): one that does not stops the fill, and never adds a
+ * byte to the file. Upstream serving another version (a 200 or 206 under another validator) has
+ * the download start over (FILL_CHANGED: never a file of two versions); any other answer that
+ * does not prove itself (a 200 under the same validator, another Content-Range or length, a
+ * retryable status or a refusal to ranges only, another host) has the download go on over its
+ * own connection alone (FILL_ALONE). A piece cut (a broken connection, a timeout) is asked
+ * again for what it lacks, after the download's backoff, up to --download-retries times for
+ * that piece; then the download goes on alone too (its own connection's retries and failure
+ * say what clients get). Only the store failing a write fails the download (FILL_FAILED). What
  * the fill tells its download (`tell`) comes from the loop, never from inside a curl callback.
  * A fill is retired (fill_retire) from anywhere, its requests cut as curl allows, and freed by
  * fill_sweep outside curl's callbacks.
@@ -58,6 +60,7 @@ struct fill_terms {
     struct object *obj;
     EVP_MD_CTX *sha;                /* the download's digest, fed in order */
     const char *source;             /* what every range fetches */
+    const char *host;               /* the host the download's own answer came from */
     const struct bucket_auth *auth; /* signed as the download is (NULL: not) */
     const char *via;                /* the client's Via (NULL: none) */
     const struct validators *kept;  /* the version's: If-Range, and each answer's proof */

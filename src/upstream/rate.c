@@ -124,7 +124,10 @@ static void let_go(struct rate_gate *g, int64_t rate)
     if (rate > 0)
         g->tokens -= (int64_t)w->pending * 1000;
     w->granted = true;
-    /* curl hands the chunk back to the callback now or at its next pass: granted either way */
+    /* curl hands the chunk back to the callback now or at its next pass: granted either way.
+     * A callback that refuses it here (its download failed, its piece is in) only makes
+     * curl_easy_pause fail, and the transfer goes on: so every owner refuses its next chunk
+     * before it asks the gate (transfer_body, fill_range_body), where a refusal ends it. */
     curl_easy_pause(w->easy, CURLPAUSE_CONT);
 }
 

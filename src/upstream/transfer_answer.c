@@ -209,7 +209,10 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         log_debug("fetch %s: one connection: --max-downloads-per-host leaves no other", t->url);
         return;
     }
+    char host[256];
+    asked_host(t->easy, t->source, host, sizeof(host)); /* after the redirects curl followed */
     struct fill_terms terms = {
+        .host = host,
         .loop = t->loop,
         .st = t->st,
         .obj = t->obj,
