@@ -367,6 +367,11 @@ static void print_status(json_t *s, long health)
     printf("requests   %lld, %.1f %% answered from disk\n", (long long)requests,
            requests ? 100.0 * (double)hits / (double)requests : 0.0);
     printf("traffic    %s served, %s downloaded\n", served, down);
+    if (get_int(s, "upstream_rate_limit") > 0) {
+        char cap[32];
+        format_bytes((double)get_int(s, "upstream_rate_limit"), cap, sizeof(cap));
+        printf("upstream   capped at %s/s (--upstream-rate)\n", cap);
+    }
     print_hosts_down(s);
 }
 

@@ -138,6 +138,7 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                         json_integer(atomic_load(&stats.stale_error) +
                                      atomic_load(&stats.stale_slow) +
                                      atomic_load(&stats.stale_revalidate)));
+    json_object_set_new(o, "upstream_rate_limit", json_integer((json_int_t)upstream_rate_cap()));
     add_hosts_down(c, o);
     json_object_set_new(o, "statistics_bucket_listings",
                         json_integer(atomic_load(&stats.bucket_listings)));

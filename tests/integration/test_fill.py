@@ -9,10 +9,11 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 
-from conftest import Arca, read_to_end, sha256
+from conftest import ARCA_BIN, Arca, read_to_end, sha256
 
 MIB = 1 << 20
 ETAG = '"v1"'
@@ -284,6 +285,10 @@ def test_the_cap_reloads_on_sighup(start_arca, workdir):
         f.write("[arca]\nupstream-rate = 1M\n")
     arca = start_arca("--config", config)
     assert arca.metrics()["arca_upstream_rate_limit_bytes"] == MIB
+    assert arca.status()["upstream_rate_limit"] == MIB
+    said = subprocess.run([ARCA_BIN, "status", "--server", f"http://127.0.0.1:{arca.port}"],
+                          capture_output=True, text=True).stdout
+    assert "upstream   capped at 1.0 MiB/s (--upstream-rate)" in said
     with open(config, "w") as f:
         f.write("[arca]\nupstream-rate = none\n")
     marker = arca.read_log().count("SIGHUP: reloaded")
@@ -293,6 +298,7 @@ def test_the_cap_reloads_on_sighup(start_arca, workdir):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert arca.metrics()["arca_upstream_rate_limit_bytes"] == 0
+    assert arca.log_shows("SIGHUP: reloaded (") and "upstream rate none)" in arca.read_log()
 
 
 def test_an_origin_that_refuses_ranges_is_fetched_over_one_connection(origin, start_arca):
