@@ -12,7 +12,7 @@ void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)
     g->now_ms = now_ms;
     g->tokens = 0;
     g->refilled_ms = now_ms();
-    g->first = g->last = NULL;
+    g->flows = (struct dlist){0};
     timer_init(&g->tick);
     g->ready = true;
 }
@@ -50,41 +50,15 @@ static void arm(struct rate_gate *g, int64_t rate)
         g->tokens = 0; /* out of memory: the next admit finds the queue and arms again */
 }
 
-static void push_flow(struct rate_gate *g, struct rate_flow *f)
-{
-    f->next = NULL;
-    f->queued = true;
-    if (g->last)
-        g->last->next = f;
-    else
-        g->first = f;
-    g->last = f;
-}
-
-static struct rate_flow *pop_flow(struct rate_gate *g)
-{
-    struct rate_flow *f = g->first;
-    g->first = f->next;
-    if (!g->first)
-        g->last = NULL;
-    f->next = NULL;
-    f->queued = false;
-    return f;
-}
-
+/* `w` pauses: last in its flow, and its flow in the queue (at its tail, when it was not). */
 static void enqueue(struct rate_gate *g, struct rate_wait *w, size_t len)
 {
     struct rate_flow *f = w->flow;
     w->pending = len;
     w->queued = true;
-    w->next = NULL;
-    if (f->last)
-        f->last->next = w;
-    else
-        f->first = w;
-    f->last = w;
-    if (!f->queued)
-        push_flow(g, f);
+    dlist_append(&f->waiting, &w->node);
+    if (!dlist_linked(&g->flows, &f->node))
+        dlist_append(&g->flows, &f->node);
 }
 
 bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
@@ -95,7 +69,7 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
         w->granted = false;
         return true;
     }
-    if (!g->ready || (rate == 0 && !g->first))
+    if (!g->ready || (rate == 0 && !g->flows.head))
         return true;
     /* Every chunk takes its turn, even when the bucket has room: a chunk taken at once would go
      * to whichever handle curl reads first, and a fill's four would take four turns to a single
@@ -112,15 +86,13 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
  * back of the queue while it has others. */
 static void let_go(struct rate_gate *g, int64_t rate)
 {
-    struct rate_flow *f = pop_flow(g);
-    struct rate_wait *w = f->first;
-    f->first = w->next;
-    if (!f->first)
-        f->last = NULL;
-    else
-        push_flow(g, f);
+    struct rate_flow *f = DLIST_ENTRY(g->flows.head, struct rate_flow, node);
+    struct rate_wait *w = DLIST_ENTRY(f->waiting.head, struct rate_wait, node);
+    dlist_remove(&f->waiting, &w->node);
+    dlist_remove(&g->flows, &f->node);
+    if (f->waiting.head)
+        dlist_append(&g->flows, &f->node);
     w->queued = false;
-    w->next = NULL;
     if (rate > 0)
         g->tokens -= (int64_t)w->pending * 1000;
     w->granted = true;
@@ -139,9 +111,9 @@ static void tick(void *arg)
         refill(g, rate);
     else
         g->tokens = 0;
-    while (g->first && (rate == 0 || g->tokens > 0))
+    while (g->flows.head && (rate == 0 || g->tokens > 0))
         let_go(g, rate);
-    if (g->first)
+    if (g->flows.head)
         arm(g, rate);
 }
 
@@ -151,28 +123,10 @@ void rate_forget(struct rate_gate *g, struct rate_wait *w)
     w->granted = false;
     if (!w->queued)
         return;
-    struct rate_wait **p = &f->first, *prev = NULL;
-    while (*p != w) {
-        prev = *p;
-        p = &(*p)->next;
-    }
-    *p = w->next;
-    if (f->last == w)
-        f->last = prev;
+    dlist_remove(&f->waiting, &w->node);
     w->queued = false;
-    w->next = NULL;
-    if (f->first || !f->queued)
-        return;
-    struct rate_flow **q = &g->first, *qprev = NULL;
-    while (*q != f) {
-        qprev = *q;
-        q = &(*q)->next;
-    }
-    *q = f->next;
-    if (g->last == f)
-        g->last = qprev;
-    f->queued = false;
-    f->next = NULL;
+    if (!f->waiting.head)
+        dlist_remove(&g->flows, &f->node);
 }
 
 void rate_stop(struct rate_gate *g)

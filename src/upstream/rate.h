@@ -16,6 +16,7 @@
 #ifndef ARCA_RATE_H
 #define ARCA_RATE_H
 
+#include "base/dlist.h"
 #include "upstream/timer.h"
 
 #include <curl/curl.h>
@@ -31,26 +32,25 @@ struct rate_wait;
 
 /* One download's place in the queue: its paused handles, in the order they paused. */
 struct rate_flow {
-    struct rate_wait *first, *last;
-    struct rate_flow *next;
-    bool queued;
+    struct dlist waiting; /* of rate_wait.node */
+    struct dnode node;    /* in the gate's queue while it has a paused handle */
 };
 
 /* One handle's: embedded beside its CURL *. */
 struct rate_wait {
     CURL *easy;
     struct rate_flow *flow;
-    struct rate_wait *next;
-    size_t pending; /* the chunk it paused on */
-    bool queued;    /* paused, in its flow's queue */
-    bool granted;   /* unpaused with its chunk paid for: the callback takes it */
+    struct dnode node; /* in its flow's queue while paused */
+    size_t pending;    /* the chunk it paused on */
+    bool queued;       /* paused, in its flow's queue */
+    bool granted;      /* unpaused with its chunk paid for: the callback takes it */
 };
 
 struct rate_gate {
     _Atomic int64_t rate; /* bytes a second, 0: no cap */
     int64_t tokens;       /* in thousandths of a byte: exact at any rate */
     int64_t refilled_ms;
-    struct rate_flow *first, *last; /* flows with a paused handle, round-robin */
+    struct dlist flows; /* of rate_flow.node: flows with a paused handle, round-robin */
     struct timer tick;
     struct timer_heap *timers;
     int64_t (*now_ms)(void);
