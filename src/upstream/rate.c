@@ -65,8 +65,8 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
 {
     int64_t rate = atomic_load(&g->rate);
     assert(!w->queued);
-    if (w->granted) { /* paid for as it was let go */
-        w->granted = false;
+    if (w->credit >= (int64_t)len) { /* paid for as it was let go */
+        w->credit -= (int64_t)len;
         return true;
     }
     if (!g->ready || (rate == 0 && !g->flows.head))
@@ -82,8 +82,17 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
     return false;
 }
 
-/* One flow's turn: its oldest paused handle goes on, its chunk paid for; the flow goes to the
- * back of the queue while it has others. */
+/* What a turn lets a handle take: its paused chunk at least, and RATE_TURN_MS of the rate, so
+ * that a fast cap is not held to one chunk per handle per pass of the loop (the second outside
+ * review measured 0.6 of a 100M cap that way). */
+static int64_t turn_bytes(const struct rate_wait *w, int64_t rate)
+{
+    int64_t bytes = rate * RATE_TURN_MS / 1000;
+    return bytes > (int64_t)w->pending ? bytes : (int64_t)w->pending;
+}
+
+/* One flow's turn: its oldest paused handle goes on with a turn's bytes paid for; the flow goes
+ * to the back of the queue while it has others. */
 static void let_go(struct rate_gate *g, int64_t rate)
 {
     struct rate_flow *f = DLIST_ENTRY(g->flows.head, struct rate_flow, node);
@@ -93,10 +102,14 @@ static void let_go(struct rate_gate *g, int64_t rate)
     if (f->waiting.head)
         dlist_append(&g->flows, &f->node);
     w->queued = false;
-    if (rate > 0)
-        g->tokens -= (int64_t)w->pending * 1000;
-    w->granted = true;
-    /* curl hands the chunk back to the callback now or at its next pass: granted either way.
+    if (rate > 0) {
+        int64_t turn = turn_bytes(w, rate);
+        g->tokens -= turn * 1000;
+        w->credit += turn;
+    } else {
+        w->credit += (int64_t)w->pending;
+    }
+    /* curl hands the chunk back to the callback now or at its next pass: paid for either way.
      * A callback that refuses it here (its download failed, its piece is in) only makes
      * curl_easy_pause fail, and the transfer goes on: so every owner refuses its next chunk
      * before it asks the gate (transfer_body, fill_range_body), where a refusal ends it. */
@@ -120,7 +133,7 @@ static void tick(void *arg)
 void rate_forget(struct rate_gate *g, struct rate_wait *w)
 {
     struct rate_flow *f = w->flow;
-    w->granted = false;
+    w->credit = 0;
     if (!w->queued)
         return;
     dlist_remove(&f->waiting, &w->node);

@@ -7,8 +7,9 @@
  * for its turn: the handle is paused (the callback returns CURL_WRITEFUNC_PAUSE: curl keeps the
  * chunk and stops reading its socket, so the origin's TCP window closes and it stops sending)
  * and queued under its download's flow. As the cap refills (a token bucket holding at most
- * RATE_BURST_MS of the rate), flows take turns one chunk at a time, round-robin: a download
- * over four connections (fill.h) gets what a download over one gets. A handle's waiter is forgotten
+ * RATE_BURST_MS of the rate), flows take turns of RATE_TURN_MS of the rate (one chunk at
+ * least), round-robin: a download over four connections (fill.h) gets what a download over one
+ * gets. A handle's waiter is forgotten
  * (rate_forget) before the handle leaves the multi handle or is freed. Without a cap (0), every
  * chunk is admitted and what waits is let go at once. Nothing else is slowed: hits and clients
  * following a download read from disk.
@@ -27,6 +28,8 @@
 
 /* What the bucket holds at most: a burst after a quiet moment stays within 10 s's 1 %. */
 #define RATE_BURST_MS 100
+/* A turn's bytes: this much of the rate (a paused chunk at least). */
+#define RATE_TURN_MS 2
 
 struct rate_wait;
 
@@ -43,7 +46,7 @@ struct rate_wait {
     struct dnode node; /* in its flow's queue while paused */
     size_t pending;    /* the chunk it paused on */
     bool queued;       /* paused, in its flow's queue */
-    bool granted;      /* unpaused with its chunk paid for: the callback takes it */
+    int64_t credit;    /* bytes its turns paid for and it has not taken yet */
 };
 
 struct rate_gate {

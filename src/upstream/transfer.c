@@ -162,7 +162,10 @@ static int set_headers(struct transfer *t)
     curl_slist_free_all(t->req_headers);
     t->req_headers = easy_base_headers(t->auth, t->via);
     t->conditional = t->bounded = false;
-    if (!t->req_headers || (t->offset > 0 ? add_resume_headers(t) : add_conditions(t)) < 0)
+    /* a download whose fill stopped asks for the whole body again (ranges failed it: they may
+     * fail it again), dropping what it keeps (transfer_answer.c, same_whole_body) */
+    if (!t->req_headers ||
+        (t->offset > 0 ? (t->alone ? 0 : add_resume_headers(t)) : add_conditions(t)) < 0)
         return -1;
     curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
     return 0;
@@ -281,6 +284,7 @@ static enum transfer_state step_attempt(struct transfer *t)
     t->retry_status = 0;
     t->status = 0;
     t->body_started = t->start_over = t->new_file = t->renewed = t->own_cut = false;
+    t->skip = 0;
     t->h.refused[0] = t->errbuf[0] = '\0';
     if (set_headers(t) < 0) {
         transfer_fail(t, 500, "out of memory");

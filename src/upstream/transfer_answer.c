@@ -102,6 +102,7 @@ static int begin_full_body(struct transfer *t)
 {
     struct upstream_headers h = headers_of(t);
     validators_of(&t->resp, &t->kept);
+    asked_host(t->easy, t->source, t->body_host, sizeof(t->body_host));
     t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
     if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
         transfer_fail_as_object(t);
@@ -232,6 +233,30 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
     t->fill = fill_start(&terms); /* NULL (out of memory): one connection, as before */
 }
 
+/* Whether the answer comes from another host than the body it would continue (after redirects):
+ * an ETag speaks for its own resource only. Unknown (taken up after a restart): no. */
+static bool other_host(struct transfer *t)
+{
+    char host[sizeof(t->body_host)];
+    asked_host(t->easy, t->source, host, sizeof(host));
+    return t->body_host[0] && strcasecmp(host, t->body_host) != 0;
+}
+
+/* A whole body of the very version kept (its strong validator, its length, its host): what a
+ * download that gave up ranges (its fill stopped: t->alone) asks for, its first `offset` bytes
+ * dropped as they come instead of asked for again with a Range the origin may refuse. */
+static bool same_whole_body(struct transfer *t)
+{
+    struct validators now;
+    validators_of(&t->resp, &now);
+    if (t->status != 200 || t->resp.content_length != known_length(t) || other_host(t))
+        return false;
+    if (t->kept.etag[0] == '"')
+        return strcmp(now.etag, t->kept.etag) == 0;
+    return t->kept.last_modified[0] && !strcmp(now.last_modified, t->kept.last_modified) &&
+           !strcmp(now.etag, t->kept.etag);
+}
+
 /* The end of one response's headers: decide what to do with this response (-1 ends the
  * attempt). */
 static int headers_done(struct transfer *t)
@@ -246,6 +271,12 @@ static int headers_done(struct transfer *t)
         return renewed(t);
     if (t->conditional && v.kind == VERDICT_BODY)
         atomic_fetch_add(&stats.revalidated_changed, 1);
+    if (v.kind == VERDICT_CONTINUE && other_host(t))
+        v = (struct verdict){VERDICT_REFETCH, 502, "a range came from another host"};
+    if (v.kind == VERDICT_RESTART && t->alone && same_whole_body(t)) {
+        t->skip = t->offset; /* the bytes kept come again first: dropped */
+        v.kind = VERDICT_CONTINUE;
+    }
     switch (v.kind) {
     case VERDICT_SKIP:
         return 0;
@@ -313,6 +344,13 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
     }
     if (!rate_admit(&t->loop->gate, &t->wait, len))
         return CURL_WRITEFUNC_PAUSE;
+    size_t took = len, dropped = (int64_t)len < t->skip ? len : (size_t)t->skip;
+    t->skip -= (int64_t)dropped; /* a whole body's bytes the download keeps already */
+    data += dropped;
+    len -= dropped;
+    t->received += (int64_t)dropped;
+    if (len == 0)
+        return took;
     if (t->fill) { /* its own range only: fewer bytes taken end the attempt there */
         ssize_t n = fill_head_bytes(t->fill, data, len);
         if (n < 0) {
@@ -320,6 +358,7 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
             return 0;
         }
         t->own_cut = (size_t)n < len;
+        took = (size_t)n;
         len = (size_t)n;
     } else if (t->st->append(t->obj, data, len) < 0) {
         transfer_fail_as_object(t);
@@ -329,7 +368,7 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
     }
     t->received += (int64_t)len;
     atomic_fetch_add(&stats.bytes_downloaded, (int64_t)len);
-    return len;
+    return took;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *arg)

@@ -47,6 +47,7 @@ struct transfer {
     struct timer patience;          /* when a refresh's readers may take the expired version */
     bool resolved_again;            /* a name that did not resolve was asked once more */
     struct validators kept;         /* of the response the bytes kept came with */
+    char body_host[256];            /* the host the body kept came from (after redirects) */
     char host[256];                 /* of the URL asked for, for the per-host limit */
     struct mirror_pick pick;        /* where the bytes come from */
     /* Facts about the attempt under way: */
@@ -63,6 +64,7 @@ struct transfer {
     char errbuf[CURL_ERROR_SIZE];
     bool bounded; /* it asks for its fill's head range only (Range: a-b) */
     bool own_cut; /* it ended itself: its fill's head range was in */
+    int64_t skip; /* a whole body's first bytes to drop: the download has them */
     /* Facts about the download: */
     bool failed;       /* its end told: store_fail() called, or the expired version kept */
     bool counted;      /* in stats.downloads_active */

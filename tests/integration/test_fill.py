@@ -347,3 +347,24 @@ def test_the_downloads_listing_shows_the_fills_rate_and_connections(origin, star
     assert rows[0]["connections"] == 4 and rows[0]["rate"] > 0
     t.join(30)
     assert out["slow"][:2] == (200, sha256(data))
+
+
+def test_ranges_refused_late_go_on_with_the_whole_body_again(origin, start_arca):
+    """The fill's first connection is gone (its piece in) when the origin stops honouring ranges:
+    the download asks for the whole body again, without a Range, and drops what it has (the
+    second outside review saw the fallback's own Range refused, and the download fail)."""
+    data = os.urandom(8 * MIB)
+
+    def stop_ranges(obj, index):
+        if index == 8:  # the first piece and seven more are served as ranges; then 200s
+            obj.ranges = False
+
+    url = origin.add("/late", data=data, etag=ETAG, headers=RANGES, rate=4 * MIB,
+                     on_request=stop_ranges)
+    arca = fill_arca(start_arca)
+    status, _, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    asks = range_asks(origin, "/late")
+    assert asks[-1] == ""  # the whole body, asked again
+    assert arca.metrics()["arca_fill_stops_total"] == 1
+    assert sha256(arca.fetch(url)[2]) == sha256(data)
