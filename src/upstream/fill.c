@@ -94,7 +94,7 @@ static bool take_piece(struct fill *f, struct segment *s)
 
 /* --- asking a range ------------------------------------------------------------------------ */
 
-/* The request for what range `s` lacks, proved by the version's validator. */
+/* The request for what the piece `s` brings lacks, proved by the version's validator. */
 static int set_range_headers(struct fill *f, struct segment *s)
 {
     char range[80], if_range[300];
@@ -115,7 +115,7 @@ static int set_range_headers(struct fill *f, struct segment *s)
     return 0;
 }
 
-/* One request for range `s`; -1 when it cannot start (out of memory, past the deadline). */
+/* One request for the piece `s` brings; -1 when it cannot start (out of memory, past the deadline). */
 static int ask(struct fill *f, struct segment *s)
 {
     int64_t left = f->terms.deadline_ms - f->terms.loop->now_ms();
@@ -217,7 +217,7 @@ struct fill *fill_start(const struct fill_terms *terms)
 
 /* --- bytes, in place and in order ---------------------------------------------------------- */
 
-/* The head moves over bytes later ranges wrote ahead of it: digested from the file, then
+/* The head moves over bytes later pieces wrote ahead of it: digested from the file, then
  * readable. -1 when the file cannot be read back (the object failed). */
 static int catch_up(struct fill *f)
 {
