@@ -115,7 +115,7 @@ static int set_range_headers(struct fill *f, struct segment *s)
     return 0;
 }
 
-/* One request for the piece `s` brings; -1 when it cannot start (out of memory, past the deadline). */
+/* One request for the piece `s` brings; -1 when it cannot start (no memory, past the deadline). */
 static int ask(struct fill *f, struct segment *s)
 {
     int64_t left = f->terms.deadline_ms - f->terms.loop->now_ms();
