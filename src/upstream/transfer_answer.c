@@ -271,8 +271,10 @@ static int headers_done(struct transfer *t)
         return renewed(t);
     if (t->conditional && v.kind == VERDICT_BODY)
         atomic_fetch_add(&stats.revalidated_changed, 1);
-    if (v.kind == VERDICT_CONTINUE && other_host(t))
-        v = (struct verdict){VERDICT_REFETCH, 502, "a range came from another host"};
+    /* a download that gave up ranges takes the rest only from the host its bytes came from (a
+     * plain resume keeps its rule: origins that redirect to one mirror or another) */
+    if (v.kind == VERDICT_CONTINUE && t->alone && other_host(t))
+        v = (struct verdict){VERDICT_REFETCH, 502, "the rest came from another host"};
     if (v.kind == VERDICT_RESTART && t->alone && same_whole_body(t)) {
         t->skip = t->offset; /* the bytes kept come again first: dropped */
         v.kind = VERDICT_CONTINUE;
