@@ -54,7 +54,6 @@ struct fill {
     struct piece *pieces;     /* handed out so far, in order */
     int n_pieces;
     bool retired;
-    int status;
     char reason[CURL_ERROR_SIZE + 160];
     struct fill *next_retired;
     struct segment seg[];
@@ -403,11 +402,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 /* --- a range's end ------------------------------------------------------------------------- */
 
 /* The fill stops: its download hears `news` with the range's reason. */
-static void stop(struct fill *f, const struct segment *s, enum fill_news news, int status,
-                 const char *why)
+static void stop(struct fill *f, const struct segment *s, enum fill_news news, const char *why)
 {
     const struct piece *p = piece_of(f, s);
-    f->status = status;
     snprintf(f->reason, sizeof(f->reason), "range bytes=%lld-%lld: %s", (long long)p->pos,
              (long long)p->end - 1, why);
     f->terms.tell(f->terms.owner, news);
@@ -425,7 +422,7 @@ static void range_failed(struct fill *f, struct segment *s, CURLcode rc, bool la
     else
         snprintf(why, sizeof(why), "%s: %s", e.what,
                  s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
-    stop(f, s, FILL_ALONE, e.status, why);
+    stop(f, s, FILL_ALONE, why);
 }
 
 static void backoff_over(void *arg)
@@ -469,10 +466,9 @@ void fill_segment_ended(struct handle *h, CURLcode rc)
         return;
     const struct piece *p = piece_of(f, s);
     if (s->fault == FAULT_CHANGED || s->fault == FAULT_LIE)
-        stop(f, s, s->fault == FAULT_CHANGED ? FILL_CHANGED : FILL_ALONE, 502, s->why);
+        stop(f, s, s->fault == FAULT_CHANGED ? FILL_CHANGED : FILL_ALONE, s->why);
     else if (s->fault == FAULT_STORE)
-        stop(f, s, FILL_FAILED, f->terms.st->error_status(f->terms.obj),
-             f->terms.st->error(f->terms.obj));
+        stop(f, s, FILL_FAILED, f->terms.st->error(f->terms.obj));
     else if (p->pos < p->end)
         retry_or_fail(f, s, rc);
     else if (fill_whole(f))
@@ -545,11 +541,6 @@ int64_t fill_received(const struct fill *f)
 const char *fill_reason(const struct fill *f)
 {
     return f->reason;
-}
-
-int fill_status(const struct fill *f)
-{
-    return f->status;
 }
 
 CURL *fill_range_easy(struct fill *f, int i)

@@ -51,7 +51,7 @@ enum fill_news {
     FILL_WHOLE,   /* every range is in: the head reached the object's length */
     FILL_CHANGED, /* upstream serves another version now: the download starts over */
     FILL_ALONE,   /* upstream's ranges cannot be trusted: the download's connection goes alone */
-    FILL_FAILED,  /* a range failed for good: fill_status() and fill_reason() say what and why */
+    FILL_FAILED,  /* the store refused a piece's bytes: the object's error says why */
 };
 
 struct fill_terms {
@@ -87,9 +87,8 @@ bool fill_whole(const struct fill *f);
 int fill_open_connections(const struct fill *f);
 /* Bytes its other ranges took from upstream so far. */
 int64_t fill_received(const struct fill *f);
-/* Why it stopped, for FILL_CHANGED, FILL_ALONE and FILL_FAILED; the status clients get. */
+/* Why it stopped, for FILL_CHANGED, FILL_ALONE and FILL_FAILED (for the log). */
 const char *fill_reason(const struct fill *f);
-int fill_status(const struct fill *f);
 /* curl ended one of its ranges' requests (upstream.c's dispatch of a HANDLE_SEGMENT). */
 void fill_segment_ended(struct handle *h, CURLcode rc);
 /* Its download is done with it, whatever the reason: it tells nothing more, writes nothing

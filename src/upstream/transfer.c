@@ -530,12 +530,8 @@ static void fill_told(void *arg, enum fill_news news)
     cut_attempt(t);
     if (news == FILL_CHANGED) {
         t->state = fill_changed(t, why);
-    } else if (fill_status(t->fill) < 500) { /* refused (the address policy, a verdict) */
-        transfer_fail(t, fill_status(t->fill), why);
-        t->state = TS_FAILED;
-    } else { /* as a download that failed upstream: in an outage, a refresh's copy answers */
-        t->retry_status = fill_status(t->fill);
-        fail_upstream(t, t->retry_status, why);
+    } else { /* the store refused a piece's bytes: as when it refuses the head's (transfer_body) */
+        transfer_fail_as_object(t);
         t->state = TS_FAILED;
     }
     transfer_step(t);

@@ -167,9 +167,6 @@ static int host_connections(const struct transfer *t)
     return n;
 }
 
-/* A body that begins (or continues) with at least --fill-min-size bytes to come, upstream
- * taking ranges and a strong validator proving them: the rest is split into ranges over
- * --fill-connections connections, as many as --max-downloads-per-host leaves (fill.h). */
 /* Why the body cannot be split (NULL: it can). A file modified within the second of its answer
  * is not: an ETag made of its time and size (nginx's) would not change with a rewrite in that
  * second, and pieces asked later would read the rewritten file (RFC 9110 8.8.2.2's reason for
@@ -177,8 +174,8 @@ static int host_connections(const struct transfer *t)
 static const char *no_fill(const struct transfer *t, int64_t length, bool ranges_taken)
 {
     const struct config *cfg = t->loop->cfg;
-    if (t->fill || t->alone || cfg->fill_connections < 2)
-        return t->alone ? "its fill stopped" : NULL;
+    if (t->alone)
+        return "its fill stopped";
     if (length < 0 || length - t->offset < cfg->fill_min_size)
         return "smaller than --fill-min-size";
     if (!ranges_taken)
@@ -190,15 +187,19 @@ static const char *no_fill(const struct transfer *t, int64_t length, bool ranges
     return NULL;
 }
 
+/* A body that begins (or continues) with at least --fill-min-size bytes to come, upstream
+ * taking ranges and a strong validator proving them: the rest is fetched in pieces over
+ * --fill-connections connections, as many as --max-downloads-per-host leaves (fill.h). */
 static void maybe_fill(struct transfer *t, bool ranges_taken)
 {
     const struct config *cfg = t->loop->cfg;
     int64_t length = known_length(t), rest = length - t->offset;
     int ranges = cfg->fill_connections, room;
-    const char *why = no_fill(t, length, ranges_taken);
-    if (why || t->fill || ranges < 2) {
-        if (why)
-            log_debug("fetch %s: one connection: %s", t->url, why);
+    const char *why;
+    if (t->fill || ranges < 2) /* a fill already, or none wanted */
+        return;
+    if ((why = no_fill(t, length, ranges_taken))) {
+        log_debug("fetch %s: one connection: %s", t->url, why);
         return;
     }
     room = cfg->max_downloads_per_host - host_connections(t) + 1;
@@ -210,10 +211,8 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         log_debug("fetch %s: one connection: --max-downloads-per-host leaves no other", t->url);
         return;
     }
-    char host[256];
-    asked_host(t->easy, t->source, host, sizeof(host)); /* after the redirects curl followed */
     struct fill_terms terms = {
-        .host = host,
+        .host = t->body_host,
         .loop = t->loop,
         .st = t->st,
         .obj = t->obj,
@@ -290,6 +289,8 @@ static int headers_done(struct transfer *t)
         return -1;
     case VERDICT_CONTINUE:
         atomic_fetch_add(&stats.download_resumes, 1);
+        /* the body goes on from this answer's host (after redirects): its fill's pieces too */
+        asked_host(t->easy, t->source, t->body_host, sizeof(t->body_host));
         t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
         t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
         maybe_fill(t, true);
