@@ -37,6 +37,17 @@ def expired(arca, origin, path, data, **kw):
     return url
 
 
+def fetch_until(arca, url, done, timeout=20, **params):
+    """Fetch `url` until done(status, headers) holds, or `timeout` s pass (a failed refresh is
+    not tried again for STORE_STALE_RETRY_S, 10 s); the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, headers, body = arca.fetch(url, **params)
+        if done(status, headers) or time.monotonic() > deadline:
+            return status, headers, body
+        time.sleep(0.1)
+
+
 def stale_answer(headers):
     status = headers.get("cache-status", "")
     return "fwd=stale" in status and "ttl=-" in status
@@ -90,12 +101,7 @@ def test_the_origin_back_renews_the_object(arca, origin):
     origin.objects["/dtb"].status = 200
     # within STORE_STALE_RETRY_S the failed refresh is not tried again; then it is, and a 304
     # makes the object fresh
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        status, headers, body = arca.fetch(url, ttl="1h")
-        if not stale_answer(headers):
-            break
-        time.sleep(0.5)
+    status, headers, body = fetch_until(arca, url, lambda s, h: not stale_answer(h), ttl="1h")
     assert status == 200 and body == data and not stale_answer(headers), headers
     assert arca.metrics()['arca_revalidations_total{result="unchanged"}'] >= 1
     assert stale_answer(arca.fetch(url)[1]) is False  # fresh for the hour asked
@@ -325,11 +331,6 @@ def test_a_copy_too_old_to_answer_is_kept_not_deleted(start_arca, origin):
     assert status == 503 and not stale_answer(headers)
     assert arca.status()["disk_usage"] == len(data), "kept for when the origin is back"
     origin.objects["/pub"].status = 200
-    deadline = time.monotonic() + 20  # past the 10 s a failed refresh is not tried again
-    while time.monotonic() < deadline:
-        status, headers, body = arca.fetch(url)
-        if status == 200:
-            break
-        time.sleep(0.5)
+    status, headers, body = fetch_until(arca, url, lambda s, h: s == 200)
     assert status == 200 and body == data
     assert origin.bytes_sent["/pub"] == len(data), "renewed by a 304, not downloaded again"
