@@ -71,12 +71,14 @@ static const char *level_name(enum log_level level)
     return level == LOG_ERROR ? "error" : level == LOG_DEBUG ? "debug" : "info";
 }
 
-/* What a reload applied. No --allow-network means every client may fetch: "0 allowed networks"
+/* What a reload applied. No --allow-network means the default networks: "0 allowed networks"
  * would read as nobody. */
 static void log_reloaded(const struct config *fresh)
 {
-    char who[48];
+    char who[64];
     if (fresh->n_allow_nets == 0)
+        snprintf(who, sizeof(who), "default allowed networks (loopback and private)");
+    else if (policy_clients_all(fresh->allow_nets, fresh->n_allow_nets))
         snprintf(who, sizeof(who), "every client allowed");
     else
         snprintf(who, sizeof(who), "%d allowed network%s", fresh->n_allow_nets,
@@ -334,15 +336,16 @@ static bool upstream_loopback_exposed(const struct config *cfg)
 }
 
 /* The first lines of the log, once the checks passed (a refusal stays serve's one line): which
- * arca, which file, and who may fetch when nobody said. */
+ * arca, which file, and who may fetch. */
 static void log_starting(const struct config *cfg)
 {
     if (cfg->config_file[0])
         log_info("arca %s starting, config %s", ARCA_VERSION, cfg->config_file);
     else
         log_info("arca %s starting, no config file", ARCA_VERSION);
-    if (cfg->n_allow_nets == 0)
-        log_info("warning: no --allow-network: every client that reaches arca may fetch");
+    char who[512];
+    policy_describe_clients(who, sizeof(who));
+    log_info("may fetch: %s", who);
     if (upstream_loopback_exposed(cfg))
         log_info("warning: --upstream-allow lets arca fetch from this host's loopback while it "
                  "listens on %s: every client allowed to fetch reaches those services through "

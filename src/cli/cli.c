@@ -340,6 +340,23 @@ static void print_hosts_down(json_t *s)
     }
 }
 
+/* Who may fetch, as the status JSON lists it (an older server's has no list: nothing said). */
+static void print_allowed(json_t *s)
+{
+    json_t *list = json_object_get(s, "allow_networks"), *net;
+    size_t i;
+    if (!json_is_array(list))
+        return;
+    printf("fetch      allowed from");
+    json_array_foreach(list, i, net)
+    {
+        printf("%s %s", i ? "," : "", json_string_value(net));
+    }
+    printf("%s\n", json_is_true(json_object_get(s, "allow_networks_default"))
+                       ? " (the default: loopback and private networks; --allow-network)"
+                       : " (--allow-network)");
+}
+
 static void print_status(json_t *s, long health)
 {
     char used[32], quota[32], served[32], down[32];
@@ -372,6 +389,7 @@ static void print_status(json_t *s, long health)
         format_bytes((double)get_int(s, "upstream_rate_limit"), cap, sizeof(cap));
         printf("upstream   capped at %s/s (--upstream-rate)\n", cap);
     }
+    print_allowed(s);
     print_hosts_down(s);
 }
 

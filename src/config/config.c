@@ -518,6 +518,17 @@ static int opt_net(struct config *cfg, const struct option *o, const char *v, ch
     return add_net((struct cidr *)((char *)cfg + o->offset), n, o->name, v, err);
 }
 
+/* --allow-network: a network, or "all" for every IPv4 and IPv6 client (without the option only
+ * loopback and the private networks may fetch: rules/policy.c). */
+static int opt_allow_net(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    if (strcmp(v, "all") != 0)
+        return opt_net(cfg, o, v, err);
+    if (opt_net(cfg, o, "0.0.0.0/0", err) < 0)
+        return -1;
+    return opt_net(cfg, o, "::/0", err);
+}
+
 static int opt_switch(struct config *cfg, const struct option *o, const char *v, char *err)
 {
     char what[72];
@@ -597,8 +608,8 @@ static const struct option options[] = {
     {"data-dir", opt_string, 0, FIELD(data_dir), 0, 0, 0},
     NUMBER("quota", OPT_RELOADABLE, quota, V_SIZE, 1, INT64_MAX),
     NUMBER("default-ttl", OPT_RELOADABLE, default_ttl, V_DURATION, 1, TTL_MAX),
-    {"allow-network", opt_net, OPT_REPEATABLE | OPT_RELOADABLE, SPAN(allow_nets, n_allow_nets), 0,
-     0, 0},
+    {"allow-network", opt_allow_net, OPT_REPEATABLE | OPT_RELOADABLE,
+     SPAN(allow_nets, n_allow_nets), 0, 0, 0},
     {"ui-network", opt_net, OPT_REPEATABLE, SPAN(ui_nets, n_ui_nets), 0, 0, 0},
     {"trusted-proxy", opt_net, OPT_REPEATABLE, SPAN(trusted_proxies, n_trusted_proxies), 0, 0, 0},
     {"upstream-allow", opt_net, OPT_REPEATABLE, SPAN(upstream_allow, n_upstream_allow), 0, 0, 0},

@@ -79,7 +79,7 @@ struct config {
     int64_t quota;       /* bytes, at start: the store owns the quota (store_set_quota) */
     int64_t default_ttl; /* seconds */
     struct cidr allow_nets[CONFIG_MAX_NETS];
-    int n_allow_nets;                     /* 0 = every client may fetch */
+    int n_allow_nets;                     /* 0 = loopback and private networks */
     struct cidr ui_nets[CONFIG_MAX_NETS]; /* may also see the listings of URLs */
     int n_ui_nets;
     struct cidr upstream_allow[CONFIG_MAX_NETS];

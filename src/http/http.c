@@ -178,7 +178,7 @@ const char *http_fetch_refusal(struct conn *c)
     if (!client)
         return "client address unknown: the trusted proxy's X-Forwarded-For names no readable "
                "address";
-    return policy_client_allowed(client) ? NULL : "client address not allowed to fetch";
+    return policy_client_allowed(client) ? NULL : policy_client_refusal();
 }
 
 bool http_sees_urls(struct conn *c)

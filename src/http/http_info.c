@@ -97,6 +97,22 @@ static void instance_url(struct conn *c, char *out, size_t size)
              listen, http_cfg->listen_port);
 }
 
+/* Who may fetch: the networks, and whether they are the default list (no --allow-network). */
+static void add_allow_networks(json_t *o)
+{
+    struct cidr nets[CONFIG_MAX_NETS];
+    bool by_default;
+    int n = policy_clients(nets, &by_default);
+    json_t *list = json_array();
+    for (int i = 0; i < n; i++) {
+        char text[64];
+        format_cidr(&nets[i], text, sizeof(text));
+        json_array_append_new(list, json_string(text));
+    }
+    json_object_set_new(o, "allow_networks", list);
+    json_object_set_new(o, "allow_networks_default", json_boolean(by_default));
+}
+
 enum conn_result http_status(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
@@ -140,6 +156,7 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                                      atomic_load(&stats.stale_revalidate)));
     json_object_set_new(o, "upstream_rate_limit", json_integer((json_int_t)upstream_rate_cap()));
     add_hosts_down(c, o);
+    add_allow_networks(o);
     json_object_set_new(o, "statistics_bucket_listings",
                         json_integer(atomic_load(&stats.bucket_listings)));
     json_object_set_new(o, "statistics_bucket_list_requests",

@@ -18,6 +18,17 @@ static const struct config *cfg;
 static pthread_rwlock_t clients_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct cidr clients[CONFIG_MAX_NETS];
 static int n_clients;
+static bool clients_by_default; /* no --allow-network: the local networks below */
+
+/* Who may fetch when no --allow-network is given: loopback and the private ranges (RFC 1918,
+ * carrier-grade NAT, unique-local, and link-local in both families), Squid's "localnet". A host
+ * with a public address is not an open proxy for the internet's bandwidth until an operator says
+ * so (--allow-network all). IPv4-mapped IPv6 clients are judged as the IPv4 address (struct cidr
+ * stores IPv4 mapped). */
+static const char *client_default[] = {
+    "127.0.0.0/8",   "::1/128",        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "100.64.0.0/10", "169.254.0.0/16", "fc00::/7",   "fe80::/10",
+};
 
 /* --listen's address, when it is one (not a name, not the wildcard). */
 static struct cidr listen_addr;
@@ -143,23 +154,88 @@ void policy_init(const struct config *config)
     policy_set_clients(cfg->allow_nets, cfg->n_allow_nets);
 }
 
+/* The default list as networks; it fits in CONFIG_MAX_NETS (asserted). */
+static int default_clients(struct cidr *out)
+{
+    int n = (int)(sizeof(client_default) / sizeof(client_default[0]));
+    assert(n <= CONFIG_MAX_NETS);
+    for (int i = 0; i < n; i++) {
+        int ok = parse_cidr(client_default[i], &out[i]);
+        assert(ok == 0);
+        (void)ok;
+    }
+    return n;
+}
+
 void policy_set_clients(const struct cidr *nets, int n)
 {
+    struct cidr local[CONFIG_MAX_NETS];
+    bool by_default = n == 0;
     assert(n >= 0 && n <= CONFIG_MAX_NETS);
+    if (by_default) {
+        n = default_clients(local);
+        nets = local;
+    }
     pthread_rwlock_wrlock(&clients_lock);
     memcpy(clients, nets, (size_t)n * sizeof(*nets));
     n_clients = n;
+    clients_by_default = by_default;
     pthread_rwlock_unlock(&clients_lock);
 }
 
-int policy_clients(struct cidr *out)
+int policy_clients(struct cidr *out, bool *by_default)
 {
     int n;
     pthread_rwlock_rdlock(&clients_lock);
     memcpy(out, clients, (size_t)n_clients * sizeof(*out));
     n = n_clients;
+    *by_default = clients_by_default;
     pthread_rwlock_unlock(&clients_lock);
     return n;
+}
+
+bool policy_clients_all(const struct cidr *nets, int n)
+{
+    static const uint8_t v4_zero[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0};
+    bool v4 = false, v6 = false;
+    for (int i = 0; i < n; i++) {
+        v4 = v4 || (nets[i].prefix <= 96 && cidr_contains(&nets[i], v4_zero));
+        v6 = v6 || nets[i].prefix == 0;
+    }
+    return v4 && v6;
+}
+
+void policy_describe_clients(char *out, size_t size)
+{
+    struct cidr nets[CONFIG_MAX_NETS];
+    bool by_default;
+    int n = policy_clients(nets, &by_default);
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (policy_clients_all(nets, n)) {
+        snprintf(out, size, "every client (--allow-network all)");
+        return;
+    }
+    for (int i = 0; i < n && used < size; i++) {
+        char text[64];
+        format_cidr(&nets[i], text, sizeof(text));
+        used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "", text);
+    }
+    if (by_default && used < size)
+        snprintf(out + used, size - used,
+                 " (the default: loopback and private networks; --allow-network names others)");
+}
+
+const char *policy_client_refusal(void)
+{
+    bool by_default;
+    pthread_rwlock_rdlock(&clients_lock);
+    by_default = clients_by_default;
+    pthread_rwlock_unlock(&clients_lock);
+    return by_default ? "client address not allowed to fetch: by default only loopback and "
+                        "private networks may (--allow-network names others, or all)"
+                      : "client address not allowed to fetch (not in --allow-network)";
 }
 
 const char *policy_refused_default(int i)
@@ -183,7 +259,7 @@ bool policy_client_allowed(const struct sockaddr *client)
     uint8_t a[16];
     bool allowed;
     pthread_rwlock_rdlock(&clients_lock);
-    allowed = n_clients == 0 || (addr_to_v6(client, a) == 0 && in_list(clients, n_clients, a));
+    allowed = addr_to_v6(client, a) == 0 && in_list(clients, n_clients, a);
     pthread_rwlock_unlock(&clients_lock);
     return allowed;
 }

@@ -21,7 +21,8 @@
 
 void policy_init(const struct config *cfg);
 
-/* True when no --allow-network was given or the client is inside one of them. */
+/* True when the client is inside one of the --allow-network networks, or, when none was given,
+ * inside loopback or a private network (the default list). */
 bool policy_client_allowed(const struct sockaddr *client);
 
 /* True when the client may see the pages and JSON that list cached URLs: it may fetch, or it is
@@ -45,10 +46,17 @@ bool policy_trusted_proxy(const struct sockaddr *peer);
 const struct sockaddr *policy_forwarded_client(const struct sockaddr *peer, const char *const *xff,
                                                int n, struct sockaddr_storage *out);
 
-/* Replace the client networks (n == 0: every client may fetch). */
+/* Replace the client networks (n == 0: the default, loopback and the private networks). */
 void policy_set_clients(const struct cidr *nets, int n);
-/* Copy the client networks (at most CONFIG_MAX_NETS); returns how many. */
-int policy_clients(struct cidr *out);
+/* Copy the networks that may fetch (at most CONFIG_MAX_NETS); returns how many. `by_default`
+ * says they are the default list (no --allow-network). */
+int policy_clients(struct cidr *out, bool *by_default);
+/* Whether these networks hold every IPv4 and every IPv6 address (--allow-network all). */
+bool policy_clients_all(const struct cidr *nets, int n);
+/* Who may fetch, as one line of text for the logs and `arca status`. */
+void policy_describe_clients(char *out, size_t size);
+/* The one-line reason of the 403 a client outside them gets: it names --allow-network. */
+const char *policy_client_refusal(void);
 /* The networks refused upstream by default, as text; NULL after the last. */
 const char *policy_refused_default(int i);
 

@@ -172,7 +172,8 @@ static enum conn_result help_page(struct conn *c)
     const struct sockaddr *client = http_client(c, &addr);
     bool allowed = client && policy_client_allowed(client);
     struct cidr nets[CONFIG_MAX_NETS];
-    int n = policy_clients(nets);
+    bool by_default;
+    int n = policy_clients(nets, &by_default);
     struct buf b = {0};
     char ip[64];
 
@@ -186,7 +187,13 @@ static enum conn_result help_page(struct conn *c)
              client ? ""
                     : ": the load balancer in front of arca (--trusted-proxy) named no "
                       "readable address in X-Forwarded-For");
-    net_list(&b, nets, n, "Every client may fetch (no --allow-network given).");
+    if (policy_clients_all(nets, n))
+        buf_add(&b, "<p id=\"who\">Every client may fetch (<code>--allow-network all</code>).</p>");
+    else if (by_default)
+        buf_add(&b, "<p id=\"who\">The default (no <code>--allow-network</code> given): loopback "
+                    "and the private networks. Other addresses get <code>403</code> until "
+                    "<code>--allow-network</code> names them (or <code>all</code>).</p>");
+    net_list(&b, nets, n, "");
     buf_add(&b, "</div><div class=\"card\"><h2>Upstream policy</h2><p>arca refuses to fetch "
                 "from these networks (server-side request forgery), checked on the address it "
                 "actually connects to, for every connection and redirect:</p><ul>");

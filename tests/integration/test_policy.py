@@ -1,11 +1,14 @@
 """Who may fetch (--allow-network) and where arca may fetch from (the SSRF policy)."""
 
+import http.client
 import os
 import socket
+import subprocess
+import urllib.parse
 
 import pytest
 
-from conftest import Origin
+from conftest import ARCA_BIN, Origin
 
 
 def test_allowed_network_admits_the_client(origin, start_arca):
@@ -148,3 +151,77 @@ def test_redirect_to_other_schemes_is_refused(origin, arca):
         origin.add(path, redirect=target)
         status, _, body = arca.fetch(origin.url(path))
         assert status == 502 and b"scheme" in body, target
+
+
+# --- who may fetch by default: loopback and the private networks ---------------------------
+
+PUBLIC, PRIVATE = "203.0.113.7", "10.1.2.3"
+
+
+def as_client(arca, path, client):
+    """GET `path` as `client`, through the scenario's own socket playing the trusted proxy on
+    127.0.0.1 (started with --trusted-proxy 127.0.0.1), which names it in X-Forwarded-For:
+    (status, body)."""
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"X-Forwarded-For": client})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def fetch_path(url):
+    return "/api/v1/fetch/?" + urllib.parse.urlencode({"url": url})
+
+
+def test_by_default_only_local_networks_fetch(origin, start_arca, workdir):
+    url = origin.add("/rootfs.img", data=b"r" * 5000)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--trusted-proxy", "127.0.0.1")
+    status, body = as_client(arca, fetch_path(url), PUBLIC)
+    assert status == 403, body
+    assert body.count(b"\n") == 1 and b"--allow-network" in body
+    assert origin.counts["/rootfs.img"] == 0
+    status, body = as_client(arca, fetch_path(url), PRIVATE)
+    assert status == 200 and body == b"r" * 5000
+    for client in ("192.168.7.7", "172.20.0.3", "100.64.1.1", "fd00::7", "::ffff:10.9.9.9"):
+        assert as_client(arca, fetch_path(url), client)[0] == 200, client
+    assert arca.fetch(url)[0] == 200  # loopback itself, no proxy
+    # the listings of cached URLs follow who may fetch
+    assert as_client(arca, "/api/v1/resources/", PUBLIC)[0] == 403
+    assert as_client(arca, "/api/v1/resources/", PRIVATE)[0] == 200
+    # where it is said: status JSON, arca status, the help page and the start-up log
+    status = arca.status()
+    assert status["allow_networks_default"] is True
+    assert {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+            "100.64.0.0/10", "fc00::/7", "fe80::/10"} <= set(status["allow_networks"])
+    out = subprocess.run([ARCA_BIN, "status", "--server", f"http://{arca.host}:{arca.port}"],
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "fetch      allowed from 127.0.0.0/8, ::1/128, 10.0.0.0/8" in out
+    assert "(the default: loopback and private networks; --allow-network)" in out
+    status, page = as_client(arca, "/help/", PUBLIC)
+    assert status == 200 and b'class="no">may not</span>' in page
+    assert b"The default (no <code>--allow-network</code> given)" in page
+    assert b"<li><code>192.168.0.0/16</code></li>" in page
+    assert arca.log_shows("may fetch: 127.0.0.0/8, ::1/128, 10.0.0.0/8")
+    assert "(the default: loopback and private networks" in arca.read_log()
+
+
+def test_allow_network_all_lets_every_client_fetch(origin, start_arca):
+    url = origin.add("/rootfs.img", data=b"r" * 5000)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--trusted-proxy", "127.0.0.1",
+                      "--allow-network", "all")
+    status, body = as_client(arca, fetch_path(url), PUBLIC)
+    assert status == 200 and body == b"r" * 5000
+    assert as_client(arca, fetch_path(url), "2001:db8::5")[0] == 200
+    status = arca.status()
+    assert status["allow_networks"] == ["0.0.0.0/0", "::/0"]
+    assert status["allow_networks_default"] is False
+    assert b"Every client may fetch" in arca.get("/help/")[2]
+    assert arca.log_shows("may fetch: every client (--allow-network all)")
+    # a list of its own replaces the default: a private address outside it is refused
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--trusted-proxy", "127.0.0.1",
+                      "--allow-network", "203.0.113.0/24")
+    assert as_client(arca, fetch_path(url), PUBLIC)[0] == 200
+    status, body = as_client(arca, fetch_path(url), PRIVATE)
+    assert status == 403 and b"not in --allow-network" in body

@@ -42,6 +42,27 @@ def test_allowed_networks_change_on_sighup(origin, start_arca, config):
     assert origin.counts["/n"] == 1
 
 
+def test_removing_allow_network_on_sighup_goes_back_to_the_local_networks(origin, start_arca,
+                                                                          config):
+    url = origin.add("/d", data=b"d" * 1000)
+    write_config(config, "trusted-proxy = 127.0.0.1", "allow-network = all")
+    arca = start_arca("--config", config)
+
+    def fetch_as(client):
+        return arca.fetch(url, headers={"X-Forwarded-For": client})[0]
+
+    assert fetch_as("203.0.113.7") == 200
+    write_config(config, "trusted-proxy = 127.0.0.1")
+    reload(arca, "SIGHUP: reloaded (default allowed networks (loopback and private),")
+    assert fetch_as("203.0.113.7") == 403
+    assert fetch_as("10.1.2.3") == 200
+    assert arca.status()["allow_networks_default"] is True
+    write_config(config, "trusted-proxy = 127.0.0.1", "allow-network = all")
+    reload(arca, "SIGHUP: reloaded (every client allowed,")
+    assert fetch_as("203.0.113.7") == 200
+    assert origin.counts["/d"] == 1
+
+
 def test_a_shorter_default_ttl_applies_on_sighup(origin, start_arca, config):
     url = origin.add("/t", data=b"t" * 1000)
     write_config(config, "default-ttl = 10d")
@@ -98,7 +119,7 @@ def test_the_reload_line_says_who_may_fetch_and_the_log_level(start_arca, config
     write_config(config)
     arca = start_arca("--config", config)
     reload(arca)
-    assert ("SIGHUP: reloaded (every client allowed, log level info, quota 5368709120 bytes, "
+    assert ("SIGHUP: reloaded (default allowed networks (loopback and private), log level info, quota 5368709120 bytes, "
             "default ttl 864000s, upstream rate none)") in arca.read_log()
     write_config(config, "allow-network = 127.0.0.0/8", "log-level = error")
     reload(arca, "SIGHUP: reloaded (1 allowed network, log level error,")

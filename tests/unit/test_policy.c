@@ -211,13 +211,61 @@ static void upstream_allow_lifts_the_refusal_but_not_for_arca_itself(void **stat
     assert_int_equal(upstream("127.0.0.2", 8001), 0); /* listening on 127.0.0.1 only */
 }
 
+/* Without --allow-network, loopback and the private networks may fetch, in either family and
+ * IPv4-mapped; a public address may not, and the 403's reason names the option. */
+static void local_networks_fetch_by_default(void **state)
+{
+    static const char *local[] = {"127.0.0.1",       "127.9.9.9",          "::1",
+                                  "10.1.2.3",        "172.16.0.1",         "172.31.255.254",
+                                  "192.168.1.1",     "100.64.0.1",         "100.127.255.255",
+                                  "fc00::1",         "fd12:3456::7",       "fe80::1",
+                                  "::ffff:10.1.2.3", "::ffff:192.168.0.9", "::ffff:127.0.0.1",
+                                  "169.254.1.1"};
+    static const char *public[] = {"203.0.113.7",        "8.8.8.8",     "172.32.0.1",
+                                   "100.128.0.1",        "192.169.0.1", "2001:db8::1",
+                                   "::ffff:203.0.113.7", "11.0.0.1"};
+    struct cidr nets[CONFIG_MAX_NETS];
+    bool by_default;
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    policy_init(&cfg);
+    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+        struct sockaddr_storage a = addr(local[i], 5000);
+        if (!policy_client_allowed((struct sockaddr *)&a))
+            fail_msg("%s refused by default", local[i]);
+    }
+    for (size_t i = 0; i < sizeof(public) / sizeof(public[0]); i++) {
+        struct sockaddr_storage a = addr(public[i], 5000);
+        if (policy_client_allowed((struct sockaddr *)&a))
+            fail_msg("%s allowed by default", public[i]);
+    }
+    assert_int_equal(policy_clients(nets, &by_default), 9);
+    assert_true(by_default);
+    assert_false(policy_clients_all(nets, 9));
+    assert_non_null(strstr(policy_client_refusal(), "--allow-network"));
+    /* "all" opens it to every address, of both families */
+    assert_int_equal(config_set(&cfg, "allow-network", "all", err), 0);
+    policy_init(&cfg);
+    struct sockaddr_storage p4 = addr("203.0.113.7", 5000), p6 = addr("2001:db8::1", 5000);
+    assert_true(policy_client_allowed((struct sockaddr *)&p4));
+    assert_true(policy_client_allowed((struct sockaddr *)&p6));
+    assert_int_equal(policy_clients(nets, &by_default), 2);
+    assert_false(by_default);
+    assert_true(policy_clients_all(nets, 2));
+    /* a reload without the option goes back to the default */
+    policy_set_clients(NULL, 0);
+    assert_false(policy_client_allowed((struct sockaddr *)&p4));
+    assert_int_equal(policy_clients(nets, &by_default), 9);
+    assert_true(by_default);
+}
+
 static void client_allow_list(void **state)
 {
     char err[CONFIG_ERR_LEN];
     struct sockaddr_storage a = addr("10.2.3.4", 5000), b = addr("192.168.1.1", 5000),
                             c = addr("::ffff:10.9.9.9", 5000), d = addr("fd00::5", 5000);
     (void)state;
-    assert_true(policy_client_allowed((struct sockaddr *)&b)); /* no list: everyone */
+    assert_true(policy_client_allowed((struct sockaddr *)&b)); /* no list: the local networks */
     config_set(&cfg, "allow-network", "10.0.0.0/8", err);
     config_set(&cfg, "allow-network", "fd00::/8", err);
     policy_init(&cfg);
@@ -275,6 +323,7 @@ int main(void)
         cmocka_unit_test_setup(the_hosts_own_addresses_refused_on_every_port, setup),
         cmocka_unit_test_setup(public_addresses_allowed, setup),
         cmocka_unit_test_setup(upstream_allow_lifts_the_refusal_but_not_for_arca_itself, setup),
+        cmocka_unit_test_setup(local_networks_fetch_by_default, setup),
         cmocka_unit_test_setup(client_allow_list, setup),
         cmocka_unit_test_setup(trusted_proxies_name_the_client, setup),
     };
