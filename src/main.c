@@ -68,7 +68,8 @@ static void note_needs_restart(const struct config *old, const struct config *fr
 
 static const char *level_name(enum log_level level)
 {
-    return level == LOG_ERROR ? "error" : level == LOG_DEBUG ? "debug" : "info";
+    static const char *const names[] = {"error", "warning", "info", "debug"}; /* enum's order */
+    return names[level];
 }
 
 /* What a reload applied. No --allow-network means the default networks: "0 allowed networks"
@@ -347,7 +348,7 @@ static void log_starting(const struct config *cfg)
     policy_describe_clients(who, sizeof(who));
     log_info("may fetch: %s", who);
     if (upstream_loopback_exposed(cfg))
-        log_info("warning: --upstream-allow lets arca fetch from this host's loopback while it "
+        log_warn("--upstream-allow lets arca fetch from this host's loopback while it "
                  "listens on %s: every client allowed to fetch reaches those services through "
                  "arca (--listen 127.0.0.1:%d keeps them to this host)",
                  cfg->listen_host, cfg->listen_port);

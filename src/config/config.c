@@ -214,14 +214,15 @@ static int set_numeric(struct config *cfg, const struct option *o, const char *v
 
 static int set_log_level(struct config *cfg, const char *v, char *err)
 {
-    static const char *const names[] = {"error", "info", "debug"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const names[] = {"error", "warning", "info", "debug"}; /* enum's order */
+    for (int i = 0; i < 4; i++) {
         if (!strcmp(v, names[i])) {
             cfg->log_level = (enum log_level)i;
             return 0;
         }
     }
-    snprintf(err, CONFIG_ERR_LEN, "--log-level: expected error, info or debug, got '%s'", v);
+    snprintf(err, CONFIG_ERR_LEN, "--log-level: expected error, warning, info or debug, got '%s'",
+             v);
     return -1;
 }
 

@@ -70,7 +70,7 @@ enum send_mode { SEND_MMAP, SEND_SENDFILE };
 /* How an answer whose &sha256= is still to be checked goes out while its object downloads:
  * chunked (streamed, a mismatch is a missing final chunk) or held until the object is complete. */
 enum digest_framing { FRAMING_CHUNKED, FRAMING_HOLD };
-enum log_level { LOG_ERROR, LOG_INFO, LOG_DEBUG };
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 struct config {
     char listen_host[64];

@@ -71,7 +71,7 @@ static void print_limits(void)
         "  --digest-framing MODE  &sha256= answers of a download: chunked (default) or hold\n"
         "  --access-log FILE      one line per request; - is stderr (default), off is none\n"
         "  --log-health-checks    also log /api/v1/health/ requests (default: left out)\n"
-        "  --log-level LEVEL      error, info (default) or debug\n"
+        "  --log-level LEVEL      error, warning, info (default) or debug\n"
         "  --admin-token-file FILE  bearer token for the admin API (default: API disabled)\n",
         stdout);
 }

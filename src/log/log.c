@@ -55,6 +55,16 @@ void log_info(const char *fmt, ...)
     va_end(ap);
 }
 
+void log_warn(const char *fmt, ...)
+{
+    va_list ap;
+    if (__atomic_load_n(&max_level, __ATOMIC_RELAXED) < LOG_WARN)
+        return;
+    va_start(ap, fmt);
+    log_line("warning", fmt, ap);
+    va_end(ap);
+}
+
 void log_error(const char *fmt, ...)
 {
     va_list ap;

@@ -13,6 +13,9 @@
 void log_set_level(enum log_level level);
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Something the operator should change, though arca runs: written with the level "warning"
+ * (shown at the default level, hidden by --log-level error). */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

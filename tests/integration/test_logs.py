@@ -164,10 +164,26 @@ def test_access_log_off_and_log_levels(origin, start_arca):
     assert chatty.log_shows(f"debug fetch {url}: download ended after 1 attempt(s)")
 
 
+def test_a_warning_is_logged_at_warning_level(start_arca):
+    """Listening on every address with loopback opened upstream is a setting to change: said with
+    the level "warning", shown at the default level and at --log-level warning, not at error."""
+    warnings = []
+    for level in ("info", "warning", "error"):  # the servers share arca.log: lines add up
+        arca = start_arca("--upstream-allow", "127.0.0.0/8", "--log-level", level,
+                          host="0.0.0.0")
+        arca.stop()
+        lines = [l for l in arca.read_log().splitlines() if "host's loopback" in l]
+        warnings.append(len(lines))
+    assert warnings == [1, 2, 2], warnings
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ warning --upstream-allow lets arca "
+                        r"fetch from this host's loopback while it listens on 0\.0\.0\.0: .*",
+                        lines[0]), lines[0]
+
+
 def test_a_bad_log_level_or_unwritable_access_log_stops_arca_with_one_line(workdir):
     import subprocess
     from conftest import ARCA_BIN, free_port
-    for args, reason in ((["--log-level", "loud"], "--log-level: expected error, info or debug"),
+    for args, reason in ((["--log-level", "loud"], "--log-level: expected error, warning, info or debug"),
                          (["--access-log", "/nonexistent/dir/a.log"], "--access-log")):
         out = subprocess.run([ARCA_BIN, "serve", "--listen", f"127.0.0.1:{free_port()}", "--data-dir",
                               os.path.join(workdir, "d"), *args], capture_output=True, text=True,
