@@ -19,6 +19,21 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* The one line a command prints when `server` gave no answer: the address tried (and the one
+ * its name resolved to, when it is a name), curl's reason, and how to name another arca: a user
+ * who ran `arca status` on the wrong host learns --server here, not from --help. */
+static void no_answer(CURL *easy, const char *server, CURLcode rc)
+{
+    char *ip = NULL, resolved[80] = "";
+    if (curl_easy_getinfo(easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip &&
+        !strstr(server, ip))
+        snprintf(resolved, sizeof(resolved), " (%s)", ip);
+    fprintf(stderr,
+            "arca: no answer from %s%s: %s; is arca running there? --server URL names "
+            "another\n",
+            server, resolved, curl_easy_strerror(rc));
+}
+
 long cli_ask(const char *server, const struct call *q, struct buf *body, char *why, size_t whylen,
              CURLcode *code)
 {
@@ -53,7 +68,7 @@ long cli_ask(const char *server, const struct call *q, struct buf *body, char *w
     if (rc != CURLE_OK && why)
         snprintf(why, whylen, "%s", curl_easy_strerror(rc));
     else if (rc != CURLE_OK)
-        fprintf(stderr, "arca: %s: %s\n", server, curl_easy_strerror(rc));
+        no_answer(easy, server, rc);
     else
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);

@@ -1,6 +1,7 @@
 """The client commands against a running arca, and check-config on files."""
 
 import os
+import socket
 import subprocess
 
 from conftest import ARCA_BIN, ROOT, free_port
@@ -32,6 +33,30 @@ def test_status_of_a_server_that_is_not_there_fails_in_one_line(workdir):
     out = cli("status", "--server", f"http://127.0.0.1:{free_port()}")
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "arca:" in out.stderr
+
+
+def test_every_client_command_that_reaches_no_server_names_it_and_the_option(workdir):
+    """The address tried and how to name another, in one line, for the default server too."""
+    from conftest import free_port
+    there = f"http://127.0.0.1:{free_port()}"
+    tokens = ["--admin-token-file", token_file(workdir)]
+    for args, server in ((["status"], "http://127.0.0.1:8001"),
+                         (["status", "--server", there], there),
+                         (["prefetch", "--server", there, *tokens, "http://example.org/a"], there),
+                         (["prefetch", "--server", there, *tokens, "--wait",
+                           "http://example.org/a"], there),
+                         (["purge", "--server", there, *tokens, "http://example.org/a"], there),
+                         (["status", "--server", "http://no-such-host.invalid:8001"],
+                          "http://no-such-host.invalid:8001")):
+        if server.endswith(":8001") and "invalid" not in server:
+            with socket.socket() as s:  # an arca of this machine's own would answer
+                if s.connect_ex(("127.0.0.1", 8001)) == 0:
+                    continue
+        out = cli(*args)
+        assert out.returncode == 1, (args, out.stderr)
+        assert out.stderr.count("\n") == 1, (args, out.stderr)
+        assert out.stderr.startswith(f"arca: no answer from {server}"), (args, out.stderr)
+        assert "--server URL names another" in out.stderr, (args, out.stderr)
 
 
 def test_prefetch_and_purge_from_the_command_line(origin, start_arca, workdir):
