@@ -427,19 +427,19 @@ static int load(struct config *cfg, int argc, char **argv, int error_code)
     return -1;
 }
 
-/* arca check-config [OPTIONS]: the options serve would get (--config FILE and any others,
- * which override the file as they do for serve). 0 and "FILE: ok" when serve would start with
- * them, else 1 and the reason; nothing is created. An arca holding the data dir and answering
- * at the address is taken for the running one about to be reloaded: ok, with a note. Run as
- * root, a note says the service's user should ask. */
+/* arca check-config [OPTIONS]: the options serve would get (--config FILE, options alone, or
+ * both: the options after --config override the file as they do for serve). 0 and "FILE: ok" when
+ * serve would start with them, else 1 and the reason; nothing is created. An arca holding the data
+ * dir and answering at the address is taken for the running one about to be reloaded: ok, with a
+ * note. Run as root, a note says the service's user should ask. */
 static int check_config(int argc, char **argv)
 {
     static struct config cfg;
     char err[512];
     int rc;
     if (argc < 3) {
-        fprintf(stderr, "arca: check-config takes the options of arca serve, at least "
-                        "--config FILE (try arca --help)\n");
+        fprintf(stderr, "arca: check-config takes the options of arca serve: --config FILE, "
+                        "options alone (arca check-config --quota 5G), or both\n");
         return 2;
     }
     if ((rc = load(&cfg, argc, argv, 1)) >= 0)

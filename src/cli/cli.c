@@ -89,7 +89,8 @@ int cli_usage(void)
           "                                                    # warm the cache (admin token)\n"
           "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
           "                                                    # drop one object (admin token)\n"
-          "       arca check-config --config FILE [OPTION...]  # would serve start with them?\n"
+          "       arca check-config [--config FILE] [OPTION...]\n"
+          "                                                    # would serve start with them?\n"
           "arca --help tells every option\n",
           stderr);
     return 2;

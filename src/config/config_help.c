@@ -16,7 +16,7 @@ static void print_serving(void)
         "       arca prefetch [--server URL] [--admin-token-file FILE] [--ttl TTL]\n"
         "                     [--wait [--timeout DURATION]] URL...\n"
         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
-        "       arca check-config --config FILE [OPTIONS]   would serve start with them?\n"
+        "       arca check-config [--config FILE] [OPTIONS] would serve start with them?\n"
         "       arca --help | -h | --version\n"
         "\n"
         "  --config FILE          read options from an INI file (keys = option names; # or ;\n"

@@ -232,6 +232,32 @@ def test_check_config_takes_serves_options(lab, workdir):
     assert (p.returncode, p.stderr) == (1, "arca: unknown option '--bogus'\n")
 
 
+def test_check_config_checks_options_alone_and_with_a_file_as_serve_merges_them(lab, workdir):
+    """No file needed: the options alone are what serve would get."""
+    p = run("check-config", "--quota", "5X")
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr == "arca: --quota: expected <int>[K|M|G|T], positive, got '5X'\n"
+    mine = ("--listen", f"127.0.0.1:{lab.port}", "--data-dir", f"{workdir}/d3", "--access-log",
+            "off")
+    p = run("check-config", *mine, "--quota", "5G")
+    assert (p.returncode, p.stdout, p.stderr) == (0, "ok\n", root_note(*mine, "--quota", "5G"))
+    # a file and options: each checked, the options after --config override the file
+    path = lab(extra="quota = 1G\n")
+    p = run("check-config", "--config", path, "--quota", "5X")
+    assert p.returncode == 1 and p.stderr.startswith("arca: --quota: expected"), p.stderr
+    p = run("check-config", "--config", path, "--quota", "5G")
+    assert (p.returncode, p.stdout) == (0, f"{path}: ok\n"), p.stderr
+    path = lab(extra="quota = 5X\n")
+    p = run("check-config", "--config", path, "--quota", "5G")
+    assert p.returncode == 1 and p.stderr.startswith(f"arca: {path}:7: --quota"), p.stderr
+    serve_refuses(path, p.stderr)
+    # nothing to check: the usage says options alone are enough
+    p = run("check-config")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    assert "options alone (arca check-config --quota 5G)" in p.stderr
+    assert "arca check-config [--config FILE] [OPTIONS]" in run("--help").stdout
+
+
 def test_option_errors_say_what_is_wrong():
     p = run("serve", "--bogus")
     assert (p.returncode, p.stdout, p.stderr) == (2, "", "arca: unknown option '--bogus'\n")
