@@ -341,21 +341,33 @@ static void print_hosts_down(json_t *s)
     }
 }
 
-/* Who may fetch, as the status JSON lists it (an older server's has no list: nothing said). */
+/* Who may fetch, as the status JSON lists it (an older server's has no list: nothing said); the
+ * default list is named so, and the networks are wrapped under the column of values. */
 static void print_allowed(json_t *s)
 {
     json_t *list = json_object_get(s, "allow_networks"), *net;
-    size_t i;
+    size_t i, column = 11;
     if (!json_is_array(list))
         return;
-    printf("fetch      allowed from");
+    if (json_is_true(json_object_get(s, "allow_networks_default")))
+        printf("fetch      allowed from loopback and the private networks (the default; "
+               "--allow-network):\n           ");
+    else
+        printf("fetch      allowed from (--allow-network):\n           ");
     json_array_foreach(list, i, net)
     {
-        printf("%s %s", i ? "," : "", json_string_value(net));
+        const char *text = json_string_value(net);
+        size_t len = strlen(text ? text : "") + 2;
+        if (i && column + len > 94) {
+            printf(",\n           ");
+            column = 11;
+        } else if (i) {
+            printf(", ");
+        }
+        printf("%s", text ? text : "?");
+        column += len;
     }
-    printf("%s\n", json_is_true(json_object_get(s, "allow_networks_default"))
-                       ? " (the default: loopback and private networks; --allow-network)"
-                       : " (--allow-network)");
+    printf("\n");
 }
 
 static void print_status(json_t *s, long health)

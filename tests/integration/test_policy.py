@@ -197,8 +197,8 @@ def test_by_default_only_local_networks_fetch(origin, start_arca, workdir):
             "100.64.0.0/10", "fc00::/7", "fe80::/10"} <= set(status["allow_networks"])
     out = subprocess.run([ARCA_BIN, "status", "--server", f"http://{arca.host}:{arca.port}"],
                          capture_output=True, text=True, timeout=30).stdout
-    assert "fetch      allowed from 127.0.0.0/8, ::1/128, 10.0.0.0/8" in out
-    assert "(the default: loopback and private networks; --allow-network)" in out
+    assert ("fetch      allowed from loopback and the private networks (the default; "
+            "--allow-network):\n           127.0.0.0/8, ::1/128, 10.0.0.0/8,") in out
     status, page = as_client(arca, "/help/", PUBLIC)
     assert status == 200 and b'class="no">may not</span>' in page
     assert b"The default (no <code>--allow-network</code> given)" in page
