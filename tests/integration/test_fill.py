@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from conftest import ARCA_BIN, Arca, read_to_end, sha256
+from conftest import ARCA_BIN, Arca, Handler, Origin, read_to_end, sha256
 
 MIB = 1 << 20
 ETAG = '"v1"'
@@ -173,6 +173,48 @@ def test_a_cut_range_is_asked_again_for_what_it_lacks(origin, start_arca):
     again = [(a, b) for a, b in spans if (a - 100000, b) in spans]
     assert len(again) == 1, spans
     assert origin.bytes_sent["/cut"] <= len(data) + 512 * 1024
+
+
+class RangesElsewhere(Handler):
+    """conftest's origin, but every GET with a Range is redirected to `server.elsewhere` (the
+    same path on another origin)."""
+
+    def do_GET(self):
+        if "Range" not in self.headers:
+            return super().do_GET()
+        with self.server.origin.lock:
+            self.server.origin.requests.append((self.path, dict(self.headers)))
+        self.send_response(302)
+        self.send_header("Location", self.server.elsewhere + self.path)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+
+def test_pieces_from_another_port_of_the_host_are_never_spliced(origin, start_arca):
+    """Two origins on two ports of 127.0.0.1 serve other bytes under the same ETag,
+    Last-Modified and length; the first redirects every range to the second. An ETag speaks for
+    its own origin (scheme, host and port) only: the object is the first origin's bytes (the
+    outside review found the pieces written in, served as complete, then as hits)."""
+    mine, theirs = os.urandom(8 * MIB), os.urandom(8 * MIB)
+    lm = "Mon, 02 Nov 2026 10:00:00 GMT"
+    other = Origin()
+    try:
+        other.add("/twin", data=theirs, etag=ETAG, last_modified=lm, headers=RANGES)
+        url = origin.add("/twin", data=mine, etag=ETAG, last_modified=lm, headers=RANGES,
+                         rate=4 * MIB)
+        origin.server.RequestHandlerClass = RangesElsewhere
+        origin.server.elsewhere = f"http://127.0.0.1:{other.port}"
+        arca = fill_arca(start_arca)
+        for status, body, complete in fetch_all(arca, url, 2):
+            assert status == 200
+            assert not complete or sha256(body) == sha256(mine)
+        status, headers, body = arca.fetch(url)
+        assert status == 200 and sha256(body) == sha256(mine)
+        assert arca.metrics()["arca_fill_stops_total"] >= 1
+    finally:
+        other.stop()
 
 
 def synced_of_the_download(data_dir):
