@@ -112,8 +112,8 @@ static void print_keys_and_commands(void)
         "\n"
         "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--stale-if-error, --stale-while-revalidate, --log-level and the admin token; other\n"
-        "options need a restart (the log names them).\n"
+        "--stale-if-error, --stale-while-revalidate, --upstream-rate, --log-level and the\n"
+        "admin token; other options need a restart (the log names them).\n"
         "SIGUSR1 reopens the access log and nothing else (for logrotate).");
 }
 
