@@ -248,7 +248,8 @@ static bool same_whole_body(struct transfer *t)
 {
     struct validators now;
     validators_of(&t->resp, &now);
-    if (t->status != 200 || t->resp.content_length != known_length(t) || other_host(t))
+    if (t->status != 200 || t->resp.content_length != known_length(t) || other_host(t) ||
+        strcmp(now.encoding, t->kept.encoding) != 0)
         return false;
     if (t->kept.etag[0] == '"')
         return strcmp(now.etag, t->kept.etag) == 0;

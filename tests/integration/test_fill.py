@@ -5,6 +5,8 @@ changes mid-fill never splices two versions, an origin that lies about ranges fa
 connection, a cut range is asked again for what it lacks. Origins pace each connection (`rate`),
 as a far origin's per-flow limit does."""
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -215,6 +217,45 @@ def test_pieces_from_another_port_of_the_host_are_never_spliced(origin, start_ar
         assert arca.metrics()["arca_fill_stops_total"] >= 1
     finally:
         other.stop()
+
+
+class GzipRanges(Handler):
+    """conftest's origin, but every 206 says Content-Encoding: gzip and sends gzip's bytes (as
+    many as its Content-Range says) where the identity body was whole."""
+
+    def send_response(self, code, message=None):
+        self.code = code
+        super().send_response(code, message)
+
+    def end_headers(self):
+        if getattr(self, "code", 0) == 206:
+            self.send_header("Content-Encoding", "gzip")
+        super().end_headers()
+
+    def send_body(self, obj, data, fault, path):
+        if self.code == 206:
+            data = (b"\x1f\x8b\x08\x00" + os.urandom(len(data)))[: len(data)]
+        super().send_body(obj, data, fault, path)
+
+
+def test_pieces_in_another_encoding_are_never_written(origin, start_arca):
+    """The whole answer was identity; every range is answered 206 with Content-Encoding: gzip.
+    A piece whose encoding differs from the download's is a lie before any of its bytes are
+    written: the object is the identity file, its Repr-Digest that file's (the outside review
+    found gzip bytes inside, readable and digested)."""
+    data = os.urandom(8 * MIB)
+    url = origin.add("/encoded", data=data, etag=ETAG, headers=RANGES, rate=4 * MIB)
+    origin.server.RequestHandlerClass = GzipRanges
+    arca = fill_arca(start_arca)
+    for status, body, complete in fetch_all(arca, url, 2):
+        assert status == 200
+        assert not complete or sha256(body) == sha256(data)
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert headers.get("repr-digest") == f"sha-256=:{digest}:"
+    assert arca.metrics()["arca_fill_stops_total"] >= 1
+    assert arca.log_shows("another encoding")
 
 
 def synced_of_the_download(data_dir):
