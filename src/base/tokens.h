@@ -39,7 +39,8 @@ void tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms);
 int64_t tokens_rate(struct token_bucket *b);
 /* Refilled to `now_ms`: the tokens it holds (thousandths of a byte; below 0, a debt). */
 int64_t tokens_held(struct token_bucket *b, int64_t now_ms);
-/* `bytes` taken, into debt if need be (a download's turn, paid whole). */
+/* `bytes` taken, into debt if need be (a download's turn, paid whole); negative: given back
+ * (taken and not used). */
 void tokens_spend(struct token_bucket *b, int64_t bytes, int64_t now_ms);
 /* Up to `want` bytes taken from what the bucket holds now (all of them without a cap); 0 when
  * it holds less than a byte, with *wait_ms set to when it will hold one. */
