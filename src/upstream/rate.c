@@ -15,6 +15,7 @@ void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)
 
 void rate_set(struct rate_gate *g, int64_t bytes_per_s)
 {
+    assert(g->ready);
     tokens_set(&g->bucket, bytes_per_s, g->now_ms());
 }
 

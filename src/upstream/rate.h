@@ -61,7 +61,8 @@ struct rate_gate {
 };
 
 void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)(void));
-/* The cap, in bytes a second (0: none); from any thread. */
+/* The cap, in bytes a second (0: none); from any thread, once rate_init ran. A new cap starts
+ * from an empty bucket. */
 void rate_set(struct rate_gate *g, int64_t bytes_per_s);
 int64_t rate_get(struct rate_gate *g);
 /* The bucket other threads take their upstream bytes from (NULL before rate_init). */
