@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *s = fuzz_string(data, size), *rest = s;
     long long offset, length;
     long status;
-    struct validators kept;
+    struct validators kept = {0}; /* identity */
     struct upstream_response r;
     if (!s)
         return 0;

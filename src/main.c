@@ -72,8 +72,8 @@ static const char *level_name(enum log_level level)
     return names[level];
 }
 
-/* What a reload applied. No --allow-network means the default networks: "0 allowed networks"
- * would read as nobody. */
+/* What a reload applied: every value SIGHUP reloads (config.c's OPT_RELOADABLE). No
+ * --allow-network means the default networks: "0 allowed networks" would read as nobody. */
 static void log_reloaded(const struct config *fresh)
 {
     char who[64];
@@ -87,10 +87,14 @@ static void log_reloaded(const struct config *fresh)
     char rate[48] = "none";
     if (fresh->upstream_rate > 0)
         snprintf(rate, sizeof(rate), "%lld bytes/s", (long long)fresh->upstream_rate);
+    char token[sizeof(fresh->admin_token_file) + 32] = "no admin token";
+    if (fresh->admin_token_file[0])
+        snprintf(token, sizeof(token), "admin token from %s", fresh->admin_token_file);
     log_info("SIGHUP: reloaded (%s, log level %s, quota %lld bytes, default ttl %llds, upstream "
-             "rate %s)",
+             "rate %s, stale-if-error %llds, stale-while-revalidate %llds, %s)",
              who, level_name(fresh->log_level), (long long)fresh->quota,
-             (long long)fresh->default_ttl, rate);
+             (long long)fresh->default_ttl, rate, (long long)fresh->stale_if_error,
+             (long long)fresh->stale_while_revalidate, token);
 }
 
 /* SIGUSR1, logrotate's: reopen the access log and nothing else, so that a nightly rotation never
@@ -105,8 +109,8 @@ static void reopen_log(void)
 }
 
 /* SIGHUP: reopen the access log; reload the allowed networks, quota, stale windows, default
- * TTL, log level and admin token from the same command line and config file. A bad file changes
- * nothing. */
+ * TTL, uplink cap, log level and admin token from the same command line and config file. A bad
+ * file changes nothing. */
 static void reload(struct config *cfg, int argc, char **argv)
 {
     static struct config fresh;

@@ -55,9 +55,10 @@ static void print_limits(void)
         "                         1: one connection (default 4)\n"
         "  --fill-min-size SIZE   objects smaller than this come over one connection\n"
         "                         (default 64M)\n"
-        "  --upstream-rate RATE   bytes a second all downloads together take from upstream,\n"
-        "                         shared fairly between them (K, M, G; reloadable); hits and\n"
-        "                         clients following a download are never slowed (default none)\n"
+        "  --upstream-rate RATE   bytes a second downloads, tunnels and listings together take\n"
+        "                         from upstream, shared fairly between downloads (K, M, G;\n"
+        "                         reloadable); hits and clients following a download are never\n"
+        "                         slowed (default none)\n"
         "  --max-object-size SIZE larger objects get 413 (default 64G)\n"
         "  --max-connections N    client connections; beyond, 503 if none is idle (default 1024)\n"
         "  --max-connections-per-ip N  per address or IPv6 /64; beyond, 429 (default 128)\n"
@@ -113,8 +114,8 @@ static void print_keys_and_commands(void)
         "\n"
         "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--stale-if-error, --stale-while-revalidate, --log-level and the admin token; other\n"
-        "options need a restart (the log names them).\n"
+        "--stale-if-error, --stale-while-revalidate, --upstream-rate, --log-level and the\n"
+        "admin token; other options need a restart (the log names them).\n"
         "SIGUSR1 reopens the access log and nothing else (for logrotate).");
 }
 

@@ -93,6 +93,8 @@ struct exchange {
     uint64_t span_left;
     char frame[24]; /* ANSWER_SPAN: chunk framing still to send (before span_left's bytes) */
     size_t frame_len, frame_sent;
+    /* conn_tunnel's cap: what the tunnel reads from upstream is taken from it (NULL: none) */
+    struct token_bucket *tunnel_cap;
     bool final_chunk;      /* the frame is the last chunk */
     bool crlf_due;         /* the last chunk's CRLF: it goes with the next frame, in one send */
     const char *via;       /* engine_set_via's: a Via line on the answer (NULL: none) */

@@ -232,11 +232,12 @@ void engine_limit_body(struct conn *c, uint64_t max)
         c->x->body_max = max;
 }
 
-bool conn_tunnel(struct conn *c, int fd)
+bool conn_tunnel(struct conn *c, int fd, struct token_bucket *cap)
 {
     if (!c->x || c->x->tunnel_fd >= 0 || strcmp(c->x->method, "CONNECT"))
         return false;
     c->x->tunnel_fd = fd;
+    c->x->tunnel_cap = cap;
     return true;
 }
 

@@ -117,8 +117,11 @@ void answer_put(struct answer *a);
  * connection relays bytes both ways between its client and `fd` (a connected socket, taken
  * over: the server closes it) until both have ended their side or either fails; the request
  * completes then, and the connection closes. Any other status: `fd` is closed after the answer.
- * A 2xx answer of a tunnel carries no Content-Length (RFC 9110 9.3.6). false: not a CONNECT, or
- * a tunnel is set already (`fd` stays the caller's). */
-bool conn_tunnel(struct conn *c, int fd);
+ * What the tunnel reads from `fd` is taken from `cap` (the uplink cap's bucket, base/tokens.h;
+ * NULL: no cap): it stops reading `fd` while the bucket is empty. A 2xx answer of a tunnel
+ * carries no Content-Length (RFC 9110 9.3.6). false: not a CONNECT, or a tunnel is set already
+ * (`fd` stays the caller's). */
+struct token_bucket;
+bool conn_tunnel(struct conn *c, int fd, struct token_bucket *cap);
 
 #endif

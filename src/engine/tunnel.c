@@ -3,14 +3,23 @@
  * share at a time (SEND_TURN_MAX, for the same fairness as answers). One side's end of stream is
  * passed on as a shutdown of the other's writing side; the tunnel ends when both ends came and
  * their bytes are out, or when either socket fails. It stays a connection all along: the idle
- * clock, the per-address limits and the drain's final close apply to it. */
+ * clock, the per-address limits and the drain's final close apply to it.
+ *
+ * What it reads from upstream is taken from the uplink cap's bucket (conn_tunnel's `cap`,
+ * base/tokens.h), shared with the upstream thread's downloads. When the bucket is empty the
+ * tunnel stops reading its upstream socket: EPOLLIN is dropped from it (the kernel's buffer
+ * fills, the TCP window closes, upstream stops sending) and a timerfd, in the same epoll set
+ * under the same tag, wakes the tunnel when the bucket holds a byte again. */
 #include "engine/engine_internal.h"
+#include "base/clock.h"
+#include "base/tokens.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define TUNNEL_BUF (32 * 1024)
@@ -28,6 +37,11 @@ struct tunnel {
     int fd; /* upstream */
     bool can_read, can_write;
     struct half up, down; /* client to upstream, upstream to client */
+    struct token_bucket *cap;
+    int epfd;       /* its worker's */
+    uint64_t tag;   /* of both its descriptors */
+    int timer_fd;   /* the cap's wake-up, made at the first wait; -1: none yet */
+    bool throttled; /* waiting for the cap: EPOLLIN off the upstream socket */
 };
 
 /* The epoll tag of a tunnel's upstream socket: its connection's address with the low bit set
@@ -48,6 +62,8 @@ void tunnel_free(struct tunnel *t)
         return;
     if (t->fd >= 0)
         close(t->fd); /* out of the epoll set with it */
+    if (t->timer_fd >= 0)
+        close(t->timer_fd);
     free(t->up.buf);
     free(t->down.buf);
     free(t);
@@ -81,6 +97,10 @@ bool tunnel_start(struct conn *c)
     if (!t)
         return false;
     t->fd = x->tunnel_fd;
+    t->timer_fd = -1;
+    t->cap = x->tunnel_cap;
+    t->epfd = c->w->epfd;
+    t->tag = tag_of(c);
     x->tunnel_fd = -1;
     x->tunnel = t;
     if (!take_pending(c, t) || epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, t->fd, &ev) < 0)
@@ -89,10 +109,58 @@ bool tunnel_start(struct conn *c)
     return true;
 }
 
+/* The upstream socket's events: all of them, or, while the cap makes it wait, all but EPOLLIN. */
+static int watch_upstream(struct tunnel *t, bool reading)
+{
+    struct epoll_event ev = {.events = (reading ? EPOLLIN : 0) | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = t->tag};
+    return epoll_ctl(t->epfd, EPOLL_CTL_MOD, t->fd, &ev);
+}
+
+/* The bucket holds less than a byte: stop reading upstream until it holds one, `wait_ms` from
+ * now (the timerfd's event comes as the upstream socket's do). -1: no timer could be had. */
+static int throttle(struct tunnel *t, int64_t wait_ms)
+{
+    struct itimerspec when = {
+        .it_value = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000 + 1}};
+    if (t->timer_fd < 0) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = t->tag};
+        if ((t->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0 ||
+            epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->timer_fd, &ev) < 0)
+            return -1;
+    }
+    if (timerfd_settime(t->timer_fd, 0, &when, NULL) < 0)
+        return -1;
+    if (!t->throttled && watch_upstream(t, false) < 0)
+        return -1;
+    t->throttled = true;
+    return 0;
+}
+
+/* How many bytes the tunnel may read from upstream now (at most `want`): 0 when it waits for
+ * the cap (throttled), -1 when it cannot wait. */
+static ssize_t upstream_allowance(struct tunnel *t, size_t want)
+{
+    int64_t wait_ms = 0;
+    uint64_t expired;
+    size_t got = t->cap ? tokens_take(t->cap, want, monotonic_ms(), &wait_ms) : want;
+    if (got == 0)
+        return throttle(t, wait_ms) < 0 ? -1 : 0;
+    if (t->throttled) {
+        while (read(t->timer_fd, &expired, sizeof(expired)) > 0)
+            ; /* drained: its next expiry is an edge again */
+        if (watch_upstream(t, true) < 0)
+            return -1;
+        t->throttled = false;
+    }
+    return (ssize_t)got;
+}
+
 /* Move bytes of one direction until a socket has nothing or no room, or the turn's share is
- * spent. Returns the bytes written, or -1 when a socket failed. */
+ * spent; what is read from upstream (`cap_of` set) is taken from the cap first. Returns the
+ * bytes written, or -1 when a socket failed. */
 static ssize_t relay(struct half *h, int src, int dst, bool *can_read, bool *can_write,
-                     size_t *budget)
+                     size_t *budget, struct tunnel *cap_of)
 {
     ssize_t moved = 0, n;
     for (;;) {
@@ -123,7 +191,12 @@ static ssize_t relay(struct half *h, int src, int dst, bool *can_read, bool *can
         }
         if (!*can_read || *budget == 0)
             return moved;
-        n = recv(src, h->buf, h->size, 0);
+        ssize_t allowed = cap_of ? upstream_allowance(cap_of, h->size) : (ssize_t)h->size;
+        if (allowed <= 0)
+            return allowed < 0 ? -1 : moved;
+        n = recv(src, h->buf, (size_t)allowed, 0);
+        if (cap_of && cap_of->cap && n < allowed) /* taken and not read: given back */
+            tokens_spend(cap_of->cap, (n > 0 ? n : 0) - allowed, monotonic_ms());
         if (n > 0)
             h->len = (size_t)n;
         else if (n == 0)
@@ -143,8 +216,8 @@ bool tunnel_step(struct conn *c)
     size_t budget = SEND_TURN_MAX;
     ssize_t up, down;
     do {
-        up = relay(&t->up, c->fd, t->fd, &c->can_read, &t->can_write, &budget);
-        down = relay(&t->down, t->fd, c->fd, &t->can_read, &c->can_write, &budget);
+        up = relay(&t->up, c->fd, t->fd, &c->can_read, &t->can_write, &budget, NULL);
+        down = relay(&t->down, t->fd, c->fd, &t->can_read, &c->can_write, &budget, t);
         c->x->body_sent = t->down.bytes; /* what went, also when a socket failed after */
         if (up < 0 || down < 0)
             return false;

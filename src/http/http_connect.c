@@ -2,7 +2,8 @@
  * resolved and connected on a thread of its own (a slow resolver must not hold a worker), every
  * address checked by the upstream address policy before a socket is connected to it; the request
  * waits parked meanwhile, and once woken answers 2xx and hands the socket to the engine's tunnel
- * (conn_tunnel), or answers the refusal. Nothing of a tunnel is cached: its bytes are TLS. */
+ * (conn_tunnel), or answers the refusal. Nothing of a tunnel is cached: its bytes are TLS; what
+ * it reads from upstream is taken from the uplink cap's bucket, as downloads' bytes are. */
 #include "http/http_connect.h"
 #include "base/clock.h"
 #include "http/http_offload.h"
@@ -10,6 +11,7 @@
 #include "http/proxy_target.h"
 #include "rules/policy.h"
 #include "stats/stats.h"
+#include "upstream/upstream.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -248,7 +250,7 @@ static enum conn_result answer(struct conn *c, struct connect_req *r)
     struct answer *a;
     if (r->fd < 0)
         return refuse(c, r->status, r->why);
-    if (!(a = answer_static("", 0)) || !conn_tunnel(c, r->fd)) {
+    if (!(a = answer_static("", 0)) || !conn_tunnel(c, r->fd, upstream_rate_tokens())) {
         if (a)
             answer_put(a);
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");

@@ -1,6 +1,7 @@
 #include "upstream/easy.h"
 #include "config/buckets.h"
 #include "rules/policy.h"
+#include "upstream/hosts.h"
 #include "url/url.h"
 
 #include <pthread.h>
@@ -136,4 +137,11 @@ bool copy_header_line(const char *data, size_t len, char *line, size_t size)
     snprintf(line, size, "%.*s", (int)(len < size ? len : size - 1), data);
     line[strcspn(line, "\r\n")] = '\0';
     return len < size;
+}
+
+void asked_origin(CURL *easy, const char *source, char *out, size_t size)
+{
+    const char *effective = NULL;
+    curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective);
+    hosts_origin_of(effective && effective[0] ? effective : source, out, size);
 }

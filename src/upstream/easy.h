@@ -69,6 +69,9 @@ void host_name(const char *url, char *out, size_t size);
 /* The host name of the URL curl asked last: the source's (origin or mirror), or the target of a
  * redirect it followed. */
 void asked_host(CURL *easy, const char *source, char *out, size_t size);
+/* The origin of the URL curl asked last, "scheme://host:port" as hosts.c keys hosts (empty when
+ * it cannot be read): what a validator speaks for. Two ports of one host are two origins. */
+void asked_origin(CURL *easy, const char *source, char *out, size_t size);
 /* One header line from curl (not NUL-terminated) into line[size], bounded, its CRLF cut:
  * whether it fitted whole. */
 bool copy_header_line(const char *data, size_t len, char *line, size_t size);

@@ -50,7 +50,7 @@ struct fill {
     int cur; /* the piece the head is in */
     int64_t head, received;
     int64_t piece_size, next; /* a piece's size; where the next one starts */
-    char host[256];           /* terms.host's copy */
+    char host[256];           /* terms.host's copy: the origin, "scheme://host:port" */
     struct piece *pieces;     /* handed out so far, in order */
     int n_pieces;
     bool retired;
@@ -299,13 +299,14 @@ static bool other_version(const struct fill *f, const struct segment *s)
     return false;
 }
 
-/* Whether the piece's answer comes from the host the download's own did (after redirects): an
- * ETag speaks for its own resource only. */
-static bool same_host(const struct fill *f, const struct segment *s)
+/* Whether the piece's answer comes from the origin the download's own did (after redirects):
+ * its scheme, host and port (hosts.c's key). An ETag speaks for its own resource only: another
+ * port of the same host may serve other bytes under the same validators and length. */
+static bool same_origin(const struct fill *f, const struct segment *s)
 {
-    char host[256];
-    asked_host(s->easy, f->terms.source, host, sizeof(host));
-    return strcasecmp(host, f->host) == 0;
+    char origin[sizeof(f->host)];
+    asked_origin(s->easy, f->terms.source, origin, sizeof(origin));
+    return origin[0] && strcmp(origin, f->host) == 0;
 }
 
 /* The end of one response's headers: -1 ends the request (a retryable status, or an answer
@@ -323,9 +324,9 @@ static int range_answer(struct fill *f, struct segment *s)
         snprintf(s->why, sizeof(s->why), "upstream answered %ld to a range", s->status);
         return -1;
     }
-    if (!same_host(f, s)) {
+    if (!same_origin(f, s)) {
         s->fault = FAULT_LIE;
-        snprintf(s->why, sizeof(s->why), "a range came from another host");
+        snprintf(s->why, sizeof(s->why), "a range came from another origin (scheme, host, port)");
         return -1;
     }
     why = resume_mismatch(&sent, s->status, &s->resp);

@@ -14,12 +14,12 @@
  * take the object in order from its first byte, as before. The digest runs in the same order,
  * reading back from the file what came ahead of the head. A range's
  * answer must prove it continues the same version (resume_mismatch, the range's own end, the
- * host the download's answer came from): one that does not stops the fill, and never adds a
- * byte to the file. Upstream serving another version (a 200 or 206 under another validator) has
- * the download start over (FILL_CHANGED: never a file of two versions); any other answer that
- * does not prove itself (a 200 under the same validator, another Content-Range or length, a
- * retryable status or a refusal to ranges only, another host) has the download go on over its
- * own connection alone (FILL_ALONE). A piece cut (a broken connection, a timeout) is asked
+ * origin, scheme, host and port, the download's answer came from): one that does not stops the
+ * fill, and never adds a byte to the file. Upstream serving another version (a 200 or 206 under
+ * another validator) has the download start over (FILL_CHANGED: never a file of two versions); any
+ * other answer that does not prove itself (a 200 under the same validator, another Content-Range or
+ * length, a retryable status or a refusal to ranges only, another origin) has the download go on
+ * over its own connection alone (FILL_ALONE). A piece cut (a broken connection, a timeout) is asked
  * again for what it lacks, after the download's backoff, up to --download-retries times for
  * that piece; then the download goes on alone too (its own connection's retries and failure
  * say what clients get). Only the store failing a write fails the download (FILL_FAILED). What
@@ -60,7 +60,7 @@ struct fill_terms {
     struct object *obj;
     EVP_MD_CTX *sha;                /* the download's digest, fed in order */
     const char *source;             /* what every range fetches */
-    const char *host;               /* the host the download's own answer came from */
+    const char *host;               /* its own answer's origin (asked_origin) */
     const struct bucket_auth *auth; /* signed as the download is (NULL: not) */
     const char *via;                /* the client's Via (NULL: none) */
     const struct validators *kept;  /* the version's: If-Range, and each answer's proof */

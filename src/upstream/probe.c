@@ -69,13 +69,19 @@ static size_t probe_header(char *data, size_t size, size_t n, void *arg)
 }
 
 /* The headers are all a probe wants: the first body byte ends it. A document's body is kept. */
+/* A document's bytes (a listing page) count against the uplink cap: paid as they come, never
+ * paused (a page is small, and a listing must not wait behind downloads); the debt holds back
+ * the next bytes of downloads and tunnels instead. */
 static size_t probe_body(char *data, size_t size, size_t n, void *arg)
 {
     struct probe *p = arg;
+    struct token_bucket *cap = rate_bucket(&p->loop->gate);
     CHECK_PROBE(p);
     if (!p->get_done || p->body.len + size * n > UPSTREAM_DOC_MAX)
         return 0;
     buf_addn(&p->body, data, size * n);
+    if (cap)
+        tokens_spend(cap, (int64_t)(size * n), p->loop->now_ms());
     return p->body.failed ? 0 : size * n;
 }
 

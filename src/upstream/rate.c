@@ -3,15 +3,11 @@
 
 #include <assert.h>
 
-/* Below this, a burst is one chunk of curl's at least. */
-#define BURST_MIN (64 << 10)
-
 void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)(void))
 {
     g->timers = timers;
     g->now_ms = now_ms;
-    g->tokens = 0;
-    g->refilled_ms = now_ms();
+    tokens_init(&g->bucket, now_ms());
     g->flows = (struct dlist){0};
     timer_init(&g->tick);
     g->ready = true;
@@ -19,35 +15,28 @@ void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)
 
 void rate_set(struct rate_gate *g, int64_t bytes_per_s)
 {
-    atomic_store(&g->rate, bytes_per_s > 0 ? bytes_per_s : 0);
+    assert(g->ready);
+    tokens_set(&g->bucket, bytes_per_s, g->now_ms());
 }
 
 int64_t rate_get(struct rate_gate *g)
 {
-    return atomic_load(&g->rate);
+    return tokens_rate(&g->bucket);
 }
 
-/* The tokens the time since the last refill adds, up to the burst. */
-static void refill(struct rate_gate *g, int64_t rate)
+struct token_bucket *rate_bucket(struct rate_gate *g)
 {
-    int64_t now = g->now_ms(), burst = rate * RATE_BURST_MS;
-    if (burst < (int64_t)BURST_MIN * 1000)
-        burst = (int64_t)BURST_MIN * 1000;
-    if (now > g->refilled_ms)
-        g->tokens += rate * (now - g->refilled_ms); /* bytes/s * ms = thousandths of bytes */
-    g->refilled_ms = now;
-    if (g->tokens > burst)
-        g->tokens = burst;
+    return g->ready ? &g->bucket : NULL;
 }
 
 static void tick(void *arg);
 
-/* The tick comes when the bucket holds a byte again (at once without a cap). */
-static void arm(struct rate_gate *g, int64_t rate)
+/* The tick comes when the bucket holds a byte's thousandth again (at once without a cap). Out
+ * of memory, no tick: the next admit finds the queue and arms again. */
+static void arm(struct rate_gate *g, int64_t rate, int64_t tokens)
 {
-    int64_t wait = rate > 0 && g->tokens <= 0 ? -g->tokens / rate + 1 : 0;
-    if (timer_arm(g->timers, &g->tick, g->now_ms() + wait, tick, g) < 0)
-        g->tokens = 0; /* out of memory: the next admit finds the queue and arms again */
+    int64_t wait = rate > 0 && tokens <= 0 ? -tokens / rate + 1 : 0;
+    timer_arm(g->timers, &g->tick, g->now_ms() + wait, tick, g);
 }
 
 /* `w` pauses: last in its flow, and its flow in the queue (at its tail, when it was not). */
@@ -63,7 +52,7 @@ static void enqueue(struct rate_gate *g, struct rate_wait *w, size_t len)
 
 bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
 {
-    int64_t rate = atomic_load(&g->rate);
+    int64_t rate = tokens_rate(&g->bucket);
     assert(!w->queued);
     if (w->credit >= (int64_t)len) { /* paid for as it was let go */
         w->credit -= (int64_t)len;
@@ -74,11 +63,9 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
     /* Every chunk takes its turn, even when the bucket has room: a chunk taken at once would go
      * to whichever handle curl reads first, and a fill's four would take four turns to a single
      * connection's one (the new-user review measured 12.3 against 8.6 MB/s). */
-    if (rate > 0)
-        refill(g, rate); /* the tick is armed for when the bucket holds a byte */
     enqueue(g, w, len);
-    if (g->tick.slot == TIMER_IDLE)
-        arm(g, rate);
+    if (g->tick.slot == TIMER_IDLE) /* for when the bucket holds a byte */
+        arm(g, rate, tokens_held(&g->bucket, g->now_ms()));
     return false;
 }
 
@@ -104,7 +91,7 @@ static void let_go(struct rate_gate *g, int64_t rate)
     w->queued = false;
     if (rate > 0) {
         int64_t turn = turn_bytes(w, rate);
-        g->tokens -= turn * 1000;
+        tokens_spend(&g->bucket, turn, g->now_ms());
         w->credit += turn;
     } else {
         w->credit += (int64_t)w->pending;
@@ -119,15 +106,11 @@ static void let_go(struct rate_gate *g, int64_t rate)
 static void tick(void *arg)
 {
     struct rate_gate *g = arg;
-    int64_t rate = atomic_load(&g->rate);
-    if (rate > 0)
-        refill(g, rate);
-    else
-        g->tokens = 0;
-    while (g->flows.head && (rate == 0 || g->tokens > 0))
+    int64_t rate = tokens_rate(&g->bucket), tokens = 0;
+    while (g->flows.head && (rate == 0 || (tokens = tokens_held(&g->bucket, g->now_ms())) > 0))
         let_go(g, rate);
     if (g->flows.head)
-        arm(g, rate);
+        arm(g, rate, tokens);
 }
 
 void rate_forget(struct rate_gate *g, struct rate_wait *w)

@@ -2,12 +2,15 @@
  * rate.h — the uplink cap (--upstream-rate): the bytes a second all downloads together take from
  * upstream, shared fairly between downloads.
  *
- * Contract: upstream thread only, but for rate_set (any thread: SIGHUP). Every body callback of
+ * Contract: upstream thread only, but for rate_set, rate_get and rate_bucket (any thread: SIGHUP,
+ * the status page, a CONNECT tunnel). The bucket is base/tokens.h's, shared with the workers'
+ * tunnels, which take their bytes from it too (tunnel.c): the cap covers every byte arca takes
+ * from upstream. Every body callback of
  * a download's handles asks rate_admit before it takes a chunk. Under a cap, every chunk waits
  * for its turn: the handle is paused (the callback returns CURL_WRITEFUNC_PAUSE: curl keeps the
  * chunk and stops reading its socket, so the origin's TCP window closes and it stops sending)
- * and queued under its download's flow. As the cap refills (a token bucket holding at most
- * RATE_BURST_MS of the rate), flows take turns of RATE_TURN_MS of the rate (one chunk at
+ * and queued under its download's flow. As the cap refills (the bucket holds at most
+ * TOKENS_BURST_MS of the rate), flows take turns of RATE_TURN_MS of the rate (one chunk at
  * least), round-robin: a download over four connections (fill.h) gets what a download over one
  * gets. A handle's waiter is forgotten
  * (rate_forget) before the handle leaves the multi handle or is freed. Without a cap (0), every
@@ -17,6 +20,7 @@
 #ifndef ARCA_RATE_H
 #define ARCA_RATE_H
 
+#include "base/tokens.h"
 #include "base/dlist.h"
 #include "upstream/timer.h"
 
@@ -26,8 +30,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* What the bucket holds at most: a burst after a quiet moment stays within 10 s's 1 %. */
-#define RATE_BURST_MS 100
 /* A turn's bytes: this much of the rate (a paused chunk at least). */
 #define RATE_TURN_MS 2
 
@@ -50,10 +52,8 @@ struct rate_wait {
 };
 
 struct rate_gate {
-    _Atomic int64_t rate; /* bytes a second, 0: no cap */
-    int64_t tokens;       /* in thousandths of a byte: exact at any rate */
-    int64_t refilled_ms;
-    struct dlist flows; /* of rate_flow.node: flows with a paused handle, round-robin */
+    struct token_bucket bucket; /* the cap and its tokens, shared with the tunnels */
+    struct dlist flows;         /* of rate_flow.node: flows with a paused handle, round-robin */
     struct timer tick;
     struct timer_heap *timers;
     int64_t (*now_ms)(void);
@@ -61,9 +61,12 @@ struct rate_gate {
 };
 
 void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)(void));
-/* The cap, in bytes a second (0: none); from any thread. */
+/* The cap, in bytes a second (0: none); from any thread, once rate_init ran. A new cap starts
+ * from an empty bucket. */
 void rate_set(struct rate_gate *g, int64_t bytes_per_s);
 int64_t rate_get(struct rate_gate *g);
+/* The bucket other threads take their upstream bytes from (NULL before rate_init). */
+struct token_bucket *rate_bucket(struct rate_gate *g);
 /* Whether `w`'s handle may take its chunk of `len` bytes now; false: return
  * CURL_WRITEFUNC_PAUSE, the gate unpauses it in its turn. */
 bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len);

@@ -192,6 +192,7 @@ static int take_kept(struct transfer *t)
     /* only a body whose Last-Modified was a strong validator is synced for a restart */
     snprintf(t->kept.etag, sizeof(t->kept.etag), "%s", meta->etag);
     snprintf(t->kept.last_modified, sizeof(t->kept.last_modified), "%s", meta->last_modified);
+    snprintf(t->kept.encoding, sizeof(t->kept.encoding), "%s", meta->content_encoding);
     free(meta);
     return 0;
 }

@@ -102,7 +102,7 @@ static int begin_full_body(struct transfer *t)
 {
     struct upstream_headers h = headers_of(t);
     validators_of(&t->resp, &t->kept);
-    asked_host(t->easy, t->source, t->body_host, sizeof(t->body_host));
+    asked_origin(t->easy, t->source, t->body_host, sizeof(t->body_host));
     t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
     if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
         transfer_fail_as_object(t);
@@ -236,9 +236,9 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
  * an ETag speaks for its own resource only. Unknown (taken up after a restart): no. */
 static bool other_host(struct transfer *t)
 {
-    char host[sizeof(t->body_host)];
-    asked_host(t->easy, t->source, host, sizeof(host));
-    return t->body_host[0] && strcasecmp(host, t->body_host) != 0;
+    char origin[sizeof(t->body_host)];
+    asked_origin(t->easy, t->source, origin, sizeof(origin));
+    return t->body_host[0] && strcmp(origin, t->body_host) != 0;
 }
 
 /* A whole body of the very version kept (its strong validator, its length, its host): what a
@@ -248,7 +248,8 @@ static bool same_whole_body(struct transfer *t)
 {
     struct validators now;
     validators_of(&t->resp, &now);
-    if (t->status != 200 || t->resp.content_length != known_length(t) || other_host(t))
+    if (t->status != 200 || t->resp.content_length != known_length(t) || other_host(t) ||
+        strcmp(now.encoding, t->kept.encoding) != 0)
         return false;
     if (t->kept.etag[0] == '"')
         return strcmp(now.etag, t->kept.etag) == 0;
@@ -290,7 +291,7 @@ static int headers_done(struct transfer *t)
     case VERDICT_CONTINUE:
         atomic_fetch_add(&stats.download_resumes, 1);
         /* the body goes on from this answer's host (after redirects): its fill's pieces too */
-        asked_host(t->easy, t->source, t->body_host, sizeof(t->body_host));
+        asked_origin(t->easy, t->source, t->body_host, sizeof(t->body_host));
         t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
         t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
         maybe_fill(t, true);

@@ -47,7 +47,7 @@ struct transfer {
     struct timer patience;          /* when a refresh's readers may take the expired version */
     bool resolved_again;            /* a name that did not resolve was asked once more */
     struct validators kept;         /* of the response the bytes kept came with */
-    char body_host[256];            /* the host the body comes from (its last answer's, after
+    char body_host[256];            /* the origin the body comes from (its last answer's, after
                                        redirects): a fill's pieces and a fallback check it */
     char host[256];                 /* of the URL asked for, for the per-host limit */
     struct mirror_pick pick;        /* where the bytes come from */

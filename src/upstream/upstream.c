@@ -363,6 +363,11 @@ int64_t upstream_rate_cap(void)
     return rate_get(&fx.loop.gate);
 }
 
+struct token_bucket *upstream_rate_tokens(void)
+{
+    return rate_bucket(&fx.loop.gate);
+}
+
 void upstream_stop(void)
 {
     atomic_store(&fx.loop.stopping, true);

@@ -70,10 +70,14 @@ int upstream_get(const char *url, const struct bucket_auth *auth,
                               void *arg),
                  void *arg);
 
-/* --upstream-rate, from any thread: the cap on bytes a second all downloads take (0: none),
+/* --upstream-rate, from any thread: the cap on bytes a second arca takes from upstream (0: none),
  * set at start and by SIGHUP; what it is now. */
 void upstream_set_rate(int64_t bytes_per_s);
 int64_t upstream_rate_cap(void);
+/* The cap's bucket, for what other threads take from upstream (a CONNECT tunnel's bytes):
+ * base/tokens.h, any thread; NULL before upstream_init. */
+struct token_bucket;
+struct token_bucket *upstream_rate_tokens(void);
 
 void upstream_stop(void);
 

@@ -260,6 +260,7 @@ void validators_of(const struct upstream_response *r, struct validators *out)
 {
     int64_t modified, date;
     snprintf(out->etag, sizeof(out->etag), "%s", r->etag);
+    snprintf(out->encoding, sizeof(out->encoding), "%s", r->content_encoding);
     out->last_modified[0] = '\0';
     if (parse_http_date(r->last_modified, &modified) == 0 && parse_http_date(r->date, &date) == 0 &&
         date - modified >= 1)
@@ -271,6 +272,16 @@ const char *resume_validator(const struct validators *v)
     if (v->etag[0] == '"')
         return v->etag;
     return v->last_modified[0] ? v->last_modified : NULL;
+}
+
+/* Whether two Content-Encoding values name the same coding ("" and "identity": none). */
+static bool same_encoding(const char *a, const char *b)
+{
+    if (!strcasecmp(a, "identity"))
+        a = "";
+    if (!strcasecmp(b, "identity"))
+        b = "";
+    return strcasecmp(a, b) == 0;
 }
 
 const char *resume_mismatch(const struct resume_terms *sent, long status,
@@ -292,6 +303,8 @@ const char *resume_mismatch(const struct resume_terms *sent, long status,
         return "upstream's ETag changed";
     if (validator != k->etag && strcmp(r->last_modified, k->last_modified) != 0)
         return "upstream's Last-Modified changed";
+    if (!same_encoding(r->content_encoding, k->encoding))
+        return "upstream answered in another encoding";
     return NULL;
 }
 

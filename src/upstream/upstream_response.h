@@ -95,6 +95,7 @@ void failure_summary(char *out, size_t size, int attempts, int64_t elapsed_ms, c
 struct validators {
     char etag[256];                      /* as upstream gave it, weak or strong; "" none */
     char last_modified[HEADER_DATE_MAX]; /* only when it is a strong validator; "" otherwise */
+    char encoding[HEADER_ENCODING_MAX];  /* its Content-Encoding; "" identity */
 };
 /* The validators of `r`, whose body begins. Its Last-Modified is kept only when it is a strong
  * validator (RFC 9110 8.8.2.2): the response's Date at least a second later. A file changed
@@ -113,7 +114,9 @@ struct resume_terms {
 /* Whether the answer (`status`, its headers `r`) to the resume `sent` continues the kept bytes:
  * a 206 whose Content-Range starts at the offset and, when the length is known, has it as its
  * total, and which carries the strong ETag resumed with; or, resumed on a date (no ETag, or a
- * weak one), that very Last-Modified and the kept body's ETag, unchanged. NULL when it does;
+ * weak one), that very Last-Modified and the kept body's ETag, unchanged; in the kept body's
+ * Content-Encoding (bytes of another encoding are another representation, whatever the
+ * validator says: a lie before any of them is written). NULL when it does;
  * otherwise why not, for the log: the download must start over from byte 0. A pure function,
  * fuzzed (fuzz/fuzz_resume.c). */
 const char *resume_mismatch(const struct resume_terms *sent, long status,

@@ -280,3 +280,22 @@ def test_a_prefix_limits_the_view(start_arca, workdir, s3):
         status, _, body = arca.get(path)
         assert status == 400 and b"'..' segment" in body, path
     assert s3.gets("/lab/team-b/Image") == (0, 0) and s3.gets("/team-b/Image") == (0, 0)
+
+
+def test_listing_pages_count_against_the_uplink_cap(start_arca, workdir, s3, origin):
+    """--upstream-rate covers every byte arca takes from upstream: a listing's pages too (paid as
+    they come: the download after them waits for their share of the cap)."""
+    rate = 256 * 1024
+    s3.put_many("lab", [(f"k{i:04d}-" + "x" * 200, b"x") for i in range(1000)])
+    data = os.urandom(256 * 1024)
+    url = origin.add("/after-listing", data=data)
+    arca = bucket_arca(start_arca, workdir, s3, f"[arca]\nupstream-rate = {rate}\n")
+    t0 = time.monotonic()
+    listing(arca, "/browse/lab/")
+    status, _, body = arca.fetch(url)
+    elapsed = time.monotonic() - t0
+    assert status == 200 and body == data
+    pages = s3.bytes_sent["/lab"] + s3.bytes_sent["/lab/"]
+    assert pages > 200 * 1000
+    # the pages and the download at the cap, less the bucket's burst (64 KiB) and slack
+    assert elapsed >= (pages + len(data) - 64 * 1024) / rate - 0.3, (elapsed, pages)

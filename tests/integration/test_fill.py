@@ -5,6 +5,8 @@ changes mid-fill never splices two versions, an origin that lies about ranges fa
 connection, a cut range is asked again for what it lacks. Origins pace each connection (`rate`),
 as a far origin's per-flow limit does."""
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -13,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from conftest import ARCA_BIN, Arca, read_to_end, sha256
+from conftest import ARCA_BIN, Arca, Handler, Origin, read_to_end, sha256
 
 MIB = 1 << 20
 ETAG = '"v1"'
@@ -175,6 +177,87 @@ def test_a_cut_range_is_asked_again_for_what_it_lacks(origin, start_arca):
     assert origin.bytes_sent["/cut"] <= len(data) + 512 * 1024
 
 
+class RangesElsewhere(Handler):
+    """conftest's origin, but every GET with a Range is redirected to `server.elsewhere` (the
+    same path on another origin)."""
+
+    def do_GET(self):
+        if "Range" not in self.headers:
+            return super().do_GET()
+        with self.server.origin.lock:
+            self.server.origin.requests.append((self.path, dict(self.headers)))
+        self.send_response(302)
+        self.send_header("Location", self.server.elsewhere + self.path)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+
+def test_pieces_from_another_port_of_the_host_are_never_spliced(origin, start_arca):
+    """Two origins on two ports of 127.0.0.1 serve other bytes under the same ETag,
+    Last-Modified and length; the first redirects every range to the second. An ETag speaks for
+    its own origin (scheme, host and port) only: the object is the first origin's bytes (the
+    outside review found the pieces written in, served as complete, then as hits)."""
+    mine, theirs = os.urandom(8 * MIB), os.urandom(8 * MIB)
+    lm = "Mon, 02 Nov 2026 10:00:00 GMT"
+    other = Origin()
+    try:
+        other.add("/twin", data=theirs, etag=ETAG, last_modified=lm, headers=RANGES)
+        url = origin.add("/twin", data=mine, etag=ETAG, last_modified=lm, headers=RANGES,
+                         rate=4 * MIB)
+        origin.server.RequestHandlerClass = RangesElsewhere
+        origin.server.elsewhere = f"http://127.0.0.1:{other.port}"
+        arca = fill_arca(start_arca)
+        for status, body, complete in fetch_all(arca, url, 2):
+            assert status == 200
+            assert not complete or sha256(body) == sha256(mine)
+        status, headers, body = arca.fetch(url)
+        assert status == 200 and sha256(body) == sha256(mine)
+        assert arca.metrics()["arca_fill_stops_total"] >= 1
+    finally:
+        other.stop()
+
+
+class GzipRanges(Handler):
+    """conftest's origin, but every 206 says Content-Encoding: gzip and sends gzip's bytes (as
+    many as its Content-Range says) where the identity body was whole."""
+
+    def send_response(self, code, message=None):
+        self.code = code
+        super().send_response(code, message)
+
+    def end_headers(self):
+        if getattr(self, "code", 0) == 206:
+            self.send_header("Content-Encoding", "gzip")
+        super().end_headers()
+
+    def send_body(self, obj, data, fault, path):
+        if self.code == 206:
+            data = (b"\x1f\x8b\x08\x00" + os.urandom(len(data)))[: len(data)]
+        super().send_body(obj, data, fault, path)
+
+
+def test_pieces_in_another_encoding_are_never_written(origin, start_arca):
+    """The whole answer was identity; every range is answered 206 with Content-Encoding: gzip.
+    A piece whose encoding differs from the download's is a lie before any of its bytes are
+    written: the object is the identity file, its Repr-Digest that file's (the outside review
+    found gzip bytes inside, readable and digested)."""
+    data = os.urandom(8 * MIB)
+    url = origin.add("/encoded", data=data, etag=ETAG, headers=RANGES, rate=4 * MIB)
+    origin.server.RequestHandlerClass = GzipRanges
+    arca = fill_arca(start_arca)
+    for status, body, complete in fetch_all(arca, url, 2):
+        assert status == 200
+        assert not complete or sha256(body) == sha256(data)
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert headers.get("repr-digest") == f"sha-256=:{digest}:"
+    assert arca.metrics()["arca_fill_stops_total"] >= 1
+    assert arca.log_shows("another encoding")
+
+
 def synced_of_the_download(data_dir):
     """What the index says is synced of the download under way (its `fetching` row), or 0."""
     db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"), timeout=5)
@@ -298,7 +381,7 @@ def test_the_cap_reloads_on_sighup(start_arca, workdir):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert arca.metrics()["arca_upstream_rate_limit_bytes"] == 0
-    assert arca.log_shows("SIGHUP: reloaded (") and "upstream rate none)" in arca.read_log()
+    assert arca.log_shows("SIGHUP: reloaded (") and "upstream rate none," in arca.read_log()
 
 
 def test_an_origin_that_refuses_ranges_is_fetched_over_one_connection(origin, start_arca):

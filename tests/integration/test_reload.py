@@ -119,9 +119,23 @@ def test_the_reload_line_says_who_may_fetch_and_the_log_level(start_arca, config
     write_config(config)
     arca = start_arca("--config", config)
     reload(arca)
-    assert ("SIGHUP: reloaded (default allowed networks (loopback and private), log level info, quota 5368709120 bytes, "
-            "default ttl 864000s, upstream rate none)") in arca.read_log()
+    assert ("SIGHUP: reloaded (default allowed networks (loopback and private), log level info, "
+            "quota 5368709120 bytes, default ttl 864000s, upstream rate none, stale-if-error 86400s, "
+            "stale-while-revalidate 0s, no admin token)") in arca.read_log()
     write_config(config, "allow-network = 127.0.0.0/8", "log-level = error")
     reload(arca, "SIGHUP: reloaded (1 allowed network, log level error,")
     write_config(config, "allow-network = 127.0.0.0/8", "allow-network = ::1/128")
     reload(arca, "SIGHUP: reloaded (2 allowed networks, log level info,")
+
+
+def test_the_reload_line_shows_every_reloaded_value(start_arca, config):
+    """Every option SIGHUP reloads is on its line: the stale windows and the uplink cap too (the
+    first week's review found the stale windows missing)."""
+    write_config(config)
+    arca = start_arca("--config", config)
+    write_config(config, "stale-if-error = 1h", "stale-while-revalidate = 30s",
+                 "upstream-rate = 1M")
+    reload(arca, "upstream rate 1048576 bytes/s")
+    line = next(l for l in arca.read_log().splitlines() if "upstream rate 1048576" in l)
+    assert ("upstream rate 1048576 bytes/s, stale-if-error 3600s, stale-while-revalidate 30s, "
+            "no admin token)") in line, line

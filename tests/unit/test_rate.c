@@ -103,12 +103,37 @@ static void lifting_the_cap_lets_everything_go(void **state)
     curl_easy_cleanup(b.easy);
 }
 
+/* A cap raised to 100T after two minutes of nothing capped: the next chunk goes at once. The
+ * rate times the idle time overflowed (UBSan: signed overflow) and left the bucket a debt of a
+ * minute: the next download stalled. The same idle under a cap that stays 100T. */
+static void a_long_idle_under_a_huge_cap_does_not_stall(void **state)
+{
+    (void)state;
+    struct rate_flow flow = {0};
+    struct rate_wait w = waiter(&flow);
+    clock_ms += 115000;
+    rate_set(&gate, 100LL << 40);
+    clock_ms += 10;
+    assert_false(rate_admit(&gate, &w, CHUNK));
+    timer_run(&heap, clock_ms + 1);
+    assert_true(w.credit > 0);
+    assert_true(rate_admit(&gate, &w, CHUNK));
+    rate_forget(&gate, &w); /* its handle leaves; the refill stands still since */
+    clock_ms += 115000;
+    assert_false(rate_admit(&gate, &w, CHUNK));
+    timer_run(&heap, clock_ms + 1);
+    assert_true(w.credit > 0);
+    curl_easy_cleanup(w.easy);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(turns_go_round_robin_by_download, setup, teardown),
         cmocka_unit_test_setup_teardown(a_chunk_never_passes_without_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(lifting_the_cap_lets_everything_go, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_long_idle_under_a_huge_cap_does_not_stall, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -217,7 +217,7 @@ static void what_clients_are_told(void **state)
 /* What a resume stands on: the kept body's validators, as validators_of() would keep them. */
 static struct validators kept(const char *etag, const char *last_modified)
 {
-    struct validators v;
+    struct validators v = {0}; /* identity */
     snprintf(v.etag, sizeof(v.etag), "%s", etag);
     snprintf(v.last_modified, sizeof(v.last_modified), "%s", last_modified);
     return v;
@@ -278,6 +278,15 @@ static void a_strong_etag_proves_a_resume(void **state)
                              (const char *const[]){"Content-Range: bytes 100-999/1000", NULL}));
     assert_non_null(mismatch(&k, 100, 1000, 206, /* no Content-Range */
                              (const char *const[]){"ETag: \"v1\"", NULL}));
+    /* the kept body is identity: a gzip range is another representation under the same ETag */
+    assert_string_equal(
+        mismatch(&k, 100, 1000, 206,
+                 (const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: \"v1\"",
+                                       "Content-Encoding: gzip", NULL}),
+        "upstream answered in another encoding");
+    assert_null(mismatch(&k, 100, 1000, 206,
+                         (const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: \"v1\"",
+                                               "Content-Encoding: identity", NULL}));
 }
 
 /* Origins that ignore If-Range answer a changed file with 206 all the same: only the date and

@@ -1,0 +1,101 @@
+/* The uplink cap's token bucket (tokens.h). */
+#include "base/tokens.h"
+
+static int64_t clamp_rate(int64_t rate)
+{
+    return rate <= 0 ? 0 : rate > TOKENS_RATE_MAX ? TOKENS_RATE_MAX : rate;
+}
+
+/* What the bucket holds at most at `rate`, in thousandths of a byte. */
+static int64_t burst_of(int64_t rate)
+{
+    int64_t burst = rate * TOKENS_BURST_MS;
+    return burst < (int64_t)TOKENS_BURST_MIN * 1000 ? (int64_t)TOKENS_BURST_MIN * 1000 : burst;
+}
+
+/* The tokens the time since the last refill adds, up to the burst. The time counts only up to
+ * what fills the bucket from empty: the rate times a long idle (the clock does not move the
+ * refill while nothing is capped) would overflow. Under the lock. */
+static void refill(struct token_bucket *b, int64_t rate, int64_t now_ms)
+{
+    int64_t burst = burst_of(rate), elapsed = now_ms - b->refilled_ms;
+    if (elapsed > burst / rate + 1)
+        elapsed = burst / rate + 1;
+    if (elapsed > 0)
+        b->tokens += rate * elapsed; /* bytes/s * ms = thousandths of bytes */
+    if (now_ms > b->refilled_ms)
+        b->refilled_ms = now_ms;
+    if (b->tokens > burst)
+        b->tokens = burst;
+}
+
+void tokens_init(struct token_bucket *b, int64_t now_ms)
+{
+    pthread_mutex_init(&b->lock, NULL);
+    atomic_store(&b->rate, 0);
+    b->tokens = 0;
+    b->refilled_ms = now_ms;
+}
+
+void tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms)
+{
+    int64_t rate = clamp_rate(bytes_per_s);
+    pthread_mutex_lock(&b->lock);
+    if (atomic_load(&b->rate) != rate) {
+        b->tokens = 0;
+        b->refilled_ms = now_ms;
+        atomic_store(&b->rate, rate);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+int64_t tokens_rate(struct token_bucket *b)
+{
+    return atomic_load(&b->rate);
+}
+
+int64_t tokens_held(struct token_bucket *b, int64_t now_ms)
+{
+    int64_t tokens = 0;
+    pthread_mutex_lock(&b->lock);
+    int64_t rate = atomic_load(&b->rate);
+    if (rate > 0) {
+        refill(b, rate, now_ms);
+        tokens = b->tokens;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return tokens;
+}
+
+void tokens_spend(struct token_bucket *b, int64_t bytes, int64_t now_ms)
+{
+    pthread_mutex_lock(&b->lock);
+    int64_t rate = atomic_load(&b->rate);
+    if (rate > 0) {
+        refill(b, rate, now_ms);
+        b->tokens -= bytes * 1000;
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+size_t tokens_take(struct token_bucket *b, size_t want, int64_t now_ms, int64_t *wait_ms)
+{
+    size_t got = want;
+    pthread_mutex_lock(&b->lock);
+    int64_t rate = atomic_load(&b->rate);
+    if (rate > 0) {
+        refill(b, rate, now_ms);
+        if ((int64_t)want > b->tokens / 1000)
+            got = b->tokens >= 1000 ? (size_t)(b->tokens / 1000) : 0;
+        b->tokens -= (int64_t)got * 1000;
+        if (got == 0)
+            *wait_ms = tokens_wait_ms(b->tokens, rate);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return got;
+}
+
+int64_t tokens_wait_ms(int64_t tokens, int64_t rate)
+{
+    return tokens < 1000 ? (1000 - tokens) / rate + 1 : 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * tokens.h — the uplink cap's token bucket (--upstream-rate): the bytes a second arca takes from
+ * upstream, shared by every thread that reads from upstream (the upstream thread's downloads,
+ * rate.h; the workers' CONNECT tunnels, tunnel.c).
+ *
+ * Contract: any thread; every call takes the bucket's own lock, held for a few additions only
+ * and never while another lock is taken. Tokens are thousandths of a byte (exact at any rate);
+ * the bucket holds at most TOKENS_BURST_MS of the rate (TOKENS_BURST_MIN bytes at least), and a
+ * taker may leave it in debt (a download's turn is paid for whole): the next tokens pay the debt
+ * first. The time since the last refill counts up to what fills the bucket, whatever the idle
+ * time, and a new cap starts from an empty bucket: no product overflows, at any rate an option
+ * may give (rates above TOKENS_RATE_MAX count as it).
+ */
+#ifndef ARCA_TOKENS_H
+#define ARCA_TOKENS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the bucket holds at most: a burst after a quiet moment stays within 10 s's 1 %. */
+#define TOKENS_BURST_MS 100
+/* Below this, a burst is one chunk of curl's (or a tunnel's read) at least. */
+#define TOKENS_BURST_MIN (64 << 10)
+/* 1 PiB a second: past any uplink, and every product of the bucket's stays within int64. */
+#define TOKENS_RATE_MAX (1LL << 50)
+
+struct token_bucket {
+    pthread_mutex_t lock;
+    _Atomic int64_t rate; /* bytes a second, 0: no cap (read without the lock) */
+    int64_t tokens;       /* thousandths of a byte; below 0: a debt */
+    int64_t refilled_ms;
+};
+
+void tokens_init(struct token_bucket *b, int64_t now_ms);
+/* A new cap (0: none); the bucket starts empty from `now_ms` when it changes. */
+void tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms);
+int64_t tokens_rate(struct token_bucket *b);
+/* Refilled to `now_ms`: the tokens it holds (thousandths of a byte; below 0, a debt). */
+int64_t tokens_held(struct token_bucket *b, int64_t now_ms);
+/* `bytes` taken, into debt if need be (a download's turn, paid whole); negative: given back
+ * (taken and not used). */
+void tokens_spend(struct token_bucket *b, int64_t bytes, int64_t now_ms);
+/* Up to `want` bytes taken from what the bucket holds now (all of them without a cap); 0 when
+ * it holds less than a byte, with *wait_ms set to when it will hold one. */
+size_t tokens_take(struct token_bucket *b, size_t want, int64_t now_ms, int64_t *wait_ms);
+/* How long until a bucket holding `tokens` holds a byte again at `rate` (> 0). */
+int64_t tokens_wait_ms(int64_t tokens, int64_t rate);
+
+#endif
