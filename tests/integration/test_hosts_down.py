@@ -242,3 +242,21 @@ def test_a_full_table_of_dead_hosts_still_holds_a_new_outage(start_arca, origin)
     assert status == 503 and "retry-after" in headers, (status, body)
     assert f"http://127.0.0.1:{origin.port}" in [d["host"] for d in
                                                  arca.status()["upstream_hosts_down_list"]]
+
+
+def test_a_confirmation_probe_redirected_to_a_refused_address_clears_the_host(start_arca, origin):
+    # the same attack through a signed URL's confirmation (a probe of its own, not a download)
+    from test_signed import PATH, add_signed, s3_url
+
+    arca = start_arca(*FAST, "--confirm-ttl", "1s")
+    data = add_signed(origin)
+    assert arca.fetch(s3_url(origin, nonce="good"))[2] == data
+    held_down(arca, origin)
+    origin.objects[PATH].redirect = f"http://127.0.0.1:{arca.port}/metrics"
+    revive(origin)
+    status, _, body = fetch_until(arca, s3_url(origin, nonce="n1"), lambda s, h: s != 503)
+    assert status != 200 and sha256(body) != sha256(data), (status, body)
+    origin.objects[PATH].redirect = ""
+    status, _, body = fetch_until(arca, s3_url(origin, nonce="n2"), lambda s, h: s != 503)
+    assert status == 200 and sha256(body) == sha256(data), (status, body)
+    assert arca.status()["upstream_hosts_down"] == 0
