@@ -98,7 +98,7 @@ static void print_keys_and_commands(void)
         "  --stale-while-revalidate TTL\n"
         "                         an object expired less than this is answered from disk at once\n"
         "                         while one revalidation runs behind (default 0: off)\n"
-        "  --origin-failures N    attempts in a row that got no answer (refused, timed out)\n"
+        "  --origin-failures N    attempts in a row whose connection was refused or timed out\n"
         "                         to hold a host down: its misses fail at once, its expired\n"
         "                         objects answer stale, one probe at a time tries it; 0 never\n"
         "                         (default 3)\n"

@@ -1,20 +1,26 @@
 /*
  * hosts.h — upstream hosts held down (docs/CACHING.md, "When the origin is down"). A host is a
  * scheme, name and port (as written: no lookup). After --origin-failures consecutive attempts
- * at it that got no answer (refused, reset, timed out), it is held
- * down: attempts at it do not go, but for one probe at a time, due HOSTS_PROBE_FIRST_MS after it
- * went down and then after a wait that doubles up to HOSTS_PROBE_MAX_MS. The first attempt it
- * answers (any status) clears it. Other hosts are never slowed.
+ * at it whose connection was refused or timed out before the request went (HOST_DOWN), it is
+ * held down: attempts at it do not go, but for one probe at a time, due HOSTS_PROBE_FIRST_MS
+ * after it went down and then after a wait that doubles up to HOSTS_PROBE_MAX_MS. The first
+ * attempt whose request went (HOST_UP: any answer, a redirect too) clears it. What one URL does
+ * after its request went (a reset, a stall, a 5xx) says nothing against the host: any client
+ * can ask for such a URL. Other hosts are never slowed.
  *
  * Contract: hosts_configure runs on main before the upstream thread starts; hosts_admit and
  * hosts_result on the upstream thread; hosts_held and hosts_down_* on any thread. One mutex guards
- * the registry, held for a few comparisons at a time. At most HOSTS_MAX hosts with failures are
- * tracked; past that a new host's failures are not counted (it is never held down) until one
- * recovers.
+ * the registry, held for a few comparisons at a time (a pass over HOSTS_MAX entries at most once
+ * a HOSTS_SWEEP_MS). Times in ms are monotonic_ms()'s. At most HOSTS_MAX hosts with failures are
+ * tracked: a host neither failing nor asked for HOSTS_IDLE_MS leaves the table, and a new
+ * failing host takes the place of the least useful one when it is full (one not held before one
+ * held, the one asked for longest ago first), so that a burst of dead hosts never keeps a later
+ * outage from being held.
  */
 #ifndef ARCA_HOSTS_H
 #define ARCA_HOSTS_H
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +29,16 @@
 #define HOSTS_ORIGIN_MAX 300
 #define HOSTS_PROBE_FIRST_MS 1000
 #define HOSTS_PROBE_MAX_MS 60000
+#define HOSTS_IDLE_MS (5 * HOSTS_PROBE_MAX_MS)
+#define HOSTS_SWEEP_MS 1000
+
+/* What the end of an attempt says of its host. */
+enum host_word {
+    HOST_SAID_NOTHING, /* arca refused the address, the name did not resolve, the attempt was
+                          cut or never went, or arca stops */
+    HOST_UP,           /* the request went: an answer came (a redirect too), or none after it */
+    HOST_DOWN,         /* the connection was refused, or timed out before the request went */
+};
 
 /* A host held down, as the status page and `arca status` show it. */
 struct host_down {
@@ -35,10 +51,6 @@ struct host_down {
 /* --origin-failures (0: never hold a host down). */
 void hosts_configure(int origin_failures);
 
-/* A status that says the origin is failing, not what it holds (RFC 5861 4): 500, 502, 503,
- * 504. A 404 or 403 is upstream's verdict on the object. An expired object answers stale then. */
-bool hosts_outage_status(long status);
-
 /* "scheme://name:port" of `url` (the scheme's port when it names none), lower case; "" when it
  * cannot be read. */
 void hosts_origin_of(const char *url, char *out, size_t size);
@@ -49,10 +61,15 @@ void hosts_origin_of(const char *url, char *out, size_t size);
  * next probe, at least 1). */
 bool hosts_admit(const char *url, int64_t now_ms, bool *probe, char *why, size_t size,
                  int *retry_after);
-/* An attempt at `url` ended: `outage` when it got no answer. Any answer, a 5xx too, clears the
- * host: a status is one URL's word, and one URL answering 502 to any client who asks for it
- * must not hold the host down for everyone (docs/SECURITY.md, "Stale answers"). */
-void hosts_result(const char *url, bool outage, bool probe, int64_t now_ms);
+/* What curl's end of an attempt (`rc`, on `easy`) says of its host; `refused`: arca's address
+ * policy refused an address it was to connect to. */
+enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused);
+/* An attempt at `url` ended (or was cut), saying `word` of its host. Any request that went, a
+ * 5xx's too, clears the host: one URL answering 502, or resetting, to any client who asks for it
+ * must not hold the host down for everyone (docs/SECURITY.md, "Stale answers"). A `probe`'s
+ * mark goes however it ended: HOST_SAID_NOTHING leaves the host held, its next probe due after
+ * the same wait. */
+void hosts_result(const char *url, enum host_word word, bool probe, int64_t now_ms);
 /* Whether any host is held down now: one atomic load, for loops that would ask of many. */
 bool hosts_any_down(void);
 /* Whether `url`'s host is held down now (a mirror is passed over then). */

@@ -87,6 +87,8 @@ static size_t probe_body(char *data, size_t size, size_t n, void *arg)
 
 static void free_probe(struct probe *p)
 {
+    if (p->host_probe) /* its host's probe was granted, and no attempt went */
+        hosts_result(p->url, HOST_SAID_NOTHING, true, monotonic_ms());
     if (p->easy)
         curl_easy_cleanup(p->easy);
     curl_slist_free_all(p->headers);
@@ -249,9 +251,10 @@ void probe_attempt_ended(struct handle *h, CURLcode rc)
     bool answered = probe_answered(p, rc, status);
     bool stopping = atomic_load(&p->loop->stopping);
     const struct config *cfg = p->loop->cfg;
-    if (!stopping && !p->h.refused[0] && (status > 0 || rc != CURLE_OK) &&
-        rc != CURLE_COULDNT_RESOLVE_HOST) /* as a download's (transfer.c, note_host) */
-        hosts_result(p->url, status == 0, p->host_probe, monotonic_ms());
+    /* as a download's (transfer.c, note_host): told however it ended, a probe's mark goes */
+    enum host_word word = stopping ? HOST_SAID_NOTHING : hosts_word(p->easy, rc, p->h.refused[0]);
+    if (word != HOST_SAID_NOTHING || p->host_probe)
+        hosts_result(p->url, word, p->host_probe, monotonic_ms());
     p->host_probe = false;
     if (p->retries && !stopping && p->attempts <= cfg->download_retries &&
         (answered ? status_retryable(status)

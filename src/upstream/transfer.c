@@ -43,10 +43,13 @@ static bool past_deadline(const struct transfer *t)
 }
 
 /* An outage, not upstream's word on the object: no answer (refused, reset, timed out, a name
- * that does not resolve; fwd_status 0), or an outage status. */
+ * that does not resolve; fwd_status 0), or a status arca retries (status_retryable: 429 "slow
+ * down", 408, 5xx that say the server is failing). Such a refresh keeps the expired copy, which
+ * answers within its stale-if-error (RFC 5861 4); only a verdict on the object (a 404, a 403, a
+ * new version) replaces or deletes it. */
 static bool outage(int fwd_status)
 {
-    return fwd_status == 0 || hosts_outage_status(fwd_status);
+    return fwd_status == 0 || status_retryable(fwd_status);
 }
 
 /* The download failed upstream (after its attempts): clients are told how many there were and
@@ -80,16 +83,16 @@ static void held_down(struct transfer *t, const char *why, int retry_after)
     t->failed = true;
 }
 
-/* What the attempt that ended says of its source's host (hosts.h): nothing when arca refused the
- * address itself or stops. */
+/* What the attempt that ended (`rc`), or was cut, says of its source's host (hosts.h); nothing
+ * when arca stops. Told however it ended, so that a probe's mark always goes: a probe refused
+ * by the address policy, or cut by a fill, once left its host held until a restart. A name
+ * that does not resolve says nothing of the host: it is asked once more and fails fast by
+ * itself, so a confirmation and a download of it read the same (test_dns.py). */
 static void note_host(struct transfer *t, CURLcode rc, bool stopping)
 {
-    /* a name that does not resolve is asked once more and fails fast: it holds nothing down,
-     * so that a confirmation and a download of it read the same (test_dns.py) */
-    if (t->h.refused[0] || stopping || (t->status == 0 && rc == CURLE_OK) ||
-        rc == CURLE_COULDNT_RESOLVE_HOST)
-        return;
-    hosts_result(t->source, t->status == 0, t->probe, t->loop->now_ms());
+    enum host_word word = stopping ? HOST_SAID_NOTHING : hosts_word(t->easy, rc, t->h.refused[0]);
+    if (word != HOST_SAID_NOTHING || t->probe)
+        hosts_result(t->source, word, t->probe, t->loop->now_ms());
     t->probe = false;
 }
 
@@ -431,6 +434,8 @@ static void end_transfer(struct transfer *t)
 {
     assert(t->state == TS_DONE || t->state == TS_FAILED);
     assert(t->backoff.slot == TIMER_IDLE && !t->wait.queued);
+    if (t->probe) /* its host's probe was granted, and no attempt went */
+        hosts_result(t->source, HOST_SAID_NOTHING, true, t->loop->now_ms());
     timer_cancel(&t->loop->timers, &t->patience);
     transfer_drop_fill(t);
     count_active(t, false);
@@ -475,6 +480,7 @@ static void cut_attempt(struct transfer *t)
     if (t->state == TS_ASKING) {
         rate_forget(&t->loop->gate, &t->wait);
         curl_multi_remove_handle(t->loop->multi, t->easy);
+        note_host(t, CURLE_ABORTED_BY_CALLBACK, atomic_load(&t->loop->stopping));
     }
     timer_cancel(&t->loop->timers, &t->backoff);
 }

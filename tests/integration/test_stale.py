@@ -57,6 +57,9 @@ FAILURES = {
     "503": lambda origin, obj: setattr(obj, "status", 503),
     "500": lambda origin, obj: setattr(obj, "status", 500),
     "504": lambda origin, obj: setattr(obj, "status", 504),
+    # not a verdict on the object: "slow down", "the request took too long" (outside review)
+    "429": lambda origin, obj: setattr(obj, "status", 429),
+    "408": lambda origin, obj: setattr(obj, "status", 408),
     "refused": lambda origin, obj: origin.stop(),
     "reset": lambda origin, obj: setattr(obj, "abort", True),
     "blackholed": lambda origin, obj: setattr(obj, "stall", 30),

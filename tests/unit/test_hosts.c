@@ -1,0 +1,161 @@
+/* Units for the hosts held down (hosts.h): held after failures in a row, one probe at a time
+ * however each ends, out of the table once idle, and a full table that still holds a new dead
+ * host. Times are fake monotonic ms after the real clock's now (hosts_held and hosts_down_count
+ * read the real one: entries seen "later" are never idle to them). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "upstream/hosts.h"
+#include "base/clock.h"
+
+static int64_t base;
+
+static int setup(void **state)
+{
+    (void)state;
+    base = monotonic_ms();
+    hosts_configure(3);
+    return 0;
+}
+
+static const char *url_of(int i)
+{
+    static char url[64];
+    snprintf(url, sizeof(url), "http://h%d.lab/file", i);
+    return url;
+}
+
+/* Whether an attempt at `url` may go at `now`; *probe when it is its host's probe. */
+static bool admit(const char *url, int64_t now, bool *probe)
+{
+    char why[400];
+    int retry_after = 0;
+    return hosts_admit(url, now, probe, why, sizeof(why), &retry_after);
+}
+
+static size_t down_at(int64_t now)
+{
+    size_t n;
+    free(hosts_down_list(&n, now));
+    return n;
+}
+
+/* `url`'s host fails `n` times in a row at `now`. */
+static void fail_at(const char *url, int n, int64_t now)
+{
+    for (int i = 0; i < n; i++)
+        hosts_result(url, HOST_DOWN, false, now);
+}
+
+static void a_host_is_held_after_its_failures_in_a_row(void **state)
+{
+    bool probe;
+    (void)state;
+    fail_at(url_of(0), 2, base);
+    assert_false(hosts_held(url_of(0)));
+    fail_at(url_of(0), 1, base);
+    assert_true(hosts_held(url_of(0)));
+    assert_false(admit(url_of(0), base + 10, &probe));
+    assert_true(admit(url_of(0), base + HOSTS_PROBE_FIRST_MS, &probe));
+    assert_true(probe);
+    assert_false(admit(url_of(0), base + HOSTS_PROBE_FIRST_MS, &probe)); /* one at a time */
+    hosts_result(url_of(0), HOST_UP, true, base + HOSTS_PROBE_FIRST_MS + 5);
+    assert_false(hosts_held(url_of(0)));
+    assert_int_equal(down_at(base + HOSTS_PROBE_FIRST_MS + 5), 0);
+}
+
+/* The outside review: a probe refused by the address policy, unresolved or cut said nothing,
+ * and its mark stayed: no probe again until a restart. */
+static void a_probe_that_says_nothing_lets_the_next_one_go(void **state)
+{
+    bool probe;
+    int64_t t = base + HOSTS_PROBE_FIRST_MS;
+    (void)state;
+    fail_at(url_of(1), 3, base);
+    assert_true(admit(url_of(1), t, &probe) && probe);
+    hosts_result(url_of(1), HOST_SAID_NOTHING, true, t);
+    assert_true(hosts_held(url_of(1)));
+    assert_false(admit(url_of(1), t + 10, &probe));
+    assert_true(admit(url_of(1), t + HOSTS_PROBE_FIRST_MS, &probe) && probe);
+    hosts_result(url_of(1), HOST_DOWN, true, t + HOSTS_PROBE_FIRST_MS);
+    /* a failed probe puts the next one off twice as long */
+    assert_false(admit(url_of(1), t + 2 * HOSTS_PROBE_FIRST_MS, &probe));
+    assert_true(admit(url_of(1), t + 3 * HOSTS_PROBE_FIRST_MS, &probe) && probe);
+}
+
+static void a_host_held_and_never_asked_for_leaves_the_table(void **state)
+{
+    bool probe;
+    int64_t asked = base + HOSTS_IDLE_MS - HOSTS_PROBE_MAX_MS;
+    (void)state;
+    fail_at(url_of(2), 3, base);
+    fail_at(url_of(3), 3, base);
+    /* asked for meanwhile (its probe, which finds nothing): kept */
+    assert_true(admit(url_of(3), asked, &probe) && probe);
+    hosts_result(url_of(3), HOST_SAID_NOTHING, true, asked);
+    assert_int_equal(down_at(base + HOSTS_IDLE_MS - 1), 2);
+    size_t n;
+    struct host_down *left = hosts_down_list(&n, base + HOSTS_IDLE_MS + HOSTS_SWEEP_MS);
+    assert_int_equal(n, 1);
+    assert_string_equal(left[0].origin, "http://h3.lab:80");
+    free(left);
+}
+
+static void failures_that_old_are_not_in_a_row(void **state)
+{
+    (void)state;
+    fail_at(url_of(4), 2, base);
+    fail_at(url_of(4), 1, base + HOSTS_IDLE_MS);
+    assert_false(hosts_held(url_of(4)));
+    fail_at(url_of(4), 2, base + HOSTS_IDLE_MS + 1);
+    assert_true(hosts_held(url_of(4)));
+}
+
+/* The outside review: 261 dead ports filled the table for good; a real outage afterwards was
+ * never held. */
+static void a_full_table_still_holds_a_new_dead_host(void **state)
+{
+    (void)state;
+    hosts_configure(1);
+    for (int i = 0; i < HOSTS_MAX; i++)
+        fail_at(url_of(i), 1, base + i);
+    assert_int_equal(down_at(base + HOSTS_MAX), HOSTS_MAX);
+    fail_at(url_of(1000), 1, base + HOSTS_MAX);
+    assert_true(hosts_held(url_of(1000)));
+    assert_false(hosts_held(url_of(0))); /* the one asked for longest ago made room */
+    assert_true(hosts_held(url_of(1)));
+    assert_int_equal(down_at(base + HOSTS_MAX), HOSTS_MAX);
+}
+
+static void a_host_not_held_makes_room_first(void **state)
+{
+    (void)state;
+    hosts_configure(2);
+    for (int i = 0; i < HOSTS_MAX - 1; i++)
+        fail_at(url_of(i), 2, base);
+    fail_at(url_of(HOSTS_MAX), 1, base + 10); /* failing, not held: the newest */
+    fail_at(url_of(1000), 2, base + 20);
+    assert_true(hosts_held(url_of(1000)));
+    assert_true(hosts_held(url_of(0)));
+    assert_int_equal(down_at(base + 20), HOSTS_MAX);
+    fail_at(url_of(HOSTS_MAX), 1, base + 30); /* its first failure was forgotten */
+    assert_false(hosts_held(url_of(HOSTS_MAX)));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(a_host_is_held_after_its_failures_in_a_row, setup),
+        cmocka_unit_test_setup(a_probe_that_says_nothing_lets_the_next_one_go, setup),
+        cmocka_unit_test_setup(a_host_held_and_never_asked_for_leaves_the_table, setup),
+        cmocka_unit_test_setup(failures_that_old_are_not_in_a_row, setup),
+        cmocka_unit_test_setup(a_full_table_still_holds_a_new_dead_host, setup),
+        cmocka_unit_test_setup(a_host_not_held_makes_room_first, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
