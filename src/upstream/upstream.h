@@ -29,6 +29,7 @@
 #include "store/store.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 int upstream_init(const struct config *cfg, char *err, size_t errlen);
 
@@ -47,6 +48,10 @@ struct fetch_source {
     int64_t grant_until;
     const struct bucket_auth *auth; /* an object of a --bucket: signed for it (buckets.h) */
     const char *via; /* the Via values the client's request came with, joined; NULL: none */
+    /* The client whose request asks for it (http_client: behind a --trusted-proxy, the
+     * forwarded address); the download counts against it under --max-downloads-per-client.
+     * NULL: arca's own (a resume, an admin's prefetch), all counted as one client. */
+    const struct sockaddr *client;
 };
 void upstream_fetch(struct object *obj, const struct fetch_source *src);
 
