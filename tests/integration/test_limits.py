@@ -117,7 +117,8 @@ def test_kept_alive_connection_outlives_the_header_deadline(origin, start_arca):
 def test_limit_options_are_checked():
     for args in (["--max-header-size", "10"], ["--max-connections", "0"],
                  ["--download-retries", "-1"], ["--retry-delay", "5"],
-                 ["--max-object-size", "big"], ["--header-timeout", "0s"]):
+                 ["--max-object-size", "big"], ["--header-timeout", "0s"],
+                 ["--max-downloads-per-client", "-1"]):
         p = subprocess.run([ARCA_BIN, "serve", *args], capture_output=True, text=True, timeout=10)
         assert p.returncode != 0 and p.stderr.count("\n") == 1 and args[0] in p.stderr, args
 
