@@ -203,8 +203,9 @@ static bool ranks_before(struct rank a, struct rank b)
 
 /* Whether `item` may take a slot now; if so, its rank. A host held down (hosts.h) takes no
  * slot: its downloads start at once, to fail at once (or answer stale) without a connection
- * (ranked before any other). `*last` is the rank of the client last looked at, reused for its
- * next item: a client that asked for thousands is ranked once, not once per item. */
+ * (ranked before any other). `*r` holds the rank of the client `*last` (NULL: none), reused
+ * for that client's items next in line: a client that asked for thousands at once is ranked
+ * once a scan, not once per item. */
 static bool may_start(struct pending *item, char *host, size_t size, bool any_down,
                       const uint8_t **last, struct rank *r)
 {
