@@ -26,6 +26,9 @@
 /* A connection whose last answer is done and which closes may linger this long for its client
  * to close first (so that no reset destroys the answer), as nginx's lingering_timeout. */
 #define CLOSING_MS 2000
+/* The busiest client at a full cap is sought (a sort of every connection) at most this often;
+ * meanwhile the one found is checked (a count): a flood of new connections costs no sort each. */
+#define BUSIEST_MS 100
 
 /* The request path touches a connection's entry without the mutex: `deadline_ms` is atomic and
  * the over_* flags never change after the entry is published. The mutex guards the list. */
@@ -55,6 +58,8 @@ static struct {
     int leaving; /* of them, those leaving (conn_track.leaving): not counted in the total */
     int refused; /* of them, those over a limit when they opened (conn_track.refused) */
     _Atomic int64_t idle_tickets; /* the last idle_since given: a clock that never ties */
+    uint8_t busiest[16];          /* the client busiest_client found last (displace_busiest) */
+    int64_t busiest_at;           /* monotonic ms it was sought; 0: never */
     pthread_t watchdog;
     pthread_cond_t stop; /* signalled under `lock` by limits_stop: a stop waits for no tick */
     bool stopping;       /* under `lock` */
@@ -190,17 +195,24 @@ static int busiest_client(uint8_t key[16])
  * oldest connection, busy or not: a few addresses following slow downloads cannot lock everyone
  * else out, yet no cut leaves its client with fewer places than the newcomer, so two clients
  * never take turns cutting each other. A proxy's new connection (whose client is not known
- * yet) cuts none. Whether one was cut (its place is free at once; the server closes its socket
- * when it next looks at it). */
+ * yet) cuts none. The busiest is sought at most every BUSIEST_MS; the places of the one found
+ * are counted anew each time, so the rule holds even when another has become busier. Whether one
+ * was cut (its place is free at once; the server sees the hang-up and closes it). */
 static bool displace_busiest(const struct conn_track *newcomer)
 {
-    uint8_t key[16];
     struct conn_track *oldest = NULL;
-    int most = newcomer->proxied ? 0 : busiest_client(key);
-    if (most < 2 || places_of(newcomer->addr) + 2 > most)
+    int64_t now = monotonic_ms();
+    if (newcomer->proxied)
+        return false;
+    if (!lim.busiest_at || now - lim.busiest_at >= BUSIEST_MS) {
+        if (busiest_client(lim.busiest) == 0)
+            memset(lim.busiest, 0, 16);
+        lim.busiest_at = now;
+    }
+    if (places_of(newcomer->addr) + 2 > places_of(lim.busiest))
         return false;
     for (struct conn_track *t = lim.head; t; t = t->next)
-        if (holds_place(t) && t->fd >= 0 && same_client(t->addr, key))
+        if (holds_place(t) && t->fd >= 0 && same_client(t->addr, lim.busiest))
             oldest = t; /* the list is newest first */
     if (!oldest)
         return false;
