@@ -14,7 +14,7 @@ import pytest
 from conftest import Origin, sha256
 
 SLOTS = 4  # --max-downloads: half of it, 2, is one client's share by default
-DEADLINE = 5  # seconds a healthy cold download may take with the slow ones running
+DEADLINE = 10  # seconds a healthy cold download may take with the slow ones running
 
 
 def ask(arca, url, client, timeout):
