@@ -10,19 +10,20 @@
  * file, appends, decides on retries and resumes with upstream_response.h, and hands a finished
  * object over to be made durable. Retry backoffs and the once-a-second housekeeping (usage figures
  * and counters handed over, expired objects evicted) run from its timer heap (timer.h); it never
- * touches SQLite, fsync or unlink itself. Downloads beyond --max-downloads,
- * --max-downloads-per-host or --max-downloads-per-client (counted against the client that started
- * each, fetch_source) wait, and start in turn across clients: the one holding the fewest slots,
- * then the one whose last start is oldest, then the oldest request. A mirror (--mirror) is asked
- * for the URL without its signature and fetched unsigned; for a signed URL, only once the origin
- * has accepted it (mirror.h). upstream_stop() ends downloads still running: their clients see a cut
- * stream, a download that has its file is set aside (kept for the next start to continue,
- * store_set_aside), one still waiting for its file or in the queue fails; probes end with status 0;
- * everything is handed over before it returns. A download that fails upstream tells its clients the
- * attempts made and the time spent (failure_summary); a host under ".invalid" fails at its first
- * attempt without a resolver, and any other name that does not resolve is asked once more after
- * RESOLVE_RETRY_MS (upstream_response.h) before the download fails with `cannot resolve host NAME`,
- * NAME being the host curl asked last (a redirect's target, when one was followed).
+ * touches SQLite, fsync or unlink itself. A mirror (--mirror) is asked for the URL without its
+ * signature and fetched unsigned; for a signed URL, only once the origin has accepted it
+ * (mirror.h). upstream_stop() ends downloads still running: their clients see a cut stream, a
+ * download that has its file is set aside (kept for the next start to continue, store_set_aside),
+ * one still waiting for its file or in the queue fails; probes end with status 0; everything is
+ * handed over before it returns. A download that fails upstream tells its clients the attempts made
+ * and the time spent (failure_summary); a host under ".invalid" fails at its first attempt without
+ * a resolver, and any other name that does not resolve is asked once more after RESOLVE_RETRY_MS
+ * (upstream_response.h) before the download fails with `cannot resolve host NAME`, NAME being the
+ * host curl asked last (a redirect's target, when one was followed).
+ * Downloads beyond --max-downloads, --max-downloads-per-host or --max-downloads-per-client
+ * (counted against the client that started each, fetch_source) wait, and start in turn across
+ * clients: the one holding the fewest slots, then the one whose last start is oldest, then the
+ * oldest request.
  */
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H
