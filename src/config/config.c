@@ -625,6 +625,7 @@ static const struct option options[] = {
     NUMBER("retry-delay", 0, retry_delay_ms, V_DURATION_MS, 1, 30000),
     NUMBER("max-downloads", 0, max_downloads, V_INT, 1, 10000),
     NUMBER("max-downloads-per-host", 0, max_downloads_per_host, V_INT, 1, 10000),
+    NUMBER("max-downloads-per-client", 0, max_downloads_per_client, V_INT, 0, 10000),
     NUMBER("fill-connections", 0, fill_connections, V_INT, 1, 64),
     NUMBER("fill-min-size", 0, fill_min_size, V_SIZE, 1, INT64_MAX),
     NUMBER("upstream-rate", OPT_RELOADABLE, upstream_rate, V_SIZE, 0, INT64_MAX),

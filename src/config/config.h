@@ -101,6 +101,8 @@ struct config {
     int64_t retry_delay_ms;   /* first backoff; doubles per attempt, capped at 30 s */
     int max_downloads;        /* upstream transfers at once; more wait their turn */
     int max_downloads_per_host;
+    /* 0: half of max_downloads */
+    int max_downloads_per_client;
     int64_t max_object_size;    /* bytes; larger objects are refused with 413 */
     int max_connections;        /* client connections at once; more get 503 */
     int max_connections_per_ip; /* more from one address get 429 */

@@ -50,6 +50,8 @@ static void print_limits(void)
     fputs(
         "  --max-downloads N      upstream transfers at once; others queue (default 32)\n"
         "  --max-downloads-per-host N  the same, per upstream host (default 8)\n"
+        "  --max-downloads-per-client N  the same, per client address (an IPv6 /64);\n"
+        "                         0: half of --max-downloads (default 0)\n"
         "  --fill-connections N   connections one cold download of a large object uses at once,\n"
         "                         each asking a range (within --max-downloads-per-host);\n"
         "                         1: one connection (default 4)\n"

@@ -257,9 +257,10 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
     r->obj = obj;
     if (r->kind == LOOKUP_MISS) {
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
+        struct sockaddr_storage client;
         struct fetch_source src = {
             r->url, r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0,
-            r->auth, r->via};
+            r->auth, r->via, http_client(r->conn, &client)};
         r->trust = TRUST_CONFIRMED;
         upstream_fetch(obj, &src);
     }

@@ -151,7 +151,7 @@ static const char *prefetch_one(const char *given, int64_t ttl, const char **err
         /* the admin's URL is fetched whole; the fetch takes its reference, ours goes below */
         struct fetch_source src = {
             url, sig.is_signed ? keys_grant_until(http_cfg, &sig, (int64_t)time(NULL)) : 0, NULL,
-            NULL};
+            NULL, NULL};
         upstream_fetch(obj, &src);
         store_release(obj);
         free(url);

@@ -3,6 +3,7 @@
  * transfer.c, probes and documents probe.c, mirrors mirror.c). */
 #include "upstream/upstream.h"
 #include "base/clock.h"
+#include "base/parse.h"
 #include "log/log.h"
 #include "upstream/fill.h"
 #include "upstream/mirror.h"
@@ -30,14 +31,26 @@
  * much of usage and last-use times (an order for eviction, nothing served); a stop loses none. */
 #define USAGE_FLUSH_MS 10000
 
+/* Starts remembered for taking turns: clients beyond it that wait are all "not served lately". */
+#define RECENT 64
+
 struct pending {
     struct object *obj;
     char *source;
     int64_t grant_until;
     const struct bucket_auth *auth;
-    char *via;   /* the client's request's Via, or NULL */
-    bool waited; /* it waited for a slot: readers of a refresh took the stale version */
+    char *via;          /* the client's request's Via, or NULL */
+    bool waited;        /* it waited for a slot: readers of a refresh took the stale version */
+    uint8_t client[16]; /* who asked (client_key) */
     struct pending *next;
+};
+
+/* A download slot given: the running download and the client it counts against, the one whose
+ * request started it, for its whole life (clients joining it take no slot of their own). A
+ * transfer is transfer.c's alone, so the queue keeps this record beside it. */
+struct slot {
+    const struct transfer *t;
+    uint8_t client[16];
 };
 
 static struct {
@@ -48,6 +61,12 @@ static struct {
     bool closed; /* the thread has taken its last look at the queue */
     /* Upstream thread only: */
     struct pending *backlog, **backlog_tail; /* waiting for a download slot, in arrival order */
+    struct slot *slots; /* one per download in loop.active (forget_ended drops the others) */
+    int n_slots, slots_size;
+    /* The clients of the last RECENT downloads started, the n-th at recent[n % RECENT]: whose
+     * turn it is among clients holding as many slots (last_turn). */
+    uint8_t recent[RECENT][16];
+    int64_t n_started;
     struct timer housekeeping;
     int64_t usage_due; /* monotonic ms of the next usage flush */
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -65,6 +84,71 @@ static int downloads_from(const char *host)
     int n = 0;
     for (struct transfer *t = fx.loop.active; t; t = transfer_next(t))
         n += strcasecmp(transfer_host(t), host) == 0 ? transfer_connections(t) : 0;
+    return n;
+}
+
+/* One client for --max-downloads-per-client, as --max-connections-per-ip counts one: an IPv4
+ * address whole (IPv4-mapped), an IPv6 address by its /64 (one host's privacy addresses are as
+ * many as it likes). All zero: arca's own downloads, and a client it cannot name. */
+static void client_key(const struct sockaddr *client, uint8_t key[16])
+{
+    if (!client || addr_to_v6(client, key) != 0)
+        memset(key, 0, 16);
+    else if (!addr_is_v4_mapped(key))
+        memset(key + 8, 0, 8);
+}
+
+/* --max-downloads-per-client; 0 is half of --max-downloads (rounded up: at least 1). */
+static int per_client_limit(void)
+{
+    const struct config *cfg = fx.loop.cfg;
+    return cfg->max_downloads_per_client > 0 ? cfg->max_downloads_per_client
+                                             : (cfg->max_downloads + 1) / 2;
+}
+
+/* Slots whose download has ended are forgotten: O(slots x downloads), both within
+ * --max-downloads (and the held hosts' downloads, which end at once). */
+static void forget_ended(void)
+{
+    for (int i = 0; i < fx.n_slots;) {
+        const struct transfer *t = fx.loop.active;
+        while (t && t != fx.slots[i].t)
+            t = transfer_next(t);
+        if (t)
+            i++;
+        else
+            fx.slots[i] = fx.slots[--fx.n_slots];
+    }
+}
+
+/* The slot of `t`, just started for `client`. A record still naming its address is an ended
+ * download's, whose memory `t` took over. Out of memory, `t` runs uncounted. */
+static void record_slot(const struct transfer *t, const uint8_t client[16])
+{
+    int i = 0;
+    while (i < fx.n_slots && fx.slots[i].t != t)
+        i++;
+    if (i == fx.n_slots && fx.n_slots == fx.slots_size) {
+        int size = fx.slots_size ? fx.slots_size * 2 : 64;
+        struct slot *grown = realloc(fx.slots, (size_t)size * sizeof(*grown));
+        if (!grown) {
+            log_error("upstream: cannot count a download against its client (out of memory)");
+            return;
+        }
+        fx.slots = grown;
+        fx.slots_size = size;
+    }
+    fx.n_slots += i == fx.n_slots;
+    fx.slots[i].t = t;
+    memcpy(fx.slots[i].client, client, 16);
+}
+
+/* The slots `client` holds now. */
+static int slots_of(const uint8_t client[16])
+{
+    int n = 0;
+    for (int i = 0; i < fx.n_slots; i++)
+        n += !memcmp(fx.slots[i].client, client, 16);
     return n;
 }
 
@@ -96,37 +180,105 @@ static void waits(struct pending *item)
     item->waited = true;
 }
 
-/* Move new requests to the backlog, then start what the limits allow, oldest first; a host at
- * its limit does not hold up the others. A host held down (hosts.h) takes no slot: its
- * downloads start at once, to fail at once (or answer stale) without a connection. */
-static void start_queued(void)
+/* When `client` last had a download started: its number, or -1 (not among the last RECENT). */
+static int64_t last_turn(const uint8_t client[16])
+{
+    for (int64_t n = fx.n_started - 1; n >= 0 && n >= fx.n_started - RECENT; n--)
+        if (!memcmp(fx.recent[n % RECENT], client, 16))
+            return n;
+    return -1;
+}
+
+/* A waiting download's place in line, lowest first: how many slots its client holds, then how
+ * lately its client had a turn; among equals, the oldest (the backlog's order). */
+struct rank {
+    int held;
+    int64_t turn;
+};
+
+static bool ranks_before(struct rank a, struct rank b)
+{
+    return a.held < b.held || (a.held == b.held && a.turn < b.turn);
+}
+
+/* Whether `item` may take a slot now; if so, its rank. A host held down (hosts.h) takes no
+ * slot: its downloads start at once, to fail at once (or answer stale) without a connection
+ * (ranked before any other). `*r` holds the rank of the client `*last` (NULL: none), reused
+ * for that client's items next in line: a client that asked for thousands at once is ranked
+ * once a scan, not once per item. */
+static bool may_start(struct pending *item, char *host, size_t size, bool any_down,
+                      const uint8_t **last, struct rank *r)
 {
     const struct config *cfg = fx.loop.cfg;
+    bool full = fx.loop.n_active >= cfg->max_downloads;
+    size_t hlen;
+    if (full && item->waited && !any_down) /* the common wait: nothing to look at */
+        return false;
+    const char *h = url_host(object_url(item->obj), &hlen);
+    snprintf(host, size, "%.*s", (int)hlen, h);
+    if (any_down && hosts_held(item->source)) {
+        *r = (struct rank){-1, -1};
+        *last = NULL; /* `*r` is no client's rank now */
+        return true;
+    }
+    if (full || downloads_from(host) >= cfg->max_downloads_per_host) {
+        waits(item);
+        return false;
+    }
+    if (!*last || memcmp(*last, item->client, 16)) {
+        *r = (struct rank){slots_of(item->client), last_turn(item->client)};
+        *last = item->client;
+    }
+    if (r->held >= per_client_limit()) {
+        waits(item);
+        return false;
+    }
+    return true;
+}
+
+/* The waiting download to start next: of those the limits allow, the one ranked first (struct
+ * rank); so clients take turns, however many each asked for, and one client's slow URLs leave
+ * the others their share. NULL: none may start. */
+static struct pending **next_to_start(char *host, size_t size)
+{
+    struct pending **best = NULL;
+    struct rank best_rank = {0, 0}, r = {0, 0};
+    const uint8_t *last = NULL;
+    bool any_down = hosts_any_down();
+    char candidate[256];
+    for (struct pending **p = &fx.backlog; *p; p = &(*p)->next) {
+        if (!may_start(*p, candidate, sizeof(candidate), any_down, &last, &r) ||
+            (best && !ranks_before(r, best_rank)))
+            continue;
+        best = p;
+        best_rank = r;
+        snprintf(host, size, "%s", candidate);
+        if (r.held <= 0 && r.turn < 0)
+            break; /* none comes before it */
+    }
+    return best;
+}
+
+/* Move new requests to the backlog, then start what the limits allow, in turn across the
+ * clients waiting (next_to_start); a host or a client at its limit does not hold up the
+ * others. */
+static void start_queued(void)
+{
+    struct pending **p;
+    char host[256];
     assert(upstream_on_thread());
     take_queue();
-    struct pending **p = &fx.backlog;
-    while (*p) {
+    forget_ended();
+    while ((p = next_to_start(host, sizeof(host)))) {
         struct pending *item = *p;
-        bool full = fx.loop.n_active >= cfg->max_downloads, any_down = hosts_any_down();
-        if (full && item->waited && !any_down) { /* the common wait: nothing to look at */
-            p = &item->next;
-            continue;
-        }
-        char host[256];
-        size_t hlen;
-        const char *h = url_host(object_url(item->obj), &hlen);
-        snprintf(host, sizeof(host), "%.*s", (int)hlen, h);
-        bool held = any_down && hosts_held(item->source);
-        if (!held && (full || downloads_from(host) >= cfg->max_downloads_per_host)) {
-            waits(item);
-            p = &item->next;
-            continue;
-        }
         *p = item->next;
         if (fx.backlog_tail == &item->next)
             fx.backlog_tail = p;
         struct transfer *t = transfer_new(&fx.loop, &transfer_store_real, item->obj, item->source,
                                           item->grant_until, item->auth, host);
+        memcpy(fx.recent[fx.n_started++ % RECENT], item->client, 16);
+        if (t)
+            record_slot(t, item->client);
         if (t && item->via)
             transfer_set_via(t, item->via);
         else
@@ -321,6 +473,7 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src)
     p->grant_until = src->grant_until;
     p->auth = src->auth;
     p->via = src->via ? strdup(src->via) : NULL; /* lost when out of memory: arca's own stays */
+    client_key(src->client, p->client);
     pthread_mutex_lock(&fx.lock);
     if (fx.closed) {
         /* A request that came in on a kept-alive connection while arca stops. */
@@ -377,5 +530,6 @@ void upstream_stop(void)
     timer_heap_free(&fx.loop.timers);
     curl_multi_cleanup(fx.loop.multi);
     curl_global_cleanup();
+    free(fx.slots);
     mirror_cleanup(fx.loop.cfg);
 }

@@ -20,6 +20,10 @@
  * a resolver, and any other name that does not resolve is asked once more after RESOLVE_RETRY_MS
  * (upstream_response.h) before the download fails with `cannot resolve host NAME`, NAME being the
  * host curl asked last (a redirect's target, when one was followed).
+ * Downloads beyond --max-downloads, --max-downloads-per-host or --max-downloads-per-client
+ * (counted against the client that started each, fetch_source) wait, and start in turn across
+ * clients: the one holding the fewest slots, then the one whose last start is oldest, then the
+ * oldest request.
  */
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H
@@ -29,6 +33,7 @@
 #include "store/store.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 int upstream_init(const struct config *cfg, char *err, size_t errlen);
 
@@ -47,6 +52,10 @@ struct fetch_source {
     int64_t grant_until;
     const struct bucket_auth *auth; /* an object of a --bucket: signed for it (buckets.h) */
     const char *via; /* the Via values the client's request came with, joined; NULL: none */
+    /* The client whose request asks for it (http_client: behind a --trusted-proxy, the
+     * forwarded address); the download counts against it under --max-downloads-per-client.
+     * NULL: arca's own (a resume, an admin's prefetch), all counted as one client. */
+    const struct sockaddr *client;
 };
 void upstream_fetch(struct object *obj, const struct fetch_source *src);
 
