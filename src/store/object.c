@@ -453,8 +453,10 @@ static void leave_failed(struct object *obj)
 static void fail(struct object *obj, const struct move_args *a)
 {
     object_set_error(obj, a->status, a->reason); /* first: the failures ring keeps it */
-    /* counted before the wake-up, so a client told of the failure finds it in the status */
-    atomic_fetch_add(&stats.downloads_failed, 1);
+    /* counted before the wake-up, so a client told of the failure finds it in the status; one
+     * that found its host held down (store_fail_held) was never tried: not a failed download */
+    if (!obj->retry_after)
+        atomic_fetch_add(&stats.downloads_failed, 1);
     if (st.hooks.failed)
         st.hooks.failed(obj);
     leave_failed(obj);

@@ -334,3 +334,20 @@ def test_a_copy_too_old_to_answer_is_kept_not_deleted(start_arca, origin):
     status, headers, body = fetch_until(arca, url, lambda s, h: s == 200)
     assert status == 200 and body == data
     assert origin.bytes_sent["/pub"] == len(data), "renewed by a 304, not downloaded again"
+
+
+def test_a_stale_answer_is_counted_as_stale_not_as_a_hit(arca, origin):
+    """Issue 51: an expired version's answer is its own result (STALE), never a hit."""
+    data = os.urandom(30_000)
+    url = expired(arca, origin, "/rescue.img", data, etag='"r"')
+    origin.objects["/rescue.img"].status = 503
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and body == data and stale_answer(headers)
+    assert arca.status()["statistics_hits"] == 0
+    metrics = arca.metrics()
+    assert metrics['arca_requests_total{result="stale"}'] == 1
+    assert metrics['arca_requests_total{result="hit"}'] == 0
+    deadline = time.monotonic() + 5
+    while " STALE " not in arca.read_log():
+        assert time.monotonic() < deadline, arca.read_log()[-2000:]
+        time.sleep(0.05)
