@@ -341,9 +341,11 @@ struct resource {
     int64_t length; /* -1 while unknown */
     int64_t have;   /* bytes downloaded */
     int64_t usage, last_use, created, ttl;
-    int status;      /* 200, or the status a failed download gave its clients */
-    int64_t rate;    /* downloading: bytes a second from upstream over the last second */
-    int connections; /* downloading: connections it uses (a parallel fill's several) */
+    int64_t stale_until; /* complete: until when (wall s), once expired, it may answer stale
+                            (--stale-if-error or its origin's); 0: never */
+    int status;          /* 200, or the status a failed download gave its clients */
+    int64_t rate;        /* downloading: bytes a second from upstream over the last second */
+    int connections;     /* downloading: connections it uses (a parallel fill's several) */
     char content_type[128];
     char error[160];
 };

@@ -298,6 +298,18 @@ static void size_cell(struct buf *b, const struct resource *r, enum list_state s
     buf_add(b, "</span></td>");
 }
 
+/* An expired copy kept on disk: until when it answers while upstream fails (stale_until). */
+static void expired_note(struct buf *b, const struct resource *r)
+{
+    char until[40];
+    if (r->stale_until > (int64_t)time(NULL)) {
+        format_time(r->stale_until, until, sizeof(until));
+        buf_addf(b, "<div class=\"muted stale\">expired; answers stale until %s</div>", until);
+    } else {
+        buf_add(b, "<div class=\"muted stale\">expired; kept to be revalidated</div>");
+    }
+}
+
 static void resource_row(struct buf *b, const struct resource *r, enum list_state state)
 {
     char used[40], created[40];
@@ -310,6 +322,8 @@ static void resource_row(struct buf *b, const struct resource *r, enum list_stat
         buf_html(b, r->error);
         buf_add(b, "</div>");
     }
+    if (state == LIST_SUCCESSES && (int64_t)time(NULL) - r->created >= r->ttl)
+        expired_note(b, r);
     buf_add(b, "</td>");
     size_cell(b, r, state);
     buf_addf(b,

@@ -351,3 +351,33 @@ def test_a_stale_answer_is_counted_as_stale_not_as_a_hit(arca, origin):
     while " STALE " not in arca.read_log():
         assert time.monotonic() < deadline, arca.read_log()[-2000:]
         time.sleep(0.05)
+
+
+def listed(arca):
+    rows = json.loads(arca.get("/api/v1/resources/?state=successes")[2])["resources"]
+    return {urllib.parse.urlsplit(r["url"]).path: r for r in rows}
+
+
+def test_quota_pressure_evicts_the_expired_copy_before_a_fresh_one(origin, start_arca):
+    """Issue 51: when room is needed, a copy kept past its ttl for stale-if-error goes before a
+    fresh object, even one used less recently; its listing says until when it may answer stale."""
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "1M")
+    fresh, old, new = (os.urandom(400_000) for _ in range(3))
+    fresh_url = origin.add("/fresh.img", data=fresh)
+    old_url = origin.add("/old.img", data=old, etag='"o"')
+    new_url = origin.add("/new.img", data=new)
+    assert arca.fetch(fresh_url, ttl="1h")[0] == 200
+    assert arca.fetch(old_url, ttl="1s")[0] == 200  # used after the fresh one
+    # expired, and a second more: the expiry sweep (every second) has seen it
+    wait_age(arca, "/old.img", 3)
+    row = listed(arca)["/old.img"]
+    created = calendar.timegm(time.strptime(row["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    until = calendar.timegm(time.strptime(row["stale_until"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert until == created + 1 + 86400  # its ttl, then --stale-if-error's default day
+    assert "stale_until" not in listed(arca)["/fresh.img"]
+    page = arca.get("/resources/?state=successes")[2].decode()
+    assert "expired; answers stale until" in page
+    assert arca.fetch(new_url, ttl="1h")[0] == 200  # no room for three
+    assert set(listed(arca)) == {"/fresh.img", "/new.img"}
+    assert arca.status()["resources_successes"] == 2
+    assert arca.fetch(fresh_url)[2] == fresh and origin.counts["/fresh.img"] == 1
