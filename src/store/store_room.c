@@ -133,11 +133,11 @@ static struct object *lru_victim(void)
 }
 
 /* Lock held. Out of the table; its file and row go on the persistence thread, so hits never
- * wait on unlink or SQLite. */
-static void evict(struct object *obj)
+ * wait on unlink or SQLite; the log says `why`. */
+static void evict(struct object *obj, const char *why)
 {
     assert(store_locked());
-    object_remove(obj, true);
+    object_remove(obj, why);
 }
 
 int room_make(int64_t bytes)
@@ -147,7 +147,7 @@ int room_make(int64_t bytes)
         struct object *victim = lru_victim();
         if (!victim)
             return -1;
-        evict(victim);
+        evict(victim, "evicted for room");
     }
     return 0;
 }
@@ -315,7 +315,7 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
             if (o->state != OBJ_COMPLETE || !expired_at(o, now))
                 continue;
             if (o->refs == 0 && now - o->created >= o->ttl + kept_for(o))
-                evict(o);
+                evict(o, "expired");
             else /* kept past its ttl: the first to go when room is needed */
                 heap_push(&next_heap, o);
         }
