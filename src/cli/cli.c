@@ -323,7 +323,6 @@ static void print_hosts_down(json_t *s)
     int64_t n = get_int(s, "upstream_hosts_down");
     json_t *list = json_object_get(s, "upstream_hosts_down_list"), *h;
     size_t i;
-    char since[32];
     if (n <= 0)
         return;
     printf("upstream   %lld host%s held down: misses fail at once, expired objects answer from "
@@ -331,12 +330,9 @@ static void print_hosts_down(json_t *s)
            (long long)n, n == 1 ? "" : "s");
     json_array_foreach(list, i, h)
     {
-        time_t t = (time_t)get_int(h, "since");
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        const char *since = json_string_value(json_object_get(h, "since")); /* ISO */
         printf("           %s down since %s, %lld failures in a row\n",
-               json_string_value(json_object_get(h, "host")), since,
+               json_string_value(json_object_get(h, "host")), since ? since : "?",
                (long long)get_int(h, "failures"));
     }
 }
@@ -374,6 +370,9 @@ static void print_status(json_t *s, long health)
 {
     char used[32], quota[32], served[32], down[32];
     int64_t requests = get_int(s, "statistics_requests"), hits = get_int(s, "statistics_hits");
+    /* the ratio leaves out the requests arca refused (client, host held down): not tried */
+    int64_t tried =
+        requests - get_int(s, "statistics_refused") - get_int(s, "statistics_held_down");
     format_bytes((double)get_int(s, "disk_usage"), used, sizeof(used));
     format_bytes((double)get_int(s, "disk_quota"), quota, sizeof(quota));
     format_bytes((double)get_int(s, "statistics_upload"), served, sizeof(served));
@@ -394,8 +393,11 @@ static void print_status(json_t *s, long health)
            (long long)get_int(s, "resources_downloading"),
            (long long)get_int(s, "resources_scheduled"));
     printf("failures   %lld downloads failed\n", (long long)get_int(s, "resources_failures"));
-    printf("requests   %lld, %.1f %% answered from disk\n", (long long)requests,
-           requests ? 100.0 * (double)hits / (double)requests : 0.0);
+    if (tried > 0)
+        printf("requests   %lld, %.1f %% answered from disk\n", (long long)requests,
+               100.0 * (double)hits / (double)(tried > hits ? tried : hits));
+    else
+        printf("requests   %lld, none tried\n", (long long)requests);
     printf("traffic    %s served, %s downloaded\n", served, down);
     if (get_int(s, "upstream_rate_limit") > 0) {
         char cap[32];

@@ -118,7 +118,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
     *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
     const char *refusal = http_fetch_refusal(c);
     if (refusal)
-        *ret = fetch_refuse(c, HTTP_FORBIDDEN, refusal);
+        *ret = fetch_refuse_client(c, refusal);
     else if (!r->url)
         *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     else if (via_loops(c, r))
@@ -471,7 +471,7 @@ static int browse_params(struct fetch_req *r, enum conn_result *ret)
     r->ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
     const char *refusal = http_fetch_refusal(r->conn);
     if (refusal)
-        *ret = fetch_refuse(r->conn, HTTP_FORBIDDEN, refusal);
+        *ret = fetch_refuse_client(r->conn, refusal);
     else if (ttl && parse_ttl(ttl, &r->ttl) < 0)
         *ret = fetch_refuse(r->conn, HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (sha && parse_sha256_hex(sha, r->expect) < 0)
@@ -541,6 +541,7 @@ static const char *let_go(struct fetch_req *r, bool completed, int64_t wrote, in
 {
     const char *cache = r->cut                   ? "CUT"
                         : r->stale               ? "STALE"
+                        : r->revalidated         ? "REVALIDATED"
                         : r->kind == LOOKUP_HIT  ? "HIT"
                         : r->kind == LOOKUP_MISS ? "MISS"
                                                  : "COALESCED";

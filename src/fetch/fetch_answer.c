@@ -38,35 +38,53 @@ enum conn_result fetch_refuse(struct conn *c, unsigned int status, const char *r
     return http_send_error(c, status, "%s", reason);
 }
 
+enum conn_result fetch_refuse_client(struct conn *c, const char *reason)
+{
+    /* arca's policy, not a failure: neither an error nor a request the hit ratio counts */
+    atomic_fetch_add(&stats.refused, 1);
+    return http_send_error(c, HTTP_FORBIDDEN, "%s", reason);
+}
+
 /* An error answer about the object or its download (not arca's refusal of the request): it says
- * how the request was handled, like any other answer. */
+ * how the request was handled, like any other answer. One whose host is held down (it carries a
+ * Retry-After) was not tried: counted apart, as no failure. */
 enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_meta *meta,
                                      unsigned int status, const char *reason)
 {
     struct answer *resp = http_error_response("%s", reason);
     char seconds[16];
-    fetch_count_error();
+    bool held = meta && meta->retry_after > 0;
+    if (held)
+        atomic_fetch_add(&stats.held_down, 1);
+    else
+        fetch_count_error();
     if (resp)
         add_cache_status(resp, r, meta);
-    if (resp && meta && meta->retry_after > 0) { /* its host is held down until then */
+    if (resp && held) { /* its host is held down until then */
         snprintf(seconds, sizeof(seconds), "%d", meta->retry_after);
         answer_header(resp, "Retry-After", seconds);
     }
     return http_queue(r->conn, status, resp);
 }
 
+/* Each 2xx or 304 once, by how it was served: an expired version's answer by its cause
+ * (r->stale), a download that upstream answered 304 as revalidated (r->revalidated), else as
+ * the lookup found it. */
 void fetch_count_success(struct fetch_req *r, const struct object_meta *meta)
 {
     atomic_fetch_add(&stats.successes, 1);
-    atomic_fetch_add(r->kind == LOOKUP_HIT    ? &stats.hits
-                     : r->kind == LOOKUP_MISS ? &stats.misses
-                                              : &stats.coalesced,
-                     1);
     r->stale = meta->stale;
+    r->revalidated = !meta->stale && r->kind == LOOKUP_MISS && meta->revalidation && meta->renewed;
     if (meta->stale)
         atomic_fetch_add(meta->stale == STALE_ERROR  ? &stats.stale_error
                          : meta->stale == STALE_SLOW ? &stats.stale_slow
                                                      : &stats.stale_revalidate,
+                         1);
+    else
+        atomic_fetch_add(r->revalidated           ? &stats.revalidated
+                         : r->kind == LOOKUP_HIT  ? &stats.hits
+                         : r->kind == LOOKUP_MISS ? &stats.misses
+                                                  : &stats.coalesced,
                          1);
 }
 
@@ -187,6 +205,8 @@ static bool same_tag(const char *tag, size_t len, const char *etag)
  *   once upstream had accepted the URL (S, its answer to the one-byte GET).
  * - `fwd=uri-miss; fwd-status=S; detail=digest-hit`: the URL was not stored; upstream accepted it
  *   (S) and another URL's object with the sha256 asked for answered it.
+ * - `detail=digest-mismatch` (after `fwd=uri-miss` when it was just downloaded): a 502, the
+ *   object's sha256 is not the one the request gave; a stored object's says neither hit nor fwd.
  * Requests arca refuses before looking anything up (400, 403, 414) are its own answers, not the
  * cache's, and carry none (RFC 9211 2: not on locally generated responses). */
 static void add_cache_status(struct answer *resp, const struct fetch_req *r,
@@ -199,8 +219,11 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
                                                            [STALE_REVALIDATE] =
                                                                "stale-while-revalidate"};
     bool hit = r->kind == LOOKUP_HIT && meta && meta->state == OBJ_COMPLETE;
+    bool mismatch = meta && meta->state == OBJ_COMPLETE && !fetch_digest_ok(r, meta);
 
-    if (meta && meta->stale && meta->state == OBJ_COMPLETE) {
+    if (hit && mismatch) { /* a 502 from what is stored: neither a hit nor asked upstream */
+        snprintf(value, sizeof(value), "arca; detail=digest-mismatch");
+    } else if (meta && meta->stale && meta->state == OBJ_COMPLETE) {
         int n = snprintf(value, sizeof(value), "arca; fwd=stale");
         if (meta->fwd_status)
             n +=
@@ -230,7 +253,9 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
             n += snprintf(value + n, sizeof(value) - (size_t)n, "; fwd-status=%d",
                           meta->renewed ? 304 : 200);
         if (r->kind == LOOKUP_COALESCED)
-            snprintf(value + n, sizeof(value) - (size_t)n, "; collapsed");
+            n += snprintf(value + n, sizeof(value) - (size_t)n, "; collapsed");
+        if (mismatch) /* downloaded, then refused: its sha256 is not the request's */
+            snprintf(value + n, sizeof(value) - (size_t)n, "; detail=digest-mismatch");
     }
     answer_header(resp, "Cache-Status", value);
 }

@@ -79,7 +79,10 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
         return false;
     }
     atomic_fetch_add(&stats.confirm_refused, 1);
-    fetch_count_error();
+    if (res->status == 0 && res->retry_after > 0)
+        atomic_fetch_add(&stats.held_down, 1); /* counted as a miss's would be */
+    else
+        fetch_count_error();
     /* Worded as a download's refusal of an uncached URL would be, whatever was cached (a hit, a
      * download joined, a digest's twin): the answer tells nothing of the cache. */
     unsigned int status = res->status >= 400 ? (unsigned int)res->status : 502;

@@ -62,6 +62,15 @@ static const char *client_scheme(struct conn *c)
     return "http";
 }
 
+/* `t` (wall-clock seconds) as 2026-11-25T14:03:12Z, the status's one way to write a time. */
+static void iso_time(int64_t t, char *out, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 /* The upstream hosts held down (upstream/hosts.h): how many, and which to a client that may see
  * what arca caches. */
 static void add_hosts_down(struct conn *c, json_t *o)
@@ -70,12 +79,14 @@ static void add_hosts_down(struct conn *c, json_t *o)
     struct host_down *down = hosts_down_list(&n, monotonic_ms());
     size_t shown = http_sees_urls(c) ? n : 0;
     json_t *list = json_array();
+    char since[32];
     json_object_set_new(o, "upstream_hosts_down", json_integer((json_int_t)n));
-    for (size_t i = 0; list && i < shown; i++)
-        json_array_append_new(list,
-                              json_pack("{s:s, s:I, s:i, s:I}", "host", down[i].origin, "since",
-                                        (json_int_t)down[i].since, "failures", down[i].failures,
-                                        "next_probe_ms", (json_int_t)down[i].probe_in_ms));
+    for (size_t i = 0; list && i < shown; i++) {
+        iso_time(down[i].since, since, sizeof(since)); /* as the status's other times */
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I}", "host", down[i].origin,
+                                              "since", since, "failures", down[i].failures,
+                                              "next_probe_ms", (json_int_t)down[i].probe_in_ms));
+    }
     if (list)
         json_object_set_new(o, "upstream_hosts_down_list", list);
     free(down);
@@ -119,14 +130,11 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
     assert(http_handling(c, req));
     struct store_totals t;
     char stamp[32], instance[300], *text;
-    time_t now = time(NULL);
-    struct tm tm;
     json_t *o;
     enum conn_result ret;
 
     store_totals(&t);
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    iso_time((int64_t)time(NULL), stamp, sizeof(stamp));
     instance_url(c, instance, sizeof(instance));
     o = json_pack("{s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                   "s:s}",
@@ -143,6 +151,9 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                   (json_int_t)atomic_load(&stats.requests), "version", ARCA_VERSION);
     /* Beyond KissCache's keys: what `arca status` needs for the hit ratio. */
     json_object_set_new(o, "statistics_hits", json_integer(atomic_load(&stats.hits)));
+    json_object_set_new(o, "statistics_revalidated", json_integer(atomic_load(&stats.revalidated)));
+    json_object_set_new(o, "statistics_refused", json_integer(atomic_load(&stats.refused)));
+    json_object_set_new(o, "statistics_held_down", json_integer(atomic_load(&stats.held_down)));
     json_object_set_new(o, "statistics_signed_hits", json_integer(atomic_load(&stats.signed_hits)));
     json_object_set_new(o, "statistics_confirmations",
                         json_integer(atomic_load(&stats.confirmations)));
@@ -179,12 +190,18 @@ static void metrics_core(char *body, size_t size)
     store_totals(&t);
     snprintf(
         body, size,
-        "# HELP arca_requests_total Fetch requests by result.\n"
+        "# HELP arca_requests_total Fetch requests by result: hit (from disk), miss, coalesced, "
+        "revalidated (upstream answered 304), stale (an expired version), error, refused (client "
+        "outside --allow-network), held_down (503: the host held down).\n"
         "# TYPE arca_requests_total counter\n"
         "arca_requests_total{result=\"hit\"} %lld\n"
         "arca_requests_total{result=\"miss\"} %lld\n"
         "arca_requests_total{result=\"coalesced\"} %lld\n"
+        "arca_requests_total{result=\"revalidated\"} %lld\n"
+        "arca_requests_total{result=\"stale\"} %lld\n"
         "arca_requests_total{result=\"error\"} %lld\n"
+        "arca_requests_total{result=\"refused\"} %lld\n"
+        "arca_requests_total{result=\"held_down\"} %lld\n"
         "# HELP arca_served_bytes_total Body bytes sent to clients.\n"
         "# TYPE arca_served_bytes_total counter\n"
         "arca_served_bytes_total %lld\n"
@@ -224,8 +241,11 @@ static void metrics_core(char *body, size_t size)
         "# TYPE arca_active_downloads gauge\n"
         "arca_active_downloads %lld\n",
         (long long)atomic_load(&stats.hits), (long long)atomic_load(&stats.misses),
-        (long long)atomic_load(&stats.coalesced), (long long)atomic_load(&stats.errors),
-        (long long)atomic_load(&stats.bytes_served),
+        (long long)atomic_load(&stats.coalesced), (long long)atomic_load(&stats.revalidated),
+        (long long)(atomic_load(&stats.stale_error) + atomic_load(&stats.stale_slow) +
+                    atomic_load(&stats.stale_revalidate)),
+        (long long)atomic_load(&stats.errors), (long long)atomic_load(&stats.refused),
+        (long long)atomic_load(&stats.held_down), (long long)atomic_load(&stats.bytes_served),
         (long long)atomic_load(&stats.bytes_downloaded), (long long)t.scheduled,
         (long long)t.downloading, (long long)t.complete,
         (long long)atomic_load(&stats.downloads_failed),

@@ -35,6 +35,9 @@ static json_t *resource_json(const struct resource *r, enum list_state state)
     json_object_set_new(o, "last_usage", iso_time(r->last_use));
     if (state == LIST_FAILURES)
         json_object_set_new(o, "error", json_string(r->error));
+    /* an expired copy, kept: until when it may answer while upstream fails (null: never) */
+    if (state == LIST_SUCCESSES && (int64_t)time(NULL) - r->created >= r->ttl)
+        json_object_set_new(o, "stale_until", iso_time(r->stale_until));
     if (state == LIST_DOWNLOADING) {
         json_object_set_new(o, "rate", json_integer(r->rate));
         json_object_set_new(o, "connections", json_integer(r->connections));

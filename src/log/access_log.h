@@ -1,6 +1,7 @@
 /*
  * access_log.h — one line per request: the combined log format, then the cache result (HIT,
- * MISS, COALESCED, CUT (the stream was cut before its end), ERROR, TUNNEL (a CONNECT's
+ * MISS, COALESCED, STALE (an expired version), REVALIDATED (renewed by a 304), CUT (the stream
+ * was cut before its end), ERROR, TUNNEL (a CONNECT's
  * tunnel, its bytes those sent to the client), or - for other endpoints) and the duration in
  * seconds.
  *

@@ -24,6 +24,9 @@ static const struct {
     {"misses", &stats.misses},
     {"coalesced", &stats.coalesced},
     {"errors", &stats.errors},
+    {"revalidated", &stats.revalidated},
+    {"refused", &stats.refused},
+    {"held_down", &stats.held_down},
     {"downloads_failed", &stats.downloads_failed},
     {"download_retries", &stats.download_retries},
     {"download_resumes", &stats.download_resumes},
@@ -72,10 +75,20 @@ static void load_hour(const struct index_hour *h, void *arg)
         (struct stats_hour){h->hour, h->served, h->downloaded, h->requests, h->hits};
 }
 
+int64_t stats_ratio_requests(void)
+{
+    /* a sum of counters that only grow (stats.requests less the refused would shrink for a
+     * moment: a request is counted when it comes, its refusal later) */
+    return atomic_load(&stats.hits) + atomic_load(&stats.misses) + atomic_load(&stats.coalesced) +
+           atomic_load(&stats.revalidated) + atomic_load(&stats.stale_error) +
+           atomic_load(&stats.stale_slow) + atomic_load(&stats.stale_revalidate) +
+           atomic_load(&stats.errors);
+}
+
 static struct stats_hour counters_now(void)
 {
     return (struct stats_hour){0, atomic_load(&stats.bytes_served),
-                               atomic_load(&stats.bytes_downloaded), atomic_load(&stats.requests),
+                               atomic_load(&stats.bytes_downloaded), stats_ratio_requests(),
                                atomic_load(&stats.hits)};
 }
 

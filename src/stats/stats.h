@@ -15,21 +15,27 @@
 
 struct stats {
     /* persistent */
-    _Atomic int64_t requests;                        /* fetch requests answered */
-    _Atomic int64_t successes;                       /* fetch requests answered 2xx */
-    _Atomic int64_t failures;                        /* fetch requests answered with an error */
-    _Atomic int64_t bytes_downloaded;                /* body bytes received from upstream */
-    _Atomic int64_t bytes_served;                    /* body bytes sent to clients */
-    _Atomic int64_t hits, misses, coalesced, errors; /* fetch requests by result */
-    _Atomic int64_t downloads_failed;                /* upstream downloads that failed */
-    _Atomic int64_t download_retries;                /* attempts started after a fault */
-    _Atomic int64_t download_resumes;                /* attempts that continued with a 206 */
-    _Atomic int64_t download_restarts;               /* attempts that started over from zero */
-    _Atomic int64_t limited;                         /* requests refused by a limit */
-    _Atomic int64_t signed_hits;                     /* hits served through a signed URL (keys.h) */
-    _Atomic int64_t confirmations;   /* signed URLs asked of upstream before a hit */
-    _Atomic int64_t confirm_refused; /* ... that upstream refused (the client got its status) */
-    _Atomic int64_t confirm_changed; /* ... that showed another version: fetched again */
+    _Atomic int64_t requests;  /* fetch requests answered */
+    _Atomic int64_t successes; /* fetch requests answered 2xx */
+    _Atomic int64_t failures;  /* fetch requests answered with an error (not refused, held down) */
+    _Atomic int64_t bytes_downloaded; /* body bytes received from upstream */
+    _Atomic int64_t bytes_served;     /* body bytes sent to clients */
+    /* Fetch requests by result, each counted once: from disk (hits), downloaded (misses),
+     * joined (coalesced), renewed by a 304 (revalidated), an error; an expired version's answer
+     * counts under its cause below (stale_*), a refused client (403) under `refused`, a host
+     * held down (503) under `held_down`. The last two are left out of the hit ratio. */
+    _Atomic int64_t hits, misses, coalesced, revalidated, errors;
+    _Atomic int64_t refused;   /* fetch requests refused: the client outside --allow-network */
+    _Atomic int64_t held_down; /* fetch requests answered 503: their host held down */
+    _Atomic int64_t downloads_failed;  /* upstream downloads that failed (not held down) */
+    _Atomic int64_t download_retries;  /* attempts started after a fault */
+    _Atomic int64_t download_resumes;  /* attempts that continued with a 206 */
+    _Atomic int64_t download_restarts; /* attempts that started over from zero */
+    _Atomic int64_t limited;           /* requests refused by a limit */
+    _Atomic int64_t signed_hits;       /* hits served through a signed URL (keys.h) */
+    _Atomic int64_t confirmations;     /* signed URLs asked of upstream before a hit */
+    _Atomic int64_t confirm_refused;   /* ... that upstream refused (the client got its status) */
+    _Atomic int64_t confirm_changed;   /* ... that showed another version: fetched again */
     _Atomic int64_t revalidated_unchanged; /* expired objects upstream answered 304: renewed */
     _Atomic int64_t revalidated_changed;   /* ... answered with a new body */
     _Atomic int64_t restart_resumes;       /* downloads taken up again after a restart */
@@ -63,8 +69,13 @@ extern struct stats stats;
 
 struct stats_hour {
     int64_t hour; /* Unix time / 3600 */
+    /* requests: those the hit ratio counts (stats_ratio_requests), hits: from disk */
     int64_t served, downloaded, requests, hits;
 };
+
+/* The hit ratio's denominator: fetch requests answered, but for the refused and held down ones
+ * (arca did not get to try them). Grows only, as the hours need. */
+int64_t stats_ratio_requests(void);
 
 /* Main thread, after the index is open. */
 void stats_load(void);

@@ -216,7 +216,7 @@ static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct 
         return LOOKUP_UNAVAILABLE;
     if (opened == -1) {
         /* Out of the table; its file and row go when the new download replaces them. */
-        object_remove(obj, false);
+        object_remove(obj, NULL);
         return LOOKUP_MISS;
     }
     obj->verified = true;
@@ -243,7 +243,7 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
          * a validator is kept meanwhile (a 304 renews it: revalidation), and so is one that may
          * answer stale while upstream fails or is slow. */
         stale = keep_as_stale(obj, now);
-        object_remove(obj, false);
+        object_remove(obj, NULL);
         obj = NULL;
     } else if (obj && obj->state == OBJ_FETCHING && offers_stale(obj)) {
         return take_stale(obj, fd, meta);
@@ -315,8 +315,7 @@ int store_purge(const char *url, int64_t *length)
         rc = -1;
     } else if (obj) {
         *length = obj->length;
-        object_remove(obj, false);
-        submit_remove(key, NULL); /* clients streaming it finish from their open file */
+        object_remove(obj, "purged"); /* clients streaming it finish from their open file */
         rc = 1;
     }
     store_unlock();

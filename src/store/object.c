@@ -86,8 +86,8 @@ struct move_args {
     int fd;                /* RENEW, KEEP_STALE: the revalidated version's file */
     int status;            /* FAIL, SET_ASIDE; KEEP_STALE: upstream's answer (0: none) */
     const char *reason;
-    bool remove_file; /* REMOVE */
-    bool keep_copy;   /* FAIL: the expired version it refreshed keeps its file and row */
+    const char *why; /* REMOVE: why its file and row go (logged); NULL: they stay */
+    bool keep_copy;  /* FAIL: the expired version it refreshed keeps its file and row */
 };
 
 static void enter_lists(struct object *obj, const struct move_args *a);
@@ -394,6 +394,8 @@ static void join_complete(struct object *obj)
 
 static void finish(struct object *obj, const struct move_args *a)
 {
+    if (obj->stale) /* the expired version it refreshed: the new file takes its name */
+        log_info("store: removed %s (replaced by a new version)", obj->url);
     memcpy(obj->digest, a->digest, 32);
     obj->length = obj->have;
     object_reserve(obj, obj->have);
@@ -453,8 +455,10 @@ static void leave_failed(struct object *obj)
 static void fail(struct object *obj, const struct move_args *a)
 {
     object_set_error(obj, a->status, a->reason); /* first: the failures ring keeps it */
-    /* counted before the wake-up, so a client told of the failure finds it in the status */
-    atomic_fetch_add(&stats.downloads_failed, 1);
+    /* counted before the wake-up, so a client told of the failure finds it in the status; one
+     * that found its host held down (store_fail_held) was never tried: not a failed download */
+    if (!obj->retry_after)
+        atomic_fetch_add(&stats.downloads_failed, 1);
     if (st.hooks.failed)
         st.hooks.failed(obj);
     leave_failed(obj);
@@ -476,8 +480,8 @@ static void set_aside(struct object *obj, const struct move_args *a)
 static void remove_complete(struct object *obj, const struct move_args *a)
 {
     leave_table(obj, &st.lru);
-    if (a->remove_file)
-        submit_remove(obj->key, obj->url);
+    if (a->why)
+        submit_remove_why(obj->key, obj->url, a->why);
 }
 
 void store_release(struct object *obj)
@@ -551,11 +555,11 @@ bool object_set_aside(struct object *obj, int status, const char *reason)
     return leave_fetching(obj, MOVE_SET_ASIDE, status, reason);
 }
 
-void object_remove(struct object *obj, bool remove_file)
+void object_remove(struct object *obj, const char *why)
 {
     CHECK_OBJ(obj);
     assert(store_locked());
-    move(obj, MOVE_REMOVE, &(struct move_args){.remove_file = remove_file});
+    move(obj, MOVE_REMOVE, &(struct move_args){.why = why});
     maybe_free(obj);
 }
 
@@ -720,12 +724,14 @@ void copy_string(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-/* A file and row to remove, and the URL to log (NULL: a failed download, already logged). */
+/* A file and row to remove, and the URL to log with why (NULL: a failed download, already
+ * logged). */
 struct remove_job {
     struct persist_job job;
     char key[65];
     char *url;
-    bool part_only; /* a refresh's part file; the key's file and row stay */
+    const char *why; /* a constant: expired, evicted for room, purged */
+    bool part_only;  /* a refresh's part file; the key's file and row stay */
 };
 
 static void run_remove(struct persist_job *job)
@@ -742,18 +748,13 @@ static void run_remove(struct persist_job *job)
     if (!r->part_only)
         index_delete(r->key);
     if (r->url)
-        log_info("store: removed %s", r->url);
+        log_info("store: removed %s (%s)", r->url, r->why);
     free(r->url);
     free(r);
 }
 
 /* Out of memory, file and row stay until the object is loaded again at the next start. */
-void submit_remove(const char *key, const char *url)
-{
-    submit_remove_as(key, url, false);
-}
-
-void submit_remove_as(const char *key, const char *url, bool part_only)
+static void submit_job(const char *key, const char *url, const char *why, bool part_only)
 {
     ASSERT_LOCKED(); /* the removal must be ordered before a new version's file and row */
     struct remove_job *r = calloc(1, sizeof(*r));
@@ -763,7 +764,23 @@ void submit_remove_as(const char *key, const char *url, bool part_only)
         return;
     }
     r->job.run = run_remove;
+    r->why = why;
     r->part_only = part_only;
     memcpy(r->key, key, 65);
     persist_submit(&r->job);
+}
+
+void submit_remove(const char *key, const char *url)
+{
+    submit_job(key, url, "", false);
+}
+
+void submit_remove_why(const char *key, const char *url, const char *why)
+{
+    submit_job(key, url, why, false);
+}
+
+void submit_remove_as(const char *key, const char *url, bool part_only)
+{
+    submit_job(key, url, "", part_only);
 }

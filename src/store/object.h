@@ -204,9 +204,11 @@ bool object_fail(struct object *obj, int status, const char *reason);
  * woken as a failure is, but not counted nor listed, and its file and row kept for the next
  * start to continue. False (nothing done) when it had left FETCHING already. */
 bool object_set_aside(struct object *obj, int status, const char *reason);
-/* Lock held. COMPLETE -> REMOVED: out of the table; with `remove_file`, its file and row go on
- * the persistence thread. Freed here when nobody holds it. */
-void object_remove(struct object *obj, bool remove_file);
+/* Lock held. COMPLETE -> REMOVED: out of the table; with `why` (a constant: "expired",
+ * "evicted for room", "purged"), its file and row go on the persistence thread, which logs
+ * "store: removed URL (why)"; NULL: they stay, for the caller to remove or replace. Freed here
+ * when nobody holds it. */
+void object_remove(struct object *obj, const char *why);
 /* Lock held. The quota an object in the table holds becomes `bytes`, and the store's usage with
  * it: with the moves (object.c), the only writer of both once an object is in the table (its
  * maker sets `reserved` of a NEW one, counted when it enters). */
@@ -260,6 +262,8 @@ void copy_string(char *dst, size_t size, const char *src);
 /* Have the persistence thread remove the file and row of `key` (url: logged as removed). Lock
  * held: ordered before a later download of the same URL. */
 void submit_remove(const char *key, const char *url);
+/* The same, logged as "store: removed URL (why)"; `why` a constant. */
+void submit_remove_why(const char *key, const char *url, const char *why);
 /* The same; with `part_only`, only the key's part file (a refresh's), its file and row kept. */
 void submit_remove_as(const char *key, const char *url, bool part_only);
 

@@ -9,10 +9,10 @@
  *   handed them over: the ordered one creates a download's file and row, makes a finished
  *   object durable and COMPLETE, and removes the files and rows of failed, evicted and purged
  *   objects, in the order they were asked for.
- * - Object states: FETCHING -> COMPLETE, or FETCHING -> FAILED; a COMPLETE object may then be
- *   removed (evicted, purged, expired), staying COMPLETE for readers still streaming it. A FAILED
- *   object has already left the table, so the next request for its URL starts a fresh download.
- *   Every change of state is made in one place, the table of moves in object.c (object.h).
+ * - An object's states and the moves between them are listed once, in object.h's contract (the
+ *   table of moves is object.c's). What a reader sees: a removed object stays whole for readers
+ *   still streaming it; a FAILED object has already left the table, so the next request for its
+ *   URL starts a fresh download.
  * - Readers only see bytes already written to the object file. While FETCHING, the last byte
  *   written is held back: a client never receives a body that looks complete before the object
  *   has been length-checked, digested and fsynced.
@@ -341,9 +341,11 @@ struct resource {
     int64_t length; /* -1 while unknown */
     int64_t have;   /* bytes downloaded */
     int64_t usage, last_use, created, ttl;
-    int status;      /* 200, or the status a failed download gave its clients */
-    int64_t rate;    /* downloading: bytes a second from upstream over the last second */
-    int connections; /* downloading: connections it uses (a parallel fill's several) */
+    int64_t stale_until; /* complete: until when (wall s), once expired, it may answer stale
+                            (--stale-if-error or its origin's); 0: never */
+    int status;          /* 200, or the status a failed download gave its clients */
+    int64_t rate;        /* downloading: bytes a second from upstream over the last second */
+    int connections;     /* downloading: connections it uses (a parallel fill's several) */
     char content_type[128];
     char error[160];
 };

@@ -5,6 +5,7 @@
  * waited. That pass now walks the table a slice of buckets at a time (LIST_SLICE), keeping
  * copies of the best rows' sort fields, and takes the page's rows by key at the end. */
 #include "store/store_list.h"
+#include "store/store_room.h"
 #include "persist/index.h"
 #include "persist/persist.h"
 #include "url/url.h"
@@ -195,6 +196,8 @@ static int object_resource(const struct object *o, struct resource *r)
                            .created = o->created,
                            .ttl = o->ttl,
                            .status = 200};
+    int64_t window = o->state == OBJ_COMPLETE ? object_stale_if_error(o) : 0;
+    r->stale_until = window > 0 ? o->created + o->ttl + window : 0;
     memcpy(r->key, o->key, sizeof(r->key));
     struct upstream_headers h;
     headers_unpack(o->headers, &h);

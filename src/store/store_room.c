@@ -1,6 +1,7 @@
-/* The room objects take on disk: the quota, eviction of the least recently used, expiry, and
- * the usage the index is told of (store_room.h). Every change of an object's state is asked of
- * object.c; SQLite and unlink are the persistence thread's (persist.h). */
+/* The room objects take on disk: the quota, eviction (expired copies first, then the least
+ * recently used), expiry, and the usage the index is told of (store_room.h). Every change of an
+ * object's state is asked of object.c; SQLite and unlink are the persistence thread's (persist.h).
+ */
 #include "store/store_room.h"
 #include "persist/index.h"
 #include "persist/persist.h"
@@ -17,12 +18,112 @@
 #define EXPIRE_SLICE 65536
 #define EXPIRE_CHUNK 4096
 
+/* --- which object goes when room is needed ------------------------------------------------
+ *
+ * Expired objects kept for a revalidation or a stale answer (--keep-expired, stale-if-error) go
+ * before fresh ones, each class least recently used first (docs/CACHING.md, "Quota"). The LRU
+ * list holds both classes in use order; the expired ones are found by the expiry sweep, which
+ * visits every object anyway, and kept in a heap by last use: eviction then costs a heap pop,
+ * not a walk of the list (a scan of a big table here stalled every hit for tens of ms).
+ *
+ * An entry names its object by key, never by pointer (the object may be freed meanwhile), and
+ * is checked when taken: still in the table, complete, expired, and used last when the entry
+ * says (an object used since goes back in under its new time). Each sweep round builds the next
+ * heap while eviction takes from the one the last round built; at most EXPIRED_KNOWN entries a
+ * round (beyond them, expired objects go in the fresh objects' order). */
+#define EXPIRED_KNOWN 65536
+
+struct expired_entry {
+    int64_t last_use;
+    char key[65];
+};
+
+struct expired_heap {
+    struct expired_entry *v;
+    size_t n, cap;
+};
+
+/* Lock held: eviction takes from the ready heap; the sweep round in course builds the next. */
+static struct expired_heap ready_heap, next_heap;
+
+static bool expired_at(const struct object *o, int64_t now)
+{
+    return now - o->created >= o->ttl;
+}
+
+static void heap_swap(struct expired_heap *h, size_t a, size_t b)
+{
+    struct expired_entry t = h->v[a];
+    h->v[a] = h->v[b];
+    h->v[b] = t;
+}
+
+/* Lock held. In by its last use; false when the heap is full or out of memory. */
+static bool heap_push(struct expired_heap *h, const struct object *o)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        struct expired_entry *v = cap <= EXPIRED_KNOWN ? realloc(h->v, cap * sizeof(*v)) : NULL;
+        if (!v)
+            return false;
+        h->v = v;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    h->v[i].last_use = o->last_use;
+    memcpy(h->v[i].key, o->key, sizeof(h->v[i].key));
+    for (; i > 0 && h->v[(i - 1) / 2].last_use > h->v[i].last_use; i = (i - 1) / 2)
+        heap_swap(h, i, (i - 1) / 2);
+    return true;
+}
+
+/* Lock held. The least recently used entry out into *out; false when empty. */
+static bool heap_pop(struct expired_heap *h, struct expired_entry *out)
+{
+    if (h->n == 0)
+        return false;
+    *out = h->v[0];
+    h->v[0] = h->v[--h->n];
+    for (size_t i = 0, least;; i = least) {
+        size_t l = 2 * i + 1, r = l + 1;
+        least = i;
+        if (l < h->n && h->v[l].last_use < h->v[least].last_use)
+            least = l;
+        if (r < h->n && h->v[r].last_use < h->v[least].last_use)
+            least = r;
+        if (least == i)
+            break;
+        heap_swap(h, i, least);
+    }
+    return true;
+}
+
+/* Lock held. The least recently used expired object nobody streams, or NULL. An object streamed
+ * now is left out until the next round finds it again. */
+static struct object *expired_victim(int64_t now)
+{
+    struct expired_entry e;
+    while (heap_pop(&ready_heap, &e)) {
+        struct object *o = object_find(e.key);
+        if (!o || o->state != OBJ_COMPLETE || !expired_at(o, now) || o->refs > 0)
+            continue;                    /* gone, refreshed, renewed or busy */
+        if (o->last_use != e.last_use) { /* used since: its place is further on */
+            heap_push(&ready_heap, o);
+            continue;
+        }
+        return o;
+    }
+    return NULL;
+}
+
 /* Least recently used complete object that nobody streams, or NULL. The LRU list is kept in use
- * order by every hit (a move to its tail), so this is the first entry without readers; a scan of
- * a big table here stalled every hit for tens of milliseconds per eviction. */
+ * order by every hit (a move to its tail), so this is the first entry without readers. */
 static struct object *lru_victim(void)
 {
     assert(store_locked());
+    struct object *expired = expired_victim((int64_t)time(NULL));
+    if (expired)
+        return expired;
     for (struct dnode *d = st.lru.head; d; d = d->next) {
         struct object *o = DLIST_ENTRY(d, struct object, lru);
         if (o->refs == 0)
@@ -32,11 +133,11 @@ static struct object *lru_victim(void)
 }
 
 /* Lock held. Out of the table; its file and row go on the persistence thread, so hits never
- * wait on unlink or SQLite. */
-static void evict(struct object *obj)
+ * wait on unlink or SQLite; the log says `why`. */
+static void evict(struct object *obj, const char *why)
 {
     assert(store_locked());
-    object_remove(obj, true);
+    object_remove(obj, why);
 }
 
 int room_make(int64_t bytes)
@@ -46,7 +147,7 @@ int room_make(int64_t bytes)
         struct object *victim = lru_victim();
         if (!victim)
             return -1;
-        evict(victim);
+        evict(victim, "evicted for room");
     }
     return 0;
 }
@@ -211,9 +312,12 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
     for (size_t i = from; i < to; i++) {
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
-            if (o->state == OBJ_COMPLETE && o->refs == 0 &&
-                now - o->created >= o->ttl + kept_for(o))
-                evict(o);
+            if (o->state != OBJ_COMPLETE || !expired_at(o, now))
+                continue;
+            if (o->refs == 0 && now - o->created >= o->ttl + kept_for(o))
+                evict(o, "expired");
+            else /* kept past its ttl: the first to go when room is needed */
+                heap_push(&next_heap, o);
         }
     }
 }
@@ -234,6 +338,11 @@ void store_expire(void)
         }
         expire_buckets(from, to, now);
         st.expire_cursor = wrapped ? 0 : to;
+        if (wrapped) { /* the round is over: what it found is what eviction takes from now */
+            struct expired_heap done = ready_heap;
+            ready_heap = next_heap;
+            next_heap = (struct expired_heap){done.v, 0, done.cap};
+        }
         store_unlock();
     }
     store_lock();

@@ -1,7 +1,8 @@
 /*
  * store_room.h — the room objects take on disk, for the files of store/ that claim it: the
  * quota is st.quota (the one quota: SIGHUP sets it, store_set_quota), and room is made by
- * evicting the least recently used complete objects nobody streams. The public side (quota,
+ * evicting complete objects nobody streams: expired copies kept past their ttl first, then fresh
+ * ones, least recently used first within each (store_room.c). The public side (quota,
  * expiry, the usage flush, totals) is store.h's. Expired objects stay past their ttl to be
  * revalidated (--keep-expired) or to answer while upstream fails (stale-if-error): how long each
  * may answer stale is asked here too.

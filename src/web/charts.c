@@ -95,7 +95,7 @@ void chart_bars(struct buf *b, const char *id, const char *title, int n, const c
 
     for (int s = 0; s < nseries; s++)
         for (int i = 0; i < n; i++)
-            max = fmax(max, series[s].values[i]);
+            max = fmax(max, series[s].values[i]); /* fmax passes over a NAN */
     top = nice_top(max, unit);
     buf_addf(b, "<figure class=\"chart\" id=\"%s\"><figcaption>", id);
     buf_html(b, title);
@@ -108,8 +108,11 @@ void chart_bars(struct buf *b, const char *id, const char *title, int n, const c
         double x0 = LEFT + col_w * i + col_w * 0.1;
         for (int s = 0; s < nseries; s++) {
             char text[32];
-            double v = series[s].values[i], h = top > 0 ? plot_h * v / top : 0;
-            format_value(v, unit, text, sizeof(text));
+            double v = series[s].values[i], h = top > 0 && !isnan(v) ? plot_h * v / top : 0;
+            if (isnan(v))
+                snprintf(text, sizeof(text), "%s", series[s].none ? series[s].none : "none");
+            else
+                format_value(v, unit, text, sizeof(text));
             buf_addf(b,
                      "<rect class=\"bar %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                      "height=\"%.1f\"><title>",

@@ -17,6 +17,7 @@ struct chart_series {
     const char *name;  /* legend and tooltips */
     const char *klass; /* CSS class giving its colour */
     const double *values;
+    const char *none; /* a value NAN is no value: no bar, this in its tooltip (NULL: "none") */
 };
 
 /* A bar chart of `n` columns with `nseries` bars each; `labels[i]` names column i (shown every

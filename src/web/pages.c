@@ -13,6 +13,7 @@
 #include "upstream/hosts.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,18 @@ static void size_cell(struct buf *b, const struct resource *r, enum list_state s
     buf_add(b, "</span></td>");
 }
 
+/* An expired copy kept on disk: until when it answers while upstream fails (stale_until). */
+static void expired_note(struct buf *b, const struct resource *r)
+{
+    char until[40];
+    if (r->stale_until > (int64_t)time(NULL)) {
+        format_time(r->stale_until, until, sizeof(until));
+        buf_addf(b, "<div class=\"muted stale\">expired; answers stale until %s</div>", until);
+    } else {
+        buf_add(b, "<div class=\"muted stale\">expired; kept to be revalidated</div>");
+    }
+}
+
 static void resource_row(struct buf *b, const struct resource *r, enum list_state state)
 {
     char used[40], created[40];
@@ -316,6 +329,8 @@ static void resource_row(struct buf *b, const struct resource *r, enum list_stat
         buf_html(b, r->error);
         buf_add(b, "</div>");
     }
+    if (state == LIST_SUCCESSES && (int64_t)time(NULL) - r->created >= r->ttl)
+        expired_note(b, r);
     buf_add(b, "</td>");
     size_cell(b, r, state);
     buf_addf(b,
@@ -407,14 +422,20 @@ static void summary_card(struct buf *b, const char *id, const char *value, const
 static void summary(struct buf *b, const struct store_totals *t)
 {
     int64_t requests = atomic_load(&stats.requests), hits = atomic_load(&stats.hits);
+    int64_t tried = stats_ratio_requests(); /* the refused and held down left out */
     int64_t served = atomic_load(&stats.bytes_served), down = atomic_load(&stats.bytes_downloaded);
     char text[64];
 
     buf_add(b, "<div class=\"cards\">");
     snprintf(text, sizeof(text), "%lld", (long long)requests);
     summary_card(b, "requests", text, requests == 1 ? "fetch request" : "fetch requests");
-    snprintf(text, sizeof(text), "%.1f %%", requests ? 100.0 * (double)hits / (double)requests : 0);
+    if (tried > 0)
+        snprintf(text, sizeof(text), "%.1f %%", 100.0 * (double)hits / (double)tried);
+    else
+        snprintf(text, sizeof(text), "no requests");
     summary_card(b, "hit-ratio", text, "answered from disk");
+    snprintf(text, sizeof(text), "%lld", (long long)atomic_load(&stats.held_down));
+    summary_card(b, "held-down", text, "refused: host held down"); /* 503, not tried */
     format_bytes((double)served, text, sizeof(text));
     summary_card(b, "served", text, "served to clients");
     format_bytes((double)down, text, sizeof(text));
@@ -442,15 +463,17 @@ static void hourly_charts(struct buf *b)
         labels[i] = names[i];
         served[i] = (double)h[i].served;
         down[i] = (double)h[i].downloaded;
-        ratio[i] = h[i].requests ? 100.0 * (double)h[i].hits / (double)h[i].requests : 0;
+        /* an hour without requests has no ratio: NAN, drawn as "no requests" (charts.h) */
+        ratio[i] = h[i].requests ? 100.0 * (double)h[i].hits / (double)h[i].requests : NAN;
     }
     chart_bars(b, "traffic", "Bytes served and downloaded per hour (UTC), last 48 hours",
                CHART_HOURS, labels, 8,
-               (struct chart_series[]){{"served to clients", "served", served},
-                                       {"downloaded from upstream", "downloaded", down}},
+               (struct chart_series[]){{"served to clients", "served", served, NULL},
+                                       {"downloaded from upstream", "downloaded", down, NULL}},
                2, UNIT_BYTES);
     chart_bars(b, "hits", "Hit ratio per hour (requests answered from disk)", CHART_HOURS, labels,
-               8, (struct chart_series[]){{"hit ratio", "hits", ratio}}, 1, UNIT_PERCENT);
+               8, (struct chart_series[]){{"hit ratio", "hits", ratio, "no requests"}}, 1,
+               UNIT_PERCENT);
 }
 
 /* The upstream hosts held down (upstream/hosts.h), as a warning: which ones only to a client

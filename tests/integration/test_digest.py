@@ -168,3 +168,20 @@ def test_hold_framing_answers_once_the_digest_is_checked(origin, start_arca):
     status, headers, body, complete = results["plain"]
     assert status == 200 and complete and body == data
     assert origin.counts["/held"] == 1
+
+
+def test_a_wrong_digest_answered_502_says_so_in_cache_status(origin, start_arca):
+    """Issue 51: the 502 for a wrong sha256 is no hit (RFC 9211): it says what happened,
+    detail=digest-mismatch, after fwd=uri-miss when the object was just downloaded for it."""
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--digest-framing", "hold")
+    data = os.urandom(100_000)
+    url = origin.add("/dtb", data=data)
+    status, headers, body = arca.fetch(url, sha256=WRONG)  # held: told once checked
+    assert status == 502 and b"sha256" in body
+    assert headers["cache-status"] == "arca; fwd=uri-miss; detail=digest-mismatch"
+    status, headers, body = arca.fetch(url, sha256=WRONG)  # stored now: upstream not asked
+    assert status == 502 and b"sha256" in body
+    assert headers["cache-status"] == "arca; detail=digest-mismatch"
+    assert "age" not in headers
+    assert origin.counts["/dtb"] == 1
+    assert arca.fetch(url, sha256=sha256(data))[1]["cache-status"].startswith("arca; hit; ttl=")

@@ -260,3 +260,40 @@ def test_a_confirmation_probe_redirected_to_a_refused_address_clears_the_host(st
     status, _, body = fetch_until(arca, s3_url(origin, nonce="n2"), lambda s, h: s != 503)
     assert status == 200 and sha256(body) == sha256(data), (status, body)
     assert arca.status()["upstream_hosts_down"] == 0
+
+
+def test_held_down_refusals_are_counted_apart_not_as_failed_downloads(start_arca, origin):
+    """Issue 51: a 503 for a host held down is its own result (statistics_held_down,
+    arca_requests_total{result="held_down"}): not a download that failed, not an error, not in
+    the hit ratio; and the status says since when the host is down as an ISO date."""
+    arca = start_arca(*FAST)
+    other = Origin()
+    try:
+        url = other.add("/ok", data=b"ok" * 100)
+        assert arca.fetch(url)[0] == 200 and arca.fetch(url)[0] == 200  # a miss, a hit
+        held_down(arca, origin)
+        before, m_before = arca.status(), arca.metrics()
+        answers = [arca.fetch(origin.url(f"/x{i}"))[0] for i in range(10)]
+        held = answers.count(503)
+        tried = len(answers) - held  # a probe let through fails as a download
+        assert held >= 8, answers
+        s, m = arca.status(), arca.metrics()
+        assert s["statistics_held_down"] - before["statistics_held_down"] == held
+        assert m['arca_requests_total{result="held_down"}'] - \
+            m_before['arca_requests_total{result="held_down"}'] == held
+        assert s["resources_failures"] - before["resources_failures"] == tried
+        assert s["statistics_failures"] - before["statistics_failures"] == tried
+        assert m['arca_requests_total{result="error"}'] - \
+            m_before['arca_requests_total{result="error"}'] == tried
+        (down,) = s["upstream_hosts_down_list"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", down["since"]), down
+        assert down["since"] <= s["timestamp"]
+        # the hit ratio: one hit of the requests arca tried (not the held down ones)
+        ratio = s["statistics_hits"] / (s["statistics_requests"] - s["statistics_held_down"])
+        assert f"{100 * ratio:.1f} % answered from disk" in cli("status", *server(arca)).stdout
+        assert ratio > s["statistics_hits"] / s["statistics_requests"]
+        page = arca.get("/statistics/")[2].decode()
+        assert f'id="held-down"><div class="value">{s["statistics_held_down"]}</div>' in page
+        assert f'id="hit-ratio"><div class="value">{100 * ratio:.1f} %' in page
+    finally:
+        other.stop()

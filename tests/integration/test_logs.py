@@ -296,3 +296,28 @@ def test_a_health_check_refused_at_its_head_is_not_logged(origin, start_arca, wo
         assert time.monotonic() < deadline, read_file(path)
         time.sleep(0.05)
     assert "refused-poll" not in read_file(path)
+
+
+def test_the_log_says_why_an_object_was_removed(origin, start_arca, workdir):
+    """Issue 51: `store: removed URL` says why: expired, evicted for room, purged, replaced."""
+    from test_admin import purge, token_file
+    from test_stale import wait_age
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "1M", "--stale-if-error",
+                      "0", "--admin-token-file", token_file(workdir))
+    gone = origin.add("/gone", data=b"g" * 100)  # no validator, nothing answers stale: expires
+    assert arca.fetch(gone, ttl="1s")[0] == 200
+    assert arca.log_shows(f"store: removed {gone} (expired)", timeout=10), arca.read_log()
+    rep = origin.add("/rep", data=b"v1" * 50, etag='"v1"')
+    assert arca.fetch(rep, ttl="1s")[0] == 200
+    wait_age(arca, "/rep", 1)
+    origin.objects["/rep"].data, origin.objects["/rep"].etag = b"v2" * 50, '"v2"'
+    assert arca.fetch(rep)[2] == b"v2" * 50
+    assert arca.log_shows(f"store: removed {rep} (replaced by a new version)"), arca.read_log()
+    purged = origin.add("/purged", data=b"p" * 100)
+    assert arca.fetch(purged)[0] == 200
+    assert purge(arca, purged)[0] == 200
+    assert arca.log_shows(f"store: removed {purged} (purged)"), arca.read_log()
+    big = [origin.add(f"/big{i}", data=os.urandom(400_000)) for i in range(3)]
+    for url in big:
+        assert arca.fetch(url)[0] == 200
+    assert arca.log_shows(f"store: removed {big[0]} (evicted for room)"), arca.read_log()

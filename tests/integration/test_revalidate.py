@@ -2,10 +2,12 @@
 conditionally. 304: it is renewed and no body crosses the uplink; 200: the new body replaces it,
 streamed like any miss; concurrent requests share one revalidation."""
 
+import re
 import threading
 import time
 
 from conftest import sha256
+from test_stale import wait_age
 
 
 def body_gets(origin, path):
@@ -102,3 +104,28 @@ def test_a_revalidation_that_fails_drops_the_object(arca, origin):
     assert arca.fetch(url)[0] == 404
     origin.objects["/gone"].status = 200
     assert arca.fetch(url)[2] == data
+
+
+def test_a_304_is_counted_and_logged_as_revalidated_not_as_a_miss(arca, origin):
+    """Issue 51: a renewal by 304 is its own result (nginx's REVALIDATED): in the access log,
+    the status and the metrics; the misses count the downloads only."""
+    data = b"initrd " * 20000
+    url = origin.add("/initrd", data=data, etag='"i1"')
+    assert arca.fetch(url, ttl="1s")[0] == 200
+    wait_age(arca, "/initrd", 1)
+    status, headers, body = arca.fetch(url, ttl="1h")
+    assert status == 200 and body == data
+    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+    assert len(conditional_gets(origin, "/initrd")) == 1
+    status = arca.status()
+    assert status["statistics_revalidated"] == 1 and status["statistics_hits"] == 0
+    metrics = arca.metrics()
+    assert metrics['arca_requests_total{result="revalidated"}'] == 1
+    assert metrics['arca_requests_total{result="miss"}'] == 1  # the first download alone
+    line = re.compile(r'"GET /api/v1/fetch/\?url=\S+ttl=1h HTTP/1.1" 200 %d .* (\w+) \d+\.\d{3}$'
+                      % len(data), re.M)
+    deadline = time.monotonic() + 5
+    while not line.search(arca.read_log()):
+        assert time.monotonic() < deadline, arca.read_log()[-2000:]
+        time.sleep(0.05)
+    assert line.search(arca.read_log()).group(1) == "REVALIDATED"

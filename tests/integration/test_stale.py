@@ -337,3 +337,50 @@ def test_a_copy_too_old_to_answer_is_kept_not_deleted(start_arca, origin):
     status, headers, body = fetch_until(arca, url, lambda s, h: s == 200)
     assert status == 200 and body == data
     assert origin.bytes_sent["/pub"] == len(data), "renewed by a 304, not downloaded again"
+
+
+def test_a_stale_answer_is_counted_as_stale_not_as_a_hit(arca, origin):
+    """Issue 51: an expired version's answer is its own result (STALE), never a hit."""
+    data = os.urandom(30_000)
+    url = expired(arca, origin, "/rescue.img", data, etag='"r"')
+    origin.objects["/rescue.img"].status = 503
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and body == data and stale_answer(headers)
+    assert arca.status()["statistics_hits"] == 0
+    metrics = arca.metrics()
+    assert metrics['arca_requests_total{result="stale"}'] == 1
+    assert metrics['arca_requests_total{result="hit"}'] == 0
+    deadline = time.monotonic() + 5
+    while " STALE " not in arca.read_log():
+        assert time.monotonic() < deadline, arca.read_log()[-2000:]
+        time.sleep(0.05)
+
+
+def listed(arca):
+    rows = json.loads(arca.get("/api/v1/resources/?state=successes")[2])["resources"]
+    return {urllib.parse.urlsplit(r["url"]).path: r for r in rows}
+
+
+def test_quota_pressure_evicts_the_expired_copy_before_a_fresh_one(origin, start_arca):
+    """Issue 51: when room is needed, a copy kept past its ttl for stale-if-error goes before a
+    fresh object, even one used less recently; its listing says until when it may answer stale."""
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--quota", "1M")
+    fresh, old, new = (os.urandom(400_000) for _ in range(3))
+    fresh_url = origin.add("/fresh.img", data=fresh)
+    old_url = origin.add("/old.img", data=old, etag='"o"')
+    new_url = origin.add("/new.img", data=new)
+    assert arca.fetch(fresh_url, ttl="1h")[0] == 200
+    assert arca.fetch(old_url, ttl="1s")[0] == 200  # used after the fresh one
+    # expired, and a second more: the expiry sweep (every second) has seen it
+    wait_age(arca, "/old.img", 3)
+    row = listed(arca)["/old.img"]
+    created = calendar.timegm(time.strptime(row["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    until = calendar.timegm(time.strptime(row["stale_until"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert until == created + 1 + 86400  # its ttl, then --stale-if-error's default day
+    assert "stale_until" not in listed(arca)["/fresh.img"]
+    page = arca.get("/resources/?state=successes")[2].decode()
+    assert "expired; answers stale until" in page
+    assert arca.fetch(new_url, ttl="1h")[0] == 200  # no room for three
+    assert set(listed(arca)) == {"/fresh.img", "/new.img"}
+    assert arca.status()["resources_successes"] == 2
+    assert arca.fetch(fresh_url)[2] == fresh and origin.counts["/fresh.img"] == 1

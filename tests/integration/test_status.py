@@ -1,6 +1,7 @@
 """/api/v1/status/ (KissCache's keys) and /metrics after a known sequence of requests."""
 
 import os
+import re
 import threading
 import time
 
@@ -148,3 +149,37 @@ def test_threads_are_named_for_top(start_arca):
             break
         time.sleep(0.05)
     assert want <= names
+
+
+def test_a_refused_client_is_no_failure_and_not_in_the_hit_ratio(origin, start_arca):
+    """Issue 51: a 403 to a client outside --allow-network is counted as refused: not a failure,
+    not an error, and the hit ratio (status page, `arca status`) leaves it out."""
+    from test_cli import cli, server
+    url = origin.add("/r", data=b"r" * 1000)
+    open_arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    assert open_arca.fetch(url)[0] == 200 and open_arca.fetch(url)[0] == 200  # a miss, a hit
+    shut = start_arca("--upstream-allow", "127.0.0.0/8", "--allow-network", "10.0.0.0/8",
+                      data_dir=open_arca.data_dir + "-shut")
+    for _ in range(2):
+        assert shut.fetch(url)[0] == 403
+    s = shut.status()
+    assert s["statistics_refused"] == 2 and s["statistics_requests"] == 2
+    assert s["statistics_failures"] == 0 and s["resources_failures"] == 0
+    m = shut.metrics()
+    assert m['arca_requests_total{result="refused"}'] == 2
+    assert m['arca_requests_total{result="error"}'] == 0
+    page = shut.get("/statistics/")[2].decode()
+    assert '<div class="value">no requests</div><div class="label">answered from disk' in page
+    assert "requests   2, none tried" in cli("status", *server(shut)).stdout
+    # the open one: a miss and a hit, 50 %, whatever the other refused
+    assert "requests   2, 50.0 % answered from disk" in cli("status", *server(open_arca)).stdout
+
+
+def test_an_hour_without_requests_reads_no_requests_not_zero(origin, arca):
+    """Issue 51: the hourly hit ratio of an hour nobody asked anything is not 0 %."""
+    url = origin.add("/h", data=b"h" * 100)
+    assert arca.fetch(url)[0] == 200 and arca.fetch(url)[0] == 200
+    page = arca.get("/statistics/")[2].decode()
+    ratios = re.findall(r"— hit ratio: ([^<]+)</title>", page)
+    assert len(ratios) == 48 and ratios[-1] == "50 %", ratios[-3:]
+    assert set(ratios[:-1]) == {"no requests"}, set(ratios[:-1])

@@ -222,7 +222,7 @@ static void removing_a_complete_object_leaves_the_table(void **state)
     store_lock();
     assert_true(object_complete(obj, digest));
     obj->refs--; /* the fetch is done; the test keeps one reference, like a streaming reader */
-    object_remove(obj, true);
+    object_remove(obj, "evicted for room");
     assert_null(object_find(obj->key));
     assert_int_equal(st.usage, usage);
     store_unlock();

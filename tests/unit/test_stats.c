@@ -74,10 +74,12 @@ static void restart(void)
     stats_load();
 }
 
+/* `requests` fetch requests answered, `hits` of them from disk, the others downloaded. */
 static void serve(int64_t requests, int64_t hits, int64_t bytes)
 {
     atomic_fetch_add(&stats.requests, requests);
     atomic_fetch_add(&stats.hits, hits);
+    atomic_fetch_add(&stats.misses, requests - hits);
     atomic_fetch_add(&stats.bytes_served, bytes);
 }
 
@@ -141,12 +143,34 @@ static void saves_never_count_traffic_twice(void **state)
     assert_int_equal(h[0].requests, 6);
 }
 
+/* A refused client and a host held down are requests arca did not try: the hour's hit ratio
+ * leaves them out (issue 51). */
+static void refused_requests_stay_out_of_the_hit_ratio(void **state)
+{
+    struct stats_hour h[1];
+    (void)state;
+    serve(4, 2, 0);
+    atomic_fetch_add(&stats.requests, 5);
+    atomic_fetch_add(&stats.refused, 3);
+    atomic_fetch_add(&stats.held_down, 2);
+    stats_save();
+    stats_hours(h, 1);
+    assert_int_equal(h[0].requests, 4);
+    assert_int_equal(h[0].hits, 2);
+    assert_int_equal(stats_ratio_requests(), 4);
+    restart(); /* counted apart across a restart too */
+    assert_int_equal(atomic_load(&stats.refused), 3);
+    assert_int_equal(atomic_load(&stats.held_down), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(saved_counters_survive_a_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(unsaved_counters_are_lost_by_a_crash_only, setup, teardown),
         cmocka_unit_test_setup_teardown(the_current_hour_counts_what_happened_since_start, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(refused_requests_stay_out_of_the_hit_ratio, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(saves_never_count_traffic_twice, setup, teardown),
     };

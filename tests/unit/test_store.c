@@ -552,6 +552,56 @@ static void eviction_takes_the_least_recently_used(void **state)
     store_set_quota(1LL << 40);
 }
 
+/* What became of `url`, asked without touching it. */
+static enum outcome_state outcome_of(const char *url)
+{
+    struct outcome out;
+    store_outcome(url, &out);
+    return out.state;
+}
+
+/* When room is needed, a copy kept past its ttl for a stale answer goes before a fresh object,
+ * even one used less recently; among expired copies, the least recently used goes first
+ * (issue 51). */
+static void eviction_takes_expired_copies_first(void **state)
+{
+    struct object *obj;
+    struct object_meta meta;
+    struct upstream_headers h = {"", "", "", "", ""};
+    struct store_totals t;
+    int fd;
+    (void)state;
+    complete_object("http://h/fresh", "ffffffffff"); /* an hour's ttl, used first */
+    for (int i = 0; i < 2; i++) {
+        const char *url = i ? "http://h/exp2" : "http://h/exp1";
+        assert_int_equal(store_lookup(url, 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+        assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+        persist_flush();
+        assert_int_equal(store_begin_body(obj, 10, &h, true), 0);
+        append(obj, i ? "eeeeeeeee2" : "eeeeeeeee1"); /* not twins: each its own room */
+        finish(obj, i ? "eeeeeeeee2" : "eeeeeeeee1");
+        release_both(obj);
+    }
+    complete_object("http://h/fresh2", "gggggggggg");
+    usleep(1100 * 1000);         /* exp1 and exp2 expire; stale-if-error keeps them a day */
+    for (int i = 0; i < 64; i++) /* a whole round of the sweep: it finds them expired */
+        store_expire();
+    assert_int_equal(outcome_of("http://h/exp1"), OUTCOME_COMPLETE);
+    store_totals(&t);
+    store_set_quota(t.disk_usage); /* full: each new object takes the room of one */
+    for (int i = 0; i < 2; i++) {  /* two more objects: two must go */
+        obj = downloading(i ? "http://h/new2" : "http://h/new1", 10, "");
+        append(obj, i ? "nnnnnnnnn2" : "nnnnnnnnn1");
+        finish(obj, i ? "nnnnnnnnn2" : "nnnnnnnnn1");
+        release_both(obj);
+        /* the least recently used expired copy first, then the other */
+        assert_int_equal(outcome_of("http://h/exp1"), OUTCOME_ABSENT);
+        assert_int_equal(outcome_of("http://h/exp2"), i ? OUTCOME_ABSENT : OUTCOME_COMPLETE);
+        assert_int_equal(outcome_of("http://h/fresh"), OUTCOME_COMPLETE);
+    }
+    store_set_quota(1LL << 40);
+}
+
 /* An object past its TTL is refused by lookups at once, and the expiry sweep removes it: out of
  * the quota, its file gone once the persistence thread has run the removal. */
 static void expiry_removes_an_object_past_its_ttl(void **state)
@@ -752,6 +802,7 @@ int main(void)
         cmocka_unit_test(a_failed_versions_removal_spares_the_next_one),
         cmocka_unit_test(starting_over_never_hands_out_two_versions),
         cmocka_unit_test(eviction_takes_the_least_recently_used),
+        cmocka_unit_test(eviction_takes_expired_copies_first),
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
         cmocka_unit_test(a_signed_urls_download_is_born_signed),

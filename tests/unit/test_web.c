@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,8 @@ static void bar_chart_labels_and_names_are_escaped(void **state)
 {
     static const double served[3] = {1024, 2048, 0}, down[3] = {0, 512, 4096};
     const char *labels[3] = {HOSTILE, "01 Jan 00:00", "01 Jan 01:00"};
-    struct chart_series series[2] = {{HOSTILE, "served", served}, {"down", "downloaded", down}};
+    struct chart_series series[2] = {{HOSTILE, "served", served, NULL},
+                                     {"down", "downloaded", down, NULL}};
     struct buf b = {0};
     char *svg;
     (void)state;
@@ -141,6 +143,24 @@ static void bar_chart_labels_and_names_are_escaped(void **state)
     /* the legend names both series, escaped */
     assert_non_null(strstr(svg, "<i class=\"swatch served\"></i>" HOSTILE_ESCAPED "</span>"));
     assert_non_null(strstr(svg, "<i class=\"swatch downloaded\"></i>down</span>"));
+    free(svg);
+}
+
+/* An hour without requests has no hit ratio: no bar, and its tooltip says so, never 0 %. */
+static void a_missing_value_is_said_not_drawn_as_zero(void **state)
+{
+    const double ratio[2] = {NAN, 50};
+    const char *labels[2] = {"01 Jan 00:00", "01 Jan 01:00"};
+    struct chart_series series[1] = {{"hit ratio", "hits", ratio, "no requests"}};
+    struct buf b = {0};
+    char *svg;
+    (void)state;
+    chart_bars(&b, "hits", "ratio", 2, labels, 1, series, 1, UNIT_PERCENT);
+    svg = text_of(&b);
+    assert_non_null(strstr(svg, "01 Jan 00:00 — hit ratio: no requests</title>"));
+    assert_non_null(strstr(svg, "01 Jan 01:00 — hit ratio: 50 %</title>"));
+    assert_null(strstr(svg, "nan"));
+    assert_null(strstr(svg, ": 0 %"));
     free(svg);
 }
 
@@ -321,6 +341,7 @@ int main(void)
         cmocka_unit_test(buckets_appear_in_the_navigation_once_configured),
         cmocka_unit_test(a_page_response_forbids_inline_script_and_sniffing),
         cmocka_unit_test(bar_chart_labels_and_names_are_escaped),
+        cmocka_unit_test(a_missing_value_is_said_not_drawn_as_zero),
         cmocka_unit_test(an_empty_chart_still_draws),
         cmocka_unit_test(the_gauge_is_coloured_by_how_full_it_is),
         cmocka_unit_test(bytes_read_as_people_write_them),
