@@ -7,9 +7,8 @@ import os
 import re
 import time
 
-from conftest import Origin, sha256
+from conftest import Origin, sha256, wait_age
 from test_cli import cli, server
-from test_stale import wait_age
 
 FAST = ("--upstream-allow", "127.0.0.0/8", "--retry-delay", "50ms")
 

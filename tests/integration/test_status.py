@@ -4,6 +4,8 @@ import os
 import threading
 import time
 
+from conftest import wait_for
+
 KISSCACHE_KEYS = {
     "timestamp", "disk_usage", "disk_usage_percent", "disk_quota", "instance",
     "resources_scheduled", "resources_downloading", "resources_successes", "resources_failures",
@@ -86,7 +88,7 @@ def test_status_shows_a_download_in_progress(origin, arca):
     url = origin.add("/slow", data=data, rate=1024 * 1024)
     t = threading.Thread(target=arca.fetch, args=(url,))
     t.start()
-    time.sleep(0.5)
+    wait_for(lambda: origin.bytes_sent["/slow"], "the origin sending /slow")
     s = arca.status()
     assert s["resources_downloading"] == 1 and s["resources_successes"] == 0
     assert arca.metrics()['arca_objects{state="downloading"}'] == 1
