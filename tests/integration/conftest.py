@@ -96,6 +96,9 @@ class Obj:
     on_request: object = None  # callable(obj, index) run as each GET begins (index from 0)
     forced_first: int = -1  # answer 206 from this byte even without a Range (a broken origin)
     overrun: int = 0  # a 206 sends this many bytes more than its Content-Range (a broken origin)
+    # a threading.Event the body's last byte waits for (a download held open just before its
+    # end, as long as a scenario needs; set it to let the body end)
+    last_byte_gate: object = None
     # callable(query) -> None to serve, or a status to answer instead (a signature check)
     check: object = None
     conditional: bool = True  # answer If-None-Match / If-Modified-Since with 304 when they match
@@ -211,10 +214,15 @@ class Handler(BaseHTTPRequestHandler):
             limit = fault[1]
         if limit >= 0:
             data = data[:limit]
+        pieces = [data[off : off + obj.chunk] for off in range(0, len(data), obj.chunk)]
+        if obj.last_byte_gate is not None and data:
+            pieces[-1:] = [p for p in (pieces[-1][:-1], pieces[-1][-1:]) if p]
         t0 = time.monotonic()
         try:
-            for off in range(0, len(data), obj.chunk):
-                piece = data[off : off + obj.chunk]
+            off = 0
+            for piece in pieces:
+                if obj.last_byte_gate is not None and off + len(piece) == len(data):
+                    obj.last_byte_gate.wait(60)
                 if obj.rate:  # pace before writing, so the last write is the last act
                     time.sleep(max(0, t0 + off / obj.rate - time.monotonic()))
                 # counted as it is handed over: a client may have read it all before a count
@@ -225,6 +233,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 else:
                     self.wfile.write(piece)
+                off += len(piece)
             if obj.chunked and limit < 0:
                 self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
