@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from conftest import wait_for
+from conftest import wait_downloading
 
 KISSCACHE_KEYS = {
     "timestamp", "disk_usage", "disk_usage_percent", "disk_quota", "instance",
@@ -88,7 +88,7 @@ def test_status_shows_a_download_in_progress(origin, arca):
     url = origin.add("/slow", data=data, rate=1024 * 1024)
     t = threading.Thread(target=arca.fetch, args=(url,))
     t.start()
-    wait_for(lambda: origin.bytes_sent["/slow"], "the origin sending /slow")
+    wait_downloading(arca, "/slow")  # its bytes are coming in
     s = arca.status()
     assert s["resources_downloading"] == 1 and s["resources_successes"] == 0
     assert arca.metrics()['arca_objects{state="downloading"}'] == 1
