@@ -212,9 +212,9 @@ def test_a_wrong_digest_meeting_the_last_byte_never_gets_a_complete_body(origin,
             answers.append(got["a"])
 
     sprayers = [threading.Thread(target=wrong_until_done) for _ in range(3)]
-    for t in sprayers:
-        t.start()
     gate.set()
+    for t in sprayers:  # their first requests meet the last byte as it lands
+        t.start()
     wait_for(lambda: resource(arca, "/edge"), "/edge complete")
     after = len(answers)
     wait_for(lambda: len(answers) >= after + 6, "wrong digests after the end")
