@@ -2,6 +2,7 @@
 binary on a free loopback port, and clients. Every server is stopped and every temp dir removed
 at teardown."""
 
+import calendar
 import collections
 import hashlib
 import http.client
@@ -95,6 +96,9 @@ class Obj:
     on_request: object = None  # callable(obj, index) run as each GET begins (index from 0)
     forced_first: int = -1  # answer 206 from this byte even without a Range (a broken origin)
     overrun: int = 0  # a 206 sends this many bytes more than its Content-Range (a broken origin)
+    # a threading.Event the body's last byte waits for (a download held open just before its
+    # end, as long as a scenario needs; set it to let the body end)
+    last_byte_gate: object = None
     # callable(query) -> None to serve, or a status to answer instead (a signature check)
     check: object = None
     conditional: bool = True  # answer If-None-Match / If-Modified-Since with 304 when they match
@@ -210,10 +214,15 @@ class Handler(BaseHTTPRequestHandler):
             limit = fault[1]
         if limit >= 0:
             data = data[:limit]
+        pieces = [data[off : off + obj.chunk] for off in range(0, len(data), obj.chunk)]
+        if obj.last_byte_gate is not None and data:
+            pieces[-1:] = [p for p in (pieces[-1][:-1], pieces[-1][-1:]) if p]
         t0 = time.monotonic()
         try:
-            for off in range(0, len(data), obj.chunk):
-                piece = data[off : off + obj.chunk]
+            off = 0
+            for piece in pieces:
+                if obj.last_byte_gate is not None and off + len(piece) == len(data):
+                    obj.last_byte_gate.wait(60)
                 if obj.rate:  # pace before writing, so the last write is the last act
                     time.sleep(max(0, t0 + off / obj.rate - time.monotonic()))
                 # counted as it is handed over: a client may have read it all before a count
@@ -224,6 +233,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 else:
                     self.wfile.write(piece)
+                off += len(piece)
             if obj.chunked and limit < 0:
                 self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
@@ -490,6 +500,64 @@ def read_to_end(resp):
         return resp.read(), True
     except http.client.IncompleteRead as e:
         return e.partial, False
+
+
+# --- waiting for a state ---------------------------------------------------------------------
+# A scenario waits for what it needs (a byte count, a row, arca's clock), with a deadline,
+# never for a time guessed long enough: a loaded machine makes every guess wrong some day.
+
+
+def wait_for(check, what, timeout=10, every=0.02):
+    """check()'s first true value, asked every `every` s; fails saying `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(every)
+    return value
+
+
+def resource(arca, path, state="successes"):
+    """arca's listing row (/api/v1/resources/) of the object in `state` whose URL has this
+    path, or None."""
+    rows = json.loads(arca.get(f"/api/v1/resources/?state={state}")[2])["resources"]
+    found = [r for r in rows if urllib.parse.urlsplit(r["url"]).path == path]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def wait_clock(second, timeout=30):
+    """Until arca's clock (time(NULL), whole seconds) reads `second` or later. time(NULL) reads
+    the kernel's coarse clock, a tick behind time.time(): 50 ms past the second for that."""
+    wait_for(lambda: time.time() >= second + 0.05, f"arca's clock at {second}", timeout, 0.05)
+
+
+def wait_age(arca, path, age, field="created_at", timeout=30):
+    """Until arca's object at `path` is `age` seconds old by its own record (`field` of its
+    listing row: created_at, or last_usage), as arca counts: one with ttl T has expired once
+    its age is T."""
+    row = resource(arca, path)
+    assert row, f"{path} is not in arca's listing"
+    wait_clock(calendar.timegm(time.strptime(row[field], "%Y-%m-%dT%H:%M:%SZ")) + age, timeout)
+
+
+def wait_downloading(arca, path, at_least=1, timeout=10):
+    """arca's listing row of `path` once arca is downloading it and has `at_least` of its bytes
+    (at least one: the origin's headers are in)."""
+    def row():
+        r = resource(arca, path, "downloading")
+        return r if r and r["downloaded"] >= at_least else None
+    return wait_for(row, f"{path} downloading with {at_least} bytes in", timeout)
+
+
+def wait_not_listening(arca, timeout=10):
+    """Until arca refuses new connections (it closes its listening socket as it drains)."""
+    def refused():
+        try:
+            socket.create_connection((arca.host, arca.port), timeout=1).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+    wait_for(refused, "arca stopped listening", timeout)
 
 
 # --- fixtures -------------------------------------------------------------------------------

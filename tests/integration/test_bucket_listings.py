@@ -12,6 +12,7 @@ import urllib.parse
 
 import pytest
 
+from conftest import wait_clock
 from s3 import ACCESS, S3, SECRET
 
 
@@ -214,13 +215,14 @@ def test_listing_cache_and_its_expiry(start_arca, workdir, s3):
     s3.put("lab", "d/one.txt", b"1")
     arca = bucket_arca(start_arca, workdir, s3, "listing-ttl = 2s\n")
     status, headers, body = arca.get("/browse/lab/d/")
+    listed = int(time.time())  # arca's listing was fetched in this second or before
     assert headers["cache-control"] == "max-age=2"
     s3.put("lab", "d/two.txt", b"2")
     found, _ = listing(arca, "/browse/lab/d/")  # cached: the new file is not seen yet
     assert [t for _, _, t in found] == ["one.txt"]
     assert json.loads(arca.get("/browse/lab/d/?export=json")[2])["files"][0]["Size"] == 1
     assert len(s3.lists("lab")) == 1
-    time.sleep(2.2)
+    wait_clock(listed + 2)  # the listing is 2 s old by arca's clock
     found, _ = listing(arca, "/browse/lab/d/")
     assert [t for _, _, t in found] == ["one.txt", "two.txt"]
     assert len(s3.lists("lab")) == 2

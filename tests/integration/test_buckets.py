@@ -6,12 +6,11 @@ import hashlib
 import os
 import subprocess
 import threading
-import time
 import urllib.parse
 
 import pytest
 
-from conftest import ARCA_BIN, sha256
+from conftest import ARCA_BIN, sha256, wait_age
 from s3 import ACCESS, S3, SECRET
 
 
@@ -167,11 +166,11 @@ def test_an_object_changed_in_s3_is_fetched_again_after_its_ttl(start_arca, work
     s3.put("lab", "k/Image", b"version 2" * 1000)  # a new ETag
     assert arca.get(path)[2] == b"version 1" * 1000  # within its ttl: the cached copy
     assert s3.gets("/lab/k/Image") == (1, 1)
-    time.sleep(2.3)
+    wait_age(arca, "/lab/k/Image", 2)
     status, headers, body = arca.get(path)
     assert status == 200 and body == b"version 2" * 1000
     assert s3.gets("/lab/k/Image") == (2, 2) and s3.bytes_sent["/lab/k/Image"] == 18000
-    time.sleep(2.3)  # unchanged this time: S3 answers the conditional GET with 304, no body
+    wait_age(arca, "/lab/k/Image", 2)  # unchanged this time: S3 answers the conditional GET with 304, no body
     assert arca.get(path)[2] == b"version 2" * 1000
     assert s3.gets("/lab/k/Image") == (3, 3) and s3.bytes_sent["/lab/k/Image"] == 18000
 

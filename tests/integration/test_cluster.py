@@ -19,7 +19,7 @@ import requests
 
 from cluster import HAProxy, on_node
 
-from conftest import sha256
+from conftest import sha256, wait_downloading
 
 N_URLS = 300
 
@@ -178,7 +178,7 @@ def test_a_killed_node_is_noticed_and_only_its_share_is_fetched_again(cluster, o
     t = threading.Thread(target=first_client)
     t.start()
     victim = downloading_on(nodes, slow)
-    time.sleep(1)
+    wait_downloading(nodes[victim], "/slow/rootfs.ext4", len(big) // 5)  # a second of it
     nodes[victim].stop(signal.SIGKILL)
     noticed = proxy.wait_state(f"node{victim + 1}", "DOWN", timeout=10)
     t.join()

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import read_to_end, sha256
+from conftest import read_to_end, resource, sha256, wait_downloading, wait_for
 
 WRONG = hashlib.sha256(b"not this body").hexdigest()
 
@@ -35,6 +35,20 @@ def client(arca, url, results, key, **params):
     return t
 
 
+def joined(arca, url, results, key, **params):
+    """A client that has its answer's headers (it has joined the download), reading the body in
+    a thread: its answer lands in results[key]."""
+    conn, resp = arca.stream(url, **params)
+
+    def read():
+        body, complete = read_to_end(resp)
+        results[key] = (resp.status, {k.lower(): v for k, v in resp.getheaders()}, body, complete)
+        conn.close()
+    t = threading.Thread(target=read)
+    t.start()
+    return t
+
+
 def downloading(origin, path):
     """Wait until the origin has been asked for `path`: the download is running."""
     while origin.counts[path] == 0:
@@ -43,11 +57,15 @@ def downloading(origin, path):
 
 def test_a_wrong_digest_joining_cuts_only_its_own_answer(origin, arca):
     data, url = slow_object(origin, "/img")
+    # the last byte waits until both have joined (a loaded machine once let the download end
+    # first: the wrong digest was then told 502 up front, as it must be, and this failed)
+    gate = origin.objects["/img"].last_byte_gate = threading.Event()
     results = {}
     plain = client(arca, url, results, "plain")
     downloading(origin, "/img")
-    right = client(arca, url, results, "right", sha256=sha256(data))
-    wrong = client(arca, url, results, "wrong", sha256=WRONG)
+    right = joined(arca, url, results, "right", sha256=sha256(data))
+    wrong = joined(arca, url, results, "wrong", sha256=WRONG)
+    gate.set()
     for t in (plain, right, wrong):
         t.join()
 
@@ -85,10 +103,13 @@ def test_a_wrong_digest_starting_the_download_does_not_decide_the_object(origin,
 
 def test_framing_chunked_only_for_a_digest_still_to_check(origin, arca):
     data, url = slow_object(origin, "/framed")
+    gate = origin.objects["/framed"].last_byte_gate = threading.Event()  # until it has joined
     results = {}
     plain = client(arca, url, results, "plain")
     downloading(origin, "/framed")
-    stream_all(arca, url, results, "digest", sha256=sha256(data))
+    digest = joined(arca, url, results, "digest", sha256=sha256(data))
+    gate.set()
+    digest.join()
     plain.join()
     _, headers, body, complete = results["plain"]
     assert headers.get("content-length") == str(len(data)), \
@@ -115,12 +136,14 @@ def test_python_requests_sees_a_digest_cut_as_an_error(origin, arca):
 
 def test_range_with_a_digest_waits_for_the_check(origin, arca):
     data, url = slow_object(origin, "/part")
+    gate = origin.objects["/part"].last_byte_gate = threading.Event()  # until it has joined
     results = {}
     plain = client(arca, url, results, "plain")
     downloading(origin, "/part")
     conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
     conn.request("GET", arca.fetch_path(url, sha256=WRONG), headers={"Range": "bytes=0-99"})
     resp = conn.getresponse()
+    gate.set()
     body, complete = read_to_end(resp)
     conn.close()
     plain.join()
@@ -185,3 +208,41 @@ def test_a_wrong_digest_answered_502_says_so_in_cache_status(origin, start_arca)
     assert "age" not in headers
     assert origin.counts["/dtb"] == 1
     assert arca.fetch(url, sha256=sha256(data))[1]["cache-status"].startswith("arca; hit; ttl=")
+
+
+def test_a_wrong_digest_meeting_the_last_byte_never_gets_a_complete_body(origin, arca):
+    """Issue 51's digest race, made wide: the origin holds the last byte. Wrong digests that
+    joined before it, that come as it lands and the object is made durable, and after: each
+    gets a cut 200 or a 502, never a complete 200; the right digest gets the file."""
+    data = os.urandom(1 << 20)
+    gate = threading.Event()
+    url = origin.add("/edge", data=data, last_byte_gate=gate)
+    results, answers, done = {}, [], threading.Event()
+    right = client(arca, url, results, "right", sha256=sha256(data))
+    wait_downloading(arca, "/edge", len(data) - 1)  # all but the last byte: the origin holds it
+    held = joined(arca, url, results, "held", sha256=WRONG)
+
+    def wrong_until_done():
+        while not done.is_set():
+            got = {}
+            stream_all(arca, url, got, "a", sha256=WRONG)
+            answers.append(got["a"])
+
+    sprayers = [threading.Thread(target=wrong_until_done) for _ in range(3)]
+    gate.set()
+    for t in sprayers:  # their first requests meet the last byte as it lands
+        t.start()
+    wait_for(lambda: resource(arca, "/edge"), "/edge complete")
+    after = len(answers)
+    wait_for(lambda: len(answers) >= after + 6, "wrong digests after the end")
+    done.set()
+    for t in sprayers + [held, right]:
+        t.join()
+    assert results["right"][0] == 200 and results["right"][3] and results["right"][2] == data
+    assert results["held"][0] == 200 and not results["held"][3] and \
+        len(results["held"][2]) < len(data), "joined before the end: cut"
+    whole = [(s, len(b)) for s, _, b, complete in answers if s == 200 and complete]
+    assert whole == [], "a wrong digest got a complete 200"
+    assert all(s in (200, 502) for s, _, _, _ in answers)
+    assert sum(1 for s, _, _, _ in answers if s == 502) >= 6
+    assert origin.counts["/edge"] == 1

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from conftest import read_to_end, sha256
+from conftest import read_to_end, sha256, wait_age
 
 
 def one_line(body):
@@ -176,7 +176,7 @@ def use_a_b_c_then_a(arca, origin):
     for p, d in blobs.items():
         origin.add(p, data=d)
         assert arca.fetch(origin.url(p))[0] == 200
-        time.sleep(1.1)  # distinct last-use seconds
+        wait_age(arca, p, 1, field="last_usage")  # distinct last-use seconds
     assert arca.fetch(origin.url("/a"))[0] == 200
     return blobs
 

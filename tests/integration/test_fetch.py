@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import sha256
+from conftest import sha256, wait_age, wait_downloading
 
 
 def test_cold_fetch_over_https_then_hit(tls_origin, tls_files, start_arca):
@@ -82,7 +82,7 @@ def test_late_joiner_gets_disk_then_tail(origin, arca):
     results, first = [None] * 2, [None] * 2
     t0 = threading.Thread(target=read_stream, args=(arca, url, results, 0, first))
     t0.start()
-    time.sleep(1.0)  # about half is on disk
+    wait_downloading(arca, "/late", len(data) // 2)  # about half is on disk
     t1 = threading.Thread(target=read_stream, args=(arca, url, results, 1, first))
     t1.start()
     t0.join(60)
@@ -143,7 +143,7 @@ def test_range_on_an_object_still_downloading(origin, arca):
     results, first = [None], [None]
     t = threading.Thread(target=read_stream, args=(arca, url, results, 0, first))
     t.start()
-    time.sleep(0.3)
+    wait_downloading(arca, "/rif")
     # bytes near the end are not downloaded yet: the range waits for them
     status, headers, body = arca.fetch(url, headers={"Range": "bytes=3000000-3000099"})
     assert status == 206
@@ -175,7 +175,7 @@ def test_repeated_hits_and_their_variants(origin, arca, size):
     assert arca.fetch(url)[1]["content-disposition"] == "attachment; filename=hot", \
         "the plain answer names the URL's last segment, as before the named one"
     origin.add("/hot", data=new)
-    time.sleep(2.1)  # the ttl runs out: the next request downloads the new bytes
+    wait_age(arca, "/hot", 2)  # the ttl runs out: the next request downloads the new bytes
     assert sha256(arca.fetch(url)[2]) == sha256(new)
     assert sha256(arca.fetch(url)[2]) == sha256(new)
     assert origin.counts["/hot"] == 2

@@ -10,9 +10,9 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-from conftest import Handler, Origin, SERVE_POLL, free_port, sha256
+from conftest import Handler, Origin, SERVE_POLL, free_port, sha256, wait_age
 from test_cli import cli, server
-from test_stale import fetch_until, stale_answer, wait_age
+from test_stale import fetch_until, stale_answer
 
 FAST = ("--upstream-allow", "127.0.0.0/8", "--retry-delay", "50ms")
 

@@ -6,11 +6,10 @@ import os
 import sqlite3
 import subprocess
 import threading
-import time
 
 import requests
 
-from conftest import read_to_end, sha256
+from conftest import read_to_end, sha256, wait_downloading
 
 LM = "Tue, 10 Nov 2026 08:00:00 GMT"
 BEFORE = "Mon, 09 Nov 2026 08:00:00 GMT"
@@ -82,9 +81,7 @@ def test_conditionals_on_a_downloading_object(origin, arca):
 
     t = threading.Thread(target=plain)
     t.start()
-    while origin.counts["/slow"] == 0:
-        time.sleep(0.01)
-    time.sleep(0.2)
+    wait_downloading(arca, "/slow")  # its Last-Modified is in
     assert arca.fetch(url, headers={"If-Modified-Since": LM})[0] == 304
     status, _, body = arca.fetch(url, headers={"Range": "bytes=0-9", "If-Range": '"x"'})
     assert status == 200 and body == data, "no ETag yet: the If-Range cannot match"

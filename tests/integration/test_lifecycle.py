@@ -9,7 +9,8 @@ import subprocess
 import threading
 import time
 
-from conftest import ARCA_BIN, free_port, sha256
+from conftest import (ARCA_BIN, free_port, sha256, wait_age, wait_downloading,
+                      wait_not_listening)
 
 
 def test_ttl_expiry_refetches_and_removes_in_background(origin, start_arca):
@@ -19,7 +20,7 @@ def test_ttl_expiry_refetches_and_removes_in_background(origin, start_arca):
     assert arca.fetch(url, ttl="2s")[0] == 200
     assert arca.fetch(url)[0] == 200
     assert origin.counts["/ttl"] == 1
-    time.sleep(2.2)
+    wait_age(arca, "/ttl", 2)
     assert arca.fetch(url, ttl="2s")[0] == 200, "expired: fetched again"
     assert origin.counts["/ttl"] == 2
     # no more requests: the background sweep removes it
@@ -37,7 +38,7 @@ def test_shorter_ttl_shortens_the_life(origin, arca):
     # requests, this one already finds the object expired and fetches it again
     assert arca.fetch(url, ttl="1s")[0] == 200
     before = origin.counts["/short"]
-    time.sleep(2.1)
+    wait_age(arca, "/short", 1)
     assert arca.fetch(url)[0] == 200
     assert origin.counts["/short"] == before + 1, "expired after the shorter ttl"
 
@@ -111,7 +112,7 @@ def test_sigterm_lets_a_running_response_finish(origin, start_arca):
 
     t = threading.Thread(target=client)
     t.start()
-    time.sleep(0.3)
+    wait_downloading(arca, "/drain")
     arca.proc.send_signal(signal.SIGTERM)
     t.join(30)
     assert arca.proc.wait(20) == 0
@@ -167,9 +168,9 @@ def test_health_is_503_while_draining(origin, start_arca):
     assert lb.getresponse().read() == b"ok"
     t = threading.Thread(target=arca.fetch, args=(url,))
     t.start()
-    time.sleep(0.3)
+    wait_downloading(arca, "/hold")
     arca.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_not_listening(arca)
     lb.request("GET", "/api/v1/health/")  # same kept-alive connection
     resp = lb.getresponse()
     assert resp.status == 503 and resp.getheader("connection") == "close"

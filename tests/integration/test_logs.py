@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 
+from conftest import wait_downloading
+
 # host - - [date] "request" status bytes "referer" "agent" CACHE seconds
 LINE = re.compile(r'^(?P<client>\S+) - - \[(?P<date>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000)\] '
                   r'"(?P<request>[^"]*)" (?P<status>\d{3}|-) (?P<bytes>\d+) '
@@ -42,7 +44,7 @@ def test_each_request_gets_one_line_with_its_cache_result(origin, arca):
     clients = [threading.Thread(target=lambda: results.append(arca.fetch(url)[0]))
                for _ in range(2)]
     clients[0].start()
-    time.sleep(0.15)
+    wait_downloading(arca, "/k")
     clients[1].start()
     for c in clients:
         c.join()

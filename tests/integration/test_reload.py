@@ -5,6 +5,8 @@ import os
 import signal
 import time
 
+from conftest import wait_age
+
 import pytest
 
 
@@ -70,7 +72,7 @@ def test_a_shorter_default_ttl_applies_on_sighup(origin, start_arca, config):
     assert arca.fetch(url)[0] == 200
     write_config(config, "default-ttl = 1s")
     reload(arca)
-    time.sleep(1.1)
+    wait_age(arca, "/t", 1)
     assert arca.fetch(url)[0] == 200
     assert origin.counts["/t"] == 2
 

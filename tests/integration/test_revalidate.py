@@ -6,8 +6,7 @@ import re
 import threading
 import time
 
-from conftest import sha256
-from test_stale import wait_age
+from conftest import sha256, wait_age
 
 
 def body_gets(origin, path):
@@ -25,7 +24,7 @@ def test_an_unchanged_file_is_renewed_without_its_body(arca, origin):
     data = b"kernel " * 300000
     url = origin.add("/Image", data=data, etag='"k1"')
     assert arca.fetch(url, ttl="1s")[2] == data
-    time.sleep(1.2)
+    wait_age(arca, "/Image", 1)
     status, headers, body = arca.fetch(url, ttl="1h")
     assert status == 200 and sha256(body) == sha256(data)
     assert origin.bytes_sent["/Image"] == len(data)  # once
@@ -33,7 +32,7 @@ def test_an_unchanged_file_is_renewed_without_its_body(arca, origin):
     assert len(cond) == 1 and cond[0]["If-None-Match"] == '"k1"'
     assert arca.metrics()['arca_revalidations_total{result="unchanged"}'] == 1
     # renewed for the request's ttl (1h): a hit now, nothing asked
-    time.sleep(1.2)
+    wait_age(arca, "/Image", 1)
     assert arca.fetch(url)[2] == data
     assert len(origin.requests) == 2
     assert headers["etag"] == '"%s"' % sha256(data)
@@ -44,7 +43,7 @@ def test_last_modified_alone_revalidates(arca, origin):
     lm = "Tue, 01 Sep 2026 10:00:00 GMT"
     url = origin.add("/board.dtb", data=data, last_modified=lm)
     assert arca.fetch(url, ttl="1s")[2] == data
-    time.sleep(1.2)
+    wait_age(arca, "/board.dtb", 1)
     assert arca.fetch(url)[2] == data
     cond = conditional_gets(origin, "/board.dtb")
     assert len(cond) == 1 and cond[0]["If-Modified-Since"] == lm
@@ -56,7 +55,7 @@ def test_a_changed_file_replaces_the_cached_one(arca, origin):
     url = origin.add("/rootfs", data=old, etag='"1"')
     assert arca.fetch(url, ttl="1s")[2] == old
     origin.objects["/rootfs"].data, origin.objects["/rootfs"].etag = new, '"2"'
-    time.sleep(1.2)
+    wait_age(arca, "/rootfs", 1)
     status, _, body = arca.fetch(url)
     assert status == 200 and sha256(body) == sha256(new)
     assert arca.fetch(url)[2] == new  # the new version is cached
@@ -68,7 +67,7 @@ def test_concurrent_requests_share_one_revalidation(arca, origin):
     data = b"fw" * 200000
     url = origin.add("/fw.bin", data=data, etag='"f"')
     assert arca.fetch(url, ttl="1s")[2] == data
-    time.sleep(1.2)
+    wait_age(arca, "/fw.bin", 1)
     origin.objects["/fw.bin"].stall = 0
     results = []
 
@@ -89,7 +88,7 @@ def test_without_a_validator_the_file_is_downloaded_again(arca, origin):
     data = b"plain" * 1000
     url = origin.add("/plain", data=data)
     assert arca.fetch(url, ttl="1s")[2] == data
-    time.sleep(1.2)
+    wait_age(arca, "/plain", 1)
     assert arca.fetch(url)[2] == data
     assert conditional_gets(origin, "/plain") == []
     assert origin.bytes_sent["/plain"] == 2 * len(data)
@@ -100,7 +99,7 @@ def test_a_revalidation_that_fails_drops_the_object(arca, origin):
     url = origin.add("/gone", data=data, etag='"g"')
     assert arca.fetch(url, ttl="1s")[2] == data
     origin.objects["/gone"].status = 404
-    time.sleep(1.2)
+    wait_age(arca, "/gone", 1)
     assert arca.fetch(url)[0] == 404
     origin.objects["/gone"].status = 200
     assert arca.fetch(url)[2] == data

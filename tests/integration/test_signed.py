@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import sha256
+from conftest import sha256, wait_age, wait_downloading
 
 SECRET = b"test-secret"
 PATH = "/bucket/kernel/Image"
@@ -154,7 +154,7 @@ def test_a_forged_signature_joining_a_download_gets_403(arca, origin):
     origin.add(PATH, data=data, etag='"v1"', check=check_signature(PATH), rate=1 << 20)
     conn, resp = arca.stream(s3_url(origin, nonce="good"))
     try:
-        time.sleep(0.3)  # the download runs
+        wait_downloading(arca, PATH)  # the download runs
         status, _, body = arca.fetch(s3_url(origin, nonce="evil", forge=True))
         assert status == 403 and len(body) < 200
         body = resp.read()
@@ -239,7 +239,7 @@ def test_a_public_object_stays_public(arca, origin):
 def test_a_short_ttl_from_an_unconfirmed_url_evicts_nothing(arca, origin, attacker):
     data = add_signed(origin)
     assert arca.fetch(s3_url(origin, nonce="good"))[2] == data
-    time.sleep(1.1)  # older than the attacker's ttl
+    wait_age(arca, PATH, 1)  # older than the attacker's ttl
     url = s3_url(origin, nonce="evil", forge=True) if attacker == "forged" else origin.url(PATH)
     for _ in range(2):
         assert arca.fetch(url, ttl="1s")[0] == 403
@@ -254,7 +254,7 @@ def test_a_short_ttl_from_an_unconfirmed_url_evicts_nothing(arca, origin, attack
 def test_a_confirmed_url_with_a_short_ttl_revalidates(arca, origin):
     data = add_signed(origin)
     assert arca.fetch(s3_url(origin, nonce="good"))[2] == data
-    time.sleep(1.1)
+    wait_age(arca, PATH, 1)
     status, headers, body = arca.fetch(s3_url(origin, nonce="other"), ttl="1s")
     assert status == 200 and body == data
     assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
@@ -332,10 +332,9 @@ def test_a_granted_url_shortens_the_life_it_asks_for(arca, origin):
     a, b = s3_url(origin, nonce="one"), s3_url(origin, nonce="two")
     assert arca.fetch(a)[2] == data
     assert arca.fetch(b)[2] == data  # confirmed: b is accepted from now on
-    start = time.monotonic()
     status, headers, _ = arca.fetch(b, ttl="2s")  # keep it 2 s at most
     assert headers["cache-status"].startswith("arca; hit")
-    time.sleep(max(0.0, 2.1 - (time.monotonic() - start)))
+    wait_age(arca, PATH, 2)
     status, headers, body = arca.fetch(a)  # a plain request of an accepted URL, 2 s later
     assert status == 200 and body == data
     assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
@@ -348,12 +347,11 @@ def test_a_confirmed_joiner_shortens_the_life_it_asks_for(arca, origin):
     conn, resp = arca.stream(s3_url(origin, nonce="one"))
     try:
         status, headers, body = arca.fetch(s3_url(origin, nonce="two"), ttl="2s")  # joins
-        start = time.monotonic()
         assert status == 200 and body == data and resp.read() == data
     finally:
         conn.close()
     assert full_gets(origin) == 1
-    time.sleep(max(0.0, 2.1 - (time.monotonic() - start)))
+    wait_age(arca, PATH, 2)
     status, headers, body = arca.fetch(s3_url(origin, nonce="one"))
     assert status == 200 and body == data
     assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"

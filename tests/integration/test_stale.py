@@ -12,21 +12,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import sha256
+from conftest import sha256, wait_age
 from test_signed import s3_url
-
-
-def wait_age(arca, path, age, timeout=30):
-    """Until arca's object at `path` is `age` seconds old by its own record (created_at, whole
-    seconds, as arca counts: one with ttl T has expired once its age is T). arca's time(NULL)
-    reads the kernel's coarse clock, a tick behind this one: 50 ms past the second for that."""
-    rows = json.loads(arca.get("/api/v1/resources/?state=successes")[2])["resources"]
-    (row,) = [r for r in rows if urllib.parse.urlsplit(r["url"]).path == path]
-    created = calendar.timegm(time.strptime(row["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
-    deadline = time.monotonic() + timeout
-    while time.time() < created + age + 0.05:
-        assert time.monotonic() < deadline, f"{path} not {age} s old in {timeout} s"
-        time.sleep(0.05)
 
 
 def expired(arca, origin, path, data, **kw):

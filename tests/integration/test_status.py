@@ -5,6 +5,8 @@ import re
 import threading
 import time
 
+from conftest import wait_downloading
+
 KISSCACHE_KEYS = {
     "timestamp", "disk_usage", "disk_usage_percent", "disk_quota", "instance",
     "resources_scheduled", "resources_downloading", "resources_successes", "resources_failures",
@@ -87,7 +89,7 @@ def test_status_shows_a_download_in_progress(origin, arca):
     url = origin.add("/slow", data=data, rate=1024 * 1024)
     t = threading.Thread(target=arca.fetch, args=(url,))
     t.start()
-    time.sleep(0.5)
+    wait_downloading(arca, "/slow")  # its bytes are coming in
     s = arca.status()
     assert s["resources_downloading"] == 1 and s["resources_successes"] == 0
     assert arca.metrics()['arca_objects{state="downloading"}'] == 1
