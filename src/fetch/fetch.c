@@ -198,9 +198,8 @@ static enum fetch_step step_stream(struct fetch_req *r)
     struct object_meta meta;
     if (!store_wait(r->obj,
                     r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
-                    &r->park))
+                    &r->park, &meta))
         return FETCH_WAITING; /* suspended; the server calls us again once resumed */
-    store_snapshot(r->obj, &meta);
     /* joining a download another URL started: asked first, so that a URL upstream refuses
      * learns nothing of the download, not even how it ended */
     if (fetch_needs_confirm(r, &meta))

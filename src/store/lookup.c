@@ -330,7 +330,7 @@ void store_unwait(struct object *obj, struct park *w)
     store_unlock();
 }
 
-bool store_wait(struct object *obj, bool complete, struct park *w)
+bool store_wait(struct object *obj, bool complete, struct park *w, struct object_meta *meta)
 {
     CHECK_OBJ(obj);
     bool ready;
@@ -341,6 +341,8 @@ bool store_wait(struct object *obj, bool complete, struct park *w)
         park_enqueue(&obj->waiters, w);
     else if (obj->state == OBJ_FETCHING && !stale)
         obj->committed = true; /* the caller now answers with this length and type */
+    if (ready) /* under the same hold: a later snapshot could see the offer gone, headers in */
+        copy_meta(obj, meta);
     store_unlock();
     return ready;
 }

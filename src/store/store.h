@@ -174,8 +174,10 @@ void store_unwait(struct object *obj, struct park *w);
 
 /* Returns true when headers are known (with `complete`: when the object is COMPLETE), the
  * object ended, or it offers the expired version it refreshes (store_offer_stale: the caller
- * looks up again and takes that); otherwise queues `w` and sleeps. */
-bool store_wait(struct object *obj, bool complete, struct park *w);
+ * looks up again and takes that), with *meta the object as it was then, in the same lock hold:
+ * a reader waiting for completion never sees a FETCHING object whose stale offer has just ended
+ * (it would stream before the digest check). Otherwise queues `w` and sleeps. */
+bool store_wait(struct object *obj, bool complete, struct park *w, struct object_meta *meta);
 
 /* What one reader wants: bytes before `end` (-1: to the end of the object) and, when `expect` is
  * set, only an object whose sha256 is `expect` (the reader's own &sha256=). While the object

@@ -95,9 +95,10 @@ static struct object *begun(const char *url, int64_t have, int64_t reserved)
 
 static void waits(struct object *obj, struct reader *r)
 {
+    struct object_meta meta_out;
     memset(r, 0, sizeof(*r));
     park_init(&r->w, on_sleep, on_wake, NULL);
-    assert_false(store_wait(obj, true, &r->w));
+    assert_false(store_wait(obj, true, &r->w, &meta_out));
 }
 
 static void the_table_allows_only_the_stores_moves(void **state)

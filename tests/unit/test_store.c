@@ -192,7 +192,7 @@ static void last_byte_waits_for_completion(void **state)
     (void)state;
     reader_init(&r);
     assert_int_equal(store_lookup("http://h/a", 3600, &joined, &fd, NULL, &meta), LOOKUP_COALESCED);
-    assert_true(store_wait(joined, false, &r.w));
+    assert_true(store_wait(joined, false, &r.w, &meta));
     assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &all, &r.w), 0);
     assert_int_equal(r.sleeps, 1);
     append(obj, "0123456789");
@@ -247,7 +247,7 @@ static void a_reader_waits_for_its_span_but_not_for_long(void **state)
     store_set_hold_wake(count_hold_wake);
     assert_int_equal(store_lookup("http://h/span", 3600, &joined, &fd, NULL, &meta),
                      LOOKUP_COALESCED);
-    assert_true(store_wait(joined, false, &r.w));
+    assert_true(store_wait(joined, false, &r.w, &meta));
     assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &eight, &r.w), 0);
     assert_int_equal(store_append(obj, "abc", 3), 0);
     assert_true(store_announce(obj) > 0); /* bytes it does not take yet: a hold is due */
@@ -484,7 +484,7 @@ static void starting_over_never_hands_out_two_versions(void **state)
     assert_int_equal(store_begin_body(obj, 10, &same, true), 0);
     /* a reader answers with the length and headers */
     assert_int_equal(store_lookup("http://h/v", 3600, &joined, &fd, NULL, &meta), LOOKUP_COALESCED);
-    assert_true(store_wait(joined, false, &r.w));
+    assert_true(store_wait(joined, false, &r.w, &meta));
     assert_int_equal(store_restart(obj, 10, &other), 1);
     assert_int_equal(store_restart(obj, 12, &same), 1);
     assert_int_equal(store_restart(obj, 10, &same), 0); /* the same answer: it may go on */
