@@ -448,6 +448,10 @@ def test_ranges_refused_late_go_on_with_the_whole_body_again(origin, start_arca)
     status, _, body = arca.fetch(url)
     assert status == 200 and sha256(body) == sha256(data)
     asks = range_asks(origin, "/late")
-    assert asks[-1] == ""  # the whole body, asked again
+    # the whole body, asked again once ranges stopped; the origin records its requests as its
+    # threads run, so the pieces in flight at the stop (the fill's other connections, 3 at most)
+    # may be recorded after it
+    again = max(i for i, ask in enumerate(asks) if ask == "")
+    assert again > 8 and len(asks) - 1 - again <= 3, asks
     assert arca.metrics()["arca_fill_stops_total"] == 1
     assert sha256(arca.fetch(url)[2]) == sha256(data)
