@@ -9,6 +9,7 @@ import urllib.parse
 import pytest
 
 from conftest import ARCA_BIN, Origin
+from test_forwarded import fetch_path
 
 
 def test_allowed_network_admits_the_client(origin, start_arca):
@@ -169,10 +170,6 @@ def as_client(arca, path, client):
         return resp.status, resp.read()
     finally:
         conn.close()
-
-
-def fetch_path(url):
-    return "/api/v1/fetch/?" + urllib.parse.urlencode({"url": url})
 
 
 def test_by_default_only_local_networks_fetch(origin, start_arca, workdir):

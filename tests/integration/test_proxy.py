@@ -347,6 +347,12 @@ def open_tunnel(arca, target, source="127.0.0.1"):
     return s, head.split(b"\r\n", 1)[0], head.decode("latin-1").lower()
 
 
+def drain(s, got):
+    """Read the tunnel's socket `s` into `got` until its end."""
+    while chunk := s.recv(65536):
+        got.extend(chunk)
+
+
 def test_a_tunnel_carries_bytes_both_ways_and_the_ends(start_arca, echo):
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", str(echo.port))
     s, status, head = open_tunnel(arca, f"127.0.0.1:{echo.port}")
@@ -354,15 +360,7 @@ def test_a_tunnel_carries_bytes_both_ways_and_the_ends(start_arca, echo):
     assert "content-length" not in head and "transfer-encoding" not in head
     data = os.urandom(3_000_000)
     got = bytearray()
-
-    def reader():
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return
-            got.extend(chunk)
-
-    t = threading.Thread(target=reader)
+    t = threading.Thread(target=drain, args=(s, got))
     t.start()
     s.sendall(data)
     s.shutdown(socket.SHUT_WR)  # the client's end reaches the server, whose end comes back
@@ -387,16 +385,8 @@ def test_the_uplink_cap_holds_a_tunnel_too(start_arca, echo):
     assert status == b"HTTP/1.1 200 OK", status
     data = os.urandom(4 << 20)
     got = bytearray()
-
-    def reader():
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return
-            got.extend(chunk)
-
+    t = threading.Thread(target=drain, args=(s, got))
     t0 = time.monotonic()
-    t = threading.Thread(target=reader)
     t.start()
     s.sendall(data)  # what goes up is the client's: only what comes down is taken upstream
     s.shutdown(socket.SHUT_WR)
