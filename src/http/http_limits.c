@@ -26,9 +26,6 @@
 /* A connection whose last answer is done and which closes may linger this long for its client
  * to close first (so that no reset destroys the answer), as nginx's lingering_timeout. */
 #define CLOSING_MS 2000
-/* The busiest client at a full cap is sought (a sort of every connection) at most this often;
- * meanwhile the one found is checked (a count): a flood of new connections costs no sort each. */
-#define BUSIEST_MS 100
 
 /* The request path touches a connection's entry without the mutex: `deadline_ms` is atomic and
  * the over_* flags never change after the entry is published. The mutex guards the list. */
@@ -58,8 +55,6 @@ static struct {
     int leaving; /* of them, those leaving (conn_track.leaving): not counted in the total */
     int refused; /* of them, those over a limit when they opened (conn_track.refused) */
     _Atomic int64_t idle_tickets; /* the last idle_since given: a clock that never ties */
-    uint8_t busiest[16];          /* the client busiest_client found last (displace_busiest) */
-    int64_t busiest_at;           /* monotonic ms it was sought; 0: never */
     pthread_t watchdog;
     pthread_cond_t stop; /* signalled under `lock` by limits_stop: a stop waits for no tick */
     bool stopping;       /* under `lock` */
@@ -135,94 +130,6 @@ static bool make_room(void)
     }
 }
 
-/* A client's key as same_client compares it: an IPv4 address whole, an IPv6 one's /64. */
-static void client_key(const uint8_t addr[16], uint8_t key[16])
-{
-    memcpy(key, addr, 16);
-    if (!addr_is_v4_mapped(addr))
-        memset(key + 8, 0, 8);
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-    return memcmp(a, b, 16);
-}
-
-/* Lock held: whether t holds a place (see busiest_client). */
-static bool holds_place(const struct conn_track *t)
-{
-    return !t->leaving && !t->refused && !t->proxied;
-}
-
-/* Lock held: the places the client of `addr` holds. */
-static int places_of(const uint8_t addr[16])
-{
-    int n = 0;
-    for (struct conn_track *t = lim.head; t; t = t->next)
-        n += holds_place(t) && same_client(t->addr, addr);
-    return n;
-}
-
-/* Lock held: of the connections that hold a place (not leaving, not refused, not a proxy's,
- * which carry many clients), the client holding the most, and how many; 0 when none (or out
- * of memory). Sorted keys: O(n log n) over --max-connections, only when the cap is full and
- * no idle connection made room. */
-static int busiest_client(uint8_t key[16])
-{
-    uint8_t(*keys)[16] = malloc((size_t)lim.count * 16);
-    int n = 0, best = 0;
-    if (!keys)
-        return 0;
-    for (struct conn_track *t = lim.head; t; t = t->next)
-        if (holds_place(t))
-            client_key(t->addr, keys[n++]);
-    qsort(keys, (size_t)n, 16, key_cmp);
-    for (int i = 0, run = 1; i < n; i++, run++) {
-        if (i + 1 < n && !memcmp(keys[i], keys[i + 1], 16))
-            continue;
-        if (run > best) {
-            best = run;
-            memcpy(key, keys[i], 16);
-        }
-        run = 0;
-    }
-    free(keys);
-    return best;
-}
-
-/* Lock held: at --max-connections with no idle connection to close, a new client holding at
- * least two places fewer than the client holding the most takes the place of that client's
- * oldest connection, busy or not: a few addresses following slow downloads cannot lock everyone
- * else out, yet no cut leaves its client with fewer places than the newcomer, so two clients
- * never take turns cutting each other. A proxy's new connection (whose client is not known
- * yet) cuts none. The busiest is sought at most every BUSIEST_MS; the places of the one found
- * are counted anew each time, so the rule holds even when another has become busier. Whether one
- * was cut (its place is free at once; the server sees the hang-up and closes it). */
-static bool displace_busiest(const struct conn_track *newcomer)
-{
-    struct conn_track *oldest = NULL;
-    int64_t now = monotonic_ms();
-    if (newcomer->proxied)
-        return false;
-    if (!lim.busiest_at || now - lim.busiest_at >= BUSIEST_MS) {
-        if (busiest_client(lim.busiest) == 0)
-            memset(lim.busiest, 0, 16);
-        lim.busiest_at = now;
-    }
-    if (places_of(newcomer->addr) + 2 > places_of(lim.busiest))
-        return false;
-    for (struct conn_track *t = lim.head; t; t = t->next)
-        if (holds_place(t) && t->fd >= 0 && same_client(t->addr, lim.busiest))
-            oldest = t; /* the list is newest first */
-    if (!oldest)
-        return false;
-    atomic_store(&oldest->idle_since, IDLE_CLAIMED); /* no idle cut for it again */
-    shutdown(oldest->fd, SHUT_RDWR);
-    leaves(oldest);
-    atomic_fetch_add(&stats.limited, 1);
-    return true;
-}
-
 bool limits_conn_open(int fd, const struct sockaddr *peer, struct conn_track **out)
 {
     struct conn_track *t = calloc(1, sizeof(*t));
@@ -251,7 +158,7 @@ bool limits_conn_open(int fd, const struct sockaddr *peer, struct conn_track **o
      * connection is cut for one that is refused anyway. */
     t->over_total = !t->over_ip &&
                     lim.count - lim.leaving - lim.refused >= lim.cfg->max_connections &&
-                    !make_room() && !displace_busiest(t);
+                    !make_room();
     if ((t->refused = t->over_ip || t->over_total)) {
         lim.refused++; /* its one answer is due at once: it holds the server's own cap briefly */
         atomic_store(&t->deadline_ms, monotonic_ms() + REFUSED_HEAD_MS);

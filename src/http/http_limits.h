@@ -17,10 +17,8 @@
  * mutex that limits_conn_close takes, and the engine closes a socket only after that call
  * (engine_ops.closed), so the watchdog can never touch a descriptor that was reused. Idle
  * keep-alive connections (a response done, no next head yet) are cut the same way: the one idle
- * longest when a new connection would be over --max-connections, and all of them when arca drains
- * and they are all that is left. When none is idle at the cap, a new client holding at least two
- * places fewer than the client holding the most cuts that client's oldest connection, busy or not
- * (a trusted proxy's connections are never cut, nor cut others).
+ * longest when a new connection would be over --max-connections (busy ones never), and all of them
+ * when arca drains and they are all that is left.
  * --max-connections-per-ip counts an IPv6 client by its /64.
  */
 #ifndef ARCA_HTTP_LIMITS_H
