@@ -3,9 +3,11 @@ length. Each refusal is a status with a one-line reason, and arca keeps serving 
 
 import http.client
 import os
+import select
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -138,3 +140,39 @@ def test_refusals_by_a_limit_are_counted_as_limited(origin, start_arca, workdir)
     assert conn.getresponse().status == 413
     conn.close()
     assert arca.metrics()["arca_limited_requests_total"] == 2
+
+
+def test_a_strangers_bare_connections_never_cut_the_labs_downloads(origin, start_arca):
+    """The outside review of issue 51: a first fix let a newcomer at a full --max-connections
+    cut the busiest client's oldest connection, decided at accept time: an address outside
+    --allow-network, sending no request at all, cut the lab's downloads (and an unframed answer
+    cut so ends like a whole one for HTTP/1.0). A busy connection is never cut for a new one."""
+    arca = start_arca("--max-connections", "6", "--upstream-allow", "127.0.0.0/8",
+                      "--allow-network", "127.0.0.1/32")
+    url = origin.add("/slow", data=b"x" * 600, rate=2, chunk=2)
+    ask = f"GET /api/v1/fetch/?{urllib.parse.urlencode({'url': url})} HTTP/1.1\r\nHost: a\r\n\r\n"
+    lab, strangers = [], []
+    try:
+        for _ in range(6):
+            s = socket.create_connection((arca.host, arca.port), timeout=10,
+                                         source_address=("127.0.0.1", 0))
+            s.sendall(ask.encode())
+            assert s.recv(12) == b"HTTP/1.1 200"
+            lab.append(s)
+        for _ in range(6):
+            strangers.append(socket.create_connection((arca.host, arca.port), timeout=10,
+                                                      source_address=("127.0.0.66", 0)))
+        strangers[-1].sendall(ask.encode())  # once it is answered, all six have been accepted
+        assert strangers[-1].recv(12) in (b"HTTP/1.1 503", b"HTTP/1.1 403")
+        # the lab's answers go on: for a second (two of the origin's chunks), none ends
+        deadline = time.monotonic() + 1
+        while (left := deadline - time.monotonic()) > 0:
+            for s in select.select(lab, [], [], left)[0]:
+                try:
+                    data = s.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                assert data, "a lab download was cut for a stranger's bare connection"
+    finally:
+        for s in lab + strangers:
+            s.close()
