@@ -98,12 +98,17 @@ static void client_key(const struct sockaddr *client, uint8_t key[16])
         memset(key + 8, 0, 8);
 }
 
-/* --max-downloads-per-client; 0 is half of --max-downloads (rounded up: at least 1). */
+/* --max-downloads-per-client; 0 is all of --max-downloads but a quarter, at least one left for
+ * the others (32: 24, 4: 3, 2: 1; 1: 1): a lab's lone client (a dispatcher, a prefetch batch, a
+ * proxy not trusted to name its clients) gets most slots, and one client's slow URLs still
+ * leave another its share. */
 static int per_client_limit(void)
 {
     const struct config *cfg = fx.loop.cfg;
-    return cfg->max_downloads_per_client > 0 ? cfg->max_downloads_per_client
-                                             : (cfg->max_downloads + 1) / 2;
+    int all = cfg->max_downloads, spare = all / 4 > 1 ? all / 4 : 1;
+    if (cfg->max_downloads_per_client > 0)
+        return cfg->max_downloads_per_client;
+    return all - spare > 1 ? all - spare : 1;
 }
 
 /* Slots whose download has ended are forgotten: O(slots x downloads), both within
