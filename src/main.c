@@ -62,7 +62,7 @@ static void note_needs_restart(const struct config *old, const struct config *fr
     char names[512];
     int n = config_restart_changes(old, fresh, names, sizeof(names));
     if (n > 0)
-        log_info("SIGHUP: %s changed; %s effect at restart", names,
+        log_warn("SIGHUP: %s changed; %s effect at restart", names,
                  n == 1 ? "it takes" : "they take");
 }
 
@@ -72,25 +72,20 @@ static const char *level_name(enum log_level level)
     return names[level];
 }
 
-/* What a reload applied: every value SIGHUP reloads (config.c's OPT_RELOADABLE). No
- * --allow-network means the default networks: "0 allowed networks" would read as nobody. */
+/* What a reload applied: every value SIGHUP reloads (config.c's OPT_RELOADABLE), who may fetch
+ * in the start-up line's words (the networks policy.c now holds, set just before). */
 static void log_reloaded(const struct config *fresh)
 {
-    char who[64];
-    if (fresh->n_allow_nets == 0)
-        snprintf(who, sizeof(who), "default allowed networks (loopback and private)");
-    else if (policy_clients_all(fresh->allow_nets, fresh->n_allow_nets))
-        snprintf(who, sizeof(who), "every client allowed");
-    else
-        snprintf(who, sizeof(who), "%d allowed network%s", fresh->n_allow_nets,
-                 fresh->n_allow_nets == 1 ? "" : "s");
+    char who[512];
+    policy_describe_clients(who, sizeof(who));
     char rate[48] = "none";
     if (fresh->upstream_rate > 0)
         snprintf(rate, sizeof(rate), "%lld bytes/s", (long long)fresh->upstream_rate);
     char token[sizeof(fresh->admin_token_file) + 32] = "no admin token";
     if (fresh->admin_token_file[0])
         snprintf(token, sizeof(token), "admin token from %s", fresh->admin_token_file);
-    log_info("SIGHUP: reloaded (%s, log level %s, quota %lld bytes, default ttl %llds, upstream "
+    log_info("SIGHUP: reloaded (may fetch: %s; log level %s, quota %lld bytes, default ttl %llds, "
+             "upstream "
              "rate %s, stale-if-error %llds, stale-while-revalidate %llds, %s)",
              who, level_name(fresh->log_level), (long long)fresh->quota,
              (long long)fresh->default_ttl, rate, (long long)fresh->stale_if_error,
