@@ -337,19 +337,39 @@ static void print_hosts_down(json_t *s)
     }
 }
 
-/* Who may fetch, as the status JSON lists it (an older server's has no list: nothing said); the
- * default list is named so, and the networks are wrapped under the column of values. */
+/* Whether the list lets every client fetch: ::/0 holds every IPv6 address and every IPv4 one
+ * (mapped), as policy_clients_all counts it ("all" is listed 0.0.0.0/0, ::/0). */
+static bool lists_everyone(json_t *list)
+{
+    size_t i;
+    json_t *net;
+    json_array_foreach(list, i, net)
+    {
+        const char *text = json_string_value(net);
+        if (text && !strcmp(text, "::/0"))
+            return true;
+    }
+    return false;
+}
+
+/* Who may fetch, in the start-up line's words, from the status JSON (an older server's has no
+ * list: nothing said); the networks are wrapped under the column of values. */
 static void print_allowed(json_t *s)
 {
     json_t *list = json_object_get(s, "allow_networks"), *net;
     size_t i, column = 11;
+    bool by_default = json_is_true(json_object_get(s, "allow_networks_default"));
     if (!json_is_array(list))
         return;
-    if (json_is_true(json_object_get(s, "allow_networks_default")))
-        printf("fetch      allowed from loopback and the private networks (the default; "
-               "--allow-network):\n           ");
+    if (lists_everyone(list)) {
+        printf("may fetch  every client (--allow-network all)\n");
+        return;
+    }
+    if (by_default)
+        printf("may fetch  loopback and private networks (the default: no --allow-network "
+               "given):\n           ");
     else
-        printf("fetch      allowed from (--allow-network):\n           ");
+        printf("may fetch  ");
     json_array_foreach(list, i, net)
     {
         const char *text = json_string_value(net);
@@ -363,7 +383,7 @@ static void print_allowed(json_t *s)
         printf("%s", text ? text : "?");
         column += len;
     }
-    printf("\n");
+    printf(by_default ? "\n" : " (--allow-network)\n");
 }
 
 static void print_status(json_t *s, long health)
