@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -308,10 +309,11 @@ static bool running_arca(const struct config *cfg, char *err, size_t errlen)
     return true;
 }
 
-/* Root may write where the service's user may not: say that root's "ok" is not the unit's. */
+/* Root may write where the service's user may not: say that root's "ok" is not the unit's,
+ * where there is such a user (the package's `arca`; elsewhere the advice could not be run). */
 static void note_root(int argc, char **argv)
 {
-    if (geteuid() != 0)
+    if (geteuid() != 0 || !getpwnam("arca"))
         return;
     fputs("arca: note: checked with root's rights; serve runs as the service's user: "
           "sudo -u arca arca check-config",
@@ -446,6 +448,14 @@ static int check_config(int argc, char **argv)
     rc = check_startable(&cfg, err, sizeof(err));
     if (rc == HELD_DATA_DIR && running_arca(&cfg, err, sizeof(err))) {
         fprintf(stderr, "arca: note: %s (a running arca: SIGHUP keeps its address)\n", err);
+    } else if (rc == HELD_LISTEN && arca_answers(&cfg)) {
+        /* the usual slip: a check run from another folder, whose default ./arca-data is not
+         * the running arca's data dir */
+        fprintf(stderr,
+                "arca: %s (an arca runs there with another data dir than %s: give the "
+                "--data-dir it runs with)\n",
+                err, cfg.data_dir);
+        return 1;
     } else if (rc < 0) {
         fprintf(stderr, "arca: %s\n", err);
         return 1;
