@@ -170,14 +170,18 @@ static int take_server(struct cli_args *a, const char *given)
     return 0;
 }
 
-/* "unknown option '--NAME'", with the nearest client option when one is near. */
-static void unknown_option(const char *arg)
+/* "unknown option '--NAME'", with the nearest client option when one is near; a serve option
+ * given to a client command is named as such ("status does not take --allow-network"). */
+static void unknown_option(const char *command, const char *arg)
 {
     const char *names[sizeof(option_names) / sizeof(option_names[0]) + 1] = {NULL}, *near;
     for (size_t i = 0; i < sizeof(option_names) / sizeof(option_names[0]); i++)
         names[i] = option_names[i];
     near = strncmp(arg, "--", 2) ? NULL : parse_nearest_name(arg, names);
-    if (near)
+    if (!strncmp(arg, "--", 2) && config_is_serve_option(arg + 2))
+        fprintf(stderr, "arca: %s does not take %.*s (an option of arca serve)\n", command,
+                (int)strcspn(arg, "="), arg);
+    else if (near)
         fprintf(stderr, "arca: unknown option '%s'; did you mean %s?\n", arg, near);
     else
         fprintf(stderr, "arca: unknown option '%s'\n", arg);
@@ -206,7 +210,7 @@ static int parse_args(int argc, char **argv, struct cli_args *a)
         } else if (bit) {
             continue; /* a flag: its bit says it all */
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            unknown_option(argv[i]);
+            unknown_option(argv[1], argv[i]);
             return -1;
         } else if (a->n_urls == MAX_URLS) {
             fprintf(stderr, "arca: at most %d URLs\n", MAX_URLS);

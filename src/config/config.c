@@ -682,6 +682,13 @@ const struct option *config_option(const char *name)
     return NULL;
 }
 
+bool config_is_serve_option(const char *name)
+{
+    char plain[64];
+    snprintf(plain, sizeof(plain), "%.*s", (int)strcspn(name, "="), name);
+    return config_option(plain) != NULL;
+}
+
 /* "unknown option '--NAME'; did you mean --OTHER?" (dashes as the user wrote them). */
 void config_unknown_option(const char *name, const char *dashes, bool in_file, char *err)
 {
