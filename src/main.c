@@ -348,11 +348,12 @@ static void log_starting(const struct config *cfg)
     char who[512];
     policy_describe_clients(who, sizeof(who));
     log_info("may fetch: %s", who);
+    bool v6 = strchr(cfg->listen_host, ':') != NULL; /* [::], as --listen writes it */
     if (upstream_loopback_exposed(cfg))
         log_warn("--upstream-allow lets arca fetch from this host's loopback while it "
-                 "listens on %s: every client allowed to fetch reaches those services through "
-                 "arca (--listen 127.0.0.1:%d keeps them to this host)",
-                 cfg->listen_host, cfg->listen_port);
+                 "listens on %s%s%s: every client allowed to fetch reaches those services "
+                 "through arca (--listen 127.0.0.1:%d keeps them to this host)",
+                 v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "", cfg->listen_port);
 }
 
 static int start(const struct config *cfg, char *err, size_t errlen)
