@@ -345,11 +345,8 @@ static void print_hosts_down(json_t *s)
  * (mapped), as policy_clients_all counts it ("all" is listed 0.0.0.0/0, ::/0). */
 static bool lists_everyone(json_t *list)
 {
-    size_t i;
-    json_t *net;
-    json_array_foreach(list, i, net)
-    {
-        const char *text = json_string_value(net);
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *text = json_string_value(json_array_get(list, i));
         if (text && !strcmp(text, "::/0"))
             return true;
     }
@@ -369,11 +366,9 @@ static void print_allowed(json_t *s)
         printf("may fetch  every client (--allow-network all)\n");
         return;
     }
-    if (by_default)
-        printf("may fetch  loopback and private networks (the default: no --allow-network "
-               "given):\n           ");
-    else
-        printf("may fetch  ");
+    printf("may fetch  %s", by_default ? "loopback and private networks (the default: no "
+                                         "--allow-network given):\n           "
+                                       : "");
     json_array_foreach(list, i, net)
     {
         const char *text = json_string_value(net);
