@@ -4,6 +4,7 @@ slots"). A client is an address (behind --trusted-proxy, the forwarded one), an 
 /64."""
 
 import http.client
+import json
 import os
 import threading
 import time
@@ -29,6 +30,13 @@ def ask(arca, url, client, timeout):
     conn.request("GET", "/api/v1/fetch/?" + urllib.parse.urlencode({"url": url}),
                  headers=headers)
     return conn
+
+
+def waiting_for(arca):
+    """What each scheduled download waits for, as the listing says it."""
+    status, _, body = arca.get("/api/v1/resources/?state=scheduled")
+    assert status == 200, status
+    return [r["waiting_for"] for r in json.loads(body)["resources"]]
 
 
 def wait_for(cond, what, timeout=10):
@@ -109,6 +117,8 @@ def test_a_lone_client_gets_most_slots(origin, start_arca):
         wait_for(lambda: arca.status()["resources_scheduled"] == SLOTS - SHARE,
                  "one slot is left for other clients")
         assert started() == SHARE
+        # the listing says why the fourth waits while a slot is free
+        assert waiting_for(arca) == ["max-downloads-per-client"]
         release.set()
         for conn in held:
             resp = conn.getresponse()
@@ -134,6 +144,7 @@ def test_waiting_downloads_start_in_turn_across_clients(origin, start_arca):
         wait_for(lambda: arca.status()["resources_scheduled"] == 3, "the first client waits")
         held.append(ask(arca, second, ("direct", "127.0.0.3"), 30))
         wait_for(lambda: arca.status()["resources_scheduled"] == 4, "the second client waits")
+        assert waiting_for(arca) == ["max-downloads"] * 4
         release.set()
         for conn in held:
             resp = conn.getresponse()
