@@ -16,6 +16,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -62,7 +63,7 @@ static void note_needs_restart(const struct config *old, const struct config *fr
     char names[512];
     int n = config_restart_changes(old, fresh, names, sizeof(names));
     if (n > 0)
-        log_info("SIGHUP: %s changed; %s effect at restart", names,
+        log_warn("SIGHUP: %s changed; %s effect at restart", names,
                  n == 1 ? "it takes" : "they take");
 }
 
@@ -72,25 +73,20 @@ static const char *level_name(enum log_level level)
     return names[level];
 }
 
-/* What a reload applied: every value SIGHUP reloads (config.c's OPT_RELOADABLE). No
- * --allow-network means the default networks: "0 allowed networks" would read as nobody. */
+/* What a reload applied: every value SIGHUP reloads (config.c's OPT_RELOADABLE), who may fetch
+ * in the start-up line's words (the networks policy.c now holds, set just before). */
 static void log_reloaded(const struct config *fresh)
 {
-    char who[64];
-    if (fresh->n_allow_nets == 0)
-        snprintf(who, sizeof(who), "default allowed networks (loopback and private)");
-    else if (policy_clients_all(fresh->allow_nets, fresh->n_allow_nets))
-        snprintf(who, sizeof(who), "every client allowed");
-    else
-        snprintf(who, sizeof(who), "%d allowed network%s", fresh->n_allow_nets,
-                 fresh->n_allow_nets == 1 ? "" : "s");
+    char who[512];
+    policy_describe_clients(who, sizeof(who));
     char rate[48] = "none";
     if (fresh->upstream_rate > 0)
         snprintf(rate, sizeof(rate), "%lld bytes/s", (long long)fresh->upstream_rate);
     char token[sizeof(fresh->admin_token_file) + 32] = "no admin token";
     if (fresh->admin_token_file[0])
         snprintf(token, sizeof(token), "admin token from %s", fresh->admin_token_file);
-    log_info("SIGHUP: reloaded (%s, log level %s, quota %lld bytes, default ttl %llds, upstream "
+    log_info("SIGHUP: reloaded (may fetch: %s; log level %s, quota %lld bytes, default ttl %llds, "
+             "upstream "
              "rate %s, stale-if-error %llds, stale-while-revalidate %llds, %s)",
              who, level_name(fresh->log_level), (long long)fresh->quota,
              (long long)fresh->default_ttl, rate, (long long)fresh->stale_if_error,
@@ -313,10 +309,11 @@ static bool running_arca(const struct config *cfg, char *err, size_t errlen)
     return true;
 }
 
-/* Root may write where the service's user may not: say that root's "ok" is not the unit's. */
+/* Root may write where the service's user may not: say that root's "ok" is not the unit's,
+ * where there is such a user (the package's `arca`; elsewhere the advice could not be run). */
 static void note_root(int argc, char **argv)
 {
-    if (geteuid() != 0)
+    if (geteuid() != 0 || !getpwnam("arca"))
         return;
     fputs("arca: note: checked with root's rights; serve runs as the service's user: "
           "sudo -u arca arca check-config",
@@ -351,11 +348,12 @@ static void log_starting(const struct config *cfg)
     char who[512];
     policy_describe_clients(who, sizeof(who));
     log_info("may fetch: %s", who);
+    bool v6 = strchr(cfg->listen_host, ':') != NULL; /* [::], as --listen writes it */
     if (upstream_loopback_exposed(cfg))
         log_warn("--upstream-allow lets arca fetch from this host's loopback while it "
-                 "listens on %s: every client allowed to fetch reaches those services through "
-                 "arca (--listen 127.0.0.1:%d keeps them to this host)",
-                 cfg->listen_host, cfg->listen_port);
+                 "listens on %s%s%s: every client allowed to fetch reaches those services "
+                 "through arca (--listen 127.0.0.1:%d keeps them to this host)",
+                 v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "", cfg->listen_port);
 }
 
 static int start(const struct config *cfg, char *err, size_t errlen)
@@ -451,6 +449,14 @@ static int check_config(int argc, char **argv)
     rc = check_startable(&cfg, err, sizeof(err));
     if (rc == HELD_DATA_DIR && running_arca(&cfg, err, sizeof(err))) {
         fprintf(stderr, "arca: note: %s (a running arca: SIGHUP keeps its address)\n", err);
+    } else if (rc == HELD_LISTEN && arca_answers(&cfg)) {
+        /* the usual slip: a check run from another folder, whose default ./arca-data is not
+         * the running arca's data dir */
+        fprintf(stderr,
+                "arca: %s (an arca runs there with another data dir than %s: give the "
+                "--data-dir it runs with)\n",
+                err, cfg.data_dir);
+        return 1;
     } else if (rc < 0) {
         fprintf(stderr, "arca: %s\n", err);
         return 1;

@@ -141,6 +141,17 @@ static void v4_to_mapped(const void *v4, uint8_t out[16])
     memcpy(out + 12, v4, 4);
 }
 
+/* The bits past the prefix, zeroed: what the network contains is unchanged (cidr_contains
+ * compares the prefix only), what it is shown as is the network, not the host written. */
+static void clear_host_bits(struct cidr *net)
+{
+    int full = net->prefix / 8, rest = net->prefix % 8;
+    if (full >= 16)
+        return;
+    net->addr[full] &= (uint8_t)(0xff << (8 - rest));
+    memset(net->addr + full + 1, 0, (size_t)(15 - full));
+}
+
 int parse_cidr(const char *s, struct cidr *out)
 {
     char buf[INET6_ADDRSTRLEN + 8];
@@ -165,6 +176,7 @@ int parse_cidr(const char *s, struct cidr *out)
             return -1;
         v4_to_mapped(raw, out->addr);
         out->prefix = prefix < 0 ? 128 : 96 + (int)prefix;
+        clear_host_bits(out);
         return 0;
     }
     if (inet_pton(AF_INET6, buf, raw) == 1) {
@@ -172,6 +184,7 @@ int parse_cidr(const char *s, struct cidr *out)
             return -1;
         memcpy(out->addr, raw, 16);
         out->prefix = prefix < 0 ? 128 : (int)prefix;
+        clear_host_bits(out);
         return 0;
     }
     return -1;

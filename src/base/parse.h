@@ -36,7 +36,8 @@ struct cidr {
     int prefix; /* 0..128, counted on the 128-bit form */
 };
 
-/* "a.b.c.d[/n]" or "x:y::z[/n]"; without a prefix the network is one host. */
+/* "a.b.c.d[/n]" or "x:y::z[/n]"; without a prefix the network is one host. Host bits are
+ * cleared: 10.1.2.3/8 is the network it means, 10.0.0.0/8, and format_cidr shows it so. */
 int parse_cidr(const char *s, struct cidr *out);
 
 /* Convert a socket address to the 128-bit form used by struct cidr. */

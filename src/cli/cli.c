@@ -170,14 +170,18 @@ static int take_server(struct cli_args *a, const char *given)
     return 0;
 }
 
-/* "unknown option '--NAME'", with the nearest client option when one is near. */
-static void unknown_option(const char *arg)
+/* "unknown option '--NAME'", with the nearest client option when one is near; a serve option
+ * given to a client command is named as such ("status does not take --allow-network"). */
+static void unknown_option(const char *command, const char *arg)
 {
     const char *names[sizeof(option_names) / sizeof(option_names[0]) + 1] = {NULL}, *near;
     for (size_t i = 0; i < sizeof(option_names) / sizeof(option_names[0]); i++)
         names[i] = option_names[i];
     near = strncmp(arg, "--", 2) ? NULL : parse_nearest_name(arg, names);
-    if (near)
+    if (!strncmp(arg, "--", 2) && config_is_serve_option(arg + 2))
+        fprintf(stderr, "arca: %s does not take %.*s (an option of arca serve)\n", command,
+                (int)strcspn(arg, "="), arg);
+    else if (near)
         fprintf(stderr, "arca: unknown option '%s'; did you mean %s?\n", arg, near);
     else
         fprintf(stderr, "arca: unknown option '%s'\n", arg);
@@ -206,7 +210,7 @@ static int parse_args(int argc, char **argv, struct cli_args *a)
         } else if (bit) {
             continue; /* a flag: its bit says it all */
         } else if (argv[i][0] == '-' && argv[i][1]) {
-            unknown_option(argv[i]);
+            unknown_option(argv[1], argv[i]);
             return -1;
         } else if (a->n_urls == MAX_URLS) {
             fprintf(stderr, "arca: at most %d URLs\n", MAX_URLS);
@@ -337,19 +341,34 @@ static void print_hosts_down(json_t *s)
     }
 }
 
-/* Who may fetch, as the status JSON lists it (an older server's has no list: nothing said); the
- * default list is named so, and the networks are wrapped under the column of values. */
+/* Whether the list lets every client fetch: ::/0 holds every IPv6 address and every IPv4 one
+ * (mapped), as policy_clients_all counts it ("all" is listed 0.0.0.0/0, ::/0). */
+static bool lists_everyone(json_t *list)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *text = json_string_value(json_array_get(list, i));
+        if (text && !strcmp(text, "::/0"))
+            return true;
+    }
+    return false;
+}
+
+/* Who may fetch, in the start-up line's words, from the status JSON (an older server's has no
+ * list: nothing said); the networks are wrapped under the column of values. */
 static void print_allowed(json_t *s)
 {
     json_t *list = json_object_get(s, "allow_networks"), *net;
     size_t i, column = 11;
+    bool by_default = json_is_true(json_object_get(s, "allow_networks_default"));
     if (!json_is_array(list))
         return;
-    if (json_is_true(json_object_get(s, "allow_networks_default")))
-        printf("fetch      allowed from loopback and the private networks (the default; "
-               "--allow-network):\n           ");
-    else
-        printf("fetch      allowed from (--allow-network):\n           ");
+    if (lists_everyone(list)) {
+        printf("may fetch  every client (--allow-network all)\n");
+        return;
+    }
+    printf("may fetch  %s", by_default ? "loopback and private networks (the default: no "
+                                         "--allow-network given):\n           "
+                                       : "");
     json_array_foreach(list, i, net)
     {
         const char *text = json_string_value(net);
@@ -363,7 +382,7 @@ static void print_allowed(json_t *s)
         printf("%s", text ? text : "?");
         column += len;
     }
-    printf("\n");
+    printf(by_default ? "\n" : " (--allow-network)\n");
 }
 
 static void print_status(json_t *s, long health)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -519,11 +520,18 @@ static int opt_net(struct config *cfg, const struct option *o, const char *v, ch
     return add_net((struct cidr *)((char *)cfg + o->offset), n, o->name, v, err);
 }
 
-/* --allow-network: a network, or "all" for every IPv4 and IPv6 client (without the option only
- * loopback and the private networks may fetch: rules/policy.c). */
+/* --allow-network: a network, or "all" (any case) for every IPv4 and IPv6 client (without the
+ * option only loopback and the private networks may fetch: rules/policy.c). Anything else is
+ * refused with both forms named. */
 static int opt_allow_net(struct config *cfg, const struct option *o, const char *v, char *err)
 {
-    if (strcmp(v, "all") != 0)
+    struct cidr net;
+    if (strcasecmp(v, "all") != 0 && parse_cidr(v, &net) < 0) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "--%s: not a network (CIDR, such as 10.0.0.0/8) nor all: '%s'", o->name, v);
+        return -1;
+    }
+    if (strcasecmp(v, "all") != 0)
         return opt_net(cfg, o, v, err);
     if (opt_net(cfg, o, "0.0.0.0/0", err) < 0)
         return -1;
@@ -672,6 +680,13 @@ const struct option *config_option(const char *name)
         if (!strcmp(options[i].name, name))
             return &options[i];
     return NULL;
+}
+
+bool config_is_serve_option(const char *name)
+{
+    char plain[64];
+    snprintf(plain, sizeof(plain), "%.*s", (int)strcspn(name, "="), name);
+    return config_option(plain) != NULL;
 }
 
 /* "unknown option '--NAME'; did you mean --OTHER?" (dashes as the user wrote them). */

@@ -192,6 +192,10 @@ int config_restart_changes(const struct config *old, const struct config *fresh,
 
 void config_print_help(void);
 
+/* Whether `name` (without dashes, up to a '=') is an option of serve: a client command given
+ * one says that it does not take it, rather than that no such option exists. */
+bool config_is_serve_option(const char *name);
+
 /* Whether a CONNECT tunnel may reach `port` (--connect-port). */
 bool config_tunnel_port(const struct config *cfg, int port);
 

@@ -601,7 +601,9 @@ int http_start(const struct config *cfg, const struct route *table, char *err, s
         limits_stop();
         return -1;
     }
-    log_info("listening on %s:%d", cfg->listen_host, cfg->listen_port);
+    bool v6 = strchr(cfg->listen_host, ':') != NULL; /* [::]:8001, as --listen writes it */
+    log_info("listening on %s%s%s:%d", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
+             cfg->listen_port);
     return 0;
 }
 

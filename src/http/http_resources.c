@@ -38,6 +38,10 @@ static json_t *resource_json(const struct resource *r, enum list_state state)
     /* an expired copy, kept: until when it may answer while upstream fails (null: never) */
     if (state == LIST_SUCCESSES && (int64_t)time(NULL) - r->created >= r->ttl)
         json_object_set_new(o, "stale_until", iso_time(r->stale_until));
+    /* a download waiting for a slot: the limit it waits for (null: none, it is being opened) */
+    if (state == LIST_SCHEDULED)
+        json_object_set_new(o, "waiting_for",
+                            r->waiting_for ? json_string(r->waiting_for) : json_null());
     if (state == LIST_DOWNLOADING) {
         json_object_set_new(o, "rate", json_integer(r->rate));
         json_object_set_new(o, "connections", json_integer(r->connections));

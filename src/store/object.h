@@ -67,6 +67,8 @@ struct object {
                                downloading (in the table only) */
     struct park_queue waiters;
     struct prepared *prepared;
+    /* FETCHING, not started yet: the limit its download waits for (store_set_waiting), or NULL */
+    const char *waiting_for;
     struct object *stale; /* FETCHING: the expired version this download revalidates (out of
                              the table, a reference held, its file kept until the answer) */
     /* A download taken up again after a restart (store_resume.c): */

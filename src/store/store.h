@@ -263,6 +263,9 @@ int store_digest_range(struct object *obj, EVP_MD_CTX *ctx, int64_t from, int64_
 /* What the download's listing shows while it runs: bytes a second it takes from upstream, over
  * how many connections. */
 void store_set_rate(struct object *obj, int64_t rate, int connections);
+/* What the listing of a download waiting for a slot shows: the limit it waits for, a static
+ * string ("max-downloads"...), NULL once it starts. */
+void store_set_waiting(struct object *obj, const char *limit);
 /* Wake the object's waiters whose bytes were appended since they were last woken, and every
  * waiter once a reader has been held STORE_HOLD_MS. Returns the monotonic ms by which it must be
  * called again (a reader is held), or 0. */
@@ -348,6 +351,8 @@ struct resource {
     int status;          /* 200, or the status a failed download gave its clients */
     int64_t rate;        /* downloading: bytes a second from upstream over the last second */
     int connections;     /* downloading: connections it uses (a parallel fill's several) */
+    /* scheduled: the limit it waits for (a static string: "max-downloads"...), or NULL */
+    const char *waiting_for;
     char content_type[128];
     char error[160];
 };

@@ -191,6 +191,7 @@ static int object_resource(const struct object *o, struct resource *r)
                            .have = o->have,
                            .rate = o->rate,
                            .connections = o->connections,
+                           .waiting_for = o->waiting_for,
                            .usage = o->usage,
                            .last_use = o->last_use,
                            .created = o->created,

@@ -353,8 +353,8 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     }
     adopt_resumed();
     join_loaded_twins();
-    log_info("store: %zu objects, %lld bytes in %s", st.objects.count, (long long)st.usage,
-             cfg->data_dir);
+    log_info("store: %zu object%s, %lld bytes in %s", st.objects.count,
+             st.objects.count == 1 ? "" : "s", (long long)st.usage, cfg->data_dir);
     return 0;
 }
 

@@ -367,6 +367,14 @@ void store_set_rate(struct object *obj, int64_t rate, int connections)
     store_unlock();
 }
 
+void store_set_waiting(struct object *obj, const char *limit)
+{
+    CHECK_OBJ(obj);
+    store_lock();
+    obj->waiting_for = limit;
+    store_unlock();
+}
+
 /* Lock held. A reader held for STORE_HOLD_MS takes what is there: every waiter wakes, and the
  * bytes there now go out at any size. now 0: the download has ended, no byte will come. */
 static void end_hold(struct object *obj, int64_t now)

@@ -41,6 +41,7 @@ struct pending {
     const struct bucket_auth *auth;
     char *via;          /* the client's request's Via, or NULL */
     bool waited;        /* it waited for a slot: readers of a refresh took the stale version */
+    const char *why;    /* the limit it waits for now (its listing's waiting_for), or NULL */
     uint8_t client[16]; /* who asked (client_key) */
     struct pending *next;
 };
@@ -98,12 +99,17 @@ static void client_key(const struct sockaddr *client, uint8_t key[16])
         memset(key + 8, 0, 8);
 }
 
-/* --max-downloads-per-client; 0 is half of --max-downloads (rounded up: at least 1). */
+/* --max-downloads-per-client; 0 is all of --max-downloads but a quarter, at least one left for
+ * the others (32: 24, 4: 3, 2: 1; 1: 1): a lab's lone client (a dispatcher, a prefetch batch, a
+ * proxy not trusted to name its clients) gets most slots, and one client's slow URLs still
+ * leave another its share. */
 static int per_client_limit(void)
 {
     const struct config *cfg = fx.loop.cfg;
-    return cfg->max_downloads_per_client > 0 ? cfg->max_downloads_per_client
-                                             : (cfg->max_downloads + 1) / 2;
+    int all = cfg->max_downloads, spare = all / 4 > 1 ? all / 4 : 1;
+    if (cfg->max_downloads_per_client > 0)
+        return cfg->max_downloads_per_client;
+    return all - spare > 1 ? all - spare : 1;
 }
 
 /* Slots whose download has ended are forgotten: O(slots x downloads), both within
@@ -171,13 +177,21 @@ static void take_queue(void)
         fx.backlog_tail = &(*fx.backlog_tail)->next;
 }
 
-/* A refresh that must wait for a download slot: its readers take the expired version it
- * refreshes meanwhile (store_offer_stale), as they would once upstream is slow. Once. */
-static void waits(struct pending *item)
+/* The limits a download may wait for, as its listing names them (waiting_for). */
+static const char WAIT_ALL[] = "max-downloads", WAIT_HOST[] = "max-downloads-per-host",
+                  WAIT_CLIENT[] = "max-downloads-per-client";
+
+/* A download that must wait for a slot, for `limit`: its listing says which (the store's lock
+ * taken only when that changes). A refresh's readers take the expired version it refreshes
+ * meanwhile (store_offer_stale), as they would once upstream is slow. Once. */
+static void waits(struct pending *item, const char *limit)
 {
     if (!item->waited)
         store_offer_stale(item->obj, STALE_SLOW, 0);
     item->waited = true;
+    if (item->why != limit)
+        store_set_waiting(item->obj, limit);
+    item->why = limit;
 }
 
 /* When `client` last had a download started: its number, or -1 (not among the last RECENT). */
@@ -212,7 +226,7 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
     const struct config *cfg = fx.loop.cfg;
     bool full = fx.loop.n_active >= cfg->max_downloads;
     size_t hlen;
-    if (full && item->waited && !any_down) /* the common wait: nothing to look at */
+    if (full && item->why == WAIT_ALL && !any_down) /* the common wait: nothing to look at */
         return false;
     const char *h = url_host(object_url(item->obj), &hlen);
     snprintf(host, size, "%.*s", (int)hlen, h);
@@ -222,7 +236,7 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
         return true;
     }
     if (full || downloads_from(host) >= cfg->max_downloads_per_host) {
-        waits(item);
+        waits(item, full ? WAIT_ALL : WAIT_HOST);
         return false;
     }
     if (!*last || memcmp(*last, item->client, 16)) {
@@ -230,7 +244,7 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
         *last = item->client;
     }
     if (r->held >= per_client_limit()) {
-        waits(item);
+        waits(item, WAIT_CLIENT);
         return false;
     }
     return true;
@@ -274,6 +288,8 @@ static void start_queued(void)
         *p = item->next;
         if (fx.backlog_tail == &item->next)
             fx.backlog_tail = p;
+        if (item->why)
+            store_set_waiting(item->obj, NULL);
         struct transfer *t = transfer_new(&fx.loop, &transfer_store_real, item->obj, item->source,
                                           item->grant_until, item->auth, host);
         memcpy(fx.recent[fx.n_started++ % RECENT], item->client, 16);
@@ -470,6 +486,7 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src)
     }
     p->obj = obj;
     p->waited = false;
+    p->why = NULL;
     p->grant_until = src->grant_until;
     p->auth = src->auth;
     p->via = src->via ? strdup(src->via) : NULL; /* lost when out of memory: arca's own stays */

@@ -140,6 +140,11 @@ def test_extra_arguments_to_client_commands_are_errors(workdir):
         (["prefetch", *absent_server(), "--timeout", "5s", "http://a/1"],
          "arca: --timeout is for prefetch --wait\n"),
         (["status", "--bogus"], "arca: unknown option '--bogus'\n"),
+        # serve's options exist: the client command does not take them
+        (["status", "--allow-network", "10.0.0.0/8"],
+         "arca: status does not take --allow-network (an option of arca serve)\n"),
+        (["purge", "--quota=5G", "http://a/1"],
+         "arca: purge does not take --quota (an option of arca serve)\n"),
         (["status", "--sever", "http://a"], "arca: unknown option '--sever'; did you mean --server?\n"),
         (["prefetch", *absent_server(), "-w", "http://a/1"], "arca: unknown option '-w'\n"),
         (["status", "--server"], "arca: --server needs a value\n"),

@@ -166,6 +166,24 @@ def test_access_log_off_and_log_levels(origin, start_arca):
     assert chatty.log_shows(f"debug fetch {url}: download ended after 1 attempt(s)")
 
 
+def test_start_up_lines_read_as_written(origin, start_arca):
+    """An IPv6 address is in brackets, as --listen takes it ([::1]:8011, not ::1:8011), and one
+    object is "1 object"."""
+    url = origin.add("/one", data=b"1" * 100)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--upstream-allow", "::1/128",
+                      host="::1")
+    assert arca.fetch(url)[0] == 200
+    arca.stop()
+    arca.start(keep_port=True)
+    log = arca.read_log()
+    assert f" info listening on [::1]:{arca.port}\n" in log, log
+    assert re.search(r" info store: 1 object, \d+ bytes in ", log), log
+    # the loopback warning names the address as --listen writes it too
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", host="::")
+    arca.stop()
+    assert "while it listens on [::]: every client" in arca.read_log()
+
+
 def test_a_warning_is_logged_at_warning_level(start_arca):
     """Listening on every address with loopback opened upstream is a setting to change: said with
     the level "warning", shown at the default level and at --log-level warning, not at error."""

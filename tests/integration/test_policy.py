@@ -192,16 +192,20 @@ def test_by_default_only_local_networks_fetch(origin, start_arca, workdir):
     assert status["allow_networks_default"] is True
     assert {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
             "100.64.0.0/10", "fc00::/7", "fe80::/10"} <= set(status["allow_networks"])
-    out = subprocess.run([ARCA_BIN, "status", "--server", f"http://{arca.host}:{arca.port}"],
-                         capture_output=True, text=True, timeout=30).stdout
-    assert ("fetch      allowed from loopback and the private networks (the default; "
-            "--allow-network):\n           127.0.0.0/8, ::1/128, 10.0.0.0/8,") in out
+    assert ("may fetch  loopback and private networks (the default: no --allow-network given):"
+            "\n           127.0.0.0/8, ::1/128, 10.0.0.0/8,") in arca_status(arca)
     status, page = as_client(arca, "/help/", PUBLIC)
     assert status == 200 and b'class="no">may not</span>' in page
     assert b"The default (no <code>--allow-network</code> given)" in page
     assert b"<li><code>192.168.0.0/16</code></li>" in page
     assert arca.log_shows("may fetch: 127.0.0.0/8, ::1/128, 10.0.0.0/8")
     assert "(the default: loopback and private networks" in arca.read_log()
+
+
+def arca_status(arca):
+    """What `arca status` prints for this arca."""
+    return subprocess.run([ARCA_BIN, "status", "--server", f"http://{arca.host}:{arca.port}"],
+                          capture_output=True, text=True, timeout=30).stdout
 
 
 def test_allow_network_all_lets_every_client_fetch(origin, start_arca):
@@ -216,9 +220,12 @@ def test_allow_network_all_lets_every_client_fetch(origin, start_arca):
     assert status["allow_networks_default"] is False
     assert b"Every client may fetch" in arca.get("/help/")[2]
     assert arca.log_shows("may fetch: every client (--allow-network all)")
+    # arca status says it as the log does, not as the two networks it stands for
+    assert "may fetch  every client (--allow-network all)\n" in arca_status(arca)
     # a list of its own replaces the default: a private address outside it is refused
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--trusted-proxy", "127.0.0.1",
                       "--allow-network", "203.0.113.0/24")
     assert as_client(arca, fetch_path(url), PUBLIC)[0] == 200
     status, body = as_client(arca, fetch_path(url), PRIVATE)
     assert status == 403 and b"not in --allow-network" in body
+    assert "may fetch  203.0.113.0/24 (--allow-network)\n" in arca_status(arca)

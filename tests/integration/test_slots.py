@@ -4,6 +4,7 @@ slots"). A client is an address (behind --trusted-proxy, the forwarded one), an 
 /64."""
 
 import http.client
+import json
 import os
 import threading
 import time
@@ -13,7 +14,8 @@ import pytest
 
 from conftest import Origin, sha256
 
-SLOTS = 4  # --max-downloads: half of it, 2, is one client's share by default
+SLOTS = 4  # --max-downloads: all but a quarter, 3, is one client's share by default
+SHARE = 3
 DEADLINE = 10  # seconds a healthy cold download may take with the slow ones running
 
 
@@ -28,6 +30,13 @@ def ask(arca, url, client, timeout):
     conn.request("GET", "/api/v1/fetch/?" + urllib.parse.urlencode({"url": url}),
                  headers=headers)
     return conn
+
+
+def waiting_for(arca):
+    """What each scheduled download waits for, as the listing says it."""
+    status, _, body = arca.get("/api/v1/resources/?state=scheduled")
+    assert status == 200, status
+    return [r["waiting_for"] for r in json.loads(body)["resources"]]
 
 
 def wait_for(cond, what, timeout=10):
@@ -68,7 +77,7 @@ def test_a_clients_trickling_urls_leave_the_others_a_slot(origin, start_arca, cl
                  "the slow URLs are all asked for")
         started = lambda: sum(len(o.objects[urllib.parse.urlsplit(u).path].started)
                               for o, u in zip(trickling * 2, slow))
-        wait_for(lambda: started() >= SLOTS // 2, "the slow downloads start")
+        wait_for(lambda: started() >= SHARE, "the slow downloads start")
 
         t0 = time.monotonic()
         conn = ask(arca, good, (how, other), DEADLINE)
@@ -84,12 +93,41 @@ def test_a_clients_trickling_urls_leave_the_others_a_slot(origin, start_arca, cl
         assert resp.status == 200 and sha256(body) == sha256(data), resp.status
         assert took < DEADLINE
         # the trickling client holds its share, no more, while its other URLs wait
-        assert started() == SLOTS // 2
+        assert started() == SHARE
     finally:
         for c in held:
             c.close()
         for o in trickling + [healthy]:
             o.stop()
+
+
+def test_a_lone_client_gets_most_slots(origin, start_arca):
+    # one client (a dispatcher, a prefetch batch, a proxy not trusted) asking as many slow URLs
+    # as there are slots: three run at once, not two while two slots sit idle
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--max-downloads", str(SLOTS))
+    release = threading.Event()
+    slow = [origin.add(f"/lone/{i}", data=b"x" * 1000, on_request=lambda obj, i: release.wait(30))
+            for i in range(SLOTS)]
+    held = [ask(arca, url, ("direct", "127.0.0.2"), 30) for url in slow]
+    try:
+        started = lambda: sum(origin.counts[urllib.parse.urlsplit(u).path] for u in slow)
+        wait_for(lambda: arca.status()["resources_scheduled"]
+                 + arca.status()["resources_downloading"] == SLOTS, "the URLs are all asked for")
+        wait_for(lambda: started() >= SHARE, f"{SHARE} of the lone client's downloads start")
+        wait_for(lambda: arca.status()["resources_scheduled"] == SLOTS - SHARE,
+                 "one slot is left for other clients")
+        assert started() == SHARE
+        # the listing says why the fourth waits while a slot is free
+        assert waiting_for(arca) == ["max-downloads-per-client"]
+        release.set()
+        for conn in held:
+            resp = conn.getresponse()
+            assert resp.status == 200
+            resp.read()
+    finally:
+        release.set()
+        for conn in held:
+            conn.close()
 
 
 def test_waiting_downloads_start_in_turn_across_clients(origin, start_arca):
@@ -106,6 +144,7 @@ def test_waiting_downloads_start_in_turn_across_clients(origin, start_arca):
         wait_for(lambda: arca.status()["resources_scheduled"] == 3, "the first client waits")
         held.append(ask(arca, second, ("direct", "127.0.0.3"), 30))
         wait_for(lambda: arca.status()["resources_scheduled"] == 4, "the second client waits")
+        assert waiting_for(arca) == ["max-downloads"] * 4
         release.set()
         for conn in held:
             resp = conn.getresponse()

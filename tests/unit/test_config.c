@@ -94,6 +94,13 @@ static void bad_options(void **state)
     assert_int_equal(c.listen_port, 443);
     assert_int_equal(load(&c, err, 3, "serve", "--default-ttl=5"), CONFIG_ERROR);
     assert_int_equal(load(&c, err, 3, "serve", "--allow-network=1.2.3.4/40"), CONFIG_ERROR);
+    assert_string_equal(err, "--allow-network: not a network (CIDR, such as 10.0.0.0/8) nor all: "
+                             "'1.2.3.4/40'");
+    /* "all" in any case is every client, as the help page and the log write it */
+    assert_int_equal(load(&c, err, 3, "serve", "--allow-network=ALL"), CONFIG_SERVE);
+    assert_int_equal(c.n_allow_nets, 2);
+    assert_int_equal(c.allow_nets[0].prefix, 96);
+    assert_int_equal(c.allow_nets[1].prefix, 0);
     assert_int_equal(load(&c, err, 3, "serve", "--bogus=1"), CONFIG_ERROR);
     assert_non_null(strstr(err, "bogus"));
     assert_int_equal(load(&c, err, 3, "serve", "--quota"), CONFIG_ERROR);

@@ -134,6 +134,28 @@ static void cidr_matches_v4_and_v6(void **state)
     assert_false(cidr_contains(&n, a));
 }
 
+/* A network written with host bits is the network it means, and is shown so (not as written:
+ * 10.1.2.3/8 read as "only 10.1.2.3" to whoever reads the start-up line). */
+static void cidr_host_bits_are_cleared(void **state)
+{
+    struct cidr n;
+    char text[64];
+    (void)state;
+    const char *cases[][2] = {{"10.1.2.3/8", "10.0.0.0/8"},
+                              {"192.168.7.200/21", "192.168.0.0/21"},
+                              {"10.1.2.3", "10.1.2.3/32"},
+                              {"1.2.3.4/0", "0.0.0.0/0"},
+                              {"fe80::1:2/10", "fe80::/10"},
+                              {"2001:db8::ff/127", "2001:db8::fe/127"},
+                              {"::1", "::1/128"},
+                              {NULL, NULL}};
+    for (int i = 0; cases[i][0]; i++) {
+        assert_int_equal(parse_cidr(cases[i][0], &n), 0);
+        format_cidr(&n, text, sizeof(text));
+        assert_string_equal(text, cases[i][1]);
+    }
+}
+
 static void cidr_rejects_bad(void **state)
 {
     struct cidr n;
@@ -355,6 +377,7 @@ int main(void)
         cmocka_unit_test(size_rejects_bad),
         cmocka_unit_test(cidr_matches_v4_and_v6),
         cmocka_unit_test(cidr_rejects_bad),
+        cmocka_unit_test(cidr_host_bits_are_cleared),
         cmocka_unit_test(range_forms),
 
         cmocka_unit_test(sha256_hex),
