@@ -323,3 +323,19 @@ def test_the_log_says_why_an_object_was_removed(origin, start_arca, workdir):
     for url in big:
         assert arca.fetch(url)[0] == 200
     assert arca.log_shows(f"store: removed {big[0]} (evicted for room)"), arca.read_log()
+
+
+def test_an_expired_copy_the_origin_refuses_is_logged_as_removed(origin, start_arca):
+    """An expired copy whose refresh the origin answers 404 or 501 (a verdict on the object, not
+    an outage) goes from the listing and the disk: the log says so and why, as for every object
+    taken off the disk (it said only `error fetch URL: 404 upstream answered 404`)."""
+    from test_stale import wait_age
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    for path, status in (("/refused404", 404), ("/refused501", 501)):
+        url = origin.add(path, data=b"r" * 100, etag=f'"{path}"')
+        assert arca.fetch(url, ttl="1s")[0] == 200
+        wait_age(arca, path, 1)
+        origin.objects[path].status = status
+        assert arca.fetch(url)[0] == status
+        assert arca.log_shows(f"store: removed {url} (refresh failed: upstream answered {status})",
+                              timeout=10), arca.read_log()
