@@ -151,6 +151,8 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                   (json_int_t)atomic_load(&stats.requests), "version", ARCA_VERSION);
     /* Beyond KissCache's keys: what `arca status` needs for the hit ratio. */
     json_object_set_new(o, "statistics_hits", json_integer(atomic_load(&stats.hits)));
+    json_object_set_new(o, "statistics_disk_answers", json_integer(stats_disk_answers()));
+    json_object_set_new(o, "statistics_tried", json_integer(stats_ratio_requests()));
     json_object_set_new(o, "statistics_revalidated", json_integer(atomic_load(&stats.revalidated)));
     json_object_set_new(o, "statistics_refused", json_integer(atomic_load(&stats.refused)));
     json_object_set_new(o, "statistics_held_down", json_integer(atomic_load(&stats.held_down)));

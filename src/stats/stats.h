@@ -69,13 +69,19 @@ extern struct stats stats;
 
 struct stats_hour {
     int64_t hour; /* Unix time / 3600 */
-    /* requests: those the hit ratio counts (stats_ratio_requests), hits: from disk */
+    /* requests: those the hit ratio counts (stats_ratio_requests), hits: answered from disk
+     * (stats_disk_answers) */
     int64_t served, downloaded, requests, hits;
 };
 
 /* The hit ratio's denominator: fetch requests answered, but for the refused and held down ones
  * (arca did not get to try them). Grows only, as the hours need. */
 int64_t stats_ratio_requests(void);
+
+/* The hit ratio's numerator: fetch requests answered from disk, which upstream did not send the
+ * body of: fresh hits, expired versions answered stale, and versions renewed by a 304. Coalesced
+ * requests are not: their bytes came from upstream, once for all of them. */
+int64_t stats_disk_answers(void);
 
 /* Main thread, after the index is open. */
 void stats_load(void);

@@ -744,7 +744,7 @@ struct remove_job {
     char key[65];
     char *url;
     char why[REMOVE_WHY_SIZE]; /* expired, evicted for room, purged, refresh failed: ... */
-    bool part_only;  /* a refresh's part file; the key's file and row stay */
+    bool part_only;            /* a refresh's part file; the key's file and row stay */
 };
 
 static void run_remove(struct persist_job *job)

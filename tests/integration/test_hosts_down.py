@@ -289,8 +289,13 @@ def test_held_down_refusals_are_counted_apart_not_as_failed_downloads(start_arca
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", down["since"]), down
         assert down["since"] <= s["timestamp"]
         # the hit ratio: one hit of the requests arca tried (not the held down ones)
-        ratio = s["statistics_hits"] / (s["statistics_requests"] - s["statistics_held_down"])
-        assert f"{100 * ratio:.1f} % answered from disk" in cli("status", *server(arca)).stdout
+        tried = s["statistics_requests"] - s["statistics_held_down"]
+        assert s["statistics_tried"] == tried
+        ratio = s["statistics_hits"] / tried
+        out = cli("status", *server(arca)).stdout
+        assert f"of {tried} tried answered from disk ({100 * ratio:.1f} %)" in out
+        assert f"0 clients outside --allow-network (403), {s['statistics_held_down']} held " \
+            "down (503)" in out
         assert ratio > s["statistics_hits"] / s["statistics_requests"]
         page = arca.get("/statistics/")[2].decode()
         assert f'id="held-down"><div class="value">{s["statistics_held_down"]}</div>' in page
