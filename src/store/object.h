@@ -134,6 +134,11 @@ struct store_state {
     int prepared_next;
     struct failure *failures[STORE_FAILURES_KEPT]; /* ring, oldest overwritten (store_list.c) */
     int failures_next;
+    /* downloads refused at once, their host held down: never tried, so neither listed nor
+     * counted as failures; kept apart for store_outcome alone, so a flood of them pushes no
+     * tried failure out of the ring above */
+    struct failure *held[STORE_HELD_KEPT];
+    int held_next;
     struct object **digests; /* complete objects by digest (store_twins.c) */
     size_t n_digests, digest_count;
     struct object_hooks hooks;
