@@ -385,13 +385,27 @@ static void print_allowed(json_t *s)
     printf(by_default ? "\n" : " (--allow-network)\n");
 }
 
+/* The hit ratio with its two counts, and the requests it leaves out (refused: arca did not try
+ * them), so that the numbers beside the % add up. */
+static void print_requests(json_t *s)
+{
+    long long requests = get_int(s, "statistics_requests"), tried = get_int(s, "statistics_tried"),
+              disk = get_int(s, "statistics_disk_answers"),
+              refused = get_int(s, "statistics_refused"), held = get_int(s, "statistics_held_down");
+    if (tried > 0)
+        printf("requests   %lld: %lld of %lld tried answered from disk (%.1f %%)\n", requests, disk,
+               tried, 100.0 * (double)disk / (double)(tried > disk ? tried : disk));
+    else if (requests > 0)
+        printf("requests   %lld, none tried: all refused\n", requests);
+    else
+        printf("requests   0\n");
+    printf("refused    %lld client%s outside --allow-network (403), %lld held down (503)\n",
+           refused, refused == 1 ? "" : "s", held);
+}
+
 static void print_status(json_t *s, long health)
 {
     char used[32], quota[32], served[32], down[32];
-    int64_t requests = get_int(s, "statistics_requests"), hits = get_int(s, "statistics_hits");
-    /* the ratio leaves out the requests arca refused (client, host held down): not tried */
-    int64_t tried =
-        requests - get_int(s, "statistics_refused") - get_int(s, "statistics_held_down");
     format_bytes((double)get_int(s, "disk_usage"), used, sizeof(used));
     format_bytes((double)get_int(s, "disk_quota"), quota, sizeof(quota));
     format_bytes((double)get_int(s, "statistics_upload"), served, sizeof(served));
@@ -412,11 +426,7 @@ static void print_status(json_t *s, long health)
            (long long)get_int(s, "resources_downloading"),
            (long long)get_int(s, "resources_scheduled"));
     printf("failures   %lld downloads failed\n", (long long)get_int(s, "resources_failures"));
-    if (tried > 0)
-        printf("requests   %lld, %.1f %% answered from disk\n", (long long)requests,
-               100.0 * (double)hits / (double)(tried > hits ? tried : hits));
-    else
-        printf("requests   %lld, none tried\n", (long long)requests);
+    print_requests(s);
     printf("traffic    %s served, %s downloaded\n", served, down);
     if (get_int(s, "upstream_rate_limit") > 0) {
         char cap[32];

@@ -118,7 +118,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
     *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
     const char *refusal = http_fetch_refusal(c);
     if (refusal)
-        *ret = fetch_refuse_client(c, refusal);
+        *ret = fetch_refuse_client(r, refusal);
     else if (!r->url)
         *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     else if (via_loops(c, r))
@@ -470,7 +470,7 @@ static int browse_params(struct fetch_req *r, enum conn_result *ret)
     r->ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
     const char *refusal = http_fetch_refusal(r->conn);
     if (refusal)
-        *ret = fetch_refuse_client(r->conn, refusal);
+        *ret = fetch_refuse_client(r, refusal);
     else if (ttl && parse_ttl(ttl, &r->ttl) < 0)
         *ret = fetch_refuse(r->conn, HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (sha && parse_sha256_hex(sha, r->expect) < 0)
@@ -563,11 +563,14 @@ static const char *let_go(struct fetch_req *r, bool completed, int64_t wrote, in
     return cache;
 }
 
-/* An error line (a status of 400 or more, or none queued) is ERROR whatever the object was; an
- * answer from the object says how it was served, and its bytes are the body's. */
+/* An error line (a status of 400 or more, or none queued) is ERROR whatever the object was, but
+ * for a request refused before any try (REFUSED, HELD_DOWN: the metrics' words); an answer from
+ * the object says how it was served, and its bytes are the body's. */
 const char *fetch_finish(struct fetch_req *r, struct request *req, bool completed)
 {
     const char *cache = req->status >= 400 || req->status == 0 ? "ERROR" : NULL;
+    if (cache && r && r->refusal)
+        cache = r->refusal;
     int64_t sent;
     if (r) {
         const char *kind;

@@ -38,11 +38,12 @@ enum conn_result fetch_refuse(struct conn *c, unsigned int status, const char *r
     return http_send_error(c, status, "%s", reason);
 }
 
-enum conn_result fetch_refuse_client(struct conn *c, const char *reason)
+enum conn_result fetch_refuse_client(struct fetch_req *r, const char *reason)
 {
     /* arca's policy, not a failure: neither an error nor a request the hit ratio counts */
     atomic_fetch_add(&stats.refused, 1);
-    return http_send_error(c, HTTP_FORBIDDEN, "%s", reason);
+    r->refusal = "REFUSED";
+    return http_send_error(r->conn, HTTP_FORBIDDEN, "%s", reason);
 }
 
 /* An error answer about the object or its download (not arca's refusal of the request): it says
@@ -54,9 +55,10 @@ enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_me
     struct answer *resp = http_error_response("%s", reason);
     char seconds[16];
     bool held = meta && meta->retry_after > 0;
-    if (held)
+    if (held) {
         atomic_fetch_add(&stats.held_down, 1);
-    else
+        r->refusal = "HELD_DOWN";
+    } else
         fetch_count_error();
     if (resp)
         add_cache_status(resp, r, meta);
@@ -223,6 +225,8 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
 
     if (hit && mismatch) { /* a 502 from what is stored: neither a hit nor asked upstream */
         snprintf(value, sizeof(value), "arca; detail=digest-mismatch");
+    } else if (meta && meta->retry_after > 0) { /* a 503: its host held down, upstream not asked */
+        snprintf(value, sizeof(value), "arca; detail=held-down");
     } else if (meta && meta->stale && meta->state == OBJ_COMPLETE) {
         int n = snprintf(value, sizeof(value), "arca; fwd=stale");
         if (meta->fwd_status)

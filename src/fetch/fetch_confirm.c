@@ -79,10 +79,13 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
         return false;
     }
     atomic_fetch_add(&stats.confirm_refused, 1);
-    if (res->status == 0 && res->retry_after > 0)
-        atomic_fetch_add(&stats.held_down, 1); /* counted as a miss's would be */
-    else
+    bool held = res->status == 0 && res->retry_after > 0;
+    if (held) {
+        atomic_fetch_add(&stats.held_down, 1); /* counted and logged as a miss's would be */
+        r->refusal = "HELD_DOWN";
+    } else {
         fetch_count_error();
+    }
     /* Worded as a download's refusal of an uncached URL would be, whatever was cached (a hit, a
      * download joined, a digest's twin): the answer tells nothing of the cache. */
     unsigned int status = res->status >= 400 ? (unsigned int)res->status : 502;
@@ -93,9 +96,9 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
         resp = http_error_response(
             "%s %d", res->status >= 400 ? "upstream answered" : "unexpected upstream status",
             res->status);
-    if (resp) /* as a failed download's: see add_cache_status */
-        answer_header(resp, "Cache-Status", "arca; fwd=uri-miss");
-    if (resp && res->status == 0 && res->retry_after > 0) { /* its host held down, as a miss's */
+    if (resp) /* as a failed download's, or a held host's: see add_cache_status */
+        answer_header(resp, "Cache-Status", held ? "arca; detail=held-down" : "arca; fwd=uri-miss");
+    if (resp && held) { /* its host held down, as a miss's */
         char seconds[16];
         snprintf(seconds, sizeof(seconds), "%d", res->retry_after);
         answer_header(resp, "Retry-After", seconds);

@@ -87,6 +87,9 @@ struct fetch_req {
     bool twin_answer;       /* the answer is a digest hit's: another URL's bytes */
     enum stale_cause stale; /* the answer is an expired version's, for this reason */
     bool revalidated;       /* the answer is a version upstream confirmed with a 304 */
+    /* refused before any try, the access log's word for it: REFUSED (a client outside
+     * --allow-network), HELD_DOWN (its host held down); NULL: tried */
+    const char *refusal;
     /* S3 has no such object: the caller's answer (NULL: the error); fetch_missing_fn */
     enum conn_result (*missing)(void *arg);
     void *missing_arg;
@@ -101,7 +104,7 @@ void fetch_count_success(struct fetch_req *r, const struct object_meta *meta);
 /* arca's refusal of the request (not about an object): an error line, counted. */
 enum conn_result fetch_refuse(struct conn *c, unsigned int status, const char *reason);
 /* 403 to a client outside --allow-network: counted as refused, not as an error. */
-enum conn_result fetch_refuse_client(struct conn *c, const char *reason);
+enum conn_result fetch_refuse_client(struct fetch_req *r, const char *reason);
 /* An error answer about the object or its download, with its Cache-Status. */
 enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_meta *meta,
                                      unsigned int status, const char *reason);

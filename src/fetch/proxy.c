@@ -90,9 +90,9 @@ enum conn_result proxy_route(struct conn *c, struct request *req, const char *re
         return CONN_GO_ON;
     }
     if (req->ask_self && !req->state) {
-        const char *refusal = http_fetch_refusal(c); /* before a thread is spent on it */
-        if (refusal)
-            return http_send_error(c, HTTP_FORBIDDEN, "%s", refusal);
+        /* refused before a thread is spent on it, as any fetch: counted, logged REFUSED */
+        if (http_fetch_refusal(c))
+            return fetch_proxied(c, req);
         /* without the lookup arca could fetch its own URL and refuse it as arca's address */
         switch (start_check(c, req)) {
         case OFFLOAD_STARTED:

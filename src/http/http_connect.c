@@ -31,7 +31,8 @@ struct connect_req {
     char host[256];
     char port[8];
     int64_t timeout_ms;
-    bool opened; /* answered 200: the engine relays */
+    bool opened;  /* answered 200: the engine relays */
+    bool refused; /* the client outside --allow-network: statistics_refused, logged REFUSED */
     /* connect_run's result, read once the job is done */
     int fd;
     unsigned int status; /* with fd < 0: 403 (policy), 502 (resolve, connect) */
@@ -175,11 +176,15 @@ static const char *port_refusal(int port, char *buf, size_t size)
 }
 
 /* A refusal closes the connection: a client that sent its tunnel's first bytes right behind
- * its CONNECT must not have them read as a request. */
-static enum conn_result refuse(struct conn *c, unsigned int status, const char *why)
+ * its CONNECT must not have them read as a request. A client refused by --allow-network is
+ * counted as a refused fetch is. */
+static enum conn_result refuse(struct conn *c, const struct connect_req *r, unsigned int status,
+                               const char *why)
 {
     struct answer *a = http_error_response("%s", why);
     atomic_fetch_add(&stats.tunnels_refused, 1);
+    if (r->refused)
+        atomic_fetch_add(&stats.refused, 1);
     if (a)
         answer_header(a, "Connection", "close");
     return http_queue(c, status, a);
@@ -192,7 +197,7 @@ static const char *refusal(struct conn *c, struct request *req, struct connect_r
     int port = 0;
     const char *why = http_fetch_refusal(c);
     *status = HTTP_FORBIDDEN;
-    if (why)
+    if ((r->refused = why != NULL))
         return why;
     *status = HTTP_BAD_REQUEST;
     if (!split_target(req->uri, r, &port))
@@ -233,14 +238,14 @@ static enum conn_result begin(struct conn *c, struct request *req)
     req->state = r;
     mask_userinfo(req->uri);
     if ((why = refusal(c, req, r, &status)))
-        return refuse(c, status, why);
+        return refuse(c, r, status, why);
     switch (offload_start(&r->job, http_client(c, &req->client))) {
     case OFFLOAD_STARTED:
         return CONN_GO_ON;
     case OFFLOAD_CLIENT_BUSY:
-        return refuse(c, HTTP_TOO_MANY_REQUESTS, OFFLOAD_CLIENT_BUSY_WHY);
+        return refuse(c, r, HTTP_TOO_MANY_REQUESTS, OFFLOAD_CLIENT_BUSY_WHY);
     default:
-        return refuse(c, HTTP_SERVICE_UNAVAILABLE, OFFLOAD_BUSY_WHY);
+        return refuse(c, r, HTTP_SERVICE_UNAVAILABLE, OFFLOAD_BUSY_WHY);
     }
 }
 
@@ -249,7 +254,7 @@ static enum conn_result answer(struct conn *c, struct connect_req *r)
 {
     struct answer *a;
     if (r->fd < 0)
-        return refuse(c, r->status, r->why);
+        return refuse(c, r, r->status, r->why);
     if (!(a = answer_static("", 0)) || !conn_tunnel(c, r->fd, upstream_rate_tokens())) {
         if (a)
             answer_put(a);
@@ -290,7 +295,7 @@ const char *http_connect_done(struct request *req, bool completed)
         atomic_fetch_add(&stats.tunnel_bytes_up, req->tunnel_up);
         req->bytes = req->wrote;
     }
-    bool opened = r->opened;
+    bool opened = r->opened, refused = r->refused;
     offload_leave(&r->job); /* a job still running holds r until it is done */
-    return opened ? "TUNNEL" : NULL;
+    return opened ? "TUNNEL" : refused ? "REFUSED" : NULL;
 }

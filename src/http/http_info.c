@@ -151,6 +151,8 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                   (json_int_t)atomic_load(&stats.requests), "version", ARCA_VERSION);
     /* Beyond KissCache's keys: what `arca status` needs for the hit ratio. */
     json_object_set_new(o, "statistics_hits", json_integer(atomic_load(&stats.hits)));
+    json_object_set_new(o, "statistics_disk_answers", json_integer(stats_disk_answers()));
+    json_object_set_new(o, "statistics_tried", json_integer(stats_ratio_requests()));
     json_object_set_new(o, "statistics_revalidated", json_integer(atomic_load(&stats.revalidated)));
     json_object_set_new(o, "statistics_refused", json_integer(atomic_load(&stats.refused)));
     json_object_set_new(o, "statistics_held_down", json_integer(atomic_load(&stats.held_down)));
@@ -192,7 +194,7 @@ static void metrics_core(char *body, size_t size)
         body, size,
         "# HELP arca_requests_total Fetch requests by result: hit (from disk), miss, coalesced, "
         "revalidated (upstream answered 304), stale (an expired version), error, refused (client "
-        "outside --allow-network), held_down (503: the host held down).\n"
+        "outside --allow-network; a refused CONNECT too), held_down (503: the host held down).\n"
         "# TYPE arca_requests_total counter\n"
         "arca_requests_total{result=\"hit\"} %lld\n"
         "arca_requests_total{result=\"miss\"} %lld\n"

@@ -1,7 +1,8 @@
 /*
  * access_log.h — one line per request: the combined log format, then the cache result (HIT,
  * MISS, COALESCED, STALE (an expired version), REVALIDATED (renewed by a 304), CUT (the stream
- * was cut before its end), ERROR, TUNNEL (a CONNECT's
+ * was cut before its end), REFUSED (a client outside --allow-network), HELD_DOWN (its host held
+ * down), ERROR, TUNNEL (a CONNECT's
  * tunnel, its bytes those sent to the client), or - for other endpoints) and the duration in
  * seconds.
  *

@@ -85,11 +85,18 @@ int64_t stats_ratio_requests(void)
            atomic_load(&stats.errors);
 }
 
+int64_t stats_disk_answers(void)
+{
+    return atomic_load(&stats.hits) + atomic_load(&stats.revalidated) +
+           atomic_load(&stats.stale_error) + atomic_load(&stats.stale_slow) +
+           atomic_load(&stats.stale_revalidate);
+}
+
 static struct stats_hour counters_now(void)
 {
     return (struct stats_hour){0, atomic_load(&stats.bytes_served),
                                atomic_load(&stats.bytes_downloaded), stats_ratio_requests(),
-                               atomic_load(&stats.hits)};
+                               stats_disk_answers()};
 }
 
 void stats_load(void)

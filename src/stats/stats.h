@@ -25,7 +25,7 @@ struct stats {
      * counts under its cause below (stale_*), a refused client (403) under `refused`, a host
      * held down (503) under `held_down`. The last two are left out of the hit ratio. */
     _Atomic int64_t hits, misses, coalesced, revalidated, errors;
-    _Atomic int64_t refused;   /* fetch requests refused: the client outside --allow-network */
+    _Atomic int64_t refused;   /* clients outside --allow-network refused: fetches and CONNECTs */
     _Atomic int64_t held_down; /* fetch requests answered 503: their host held down */
     _Atomic int64_t downloads_failed;  /* upstream downloads that failed (not held down) */
     _Atomic int64_t download_retries;  /* attempts started after a fault */
@@ -69,13 +69,19 @@ extern struct stats stats;
 
 struct stats_hour {
     int64_t hour; /* Unix time / 3600 */
-    /* requests: those the hit ratio counts (stats_ratio_requests), hits: from disk */
+    /* requests: those the hit ratio counts (stats_ratio_requests), hits: answered from disk
+     * (stats_disk_answers) */
     int64_t served, downloaded, requests, hits;
 };
 
 /* The hit ratio's denominator: fetch requests answered, but for the refused and held down ones
  * (arca did not get to try them). Grows only, as the hours need. */
 int64_t stats_ratio_requests(void);
+
+/* The hit ratio's numerator: fetch requests answered from disk, which upstream did not send the
+ * body of: fresh hits, expired versions answered stale, and versions renewed by a 304. Coalesced
+ * requests are not: their bytes came from upstream, once for all of them. */
+int64_t stats_disk_answers(void);
 
 /* Main thread, after the index is open. */
 void stats_load(void);

@@ -452,6 +452,16 @@ static void leave_failed(struct object *obj)
     wake_all(obj);
 }
 
+/* A refresh failed with the origin's verdict on the object (a 404, a 501, a status it did not
+ * retry): the expired copy it refreshed goes with its part file, and the log says why, as for
+ * every object taken off the disk. */
+static void remove_refreshed(struct object *obj, const char *reason)
+{
+    char why[REMOVE_WHY_SIZE];
+    snprintf(why, sizeof(why), "refresh failed: %s", reason ? reason : "unknown");
+    submit_remove_why(obj->key, obj->url, why);
+}
+
 static void fail(struct object *obj, const struct move_args *a)
 {
     object_set_error(obj, a->status, a->reason); /* first: the failures ring keeps it */
@@ -461,12 +471,15 @@ static void fail(struct object *obj, const struct move_args *a)
         atomic_fetch_add(&stats.downloads_failed, 1);
     if (st.hooks.failed)
         st.hooks.failed(obj);
+    bool verdict = obj->stale && !a->keep_copy; /* leave_failed lets go of the copy */
     leave_failed(obj);
     /* Before the persistence thread began its file there is neither file nor row. Submitted
      * under the lock: a new version's file and row, begun after, come after their removal. A
      * refresh that keeps the expired copy removes its own part file only: the file under the
      * key and the row are that copy's (a refresh leaves them as they are). */
-    if (obj->on_disk)
+    if (obj->on_disk && verdict)
+        remove_refreshed(obj, a->reason);
+    else if (obj->on_disk)
         submit_remove_as(obj->key, NULL, a->keep_copy);
 }
 
@@ -730,8 +743,8 @@ struct remove_job {
     struct persist_job job;
     char key[65];
     char *url;
-    const char *why; /* a constant: expired, evicted for room, purged */
-    bool part_only;  /* a refresh's part file; the key's file and row stay */
+    char why[REMOVE_WHY_SIZE]; /* expired, evicted for room, purged, refresh failed: ... */
+    bool part_only;            /* a refresh's part file; the key's file and row stay */
 };
 
 static void run_remove(struct persist_job *job)
@@ -764,7 +777,7 @@ static void submit_job(const char *key, const char *url, const char *why, bool p
         return;
     }
     r->job.run = run_remove;
-    r->why = why;
+    copy_string(r->why, sizeof(r->why), why);
     r->part_only = part_only;
     memcpy(r->key, key, 65);
     persist_submit(&r->job);

@@ -136,6 +136,11 @@ struct store_state {
     int prepared_next;
     struct failure *failures[STORE_FAILURES_KEPT]; /* ring, oldest overwritten (store_list.c) */
     int failures_next;
+    /* downloads refused at once, their host held down: never tried, so neither listed nor
+     * counted as failures; kept apart for store_outcome alone, so a flood of them pushes no
+     * tried failure out of the ring above */
+    struct failure *held[STORE_HELD_KEPT];
+    int held_next;
     struct object **digests; /* complete objects by digest (store_twins.c) */
     size_t n_digests, digest_count;
     struct object_hooks hooks;
@@ -264,7 +269,8 @@ void copy_string(char *dst, size_t size, const char *src);
 /* Have the persistence thread remove the file and row of `key` (url: logged as removed). Lock
  * held: ordered before a later download of the same URL. */
 void submit_remove(const char *key, const char *url);
-/* The same, logged as "store: removed URL (why)"; `why` a constant. */
+/* The same, logged as "store: removed URL (why)"; `why` copied, cut to REMOVE_WHY_SIZE - 1. */
+#define REMOVE_WHY_SIZE 200
 void submit_remove_why(const char *key, const char *url, const char *why);
 /* The same; with `part_only`, only the key's part file (a refresh's), its file and row kept. */
 void submit_remove_as(const char *key, const char *url, bool part_only);

@@ -333,6 +333,7 @@ void store_totals(struct store_totals *t);
 enum list_state { LIST_SCHEDULED, LIST_DOWNLOADING, LIST_SUCCESSES, LIST_FAILURES, LIST_STATES };
 enum list_order { ORDER_URL, ORDER_SIZE, ORDER_USAGE, ORDER_LAST_USE, ORDER_CREATED };
 #define STORE_FAILURES_KEPT 256
+#define STORE_HELD_KEPT 64 /* downloads refused for a host held down, for store_outcome only */
 /* Listings keep the best offset + limit objects; deeper pages are refused (reverse the order to
  * see the end). A page of complete objects by last use walks the LRU list; downloads come from
  * their own short list; any other page of complete objects is one pass over the table a slice

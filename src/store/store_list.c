@@ -369,13 +369,16 @@ static void failure_free(struct failure *f)
     free(f);
 }
 
-/* Lock held (or main at start). The ring's next slot, its old entry freed. */
-static void ring_put(struct failure *f)
+/* Lock held (or main at start). The ring's next slot, its old entry freed: the failures', or
+ * the held-down refusals' (`held`). */
+static void ring_put(struct failure *f, bool held)
 {
     assert(store_locked_or_alone());
-    failure_free(st.failures[st.failures_next]);
-    st.failures[st.failures_next] = f;
-    st.failures_next = (st.failures_next + 1) % STORE_FAILURES_KEPT;
+    struct failure **ring = held ? st.held : st.failures;
+    int *next = held ? &st.held_next : &st.failures_next;
+    failure_free(ring[*next]);
+    ring[*next] = f;
+    *next = (*next + 1) % (held ? STORE_HELD_KEPT : STORE_FAILURES_KEPT);
 }
 
 void note_failure(const struct object *obj)
@@ -390,7 +393,8 @@ void note_failure(const struct object *obj)
     f->res.status = obj->error_status ? obj->error_status : 502;
     f->res.last_use = time(NULL);
     copy_string(f->res.error, sizeof(f->res.error), object_error(obj));
-    ring_put(f);
+    f->saved = obj->retry_after > 0; /* a held-down refusal is not a failure to remember */
+    ring_put(f, obj->retry_after > 0);
 }
 
 static void load_failure(const struct index_failure *row, void *arg)
@@ -410,7 +414,7 @@ static void load_failure(const struct index_failure *row, void *arg)
     f->res.last_use = row->failed;
     f->res.usage = row->usage;
     f->saved = true;
-    ring_put(f);
+    ring_put(f, false);
 }
 
 void load_failures(void)
@@ -472,20 +476,33 @@ void free_failures(void)
         failure_free(st.failures[i]);
         st.failures[i] = NULL;
     }
-    st.failures_next = 0;
+    for (int i = 0; i < STORE_HELD_KEPT; i++) {
+        failure_free(st.held[i]);
+        st.held[i] = NULL;
+    }
+    st.failures_next = st.held_next = 0;
 }
 
-/* Lock held. The newest failure the ring keeps for `key`, NULL when none. */
-static const struct failure *newest_failure(const char *key)
+/* Lock held. The newest entry of a ring of `size` for `key`, NULL when none. */
+static const struct failure *newest_in(struct failure *const *ring, int next, int size,
+                                       const char *key)
 {
     assert(store_locked());
-    for (int i = 1; i <= STORE_FAILURES_KEPT; i++) {
-        const struct failure *f =
-            st.failures[(st.failures_next - i + STORE_FAILURES_KEPT) % STORE_FAILURES_KEPT];
+    for (int i = 1; i <= size; i++) {
+        const struct failure *f = ring[(next - i + size) % size];
         if (f && !strcmp(f->res.key, key))
             return f;
     }
     return NULL;
+}
+
+/* Lock held. The newest failure or held-down refusal kept for `key`, NULL when none; a tried
+ * failure wins a tie (same second): it is what a retry after the hold met. */
+static const struct failure *newest_failure(const char *key)
+{
+    const struct failure *f = newest_in(st.failures, st.failures_next, STORE_FAILURES_KEPT, key),
+                         *h = newest_in(st.held, st.held_next, STORE_HELD_KEPT, key);
+    return h && (!f || h->res.last_use > f->res.last_use) ? h : f;
 }
 
 void store_outcome(const char *url, struct outcome *out)

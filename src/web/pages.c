@@ -419,23 +419,39 @@ static void summary_card(struct buf *b, const char *id, const char *value, const
              id, value, label);
 }
 
+/* The share of the requests arca tried (the refused and held down left out) answered from disk
+ * (stats_disk_answers), with both counts, so that it adds up with the cards beside it. */
+static void hit_ratio_card(struct buf *b, int64_t requests)
+{
+    int64_t tried = stats_ratio_requests(), disk = stats_disk_answers();
+    char value[32], label[96];
+    if (tried > 0) {
+        snprintf(value, sizeof(value), "%.1f %%",
+                 100.0 * (double)disk / (double)(tried > disk ? tried : disk));
+        snprintf(label, sizeof(label), "answered from disk (%lld of %lld tried)", (long long)disk,
+                 (long long)tried);
+    } else {
+        snprintf(value, sizeof(value), "%s", requests ? "none tried" : "no requests");
+        snprintf(label, sizeof(label), "%s",
+                 requests ? "answered from disk: every request refused" : "answered from disk");
+    }
+    summary_card(b, "hit-ratio", value, label);
+}
+
 static void summary(struct buf *b, const struct store_totals *t)
 {
-    int64_t requests = atomic_load(&stats.requests), hits = atomic_load(&stats.hits);
-    int64_t tried = stats_ratio_requests(); /* the refused and held down left out */
+    int64_t requests = atomic_load(&stats.requests);
     int64_t served = atomic_load(&stats.bytes_served), down = atomic_load(&stats.bytes_downloaded);
     char text[64];
 
     buf_add(b, "<div class=\"cards\">");
     snprintf(text, sizeof(text), "%lld", (long long)requests);
     summary_card(b, "requests", text, requests == 1 ? "fetch request" : "fetch requests");
-    if (tried > 0)
-        snprintf(text, sizeof(text), "%.1f %%", 100.0 * (double)hits / (double)tried);
-    else
-        snprintf(text, sizeof(text), "no requests");
-    summary_card(b, "hit-ratio", text, "answered from disk");
+    hit_ratio_card(b, requests);
+    snprintf(text, sizeof(text), "%lld", (long long)atomic_load(&stats.refused));
+    summary_card(b, "refused", text, "refused (403): client outside --allow-network");
     snprintf(text, sizeof(text), "%lld", (long long)atomic_load(&stats.held_down));
-    summary_card(b, "held-down", text, "refused: host held down"); /* 503, not tried */
+    summary_card(b, "held-down", text, "held down (503): host not tried");
     format_bytes((double)served, text, sizeof(text));
     summary_card(b, "served", text, "served to clients");
     format_bytes((double)down, text, sizeof(text));
@@ -471,8 +487,8 @@ static void hourly_charts(struct buf *b)
                (struct chart_series[]){{"served to clients", "served", served, NULL},
                                        {"downloaded from upstream", "downloaded", down, NULL}},
                2, UNIT_BYTES);
-    chart_bars(b, "hits", "Hit ratio per hour (requests answered from disk)", CHART_HOURS, labels,
-               8, (struct chart_series[]){{"hit ratio", "hits", ratio, "no requests"}}, 1,
+    chart_bars(b, "hits", "Hit ratio per hour (tried requests answered from disk)", CHART_HOURS,
+               labels, 8, (struct chart_series[]){{"hit ratio", "hits", ratio, "no requests"}}, 1,
                UNIT_PERCENT);
 }
 

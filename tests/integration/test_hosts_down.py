@@ -4,6 +4,7 @@ out, cold misses for the host fail at once with 503, Retry-After and a reason na
 at a time tries it again, and the first answer clears it. Other hosts are never slowed; what one
 URL does after its request went (a reset, a stall, a 5xx) never holds its host down."""
 
+import json
 import os
 import re
 import threading
@@ -262,6 +263,12 @@ def test_a_confirmation_probe_redirected_to_a_refused_address_clears_the_host(st
     assert arca.status()["upstream_hosts_down"] == 0
 
 
+def failures_listed(arca):
+    """The failures listing: its count (counts.failures) and its rows' URLs."""
+    doc = json.loads(arca.get("/api/v1/resources/?state=failures&limit=100")[2])
+    return {"count": doc["counts"]["failures"], "rows": [r["url"] for r in doc["resources"]]}
+
+
 def test_held_down_refusals_are_counted_apart_not_as_failed_downloads(start_arca, origin):
     """Issue 51: a 503 for a host held down is its own result (statistics_held_down,
     arca_requests_total{result="held_down"}): not a download that failed, not an error, not in
@@ -273,6 +280,7 @@ def test_held_down_refusals_are_counted_apart_not_as_failed_downloads(start_arca
         assert arca.fetch(url)[0] == 200 and arca.fetch(url)[0] == 200  # a miss, a hit
         held_down(arca, origin)
         before, m_before = arca.status(), arca.metrics()
+        failed_before = failures_listed(arca)
         answers = [arca.fetch(origin.url(f"/x{i}"))[0] for i in range(10)]
         held = answers.count(503)
         tried = len(answers) - held  # a probe let through fails as a download
@@ -282,6 +290,11 @@ def test_held_down_refusals_are_counted_apart_not_as_failed_downloads(start_arca
         assert m['arca_requests_total{result="held_down"}'] - \
             m_before['arca_requests_total{result="held_down"}'] == held
         assert s["resources_failures"] - before["resources_failures"] == tried
+        # the failures listing holds the downloads tried, as resources_failures counts them
+        listed = failures_listed(arca)
+        assert listed["count"] - failed_before["count"] == tried, listed
+        assert len(listed["rows"]) - len(failed_before["rows"]) == tried, listed
+        assert listed["count"] == s["resources_failures"]
         assert s["statistics_failures"] - before["statistics_failures"] == tried
         assert m['arca_requests_total{result="error"}'] - \
             m_before['arca_requests_total{result="error"}'] == tried
@@ -289,11 +302,33 @@ def test_held_down_refusals_are_counted_apart_not_as_failed_downloads(start_arca
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", down["since"]), down
         assert down["since"] <= s["timestamp"]
         # the hit ratio: one hit of the requests arca tried (not the held down ones)
-        ratio = s["statistics_hits"] / (s["statistics_requests"] - s["statistics_held_down"])
-        assert f"{100 * ratio:.1f} % answered from disk" in cli("status", *server(arca)).stdout
+        tried = s["statistics_requests"] - s["statistics_held_down"]
+        assert s["statistics_tried"] == tried
+        ratio = s["statistics_hits"] / tried
+        out = cli("status", *server(arca)).stdout
+        assert f"of {tried} tried answered from disk ({100 * ratio:.1f} %)" in out
+        assert f"0 clients outside --allow-network (403), {s['statistics_held_down']} held " \
+            "down (503)" in out
         assert ratio > s["statistics_hits"] / s["statistics_requests"]
         page = arca.get("/statistics/")[2].decode()
         assert f'id="held-down"><div class="value">{s["statistics_held_down"]}</div>' in page
         assert f'id="hit-ratio"><div class="value">{100 * ratio:.1f} %' in page
     finally:
         other.stop()
+
+
+def test_a_held_down_answer_says_upstream_was_not_asked(start_arca, origin, workdir):
+    """A 503 for a host held down says what happened: `Cache-Status: arca; detail=held-down`
+    (no fwd: upstream was never asked; it said fwd=uri-miss, "downloaded for this request"),
+    and the access log's HELD_DOWN, the metrics' word (it said ERROR)."""
+    path = os.path.join(workdir, "access.log")
+    arca = start_arca(*FAST, "--access-log", path)
+    held_down(arca, origin)
+    status, headers, _ = fetch_until(arca, origin.url("/held"), lambda s, h: s == 503 and
+                                     h.get("retry-after") is not None)
+    assert headers["cache-status"] == "arca; detail=held-down", headers
+    deadline = time.monotonic() + 5
+    while not re.search(r'"GET /api/v1/fetch/\?url=\S+held HTTP/1.1" 503 .* HELD_DOWN ',
+                        open(path).read()):
+        assert time.monotonic() < deadline, open(path).read()
+        time.sleep(0.05)

@@ -341,3 +341,49 @@ def test_the_log_says_why_an_object_was_removed(origin, start_arca, workdir):
     for url in big:
         assert arca.fetch(url)[0] == 200
     assert arca.log_shows(f"store: removed {big[0]} (evicted for room)"), arca.read_log()
+
+
+def test_an_expired_copy_the_origin_refuses_is_logged_as_removed(origin, start_arca):
+    """An expired copy whose refresh the origin answers 404 or 501 (a verdict on the object, not
+    an outage) goes from the listing and the disk: the log says so and why, as for every object
+    taken off the disk (it said only `error fetch URL: 404 upstream answered 404`)."""
+    from test_stale import wait_age
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    for path, status in (("/refused404", 404), ("/refused501", 501)):
+        url = origin.add(path, data=b"r" * 100, etag=f'"{path}"')
+        assert arca.fetch(url, ttl="1s")[0] == 200
+        wait_age(arca, path, 1)
+        origin.objects[path].status = status
+        assert arca.fetch(url)[0] == status
+        assert arca.log_shows(f"store: removed {url} (refresh failed: upstream answered {status})",
+                              timeout=10), arca.read_log()
+
+
+def test_refused_clients_are_logged_refused_and_counted(origin, start_arca, workdir):
+    """A client outside --allow-network is REFUSED in the access log (the metrics' word), not
+    ERROR, whether it fetched, sent an absolute-form request naming arca or a CONNECT; each is
+    counted in statistics_refused (the CONNECT was logged `-` and counted nowhere but tunnels,
+    the absolute-form request on arca's port, which arca must resolve to know whether it names
+    arca, was counted nowhere)."""
+    from test_proxy import open_tunnel
+    path = os.path.join(workdir, "access.log")
+    arca = start_arca("--access-log", path, "--upstream-allow", "127.0.0.0/8",
+                      "--allow-network", "10.0.0.0/8")
+    assert arca.fetch(origin.add("/r", data=b"r"))[0] == 403
+    with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+        s.sendall(f"GET http://name.invalid:{arca.port}/x HTTP/1.1\r\nHost: name.invalid:"
+                  f"{arca.port}\r\nConnection: close\r\n\r\n".encode())
+        assert s.recv(65536).startswith(b"HTTP/1.1 403")
+    s, status, _ = open_tunnel(arca, "127.0.0.1:443")
+    s.close()
+    assert status.startswith(b"HTTP/1.1 403"), status
+    st = arca.status()
+    assert st["statistics_refused"] == 3 and st["statistics_requests"] == 2, st
+    want = [r'"GET /api/v1/fetch/\?url=\S+ HTTP/1.1" 403 .* REFUSED ',
+            rf'"GET http://name.invalid:{arca.port}/x HTTP/1.1" 403 .* REFUSED ',
+            r'"CONNECT 127.0.0.1:443 HTTP/1.1" 403 .* REFUSED ']
+    deadline = time.monotonic() + 5
+    while not all(re.search(w, read_file(path)) for w in want):
+        assert time.monotonic() < deadline, read_file(path)
+        time.sleep(0.05)
+    assert " ERROR " not in read_file(path)

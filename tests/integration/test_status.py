@@ -170,11 +170,40 @@ def test_a_refused_client_is_no_failure_and_not_in_the_hit_ratio(origin, start_a
     m = shut.metrics()
     assert m['arca_requests_total{result="refused"}'] == 2
     assert m['arca_requests_total{result="error"}'] == 0
+    # every request refused: said so, and the refused counted where they are shown
     page = shut.get("/statistics/")[2].decode()
-    assert '<div class="value">no requests</div><div class="label">answered from disk' in page
-    assert "requests   2, none tried" in cli("status", *server(shut)).stdout
+    assert ('<div class="value">none tried</div><div class="label">answered from disk: every '
+            'request refused') in page
+    assert 'id="refused"><div class="value">2</div>' in page
+    out = cli("status", *server(shut)).stdout
+    assert "requests   2, none tried: all refused" in out
+    assert "refused    2 clients outside --allow-network (403), 0 held down (503)" in out
     # the open one: a miss and a hit, 50 %, whatever the other refused
-    assert "requests   2, 50.0 % answered from disk" in cli("status", *server(open_arca)).stdout
+    assert "requests   2: 1 of 2 tried answered from disk (50.0 %)" in \
+        cli("status", *server(open_arca)).stdout
+
+
+def test_the_hit_ratio_counts_every_answer_from_disk(origin, start_arca):
+    """The hit ratio's "answered from disk" counts what upstream did not send the body of:
+    fresh hits, expired versions answered stale and versions renewed by a 304; a request joined
+    to a download is not (its bytes came from upstream). It said 33.3 % for a miss, a hit and a
+    304 renewal: fresh hits only."""
+    from test_cli import cli, server
+    from conftest import wait_age
+    url = origin.add("/d", data=b"d" * 1000, etag='"d1"')
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    assert arca.fetch(url, ttl="1s")[0] == 200  # a miss
+    assert arca.fetch(url, ttl="1s")[0] == 200  # a hit
+    wait_age(arca, "/d", 1)
+    assert arca.fetch(url, ttl="1s")[0] == 200  # renewed by a 304
+    s = arca.status()
+    assert s["statistics_revalidated"] == 1 and s["statistics_hits"] == 1
+    assert s["statistics_disk_answers"] == 2 and s["statistics_tried"] == 3
+    assert "requests   3: 2 of 3 tried answered from disk (66.7 %)" in \
+        cli("status", *server(arca)).stdout
+    page = arca.get("/statistics/")[2].decode()
+    assert ('id="hit-ratio"><div class="value">66.7 %</div><div class="label">answered from '
+            'disk (2 of 3 tried)') in page
 
 
 def test_an_hour_without_requests_reads_no_requests_not_zero(origin, arca):

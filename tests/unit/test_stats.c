@@ -163,6 +163,26 @@ static void refused_requests_stay_out_of_the_hit_ratio(void **state)
     assert_int_equal(atomic_load(&stats.held_down), 2);
 }
 
+/* "Answered from disk" is every answer upstream did not send the body of: fresh hits, stale
+ * answers, 304 renewals; not a request joined to a download (it counted fresh hits only). */
+static void the_hours_count_every_answer_from_disk(void **state)
+{
+    struct stats_hour h[1];
+    (void)state;
+    serve(2, 1, 0); /* a miss, a hit */
+    atomic_fetch_add(&stats.requests, 5);
+    atomic_fetch_add(&stats.revalidated, 1);
+    atomic_fetch_add(&stats.stale_error, 1);
+    atomic_fetch_add(&stats.stale_slow, 1);
+    atomic_fetch_add(&stats.stale_revalidate, 1);
+    atomic_fetch_add(&stats.coalesced, 1);
+    stats_save();
+    stats_hours(h, 1);
+    assert_int_equal(h[0].requests, 7);
+    assert_int_equal(h[0].hits, 5);
+    assert_int_equal(stats_disk_answers(), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +193,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(refused_requests_stay_out_of_the_hit_ratio, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(saves_never_count_traffic_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_hours_count_every_answer_from_disk, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
