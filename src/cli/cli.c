@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 #include "cli/cli_ask.h"
+#include "cli/cli_status.h"
 #include "base/buf.h"
 #include "web/charts.h"
 #include "base/clock.h"
@@ -10,7 +11,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,170 +273,6 @@ static long request(const struct cli_args *a, const char *method, const char *pa
     return cli_ask(a->server, &q, body, NULL, 0, NULL);
 }
 
-static int64_t get_int(json_t *o, const char *key)
-{
-    return (int64_t)json_integer_value(json_object_get(o, key));
-}
-
-/* KissCache's round(usage / quota * 100), as the status JSON gives it (http_info.c). */
-static int64_t usage_percent(int64_t usage, int64_t quota)
-{
-    return quota > 0 ? (int64_t)rint((double)usage / (double)quota * 100.0) : 0;
-}
-
-/* The status JSON in `body`, NULL when it is not arca's (another server's page or JSON). */
-static json_t *status_json(const struct buf *body)
-{
-    json_t *s = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
-    if (s && !json_string_value(json_object_get(s, "version"))) {
-        json_decref(s);
-        s = NULL;
-    }
-    return s;
-}
-
-/* Why `server` gave no status (it answered `status`), into why[len]: said in arca's words,
- * never the body of another server (a web server's HTML page). */
-static void status_trouble(const char *server, long status, const struct buf *body, char *why,
-                           size_t len)
-{
-    const char *host = strstr(server, "://") + 3, *prefix = host + strcspn(host, "/"), *text;
-    int n = cli_first_line(body, &text);
-    if (status == 404 && *prefix)
-        snprintf(why, len, "no arca status at this path (%s/api/v1/status/ answered 404)", prefix);
-    else if (status == 404 || status == 200)
-        snprintf(why, len, "not an arca (%s/api/v1/status/ answered %ld%s)", prefix, status,
-                 status == 200 ? ", not arca's JSON" : "");
-    else if (n > 0 && text[0] != '<')
-        snprintf(why, len, "%s/api/v1/status/ answered %ld: %.*s", prefix, status,
-                 n > 200 ? 200 : n, text);
-    else
-        snprintf(why, len, "%s/api/v1/status/ answered %ld", prefix, status);
-}
-
-/* The node's state as its health check tells it (HAProxy's view): "up" (200) or "draining"
- * (503: its shutdown file exists, new clients go elsewhere); anything else "down". */
-static const char *health_state(long health)
-{
-    return health == 200 ? "up" : health == 503 ? "draining" : "down";
-}
-
-/* The upstream hosts held down, one line each (the names when the server shows them to us). */
-static void print_hosts_down(json_t *s)
-{
-    int64_t n = get_int(s, "upstream_hosts_down");
-    json_t *list = json_object_get(s, "upstream_hosts_down_list"), *h;
-    size_t i;
-    if (n <= 0)
-        return;
-    printf("upstream   %lld host%s held down: misses fail at once, expired objects answer from "
-           "disk within their stale-if-error\n",
-           (long long)n, n == 1 ? "" : "s");
-    json_array_foreach(list, i, h)
-    {
-        const char *since = json_string_value(json_object_get(h, "since")); /* ISO */
-        printf("           %s down since %s, %lld failures in a row\n",
-               json_string_value(json_object_get(h, "host")), since ? since : "?",
-               (long long)get_int(h, "failures"));
-    }
-}
-
-/* Whether the list lets every client fetch: ::/0 holds every IPv6 address and every IPv4 one
- * (mapped), as policy_clients_all counts it ("all" is listed 0.0.0.0/0, ::/0). */
-static bool lists_everyone(json_t *list)
-{
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        const char *text = json_string_value(json_array_get(list, i));
-        if (text && !strcmp(text, "::/0"))
-            return true;
-    }
-    return false;
-}
-
-/* Who may fetch, in the start-up line's words, from the status JSON (an older server's has no
- * list: nothing said); the networks are wrapped under the column of values. */
-static void print_allowed(json_t *s)
-{
-    json_t *list = json_object_get(s, "allow_networks"), *net;
-    size_t i, column = 11;
-    bool by_default = json_is_true(json_object_get(s, "allow_networks_default"));
-    if (!json_is_array(list))
-        return;
-    if (lists_everyone(list)) {
-        printf("may fetch  every client (--allow-network all)\n");
-        return;
-    }
-    printf("may fetch  %s", by_default ? "loopback and private networks (the default: no "
-                                         "--allow-network given):\n           "
-                                       : "");
-    json_array_foreach(list, i, net)
-    {
-        const char *text = json_string_value(net);
-        size_t len = strlen(text ? text : "") + 2;
-        if (i && column + len > 94) {
-            printf(",\n           ");
-            column = 11;
-        } else if (i) {
-            printf(", ");
-        }
-        printf("%s", text ? text : "?");
-        column += len;
-    }
-    printf(by_default ? "\n" : " (--allow-network)\n");
-}
-
-/* The hit ratio with its two counts, and the requests it leaves out (refused: arca did not try
- * them), so that the numbers beside the % add up. */
-static void print_requests(json_t *s)
-{
-    long long requests = get_int(s, "statistics_requests"), tried = get_int(s, "statistics_tried"),
-              disk = get_int(s, "statistics_disk_answers"),
-              refused = get_int(s, "statistics_refused"), held = get_int(s, "statistics_held_down");
-    if (tried > 0)
-        printf("requests   %lld: %lld of %lld tried answered from disk (%.1f %%)\n", requests, disk,
-               tried, 100.0 * (double)disk / (double)(tried > disk ? tried : disk));
-    else if (requests > 0)
-        printf("requests   %lld, none tried: all refused\n", requests);
-    else
-        printf("requests   0\n");
-    printf("refused    %lld client%s outside --allow-network (403), %lld held down (503)\n",
-           refused, refused == 1 ? "" : "s", held);
-}
-
-static void print_status(json_t *s, long health)
-{
-    char used[32], quota[32], served[32], down[32];
-    format_bytes((double)get_int(s, "disk_usage"), used, sizeof(used));
-    format_bytes((double)get_int(s, "disk_quota"), quota, sizeof(quota));
-    format_bytes((double)get_int(s, "statistics_upload"), served, sizeof(served));
-    format_bytes((double)get_int(s, "statistics_download"), down, sizeof(down));
-    printf("arca %s on %s\n", json_string_value(json_object_get(s, "version")),
-           json_string_value(json_object_get(s, "instance")));
-    if (health == 503)
-        printf("state      draining (its shutdown file exists: health answers 503, new clients "
-               "go elsewhere)\n");
-    else if (health == 200)
-        printf("state      up\n");
-    else
-        printf("state      down (health answered %ld)\n", health);
-    printf("disk       %s of %s (%lld %%)\n", used, quota,
-           (long long)get_int(s, "disk_usage_percent"));
-    printf("objects    %lld on disk, %lld downloading, %lld scheduled\n",
-           (long long)get_int(s, "resources_successes"),
-           (long long)get_int(s, "resources_downloading"),
-           (long long)get_int(s, "resources_scheduled"));
-    printf("failures   %lld downloads failed\n", (long long)get_int(s, "resources_failures"));
-    print_requests(s);
-    printf("traffic    %s served, %s downloaded\n", served, down);
-    if (get_int(s, "upstream_rate_limit") > 0) {
-        char cap[32];
-        format_bytes((double)get_int(s, "upstream_rate_limit"), cap, sizeof(cap));
-        printf("upstream   capped at %s/s (--upstream-rate)\n", cap);
-    }
-    print_allowed(s);
-    print_hosts_down(s);
-}
-
 /* The summary; 0 only when the node is up: a draining node fails, as HAProxy's health check
  * takes it out (the compose health check is this command). */
 static int cmd_status(const struct cli_args *a)
@@ -449,12 +285,12 @@ static int cmd_status(const struct cli_args *a)
     if (health > 0)
         status = request(a, "GET", "/api/v1/status/", NULL, NULL, &body);
     if (status == 200)
-        s = status_json(&body);
+        s = cli_status_json(&body);
     if (s) {
-        print_status(s, health);
+        cli_print_status(s, health);
         json_decref(s);
     } else if (status > 0) {
-        status_trouble(a->server, status, &body, why, sizeof(why));
+        cli_status_trouble(a->server, status, &body, why, sizeof(why));
         fprintf(stderr, "arca: %s: %s\n", a->server, why);
     }
     buf_free(&body);
@@ -475,23 +311,23 @@ static void ask_node(const char *server, struct node *n)
     struct call health_q = {"GET", "/api/v1/health/", NULL, NULL, CALL_TIMEOUT_MS},
                 status_q = {"GET", "/api/v1/status/", NULL, NULL, CALL_TIMEOUT_MS};
     long health = cli_ask(server, &health_q, &body, n->why, sizeof(n->why), NULL), status = -1;
-    n->state = health_state(health);
+    n->state = cli_health_state(health);
     if (health > 0 && health != 200 && health != 503)
         snprintf(n->why, sizeof(n->why), "health answered %ld", health);
     body.len = 0;
     if (health > 0)
         status = cli_ask(server, &status_q, &body, n->why, sizeof(n->why), NULL);
-    if (status == 200 && (s = status_json(&body))) {
-        n->usage = get_int(s, "disk_usage");
-        n->quota = get_int(s, "disk_quota");
-        n->objects = get_int(s, "resources_successes");
-        n->downloading = get_int(s, "resources_downloading");
-        n->served = get_int(s, "statistics_upload");
-        n->downloaded = get_int(s, "statistics_download");
+    if (status == 200 && (s = cli_status_json(&body))) {
+        n->usage = cli_json_int(s, "disk_usage");
+        n->quota = cli_json_int(s, "disk_quota");
+        n->objects = cli_json_int(s, "resources_successes");
+        n->downloading = cli_json_int(s, "resources_downloading");
+        n->served = cli_json_int(s, "statistics_upload");
+        n->downloaded = cli_json_int(s, "statistics_download");
         json_decref(s);
     } else if (status > 0) {
         n->state = "down";
-        status_trouble(server, status, &body, n->why, sizeof(n->why));
+        cli_status_trouble(server, status, &body, n->why, sizeof(n->why));
     } else if (health > 0) {
         n->state = "down"; /* the status request failed: cli_ask() said why */
     }
@@ -510,7 +346,7 @@ static void print_node(const char *name, const struct node *n)
         return;
     }
     printf("%-32s %-8s %10s %10s %4lld %% %9lld %11lld %10s %10s\n", name, n->state, used, quota,
-           (long long)usage_percent(n->usage, n->quota), (long long)n->objects,
+           (long long)cli_usage_percent(n->usage, n->quota), (long long)n->objects,
            (long long)n->downloading, served, down);
 }
 
@@ -519,7 +355,7 @@ static json_t *node_json(const struct node *n)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "disk_usage", (json_int_t)n->usage,
                      "disk_quota", (json_int_t)n->quota, "disk_usage_percent",
-                     (json_int_t)usage_percent(n->usage, n->quota), "resources_successes",
+                     (json_int_t)cli_usage_percent(n->usage, n->quota), "resources_successes",
                      (json_int_t)n->objects, "resources_downloading", (json_int_t)n->downloading,
                      "statistics_upload", (json_int_t)n->served, "statistics_download",
                      (json_int_t)n->downloaded);
@@ -633,7 +469,7 @@ static const char *outcome_of(json_t *o, char *why, size_t whylen)
     if (!strcmp(state, "complete"))
         return "downloaded";
     if (!strcmp(state, "failed")) {
-        snprintf(why, whylen, "%lld: %s", (long long)get_int(o, "status_code"),
+        snprintf(why, whylen, "%lld: %s", (long long)cli_json_int(o, "status_code"),
                  error ? error : "download failed");
         return "failed";
     }

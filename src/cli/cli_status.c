@@ -1,0 +1,169 @@
+/* What `arca status` prints from the status JSON (cli_status.h). */
+#include "cli/cli_status.h"
+#include "cli/cli_ask.h"
+#include "web/charts.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+int64_t cli_json_int(json_t *o, const char *key)
+{
+    return (int64_t)json_integer_value(json_object_get(o, key));
+}
+
+int64_t cli_usage_percent(int64_t usage, int64_t quota)
+{
+    return quota > 0 ? (int64_t)rint((double)usage / (double)quota * 100.0) : 0;
+}
+
+json_t *cli_status_json(const struct buf *body)
+{
+    json_t *s = json_loadb(body->data ? body->data : "", body->len, 0, NULL);
+    if (s && !json_string_value(json_object_get(s, "version"))) {
+        json_decref(s);
+        s = NULL;
+    }
+    return s;
+}
+
+void cli_status_trouble(const char *server, long status, const struct buf *body, char *why,
+                        size_t len)
+{
+    const char *host = strstr(server, "://") + 3, *prefix = host + strcspn(host, "/"), *text;
+    int n = cli_first_line(body, &text);
+    if (status == 404 && *prefix)
+        snprintf(why, len, "no arca status at this path (%s/api/v1/status/ answered 404)", prefix);
+    else if (status == 404 || status == 200)
+        snprintf(why, len, "not an arca (%s/api/v1/status/ answered %ld%s)", prefix, status,
+                 status == 200 ? ", not arca's JSON" : "");
+    else if (n > 0 && text[0] != '<')
+        snprintf(why, len, "%s/api/v1/status/ answered %ld: %.*s", prefix, status,
+                 n > 200 ? 200 : n, text);
+    else
+        snprintf(why, len, "%s/api/v1/status/ answered %ld", prefix, status);
+}
+
+const char *cli_health_state(long health)
+{
+    return health == 200 ? "up" : health == 503 ? "draining" : "down";
+}
+
+/* The upstream hosts held down, one line each (the names when the server shows them to us). */
+static void print_hosts_down(json_t *s)
+{
+    int64_t n = cli_json_int(s, "upstream_hosts_down");
+    json_t *list = json_object_get(s, "upstream_hosts_down_list"), *h;
+    size_t i;
+    if (n <= 0)
+        return;
+    printf("upstream   %lld host%s held down: misses fail at once, expired objects answer from "
+           "disk within their stale-if-error\n",
+           (long long)n, n == 1 ? "" : "s");
+    json_array_foreach(list, i, h)
+    {
+        const char *since = json_string_value(json_object_get(h, "since")); /* ISO */
+        printf("           %s down since %s, %lld failures in a row\n",
+               json_string_value(json_object_get(h, "host")), since ? since : "?",
+               (long long)cli_json_int(h, "failures"));
+    }
+}
+
+/* Whether the list lets every client fetch: ::/0 holds every IPv6 address and every IPv4 one
+ * (mapped), as policy_clients_all counts it ("all" is listed 0.0.0.0/0, ::/0). */
+static bool lists_everyone(json_t *list)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *text = json_string_value(json_array_get(list, i));
+        if (text && !strcmp(text, "::/0"))
+            return true;
+    }
+    return false;
+}
+
+/* Who may fetch, in the start-up line's words, from the status JSON (an older server's has no
+ * list: nothing said); the networks are wrapped under the column of values. */
+static void print_allowed(json_t *s)
+{
+    json_t *list = json_object_get(s, "allow_networks"), *net;
+    size_t i, column = 11;
+    bool by_default = json_is_true(json_object_get(s, "allow_networks_default"));
+    if (!json_is_array(list))
+        return;
+    if (lists_everyone(list)) {
+        printf("may fetch  every client (--allow-network all)\n");
+        return;
+    }
+    printf("may fetch  %s", by_default ? "loopback and private networks (the default: no "
+                                         "--allow-network given):\n           "
+                                       : "");
+    json_array_foreach(list, i, net)
+    {
+        const char *text = json_string_value(net);
+        size_t len = strlen(text ? text : "") + 2;
+        if (i && column + len > 94) {
+            printf(",\n           ");
+            column = 11;
+        } else if (i) {
+            printf(", ");
+        }
+        printf("%s", text ? text : "?");
+        column += len;
+    }
+    printf(by_default ? "\n" : " (--allow-network)\n");
+}
+
+/* The hit ratio with its two counts, and the requests it leaves out (refused: arca did not try
+ * them), so that the numbers beside the % add up. */
+static void print_requests(json_t *s)
+{
+    long long requests = cli_json_int(s, "statistics_requests"),
+              tried = cli_json_int(s, "statistics_tried"),
+              disk = cli_json_int(s, "statistics_disk_answers"),
+              refused = cli_json_int(s, "statistics_refused"),
+              held = cli_json_int(s, "statistics_held_down");
+    if (tried > 0)
+        printf("requests   %lld: %lld of %lld tried answered from disk (%.1f %%)\n", requests, disk,
+               tried, 100.0 * (double)disk / (double)(tried > disk ? tried : disk));
+    else if (requests > 0)
+        printf("requests   %lld, none tried: all refused\n", requests);
+    else
+        printf("requests   0\n");
+    printf("refused    %lld client%s outside --allow-network (403), %lld held down (503)\n",
+           refused, refused == 1 ? "" : "s", held);
+}
+
+void cli_print_status(json_t *s, long health)
+{
+    char used[32], quota[32], served[32], down[32];
+    format_bytes((double)cli_json_int(s, "disk_usage"), used, sizeof(used));
+    format_bytes((double)cli_json_int(s, "disk_quota"), quota, sizeof(quota));
+    format_bytes((double)cli_json_int(s, "statistics_upload"), served, sizeof(served));
+    format_bytes((double)cli_json_int(s, "statistics_download"), down, sizeof(down));
+    printf("arca %s on %s\n", json_string_value(json_object_get(s, "version")),
+           json_string_value(json_object_get(s, "instance")));
+    if (health == 503)
+        printf("state      draining (its shutdown file exists: health answers 503, new clients "
+               "go elsewhere)\n");
+    else if (health == 200)
+        printf("state      up\n");
+    else
+        printf("state      down (health answered %ld)\n", health);
+    printf("disk       %s of %s (%lld %%)\n", used, quota,
+           (long long)cli_json_int(s, "disk_usage_percent"));
+    printf("objects    %lld on disk, %lld downloading, %lld scheduled\n",
+           (long long)cli_json_int(s, "resources_successes"),
+           (long long)cli_json_int(s, "resources_downloading"),
+           (long long)cli_json_int(s, "resources_scheduled"));
+    printf("failures   %lld downloads failed\n", (long long)cli_json_int(s, "resources_failures"));
+    print_requests(s);
+    printf("traffic    %s served, %s downloaded\n", served, down);
+    if (cli_json_int(s, "upstream_rate_limit") > 0) {
+        char cap[32];
+        format_bytes((double)cli_json_int(s, "upstream_rate_limit"), cap, sizeof(cap));
+        printf("upstream   capped at %s/s (--upstream-rate)\n", cap);
+    }
+    print_allowed(s);
+    print_hosts_down(s);
+}
