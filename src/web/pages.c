@@ -331,6 +331,8 @@ static void resource_row(struct buf *b, const struct resource *r, enum list_stat
     }
     if (state == LIST_SUCCESSES && (int64_t)time(NULL) - r->created >= r->ttl)
         expired_note(b, r);
+    if (state == LIST_SCHEDULED && r->waiting_for) /* the option's name: no escaping needed */
+        buf_addf(b, "<div class=\"muted waiting\">waits for a slot (--%s)</div>", r->waiting_for);
     buf_add(b, "</td>");
     size_cell(b, r, state);
     buf_addf(b,

@@ -119,6 +119,8 @@ def test_a_lone_client_gets_most_slots(origin, start_arca):
         assert started() == SHARE
         # the listing says why the fourth waits while a slot is free
         assert waiting_for(arca) == ["max-downloads-per-client"]
+        page = arca.get("/resources/scheduled/")[2].decode()
+        assert "waits for a slot (--max-downloads-per-client)" in page
         release.set()
         for conn in held:
             resp = conn.getresponse()
