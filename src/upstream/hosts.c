@@ -242,7 +242,7 @@ bool hosts_held(const char *url)
     return held;
 }
 
-bool hosts_refuses(const char *url, int64_t now_ms)
+bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms)
 {
     if (!hosts_any_down())
         return false;
@@ -251,7 +251,7 @@ bool hosts_refuses(const char *url, int64_t now_ms)
     pthread_mutex_lock(&reg.lock);
     forget_idle(now_ms);
     struct host *h = origin[0] ? find(origin, false) : NULL;
-    bool refuses = h && h->since && (h->probing || now_ms < h->probe_at);
+    bool refuses = h && h->since && (h->probing || until_ms < h->probe_at);
     pthread_mutex_unlock(&reg.lock);
     return refuses;
 }

@@ -31,6 +31,11 @@
  * much of usage and last-use times (an order for eviction, nothing served); a stop loses none. */
 #define USAGE_FLUSH_MS 10000
 
+/* A download that its host's hold refuses starts without a slot, and its attempt (hosts_admit)
+ * comes once the persistence thread has made its file: one whose host's probe falls due within
+ * this is not started so, lest the attempt meet the probe due and run as it, past the limits.
+ * Only a file that takes longer to make than this leaves that window open. */
+#define HELD_MARGIN_MS 1000
 /* Starts remembered for taking turns: clients beyond it that wait are all "not served lately". */
 #define RECENT 64
 /* Clients remembered as joining one waiting download besides the one that asked first: more
@@ -277,10 +282,10 @@ static const struct who *charged_to(const struct pending *item, struct rank *r)
 }
 
 /* Whether `item` may take a slot now; if so, its rank. A download its host's hold refuses
- * (hosts.h: held down, its probe out or not due) takes no slot: it starts at once, to fail at
- * once (or answer stale) without a connection (ranked before any other). One that would be its
- * host's probe is a download like any other: it waits its turn (so one client's held hosts
- * cannot probe past every limit), and its host's probe mark is taken only as it starts. `*r`
+ * (hosts.h: held down, its probe out or not due within HELD_MARGIN_MS) takes no slot: it starts at
+ * once, to fail at once (or answer stale) without a connection (ranked before any other). One that
+ * would be its host's probe is a download like any other: it waits its turn (so one client's held
+ * hosts cannot probe past every limit), and its host's probe mark is taken only as it starts. `*r`
  * holds the rank of the client `*last` (NULL: none), reused for that client's items next in
  * line: a client that asked for thousands at once is ranked once a scan, not once per item
  * (an item that clients joined is ranked by all of them, charged_to). */
@@ -294,7 +299,8 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
         return false;
     const char *h = url_host(object_url(item->obj), &hlen);
     snprintf(host, size, "%.*s", (int)hlen, h);
-    if (any_down && hosts_refuses(item->source, fx.loop.now_ms())) {
+    int64_t now = fx.loop.now_ms();
+    if (any_down && hosts_refuses(item->source, now, now + HELD_MARGIN_MS)) {
         *r = (struct rank){-1, -1};
         *last = NULL; /* `*r` is no client's rank now */
         return true;
