@@ -254,7 +254,11 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
     if (!obj)
         return answered(r, fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory"));
     r->obj = obj;
-    if (r->kind == LOOKUP_MISS) {
+    if (r->kind == LOOKUP_COALESCED) {
+        /* a download waiting for a slot is this client's too (upstream_join) */
+        struct sockaddr_storage client;
+        upstream_join(obj, http_client(r->conn, &client));
+    } else if (r->kind == LOOKUP_MISS) {
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
         struct sockaddr_storage client;
         struct fetch_source src = {

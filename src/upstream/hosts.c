@@ -242,6 +242,20 @@ bool hosts_held(const char *url)
     return held;
 }
 
+bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms)
+{
+    if (!hosts_any_down())
+        return false;
+    char origin[HOSTS_ORIGIN_MAX];
+    hosts_origin_of(url, origin, sizeof(origin));
+    pthread_mutex_lock(&reg.lock);
+    forget_idle(now_ms);
+    struct host *h = origin[0] ? find(origin, false) : NULL;
+    bool refuses = h && h->since && (h->probing || until_ms < h->probe_at);
+    pthread_mutex_unlock(&reg.lock);
+    return refuses;
+}
+
 size_t hosts_down_count(void)
 {
     pthread_mutex_lock(&reg.lock);

@@ -70,6 +70,10 @@ enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused);
  * mark goes however it ended: HOST_SAID_NOTHING leaves the host held, its next probe due after
  * the same wait. */
 void hosts_result(const char *url, enum host_word word, bool probe, int64_t now_ms);
+/* Whether an attempt at `url` would be refused (hosts_admit false) from now to `until_ms`: its
+ * host held down, and its probe out or not due by then. Takes no mark: an attempt that may be
+ * the probe gets it from hosts_admit as it starts. */
+bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms);
 /* Whether any host is held down now: one atomic load, for loops that would ask of many. */
 bool hosts_any_down(void);
 /* Whether `url`'s host is held down now (a mirror is passed over then). */

@@ -31,18 +31,38 @@
  * much of usage and last-use times (an order for eviction, nothing served); a stop loses none. */
 #define USAGE_FLUSH_MS 10000
 
+/* A download that its host's hold refuses starts without a slot, and its attempt (hosts_admit)
+ * comes once the persistence thread has made its file: one whose host's probe falls due within
+ * this is not started so, lest the attempt meet the probe due and run as it, past the limits.
+ * Only a file that takes longer to make than this leaves that window open. */
+#define HELD_MARGIN_MS 1000
 /* Starts remembered for taking turns: clients beyond it that wait are all "not served lately". */
 #define RECENT 64
+/* Clients remembered as joining one waiting download besides the one that asked first: more
+ * than --max-downloads' clients can hold a slot each only when the slots are that many, so past
+ * it a client that holds none is almost surely among them already. */
+#define JOINERS_MAX 64
+
+/* Who a download counts against under --max-downloads-per-client: a client's address key
+ * (client_key), or arca's own downloads (`own`: resumes, prefetches), which no address has. */
+struct who {
+    uint8_t addr[16];
+    uint8_t own;
+};
 
 struct pending {
     struct object *obj;
     char *source;
     int64_t grant_until;
     const struct bucket_auth *auth;
-    char *via;          /* the client's request's Via, or NULL */
-    bool waited;        /* it waited for a slot: readers of a refresh took the stale version */
-    const char *why;    /* the limit it waits for now (its listing's waiting_for), or NULL */
-    uint8_t client[16]; /* who asked (client_key) */
+    char *via;         /* the client's request's Via, or NULL */
+    bool waited;       /* it waited for a slot: readers of a refresh took the stale version */
+    const char *why;   /* the limit it waits for now (its listing's waiting_for), or NULL */
+    bool join;         /* not a download: `client` joined obj's, if it waits (upstream_join) */
+    struct who client; /* who asked first */
+    /* Clients that joined it while it waits (upstream_join), each once: it is theirs too. */
+    struct who *joined;
+    int n_joined;
     struct pending *next;
 };
 
@@ -51,7 +71,7 @@ struct pending {
  * transfer is transfer.c's alone, so the queue keeps this record beside it. */
 struct slot {
     const struct transfer *t;
-    uint8_t client[16];
+    struct who client;
 };
 
 static struct {
@@ -66,7 +86,7 @@ static struct {
     int n_slots, slots_size;
     /* The clients of the last RECENT downloads started, the n-th at recent[n % RECENT]: whose
      * turn it is among clients holding as many slots (last_turn). */
-    uint8_t recent[RECENT][16];
+    struct who recent[RECENT];
     int64_t n_started;
     struct timer housekeeping;
     int64_t usage_due; /* monotonic ms of the next usage flush */
@@ -90,13 +110,21 @@ static int downloads_from(const char *host)
 
 /* One client for --max-downloads-per-client, as --max-connections-per-ip counts one: an IPv4
  * address whole (IPv4-mapped), an IPv6 address by its /64 (one host's privacy addresses are as
- * many as it likes). All zero: arca's own downloads, and a client it cannot name. */
-static void client_key(const struct sockaddr *client, uint8_t key[16])
+ * many as it likes). NULL is arca's own downloads: marked `own`, a key no address has (::1 is
+ * in ::/64, whose key is all zero). A client it cannot name: all zero, not own. */
+static struct who client_key(const struct sockaddr *client)
 {
-    if (!client || addr_to_v6(client, key) != 0)
-        memset(key, 0, 16);
-    else if (!addr_is_v4_mapped(key))
-        memset(key + 8, 0, 8);
+    struct who w = {.own = !client};
+    if (!client || addr_to_v6(client, w.addr) != 0)
+        memset(w.addr, 0, sizeof(w.addr));
+    else if (!addr_is_v4_mapped(w.addr))
+        memset(w.addr + 8, 0, 8);
+    return w;
+}
+
+static bool same_client(const struct who *a, const struct who *b)
+{
+    return !memcmp(a->addr, b->addr, sizeof(a->addr)) && a->own == b->own;
 }
 
 /* --max-downloads-per-client; 0 is all of --max-downloads but a quarter, at least one left for
@@ -129,7 +157,7 @@ static void forget_ended(void)
 
 /* The slot of `t`, just started for `client`. A record still naming its address is an ended
  * download's, whose memory `t` took over. Out of memory, `t` runs uncounted. */
-static void record_slot(const struct transfer *t, const uint8_t client[16])
+static void record_slot(const struct transfer *t, const struct who *client)
 {
     int i = 0;
     while (i < fx.n_slots && fx.slots[i].t != t)
@@ -146,19 +174,46 @@ static void record_slot(const struct transfer *t, const uint8_t client[16])
     }
     fx.n_slots += i == fx.n_slots;
     fx.slots[i].t = t;
-    memcpy(fx.slots[i].client, client, 16);
+    fx.slots[i].client = *client;
 }
 
 /* The slots `client` holds now. */
-static int slots_of(const uint8_t client[16])
+static int slots_of(const struct who *client)
 {
     int n = 0;
     for (int i = 0; i < fx.n_slots; i++)
-        n += !memcmp(fx.slots[i].client, client, 16);
+        n += same_client(&fx.slots[i].client, client);
     return n;
 }
 
-/* New requests join the backlog's tail, in arrival order (the queue is LIFO). */
+static void free_pending(struct pending *p)
+{
+    free(p->source);
+    free(p->via);
+    free(p->joined);
+    free(p);
+}
+
+/* `join` (upstream_join): its client joined the download of its object. One still waiting is
+ * that client's too (each client once, up to JOINERS_MAX); one started or gone stays as it is. */
+static void apply_join(const struct pending *join)
+{
+    struct pending *p = fx.backlog;
+    while (p && p->obj != join->obj)
+        p = p->next;
+    if (!p || same_client(&p->client, &join->client))
+        return;
+    for (int i = 0; i < p->n_joined; i++)
+        if (same_client(&p->joined[i], &join->client))
+            return;
+    if (p->n_joined == JOINERS_MAX ||
+        (!p->joined && !(p->joined = malloc(JOINERS_MAX * sizeof(*p->joined)))))
+        return; /* out of memory: it waits for the clients it has */
+    p->joined[p->n_joined++] = join->client;
+}
+
+/* New requests join the backlog's tail, in arrival order (the queue is LIFO); joins are applied
+ * in that order too, so a join finds the download asked for before it. */
 static void take_queue(void)
 {
     struct pending *q, *rev = NULL;
@@ -172,9 +227,18 @@ static void take_queue(void)
         rev = q;
         q = next;
     }
-    *fx.backlog_tail = rev;
-    while (*fx.backlog_tail)
-        fx.backlog_tail = &(*fx.backlog_tail)->next;
+    while (rev) {
+        struct pending *next = rev->next;
+        if (rev->join) {
+            apply_join(rev);
+            free_pending(rev);
+        } else {
+            rev->next = NULL;
+            *fx.backlog_tail = rev;
+            fx.backlog_tail = &rev->next;
+        }
+        rev = next;
+    }
 }
 
 /* The limits a download may wait for, as its listing names them (waiting_for). */
@@ -195,10 +259,10 @@ static void waits(struct pending *item, const char *limit)
 }
 
 /* When `client` last had a download started: its number, or -1 (not among the last RECENT). */
-static int64_t last_turn(const uint8_t client[16])
+static int64_t last_turn(const struct who *client)
 {
     for (int64_t n = fx.n_started - 1; n >= 0 && n >= fx.n_started - RECENT; n--)
-        if (!memcmp(fx.recent[n % RECENT], client, 16))
+        if (same_client(&fx.recent[n % RECENT], client))
             return n;
     return -1;
 }
@@ -215,13 +279,32 @@ static bool ranks_before(struct rank a, struct rank b)
     return a.held < b.held || (a.held == b.held && a.turn < b.turn);
 }
 
-/* Whether `item` may take a slot now; if so, its rank. A host held down (hosts.h) takes no
- * slot: its downloads start at once, to fail at once (or answer stale) without a connection
- * (ranked before any other). `*r` holds the rank of the client `*last` (NULL: none), reused
- * for that client's items next in line: a client that asked for thousands at once is ranked
- * once a scan, not once per item. */
+/* Of the clients that want `item` (the one that asked first, those that joined it), the one it
+ * is charged to: the first ranked, so it may start while any of them is under its share. */
+static const struct who *charged_to(const struct pending *item, struct rank *r)
+{
+    const struct who *best = &item->client;
+    *r = (struct rank){slots_of(best), last_turn(best)};
+    for (int i = 0; i < item->n_joined; i++) {
+        struct rank o = {slots_of(&item->joined[i]), last_turn(&item->joined[i])};
+        if (ranks_before(o, *r)) {
+            *r = o;
+            best = &item->joined[i];
+        }
+    }
+    return best;
+}
+
+/* Whether `item` may take a slot now; if so, its rank. A download its host's hold refuses
+ * (hosts.h: held down, its probe out or not due within HELD_MARGIN_MS) takes no slot: it starts at
+ * once, to fail at once (or answer stale) without a connection (ranked before any other). One that
+ * would be its host's probe is a download like any other: it waits its turn (so one client's held
+ * hosts cannot probe past every limit), and its host's probe mark is taken only as it starts. `*r`
+ * holds the rank of the client `*last` (NULL: none), reused for that client's items next in
+ * line: a client that asked for thousands at once is ranked once a scan, not once per item
+ * (an item that clients joined is ranked by all of them, charged_to). */
 static bool may_start(struct pending *item, char *host, size_t size, bool any_down,
-                      const uint8_t **last, struct rank *r)
+                      const struct who **last, struct rank *r)
 {
     const struct config *cfg = fx.loop.cfg;
     bool full = fx.loop.n_active >= cfg->max_downloads;
@@ -230,7 +313,8 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
         return false;
     const char *h = url_host(object_url(item->obj), &hlen);
     snprintf(host, size, "%.*s", (int)hlen, h);
-    if (any_down && hosts_held(item->source)) {
+    int64_t now = fx.loop.now_ms();
+    if (any_down && hosts_refuses(item->source, now, now + HELD_MARGIN_MS)) {
         *r = (struct rank){-1, -1};
         *last = NULL; /* `*r` is no client's rank now */
         return true;
@@ -239,9 +323,12 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
         waits(item, full ? WAIT_ALL : WAIT_HOST);
         return false;
     }
-    if (!*last || memcmp(*last, item->client, 16)) {
-        *r = (struct rank){slots_of(item->client), last_turn(item->client)};
-        *last = item->client;
+    if (item->n_joined) {
+        charged_to(item, r);
+        *last = NULL;
+    } else if (!*last || !same_client(*last, &item->client)) {
+        *r = (struct rank){slots_of(&item->client), last_turn(&item->client)};
+        *last = &item->client;
     }
     if (r->held >= per_client_limit()) {
         waits(item, WAIT_CLIENT);
@@ -257,7 +344,7 @@ static struct pending **next_to_start(char *host, size_t size)
 {
     struct pending **best = NULL;
     struct rank best_rank = {0, 0}, r = {0, 0};
-    const uint8_t *last = NULL;
+    const struct who *last = NULL;
     bool any_down = hosts_any_down();
     char candidate[256];
     for (struct pending **p = &fx.backlog; *p; p = &(*p)->next) {
@@ -285,6 +372,8 @@ static void start_queued(void)
     forget_ended();
     while ((p = next_to_start(host, sizeof(host)))) {
         struct pending *item = *p;
+        struct rank r;
+        const struct who *who = charged_to(item, &r);
         *p = item->next;
         if (fx.backlog_tail == &item->next)
             fx.backlog_tail = p;
@@ -292,14 +381,15 @@ static void start_queued(void)
             store_set_waiting(item->obj, NULL);
         struct transfer *t = transfer_new(&fx.loop, &transfer_store_real, item->obj, item->source,
                                           item->grant_until, item->auth, host);
-        memcpy(fx.recent[fx.n_started++ % RECENT], item->client, 16);
+        fx.recent[fx.n_started++ % RECENT] = *who;
         if (t)
-            record_slot(t, item->client);
-        if (t && item->via)
+            record_slot(t, who);
+        if (t && item->via) {
             transfer_set_via(t, item->via);
-        else
-            free(item->via);
-        free(item);
+            item->via = NULL;
+        }
+        item->source = NULL; /* transfer_new's */
+        free_pending(item);
     }
 }
 
@@ -411,9 +501,7 @@ static void fail_everything(void)
         fx.backlog = p->next;
         store_fail(p->obj, 503, "arca is shutting down");
         store_release(p->obj);
-        free(p->source);
-        free(p->via);
-        free(p);
+        free_pending(p);
     }
     probe_close(&fx.loop);
     while (fx.loop.active)
@@ -475,9 +563,25 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* `p` to the upstream thread's queue; false when arca stops (`p` is the caller's still). */
+static bool post(struct pending *p)
+{
+    pthread_mutex_lock(&fx.lock);
+    bool open = !fx.closed;
+    if (open) {
+        p->next = fx.queue;
+        fx.queue = p;
+        /* Under the lock: once `closed` is set no wake-up can reach a multi handle being
+         * freed. */
+        curl_multi_wakeup(fx.loop.multi);
+    }
+    pthread_mutex_unlock(&fx.lock);
+    return open;
+}
+
 void upstream_fetch(struct object *obj, const struct fetch_source *src)
 {
-    struct pending *p = malloc(sizeof(*p));
+    struct pending *p = calloc(1, sizeof(*p));
     if (!p || !(p->source = strdup(src->url))) {
         free(p);
         store_fail(obj, 500, "out of memory");
@@ -485,28 +589,28 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src)
         return;
     }
     p->obj = obj;
-    p->waited = false;
-    p->why = NULL;
     p->grant_until = src->grant_until;
     p->auth = src->auth;
     p->via = src->via ? strdup(src->via) : NULL; /* lost when out of memory: arca's own stays */
-    client_key(src->client, p->client);
-    pthread_mutex_lock(&fx.lock);
-    if (fx.closed) {
+    p->client = client_key(src->client);
+    if (!post(p)) {
         /* A request that came in on a kept-alive connection while arca stops. */
-        pthread_mutex_unlock(&fx.lock);
-        free(p->source);
-        free(p->via);
-        free(p);
+        free_pending(p);
         store_fail(obj, 503, "arca is shutting down");
         store_release(obj);
-        return;
     }
-    p->next = fx.queue;
-    fx.queue = p;
-    /* Under the lock: once `closed` is set no wake-up can reach a multi handle being freed. */
-    curl_multi_wakeup(fx.loop.multi);
-    pthread_mutex_unlock(&fx.lock);
+}
+
+void upstream_join(const struct object *obj, const struct sockaddr *client)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;                    /* out of memory: the download waits for the clients it has */
+    p->obj = (struct object *)obj; /* compared, never followed (nor released) */
+    p->join = true;
+    p->client = client_key(client);
+    if (!post(p))
+        free(p);
 }
 
 int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),

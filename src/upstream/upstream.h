@@ -21,9 +21,10 @@
  * (upstream_response.h) before the download fails with `cannot resolve host NAME`, NAME being the
  * host curl asked last (a redirect's target, when one was followed).
  * Downloads beyond --max-downloads, --max-downloads-per-host or --max-downloads-per-client
- * (counted against the client that started each, fetch_source) wait, and start in turn across
- * clients: the one holding the fewest slots, then the one whose last start is oldest, then the
- * oldest request.
+ * wait, and start in turn across clients: the one holding the fewest slots, then the one whose
+ * last start is oldest, then the oldest request. A waiting download is every waiting client's
+ * (fetch_source's, then upstream_join's): it may start while any of them is under its share,
+ * and counts, for its whole life, against the one holding the fewest slots as it starts.
  */
 #ifndef ARCA_UPSTREAM_H
 #define ARCA_UPSTREAM_H
@@ -58,6 +59,13 @@ struct fetch_source {
     const struct sockaddr *client;
 };
 void upstream_fetch(struct object *obj, const struct fetch_source *src);
+
+/* A client joined `obj`'s download (store_lookup's LOOKUP_COALESCED; `client` as fetch_source's,
+ * NULL arca's own): while that download waits for a slot it is this client's too, so another
+ * client that asked for it first cannot make it wait behind its own share (a resume queued at
+ * start is joined the same way). Any thread; `obj` is compared, never followed: a download
+ * already started, or gone, is left as it is. */
+void upstream_join(const struct object *obj, const struct sockaddr *client);
 
 /* A one-byte question to upstream (GET with Range: bytes=0-0, the body dropped at its first
  * byte): what answers `url` now, and with which validators. It is asked as a download is: a

@@ -12,10 +12,13 @@ import urllib.parse
 
 import pytest
 
-from conftest import Origin, sha256
+from conftest import Origin, resource, sha256
 
 SLOTS = 4  # --max-downloads: all but a quarter, 3, is one client's share by default
 SHARE = 3
+# the scenarios of the outside review's second round name their share (two each): what they pin
+# holds whatever the default
+TWO_EACH = ("--max-downloads", str(SLOTS), "--max-downloads-per-client", str(SLOTS // 2))
 DEADLINE = 10  # seconds a healthy cold download may take with the slow ones running
 
 
@@ -160,3 +163,161 @@ def test_waiting_downloads_start_in_turn_across_clients(origin, start_arca):
         release.set()
         for conn in held:
             conn.close()
+
+
+def lab_gets(arca, url, data, client=("direct", "127.0.0.1"), what="the lab's download"):
+    """The lab's fetch of `url` answers `data` within DEADLINE; else the test fails saying what
+    arca's counters showed."""
+    conn = ask(arca, url, client, DEADLINE)
+    try:
+        resp = conn.getresponse()
+        body = resp.read()
+    except TimeoutError:
+        st = arca.status()
+        pytest.fail(f"{what} did not start within {DEADLINE} s: scheduled "
+                    f"{st['resources_scheduled']}, downloading {st['resources_downloading']}")
+    finally:
+        conn.close()
+    assert resp.status == 200 and sha256(body) == sha256(data), resp.status
+
+
+def test_a_download_the_lab_joins_is_not_held_behind_anothers_share(origin, start_arca):
+    # four slots, two per client: the attacker holds its two with trickling URLs, then asks for
+    # the lab's next file first (a URL it can guess), which waits, charged to it
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH)
+    trickling = Origin()
+    data = os.urandom(256 << 10)
+    good = origin.add("/boot/Image", data=data)
+    slow = [trickling.add(f"/slow/{i}", data=b"x" * 600, rate=2, chunk=2) for i in range(2)]
+    held = []
+    try:
+        held = [ask(arca, url, ("direct", "127.0.0.66"), 60) for url in slow]
+        wait_for(lambda: all(o.started for o in trickling.objects.values()),
+                 "the attacker's slow downloads hold its share")
+        held.append(ask(arca, good, ("direct", "127.0.0.66"), 60))
+        wait_for(lambda: arca.status()["resources_scheduled"] == 1,
+                 "the lab's file waits, asked for by the attacker")
+        # the lab joins that download: it holds no slot, so the download is its turn now
+        lab_gets(arca, good, data, what="the lab's file, joined to the attacker's waiting one")
+        assert origin.counts["/boot/Image"] == 1
+    finally:
+        for c in held:
+            c.close()
+        trickling.stop()
+
+
+def test_a_resume_waiting_after_a_restart_starts_for_a_client_joining_it(workdir, origin):
+    import signal
+    from conftest import Arca
+    # three downloads cut by a stop are resumed at the next start, as arca's own: two take its
+    # share of four slots, and the third waits until a client that holds none asks for it
+    args = ["--upstream-allow", "127.0.0.0/8", "--max-downloads", str(SLOTS)]
+    data_dir = os.path.join(workdir, "data")
+    data = {f"/resumed/{i}": os.urandom(64 << 10) for i in range(3)}
+    urls = {p: origin.add(p, data=d, etag=f'"r{p[-1]}"', rate=2, chunk=2)
+            for p, d in data.items()}
+    first = Arca(workdir, args + ["--max-downloads-per-client", "3"], data_dir).start()
+    try:
+        conns = [first.stream(u)[0] for u in urls.values()]
+        wait_for(lambda: all(origin.bytes_sent[p] >= 2 for p in urls), "the three downloads begin")
+        for c in conns:
+            c.close()
+        first.stop(signal.SIGTERM)
+    finally:
+        first.stop()
+    second = Arca(workdir, args + ["--max-downloads-per-client", "2"], data_dir).start()
+    try:
+        wait_for(lambda: second.status()["resources_scheduled"] == 1, "one resume waits")
+        waiting = [p for p in urls if resource(second, p, "scheduled")][0]
+        origin.objects[waiting].rate = 0  # its origin is quick now: only the slot is waited for
+        lab_gets(second, urls[waiting], data[waiting], what="a resume the lab joined")
+    finally:
+        for p in urls:
+            origin.objects[p].rate = 0
+        second.stop()
+
+
+def test_probes_of_held_hosts_wait_for_a_slot(origin, start_arca):
+    import http.server
+    from conftest import free_port
+    # one client's six origins refuse (each is held down at once), then come up trickling: each
+    # one's first download would be its host's probe, and probes wait their turn as downloads do
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH,
+                      "--origin-failures", "1", "--download-retries", "0")
+    ports = [free_port() for _ in range(6)]
+    for p in ports:
+        assert arca.fetch(f"http://127.0.0.1:{p}/x")[0] >= 500
+    wait_for(lambda: arca.status()["upstream_hosts_down"] == 6, "the six hosts are held down")
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "600")
+            self.end_headers()
+            for _ in range(300):
+                try:
+                    self.wfile.write(b"xx")
+                    self.wfile.flush()
+                    time.sleep(1)
+                except OSError:
+                    return
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", p), Trickle) for p in ports]
+    for s in servers:
+        s.daemon_threads = True
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    wait_for(lambda: all(h["next_probe_ms"] == 0
+                         for h in arca.status()["upstream_hosts_down_list"]),
+             "every held host's probe is due")
+    data = os.urandom(64 << 10)
+    good = origin.add("/tool", data=data)
+    held = []
+    try:
+        held = [ask(arca, f"http://127.0.0.1:{p}/slow", ("direct", "127.0.0.66"), 60)
+                for p in ports]
+        wait_for(lambda: arca.status()["resources_scheduled"]
+                 + arca.status()["resources_downloading"] == 6, "the six probes are asked for")
+        wait_for(lambda: arca.status()["resources_downloading"] >= SLOTS // 2,
+                 "the client's share of probes runs")
+        lab_gets(arca, good, data, what="the lab's cold download beside six probes")
+        st = arca.status()
+        assert st["resources_downloading"] == SLOTS // 2 and st["resources_scheduled"] == 4, st
+    finally:
+        for c in held:
+            c.close()
+        for s in servers:
+            s.shutdown()
+            s.server_close()
+
+
+def test_a_client_on_ipv6_loopback_does_not_share_arcas_own_share(origin, start_arca, workdir):
+    import json
+    # the admin prefetches two large (here: trickling) files, arca's own downloads, holding
+    # their share of four slots; a CI job on the same host asks through ::1, whose /64 key is
+    # all zero: it is a client of its own, not arca
+    token = "s3cret-token-0123456789abcdef"
+    tok = os.path.join(workdir, "tok")
+    with open(tok, "w") as f:
+        f.write(token + "\n")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH,
+                      "--admin-token-file", tok, host="::1")
+    trickling = Origin()
+    slow = [trickling.add(f"/slow/{i}", data=b"x" * 600, rate=2, chunk=2) for i in range(2)]
+    data = os.urandom(64 << 10)
+    good = origin.add("/tool", data=data)
+    try:
+        c = http.client.HTTPConnection("::1", arca.port, timeout=10)
+        c.request("POST", "/api/v1/prefetch/", body=json.dumps(slow),
+                  headers={"Authorization": f"Bearer {token}",
+                           "Content-Type": "application/json"})
+        assert c.getresponse().status < 300
+        c.close()
+        wait_for(lambda: all(o.started for o in trickling.objects.values()),
+                 "the prefetches hold arca's own share")
+        lab_gets(arca, good, data, client=("direct", "::1"), what="the ::1 client's download")
+    finally:
+        trickling.stop()

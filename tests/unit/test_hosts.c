@@ -69,6 +69,24 @@ static void a_host_is_held_after_its_failures_in_a_row(void **state)
     assert_int_equal(down_at(base + HOSTS_PROBE_FIRST_MS + 5), 0);
 }
 
+/* What the upstream thread asks before starting a download without a slot (issue 51's second
+ * review): refused until the probe is due, taking no mark, and refused while one is out. */
+static void a_download_is_refused_until_its_probe_is_due(void **state)
+{
+    bool probe;
+    int64_t due = base + HOSTS_PROBE_FIRST_MS;
+    (void)state;
+    assert_false(hosts_refuses(url_of(2), base, base)); /* not held */
+    fail_at(url_of(2), 3, base);
+    assert_true(hosts_refuses(url_of(2), base, due - 1));
+    assert_false(hosts_refuses(url_of(2), base, due)); /* due by then: it may be the probe */
+    assert_false(hosts_refuses(url_of(2), due, due));
+    assert_true(admit(url_of(2), due, &probe) && probe); /* the question took no mark */
+    assert_true(hosts_refuses(url_of(2), due, due + HOSTS_PROBE_MAX_MS)); /* one is out */
+    hosts_result(url_of(2), HOST_UP, true, due + 5);
+    assert_false(hosts_refuses(url_of(2), due + 5, due + 5));
+}
+
 /* The outside review: a probe refused by the address policy, unresolved or cut said nothing,
  * and its mark stayed: no probe again until a restart. */
 static void a_probe_that_says_nothing_lets_the_next_one_go(void **state)
@@ -152,6 +170,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(a_host_is_held_after_its_failures_in_a_row, setup),
         cmocka_unit_test_setup(a_probe_that_says_nothing_lets_the_next_one_go, setup),
+        cmocka_unit_test_setup(a_download_is_refused_until_its_probe_is_due, setup),
         cmocka_unit_test_setup(a_host_held_and_never_asked_for_leaves_the_table, setup),
         cmocka_unit_test_setup(failures_that_old_are_not_in_a_row, setup),
         cmocka_unit_test_setup(a_full_table_still_holds_a_new_dead_host, setup),
