@@ -37,16 +37,18 @@ void tokens_init(struct token_bucket *b, int64_t now_ms)
     b->refilled_ms = now_ms;
 }
 
-void tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms)
+bool tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms)
 {
     int64_t rate = clamp_rate(bytes_per_s);
+    bool changed;
     pthread_mutex_lock(&b->lock);
-    if (atomic_load(&b->rate) != rate) {
+    if ((changed = atomic_load(&b->rate) != rate)) {
         b->tokens = 0;
         b->refilled_ms = now_ms;
         atomic_store(&b->rate, rate);
     }
     pthread_mutex_unlock(&b->lock);
+    return changed;
 }
 
 int64_t tokens_rate(struct token_bucket *b)
@@ -78,6 +80,16 @@ void tokens_spend(struct token_bucket *b, int64_t bytes, int64_t now_ms)
     pthread_mutex_unlock(&b->lock);
 }
 
+/* A taker's turn when the bucket holds `held` bytes (its thousandths may make it 0): what it
+ * holds, or a download's least turn into debt, as a download's tick takes it (tokens.h). */
+static size_t turn_of(int64_t held, size_t want)
+{
+    size_t least = want < TOKENS_TURN_MIN ? want : TOKENS_TURN_MIN;
+    if (held >= (int64_t)want)
+        return want;
+    return held > (int64_t)least ? (size_t)held : least;
+}
+
 size_t tokens_take(struct token_bucket *b, size_t want, int64_t now_ms, int64_t *wait_ms)
 {
     size_t got = want;
@@ -85,8 +97,7 @@ size_t tokens_take(struct token_bucket *b, size_t want, int64_t now_ms, int64_t 
     int64_t rate = atomic_load(&b->rate);
     if (rate > 0) {
         refill(b, rate, now_ms);
-        if ((int64_t)want > b->tokens / 1000)
-            got = b->tokens >= 1000 ? (size_t)(b->tokens / 1000) : 0;
+        got = b->tokens > 0 ? turn_of(b->tokens / 1000, want) : 0;
         b->tokens -= (int64_t)got * 1000;
         if (got == 0)
             *wait_ms = tokens_wait_ms(b->tokens, rate);
@@ -97,5 +108,5 @@ size_t tokens_take(struct token_bucket *b, size_t want, int64_t now_ms, int64_t 
 
 int64_t tokens_wait_ms(int64_t tokens, int64_t rate)
 {
-    return tokens < 1000 ? (1000 - tokens) / rate + 1 : 0;
+    return tokens <= 0 ? -tokens / rate + 1 : 0;
 }

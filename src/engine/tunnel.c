@@ -9,7 +9,9 @@
  * base/tokens.h), shared with the upstream thread's downloads. When the bucket is empty the
  * tunnel stops reading its upstream socket: EPOLLIN is dropped from it (the kernel's buffer
  * fills, the TCP window closes, upstream stops sending) and a timerfd, in the same epoll set
- * under the same tag, wakes the tunnel when the bucket holds a byte again. */
+ * under the same tag, wakes the tunnel when the bucket holds anything again (a download's tick
+ * waits for the same, tokens.h), or TUNNEL_WAIT_MAX_MS from now if that is sooner: a cap lifted or
+ * raised by SIGHUP is seen within it, not after a wait set at the old rate. */
 #include "engine/engine_internal.h"
 #include "base/clock.h"
 #include "base/tokens.h"
@@ -23,6 +25,9 @@
 #include <unistd.h>
 
 #define TUNNEL_BUF (32 * 1024)
+/* A throttled tunnel looks at the cap again at least this often (a wake-up costs a lock and a
+ * few additions; at a cap of 1 byte a second a turn's debt is hours). */
+#define TUNNEL_WAIT_MAX_MS 100
 
 /* One direction: what was read from its source and is not yet written to its destination. */
 struct half {
@@ -117,10 +122,13 @@ static int watch_upstream(struct tunnel *t, bool reading)
     return epoll_ctl(t->epfd, EPOLL_CTL_MOD, t->fd, &ev);
 }
 
-/* The bucket holds less than a byte: stop reading upstream until it holds one, `wait_ms` from
- * now (the timerfd's event comes as the upstream socket's do). -1: no timer could be had. */
+/* The bucket holds nothing: stop reading upstream until it holds something, `wait_ms` from now,
+ * or until the next look at the cap (the timerfd's event comes as the upstream socket's do). -1:
+ * no timer could be had. */
 static int throttle(struct tunnel *t, int64_t wait_ms)
 {
+    if (wait_ms > TUNNEL_WAIT_MAX_MS)
+        wait_ms = TUNNEL_WAIT_MAX_MS;
     struct itimerspec when = {
         .it_value = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000 + 1}};
     if (t->timer_fd < 0) {

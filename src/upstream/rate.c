@@ -10,13 +10,17 @@ void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)
     tokens_init(&g->bucket, now_ms());
     g->flows = (struct dlist){0};
     timer_init(&g->tick);
+    atomic_store(&g->changed, false);
     g->ready = true;
 }
 
-void rate_set(struct rate_gate *g, int64_t bytes_per_s)
+bool rate_set(struct rate_gate *g, int64_t bytes_per_s)
 {
     assert(g->ready);
-    tokens_set(&g->bucket, bytes_per_s, g->now_ms());
+    if (!tokens_set(&g->bucket, bytes_per_s, g->now_ms()))
+        return false;
+    atomic_store(&g->changed, true);
+    return true;
 }
 
 int64_t rate_get(struct rate_gate *g)
@@ -31,12 +35,18 @@ struct token_bucket *rate_bucket(struct rate_gate *g)
 
 static void tick(void *arg);
 
-/* The tick comes when the bucket holds a byte's thousandth again (at once without a cap). Out
- * of memory, no tick: the next admit finds the queue and arms again. */
+/* The tick comes when the bucket holds anything again, when a tunnel may go too (at once
+ * without a cap). Out of memory, no tick: the next admit finds the queue and arms again. */
 static void arm(struct rate_gate *g, int64_t rate, int64_t tokens)
 {
-    int64_t wait = rate > 0 && tokens <= 0 ? -tokens / rate + 1 : 0;
+    int64_t wait = rate > 0 ? tokens_wait_ms(tokens, rate) : 0;
     timer_arm(g->timers, &g->tick, g->now_ms() + wait, tick, g);
+}
+
+void rate_poll(struct rate_gate *g)
+{
+    if (g->ready && atomic_exchange(&g->changed, false) && g->flows.head)
+        timer_arm(g->timers, &g->tick, g->now_ms(), tick, g);
 }
 
 /* `w` pauses: last in its flow, and its flow in the queue (at its tail, when it was not). */
