@@ -81,10 +81,13 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
 
 /* What a turn lets a handle take: its paused chunk at least, and RATE_TURN_MS of the rate, so
  * that a fast cap is not held to one chunk per handle per pass of the loop (the second outside
- * review measured 0.6 of a 100M cap that way). */
+ * review measured 0.6 of a 100M cap that way); TOKENS_TURN_MIN at least, as a tunnel's turn, so
+ * that a download of small chunks gets a tunnel's share, not a chunk per tunnel's 16 KiB. */
 static int64_t turn_bytes(const struct rate_wait *w, int64_t rate)
 {
     int64_t bytes = rate * RATE_TURN_MS / 1000;
+    if (bytes < TOKENS_TURN_MIN)
+        bytes = TOKENS_TURN_MIN;
     return bytes > (int64_t)w->pending ? bytes : (int64_t)w->pending;
 }
 
