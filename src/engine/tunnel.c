@@ -43,10 +43,11 @@ struct tunnel {
     bool can_read, can_write;
     struct half up, down; /* client to upstream, upstream to client */
     struct token_bucket *cap;
-    int epfd;       /* its worker's */
-    uint64_t tag;   /* of both its descriptors */
-    int timer_fd;   /* the cap's wake-up, made at the first wait; -1: none yet */
-    bool throttled; /* waiting for the cap: EPOLLIN off the upstream socket */
+    int epfd;              /* its worker's */
+    uint64_t tag;          /* of both its descriptors */
+    int timer_fd;          /* the cap's wake-up, made at the first wait; -1: none yet */
+    bool throttled;        /* waiting for the cap: EPOLLIN off the upstream socket */
+    int64_t waiting_since; /* its first refusal by the cap since its last turn (tokens.h) */
 };
 
 /* The epoll tag of a tunnel's upstream socket: its connection's address with the low bit set
@@ -69,6 +70,8 @@ void tunnel_free(struct tunnel *t)
         close(t->fd); /* out of the epoll set with it */
     if (t->timer_fd >= 0)
         close(t->timer_fd);
+    if (t->cap && t->waiting_since != TOKENS_NOT_WAITING)
+        tokens_leave(t->cap, t->waiting_since); /* downloads yield to it no more */
     free(t->up.buf);
     free(t->down.buf);
     free(t);
@@ -103,6 +106,7 @@ bool tunnel_start(struct conn *c)
         return false;
     t->fd = x->tunnel_fd;
     t->timer_fd = -1;
+    t->waiting_since = TOKENS_NOT_WAITING;
     t->cap = x->tunnel_cap;
     t->epfd = c->w->epfd;
     t->tag = tag_of(c);
@@ -151,7 +155,8 @@ static ssize_t upstream_allowance(struct tunnel *t, size_t want)
 {
     int64_t wait_ms = 0;
     uint64_t expired;
-    size_t got = t->cap ? tokens_take(t->cap, want, monotonic_ms(), &wait_ms) : want;
+    size_t got =
+        t->cap ? tokens_take(t->cap, want, monotonic_ms(), &t->waiting_since, &wait_ms) : want;
     if (got == 0)
         return throttle(t, wait_ms) < 0 ? -1 : 0;
     if (t->throttled) {

@@ -56,6 +56,8 @@ static void enqueue(struct rate_gate *g, struct rate_wait *w, size_t len)
     w->pending = len;
     w->queued = true;
     dlist_append(&f->waiting, &w->node);
+    if (!g->flows.head) /* the downloads' next turn waits from now (a tunnel's tie, tokens.h) */
+        tokens_downloads_wait(&g->bucket, g->now_ms());
     if (!dlist_linked(&g->flows, &f->node))
         dlist_append(&g->flows, &f->node);
 }
@@ -120,8 +122,13 @@ static void tick(void *arg)
 {
     struct rate_gate *g = arg;
     int64_t rate = tokens_rate(&g->bucket), tokens = 0;
-    while (g->flows.head && (rate == 0 || (tokens = tokens_held(&g->bucket, g->now_ms())) > 0))
+    bool went = false;
+    for (; g->flows.head &&
+           (rate == 0 || (tokens = tokens_for_downloads(&g->bucket, g->now_ms())) > 0);
+         went = true)
         let_go(g, rate);
+    if (went) /* the next turn waits from now, behind the tunnels already waiting */
+        tokens_downloads_wait(&g->bucket, g->flows.head ? g->now_ms() : TOKENS_NOT_WAITING);
     if (g->flows.head)
         arm(g, rate, tokens);
 }
@@ -136,6 +143,8 @@ void rate_forget(struct rate_gate *g, struct rate_wait *w)
     w->queued = false;
     if (!f->waiting.head)
         dlist_remove(&g->flows, &f->node);
+    if (!g->flows.head)
+        tokens_downloads_wait(&g->bucket, TOKENS_NOT_WAITING);
 }
 
 void rate_stop(struct rate_gate *g)

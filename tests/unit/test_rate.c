@@ -160,21 +160,21 @@ static void a_tunnel_goes_when_a_download_would(void **state)
 {
     (void)state;
     struct token_bucket *b = rate_bucket(&gate);
-    int64_t wait = -1;
+    int64_t wait = -1, since = TOKENS_NOT_WAITING;
     rate_set(&gate, 100);
     tokens_spend(b, 10, clock_ms); /* a debt of 0.1 s */
-    assert_int_equal(tokens_take(b, 32768, clock_ms, &wait), 0);
+    assert_int_equal(tokens_take(b, 32768, clock_ms, &since, &wait), 0);
     assert_true(wait > 0);
     clock_ms += wait; /* when a download's tick comes (tokens_wait_ms) */
     assert_true(tokens_held(b, clock_ms) > 0 && tokens_held(b, clock_ms) < 1000);
-    assert_int_equal(tokens_take(b, 32768, clock_ms, &wait), TOKENS_TURN_MIN);
+    assert_int_equal(tokens_take(b, 32768, clock_ms, &since, &wait), TOKENS_TURN_MIN);
     assert_true(tokens_held(b, clock_ms) < 0); /* paid for as the download's turn is */
     /* a small read takes what it asks; a bucket holding more than a turn gives what it holds */
     clock_ms += 1000000;
-    assert_int_equal(tokens_take(b, 100, clock_ms, &wait), 100);
+    assert_int_equal(tokens_take(b, 100, clock_ms, &since, &wait), 100);
     int64_t held = tokens_held(b, clock_ms) / 1000;
     assert_true(held > TOKENS_TURN_MIN);
-    assert_int_equal(tokens_take(b, 1 << 20, clock_ms, &wait), held);
+    assert_int_equal(tokens_take(b, 1 << 20, clock_ms, &since, &wait), held);
 }
 
 int main(void)
