@@ -400,7 +400,8 @@ def test_the_uplink_cap_holds_a_tunnel_too(start_arca, echo):
 
 def capped_pair(arca, origin, echo, size, name):
     """A download of `size` bytes and a tunnel carrying `size` bytes down through arca, both
-    read by threads as they come: (download's bytes, tunnel's bytes, their data, the closer)."""
+    read by threads as they come: ({"download": bytes, "tunnel": bytes} so far, the data both
+    carry, a function closing both)."""
     data = os.urandom(size)
     url = origin.add(f"/{name}", data=data)
     conn, resp = arca.stream(url)
