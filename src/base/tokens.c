@@ -35,18 +35,22 @@ void tokens_init(struct token_bucket *b, int64_t now_ms)
     atomic_store(&b->rate, 0);
     b->tokens = 0;
     b->refilled_ms = now_ms;
+    b->downloads_since = TOKENS_NOT_WAITING;
+    b->tunnels_since = TOKENS_NOT_WAITING;
 }
 
-void tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms)
+bool tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms)
 {
     int64_t rate = clamp_rate(bytes_per_s);
+    bool changed;
     pthread_mutex_lock(&b->lock);
-    if (atomic_load(&b->rate) != rate) {
+    if ((changed = atomic_load(&b->rate) != rate)) {
         b->tokens = 0;
         b->refilled_ms = now_ms;
         atomic_store(&b->rate, rate);
     }
     pthread_mutex_unlock(&b->lock);
+    return changed;
 }
 
 int64_t tokens_rate(struct token_bucket *b)
@@ -78,18 +82,82 @@ void tokens_spend(struct token_bucket *b, int64_t bytes, int64_t now_ms)
     pthread_mutex_unlock(&b->lock);
 }
 
-size_t tokens_take(struct token_bucket *b, size_t want, int64_t now_ms, int64_t *wait_ms)
+/* A taker's turn when the bucket holds `held` bytes (its thousandths may make it 0): what it
+ * holds, or a download's least turn into debt, as a download's tick takes it (tokens.h). */
+static size_t turn_of(int64_t held, size_t want)
+{
+    size_t least = want < TOKENS_TURN_MIN ? want : TOKENS_TURN_MIN;
+    if (held >= (int64_t)want)
+        return want;
+    return held > (int64_t)least ? (size_t)held : least;
+}
+
+void tokens_downloads_wait(struct token_bucket *b, int64_t since_ms)
+{
+    pthread_mutex_lock(&b->lock);
+    b->downloads_since = since_ms;
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* Whether a taker waiting since `since` yields a bucket holding something to one waiting since
+ * `other`: it waited longer, and the bucket began to hold something less than TOKENS_YIELD_MS
+ * ago (a wake-up later than that is not coming soon: the taker goes). Under the lock. */
+static bool yields(const struct token_bucket *b, int64_t rate, int64_t since, int64_t other)
+{
+    return other < since && b->tokens > 0 && b->tokens < rate * TOKENS_YIELD_MS;
+}
+
+int64_t tokens_for_downloads(struct token_bucket *b, int64_t now_ms)
+{
+    int64_t tokens = 0;
+    pthread_mutex_lock(&b->lock);
+    int64_t rate = atomic_load(&b->rate);
+    if (rate > 0) {
+        refill(b, rate, now_ms);
+        if (!yields(b, rate, b->downloads_since, b->tunnels_since))
+            tokens = b->tokens;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return tokens;
+}
+
+/* A tunnel waiting since `since` took its turn or went away: it is no longer the oldest (the
+ * others waiting set theirs again as they are refused). Under the lock. */
+static void leave(struct token_bucket *b, int64_t since)
+{
+    if (since <= b->tunnels_since)
+        b->tunnels_since = TOKENS_NOT_WAITING;
+}
+
+void tokens_leave(struct token_bucket *b, int64_t since_ms)
+{
+    pthread_mutex_lock(&b->lock);
+    leave(b, since_ms);
+    pthread_mutex_unlock(&b->lock);
+}
+
+size_t tokens_take(struct token_bucket *b, size_t want, int64_t now_ms, int64_t *since_ms,
+                   int64_t *wait_ms)
 {
     size_t got = want;
     pthread_mutex_lock(&b->lock);
     int64_t rate = atomic_load(&b->rate);
     if (rate > 0) {
         refill(b, rate, now_ms);
-        if ((int64_t)want > b->tokens / 1000)
-            got = b->tokens >= 1000 ? (size_t)(b->tokens / 1000) : 0;
+        bool yield = yields(b, rate, *since_ms, b->downloads_since);
+        got = b->tokens > 0 && !yield ? turn_of(b->tokens / 1000, want) : 0;
         b->tokens -= (int64_t)got * 1000;
-        if (got == 0)
-            *wait_ms = tokens_wait_ms(b->tokens, rate);
+        if (got == 0) {
+            *wait_ms = yield ? 1 : tokens_wait_ms(b->tokens, rate);
+            if (*since_ms == TOKENS_NOT_WAITING)
+                *since_ms = now_ms;
+            if (*since_ms < b->tunnels_since)
+                b->tunnels_since = *since_ms;
+        }
+    }
+    if (got > 0) {
+        leave(b, *since_ms);
+        *since_ms = TOKENS_NOT_WAITING;
     }
     pthread_mutex_unlock(&b->lock);
     return got;
@@ -97,5 +165,5 @@ size_t tokens_take(struct token_bucket *b, size_t want, int64_t now_ms, int64_t 
 
 int64_t tokens_wait_ms(int64_t tokens, int64_t rate)
 {
-    return tokens < 1000 ? (1000 - tokens) / rate + 1 : 0;
+    return tokens <= 0 ? -tokens / rate + 1 : 0;
 }

@@ -9,7 +9,9 @@
  * base/tokens.h), shared with the upstream thread's downloads. When the bucket is empty the
  * tunnel stops reading its upstream socket: EPOLLIN is dropped from it (the kernel's buffer
  * fills, the TCP window closes, upstream stops sending) and a timerfd, in the same epoll set
- * under the same tag, wakes the tunnel when the bucket holds a byte again. */
+ * under the same tag, wakes the tunnel when the bucket holds anything again (a download's tick
+ * waits for the same, tokens.h), or TUNNEL_WAIT_MAX_MS from now if that is sooner: a cap lifted or
+ * raised by SIGHUP is seen within it, not after a wait set at the old rate. */
 #include "engine/engine_internal.h"
 #include "base/clock.h"
 #include "base/tokens.h"
@@ -23,6 +25,9 @@
 #include <unistd.h>
 
 #define TUNNEL_BUF (32 * 1024)
+/* A throttled tunnel looks at the cap again at least this often (a wake-up costs a lock and a
+ * few additions; at a cap of 1 byte a second a turn's debt is hours). */
+#define TUNNEL_WAIT_MAX_MS 100
 
 /* One direction: what was read from its source and is not yet written to its destination. */
 struct half {
@@ -38,10 +43,11 @@ struct tunnel {
     bool can_read, can_write;
     struct half up, down; /* client to upstream, upstream to client */
     struct token_bucket *cap;
-    int epfd;       /* its worker's */
-    uint64_t tag;   /* of both its descriptors */
-    int timer_fd;   /* the cap's wake-up, made at the first wait; -1: none yet */
-    bool throttled; /* waiting for the cap: EPOLLIN off the upstream socket */
+    int epfd;              /* its worker's */
+    uint64_t tag;          /* of both its descriptors */
+    int timer_fd;          /* the cap's wake-up, made at the first wait; -1: none yet */
+    bool throttled;        /* waiting for the cap: EPOLLIN off the upstream socket */
+    int64_t waiting_since; /* its first refusal by the cap since its last turn (tokens.h) */
 };
 
 /* The epoll tag of a tunnel's upstream socket: its connection's address with the low bit set
@@ -64,6 +70,8 @@ void tunnel_free(struct tunnel *t)
         close(t->fd); /* out of the epoll set with it */
     if (t->timer_fd >= 0)
         close(t->timer_fd);
+    if (t->cap && t->waiting_since != TOKENS_NOT_WAITING)
+        tokens_leave(t->cap, t->waiting_since); /* downloads yield to it no more */
     free(t->up.buf);
     free(t->down.buf);
     free(t);
@@ -98,6 +106,7 @@ bool tunnel_start(struct conn *c)
         return false;
     t->fd = x->tunnel_fd;
     t->timer_fd = -1;
+    t->waiting_since = TOKENS_NOT_WAITING;
     t->cap = x->tunnel_cap;
     t->epfd = c->w->epfd;
     t->tag = tag_of(c);
@@ -117,10 +126,13 @@ static int watch_upstream(struct tunnel *t, bool reading)
     return epoll_ctl(t->epfd, EPOLL_CTL_MOD, t->fd, &ev);
 }
 
-/* The bucket holds less than a byte: stop reading upstream until it holds one, `wait_ms` from
- * now (the timerfd's event comes as the upstream socket's do). -1: no timer could be had. */
+/* The bucket holds nothing: stop reading upstream until it holds something, `wait_ms` from now,
+ * or until the next look at the cap (the timerfd's event comes as the upstream socket's do). -1:
+ * no timer could be had. */
 static int throttle(struct tunnel *t, int64_t wait_ms)
 {
+    if (wait_ms > TUNNEL_WAIT_MAX_MS)
+        wait_ms = TUNNEL_WAIT_MAX_MS;
     struct itimerspec when = {
         .it_value = {.tv_sec = wait_ms / 1000, .tv_nsec = (wait_ms % 1000) * 1000000 + 1}};
     if (t->timer_fd < 0) {
@@ -143,7 +155,8 @@ static ssize_t upstream_allowance(struct tunnel *t, size_t want)
 {
     int64_t wait_ms = 0;
     uint64_t expired;
-    size_t got = t->cap ? tokens_take(t->cap, want, monotonic_ms(), &wait_ms) : want;
+    size_t got =
+        t->cap ? tokens_take(t->cap, want, monotonic_ms(), &t->waiting_since, &wait_ms) : want;
     if (got == 0)
         return throttle(t, wait_ms) < 0 ? -1 : 0;
     if (t->throttled) {

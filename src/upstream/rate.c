@@ -10,13 +10,17 @@ void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)
     tokens_init(&g->bucket, now_ms());
     g->flows = (struct dlist){0};
     timer_init(&g->tick);
+    atomic_store(&g->changed, false);
     g->ready = true;
 }
 
-void rate_set(struct rate_gate *g, int64_t bytes_per_s)
+bool rate_set(struct rate_gate *g, int64_t bytes_per_s)
 {
     assert(g->ready);
-    tokens_set(&g->bucket, bytes_per_s, g->now_ms());
+    if (!tokens_set(&g->bucket, bytes_per_s, g->now_ms()))
+        return false;
+    atomic_store(&g->changed, true);
+    return true;
 }
 
 int64_t rate_get(struct rate_gate *g)
@@ -31,12 +35,18 @@ struct token_bucket *rate_bucket(struct rate_gate *g)
 
 static void tick(void *arg);
 
-/* The tick comes when the bucket holds a byte's thousandth again (at once without a cap). Out
- * of memory, no tick: the next admit finds the queue and arms again. */
+/* The tick comes when the bucket holds anything again, when a tunnel may go too (at once
+ * without a cap). Out of memory, no tick: the next admit finds the queue and arms again. */
 static void arm(struct rate_gate *g, int64_t rate, int64_t tokens)
 {
-    int64_t wait = rate > 0 && tokens <= 0 ? -tokens / rate + 1 : 0;
+    int64_t wait = rate > 0 ? tokens_wait_ms(tokens, rate) : 0;
     timer_arm(g->timers, &g->tick, g->now_ms() + wait, tick, g);
+}
+
+void rate_poll(struct rate_gate *g)
+{
+    if (g->ready && atomic_exchange(&g->changed, false) && g->flows.head)
+        timer_arm(g->timers, &g->tick, g->now_ms(), tick, g);
 }
 
 /* `w` pauses: last in its flow, and its flow in the queue (at its tail, when it was not). */
@@ -46,6 +56,8 @@ static void enqueue(struct rate_gate *g, struct rate_wait *w, size_t len)
     w->pending = len;
     w->queued = true;
     dlist_append(&f->waiting, &w->node);
+    if (!g->flows.head) /* the downloads' next turn waits from now (a tunnel's tie, tokens.h) */
+        tokens_downloads_wait(&g->bucket, g->now_ms());
     if (!dlist_linked(&g->flows, &f->node))
         dlist_append(&g->flows, &f->node);
 }
@@ -71,10 +83,13 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
 
 /* What a turn lets a handle take: its paused chunk at least, and RATE_TURN_MS of the rate, so
  * that a fast cap is not held to one chunk per handle per pass of the loop (the second outside
- * review measured 0.6 of a 100M cap that way). */
+ * review measured 0.6 of a 100M cap that way); TOKENS_TURN_MIN at least, as a tunnel's turn, so
+ * that a download of small chunks gets a tunnel's share, not a chunk per tunnel's 16 KiB. */
 static int64_t turn_bytes(const struct rate_wait *w, int64_t rate)
 {
     int64_t bytes = rate * RATE_TURN_MS / 1000;
+    if (bytes < TOKENS_TURN_MIN)
+        bytes = TOKENS_TURN_MIN;
     return bytes > (int64_t)w->pending ? bytes : (int64_t)w->pending;
 }
 
@@ -107,8 +122,13 @@ static void tick(void *arg)
 {
     struct rate_gate *g = arg;
     int64_t rate = tokens_rate(&g->bucket), tokens = 0;
-    while (g->flows.head && (rate == 0 || (tokens = tokens_held(&g->bucket, g->now_ms())) > 0))
+    bool went = false;
+    for (; g->flows.head &&
+           (rate == 0 || (tokens = tokens_for_downloads(&g->bucket, g->now_ms())) > 0);
+         went = true)
         let_go(g, rate);
+    if (went) /* the next turn waits from now, behind the tunnels already waiting */
+        tokens_downloads_wait(&g->bucket, g->flows.head ? g->now_ms() : TOKENS_NOT_WAITING);
     if (g->flows.head)
         arm(g, rate, tokens);
 }
@@ -123,6 +143,8 @@ void rate_forget(struct rate_gate *g, struct rate_wait *w)
     w->queued = false;
     if (!f->waiting.head)
         dlist_remove(&g->flows, &f->node);
+    if (!g->flows.head)
+        tokens_downloads_wait(&g->bucket, TOKENS_NOT_WAITING);
 }
 
 void rate_stop(struct rate_gate *g)

@@ -3,19 +3,21 @@
  * upstream, shared fairly between downloads.
  *
  * Contract: upstream thread only, but for rate_set, rate_get and rate_bucket (any thread: SIGHUP,
- * the status page, a CONNECT tunnel). The bucket is base/tokens.h's, shared with the workers'
- * tunnels, which take their bytes from it too (tunnel.c): the cap covers every byte arca takes
- * from upstream. Every body callback of
- * a download's handles asks rate_admit before it takes a chunk. Under a cap, every chunk waits
- * for its turn: the handle is paused (the callback returns CURL_WRITEFUNC_PAUSE: curl keeps the
- * chunk and stops reading its socket, so the origin's TCP window closes and it stops sending)
- * and queued under its download's flow. As the cap refills (the bucket holds at most
- * TOKENS_BURST_MS of the rate), flows take turns of RATE_TURN_MS of the rate (one chunk at
- * least), round-robin: a download over four connections (fill.h) gets what a download over one
- * gets. A handle's waiter is forgotten
- * (rate_forget) before the handle leaves the multi handle or is freed. Without a cap (0), every
- * chunk is admitted and what waits is let go at once. Nothing else is slowed: hits and clients
- * following a download read from disk.
+ * the status page, a CONNECT tunnel). A changed cap wakes every paused handle at once: rate_set
+ * marks it and its caller wakes the upstream loop, whose every pass calls rate_poll, which brings
+ * the tick forward to now (the handles waited for a time set at the old rate). The bucket is
+ * base/tokens.h's, shared with the workers' tunnels, which take their bytes from it too (tunnel.c):
+ * the cap covers every byte arca takes from upstream. Every body callback of a download's handles
+ * asks rate_admit before it takes a chunk. Under a cap, every chunk waits for its turn: the handle
+ * is paused (the callback returns CURL_WRITEFUNC_PAUSE: curl keeps the chunk and stops reading its
+ * socket, so the origin's TCP window closes and it stops sending) and queued under its download's
+ * flow. As the cap refills (the bucket holds at most TOKENS_BURST_MS of the rate), flows take turns
+ * of RATE_TURN_MS of the rate (one chunk and TOKENS_TURN_MIN at least, a tunnel's turn: the tick
+ * comes when a tunnel may go too, tokens.h), round-robin: a download over four connections
+ * (fill.h) gets what a download over one gets. A handle's waiter is forgotten (rate_forget) before
+ * the handle leaves the multi handle or is freed. Without a cap (0), every chunk is admitted and
+ * what waits is let go at once. Nothing else is slowed: hits and clients following a download read
+ * from disk.
  */
 #ifndef ARCA_RATE_H
 #define ARCA_RATE_H
@@ -57,13 +59,17 @@ struct rate_gate {
     struct timer tick;
     struct timer_heap *timers;
     int64_t (*now_ms)(void);
-    bool ready; /* rate_init ran (a unit's loop may never call it) */
+    bool ready;           /* rate_init ran (a unit's loop may never call it) */
+    _Atomic bool changed; /* rate_set changed the cap: rate_poll wakes the waiters */
 };
 
 void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)(void));
 /* The cap, in bytes a second (0: none); from any thread, once rate_init ran. A new cap starts
- * from an empty bucket. */
-void rate_set(struct rate_gate *g, int64_t bytes_per_s);
+ * from an empty bucket. true: it changed, and the caller wakes the upstream loop (rate_poll). */
+bool rate_set(struct rate_gate *g, int64_t bytes_per_s);
+/* Upstream thread, every pass of its loop: after a changed cap, the paused handles' tick comes
+ * now, at the new rate (the new bucket's first thousandth, or at once without a cap). */
+void rate_poll(struct rate_gate *g);
 int64_t rate_get(struct rate_gate *g);
 /* The bucket other threads take their upstream bytes from (NULL before rate_init). */
 struct token_bucket *rate_bucket(struct rate_gate *g);

@@ -525,6 +525,7 @@ static void *upstream_main(void *arg)
         start_queued();
         start_opened();
         probe_start_asked(&fx.loop);
+        rate_poll(&fx.loop.gate);                   /* a cap changed by SIGHUP */
         timer_run(&fx.loop.timers, monotonic_ms()); /* backoffs over, housekeeping */
         curl_multi_perform(fx.loop.multi, &running);
         hold_due = announce_appended();
@@ -629,7 +630,14 @@ int upstream_get(const char *url, const struct bucket_auth *auth,
 
 void upstream_set_rate(int64_t bytes_per_s)
 {
-    rate_set(&fx.loop.gate, bytes_per_s);
+    if (!rate_set(&fx.loop.gate, bytes_per_s))
+        return;
+    /* The paused handles wait for a tick set at the old rate: the loop's rate_poll brings it
+     * forward. Under the lock, as upstream_fetch: no wake-up reaches a multi handle freed. */
+    pthread_mutex_lock(&fx.lock);
+    if (!fx.closed)
+        curl_multi_wakeup(fx.loop.multi);
+    pthread_mutex_unlock(&fx.lock);
 }
 
 int64_t upstream_rate_cap(void)
