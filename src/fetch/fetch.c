@@ -254,8 +254,9 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
     if (!obj)
         return answered(r, fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory"));
     r->obj = obj;
-    if (r->kind == LOOKUP_COALESCED) {
-        /* a download waiting for a slot is this client's too (upstream_join) */
+    if (r->kind == LOOKUP_COALESCED && !meta->headers_ready) {
+        /* a download waiting for a slot is this client's too (upstream_join); one with its
+         * headers in holds its slot already: no message for the upstream thread */
         struct sockaddr_storage client;
         upstream_join(obj, http_client(r->conn, &client));
     } else if (r->kind == LOOKUP_MISS) {

@@ -258,6 +258,7 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
     if (obj) {
         obj->refs++;
         *out = obj;
+        copy_meta(obj, meta);
         return LOOKUP_COALESCED;
     }
     *out = object_begin(url, key, ttl, now);

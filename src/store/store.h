@@ -131,7 +131,9 @@ void store_close(void);
  * caller must put; pass prep NULL when a prepared answer cannot serve the request) or an open
  * descriptor in *fd (the caller owns it). meta->hit says whether the object had been hit before
  * this lookup: only then is a prepared answer worth building (random hits over a big cache would
- * otherwise churn the ring, building answers that are dropped before their second use). */
+ * otherwise churn the ring, building answers that are dropped before their second use). A
+ * COALESCED lookup copies the download's metadata as it is then (meta->headers_ready: whether it
+ * has its slot and its answer already). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd,
                                 struct prepared **prep, struct object_meta *meta);
 /* Who is asking, for store_lookup_as: a request's ttl (and an object's expiry) act on the object

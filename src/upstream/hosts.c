@@ -134,8 +134,8 @@ static struct host *find(const char *origin, bool make)
     return slot;
 }
 
-bool hosts_admit(const char *url, int64_t now_ms, bool *probe, char *why, size_t size,
-                 int *retry_after)
+bool hosts_admit(const char *url, int64_t now_ms, bool may_probe, bool *probe, char *why,
+                 size_t size, int *retry_after)
 {
     char origin[HOSTS_ORIGIN_MAX], since[32];
     bool go = true;
@@ -146,12 +146,14 @@ bool hosts_admit(const char *url, int64_t now_ms, bool *probe, char *why, size_t
     struct host *h = origin[0] ? find(origin, false) : NULL;
     if (h && h->since)
         h->seen_ms = now_ms; /* asked for: kept while held */
-    if (h && h->since && !h->probing && now_ms >= h->probe_at) {
+    if (h && h->since && !h->probing && now_ms >= h->probe_at && may_probe) {
         h->probing = *probe = true; /* this attempt asks whether it is back */
     } else if (h && h->since) {
         struct tm tm;
         time_t t = (time_t)h->since;
-        int64_t wait = h->probing ? h->wait_ms : h->probe_at - now_ms;
+        int64_t wait = h->probing             ? h->wait_ms
+                       : h->probe_at > now_ms ? h->probe_at - now_ms
+                                              : 0; /* due: the next with a slot probes */
         gmtime_r(&t, &tm);
         strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
         *retry_after = (int)(wait / 1000 + 1);

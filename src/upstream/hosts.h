@@ -56,11 +56,12 @@ void hosts_configure(int origin_failures);
 void hosts_origin_of(const char *url, char *out, size_t size);
 
 /* Whether an attempt at `url` may go now: true when its host is up, or when this attempt is its
- * probe (*probe set: its hosts_result says so). False when the host is held down: `why` (one
- * line naming the host, since when and how many failures) and *retry_after (seconds until its
- * next probe, at least 1). */
-bool hosts_admit(const char *url, int64_t now_ms, bool *probe, char *why, size_t size,
-                 int *retry_after);
+ * probe (*probe set: its hosts_result says so; only when `may_probe`: a download started
+ * without a slot must not be the probe, which runs within the download limits). False when the
+ * host is held down: `why` (one line naming the host, since when and how many failures) and
+ * *retry_after (seconds until its next probe, at least 1). */
+bool hosts_admit(const char *url, int64_t now_ms, bool may_probe, bool *probe, char *why,
+                 size_t size, int *retry_after);
 /* What curl's end of an attempt (`rc`, on `easy`) says of its host; `refused`: arca's address
  * policy refused an address it was to connect to. */
 enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused);

@@ -209,7 +209,7 @@ static void start_attempt(struct probe *p)
         unlink_asking(p);
         snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
         end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
-    } else if (!hosts_admit(p->url, monotonic_ms(), &p->host_probe, p->errbuf, sizeof(p->errbuf),
+    } else if (!hosts_admit(p->url, monotonic_ms(), true, &p->host_probe, p->errbuf, sizeof(p->errbuf),
                             &retry_after)) { /* its host is held down: no attempt, no wait */
         p->held = retry_after;
         unlink_asking(p);

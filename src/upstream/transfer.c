@@ -274,7 +274,8 @@ static enum transfer_state step_attempt(struct transfer *t)
         fail_attempt(t, t->rc); /* its own failures held the host down: it ends as its last did */
         return TS_FAILED;
     }
-    if (!hosts_admit(t->source, t->loop->now_ms(), &t->probe, why, sizeof(why), &retry_after)) {
+    if (!hosts_admit(t->source, t->loop->now_ms(), !t->no_probe, &t->probe, why, sizeof(why),
+                     &retry_after)) {
         held_down(t, why, retry_after);
         return TS_FAILED;
     }
@@ -551,6 +552,12 @@ void transfer_set_via(struct transfer *t, char *via)
     assert(upstream_on_thread() && t->magic == TRANSFER_MAGIC);
     free(t->via);
     t->via = via;
+}
+
+void transfer_set_no_probe(struct transfer *t)
+{
+    assert(upstream_on_thread() && t->magic == TRANSFER_MAGIC && t->attempts == 0);
+    t->no_probe = true;
 }
 
 struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_store *st,

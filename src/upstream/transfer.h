@@ -47,6 +47,10 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
  * attempt, so that a loop through other proxies comes back with arca's (508). Before the first
  * attempt starts. */
 void transfer_set_via(struct transfer *t, char *via);
+/* It started without a download slot (its host held down): it is never its host's probe, so an
+ * attempt at a host whose probe is due is refused at once too (hosts_admit). Before the first
+ * attempt starts. */
+void transfer_set_no_probe(struct transfer *t);
 /* The loop's look after a wake-up: an OPENING transfer whose file is made goes on. The
  * transfer may be freed on return. */
 void transfer_poll_file(struct transfer *t);

@@ -60,6 +60,7 @@ struct transfer {
     bool new_file;                 /* and goes on as a new version, once its file is made */
     bool renewed;     /* upstream answered 304: the expired version is the object again */
     bool probe;       /* it asks whether its host, held down, is back (hosts.h) */
+    bool no_probe;    /* started without a slot: never its host's probe (transfer_set_no_probe) */
     int retry_status; /* > 0: it ended on a retryable upstream status */
     CURLcode rc;      /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];

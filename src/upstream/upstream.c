@@ -59,6 +59,7 @@ struct pending {
     bool waited;       /* it waited for a slot: readers of a refresh took the stale version */
     const char *why;   /* the limit it waits for now (its listing's waiting_for), or NULL */
     bool join;         /* not a download: `client` joined obj's, if it waits (upstream_join) */
+    bool unslotted;    /* it starts without a slot: its host's hold refuses it at once */
     struct who client; /* who asked first */
     /* Clients that joined it while it waits (upstream_join), each once: it is theirs too. */
     struct who *joined;
@@ -303,6 +304,16 @@ static const struct who *charged_to(const struct pending *item, struct rank *r)
  * holds the rank of the client `*last` (NULL: none), reused for that client's items next in
  * line: a client that asked for thousands at once is ranked once a scan, not once per item
  * (an item that clients joined is ranked by all of them, charged_to). */
+/* A download its host's hold refuses: it starts at once without a slot (ranked first), never
+ * as the host's probe (transfer_set_no_probe), and its attempt tells its clients so. */
+static bool unslotted(struct pending *item, const struct who **last, struct rank *r)
+{
+    item->unslotted = true;
+    *r = (struct rank){-1, -1};
+    *last = NULL; /* `*r` is no client's rank now */
+    return true;
+}
+
 static bool may_start(struct pending *item, char *host, size_t size, bool any_down,
                       const struct who **last, struct rank *r)
 {
@@ -314,27 +325,30 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
     const char *h = url_host(object_url(item->obj), &hlen);
     snprintf(host, size, "%.*s", (int)hlen, h);
     int64_t now = fx.loop.now_ms();
-    if (any_down && hosts_refuses(item->source, now, now + HELD_MARGIN_MS)) {
-        *r = (struct rank){-1, -1};
-        *last = NULL; /* `*r` is no client's rank now */
+    if (any_down && hosts_refuses(item->source, now, now + HELD_MARGIN_MS))
+        return unslotted(item, last, r);
+    const char *limit = full                                                  ? WAIT_ALL
+                        : downloads_from(host) >= cfg->max_downloads_per_host ? WAIT_HOST
+                                                                              : NULL;
+    if (!limit) {
+        if (item->n_joined) {
+            charged_to(item, r);
+            *last = NULL;
+        } else if (!*last || !same_client(*last, &item->client)) {
+            *r = (struct rank){slots_of(&item->client), last_turn(&item->client)};
+            *last = &item->client;
+        }
+        if (r->held >= per_client_limit())
+            limit = WAIT_CLIENT;
+    }
+    if (!limit)
         return true;
-    }
-    if (full || downloads_from(host) >= cfg->max_downloads_per_host) {
-        waits(item, full ? WAIT_ALL : WAIT_HOST);
-        return false;
-    }
-    if (item->n_joined) {
-        charged_to(item, r);
-        *last = NULL;
-    } else if (!*last || !same_client(*last, &item->client)) {
-        *r = (struct rank){slots_of(&item->client), last_turn(&item->client)};
-        *last = &item->client;
-    }
-    if (r->held >= per_client_limit()) {
-        waits(item, WAIT_CLIENT);
-        return false;
-    }
-    return true;
+    /* its host held, its probe due: the probe is the next of the host's downloads that has a
+     * slot; this one is refused at once, as before the probe was due, not kept waiting */
+    if (any_down && hosts_held(item->source))
+        return unslotted(item, last, r);
+    waits(item, limit);
+    return false;
 }
 
 /* The waiting download to start next: of those the limits allow, the one ranked first (struct
@@ -384,6 +398,8 @@ static void start_queued(void)
         fx.recent[fx.n_started++ % RECENT] = *who;
         if (t)
             record_slot(t, who);
+        if (t && item->unslotted)
+            transfer_set_no_probe(t);
         if (t && item->via) {
             transfer_set_via(t, item->via);
             item->via = NULL;

@@ -11,7 +11,7 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-from conftest import Handler, Origin, SERVE_POLL, free_port, sha256, wait_age
+from conftest import Handler, Origin, SERVE_POLL, free_port, sha256, wait_age, wait_for
 from test_cli import cli, server
 from test_stale import fetch_until, stale_answer
 
@@ -332,3 +332,30 @@ def test_a_held_down_answer_says_upstream_was_not_asked(start_arca, origin, work
                         open(path).read()):
         assert time.monotonic() < deadline, open(path).read()
         time.sleep(0.05)
+
+
+def test_a_held_host_fails_at_once_while_every_slot_is_taken(start_arca, origin):
+    """The second outside review of issue 51: once a held host's probe fell due, its downloads
+    waited for a download slot (the probe runs within the limits) instead of failing at once;
+    with the slots held by another client's slow download, every request for the host hung. The
+    probe is the next of the host's downloads that has a slot; the others are refused at once."""
+    arca = start_arca(*FAST, "--max-downloads", "1")
+    slow_origin = Origin()
+    try:
+        slow = slow_origin.add("/slow", data=b"x" * 600, rate=2, chunk=2)
+        held_down(arca, origin)
+        holder = threading.Thread(target=arca.fetch, args=(slow,), daemon=True)
+        holder.start()  # another client's slow download takes the one slot
+        wait_for(lambda: arca.status()["resources_downloading"] == 1, "the slot taken")
+        # the probe falls due (1 s after the hold began): requests still get their 503 at once
+        wait_for(lambda: arca.status()["upstream_hosts_down_list"][0]["next_probe_ms"] <= 0,
+                 "the probe due")
+        for i in range(3):
+            t0 = time.monotonic()
+            status, headers, body = arca.get(arca.fetch_path(origin.url(f"/due{i}")), timeout=10)
+            assert status == 503 and headers["cache-status"] == "arca; detail=held-down", \
+                (status, body)
+            assert time.monotonic() - t0 < 5, "a held host's request waited for a slot"
+        assert arca.status()["resources_scheduled"] == 0
+    finally:
+        slow_origin.stop()

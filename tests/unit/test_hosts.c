@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "upstream/hosts.h"
@@ -35,7 +36,7 @@ static bool admit(const char *url, int64_t now, bool *probe)
 {
     char why[400];
     int retry_after = 0;
-    return hosts_admit(url, now, probe, why, sizeof(why), &retry_after);
+    return hosts_admit(url, now, true, probe, why, sizeof(why), &retry_after);
 }
 
 static size_t down_at(int64_t now)
@@ -67,6 +68,26 @@ static void a_host_is_held_after_its_failures_in_a_row(void **state)
     hosts_result(url_of(0), HOST_UP, true, base + HOSTS_PROBE_FIRST_MS + 5);
     assert_false(hosts_held(url_of(0)));
     assert_int_equal(down_at(base + HOSTS_PROBE_FIRST_MS + 5), 0);
+}
+
+/* A download started without a slot (its host held) is never the probe, even once the probe is
+ * due: it is refused at once, takes no mark, and the next download with a slot probes (the
+ * second outside review of issue 51: the host's downloads waited for a slot instead). */
+static void a_download_without_a_slot_is_never_the_probe(void **state)
+{
+    bool probe = true;
+    char why[400];
+    int retry_after = 0;
+    int64_t due = base + HOSTS_PROBE_FIRST_MS;
+    (void)state;
+    fail_at(url_of(7), 3, base);
+    assert_false(hosts_admit(url_of(7), due, false, &probe, why, sizeof(why), &retry_after));
+    assert_false(probe);
+    assert_true(retry_after >= 1);
+    assert_non_null(strstr(why, "is down since"));
+    assert_true(admit(url_of(7), due, &probe)); /* no mark was taken: this one probes */
+    assert_true(probe);
+    hosts_result(url_of(7), HOST_UP, true, due + 5);
 }
 
 /* What the upstream thread asks before starting a download without a slot (issue 51's second
@@ -171,6 +192,7 @@ int main(void)
         cmocka_unit_test_setup(a_host_is_held_after_its_failures_in_a_row, setup),
         cmocka_unit_test_setup(a_probe_that_says_nothing_lets_the_next_one_go, setup),
         cmocka_unit_test_setup(a_download_is_refused_until_its_probe_is_due, setup),
+        cmocka_unit_test_setup(a_download_without_a_slot_is_never_the_probe, setup),
         cmocka_unit_test_setup(a_host_held_and_never_asked_for_leaves_the_table, setup),
         cmocka_unit_test_setup(failures_that_old_are_not_in_a_row, setup),
         cmocka_unit_test_setup(a_full_table_still_holds_a_new_dead_host, setup),
