@@ -22,6 +22,7 @@ struct host {
     int64_t wait_ms;  /* the wait before the probe after the next failed one */
     int64_t seen_ms;  /* its last failure, or the last attempt asked of it while held */
     bool probing;     /* a probe is out */
+    bool awaited;     /* a download waits for a slot to be its probe (hosts_await_probe) */
 };
 
 static struct {
@@ -81,7 +82,7 @@ static void forget_idle(int64_t now_ms)
     reg.swept_ms = now_ms;
     for (size_t i = 0; i < HOSTS_MAX; i++) {
         struct host *h = &reg.hosts[i];
-        if (!h->origin[0] || h->probing || now_ms - h->seen_ms < HOSTS_IDLE_MS)
+        if (!h->origin[0] || h->probing || h->awaited || now_ms - h->seen_ms < HOSTS_IDLE_MS)
             continue;
         if (h->since)
             log_info("upstream host %s no longer held down: not asked for in %d s", h->origin,
@@ -105,7 +106,8 @@ static struct host *make_room(void)
 {
     struct host *victim = NULL;
     for (size_t i = 0; i < HOSTS_MAX; i++)
-        if (!reg.hosts[i].probing && (!victim || less_useful(&reg.hosts[i], victim)))
+        if (!reg.hosts[i].probing && !reg.hosts[i].awaited &&
+            (!victim || less_useful(&reg.hosts[i], victim)))
             victim = &reg.hosts[i];
     if (victim) {
         if (victim->since)
@@ -146,6 +148,8 @@ bool hosts_admit(const char *url, int64_t now_ms, bool may_probe, bool *probe, c
     struct host *h = origin[0] ? find(origin, false) : NULL;
     if (h && h->since)
         h->seen_ms = now_ms; /* asked for: kept while held */
+    if (h && may_probe)
+        h->awaited = false; /* the download that waited to be the probe is here */
     if (h && h->since && !h->probing && now_ms >= h->probe_at && may_probe) {
         h->probing = *probe = true; /* this attempt asks whether it is back */
     } else if (h && h->since) {
@@ -225,6 +229,19 @@ void hosts_result(const char *url, enum host_word word, bool probe, int64_t now_
     pthread_mutex_unlock(&reg.lock);
 }
 
+bool hosts_await_probe(const char *url, int64_t until_ms)
+{
+    char origin[HOSTS_ORIGIN_MAX];
+    bool mine = false;
+    hosts_origin_of(url, origin, sizeof(origin));
+    pthread_mutex_lock(&reg.lock);
+    struct host *h = origin[0] ? find(origin, false) : NULL;
+    if (h && h->since && !h->probing && !h->awaited && until_ms >= h->probe_at)
+        mine = h->awaited = true;
+    pthread_mutex_unlock(&reg.lock);
+    return mine;
+}
+
 bool hosts_any_down(void)
 {
     return atomic_load(&reg.down) > 0;
@@ -253,7 +270,7 @@ bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms)
     pthread_mutex_lock(&reg.lock);
     forget_idle(now_ms);
     struct host *h = origin[0] ? find(origin, false) : NULL;
-    bool refuses = h && h->since && (h->probing || until_ms < h->probe_at);
+    bool refuses = h && h->since && (h->probing || h->awaited || until_ms < h->probe_at);
     pthread_mutex_unlock(&reg.lock);
     return refuses;
 }

@@ -75,6 +75,12 @@ void hosts_result(const char *url, enum host_word word, bool probe, int64_t now_
  * host held down, and its probe out or not due by then. Takes no mark: an attempt that may be
  * the probe gets it from hosts_admit as it starts. */
 bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms);
+/* A download of held `url` that has no slot waits for one to be its host's probe, the probe
+ * being due by `until_ms`: true when it is the one (no probe out, none waiting), marked until a
+ * download of the host that may probe reaches hosts_admit (it, or one that found a slot first);
+ * meanwhile hosts_refuses is true for the host's other downloads, which fail at once. False:
+ * another waits or probes, or the host is not held. */
+bool hosts_await_probe(const char *url, int64_t until_ms);
 /* Whether any host is held down now: one atomic load, for loops that would ask of many. */
 bool hosts_any_down(void);
 /* Whether `url`'s host is held down now (a mirror is passed over then). */

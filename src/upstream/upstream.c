@@ -60,6 +60,7 @@ struct pending {
     const char *why;   /* the limit it waits for now (its listing's waiting_for), or NULL */
     bool join;         /* not a download: `client` joined obj's, if it waits (upstream_join) */
     bool unslotted;    /* it starts without a slot: its host's hold refuses it at once */
+    bool awaits_probe; /* it waits for a slot to be its held host's probe (hosts_await_probe) */
     struct who client; /* who asked first */
     /* Clients that joined it while it waits (upstream_join), each once: it is theirs too. */
     struct who *joined;
@@ -325,7 +326,7 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
     const char *h = url_host(object_url(item->obj), &hlen);
     snprintf(host, size, "%.*s", (int)hlen, h);
     int64_t now = fx.loop.now_ms();
-    if (any_down && hosts_refuses(item->source, now, now + HELD_MARGIN_MS))
+    if (any_down && !item->awaits_probe && hosts_refuses(item->source, now, now + HELD_MARGIN_MS))
         return unslotted(item, last, r);
     const char *limit = full                                                  ? WAIT_ALL
                         : downloads_from(host) >= cfg->max_downloads_per_host ? WAIT_HOST
@@ -343,10 +344,14 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
     }
     if (!limit)
         return true;
-    /* its host held, its probe due: the probe is the next of the host's downloads that has a
-     * slot; this one is refused at once, as before the probe was due, not kept waiting */
-    if (any_down && hosts_held(item->source))
-        return unslotted(item, last, r);
+    /* its host held, its probe due: one of the host's downloads waits for a slot to be the
+     * probe (so a host back up is tried within the limits, however busy the lab); the others
+     * are refused at once, as before the probe was due, not kept waiting */
+    if (any_down && !item->awaits_probe && hosts_held(item->source)) {
+        if (!hosts_await_probe(item->source, now + HELD_MARGIN_MS))
+            return unslotted(item, last, r);
+        item->awaits_probe = true;
+    }
     waits(item, limit);
     return false;
 }

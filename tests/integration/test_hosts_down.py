@@ -334,28 +334,44 @@ def test_a_held_down_answer_says_upstream_was_not_asked(start_arca, origin, work
         time.sleep(0.05)
 
 
-def test_a_held_host_fails_at_once_while_every_slot_is_taken(start_arca, origin):
-    """The second outside review of issue 51: once a held host's probe fell due, its downloads
-    waited for a download slot (the probe runs within the limits) instead of failing at once;
-    with the slots held by another client's slow download, every request for the host hung. The
-    probe is the next of the host's downloads that has a slot; the others are refused at once."""
+def test_a_held_host_back_up_is_probed_within_the_slots_and_the_rest_fail_at_once(start_arca,
+                                                                                  origin):
+    """The second and third outside reviews of issue 51: once a held host's probe fell due, its
+    downloads all waited for a download slot (the probe runs within the limits), and every
+    request for the host hung behind another client's slow download; refusing them all at once
+    instead left a host back up held as long as the lab stayed busy. One of the host's downloads
+    waits for a slot to be the probe; the others are refused at once; the probe clears it."""
     arca = start_arca(*FAST, "--max-downloads", "1")
     slow_origin = Origin()
+    gate = threading.Event()
     try:
-        slow = slow_origin.add("/slow", data=b"x" * 600, rate=2, chunk=2)
+        slow = slow_origin.add("/slow", data=os.urandom(1000), last_byte_gate=gate)
         held_down(arca, origin)
+        data = os.urandom(20_000)
+        origin.add("/back", data=data)
+        revive(origin)  # the host is back; arca learns it from its probe
         holder = threading.Thread(target=arca.fetch, args=(slow,), daemon=True)
-        holder.start()  # another client's slow download takes the one slot
+        holder.start()  # another client's download takes the one slot until the gate opens
         wait_for(lambda: arca.status()["resources_downloading"] == 1, "the slot taken")
-        # the probe falls due (1 s after the hold began): requests still get their 503 at once
         wait_for(lambda: arca.status()["upstream_hosts_down_list"][0]["next_probe_ms"] <= 0,
                  "the probe due")
-        for i in range(3):
+        probe = threading.Thread(target=lambda: results.append(arca.fetch(origin.url("/back"))),
+                                 daemon=True)
+        results = []
+        probe.start()  # it waits for the slot, to be the host's probe
+        wait_for(lambda: arca.status()["resources_scheduled"] == 1, "the probe waits for a slot")
+        for i in range(3):  # the host's other downloads meanwhile: refused at once
             t0 = time.monotonic()
             status, headers, body = arca.get(arca.fetch_path(origin.url(f"/due{i}")), timeout=10)
             assert status == 503 and headers["cache-status"] == "arca; detail=held-down", \
                 (status, body)
             assert time.monotonic() - t0 < 5, "a held host's request waited for a slot"
-        assert arca.status()["resources_scheduled"] == 0
+        assert arca.status()["resources_scheduled"] == 1
+        gate.set()  # the slot frees: the waiting download probes, the host is up again
+        probe.join(30)
+        assert results and results[0][0] == 200 and results[0][2] == data, results
+        assert arca.status()["upstream_hosts_down"] == 0
+        assert arca.fetch(origin.url("/back"))[2] == data
     finally:
+        gate.set()
         slow_origin.stop()

@@ -283,11 +283,9 @@ def test_probes_of_held_hosts_wait_for_a_slot(origin, start_arca):
                  "the client's share of probes runs")
         lab_gets(arca, good, data, what="the lab's cold download beside six probes")
         st = arca.status()
-        # its share runs as probes; the other four have no slot: refused at once (held down),
-        # never run past the limits, never kept waiting either
-        assert st["resources_downloading"] == SLOTS // 2 and st["resources_scheduled"] == 0, st
-        statuses = sorted(c.getresponse().status for c in held)
-        assert statuses == [200] * (SLOTS // 2) + [503] * 4, statuses
+        # its share runs as probes; each other host's one download waits for a slot to be its
+        # probe (a second download of one of those hosts would be refused at once)
+        assert st["resources_downloading"] == SLOTS // 2 and st["resources_scheduled"] == 4, st
     finally:
         for c in held:
             c.close()

@@ -90,6 +90,26 @@ static void a_download_without_a_slot_is_never_the_probe(void **state)
     hosts_result(url_of(7), HOST_UP, true, due + 5);
 }
 
+/* Once the probe is due, one download without a slot waits to be it: the host's others are
+ * refused meanwhile, and the mark goes when a download that may probe reaches hosts_admit (the
+ * third outside review of issue 51: refusing them all left a host back up held while busy). */
+static void one_download_waits_to_be_the_probe(void **state)
+{
+    bool probe;
+    int64_t due = base + HOSTS_PROBE_FIRST_MS;
+    (void)state;
+    fail_at(url_of(8), 3, base);
+    assert_false(hosts_await_probe(url_of(8), base + 10)); /* not due yet */
+    assert_true(hosts_await_probe(url_of(8), due));
+    assert_false(hosts_await_probe(url_of(8), due)); /* one at a time */
+    assert_true(hosts_refuses(url_of(8), due, due)); /* the host's others fail at once */
+    assert_true(admit(url_of(8), due, &probe));      /* the waiting one, with its slot */
+    assert_true(probe);
+    assert_false(hosts_await_probe(url_of(8), due)); /* a probe is out */
+    hosts_result(url_of(8), HOST_UP, true, due + 5);
+    assert_false(hosts_held(url_of(8)));
+}
+
 /* What the upstream thread asks before starting a download without a slot (issue 51's second
  * review): refused until the probe is due, taking no mark, and refused while one is out. */
 static void a_download_is_refused_until_its_probe_is_due(void **state)
@@ -193,6 +213,7 @@ int main(void)
         cmocka_unit_test_setup(a_probe_that_says_nothing_lets_the_next_one_go, setup),
         cmocka_unit_test_setup(a_download_is_refused_until_its_probe_is_due, setup),
         cmocka_unit_test_setup(a_download_without_a_slot_is_never_the_probe, setup),
+        cmocka_unit_test_setup(one_download_waits_to_be_the_probe, setup),
         cmocka_unit_test_setup(a_host_held_and_never_asked_for_leaves_the_table, setup),
         cmocka_unit_test_setup(failures_that_old_are_not_in_a_row, setup),
         cmocka_unit_test_setup(a_full_table_still_holds_a_new_dead_host, setup),
