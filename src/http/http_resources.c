@@ -36,7 +36,7 @@ static json_t *resource_json(const struct resource *r, enum list_state state)
     if (state == LIST_FAILURES)
         json_object_set_new(o, "error", json_string(r->error));
     /* an expired copy, kept: until when it may answer while upstream fails (null: never) */
-    if (state == LIST_SUCCESSES && (int64_t)time(NULL) - r->created >= r->ttl)
+    if (state == LIST_SUCCESSES && r->expired)
         json_object_set_new(o, "stale_until", iso_time(r->stale_until));
     /* a download waiting for a slot: the limit it waits for (null: none, it is being opened) */
     if (state == LIST_SCHEDULED)

@@ -43,10 +43,6 @@ void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
 }
 
 /* Never `created + ttl`: an index written before TTLs were clamped may hold any ttl. */
-static bool expired(const struct object *obj, int64_t now)
-{
-    return now - obj->created >= obj->ttl;
-}
 
 /* --- client side -------------------------------------------------------------------------- */
 
@@ -89,8 +85,8 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->signed_key = obj->signed_key;
     meta->stale = (obj->state == OBJ_FETCHING && !obj->headers_ready) || obj->state == OBJ_FAILED
                       ? obj->offer_stale
-                  : obj->refresh_failed && expired(obj, now_s()) ? STALE_ERROR
-                                                                 : STALE_NONE;
+                  : obj->refresh_failed && object_expired(obj, now_s()) ? STALE_ERROR
+                                                                        : STALE_NONE;
     meta->fwd_status = obj->fwd_status;
     struct upstream_headers h;
     headers_unpack(obj->headers, &h);
@@ -238,7 +234,8 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
     bool act = obj && may_act(obj, auth);
     if (obj)
         note_use(obj, ttl, act, now);
-    if (obj && obj->state == OBJ_COMPLETE && act && expired(obj, now) && !refresh_held(obj, now)) {
+    if (obj && obj->state == OBJ_COMPLETE && act && object_expired(obj, now) &&
+        !refresh_held(obj, now)) {
         /* Out of the table; its file and row go when the new download replaces them. One with
          * a validator is kept meanwhile (a 304 renews it: revalidation), and so is one that may
          * answer stale while upstream fails or is slow. */

@@ -175,6 +175,12 @@ static inline bool object_whole(const struct object *obj)
 {
     return obj->state == OBJ_COMPLETE || obj->state == OBJ_REMOVED;
 }
+/* Whether its ttl has run out at `now` (wall s): kept on disk past it only for a revalidation
+ * or a stale answer (store_room.c), never a fresh hit. */
+static inline bool object_expired(const struct object *obj, int64_t now)
+{
+    return now - obj->created >= obj->ttl;
+}
 /* What a reader's copy says of it (struct object_meta): FETCHING, COMPLETE or FAILED. */
 enum object_state object_view(const struct object *obj);
 

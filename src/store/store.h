@@ -349,6 +349,7 @@ struct resource {
     int64_t length; /* -1 while unknown */
     int64_t have;   /* bytes downloaded */
     int64_t usage, last_use, created, ttl;
+    bool expired;        /* complete: its ttl has run out (object_expired), kept on disk */
     int64_t stale_until; /* complete: until when (wall s), once expired, it may answer stale
                             (--stale-if-error or its origin's); 0: never */
     int status;          /* 200, or the status a failed download gave its clients */

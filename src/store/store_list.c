@@ -197,6 +197,7 @@ static int object_resource(const struct object *o, struct resource *r)
                            .created = o->created,
                            .ttl = o->ttl,
                            .status = 200};
+    r->expired = o->state == OBJ_COMPLETE && object_expired(o, (int64_t)time(NULL));
     int64_t window = o->state == OBJ_COMPLETE ? object_stale_if_error(o) : 0;
     r->stale_until = window > 0 ? o->created + o->ttl + window : 0;
     memcpy(r->key, o->key, sizeof(r->key));

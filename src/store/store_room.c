@@ -46,11 +46,6 @@ struct expired_heap {
 /* Lock held: eviction takes from the ready heap; the sweep round in course builds the next. */
 static struct expired_heap ready_heap, next_heap;
 
-static bool expired_at(const struct object *o, int64_t now)
-{
-    return now - o->created >= o->ttl;
-}
-
 static void heap_swap(struct expired_heap *h, size_t a, size_t b)
 {
     struct expired_entry t = h->v[a];
@@ -105,7 +100,7 @@ static struct object *expired_victim(int64_t now)
     struct expired_entry e;
     while (heap_pop(&ready_heap, &e)) {
         struct object *o = object_find(e.key);
-        if (!o || o->state != OBJ_COMPLETE || !expired_at(o, now) || o->refs > 0)
+        if (!o || o->state != OBJ_COMPLETE || !object_expired(o, now) || o->refs > 0)
             continue;                    /* gone, refreshed, renewed or busy */
         if (o->last_use != e.last_use) { /* used since: its place is further on */
             heap_push(&ready_heap, o);
@@ -312,7 +307,7 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
     for (size_t i = from; i < to; i++) {
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
-            if (o->state != OBJ_COMPLETE || !expired_at(o, now))
+            if (o->state != OBJ_COMPLETE || !object_expired(o, now))
                 continue;
             if (o->refs == 0 && now - o->created >= o->ttl + kept_for(o))
                 evict(o, "expired");

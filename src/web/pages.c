@@ -329,7 +329,7 @@ static void resource_row(struct buf *b, const struct resource *r, enum list_stat
         buf_html(b, r->error);
         buf_add(b, "</div>");
     }
-    if (state == LIST_SUCCESSES && (int64_t)time(NULL) - r->created >= r->ttl)
+    if (state == LIST_SUCCESSES && r->expired)
         expired_note(b, r);
     if (state == LIST_SCHEDULED && r->waiting_for) /* the option's name: no escaping needed */
         buf_addf(b, "<div class=\"muted waiting\">waits for a slot (--%s)</div>", r->waiting_for);
