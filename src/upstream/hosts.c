@@ -74,7 +74,7 @@ static void drop(struct host *h)
 
 /* Lock held. Hosts neither failing nor asked for HOSTS_IDLE_MS leave the table (at most one
  * pass a HOSTS_SWEEP_MS): failures that old are no longer "in a row", and a host held down that
- * nobody asks for has no download to spare a wait. A probe out keeps its host. */
+ * nobody asks for has no download to spare a wait. A probe out, or awaited, keeps its host. */
 static void forget_idle(int64_t now_ms)
 {
     if (now_ms >= reg.swept_ms && now_ms - reg.swept_ms < HOSTS_SWEEP_MS)
@@ -100,8 +100,8 @@ static bool less_useful(const struct host *a, const struct host *b)
     return a->seen_ms < b->seen_ms;
 }
 
-/* Lock held. The table is full: the least useful host's slot (a probe out keeps its host),
- * emptied; NULL when every host has a probe out. */
+/* Lock held. The table is full: the least useful host's slot (a probe out, or awaited, keeps
+ * its host), emptied; NULL when every host has one. */
 static struct host *make_room(void)
 {
     struct host *victim = NULL;

@@ -297,14 +297,6 @@ static const struct who *charged_to(const struct pending *item, struct rank *r)
     return best;
 }
 
-/* Whether `item` may take a slot now; if so, its rank. A download its host's hold refuses
- * (hosts.h: held down, its probe out or not due within HELD_MARGIN_MS) takes no slot: it starts at
- * once, to fail at once (or answer stale) without a connection (ranked before any other). One that
- * would be its host's probe is a download like any other: it waits its turn (so one client's held
- * hosts cannot probe past every limit), and its host's probe mark is taken only as it starts. `*r`
- * holds the rank of the client `*last` (NULL: none), reused for that client's items next in
- * line: a client that asked for thousands at once is ranked once a scan, not once per item
- * (an item that clients joined is ranked by all of them, charged_to). */
 /* A download its host's hold refuses: it starts at once without a slot (ranked first), never
  * as the host's probe (transfer_set_no_probe), and its attempt tells its clients so. */
 static bool unslotted(struct pending *item, const struct who **last, struct rank *r)
@@ -315,6 +307,15 @@ static bool unslotted(struct pending *item, const struct who **last, struct rank
     return true;
 }
 
+/* Whether `item` may take a slot now; if so, its rank. A download its host's hold refuses
+ * (hosts.h: held down, its probe out, awaited or not due within HELD_MARGIN_MS) takes no slot
+ * (unslotted). Once the probe is due, the probe is a download like any other, within every
+ * limit: the first of the host's downloads that may take a slot is it; when none may, one waits
+ * for a slot to be it (hosts_await_probe) and the host's others are refused at once. The host's
+ * probe mark is taken only as the probe starts (hosts_admit). `*r` holds the rank of the client
+ * `*last` (NULL: none), reused for that client's items next in line: a client that asked for
+ * thousands at once is ranked once a scan, not once per item (an item that clients joined is
+ * ranked by all of them, charged_to). */
 static bool may_start(struct pending *item, char *host, size_t size, bool any_down,
                       const struct who **last, struct rank *r)
 {
