@@ -20,8 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "config/config.h"
 #include "persist/persist.h"
 #include "store/store.h"
@@ -560,6 +562,17 @@ static enum outcome_state outcome_of(const char *url)
     return out.state;
 }
 
+/* Until the store's clock (wall seconds) is past `t`: an object made by then with a 1 s ttl has
+ * expired. Polled, 10 s at most. */
+static void clock_passes(int64_t t)
+{
+    int64_t deadline = monotonic_ms() + 10000;
+    while ((int64_t)time(NULL) <= t) {
+        assert_true(monotonic_ms() < deadline);
+        usleep(10 * 1000);
+    }
+}
+
 /* When room is needed, a copy kept past its ttl for a stale answer goes before a fresh object,
  * even one used less recently; among expired copies, the least recently used goes first
  * (issue 51). */
@@ -583,8 +596,8 @@ static void eviction_takes_expired_copies_first(void **state)
         release_both(obj);
     }
     complete_object("http://h/fresh2", "gggggggggg");
-    usleep(1100 * 1000);         /* exp1 and exp2 expire; stale-if-error keeps them a day */
-    for (int i = 0; i < 64; i++) /* a whole round of the sweep: it finds them expired */
+    clock_passes((int64_t)time(NULL)); /* exp1 and exp2 expire; stale-if-error keeps them a day */
+    for (int i = 0; i < 64; i++)       /* a whole round of the sweep: it finds them expired */
         store_expire();
     assert_int_equal(outcome_of("http://h/exp1"), OUTCOME_COMPLETE);
     store_totals(&t);
@@ -625,8 +638,8 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     complete_object("http://h/keeps", "kept"); /* an hour's TTL */
     assert_int_equal(access(path, F_OK), 0);
     store_totals(&before);
-    usleep(1100 * 1000);
-    for (int i = 0; i < 64; i++) /* the sweep goes round the table a slice per call */
+    clock_passes((int64_t)time(NULL)); /* http://h/ttl's 1 s runs out */
+    for (int i = 0; i < 64; i++)       /* the sweep goes round the table a slice per call */
         store_expire();
     persist_flush();
     store_totals(&after);
@@ -756,7 +769,7 @@ static void a_ttl_acts_only_once_authorised(void **state)
     struct object_meta meta;
     (void)state;
     complete_object("http://h/private", "secret"); /* an hour's TTL */
-    usleep(1100 * 1000);
+    clock_passes((int64_t)time(NULL));             /* a 1 s ttl asked now finds it expired */
     assert_int_equal(look_as("http://h/private", 1, AUTH_PENDING, &meta), LOOKUP_HIT);
     assert_int_equal(meta.ttl, 3600);
     assert_int_equal(look_as("http://h/private", 3600, AUTH_PENDING, &meta), LOOKUP_HIT);
