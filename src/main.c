@@ -139,7 +139,7 @@ static void reload(struct config *cfg, int argc, char **argv)
 static void resume_one(struct object *obj, const char *source, void *arg)
 {
     /* a bucket's object is signed for again; a public URL's partial body was public */
-    struct fetch_source src = {source, 0, buckets_for_url(source), NULL, NULL};
+    struct fetch_source src = {source, 0, buckets_for_url(source), NULL, NULL, NULL};
     (void)arg;
     upstream_fetch(obj, &src);
 }

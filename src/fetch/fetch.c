@@ -263,8 +263,12 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
         struct sockaddr_storage client;
         struct fetch_source src = {
-            r->url, r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0,
-            r->auth, r->via, http_client(r->conn, &client)};
+            r->url,
+            r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0,
+            r->auth,
+            r->via,
+            http_client(r->conn, &client),
+            NULL};
         r->trust = TRUST_CONFIRMED;
         upstream_fetch(obj, &src);
     }
@@ -274,7 +278,8 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
 static enum lookup_result ask_store(struct fetch_req *r, struct object **obj, int *fd,
                                     struct prepared **prep, struct object_meta *meta)
 {
-    return r->kind = store_lookup_as(r->key, r->ttl, lookup_auth(r), r->sig.is_signed, obj, fd,
+    struct object_terms terms = store_default_terms(r->ttl);
+    return r->kind = store_lookup_as(r->key, &terms, lookup_auth(r), r->sig.is_signed, obj, fd,
                                      r->plain ? prep : NULL, meta);
 }
 

@@ -134,7 +134,8 @@ static const char *prefetch_one(const char *given, int64_t ttl, const char **err
         return "error";
     }
     /* a signed URL's object is a capability's, as when a client fetches it: marked so */
-    kind = store_lookup_as(key, ttl, AUTH_CONFIRMED, sig.is_signed, &obj, &fd, NULL, &meta);
+    struct object_terms terms = store_default_terms(ttl);
+    kind = store_lookup_as(key, &terms, AUTH_CONFIRMED, sig.is_signed, &obj, &fd, NULL, &meta);
     free(key);
     if (kind == LOOKUP_HIT || kind == LOOKUP_UNAVAILABLE) {
         if (fd >= 0)
@@ -150,7 +151,8 @@ static const char *prefetch_one(const char *given, int64_t ttl, const char **err
     if (kind == LOOKUP_MISS) {
         /* the admin's URL is fetched whole; the fetch takes its reference, ours goes below */
         struct fetch_source src = {
-            url, sig.is_signed ? keys_grant_until(http_cfg, &sig, (int64_t)time(NULL)) : 0, NULL,
+            url,  sig.is_signed ? keys_grant_until(http_cfg, &sig, (int64_t)time(NULL)) : 0,
+            NULL, NULL,
             NULL, NULL};
         upstream_fetch(obj, &src);
         store_release(obj);

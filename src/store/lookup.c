@@ -274,16 +274,29 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
     return LOOKUP_MISS;
 }
 
+struct object_terms store_default_terms(int64_t ttl)
+{
+    struct object_terms t = {.ttl = ttl,
+                             .stale_if_error = st.stale_if_error,
+                             .stale_while_revalidate = st.stale_while_revalidate,
+                             .max_object_size = st.max_object_size,
+                             .store = true,
+                             .pin = false};
+    return t;
+}
+
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **out, int *fd,
                                 struct prepared **prep, struct object_meta *meta)
 {
-    return store_lookup_as(url, ttl, AUTH_CONFIRMED, false, out, fd, prep, meta);
+    struct object_terms terms = store_default_terms(ttl);
+    return store_lookup_as(url, &terms, AUTH_CONFIRMED, false, out, fd, prep, meta);
 }
 
-enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_auth auth,
-                                   bool signed_url, struct object **out, int *fd,
-                                   struct prepared **prep, struct object_meta *meta)
+enum lookup_result store_lookup_as(const char *url, const struct object_terms *terms,
+                                   enum lookup_auth auth, bool signed_url, struct object **out,
+                                   int *fd, struct prepared **prep, struct object_meta *meta)
 {
+    int64_t ttl = terms->ttl;
     char key[65];
     int64_t now = now_s();
     int res;

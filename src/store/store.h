@@ -148,7 +148,26 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ob
  * lock, before any other lookup can see it. A revalidation of a marked object stays marked.
  * store_lookup's URL is not signed. */
 enum lookup_auth { AUTH_CONFIRMED, AUTH_UNSIGNED, AUTH_PENDING };
-enum lookup_result store_lookup_as(const char *url, int64_t ttl, enum lookup_auth auth,
+/* What a request's terms (rules/terms.h) say of the object it looks up. They apply to the object
+ * from this lookup on (a rule changed by SIGHUP acts on a cached object at its next request):
+ * `ttl` as store_lookup's (a shorter one shortens the object's life, for a request that may act);
+ * the rest is the object's from then on, for a request that may act (and for the object a
+ * LOOKUP_MISS creates). */
+struct object_terms {
+    int64_t ttl; /* seconds, > 0 */
+    /* The stale windows when the origin's Cache-Control says none (seconds past expiry; 0:
+     * never). The origin's word, when it gave one, still wins. */
+    int64_t stale_if_error, stale_while_revalidate;
+    int64_t max_object_size; /* bytes: a longer body is refused (413) */
+    bool store;              /* false: streamed to the clients asking while it downloads, then
+                                dropped: never kept on disk, never a hit, not in the index */
+    bool pin;                /* never evicted for room while an unpinned object remains */
+};
+/* The terms of a lookup that names none (tests, arca's own resumes): `ttl`, the store's stale
+ * windows and --max-object-size, stored, not pinned. */
+struct object_terms store_default_terms(int64_t ttl);
+enum lookup_result store_lookup_as(const char *url, const struct object_terms *terms,
+                                   enum lookup_auth auth,
                                    bool signed_url, struct object **obj, int *fd,
                                    struct prepared **prep, struct object_meta *meta);
 /* A request with &sha256=`want` for `url`, which has no object of its own: another URL's complete

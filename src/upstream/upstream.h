@@ -32,6 +32,7 @@
 #include "config/config.h"
 #include "upstream/probe.h"
 #include "store/store.h"
+#include "rules/terms.h"
 
 #include <curl/curl.h>
 #include <sys/socket.h>
@@ -57,6 +58,9 @@ struct fetch_source {
      * forwarded address); the download counts against it under --max-downloads-per-client.
      * NULL: arca's own (a resume, an admin's prefetch), all counted as one client. */
     const struct sockaddr *client;
+    /* The request's terms (rules/terms.h): the download copies what it reads of them (fill
+     * settings, sources). NULL: decided for `url` with no client (a resume). */
+    const struct fetch_terms *terms;
 };
 void upstream_fetch(struct object *obj, const struct fetch_source *src);
 

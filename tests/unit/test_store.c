@@ -749,7 +749,9 @@ static enum lookup_result look_as(const char *url, int64_t ttl, enum lookup_auth
 {
     struct object *obj;
     int fd = -1;
-    enum lookup_result r = store_lookup_as(url, ttl, auth, false, &obj, &fd, NULL, meta);
+    enum lookup_result r = store_lookup_as(
+        url, &(struct object_terms){.ttl = ttl, .max_object_size = INT64_MAX, .store = true}, auth,
+        false, &obj, &fd, NULL, meta);
     if (r == LOOKUP_HIT && fd >= 0)
         close(fd);
     if (r == LOOKUP_MISS) {
@@ -786,12 +788,16 @@ static void a_signed_urls_download_is_born_signed(void **state)
     struct object_meta meta;
     int fd;
     (void)state;
-    assert_int_equal(
-        store_lookup_as("http://h/signed", 3600, AUTH_CONFIRMED, true, &obj, &fd, NULL, &meta),
-        LOOKUP_MISS);
-    assert_int_equal(
-        store_lookup_as("http://h/signed", 1, AUTH_UNSIGNED, false, &joined, &fd, NULL, &meta),
-        LOOKUP_COALESCED);
+    assert_int_equal(store_lookup_as("http://h/signed",
+                                     &(struct object_terms){
+                                         .ttl = 3600, .max_object_size = INT64_MAX, .store = true},
+                                     AUTH_CONFIRMED, true, &obj, &fd, NULL, &meta),
+                     LOOKUP_MISS);
+    assert_int_equal(store_lookup_as("http://h/signed",
+                                     &(struct object_terms){
+                                         .ttl = 1, .max_object_size = INT64_MAX, .store = true},
+                                     AUTH_UNSIGNED, false, &joined, &fd, NULL, &meta),
+                     LOOKUP_COALESCED);
     store_snapshot(joined, &meta);
     assert_true(meta.signed_key);
     assert_int_equal(meta.ttl, 3600); /* the unsigned joiner's 1 s did not act */

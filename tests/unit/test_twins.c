@@ -49,7 +49,9 @@ static void complete_object(const char *url, const char *body, bool signed_url)
     int fd;
     struct upstream_headers h = {"", "", "", "", ""};
     assert_int_equal(
-        store_lookup_as(url, 3600, AUTH_CONFIRMED, signed_url, &obj, &fd, &prep, &meta),
+        store_lookup_as(
+            url, &(struct object_terms){.ttl = 3600, .max_object_size = INT64_MAX, .store = true},
+            AUTH_CONFIRMED, signed_url, &obj, &fd, &prep, &meta),
         LOOKUP_MISS);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();

@@ -1,0 +1,75 @@
+/*
+ * rules.h — the admin's per-prefix rules ([rule NAME] sections of the INI file, docs/CACHING.md
+ * "Rules"): a compiled, immutable set, and the matcher that finds the rule for a URL.
+ *
+ * A rule's `match` is a URL prefix, scheme and host included, put in the normal form arca keys
+ * by (url.h: a %-escape or a dot segment is matched as the URL that arca fetches is); the host
+ * may start with "*." (any host ending in what follows, not the bare domain). The rule that
+ * applies is the one whose match covers the longest start of the URL; on a tie a named host
+ * beats a glob, and a longer glob beats a shorter one. Two rules with the same match are an
+ * error. Finding it costs O(log n) string compares (a sorted table, not a list walked).
+ *
+ * Contract: rules_compile() runs on any thread and touches nothing shared; rules_install()
+ * makes a set the one in force (start and SIGHUP, main thread); rules_current() and
+ * rules_put() may be called from any thread: a set stays alive while a reference is held, so a
+ * SIGHUP never frees one under a request. A set never changes once compiled.
+ */
+#ifndef ARCA_RULES_H
+#define ARCA_RULES_H
+
+#include "config/config.h"
+#include "rules/terms.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One compiled rule. A field a rule does not set has its `has_` false: the option applies. */
+struct rule {
+    char name[64];
+    char file[256];
+    int line;         /* of its [rule NAME] line */
+    char match[1024]; /* its normal form, as matched */
+    bool host_glob;   /* match's host starts with "*." */
+    bool has_ttl, has_client_ttl, has_stale_if_error, has_stale_while_revalidate, has_store,
+        has_pin, has_fill_connections, has_fill_min_size, has_max_object_size;
+    int64_t ttl;
+    enum client_ttl_mode client_ttl;
+    int64_t client_ttl_min, client_ttl_max;
+    int64_t stale_if_error, stale_while_revalidate;
+    bool store, pin;
+    int fill_connections;
+    int64_t fill_min_size, max_object_size;
+    struct cidr *allow_nets; /* allow-network under this prefix (NULL: --allow-network's) */
+    int n_allow_nets;        /* with allow_nets: 0 means nobody */
+};
+
+struct rule_set;
+
+/* Compile the [rule NAME] sections cfg->rules holds: each value checked, each match put in
+ * normal form, the table sorted. NULL with a one-line "FILE:LINE: rule NAME: why" in err
+ * (size CONFIG_ERR_LEN) on the first bad rule. No rules: an empty set. */
+struct rule_set *rules_compile(const struct config *cfg, char *err);
+/* Make `set` (taken over) the one in force; the one before goes once its last reader is done. */
+void rules_install(struct rule_set *set);
+/* The set in force, with a reference; never NULL once rules_install ran (an empty set before). */
+const struct rule_set *rules_current(void);
+void rules_put(const struct rule_set *set);
+void rules_free(struct rule_set *set);
+
+size_t rules_count(const struct rule_set *set);
+/* The rule for `url` (its normal form); NULL: none. */
+const struct rule *rules_match(const struct rule_set *set, const char *url);
+/* Every rule matching `url`, the winner first, then the losers by precedence; returns how many
+ * (at most `max` are written). */
+size_t rules_match_all(const struct rule_set *set, const char *url, const struct rule **out,
+                       size_t max);
+
+/* Mirrors (--mirror), compiled once at start (they do not reload): rules/sources.c. */
+int sources_init(const struct config *cfg, char *err, size_t errlen);
+void sources_cleanup(void);
+/* Which mirror rule `url` (the client's, whole) falls under, and whether it carries
+ * credentials (the origin first): sources.h's struct terms_sources. */
+void sources_decide(const struct config *cfg, const char *url, struct terms_sources *out);
+
+#endif

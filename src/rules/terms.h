@@ -1,0 +1,94 @@
+/*
+ * terms.h — the terms of a request: how one URL is cached, decided once, before anything else
+ * happens, from the request, the configuration and the rules (rules.h). Every way into the
+ * cache (the fetch prefix, the proxy, an admin's prefetch, a bucket's file) decides them with
+ * terms_decide() and then reads them, never the globals they come from: the store gets
+ * `object` (store.h's struct object_terms), the download gets the fill settings and the sources,
+ * and `arca rules test` / GET /api/v1/rules/ print them with where each came from.
+ *
+ * Contract: terms_decide() runs on any thread; it reads the rule set in force (rules_current(),
+ * a reference held for the call) and the configuration's reloadable values; it allocates
+ * nothing (a fetch_terms is a value: copy it freely). The same call serves requests and answers
+ * the rules test, so what the test says is what arca does.
+ */
+#ifndef ARCA_TERMS_H
+#define ARCA_TERMS_H
+
+#include "config/config.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* Where a term's value came from, for the rules test: a rule's key, an option, the client's
+ * ttl=, the origin's Cache-Control (decided when its answer comes: the stale windows), or arca's
+ * own built-in value. */
+enum term_from {
+    FROM_BUILTIN, /* arca's own, no option names it */
+    FROM_OPTION,  /* a command-line option or [arca] key (its default included) */
+    FROM_RULE,    /* the rule that applies */
+    FROM_CLIENT,  /* the request's ttl= (or a proxied request's Cache-Control: max-age) */
+};
+
+/* A client's ttl=, as a rule lets it act (client-ttl). */
+enum client_ttl_mode {
+    CLIENT_TTL_OBEY,   /* as without rules: a client's ttl= is the request's ttl */
+    CLIENT_TTL_IGNORE, /* a client's ttl= is ignored */
+    CLIENT_TTL_CLAMP,  /* kept within [client_ttl_min, client_ttl_max] */
+};
+
+/* Where a download may come from, in order: the mirrors of the --mirror rule its URL matches,
+ * then the origin (docs/CACHING.md, "Mirrors"). A mirror is sent the URL without anything that
+ * authorises the client (signature, userinfo, tokens); the origin the client's URL, whole.
+ * The mirror URLs themselves are made by terms_source_url(). */
+#define TERMS_MAX_SOURCES (CONFIG_MAX_MIRRORS + 1)
+struct terms_sources {
+    int mirror_rule;   /* the --mirror rule matched (its index), -1: none: the origin alone */
+    int n_mirrors;     /* that rule's mirrors, asked in order before the origin */
+    bool origin_first; /* the URL carries credentials: the origin must accept it before a mirror */
+};
+
+/* What a request brings to the decision. */
+struct terms_request {
+    const char *url; /* the URL's normal form, whole (url.h): what the rules match */
+    const char *key; /* its cache key (keys.h) */
+    /* the client (http_client: behind a --trusted-proxy, the forwarded address); NULL: arca's
+     * own (a prefetch, a resume), which every rule allows */
+    const struct sockaddr *client;
+    int64_t client_ttl;      /* the client's ttl= in seconds, 0: none */
+    bool client_ttl_shorter; /* a proxied request's max-age: it may only shorten the ttl */
+};
+
+struct fetch_terms {
+    /* The rule that applies: its name and where it is written ("" and 0: none applies). */
+    char rule[64];
+    char rule_file[256];
+    int rule_line;
+    bool allowed; /* the client may fetch this URL (the rule's allow-network, else
+                     --allow-network's) */
+    enum term_from allowed_from;
+    struct object_terms object; /* the store's: ttl, stale windows, max size, store, pin */
+    enum term_from ttl_from, client_ttl_from, stale_if_error_from, stale_while_revalidate_from,
+        max_object_size_from, store_from, pin_from, fill_from;
+    enum client_ttl_mode client_ttl;
+    int64_t client_ttl_min, client_ttl_max; /* CLIENT_TTL_CLAMP's bounds, seconds */
+    int64_t ttl_base;      /* the ttl before the client's: the rule's or --default-ttl */
+    int fill_connections;  /* connections one download may use at once; 1: one */
+    int64_t fill_min_size; /* smaller objects come over one connection */
+    struct terms_sources sources;
+};
+
+/* Decide the terms of `req` under the rules in force and the configuration `cfg`. */
+void terms_decide(const struct config *cfg, const struct terms_request *req,
+                  struct fetch_terms *out);
+
+/* The URL mirror `k` (0 .. sources.n_mirrors - 1) is asked for `url`, into a new string (NULL:
+ * out of memory, or no such mirror). */
+char *terms_source_url(const struct config *cfg, const struct fetch_terms *t, const char *url,
+                       int k);
+
+/* The words the rules test uses for a term's origin: "rule NAME", "--default-ttl", "built-in"... */
+const char *terms_from_name(enum term_from from);
+
+#endif
