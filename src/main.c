@@ -7,6 +7,7 @@
 #include "http/http.h"
 #include "log/log.h"
 #include "rules/policy.h"
+#include "rules/rules.h"
 #include "web/routes.h"
 #include "stats/stats.h"
 #include "config/buckets.h"
@@ -85,12 +86,15 @@ static void log_reloaded(const struct config *fresh)
     char token[sizeof(fresh->admin_token_file) + 32] = "no admin token";
     if (fresh->admin_token_file[0])
         snprintf(token, sizeof(token), "admin token from %s", fresh->admin_token_file);
+    const struct rule_set *rules = rules_current();
+    size_t n_rules = rules_count(rules);
+    rules_put(rules);
     log_info("SIGHUP: reloaded (may fetch: %s; log level %s, quota %lld bytes, default ttl %llds, "
              "upstream "
-             "rate %s, stale-if-error %llds, stale-while-revalidate %llds, %s)",
+             "rate %s, stale-if-error %llds, stale-while-revalidate %llds, %s, %zu rule%s)",
              who, level_name(fresh->log_level), (long long)fresh->quota,
              (long long)fresh->default_ttl, rate, (long long)fresh->stale_if_error,
-             (long long)fresh->stale_while_revalidate, token);
+             (long long)fresh->stale_while_revalidate, token, n_rules, n_rules == 1 ? "" : "s");
 }
 
 /* SIGUSR1, logrotate's: reopen the access log and nothing else, so that a nightly rotation never
@@ -110,18 +114,23 @@ static void reopen_log(void)
 static void reload(struct config *cfg, int argc, char **argv)
 {
     static struct config fresh;
+    struct rule_set *rules;
     char err[CONFIG_ERR_LEN];
 
     if (access_log_reopen(err, sizeof(err)) < 0)
         log_error("SIGHUP: %s; lines go on to the file open before", err);
     if (config_load(&fresh, argc, argv, err) != CONFIG_SERVE) {
         log_error("SIGHUP: %s; keeping the running configuration", err);
+        config_free(&fresh);
         return;
     }
-    if (http_load_admin_token(&fresh, err, sizeof(err)) < 0) {
+    if (http_load_admin_token(&fresh, err, sizeof(err)) < 0 ||
+        !(rules = rules_compile(&fresh, err))) {
         log_error("SIGHUP: %s; keeping the running configuration", err);
+        config_free(&fresh);
         return;
     }
+    rules_install(rules);
     note_needs_restart(cfg, &fresh);
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
     store_set_quota(fresh.quota);
@@ -133,6 +142,7 @@ static void reload(struct config *cfg, int argc, char **argv)
         log_set_level(fresh.log_level);
     log_reloaded(&fresh);
     log_set_level(fresh.log_level);
+    config_free(&fresh); /* what was read of the rules: the set compiled from it is in force */
 }
 
 /* A download the last stop cut continues where its synced bytes end (store_resume.c). */
@@ -173,6 +183,19 @@ static int bucket_located(const struct config *cfg, char *err, size_t errlen)
         }
     }
     return -1;
+}
+
+/* The [rule NAME] sections compiled and put in force (their errors name FILE:LINE). */
+static int install_rules(const struct config *cfg, char *err, size_t errlen)
+{
+    char why[CONFIG_ERR_LEN];
+    struct rule_set *set = rules_compile(cfg, why);
+    if (!set) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    rules_install(set);
+    return 0;
 }
 
 /* --data-dir: there and writable, or creatable (store_open makes one level, as mkdir does), as
@@ -249,6 +272,8 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
         return -1;
     if (buckets_init(cfg, err, errlen) < 0)
         return bucket_located(cfg, err, errlen);
+    if (install_rules(cfg, err, errlen) < 0 || sources_init(cfg, err, errlen) < 0)
+        return -1;
     if (http_load_admin_token(cfg, err, errlen) < 0)
         return located(cfg, "admin-token-file", err, errlen);
     if (access_log_check(cfg->access_log, err, errlen) < 0)
@@ -348,6 +373,11 @@ static void log_starting(const struct config *cfg)
     char who[512];
     policy_describe_clients(who, sizeof(who));
     log_info("may fetch: %s", who);
+    const struct rule_set *rules = rules_current();
+    size_t n = rules_count(rules);
+    rules_put(rules);
+    if (n > 0) /* `arca rules test URL` says which applies to a URL, and why */
+        log_info("rules: %zu in force", n);
     bool v6 = strchr(cfg->listen_host, ':') != NULL; /* [::], as --listen writes it */
     if (upstream_loopback_exposed(cfg))
         log_warn("--upstream-allow lets arca fetch from this host's loopback while it "

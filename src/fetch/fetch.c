@@ -9,6 +9,8 @@
 #include "rules/grants.h"
 #include "http/proxy_target.h"
 #include "rules/keys.h"
+#include "rules/policy.h"
+#include "rules/rules.h"
 #include "base/parse.h"
 #include "stats/stats.h"
 #include "store/store.h"
@@ -75,19 +77,16 @@ static struct fetch_req *req_new(struct conn *c, struct request *req, const char
     return r;
 }
 
-/* Check the query once, at the edge (the rule is url.h's): r->url gets the target's normal
- * form. Returns 0 or -1 after queueing a 400/403/414. */
 /* The URL of a proxied request: its target, whole, in normal form; ttl and sha256 are not
- * arca's to take from it (its query is the URL's), but a Cache-Control max-age is its ttl. */
+ * arca's to take from it (its query is the URL's), but a Cache-Control max-age is its ttl, one
+ * that may only shorten the terms' (terms_request's client_ttl_shorter). */
 static int proxied_url(struct conn *c, const struct request *req, struct fetch_params *p,
                        int *status, const char **why)
 {
     size_t len = strlen(req->uri);
     int64_t max_age = proxy_max_age(c);
     p->has_sha256 = false;
-    /* a ttl is at least a second; a max-age only shortens the default, never lengthens it */
-    p->has_ttl =
-        max_age >= 0 && max_age < __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
+    p->has_ttl = max_age >= 0; /* a ttl is at least a second */
     snprintf(p->ttl, sizeof(p->ttl), "%llds", (long long)(max_age > 0 ? max_age : 1));
     if (len > (size_t)http_cfg->max_url_len) {
         *status = HTTP_URI_TOO_LONG;
@@ -105,8 +104,23 @@ static bool via_loops(struct conn *c, struct fetch_req *r)
     return proxy_via_received(c, VIA_MAX, &r->via) == VIA_LOOP;
 }
 
+/* Whether a client is refused before its URL is read: it is unknown (a trusted proxy's
+ * X-Forwarded-For names no address), or outside --allow-network while no rule names networks of
+ * its own. *refusal says why --allow-network refuses it (NULL: it does not). */
+static bool refused_outright(struct conn *c, const char **refusal)
+{
+    struct sockaddr_storage buf;
+    *refusal = http_fetch_refusal(c);
+    return *refusal && (!http_client(c, &buf) || !rules_widen_any());
+}
+
+/* Check the query once, at the edge (the rule is url.h's): r->url gets the target's normal
+ * form, *client_ttl the client's ttl= (0: none). Returns 0 or -1 after queueing a 400/403/414.
+ * Who may fetch is the terms' to say (a rule may name other networks than --allow-network's);
+ * a client refused by --allow-network is refused before its URL is read, unless some rule could
+ * let it in: it learns nothing of how arca reads URLs. */
 static int check_request(struct conn *c, const struct request *req, struct fetch_req *r,
-                         int64_t *ttl, enum conn_result *ret)
+                         int64_t *client_ttl, enum conn_result *ret)
 {
     const char *query = req->proxied ? req->uri : strchr(req->uri, '?'), *why;
     struct fetch_params p;
@@ -115,9 +129,9 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
     query = !query ? "" : req->proxied ? query : query + 1;
     p.url_size = URL_BUF_SIZE(strlen(query));
     p.url = r->url = malloc(p.url_size);
-    *ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED); /* SIGHUP may change it */
-    const char *refusal = http_fetch_refusal(c);
-    if (refusal)
+    *client_ttl = 0;
+    const char *refusal;
+    if (refused_outright(c, &refusal))
         *ret = fetch_refuse_client(r, refusal);
     else if (!r->url)
         *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
@@ -131,7 +145,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
         if (status == HTTP_URI_TOO_LONG) /* --max-url-length: a limit, counted as one */
             atomic_fetch_add(&stats.limited, 1);
         *ret = fetch_refuse(c, (unsigned int)status, why);
-    } else if (p.has_ttl && parse_ttl(p.ttl, ttl) < 0)
+    } else if (p.has_ttl && parse_ttl(p.ttl, client_ttl) < 0)
         *ret = fetch_refuse(c, HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (p.has_sha256 && parse_sha256_hex(p.sha256, r->expect) < 0)
         *ret = fetch_refuse(c, HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
@@ -146,7 +160,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
 static bool expired_for(const struct fetch_req *r, const struct object_meta *meta)
 {
     int64_t age = (int64_t)time(NULL) - meta->created;
-    return age >= meta->ttl || age >= r->ttl;
+    return age >= meta->ttl || age >= r->terms.object.ttl;
 }
 
 /* --- the course: a table of steps ------------------------------------------------------------ */
@@ -219,7 +233,7 @@ static enum fetch_step answer_hit(struct fetch_req *r, const struct object_meta 
                                   struct prepared *prep)
 {
     bool confirm = fetch_needs_confirm(r, meta);
-    if (!confirm && r->trust == TRUST_NONE && (expired_for(r, meta) || r->ttl < meta->ttl)) {
+    if (!confirm && r->trust == TRUST_NONE && (expired_for(r, meta) || r->terms.object.ttl < meta->ttl)) {
         /* authorised now (accepted before, or no check applies): its ttl may act, shortening
          * the object's life or finding it expired */
         if (fd >= 0)
@@ -262,15 +276,9 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
     } else if (r->kind == LOOKUP_MISS) {
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
         struct sockaddr_storage client;
-        struct fetch_source src = {
-            r->url,
-            r->sig.is_signed ? keys_grant_until(http_cfg, &r->sig, (int64_t)time(NULL)) : 0,
-            r->auth,
-            r->via,
-            http_client(r->conn, &client),
-            NULL};
         r->trust = TRUST_CONFIRMED;
-        upstream_fetch(obj, &src);
+        fetch_start_download(obj, r->url, &r->sig, r->auth, r->via,
+                             http_client(r->conn, &client), &r->terms);
     }
     return FETCH_STREAM;
 }
@@ -278,8 +286,7 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
 static enum lookup_result ask_store(struct fetch_req *r, struct object **obj, int *fd,
                                     struct prepared **prep, struct object_meta *meta)
 {
-    struct object_terms terms = store_default_terms(r->ttl);
-    return r->kind = store_lookup_as(r->key, &terms, lookup_auth(r), r->sig.is_signed, obj, fd,
+    return r->kind = store_lookup_as(r->key, &r->terms.object, lookup_auth(r), r->sig.is_signed, obj, fd,
                                      r->plain ? prep : NULL, meta);
 }
 
@@ -372,7 +379,7 @@ static enum fetch_step step_confirmed(struct fetch_req *r)
         /* A failed download was another URL's (inherits_failure). One of the version upstream
          * confirmed is joined again, as the authorised request this is, so its ttl acts. */
         if (inherits_failure(r, &meta) ||
-            (fetch_same_version(&res, &meta) && r->ttl < meta.ttl && !r->looked_again))
+            (fetch_same_version(&res, &meta) && r->terms.object.ttl < meta.ttl && !r->looked_again))
             return FETCH_LOOK_AGAIN;
         if (fetch_same_version(&res, &meta))
             return FETCH_STREAM;
@@ -436,27 +443,69 @@ static enum conn_result run(struct fetch_req *r)
     }
 }
 
+void fetch_start_download(struct object *obj, const char *url, const struct signature *sig,
+                          const struct bucket_auth *auth, const char *via,
+                          const struct sockaddr *client, const struct fetch_terms *terms)
+{
+    struct fetch_source src = {
+        url,  sig->is_signed ? keys_grant_until(http_cfg, sig, (int64_t)time(NULL)) : 0,
+        auth, via,
+        client, terms};
+    upstream_fetch(obj, &src);
+}
+
+const char *fetch_key(const char *url, struct signature *sig)
+{
+    *sig = (struct signature){false, 0};
+    if (!strchr(url, '?') || http_cfg->exact_keys)
+        return url; /* the common case on the hit path: nothing to parse */
+    char *key = keys_cache_url_dup(http_cfg, url, sig);
+    if (key && !sig->is_signed) {
+        free(key);
+        return url;
+    }
+    return key;
+}
+
 /* The cache key: the URL itself (no copy) unless signing parameters leave it. */
 static int set_key(struct fetch_req *r)
 {
-    r->key = r->url;
-    r->sig = (struct signature){false, 0};
-    if (!strchr(r->url, '?') || http_cfg->exact_keys)
-        return 0; /* the common case on the hit path: nothing to parse */
-    char *key = keys_cache_url_dup(http_cfg, r->url, &r->sig);
-    if (!key)
+    r->key = (char *)fetch_key(r->url, &r->sig);
+    return r->key ? 0 : -1;
+}
+
+/* The request's terms, decided once its URL and key are known (rules/terms.h): from here on
+ * the course reads them, never the options. A client they do not let fetch this URL is refused. */
+static int decide(struct fetch_req *r, int64_t client_ttl, enum conn_result *ret)
+{
+    struct sockaddr_storage buf;
+    const struct sockaddr *client = http_client(r->conn, &buf);
+    struct terms_request q = {r->url, r->key, client, client_ttl, r->req->proxied};
+    if (!client) { /* unknown: refused_outright refused it already; never taken for arca's own */
+        *ret = fetch_refuse_client(r, http_fetch_refusal(r->conn));
         return -1;
-    if (r->sig.is_signed)
-        r->key = key;
-    else
-        free(key);
-    return 0;
+    }
+    terms_decide(http_cfg, &q, &r->terms);
+    if (r->terms.allowed)
+        return 0;
+    if (r->terms.allowed_from != FROM_RULE)
+        *ret = fetch_refuse_client(r, policy_client_refusal());
+    else {
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "client address not allowed to fetch this URL: rule %s names who may "
+                 "(allow-network)",
+                 r->terms.rule);
+        *ret = fetch_refuse_client(r, why);
+    }
+    return -1;
 }
 
 static enum conn_result begin(struct conn *c, struct request *req, const char *filename, bool head)
 {
     enum conn_result ret = CONN_CLOSE;
     struct fetch_req *r;
+    int64_t client_ttl;
 
     atomic_fetch_add(&stats.requests, 1);
     if (!(r = req_new(c, req, filename, head)))
@@ -464,24 +513,24 @@ static enum conn_result begin(struct conn *c, struct request *req, const char *f
     req->state = r;
     if (req->proxied) /* its answers carry a Via: never the shared prepared one */
         r->plain = false;
-    if (check_request(c, req, r, &r->ttl, &ret) < 0)
+    if (check_request(c, req, r, &client_ttl, &ret) < 0)
         return ret;
     if (set_key(r) < 0)
         return fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    if (decide(r, client_ttl, &ret) < 0)
+        return ret;
     step_to(r, r->has_expect ? FETCH_TWIN : FETCH_LOOKUP);
     return run(r);
 }
 
-/* ?ttl= and ?sha256= of a /browse/ file, as the fetch query gives them. */
-static int browse_params(struct fetch_req *r, enum conn_result *ret)
+/* ?ttl= and ?sha256= of a /browse/ file, as the fetch query gives them (*client_ttl 0: none).
+ * The browser refused clients outside --allow-network already (its listings are theirs). */
+static int browse_params(struct fetch_req *r, int64_t *client_ttl, enum conn_result *ret)
 {
     const char *ttl = conn_query(r->conn, "ttl");
     const char *sha = conn_query(r->conn, "sha256");
-    r->ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
-    const char *refusal = http_fetch_refusal(r->conn);
-    if (refusal)
-        *ret = fetch_refuse_client(r, refusal);
-    else if (ttl && parse_ttl(ttl, &r->ttl) < 0)
+    *client_ttl = 0;
+    if (ttl && parse_ttl(ttl, client_ttl) < 0)
         *ret = fetch_refuse(r->conn, HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (sha && parse_sha256_hex(sha, r->expect) < 0)
         *ret = fetch_refuse(r->conn, HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
@@ -498,6 +547,7 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
 {
     enum conn_result ret = CONN_CLOSE;
     struct fetch_req *r;
+    int64_t client_ttl;
     assert(http_handling(c, req));
     atomic_fetch_add(&stats.requests, 1);
     if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
@@ -508,7 +558,7 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
     r->auth = auth;
     r->missing = missing;
     r->missing_arg = arg;
-    if (browse_params(r, &ret) < 0)
+    if (browse_params(r, &client_ttl, &ret) < 0 || decide(r, client_ttl, &ret) < 0)
         return ret;
     /* a twin is confirmed by an unsigned probe, which S3 refuses for a bucket arca signs for:
      * such a file is looked up as itself */

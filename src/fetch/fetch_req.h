@@ -18,6 +18,7 @@
 #include "store/store.h"
 #include "upstream/upstream.h"
 #include "rules/keys.h"
+#include "rules/terms.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -73,7 +74,8 @@ struct fetch_req {
     char *key; /* the cache key: url without the parameters that only sign it (url
                   itself when there are none) */
     struct signature sig;
-    int64_t ttl;
+    struct fetch_terms terms; /* decided once the key is made (fetch.c's decide): read, never
+                                 the options they come from */
     bool looked_again;        /* let go of a download it joined and looked up anew (once) */
     struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
                                  twin_fd, waiting for upstream to confirm url (NULL: none) */
@@ -95,6 +97,16 @@ struct fetch_req {
     void *missing_arg;
     char filename[256];
 };
+
+/* fetch.c: the course's pieces an admin's prefetch shares (prefetch.c). */
+/* The cache key of `url` (its normal form): `url` itself when no parameter only signs it, else
+ * a new string (NULL: out of memory); *sig says what was dropped. */
+const char *fetch_key(const char *url, struct signature *sig);
+/* Hand a LOOKUP_MISS's object to upstream: `url` fetched whole under `terms`, for `client`
+ * (NULL: arca's own). */
+void fetch_start_download(struct object *obj, const char *url, const struct signature *sig,
+                          const struct bucket_auth *auth, const char *via,
+                          const struct sockaddr *client, const struct fetch_terms *terms);
 
 /* fetch_answer.c */
 void fetch_count_error(void);

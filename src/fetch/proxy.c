@@ -4,6 +4,7 @@
 #include "fetch/fetch.h"
 #include "http/http_offload.h"
 #include "http/proxy_target.h"
+#include "rules/rules.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -90,8 +91,9 @@ enum conn_result proxy_route(struct conn *c, struct request *req, const char *re
         return CONN_GO_ON;
     }
     if (req->ask_self && !req->state) {
-        /* refused before a thread is spent on it, as any fetch: counted, logged REFUSED */
-        if (http_fetch_refusal(c))
+        /* refused before a thread is spent on it, as any fetch: counted, logged REFUSED; unless
+         * a rule names networks of its own (it may let the client in: checked like the rest) */
+        if (http_fetch_refusal(c) && !rules_widen_any())
             return fetch_proxied(c, req);
         /* without the lookup arca could fetch its own URL and refuse it as arca's address */
         switch (start_check(c, req)) {

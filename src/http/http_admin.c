@@ -5,6 +5,7 @@
 #include "http/http_internal.h"
 #include "stats/stats.h"
 #include "rules/keys.h"
+#include "rules/explain.h"
 #include "log/log.h"
 #include "base/parse.h"
 #include "store/store.h"
@@ -62,7 +63,7 @@ int http_load_admin_token(const struct config *cfg, char *err, size_t errlen)
 }
 
 /* 0 when the request carries the token; otherwise the answer was queued into *ret. */
-static int authorize(struct conn *c, enum conn_result *ret)
+int http_admin_authorize(struct conn *c, enum conn_result *ret)
 {
     const char *auth = conn_header(c, "Authorization");
     const char *given = auth && !strncasecmp(auth, "Bearer ", 7) ? auth + 7 : NULL;
@@ -89,7 +90,7 @@ static int authorize(struct conn *c, enum conn_result *ret)
     return -1;
 }
 
-static enum conn_result send_json(struct conn *c, unsigned int status, json_t *o)
+enum conn_result http_send_json(struct conn *c, unsigned int status, json_t *o)
 {
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -98,7 +99,7 @@ static enum conn_result send_json(struct conn *c, unsigned int status, json_t *o
 
 /* The normal form of a URL an admin gave (url.h), the store's key; NULL with *why set. The
  * caller frees it. */
-static char *normal_url(const char *url, const char **why)
+char *http_admin_url(const char *url, const char **why)
 {
     size_t len = strlen(url);
     char *out = NULL;
@@ -116,110 +117,6 @@ static char *normal_url(const char *url, const char **why)
     return out;
 }
 
-/* Start the download of one URL unless it is cached or on its way; says which. */
-static const char *prefetch_one(const char *given, int64_t ttl, const char **error)
-{
-    struct object *obj;
-    struct object_meta meta;
-    int fd;
-    enum lookup_result kind;
-    struct signature sig;
-    char *url = normal_url(given, error),
-         *key = url ? keys_cache_url_dup(http_cfg, url, &sig) : NULL;
-
-    if (!key) {
-        if (url)
-            *error = "out of memory";
-        free(url);
-        return "error";
-    }
-    /* a signed URL's object is a capability's, as when a client fetches it: marked so */
-    struct object_terms terms = store_default_terms(ttl);
-    kind = store_lookup_as(key, &terms, AUTH_CONFIRMED, sig.is_signed, &obj, &fd, NULL, &meta);
-    free(key);
-    if (kind == LOOKUP_HIT || kind == LOOKUP_UNAVAILABLE) {
-        if (fd >= 0)
-            close(fd);
-        free(url);
-        return "cached";
-    }
-    if (!obj) {
-        free(url);
-        *error = "out of memory";
-        return "error";
-    }
-    if (kind == LOOKUP_MISS) {
-        /* the admin's URL is fetched whole; the fetch takes its reference, ours goes below */
-        struct fetch_source src = {
-            url,  sig.is_signed ? keys_grant_until(http_cfg, &sig, (int64_t)time(NULL)) : 0,
-            NULL, NULL,
-            NULL, NULL};
-        upstream_fetch(obj, &src);
-        store_release(obj);
-        free(url);
-        return "started";
-    }
-    store_release(obj);
-    free(url);
-    return "downloading";
-}
-
-/* The body: ["URL", ...] or {"urls": ["URL", ...], "ttl": "1d"}. */
-static int parse_prefetch(const struct buf *body, json_t **root, json_t **urls, int64_t *ttl,
-                          char *why, size_t whylen)
-{
-    json_error_t jerr;
-    json_t *t;
-    *root = json_loadb(body->data ? body->data : "", body->len, 0, &jerr);
-    *urls = json_is_object(*root) ? json_object_get(*root, "urls") : *root;
-    t = json_is_object(*root) ? json_object_get(*root, "ttl") : NULL;
-    if (json_is_null(t))
-        t = NULL;
-    if (!*root)
-        snprintf(why, whylen, "body is not JSON: %s (line %d)", jerr.text, jerr.line);
-    else if (!json_is_array(*urls) || json_array_size(*urls) == 0)
-        snprintf(why, whylen,
-                 "expected a JSON list of URLs, or {\"urls\": [...], \"ttl\": \"1d\"}");
-    else if (t && (!json_is_string(t) || parse_ttl(json_string_value(t), ttl) < 0))
-        snprintf(why, whylen, "bad ttl: expected <int>d|h|m|s, positive");
-    else
-        return 0;
-    return -1;
-}
-
-static enum conn_result prefetch(struct conn *c, const struct buf *body)
-{
-    enum conn_result ret;
-    json_t *root, *urls, *results, *u;
-    int64_t ttl = __atomic_load_n(&http_cfg->default_ttl, __ATOMIC_RELAXED);
-    char why[256];
-    size_t i;
-
-    if (authorize(c, &ret) < 0)
-        return ret;
-    if (parse_prefetch(body, &root, &urls, &ttl, why, sizeof(why)) < 0) {
-        json_decref(root);
-        return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
-    }
-    results = json_array();
-    json_array_foreach(urls, i, u)
-    {
-        const char *error = NULL, *url = json_is_string(u) ? json_string_value(u) : NULL;
-        const char *result = url ? prefetch_one(url, ttl, &error) : "error";
-        char *shown = url ? url_shown(url) : NULL;
-        json_t *item = json_pack("{s:s?, s:s}", "url", shown, "result", result);
-        free(shown);
-        if (!url)
-            error = "not a string";
-        if (error)
-            json_object_set_new(item, "error", json_string(error));
-        json_array_append_new(results, item);
-    }
-    json_decref(root);
-    log_info("admin: prefetch of %zu URL(s)", json_array_size(results));
-    return send_json(c, HTTP_ACCEPTED, json_pack("{s:o}", "results", results));
-}
-
 static struct prefetch_state *prefetch_state(const struct request *req)
 {
     struct prefetch_state *s = req->state;
@@ -230,7 +127,7 @@ static struct prefetch_state *prefetch_state(const struct request *req)
 bool http_prefetch_admit(struct conn *c)
 {
     enum conn_result ret;
-    return authorize(c, &ret) == 0;
+    return http_admin_authorize(c, &ret) == 0;
 }
 
 /* The body, up to HTTP_PREFETCH_BODY_MAX bytes: the server hands it over in pieces. */
@@ -250,18 +147,12 @@ void http_prefetch_upload(struct request *req, const char *data, size_t size)
         buf_addn(&s->body, data, size);
 }
 
-enum conn_result http_prefetch(struct conn *c, struct request *req, const char *rest)
+const struct buf *http_prefetch_body(struct request *req, bool *too_big)
 {
     static const struct buf none;
     const struct prefetch_state *s = prefetch_state(req);
-    (void)rest;
-    assert(http_handling(c, req));
-    if (s && s->too_big) {
-        atomic_fetch_add(&stats.limited, 1);
-        return http_send_error(c, HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes",
-                               HTTP_PREFETCH_BODY_MAX);
-    }
-    return prefetch(c, s ? &s->body : &none);
+    *too_big = s && s->too_big;
+    return s ? &s->body : &none;
 }
 
 const char *http_prefetch_done(struct request *req, bool completed)
@@ -290,7 +181,7 @@ static enum conn_result purge_answer(struct conn *c, const char *url, int rc, in
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     char *shown = url_shown(url);
     log_info("admin: purged %s", url);
-    ret = send_json(
+    ret = http_send_json(
         c, HTTP_OK,
         json_pack("{s:s?, s:b, s:I}", "url", shown, "purged", 1, "bytes", (json_int_t)length));
     free(shown);
@@ -305,13 +196,13 @@ static char *admin_url(struct conn *c, const char **given, enum conn_result *ret
     struct signature sig;
     char *url;
 
-    if (authorize(c, ret) < 0)
+    if (http_admin_authorize(c, ret) < 0)
         return NULL;
     if (!url_arg || !*url_arg) {
         *ret = http_send_error(c, HTTP_BAD_REQUEST, "missing url parameter");
         return NULL;
     }
-    if (!(url = normal_url(url_arg, &why))) {
+    if (!(url = http_admin_url(url_arg, &why))) {
         *ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
         return NULL;
     }
@@ -369,5 +260,26 @@ enum conn_result http_outcome(struct conn *c)
         return ret;
     store_outcome(url, &o);
     free(url);
-    return send_json(c, HTTP_OK, outcome_json(given, &o));
+    return http_send_json(c, HTTP_OK, outcome_json(given, &o));
+}
+
+/* GET /api/v1/rules/?url=URL[&client=ADDR] (admin token): the terms arca decides for the URL,
+ * each with where it came from (rules/explain.h: what `arca rules test` prints), asked of the
+ * rules in force. */
+enum conn_result http_rules(struct conn *c, struct request *req, const char *rest)
+{
+    const char *url = conn_query(c, "url"), *addr = conn_query(c, "client");
+    enum conn_result ret;
+    char err[CONFIG_ERR_LEN];
+    json_t *answer;
+
+    (void)req;
+    (void)rest;
+    if (http_admin_authorize(c, &ret) < 0)
+        return ret;
+    if (!url || !*url)
+        return http_send_error(c, HTTP_BAD_REQUEST, "missing url parameter");
+    if (!(answer = rules_explain(http_cfg, url, addr, err)))
+        return http_send_error(c, HTTP_BAD_REQUEST, "%s", err);
+    return http_send_json(c, HTTP_OK, answer);
 }

@@ -57,8 +57,9 @@ bool http_handling(struct conn *c, const struct request *req);
 bool http_is_head(const struct request *req);
 
 /* Route handlers of http/ (struct route): health, status and metrics (http_info.c), the
- * resources' JSON, a download's outcome and purge (http_resources.c, http_admin.c), prefetch
- * (http_admin.c, its body taken by http_prefetch_upload and let go by http_prefetch_done). The
+ * resources' JSON, a download's outcome and purge (http_resources.c, http_admin.c), prefetch's
+ * body (http_admin.c: taken by http_prefetch_upload and let go by http_prefetch_done; its
+ * handler is fetch/prefetch.h's), the rules test (http_admin.c). The
  * fetch endpoint's and the proxy's are in fetch/ (fetch.h, proxy.h). */
 enum conn_result http_health(struct conn *c, struct request *req, const char *rest);
 enum conn_result http_status(struct conn *c, struct request *req, const char *rest);
@@ -66,10 +67,21 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
 /* GET|HEAD /api/v1/resources/?state=&page=&order= (KissCache's states and orders), or with
  * ?url= a download's outcome (admin token); DELETE /api/v1/resources/?url= purges. */
 enum conn_result http_resources_api(struct conn *c, struct request *req, const char *rest);
-enum conn_result http_prefetch(struct conn *c, struct request *req, const char *rest);
+/* GET /api/v1/rules/?url=URL[&client=ADDR] (admin token): rules/explain.h's answer. */
+enum conn_result http_rules(struct conn *c, struct request *req, const char *rest);
 /* The largest prefetch list taken (its route's body_max); a chunked one beyond it gets 413. */
 #define HTTP_PREFETCH_BODY_MAX (1024 * 1024)
 void http_prefetch_upload(struct request *req, const char *data, size_t size);
+/* The body taken so far (empty when none came); *too_big: it went past the limit. The route's
+ * handler is fetch/prefetch.c's: a prefetch takes the fetch course. */
+const struct buf *http_prefetch_body(struct request *req, bool *too_big);
+/* 0 when the request carries the admin token; otherwise the answer was queued into *ret. */
+int http_admin_authorize(struct conn *c, enum conn_result *ret);
+/* The normal form of a URL an admin gave (url.h); NULL with *why set. The caller frees it. */
+char *http_admin_url(const char *url, const char **why);
+/* `o` (taken over; NULL: out of memory) as the JSON answer. */
+struct json_t;
+enum conn_result http_send_json(struct conn *c, unsigned int status, struct json_t *o);
 /* At the head: false (a 401 or 403 queued) unless the request carries the admin token. */
 bool http_prefetch_admit(struct conn *c);
 const char *http_prefetch_done(struct request *req, bool completed);

@@ -65,6 +65,11 @@ const struct rule *rules_match(const struct rule_set *set, const char *url);
 size_t rules_match_all(const struct rule_set *set, const char *url, const struct rule **out,
                        size_t max);
 
+/* Whether a rule of the set in force names networks of its own (allow-network): then a client
+ * outside --allow-network may still fetch under its prefix, and is refused only once its URL is
+ * read. Any thread. */
+bool rules_widen_any(void);
+
 /* Mirrors (--mirror), compiled once at start (they do not reload): rules/sources.c. */
 int sources_init(const struct config *cfg, char *err, size_t errlen);
 void sources_cleanup(void);

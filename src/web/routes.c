@@ -5,6 +5,7 @@
 #include "http/http_connect.h"
 #include "fetch/fetch.h"
 #include "fetch/proxy.h"
+#include "fetch/prefetch.h"
 #include "http/http_internal.h"
 #include "web/pages.h"
 
@@ -32,8 +33,9 @@ const struct route routes[] = {
     {"/browse", ROUTE_EXACT, NULL, web_browse_root, NULL, NULL, false, 0, NULL},
     {"/browse/", ROUTE_PREFIX, GET_HEAD, web_browse, NULL, web_browse_done, false, 0, NULL},
     /* the API: admin (token) and listings */
-    {"/api/v1/prefetch", ROUTE_SLASH, "POST", http_prefetch, http_prefetch_upload,
+    {"/api/v1/prefetch", ROUTE_SLASH, "POST", fetch_prefetch, http_prefetch_upload,
      http_prefetch_done, false, HTTP_PREFETCH_BODY_MAX, http_prefetch_admit},
+    {"/api/v1/rules", ROUTE_SLASH, GET_HEAD, http_rules, NULL, NULL, false, 0, NULL},
     {"/api/v1/resources", ROUTE_SLASH, "GET, HEAD, DELETE", http_resources_api, NULL, NULL, false,
      0, NULL},
     {"/api/v1/health", ROUTE_SLASH, GET_HEAD, http_health, NULL, NULL, true, 0, NULL},
