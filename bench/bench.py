@@ -604,6 +604,50 @@ def warm_small_log(work, cfg, www):
             s.stop()
 
 
+def rules_file(work, n, origin_port):
+    """An INI file of `n` [rule NAME] sections, as a lab with many prefixes writes them: most on
+    hosts of their own, a tenth on the origin's host (the hit's URL falls under the longest of
+    those), a tenth behind host globs."""
+    path = os.path.join(work, f"rules-{n}.ini")
+    with open(path, "w") as f:
+        for i in range(n):
+            if i % 10 == 0:
+                match = f"http://127.0.0.1:{origin_port}/" + "/".join(["d"] * (i // 100)) + f"x{i}/"
+            elif i % 10 == 1:
+                match = f"https://*.bucket{i}.example.org/"
+            else:
+                match = f"https://host{i}.example.org/releases/{i}/"
+            f.write(f"[rule r{i}]\nmatch = {match}\nttl = {1 + i % 30}d\n\n")
+        f.write(f"[rule small]\nmatch = http://127.0.0.1:{origin_port}/sm\nttl = 2d\n")
+    return path
+
+
+def warm_small_rules(work, cfg, www):
+    """What rules cost a hit: warm small hits (as warm-small) on arca with none and with 1,000
+    [rule NAME] sections (the hit's URL under one of them), and the same pair for ARCA_BEFORE,
+    rounds interleaved. The issue's bound: at most 3 % more CPU a request."""
+    write_random(os.path.join(www, "small"), 4096)
+    origin = Nginx(work, "nginx-static", www=www, log=False)
+    builds = [("arca", ARCA)] + ([("arca-before", ARCA_BEFORE)] if ARCA_BEFORE else [])
+    peers = [origin]
+    try:
+        for name, binary in builds:
+            peers.append(Arca(work, binary=binary, name=name))
+            if has_option(binary, "rules test"):
+                peers.append(Arca(work, binary=binary, name=name + "-1000-rules",
+                                  extra=["--config", rules_file(work, 1000, origin.port)]))
+        for s in peers[1:]:
+            fetch_all(s.url(origin, "/small"), 4096)
+        rounds = wrk_rounds(peers[1:], origin, cfg)
+        return {"metric": "server_cpu_us_per_req", "higher_is_better": False, "unit": "us",
+                "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
+                         f"{cfg['small_seconds']} s per round; NAME-1000-rules runs with 1,000 "
+                         "[rule NAME] sections, the hit's URL under one", "rounds": rounds}
+    finally:
+        for s in reversed(peers):
+            s.stop()
+
+
 def rate_run(url, rate, seconds, random_n=0):
     """arca-loadgen's open loop: latency percentiles at a fixed offered rate."""
     argv = [LOADGEN, "rate", url, "--rate", str(rate), "--seconds", str(seconds)]
@@ -1664,6 +1708,7 @@ def parse_rate(text):
 
 SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "warm-small-log": warm_small_log, "warm-small-floor": warm_small_floor,
+             "warm-small-rules": warm_small_rules,
              "cold-fanout": cold_fanout,
              "cold-fanout-ref": cold_fanout_ref, "cold-fanout-digest": cold_fanout_digest,
              "digest-fanout": digest_fanout,
