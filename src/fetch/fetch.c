@@ -233,7 +233,8 @@ static enum fetch_step answer_hit(struct fetch_req *r, const struct object_meta 
                                   struct prepared *prep)
 {
     bool confirm = fetch_needs_confirm(r, meta);
-    if (!confirm && r->trust == TRUST_NONE && (expired_for(r, meta) || r->terms.object.ttl < meta->ttl)) {
+    if (!confirm && r->trust == TRUST_NONE &&
+        (expired_for(r, meta) || r->terms.object.ttl < meta->ttl)) {
         /* authorised now (accepted before, or no check applies): its ttl may act, shortening
          * the object's life or finding it expired */
         if (fd >= 0)
@@ -277,8 +278,8 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
         /* this URL is the one fetched: upstream's answer to it is every joiner's */
         struct sockaddr_storage client;
         r->trust = TRUST_CONFIRMED;
-        fetch_start_download(obj, r->url, &r->sig, r->auth, r->via,
-                             http_client(r->conn, &client), &r->terms);
+        fetch_start_download(obj, r->url, &r->sig, r->auth, r->via, http_client(r->conn, &client),
+                             &r->terms);
     }
     return FETCH_STREAM;
 }
@@ -286,8 +287,8 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
 static enum lookup_result ask_store(struct fetch_req *r, struct object **obj, int *fd,
                                     struct prepared **prep, struct object_meta *meta)
 {
-    return r->kind = store_lookup_as(r->key, &r->terms.object, lookup_auth(r), r->sig.is_signed, obj, fd,
-                                     r->plain ? prep : NULL, meta);
+    return r->kind = store_lookup_as(r->key, &r->terms.object, lookup_auth(r), r->sig.is_signed,
+                                     obj, fd, r->plain ? prep : NULL, meta);
 }
 
 /* LOOKUP: the store asked for the key. */
@@ -448,8 +449,8 @@ void fetch_start_download(struct object *obj, const char *url, const struct sign
                           const struct sockaddr *client, const struct fetch_terms *terms)
 {
     struct fetch_source src = {
-        url,  sig->is_signed ? keys_grant_until(http_cfg, sig, (int64_t)time(NULL)) : 0,
-        auth, via,
+        url,    sig->is_signed ? keys_grant_until(http_cfg, sig, (int64_t)time(NULL)) : 0,
+        auth,   via,
         client, terms};
     upstream_fetch(obj, &src);
 }

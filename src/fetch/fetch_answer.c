@@ -207,6 +207,8 @@ static bool same_tag(const char *tag, size_t len, const char *etag)
  *   once upstream had accepted the URL (S, its answer to the one-byte GET).
  * - `fwd=uri-miss; fwd-status=S; detail=digest-hit`: the URL was not stored; upstream accepted it
  *   (S) and another URL's object with the sha256 asked for answered it.
+ * - `stored=?0` (after `fwd=uri-miss`): the rule that applies says store = no: the answer is
+ *   streamed to the clients asking while it downloads and never kept.
  * - `detail=digest-mismatch` (after `fwd=uri-miss` when it was just downloaded): a 502, the
  *   object's sha256 is not the one the request gave; a stored object's says neither hit nor fwd.
  * Requests arca refuses before looking anything up (400, 403, 414) are its own answers, not the
@@ -258,6 +260,8 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
                           meta->renewed ? 304 : 200);
         if (r->kind == LOOKUP_COALESCED)
             n += snprintf(value + n, sizeof(value) - (size_t)n, "; collapsed");
+        if (!r->terms.object.store) /* its rule's store = no: streamed, never kept */
+            n += snprintf(value + n, sizeof(value) - (size_t)n, "; stored=?0");
         if (mismatch) /* downloaded, then refused: its sha256 is not the request's */
             snprintf(value + n, sizeof(value) - (size_t)n, "; detail=digest-mismatch");
     }

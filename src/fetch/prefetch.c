@@ -20,9 +20,8 @@ static const char *look_up(const char *url, const char *key, const struct signat
     struct object_meta meta;
     int fd;
     /* a signed URL's object is a capability's, as when a client fetches it: marked so */
-    enum lookup_result kind =
-        store_lookup_as(key, &terms->object, AUTH_CONFIRMED, sig->is_signed, &obj, &fd, NULL,
-                        &meta);
+    enum lookup_result kind = store_lookup_as(key, &terms->object, AUTH_CONFIRMED, sig->is_signed,
+                                              &obj, &fd, NULL, &meta);
     if (kind == LOOKUP_HIT || kind == LOOKUP_UNAVAILABLE) {
         if (fd >= 0)
             close(fd);
