@@ -800,6 +800,22 @@ static void a_held_host_gets_no_piece_requests(void **state)
     hosts_configure(0);
 }
 
+/* The download's terms, not --fill-connections, say how many connections its fill takes. */
+static void a_fill_takes_its_terms_connections(void **state)
+{
+    (void)state;
+    cfg.fill_connections = 8;
+    terms.fill_connections = 2;
+    terms.fill_min_size = 1;
+    int64_t asked = atomic_load(&stats.fill_ranges);
+    struct transfer *t = start();
+    respond(t, fill_ok);
+    assert_non_null(t->fill);
+    timer_run(&loop.timers, clock_ms);
+    assert_int_equal(atomic_load(&stats.fill_ranges) - asked, 1); /* one beside its own */
+    transfer_stop(t);
+}
+
 /* A piece's connection refused counts for its host as a download's does: at --origin-failures
  * the host is held down and the fill stops; the download's own connection had its range, so its
  * next attempt (the rest, alone) meets the hold as a new download does: refused at once (503),
@@ -863,6 +879,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_download_is_counted_while_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(a_held_host_gets_no_piece_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(a_piece_s_failures_count_for_its_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_fill_takes_its_terms_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(a_page_of_a_held_host_is_refused_as_a_download, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_whole_body_finishes, setup, teardown),
