@@ -73,7 +73,8 @@ static void on_answer(const struct probe_result *res, const char *body, size_t l
     const char *name = bucket_of(s)->bucket->name;
     struct s3_page *p = calloc(1, sizeof(*p));
     if (p && res->status == 0) {
-        p->status = 502;
+        /* its host held down (hosts.h): refused as a download of it would be */
+        p->status = res->retry_after > 0 ? 503 : 502;
         snprintf(p->error, sizeof(p->error), "bucket %s: S3 unreachable: %s", name, res->error);
     } else if (p && s3_xml_parse(body, len, res->status, s->prefix, name, p) < 0) {
         s3_page_free(p);

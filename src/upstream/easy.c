@@ -4,6 +4,7 @@
 #include "upstream/hosts.h"
 #include "url/url.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +71,15 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-void easy_setup(CURL *e, const struct config *cfg, const char *url, struct handle *h, char *errbuf)
+void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const char *url,
+                struct rate_flow *flow, char *errbuf)
 {
+    const struct config *cfg = loop->cfg;
+    h->loop = loop;
+    h->easy = e;
+    h->url = url;
+    h->host_probe = false;
+    h->wait = (struct rate_wait){.easy = e, .flow = flow};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, h);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
@@ -93,6 +101,47 @@ void easy_setup(CURL *e, const struct config *cfg, const char *url, struct handl
         curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_file);
         curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs");
     }
+}
+
+void easy_set_url(struct handle *h, const char *url)
+{
+    assert(!h->host_probe);
+    h->url = url;
+    curl_easy_setopt(h->easy, CURLOPT_URL, url);
+}
+
+enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after)
+{
+    assert(upstream_on_thread() && !h->host_probe && !h->wait.queued);
+    if (!hosts_admit(h->url, h->loop->now_ms(), may_probe, &h->host_probe, why, size, retry_after))
+        return EASY_HELD;
+    if (curl_multi_add_handle(h->loop->multi, h->easy) == CURLM_OK)
+        return EASY_ASKING;
+    if (h->host_probe) /* granted, and no attempt went: the next may probe */
+        hosts_result(h->url, HOST_SAID_NOTHING, true, h->loop->now_ms());
+    h->host_probe = false;
+    return EASY_FAILED;
+}
+
+bool easy_take(struct handle *h, size_t len)
+{
+    return rate_admit(&h->loop->gate, &h->wait, len);
+}
+
+/* Told however it ended, so that a probe's mark always goes: a probe refused by the address
+ * policy, or cut by a fill, once left its host held until a restart. A name that does not
+ * resolve says nothing of the host (hosts_word): it is asked once more and fails fast by
+ * itself. */
+void easy_ended(struct handle *h, CURLcode rc)
+{
+    bool stopping = atomic_load(&h->loop->stopping);
+    enum host_word word = stopping ? HOST_SAID_NOTHING : hosts_word(h->easy, rc, h->refused[0]);
+    assert(upstream_on_thread());
+    rate_forget(&h->loop->gate, &h->wait);
+    curl_multi_remove_handle(h->loop->multi, h->easy);
+    if (word != HOST_SAID_NOTHING || h->host_probe)
+        hosts_result(h->url, word, h->host_probe, h->loop->now_ms());
+    h->host_probe = false;
 }
 
 void easy_sign_for(CURL *e, const struct bucket_auth *auth)

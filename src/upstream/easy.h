@@ -7,7 +7,8 @@
  * touched on the upstream thread only (upstream_on_thread(), claimed by the thread at its start
  * with upstream_claim_thread()); `stopping` alone is read and set from any thread. Every handle
  * carries a struct handle first (CURLOPT_PRIVATE), so the loop can tell its kind, and gets the
- * same protocols, redirects, address policy, timeouts and TLS (easy_setup).
+ * same protocols, redirects, address policy, timeouts and TLS (easy_setup), the same host hold
+ * (easy_go), the same uplink cap (easy_take) and the same report of its end (easy_ended).
  */
 #ifndef ARCA_EASY_H
 #define ARCA_EASY_H
@@ -39,20 +40,51 @@ struct upstream_loop {
     int64_t (*now_ms)(void); /* the monotonic clock (clock.h); a unit's own in tests */
 };
 
-/* What every curl handle of this thread carries first (CURLOPT_PRIVATE, the socket callback):
- * which kind of work it is (a download, a probe, a fill's range: fill.h), and why the address
- * policy refused a connection. */
+/* What every curl handle of this thread carries first (CURLOPT_PRIVATE, the socket callback),
+ * whatever its kind (a download, a probe or a document, a fill's range: fill.h): the policies
+ * every upstream request obeys live here, so that a kind of handle cannot skip one. Its
+ * attempts start with easy_go (the host hold, hosts.h: none goes to a host held down but its
+ * probe), its body bytes ask easy_take (the uplink cap, rate.h) and its ends go through
+ * easy_ended (what the attempt says of its host, counted as every other's). */
 enum handle_kind { HANDLE_TRANSFER, HANDLE_PROBE, HANDLE_SEGMENT };
 struct handle {
     enum handle_kind kind;
-    char refused[160];
+    char refused[160]; /* why the address policy refused a connection ("": it did not) */
+    struct upstream_loop *loop;
+    CURL *easy;
+    const char *url;       /* what it asks (a source, a mirror, a page): whose host holds it */
+    bool host_probe;       /* this attempt asks whether its host, held down, is back */
+    struct rate_wait wait; /* its place under the uplink cap, in its owner's flow */
 };
 
 void upstream_claim_thread(void);
 bool upstream_on_thread(void);
 
-/* Protocols, redirects, the address policy, timeouts, TLS: the same for every request. */
-void easy_setup(CURL *e, const struct config *cfg, const char *url, struct handle *h, char *errbuf);
+/* Protocols, redirects, the address policy, timeouts, TLS: the same for every request. `h`
+ * takes `e`, the loop, `url` (kept by the caller for the handle's life) and `flow` (its turn
+ * under the uplink cap: the owner's, shared by all its handles). */
+void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const char *url,
+                struct rate_flow *flow, char *errbuf);
+/* The URL the next attempts ask (a download settling on a mirror), kept by the caller. */
+void easy_set_url(struct handle *h, const char *url);
+
+/* What easy_go did with an attempt. */
+enum easy_start {
+    EASY_ASKING, /* in the multi handle: easy_ended comes */
+    EASY_HELD,   /* its host is held down (why, *retry_after): no attempt went */
+    EASY_FAILED, /* curl did not take it (out of memory) */
+};
+/* One attempt of `h`, its request set up: asked of its host's hold (hosts_admit; `may_probe`:
+ * it may be the attempt that asks whether a held host is back), then into the multi handle. */
+enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after);
+/* Whether `h`'s chunk of `len` body bytes may be taken now (rate_admit); false: return
+ * CURL_WRITEFUNC_PAUSE, the cap lets it go in its turn. */
+bool easy_take(struct handle *h, size_t len);
+/* The attempt under way ended (`rc`) or is cut: out of the cap's queue and of the multi
+ * handle, and what it says of its host told (hosts_word, hosts_result; nothing when arca
+ * stops), its probe mark gone however it ended. */
+void easy_ended(struct handle *h, CURLcode rc);
+
 /* A bucket's request (NULL: none) is SigV4-signed by libcurl with its credentials. */
 /* The Via line of arca's upstream requests (upstream_via(), upstream.h): set by upstream_init. */
 void easy_via_init(const struct config *cfg);

@@ -1,6 +1,7 @@
 /* A parallel fill (fill.h): pieces asked in order over several connections, written in place,
  * read and digested in order. */
 #include "upstream/fill.h"
+#include "upstream/hosts.h"
 #include "log/log.h"
 #include "stats/stats.h"
 
@@ -26,17 +27,15 @@ struct piece {
  * connection while it brings the first piece (the head's); then a handle of its own, as the
  * others. */
 struct segment {
-    struct handle h; /* first: CURLOPT_PRIVATE (easy.h) */
+    struct handle h; /* first: CURLOPT_PRIVATE (easy.h); its easy handle, hold and turn */
     struct fill *fill;
-    CURL *easy;
     struct curl_slist *headers;
-    struct rate_wait wait;
     struct upstream_response resp;
     struct timer backoff;
     int piece; /* the piece it brings now (fill->pieces), -1: none */
     long status;
     int attempts;
-    bool asking; /* in the multi handle */
+    bool asking; /* in the multi handle (a connection's own course, not its download's) */
     bool body;   /* its answer proved itself: its bytes are written */
     enum range_fault fault;
     char why[120];
@@ -110,22 +109,27 @@ static int set_range_headers(struct fill *f, struct segment *s)
     }
     curl_slist_free_all(s->headers);
     s->headers = t;
-    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(s->h.easy, CURLOPT_HTTPHEADER, s->headers);
     return 0;
 }
 
-/* One request for the piece `s` brings; -1 when it cannot start (no memory, past the deadline). */
-static int ask(struct fill *f, struct segment *s)
+/* One request for the piece `s` brings, asked of its host's hold as a download's attempt is
+ * (easy_go; never as its probe, which is a download's, within the limits). -1 when it cannot
+ * start: `why` says so when its host is held down, and is empty otherwise (no memory, past the
+ * deadline). */
+static int ask(struct fill *f, struct segment *s, char *why, size_t size)
 {
     int64_t left = f->terms.deadline_ms - f->terms.loop->now_ms();
+    int retry_after;
+    why[0] = '\0';
     if (left <= 0 || set_range_headers(f, s) < 0)
         return -1;
     response_reset(&s->resp);
     s->status = 0;
     s->body = false;
     s->h.refused[0] = s->errbuf[0] = '\0';
-    curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)left);
-    if (curl_multi_add_handle(f->terms.loop->multi, s->easy) != CURLM_OK)
+    curl_easy_setopt(s->h.easy, CURLOPT_TIMEOUT_MS, (long)left);
+    if (easy_go(&s->h, false, why, size, &retry_after) != EASY_ASKING)
         return -1;
     s->asking = true;
     s->attempts++;
@@ -138,17 +142,16 @@ static int ask(struct fill *f, struct segment *s)
 static int open_range(struct fill *f, struct segment *s)
 {
     timer_init(&s->backoff);
-    if (!(s->easy = curl_easy_init()))
+    if (!(s->h.easy = curl_easy_init()))
         return -1;
     s->h.kind = HANDLE_SEGMENT;
     s->fill = f;
-    s->wait = (struct rate_wait){.easy = s->easy, .flow = f->terms.flow};
-    easy_setup(s->easy, f->terms.loop->cfg, f->terms.source, &s->h, s->errbuf);
-    easy_sign_for(s->easy, f->terms.auth);
-    curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
-    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+    easy_setup(&s->h, f->terms.loop, s->h.easy, f->terms.source, f->terms.flow, s->errbuf);
+    easy_sign_for(s->h.easy, f->terms.auth);
+    curl_easy_setopt(s->h.easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(s->h.easy, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(s->h.easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(s->h.easy, CURLOPT_WRITEDATA, s);
     return 0;
 }
 
@@ -159,8 +162,8 @@ static void free_fill(struct fill *f)
     for (int i = 0; i < f->n; i++) {
         struct segment *s = &f->seg[i];
         assert(!s->asking);
-        if (s->easy)
-            curl_easy_cleanup(s->easy);
+        if (s->h.easy)
+            curl_easy_cleanup(s->h.easy);
         curl_slist_free_all(s->headers);
     }
     f->magic = 0;
@@ -305,7 +308,7 @@ static bool other_version(const struct fill *f, const struct segment *s)
 static bool same_origin(const struct fill *f, const struct segment *s)
 {
     char origin[sizeof(f->host)];
-    asked_origin(s->easy, f->terms.source, origin, sizeof(origin));
+    asked_origin(s->h.easy, f->terms.source, origin, sizeof(origin));
     return origin[0] && strcmp(origin, f->host) == 0;
 }
 
@@ -349,7 +352,7 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
 {
     struct segment *s = &f->seg[i];
     char line[HEADER_TYPE_MAX + 64];
-    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i >= 0 && i < f->n && s->easy);
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i >= 0 && i < f->n && s->h.easy);
     if (f->retired || s->fault)
         return 0;
     bool whole = copy_header_line(data, len, line, sizeof(line));
@@ -368,10 +371,10 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
 size_t fill_range_body(struct fill *f, int i, const char *data, size_t len)
 {
     struct segment *s = &f->seg[i];
-    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i >= 0 && i < f->n && s->easy);
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC && i >= 0 && i < f->n && s->h.easy);
     if (f->retired || !s->body || s->fault)
         return 0;
-    if (!rate_admit(&f->terms.loop->gate, &s->wait, len))
+    if (!easy_take(&s->h, len))
         return CURL_WRITEFUNC_PAUSE;
     struct piece *p = piece_of(f, s);
     if ((int64_t)len > p->end - p->pos) { /* a 206 without a length, running past its range */
@@ -426,13 +429,25 @@ static void range_failed(struct fill *f, struct segment *s, CURLcode rc, bool la
     stop(f, s, FILL_ALONE, why);
 }
 
+/* A piece that could not be asked: its host held down, the fill stops and its download goes on
+ * alone (its own connection meets the hold as any download does: it fails at once, or its
+ * expired version answers); otherwise as a range failing with `rc`. */
+static void not_asked(struct fill *f, struct segment *s, const char *why, CURLcode rc, bool late)
+{
+    if (why[0])
+        stop(f, s, FILL_ALONE, why);
+    else
+        range_failed(f, s, rc, late);
+}
+
 static void backoff_over(void *arg)
 {
     struct segment *s = arg;
     struct fill *f = fill_of(s);
+    char why[HOSTS_ORIGIN_MAX + 128];
     assert(upstream_on_thread() && !f->retired);
-    if (ask(f, s) < 0)
-        range_failed(f, s, CURLE_OPERATION_TIMEDOUT, true);
+    if (ask(f, s, why, sizeof(why)) < 0)
+        not_asked(f, s, why, CURLE_OPERATION_TIMEDOUT, true);
 }
 
 /* A range cut short: asked again for what it lacks, after the download's backoff. */
@@ -443,7 +458,9 @@ static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
     bool late = now >= f->terms.deadline_ms - 50;
     if (rc == CURLE_OK) /* a body shorter than its range, its connection closed cleanly */
         rc = CURLE_PARTIAL_FILE;
-    if (s->attempts <= cfg->download_retries && error_retryable(rc, false, s->h.refused[0], late)) {
+    /* a host held down now (this piece's failure may have done it) is not waited for */
+    if (s->attempts <= cfg->download_retries && !hosts_held(f->terms.source) &&
+        error_retryable(rc, false, s->h.refused[0], late)) {
         int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, s->attempts);
         log_info("fetch %s: range bytes=%lld-%lld cut (%s); asking again in %lld ms",
                  f->terms.st->url(f->terms.obj), (long long)piece_of(f, s)->pos,
@@ -455,13 +472,15 @@ static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
     range_failed(f, s, rc, late);
 }
 
+/* A piece's end tells its host's hold what it says (easy_ended), as a download's attempt does:
+ * its refused or timed-out connections count towards holding the host down. */
 void fill_segment_ended(struct handle *h, CURLcode rc)
 {
     struct segment *s = (struct segment *)h;
     struct fill *f = fill_of(s);
+    char why[HOSTS_ORIGIN_MAX + 128];
     assert(upstream_on_thread() && h->kind == HANDLE_SEGMENT && s->asking);
-    curl_multi_remove_handle(f->terms.loop->multi, s->easy);
-    rate_forget(&f->terms.loop->gate, &s->wait);
+    easy_ended(&s->h, rc);
     s->asking = false;
     if (f->retired)
         return;
@@ -474,8 +493,8 @@ void fill_segment_ended(struct handle *h, CURLcode rc)
         retry_or_fail(f, s, rc);
     else if (fill_whole(f))
         f->terms.tell(f->terms.owner, FILL_WHOLE);
-    else if (take_piece(f, s) && ask(f, s) < 0) /* the next piece, on the same connection */
-        range_failed(f, s, CURLE_OUT_OF_MEMORY, false);
+    else if (take_piece(f, s) && ask(f, s, why, sizeof(why)) < 0) /* the next, same connection */
+        not_asked(f, s, why, CURLE_OUT_OF_MEMORY, false);
 }
 
 /* --- its life ------------------------------------------------------------------------------ */
@@ -490,7 +509,7 @@ void fill_retire(struct fill *f)
     for (int i = 0; i < f->n; i++) {
         timer_cancel(&loop->timers, &f->seg[i].backoff);
         /* its flow goes with the download: no waiter may stay queued under it */
-        rate_forget(&loop->gate, &f->seg[i].wait);
+        rate_forget(&loop->gate, &f->seg[i].h.wait);
     }
     f->next_retired = loop->retired;
     loop->retired = f;
@@ -502,9 +521,11 @@ void fill_sweep(struct upstream_loop *loop)
     while (loop->retired) {
         struct fill *f = loop->retired;
         loop->retired = f->next_retired;
+        /* a cut piece says nothing of its host (its download's own attempt does), and its
+         * download, whose URL its handle names, may be gone: only out of the multi handle */
         for (int i = 0; i < f->n; i++) {
             if (f->seg[i].asking)
-                curl_multi_remove_handle(loop->multi, f->seg[i].easy);
+                curl_multi_remove_handle(loop->multi, f->seg[i].h.easy);
             f->seg[i].asking = false;
         }
         free_fill(f);
@@ -547,5 +568,5 @@ const char *fill_reason(const struct fill *f)
 CURL *fill_range_easy(struct fill *f, int i)
 {
     assert(i >= 0 && i < f->n);
-    return f->seg[i].easy;
+    return f->seg[i].h.easy;
 }

@@ -1,15 +1,12 @@
 #include "upstream/mirror.h"
 #include "base/clock.h"
 #include "rules/grants.h"
-#include "rules/keys.h"
 #include "log/log.h"
 #include "upstream/probe.h"
 #include "upstream/hosts.h"
 #include "stats/stats.h"
-#include "url/url.h"
 
 #include <assert.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,72 +14,32 @@
 /* How long a mirror that did not answer is passed over. */
 #define MIRROR_DOWN_MS 60000
 
-static struct {
-    regex_t res[CONFIG_MAX_RULES / 2]; /* cfg->mirror_rules, compiled */
-    /* A mirror that did not answer at all is passed over until then (monotonic ms): one that
-     * drops packets would otherwise hold every download up to --connect-timeout. */
-    int64_t down_until[CONFIG_MAX_RULES / 2][CONFIG_MAX_MIRRORS];
-} mx;
+/* A mirror that did not answer at all is passed over until then (monotonic ms), by the
+ * --mirror rule and mirror it is: one that drops packets would otherwise hold every download
+ * up to --connect-timeout. */
+static int64_t down_until[CONFIG_MAX_RULES / 2][CONFIG_MAX_MIRRORS];
 
-int mirror_init(const struct config *cfg, char *err, size_t errlen)
+/* The mirrors of the download's terms (rules/terms.h: the --mirror rule its URL falls under,
+ * decided without its credentials), their URLs made by terms_source_url: a mirror is another
+ * host, it never sees what the origin authorises the client with, and a URL that carried any
+ * of it is asked of the origin first (origin_answered). */
+void mirror_find(struct mirror_pick *mp, const struct fetch_terms *terms)
 {
-    for (int i = 0; i < cfg->n_mirror_rules; i++) {
-        if (regcomp(&mx.res[i], cfg->mirror_rules[i].pattern, REG_EXTENDED) != 0) {
-            snprintf(err, errlen, "--mirror: cannot compile '%s'", cfg->mirror_rules[i].pattern);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-void mirror_cleanup(const struct config *cfg)
-{
-    for (int i = 0; i < cfg->n_mirror_rules; i++)
-        regfree(&mx.res[i]);
-}
-
-/* The URLs of rule `r` for `plain`, its match `m` replaced by each mirror in turn. */
-static void mirrors_of(struct mirror_pick *mp, const struct mirror_rule *r, const char *plain,
-                       const regmatch_t *m)
-{
-    if (!(mp->mirrors = calloc((size_t)r->n, sizeof(*mp->mirrors))))
-        return;
-    for (int k = 0; k < r->n; k++) {
-        size_t len = (size_t)m->rm_so + strlen(r->mirrors[k]) + strlen(plain + m->rm_eo);
-        if (!(mp->mirrors[mp->n_mirrors] = malloc(len + 1)))
-            break;
-        snprintf(mp->mirrors[mp->n_mirrors++], len + 1, "%.*s%s%s", (int)m->rm_so, plain,
-                 r->mirrors[k], plain + m->rm_eo);
-    }
-}
-
-/* The URLs of the first --mirror rule matching the URL without its credentials: its signature
- * (also under --exact-keys), userinfo and any parameter url_redact would hide (a token, an API
- * key). A mirror is another host: it never sees what the origin authorises the client with, and
- * a URL that carried any of it is asked of the origin first (origin_answered). */
-void mirror_find(struct mirror_pick *mp)
-{
-    const struct config *cfg = mp->loop->cfg;
-    struct signature sig;
-    regmatch_t m;
-    char *unsigned_url = keys_unsigned_url_dup(cfg, mp->asked, &sig), *plain = NULL;
-    bool credentials = false;
+    const struct terms_sources *src = &terms->sources;
     assert(upstream_on_thread());
     mp->source = mp->asked;
-    if (unsigned_url && (plain = malloc(strlen(unsigned_url) + 1)))
-        credentials = url_strip_secrets(unsigned_url, plain, strlen(unsigned_url) + 1);
-    free(unsigned_url);
-    if (!plain)
+    if (src->mirror_rule < 0 || src->n_mirrors <= 0)
         return;
-    for (int i = 0; i < cfg->n_mirror_rules; i++) {
-        if (regexec(&mx.res[i], plain, 1, &m, 0) != 0)
-            continue;
-        mp->rule = i;
-        mp->origin_first = sig.is_signed || credentials;
-        mirrors_of(mp, &cfg->mirror_rules[i], plain, &m);
-        break;
+    assert(src->mirror_rule < CONFIG_MAX_RULES / 2 && src->n_mirrors <= CONFIG_MAX_MIRRORS);
+    if (!(mp->mirrors = calloc((size_t)src->n_mirrors, sizeof(*mp->mirrors))))
+        return;
+    mp->rule = src->mirror_rule;
+    mp->origin_first = src->origin_first;
+    for (int k = 0; k < src->n_mirrors; k++) {
+        if (!(mp->mirrors[mp->n_mirrors] = terms_source_url(mp->loop->cfg, terms, mp->asked, k)))
+            break; /* out of memory: the mirrors made so far, then the origin */
+        mp->n_mirrors++;
     }
-    free(plain);
 }
 
 /* Ask the next question, or settle on the choice made so far. */
@@ -104,7 +61,7 @@ static void mirror_answered(const struct probe_result *res, void *arg)
     if (atomic_load(&m->loop->stopping))
         return; /* the loop ends the download */
     if (res->status == 0)
-        mx.down_until[m->rule][k] = monotonic_ms() + MIRROR_DOWN_MS;
+        down_until[m->rule][k] = monotonic_ms() + MIRROR_DOWN_MS;
     if (res->status >= 200 && res->status < 300 && m->origin_said && m->origin_total >= 0 &&
         res->total >= 0 && res->total != m->origin_total) {
         log_info("fetch %s: mirror %s has another length than the origin", m->url, mirror);
@@ -159,9 +116,8 @@ static void origin_answered(const struct probe_result *res, void *arg)
 int mirror_pick(struct mirror_pick *m)
 {
     assert(upstream_on_thread());
-    while (m->next_mirror < m->n_mirrors &&
-           (mx.down_until[m->rule][m->next_mirror] > monotonic_ms() ||
-            hosts_held(m->mirrors[m->next_mirror])))
+    while (m->next_mirror < m->n_mirrors && (down_until[m->rule][m->next_mirror] > monotonic_ms() ||
+                                             hosts_held(m->mirrors[m->next_mirror])))
         m->next_mirror++;
     if (m->next_mirror < m->n_mirrors && m->origin_first) {
         m->origin_first = false;

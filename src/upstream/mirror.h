@@ -1,13 +1,13 @@
 /*
  * mirror.h — where a download is fetched from: a --mirror's URL or the origin.
  *
- * Contract: upstream thread only, but for mirror_init()/mirror_cleanup() (the loop's start and
- * end). A download's struct mirror_pick lists the mirrors of the first rule matching its URL
- * without credentials (mirror_find); mirror_pick() then asks each in turn with a one-byte probe
- * (probe.h), the origin first when the URL carried credentials (a signature, userinfo, a token),
- * and settles on the first mirror that answers 2xx (with the origin's length, when it said one),
- * else on the origin. A mirror that did not answer at all is passed over by every download for
- * MIRROR_DOWN_MS. The origin refusing a URL with credentials ends the choice with its status
+ * Contract: upstream thread only. A download's struct mirror_pick lists the mirrors its terms
+ * name (rules/terms.h: the --mirror rule its URL without credentials matches, each mirror's URL
+ * made by terms_source_url; mirror_find); mirror_pick() then asks each in turn with a one-byte
+ * probe (probe.h), the origin first when the URL carried credentials (a signature, userinfo, a
+ * token), and settles on the first mirror that answers 2xx (with the origin's length, when it said
+ * one), else on the origin. A mirror that did not answer at all is passed over by every download
+ * for MIRROR_DOWN_MS. The origin refusing a URL with credentials ends the choice with its status
  * (`refused`). While stopping, an answer is dropped and `picked` never runs: the loop ends the
  * download itself.
  */
@@ -16,6 +16,7 @@
 
 #include "upstream/easy.h"
 #include "upstream/upstream_response.h"
+#include "rules/terms.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,10 +44,9 @@ struct mirror_pick {
     void (*picked)(struct mirror_pick *m);
 };
 
-int mirror_init(const struct config *cfg, char *err, size_t errlen);
-void mirror_cleanup(const struct config *cfg);
-/* The mirrors for m->asked (none when no rule matches, or out of memory: the origin serves). */
-void mirror_find(struct mirror_pick *m);
+/* The mirrors `terms` name for m->asked (none when no rule matches, or out of memory: the
+ * origin serves). */
+void mirror_find(struct mirror_pick *m, const struct fetch_terms *terms);
 /* 0: chosen now (m->source, m->refused); 1: a probe is out, m->picked runs with the choice. */
 int mirror_pick(struct mirror_pick *m);
 void mirror_free(struct mirror_pick *m);

@@ -3,6 +3,7 @@
 #include "config/buckets.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "stats/stats.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -17,11 +18,11 @@ enum probe_state { PROBE_QUEUED, PROBE_ASKING, PROBE_BACKOFF };
 
 /* One question of probe_ask(), or one document of probe_get(). */
 struct probe {
-    struct handle h;
+    struct handle h; /* its easy handle, its host's hold and its turn under the cap (easy.h) */
     unsigned magic;
     enum probe_state state;
     struct upstream_loop *loop;
-    CURL *easy;
+    struct rate_flow flow; /* a document's turn under the uplink cap, beside downloads' */
     char *url;
     struct curl_slist *headers;
     struct upstream_response resp;
@@ -37,11 +38,10 @@ struct probe {
      * for a cached object as for an uncached one. A mirror's or the origin's question before a
      * download is not (the download decides next). */
     bool retries;
-    bool resolved_again;
-    bool host_probe;    /* this attempt asks whether its host, held down, is back (hosts.h) */
-    int held;           /* its host held down: no attempt went; seconds until one may */
-    int attempts;       /* started so far */
-    struct timer retry; /* BACKOFF: the next attempt */
+    bool resolved_again; /* a name that did not resolve was asked once more (once) */
+    int held;            /* its host held down: no attempt went; seconds until one may */
+    int attempts;        /* started so far */
+    struct timer retry;  /* BACKOFF: the next attempt */
     struct probe *next, **prev;
 };
 
@@ -68,29 +68,28 @@ static size_t probe_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* The headers are all a probe wants: the first body byte ends it. A document's body is kept. */
-/* A document's bytes (a listing page) count against the uplink cap: paid as they come, never
- * paused (a page is small, and a listing must not wait behind downloads); the debt holds back
- * the next bytes of downloads and tunnels instead. */
+/* The headers are all a probe wants: the first body byte ends it. A document's body is kept,
+ * its bytes taken through the uplink cap as a download's are (easy_take): a listing page waits
+ * its turn, one flow of its own beside each download's (a turn, not the end of the downloads),
+ * and counts in bytes_downloaded as every body byte from upstream does. */
 static size_t probe_body(char *data, size_t size, size_t n, void *arg)
 {
     struct probe *p = arg;
-    struct token_bucket *cap = rate_bucket(&p->loop->gate);
     CHECK_PROBE(p);
     if (!p->get_done || p->body.len + size * n > UPSTREAM_DOC_MAX)
         return 0;
+    if (!easy_take(&p->h, size * n))
+        return CURL_WRITEFUNC_PAUSE;
     buf_addn(&p->body, data, size * n);
-    if (cap)
-        tokens_spend(cap, (int64_t)(size * n), p->loop->now_ms());
+    atomic_fetch_add(&stats.bytes_downloaded, (int64_t)(size * n));
     return p->body.failed ? 0 : size * n;
 }
 
 static void free_probe(struct probe *p)
 {
-    if (p->host_probe) /* its host's probe was granted, and no attempt went */
-        hosts_result(p->url, HOST_SAID_NOTHING, true, monotonic_ms());
-    if (p->easy)
-        curl_easy_cleanup(p->easy);
+    assert(!p->h.host_probe && !p->h.wait.queued); /* easy_ended ran for its last attempt */
+    if (p->h.easy)
+        curl_easy_cleanup(p->h.easy);
     curl_slist_free_all(p->headers);
     buf_free(&p->body);
     free(p->url);
@@ -131,7 +130,7 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
         res->failure_status = (int)status;
         snprintf(why, sizeof(why), "upstream answered %ld", status);
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
-        asked_host(p->easy, p->url, host, sizeof(host));
+        asked_host(p->h.easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
     } else {
         snprintf(why, sizeof(why), "%s: %s", e.what, res->error);
@@ -169,7 +168,7 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
     long status = 0;
     CHECK_PROBE(p);
     assert(upstream_on_thread());
-    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(p->h.easy, CURLINFO_RESPONSE_CODE, &status);
     if (stopping) {
         snprintf(res.error, sizeof(res.error), "arca is shutting down");
     } else if (p->retries && probe_answered(p, rc, status) && status_retryable(status)) {
@@ -192,11 +191,24 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
     free_probe(p);
 }
 
-/* One attempt of a probe (in pr.asking): into the multi handle, or ended at once. */
+/* Its host held down, no attempt went: told as a download's would be (503, its Retry-After),
+ * and counted as one when the answer is a client's (a confirmation, a listing page; a mirror's
+ * question is its download's, which counts its own). */
+static void held(struct probe *p, int retry_after)
+{
+    p->held = retry_after;
+    if (p->retries || p->get_done)
+        atomic_fetch_add(&stats.held_down_failures, 1);
+    unlink_asking(p);
+    end_probe(p, CURLE_COULDNT_CONNECT, false);
+}
+
+/* One attempt of a probe (in pr.asking): into the multi handle (easy_go: its host's hold as a
+ * download's attempt), or ended at once. */
 static void start_attempt(struct probe *p)
 {
     char host[256];
-    int retry_after;
+    int retry_after = 0;
     CHECK_PROBE(p);
     assert(upstream_on_thread() && p->state != PROBE_ASKING);
     p->attempts++;
@@ -209,14 +221,18 @@ static void start_attempt(struct probe *p)
         unlink_asking(p);
         snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
         end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
-    } else if (!hosts_admit(p->url, monotonic_ms(), true, &p->host_probe, p->errbuf, sizeof(p->errbuf),
-                            &retry_after)) { /* its host is held down: no attempt, no wait */
-        p->held = retry_after;
-        unlink_asking(p);
-        end_probe(p, CURLE_COULDNT_CONNECT, false);
-    } else if (curl_multi_add_handle(p->loop->multi, p->easy) != CURLM_OK) {
+        return;
+    }
+    switch (easy_go(&p->h, true, p->errbuf, sizeof(p->errbuf), &retry_after)) {
+    case EASY_HELD: /* no attempt, no wait */
+        held(p, retry_after);
+        break;
+    case EASY_FAILED:
         unlink_asking(p);
         end_probe(p, CURLE_FAILED_INIT, false);
+        break;
+    case EASY_ASKING:
+        break;
     }
 }
 
@@ -247,15 +263,11 @@ void probe_attempt_ended(struct handle *h, CURLcode rc)
     long status = 0;
     CHECK_PROBE(p);
     assert(upstream_on_thread() && p->state == PROBE_ASKING);
-    curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(p->h.easy, CURLINFO_RESPONSE_CODE, &status);
     bool answered = probe_answered(p, rc, status);
     bool stopping = atomic_load(&p->loop->stopping);
     const struct config *cfg = p->loop->cfg;
-    /* as a download's (transfer.c, note_host): told however it ended, a probe's mark goes */
-    enum host_word word = stopping ? HOST_SAID_NOTHING : hosts_word(p->easy, rc, p->h.refused[0]);
-    if (word != HOST_SAID_NOTHING || p->host_probe)
-        hosts_result(p->url, word, p->host_probe, monotonic_ms());
-    p->host_probe = false;
+    easy_ended(&p->h, rc); /* as a download's: what it says of its host, its probe mark gone */
     if (p->retries && !stopping && p->attempts <= cfg->download_retries &&
         (answered ? status_retryable(status)
                   : error_retryable(rc, false, p->h.refused[0], false))) {
@@ -272,14 +284,14 @@ void probe_attempt_ended(struct handle *h, CURLcode rc)
 /* Options of every attempt of `p`. */
 static void setup_probe(struct probe *p)
 {
-    easy_setup(p->easy, p->loop->cfg, p->url, &p->h, p->errbuf);
-    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
-    curl_easy_setopt(p->easy, CURLOPT_HEADERFUNCTION, probe_header);
-    curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, p);
-    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, probe_body);
-    curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
-    easy_sign_for(p->easy, p->auth);
-    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
+    easy_setup(&p->h, p->loop, p->h.easy, p->url, &p->flow, p->errbuf);
+    curl_easy_setopt(p->h.easy, CURLOPT_HTTPHEADER, p->headers);
+    curl_easy_setopt(p->h.easy, CURLOPT_HEADERFUNCTION, probe_header);
+    curl_easy_setopt(p->h.easy, CURLOPT_HEADERDATA, p);
+    curl_easy_setopt(p->h.easy, CURLOPT_WRITEFUNCTION, probe_body);
+    curl_easy_setopt(p->h.easy, CURLOPT_WRITEDATA, p);
+    easy_sign_for(p->h.easy, p->auth);
+    curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
 }
 
 void probe_start_asked(struct upstream_loop *loop)
@@ -329,7 +341,7 @@ int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, 
               bool retries)
 {
     struct probe *p = calloc(1, sizeof(*p));
-    if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
+    if (!p || !(p->url = strdup(url)) || !(p->h.easy = curl_easy_init()) ||
         !(p->headers = easy_base_headers(NULL, NULL)) ||
         !curl_slist_append(p->headers, "Range: bytes=0-0")) {
         if (p)
@@ -346,7 +358,7 @@ int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_a
               doc_done_fn *done, void *arg)
 {
     struct probe *p = calloc(1, sizeof(*p));
-    if (!p || !(p->url = strdup(url)) || !(p->easy = curl_easy_init()) ||
+    if (!p || !(p->url = strdup(url)) || !(p->h.easy = curl_easy_init()) ||
         !(p->headers = easy_base_headers(auth, NULL))) {
         if (p)
             free_probe(p);
@@ -369,7 +381,8 @@ void probe_close(struct upstream_loop *loop)
         struct probe *p = pr.asking;
         unlink_asking(p);
         timer_cancel(&loop->timers, &p->retry);
-        curl_multi_remove_handle(loop->multi, p->easy);
+        if (p->state == PROBE_ASKING)
+            easy_ended(&p->h, CURLE_OK); /* stopping: says nothing, its probe mark goes */
         end_probe(p, CURLE_OK, true);
     }
 }

@@ -27,13 +27,47 @@ const struct transfer_store transfer_store_real = {
 
 static void transfer_step(struct transfer *t);
 
-/* stats.downloads_active counts downloads in progress (backoffs included). It drops before the
- * object finishes or fails, so a client that has seen the end never finds it still counted. */
-static void count_active(struct transfer *t, bool active)
+/* --- the table of moves ---------------------------------------------------------------------- */
+
+#define TO(s) (1u << (s))
+/* The moves transfer.h draws, [from] a set of `to`s. Besides its steps', a fill's news moves a
+ * download that asks, backs off or fills (fill_told), and transfer_stop ends one anywhere. */
+static const unsigned moves[] = {
+    [TS_OPENING] = TO(TS_SOURCE) | TO(TS_FAILED),
+    [TS_SOURCE] = TO(TS_PROBING) | TO(TS_ATTEMPT) | TO(TS_FAILED),
+    [TS_PROBING] = TO(TS_ATTEMPT) | TO(TS_FAILED),
+    [TS_ATTEMPT] = TO(TS_ASKING) | TO(TS_OPENING) | TO(TS_FAILED),
+    [TS_ASKING] = TO(TS_ENDED) | TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_FAILED),
+    [TS_ENDED] = TO(TS_DONE) | TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_BACKOFF) | TO(TS_FILLING) |
+                 TO(TS_FAILED),
+    [TS_FILLING] = TO(TS_DONE) | TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_FAILED),
+    [TS_BACKOFF] = TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_FAILED),
+    [TS_DONE] = 0,
+    [TS_FAILED] = 0,
+};
+
+bool transfer_may_move(enum transfer_state from, enum transfer_state to)
 {
-    if (t->counted != active)
-        atomic_fetch_add(&stats.downloads_active, active ? 1 : -1);
-    t->counted = active;
+    return (size_t)from < sizeof(moves) / sizeof(moves[0]) && (unsigned)to < 32 &&
+           (moves[from] & TO(to)) != 0;
+}
+
+/* Whether a download in `s` is in progress for stats.downloads_active: from its start until
+ * its attempt ends (backoffs, fills, starting over included). It drops as the attempt ends
+ * (ENDED), before the object finishes or fails, so a client that has seen the end never finds
+ * it still counted. */
+static bool in_progress(enum transfer_state s)
+{
+    return s != TS_ENDED && s != TS_DONE && s != TS_FAILED;
+}
+
+/* The one writer of t->state: every move is one transfer.h draws. */
+static void move(struct transfer *t, enum transfer_state to)
+{
+    assert(transfer_may_move(t->state, to));
+    if (in_progress(t->state) != in_progress(to))
+        atomic_fetch_add(&stats.downloads_active, in_progress(to) ? 1 : -1);
+    t->state = to;
 }
 
 /* curl's own timer may fire a few ms before ours: the deadline counts as reached then. */
@@ -81,19 +115,6 @@ static void held_down(struct transfer *t, const char *why, int retry_after)
         log_debug("fetch %s: %s", t->url, why);
     }
     t->failed = true;
-}
-
-/* What the attempt that ended (`rc`), or was cut, says of its source's host (hosts.h); nothing
- * when arca stops. Told however it ended, so that a probe's mark always goes: a probe refused
- * by the address policy, or cut by a fill, once left its host held until a restart. A name
- * that does not resolve says nothing of the host: it is asked once more and fails fast by
- * itself, so a confirmation and a download of it read the same (test_dns.py). */
-static void note_host(struct transfer *t, CURLcode rc, bool stopping)
-{
-    enum host_word word = stopping ? HOST_SAID_NOTHING : hosts_word(t->easy, rc, t->h.refused[0]);
-    if (word != HOST_SAID_NOTHING || t->probe)
-        hosts_result(t->source, word, t->probe, t->loop->now_ms());
-    t->probe = false;
 }
 
 /* STORE_STALE_PATIENCE_MS after the start: a refresh still without an answer lets its readers
@@ -170,14 +191,14 @@ static int set_headers(struct transfer *t)
     if (!t->req_headers ||
         (t->offset > 0 ? (t->alone ? 0 : add_resume_headers(t)) : add_conditions(t)) < 0)
         return -1;
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->req_headers);
+    curl_easy_setopt(t->h.easy, CURLOPT_HTTPHEADER, t->req_headers);
     return 0;
 }
 
 /* Options that stay the same for every attempt of a download. */
 static void setup_easy(struct transfer *t)
 {
-    easy_setup(t->easy, t->loop->cfg, t->source, &t->h, t->errbuf);
+    easy_setup(&t->h, t->loop, t->h.easy, t->source, &t->flow, t->errbuf);
     transfer_hear_answer(t);
 }
 
@@ -212,10 +233,10 @@ static enum transfer_state source_chosen(struct transfer *t)
     }
     if (t->pick.source != t->source) {
         t->source = t->pick.source;
-        curl_easy_setopt(t->easy, CURLOPT_URL, t->source);
+        easy_set_url(&t->h, t->source);
     }
     if (t->source == t->asked)
-        easy_sign_for(t->easy, t->auth);
+        easy_sign_for(t->h.easy, t->auth);
     else
         t->auth = NULL;
     log_debug("fetch %s: download started", t->url);
@@ -235,15 +256,43 @@ static void picked(struct mirror_pick *m)
     struct transfer *t = (struct transfer *)((char *)m - offsetof(struct transfer, pick));
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_PROBING);
-    t->state = source_chosen(t);
+    move(t, source_chosen(t));
     transfer_step(t);
 }
 
 static void fail_attempt(struct transfer *t, CURLcode rc);
 
+/* One more attempt is counted (a retry, past the first). */
+static void count_attempt(struct transfer *t)
+{
+    if (t->attempts++ > 0)
+        atomic_fetch_add(&stats.download_retries, 1);
+}
+
+/* Whether the last attempt brought all it asked (its fill's head range): a download whose fill
+ * went alone asks again though its host is held now, and meets the hold as a new one does. */
+static bool last_attempt_in(const struct transfer *t)
+{
+    return t->own_cut || (t->bounded && t->rc == CURLE_OK);
+}
+
+/* The facts of the attempt about to start, and its request (-1: out of memory). */
+static int prepare_attempt(struct transfer *t, int64_t left)
+{
+    t->retry_status = 0;
+    t->status = 0;
+    t->body_started = t->start_over = t->new_file = t->renewed = t->own_cut = false;
+    t->skip = 0;
+    t->h.refused[0] = t->errbuf[0] = '\0';
+    if (set_headers(t) < 0)
+        return -1;
+    curl_easy_setopt(t->h.easy, CURLOPT_TIMEOUT_MS, (long)left);
+    return 0;
+}
+
 /* ATTEMPT: one request. A resume needs a validator that can prove the answer continues the kept
  * bytes; without one, the download starts over (start_over). None goes to a host held down
- * (hosts.h): a download that has not tried yet fails at once (or is its probe), one that has
+ * (easy_go): a download that has not tried yet fails at once (or is its probe), one that has
  * ends as its last attempt did (its own failures held the host down, or it waited in a backoff
  * meanwhile: it is never the probe). */
 static enum transfer_state step_attempt(struct transfer *t)
@@ -270,36 +319,31 @@ static enum transfer_state step_attempt(struct transfer *t)
         if (rc != 0)
             return rc < 0 ? TS_FAILED : TS_OPENING; /* a new version: once its file exists */
     }
-    if (t->attempts > 0 && hosts_held(t->source)) {
+    if (t->attempts > 0 && !last_attempt_in(t) && hosts_held(t->source)) {
         fail_attempt(t, t->rc); /* its own failures held the host down: it ends as its last did */
         return TS_FAILED;
     }
-    if (!hosts_admit(t->source, t->loop->now_ms(), !t->no_probe, &t->probe, why, sizeof(why),
-                     &retry_after)) {
-        held_down(t, why, retry_after);
-        return TS_FAILED;
-    }
-    if (t->attempts++ > 0)
-        atomic_fetch_add(&stats.download_retries, 1);
     host_name(t->source, host, sizeof(host));
     if (host_never_resolves(host, strlen(host))) { /* no resolver is asked (RFC 6761 6.4) */
+        count_attempt(t);
         fail_unresolved(t, host);
         return TS_FAILED;
     }
-    t->retry_status = 0;
-    t->status = 0;
-    t->body_started = t->start_over = t->new_file = t->renewed = t->own_cut = false;
-    t->skip = 0;
-    t->h.refused[0] = t->errbuf[0] = '\0';
-    if (set_headers(t) < 0) {
+    if (prepare_attempt(t, left) < 0) {
         transfer_fail(t, 500, "out of memory");
         return TS_FAILED;
     }
-    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)left);
-    if (curl_multi_add_handle(t->loop->multi, t->easy) != CURLM_OK) {
+    switch (easy_go(&t->h, !t->no_probe, why, sizeof(why), &retry_after)) {
+    case EASY_HELD:
+        held_down(t, why, retry_after);
+        return TS_FAILED;
+    case EASY_FAILED:
         transfer_fail(t, 500, "cannot start the upstream request");
         return TS_FAILED;
+    case EASY_ASKING:
+        break;
     }
+    count_attempt(t);
     return TS_ASKING;
 }
 
@@ -319,7 +363,7 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
         return;
     }
     if (rc == CURLE_COULDNT_RESOLVE_HOST) {
-        asked_host(t->easy, t->source, host, sizeof(host));
+        asked_host(t->h.easy, t->source, host, sizeof(host));
         fail_unresolved(t, host);
         return;
     }
@@ -335,7 +379,7 @@ static void backoff_over(void *arg)
     struct transfer *t = arg;
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_BACKOFF);
-    t->state = TS_ATTEMPT;
+    move(t, TS_ATTEMPT);
     transfer_step(t);
 }
 
@@ -346,7 +390,6 @@ static enum transfer_state back_off(struct transfer *t, int64_t ms)
         transfer_fail(t, 500, "out of memory");
         return TS_FAILED;
     }
-    count_active(t, true);
     return TS_BACKOFF;
 }
 
@@ -368,7 +411,6 @@ static enum transfer_state finished(struct transfer *t)
 static enum transfer_state range_in(struct transfer *t)
 {
     struct download_progress p;
-    count_active(t, true);
     if (t->fill)
         return fill_whole(t->fill) ? finished(t) : TS_FILLING;
     t->st->progress(t->obj, &p);
@@ -382,8 +424,6 @@ static enum transfer_state step_ended(struct transfer *t)
     bool stopping = atomic_load(&t->loop->stopping);
     const struct config *cfg = t->loop->cfg;
     assert(t->state == TS_ENDED);
-    count_active(t, false);
-    note_host(t, rc, stopping);
     if (t->renewed) {
         log_debug("fetch %s: unchanged upstream (304), renewed", t->url);
         return t->failed ? TS_FAILED : TS_DONE;
@@ -394,7 +434,6 @@ static enum transfer_state step_ended(struct transfer *t)
         return finished(t);
     if (t->start_over && !t->failed && !stopping) {
         /* nothing to wait out: the whole body at once, or a new version's once its file exists */
-        count_active(t, true);
         return t->new_file ? TS_OPENING : TS_ATTEMPT;
     }
     /* a host held down now (this attempt's failure may have done it) is not waited for */
@@ -419,8 +458,8 @@ static enum transfer_state step_ended(struct transfer *t)
 
 static void free_transfer(struct transfer *t)
 {
-    if (t->easy)
-        curl_easy_cleanup(t->easy);
+    if (t->h.easy)
+        curl_easy_cleanup(t->h.easy);
     curl_slist_free_all(t->req_headers);
     EVP_MD_CTX_free(t->sha);
     free(t->asked);
@@ -434,12 +473,9 @@ static void free_transfer(struct transfer *t)
 static void end_transfer(struct transfer *t)
 {
     assert(t->state == TS_DONE || t->state == TS_FAILED);
-    assert(t->backoff.slot == TIMER_IDLE && !t->wait.queued);
-    if (t->probe) /* its host's probe was granted, and no attempt went */
-        hosts_result(t->source, HOST_SAID_NOTHING, true, t->loop->now_ms());
+    assert(t->backoff.slot == TIMER_IDLE && !t->h.wait.queued && !t->h.host_probe);
     timer_cancel(&t->loop->timers, &t->patience);
     transfer_drop_fill(t);
-    count_active(t, false);
     t->st->release(t->obj);
     *t->prev = t->next;
     if (t->next)
@@ -469,7 +505,7 @@ static void transfer_step(struct transfer *t)
         }
         if ((size_t)t->state >= sizeof(steps) / sizeof(steps[0]) || !steps[t->state])
             return;
-        t->state = steps[t->state](t);
+        move(t, steps[t->state](t));
     }
 }
 
@@ -478,11 +514,8 @@ static void transfer_step(struct transfer *t)
 /* The attempt under way, or the backoff before the next, is cut: the fill decided. */
 static void cut_attempt(struct transfer *t)
 {
-    if (t->state == TS_ASKING) {
-        rate_forget(&t->loop->gate, &t->wait);
-        curl_multi_remove_handle(t->loop->multi, t->easy);
-        note_host(t, CURLE_ABORTED_BY_CALLBACK, atomic_load(&t->loop->stopping));
-    }
+    if (t->state == TS_ASKING)
+        easy_ended(&t->h, CURLE_ABORTED_BY_CALLBACK);
     timer_cancel(&t->loop->timers, &t->backoff);
 }
 
@@ -510,7 +543,7 @@ static void fill_alone(struct transfer *t, const char *why)
     transfer_drop_fill(t);
     t->alone = true;
     if (t->state == TS_FILLING) {
-        t->state = TS_ATTEMPT;
+        move(t, TS_ATTEMPT);
         transfer_step(t);
     }
 }
@@ -524,7 +557,7 @@ static void fill_told(void *arg, enum fill_news news)
     snprintf(why, sizeof(why), "%s", fill_reason(t->fill));
     if (news == FILL_WHOLE) { /* asking still: the end of its own attempt finishes it */
         if (t->state == TS_FILLING) {
-            t->state = finished(t);
+            move(t, finished(t));
             transfer_step(t);
         }
         return;
@@ -537,10 +570,10 @@ static void fill_told(void *arg, enum fill_news news)
     }
     cut_attempt(t);
     if (news == FILL_CHANGED) {
-        t->state = fill_changed(t, why);
+        move(t, fill_changed(t, why));
     } else { /* the store refused a piece's bytes: as when it refuses the head's (transfer_body) */
         transfer_fail_as_object(t);
-        t->state = TS_FAILED;
+        move(t, TS_FAILED);
     }
     transfer_step(t);
 }
@@ -562,17 +595,18 @@ void transfer_set_no_probe(struct transfer *t)
 
 struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_store *st,
                               struct object *obj, char *source, int64_t grant_until,
-                              const struct bucket_auth *auth, const char *host)
+                              const struct bucket_auth *auth, const char *host,
+                              const struct fetch_terms *terms)
 {
     struct transfer *t = calloc(1, sizeof(*t));
-    assert(upstream_on_thread());
-    if (!t || !(t->easy = curl_easy_init()) || !(t->sha = EVP_MD_CTX_new()) ||
+    assert(upstream_on_thread() && terms);
+    if (!t || !(t->h.easy = curl_easy_init()) || !(t->sha = EVP_MD_CTX_new()) ||
         EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL) != 1) {
         st->fail(obj, 500, "out of memory");
         free(source);
         goto fail;
     }
-    *t = (struct transfer){.h.kind = HANDLE_TRANSFER,
+    *t = (struct transfer){.h = {.kind = HANDLE_TRANSFER, .easy = t->h.easy},
                            .magic = TRANSFER_MAGIC,
                            .loop = loop,
                            .st = st,
@@ -582,7 +616,7 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
                            .source = source,
                            .grant_until = grant_until,
                            .auth = auth,
-                           .easy = t->easy,
+                           .terms = *terms,
                            .sha = t->sha,
                            .fill_told = fill_told,
                            .state = TS_OPENING};
@@ -602,7 +636,7 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
                                    .asked = t->asked,
                                    .grant_until = grant_until,
                                    .picked = picked};
-    mirror_find(&t->pick);
+    mirror_find(&t->pick, &t->terms);
     if (timer_arm(&loop->timers, &t->patience, t->started_ms + STORE_STALE_PATIENCE_MS,
                   patience_over, t) < 0)
         log_error("fetch %s: out of memory: its readers wait for upstream", t->url);
@@ -612,7 +646,7 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
         loop->active->prev = &t->next;
     loop->active = t;
     loop->n_active++;
-    count_active(t, true);
+    atomic_fetch_add(&stats.downloads_active, 1); /* in progress from its start (move) */
     return t;
 fail:
     if (t)
@@ -633,7 +667,7 @@ void transfer_poll_file(struct transfer *t)
     t->failed = ready < 0; /* the persistence thread has failed it already */
     if (ready > 0 && take_kept(t) < 0)
         transfer_fail(t, 500, "out of memory");
-    t->state = t->failed ? TS_FAILED : TS_SOURCE;
+    move(t, t->failed ? TS_FAILED : TS_SOURCE);
     transfer_step(t);
 }
 
@@ -642,10 +676,9 @@ void transfer_attempt_ended(struct handle *h, CURLcode rc)
     struct transfer *t = (struct transfer *)h;
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_ASKING);
-    rate_forget(&t->loop->gate, &t->wait);
-    curl_multi_remove_handle(t->loop->multi, t->easy);
+    easy_ended(&t->h, rc);
     t->rc = rc;
-    t->state = TS_ENDED;
+    move(t, TS_ENDED);
     transfer_step(t);
 }
 
@@ -669,7 +702,7 @@ void transfer_stop(struct transfer *t)
         log_info("fetch %s: stopped; kept for the next start to continue", t->url);
         t->failed = true;
     }
-    t->state = TS_FAILED;
+    move(t, TS_FAILED);
     end_transfer(t);
 }
 
@@ -713,7 +746,7 @@ struct transfer *transfer_next(const struct transfer *t)
 
 CURL *transfer_easy(const struct transfer *t)
 {
-    return t->easy;
+    return t->h.easy;
 }
 
 const struct curl_slist *transfer_request_headers(const struct transfer *t)

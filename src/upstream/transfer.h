@@ -4,25 +4,33 @@
  * Contract: upstream thread only (upstream_on_thread()). A transfer is one of the states below;
  * transfer_step() runs the step function of each state that has work to do until the transfer
  * waits for an event (its file, a probe's answer, curl, a timer) or is over; every event
- * function checks the transfer is in the state that waits for it. The states:
+ * function checks the transfer is in the state that waits for it. One function moves it, and
+ * asserts every move is one of the table below (transfer_may_move); the moves a fill's news
+ * makes (fill.h: another version, the store refusing a piece) are drawn too, and
+ * transfer_stop ends a transfer from any state but DONE (FAILED). The states:
  *
  *   OPENING  the persistence thread makes its file and row      -> SOURCE, FAILED
  *   SOURCE   choose a mirror or the origin (mirror.h)           -> PROBING, ATTEMPT, FAILED
  *   PROBING  a mirror's or the origin's probe is out            -> ATTEMPT, FAILED
  *   ATTEMPT  one more request: a resume's Range, or from byte 0 -> ASKING, OPENING, FAILED
- *   ASKING   in the multi handle: headers decide, bytes append  -> ENDED
+ *   ASKING   in the multi handle: headers decide, bytes append  -> ENDED; a fill's news:
+ *                                                                 ATTEMPT, OPENING, FAILED
  *   ENDED    the attempt ended: finish, start over, back off    -> DONE, ATTEMPT, OPENING,
  *                                                                 BACKOFF, FILLING, FAILED
  *   FILLING  its own range is in, its fill's others come (fill.h) -> DONE, ATTEMPT, OPENING,
  *                                                                 FAILED
- *   BACKOFF  a retry's timer (the loop's timer heap)            -> ATTEMPT
+ *   BACKOFF  a retry's timer (the loop's timer heap)            -> ATTEMPT; a fill's news:
+ *                                                                 OPENING, FAILED
  *   DONE     finished, renewed (304) or set aside: released and freed
  *   FAILED   store_fail() has told its clients: released and freed
  *
  * Everything it asks of the object goes through a struct transfer_store (transfer_store_real
  * points at store.h's functions; units record the calls). stats.downloads_active counts a
- * transfer from its start until its last attempt ends (backoffs included). A transfer links
- * itself into loop->active and unlinks itself when it is freed.
+ * transfer from its start until its last attempt ends (backoffs included): in every state but
+ * ENDED, DONE and FAILED. A transfer links itself into loop->active and unlinks itself when it
+ * is freed. Its requests obey what every upstream request does (easy.h: the host hold, the
+ * uplink cap, the report of its end), and it reads its terms (rules/terms.h: fill settings,
+ * sources), never the configuration's globals for them.
  */
 #ifndef ARCA_TRANSFER_H
 #define ARCA_TRANSFER_H
@@ -30,6 +38,7 @@
 #include "upstream/download.h"
 #include "upstream/easy.h"
 #include "store/store.h"
+#include "rules/terms.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -37,12 +46,15 @@
 
 struct transfer;
 
-/* A download of `obj` (whose reference it takes) from `source` (which it takes over), its file
- * asked of the persistence thread: OPENING. NULL when it could not start (the object failed
- * and was released). */
+/* A download of `obj` (whose reference it takes) from `source` (which it takes over) under
+ * `terms` (copied), its file asked of the persistence thread: OPENING. NULL when it could not
+ * start (the object failed and was released). */
 struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_store *st,
                               struct object *obj, char *source, int64_t grant_until,
-                              const struct bucket_auth *auth, const char *host);
+                              const struct bucket_auth *auth, const char *host,
+                              const struct fetch_terms *terms);
+/* Whether the table above has a transfer move from `from` to `to`. */
+bool transfer_may_move(enum transfer_state from, enum transfer_state to);
 /* The Via the first client's request came with (taken over), sent before arca's own on every
  * attempt, so that a loop through other proxies comes back with arca's (508). Before the first
  * attempt starts. */

@@ -102,7 +102,7 @@ static int begin_full_body(struct transfer *t)
 {
     struct upstream_headers h = headers_of(t);
     validators_of(&t->resp, &t->kept);
-    asked_origin(t->easy, t->source, t->body_host, sizeof(t->body_host));
+    asked_origin(t->h.easy, t->source, t->body_host, sizeof(t->body_host));
     t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
     if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
         transfer_fail_as_object(t);
@@ -173,10 +173,9 @@ static int host_connections(const struct transfer *t)
  * Last-Modified). */
 static const char *no_fill(const struct transfer *t, int64_t length, bool ranges_taken)
 {
-    const struct config *cfg = t->loop->cfg;
     if (t->alone)
         return "its fill stopped";
-    if (length < 0 || length - t->offset < cfg->fill_min_size)
+    if (length < 0 || length - t->offset < t->terms.fill_min_size)
         return "smaller than --fill-min-size";
     if (!ranges_taken)
         return "upstream does not say Accept-Ranges: bytes";
@@ -187,14 +186,15 @@ static const char *no_fill(const struct transfer *t, int64_t length, bool ranges
     return NULL;
 }
 
-/* A body that begins (or continues) with at least --fill-min-size bytes to come, upstream
- * taking ranges and a strong validator proving them: the rest is fetched in pieces over
- * --fill-connections connections, as many as --max-downloads-per-host leaves (fill.h). */
+/* A body that begins (or continues) with at least its terms' fill-min-size bytes to come
+ * (--fill-min-size, or the rule's), upstream taking ranges and a strong validator proving them:
+ * the rest is fetched in pieces over its terms' fill-connections, as many as
+ * --max-downloads-per-host leaves (fill.h). */
 static void maybe_fill(struct transfer *t, bool ranges_taken)
 {
     const struct config *cfg = t->loop->cfg;
     int64_t length = known_length(t), rest = length - t->offset;
-    int ranges = cfg->fill_connections, room;
+    int ranges = t->terms.fill_connections, room;
     const char *why;
     if (t->fill || ranges < 2) /* a fill already, or none wanted */
         return;
@@ -237,7 +237,7 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
 static bool other_host(struct transfer *t)
 {
     char origin[sizeof(t->body_host)];
-    asked_origin(t->easy, t->source, origin, sizeof(origin));
+    asked_origin(t->h.easy, t->source, origin, sizeof(origin));
     return t->body_host[0] && strcmp(origin, t->body_host) != 0;
 }
 
@@ -291,7 +291,7 @@ static int headers_done(struct transfer *t)
     case VERDICT_CONTINUE:
         atomic_fetch_add(&stats.download_resumes, 1);
         /* the body goes on from this answer's host (after redirects): its fill's pieces too */
-        asked_origin(t->easy, t->source, t->body_host, sizeof(t->body_host));
+        asked_origin(t->h.easy, t->source, t->body_host, sizeof(t->body_host));
         t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
         t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
         maybe_fill(t, true);
@@ -346,7 +346,7 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
         t->own_cut = true;
         return 0;
     }
-    if (!rate_admit(&t->loop->gate, &t->wait, len))
+    if (!easy_take(&t->h, len))
         return CURL_WRITEFUNC_PAUSE;
     size_t took = len, dropped = (int64_t)len < t->skip ? len : (size_t)t->skip;
     t->skip -= (int64_t)dropped; /* a whole body's bytes the download keeps already */
@@ -387,9 +387,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 
 void transfer_hear_answer(struct transfer *t)
 {
-    curl_easy_setopt(t->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, t);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-    t->wait = (struct rate_wait){.easy = t->easy, .flow = &t->flow};
+    curl_easy_setopt(t->h.easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(t->h.easy, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(t->h.easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(t->h.easy, CURLOPT_WRITEDATA, t);
 }

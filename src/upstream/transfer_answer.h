@@ -13,6 +13,7 @@
 #include "upstream/mirror.h"
 #include "upstream/timer.h"
 #include "upstream/upstream_response.h"
+#include "rules/terms.h"
 
 #include <assert.h>
 #include <curl/curl.h>
@@ -21,9 +22,12 @@
 #define TRANSFER_MAGIC 0x5452414eu
 #define CHECK_TRANSFER(t) assert((t) != NULL && (t)->magic == TRANSFER_MAGIC)
 
-/* One upstream download, over one or more attempts. Lives on the upstream thread only. */
+/* One upstream download, over one or more attempts. Lives on the upstream thread only. Its
+ * state is written by transfer.c's move() alone (the table of moves, transfer_may_move); the
+ * bools below say something the state does not: facts of the attempt under way or of the
+ * download, each as its comment says. */
 struct transfer {
-    struct handle h;
+    struct handle h; /* its own connection's: the easy handle, its host's hold, its cap's turn */
     unsigned magic;
     enum transfer_state state;
     struct upstream_loop *loop;
@@ -35,7 +39,9 @@ struct transfer {
     const char *source;  /* what is fetched: `asked`, or a mirror's URL (pick.mirrors) */
     int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
     const struct bucket_auth *auth; /* a bucket's object: SigV4-signed by libcurl */
-    CURL *easy;
+    /* The request's terms (rules/terms.h), the download's copy: its fill settings and sources
+     * are read here, never from the configuration's globals. */
+    struct fetch_terms terms;
     EVP_MD_CTX *sha;
     struct curl_slist *req_headers; /* Range + If-Range of a resuming attempt, or the
                                        conditions of a revalidating one */
@@ -45,7 +51,7 @@ struct transfer {
     int64_t deadline_ms;            /* the whole download, --download-timeout */
     struct timer backoff;           /* BACKOFF: the next attempt */
     struct timer patience;          /* when a refresh's readers may take the expired version */
-    bool resolved_again;            /* a name that did not resolve was asked once more */
+    bool resolved_again;            /* a name that did not resolve was asked once more (once) */
     struct validators kept;         /* of the response the bytes kept came with */
     char body_host[256];            /* the origin the body comes from (its last answer's, after
                                        redirects): a fill's pieces and a fallback check it */
@@ -59,7 +65,6 @@ struct transfer {
     bool start_over;               /* its response is dropped: the next attempt asks from byte 0 */
     bool new_file;                 /* and goes on as a new version, once its file is made */
     bool renewed;     /* upstream answered 304: the expired version is the object again */
-    bool probe;       /* it asks whether its host, held down, is back (hosts.h) */
     bool no_probe;    /* started without a slot: never its host's probe (transfer_set_no_probe) */
     int retry_status; /* > 0: it ended on a retryable upstream status */
     CURLcode rc;      /* how curl ended it */
@@ -68,14 +73,13 @@ struct transfer {
     bool own_cut; /* it ended itself: its fill's head range was in */
     int64_t skip; /* a whole body's first bytes to drop: the download has them */
     /* Facts about the download: */
-    bool failed;       /* its end told: store_fail() called, or the expired version kept */
-    bool counted;      /* in stats.downloads_active */
+    bool failed;       /* its end told (store_fail() called, or the expired version kept): set
+                          while it still asks or backs off, before it moves to FAILED or DONE */
     bool alone;        /* its fill stopped on a lie: one connection from here on (fill.h) */
     int fill_restarts; /* starts over because upstream changed the object mid-fill */
     struct fill *fill; /* its other ranges while a parallel fill runs (fill.h) */
     void (*fill_told)(void *t, enum fill_news news); /* the course's (transfer.c): fill.h's tell */
     struct rate_flow flow;  /* its turn under --upstream-rate (rate.h), all its handles' */
-    struct rate_wait wait;  /* its own handle's place in that turn */
     int64_t received;       /* bytes its own connection took (a fill's are the fill's) */
     int64_t measured_bytes; /* received, fills' included, at the last transfer_measure */
     int64_t measured_ms;    /* ... and when */

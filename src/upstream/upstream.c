@@ -6,13 +6,13 @@
 #include "base/parse.h"
 #include "log/log.h"
 #include "upstream/fill.h"
-#include "upstream/mirror.h"
 #include "upstream/hosts.h"
 #include "persist/persist.h"
 #include "upstream/probe.h"
 #include "stats/stats.h"
 #include "upstream/transfer.h"
 #include "url/url.h"
+#include "rules/rules.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -55,7 +55,8 @@ struct pending {
     char *source;
     int64_t grant_until;
     const struct bucket_auth *auth;
-    char *via;         /* the client's request's Via, or NULL */
+    char *via;                /* the client's request's Via, or NULL */
+    struct fetch_terms terms; /* the request's (a copy): what the download reads */
     bool waited;       /* it waited for a slot: readers of a refresh took the stale version */
     const char *why;   /* the limit it waits for now (its listing's waiting_for), or NULL */
     bool join;         /* not a download: `client` joined obj's, if it waits (upstream_join) */
@@ -400,7 +401,7 @@ static void start_queued(void)
         if (item->why)
             store_set_waiting(item->obj, NULL);
         struct transfer *t = transfer_new(&fx.loop, &transfer_store_real, item->obj, item->source,
-                                          item->grant_until, item->auth, host);
+                                          item->grant_until, item->auth, host, &item->terms);
         fx.recent[fx.n_started++ % RECENT] = *who;
         if (t)
             record_slot(t, who);
@@ -469,7 +470,6 @@ static void reap_finished(void)
             continue;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
         if (h->kind == HANDLE_PROBE) {
-            curl_multi_remove_handle(fx.loop.multi, msg->easy_handle);
             probe_attempt_ended(h, msg->data.result);
         } else if (h->kind == HANDLE_SEGMENT) {
             fill_segment_ended(h, msg->data.result);
@@ -571,7 +571,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     rate_set(&fx.loop.gate, cfg->upstream_rate);
     easy_via_init(cfg);
     hosts_configure(cfg->origin_failures);
-    if (mirror_init(cfg, err, errlen) < 0)
+    if (sources_init(cfg, err, errlen) < 0) /* the --mirror rules downloads' terms name */
         return -1;
     fx.backlog_tail = &fx.backlog;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(fx.loop.multi = curl_multi_init())) {
@@ -612,6 +612,12 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src)
         return;
     }
     p->obj = obj;
+    if (src->terms) {
+        p->terms = *src->terms;
+    } else { /* arca's own (a resume): as a request without a client would have them */
+        struct terms_request req = {.url = src->url, .key = object_url(obj)};
+        terms_decide(fx.loop.cfg, &req, &p->terms);
+    }
     p->grant_until = src->grant_until;
     p->auth = src->auth;
     p->via = src->via ? strdup(src->via) : NULL; /* lost when out of memory: arca's own stays */
@@ -682,5 +688,5 @@ void upstream_stop(void)
     curl_multi_cleanup(fx.loop.multi);
     curl_global_cleanup();
     free(fx.slots);
-    mirror_cleanup(fx.loop.cfg);
+    sources_cleanup();
 }

@@ -83,7 +83,10 @@ int upstream_probe(const char *url, void (*done)(const struct probe_result *res,
                    void *arg);
 
 /* A small document (an S3 listing page): GET `url`, signed for `auth` like a bucket's objects
- * (NULL: unsigned), its body kept up to UPSTREAM_DOC_MAX bytes (a longer one is an error).
+ * (NULL: unsigned), its body kept up to UPSTREAM_DOC_MAX bytes (a longer one is an error). It is
+ * asked as a download is (easy.h): its host held down, no request goes and it comes back as a
+ * download would fail (status 0, failure_status 503, retry_after); its bytes wait their turn
+ * under --upstream-rate and count in bytes_downloaded.
  * `done` runs on the upstream thread, once, also when arca stops (status 0); `body` is valid
  * during the call only. Returns -1 when out of memory or stopping (done never runs then). */
 int upstream_get(const char *url, const struct bucket_auth *auth,

@@ -455,3 +455,54 @@ def test_ranges_refused_late_go_on_with_the_whole_body_again(origin, start_arca)
     assert again > 8 and len(asks) - 1 - again <= 3, asks
     assert arca.metrics()["arca_fill_stops_total"] == 1
     assert sha256(arca.fetch(url)[2]) == sha256(data)
+
+
+def listing_xml(n, key_len):
+    """One ListObjectsV2 page of n files with keys of about key_len characters."""
+    rows = "".join(
+        f"<Contents><Key>f{i:05d}-{'x' * key_len}</Key>"
+        "<LastModified>2026-11-22T16:51:32.000Z</LastModified><ETag>&quot;abc&quot;</ETag>"
+        "<Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>" for i in range(n))
+    return ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+            'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>lab</Name><Prefix></Prefix>'
+            f"<KeyCount>{n}</KeyCount><MaxKeys>1000</MaxKeys><Delimiter>/</Delimiter>"
+            f"<IsTruncated>false</IsTruncated>{rows}</ListBucketResult>").encode()
+
+
+def test_a_bucket_listing_page_obeys_the_cap(origin, start_arca, workdir):
+    """Every byte from upstream goes through the uplink cap (issue 52): a listing page's too,
+    counted in bytes_downloaded as it is taken. Sampled while the page comes, arca never has
+    more than the cap's worth since the request went (and the bucket's burst): a bound that a
+    slow machine only loosens."""
+    page = listing_xml(1000, 300)  # about 420 KiB: 4 s under 100 KiB/s
+    origin.add("/lab", data=page, content_type="application/xml")
+    ini = os.path.join(workdir, "arca.ini")
+    with open(ini, "w") as f:  # no credentials: an anonymous bucket
+        f.write(f"[bucket lab]\nurl = {origin.url('/lab')}\n")
+    cap = 100 << 10
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--config", ini, "--upstream-rate",
+                      str(cap))
+    out = {}
+
+    def browse():
+        out["answer"] = arca.get("/browse/lab/", timeout=60)
+
+    base = arca.status()["statistics_download"]
+    t0 = time.monotonic()
+    t = threading.Thread(target=browse)
+    t.start()
+    samples = []
+    while t.is_alive():
+        got = arca.status()["statistics_download"] - base
+        samples.append((time.monotonic() - t0, got))
+        time.sleep(0.05)
+    t.join()
+    status, _, body = out["answer"]
+    assert status == 200 and body.count(b'class="file"') == 1000
+    total = arca.status()["statistics_download"] - base
+    assert total >= len(page)  # the page's bytes are counted as they are taken
+    slack = (64 << 10) + (64 << 10)  # the bucket's burst, a turn and a chunk in flight
+    for elapsed, got in samples:
+        assert got <= cap * elapsed + slack, (elapsed, got)
+    assert samples[-1][1] > 0  # the page came while the client waited (sampled midway)
+    assert len([s for s in samples if 0 < s[1] < len(page)]) >= 3

@@ -375,3 +375,32 @@ def test_a_held_host_back_up_is_probed_within_the_slots_and_the_rest_fail_at_onc
     finally:
         gate.set()
         slow_origin.stop()
+
+
+def test_a_held_host_gets_no_piece_requests(start_arca, origin):
+    """Every request to upstream asks the host hold (issue 52): a fill's pieces too. The held
+    host's probe is a download large enough to be filled in parallel; its host stays held until
+    that attempt ends, so none of its pieces is asked: it comes over its own connection alone,
+    one GET without a Range at the origin."""
+    arca = start_arca(*FAST, "--fill-min-size", "1M")
+    held_down(arca, origin)
+    data = os.urandom(2 << 20)
+    # paced: the download's own connection is still under way as its pieces would be asked
+    url = origin.add("/big", data=data, etag='"big"', headers={"Accept-Ranges": "bytes"},
+                     rate=1 << 20)
+    revive(origin)
+    before = arca.metrics()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status, _, body = arca.fetch(url)
+        if status == 200:
+            break
+        assert status == 503  # refused at once until the probe is due
+        time.sleep(0.3)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert [h.get("Range", "") for p, h in origin.requests if p == "/big"] == [""]
+    after = arca.metrics()
+    assert after["arca_fills_total"] == before["arca_fills_total"] + 1  # a fill began
+    assert after["arca_fill_ranges_total"] == before["arca_fill_ranges_total"]  # no piece asked
+    assert after["arca_fill_stops_total"] == before["arca_fill_stops_total"] + 1
+    assert arca.status()["upstream_hosts_down"] == 0  # the probe's answer cleared it

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "base/clock.h"
+#include "upstream/hosts.h"
 #include "upstream/mirror.h"
 #include "upstream/probe.h"
 #include "stats/stats.h"
@@ -246,6 +248,20 @@ static const struct transfer_store recording = {
 static struct config cfg;
 static struct upstream_loop loop;
 static int64_t clock_ms;
+static struct fetch_terms terms; /* what every download of a test is started under */
+
+/* Mirror k's URL (rules/terms.h), wrapped (-Wl,--wrap): the rules' own are theirs to test. */
+char *__wrap_terms_source_url(const struct config *c, const struct fetch_terms *t, const char *url,
+                              int k);
+char *__wrap_terms_source_url(const struct config *c, const struct fetch_terms *t, const char *url,
+                              int k)
+{
+    char *out = NULL;
+    (void)c, (void)t;
+    if (asprintf(&out, "http://mirror.test/%d%s", k, strrchr(url, '/')) < 0)
+        return NULL;
+    return out;
+}
 
 static int64_t fake_now(void)
 {
@@ -272,6 +288,11 @@ static int setup(void **state)
     loop.now_ms = fake_now;
     clock_ms = 1000000;
     upstream_claim_thread();
+    memset(&terms, 0, sizeof(terms));
+    terms.fill_connections = cfg.fill_connections;
+    terms.fill_min_size = cfg.fill_min_size;
+    terms.sources.mirror_rule = -1;
+    hosts_configure(0);
     return 0;
 }
 
@@ -290,7 +311,7 @@ static struct transfer *start(void)
 {
     char *source = strdup("http://origin.test/file");
     struct transfer *t =
-        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test");
+        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test", &terms);
     assert_non_null(t);
     assert_int_equal(transfer_state_of(t), TS_OPENING);
     transfer_poll_file(t); /* not made yet: still waiting */
@@ -479,7 +500,7 @@ static void a_file_the_store_could_not_make_ends_it(void **state)
     (void)state;
     char *source = strdup("http://origin.test/file");
     struct transfer *t =
-        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test");
+        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test", &terms);
     assert_non_null(t);
     fs.ready = -1;
     transfer_poll_file(t);
@@ -501,7 +522,7 @@ static void stopping_fails_a_download_without_its_file(void **state)
     (void)state;
     char *source = strdup("http://origin.test/file");
     struct transfer *t =
-        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test");
+        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test", &terms);
     transfer_stop(t);
     assert_string_equal(fs.calls, "begin_file fail release");
     assert_int_equal(fs.fail_status, 503);
@@ -513,17 +534,10 @@ static void stopping_fails_a_download_without_its_file(void **state)
 static void a_mirror_is_asked_first_and_stopping_sets_it_aside(void **state)
 {
     (void)state;
-    char err[256];
-    cfg.n_mirror_rules = 1;
-    snprintf(cfg.mirror_rules[0].pattern, sizeof(cfg.mirror_rules[0].pattern),
-             "^http://origin\\.test");
-    snprintf(cfg.mirror_rules[0].mirrors[0], sizeof(cfg.mirror_rules[0].mirrors[0]),
-             "http://mirror.test");
-    cfg.mirror_rules[0].n = 1;
-    assert_int_equal(mirror_init(&cfg, err, sizeof(err)), 0);
+    terms.sources = (struct terms_sources){.mirror_rule = 0, .n_mirrors = 1};
     char *source = strdup("http://origin.test/file");
     struct transfer *t =
-        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test");
+        transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test", &terms);
     fs.ready = 1;
     transfer_poll_file(t);
     assert_int_equal(transfer_state_of(t), TS_PROBING);
@@ -532,7 +546,6 @@ static void a_mirror_is_asked_first_and_stopping_sets_it_aside(void **state)
     assert_int_equal(transfer_state_of(t), TS_PROBING);
     transfer_stop(t);
     assert_string_equal(fs.calls, "begin_file set_aside release");
-    mirror_cleanup(&cfg);
 }
 
 /* --- parallel fills (fill.h) ------------------------------------------------------------- */
@@ -550,7 +563,8 @@ static struct transfer *start_fill(void)
 {
     for (size_t i = 0; i < sizeof(blob); i++)
         blob[i] = (char)(i * 2654435761u >> 13);
-    cfg.fill_min_size = 1;
+    terms.fill_min_size = 1; /* the download's terms, not the option, decide */
+    cfg.fill_min_size = INT64_MAX;
     struct transfer *t = start();
     int64_t asked = atomic_load(&stats.fill_ranges);
     respond(t, fill_ok);
@@ -699,9 +713,175 @@ static void a_fill_whose_head_has_no_byte_asks_again_whole(void **state)
     transfer_stop(t);
 }
 
+/* --- the table of moves (transfer.h) -------------------------------------------------------- */
+
+/* Every move transfer.h draws is in the table, and nothing else: the states that wait for an
+ * event cannot skip the step that starts or ends an attempt, and an ended download moves no
+ * more (move() asserts each against it). */
+static void the_table_of_moves_is_transfer_h_s(void **state)
+{
+    static const enum transfer_state drawn[][2] = {
+        {TS_OPENING, TS_SOURCE},  {TS_OPENING, TS_FAILED},  {TS_SOURCE, TS_PROBING},
+        {TS_SOURCE, TS_ATTEMPT},  {TS_SOURCE, TS_FAILED},   {TS_PROBING, TS_ATTEMPT},
+        {TS_PROBING, TS_FAILED},  {TS_ATTEMPT, TS_ASKING},  {TS_ATTEMPT, TS_OPENING},
+        {TS_ATTEMPT, TS_FAILED},  {TS_ASKING, TS_ENDED},    {TS_ASKING, TS_ATTEMPT},
+        {TS_ASKING, TS_OPENING},  {TS_ASKING, TS_FAILED},   {TS_ENDED, TS_DONE},
+        {TS_ENDED, TS_ATTEMPT},   {TS_ENDED, TS_OPENING},   {TS_ENDED, TS_BACKOFF},
+        {TS_ENDED, TS_FILLING},   {TS_ENDED, TS_FAILED},    {TS_FILLING, TS_DONE},
+        {TS_FILLING, TS_ATTEMPT}, {TS_FILLING, TS_OPENING}, {TS_FILLING, TS_FAILED},
+        {TS_BACKOFF, TS_ATTEMPT}, {TS_BACKOFF, TS_OPENING}, {TS_BACKOFF, TS_FAILED},
+    };
+    size_t n = sizeof(drawn) / sizeof(drawn[0]), allowed = 0;
+    (void)state;
+    for (size_t i = 0; i < n; i++)
+        assert_true(transfer_may_move(drawn[i][0], drawn[i][1]));
+    for (int from = TS_OPENING; from <= TS_FAILED; from++)
+        for (int to = TS_OPENING; to <= TS_FAILED; to++)
+            allowed += transfer_may_move(from, to);
+    assert_int_equal(allowed, n);
+    /* the moves a loose assignment could once make */
+    assert_false(transfer_may_move(TS_OPENING, TS_ASKING));
+    assert_false(transfer_may_move(TS_BACKOFF, TS_ASKING));
+    assert_false(transfer_may_move(TS_ASKING, TS_DONE));
+    assert_false(transfer_may_move(TS_PROBING, TS_ASKING));
+    for (int to = TS_OPENING; to <= TS_FAILED; to++) {
+        assert_false(transfer_may_move(TS_DONE, to));
+        assert_false(transfer_may_move(TS_FAILED, to));
+        assert_false(transfer_may_move(to, to));
+    }
+}
+
+/* downloads_active follows the state: counted from the start, through a backoff, until the
+ * last attempt ends. */
+static void a_download_is_counted_while_in_progress(void **state)
+{
+    (void)state;
+    int64_t before = atomic_load(&stats.downloads_active);
+    struct transfer *t = start();
+    assert_int_equal(atomic_load(&stats.downloads_active) - before, 1);
+    respond(t, (const char *const[]){"HTTP/1.1 503 Service Unavailable", NULL});
+    ended(t, CURLE_WRITE_ERROR);
+    assert_int_equal(transfer_state_of(t), TS_BACKOFF);
+    assert_int_equal(atomic_load(&stats.downloads_active) - before, 1);
+    clock_ms += 1000;
+    timer_run(&loop.timers, clock_ms);
+    respond(t, ok_v1);
+    body(t, "0123456789");
+    ended(t, CURLE_OK);
+    assert_int_equal(atomic_load(&stats.downloads_active), before);
+}
+
+/* --- one policy for every handle (easy.h) --------------------------------------------------- */
+
+/* The download's host is held down once its fill has begun: none of the fill's pieces is asked
+ * (not one request to the held host), the fill stops and the download's own connection, already
+ * under way, goes on alone to the end. */
+static void a_held_host_gets_no_piece_requests(void **state)
+{
+    (void)state;
+    clock_ms = monotonic_ms(); /* hosts.c reads the real clock too */
+    hosts_configure(1);
+    for (size_t i = 0; i < sizeof(blob); i++)
+        blob[i] = (char)(i * 7);
+    terms.fill_min_size = 1;
+    struct transfer *t = start();
+    int64_t asked = atomic_load(&stats.fill_ranges), stops = atomic_load(&stats.fill_stops);
+    hosts_result("http://origin.test/file", HOST_DOWN, false, clock_ms);
+    assert_true(hosts_held("http://origin.test/file"));
+    respond(t, fill_ok);
+    assert_non_null(t->fill);
+    timer_run(&loop.timers, clock_ms); /* where its pieces would be asked */
+    assert_int_equal(atomic_load(&stats.fill_ranges), asked);
+    assert_int_equal(atomic_load(&stats.fill_stops) - stops, 1);
+    assert_null(t->fill);
+    assert_int_equal(transfer_body(t, blob, BLOB), BLOB);
+    ended(t, CURLE_OK);
+    assert_string_equal(fs.calls, "begin_file begin_body append finish release");
+    hosts_configure(0);
+}
+
+/* The download's terms, not --fill-connections, say how many connections its fill takes. */
+static void a_fill_takes_its_terms_connections(void **state)
+{
+    (void)state;
+    cfg.fill_connections = 8;
+    terms.fill_connections = 2;
+    terms.fill_min_size = 1;
+    int64_t asked = atomic_load(&stats.fill_ranges);
+    struct transfer *t = start();
+    respond(t, fill_ok);
+    assert_non_null(t->fill);
+    timer_run(&loop.timers, clock_ms);
+    assert_int_equal(atomic_load(&stats.fill_ranges) - asked, 1); /* one beside its own */
+    transfer_stop(t);
+}
+
+/* A piece's connection refused counts for its host as a download's does: at --origin-failures
+ * the host is held down and the fill stops; the download's own connection had its range, so its
+ * next attempt (the rest, alone) meets the hold as a new download does: refused at once (503),
+ * counted as one, and no request goes. */
+static void a_piece_s_failures_count_for_its_host(void **state)
+{
+    (void)state;
+    clock_ms = monotonic_ms();
+    hosts_configure(1);
+    int64_t held_before = atomic_load(&stats.held_down_failures);
+    struct transfer *t = start_fill();
+    struct fill *f = t->fill;
+    int64_t asked = atomic_load(&stats.fill_ranges);
+    assert_int_equal(transfer_body(t, blob, QUARTER + 100), QUARTER); /* its own range is in */
+    ended(t, CURLE_WRITE_ERROR);
+    assert_int_equal(transfer_state_of(t), TS_FILLING);
+    range_ended(f, 1, CURLE_COULDNT_CONNECT);
+    assert_true(hosts_held("http://origin.test/file"));
+    assert_int_equal(atomic_load(&stats.fill_ranges), asked);
+    assert_int_equal(fs.fail_status, 503);
+    assert_non_null(strstr(fs.fail_reason, "is down since"));
+    assert_int_equal(atomic_load(&stats.held_down_failures) - held_before, 1);
+    hosts_configure(0);
+}
+
+static struct probe_result got;
+static int got_calls;
+
+static void page_done(const struct probe_result *res, const char *body, size_t len, void *arg)
+{
+    (void)body, (void)len, (void)arg;
+    got = *res;
+    got_calls++;
+}
+
+/* A listing page (upstream_get) asks its host's hold as a download does: held down, no request
+ * goes, and it is refused as a download is (503 with its Retry-After), counted as one. */
+static void a_page_of_a_held_host_is_refused_as_a_download(void **state)
+{
+    (void)state;
+    clock_ms = monotonic_ms();
+    hosts_configure(1);
+    int64_t held_before = atomic_load(&stats.held_down_failures);
+    hosts_result("http://bucket.test/", HOST_DOWN, false, clock_ms);
+    got_calls = 0;
+    assert_int_equal(probe_get(&loop, "http://bucket.test/?list-type=2", NULL, page_done, NULL), 0);
+    probe_start_asked(&loop);
+    assert_int_equal(got_calls, 1);
+    assert_int_equal(got.status, 0);
+    assert_int_equal(got.failure_status, 503);
+    assert_true(got.retry_after > 0);
+    assert_non_null(strstr(got.failure, "is down since"));
+    assert_int_equal(atomic_load(&stats.held_down_failures) - held_before, 1);
+    hosts_configure(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_table_of_moves_is_transfer_h_s),
+        cmocka_unit_test_setup_teardown(a_download_is_counted_while_in_progress, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_held_host_gets_no_piece_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_piece_s_failures_count_for_its_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_fill_takes_its_terms_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_page_of_a_held_host_is_refused_as_a_download, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_whole_body_finishes, setup, teardown),
         cmocka_unit_test_setup_teardown(a_fill_writes_ahead_and_reads_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(a_range_of_another_version_starts_over, setup, teardown),
