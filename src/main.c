@@ -272,7 +272,7 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
         return -1;
     if (buckets_init(cfg, err, errlen) < 0)
         return bucket_located(cfg, err, errlen);
-    if (install_rules(cfg, err, errlen) < 0 || sources_init(cfg, err, errlen) < 0)
+    if (install_rules(cfg, err, errlen) < 0)
         return -1;
     if (http_load_admin_token(cfg, err, errlen) < 0)
         return located(cfg, "admin-token-file", err, errlen);
