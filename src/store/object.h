@@ -28,6 +28,7 @@
 #define ARCA_OBJECT_H
 
 #include "store/store.h"
+#include "store/store_text.h"
 #include "store/table.h"
 
 #include <assert.h>
@@ -265,13 +266,6 @@ int sync_dir_of(const char *path);
 /* Make the key directory (DATA_DIR/objects/XX) of the file `path` if it is missing, with its
  * name synced in objects/: -1 when it cannot be made so. */
 int make_key_dir(const char *path);
-/* The key (hex sha256) of a URL: its file's name and its place in the table. */
-void url_key(const char *url, char key[65]);
-#define HEADERS_PACKED 5
-/* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */
-int headers_pack(const struct upstream_headers *h, char **out);
-/* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes. */
-void copy_string(char *dst, size_t size, const char *src);
 /* Have the persistence thread remove the file and row of `key` (url: logged as removed). Lock
  * held: ordered before a later download of the same URL. */
 void submit_remove(const char *key, const char *url);
