@@ -96,6 +96,7 @@ static void restore(struct object *obj, const struct move_args *a);
 static void fail(struct object *obj, const struct move_args *a);
 static void set_aside(struct object *obj, const struct move_args *a);
 static void remove_complete(struct object *obj, const struct move_args *a);
+static void drop(struct object *obj, const struct move_args *a);
 
 enum move_kind {
     MOVE_BEGIN,
@@ -105,7 +106,8 @@ enum move_kind {
     MOVE_FAIL,
     MOVE_SET_ASIDE,
     MOVE_REMOVE,
-    MOVE_RESTORE
+    MOVE_RESTORE,
+    MOVE_DROP
 };
 
 /* Every move an object may make, and what it does. A move not in this table asserts. */
@@ -122,6 +124,7 @@ static const struct transition {
     [MOVE_REMOVE] = {OBJ_COMPLETE, OBJ_REMOVED, remove_complete},
     /* an expired version whose refresh failed upstream: back in the table as it was */
     [MOVE_RESTORE] = {OBJ_REMOVED, OBJ_COMPLETE, restore},
+    [MOVE_DROP] = {OBJ_FETCHING, OBJ_REMOVED, drop}, /* store = no: its readers had it */
 };
 
 bool object_may_move(enum object_state from, enum object_state to)
@@ -186,6 +189,8 @@ struct object *object_new(const char *url, const char *key)
     o->twin_next = o->twin_prev = o;
     o->length = -1;
     o->stale_if_error = o->stale_while_revalidate = -1; /* not said: the options apply */
+    o->terms_if_error = o->terms_while = -1;
+    o->max_size = st.max_object_size;
     return o;
 }
 
@@ -323,6 +328,8 @@ static void enter_lists(struct object *obj, const struct move_args *a)
     st.uses += obj->usage;
     if (obj->state == OBJ_FETCHING)
         dlist_append(&st.fetching, &obj->lru);
+    else
+        object_count_pin(obj, 1);
 }
 
 int object_enter(struct object *obj, enum object_state to)
@@ -384,7 +391,8 @@ static void join_complete(struct object *obj)
 {
     obj->verified = obj->headers_ready = true;
     dlist_remove(&st.fetching, &obj->lru);
-    dlist_append(&st.lru, &obj->lru);
+    dlist_append(object_lru(obj), &obj->lru);
+    object_count_pin(obj, 1);
     if (st.hooks.joined)
         st.hooks.joined(obj);
     drop_stale(obj);
@@ -435,7 +443,8 @@ static void renew(struct object *obj, const struct move_args *a)
 static void restore(struct object *obj, const struct move_args *a)
 {
     st.uses += obj->usage;
-    dlist_append(&st.lru, &obj->lru);
+    dlist_append(object_lru(obj), &obj->lru);
+    object_count_pin(obj, 1);
     object_reserve(obj, obj->length);
     obj->refresh_failed = (int64_t)time(NULL);
     obj->fwd_status = a->status;
@@ -491,8 +500,25 @@ static void set_aside(struct object *obj, const struct move_args *a)
 
 static void remove_complete(struct object *obj, const struct move_args *a)
 {
-    leave_table(obj, &st.lru);
+    object_count_pin(obj, -1);
+    leave_table(obj, object_lru(obj));
     if (a->why)
+        submit_remove_why(obj->key, obj->url, a->why);
+}
+
+/* FETCHING -> REMOVED: whole for the readers streaming it from its open file, but never a hit,
+ * a twin or a stale copy; the quota it held is given back. Without a row of its own (store_write.c
+ * makes none for it) the removal takes the part file, and the row and file of the version it
+ * replaced (removed without them: object_remove(obj, NULL)), if any. */
+static void drop(struct object *obj, const struct move_args *a)
+{
+    memcpy(obj->digest, a->digest, 32);
+    obj->length = obj->have;
+    obj->verified = obj->headers_ready = true;
+    leave_table(obj, &st.fetching);
+    drop_stale(obj);
+    wake_all(obj);
+    if (obj->on_disk)
         submit_remove_why(obj->key, obj->url, a->why);
 }
 
@@ -522,6 +548,17 @@ bool object_renew(struct object *obj, int fd)
     if (obj->state != OBJ_FETCHING)
         return false;
     move(obj, MOVE_RENEW, &(struct move_args){.fd = fd});
+    return true;
+}
+
+bool object_drop(struct object *obj, const uint8_t digest[32], const char *why)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked());
+    if (obj->state != OBJ_FETCHING)
+        return false;
+    move(obj, MOVE_DROP, &(struct move_args){.digest = digest, .why = why});
+    maybe_free(obj);
     return true;
 }
 
