@@ -237,7 +237,7 @@ static int lookup_locked(const char *url, const char *key, const struct object_t
     if (obj)
         note_use(obj, terms->ttl, act, now);
     if (act && obj->state == OBJ_COMPLETE && !terms->store) {
-        object_remove(obj, "not stored: its rule says store = no");
+        object_remove(obj, STORE_NOT_STORED);
         obj = NULL;
     } else if (act) {
         store_take_terms(obj, terms);

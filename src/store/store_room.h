@@ -31,6 +31,8 @@ int room_make(int64_t bytes);
  * complete object between LRU lists), and for a download whether it is stored. A complete
  * object whose terms say store = no is the lookup's to remove (lookup.c), not this. */
 void store_take_terms(struct object *obj, const struct object_terms *terms);
+/* Why an object its terms say not to store leaves, as the removal's log line gives it. */
+#define STORE_NOT_STORED "not stored: its rule says store = no"
 
 /* An object's origin's word on answering stale (seconds, -1 not said, 0 never; capped at
  * INT32_MAX). */

@@ -466,8 +466,7 @@ static int make_durable(struct finish_job *f)
     bool live = obj->state == OBJ_FETCHING && obj->gen == f->gen;
     /* Not stored (store = no): its readers had every byte from its open file; it goes now,
      * decided under the same hold as a lookup that would make it stored */
-    bool dropped = live && obj->transient &&
-                   object_drop(obj, f->digest, "not stored: its rule says store = no");
+    bool dropped = live && obj->transient && object_drop(obj, f->digest, STORE_NOT_STORED);
     store_unlock();
     /* Not live, it stays so: the ordered queue, this thread, is the only one to create a part
      * file; a failure from now on queues its removal behind this job. */
@@ -613,7 +612,9 @@ static void run_renew(struct persist_job *job)
     if (fd >= 0) {
         store_lock();
         if (!object_renew(f->obj, fd))
-            close(fd); /* failed meanwhile (shutdown) */
+            close(fd);              /* failed meanwhile (shutdown) */
+        else if (f->obj->transient) /* a lookup said store = no since: its readers have it */
+            object_remove(f->obj, STORE_NOT_STORED);
         store_unlock();
     }
     store_release(f->obj);

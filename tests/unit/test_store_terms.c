@@ -295,6 +295,63 @@ static void a_stored_object_goes_when_its_terms_say_store_no(void **state)
     release_both(obj);
 }
 
+/* Until the store's clock (wall seconds) is past `t`. Polled, 10 s at most. */
+static void clock_passes(int64_t t)
+{
+    int64_t deadline = monotonic_ms() + 10000;
+    while ((int64_t)time(NULL) <= t) {
+        assert_true(monotonic_ms() < deadline);
+        usleep(10 * 1000);
+    }
+}
+
+/* A revalidation a later lookup's terms say not to store (store = no), renewed by upstream's
+ * 304: its readers get the version it renewed, and then nothing of it is kept. */
+static void a_renewal_not_to_be_stored_keeps_nothing(void **state)
+{
+    struct object_terms t = terms(), once = terms();
+    struct object *obj, *joined;
+    struct object_meta meta;
+    struct upstream_headers h = {"text/plain", "", "", "", "\"v1\""};
+    uint8_t digest[32];
+    char path[1200];
+    int fd;
+    (void)state;
+    t.ttl = 1;
+    once.store = false;
+    assert_int_equal(
+        store_lookup_as("http://h/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(obj, 2, &h, true), 0);
+    assert_int_equal(store_append(obj, "v1", 2), 0);
+    SHA256((const unsigned char *)"v1", 2, digest);
+    assert_int_equal(store_finish(obj, digest), 0);
+    persist_flush();
+    object_path(obj, path, sizeof(path));
+    release_both(obj);
+    clock_passes((int64_t)time(NULL));
+    assert_int_equal(
+        store_lookup_as("http://h/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS); /* a revalidation of the expired version */
+    assert_int_equal(
+        store_lookup_as("http://h/etag", &once, AUTH_CONFIRMED, false, &joined, &fd, NULL, &meta),
+        LOOKUP_COALESCED);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_renew(obj), 0);
+    persist_flush();
+    store_snapshot(joined, &meta);
+    assert_int_equal(meta.state, OBJ_COMPLETE); /* its reader has the renewed version */
+    store_release(joined);
+    release_both(obj);
+    persist_flush();
+    assert_int_equal(outcome_of("http://h/etag"), OUTCOME_ABSENT);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_false(index_has(meta.key));
+}
+
 /* The object's own maximum size (its terms': a rule's max-object-size) refuses a body longer
  * than it, announced or grown, whatever --max-object-size says. */
 static void an_objects_own_maximum_size_refuses(void **state)
@@ -321,16 +378,6 @@ static void an_objects_own_maximum_size_refuses(void **state)
     assert_int_equal(object_error_status(obj), 413);
     store_fail(obj, 413, object_error(obj));
     release_both(obj);
-}
-
-/* Until the store's clock (wall seconds) is past `t`. Polled, 10 s at most. */
-static void clock_passes(int64_t t)
-{
-    int64_t deadline = monotonic_ms() + 10000;
-    while ((int64_t)time(NULL) <= t) {
-        assert_true(monotonic_ms() < deadline);
-        usleep(10 * 1000);
-    }
 }
 
 /* The stale windows an object's terms give replace the store-wide options for it: once expired,
@@ -410,6 +457,7 @@ int main(void)
         EACH(a_later_lookup_unpins),
         EACH(a_download_not_stored_streams_then_leaves_nothing),
         EACH(a_stored_object_goes_when_its_terms_say_store_no),
+        EACH(a_renewal_not_to_be_stored_keeps_nothing),
         EACH(an_objects_own_maximum_size_refuses),
         EACH(an_objects_own_stale_windows_decide_its_expiry),
         EACH(a_pin_survives_a_restart),
