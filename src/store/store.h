@@ -360,10 +360,11 @@ enum list_order { ORDER_URL, ORDER_SIZE, ORDER_USAGE, ORDER_LAST_USE, ORDER_CREA
 #define STORE_FAILURES_KEPT 256
 #define STORE_HELD_KEPT 64 /* downloads refused for a host held down, for store_outcome only */
 /* Listings keep the best offset + limit objects; deeper pages are refused (reverse the order to
- * see the end). A page of complete objects by last use walks the LRU list; downloads come from
- * their own short list; any other page of complete objects is one pass over the table a slice
- * of buckets per hold of the lock (store_list.c): not a snapshot, an object changing meanwhile
- * is seen as it was when its bucket was visited. */
+ * see the end). A page of complete objects by last use walks the LRU lists (the unpinned and the
+ * pinned objects', merged by last use); downloads come from their own short list; any other page of
+ * complete objects is one pass over the table a slice of buckets per hold of the lock
+ * (store_list.c): not a snapshot, an object changing meanwhile is seen as it was when its bucket
+ * was visited. */
 #define STORE_LIST_DEPTH 10000
 
 struct resource {

@@ -1,5 +1,6 @@
 /* Listings of the object table and of recent failures, for the web pages and the JSON API.
- * A page by last use (the default) walks only its own rows of the LRU list, and downloads come
+ * A page by last use (the default) walks only its own rows of the two LRU lists (pinned objects
+ * have their own: store_room.h), merged by last use, and downloads come
  * from their own short list. A page of complete objects in any other order must look at every
  * one of them: on a million objects one pass held the store lock for 20-30 ms, and every hit
  * waited. That pass now walks the table a slice of buckets at a time (LIST_SLICE), keeping
