@@ -160,12 +160,12 @@ struct object_terms {
      * them). The origin's word, when it gave one, still wins. */
     int64_t stale_if_error, stale_while_revalidate;
     int64_t max_object_size; /* bytes: a longer body is refused (413) */
-    bool store;              /* false: streamed to the clients asking while it downloads, then
-                                dropped: never kept on disk, never a hit, not in the index, never
-                                resumed after a restart; a complete object a lookup finds is
-                                removed ("not stored: its rule says store = no") and fetched again */
-    bool pin;                /* never evicted for room while an unpinned object remains; kept in
-                                the index (a restart keeps it), until a later lookup unpins it */
+    /* false: streamed to the clients asking while it downloads, then dropped: never kept on
+     * disk, never a hit, not in the index, never resumed after a restart; a complete object a
+     * lookup finds is removed ("not stored: its rule says store = no") and fetched again */
+    bool store;
+    bool pin; /* never evicted for room while an unpinned object remains; kept in
+                 the index (a restart keeps it), until a later lookup unpins it */
 };
 /* The terms of a lookup that names none (tests, arca's own resumes): `ttl`, the store's stale
  * windows (-1: as SIGHUP sets them) and --max-object-size, stored, not pinned. */
