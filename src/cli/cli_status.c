@@ -136,8 +136,9 @@ static void print_requests(json_t *s)
 
 void cli_print_status(json_t *s, long health)
 {
-    char used[32], quota[32], served[32], down[32];
+    char used[32], quota[32], served[32], down[32], pinned[32];
     format_bytes((double)cli_json_int(s, "disk_usage"), used, sizeof(used));
+    format_bytes((double)cli_json_int(s, "pinned_bytes"), pinned, sizeof(pinned));
     format_bytes((double)cli_json_int(s, "disk_quota"), quota, sizeof(quota));
     format_bytes((double)cli_json_int(s, "statistics_upload"), served, sizeof(served));
     format_bytes((double)cli_json_int(s, "statistics_download"), down, sizeof(down));
@@ -156,6 +157,9 @@ void cli_print_status(json_t *s, long health)
            (long long)cli_json_int(s, "resources_successes"),
            (long long)cli_json_int(s, "resources_downloading"),
            (long long)cli_json_int(s, "resources_scheduled"));
+    printf("pinned     %lld object%s, %s (pin = yes: evicted last)\n",
+           (long long)cli_json_int(s, "pinned_objects"),
+           cli_json_int(s, "pinned_objects") == 1 ? "" : "s", pinned);
     printf("failures   %lld downloads failed\n", (long long)cli_json_int(s, "resources_failures"));
     print_requests(s);
     printf("traffic    %s served, %s downloaded\n", served, down);

@@ -167,6 +167,9 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                         json_integer(atomic_load(&stats.stale_error) +
                                      atomic_load(&stats.stale_slow) +
                                      atomic_load(&stats.stale_revalidate)));
+    /* the objects a rule pinned (pin = yes), among resources_successes */
+    json_object_set_new(o, "pinned_objects", json_integer((json_int_t)t.pinned_objects));
+    json_object_set_new(o, "pinned_bytes", json_integer((json_int_t)t.pinned_bytes));
     json_object_set_new(o, "upstream_rate_limit", json_integer((json_int_t)upstream_rate_cap()));
     add_hosts_down(c, o);
     add_allow_networks(o);
@@ -414,6 +417,23 @@ static void metrics_fills(char *body, size_t size)
              (long long)atomic_load(&stats.fill_stops), (long long)upstream_rate_cap());
 }
 
+/* The pinned objects' gauges (a rule's pin = yes), appended. */
+static void metrics_pinned(char *body, size_t size)
+{
+    struct store_totals t;
+    size_t used = strlen(body);
+    store_totals(&t);
+    snprintf(body + used, size - used,
+             "# HELP arca_pinned_objects Complete objects pinned by a rule (pin = yes): evicted "
+             "for room only once no unpinned object is left.\n"
+             "# TYPE arca_pinned_objects gauge\n"
+             "arca_pinned_objects %lld\n"
+             "# HELP arca_pinned_bytes The length of the pinned objects, in bytes.\n"
+             "# TYPE arca_pinned_bytes gauge\n"
+             "arca_pinned_bytes %lld\n",
+             (long long)t.pinned_objects, (long long)t.pinned_bytes);
+}
+
 enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest)
 {
     char body[16384];
@@ -425,5 +445,6 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_persist(body, sizeof(body));
     metrics_proxy(body, sizeof(body));
     metrics_fills(body, sizeof(body));
+    metrics_pinned(body, sizeof(body));
     return http_send_text(c, HTTP_OK, "text/plain; version=0.0.4", body);
 }

@@ -25,7 +25,7 @@ static const char *schema =
     " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0,"
     " source TEXT NOT NULL DEFAULT '', synced INTEGER NOT NULL DEFAULT 0,"
     " signed INTEGER NOT NULL DEFAULT 0, stale_if_error INTEGER NOT NULL DEFAULT -1,"
-    " stale_while INTEGER NOT NULL DEFAULT -1);"
+    " stale_while INTEGER NOT NULL DEFAULT -1, pinned INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
     " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);"
@@ -47,6 +47,7 @@ static const struct {
     {"signed", "INTEGER NOT NULL DEFAULT 0"},
     {"stale_if_error", "INTEGER NOT NULL DEFAULT -1"},
     {"stale_while", "INTEGER NOT NULL DEFAULT -1"},
+    {"pinned", "INTEGER NOT NULL DEFAULT 0"},
 };
 
 static bool has_column(const char *name)
@@ -237,7 +238,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
     const char *sql =
         "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
         " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced,"
-        " signed, stale_if_error, stale_while"
+        " signed, stale_if_error, stale_while, pinned"
         " FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &stmt, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
@@ -263,6 +264,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
             .signed_key = sqlite3_column_int(stmt, 16) != 0,
             .stale_if_error = sqlite3_column_int64(stmt, 17),
             .stale_while_revalidate = sqlite3_column_int64(stmt, 18),
+            .pinned = sqlite3_column_int(stmt, 19) != 0,
         };
         bool key = row.key && strlen(row.key) == 64;
         if (!sqlite3_column_int(stmt, 9)) {
@@ -434,13 +436,13 @@ int index_mark_complete(const struct index_row *r)
 {
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
                       " sha256, created, ttl, last_use, usage, content_encoding, filename,"
-                      " last_modified, etag, signed, stale_if_error, stale_while) VALUES (?, ?,"
-                      " 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      "ssisbiiiissssiii", r->key, r->url, r->length, r->headers.content_type,
+                      " last_modified, etag, signed, stale_if_error, stale_while, pinned) VALUES"
+                      " (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      "ssisbiiiissssiiii", r->key, r->url, r->length, r->headers.content_type,
                       r->digest, r->created, r->ttl, r->last_use, r->usage,
                       r->headers.content_encoding, r->headers.filename, r->headers.last_modified,
                       r->headers.etag, (int64_t)r->signed_key, r->stale_if_error,
-                      r->stale_while_revalidate);
+                      r->stale_while_revalidate, (int64_t)r->pinned);
 }
 
 int index_delete(const char *key)
@@ -466,10 +468,10 @@ int index_commit(void)
     return rc;
 }
 
-int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl)
+int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl, bool pinned)
 {
-    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=? WHERE key=?", "iiis", last_use,
-                      usage, ttl, key);
+    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=?, pinned=? WHERE key=?",
+                      "iiiis", last_use, usage, ttl, (int64_t)pinned, key);
 }
 
 int index_counter_get(const char *name, int64_t *value)

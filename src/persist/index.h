@@ -31,6 +31,8 @@ struct index_row {
     int64_t synced;     /* bytes of the partial file known to be on disk (fdatasync'd) */
     /* its origin's Cache-Control on answering stale: seconds, -1 not said, 0 never */
     int64_t stale_if_error, stale_while_revalidate;
+    bool pinned; /* a rule's pin = yes: evicted for room last (store_room.h), until a later
+                    request's terms unpin it */
 };
 
 /* index_open's result for a file that is not a sound SQLite database: the caller moves it
@@ -72,7 +74,8 @@ int index_delete(const char *key);
 /* Usage updates are batched inside one transaction. */
 int index_begin(void);
 int index_commit(void);
-int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl);
+/* What lookups change of a complete object: its use, its ttl (shortened) and its pin. */
+int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl, bool pinned);
 
 int index_counter_get(const char *name, int64_t *value);
 int index_counter_set(const char *name, int64_t value);

@@ -65,7 +65,7 @@ static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
     obj->last_use = now;
     dlist_append(&st.dirty, &obj->dirty);
     if (obj->state == OBJ_COMPLETE)
-        dlist_append(&st.lru, &obj->lru);
+        dlist_append(object_lru(obj), &obj->lru);
 }
 
 /* Lock held. Copy what a reader needs: the object may be freed once the lock drops. */
@@ -222,10 +222,12 @@ static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct 
 }
 
 /* Lock held. The object for `key` after a lookup's use of it: a hit (*fd or *prep set), a
- * download to join, or a new one. */
-static int lookup_locked(const char *url, const char *key, int64_t ttl, enum lookup_auth auth,
-                         bool signed_url, int64_t now, struct object **out, int *fd,
-                         struct prepared **prep, struct object_meta *meta)
+ * download to join, or a new one. Its terms act on the object from here on, for a request that
+ * may act (store_take_terms); a complete object they say not to store goes at once, with its
+ * file and row: never a hit, nor a copy kept to revalidate or answer stale. */
+static int lookup_locked(const char *url, const char *key, const struct object_terms *terms,
+                         enum lookup_auth auth, bool signed_url, int64_t now, struct object **out,
+                         int *fd, struct prepared **prep, struct object_meta *meta)
 {
     assert(store_locked());
     struct object *obj = object_find(key), *stale = NULL;
@@ -233,7 +235,13 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
     *out = NULL;
     bool act = obj && may_act(obj, auth);
     if (obj)
-        note_use(obj, ttl, act, now);
+        note_use(obj, terms->ttl, act, now);
+    if (act && obj->state == OBJ_COMPLETE && !terms->store) {
+        object_remove(obj, STORE_NOT_STORED);
+        obj = NULL;
+    } else if (act) {
+        store_take_terms(obj, terms);
+    }
     if (obj && obj->state == OBJ_COMPLETE && act && object_expired(obj, now) &&
         !refresh_held(obj, now)) {
         /* Out of the table; its file and row go when the new download replaces them. One with
@@ -258,8 +266,9 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
         copy_meta(obj, meta);
         return LOOKUP_COALESCED;
     }
-    *out = object_begin(url, key, ttl, now);
+    *out = object_begin(url, key, terms->ttl, now);
     if (*out) {
+        store_take_terms(*out, terms);
         (*out)->stale = stale;
         (*out)->revalidation = stale && revalidable(stale);
         if (stale && stale->fd >= 0 && object_may_answer(stale, STALE_REVALIDATE, now))
@@ -277,8 +286,8 @@ static int lookup_locked(const char *url, const char *key, int64_t ttl, enum loo
 struct object_terms store_default_terms(int64_t ttl)
 {
     struct object_terms t = {.ttl = ttl,
-                             .stale_if_error = st.stale_if_error,
-                             .stale_while_revalidate = st.stale_while_revalidate,
+                             .stale_if_error = -1, /* the store's, as SIGHUP sets them */
+                             .stale_while_revalidate = -1,
                              .max_object_size = st.max_object_size,
                              .store = true,
                              .pin = false};
@@ -296,7 +305,6 @@ enum lookup_result store_lookup_as(const char *url, const struct object_terms *t
                                    enum lookup_auth auth, bool signed_url, struct object **out,
                                    int *fd, struct prepared **prep, struct object_meta *meta)
 {
-    int64_t ttl = terms->ttl;
     char key[65];
     int64_t now = now_s();
     int res;
@@ -306,7 +314,7 @@ enum lookup_result store_lookup_as(const char *url, const struct object_terms *t
         *prep = NULL;
     url_key(url, key);
     store_lock();
-    while ((res = lookup_locked(url, key, ttl, auth, signed_url, now, out, fd, prep, meta)) ==
+    while ((res = lookup_locked(url, key, terms, auth, signed_url, now, out, fd, prep, meta)) ==
            LOOKUP_RETRY)
         ; /* the object left the table while its file was opened: look again */
     store_unlock();

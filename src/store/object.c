@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +96,7 @@ static void restore(struct object *obj, const struct move_args *a);
 static void fail(struct object *obj, const struct move_args *a);
 static void set_aside(struct object *obj, const struct move_args *a);
 static void remove_complete(struct object *obj, const struct move_args *a);
+static void drop(struct object *obj, const struct move_args *a);
 
 enum move_kind {
     MOVE_BEGIN,
@@ -106,7 +106,8 @@ enum move_kind {
     MOVE_FAIL,
     MOVE_SET_ASIDE,
     MOVE_REMOVE,
-    MOVE_RESTORE
+    MOVE_RESTORE,
+    MOVE_DROP
 };
 
 /* Every move an object may make, and what it does. A move not in this table asserts. */
@@ -123,6 +124,7 @@ static const struct transition {
     [MOVE_REMOVE] = {OBJ_COMPLETE, OBJ_REMOVED, remove_complete},
     /* an expired version whose refresh failed upstream: back in the table as it was */
     [MOVE_RESTORE] = {OBJ_REMOVED, OBJ_COMPLETE, restore},
+    [MOVE_DROP] = {OBJ_FETCHING, OBJ_REMOVED, drop}, /* store = no: its readers had it */
 };
 
 bool object_may_move(enum object_state from, enum object_state to)
@@ -187,6 +189,8 @@ struct object *object_new(const char *url, const char *key)
     o->twin_next = o->twin_prev = o;
     o->length = -1;
     o->stale_if_error = o->stale_while_revalidate = -1; /* not said: the options apply */
+    o->terms_if_error = o->terms_while = -1;
+    o->max_size = st.max_object_size;
     return o;
 }
 
@@ -324,6 +328,8 @@ static void enter_lists(struct object *obj, const struct move_args *a)
     st.uses += obj->usage;
     if (obj->state == OBJ_FETCHING)
         dlist_append(&st.fetching, &obj->lru);
+    else
+        object_count_pin(obj, 1);
 }
 
 int object_enter(struct object *obj, enum object_state to)
@@ -385,7 +391,8 @@ static void join_complete(struct object *obj)
 {
     obj->verified = obj->headers_ready = true;
     dlist_remove(&st.fetching, &obj->lru);
-    dlist_append(&st.lru, &obj->lru);
+    dlist_append(object_lru(obj), &obj->lru);
+    object_count_pin(obj, 1);
     if (st.hooks.joined)
         st.hooks.joined(obj);
     drop_stale(obj);
@@ -436,7 +443,8 @@ static void renew(struct object *obj, const struct move_args *a)
 static void restore(struct object *obj, const struct move_args *a)
 {
     st.uses += obj->usage;
-    dlist_append(&st.lru, &obj->lru);
+    dlist_append(object_lru(obj), &obj->lru);
+    object_count_pin(obj, 1);
     object_reserve(obj, obj->length);
     obj->refresh_failed = (int64_t)time(NULL);
     obj->fwd_status = a->status;
@@ -492,8 +500,25 @@ static void set_aside(struct object *obj, const struct move_args *a)
 
 static void remove_complete(struct object *obj, const struct move_args *a)
 {
-    leave_table(obj, &st.lru);
+    object_count_pin(obj, -1);
+    leave_table(obj, object_lru(obj));
     if (a->why)
+        submit_remove_why(obj->key, obj->url, a->why);
+}
+
+/* FETCHING -> REMOVED: whole for the readers streaming it from its open file, but never a hit,
+ * a twin or a stale copy; the quota it held is given back. Without a row of its own (store_write.c
+ * makes none for it) the removal takes the part file, and the row and file of the version it
+ * replaced (removed without them: object_remove(obj, NULL)), if any. */
+static void drop(struct object *obj, const struct move_args *a)
+{
+    memcpy(obj->digest, a->digest, 32);
+    obj->length = obj->have;
+    obj->verified = obj->headers_ready = true;
+    leave_table(obj, &st.fetching);
+    drop_stale(obj);
+    wake_all(obj);
+    if (obj->on_disk)
         submit_remove_why(obj->key, obj->url, a->why);
 }
 
@@ -523,6 +548,17 @@ bool object_renew(struct object *obj, int fd)
     if (obj->state != OBJ_FETCHING)
         return false;
     move(obj, MOVE_RENEW, &(struct move_args){.fd = fd});
+    return true;
+}
+
+bool object_drop(struct object *obj, const uint8_t digest[32], const char *why)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked());
+    if (obj->state != OBJ_FETCHING)
+        return false;
+    move(obj, MOVE_DROP, &(struct move_args){.digest = digest, .why = why});
+    maybe_free(obj);
     return true;
 }
 
@@ -609,31 +645,6 @@ bool revalidable(const struct object *obj)
 
 /* --- shared helpers ------------------------------------------------------------------------ */
 
-/* The key a thread computed last, for the same URL asked again: a SHA-256 through OpenSSL 3's
- * one-shot call is a large share of a warm hit's work. */
-static _Thread_local struct {
-    size_t len; /* 0: none */
-    char url[2048];
-    char key[65];
-} last_key;
-
-void url_key(const char *url, char key[65])
-{
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    size_t len = strlen(url);
-    if (len && len == last_key.len && !memcmp(url, last_key.url, len)) {
-        memcpy(key, last_key.key, 65);
-        return;
-    }
-    SHA256((const unsigned char *)url, len, d);
-    format_sha256_hex(d, key);
-    last_key.len = len < sizeof(last_key.url) ? len : 0;
-    if (last_key.len) {
-        memcpy(last_key.url, url, len);
-        memcpy(last_key.key, key, 65);
-    }
-}
-
 /* DATA_DIR/objects/<first two hex digits>/<key>: 256 directories keep each one small (each is
  * made with its first file: store_write.c). */
 void key_path(const char *key, char *buf, size_t size)
@@ -694,47 +705,6 @@ void prepared_put(struct prepared *p)
 {
     if (p && atomic_fetch_sub(&p->refs, 1) == 1)
         p->destroy(p);
-}
-
-/* One allocation for the strings, none when upstream said nothing of them: a million
- * objects load at start. Returns -1 when out of memory. */
-int headers_pack(const struct upstream_headers *h, char **out)
-{
-    const char *parts[HEADERS_PACKED] = {h->content_type, h->content_encoding, h->filename,
-                                         h->last_modified, h->etag};
-    size_t len[HEADERS_PACKED], total = 0;
-    char *p;
-    for (int i = 0; i < HEADERS_PACKED; i++)
-        total += (len[i] = parts[i] ? strlen(parts[i]) : 0) + 1;
-    *out = NULL;
-    if (total == HEADERS_PACKED)
-        return 0;
-    if (!(p = *out = malloc(total)))
-        return -1;
-    for (int i = 0; i < HEADERS_PACKED; i++) {
-        memcpy(p, parts[i] ? parts[i] : "", len[i] + 1);
-        p += len[i] + 1;
-    }
-    return 0;
-}
-
-void headers_unpack(const char *packed, struct upstream_headers *h)
-{
-    const char **parts[HEADERS_PACKED] = {&h->content_type, &h->content_encoding, &h->filename,
-                                          &h->last_modified, &h->etag};
-    for (int i = 0; i < HEADERS_PACKED; i++) {
-        *parts[i] = packed ? packed : "";
-        if (packed)
-            packed += strlen(packed) + 1;
-    }
-}
-
-/* Truncating copy; on every hit, where snprintf's formatting showed in the profile. */
-void copy_string(char *dst, size_t size, const char *src)
-{
-    size_t n = src ? strnlen(src, size - 1) : 0;
-    memcpy(dst, src ? src : "", n);
-    dst[n] = '\0';
 }
 
 /* A file and row to remove, and the URL to log with why (NULL: a failed download, already

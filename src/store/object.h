@@ -12,7 +12,8 @@
  * - An object's life is one state (enum object_state, store.h) and a table of moves (object.c,
  *   object_may_move): NEW -> FETCHING (a download begins), NEW -> COMPLETE (loaded at start),
  *   FETCHING -> COMPLETE (finished or renewed), FETCHING -> FAILED (failed, set aside, or
- *   replaced by a new version), COMPLETE -> REMOVED (evicted, purged, expired, its file gone),
+ *   replaced by a new version), FETCHING -> REMOVED (finished but not stored: its terms said
+ *   store = no), COMPLETE -> REMOVED (evicted, purged, expired, its file gone),
  *   REMOVED -> COMPLETE (an expired version restored when its refresh failed upstream).
  *   Only object.c writes obj->state; each move does its whole action there (lists, quota, twins,
  *   failures ring, removal, wake-up). An illegal move asserts. What follows from the state is
@@ -28,6 +29,7 @@
 #define ARCA_OBJECT_H
 
 #include "store/store.h"
+#include "store/store_text.h"
 #include "store/table.h"
 
 #include <assert.h>
@@ -62,6 +64,7 @@ struct object {
     int64_t created, ttl, last_use, usage;
     int64_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
     int64_t rate;           /* FETCHING: bytes a second its download took over the last second */
+    int64_t max_size;       /* its terms' max-object-size: a longer body is refused (413) */
     struct dnode dirty;     /* in the store's dirty list: usage/last_use not yet in the index */
     struct dnode lru;       /* in the store's LRU list when complete, its fetching list while
                                downloading (in the table only) */
@@ -88,6 +91,8 @@ struct object {
     int retry_after;         /* FAILED, its host held down: seconds until it is tried again */
     /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
     int32_t stale_if_error, stale_while_revalidate;
+    /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
+    int32_t terms_if_error, terms_while;
     uint8_t offer_stale; /* FETCHING: enum stale_cause its readers take `stale` for */
     uint8_t connections; /* FETCHING: connections its download uses now (store_set_rate) */
 
@@ -104,6 +109,9 @@ struct object {
     bool in_digests;    /* store_twins.c: in the digest index */
     bool signed_key;    /* downloaded through a signed URL (store_lookup_as's signed_url) */
     bool revalidation, renewed; /* see struct object_meta */
+    /* Its terms (store_take_terms, store_room.c): */
+    bool pinned;    /* on st.pinned, not st.lru, once complete: evicted for room last */
+    bool transient; /* store = no: streamed to its readers, then dropped (object_drop) */
 };
 
 /* What the files above this one do when an object moves (set by store_open). NULL: nothing. */
@@ -126,7 +134,11 @@ struct store_state {
     int64_t keep_expired; /* seconds a revalidable object stays on disk past its ttl */
     int64_t stale_if_error, stale_while_revalidate; /* --stale-if-error, -while-revalidate */
     char objdir[1100];
-    struct dlist lru;      /* complete objects in the table, least recently used first */
+    struct dlist lru;    /* complete objects in the table, least recently used first */
+    struct dlist pinned; /* the same for pinned objects: eviction walks it only once no
+                            object of `lru` can go (store_room.c) */
+    int64_t pinned_objects, pinned_bytes; /* complete pinned objects in the table, and their
+                                             lengths: kept as they come and go, never counted */
     struct dlist fetching; /* objects downloading in the table (same node as lru), oldest
                               first: listings and counts never walk the table for them */
     int64_t uses;          /* sum of `usage` over the table (resources_usage) */
@@ -147,6 +159,21 @@ struct store_state {
 };
 
 extern struct store_state st;
+
+/* The LRU list a complete object is on (object.lru's): its own for a pinned one. */
+static inline struct dlist *object_lru(const struct object *obj)
+{
+    return obj->pinned ? &st.pinned : &st.lru;
+}
+/* Lock held. A complete object enters (+1) or leaves (-1) the table's pinned totals (nothing
+ * when it is not pinned). */
+static inline void object_count_pin(const struct object *obj, int sign)
+{
+    if (obj->pinned) {
+        st.pinned_objects += sign;
+        st.pinned_bytes += sign * obj->length;
+    }
+}
 
 /* --- the lock and the threads -------------------------------------------------------------- */
 void store_lock(void);
@@ -209,6 +236,12 @@ bool object_fail_keeping_copy(struct object *obj, int status, const char *reason
  * table as it was, noted as refreshed in vain now (`fwd_status`: upstream's answer, 0 none).
  * Its key must be free in the table; false (nothing done) when out of memory. */
 bool object_restore(struct object *obj, int fwd_status);
+/* Lock held. FETCHING -> REMOVED, a finished download its terms say not to store (transient):
+ * whole for the readers that joined it (its length and `digest` set, waiters woken), out of the
+ * table at once, never in the digest index nor counted as stored, its file and row (if made)
+ * removed, logged with `why` (a constant). Freed here when nobody holds it. False (nothing done)
+ * when it had left FETCHING already. */
+bool object_drop(struct object *obj, const uint8_t digest[32], const char *why);
 /* Lock held. FETCHING -> FAILED, a failed download: the first reason wins, out of the table,
  * waiters woken, counted, remembered for the failures listing, its file and row (if made)
  * removed. False (nothing done) when it had left FETCHING already. */
@@ -265,13 +298,6 @@ int sync_dir_of(const char *path);
 /* Make the key directory (DATA_DIR/objects/XX) of the file `path` if it is missing, with its
  * name synced in objects/: -1 when it cannot be made so. */
 int make_key_dir(const char *path);
-/* The key (hex sha256) of a URL: its file's name and its place in the table. */
-void url_key(const char *url, char key[65]);
-#define HEADERS_PACKED 5
-/* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */
-int headers_pack(const struct upstream_headers *h, char **out);
-/* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes. */
-void copy_string(char *dst, size_t size, const char *src);
 /* Have the persistence thread remove the file and row of `key` (url: logged as removed). Lock
  * held: ordered before a later download of the same URL. */
 void submit_remove(const char *key, const char *url);

@@ -156,20 +156,23 @@ enum lookup_auth { AUTH_CONFIRMED, AUTH_UNSIGNED, AUTH_PENDING };
 struct object_terms {
     int64_t ttl; /* seconds, > 0 */
     /* The stale windows when the origin's Cache-Control says none (seconds past expiry; 0:
-     * never). The origin's word, when it gave one, still wins. */
+     * never; -1: the store's own, --stale-if-error and --stale-while-revalidate as SIGHUP sets
+     * them). The origin's word, when it gave one, still wins. */
     int64_t stale_if_error, stale_while_revalidate;
     int64_t max_object_size; /* bytes: a longer body is refused (413) */
-    bool store;              /* false: streamed to the clients asking while it downloads, then
-                                dropped: never kept on disk, never a hit, not in the index */
-    bool pin;                /* never evicted for room while an unpinned object remains */
+    /* false: streamed to the clients asking while it downloads, then dropped: never kept on
+     * disk, never a hit, not in the index, never resumed after a restart; a complete object a
+     * lookup finds is removed ("not stored: its rule says store = no") and fetched again */
+    bool store;
+    bool pin; /* never evicted for room while an unpinned object remains; kept in
+                 the index (a restart keeps it), until a later lookup unpins it */
 };
 /* The terms of a lookup that names none (tests, arca's own resumes): `ttl`, the store's stale
- * windows and --max-object-size, stored, not pinned. */
+ * windows (-1: as SIGHUP sets them) and --max-object-size, stored, not pinned. */
 struct object_terms store_default_terms(int64_t ttl);
 enum lookup_result store_lookup_as(const char *url, const struct object_terms *terms,
-                                   enum lookup_auth auth,
-                                   bool signed_url, struct object **obj, int *fd,
-                                   struct prepared **prep, struct object_meta *meta);
+                                   enum lookup_auth auth, bool signed_url, struct object **obj,
+                                   int *fd, struct prepared **prep, struct object_meta *meta);
 /* A request with &sha256=`want` for `url`, which has no object of its own: another URL's complete
  * object with that digest, if one may answer it (never a signed one), its file opened into *fd
  * (the caller owns it) and its metadata copied: LOOKUP_DIGEST. LOOKUP_MISS otherwise (nothing
@@ -345,6 +348,7 @@ struct store_totals {
     int64_t disk_usage, quota;
     int64_t scheduled, downloading, complete; /* objects by state */
     int64_t usage;                            /* requests for objects in the table */
+    int64_t pinned_objects, pinned_bytes;     /* complete pinned objects, and their lengths */
 };
 void store_totals(struct store_totals *t);
 
@@ -356,10 +360,11 @@ enum list_order { ORDER_URL, ORDER_SIZE, ORDER_USAGE, ORDER_LAST_USE, ORDER_CREA
 #define STORE_FAILURES_KEPT 256
 #define STORE_HELD_KEPT 64 /* downloads refused for a host held down, for store_outcome only */
 /* Listings keep the best offset + limit objects; deeper pages are refused (reverse the order to
- * see the end). A page of complete objects by last use walks the LRU list; downloads come from
- * their own short list; any other page of complete objects is one pass over the table a slice
- * of buckets per hold of the lock (store_list.c): not a snapshot, an object changing meanwhile
- * is seen as it was when its bucket was visited. */
+ * see the end). A page of complete objects by last use walks the LRU lists (the unpinned and the
+ * pinned objects', merged by last use); downloads come from their own short list; any other page of
+ * complete objects is one pass over the table a slice of buckets per hold of the lock
+ * (store_list.c): not a snapshot, an object changing meanwhile is seen as it was when its bucket
+ * was visited. */
 #define STORE_LIST_DEPTH 10000
 
 struct resource {

@@ -1,5 +1,6 @@
 /* Listings of the object table and of recent failures, for the web pages and the JSON API.
- * A page by last use (the default) walks only its own rows of the LRU list, and downloads come
+ * A page by last use (the default) walks only its own rows of the two LRU lists (pinned objects
+ * have their own: store_room.h), merged by last use, and downloads come
  * from their own short list. A page of complete objects in any other order must look at every
  * one of them: on a million objects one pass held the store lock for 20-30 ms, and every hit
  * waited. That pass now walks the table a slice of buckets at a time (LIST_SLICE), keeping
@@ -269,16 +270,32 @@ static void pick_complete(struct heap *h)
         ;
 }
 
-/* Lock held. The LRU list is in last-use order already: a page by last use is a walk of
- * offset + limit entries from one end, however big the table. */
+/* Lock held. The next object by last use of the two LRU lists (unpinned and pinned objects),
+ * walked from one end each as one list: `at` holds where each walk stands; NULL at the end. */
+static struct object *next_by_use(struct dnode *at[2], bool desc)
+{
+    struct object *o[2];
+    for (int i = 0; i < 2; i++)
+        o[i] = at[i] ? DLIST_ENTRY(at[i], struct object, lru) : NULL;
+    int pick = !o[0] ||
+               (o[1] && (desc ? o[1]->last_use > o[0]->last_use : o[1]->last_use < o[0]->last_use));
+    if (at[pick])
+        at[pick] = desc ? at[pick]->prev : at[pick]->next;
+    return o[pick];
+}
+
+/* Lock held. The LRU lists are in last-use order already: a page by last use is a walk of
+ * offset + limit entries from one end of both, however big the table. */
 static int take_by_last_use(bool desc, int64_t offset, int limit, struct listing *out)
 {
     assert(store_locked());
-    struct dnode *d = desc ? st.lru.tail : st.lru.head;
-    for (int64_t skip = 0; d && skip < offset; skip++)
-        d = desc ? d->prev : d->next;
-    for (; d && out->n < limit; d = desc ? d->prev : d->next)
-        if (object_resource(DLIST_ENTRY(d, struct object, lru), &out->rows[out->n++]) < 0)
+    struct dnode *at[2] = {desc ? st.lru.tail : st.lru.head,
+                           desc ? st.pinned.tail : st.pinned.head};
+    struct object *o = next_by_use(at, desc);
+    for (int64_t skip = 0; o && skip < offset; skip++)
+        o = next_by_use(at, desc);
+    for (; o && out->n < limit; o = next_by_use(at, desc))
+        if (object_resource(o, &out->rows[out->n++]) < 0)
             return -1;
     return 0;
 }

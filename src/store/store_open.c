@@ -101,6 +101,7 @@ static void load_row(const struct index_row *row, int part, void *arg)
     o->last_use = row->last_use;
     o->usage = row->usage;
     o->signed_key = row->signed_key;
+    o->pinned = row->pinned;
     l->v[l->n++] = (struct by_use){o->last_use, o};
 }
 
@@ -132,9 +133,9 @@ static void sort_by_use(struct by_use *v, size_t n)
         qsort(v, n, sizeof(*v), by_last_use);
 }
 
-/* Into the table, which has room for all of them: only the hash chains and counts, st.usage
- * and st.uses are touched here (object_enter: NEW -> COMPLETE), never an object's LRU links, so
- * main links those meanwhile. */
+/* Into the table, which has room for all of them: only the hash chains and counts, st.usage,
+ * st.uses and the pinned totals are touched here (object_enter: NEW -> COMPLETE), never an
+ * object's LRU links, so main links those meanwhile. */
 static void *insert_loaded(void *arg)
 {
     (void)arg;
@@ -168,7 +169,7 @@ static int adopt_loaded(void)
         insert_loaded(NULL);
     sort_by_use(order, n);
     for (size_t i = 0; i < n; i++)
-        dlist_append(&st.lru, &order[i].obj->lru);
+        dlist_append(object_lru(order[i].obj), &order[i].obj->lru);
     if (threaded)
         pthread_join(inserter, NULL);
     free(order);
@@ -324,6 +325,8 @@ static void join_loaded_twins(void)
     digests_reserve(st.objects.count * 2);
     for (struct dnode *d = st.lru.head; d; d = d->next)
         twins_join(DLIST_ENTRY(d, struct object, lru));
+    for (struct dnode *d = st.pinned.head; d; d = d->next)
+        twins_join(DLIST_ENTRY(d, struct object, lru));
     store_unlock();
 }
 
@@ -373,8 +376,8 @@ void store_close(void)
     }
     objects_free();
     st.expire_cursor = 0;
-    st.lru = st.dirty = st.fetching = (struct dlist){0};
-    st.uses = 0;
+    st.lru = st.pinned = st.dirty = st.fetching = (struct dlist){0};
+    st.usage = st.uses = st.pinned_objects = st.pinned_bytes = 0;
     free_failures();
     free(st.digests);
     st.digests = NULL;

@@ -93,15 +93,15 @@ static bool heap_pop(struct expired_heap *h, struct expired_entry *out)
     return true;
 }
 
-/* Lock held. The least recently used expired object nobody streams, or NULL. An object streamed
- * now is left out until the next round finds it again. */
+/* Lock held. The least recently used expired object nobody streams and nobody pinned, or NULL.
+ * An object streamed (or pinned) now is left out until the next round finds it again. */
 static struct object *expired_victim(int64_t now)
 {
     struct expired_entry e;
     while (heap_pop(&ready_heap, &e)) {
         struct object *o = object_find(e.key);
-        if (!o || o->state != OBJ_COMPLETE || !object_expired(o, now) || o->refs > 0)
-            continue;                    /* gone, refreshed, renewed or busy */
+        if (!o || o->state != OBJ_COMPLETE || !object_expired(o, now) || o->refs > 0 || o->pinned)
+            continue;                    /* gone, refreshed, renewed, busy or pinned */
         if (o->last_use != e.last_use) { /* used since: its place is further on */
             heap_push(&ready_heap, o);
             continue;
@@ -111,20 +111,29 @@ static struct object *expired_victim(int64_t now)
     return NULL;
 }
 
-/* Least recently used complete object that nobody streams, or NULL. The LRU list is kept in use
- * order by every hit (a move to its tail), so this is the first entry without readers. */
-static struct object *lru_victim(void)
+/* Lock held. The first object of `list` nobody streams, or NULL. The LRU lists are kept in use
+ * order by every hit (a move to its tail), so this is the least recently used one. */
+static struct object *first_idle(const struct dlist *list)
 {
-    assert(store_locked());
-    struct object *expired = expired_victim((int64_t)time(NULL));
-    if (expired)
-        return expired;
-    for (struct dnode *d = st.lru.head; d; d = d->next) {
+    for (struct dnode *d = list->head; d; d = d->next) {
         struct object *o = DLIST_ENTRY(d, struct object, lru);
         if (o->refs == 0)
             return o;
     }
     return NULL;
+}
+
+/* Least recently used complete object that nobody streams, or NULL: an expired unpinned copy,
+ * else a fresh unpinned object, else (*pinned set) a pinned one: pinned objects are on a list
+ * of their own, walked only once no other object can go. */
+static struct object *lru_victim(bool *pinned)
+{
+    assert(store_locked());
+    struct object *victim = expired_victim((int64_t)time(NULL));
+    if (!victim)
+        victim = first_idle(&st.lru);
+    *pinned = !victim;
+    return victim ? victim : first_idle(&st.pinned);
 }
 
 /* Lock held. Out of the table; its file and row go on the persistence thread, so hits never
@@ -138,11 +147,13 @@ static void evict(struct object *obj, const char *why)
 int room_make(int64_t bytes)
 {
     assert(store_locked());
+    bool pinned;
     while (st.usage + bytes > st.quota) {
-        struct object *victim = lru_victim();
+        struct object *victim = lru_victim(&pinned);
         if (!victim)
             return -1;
-        evict(victim, "evicted for room");
+        evict(victim, pinned ? "evicted for room: pinned, but no unpinned object was left"
+                             : "evicted for room");
     }
     return 0;
 }
@@ -150,6 +161,7 @@ int room_make(int64_t bytes)
 struct touch {
     char key[65];
     int64_t last_use, usage, ttl;
+    bool pinned; /* a later lookup's terms may have pinned or unpinned it */
 };
 
 struct touch_job {
@@ -164,7 +176,8 @@ static void run_touch(struct persist_job *job)
     struct touch_job *t = (struct touch_job *)job;
     index_begin();
     for (size_t i = 0; i < t->n; i++)
-        index_touch(t->batch[i].key, t->batch[i].last_use, t->batch[i].usage, t->batch[i].ttl);
+        index_touch(t->batch[i].key, t->batch[i].last_use, t->batch[i].usage, t->batch[i].ttl,
+                    t->batch[i].pinned);
     index_commit();
     free(t->batch);
     free(t);
@@ -208,6 +221,7 @@ static struct touch_job *collect_touches(size_t *seen)
         e->last_use = o->last_use;
         e->usage = o->usage;
         e->ttl = o->ttl;
+        e->pinned = o->pinned;
         dlist_remove(&st.dirty, d);
     }
     if (t->n == 0) {
@@ -268,15 +282,19 @@ void object_set_staleness(struct object *obj, int64_t if_error, int64_t while_re
 int64_t object_stale_if_error(const struct object *obj)
 {
     assert(store_locked_or_alone());
-    return obj->stale_if_error >= 0 ? obj->stale_if_error : st.stale_if_error;
+    if (obj->stale_if_error >= 0)
+        return obj->stale_if_error;
+    return obj->terms_if_error >= 0 ? obj->terms_if_error : st.stale_if_error;
 }
 
-/* Lock held. Its origin's stale-while-revalidate, else --stale-while-revalidate. */
+/* Lock held. Its origin's stale-while-revalidate, else its terms', else
+ * --stale-while-revalidate. */
 static int64_t object_stale_while(const struct object *obj)
 {
     assert(store_locked_or_alone());
-    return obj->stale_while_revalidate >= 0 ? obj->stale_while_revalidate
-                                            : st.stale_while_revalidate;
+    if (obj->stale_while_revalidate >= 0)
+        return obj->stale_while_revalidate;
+    return obj->terms_while >= 0 ? obj->terms_while : st.stale_while_revalidate;
 }
 
 bool object_may_stale(const struct object *obj, int64_t now)
@@ -361,5 +379,41 @@ void store_totals(struct store_totals *t)
     }
     t->complete = (int64_t)st.objects.count - t->scheduled - t->downloading;
     t->usage = st.uses;
+    t->pinned_objects = st.pinned_objects;
+    t->pinned_bytes = st.pinned_bytes;
     store_unlock();
+}
+
+/* --- what a request's terms make of an object ------------------------------------------- */
+
+/* Lock held. A complete object changes LRU lists (and the pinned totals) with its pin; one not
+ * complete only notes it: it joins its list as it completes. */
+static void set_pinned(struct object *obj, bool pinned)
+{
+    assert(store_locked());
+    if (obj->pinned == pinned)
+        return;
+    bool listed = obj->state == OBJ_COMPLETE;
+    if (listed) {
+        object_count_pin(obj, -1);
+        dlist_remove(object_lru(obj), &obj->lru);
+    }
+    obj->pinned = pinned;
+    if (listed) {
+        dlist_append(object_lru(obj), &obj->lru);
+        object_count_pin(obj, 1);
+    }
+}
+
+void store_take_terms(struct object *obj, const struct object_terms *terms)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked() && object_in_table(obj));
+    obj->terms_if_error = terms->stale_if_error < 0 ? -1 : seconds32(terms->stale_if_error);
+    obj->terms_while =
+        terms->stale_while_revalidate < 0 ? -1 : seconds32(terms->stale_while_revalidate);
+    obj->max_size = terms->max_object_size;
+    set_pinned(obj, terms->pin);
+    if (obj->state == OBJ_FETCHING)
+        obj->transient = !terms->store;
 }

@@ -2,7 +2,11 @@
  * store_room.h — the room objects take on disk, for the files of store/ that claim it: the
  * quota is st.quota (the one quota: SIGHUP sets it, store_set_quota), and room is made by
  * evicting complete objects nobody streams: expired copies kept past their ttl first, then fresh
- * ones, least recently used first within each (store_room.c). The public side (quota,
+ * ones, least recently used first within each (store_room.c). Pinned objects (a rule's pin =
+ * yes) are on an LRU list of their own that eviction walks only once no unpinned object can go:
+ * then they go too, least recently used first, rather than refuse every download for good. The
+ * ttl still applies to them: expiry removes a pinned object as any other (pin is about room,
+ * not freshness). The public side (quota,
  * expiry, the usage flush, totals) is store.h's. Expired objects stay past their ttl to be
  * revalidated (--keep-expired) or to answer while upstream fails (stale-if-error): how long each
  * may answer stale is asked here too.
@@ -22,10 +26,18 @@
  * streamed (or there are none). */
 int room_make(int64_t bytes);
 
+/* The terms of a lookup that may act on `obj` (in the table), or of the download it creates:
+ * from now on its stale windows when the origin says none, its maximum size, its pin (moving a
+ * complete object between LRU lists), and for a download whether it is stored. A complete
+ * object whose terms say store = no is the lookup's to remove (lookup.c), not this. */
+void store_take_terms(struct object *obj, const struct object_terms *terms);
+/* Why an object its terms say not to store leaves, as the removal's log line gives it. */
+#define STORE_NOT_STORED "not stored: its rule says store = no"
+
 /* An object's origin's word on answering stale (seconds, -1 not said, 0 never; capped at
  * INT32_MAX). */
 void object_set_staleness(struct object *obj, int64_t if_error, int64_t while_revalidate);
-/* Its origin's stale-if-error, else --stale-if-error. */
+/* Its origin's stale-if-error, else its terms' (store_take_terms), else --stale-if-error. */
 int64_t object_stale_if_error(const struct object *obj);
 /* Whether an expired object may still answer at `now` when its refresh fails: within its
  * stale-if-error of its expiry. */

@@ -47,6 +47,9 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
     int fd, rc;
     store_lock();
     bool live = obj->state == OBJ_FETCHING, revalidating = obj->stale != NULL;
+    /* one not stored (store = no) gets no row: a restart can never take it up, and a crash
+     * leaves a part file the orphan sweep removes */
+    bool row = !revalidating && !obj->transient;
     obj->on_disk = live; /* from here on, store_fail has a file and row to remove */
     store_unlock();
     if (!live)
@@ -55,7 +58,7 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
         return reopen_partial(obj, err, errlen);
     /* A refresh of an expired version leaves that version's row as it is: a crash meanwhile
      * finds it whole (its file is not touched before the new one is complete). */
-    if (!revalidating && (rc = index_mark_fetching(obj->key, obj->url, source)) < 0) {
+    if (row && (rc = index_mark_fetching(obj->key, obj->url, source)) < 0) {
         snprintf(err, errlen, "%s",
                  rc == INDEX_FULL ? "disk full (index)"
                                   : "cannot record the download in the index");
@@ -156,9 +159,9 @@ static int check_body(struct object *obj, int64_t length, const struct upstream_
         object_set_error(obj, 502, "upstream changed the object between attempts");
         return -1;
     }
-    if (length > st.max_object_size) {
-        snprintf(reason, sizeof(reason), "object larger than --max-object-size (%lld bytes)",
-                 (long long)st.max_object_size);
+    if (length > obj->max_size) { /* its terms': a rule's max-object-size, or the option's */
+        snprintf(reason, sizeof(reason), "object larger than max-object-size (%lld bytes)",
+                 (long long)obj->max_size);
         object_set_error(obj, 413, reason);
         return -1;
     }
@@ -236,8 +239,8 @@ static int claim(struct object *obj, int64_t upto)
         object_set_error(obj, 502, "upstream sent more bytes than its Content-Length");
         return -1;
     }
-    if (upto > st.max_object_size) {
-        object_set_error(obj, 413, "object grew larger than --max-object-size");
+    if (upto > obj->max_size) {
+        object_set_error(obj, 413, "object grew larger than max-object-size");
         return -1;
     }
     if (upto <= obj->reserved)
@@ -461,10 +464,13 @@ static int make_durable(struct finish_job *f)
     assert(persist_on_thread() || persist_owns_index());
     store_lock();
     bool live = obj->state == OBJ_FETCHING && obj->gen == f->gen;
+    /* Not stored (store = no): its readers had every byte from its open file; it goes now,
+     * decided under the same hold as a lookup that would make it stored */
+    bool dropped = live && obj->transient && object_drop(obj, f->digest, STORE_NOT_STORED);
     store_unlock();
     /* Not live, it stays so: the ordered queue, this thread, is the only one to create a part
      * file; a failure from now on queues its removal behind this job. */
-    if (!live)
+    if (!live || dropped)
         return 1;
     object_path(obj, path, sizeof(path));
     part_path(obj->key, part, sizeof(part));
@@ -492,7 +498,8 @@ static int make_durable(struct finish_job *f)
                              .digest = f->digest,
                              .signed_key = obj->signed_key,
                              .stale_if_error = obj->stale_if_error,
-                             .stale_while_revalidate = obj->stale_while_revalidate};
+                             .stale_while_revalidate = obj->stale_while_revalidate,
+                             .pinned = obj->pinned};
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     store_unlock();
@@ -585,7 +592,8 @@ static int renew_on_disk(struct object *obj)
                              .digest = s->digest,
                              .signed_key = obj->signed_key || s->signed_key,
                              .stale_if_error = s->stale_if_error,
-                             .stale_while_revalidate = s->stale_while_revalidate};
+                             .stale_while_revalidate = s->stale_while_revalidate,
+                             .pinned = obj->pinned};
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
     store_unlock();
     if (record_complete(obj, &row) < 0) {
@@ -604,7 +612,9 @@ static void run_renew(struct persist_job *job)
     if (fd >= 0) {
         store_lock();
         if (!object_renew(f->obj, fd))
-            close(fd); /* failed meanwhile (shutdown) */
+            close(fd);              /* failed meanwhile (shutdown) */
+        else if (f->obj->transient) /* a lookup said store = no since: its readers have it */
+            object_remove(f->obj, STORE_NOT_STORED);
         store_unlock();
     }
     store_release(f->obj);
@@ -724,6 +734,11 @@ struct object *store_new_version(struct object *obj, const char *reason)
         (fresh = object_begin(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {
         fresh->refs = 1; /* the fetch's: the caller is the fetch */
         fresh->signed_key = obj->signed_key;
+        fresh->pinned = obj->pinned; /* the terms it was begun under */
+        fresh->transient = obj->transient;
+        fresh->max_size = obj->max_size;
+        fresh->terms_if_error = obj->terms_if_error;
+        fresh->terms_while = obj->terms_while;
         st.uses += obj->usage - fresh->usage;
         fresh->usage = obj->usage;
         fresh->stale = stale;

@@ -462,6 +462,11 @@ static void summary(struct buf *b, const struct store_totals *t)
     summary_card(b, "saved", text, "upstream traffic saved");
     snprintf(text, sizeof(text), "%lld", (long long)t->complete);
     summary_card(b, "objects", text, t->complete == 1 ? "object on disk" : "objects on disk");
+    format_bytes((double)t->pinned_bytes, text, sizeof(text));
+    char label[64];
+    snprintf(label, sizeof(label), "pinned: %lld object%s, evicted last",
+             (long long)t->pinned_objects, t->pinned_objects == 1 ? "" : "s");
+    summary_card(b, "pinned", text, label);
     buf_add(b, "</div>");
 }
 

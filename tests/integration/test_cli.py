@@ -24,6 +24,7 @@ def test_status_prints_a_summary_of_the_running_server(origin, arca):
     out = cli("status", *server(arca))
     assert out.returncode == 0, out.stderr
     assert "1 on disk" in out.stdout
+    assert "pinned     0 objects, 0 B" in out.stdout  # nothing pinned without a rule
     assert "requests   2: 1 of 2 tried answered from disk (50.0 %)" in out.stdout
     assert "2.0 KiB downloaded" in out.stdout
 

@@ -38,6 +38,7 @@ def test_status_counts_a_miss_a_hit_and_an_error(origin, start_arca):
     # KissCache: round(disk_usage / disk_quota * 100), an integer (300000 / 10 MiB: 2.86 -> 3)
     assert s["disk_usage_percent"] == 3 and isinstance(s["disk_usage_percent"], int)
     assert s["instance"] == f"http://{arca.host}:{arca.port}/"
+    assert s["pinned_objects"] == 0 and s["pinned_bytes"] == 0  # no rule pins it
 
 
 def test_metrics_in_prometheus_text(origin, arca):
@@ -64,6 +65,7 @@ def test_metrics_in_prometheus_text(origin, arca):
     assert m["arca_disk_quota_bytes"] == 5 * 1024**3
     assert m["arca_active_downloads"] == 0
     assert m["arca_active_connections"] >= 1  # this very request
+    assert m["arca_pinned_objects"] == 0 and m["arca_pinned_bytes"] == 0
 
 
 def test_metrics_show_the_persistence_queues_drained_once_objects_are_durable(origin, arca):

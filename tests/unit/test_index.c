@@ -26,6 +26,7 @@ struct seen {
     char url[64], type[64], last_modified[64], etag[64];
     int64_t length, usage;
     uint8_t digest[32];
+    bool pinned;
 };
 
 static void on_row(const struct index_row *row, int part, void *arg)
@@ -39,6 +40,7 @@ static void on_row(const struct index_row *row, int part, void *arg)
         snprintf(s->etag, sizeof(s->etag), "%s", row->headers.etag);
         s->length = row->length;
         s->usage = row->usage;
+        s->pinned = row->pinned;
         memcpy(s->digest, row->digest, 32);
     }
 }
@@ -106,7 +108,7 @@ static void rows_load_and_partials_are_forgotten(void **state)
             100 + i, 1000, 3600,
             2000,    i,    digest,
             false,   "",   0,
-            -1,      -1};
+            -1,      -1,   i % 2 == 0}; /* 6 pinned */
         assert_int_equal(index_mark_complete(&row), 0);
     }
     index_close();
@@ -120,7 +122,16 @@ static void rows_load_and_partials_are_forgotten(void **state)
     assert_string_equal(s.etag, "\"v1\""); /* upstream's, for revalidation and confirmation */
     assert_int_equal(s.length, 106);
     assert_int_equal(s.usage, 6);
+    assert_true(s.pinned);
     assert_memory_equal(s.digest, digest, 32);
+    /* a later lookup's terms unpin it: the usage flush writes the pin with the use */
+    assert_int_equal(index_touch("0000000000000000000000000000000000000000000000000000000000000006",
+                                 3000, 7, 3600, false),
+                     0);
+    index_close();
+    assert_int_equal(open_with(&s), 0);
+    assert_false(s.pinned);
+    assert_int_equal(s.usage, 7);
     index_close();
     assert_int_equal(open_with(&s), 0);
     assert_int_equal(s.discarded, 0); /* forgotten once handed over */
@@ -134,7 +145,8 @@ static void rows_load_and_partials_are_forgotten(void **state)
 }
 
 /* An index written before the columns of this version (upstream ETag, the resume's source and
- * synced length, the signed flag) gains them: its rows load, and the new columns can be used. */
+ * synced length, the signed flag, the stale windows, the pin) gains them: its rows load, and the
+ * new columns can be used. */
 static void an_older_index_gains_the_new_columns(void **state)
 {
     struct seen s;
@@ -159,6 +171,10 @@ static void an_older_index_gains_the_new_columns(void **state)
     assert_int_equal(rows(&s), 1);
     assert_string_equal(s.url, "http://h/6");
     assert_string_equal(s.etag, "");
+    assert_false(s.pinned); /* the pin column, added empty: nothing pinned */
+    assert_int_equal(index_touch("0000000000000000000000000000000000000000000000000000000000000006",
+                                 3000, 7, 3600, true),
+                     0);
     assert_int_equal(
         index_mark_fetching("1111111111111111111111111111111111111111111111111111111111111111",
                             "http://h/7", "http://h/7?sig=x"),

@@ -1,0 +1,466 @@
+/* Units for what a request's terms (store.h's struct object_terms) make of an object in the
+ * store: a pin keeps it through evictions while unpinned objects can go, and survives a restart
+ * in the index until a later lookup unpins it; store = no streams a download to the readers that
+ * joined it and keeps nothing; the object's own maximum size and stale windows are the ones the
+ * writes and the expiry read. The test thread plays the upstream thread and the clients; the
+ * store is a real one, in a temporary data dir.
+ *
+ * Linked with -Wl,--wrap=fsync (meson.build): the objects' syncs are not the subject here, and
+ * real ones cost milliseconds each. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/sha.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "config/config.h"
+#include "persist/persist.h"
+#include "store/store.h"
+#include "store_fixture.h"
+
+static char dir[] = "/tmp/arca-unit-terms-XXXXXX";
+
+int __wrap_fsync(int fd);
+int __wrap_fsync(int fd)
+{
+    (void)fd;
+    return 0;
+}
+
+static int open_store(void **state)
+{
+    (void)state;
+    return fixture_store_open(dir, NULL);
+}
+
+static int close_store(void **state)
+{
+    (void)state;
+    return fixture_store_close(dir);
+}
+
+static void file_ready(void *arg)
+{
+    (void)arg;
+}
+
+/* The terms the tests start from: an hour's ttl, the store's windows, no size limit, stored. */
+static struct object_terms terms(void)
+{
+    return (struct object_terms){.ttl = 3600,
+                                 .stale_if_error = -1,
+                                 .stale_while_revalidate = -1,
+                                 .max_object_size = INT64_MAX,
+                                 .store = true};
+}
+
+/* A miss under `t`, its file made and its headers in, as the upstream thread makes them. */
+static struct object *downloading(const char *url, const struct object_terms *t, int64_t length)
+{
+    struct object *obj;
+    struct object_meta meta;
+    int fd;
+    struct upstream_headers h = {"text/plain", "", "", "", ""};
+    assert_int_equal(store_lookup_as(url, t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+                     LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_file_ready(obj), 1);
+    if (store_begin_body(obj, length, &h, true) != 0)
+        fail_msg("%s: %s", url, object_error(obj));
+    return obj;
+}
+
+static void finish(struct object *obj, const char *body)
+{
+    uint8_t digest[32];
+    assert_int_equal(store_append(obj, body, strlen(body)), 0);
+    store_announce(obj);
+    SHA256((const unsigned char *)body, strlen(body), digest);
+    assert_int_equal(store_finish(obj, digest), 0);
+    persist_flush();
+}
+
+/* The fetch's reference and the caller's. */
+static void release_both(struct object *obj)
+{
+    store_release(obj);
+    store_release(obj);
+}
+
+static void complete_as(const char *url, const struct object_terms *t, const char *body)
+{
+    struct object *obj = downloading(url, t, (int64_t)strlen(body));
+    finish(obj, body);
+    release_both(obj);
+}
+
+/* A lookup under `t` that takes nothing: a hit's file closed, a miss failed at once. */
+static enum lookup_result look_as(const char *url, const struct object_terms *t)
+{
+    struct object *obj;
+    struct object_meta meta;
+    int fd = -1;
+    enum lookup_result r = store_lookup_as(url, t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta);
+    if (r == LOOKUP_HIT && fd >= 0)
+        close(fd);
+    if (r == LOOKUP_MISS) {
+        store_fail(obj, 503, "only looking");
+        release_both(obj);
+    } else if (r == LOOKUP_COALESCED) {
+        store_release(obj);
+    }
+    return r;
+}
+
+static enum outcome_state outcome_of(const char *url)
+{
+    struct outcome out;
+    store_outcome(url, &out);
+    return out.state;
+}
+
+/* A pinned object is kept through a storm of unpinned downloads that each need the room of one:
+ * the unpinned go, least recently used first, and the pinned totals count it throughout. */
+static void a_pinned_object_survives_an_eviction_storm(void **state)
+{
+    struct object_terms pin = terms(), plain = terms();
+    struct store_totals t;
+    char url[64], body[16];
+    (void)state;
+    pin.pin = true;
+    complete_as("http://h/boot/kernel", &pin, "kkkkkkkkkk"); /* the least recently used */
+    store_totals(&t);
+    assert_int_equal(t.pinned_objects, 1);
+    assert_int_equal(t.pinned_bytes, 10);
+    store_set_quota(40); /* room for three more */
+    for (int i = 0; i < 40; i++) {
+        snprintf(url, sizeof(url), "http://h/storm/%d", i);
+        snprintf(body, sizeof(body), "storm%05d", i); /* 10 bytes, no two alike */
+        complete_as(url, &plain, body);
+    }
+    assert_int_equal(outcome_of("http://h/boot/kernel"), OUTCOME_COMPLETE);
+    assert_int_equal(outcome_of("http://h/storm/36"), OUTCOME_ABSENT);
+    assert_int_equal(outcome_of("http://h/storm/37"), OUTCOME_COMPLETE);
+    store_totals(&t);
+    assert_int_equal(t.pinned_objects, 1);
+    assert_int_equal(t.pinned_bytes, 10);
+    assert_int_equal(look_as("http://h/boot/kernel", &pin), LOOKUP_HIT);
+}
+
+/* When only pinned objects are left, room is still made: an unpinned object goes first, then
+ * the pinned ones too, least recently used first, rather than every download refused for good. */
+static void with_only_pinned_objects_left_the_least_recently_used_goes(void **state)
+{
+    struct object_terms pin = terms(), plain = terms();
+    struct store_totals t;
+    (void)state;
+    pin.pin = true;
+    complete_as("http://h/only/1", &pin, "1111111111");
+    complete_as("http://h/only/2", &pin, "2222222222");
+    complete_as("http://h/only/3", &pin, "3333333333");
+    complete_as("http://h/only/plain", &plain, "pppppppppp");       /* used last of all */
+    assert_int_equal(look_as("http://h/only/1", &pin), LOOKUP_HIT); /* 2 is the oldest pinned */
+    store_set_quota(40);
+    complete_as("http://h/only/4", &pin, "4444444444");
+    assert_int_equal(outcome_of("http://h/only/plain"), OUTCOME_ABSENT);
+    assert_int_equal(outcome_of("http://h/only/2"), OUTCOME_COMPLETE);
+    complete_as("http://h/only/5", &pin, "5555555555"); /* nothing but pinned objects left */
+    assert_int_equal(outcome_of("http://h/only/2"), OUTCOME_ABSENT);
+    assert_int_equal(outcome_of("http://h/only/1"), OUTCOME_COMPLETE);
+    assert_int_equal(outcome_of("http://h/only/3"), OUTCOME_COMPLETE);
+    assert_int_equal(outcome_of("http://h/only/4"), OUTCOME_COMPLETE);
+    store_totals(&t);
+    assert_int_equal(t.pinned_objects, 4);
+    assert_int_equal(t.pinned_bytes, 40);
+}
+
+/* A later lookup whose terms say pin = no unpins it: it is then evicted as any object, before
+ * the pinned ones, and leaves the pinned totals. */
+static void a_later_lookup_unpins(void **state)
+{
+    struct object_terms pin = terms(), plain = terms();
+    struct store_totals t;
+    (void)state;
+    pin.pin = true;
+    complete_as("http://h/unpin/a", &pin, "aaaaaaaaaa");
+    complete_as("http://h/unpin/b", &pin, "bbbbbbbbbb");
+    assert_int_equal(look_as("http://h/unpin/b", &plain), LOOKUP_HIT); /* b unpinned, used last */
+    store_totals(&t);
+    assert_int_equal(t.pinned_objects, 1);
+    assert_int_equal(t.pinned_bytes, 10);
+    store_set_quota(20);
+    complete_as("http://h/unpin/c", &pin, "cccccccccc");
+    assert_int_equal(outcome_of("http://h/unpin/b"), OUTCOME_ABSENT); /* the one unpinned */
+    assert_int_equal(outcome_of("http://h/unpin/a"), OUTCOME_COMPLETE);
+    assert_int_equal(outcome_of("http://h/unpin/c"), OUTCOME_COMPLETE);
+}
+
+/* Whether the index holds a row for `key` (its own connection: the store's is the persistence
+ * thread's). */
+static bool index_has(const char *key)
+{
+    char path[256];
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    bool found;
+    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM objects WHERE key=?", -1, &stmt, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    found = sqlite3_step(stmt) == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return found;
+}
+
+/* store = no: a client that joined the download reads it whole from the open file; once it is
+ * complete it has left the table (the next request misses), its file is gone, it had no row,
+ * it answers no digest, and it counts nowhere as stored. */
+static void a_download_not_stored_streams_then_leaves_nothing(void **state)
+{
+    struct object_terms once = terms();
+    struct object *obj, *joined;
+    struct object_meta meta;
+    struct store_totals before, after;
+    struct read_terms all = {-1, NULL, 0};
+    struct park w;
+    uint8_t digest[32];
+    char buf[32], path[1200], part[1300];
+    int fd;
+    (void)state;
+    once.store = false;
+    park_init(&w, NULL, NULL, NULL);
+    store_totals(&before);
+    obj = downloading("http://h/index.html", &once, 9);
+    object_path(obj, path, sizeof(path));
+    snprintf(part, sizeof(part), "%s.part", path);
+    assert_int_equal(access(part, F_OK), 0);
+    assert_int_equal(store_lookup_as("http://h/index.html", &once, AUTH_CONFIRMED, false, &joined,
+                                     &fd, NULL, &meta),
+                     LOOKUP_COALESCED);
+    assert_false(index_has(meta.key)); /* never a row: never resumed after a restart */
+    finish(obj, "<a>b</a>\n");
+    assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &all, &w), 9); /* every byte */
+    assert_memory_equal(buf, "<a>b</a>\n", 9);
+    assert_int_equal(store_read(joined, 9, buf, sizeof(buf), &all, &w), STORE_READ_END);
+    store_snapshot(joined, &meta);
+    assert_int_equal(meta.state, OBJ_COMPLETE); /* whole for its reader */
+    store_release(joined);
+    release_both(obj);
+    persist_flush(); /* the removal its end queued */
+    assert_int_equal(outcome_of("http://h/index.html"), OUTCOME_ABSENT);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(access(part, F_OK), -1);
+    assert_false(index_has(meta.key));
+    SHA256((const unsigned char *)"<a>b</a>\n", 9, digest);
+    assert_int_equal(store_open_twin("http://h/other", digest, &fd, &meta), LOOKUP_MISS);
+    store_totals(&after);
+    assert_int_equal(after.complete, before.complete);
+    assert_int_equal(after.disk_usage, before.disk_usage); /* its quota given back */
+    assert_int_equal(look_as("http://h/index.html", &once), LOOKUP_MISS);
+}
+
+/* A rule changed to store = no acts on a cached object at its next request: it goes (file and
+ * row), never a hit, and that request downloads it again, not to be kept. */
+static void a_stored_object_goes_when_its_terms_say_store_no(void **state)
+{
+    struct object_terms kept = terms(), once = terms();
+    struct object *obj;
+    struct object_meta meta;
+    char path[1200];
+    int fd;
+    (void)state;
+    once.store = false;
+    complete_as("http://h/latest", &kept, "v1");
+    assert_int_equal(look_as("http://h/latest", &kept), LOOKUP_HIT);
+    assert_int_equal(
+        store_lookup_as("http://h/latest", &once, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS);
+    object_path(obj, path, sizeof(path));
+    persist_flush();
+    assert_int_equal(access(path, F_OK), -1);
+    assert_false(index_has(meta.key));
+    store_fail(obj, 503, "only looking");
+    release_both(obj);
+}
+
+/* Until the store's clock (wall seconds) is past `t`. Polled, 10 s at most. */
+static void clock_passes(int64_t t)
+{
+    int64_t deadline = monotonic_ms() + 10000;
+    while ((int64_t)time(NULL) <= t) {
+        assert_true(monotonic_ms() < deadline);
+        usleep(10 * 1000);
+    }
+}
+
+/* A revalidation a later lookup's terms say not to store (store = no), renewed by upstream's
+ * 304: its readers get the version it renewed, and then nothing of it is kept. */
+static void a_renewal_not_to_be_stored_keeps_nothing(void **state)
+{
+    struct object_terms t = terms(), once = terms();
+    struct object *obj, *joined;
+    struct object_meta meta;
+    struct upstream_headers h = {"text/plain", "", "", "", "\"v1\""};
+    uint8_t digest[32];
+    char path[1200];
+    int fd;
+    (void)state;
+    t.ttl = 1;
+    once.store = false;
+    assert_int_equal(
+        store_lookup_as("http://h/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(obj, 2, &h, true), 0);
+    assert_int_equal(store_append(obj, "v1", 2), 0);
+    SHA256((const unsigned char *)"v1", 2, digest);
+    assert_int_equal(store_finish(obj, digest), 0);
+    persist_flush();
+    object_path(obj, path, sizeof(path));
+    release_both(obj);
+    clock_passes((int64_t)time(NULL));
+    assert_int_equal(
+        store_lookup_as("http://h/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS); /* a revalidation of the expired version */
+    assert_int_equal(
+        store_lookup_as("http://h/etag", &once, AUTH_CONFIRMED, false, &joined, &fd, NULL, &meta),
+        LOOKUP_COALESCED);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_renew(obj), 0);
+    persist_flush();
+    store_snapshot(joined, &meta);
+    assert_int_equal(meta.state, OBJ_COMPLETE); /* its reader has the renewed version */
+    store_release(joined);
+    release_both(obj);
+    persist_flush();
+    assert_int_equal(outcome_of("http://h/etag"), OUTCOME_ABSENT);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_false(index_has(meta.key));
+}
+
+/* The object's own maximum size (its terms': a rule's max-object-size) refuses a body longer
+ * than it, announced or grown, whatever --max-object-size says. */
+static void an_objects_own_maximum_size_refuses(void **state)
+{
+    struct object_terms small = terms();
+    struct object *obj;
+    struct object_meta meta;
+    struct upstream_headers h = {"", "", "", "", ""};
+    int fd;
+    (void)state;
+    small.max_object_size = 8;
+    assert_int_equal(
+        store_lookup_as("http://h/big", &small, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(obj, 9, &h, true), -1);
+    assert_int_equal(object_error_status(obj), 413);
+    store_fail(obj, 413, object_error(obj));
+    release_both(obj);
+    obj = downloading("http://h/grows", &small, -1); /* no Content-Length */
+    assert_int_equal(store_append(obj, "12345678", 8), 0);
+    assert_int_equal(store_append(obj, "9", 1), -1);
+    assert_int_equal(object_error_status(obj), 413);
+    store_fail(obj, 413, object_error(obj));
+    release_both(obj);
+}
+
+/* The stale windows an object's terms give replace the store-wide options for it: once expired,
+ * the copy whose terms say none goes at the sweep though the options give a day, and the one
+ * whose terms give a day stays though the options say none; a listing shows until when. */
+static void an_objects_own_stale_windows_decide_its_expiry(void **state)
+{
+    struct object_terms day = terms(), never = terms();
+    struct listing l;
+    (void)state;
+    day.ttl = never.ttl = 1;
+    day.stale_if_error = 86400;
+    never.stale_if_error = 0;
+    complete_as("http://h/window/day", &day, "day");
+    complete_as("http://h/window/never", &never, "never");
+    clock_passes((int64_t)time(NULL));
+    for (int round = 0; round < 2; round++) {
+        store_set_stale(round ? 0 : 86400, 0); /* the options: a day, then none */
+        for (int i = 0; i < 64; i++)           /* a whole round of the sweep */
+            store_expire();
+        persist_flush();
+        assert_int_equal(outcome_of("http://h/window/never"), OUTCOME_ABSENT);
+        assert_int_equal(outcome_of("http://h/window/day"), OUTCOME_COMPLETE);
+    }
+    assert_int_equal(store_list(LIST_SUCCESSES, ORDER_LAST_USE, true, 0, 1, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.rows[0].url, "http://h/window/day");
+    assert_true(l.rows[0].expired);
+    assert_int_equal(l.rows[0].stale_until, l.rows[0].created + 1 + 86400);
+    listing_free(&l);
+    store_set_stale(86400, 0); /* the defaults */
+}
+
+/* A pin is kept in the index: a restart finds the object pinned, and a later lookup that
+ * unpins it is written there too (with its use). Each restart opens a copy of the data dir, as
+ * another process would find it: this one keeps its lock on the first for good (store_open). */
+static void a_pin_survives_a_restart(void **state)
+{
+    struct object_terms pin = terms(), plain = terms();
+    struct store_totals t;
+    struct config cfg;
+    char err[256];
+    (void)state;
+    pin.pin = true;
+    config_defaults(&cfg);
+    complete_as("http://h/kept/pinned", &pin, "pinned!");
+    for (int round = 0; round < 2; round++) {
+        while (store_flush_usage())
+            ;
+        persist_flush();
+        store_totals(&t);
+        int64_t pinned = t.pinned_objects, bytes = t.pinned_bytes;
+        store_close();
+        char from[sizeof(cfg.data_dir)], cmd[4 * sizeof(cfg.data_dir) + 64];
+        snprintf(from, sizeof(from), "%s", round ? cfg.data_dir : dir);
+        snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s/restart%d", dir, round);
+        snprintf(cmd, sizeof(cmd), "mkdir %s && cp -a %s/objects %s/index.sqlite* %s", cfg.data_dir,
+                 from, from, cfg.data_dir);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(store_open(&cfg, err, sizeof(err)), 0);
+        assert_int_equal(store_start(err, sizeof(err)), 0);
+        store_totals(&t);
+        assert_int_equal(t.pinned_objects, pinned);
+        assert_int_equal(t.pinned_bytes, bytes);
+        assert_int_equal(look_as("http://h/kept/pinned", round ? &pin : &plain), LOOKUP_HIT);
+        store_totals(&t);
+        assert_int_equal(t.pinned_objects, round ? pinned + 1 : pinned - 1);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define EACH(test) cmocka_unit_test_setup_teardown(test, open_store, close_store)
+        EACH(a_pinned_object_survives_an_eviction_storm),
+        EACH(with_only_pinned_objects_left_the_least_recently_used_goes),
+        EACH(a_later_lookup_unpins),
+        EACH(a_download_not_stored_streams_then_leaves_nothing),
+        EACH(a_stored_object_goes_when_its_terms_say_store_no),
+        EACH(a_renewal_not_to_be_stored_keeps_nothing),
+        EACH(an_objects_own_maximum_size_refuses),
+        EACH(an_objects_own_stale_windows_decide_its_expiry),
+        EACH(a_pin_survives_a_restart),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
