@@ -541,3 +541,19 @@ const char *parse_nearest_name(const char *name, const char *const *names)
     }
     return best;
 }
+
+int parse_ip_address(const char *s, struct sockaddr_storage *out)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, s, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, s, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        return 0;
+    }
+    return -1;
+}

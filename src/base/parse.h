@@ -40,6 +40,9 @@ struct cidr {
  * cleared: 10.1.2.3/8 is the network it means, 10.0.0.0/8, and format_cidr shows it so. */
 int parse_cidr(const char *s, struct cidr *out);
 
+/* An IPv4 or IPv6 address, no port, as a socket address (a rules test's client). */
+int parse_ip_address(const char *s, struct sockaddr_storage *out);
+
 /* Convert a socket address to the 128-bit form used by struct cidr. */
 int addr_to_v6(const struct sockaddr *sa, uint8_t out[16]);
 

@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 #include "cli/cli_ask.h"
+#include "cli/cli_rules.h"
 #include "cli/cli_status.h"
 #include "base/buf.h"
 #include "web/charts.h"
@@ -74,7 +75,7 @@ static const struct command *find_command(const char *name)
 
 bool cli_is_command(const char *name)
 {
-    return find_command(name) != NULL;
+    return find_command(name) != NULL || !strcmp(name, "rules");
 }
 
 int cli_usage(void)
@@ -91,6 +92,8 @@ int cli_usage(void)
           "                                                    # drop one object (admin token)\n"
           "       arca check-config [--config FILE] [OPTION...]\n"
           "                                                    # would serve start with them?\n"
+          "       arca rules test [--config FILE] [--client ADDR] [--json] [OPTION...] URL\n"
+          "                                                    # which rule, which terms, why\n"
           "arca --help tells every option\n",
           stderr);
     return 2;
@@ -626,6 +629,8 @@ int cli_main(int argc, char **argv)
     static struct cli_args a;
     const struct command *cmd = find_command(argv[1]);
     int rc;
+    if (!cmd) /* rules: its own options, serve's among them */
+        return cli_rules_main(argc, argv);
     if (parse_args(argc, argv, &a) < 0)
         return 2;
     if (a.help) {

@@ -1,7 +1,7 @@
 /*
  * cli.h — the client commands: status, prefetch, purge (against a running arca, --server URL),
- * cluster-status (against several, --server URL each: docs/CLUSTER.md). check-config is main.c's:
- * it runs serve's own start-up checks.
+ * cluster-status (against several, --server URL each: docs/CLUSTER.md); rules test, which asks
+ * no server (cli_rules.h). check-config is main.c's: it runs serve's own start-up checks.
  *
  * --server takes http://HOST[:PORT][/PATH], https://..., or HOST[:PORT] (http); trailing
  * slashes are dropped. cluster-status takes several --server, the others one; with none, each

@@ -2,9 +2,10 @@
  * config.h — every setting arca has, with its default, from the command line and the INI file.
  *
  * Contract: config_load() fills one struct config before any thread starts; after that the struct
- * is shared by all threads and read-only, except default_ttl, which SIGHUP reloads (main.c) and
- * which is then written and read with __atomic builtins. What else SIGHUP reloads has one owner
- * that keeps its own copy: the quota the store (store_set_quota), the allowed networks the
+ * is shared by all threads and read-only, except default_ttl, stale_if_error and
+ * stale_while_revalidate, which SIGHUP reloads (main.c) and which are then written and read with
+ * __atomic builtins (rules/terms.c reads them for every request). What else SIGHUP reloads has one
+ * owner that keeps its own copy: the quota the store (store_set_quota), the allowed networks the
  * policy module; their fields here are what arca started with. Every limit lives here, its default
  * beside its name in config.c. Errors come back as one line in `err` (for the INI file: with the
  * file's line number). The struct also remembers where each option was set (file and line, or the
@@ -57,6 +58,21 @@ struct key_rule {
     char host[256];   /* fnmatch pattern over the URL's host, lower case */
     char params[512]; /* comma-separated names, compared without case */
 };
+/* A [rule NAME] section as the file wrote it: rules/ checks and compiles it (rules_compile), so
+ * that config/ knows no rule's meaning. Keys are known here (an unknown one is refused as read,
+ * naming the nearest); values are kept as text with their line, for errors that name it. */
+struct config_rule_key {
+    char *key, *value;
+    int line;
+};
+struct config_rule {
+    char *name;
+    char *file;
+    int line; /* of its [rule NAME] line */
+    struct config_rule_key *keys;
+    int n_keys, cap_keys;
+};
+
 #define CONFIG_ERR_LEN 256
 #define CONFIG_MAX_OPTIONS 64
 
@@ -143,6 +159,9 @@ struct config {
     struct config_origin bucket_origins[CONFIG_MAX_BUCKETS];
     int bucket_credentials_line[CONFIG_MAX_BUCKETS];
     char config_file[256]; /* the last --config read, "" = none */
+    /* The [rule NAME] sections of every file read, in order: heap memory, freed by config_free. */
+    struct config_rule *rules;
+    int n_rules, cap_rules;
 };
 
 enum config_action {
@@ -152,7 +171,12 @@ enum config_action {
     CONFIG_ERROR,
 };
 
+/* Every field its default. What cfg held before is forgotten, never freed (it may be
+ * uninitialised memory): a struct loaded before goes to config_free first. */
 void config_defaults(struct config *cfg);
+/* Free what a load allocated (the rules' sections) and leave none: a second call does nothing,
+ * and cfg may then be loaded again. */
+void config_free(struct config *cfg);
 
 /* Parse argv ("arca serve|check-config [OPTIONS]", "--help", "-h", "--version"). A --config FILE
  * is read where it appears, so later command-line options override the file. An unknown option
@@ -164,7 +188,7 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
 int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN]);
 
 /* Read an INI file (keys are the long option names, in no section or in [arca]; a bucket's in
- * [bucket NAME]). */
+ * [bucket NAME], a rule's in [rule NAME]: config_rule_keys). */
 int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN]);
 
 /* The same from an open stream; `name` labels error messages. */
@@ -195,6 +219,10 @@ void config_print_help(void);
 /* Whether `name` (without dashes, up to a '=') is an option of serve: a client command given
  * one says that it does not take it, rather than that no such option exists. */
 bool config_is_serve_option(const char *name);
+
+/* The keys of a [rule NAME] section, NULL after the last; allow-network is the one that may be
+ * given more than once in a rule. */
+extern const char *const config_rule_keys[];
 
 /* Whether a CONNECT tunnel may reach `port` (--connect-port). */
 bool config_tunnel_port(const struct config *cfg, int port);

@@ -37,6 +37,7 @@ struct ini_ctx {
     bool failed;      /* inih reads on after an error and reports the first line: keep its reason */
     int line;         /* the line inih is at */
     int section_line; /* of the last [section] */
+    bool in_rule;     /* a [rule NAME] section began in this file (its keys go to the last rule) */
     int first_line[CONFIG_MAX_OPTIONS];                   /* where this file gave each option */
     int bucket_line[CONFIG_MAX_BUCKETS][BUCKET_KEYS + 1]; /* and each bucket's keys */
 };
@@ -89,6 +90,23 @@ static bool bare_key(const char *line, struct ini_ctx *ctx)
     return true;
 }
 
+/* A "[rule NAME]" line begins a rule here, where its line is known (inih tells a section only
+ * with its first key, and cuts a long name): 0, or -1 with the reason in ctx->err. Other
+ * sections, and a line inih will refuse (no ']'), are left to on_ini_line. */
+static int rule_section(const char *line, struct ini_ctx *ctx)
+{
+    const char *close = strchr(line, ']');
+    char name[128];
+    if (ctx->failed || strncmp(line, "[rule ", 6) != 0 || !close)
+        return 0;
+    snprintf(name, sizeof(name), "%.*s", (int)(close - line - 6), line + 6);
+    ctx->in_rule = true;
+    if (config_rule_begin(ctx->cfg, name, ctx->file, ctx->line, ctx->err) == 0)
+        return 0;
+    ctx->failed = true;
+    return -1;
+}
+
 /* inih's reader: counts lines, cuts comments and indentation, refuses NUL bytes. inih's buffer
  * holds 199 bytes of a line: a longer one would be read as two, so it is refused. */
 static char *read_line(char *str, int num, void *stream)
@@ -120,9 +138,11 @@ static char *read_line(char *str, int num, void *stream)
         return str;
     }
     cut_comment(str);
-    if (str[strspn(str, " \t")] == '[')
+    if (str[strspn(str, " \t")] == '[') {
         ctx->section_line = ctx->line;
-    else if (bare_key(str, ctx))
+        if (rule_section(str, ctx) < 0)
+            snprintf(str, (size_t)num, "[\n"); /* as above: inih reports this line */
+    } else if (bare_key(str, ctx))
         snprintf(str, (size_t)num, "[\n"); /* as above: inih reports this line */
     return str;
 }
@@ -169,6 +189,8 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
         return 1;
     if (!strncmp(section, "bucket ", 7))
         ctx->failed = on_bucket_key(ctx, section + 7, name, value) != 0;
+    else if (!strncmp(section, "rule ", 5) && ctx->in_rule)
+        ctx->failed = config_rule_add_key(ctx->cfg, name, value, ctx->line, ctx->err) != 0;
     else if (section[0] && strcmp(section, "arca") != 0) {
         snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]", section);
         ctx->failed = true;
@@ -271,7 +293,7 @@ static enum config_action load_arg(struct config *cfg, int argc, char **argv, in
 static void unknown_command(const char *name, char err[CONFIG_ERR_LEN])
 {
     static const char *const commands[] = {"serve",    "check-config", "status", "cluster-status",
-                                           "prefetch", "purge",        NULL};
+                                           "prefetch", "purge",        "rules",  NULL};
     const char *near = parse_nearest_name(name, commands);
     if (near)
         snprintf(err, CONFIG_ERR_LEN, "unknown command '%s'; did you mean %s?", name, near);

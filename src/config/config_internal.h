@@ -1,7 +1,7 @@
 /*
  * config_internal.h — what config_file.c (the INI file and the command line, read) takes from
- * config.c (the options: their table, their setters and what is known of each value). Not for
- * other modules: they use config.h.
+ * config.c (the options: their table, their setters and what is known of each value) and from
+ * config_rules.c (the [rule NAME] sections). Not for other modules: they use config.h.
  */
 #ifndef ARCA_CONFIG_INTERNAL_H
 #define ARCA_CONFIG_INTERNAL_H
@@ -48,5 +48,12 @@ void config_unknown_option(const char *name, const char *dashes, bool in_file, c
 /* One key of an INI section [bucket NAME]. */
 int config_bucket_key(struct config *cfg, const char *name, const char *key, const char *v,
                       char *err);
+
+/* config_rules.c: a [rule NAME] section begins at `line` of `file` (a name given before is an
+ * error); one KEY = VALUE of the last one begun (an unknown key, or one given twice but
+ * allow-network, is an error). */
+int config_rule_begin(struct config *cfg, const char *name, const char *file, int line, char *err);
+int config_rule_add_key(struct config *cfg, const char *key, const char *value, int line,
+                        char *err);
 
 #endif

@@ -269,6 +269,7 @@ enum conn_result http_outcome(struct conn *c)
 enum conn_result http_rules(struct conn *c, struct request *req, const char *rest)
 {
     const char *url = conn_query(c, "url"), *addr = conn_query(c, "client");
+    struct sockaddr_storage client;
     enum conn_result ret;
     char err[CONFIG_ERR_LEN];
     json_t *answer;
@@ -279,7 +280,9 @@ enum conn_result http_rules(struct conn *c, struct request *req, const char *res
         return ret;
     if (!url || !*url)
         return http_send_error(c, HTTP_BAD_REQUEST, "missing url parameter");
-    if (!(answer = rules_explain(http_cfg, url, addr, err)))
+    if (addr && parse_ip_address(addr, &client) < 0)
+        return http_send_error(c, HTTP_BAD_REQUEST, "bad client: expected an IPv4 or IPv6 address");
+    if (!(answer = rules_explain(http_cfg, url, addr ? (struct sockaddr *)&client : NULL, err)))
         return http_send_error(c, HTTP_BAD_REQUEST, "%s", err);
     return http_send_json(c, HTTP_OK, answer);
 }

@@ -18,11 +18,28 @@
 #define ARCA_RULES_H
 
 #include "config/config.h"
-#include "rules/terms.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* A client's ttl=, as a rule lets it act (client-ttl). */
+enum client_ttl_mode {
+    CLIENT_TTL_OBEY,   /* as without rules: a client's ttl= is the request's ttl */
+    CLIENT_TTL_IGNORE, /* a client's ttl= is ignored */
+    CLIENT_TTL_CLAMP,  /* kept within [client_ttl_min, client_ttl_max] */
+};
+
+/* Where a download may come from, in order: the mirrors of the --mirror rule its URL matches,
+ * then the origin (docs/CACHING.md, "Mirrors"). A mirror is sent the URL without anything that
+ * authorises the client (signature, userinfo, tokens); the origin the client's URL, whole.
+ * The mirror URLs themselves are made by terms_source_url(). */
+#define TERMS_MAX_SOURCES (CONFIG_MAX_MIRRORS + 1)
+struct terms_sources {
+    int mirror_rule;   /* the --mirror rule matched (its index), -1: none: the origin alone */
+    int n_mirrors;     /* that rule's mirrors, asked in order before the origin */
+    bool origin_first; /* the URL carries credentials: the origin must accept it before a mirror */
+};
 
 /* One compiled rule. A field a rule does not set has its `has_` false: the option applies. */
 struct rule {
@@ -60,8 +77,8 @@ void rules_free(struct rule_set *set);
 size_t rules_count(const struct rule_set *set);
 /* The rule for `url` (its normal form); NULL: none. */
 const struct rule *rules_match(const struct rule_set *set, const char *url);
-/* Every rule matching `url`, the winner first, then the losers by precedence; returns how many
- * (at most `max` are written). */
+/* Every rule matching `url`, the winner first, then the losers by precedence: how many were
+ * written (at most `max`, and at most 64). */
 size_t rules_match_all(const struct rule_set *set, const char *url, const struct rule **out,
                        size_t max);
 
@@ -74,7 +91,13 @@ bool rules_widen_any(void);
 int sources_init(const struct config *cfg, char *err, size_t errlen);
 void sources_cleanup(void);
 /* Which mirror rule `url` (the client's, whole) falls under, and whether it carries
- * credentials (the origin first): sources.h's struct terms_sources. */
+ * credentials (the origin first). No allocation for a URL under 8 KiB; nothing at all to do
+ * without --mirror. */
 void sources_decide(const struct config *cfg, const char *url, struct terms_sources *out);
+/* Mirror k's URL for `url` under `s` (sources_decide's): the URL without its credentials, the
+ * text the rule's regex matched replaced by the mirror. A new string; NULL: out of memory, or
+ * no such mirror. terms_source_url() is this for a request's terms. */
+char *sources_mirror_url(const struct config *cfg, const struct terms_sources *s, const char *url,
+                         int k);
 
 #endif

@@ -15,6 +15,7 @@
 #define ARCA_TERMS_H
 
 #include "config/config.h"
+#include "rules/rules.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -29,24 +30,6 @@ enum term_from {
     FROM_OPTION,  /* a command-line option or [arca] key (its default included) */
     FROM_RULE,    /* the rule that applies */
     FROM_CLIENT,  /* the request's ttl= (or a proxied request's Cache-Control: max-age) */
-};
-
-/* A client's ttl=, as a rule lets it act (client-ttl). */
-enum client_ttl_mode {
-    CLIENT_TTL_OBEY,   /* as without rules: a client's ttl= is the request's ttl */
-    CLIENT_TTL_IGNORE, /* a client's ttl= is ignored */
-    CLIENT_TTL_CLAMP,  /* kept within [client_ttl_min, client_ttl_max] */
-};
-
-/* Where a download may come from, in order: the mirrors of the --mirror rule its URL matches,
- * then the origin (docs/CACHING.md, "Mirrors"). A mirror is sent the URL without anything that
- * authorises the client (signature, userinfo, tokens); the origin the client's URL, whole.
- * The mirror URLs themselves are made by terms_source_url(). */
-#define TERMS_MAX_SOURCES (CONFIG_MAX_MIRRORS + 1)
-struct terms_sources {
-    int mirror_rule;   /* the --mirror rule matched (its index), -1: none: the origin alone */
-    int n_mirrors;     /* that rule's mirrors, asked in order before the origin */
-    bool origin_first; /* the URL carries credentials: the origin must accept it before a mirror */
 };
 
 /* What a request brings to the decision. */
@@ -88,7 +71,8 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
 char *terms_source_url(const struct config *cfg, const struct fetch_terms *t, const char *url,
                        int k);
 
-/* The words the rules test uses for a term's origin: "rule NAME", "--default-ttl", "built-in"... */
+/* The word for a term's origin: "rule", "option", "ttl=" or "built-in" (the rules test, explain.h,
+ * names the rule and the option: "rule nightly", "--default-ttl"). */
 const char *terms_from_name(enum term_from from);
 
 #endif

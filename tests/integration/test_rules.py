@@ -236,7 +236,8 @@ def test_store_no_streams_to_the_clients_asking_and_keeps_nothing(origin, start_
         wait_downloading(arca, "/index/latest", 100_000)
         second = arca.stream(url)
         assert first[1].status == 200 and second[1].status == 200
-        assert second[1].getheader("Cache-Status") == "arca; fwd=uri-miss; collapsed"
+        assert first[1].getheader("Cache-Status") == "arca; fwd=uri-miss; stored=?0"
+        assert second[1].getheader("Cache-Status") == "arca; fwd=uri-miss; collapsed; stored=?0"
         gate.set()
         for conn, resp in (first, second):
             body, complete = read_to_end(resp)
@@ -254,7 +255,7 @@ def test_store_no_streams_to_the_clients_asking_and_keeps_nothing(origin, start_
     assert arca.status()["resources_successes"] == 0
     status, headers, body = arca.fetch(url)
     assert status == 200 and sha256(body) == sha256(data)
-    assert headers["cache-status"] == "arca; fwd=uri-miss"
+    assert headers["cache-status"] == "arca; fwd=uri-miss; stored=?0"
     assert origin.counts["/index/latest"] == 2
 
 
@@ -364,8 +365,8 @@ def test_check_config_and_serve_refuse_a_bad_rule_naming_file_line_and_rule(
         ("[rule nightly]\n" f"{good}\nttl = soon\n", "nightly", "ttl = soon", ("soon",)),
         ("[rule nightly]\n" f"{good}\nclient-ttl = 2h-1h\n", "nightly", "client-ttl = 2h-1h",
          ()),
-        ("[rule nightly]\n" f"{good}\nfill-connections = 17\n", "nightly",
-         "fill-connections = 17", ()),
+        ("[rule nightly]\n" f"{good}\nfill-connections = 65\n", "nightly",
+         "fill-connections = 65", ()),
         ("[rule nightly]\n" f"{good}\nallow-network = 10.0.0.0/33\n", "nightly",
          "allow-network = 10.0.0.0/33", ()),
         ("[rule nightly]\n" f"{good}\npin = maybe\n", "nightly", "pin = maybe", ("maybe",)),

@@ -1,0 +1,187 @@
+/* rules_explain (explain.h): terms_decide's answer for a URL, with where each term came from,
+ * the sources in order and the rules that lose, as JSON. */
+#include "rules/explain.h"
+#include "rules/keys.h"
+#include "rules/policy.h"
+#include "rules/rules.h"
+#include "rules/terms.h"
+#include "url/url.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STALE_NOTE "origin Cache-Control wins when it says one"
+
+/* "rule NAME", the option's name, "ttl=" or "built-in". */
+static json_t *from_text(enum term_from from, const struct fetch_terms *t, const char *option)
+{
+    char text[96];
+    switch (from) {
+    case FROM_RULE:
+        snprintf(text, sizeof(text), "rule %s", t->rule);
+        return json_string(text);
+    case FROM_OPTION:
+        snprintf(text, sizeof(text), "--%s", option);
+        return json_string(text);
+    case FROM_CLIENT:
+    case FROM_BUILTIN:
+        break;
+    }
+    return json_string(terms_from_name(from));
+}
+
+static void add_term(json_t *terms, const char *name, json_t *value, json_t *from)
+{
+    json_object_set_new(terms, name, json_pack("{s:o, s:o}", "value", value, "from", from));
+}
+
+static json_t *client_ttl_value(const struct fetch_terms *t)
+{
+    char text[64];
+    if (t->client_ttl != CLIENT_TTL_CLAMP)
+        return json_string(t->client_ttl == CLIENT_TTL_OBEY ? "obey" : "ignore");
+    snprintf(text, sizeof(text), "%lld-%lld", (long long)t->client_ttl_min,
+             (long long)t->client_ttl_max);
+    return json_string(text);
+}
+
+/* Which of the fill settings the rule gives: each term names its own origin. */
+static enum term_from fill_from(const struct rule *r, bool connections)
+{
+    if (r && (connections ? r->has_fill_connections : r->has_fill_min_size))
+        return FROM_RULE;
+    return FROM_OPTION;
+}
+
+static json_t *terms_json(const struct fetch_terms *t, const struct rule *r)
+{
+    json_t *o = json_object();
+    const struct object_terms *ob = &t->object;
+    add_term(o, "ttl", json_integer(ob->ttl), from_text(t->ttl_from, t, "default-ttl"));
+    add_term(o, "client-ttl", client_ttl_value(t), from_text(t->client_ttl_from, t, ""));
+    add_term(o, "stale-if-error", json_integer(ob->stale_if_error),
+             from_text(t->stale_if_error_from, t, "stale-if-error"));
+    add_term(o, "stale-while-revalidate", json_integer(ob->stale_while_revalidate),
+             from_text(t->stale_while_revalidate_from, t, "stale-while-revalidate"));
+    json_object_set_new(json_object_get(o, "stale-if-error"), "note", json_string(STALE_NOTE));
+    json_object_set_new(json_object_get(o, "stale-while-revalidate"), "note",
+                        json_string(STALE_NOTE));
+    add_term(o, "store", json_boolean(ob->store), from_text(t->store_from, t, ""));
+    add_term(o, "pin", json_boolean(ob->pin), from_text(t->pin_from, t, ""));
+    add_term(o, "max-object-size", json_integer(ob->max_object_size),
+             from_text(t->max_object_size_from, t, "max-object-size"));
+    add_term(o, "fill-connections", json_integer(t->fill_connections),
+             from_text(fill_from(r, true), t, "fill-connections"));
+    add_term(o, "fill-min-size", json_integer(t->fill_min_size),
+             from_text(fill_from(r, false), t, "fill-min-size"));
+    return o;
+}
+
+static json_t *rule_json(const struct rule *r)
+{
+    return json_pack("{s:s, s:s, s:i, s:s}", "name", r->name, "file", r->file, "line", r->line,
+                     "match", r->match);
+}
+
+/* Who may fetch under the rule: its networks, else --allow-network's (or the default list). */
+static void add_networks(json_t *answer, const struct rule *r, const struct fetch_terms *t)
+{
+    struct cidr policy[CONFIG_MAX_NETS];
+    const struct cidr *nets = r && r->allow_nets ? r->allow_nets : policy;
+    bool by_default = false;
+    int n = r && r->allow_nets ? r->n_allow_nets : policy_clients(policy, &by_default);
+    json_t *list = json_array();
+    char text[64];
+    for (int i = 0; i < n; i++) {
+        format_cidr(&nets[i], text, sizeof(text));
+        json_array_append_new(list, json_string(text));
+    }
+    json_object_set_new(answer, "networks", list);
+    json_object_set_new(answer, "allowed_from",
+                        r && r->allow_nets ? from_text(FROM_RULE, t, "")
+                                           : json_string("--allow-network"));
+    if (by_default)
+        json_object_set_new(answer, "networks_default", json_true());
+}
+
+/* The mirrors in order, then the origin. */
+static json_t *sources_json(const struct config *cfg, const struct fetch_terms *t, const char *url)
+{
+    json_t *list = json_array();
+    for (int k = 0; k < t->sources.n_mirrors; k++) {
+        char *mirror = terms_source_url(cfg, t, url, k), *shown = mirror ? url_shown(mirror) : NULL;
+        if (shown)
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "url", shown, "kind", "mirror",
+                                                  "sent", "without credentials"));
+        free(shown);
+        free(mirror);
+    }
+    char *shown = url_shown(url);
+    if (shown)
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "url", shown, "kind", "origin",
+                                              "sent", "the URL whole"));
+    free(shown);
+    return list;
+}
+
+/* The winner's rule and the losers, from one look at the set in force. */
+static void add_rules(json_t *answer, const char *url, const struct fetch_terms *t)
+{
+    const struct rule_set *set = rules_current();
+    const struct rule *all[64];
+    size_t n = rules_match_all(set, url, all, 64);
+    json_t *losers = json_array();
+    json_object_set_new(answer, "rule", n > 0 && t->rule[0] ? rule_json(all[0]) : json_null());
+    for (size_t i = 1; i < n; i++)
+        json_array_append_new(losers, rule_json(all[i]));
+    json_object_set_new(answer, "losers", losers);
+    json_object_set_new(answer, "terms", terms_json(t, n > 0 ? all[0] : NULL));
+    add_networks(answer, n > 0 ? all[0] : NULL, t);
+    rules_put(set);
+}
+
+static json_t *answer_json(const struct config *cfg, const char *url, const char *key,
+                           const struct sockaddr *client, const struct fetch_terms *t)
+{
+    char *shown_url = url_shown(url), *shown_key = url_shown(key), addr[64];
+    json_t *a = NULL;
+    if (shown_url && shown_key)
+        a = json_pack("{s:s, s:s}", "url", shown_url, "key", shown_key);
+    free(shown_url);
+    free(shown_key);
+    if (!a)
+        return NULL;
+    add_rules(a, url, t);
+    format_sockaddr(client, addr, sizeof(addr));
+    json_object_set_new(a, "client", client ? json_string(addr) : json_null());
+    json_object_set_new(a, "allowed", client ? json_boolean(t->allowed) : json_null());
+    json_object_set_new(a, "sources", sources_json(cfg, t, url));
+    json_object_set_new(a, "origin_first", json_boolean(t->sources.origin_first));
+    return a;
+}
+
+json_t *rules_explain(const struct config *cfg, const char *url_given,
+                      const struct sockaddr *client, char *err)
+{
+    size_t size = URL_BUF_SIZE(strlen(url_given));
+    char *url = malloc(size), *key = NULL;
+    const char *why = "out of memory";
+    struct terms_request req = {.client = client};
+    struct fetch_terms t;
+    struct signature sig;
+    json_t *answer = NULL;
+    int status;
+    if (url && url_normalize(url_given, strlen(url_given), url, size, &status, &why) == 0 &&
+        (key = keys_cache_url_dup(cfg, url, &sig))) {
+        req.url = url;
+        req.key = key;
+        terms_decide(cfg, &req, &t);
+        answer = answer_json(cfg, url, key, client, &t);
+    }
+    if (!answer)
+        snprintf(err, CONFIG_ERR_LEN, "%s", url && key ? "out of memory" : why);
+    free(key);
+    free(url);
+    return answer;
+}

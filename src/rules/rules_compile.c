@@ -1,0 +1,304 @@
+/* rules_compile (rules.h): each [rule NAME] section's values checked and its match put in the
+ * normal form URLs are matched in; then the table (rules.c). Every refusal is one line,
+ * "FILE:LINE: rule NAME: why", at the line of the key at fault. */
+#include "rules/rules.h"
+#include "rules/rules_internal.h"
+#include "base/parse.h"
+#include "url/url.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* What compiling one rule needs besides the rule: the set's networks, handed out in turn. */
+struct compiling {
+    const struct config_rule *cr;
+    struct rule *r;
+    struct cidr *nets;
+    size_t nets_used;
+    char *err;
+};
+
+__attribute__((format(printf, 3, 4))) static int refuse(struct compiling *c, int line,
+                                                        const char *fmt, ...)
+{
+    va_list ap;
+    int n =
+        snprintf(c->err, CONFIG_ERR_LEN, "%.100s:%d: rule %s: ", c->cr->file, line, c->cr->name);
+    va_start(ap, fmt);
+    if (n >= 0 && n < CONFIG_ERR_LEN)
+        vsnprintf(c->err + n, CONFIG_ERR_LEN - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* "0", "0s", "00d": none of a duration. */
+static bool zero_duration(const char *v)
+{
+    size_t zeros = strspn(v, "0");
+    return zeros > 0 && (!v[zeros] || (strchr("dhms", v[zeros]) && !v[zeros + 1]));
+}
+
+/* A duration as the options take one, 1s..36500d (and 0 when `zero`). */
+static int duration(struct compiling *c, const struct config_rule_key *k, bool zero, int64_t *out)
+{
+    if (zero && zero_duration(k->value)) {
+        *out = 0;
+        return 0;
+    }
+    if (parse_seconds(k->value, out) < 0)
+        return refuse(c, k->line, "%s: expected <int>d|h|m|s%s, got '%.60s'", k->key,
+                      zero ? " or 0" : ", positive", k->value);
+    if (*out > TTL_MAX)
+        return refuse(c, k->line, "%s: '%.60s' is out of range (1s..36500d)", k->key, k->value);
+    return 0;
+}
+
+static int size_value(struct compiling *c, const struct config_rule_key *k, int64_t *out)
+{
+    if (parse_size(k->value, out) < 0)
+        return refuse(c, k->line, "%s: expected <int>[K|M|G|T], positive, got '%.60s'", k->key,
+                      k->value);
+    return 0;
+}
+
+static int yes_no(struct compiling *c, const struct config_rule_key *k, bool *out)
+{
+    static const char *const words[][2] = {
+        {"no", "yes"}, {"false", "true"}, {"off", "on"}, {"0", "1"}};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        for (int on = 0; on < 2; on++) {
+            if (!strcmp(k->value, words[i][on])) {
+                *out = on == 1;
+                return 0;
+            }
+        }
+    }
+    return refuse(c, k->line, "%s: expected yes or no (true/false, on/off, 1/0), got '%.60s'",
+                  k->key, k->value);
+}
+
+/* obey, ignore, MIN-MAX or MIN..MAX (each a duration, MIN <= MAX). */
+static int client_ttl(struct compiling *c, const struct config_rule_key *k)
+{
+    struct rule *r = c->r;
+    const char *v = k->value, *dots = strstr(v, ".."), *dash = strchr(v, '-');
+    char min[32], max[32];
+    size_t len = dots ? (size_t)(dots - v) : dash ? (size_t)(dash - v) : 0;
+    const char *rest = dots ? dots + 2 : dash ? dash + 1 : NULL;
+    r->has_client_ttl = true;
+    if (!strcmp(v, "obey") || !strcmp(v, "ignore")) {
+        r->client_ttl = !strcmp(v, "obey") ? CLIENT_TTL_OBEY : CLIENT_TTL_IGNORE;
+        return 0;
+    }
+    r->client_ttl = CLIENT_TTL_CLAMP;
+    if (rest && len < sizeof(min) && strlen(rest) < sizeof(max)) {
+        snprintf(min, sizeof(min), "%.*s", (int)len, v);
+        snprintf(max, sizeof(max), "%s", rest);
+        if (parse_seconds(min, &r->client_ttl_min) == 0 &&
+            parse_seconds(max, &r->client_ttl_max) == 0 && r->client_ttl_max <= TTL_MAX &&
+            r->client_ttl_min <= r->client_ttl_max)
+            return 0;
+    }
+    return refuse(c, k->line,
+                  "client-ttl: expected obey, ignore or MIN-MAX (durations, MIN <= MAX, such as "
+                  "1h-30d), got '%.60s'",
+                  v);
+}
+
+/* One network, or "all" (every IPv4 and IPv6 address). */
+static int one_net(struct compiling *c, const struct config_rule_key *k, const char *v)
+{
+    struct rule *r = c->r;
+    if (!strcasecmp(v, "all"))
+        return one_net(c, k, "0.0.0.0/0") < 0 ? -1 : one_net(c, k, "::/0");
+    if (r->n_allow_nets >= CONFIG_MAX_NETS)
+        return refuse(c, k->line, "allow-network: at most %d networks", CONFIG_MAX_NETS);
+    if (parse_cidr(v, &c->nets[c->nets_used]) < 0)
+        return refuse(c, k->line,
+                      "allow-network: not a network (CIDR, such as 10.0.0.0/8), all nor none: "
+                      "'%.60s'",
+                      v);
+    c->nets_used++;
+    r->n_allow_nets++;
+    return 0;
+}
+
+/* allow-network = CIDR[,CIDR...] | all | none (nobody: it goes alone); a rule's lines add up.
+ * The networks of one rule are contiguous in the set's block: its keys are read together. */
+static int allow_network(struct compiling *c, const struct config_rule_key *k, bool *none)
+{
+    char item[128];
+    if (!c->r->allow_nets)
+        c->r->allow_nets = c->nets + c->nets_used;
+    for (const char *p = k->value;; p++) {
+        size_t n = strcspn(p, ","), blank = strspn(p, " \t"), len = n > blank ? n - blank : 0;
+        while (len > 0 && (p[blank + len - 1] == ' ' || p[blank + len - 1] == '\t'))
+            len--; /* "10.0.0.0/8, 192.168.0.0/16" */
+        snprintf(item, sizeof(item), "%.*s", (int)(len < sizeof(item) ? len : sizeof(item) - 1),
+                 p + blank);
+        if (!strcmp(item, "none"))
+            *none = true;
+        else if (one_net(c, k, item) < 0)
+            return -1;
+        if (*none && c->r->n_allow_nets)
+            return refuse(c, k->line, "allow-network: none goes alone, not with networks");
+        p += n;
+        if (!*p)
+            return 0;
+    }
+}
+
+static bool all_of(const char *s, size_t len, const char *set)
+{
+    return strspn(s, set) >= len;
+}
+
+/* The match's normal form into r->match: an http(s) URL prefix as url_normalize writes URLs,
+ * its host maybe "*." and a domain. What could never match a URL in normal form is refused. */
+static int match_value(struct compiling *c, const struct config_rule_key *k)
+{
+    const char *v = k->value, *why = "", *auth = strstr(v, "://");
+    size_t scheme = auth ? (size_t)(auth + 3 - v) : 0, auth_len, len = strlen(v);
+    char plain[1024];
+    int status;
+    bool glob;
+    if (!auth || (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0))
+        return refuse(c, k->line, "match: '%.80s' can never match: not an http:// or https:// URL",
+                      v);
+    auth_len = strcspn(v + scheme, "/");
+    glob = !strncmp(v + scheme, "*.", 2);
+    if (strpbrk(v, "?#"))
+        return refuse(c, k->line,
+                      "match: '%.80s' can never match: a prefix has no query nor "
+                      "fragment",
+                      v);
+    if (memchr(v + scheme, '@', auth_len))
+        return refuse(c, k->line, "match: '%.80s': no user@ (URLs are matched without it)", v);
+    if (strchr(v + scheme + (glob ? 1 : 0), '*'))
+        return refuse(c, k->line,
+                      "match: '%.80s' can never match: a glob is only the host's "
+                      "first label (https://*.example.org/)",
+                      v);
+    if (len - (glob ? 2 : 0) >= sizeof(plain))
+        return refuse(c, k->line, "match: longer than %zu bytes", sizeof(plain) - 1);
+    snprintf(plain, sizeof(plain), "%.*s%s", (int)scheme, v, v + scheme + (glob ? 2 : 0));
+    if (url_normalize(plain, strlen(plain), c->r->match + (glob ? 2 : 0), sizeof(c->r->match) - 2,
+                      &status, &why) < 0)
+        return refuse(c, k->line, "match: '%.80s' can never match: %s", v, why);
+    auth_len = strcspn(c->r->match + 2 * glob + scheme, ":/");
+    if (glob && (c->r->match[2 + scheme] == '[' ||
+                 all_of(c->r->match + 2 + scheme, auth_len, "0123456789.")))
+        return refuse(c, k->line,
+                      "match: '%.80s' can never match: *. goes before a domain, not "
+                      "an IP address",
+                      v);
+    if (glob) { /* "https://" back before "*." */
+        memmove(c->r->match, c->r->match + 2, scheme);
+        memcpy(c->r->match + scheme, "*.", 2);
+    }
+    c->r->host_glob = glob;
+    return 0;
+}
+
+/* One key of the rule. */
+static int rule_key(struct compiling *c, const struct config_rule_key *k, bool *none)
+{
+    struct rule *r = c->r;
+    const char *key = k->key;
+    if (!strcmp(key, "match"))
+        return match_value(c, k);
+    if (!strcmp(key, "ttl"))
+        return r->has_ttl = true, duration(c, k, false, &r->ttl);
+    if (!strcmp(key, "client-ttl"))
+        return client_ttl(c, k);
+    if (!strcmp(key, "store"))
+        return r->has_store = true, yes_no(c, k, &r->store);
+    if (!strcmp(key, "pin"))
+        return r->has_pin = true, yes_no(c, k, &r->pin);
+    if (!strcmp(key, "stale-if-error"))
+        return r->has_stale_if_error = true, duration(c, k, true, &r->stale_if_error);
+    if (!strcmp(key, "stale-while-revalidate"))
+        return r->has_stale_while_revalidate = true,
+               duration(c, k, true, &r->stale_while_revalidate);
+    if (!strcmp(key, "fill-min-size"))
+        return r->has_fill_min_size = true, size_value(c, k, &r->fill_min_size);
+    if (!strcmp(key, "max-object-size"))
+        return r->has_max_object_size = true, size_value(c, k, &r->max_object_size);
+    if (!strcmp(key, "allow-network"))
+        return allow_network(c, k, none);
+    if (!strcmp(key, "fill-connections")) {
+        int64_t n;
+        char *end;
+        r->has_fill_connections = true;
+        n = strtoll(k->value, &end, 10);
+        r->fill_connections = (int)n;
+        if (k->value[0] >= '0' && k->value[0] <= '9' && !*end && n >= 1 && n <= 64)
+            return 0;
+        return refuse(c, k->line, "fill-connections: expected an integer 1..64, got '%.60s'",
+                      k->value);
+    }
+    return refuse(c, k->line, "unknown key '%.60s'", key);
+}
+
+static int compile_rule(struct compiling *c, int *match_line)
+{
+    const struct config_rule *cr = c->cr;
+    bool none = false;
+    snprintf(c->r->name, sizeof(c->r->name), "%s", cr->name);
+    snprintf(c->r->file, sizeof(c->r->file), "%s", cr->file);
+    c->r->line = cr->line;
+    *match_line = 0;
+    for (int i = 0; i < cr->n_keys; i++) {
+        if (rule_key(c, &cr->keys[i], &none) < 0)
+            return -1;
+        if (!strcmp(cr->keys[i].key, "match"))
+            *match_line = cr->keys[i].line;
+    }
+    if (!*match_line)
+        return refuse(c, cr->line, "match missing (match = https://HOST/PATH-PREFIX)");
+    return 0;
+}
+
+/* Room for every rule's networks: at most one per comma, two for "all", and one more. */
+static size_t nets_needed(const struct config *cfg)
+{
+    size_t n = 1;
+    for (int i = 0; i < cfg->n_rules; i++)
+        for (int k = 0; k < cfg->rules[i].n_keys; k++)
+            if (!strcmp(cfg->rules[i].keys[k].key, "allow-network"))
+                for (const char *p = cfg->rules[i].keys[k].value; p; p = strchr(p + 1, ','))
+                    n += 2;
+    return n;
+}
+
+struct rule_set *rules_compile(const struct config *cfg, char *err)
+{
+    struct rule_set *set = calloc(1, sizeof(*set));
+    size_t n = (size_t)cfg->n_rules;
+    struct compiling c = {.err = err};
+    if (!set || !(set->rules = calloc(n ? n : 1, sizeof(*set->rules))) ||
+        !(set->match_line = calloc(n ? n : 1, sizeof(int))) ||
+        !(set->nets = calloc(nets_needed(cfg), sizeof(*set->nets)))) {
+        snprintf(err, CONFIG_ERR_LEN, "rules: out of memory");
+        rules_free(set);
+        return NULL;
+    }
+    set->n = n;
+    c.nets = set->nets;
+    for (size_t i = 0; i < n; i++) {
+        c.cr = &cfg->rules[i];
+        c.r = &set->rules[i];
+        if (compile_rule(&c, &set->match_line[i]) < 0) {
+            rules_free(set);
+            return NULL;
+        }
+    }
+    if (rules_index(set, err) < 0) {
+        rules_free(set);
+        return NULL;
+    }
+    return set;
+}

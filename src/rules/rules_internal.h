@@ -1,0 +1,39 @@
+/*
+ * rules_internal.h — what rules_compile.c (a [rule NAME] section's values, checked) hands to
+ * rules.c (the sorted table, the matcher, the set in force). Not for other modules: rules.h.
+ */
+#ifndef ARCA_RULES_INTERNAL_H
+#define ARCA_RULES_INTERNAL_H
+
+#include "rules/rules.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A rule in the table, sorted by match. A match always holds "scheme://authority/", so a match
+ * that is a prefix of another has the same authority, and the matches sharing an authority are
+ * next to each other. */
+struct rule_entry {
+    const struct rule *rule;
+    size_t len;      /* strlen(rule->match) */
+    size_t auth_len; /* "scheme://authority", up to the path's '/' */
+    long parent;     /* the longest other match that is a prefix of this one; -1: none */
+};
+
+struct rule_set {
+    int refs;     /* readers and the slot in force; atomics (rules.c) */
+    bool forever; /* the empty set in force before any rules_install: never freed */
+    size_t n;
+    struct rule *rules;        /* in the order of the file */
+    int *match_line;           /* each rule's `match` line, for errors */
+    struct rule_entry *sorted; /* n of them */
+    struct cidr *nets;         /* every rule's allow-network, one block */
+    bool has_globs;
+};
+
+/* Sort the table and link each match to its parent; -1 with "FILE:LINE: rule NAME: why" in err
+ * (CONFIG_ERR_LEN) when two rules have the same match. */
+int rules_index(struct rule_set *set, char *err);
+
+#endif

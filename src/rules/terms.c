@@ -1,0 +1,122 @@
+/* terms_decide (terms.h): the rule for the URL, then each term from it or, where it says
+ * nothing, from the option that applies to every URL. Nothing is allocated and no rule is
+ * walked: one lookup in the sorted table (rules.c), the mirrors' regexes only when --mirror is
+ * given (sources.c). */
+#include "rules/terms.h"
+#include "rules/policy.h"
+#include "rules/rules.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Whether the client may fetch under rule r (NULL: none applies): the rule's networks when it
+ * names any, else --allow-network's (policy.c, which SIGHUP updates). arca's own requests (no
+ * client) always may. */
+static void decide_allowed(const struct rule *r, const struct sockaddr *client,
+                           struct fetch_terms *out)
+{
+    uint8_t a[16];
+    if (!client) {
+        out->allowed = true;
+        out->allowed_from = FROM_BUILTIN;
+    } else if (r && r->allow_nets) {
+        out->allowed = false;
+        out->allowed_from = FROM_RULE;
+        if (addr_to_v6(client, a) == 0)
+            for (int i = 0; i < r->n_allow_nets && !out->allowed; i++)
+                out->allowed = cidr_contains(&r->allow_nets[i], a);
+    } else {
+        out->allowed = policy_client_allowed(client);
+        out->allowed_from = FROM_OPTION;
+    }
+}
+
+/* The ttl: the base (the rule's or --default-ttl), changed by the client's ttl= as client-ttl
+ * lets it. A proxied request's max-age (client_ttl_shorter) may only shorten it. */
+static void decide_ttl(const struct config *cfg, const struct rule *r,
+                       const struct terms_request *req, struct fetch_terms *out)
+{
+    int64_t ttl;
+    out->ttl_base = r && r->has_ttl ? r->ttl : __atomic_load_n(&cfg->default_ttl, __ATOMIC_RELAXED);
+    out->ttl_from = r && r->has_ttl ? FROM_RULE : FROM_OPTION;
+    out->client_ttl = r && r->has_client_ttl ? r->client_ttl : CLIENT_TTL_OBEY;
+    out->client_ttl_from = r && r->has_client_ttl ? FROM_RULE : FROM_BUILTIN;
+    out->client_ttl_min = out->client_ttl == CLIENT_TTL_CLAMP ? r->client_ttl_min : 0;
+    out->client_ttl_max = out->client_ttl == CLIENT_TTL_CLAMP ? r->client_ttl_max : 0;
+    out->object.ttl = out->ttl_base;
+    if (req->client_ttl <= 0 || out->client_ttl == CLIENT_TTL_IGNORE)
+        return;
+    ttl = req->client_ttl;
+    if (out->client_ttl == CLIENT_TTL_CLAMP)
+        ttl = ttl < out->client_ttl_min   ? out->client_ttl_min
+              : ttl > out->client_ttl_max ? out->client_ttl_max
+                                          : ttl;
+    if (req->client_ttl_shorter && ttl >= out->ttl_base)
+        return;
+    out->object.ttl = ttl;
+    /* clamped: the rule's bound is what applies */
+    out->ttl_from = ttl == req->client_ttl ? FROM_CLIENT : FROM_RULE;
+}
+
+/* Every other term: the rule's when it gives one, else the option's, else arca's own. A stale
+ * window the option gives is -1 for the store: the store's own value, which SIGHUP changes for
+ * every object at once (store_set_stale), not at each object's next request. */
+static void decide_rest(const struct config *cfg, const struct rule *r, struct fetch_terms *out)
+{
+    struct object_terms *o = &out->object;
+    bool rule_fill = r && (r->has_fill_connections || r->has_fill_min_size);
+    o->stale_if_error = r && r->has_stale_if_error ? r->stale_if_error : -1;
+    out->stale_if_error_from = r && r->has_stale_if_error ? FROM_RULE : FROM_OPTION;
+    o->stale_while_revalidate = r && r->has_stale_while_revalidate ? r->stale_while_revalidate : -1;
+    out->stale_while_revalidate_from = r && r->has_stale_while_revalidate ? FROM_RULE : FROM_OPTION;
+    o->max_object_size = r && r->has_max_object_size ? r->max_object_size : cfg->max_object_size;
+    out->max_object_size_from = r && r->has_max_object_size ? FROM_RULE : FROM_OPTION;
+    o->store = r && r->has_store ? r->store : true;
+    out->store_from = r && r->has_store ? FROM_RULE : FROM_BUILTIN;
+    o->pin = r && r->has_pin ? r->pin : false;
+    out->pin_from = r && r->has_pin ? FROM_RULE : FROM_BUILTIN;
+    out->fill_connections =
+        r && r->has_fill_connections ? r->fill_connections : cfg->fill_connections;
+    out->fill_min_size = r && r->has_fill_min_size ? r->fill_min_size : cfg->fill_min_size;
+    out->fill_from = rule_fill ? FROM_RULE : FROM_OPTION;
+}
+
+void terms_decide(const struct config *cfg, const struct terms_request *req,
+                  struct fetch_terms *out)
+{
+    const struct rule_set *set = rules_current();
+    const struct rule *r = rules_match(set, req->url);
+    out->rule[0] = out->rule_file[0] = '\0';
+    out->rule_line = 0;
+    if (r) {
+        memcpy(out->rule, r->name, sizeof(out->rule));
+        memcpy(out->rule_file, r->file, sizeof(out->rule_file));
+        out->rule_line = r->line;
+    }
+    decide_allowed(r, req->client, out);
+    decide_ttl(cfg, r, req, out);
+    decide_rest(cfg, r, out);
+    rules_put(set);
+    sources_decide(cfg, req->url, &out->sources);
+}
+
+char *terms_source_url(const struct config *cfg, const struct fetch_terms *t, const char *url,
+                       int k)
+{
+    return sources_mirror_url(cfg, &t->sources, url, k);
+}
+
+const char *terms_from_name(enum term_from from)
+{
+    switch (from) {
+    case FROM_RULE:
+        return "rule";
+    case FROM_OPTION:
+        return "option";
+    case FROM_CLIENT:
+        return "ttl=";
+    case FROM_BUILTIN:
+        break;
+    }
+    return "built-in";
+}
