@@ -224,6 +224,8 @@ static void bad_values(void **state)
     refused("max-object-size", "1Q", "max-object-size");
     refused("allow-network", "10.0.0.0/33", "allow-network: not a network");
     refused("allow-network", "none, 10.0.0.0/8", "none goes alone");
+    refused("allow-network", "", "allow-network: not a network"); /* fuzz_config: read past "" */
+    refused("allow-network", "10.0.0.0/8,", "allow-network: not a network");
     assert_null(compile("[rule r]\nttl = 1h\n"));
     assert_string_equal(err, "t.ini:1: rule r: match missing (match = https://HOST/PATH-PREFIX)");
     assert_null(compile("[rule r]\n"));
@@ -468,7 +470,8 @@ static void explain(void **state)
     struct sockaddr_storage lab = ip("10.1.2.3");
     (void)state;
     install("[rule wide]\nmatch = https://*.org/\n"
-            "[rule site]\nmatch = https://a.org/\nttl = 1h\nallow-network = 10.0.0.0/8\n");
+            "[rule site]\nmatch = https://a.org/\nttl = 1h\nallow-network = 10.0.0.0/8\n"
+            "client-ttl = 90m..30d\n");
     policy_init(&cfg);
     a = rules_explain(&cfg, "https://A.org/x?token=secret", (struct sockaddr *)&lab, err);
     assert_non_null(a);
@@ -479,6 +482,9 @@ static void explain(void **state)
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(json_object_get(a, "terms"), "ttl"), "from")),
                         "rule site");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(a, "terms"), "client-ttl"), "value")),
+                        "90m-30d");
     assert_true(json_is_true(json_object_get(a, "allowed")));
     assert_int_equal(json_array_size(json_object_get(a, "losers")), 1);
     assert_int_equal(json_array_size(json_object_get(a, "sources")), 1);
