@@ -36,13 +36,29 @@ static void add_term(json_t *terms, const char *name, json_t *value, json_t *fro
     json_object_set_new(terms, name, json_pack("{s:o, s:o}", "value", value, "from", from));
 }
 
+/* Seconds as the INI file writes them: in the largest unit that divides them (90m, 1d). */
+static int duration_text(int64_t s, char *out, size_t size)
+{
+    static const struct {
+        char suffix;
+        int64_t unit;
+    } units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (s > 0 && s % units[i].unit == 0)
+            return snprintf(out, size, "%lld%c", (long long)(s / units[i].unit), units[i].suffix);
+    return snprintf(out, size, "%lld", (long long)s);
+}
+
+/* obey, ignore, or MIN-MAX as a rule writes it ("1h-30d"). */
 static json_t *client_ttl_value(const struct fetch_terms *t)
 {
     char text[64];
+    int n;
     if (t->client_ttl != CLIENT_TTL_CLAMP)
         return json_string(t->client_ttl == CLIENT_TTL_OBEY ? "obey" : "ignore");
-    snprintf(text, sizeof(text), "%lld-%lld", (long long)t->client_ttl_min,
-             (long long)t->client_ttl_max);
+    n = duration_text(t->client_ttl_min, text, sizeof(text));
+    text[n++] = '-';
+    duration_text(t->client_ttl_max, text + n, sizeof(text) - (size_t)n);
     return json_string(text);
 }
 

@@ -7,7 +7,10 @@
  * may start with "*." (any host ending in what follows, not the bare domain). The rule that
  * applies is the one whose match covers the longest start of the URL; on a tie a named host
  * beats a glob, and a longer glob beats a shorter one. Two rules with the same match are an
- * error. Finding it costs O(log n) string compares (a sorted table, not a list walked).
+ * error. Finding it costs O(log n) string compares (a sorted table, not a list walked): one
+ * binary search for the URL's host, and, when some rule has a glob, one for each of the host's
+ * dot-suffixes (a.b.example.org: *.b.example.org, *.example.org, *.org). A URL's userinfo is
+ * no part of what is matched; a match holds none.
  *
  * Contract: rules_compile() runs on any thread and touches nothing shared; rules_install()
  * makes a set the one in force (start and SIGHUP, main thread); rules_current() and
@@ -72,6 +75,8 @@ void rules_install(struct rule_set *set);
 /* The set in force, with a reference; never NULL once rules_install ran (an empty set before). */
 const struct rule_set *rules_current(void);
 void rules_put(const struct rule_set *set);
+/* Free a set never installed (one compiled to be checked, or refused); an installed set goes
+ * with rules_put. */
 void rules_free(struct rule_set *set);
 
 size_t rules_count(const struct rule_set *set);

@@ -268,9 +268,11 @@ static size_t nets_needed(const struct config *cfg)
     size_t n = 1;
     for (int i = 0; i < cfg->n_rules; i++)
         for (int k = 0; k < cfg->rules[i].n_keys; k++)
-            if (!strcmp(cfg->rules[i].keys[k].key, "allow-network"))
-                for (const char *p = cfg->rules[i].keys[k].value; p; p = strchr(p + 1, ','))
+            if (!strcmp(cfg->rules[i].keys[k].key, "allow-network")) {
+                n += 2;
+                for (const char *p = cfg->rules[i].keys[k].value; (p = strchr(p, ',')); p++)
                     n += 2;
+            }
     return n;
 }
 

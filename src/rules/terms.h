@@ -8,7 +8,8 @@
  *
  * Contract: terms_decide() runs on any thread; it reads the rule set in force (rules_current(),
  * a reference held for the call) and the configuration's reloadable values; it allocates
- * nothing (a fetch_terms is a value: copy it freely). The same call serves requests and answers
+ * nothing (a fetch_terms is a value: copy it freely), but for a URL over 8 KiB matched against
+ * --mirror's regexes (sources_decide). The same call serves requests and answers
  * the rules test, so what the test says is what arca does.
  */
 #ifndef ARCA_TERMS_H
