@@ -70,15 +70,24 @@ static enum term_from fill_from(const struct rule *r, bool connections)
     return FROM_OPTION;
 }
 
-static json_t *terms_json(const struct fetch_terms *t, const struct rule *r)
+/* A stale window: the rule's, or (-1 in the terms: the store's own) the option's as SIGHUP last
+ * set it. */
+static json_t *window(int64_t terms, const int64_t *option)
+{
+    return json_integer(terms >= 0 ? terms : __atomic_load_n(option, __ATOMIC_RELAXED));
+}
+
+static json_t *terms_json(const struct config *cfg, const struct fetch_terms *t,
+                          const struct rule *r)
 {
     json_t *o = json_object();
     const struct object_terms *ob = &t->object;
     add_term(o, "ttl", json_integer(ob->ttl), from_text(t->ttl_from, t, "default-ttl"));
     add_term(o, "client-ttl", client_ttl_value(t), from_text(t->client_ttl_from, t, ""));
-    add_term(o, "stale-if-error", json_integer(ob->stale_if_error),
+    add_term(o, "stale-if-error", window(ob->stale_if_error, &cfg->stale_if_error),
              from_text(t->stale_if_error_from, t, "stale-if-error"));
-    add_term(o, "stale-while-revalidate", json_integer(ob->stale_while_revalidate),
+    add_term(o, "stale-while-revalidate",
+             window(ob->stale_while_revalidate, &cfg->stale_while_revalidate),
              from_text(t->stale_while_revalidate_from, t, "stale-while-revalidate"));
     json_object_set_new(json_object_get(o, "stale-if-error"), "note", json_string(STALE_NOTE));
     json_object_set_new(json_object_get(o, "stale-while-revalidate"), "note",
@@ -113,10 +122,12 @@ static void add_networks(json_t *answer, const struct rule *r, const struct fetc
         format_cidr(&nets[i], text, sizeof(text));
         json_array_append_new(list, json_string(text));
     }
+    json_t *from =
+        r && r->allow_nets ? from_text(FROM_RULE, t, "") : json_string("--allow-network");
+    /* a term like the others, and (as before the terms had it) beside them */
+    add_term(json_object_get(answer, "terms"), "allow-network", json_copy(list), json_copy(from));
     json_object_set_new(answer, "networks", list);
-    json_object_set_new(answer, "allowed_from",
-                        r && r->allow_nets ? from_text(FROM_RULE, t, "")
-                                           : json_string("--allow-network"));
+    json_object_set_new(answer, "allowed_from", from);
     if (by_default)
         json_object_set_new(answer, "networks_default", json_true());
 }
@@ -142,7 +153,8 @@ static json_t *sources_json(const struct config *cfg, const struct fetch_terms *
 }
 
 /* The winner's rule and the losers, from one look at the set in force. */
-static void add_rules(json_t *answer, const char *url, const struct fetch_terms *t)
+static void add_rules(const struct config *cfg, json_t *answer, const char *url,
+                      const struct fetch_terms *t)
 {
     const struct rule_set *set = rules_current();
     const struct rule *all[64];
@@ -152,7 +164,7 @@ static void add_rules(json_t *answer, const char *url, const struct fetch_terms 
     for (size_t i = 1; i < n; i++)
         json_array_append_new(losers, rule_json(all[i]));
     json_object_set_new(answer, "losers", losers);
-    json_object_set_new(answer, "terms", terms_json(t, n > 0 ? all[0] : NULL));
+    json_object_set_new(answer, "terms", terms_json(cfg, t, n > 0 ? all[0] : NULL));
     add_networks(answer, n > 0 ? all[0] : NULL, t);
     rules_put(set);
 }
@@ -168,7 +180,7 @@ static json_t *answer_json(const struct config *cfg, const char *url, const char
     free(shown_key);
     if (!a)
         return NULL;
-    add_rules(a, url, t);
+    add_rules(cfg, a, url, t);
     format_sockaddr(client, addr, sizeof(addr));
     json_object_set_new(a, "client", client ? json_string(addr) : json_null());
     json_object_set_new(a, "allowed", client ? json_boolean(t->allowed) : json_null());
