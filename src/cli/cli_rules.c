@@ -60,23 +60,6 @@ static int parse(int argc, char **argv, struct rules_args *a)
     return a->url ? 0 : usage("rules test needs a URL, last");
 }
 
-/* ADDR as a socket address (IPv4 or IPv6, no port). */
-static int client_addr(const char *text, struct sockaddr_storage *ss)
-{
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    memset(ss, 0, sizeof(*ss));
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        return 0;
-    }
-    return -1;
-}
-
 /* A number of seconds or bytes as the options write it: 1d, 6h, 64M; "0" for none. */
 static void amount(json_int_t n, bool bytes, char *out, size_t size)
 {
@@ -177,7 +160,7 @@ static int rules_test(struct rules_args *a)
     struct sockaddr_storage ss;
     struct rule_set *set;
     json_t *answer;
-    if (a->client && client_addr(a->client, &ss) < 0)
+    if (a->client && parse_ip_address(a->client, &ss) < 0)
         return usage("--client: expected an IPv4 or IPv6 address");
     if (config_load(&cfg, a->serve_argc, a->serve_argv, err) != CONFIG_SERVE ||
         !(set = rules_compile(&cfg, err)) || sources_init(&cfg, err, sizeof(err)) < 0) {
