@@ -2,9 +2,11 @@
  * carry (no blank, control or non-ASCII byte), and its normal form is a fixed point.
  * url_redact (what every shown URL goes through): it stays within its buffer, whatever it is
  * given, always ends the string, is never cut in url_shown's buffer, and a redacted URL
- * redacts to itself (nothing it shows would be hidden on a second look: no secret was left). */
+ * redacts to itself (nothing it shows would be hidden on a second look: no secret was left).
+ * fold_url (rules/fold.h): a normal form, folded as far as it goes. */
 #include "fuzz.h"
 #include "url/url.h"
+#include "rules/fold.h"
 
 #include <strings.h>
 
@@ -35,6 +37,17 @@ static void check_redact(const char *s)
     free(out);
 }
 
+/* fold_url of a normal form: a normal form again, and folded as far as it goes (folding it once
+ * more changes nothing), or nothing to fold. */
+static void check_fold(const char *url)
+{
+    int failed;
+    char *folded = fold_url(url, &failed);
+    if (folded && (!fetchable(folded) || fold_url(folded, &failed) != NULL))
+        abort();
+    free(folded);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = fuzz_string(data, size), *out = NULL, *again = NULL;
@@ -49,6 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             url_normalize(out, len, again, URL_BUF_SIZE(len), &status, &why) < 0 ||
             strcmp(again, out) != 0)
             abort();
+        check_fold(out);
     }
     free(again);
     free(out);

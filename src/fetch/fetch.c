@@ -496,7 +496,7 @@ static int decide(struct fetch_req *r, int64_t client_ttl, enum conn_result *ret
         snprintf(why, sizeof(why),
                  "client address not allowed to fetch this URL: rule %s names who may "
                  "(allow-network)",
-                 r->terms.rule);
+                 r->terms.allowed_rule);
         *ret = fetch_refuse_client(r, why);
     }
     return -1;

@@ -56,6 +56,7 @@ int rules_index(struct rule_set *set, char *err)
         set->sorted[i].len = strlen(set->rules[i].match);
         set->sorted[i].auth_len = authority_len(set->rules[i].match);
         set->has_globs = set->has_globs || set->rules[i].host_glob;
+        set->has_nets = set->has_nets || set->rules[i].allow_nets;
     }
     qsort(set->sorted, set->n, sizeof(*set->sorted), by_match);
     for (size_t i = 1; i < set->n; i++) {
@@ -273,6 +274,11 @@ static pthread_rwlock_t swap_lock = PTHREAD_RWLOCK_INITIALIZER;
 /* Whether a rule of the set in force names networks that may fetch (rules_widen_any): set with
  * the set, read without its lock (a refused request asks it, every such request). */
 static bool widens;
+
+bool rules_have_networks(const struct rule_set *set)
+{
+    return set->has_nets;
+}
 
 bool rules_widen_any(void)
 {

@@ -91,6 +91,8 @@ size_t rules_match_all(const struct rule_set *set, const char *url, const struct
  * outside --allow-network may still fetch under its prefix, and is refused only once its URL is
  * read. Any thread. */
 bool rules_widen_any(void);
+/* Whether a rule of `set` names who may fetch (allow-network: more, fewer or none). */
+bool rules_have_networks(const struct rule_set *set);
 
 /* Mirrors (--mirror), compiled once at start (they do not reload): rules/sources.c. */
 int sources_init(const struct config *cfg, char *err, size_t errlen);

@@ -30,6 +30,7 @@ struct rule_set {
     struct rule_entry *sorted; /* n of them */
     struct cidr *nets;         /* every rule's allow-network, one block */
     bool has_globs;
+    bool has_nets; /* a rule names who may fetch (allow-network): terms.c folds URLs then */
 };
 
 /* Sort the table and link each match to its parent; -1 with "FILE:LINE: rule NAME: why" in err

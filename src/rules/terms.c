@@ -5,30 +5,62 @@
 #include "rules/terms.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
+#include "rules/fold.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Whether the client may fetch under rule r (NULL: none applies): the rule's networks when it
- * names any, else --allow-network's (policy.c, which SIGHUP updates). arca's own requests (no
- * client) always may. */
-static void decide_allowed(const struct rule *r, const struct sockaddr *client,
-                           struct fetch_terms *out)
+ * names any, else --allow-network's (policy.c, which SIGHUP updates). */
+static bool allowed_under(const struct rule *r, const struct sockaddr *client, enum term_from *from)
 {
     uint8_t a[16];
+    bool allowed = false;
+    if (!r || !r->allow_nets) {
+        *from = FROM_OPTION;
+        return policy_client_allowed(client);
+    }
+    *from = FROM_RULE;
+    if (addr_to_v6(client, a) == 0)
+        for (int i = 0; i < r->n_allow_nets && !allowed; i++)
+            allowed = cidr_contains(&r->allow_nets[i], a);
+    return allowed;
+}
+
+/* Who may fetch: the URL's rule says, and where rules name networks, so does the rule of the
+ * URL's folded spelling (fold.h): a rule that narrows holds for the spellings an origin may
+ * take for one, and a widening rule opens only what both spellings fall under. arca's own
+ * requests (no client) always may. */
+static void decide_allowed(const struct rule_set *set, const struct rule *r, const char *url,
+                           const struct sockaddr *client, struct fetch_terms *out)
+{
+    const struct rule *f = NULL;
+    enum term_from from;
+    int failed;
+    out->allowed_rule[0] = '\0';
     if (!client) {
         out->allowed = true;
         out->allowed_from = FROM_BUILTIN;
-    } else if (r && r->allow_nets) {
-        out->allowed = false;
-        out->allowed_from = FROM_RULE;
-        if (addr_to_v6(client, a) == 0)
-            for (int i = 0; i < r->n_allow_nets && !out->allowed; i++)
-                out->allowed = cidr_contains(&r->allow_nets[i], a);
-    } else {
-        out->allowed = policy_client_allowed(client);
-        out->allowed_from = FROM_OPTION;
+        return;
     }
+    out->allowed = allowed_under(r, client, &out->allowed_from);
+    if (out->allowed_from == FROM_RULE)
+        memcpy(out->allowed_rule, r->name, sizeof(out->allowed_rule));
+    if (!out->allowed || !rules_have_networks(set))
+        return;
+    char *folded = fold_url(url, &failed);
+    if (folded)
+        f = rules_match(set, folded);
+    if (failed) { /* out of memory: closed, never open */
+        out->allowed = false;
+    } else if (folded && f != r && !allowed_under(f, client, &from)) {
+        out->allowed = false;
+        out->allowed_from = from;
+        if (from == FROM_RULE)
+            memcpy(out->allowed_rule, f->name, sizeof(out->allowed_rule));
+    }
+    free(folded);
 }
 
 /* The ttl: the base (the rule's or --default-ttl), changed by the client's ttl= as client-ttl
@@ -93,7 +125,7 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
         memcpy(out->rule_file, r->file, sizeof(out->rule_file));
         out->rule_line = r->line;
     }
-    decide_allowed(r, req->client, out);
+    decide_allowed(set, r, req->url, req->client, out);
     decide_ttl(cfg, r, req, out);
     decide_rest(cfg, r, out);
     rules_put(set);

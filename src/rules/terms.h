@@ -52,6 +52,9 @@ struct fetch_terms {
     bool allowed; /* the client may fetch this URL (the rule's allow-network, else
                      --allow-network's) */
     enum term_from allowed_from;
+    /* The rule whose allow-network decided ("": --allow-network or arca's own): the URL's rule,
+     * or, when it refused, the rule of another spelling of the URL (fold.h) */
+    char allowed_rule[64];
     struct object_terms object; /* the store's: ttl, stale windows, max size, store, pin */
     enum term_from ttl_from, client_ttl_from, stale_if_error_from, stale_while_revalidate_from,
         max_object_size_from, store_from, pin_from, fill_from;

@@ -128,7 +128,7 @@ def test_the_reload_line_says_who_may_fetch_and_the_log_level(start_arca, config
             "192.168.0.0/16, 100.64.0.0/10, 169.254.0.0/16, fc00::/7, fe80::/10 (the default: "
             "loopback and private networks; --allow-network names others); log level info, "
             "quota 5368709120 bytes, default ttl 864000s, upstream rate none, stale-if-error 86400s, "
-            "stale-while-revalidate 0s, no admin token)") in arca.read_log()
+            "stale-while-revalidate 0s, no admin token, 0 rules)") in arca.read_log()
     write_config(config, "allow-network = 127.0.0.0/8", "log-level = error")
     reload(arca, "SIGHUP: reloaded (may fetch: 127.0.0.0/8; log level error,")
     write_config(config, "allow-network = 127.0.0.0/8", "allow-network = ::1/128")
@@ -145,4 +145,4 @@ def test_the_reload_line_shows_every_reloaded_value(start_arca, config):
     reload(arca, "upstream rate 1048576 bytes/s")
     line = next(l for l in arca.read_log().splitlines() if "upstream rate 1048576" in l)
     assert ("upstream rate 1048576 bytes/s, stale-if-error 3600s, stale-while-revalidate 30s, "
-            "no admin token)") in line, line
+            "no admin token, 0 rules)") in line, line

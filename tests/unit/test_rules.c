@@ -17,6 +17,7 @@
 #include "rules/policy.h"
 #include "rules/rules.h"
 #include "rules/terms.h"
+#include "rules/fold.h"
 #include "url/url.h"
 
 static struct config cfg;
@@ -382,6 +383,57 @@ static void allow_network(void **state)
     assert_int_equal(decide("https://a.org/else", 0, false, o).allowed_from, FROM_OPTION);
 }
 
+/* fold_url: the spellings an origin may take for one file, folded. */
+static void folded(void **state)
+{
+    static const char *const cases[][2] = {
+        {"https://a.org/priv%61te/x", "https://a.org/private/x"},
+        {"https://a.org//private///x", "https://a.org/private/x"},
+        {"https://a.org./private/x", "https://a.org/private/x"},
+        {"https://a.org..:8443/x", "https://a.org:8443/x"},
+        {"https://a.org/a/%2E%2E/private/x", "https://a.org/private/x"},
+        {"https://a.org/a%2Fb?q=%61//", NULL}, /* %2F is no '/', the query is not the path's */
+        {"https://a.org/private/x", NULL},     /* nothing to fold: nothing allocated */
+        {"https://[::1]:8080//x", "https://[::1]:8080/x"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int failed;
+        char *got = fold_url(cases[i][0], &failed);
+        assert_int_equal(failed, 0);
+        if (cases[i][1])
+            assert_string_equal(got, cases[i][1]);
+        else
+            assert_null(got);
+        free(got);
+    }
+}
+
+/* A rule that narrows who may fetch holds for every spelling of its URLs that folds into its
+ * prefix; one that widens opens only URLs whose spellings it covers all. */
+static void allow_network_across_spellings(void **state)
+{
+    struct sockaddr_storage lab = ip("10.1.2.3"), lo = ip("127.0.0.1");
+    const struct sockaddr *l = (struct sockaddr *)&lab, *me = (struct sockaddr *)&lo;
+    struct fetch_terms t;
+    (void)state;
+    install("[rule firmware]\nmatch = https://fw.org/private/\nallow-network = 10.0.0.0/8\n"
+            "[rule public]\nmatch = https://fw.org/public/\nallow-network = all\n");
+    policy_init(&cfg);
+    static const char *const private[] = {"https://fw.org/priv%61te/x", "https://fw.org//private/x",
+                                          "https://fw.org./private/x",
+                                          "https://fw.org/public/%2E%2E/private/x"};
+    for (size_t i = 0; i < sizeof(private) / sizeof(private[0]); i++) {
+        t = decide(private[i], 0, false, me);
+        assert_false(t.allowed);
+        assert_int_equal(t.allowed_from, FROM_RULE);
+        assert_string_equal(t.allowed_rule, "firmware");
+        assert_true(decide(private[i], 0, false, l).allowed);
+    }
+    assert_true(decide("https://fw.org/public//x", 0, false, me).allowed);
+    assert_true(decide("https://fw.org/elsewhere//x", 0, false, me).allowed);
+}
+
 static void terms_without_rules_are_the_options(void **state)
 {
     struct fetch_terms t;
@@ -576,6 +628,8 @@ int main(void)
         cmocka_unit_test(explain),
         cmocka_unit_test(install_under_a_reader),
         cmocka_unit_test(explain_networks),
+        cmocka_unit_test(folded),
+        cmocka_unit_test(allow_network_across_spellings),
         cmocka_unit_test(config_reload),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
