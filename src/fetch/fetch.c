@@ -104,23 +104,33 @@ static bool via_loops(struct conn *c, struct fetch_req *r)
     return proxy_via_received(c, VIA_MAX, &r->via) == VIA_LOOP;
 }
 
+/* What a request's check found that its terms are decided from, besides its URL. */
+struct asked {
+    struct sockaddr_storage buf;
+    const struct sockaddr *client; /* http_client's, once (NULL: unknown) */
+    int64_t client_ttl;            /* the client's ttl= (0: none) */
+    int option_says;               /* --allow-network's answer: 1 allowed, -1 refused */
+};
+
 /* Whether a client is refused before its URL is read: it is unknown (a trusted proxy's
  * X-Forwarded-For names no address), or outside --allow-network while no rule names networks of
  * its own. *refusal says why --allow-network refuses it (NULL: it does not). */
-static bool refused_outright(struct conn *c, const char **refusal)
+static bool refused_outright(struct conn *c, struct asked *asked, const char **refusal)
 {
-    struct sockaddr_storage buf;
-    *refusal = http_fetch_refusal(c);
-    return *refusal && (!http_client(c, &buf) || !rules_widen_any());
+    asked->client = http_client(c, &asked->buf);
+    *refusal = http_client_refusal(asked->client);
+    asked->client_ttl = 0;
+    asked->option_says = *refusal ? -1 : 1;
+    return *refusal && (!asked->client || !rules_widen_any());
 }
 
 /* Check the query once, at the edge (the rule is url.h's): r->url gets the target's normal
- * form, *client_ttl the client's ttl= (0: none). Returns 0 or -1 after queueing a 400/403/414.
- * Who may fetch is the terms' to say (a rule may name other networks than --allow-network's);
- * a client refused by --allow-network is refused before its URL is read, unless some rule could
- * let it in: it learns nothing of how arca reads URLs. */
+ * form, *asked the client's ttl= and --allow-network's answer. Returns 0 or -1 after queueing a
+ * 400/403/414. Who may fetch is the terms' to say (a rule may name other networks than
+ * --allow-network's); a client refused by --allow-network is refused before its URL is read, unless
+ * some rule could let it in: it learns nothing of how arca reads URLs. */
 static int check_request(struct conn *c, const struct request *req, struct fetch_req *r,
-                         int64_t *client_ttl, enum conn_result *ret)
+                         struct asked *asked, enum conn_result *ret)
 {
     const char *query = req->proxied ? req->uri : strchr(req->uri, '?'), *why;
     struct fetch_params p;
@@ -129,9 +139,8 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
     query = !query ? "" : req->proxied ? query : query + 1;
     p.url_size = URL_BUF_SIZE(strlen(query));
     p.url = r->url = malloc(p.url_size);
-    *client_ttl = 0;
     const char *refusal;
-    if (refused_outright(c, &refusal))
+    if (refused_outright(c, asked, &refusal))
         *ret = fetch_refuse_client(r, refusal);
     else if (!r->url)
         *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
@@ -145,7 +154,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
         if (status == HTTP_URI_TOO_LONG) /* --max-url-length: a limit, counted as one */
             atomic_fetch_add(&stats.limited, 1);
         *ret = fetch_refuse(c, (unsigned int)status, why);
-    } else if (p.has_ttl && parse_ttl(p.ttl, client_ttl) < 0)
+    } else if (p.has_ttl && parse_ttl(p.ttl, &asked->client_ttl) < 0)
         *ret = fetch_refuse(c, HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (p.has_sha256 && parse_sha256_hex(p.sha256, r->expect) < 0)
         *ret = fetch_refuse(c, HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
@@ -477,13 +486,12 @@ static int set_key(struct fetch_req *r)
 
 /* The request's terms, decided once its URL and key are known (rules/terms.h): from here on
  * the course reads them, never the options. A client they do not let fetch this URL is refused. */
-static int decide(struct fetch_req *r, int64_t client_ttl, enum conn_result *ret)
+static int decide(struct fetch_req *r, const struct asked *asked, enum conn_result *ret)
 {
-    struct sockaddr_storage buf;
-    const struct sockaddr *client = http_client(r->conn, &buf);
-    struct terms_request q = {r->url, r->key, client, client_ttl, r->req->proxied};
-    if (!client) { /* unknown: refused_outright refused it already; never taken for arca's own */
-        *ret = fetch_refuse_client(r, http_fetch_refusal(r->conn));
+    struct terms_request q = {
+        r->url, r->key, asked->client, asked->client_ttl, r->req->proxied, asked->option_says};
+    if (!asked->client) { /* unknown: refused already; never taken for arca's own */
+        *ret = fetch_refuse_client(r, http_client_refusal(NULL));
         return -1;
     }
     terms_decide(http_cfg, &q, &r->terms);
@@ -506,7 +514,7 @@ static enum conn_result begin(struct conn *c, struct request *req, const char *f
 {
     enum conn_result ret = CONN_CLOSE;
     struct fetch_req *r;
-    int64_t client_ttl;
+    struct asked asked;
 
     atomic_fetch_add(&stats.requests, 1);
     if (!(r = req_new(c, req, filename, head)))
@@ -514,11 +522,11 @@ static enum conn_result begin(struct conn *c, struct request *req, const char *f
     req->state = r;
     if (req->proxied) /* its answers carry a Via: never the shared prepared one */
         r->plain = false;
-    if (check_request(c, req, r, &client_ttl, &ret) < 0)
+    if (check_request(c, req, r, &asked, &ret) < 0)
         return ret;
     if (set_key(r) < 0)
         return fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    if (decide(r, client_ttl, &ret) < 0)
+    if (decide(r, &asked, &ret) < 0)
         return ret;
     step_to(r, r->has_expect ? FETCH_TWIN : FETCH_LOOKUP);
     return run(r);
@@ -526,12 +534,14 @@ static enum conn_result begin(struct conn *c, struct request *req, const char *f
 
 /* ?ttl= and ?sha256= of a /browse/ file, as the fetch query gives them (*client_ttl 0: none).
  * The browser refused clients outside --allow-network already (its listings are theirs). */
-static int browse_params(struct fetch_req *r, int64_t *client_ttl, enum conn_result *ret)
+static int browse_params(struct fetch_req *r, struct asked *asked, enum conn_result *ret)
 {
     const char *ttl = conn_query(r->conn, "ttl");
     const char *sha = conn_query(r->conn, "sha256");
-    *client_ttl = 0;
-    if (ttl && parse_ttl(ttl, client_ttl) < 0)
+    asked->client = http_client(r->conn, &asked->buf);
+    asked->client_ttl = 0;
+    asked->option_says = 1; /* the browser let in only who --allow-network allows */
+    if (ttl && parse_ttl(ttl, &asked->client_ttl) < 0)
         *ret = fetch_refuse(r->conn, HTTP_BAD_REQUEST, "bad ttl: expected <int>d|h|m|s, positive");
     else if (sha && parse_sha256_hex(sha, r->expect) < 0)
         *ret = fetch_refuse(r->conn, HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
@@ -548,7 +558,7 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
 {
     enum conn_result ret = CONN_CLOSE;
     struct fetch_req *r;
-    int64_t client_ttl;
+    struct asked asked;
     assert(http_handling(c, req));
     atomic_fetch_add(&stats.requests, 1);
     if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
@@ -559,7 +569,7 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
     r->auth = auth;
     r->missing = missing;
     r->missing_arg = arg;
-    if (browse_params(r, &client_ttl, &ret) < 0 || decide(r, client_ttl, &ret) < 0)
+    if (browse_params(r, &asked, &ret) < 0 || decide(r, &asked, &ret) < 0)
         return ret;
     /* a twin is confirmed by an unsigned probe, which S3 refuses for a bucket arca signs for:
      * such a file is looked up as itself */

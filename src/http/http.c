@@ -174,7 +174,11 @@ const struct sockaddr *http_client(struct conn *c, struct sockaddr_storage *buf)
 const char *http_fetch_refusal(struct conn *c)
 {
     struct sockaddr_storage buf;
-    const struct sockaddr *client = http_client(c, &buf);
+    return http_client_refusal(http_client(c, &buf));
+}
+
+const char *http_client_refusal(const struct sockaddr *client)
+{
     if (!client)
         return "client address unknown: the trusted proxy's X-Forwarded-For names no readable "
                "address";

@@ -93,6 +93,8 @@ const char *http_prefetch_done(struct request *req, bool completed);
 const struct sockaddr *http_client(struct conn *c, struct sockaddr_storage *buf);
 /* NULL when that client may fetch (--allow-network); else why not, for the 403's reason. */
 const char *http_fetch_refusal(struct conn *c);
+/* The same for a client http_client gave (NULL: unknown). */
+const char *http_client_refusal(const struct sockaddr *client);
 
 /* Whether the client may see what arca caches: listings of URLs, the upstream hosts held down
  * (policy_ui_allowed). */

@@ -293,14 +293,24 @@ static bool names_networks(const struct rule_set *set)
     return false;
 }
 
+/* Whether no rule is in force: every request of a lab without rules asks, so it is read without
+ * the lock (the set it then gets is `empty`, which is never freed). */
+static bool none_in_force = true;
+
 void rules_install(struct rule_set *set)
 {
     struct rule_set *old;
+    if (set->n == 0) { /* the same answers as `empty`, which readers take without the lock */
+        rules_free(set);
+        set = &empty;
+    }
     __atomic_store_n(&widens, names_networks(set), __ATOMIC_RELAXED);
-    __atomic_store_n(&set->refs, 1, __ATOMIC_RELAXED); /* in force */
+    if (!set->forever)
+        __atomic_store_n(&set->refs, 1, __ATOMIC_RELAXED); /* in force */
     pthread_rwlock_wrlock(&swap_lock);
     old = in_force;
     in_force = set;
+    __atomic_store_n(&none_in_force, set == &empty, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&swap_lock);
     rules_put(old);
 }
@@ -308,6 +318,8 @@ void rules_install(struct rule_set *set)
 const struct rule_set *rules_current(void)
 {
     struct rule_set *set;
+    if (__atomic_load_n(&none_in_force, __ATOMIC_ACQUIRE))
+        return &empty; /* a reload racing this request: it gets the rules of just before */
     pthread_rwlock_rdlock(&swap_lock);
     set = in_force;
     if (!set->forever)

@@ -23,7 +23,8 @@ struct rule_entry {
 
 struct rule_set {
     int refs;     /* readers and the slot in force; atomics (rules.c) */
-    bool forever; /* the empty set in force before any rules_install: never freed */
+    bool forever; /* the empty set: in force before any rules_install and whenever a set of no
+                     rules is installed; never freed */
     size_t n;
     struct rule *rules;        /* in the order of the file */
     int *match_line;           /* each rule's `match` line, for errors */

@@ -64,12 +64,13 @@ static int first_rule(const char *plain, regmatch_t *m)
 void sources_decide(const struct config *cfg, const char *url, struct terms_sources *out)
 {
     char stack[PLAIN_STACK], *plain = stack;
-    size_t size = strlen(url) + 1;
+    size_t size;
     bool credentials;
     regmatch_t m;
     *out = (struct terms_sources){.mirror_rule = -1};
     if (sx.n == 0 || cfg->n_mirror_rules == 0)
         return;
+    size = strlen(url) + 1;
     if (size > sizeof(stack) && !(plain = malloc(size)))
         return; /* the origin alone: it needs nothing */
     credentials = without_credentials(cfg, url, plain, size);

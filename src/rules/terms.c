@@ -13,16 +13,17 @@
 
 /* Whether the client may fetch under rule r (NULL: none applies): the rule's networks when it
  * names any, else --allow-network's (policy.c, which SIGHUP updates). */
-static bool allowed_under(const struct rule *r, const struct sockaddr *client, enum term_from *from)
+static bool allowed_under(const struct rule *r, const struct terms_request *req,
+                          enum term_from *from)
 {
     uint8_t a[16];
     bool allowed = false;
     if (!r || !r->allow_nets) {
         *from = FROM_OPTION;
-        return policy_client_allowed(client);
+        return req->option_says ? req->option_says > 0 : policy_client_allowed(req->client);
     }
     *from = FROM_RULE;
-    if (addr_to_v6(client, a) == 0)
+    if (addr_to_v6(req->client, a) == 0)
         for (int i = 0; i < r->n_allow_nets && !allowed; i++)
             allowed = cidr_contains(&r->allow_nets[i], a);
     return allowed;
@@ -32,29 +33,29 @@ static bool allowed_under(const struct rule *r, const struct sockaddr *client, e
  * URL's folded spelling (fold.h): a rule that narrows holds for the spellings an origin may
  * take for one, and a widening rule opens only what both spellings fall under. arca's own
  * requests (no client) always may. */
-static void decide_allowed(const struct rule_set *set, const struct rule *r, const char *url,
-                           const struct sockaddr *client, struct fetch_terms *out)
+static void decide_allowed(const struct rule_set *set, const struct rule *r,
+                           const struct terms_request *req, struct fetch_terms *out)
 {
     const struct rule *f = NULL;
     enum term_from from;
     int failed;
     out->allowed_rule[0] = '\0';
-    if (!client) {
+    if (!req->client) {
         out->allowed = true;
         out->allowed_from = FROM_BUILTIN;
         return;
     }
-    out->allowed = allowed_under(r, client, &out->allowed_from);
+    out->allowed = allowed_under(r, req, &out->allowed_from);
     if (out->allowed_from == FROM_RULE)
         memcpy(out->allowed_rule, r->name, sizeof(out->allowed_rule));
     if (!out->allowed || !rules_have_networks(set))
         return;
-    char *folded = fold_url(url, &failed);
+    char *folded = fold_url(req->url, &failed);
     if (folded)
         f = rules_match(set, folded);
     if (failed) { /* out of memory: closed, never open */
         out->allowed = false;
-    } else if (folded && f != r && !allowed_under(f, client, &from)) {
+    } else if (folded && f != r && !allowed_under(f, req, &from)) {
         out->allowed = false;
         out->allowed_from = from;
         if (from == FROM_RULE)
@@ -125,7 +126,7 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
         memcpy(out->rule_file, r->file, sizeof(out->rule_file));
         out->rule_line = r->line;
     }
-    decide_allowed(set, r, req->url, req->client, out);
+    decide_allowed(set, r, req, out);
     decide_ttl(cfg, r, req, out);
     decide_rest(cfg, r, out);
     rules_put(set);

@@ -42,6 +42,9 @@ struct terms_request {
     const struct sockaddr *client;
     int64_t client_ttl;      /* the client's ttl= in seconds, 0: none */
     bool client_ttl_shorter; /* a proxied request's max-age: it may only shorten the ttl */
+    /* --allow-network's answer for the client when the caller has it already (a fetch asks it
+     * before reading the URL): 1 allowed, -1 refused; 0 (left out): terms_decide asks policy.c */
+    int option_says;
 };
 
 struct fetch_terms {
