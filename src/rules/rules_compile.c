@@ -80,20 +80,23 @@ static int yes_no(struct compiling *c, const struct config_rule_key *k, bool *ou
                   k->key, k->value);
 }
 
-/* obey, ignore, MIN-MAX or MIN..MAX (each a duration, MIN <= MAX). */
+/* obey, ignore, or MIN and MAX (each a duration, MIN <= MAX) apart by '-', "..", ',', ':' or
+ * blanks: 1h-30d, 1h..30d, "1h, 30d". */
 static int client_ttl(struct compiling *c, const struct config_rule_key *k)
 {
     struct rule *r = c->r;
-    const char *v = k->value, *dots = strstr(v, ".."), *dash = strchr(v, '-');
+    const char *v = k->value, *dots = strstr(v, "..");
+    size_t len = dots ? (size_t)(dots - v) : strcspn(v, "-,: \t");
+    const char *rest = dots ? dots + 2 : v[len] ? v + len + 1 : NULL;
     char min[32], max[32];
-    size_t len = dots ? (size_t)(dots - v) : dash ? (size_t)(dash - v) : 0;
-    const char *rest = dots ? dots + 2 : dash ? dash + 1 : NULL;
     r->has_client_ttl = true;
-    if (!strcmp(v, "obey") || !strcmp(v, "ignore")) {
-        r->client_ttl = !strcmp(v, "obey") ? CLIENT_TTL_OBEY : CLIENT_TTL_IGNORE;
+    if (!strcasecmp(v, "obey") || !strcasecmp(v, "ignore")) {
+        r->client_ttl = !strcasecmp(v, "obey") ? CLIENT_TTL_OBEY : CLIENT_TTL_IGNORE;
         return 0;
     }
     r->client_ttl = CLIENT_TTL_CLAMP;
+    if (rest)
+        rest += strspn(rest, "-,: \t");
     if (rest && len < sizeof(min) && strlen(rest) < sizeof(max)) {
         snprintf(min, sizeof(min), "%.*s", (int)len, v);
         snprintf(max, sizeof(max), "%s", rest);

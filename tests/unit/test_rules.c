@@ -300,6 +300,24 @@ static void install(const char *ini)
     rules_install(set);
 }
 
+/* A floor and a ceiling may be written apart by '-', "..", ',', ':' or blanks. */
+static void client_ttl_spellings(void **state)
+{
+    static const char *const spellings[] = {"1h-30d", "1h..30d", "1h, 30d",
+                                            "1h 30d", "1h:30d",  "1h - 30d"};
+    char ini[128];
+    (void)state;
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        snprintf(ini, sizeof(ini), "[rule a]\nmatch = https://a.org/\nclient-ttl = %s\n",
+                 spellings[i]);
+        install(ini);
+        assert_int_equal(decide("https://a.org/x", 1, false, NULL).object.ttl, 3600);
+        assert_int_equal(decide("https://a.org/x", 90 * 86400, false, NULL).object.ttl, 30 * 86400);
+    }
+    refused("client-ttl", "30d-1h", "client-ttl");
+    refused("client-ttl", "1h-", "client-ttl");
+}
+
 static void client_ttl_modes(void **state)
 {
     struct fetch_terms t;
@@ -629,6 +647,7 @@ int main(void)
         cmocka_unit_test(install_under_a_reader),
         cmocka_unit_test(explain_networks),
         cmocka_unit_test(folded),
+        cmocka_unit_test(client_ttl_spellings),
         cmocka_unit_test(allow_network_across_spellings),
         cmocka_unit_test(config_reload),
     };
