@@ -70,7 +70,7 @@ static int yes_no(struct compiling *c, const struct config_rule_key *k, bool *ou
         {"no", "yes"}, {"false", "true"}, {"off", "on"}, {"0", "1"}};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         for (int on = 0; on < 2; on++) {
-            if (!strcmp(k->value, words[i][on])) {
+            if (!strcasecmp(k->value, words[i][on])) {
                 *out = on == 1;
                 return 0;
             }
