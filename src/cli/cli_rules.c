@@ -127,6 +127,23 @@ static void print_who(json_t *a)
            json_is_true(json_object_get(a, "networks_default")) ? "'s default" : "");
 }
 
+/* No rule applies: say whether any was read, so that a forgotten --config is seen. */
+static void print_none(json_t *a)
+{
+    json_int_t n = json_integer_value(json_object_get(a, "rules_in_force"));
+    json_t *file = json_object_get(a, "config_file");
+    if (n == 1)
+        printf("%-10s none: the one rule read does not match; the options apply\n", "rule");
+    else if (n > 1)
+        printf("%-10s none: none of the %lld rules read matches; the options apply\n", "rule",
+               (long long)n);
+    else if (json_is_string(file))
+        printf("%-10s none: %s has no [rule NAME] section; the options apply\n", "rule",
+               json_string_value(file));
+    else
+        printf("%-10s none: no rules read (no --config FILE given); the options apply\n", "rule");
+}
+
 static void print_text(json_t *a)
 {
     static const char *const order[] = {
@@ -138,7 +155,7 @@ static void print_text(json_t *a)
     if (json_is_object(rule))
         print_rule("rule", rule);
     else
-        printf("%-10s none: the options apply\n", "rule");
+        print_none(a);
     printf("terms\n");
     for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
         print_term(order[i], json_object_get(terms, order[i]));
@@ -164,9 +181,11 @@ static int rules_test(struct rules_args *a)
         return usage("--client: expected an IPv4 or IPv6 address");
     if (config_load(&cfg, a->serve_argc, a->serve_argv, err) != CONFIG_SERVE ||
         !(set = rules_compile(&cfg, err)) || sources_init(&cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "arca: %s\n", err);
+        /* a word left before the URL is read as serve's, which takes no words: bad usage */
+        bool word = strstr(err, "unexpected argument") != NULL;
+        fprintf(stderr, "arca: %s%s\n", err, word ? " (rules test takes one URL, last)" : "");
         config_free(&cfg);
-        return 1;
+        return word ? 2 : 1;
     }
     policy_init(&cfg);
     rules_install(set);

@@ -10,6 +10,7 @@
 #include "base/parse.h"
 #include "http/proxy_target.h"
 #include "rules/policy.h"
+#include "rules/terms.h"
 #include "stats/stats.h"
 #include "upstream/upstream.h"
 
@@ -190,6 +191,17 @@ static enum conn_result refuse(struct conn *c, const struct connect_req *r, unsi
     return http_queue(c, status, a);
 }
 
+/* Whether the rules let this client tunnel to the target (terms_tunnel_allowed; r->why says
+ * why not, the refusal counted as a client's). */
+static bool tunnel_allowed(struct conn *c, struct connect_req *r, int port)
+{
+    struct sockaddr_storage buf;
+    if (terms_tunnel_allowed(r->host, port, http_client(c, &buf), r->why, sizeof(r->why)))
+        return true;
+    r->refused = true;
+    return false;
+}
+
 /* Why this CONNECT is refused before anything is resolved (*status set), or NULL. */
 static const char *refusal(struct conn *c, struct request *req, struct connect_req *r,
                            unsigned int *status)
@@ -207,6 +219,8 @@ static const char *refusal(struct conn *c, struct request *req, struct connect_r
     *status = HTTP_FORBIDDEN;
     if (!config_tunnel_port(http_cfg, port))
         return port_refusal(port, r->why, sizeof(r->why));
+    if (!tunnel_allowed(c, r, port))
+        return r->why;
     *status = HTTP_LOOP_DETECTED;
     if (proxy_came_from_self(c))
         return "loop: this request came from this arca (its Via)";

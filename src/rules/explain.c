@@ -160,6 +160,9 @@ static void add_rules(const struct config *cfg, json_t *answer, const char *url,
     const struct rule *all[64];
     size_t n = rules_match_all(set, url, all, 64);
     json_t *losers = json_array();
+    json_object_set_new(answer, "rules_in_force", json_integer((json_int_t)rules_count(set)));
+    json_object_set_new(answer, "config_file",
+                        cfg->config_file[0] ? json_string(cfg->config_file) : json_null());
     json_object_set_new(answer, "rule", n > 0 && t->rule[0] ? rule_json(all[0]) : json_null());
     for (size_t i = 1; i < n; i++)
         json_array_append_new(losers, rule_json(all[i]));
@@ -184,6 +187,12 @@ static json_t *answer_json(const struct config *cfg, const char *url, const char
     format_sockaddr(client, addr, sizeof(addr));
     json_object_set_new(a, "client", client ? json_string(addr) : json_null());
     json_object_set_new(a, "allowed", client ? json_boolean(t->allowed) : json_null());
+    if (client) { /* what decided for this client: maybe the rule of another spelling (fold.h) */
+        char from[96];
+        snprintf(from, sizeof(from), t->allowed_rule[0] ? "rule %s" : "--allow-network",
+                 t->allowed_rule);
+        json_object_set_new(a, "allowed_from", json_string(from));
+    }
     json_object_set_new(a, "sources", sources_json(cfg, t, url));
     json_object_set_new(a, "origin_first", json_boolean(t->sources.origin_first));
     return a;
@@ -200,6 +209,11 @@ json_t *rules_explain(const struct config *cfg, const char *url_given,
     struct signature sig;
     json_t *answer = NULL;
     int status;
+    if (strlen(url_given) > (size_t)cfg->max_url_len) {
+        snprintf(err, CONFIG_ERR_LEN, "url longer than --max-url-length (%d)", cfg->max_url_len);
+        free(url);
+        return NULL;
+    }
     if (url && url_normalize(url_given, strlen(url_given), url, size, &status, &why) == 0 &&
         (key = keys_cache_url_dup(cfg, url, &sig))) {
         req.url = url;

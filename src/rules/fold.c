@@ -2,80 +2,134 @@
 #include "rules/fold.h"
 #include "url/url.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool unreserved(int c)
-{
-    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
 
 static int hex(int c)
 {
     return isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
 }
 
-/* Where the host ends in the authority [auth, path): at its port's ':' or at the path. */
-static const char *host_end(const char *auth, const char *path)
+/* What a %-escape at p (3 bytes available) folds to: an unreserved character (RFC 3986 2.3), or
+ * '/' for %2F and %5C (origins that decode them take them for a path's separator: S3's keys,
+ * Python's and IIS's file servers); 0: it stays. */
+static char unescaped(const char *p)
 {
-    const char *bracket = memchr(auth, ']', (size_t)(path - auth)),
-               *from = bracket ? bracket : auth;
-    const char *colon = memchr(from, ':', (size_t)(path - from));
-    return colon ? colon : path;
+    int hi = hex(p[1]), lo = hi >= 0 ? hex(p[2]) : -1, c = hi * 16 + lo;
+    if (lo < 0)
+        return 0;
+    if (c == '/' || c == '\\')
+        return '/';
+    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ? (char)c : 0;
 }
 
-/* Whether anything in the URL folds: a host ending in a dot, a '%' or a "//" in its path. */
-static bool folds(const char *host, const char *hend, const char *path, const char *end)
-{
-    return (hend > host && hend[-1] == '.') || memchr(path, '%', (size_t)(end - path)) ||
-           memmem(path, (size_t)(end - path), "//", 2);
-}
-
-/* The path [p, end) into out: one '/' for each run, unreserved escapes decoded. */
+/* The path [p, end) into out (after its first '/'): escapes folded, one '/' for each run. */
 static char *fold_path(const char *p, const char *end, char *out)
 {
     while (p < end) {
-        int hi, lo;
-        if (*p == '/' && out[-1] == '/') {
-            p++;
-        } else if (*p == '%' && end - p >= 3 && (hi = hex(p[1])) >= 0 && (lo = hex(p[2])) >= 0 &&
-                   unreserved(hi * 16 + lo)) {
-            *out++ = (char)(hi * 16 + lo);
-            p += 3;
-        } else {
-            *out++ = *p++;
-        }
+        char c = *p == '%' && end - p >= 3 ? unescaped(p) : 0;
+        size_t took = c ? 3 : 1;
+        if (!c)
+            c = *p;
+        if (!(c == '/' && out[-1] == '/'))
+            *out++ = c;
+        p += took;
     }
     return out;
 }
 
+/* The host [h, h + len) as an IP address literal in its one spelling: IPv4 in any form an
+ * origin's resolver takes (127.1, 0x7f.0.0.1, 2130706433, 127.000.000.001) as a dotted quad,
+ * IPv6 as inet_ntop writes it, in brackets. 0 when it is no IP literal. */
+static size_t canonical_ip(const char *h, size_t len, char *out, size_t size)
+{
+    char text[64], addr[INET6_ADDRSTRLEN];
+    struct in6_addr a6;
+    struct in_addr a4;
+    bool v6 = len > 2 && h[0] == '[' && h[len - 1] == ']';
+    if (len >= sizeof(text) || (!v6 && strspn(h, "0123456789abcdefxABCDEFX.") < len))
+        return 0;
+    snprintf(text, sizeof(text), "%.*s", (int)(v6 ? len - 2 : len), v6 ? h + 1 : h);
+    if (v6 ? inet_pton(AF_INET6, text, &a6) != 1 : inet_aton(text, &a4) == 0)
+        return 0;
+    if (!inet_ntop(v6 ? AF_INET6 : AF_INET, v6 ? (void *)&a6 : (void *)&a4, addr, sizeof(addr)))
+        return 0;
+    int n = snprintf(out, size, v6 ? "[%s]" : "%s", addr);
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* The authority [auth, path) into out: its userinfo as it is, its host folded (an IP literal
+ * in its one spelling, a name without its final dots), its port as it is. */
+static char *fold_authority(const char *auth, const char *path, char *out)
+{
+    const char *at = auth, *host, *bracket, *colon, *hend;
+    for (const char *p = auth; p < path; p++)
+        if (*p == '@')
+            at = p + 1; /* the host follows the last '@' of the authority */
+    host = at;
+    bracket = memchr(host, ']', (size_t)(path - host));
+    colon = memchr(bracket ? bracket : host, ':', (size_t)(path - (bracket ? bracket : host)));
+    hend = colon ? colon : path;
+    memcpy(out, auth, (size_t)(host - auth));
+    out += host - auth;
+    size_t ip = canonical_ip(host, (size_t)(hend - host), out, INET6_ADDRSTRLEN + 3);
+    if (ip) {
+        out += ip;
+    } else {
+        const char *cut = hend;
+        while (cut > host + 1 && cut[-1] == '.')
+            cut--;
+        memcpy(out, host, (size_t)(cut - host));
+        out += cut - host;
+    }
+    memcpy(out, hend, (size_t)(path - hend));
+    return out + (path - hend);
+}
+
+/* Whether anything in the URL may fold, asked first so that the common URL costs no copy: an
+ * escape or a "//" in the path, a userinfo, a host ending in a dot, an IP literal (its one
+ * spelling is checked by folding). */
+static bool may_fold(const char *auth, const char *path, const char *end)
+{
+    const char *hend = path;
+    if (memchr(path, '%', (size_t)(end - path)) || memmem(path, (size_t)(end - path), "//", 2) ||
+        memchr(auth, '@', (size_t)(path - auth)) || auth[0] == '[')
+        return true;
+    while (hend > auth && isdigit((unsigned char)hend[-1]))
+        hend--;
+    if (hend > auth && hend[-1] == ':') /* a port */
+        hend--;
+    else
+        hend = path;
+    return (hend > auth && hend[-1] == '.') ||
+           strspn(auth, "0123456789abcdefxABCDEFX.") >= (size_t)(hend - auth);
+}
+
 char *fold_url(const char *url, int *failed)
 {
-    const char *host = strstr(url, "://"), *hend, *path, *end;
+    const char *auth = strstr(url, "://"), *path, *end;
     char *raw = NULL, *out = NULL, *w;
     int status;
     const char *why;
     *failed = 0;
-    if (!host)
+    if (!auth)
         return NULL;
-    host += 3;
-    path = host + strcspn(host, "/");
+    auth += 3;
+    path = auth + strcspn(auth, "/");
     end = path + strcspn(path, "?");
-    hend = host_end(host, path);
-    if (!*path || !folds(host, hend, path, end))
+    if (!*path || !may_fold(auth, path, end))
         return NULL;
-    size_t len = strlen(url), size = URL_BUF_SIZE(len);
-    if (!(raw = malloc(len + 2)) || !(out = malloc(size)))
+    /* room for the URL and an IP literal written longer than it was (::1 as 0:0::1 is not) */
+    size_t len = strlen(url) + INET6_ADDRSTRLEN + 4, size = URL_BUF_SIZE(len);
+    if (!(raw = malloc(len)) || !(out = malloc(size)))
         goto fail;
-    const char *cut = hend; /* the host's final dots go */
-    while (cut > host + 1 && cut[-1] == '.')
-        cut--;
-    memcpy(raw, url, (size_t)(cut - url));
-    w = raw + (cut - url);
-    memcpy(w, hend, (size_t)(path - hend));
-    w += path - hend;
+    w = fold_authority(auth, path, raw + (auth - url));
+    memcpy(raw, url, (size_t)(auth - url));
     *w++ = '/';
     w = fold_path(path + 1, end, w);
     strcpy(w, end);

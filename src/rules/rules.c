@@ -257,6 +257,7 @@ void rules_free(struct rule_set *set)
 {
     if (!set || set->forever)
         return;
+    rules_free(set->folded);
     free(set->rules);
     free(set->match_line);
     free(set->sorted);
@@ -278,6 +279,34 @@ static bool widens;
 bool rules_have_networks(const struct rule_set *set)
 {
     return set->has_nets;
+}
+
+const struct rule *rules_match_folded(const struct rule_set *set, const char *folded_url)
+{
+    return set->folded ? rules_match(set->folded, folded_url) : NULL;
+}
+
+/* Whether glob match `m` ("scheme://" then "*.suffix[:port]/...") covers `root`'s authority. */
+static bool glob_covers(const char *m, const char *root)
+{
+    size_t scheme = (size_t)(strstr(m, "://") - m) + 3;
+    const char *m_auth = m + scheme + 1, *r_auth = root + scheme; /* past the '*' */
+    size_t m_len = strcspn(m_auth, "/"), r_len = strcspn(r_auth, "/");
+    return !strncmp(m, root, scheme) && r_len > m_len &&
+           !memcmp(r_auth + r_len - m_len, m_auth, m_len);
+}
+
+const struct rule *rules_next_under(const struct rule_set *set, const char *root,
+                                    const struct rule *after)
+{
+    const struct rule_set *f = set->folded;
+    size_t len = strlen(root);
+    for (size_t i = after ? (size_t)(after - f->rules) + 1 : 0; f && i < f->n; i++) {
+        const struct rule *r = &f->rules[i];
+        if (r->host_glob ? glob_covers(r->match, root) : !strncmp(r->match, root, len))
+            return r;
+    }
+    return NULL;
 }
 
 bool rules_widen_any(void)

@@ -93,6 +93,14 @@ size_t rules_match_all(const struct rule_set *set, const char *url, const struct
 bool rules_widen_any(void);
 /* Whether a rule of `set` names who may fetch (allow-network: more, fewer or none). */
 bool rules_have_networks(const struct rule_set *set);
+/* With rules_have_networks: the rule a URL in folded form (fold.h) falls under among the
+ * rules' folded matches, a copy of the set's rule (its name and networks); NULL: none. */
+const struct rule *rules_match_folded(const struct rule_set *set, const char *folded_url);
+/* With rules_have_networks: the next rule after `after` (NULL: the first) among the folded
+ * matches that covers some URL under `root` ("scheme://authority/", folded), in no order; NULL
+ * when no more. What a tunnel to that authority would pass (terms_tunnel_allowed). */
+const struct rule *rules_next_under(const struct rule_set *set, const char *root,
+                                    const struct rule *after);
 
 /* Mirrors (--mirror), compiled once at start (they do not reload): rules/sources.c. */
 int sources_init(const struct config *cfg, char *err, size_t errlen);

@@ -3,6 +3,7 @@
  * "FILE:LINE: rule NAME: why", at the line of the key at fault. */
 #include "rules/rules.h"
 #include "rules/rules_internal.h"
+#include "rules/fold.h"
 #include "base/parse.h"
 #include "url/url.h"
 
@@ -279,6 +280,39 @@ static size_t nets_needed(const struct config *cfg)
     return n;
 }
 
+/* The set again with every match folded as who may fetch folds URLs (fold.h: an IP literal in
+ * its one spelling, a name without its final dots, `%2F` and `//` as `/`), for that question
+ * only: the URLs an origin may take for a rule's are its there. Two matches one once folded
+ * are a duplicate ([::1] and [0:0::1]). Its rules' networks are the set's. */
+static struct rule_set *folded_copy(const struct rule_set *set, char *err)
+{
+    struct rule_set *f = calloc(1, sizeof(*f));
+    size_t n = set->n;
+    int failed = 0;
+    if (!f || !(f->rules = malloc(n * sizeof(*f->rules))) ||
+        !(f->match_line = malloc(n * sizeof(int)))) {
+        snprintf(err, CONFIG_ERR_LEN, "rules: out of memory");
+        rules_free(f);
+        return NULL;
+    }
+    f->n = n;
+    memcpy(f->rules, set->rules, n * sizeof(*f->rules));
+    memcpy(f->match_line, set->match_line, n * sizeof(int));
+    for (size_t i = 0; i < n && !failed; i++) {
+        char *folded = fold_url(f->rules[i].match, &failed);
+        if (folded && strlen(folded) < sizeof(f->rules[i].match))
+            strcpy(f->rules[i].match, folded);
+        free(folded);
+    }
+    if (failed)
+        snprintf(err, CONFIG_ERR_LEN, "rules: out of memory");
+    if (failed || rules_index(f, err) < 0) {
+        rules_free(f);
+        return NULL;
+    }
+    return f;
+}
+
 struct rule_set *rules_compile(const struct config *cfg, char *err)
 {
     struct rule_set *set = calloc(1, sizeof(*set));
@@ -301,7 +335,7 @@ struct rule_set *rules_compile(const struct config *cfg, char *err)
             return NULL;
         }
     }
-    if (rules_index(set, err) < 0) {
+    if (rules_index(set, err) < 0 || (set->has_nets && !(set->folded = folded_copy(set, err)))) {
         rules_free(set);
         return NULL;
     }

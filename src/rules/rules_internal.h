@@ -32,6 +32,8 @@ struct rule_set {
     struct cidr *nets;         /* every rule's allow-network, one block */
     bool has_globs;
     bool has_nets; /* a rule names who may fetch (allow-network): terms.c folds URLs then */
+    /* with has_nets: the same rules, their matches folded (fold.h), for who may fetch; NULL */
+    struct rule_set *folded;
 };
 
 /* Sort the table and link each match to its parent; -1 with "FILE:LINE: rule NAME: why" in err

@@ -6,6 +6,7 @@
 #include "rules/policy.h"
 #include "rules/rules.h"
 #include "rules/fold.h"
+#include "url/url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +30,14 @@ static bool allowed_under(const struct rule *r, const struct terms_request *req,
     return allowed;
 }
 
-/* Who may fetch: the URL's rule says, and where rules name networks, so does the rule of the
- * URL's folded spelling (fold.h): a rule that narrows holds for the spellings an origin may
- * take for one, and a widening rule opens only what both spellings fall under. arca's own
- * requests (no client) always may. */
+/* Who may fetch: the URL's rule says, and where rules name networks, so does the rule its
+ * folded spelling falls under among the folded matches (fold.h): a rule that narrows holds for
+ * every spelling an origin may take for one of its URLs, and a widening rule opens a URL only
+ * when its folded spelling is under one too. arca's own requests (no client) always may. */
 static void decide_allowed(const struct rule_set *set, const struct rule *r,
                            const struct terms_request *req, struct fetch_terms *out)
 {
-    const struct rule *f = NULL;
+    const struct rule *f;
     enum term_from from;
     int failed;
     out->allowed_rule[0] = '\0';
@@ -51,17 +52,16 @@ static void decide_allowed(const struct rule_set *set, const struct rule *r,
     if (!out->allowed || !rules_have_networks(set))
         return;
     char *folded = fold_url(req->url, &failed);
-    if (folded)
-        f = rules_match(set, folded);
+    f = rules_match_folded(set, folded ? folded : req->url);
+    free(folded);
     if (failed) { /* out of memory: closed, never open */
         out->allowed = false;
-    } else if (folded && f != r && !allowed_under(f, req, &from)) {
+    } else if (!allowed_under(f, req, &from)) {
         out->allowed = false;
         out->allowed_from = from;
         if (from == FROM_RULE)
             memcpy(out->allowed_rule, f->name, sizeof(out->allowed_rule));
     }
-    free(folded);
 }
 
 /* The ttl: the base (the rule's or --default-ttl), changed by the client's ttl= as client-ttl
@@ -152,4 +152,90 @@ const char *terms_from_name(enum term_from from)
         break;
     }
     return "built-in";
+}
+
+/* Which rules decide who may fetch `url` (normal form): its rule's networks (NULL: the option's)
+ * and its folded spelling's (fold.h). */
+struct access {
+    const struct rule *own, *folded;
+};
+
+static int access_of(const struct rule_set *set, const char *url, struct access *out)
+{
+    int failed;
+    char *folded = fold_url(url, &failed);
+    const struct rule *r = rules_match(set, url);
+    const struct rule *f = rules_match_folded(set, folded ? folded : url);
+    out->own = r && r->allow_nets ? r : NULL;
+    out->folded = f && f->allow_nets ? f : NULL;
+    free(folded);
+    return failed ? -1 : 0;
+}
+
+bool terms_same_access(const char *from, const char *to, char *why, size_t size)
+{
+    const struct rule_set *set = rules_current();
+    struct access a, b;
+    size_t len = strlen(to), room = URL_BUF_SIZE(len);
+    char *normal = NULL;
+    const char *no;
+    int status;
+    bool same = true;
+    if (rules_have_networks(set)) {
+        normal = malloc(room);
+        same = normal && url_normalize(to, len, normal, room, &status, &no) == 0 &&
+               access_of(set, from, &a) == 0 && access_of(set, normal, &b) == 0 && a.own == b.own &&
+               a.folded == b.folded;
+    }
+    if (!same) {
+        const struct rule *r = normal ? rules_match(set, normal) : NULL;
+        char *shown = url_shown(to);
+        snprintf(why, size, "redirected to %.300s, %s%s%s: not followed",
+                 shown ? shown : "another URL",
+                 r ? "under rule " : "where another allow-network decides", r ? r->name : "",
+                 r ? "'s allow-network" : "");
+        free(shown);
+    }
+    free(normal);
+    rules_put(set);
+    return same;
+}
+
+/* The first rule that covers a URL under `scheme`://host:port/ and leaves the client out. */
+static const struct rule *tunnel_refusal(const struct rule_set *set, const char *scheme,
+                                         const char *host, int port,
+                                         const struct terms_request *req)
+{
+    char url[320], normal[URL_BUF_SIZE(320)];
+    const char *no;
+    const struct rule *r = NULL;
+    enum term_from from;
+    int status, failed;
+    snprintf(url, sizeof(url), strchr(host, ':') ? "%s://[%s]:%d/" : "%s://%s:%d/", scheme, host,
+             port);
+    if (url_normalize(url, strlen(url), normal, sizeof(normal), &status, &no) < 0)
+        return NULL; /* no URL is spelt so: no rule covers one */
+    char *folded = fold_url(normal, &failed);
+    while ((r = rules_next_under(set, folded ? folded : normal, r)))
+        if (r->allow_nets && !allowed_under(r, req, &from))
+            break;
+    free(folded);
+    return r;
+}
+
+bool terms_tunnel_allowed(const char *host, int port, const struct sockaddr *client, char *why,
+                          size_t size)
+{
+    const struct rule_set *set = rules_current();
+    const struct terms_request req = {.client = client};
+    const struct rule *r = NULL;
+    if (client && rules_have_networks(set) && !(r = tunnel_refusal(set, "https", host, port, &req)))
+        r = tunnel_refusal(set, "http", host, port, &req);
+    if (r)
+        snprintf(why, size,
+                 "CONNECT refused: rule %s names who may fetch from this host (allow-network), "
+                 "and a tunnel would pass it",
+                 r->name);
+    rules_put(set);
+    return !r;
 }

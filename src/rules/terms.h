@@ -73,6 +73,20 @@ struct fetch_terms {
 void terms_decide(const struct config *cfg, const struct terms_request *req,
                   struct fetch_terms *out);
 
+/* Whether a redirect from `from` (a URL a download or question asked, normal form) to `to`
+ * (where upstream sent it, as curl asks it) keeps the same who-may-fetch: the same rule's
+ * allow-network, or --allow-network's for both, for the URLs and their folded spellings
+ * (fold.h). Its bytes go to every client `from` let in: a redirect may not take them out of a
+ * narrower rule, nor into one. False with a one-line why. Any thread. */
+bool terms_same_access(const char *from, const char *to, char *why, size_t size);
+
+/* Whether a CONNECT tunnel to `host` (an address without brackets, or a name) and `port` may
+ * be opened for `client`: no rule that names networks leaving the client out covers a URL of
+ * that authority, http:// or https:// (a tunnel carries what it likes, past every rule). False
+ * with a one-line why. Any thread. */
+bool terms_tunnel_allowed(const char *host, int port, const struct sockaddr *client, char *why,
+                          size_t size);
+
 /* The URL mirror `k` (0 .. sources.n_mirrors - 1) is asked for `url`, into a new string (NULL:
  * out of memory, or no such mirror). */
 char *terms_source_url(const struct config *cfg, const struct fetch_terms *t, const char *url,

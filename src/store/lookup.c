@@ -246,7 +246,11 @@ static int lookup_locked(const char *url, const char *key, const struct object_t
         !refresh_held(obj, now)) {
         /* Out of the table; its file and row go when the new download replaces them. One with
          * a validator is kept meanwhile (a 304 renews it: revalidation), and so is one that may
-         * answer stale while upstream fails or is slow. */
+         * answer stale while upstream fails or is slow. This request is the new download's
+         * use (object_begin counts it), not the expired copy's: a 304 adds the copy's uses to
+         * the renewed object, which would count it twice. */
+        obj->usage--;
+        st.uses--;
         stale = keep_as_stale(obj, now);
         object_remove(obj, NULL);
         obj = NULL;

@@ -730,7 +730,9 @@ static void run_remove(struct persist_job *job)
     unlink(path);
     if (!r->part_only)
         index_delete(r->key);
-    if (r->url)
+    if (r->url && !strcmp(r->why, OBJECT_STREAMED_ONLY))
+        log_debug("store: removed %s (%s)", r->url, r->why);
+    else if (r->url)
         log_info("store: removed %s (%s)", r->url, r->why);
     free(r->url);
     free(r);

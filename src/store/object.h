@@ -236,6 +236,10 @@ bool object_fail_keeping_copy(struct object *obj, int status, const char *reason
  * table as it was, noted as refreshed in vain now (`fwd_status`: upstream's answer, 0 none).
  * Its key must be free in the table; false (nothing done) when out of memory. */
 bool object_restore(struct object *obj, int fwd_status);
+/* Why a download its terms say not to store goes once its clients have it: logged at debug
+ * level (an index page asked all day would fill the log), not at info as other removals. */
+#define OBJECT_STREAMED_ONLY "streamed to its clients, not kept: its rule says store = no"
+
 /* Lock held. FETCHING -> REMOVED, a finished download its terms say not to store (transient):
  * whole for the readers that joined it (its length and `digest` set, waiters woken), out of the
  * table at once, never in the digest index nor counted as stored, its file and row (if made)

@@ -466,7 +466,7 @@ static int make_durable(struct finish_job *f)
     bool live = obj->state == OBJ_FETCHING && obj->gen == f->gen;
     /* Not stored (store = no): its readers had every byte from its open file; it goes now,
      * decided under the same hold as a lookup that would make it stored */
-    bool dropped = live && obj->transient && object_drop(obj, f->digest, STORE_NOT_STORED);
+    bool dropped = live && obj->transient && object_drop(obj, f->digest, OBJECT_STREAMED_ONLY);
     store_unlock();
     /* Not live, it stays so: the ordered queue, this thread, is the only one to create a part
      * file; a failure from now on queues its removal behind this job. */

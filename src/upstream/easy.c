@@ -1,6 +1,7 @@
 #include "upstream/easy.h"
 #include "config/buckets.h"
 #include "rules/policy.h"
+#include "rules/terms.h"
 #include "upstream/hosts.h"
 #include "url/url.h"
 
@@ -71,6 +72,26 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+/* Each request a handle sends, once connected, a redirect's too: a redirect may not take what
+ * is fetched out of the who-may-fetch of the URL asked (rules' allow-network), since its bytes
+ * go to every client that URL lets in (terms_same_access). */
+static int before_request(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                          int local_port)
+{
+    struct handle *h = clientp;
+    char *now = NULL;
+    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+    if (curl_easy_getinfo(h->easy, CURLINFO_EFFECTIVE_URL, &now) != CURLE_OK || !now ||
+        !strcmp(now, h->url) || terms_same_access(h->url, now, h->refused, sizeof(h->refused)))
+        return CURL_PREREQFUNC_OK;
+    return CURL_PREREQFUNC_ABORT;
+}
+
+bool easy_refused(const struct handle *h, CURLcode rc)
+{
+    return h->refused[0] && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_ABORTED_BY_CALLBACK);
+}
+
 void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const char *url,
                 struct rate_flow *flow, char *errbuf)
 {
@@ -91,6 +112,8 @@ void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const cha
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, h);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_request);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, h);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long)cfg->connect_timeout);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)cfg->stall_timeout);

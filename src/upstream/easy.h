@@ -60,6 +60,10 @@ struct handle {
 void upstream_claim_thread(void);
 bool upstream_on_thread(void);
 
+/* Whether `h`'s attempt ended as arca's refusal (rc): the address policy refused a connection,
+ * or a redirect's target is under another allow-network (before_request); `refused` says why. */
+bool easy_refused(const struct handle *h, CURLcode rc);
+
 /* Protocols, redirects, the address policy, timeouts, TLS: the same for every request. `h`
  * takes `e`, the loop, `url` (kept by the caller for the handle's life) and `flow` (its turn
  * under the uplink cap: the owner's, shared by all its handles). */

@@ -50,7 +50,10 @@ struct fill {
     int64_t head, received;
     int64_t piece_size, next; /* a piece's size; where the next one starts */
     char host[256];           /* terms.host's copy: the origin, "scheme://host:port" */
-    struct piece *pieces;     /* handed out so far, in order */
+    /* terms.source's copy: its pieces' handles name it (easy_ended reads it), also as they
+     * end after the download that owned the fill went (a retired fill) */
+    char *source;
+    struct piece *pieces; /* handed out so far, in order */
     int n_pieces;
     bool retired;
     char reason[CURL_ERROR_SIZE + 160];
@@ -146,7 +149,7 @@ static int open_range(struct fill *f, struct segment *s)
         return -1;
     s->h.kind = HANDLE_SEGMENT;
     s->fill = f;
-    easy_setup(&s->h, f->terms.loop, s->h.easy, f->terms.source, f->terms.flow, s->errbuf);
+    easy_setup(&s->h, f->terms.loop, s->h.easy, f->source, f->terms.flow, s->errbuf);
     easy_sign_for(s->h.easy, f->terms.auth);
     curl_easy_setopt(s->h.easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(s->h.easy, CURLOPT_HEADERDATA, s);
@@ -159,6 +162,7 @@ static int open_range(struct fill *f, struct segment *s)
 static void free_fill(struct fill *f)
 {
     free(f->pieces);
+    free(f->source);
     for (int i = 0; i < f->n; i++) {
         struct segment *s = &f->seg[i];
         assert(!s->asking);
@@ -186,7 +190,9 @@ struct fill *fill_start(const struct fill_terms *terms)
     int64_t size = piece_size(terms);
     size_t pieces = (size_t)((terms->length - terms->head + size - 1) / size);
     if (!(f = calloc(1, sizeof(*f) + sizeof(struct segment) * (size_t)terms->ranges)) ||
-        !(f->pieces = calloc(pieces, sizeof(*f->pieces)))) {
+        !(f->pieces = calloc(pieces, sizeof(*f->pieces))) || !(f->source = strdup(terms->source))) {
+        if (f)
+            free(f->pieces);
         free(f);
         return NULL;
     }
@@ -308,7 +314,7 @@ static bool other_version(const struct fill *f, const struct segment *s)
 static bool same_origin(const struct fill *f, const struct segment *s)
 {
     char origin[sizeof(f->host)];
-    asked_origin(s->h.easy, f->terms.source, origin, sizeof(origin));
+    asked_origin(s->h.easy, f->source, origin, sizeof(origin));
     return origin[0] && strcmp(origin, f->host) == 0;
 }
 
@@ -421,7 +427,7 @@ static void range_failed(struct fill *f, struct segment *s, CURLcode rc, bool la
 {
     char why[CURL_ERROR_SIZE + 96];
     struct upstream_error e = error_for_clients(rc, true, late);
-    if (s->h.refused[0] && rc == CURLE_COULDNT_CONNECT)
+    if (easy_refused(&s->h, rc))
         snprintf(why, sizeof(why), "%s", s->h.refused);
     else
         snprintf(why, sizeof(why), "%s: %s", e.what,
@@ -459,7 +465,7 @@ static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
     if (rc == CURLE_OK) /* a body shorter than its range, its connection closed cleanly */
         rc = CURLE_PARTIAL_FILE;
     /* a host held down now (this piece's failure may have done it) is not waited for */
-    if (s->attempts <= cfg->download_retries && !hosts_held(f->terms.source) &&
+    if (s->attempts <= cfg->download_retries && !hosts_held(f->source) &&
         error_retryable(rc, false, s->h.refused[0], late)) {
         int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, s->attempts);
         log_info("fetch %s: range bytes=%lld-%lld cut (%s); asking again in %lld ms",

@@ -179,9 +179,9 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
         answer_of(p, status, &res);
     } else {
         snprintf(res.error, sizeof(res.error), "%s",
-                 p->h.refused[0] && rc == CURLE_COULDNT_CONNECT ? p->h.refused
-                 : p->errbuf[0]                                 ? p->errbuf
-                                                                : curl_easy_strerror(rc));
+                 easy_refused(&p->h, rc) ? p->h.refused
+                 : p->errbuf[0]          ? p->errbuf
+                                         : curl_easy_strerror(rc));
         probe_failure(p, rc, 0, &res);
     }
     if (p->get_done)

@@ -353,7 +353,7 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
     char reason[CURL_ERROR_SIZE + 96], host[256];
     struct download_progress p;
     struct upstream_error e;
-    if (t->h.refused[0] && rc == CURLE_COULDNT_CONNECT) {
+    if (easy_refused(&t->h, rc)) {
         transfer_fail(t, 403, t->h.refused);
         return;
     }

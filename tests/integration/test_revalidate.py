@@ -6,7 +6,7 @@ import re
 import threading
 import time
 
-from conftest import sha256, wait_age
+from conftest import resource, sha256, wait_age
 
 
 def body_gets(origin, path):
@@ -128,3 +128,18 @@ def test_a_304_is_counted_and_logged_as_revalidated_not_as_a_miss(arca, origin):
         assert time.monotonic() < deadline, arca.read_log()[-2000:]
         time.sleep(0.05)
     assert line.search(arca.read_log()).group(1) == "REVALIDATED"
+
+
+def test_a_revalidated_object_counts_each_request_once(arca, origin):
+    """The listing's usage is the requests an object answered: a request renewed by a 304 is
+    one use, not two (the new user's review: the expired copy's count and the renewal's both
+    took it)."""
+    data = b"dtb " * 5000
+    url = origin.add("/board.dtb", data=data, etag='"d1"')
+    assert arca.fetch(url, ttl="1s")[0] == 200
+    for _ in range(2):
+        wait_age(arca, "/board.dtb", 1)
+        _, headers, _ = arca.fetch(url, ttl="1s")
+        assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+    assert arca.fetch(url, ttl="1h")[0] == 200
+    assert resource(arca, "/board.dtb")["usage"] == 4

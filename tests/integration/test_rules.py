@@ -98,6 +98,16 @@ def proxied(arca, url, headers=None):
         conn.close()
 
 
+def tunnel(arca, host, port, headers=None):
+    """The status of a CONNECT to host:port through arca."""
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=10)
+    try:
+        conn.request("CONNECT", f"{host}:{port}", headers=headers or {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 def prefixed(arca, url, headers=None):
     return arca.fetch(url, headers=headers)
 
@@ -289,7 +299,7 @@ def test_allow_network_per_prefix_widens_and_narrows(origin, start_arca, workdir
                      rule("private", origin.url("/private/"), "allow-network = 10.0.0.0/8",
                           "allow-network = 192.168.0.0/16"),
                      rule("quarantine", origin.url("/quarantine/"), "allow-network = none"),
-                     arca=LOOPBACK + trusted)
+                     arca=LOOPBACK + trusted + (f"connect-port = {origin.port}",))
     lab = start_arca("--config", narrowed)
     answers = []  # every status `lab` gave
 
@@ -315,6 +325,18 @@ def test_allow_network_per_prefix_widens_and_narrows(origin, start_arca, workdir
         assert ask(prefixed, spelling) == 403, spelling
         assert sum(origin.counts.values()) == asked, spelling  # refused before any download
         assert ask(prefixed, spelling, "10.1.2.3") != 403, spelling
+    # a redirect into the private prefix is not followed (the outside review's first finding):
+    # its bytes would go to every client of the URL asked, for everyone a 403 saying so
+    origin.add("/go", redirect=origin.url("/private/key.bin"))
+    asked = origin.counts["/private/key.bin"]
+    for get in (prefixed, proxied):
+        status, _, body = get(lab, origin.url("/go"))  # a failed download, not a refused client
+        assert status == 403 and b"not followed" in body, (get, body)
+    assert origin.counts["/private/key.bin"] == asked and origin.counts["/go"] >= 1
+    # nor is a tunnel to that host: it would pass every rule (the review's third finding)
+    for host in ("127.0.0.1", "127.1"):
+        assert tunnel(lab, host, origin.port) == 403, host
+        answers.append(403)
     refused = answers.count(403)
     assert lab.status()["statistics_refused"] == refused
 

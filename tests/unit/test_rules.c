@@ -410,8 +410,21 @@ static void folded(void **state)
         {"https://a.org./private/x", "https://a.org/private/x"},
         {"https://a.org..:8443/x", "https://a.org:8443/x"},
         {"https://a.org/a/%2E%2E/private/x", "https://a.org/private/x"},
-        {"https://a.org/a%2Fb?q=%61//", NULL}, /* %2F is no '/', the query is not the path's */
-        {"https://a.org/private/x", NULL},     /* nothing to fold: nothing allocated */
+        /* %2F and %5C as '/' (S3's keys, file servers), not the query's */
+        {"https://a.org/a%2Fb?q=%61//", "https://a.org/a/b?q=%61//"},
+        {"https://a.org/pub/..%2Fprivate/k", "https://a.org/private/k"},
+        {"https://a.org/pub/..%5cprivate/k", "https://a.org/private/k"},
+        /* an IP literal in its one spelling */
+        {"http://127.1/private/k", "http://127.0.0.1/private/k"},
+        {"http://2130706433:8080/k", "http://127.0.0.1:8080/k"},
+        {"http://0x7f.0.0.1/k", "http://127.0.0.1/k"},
+        {"http://127.000.000.001/k", "http://127.0.0.1/k"},
+        {"http://[0:0::1]:18090/k", "http://[::1]:18090/k"},
+        {"http://127.0.0.1/k", NULL},
+        {"http://cafe.be/k", NULL}, /* hex letters, no address */
+        /* the host follows the userinfo, whose ':' is no port's */
+        {"https://u:p@fw.example./private/k", "https://u:p@fw.example/private/k"},
+        {"https://a.org/private/x", NULL}, /* nothing to fold: nothing allocated */
         {"https://[::1]:8080//x", "https://[::1]:8080/x"},
     };
     (void)state;
@@ -450,6 +463,30 @@ static void allow_network_across_spellings(void **state)
     }
     assert_true(decide("https://fw.org/public//x", 0, false, me).allowed);
     assert_true(decide("https://fw.org/elsewhere//x", 0, false, me).allowed);
+    /* the outside review's: %2F, an IP literal's other spellings, a match written with %2F */
+    install("[rule v4]\nmatch = http://127.0.0.1:18090/private/\nallow-network = 10.0.0.0/8\n"
+            "[rule v6]\nmatch = http://[0:0::1]/private/\nallow-network = 10.0.0.0/8\n"
+            "[rule key]\nmatch = https://s3.lab/bucket/a%2Fb/\nallow-network = 10.0.0.0/8\n"
+            "[rule pub]\nmatch = http://127.0.0.1:18090/pub/\nallow-network = all\n");
+    static const char *const around[] = {"http://127.0.0.1:18090/private%2Fk",
+                                         "http://127.0.0.1:18090/pub/..%2Fprivate/k",
+                                         "http://127.1:18090/private/k",
+                                         "http://2130706433:18090/private/k",
+                                         "http://0x7f.0.0.1:18090/private/k",
+                                         "http://127.000.000.001:18090/private/k",
+                                         "http://[::1]/private/k",
+                                         "https://s3.lab/bucket/a/b/k",
+                                         "http://u:p@127.0.0.1:18090/private/k"};
+    for (size_t i = 0; i < sizeof(around) / sizeof(around[0]); i++) {
+        t = decide(around[i], 0, false, me);
+        if (t.allowed)
+            fail_msg("%s: allowed", around[i]);
+        assert_true(decide(around[i], 0, false, l).allowed);
+    }
+    assert_true(decide("http://127.0.0.1:18090/pub/k", 0, false, me).allowed);
+    assert_null(compile("[rule a]\nmatch = http://[::1]/x/\nallow-network = none\n"
+                        "[rule b]\nmatch = http://[0:0::1]/x/\n"));
+    assert_non_null(strstr(err, "the same match as rule a"));
 }
 
 static void terms_without_rules_are_the_options(void **state)
