@@ -192,7 +192,9 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     else if (!strncmp(section, "rule ", 5) && ctx->in_rule)
         ctx->failed = config_rule_add_key(ctx->cfg, name, value, ctx->line, ctx->err) != 0;
     else if (section[0] && strcmp(section, "arca") != 0) {
-        snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]", section);
+        /* [rules x], [Rule x], [rule]: meant as a rule */
+        snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]%s", section,
+                 !strncasecmp(section, "rule", 4) ? "; a rule is [rule NAME]" : "");
         ctx->failed = true;
     } else if (!o || (o->flags & OPT_COMMAND_LINE)) {
         config_unknown_option(name, "", true, ctx->err);

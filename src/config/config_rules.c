@@ -95,7 +95,12 @@ oom:
 static void unknown_key(const struct config_rule *r, const char *key, char *err)
 {
     const char *near = parse_nearest_name(key, config_rule_keys);
-    if (near)
+    if (config_option(key)) /* an option written below a rule's section */
+        snprintf(err, CONFIG_ERR_LEN,
+                 "rule %s: '%.64s' is an option, not a rule's key: write options before the "
+                 "first section, or under [arca]",
+                 r->name, key);
+    else if (near)
         snprintf(err, CONFIG_ERR_LEN, "rule %s: unknown key '%.64s'; did you mean %s?", r->name,
                  key, near);
     else

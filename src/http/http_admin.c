@@ -263,26 +263,67 @@ enum conn_result http_outcome(struct conn *c)
     return http_send_json(c, HTTP_OK, outcome_json(given, &o));
 }
 
-/* GET /api/v1/rules/?url=URL[&client=ADDR] (admin token): the terms arca decides for the URL,
- * each with where it came from (rules/explain.h: what `arca rules test` prints), asked of the
- * rules in force. */
+/* The query without its client= parameters into out (as long as it): the rest is read as the
+ * fetch endpoint reads its query, the url percent-encoded or unencoded as the last parameter,
+ * whole but for a trailing &client=ADDR. */
+static void without_client(const char *q, char *out)
+{
+    char *w = out;
+    while (*q) {
+        size_t n = strcspn(q, "&");
+        bool raw = !strncmp(q, "url=", 4) &&
+                   (!strncasecmp(q + 4, "http://", 7) || !strncasecmp(q + 4, "https://", 8));
+        const char *amp;
+        if (raw) /* to the end, but for trailing client= parameters */
+            for (n = strlen(q); (amp = memrchr(q, '&', n)) && !strncmp(amp + 1, "client=", 7);)
+                n = (size_t)(amp - q);
+        if (strncmp(q, "client=", 7) != 0) {
+            if (w != out)
+                *w++ = '&';
+            memcpy(w, q, n);
+            w += n;
+        }
+        if (raw)
+            break;
+        q += n + (q[n] == '&');
+    }
+    *w = '\0';
+}
+
+/* GET /api/v1/rules/?url=URL[&client=ADDR] (admin token): the terms arca decides for
+ * the URL, each with where it came from (rules/explain.h: what `arca rules test` prints), asked
+ * of the rules in force. The url is read as /api/v1/fetch/ reads it, so a fetch URL's query,
+ * pasted, asks about that URL. */
 enum conn_result http_rules(struct conn *c, struct request *req, const char *rest)
 {
-    const char *url = conn_query(c, "url"), *addr = conn_query(c, "client");
+    const char *query = strchr(req->uri, '?'), *addr = conn_query(c, "client"), *why;
     struct sockaddr_storage client;
-    enum conn_result ret;
+    struct fetch_params p;
+    enum conn_result ret = CONN_CLOSE;
     char err[CONFIG_ERR_LEN];
-    json_t *answer;
+    json_t *answer = NULL;
+    int status;
 
-    (void)req;
     (void)rest;
     if (http_admin_authorize(c, &ret) < 0)
         return ret;
-    if (!url || !*url)
-        return http_send_error(c, HTTP_BAD_REQUEST, "missing url parameter");
-    if (addr && parse_ip_address(addr, &client) < 0)
-        return http_send_error(c, HTTP_BAD_REQUEST, "bad client: expected an IPv4 or IPv6 address");
-    if (!(answer = rules_explain(http_cfg, url, addr ? (struct sockaddr *)&client : NULL, err)))
-        return http_send_error(c, HTTP_BAD_REQUEST, "%s", err);
-    return http_send_json(c, HTTP_OK, answer);
+    query = query ? query + 1 : "";
+    p.url_size = URL_BUF_SIZE(strlen(query));
+    if (!(p.url = malloc(p.url_size + strlen(query) + 1)))
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    char *rest_of_query = p.url + p.url_size; /* past the url's room */
+    without_client(query, rest_of_query);
+    if (url_parse_fetch_query(rest_of_query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0)
+        ret = http_send_error(c, (unsigned int)status, "%s", why);
+    else if (p.has_ttl || p.has_sha256)
+        ret = http_send_error(c, HTTP_BAD_REQUEST, "the rules test takes url and client only");
+    else if (addr && parse_ip_address(addr, &client) < 0)
+        ret = http_send_error(c, HTTP_BAD_REQUEST, "bad client: expected an IPv4 or IPv6 address");
+    else if (!(answer =
+                   rules_explain(http_cfg, p.url, addr ? (struct sockaddr *)&client : NULL, err)))
+        ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", err);
+    else
+        ret = http_send_json(c, HTTP_OK, answer);
+    free(p.url);
+    return ret;
 }

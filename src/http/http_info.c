@@ -196,8 +196,9 @@ static void metrics_core(char *body, size_t size)
     snprintf(
         body, size,
         "# HELP arca_requests_total Fetch requests by result: hit (from disk), miss, coalesced, "
-        "revalidated (upstream answered 304), stale (an expired version), error, refused (client "
-        "outside --allow-network; a refused CONNECT too), held_down (503: the host held down).\n"
+        "revalidated (upstream answered 304), stale (an expired version), error, refused (a client "
+        "--allow-network or a rule's allow-network leaves out; a refused CONNECT too), held_down "
+        "(503: the host held down).\n"
         "# TYPE arca_requests_total counter\n"
         "arca_requests_total{result=\"hit\"} %lld\n"
         "arca_requests_total{result=\"miss\"} %lld\n"

@@ -25,8 +25,9 @@ struct stats {
      * counts under its cause below (stale_*), a refused client (403) under `refused`, a host
      * held down (503) under `held_down`. The last two are left out of the hit ratio. */
     _Atomic int64_t hits, misses, coalesced, revalidated, errors;
-    _Atomic int64_t refused;   /* clients outside --allow-network refused: fetches and CONNECTs */
-    _Atomic int64_t held_down; /* fetch requests answered 503: their host held down */
+    _Atomic int64_t refused;           /* clients not allowed to fetch (--allow-network, a rule's
+                                          allow-network) refused: fetches and CONNECTs */
+    _Atomic int64_t held_down;         /* fetch requests answered 503: their host held down */
     _Atomic int64_t downloads_failed;  /* upstream downloads that failed (not held down) */
     _Atomic int64_t download_retries;  /* attempts started after a fault */
     _Atomic int64_t download_resumes;  /* attempts that continued with a 206 */

@@ -451,7 +451,8 @@ static void summary(struct buf *b, const struct store_totals *t)
     summary_card(b, "requests", text, requests == 1 ? "fetch request" : "fetch requests");
     hit_ratio_card(b, requests);
     snprintf(text, sizeof(text), "%lld", (long long)atomic_load(&stats.refused));
-    summary_card(b, "refused", text, "refused (403): client outside --allow-network");
+    summary_card(b, "refused", text,
+                 "refused (403): client not allowed to fetch (--allow-network, a rule's)");
     snprintf(text, sizeof(text), "%lld", (long long)atomic_load(&stats.held_down));
     summary_card(b, "held-down", text, "held down (503): host not tried");
     format_bytes((double)served, text, sizeof(text));

@@ -307,7 +307,7 @@ def test_held_down_refusals_are_counted_apart_not_as_failed_downloads(start_arca
         ratio = s["statistics_hits"] / tried
         out = cli("status", *server(arca)).stdout
         assert f"of {tried} tried answered from disk ({100 * ratio:.1f} %)" in out
-        assert f"0 clients outside --allow-network (403), {s['statistics_held_down']} held " \
+        assert f"0 clients not allowed to fetch (403), {s['statistics_held_down']} held " \
             "down (503)" in out
         assert ratio > s["statistics_hits"] / s["statistics_requests"]
         page = arca.get("/statistics/")[2].decode()

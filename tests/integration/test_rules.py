@@ -536,6 +536,13 @@ def test_the_rules_test_says_what_arca_then_does(origin, start_arca, workdir, co
         status, _, body = arca.get(f"/api/v1/rules/?{query}",
                                    {"Authorization": f"Bearer {TOKEN}"})
         assert status == 200 and json.loads(body) == s, (path, body)
+    # a fetch URL pasted unencoded is read whole, as /api/v1/fetch/ reads it (the new user's
+    # review: its &b=2 was dropped), a trailing client= apart
+    pasted = origin.url("/nightly/Image?a=1&b=2")
+    status, _, body = arca.get(f"/api/v1/rules/?url={pasted}&client=127.0.0.1",
+                               {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and json.loads(body)["url"] == pasted, body
+    assert json.loads(body)["client"] == "127.0.0.1"
     assert arca.get(f"/api/v1/rules/?{query}")[0] in (401, 403)
     assert arca.get(f"/api/v1/rules/?{query}",
                     {"Authorization": "Bearer not-the-token-0123456789"})[0] == 401
