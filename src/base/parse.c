@@ -557,3 +557,23 @@ int parse_ip_address(const char *s, struct sockaddr_storage *out)
     }
     return -1;
 }
+
+void addr_embedded_v4(uint8_t a[16])
+{
+    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+    static const uint8_t compat[12] = {0};
+    uint8_t v4[4];
+    if (!memcmp(a, nat64, sizeof(nat64)) || !memcmp(a, siit, sizeof(siit)))
+        memcpy(v4, a + 12, 4);
+    else if (!memcmp(a, compat, sizeof(compat)) && (a[12] | a[13] | a[14] | (a[15] > 1)))
+        /* not :: nor ::1 */
+        memcpy(v4, a + 12, 4);
+    else if (a[0] == 0x20 && a[1] == 0x02)
+        memcpy(v4, a + 2, 4);
+    else
+        return;
+    memset(a, 0, 10);
+    a[10] = a[11] = 0xff;
+    memcpy(a + 12, v4, 4);
+}

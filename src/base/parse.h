@@ -51,6 +51,12 @@ bool cidr_contains(const struct cidr *net, const uint8_t addr[16]);
  * form, or ::1. */
 bool addr_is_v4_mapped(const uint8_t addr[16]);
 bool addr_is_loopback(const uint8_t addr[16]);
+/* Forms of an IPv6 address that reach the IPv4 address they embed: NAT64's well-known prefix
+ * (64:ff9b::/96), 6to4 (2002::/16), SIIT's IPv4-translated form (::ffff:0:a.b.c.d) and the
+ * deprecated IPv4-compatible one (::a.b.c.d), rewritten in place as that IPv4 address in its
+ * IPv4-mapped form (64:ff9b::7f00:1 is 127.0.0.1 wherever a gateway translates it): what the
+ * upstream policy judges, and what a rule's folded spelling names (rules/fold.c). */
+void addr_embedded_v4(uint8_t a[16]);
 /* Whether it is the unspecified address, 0.0.0.0 (in that form) or ::: a connection to it is
  * delivered to this host (Linux takes it for loopback). */
 bool addr_is_unspecified(const uint8_t addr[16]);

@@ -263,31 +263,62 @@ enum conn_result http_outcome(struct conn *c)
     return http_send_json(c, HTTP_OK, outcome_json(given, &o));
 }
 
-/* The query without its client= parameters into out (as long as it): the rest is read as the
- * fetch endpoint reads its query, the url percent-encoded or unencoded as the last parameter,
- * whole but for a trailing &client=ADDR. */
-static void without_client(const char *q, char *out)
+/* A client= parameter's value, its %-escapes decoded, into out[size] (cut when too long: then
+ * no address). */
+static void client_value(const char *v, size_t len, char *out, size_t size)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 1 < size; i++) {
+        unsigned int c;
+        if (v[i] == '%' && i + 2 < len && sscanf(v + i + 1, "%2x", &c) == 1) {
+            out[n++] = (char)c;
+            i += 2;
+        } else {
+            out[n++] = v[i];
+        }
+    }
+    out[n] = '\0';
+}
+
+/* The query without its client= parameters into out (as long as it), the last one's value
+ * into client (decoded; "" when none): the rest is read as the fetch endpoint reads its query,
+ * the url percent-encoded or unencoded as the last parameter, whole but for a trailing
+ * &client=ADDR, the one client= an unencoded url leaves out of itself. Whether one was given. */
+static bool without_client(const char *q, char *out, char *client, size_t size)
 {
     char *w = out;
+    bool given = false;
+    client[0] = '\0';
     while (*q) {
-        size_t n = strcspn(q, "&");
+        size_t n = strcspn(q, "&"), whole = 0;
         bool raw = !strncmp(q, "url=", 4) &&
                    (!strncasecmp(q + 4, "http://", 7) || !strncasecmp(q + 4, "https://", 8));
         const char *amp;
-        if (raw) /* to the end, but for trailing client= parameters */
-            for (n = strlen(q); (amp = memrchr(q, '&', n)) && !strncmp(amp + 1, "client=", 7);)
+        if (raw) { /* to the end, but for a trailing client= parameter */
+            whole = n = strlen(q);
+            if ((amp = memrchr(q, '&', n)) && !strncmp(amp + 1, "client=", 7))
                 n = (size_t)(amp - q);
-        if (strncmp(q, "client=", 7) != 0) {
+        }
+        if (!strncmp(q, "client=", 7)) {
+            given = true;
+            client_value(q + 7, n - 7, client, size);
+        } else {
             if (w != out)
                 *w++ = '&';
             memcpy(w, q, n);
             w += n;
         }
-        if (raw)
+        if (raw) {
+            if (n < whole) {
+                given = true;
+                client_value(q + n + 8, whole - n - 8, client, size);
+            }
             break;
+        }
         q += n + (q[n] == '&');
     }
     *w = '\0';
+    return given;
 }
 
 /* GET /api/v1/rules/?url=URL[&client=ADDR] (admin token): the terms arca decides for
@@ -296,7 +327,8 @@ static void without_client(const char *q, char *out)
  * pasted, asks about that URL. */
 enum conn_result http_rules(struct conn *c, struct request *req, const char *rest)
 {
-    const char *query = strchr(req->uri, '?'), *addr = conn_query(c, "client"), *why;
+    const char *query = strchr(req->uri, '?'), *why;
+    char addr[64];
     struct sockaddr_storage client;
     struct fetch_params p;
     enum conn_result ret = CONN_CLOSE;
@@ -312,15 +344,15 @@ enum conn_result http_rules(struct conn *c, struct request *req, const char *res
     if (!(p.url = malloc(p.url_size + strlen(query) + 1)))
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     char *rest_of_query = p.url + p.url_size; /* past the url's room */
-    without_client(query, rest_of_query);
+    bool given = without_client(query, rest_of_query, addr, sizeof(addr));
     if (url_parse_fetch_query(rest_of_query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0)
         ret = http_send_error(c, (unsigned int)status, "%s", why);
     else if (p.has_ttl || p.has_sha256)
         ret = http_send_error(c, HTTP_BAD_REQUEST, "the rules test takes url and client only");
-    else if (addr && parse_ip_address(addr, &client) < 0)
+    else if (given && parse_ip_address(addr, &client) < 0)
         ret = http_send_error(c, HTTP_BAD_REQUEST, "bad client: expected an IPv4 or IPv6 address");
     else if (!(answer =
-                   rules_explain(http_cfg, p.url, addr ? (struct sockaddr *)&client : NULL, err)))
+                   rules_explain(http_cfg, p.url, given ? (struct sockaddr *)&client : NULL, err)))
         ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", err);
     else
         ret = http_send_json(c, HTTP_OK, answer);

@@ -1,6 +1,7 @@
 /* fold_url (fold.h). */
 #include "rules/fold.h"
 #include "url/url.h"
+#include "base/parse.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -44,19 +45,28 @@ static char *fold_path(const char *p, const char *end, char *out)
 }
 
 /* The host [h, h + len) as an IP address literal in its one spelling: IPv4 in any form an
- * origin's resolver takes (127.1, 0x7f.0.0.1, 2130706433, 127.000.000.001) as a dotted quad,
- * IPv6 as inet_ntop writes it, in brackets. 0 when it is no IP literal. */
+ * origin's resolver takes (127.1, 0x7f.0.0.1, 2130706433, 127.000.000.001) as a dotted quad;
+ * IPv6 without its zone (%25lo: the address is the same), as inet_ntop writes it, in brackets,
+ * or as the IPv4 address it reaches (::ffff:127.0.0.1, NAT64, 6to4: as the upstream policy
+ * judges them, addr_embedded_v4). 0 when it is no IP literal. */
 static size_t canonical_ip(const char *h, size_t len, char *out, size_t size)
 {
-    char text[64], addr[INET6_ADDRSTRLEN];
+    char text[256], addr[INET6_ADDRSTRLEN];
     struct in6_addr a6;
     struct in_addr a4;
     bool v6 = len > 2 && h[0] == '[' && h[len - 1] == ']';
     if (len >= sizeof(text) || (!v6 && strspn(h, "0123456789abcdefxABCDEFX.") < len))
         return 0;
     snprintf(text, sizeof(text), "%.*s", (int)(v6 ? len - 2 : len), v6 ? h + 1 : h);
+    if (v6)
+        text[strcspn(text, "%")] = '\0'; /* the zone */
     if (v6 ? inet_pton(AF_INET6, text, &a6) != 1 : inet_aton(text, &a4) == 0)
         return 0;
+    if (v6) {
+        addr_embedded_v4(a6.s6_addr);
+        v6 = !addr_is_v4_mapped(a6.s6_addr);
+        memcpy(&a4, a6.s6_addr + 12, 4);
+    }
     if (!inet_ntop(v6 ? AF_INET6 : AF_INET, v6 ? (void *)&a6 : (void *)&a4, addr, sizeof(addr)))
         return 0;
     int n = snprintf(out, size, v6 ? "[%s]" : "%s", addr);
@@ -75,15 +85,15 @@ static char *fold_authority(const char *auth, const char *path, char *out)
     bracket = memchr(host, ']', (size_t)(path - host));
     colon = memchr(bracket ? bracket : host, ':', (size_t)(path - (bracket ? bracket : host)));
     hend = colon ? colon : path;
+    const char *cut = hend; /* the final dots go first: "127.1." is 127.0.0.1 */
+    while (cut > host + 1 && cut[-1] == '.')
+        cut--;
     memcpy(out, auth, (size_t)(host - auth));
     out += host - auth;
-    size_t ip = canonical_ip(host, (size_t)(hend - host), out, INET6_ADDRSTRLEN + 3);
+    size_t ip = canonical_ip(host, (size_t)(cut - host), out, INET6_ADDRSTRLEN + 3);
     if (ip) {
         out += ip;
     } else {
-        const char *cut = hend;
-        while (cut > host + 1 && cut[-1] == '.')
-            cut--;
         memcpy(out, host, (size_t)(cut - host));
         out += cut - host;
     }

@@ -372,30 +372,6 @@ static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
     return addr_is_loopback(a) || host_addr(a, port_of(sa)) != 0;
 }
 
-/* Forms of an IPv6 address that reach the IPv4 address they embed: NAT64's well-known prefix
- * (64:ff9b::/96), 6to4 (2002::/16), SIIT's IPv4-translated form (::ffff:0:a.b.c.d) and the
- * deprecated IPv4-compatible one (::a.b.c.d). The policy judges that one (64:ff9b::7f00:1 is
- * 127.0.0.1 wherever a gateway translates it), in its IPv4-mapped form. */
-static void embedded_v4(uint8_t a[16])
-{
-    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
-    static const uint8_t siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
-    static const uint8_t compat[12] = {0};
-    uint8_t v4[4];
-    if (!memcmp(a, nat64, sizeof(nat64)) || !memcmp(a, siit, sizeof(siit)))
-        memcpy(v4, a + 12, 4);
-    else if (!memcmp(a, compat, sizeof(compat)) && (a[12] | a[13] | a[14] | (a[15] > 1)))
-        /* not :: nor ::1 */
-        memcpy(v4, a + 12, 4);
-    else if (a[0] == 0x20 && a[1] == 0x02)
-        memcpy(v4, a + 2, 4);
-    else
-        return;
-    memset(a, 0, 10);
-    a[10] = a[11] = 0xff;
-    memcpy(a + 12, v4, 4);
-}
-
 int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
 {
     uint8_t a[16], sent[16];
@@ -409,7 +385,7 @@ int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)
     if (in_list(cfg->upstream_allow, cfg->n_upstream_allow, a) && !is_own_listener(sa, a))
         return 0; /* the operator allowed it as written (a NAT64 network of their own, say) */
     memcpy(sent, a, sizeof(sent));
-    embedded_v4(a); /* judged as the IPv4 address it reaches; the host's own as sent, too */
+    addr_embedded_v4(a); /* judged as the IPv4 address it reaches; the host's own as sent, too */
     if (is_own_listener(sa, a) || (memcmp(sent, a, sizeof(a)) && is_own_listener(sa, sent))) {
         snprintf(why, whylen, "upstream address %s is arca itself", text);
         return -1;

@@ -175,7 +175,7 @@ static int access_of(const struct rule_set *set, const char *url, struct access 
 bool terms_same_access(const char *from, const char *to, char *why, size_t size)
 {
     const struct rule_set *set = rules_current();
-    struct access a, b;
+    struct access a = {0}, b = {0};
     size_t len = strlen(to), room = URL_BUF_SIZE(len);
     char *normal = NULL;
     const char *no;
@@ -187,8 +187,8 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
                access_of(set, from, &a) == 0 && access_of(set, normal, &b) == 0 && a.own == b.own &&
                a.folded == b.folded;
     }
-    if (!same) {
-        const struct rule *r = normal ? rules_match(set, normal) : NULL;
+    if (!same) { /* named by the rule that decides there: the target's, else the URL's */
+        const struct rule *r = b.own ? b.own : b.folded ? b.folded : a.own ? a.own : a.folded;
         char *shown = url_shown(to);
         snprintf(why, size, "redirected to %.300s, %s%s%s: not followed",
                  shown ? shown : "another URL",

@@ -421,6 +421,15 @@ static void folded(void **state)
         {"http://0x7f.0.0.1/k", "http://127.0.0.1/k"},
         {"http://127.000.000.001/k", "http://127.0.0.1/k"},
         {"http://[0:0::1]:18090/k", "http://[::1]:18090/k"},
+        /* the second review's: mapped and translated forms as the IPv4 address they reach, a
+         * zone, a literal of any length, final dots before the address is read */
+        {"http://[::ffff:127.0.0.1]:18555/k", "http://127.0.0.1:18555/k"},
+        {"http://[::ffff:7f00:1]/k", "http://127.0.0.1/k"},
+        {"http://[64:ff9b::7f00:1]/k", "http://127.0.0.1/k"},
+        {"http://[::1%25lo]:18555/k", "http://[::1]:18555/k"},
+        {"http://127.0000000000000000000000000000000000000000000000000000000000000000000000.0.1:18555/k", "http://127.0.0.1:18555/k"},
+        {"http://1.../x", "http://0.0.0.1/x"},
+        {"http://127.1./x", "http://127.0.0.1/x"},
         {"http://127.0.0.1/k", NULL},
         {"http://cafe.be/k", NULL}, /* hex letters, no address */
         /* the host follows the userinfo, whose ':' is no port's */
