@@ -607,7 +607,8 @@ def warm_small_log(work, cfg, www):
 def rules_file(work, n, origin_port):
     """An INI file of `n` [rule NAME] sections, as a lab with many prefixes writes them: most on
     hosts of their own, a tenth on the origin's host (the hit's URL falls under the longest of
-    those), a tenth behind host globs."""
+    those), a tenth behind host globs, a tenth naming who may fetch (so every hit is also asked
+    under its folded spelling: rules/fold.c)."""
     path = os.path.join(work, f"rules-{n}.ini")
     with open(path, "w") as f:
         for i in range(n):
@@ -617,7 +618,8 @@ def rules_file(work, n, origin_port):
                 match = f"https://*.bucket{i}.example.org/"
             else:
                 match = f"https://host{i}.example.org/releases/{i}/"
-            f.write(f"[rule r{i}]\nmatch = {match}\nttl = {1 + i % 30}d\n\n")
+            nets = "allow-network = 10.0.0.0/8\n" if i % 10 == 2 else ""
+            f.write(f"[rule r{i}]\nmatch = {match}\nttl = {1 + i % 30}d\n{nets}\n")
         f.write(f"[rule small]\nmatch = http://127.0.0.1:{origin_port}/sm\nttl = 2d\n")
     return path
 

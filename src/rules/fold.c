@@ -101,28 +101,56 @@ static char *fold_authority(const char *auth, const char *path, char *out)
     return out + (path - hend);
 }
 
-/* Whether anything in the URL may fold, asked first so that the common URL costs no copy: an
- * escape or a "//" in the path, a userinfo, a host ending in a dot, an IP literal (its one
- * spelling is checked by folding). */
-static bool may_fold(const char *auth, const char *path, const char *end)
+/* Whether [h, end) is an IPv4 address in its one spelling: four decimal parts of 0 to 255,
+ * no leading zero. */
+static bool dotted_quad(const char *h, const char *end)
 {
-    const char *hend = path;
-    if (memchr(path, '%', (size_t)(end - path)) || memmem(path, (size_t)(end - path), "//", 2) ||
-        memchr(auth, '@', (size_t)(path - auth)) || auth[0] == '[')
+    int parts = 0;
+    while (h < end && parts < 4) {
+        size_t n = strspn(h, "0123456789");
+        int v = 0;
+        for (size_t i = 0; i < n && i < 3; i++)
+            v = v * 10 + (h[i] - '0');
+        if (n == 0 || n > 3 || (n > 1 && h[0] == '0') || v > 255)
+            return false;
+        h += n;
+        parts++;
+        if (h < end && *h++ != '.')
+            return false;
+    }
+    return parts == 4 && h == end && end[-1] != '.';
+}
+
+/* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
+ * no copy: an escape or a "//" in the path, a userinfo, a host ending in a dot, an IP literal
+ * (an IPv4 one not in its one spelling; an IPv6 one is folded to be sure). *end is set to the
+ * path's end (its query's '?', or the URL's end). */
+static bool may_fold(const char *auth, const char *path, const char **end)
+{
+    const char *p = path, *hend = path;
+    bool hexish = true; /* the host holds only what an address written otherwise may */
+    for (; *p && *p != '?'; p++)
+        if (*p == '%' || (*p == '/' && p[1] == '/'))
+            break;
+    if (*p && *p != '?')
         return true;
-    while (hend > auth && isdigit((unsigned char)hend[-1]))
-        hend--;
-    if (hend > auth && hend[-1] == ':') /* a port */
-        hend--;
-    else
-        hend = path;
-    return (hend > auth && hend[-1] == '.') ||
-           strspn(auth, "0123456789abcdefxABCDEFX.") >= (size_t)(hend - auth);
+    *end = p;
+    for (p = auth; p < path; p++) {
+        if (*p == '@' || *auth == '[')
+            return true;
+        if (*p == ':' && hend == path)
+            hend = p;
+        if (p < hend && !isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
+            hexish = false;
+    }
+    if (hend[-1] == '.')
+        return true;
+    return hexish && !dotted_quad(auth, hend);
 }
 
 char *fold_url(const char *url, int *failed)
 {
-    const char *auth = strstr(url, "://"), *path, *end;
+    const char *auth = strstr(url, "://"), *path, *end = NULL;
     char *raw = NULL, *out = NULL, *w;
     int status;
     const char *why;
@@ -131,9 +159,10 @@ char *fold_url(const char *url, int *failed)
         return NULL;
     auth += 3;
     path = auth + strcspn(auth, "/");
-    end = path + strcspn(path, "?");
-    if (!*path || !may_fold(auth, path, end))
+    if (!*path || !may_fold(auth, path, &end))
         return NULL;
+    if (!end)
+        end = path + strcspn(path, "?");
     /* room for the URL and an IP literal written longer than it was (::1 as 0:0::1 is not) */
     size_t len = strlen(url) + INET6_ADDRSTRLEN + 4, size = URL_BUF_SIZE(len);
     if (!(raw = malloc(len)) || !(out = malloc(size)))

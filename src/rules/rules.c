@@ -286,6 +286,11 @@ const struct rule *rules_match_folded(const struct rule_set *set, const char *fo
     return set->folded ? rules_match(set->folded, folded_url) : NULL;
 }
 
+bool rules_fold_matches(const struct rule_set *set)
+{
+    return set->folds_matches;
+}
+
 /* Whether glob match `m` ("scheme://" then "*.suffix[:port]/...") covers `root`'s authority. */
 static bool glob_covers(const char *m, const char *root)
 {

@@ -96,6 +96,9 @@ bool rules_have_networks(const struct rule_set *set);
 /* With rules_have_networks: the rule a URL in folded form (fold.h) falls under among the
  * rules' folded matches, a copy of the set's rule (its name and networks); NULL: none. */
 const struct rule *rules_match_folded(const struct rule_set *set, const char *folded_url);
+/* Whether some match of `set` is spelt otherwise once folded: else a URL that does not fold
+ * falls under the same rule in both tables, and need not be looked up twice. */
+bool rules_fold_matches(const struct rule_set *set);
 /* With rules_have_networks: the next rule after `after` (NULL: the first) among the folded
  * matches that covers some URL under `root` ("scheme://authority/", folded), in no order; NULL
  * when no more. What a tunnel to that authority would pass (terms_tunnel_allowed). */

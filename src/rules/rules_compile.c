@@ -284,7 +284,7 @@ static size_t nets_needed(const struct config *cfg)
  * its one spelling, a name without its final dots, `%2F` and `//` as `/`), for that question
  * only: the URLs an origin may take for a rule's are its there. Two matches one once folded
  * are a duplicate ([::1] and [0:0::1]). Its rules' networks are the set's. */
-static struct rule_set *folded_copy(const struct rule_set *set, char *err)
+static struct rule_set *folded_copy(struct rule_set *set, char *err)
 {
     struct rule_set *f = calloc(1, sizeof(*f));
     size_t n = set->n;
@@ -300,8 +300,10 @@ static struct rule_set *folded_copy(const struct rule_set *set, char *err)
     memcpy(f->match_line, set->match_line, n * sizeof(int));
     for (size_t i = 0; i < n && !failed; i++) {
         char *folded = fold_url(f->rules[i].match, &failed);
-        if (folded && strlen(folded) < sizeof(f->rules[i].match))
+        if (folded && strlen(folded) < sizeof(f->rules[i].match)) {
             strcpy(f->rules[i].match, folded);
+            set->folds_matches = true;
+        }
         free(folded);
     }
     if (failed)

@@ -34,6 +34,7 @@ struct rule_set {
     bool has_nets; /* a rule names who may fetch (allow-network): terms.c folds URLs then */
     /* with has_nets: the same rules, their matches folded (fold.h), for who may fetch; NULL */
     struct rule_set *folded;
+    bool folds_matches; /* with folded: some match is spelt otherwise once folded */
 };
 
 /* Sort the table and link each match to its parent; -1 with "FILE:LINE: rule NAME: why" in err

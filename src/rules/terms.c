@@ -52,6 +52,8 @@ static void decide_allowed(const struct rule_set *set, const struct rule *r,
     if (!out->allowed || !rules_have_networks(set))
         return;
     char *folded = fold_url(req->url, &failed);
+    if (!folded && !failed && !rules_fold_matches(set))
+        return; /* the same URL in the same table: the rule just asked */
     f = rules_match_folded(set, folded ? folded : req->url);
     free(folded);
     if (failed) { /* out of memory: closed, never open */
