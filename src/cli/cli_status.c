@@ -130,8 +130,8 @@ static void print_requests(json_t *s)
         printf("requests   %lld, none tried: all refused\n", requests);
     else
         printf("requests   0\n");
-    printf("refused    %lld client%s not allowed to fetch (403), %lld held down (503)\n",
-           refused, refused == 1 ? "" : "s", held);
+    printf("refused    %lld client%s not allowed to fetch (403), %lld held down (503)\n", refused,
+           refused == 1 ? "" : "s", held);
 }
 
 void cli_print_status(json_t *s, long health)
