@@ -501,6 +501,41 @@ static void allow_network_across_spellings(void **state)
     assert_non_null(strstr(err, "the same match as rule a"));
 }
 
+/* A redirect keeps its URL's who-may-fetch, and a tunnel may not pass a rule's networks (the
+ * outside review's first and third findings). */
+static void redirects_and_tunnels(void **state)
+{
+    struct sockaddr_storage lab = ip("10.1.2.3"), lo = ip("127.0.0.1");
+    const struct sockaddr *l = (struct sockaddr *)&lab, *me = (struct sockaddr *)&lo;
+    char why[256];
+    (void)state;
+    install("[rule nightly]\nmatch = http://127.0.0.1:8000/nightly/\nttl = 1h\n");
+    /* no rule names networks: any redirect, any tunnel */
+    assert_true(terms_same_access("http://127.0.0.1:8000/a", "http://127.0.0.1:8000/b", why, 256));
+    assert_true(terms_tunnel_allowed("127.0.0.1", 8000, me, why, sizeof(why)));
+    install("[rule private]\nmatch = http://127.0.0.1:8000/private/\nallow-network = 10.0.0.0/8\n"
+            "[rule fw]\nmatch = https://*.fw.example/\nallow-network = 10.0.0.0/8\n");
+    assert_false(terms_same_access("http://127.0.0.1:8000/go", "http://127.0.0.1:8000/private/k",
+                                   why, sizeof(why)));
+    assert_non_null(strstr(why, "under rule private's allow-network: not followed"));
+    assert_false(terms_same_access("http://127.0.0.1:8000/private/k", "http://127.0.0.1:8000/x",
+                                   why, sizeof(why))); /* out of it too */
+    assert_false(terms_same_access("http://127.0.0.1:8000/go", "http://127.1:8000/priv%61te/k", why,
+                                   sizeof(why)));
+    assert_true(terms_same_access("http://127.0.0.1:8000/private/a",
+                                  "http://127.0.0.1:8000/private/b", why, sizeof(why)));
+    assert_true(terms_same_access("http://127.0.0.1:8000/a", "http://127.0.0.1:8000/b", why, 256));
+    for (int i = 0; i < 4; i++) {
+        static const char *const hosts[] = {"127.0.0.1", "127.1", "::ffff:127.0.0.1",
+                                            "a.fw.example"};
+        int port = i < 3 ? 8000 : 443;
+        assert_false(terms_tunnel_allowed(hosts[i], port, me, why, sizeof(why)));
+        assert_true(terms_tunnel_allowed(hosts[i], port, l, why, sizeof(why)));
+    }
+    assert_true(terms_tunnel_allowed("127.0.0.1", 8001, me, why, sizeof(why)));
+    assert_true(terms_tunnel_allowed("fw.example", 443, me, why, sizeof(why))); /* not *. */
+}
+
 static void terms_without_rules_are_the_options(void **state)
 {
     struct fetch_terms t;
@@ -697,6 +732,7 @@ int main(void)
         cmocka_unit_test(explain_networks),
         cmocka_unit_test(folded),
         cmocka_unit_test(client_ttl_spellings),
+        cmocka_unit_test(redirects_and_tunnels),
         cmocka_unit_test(allow_network_across_spellings),
         cmocka_unit_test(config_reload),
     };
