@@ -263,21 +263,12 @@ enum conn_result http_outcome(struct conn *c)
     return http_send_json(c, HTTP_OK, outcome_json(given, &o));
 }
 
-/* A client= parameter's value, its %-escapes decoded, into out[size] (cut when too long: then
- * no address). */
+/* A client= parameter's value, decoded as any query argument (url_unescape_arg), into
+ * out[size] (cut when too long: then no address). */
 static void client_value(const char *v, size_t len, char *out, size_t size)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 1 < size; i++) {
-        unsigned int c;
-        if (v[i] == '%' && i + 2 < len && sscanf(v + i + 1, "%2x", &c) == 1) {
-            out[n++] = (char)c;
-            i += 2;
-        } else {
-            out[n++] = v[i];
-        }
-    }
-    out[n] = '\0';
+    snprintf(out, size, "%.*s", (int)len, v);
+    url_unescape_arg(out);
 }
 
 /* The query without its client= parameters into out (as long as it), the last one's value
@@ -328,7 +319,7 @@ static bool without_client(const char *q, char *out, char *client, size_t size)
 enum conn_result http_rules(struct conn *c, struct request *req, const char *rest)
 {
     const char *query = strchr(req->uri, '?'), *why;
-    char addr[64];
+    char addr[192]; /* an IPv6 address with every ':' escaped fits */
     struct sockaddr_storage client;
     struct fetch_params p;
     enum conn_result ret = CONN_CLOSE;
