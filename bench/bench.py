@@ -580,28 +580,38 @@ def warm_small_floor(work, cfg, www):
             s.stop()
 
 
-def warm_small_log(work, cfg, www):
-    """What the access log costs: warm small hits (as warm-small) with the log off and to a file,
-    for arca and, with ARCA_BEFORE, the older build, all in one run (rounds interleaved)."""
+def builds_beside_variants(work, cfg, www, variant, answer, nginx_log=True):
+    """Warm small hits (as warm-small) on arca and, with ARCA_BEFORE, the older build, each
+    beside a variant of itself (variant(name, binary): that Arca, or None when the build has
+    none), all in one run (rounds interleaved). `answer`: the result without its rounds."""
     write_random(os.path.join(www, "small"), 4096)
-    origin = Nginx(work, "nginx-static", www=www)
+    origin = Nginx(work, "nginx-static", www=www, log=nginx_log)
     builds = [("arca", ARCA)] + ([("arca-before", ARCA_BEFORE)] if ARCA_BEFORE else [])
     peers = [origin]
     try:
         for name, binary in builds:
             peers.append(Arca(work, binary=binary, name=name))
-            peers.append(Arca(work, binary=binary, name=name + "-log",
-                              access_log=os.path.join(work, name + "-access.log")))
+            other = variant(name, binary, origin)
+            if other:
+                peers.append(other)
         for s in peers[1:]:
             fetch_all(s.url(origin, "/small"), 4096)
-        rounds = wrk_rounds(peers[1:], origin, cfg)
-        return {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
-                "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
-                         f"{cfg['small_seconds']} s per round; NAME-log writes --access-log "
-                         "to a file, NAME has it off", "rounds": rounds}
+        return {**answer, "rounds": wrk_rounds(peers[1:], origin, cfg)}
     finally:
         for s in reversed(peers):
             s.stop()
+
+
+def warm_small_log(work, cfg, www):
+    """What the access log costs: warm small hits with the log off and to a file."""
+    return builds_beside_variants(
+        work, cfg, www,
+        lambda name, binary, origin: Arca(work, binary=binary, name=name + "-log",
+                                          access_log=os.path.join(work, name + "-access.log")),
+        {"metric": "req_per_s", "higher_is_better": True, "unit": "req/s",
+         "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
+                  f"{cfg['small_seconds']} s per round; NAME-log writes --access-log "
+                  "to a file, NAME has it off"})
 
 
 def rules_file(work, n, origin_port):
@@ -625,29 +635,20 @@ def rules_file(work, n, origin_port):
 
 
 def warm_small_rules(work, cfg, www):
-    """What rules cost a hit: warm small hits (as warm-small) on arca with none and with 1,000
-    [rule NAME] sections (the hit's URL under one of them), and the same pair for ARCA_BEFORE,
-    rounds interleaved. The issue's bound: at most 3 % more CPU a request."""
-    write_random(os.path.join(www, "small"), 4096)
-    origin = Nginx(work, "nginx-static", www=www, log=False)
-    builds = [("arca", ARCA)] + ([("arca-before", ARCA_BEFORE)] if ARCA_BEFORE else [])
-    peers = [origin]
-    try:
-        for name, binary in builds:
-            peers.append(Arca(work, binary=binary, name=name))
-            if has_option(binary, "rules test"):
-                peers.append(Arca(work, binary=binary, name=name + "-1000-rules",
-                                  extra=["--config", rules_file(work, 1000, origin.port)]))
-        for s in peers[1:]:
-            fetch_all(s.url(origin, "/small"), 4096)
-        rounds = wrk_rounds(peers[1:], origin, cfg)
-        return {"metric": "server_cpu_us_per_req", "higher_is_better": False, "unit": "us",
-                "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
-                         f"{cfg['small_seconds']} s per round; NAME-1000-rules runs with 1,000 "
-                         "[rule NAME] sections, the hit's URL under one", "rounds": rounds}
-    finally:
-        for s in reversed(peers):
-            s.stop()
+    """What rules cost a hit: warm small hits with none and with 1,000 [rule NAME] sections
+    (the hit's URL under one of them). The issue's bound: at most 3 % more CPU a request."""
+    def with_rules(name, binary, origin):
+        if not has_option(binary, "rules test"):
+            return None
+        return Arca(work, binary=binary, name=name + "-1000-rules",
+                    extra=["--config", rules_file(work, 1000, origin.port)])
+    return builds_beside_variants(
+        work, cfg, www, with_rules,
+        {"metric": "server_cpu_us_per_req", "higher_is_better": False, "unit": "us",
+         "setup": "4 KiB cached, wrk -t2 -c64 (keep-alive), "
+                  f"{cfg['small_seconds']} s per round; NAME-1000-rules runs with 1,000 "
+                  "[rule NAME] sections, the hit's URL under one"},
+        nginx_log=False)
 
 
 def rate_run(url, rate, seconds, random_n=0):
