@@ -121,7 +121,8 @@ def test_a_lone_client_gets_most_slots(origin, start_arca):
                  "one slot is left for other clients")
         assert started() == SHARE
         # the listing says why the fourth waits while a slot is free
-        assert waiting_for(arca) == ["max-downloads-per-client"]
+        wait_for(lambda: waiting_for(arca) == ["max-downloads-per-client"],
+                 "the listing names the limit the fourth waits for")
         page = arca.get("/resources/scheduled/")[2].decode()
         assert "waits for a slot (--max-downloads-per-client)" in page
         release.set()
@@ -146,10 +147,11 @@ def test_waiting_downloads_start_in_turn_across_clients(origin, start_arca):
     try:
         wait_for(lambda: origin.counts["/gate"] == 1, "the gate's download holds the slot")
         held += [ask(arca, url, ("direct", "127.0.0.2"), 30) for url in first]
-        wait_for(lambda: arca.status()["resources_scheduled"] == 3, "the first client waits")
+        # a scheduled object is listed before the scheduler has looked at it (waiting_for null):
+        # wait for the scheduler's word, so that the first client's three are in line first
+        wait_for(lambda: waiting_for(arca) == ["max-downloads"] * 3, "the first client waits")
         held.append(ask(arca, second, ("direct", "127.0.0.3"), 30))
-        wait_for(lambda: arca.status()["resources_scheduled"] == 4, "the second client waits")
-        assert waiting_for(arca) == ["max-downloads"] * 4
+        wait_for(lambda: waiting_for(arca) == ["max-downloads"] * 4, "the second client waits")
         release.set()
         for conn in held:
             resp = conn.getresponse()
