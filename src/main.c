@@ -12,6 +12,7 @@
 #include "stats/stats.h"
 #include "config/buckets.h"
 #include "store/store.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -26,6 +27,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Signals are blocked before any thread starts, so only main's sigwait sees them. */
@@ -97,6 +99,43 @@ static void log_reloaded(const struct config *fresh)
              (long long)fresh->stale_while_revalidate, token, n_rules, n_rules == 1 ? "" : "s");
 }
 
+/* The certificate in force, as the log says it at start and at each SIGHUP. */
+static void log_tls(const char *when)
+{
+    struct tls_info t;
+    char until[32];
+    const char *why;
+    time_t at;
+    struct tm tm;
+    tls_describe(&t);
+    at = (time_t)t.not_after;
+    gmtime_r(&at, &tm);
+    strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    log_info("%sHTTPS certificate %s (issuer %s), valid until %s%s%s", when, t.subject, t.issuer,
+             until, t.client_ca[0] ? "; clients must show a certificate of " : "", t.client_ca);
+    if (!when[0] && tls_kernel_offers(&why))
+        log_info("HTTPS: kernel TLS is offered to each connection (hits by SSL_sendfile)");
+    else if (!when[0])
+        log_info("HTTPS: hits are encrypted by OpenSSL: no kernel TLS (%s)", why);
+}
+
+/* A SIGHUP's certificate, read again from the files `fresh` names (the listeners are the running
+ * ones: --tls-listen waits for a restart). 0 with *out NULL when the running arca has none. */
+static int load_tls(const struct config *running, const struct config *fresh, struct tls_ctx **out,
+                    char *err, size_t errlen)
+{
+    *out = NULL;
+    if (running->n_tls_listen == 0)
+        return 0;
+    if (fresh->n_tls_listen == 0) {
+        snprintf(err, errlen,
+                 "--tls-listen is gone from the configuration (a restart stops "
+                 "HTTPS; a SIGHUP keeps the running certificate)");
+        return -1;
+    }
+    return (*out = tls_load(fresh, err, errlen)) ? 0 : -1;
+}
+
 /* SIGUSR1, logrotate's: reopen the access log and nothing else, so that a nightly rotation never
  * applies a config someone is still editing. */
 static void reopen_log(void)
@@ -115,6 +154,7 @@ static void reload(struct config *cfg, int argc, char **argv)
 {
     static struct config fresh;
     struct rule_set *rules;
+    struct tls_ctx *tls = NULL;
     char err[CONFIG_ERR_LEN];
 
     if (access_log_reopen(err, sizeof(err)) < 0)
@@ -125,12 +165,18 @@ static void reload(struct config *cfg, int argc, char **argv)
         return;
     }
     if (http_load_admin_token(&fresh, err, sizeof(err)) < 0 ||
+        load_tls(cfg, &fresh, &tls, err, sizeof(err)) < 0 ||
         !(rules = rules_compile(&fresh, err))) {
         log_error("SIGHUP: %s; keeping the running configuration", err);
+        tls_free(tls);
         config_free(&fresh);
         return;
     }
     rules_install(rules);
+    if (tls) {
+        tls_install(tls);
+        log_tls("SIGHUP: ");
+    }
     note_needs_restart(cfg, &fresh);
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
     store_set_quota(fresh.quota);
@@ -229,18 +275,18 @@ static int check_data_dir(const char *dir, char *err, size_t errlen)
     return 0;
 }
 
-/* --listen: the address resolves and can be bound now (http_start binds it for good): 0, -1,
- * or -2 when something listens there already. */
-static int check_listen(const struct config *cfg, char *err, size_t errlen)
+/* An address of --listen or --tls-listen (`option`) resolves and can be bound now (http_start
+ * binds it for good): 0, -1, or -2 when something listens there already. */
+static int check_address(const char *option, const char *host, int port, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-    const char *open_b = strchr(cfg->listen_host, ':') ? "[" : "", *close_b = *open_b ? "]" : "";
-    char port[16];
+    const char *open_b = strchr(host, ':') ? "[" : "", *close_b = *open_b ? "]" : "";
+    char service[16];
     int fd, one = 1, rc;
-    snprintf(port, sizeof(port), "%d", cfg->listen_port);
-    if ((rc = getaddrinfo(cfg->listen_host, port, &hints, &ai)) != 0) {
-        snprintf(err, errlen, "--listen %s%s%s:%d: %s", open_b, cfg->listen_host, close_b,
-                 cfg->listen_port, gai_strerror(rc));
+    snprintf(service, sizeof(service), "%d", port);
+    if ((rc = getaddrinfo(host, service, &hints, &ai)) != 0) {
+        snprintf(err, errlen, "--%s %s%s%s:%d: %s", option, open_b, host, close_b, port,
+                 gai_strerror(rc));
         return -1;
     }
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -250,8 +296,8 @@ static int check_listen(const struct config *cfg, char *err, size_t errlen)
              : 0;
     if (rc < 0) {
         rc = errno == EADDRINUSE ? -2 : -1;
-        snprintf(err, errlen, "--listen %s%s%s:%d: cannot listen: %s", open_b, cfg->listen_host,
-                 close_b, cfg->listen_port, strerror(errno));
+        snprintf(err, errlen, "--%s %s%s%s:%d: cannot listen: %s", option, open_b, host, close_b,
+                 port, strerror(errno));
     }
     if (fd >= 0)
         close(fd);
@@ -259,17 +305,46 @@ static int check_listen(const struct config *cfg, char *err, size_t errlen)
     return rc;
 }
 
+/* --listen's address, then each --tls-listen's, named where they were set. */
+static int check_listen(const struct config *cfg, char *err, size_t errlen)
+{
+    int rc = check_address("listen", cfg->listen_host, cfg->listen_port, err, errlen);
+    if (rc < 0) {
+        located(cfg, "listen", err, errlen);
+        return rc;
+    }
+    for (int i = 0; i < cfg->n_tls_listen; i++)
+        if ((rc = check_address("tls-listen", cfg->tls_listen[i].host, cfg->tls_listen[i].port, err,
+                                errlen)) < 0) {
+            located(cfg, "tls-listen", err, errlen);
+            return rc;
+        }
+    return 0;
+}
+
+/* --tls-cert, --tls-key and --tls-client-ca make a context serve can use (tls.h's checks). */
+static int check_tls(const struct config *cfg, char *err, size_t errlen)
+{
+    struct tls_ctx *t;
+    if (cfg->n_tls_listen == 0)
+        return 0;
+    if (!(t = tls_load(cfg, err, errlen)))
+        return -1;
+    tls_free(t);
+    return 0;
+}
+
 /* check_startable's answers besides 0 and -1: all is well but for one thing that is held. */
 enum { HELD_LISTEN = -2, HELD_DATA_DIR = -3 };
 
 /* Each reason serve would refuse to start, checked before anything is created or loaded, in this
- * order: buckets, admin token, access log, data dir, listen address. `arca check-config` runs
- * exactly this, so its "ok" means serve starts. The admin token is loaded for good here. Each
- * error names the file and line that set the option. HELD_DATA_DIR: another arca holds the data
- * dir (the listen address is then not checked); HELD_LISTEN: something holds the address. */
+ * order: buckets, admin token, access log, TLS certificate, data dir, listen addresses. `arca
+ * check-config` runs exactly this, so its "ok" means serve starts. The admin token is loaded for
+ * good here. Each error names the file and line that set the option. HELD_DATA_DIR: another arca
+ * holds the data dir (the listen address is then not checked); HELD_LISTEN: something holds the
+ * address. */
 static int check_startable(const struct config *cfg, char *err, size_t errlen)
 {
-    int rc;
     policy_init(cfg);
     if (policy_check_kernel(err, errlen) < 0) /* the host's own addresses could not be refused */
         return -1;
@@ -281,6 +356,8 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
         return located(cfg, "admin-token-file", err, errlen);
     if (access_log_check(cfg->access_log, err, errlen) < 0)
         return located(cfg, "access-log", err, errlen);
+    if (check_tls(cfg, err, errlen) < 0)
+        return -1;
     if (check_data_dir(cfg->data_dir, err, errlen) < 0)
         return located(cfg, "data-dir", err, errlen);
     if (store_dir_in_use(cfg->data_dir)) { /* store_open's lock, asked without taking it */
@@ -288,9 +365,7 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
         located(cfg, "data-dir", err, errlen);
         return HELD_DATA_DIR;
     }
-    if ((rc = check_listen(cfg, err, errlen)) < 0)
-        located(cfg, "listen", err, errlen);
-    return rc;
+    return check_listen(cfg, err, errlen);
 }
 
 /* Whether an arca answers its health check at cfg's address: the running one, whose address a
@@ -395,7 +470,15 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     /* What can be refused in a moment is checked before a big index loads. */
     if (check_startable(cfg, err, errlen) < 0 || access_log_open(cfg->access_log, err, errlen) < 0)
         return -1;
+    if (cfg->n_tls_listen > 0) {
+        struct tls_ctx *t = tls_load(cfg, err, errlen);
+        if (!t)
+            return -1;
+        tls_install(t);
+    }
     log_starting(cfg);
+    if (cfg->n_tls_listen > 0)
+        log_tls("");
     if (store_open(cfg, err, errlen) < 0)
         return -1;
     stats_load(); /* the last read of the index on main until store_close */
@@ -436,6 +519,7 @@ static int serve(struct config *cfg, int argc, char **argv)
     upstream_stop();
     http_stop();
     store_close();
+    tls_install(NULL);
     access_log_close();
     log_info("stopped");
     return 0;

@@ -62,8 +62,9 @@ static int copy_str(char *dst, size_t size, const char *name, const char *v, cha
     return 0;
 }
 
-/* "HOST:PORT", "[v6]:PORT" (parse_authority's reading) or ":PORT" (every address). */
-static int set_listen(struct config *cfg, const char *v, char *err)
+/* "HOST:PORT", "[v6]:PORT" (parse_authority's reading) or ":PORT" (every address), for the
+ * option `name`. */
+static int parse_listen(struct listen_addr *out, const char *name, const char *v, char *err)
 {
     struct authority a = {.host = "0.0.0.0", .host_len = 7};
     if (v[0] == ':')
@@ -74,13 +75,40 @@ static int set_listen(struct config *cfg, const char *v, char *err)
         a.host++;
         a.host_len -= 2;
     }
-    if (a.port <= 0 || a.host_len >= sizeof(cfg->listen_host)) {
-        snprintf(err, CONFIG_ERR_LEN, "--listen: expected HOST:PORT, got '%s'", v);
+    if (a.port <= 0 || a.host_len >= sizeof(out->host)) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: expected HOST:PORT, got '%s'", name, v);
         return -1;
     }
-    memset(cfg->listen_host, 0, sizeof(cfg->listen_host));
-    memcpy(cfg->listen_host, a.host, a.host_len);
+    memset(out->host, 0, sizeof(out->host));
+    memcpy(out->host, a.host, a.host_len);
+    out->port = a.port;
+    return 0;
+}
+
+static int set_listen(struct config *cfg, const char *v, char *err)
+{
+    struct listen_addr a;
+    if (parse_listen(&a, "listen", v, err) < 0)
+        return -1;
+    memcpy(cfg->listen_host, a.host, sizeof(cfg->listen_host));
     cfg->listen_port = a.port;
+    return 0;
+}
+
+/* --tls-listen HOST:PORT, repeatable: each address once, none the plain --listen's. */
+static int add_tls_listen(struct config *cfg, const char *v, char *err)
+{
+    struct listen_addr a;
+    if (parse_listen(&a, "tls-listen", v, err) < 0)
+        return -1;
+    for (int i = 0; i < cfg->n_tls_listen; i++)
+        if (cfg->tls_listen[i].port == a.port && !strcmp(cfg->tls_listen[i].host, a.host))
+            return 0; /* the same address again (a file and the command line): once */
+    if (cfg->n_tls_listen >= CONFIG_MAX_TLS_LISTEN) {
+        snprintf(err, CONFIG_ERR_LEN, "--tls-listen: at most %d addresses", CONFIG_MAX_TLS_LISTEN);
+        return -1;
+    }
+    cfg->tls_listen[cfg->n_tls_listen++] = a;
     return 0;
 }
 
@@ -406,28 +434,6 @@ static int add_bucket(struct config *cfg, const char *v, char *err)
     return set_bucket_url(b, eq + 1, err);
 }
 
-int config_read_token(const char *path, char *out, size_t size)
-{
-    char line[1024] = "";
-    size_t n, start = 0;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    if (!fgets(line, sizeof(line), f))
-        line[0] = '\0';
-    fclose(f);
-    n = strlen(line);
-    while (n > 0 && isspace((unsigned char)line[n - 1]))
-        n--;
-    while (start < n && isspace((unsigned char)line[start]))
-        start++;
-    if (n - start >= size)
-        return -2;
-    memcpy(out, line + start, n - start);
-    out[n - start] = '\0';
-    return (int)(n - start);
-}
-
 /* One key of an INI section [bucket NAME]. */
 int config_bucket_key(struct config *cfg, const char *name, const char *key, const char *v,
                       char *err)
@@ -478,29 +484,6 @@ int config_bucket_key(struct config *cfg, const char *name, const char *key, con
     return -1;
 }
 
-int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
-{
-    for (int i = 0; i < cfg->n_buckets; i++) {
-        const struct bucket *b = &cfg->buckets[i];
-        char line[1024];
-        size_t n;
-        if (!b->url[0]) {
-            config_bucket_where(cfg, i, false, err, CONFIG_ERR_LEN);
-            n = strlen(err);
-            snprintf(err + n, CONFIG_ERR_LEN - n, "bucket %s: url missing", b->name);
-            return -1;
-        }
-        if (b->credentials[0] && config_read_token(b->credentials, line, sizeof(line)) <= 0) {
-            config_bucket_where(cfg, i, true, err, CONFIG_ERR_LEN);
-            n = strlen(err);
-            snprintf(err + n, CONFIG_ERR_LEN - n, "bucket %s: cannot read credentials file '%s'",
-                     b->name, b->credentials);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* The setters of the table, one signature for all. */
 static int opt_string(struct config *cfg, const struct option *o, const char *v, char *err)
 {
@@ -511,6 +494,12 @@ static int opt_listen(struct config *cfg, const struct option *o, const char *v,
 {
     (void)o;
     return set_listen(cfg, v, err);
+}
+
+static int opt_tls_listen(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    (void)o;
+    return add_tls_listen(cfg, v, err);
 }
 
 /* A network list's span ends with its count. */
@@ -614,6 +603,11 @@ static int opt_bucket(struct config *cfg, const struct option *o, const char *v,
 static const struct option options[] = {
     {"config", NULL, OPT_REPEATABLE | OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
     {"listen", opt_listen, 0, SPAN(listen_host, listen_port), 0, 0, 0},
+    {"tls-listen", opt_tls_listen, OPT_REPEATABLE, SPAN(tls_listen, n_tls_listen), 0, 0, 0},
+    /* reloadable: SIGHUP reads the files again, whether their names changed or not */
+    {"tls-cert", opt_string, OPT_RELOADABLE, FIELD(tls_cert), 0, 0, 0},
+    {"tls-key", opt_string, OPT_RELOADABLE, FIELD(tls_key), 0, 0, 0},
+    {"tls-client-ca", opt_string, OPT_RELOADABLE, FIELD(tls_client_ca), 0, 0, 0},
     {"data-dir", opt_string, 0, FIELD(data_dir), 0, 0, 0},
     NUMBER("quota", OPT_RELOADABLE, quota, V_SIZE, 1, INT64_MAX),
     NUMBER("default-ttl", OPT_RELOADABLE, default_ttl, V_DURATION, 1, TTL_MAX),
@@ -726,27 +720,6 @@ int config_set(struct config *cfg, const char *name, const char *v, char err[CON
         return -1;
     }
     return config_apply(cfg, o, v, "", 0, err);
-}
-
-void config_where(const struct config *cfg, const char *name, char *out, size_t size)
-{
-    const struct option *o = config_option(name);
-    const struct config_origin *where = o ? &cfg->origins[o - options] : NULL;
-    if (where && where->line > 0)
-        snprintf(out, size, "%s:%d: ", where->file, where->line);
-    else if (size > 0)
-        out[0] = '\0';
-}
-
-void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out, size_t size)
-{
-    const struct config_origin *where = &cfg->bucket_origins[i];
-    int line = credentials && cfg->bucket_credentials_line[i] ? cfg->bucket_credentials_line[i]
-                                                              : where->line;
-    if (line > 0)
-        snprintf(out, size, "%s:%d: ", where->file, line);
-    else if (size > 0)
-        out[0] = '\0';
 }
 
 int config_restart_changes(const struct config *old, const struct config *fresh, char *out,

@@ -74,7 +74,7 @@ struct config_rule {
 };
 
 #define CONFIG_ERR_LEN 256
-#define CONFIG_MAX_OPTIONS 64
+#define CONFIG_MAX_OPTIONS 80
 
 /* Where an option got its value: line 0 is the command line (or its default). */
 struct config_origin {
@@ -88,9 +88,24 @@ enum send_mode { SEND_MMAP, SEND_SENDFILE };
 enum digest_framing { FRAMING_CHUNKED, FRAMING_HOLD };
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
+/* An address to listen on: the host as given (a v6 address without its brackets) and the port. */
+struct listen_addr {
+    char host[64];
+    int port;
+};
+#define CONFIG_MAX_TLS_LISTEN 8
+
 struct config {
     char listen_host[64];
     int listen_port;
+    /* HTTPS for clients (docs/TLS.md): --tls-listen addresses, the certificate chain and key they
+     * show, and the CA clients must show a certificate of ("" none). SIGHUP reads the files
+     * again (tls.h). */
+    struct listen_addr tls_listen[CONFIG_MAX_TLS_LISTEN];
+    int n_tls_listen;
+    char tls_cert[1024];
+    char tls_key[1024];
+    char tls_client_ca[1024];
     char data_dir[1024];
     int64_t quota;       /* bytes, at start: the store owns the quota (store_set_quota) */
     int64_t default_ttl; /* seconds */

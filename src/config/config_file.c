@@ -1,4 +1,6 @@
-/* The config file (INI) and the command line, read into struct config (see config.h). */
+/* The config file (INI) and the command line, read into struct config (see config.h), and the
+ * whole checked: where each option was set, the files it names (tokens, credentials), the TLS
+ * options together. */
 #include "config/config.h"
 #include "config/config_internal.h"
 #include "base/parse.h"
@@ -291,6 +293,111 @@ static enum config_action load_arg(struct config *cfg, int argc, char **argv, in
     return rc < 0 ? CONFIG_ERROR : CONFIG_SERVE;
 }
 
+int config_read_token(const char *path, char *out, size_t size)
+{
+    char line[1024] = "";
+    size_t n, start = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    if (!fgets(line, sizeof(line), f))
+        line[0] = '\0';
+    fclose(f);
+    n = strlen(line);
+    while (n > 0 && isspace((unsigned char)line[n - 1]))
+        n--;
+    while (start < n && isspace((unsigned char)line[start]))
+        start++;
+    if (n - start >= size)
+        return -2;
+    memcpy(out, line + start, n - start);
+    out[n - start] = '\0';
+    return (int)(n - start);
+}
+
+int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
+{
+    for (int i = 0; i < cfg->n_buckets; i++) {
+        const struct bucket *b = &cfg->buckets[i];
+        char line[1024];
+        size_t n;
+        if (!b->url[0]) {
+            config_bucket_where(cfg, i, false, err, CONFIG_ERR_LEN);
+            n = strlen(err);
+            snprintf(err + n, CONFIG_ERR_LEN - n, "bucket %s: url missing", b->name);
+            return -1;
+        }
+        if (b->credentials[0] && config_read_token(b->credentials, line, sizeof(line)) <= 0) {
+            config_bucket_where(cfg, i, true, err, CONFIG_ERR_LEN);
+            n = strlen(err);
+            snprintf(err + n, CONFIG_ERR_LEN - n, "bucket %s: cannot read credentials file '%s'",
+                     b->name, b->credentials);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void config_where(const struct config *cfg, const char *name, char *out, size_t size)
+{
+    const struct option *o = config_option(name);
+    const struct config_origin *where = o ? &cfg->origins[config_option_index(o)] : NULL;
+    if (where && where->line > 0)
+        snprintf(out, size, "%s:%d: ", where->file, where->line);
+    else if (size > 0)
+        out[0] = '\0';
+}
+
+void config_bucket_where(const struct config *cfg, int i, bool credentials, char *out, size_t size)
+{
+    const struct config_origin *where = &cfg->bucket_origins[i];
+    int line = credentials && cfg->bucket_credentials_line[i] ? cfg->bucket_credentials_line[i]
+                                                              : where->line;
+    if (line > 0)
+        snprintf(out, size, "%s:%d: ", where->file, line);
+    else if (size > 0)
+        out[0] = '\0';
+}
+
+/* The TLS options go together: a listener needs a certificate and its key, and a certificate
+ * needs a listener to show it on. */
+static int finish_tls(const struct config *cfg, char err[CONFIG_ERR_LEN])
+{
+    const char *missing = !cfg->tls_cert[0] ? "--tls-cert" : !cfg->tls_key[0] ? "--tls-key" : NULL;
+    const char *given = cfg->tls_cert[0]        ? "--tls-cert"
+                        : cfg->tls_key[0]       ? "--tls-key"
+                        : cfg->tls_client_ca[0] ? "--tls-client-ca"
+                                                : NULL;
+    char where[128];
+    if (cfg->n_tls_listen > 0 && missing) {
+        config_where(cfg, "tls-listen", where, sizeof(where));
+        snprintf(err, CONFIG_ERR_LEN,
+                 "%s--tls-listen needs %s (the certificate chain, PEM) and "
+                 "--tls-key (its private key)",
+                 where, missing);
+        return -1;
+    }
+    for (int i = 0; i < cfg->n_tls_listen; i++)
+        if (cfg->tls_listen[i].port == cfg->listen_port &&
+            !strcmp(cfg->tls_listen[i].host, cfg->listen_host)) {
+            config_where(cfg, "tls-listen", where, sizeof(where));
+            snprintf(err, CONFIG_ERR_LEN,
+                     "%s--tls-listen %s:%d is --listen's address too: "
+                     "give each its own port",
+                     where, cfg->listen_host, cfg->listen_port);
+            return -1;
+        }
+    if (cfg->n_tls_listen == 0 && given) {
+        config_where(cfg, given + 2, where, sizeof(where));
+        snprintf(err, CONFIG_ERR_LEN,
+                 "%s%s is given but no --tls-listen address to serve "
+                 "HTTPS on",
+                 where, given);
+        return -1;
+    }
+    return 0;
+}
+
 /* "unknown command 'stauts'; did you mean status?": the commands are main.c's and cli.c's. */
 static void unknown_command(const char *name, char err[CONFIG_ERR_LEN])
 {
@@ -318,5 +425,5 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
         if (a != CONFIG_SERVE)
             return a;
     }
-    return config_finish(cfg, err) < 0 ? CONFIG_ERROR : CONFIG_SERVE;
+    return finish_tls(cfg, err) < 0 || config_finish(cfg, err) < 0 ? CONFIG_ERROR : CONFIG_SERVE;
 }

@@ -19,7 +19,8 @@ enum step {
     STEP_GONE, /* the connection is closed: never touch it again */
 };
 
-struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                       bool tls)
 {
     struct conn *c = calloc(1, sizeof(*c));
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
@@ -28,6 +29,7 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
         return NULL;
     c->fd = fd;
     c->w = w;
+    c->state = tls ? CONN_HANDSHAKE : CONN_HEAD;
     c->can_write = true; /* a new socket has room; EPOLLOUT says so again after EAGAIN */
     c->can_read = true;  /* a client sends its head as it connects: tried at once (accept_some) */
     if (len <= sizeof(c->peer))
@@ -39,7 +41,8 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
         return NULL;
     }
     ev.data.ptr = c;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if ((tls && !io_tls_begin(c)) || epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        io_end(c);
         engine_ops_->closed(c->ctx);
         free(c);
         return NULL;
@@ -49,10 +52,12 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
 }
 
 /* A connection's course (engine_internal.h's conn_state): every move is one of these, made
- * here. A head read starts a request (BODY) or is refused (SEND); a body read calls the handler
- * (CALL) or is refused (SEND); a handler answers (SEND); an answer sent leads to the next head
- * (HEAD), the end (LINGER) or a CONNECT's relay (TUNNEL). LINGER and TUNNEL end in the close. */
+ * here. A TLS connection's handshake leads to its first head (HEAD). A head read starts a request
+ * (BODY) or is refused (SEND); a body read calls the handler (CALL) or is refused (SEND); a handler
+ * answers (SEND); an answer sent leads to the next head (HEAD), the end (LINGER) or a CONNECT's
+ * relay (TUNNEL). LINGER and TUNNEL end in the close. */
 static const unsigned moves_from[] = {
+    [CONN_HANDSHAKE] = 1u << CONN_HEAD,
     [CONN_HEAD] = 1u << CONN_BODY | 1u << CONN_SEND,
     [CONN_BODY] = 1u << CONN_CALL | 1u << CONN_SEND,
     [CONN_CALL] = 1u << CONN_SEND,
@@ -106,6 +111,7 @@ void conn_close(struct conn *c)
     worker_forget_wake(c->w, c);
     worker_unready(c->w, c);
     engine_ops_->closed(c->ctx); /* before the descriptor goes: see http_limits.h */
+    io_end(c);
     close(c->fd);
     if (c->in)
         worker_give_buffer(c->w, c->in);
@@ -129,16 +135,15 @@ static ssize_t fill(struct conn *c)
     room = engine_lim.max_head + 1 - c->in->len;
     if (room == 0)
         return 0; /* full: the parse decides */
-    do
-        n = recv(c->fd, c->in->data + c->in->len, room, 0);
-    while (n < 0 && errno == EINTR);
+    bool drained;
+    n = io_recv(c, c->in->data + c->in->len, room, &drained);
     if (n > 0) {
         assert((size_t)n <= room);
         c->in->len += (size_t)n;
         /* A short read emptied the socket: its next bytes bring a new edge (EPOLLET), so the
          * recv that would only say EAGAIN is saved (one of three syscalls of a keep-alive hit).
          * Not once the client closed its side: that end of stream comes with no further edge. */
-        if ((size_t)n < room && !c->peer_shut)
+        if (drained && !c->peer_shut)
             c->can_read = false;
         worker_touch(c->w, c);
         return n;
@@ -201,11 +206,22 @@ static enum step begin_request(struct conn *c)
     return STEP_GO;
 }
 
+/* Plain HTTP sent to a TLS port gets one plain answer saying so (nginx says it too), never a
+ * hang or a handshake error the client cannot read. */
+static enum step refuse_plain(struct conn *c, struct h1_request *h)
+{
+    h->status = 400;
+    h->reason = "this port speaks HTTPS: ask for https:// URLs here";
+    return refuse_head(c, h);
+}
+
 static enum step read_head(struct conn *c)
 {
     for (;;) {
         if (c->in && c->in->len > 0) {
             enum h1_result r = h1_parse(&c->in->h1, c->in->data, c->in->len, engine_lim.max_head);
+            if (r == H1_DONE && c->plain_on_tls)
+                return refuse_plain(c, &c->in->h1);
             if (r == H1_DONE)
                 return begin_request(c);
             if (r == H1_ERROR)
@@ -333,7 +349,7 @@ static enum step linger(struct conn *c)
         worker_give_buffer(c->w, c->in);
         c->in = NULL;
     }
-    shutdown(c->fd, SHUT_WR);
+    io_shut_write(c);
     conn_enter(c, CONN_LINGER);
     c->can_read = true; /* read until EAGAIN: the client may have closed already */
     return STEP_GO;
@@ -428,11 +444,32 @@ static enum step tunnel_end(struct conn *c)
     return STEP_GONE;
 }
 
+/* A TLS connection's handshake; its first head follows (or plain HTTP's, to be refused). */
+static enum step handshake(struct conn *c)
+{
+    switch (io_handshake(c)) {
+    case IO_HS_WAIT:
+        return STEP_WAIT;
+    case IO_HS_FAILED:
+        conn_close(c);
+        return STEP_GONE;
+    case IO_HS_DONE:
+    case IO_HS_PLAIN:
+        break;
+    }
+    c->can_read = true; /* the head may be in already, in OpenSSL's buffer or the socket */
+    conn_enter(c, CONN_HEAD);
+    return STEP_GO;
+}
+
 void conn_go_on(struct conn *c)
 {
     enum step s = c->closing ? STEP_GONE : STEP_GO;
     while (s == STEP_GO) {
         switch (c->state) {
+        case CONN_HANDSHAKE:
+            s = handshake(c);
+            break;
         case CONN_HEAD:
             s = read_head(c);
             break;

@@ -2,7 +2,10 @@
  * engine.h — arca's own HTTP/1.1 server: worker threads, each with an epoll loop, serving the
  * connections of one listening socket; requests read with h1.c and answered as handler.h says.
  *
- * Contract: engine_start() takes a bound, listening socket and starts `threads` workers. Every
+ * Contract: engine_start() takes bound, listening sockets (plain or TLS) and starts `threads`
+ * workers. A TLS socket's connections do their handshake first (within the header deadline the
+ * `opened` callback's owner enforces by shutting the socket); plain HTTP sent to it gets one
+ * 400 answer, and its bytes are the same HTTP/1.1 as a plain socket's from there on. Every
  * callback of `engine_ops` runs on the worker thread that owns the connection, and a connection
  * never changes thread. For each request, in order: `begin` once its head is in (it may queue an
  * answer, a refusal, at once); `upload` with its body's bytes as they come (when no answer is
@@ -54,8 +57,16 @@ struct engine_limits {
     int max_connections;     /* beyond, new connections are closed without a word */
 };
 
-int engine_start(int listen_fd, const struct engine_limits *lim, const struct engine_ops *ops,
-                 char *err, size_t errlen);
+/* A bound, listening, non-blocking socket; `tls`: its connections speak TLS, each with the
+ * context in force when it comes (tls/tls.h's tls_session). */
+struct engine_listener {
+    int fd;
+    bool tls;
+};
+#define ENGINE_MAX_LISTENERS 9 /* --listen, and up to 8 --tls-listen */
+
+int engine_start(const struct engine_listener *ls, int n, const struct engine_limits *lim,
+                 const struct engine_ops *ops, char *err, size_t errlen);
 void engine_stop_listening(void);
 void engine_stop(void);
 
@@ -78,6 +89,10 @@ uint64_t engine_body_sent(struct conn *c);
 /* Whether the connection stays open for another request once this answer is out (false when
  * either side said close, or the answer's framing needs the close). */
 bool engine_keeps_alive(struct conn *c);
+/* Whether `c` came to a TLS listener (and speaks TLS: not a plain request refused there). */
+bool engine_tls(struct conn *c);
+/* The subject of the certificate `c`'s client showed (RFC 2253), NULL when none. */
+const char *engine_tls_peer(struct conn *c);
 /* Refuse the request with 413 once more than `max` bytes of its chunked body came (its head
  * says no size; its framing counts too, so endless chunk extensions are bounded as well); called
  * from `begin`. */

@@ -15,9 +15,12 @@
 #include "engine/h1.h"
 
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 /* At most this many bytes go to one connection per turn of its loop: a client that keeps up
@@ -59,6 +62,7 @@ struct worker {
     bool listening; /* the listening socket is in its epoll set */
     char date[64];  /* the Date line's value, for `date_at` */
     time_t date_at;
+    char *tls_buf; /* io.c's: one TLS record's plaintext being put together (NULL: none yet) */
 };
 
 /* One request, from its head to its done. */
@@ -104,12 +108,13 @@ struct exchange {
 };
 
 enum conn_state {
-    CONN_HEAD,   /* reading a request's head (or idle between requests) */
-    CONN_BODY,   /* reading its body */
-    CONN_CALL,   /* its handler is called, or suspended until resumed */
-    CONN_SEND,   /* its answer is going out */
-    CONN_LINGER, /* answered and shut for writing: what the client still sends is dropped */
-    CONN_TUNNEL, /* a CONNECT answered 2xx: bytes relayed both ways (tunnel.c) until both end */
+    CONN_HANDSHAKE, /* a TLS listener's connection: its handshake (io.c), before its first head */
+    CONN_HEAD,      /* reading a request's head (or idle between requests) */
+    CONN_BODY,      /* reading its body */
+    CONN_CALL,      /* its handler is called, or suspended until resumed */
+    CONN_SEND,      /* its answer is going out */
+    CONN_LINGER,    /* answered and shut for writing: what the client still sends is dropped */
+    CONN_TUNNEL,    /* a CONNECT answered 2xx: bytes relayed both ways (tunnel.c) until both end */
 };
 
 struct conn {
@@ -132,10 +137,49 @@ struct conn {
     struct conn *ready_next, *wake_next, *dead_next;
     struct inbuf *in;
     struct exchange *x;
+    /* A TLS listener's connection (io.c): its session (NULL: plain), whether the socket was empty
+     * at OpenSSL's last read, bytes handed with `more` and not yet written (they go first, in
+     * the next record), the client certificate's subject (NULL: none shown), and whether it sent
+     * plain HTTP instead (its one request is refused). */
+    SSL *ssl;
+    size_t tls_owed; /* the bytes the last SSL_write offered that found no room (io.c) */
+    bool tls_drained;
+    bool plain_on_tls;
+    char *cork;
+    size_t cork_len;
+    char *peer_subject;
 };
 
 extern const struct engine_ops *engine_ops_;
 extern struct engine_limits engine_lim;
+
+/* io.c: a connection's bytes, plain or through TLS, with the socket calls' answers: >= 0 bytes
+ * (io_recv: 0 is the end of the stream), or -1 with errno (EAGAIN: wait for the socket). */
+/* Read up to `n` bytes; `*drained` (may be NULL) says whether the socket is empty now, so that
+ * no read is tried before its next edge. */
+ssize_t io_recv(struct conn *c, void *buf, size_t n, bool *drained);
+/* Write the bytes of iov[0..n). With `more`, more bytes follow at once: plain, MSG_MORE; TLS,
+ * they are held (up to one record) and go out in one record with the next call's. */
+ssize_t io_sendv(struct conn *c, const struct iovec *iov, int n, bool more);
+/* Up to `len` bytes of file `fd` from `*off`, which moves past those written: sendfile, kernel
+ * TLS's SSL_sendfile, or a record read from the file and written by OpenSSL. */
+ssize_t io_sendfile(struct conn *c, int fd, off_t *off, size_t len);
+/* Bytes held by io_sendv's `more` go now (an answer waits for its reader). false: the
+ * connection failed; true also when the socket had no room (they go with the next write). */
+bool io_flush(struct conn *c);
+/* No more bytes will be written (a TLS close_notify first). */
+void io_shut_write(struct conn *c);
+enum io_handshake {
+    IO_HS_DONE,   /* a TLS session is up: requests follow */
+    IO_HS_WAIT,   /* wait for the socket */
+    IO_HS_PLAIN,  /* the client spoke plain HTTP: its one request is read plain and refused */
+    IO_HS_FAILED, /* close */
+};
+/* A TLS listener's connection takes its session (false: out of memory): conn_open. */
+bool io_tls_begin(struct conn *c);
+enum io_handshake io_handshake(struct conn *c);
+/* Let go of what io.c holds for `c` (its session, held bytes): conn_close. */
+void io_end(struct conn *c);
 
 /* worker.c */
 /* This thread runs `w` (engine_on_thread). */
@@ -176,7 +220,9 @@ struct exchange *exchange_new(const struct h1_request *h, const char *buf, bool 
 void exchange_free(struct exchange *x);
 
 /* conn.c */
-struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+/* A new connection from `peer`; `tls`: a TLS listener's, its handshake first. */
+struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                       bool tls);
 /* The socket said something (EPOLLIN, EPOLLOUT, hang-up): go on. */
 void conn_event(struct conn *c, uint32_t events);
 /* Ready (its turn came again): go on. */

@@ -4,6 +4,7 @@
 #include "engine/engine_internal.h"
 #include "log/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,13 +22,19 @@
 #define ACCEPTS_PER_TURN 64
 /* Between two ready connections, epoll is asked again once this long has gone by (run_ready). */
 #define LOOK_EVERY_US 200
-/* epoll data that is not a connection */
-#define TAG_LISTEN ((uint64_t)1)
+/* epoll data that is not a connection (a connection's address is far above these; a tunnel's
+ * upstream socket is tagged with an odd one, tunnel.c): the wake-up, and listening socket i's
+ * TAG_LISTEN(i) */
 #define TAG_WAKE ((uint64_t)2)
+#define TAG_LISTEN(i) ((uint64_t)16 + 16 * (uint64_t)(i))
+#define LISTENER_OF(tag) ((int)(((tag)-16) / 16))
+#define IS_LISTEN_TAG(tag)                                                                         \
+    ((tag) >= 16 && (tag) < TAG_LISTEN(ENGINE_MAX_LISTENERS) && !((tag) % 16))
 
 static struct worker workers[MAX_WORKERS];
 static int n_workers;
-static int listen_fd = -1;
+static struct engine_listener listeners[ENGINE_MAX_LISTENERS];
+static int n_listeners;
 static atomic_bool stopping, unlisten;
 static atomic_int unlistened; /* workers that took the listening socket out */
 
@@ -52,13 +59,13 @@ static void take_wakes(struct worker *w)
     }
 }
 
-static void accept_some(struct worker *w)
+static void accept_some(struct worker *w, const struct engine_listener *l)
 {
     for (int i = 0; i < ACCEPTS_PER_TURN && !atomic_load(&unlisten); i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         struct conn *c;
-        int fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 log_error("cannot accept a connection: %s", strerror(errno));
@@ -66,7 +73,8 @@ static void accept_some(struct worker *w)
         }
         if (!worker_admit()) {
             close(fd); /* beyond the hard cap: closed without a word */
-        } else if (!(c = conn_open(w, fd, (struct sockaddr *)&ss, len))) { /* dropped, no memory */
+        } else if (!(c = conn_open(w, fd, (struct sockaddr *)&ss, len, l->tls))) {
+            /* dropped, or no memory */
             worker_conn_gone();
             close(fd);
         } else {
@@ -93,7 +101,8 @@ static void stop_listening_here(struct worker *w)
 {
     if (!w->listening)
         return;
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, listen_fd, NULL);
+    for (int i = 0; i < n_listeners; i++)
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, listeners[i].fd, NULL);
     w->listening = false;
     atomic_fetch_add(&unlistened, 1);
 }
@@ -111,8 +120,8 @@ static void tunnel_said(uint64_t tag, uint32_t events)
 static void handle_events(struct worker *w, const struct epoll_event *ev, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (ev[i].data.u64 == TAG_LISTEN)
-            accept_some(w);
+        if (IS_LISTEN_TAG(ev[i].data.u64))
+            accept_some(w, &listeners[LISTENER_OF(ev[i].data.u64)]);
         else if (ev[i].data.u64 == TAG_WAKE)
             take_wakes(w);
         else if (tunnel_tagged(ev[i].data.u64))
@@ -167,19 +176,23 @@ static void *worker_main(void *arg)
 
 static int worker_init(struct worker *w, char *err, size_t errlen)
 {
-    struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN};
     struct epoll_event wev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
     memset(w, 0, sizeof(*w));
     pthread_mutex_init(&w->lock, NULL);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->epfd < 0 || w->evfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &wev) < 0 ||
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, listen_fd, &lev) < 0) {
-        snprintf(err, errlen, "cannot start the HTTP server: %s", strerror(errno));
-        return -1;
+    if (w->epfd < 0 || w->evfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &wev) < 0)
+        goto failed;
+    for (int i = 0; i < n_listeners; i++) {
+        struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTEN(i)};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, listeners[i].fd, &lev) < 0)
+            goto failed;
     }
     w->listening = true;
     return 0;
+failed:
+    snprintf(err, errlen, "cannot start the HTTP server: %s", strerror(errno));
+    return -1;
 }
 
 static void worker_free(struct worker *w)
@@ -193,16 +206,19 @@ static void worker_free(struct worker *w)
         w->pool = b->next_free;
         free(b);
     }
+    free(w->tls_buf);
     pthread_mutex_destroy(&w->lock);
 }
 
-int engine_start(int fd, const struct engine_limits *lim, const struct engine_ops *ops, char *err,
-                 size_t errlen)
+int engine_start(const struct engine_listener *ls, int n, const struct engine_limits *lim,
+                 const struct engine_ops *ops, char *err, size_t errlen)
 {
     int i;
+    assert(n >= 1 && n <= ENGINE_MAX_LISTENERS);
     engine_ops_ = ops;
     engine_lim = *lim;
-    listen_fd = fd;
+    memcpy(listeners, ls, sizeof(*ls) * (size_t)n);
+    n_listeners = n;
     atomic_store(&stopping, false);
     atomic_store(&unlisten, false);
     worker_undrain();
@@ -240,13 +256,14 @@ static void wake_all(void)
 void engine_stop_listening(void)
 {
     struct timespec tick = {0, 5 * 1000 * 1000};
-    if (listen_fd < 0 || atomic_exchange(&unlisten, true))
+    if (n_listeners == 0 || atomic_exchange(&unlisten, true))
         return;
     wake_all();
     while (atomic_load(&unlistened) < n_workers)
         nanosleep(&tick, NULL);
-    close(listen_fd);
-    listen_fd = -1;
+    for (int i = 0; i < n_listeners; i++)
+        close(listeners[i].fd);
+    n_listeners = 0;
 }
 
 void engine_stop(void)

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -154,21 +153,24 @@ bool send_prepare(struct conn *c)
 /* Bytes written, or -1 with the result to return (AGAIN with can_write cleared, or CUT). */
 static ssize_t put_iov(struct conn *c, struct iovec *iov, int n, bool more, enum send_result *res)
 {
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-    ssize_t r;
-    do
-        r = sendmsg(c->fd, &m, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-    while (r < 0 && errno == EINTR);
+    ssize_t r = io_sendv(c, iov, n, more);
     if (r >= 0) {
         worker_touch(c->w, c);
         return r;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        c->can_write = false;
-        *res = SEND_AGAIN;
-    } else {
-        *res = SEND_CUT;
+    *res = errno == EAGAIN || errno == EWOULDBLOCK ? SEND_AGAIN : SEND_CUT;
+    return -1;
+}
+
+/* A file's bytes by io_sendfile: as put_iov; 0 bytes is a file that ended early (CUT). */
+static ssize_t put_file(struct conn *c, int fd, off_t *off, size_t len, enum send_result *res)
+{
+    ssize_t r = io_sendfile(c, fd, off, len);
+    if (r > 0) {
+        worker_touch(c->w, c);
+        return r;
     }
+    *res = r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? SEND_AGAIN : SEND_CUT;
     return -1;
 }
 
@@ -209,26 +211,12 @@ static ssize_t send_fixed(struct conn *c, size_t max, enum send_result *res)
     struct exchange *x = c->x;
     struct answer *a = x->ans;
     size_t len = min_size(a->len - x->body_sent, max);
-    ssize_t r;
     if (a->kind == ANSWER_MEM) {
         struct iovec iov = {(void *)(a->data + x->body_sent), len};
         return put_iov(c, &iov, 1, false, res);
     }
     off_t off = (off_t)(a->off + (int64_t)x->body_sent);
-    do
-        r = sendfile(c->fd, a->fd, &off, len);
-    while (r < 0 && errno == EINTR);
-    if (r > 0) {
-        worker_touch(c->w, c);
-        return r;
-    }
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        c->can_write = false;
-        *res = SEND_AGAIN;
-    } else {
-        *res = SEND_CUT; /* the file ended early, or the client is gone */
-    }
-    return -1;
+    return put_file(c, a->fd, &off, len, res); /* CUT: the file ended early, or the client left */
 }
 
 /* A reader's next block into x->block, framed; false with *res when there is none now. */
@@ -356,19 +344,8 @@ static ssize_t send_span(struct conn *c, size_t max, enum send_result *res)
         return r;
     }
     off_t off = (off_t)x->span_off;
-    do
-        r = sendfile(c->fd, x->span_fd, &off, min_size(x->span_left, max));
-    while (r < 0 && errno == EINTR);
-    if (r <= 0) {
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->can_write = false;
-            *res = SEND_AGAIN;
-        } else {
-            *res = SEND_CUT;
-        }
+    if ((r = put_file(c, x->span_fd, &off, min_size(x->span_left, max), res)) < 0)
         return -1;
-    }
-    worker_touch(c->w, c);
     x->span_off += r;
     x->span_left -= (uint64_t)r;
     if (x->span_left == 0 && x->chunked_out)
@@ -394,6 +371,15 @@ static ssize_t send_read(struct conn *c, size_t max, enum send_result *res)
     return r;
 }
 
+/* An answer that waits (for its reader, or its next turn) lets the bytes held for TLS's next
+ * record go: a client sees the head of an answer whose body is slow to come. */
+static enum send_result pause_with(struct conn *c, enum send_result res)
+{
+    if ((res == SEND_WAIT || res == SEND_TURN) && !io_flush(c))
+        return SEND_CUT;
+    return res;
+}
+
 enum send_result send_some(struct conn *c)
 {
     struct exchange *x = c->x;
@@ -406,7 +392,7 @@ enum send_result send_some(struct conn *c)
     while (!x->body_done) {
         ssize_t r;
         if (budget == 0)
-            return SEND_TURN;
+            return pause_with(c, SEND_TURN);
         if (x->ans->kind == ANSWER_READ) {
             r = send_read(c, budget, &res);
         } else if (x->ans->kind == ANSWER_SPAN) {
@@ -420,7 +406,7 @@ enum send_result send_some(struct conn *c)
                 x->body_sent += (uint64_t)r;
         }
         if (r < 0)
-            return res == SEND_DONE && x->body_done ? SEND_DONE : res;
+            return res == SEND_DONE && x->body_done ? SEND_DONE : pause_with(c, res);
         budget -= (size_t)r < budget ? (size_t)r : budget;
     }
     return SEND_DONE;
@@ -429,6 +415,9 @@ enum send_result send_some(struct conn *c)
 bool send_continue(struct conn *c)
 {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct iovec iov = {(void *)line, sizeof(line) - 1};
+    if (c->ssl) /* held and flushed: a record with no room is written before the answer's */
+        return io_sendv(c, &iov, 1, true) == (ssize_t)iov.iov_len && io_flush(c);
     ssize_t n = send(c->fd, line, sizeof(line) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     /* none sent (no room): the client sends its body after its own wait, as RFC 9110 lets it */
     return n < 0 || n == (ssize_t)sizeof(line) - 1;

@@ -169,18 +169,45 @@ static ssize_t upstream_allowance(struct tunnel *t, size_t want)
     return (ssize_t)got;
 }
 
+/* One end of the tunnel: the client's connection (`c`: through TLS when it speaks it), or the
+ * upstream socket (`c` NULL). */
+struct end {
+    struct conn *c;
+    int fd;
+};
+
+static ssize_t end_recv(struct end e, void *buf, size_t n)
+{
+    return e.c ? io_recv(e.c, buf, n, NULL) : recv(e.fd, buf, n, 0);
+}
+
+static ssize_t end_send(struct end e, const void *buf, size_t n)
+{
+    struct iovec iov = {(void *)buf, n};
+    return e.c ? io_sendv(e.c, &iov, 1, false) : send(e.fd, buf, n, MSG_NOSIGNAL);
+}
+
+static int end_shut(struct end e)
+{
+    if (e.c) {
+        io_shut_write(e.c);
+        return 0;
+    }
+    return shutdown(e.fd, SHUT_WR);
+}
+
 /* Move bytes of one direction until a socket has nothing or no room, or the turn's share is
  * spent; what is read from upstream (`cap_of` set) is taken from the cap first. Returns the
  * bytes written, or -1 when a socket failed. */
-static ssize_t relay(struct half *h, int src, int dst, bool *can_read, bool *can_write,
-                     size_t *budget, struct tunnel *cap_of)
+static ssize_t relay(struct half *h, struct end src, struct end dst, bool *can_read,
+                     bool *can_write, size_t *budget, struct tunnel *cap_of)
 {
     ssize_t moved = 0, n;
     for (;;) {
         if (h->off < h->len) {
             if (!*can_write)
                 return moved;
-            n = send(dst, h->buf + h->off, h->len - h->off, MSG_NOSIGNAL);
+            n = end_send(dst, h->buf + h->off, h->len - h->off);
             if (n > 0) {
                 h->off += (size_t)n;
                 h->bytes += (uint64_t)n;
@@ -198,7 +225,7 @@ static ssize_t relay(struct half *h, int src, int dst, bool *can_read, bool *can
         }
         h->off = h->len = 0;
         if (h->eof) {
-            if (!h->shut && shutdown(dst, SHUT_WR) == 0)
+            if (!h->shut && end_shut(dst) == 0)
                 h->shut = true;
             return h->shut ? moved : -1;
         }
@@ -207,7 +234,7 @@ static ssize_t relay(struct half *h, int src, int dst, bool *can_read, bool *can
         ssize_t allowed = cap_of ? upstream_allowance(cap_of, h->size) : (ssize_t)h->size;
         if (allowed <= 0)
             return allowed < 0 ? -1 : moved;
-        n = recv(src, h->buf, (size_t)allowed, 0);
+        n = end_recv(src, h->buf, (size_t)allowed);
         if (cap_of && cap_of->cap && n < allowed) /* taken and not read: given back */
             tokens_spend(cap_of->cap, (n > 0 ? n : 0) - allowed, monotonic_ms());
         if (n > 0)
@@ -229,8 +256,9 @@ bool tunnel_step(struct conn *c)
     size_t budget = SEND_TURN_MAX;
     ssize_t up, down;
     do {
-        up = relay(&t->up, c->fd, t->fd, &c->can_read, &t->can_write, &budget, NULL);
-        down = relay(&t->down, t->fd, c->fd, &t->can_read, &c->can_write, &budget, t);
+        struct end client = {c, c->fd}, upstream = {NULL, t->fd};
+        up = relay(&t->up, client, upstream, &c->can_read, &t->can_write, &budget, NULL);
+        down = relay(&t->down, upstream, client, &t->can_read, &c->can_write, &budget, t);
         c->x->body_sent = t->down.bytes; /* what went, also when a socket failed after */
         if (up < 0 || down < 0)
             return false;

@@ -33,7 +33,6 @@ const struct config *http_cfg;
  * thread, so its body readers and completion run where this is set. */
 static _Thread_local bool pool_thread;
 static const struct route *routes; /* http_start's: what is served */
-static int listen_fd = -1;
 
 /* A shared response is never changed: other threads may be sending it. A plain hit that took
  * one just before draining began keeps its connection open; draining's grace period covers it
@@ -559,32 +558,56 @@ static const struct engine_ops ops = {
     .done = on_done,
 };
 
-static int bind_listener(const struct config *cfg, char *err, size_t errlen)
+/* A listening socket on host:port (`option` names it in errors): its descriptor, or -1. */
+static int bind_listener(const char *option, const char *host, int port, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
-    char port[16];
-    int one = 1, rc;
+    const char *ob = strchr(host, ':') ? "[" : "", *cb = *ob ? "]" : "";
+    char service[16];
+    int one = 1, rc, fd;
 
-    snprintf(port, sizeof(port), "%d", cfg->listen_port);
-    rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    snprintf(service, sizeof(service), "%d", port);
+    rc = getaddrinfo(host, service, &hints, &ai);
     if (rc != 0) {
-        snprintf(err, errlen, "--listen %s: %s", cfg->listen_host, gai_strerror(rc));
+        snprintf(err, errlen, "--%s %s%s%s:%d: %s", option, ob, host, cb, port, gai_strerror(rc));
         return -1;
     }
     /* non-blocking: several workers may wake for one connection, and only one gets it */
-    listen_fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (listen_fd < 0 || setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(listen_fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(listen_fd, 1024) < 0) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s", ob, host, cb, port,
                  strerror(errno));
-        if (listen_fd >= 0)
-            close(listen_fd);
-        listen_fd = -1;
-        freeaddrinfo(ai);
-        return -1;
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
     }
     freeaddrinfo(ai);
-    return 0;
+    return fd;
+}
+
+/* --listen's socket, then each --tls-listen's: their count, or -1 (none left open). */
+static int bind_listeners(const struct config *cfg, struct engine_listener *ls, char *err,
+                          size_t errlen)
+{
+    int n = 0;
+    ls[n++] = (struct engine_listener){
+        bind_listener("listen", cfg->listen_host, cfg->listen_port, err, errlen), false};
+    for (int i = 0; i < cfg->n_tls_listen && ls[n - 1].fd >= 0; i++)
+        ls[n++] = (struct engine_listener){bind_listener("tls-listen", cfg->tls_listen[i].host,
+                                                         cfg->tls_listen[i].port, err, errlen),
+                                           true};
+    if (ls[n - 1].fd >= 0)
+        return n;
+    for (int i = 0; i < n - 1; i++)
+        close(ls[i].fd);
+    return -1;
+}
+
+static void log_listening(const char *host, int port, const char *what)
+{
+    bool v6 = strchr(host, ':') != NULL; /* [::]:8001, as --listen writes it */
+    log_info("listening on %s%s%s:%d%s", v6 ? "[" : "", host, v6 ? "]" : "", port, what);
 }
 
 int http_start(const struct config *cfg, const struct route *table, char *err, size_t errlen)
@@ -595,19 +618,23 @@ int http_start(const struct config *cfg, const struct route *table, char *err, s
         .idle_timeout_ms = cfg->idle_timeout * 1000,
         .max_connections = cfg->max_connections + HARD_CAP_MARGIN,
     };
+    struct engine_listener ls[ENGINE_MAX_LISTENERS];
+    int n;
     http_cfg = cfg;
     routes = table;
-    if (bind_listener(cfg, err, errlen) < 0 || limits_start(cfg, err, errlen) < 0)
+    if ((n = bind_listeners(cfg, ls, err, errlen)) < 0)
         return -1;
-    if (engine_start(listen_fd, &lim, &ops, err, errlen) < 0) {
-        close(listen_fd);
-        listen_fd = -1;
-        limits_stop();
+    bool limits = limits_start(cfg, err, errlen) == 0;
+    if (!limits || engine_start(ls, n, &lim, &ops, err, errlen) < 0) {
+        for (int i = 0; i < n; i++)
+            close(ls[i].fd);
+        if (limits)
+            limits_stop();
         return -1;
     }
-    bool v6 = strchr(cfg->listen_host, ':') != NULL; /* [::]:8001, as --listen writes it */
-    log_info("listening on %s%s%s:%d", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
-             cfg->listen_port);
+    log_listening(cfg->listen_host, cfg->listen_port, "");
+    for (int i = 0; i < cfg->n_tls_listen; i++)
+        log_listening(cfg->tls_listen[i].host, cfg->tls_listen[i].port, " (HTTPS)");
     return 0;
 }
 
@@ -628,7 +655,6 @@ void http_drain(int64_t grace_seconds)
 
 void http_stop(void)
 {
-    engine_stop(); /* closes the listening socket if draining did not */
-    listen_fd = -1;
+    engine_stop(); /* closes the listening sockets if draining did not */
     limits_stop();
 }
