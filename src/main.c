@@ -406,10 +406,7 @@ static bool arca_answers(const struct config *cfg)
  * from outside. */
 static bool running_arca(const struct config *cfg, char *err, size_t errlen)
 {
-    if (check_listen(cfg, err, errlen) != HELD_LISTEN || !arca_answers(cfg))
-        return false;
-    located(cfg, "listen", err, errlen);
-    return true;
+    return check_listen(cfg, err, errlen) == HELD_LISTEN && arca_answers(cfg);
 }
 
 /* Root may write where the service's user may not: say that root's "ok" is not the unit's,
