@@ -303,6 +303,138 @@ static void switch_words_and_bounds(void **state)
     assert_string_equal(err, "--default-ttl: '876001h' is out of range (1s..36500d)");
 }
 
+/* --tls-listen (repeatable, beside --listen) and the files it needs: each mistake is one line. */
+static void tls_options(void **state)
+{
+    static struct config c;
+    char err[CONFIG_ERR_LEN], want[CONFIG_ERR_LEN + 64], *path;
+    (void)state;
+    assert_int_equal(load(&c, err, 2, "serve"), CONFIG_SERVE);
+    assert_int_equal(c.n_tls_listen, 0);
+    assert_string_equal(c.tls_cert, "");
+    assert_string_equal(c.tls_key, "");
+    assert_string_equal(c.tls_client_ca, "");
+    config_free(&c);
+    assert_int_equal(load(&c, err, 14, "serve", "--tls-listen", "127.0.0.1:8443", "--tls-listen",
+                          "[::1]:8443", "--tls-listen=127.0.0.1:8443", "--tls-cert",
+                          "/etc/arca/cert.pem", "--tls-key", "/etc/arca/key.pem", "--tls-client-ca",
+                          "/etc/arca/sites.pem", "--listen=127.0.0.1:8001"),
+                     CONFIG_SERVE);
+    assert_int_equal(c.n_tls_listen, 2); /* the same address twice is one */
+    assert_string_equal(c.tls_listen[0].host, "127.0.0.1");
+    assert_int_equal(c.tls_listen[0].port, 8443);
+    assert_string_equal(c.tls_listen[1].host, "::1");
+    assert_int_equal(c.tls_listen[1].port, 8443);
+    assert_string_equal(c.tls_cert, "/etc/arca/cert.pem");
+    assert_string_equal(c.tls_key, "/etc/arca/key.pem");
+    assert_string_equal(c.tls_client_ca, "/etc/arca/sites.pem");
+    config_free(&c);
+    assert_int_equal(load(&c, err, 8, "serve", "--tls-listen", ":8443", "--tls-cert", "c.pem",
+                          "--tls-key", "k.pem"),
+                     CONFIG_SERVE);
+    assert_string_equal(c.tls_listen[0].host, "0.0.0.0");
+    config_free(&c);
+    /* a bad address */
+    assert_int_equal(load(&c, err, 3, "serve", "--tls-listen=nohostport"), CONFIG_ERROR);
+    assert_string_equal(err, "--tls-listen: expected HOST:PORT, got 'nohostport'");
+    assert_int_equal(load(&c, err, 3, "serve", "--tls-listen=[::1]"), CONFIG_ERROR);
+    assert_string_equal(err, "--tls-listen: expected HOST:PORT, got '[::1]'");
+    assert_int_equal(load(&c, err, 3, "serve", "--tls-listen=h:70000"), CONFIG_ERROR);
+    /* a listener without its certificate, or without its key */
+    assert_int_equal(load(&c, err, 3, "serve", "--tls-listen=127.0.0.1:8443"), CONFIG_ERROR);
+    assert_string_equal(err, "--tls-listen needs --tls-cert (the certificate chain, PEM) and "
+                             "--tls-key (its private key)");
+    assert_int_equal(load(&c, err, 5, "serve", "--tls-listen=127.0.0.1:8443", "--tls-key", "k.pem"),
+                     CONFIG_ERROR);
+    assert_string_equal(err, "--tls-listen needs --tls-cert (the certificate chain, PEM) and "
+                             "--tls-key (its private key)");
+    assert_int_equal(
+        load(&c, err, 5, "serve", "--tls-listen=127.0.0.1:8443", "--tls-cert", "c.pem"),
+        CONFIG_ERROR);
+    assert_true(!strncmp(err, "--tls-listen needs ", 19));
+    assert_non_null(strstr(err, "--tls-key (its private key)"));
+    assert_null(strchr(err, '\n'));
+    /* a certificate, a key or a client CA without a listener */
+    assert_int_equal(load(&c, err, 6, "serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
+                     CONFIG_ERROR);
+    assert_string_equal(err, "--tls-cert is given but no --tls-listen address to serve HTTPS on");
+    assert_int_equal(load(&c, err, 3, "serve", "--tls-key=k.pem"), CONFIG_ERROR);
+    assert_string_equal(err, "--tls-key is given but no --tls-listen address to serve HTTPS on");
+    assert_int_equal(load(&c, err, 3, "serve", "--tls-client-ca=ca.pem"), CONFIG_ERROR);
+    assert_string_equal(err,
+                        "--tls-client-ca is given but no --tls-listen address to serve HTTPS on");
+    /* --listen's own address */
+    assert_int_equal(load(&c, err, 10, "serve", "--listen", "127.0.0.1:8001", "--tls-listen",
+                          "127.0.0.1:8001", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
+                     CONFIG_ERROR);
+    assert_string_equal(err, "--tls-listen 127.0.0.1:8001 is --listen's address too: give each "
+                             "its own port");
+    assert_int_equal(load(&c, err, 8, "serve", "--tls-listen", ":8001", "--tls-cert", "c.pem",
+                          "--tls-key", "k.pem"),
+                     CONFIG_ERROR);
+    assert_string_equal(err, "--tls-listen 0.0.0.0:8001 is --listen's address too: give each "
+                             "its own port");
+    /* at most CONFIG_MAX_TLS_LISTEN addresses */
+    {
+        char *argv[32] = {"arca", "serve"};
+        char addr[CONFIG_MAX_TLS_LISTEN + 1][32];
+        int argc = 2;
+        for (int i = 0; i <= CONFIG_MAX_TLS_LISTEN; i++) {
+            snprintf(addr[i], sizeof(addr[i]), "--tls-listen=127.0.0.1:%d", 9000 + i);
+            argv[argc++] = addr[i];
+        }
+        assert_int_equal(config_load(&c, argc, argv, err), CONFIG_ERROR);
+        snprintf(want, sizeof(want), "--tls-listen: at most %d addresses", CONFIG_MAX_TLS_LISTEN);
+        assert_string_equal(err, want);
+    }
+    /* in a file: the keys are the options' names, and an error names the line */
+    path = write_file("[arca]\ntls-listen = 127.0.0.1:8443\ntls-listen = [::1]:8443\n"
+                      "tls-cert = /etc/arca/cert.pem\ntls-key = /etc/arca/key.pem\n");
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_SERVE);
+    assert_int_equal(c.n_tls_listen, 2);
+    assert_string_equal(c.tls_key, "/etc/arca/key.pem");
+    config_free(&c);
+    unlink(path);
+    path = write_file("[arca]\nquota = 1G\ntls-listen = 127.0.0.1:8443\n");
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    snprintf(want, sizeof(want),
+             "%s:3: --tls-listen needs --tls-cert (the certificate chain, PEM) and --tls-key (its "
+             "private key)",
+             path);
+    assert_string_equal(err, want);
+    unlink(path);
+    path = write_file("[arca]\n\ntls-client-ca = /etc/arca/sites.pem\n");
+    assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
+    snprintf(want, sizeof(want),
+             "%s:3: --tls-client-ca is given but no --tls-listen address to serve HTTPS on", path);
+    assert_string_equal(err, want);
+    unlink(path);
+}
+
+/* SIGHUP reads the certificate, key and client CA again; a new --tls-listen waits for a
+ * restart. */
+static void tls_restart_changes(void **state)
+{
+    static struct config a, b;
+    char err[CONFIG_ERR_LEN], out[512];
+    (void)state;
+    assert_int_equal(load(&a, err, 8, "serve", "--tls-listen", "127.0.0.1:8443", "--tls-cert",
+                          "a.pem", "--tls-key", "a.key"),
+                     CONFIG_SERVE);
+    assert_int_equal(load(&b, err, 10, "serve", "--tls-listen", "127.0.0.1:8443", "--tls-cert",
+                          "b.pem", "--tls-key", "b.key", "--tls-client-ca", "ca.pem"),
+                     CONFIG_SERVE);
+    assert_int_equal(config_restart_changes(&a, &b, out, sizeof(out)), 0);
+    config_free(&b);
+    assert_int_equal(load(&b, err, 10, "serve", "--tls-listen", "127.0.0.1:8443", "--tls-listen",
+                          "127.0.0.1:9443", "--tls-cert", "a.pem", "--tls-key", "a.key"),
+                     CONFIG_SERVE);
+    assert_int_equal(config_restart_changes(&a, &b, out, sizeof(out)), 1);
+    assert_string_equal(out, "--tls-listen");
+    config_free(&a);
+    config_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +449,8 @@ int main(void)
         cmocka_unit_test(unknown_options_are_named),
         cmocka_unit_test(restart_changes),
         cmocka_unit_test(switch_words_and_bounds),
+        cmocka_unit_test(tls_options),
+        cmocka_unit_test(tls_restart_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
