@@ -329,6 +329,11 @@ bool engine_tls(struct conn *c)
     return c->ssl != NULL;
 }
 
+bool conn_tls(struct conn *c)
+{
+    return c->ssl != NULL;
+}
+
 const char *engine_tls_peer(struct conn *c)
 {
     return c->peer_subject;
