@@ -11,7 +11,6 @@
  * metrics appear only with --tls-listen. */
 #include "http/http_internal.h"
 #include "http/http_offload.h"
-#include "engine/engine.h"
 #include "base/clock.h"
 #include "upstream/hosts.h"
 #include "upstream/upstream.h"
@@ -63,7 +62,7 @@ static const char *client_scheme(struct conn *c)
 {
     const struct sockaddr *peer = conn_peer(c);
     const char *proto = conn_header(c, "X-Forwarded-Proto");
-    if (engine_tls(c))
+    if (conn_tls(c))
         return "https";
     if (peer && proto && !strcasecmp(proto, "https") && policy_trusted_proxy(peer))
         return "https";

@@ -11,7 +11,6 @@
 #include "store/store.h"
 #include "base/clock.h"
 #include "upstream/hosts.h"
-#include "engine/engine.h"
 #include "tls/tls.h"
 #include "base/parse.h"
 
@@ -95,7 +94,7 @@ static void listener(struct buf *b, const char *host, int port)
 static void own_origin(struct conn *c, struct buf *b)
 {
     const char *host = conn_header(c, "Host");
-    bool tls = engine_tls(c) && http_cfg->n_tls_listen > 0;
+    bool tls = conn_tls(c) && http_cfg->n_tls_listen > 0;
     buf_add(b, tls ? "https://" : "http://");
     if (host && *host)
         buf_html(b, host);
@@ -259,7 +258,7 @@ static enum conn_result home_page(struct conn *c)
                 "<h2>Example</h2><pre>curl -O -J '");
     fetch_prefix(c, &b);
     buf_add(&b, "https://example.com/Image'</pre>");
-    if (!engine_tls(c)) /* the example above is over HTTPS already */
+    if (!conn_tls(c)) /* the example above is over HTTPS already */
         https_example(c, &b);
     buf_add(&b, "<p class=\"muted\">Add <code>&amp;ttl=2h</code> "
                 "to keep an object for less time than the default, <code>&amp;sha256=HEX</code> "
