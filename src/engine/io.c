@@ -124,7 +124,8 @@ static char *record_start(struct conn *c, size_t *room)
     struct worker *w = c->w;
     if (!w->tls_buf && !(w->tls_buf = malloc(TLS_RECORD)))
         return NULL;
-    memcpy(w->tls_buf, c->cork, c->cork_len);
+    if (c->cork_len)
+        memcpy(w->tls_buf, c->cork, c->cork_len);
     *room = TLS_RECORD - c->cork_len;
     return w->tls_buf;
 }
@@ -322,11 +323,6 @@ enum io_handshake io_handshake(struct conn *c)
         return IO_HS_FAILED;
     }
     return s;
-}
-
-bool engine_tls(struct conn *c)
-{
-    return c->ssl != NULL;
 }
 
 bool conn_tls(struct conn *c)
