@@ -134,6 +134,35 @@ static void print_requests(json_t *s)
            refused == 1 ? "" : "s", held);
 }
 
+/* The HTTPS listeners, the certificate and its expiry, the handshakes, and the client CA when
+ * one is asked for; nothing without --tls-listen ("tls" null, or absent from an older server). */
+static void print_tls(json_t *s)
+{
+    json_t *t = json_object_get(s, "tls"), *cert = json_object_get(t, "certificate"), *a;
+    const char *after = json_string_value(json_object_get(cert, "not_after"));
+    const char *subject = json_string_value(json_object_get(cert, "subject"));
+    const char *ca = json_string_value(json_object_get(t, "client_ca"));
+    long long left = cli_json_int(cert, "expires_in_seconds"),
+              days = (left < 0 ? -left : left) / 86400;
+    long long done = cli_json_int(t, "handshakes");
+    size_t i;
+    if (!json_is_object(t))
+        return;
+    printf("HTTPS: ");
+    json_array_foreach(json_object_get(t, "listen"), i, a)
+    {
+        printf("%s%s", i ? " and " : "", json_string_value(a) ? json_string_value(a) : "?");
+    }
+    if (subject && after)
+        printf(", certificate %s, %s %.10s (%lld day%s%s)", subject,
+               left < 0 ? "expired" : "expires", after, days, days == 1 ? "" : "s",
+               left < 0 ? " ago" : "");
+    printf("; %lld handshake%s (%lld resumed), %lld failed\n", done, done == 1 ? "" : "s",
+           (long long)cli_json_int(t, "resumed"), (long long)cli_json_int(t, "handshake_failures"));
+    if (ca)
+        printf("HTTPS client CA: %s (clients without a certificate it signed are refused)\n", ca);
+}
+
 void cli_print_status(json_t *s, long health)
 {
     char used[32], quota[32], served[32], down[32], pinned[32];
@@ -168,6 +197,7 @@ void cli_print_status(json_t *s, long health)
         format_bytes((double)cli_json_int(s, "upstream_rate_limit"), cap, sizeof(cap));
         printf("upstream   capped at %s/s (--upstream-rate)\n", cap);
     }
+    print_tls(s);
     print_allowed(s);
     print_hosts_down(s);
 }

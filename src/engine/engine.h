@@ -89,8 +89,6 @@ uint64_t engine_body_sent(struct conn *c);
 /* Whether the connection stays open for another request once this answer is out (false when
  * either side said close, or the answer's framing needs the close). */
 bool engine_keeps_alive(struct conn *c);
-/* Whether `c` came to a TLS listener (and speaks TLS: not a plain request refused there). */
-bool engine_tls(struct conn *c);
 /* The subject of the certificate `c`'s client showed (RFC 2253), NULL when none. */
 const char *engine_tls_peer(struct conn *c);
 /* Refuse the request with 413 once more than `max` bytes of its chunked body came (its head

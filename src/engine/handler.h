@@ -62,6 +62,9 @@ void conn_each_header(struct conn *c, const char *name, void (*fn)(void *cls, co
 const char *conn_query(struct conn *c, const char *name);
 /* The connection's peer (NULL: unknown). */
 const struct sockaddr *conn_peer(struct conn *c);
+/* Whether the request came over TLS (a --tls-listen address): the URLs arca writes for its
+ * client start "https://". */
+bool conn_tls(struct conn *c);
 
 /* Stop calling the handler until conn_resume; the handler is then called again. */
 void conn_suspend(struct conn *c);

@@ -124,7 +124,8 @@ static char *record_start(struct conn *c, size_t *room)
     struct worker *w = c->w;
     if (!w->tls_buf && !(w->tls_buf = malloc(TLS_RECORD)))
         return NULL;
-    memcpy(w->tls_buf, c->cork, c->cork_len);
+    if (c->cork_len)
+        memcpy(w->tls_buf, c->cork, c->cork_len);
     *room = TLS_RECORD - c->cork_len;
     return w->tls_buf;
 }
@@ -324,7 +325,7 @@ enum io_handshake io_handshake(struct conn *c)
     return s;
 }
 
-bool engine_tls(struct conn *c)
+bool conn_tls(struct conn *c)
 {
     return c->ssl != NULL;
 }

@@ -32,8 +32,7 @@ static struct self_check *check_of(struct offload *o)
 static void check_run(struct offload *o)
 {
     struct self_check *s = check_of(o);
-    s->self =
-        proxy_names_self(s->authority, s->https, http_cfg->listen_host, http_cfg->listen_port);
+    s->self = proxy_names_self(s->authority, s->https, http_cfg);
 }
 
 static void check_free(struct offload *o)

@@ -433,6 +433,7 @@ static void log_request(struct conn *c, struct request *req, const char *cache)
                              .uri = req->uri,
                              .version = req->version[0] ? req->version : "HTTP/1.1",
                              .status = req->status,
+                             .user = engine_tls_peer(c), /* a client certificate's subject */
                              .bytes = http_is_head(req) ? 0 : req->bytes,
                              /* the request's headers live until its done returns */
                              .referer = conn_header(c, "Referer"),
@@ -469,8 +470,7 @@ static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
     enum proxy_target target = PROXY_FETCH;
     bool proxied = false;
     if (authority && !refusal) {
-        target = proxy_target_of(authority, !strncasecmp(uri, "https:", 6), http_cfg->listen_host,
-                                 http_cfg->listen_port);
+        target = proxy_target_of(authority, !strncasecmp(uri, "https:", 6), http_cfg);
         proxied = target != PROXY_SELF;
         if (!proxied) /* arca's own URL: its path and query, as an origin-form request's */
             uri = origin_form(uri);

@@ -5,7 +5,10 @@
  * there is no quota); instance is the base URL the client used, "http://HOST/" from its Host
  * header (Django's build_absolute_uri("/")). A Host that is not a plain host[:port] is never
  * echoed: the listening address stands in. X-Forwarded-Host is not read (HAProxy passes Host on
- * unchanged); X-Forwarded-Proto: https makes the scheme https only from a --trusted-proxy. */
+ * unchanged); X-Forwarded-Proto: https makes the scheme https only from a --trusted-proxy, a
+ * connection to a --tls-listen address always. "tls" (not KissCache's) is null without
+ * --tls-listen; its times are written as the status's others. The arca_tls_ families of the
+ * metrics appear only with --tls-listen. */
 #include "http/http_internal.h"
 #include "http/http_offload.h"
 #include "base/clock.h"
@@ -15,6 +18,7 @@
 #include "persist/persist.h"
 #include "stats/stats.h"
 #include "store/store.h"
+#include "tls/tls.h"
 
 #include <assert.h>
 #include <jansson.h>
@@ -52,11 +56,14 @@ static bool plain_host(const char *host)
     return len > 0 && len < 256 && strspn(host, ok) == len;
 }
 
-/* "https" only when a --trusted-proxy says the client spoke TLS to it. */
+/* "https" when the client spoke TLS to arca (a --tls-listen address), or when a --trusted-proxy
+ * says it spoke TLS to it. */
 static const char *client_scheme(struct conn *c)
 {
     const struct sockaddr *peer = conn_peer(c);
     const char *proto = conn_header(c, "X-Forwarded-Proto");
+    if (conn_tls(c))
+        return "https";
     if (peer && proto && !strcasecmp(proto, "https") && policy_trusted_proxy(peer))
         return "https";
     return "http";
@@ -124,6 +131,66 @@ static void add_allow_networks(json_t *o)
     json_object_set_new(o, "allow_networks_default", json_boolean(by_default));
 }
 
+/* "HOST:PORT" of a --tls-listen address, an IPv6 one in brackets. */
+static void listen_text(const struct listen_addr *a, char *out, size_t size)
+{
+    snprintf(out, size, strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
+}
+
+/* The certificate in force, its times as the status's other times. */
+static json_t *tls_certificate(const struct tls_info *t)
+{
+    char before[32], after[32], loaded[32];
+    iso_time(t->not_before, before, sizeof(before));
+    iso_time(t->not_after, after, sizeof(after));
+    iso_time(t->loaded_at, loaded, sizeof(loaded));
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "file", t->cert_file, "subject",
+                     t->subject, "issuer", t->issuer, "not_before", before, "not_after", after,
+                     "expires_in_seconds", (json_int_t)(t->not_after - (int64_t)time(NULL)),
+                     "loaded_at", loaded);
+}
+
+/* Whether new connections get kernel TLS, and why not: the kernel's reason, or a module loaded
+ * after the certificate was read (the next SIGHUP's context offers it). */
+static json_t *tls_kernel(const struct tls_info *t, int64_t connections)
+{
+    const char *why = NULL;
+    if (!t->ktls && tls_kernel_offers(&why))
+        why = "the kernel offers it since the certificate was read: a SIGHUP offers it";
+    return json_pack("{s:b, s:s?, s:I}", "offered", t->ktls, "why", t->ktls ? NULL : why,
+                     "connections", (json_int_t)connections);
+}
+
+/* The status's "tls": null without --tls-listen; the addresses, the certificate, the client CA
+ * and what the TLS connections did since start (tls.h's counts: handshakes include the resumed,
+ * handshake_failures the refused client certificates). */
+static json_t *tls_status(void)
+{
+    struct tls_info t;
+    int64_t n[TLS_N_EVENTS];
+    json_t *listen = json_array(), *o;
+    char addr[96];
+    if (http_cfg->n_tls_listen == 0) {
+        json_decref(listen);
+        return json_null();
+    }
+    tls_describe(&t);
+    tls_counts(n);
+    for (int i = 0; listen && i < http_cfg->n_tls_listen; i++) {
+        listen_text(&http_cfg->tls_listen[i], addr, sizeof(addr));
+        json_array_append_new(listen, json_string(addr));
+    }
+    o = json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "listen", listen, "certificate",
+                  t.enabled ? tls_certificate(&t) : json_null(), "client_ca",
+                  t.client_ca[0] ? json_string(t.client_ca) : json_null(), "kernel_tls",
+                  tls_kernel(&t, n[TLS_KTLS]), "handshakes", (json_int_t)n[TLS_HANDSHAKE],
+                  "resumed", (json_int_t)n[TLS_RESUMED], "handshake_failures",
+                  (json_int_t)n[TLS_FAILED], "no_client_certificate",
+                  (json_int_t)n[TLS_NO_CLIENT_CERT], "plain_http_refused",
+                  (json_int_t)n[TLS_PLAIN_HTTP]);
+    return o ? o : json_null();
+}
+
 enum conn_result http_status(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
@@ -173,6 +240,7 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
     json_object_set_new(o, "upstream_rate_limit", json_integer((json_int_t)upstream_rate_cap()));
     add_hosts_down(c, o);
     add_allow_networks(o);
+    json_object_set_new(o, "tls", tls_status());
     json_object_set_new(o, "statistics_bucket_listings",
                         json_integer(atomic_load(&stats.bucket_listings)));
     json_object_set_new(o, "statistics_bucket_list_requests",
@@ -435,6 +503,56 @@ static void metrics_pinned(char *body, size_t size)
              (long long)t.pinned_objects, (long long)t.pinned_bytes);
 }
 
+/* The TLS families, appended, only when --tls-listen is set: the certificate's expiry (for
+ * alerts), the handshakes by kind, the failures by reason, the plain requests refused, kernel
+ * TLS. */
+static void metrics_tls(char *body, size_t size)
+{
+    struct tls_info t;
+    int64_t n[TLS_N_EVENTS];
+    size_t used = strlen(body);
+    if (http_cfg->n_tls_listen == 0)
+        return;
+    tls_describe(&t);
+    tls_counts(n);
+    snprintf(body + used, size - used,
+             "# HELP arca_tls_certificate_expiry_seconds Seconds until the HTTPS certificate "
+             "(--tls-cert) expires; negative once it has.\n"
+             "# TYPE arca_tls_certificate_expiry_seconds gauge\n"
+             "arca_tls_certificate_expiry_seconds %lld\n"
+             "# HELP arca_tls_certificate_not_after_timestamp_seconds When the HTTPS certificate "
+             "expires, in Unix seconds.\n"
+             "# TYPE arca_tls_certificate_not_after_timestamp_seconds gauge\n"
+             "arca_tls_certificate_not_after_timestamp_seconds %lld\n"
+             "# HELP arca_tls_handshakes_total TLS handshakes completed, by kind: full, or "
+             "resumed (a session ticket).\n"
+             "# TYPE arca_tls_handshakes_total counter\n"
+             "arca_tls_handshakes_total{kind=\"full\"} %lld\n"
+             "arca_tls_handshakes_total{kind=\"resumed\"} %lld\n"
+             "# HELP arca_tls_handshake_failures_total TLS handshakes failed, by reason: no "
+             "client certificate --tls-client-ca signed, or other (garbage, a protocol or cipher "
+             "refused, a client that gave up).\n"
+             "# TYPE arca_tls_handshake_failures_total counter\n"
+             "arca_tls_handshake_failures_total{reason=\"client_certificate\"} %lld\n"
+             "arca_tls_handshake_failures_total{reason=\"other\"} %lld\n"
+             "# HELP arca_tls_plain_http_refused_total Plain HTTP requests sent to a TLS port, "
+             "refused with 400.\n"
+             "# TYPE arca_tls_plain_http_refused_total counter\n"
+             "arca_tls_plain_http_refused_total %lld\n"
+             "# HELP arca_tls_kernel_offered Whether kernel TLS is offered to new connections "
+             "(1) or hits are encrypted by OpenSSL (0).\n"
+             "# TYPE arca_tls_kernel_offered gauge\n"
+             "arca_tls_kernel_offered %d\n"
+             "# HELP arca_tls_kernel_connections_total TLS connections whose hits the kernel "
+             "encrypts.\n"
+             "# TYPE arca_tls_kernel_connections_total counter\n"
+             "arca_tls_kernel_connections_total %lld\n",
+             (long long)(t.not_after - (int64_t)time(NULL)), (long long)t.not_after,
+             (long long)(n[TLS_HANDSHAKE] - n[TLS_RESUMED]), (long long)n[TLS_RESUMED],
+             (long long)n[TLS_NO_CLIENT_CERT], (long long)(n[TLS_FAILED] - n[TLS_NO_CLIENT_CERT]),
+             (long long)n[TLS_PLAIN_HTTP], t.ktls ? 1 : 0, (long long)n[TLS_KTLS]);
+}
+
 enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest)
 {
     char body[16384];
@@ -447,5 +565,6 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_proxy(body, sizeof(body));
     metrics_fills(body, sizeof(body));
     metrics_pinned(body, sizeof(body));
+    metrics_tls(body, sizeof(body));
     return http_send_text(c, HTTP_OK, "text/plain; version=0.0.4", body);
 }

@@ -88,39 +88,63 @@ static bool numeric(const char *host)
     return true;
 }
 
-enum proxy_target proxy_target_of(const char *authority, bool https, const char *listen_host,
-                                  int listen_port)
+/* The hosts arca listens on at `port` (--listen's, each --tls-listen's) into hosts[]; how many. */
+static int hosts_at(const struct config *cfg, int port,
+                    const char *hosts[CONFIG_MAX_TLS_LISTEN + 1])
+{
+    int n = 0;
+    if (cfg->listen_port == port)
+        hosts[n++] = cfg->listen_host;
+    for (int i = 0; i < cfg->n_tls_listen && n <= CONFIG_MAX_TLS_LISTEN; i++)
+        if (cfg->tls_listen[i].port == port)
+            hosts[n++] = cfg->tls_listen[i].host;
+    return n;
+}
+
+/* Whether `a` is where one of the n listeners of hosts[] listens. */
+static bool is_arca_of(const struct sockaddr *a, const char *const hosts[], int n)
+{
+    for (int i = 0; i < n; i++)
+        if (is_arca(a, hosts[i]))
+            return true;
+    return false;
+}
+
+enum proxy_target proxy_target_of(const char *authority, bool https, const struct config *cfg)
 {
     char host[256];
+    const char *hosts[CONFIG_MAX_TLS_LISTEN + 1];
     int port;
-    if (!split_host_port(authority, https, host, sizeof(host), &port) || port != listen_port)
+    if (!split_host_port(authority, https, host, sizeof(host), &port) ||
+        hosts_at(cfg, port, hosts) == 0)
         return PROXY_FETCH;
     if (!strcasecmp(host, "localhost") || numeric(host))
-        return proxy_names_self(authority, https, listen_host, listen_port) ? PROXY_SELF
-                                                                            : PROXY_FETCH;
+        return proxy_names_self(authority, https, cfg) ? PROXY_SELF : PROXY_FETCH;
     if (strchr(authority, '[')) /* brackets hold an IPv6 address, or the URL is refused */
         return PROXY_FETCH;
     return PROXY_RESOLVE;
 }
 
-bool proxy_names_self(const char *authority, bool https, const char *listen_host, int listen_port)
+bool proxy_names_self(const char *authority, bool https, const struct config *cfg)
 {
     char host[256];
-    int port;
+    const char *hosts[CONFIG_MAX_TLS_LISTEN + 1];
+    int port, n;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *i;
     bool found = false;
-    if (!split_host_port(authority, https, host, sizeof(host), &port) || port != listen_port)
+    if (!split_host_port(authority, https, host, sizeof(host), &port) ||
+        (n = hosts_at(cfg, port, hosts)) == 0)
         return false;
     if (!strcasecmp(host, "localhost")) { /* no lookup on a worker: its two addresses */
         struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-        return is_arca((struct sockaddr *)&v4, listen_host) ||
-               is_arca((struct sockaddr *)&v6, listen_host);
+        return is_arca_of((struct sockaddr *)&v4, hosts, n) ||
+               is_arca_of((struct sockaddr *)&v6, hosts, n);
     }
     if (getaddrinfo(host, NULL, &hints, &ai) != 0)
         return false; /* not a name of ours, as far as this machine knows: fetched (and refused) */
     for (i = ai; i && !found; i = i->ai_next)
-        found = is_arca(i->ai_addr, listen_host);
+        found = is_arca_of(i->ai_addr, hosts, n);
     freeaddrinfo(ai);
     return found;
 }

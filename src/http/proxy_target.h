@@ -3,9 +3,10 @@
  * ("GET http://host/path HTTP/1.1", RFC 9112 3.2.2) name arca itself, which came from it, and
  * what their Cache-Control asks.
  *
- * Contract: an absolute-form target names arca itself when its port is the one arca listens on
- * and its host is one of arca's addresses (the --listen address, or with a wildcard --listen
- * loopback and every address of this machine's interfaces), by name or as an IP literal. Such
+ * Contract: an absolute-form target names arca itself when its port and host are those of one of
+ * arca's listeners, --listen or a --tls-listen (its address, or with a wildcard address loopback
+ * and every address of this machine's interfaces), by name or as an IP literal, whatever the
+ * target's scheme (http://arca:8443/ names the TLS listener: arca, not a fetch of itself). Such
  * a request is routed by its path like an origin-form one, never fetched; any other is a fetch
  * of its URL. proxy_target_of() decides without a lookup (IP literals, "localhost") and says
  * when only a lookup can tell (any other name on arca's port); proxy_names_self() looks the name
@@ -16,6 +17,7 @@
 #ifndef ARCA_PROXY_TARGET_H
 #define ARCA_PROXY_TARGET_H
 
+#include "config/config.h"
 #include "engine/handler.h"
 
 #include <stdbool.h>
@@ -26,12 +28,12 @@ enum proxy_target {
     PROXY_SELF,    /* arca itself: its own route */
     PROXY_RESOLVE, /* on arca's port, a name only a lookup can place (proxy_names_self) */
 };
-enum proxy_target proxy_target_of(const char *authority, bool https, const char *listen_host,
-                                  int listen_port);
+/* `cfg`'s listeners: listen_host:listen_port and tls_listen[n_tls_listen]. */
+enum proxy_target proxy_target_of(const char *authority, bool https, const struct config *cfg);
 
 /* Whether an absolute-form target's authority ("host[:port]", userinfo allowed) of the scheme
- * given names this arca (listening on `listen_host`:`listen_port`). */
-bool proxy_names_self(const char *authority, bool https, const char *listen_host, int listen_port);
+ * given (its default port) names this arca, listening where `cfg` says. */
+bool proxy_names_self(const char *authority, bool https, const struct config *cfg);
 
 /* The request's Cache-Control max-age in seconds ("no-cache": 0; the smallest of several), or -1
  * when it says none: in proxy form, what the prefix's &ttl= says (apt asks max-age=0 for its

@@ -414,14 +414,15 @@ static bool plain(unsigned char ch)
     return ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
 }
 
-/* Append `s` escaped; stops short of the end of the line buffer. Runs of plain bytes (all of a
+/* Append `s` escaped (a byte that is not plain as \xHH, and a space too when `token`: a field
+ * outside quotes); stops short of the end of the line buffer. Runs of plain bytes (all of a
  * line but rare ones) are copied whole. */
-static size_t add_escaped(char *line, size_t n, size_t max, const char *s)
+static size_t add_escaped_as(char *line, size_t n, size_t max, const char *s, bool token)
 {
     static const char hex[] = "0123456789abcdef";
     while (s && *s && n + 4 < max) {
         size_t run = 0, room = max - 4 - n;
-        while (run < room && s[run] && plain((unsigned char)s[run]))
+        while (run < room && s[run] && plain((unsigned char)s[run]) && !(token && s[run] == ' '))
             run++;
         memcpy(line + n, s, run);
         n += run;
@@ -435,6 +436,11 @@ static size_t add_escaped(char *line, size_t n, size_t max, const char *s)
         line[n++] = hex[ch & 15];
     }
     return n;
+}
+
+static size_t add_escaped(char *line, size_t n, size_t max, const char *s)
+{
+    return add_escaped_as(line, n, max, s, false);
 }
 
 /* A number without the printf machinery: a line has four. */
@@ -651,7 +657,12 @@ void access_log_write(const struct access_entry *e)
     if (!access_log_enabled())
         return;
     n = add_str(line, 0, max, client_of(e->client, client, sizeof(client)));
-    n = add_str(line, n, max, " - - [");
+    n = add_str(line, n, max, " - ");
+    if (e->user && *e->user) /* a certificate's subject: at most 256 bytes, 1 KiB escaped */
+        n = add_escaped_as(line, n, max - 2048, e->user, true);
+    else
+        n = add_str(line, n, max, "-");
+    n = add_str(line, n, max, " [");
     n = add_str(line, n, max, stamp_of(e->when));
     n = add_str(line, n, max, "] \"");
     n = add_escaped(line, n, max - 1024, e->method);

@@ -22,7 +22,9 @@
  *   thread swaps it in between two batches and closes the old one, so a line is never written
  *   to a closed descriptor. When the open fails, the old file stays.
  * - Bytes from outside (URI, Referer, User-Agent) are escaped (", \ and control bytes as
- *   \xHH): a client cannot forge a line.
+ *   \xHH): a client cannot forge a line. The user field (the combined format's third, the
+ *   subject of the certificate a TLS client showed) is one token: its spaces are escaped too
+ *   (\x20), as are ", \ and every byte outside 0x20-0x7e; "-" when there is none.
  */
 #ifndef ARCA_ACCESS_LOG_H
 #define ARCA_ACCESS_LOG_H
@@ -39,6 +41,7 @@ struct access_entry {
     const char *method, *uri, *version;
     unsigned int status; /* 0: no response was queued */
     int64_t bytes;
+    const char *user;            /* the client certificate's subject; NULL: none ("-") */
     const char *referer, *agent; /* NULL: none */
     const char *cache;
     double seconds;

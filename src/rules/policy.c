@@ -31,8 +31,6 @@ static const char *client_default[] = {
 };
 
 /* --listen's address, when it is one (not a name, not the wildcard). */
-static struct cidr listen_addr;
-static bool has_listen_addr;
 
 /* The host's own addresses as a list given by policy_set_host_addrs (units), IPv6 (IPv4
  * mapped); without one (n < 0), the kernel is asked for each address. */
@@ -149,8 +147,6 @@ int policy_check_kernel(char *err, size_t errlen)
 void policy_init(const struct config *config)
 {
     cfg = config;
-    has_listen_addr =
-        !host_is_wildcard(cfg->listen_host) && parse_cidr(cfg->listen_host, &listen_addr) == 0;
     policy_set_clients(cfg->allow_nets, cfg->n_allow_nets);
 }
 
@@ -357,19 +353,32 @@ static int port_of(const struct sockaddr *sa)
     return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
 }
 
-static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
+/* Whether a connection to `sa` (its address `a`) reaches arca's listener at host:port. */
+static bool reaches(const char *host, int port, const struct sockaddr *sa, const uint8_t a[16])
 {
-    if (port_of(sa) != cfg->listen_port)
+    struct cidr own;
+    if (port_of(sa) != port)
         return false;
     /* a connection to 0.0.0.0 or :: reaches this host's listeners, arca's whatever its address
      * (arca into arca through 0.0.0.0 where an operator allowed 0.0.0.0/0) */
     if (addr_is_unspecified(a))
         return true;
-    if (has_listen_addr) /* an address of its own: arca answers there only */
-        return !memcmp(listen_addr.addr, a, 16);
+    if (!host_is_wildcard(host) && parse_cidr(host, &own) == 0) /* arca answers there only */
+        return !memcmp(own.addr, a, 16);
     /* the wildcard (or a name): every address of the host; a wildcard listener answers on all
      * of loopback, though the interface has only 127.0.0.1 (arca into arca through 127.0.0.2) */
     return addr_is_loopback(a) || host_addr(a, port_of(sa)) != 0;
+}
+
+/* --listen's address or a --tls-listen's. */
+static bool is_own_listener(const struct sockaddr *sa, const uint8_t a[16])
+{
+    if (reaches(cfg->listen_host, cfg->listen_port, sa, a))
+        return true;
+    for (int i = 0; i < cfg->n_tls_listen; i++)
+        if (reaches(cfg->tls_listen[i].host, cfg->tls_listen[i].port, sa, a))
+            return true;
+    return false;
 }
 
 int policy_upstream_check(const struct sockaddr *sa, char *why, size_t whylen)

@@ -40,7 +40,7 @@ struct browse {
     struct s3_page *first, *page; /* references; page may be first */
     struct s3_wait w;
     bool waiting;     /* w is queued: the connection is suspended until its page comes */
-    char origin[300]; /* "http://HOST", as the client named us: absolute URLs in JSON */
+    char origin[300]; /* "http(s)://HOST", as the client named us: absolute URLs in JSON */
     /* LIST_JSON's body: */
     struct buf out;
     size_t out_off;
@@ -103,14 +103,19 @@ static void browse_link(struct buf *out, const struct bucket_auth *a, const char
     buf_path(out, path);
 }
 
-/* The host the client named (a name, an address, a port), else the listening address. */
+/* The host the client named (a name, an address, a port), else the listening address; https
+ * when it asked over TLS. */
 static void set_origin(struct browse *b)
 {
     const char *host = conn_header(b->conn, "Host");
+    bool tls = conn_tls(b->conn);
     if (host && host[0] && strlen(host) < 256 &&
         strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") ==
             strlen(host))
-        snprintf(b->origin, sizeof(b->origin), "http://%s", host);
+        snprintf(b->origin, sizeof(b->origin), "http%s://%s", tls ? "s" : "", host);
+    else if (tls && http_cfg->n_tls_listen > 0) /* no Host: the first TLS address */
+        snprintf(b->origin, sizeof(b->origin), "https://%s:%d", http_cfg->tls_listen[0].host,
+                 http_cfg->tls_listen[0].port);
     else
         snprintf(b->origin, sizeof(b->origin), "http://%s:%d", http_cfg->listen_host,
                  http_cfg->listen_port);

@@ -11,6 +11,8 @@
 #include "store/store.h"
 #include "base/clock.h"
 #include "upstream/hosts.h"
+#include "tls/tls.h"
+#include "base/parse.h"
 
 #include <assert.h>
 #include <math.h>
@@ -78,15 +80,88 @@ static enum conn_result page_end(struct conn *c, struct buf *b, unsigned int sta
     return http_queue(c, status, r);
 }
 
-/* "http://HOST", HOST as the client named us (escaped where it is shown). */
+/* HOST:PORT of a listener, an IPv6 address in brackets (escaped: a name from the config). */
+static void listener(struct buf *b, const char *host, int port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    buf_add(b, v6 ? "[" : "");
+    buf_html(b, host);
+    buf_addf(b, "%s:%d", v6 ? "]" : "", port);
+}
+
+/* "http://HOST", or "https://HOST" on a TLS connection, HOST as the client named us (escaped
+ * where it is shown). */
 static void own_origin(struct conn *c, struct buf *b)
 {
     const char *host = conn_header(c, "Host");
-    buf_add(b, "http://");
+    bool tls = conn_tls(c) && http_cfg->n_tls_listen > 0;
+    buf_add(b, tls ? "https://" : "http://");
     if (host && *host)
         buf_html(b, host);
+    else if (tls)
+        listener(b, http_cfg->tls_listen[0].host, http_cfg->tls_listen[0].port);
     else
-        buf_addf(b, "%s:%d", http_cfg->listen_host, http_cfg->listen_port);
+        listener(b, http_cfg->listen_host, http_cfg->listen_port);
+}
+
+/* "https://HOST:PORT" of --tls-listen address `i`: its address, or for a wildcard one the host
+ * the client named us by (its Host without the port), escaped. */
+static void tls_origin(struct conn *c, struct buf *b, int i)
+{
+    const struct listen_addr *a = &http_cfg->tls_listen[i];
+    const char *host = conn_header(c, "Host");
+    size_t len = host ? strlen(host) : 0;
+    buf_add(b, "https://");
+    if (!host_is_wildcard(a->host) || len == 0 || len > 255) {
+        listener(b, host_is_wildcard(a->host) ? "localhost" : a->host, a->port);
+        return;
+    }
+    /* "[v6]:port", "name:port", "name": the part before the port */
+    const char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+    char name[256];
+    if (end && host[0] == '[')
+        end++;
+    len = end ? (size_t)(end - host) : len;
+    snprintf(name, sizeof(name), "%.*s", (int)len, host);
+    buf_html(b, name);
+    buf_addf(b, ":%d", a->port);
+}
+
+/* `t` as "2027-02-01 00:00 UTC (67 days left)", or "... (expired 3 days ago)". */
+static void expiry(struct buf *b, int64_t t)
+{
+    char date[40];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    int64_t left = t - (int64_t)time(NULL), days = (left < 0 ? -left : left) / 86400;
+    gmtime_r(&tt, &tm);
+    strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", &tm);
+    buf_addf(b, "%s (%s%lld day%s%s)", date, left < 0 ? "expired " : "", (long long)days,
+             days == 1 ? "" : "s", left < 0 ? " ago" : " left");
+}
+
+/* The certificate --tls-listen addresses show: its subject, issuer and expiry, the client CA. */
+static void certificate_lines(struct buf *b, const struct tls_info *t)
+{
+    buf_add(b, "<p>Certificate <code id=\"tls-subject\">");
+    buf_html(b, t->subject);
+    buf_add(b, "</code>, issued by <code id=\"tls-issuer\">");
+    buf_html(b, t->issuer);
+    buf_add(b, "</code>, valid until <span id=\"tls-expiry\">");
+    expiry(b, t->not_after);
+    buf_add(b, "</span>.</p>");
+    if (t->client_ca[0]) {
+        buf_add(b, "<p>Clients must show a certificate signed by <code id=\"tls-client-ca\">");
+        buf_html(b, t->client_ca);
+        buf_add(b, "</code> (<code>--tls-client-ca</code>); others are refused at the "
+                   "handshake.</p>");
+    }
+}
+
+/* Under two weeks left, or past: the card says so. */
+static bool expires_soon(const struct tls_info *t)
+{
+    return t->not_after - (int64_t)time(NULL) < 14 * 86400;
 }
 
 /* "http://HOST/api/v1/fetch/?url=". */
@@ -128,6 +203,46 @@ static void url_rule(struct buf *b)
                "</ul>");
 }
 
+/* With --tls-listen: the prefix over HTTPS, next to the plain one (home and help pages). */
+static void https_example(struct conn *c, struct buf *b)
+{
+    if (http_cfg->n_tls_listen == 0)
+        return;
+    buf_add(b,
+            "<p>Over HTTPS (the client verifies arca's certificate):</p><pre id=\"https-example\">"
+            "curl -O -J '");
+    tls_origin(c, b, 0);
+    buf_add(b, "/api/v1/fetch/?url=https://example.com/Image'</pre>");
+}
+
+/* The help page's HTTPS card: the addresses, the prefix and proxy over TLS, the certificate. */
+static void https_card(struct conn *c, struct buf *b)
+{
+    struct tls_info t;
+    if (http_cfg->n_tls_listen == 0)
+        return;
+    tls_describe(&t);
+    buf_addf(b, "<div class=\"card%s\" id=\"https\"><h2>HTTPS</h2><p>arca speaks HTTPS at ",
+             t.enabled && expires_soon(&t) ? " warning" : "");
+    for (int i = 0; i < http_cfg->n_tls_listen; i++) {
+        buf_add(b, i ? ", <code>" : "<code>");
+        tls_origin(c, b, i);
+        buf_add(b, "/</code>");
+    }
+    buf_add(b, ", with the same pages, API, cache and proxy as plain HTTP. The prefix over "
+               "TLS:</p><pre id=\"https-prefix\">");
+    tls_origin(c, b, 0);
+    buf_add(b, "/api/v1/fetch/?url=</pre>");
+    https_example(c, b);
+    buf_add(b, "<p>As a proxy, for clients that reach a proxy over TLS (curl):</p><pre>"
+               "export http_proxy=");
+    tls_origin(c, b, 0);
+    buf_add(b, "</pre>");
+    if (t.enabled)
+        certificate_lines(b, &t);
+    buf_add(b, "</div>");
+}
+
 static enum conn_result home_page(struct conn *c)
 {
     struct buf b = {0};
@@ -142,7 +257,10 @@ static enum conn_result home_page(struct conn *c)
     buf_add(&b, "</code><button class=\"js-only\" data-copy=\"prefix\">Copy</button></div>"
                 "<h2>Example</h2><pre>curl -O -J '");
     fetch_prefix(c, &b);
-    buf_add(&b, "https://example.com/Image'</pre><p class=\"muted\">Add <code>&amp;ttl=2h</code> "
+    buf_add(&b, "https://example.com/Image'</pre>");
+    if (!conn_tls(c)) /* the example above is over HTTPS already */
+        https_example(c, &b);
+    buf_add(&b, "<p class=\"muted\">Add <code>&amp;ttl=2h</code> "
                 "to keep an object for less time than the default, <code>&amp;sha256=HEX</code> "
                 "to have your copy's digest checked, or name the file: "
                 "<code>/api/v1/fetch/Image?url=...</code>.</p>");
@@ -227,6 +345,7 @@ static enum conn_result help_page(struct conn *c)
     two_ways(c, &b);
     url_rule(&b);
     buf_add(&b, "</div>");
+    https_card(c, &b);
     return page_end(c, &b, HTTP_OK);
 }
 
@@ -531,6 +650,40 @@ static void hosts_down_card(struct conn *c, struct buf *b)
     free(down);
 }
 
+/* The statistics page's HTTPS card: the certificate and what the TLS connections did. */
+static void tls_card(struct buf *b)
+{
+    struct tls_info t;
+    int64_t n[TLS_N_EVENTS];
+    const char *why = "";
+    if (http_cfg->n_tls_listen == 0)
+        return;
+    tls_describe(&t);
+    tls_counts(n);
+    buf_addf(b, "<div class=\"card%s\" id=\"tls\"><h2>HTTPS</h2>",
+             t.enabled && expires_soon(&t) ? " warning" : "");
+    if (t.enabled)
+        certificate_lines(b, &t);
+    buf_addf(b,
+             "<p id=\"tls-counts\">%lld handshake%s (%lld resumed), %lld failed (%lld without a "
+             "client certificate the CA signed); %lld plain HTTP request%s refused.</p>",
+             (long long)n[TLS_HANDSHAKE], n[TLS_HANDSHAKE] == 1 ? "" : "s",
+             (long long)n[TLS_RESUMED], (long long)n[TLS_FAILED], (long long)n[TLS_NO_CLIENT_CERT],
+             (long long)n[TLS_PLAIN_HTTP], n[TLS_PLAIN_HTTP] == 1 ? "" : "s");
+    if (t.ktls) {
+        buf_addf(b, "<p>Kernel TLS: offered (%lld connection%s).</p>", (long long)n[TLS_KTLS],
+                 n[TLS_KTLS] == 1 ? "" : "s");
+    } else {
+        tls_kernel_offers(&why); /* "" when the kernel offers it since the context was made */
+        buf_add(b, "<p class=\"muted\">Kernel TLS: not offered, hits are encrypted by OpenSSL (");
+        buf_html(b, why[0] ? why
+                           : "the kernel offers it since the certificate was read: a SIGHUP "
+                             "offers it");
+        buf_add(b, ").</p>");
+    }
+    buf_add(b, "</div>");
+}
+
 static enum conn_result statistics_page(struct conn *c)
 {
     struct store_totals t;
@@ -540,6 +693,7 @@ static enum conn_result statistics_page(struct conn *c)
     buf_add(&b, "<h1>Statistics</h1>");
     hosts_down_card(c, &b);
     summary(&b, &t);
+    tls_card(&b);
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);
     return page_end(c, &b, HTTP_OK);

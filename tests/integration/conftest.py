@@ -626,3 +626,170 @@ def start_arca(workdir):
 def arca(start_arca):
     """arca allowed to fetch from loopback origins, as every scenario here needs."""
     return start_arca("--upstream-allow", "127.0.0.0/8")
+
+
+# --- HTTPS for clients (--tls-listen) ---------------------------------------------------------
+
+
+class TlsArca(Arca):
+    """arca with an HTTPS listener (--tls-listen on a free loopback port) beside its plain one.
+    Its certificate and key are copies in the scenario's directory (cert_path, key_path), so a
+    scenario can swap them and send SIGHUP."""
+
+    def __init__(self, workdir, args, data_dir, ca, cert_path, key_path, env=None):
+        super().__init__(workdir, args, data_dir, env=env)
+        self.ca = ca
+        self.cert_path, self.key_path = cert_path, key_path
+        self.tls_port = None
+        self.keep_tls_port = False
+
+    def start(self, keep_port=False):
+        self.keep_tls_port = keep_port
+        return super().start(keep_port)
+
+    def _start_once(self):
+        if not (self.keep_tls_port and self.tls_port):
+            self.tls_port = free_port()
+        return super()._start_once()
+
+    def command(self):
+        return super().command() + ["--tls-listen", f"127.0.0.1:{self.tls_port}",
+                                    "--tls-cert", self.cert_path, "--tls-key", self.key_path]
+
+    @property
+    def tls_base(self):
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    def context(self, **kw):
+        """A client context that verifies arca's certificate with the test CA."""
+        ctx = ssl.create_default_context(cafile=self.ca)
+        for name, value in kw.items():
+            setattr(ctx, name, value)
+        return ctx
+
+    def tls_get(self, path, headers=None, method="GET", timeout=30, context=None):
+        """(status, headers, body) of one request over HTTPS."""
+        conn = http.client.HTTPSConnection("127.0.0.1", self.tls_port, timeout=timeout,
+                                           context=context or self.context())
+        try:
+            conn.request(method, path, headers=headers or {})
+            resp = conn.getresponse()
+            body = resp.read() if method != "HEAD" else b""
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+        finally:
+            conn.close()
+
+    def tls_fetch(self, url, headers=None, **params):
+        return self.tls_get(self.fetch_path(url, **params), headers)
+
+    def tls_status(self):
+        """/api/v1/status/ asked over HTTPS."""
+        return json.loads(self.tls_get("/api/v1/status/")[2])
+
+    def tls_counters(self):
+        """The status's "tls" object (handshakes, resumed, handshake_failures, ...)."""
+        return self.status()["tls"]
+
+    def peer_certificate(self, server_hostname="127.0.0.1"):
+        """The certificate a new HTTPS connection is shown (verified by the test CA), as
+        ssl.getpeercert() gives it."""
+        with socket.create_connection(("127.0.0.1", self.tls_port), timeout=10) as s:
+            with self.context().wrap_socket(s, server_hostname=server_hostname) as t:
+                return t.getpeercert()
+
+    def reload(self, expect):
+        """SIGHUP, then until the log says `expect` once more than before."""
+        before = self.read_log().count(expect)
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.read_log().count(expect) > before, f"the log's {expect!r}")
+
+
+def cert_subject(peercert):
+    """'CN=...' of ssl.getpeercert()'s subject."""
+    return ",".join(f"{k}={v}" for rdn in peercert["subject"] for k, v in rdn)
+
+
+@pytest.fixture(scope="session")
+def tls_pki(tls_files):
+    """Certificates beside tls_files', made with the openssl CLI (`openssl ca` sets any dates):
+    rotated_cert (another subject and serial for 127.0.0.1 and localhost, the same CA, its own
+    key rotated_key), other_key (no certificate's), expired_cert and future_cert (server.key's,
+    dated 2020 and 2090), broken_cert (PEM armour around garbage); a client CA (client_ca) with
+    a client certificate (client_cert, client_key: CN=site-a) and another CA (stranger_ca) with
+    its client certificate (stranger_cert, stranger_key: CN=site-b)."""
+    d = tempfile.mkdtemp(prefix="arca-pki-")
+    src = os.path.dirname(tls_files["ca"])
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    def path(name):
+        return os.path.join(d, name)
+
+    for name in ("ca.pem", "ca.key", "san.ext"):
+        shutil.copy(os.path.join(src, name), path(name))
+    os.mkdir(path("newcerts"))
+    open(path("index.txt"), "w").close()
+    with open(path("serial"), "w") as f:
+        f.write("5300\n")
+    with open(path("ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\n"
+                "new_certs_dir = newcerts\ncertificate = ca.pem\nprivate_key = ca.key\n"
+                "serial = serial\ndefault_md = sha256\npolicy = any\nunique_subject = no\n"
+                "default_days = 2\n[any]\ncommonName = supplied\n")
+
+    def sign(csr, out, *dates):
+        run("ca", "-batch", "-config", "ca.cnf", "-notext", "-in", csr, "-out", out,
+            "-extfile", "san.ext", *dates)
+
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "rotated.key", "-out", "rotated.csr",
+        "-subj", "/CN=arca rotated")
+    sign("rotated.csr", "rotated.pem")
+    run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "other.key")
+    run("req", "-new", "-key", os.path.join(src, "server.key"), "-out", "dated.csr",
+        "-subj", "/CN=arca dated")
+    sign("dated.csr", "expired.pem", "-startdate", "20200101000000Z", "-enddate",
+         "20200201000000Z")
+    sign("dated.csr", "future.pem", "-startdate", "20900101000000Z", "-enddate",
+         "20900201000000Z")
+    with open(path("broken.pem"), "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n"
+                "-----END CERTIFICATE-----\n")
+    for ca, cn in (("client_ca", "site-a"), ("stranger_ca", "site-b")):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out",
+            f"{ca}.pem", "-days", "2", "-subj", f"/CN=arca test {ca.replace('_', ' ')}")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{cn}.key", "-out",
+            f"{cn}.csr", "-subj", f"/CN={cn}")
+        run("x509", "-req", "-in", f"{cn}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{cn}.pem", "-days", "2")
+    yield {**tls_files, "rotated_cert": path("rotated.pem"), "rotated_key": path("rotated.key"),
+           "other_key": path("other.key"), "expired_cert": path("expired.pem"),
+           "future_cert": path("future.pem"), "broken_cert": path("broken.pem"),
+           "client_ca": path("client_ca.pem"), "client_cert": path("site-a.pem"),
+           "client_key": path("site-a.key"), "stranger_ca": path("stranger_ca.pem"),
+           "stranger_cert": path("site-b.pem"),
+           "stranger_key": path("site-b.key")}
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def start_tls_arca(workdir, tls_files):
+    """start_tls_arca(*args, cert=, key=) -> a running TlsArca serving HTTPS with copies of
+    `cert` and `key` (tls_files' server certificate unless told); all stopped at teardown."""
+    started = []
+
+    def start(*args, cert=None, key=None, data_dir=None, env=None):
+        n = len(started)
+        cert_path = os.path.join(workdir, f"tls{n}-cert.pem")
+        key_path = os.path.join(workdir, f"tls{n}-key.pem")
+        shutil.copy(cert or tls_files["cert"], cert_path)
+        shutil.copy(key or tls_files["key"], key_path)
+        os.chmod(key_path, 0o600)
+        a = TlsArca(workdir, args, data_dir or os.path.join(workdir, f"tlsdata{n}"),
+                    tls_files["ca"], cert_path, key_path, env=env)
+        started.append(a)
+        return a.start()
+
+    yield start
+    for a in started:
+        a.stop()

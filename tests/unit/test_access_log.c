@@ -274,6 +274,39 @@ static void off_writes_nothing(void **state)
     assert_int_not_equal(access(path, F_OK), 0);
 }
 
+/* The third field (the combined format's remote user) is the client certificate's subject, one
+ * token: a space, a quote, a backslash and every byte outside printable ASCII escaped, so that
+ * the fields after it are where a reader of the format looks for them; "-" when there is none
+ * (an empty subject too). */
+static void a_client_certificate_subject_is_one_escaped_token(void **state)
+{
+    static const char *const users[] = {"CN=site a,O=Lab", "CN=\"q\"\\b\tc\x7f\xc3\xa9", "", NULL};
+    size_t len;
+    (void)state;
+    open_log();
+    for (int i = 0; i < 4; i++)
+        access_log_write(&(struct access_entry){.when = 0,
+                                                .user = users[i],
+                                                .method = "GET",
+                                                .uri = "/x",
+                                                .version = "HTTP/1.1",
+                                                .status = 200,
+                                                .bytes = 1,
+                                                .cache = "HIT"});
+    access_log_close();
+    char *text = slurp(path, &len);
+    assert_string_equal(text,
+                        "- - CN=site\\x20a,O=Lab [01/Jan/1970:00:00:00 +0000] \"GET /x HTTP/1.1\" "
+                        "200 1 \"-\" \"-\" HIT 0.000\n"
+                        "- - CN=\\x22q\\x22\\x5cb\\x09c\\x7f\\xc3\\xa9 [01/Jan/1970:00:00:00 "
+                        "+0000] \"GET /x HTTP/1.1\" 200 1 \"-\" \"-\" HIT 0.000\n"
+                        "- - - [01/Jan/1970:00:00:00 +0000] \"GET /x HTTP/1.1\" 200 1 \"-\" "
+                        "\"-\" HIT 0.000\n"
+                        "- - - [01/Jan/1970:00:00:00 +0000] \"GET /x HTTP/1.1\" 200 1 \"-\" "
+                        "\"-\" HIT 0.000\n");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +317,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(off_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(repeated_fields_read_as_written, setup, teardown),
         cmocka_unit_test_setup_teardown(a_long_uri_is_cut_between_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_client_certificate_subject_is_one_escaped_token, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

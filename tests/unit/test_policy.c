@@ -159,6 +159,15 @@ static void the_hosts_own_addresses_refused_on_every_port(void **state)
     assert_non_null(strstr(why, "is this host's own"));
     assert_int_equal(upstream("127.0.0.1", 8001), -1);
     assert_non_null(strstr(why, "is arca itself"));
+    /* its HTTPS listener is arca too, allowed or not (found by the TLS issue's review) */
+    config_set(&cfg, "tls-listen", "0.0.0.0:8443", err);
+    policy_init(&cfg);
+    assert_int_equal(upstream("192.0.2.10", 8443), -1);
+    assert_non_null(strstr(why, "is arca itself"));
+    assert_int_equal(upstream("127.0.0.1", 8443), -1);
+    assert_non_null(strstr(why, "is arca itself"));
+    assert_int_equal(upstream("192.0.2.10", 8444), 0);
+    cfg.n_tls_listen = 0;
 }
 
 static void public_addresses_allowed(void **state)

@@ -19,46 +19,105 @@
 /* easy.c's Via, as upstream_init sets it, without starting the upstream thread. */
 void easy_via_init(const struct config *cfg);
 
+/* A config listening (plain) on host:port only. */
+static const struct config *plain_at(const char *host, int port)
+{
+    static struct config cfg;
+    config_defaults(&cfg);
+    snprintf(cfg.listen_host, sizeof(cfg.listen_host), "%s", host);
+    cfg.listen_port = port;
+    cfg.n_tls_listen = 0;
+    return &cfg;
+}
+
+static bool names_self(const char *authority, bool https, const char *host, int port)
+{
+    return proxy_names_self(authority, https, plain_at(host, port));
+}
+
+static enum proxy_target target_of(const char *authority, bool https, const char *host, int port)
+{
+    return proxy_target_of(authority, https, plain_at(host, port));
+}
+
 static void a_target_on_arcas_port_and_address_is_arca(void **state)
 {
     (void)state;
-    assert_true(proxy_names_self("127.0.0.1:8001", false, "0.0.0.0", 8001));
-    assert_true(proxy_names_self("localhost:8001", false, "0.0.0.0", 8001));
-    assert_true(proxy_names_self("LocalHost:8001", false, "::", 8001));
-    assert_int_equal(proxy_target_of("127.0.0.1:8001", false, "0.0.0.0", 8001), PROXY_SELF);
-    assert_int_equal(proxy_target_of("cache:8001", false, "0.0.0.0", 8001), PROXY_RESOLVE);
-    assert_int_equal(proxy_target_of("cache:8002", false, "0.0.0.0", 8001), PROXY_FETCH);
-    assert_int_equal(proxy_target_of("127.0.0.1:8001", false, "127.0.0.2", 8001), PROXY_FETCH);
-    assert_true(proxy_names_self("[::1]:8001", false, "0.0.0.0", 8001));
-    assert_true(proxy_names_self("user:secret@127.0.0.1:8001", false, "0.0.0.0", 8001));
-    assert_true(proxy_names_self("127.0.0.2:8001", false, "127.0.0.2", 8001));
+    assert_true(names_self("127.0.0.1:8001", false, "0.0.0.0", 8001));
+    assert_true(names_self("localhost:8001", false, "0.0.0.0", 8001));
+    assert_true(names_self("LocalHost:8001", false, "::", 8001));
+    assert_int_equal(target_of("127.0.0.1:8001", false, "0.0.0.0", 8001), PROXY_SELF);
+    assert_int_equal(target_of("cache:8001", false, "0.0.0.0", 8001), PROXY_RESOLVE);
+    assert_int_equal(target_of("cache:8002", false, "0.0.0.0", 8001), PROXY_FETCH);
+    assert_int_equal(target_of("127.0.0.1:8001", false, "127.0.0.2", 8001), PROXY_FETCH);
+    assert_true(names_self("[::1]:8001", false, "0.0.0.0", 8001));
+    assert_true(names_self("user:secret@127.0.0.1:8001", false, "0.0.0.0", 8001));
+    assert_true(names_self("127.0.0.2:8001", false, "127.0.0.2", 8001));
     /* the default port of the scheme */
-    assert_true(proxy_names_self("127.0.0.1", false, "0.0.0.0", 80));
-    assert_true(proxy_names_self("127.0.0.1", true, "0.0.0.0", 443));
-    assert_false(proxy_names_self("127.0.0.1", true, "0.0.0.0", 80));
+    assert_true(names_self("127.0.0.1", false, "0.0.0.0", 80));
+    assert_true(names_self("127.0.0.1", true, "0.0.0.0", 443));
+    assert_false(names_self("127.0.0.1", true, "0.0.0.0", 80));
     /* an IPv4 address in its mapped form, and a listener named localhost (outside review: both
      * were fetched and refused as arca itself, not answered by arca's own routes) */
-    assert_true(proxy_names_self("[::ffff:127.0.0.1]:8001", false, "127.0.0.1", 8001));
-    assert_true(proxy_names_self("127.0.0.1:8001", false, "localhost", 8001));
-    assert_true(proxy_names_self("[::1]:8001", false, "localhost", 8001));
-    assert_false(proxy_names_self("127.0.0.2:8001", false, "localhost", 8001));
-    assert_true(proxy_names_self("localhost:8001", false, "localhost", 8001));
-    assert_true(proxy_names_self("localhost:8001", false, "127.0.0.1", 8001));
-    assert_true(proxy_names_self("localhost:8001", false, "::1", 8001));
+    assert_true(names_self("[::ffff:127.0.0.1]:8001", false, "127.0.0.1", 8001));
+    assert_true(names_self("127.0.0.1:8001", false, "localhost", 8001));
+    assert_true(names_self("[::1]:8001", false, "localhost", 8001));
+    assert_false(names_self("127.0.0.2:8001", false, "localhost", 8001));
+    assert_true(names_self("localhost:8001", false, "localhost", 8001));
+    assert_true(names_self("localhost:8001", false, "127.0.0.1", 8001));
+    assert_true(names_self("localhost:8001", false, "::1", 8001));
 }
 
 static void any_other_target_is_fetched(void **state)
 {
     (void)state;
-    assert_false(proxy_names_self("127.0.0.1:8002", false, "0.0.0.0", 8001));
-    assert_false(proxy_names_self("192.0.2.1:8001", false, "0.0.0.0", 8001)); /* TEST-NET-1 */
-    assert_false(proxy_names_self("127.0.0.1:8001", false, "127.0.0.2", 8001));
-    assert_false(proxy_names_self("localhost:8001", false, "192.0.2.1", 8001));
+    assert_false(names_self("127.0.0.1:8002", false, "0.0.0.0", 8001));
+    assert_false(names_self("192.0.2.1:8001", false, "0.0.0.0", 8001)); /* TEST-NET-1 */
+    assert_false(names_self("127.0.0.1:8001", false, "127.0.0.2", 8001));
+    assert_false(names_self("localhost:8001", false, "192.0.2.1", 8001));
     /* not an authority: fetched, and refused there with its reason */
-    assert_false(proxy_names_self("", false, "0.0.0.0", 80));
-    assert_false(proxy_names_self("127.0.0.1:80x", false, "0.0.0.0", 80));
-    assert_false(proxy_names_self("127.0.0.1:99999", false, "0.0.0.0", 8001));
-    assert_false(proxy_names_self("[::1", false, "0.0.0.0", 80));
+    assert_false(names_self("", false, "0.0.0.0", 80));
+    assert_false(names_self("127.0.0.1:80x", false, "0.0.0.0", 80));
+    assert_false(names_self("127.0.0.1:99999", false, "0.0.0.0", 8001));
+    assert_false(names_self("[::1", false, "0.0.0.0", 80));
+}
+
+/* A --tls-listen address is arca too, asked as https:// or http:// (its port is what counts):
+ * each listener with its own host, a wildcard one standing for loopback. */
+static void a_target_on_a_tls_listener_is_arca(void **state)
+{
+    static struct config cfg;
+    (void)state;
+    config_defaults(&cfg);
+    snprintf(cfg.listen_host, sizeof(cfg.listen_host), "127.0.0.1");
+    cfg.listen_port = 8001;
+    cfg.tls_listen[0] = (struct listen_addr){"127.0.0.1", 8443};
+    cfg.tls_listen[1] = (struct listen_addr){"::1", 8444};
+    cfg.tls_listen[2] = (struct listen_addr){"0.0.0.0", 443};
+    cfg.n_tls_listen = 3;
+    assert_int_equal(proxy_target_of("127.0.0.1:8443", true, &cfg), PROXY_SELF);
+    assert_int_equal(proxy_target_of("127.0.0.1:8443", false, &cfg), PROXY_SELF);
+    assert_int_equal(proxy_target_of("localhost:8443", true, &cfg), PROXY_SELF);
+    assert_int_equal(proxy_target_of("user@[::ffff:127.0.0.1]:8443", true, &cfg), PROXY_SELF);
+    assert_int_equal(proxy_target_of("[::1]:8444", true, &cfg), PROXY_SELF);
+    assert_int_equal(proxy_target_of("127.0.0.1", true, &cfg), PROXY_SELF); /* 443 */
+    assert_int_equal(proxy_target_of("127.0.0.1:8001", false, &cfg), PROXY_SELF);
+    assert_int_equal(proxy_target_of("cache.lab:8443", true, &cfg), PROXY_RESOLVE);
+    assert_true(proxy_names_self("localhost:8444", false, &cfg));
+    assert_true(proxy_names_self("127.0.0.1:8443", true, &cfg));
+    /* another address on a TLS port, a port arca does not listen on, a listener's port with
+     * another listener's address */
+    assert_int_equal(proxy_target_of("127.0.0.2:8443", true, &cfg), PROXY_FETCH);
+    assert_int_equal(proxy_target_of("192.0.2.1:443", true, &cfg), PROXY_FETCH);
+    assert_int_equal(proxy_target_of("127.0.0.1:8445", true, &cfg), PROXY_FETCH);
+    assert_int_equal(proxy_target_of("cache.lab:8445", true, &cfg), PROXY_FETCH);
+    assert_int_equal(proxy_target_of("127.0.0.1:8444", true, &cfg), PROXY_FETCH);
+    assert_int_equal(proxy_target_of("127.0.0.1", false, &cfg), PROXY_FETCH); /* 80 */
+    assert_false(proxy_names_self("[::1]:8443", true, &cfg));
+    /* without the TLS listeners, their addresses are other servers */
+    cfg.n_tls_listen = 0;
+    assert_int_equal(proxy_target_of("127.0.0.1:8443", true, &cfg), PROXY_FETCH);
+    assert_false(proxy_names_self("localhost:8444", false, &cfg));
 }
 
 static void a_via_of_this_arca_is_a_loop(void **state)
@@ -180,6 +239,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_target_on_arcas_port_and_address_is_arca),
         cmocka_unit_test(any_other_target_is_fetched),
+        cmocka_unit_test(a_target_on_a_tls_listener_is_arca),
         cmocka_unit_test(a_via_of_this_arca_is_a_loop),
         cmocka_unit_test(via_lines_are_joined_and_a_chain_too_long_is_a_loop),
         cmocka_unit_test(cache_control_gives_the_smallest_max_age),
