@@ -104,7 +104,6 @@ static void log_tls(const char *when)
 {
     struct tls_info t;
     char until[32];
-    const char *why;
     time_t at;
     struct tm tm;
     tls_describe(&t);
@@ -113,10 +112,10 @@ static void log_tls(const char *when)
     strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
     log_info("%sHTTPS certificate %s (issuer %s), valid until %s%s%s", when, t.subject, t.issuer,
              until, t.client_ca[0] ? "; clients must show a certificate of " : "", t.client_ca);
-    if (!when[0] && tls_kernel_offers(&why))
+    if (!when[0] && t.ktls)
         log_info("HTTPS: kernel TLS is offered to each connection (hits by SSL_sendfile)");
     else if (!when[0])
-        log_info("HTTPS: hits are encrypted by OpenSSL: no kernel TLS (%s)", why);
+        log_info("HTTPS: hits are encrypted by OpenSSL: no kernel TLS (%s)", t.ktls_why);
 }
 
 /* A SIGHUP's certificate, read again from the files `fresh` names (the listeners are the running
@@ -322,16 +321,17 @@ static int check_listen(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* The context check_tls made, for start to install (read once: its warnings said once). */
+static struct tls_ctx *checked_tls;
+
 /* --tls-cert, --tls-key and --tls-client-ca make a context serve can use (tls.h's checks). */
 static int check_tls(const struct config *cfg, char *err, size_t errlen)
 {
-    struct tls_ctx *t;
+    tls_free(checked_tls);
+    checked_tls = NULL;
     if (cfg->n_tls_listen == 0)
         return 0;
-    if (!(t = tls_load(cfg, err, errlen)))
-        return -1;
-    tls_free(t);
-    return 0;
+    return (checked_tls = tls_load(cfg, err, errlen)) ? 0 : -1;
 }
 
 /* check_startable's answers besides 0 and -1: all is well but for one thing that is held. */
@@ -467,12 +467,8 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     /* What can be refused in a moment is checked before a big index loads. */
     if (check_startable(cfg, err, errlen) < 0 || access_log_open(cfg->access_log, err, errlen) < 0)
         return -1;
-    if (cfg->n_tls_listen > 0) {
-        struct tls_ctx *t = tls_load(cfg, err, errlen);
-        if (!t)
-            return -1;
-        tls_install(t);
-    }
+    tls_install(checked_tls); /* NULL without --tls-listen */
+    checked_tls = NULL;
     log_starting(cfg);
     if (cfg->n_tls_listen > 0)
         log_tls("");

@@ -368,12 +368,12 @@ static int finish_tls(const struct config *cfg, char err[CONFIG_ERR_LEN])
                         : cfg->tls_key[0]       ? "--tls-key"
                         : cfg->tls_client_ca[0] ? "--tls-client-ca"
                                                 : NULL;
-    char where[128];
+    char where[64];
     if (cfg->n_tls_listen > 0 && missing) {
         config_where(cfg, "tls-listen", where, sizeof(where));
         snprintf(err, CONFIG_ERR_LEN,
-                 "%s--tls-listen needs %s (the certificate chain, PEM) and "
-                 "--tls-key (its private key)",
+                 "%s--tls-listen needs --tls-cert (the certificate chain, PEM) and --tls-key (its "
+                 "private key): %s is missing",
                  where, missing);
         return -1;
     }
@@ -381,17 +381,16 @@ static int finish_tls(const struct config *cfg, char err[CONFIG_ERR_LEN])
         if (cfg->tls_listen[i].port == cfg->listen_port &&
             !strcmp(cfg->tls_listen[i].host, cfg->listen_host)) {
             config_where(cfg, "tls-listen", where, sizeof(where));
+            bool v6 = strchr(cfg->listen_host, ':') != NULL;
             snprintf(err, CONFIG_ERR_LEN,
-                     "%s--tls-listen %s:%d is --listen's address too: "
-                     "give each its own port",
-                     where, cfg->listen_host, cfg->listen_port);
+                     "%.64s--tls-listen %s%.64s%s:%d is --listen's address too: give each its own "
+                     "port",
+                     where, v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "", cfg->listen_port);
             return -1;
         }
     if (cfg->n_tls_listen == 0 && given) {
         config_where(cfg, given + 2, where, sizeof(where));
-        snprintf(err, CONFIG_ERR_LEN,
-                 "%s%s is given but no --tls-listen address to serve "
-                 "HTTPS on",
+        snprintf(err, CONFIG_ERR_LEN, "%s%s is given but no --tls-listen address to serve HTTPS on",
                  where, given);
         return -1;
     }

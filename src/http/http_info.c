@@ -150,14 +150,11 @@ static json_t *tls_certificate(const struct tls_info *t)
                      "loaded_at", loaded);
 }
 
-/* Whether new connections get kernel TLS, and why not: the kernel's reason, or a module loaded
- * after the certificate was read (the next SIGHUP's context offers it). */
+/* Whether new connections get kernel TLS, and why not (as the kernel said when the certificate
+ * was read: a module loaded since is offered from the next SIGHUP on). */
 static json_t *tls_kernel(const struct tls_info *t, int64_t connections)
 {
-    const char *why = NULL;
-    if (!t->ktls && tls_kernel_offers(&why))
-        why = "the kernel offers it since the certificate was read: a SIGHUP offers it";
-    return json_pack("{s:b, s:s?, s:I}", "offered", t->ktls, "why", t->ktls ? NULL : why,
+    return json_pack("{s:b, s:s?, s:I}", "offered", t->ktls, "why", t->ktls ? NULL : t->ktls_why,
                      "connections", (json_int_t)connections);
 }
 

@@ -13,8 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Mozilla's "intermediate" TLS 1.2 list (forward secrecy, AEAD only); TLS 1.3 keeps OpenSSL's
  * own three suites. */
@@ -239,7 +243,6 @@ bool tls_alpn_pick(const unsigned char *in, unsigned int inlen, const unsigned c
 /* What every context says, whatever its certificate. */
 static bool settings(SSL_CTX *ctx, bool ktls)
 {
-    static const unsigned char sid[] = "arca";
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_IGNORE_UNEXPECTED_EOF | (ktls ? SSL_OP_ENABLE_KTLS : 0));
     /* one record at a time (each SSL_write says what went), the same bytes may be offered again
@@ -255,8 +258,31 @@ static bool settings(SSL_CTX *ctx, bool ktls)
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, pick_alpn, NULL);
     return SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1 &&
-           SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) == 1 &&
-           SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1) == 1;
+           SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) == 1;
+}
+
+/* The session id context: the client-CA terms a session was made under (the CA file's bytes,
+ * or none). A ticket sealed under other terms resumes nothing (OpenSSL compares the contexts):
+ * after a SIGHUP that adds or changes --tls-client-ca, every client does a full handshake and
+ * shows a certificate the CA in force signed, though the ticket keys outlive the reload. */
+static bool set_context(SSL_CTX *ctx, const char *ca_file)
+{
+    static const char tag[] = "arca sessions; client CA: ";
+    unsigned char md[EVP_MAX_MD_SIZE], chunk[4096];
+    unsigned int n = 0;
+    size_t got;
+    FILE *f = ca_file[0] ? fopen(ca_file, "r") : NULL;
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    bool ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
+              EVP_DigestUpdate(m, tag, sizeof(tag) - 1) == 1 && (f || !ca_file[0]);
+    while (ok && f && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        ok = EVP_DigestUpdate(m, chunk, got) == 1;
+    ok = ok && (!f || !ferror(f)) && EVP_DigestFinal_ex(m, md, &n) == 1 &&
+         SSL_CTX_set_session_id_context(ctx, md, n) == 1;
+    if (f)
+        fclose(f);
+    EVP_MD_CTX_free(m);
+    return ok;
 }
 
 struct tls_ctx *tls_load(const struct config *cfg, char *err, size_t errlen)
@@ -270,6 +296,7 @@ struct tls_ctx *tls_load(const struct config *cfg, char *err, size_t errlen)
     }
     t->info.enabled = true;
     t->info.ktls = tls_kernel_offers(&why);
+    snprintf(t->info.ktls_why, sizeof(t->info.ktls_why), "%s", why);
     snprintf(t->info.cert_file, sizeof(t->info.cert_file), "%s", cfg->tls_cert);
     t->info.loaded_at = (int64_t)time(NULL);
     if (!settings(t->ctx, t->info.ktls)) {
@@ -277,7 +304,11 @@ struct tls_ctx *tls_load(const struct config *cfg, char *err, size_t errlen)
     } else if (check_leaf(cfg, &t->info, err, errlen) == 0 &&
                use_chain_and_key(t->ctx, cfg, err, errlen) == 0 &&
                (!cfg->tls_client_ca[0] || use_client_ca(t->ctx, cfg, &t->info, err, errlen) == 0)) {
-        return t;
+        if (set_context(t->ctx, cfg->tls_client_ca)) {
+            err[0] = '\0';
+            return t;
+        }
+        snprintf(err, errlen, "TLS: the session context could not be set: %s", ssl_reason());
     }
     tls_free(t);
     return NULL;
@@ -349,26 +380,40 @@ void tls_counts(int64_t out[TLS_N_EVENTS])
         out[i] = atomic_load_explicit(&counts[i], memory_order_relaxed);
 }
 
+/* Whether the kernel takes the tls ULP on a connected TCP socket: a loopback connection to
+ * itself, made for the question (the tls module may be loaded, or loaded on demand). */
+static bool kernel_takes_tls(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c = -1, a = -1;
+    bool takes = false;
+    if (l >= 0 && bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 1) == 0 &&
+        getsockname(l, (struct sockaddr *)&sa, &len) == 0 &&
+        (c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+        connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        (a = accept4(l, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+        takes = setsockopt(a, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) == 0;
+    if (a >= 0)
+        close(a);
+    if (c >= 0)
+        close(c);
+    if (l >= 0)
+        close(l);
+    return takes;
+}
+
 bool tls_kernel_offers(const char **why)
 {
 #ifdef OPENSSL_NO_KTLS
     *why = "this OpenSSL was built without kernel TLS";
     return false;
 #else
-    char ulps[256] = "";
-    FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
-    if (f) {
-        if (!fgets(ulps, sizeof(ulps), f))
-            ulps[0] = '\0';
-        fclose(f);
+    if (kernel_takes_tls()) {
+        *why = "";
+        return true;
     }
-    char *save = NULL;
-    for (char *tok = strtok_r(ulps, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
-        if (!strcmp(tok, "tls")) {
-            *why = "";
-            return true;
-        }
-    *why = "the kernel's tls module is not loaded (modprobe tls)";
+    *why = "the kernel takes no TLS on its sockets: modprobe tls";
     return false;
 #endif
 }

@@ -46,6 +46,7 @@ struct tls_info {
     char client_ca[256];            /* the client CA's subject; "" when none is asked for */
     int64_t loaded_at;              /* when it was read (start or SIGHUP) */
     bool ktls;                      /* kernel TLS is offered to new connections */
+    char ktls_why[128];             /* why not, when it is not */
 };
 void tls_describe(struct tls_info *out);
 
@@ -70,8 +71,9 @@ void tls_subject(X509 *x, char *out, size_t size);
 bool tls_alpn_pick(const unsigned char *in, unsigned int inlen, const unsigned char **out,
                    unsigned char *outlen);
 
-/* Whether the kernel offers TLS (its tls module is loaded, and OpenSSL can use it), and why not
- * when it does not, for the log and the status. */
+/* Whether the kernel takes TLS on a TCP socket (asked on a loopback connection made for it: its
+ * tls module loaded, and OpenSSL built for it), and why not when it does not. tls_load asks it
+ * (the context's tls_info says the answer); not for every request. */
 bool tls_kernel_offers(const char **why);
 
 #endif

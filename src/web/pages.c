@@ -655,7 +655,6 @@ static void tls_card(struct buf *b)
 {
     struct tls_info t;
     int64_t n[TLS_N_EVENTS];
-    const char *why = "";
     if (http_cfg->n_tls_listen == 0)
         return;
     tls_describe(&t);
@@ -674,11 +673,8 @@ static void tls_card(struct buf *b)
         buf_addf(b, "<p>Kernel TLS: offered (%lld connection%s).</p>", (long long)n[TLS_KTLS],
                  n[TLS_KTLS] == 1 ? "" : "s");
     } else {
-        tls_kernel_offers(&why); /* "" when the kernel offers it since the context was made */
         buf_add(b, "<p class=\"muted\">Kernel TLS: not offered, hits are encrypted by OpenSSL (");
-        buf_html(b, why[0] ? why
-                           : "the kernel offers it since the certificate was read: a SIGHUP "
-                             "offers it");
+        buf_html(b, t.ktls_why);
         buf_add(b, ").</p>");
     }
     buf_add(b, "</div>");

@@ -764,6 +764,39 @@ def test_allow_network_still_applies_over_tls_with_a_good_client_certificate(
     assert origin.counts["/refused"] == 0
 
 
+def let_in(arca, ctx, session):
+    """Whether a connection offering `session` gets a 200 to its health check."""
+    try:
+        with socket.create_connection(("127.0.0.1", arca.tls_port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1", session=session) as t:
+                t.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return t.recv(65536).startswith(b"HTTP/1.1 200 ")
+    except (ssl.SSLError, ConnectionError):
+        return False
+
+
+def test_a_session_from_before_a_new_client_ca_resumes_nothing(start_tls_arca, tls_pki, workdir):
+    # the ticket keys outlive a SIGHUP; a session made under the old client CA must not let its
+    # client past the new one (found by the docs helper: it resumed, with no certificate asked)
+    client_ca = os.path.join(workdir, "client-ca.pem")
+    shutil.copy(tls_pki["client_ca"], client_ca)
+    arca = start_tls_arca("--tls-client-ca", client_ca)
+    sessions = {}
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = arca.context(maximum_version=version)
+        ctx.load_cert_chain(tls_pki["client_cert"], tls_pki["client_key"])
+        first, reused = health_session(arca, ctx)
+        assert not reused and health_session(arca, ctx, first)[1]  # resumes under the same CA
+        sessions[version] = (ctx, first)
+    swap(tls_pki["stranger_ca"], client_ca)
+    arca.reload("SIGHUP: HTTPS certificate CN=localhost")
+    for version, (ctx, first) in sessions.items():
+        assert not let_in(arca, ctx, first), version  # a full handshake: site-a is refused
+    site_b = arca.context()
+    site_b.load_cert_chain(tls_pki["stranger_cert"], tls_pki["stranger_key"])
+    assert not health_session(arca, site_b)[1]
+
+
 def test_sighup_reads_the_client_ca_again(origin, start_tls_arca, tls_pki, workdir):
     url = origin.add("/ca", data=BODY)
     client_ca = os.path.join(workdir, "client-ca.pem")

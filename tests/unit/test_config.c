@@ -343,17 +343,17 @@ static void tls_options(void **state)
     /* a listener without its certificate, or without its key */
     assert_int_equal(load(&c, err, 3, "serve", "--tls-listen=127.0.0.1:8443"), CONFIG_ERROR);
     assert_string_equal(err, "--tls-listen needs --tls-cert (the certificate chain, PEM) and "
-                             "--tls-key (its private key)");
+                             "--tls-key (its private key): --tls-cert is missing");
     assert_int_equal(load(&c, err, 5, "serve", "--tls-listen=127.0.0.1:8443", "--tls-key", "k.pem"),
                      CONFIG_ERROR);
     assert_string_equal(err, "--tls-listen needs --tls-cert (the certificate chain, PEM) and "
-                             "--tls-key (its private key)");
+                             "--tls-key (its private key): --tls-cert is missing");
+    /* the key alone missing is named (found by the docs helper: the line named --tls-key twice) */
     assert_int_equal(
         load(&c, err, 5, "serve", "--tls-listen=127.0.0.1:8443", "--tls-cert", "c.pem"),
         CONFIG_ERROR);
-    assert_true(!strncmp(err, "--tls-listen needs ", 19));
-    assert_non_null(strstr(err, "--tls-key (its private key)"));
-    assert_null(strchr(err, '\n'));
+    assert_string_equal(err, "--tls-listen needs --tls-cert (the certificate chain, PEM) and "
+                             "--tls-key (its private key): --tls-key is missing");
     /* a certificate, a key or a client CA without a listener */
     assert_int_equal(load(&c, err, 6, "serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
                      CONFIG_ERROR);
@@ -399,7 +399,7 @@ static void tls_options(void **state)
     assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
     snprintf(want, sizeof(want),
              "%s:3: --tls-listen needs --tls-cert (the certificate chain, PEM) and --tls-key (its "
-             "private key)",
+             "private key): --tls-cert is missing",
              path);
     assert_string_equal(err, want);
     unlink(path);
