@@ -111,11 +111,57 @@ static void log_tls(const char *when)
     gmtime_r(&at, &tm);
     strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
     log_info("%sHTTPS certificate %s (issuer %s), valid until %s%s%s", when, t.subject, t.issuer,
-             until, t.client_ca[0] ? "; clients must show a certificate of " : "", t.client_ca);
+             until, t.client_ca[0] ? "; clients must show a certificate signed by " : "",
+             t.client_ca);
     if (!when[0] && t.ktls)
         log_info("HTTPS: kernel TLS is offered to each connection (hits by SSL_sendfile)");
     else if (!when[0])
         log_info("HTTPS: hits are encrypted by OpenSSL: no kernel TLS (%s)", t.ktls_why);
+}
+
+/* A certificate this close to its end is said in the log (OPERATIONS.md's alert says it too). */
+#define EXPIRY_NOTE_S (21 * 86400)
+
+/* "N days", or "N h" under two days, or "N min" under two hours. */
+static void say_left(int64_t left, char *out, size_t size)
+{
+    if (left >= 2 * 86400)
+        snprintf(out, size, "%lld days", (long long)(left / 86400));
+    else if (left >= 2 * 3600)
+        snprintf(out, size, "%lld h", (long long)(left / 3600));
+    else
+        snprintf(out, size, "%lld min", (long long)(left / 60));
+}
+
+/* The certificate in force nears its end, or passed it: said at start and at each SIGHUP
+ * (`now_anyway`), and else once a day, and at once when it expires (serve's loop looks every
+ * hour), so that a lab renews it before its clients refuse it. */
+static void note_expiry(bool now_anyway)
+{
+    static int64_t said_at;
+    static bool said_expired;
+    struct tls_info t;
+    char until[32], left[32];
+    int64_t now = (int64_t)time(NULL);
+    time_t at;
+    struct tm tm;
+    tls_describe(&t);
+    if (!t.enabled || t.not_after - now > EXPIRY_NOTE_S)
+        return;
+    if (!now_anyway && now - said_at < 86400 && (said_expired || t.not_after > now))
+        return;
+    said_at = now;
+    said_expired = t.not_after <= now;
+    at = (time_t)t.not_after;
+    gmtime_r(&at, &tm);
+    strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", &tm);
+    say_left(t.not_after - now, left, sizeof(left));
+    if (said_expired)
+        log_error("HTTPS certificate %s expired on %s: clients refuse it; renew it, then SIGHUP",
+                  t.subject, until);
+    else
+        log_warn("HTTPS certificate %s expires in %s (%s): renew it, then SIGHUP", t.subject, left,
+                 until);
 }
 
 /* A SIGHUP's certificate, read again from the files `fresh` names (the listeners are the running
@@ -175,6 +221,7 @@ static void reload(struct config *cfg, int argc, char **argv)
     if (tls) {
         tls_install(tls);
         log_tls("SIGHUP: ");
+        note_expiry(true);
     }
     note_needs_restart(cfg, &fresh);
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
@@ -470,8 +517,10 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     tls_install(checked_tls); /* NULL without --tls-listen */
     checked_tls = NULL;
     log_starting(cfg);
-    if (cfg->n_tls_listen > 0)
+    if (cfg->n_tls_listen > 0) {
         log_tls("");
+        note_expiry(true);
+    }
     if (store_open(cfg, err, errlen) < 0)
         return -1;
     stats_load(); /* the last read of the index on main until store_close */
@@ -488,6 +537,18 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* The next signal of `set`, or 0 when an hour went by without one (the hourly look at the
+ * certificate's end). */
+static int next_signal(const sigset_t *set)
+{
+    struct timespec hour = {3600, 0};
+    int sig;
+    do
+        sig = sigtimedwait(set, NULL, &hour);
+    while (sig < 0 && errno == EINTR);
+    return sig < 0 && errno == EAGAIN ? 0 : sig;
+}
+
 static int serve(struct config *cfg, int argc, char **argv)
 {
     char err[512];
@@ -501,11 +562,13 @@ static int serve(struct config *cfg, int argc, char **argv)
         access_log_close();
         return 1;
     }
-    while (sigwait(&set, &sig) == 0 && (sig == SIGHUP || sig == SIGUSR1)) {
+    while ((sig = next_signal(&set)) == SIGHUP || sig == SIGUSR1 || sig == 0) {
         if (sig == SIGHUP)
             reload(cfg, argc, argv);
-        else
+        else if (sig == SIGUSR1)
             reopen_log();
+        else
+            note_expiry(false);
     }
     log_info("signal %d: draining (grace period %llds)", sig, (long long)cfg->grace_period);
     http_drain(cfg->grace_period);

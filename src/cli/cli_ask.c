@@ -28,6 +28,13 @@ static void no_answer(CURL *easy, const char *server, CURLcode rc)
     if (curl_easy_getinfo(easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip &&
         !strstr(server, ip))
         snprintf(resolved, sizeof(resolved), " (%s)", ip);
+    if (rc == CURLE_PEER_FAILED_VERIFICATION) { /* it answered: its certificate is the trouble */
+        fprintf(stderr,
+                "arca: %s%s: its certificate is not trusted (%s): add the lab's CA to the system "
+                "store, or name it: CURL_CA_BUNDLE=lab-ca.pem arca ... --server %s\n",
+                server, resolved, curl_easy_strerror(rc), server);
+        return;
+    }
     fprintf(stderr,
             "arca: no answer from %s%s: %s; is arca running there? --server URL names "
             "another\n",
@@ -53,6 +60,8 @@ long cli_ask(const char *server, const struct call *q, struct buf *body, char *w
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, q->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca/" ARCA_VERSION); /* access logs name us */
+    if (getenv("CURL_CA_BUNDLE") && *getenv("CURL_CA_BUNDLE"))       /* curl's own name for it */
+        curl_easy_setopt(easy, CURLOPT_CAINFO, getenv("CURL_CA_BUNDLE"));
     if (q->token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", q->token);
         headers = curl_slist_append(headers, auth);

@@ -134,6 +134,22 @@ static void print_requests(json_t *s)
            refused == 1 ? "" : "s", held);
 }
 
+/* ", certificate SUBJECT, expires DATE (N days)"; under two days the hours and the time
+ * ("expires in 5 h (2026-11-26 08:00 UTC)"), and once past "EXPIRED on DATE". `after` is RFC
+ * 3339 UTC. */
+static void print_expiry(const char *subject, const char *after, long long left)
+{
+    long long days = left / 86400;
+    printf(", certificate %s, ", subject);
+    if (left <= 0)
+        printf("EXPIRED on %.10s %.5s UTC", after, strlen(after) >= 16 ? after + 11 : "");
+    else if (left < 2 * 86400)
+        printf("expires in %lld %s (%.10s %.5s UTC)", left >= 7200 ? left / 3600 : left / 60,
+               left >= 7200 ? "h" : "min", after, strlen(after) >= 16 ? after + 11 : "");
+    else
+        printf("expires %.10s (%lld days)", after, days);
+}
+
 /* The HTTPS listeners, the certificate and its expiry, the handshakes, and the client CA when
  * one is asked for; nothing without --tls-listen ("tls" null, or absent from an older server). */
 static void print_tls(json_t *s)
@@ -142,8 +158,7 @@ static void print_tls(json_t *s)
     const char *after = json_string_value(json_object_get(cert, "not_after"));
     const char *subject = json_string_value(json_object_get(cert, "subject"));
     const char *ca = json_string_value(json_object_get(t, "client_ca"));
-    long long left = cli_json_int(cert, "expires_in_seconds"),
-              days = (left < 0 ? -left : left) / 86400;
+    long long left = cli_json_int(cert, "expires_in_seconds");
     long long done = cli_json_int(t, "handshakes");
     size_t i;
     if (!json_is_object(t))
@@ -154,9 +169,7 @@ static void print_tls(json_t *s)
         printf("%s%s", i ? " and " : "", json_string_value(a) ? json_string_value(a) : "?");
     }
     if (subject && after)
-        printf(", certificate %s, %s %.10s (%lld day%s%s)", subject,
-               left < 0 ? "expired" : "expires", after, days, days == 1 ? "" : "s",
-               left < 0 ? " ago" : "");
+        print_expiry(subject, after, left);
     printf("; %lld handshake%s (%lld resumed), %lld failed\n", done, done == 1 ? "" : "s",
            (long long)cli_json_int(t, "resumed"), (long long)cli_json_int(t, "handshake_failures"));
     if (ca)

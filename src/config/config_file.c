@@ -359,6 +359,53 @@ void config_bucket_where(const struct config *cfg, int i, bool credentials, char
         out[0] = '\0';
 }
 
+/* Whether two listening addresses would take the same connections: the same port, and the same
+ * address or a wildcard on either side (0.0.0.0 and :: take every address of the port). */
+static bool overlap(const char *host_a, int port_a, const char *host_b, int port_b)
+{
+    static const char *const wild[] = {"0.0.0.0", "::", "", NULL};
+    bool any = false;
+    for (int i = 0; wild[i]; i++)
+        any = any || !strcmp(host_a, wild[i]) || !strcmp(host_b, wild[i]);
+    return port_a == port_b && (any || !strcmp(host_a, host_b));
+}
+
+/* "HOST:PORT", "[v6]:PORT". */
+static void put_addr(char *out, size_t size, const char *host, int port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(out, size, "%s%.46s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
+/* Each --tls-listen is an address of its own: not --listen's, nor another's (serve could not
+ * bind it; check-config says so first). */
+static int overlapping_listener(const struct config *cfg, char err[CONFIG_ERR_LEN])
+{
+    char where[64], a[80], b[80];
+    for (int i = 0; i < cfg->n_tls_listen; i++) {
+        const struct listen_addr *t = &cfg->tls_listen[i];
+        const char *other = NULL;
+        if (overlap(t->host, t->port, cfg->listen_host, cfg->listen_port)) {
+            other = "--listen";
+            put_addr(b, sizeof(b), cfg->listen_host, cfg->listen_port);
+        }
+        for (int j = 0; j < i && !other; j++)
+            if (overlap(t->host, t->port, cfg->tls_listen[j].host, cfg->tls_listen[j].port)) {
+                other = "--tls-listen";
+                put_addr(b, sizeof(b), cfg->tls_listen[j].host, cfg->tls_listen[j].port);
+            }
+        if (!other)
+            continue;
+        config_where(cfg, "tls-listen", where, sizeof(where));
+        put_addr(a, sizeof(a), t->host, t->port);
+        snprintf(err, CONFIG_ERR_LEN,
+                 "%.64s--tls-listen %.56s overlaps %s %.56s: give each its own port", where, a,
+                 other, b);
+        return -1;
+    }
+    return 0;
+}
+
 /* The TLS options go together: a listener needs a certificate and its key, and a certificate
  * needs a listener to show it on. */
 static int finish_tls(const struct config *cfg, char err[CONFIG_ERR_LEN])
@@ -377,17 +424,8 @@ static int finish_tls(const struct config *cfg, char err[CONFIG_ERR_LEN])
                  where, missing);
         return -1;
     }
-    for (int i = 0; i < cfg->n_tls_listen; i++)
-        if (cfg->tls_listen[i].port == cfg->listen_port &&
-            !strcmp(cfg->tls_listen[i].host, cfg->listen_host)) {
-            config_where(cfg, "tls-listen", where, sizeof(where));
-            bool v6 = strchr(cfg->listen_host, ':') != NULL;
-            snprintf(err, CONFIG_ERR_LEN,
-                     "%.64s--tls-listen %s%.64s%s:%d is --listen's address too: give each its own "
-                     "port",
-                     where, v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "", cfg->listen_port);
-            return -1;
-        }
+    if (overlapping_listener(cfg, err) < 0)
+        return -1;
     if (cfg->n_tls_listen == 0 && given) {
         config_where(cfg, given + 2, where, sizeof(where));
         snprintf(err, CONFIG_ERR_LEN, "%s%s is given but no --tls-listen address to serve HTTPS on",

@@ -11,13 +11,18 @@
  * plain socket. */
 #include "engine/engine_internal.h"
 #include "tls/tls.h"
+#include "base/parse.h"
+#include "log/log.h"
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The most plaintext one TLS record carries. */
@@ -275,6 +280,42 @@ static void handshake_done(struct conn *c)
         tls_subject(peer, c->peer_subject, 256);
 }
 
+/* A client certificate refused at the handshake: a line for the admin (who is refused, and
+ * why), at most one a second (a flood is counted into the next line, not written out). */
+static void note_refused(struct conn *c, const char *why)
+{
+    static _Atomic int64_t said_at, unsaid;
+    int64_t now = (int64_t)time(NULL), then = atomic_load(&said_at), more;
+    char addr[64] = "?", extra[48] = "";
+    if (then == now || !atomic_compare_exchange_strong(&said_at, &then, now)) {
+        atomic_fetch_add(&unsaid, 1);
+        return;
+    }
+    if ((more = atomic_exchange(&unsaid, 0)) > 0)
+        snprintf(extra, sizeof(extra), " (%lld more refused since)", (long long)more);
+    format_sockaddr(&c->peer.sa, addr, sizeof(addr));
+    log_info("TLS handshake from %s refused: %s%s", addr, why, extra);
+}
+
+/* The handshake failed: counted, and a refused client certificate said. */
+static void handshake_failed(struct conn *c)
+{
+    long verdict = SSL_get_verify_result(c->ssl);
+    bool none = ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE;
+    char why[512];
+    ERR_clear_error();
+    tls_count(TLS_FAILED);
+    if (!none && verdict == X509_V_OK)
+        return; /* garbage, no common protocol, a client that left */
+    tls_count(TLS_NO_CLIENT_CERT);
+    if (none)
+        snprintf(why, sizeof(why), "no client certificate (--tls-client-ca asks for one)");
+    else
+        snprintf(why, sizeof(why), "its certificate %s is not one --tls-client-ca accepts (%s)",
+                 tls_refused_subject(c->ssl), X509_verify_cert_error_string(verdict));
+    note_refused(c, why);
+}
+
 /* A client that speaks plain HTTP to a TLS port starts with a method's letters, never a TLS
  * record: one byte looked at (not taken) tells them apart. */
 static enum io_handshake sniff(struct conn *c)
@@ -315,11 +356,7 @@ enum io_handshake io_handshake(struct conn *c)
             ERR_clear_error();
             return IO_HS_WAIT; /* every event of the socket tries again */
         }
-        tls_count(TLS_FAILED);
-        if (SSL_get_verify_result(c->ssl) != X509_V_OK ||
-            ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
-            tls_count(TLS_NO_CLIENT_CERT);
-        ERR_clear_error();
+        handshake_failed(c);
         return IO_HS_FAILED;
     }
     return s;

@@ -649,8 +649,9 @@ void http_drain(int64_t grace_seconds)
     while (limits_drain_idle(), atomic_load(&stats.connections) > 0 && time(NULL) < deadline)
         nanosleep(&tick, NULL);
     if (atomic_load(&stats.connections) > 0)
-        log_info("grace period over: closing %lld connections",
-                 (long long)atomic_load(&stats.connections));
+        log_info("grace period over: closing %lld connection%s",
+                 (long long)atomic_load(&stats.connections),
+                 atomic_load(&stats.connections) == 1 ? "" : "s");
 }
 
 void http_stop(void)

@@ -322,7 +322,8 @@ static void *watch(void *arg)
         int cut = cut_overdue();
         pthread_mutex_unlock(&lim.lock);
         if (cut)
-            log_info("closed %d connections that sent no complete request in time", cut);
+            log_info("closed %d connection%s that sent no complete request in time", cut,
+                     cut == 1 ? "" : "s");
         pthread_mutex_lock(&lim.lock);
         wait_tick();
         stopping = lim.stopping;

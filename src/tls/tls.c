@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +36,9 @@ struct tls_ctx {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_ctx *current; /* under lock */
+/* The SSL ex_data slot of a refused client certificate's subject (tls_refused_subject). */
+static int refused_slot = -1;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static atomic_llong counts[TLS_N_EVENTS];
 
 /* "FILE:LINE: --OPTION PATH: " for the error about option `name`'s file. */
@@ -51,12 +55,31 @@ static size_t about(const struct config *cfg, const char *name, const char *path
 static FILE *open_file(const struct config *cfg, const char *name, const char *path, char *err,
                        size_t errlen)
 {
-    FILE *f = fopen(path, "r");
+    struct stat st;
+    FILE *f = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? NULL : fopen(path, "r");
     if (!f) {
         size_t n = about(cfg, name, path, err, errlen);
-        snprintf(err + n, errlen - n, "cannot read it: %s", strerror(errno));
+        snprintf(err + n, errlen - n, "cannot read it: %s",
+                 errno == 0 || S_ISDIR(st.st_mode) ? "a directory" : strerror(errno));
     }
     return f;
+}
+
+/* What a file that holds no PEM certificate holds instead, for the error: a key given for the
+ * certificate (the two swapped), or nothing arca reads. */
+static const char *not_a_certificate(const char *path)
+{
+    char line[256];
+    const char *what = "no PEM certificate in it";
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (strstr(line, "-----BEGIN") && strstr(line, "PRIVATE KEY-----")) {
+            what = "no PEM certificate in it, a private key instead (swapped with --tls-key?)";
+            break;
+        }
+    if (f)
+        fclose(f);
+    return what;
 }
 
 /* The last reason OpenSSL gave, for a message; the queue is left empty. */
@@ -115,7 +138,7 @@ static int check_leaf(const struct config *cfg, struct tls_info *info, char *err
     ERR_clear_error();
     n = about(cfg, "tls-cert", cfg->tls_cert, err, errlen);
     if (!x) {
-        snprintf(err + n, errlen - n, "no PEM certificate in it");
+        snprintf(err + n, errlen - n, "%s", not_a_certificate(cfg->tls_cert));
         return -1;
     }
     info->not_before = unix_time(X509_get0_notBefore(x));
@@ -186,6 +209,39 @@ static int use_chain_and_key(SSL_CTX *ctx, const struct config *cfg, char *err, 
     return 0;
 }
 
+static void free_refused(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
+
+static void make_slot(void)
+{
+    refused_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, free_refused);
+}
+
+/* A client certificate that does not verify: its subject is kept for the log's line
+ * (tls_refused_subject), the verdict is OpenSSL's. */
+static int note_refused(int ok, X509_STORE_CTX *store)
+{
+    SSL *s = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    char *subject;
+    if (!ok && s && refused_slot >= 0 && !SSL_get_ex_data(s, refused_slot) &&
+        (subject = malloc(256))) {
+        tls_subject(X509_STORE_CTX_get0_cert(store), subject, 256);
+        if (!SSL_set_ex_data(s, refused_slot, subject))
+            free(subject);
+    }
+    return ok;
+}
+
+const char *tls_refused_subject(SSL *s)
+{
+    const char *subject = refused_slot >= 0 ? SSL_get_ex_data(s, refused_slot) : NULL;
+    return subject ? subject : "";
+}
+
 /* --tls-client-ca: clients must show a certificate it signed, else the handshake fails. */
 static int use_client_ca(SSL_CTX *ctx, const struct config *cfg, struct tls_info *info, char *err,
                          size_t errlen)
@@ -208,9 +264,14 @@ static int use_client_ca(SSL_CTX *ctx, const struct config *cfg, struct tls_info
         return -1;
     }
     tls_subject(x, info->client_ca, sizeof(info->client_ca));
+    if (X509_check_ca(x) == 0) /* a server's or a client's certificate given for the CA */
+        log_warn("--tls-client-ca %s: %s is not a CA certificate: no client certificate is "
+                 "signed by it",
+                 cfg->tls_client_ca, info->client_ca);
     X509_free(x);
     SSL_CTX_set_client_CA_list(ctx, names);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    pthread_once(&slot_once, make_slot);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, note_refused);
     return 0;
 }
 

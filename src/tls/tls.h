@@ -63,6 +63,9 @@ enum tls_event {
 void tls_count(enum tls_event e);
 void tls_counts(int64_t out[TLS_N_EVENTS]);
 
+/* The subject of the client certificate `s`'s handshake refused ("" when none was refused). */
+const char *tls_refused_subject(SSL *s);
+
 /* `x`'s subject, RFC 2253, in `out` ("" when there is none). */
 void tls_subject(X509 *x, char *out, size_t size);
 

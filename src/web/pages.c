@@ -158,10 +158,11 @@ static void certificate_lines(struct buf *b, const struct tls_info *t)
     }
 }
 
-/* Under two weeks left, or past: the card says so. */
+/* Under three weeks left, or past: the card says so (as the log does, and OPERATIONS.md's
+ * alert). */
 static bool expires_soon(const struct tls_info *t)
 {
-    return t->not_after - (int64_t)time(NULL) < 14 * 86400;
+    return t->not_after - (int64_t)time(NULL) < 21 * 86400;
 }
 
 /* "http://HOST/api/v1/fetch/?url=". */

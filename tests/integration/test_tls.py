@@ -665,7 +665,7 @@ def as_me(*args):
 
 
 @pytest.mark.parametrize("case", ["missing", "unreadable", "not its key", "expired",
-                                  "not yet valid", "no certificate"])
+                                  "not yet valid", "no certificate", "swapped", "a directory"])
 def test_start_and_check_config_refuse_a_bad_certificate_with_one_line(case, workdir, tls_pki):
     cert, key = os.path.join(workdir, "cert.pem"), os.path.join(workdir, "key.pem")
     shutil.copy(tls_pki["cert"], cert)
@@ -689,6 +689,13 @@ def test_start_and_check_config_refuse_a_bad_certificate_with_one_line(case, wor
     elif case == "not yet valid":
         shutil.copy(tls_pki["future_cert"], cert)
         expect = f"--tls-cert {cert}: the certificate (CN=arca dated) is not valid until 2090-01-01"
+    elif case == "swapped":  # the key given for the certificate (found by the new-user review)
+        tls = ["--tls-cert", key, "--tls-key", cert]
+        expect = (f"--tls-cert {key}: no PEM certificate in it, a private key instead (swapped "
+                  "with --tls-key?)")
+    elif case == "a directory":
+        tls = ["--tls-cert", workdir, "--tls-key", key]
+        expect = f"--tls-cert {workdir}: cannot read it: a directory"
     else:
         tls = []
         expect = "--tls-listen needs --tls-cert"
@@ -751,6 +758,18 @@ def test_client_certificates_signed_by_the_client_ca_only(origin, start_tls_arca
     assert counters["client_ca"] == "CN=arca test client ca"
     assert counters["no_client_certificate"] >= 2
     assert counters["handshake_failures"] >= 3
+    # the admin learns who was refused and why (found by the new-user review: counters only);
+    # one line a second at most, the rest counted into the next
+    assert arca.log_shows("TLS handshake from 127.0.0.1 refused: ")
+    log = arca.read_log()
+    assert ("refused: no client certificate (--tls-client-ca asks for one)" in log
+            or "more refused since" in log), log[-2000:]
+    said = ("refused: its certificate CN=site-b is not one --tls-client-ca accepts (unable to get "
+            "local issuer certificate)")
+    deadline = time.monotonic() + 10
+    while said not in arca.read_log():  # site-b's refusal is said within a second or two
+        assert time.monotonic() < deadline, arca.read_log()[-2000:]
+        curl_with(arca, tls_pki, prefix, *stranger)
 
 
 def test_allow_network_still_applies_over_tls_with_a_good_client_certificate(
@@ -816,3 +835,22 @@ def test_sighup_reads_the_client_ca_again(origin, start_tls_arca, tls_pki, workd
     arca.reload("; keeping the running configuration")
     assert curl_with(arca, tls_pki, prefix, *site_b).stdout[-3:] == b"200"
     assert origin.counts["/ca"] == 1
+
+
+def test_the_log_warns_of_a_certificate_near_its_end_and_of_a_client_ca_that_is_no_ca(
+        start_tls_arca, tls_pki):
+    # the test certificate lives two days: under 21, so the start and each SIGHUP say it (found
+    # by the new-user review: the expiry was shown, never warned of); a leaf given as the
+    # client CA can sign no client's certificate: said too
+    arca = start_tls_arca("--tls-client-ca", tls_pki["client_cert"])
+    assert arca.log_shows("warning HTTPS certificate CN=localhost expires in 4")  # 47 or 48 h
+    assert " h (" in arca.read_log() and ": renew it, then SIGHUP" in arca.read_log()
+    assert arca.log_shows(f"warning --tls-client-ca {tls_pki['client_cert']}: CN=site-a is not "
+                          "a CA certificate: no client certificate is signed by it")
+    before = arca.read_log().count("expires in")
+    arca.reload("SIGHUP: HTTPS certificate CN=localhost")
+    deadline = time.monotonic() + 5
+    while arca.read_log().count("expires in") < before + 1:  # said again after the reload
+        assert time.monotonic() < deadline, arca.read_log()[-2000:]
+        time.sleep(0.05)
+    assert arca.read_log().count("expires in") == before + 1

@@ -367,13 +367,28 @@ static void tls_options(void **state)
     assert_int_equal(load(&c, err, 10, "serve", "--listen", "127.0.0.1:8001", "--tls-listen",
                           "127.0.0.1:8001", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
                      CONFIG_ERROR);
-    assert_string_equal(err, "--tls-listen 127.0.0.1:8001 is --listen's address too: give each "
-                             "its own port");
+    assert_string_equal(err, "--tls-listen 127.0.0.1:8001 overlaps --listen 127.0.0.1:8001: give "
+                             "each its own port");
     assert_int_equal(load(&c, err, 8, "serve", "--tls-listen", ":8001", "--tls-cert", "c.pem",
                           "--tls-key", "k.pem"),
                      CONFIG_ERROR);
-    assert_string_equal(err, "--tls-listen 0.0.0.0:8001 is --listen's address too: give each "
+    assert_string_equal(err, "--tls-listen 0.0.0.0:8001 overlaps --listen 0.0.0.0:8001: give each "
                              "its own port");
+    /* a wildcard overlaps every address of its port: serve could not bind both (found by the
+     * new-user review: check-config said ok, serve failed), and so do two --tls-listen */
+    assert_int_equal(load(&c, err, 10, "serve", "--listen", "127.0.0.1:8001", "--tls-listen",
+                          ":8001", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
+                     CONFIG_ERROR);
+    assert_string_equal(err, "--tls-listen 0.0.0.0:8001 overlaps --listen 127.0.0.1:8001: give "
+                             "each its own port");
+    assert_int_equal(load(&c, err, 10, "serve", "--tls-listen", "[::1]:8443", "--tls-listen",
+                          "[::]:8443", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
+                     CONFIG_ERROR);
+    assert_string_equal(err, "--tls-listen [::]:8443 overlaps --tls-listen [::1]:8443: give each "
+                             "its own port");
+    assert_int_equal(load(&c, err, 10, "serve", "--tls-listen", "127.0.0.1:8443", "--tls-listen",
+                          "127.0.0.2:8443", "--tls-cert", "c.pem", "--tls-key", "k.pem"),
+                     CONFIG_SERVE);
     /* at most CONFIG_MAX_TLS_LISTEN addresses */
     {
         char *argv[32] = {"arca", "serve"};
