@@ -154,7 +154,7 @@ static void note_expiry(bool now_anyway)
     said_expired = t.not_after <= now;
     at = (time_t)t.not_after;
     gmtime_r(&at, &tm);
-    strftime(until, sizeof(until), "%Y-%m-%d %H:%M UTC", &tm);
+    strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
     say_left(t.not_after - now, left, sizeof(left));
     if (said_expired)
         log_error("HTTPS certificate %s expired on %s: clients refuse it; renew it, then SIGHUP",

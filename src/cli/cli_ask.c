@@ -22,7 +22,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 /* The one line a command prints when `server` gave no answer: the address tried (and the one
  * its name resolved to, when it is a name), curl's reason, and how to name another arca: a user
  * who ran `arca status` on the wrong host learns --server here, not from --help. */
-static void no_answer(CURL *easy, const char *server, CURLcode rc)
+static void no_answer(CURL *easy, const char *server, CURLcode rc, const char *detail)
 {
     char *ip = NULL, resolved[80] = "";
     if (curl_easy_getinfo(easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip &&
@@ -32,7 +32,7 @@ static void no_answer(CURL *easy, const char *server, CURLcode rc)
         fprintf(stderr,
                 "arca: %s%s: its certificate is not trusted (%s): add the lab's CA to the system "
                 "store, or name it: CURL_CA_BUNDLE=lab-ca.pem arca ... --server %s\n",
-                server, resolved, curl_easy_strerror(rc), server);
+                server, resolved, *detail ? detail : curl_easy_strerror(rc), server);
         return;
     }
     fprintf(stderr,
@@ -44,7 +44,7 @@ static void no_answer(CURL *easy, const char *server, CURLcode rc)
 long cli_ask(const char *server, const struct call *q, struct buf *body, char *why, size_t whylen,
              CURLcode *code)
 {
-    char url[16384], auth[600];
+    char url[16384], auth[600], detail[CURL_ERROR_SIZE] = "";
     struct curl_slist *headers = NULL;
     CURL *easy = curl_easy_init();
     long status = -1;
@@ -71,13 +71,14 @@ long cli_ask(const char *server, const struct call *q, struct buf *body, char *w
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, q->payload);
     }
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, detail); /* the certificate's trouble, named */
     rc = curl_easy_perform(easy);
     if (code)
         *code = rc;
     if (rc != CURLE_OK && why)
         snprintf(why, whylen, "%s", curl_easy_strerror(rc));
     else if (rc != CURLE_OK)
-        no_answer(easy, server, rc);
+        no_answer(easy, server, rc, detail);
     else
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
