@@ -96,6 +96,10 @@ ssize_t io_recv(struct conn *c, void *buf, size_t n, bool *drained)
         return r;
     }
     ERR_clear_error();
+    /* only a read of the socket made by this call may say it is empty: one served from
+     * OpenSSL's read-ahead says nothing of the socket (found by the outside review: a stale
+     * "empty" lost the edge of a pipelined burst) */
+    c->tls_drained = false;
     if (SSL_read_ex(c->ssl, buf, n, &got) == 1) {
         /* OpenSSL reads all the socket has (read-ahead): what it holds is read without an edge */
         if (drained)
@@ -276,8 +280,8 @@ static void handshake_done(struct conn *c)
         tls_count(TLS_RESUMED);
     if (BIO_get_ktls_send(SSL_get_wbio(c->ssl)))
         tls_count(TLS_KTLS);
-    if (peer && (c->peer_subject = malloc(256)))
-        tls_subject(peer, c->peer_subject, 256);
+    if (peer && (c->peer_subject = malloc(TLS_SUBJECT_MAX)))
+        tls_subject(peer, c->peer_subject, TLS_SUBJECT_MAX);
 }
 
 /* A client certificate refused at the handshake: a line for the admin (who is refused, and

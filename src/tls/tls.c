@@ -1,6 +1,7 @@
 /* HTTPS for clients (tls.h): the context a --tls-cert and --tls-key make, checked before it is
  * used, the one in force, and the counters the status shows. */
 #include "tls/tls.h"
+#include "tls/tls_files.h"
 #include "tls/tls_tickets.h"
 #include "log/log.h"
 
@@ -41,47 +42,6 @@ static int refused_slot = -1;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static atomic_llong counts[TLS_N_EVENTS];
 
-/* "FILE:LINE: --OPTION PATH: " for the error about option `name`'s file. */
-static size_t about(const struct config *cfg, const char *name, const char *path, char *err,
-                    size_t errlen)
-{
-    char where[512];
-    int n;
-    config_where(cfg, name, where, sizeof(where));
-    n = snprintf(err, errlen, "%s--%s %.400s: ", where, name, path);
-    return n < 0 ? 0 : (size_t)n < errlen ? (size_t)n : errlen - 1;
-}
-
-static FILE *open_file(const struct config *cfg, const char *name, const char *path, char *err,
-                       size_t errlen)
-{
-    struct stat st;
-    FILE *f = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? NULL : fopen(path, "r");
-    if (!f) {
-        size_t n = about(cfg, name, path, err, errlen);
-        snprintf(err + n, errlen - n, "cannot read it: %s",
-                 errno == 0 || S_ISDIR(st.st_mode) ? "a directory" : strerror(errno));
-    }
-    return f;
-}
-
-/* What a file that holds no PEM certificate holds instead, for the error: a key given for the
- * certificate (the two swapped), or nothing arca reads. */
-static const char *not_a_certificate(const char *path)
-{
-    char line[256];
-    const char *what = "no PEM certificate in it";
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (strstr(line, "-----BEGIN") && strstr(line, "PRIVATE KEY-----")) {
-            what = "no PEM certificate in it, a private key instead (swapped with --tls-key?)";
-            break;
-        }
-    if (f)
-        fclose(f);
-    return what;
-}
-
 /* The last reason OpenSSL gave, for a message; the queue is left empty. */
 static const char *ssl_reason(void)
 {
@@ -105,7 +65,7 @@ static void utc(int64_t t, char *out, size_t size)
     strftime(out, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
-/* `name`, RFC 2253, in `out` ("" when there is none). */
+/* `name`, RFC 2253, in `out` ("" when there is none); one too long for it ends in "...". */
 static void print_name(const X509_NAME *name, char *out, size_t size)
 {
     BIO *b = BIO_new(BIO_s_mem());
@@ -113,7 +73,9 @@ static void print_name(const X509_NAME *name, char *out, size_t size)
     long len = 0;
     if (b && name && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0)
         len = BIO_get_mem_data(b, &data);
-    if (size > 0)
+    if (size > 3 && len > 0 && (size_t)len >= size)
+        snprintf(out, size, "%.*s...", (int)size - 4, data);
+    else if (size > 0)
         snprintf(out, size, "%.*s", (int)(len > 0 ? len : 0), len > 0 ? data : "");
     BIO_free(b);
 }
@@ -123,29 +85,26 @@ void tls_subject(X509 *x, char *out, size_t size)
     print_name(x ? X509_get_subject_name(x) : NULL, out, size);
 }
 
-/* The leaf certificate of --tls-cert, valid now: its subject, issuer and dates into `info`. */
-static int check_leaf(const struct config *cfg, struct tls_info *info, char *err, size_t errlen)
+/* The leaf certificate of --tls-cert (the first of `certs`), valid now: its subject, issuer and
+ * dates into `info`. */
+static int check_leaf(const struct config *cfg, const struct tls_file *f, STACK_OF(X509) * certs,
+                      struct tls_info *info, char *err, size_t errlen)
 {
-    FILE *f = open_file(cfg, "tls-cert", cfg->tls_cert, err, errlen);
-    X509 *x;
+    X509 *x = certs ? sk_X509_value(certs, 0) : NULL;
     char when[64];
-    size_t n;
+    size_t n = tls_file_about(cfg, f, err, errlen);
     int64_t now = (int64_t)time(NULL);
-    if (!f)
-        return -1;
-    x = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    ERR_clear_error();
-    n = about(cfg, "tls-cert", cfg->tls_cert, err, errlen);
     if (!x) {
-        snprintf(err + n, errlen - n, "%s", not_a_certificate(cfg->tls_cert));
+        snprintf(err + n, errlen - n, "%s",
+                 tls_file_has_key(f) ? "no PEM certificate in it, a private key instead (swapped "
+                                       "with --tls-key?)"
+                                     : "no PEM certificate in it");
         return -1;
     }
     info->not_before = unix_time(X509_get0_notBefore(x));
     info->not_after = unix_time(X509_get0_notAfter(x));
     tls_subject(x, info->subject, sizeof(info->subject));
     print_name(X509_get_issuer_name(x), info->issuer, sizeof(info->issuer));
-    X509_free(x);
     if (info->not_after <= now) {
         utc(info->not_after, when, sizeof(when));
         snprintf(err + n, errlen - n, "the certificate (%s) expired on %s", info->subject, when);
@@ -176,37 +135,53 @@ static void note_key_mode(const char *path)
                  path, (unsigned)(st.st_mode & 0777));
 }
 
-static int use_chain_and_key(SSL_CTX *ctx, const struct config *cfg, char *err, size_t errlen)
+/* A handshake whose certificates pass this is refused by clients (they bound the message):
+ * the chain should be the certificate and its intermediates. */
+#define CHAIN_WARN_BYTES (100 * 1024)
+
+/* The leaf and the intermediates after it, as the handshake sends them. */
+static int use_chain(SSL_CTX *ctx, const struct config *cfg, const struct tls_file *f,
+                     STACK_OF(X509) * certs, char *err, size_t errlen)
 {
-    FILE *f;
-    EVP_PKEY *key;
     size_t n;
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-        n = about(cfg, "tls-cert", cfg->tls_cert, err, errlen);
-        snprintf(err + n, errlen - n, "not a PEM certificate chain: %s", ssl_reason());
-        return -1;
-    }
-    if (!(f = open_file(cfg, "tls-key", cfg->tls_key, err, errlen)))
-        return -1;
-    key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
-    fclose(f);
+    if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1)
+        goto refused;
+    for (int i = 1; i < sk_X509_num(certs); i++)
+        if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(certs, i)) != 1)
+            goto refused;
+    if (f->len > CHAIN_WARN_BYTES)
+        log_warn("--tls-cert %s: the chain is %zu KB (%d certificates): clients refuse a "
+                 "handshake this big; give the certificate and its intermediates only",
+                 f->path, f->len / 1024, sk_X509_num(certs));
+    return 0;
+refused:
+    n = tls_file_about(cfg, f, err, errlen);
+    snprintf(err + n, errlen - n, "not a PEM certificate chain: %s", ssl_reason());
+    return -1;
+}
+
+static int use_key(SSL_CTX *ctx, const struct config *cfg, const struct tls_file *f, char *err,
+                   size_t errlen)
+{
+    BIO *b = BIO_new_mem_buf(f->data, (int)f->len);
+    EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+    size_t n = tls_file_about(cfg, f, err, errlen);
+    int rc = -1;
+    BIO_free(b);
     ERR_clear_error();
-    n = about(cfg, "tls-key", cfg->tls_key, err, errlen);
-    if (!key) {
+    if (!key)
         snprintf(err + n, errlen - n,
                  "no PEM private key in it (an encrypted key is refused: arca asks no passphrase)");
-        return -1;
-    }
-    if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        EVP_PKEY_free(key);
-        ERR_clear_error();
+    else if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1)
         snprintf(err + n, errlen - n, "this key is not the one of the certificate in --tls-cert %s",
                  cfg->tls_cert);
-        return -1;
-    }
+    else
+        rc = 0;
     EVP_PKEY_free(key);
-    note_key_mode(cfg->tls_key);
-    return 0;
+    ERR_clear_error();
+    if (rc == 0)
+        note_key_mode(f->path);
+    return rc;
 }
 
 static void free_refused(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -228,8 +203,8 @@ static int note_refused(int ok, X509_STORE_CTX *store)
     SSL *s = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
     char *subject;
     if (!ok && s && refused_slot >= 0 && !SSL_get_ex_data(s, refused_slot) &&
-        (subject = malloc(256))) {
-        tls_subject(X509_STORE_CTX_get0_cert(store), subject, 256);
+        (subject = malloc(TLS_SUBJECT_MAX))) {
+        tls_subject(X509_STORE_CTX_get0_cert(store), subject, TLS_SUBJECT_MAX);
         if (!SSL_set_ex_data(s, refused_slot, subject))
             free(subject);
     }
@@ -242,33 +217,41 @@ const char *tls_refused_subject(SSL *s)
     return subject ? subject : "";
 }
 
-/* --tls-client-ca: clients must show a certificate it signed, else the handshake fails. */
-static int use_client_ca(SSL_CTX *ctx, const struct config *cfg, struct tls_info *info, char *err,
-                         size_t errlen)
+/* --tls-client-ca: clients must show a certificate one of its CAs signed, else the handshake
+ * fails. Each CA in the file is an anchor of its own, a site's intermediate too
+ * (X509_V_FLAG_PARTIAL_CHAIN): a file naming site A's issuing CA admits site A's clients and no
+ * other site's under the same root (found by the outside review: it admitted none). */
+static int use_client_ca(SSL_CTX *ctx, const struct config *cfg, const struct tls_file *f,
+                         struct tls_info *info, char *err, size_t errlen)
 {
-    FILE *f = open_file(cfg, "tls-client-ca", cfg->tls_client_ca, err, errlen);
-    STACK_OF(X509_NAME) * names;
-    X509 *x;
-    size_t n;
-    if (!f)
-        return -1;
-    x = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    ERR_clear_error();
-    if (!x || SSL_CTX_load_verify_locations(ctx, cfg->tls_client_ca, NULL) != 1 ||
-        !(names = SSL_load_client_CA_file(cfg->tls_client_ca))) {
-        X509_free(x);
-        n = about(cfg, "tls-client-ca", cfg->tls_client_ca, err, errlen);
+    STACK_OF(X509) *certs = tls_file_certs(f);
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int rc = certs && names && store ? 0 : -1;
+    for (int i = 0; rc == 0 && i < sk_X509_num(certs); i++) {
+        X509 *x = sk_X509_value(certs, i);
+        X509_NAME *name = X509_NAME_dup(X509_get_subject_name(x));
+        char subject[256];
+        if (X509_STORE_add_cert(store, x) != 1 || !name || !sk_X509_NAME_push(names, name)) {
+            X509_NAME_free(name);
+            rc = -1;
+        }
+        tls_subject(x, subject, sizeof(subject));
+        if (i == 0)
+            snprintf(info->client_ca, sizeof(info->client_ca), "%s", subject);
+        if (X509_check_ca(x) == 0) /* a server's or a client's certificate given for the CA */
+            log_warn("--tls-client-ca %s: %s is not a CA certificate: no client certificate is "
+                     "signed by it",
+                     f->path, subject);
+    }
+    sk_X509_pop_free(certs, X509_free);
+    if (rc < 0 || X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN) != 1) {
+        size_t n = tls_file_about(cfg, f, err, errlen);
         snprintf(err + n, errlen - n, "no PEM CA certificate in it");
+        sk_X509_NAME_pop_free(names, X509_NAME_free);
         ERR_clear_error();
         return -1;
     }
-    tls_subject(x, info->client_ca, sizeof(info->client_ca));
-    if (X509_check_ca(x) == 0) /* a server's or a client's certificate given for the CA */
-        log_warn("--tls-client-ca %s: %s is not a CA certificate: no client certificate is "
-                 "signed by it",
-                 cfg->tls_client_ca, info->client_ca);
-    X509_free(x);
     SSL_CTX_set_client_CA_list(ctx, names);
     pthread_once(&slot_once, make_slot);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, note_refused);
@@ -326,24 +309,43 @@ static bool settings(SSL_CTX *ctx, bool ktls)
  * or none). A ticket sealed under other terms resumes nothing (OpenSSL compares the contexts):
  * after a SIGHUP that adds or changes --tls-client-ca, every client does a full handshake and
  * shows a certificate the CA in force signed, though the ticket keys outlive the reload. */
-static bool set_context(SSL_CTX *ctx, const char *ca_file)
+static bool set_context(SSL_CTX *ctx, const struct tls_file *ca)
 {
     static const char tag[] = "arca sessions; client CA: ";
-    unsigned char md[EVP_MAX_MD_SIZE], chunk[4096];
+    unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    size_t got;
-    FILE *f = ca_file[0] ? fopen(ca_file, "r") : NULL;
     EVP_MD_CTX *m = EVP_MD_CTX_new();
     bool ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
-              EVP_DigestUpdate(m, tag, sizeof(tag) - 1) == 1 && (f || !ca_file[0]);
-    while (ok && f && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        ok = EVP_DigestUpdate(m, chunk, got) == 1;
-    ok = ok && (!f || !ferror(f)) && EVP_DigestFinal_ex(m, md, &n) == 1 &&
-         SSL_CTX_set_session_id_context(ctx, md, n) == 1;
-    if (f)
-        fclose(f);
+              EVP_DigestUpdate(m, tag, sizeof(tag) - 1) == 1 &&
+              (!ca->len || EVP_DigestUpdate(m, ca->data, ca->len) == 1) &&
+              EVP_DigestFinal_ex(m, md, &n) == 1 && SSL_CTX_set_session_id_context(ctx, md, n) == 1;
     EVP_MD_CTX_free(m);
     return ok;
+}
+
+/* The certificate chain, its key and the client CA, from the files read once. */
+static int build(struct tls_ctx *t, const struct config *cfg, char *err, size_t errlen)
+{
+    struct tls_file cert = {0}, key = {0}, ca = {0};
+    STACK_OF(X509) *certs = NULL;
+    int rc = -1;
+    if (tls_file_read(&cert, cfg, "tls-cert", cfg->tls_cert, err, errlen) == 0 &&
+        check_leaf(cfg, &cert, certs = tls_file_certs(&cert), &t->info, err, errlen) == 0 &&
+        use_chain(t->ctx, cfg, &cert, certs, err, errlen) == 0 &&
+        tls_file_read(&key, cfg, "tls-key", cfg->tls_key, err, errlen) == 0 &&
+        use_key(t->ctx, cfg, &key, err, errlen) == 0 &&
+        (!cfg->tls_client_ca[0] ||
+         (tls_file_read(&ca, cfg, "tls-client-ca", cfg->tls_client_ca, err, errlen) == 0 &&
+          use_client_ca(t->ctx, cfg, &ca, &t->info, err, errlen) == 0))) {
+        rc = set_context(t->ctx, &ca) ? 0 : -1;
+        if (rc < 0)
+            snprintf(err, errlen, "TLS: the session context could not be set: %s", ssl_reason());
+    }
+    sk_X509_pop_free(certs, X509_free);
+    tls_file_free(&cert);
+    tls_file_free(&key);
+    tls_file_free(&ca);
+    return rc;
 }
 
 struct tls_ctx *tls_load(const struct config *cfg, char *err, size_t errlen)
@@ -362,14 +364,9 @@ struct tls_ctx *tls_load(const struct config *cfg, char *err, size_t errlen)
     t->info.loaded_at = (int64_t)time(NULL);
     if (!settings(t->ctx, t->info.ktls)) {
         snprintf(err, errlen, "TLS: the context's settings were refused: %s", ssl_reason());
-    } else if (check_leaf(cfg, &t->info, err, errlen) == 0 &&
-               use_chain_and_key(t->ctx, cfg, err, errlen) == 0 &&
-               (!cfg->tls_client_ca[0] || use_client_ca(t->ctx, cfg, &t->info, err, errlen) == 0)) {
-        if (set_context(t->ctx, cfg->tls_client_ca)) {
-            err[0] = '\0';
-            return t;
-        }
-        snprintf(err, errlen, "TLS: the session context could not be set: %s", ssl_reason());
+    } else if (build(t, cfg, err, errlen) == 0) {
+        err[0] = '\0';
+        return t;
     }
     tls_free(t);
     return NULL;

@@ -66,7 +66,10 @@ void tls_counts(int64_t out[TLS_N_EVENTS]);
 /* The subject of the client certificate `s`'s handshake refused ("" when none was refused). */
 const char *tls_refused_subject(SSL *s);
 
-/* `x`'s subject, RFC 2253, in `out` ("" when there is none). */
+/* `x`'s subject, RFC 2253, in `out` ("" when there is none; cut with "..." beyond its size). A
+ * client certificate's is kept in TLS_SUBJECT_MAX bytes: the last RDN is printed first, and a
+ * subject with many OUs must keep its CN (found by the outside review). */
+#define TLS_SUBJECT_MAX 1024
 void tls_subject(X509 *x, char *out, size_t size);
 
 /* ALPN: whether the client's list `in` (RFC 7301's wire form) offers http/1.1, then pointed to
