@@ -1734,7 +1734,7 @@ def parse_rate(text):
     return int(text[:-1]) * units[text[-1].lower()] if text[-1].lower() in units else int(text)
 
 
-# --- tls-* (issue 53): arca's HTTPS against nginx's, same certificate, ciphers and workers ---------
+# --- tls-* (issue 53): arca's HTTPS against nginx's, same certificate, ciphers and workers --------
 
 def tls_files(work):
     """One certificate for every contender: ECDSA P-256, signed by a CA made here (openssl CLI),
@@ -1902,6 +1902,27 @@ def tls_handshake(work, cfg, www):
             s.stop()
 
 
+def worker_cpu(s):
+    """CPU seconds of each of s's workers: arca's arca-http* threads, nginx's worker processes
+    (a listener's connections are shared among them by whichever asks first)."""
+    def ticks(path):
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    out = []
+    try:
+        if isinstance(s, Arca):
+            for t in sorted(os.listdir(f"/proc/{s.pid}/task")):
+                with open(f"/proc/{s.pid}/task/{t}/comm") as f:
+                    if f.read().startswith("arca-http"):
+                        out.append(ticks(f"/proc/{s.pid}/task/{t}/stat"))
+        else:
+            out = [ticks(f"/proc/{p}/stat") for p in process_tree(s.pid)[1:]]
+    except OSError:
+        pass
+    return out
+
+
 def tls_large(work, cfg, www):
     """Issue 53: a cached 256 MiB object to 16 clients at once over TLS (arca-tlsload get): MB/s,
     and the server's CPU per byte (its /proc tree's CPU seconds over the bytes)."""
@@ -1912,11 +1933,12 @@ def tls_large(work, cfg, www):
         rounds = {s.name: [] for s in peers}
         for _ in range(cfg["rounds"]):
             for s in peers:
-                before, client_before = cpu_seconds(s.pid), children_cpu()
+                before, client_before, workers = cpu_seconds(s.pid), children_cpu(), worker_cpu(s)
                 out = subprocess.run([TLSLOAD, "get", s.tls_url(origin, "/large"), "--ca",
                                       tls["ca"], "--clients", str(cfg["large_clients"])],
                                      capture_output=True, text=True, check=True, timeout=900)
                 cpu, client_cpu = cpu_seconds(s.pid) - before, children_cpu() - client_before
+                workers = [b - a for a, b in zip(workers, worker_cpu(s))]
                 res = json.loads(out.stdout)
                 clients = res["clients"]
                 if res["first_error"]:
@@ -1924,9 +1946,12 @@ def tls_large(work, cfg, www):
                 check_clients(s.name, clients, size)
                 secs = max(c["done"] for c in clients) - min(c["start"] for c in clients)
                 total = size * len(clients)
+                # how the clients fell on the two workers: the figures above move with it
                 rounds[s.name].append({"mb_per_s": total / secs / 1e6, "seconds": secs,
                                        "server_cpu_ns_per_byte": cpu * 1e9 / total,
-                                       "client_cpu_ns_per_byte": client_cpu * 1e9 / total})
+                                       "client_cpu_ns_per_byte": client_cpu * 1e9 / total,
+                                       "busiest_worker_share": max(workers) / sum(workers)
+                                       if workers and sum(workers) else 0})
         return {"metric": "mb_per_s", "higher_is_better": True, "unit": "MB/s",
                 "also": ["server_cpu_ns_per_byte"],
                 "setup": f"{size >> 20} MiB cached, {cfg['large_clients']} concurrent clients "
