@@ -414,7 +414,9 @@ static enum step finish(struct conn *c)
 
 static enum step send_answer(struct conn *c)
 {
-    switch (send_some(c)) {
+    enum send_result r = send_some(c);
+    io_turn_end(c);
+    switch (r) {
     case SEND_DONE:
         return finish(c);
     case SEND_AGAIN:
@@ -486,7 +488,7 @@ void conn_go_on(struct conn *c)
             s = c->can_read ? drain(c) : STEP_WAIT;
             break;
         case CONN_TUNNEL:
-            s = tunnel_step(c) ? STEP_WAIT : tunnel_end(c);
+            s = tunnel_step(c) ? (io_turn_end(c), STEP_WAIT) : tunnel_end(c);
             break;
         }
     }

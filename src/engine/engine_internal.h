@@ -144,6 +144,7 @@ struct conn {
     SSL *ssl;
     size_t tls_owed; /* the bytes the last SSL_write offered that found no room (io.c) */
     bool tls_drained;
+    bool tls_corked; /* TCP_CORK set for this turn's records (io_turn_end lifts it) */
     bool plain_on_tls;
     char *cork;
     size_t cork_len;
@@ -164,6 +165,9 @@ ssize_t io_sendv(struct conn *c, const struct iovec *iov, int n, bool more);
 /* Up to `len` bytes of file `fd` from `*off`, which moves past those written: sendfile, kernel
  * TLS's SSL_sendfile, or a record read from the file and written by OpenSSL. */
 ssize_t io_sendfile(struct conn *c, int fd, off_t *off, size_t len);
+/* A turn of sending is over: the records it wrote leave now (TLS: the TCP_CORK a body's records
+ * were written under is lifted). */
+void io_turn_end(struct conn *c);
 /* Bytes held by io_sendv's `more` go now (an answer waits for its reader). false: the
  * connection failed; true also when the socket had no room (they go with the next write). */
 bool io_flush(struct conn *c);
