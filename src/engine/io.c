@@ -29,8 +29,6 @@
 
 /* The most plaintext one TLS record carries. */
 #define TLS_RECORD 16384
-/* The first byte of a TLS record carrying a handshake (a ClientHello). */
-#define TLS_HANDSHAKE_RECORD 0x16
 
 /* OpenSSL's reads of the socket: whether the last one came back short (the socket is empty,
  * its next bytes bring an edge) or found nothing. */
@@ -355,7 +353,7 @@ static void handshake_failed(struct conn *c)
 }
 
 /* A client that speaks plain HTTP to a TLS port starts with a method's letters, never a TLS
- * record: one byte looked at (not taken) tells them apart. */
+ * record (a ClientHello's starts with 0x16): one byte looked at (not taken) tells them apart. */
 static enum io_handshake sniff(struct conn *c)
 {
     unsigned char first;
