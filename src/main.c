@@ -104,12 +104,8 @@ static void log_tls(const char *when)
 {
     struct tls_info t;
     char until[32];
-    time_t at;
-    struct tm tm;
     tls_describe(&t);
-    at = (time_t)t.not_after;
-    gmtime_r(&at, &tm);
-    strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    format_utc(t.not_after, until, sizeof(until));
     log_info("%sHTTPS certificate %s (issuer %s), valid until %s%s%s", when, t.subject, t.issuer,
              until, t.client_ca[0] ? "; clients must show a certificate signed by " : "",
              t.client_ca);
@@ -118,9 +114,6 @@ static void log_tls(const char *when)
     else if (!when[0])
         log_info("HTTPS: hits are encrypted by OpenSSL: no kernel TLS (%s)", t.ktls_why);
 }
-
-/* A certificate this close to its end is said in the log (OPERATIONS.md's alert says it too). */
-#define EXPIRY_NOTE_S (21 * 86400)
 
 /* "N days", or "N h" under two days, or "N min" under two hours. */
 static void say_left(int64_t left, char *out, size_t size)
@@ -143,18 +136,14 @@ static void note_expiry(bool now_anyway)
     struct tls_info t;
     char until[32], left[32];
     int64_t now = (int64_t)time(NULL);
-    time_t at;
-    struct tm tm;
     tls_describe(&t);
-    if (!t.enabled || t.not_after - now > EXPIRY_NOTE_S)
+    if (!t.enabled || t.not_after - now > TLS_EXPIRY_WARN_S)
         return;
     if (!now_anyway && now - said_at < 86400 && (said_expired || t.not_after > now))
         return;
     said_at = now;
     said_expired = t.not_after <= now;
-    at = (time_t)t.not_after;
-    gmtime_r(&at, &tm);
-    strftime(until, sizeof(until), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    format_utc(t.not_after, until, sizeof(until));
     say_left(t.not_after - now, left, sizeof(left));
     if (said_expired)
         log_error("HTTPS certificate %s expired on %s: clients refuse it; renew it, then SIGHUP",

@@ -4,6 +4,7 @@
 #include "tls/tls_files.h"
 #include "tls/tls_tickets.h"
 #include "log/log.h"
+#include "base/parse.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -57,14 +58,6 @@ static int64_t unix_time(const ASN1_TIME *t)
     return ASN1_TIME_to_tm(t, &tm) == 1 ? (int64_t)timegm(&tm) : 0;
 }
 
-static void utc(int64_t t, char *out, size_t size)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
-}
-
 /* `name`, RFC 2253, in `out` ("" when there is none); one too long for it ends in "...". */
 static void print_name(const X509_NAME *name, char *out, size_t size)
 {
@@ -106,12 +99,12 @@ static int check_leaf(const struct config *cfg, const struct tls_file *f, STACK_
     tls_subject(x, info->subject, sizeof(info->subject));
     print_name(X509_get_issuer_name(x), info->issuer, sizeof(info->issuer));
     if (info->not_after <= now) {
-        utc(info->not_after, when, sizeof(when));
+        format_utc(info->not_after, when, sizeof(when));
         snprintf(err + n, errlen - n, "the certificate (%s) expired on %s", info->subject, when);
         return -1;
     }
     if (info->not_before > now) {
-        utc(info->not_before, when, sizeof(when));
+        format_utc(info->not_before, when, sizeof(when));
         snprintf(err + n, errlen - n, "the certificate (%s) is not valid until %s", info->subject,
                  when);
         return -1;
@@ -198,7 +191,7 @@ static void make_slot(void)
 
 /* A client certificate that does not verify: its subject is kept for the log's line
  * (tls_refused_subject), the verdict is OpenSSL's. */
-static int note_refused(int ok, X509_STORE_CTX *store)
+static int keep_refused_subject(int ok, X509_STORE_CTX *store)
 {
     SSL *s = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
     char *subject;
@@ -254,7 +247,8 @@ static int use_client_ca(SSL_CTX *ctx, const struct config *cfg, const struct tl
     }
     SSL_CTX_set_client_CA_list(ctx, names);
     pthread_once(&slot_once, make_slot);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, note_refused);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       keep_refused_subject);
     return 0;
 }
 

@@ -49,6 +49,9 @@ struct tls_info {
     char ktls_why[128];             /* why not, when it is not */
 };
 void tls_describe(struct tls_info *out);
+/* A certificate this close to its end is warned of: the log (start, SIGHUP, daily), the pages'
+ * card, and OPERATIONS.md's alert. */
+#define TLS_EXPIRY_WARN_S (21 * 86400)
 
 /* What happened to TLS connections since start. */
 enum tls_event {

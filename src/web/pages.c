@@ -127,15 +127,24 @@ static void tls_origin(struct conn *c, struct buf *b, int i)
     buf_addf(b, ":%d", a->port);
 }
 
+static void format_time(int64_t t, char *out, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0) {
+        snprintf(out, size, "—");
+        return;
+    }
+    gmtime_r(&tt, &tm);
+    strftime(out, size, "%Y-%m-%d %H:%M UTC", &tm);
+}
+
 /* `t` as "2027-02-01 00:00 UTC (67 days left)", or "... (expired 3 days ago)". */
 static void expiry(struct buf *b, int64_t t)
 {
     char date[40];
-    time_t tt = (time_t)t;
-    struct tm tm;
     int64_t left = t - (int64_t)time(NULL), days = (left < 0 ? -left : left) / 86400;
-    gmtime_r(&tt, &tm);
-    strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", &tm);
+    format_time(t, date, sizeof(date));
     buf_addf(b, "%s (%s%lld day%s%s)", date, left < 0 ? "expired " : "", (long long)days,
              days == 1 ? "" : "s", left < 0 ? " ago" : " left");
 }
@@ -162,7 +171,7 @@ static void certificate_lines(struct buf *b, const struct tls_info *t)
  * alert). */
 static bool expires_soon(const struct tls_info *t)
 {
-    return t->not_after - (int64_t)time(NULL) < 21 * 86400;
+    return t->not_after - (int64_t)time(NULL) < TLS_EXPIRY_WARN_S;
 }
 
 /* "http://HOST/api/v1/fetch/?url=". */
@@ -348,18 +357,6 @@ static enum conn_result help_page(struct conn *c)
     buf_add(&b, "</div>");
     https_card(c, &b);
     return page_end(c, &b, HTTP_OK);
-}
-
-static void format_time(int64_t t, char *out, size_t size)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (t <= 0) {
-        snprintf(out, size, "—");
-        return;
-    }
-    gmtime_r(&tt, &tm);
-    strftime(out, size, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
 /* A link to `state`'s page `page` in `order`: the same path the pages live at. */
