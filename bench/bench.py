@@ -870,6 +870,28 @@ def hold_idle(s, url, n, client=(LOADGEN,), port=None):
     return after, why
 
 
+def idle_rounds(peers, cfg, n, scenario, hold):
+    """cfg["rounds"] rounds of each peer holding n idle connections (`hold(s)`: hold_idle's
+    answer), tried again up to cfg["idle_retries"] times when not all were held. Servers keep
+    freed memory (allocators rarely give it back), so every round is measured against the RSS
+    each had before the first one: what holding n connections costs."""
+    rounds = {s.name: [] for s in peers}
+    before = {s.name: rss_kib(s.pid) for s in peers}
+    for _ in range(cfg["rounds"]):
+        for s in peers:
+            for attempt in range(1 + cfg.get("idle_retries", 0)):
+                after, why = hold(s)
+                time.sleep(1)  # let the server see the closes before the next try
+                if not why:
+                    break
+                print(f"{scenario}: {why}", file=sys.stderr)
+            else:
+                raise RuntimeError(why)
+            rounds[s.name].append({"kib_per_connection": (after - before[s.name]) / n,
+                                   "rss_before_kib": before[s.name], "rss_after_kib": after})
+    return rounds
+
+
 def idle_connections(work, cfg, www):
     write_random(os.path.join(www, "small"), 4096)
     origin = Nginx(work, "nginx-static", www=www, log=False)
@@ -878,22 +900,8 @@ def idle_connections(work, cfg, www):
     try:
         for s in peers:
             fetch_all(s.url(origin, "/small"), 4096)
-        rounds = {s.name: [] for s in peers}
-        # Servers keep freed memory (allocators rarely give it back), so every round is measured
-        # against the RSS each had before the first one: what holding n connections costs.
-        before = {s.name: rss_kib(s.pid) for s in peers}
-        for _ in range(cfg["rounds"]):
-            for s in peers:
-                for attempt in range(1 + cfg.get("idle_retries", 0)):
-                    after, why = hold_idle(s, s.url(origin, "/small"), n)
-                    time.sleep(1)  # let the server see the closes before the next try
-                    if not why:
-                        break
-                    print(f"idle-connections: {why}", file=sys.stderr)
-                else:
-                    raise RuntimeError(why)
-                rounds[s.name].append({"kib_per_connection": (after - before[s.name]) / n,
-                                       "rss_before_kib": before[s.name], "rss_after_kib": after})
+        rounds = idle_rounds(peers, cfg, n, "idle-connections",
+                             lambda s: hold_idle(s, s.url(origin, "/small"), n))
         return {"metric": "kib_per_connection", "higher_is_better": False, "unit": "KiB",
                 "setup": f"{n} idle keep-alive connections after one 4 KiB hit each",
                 "rounds": rounds}
@@ -1968,22 +1976,10 @@ def tls_idle(work, cfg, www):
     tls, origin, peers = tls_contenders(work, www, "/small", 4096)
     n = cfg["tls"]["idle"]
     try:
-        rounds = {s.name: [] for s in peers}
-        # measured against the RSS before the first round, as idle-connections
-        before = {s.name: rss_kib(s.pid) for s in peers}
-        for _ in range(cfg["rounds"]):
-            for s in peers:
-                for attempt in range(1 + cfg.get("idle_retries", 0)):
-                    after, why = hold_idle(s, s.tls_url(origin, "/small"), n,
-                                           client=(TLSLOAD, "--ca", tls["ca"]), port=s.tls_port)
-                    time.sleep(1)  # let the server see the closes before the next try
-                    if not why:
-                        break
-                    print(f"tls-idle: {why}", file=sys.stderr)
-                else:
-                    raise RuntimeError(why)
-                rounds[s.name].append({"kib_per_connection": (after - before[s.name]) / n,
-                                       "rss_before_kib": before[s.name], "rss_after_kib": after})
+        rounds = idle_rounds(peers, cfg, n, "tls-idle",
+                             lambda s: hold_idle(s, s.tls_url(origin, "/small"), n,
+                                                 client=(TLSLOAD, "--ca", tls["ca"]),
+                                                 port=s.tls_port))
         return {"metric": "kib_per_connection", "higher_is_better": False, "unit": "KiB",
                 "setup": f"{n} idle TLS 1.3 keep-alive connections after one 4 KiB hit each "
                          f"(arca-tlsload idle); {TLS_SETUP}", "rounds": rounds}

@@ -49,6 +49,24 @@ def _ephemeral_start():
         return 32768
 
 
+def one_request(conn, method, target, headers=None, cut_is_partial=False):
+    """(status, headers with lower-case names, body) of one request on `conn`, then closed.
+    `cut_is_partial`: a body cut short is returned as far as it came (callers assert on its
+    length); else the cut raises."""
+    try:
+        conn.request(method, target, headers=headers or {})
+        resp = conn.getresponse()
+        try:
+            body = resp.read() if method != "HEAD" else b""
+        except http.client.IncompleteRead as e:
+            if not cut_is_partial:
+                raise
+            body = e.partial
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    finally:
+        conn.close()
+
+
 def free_port(host="127.0.0.1"):
     """A port free now, below the kernel's ephemeral range: a port the kernel picked for bind(0)
     can be taken next by any outgoing connection's local end (clients, arca's upstream, many at
@@ -456,16 +474,7 @@ class Arca:
 
     def get(self, path, headers=None, method="GET", timeout=30):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        try:
-            conn.request(method, path, headers=headers or {})
-            resp = conn.getresponse()
-            try:
-                body = resp.read() if method != "HEAD" else b""
-            except http.client.IncompleteRead as e:
-                body = e.partial  # a cut stream: callers assert on its length
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
-        finally:
-            conn.close()
+        return one_request(conn, method, path, headers, cut_is_partial=True)
 
     def stream(self, url, **params):
         """Open a fetch and return (connection, response) once the headers are in; the caller
@@ -671,13 +680,7 @@ class TlsArca(Arca):
         """(status, headers, body) of one request over HTTPS."""
         conn = http.client.HTTPSConnection("127.0.0.1", self.tls_port, timeout=timeout,
                                            context=context or self.context())
-        try:
-            conn.request(method, path, headers=headers or {})
-            resp = conn.getresponse()
-            body = resp.read() if method != "HEAD" else b""
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
-        finally:
-            conn.close()
+        return one_request(conn, method, path, headers)
 
     def tls_fetch(self, url, headers=None, **params):
         return self.tls_get(self.fetch_path(url, **params), headers)

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import sha256, wait_for as wait_state
+from conftest import one_request, sha256, wait_for as wait_state
 
 BODY = os.urandom(300_000) + b"end"
 
@@ -43,13 +43,7 @@ def wait_for(check, timeout=10):
 def raw(arca, method, target, headers=None):
     """One request with `target` as the request line's, as a proxy client sends it."""
     conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
-    try:
-        conn.request(method, target, headers=headers or {})
-        resp = conn.getresponse()
-        body = resp.read() if method != "HEAD" else b""
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
-    finally:
-        conn.close()
+    return one_request(conn, method, target, headers)
 
 
 def test_curl_through_the_proxy_and_the_prefix_share_one_object(arca, origin, workdir):
