@@ -427,6 +427,12 @@ int hex_digit(char c)
 
 /* Runs on every hit (the store's key): a table lookup, not snprintf, which showed in the 4 KiB
  * hit profile. */
+void format_host_port(const char *host, int port, char *out, size_t size)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(out, size, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
 void format_utc(int64_t t, char *out, size_t size)
 {
     time_t tt = (time_t)t;

@@ -132,6 +132,9 @@ int parse_http_date(const char *s, int64_t *t);
 /* The value of a hex digit, either case; -1 for anything else. */
 int hex_digit(char c);
 
+/* A listening address as written: "HOST:PORT", an IPv6 one "[v6]:PORT". */
+void format_host_port(const char *host, int port, char *out, size_t size);
+
 /* Unix seconds -> "2026-12-16 09:00:00 UTC" (the log's lines about a certificate's dates). */
 void format_utc(int64_t t, char *out, size_t size);
 

@@ -370,13 +370,6 @@ static bool overlap(const char *host_a, int port_a, const char *host_b, int port
     return port_a == port_b && (any || !strcmp(host_a, host_b));
 }
 
-/* "HOST:PORT", "[v6]:PORT". */
-static void put_addr(char *out, size_t size, const char *host, int port)
-{
-    bool v6 = strchr(host, ':') != NULL;
-    snprintf(out, size, "%s%.46s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
-}
-
 /* Each --tls-listen is an address of its own: not --listen's, nor another's (serve could not
  * bind it; check-config says so first). */
 static int overlapping_listener(const struct config *cfg, char err[CONFIG_ERR_LEN])
@@ -387,17 +380,17 @@ static int overlapping_listener(const struct config *cfg, char err[CONFIG_ERR_LE
         const char *other = NULL;
         if (overlap(t->host, t->port, cfg->listen_host, cfg->listen_port)) {
             other = "--listen";
-            put_addr(b, sizeof(b), cfg->listen_host, cfg->listen_port);
+            format_host_port(cfg->listen_host, cfg->listen_port, b, sizeof(b));
         }
         for (int j = 0; j < i && !other; j++)
             if (overlap(t->host, t->port, cfg->tls_listen[j].host, cfg->tls_listen[j].port)) {
                 other = "--tls-listen";
-                put_addr(b, sizeof(b), cfg->tls_listen[j].host, cfg->tls_listen[j].port);
+                format_host_port(cfg->tls_listen[j].host, cfg->tls_listen[j].port, b, sizeof(b));
             }
         if (!other)
             continue;
         config_where(cfg, "tls-listen", where, sizeof(where));
-        put_addr(a, sizeof(a), t->host, t->port);
+        format_host_port(t->host, t->port, a, sizeof(a));
         snprintf(err, CONFIG_ERR_LEN,
                  "%.64s--tls-listen %.56s overlaps %s %.56s: give each its own port", where, a,
                  other, b);

@@ -1,6 +1,7 @@
 #include "http/http.h"
 #include "log/access_log.h"
 #include "base/clock.h"
+#include "base/parse.h"
 #include "http/http_internal.h"
 #include "http/http_limits.h"
 #include "http/proxy_target.h"
@@ -606,8 +607,9 @@ static int bind_listeners(const struct config *cfg, struct engine_listener *ls, 
 
 static void log_listening(const char *host, int port, const char *what)
 {
-    bool v6 = strchr(host, ':') != NULL; /* [::]:8001, as --listen writes it */
-    log_info("listening on %s%s%s:%d%s", v6 ? "[" : "", host, v6 ? "]" : "", port, what);
+    char addr[96];
+    format_host_port(host, port, addr, sizeof(addr)); /* [::]:8001, as --listen writes it */
+    log_info("listening on %s%s", addr, what);
 }
 
 int http_start(const struct config *cfg, const struct route *table, char *err, size_t errlen)

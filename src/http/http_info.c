@@ -12,6 +12,7 @@
 #include "http/http_internal.h"
 #include "http/http_offload.h"
 #include "base/clock.h"
+#include "base/parse.h"
 #include "upstream/hosts.h"
 #include "upstream/upstream.h"
 #include "rules/policy.h"
@@ -131,12 +132,6 @@ static void add_allow_networks(json_t *o)
     json_object_set_new(o, "allow_networks_default", json_boolean(by_default));
 }
 
-/* "HOST:PORT" of a --tls-listen address, an IPv6 one in brackets. */
-static void listen_text(const struct listen_addr *a, char *out, size_t size)
-{
-    snprintf(out, size, strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
-}
-
 /* The certificate in force, its times as the status's other times. */
 static json_t *tls_certificate(const struct tls_info *t)
 {
@@ -174,7 +169,8 @@ static json_t *tls_status(void)
     tls_describe(&t);
     tls_counts(n);
     for (int i = 0; listen && i < http_cfg->n_tls_listen; i++) {
-        listen_text(&http_cfg->tls_listen[i], addr, sizeof(addr));
+        format_host_port(http_cfg->tls_listen[i].host, http_cfg->tls_listen[i].port, addr,
+                         sizeof(addr));
         json_array_append_new(listen, json_string(addr));
     }
     o = json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "listen", listen, "certificate",
