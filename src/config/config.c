@@ -1,5 +1,6 @@
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "url/url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -577,6 +578,49 @@ static int opt_mirror(struct config *cfg, const struct option *o, const char *v,
     return add_mirror(cfg, v, err);
 }
 
+int config_parent_url(const char *v, char out[CONFIG_PARENT_MAX], char *why, size_t size)
+{
+    char norm[CONFIG_PARENT_MAX];
+    const char *authority = strstr(v, "://"), *err = NULL;
+    int status;
+    size_t n;
+    if (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0) {
+        snprintf(why, size, "not an http:// or https:// URL");
+        return -1;
+    }
+    authority += 3;
+    n = strcspn(authority, "/?#");
+    if (memchr(authority, '@', n)) { /* never echoed: it holds a password */
+        snprintf(why, size, "a parent URL with credentials (user:password@) is refused: they "
+                            "would show in logs and the status; give the address alone");
+        return -1;
+    }
+    if (strpbrk(v, "?#")) {
+        snprintf(why, size, "a parent URL is a base URL: no query or fragment");
+        return -1;
+    }
+    if (strlen(v) >= sizeof(norm) - 1 ||
+        url_normalize(v, strlen(v), norm, sizeof(norm), &status, &err) < 0) {
+        snprintf(why, size, "%s", err ? err : "too long");
+        return -1;
+    }
+    n = strlen(norm);
+    while (n > 0 && norm[n - 1] == '/')
+        norm[--n] = '\0';
+    memcpy(out, norm, n + 1);
+    return 0;
+}
+
+static int opt_parent(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    char why[160];
+    if (config_parent_url(v, cfg->parent, why, sizeof(why)) < 0) {
+        snprintf(err, CONFIG_ERR_LEN, "--%s: %s", o->name, why);
+        return -1;
+    }
+    return 0;
+}
+
 static int opt_connect_port(struct config *cfg, const struct option *o, const char *v, char *err)
 {
     (void)o;
@@ -651,6 +695,9 @@ static const struct option options[] = {
     {"trust-signed-urls", opt_switch, OPT_SWITCH, FIELD(trust_signed), 0, 0, 0},
     {"bucket", opt_bucket, OPT_REPEATABLE, SPAN(buckets, n_buckets), 0, 0, 0},
     {"mirror", opt_mirror, OPT_REPEATABLE, SPAN(mirror_rules, n_mirror_rules), 0, 0, 0},
+    {"parent", opt_parent, 0, FIELD(parent), 0, 0, 0},
+    {"parent-only", opt_switch, OPT_SWITCH, FIELD(parent_only), 0, 0, 0},
+    {"parent-trusted-http", opt_switch, OPT_SWITCH, FIELD(parent_trusted_http), 0, 0, 0},
     NUMBER("keep-expired", 0, keep_expired, V_DURATION, 1, TTL_MAX),
     NUMBER("confirm-ttl", 0, confirm_ttl, V_DURATION, 1, 7 * 86400),
     NUMBER("stale-if-error", OPT_RELOADABLE, stale_if_error, V_DURATION, 0, TTL_MAX),

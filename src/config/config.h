@@ -34,6 +34,8 @@
 
 /* --mirror REGEX=URL[,URL...]: URLs matching REGEX are first asked of each mirror, the matched
  * text replaced by the mirror's URL. */
+#define CONFIG_PARENT_MAX 512
+
 struct mirror_rule {
     char pattern[512]; /* POSIX extended regex over the URL's normal form */
     char mirrors[CONFIG_MAX_MIRRORS][512];
@@ -165,6 +167,12 @@ struct config {
     int64_t upstream_rate; /* bytes a second all downloads together take; 0: no cap */
     struct mirror_rule mirror_rules[CONFIG_MAX_RULES / 2];
     int n_mirror_rules;
+    /* A site's central arca (docs/CLUSTER.md, "Sites and tiers"): its base URL in normal form
+     * without a trailing '/' ("" none; config_parent_url), asked for every download first;
+     * --parent-only: never the origin directly; --parent-trusted-http: URLs with credentials
+     * may go to an http:// parent (else only to an https:// one whose certificate verifies). */
+    char parent[CONFIG_PARENT_MAX];
+    bool parent_only, parent_trusted_http;
     struct bucket buckets[CONFIG_MAX_BUCKETS];
     int n_buckets;
     bool log_health_checks; /* write /api/v1/health/ requests to the access log */
@@ -241,5 +249,11 @@ extern const char *const config_rule_keys[];
 
 /* Whether a CONNECT tunnel may reach `port` (--connect-port). */
 bool config_tunnel_port(const struct config *cfg, int port);
+
+/* A parent's base URL (--parent, a rule's `parent`): http:// or https://, a host, a path or
+ * none; no credentials (they would show in logs and the status) and no query. Its normal form
+ * without a trailing '/' into out[CONFIG_PARENT_MAX]; -1 with a one-line why (which never
+ * echoes the URL's userinfo). */
+int config_parent_url(const char *v, char out[CONFIG_PARENT_MAX], char *why, size_t size);
 
 #endif

@@ -428,6 +428,21 @@ static int finish_tls(const struct config *cfg, char err[CONFIG_ERR_LEN])
     return 0;
 }
 
+/* --parent-only and --parent-trusted-http say how to use --parent: without it they mean
+ * nothing, and a site that meant "never the origin" must not quietly go there. */
+static int finish_parent(const struct config *cfg, char err[CONFIG_ERR_LEN])
+{
+    const char *given = cfg->parent_only           ? "--parent-only"
+                        : cfg->parent_trusted_http ? "--parent-trusted-http"
+                                                   : NULL;
+    char where[64];
+    if (cfg->parent[0] || !given)
+        return 0;
+    config_where(cfg, given + 2, where, sizeof(where));
+    snprintf(err, CONFIG_ERR_LEN, "%s%s is given but no --parent URL", where, given);
+    return -1;
+}
+
 /* "unknown command 'stauts'; did you mean status?": the commands are main.c's and cli.c's. */
 static void unknown_command(const char *name, char err[CONFIG_ERR_LEN])
 {
@@ -455,5 +470,7 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
         if (a != CONFIG_SERVE)
             return a;
     }
-    return finish_tls(cfg, err) < 0 || config_finish(cfg, err) < 0 ? CONFIG_ERROR : CONFIG_SERVE;
+    return finish_tls(cfg, err) < 0 || finish_parent(cfg, err) < 0 || config_finish(cfg, err) < 0
+               ? CONFIG_ERROR
+               : CONFIG_SERVE;
 }

@@ -99,6 +99,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->error_status = obj->error_status;
     meta->retry_after = obj->retry_after;
     copy_string(meta->error, sizeof(meta->error), obj->error);
+    copy_string(meta->parent_status, sizeof(meta->parent_status), obj->parent_status);
 }
 
 /* Lock not held; `obj` pinned (a reference: eviction and expiry pass it by). Open the hit's

@@ -201,6 +201,7 @@ void object_free(struct object *o)
     if (o->fd >= 0)
         close(o->fd);
     free(o->error);
+    free(o->parent_status);
     free(o->headers);
     free(o->url);
     free(o->source);

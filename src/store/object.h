@@ -61,6 +61,8 @@ struct object {
     int64_t flush_mark; /* bytes before it waited a hold out: readers take them at any size */
     char *error;        /* one-line reason (object_set_error); NULL when none (or out of memory):
                            see object_error() */
+    char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
+                            (store_from_parent), shown before this arca's own; NULL: none */
     int64_t created, ttl, last_use, usage;
     int64_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
     int64_t rate;           /* FETCHING: bytes a second its download took over the last second */

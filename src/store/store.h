@@ -105,6 +105,9 @@ struct object_meta {
     int error_status;
     int retry_after; /* FAILED because its host is held down: seconds until it is tried again */
     char error[160];
+    /* Its bytes came from a parent arca (store_from_parent): the parent's Cache-Status members,
+     * which answers list before this arca's own (RFC 9211); "" none. */
+    char parent_status[192];
 };
 
 /* LOOKUP_UNAVAILABLE: the object is cached but its file cannot be opened for now (out of
@@ -319,6 +322,13 @@ void store_staleness(struct object *obj, int64_t if_error, int64_t while_revalid
  * version meanwhile, for `cause` (`fwd_status`: upstream's answer to a failed attempt, 0 for
  * none), until upstream's headers of a new version are in. False when it keeps none. */
 bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_status);
+/* Upstream thread. The download's answer comes from a parent arca (docs/CLUSTER.md, "Sites and
+ * tiers"), whose copy was `age` seconds old and fresh for `left` more seconds (<= 0: stale at
+ * the parent). The object is as old as the parent's copy (its `created` moved back by `age`)
+ * and fresh for what is left of the parent's freshness at most, never more than its own terms'
+ * ttl from now: a parent's stale answer is kept expired, never fresh. `cache_status`: the
+ * parent's Cache-Status members (NULL: none), listed before this arca's own. */
+void store_from_parent(struct object *obj, int64_t age, int64_t left, const char *cache_status);
 /* Upstream thread. The refresh failed in an outage (`fwd_status`: upstream's answer, 0 for
  * none): the download fails with `status` and `reason` (readers of a new version's body are
  * cut), and the expired version it refreshed is in the table again as it was (never deleted

@@ -16,6 +16,7 @@ const struct transfer_store transfer_store_real = {
     store_begin_file,    store_file_ready,    store_take_prefix,
     store_snapshot,      store_progress,      store_stale_validators,
     store_begin_body,    store_continue_body, store_staleness,
+    store_from_parent,
     store_restart,       store_new_version,   store_append,
     store_write_at,      store_advance,       store_digest_range,
     store_set_rate,      store_announce,      store_finish,

@@ -110,6 +110,14 @@ static void f_continue_body(struct object *obj)
     (void)obj;
     called("continue_body");
 }
+static void f_from_parent(struct object *obj, int64_t age, int64_t left, const char *cache_status)
+{
+    (void)obj;
+    (void)age;
+    (void)left;
+    (void)cache_status;
+}
+
 static void f_staleness(struct object *obj, int64_t if_error, int64_t while_revalidate)
 {
     (void)obj, (void)if_error, (void)while_revalidate; /* not a call the units follow */
@@ -237,7 +245,7 @@ static int f_error_status(const struct object *obj)
 
 static const struct transfer_store recording = {
     f_begin_file, f_file_ready,    f_take_prefix,  f_snapshot,     f_progress,    f_stale,
-    f_begin_body, f_continue_body, f_staleness,    f_restart,      f_new_version, f_append,
+    f_begin_body, f_continue_body, f_staleness,    f_from_parent, f_restart,      f_new_version, f_append,
     f_write_at,   f_advance,       f_digest_range, f_set_rate,     f_announce,    f_finish,
     f_renew,      f_fail,          f_set_aside,    f_fail_held,    f_offer_stale, f_keep_stale,
     f_release,    f_url,           f_error,        f_error_status,
