@@ -148,7 +148,7 @@ static void print_text(json_t *a)
 {
     static const char *const order[] = {
         "ttl", "client-ttl",      "stale-if-error",   "stale-while-revalidate", "store",
-        "pin", "max-object-size", "fill-connections", "fill-min-size"};
+        "pin", "max-object-size", "fill-connections", "fill-min-size",          "parent"};
     json_t *terms = json_object_get(a, "terms"), *rule = json_object_get(a, "rule"), *item;
     size_t i;
     printf("%-10s %s\n%-10s %s\n", "url", str(a, "url"), "key", str(a, "key"));
@@ -164,8 +164,9 @@ static void print_text(json_t *a)
                               ? " (the URL carries credentials: the origin accepts it first)"
                               : "");
     json_array_foreach(json_object_get(a, "sources"), i, item)
-        printf("  %zu. %-7s %s (sent %s)\n", i + 1, str(item, "kind"), str(item, "url"),
-               str(item, "sent"));
+        printf("  %zu. %-7s %s (sent %s%s%s)\n", i + 1, str(item, "kind"), str(item, "url"),
+               str(item, "sent"), json_object_get(item, "from") ? "; " : "",
+               json_object_get(item, "from") ? str(item, "from") : "");
     json_array_foreach(json_object_get(a, "losers"), i, item) print_rule(i ? "" : "losers", item);
 }
 

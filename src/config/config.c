@@ -591,8 +591,9 @@ int config_parent_url(const char *v, char out[CONFIG_PARENT_MAX], char *why, siz
     authority += 3;
     n = strcspn(authority, "/?#");
     if (memchr(authority, '@', n)) { /* never echoed: it holds a password */
-        snprintf(why, size, "a parent URL with credentials (user:password@) is refused: they "
-                            "would show in logs and the status; give the address alone");
+        snprintf(why, size,
+                 "a parent URL with credentials (user:password@) is refused: they "
+                 "would show in logs and the status; give the address alone");
         return -1;
     }
     if (strpbrk(v, "?#")) {

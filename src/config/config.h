@@ -101,8 +101,8 @@ struct config {
     char listen_host[64];
     int listen_port;
     /* HTTPS for clients (docs/TLS.md): --tls-listen addresses, the certificate chain and key they
-     * show, and the CA that must have signed the certificate each client shows ("" none). SIGHUP reads the files
-     * again (tls.h). */
+     * show, and the CA that must have signed the certificate each client shows ("" none). SIGHUP
+     * reads the files again (tls.h). */
     struct listen_addr tls_listen[CONFIG_MAX_TLS_LISTEN];
     int n_tls_listen;
     char tls_cert[1024];

@@ -17,6 +17,7 @@ const char *const config_rule_keys[] = {"match",
                                         "stale-while-revalidate",
                                         "fill-connections",
                                         "fill-min-size",
+                                        "parent",
                                         "max-object-size",
                                         "allow-network",
                                         NULL};

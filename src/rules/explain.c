@@ -100,6 +100,8 @@ static json_t *terms_json(const struct config *cfg, const struct fetch_terms *t,
              from_text(fill_from(r, true), t, "fill-connections"));
     add_term(o, "fill-min-size", json_integer(t->fill_min_size),
              from_text(fill_from(r, false), t, "fill-min-size"));
+    add_term(o, "parent", json_string(t->sources.parent[0] ? t->sources.parent : "none"),
+             from_text(t->parent_from, t, "parent"));
     return o;
 }
 
@@ -132,11 +134,30 @@ static void add_networks(json_t *answer, const struct rule *r, const struct fetc
         json_object_set_new(answer, "networks_default", json_true());
 }
 
-/* The mirrors in order, then the origin. */
+/* The parent, when one is asked: what it is sent, or why the URL goes past it. */
+static void add_parent(json_t *list, const struct fetch_terms *t)
+{
+    const struct terms_sources *s = &t->sources;
+    const char *sent = "the URL whole, through its fetch API";
+    char from[96];
+    if (!s->parent[0])
+        return;
+    if (s->credentials && !s->parent_credentials)
+        sent = s->parent_only ? "nothing: the URL carries credentials and the parent is plain "
+                                "http (--parent-trusted-http); --parent-only refuses it"
+                              : "nothing: the URL carries credentials and the parent is plain "
+                                "http (--parent-trusted-http); the origin is asked";
+    snprintf(from, sizeof(from), t->parent_from == FROM_RULE ? "rule %s" : "--parent", t->rule);
+    json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "url", s->parent, "kind",
+                                          "parent", "sent", sent, "from", from));
+}
+
+/* The parent, the mirrors in order, then the origin (none with --parent-only). */
 static json_t *sources_json(const struct config *cfg, const struct fetch_terms *t, const char *url)
 {
     json_t *list = json_array();
-    for (int k = 0; k < t->sources.n_mirrors; k++) {
+    add_parent(list, t);
+    for (int k = 0; k < (t->sources.parent_only ? 0 : t->sources.n_mirrors); k++) {
         char *mirror = terms_source_url(cfg, t, url, k), *shown = mirror ? url_shown(mirror) : NULL;
         if (shown)
             json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "url", shown, "kind", "mirror",
@@ -145,7 +166,7 @@ static json_t *sources_json(const struct config *cfg, const struct fetch_terms *
         free(mirror);
     }
     char *shown = url_shown(url);
-    if (shown)
+    if (shown && !t->sources.parent_only)
         json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "url", shown, "kind", "origin",
                                               "sent", "the URL whole"));
     free(shown);

@@ -42,6 +42,12 @@ struct terms_sources {
     int mirror_rule;   /* the --mirror rule matched (its index), -1: none: the origin alone */
     int n_mirrors;     /* that rule's mirrors, asked in order before the origin */
     bool origin_first; /* the URL carries credentials: the origin must accept it before a mirror */
+    /* The parent arca asked before all of them (upstream/parent.h): its base URL, "" none (no
+     * --parent, or the rule's `parent = none`); `parent_only`: never the origin directly;
+     * `credentials`: the URL carries some; `parent_credentials`: the parent may be sent them
+     * (https://, or --parent-trusted-http). */
+    char parent[CONFIG_PARENT_MAX];
+    bool parent_only, credentials, parent_credentials;
 };
 
 /* One compiled rule. A field a rule does not set has its `has_` false: the option applies. */
@@ -52,7 +58,8 @@ struct rule {
     char match[1024]; /* its normal form, as matched */
     bool host_glob;   /* match's host starts with "*." */
     bool has_ttl, has_client_ttl, has_stale_if_error, has_stale_while_revalidate, has_store,
-        has_pin, has_fill_connections, has_fill_min_size, has_max_object_size;
+        has_pin, has_fill_connections, has_fill_min_size, has_max_object_size, has_parent;
+    char parent[CONFIG_PARENT_MAX]; /* with has_parent: its parent's base URL, "" none */
     int64_t ttl;
     enum client_ttl_mode client_ttl;
     int64_t client_ttl_min, client_ttl_max;
@@ -115,6 +122,9 @@ void sources_decide(const struct config *cfg, const char *url, struct terms_sour
 /* Mirror k's URL for `url` under `s` (sources_decide's): the URL without its credentials, the
  * text the rule's regex matched replaced by the mirror. A new string; NULL: out of memory, or
  * no such mirror. terms_source_url() is this for a request's terms. */
+/* Whether `url` carries credentials (a signature, userinfo, a token): what only the origin, or a
+ * parent that may be sent them, is asked with. */
+bool sources_credentials(const struct config *cfg, const char *url);
 char *sources_mirror_url(const struct config *cfg, const struct terms_sources *s, const char *url,
                          int k);
 

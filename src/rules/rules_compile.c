@@ -207,6 +207,21 @@ static int match_value(struct compiling *c, const struct config_rule_key *k)
     return 0;
 }
 
+/* `parent = URL|none`: the rule's parent arca, or none (the origin directly, whatever
+ * --parent says). */
+static int parent_value(struct compiling *c, const struct config_rule_key *k)
+{
+    char why[160];
+    c->r->has_parent = true;
+    if (!strcmp(k->value, "none")) {
+        c->r->parent[0] = '\0';
+        return 0;
+    }
+    if (config_parent_url(k->value, c->r->parent, why, sizeof(why)) < 0)
+        return refuse(c, k->line, "parent: %s (or none)", why);
+    return 0;
+}
+
 /* One key of the rule. */
 static int rule_key(struct compiling *c, const struct config_rule_key *k, bool *none)
 {
@@ -233,6 +248,8 @@ static int rule_key(struct compiling *c, const struct config_rule_key *k, bool *
         return r->has_max_object_size = true, size_value(c, k, &r->max_object_size);
     if (!strcmp(key, "allow-network"))
         return allow_network(c, k, none);
+    if (!strcmp(key, "parent"))
+        return parent_value(c, k);
     if (!strcmp(key, "fill-connections")) {
         int64_t n;
         char *end;

@@ -61,6 +61,18 @@ static int first_rule(const char *plain, regmatch_t *m)
     return -1;
 }
 
+bool sources_credentials(const struct config *cfg, const char *url)
+{
+    size_t size = strlen(url) + 1;
+    char stack[PLAIN_STACK], *plain = size > sizeof(stack) ? malloc(size) : stack;
+    bool credentials = true; /* out of memory: taken as carrying some, never sent on */
+    if (plain)
+        credentials = without_credentials(cfg, url, plain, size);
+    if (plain != stack)
+        free(plain);
+    return credentials;
+}
+
 void sources_decide(const struct config *cfg, const char *url, struct terms_sources *out)
 {
     char stack[PLAIN_STACK], *plain = stack;

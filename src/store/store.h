@@ -323,12 +323,12 @@ void store_staleness(struct object *obj, int64_t if_error, int64_t while_revalid
  * none), until upstream's headers of a new version are in. False when it keeps none. */
 bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_status);
 /* Upstream thread. The download's answer comes from a parent arca (docs/CLUSTER.md, "Sites and
- * tiers"), whose copy was `age` seconds old and fresh for `left` more seconds (<= 0: stale at
- * the parent). The object is as old as the parent's copy (its `created` moved back by `age`)
- * and fresh for what is left of the parent's freshness at most, never more than its own terms'
- * ttl from now: a parent's stale answer is kept expired, never fresh. `cache_status`: the
- * parent's Cache-Status members (NULL: none), listed before this arca's own. */
-void store_from_parent(struct object *obj, int64_t age, int64_t left, const char *cache_status);
+ * tiers"), whose copy was `age` seconds old: the object is as old (its `created` moved back by
+ * `age`) and fresh for `fresh` more seconds from now (the download decides: what is left of the
+ * parent's freshness, at most its own terms' ttl); <= 0: it is kept expired, never fresh (a
+ * parent's stale answer). `cache_status`: the parent's Cache-Status members (NULL: none), listed
+ * before this arca's own. Called with (0, ttl, NULL) it is the download's own again. */
+void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const char *cache_status);
 /* Upstream thread. The refresh failed in an outage (`fwd_status`: upstream's answer, 0 for
  * none): the download fails with `status` and `reason` (readers of a new version's body are
  * cut), and the expired version it refreshed is in the table again as it was (never deleted

@@ -649,17 +649,16 @@ void store_staleness(struct object *obj, int64_t if_error, int64_t while_revalid
     store_unlock();
 }
 
-void store_from_parent(struct object *obj, int64_t age, int64_t left, const char *cache_status)
+void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const char *cache_status)
 {
     int64_t now = (int64_t)time(NULL);
     char *status = cache_status && cache_status[0] ? strdup(cache_status) : NULL;
     CHECK_OBJ(obj);
     assert(store_on_upstream() && age >= 0);
     store_lock();
-    int64_t own = obj->ttl; /* its terms' ttl, counted from now */
-    /* as old as the parent's copy; a stale one is expired a second ago, never fresh */
-    obj->created = now - age - (left <= 0 ? 1 : 0);
-    obj->ttl = age + (left <= 0 ? 1 : left < own ? left : own);
+    /* as old as the parent's copy; a stale one expired a second ago, never fresh */
+    obj->created = now - age - (fresh <= 0 ? 1 : 0);
+    obj->ttl = age + (fresh <= 0 ? 1 : fresh);
     free(obj->parent_status);
     obj->parent_status = status;
     store_unlock();

@@ -39,7 +39,7 @@ struct transfer_store {
                       bool resumable);
     void (*continue_body)(struct object *obj);
     void (*staleness)(struct object *obj, int64_t if_error, int64_t while_revalidate);
-    void (*from_parent)(struct object *obj, int64_t age, int64_t left, const char *cache_status);
+    void (*from_parent)(struct object *obj, int64_t age, int64_t fresh, const char *cache_status);
     int (*restart)(struct object *obj, int64_t length, const struct upstream_headers *h);
     struct object *(*new_version)(struct object *obj, const char *reason);
     int (*append)(struct object *obj, const char *data, size_t len);

@@ -106,6 +106,8 @@ static int set_range_headers(struct fill *f, struct segment *s)
     snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(f->terms.kept));
     if (l && (t = curl_slist_append(l, range)))
         t = curl_slist_append(t, if_range);
+    if (t && f->terms.parent)
+        t = curl_slist_append(t, "Want-Repr-Digest: sha-256=10");
     if (!t) {
         curl_slist_free_all(l);
         return -1;
@@ -365,6 +367,9 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
     if (response_is_status_line(line)) {
         response_reset(&s->resp);
         s->status = response_status_line(line);
+    } else if (s->body) { /* a trailer, after a chunked range: a parent's digest */
+        if (f->terms.parent && whole && line[0])
+            parent_header(f->terms.parent, line);
     } else if (line[0] == '\0') {
         if (range_answer(f, s) < 0)
             return 0;

@@ -32,6 +32,7 @@
 
 #include "upstream/download.h"
 #include "upstream/easy.h"
+#include "upstream/parent.h"
 #include "upstream/upstream_response.h"
 
 #include <curl/curl.h>
@@ -70,6 +71,9 @@ struct fill_terms {
     int64_t deadline_ms;            /* the download's, --download-timeout */
     void (*tell)(void *owner, enum fill_news news);
     void *owner;
+    /* The download's parent when it asks one (parent.h; NULL: none): each range asks for its
+     * digest, and the trailer of a range that ends at the object's end brings it there. */
+    struct parent_ask *parent;
 };
 
 /* Split [head, length) into `ranges` and ask each but the head's; NULL when out of memory (the

@@ -1,6 +1,6 @@
 /* One upstream download's course (transfer.h): its steps and the events that move it. What an
  * attempt's answer decides is transfer_answer.c's. */
-#include "upstream/transfer_answer.h"
+#include "upstream/transfer_parent.h"
 #include "upstream/hosts.h"
 #include "config/buckets.h"
 #include "rules/grants.h"
@@ -13,16 +13,13 @@
 #include <string.h>
 
 const struct transfer_store transfer_store_real = {
-    store_begin_file,    store_file_ready,    store_take_prefix,
-    store_snapshot,      store_progress,      store_stale_validators,
-    store_begin_body,    store_continue_body, store_staleness,
-    store_from_parent,
-    store_restart,       store_new_version,   store_append,
-    store_write_at,      store_advance,       store_digest_range,
-    store_set_rate,      store_announce,      store_finish,
-    store_renew,         store_fail,          store_set_aside,
-    store_fail_held,     store_offer_stale,   store_keep_stale,
-    store_release,       object_url,          object_error,
+    store_begin_file,    store_file_ready,       store_take_prefix, store_snapshot,
+    store_progress,      store_stale_validators, store_begin_body,  store_continue_body,
+    store_staleness,     store_from_parent,      store_restart,     store_new_version,
+    store_append,        store_write_at,         store_advance,     store_digest_range,
+    store_set_rate,      store_announce,         store_finish,      store_renew,
+    store_fail,          store_set_aside,        store_fail_held,   store_offer_stale,
+    store_keep_stale,    store_release,          object_url,        object_error,
     object_error_status,
 };
 
@@ -37,12 +34,12 @@ static const unsigned moves[] = {
     [TS_OPENING] = TO(TS_SOURCE) | TO(TS_FAILED),
     [TS_SOURCE] = TO(TS_PROBING) | TO(TS_ATTEMPT) | TO(TS_FAILED),
     [TS_PROBING] = TO(TS_ATTEMPT) | TO(TS_FAILED),
-    [TS_ATTEMPT] = TO(TS_ASKING) | TO(TS_OPENING) | TO(TS_FAILED),
-    [TS_ASKING] = TO(TS_ENDED) | TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_FAILED),
+    [TS_ATTEMPT] = TO(TS_ASKING) | TO(TS_OPENING) | TO(TS_SOURCE) | TO(TS_FAILED),
+    [TS_ASKING] = TO(TS_ENDED) | TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_SOURCE) | TO(TS_FAILED),
     [TS_ENDED] = TO(TS_DONE) | TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_BACKOFF) | TO(TS_FILLING) |
-                 TO(TS_FAILED),
-    [TS_FILLING] = TO(TS_DONE) | TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_FAILED),
-    [TS_BACKOFF] = TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_FAILED),
+                 TO(TS_SOURCE) | TO(TS_FAILED),
+    [TS_FILLING] = TO(TS_DONE) | TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_SOURCE) | TO(TS_FAILED),
+    [TS_BACKOFF] = TO(TS_ATTEMPT) | TO(TS_OPENING) | TO(TS_SOURCE) | TO(TS_FAILED),
     [TS_DONE] = 0,
     [TS_FAILED] = 0,
 };
@@ -187,6 +184,11 @@ static int set_headers(struct transfer *t)
     curl_slist_free_all(t->req_headers);
     t->req_headers = easy_base_headers(t->auth, t->via);
     t->conditional = t->bounded = false;
+    /* a parent is asked for its digest, and with a Range from byte 0 its answer says the length
+     * though it goes out chunked to carry the digest after the body (parent.h) */
+    if (t->parent.active && (add_header(t, "Want-Repr-Digest: sha-256=10") < 0 ||
+                             (t->offset == 0 && add_header(t, "Range: bytes=0-") < 0)))
+        return -1;
     /* a download whose fill stopped asks for the whole body again (ranges failed it: they may
      * fail it again), dropping what it keeps (transfer_answer.c, same_whole_body) */
     if (!t->req_headers ||
@@ -244,10 +246,17 @@ static enum transfer_state source_chosen(struct transfer *t)
     return TS_ATTEMPT;
 }
 
-/* SOURCE: a mirror, or the origin's word first (mirror.h); PROBING while a probe is out. */
+/* SOURCE: its parent first (once: parent.h), then a mirror, or the origin's word first
+ * (mirror.h); PROBING while a probe is out. */
 static enum transfer_state step_source(struct transfer *t)
 {
+    enum transfer_state next;
     assert(t->state == TS_SOURCE);
+    if (!t->parent_planned) {
+        t->parent_planned = true;
+        if (transfer_ask_parent(t, &next))
+            return next;
+    }
     return mirror_pick(&t->pick) ? TS_PROBING : source_chosen(t);
 }
 
@@ -284,9 +293,12 @@ static int prepare_attempt(struct transfer *t, int64_t left)
     t->status = 0;
     t->body_started = t->start_over = t->new_file = t->renewed = t->own_cut = false;
     t->skip = 0;
-    t->h.refused[0] = t->errbuf[0] = '\0';
+    t->h.refused[0] = t->errbuf[0] = t->parent_why[0] = '\0';
+    t->parent_failed = PARENT_FAULTS;
     if (set_headers(t) < 0)
         return -1;
+    /* a parent's redirect is a lie (it answers what it holds), never followed */
+    curl_easy_setopt(t->h.easy, CURLOPT_FOLLOWLOCATION, t->parent.active ? 0L : 1L);
     curl_easy_setopt(t->h.easy, CURLOPT_TIMEOUT_MS, (long)left);
     return 0;
 }
@@ -336,6 +348,8 @@ static enum transfer_state step_attempt(struct transfer *t)
     }
     switch (easy_go(&t->h, !t->no_probe, why, sizeof(why), &retry_after)) {
     case EASY_HELD:
+        if (transfer_may_fall_back(t))
+            return transfer_fall_back(t, PARENT_DOWN, why);
         held_down(t, why, retry_after);
         return TS_FAILED;
     case EASY_FAILED:
@@ -394,12 +408,16 @@ static enum transfer_state back_off(struct transfer *t, int64_t ms)
     return TS_BACKOFF;
 }
 
-/* The whole body came: hand it over to be made durable. */
+/* The whole body came: hand it over to be made durable (a parent's, once its digest is
+ * checked). */
 static enum transfer_state finished(struct transfer *t)
 {
     uint8_t digest[32];
     unsigned int dlen = 0;
+    enum transfer_state next;
     EVP_DigestFinal_ex(t->sha, digest, &dlen);
+    if (t->parent.active && !transfer_parent_vouches(t, digest, &next))
+        return next;
     if (t->st->finish(t->obj, digest) < 0)
         log_error("fetch %s: %d %s", t->url, t->st->error_status(t->obj), t->st->error(t->obj));
     log_debug("fetch %s: download ended after %d attempt(s)", t->url, t->attempts);
@@ -429,6 +447,9 @@ static enum transfer_state step_ended(struct transfer *t)
         log_debug("fetch %s: unchanged upstream (304), renewed", t->url);
         return t->failed ? TS_FAILED : TS_DONE;
     }
+    enum parent_fault fault;
+    if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
+        return transfer_fall_back(t, fault, t->parent_why);
     if (!t->failed && !stopping && (t->own_cut || (t->bounded && rc == CURLE_OK)))
         return range_in(t);
     if (rc == CURLE_OK && !t->failed && !t->retry_status)
@@ -466,6 +487,7 @@ static void free_transfer(struct transfer *t)
     free(t->asked);
     free(t->via);
     mirror_free(&t->pick);
+    parent_forget(&t->parent);
     t->magic = 0;
     free(t);
 }
@@ -526,6 +548,8 @@ static enum transfer_state fill_changed(struct transfer *t, const char *why)
 {
     char reason[CURL_ERROR_SIZE + 220];
     int rc;
+    if (transfer_may_fall_back(t))
+        return transfer_fall_back(t, PARENT_LIE, why);
     if (t->fill_restarts++ > 0) {
         snprintf(reason, sizeof(reason),
                  "upstream changed the object twice during the download (%s)", why);
@@ -620,6 +644,8 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
                            .terms = *terms,
                            .sha = t->sha,
                            .fill_told = fill_told,
+                           .parent = {.slot = -1},
+                           .parent_failed = PARENT_FAULTS,
                            .state = TS_OPENING};
     response_reset(&t->resp);
     timer_init(&t->backoff);

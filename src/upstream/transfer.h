@@ -10,7 +10,8 @@
  * transfer_stop ends a transfer from any state but DONE (FAILED). The states:
  *
  *   OPENING  the persistence thread makes its file and row      -> SOURCE, FAILED
- *   SOURCE   choose a mirror or the origin (mirror.h)           -> PROBING, ATTEMPT, FAILED
+ *   SOURCE   its parent (once: parent.h), else choose a mirror  -> PROBING, ATTEMPT, FAILED
+ *            or the origin (mirror.h)
  *   PROBING  a mirror's or the origin's probe is out            -> ATTEMPT, FAILED
  *   ATTEMPT  one more request: a resume's Range, or from byte 0 -> ASKING, OPENING, FAILED
  *   ASKING   in the multi handle: headers decide, bytes append  -> ENDED; a fill's news:
@@ -21,6 +22,11 @@
  *                                                                 FAILED
  *   BACKOFF  a retry's timer (the loop's timer heap)            -> ATTEMPT; a fill's news:
  *                                                                 OPENING, FAILED
+ *
+ * Besides, a download asking its parent that fails by the parent's fault (no answer, its own
+ * failure, a cut, a lie, a digest that does not match) moves from ATTEMPT, ASKING, ENDED,
+ * FILLING or BACKOFF back to SOURCE (or OPENING, a new version's file first): the origin's turn
+ * (transfer_parent.c).
  *   DONE     finished, renewed (304) or set aside: released and freed
  *   FAILED   store_fail() has told its clients: released and freed
  *

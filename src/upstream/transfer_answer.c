@@ -98,6 +98,49 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
     return new_version(t, why) < 0 ? -1 : 1;
 }
 
+/* A parent's answer: the object is as old as the parent's copy, fresh for what is left of the
+ * parent's freshness (at most its own terms' ttl), and shows the parent's Cache-Status. */
+static void transfer_parent_freshness(struct transfer *t)
+{
+    const struct parent_ask *p = &t->parent;
+    int64_t own = t->terms.object.ttl;
+    t->st->from_parent(t->obj, p->age, p->has_left && p->left < own ? p->left : own,
+                       p->cache_status);
+}
+
+/* The parent's answer (parent.h): its own failure ends the attempt (the download goes to the
+ * origin, transfer.c); the 206 that a first attempt's "Range: bytes=0-" brings is the whole
+ * body. With --parent-only its statuses are judged as any upstream's. -1 ends the attempt. */
+static int transfer_parent_answer(struct transfer *t)
+{
+    struct upstream_response *r = &t->resp;
+    enum parent_fault f;
+    if (!t->terms.sources.parent_only &&
+        parent_judge(&t->parent, t->status, t->parent.cache_status[0] != '\0', &f) < 0) {
+        t->parent_failed = f;
+        snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);
+        return -1;
+    }
+    if (t->status == 206 && t->offset == 0 && r->has_range && r->range_first == 0 &&
+        (r->range_total < 0 || r->range_last + 1 == r->range_total)) {
+        t->status = 200;
+        r->content_length = r->range_total;
+        r->has_range = false;
+    }
+    return 0;
+}
+
+/* A parent whose answer does not continue what it sent before (another version, another
+ * range) lied, or changed under the download: either way, the origin (-1 ends the attempt). */
+static bool transfer_parent_lied(struct transfer *t, const struct verdict *v)
+{
+    if (!t->parent.active || t->terms.sources.parent_only ||
+        !(v->kind == VERDICT_REFETCH || (v->kind == VERDICT_RESTART && t->offset > 0)))
+        return false;
+    t->parent_failed = PARENT_LIE;
+    snprintf(t->parent_why, sizeof(t->parent_why), "%s", v->reason);
+    return true;
+}
 static int begin_full_body(struct transfer *t)
 {
     struct upstream_headers h = headers_of(t);
@@ -108,6 +151,8 @@ static int begin_full_body(struct transfer *t)
         transfer_fail_as_object(t);
         return -1;
     }
+    if (t->parent.active)
+        transfer_parent_freshness(t);
     return 0;
 }
 
@@ -228,6 +273,7 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         .deadline_ms = t->deadline_ms,
         .tell = t->fill_told,
         .owner = t,
+        .parent = t->parent.active ? &t->parent : NULL,
     };
     t->fill = fill_start(&terms); /* NULL (out of memory): one connection, as before */
 }
@@ -261,12 +307,18 @@ static bool same_whole_body(struct transfer *t)
  * attempt). */
 static int headers_done(struct transfer *t)
 {
+    if (t->parent.active && transfer_parent_answer(t) < 0)
+        return -1;
     long status = t->status;
     struct resume_terms sent = {t->offset, known_length(t), &t->kept};
     struct verdict v = response_verdict(&t->resp, status, &sent);
-    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
-    if (t->grant_until > 0 && t->source == t->asked && status >= 200 && status < 300)
+    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature, a
+     * parent's 2xx is its origin's (it confirms a signed URL as any arca does) */
+    if (t->grant_until > 0 && (t->source == t->asked || t->parent.active) && status >= 200 &&
+        status < 300)
         grants_add(t->asked, t->grant_until);
+    if (transfer_parent_lied(t, &v))
+        return -1;
     if (t->conditional && status == 304)
         return renewed(t);
     if (t->conditional && v.kind == VERDICT_BODY)
@@ -322,12 +374,18 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
     bool whole = copy_header_line(data, len, line, sizeof(line));
     if (response_is_status_line(line)) {
         response_reset(&t->resp);
+        parent_response_reset(&t->parent);
         t->status = response_status_line(line);
+    } else if (t->body_started) { /* a trailer, after a chunked body: a parent's digest */
+        if (t->parent.active && whole && line[0])
+            parent_header(&t->parent, line);
     } else if (line[0] == '\0') {
         if (headers_done(t) < 0)
             return 0; /* the blank line ends one response's headers */
     } else if (whole) {
         const char *dropped = response_header(&t->resp, line);
+        if (t->parent.active)
+            parent_header(&t->parent, line);
         if (dropped)
             log_info("fetch %s: upstream %s too long, not replayed", t->url, dropped);
     } else {

@@ -11,6 +11,7 @@
 #include "upstream/easy.h"
 #include "upstream/fill.h"
 #include "upstream/mirror.h"
+#include "upstream/parent.h"
 #include "upstream/timer.h"
 #include "upstream/upstream_response.h"
 #include "rules/terms.h"
@@ -57,6 +58,8 @@ struct transfer {
                                        redirects): a fill's pieces and a fallback check it */
     char host[256];                 /* of the URL asked for, for the per-host limit */
     struct mirror_pick pick;        /* where the bytes come from */
+    struct parent_ask parent;       /* its parent arca, asked before the pick (parent.h) */
+    bool parent_planned;            /* parent_plan ran (once, at its first SOURCE) */
     /* Facts about the attempt under way: */
     struct upstream_response resp; /* the response being received */
     long status;                   /* its status line's */
@@ -67,7 +70,11 @@ struct transfer {
     bool renewed;     /* upstream answered 304: the expired version is the object again */
     bool no_probe;    /* started without a slot: never its host's probe (transfer_set_no_probe) */
     int retry_status; /* > 0: it ended on a retryable upstream status */
-    CURLcode rc;      /* how curl ended it */
+    /* < PARENT_FAULTS: the parent failed this attempt so (parent_why says how); the download
+     * goes on from the origin (transfer.c, fall_back) */
+    enum parent_fault parent_failed;
+    char parent_why[160];
+    CURLcode rc; /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];
     bool bounded; /* it asks for its fill's head range only (Range: a-b) */
     bool own_cut; /* it ended itself: its fill's head range was in */

@@ -7,6 +7,7 @@
 #include "log/log.h"
 #include "upstream/fill.h"
 #include "upstream/hosts.h"
+#include "upstream/parent.h"
 #include "persist/persist.h"
 #include "upstream/probe.h"
 #include "stats/stats.h"
@@ -571,6 +572,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     rate_set(&fx.loop.gate, cfg->upstream_rate);
     easy_via_init(cfg);
     hosts_configure(cfg->origin_failures);
+    parent_init(cfg);                       /* shown in the status before any download asks it */
     if (sources_init(cfg, err, errlen) < 0) /* the --mirror rules downloads' terms name */
         return -1;
     fx.backlog_tail = &fx.backlog;

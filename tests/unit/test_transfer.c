@@ -244,11 +244,11 @@ static int f_error_status(const struct object *obj)
 }
 
 static const struct transfer_store recording = {
-    f_begin_file, f_file_ready,    f_take_prefix,  f_snapshot,     f_progress,    f_stale,
-    f_begin_body, f_continue_body, f_staleness,    f_from_parent, f_restart,      f_new_version, f_append,
-    f_write_at,   f_advance,       f_digest_range, f_set_rate,     f_announce,    f_finish,
-    f_renew,      f_fail,          f_set_aside,    f_fail_held,    f_offer_stale, f_keep_stale,
-    f_release,    f_url,           f_error,        f_error_status,
+    f_begin_file, f_file_ready,    f_take_prefix, f_snapshot,     f_progress,     f_stale,
+    f_begin_body, f_continue_body, f_staleness,   f_from_parent,  f_restart,      f_new_version,
+    f_append,     f_write_at,      f_advance,     f_digest_range, f_set_rate,     f_announce,
+    f_finish,     f_renew,         f_fail,        f_set_aside,    f_fail_held,    f_offer_stale,
+    f_keep_stale, f_release,       f_url,         f_error,        f_error_status,
 };
 
 /* --- the loop around it -------------------------------------------------------------------- */
@@ -729,15 +729,39 @@ static void a_fill_whose_head_has_no_byte_asks_again_whole(void **state)
 static void the_table_of_moves_is_transfer_h_s(void **state)
 {
     static const enum transfer_state drawn[][2] = {
-        {TS_OPENING, TS_SOURCE},  {TS_OPENING, TS_FAILED},  {TS_SOURCE, TS_PROBING},
-        {TS_SOURCE, TS_ATTEMPT},  {TS_SOURCE, TS_FAILED},   {TS_PROBING, TS_ATTEMPT},
-        {TS_PROBING, TS_FAILED},  {TS_ATTEMPT, TS_ASKING},  {TS_ATTEMPT, TS_OPENING},
-        {TS_ATTEMPT, TS_FAILED},  {TS_ASKING, TS_ENDED},    {TS_ASKING, TS_ATTEMPT},
-        {TS_ASKING, TS_OPENING},  {TS_ASKING, TS_FAILED},   {TS_ENDED, TS_DONE},
-        {TS_ENDED, TS_ATTEMPT},   {TS_ENDED, TS_OPENING},   {TS_ENDED, TS_BACKOFF},
-        {TS_ENDED, TS_FILLING},   {TS_ENDED, TS_FAILED},    {TS_FILLING, TS_DONE},
-        {TS_FILLING, TS_ATTEMPT}, {TS_FILLING, TS_OPENING}, {TS_FILLING, TS_FAILED},
-        {TS_BACKOFF, TS_ATTEMPT}, {TS_BACKOFF, TS_OPENING}, {TS_BACKOFF, TS_FAILED},
+        {TS_OPENING, TS_SOURCE},
+        {TS_OPENING, TS_FAILED},
+        {TS_SOURCE, TS_PROBING},
+        {TS_SOURCE, TS_ATTEMPT},
+        {TS_SOURCE, TS_FAILED},
+        {TS_PROBING, TS_ATTEMPT},
+        {TS_PROBING, TS_FAILED},
+        {TS_ATTEMPT, TS_ASKING},
+        {TS_ATTEMPT, TS_OPENING},
+        {TS_ATTEMPT, TS_FAILED},
+        {TS_ASKING, TS_ENDED},
+        {TS_ASKING, TS_ATTEMPT},
+        {TS_ASKING, TS_OPENING},
+        {TS_ASKING, TS_FAILED},
+        {TS_ENDED, TS_DONE},
+        {TS_ENDED, TS_ATTEMPT},
+        {TS_ENDED, TS_OPENING},
+        {TS_ENDED, TS_BACKOFF},
+        {TS_ENDED, TS_FILLING},
+        {TS_ENDED, TS_FAILED},
+        {TS_FILLING, TS_DONE},
+        {TS_FILLING, TS_ATTEMPT},
+        {TS_FILLING, TS_OPENING},
+        {TS_FILLING, TS_FAILED},
+        {TS_BACKOFF, TS_ATTEMPT},
+        {TS_BACKOFF, TS_OPENING},
+        {TS_BACKOFF, TS_FAILED},
+        /* a parent that fails sends the download to the origin's SOURCE (parent.h) */
+        {TS_ATTEMPT, TS_SOURCE},
+        {TS_ASKING, TS_SOURCE},
+        {TS_ENDED, TS_SOURCE},
+        {TS_FILLING, TS_SOURCE},
+        {TS_BACKOFF, TS_SOURCE},
     };
     size_t n = sizeof(drawn) / sizeof(drawn[0]), allowed = 0;
     (void)state;

@@ -1,0 +1,304 @@
+/* A download's parent arca (parent.h): the URL it is asked, what its answer says, what it gave
+ * and how it failed, per parent. */
+#include "upstream/parent.h"
+#include "base/clock.h"
+#include "base/parse.h"
+#include "log/log.h"
+#include "upstream/easy.h"
+#include "upstream/hosts.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static const char *const fault_names[PARENT_FAULTS] = {
+    [PARENT_REFUSED] = "refused", [PARENT_STATUS] = "status",           [PARENT_LOOP] = "loop",
+    [PARENT_CUT] = "cut",         [PARENT_DIGEST] = "digest",           [PARENT_LIE] = "lie",
+    [PARENT_DOWN] = "down",       [PARENT_CREDENTIALS] = "credentials",
+};
+
+const char *parent_fault_name(enum parent_fault f)
+{
+    return (unsigned)f < PARENT_FAULTS ? fault_names[f] : "none";
+}
+
+/* --- the parents' table ---------------------------------------------------------------------- */
+
+struct parent_entry {
+    struct parent_report r;
+    int64_t down_until_ms; /* monotonic: passed over until then */
+    int64_t down_ms;       /* the hold's length, doubled while it fails */
+};
+
+static struct {
+    pthread_mutex_t lock;
+    struct parent_entry e[PARENT_MAX];
+    int n;
+} tab = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The slot of `url` (registered when new, `from` saying who named it); -1 when the table is
+ * full: the download then goes without a parent's bookkeeping but is still asked. */
+static int slot_of(const char *url, const char *from)
+{
+    int i;
+    pthread_mutex_lock(&tab.lock);
+    for (i = 0; i < tab.n; i++)
+        if (!strcmp(tab.e[i].r.url, url))
+            break;
+    if (i == tab.n && tab.n < PARENT_MAX) {
+        memset(&tab.e[i], 0, sizeof(tab.e[i]));
+        snprintf(tab.e[i].r.url, sizeof(tab.e[i].r.url), "%s", url);
+        snprintf(tab.e[i].r.from, sizeof(tab.e[i].r.from), "%s", from);
+        tab.n++;
+    }
+    pthread_mutex_unlock(&tab.lock);
+    return i < PARENT_MAX ? i : -1;
+}
+
+void parent_init(const struct config *cfg)
+{
+    if (cfg->parent[0])
+        slot_of(cfg->parent, "--parent");
+}
+
+int parent_report(struct parent_report *out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&tab.lock);
+    for (int i = 0; i < tab.n && n < max; i++) {
+        out[n] = tab.e[i].r;
+        out[n].down = tab.e[i].down_until_ms > monotonic_ms();
+        if (!out[n].down)
+            out[n].down_since = 0;
+        n++;
+    }
+    pthread_mutex_unlock(&tab.lock);
+    return n;
+}
+
+/* Whether the parent in `slot` is passed over now. */
+static bool is_down(int slot)
+{
+    bool down;
+    if (slot < 0)
+        return false;
+    pthread_mutex_lock(&tab.lock);
+    down = tab.e[slot].down_until_ms > monotonic_ms();
+    pthread_mutex_unlock(&tab.lock);
+    return down;
+}
+
+static void count(int slot, enum parent_fault fault)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&tab.lock);
+    tab.e[slot].r.fallbacks[fault]++;
+    pthread_mutex_unlock(&tab.lock);
+}
+
+/* A fault of the parent's own: PARENT_FAILURES in a row hold it down, longer each time. */
+static void note_fault(int slot)
+{
+    struct parent_entry *e;
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&tab.lock);
+    e = &tab.e[slot];
+    if (++e->r.failures >= PARENT_FAILURES) {
+        e->down_ms = e->down_ms ? e->down_ms * 2 : PARENT_DOWN_MS;
+        if (e->down_ms > PARENT_DOWN_MAX_MS)
+            e->down_ms = PARENT_DOWN_MAX_MS;
+        if (e->down_until_ms <= monotonic_ms())
+            e->r.down_since = (int64_t)time(NULL);
+        e->down_until_ms = monotonic_ms() + e->down_ms;
+        log_info("parent %s: %d failures in a row; passed over for %lld s", e->r.url, e->r.failures,
+                 (long long)(e->down_ms / 1000));
+    }
+    pthread_mutex_unlock(&tab.lock);
+}
+
+/* --- a download's ask ------------------------------------------------------------------------- */
+
+/* PARENT/api/v1/fetch/?url=ENC: every byte but the unreserved ones percent-encoded, so the
+ * parent reads the client's URL back whole (its own query included). */
+static char *fetch_url_of(const char *parent, const char *asked)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(parent) + sizeof("/api/v1/fetch/?url=") + 3 * strlen(asked);
+    char *out = malloc(n), *o;
+    if (!out)
+        return NULL;
+    o = out + snprintf(out, n, "%s/api/v1/fetch/?url=", parent);
+    for (const unsigned char *s = (const unsigned char *)asked; *s; s++) {
+        if (isalnum(*s) || strchr("-._~", *s)) {
+            *o++ = (char)*s;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*s >> 4];
+            *o++ = hex[*s & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const char *asked,
+                 enum parent_fault *why, char *refuse, size_t size)
+{
+    const struct terms_sources *s = &terms->sources;
+    char from[80];
+    assert(upstream_on_thread());
+    *p = (struct parent_ask){.slot = -1};
+    *why = PARENT_FAULTS;
+    refuse[0] = '\0';
+    if (!s->parent[0])
+        return;
+    snprintf(from, sizeof(from), terms->parent_from == FROM_RULE ? "rule %s" : "--parent",
+             terms->rule);
+    p->slot = slot_of(s->parent, from);
+    if (s->credentials && !s->parent_credentials) {
+        *why = PARENT_CREDENTIALS;
+        if (s->parent_only)
+            snprintf(refuse, size,
+                     "the URL carries credentials and the parent is reached over plain http "
+                     "(--parent-trusted-http says that path is trusted); --parent-only forbids "
+                     "the origin");
+    } else if (!s->parent_only && (is_down(p->slot) || hosts_held(s->parent))) {
+        *why = PARENT_DOWN;
+    } else if ((p->fetch_url = fetch_url_of(s->parent, asked))) {
+        p->active = true;
+        return;
+    } else {
+        snprintf(refuse, size, "out of memory");
+        return;
+    }
+    count(p->slot, *why);
+}
+
+void parent_response_reset(struct parent_ask *p)
+{
+    p->age = 0;
+    p->left = 0;
+    p->has_left = p->hit = false;
+    p->cache_status[0] = '\0';
+}
+
+/* "sha-256=:B64:" among a Repr-Digest's members. */
+static void take_digest(struct parent_ask *p, const char *v)
+{
+    const char *m = strcasestr(v, "sha-256=:");
+    unsigned char raw[48];
+    char b64[48];
+    size_t len;
+    if (!m)
+        return;
+    m += strlen("sha-256=:");
+    len = strcspn(m, ":");
+    if (len != 44 || m[len] != ':')
+        return;
+    memcpy(b64, m, 44);
+    b64[44] = '\0';
+    if (EVP_DecodeBlock(raw, (const unsigned char *)b64, 44) != 33) /* 32 and a pad byte */
+        return;
+    memcpy(p->digest, raw, 32);
+    p->has_digest = true;
+}
+
+/* The last member of a Cache-Status (the parent's own: an arca behind it wrote the earlier
+ * ones): its ttl and whether it is a hit. */
+static void take_cache_status(struct parent_ask *p, const char *v)
+{
+    const char *last = strrchr(v, ','), *ttl;
+    snprintf(p->cache_status, sizeof(p->cache_status), "%s", v);
+    last = last ? last + 1 : v;
+    p->hit = strstr(last, "; hit") != NULL;
+    if ((ttl = strstr(last, "ttl="))) {
+        char *end;
+        long long n = strtoll(ttl + 4, &end, 10);
+        if (end != ttl + 4) {
+            p->left = n;
+            p->has_left = true;
+        }
+    }
+}
+
+void parent_header(struct parent_ask *p, const char *line)
+{
+    const char *colon = strchr(line, ':'), *v;
+    size_t name;
+    if (!colon)
+        return;
+    name = (size_t)(colon - line);
+    v = colon + 1 + strspn(colon + 1, " \t");
+    if (name == 11 && !strncasecmp(line, "Repr-Digest", 11)) {
+        take_digest(p, v);
+    } else if (name == 3 && !strncasecmp(line, "Age", 3)) {
+        long long n = strtoll(v, NULL, 10);
+        p->age = n > 0 && n < (1LL << 40) ? n : 0;
+    } else if (name == 12 && !strncasecmp(line, "Cache-Status", 12)) {
+        take_cache_status(p, v);
+    }
+}
+
+int parent_judge(const struct parent_ask *p, long status, bool has_cache_status,
+                 enum parent_fault *fault)
+{
+    (void)p;
+    if ((status >= 200 && status < 300) || status == 304)
+        return 0;
+    if (status == 508) {
+        *fault = PARENT_LOOP;
+        return -1;
+    }
+    /* a 4xx the parent's download got from the origin carries its Cache-Status (fwd=uri-miss):
+     * the origin's verdict, the same from here; one without is the parent's own refusal */
+    if (status >= 400 && status < 500 && status != 408 && status != 429 && has_cache_status)
+        return 1;
+    *fault = PARENT_STATUS;
+    return -1;
+}
+
+void parent_served(struct parent_ask *p, int64_t bytes)
+{
+    if (p->slot < 0)
+        return;
+    pthread_mutex_lock(&tab.lock);
+    struct parent_entry *e = &tab.e[p->slot];
+    e->r.requests++;
+    e->r.bytes += bytes;
+    e->r.hits += p->hit;
+    e->r.failures = 0;
+    e->down_ms = 0;
+    e->down_until_ms = 0;
+    pthread_mutex_unlock(&tab.lock);
+}
+
+bool parent_digest_ok(const struct parent_ask *p, const uint8_t digest[32])
+{
+    return p->has_digest && memcmp(p->digest, digest, 32) == 0;
+}
+
+void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault,
+                  const char *detail)
+{
+    assert(upstream_on_thread() && (unsigned)fault < PARENT_FAULTS);
+    p->active = false;
+    count(p->slot, fault);
+    note_fault(p->slot);
+    log_info("fetch %s: parent failed (%s: %s); going to the origin", url, parent_fault_name(fault),
+             detail);
+}
+
+void parent_forget(struct parent_ask *p)
+{
+    free(p->fetch_url);
+    p->fetch_url = NULL;
+    p->active = false;
+}

@@ -1,0 +1,119 @@
+/*
+ * parent.h — a download asked of a parent arca first (docs/CLUSTER.md, "Sites and tiers").
+ *
+ * A site's arca (the child) asks its central arca (the parent: --parent, or a rule's `parent`)
+ * for a missing object through the parent's fetch API, with the client's URL whole; the parent
+ * answers as arca does (docs/API.md): one validator for the object's life, its Age and
+ * Cache-Status (with `ttl=`), its Repr-Digest in a header or, while it still downloads, a
+ * trailer. The child believes the parent for nothing it cannot check: the sha256 of what came
+ * must be the parent's Repr-Digest, a resume or a fill's piece must prove the same version as
+ * from any upstream, and a parent that fails in any way (no answer, its own 5xx, 507 or 508, a
+ * refusal of its own, a redirect, a cut, a lie) is passed over: the download starts over from
+ * the origin (or the mirrors) at once, unless --parent-only. The object is never failed for the
+ * parent's fault.
+ *
+ * A URL with credentials (a signature, userinfo, a token) goes to the parent only when the
+ * parent is reached over https:// (curl verifies its certificate, as every upstream's) or
+ * --parent-trusted-http says the plain path is trusted; otherwise the download goes to the
+ * origin directly (or fails, with --parent-only).
+ *
+ * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits), its
+ * fallbacks by reason, and its state: after PARENT_FAILURES faults in a row it is "down" and
+ * passed over for PARENT_DOWN_MS, doubled after each fault while down up to PARENT_DOWN_MAX_MS;
+ * the first answer it gives clears it. hosts.h holds it down too for refused connections, as
+ * any host.
+ *
+ * Contract: parent_plan, parent_header, parent_judge, parent_verdict_* and parent_fault run on
+ * the upstream thread; parent_report on any thread (one mutex guards the table). A struct
+ * parent_ask belongs to one download, freed with parent_forget.
+ */
+#ifndef ARCA_PARENT_H
+#define ARCA_PARENT_H
+
+#include "rules/terms.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PARENT_MAX 16
+#define PARENT_FAILURES 3
+#define PARENT_DOWN_MS 5000
+#define PARENT_DOWN_MAX_MS 60000
+
+/* Why a download went to the origin instead of (or after) its parent. */
+enum parent_fault {
+    PARENT_REFUSED,     /* no answer: refused, reset before the answer, timed out, no name */
+    PARENT_STATUS,      /* its own failure: a 5xx, 507, a 4xx of its own, a redirect */
+    PARENT_LOOP,        /* 508: its way upstream came back here (Via) */
+    PARENT_CUT,         /* the body broke off */
+    PARENT_DIGEST,      /* the bytes' sha256 is not its Repr-Digest, or it gave none */
+    PARENT_LIE,         /* another version mid-download, a Content-Range that does not fit */
+    PARENT_DOWN,        /* passed over: held down after its faults */
+    PARENT_CREDENTIALS, /* a URL with credentials, and the parent is plain http:// */
+    PARENT_FAULTS
+};
+
+/* One download's parent. */
+struct parent_ask {
+    int slot;        /* its parent in the table (-1: none asked) */
+    char *fetch_url; /* PARENT/api/v1/fetch/?url=...: what is asked */
+    bool active;     /* the download asks the parent now */
+    /* What its answer said: */
+    bool has_digest;
+    uint8_t digest[32]; /* its Repr-Digest (a header, or the trailer) */
+    int64_t age;        /* its Age, seconds (0: none) */
+    int64_t left;       /* freshness left (its Cache-Status member's ttl) */
+    bool has_left;
+    bool hit; /* its member said hit */
+    char cache_status[192];
+};
+
+/* Whether the download of `asked` (the client's URL, whole) under `terms` asks a parent first:
+ * the ask made (p->active). When it does not, `*why` says for which fault it goes to the
+ * origin (PARENT_DOWN, PARENT_CREDENTIALS; counted), or PARENT_FAULTS when it has no parent.
+ * With --parent-only and a parent that cannot be asked (`*refuse` set): the download fails with
+ * that one-line reason. */
+void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const char *asked,
+                 enum parent_fault *why, char *refuse, size_t size);
+/* A header line (NUL-terminated, no CRLF) of the parent's answer, or of its trailer. */
+void parent_header(struct parent_ask *p, const char *line);
+/* A response from the parent begins: forget what an earlier one said (its digest stays: a
+ * trailer may have come on any of them). */
+void parent_response_reset(struct parent_ask *p);
+/* What a parent's answer `status` says, once its headers are in: 0 a body to take (2xx, 304),
+ * 1 the origin's own verdict (a 4xx the parent relays: it carries a Cache-Status), or -1 the
+ * parent's fault (*fault set). */
+int parent_judge(const struct parent_ask *p, long status, bool has_cache_status,
+                 enum parent_fault *fault);
+/* The parent's `bytes` are all in and check out: a request counted, a hit when it said so, its
+ * faults in a row forgotten. */
+void parent_served(struct parent_ask *p, int64_t bytes);
+/* Whether `digest` (what came) is the parent's Repr-Digest. */
+bool parent_digest_ok(const struct parent_ask *p, const uint8_t digest[32]);
+/* The parent failed this download for `fault` (`detail`: the log's words): counted, logged,
+ * maybe held down; p->active goes false (the download goes on from the origin). */
+void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault,
+                  const char *detail);
+void parent_forget(struct parent_ask *p);
+
+/* The fault's word in the status, the metrics and the log ("refused", "digest", ...). */
+const char *parent_fault_name(enum parent_fault f);
+
+/* What the status shows of one parent. */
+struct parent_report {
+    char url[CONFIG_PARENT_MAX];
+    char from[80]; /* "--parent" or "rule NAME" (the first that named it) */
+    bool down;
+    int64_t down_since; /* wall-clock s (0: up) */
+    int failures;       /* faults in a row */
+    int64_t requests, bytes, hits;
+    int64_t fallbacks[PARENT_FAULTS];
+};
+/* The parents known so far (--parent from the start; a rule's once a download used it), at most
+ * `max`: how many were written. Any thread. */
+int parent_report(struct parent_report *out, int max);
+/* --parent, registered at start (upstream_init), so the status shows it before any download. */
+void parent_init(const struct config *cfg);
+
+#endif

@@ -1,0 +1,110 @@
+/* A download and its parent arca (transfer_answer.h; parent.h says what is asked of a parent
+ * and what is believed): whether it is asked, what its answer's headers decide, and the fall
+ * back to the origin when it fails. */
+#include "upstream/transfer_parent.h"
+#include "log/log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The parent failed the download (`f`, `why`): it starts over from the origin at once (through
+ * the mirrors' pick), never failed for that; the bytes from the parent go (only the parent
+ * vouched for them), and so does the freshness it said. */
+enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, const char *why)
+{
+    struct download_progress p;
+    int rc = 0;
+    parent_fault(&t->parent, t->url, f, why);
+    t->source = t->asked;
+    easy_set_url(&t->h, t->source);
+    t->attempts = 0; /* the origin gets its own retries */
+    t->retry_status = 0;
+    t->alone = false;
+    t->parent_failed = PARENT_FAULTS;
+    t->st->from_parent(t->obj, 0, t->terms.object.ttl, NULL);
+    t->st->progress(t->obj, &p);
+    if (p.have > 0 || p.headers_ready)
+        rc = transfer_start_over(t, -1, NULL, "its parent failed");
+    return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+}
+
+/* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
+ * parent is retried as any upstream is. */
+bool transfer_may_fall_back(const struct transfer *t)
+{
+    return t->parent.active && !t->terms.sources.parent_only && !t->failed &&
+           !atomic_load(&t->loop->stopping);
+}
+
+/* Whether the attempt that ended in `rc` failed by its parent's fault: *f, t->parent_why. */
+bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f)
+{
+    if (t->parent_failed < PARENT_FAULTS) {
+        *f = t->parent_failed;
+        return true;
+    }
+    if (t->own_cut || (t->bounded && rc == CURLE_OK) ||
+        (rc == CURLE_OK && !t->retry_status && !t->start_over))
+        return false;
+    *f = t->retry_status   ? PARENT_STATUS
+         : t->start_over   ? PARENT_LIE
+         : t->body_started ? PARENT_CUT
+                           : PARENT_REFUSED;
+    if (t->retry_status)
+        snprintf(t->parent_why, sizeof(t->parent_why), "it answered %d", t->retry_status);
+    else
+        snprintf(t->parent_why, sizeof(t->parent_why), "%.150s",
+                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+    return true;
+}
+
+/* The parent's bytes are all in, their sha256 `digest`: they are kept only when it is the
+ * parent's Repr-Digest; otherwise the origin (or, with --parent-only, the download fails). */
+bool transfer_parent_vouches(struct transfer *t, const uint8_t digest[32],
+                             enum transfer_state *next)
+{
+    const char *why = t->parent.has_digest ? "the sha256 of its bytes is not its Repr-Digest"
+                                           : "it gave no Repr-Digest to check its bytes against";
+    char reason[200];
+    struct download_progress p;
+    if (parent_digest_ok(&t->parent, digest)) {
+        t->st->progress(t->obj, &p);
+        parent_served(&t->parent, p.have);
+        return true;
+    }
+    if (transfer_may_fall_back(t)) {
+        *next = transfer_fall_back(t, PARENT_DIGEST, why);
+        return false;
+    }
+    snprintf(reason, sizeof(reason), "the parent's answer cannot be trusted: %s", why);
+    transfer_fail(t, 502, reason);
+    *next = TS_FAILED;
+    return false;
+}
+
+/* Whether the download asks its parent first (*next: ATTEMPT; FAILED when --parent-only forbids
+ * the origin and the parent may not be asked). A bucket's object is not: only this arca holds
+ * the bucket's keys. */
+bool transfer_ask_parent(struct transfer *t, enum transfer_state *next)
+{
+    enum parent_fault why;
+    char refuse[300];
+    if (t->auth)
+        return false;
+    parent_plan(&t->parent, &t->terms, t->asked, &why, refuse, sizeof(refuse));
+    if (refuse[0]) {
+        transfer_fail(t, 502, refuse);
+        *next = TS_FAILED;
+        return true;
+    }
+    if (!t->parent.active) {
+        if (why < PARENT_FAULTS)
+            log_debug("fetch %s: not asked of its parent (%s)", t->url, parent_fault_name(why));
+        return false;
+    }
+    t->source = t->parent.fetch_url;
+    easy_set_url(&t->h, t->source);
+    log_debug("fetch %s: download started, asked of its parent", t->url);
+    *next = TS_ATTEMPT;
+    return true;
+}

@@ -1,0 +1,27 @@
+/*
+ * transfer_parent.h — a download and its parent arca (parent.h says what is asked of a parent
+ * and what is believed), above the transfer itself (transfer_answer.h) and below its course
+ * (transfer.c): whether the parent is asked, whether an attempt's end is the parent's fault,
+ * whether its bytes are vouched for by its digest, and the fall back to the origin. What the
+ * parent's answer's headers decide is transfer_answer.c's. Upstream thread only.
+ */
+#ifndef ARCA_TRANSFER_PARENT_H
+#define ARCA_TRANSFER_PARENT_H
+
+#include "upstream/transfer_answer.h"
+
+/* Whether the download asks its parent first (*next: ATTEMPT; FAILED when --parent-only forbids
+ * the origin and the parent may not be asked). At its first SOURCE. */
+bool transfer_ask_parent(struct transfer *t, enum transfer_state *next);
+/* Whether a failure of the parent's sends the download to the origin (not with --parent-only). */
+bool transfer_may_fall_back(const struct transfer *t);
+/* Whether the attempt that ended in `rc` failed by its parent's fault: *f, t->parent_why. */
+bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f);
+/* The download starts over from the origin (SOURCE, or OPENING for a new version's file;
+ * FAILED), the parent's bytes and freshness dropped. */
+enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, const char *why);
+/* The parent's bytes are all in, their sha256 `digest`: true when it is the parent's
+ * Repr-Digest; otherwise *next is the origin's turn (or FAILED with --parent-only). */
+bool transfer_parent_vouches(struct transfer *t, const uint8_t digest[32],
+                             enum transfer_state *next);
+#endif
