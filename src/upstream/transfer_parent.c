@@ -32,7 +32,10 @@ bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
 {
     /* a loop is the configuration's; a hold is the hold's; a 5xx with a Cache-Status is its
      * upstream's failure relayed (but for 507: its own disk) */
-    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed);
+    /* nor a cut of an answer to the client's &sha256=: the parent cuts a body that does not
+     * match it, and any client can give a wrong one */
+    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed) &&
+           !(f == PARENT_CUT && t->terms.sources.sha256[0]);
 }
 
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
