@@ -271,8 +271,10 @@ int store_restart(struct object *obj, int64_t length, const struct upstream_head
  * are cut) and a new FETCHING object for its URL (same ttl, signed mark and usage) takes its
  * place in the table, so the next clients get the new version. Returns it with the fetch's
  * reference (the caller still holds, and releases, its reference on `obj`), to be begun with
- * store_begin_file; NULL when out of memory (or `obj` had already failed). */
-struct object *store_new_version(struct object *obj, const char *reason);
+ * store_begin_file; NULL when out of memory (or `obj` had already failed). `failure` false: the
+ * old version is given up for another source's (a parent that failed), not counted as a failed
+ * download nor listed among the failures (object_replace). */
+struct object *store_new_version(struct object *obj, const char *reason, bool failure);
 /* Write bytes at `have` and make them readable. Waiters are not woken here: curl hands a body
  * over 16 KiB at a time, several times per pass, and each wake-up resumes every reader's
  * connection; store_announce wakes them once the pass is over. */

@@ -731,7 +731,7 @@ void store_fail(struct object *obj, int status, const char *reason)
 
 /* One lock hold from the failure to the new object: no lookup in between can find the URL
  * without an object and start a second download of it. */
-struct object *store_new_version(struct object *obj, const char *reason)
+struct object *store_new_version(struct object *obj, const char *reason, bool failure)
 {
     struct object *fresh = NULL;
     CHECK_OBJ(obj);
@@ -742,7 +742,9 @@ struct object *store_new_version(struct object *obj, const char *reason)
      * failure of the new one (store_keep_stale) */
     struct object *stale = replace ? obj->stale : NULL;
     obj->stale = NULL;
-    if (stale)
+    if (!failure)
+        object_replace(obj, stale != NULL, reason);
+    else if (stale)
         object_fail_keeping_copy(obj, 502, reason);
     else
         object_fail(obj, 502, reason);

@@ -107,5 +107,9 @@ void transfer_hear_answer(struct transfer *t);
  * emptied), 1 (a new version, waiting for its file) or -1 (the download failed). */
 int transfer_start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
                         const char *why);
+/* The bytes and headers a parent gave go (only it vouched for them): nothing given, the same
+ * object (0); else a new version (1, waiting for its file; its readers cut, the old one not a
+ * failed download: store_new_version); -1 the download failed. */
+int transfer_start_afresh(struct transfer *t, const char *why);
 
 #endif

@@ -12,8 +12,7 @@
  * vouched for them), and so does the freshness it said. */
 enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, const char *why)
 {
-    struct download_progress p;
-    int rc = 0;
+    int rc;
     parent_fault(&t->parent, t->url, f, transfer_parent_own_fault(t, f), why);
     t->source = t->asked;
     easy_set_url(&t->h, t->source);
@@ -22,9 +21,7 @@ enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, 
     t->alone = false;
     t->parent_failed = PARENT_FAULTS;
     t->st->from_parent(t->obj, 0, t->terms.object.ttl, NULL);
-    t->st->progress(t->obj, &p);
-    if (p.have > 0 || p.headers_ready)
-        rc = transfer_start_over(t, -1, NULL, "its parent failed");
+    rc = transfer_start_afresh(t, "its parent failed");
     return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
 }
 

@@ -130,9 +130,10 @@ static int f_restart(struct object *obj, int64_t length, const struct upstream_h
     fake(obj)->length = length;
     return fs.restart_rc;
 }
-static struct object *f_new_version(struct object *obj, const char *reason)
+static struct object *f_new_version(struct object *obj, const char *reason, bool failure)
 {
     (void)reason;
+    (void)failure;
     called("new_version");
     return new_object(fake(obj)->url);
 }
