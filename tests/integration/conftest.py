@@ -41,6 +41,13 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def without_ttl(cache_status):
+    """A Cache-Status value without its members' `ttl=N` (seconds of freshness left, which the
+    clock moves): what a test pins exactly. Every member about an object carries one; a test
+    that needs the figure reads it with re."""
+    return re.sub(r"; ttl=-?\d+", "", cache_status or "")
+
+
 def _ephemeral_start():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
