@@ -15,10 +15,10 @@ so the origin's request shows the chain (the child's port, then the parent's) it
 What a parent was asked: its access log (tier.py)."""
 
 import hashlib
-import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import threading
 
@@ -413,25 +413,36 @@ def test_a_childs_parallel_fill_asks_its_parent_for_the_ranges(start_tier, origi
     assert status == 200 and headers["repr-digest"] == repr_digest(data)
 
 
+def synced(arca, path):
+    """What arca's index says is synced of its download of `path` (0: none yet)."""
+    db = sqlite3.connect(f"file:{os.path.join(arca.data_dir, 'index.sqlite')}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT synced FROM objects WHERE state='fetching' AND url LIKE ?",
+                         (f"%{path}",)).fetchone()
+        return row[0] if row else 0
+    finally:
+        db.close()
+
+
 def test_a_child_restarted_mid_download_resumes_from_its_parent(start_tier, origin):
-    """kill -9 of the child mid-download; restarted on its data dir, it asks its parent for the
-    rest (If-Range: the one validator the parent keeps for the object), and the origin is not
-    asked again."""
+    """kill -9 of the child once a part of its download is synced; restarted on its data dir,
+    it asks its parent for the rest only (If-Range: the one validator the parent keeps for the
+    object), and the origin is not asked again."""
     parent, (child,) = start_tier(1, "--fill-connections", "1")
     path = "/resume/rootfs.img"
-    url, data = add(origin, path, 24 * MIB, rate=8 * MIB, chunk=256 << 10)
+    url, data = add(origin, path, 40 * MIB, rate=16 * MIB, chunk=256 << 10)
     conn, _ = child.stream(url)
-    wait_downloading(child, path, at_least=8 * MIB)
+    wait_for(lambda: synced(child, path), "a part of the child's download synced", timeout=20)
     conn.close()
     child.stop(signal.SIGKILL)
     child.start(keep_port=True)
     status, _, body, complete = full_fetch(child, url, timeout=60)
     assert status == 200 and complete and sha256(body) == sha256(data)
     assert origin.counts[path] == 1
+    assert child.metrics()["arca_restart_resumes_total"] == 1
     asked = asked_by_children(parent, url, at_least=2)
     assert len(asked) == 2, asked
     assert asked[-1].status == 206 and 0 < asked[-1].size < len(data), asked
-    assert child.metrics()["arca_restart_resumes_total"] == 1
     assert sum(parent_row(child)["fallbacks"].values()) == 0
     status, headers, body = child.fetch(url)
     assert status == 200 and headers["repr-digest"] == repr_digest(data)
