@@ -587,8 +587,8 @@ static void metrics_tls(char *body, size_t size)
 }
 
 /* One sample per parent of a family (after its HELP and TYPE): `what` picks the value. */
-static void parent_samples(struct buf *b, const char *family, const struct parent_report *r,
-                           int n, int64_t (*what)(const struct parent_report *))
+static void parent_samples(struct buf *b, const char *family, const struct parent_report *r, int n,
+                           int64_t (*what)(const struct parent_report *))
 {
     for (int i = 0; i < n; i++) {
         buf_addf(b, "%s{parent=", family);
