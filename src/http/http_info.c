@@ -8,7 +8,7 @@
  * unchanged); X-Forwarded-Proto: https makes the scheme https only from a --trusted-proxy, a
  * connection to a --tls-listen address always. "tls" (not KissCache's) is null without
  * --tls-listen; its times are written as the status's others. The arca_tls_ families of the
- * metrics appear only with --tls-listen. "parent" (docs/API.md, "Parent arca") is null, and the
+ * metrics appear only with --tls-listen. "parent" (docs/API.md, "Parent arcas") is null, and the
  * arca_parent_ families absent, until some parent is known: --parent from the start, a rule's
  * once a download asked it (upstream/parent.h's table). A parent's URL holds no credentials
  * (config_parent_url refuses them), so the status shows it to every client, as its networks. */
