@@ -118,6 +118,7 @@ static int transfer_parent_answer(struct transfer *t)
     if (!t->terms.sources.parent_only &&
         parent_judge(&t->parent, t->status, t->parent.cache_status[0] != '\0', &f) < 0) {
         t->parent_failed = f;
+        t->parent_relayed = t->status != 507 && t->parent.cache_status[0] != '\0';
         snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);
         return -1;
     }
@@ -197,6 +198,8 @@ static int renewed(struct transfer *t)
 {
     atomic_fetch_add(&stats.revalidated_unchanged, 1);
     t->renewed = true;
+    if (t->parent.active) /* renewed by the parent: as old as its copy (before it is written) */
+        transfer_parent_freshness(t);
     t->failed = t->st->renew(t->obj) < 0;
     return 0;
 }

@@ -73,6 +73,7 @@ struct transfer {
     /* < PARENT_FAULTS: the parent failed this attempt so (parent_why says how); the download
      * goes on from the origin (transfer.c, fall_back) */
     enum parent_fault parent_failed;
+    bool parent_relayed; /* its answer's 5xx carried a Cache-Status: its upstream failed it */
     char parent_why[160];
     CURLcode rc; /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];

@@ -14,7 +14,7 @@ enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, 
 {
     struct download_progress p;
     int rc = 0;
-    parent_fault(&t->parent, t->url, f, why);
+    parent_fault(&t->parent, t->url, f, transfer_parent_own_fault(t, f), why);
     t->source = t->asked;
     easy_set_url(&t->h, t->source);
     t->attempts = 0; /* the origin gets its own retries */
@@ -26,6 +26,16 @@ enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, 
     if (p.have > 0 || p.headers_ready)
         rc = transfer_start_over(t, -1, NULL, "its parent failed");
     return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+}
+
+bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
+{
+    /* a loop is the configuration's; a hold is the hold's; a 5xx with a Cache-Status is its
+     * upstream's failure relayed (but for 507: its own disk) */
+    /* nor a cut of an answer to the client's &sha256=: the parent cuts a body that does not
+     * match it, and any client can give a wrong one */
+    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed) &&
+           !(f == PARENT_CUT && t->terms.sources.sha256[0]);
 }
 
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
