@@ -10,7 +10,7 @@ import re
 import subprocess
 import time
 
-from conftest import ARCA_BIN, resource, sha256, wait_for
+from conftest import ARCA_BIN, resource, sha256, wait_clock, wait_for
 
 ALLOW = ("--upstream-allow", "127.0.0.0/8")
 REASONS = ("refused", "status", "loop", "cut", "digest", "lie", "down", "credentials")
@@ -168,35 +168,35 @@ def test_a_parent_killed_is_held_down(origin, start_arca):
 
 
 def test_a_parent_back_is_shown_up_again(origin, start_arca):
-    """Its own hold over (PARENT_DOWN_MS), a parent back on its port is asked again: up, its
-    faults in a row forgotten. --origin-failures 0 leaves hosts.h's hold of refused hosts out:
-    this is the parent's own hold, as the status shows it."""
+    """Back on its port once its hold is over (PARENT_DOWN_MS, 5 s from down_since), a parent is
+    asked again (the probe of its held host): up, its faults in a row forgotten, its fallbacks
+    kept."""
     objects = {f"/b{i}": os.urandom(4096 + i) for i in range(4)}
     urls = {path: origin.add(path, data=data) for path, data in objects.items()}
     parent = start_arca(*ALLOW)
-    child = start_arca(*ALLOW, "--parent", base(parent), "--origin-failures", "0")
+    child = start_arca(*ALLOW, "--parent", base(parent))
     url = base(parent)
     parent.stop()
     for path in ("/b0", "/b1", "/b2"):
         fetch_ok(child, urls[path], objects[path])
-    wait_for(lambda: entry(child)["state"] == "down", "the parent held down")
+    e = wait_for(lambda: (e := entry(child))["state"] == "down" and e, "the parent held down")
     assert metric(child, "arca_parent_up", url) == 0
 
     parent.start(keep_port=True)
     fetch_ok(parent, urls["/b3"], objects["/b3"])
     wait_for(lambda: resource(parent, "/b3"), "the parent holds /b3 complete")
-    e = wait_for(lambda: (e := entry(child))["state"] == "up" and e, "the parent's hold over",
-                 timeout=20)
-    assert (e["down_since"], e["failures"]) == (None, 3)  # its faults stay until it answers
+    wait_clock(calendar.timegm(time.strptime(e["down_since"], "%Y-%m-%dT%H:%M:%SZ")) + 6)
     fetch_ok(child, urls["/b3"], objects["/b3"])
     e = wait_for(lambda: (e := entry(child))["requests"] == 1 and e, "the parent asked again")
-    assert (e["state"], e["failures"], e["hits"], e["bytes"]) == ("up", 0, 1, 4099)
+    assert (e["state"], e["down_since"], e["failures"], e["hits"], e["bytes"]) == \
+        ("up", None, 0, 1, 4099)
     assert e["fallbacks"] == {r: 3 if r == "refused" else 0 for r in REASONS}
     assert origin.counts["/b3"] == 1
     assert metric(child, "arca_parent_up", url) == 1
     assert parent_lines(child) == [
         f"parent     {url} (--parent): up; 1 request, 1 hit, 4.0 KiB; fell back to the origin "
         "3 times (refused 3)"]
+    assert '<div class="card" id="parent">' in page(child, "/statistics/")
 
 
 def test_the_pages_escape_a_parent_and_its_fallbacks(origin, start_arca):

@@ -146,7 +146,7 @@ static void the_card_escapes_and_warns(void **state)
     for (int i = 0; i < PARENT_FAILURES; i++) {
         parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
         assert_true(p.active);
-        parent_fault(&p, "http://o.lab/a", i ? PARENT_STATUS : PARENT_REFUSED, "test");
+        parent_fault(&p, "http://o.lab/a", i ? PARENT_STATUS : PARENT_REFUSED, true, "test");
         parent_forget(&p);
     }
     web_parents_card(&b);
