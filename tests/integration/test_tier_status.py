@@ -126,6 +126,17 @@ def test_a_parent_that_served_is_counted_everywhere(origin, start_arca):
     # the parent itself has no parent
     assert parents_of(parent) is None
 
+    # cold at both: the parent downloads it once and streams it (its digest in the trailer); a
+    # request counted, not a hit
+    cold = os.urandom(100000)
+    fetch_ok(child, origin.add("/cold", data=cold), cold)
+    e = wait_for(lambda: (e := entry(child))["requests"] == 2 and e, "the cold download counted")
+    assert (e["hits"], e["bytes"], e["failures"]) == (1, MIB3 + 100000, 0)
+    assert e["fallbacks"] == {r: 0 for r in REASONS}
+    assert origin.counts["/cold"] == 1
+    assert metric(child, "arca_parent_hits_total", base(parent)) == 1
+    assert metric(child, "arca_parent_requests_total", base(parent)) == 2
+
 
 def test_a_parent_killed_is_held_down(origin, start_arca):
     objects = {f"/k{i}": os.urandom(4096 + i) for i in range(4)}
