@@ -266,6 +266,12 @@ void headers_unpack(const char *packed, struct upstream_headers *h);
  * with the reason filled when the file cannot be truncated. Readers that hold nothing wait for
  * the new body's headers. */
 int store_restart(struct object *obj, int64_t length, const struct upstream_headers *h);
+/* Upstream thread. The bytes and headers the download has came from a source that is given up
+ * (a parent that failed): when no reader answered with its headers nor took a byte, they are
+ * forgotten (0: the next source's answer begins the object afresh); 1 when some reader did (a
+ * new version is needed: store_new_version); -1 with the reason filled when the file cannot be
+ * truncated. */
+int store_restart_afresh(struct object *obj);
 /* The download's bytes belong to a version upstream no longer serves, and readers hold some of
  * them: they cannot be completed honestly. The object fails for them (`reason`; their answers
  * are cut) and a new FETCHING object for its URL (same ttl, signed mark and usage) takes its

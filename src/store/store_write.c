@@ -230,6 +230,30 @@ int store_restart(struct object *obj, int64_t length, const struct upstream_head
     return rc;
 }
 
+int store_restart_afresh(struct object *obj)
+{
+    int rc = 0;
+    char *old = NULL;
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
+    if (obj->delivered || obj->committed) {
+        rc = 1;
+    } else if (ftruncate(obj->fd, 0) < 0) {
+        object_set_error(obj, 500, "cannot truncate object file");
+        rc = -1;
+    } else {
+        obj->have = obj->flush_mark = 0;
+        obj->length = -1;
+        obj->headers_ready = false; /* nobody answered with them: the next source's are taken */
+        old = obj->headers;
+        obj->headers = NULL;
+    }
+    store_unlock();
+    free(old);
+    return rc;
+}
+
 /* Lock held. Claim quota for the bytes about to be written when the length was unknown. */
 static int claim(struct object *obj, int64_t upto)
 {

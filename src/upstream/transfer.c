@@ -13,14 +13,16 @@
 #include <string.h>
 
 const struct transfer_store transfer_store_real = {
-    store_begin_file,    store_file_ready,       store_take_prefix, store_snapshot,
-    store_progress,      store_stale_validators, store_begin_body,  store_continue_body,
-    store_staleness,     store_from_parent,      store_restart,     store_new_version,
-    store_append,        store_write_at,         store_advance,     store_digest_range,
-    store_set_rate,      store_announce,         store_finish,      store_renew,
-    store_fail,          store_set_aside,        store_fail_held,   store_offer_stale,
-    store_keep_stale,    store_release,          object_url,        object_error,
-    object_error_status,
+    store_begin_file,  store_file_ready,    store_take_prefix,
+    store_snapshot,    store_progress,      store_stale_validators,
+    store_begin_body,  store_continue_body, store_staleness,
+    store_from_parent, store_restart,       store_restart_afresh,
+    store_new_version, store_append,        store_write_at,
+    store_advance,     store_digest_range,  store_set_rate,
+    store_announce,    store_finish,        store_renew,
+    store_fail,        store_set_aside,     store_fail_held,
+    store_offer_stale, store_keep_stale,    store_release,
+    object_url,        object_error,        object_error_status,
 };
 
 static void transfer_step(struct transfer *t);
@@ -256,6 +258,8 @@ static enum transfer_state step_source(struct transfer *t)
         t->parent_planned = true;
         if (transfer_ask_parent(t, &next))
             return next;
+    } else if (t->parent.active) { /* a new version's file is made: its parent still */
+        return TS_ATTEMPT;
     }
     return mirror_pick(&t->pick) ? TS_PROBING : source_chosen(t);
 }
@@ -463,8 +467,11 @@ static enum transfer_state step_ended(struct transfer *t)
         return t->failed ? TS_FAILED : TS_DONE;
     }
     enum parent_fault fault;
+    enum transfer_state next;
     if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
-        return transfer_fall_back(t, fault, t->parent_why);
+        return transfer_parent_sha256_refused(t, fault, &next)
+                   ? next
+                   : transfer_fall_back(t, fault, t->parent_why);
     if (t->parent.active && !t->failed && transfer_parent_fault(t, rc, &fault)) /* --parent-only */
         parent_failed_attempt(&t->parent, fault, transfer_parent_own_fault(t, fault));
     if (!t->failed && !stopping && (t->own_cut || (t->bounded && rc == CURLE_OK)))

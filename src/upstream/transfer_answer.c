@@ -154,6 +154,15 @@ int transfer_start_afresh(struct transfer *t, const char *why)
     if (!p.headers_ready && p.have == 0)
         return 0; /* nothing of it reached the object: the origin's answer begins it */
     atomic_fetch_add(&stats.download_restarts, 1);
+    int rc = t->st->restart_afresh(t->obj);
+    if (rc < 0) {
+        transfer_fail_as_object(t);
+        return -1;
+    }
+    if (rc == 0) { /* no reader answered with the parent's headers: the same object */
+        log_info("fetch %s: %s; starting over from the origin", t->url, why);
+        return 0;
+    }
     log_info("fetch %s: %s; starting over from the origin, as a new version (clients of the "
              "old one are cut)",
              t->url, why);

@@ -35,6 +35,25 @@ bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
            !(f == PARENT_CUT && t->terms.sources.sha256[0]);
 }
 
+bool transfer_parent_sha256_refused(struct transfer *t, enum parent_fault f,
+                                    enum transfer_state *next)
+{
+    bool mismatch = f == PARENT_CUT ||
+                    (f == PARENT_STATUS && strstr(t->parent.cache_status, "digest-mismatch"));
+    int rc;
+    if (!mismatch || !parent_drop_sha256(&t->parent))
+        return false;
+    t->source = t->parent.fetch_url;
+    easy_set_url(&t->h, t->source);
+    log_info("fetch %s: the parent's copy may not be the first client's sha256 (%s); asking it "
+             "again without",
+             t->url, t->parent_why);
+    rc = transfer_start_afresh(t, "the parent's answer to a sha256 was cut");
+    t->parent_failed = PARENT_FAULTS;
+    *next = rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_ATTEMPT;
+    return true;
+}
+
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
  * parent is retried as any upstream is. */
 bool transfer_may_fall_back(const struct transfer *t)
