@@ -134,3 +134,18 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next)
     *next = TS_ATTEMPT;
     return true;
 }
+
+/* A parent's redirect is a lie (it answers what it holds), never followed; a parent that does
+ * not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S, not the
+ * options' (an origin's) patience. */
+void transfer_parent_timeouts(struct transfer *t)
+{
+    const struct config *cfg = t->loop->cfg;
+    bool p = t->parent.active;
+    long connect_ms = (long)cfg->connect_timeout * 1000, stall = (long)cfg->stall_timeout;
+    curl_easy_setopt(t->h.easy, CURLOPT_FOLLOWLOCATION, p ? 0L : 1L);
+    curl_easy_setopt(t->h.easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     p && connect_ms > PARENT_CONNECT_MS ? (long)PARENT_CONNECT_MS : connect_ms);
+    curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_TIME,
+                     p && stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
+}
