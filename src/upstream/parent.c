@@ -149,23 +149,6 @@ char *parent_fetch_url(const char *parent, const char *asked)
     return out;
 }
 
-/* The request's &sha256= goes on to the parent: its own check, and its digest hits. */
-static bool with_sha256(struct parent_ask *p, const char *hex)
-{
-    size_t n = strlen(p->fetch_url);
-    char *more;
-    if (!hex[0])
-        return true;
-    if (!(more = realloc(p->fetch_url, n + sizeof("&sha256=") + 64))) {
-        free(p->fetch_url);
-        p->fetch_url = NULL;
-        return false;
-    }
-    snprintf(more + n, sizeof("&sha256=") + 64, "&sha256=%s", hex);
-    p->fetch_url = more;
-    return true;
-}
-
 void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const char *asked,
                  enum parent_fault *why, char *refuse, size_t size)
 {
@@ -191,7 +174,7 @@ void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const ch
         /* hosts.h's hold (refused connections) is met by the attempt itself: it may be the
          * probe that finds the parent back, else the download goes to the origin then */
         *why = PARENT_DOWN;
-    } else if ((p->fetch_url = parent_fetch_url(s->parent, asked)) && with_sha256(p, s->sha256)) {
+    } else if ((p->fetch_url = parent_fetch_url(s->parent, asked))) {
         p->active = true;
         return;
     } else {
