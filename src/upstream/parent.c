@@ -314,15 +314,6 @@ void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool i
         note_fault(p->slot);
 }
 
-bool parent_drop_sha256(struct parent_ask *p)
-{
-    char *at = p->fetch_url ? strstr(p->fetch_url, "&sha256=") : NULL;
-    if (!at)
-        return false;
-    *at = '\0'; /* the url argument is encoded whole: no bare '&' before it */
-    return true;
-}
-
 void parent_forget(struct parent_ask *p)
 {
     free(p->fetch_url);

@@ -105,9 +105,6 @@ void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault
  * (shown in the status), nothing else. */
 void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool its_own);
 void parent_forget(struct parent_ask *p);
-/* The client's &sha256= is no longer sent (the parent's copy is not that one: the client's
- * answer alone says so); false when it was not sent. */
-bool parent_drop_sha256(struct parent_ask *p);
 
 /* What a parent at `parent` (a base URL) is asked for `url` (the client's, whole): its fetch
  * API's URL, every byte but the unreserved ones percent-encoded. A new string (NULL: out of

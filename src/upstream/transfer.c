@@ -452,11 +452,8 @@ static enum transfer_state step_ended(struct transfer *t)
         return t->failed ? TS_FAILED : TS_DONE;
     }
     enum parent_fault fault;
-    enum transfer_state next;
     if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
-        return transfer_parent_sha256_refused(t, fault, &next)
-                   ? next
-                   : transfer_fall_back(t, fault, t->parent_why);
+        return transfer_fall_back(t, fault, t->parent_why);
     if (t->parent.active && !t->failed && transfer_parent_fault(t, rc, &fault)) /* --parent-only */
         parent_failed_attempt(&t->parent, fault, transfer_parent_own_fault(t, fault));
     if (!t->failed && !stopping && (t->own_cut || (t->bounded && rc == CURLE_OK)))

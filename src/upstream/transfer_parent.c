@@ -29,29 +29,7 @@ bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
 {
     /* a loop is the configuration's; a hold is the hold's; a 5xx with a Cache-Status is its
      * upstream's failure relayed (but for 507: its own disk) */
-    /* nor a cut of an answer to the client's &sha256=: the parent cuts a body that does not
-     * match it, and any client can give a wrong one */
-    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed) &&
-           !(f == PARENT_CUT && t->terms.sources.sha256[0]);
-}
-
-bool transfer_parent_sha256_refused(struct transfer *t, enum parent_fault f,
-                                    enum transfer_state *next)
-{
-    bool mismatch = f == PARENT_CUT ||
-                    (f == PARENT_STATUS && strstr(t->parent.cache_status, "digest-mismatch"));
-    int rc;
-    if (!mismatch || !parent_drop_sha256(&t->parent))
-        return false;
-    t->source = t->parent.fetch_url;
-    easy_set_url(&t->h, t->source);
-    log_info("fetch %s: the parent's copy may not be the first client's sha256 (%s); asking it "
-             "again without",
-             t->url, t->parent_why);
-    rc = transfer_start_afresh(t, "the parent's answer to a sha256 was cut");
-    t->parent_failed = PARENT_FAULTS;
-    *next = rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_ATTEMPT;
-    return true;
+    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed);
 }
 
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
