@@ -67,12 +67,17 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
 bool transfer_parent_vouches(struct transfer *t, const uint8_t digest[32],
                              enum transfer_state *next)
 {
-    const char *why = t->parent.has_digest ? "the sha256 of its bytes is not its Repr-Digest"
-                                           : "it gave no Repr-Digest to check its bytes against";
-    char reason[200];
     struct download_progress p;
-    if (parent_digest_ok(&t->parent, digest)) {
-        t->st->progress(t->obj, &p);
+    const char *why;
+    char reason[200];
+    t->st->progress(t->obj, &p);
+    if (p.length >= 0 && p.have != p.length)
+        why = "its body is shorter than the length it said";
+    else if (!t->parent.has_digest)
+        why = "it gave no Repr-Digest to check its bytes against";
+    else if (!parent_digest_ok(&t->parent, digest))
+        why = "the sha256 of its bytes is not its Repr-Digest";
+    else {
         parent_served(&t->parent, p.have);
         return true;
     }
@@ -126,4 +131,6 @@ void transfer_parent_timeouts(struct transfer *t)
                      p && connect_ms > PARENT_CONNECT_MS ? (long)PARENT_CONNECT_MS : connect_ms);
     curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_TIME,
                      p && stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
+    /* a parent trickling bytes would hold its misses until --download-timeout */
+    curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_LIMIT, p ? (long)PARENT_LOW_SPEED : 1L);
 }
