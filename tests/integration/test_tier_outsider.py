@@ -6,8 +6,6 @@ a quoted string. Each failed before its fix."""
 
 import http.client
 import os
-import socket
-import time
 
 import pytest
 
