@@ -4,7 +4,6 @@ sleep that long). The connection is closed afterwards."""
 
 import socket
 import threading
-import time
 
 
 class RawParent:
