@@ -146,8 +146,9 @@ static bool transfer_parent_lied(struct transfer *t, const struct verdict *v)
 {
     /* a refusal the parent relays is a 4xx (parent_judge); any other end it gives (a 304 to
      * an unconditional ask, a 206 to the whole object) is a lie */
+    bool renews = t->conditional && t->status == 304;
     bool lie = v->kind == VERDICT_REFETCH || (v->kind == VERDICT_RESTART && t->offset > 0) ||
-               (v->kind == VERDICT_FAIL && (t->status < 400 || t->status >= 500));
+               (v->kind == VERDICT_FAIL && !renews && (t->status < 400 || t->status >= 500));
     if (!t->parent.active || t->terms.sources.parent_only || !lie)
         return false;
     t->parent_failed = PARENT_LIE;
