@@ -403,7 +403,9 @@ int fetch_apply_range(struct fetch_req *r, const struct object_meta *meta, unsig
     *status = HTTP_OK;
     r->start = 0;
     r->end = total;
-    if (!hdr || total < 0 || !range_applies(r, meta))
+    /* an empty body has no byte to range over: the whole (empty) body answers, as RFC 9110
+     * 14.2 lets a server ignore a Range, not a 416 (a child arca asks "bytes=0-" first) */
+    if (!hdr || total <= 0 || !range_applies(r, meta))
         return 0;
     switch (parse_range(hdr, total, &br)) {
     case RANGE_NONE:

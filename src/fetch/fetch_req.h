@@ -67,7 +67,10 @@ struct fetch_req {
     bool plain;  /* no Range, no filename, not draining: a prepared answer may serve it */
     bool cut;    /* the body was cut: the download failed or its sha256 was not `expect` */
     bool has_expect;
-    uint8_t expect[32];             /* this request's &sha256=: it decides this answer only */
+    uint8_t expect[32]; /* this request's &sha256=: it decides this answer only */
+    /* its body reaches the object's end and carries the digest as a trailer: it ends once the
+     * object is complete (an empty body has no last byte held back until then) */
+    bool trailer_at_end;
     char *url;                      /* the target's normal form, whole: what is fetched */
     char *via;                      /* the Via the request came with (NULL: none): sent on */
     const struct bucket_auth *auth; /* a --bucket's object: signed for it upstream */

@@ -27,7 +27,7 @@ static ssize_t span_body(void *cls, uint64_t pos, size_t max, int *fd, int64_t *
     ssize_t n;
 
     if (r->end >= 0 && off >= r->end) {
-        if (!r->has_expect)
+        if (!r->has_expect && !r->trailer_at_end)
             return ANSWER_END;
         max = 0; /* the last byte went out after the check; an empty body still needs it */
     } else if (r->end >= 0 && (int64_t)max > r->end - off) {
@@ -125,6 +125,7 @@ enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *met
     if (fetch_not_modified(r, meta, &ret) || fetch_apply_range(r, meta, &status, &ret) < 0)
         return ret;
     trailer = !r->head && !r->http10 && meta->state != OBJ_COMPLETE && wants_digest(r);
+    r->trailer_at_end = trailer && r->end >= 0 && r->end == meta->length;
     body = r->end >= 0 && !digest_pending(r, meta, trailer) ? r->end - r->start : -1;
     resp = answer_spans(body >= 0 ? (uint64_t)body : ANSWER_SIZE_UNKNOWN, span_body, r);
     if (!resp)

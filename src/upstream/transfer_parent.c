@@ -27,9 +27,16 @@ enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, 
 
 bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
 {
-    /* a loop is the configuration's; a hold is the hold's; a 5xx with a Cache-Status is its
-     * upstream's failure relayed (but for 507: its own disk) */
-    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed);
+    switch (f) {
+    case PARENT_DIGEST:
+    case PARENT_LIE:
+        return true;
+    case PARENT_STATUS:  /* a 4xx, or its upstream's 5xx relayed (but 507, its disk): no */
+    case PARENT_REFUSED: /* silent after the request went: waiting on its upstream */
+        return !t->parent_relayed;
+    default: /* a cut (it may relay its upstream's), a loop, its hold, credentials */
+        return false;
+    }
 }
 
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
@@ -54,6 +61,13 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
          : t->start_over   ? PARENT_LIE
          : t->body_started ? PARENT_CUT
                            : PARENT_REFUSED;
+    /* what its own failure is, holding it down: no connection (refused, timed out before
+     * the request went). A parent silent after the request, or cutting its answer, may be
+     * waiting on or relaying its own upstream, for a URL any client can ask for. */
+    long sent = 0;
+    curl_easy_getinfo(t->h.easy, CURLINFO_REQUEST_SIZE, &sent);
+    if (*f == PARENT_REFUSED)
+        t->parent_relayed = sent > 0;
     if (t->retry_status)
         snprintf(t->parent_why, sizeof(t->parent_why), "it answered %d", t->retry_status);
     else

@@ -57,6 +57,22 @@ def add(origin, path, size=300_000, **kw):
 # --- one download for the tree ---------------------------------------------------------------
 
 
+def test_an_empty_file_comes_through_the_parent_too(start_tier, origin):
+    """A child asks "Range: bytes=0-" first; an empty body has no byte to range over, and the
+    parent answers it whole (once a 416 sent every empty file to the origin)."""
+    parent, (child,) = start_tier(1)
+    url = origin.add("/empty/.stamp", data=b"", etag='"e"')
+    for _ in range(2):  # the parent's miss (streamed), then its hit (complete)
+        status, _, body, complete = full_fetch(child, url)
+        assert status == 200 and complete and body == b""
+        child.fetch(url)  # warm at the child meanwhile: nothing more asked
+    row = parent_row(child)
+    assert sum(row["fallbacks"].values()) == 0 and row["requests"] == 1, row
+    assert origin.counts["/empty/.stamp"] == 1
+    status, _, body, _ = full_fetch(parent, url, headers={"Range": "bytes=0-"})
+    assert status == 200 and body == b""
+
+
 def test_two_children_and_ten_clients_cost_the_origin_one_download(start_tier, origin):
     parent, children = start_tier(2)
     path = "/images/rootfs.ext4"
