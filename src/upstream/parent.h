@@ -18,14 +18,15 @@
  * origin directly (or fails, with --parent-only).
  *
  * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits), its
- * fallbacks by reason, and its state: after PARENT_FAILURES faults in a row it is "down" and
- * passed over for PARENT_DOWN_MS, doubled after each fault while down up to PARENT_DOWN_MAX_MS;
- * the first answer it gives clears it. hosts.h holds it down too for refused connections, as
- * any host.
+ * fallbacks by reason, and its state: after PARENT_FAILURES of its own faults in a row (what no
+ * client can bring about with a URL: transfer_parent_own_fault) it is "down" and passed over
+ * for PARENT_DOWN_MS, doubled after each fault while down up to PARENT_DOWN_MAX_MS; the first
+ * answer it gives clears it. hosts.h holds it down too for refused connections, as any host
+ * (one probe at a time finds it back).
  *
- * Contract: parent_plan, parent_header, parent_judge, parent_verdict_* and parent_fault run on
- * the upstream thread; parent_report on any thread (one mutex guards the table). A struct
- * parent_ask belongs to one download, freed with parent_forget.
+ * Contract: parent_plan, parent_header, parent_digest_line, parent_judge, parent_fault and
+ * parent_failed_attempt run on the upstream thread; parent_report on any thread (one mutex guards
+ * the table). A struct parent_ask belongs to one download, freed with parent_forget.
  */
 #ifndef ARCA_PARENT_H
 #define ARCA_PARENT_H
@@ -50,11 +51,13 @@
 /* Why a download went to the origin instead of (or after) its parent. */
 enum parent_fault {
     PARENT_REFUSED,     /* no answer: refused, reset before the answer, timed out, no name */
-    PARENT_STATUS,      /* its own failure: a 5xx, 507, a 4xx of its own, a redirect */
+    PARENT_STATUS,      /* a failure status: a 5xx, 507, a 4xx, a redirect, a 416 */
     PARENT_LOOP,        /* 508: its way upstream came back here (Via) */
     PARENT_CUT,         /* the body broke off */
-    PARENT_DIGEST,      /* the bytes' sha256 is not its Repr-Digest, or it gave none */
-    PARENT_LIE,         /* another version mid-download, a Content-Range that does not fit */
+    PARENT_DIGEST,      /* the bytes' sha256 is not its Repr-Digest, or it gave none, or two
+                           that differ, or fewer bytes than its length */
+    PARENT_LIE,         /* another version mid-download, a Content-Range or Content-Length
+                           that does not fit, more bytes than its length, a 304 unasked */
     PARENT_DOWN,        /* passed over: held down after its faults */
     PARENT_CREDENTIALS, /* a URL with credentials, and the parent is plain http:// */
     PARENT_FAULTS

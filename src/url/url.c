@@ -675,6 +675,34 @@ size_t url_redact(const char *in, char *out, size_t size)
     return o.n;
 }
 
+/* The URL's [p, end) into `o` but its path parameters (";name=value", as url_redact sees them:
+ * a ;jsessionid=) whose name is a secret's: whether one was left out. */
+static bool put_path_params(struct out *o, const char *p, const char *end)
+{
+    bool dropped = false;
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        size_t len, name;
+        if (!semi) {
+            put_str(o, p, (size_t)(end - p));
+            break;
+        }
+        put_str(o, p, (size_t)(semi - p));
+        len = strcspn(semi + 1, ";/?#");
+        if (len > (size_t)(end - semi - 1))
+            len = (size_t)(end - semi - 1);
+        name = strcspn(semi + 1, "=;/?#");
+        if (name > len)
+            name = len;
+        if (secret_name(semi + 1, name))
+            dropped = true;
+        else
+            put_str(o, semi, len + 1);
+        p = semi + 1 + len;
+    }
+    return dropped;
+}
+
 bool url_strip_secrets(const char *url, char *out, size_t size)
 {
     const char *auth = strstr(url, "://"), *path, *q, *p, *at;
@@ -687,7 +715,7 @@ bool url_strip_secrets(const char *url, char *out, size_t size)
     p = at ? at + 1 : auth;
     dropped = at != NULL;
     put_str(&o, url, (size_t)(auth - url));
-    put_str(&o, p, (size_t)((q ? q : path + strlen(path)) - p));
+    dropped = put_path_params(&o, p, q ? q : path + strlen(path)) || dropped;
     for (p = q; p && *p;) { /* each parameter after '?' or '&': kept unless a secret's */
         size_t len = strcspn(++p, "&"), name = strcspn(p, "=&");
         if (secret_name(p, name)) {

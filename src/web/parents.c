@@ -92,8 +92,8 @@ void web_parents_card(struct buf *b)
              "<div class=\"card%s\" id=\"parent\"><h2>Parent arca%s</h2><p>A miss is asked of "
              "its parent first; the parent's bytes are kept only when their sha256 is its "
              "Repr-Digest. A parent that fails is passed over: the download goes to the origin "
-             "(a fallback, by reason), and after %d faults in a row the parent is held down "
-             "a while.</p>",
+             "(a fallback, by reason), and after %d of its own faults in a row (no connection, "
+             "its own 5xx, a lie, a digest) the parent is held down a while.</p>",
              down ? " warning" : "", n == 1 ? "" : "s", PARENT_FAILURES);
     options_line(b);
     buf_add(b, "<table><tr><th>Parent</th><th>Named by</th><th>State</th><th>Downloads</th>"

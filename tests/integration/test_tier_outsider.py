@@ -77,6 +77,11 @@ def _h(extra=()):
 
 
 LIES = {
+    # the right digest in the head, another in the trailer: two digests, none believed
+    "two-digests": lambda t, h, i: http_answer(
+        206, _h([("Content-Range", f"bytes 0-{L-1}/{L}"), ("Repr-Digest", repr_digest(DATA)),
+                 ("Trailer", "Repr-Digest")]), DATA, chunked=True,
+        trailers=[b"Repr-Digest: " + repr_digest(b"other").encode()]),
     # a 304 to the child's first, unconditional, ask
     "304-unconditional": lambda t, h, i: http_answer(304, _h()),
     # a chunked 206 "bytes 0-(L-1)/L" that runs 1000 bytes past its total
@@ -174,5 +179,43 @@ def test_f7_the_parents_ttl_is_its_members_ttl_parameter(origin, start_arca, cs)
         own = headers["cache-status"].split(", arca;")[-1]
         print(cs, "->", own)
         assert "ttl=5" in own or "ttl=4" in own, headers["cache-status"]
+    finally:
+        p.stop()
+
+
+# --- answers that are no fault, and one that is too slow ---------------------------------------
+
+
+def test_an_interim_answer_before_the_parents_is_no_fault(origin, start_arca):
+    """A 103 Early Hints (any 1xx) comes before the final answer: the child waits for that."""
+    url = origin.add("/lab/hints.img", data=DATA, etag='"v1"')
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+    p = RawParent(lambda t, h, i: [early] + http_answer(
+        206, _h([("Content-Range", f"bytes 0-{L-1}/{L}"), ("Repr-Digest", repr_digest(DATA))]),
+        DATA))
+    try:
+        child = start_arca("--upstream-allow", "127.0.0.0/8", "--parent", p.base, name="child")
+        status, _, body, complete = full_fetch(child, url)
+        assert status == 200 and complete and sha256(body) == sha256(DATA)
+        assert sum(fallbacks(child).values()) == 0 and origin.counts["/lab/hints.img"] == 0
+    finally:
+        p.stop()
+
+
+def test_a_parent_trickling_bytes_is_passed_over(origin, start_arca):
+    """Under 1 KiB/s for the parent's stall time (--stall-timeout 2s here, 15 s at most): the
+    download goes to the origin, never held until --download-timeout."""
+    url = origin.add("/lab/slow.img", data=DATA, etag='"v1"')
+    head = http_answer(206, _h([("Content-Range", f"bytes 0-{L-1}/{L}"),
+                                ("Content-Length", str(L))]))[0]
+    p = RawParent(lambda t, h, i: [head] + [b"x" * 50, 0.2] * 600)
+    try:
+        child = start_arca("--upstream-allow", "127.0.0.0/8", "--parent", p.base,
+                           "--stall-timeout", "2s", name="child")
+        status, _, body, complete = full_fetch(child, url, timeout=30)
+        if not complete:  # its clients had the trickle's first bytes: cut, then whole
+            status, _, body, complete = full_fetch(child, url, timeout=30)
+        assert status == 200 and complete and sha256(body) == sha256(DATA)
+        assert fallbacks(child).get("cut") == 1 and origin.counts["/lab/slow.img"] == 1
     finally:
         p.stop()

@@ -462,6 +462,8 @@ static void credentials_are_stripped_for_another_host(void **state)
         {"https://u:p@h/a?k=1", "https://h/a?k=1", true},
         {"https://u:p@x@h:81/a", "https://h:81/a", true},
         {"https://h/a?keyword=k&author=a", "https://h/a?keyword=k&author=a", false},
+        {"https://h/a;jsessionid=s5/b;v=2?x=1", "https://h/a/b;v=2?x=1", true},
+        {"https://h/a;page=3", "https://h/a;page=3", false},
     };
     char out[256];
     (void)state;
