@@ -6,6 +6,7 @@
 #include "rules/keys.h"
 #include "stats/stats.h"
 #include "store/store.h"
+#include "upstream/parent.h"
 #include "upstream/upstream.h"
 
 #include <assert.h>
@@ -35,10 +36,37 @@ static void on_probe(const struct probe_result *res, void *arg)
     park_put(&r->park);
 }
 
+/* What the confirmation asks: the URL itself, of the origin (as without a parent: the parent's
+ * word on a signature is the origin's anyway); with --parent-only, where this arca may not
+ * reach the origin, the parent's fetch API for it, which confirms it with the origin as any
+ * arca does. NULL (*why set) when it cannot be asked: out of memory, or credentials that may
+ * not go to a plain-http parent. *to_free: the caller's. */
+static const char *confirm_target(const struct fetch_req *r, char **to_free, const char **why)
+{
+    const struct terms_sources *s = &r->terms.sources;
+    *to_free = NULL;
+    if (!s->parent_only)
+        return r->url;
+    if (s->credentials && !s->parent_credentials) {
+        *why = "the URL carries credentials and the parent is reached over plain http "
+               "(--parent-trusted-http); --parent-only forbids the origin";
+        return NULL;
+    }
+    *why = "out of memory";
+    return *to_free = parent_fetch_url(s->parent, r->url);
+}
+
 /* Suspend the request and ask upstream about its exact URL. */
 bool fetch_start_confirm(struct fetch_req *r, enum conn_result *ret)
 {
+    const char *why = NULL, *target;
+    char *to_free;
+    int rc;
     assert(r->magic == FETCH_MAGIC && http_handling(r->conn, r->req));
+    if (!(target = confirm_target(r, &to_free, &why))) {
+        *ret = fetch_refuse(r->conn, HTTP_BAD_GATEWAY, why);
+        return false;
+    }
     if (!r->confirm_res && !(r->confirm_res = malloc(sizeof(*r->confirm_res)))) {
         *ret = fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         return false;
@@ -47,7 +75,9 @@ bool fetch_start_confirm(struct fetch_req *r, enum conn_result *ret)
     atomic_fetch_add(&stats.confirmations, 1);
     conn_suspend(r->conn);
     park_hold(&r->park); /* the probe's */
-    if (upstream_probe(r->url, on_probe, r) < 0) {
+    rc = upstream_probe(target, on_probe, r);
+    free(to_free);
+    if (rc < 0) {
         park_put(&r->park);
         conn_resume(r->conn);
         *ret = fetch_refuse(r->conn, HTTP_SERVICE_UNAVAILABLE,

@@ -128,7 +128,7 @@ static void note_fault(int slot)
 
 /* PARENT/api/v1/fetch/?url=ENC: every byte but the unreserved ones percent-encoded, so the
  * parent reads the client's URL back whole (its own query included). */
-static char *fetch_url_of(const char *parent, const char *asked)
+char *parent_fetch_url(const char *parent, const char *asked)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(parent) + sizeof("/api/v1/fetch/?url=") + 3 * strlen(asked);
@@ -172,7 +172,7 @@ void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const ch
                      "the origin");
     } else if (!s->parent_only && (is_down(p->slot) || hosts_held(s->parent))) {
         *why = PARENT_DOWN;
-    } else if ((p->fetch_url = fetch_url_of(s->parent, asked))) {
+    } else if ((p->fetch_url = parent_fetch_url(s->parent, asked))) {
         p->active = true;
         return;
     } else {
@@ -259,7 +259,8 @@ int parent_judge(const struct parent_ask *p, long status, bool has_cache_status,
     }
     /* a 4xx the parent's download got from the origin carries its Cache-Status (fwd=uri-miss):
      * the origin's verdict, the same from here; one without is the parent's own refusal */
-    if (status >= 400 && status < 500 && status != 408 && status != 429 && has_cache_status)
+    if (status >= 400 && status < 500 && status != 408 && status != 416 && status != 429 &&
+        has_cache_status) /* 416 is about the Range this arca sent, never the origin's word */
         return 1;
     *fault = PARENT_STATUS;
     return -1;

@@ -97,6 +97,11 @@ void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault
                   const char *detail);
 void parent_forget(struct parent_ask *p);
 
+/* What a parent at `parent` (a base URL) is asked for `url` (the client's, whole): its fetch
+ * API's URL, every byte but the unreserved ones percent-encoded. A new string (NULL: out of
+ * memory). Any thread. */
+char *parent_fetch_url(const char *parent, const char *url);
+
 /* The fault's word in the status, the metrics and the log ("refused", "digest", ...). */
 const char *parent_fault_name(enum parent_fault f);
 

@@ -1,0 +1,207 @@
+/* Units for a download's parent arca (parent.h): the URL it is asked, what its answer's headers
+ * and trailer say (Repr-Digest, Age, Cache-Status's ttl), which statuses are its own faults,
+ * when it is not asked (credentials over plain http, held down), and its table's counts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "upstream/easy.h"
+#include "upstream/parent.h"
+
+/* sha256("abc") as a Repr-Digest member, and its bytes. */
+#define ABC_B64 "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+static const uint8_t abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+
+static int setup(void **state)
+{
+    (void)state;
+    upstream_claim_thread();
+    return 0;
+}
+
+static struct fetch_terms terms_for(const char *parent, bool only, bool credentials, bool may)
+{
+    struct fetch_terms t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.sources.parent, sizeof(t.sources.parent), "%s", parent);
+    t.sources.parent_only = only;
+    t.sources.credentials = credentials;
+    t.sources.parent_credentials = may;
+    t.parent_from = FROM_OPTION;
+    return t;
+}
+
+/* The client's URL goes whole, its query and signature included, encoded as one argument. */
+static void the_fetch_url_carries_the_url_whole(void **state)
+{
+    (void)state;
+    char *u = parent_fetch_url("https://central.lab:8443/arca", "http://o.lab/a b?x=1&sig=Z~");
+    assert_non_null(u);
+    assert_string_equal(u, "https://central.lab:8443/arca/api/v1/fetch/"
+                           "?url=http%3A%2F%2Fo.lab%2Fa%20b%3Fx%3D1%26sig%3DZ~");
+    free(u);
+}
+
+/* Its Repr-Digest (a header or the trailer), Age, and its own (last) Cache-Status member. */
+static void its_answer_says_digest_age_and_freshness(void **state)
+{
+    struct parent_ask p = {.slot = -1};
+    (void)state;
+    parent_header(&p, "Repr-Digest: md5=:AAAA:, sha-256=:" ABC_B64 ":");
+    assert_true(p.has_digest);
+    assert_true(parent_digest_ok(&p, abc));
+    parent_header(&p, "Age: 120");
+    parent_header(&p, "Cache-Status: edge; hit, arca; fwd=uri-miss; ttl=3480");
+    assert_int_equal(p.age, 120);
+    assert_true(p.has_left);
+    assert_int_equal(p.left, 3480);
+    assert_false(p.hit); /* the parent's own member is its last one: a miss */
+    parent_header(&p, "Cache-Status: arca; hit; ttl=-5");
+    assert_true(p.hit);
+    assert_int_equal(p.left, -5);
+    /* a new response forgets all but the digest (a trailer may have brought it) */
+    parent_response_reset(&p);
+    assert_false(p.has_left);
+    assert_int_equal(p.age, 0);
+    assert_true(p.has_digest);
+}
+
+/* Digests that do not parse are no digest: the bytes are then never vouched for. */
+static void a_malformed_digest_vouches_for_nothing(void **state)
+{
+    static const char *const bad[] = {
+        "Repr-Digest: sha-256=:" ABC_B64,                /* no closing colon */
+        "Repr-Digest: sha-256=:ungWv48Bz+pBQUDeXa4iI7:", /* too short */
+        "Repr-Digest: sha-512=:" ABC_B64 ":",            /* another algorithm */
+        "Repr-Digest: sha-256=:!!!!v48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=:",
+        "Age: -3",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct parent_ask p = {.slot = -1};
+        parent_header(&p, bad[i]);
+        assert_false(parent_digest_ok(&p, abc));
+        assert_int_equal(p.age, 0);
+    }
+}
+
+/* Its 2xx and 304 are bodies; a 4xx with Cache-Status is the origin's verdict; the rest, and a
+ * 416 about our own Range, are its faults. */
+static void its_statuses_are_judged(void **state)
+{
+    struct parent_ask p = {.slot = -1};
+    enum parent_fault f = PARENT_FAULTS;
+    (void)state;
+    assert_int_equal(parent_judge(&p, 200, false, &f), 0);
+    assert_int_equal(parent_judge(&p, 206, false, &f), 0);
+    assert_int_equal(parent_judge(&p, 304, false, &f), 0);
+    assert_int_equal(parent_judge(&p, 404, true, &f), 1);
+    assert_int_equal(parent_judge(&p, 403, true, &f), 1);
+    assert_int_equal(parent_judge(&p, 403, false, &f), -1);
+    assert_int_equal(f, PARENT_STATUS);
+    assert_int_equal(parent_judge(&p, 416, true, &f), -1);
+    assert_int_equal(parent_judge(&p, 302, false, &f), -1);
+    assert_int_equal(parent_judge(&p, 503, true, &f), -1);
+    assert_int_equal(parent_judge(&p, 507, true, &f), -1);
+    assert_int_equal(f, PARENT_STATUS);
+    assert_int_equal(parent_judge(&p, 508, false, &f), -1);
+    assert_int_equal(f, PARENT_LOOP);
+}
+
+/* Credentials never go to a plain-http parent unless trusted; --parent-only then refuses. */
+static void credentials_go_only_where_they_may(void **state)
+{
+    struct parent_ask p;
+    enum parent_fault why;
+    char refuse[300];
+    struct fetch_terms t = terms_for("http://p1.lab:8001", false, true, false);
+    (void)state;
+    parent_plan(&p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
+    assert_false(p.active);
+    assert_int_equal(why, PARENT_CREDENTIALS);
+    assert_string_equal(refuse, "");
+    t.sources.parent_only = true;
+    parent_plan(&p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
+    assert_false(p.active);
+    assert_non_null(strstr(refuse, "--parent-only"));
+    t = terms_for("https://p1.lab:8443", false, true, true);
+    parent_plan(&p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
+    assert_true(p.active);
+    assert_non_null(strstr(p.fetch_url, "sig%3Dx"));
+    parent_forget(&p);
+    t = terms_for("", false, false, false);
+    parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+    assert_false(p.active);
+    assert_int_equal(why, PARENT_FAULTS);
+}
+
+/* The parent's row in the table. */
+static const struct parent_report *row_of(const char *url, struct parent_report *rows, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(rows[i].url, url))
+            return &rows[i];
+    return NULL;
+}
+
+/* PARENT_FAILURES faults in a row hold it down (passed over, counted as "down"); with
+ * --parent-only it is asked anyway; an answer that checks out clears it. */
+static void faults_in_a_row_hold_it_down(void **state)
+{
+    struct parent_report rows[PARENT_MAX];
+    struct parent_ask p;
+    enum parent_fault why;
+    char refuse[300];
+    struct fetch_terms t = terms_for("http://p2.lab:8001", false, false, false);
+    const struct parent_report *r;
+    (void)state;
+    for (int i = 0; i < PARENT_FAILURES; i++) {
+        parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+        assert_true(p.active);
+        parent_fault(&p, "http://o.lab/a", i ? PARENT_CUT : PARENT_REFUSED, "test");
+        assert_false(p.active);
+        parent_forget(&p);
+    }
+    r = row_of("http://p2.lab:8001", rows, parent_report(rows, PARENT_MAX));
+    assert_non_null(r);
+    assert_true(r->down);
+    assert_int_equal(r->failures, PARENT_FAILURES);
+    assert_int_equal(r->fallbacks[PARENT_REFUSED], 1);
+    assert_int_equal(r->fallbacks[PARENT_CUT], PARENT_FAILURES - 1);
+    parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+    assert_false(p.active);
+    assert_int_equal(why, PARENT_DOWN);
+    t.sources.parent_only = true;
+    parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+    assert_true(p.active);
+    parent_header(&p, "Cache-Status: arca; hit; ttl=10");
+    parent_served(&p, 1000);
+    parent_forget(&p);
+    r = row_of("http://p2.lab:8001", rows, parent_report(rows, PARENT_MAX));
+    assert_false(r->down);
+    assert_int_equal(r->failures, 0);
+    assert_int_equal(r->requests, 1);
+    assert_int_equal(r->hits, 1);
+    assert_int_equal(r->bytes, 1000);
+    assert_int_equal(r->fallbacks[PARENT_DOWN], 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_fetch_url_carries_the_url_whole),
+        cmocka_unit_test(its_answer_says_digest_age_and_freshness),
+        cmocka_unit_test(a_malformed_digest_vouches_for_nothing),
+        cmocka_unit_test(its_statuses_are_judged),
+        cmocka_unit_test(credentials_go_only_where_they_may),
+        cmocka_unit_test(faults_in_a_row_hold_it_down),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
