@@ -1,5 +1,6 @@
-/* parse_range (client Range headers) against a total taken from the first 8 bytes, and
- * parse_content_range (upstream 206 answers). */
+/* parse_range (client Range headers) against a total taken from the first 8 bytes,
+ * parse_content_range (upstream 206 answers) and parse_want_digest (a child arca's
+ * Want-Repr-Digest, any client's). */
 #include "fuzz.h"
 #include "base/parse.h"
 
@@ -17,6 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (r.first < 0 || r.last < r.first || r.last >= total))
         abort(); /* a range outside the object would read past its end */
     if (s && parse_content_range(s, &a, &b, &t) == 0 && (a < 0 || b < a || (t >= 0 && b >= t)))
+        abort();
+    /* a preference is -1 (not named), 0 or what the field gave: never left unset on a refusal */
+    if (s && parse_want_digest(s, "sha-256", &a) < 0 && a != -1)
         abort();
     free(s);
     return 0;

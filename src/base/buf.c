@@ -127,6 +127,20 @@ void buf_json(struct buf *b, const char *s)
     buf_add(b, "\"");
 }
 
+void buf_label(struct buf *b, const char *s)
+{
+    buf_add(b, "\"");
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            buf_addf(b, "\\%c", *s);
+        else if (*s == '\n')
+            buf_add(b, "\\n");
+        else
+            buf_addn(b, s, 1);
+    }
+    buf_add(b, "\"");
+}
+
 char *buf_take(struct buf *b, size_t *len)
 {
     char *data = b->failed ? NULL : b->data;

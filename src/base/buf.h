@@ -28,6 +28,9 @@ void buf_query(struct buf *b, const char *s);
 void buf_path(struct buf *b, const char *s);
 /* `s` as a JSON string, quotes included (UTF-8 kept as it is, control bytes as \u00XX). */
 void buf_json(struct buf *b, const char *s);
+/* `s` as a Prometheus label value, quotes included: \ " and a newline escaped as the text format
+ * wants (\\ \" \n), so a value can never end its label or its line. */
+void buf_label(struct buf *b, const char *s);
 /* Take the bytes (the caller frees them); the buffer is empty afterwards. NULL if failed. */
 char *buf_take(struct buf *b, size_t *len);
 void buf_free(struct buf *b);

@@ -415,6 +415,144 @@ int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_
     return *skip_blanks(end) ? -1 : 0;
 }
 
+/* RFC 8941 (Structured Field Values), what a Dictionary of Items and Inner Lists needs: each
+ * reader returns the byte after what it read, or NULL when that is not well-formed there. */
+static bool sf_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool sf_lcalpha(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+/* A key: lcalpha or "*", then lcalpha, DIGIT, "_", "-", "." or "*"; *len its bytes. */
+static const char *sf_key(const char *p, size_t *len)
+{
+    const char *start = p;
+    if (!sf_lcalpha(*p) && *p != '*')
+        return NULL;
+    while (sf_lcalpha(*p) || sf_digit(*p) || (*p && strchr("_-.*", *p)))
+        p++;
+    *len = (size_t)(p - start);
+    return p;
+}
+
+/* An Integer or Decimal (*is_int, *value set for an Integer only). */
+static const char *sf_number(const char *p, bool *is_int, int64_t *value)
+{
+    bool neg = *p == '-';
+    int digits = 0, fraction = 0;
+    int64_t v = 0;
+    for (p += neg; sf_digit(*p); p++) {
+        if (++digits > 15)
+            return NULL;
+        v = v * 10 + (*p - '0');
+    }
+    if (digits == 0)
+        return NULL;
+    if (*p != '.') {
+        *is_int = true;
+        *value = neg ? -v : v;
+        return p;
+    }
+    for (p++; sf_digit(*p); p++)
+        fraction++;
+    return digits <= 12 && fraction >= 1 && fraction <= 3 ? p : NULL;
+}
+
+/* A Bare Item: Integer, Decimal, String, Token, Byte Sequence or Boolean. */
+static const char *sf_bare_item(const char *p, bool *is_int, int64_t *value)
+{
+    unsigned char c = (unsigned char)*p;
+    *is_int = false;
+    if (c == '-' || sf_digit(*p))
+        return sf_number(p, is_int, value);
+    if (c == '"') {
+        for (p++; *p != '"'; p++) {
+            if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                p++;
+            else if (*p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+                return NULL; /* the end of the text comes here too */
+        }
+        return p + 1;
+    }
+    if (isalpha(c) || c == '*') {
+        while (*p && (isalnum((unsigned char)*p) || strchr("!#$%&'*+-.^_`|~:/", *p)))
+            p++;
+        return p;
+    }
+    if (c == ':') {
+        for (p++; *p != ':'; p++)
+            if (!*p || !(isalnum((unsigned char)*p) || strchr("+/=", *p)))
+                return NULL;
+        return p + 1;
+    }
+    if (c == '?')
+        return p[1] == '0' || p[1] == '1' ? p + 2 : NULL;
+    return NULL;
+}
+
+/* Parameters: ";key[=bare-item]"... (none is fine). */
+static const char *sf_params(const char *p)
+{
+    bool is_int;
+    int64_t v;
+    size_t len;
+    while (p && *p == ';') {
+        for (p++; *p == ' ';)
+            p++;
+        if ((p = sf_key(p, &len)) && *p == '=')
+            p = sf_bare_item(p + 1, &is_int, &v);
+    }
+    return p;
+}
+
+/* A member's value: an Item or an Inner List, with its parameters. */
+static const char *sf_member_value(const char *p, bool *is_int, int64_t *value)
+{
+    bool item_int;
+    int64_t v;
+    if (*p != '(')
+        return sf_params(sf_bare_item(p, is_int, value));
+    *is_int = false;
+    for (p++;;) {
+        while (*p == ' ')
+            p++;
+        if (*p == ')')
+            return sf_params(p + 1);
+        if (!(p = sf_params(sf_bare_item(p, &item_int, &v))) || (*p != ' ' && *p != ')'))
+            return NULL;
+    }
+}
+
+int parse_want_digest(const char *value, const char *alg, int64_t *pref)
+{
+    const char *p = skip_blanks(value);
+    size_t alg_len = strlen(alg);
+    int64_t found = -1;
+    *pref = -1;
+    while (*p) {
+        const char *key = p;
+        size_t len;
+        bool is_int = false;
+        int64_t v = 0;
+        if (!(p = sf_key(p, &len)))
+            return -1;
+        /* no "=": Boolean true, not a preference */
+        if (!(p = *p == '=' ? sf_member_value(p + 1, &is_int, &v) : sf_params(p)))
+            return -1;
+        if (len == alg_len && !memcmp(key, alg, len)) /* a key given twice: the last counts */
+            found = is_int && v > 0 ? v : 0;
+        p = skip_blanks(p);
+        if (*p && (*p != ',' || !*(p = skip_blanks(p + 1))))
+            return -1; /* not a member's end, or a comma ending the field */
+    }
+    *pref = found;
+    return 0;
+}
+
 int hex_digit(char c)
 {
     if (c >= '0' && c <= '9')

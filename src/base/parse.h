@@ -92,6 +92,13 @@ int parse_content_length(const char *value, int64_t *length);
 /* An upstream Content-Range value "bytes FIRST-LAST/TOTAL" (TOTAL may be "*": *total = -1). */
 int parse_content_range(const char *value, int64_t *first, int64_t *last, int64_t *total);
 
+/* Want-Repr-Digest or Want-Content-Digest (RFC 9530 4): a Structured Field Dictionary (RFC
+ * 8941) of algorithm keys ("sha-256", lower case) and preferences. *pref: the Integer given to
+ * `alg` (1 to 10: wanted; a key given twice, the last), 0 when the field names it with 0 ("not
+ * acceptable") or with no Integer, -1 when the field does not name it. Returns -1 when the field
+ * is not a well-formed Dictionary (RFC 8941 has it ignored whole: *pref is -1 then too). */
+int parse_want_digest(const char *value, const char *alg, int64_t *pref);
+
 /* An authority's host and port (RFC 3986 3.2.2, 3.2.3), the one reading of them everywhere: a
  * URL, a proxy's absolute-form target, a CONNECT target and --listen. */
 enum authority_error {

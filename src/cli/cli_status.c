@@ -176,6 +176,74 @@ static void print_tls(json_t *s)
         printf("HTTPS client CA: %s (clients without a certificate it signed are refused)\n", ca);
 }
 
+/* "3 times (status 1, down 2)": how many, and the reasons that counted in the JSON's order;
+ * "" when none. */
+static void fallback_count(json_t *fallbacks, char *out, size_t size)
+{
+    const char *reason;
+    json_t *n;
+    long long total = 0;
+    char reasons[256] = "";
+    size_t used = 0;
+    json_object_foreach(fallbacks, reason, n)
+    {
+        long long count = (long long)json_integer_value(n);
+        total += count > 0 ? count : 0;
+        if (count > 0 && used < sizeof(reasons))
+            used += (size_t)snprintf(reasons + used, sizeof(reasons) - used, "%s%s %lld",
+                                     used ? ", " : "", reason, count);
+    }
+    if (total > 0)
+        snprintf(out, size, " %lld time%s (%s)", total, total == 1 ? "" : "s", reasons);
+    else
+        out[0] = '\0';
+}
+
+void cli_parent_line(json_t *p, bool only, char *out, size_t size)
+{
+    const char *url = json_string_value(json_object_get(p, "url"));
+    const char *from = json_string_value(json_object_get(p, "from"));
+    const char *state = json_string_value(json_object_get(p, "state"));
+    const char *since = json_string_value(json_object_get(p, "down_since"));
+    long long requests = cli_json_int(p, "requests"), hits = cli_json_int(p, "hits");
+    long long failures = cli_json_int(p, "failures");
+    char bytes[32], down[96] = "up", times[300];
+    fallback_count(json_object_get(p, "fallbacks"), times, sizeof(times));
+    format_bytes((double)cli_json_int(p, "bytes"), bytes, sizeof(bytes));
+    if (state && !strcmp(state, "down"))
+        snprintf(down, sizeof(down), "DOWN since %s, %lld failure%s in a row", since ? since : "?",
+                 failures, failures == 1 ? "" : "s");
+    snprintf(out, size, "%s (%s): %s; %lld request%s, %lld hit%s, %s; %s%s%s", url ? url : "?",
+             from ? from : "?", down, requests, requests == 1 ? "" : "s", hits,
+             hits == 1 ? "" : "s", bytes, times[0] ? "" : "never ",
+             only ? "passed over" : "fell back to the origin", times);
+}
+
+/* A line per parent arca and one for --parent-only / --parent-trusted-http; nothing without
+ * any parent ("parent" null, or absent from an older server). */
+static void print_parents(json_t *s)
+{
+    json_t *o = json_object_get(s, "parent"), *p;
+    bool only = json_is_true(json_object_get(o, "only"));
+    bool trusted = json_is_true(json_object_get(o, "trusted_http"));
+    char line[1024];
+    size_t i;
+    if (!json_is_object(o))
+        return;
+    json_array_foreach(json_object_get(o, "parents"), i, p)
+    {
+        cli_parent_line(p, only, line, sizeof(line));
+        printf("parent     %s\n", line);
+    }
+    if (only || trusted)
+        printf("parent     %s%s%s\n",
+               only ? "--parent-only: misses never go to the origin directly" : "",
+               only && trusted ? "; " : "",
+               trusted ? "--parent-trusted-http: URLs with credentials may go to a plain http:// "
+                         "parent"
+                       : "");
+}
+
 void cli_print_status(json_t *s, long health)
 {
     char used[32], quota[32], served[32], down[32], pinned[32];
@@ -211,6 +279,7 @@ void cli_print_status(json_t *s, long health)
         printf("upstream   capped at %s/s (--upstream-rate)\n", cap);
     }
     print_tls(s);
+    print_parents(s);
     print_allowed(s);
     print_hosts_down(s);
 }

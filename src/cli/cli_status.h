@@ -9,6 +9,7 @@
 #include "base/buf.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,12 @@ void cli_status_trouble(const char *server, long status, const struct buf *body,
 /* The node's state as its health check tells it (HAProxy's view): "up" (200) or "draining"
  * (503: its shutdown file exists, new clients go elsewhere); anything else "down". */
 const char *cli_health_state(long health);
+/* One parent of the status's "parent.parents" as `arca status` prints it: "URL (FROM): up; 12
+ * requests, 7 hits, 1.2 GiB; fell back to the origin 3 times (status 1, down 2)", "DOWN since
+ * TIME, N failures in a row" for one held down, "never fell back to the origin" without
+ * fallbacks; with --parent-only (`only`) "passed over" instead: such a download never goes to
+ * the origin. Into out[size], cut to fit. */
+void cli_parent_line(json_t *p, bool only, char *out, size_t size);
 /* `arca status`'s summary of the node, `health` its health check's answer. */
 void cli_print_status(json_t *s, long health);
 

@@ -84,6 +84,12 @@ struct answer *answer_spans(uint64_t size, answer_spanner spanner, void *cls)
     return a;
 }
 
+void answer_trailer(struct answer *a, answer_trailer_fn fn, void *cls)
+{
+    a->trailer = fn;
+    a->trailer_cls = cls;
+}
+
 /* A name is a token, a value holds no CR, LF or NUL: nothing added can split the head. */
 static bool safe_line(const char *name, const char *value)
 {

@@ -38,7 +38,9 @@ struct answer {
     size_t block;
     char *headers; /* "Name: value\r\n" lines */
     size_t headers_len, headers_cap;
-    bool close; /* a "Connection: close" line was added */
+    bool close;                /* a "Connection: close" line was added */
+    answer_trailer_fn trailer; /* answer_trailer's (NULL: none) */
+    void *trailer_cls;
 };
 
 void answer_hold(struct answer *a);

@@ -36,6 +36,8 @@
  * fan-out client's share and made small hits beside them slower (figures: bench/README.md,
  * "Why the hot path is shaped so"). */
 #define SEND_TURN_MAX_MEM (1024 * 1024)
+/* The last chunk of a chunked body: "0\r\n", its trailer lines (answer_trailer), "\r\n". */
+#define SEND_LAST_CHUNK_MAX (5 + ANSWER_TRAILER_MAX)
 
 /* A read buffer, taken from its worker's pool while a connection has bytes of a request, and its
  * head's parse. */
@@ -95,7 +97,9 @@ struct exchange {
     int span_fd; /* ANSWER_SPAN: the span being sent */
     int64_t span_off;
     uint64_t span_left;
-    char frame[24]; /* ANSWER_SPAN: chunk framing still to send (before span_left's bytes) */
+    /* ANSWER_SPAN: chunk framing still to send (before span_left's bytes): a chunk-size line, or
+     * the last chunk with its trailer section (SEND_LAST_CHUNK_MAX), after a chunk's CRLF */
+    char frame[2 + SEND_LAST_CHUNK_MAX];
     size_t frame_len, frame_sent;
     /* conn_tunnel's cap: what the tunnel reads from upstream is taken from it (NULL: none) */
     struct token_bucket *tunnel_cap;

@@ -103,6 +103,18 @@ struct answer *answer_read(uint64_t size, size_t block, answer_reader reader, vo
 /* `size` bytes (or ANSWER_SIZE_UNKNOWN) in spans of files, sent with sendfile. */
 struct answer *answer_spans(uint64_t size, answer_spanner spanner, void *cls);
 
+/* A trailer section (RFC 9112 7.1.2) for an answer whose body goes out chunked (its length
+ * unknown, to an HTTP/1.1 client): once its reader or spanner said ANSWER_END, `fn(cls, buf,
+ * size)` is asked, on the connection's thread, for the lines to send after the last chunk, and
+ * writes "Name: value\r\n" lines into buf (at most `size` bytes, ANSWER_TRAILER_MAX), returning
+ * their length (0: none). What is not such lines is dropped, never sent: nothing it writes can
+ * end the message early. A body with a Content-Length, cut, or ended by the connection's close
+ * (HTTP/1.0) has none, and fn is not asked. The handler says the names in the head (Trailer:
+ * RFC 9110 6.6.2). */
+#define ANSWER_TRAILER_MAX 256
+typedef size_t (*answer_trailer_fn)(void *cls, char *buf, size_t size);
+void answer_trailer(struct answer *a, answer_trailer_fn fn, void *cls);
+
 /* Add a header line (the answer may not yet be queued). false: out of memory, or a name or value
  * the server refuses (a CR or LF). */
 bool answer_header(struct answer *a, const char *name, const char *value);

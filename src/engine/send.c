@@ -219,6 +219,49 @@ static ssize_t send_fixed(struct conn *c, size_t max, enum send_result *res)
     return put_file(c, a->fd, &off, len, res); /* CUT: the file ended early, or the client left */
 }
 
+/* A header field name's byte (RFC 9110 5.6.2, tchar). */
+static bool tchar(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Whether `len` bytes are trailer lines only, each "Name: value\r\n" with a token for a name and
+ * no other CR, LF or NUL: what a trailer function wrote can neither end the message early nor
+ * start another. */
+static bool trailer_lines(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t name = 0;
+        while (i + name < len && tchar(s[i + name]))
+            name++;
+        if (name == 0 || i + name >= len || s[i + name] != ':')
+            return false;
+        for (i += name + 1; i < len && s[i] != '\r' && s[i] != '\n' && s[i] != '\0'; i++)
+            ;
+        if (i + 1 >= len || s[i] != '\r' || s[i + 1] != '\n')
+            return false;
+        i += 2;
+    }
+    return true;
+}
+
+/* The last chunk into out (SEND_LAST_CHUNK_MAX bytes), with the answer's trailer lines
+ * (answer_trailer) when it has any worth sending; returns its length. */
+static size_t put_last_chunk(struct answer *a, char *out)
+{
+    size_t n = 0;
+    memcpy(out, "0\r\n", 3);
+    if (a->trailer) {
+        n = a->trailer(a->trailer_cls, out + 3, ANSWER_TRAILER_MAX);
+        if (n > ANSWER_TRAILER_MAX || !trailer_lines(out + 3, n))
+            n = 0; /* never a broken section: the body still ends well, without it */
+    }
+    memcpy(out + 3 + n, "\r\n", 2);
+    return 5 + n;
+}
+
 /* A reader's next block into x->block, framed; false with *res when there is none now. */
 static bool next_block(struct conn *c, enum send_result *res)
 {
@@ -231,7 +274,9 @@ static bool next_block(struct conn *c, enum send_result *res)
         *res = SEND_DONE;
         return false;
     }
-    if (!x->block && !(x->block = malloc(CHUNK_PREFIX + a->block + 2))) {
+    if (!x->block && !(x->block = malloc(CHUNK_PREFIX + a->block + 2 > SEND_LAST_CHUNK_MAX
+                                             ? CHUNK_PREFIX + a->block + 2
+                                             : SEND_LAST_CHUNK_MAX))) {
         *res = SEND_CUT;
         return false;
     }
@@ -248,9 +293,9 @@ static bool next_block(struct conn *c, enum send_result *res)
         return false;
     }
     if (n == ANSWER_END && x->chunked_out) {
-        memcpy(x->block, "0\r\n\r\n", 5);
         x->block_sent = 0;
-        x->block_len = 5;
+        x->block_len = put_last_chunk(a, x->block);
+        x->final_chunk = true;
         x->body_len = x->body_sent; /* nothing more after the final chunk */
         return true;
     }
@@ -307,7 +352,11 @@ static bool next_span(struct conn *c, enum send_result *res)
             *res = SEND_DONE;
             return false;
         }
-        set_frame(x, "0\r\n\r\n");
+        size_t crlf = x->crlf_due ? 2 : 0;
+        memcpy(x->frame, "\r\n", crlf);
+        x->frame_len = crlf + put_last_chunk(a, x->frame + crlf);
+        x->frame_sent = 0;
+        x->crlf_due = false;
         x->final_chunk = true;
         return true;
     }
@@ -366,7 +415,7 @@ static ssize_t send_read(struct conn *c, size_t max, enum send_result *res)
         return -1;
     x->block_sent += (size_t)r;
     if (x->block_sent == x->block_len && x->body_len != ANSWER_SIZE_UNKNOWN &&
-        x->body_sent >= x->body_len && (!x->chunked_out || x->block_len == 5))
+        x->body_sent >= x->body_len && (!x->chunked_out || x->final_chunk))
         x->body_done = true;
     return r;
 }

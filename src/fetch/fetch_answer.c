@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,8 +128,8 @@ static void add_filename(struct answer *resp, const struct object_meta *meta,
     }
 }
 
-/* A strong ETag: the body's sha256, known once the object is complete. */
-static bool etag_of(const struct object_meta *meta, char out[68])
+/* The body's sha256 as an entity-tag, once it is known (the object complete). */
+static bool sha_tag_of(const struct object_meta *meta, char out[68])
 {
     if (meta->state != OBJ_COMPLETE)
         return false;
@@ -139,17 +140,34 @@ static bool etag_of(const struct object_meta *meta, char out[68])
     return true;
 }
 
-/* The validators, also on a 304. Until the body's sha256 is known (a download being streamed),
- * the origin's own ETag stands for the same bytes. */
+/* The object's one validator (docs/API.md, "Fetch responses"): the origin's strong ETag when it
+ * gave one, the same from the first streamed byte to the last hit, so that a client's resume,
+ * If-Range or parallel fill (a tier's child arca among them) sees one version throughout; else
+ * the body's sha256 once complete (into sha_tag); else none (NULL). A weak ETag validates no
+ * range, so it is never the validator. */
+static const char *etag_of(const struct object_meta *meta, char sha_tag[68])
+{
+    if (meta->etag[0] == '"')
+        return meta->etag;
+    return sha_tag_of(meta, sha_tag) ? sha_tag : NULL;
+}
+
+/* The validators, also on a 304. */
 static void add_validators(struct answer *resp, const struct object_meta *meta)
 {
-    char etag[68];
-    if (etag_of(meta, etag))
+    char sha_tag[68];
+    const char *etag = etag_of(meta, sha_tag);
+    if (etag)
         answer_header(resp, "ETag", etag);
-    else if (meta->etag[0])
-        answer_header(resp, "ETag", meta->etag);
     if (meta->last_modified[0])
         answer_header(resp, "Last-Modified", meta->last_modified);
+}
+
+void fetch_repr_digest(const uint8_t digest[32], char out[FETCH_REPR_DIGEST_MAX])
+{
+    char b64[48];
+    EVP_EncodeBlock((unsigned char *)b64, digest, 32);
+    snprintf(out, FETCH_REPR_DIGEST_MAX, "sha-256=:%s:", b64);
 }
 
 /* Upstream's bytes are shown under arca's own origin, beside its admin UI and listings: a page an
@@ -173,9 +191,8 @@ void fetch_add_headers(struct answer *resp, const struct object_meta *meta,
     add_validators(resp, meta);
     add_cache_status(resp, r, meta);
     if (meta->state == OBJ_COMPLETE) {
-        char b64[48], value[64];
-        EVP_EncodeBlock((unsigned char *)b64, meta->digest, 32);
-        snprintf(value, sizeof(value), "sha-256=:%s:", b64);
+        char value[FETCH_REPR_DIGEST_MAX];
+        fetch_repr_digest(meta->digest, value);
         answer_header(resp, "Repr-Digest", value);
     }
 }
@@ -188,21 +205,46 @@ static bool same_tag(const char *tag, size_t len, const char *etag)
     return etag[0] && strlen(etag) == len && !memcmp(tag, etag, len);
 }
 
-/* RFC 9211 Cache-Status, arca's one member, saying how this request was handled
- * (docs/API.md, "Fetch responses"):
- * - `hit; ttl=N`: served from the cache without asking upstream; N seconds of freshness left.
- *   Such answers also carry Age (RFC 9111 4.2.3: seconds since the object was downloaded or
- *   last revalidated). A 304, 206 or 416 made from a stored object is a hit too.
+/* A Cache-Status value being written: the parent's members, then arca's, param by param. */
+struct status_text {
+    char s[sizeof(((struct object_meta *)0)->parent_status) + 160];
+    size_t n;
+};
+
+static void put_param(struct status_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void put_param(struct status_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+    if (t->n >= sizeof(t->s))
+        return;
+    va_start(ap, fmt);
+    k = vsnprintf(t->s + t->n, sizeof(t->s) - t->n, fmt, ap);
+    va_end(ap);
+    t->n = k < 0 ? sizeof(t->s) : t->n + (size_t)k;
+}
+
+/* RFC 9211 Cache-Status: arca's own member, saying how this request was handled, after the
+ * members of the parent arca its bytes came from (meta->parent_status: that cache is nearer the
+ * origin, RFC 9211 2), so a tier's answer reads `arca; hit; ttl=5, arca; fwd=uri-miss; ttl=5`
+ * (docs/API.md, "Fetch responses"). Every member of an answer that serves an object (its bytes,
+ * a 304, 206 or 416 of them; a download's too) carries `ttl=N`, the seconds of freshness left
+ * (negative once expired; a download's counted from its start: a child arca keeps that much),
+ * and the answer carries Age (RFC 9111 4.2.3: seconds since the object was downloaded or last
+ * revalidated). An error about a failed download or a sha256 carries neither. arca's member:
+ * - `hit`: served from the cache without asking upstream. A 304, 206 or 416 made from a stored
+ *   object is a hit too.
  * - `fwd=uri-miss`: nothing stored for the URL, downloaded; `collapsed` when the request joined
- *   a download another one had started. An answer about a failed download says the same, and
- *   so does every refused confirmation: worded as any download's refusal, it tells nobody what
- *   was cached.
+ *   a download another one had started. An answer about a failed download says only that (no
+ *   ttl, no Age, no parent's member: nothing is held), and so does every refused confirmation
+ *   (fetch_confirm.c): worded as any download's refusal, it tells nobody what was cached.
  * - `fwd=stale; fwd-status=304|200`: an expired version was revalidated; upstream confirmed it
  *   (304) or sent another (200).
  * - `fwd=stale; [fwd-status=S;] ttl=-N; detail=D`: an expired version answered (N seconds past
  *   its freshness): upstream failed the refresh (S, its status, when it answered; D
  *   stale-if-error), has not answered it yet (D stale-while-slow), or it is refreshed behind
- *   (D stale-while-revalidate). Age goes with it.
+ *   (D stale-while-revalidate).
  * - `fwd=request; fwd-status=S`: a stored object whose URL is a capability (signed) was served
  *   once upstream had accepted the URL (S, its answer to the one-byte GET).
  * - `fwd=uri-miss; fwd-status=S; detail=digest-hit`: the URL was not stored; upstream accepted it
@@ -211,69 +253,84 @@ static bool same_tag(const char *tag, size_t len, const char *etag)
  *   streamed to the clients asking while it downloads and never kept.
  * - `detail=digest-mismatch` (after `fwd=uri-miss` when it was just downloaded): a 502, the
  *   object's sha256 is not the one the request gave; a stored object's says neither hit nor fwd.
+ * - `detail=held-down`: a 503, the URL's host is held down, upstream not asked.
  * Requests arca refuses before looking anything up (400, 403, 414) are its own answers, not the
  * cache's, and carry none (RFC 9211 2: not on locally generated responses). */
-static void add_cache_status(struct answer *resp, const struct fetch_req *r,
-                             const struct object_meta *meta)
+static void put_member(struct status_text *t, const struct fetch_req *r,
+                       const struct object_meta *meta, bool served, long long ttl)
 {
-    char value[128], age[24];
-    int64_t now = (int64_t)time(NULL);
     static const char *const stale_detail[STALE_CAUSES] = {[STALE_ERROR] = "stale-if-error",
                                                            [STALE_SLOW] = "stale-while-slow",
                                                            [STALE_REVALIDATE] =
                                                                "stale-while-revalidate"};
+    bool failed = meta && meta->state == OBJ_FAILED;
     bool hit = r->kind == LOOKUP_HIT && meta && meta->state == OBJ_COMPLETE;
-    bool mismatch = meta && meta->state == OBJ_COMPLETE && !fetch_digest_ok(r, meta);
-
+    bool mismatch = meta && meta->state == OBJ_COMPLETE && !served;
+    put_param(t, "arca");
     if (hit && mismatch) { /* a 502 from what is stored: neither a hit nor asked upstream */
-        snprintf(value, sizeof(value), "arca; detail=digest-mismatch");
-    } else if (meta && meta->retry_after > 0) { /* a 503: its host held down, upstream not asked */
-        snprintf(value, sizeof(value), "arca; detail=held-down");
-    } else if (meta && meta->stale && meta->state == OBJ_COMPLETE) {
-        int n = snprintf(value, sizeof(value), "arca; fwd=stale");
+        put_param(t, "; detail=digest-mismatch");
+    } else if (failed && meta->retry_after > 0) { /* a 503: its host held down, not asked */
+        put_param(t, "; detail=held-down");
+    } else if (served && meta->stale && meta->state == OBJ_COMPLETE) {
+        put_param(t, "; fwd=stale");
         if (meta->fwd_status)
-            n +=
-                snprintf(value + n, sizeof(value) - (size_t)n, "; fwd-status=%d", meta->fwd_status);
+            put_param(t, "; fwd-status=%d", meta->fwd_status);
         /* stale from the second its ttl runs out: said as -1 then, never as a fresh 0 */
-        int64_t ttl = meta->created + meta->ttl - now;
-        snprintf(value + n, sizeof(value) - (size_t)n, "; ttl=%lld; detail=%s",
-                 (long long)(ttl < 0 ? ttl : -1), stale_detail[meta->stale]);
-        snprintf(age, sizeof(age), "%lld",
-                 (long long)(now > meta->created ? now - meta->created : 0));
-        answer_header(resp, "Age", age);
+        put_param(t, "; ttl=%lld; detail=%s", ttl < 0 ? ttl : -1, stale_detail[meta->stale]);
     } else if (hit && r->twin_answer) {
-        snprintf(value, sizeof(value), "arca; fwd=uri-miss; fwd-status=%d; detail=digest-hit",
-                 r->probe_status);
+        put_param(t, "; fwd=uri-miss; fwd-status=%d; ttl=%lld; detail=digest-hit", r->probe_status,
+                  ttl);
     } else if (hit && r->probe_status) {
-        snprintf(value, sizeof(value), "arca; fwd=request; fwd-status=%d", r->probe_status);
+        put_param(t, "; fwd=request; fwd-status=%d; ttl=%lld", r->probe_status, ttl);
     } else if (hit) {
-        snprintf(value, sizeof(value), "arca; hit; ttl=%lld",
-                 (long long)(meta->created + meta->ttl - now));
-        snprintf(age, sizeof(age), "%lld",
-                 (long long)(now > meta->created ? now - meta->created : 0));
-        answer_header(resp, "Age", age);
+        put_param(t, "; hit; ttl=%lld", ttl);
     } else {
-        bool stale = meta && meta->revalidation && meta->state != OBJ_FAILED;
-        int n = snprintf(value, sizeof(value), "arca; fwd=%s", stale ? "stale" : "uri-miss");
+        bool stale = meta && meta->revalidation && !failed;
+        put_param(t, "; fwd=%s", stale ? "stale" : "uri-miss");
         if (stale && meta->headers_ready)
-            n += snprintf(value + n, sizeof(value) - (size_t)n, "; fwd-status=%d",
-                          meta->renewed ? 304 : 200);
+            put_param(t, "; fwd-status=%d", meta->renewed ? 304 : 200);
         if (r->kind == LOOKUP_COALESCED)
-            n += snprintf(value + n, sizeof(value) - (size_t)n, "; collapsed");
+            put_param(t, "; collapsed");
         if (!r->terms.object.store) /* its rule's store = no: streamed, never kept */
-            n += snprintf(value + n, sizeof(value) - (size_t)n, "; stored=?0");
+            put_param(t, "; stored=?0");
+        if (served)
+            put_param(t, "; ttl=%lld", ttl);
         if (mismatch) /* downloaded, then refused: its sha256 is not the request's */
-            snprintf(value + n, sizeof(value) - (size_t)n, "; detail=digest-mismatch");
+            put_param(t, "; detail=digest-mismatch");
     }
-    answer_header(resp, "Cache-Status", value);
 }
 
-/* Whether entity-tag list `list` (If-None-Match) holds our ETag or the origin's one a streamed
- * answer gave (add_validators), compared weakly (RFC 9110 8.8.3.2: W/ is ignored), or is "*". */
+static void add_cache_status(struct answer *resp, const struct fetch_req *r,
+                             const struct object_meta *meta)
+{
+    struct status_text t = {.n = 0};
+    char age[24];
+    int64_t now = (int64_t)time(NULL);
+    /* the answer is the object's (its bytes, headers, a 304, 206 or 416 of them), not an error
+     * about a download that failed or about a sha256 it does not have */
+    bool served = meta && meta->state != OBJ_FAILED &&
+                  (meta->state != OBJ_COMPLETE || fetch_digest_ok(r, meta));
+
+    if (served && meta->parent_status[0])
+        put_param(&t, "%s, ", meta->parent_status);
+    put_member(&t, r, meta, served, served ? (long long)(meta->created + meta->ttl - now) : 0);
+    if (t.n < sizeof(t.s)) /* never a member cut short */
+        answer_header(resp, "Cache-Status", t.s);
+    if (served) {
+        snprintf(age, sizeof(age), "%lld",
+                 (long long)(now > meta->created ? now - meta->created : 0));
+        answer_header(resp, "Age", age);
+    }
+}
+
+/* Whether entity-tag list `list` (If-None-Match) holds the object's validator, the origin's own
+ * ETag (weak or strong) or, once complete, the body's sha256 tag (what arca answered with before
+ * the origin's strong ETag was kept throughout: older clients still hold it), compared weakly
+ * (RFC 9110 8.8.3.2: W/ is ignored), or is "*". */
 static bool etag_listed(const char *list, const struct object_meta *meta)
 {
     char etag[68];
-    bool known = etag_of(meta, etag);
+    bool known = sha_tag_of(meta, etag);
     for (const char *p = list; *p;) {
         p += strspn(p, " \t,");
         if (*p == '*')
@@ -317,18 +374,19 @@ bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enu
     return true;
 }
 
-/* If-Range (RFC 9110 13.1.5): the Range applies only when the validator is our strong ETag, or
- * the very date of our Last-Modified; otherwise the whole body goes out (200). */
+/* If-Range (RFC 9110 13.1.5): the Range applies only when the validator is the object's (the
+ * origin's strong ETag, while it downloads and after) or, once complete, its sha256 tag, compared
+ * strongly, or the very date of our Last-Modified; otherwise the whole body goes out (200). */
 static bool range_applies(const struct fetch_req *r, const struct object_meta *meta)
 {
     const char *v = conn_header(r->conn, "If-Range");
-    char etag[68];
+    char sha_tag[68];
+    const char *etag = etag_of(meta, sha_tag);
     int64_t a, b;
     if (!v)
         return true;
     if (v[0] == '"' || !strncmp(v, "W/", 2))
-        return (etag_of(meta, etag) && !strcmp(v, etag)) ||
-               (meta->etag[0] == '"' && !strcmp(v, meta->etag));
+        return (etag && !strcmp(v, etag)) || (sha_tag_of(meta, sha_tag) && !strcmp(v, sha_tag));
     return meta->last_modified[0] && parse_http_date(v, &a) == 0 &&
            parse_http_date(meta->last_modified, &b) == 0 && a == b;
 }

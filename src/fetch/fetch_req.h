@@ -124,6 +124,9 @@ enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_me
 void fetch_add_headers(struct answer *resp, const struct object_meta *meta,
                        const struct fetch_req *r);
 void fetch_add_content_range(struct answer *resp, const struct fetch_req *r, int64_t total);
+/* A body's Repr-Digest value (RFC 9530), "sha-256=:<base64>:", as answers and trailers say it. */
+#define FETCH_REPR_DIGEST_MAX 64
+void fetch_repr_digest(const uint8_t digest[32], char out[FETCH_REPR_DIGEST_MAX]);
 /* A 304 was queued into *ret (If-None-Match, If-Modified-Since). */
 bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enum conn_result *ret);
 /* r->start/end and *status (200, 206) set: 0; a 416 queued into *ret: -1. */

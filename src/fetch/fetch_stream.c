@@ -1,11 +1,13 @@
 /* The streaming reader (fetch_req.h): an object still downloading (or just finished)
  * goes out from its growing file, span by span, as the upstream thread appends. */
 #include "fetch/fetch_req.h"
+#include "base/parse.h"
 #include "stats/stats.h"
 #include "store/store.h"
 
 #include <assert.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 /* A streamed body goes out as spans of the growing file, as large as the bytes there (at most
@@ -47,13 +49,61 @@ static ssize_t span_body(void *cls, uint64_t pos, size_t max, int *fd, int64_t *
     return ANSWER_CUT;
 }
 
-/* A request with &sha256= on an object still downloading: its body may yet be cut, so it goes
- * out chunked, without Content-Length (clients that do not check a length, python-requests
- * among them, still see a missing final chunk as an error). HTTP/1.0 has no chunks: its answer
- * waits for the object to complete instead. Requests without sha256 keep their length. */
-static bool digest_pending(const struct fetch_req *r, const struct object_meta *meta)
+/* What one Want-Repr-Digest line says of sha-256 (the lines are one field: the last naming it
+ * counts, and one that is not well-formed has the whole field ignored). */
+struct wanted {
+    int64_t pref;
+    bool bad;
+};
+
+static void want_line(void *cls, const char *value)
 {
-    return r->has_expect && meta->state != OBJ_COMPLETE;
+    struct wanted *w = cls;
+    int64_t pref;
+    if (parse_want_digest(value, "sha-256", &pref) < 0)
+        w->bad = true;
+    else if (pref >= 0)
+        w->pref = pref;
+}
+
+/* Whether the request asks for the body's sha-256 (RFC 9530 Want-Repr-Digest): a child arca's
+ * does, to check what it receives from its parent (docs/CLUSTER.md, "Sites and tiers"). */
+static bool wants_digest(struct fetch_req *r)
+{
+    struct wanted w = {0, false};
+    conn_each_header(r->conn, "Want-Repr-Digest", want_line, &w);
+    return !w.bad && w.pref > 0;
+}
+
+/* The Repr-Digest of an answer whose body went out while its object downloaded, as its trailer
+ * (answer_trailer): asked once the spanner said ANSWER_END. A body that reached the object's end
+ * has seen it COMPLETE (the store holds the last byte back until then), so its digest is known;
+ * a body ending before the end (a range) says nothing. */
+static size_t digest_trailer(void *cls, char *buf, size_t size)
+{
+    struct fetch_req *r = cls;
+    assert(r->magic == FETCH_MAGIC && http_on_pool() && r->obj);
+    struct object_meta meta;
+    char value[FETCH_REPR_DIGEST_MAX];
+    int n;
+    store_snapshot(r->obj, &meta);
+    if (meta.state != OBJ_COMPLETE || r->start + r->sent != meta.length)
+        return 0;
+    fetch_repr_digest(meta.digest, value);
+    n = snprintf(buf, size, "Repr-Digest: %s\r\n", value);
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* A request with &sha256=, or one that wants the body's digest (Want-Repr-Digest), on an object
+ * still downloading goes out chunked, without Content-Length: the body of the first may yet be
+ * cut (clients that do not check a length, python-requests among them, still see a missing
+ * final chunk as an error); the second gets Repr-Digest as a trailer, once the object is
+ * complete. HTTP/1.0 has no chunks: an answer with sha256 waits for the object to complete
+ * instead, and one that wants the digest keeps its length, without it. Other requests keep
+ * their length. */
+static bool digest_pending(const struct fetch_req *r, const struct object_meta *meta, bool trailer)
+{
+    return (r->has_expect || trailer) && meta->state != OBJ_COMPLETE;
 }
 
 enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *meta)
@@ -63,6 +113,7 @@ enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *met
     unsigned int status;
     struct answer *resp;
     int64_t body;
+    bool trailer;
 
     if (meta->state == OBJ_FAILED || !meta->headers_ready)
         return fetch_refuse_object(r, meta,
@@ -73,11 +124,16 @@ enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *met
                                    "the object's sha256 does not match the requested sha256");
     if (fetch_not_modified(r, meta, &ret) || fetch_apply_range(r, meta, &status, &ret) < 0)
         return ret;
-    body = r->end >= 0 && !digest_pending(r, meta) ? r->end - r->start : -1;
+    trailer = !r->head && !r->http10 && meta->state != OBJ_COMPLETE && wants_digest(r);
+    body = r->end >= 0 && !digest_pending(r, meta, trailer) ? r->end - r->start : -1;
     resp = answer_spans(body >= 0 ? (uint64_t)body : ANSWER_SIZE_UNKNOWN, span_body, r);
     if (!resp)
         return CONN_CLOSE;
     fetch_add_headers(resp, meta, r);
+    if (trailer) {
+        answer_trailer(resp, digest_trailer, r);
+        answer_header(resp, "Trailer", "Repr-Digest");
+    }
     if (status == HTTP_PARTIAL_CONTENT)
         fetch_add_content_range(resp, r, meta->length);
     fetch_count_success(r, meta);

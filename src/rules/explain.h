@@ -20,12 +20,14 @@
  *   {"url", "key",
  *    "rule": {"name", "file", "line", "match"} or null,
  *    "terms": {"ttl", "client-ttl", "stale-if-error", "stale-while-revalidate", "store", "pin",
- *              "max-object-size", "fill-connections", "fill-min-size": {"value", "from"}},
+ *              "max-object-size", "fill-connections", "fill-min-size", "parent" (its URL or
+ *              "none"): {"value", "from"}},
  *    "allowed": true/false (null without a client), "client": ADDR or null,
  *    "allowed_from": "rule NAME" | "--allow-network" | "built-in",
  *    "networks": [CIDR...] (without a client: who may fetch; [] nobody),
- *    "sources": [{"url", "kind": "mirror"|"origin", "sent": "without credentials"|"the URL
- *                 whole"}...] in the order asked, "origin_first": bool,
+ *    "sources": [{"url", "kind": "parent"|"mirror"|"origin", "sent": "without credentials"|"the
+ *                 URL whole"|..., "from" (a parent's: "--parent"|"rule NAME")}...] in the order
+ *                 asked (no origin with --parent-only), "origin_first": bool,
  *    "losers": [{"name", "file", "line", "match"}...] by precedence}
  * Durations are seconds, sizes bytes; "from" is "rule NAME", the option ("--default-ttl"),
  * "ttl=" (the client's) or "built-in"; the stale windows' "note" says the origin's

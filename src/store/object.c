@@ -87,6 +87,8 @@ struct move_args {
     const char *reason;
     const char *why; /* REMOVE: why its file and row go (logged); NULL: they stay */
     bool keep_copy;  /* FAIL: the expired version it refreshed keeps its file and row */
+    bool replaced;   /* FAIL: a version given up for a new one from another source (a parent
+                        that failed): its readers are cut, but no download failed */
 };
 
 static void enter_lists(struct object *obj, const struct move_args *a);
@@ -476,9 +478,9 @@ static void fail(struct object *obj, const struct move_args *a)
     object_set_error(obj, a->status, a->reason); /* first: the failures ring keeps it */
     /* counted before the wake-up, so a client told of the failure finds it in the status; one
      * that found its host held down (store_fail_held) was never tried: not a failed download */
-    if (!obj->retry_after)
+    if (!obj->retry_after && !a->replaced)
         atomic_fetch_add(&stats.downloads_failed, 1);
-    if (st.hooks.failed)
+    if (st.hooks.failed && !a->replaced)
         st.hooks.failed(obj);
     bool verdict = obj->stale && !a->keep_copy; /* leave_failed lets go of the copy */
     leave_failed(obj);
@@ -571,6 +573,18 @@ bool object_fail_keeping_copy(struct object *obj, int status, const char *reason
         return false;
     move(obj, MOVE_FAIL,
          &(struct move_args){.status = status, .reason = reason, .keep_copy = true});
+    return true;
+}
+
+bool object_replace(struct object *obj, bool keep_copy, const char *reason)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked());
+    if (obj->state != OBJ_FETCHING)
+        return false;
+    move(obj, MOVE_FAIL,
+         &(struct move_args){
+             .status = 502, .reason = reason, .keep_copy = keep_copy, .replaced = true});
     return true;
 }
 

@@ -234,6 +234,11 @@ bool object_renew(struct object *obj, int fd);
 /* Lock held. FETCHING -> FAILED as object_fail, but the expired version it refreshed keeps its
  * file and row (its own part file goes): false when it had left FETCHING already. */
 bool object_fail_keeping_copy(struct object *obj, int status, const char *reason);
+/* Lock held. FETCHING -> FAILED (502, `reason`) for its readers, a version given up for a new
+ * one from another source (store_new_version's `failure` false): out of the table, waiters
+ * woken, its file removed (the expired version it refreshed keeps its own when `keep_copy`),
+ * but neither counted as a failed download nor listed among the failures. */
+bool object_replace(struct object *obj, bool keep_copy, const char *reason);
 /* Lock held. REMOVED -> COMPLETE: the expired version a failed refresh let go of, back in the
  * table as it was, noted as refreshed in vain now (`fwd_status`: upstream's answer, 0 none).
  * Its key must be free in the table; false (nothing done) when out of memory. */

@@ -266,13 +266,21 @@ void headers_unpack(const char *packed, struct upstream_headers *h);
  * with the reason filled when the file cannot be truncated. Readers that hold nothing wait for
  * the new body's headers. */
 int store_restart(struct object *obj, int64_t length, const struct upstream_headers *h);
+/* Upstream thread. The bytes and headers the download has came from a source that is given up
+ * (a parent that failed): when no reader answered with its headers nor took a byte, they are
+ * forgotten (0: the next source's answer begins the object afresh); 1 when some reader did (a
+ * new version is needed: store_new_version); -1 with the reason filled when the file cannot be
+ * truncated. */
+int store_restart_afresh(struct object *obj);
 /* The download's bytes belong to a version upstream no longer serves, and readers hold some of
  * them: they cannot be completed honestly. The object fails for them (`reason`; their answers
  * are cut) and a new FETCHING object for its URL (same ttl, signed mark and usage) takes its
  * place in the table, so the next clients get the new version. Returns it with the fetch's
  * reference (the caller still holds, and releases, its reference on `obj`), to be begun with
- * store_begin_file; NULL when out of memory (or `obj` had already failed). */
-struct object *store_new_version(struct object *obj, const char *reason);
+ * store_begin_file; NULL when out of memory (or `obj` had already failed). `failure` false: the
+ * old version is given up for another source's (a parent that failed), not counted as a failed
+ * download nor listed among the failures (object_replace). */
+struct object *store_new_version(struct object *obj, const char *reason, bool failure);
 /* Write bytes at `have` and make them readable. Waiters are not woken here: curl hands a body
  * over 16 KiB at a time, several times per pass, and each wake-up resumes every reader's
  * connection; store_announce wakes them once the pass is over. */

@@ -230,6 +230,30 @@ int store_restart(struct object *obj, int64_t length, const struct upstream_head
     return rc;
 }
 
+int store_restart_afresh(struct object *obj)
+{
+    int rc = 0;
+    char *old = NULL;
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
+    if (obj->delivered || obj->committed) {
+        rc = 1;
+    } else if (ftruncate(obj->fd, 0) < 0) {
+        object_set_error(obj, 500, "cannot truncate object file");
+        rc = -1;
+    } else {
+        obj->have = obj->flush_mark = 0;
+        obj->length = -1;
+        obj->headers_ready = false; /* nobody answered with them: the next source's are taken */
+        old = obj->headers;
+        obj->headers = NULL;
+    }
+    store_unlock();
+    free(old);
+    return rc;
+}
+
 /* Lock held. Claim quota for the bytes about to be written when the length was unknown. */
 static int claim(struct object *obj, int64_t upto)
 {
@@ -731,7 +755,7 @@ void store_fail(struct object *obj, int status, const char *reason)
 
 /* One lock hold from the failure to the new object: no lookup in between can find the URL
  * without an object and start a second download of it. */
-struct object *store_new_version(struct object *obj, const char *reason)
+struct object *store_new_version(struct object *obj, const char *reason, bool failure)
 {
     struct object *fresh = NULL;
     CHECK_OBJ(obj);
@@ -742,7 +766,9 @@ struct object *store_new_version(struct object *obj, const char *reason)
      * failure of the new one (store_keep_stale) */
     struct object *stale = replace ? obj->stale : NULL;
     obj->stale = NULL;
-    if (stale)
+    if (!failure)
+        object_replace(obj, stale != NULL, reason);
+    else if (stale)
         object_fail_keeping_copy(obj, 502, reason);
     else
         object_fail(obj, 502, reason);

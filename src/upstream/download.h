@@ -41,7 +41,8 @@ struct transfer_store {
     void (*staleness)(struct object *obj, int64_t if_error, int64_t while_revalidate);
     void (*from_parent)(struct object *obj, int64_t age, int64_t fresh, const char *cache_status);
     int (*restart)(struct object *obj, int64_t length, const struct upstream_headers *h);
-    struct object *(*new_version)(struct object *obj, const char *reason);
+    int (*restart_afresh)(struct object *obj);
+    struct object *(*new_version)(struct object *obj, const char *reason, bool failure);
     int (*append)(struct object *obj, const char *data, size_t len);
     int (*write_at)(struct object *obj, int64_t off, const char *data, size_t len);
     void (*advance)(struct object *obj, int64_t to);

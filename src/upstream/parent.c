@@ -73,7 +73,7 @@ int parent_report(struct parent_report *out, int max)
     pthread_mutex_lock(&tab.lock);
     for (int i = 0; i < tab.n && n < max; i++) {
         out[n] = tab.e[i].r;
-        out[n].down = tab.e[i].down_until_ms > monotonic_ms();
+        out[n].down = tab.e[i].down_until_ms > monotonic_ms() || hosts_held(tab.e[i].r.url);
         if (!out[n].down)
             out[n].down_since = 0;
         n++;
@@ -149,6 +149,23 @@ char *parent_fetch_url(const char *parent, const char *asked)
     return out;
 }
 
+/* The request's &sha256= goes on to the parent: its own check, and its digest hits. */
+static bool with_sha256(struct parent_ask *p, const char *hex)
+{
+    size_t n = strlen(p->fetch_url);
+    char *more;
+    if (!hex[0])
+        return true;
+    if (!(more = realloc(p->fetch_url, n + sizeof("&sha256=") + 64))) {
+        free(p->fetch_url);
+        p->fetch_url = NULL;
+        return false;
+    }
+    snprintf(more + n, sizeof("&sha256=") + 64, "&sha256=%s", hex);
+    p->fetch_url = more;
+    return true;
+}
+
 void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const char *asked,
                  enum parent_fault *why, char *refuse, size_t size)
 {
@@ -170,9 +187,11 @@ void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const ch
                      "the URL carries credentials and the parent is reached over plain http "
                      "(--parent-trusted-http says that path is trusted); --parent-only forbids "
                      "the origin");
-    } else if (!s->parent_only && (is_down(p->slot) || hosts_held(s->parent))) {
+    } else if (!s->parent_only && is_down(p->slot)) {
+        /* hosts.h's hold (refused connections) is met by the attempt itself: it may be the
+         * probe that finds the parent back, else the download goes to the origin then */
         *why = PARENT_DOWN;
-    } else if ((p->fetch_url = parent_fetch_url(s->parent, asked))) {
+    } else if ((p->fetch_url = parent_fetch_url(s->parent, asked)) && with_sha256(p, s->sha256)) {
         p->active = true;
         return;
     } else {
@@ -212,11 +231,18 @@ static void take_digest(struct parent_ask *p, const char *v)
 }
 
 /* The last member of a Cache-Status (the parent's own: an arca behind it wrote the earlier
- * ones): its ttl and whether it is a hit. */
+ * ones): its ttl and whether it is a hit. What is kept to be shown again holds no control
+ * byte, and members whole: the earlier ones go first when it is too long. */
 static void take_cache_status(struct parent_ask *p, const char *v)
 {
-    const char *last = strrchr(v, ','), *ttl;
-    snprintf(p->cache_status, sizeof(p->cache_status), "%s", v);
+    const char *last = strrchr(v, ','), *ttl, *kept = v;
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return;
+    while (strlen(kept) >= sizeof(p->cache_status) && strchr(kept, ','))
+        kept = strchr(kept, ',') + 1 + strspn(strchr(kept, ',') + 1, " ");
+    if (strlen(kept) < sizeof(p->cache_status))
+        snprintf(p->cache_status, sizeof(p->cache_status), "%s", kept);
     last = last ? last + 1 : v;
     p->hit = strstr(last, "; hit") != NULL;
     if ((ttl = strstr(last, "ttl="))) {
@@ -286,15 +312,32 @@ bool parent_digest_ok(const struct parent_ask *p, const uint8_t digest[32])
     return p->has_digest && memcmp(p->digest, digest, 32) == 0;
 }
 
-void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault,
+void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault, bool its_own,
                   const char *detail)
 {
     assert(upstream_on_thread() && (unsigned)fault < PARENT_FAULTS);
     p->active = false;
     count(p->slot, fault);
-    note_fault(p->slot);
+    if (its_own)
+        note_fault(p->slot);
     log_info("fetch %s: parent failed (%s: %s); going to the origin", url, parent_fault_name(fault),
              detail);
+}
+
+void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool its_own)
+{
+    assert(upstream_on_thread() && (unsigned)fault < PARENT_FAULTS);
+    if (its_own)
+        note_fault(p->slot);
+}
+
+bool parent_drop_sha256(struct parent_ask *p)
+{
+    char *at = p->fetch_url ? strstr(p->fetch_url, "&sha256=") : NULL;
+    if (!at)
+        return false;
+    *at = '\0'; /* the url argument is encoded whole: no bare '&' before it */
+    return true;
 }
 
 void parent_forget(struct parent_ask *p)

@@ -40,6 +40,11 @@
 #define PARENT_FAILURES 3
 #define PARENT_DOWN_MS 5000
 #define PARENT_DOWN_MAX_MS 60000
+/* A parent is a known host near by: one that does not connect within PARENT_CONNECT_MS, or
+ * sends nothing for PARENT_STALL_S, is passed over (not --connect-timeout, --stall-timeout:
+ * an origin's patience). */
+#define PARENT_CONNECT_MS 3000
+#define PARENT_STALL_S 15
 
 /* Why a download went to the origin instead of (or after) its parent. */
 enum parent_fault {
@@ -91,11 +96,18 @@ int parent_judge(const struct parent_ask *p, long status, bool has_cache_status,
 void parent_served(struct parent_ask *p, int64_t bytes);
 /* Whether `digest` (what came) is the parent's Repr-Digest. */
 bool parent_digest_ok(const struct parent_ask *p, const uint8_t digest[32]);
-/* The parent failed this download for `fault` (`detail`: the log's words): counted, logged,
- * maybe held down; p->active goes false (the download goes on from the origin). */
-void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault,
+/* The parent failed this download for `fault` (`detail`: the log's words): counted, logged; a
+ * fault `its_own` counts toward holding it down (one its upstream's failure relayed does not:
+ * any client can ask for a URL that fails); p->active goes false (the origin's turn). */
+void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault, bool its_own,
                   const char *detail);
+/* --parent-only: the parent failed an attempt, which is retried of it: counted toward its hold
+ * (shown in the status), nothing else. */
+void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool its_own);
 void parent_forget(struct parent_ask *p);
+/* The client's &sha256= is no longer sent (the parent's copy is not that one: the client's
+ * answer alone says so); false when it was not sent. */
+bool parent_drop_sha256(struct parent_ask *p);
 
 /* What a parent at `parent` (a base URL) is asked for `url` (the client's, whole): its fetch
  * API's URL, every byte but the unreserved ones percent-encoded. A new string (NULL: out of

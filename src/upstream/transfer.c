@@ -13,14 +13,16 @@
 #include <string.h>
 
 const struct transfer_store transfer_store_real = {
-    store_begin_file,    store_file_ready,       store_take_prefix, store_snapshot,
-    store_progress,      store_stale_validators, store_begin_body,  store_continue_body,
-    store_staleness,     store_from_parent,      store_restart,     store_new_version,
-    store_append,        store_write_at,         store_advance,     store_digest_range,
-    store_set_rate,      store_announce,         store_finish,      store_renew,
-    store_fail,          store_set_aside,        store_fail_held,   store_offer_stale,
-    store_keep_stale,    store_release,          object_url,        object_error,
-    object_error_status,
+    store_begin_file,  store_file_ready,    store_take_prefix,
+    store_snapshot,    store_progress,      store_stale_validators,
+    store_begin_body,  store_continue_body, store_staleness,
+    store_from_parent, store_restart,       store_restart_afresh,
+    store_new_version, store_append,        store_write_at,
+    store_advance,     store_digest_range,  store_set_rate,
+    store_announce,    store_finish,        store_renew,
+    store_fail,        store_set_aside,     store_fail_held,
+    store_offer_stale, store_keep_stale,    store_release,
+    object_url,        object_error,        object_error_status,
 };
 
 static void transfer_step(struct transfer *t);
@@ -256,6 +258,8 @@ static enum transfer_state step_source(struct transfer *t)
         t->parent_planned = true;
         if (transfer_ask_parent(t, &next))
             return next;
+    } else if (t->parent.active) { /* a new version's file is made: its parent still */
+        return TS_ATTEMPT;
     }
     return mirror_pick(&t->pick) ? TS_PROBING : source_chosen(t);
 }
@@ -286,6 +290,21 @@ static bool last_attempt_in(const struct transfer *t)
     return t->own_cut || (t->bounded && t->rc == CURLE_OK);
 }
 
+/* A parent's redirect is a lie (it answers what it holds), never followed; a parent that does
+ * not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S, not the
+ * options' (an origin's) patience. */
+static void parent_timeouts(struct transfer *t)
+{
+    const struct config *cfg = t->loop->cfg;
+    bool p = t->parent.active;
+    long connect_ms = (long)cfg->connect_timeout * 1000, stall = (long)cfg->stall_timeout;
+    curl_easy_setopt(t->h.easy, CURLOPT_FOLLOWLOCATION, p ? 0L : 1L);
+    curl_easy_setopt(t->h.easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     p && connect_ms > PARENT_CONNECT_MS ? (long)PARENT_CONNECT_MS : connect_ms);
+    curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_TIME,
+                     p && stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
+}
+
 /* The facts of the attempt about to start, and its request (-1: out of memory). */
 static int prepare_attempt(struct transfer *t, int64_t left)
 {
@@ -295,10 +314,10 @@ static int prepare_attempt(struct transfer *t, int64_t left)
     t->skip = 0;
     t->h.refused[0] = t->errbuf[0] = t->parent_why[0] = '\0';
     t->parent_failed = PARENT_FAULTS;
+    t->parent_relayed = false;
     if (set_headers(t) < 0)
         return -1;
-    /* a parent's redirect is a lie (it answers what it holds), never followed */
-    curl_easy_setopt(t->h.easy, CURLOPT_FOLLOWLOCATION, t->parent.active ? 0L : 1L);
+    parent_timeouts(t);
     curl_easy_setopt(t->h.easy, CURLOPT_TIMEOUT_MS, (long)left);
     return 0;
 }
@@ -448,8 +467,13 @@ static enum transfer_state step_ended(struct transfer *t)
         return t->failed ? TS_FAILED : TS_DONE;
     }
     enum parent_fault fault;
+    enum transfer_state next;
     if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
-        return transfer_fall_back(t, fault, t->parent_why);
+        return transfer_parent_sha256_refused(t, fault, &next)
+                   ? next
+                   : transfer_fall_back(t, fault, t->parent_why);
+    if (t->parent.active && !t->failed && transfer_parent_fault(t, rc, &fault)) /* --parent-only */
+        parent_failed_attempt(&t->parent, fault, transfer_parent_own_fault(t, fault));
     if (!t->failed && !stopping && (t->own_cut || (t->bounded && rc == CURLE_OK)))
         return range_in(t);
     if (rc == CURLE_OK && !t->failed && !t->retry_status)

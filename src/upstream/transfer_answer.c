@@ -54,9 +54,9 @@ static struct upstream_headers headers_of(const struct transfer *t)
 
 /* The download goes on as a new object for its URL (store_new_version): readers of the old one
  * are cut. Its next attempt begins once the persistence thread has made its file (OPENING). */
-static int new_version(struct transfer *t, const char *why)
+static int new_version(struct transfer *t, const char *why, bool failure)
 {
-    struct object *old = t->obj, *fresh = t->st->new_version(old, why);
+    struct object *old = t->obj, *fresh = t->st->new_version(old, why, failure);
     if (!fresh) {
         log_error("fetch %s: cannot start a new version (out of memory); failed", t->url);
         t->failed = true;
@@ -95,7 +95,7 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
     EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
     if (rc == 0)
         return 0;
-    return new_version(t, why) < 0 ? -1 : 1;
+    return new_version(t, why, true) < 0 ? -1 : 1;
 }
 
 /* A parent's answer: the object is as old as the parent's copy, fresh for what is left of the
@@ -118,6 +118,7 @@ static int transfer_parent_answer(struct transfer *t)
     if (!t->terms.sources.parent_only &&
         parent_judge(&t->parent, t->status, t->parent.cache_status[0] != '\0', &f) < 0) {
         t->parent_failed = f;
+        t->parent_relayed = t->status != 507 && t->parent.cache_status[0] != '\0';
         snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);
         return -1;
     }
@@ -134,25 +135,52 @@ static int transfer_parent_answer(struct transfer *t)
  * range) lied, or changed under the download: either way, the origin (-1 ends the attempt). */
 static bool transfer_parent_lied(struct transfer *t, const struct verdict *v)
 {
-    if (!t->parent.active || t->terms.sources.parent_only ||
-        !(v->kind == VERDICT_REFETCH || (v->kind == VERDICT_RESTART && t->offset > 0)))
+    bool lie = v->kind == VERDICT_REFETCH || (v->kind == VERDICT_RESTART && t->offset > 0) ||
+               (v->kind == VERDICT_FAIL && t->status >= 200 && t->status < 300);
+    if (!t->parent.active || t->terms.sources.parent_only || !lie)
         return false;
     t->parent_failed = PARENT_LIE;
     snprintf(t->parent_why, sizeof(t->parent_why), "%s", v->reason);
     return true;
 }
+int transfer_start_afresh(struct transfer *t, const char *why)
+{
+    struct download_progress p;
+    transfer_drop_fill(t);
+    t->st->progress(t->obj, &p);
+    t->offset = 0;
+    memset(&t->kept, 0, sizeof(t->kept));
+    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
+    if (!p.headers_ready && p.have == 0)
+        return 0; /* nothing of it reached the object: the origin's answer begins it */
+    atomic_fetch_add(&stats.download_restarts, 1);
+    int rc = t->st->restart_afresh(t->obj);
+    if (rc < 0) {
+        transfer_fail_as_object(t);
+        return -1;
+    }
+    if (rc == 0) { /* no reader answered with the parent's headers: the same object */
+        log_info("fetch %s: %s; starting over from the origin", t->url, why);
+        return 0;
+    }
+    log_info("fetch %s: %s; starting over from the origin, as a new version (clients of the "
+             "old one are cut)",
+             t->url, why);
+    return new_version(t, why, false) < 0 ? -1 : 1;
+}
+
 static int begin_full_body(struct transfer *t)
 {
     struct upstream_headers h = headers_of(t);
     validators_of(&t->resp, &t->kept);
     asked_origin(t->h.easy, t->source, t->body_host, sizeof(t->body_host));
     t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
+    if (t->parent.active) /* before its readers wake to the headers */
+        transfer_parent_freshness(t);
     if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
         transfer_fail_as_object(t);
         return -1;
     }
-    if (t->parent.active)
-        transfer_parent_freshness(t);
     return 0;
 }
 
@@ -197,6 +225,8 @@ static int renewed(struct transfer *t)
 {
     atomic_fetch_add(&stats.revalidated_unchanged, 1);
     t->renewed = true;
+    if (t->parent.active) /* renewed by the parent: as old as its copy (before it is written) */
+        transfer_parent_freshness(t);
     t->failed = t->st->renew(t->obj) < 0;
     return 0;
 }

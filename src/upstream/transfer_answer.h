@@ -73,6 +73,7 @@ struct transfer {
     /* < PARENT_FAULTS: the parent failed this attempt so (parent_why says how); the download
      * goes on from the origin (transfer.c, fall_back) */
     enum parent_fault parent_failed;
+    bool parent_relayed; /* its answer's 5xx carried a Cache-Status: its upstream failed it */
     char parent_why[160];
     CURLcode rc; /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];
@@ -106,5 +107,9 @@ void transfer_hear_answer(struct transfer *t);
  * emptied), 1 (a new version, waiting for its file) or -1 (the download failed). */
 int transfer_start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
                         const char *why);
+/* The bytes and headers a parent gave go (only it vouched for them): nothing given, the same
+ * object (0); else a new version (1, waiting for its file; its readers cut, the old one not a
+ * failed download: store_new_version); -1 the download failed. */
+int transfer_start_afresh(struct transfer *t, const char *why);
 
 #endif

@@ -12,9 +12,8 @@
  * vouched for them), and so does the freshness it said. */
 enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, const char *why)
 {
-    struct download_progress p;
-    int rc = 0;
-    parent_fault(&t->parent, t->url, f, why);
+    int rc;
+    parent_fault(&t->parent, t->url, f, transfer_parent_own_fault(t, f), why);
     t->source = t->asked;
     easy_set_url(&t->h, t->source);
     t->attempts = 0; /* the origin gets its own retries */
@@ -22,10 +21,37 @@ enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, 
     t->alone = false;
     t->parent_failed = PARENT_FAULTS;
     t->st->from_parent(t->obj, 0, t->terms.object.ttl, NULL);
-    t->st->progress(t->obj, &p);
-    if (p.have > 0 || p.headers_ready)
-        rc = transfer_start_over(t, -1, NULL, "its parent failed");
+    rc = transfer_start_afresh(t, "its parent failed");
     return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+}
+
+bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
+{
+    /* a loop is the configuration's; a hold is the hold's; a 5xx with a Cache-Status is its
+     * upstream's failure relayed (but for 507: its own disk) */
+    /* nor a cut of an answer to the client's &sha256=: the parent cuts a body that does not
+     * match it, and any client can give a wrong one */
+    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed) &&
+           !(f == PARENT_CUT && t->terms.sources.sha256[0]);
+}
+
+bool transfer_parent_sha256_refused(struct transfer *t, enum parent_fault f,
+                                    enum transfer_state *next)
+{
+    bool mismatch = f == PARENT_CUT ||
+                    (f == PARENT_STATUS && strstr(t->parent.cache_status, "digest-mismatch"));
+    int rc;
+    if (!mismatch || !parent_drop_sha256(&t->parent))
+        return false;
+    t->source = t->parent.fetch_url;
+    easy_set_url(&t->h, t->source);
+    log_info("fetch %s: the parent's copy may not be the first client's sha256 (%s); asking it "
+             "again without",
+             t->url, t->parent_why);
+    rc = transfer_start_afresh(t, "the parent's answer to a sha256 was cut");
+    t->parent_failed = PARENT_FAULTS;
+    *next = rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_ATTEMPT;
+    return true;
 }
 
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the

@@ -13,6 +13,15 @@
 /* Whether the download asks its parent first (*next: ATTEMPT; FAILED when --parent-only forbids
  * the origin and the parent may not be asked). At its first SOURCE. */
 bool transfer_ask_parent(struct transfer *t, enum transfer_state *next);
+/* Whether fault `f` of the download's parent is the parent's own (it counts toward holding it
+ * down), not its upstream's relayed, a loop, or its hold. */
+bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f);
+/* The parent cut (or refused with digest-mismatch) its answer to the first client's &sha256=:
+ * most likely its copy is another one, which only that client refuses. The parent is asked
+ * again, once, without it (*next: ATTEMPT, or OPENING for a new version): one origin download
+ * for the tree whatever a client's sha256 says. False: not that case (the origin's turn). */
+bool transfer_parent_sha256_refused(struct transfer *t, enum parent_fault f,
+                                    enum transfer_state *next);
 /* Whether a failure of the parent's sends the download to the origin (not with --parent-only). */
 bool transfer_may_fall_back(const struct transfer *t);
 /* Whether the attempt that ended in `rc` failed by its parent's fault: *f, t->parent_why. */

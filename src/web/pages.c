@@ -5,6 +5,7 @@
 #include "web/charts.h"
 #include "http/http_internal.h"
 #include "web/pages.h"
+#include "web/parents.h"
 #include "rules/policy.h"
 #include "http/resources.h"
 #include "stats/stats.h"
@@ -356,6 +357,7 @@ static enum conn_result help_page(struct conn *c)
     url_rule(&b);
     buf_add(&b, "</div>");
     https_card(c, &b);
+    web_parents_help(&b);
     return page_end(c, &b, HTTP_OK);
 }
 
@@ -688,6 +690,7 @@ static enum conn_result statistics_page(struct conn *c)
     hosts_down_card(c, &b);
     summary(&b, &t);
     tls_card(&b);
+    web_parents_card(&b);
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);
     return page_end(c, &b, HTTP_OK);

@@ -41,6 +41,13 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def without_ttl(cache_status):
+    """A Cache-Status value without its members' `ttl=N` (seconds of freshness left, which the
+    clock moves): what a test pins exactly. Every member about an object carries one; a test
+    that needs the figure reads it with re."""
+    return re.sub(r"; ttl=-?\d+", "", cache_status or "")
+
+
 def _ephemeral_start():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
@@ -65,6 +72,11 @@ def one_request(conn, method, target, headers=None, cut_is_partial=False):
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
     finally:
         conn.close()
+
+
+def format_host(host):
+    """A host as a URL or --listen writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def free_port(host="127.0.0.1"):
@@ -378,7 +390,11 @@ def pytest_runtest_makereport(item, call):
 
 
 class Arca:
-    def __init__(self, workdir, args=(), data_dir=None, host="127.0.0.1", env=None):
+    """`name`: its log is workdir/NAME.log (a scenario with several servers, a parent arca and
+    its children, tells their logs apart)."""
+
+    def __init__(self, workdir, args=(), data_dir=None, host="127.0.0.1", env=None,
+                 name="arca"):
         _this_test.append(self)
         self.workdir = workdir
         self.env = env  # added to arca's environment
@@ -387,7 +403,8 @@ class Arca:
         self.args = list(args)
         self.proc = None
         self.port = None
-        self.log_path = os.path.join(workdir, "arca.log")
+        self.name = name
+        self.log_path = os.path.join(workdir, f"{name}.log")
         self.last_log = None  # the log as stop() read it
 
     def start(self, keep_port=False):
@@ -404,8 +421,7 @@ class Arca:
 
     def command(self):
         """arca's command line (a subclass may run it another way)."""
-        listen = f"[{self.host}]" if ":" in self.host else self.host
-        return [ARCA_BIN, "serve", "--listen", f"{listen}:{self.port}",
+        return [ARCA_BIN, "serve", "--listen", f"{format_host(self.host)}:{self.port}",
                 "--data-dir", self.data_dir, "--grace-period", "5s",
                 # short backoffs, so fault scenarios take seconds; a test may override
                 "--retry-delay", "50ms"] + self.args
@@ -471,6 +487,11 @@ class Arca:
                 return False
             time.sleep(0.05)
         return True
+
+    @property
+    def base(self):
+        """Its base URL (what a child's --parent names)."""
+        return f"http://{format_host(self.host)}:{self.port}"
 
     def get(self, path, headers=None, method="GET", timeout=30):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -619,16 +640,44 @@ def start_arca(workdir):
     """start_arca(*args) -> a running Arca; all are stopped at teardown."""
     started = []
 
-    def start(*args, data_dir=None, host="127.0.0.1", env=None):
+    def start(*args, data_dir=None, host="127.0.0.1", env=None, name="arca", port=None):
         # each its own data dir unless told: two servers may not share one
         data_dir = data_dir or os.path.join(workdir, f"data{len(started)}")
-        a = Arca(workdir, args, data_dir, host, env).start()
+        a = Arca(workdir, args, data_dir, host, env, name)
         started.append(a)
-        return a
+        a.port = port  # a port chosen before (another server's options name it)
+        return a.start(keep_port=port is not None)
 
     yield start
     for a in started:
         a.stop()
+
+
+@pytest.fixture
+def start_tier(start_arca, workdir):
+    """start_tier(n_children, *child_args, parent_args=(), parent=None) -> (parent, children):
+    a parent arca (or the one given) and `n_children` arcas whose --parent it is, all allowed
+    loopback upstreams, each with its own log (parent0.log, child0.log, ...) and access log
+    (.access_log: a parent's says what its children asked, tier.py). start_tier.arca(kind,
+    *args) starts one more, named kindN (a second parent, a child with other options)."""
+    names = collections.Counter()
+
+    def tier_arca(kind, *args, **kw):
+        name = f"{kind}{names[kind]}"
+        names[kind] += 1
+        access_log = os.path.join(workdir, f"{name}-access.log")
+        a = start_arca("--upstream-allow", "127.0.0.0/8", "--access-log", access_log, *args,
+                       name=name, **kw)
+        a.access_log = access_log
+        return a
+
+    def start(n_children=2, *child_args, parent_args=(), parent=None):
+        parent = parent or tier_arca("parent", *parent_args)
+        return parent, [tier_arca("child", "--parent", parent.base, *child_args)
+                        for _ in range(n_children)]
+
+    start.arca = tier_arca
+    return start
 
 
 @pytest.fixture
@@ -645,8 +694,8 @@ class TlsArca(Arca):
     Its certificate and key are copies in the scenario's directory (cert_path, key_path), so a
     scenario can swap them and send SIGHUP."""
 
-    def __init__(self, workdir, args, data_dir, ca, cert_path, key_path, env=None):
-        super().__init__(workdir, args, data_dir, env=env)
+    def __init__(self, workdir, args, data_dir, ca, cert_path, key_path, env=None, name="arca"):
+        super().__init__(workdir, args, data_dir, env=env, name=name)
         self.ca = ca
         self.cert_path, self.key_path = cert_path, key_path
         self.tls_port = None
@@ -781,7 +830,7 @@ def start_tls_arca(workdir, tls_files):
     `cert` and `key` (tls_files' server certificate unless told); all stopped at teardown."""
     started = []
 
-    def start(*args, cert=None, key=None, data_dir=None, env=None):
+    def start(*args, cert=None, key=None, data_dir=None, env=None, name="arca"):
         n = len(started)
         cert_path = os.path.join(workdir, f"tls{n}-cert.pem")
         key_path = os.path.join(workdir, f"tls{n}-key.pem")
@@ -789,7 +838,7 @@ def start_tls_arca(workdir, tls_files):
         shutil.copy(key or tls_files["key"], key_path)
         os.chmod(key_path, 0o600)
         a = TlsArca(workdir, args, data_dir or os.path.join(workdir, f"tlsdata{n}"),
-                    tls_files["ca"], cert_path, key_path, env=env)
+                    tls_files["ca"], cert_path, key_path, env=env, name=name)
         started.append(a)
         return a.start()
 

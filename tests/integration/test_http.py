@@ -20,10 +20,15 @@ def test_hits_carry_a_strong_etag_and_upstream_last_modified(origin, arca):
     data = os.urandom(3000)
     url = origin.add("/v", data=data, last_modified=LM, etag='"upstream-tag"')
     _, headers, _ = arca.fetch(url)
-    assert headers["last-modified"] == LM
+    assert headers["last-modified"] == LM and headers["etag"] == '"upstream-tag"'
     _, headers, body = arca.fetch(url)
-    assert body == data and headers["etag"] == f'"{sha256(data)}"'
+    # the origin's strong ETag stays the object's one validator (issue 54)
+    assert body == data and headers["etag"] == '"upstream-tag"'
     assert headers["last-modified"] == LM
+    # an origin that gives none: the body's sha256 once complete
+    url = origin.add("/n", data=data, last_modified=LM)
+    arca.fetch(url)
+    assert arca.fetch(url)[1]["etag"] == f'"{sha256(data)}"'
 
 
 def test_if_none_match_and_if_modified_since(origin, arca):

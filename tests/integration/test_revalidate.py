@@ -6,7 +6,7 @@ import re
 import threading
 import time
 
-from conftest import resource, sha256, wait_age
+from conftest import resource, sha256, wait_age, without_ttl
 
 
 def body_gets(origin, path):
@@ -35,7 +35,7 @@ def test_an_unchanged_file_is_renewed_without_its_body(arca, origin):
     wait_age(arca, "/Image", 1)
     assert arca.fetch(url)[2] == data
     assert len(origin.requests) == 2
-    assert headers["etag"] == '"%s"' % sha256(data)
+    assert headers["etag"] == '"k1"'  # the origin's strong ETag: the object's one validator
 
 
 def test_last_modified_alone_revalidates(arca, origin):
@@ -114,7 +114,7 @@ def test_a_304_is_counted_and_logged_as_revalidated_not_as_a_miss(arca, origin):
     wait_age(arca, "/initrd", 1)
     status, headers, body = arca.fetch(url, ttl="1h")
     assert status == 200 and body == data
-    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+    assert without_ttl(headers["cache-status"]) == "arca; fwd=stale; fwd-status=304"
     assert len(conditional_gets(origin, "/initrd")) == 1
     status = arca.status()
     assert status["statistics_revalidated"] == 1 and status["statistics_hits"] == 0
@@ -140,6 +140,6 @@ def test_a_revalidated_object_counts_each_request_once(arca, origin):
     for _ in range(2):
         wait_age(arca, "/board.dtb", 1)
         _, headers, _ = arca.fetch(url, ttl="1s")
-        assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+        assert without_ttl(headers["cache-status"]) == "arca; fwd=stale; fwd-status=304"
     assert arca.fetch(url, ttl="1h")[0] == 200
     assert resource(arca, "/board.dtb")["usage"] == 4

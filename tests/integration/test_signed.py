@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import sha256, wait_age, wait_downloading
+from conftest import sha256, wait_age, wait_downloading, without_ttl
 
 SECRET = b"test-secret"
 PATH = "/bucket/kernel/Image"
@@ -246,7 +246,7 @@ def test_a_short_ttl_from_an_unconfirmed_url_evicts_nothing(arca, origin, attack
     status, headers, body = arca.fetch(s3_url(origin, nonce="other"))
     assert status == 200 and sha256(body) == sha256(data)
     assert full_gets(origin) == 1, "the stored version stayed: a confirmation, no download"
-    assert headers["cache-status"] == "arca; fwd=request; fwd-status=206"
+    assert without_ttl(headers["cache-status"]) == "arca; fwd=request; fwd-status=206"
     conditional = [h for p, h in origin.requests if p == PATH and "If-None-Match" in h]
     assert conditional == [], "nor a revalidation: the attacker's ttl was not kept"
 
@@ -257,7 +257,7 @@ def test_a_confirmed_url_with_a_short_ttl_revalidates(arca, origin):
     wait_age(arca, PATH, 1)
     status, headers, body = arca.fetch(s3_url(origin, nonce="other"), ttl="1s")
     assert status == 200 and body == data
-    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+    assert without_ttl(headers["cache-status"]) == "arca; fwd=stale; fwd-status=304"
     assert full_gets(origin) == 2  # the conditional GET (304, no body) after the confirmation
     assert origin.bytes_sent[PATH] == len(data) + 1
 
@@ -337,7 +337,7 @@ def test_a_granted_url_shortens_the_life_it_asks_for(arca, origin):
     wait_age(arca, PATH, 2)
     status, headers, body = arca.fetch(a)  # a plain request of an accepted URL, 2 s later
     assert status == 200 and body == data
-    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+    assert without_ttl(headers["cache-status"]) == "arca; fwd=stale; fwd-status=304"
     assert full_gets(origin) == 2  # the download and a revalidation (304)
 
 
@@ -354,4 +354,4 @@ def test_a_confirmed_joiner_shortens_the_life_it_asks_for(arca, origin):
     wait_age(arca, PATH, 2)
     status, headers, body = arca.fetch(s3_url(origin, nonce="one"))
     assert status == 200 and body == data
-    assert headers["cache-status"] == "arca; fwd=stale; fwd-status=304"
+    assert without_ttl(headers["cache-status"]) == "arca; fwd=stale; fwd-status=304"

@@ -92,6 +92,20 @@ static void a_malformed_digest_vouches_for_nothing(void **state)
     }
 }
 
+/* What is kept to be shown again has no control byte and whole members, the parent's own last. */
+static void its_cache_status_is_kept_clean(void **state)
+{
+    struct parent_ask p = {.slot = -1};
+    char line[600];
+    (void)state;
+    parent_header(&p, "Cache-Status: arca; hit\x01; ttl=5");
+    assert_string_equal(p.cache_status, "");
+    snprintf(line, sizeof(line), "Cache-Status: %0200d, arca; hit; ttl=7", 0);
+    parent_header(&p, line);
+    assert_string_equal(p.cache_status, "arca; hit; ttl=7");
+    assert_int_equal(p.left, 7);
+}
+
 /* Its 2xx and 304 are bodies; a 4xx with Cache-Status is the origin's verdict; the rest, and a
  * 416 about our own Range, are its faults. */
 static void its_statuses_are_judged(void **state)
@@ -165,7 +179,7 @@ static void faults_in_a_row_hold_it_down(void **state)
     for (int i = 0; i < PARENT_FAILURES; i++) {
         parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
         assert_true(p.active);
-        parent_fault(&p, "http://o.lab/a", i ? PARENT_CUT : PARENT_REFUSED, "test");
+        parent_fault(&p, "http://o.lab/a", i ? PARENT_CUT : PARENT_REFUSED, true, "test");
         assert_false(p.active);
         parent_forget(&p);
     }
@@ -199,6 +213,7 @@ int main(void)
         cmocka_unit_test(the_fetch_url_carries_the_url_whole),
         cmocka_unit_test(its_answer_says_digest_age_and_freshness),
         cmocka_unit_test(a_malformed_digest_vouches_for_nothing),
+        cmocka_unit_test(its_cache_status_is_kept_clean),
         cmocka_unit_test(its_statuses_are_judged),
         cmocka_unit_test(credentials_go_only_where_they_may),
         cmocka_unit_test(faults_in_a_row_hold_it_down),

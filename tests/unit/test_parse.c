@@ -255,6 +255,63 @@ static void content_range_forms(void **state)
         assert_int_equal(parse_content_range(bad[i], &a, &b, &t), -1);
 }
 
+/* Want-Repr-Digest (RFC 9530, a Structured Field Dictionary): the preference given to sha-256,
+ * whatever else the field holds; a field that is no Dictionary is ignored whole. */
+static void want_digest_preferences(void **state)
+{
+    static const struct {
+        const char *value;
+        int64_t pref;
+    } ok[] = {
+        {"sha-256=10", 10},
+        {"sha-512=3, sha-256=1", 1},
+        {"  sha-256=5  ,sha-512=10", 5},
+        {"sha-256=0", 0},            /* not acceptable */
+        {"sha-256", 0},              /* Boolean true: no preference */
+        {"sha-256=?1", 0},           /* a Boolean either */
+        {"sha-256=2.5", 0},          /* a Decimal either */
+        {"sha-256=-3", 0},           /* not a preference */
+        {"sha-256=3, sha-256=0", 0}, /* a key given twice: the last */
+        {"sha-256=0, sha-256=7", 7},
+        {"sha-256=4;q=1;x", 4},             /* parameters */
+        {"md5=(1 2);a=b, sha-256=6", 6},    /* an Inner List beside it */
+        {"x=\"a, b\\\" c\", sha-256=8", 8}, /* a String with a comma and escapes */
+        {"x=:YWJj:, y=tok/en:1, sha-256=9", 9},
+        {"sha-512=10", -1}, /* not named */
+        {"unixsum=1, sha-2560=3", -1},
+        {"", -1},
+    };
+    static const char *const bad[] = {
+        "sha-256=10,",
+        "SHA-256=10",
+        "sha-256=",
+        "sha-256=10 sha-512=1",
+        ",sha-256=10",
+        "sha-256=1x",
+        "sha-256==1",
+        "x=\"open, sha-256=10",
+        "x=(1 2",
+        "x=:YWJj",
+        "sha-256=1234567890123456",
+        "x=?2, sha-256=1",
+        "sha-256=10;",
+        "x=\"\x01\"",
+        "sha-256=10, ,sha-512=1",
+    };
+    int64_t pref;
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (parse_want_digest(ok[i].value, "sha-256", &pref) != 0 || pref != ok[i].pref)
+            fail_msg("'%s': got %lld, wanted %lld", ok[i].value, (long long)pref,
+                     (long long)ok[i].pref);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pref = 5;
+        if (parse_want_digest(bad[i], "sha-256", &pref) != -1 || pref != -1)
+            fail_msg("'%s' was taken (%lld)", bad[i], (long long)pref);
+    }
+}
+
 static void pages_and_listing_paths(void **state)
 {
     int64_t page;
@@ -371,6 +428,7 @@ int main(void)
         cmocka_unit_test(duration_ms_units),
         cmocka_unit_test(content_length_strict),
         cmocka_unit_test(content_range_forms),
+        cmocka_unit_test(want_digest_preferences),
         cmocka_unit_test(ttl_rejects_bad),
         cmocka_unit_test(ttl_clamps_long),
         cmocka_unit_test(size_accepts_suffixes),

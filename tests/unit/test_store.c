@@ -494,7 +494,7 @@ static void starting_over_never_hands_out_two_versions(void **state)
     append(obj, "abcde");
     assert_int_equal(store_read(joined, 0, buf, sizeof(buf), &all, &r.w), 4);
     assert_int_equal(store_restart(obj, 10, &same), 1); /* bytes handed out */
-    fresh = store_new_version(obj, "upstream's ETag changed");
+    fresh = store_new_version(obj, "upstream's ETag changed", true);
     assert_non_null(fresh);
     assert_ptr_not_equal(fresh, obj);
     assert_int_equal(store_read(joined, 4, buf, sizeof(buf), &all, &r.w), STORE_READ_FAILED);

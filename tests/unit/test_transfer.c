@@ -130,9 +130,16 @@ static int f_restart(struct object *obj, int64_t length, const struct upstream_h
     fake(obj)->length = length;
     return fs.restart_rc;
 }
-static struct object *f_new_version(struct object *obj, const char *reason)
+static int f_restart_afresh(struct object *obj)
+{
+    (void)obj;
+    called("restart_afresh");
+    return fs.restart_rc;
+}
+static struct object *f_new_version(struct object *obj, const char *reason, bool failure)
 {
     (void)reason;
+    (void)failure;
     called("new_version");
     return new_object(fake(obj)->url);
 }
@@ -244,11 +251,11 @@ static int f_error_status(const struct object *obj)
 }
 
 static const struct transfer_store recording = {
-    f_begin_file, f_file_ready,    f_take_prefix, f_snapshot,     f_progress,     f_stale,
-    f_begin_body, f_continue_body, f_staleness,   f_from_parent,  f_restart,      f_new_version,
-    f_append,     f_write_at,      f_advance,     f_digest_range, f_set_rate,     f_announce,
-    f_finish,     f_renew,         f_fail,        f_set_aside,    f_fail_held,    f_offer_stale,
-    f_keep_stale, f_release,       f_url,         f_error,        f_error_status,
+    f_begin_file,  f_file_ready,    f_take_prefix, f_snapshot,    f_progress,     f_stale,
+    f_begin_body,  f_continue_body, f_staleness,   f_from_parent, f_restart,      f_restart_afresh,
+    f_new_version, f_append,        f_write_at,    f_advance,     f_digest_range, f_set_rate,
+    f_announce,    f_finish,        f_renew,       f_fail,        f_set_aside,    f_fail_held,
+    f_offer_stale, f_keep_stale,    f_release,     f_url,         f_error,        f_error_status,
 };
 
 /* --- the loop around it -------------------------------------------------------------------- */

@@ -1,0 +1,160 @@
+/* Units for the headers of an object's answer (fetch_answer.c, fetch_add_headers): Cache-Status
+ * lists the parent arca's members before arca's own, each of arca's members about an object
+ * says its freshness (ttl) with Age beside it, an error about a download says neither, and the
+ * object keeps one ETag for its whole life. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fetch/fetch_req.h"
+
+#define PARENT "arca; hit; ttl=5"
+
+static struct fetch_req req(enum lookup_result kind)
+{
+    static char url[] = "http://origin.test/images/rootfs.ext4";
+    struct fetch_req r = {.kind = kind, .url = url, .end = -1};
+    r.terms.object.store = true;
+    return r;
+}
+
+/* An object downloaded `age` seconds ago, fresh for `ttl` seconds from then. */
+static struct object_meta object(enum object_state state, int64_t age, int64_t ttl)
+{
+    struct object_meta m;
+    memset(&m, 0, sizeof(m));
+    m.state = state;
+    m.headers_ready = true;
+    m.length = 1000;
+    m.created = (int64_t)time(NULL) - age;
+    m.ttl = ttl;
+    memset(m.digest, 0xab, sizeof(m.digest));
+    return m;
+}
+
+/* The answer's header `name` ("" when it has none). */
+static const char *header(const struct object_meta *m, const struct fetch_req *r, const char *name)
+{
+    static char value[512];
+    struct answer *a = answer_static("", 0);
+    assert_non_null(a);
+    fetch_add_headers(a, m, r);
+    if (!answer_header_value(a, name, value, sizeof(value)))
+        value[0] = '\0';
+    answer_put(a);
+    return value;
+}
+
+/* That a Cache-Status is prefix, ttl, suffix: the ttl as expected, or a second less (the clock
+ * may have moved on since the object was made). */
+static void assert_status(const char *got, const char *prefix, int64_t ttl, const char *suffix)
+{
+    char want[2][512];
+    snprintf(want[0], sizeof(want[0]), "%s%lld%s", prefix, (long long)ttl, suffix);
+    snprintf(want[1], sizeof(want[1]), "%s%lld%s", prefix, (long long)ttl - 1, suffix);
+    if (strcmp(got, want[0]) && strcmp(got, want[1]))
+        fail_msg("Cache-Status: %s, wanted %s", got, want[0]);
+}
+
+static void a_parents_members_come_first(void **state)
+{
+    struct object_meta m = object(OBJ_COMPLETE, 10, 100);
+    struct fetch_req hit = req(LOOKUP_HIT), miss = req(LOOKUP_MISS);
+    (void)state;
+    snprintf(m.parent_status, sizeof(m.parent_status), "%s", PARENT);
+    assert_status(header(&m, &hit, "Cache-Status"), PARENT ", arca; hit; ttl=", 90, "");
+    m.state = OBJ_FETCHING; /* the download that took it from the parent */
+    assert_status(header(&m, &miss, "Cache-Status"), PARENT ", arca; fwd=uri-miss; ttl=", 90, "");
+    /* two tiers above: every member, in order, then arca's */
+    snprintf(m.parent_status, sizeof(m.parent_status), "%s", "arca; hit; ttl=5, " PARENT);
+    assert_status(header(&m, &miss, "Cache-Status"),
+                  "arca; hit; ttl=5, " PARENT ", arca; fwd=uri-miss; ttl=", 90, "");
+    /* the longest a parent's members may be still leaves room for arca's */
+    memset(m.parent_status, 'a', sizeof(m.parent_status) - 1);
+    m.parent_status[sizeof(m.parent_status) - 1] = '\0';
+    const char *got = header(&m, &miss, "Cache-Status");
+    assert_int_equal(strncmp(got, m.parent_status, sizeof(m.parent_status) - 1), 0);
+    assert_non_null(strstr(got, ", arca; fwd=uri-miss; ttl="));
+}
+
+static void every_answer_of_an_object_says_its_freshness(void **state)
+{
+    struct object_meta m = object(OBJ_FETCHING, 0, 3600);
+    struct fetch_req miss = req(LOOKUP_MISS), joined = req(LOOKUP_COALESCED);
+    (void)state;
+    assert_status(header(&m, &miss, "Cache-Status"), "arca; fwd=uri-miss; ttl=", 3600, "");
+    assert_status(header(&m, &joined, "Cache-Status"), "arca; fwd=uri-miss; collapsed; ttl=", 3600,
+                  "");
+    assert_true(!strcmp(header(&m, &miss, "Age"), "0") || !strcmp(header(&m, &miss, "Age"), "1"));
+    m.revalidation = true; /* a refresh of an expired version, which upstream sent anew */
+    assert_status(header(&m, &miss, "Cache-Status"), "arca; fwd=stale; fwd-status=200; ttl=", 3600,
+                  "");
+    /* a parent's stale copy, kept expired: said so, never as fresh */
+    m = object(OBJ_COMPLETE, 50, 40);
+    struct fetch_req hit = req(LOOKUP_HIT);
+    assert_status(header(&m, &hit, "Cache-Status"), "arca; hit; ttl=", -10, "");
+    const char *age = header(&m, &hit, "Age");
+    assert_true(!strcmp(age, "50") || !strcmp(age, "51"));
+}
+
+/* An error about a download or a digest is no answer of the object: no ttl, no Age, and no
+ * parent's member (a refused confirmation reads the same, telling nothing of the cache). */
+static void errors_say_no_freshness(void **state)
+{
+    struct object_meta m = object(OBJ_FAILED, 0, 3600);
+    struct fetch_req miss = req(LOOKUP_MISS), hit = req(LOOKUP_HIT);
+    (void)state;
+    snprintf(m.parent_status, sizeof(m.parent_status), "%s", PARENT);
+    assert_string_equal(header(&m, &miss, "Cache-Status"), "arca; fwd=uri-miss");
+    assert_string_equal(header(&m, &miss, "Age"), "");
+    m.retry_after = 30;
+    assert_string_equal(header(&m, &miss, "Cache-Status"), "arca; detail=held-down");
+    m = object(OBJ_COMPLETE, 10, 100);
+    snprintf(m.parent_status, sizeof(m.parent_status), "%s", PARENT);
+    hit.has_expect = miss.has_expect = true; /* a sha256 the object does not have */
+    assert_string_equal(header(&m, &hit, "Cache-Status"), "arca; detail=digest-mismatch");
+    assert_string_equal(header(&m, &miss, "Cache-Status"),
+                        "arca; fwd=uri-miss; detail=digest-mismatch");
+    assert_string_equal(header(&m, &hit, "Age"), "");
+}
+
+static void one_etag_for_an_objects_life(void **state)
+{
+    struct object_meta m = object(OBJ_FETCHING, 0, 3600);
+    struct fetch_req miss = req(LOOKUP_MISS), hit = req(LOOKUP_HIT);
+    char sha_tag[68];
+    (void)state;
+    snprintf(m.etag, sizeof(m.etag), "\"v1\"");
+    assert_string_equal(header(&m, &miss, "ETag"), "\"v1\"");
+    m.state = OBJ_COMPLETE;
+    assert_string_equal(header(&m, &hit, "ETag"), "\"v1\"");
+    /* none from the origin, or a weak one (it validates no range): the sha256 once complete */
+    sha_tag[0] = '"'; /* the digest's bytes are 0xab */
+    for (int i = 0; i < 32; i++)
+        memcpy(sha_tag + 1 + 2 * i, "ab", 2);
+    memcpy(sha_tag + 65, "\"", 2);
+    for (int weak = 0; weak < 2; weak++) {
+        snprintf(m.etag, sizeof(m.etag), "%s", weak ? "W/\"v1\"" : "");
+        m.state = OBJ_FETCHING;
+        assert_string_equal(header(&m, &miss, "ETag"), "");
+        m.state = OBJ_COMPLETE;
+        assert_string_equal(header(&m, &hit, "ETag"), sha_tag);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_parents_members_come_first),
+        cmocka_unit_test(every_answer_of_an_object_says_its_freshness),
+        cmocka_unit_test(errors_say_no_freshness),
+        cmocka_unit_test(one_etag_for_an_objects_life),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
