@@ -488,13 +488,8 @@ static int set_key(struct fetch_req *r)
  * the course reads them, never the options. A client they do not let fetch this URL is refused. */
 static int decide(struct fetch_req *r, const struct asked *asked, enum conn_result *ret)
 {
-    struct terms_request q = {r->url,
-                              r->key,
-                              asked->client,
-                              asked->client_ttl,
-                              r->req->proxied,
-                              asked->option_says,
-                              r->has_expect ? r->expect : NULL};
+    struct terms_request q = {
+        r->url, r->key, asked->client, asked->client_ttl, r->req->proxied, asked->option_says};
     if (!asked->client) { /* unknown: refused already; never taken for arca's own */
         *ret = fetch_refuse_client(r, http_client_refusal(NULL));
         return -1;

@@ -48,7 +48,6 @@ struct terms_sources {
      * (https://, or --parent-trusted-http). */
     char parent[CONFIG_PARENT_MAX];
     bool parent_only, credentials, parent_credentials;
-    char sha256[65]; /* with a parent: the request's &sha256= in hex, sent on ("" none) */
 };
 
 /* One compiled rule. A field a rule does not set has its `has_` false: the option applies. */

@@ -66,8 +66,10 @@ bool sources_credentials(const struct config *cfg, const char *url)
     size_t size = strlen(url) + 1;
     char stack[PLAIN_STACK], *plain = size > sizeof(stack) ? malloc(size) : stack;
     bool credentials = true; /* out of memory: taken as carrying some, never sent on */
+    /* and whatever the log would hide (url_redact: a ;jsessionid= path parameter too) */
     if (plain)
-        credentials = without_credentials(cfg, url, plain, size);
+        credentials = without_credentials(cfg, url, plain, size) ||
+                      url_redact(url, plain, size) != size - 1 || strcmp(plain, url) != 0;
     if (plain != stack)
         free(plain);
     return credentials;

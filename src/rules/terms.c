@@ -118,8 +118,8 @@ static void decide_rest(const struct config *cfg, const struct rule *r, struct f
 
 /* The parent: the rule's (a URL, or none), else --parent's. Credentials go to it over https://
  * only (curl verifies its certificate), or where the admin says the plain path is trusted. */
-static void decide_parent(const struct config *cfg, const struct rule *r,
-                          const struct terms_request *req, struct fetch_terms *out)
+static void decide_parent(const struct config *cfg, const struct rule *r, const char *url,
+                          struct fetch_terms *out)
 {
     struct terms_sources *s = &out->sources;
     const char *parent = r && r->has_parent ? r->parent : cfg->parent;
@@ -127,11 +127,8 @@ static void decide_parent(const struct config *cfg, const struct rule *r,
     out->parent_from = r && r->has_parent ? FROM_RULE : FROM_OPTION;
     s->parent_only = s->parent[0] && cfg->parent_only;
     /* looked for only when a parent is asked: a hit's terms need not */
-    s->credentials = s->parent[0] && (s->origin_first || sources_credentials(cfg, req->url));
+    s->credentials = s->parent[0] && (s->origin_first || sources_credentials(cfg, url));
     s->parent_credentials = !strncmp(s->parent, "https://", 8) || cfg->parent_trusted_http;
-    s->sha256[0] = '\0';
-    if (s->parent[0] && req->sha256)
-        format_sha256_hex(req->sha256, s->sha256);
 }
 
 void terms_decide(const struct config *cfg, const struct terms_request *req,
@@ -150,7 +147,7 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
     decide_ttl(cfg, r, req, out);
     decide_rest(cfg, r, out);
     sources_decide(cfg, req->url, &out->sources);
-    decide_parent(cfg, r, req, out);
+    decide_parent(cfg, r, req->url, out);
     rules_put(set);
 }
 

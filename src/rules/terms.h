@@ -45,9 +45,6 @@ struct terms_request {
     /* --allow-network's answer for the client when the caller has it already (a fetch asks it
      * before reading the URL): 1 allowed, -1 refused; 0 (left out): terms_decide asks policy.c */
     int option_says;
-    /* The request's &sha256= (NULL: none): sent on to a parent (its own check, and its digest
-     * hits); never the object's fate: each reader checks its own */
-    const uint8_t *sha256;
 };
 
 struct fetch_terms {

@@ -680,8 +680,8 @@ void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const cha
     CHECK_OBJ(obj);
     assert(store_on_upstream() && age >= 0);
     store_lock();
-    /* as old as the parent's copy; a stale one expired a second ago, never fresh */
-    obj->created = now - age - (fresh <= 0 ? 1 : 0);
+    /* as old as the parent's copy; a stale one expired a second ago (ttl=-1), never fresh */
+    obj->created = now - age - (fresh <= 0 ? 2 : 0);
     obj->ttl = age + (fresh <= 0 ? 1 : fresh);
     free(obj->parent_status);
     obj->parent_status = status;

@@ -369,12 +369,14 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
         s->status = response_status_line(line);
     } else if (s->body) { /* a trailer, after a chunked range: a parent's digest */
         if (f->terms.parent && whole && line[0])
-            parent_header(f->terms.parent, line);
+            parent_digest_line(f->terms.parent, line);
     } else if (line[0] == '\0') {
         if (range_answer(f, s) < 0)
             return 0;
     } else if (whole) {
         response_header(&s->resp, line);
+        if (f->terms.parent) /* its copy complete by then: the digest in the head */
+            parent_digest_line(f->terms.parent, line);
     }
     return len;
 }

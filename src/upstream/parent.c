@@ -149,23 +149,6 @@ char *parent_fetch_url(const char *parent, const char *asked)
     return out;
 }
 
-/* The request's &sha256= goes on to the parent: its own check, and its digest hits. */
-static bool with_sha256(struct parent_ask *p, const char *hex)
-{
-    size_t n = strlen(p->fetch_url);
-    char *more;
-    if (!hex[0])
-        return true;
-    if (!(more = realloc(p->fetch_url, n + sizeof("&sha256=") + 64))) {
-        free(p->fetch_url);
-        p->fetch_url = NULL;
-        return false;
-    }
-    snprintf(more + n, sizeof("&sha256=") + 64, "&sha256=%s", hex);
-    p->fetch_url = more;
-    return true;
-}
-
 void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const char *asked,
                  enum parent_fault *why, char *refuse, size_t size)
 {
@@ -191,7 +174,7 @@ void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const ch
         /* hosts.h's hold (refused connections) is met by the attempt itself: it may be the
          * probe that finds the parent back, else the download goes to the origin then */
         *why = PARENT_DOWN;
-    } else if ((p->fetch_url = parent_fetch_url(s->parent, asked)) && with_sha256(p, s->sha256)) {
+    } else if ((p->fetch_url = parent_fetch_url(s->parent, asked))) {
         p->active = true;
         return;
     } else {
@@ -226,33 +209,74 @@ static void take_digest(struct parent_ask *p, const char *v)
     b64[44] = '\0';
     if (EVP_DecodeBlock(raw, (const unsigned char *)b64, 44) != 33) /* 32 and a pad byte */
         return;
+    if (p->has_digest && memcmp(p->digest, raw, 32) != 0)
+        p->digest_conflict = true; /* two answers of one object, two digests: neither holds */
     memcpy(p->digest, raw, 32);
     p->has_digest = true;
 }
 
-/* The last member of a Cache-Status (the parent's own: an arca behind it wrote the earlier
- * ones): its ttl and whether it is a hit. What is kept to be shown again holds no control
- * byte, and members whole: the earlier ones go first when it is too long. */
+/* The first byte of `s` that is `stop` outside a quoted string (RFC 8941
+ * sf-string: "..." with \" and \\ inside), or its end. */
+static const char *unquoted(const char *s, char stop)
+{
+    bool quoted = false;
+    for (; *s; s++) {
+        if (quoted && *s == '\\' && s[1])
+            s++;
+        else if (*s == '"')
+            quoted = !quoted;
+        else if (!quoted && *s == stop)
+            return s;
+    }
+    return s;
+}
+
+/* The parent's own member (the last: an arca behind it wrote the earlier ones) of Cache-Status
+ * value `v`: whether it is a hit, and its ttl parameter, read as RFC 8941 lists and parameters
+ * (a quoted string's commas and "ttl=" are no member's end nor parameter). */
+static void read_own_member(struct parent_ask *p, const char *v)
+{
+    const char *member = v, *at;
+    for (const char *c = unquoted(v, ','); *c; c = unquoted(c + 1, ','))
+        member = c + 1;
+    member += strspn(member, " \t");
+    at = unquoted(member, ';');
+    while (*at == ';') {
+        const char *param = at + 1 + strspn(at + 1, " \t"), *next = unquoted(at + 1, ';');
+        size_t len = (size_t)(next - param);
+        char *end;
+        if (len == 3 && !strncmp(param, "hit", 3))
+            p->hit = true;
+        if (len > 4 && !strncmp(param, "ttl=", 4)) {
+            long long n = strtoll(param + 4, &end, 10);
+            if (end != param + 4 && end <= next) {
+                p->left = n;
+                p->has_left = true;
+            }
+        }
+        at = next;
+    }
+}
+
+/* What is kept to be shown again holds no control byte, and members whole: the earlier ones go
+ * first when it is too long. */
 static void take_cache_status(struct parent_ask *p, const char *v)
 {
-    const char *last = strrchr(v, ','), *ttl, *kept = v;
+    const char *kept = v;
     for (const unsigned char *c = (const unsigned char *)v; *c; c++)
         if (*c < 0x20 || *c == 0x7f)
             return;
-    while (strlen(kept) >= sizeof(p->cache_status) && strchr(kept, ','))
-        kept = strchr(kept, ',') + 1 + strspn(strchr(kept, ',') + 1, " ");
+    while (strlen(kept) >= sizeof(p->cache_status) && *unquoted(kept, ','))
+        kept = unquoted(kept, ',') + 1 + strspn(unquoted(kept, ',') + 1, " ");
     if (strlen(kept) < sizeof(p->cache_status))
         snprintf(p->cache_status, sizeof(p->cache_status), "%s", kept);
-    last = last ? last + 1 : v;
-    p->hit = strstr(last, "; hit") != NULL;
-    if ((ttl = strstr(last, "ttl="))) {
-        char *end;
-        long long n = strtoll(ttl + 4, &end, 10);
-        if (end != ttl + 4) {
-            p->left = n;
-            p->has_left = true;
-        }
-    }
+    read_own_member(p, v);
+}
+
+void parent_digest_line(struct parent_ask *p, const char *line)
+{
+    if (!strncasecmp(line, "Repr-Digest:", 12))
+        take_digest(p, line + 12 + strspn(line + 12, " \t"));
 }
 
 void parent_header(struct parent_ask *p, const char *line)
@@ -277,8 +301,8 @@ int parent_judge(const struct parent_ask *p, long status, bool has_cache_status,
                  enum parent_fault *fault)
 {
     (void)p;
-    if ((status >= 200 && status < 300) || status == 304)
-        return 0;
+    if (status < 200 || (status >= 200 && status < 300) || status == 304)
+        return 0; /* an interim answer (1xx) comes before its final one */
     if (status == 508) {
         *fault = PARENT_LOOP;
         return -1;
@@ -309,7 +333,7 @@ void parent_served(struct parent_ask *p, int64_t bytes)
 
 bool parent_digest_ok(const struct parent_ask *p, const uint8_t digest[32])
 {
-    return p->has_digest && memcmp(p->digest, digest, 32) == 0;
+    return p->has_digest && !p->digest_conflict && memcmp(p->digest, digest, 32) == 0;
 }
 
 void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault, bool its_own,
@@ -329,15 +353,6 @@ void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool i
     assert(upstream_on_thread() && (unsigned)fault < PARENT_FAULTS);
     if (its_own)
         note_fault(p->slot);
-}
-
-bool parent_drop_sha256(struct parent_ask *p)
-{
-    char *at = p->fetch_url ? strstr(p->fetch_url, "&sha256=") : NULL;
-    if (!at)
-        return false;
-    *at = '\0'; /* the url argument is encoded whole: no bare '&' before it */
-    return true;
 }
 
 void parent_forget(struct parent_ask *p)

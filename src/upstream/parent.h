@@ -41,10 +41,11 @@
 #define PARENT_DOWN_MS 5000
 #define PARENT_DOWN_MAX_MS 60000
 /* A parent is a known host near by: one that does not connect within PARENT_CONNECT_MS, or
- * sends nothing for PARENT_STALL_S, is passed over (not --connect-timeout, --stall-timeout:
- * an origin's patience). */
+ * sends less than PARENT_LOW_SPEED bytes a second for PARENT_STALL_S, is passed over (not
+ * --connect-timeout, --stall-timeout: an origin's patience). */
 #define PARENT_CONNECT_MS 3000
 #define PARENT_STALL_S 15
+#define PARENT_LOW_SPEED 1024 /* bytes a second, over PARENT_STALL_S */
 
 /* Why a download went to the origin instead of (or after) its parent. */
 enum parent_fault {
@@ -66,9 +67,10 @@ struct parent_ask {
     bool active;     /* the download asks the parent now */
     /* What its answer said: */
     bool has_digest;
-    uint8_t digest[32]; /* its Repr-Digest (a header, or the trailer) */
-    int64_t age;        /* its Age, seconds (0: none) */
-    int64_t left;       /* freshness left (its Cache-Status member's ttl) */
+    bool digest_conflict; /* two of its answers said two digests: none is believed */
+    uint8_t digest[32];   /* its Repr-Digest (a header, or the trailer) */
+    int64_t age;          /* its Age, seconds (0: none) */
+    int64_t left;         /* freshness left (its Cache-Status member's ttl) */
     bool has_left;
     bool hit; /* its member said hit */
     char cache_status[192];
@@ -81,8 +83,12 @@ struct parent_ask {
  * that one-line reason. */
 void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const char *asked,
                  enum parent_fault *why, char *refuse, size_t size);
-/* A header line (NUL-terminated, no CRLF) of the parent's answer, or of its trailer. */
+/* A header line (NUL-terminated, no CRLF) of the parent's answer: its digest, Age and
+ * Cache-Status. */
 void parent_header(struct parent_ask *p, const char *line);
+/* A trailer line, or a header line of a fill's piece: its digest only (what the download's
+ * freshness is was said by the answer it began with). */
+void parent_digest_line(struct parent_ask *p, const char *line);
 /* A response from the parent begins: forget what an earlier one said (its digest stays: a
  * trailer may have come on any of them). */
 void parent_response_reset(struct parent_ask *p);
@@ -105,9 +111,6 @@ void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault
  * (shown in the status), nothing else. */
 void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool its_own);
 void parent_forget(struct parent_ask *p);
-/* The client's &sha256= is no longer sent (the parent's copy is not that one: the client's
- * answer alone says so); false when it was not sent. */
-bool parent_drop_sha256(struct parent_ask *p);
 
 /* What a parent at `parent` (a base URL) is asked for `url` (the client's, whole): its fetch
  * API's URL, every byte but the unreserved ones percent-encoded. A new string (NULL: out of

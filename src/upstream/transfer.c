@@ -290,21 +290,6 @@ static bool last_attempt_in(const struct transfer *t)
     return t->own_cut || (t->bounded && t->rc == CURLE_OK);
 }
 
-/* A parent's redirect is a lie (it answers what it holds), never followed; a parent that does
- * not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S, not the
- * options' (an origin's) patience. */
-static void parent_timeouts(struct transfer *t)
-{
-    const struct config *cfg = t->loop->cfg;
-    bool p = t->parent.active;
-    long connect_ms = (long)cfg->connect_timeout * 1000, stall = (long)cfg->stall_timeout;
-    curl_easy_setopt(t->h.easy, CURLOPT_FOLLOWLOCATION, p ? 0L : 1L);
-    curl_easy_setopt(t->h.easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     p && connect_ms > PARENT_CONNECT_MS ? (long)PARENT_CONNECT_MS : connect_ms);
-    curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_TIME,
-                     p && stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
-}
-
 /* The facts of the attempt about to start, and its request (-1: out of memory). */
 static int prepare_attempt(struct transfer *t, int64_t left)
 {
@@ -317,7 +302,7 @@ static int prepare_attempt(struct transfer *t, int64_t left)
     t->parent_relayed = false;
     if (set_headers(t) < 0)
         return -1;
-    parent_timeouts(t);
+    transfer_parent_timeouts(t);
     curl_easy_setopt(t->h.easy, CURLOPT_TIMEOUT_MS, (long)left);
     return 0;
 }
@@ -467,11 +452,8 @@ static enum transfer_state step_ended(struct transfer *t)
         return t->failed ? TS_FAILED : TS_DONE;
     }
     enum parent_fault fault;
-    enum transfer_state next;
     if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
-        return transfer_parent_sha256_refused(t, fault, &next)
-                   ? next
-                   : transfer_fall_back(t, fault, t->parent_why);
+        return transfer_fall_back(t, fault, t->parent_why);
     if (t->parent.active && !t->failed && transfer_parent_fault(t, rc, &fault)) /* --parent-only */
         parent_failed_attempt(&t->parent, fault, transfer_parent_own_fault(t, fault));
     if (!t->failed && !stopping && (t->own_cut || (t->bounded && rc == CURLE_OK)))

@@ -118,12 +118,21 @@ static int transfer_parent_answer(struct transfer *t)
     if (!t->terms.sources.parent_only &&
         parent_judge(&t->parent, t->status, t->parent.cache_status[0] != '\0', &f) < 0) {
         t->parent_failed = f;
-        t->parent_relayed = t->status != 507 && t->parent.cache_status[0] != '\0';
+        /* not its own failure: a 4xx is about the URL (one too long for it, say: any client
+         * can ask for one), a 5xx with a Cache-Status its upstream's (but 507, its disk) */
+        t->parent_relayed = (t->status >= 400 && t->status < 500) ||
+                            (t->status != 507 && t->parent.cache_status[0] != '\0');
         snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);
         return -1;
     }
     if (t->status == 206 && t->offset == 0 && r->has_range && r->range_first == 0 &&
         (r->range_total < 0 || r->range_last + 1 == r->range_total)) {
+        if (r->content_length >= 0 && r->content_length != r->range_last + 1) {
+            t->parent_failed = PARENT_LIE;
+            snprintf(t->parent_why, sizeof(t->parent_why),
+                     "its Content-Length is not its Content-Range's");
+            return -1;
+        }
         t->status = 200;
         r->content_length = r->range_total;
         r->has_range = false;
@@ -135,8 +144,11 @@ static int transfer_parent_answer(struct transfer *t)
  * range) lied, or changed under the download: either way, the origin (-1 ends the attempt). */
 static bool transfer_parent_lied(struct transfer *t, const struct verdict *v)
 {
+    /* a refusal the parent relays is a 4xx (parent_judge); any other end it gives (a 304 to
+     * an unconditional ask, a 206 to the whole object) is a lie */
+    bool renews = t->conditional && t->status == 304;
     bool lie = v->kind == VERDICT_REFETCH || (v->kind == VERDICT_RESTART && t->offset > 0) ||
-               (v->kind == VERDICT_FAIL && t->status >= 200 && t->status < 300);
+               (v->kind == VERDICT_FAIL && !renews && (t->status < 400 || t->status >= 500));
     if (!t->parent.active || t->terms.sources.parent_only || !lie)
         return false;
     t->parent_failed = PARENT_LIE;
@@ -408,7 +420,7 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
         t->status = response_status_line(line);
     } else if (t->body_started) { /* a trailer, after a chunked body: a parent's digest */
         if (t->parent.active && whole && line[0])
-            parent_header(&t->parent, line);
+            parent_digest_line(&t->parent, line);
     } else if (line[0] == '\0') {
         if (headers_done(t) < 0)
             return 0; /* the blank line ends one response's headers */
@@ -424,6 +436,19 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
     return len;
 }
 
+/* A parent that sends more than the length it said lied: the attempt ends, the object is not
+ * failed for it (the store would refuse the bytes and fail it). */
+static bool parent_overran(struct transfer *t, size_t len)
+{
+    struct download_progress p;
+    t->st->progress(t->obj, &p);
+    if (p.length < 0 || p.have + (int64_t)len - t->skip <= p.length || t->fill)
+        return false;
+    t->parent_failed = PARENT_LIE;
+    snprintf(t->parent_why, sizeof(t->parent_why), "it sent more bytes than its length");
+    return true;
+}
+
 size_t transfer_body(struct transfer *t, const char *data, size_t len)
 {
     CHECK_TRANSFER(t);
@@ -434,6 +459,8 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
         t->own_cut = true;
         return 0;
     }
+    if (t->parent.active && parent_overran(t, len))
+        return 0;
     if (!easy_take(&t->h, len))
         return CURL_WRITEFUNC_PAUSE;
     size_t took = len, dropped = (int64_t)len < t->skip ? len : (size_t)t->skip;

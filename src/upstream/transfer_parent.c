@@ -29,29 +29,7 @@ bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
 {
     /* a loop is the configuration's; a hold is the hold's; a 5xx with a Cache-Status is its
      * upstream's failure relayed (but for 507: its own disk) */
-    /* nor a cut of an answer to the client's &sha256=: the parent cuts a body that does not
-     * match it, and any client can give a wrong one */
-    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed) &&
-           !(f == PARENT_CUT && t->terms.sources.sha256[0]);
-}
-
-bool transfer_parent_sha256_refused(struct transfer *t, enum parent_fault f,
-                                    enum transfer_state *next)
-{
-    bool mismatch = f == PARENT_CUT ||
-                    (f == PARENT_STATUS && strstr(t->parent.cache_status, "digest-mismatch"));
-    int rc;
-    if (!mismatch || !parent_drop_sha256(&t->parent))
-        return false;
-    t->source = t->parent.fetch_url;
-    easy_set_url(&t->h, t->source);
-    log_info("fetch %s: the parent's copy may not be the first client's sha256 (%s); asking it "
-             "again without",
-             t->url, t->parent_why);
-    rc = transfer_start_afresh(t, "the parent's answer to a sha256 was cut");
-    t->parent_failed = PARENT_FAULTS;
-    *next = rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_ATTEMPT;
-    return true;
+    return f != PARENT_LOOP && f != PARENT_DOWN && !(f == PARENT_STATUS && t->parent_relayed);
 }
 
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
@@ -89,12 +67,17 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
 bool transfer_parent_vouches(struct transfer *t, const uint8_t digest[32],
                              enum transfer_state *next)
 {
-    const char *why = t->parent.has_digest ? "the sha256 of its bytes is not its Repr-Digest"
-                                           : "it gave no Repr-Digest to check its bytes against";
-    char reason[200];
     struct download_progress p;
-    if (parent_digest_ok(&t->parent, digest)) {
-        t->st->progress(t->obj, &p);
+    const char *why;
+    char reason[200];
+    t->st->progress(t->obj, &p);
+    if (p.length >= 0 && p.have != p.length)
+        why = "its body is shorter than the length it said";
+    else if (!t->parent.has_digest)
+        why = "it gave no Repr-Digest to check its bytes against";
+    else if (!parent_digest_ok(&t->parent, digest))
+        why = "the sha256 of its bytes is not its Repr-Digest";
+    else {
         parent_served(&t->parent, p.have);
         return true;
     }
@@ -133,4 +116,21 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next)
     log_debug("fetch %s: download started, asked of its parent", t->url);
     *next = TS_ATTEMPT;
     return true;
+}
+
+/* A parent's redirect is a lie (it answers what it holds), never followed; a parent that does
+ * not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S, not the
+ * options' (an origin's) patience. */
+void transfer_parent_timeouts(struct transfer *t)
+{
+    const struct config *cfg = t->loop->cfg;
+    bool p = t->parent.active;
+    long connect_ms = (long)cfg->connect_timeout * 1000, stall = (long)cfg->stall_timeout;
+    curl_easy_setopt(t->h.easy, CURLOPT_FOLLOWLOCATION, p ? 0L : 1L);
+    curl_easy_setopt(t->h.easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     p && connect_ms > PARENT_CONNECT_MS ? (long)PARENT_CONNECT_MS : connect_ms);
+    curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_TIME,
+                     p && stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
+    /* a parent trickling bytes would hold its misses until --download-timeout */
+    curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_LIMIT, p ? (long)PARENT_LOW_SPEED : 1L);
 }

@@ -16,12 +16,10 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next);
 /* Whether fault `f` of the download's parent is the parent's own (it counts toward holding it
  * down), not its upstream's relayed, a loop, or its hold. */
 bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f);
-/* The parent cut (or refused with digest-mismatch) its answer to the first client's &sha256=:
- * most likely its copy is another one, which only that client refuses. The parent is asked
- * again, once, without it (*next: ATTEMPT, or OPENING for a new version): one origin download
- * for the tree whatever a client's sha256 says. False: not that case (the origin's turn). */
-bool transfer_parent_sha256_refused(struct transfer *t, enum parent_fault f,
-                                    enum transfer_state *next);
+/* The attempt's redirects and timeouts: a parent's redirect is never followed, and a parent
+ * that does not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S;
+ * the options' for any other source. */
+void transfer_parent_timeouts(struct transfer *t);
 /* Whether a failure of the parent's sends the download to the origin (not with --parent-only). */
 bool transfer_may_fall_back(const struct transfer *t);
 /* Whether the attempt that ended in `rc` failed by its parent's fault: *f, t->parent_why. */
