@@ -68,7 +68,17 @@ SIZES = {
                  beside=dict(size=1024 * MiB, readers=8, runs=3, idle_seconds=3.0),
                  # tls-*: seconds of each handshake run (full, then resumed), its client
                  # threads, and the idle TLS connections held
-                 tls=dict(handshake_seconds=10, handshake_threads=8, idle=2000)),
+                 tls=dict(handshake_seconds=10, handshake_threads=8, idle=2000),
+                 # tier: one parent, three children, ten clients on each; the parent killed at
+                 # kill_at of its download; a phase still running after timeout s fails. The
+                 # origin's limit per connection: arca fills a cold 1 GiB over 4 connections in
+                 # 32 MiB pieces, and nginx lets a request's first 1-2 s of bytes out at once
+                 # (its clock counts whole seconds), so at 10m a piece takes 2-3 s and the
+                 # download ~20 s; the tier's 30 clients then take ~1.6 GB/s off loopback,
+                 # which two shared cores carry beside four arcas writing their copies (at
+                 # cold-fanout's 100m its clients would measure the copying, not the tier)
+                 tier=dict(size=1024 * MiB, rate="10m", children=3, clients=10, kill_at=0.3,
+                           timeout=300)),
     "smoke": dict(rounds=1, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
@@ -88,7 +98,11 @@ SIZES = {
                             change_at=1.0, cap="20m", cap_size=64 * MiB, cap_seconds=2,
                             hit_size=16 * MiB, rounds=1),
                   beside=dict(size=32 * MiB, readers=4, runs=1, idle_seconds=0.3),
-                  tls=dict(handshake_seconds=1, handshake_threads=4, idle=100)),
+                  tls=dict(handshake_seconds=1, handshake_threads=4, idle=100),
+                  # one connection (no fill): nginx lets a request's first second of bytes out
+                  # at once, so the object is 4 s of the limit, its first second below 30 %
+                  tier=dict(size=8 * MiB, rate="2m", children=3, clients=4, kill_at=0.3,
+                            timeout=30)),
 }
 
 
@@ -1580,6 +1594,173 @@ def chaos(work, cfg, www):
         for s in (unheld, held, arca):
             s.stop()
 
+def metric_total(server, name):
+    """A metric of a running arca summed over its labels; None when it has no such metric (a
+    build before it) or does not answer (killed)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    values = [float(v) for k, v in re.findall(r"^([^\s{]+)(?:\{[^}]*\})? (\S+)$", text, re.M)
+              if k == name]
+    return sum(values) if values else None
+
+
+def tier_get(urls, clients, timeout, sha=False):
+    """`clients` GETs at once, spread over `urls` (client i asks urls[i % len]) by one
+    arca-loadgen, as in every phase; each client gets "t_start" and "t_done" on
+    CLOCK_MONOTONIC and "url" its URL. None when they did not all end within `timeout`: a hang
+    is a result here (the parent is killed under them), not something to wait out."""
+    argv = [LOADGEN, "get", urls[0], "--clients", str(clients), "--threads", "2",
+            *[a for u in urls[1:] for a in ("--also", u)], *(["--sha256"] if sha else [])]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        return None
+    if p.returncode:
+        raise RuntimeError(f"arca-loadgen exited with {p.returncode}: {err}")
+    run = json.loads(out)
+    for x in run["clients"]:
+        x.update(t_start=run["t0"] + x["start"], t_done=run["t0"] + x["done"],
+                 url=urls[x["url"]])
+    return run["clients"]
+
+
+def kill_at(server, size, share, base, stop, out):
+    """SIGKILL `server` (by its pid) once it has downloaded `share` of `size` bytes since its
+    counter read `base`: `out` gets the share it had then. Polls its metrics every 20 ms."""
+    while not stop.is_set():
+        got = metric_total(server, "arca_downloaded_bytes_total")
+        if got is None:
+            return
+        if got - base >= share * size:
+            os.kill(server.pid, signal.SIGKILL)
+            server.proc.wait()
+            out.append((got - base) / size)
+            return
+        stop.wait(0.02)
+
+
+def retry_cut(got, size, timeout):
+    """Clients that were cut ask once more, as a lab's `curl --retry 1` would (a child that
+    loses its parent starts over from the origin: its clients so far are cut). Per client,
+    "retried" and its last attempt's end, status, bytes and sha256."""
+    cut = [x for x in got if x["status"] == 200 and x["bytes"] < size]
+    for url in {x["url"] for x in cut}:
+        mine = [x for x in cut if x["url"] == url]
+        again = tier_get([url], len(mine), timeout, sha=True) or []
+        for x, y in zip(mine, again):
+            x.update(retried=True, t_done=y["t_done"], status=y["status"], bytes=y["bytes"],
+                     sha256=y["sha256"])
+        for x in mine[len(again):]:  # the retry hung
+            x.update(retried=True, t_done=float("nan"), status=0)
+    return len(cut)
+
+
+def tier_phase(www, origin, servers, path, size, clients, c, children=(), kill=None, sha=None):
+    """One cold fan-out of `www/tier` under `path`: `clients` at once over `servers`; with
+    `kill`, that parent arca SIGKILLed at c["kill_at"] of its download, each client's sha256
+    checked and a cut client retried once. Returns its row and why it failed ("" if it did not):
+    a client with wrong bytes, or not whole even after its retry."""
+    os.symlink("tier", os.path.join(www, path[1:]))
+    os.sync()  # no phase meets the writeback of the one before (the tier's writes 4 copies)
+    fallbacks = [metric_total(s, "arca_parent_fallbacks_total") for s in children]
+    watcher, killed, stop = None, [], threading.Event()
+    if kill:
+        base = metric_total(kill, "arca_downloaded_bytes_total")
+        watcher = threading.Thread(target=kill_at, args=(kill, size, c["kill_at"], base, stop,
+                                                         killed))
+        watcher.start()
+    got = tier_get([s.url(origin, path) for s in servers], clients, c["timeout"], sha=bool(sha))
+    stop.set()
+    if watcher:
+        watcher.join()
+    nan = float("nan")
+    row = {"slowest_s": nan, "median_s": nan, "slowest_vs_parent_alone": nan,
+           "origin_bytes_ratio": nan, "max_ttfb_ms": nan, "cut_clients": nan,
+           "wrong_bytes": nan, "failed_clients": clients, "parent_fallbacks": nan,
+           "killed_at_share": killed[0] if killed else nan}
+    if got is None:
+        return row, f"{path}: clients still running after {c['timeout']} s"
+    row["max_ttfb_ms"] = max(1e3 * (x["ttfb"] - x["start"]) for x in got)
+    row["cut_clients"] = retry_cut(got, size, c["timeout"]) if sha else \
+        sum(1 for x in got if x["bytes"] != size)
+    time.sleep(0.2)  # the origin's log lines land
+    row["origin_bytes_ratio"] = origin.origin_bytes(path) / size
+    after = [metric_total(s, "arca_parent_fallbacks_total") for s in children]
+    if children and None not in fallbacks + after:
+        row["parent_fallbacks"] = sum(after) - sum(fallbacks)
+    secs = [x["t_done"] - x["t_start"] for x in got]
+    whole = [x["status"] == 200 and x["bytes"] == size for x in got]
+    wrong = [x for x, w in zip(got, whole) if w and sha and x.get("sha256") != sha]
+    failed = [x for x, w in zip(got, whole) if not w or x in wrong]
+    row.update(slowest_s=max(secs), median_s=statistics.median(secs), wrong_bytes=len(wrong),
+               failed_clients=len(failed))
+    why = f"{path}: {len(failed)} of {clients} clients failed, e.g. {failed[0]}" if failed \
+        else ""
+    if kill and not killed:
+        why = f"{path}: the parent was not killed (its download never reached the share)"
+    return row, why
+
+
+def tier(work, cfg, www):
+    """Issue 54: one parent arca, children filling from it (--parent), c["clients"] clients on
+    each asking the same cold object at once, against as many clients on the parent alone (the
+    issue's reference) and against all the tier's clients on the parent alone (on this machine
+    every client's bytes cross the same two cores: what that costs, without the tier); then
+    the parent killed mid-run. Origin bytes per phase from the origin's log. Parent and
+    children start fresh each round."""
+    c = cfg["tier"]
+    size, n, kids = c["size"], c["clients"], c["children"]
+    write_random(os.path.join(www, "tier"), size)
+    # not modified within the second of an answer: arca fills only an object whose validator
+    # proves its pieces (until then the first phase went over one connection, the others not)
+    os.utime(os.path.join(www, "tier"), (time.time() - 10, time.time() - 10))
+    sha = file_sha256(os.path.join(www, "tier"))
+    origin = Nginx(work, "origin", www=www, limit_rate=c["rate"])
+    extra = tuple(c.get("arca_extra", ()))
+    names = (f"parent alone {n}", f"parent alone {n * kids}", f"tier {kids}×{n}",
+             "tier, parent killed")  # clients
+    rows, failures = {k: [] for k in names}, []
+    try:
+        for r in range(cfg["rounds"]):
+            parent = Arca(work, name=f"parent-{r}", extra=extra)
+            children = [Arca(work, name=f"child{i}-{r}",
+                             extra=extra + ("--parent", f"http://127.0.0.1:{parent.port}"))
+                        for i in range(kids)]
+            try:
+                phases = (([parent], n, {}), ([parent], n * kids, {}),
+                          (children, n * kids, {"children": children}),
+                          (children, n * kids, {"children": children, "kill": parent,
+                                                "sha": sha}))
+                done = []
+                for name, (servers, clients, more) in zip(names, phases):
+                    row, why = tier_phase(www, origin, servers, f"/tier-{r}-{len(done)}", size,
+                                          clients, c, **more)
+                    done.append(row)
+                    failures += [f"round {r}, {name}: {why}"] if why else []
+                for name, row in zip(names, done):
+                    row["slowest_vs_parent_alone"] = row["slowest_s"] / done[0]["slowest_s"]
+                    rows[name].append(row)
+            finally:
+                for s in children + [parent]:
+                    s.stop()
+                    shutil.rmtree(s.data_dir, ignore_errors=True)
+        return {"metric": "slowest_vs_parent_alone", "higher_is_better": False,
+                "unit": "× parent alone",
+                "setup": f"{size >> 20} MiB at {c['rate']}B/s per origin connection (nginx "
+                         f"limit_rate); one parent arca, {kids} children (--parent), {n} clients "
+                         f"on each at once; against {n} and {n * kids} clients on the parent "
+                         f"alone; then the parent SIGKILLed at {c['kill_at']:.0%} of its "
+                         "download (every client's sha256 checked, a cut client retried once)",
+                "rounds": rows, "failures": failures}
+    finally:
+        origin.stop()
+
 
 def direct_seconds(argv):
     """Seconds a direct download (curl, aria2c) takes, its output dropped."""
@@ -2000,7 +2181,7 @@ SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "fill": fill_scenario, "fill-change": fill_change, "uplink-cap": uplink_cap,
              "small-beside-large": small_beside_large,
              "tls-small": tls_small, "tls-handshake": tls_handshake, "tls-large": tls_large,
-             "tls-idle": tls_idle}
+             "tls-idle": tls_idle, "tier": tier}
 
 
 def write_random(path, size):
@@ -2052,6 +2233,8 @@ def markdown(results, cfg_name, date):
         for field, ratios in res.get("more_ratios", {}).items():
             lines += ["", f"Ratios on {field}: " +
                       ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())]
+        if res.get("failures"):
+            lines += ["", "Failed: " + "; ".join(res["failures"])]
         lines.append("")
     return "\n".join(lines)
 
@@ -2100,7 +2283,7 @@ def main():
     date = datetime.date.today().isoformat()
     work = tempfile.mkdtemp(prefix="arca-bench-")
     os.chmod(work, 0o755)  # nginx, varnish and squid workers read and write below it
-    ran = False
+    ran, failed = False, []
     try:
         for name in args.scenarios:
             t0 = time.monotonic()
@@ -2116,10 +2299,16 @@ def main():
                   ", ".join(f"{k} {v:.2f}" for k, v in res.get("ratios", {}).items()), flush=True)
             shutil.rmtree(sdir)
             ran = True
+            # a scenario that counts its failures (tier) has its figures written, then fails
+            failed += [f"{name}: {why}" for why in res.get("failures", [])]
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if ran:
             print(write_summary(args.out, date, cfg_name))
+    if failed:
+        print("failed:\n  " + "\n  ".join(failed), file=sys.stderr)
+        return 1
+    return 0
 
 
 def write_summary(out, date, cfg_name):

@@ -3,10 +3,14 @@
  * contender is measured with the same, cheap client (curl processes would take a core of their own
  * at these rates).
  *
- *   arca-loadgen get URL [--clients N] [--spread SECONDS] [--threads T]
+ *   arca-loadgen get URL [--clients N] [--spread SECONDS] [--threads T] [--also URL]...
+ *                    [--sha256]
  *       N clients GET the URL (HTTP/1.1, Connection: close), client i starting i*SPREAD/N seconds
  *       in. Prints JSON: per client its start, time to first response byte and completion
- *       (seconds since the run began), body bytes and status.
+ *       (seconds since the run began), body bytes and status. Each --also adds a URL: client i
+ *       asks the (i mod URLs)th, so one process drives the clients of several servers (the tier
+ *       scenario's three child arcas) as it drives one's. --sha256 adds each client's body's
+ *       sha256 (hex; "" unless the body came whole): bytes alone would not show wrong ones.
  *   arca-loadgen idle URL --clients N
  *       Opens N keep-alive connections, sends one GET on each and reads its answer (it must carry a
  *       Content-Length), then holds them all open. Prints {"open":..,"failed":..} once they are
@@ -44,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #define HEAD_MAX 8192
 #define RECV_BUF (256 * 1024)
 /* Reads of one socket per epoll pass. Reading until EAGAIN let a socket that a fast sender keeps
@@ -52,6 +58,14 @@
  * next pass. */
 #define RECVS_PER_PASS 4
 #define CONNECTING_MAX 256 /* idle mode: connections opened but not yet answered */
+#define URLS_MAX 8         /* get mode: URL and its --also */
+
+/* Where a URL's clients connect, and the request they send. */
+struct url_target {
+    struct sockaddr_in addr;
+    char request[1024];
+    size_t len;
+};
 
 enum phase { P_WAITING, P_SENDING, P_HEAD, P_BODY, P_DONE, P_FAILED };
 
@@ -68,12 +82,15 @@ struct client {
     char head[HEAD_MAX];
     const char *error;
     int error_errno; /* errno of a failed system call, else 0 */
+    const struct url_target *to;
+    EVP_MD_CTX *sha; /* --sha256: the body's, as it comes */
+    char sha_hex[65];
 };
 
-static struct sockaddr_in target;
+/* urls[0] is the URL rate and probe modes ask; get mode's clients share them all. */
+static struct url_target urls[URLS_MAX];
+static int url_count;
 static char url_path[512], url_host[80]; /* rate mode builds each request from them */
-static char request[1024];
-static size_t request_len;
 static bool idle_mode;
 static double spread;
 static struct timespec t0;
@@ -107,6 +124,13 @@ static void finish(struct client *c)
 {
     c->phase = P_DONE;
     c->done = now();
+    if (c->sha) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        EVP_DigestFinal_ex(c->sha, md, &len);
+        for (unsigned int i = 0; i < len && i < 32; i++)
+            snprintf(c->sha_hex + 2 * i, 3, "%02x", md[i]);
+    }
     if (idle_mode) {
         epoll_ctl(c->ep, EPOLL_CTL_DEL, c->fd, NULL); /* held open, never read again */
     } else {
@@ -125,7 +149,8 @@ static int start_client(struct client *c, int ep)
         fail_sys(c, "socket");
         return -1;
     }
-    if (connect(c->fd, (struct sockaddr *)&target, sizeof(target)) < 0 && errno != EINPROGRESS) {
+    if (connect(c->fd, (const struct sockaddr *)&c->to->addr, sizeof(c->to->addr)) < 0 &&
+        errno != EINPROGRESS) {
         fail_sys(c, "connect");
         return -1;
     }
@@ -153,13 +178,22 @@ static void parse_head(struct client *c)
         fail(c, "idle mode needs a Content-Length");
 }
 
+/* Body bytes: counted, and hashed with --sha256. */
+static void take_body(struct client *c, const char *p, size_t n)
+{
+    c->body += (int64_t)n;
+    if (c->sha)
+        EVP_DigestUpdate(c->sha, p, n);
+}
+
 /* Count the payload of a chunked body; returns -1 on a framing error, 1 at the last chunk. */
 static int eat_chunked(struct client *c, const char *p, size_t n)
 {
     while (n > 0) {
         if (c->chunk_left > 0) {
             size_t take = (size_t)c->chunk_left < n ? (size_t)c->chunk_left : n;
-            c->body += (int64_t)take, c->chunk_left -= (int64_t)take, p += take, n -= take;
+            take_body(c, p, take);
+            c->chunk_left -= (int64_t)take, p += take, n -= take;
             if (c->chunk_left == 0)
                 c->chunk_left = -2;
             continue;
@@ -213,7 +247,7 @@ static void on_bytes(struct client *c, const char *p, size_t n)
             finish(c);
         return;
     }
-    c->body += (int64_t)n;
+    take_body(c, p, n);
     if (c->length >= 0 && c->body >= c->length)
         finish(c);
 }
@@ -221,12 +255,12 @@ static void on_bytes(struct client *c, const char *p, size_t n)
 static void on_event(struct client *c, uint32_t events, char *buf)
 {
     if (c->phase == P_SENDING && (events & EPOLLOUT)) {
-        ssize_t n = send(c->fd, request + c->sent, request_len - c->sent, MSG_NOSIGNAL);
+        ssize_t n = send(c->fd, c->to->request + c->sent, c->to->len - c->sent, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN) {
             fail_sys(c, "send");
             return;
         }
-        if (n > 0 && (c->sent += (size_t)n) == request_len) {
+        if (n > 0 && (c->sent += (size_t)n) == c->to->len) {
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
             c->phase = P_HEAD;
             epoll_ctl(c->ep, EPOLL_CTL_MOD, c->fd, &ev);
@@ -298,24 +332,33 @@ static void *run_worker(void *arg)
 static int rate_main(int argc, char **argv);
 static int probe_main(int argc, char **argv);
 
+/* The next of urls[]; the first sets url_path and url_host too (rate mode's). */
 static int parse_url(const char *url)
 {
     char host[64];
     int port = 80, off = 0;
+    if (url_count == URLS_MAX)
+        return -1;
+    struct url_target *u = &urls[url_count];
     if (sscanf(url, "http://%63[0-9.]:%d%n", host, &port, &off) < 2 &&
         sscanf(url, "http://%63[0-9.]%n", host, &off) < 1)
         return -1;
-    target.sin_family = AF_INET;
-    target.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &target.sin_addr) != 1)
+    u->addr.sin_family = AF_INET;
+    u->addr.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &u->addr.sin_addr) != 1)
         return -1;
-    snprintf(url_path, sizeof(url_path), "%s", url[off] ? url + off : "/");
-    snprintf(url_host, sizeof(url_host), "%s:%d", host, port);
-    request_len = (size_t)snprintf(
-        request, sizeof(request),
+    if (url_count == 0) {
+        snprintf(url_path, sizeof(url_path), "%s", url[off] ? url + off : "/");
+        snprintf(url_host, sizeof(url_host), "%s:%d", host, port);
+    }
+    u->len = (size_t)snprintf(
+        u->request, sizeof(u->request),
         "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: arca-loadgen\r\n%s\r\n",
         url[off] ? url + off : "/", host, port, idle_mode ? "" : "Connection: close\r\n");
-    return request_len < sizeof(request) ? 0 : -1;
+    if (u->len >= sizeof(u->request))
+        return -1;
+    url_count++;
+    return 0;
 }
 
 static void print_results(const struct client *cl, int n)
@@ -341,9 +384,10 @@ static void print_results(const struct client *cl, int n)
         const struct client *c = &cl[i];
         printf(
             "  {\"start\": %.6f, \"ttfb\": %.6f, \"done\": %.6f, \"bytes\": %lld, \"status\": %d, "
-            "\"error\": \"%s\"}%s\n",
-            c->start, c->ttfb, c->done, (long long)c->body, c->status, c->error ? c->error : "",
-            i + 1 < n ? "," : "");
+            "\"url\": %d, \"error\": \"%s\"%s%s%s}%s\n",
+            c->start, c->ttfb, c->done, (long long)c->body, c->status, (int)(c->to - urls),
+            c->error ? c->error : "", c->sha ? ", \"sha256\": \"" : "", c->sha ? c->sha_hex : "",
+            c->sha ? "\"" : "", i + 1 < n ? "," : "");
     }
     printf("]}\n");
 }
@@ -362,24 +406,36 @@ int main(int argc, char **argv)
     if (argc >= 3 && !strcmp(argv[1], "probe"))
         return probe_main(argc, argv);
     if (argc < 3 || (strcmp(argv[1], "get") && strcmp(argv[1], "idle"))) {
-        fprintf(stderr,
-                "usage: arca-loadgen get|idle URL [--clients N] [--spread S] [--threads T]\n"
-                "       arca-loadgen rate URL --rate R --seconds S [--connections C] "
-                "[--random N]\n"
-                "       arca-loadgen probe URL [--gap-ms G] [--seconds S]\n");
+        fprintf(stderr, "usage: arca-loadgen get|idle URL [--clients N] [--spread S] [--threads T] "
+                        "[--also URL]... [--sha256]\n"
+                        "       arca-loadgen rate URL --rate R --seconds S [--connections C] "
+                        "[--random N]\n"
+                        "       arca-loadgen probe URL [--gap-ms G] [--seconds S]\n");
         return 2;
     }
     idle_mode = !strcmp(argv[1], "idle");
-    for (int i = 3; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--clients"))
-            clients = atoi(argv[i + 1]);
+    bool bad = parse_url(argv[2]) < 0, sha = false;
+    for (int i = 3; i < argc; i++) {
+        if (!strcmp(argv[i], "--sha256"))
+            sha = true;
+        else if (i + 1 == argc)
+            bad = true;
+        else if (!strcmp(argv[i], "--clients"))
+            clients = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--spread"))
-            spread = atof(argv[i + 1]);
+            spread = atof(argv[++i]);
         else if (!strcmp(argv[i], "--threads"))
-            threads = atoi(argv[i + 1]);
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--also"))
+            bad |= parse_url(argv[++i]) < 0;
+        else
+            bad = true;
     }
-    if (parse_url(argv[2]) < 0 || clients < 1 || threads < 1 || threads > 16 || spread < 0) {
-        fprintf(stderr, "arca-loadgen: bad arguments (URL must be http://IPv4[:port]/path)\n");
+    if (bad || clients < 1 || threads < 1 || threads > 16 || spread < 0) {
+        fprintf(stderr,
+                "arca-loadgen: bad arguments (URLs must be http://IPv4[:port]/path, at "
+                "most %d)\n",
+                URLS_MAX);
         return 2;
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -388,6 +444,12 @@ int main(int argc, char **argv)
     }
     if (!(cl = calloc((size_t)clients, sizeof(*cl))))
         return 1;
+    for (int i = 0; i < clients; i++) {
+        cl[i].to = &urls[i % url_count];
+        if (sha &&
+            (!(cl[i].sha = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(cl[i].sha, EVP_sha256(), NULL)))
+            return 1;
+    }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int t = 0; t < threads; t++) {
         int first = clients * t / threads, last = clients * (t + 1) / threads;
@@ -400,6 +462,8 @@ int main(int argc, char **argv)
     if (idle_mode)
         while (read(0, drain, sizeof(drain)) > 0)
             ;
+    for (int i = 0; i < clients; i++)
+        EVP_MD_CTX_free(cl[i].sha);
     free(cl);
     return 0;
 }
@@ -429,7 +493,8 @@ static int rate_connect(struct rconn *c, int ep)
     int one = 1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&target, sizeof(target)) < 0)
+    if (c->fd < 0 ||
+        connect(c->fd, (const struct sockaddr *)&urls[0].addr, sizeof(urls[0].addr)) < 0)
         return -1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     fcntl(c->fd, F_SETFL, O_NONBLOCK);
@@ -627,8 +692,8 @@ static bool probe_one(char *buf, size_t cap)
         return false;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&target, sizeof(target)) == 0 &&
-        send(fd, request, request_len, MSG_NOSIGNAL) == (ssize_t)request_len) {
+    if (connect(fd, (const struct sockaddr *)&urls[0].addr, sizeof(urls[0].addr)) == 0 &&
+        send(fd, urls[0].request, urls[0].len, MSG_NOSIGNAL) == (ssize_t)urls[0].len) {
         while (got + 1 < cap && (n = recv(fd, buf + got, cap - 1 - got, 0)) > 0)
             got += (size_t)n;
         buf[got] = '\0';
