@@ -454,6 +454,8 @@ static enum transfer_state step_ended(struct transfer *t)
     enum parent_fault fault;
     if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
         return transfer_fall_back(t, fault, t->parent_why);
+    if (t->prefix_wrong && !t->failed && !stopping)
+        return transfer_prefix_refused(t);
     if (t->parent.active && !t->failed && transfer_parent_fault(t, rc, &fault)) /* --parent-only */
         parent_failed_attempt(&t->parent, fault, transfer_parent_own_fault(t, fault));
     if (!t->failed && !stopping && (t->own_cut || (t->bounded && rc == CURLE_OK)))
@@ -494,6 +496,7 @@ static void free_transfer(struct transfer *t)
     free(t->via);
     mirror_free(&t->pick);
     parent_forget(&t->parent);
+    EVP_MD_CTX_free(t->prefix_check);
     t->magic = 0;
     free(t);
 }

@@ -72,6 +72,13 @@ static int new_version(struct transfer *t, const char *why, bool failure)
     return 0;
 }
 
+/* A check of the bytes kept (after a parent broke off) ends with them. */
+static void drop_prefix_check(struct transfer *t)
+{
+    EVP_MD_CTX_free(t->prefix_check);
+    t->prefix_check = NULL;
+}
+
 /* The kept bytes cannot be continued (upstream changed the file, or nothing proves it did not):
  * start over from byte 0, with a body of `length` bytes described by `h` (NULL: not known yet).
  * Readers that hold nothing of the old body the new one contradicts go on with the same object;
@@ -87,6 +94,7 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
         transfer_fail_as_object(t);
         return -1;
     }
+    drop_prefix_check(t);
     log_info("fetch %s: %s; starting over from byte 0%s", t->url, why,
              rc > 0 ? ", as a new version (clients of the old one are cut)" : "");
     atomic_fetch_add(&stats.download_restarts, 1);
@@ -159,6 +167,7 @@ int transfer_start_afresh(struct transfer *t, const char *why)
 {
     struct download_progress p;
     transfer_drop_fill(t);
+    drop_prefix_check(t);
     t->st->progress(t->obj, &p);
     t->offset = 0;
     memset(&t->kept, 0, sizeof(t->kept));
@@ -345,6 +354,33 @@ static bool same_whole_body(struct transfer *t)
            !strcmp(now.etag, t->kept.etag);
 }
 
+/* A whole body of the kept bytes' length (after a parent broke off: its first bytes are checked
+ * against the kept ones as they come, transfer_body). */
+static bool same_length(struct transfer *t)
+{
+    return t->status == 200 && t->resp.content_length >= 0 &&
+           t->resp.content_length == known_length(t);
+}
+
+/* The bytes a parent sent before it broke off come again from the origin (skipped): once all
+ * are in, their digest must be the kept bytes'; -1 ends the attempt when it is not (the
+ * download then starts over: transfer.c). */
+static int check_prefix(struct transfer *t, const char *data, size_t len)
+{
+    uint8_t got[32];
+    unsigned int n = 0;
+    EVP_DigestUpdate(t->prefix_check, data, len);
+    if (t->skip > 0)
+        return 0;
+    EVP_DigestFinal_ex(t->prefix_check, got, &n);
+    EVP_MD_CTX_free(t->prefix_check);
+    t->prefix_check = NULL;
+    if (memcmp(got, t->prefix, 32) == 0)
+        return 0;
+    t->prefix_wrong = true;
+    return -1;
+}
+
 /* The end of one response's headers: decide what to do with this response (-1 ends the
  * attempt). */
 static int headers_done(struct transfer *t)
@@ -369,7 +405,8 @@ static int headers_done(struct transfer *t)
      * plain resume keeps its rule: origins that redirect to one mirror or another) */
     if (v.kind == VERDICT_CONTINUE && t->alone && other_host(t))
         v = (struct verdict){VERDICT_REFETCH, 502, "the rest came from another host"};
-    if (v.kind == VERDICT_RESTART && t->alone && same_whole_body(t)) {
+    if (v.kind == VERDICT_RESTART && t->alone &&
+        (t->prefix_check ? same_length(t) : same_whole_body(t))) {
         t->skip = t->offset; /* the bytes kept come again first: dropped */
         v.kind = VERDICT_CONTINUE;
     }
@@ -465,6 +502,8 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
         return CURL_WRITEFUNC_PAUSE;
     size_t took = len, dropped = (int64_t)len < t->skip ? len : (size_t)t->skip;
     t->skip -= (int64_t)dropped; /* a whole body's bytes the download keeps already */
+    if (dropped && t->prefix_check && check_prefix(t, data, dropped) < 0)
+        return 0;
     data += dropped;
     len -= dropped;
     t->received += (int64_t)dropped;

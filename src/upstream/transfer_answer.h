@@ -73,6 +73,12 @@ struct transfer {
     /* < PARENT_FAULTS: the parent failed this attempt so (parent_why says how); the download
      * goes on from the origin (transfer.c, fall_back) */
     enum parent_fault parent_failed;
+    /* After its parent broke off: the origin's whole body is asked (alone), and the first
+     * `offset` bytes it sends (skipped) must hash to `prefix` (what the parent's bytes kept
+     * hash to) before a byte more is taken (NULL: no such check). `prefix_wrong`: they did not. */
+    EVP_MD_CTX *prefix_check;
+    uint8_t prefix[32];
+    bool prefix_wrong;
     bool parent_relayed; /* its answer's 5xx carried a Cache-Status: its upstream failed it */
     char parent_why[160];
     CURLcode rc; /* how curl ended it */

@@ -7,12 +7,43 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The parent failed the download (`f`, `why`): it starts over from the origin at once (through
- * the mirrors' pick), never failed for that; the bytes from the parent go (only the parent
- * vouched for them), and so does the freshness it said. */
+/* The parent broke off (`f` a cut) after sending some of the body: its clients need not be
+ * cut. The origin's whole body is asked (alone: no Range, whatever validator it has), and the
+ * bytes kept are taken as the parent's only once the origin's first ones hash the same
+ * (transfer_answer.c, check_prefix): never a byte the origin did not send. False when there is
+ * nothing to keep (or no memory): the download starts afresh. */
+static bool continue_from_origin(struct transfer *t, enum parent_fault f)
+{
+    struct download_progress p;
+    EVP_MD_CTX *copy;
+    unsigned int n = 0;
+    transfer_drop_fill(t); /* what its pieces brought ahead of the head goes with them */
+    t->st->progress(t->obj, &p);
+    if (f != PARENT_CUT || p.have <= 0 || p.length < 0 || !(copy = EVP_MD_CTX_new()))
+        return false;
+    if (EVP_MD_CTX_copy_ex(copy, t->sha) != 1 || EVP_DigestFinal_ex(copy, t->prefix, &n) != 1 ||
+        !(t->prefix_check = EVP_MD_CTX_new()) ||
+        EVP_DigestInit_ex(t->prefix_check, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(copy);
+        EVP_MD_CTX_free(t->prefix_check);
+        t->prefix_check = NULL;
+        return false;
+    }
+    EVP_MD_CTX_free(copy);
+    t->alone = true; /* the whole body, over one connection: its first bytes are checked */
+    log_info("fetch %s: its parent broke off at byte %lld; the origin's body goes on, its first "
+             "bytes checked against the parent's",
+             t->url, (long long)p.have);
+    return true;
+}
+
+/* The parent failed the download (`f`, `why`): it goes on from the origin at once (through
+ * the mirrors' pick), never failed for that. The bytes a parent that broke off sent are kept
+ * only if the origin's hash the same (continue_from_origin); other bytes from the parent go
+ * (only it vouched for them), and so does the freshness it said. */
 enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, const char *why)
 {
-    int rc;
+    int rc = 0;
     parent_fault(&t->parent, t->url, f, transfer_parent_own_fault(t, f), why);
     t->source = t->asked;
     easy_set_url(&t->h, t->source);
@@ -21,8 +52,18 @@ enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, 
     t->alone = false;
     t->parent_failed = PARENT_FAULTS;
     t->st->from_parent(t->obj, 0, t->terms.object.ttl, NULL);
-    rc = transfer_start_afresh(t, "its parent failed");
+    if (!continue_from_origin(t, f))
+        rc = transfer_start_afresh(t, "its parent failed");
     return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+}
+
+enum transfer_state transfer_prefix_refused(struct transfer *t)
+{
+    int rc;
+    t->prefix_wrong = false;
+    t->alone = false;
+    rc = transfer_start_afresh(t, "the bytes its parent sent are not the origin's");
+    return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_ATTEMPT;
 }
 
 bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)

@@ -22,6 +22,10 @@ bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f);
  * that does not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S;
  * the options' for any other source. */
 void transfer_parent_timeouts(struct transfer *t);
+/* The origin's first bytes did not hash as those the parent sent before it broke off (its
+ * body was checked: check_prefix): they go, the download starts afresh from the origin
+ * (ATTEMPT, or OPENING for a new version; its clients cut then). */
+enum transfer_state transfer_prefix_refused(struct transfer *t);
 /* Whether a failure of the parent's sends the download to the origin (not with --parent-only). */
 bool transfer_may_fall_back(const struct transfer *t);
 /* Whether the attempt that ended in `rc` failed by its parent's fault: *f, t->parent_why. */

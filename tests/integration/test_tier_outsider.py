@@ -216,6 +216,26 @@ def test_a_parent_trickling_bytes_is_passed_over(origin, start_arca):
         if not complete:  # its clients had the trickle's first bytes: cut, then whole
             status, _, body, complete = full_fetch(child, url, timeout=30)
         assert status == 200 and complete and sha256(body) == sha256(DATA)
-        assert fallbacks(child).get("cut") == 1 and origin.counts["/lab/slow.img"] == 1
+        # its trickle was not the origin's bytes: checked against the origin's first ones, they
+        # went, and the origin's body was asked again from its first byte
+        assert fallbacks(child).get("cut") == 1 and origin.counts["/lab/slow.img"] == 2
+    finally:
+        p.stop()
+
+
+def test_a_parent_breaking_off_cuts_no_client(origin, start_arca):
+    """The parent sends half the object, then its connection breaks (killed): the site asks
+    the origin's whole body, checks its first half against what the parent sent, and streams
+    on: its client never sees a cut, the object is the origin's."""
+    url = origin.add("/lab/half.img", data=DATA, etag='"v1"')
+    head = http_answer(206, _h([("Content-Range", f"bytes 0-{L-1}/{L}"),
+                                ("Content-Length", str(L))]))[0]
+    p = RawParent(lambda t, h, i: [head, DATA[:L // 2], 0.3])
+    try:
+        child = start_arca("--upstream-allow", "127.0.0.0/8", "--parent", p.base, name="child")
+        status, _, body, complete = full_fetch(child, url, timeout=30)
+        assert status == 200 and complete and sha256(body) == sha256(DATA)
+        assert fallbacks(child).get("cut") == 1 and origin.counts["/lab/half.img"] == 1
+        assert child.log_shows("its first bytes checked against the parent's")
     finally:
         p.stop()
