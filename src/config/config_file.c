@@ -428,6 +428,44 @@ static int finish_tls(const struct config *cfg, char err[CONFIG_ERR_LEN])
     return 0;
 }
 
+/* Whether `host` (no brackets) and `port` name an address of this arca: one it listens on by
+ * that very address, or loopback while it listens on every address. A name or another
+ * machine's address is not judged here (Via stops a loop through it at run time). */
+static bool names_self(const char *host, int port, const char *listen_host, int listen_port)
+{
+    bool wild = !listen_host[0] || !strcmp(listen_host, "0.0.0.0") || !strcmp(listen_host, "::");
+    bool loopback = !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
+                    !strcasecmp(host, "localhost");
+    return port == listen_port && (!strcasecmp(host, listen_host) || (wild && loopback));
+}
+
+/* --parent naming this arca itself: every miss would ask itself, once (508). */
+static bool parent_is_self(const struct config *cfg)
+{
+    const char *auth = strstr(cfg->parent, "://") + 3, *colon;
+    char host[256];
+    size_t len = strcspn(auth, "/");
+    int port = strncmp(cfg->parent, "https", 5) ? 80 : 443;
+    if (auth[0] == '[') { /* [v6]:port */
+        const char *close = memchr(auth, ']', len);
+        if (!close)
+            return false;
+        snprintf(host, sizeof(host), "%.*s", (int)(close - auth - 1), auth + 1);
+        colon = close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = memchr(auth, ':', len);
+        snprintf(host, sizeof(host), "%.*s", (int)(colon ? (size_t)(colon - auth) : len), auth);
+    }
+    if (colon)
+        port = atoi(colon + 1);
+    if (names_self(host, port, cfg->listen_host, cfg->listen_port))
+        return true;
+    for (int i = 0; i < cfg->n_tls_listen; i++)
+        if (names_self(host, port, cfg->tls_listen[i].host, cfg->tls_listen[i].port))
+            return true;
+    return false;
+}
+
 /* --parent-only and --parent-trusted-http say how to use --parent: without it they mean
  * nothing, and a site that meant "never the origin" must not quietly go there. */
 static int finish_parent(const struct config *cfg, char err[CONFIG_ERR_LEN])
@@ -436,6 +474,13 @@ static int finish_parent(const struct config *cfg, char err[CONFIG_ERR_LEN])
                         : cfg->parent_trusted_http ? "--parent-trusted-http"
                                                    : NULL;
     char where[64];
+    if (cfg->parent[0] && parent_is_self(cfg)) {
+        config_where(cfg, "parent", where, sizeof(where));
+        snprintf(err, CONFIG_ERR_LEN,
+                 "%.60s--parent %.100s is this arca's own address: name the central arca", where,
+                 cfg->parent);
+        return -1;
+    }
     if (cfg->parent[0] || !given)
         return 0;
     config_where(cfg, given + 2, where, sizeof(where));

@@ -115,7 +115,7 @@ static void note_fault(int slot)
         e->down_ms = e->down_ms ? e->down_ms * 2 : PARENT_DOWN_MS;
         if (e->down_ms > PARENT_DOWN_MAX_MS)
             e->down_ms = PARENT_DOWN_MAX_MS;
-        if (e->down_until_ms <= monotonic_ms())
+        if (e->r.failures == PARENT_FAILURES) /* the outage's first hold: since then */
             e->r.down_since = (int64_t)time(NULL);
         e->down_until_ms = monotonic_ms() + e->down_ms;
         log_info("parent %s: %d failures in a row; passed over for %lld s", e->r.url, e->r.failures,

@@ -277,6 +277,10 @@ static const char *no_fill(const struct transfer *t, int64_t length, bool ranges
         return "upstream does not say Accept-Ranges: bytes";
     if (!resume_validator(&t->kept))
         return "no strong validator (a strong ETag, or a Last-Modified a second before Date)";
+    /* a parent gives an object whose origin had no strong ETag its sha256 as ETag once its
+     * copy is complete: pieces asked after that would look like another version */
+    if (t->parent.active && !t->kept.etag[0])
+        return "the parent gives it no ETag until its copy is complete";
     if (t->resp.last_modified[0] && !t->kept.last_modified[0])
         return "modified within the second of its answer";
     return NULL;

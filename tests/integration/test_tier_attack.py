@@ -11,6 +11,7 @@ answering honestly, shows what a child asks and that a trailer's digest is belie
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -18,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import SERVE_POLL, free_port, resource, sha256, wait_for
+from conftest import ARCA_BIN, SERVE_POLL, free_port, resource, sha256, wait_for
 from tier import (fallback_metric, fetch_like_curl, full_fetch, logged_fallback, members,
                   parent_row, repr_digest, wait_fallback)
 
@@ -309,10 +310,15 @@ def test_a_consistent_liar_is_caught_by_the_clients_sha256(origin, start_arca, l
 
 
 def test_a_parent_that_is_the_child_itself_is_passed_over(origin, start_arca):
-    """--parent naming the child's own address: never asked (arca does not fetch from itself:
+    """--parent naming the child's own listening address is refused at start, one line; named
+    otherwise (localhost for 127.0.0.1), it is never asked (arca does not fetch from itself:
     `refused`) or asked once and answered 508 (`loop`); either way the origin serves, once."""
     port = free_port()
-    child = child_of(start_arca, f"http://127.0.0.1:{port}", port=port)
+    run = subprocess.run([ARCA_BIN, "check-config", "--listen", f"127.0.0.1:{port}", "--parent",
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert "is this arca's own address" in run.stderr
+    child = child_of(start_arca, f"http://localhost:{port}", port=port)
     path = "/lab/self"
     data = os.urandom(300_000)
     url = origin.add(path, data=data, etag=ETAG)
