@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The parent broke off (`f` a cut) after sending some of the body: its clients need not be
- * cut. The origin's whole body is asked (alone: no Range, whatever validator it has), and the
- * bytes kept are taken as the parent's only once the origin's first ones hash the same
- * (transfer_answer.c, check_prefix): never a byte the origin did not send. False when there is
- * nothing to keep (or no memory): the download starts afresh. */
+/* The parent failed after sending some of the body (it broke off, or was held down while a
+ * fill's pieces retried it): its clients need not be cut. Not for bytes that did not check out
+ * (`digest`, `lie`): those are known wrong, and go. The
+ * origin's whole body is asked (alone: no Range, whatever validator it has), and the bytes kept
+ * stay only once the origin's first ones hash the same (transfer_answer.c, check_prefix): never
+ * a byte the origin did not send. False when there is nothing to keep (or no memory): the
+ * download starts afresh. */
 static bool continue_from_origin(struct transfer *t, enum parent_fault f)
 {
     struct download_progress p;
@@ -19,7 +21,8 @@ static bool continue_from_origin(struct transfer *t, enum parent_fault f)
     unsigned int n = 0;
     transfer_drop_fill(t); /* what its pieces brought ahead of the head goes with them */
     t->st->progress(t->obj, &p);
-    if (f != PARENT_CUT || p.have <= 0 || p.length < 0 || !(copy = EVP_MD_CTX_new()))
+    if (f == PARENT_DIGEST || f == PARENT_LIE || p.have <= 0 || p.length < 0 ||
+        !(copy = EVP_MD_CTX_new()))
         return false;
     if (EVP_MD_CTX_copy_ex(copy, t->sha) != 1 || EVP_DigestFinal_ex(copy, t->prefix, &n) != 1 ||
         !(t->prefix_check = EVP_MD_CTX_new()) ||
@@ -31,16 +34,15 @@ static bool continue_from_origin(struct transfer *t, enum parent_fault f)
     }
     EVP_MD_CTX_free(copy);
     t->alone = true; /* the whole body, over one connection: its first bytes are checked */
-    log_info("fetch %s: its parent broke off at byte %lld; the origin's body goes on, its first "
+    log_info("fetch %s: its parent failed at byte %lld; the origin's body goes on, its first "
              "bytes checked against the parent's",
              t->url, (long long)p.have);
     return true;
 }
 
 /* The parent failed the download (`f`, `why`): it goes on from the origin at once (through
- * the mirrors' pick), never failed for that. The bytes a parent that broke off sent are kept
- * only if the origin's hash the same (continue_from_origin); other bytes from the parent go
- * (only it vouched for them), and so does the freshness it said. */
+ * the mirrors' pick), never failed for that. The bytes the parent sent are kept only if the
+ * origin's hash the same (continue_from_origin); the freshness it said goes. */
 enum transfer_state transfer_fall_back(struct transfer *t, enum parent_fault f, const char *why)
 {
     int rc = 0;
