@@ -210,40 +210,43 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
     return rc;
 }
 
+/* Lock held. The body written so far goes: its file emptied (-1 with the reason set when it
+ * cannot be). */
+static int empty_body(struct object *obj)
+{
+    assert(store_locked());
+    if (ftruncate(obj->fd, 0) < 0) {
+        object_set_error(obj, 500, "cannot truncate object file");
+        return -1;
+    }
+    obj->have = obj->flush_mark = 0;
+    return 0;
+}
+
 int store_restart(struct object *obj, int64_t length, const struct upstream_headers *h)
 {
-    int rc = 0;
+    int rc = 1;
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
-    if (obj->delivered || (h && obj->committed && !same_headers(obj, length, h))) {
+    if (obj->delivered || (h && obj->committed && !same_headers(obj, length, h)))
         rc = 1;
-    } else if (ftruncate(obj->fd, 0) < 0) {
-        object_set_error(obj, 500, "cannot truncate object file");
-        rc = -1;
-    } else {
-        obj->have = obj->flush_mark = 0;
-        /* readers joining now wait for the new body's length and headers */
-        obj->headers_ready = obj->committed;
-    }
+    else if ((rc = empty_body(obj)) == 0)
+        obj->headers_ready = obj->committed; /* readers joining now wait for the new body's */
     store_unlock();
     return rc;
 }
 
 int store_restart_afresh(struct object *obj)
 {
-    int rc = 0;
+    int rc = 1;
     char *old = NULL;
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
     if (obj->delivered || obj->committed) {
         rc = 1;
-    } else if (ftruncate(obj->fd, 0) < 0) {
-        object_set_error(obj, 500, "cannot truncate object file");
-        rc = -1;
-    } else {
-        obj->have = obj->flush_mark = 0;
+    } else if ((rc = empty_body(obj)) == 0) {
         obj->length = -1;
         obj->headers_ready = false; /* nobody answered with them: the next source's are taken */
         old = obj->headers;
