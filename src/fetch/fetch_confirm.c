@@ -47,7 +47,7 @@ static const char *confirm_target(const struct fetch_req *r, char **to_free, con
     *to_free = NULL;
     if (!s->parent_only)
         return r->url;
-    if (s->credentials && !s->parent_credentials) {
+    if (!terms_parent_may_see(http_cfg, &r->terms, r->url)) {
         *why = "the URL carries credentials and the parent is reached over plain http "
                "(--parent-trusted-http); --parent-only forbids the origin";
         return NULL;

@@ -135,14 +135,15 @@ static void add_networks(json_t *answer, const struct rule *r, const struct fetc
 }
 
 /* The parent, when one is asked: what it is sent, or why the URL goes past it. */
-static void add_parent(json_t *list, const struct fetch_terms *t)
+static void add_parent(const struct config *cfg, json_t *list, const struct fetch_terms *t,
+                       const char *url)
 {
     const struct terms_sources *s = &t->sources;
     const char *sent = "the URL whole, through its fetch API";
     char from[96];
     if (!s->parent[0])
         return;
-    if (s->credentials && !s->parent_credentials)
+    if (!terms_parent_may_see(cfg, t, url))
         sent = s->parent_only ? "nothing: the URL carries credentials and the parent is plain "
                                 "http (--parent-trusted-http); --parent-only refuses it"
                               : "nothing: the URL carries credentials and the parent is plain "
@@ -156,7 +157,7 @@ static void add_parent(json_t *list, const struct fetch_terms *t)
 static json_t *sources_json(const struct config *cfg, const struct fetch_terms *t, const char *url)
 {
     json_t *list = json_array();
-    add_parent(list, t);
+    add_parent(cfg, list, t, url);
     for (int k = 0; k < (t->sources.parent_only ? 0 : t->sources.n_mirrors); k++) {
         char *mirror = terms_source_url(cfg, t, url, k), *shown = mirror ? url_shown(mirror) : NULL;
         if (shown)

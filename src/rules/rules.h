@@ -44,10 +44,10 @@ struct terms_sources {
     bool origin_first; /* the URL carries credentials: the origin must accept it before a mirror */
     /* The parent arca asked before all of them (upstream/parent.h): its base URL, "" none (no
      * --parent, or the rule's `parent = none`); `parent_only`: never the origin directly;
-     * `credentials`: the URL carries some; `parent_credentials`: the parent may be sent them
-     * (https://, or --parent-trusted-http). */
+     * `parent_credentials`: the parent may be sent a URL's credentials (https://, or
+     * --parent-trusted-http; whether a URL has some: terms_parent_may_see). */
     char parent[CONFIG_PARENT_MAX];
-    bool parent_only, credentials, parent_credentials;
+    bool parent_only, parent_credentials;
 };
 
 /* One compiled rule. A field a rule does not set has its `has_` false: the option applies. */

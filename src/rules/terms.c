@@ -118,16 +118,13 @@ static void decide_rest(const struct config *cfg, const struct rule *r, struct f
 
 /* The parent: the rule's (a URL, or none), else --parent's. Credentials go to it over https://
  * only (curl verifies its certificate), or where the admin says the plain path is trusted. */
-static void decide_parent(const struct config *cfg, const struct rule *r, const char *url,
-                          struct fetch_terms *out)
+static void decide_parent(const struct config *cfg, const struct rule *r, struct fetch_terms *out)
 {
     struct terms_sources *s = &out->sources;
     const char *parent = r && r->has_parent ? r->parent : cfg->parent;
     memcpy(s->parent, parent, strlen(parent) + 1);
     out->parent_from = r && r->has_parent ? FROM_RULE : FROM_OPTION;
     s->parent_only = s->parent[0] && cfg->parent_only;
-    /* looked for only when a parent is asked: a hit's terms need not */
-    s->credentials = s->parent[0] && (s->origin_first || sources_credentials(cfg, url));
     s->parent_credentials = !strncmp(s->parent, "https://", 8) || cfg->parent_trusted_http;
 }
 
@@ -147,8 +144,14 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
     decide_ttl(cfg, r, req, out);
     decide_rest(cfg, r, out);
     sources_decide(cfg, req->url, &out->sources);
-    decide_parent(cfg, r, req->url, out);
+    decide_parent(cfg, r, out);
     rules_put(set);
+}
+
+bool terms_parent_may_see(const struct config *cfg, const struct fetch_terms *t, const char *url)
+{
+    const struct terms_sources *s = &t->sources;
+    return s->parent_credentials || !(s->origin_first || sources_credentials(cfg, url));
 }
 
 char *terms_source_url(const struct config *cfg, const struct fetch_terms *t, const char *url,

@@ -87,6 +87,12 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
 bool terms_tunnel_allowed(const char *host, int port, const struct sockaddr *client, char *why,
                           size_t size);
 
+/* Whether the parent of `t` may be sent `url` (the client's, whole): it carries no credentials,
+ * or that parent may have them (https://, or --parent-trusted-http). Asked where a parent is
+ * asked (a download, a confirmation, the rules test), never on every request: it reads the
+ * URL's query. Any thread. */
+bool terms_parent_may_see(const struct config *cfg, const struct fetch_terms *t, const char *url);
+
 /* The URL mirror `k` (0 .. sources.n_mirrors - 1) is asked for `url`, into a new string (NULL:
  * out of memory, or no such mirror). */
 char *terms_source_url(const struct config *cfg, const struct fetch_terms *t, const char *url,

@@ -149,8 +149,8 @@ char *parent_fetch_url(const char *parent, const char *asked)
     return out;
 }
 
-void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const char *asked,
-                 enum parent_fault *why, char *refuse, size_t size)
+void parent_plan(const struct config *cfg, struct parent_ask *p, const struct fetch_terms *terms,
+                 const char *asked, enum parent_fault *why, char *refuse, size_t size)
 {
     const struct terms_sources *s = &terms->sources;
     char from[80];
@@ -163,7 +163,7 @@ void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const ch
     snprintf(from, sizeof(from), terms->parent_from == FROM_RULE ? "rule %s" : "--parent",
              terms->rule);
     p->slot = slot_of(s->parent, from);
-    if (s->credentials && !s->parent_credentials) {
+    if (!terms_parent_may_see(cfg, terms, asked)) {
         *why = PARENT_CREDENTIALS;
         if (s->parent_only)
             snprintf(refuse, size,
@@ -297,10 +297,8 @@ void parent_header(struct parent_ask *p, const char *line)
     }
 }
 
-int parent_judge(const struct parent_ask *p, long status, bool has_cache_status,
-                 enum parent_fault *fault)
+int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fault)
 {
-    (void)p;
     if (status < 200 || (status >= 200 && status < 300) || status == 304)
         return 0; /* an interim answer (1xx) comes before its final one */
     if (status == 508) {
@@ -310,7 +308,7 @@ int parent_judge(const struct parent_ask *p, long status, bool has_cache_status,
     /* a 4xx the parent's download got from the origin carries its Cache-Status (fwd=uri-miss):
      * the origin's verdict, the same from here; one without is the parent's own refusal */
     if (status >= 400 && status < 500 && status != 408 && status != 416 && status != 429 &&
-        has_cache_status) /* 416 is about the Range this arca sent, never the origin's word */
+        p->cache_status[0]) /* 416 is about the Range this arca sent, never the origin's word */
         return 1;
     *fault = PARENT_STATUS;
     return -1;

@@ -84,8 +84,8 @@ struct parent_ask {
  * origin (PARENT_DOWN, PARENT_CREDENTIALS; counted), or PARENT_FAULTS when it has no parent.
  * With --parent-only and a parent that cannot be asked (`*refuse` set): the download fails with
  * that one-line reason. */
-void parent_plan(struct parent_ask *p, const struct fetch_terms *terms, const char *asked,
-                 enum parent_fault *why, char *refuse, size_t size);
+void parent_plan(const struct config *cfg, struct parent_ask *p, const struct fetch_terms *terms,
+                 const char *asked, enum parent_fault *why, char *refuse, size_t size);
 /* A header line (NUL-terminated, no CRLF) of the parent's answer: its digest, Age and
  * Cache-Status. */
 void parent_header(struct parent_ask *p, const char *line);
@@ -95,11 +95,10 @@ void parent_digest_line(struct parent_ask *p, const char *line);
 /* A response from the parent begins: forget what an earlier one said (its digest stays: a
  * trailer may have come on any of them). */
 void parent_response_reset(struct parent_ask *p);
-/* What a parent's answer `status` says, once its headers are in: 0 a body to take (2xx, 304),
- * 1 the origin's own verdict (a 4xx the parent relays: it carries a Cache-Status), or -1 the
- * parent's fault (*fault set). */
-int parent_judge(const struct parent_ask *p, long status, bool has_cache_status,
-                 enum parent_fault *fault);
+/* What a parent's answer `status` says, once its headers (parent_header) are in: 0 a body to
+ * take (2xx, 304; a 1xx comes before its final answer), 1 the origin's own verdict (a 4xx the
+ * parent relays: it carries a Cache-Status), or -1 the parent's fault (*fault set). */
+int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fault);
 /* The parent's `bytes` are all in and check out: a request counted, a hit when it said so, its
  * faults in a row forgotten. */
 void parent_served(struct parent_ask *p, int64_t bytes);

@@ -127,8 +127,7 @@ static int transfer_parent_answer(struct transfer *t)
      * ask for one), a 5xx with a Cache-Status its upstream's (but 507, its disk) */
     t->parent_relayed =
         t->status >= 400 && (t->status < 500 || (t->status != 507 && t->parent.cache_status[0]));
-    if (!t->terms.sources.parent_only &&
-        parent_judge(&t->parent, t->status, t->parent.cache_status[0] != '\0', &f) < 0) {
+    if (!t->terms.sources.parent_only && parent_judge(&t->parent, t->status, &f) < 0) {
         t->parent_failed = f;
         snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);
         return -1;

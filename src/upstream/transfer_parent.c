@@ -157,7 +157,7 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next)
     char refuse[300];
     if (t->auth)
         return false;
-    parent_plan(&t->parent, &t->terms, t->asked, &why, refuse, sizeof(refuse));
+    parent_plan(t->loop->cfg, &t->parent, &t->terms, t->asked, &why, refuse, sizeof(refuse));
     if (refuse[0]) {
         transfer_fail(t, 502, refuse);
         *next = TS_FAILED;

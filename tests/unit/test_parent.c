@@ -26,13 +26,15 @@ static int setup(void **state)
     return 0;
 }
 
-static struct fetch_terms terms_for(const char *parent, bool only, bool credentials, bool may)
+/* No key rules, no mirrors: a URL's credentials are what arca knows of itself (a sig=). */
+static struct config cfg;
+
+static struct fetch_terms terms_for(const char *parent, bool only, bool may)
 {
     struct fetch_terms t;
     memset(&t, 0, sizeof(t));
     snprintf(t.sources.parent, sizeof(t.sources.parent), "%s", parent);
     t.sources.parent_only = only;
-    t.sources.credentials = credentials;
     t.sources.parent_credentials = may;
     t.parent_from = FROM_OPTION;
     return t;
@@ -110,22 +112,24 @@ static void its_cache_status_is_kept_clean(void **state)
  * 416 about our own Range, are its faults. */
 static void its_statuses_are_judged(void **state)
 {
-    struct parent_ask p = {.slot = -1};
+    struct parent_ask bare = {.slot = -1}, relayed = {.slot = -1};
     enum parent_fault f = PARENT_FAULTS;
     (void)state;
-    assert_int_equal(parent_judge(&p, 200, false, &f), 0);
-    assert_int_equal(parent_judge(&p, 206, false, &f), 0);
-    assert_int_equal(parent_judge(&p, 304, false, &f), 0);
-    assert_int_equal(parent_judge(&p, 404, true, &f), 1);
-    assert_int_equal(parent_judge(&p, 403, true, &f), 1);
-    assert_int_equal(parent_judge(&p, 403, false, &f), -1);
+    parent_header(&relayed, "Cache-Status: arca; fwd=uri-miss");
+    assert_int_equal(parent_judge(&bare, 200, &f), 0);
+    assert_int_equal(parent_judge(&bare, 206, &f), 0);
+    assert_int_equal(parent_judge(&bare, 304, &f), 0);
+    assert_int_equal(parent_judge(&bare, 103, &f), 0);
+    assert_int_equal(parent_judge(&relayed, 404, &f), 1);
+    assert_int_equal(parent_judge(&relayed, 403, &f), 1);
+    assert_int_equal(parent_judge(&bare, 403, &f), -1);
     assert_int_equal(f, PARENT_STATUS);
-    assert_int_equal(parent_judge(&p, 416, true, &f), -1);
-    assert_int_equal(parent_judge(&p, 302, false, &f), -1);
-    assert_int_equal(parent_judge(&p, 503, true, &f), -1);
-    assert_int_equal(parent_judge(&p, 507, true, &f), -1);
+    assert_int_equal(parent_judge(&relayed, 416, &f), -1);
+    assert_int_equal(parent_judge(&bare, 302, &f), -1);
+    assert_int_equal(parent_judge(&relayed, 503, &f), -1);
+    assert_int_equal(parent_judge(&relayed, 507, &f), -1);
     assert_int_equal(f, PARENT_STATUS);
-    assert_int_equal(parent_judge(&p, 508, false, &f), -1);
+    assert_int_equal(parent_judge(&bare, 508, &f), -1);
     assert_int_equal(f, PARENT_LOOP);
 }
 
@@ -135,23 +139,23 @@ static void credentials_go_only_where_they_may(void **state)
     struct parent_ask p;
     enum parent_fault why;
     char refuse[300];
-    struct fetch_terms t = terms_for("http://p1.lab:8001", false, true, false);
+    struct fetch_terms t = terms_for("http://p1.lab:8001", false, false);
     (void)state;
-    parent_plan(&p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
+    parent_plan(&cfg, &p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
     assert_false(p.active);
     assert_int_equal(why, PARENT_CREDENTIALS);
     assert_string_equal(refuse, "");
     t.sources.parent_only = true;
-    parent_plan(&p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
+    parent_plan(&cfg, &p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
     assert_false(p.active);
     assert_non_null(strstr(refuse, "--parent-only"));
-    t = terms_for("https://p1.lab:8443", false, true, true);
-    parent_plan(&p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
+    t = terms_for("https://p1.lab:8443", false, true);
+    parent_plan(&cfg, &p, &t, "http://o.lab/a?sig=x", &why, refuse, sizeof(refuse));
     assert_true(p.active);
     assert_non_null(strstr(p.fetch_url, "sig%3Dx"));
     parent_forget(&p);
-    t = terms_for("", false, false, false);
-    parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+    t = terms_for("", false, false);
+    parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
     assert_false(p.active);
     assert_int_equal(why, PARENT_FAULTS);
 }
@@ -173,11 +177,11 @@ static void faults_in_a_row_hold_it_down(void **state)
     struct parent_ask p;
     enum parent_fault why;
     char refuse[300];
-    struct fetch_terms t = terms_for("http://p2.lab:8001", false, false, false);
+    struct fetch_terms t = terms_for("http://p2.lab:8001", false, false);
     const struct parent_report *r;
     (void)state;
     for (int i = 0; i < PARENT_FAILURES; i++) {
-        parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+        parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
         assert_true(p.active);
         parent_fault(&p, "http://o.lab/a", i ? PARENT_CUT : PARENT_REFUSED, true, "test");
         assert_false(p.active);
@@ -189,11 +193,11 @@ static void faults_in_a_row_hold_it_down(void **state)
     assert_int_equal(r->failures, PARENT_FAILURES);
     assert_int_equal(r->fallbacks[PARENT_REFUSED], 1);
     assert_int_equal(r->fallbacks[PARENT_CUT], PARENT_FAILURES - 1);
-    parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+    parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
     assert_false(p.active);
     assert_int_equal(why, PARENT_DOWN);
     t.sources.parent_only = true;
-    parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+    parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
     assert_true(p.active);
     parent_header(&p, "Cache-Status: arca; hit; ttl=10");
     parent_served(&p, 1000);

@@ -144,7 +144,7 @@ static void the_card_escapes_and_warns(void **state)
     snprintf(t.rule, sizeof(t.rule), "%s", HOSTILE_RULE);
     t.parent_from = FROM_RULE;
     for (int i = 0; i < PARENT_FAILURES; i++) {
-        parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+        parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
         assert_true(p.active);
         parent_fault(&p, "http://o.lab/a", i ? PARENT_STATUS : PARENT_REFUSED, true, "test");
         parent_forget(&p);
@@ -180,7 +180,7 @@ static void the_card_shows_what_a_parent_gave(void **state)
     memset(&t, 0, sizeof(t));
     snprintf(t.sources.parent, sizeof(t.sources.parent), "http://central.lab");
     t.parent_from = FROM_OPTION;
-    parent_plan(&p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
+    parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
     parent_header(&p, "Cache-Status: arca; hit; ttl=10");
     parent_served(&p, 2048);
     parent_forget(&p);
