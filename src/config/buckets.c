@@ -106,3 +106,13 @@ const struct bucket_auth *buckets_for_url(const char *url)
     }
     return NULL;
 }
+
+bool buckets_sign_under(const char *url)
+{
+    for (int i = 0; i < n_table; i++) {
+        size_t n = strlen(table[i].url);
+        if (!table[i].anonymous && !strncmp(url, table[i].url, n) && url[n] == '/')
+            return true;
+    }
+    return false;
+}

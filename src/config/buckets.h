@@ -32,5 +32,10 @@ int buckets_init(const struct config *cfg, char *err, size_t errlen);
 const struct bucket_auth *buckets_find(const char *name, size_t len);
 /* The bucket whose URL `url` lies under, or NULL (a download resumed after a restart). */
 const struct bucket_auth *buckets_for_url(const char *url);
+/* Whether `url` lies under a bucket arca signs for (one with credentials), whichever bucket
+ * buckets_for_url names: every request arca signs is for such a URL (browse.c names a file by
+ * its bucket's URL, a resume finds its credentials by it), so an object whose URL is not is no
+ * bucket's credentials' object. */
+bool buckets_sign_under(const char *url);
 
 #endif

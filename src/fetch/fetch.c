@@ -342,15 +342,32 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
     return answered(r, ret);
 }
 
+/* Whether another URL's object may answer this client's digest (store_open_twin asks, the store
+ * lock held): the client may fetch that URL, its terms decided for it as a request for that URL
+ * would be (the URL's rule's allow-network, else --allow-network, and the rule of its folded
+ * spelling), and the URL's rule keeps its objects (one `store = no` since a SIGHUP is no longer
+ * the cache's to give out). A digest is public: it never stands in for the URL. */
+static bool twin_allowed(const char *url, const void *arg)
+{
+    struct terms_request q = {.url = url, .key = url, .client = arg};
+    struct fetch_terms t;
+    if (!q.client) /* unknown: never taken for arca's own, which every rule allows */
+        return false;
+    terms_decide(http_cfg, &q, &t);
+    return t.allowed && t.object.store;
+}
+
 /* TWIN: a request with &sha256= for a URL not cached: another URL's object with that digest may
  * answer it, once upstream has confirmed this URL (a digest alone never unlocks a file). */
 static enum fetch_step step_twin(struct fetch_req *r)
 {
     struct object_meta *meta = malloc(sizeof(*meta));
+    struct sockaddr_storage client;
     int fd;
     if (!meta)
         return answered(r, fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory"));
-    if (store_open_twin(r->key, r->expect, &fd, meta) != LOOKUP_DIGEST) {
+    if (store_open_twin(r->key, r->expect, twin_allowed, http_client(r->conn, &client), &fd,
+                        meta) != LOOKUP_DIGEST) {
         free(meta);
         return FETCH_LOOKUP;
     }

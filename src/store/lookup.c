@@ -485,7 +485,8 @@ void store_snapshot(struct object *obj, struct object_meta *out)
 
 /* A digest hit answers only the request that gave the digest: the URL gets no object from it (its
  * own download makes one), so a client cannot plant bytes for the URL's other clients. */
-enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int *fd,
+enum lookup_result store_open_twin(const char *url, const uint8_t want[32],
+                                   twin_allowed_fn *allowed, const void *arg, int *fd,
                                    struct object_meta *meta)
 {
     char key[65];
@@ -495,7 +496,7 @@ enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int 
     url_key(url, key);
     store_lock();
     /* A twin whose file is gone leaves the table (LOOKUP_MISS): the next one is tried. */
-    while (!object_find(key) && (twin = twins_shareable(want)) &&
+    while (!object_find(key) && (twin = twins_shareable(want, allowed, arg)) &&
            ((res = take_hit(twin, fd, NULL, meta)) == LOOKUP_RETRY || res == LOOKUP_MISS))
         res = LOOKUP_MISS;
     store_unlock();

@@ -176,12 +176,18 @@ struct object_terms store_default_terms(int64_t ttl);
 enum lookup_result store_lookup_as(const char *url, const struct object_terms *terms,
                                    enum lookup_auth auth, bool signed_url, struct object **obj,
                                    int *fd, struct prepared **prep, struct object_meta *meta);
+/* Whether another URL's object may answer a request's digest, asked of that object's own URL
+ * (its cache key's URL, normal form): the caller decides whether its client may fetch that URL.
+ * Called with the store lock held: it must be quick and call nothing in the store. */
+typedef bool twin_allowed_fn(const char *url, const void *arg);
 /* A request with &sha256=`want` for `url`, which has no object of its own: another URL's complete
- * object with that digest, if one may answer it (never a signed one), its file opened into *fd
- * (the caller owns it) and its metadata copied: LOOKUP_DIGEST. LOOKUP_MISS otherwise (nothing
- * opened): look the URL up as usual. Nothing is recorded for `url`: the twin answers this request
- * only, and the URL's own object can only come from its own download. */
-enum lookup_result store_open_twin(const char *url, const uint8_t want[32], int *fd,
+ * object with that digest, if one may answer it (never a private one: store_twins.h) and
+ * `allowed` accepts its URL, its file opened into *fd (the caller owns it) and its metadata
+ * copied: LOOKUP_DIGEST. LOOKUP_MISS otherwise (nothing opened): look the URL up as usual.
+ * Nothing is recorded for `url`: the twin answers this request only, and the URL's own object
+ * can only come from its own download. */
+enum lookup_result store_open_twin(const char *url, const uint8_t want[32],
+                                   twin_allowed_fn *allowed, const void *arg, int *fd,
                                    struct object_meta *meta);
 /* Attach `p` to the complete object `meta` was copied from, if it is still in the table and has
  * none. On success the store takes its own reference. */

@@ -3,13 +3,17 @@
  * object (after upstream has confirmed that URL: fetch.c), and objects with the same digest
  * share one file: one inode under each name, counted once against the quota. A digest hit answers
  * only the request that gave the digest: the URL gets no object from it (its own download makes
- * one), so a client cannot plant bytes for the URL's other clients.
+ * one), so a client cannot plant bytes for the URL's other clients. And it answers only with an
+ * object this client may fetch by its own URL, never a credential's (twins_shareable): a digest
+ * is public, it is no key. Such an object still shares its twins' file (the same bytes, one
+ * inode): sharing decides what is on disk, never what a URL serves.
  *
  * A ring of twins (twin_next/twin_prev, an object alone points at itself) links the complete
  * objects sharing a digest. One of them carries the file's `reserved` bytes; when it leaves the
  * table they pass to a twin still there, so the quota counts the file while any name holds it.
  * Everything here runs with the store lock held (asserted), except the persistence thread's
  * link jobs. object.c calls twins_join and twins_leave through its hooks. */
+#include "config/buckets.h"
 #include "log/log.h"
 #include "persist/persist.h"
 #include "store/store_twins.h"
@@ -174,21 +178,32 @@ void twins_join(struct object *obj)
 
 /* --- a digest hit: another URL's file may answer one request ------------------------------- */
 
-/* Whether an object is some credential's: downloaded through a signed URL, or its URL (the cache
- * key) holds a credential of any kind: a signature kept in the key (--exact-keys), userinfo, a
- * token or API key (what url_redact hides). */
+/* Whether an object is some credential's: downloaded through a signed URL, its URL (the cache
+ * key) holds a credential of any kind (a signature kept in the key by --exact-keys, userinfo, a
+ * token or API key: what url_redact hides), or it lies under a bucket arca signs for, whose
+ * credentials go in headers, not in the URL. The bucket's is asked of the configuration each
+ * time, never kept with the object: nothing a restart, a resume or a revalidation does can lose
+ * it, and no request can make arca sign for a URL outside a bucket's (buckets.h). */
 static bool private_object(const struct object *o)
 {
-    return o->signed_key || url_strip_secrets(o->url, NULL, 0);
+    return o->signed_key || url_strip_secrets(o->url, NULL, 0) || buckets_sign_under(o->url);
 }
 
-struct object *twins_shareable(const uint8_t want[32])
+struct object *twins_shareable(const uint8_t want[32], twin_allowed_fn *allowed, const void *arg)
 {
-    assert(store_locked());
+    assert(store_locked() && allowed);
+    int asked = 0;
     if (!st.n_digests)
         return NULL;
-    for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext)
-        if (memcmp(o->digest, want, 32) == 0 && o->state == OBJ_COMPLETE && !private_object(o))
+    for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext) {
+        if (memcmp(o->digest, want, 32) != 0 || o->state != OBJ_COMPLETE || private_object(o))
+            continue;
+        /* a ring of objects this client may not fetch costs a bounded walk: past it, the URL
+         * is downloaded as itself, as without a twin */
+        if (asked++ == TWINS_ASKED)
+            return NULL;
+        if (allowed(o->url, arg))
             return o;
+    }
     return NULL;
 }

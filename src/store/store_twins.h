@@ -16,10 +16,13 @@ int digests_reserve(size_t at_least);
 void twins_join(struct object *obj);
 /* Leaving the table: out of the index and the ring (its quota share passes to a twin). */
 void twins_leave(struct object *obj);
-/* A complete object in the table with digest `want` that may answer a URL other than its own:
- * never a private one (signed, or a credential in its URL); NULL when none. An expired one will
- * do: its ttl is about what its own URL serves now, while its bytes are vouched for by the
- * digest. */
-struct object *twins_shareable(const uint8_t want[32]);
+/* A complete object in the table with digest `want` that may answer a URL other than its own
+ * for this client: never a private one (signed, a credential in its URL, or under a bucket arca
+ * signs for), and only one whose own URL `allowed` accepts (store.h's twin_allowed_fn): the
+ * first such on the digest's chain, asking `allowed` of TWINS_ASKED objects at most; NULL when
+ * none. An expired one will do: its ttl is about what its own URL serves now, while its bytes
+ * are vouched for by the digest. */
+#define TWINS_ASKED 32
+struct object *twins_shareable(const uint8_t want[32], twin_allowed_fn *allowed, const void *arg);
 
 #endif

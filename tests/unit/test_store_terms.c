@@ -27,6 +27,14 @@
 #include "store/store.h"
 #include "store_fixture.h"
 
+/* A digest's client that may fetch every URL. */
+static bool any_url(const char *url, const void *arg)
+{
+    (void)url;
+    (void)arg;
+    return true;
+}
+
 static char dir[] = "/tmp/arca-unit-terms-XXXXXX";
 
 int __wrap_fsync(int fd);
@@ -264,7 +272,8 @@ static void a_download_not_stored_streams_then_leaves_nothing(void **state)
     assert_int_equal(access(part, F_OK), -1);
     assert_false(index_has(meta.key));
     SHA256((const unsigned char *)"<a>b</a>\n", 9, digest);
-    assert_int_equal(store_open_twin("http://h/other", digest, &fd, &meta), LOOKUP_MISS);
+    assert_int_equal(store_open_twin("http://h/other", digest, any_url, NULL, &fd, &meta),
+                     LOOKUP_MISS);
     store_totals(&after);
     assert_int_equal(after.complete, before.complete);
     assert_int_equal(after.disk_usage, before.disk_usage); /* its quota given back */
