@@ -371,6 +371,12 @@ static enum fetch_step step_twin(struct fetch_req *r)
         free(meta);
         return FETCH_LOOKUP;
     }
+    if (meta->length > r->terms.object.max_object_size) {
+        /* longer than this URL's terms let its body be: fetched as itself, refused there */
+        close(fd);
+        free(meta);
+        return FETCH_LOOKUP;
+    }
     r->twin = meta;
     r->twin_fd = fd;
     return FETCH_CONFIRM;

@@ -174,6 +174,24 @@ def test_an_object_its_rule_says_not_to_keep_answers_no_digest(origin, start_arc
     assert digest_hits(arca) == 0
 
 
+def test_a_digest_hit_holds_the_size_its_own_urls_rule_allows(origin, start_arca, workdir):
+    """Rule dtbs lets no object under it be over 1 MiB. A 2 MiB file is cached elsewhere; a URL
+    under dtbs answering 2 MiB gets no digest hit from it (its rule's size holds: 413, as its
+    own download is refused), while a URL outside the rule does."""
+    data = os.urandom(2 << 20)
+    huge = origin.add("/images/huge.img", data=data)
+    arca = start_arca("--config", write_ini(
+        os.path.join(workdir, "lab.ini"),
+        f"[rule dtbs]\nmatch = {origin.url('/dtbs/')}\nmax-object-size = 1M\n"))
+    assert prefixed(arca, huge, OUTSIDER)[2] == data
+    status, _, body = prefixed(arca, origin.add("/dtbs/huge.dtb", data=os.urandom(2 << 20)),
+                               OUTSIDER, sha256=sha256(data))
+    assert status == 413 and data[:4096] not in body and digest_hits(arca) == 0
+    status, _, body = prefixed(arca, origin.add("/images/other.img", data=os.urandom(2 << 20)),
+                               OUTSIDER, sha256=sha256(data))
+    assert status == 200 and body == data and digest_hits(arca) == 1
+
+
 # --- a bucket arca signs for --------------------------------------------------------------------
 
 MEMBER = "127.0.0.1"  # in --allow-network: browses the bucket (and reads arca's status)
