@@ -4,7 +4,8 @@
  * cache (the fetch prefix, the proxy, an admin's prefetch, a bucket's file) decides them with
  * terms_decide() and then reads them, never the globals they come from: the store gets
  * `object` (store.h's struct object_terms), the download gets the fill settings and the sources,
- * and `arca rules test` / GET /api/v1/rules/ print them with where each came from.
+ * and `arca rules test` / GET /api/v1/rules/ print them with where each came from. A digest hit
+ * decides them for the client once more, for the URL of the object that would answer it.
  *
  * Contract: terms_decide() runs on any thread; it reads the rule set in force (rules_current(),
  * a reference held for the call) and the configuration's reloadable values; it allocates
