@@ -345,8 +345,9 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
 /* Whether another URL's object may answer this client's digest (store_open_twin asks, the store
  * lock held): the client may fetch that URL, its terms decided for it as a request for that URL
  * would be (the URL's rule's allow-network, else --allow-network, and the rule of its folded
- * spelling), and the URL's rule keeps its objects (one `store = no` since a SIGHUP is no longer
- * the cache's to give out). A digest is public: it never stands in for the URL. */
+ * spelling), and the URL's rule keeps its objects (an object kept before a SIGHUP made its rule
+ * `store = no` is the cache's no longer, to give out or to keep). A digest is public: it never
+ * stands in for the URL. */
 static bool twin_allowed(const char *url, const void *arg)
 {
     struct terms_request q = {.url = url, .key = url, .client = arg};
