@@ -91,9 +91,10 @@ void rules_put(const struct rule_set *set);
 /* Free a set never installed (one compiled to be checked, or refused); an installed set goes
  * with rules_put. */
 void rules_free(struct rule_set *set);
-/* The set's warnings, each one line "FILE:LINE: rule NAME ...": what the admin may not mean
- * though arca can serve it (a rule that names no networks inside the prefix of one that does).
- * The i-th, NULL past the last. For check-config and the start-up and reload logs. */
+/* The set's warnings, each one line "FILE:LINE: rule NAME ..." (the last may count those past
+ * a bound): what the admin may not mean though arca can serve it (a rule that names no
+ * networks inside the prefix of one that does). The i-th, NULL past the last. For check-config
+ * and the start-up and reload logs. */
 const char *rules_warning(const struct rule_set *set, size_t i);
 
 size_t rules_count(const struct rule_set *set);

@@ -31,15 +31,15 @@ static bool allowed_under(const struct rule *r, const struct terms_request *req,
 }
 
 /* Who may fetch: the rule whose networks decide for the URL says (rules_match_networks: the
- * URL's rule, or the one around it that names networks), and where rules name networks, so
+ * URL's rule `r`, or the one around it that names networks), and where rules name networks, so
  * does the one for its folded spelling among the folded matches (fold.h): a rule that narrows
  * holds for every spelling an origin may take for one of its URLs, and a widening rule opens a
  * URL only when its folded spelling is under one too. arca's own requests (no client) always
  * may. */
-static void decide_allowed(const struct rule_set *set, const struct terms_request *req,
-                           struct fetch_terms *out)
+static void decide_allowed(const struct rule_set *set, const struct rule *r,
+                           const struct terms_request *req, struct fetch_terms *out)
 {
-    const struct rule *r, *f;
+    const struct rule *f;
     enum term_from from;
     int failed;
     out->allowed_rule[0] = '\0';
@@ -48,7 +48,8 @@ static void decide_allowed(const struct rule_set *set, const struct terms_reques
         out->allowed_from = FROM_BUILTIN;
         return;
     }
-    r = rules_match_networks(set, req->url);
+    if (!r || !r->allow_nets) /* a rule that names networks goes before any other that does */
+        r = rules_match_networks(set, req->url);
     out->allowed = allowed_under(r, req, &out->allowed_from);
     if (out->allowed_from == FROM_RULE)
         memcpy(out->allowed_rule, r->name, sizeof(out->allowed_rule));
@@ -143,7 +144,7 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
         memcpy(out->rule_file, r->file, sizeof(out->rule_file));
         out->rule_line = r->line;
     }
-    decide_allowed(set, req, out);
+    decide_allowed(set, r, req, out);
     decide_ttl(cfg, r, req, out);
     decide_rest(cfg, r, out);
     sources_decide(cfg, req->url, &out->sources);
@@ -158,7 +159,7 @@ bool terms_listed_for(const char *url, const struct sockaddr *client)
     struct fetch_terms t;
     bool listed = true;
     if (rules_have_networks(set)) {
-        decide_allowed(set, &req, &t);
+        decide_allowed(set, rules_match(set, url), &req, &t);
         listed = t.allowed || t.allowed_from != FROM_RULE;
     }
     rules_put(set);
