@@ -72,10 +72,16 @@ static bool row_listed(const char *shown, const struct sockaddr *client)
     return listed;
 }
 
-/* The page's rows without those `client` may not fetch by a rule (terms_listed_for). */
+/* The page's rows without those `client` may not fetch by a rule (terms_listed_for); all of
+ * them, as they are, where no rule names networks. */
 static void drop_unlisted(struct listing *l, const struct sockaddr *client)
 {
+    const struct rule_set *set = rules_current();
+    bool rules_decide = rules_have_networks(set);
     int kept = 0;
+    rules_put(set);
+    if (!rules_decide)
+        return;
     for (int i = 0; i < l->n; i++) {
         if (row_listed(l->rows[i].url, client)) {
             l->rows[kept++] = l->rows[i];
