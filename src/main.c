@@ -181,6 +181,27 @@ static void reopen_log(void)
         log_info("SIGUSR1: access log reopened");
 }
 
+/* The warnings of the rules in force (rules_warning), each with `say` (the log's, or
+ * check-config's stderr). */
+static void say_rule_warnings(void (*say)(const char *line))
+{
+    const struct rule_set *set = rules_current();
+    const char *w;
+    for (size_t i = 0; (w = rules_warning(set, i)); i++)
+        say(w);
+    rules_put(set);
+}
+
+static void log_rule_warning(const char *line)
+{
+    log_warn("%s", line);
+}
+
+static void print_rule_warning(const char *line)
+{
+    fprintf(stderr, "arca: warning: %s\n", line);
+}
+
 /* SIGHUP: reopen the access log; reload the allowed networks, quota, stale windows, default
  * TTL, uplink cap, log level and admin token from the same command line and config file. A bad
  * file changes nothing. */
@@ -207,6 +228,7 @@ static void reload(struct config *cfg, int argc, char **argv)
         return;
     }
     rules_install(rules);
+    say_rule_warnings(log_rule_warning);
     if (tls) {
         tls_install(tls);
         log_tls("SIGHUP: ");
@@ -489,6 +511,7 @@ static void log_starting(const struct config *cfg)
     rules_put(rules);
     if (n > 0) /* `arca rules test URL` says which applies to a URL, and why */
         log_info("rules: %zu in force", n);
+    say_rule_warnings(log_rule_warning);
     bool v6 = strchr(cfg->listen_host, ':') != NULL; /* [::], as --listen writes it */
     if (upstream_loopback_exposed(cfg))
         log_warn("--upstream-allow lets arca fetch from this host's loopback while it "
@@ -624,6 +647,7 @@ static int check_config(int argc, char **argv)
         return 1;
     }
     note_root(argc, argv);
+    say_rule_warnings(print_rule_warning);
     if (cfg.config_file[0])
         printf("%s: ok\n", cfg.config_file);
     else

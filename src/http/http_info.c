@@ -10,8 +10,10 @@
  * --tls-listen; its times are written as the status's others. The arca_tls_ families of the
  * metrics appear only with --tls-listen. "parent" (docs/API.md, "Parent arcas") is null, and the
  * arca_parent_ families absent, until some parent is known: --parent from the start, a rule's
- * once a download asked it (upstream/parent.h's table). A parent's URL holds no credentials
- * (config_parent_url refuses them), so the status shows it to every client, as its networks. */
+ * once a download asked it (upstream/parent.h's table). A parent's URL and the rule that names
+ * it are the lab's layout: shown to a client that may see what arca caches (http_sees_urls),
+ * a stranger gets the counters only (null in their place; the metrics label a parent by its
+ * place in the list, "1", "2"...). */
 #include "http/http_internal.h"
 #include "http/http_offload.h"
 #include "base/clock.h"
@@ -188,8 +190,9 @@ static json_t *tls_status(void)
     return o ? o : json_null();
 }
 
-/* One parent's entry: what it gave, its state, its fallbacks by reason (parent_fault_name). */
-static json_t *parent_entry(const struct parent_report *r)
+/* One parent's entry: what it gave, its state, its fallbacks by reason (parent_fault_name);
+ * its URL and who named it when `named`, else null. */
+static json_t *parent_entry(const struct parent_report *r, bool named)
 {
     char since[32];
     json_t *fallbacks = json_object();
@@ -198,15 +201,17 @@ static json_t *parent_entry(const struct parent_report *r)
                             json_integer((json_int_t)r->fallbacks[f]));
     if (r->down)
         iso_time(r->down_since, since, sizeof(since));
-    return json_pack("{s:s, s:s, s:s, s:o, s:i, s:I, s:I, s:I, s:o?}", "url", r->url, "from",
-                     r->from, "state", r->down ? "down" : "up", "down_since",
+    return json_pack("{s:s?, s:s?, s:s, s:o, s:i, s:I, s:I, s:I, s:o?}", "url",
+                     named ? r->url : NULL, "from", named ? r->from : NULL, "state",
+                     r->down ? "down" : "up", "down_since",
                      r->down ? json_string(since) : json_null(), "failures", r->failures,
                      "requests", (json_int_t)r->requests, "bytes", (json_int_t)r->bytes, "hits",
                      (json_int_t)r->hits, "fallbacks", fallbacks);
 }
 
-/* The status's "parent": null without any parent known, else the options and each parent. */
-static json_t *parent_status(void)
+/* The status's "parent": null without any parent known, else the options and each parent
+ * (their URLs and namers when `named`). */
+static json_t *parent_status(bool named)
 {
     struct parent_report r[PARENT_MAX];
     int n = parent_report(r, PARENT_MAX);
@@ -215,11 +220,11 @@ static json_t *parent_status(void)
         return json_null();
     list = json_array();
     for (int i = 0; list && i < n; i++)
-        json_array_append_new(list, parent_entry(&r[i]));
+        json_array_append_new(list, parent_entry(&r[i], named));
     o = json_pack("{s:o, s:b, s:b, s:o?}", "url",
-                  http_cfg->parent[0] ? json_string(http_cfg->parent) : json_null(), "only",
-                  http_cfg->parent_only, "trusted_http", http_cfg->parent_trusted_http, "parents",
-                  list);
+                  named && http_cfg->parent[0] ? json_string(http_cfg->parent) : json_null(),
+                  "only", http_cfg->parent_only, "trusted_http", http_cfg->parent_trusted_http,
+                  "parents", list);
     return o ? o : json_null();
 }
 
@@ -273,7 +278,7 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
     add_hosts_down(c, o);
     add_allow_networks(o);
     json_object_set_new(o, "tls", tls_status());
-    json_object_set_new(o, "parent", parent_status());
+    json_object_set_new(o, "parent", parent_status(http_sees_urls(c)));
     json_object_set_new(o, "statistics_bucket_listings",
                         json_integer(atomic_load(&stats.bucket_listings)));
     json_object_set_new(o, "statistics_bucket_list_requests",
@@ -586,13 +591,22 @@ static void metrics_tls(char *body, size_t size)
              (long long)n[TLS_PLAIN_HTTP], t.ktls ? 1 : 0, (long long)n[TLS_KTLS]);
 }
 
+/* A parent's label: its URL when `named`, else its place in the list ("1", "2"...). */
+static void parent_label(struct buf *b, const struct parent_report *r, int i, bool named)
+{
+    if (named)
+        buf_label(b, r[i].url);
+    else
+        buf_addf(b, "\"%d\"", i + 1);
+}
+
 /* One sample per parent of a family (after its HELP and TYPE): `what` picks the value. */
 static void parent_samples(struct buf *b, const char *family, const struct parent_report *r, int n,
-                           int64_t (*what)(const struct parent_report *))
+                           bool named, int64_t (*what)(const struct parent_report *))
 {
     for (int i = 0; i < n; i++) {
         buf_addf(b, "%s{parent=", family);
-        buf_label(b, r[i].url);
+        parent_label(b, r, i, named);
         buf_addf(b, "} %lld\n", (long long)what(&r[i]));
     }
 }
@@ -620,7 +634,7 @@ static int64_t parent_up(const struct parent_report *r)
 /* The parents' families, appended, once some parent is known: what each gave, whether it is
  * up, and the downloads that went to the origin instead, by reason. A family's samples stay
  * together, as the text format wants. */
-static void metrics_parent(struct buf *b)
+static void metrics_parent(struct buf *b, bool named)
 {
     struct parent_report r[PARENT_MAX];
     int n = parent_report(r, PARENT_MAX);
@@ -628,23 +642,23 @@ static void metrics_parent(struct buf *b)
         return;
     buf_add(b, "# HELP arca_parent_requests_total Downloads a parent arca served whole (their "
                "sha256 its Repr-Digest).\n# TYPE arca_parent_requests_total counter\n");
-    parent_samples(b, "arca_parent_requests_total", r, n, parent_requests);
+    parent_samples(b, "arca_parent_requests_total", r, n, named, parent_requests);
     buf_add(b, "# HELP arca_parent_bytes_total Bytes taken from a parent arca, in downloads it "
                "served whole.\n# TYPE arca_parent_bytes_total counter\n");
-    parent_samples(b, "arca_parent_bytes_total", r, n, parent_bytes);
+    parent_samples(b, "arca_parent_bytes_total", r, n, named, parent_bytes);
     buf_add(b, "# HELP arca_parent_hits_total Downloads a parent arca served from its own disk "
                "(its Cache-Status said hit).\n# TYPE arca_parent_hits_total counter\n");
-    parent_samples(b, "arca_parent_hits_total", r, n, parent_hits);
+    parent_samples(b, "arca_parent_hits_total", r, n, named, parent_hits);
     buf_add(b, "# HELP arca_parent_up Whether a parent arca is asked (1) or passed over, held "
                "down after its faults (0).\n# TYPE arca_parent_up gauge\n");
-    parent_samples(b, "arca_parent_up", r, n, parent_up);
+    parent_samples(b, "arca_parent_up", r, n, named, parent_up);
     buf_add(b, "# HELP arca_parent_fallbacks_total Downloads that went to the origin instead of "
                "(or after) a parent arca, by reason.\n"
                "# TYPE arca_parent_fallbacks_total counter\n");
     for (int i = 0; i < n; i++)
         for (int f = 0; f < PARENT_FAULTS; f++) {
             buf_add(b, "arca_parent_fallbacks_total{parent=");
-            buf_label(b, r[i].url);
+            parent_label(b, r, i, named);
             buf_addf(b, ",reason=\"%s\"} %lld\n", parent_fault_name((enum parent_fault)f),
                      (long long)r[i].fallbacks[f]);
         }
@@ -667,7 +681,7 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_pinned(body, sizeof(body));
     metrics_tls(body, sizeof(body));
     buf_add(&out, body);
-    metrics_parent(&out); /* up to PARENT_MAX parents: a buffer that grows */
+    metrics_parent(&out, http_sees_urls(c)); /* up to PARENT_MAX parents: a buffer that grows */
     text = buf_take(&out, &len);
     return http_send_owned(c, HTTP_OK, "text/plain; version=0.0.4", text, len);
 }

@@ -67,6 +67,7 @@ static enum conn_result resources_json(struct conn *c)
 {
     struct resources_query q;
     struct listing l;
+    struct sockaddr_storage addr;
     const char *why;
     unsigned int status;
     char *text;
@@ -80,7 +81,7 @@ static enum conn_result resources_json(struct conn *c)
     if (resources_parse(conn_query(c, "state"), conn_query(c, "order"), conn_query(c, "page"), &q,
                         &why) < 0)
         return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
-    if (resources_fetch(&q, &l, &status, &why) < 0)
+    if (resources_fetch(&q, http_client(c, &addr), &l, &status, &why) < 0)
         return http_send_error(c, status, "%s", why);
     o = listing_json(&q, &l);
     listing_free(&l);

@@ -1,5 +1,7 @@
 #include "http/resources.h"
 #include "base/parse.h"
+#include "rules/terms.h"
+#include "url/url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,8 +58,42 @@ int64_t resources_pages(int64_t total)
     return total > 0 ? (total + RESOURCES_PER_PAGE - 1) / RESOURCES_PER_PAGE : 1;
 }
 
-int resources_fetch(const struct resources_query *q, struct listing *out, unsigned int *status,
-                    const char **why)
+/* Whether `client` may see the row of `shown` (a listed URL, url_shown's): read in normal form
+ * as the rules read URLs; one arca cannot read so is not shown. */
+static bool row_listed(const char *shown, const struct sockaddr *client)
+{
+    size_t size = URL_BUF_SIZE(strlen(shown));
+    char *url = malloc(size);
+    const char *no;
+    int status;
+    bool listed = url && url_normalize(shown, strlen(shown), url, size, &status, &no) == 0 &&
+                  terms_listed_for(url, client);
+    free(url);
+    return listed;
+}
+
+/* The page's rows without those `client` may not fetch by a rule (terms_listed_for); all of
+ * them, as they are, where no rule names networks. */
+static void drop_unlisted(struct listing *l, const struct sockaddr *client)
+{
+    const struct rule_set *set = rules_current();
+    bool rules_decide = rules_have_networks(set);
+    int kept = 0;
+    rules_put(set);
+    if (!rules_decide)
+        return;
+    for (int i = 0; i < l->n; i++) {
+        if (row_listed(l->rows[i].url, client)) {
+            l->rows[kept++] = l->rows[i];
+            continue;
+        }
+        free(l->rows[i].url);
+    }
+    l->n = kept;
+}
+
+int resources_fetch(const struct resources_query *q, const struct sockaddr *client,
+                    struct listing *out, unsigned int *status, const char **why)
 {
     int64_t offset =
         q->page > STORE_LIST_DEPTH ? STORE_LIST_DEPTH : (q->page - 1) * RESOURCES_PER_PAGE;
@@ -73,6 +109,8 @@ int resources_fetch(const struct resources_query *q, struct listing *out, unsign
         *status = 404;
         *why = "no such page";
         rc = -1;
+    } else {
+        drop_unlisted(out, client);
     }
     return rc < 0 ? -1 : 0;
 }

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define RESOURCES_PER_PAGE 25
 
@@ -31,9 +32,11 @@ extern const char *const resource_state_names[LIST_STATES];
 int resources_parse(const char *state, const char *order, const char *page,
                     struct resources_query *q, const char **why);
 
-/* The query's page. 0; -1 with status (404: no such page, 400: too deep, 500) and reason. */
-int resources_fetch(const struct resources_query *q, struct listing *out, unsigned int *status,
-                    const char **why);
+/* The query's page, as `client` may see it: without the rows of URLs a rule's allow-network
+ * refuses it (terms_listed_for; the counts still count them). 0; -1 with status (404: no such
+ * page, 400: too deep, 500) and reason. */
+int resources_fetch(const struct resources_query *q, const struct sockaddr *client,
+                    struct listing *out, unsigned int *status, const char **why);
 
 /* Pages for `total` rows (at least 1). */
 int64_t resources_pages(int64_t total);

@@ -111,21 +111,24 @@ static json_t *rule_json(const struct rule *r)
                      "match", r->match);
 }
 
-/* Who may fetch under the rule: its networks, else --allow-network's (or the default list). */
-static void add_networks(json_t *answer, const struct rule *r, const struct fetch_terms *t)
+/* Who may fetch under the rule: the networks of the rule that decides there (rules.h: the
+ * URL's, or the one around it that names some), else --allow-network's (or the default
+ * list). */
+static void add_networks(json_t *answer, const struct rule *r)
 {
     struct cidr policy[CONFIG_MAX_NETS];
-    const struct cidr *nets = r && r->allow_nets ? r->allow_nets : policy;
+    const struct cidr *nets = r ? r->allow_nets : policy;
     bool by_default = false;
-    int n = r && r->allow_nets ? r->n_allow_nets : policy_clients(policy, &by_default);
+    int n = r ? r->n_allow_nets : policy_clients(policy, &by_default);
     json_t *list = json_array();
-    char text[64];
+    char text[96];
     for (int i = 0; i < n; i++) {
         format_cidr(&nets[i], text, sizeof(text));
         json_array_append_new(list, json_string(text));
     }
-    json_t *from =
-        r && r->allow_nets ? from_text(FROM_RULE, t, "") : json_string("--allow-network");
+    if (r)
+        snprintf(text, sizeof(text), "rule %s", r->name);
+    json_t *from = json_string(r ? text : "--allow-network");
     /* a term like the others, and (as before the terms had it) beside them */
     add_term(json_object_get(answer, "terms"), "allow-network", json_copy(list), json_copy(from));
     json_object_set_new(answer, "networks", list);
@@ -190,7 +193,7 @@ static void add_rules(const struct config *cfg, json_t *answer, const char *url,
         json_array_append_new(losers, rule_json(all[i]));
     json_object_set_new(answer, "losers", losers);
     json_object_set_new(answer, "terms", terms_json(cfg, t, n > 0 ? all[0] : NULL));
-    add_networks(answer, n > 0 ? all[0] : NULL, t);
+    add_networks(answer, rules_match_networks(set, url));
     rules_put(set);
 }
 

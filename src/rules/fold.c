@@ -29,12 +29,19 @@ static char unescaped(const char *p)
     return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ? (char)c : 0;
 }
 
-/* The path [p, end) into out (after its first '/'): escapes folded, one '/' for each run. */
+/* The path [p, end) into out (after its first '/'): escapes folded, one '/' for each run, and
+ * each segment's parameters (from a ';' to the segment's end) dropped: Tomcat, Jetty and Spring
+ * serve /private/a for /private;x=1/a and /pub/..;/private/a, so the dot segments are resolved
+ * after the parameters go. An escaped %3B is a character of the name there, and stays. */
 static char *fold_path(const char *p, const char *end, char *out)
 {
     while (p < end) {
         char c = *p == '%' && end - p >= 3 ? unescaped(p) : 0;
         size_t took = c ? 3 : 1;
+        if (*p == ';') {
+            p += strcspn(p, "/?");
+            continue;
+        }
         if (!c)
             c = *p;
         if (!(c == '/' && out[-1] == '/'))
@@ -122,15 +129,15 @@ static bool dotted_quad(const char *h, const char *end)
 }
 
 /* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
- * no copy: an escape or a "//" in the path, a userinfo, a host ending in a dot, an IP literal
- * (an IPv4 one not in its one spelling; an IPv6 one is folded to be sure). *end is set to the
- * path's end (its query's '?', or the URL's end). */
+ * no copy: an escape, a ';' or a "//" in the path, a userinfo, a host ending in a dot, an IP
+ * literal (an IPv4 one not in its one spelling; an IPv6 one is folded to be sure). *end is set to
+ * the path's end (its query's '?', or the URL's end). */
 static bool may_fold(const char *auth, const char *path, const char **end)
 {
     const char *p = path, *hend = path;
     bool hexish = true; /* the host holds only what an address written otherwise may */
     for (; *p && *p != '?'; p++)
-        if (*p == '%' || (*p == '/' && p[1] == '/'))
+        if (*p == '%' || *p == ';' || (*p == '/' && p[1] == '/'))
             break;
     if (*p && *p != '?')
         return true;

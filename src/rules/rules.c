@@ -57,6 +57,8 @@ int rules_index(struct rule_set *set, char *err)
         set->sorted[i].auth_len = authority_len(set->rules[i].match);
         set->has_globs = set->has_globs || set->rules[i].host_glob;
         set->has_nets = set->has_nets || set->rules[i].allow_nets;
+        if (set->rules[i].catch_all) /* "*" prefixes no URL: the table never finds it */
+            set->catch_all = &set->rules[i];
     }
     qsort(set->sorted, set->n, sizeof(*set->sorted), by_match);
     for (size_t i = 1; i < set->n; i++) {
@@ -208,7 +210,33 @@ const struct rule *rules_match(const struct rule_set *set, const char *url)
 {
     const struct rule_entry *best = NULL;
     each_candidate(set, url, take_best, &best);
-    return best ? best->rule : NULL;
+    return best ? best->rule : set->catch_all;
+}
+
+/* The first of the chain from entry i up that names networks (a chain shares one authority,
+ * longest first: the chain's best), kept when it goes before the best so far. */
+static void take_networks(const struct rule_set *set, long i, void *arg)
+{
+    const struct rule_entry **best = arg;
+    for (; i >= 0; i = set->sorted[i].parent) {
+        const struct rule_entry *e = &set->sorted[i];
+        if (!e->rule->allow_nets)
+            continue;
+        if (!*best || precedes(e, *best) > 0)
+            *best = e;
+        return;
+    }
+}
+
+const struct rule *rules_match_networks(const struct rule_set *set, const char *url)
+{
+    const struct rule_entry *best = NULL;
+    if (!set->has_nets)
+        return NULL;
+    each_candidate(set, url, take_networks, &best);
+    if (best)
+        return best->rule;
+    return set->catch_all && set->catch_all->allow_nets ? set->catch_all : NULL;
 }
 
 struct all {
@@ -245,6 +273,8 @@ size_t rules_match_all(const struct rule_set *set, const char *url, const struct
     each_candidate(set, url, take_all, &a);
     for (size_t i = 0; i < a.n; i++)
         out[i] = a.found[i]->rule;
+    if (set->catch_all && a.n < (max < 64 ? max : 64))
+        out[a.n++] = set->catch_all; /* behind every other */
     return a.n;
 }
 
@@ -258,6 +288,7 @@ void rules_free(struct rule_set *set)
     if (!set || set->forever)
         return;
     rules_free(set->folded);
+    free(set->warnings);
     free(set->rules);
     free(set->match_line);
     free(set->sorted);
@@ -283,7 +314,12 @@ bool rules_have_networks(const struct rule_set *set)
 
 const struct rule *rules_match_folded(const struct rule_set *set, const char *folded_url)
 {
-    return set->folded ? rules_match(set->folded, folded_url) : NULL;
+    return set->folded ? rules_match_networks(set->folded, folded_url) : NULL;
+}
+
+const char *rules_warning(const struct rule_set *set, size_t i)
+{
+    return i < set->n_warnings ? set->warnings[i] : NULL;
 }
 
 bool rules_fold_matches(const struct rule_set *set)
@@ -308,7 +344,8 @@ const struct rule *rules_next_under(const struct rule_set *set, const char *root
     size_t len = strlen(root);
     for (size_t i = after ? (size_t)(after - f->rules) + 1 : 0; f && i < f->n; i++) {
         const struct rule *r = &f->rules[i];
-        if (r->host_glob ? glob_covers(r->match, root) : !strncmp(r->match, root, len))
+        if (r->catch_all ||
+            (r->host_glob ? glob_covers(r->match, root) : !strncmp(r->match, root, len)))
             return r;
     }
     return NULL;

@@ -10,7 +10,12 @@
  * error. Finding it costs O(log n) string compares (a sorted table, not a list walked): one
  * binary search for the URL's host, and, when some rule has a glob, one for each of the host's
  * dot-suffixes (a.b.example.org: *.b.example.org, *.example.org, *.org). A URL's userinfo is
- * no part of what is matched; a match holds none.
+ * no part of what is matched; a match holds none. A match of "*" (one rule at most) covers
+ * every URL, behind any other match: the rule of the URLs no other rule covers.
+ *
+ * Who may fetch a URL is decided by the rule that applies when it names networks
+ * (allow-network), else by the next rule covering the URL, in precedence, that names some (a
+ * size limit inside a private prefix does not open it), else by --allow-network.
  *
  * Contract: rules_compile() runs on any thread and touches nothing shared; rules_install()
  * makes a set the one in force (start and SIGHUP, main thread); rules_current() and
@@ -57,6 +62,7 @@ struct rule {
     int line;         /* of its [rule NAME] line */
     char match[1024]; /* its normal form, as matched */
     bool host_glob;   /* match's host starts with "*." */
+    bool catch_all;   /* match is "*": every URL, behind any other match */
     bool has_ttl, has_client_ttl, has_stale_if_error, has_stale_while_revalidate, has_store,
         has_pin, has_fill_connections, has_fill_min_size, has_max_object_size, has_parent;
     char parent[CONFIG_PARENT_MAX]; /* with has_parent: its parent's base URL, "" none */
@@ -85,6 +91,11 @@ void rules_put(const struct rule_set *set);
 /* Free a set never installed (one compiled to be checked, or refused); an installed set goes
  * with rules_put. */
 void rules_free(struct rule_set *set);
+/* The set's warnings, each one line "FILE:LINE: rule NAME ..." (the last may count those past
+ * a bound): what the admin may not mean though arca can serve it (a rule that names no
+ * networks inside the prefix of one that does). The i-th, NULL past the last. For check-config
+ * and the start-up and reload logs. */
+const char *rules_warning(const struct rule_set *set, size_t i);
 
 size_t rules_count(const struct rule_set *set);
 /* The rule for `url` (its normal form); NULL: none. */
@@ -100,7 +111,11 @@ size_t rules_match_all(const struct rule_set *set, const char *url, const struct
 bool rules_widen_any(void);
 /* Whether a rule of `set` names who may fetch (allow-network: more, fewer or none). */
 bool rules_have_networks(const struct rule_set *set);
-/* With rules_have_networks: the rule a URL in folded form (fold.h) falls under among the
+/* The rule whose allow-network decides who may fetch `url` (normal form): of the rules covering
+ * it that name networks, the one that takes precedence (the catch-all last); NULL: none, then
+ * --allow-network decides. */
+const struct rule *rules_match_networks(const struct rule_set *set, const char *url);
+/* With rules_have_networks: rules_match_networks for a URL in folded form (fold.h) among the
  * rules' folded matches, a copy of the set's rule (its name and networks); NULL: none. */
 const struct rule *rules_match_folded(const struct rule_set *set, const char *folded_url);
 /* Whether some match of `set` is spelt otherwise once folded: else a URL that does not fold

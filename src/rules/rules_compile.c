@@ -169,6 +169,11 @@ static int match_value(struct compiling *c, const struct config_rule_key *k)
     char plain[1024];
     int status;
     bool glob;
+    if (!strcmp(v, "*")) { /* every URL: what --allow-network and the options would cover */
+        strcpy(c->r->match, "*");
+        c->r->catch_all = true;
+        return 0;
+    }
     if (!auth || (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0))
         return refuse(c, k->line, "match: '%.80s' can never match: not an http:// or https:// URL",
                       v);
@@ -184,7 +189,7 @@ static int match_value(struct compiling *c, const struct config_rule_key *k)
     if (strchr(v + scheme + (glob ? 1 : 0), '*'))
         return refuse(c, k->line,
                       "match: '%.80s' can never match: a glob is only the host's "
-                      "first label (https://*.example.org/)",
+                      "first label (https://*.example.org/; match = * covers every URL)",
                       v);
     if (len - (glob ? 2 : 0) >= sizeof(plain))
         return refuse(c, k->line, "match: longer than %zu bytes", sizeof(plain) - 1);
@@ -332,6 +337,63 @@ static struct rule_set *folded_copy(struct rule_set *set, char *err)
     return f;
 }
 
+/* One more warning, or (past RULES_WARNINGS_MAX - 1) one more counted in the last. */
+__attribute__((format(printf, 3, 4))) static void warn(struct rule_set *set, size_t *more,
+                                                       const char *fmt, ...)
+{
+    va_list ap;
+    if (set->n_warnings == RULES_WARNINGS_MAX - 1) {
+        (*more)++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(set->warnings[set->n_warnings++], RULES_WARNING_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* The rule whose networks decide under `r`'s prefix, when it is not r: the first rule covering
+ * all of r's URLs that names networks (rules_match_all: by precedence), a catch-all apart (its
+ * networks are the lab's default, as --allow-network's). NULL: none, or r names its own. */
+static const struct rule *enclosing_networks(const struct rule_set *set, const struct rule *r)
+{
+    const struct rule *all[64];
+    size_t n;
+    if (r->allow_nets || r->catch_all)
+        return NULL;
+    n = rules_match_all(set, r->match, all, 64);
+    for (size_t i = 0; i < n; i++)
+        if (all[i] != r && all[i]->allow_nets && !all[i]->catch_all)
+            return all[i];
+    return NULL;
+}
+
+/* A rule that names no networks inside the prefix of one that does takes that one's (an
+ * admin adding a size limit under a private prefix does not mean to open it): said, naming
+ * both, since the admin may have meant --allow-network's. */
+static int warn_inner_rules(struct rule_set *set, char *err)
+{
+    size_t more = 0;
+    if (!set->has_nets)
+        return 0;
+    if (!(set->warnings = calloc(RULES_WARNINGS_MAX, sizeof(*set->warnings)))) {
+        snprintf(err, CONFIG_ERR_LEN, "rules: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        const struct rule *r = &set->rules[i], *e = enclosing_networks(set, r);
+        if (e)
+            warn(set, &more,
+                 "%.100s:%d: rule %s names no allow-network, inside rule %s's prefix "
+                 "(%.100s:%d): rule %s's networks decide who may fetch there, not "
+                 "--allow-network's",
+                 r->file, r->line, r->name, e->name, e->file, e->line, e->name);
+    }
+    if (more)
+        snprintf(set->warnings[set->n_warnings++], RULES_WARNING_LEN,
+                 "and %zu more rules name no allow-network inside a prefix whose rule does", more);
+    return 0;
+}
+
 struct rule_set *rules_compile(const struct config *cfg, char *err)
 {
     struct rule_set *set = calloc(1, sizeof(*set));
@@ -354,7 +416,8 @@ struct rule_set *rules_compile(const struct config *cfg, char *err)
             return NULL;
         }
     }
-    if (rules_index(set, err) < 0 || (set->has_nets && !(set->folded = folded_copy(set, err)))) {
+    if (rules_index(set, err) < 0 || (set->has_nets && !(set->folded = folded_copy(set, err))) ||
+        warn_inner_rules(set, err) < 0) {
         rules_free(set);
         return NULL;
     }

@@ -21,6 +21,11 @@ struct rule_entry {
     long parent;     /* the longest other match that is a prefix of this one; -1: none */
 };
 
+/* At most this many warnings are kept, the last saying how many more there were; each fits a
+ * line naming two rules and their files. */
+#define RULES_WARNINGS_MAX 16
+#define RULES_WARNING_LEN 768
+
 struct rule_set {
     int refs;     /* readers and the slot in force; atomics (rules.c) */
     bool forever; /* the empty set: in force before any rules_install and whenever a set of no
@@ -34,7 +39,10 @@ struct rule_set {
     bool has_nets; /* a rule names who may fetch (allow-network): terms.c folds URLs then */
     /* with has_nets: the same rules, their matches folded (fold.h), for who may fetch; NULL */
     struct rule_set *folded;
-    bool folds_matches; /* with folded: some match is spelt otherwise once folded */
+    bool folds_matches;           /* with folded: some match is spelt otherwise once folded */
+    const struct rule *catch_all; /* the rule of match "*", NULL: none */
+    char (*warnings)[RULES_WARNING_LEN]; /* rules_warning's, n_warnings of them */
+    size_t n_warnings;
 };
 
 /* Sort the table and link each match to its parent; -1 with "FILE:LINE: rule NAME: why" in err

@@ -30,10 +30,12 @@ static bool allowed_under(const struct rule *r, const struct terms_request *req,
     return allowed;
 }
 
-/* Who may fetch: the URL's rule says, and where rules name networks, so does the rule its
- * folded spelling falls under among the folded matches (fold.h): a rule that narrows holds for
- * every spelling an origin may take for one of its URLs, and a widening rule opens a URL only
- * when its folded spelling is under one too. arca's own requests (no client) always may. */
+/* Who may fetch: the rule whose networks decide for the URL says (rules_match_networks: the
+ * URL's rule `r`, or the one around it that names networks), and where rules name networks, so
+ * does the one for its folded spelling among the folded matches (fold.h): a rule that narrows
+ * holds for every spelling an origin may take for one of its URLs, and a widening rule opens a
+ * URL only when its folded spelling is under one too. arca's own requests (no client) always
+ * may. */
 static void decide_allowed(const struct rule_set *set, const struct rule *r,
                            const struct terms_request *req, struct fetch_terms *out)
 {
@@ -46,6 +48,8 @@ static void decide_allowed(const struct rule_set *set, const struct rule *r,
         out->allowed_from = FROM_BUILTIN;
         return;
     }
+    if (!r || !r->allow_nets) /* a rule that names networks goes before any other that does */
+        r = rules_match_networks(set, req->url);
     out->allowed = allowed_under(r, req, &out->allowed_from);
     if (out->allowed_from == FROM_RULE)
         memcpy(out->allowed_rule, r->name, sizeof(out->allowed_rule));
@@ -148,6 +152,20 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
     rules_put(set);
 }
 
+bool terms_listed_for(const char *url, const struct sockaddr *client)
+{
+    const struct rule_set *set = rules_current();
+    const struct terms_request req = {.url = url, .client = client, .option_says = 1};
+    struct fetch_terms t;
+    bool listed = true;
+    if (rules_have_networks(set)) {
+        decide_allowed(set, rules_match(set, url), &req, &t);
+        listed = t.allowed || t.allowed_from != FROM_RULE;
+    }
+    rules_put(set);
+    return listed;
+}
+
 bool terms_parent_may_see(const struct config *cfg, const struct fetch_terms *t, const char *url)
 {
     const struct terms_sources *s = &t->sources;
@@ -175,8 +193,8 @@ const char *terms_from_name(enum term_from from)
     return "built-in";
 }
 
-/* Which rules decide who may fetch `url` (normal form): its rule's networks (NULL: the option's)
- * and its folded spelling's (fold.h). */
+/* Which rules decide who may fetch `url` (normal form): its own spelling's networks (NULL: the
+ * option's) and its folded spelling's (fold.h). */
 struct access {
     const struct rule *own, *folded;
 };
@@ -185,9 +203,9 @@ static int access_of(const struct rule_set *set, const char *url, struct access 
 {
     int failed;
     char *folded = fold_url(url, &failed);
-    const struct rule *r = rules_match(set, url);
+    const struct rule *r = rules_match_networks(set, url);
     const struct rule *f = rules_match_folded(set, folded ? folded : url);
-    out->own = r && r->allow_nets ? r : NULL;
+    out->own = r;
     out->folded = f && f->allow_nets ? f : NULL;
     free(folded);
     return failed ? -1 : 0;

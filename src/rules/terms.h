@@ -88,6 +88,11 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
 bool terms_tunnel_allowed(const char *host, int port, const struct sockaddr *client, char *why,
                           size_t size);
 
+/* Whether a listing may show `url` (normal form) to `client`: no rule that names networks
+ * refuses it the URL (terms_decide's who-may-fetch, both spellings); the listing's own gate
+ * (--allow-network, --ui-network) is the caller's. Any thread. */
+bool terms_listed_for(const char *url, const struct sockaddr *client);
+
 /* Whether the parent of `t` may be sent `url` (the client's, whole): it carries no credentials,
  * or that parent may have them (https://, or --parent-trusted-http). Asked where a parent is
  * asked (a download, a confirmation, the rules test), never on every request: it reads the

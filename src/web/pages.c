@@ -357,7 +357,7 @@ static enum conn_result help_page(struct conn *c)
     url_rule(&b);
     buf_add(&b, "</div>");
     https_card(c, &b);
-    web_parents_help(&b);
+    web_parents_help(&b, http_sees_urls(c));
     return page_end(c, &b, HTTP_OK);
 }
 
@@ -509,6 +509,7 @@ static enum conn_result resources_page(struct conn *c, const char *rest)
     const char *why, *qpage = conn_query(c, "page");
     struct resources_query q;
     struct listing l;
+    struct sockaddr_storage addr;
     unsigned int status;
     struct buf b = {0};
 
@@ -516,7 +517,7 @@ static enum conn_result resources_page(struct conn *c, const char *rest)
         return http_send_error(c, HTTP_NOT_FOUND, "no such page");
     if (resources_parse(state, conn_query(c, "order"), page[0] ? page : qpage, &q, &why) < 0)
         return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
-    if (resources_fetch(&q, &l, &status, &why) < 0)
+    if (resources_fetch(&q, http_client(c, &addr), &l, &status, &why) < 0)
         return http_send_error(c, status, "%s", why);
     web_page_begin(&b, "Resources", "/resources/");
     buf_add(&b, "<h1>Resources</h1>");
@@ -690,7 +691,7 @@ static enum conn_result statistics_page(struct conn *c)
     hosts_down_card(c, &b);
     summary(&b, &t);
     tls_card(&b);
-    web_parents_card(&b);
+    web_parents_card(&b, http_sees_urls(c));
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);
     return page_end(c, &b, HTTP_OK);

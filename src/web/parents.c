@@ -41,14 +41,23 @@ static void fallbacks_cell(struct buf *b, const struct parent_report *r)
     buf_add(b, ")</td>");
 }
 
-static void parent_row(struct buf *b, const struct parent_report *r)
+/* Parent i (from 0): its URL when `named`, else "parent i+1". */
+static void parent_name(struct buf *b, const struct parent_report *r, int i, bool named)
+{
+    if (named)
+        parent_url(b, r->url);
+    else
+        buf_addf(b, "parent %d", i + 1);
+}
+
+static void parent_row(struct buf *b, const struct parent_report *r, int i, bool named)
 {
     char bytes[32], since[40] = "?";
     format_bytes((double)r->bytes, bytes, sizeof(bytes));
     buf_add(b, "<tr><td class=\"url\">");
-    parent_url(b, r->url);
+    parent_name(b, r, i, named);
     buf_add(b, "</td><td>");
-    buf_html(b, r->from);
+    buf_html(b, named ? r->from : "");
     if (r->down) {
         time_t t = (time_t)r->down_since;
         struct tm tm;
@@ -80,7 +89,7 @@ static void options_line(struct buf *b)
                    "with credentials may go to a parent over plain <code>http://</code>.</p>");
 }
 
-void web_parents_card(struct buf *b)
+void web_parents_card(struct buf *b, bool named)
 {
     struct parent_report r[PARENT_MAX];
     int n = parent_report(r, PARENT_MAX), down = 0;
@@ -99,11 +108,11 @@ void web_parents_card(struct buf *b)
     buf_add(b, "<table><tr><th>Parent</th><th>Named by</th><th>State</th><th>Downloads</th>"
                "<th>Hits</th><th>Bytes</th><th>Fell back to the origin</th></tr>");
     for (int i = 0; i < n; i++)
-        parent_row(b, &r[i]);
+        parent_row(b, &r[i], i, named);
     buf_add(b, "</table></div>");
 }
 
-void web_parents_help(struct buf *b)
+void web_parents_help(struct buf *b, bool named)
 {
     struct parent_report r[PARENT_MAX];
     int n = parent_report(r, PARENT_MAX);
@@ -113,10 +122,12 @@ void web_parents_help(struct buf *b)
                "fills its misses from a central arca: it asks ");
     for (int i = 0; i < n; i++) {
         buf_add(b, i == 0 ? "" : i == n - 1 ? " or " : ", ");
-        parent_url(b, r[i].url);
-        buf_add(b, " (");
-        buf_html(b, r[i].from);
-        buf_add(b, ")");
+        parent_name(b, &r[i], i, named);
+        if (named) {
+            buf_add(b, " (");
+            buf_html(b, r[i].from);
+            buf_add(b, ")");
+        }
     }
     buf_add(b, " first, and goes to the origin when the parent fails. The parent's bytes are "
                "kept only when their sha256 is the parent's digest. <code>Cache-Status</code> "

@@ -13,10 +13,14 @@
 
 #include "base/buf.h"
 
-/* The statistics page's card (id "parent"), a warning while some parent is held down. */
-void web_parents_card(struct buf *b);
+#include <stdbool.h>
+
+/* The statistics page's card (id "parent"), a warning while some parent is held down. Each
+ * parent's URL and the rule (or option) that names it when `named` (a client that may see what
+ * arca caches), else "parent 1", "parent 2"...: a stranger reads the counters only. */
+void web_parents_card(struct buf *b, bool named);
 /* The help page's card (id "parent-help"): a miss is asked of the parent first, and what
- * --parent-only and --parent-trusted-http change. */
-void web_parents_help(struct buf *b);
+ * --parent-only and --parent-trusted-http change; which parents when `named`. */
+void web_parents_help(struct buf *b, bool named);
 
 #endif

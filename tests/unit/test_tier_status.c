@@ -122,8 +122,8 @@ static void no_parent_no_card(void **state)
     struct buf b = {0};
     char *s;
     (void)state;
-    web_parents_card(&b);
-    web_parents_help(&b);
+    web_parents_card(&b, true);
+    web_parents_help(&b, true);
     s = take(&b);
     assert_string_equal(s, "");
     free(s);
@@ -149,7 +149,7 @@ static void the_card_escapes_and_warns(void **state)
         parent_fault(&p, "http://o.lab/a", i ? PARENT_STATUS : PARENT_REFUSED, true, "test");
         parent_forget(&p);
     }
-    web_parents_card(&b);
+    web_parents_card(&b, true);
     s = take(&b);
     assert_non_null(strstr(s, "<div class=\"card warning\" id=\"parent\">"));
     assert_non_null(strstr(s, "<code>" HOSTILE_URL_HTML "</code>"));
@@ -160,7 +160,7 @@ static void the_card_escapes_and_warns(void **state)
     assert_null(strstr(s, "<script>"));
     assert_null(strstr(s, "<b>"));
     free(s);
-    web_parents_help(&b);
+    web_parents_help(&b, true);
     s = take(&b);
     assert_non_null(strstr(s, "id=\"parent-help\""));
     assert_non_null(strstr(s, "<code>" HOSTILE_URL_HTML "</code> (rule site&lt;b&gt;&amp;)"));
@@ -185,7 +185,7 @@ static void the_card_shows_what_a_parent_gave(void **state)
     parent_served(&p, 2048);
     parent_forget(&p);
     cfg.parent_only = true;
-    web_parents_card(&b);
+    web_parents_card(&b, true);
     cfg.parent_only = false;
     s = take(&b);
     assert_non_null(strstr(s, "<h2>Parent arcas</h2>")); /* two now */
@@ -196,6 +196,15 @@ static void the_card_shows_what_a_parent_gave(void **state)
                               "none</td>"));
     assert_non_null(strstr(s, "id=\"parent-only\""));
     assert_null(strstr(s, "id=\"parent-trusted-http\""));
+    free(s);
+    /* a stranger's: the counters, neither the URLs nor who named them */
+    web_parents_card(&b, false);
+    web_parents_help(&b, false);
+    s = take(&b);
+    assert_non_null(strstr(s, "<td class=\"url\">parent 2</td><td></td>"));
+    assert_non_null(strstr(s, "<td class=\"num bytes\">2.0 KiB</td>"));
+    assert_null(strstr(s, "central.lab"));
+    assert_null(strstr(s, "rule site"));
     free(s);
 }
 
