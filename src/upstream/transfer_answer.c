@@ -106,14 +106,16 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
     return new_version(t, why, true) < 0 ? -1 : 1;
 }
 
-/* A parent's answer: the object is as old as the parent's copy, fresh for what is left of the
- * parent's freshness (at most its own terms' ttl), and shows the parent's Cache-Status. */
+/* A parent's answer: the object is as old as the parent's copy and fresh for what is left of
+ * the parent's freshness, never past its own terms' ttl counted from the parent's download (a
+ * 304 renews nothing from now), nor at all when the parent kept no copy (stored=?0: it vouches
+ * for nothing after this answer); it shows the parent's Cache-Status. */
 static void transfer_parent_freshness(struct transfer *t)
 {
     const struct parent_ask *p = &t->parent;
-    int64_t own = t->terms.object.ttl;
-    t->st->from_parent(t->obj, p->age, p->has_left && p->left < own ? p->left : own,
-                       p->cache_status);
+    int64_t own = t->terms.object.ttl - p->age;
+    int64_t fresh = p->not_stored ? 0 : p->has_left && p->left < own ? p->left : own;
+    t->st->from_parent(t->obj, p->age, fresh, p->cache_status);
 }
 
 /* The parent's answer (parent.h): its own failure ends the attempt (the download goes to the

@@ -288,7 +288,11 @@ static void ten_thousand(void **state)
 static struct fetch_terms decide(const char *url, int64_t client_ttl, bool shorter,
                                  const struct sockaddr *client)
 {
-    struct terms_request req = {url, url, client, client_ttl, shorter, 0};
+    struct terms_request req = {.url = url,
+                                .key = url,
+                                .client = client,
+                                .client_ttl = client_ttl,
+                                .client_ttl_shorter = shorter};
     struct fetch_terms t;
     terms_decide(&cfg, &req, &t);
     return t;
