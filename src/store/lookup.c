@@ -95,6 +95,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     copy_string(meta->filename, sizeof(meta->filename), h.filename);
     copy_string(meta->last_modified, sizeof(meta->last_modified), h.last_modified);
     copy_string(meta->etag, sizeof(meta->etag), h.etag);
+    copy_string(meta->redirects, sizeof(meta->redirects), h.redirects);
     memcpy(meta->digest, obj->digest, sizeof(meta->digest));
     meta->error_status = obj->error_status;
     meta->retry_after = obj->retry_after;

@@ -101,6 +101,7 @@ struct object_meta {
     char filename[HEADER_FILENAME_MAX];
     char last_modified[HEADER_DATE_MAX];
     char etag[HEADER_ETAG_MAX];
+    char redirects[HEADER_REDIRECTS_MAX]; /* upstream_headers.redirects */
     uint8_t digest[32];
     int error_status;
     int retry_after; /* FAILED because its host is held down: seconds until it is tried again */

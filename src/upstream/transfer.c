@@ -301,7 +301,7 @@ static int prepare_attempt(struct transfer *t, int64_t left)
     t->status = 0;
     t->body_started = t->start_over = t->new_file = t->renewed = t->own_cut = false;
     t->skip = 0;
-    t->h.refused[0] = t->errbuf[0] = t->parent_why[0] = '\0';
+    t->h.refused[0] = t->errbuf[0] = t->parent_why[0] = t->hops[0] = '\0';
     t->parent_failed = PARENT_FAULTS;
     t->parent_relayed = false;
     if (set_headers(t) < 0)
