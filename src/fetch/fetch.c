@@ -360,7 +360,9 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
     snprintf(meta->content_encoding, sizeof(meta->content_encoding), "%s", res->content_encoding);
     snprintf(meta->filename, sizeof(meta->filename), "%s", res->filename);
     snprintf(meta->etag, sizeof(meta->etag), "%s", res->etag); /* what If-None-Match may name */
-    r->kind = LOOKUP_HIT;                                      /* not a byte from upstream */
+    /* where the twin's download went is the twin's */
+    meta->redirects[0] = '\0';
+    r->kind = LOOKUP_HIT; /* not a byte from upstream */
     r->twin_answer = true;
     r->plain = false; /* names this URL's file: never the twin's prepared answer */
     atomic_fetch_add(&stats.digest_hits, 1);

@@ -186,9 +186,8 @@ static int set_headers(struct transfer *t)
     curl_slist_free_all(t->req_headers);
     t->req_headers = easy_base_headers(t->auth, t->via);
     t->conditional = t->bounded = false;
-    /* a parent is asked for its digest, with the download's own bounds, and with a Range from
-     * byte 0 its answer says the length though it goes out chunked to carry the digest after
-     * the body (parent.h) */
+    /* a parent is asked for its digest and our bounds; with a Range from byte 0 its answer says
+     * the length though it goes out chunked to carry the digest after the body (parent.h) */
     char bounds[64];
     transfer_parent_bounds(t, bounds, sizeof(bounds));
     if (t->parent.active &&

@@ -67,6 +67,12 @@ def test_a_redirect_the_parent_followed_into_a_narrowing_rule_is_refused_at_the_
     said = headers.get("arca-redirect", "")
     assert "/private/fw.bin" in said and "s3cr3tsig" not in said, said
     assert origin.counts["/go"] == 1 and origin.counts["/private/fw.bin"] == 1
+    # the parent keeps where its download went across a restart: a hit there says it again
+    parent.stop()
+    parent.start(keep_port=True)
+    status, _, body = prefixed(site, go, OUTSIDER)
+    assert status == 403 and b"not followed" in body, (status, body[:200])
+    assert origin.counts["/go"] == 1 and origin.counts["/private/fw.bin"] == 1
     # the board may fetch the private URL itself, through the parent (a hit there)
     status, _, body = prefixed(site, private, BOARD)
     assert status == 200 and sha256(body) == sha256(data)
