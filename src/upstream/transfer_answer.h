@@ -61,18 +61,18 @@ struct transfer {
     struct parent_ask parent;       /* its parent arca, asked before the pick (parent.h) */
     bool parent_planned;            /* parent_plan ran (once, at its first SOURCE) */
     /* Facts about the attempt under way: */
-    struct upstream_response resp; /* the response being received */
     /* where redirects took this attempt (upstream_headers.redirects): those curl followed
      * (easy.c records them), or those its parent's answer names (Arca-Redirect) */
     char hops[HEADER_REDIRECTS_MAX];
-    long status;       /* its status line's */
-    bool body_started; /* its body is being written */
-    bool conditional;  /* it revalidates an expired version (If-None-Match...) */
-    bool start_over;   /* its response is dropped: the next attempt asks from byte 0 */
-    bool new_file;     /* and goes on as a new version, once its file is made */
-    bool renewed;      /* upstream answered 304: the expired version is the object again */
-    bool no_probe;     /* started without a slot: never its host's probe (transfer_set_no_probe) */
-    int retry_status;  /* > 0: it ended on a retryable upstream status */
+    struct upstream_response resp; /* the response being received */
+    long status;                   /* its status line's */
+    bool body_started;             /* its body is being written */
+    bool conditional;              /* it revalidates an expired version (If-None-Match...) */
+    bool start_over;               /* its response is dropped: the next attempt asks from byte 0 */
+    bool new_file;                 /* and goes on as a new version, once its file is made */
+    bool renewed;     /* upstream answered 304: the expired version is the object again */
+    bool no_probe;    /* started without a slot: never its host's probe (transfer_set_no_probe) */
+    int retry_status; /* > 0: it ended on a retryable upstream status */
     /* < PARENT_FAULTS: the parent failed this attempt so (parent_why says how); the download
      * goes on from the origin (transfer.c, fall_back) */
     enum parent_fault parent_failed;
