@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -165,11 +166,37 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
     return -1;
 }
 
-/* Whether the request's ttl, or the object's own, says a hit is too old for this request. */
+/* Whether the request's ttl or max-age, or the object's own ttl, says a hit is too old for
+ * this request. */
 static bool expired_for(const struct fetch_req *r, const struct object_meta *meta)
 {
     int64_t age = (int64_t)time(NULL) - meta->created;
-    return age >= meta->ttl || age >= r->terms.object.ttl;
+    const struct object_terms *o = &r->terms.object;
+    return age >= meta->ttl || age >= o->ttl || (o->has_max_age && age >= o->max_age);
+}
+
+static void take_no_store(void *cls, const char *value)
+{
+    bool *no_store = cls;
+    for (const char *p = value; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == 8 && !strncasecmp(p, "no-store", 8))
+            *no_store = true;
+        p += strcspn(p, ",");
+    }
+}
+
+/* A fetch request's Cache-Control bounds its own answer (terms.h): a child arca asks its parent
+ * so. A proxied request's max-age is its ttl instead (proxied_url), as clients of a proxy mean. */
+static void request_bounds(struct conn *c, struct terms_request *q)
+{
+    int64_t age = proxy_max_age(c);
+    q->has_max_age = age >= 0;
+    q->max_age = age;
+    conn_each_header(c, "Cache-Control", take_no_store, &q->no_store);
 }
 
 /* --- the course: a table of steps ------------------------------------------------------------ */
@@ -333,7 +360,9 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
     snprintf(meta->content_encoding, sizeof(meta->content_encoding), "%s", res->content_encoding);
     snprintf(meta->filename, sizeof(meta->filename), "%s", res->filename);
     snprintf(meta->etag, sizeof(meta->etag), "%s", res->etag); /* what If-None-Match may name */
-    r->kind = LOOKUP_HIT;                                      /* not a byte from upstream */
+    /* where the twin's download went is the twin's */
+    meta->redirects[0] = '\0';
+    r->kind = LOOKUP_HIT; /* not a byte from upstream */
     r->twin_answer = true;
     r->plain = false; /* names this URL's file: never the twin's prepared answer */
     atomic_fetch_add(&stats.digest_hits, 1);
@@ -512,12 +541,18 @@ static int set_key(struct fetch_req *r)
  * the course reads them, never the options. A client they do not let fetch this URL is refused. */
 static int decide(struct fetch_req *r, const struct asked *asked, enum conn_result *ret)
 {
-    struct terms_request q = {
-        r->url, r->key, asked->client, asked->client_ttl, r->req->proxied, asked->option_says};
+    struct terms_request q = {.url = r->url,
+                              .key = r->key,
+                              .client = asked->client,
+                              .client_ttl = asked->client_ttl,
+                              .client_ttl_shorter = r->req->proxied,
+                              .option_says = asked->option_says};
     if (!asked->client) { /* unknown: refused already; never taken for arca's own */
         *ret = fetch_refuse_client(r, http_client_refusal(NULL));
         return -1;
     }
+    if (!r->req->proxied)
+        request_bounds(r->conn, &q);
     terms_decide(http_cfg, &q, &r->terms);
     if (r->terms.allowed)
         return 0;

@@ -152,7 +152,22 @@ static const char *etag_of(const struct object_meta *meta, char sha_tag[68])
     return sha_tag_of(meta, sha_tag) ? sha_tag : NULL;
 }
 
-/* The validators, also on a 304. */
+/* Each URL a redirect took the object's download to, one Arca-Redirect line each, in order:
+ * a child arca judges them with its own rules, as it judges a redirect it follows itself
+ * (docs/API.md, "Fetch responses"). Shown as url_shown shows them: no secret. */
+static void add_redirects(struct answer *resp, const struct object_meta *meta)
+{
+    char hop[HEADER_REDIRECTS_MAX];
+    for (const char *p = meta->redirects; *p;) {
+        size_t len = strcspn(p, "\n");
+        memcpy(hop, p, len);
+        hop[len] = '\0';
+        answer_header(resp, "Arca-Redirect", hop);
+        p += len + (p[len] == '\n');
+    }
+}
+
+/* The validators and where the download went, also on a 304. */
 static void add_validators(struct answer *resp, const struct object_meta *meta)
 {
     char sha_tag[68];
@@ -161,6 +176,7 @@ static void add_validators(struct answer *resp, const struct object_meta *meta)
         answer_header(resp, "ETag", etag);
     if (meta->last_modified[0])
         answer_header(resp, "Last-Modified", meta->last_modified);
+    add_redirects(resp, meta);
 }
 
 void fetch_repr_digest(const uint8_t digest[32], char out[FETCH_REPR_DIGEST_MAX])

@@ -1,5 +1,5 @@
 /*
- * headers.h — what upstream said about an object's bytes: the five header values arca keeps with
+ * headers.h — what upstream said about an object's bytes: the six header values arca keeps with
  * each object (its index row, persist/index.h) and replays to clients (store.h's object_meta).
  * Only types and sizes: any thread, no state.
  */
@@ -16,11 +16,15 @@ struct upstream_headers {
     const char *etag;             /* upstream's own: what revalidation and signed-hit
                                      confirmation compare; arca's ETag is the sha256, this one
                                      only stands in for it on answers streamed before it is known */
+    /* the URLs redirects took its download to, in order, each as shown (url_shown: no secret),
+     * one a line: what a child arca judges with its own rules (docs/CLUSTER.md) */
+    const char *redirects;
 };
 #define HEADER_TYPE_MAX 1024
 #define HEADER_ENCODING_MAX 128
 #define HEADER_FILENAME_MAX 256
 #define HEADER_DATE_MAX 64
 #define HEADER_ETAG_MAX 256
+#define HEADER_REDIRECTS_MAX 2048
 
 #endif

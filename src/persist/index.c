@@ -25,7 +25,8 @@ static const char *schema =
     " last_use INTEGER NOT NULL DEFAULT 0, usage INTEGER NOT NULL DEFAULT 0,"
     " source TEXT NOT NULL DEFAULT '', synced INTEGER NOT NULL DEFAULT 0,"
     " signed INTEGER NOT NULL DEFAULT 0, stale_if_error INTEGER NOT NULL DEFAULT -1,"
-    " stale_while INTEGER NOT NULL DEFAULT -1, pinned INTEGER NOT NULL DEFAULT 0);"
+    " stale_while INTEGER NOT NULL DEFAULT -1, pinned INTEGER NOT NULL DEFAULT 0,"
+    " redirects TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
     " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);"
@@ -48,6 +49,7 @@ static const struct {
     {"stale_if_error", "INTEGER NOT NULL DEFAULT -1"},
     {"stale_while", "INTEGER NOT NULL DEFAULT -1"},
     {"pinned", "INTEGER NOT NULL DEFAULT 0"},
+    {"redirects", "TEXT NOT NULL DEFAULT ''"},
 };
 
 static bool has_column(const char *name)
@@ -238,7 +240,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
     const char *sql =
         "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
         " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced,"
-        " signed, stale_if_error, stale_while, pinned"
+        " signed, stale_if_error, stale_while, pinned, redirects"
         " FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &stmt, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
@@ -253,7 +255,8 @@ static int load_range(sqlite3 *conn, struct loader *l)
                         (const char *)sqlite3_column_text(stmt, 10),
                         (const char *)sqlite3_column_text(stmt, 11),
                         (const char *)sqlite3_column_text(stmt, 12),
-                        (const char *)sqlite3_column_text(stmt, 13)},
+                        (const char *)sqlite3_column_text(stmt, 13),
+                        (const char *)sqlite3_column_text(stmt, 20)},
             .digest = sqlite3_column_bytes(stmt, 4) == 32 ? sqlite3_column_blob(stmt, 4) : NULL,
             .created = sqlite3_column_int64(stmt, 5),
             .ttl = sqlite3_column_int64(stmt, 6),
@@ -418,12 +421,13 @@ int index_mark_fetching(const char *key, const char *url, const char *source)
 
 int index_mark_started(const struct index_row *r)
 {
-    return exec_bound("UPDATE objects SET length=?, content_type=?, content_encoding=?,"
-                      " filename=?, last_modified=?, etag=?, created=?, ttl=?, signed=?, synced=0"
-                      " WHERE key=? AND state='fetching'",
-                      "isssssiiis", r->length, r->headers.content_type, r->headers.content_encoding,
-                      r->headers.filename, r->headers.last_modified, r->headers.etag, r->created,
-                      r->ttl, (int64_t)r->signed_key, r->key);
+    return exec_bound(
+        "UPDATE objects SET length=?, content_type=?, content_encoding=?,"
+        " filename=?, last_modified=?, etag=?, redirects=?, created=?, ttl=?, signed=?,"
+        " synced=0 WHERE key=? AND state='fetching'",
+        "issssssiiis", r->length, r->headers.content_type, r->headers.content_encoding,
+        r->headers.filename, r->headers.last_modified, r->headers.etag, r->headers.redirects,
+        r->created, r->ttl, (int64_t)r->signed_key, r->key);
 }
 
 int index_set_synced(const char *key, int64_t synced)
@@ -434,15 +438,15 @@ int index_set_synced(const char *key, int64_t synced)
 
 int index_mark_complete(const struct index_row *r)
 {
-    return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
-                      " sha256, created, ttl, last_use, usage, content_encoding, filename,"
-                      " last_modified, etag, signed, stale_if_error, stale_while, pinned) VALUES"
-                      " (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      "ssisbiiiissssiiii", r->key, r->url, r->length, r->headers.content_type,
-                      r->digest, r->created, r->ttl, r->last_use, r->usage,
-                      r->headers.content_encoding, r->headers.filename, r->headers.last_modified,
-                      r->headers.etag, (int64_t)r->signed_key, r->stale_if_error,
-                      r->stale_while_revalidate, (int64_t)r->pinned);
+    return exec_bound(
+        "INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
+        " sha256, created, ttl, last_use, usage, content_encoding, filename,"
+        " last_modified, etag, signed, stale_if_error, stale_while, pinned, redirects)"
+        " VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "ssisbiiiissssiiiis", r->key, r->url, r->length, r->headers.content_type, r->digest,
+        r->created, r->ttl, r->last_use, r->usage, r->headers.content_encoding, r->headers.filename,
+        r->headers.last_modified, r->headers.etag, (int64_t)r->signed_key, r->stale_if_error,
+        r->stale_while_revalidate, (int64_t)r->pinned, r->headers.redirects);
 }
 
 int index_delete(const char *key)

@@ -97,6 +97,19 @@ static void decide_ttl(const struct config *cfg, const struct rule *r,
     out->ttl_from = ttl == req->client_ttl ? FROM_CLIENT : FROM_RULE;
 }
 
+/* A request's own bounds (its Cache-Control: a child's terms at its parent), as client-ttl
+ * lets the client's word act: `ignore` drops them, a MIN-MAX range raises a max-age to MIN
+ * and drops no-store. They never change the object's ttl (store.h). */
+static void decide_bounds(const struct terms_request *req, struct fetch_terms *out)
+{
+    struct object_terms *o = &out->object;
+    o->has_max_age = req->has_max_age && out->client_ttl != CLIENT_TTL_IGNORE;
+    o->max_age = out->client_ttl == CLIENT_TTL_CLAMP && req->max_age < out->client_ttl_min
+                     ? out->client_ttl_min
+                     : req->max_age;
+    o->asked_no_store = req->no_store && out->client_ttl == CLIENT_TTL_OBEY;
+}
+
 /* Every other term: the rule's when it gives one, else the option's, else arca's own. A stale
  * window the option gives is -1 for the store: the store's own value, which SIGHUP changes for
  * every object at once (store_set_stale), not at each object's next request. */
@@ -146,6 +159,7 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
     }
     decide_allowed(set, r, req, out);
     decide_ttl(cfg, r, req, out);
+    decide_bounds(req, out);
     decide_rest(cfg, r, out);
     sources_decide(cfg, req->url, &out->sources);
     decide_parent(cfg, r, out);

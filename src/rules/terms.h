@@ -46,6 +46,12 @@ struct terms_request {
     /* --allow-network's answer for the client when the caller has it already (a fetch asks it
      * before reading the URL): 1 allowed, -1 refused; 0 (left out): terms_decide asks policy.c */
     int option_says;
+    /* A fetch request's Cache-Control (a child arca asks its parent with its own terms): a
+     * max-age bounds the age of this request's answer, no-store keeps nothing it downloads.
+     * Both are the client's word, as its ttl= is: client-ttl decides what they may do. */
+    bool has_max_age;
+    int64_t max_age; /* seconds, >= 0 */
+    bool no_store;
 };
 
 struct fetch_terms {

@@ -95,6 +95,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     copy_string(meta->filename, sizeof(meta->filename), h.filename);
     copy_string(meta->last_modified, sizeof(meta->last_modified), h.last_modified);
     copy_string(meta->etag, sizeof(meta->etag), h.etag);
+    copy_string(meta->redirects, sizeof(meta->redirects), h.redirects);
     memcpy(meta->digest, obj->digest, sizeof(meta->digest));
     meta->error_status = obj->error_status;
     meta->retry_after = obj->retry_after;
@@ -243,7 +244,8 @@ static int lookup_locked(const char *url, const char *key, const struct object_t
     } else if (act) {
         store_take_terms(obj, terms);
     }
-    if (obj && obj->state == OBJ_COMPLETE && act && object_expired(obj, now) &&
+    bool too_old = obj && terms->has_max_age && now - obj->created >= terms->max_age;
+    if (obj && obj->state == OBJ_COMPLETE && act && (object_expired(obj, now) || too_old) &&
         !refresh_held(obj, now)) {
         /* Out of the table; its file and row go when the new download replaces them. One with
          * a validator is kept meanwhile (a 304 renews it: revalidation), and so is one that may
@@ -273,10 +275,13 @@ static int lookup_locked(const char *url, const char *key, const struct object_t
     }
     *out = object_begin(url, key, terms->ttl, now);
     if (*out) {
-        store_take_terms(*out, terms);
+        struct object_terms own = *terms;
+        own.store = terms->store && !(terms->asked_no_store && !stale);
+        store_take_terms(*out, &own);
         (*out)->stale = stale;
         (*out)->revalidation = stale && revalidable(stale);
-        if (stale && stale->fd >= 0 && object_may_answer(stale, STALE_REVALIDATE, now))
+        /* a copy refreshed for a request's max-age is too old for it: never its answer */
+        if (stale && stale->fd >= 0 && !too_old && object_may_answer(stale, STALE_REVALIDATE, now))
             (*out)->offer_stale = STALE_REVALIDATE; /* this request too: at once */
         /* marked before the lock drops: no lookup may find a signed URL's download unmarked
          * (an unsigned request would act on it, a digest would take it for public) */

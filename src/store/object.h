@@ -53,7 +53,7 @@ struct object {
     int64_t length;     /* Content-Length, or -1 while unknown */
     int64_t have;       /* bytes written to the file */
     int64_t reserved;   /* quota held for this object beyond `have` */
-    char *headers;      /* struct upstream_headers packed: five NUL-terminated strings one after the
+    char *headers;      /* struct upstream_headers packed: six NUL-terminated strings one after the
                            other (one allocation per object); NULL until upstream's headers are in;
                            changed under the lock only */
     uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */

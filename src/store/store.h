@@ -101,6 +101,7 @@ struct object_meta {
     char filename[HEADER_FILENAME_MAX];
     char last_modified[HEADER_DATE_MAX];
     char etag[HEADER_ETAG_MAX];
+    char redirects[HEADER_REDIRECTS_MAX]; /* upstream_headers.redirects */
     uint8_t digest[32];
     int error_status;
     int retry_after; /* FAILED because its host is held down: seconds until it is tried again */
@@ -169,6 +170,13 @@ struct object_terms {
     bool store;
     bool pin; /* never evicted for room while an unpinned object remains; kept in
                  the index (a restart keeps it), until a later lookup unpins it */
+    /* This request's own bounds (its Cache-Control: a child arca's terms at its parent), never
+     * the object's: a complete copy older than max_age (has_max_age) is refreshed for it as
+     * if expired, the refreshed copy keeping `ttl`; with asked_no_store a download it starts
+     * (no copy to refresh) is not kept. */
+    bool has_max_age;
+    int64_t max_age;
+    bool asked_no_store;
 };
 /* The terms of a lookup that names none (tests, arca's own resumes): `ttl`, the store's stale
  * windows (-1: as SIGHUP sets them) and --max-object-size, stored, not pinned. */

@@ -37,8 +37,8 @@ void url_key(const char *url, char key[65])
  * objects load at start. Returns -1 when out of memory. */
 int headers_pack(const struct upstream_headers *h, char **out)
 {
-    const char *parts[HEADERS_PACKED] = {h->content_type, h->content_encoding, h->filename,
-                                         h->last_modified, h->etag};
+    const char *parts[HEADERS_PACKED] = {
+        h->content_type, h->content_encoding, h->filename, h->last_modified, h->etag, h->redirects};
     size_t len[HEADERS_PACKED], total = 0;
     char *p;
     for (int i = 0; i < HEADERS_PACKED; i++)
@@ -57,8 +57,9 @@ int headers_pack(const struct upstream_headers *h, char **out)
 
 void headers_unpack(const char *packed, struct upstream_headers *h)
 {
-    const char **parts[HEADERS_PACKED] = {&h->content_type, &h->content_encoding, &h->filename,
-                                          &h->last_modified, &h->etag};
+    const char **parts[HEADERS_PACKED] = {&h->content_type, &h->content_encoding,
+                                          &h->filename,     &h->last_modified,
+                                          &h->etag,         &h->redirects};
     for (int i = 0; i < HEADERS_PACKED; i++) {
         *parts[i] = packed ? packed : "";
         if (packed)

@@ -13,7 +13,7 @@
 
 /* The key (hex sha256) of a URL: its file's name and its place in the table. */
 void url_key(const char *url, char key[65]);
-#define HEADERS_PACKED 5
+#define HEADERS_PACKED 6
 /* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */
 int headers_pack(const struct upstream_headers *h, char **out);
 /* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes. */

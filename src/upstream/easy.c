@@ -72,9 +72,26 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+void easy_add_hop(char *hops, size_t size, const char *url)
+{
+    char *shown = url_shown(url);
+    size_t have = strlen(hops), len = shown ? strlen(shown) : 0;
+    /* a hop that cannot be told (too long, no memory) is told as one no rule lets through */
+    if (!shown || !shown[0] || strchr(shown, '\n') || have + len + 2 > size) {
+        free(shown);
+        shown = NULL;
+        len = strlen(EASY_HOP_UNKNOWN);
+        if (have + len + 2 > size)
+            have = 0; /* the list gives way: what it cannot hold is never let through */
+    }
+    snprintf(hops + have, size - have, "%s%s", have ? "\n" : "", shown ? shown : EASY_HOP_UNKNOWN);
+    free(shown);
+}
+
 /* Each request a handle sends, once connected, a redirect's too: a redirect may not take what
  * is fetched out of the who-may-fetch of the URL asked (rules' allow-network), since its bytes
- * go to every client that URL lets in (terms_same_access). */
+ * go to every client that URL lets in (terms_same_access). Each followed is recorded: a child
+ * arca judges them with its own rules. */
 static int before_request(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                           int local_port)
 {
@@ -82,9 +99,13 @@ static int before_request(void *clientp, char *primary_ip, char *local_ip, int p
     char *now = NULL;
     (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
     if (curl_easy_getinfo(h->easy, CURLINFO_EFFECTIVE_URL, &now) != CURLE_OK || !now ||
-        !strcmp(now, h->url) || terms_same_access(h->url, now, h->refused, sizeof(h->refused)))
+        !strcmp(now, h->url))
         return CURL_PREREQFUNC_OK;
-    return CURL_PREREQFUNC_ABORT;
+    if (!terms_same_access(h->url, now, h->refused, sizeof(h->refused)))
+        return CURL_PREREQFUNC_ABORT;
+    if (h->hops)
+        easy_add_hop(h->hops, h->hops_size, now);
+    return CURL_PREREQFUNC_OK;
 }
 
 bool easy_refused(const struct handle *h, CURLcode rc)
@@ -100,6 +121,8 @@ void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const cha
     h->easy = e;
     h->url = url;
     h->host_probe = false;
+    h->hops = NULL;
+    h->hops_size = 0;
     h->wait = (struct rate_wait){.easy = e, .flow = flow};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, h);

@@ -55,10 +55,19 @@ struct handle {
     const char *url;       /* what it asks (a source, a mirror, a page): whose host holds it */
     bool host_probe;       /* this attempt asks whether its host, held down, is back */
     struct rate_wait wait; /* its place under the uplink cap, in its owner's flow */
+    /* where redirects took it, one URL a line as url_shown shows it (NULL: not recorded) */
+    char *hops;
+    size_t hops_size;
 };
 
 void upstream_claim_thread(void);
 bool upstream_on_thread(void);
+
+/* A redirect's target no URL is spelt as: what a list of hops says of one it could not hold. */
+#define EASY_HOP_UNKNOWN "(a redirect arca could not record)"
+/* `url` (where a redirect went) added to `hops` (one URL a line, `size` bytes), as url_shown
+ * shows it: no secret. One that does not fit is added as EASY_HOP_UNKNOWN. */
+void easy_add_hop(char *hops, size_t size, const char *url);
 
 /* Whether `h`'s attempt ended as arca's refusal (rc): the address policy refused a connection,
  * or a redirect's target is under another allow-network (before_request); `refused` says why. */

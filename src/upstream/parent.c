@@ -188,7 +188,7 @@ void parent_response_reset(struct parent_ask *p)
 {
     p->age = 0;
     p->left = 0;
-    p->has_left = p->hit = false;
+    p->has_left = p->hit = p->not_stored = false;
     p->cache_status[0] = '\0';
 }
 
@@ -247,6 +247,8 @@ static void read_own_member(struct parent_ask *p, const char *v)
         char *end;
         if (len == 3 && !strncmp(param, "hit", 3))
             p->hit = true;
+        if (len == 9 && !strncmp(param, "stored=?0", 9))
+            p->not_stored = true;
         if (len > 4 && !strncmp(param, "ttl=", 4)) {
             long long n = strtoll(param + 4, &end, 10);
             if (end != param + 4 && end <= next) {

@@ -75,7 +75,8 @@ struct parent_ask {
     int64_t age;          /* its Age, seconds (0: none) */
     int64_t left;         /* freshness left (its Cache-Status member's ttl) */
     bool has_left;
-    bool hit; /* its member said hit */
+    bool hit;        /* its member said hit */
+    bool not_stored; /* its member said stored=?0: it kept no copy, vouches for no freshness */
     char cache_status[192];
 };
 

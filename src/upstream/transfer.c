@@ -186,10 +186,13 @@ static int set_headers(struct transfer *t)
     curl_slist_free_all(t->req_headers);
     t->req_headers = easy_base_headers(t->auth, t->via);
     t->conditional = t->bounded = false;
-    /* a parent is asked for its digest, and with a Range from byte 0 its answer says the length
-     * though it goes out chunked to carry the digest after the body (parent.h) */
-    if (t->parent.active && (add_header(t, "Want-Repr-Digest: sha-256=10") < 0 ||
-                             (t->offset == 0 && add_header(t, "Range: bytes=0-") < 0)))
+    /* a parent is asked for its digest and our bounds; with a Range from byte 0 its answer says
+     * the length though it goes out chunked to carry the digest after the body (parent.h) */
+    char bounds[64];
+    transfer_parent_bounds(t, bounds, sizeof(bounds));
+    if (t->parent.active &&
+        (add_header(t, "Want-Repr-Digest: sha-256=10") < 0 || add_header(t, bounds) < 0 ||
+         (t->offset == 0 && add_header(t, "Range: bytes=0-") < 0)))
         return -1;
     /* a download whose fill stopped asks for the whole body again (ranges failed it: they may
      * fail it again), dropping what it keeps (transfer_answer.c, same_whole_body) */
@@ -297,7 +300,7 @@ static int prepare_attempt(struct transfer *t, int64_t left)
     t->status = 0;
     t->body_started = t->start_over = t->new_file = t->renewed = t->own_cut = false;
     t->skip = 0;
-    t->h.refused[0] = t->errbuf[0] = t->parent_why[0] = '\0';
+    t->h.refused[0] = t->errbuf[0] = t->parent_why[0] = t->hops[0] = '\0';
     t->parent_failed = PARENT_FAULTS;
     t->parent_relayed = false;
     if (set_headers(t) < 0)

@@ -4,6 +4,7 @@
 #include "upstream/transfer_answer.h"
 #include "config/buckets.h"
 #include "rules/grants.h"
+#include "rules/terms.h"
 #include "log/log.h"
 #include "stats/stats.h"
 
@@ -47,9 +48,12 @@ static struct upstream_headers headers_of(const struct transfer *t)
 {
     const struct upstream_response *r = &t->resp;
     bool mirrored = t->source != t->asked && t->pick.origin_said;
-    return (struct upstream_headers){r->content_type, r->content_encoding, r->filename,
+    return (struct upstream_headers){r->content_type,
+                                     r->content_encoding,
+                                     r->filename,
                                      mirrored ? t->pick.origin_date : r->last_modified,
-                                     mirrored ? t->pick.origin_etag : r->etag};
+                                     mirrored ? t->pick.origin_etag : r->etag,
+                                     t->hops};
 }
 
 /* The download goes on as a new object for its URL (store_new_version): readers of the old one
@@ -106,14 +110,35 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
     return new_version(t, why, true) < 0 ? -1 : 1;
 }
 
-/* A parent's answer: the object is as old as the parent's copy, fresh for what is left of the
- * parent's freshness (at most its own terms' ttl), and shows the parent's Cache-Status. */
+/* A parent's answer: the object is as old as the parent's copy and fresh for what is left of
+ * the parent's freshness, never past its own terms' ttl counted from the parent's download (a
+ * 304 renews nothing from now), nor at all when the parent kept no copy (stored=?0: it vouches
+ * for nothing after this answer); it shows the parent's Cache-Status. */
 static void transfer_parent_freshness(struct transfer *t)
 {
     const struct parent_ask *p = &t->parent;
-    int64_t own = t->terms.object.ttl;
-    t->st->from_parent(t->obj, p->age, p->has_left && p->left < own ? p->left : own,
-                       p->cache_status);
+    int64_t own = t->terms.object.ttl - p->age;
+    int64_t fresh = p->not_stored ? 0 : p->has_left && p->left < own ? p->left : own;
+    t->st->from_parent(t->obj, p->age, fresh, p->cache_status);
+}
+
+/* Each URL the parent's download went through (its Arca-Redirect lines) is judged by this
+ * arca's rules as a redirect it follows itself is (easy.c): one under another allow-network
+ * fails the download with the same 403, nothing kept under the URL asked. */
+static bool parent_redirects_allowed(struct transfer *t)
+{
+    char hop[HEADER_REDIRECTS_MAX], why[sizeof(t->h.refused)];
+    for (const char *p = t->hops; *p;) {
+        size_t len = strcspn(p, "\n");
+        memcpy(hop, p, len);
+        hop[len] = '\0';
+        if (!terms_same_access(t->asked, hop, why, sizeof(why))) {
+            transfer_fail(t, 403, why);
+            return false;
+        }
+        p += len + (p[len] == '\n');
+    }
+    return true;
 }
 
 /* The parent's answer (parent.h): its own failure ends the attempt (the download goes to the
@@ -132,6 +157,8 @@ static int transfer_parent_answer(struct transfer *t)
         snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);
         return -1;
     }
+    if (!parent_redirects_allowed(t))
+        return -1;
     if (t->status == 206 && t->offset == 0 && r->has_range && r->range_first == 0 &&
         (r->range_total < 0 || r->range_last + 1 == r->range_total)) {
         if (r->content_length >= 0 && r->content_length != r->range_last + 1) {
@@ -464,6 +491,9 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
     } else if (line[0] == '\0') {
         if (headers_done(t) < 0)
             return 0; /* the blank line ends one response's headers */
+    } else if (t->parent.active && !strncasecmp(line, "Arca-Redirect:", 14)) {
+        /* one it cannot read whole is recorded as a redirect no rule lets through */
+        easy_add_hop(t->hops, sizeof(t->hops), whole ? line + 14 + strspn(line + 14, " \t") : "");
     } else if (whole) {
         const char *dropped = response_header(&t->resp, line);
         if (t->parent.active)
@@ -548,4 +578,6 @@ void transfer_hear_answer(struct transfer *t)
     curl_easy_setopt(t->h.easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->h.easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(t->h.easy, CURLOPT_WRITEDATA, t);
+    t->h.hops = t->hops; /* the redirects curl follows (easy.c) */
+    t->h.hops_size = sizeof(t->hops);
 }

@@ -61,6 +61,9 @@ struct transfer {
     struct parent_ask parent;       /* its parent arca, asked before the pick (parent.h) */
     bool parent_planned;            /* parent_plan ran (once, at its first SOURCE) */
     /* Facts about the attempt under way: */
+    /* where redirects took this attempt (upstream_headers.redirects): those curl followed
+     * (easy.c records them), or those its parent's answer names (Arca-Redirect) */
+    char hops[HEADER_REDIRECTS_MAX];
     struct upstream_response resp; /* the response being received */
     long status;                   /* its status line's */
     bool body_started;             /* its body is being written */

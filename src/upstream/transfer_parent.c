@@ -175,6 +175,16 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next)
     return true;
 }
 
+void transfer_parent_bounds(const struct transfer *t, char *line, size_t size)
+{
+    const struct object_terms *o = &t->terms.object;
+    int64_t age = o->has_max_age && o->max_age < o->ttl ? o->max_age : o->ttl;
+    if (!o->store || o->asked_no_store)
+        snprintf(line, size, "Cache-Control: no-store, max-age=0");
+    else
+        snprintf(line, size, "Cache-Control: max-age=%lld", (long long)age);
+}
+
 /* A parent's redirect is a lie (it answers what it holds), never followed; a parent that does
  * not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S, not the
  * options' (an origin's) patience. */

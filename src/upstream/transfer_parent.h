@@ -10,6 +10,10 @@
 
 #include "upstream/transfer_answer.h"
 
+/* The download's own terms, asked of its parent as a request's Cache-Control line (API.md,
+ * "Request headers"): no copy older than its ttl (or the max-age it was asked with); for
+ * store = no (or a no-store ask) none kept there and none but the origin's word now. */
+void transfer_parent_bounds(const struct transfer *t, char *line, size_t size);
 /* Whether the download asks its parent first (*next: ATTEMPT; FAILED when --parent-only forbids
  * the origin and the parent may not be asked). At its first SOURCE. */
 bool transfer_ask_parent(struct transfer *t, enum transfer_state *next);

@@ -104,7 +104,7 @@ static void rows_load_and_partials_are_forgotten(void **state)
         if (i % 4 == 3)
             continue; /* a download that never finished */
         struct index_row row = {
-            key,     url,  {"text/plain", "", "", "Tue, 01 Sep 2026 10:00:00 GMT", "\"v1\""},
+            key,     url,  {"text/plain", "", "", "Tue, 01 Sep 2026 10:00:00 GMT", "\"v1\"", ""},
             100 + i, 1000, 3600,
             2000,    i,    digest,
             false,   "",   0,

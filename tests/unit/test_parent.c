@@ -75,6 +75,38 @@ static void its_answer_says_digest_age_and_freshness(void **state)
     assert_true(p.has_digest);
 }
 
+/* A parent that kept no copy (its own member says stored=?0) vouches for no freshness; the
+ * words inside a quoted string, or in an earlier member, are not its own. */
+static void an_answer_it_did_not_keep_vouches_for_no_freshness(void **state)
+{
+    struct parent_ask p = {.slot = -1};
+    (void)state;
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; stored=?0; ttl=864000");
+    assert_true(p.not_stored);
+    assert_true(p.has_left);
+    parent_response_reset(&p);
+    assert_false(p.not_stored);
+    parent_header(&p, "Cache-Status: edge; stored=?0, arca; hit; detail=\"stored=?0\"; ttl=5");
+    assert_false(p.not_stored);
+}
+
+/* Where redirects took a download, as a child is told it: no secret, one a line, and what
+ * cannot be held is a hop no rule lets through, never a silent gap. */
+static void hops_are_shown_without_secrets_and_never_lost(void **state)
+{
+    char hops[160] = "", small[48] = "";
+    (void)state;
+    easy_add_hop(hops, sizeof(hops), "http://o.lab/private/fw.bin?X-Amz-Signature=s3cr3t");
+    easy_add_hop(hops, sizeof(hops), "http://o.lab/b");
+    assert_null(strstr(hops, "s3cr3t"));
+    assert_non_null(strstr(hops, "http://o.lab/private/fw.bin?"));
+    assert_non_null(strstr(hops, "\nhttp://o.lab/b"));
+    easy_add_hop(small, sizeof(small), "http://o.lab/a");
+    easy_add_hop(small, sizeof(small), "http://o.lab/a-much-longer-path-than-fits-here");
+    assert_non_null(strstr(small, EASY_HOP_UNKNOWN));
+    assert_null(strstr(small, "longer"));
+}
+
 /* Digests that do not parse are no digest: the bytes are then never vouched for. */
 static void a_malformed_digest_vouches_for_nothing(void **state)
 {
@@ -217,6 +249,8 @@ int main(void)
         cmocka_unit_test(the_fetch_url_carries_the_url_whole),
         cmocka_unit_test(its_answer_says_digest_age_and_freshness),
         cmocka_unit_test(a_malformed_digest_vouches_for_nothing),
+        cmocka_unit_test(an_answer_it_did_not_keep_vouches_for_no_freshness),
+        cmocka_unit_test(hops_are_shown_without_secrets_and_never_lost),
         cmocka_unit_test(its_cache_status_is_kept_clean),
         cmocka_unit_test(its_statuses_are_judged),
         cmocka_unit_test(credentials_go_only_where_they_may),

@@ -244,7 +244,7 @@ static struct object *downloading(const char *url, const char *body)
     struct object *obj;
     struct object_meta meta;
     int fd;
-    struct upstream_headers h = {"text/plain", "", "", "", ""};
+    struct upstream_headers h = {"text/plain", "", "", "", "", ""};
     assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     wait_ordered_idle();

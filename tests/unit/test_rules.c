@@ -288,7 +288,11 @@ static void ten_thousand(void **state)
 static struct fetch_terms decide(const char *url, int64_t client_ttl, bool shorter,
                                  const struct sockaddr *client)
 {
-    struct terms_request req = {url, url, client, client_ttl, shorter, 0};
+    struct terms_request req = {.url = url,
+                                .key = url,
+                                .client = client,
+                                .client_ttl = client_ttl,
+                                .client_ttl_shorter = shorter};
     struct fetch_terms t;
     terms_decide(&cfg, &req, &t);
     return t;
@@ -361,6 +365,33 @@ static void client_ttl_modes(void **state)
     assert_int_equal(t.object.ttl, 600);
     t = decide("https://a.org/clamp/x", 60, true, NULL);
     assert_int_equal(t.object.ttl, 3600); /* clamped up to 1h, no shorter than 2d: 1h */
+}
+
+/* A request's Cache-Control (a child's terms at its parent) acts as client-ttl lets a client's
+ * word act, and never changes the object's ttl. */
+static void request_bounds_as_client_ttl_lets_them(void **state)
+{
+    struct terms_request q = {.has_max_age = true, .max_age = 2, .no_store = true};
+    struct fetch_terms t;
+    (void)state;
+    install("[rule obey]\nmatch = https://a.org/obey/\nttl = 1h\n"
+            "[rule ignore]\nmatch = https://a.org/ignore/\nclient-ttl = ignore\n"
+            "[rule clamp]\nmatch = https://a.org/clamp/\nclient-ttl = 1m-30d\n");
+    q.url = q.key = "https://a.org/obey/x";
+    terms_decide(&cfg, &q, &t);
+    assert_true(t.object.has_max_age && t.object.asked_no_store);
+    assert_int_equal(t.object.max_age, 2);
+    assert_int_equal(t.object.ttl, 3600);
+    q.url = q.key = "https://a.org/ignore/x";
+    terms_decide(&cfg, &q, &t);
+    assert_false(t.object.has_max_age || t.object.asked_no_store);
+    q.url = q.key = "https://a.org/clamp/x";
+    terms_decide(&cfg, &q, &t);
+    assert_true(t.object.has_max_age);
+    assert_int_equal(t.object.max_age, 60);
+    assert_false(t.object.asked_no_store);
+    t = decide("https://a.org/obey/x", 0, false, NULL); /* none asked */
+    assert_false(t.object.has_max_age || t.object.asked_no_store);
 }
 
 static struct sockaddr_storage ip(const char *text)
@@ -723,6 +754,7 @@ int main(void)
         cmocka_unit_test(never_matches),
         cmocka_unit_test(ten_thousand),
         cmocka_unit_test(client_ttl_modes),
+        cmocka_unit_test(request_bounds_as_client_ttl_lets_them),
         cmocka_unit_test(allow_network),
         cmocka_unit_test(terms_without_rules_are_the_options),
         cmocka_unit_test(terms_from_a_rule),

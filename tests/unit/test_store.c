@@ -151,7 +151,7 @@ static struct object *downloading(const char *url, int64_t length, const char *t
     struct object *obj;
     struct object_meta meta;
     int fd, before = files_ready;
-    struct upstream_headers h = {type, "", "", "", ""};
+    struct upstream_headers h = {type, "", "", "", "", ""};
     assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_non_null(obj);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
@@ -468,8 +468,8 @@ static void a_failed_versions_removal_spares_the_next_one(void **state)
 static void starting_over_never_hands_out_two_versions(void **state)
 {
     struct object *obj = downloading("http://h/v", 10, "text/plain"), *joined, *fresh, *again;
-    struct upstream_headers same = {"text/plain", "", "", "", ""},
-                            other = {"text/html", "", "", "", ""};
+    struct upstream_headers same = {"text/plain", "", "", "", "", ""},
+                            other = {"text/html", "", "", "", "", ""};
     struct download_progress p;
     struct object_meta meta;
     struct reader r;
@@ -524,7 +524,7 @@ static void eviction_takes_the_least_recently_used(void **state)
 {
     struct store_totals t;
     struct object *obj;
-    struct upstream_headers h = {"", "", "", "", ""};
+    struct upstream_headers h = {"", "", "", "", "", ""};
     struct object_meta meta;
     int fd;
     (void)state;
@@ -580,7 +580,7 @@ static void eviction_takes_expired_copies_first(void **state)
 {
     struct object *obj;
     struct object_meta meta;
-    struct upstream_headers h = {"", "", "", "", ""};
+    struct upstream_headers h = {"", "", "", "", "", ""};
     struct store_totals t;
     int fd;
     (void)state;
@@ -629,7 +629,7 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     assert_int_equal(store_lookup("http://h/ttl", 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();
-    struct upstream_headers h = {"", "", "", "", ""};
+    struct upstream_headers h = {"", "", "", "", "", ""};
     assert_int_equal(store_begin_body(obj, 5, &h, true), 0);
     append(obj, "12345");
     finish(obj, "12345");

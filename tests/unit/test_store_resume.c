@@ -98,8 +98,8 @@ static void set_aside_downloads(int n)
 {
     struct object **objs = calloc((size_t)n, sizeof(*objs));
     struct object_meta meta;
-    struct upstream_headers h = {"application/octet-stream", "", "",
-                                 "Tue, 01 Sep 2026 10:00:00 GMT", ""};
+    struct upstream_headers h = {"application/octet-stream",      "", "",
+                                 "Tue, 01 Sep 2026 10:00:00 GMT", "", ""};
     char url[64];
     int fd;
     assert_non_null(objs);

@@ -77,7 +77,7 @@ static struct object *downloading(const char *url, const struct object_terms *t,
     struct object *obj;
     struct object_meta meta;
     int fd;
-    struct upstream_headers h = {"text/plain", "", "", "", ""};
+    struct upstream_headers h = {"text/plain", "", "", "", "", ""};
     assert_int_equal(store_lookup_as(url, t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
                      LOOKUP_MISS);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
@@ -321,7 +321,7 @@ static void a_renewal_not_to_be_stored_keeps_nothing(void **state)
     struct object_terms t = terms(), once = terms();
     struct object *obj, *joined;
     struct object_meta meta;
-    struct upstream_headers h = {"text/plain", "", "", "", "\"v1\""};
+    struct upstream_headers h = {"text/plain", "", "", "", "\"v1\"", ""};
     uint8_t digest[32];
     char path[1200];
     int fd;
@@ -368,7 +368,7 @@ static void an_objects_own_maximum_size_refuses(void **state)
     struct object_terms small = terms();
     struct object *obj;
     struct object_meta meta;
-    struct upstream_headers h = {"", "", "", "", ""};
+    struct upstream_headers h = {"", "", "", "", "", ""};
     int fd;
     (void)state;
     small.max_object_size = 8;

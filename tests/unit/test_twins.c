@@ -64,7 +64,7 @@ static void complete_object(const char *url, const char *body, bool signed_url)
     struct prepared *prep;
     uint8_t digest[32];
     int fd;
-    struct upstream_headers h = {"", "", "", "", ""};
+    struct upstream_headers h = {"", "", "", "", "", ""};
     assert_int_equal(
         store_lookup_as(
             url, &(struct object_terms){.ttl = 3600, .max_object_size = INT64_MAX, .store = true},
