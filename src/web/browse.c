@@ -286,8 +286,8 @@ static enum conn_result html_page(struct browse *b)
     struct buf o = {0};
     const struct s3_page *p = b->page;
     int folders = 0, files = 0;
-    browse_view_update(&b->view); /* the rules in force for this page */
     char *title = malloc(strlen(b->a->bucket->name) + strlen(b->folder) + 2);
+    browse_view_update(&b->view); /* the rules in force for this page */
     if (title)
         sprintf(title, "%s/%s", b->a->bucket->name, b->folder);
     web_page_begin(&o, title ? title : "Bucket", "/browse/");
