@@ -180,6 +180,30 @@ bool terms_listed_for(const char *url, const struct sockaddr *client)
     return listed;
 }
 
+/* Whether rule `r`, covering some URL under a prefix, lets `req`'s client fetch there: it names
+ * networks that hold the client, and goes before the prefix's own rule for those URLs (the
+ * catch-all never does). */
+static bool opens_inside(const struct rule *r, const struct terms_request *req)
+{
+    enum term_from from;
+    return r->allow_nets && !r->catch_all && allowed_under(r, req, &from);
+}
+
+bool terms_prefix_listed_for(const char *prefix, const struct sockaddr *client)
+{
+    const struct rule_set *set = rules_current();
+    const struct terms_request req = {.url = prefix, .client = client, .option_says = 1};
+    const struct rule *r = NULL;
+    bool listed = terms_listed_for(prefix, client);
+    int failed;
+    char *folded = listed ? NULL : fold_url(prefix, &failed);
+    while (!listed && (r = rules_next_under(set, folded ? folded : prefix, r)))
+        listed = opens_inside(r, &req);
+    free(folded);
+    rules_put(set);
+    return listed;
+}
+
 bool terms_parent_may_see(const struct config *cfg, const struct fetch_terms *t, const char *url)
 {
     const struct terms_sources *s = &t->sources;

@@ -98,6 +98,11 @@ bool terms_tunnel_allowed(const char *host, int port, const struct sockaddr *cli
  * refuses it the URL (terms_decide's who-may-fetch, both spellings); the listing's own gate
  * (--allow-network, --ui-network) is the caller's. Any thread. */
 bool terms_listed_for(const char *url, const struct sockaddr *client);
+/* Whether a listing may show the folder of URLs starting with `prefix` (normal form) to
+ * `client`: false only when every one of them is refused it by a rule that names networks
+ * (terms_listed_for refuses `prefix`, whose rule covers them all, and no rule that names
+ * networks holding the client matches some URL under it). Any thread. */
+bool terms_prefix_listed_for(const char *prefix, const struct sockaddr *client);
 
 /* Whether the parent of `t` may be sent `url` (the client's, whole): it carries no credentials,
  * or that parent may have them (https://, or --parent-trusted-http). Asked where a parent is

@@ -1,7 +1,9 @@
 /* GET|HEAD /browse/... (see browse.h). Listing pages come from s3_list.h's cache. A file's cache
  * key is its path-style URL, its stable name: never a signature, so it stays a hit whoever asks
- * and however often credentials rotate. */
+ * and however often credentials rotate. Pages are shared by every client, so what a client may
+ * see of one is decided as it is written for that client, by the URL its entry would fetch. */
 #include "web/browse.h"
+#include "web/browse_view.h"
 #include "config/buckets.h"
 #include "web/charts.h"
 #include "fetch/fetch.h"
@@ -39,8 +41,9 @@ struct browse {
     int at;                       /* the number of `page` in the folder (from 1) */
     struct s3_page *first, *page; /* references; page may be first */
     struct s3_wait w;
-    bool waiting;     /* w is queued: the connection is suspended until its page comes */
-    char origin[300]; /* "http(s)://HOST", as the client named us: absolute URLs in JSON */
+    bool waiting;            /* w is queued: the connection is suspended until its page comes */
+    char origin[300];        /* "http(s)://HOST", as the client named us: absolute URLs in JSON */
+    struct browse_view view; /* what its client may see: the entries it is shown */
     /* LIST_JSON's body: */
     struct buf out;
     size_t out_off;
@@ -119,6 +122,36 @@ static void set_origin(struct browse *b)
     else
         snprintf(b->origin, sizeof(b->origin), "http://%s:%d", http_cfg->listen_host,
                  http_cfg->listen_port);
+}
+
+/* --- what a client may see ------------------------------------------------------------------ */
+
+/* Whether entry `e` of the folder walked is shown to the client. */
+static bool entry_shown(const struct browse *b, const struct s3_entry *e)
+{
+    char *path;
+    bool shown;
+    if (!b->view.judged)
+        return true;
+    if (!(path = malloc(strlen(b->folder) + strlen(e->name) + 1)))
+        return false;
+    strcpy(stpcpy(path, b->folder), e->name);
+    shown = browse_view_sees(&b->view, b->a, path);
+    free(path);
+    return shown;
+}
+
+/* A folder every URL of which a rule refuses the client is refused it (403) as its files are,
+ * before S3 is asked: nothing of it is listed, not even whether it exists. 0: not refused. */
+static int refuse_folder(struct browse *b, enum conn_result *ret)
+{
+    char why[200];
+    int closed = browse_view_closed(&b->view, b->a, b->folder, why, sizeof(why));
+    if (closed < 0)
+        *ret = http_send_error(b->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    else if (closed)
+        *ret = http_send_error(b->conn, HTTP_FORBIDDEN, "%s", why);
+    return closed ? -1 : 0;
 }
 
 /* --- pages of the folder -------------------------------------------------------------------- */
@@ -232,12 +265,14 @@ static void pager(struct buf *o, const struct browse *b)
 }
 
 /* Listings may be kept as long as arca keeps them: Cache-Control says the bucket's listing-ttl,
- * and Age how much of it the page has used. */
+ * and Age how much of it the page has used; a listing the rules wrote for its client is that
+ * client's (private), never a shared cache's answer to another. */
 static enum conn_result queue_listing(struct browse *b, struct answer *r, int64_t fetched)
 {
-    char v[32];
+    char v[40];
     if (r) {
-        snprintf(v, sizeof(v), "max-age=%lld", (long long)b->a->bucket->listing_ttl);
+        snprintf(v, sizeof(v), "%smax-age=%lld", b->view.judged ? "private, " : "",
+                 (long long)b->a->bucket->listing_ttl);
         answer_header(r, "Cache-Control", v);
         snprintf(v, sizeof(v), "%lld",
                  (long long)(time(NULL) > fetched ? time(NULL) - fetched : 0));
@@ -250,7 +285,9 @@ static enum conn_result html_page(struct browse *b)
 {
     struct buf o = {0};
     const struct s3_page *p = b->page;
+    int folders = 0, files = 0;
     char *title = malloc(strlen(b->a->bucket->name) + strlen(b->folder) + 2);
+    browse_view_update(&b->view); /* the rules in force for this page */
     if (title)
         sprintf(title, "%s/%s", b->a->bucket->name, b->folder);
     web_page_begin(&o, title ? title : "Bucket", "/browse/");
@@ -262,17 +299,20 @@ static enum conn_result html_page(struct browse *b)
     if (b->folder[0])
         buf_add(&o, "<tr class=\"folder\"><td class=\"name\"><a href=\"../\">../</a></td>"
                     "<td></td><td></td><td></td><td></td></tr>");
-    for (int i = 0; i < p->n; i++)
+    for (int i = 0; i < p->n; i++) {
+        if (!entry_shown(b, &p->entries[i]))
+            continue;
         entry_row(&o, b, &p->entries[i]);
-    if (p->n == 0)
+        *(p->entries[i].folder ? &folders : &files) += 1;
+    }
+    if (folders + files == 0)
         buf_add(&o, "<tr><td colspan=\"5\" class=\"muted\">Nothing here.</td></tr>");
     buf_add(&o, "</tbody></table>");
     pager(&o, b);
     buf_addf(&o,
              "<p class=\"muted\">%d folder%s and %d file%s on this page · "
              "<a href=\"?export=json\">JSON of the whole folder</a></p></div>",
-             p->n_folders, p->n_folders == 1 ? "" : "s", p->n - p->n_folders,
-             p->n - p->n_folders == 1 ? "" : "s");
+             folders, folders == 1 ? "" : "s", files, files == 1 ? "" : "s");
     return queue_listing(b, web_page_response(&o), p->fetched);
 }
 
@@ -326,8 +366,10 @@ static int json_more(struct browse *b)
     if (p->status != 200 || b->out.failed)
         return -1;
     if (b->next < p->n) {
+        browse_view_update(&b->view); /* the rules in force for this page */
         for (; b->next < p->n; b->next++)
-            if (p->entries[b->next].folder == b->folders_pass)
+            if (p->entries[b->next].folder == b->folders_pass &&
+                entry_shown(b, &p->entries[b->next]))
                 json_entry(b, &p->entries[b->next]);
         return 1;
     }
@@ -451,6 +493,7 @@ static struct browse *browse_new(struct browse_req *s, const struct bucket_auth 
     b->want = 1;
     park_init(&b->w.park, suspend_conn, resume_conn, browse_free);
     set_origin(b);
+    browse_view_init(&b->view, b->conn);
     b->folder = strdup(folder);
     b->prefix = malloc(strlen(a->bucket->prefix) + strlen(folder) + 1);
     if (!b->folder || !b->prefix)
@@ -481,6 +524,7 @@ static enum conn_result buckets_page(struct conn *c, bool json)
     struct browse b = {.conn = c};
     struct answer *r;
     set_origin(&b);
+    browse_view_init(&b.view, c);
     if (json) {
         buf_add(&o, "{\"files\": [], \"folders\": [");
     } else {
@@ -491,8 +535,8 @@ static enum conn_result buckets_page(struct conn *c, bool json)
     for (int i = 0, n = 0; i < http_cfg->n_buckets; i++) {
         const struct bucket_auth *a =
             buckets_find(http_cfg->buckets[i].name, strlen(http_cfg->buckets[i].name));
-        if (!a || a->bucket->hide_root)
-            continue;
+        if (!a || a->bucket->hide_root || !browse_view_sees(&b.view, a, ""))
+            continue; /* a bucket whose every URL a rule refuses the client is not its to see */
         buf_add(&o, json ? (n++ ? ", {\"Url\": \"" : "{\"Url\": \"") : "<tr><td><a href=\"");
         if (json)
             buf_add(&o, b.origin);
@@ -515,17 +559,6 @@ static enum conn_result buckets_page(struct conn *c, bool json)
     if (r)
         answer_header(r, "Cache-Control", "no-cache");
     return http_queue(c, HTTP_OK, r);
-}
-
-/* The object's URL: the bucket's URL, '/', then the view's prefix and the key, percent-encoded
- * (upper case hex: the URL's normal form, and S3's encoding). */
-static char *object_url(const struct bucket_auth *a, const char *key)
-{
-    struct buf b = {0};
-    buf_addf(&b, "%s/", a->url);
-    buf_path(&b, a->bucket->prefix);
-    buf_path(&b, key);
-    return buf_take(&b, NULL);
 }
 
 /* Whether `key` has a "." or ".." segment: the URL's path would lose it on the way (RFC 3986
@@ -574,7 +607,7 @@ static enum conn_result folder(struct browse_req *s, const struct bucket_auth *a
     struct browse *b = browse_new(s, a, path);
     if (!b)
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    if (listing_params(b, &ret) < 0)
+    if (listing_params(b, &ret) < 0 || refuse_folder(b, &ret) < 0)
         return ret;
     if (a->bucket->hide_root && !path[0]) {
         if (b->mode == LIST_HTML)
@@ -595,6 +628,7 @@ static enum conn_result file_missing(void *arg)
     char *path = strndup(s->req->uri, len), *key;
     const struct bucket_auth *a;
     struct browse *b;
+    enum conn_result ret = CONN_CLOSE;
     assert(s->magic == BROWSE_REQ_MAGIC && http_handling(s->conn, s->req));
     if (path)
         url_unescape(path);
@@ -611,6 +645,8 @@ static enum conn_result file_missing(void *arg)
     if (!b)
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     b->mode = FOLDER_CHECK;
+    if (refuse_folder(b, &ret) < 0)
+        return ret;
     return advance(b);
 }
 
@@ -651,7 +687,7 @@ static enum conn_result begin(struct browse_req *s, const char *path)
                                "a path with a '.' or '..' segment is not browsed");
     if (!rest[0] || rest[strlen(rest) - 1] == '/')
         return folder(s, a, rest);
-    if (!(url = object_url(a, rest)))
+    if (!(url = browse_url(a, rest)))
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     return fetch_object(c, s->req, url, a, file_missing, s, &s->file);
 }

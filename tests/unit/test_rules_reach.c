@@ -1,6 +1,7 @@
 /* Units for where a rule that names networks reaches: a path segment's parameters folded away,
  * the catch-all rule (match = *), the networks of a rule that names none (the first rule around
- * it that does) and the warning that says so, and what the listings may show a client. */
+ * it that does) and the warning that says so, and what the listings may show a client: a URL,
+ * or a folder of them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -265,6 +266,37 @@ static void listed_for(void **state)
     assert_true(terms_listed_for("https://a.org/private/k", OUTSIDER)); /* no rule names any */
 }
 
+/* A folder (a URL prefix) is hidden only where every URL under it is refused the client: its
+ * own rule refuses, and no rule inside it that names networks lets the client in (one that names
+ * none keeps the networks around it; the catch-all goes behind every other, never inside). */
+static void folder_listed_for(void **state)
+{
+    (void)state;
+    install("[rule private]\nmatch = https://a.org/private/\nallow-network = 10.0.0.0/8\n"
+            "[rule shared]\nmatch = https://a.org/private/shared/\nallow-network = all\n"
+            "[rule big]\nmatch = https://a.org/private/big/\nmax-object-size = 1G\n"
+            "[rule plans]\nmatch = https://a.org/pub/secret-\nallow-network = 10.0.0.0/8\n");
+    assert_true(terms_prefix_listed_for("https://a.org/private/", LOOPBACK)); /* shared/ */
+    assert_true(terms_prefix_listed_for("https://a.org/private/shared/", LOOPBACK));
+    assert_false(terms_prefix_listed_for("https://a.org/private/big/", LOOPBACK));
+    assert_false(terms_prefix_listed_for("https://a.org/private/other/", LOOPBACK));
+    assert_true(terms_prefix_listed_for("https://a.org/private/other/", BOARD));
+    assert_true(terms_prefix_listed_for("https://a.org/pub/", LOOPBACK)); /* some of it */
+    assert_false(terms_prefix_listed_for("https://a.org/pub/secret-x/", LOOPBACK));
+    install("[rule boards]\nmatch = *\nallow-network = 10.0.0.0/8\n"
+            "[rule public]\nmatch = https://a.org/public/\nallow-network = all\n");
+    assert_true(terms_prefix_listed_for("https://a.org/", LOOPBACK)); /* public/ opens */
+    assert_false(terms_prefix_listed_for("https://a.org/other/", LOOPBACK));
+    assert_false(terms_prefix_listed_for("https://b.org/", LOOPBACK));
+    assert_true(terms_prefix_listed_for("https://b.org/", BOARD));
+    install("[rule open]\nmatch = *\nallow-network = all\n"
+            "[rule private]\nmatch = https://a.org/private/\nallow-network = 10.0.0.0/8\n");
+    assert_false(terms_prefix_listed_for("https://a.org/private/", LOOPBACK));
+    assert_true(terms_prefix_listed_for("https://a.org/", LOOPBACK));
+    install("[rule nightly]\nmatch = https://a.org/n/\nttl = 1d\n");
+    assert_true(terms_prefix_listed_for("https://a.org/n/", OUTSIDER)); /* no rule names any */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -275,6 +307,7 @@ int main(void)
         cmocka_unit_test(inner_rules_take_the_networks_around_them),
         cmocka_unit_test(inner_rules_are_warned_of),
         cmocka_unit_test(listed_for),
+        cmocka_unit_test(folder_listed_for),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);
     rules_install(compile("")); /* the last set goes before the leak check */
