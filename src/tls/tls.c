@@ -38,6 +38,7 @@ struct tls_ctx {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_ctx *current; /* under lock */
+static atomic_uint generation;  /* contexts installed: moved under lock, after `current` */
 /* The SSL ex_data slot of a refused client certificate's subject (tls_refused_subject). */
 static int refused_slot = -1;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
@@ -380,6 +381,7 @@ void tls_install(struct tls_ctx *t)
     pthread_mutex_lock(&lock);
     old = current;
     current = t;
+    atomic_fetch_add(&generation, 1);
     pthread_mutex_unlock(&lock);
     tls_free(old);
 }
@@ -409,6 +411,51 @@ SSL *tls_session(int fd)
     if (!s)
         ERR_clear_error();
     return s;
+}
+
+unsigned tls_generation(void)
+{
+    return atomic_load(&generation);
+}
+
+/* `peer` and the chain its client sent, verified as OpenSSL verifies a client's at a handshake
+ * (the "ssl_client" purpose, the context's parameters, the store's partial chains). */
+static bool verify_client(SSL_CTX *ctx, X509 *peer, STACK_OF(X509) * chain, char *why, size_t size)
+{
+    X509_STORE_CTX *v = X509_STORE_CTX_new();
+    int verdict = X509_V_ERR_OUT_OF_MEM;
+    if (v && X509_STORE_CTX_init(v, SSL_CTX_get_cert_store(ctx), peer, chain) == 1 &&
+        X509_STORE_CTX_set_default(v, "ssl_client") == 1 &&
+        X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(v), SSL_CTX_get0_param(ctx)) == 1)
+        verdict = X509_verify_cert(v) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(v);
+    X509_STORE_CTX_free(v);
+    ERR_clear_error();
+    if (verdict != X509_V_OK)
+        snprintf(why, size, "its certificate is not one --tls-client-ca accepts now (%s)",
+                 X509_verify_cert_error_string(verdict));
+    return verdict == X509_V_OK;
+}
+
+/* The context is held (a reference) while it judges: a reload may let it go meanwhile. A session
+ * made with the context in force was judged by it at its handshake. */
+bool tls_admits(SSL *s, char *why, size_t size)
+{
+    SSL_CTX *ctx = NULL;
+    X509 *peer = SSL_get0_peer_certificate(s);
+    bool ok = true;
+    pthread_mutex_lock(&lock);
+    if (current && current->ctx != SSL_get_SSL_CTX(s) && SSL_CTX_up_ref(current->ctx) == 1)
+        ctx = current->ctx;
+    pthread_mutex_unlock(&lock);
+    if (!ctx || !(SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER))
+        ok = true; /* the same terms, or no client certificate asked for */
+    else if (!peer) {
+        snprintf(why, size, "no client certificate (--tls-client-ca asks for one now)");
+        ok = false;
+    } else
+        ok = verify_client(ctx, peer, SSL_get_peer_cert_chain(s), why, size);
+    SSL_CTX_free(ctx);
+    return ok;
 }
 
 void tls_describe(struct tls_info *out)
