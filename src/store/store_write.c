@@ -527,7 +527,9 @@ static int make_durable(struct finish_job *f)
                              .signed_key = obj->signed_key,
                              .stale_if_error = obj->stale_if_error,
                              .stale_while_revalidate = obj->stale_while_revalidate,
-                             .pinned = obj->pinned};
+                             .pinned = obj->pinned,
+                             .terms_if_error = obj->terms_if_error,
+                             .terms_while = obj->terms_while};
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     store_unlock();
@@ -621,7 +623,9 @@ static int renew_on_disk(struct object *obj)
                              .signed_key = obj->signed_key || s->signed_key,
                              .stale_if_error = s->stale_if_error,
                              .stale_while_revalidate = s->stale_while_revalidate,
-                             .pinned = obj->pinned};
+                             .pinned = obj->pinned,
+                             .terms_if_error = obj->terms_if_error,
+                             .terms_while = obj->terms_while};
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
     store_unlock();
     if (record_complete(obj, &row) < 0) {
