@@ -33,8 +33,10 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
     c->state = tls ? CONN_HANDSHAKE : CONN_HEAD;
     c->can_write = true; /* a new socket has room; EPOLLOUT says so again after EAGAIN */
     c->can_read = true;  /* a client sends its head as it connects: tried at once (accept_some) */
-    if (len <= sizeof(c->peer))
+    if (len <= sizeof(c->peer)) {
         memcpy(&c->peer, peer, len);
+        relay_claim(c); /* a tunnel to arca itself: its client's, from here on */
+    }
     /* The head and a small body leave in one writev: nothing is gained by Nagle's wait. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (!engine_ops_->opened(fd, len <= sizeof(c->peer) ? &c->peer.sa : NULL, &c->ctx)) {

@@ -252,6 +252,11 @@ void conn_enter(struct conn *c, enum conn_state to);
  * requests or relaying a tunnel, else once its current answer is out. */
 void conn_judge_all(struct worker *w);
 
+/* relay.c */
+/* A new connection that is a relay arca made for a client (engine_expect_relay): its peer becomes
+ * that client's address (conn_open, before `opened`). */
+void relay_claim(struct conn *c);
+
 /* tunnel.c */
 struct tunnel;
 /* The answer to a CONNECT went out: relay from now on (the caller moves `c` to CONN_TUNNEL).
