@@ -20,12 +20,12 @@ HEALTH = b"GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\n\r\n"
 class KeepAlive:
     """One TLS connection to arca, asked one request at a time and kept open between them."""
 
-    def __init__(self, arca, cert=None):
-        ctx = arca.context()
+    def __init__(self, arca, cert=None, ctx=None, session=None):
+        ctx = ctx or arca.context()
         if cert:
             ctx.load_cert_chain(*cert)
         raw = socket.create_connection(("127.0.0.1", arca.tls_port), timeout=10)
-        self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
 
     def ask(self, request=HEALTH):
         """The answer's status on this same connection; None when arca closed it instead."""
@@ -136,3 +136,27 @@ def test_an_answer_under_way_goes_out_whole_before_its_connection_is_closed(
     assert resp.status == 200 and sha256(first + rest) == sha256(body)
     assert site_a.ask() is None  # then closed: its next request gets no answer
     assert origin.counts["/big.img"] == 1
+
+
+def test_a_resumed_session_is_judged_too_and_a_new_certificate_alone_closes_nobody(
+        start_tls_arca, tls_pki, workdir):
+    client_ca = os.path.join(workdir, "client-ca.pem")
+    shutil.copy(tls_pki["client_ca"], client_ca)
+    arca = start_tls_arca("--tls-client-ca", client_ca)
+    ctx = arca.context()
+    ctx.load_cert_chain(tls_pki["client_cert"], tls_pki["client_key"])
+    first = KeepAlive(arca, ctx=ctx)
+    assert first.ask() == 200  # the ticket comes with the first answer (TLS 1.3)
+    resumed = KeepAlive(arca, ctx=ctx, session=first.sock.session)
+    assert resumed.sock.session_reused and resumed.ask() == 200
+    # a new server certificate under the same client CA: every connection goes on
+    shutil.copy(tls_pki["rotated_cert"], arca.cert_path)
+    shutil.copy(tls_pki["rotated_key"], arca.key_path)
+    arca.reload("SIGHUP: HTTPS certificate CN=arca rotated")
+    assert first.ask() == 200 and resumed.ask() == 200
+    assert refused_after_reload(arca) == 0
+    # site A's CA dropped: the resumed connection is judged by the certificate it resumed with
+    shutil.copy(tls_pki["stranger_ca"], client_ca)
+    arca.reload("SIGHUP: HTTPS certificate CN=arca rotated")
+    assert first.closed_within(5) and resumed.closed_within(5)
+    assert refused_after_reload(arca) == 2
