@@ -103,6 +103,16 @@ def raw_connect(arca, target):
         return answer
 
 
+def test_tunnels_out_turned_off_still_reach_arca_itself(origin, start_tls_arca, tls_files):
+    url = origin.add("/fw.bin", data=BODY)
+    arca = start_tls_arca("--upstream-allow", "127.0.0.0/8", "--connect-port", "none")
+    connect, code, body = curl_via(arca, f"https://127.0.0.1:{arca.tls_port}"
+                                         f"{arca.fetch_path(url)}", tls_files)
+    assert (connect, code) == (200, 200) and sha256(body) == sha256(BODY)
+    answer = raw_connect(arca, f"127.0.0.1:{origin.port}")  # a tunnel out: none
+    assert answer.startswith(b"HTTP/1.1 403 ") and b"--connect-port none" in answer, answer
+
+
 def test_connect_to_other_ports_and_addresses_is_refused_as_before(start_tls_arca):
     arca = start_tls_arca("--upstream-allow", "127.0.0.0/8")
     other = free_port()
