@@ -1,4 +1,4 @@
-/* Connections arca makes to its own listeners for a client (engine.h's engine_expect_relay): the
+/* Connections arca makes to its own listeners for a client (handler.h's engine_expect_relay): the
  * ones expected, by the local address they are made from, and the client each is for. A small
  * table under one lock: a relay is registered before its connect and forgotten once its listener
  * took it (or it failed), so it holds the tunnels to arca being opened right now. */
