@@ -13,6 +13,7 @@
 #include "config/buckets.h"
 #include "store/store.h"
 #include "tls/tls.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -231,6 +232,7 @@ static void reload(struct config *cfg, int argc, char **argv)
     say_rule_warnings(log_rule_warning);
     if (tls) {
         tls_install(tls);
+        engine_judge_tls(); /* the connections open before: judged by the new client CA too */
         log_tls("SIGHUP: ");
         note_expiry(true);
     }

@@ -2,6 +2,7 @@
  * answers, send the answer, then the next request or the close. The request itself is
  * exchange.c's. */
 #include "engine/engine_internal.h"
+#include "tls/tls.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -32,8 +33,10 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
     c->state = tls ? CONN_HANDSHAKE : CONN_HEAD;
     c->can_write = true; /* a new socket has room; EPOLLOUT says so again after EAGAIN */
     c->can_read = true;  /* a client sends its head as it connects: tried at once (accept_some) */
-    if (len <= sizeof(c->peer))
+    if (len <= sizeof(c->peer)) {
         memcpy(&c->peer, peer, len);
+        relay_claim(c); /* a tunnel to arca itself: its client's, from here on */
+    }
     /* The head and a small body leave in one writev: nothing is gained by Nagle's wait. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (!engine_ops_->opened(fd, len <= sizeof(c->peer) ? &c->peer.sa : NULL, &c->ctx)) {
@@ -456,12 +459,44 @@ static enum step handshake(struct conn *c)
         conn_close(c);
         return STEP_GONE;
     case IO_HS_DONE:
+        if (io_tls_trusted(c))
+            break; /* a reload may have come while the old terms judged it */
+        conn_close(c);
+        return STEP_GONE;
     case IO_HS_PLAIN:
         break;
     }
     c->can_read = true; /* the head may be in already, in OpenSSL's buffer or the socket */
     conn_enter(c, CONN_HEAD);
     return STEP_GO;
+}
+
+/* Each of `l`'s connections judged again (the next node is taken first: a refused one leaves
+ * the list as it closes). A connection mid-handshake is judged as its handshake ends; a request
+ * already read still gets its answer. */
+static void judge_list(struct dlist *l)
+{
+    struct dnode *n, *next;
+    for (n = l->head; n; n = next) {
+        struct conn *c = DLIST_ENTRY(n, struct conn, idle_node);
+        next = n->next;
+        if (c->state == CONN_HANDSHAKE || io_tls_trusted(c))
+            continue;
+        if (c->state == CONN_HEAD || c->state == CONN_TUNNEL)
+            conn_close(c);
+        else if (c->x)
+            c->x->keep_alive = false;
+    }
+}
+
+void conn_judge_all(struct worker *w)
+{
+    unsigned now = tls_generation();
+    if (w->tls_judged == now)
+        return;
+    w->tls_judged = now;
+    judge_list(&w->idle);
+    judge_list(&w->parked);
 }
 
 void conn_go_on(struct conn *c)

@@ -111,6 +111,12 @@ uint64_t engine_answer_size(struct conn *c);
 /* Every answer to the request being handled carries "Via: `via`" (a string that outlives it;
  * NULL: none), whoever built the answer; set before its answer is queued. */
 void engine_set_via(struct conn *c, const char *via);
+/* A reload installed other TLS terms (tls_install): every worker judges its open TLS connections
+ * again, on its own thread, at its next turn (tls_admits: the client certificate, or its absence,
+ * against the client CAs now in force). One the new terms refuse is closed: at once when it is
+ * between requests or relaying a tunnel, else once its current answer is out. Callable from any
+ * thread. */
+void engine_judge_tls(void);
 /* Whether the calling thread is `c`'s worker: a connection's handlers, body readers and done run
  * there and nowhere else. */
 bool engine_on_thread(struct conn *c);

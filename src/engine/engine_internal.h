@@ -65,6 +65,7 @@ struct worker {
     char date[64];  /* the Date line's value, for `date_at` */
     time_t date_at;
     char *tls_buf; /* io.c's: one TLS record's plaintext being put together (NULL: none yet) */
+    unsigned tls_judged; /* the tls_generation its connections were last judged under */
 };
 
 /* One request, from its head to its done. */
@@ -153,6 +154,7 @@ struct conn {
     char *cork;
     size_t cork_len;
     char *peer_subject;
+    unsigned tls_judged; /* the tls_generation its client was last judged under (io_tls_trusted) */
 };
 
 extern const struct engine_ops *engine_ops_;
@@ -186,6 +188,10 @@ enum io_handshake {
 /* A TLS listener's connection takes its session (false: out of memory): conn_open. */
 bool io_tls_begin(struct conn *c);
 enum io_handshake io_handshake(struct conn *c);
+/* Whether the client-CA terms in force still admit `c`'s client (handshake done): judged again
+ * only when a reload installed others since it was last judged (tls_admits); a refusal is
+ * counted and said. A plain connection: true. */
+bool io_tls_trusted(struct conn *c);
 /* Let go of what io.c holds for `c` (its session, held bytes): conn_close. */
 void io_end(struct conn *c);
 
@@ -241,6 +247,15 @@ void conn_woken(struct conn *c);
 void conn_close(struct conn *c);
 /* Move `c` to `to`: asserts that the move is one of its course's (conn.c's moves_from). */
 void conn_enter(struct conn *c, enum conn_state to);
+/* When a reload installed other TLS terms since `w` last looked (engine_judge_tls): each of its
+ * TLS connections is judged again (io_tls_trusted); one refused closes now if it is between
+ * requests or relaying a tunnel, else once its current answer is out. */
+void conn_judge_all(struct worker *w);
+
+/* relay.c */
+/* A new connection that is a relay arca made for a client (engine_expect_relay): its peer becomes
+ * that client's address (conn_open, before `opened`). */
+void relay_claim(struct conn *c);
 
 /* tunnel.c */
 struct tunnel;

@@ -139,4 +139,15 @@ void answer_put(struct answer *a);
 struct token_bucket;
 bool conn_tunnel(struct conn *c, int fd, struct token_bucket *cap);
 
+/* A connection arca makes to one of its own listeners for a client (a CONNECT to arca itself,
+ * http_connect.c) is that client's: registered by the local address it is made `from` (bound
+ * before it connects), the listener that accepts it gives it `client` as its peer, for every
+ * check (who may fetch, the limits, the access log), never arca's own address. false: too many
+ * being opened at once. engine_relay_accepted says whether the listener took it yet (its bytes
+ * are the client's from the first); engine_forget_relay drops the registration, accepted or not.
+ * Callable from any thread. */
+bool engine_expect_relay(const struct sockaddr *from, const struct sockaddr *client);
+bool engine_relay_accepted(const struct sockaddr *from);
+void engine_forget_relay(const struct sockaddr *from);
+
 #endif

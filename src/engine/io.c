@@ -45,6 +45,7 @@ static long watch_reads(BIO *b, int oper, const char *argp, size_t len, int argi
 
 bool io_tls_begin(struct conn *c)
 {
+    c->tls_judged = tls_generation(); /* before the session: never newer than its terms */
     if (!(c->ssl = tls_session(c->fd)))
         return false;
     BIO *b = SSL_get_rbio(c->ssl);
@@ -316,9 +317,10 @@ static void handshake_done(struct conn *c)
         tls_subject(peer, c->peer_subject, TLS_SUBJECT_MAX);
 }
 
-/* A client certificate refused at the handshake: a line for the admin (who is refused, and
- * why), at most one a second (a flood is counted into the next line, not written out). */
-static void note_refused(struct conn *c, const char *why)
+/* A client certificate refused, at the handshake or after a reload: a line for the admin (who
+ * is refused, and why), at most one a second (a flood is counted into the next line, not written
+ * out). */
+static void note_refused(struct conn *c, const char *what, const char *why)
 {
     static _Atomic int64_t said_at, unsaid;
     int64_t now = (int64_t)time(NULL), then = atomic_load(&said_at), more;
@@ -330,7 +332,7 @@ static void note_refused(struct conn *c, const char *why)
     if ((more = atomic_exchange(&unsaid, 0)) > 0)
         snprintf(extra, sizeof(extra), " (%lld more refused since)", (long long)more);
     format_sockaddr(&c->peer.sa, addr, sizeof(addr));
-    log_info("TLS handshake from %s refused: %s%s", addr, why, extra);
+    log_info("%s from %s refused: %s%s", what, addr, why, extra);
 }
 
 /* The handshake failed: counted, and a refused client certificate said. */
@@ -349,7 +351,21 @@ static void handshake_failed(struct conn *c)
     else
         snprintf(why, sizeof(why), "its certificate %s is not one --tls-client-ca accepts (%s)",
                  tls_refused_subject(c->ssl), X509_verify_cert_error_string(verdict));
-    note_refused(c, why);
+    note_refused(c, "TLS handshake", why);
+}
+
+bool io_tls_trusted(struct conn *c)
+{
+    unsigned now = tls_generation();
+    char why[512];
+    if (!c->ssl || c->tls_judged == now)
+        return true;
+    c->tls_judged = now;
+    if (tls_admits(c->ssl, why, sizeof(why)))
+        return true;
+    tls_count(TLS_REFUSED_LATER);
+    note_refused(c, "TLS connection", why);
+    return false;
 }
 
 /* A client that speaks plain HTTP to a TLS port starts with a method's letters, never a TLS

@@ -163,6 +163,7 @@ static void *worker_main(void *arg)
             stop_listening_here(w);
         handle_events(w, ev, n);
         run_ready(w, ev, looked_us);
+        conn_judge_all(w);
         close_quiet(w);
         worker_bury(w);
     }
@@ -249,6 +250,11 @@ static void wake_all(void)
     uint64_t one = 1;
     for (int i = 0; i < n_workers; i++)
         (void)!write(workers[i].evfd, &one, sizeof(one));
+}
+
+void engine_judge_tls(void)
+{
+    wake_all(); /* each worker's next turn looks (conn_judge_all) */
 }
 
 /* Each worker takes the socket out of its own epoll set (no other thread touches that set); the

@@ -22,18 +22,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONNECT_MAGIC 0xc0111ec7u
+
+static const char *port_refusal(int port, char *buf, size_t size);
 
 struct connect_req {
     unsigned magic;
     struct offload job; /* resolve and connect (connect_run), off the worker */
     char host[256];
     char port[8];
+    int port_number;
     int64_t timeout_ms;
     bool opened;  /* answered 200: the engine relays */
     bool refused; /* the client outside --allow-network: statistics_refused, logged REFUSED */
+    /* The target is one of arca's own listeners (self), or a name on a listener's port that
+     * only the job's lookup can place (maybe_self); a port no --connect-port names is refused
+     * unless the target is arca itself (port_refused, said once the lookup has answered). */
+    bool self, maybe_self, port_refused;
+    struct sockaddr_storage client; /* whose tunnel it is: a tunnel to arca itself is theirs */
     /* connect_run's result, read once the job is done */
     int fd;
     unsigned int status; /* with fd < 0: 403 (policy), 502 (resolve, connect) */
@@ -120,7 +129,86 @@ static void connect_some(struct connect_req *r, const struct addrinfo *ai)
     }
 }
 
-/* The job: every address of the name, each checked by the policy before it is connected to. */
+/* Until the listener has taken the relay from `from` as the client's (engine_relay_accepted):
+ * no byte goes through before its peer is the client's. 0 or an errno. */
+static int wait_accepted(struct connect_req *r, const struct sockaddr *from, int64_t deadline_ms)
+{
+    struct timespec tick = {0, 1000 * 1000};
+    while (!engine_relay_accepted(from)) {
+        if (offload_abandoned(&r->job))
+            return ECANCELED;
+        if (monotonic_ms() >= deadline_ms)
+            return ETIMEDOUT;
+        nanosleep(&tick, NULL);
+    }
+    return 0;
+}
+
+/* A connection to arca's own listener at `to`, made from that same address (bound first: the
+ * listener sees a local address and a port this socket holds) and registered as the client's
+ * before it connects (engine_expect_relay): the requests in the tunnel are judged as the client's
+ * own, never as arca's (loopback would pass --allow-network). 0 or an errno. */
+static int connect_relay(struct connect_req *r, const struct addrinfo *to, int64_t deadline_ms)
+{
+    struct sockaddr_storage from;
+    socklen_t len = to->ai_addrlen;
+    int fd = socket(to->ai_family, to->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, to->ai_protocol);
+    int err = 0;
+    if (fd < 0)
+        return errno;
+    memcpy(&from, to->ai_addr, len);
+    if (from.ss_family == AF_INET)
+        ((struct sockaddr_in *)&from)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&from)->sin6_port = 0;
+    if (bind(fd, (struct sockaddr *)&from, len) < 0 ||
+        getsockname(fd, (struct sockaddr *)&from, &len) < 0) {
+        err = errno;
+        close(fd);
+        return err;
+    }
+    if (!engine_expect_relay((struct sockaddr *)&from, (struct sockaddr *)&r->client)) {
+        close(fd);
+        return EBUSY;
+    }
+    if ((err = connect_by(r, fd, to->ai_addr, to->ai_addrlen, deadline_ms)) == 0)
+        err = wait_accepted(r, (struct sockaddr *)&from, deadline_ms);
+    engine_forget_relay((struct sockaddr *)&from);
+    if (err)
+        close(fd);
+    else
+        r->fd = fd;
+    return err;
+}
+
+/* arca itself: the first address of the target that one of its listeners at that port listens
+ * on (no upstream policy: arca is not an upstream). The requests in the tunnel get the rules,
+ * the limits and who-may-fetch of any request to that listener, as the client's. */
+static void connect_self(struct connect_req *r, const struct addrinfo *ai)
+{
+    int64_t deadline = monotonic_ms() + r->timeout_ms;
+    int err = ENOENT;
+    for (; ai && r->fd < 0 && err != ECANCELED; ai = ai->ai_next)
+        if (proxy_addr_is_self(ai->ai_addr, r->port_number, http_cfg))
+            err = connect_relay(r, ai, deadline);
+    if (r->fd >= 0)
+        return;
+    r->status = err == EBUSY ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_GATEWAY;
+    snprintf(r->why, sizeof(r->why), "cannot connect to arca's own listener %s port %s: %s",
+             r->host, r->port,
+             err == EBUSY ? "too many tunnels to arca itself being opened" : strerror(err));
+}
+
+/* Whether a name on one of arca's ports names arca (a lookup: on the job's thread). */
+static bool names_self(const struct connect_req *r)
+{
+    char authority[300];
+    snprintf(authority, sizeof(authority), "%s:%s", r->host, r->port);
+    return proxy_names_self(authority, true, http_cfg);
+}
+
+/* The job: arca itself, or every address of the name, each checked by the policy before it is
+ * connected to. */
 static void connect_run(struct offload *o)
 {
     struct connect_req *r = connect_of(o);
@@ -128,12 +216,22 @@ static void connect_run(struct offload *o)
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV},
                     *ai;
+    if (r->maybe_self)
+        r->self = names_self(r);
+    if (!r->self && r->port_refused) {
+        r->status = HTTP_FORBIDDEN;
+        port_refusal(r->port_number, r->why, sizeof(r->why));
+        return;
+    }
     if (getaddrinfo(r->host, r->port, &hints, &ai) != 0) {
         r->status = HTTP_BAD_GATEWAY;
         snprintf(r->why, sizeof(r->why), "cannot resolve host %s", r->host);
         return;
     }
-    connect_some(r, ai);
+    if (r->self)
+        connect_self(r, ai);
+    else
+        connect_some(r, ai);
     freeaddrinfo(ai);
 }
 
@@ -152,7 +250,7 @@ static bool split_target(const char *target, struct connect_req *r, int *port)
         return false;
     snprintf(r->host, sizeof(r->host), "%.*s", (int)a.host_len, a.host);
     snprintf(r->port, sizeof(r->port), "%d", a.port);
-    *port = a.port;
+    *port = r->port_number = a.port;
     return true;
 }
 
@@ -206,6 +304,7 @@ static bool tunnel_allowed(struct conn *c, struct connect_req *r, int port)
 static const char *refusal(struct conn *c, struct request *req, struct connect_req *r,
                            unsigned int *status)
 {
+    enum proxy_target target;
     int port = 0;
     const char *why = http_fetch_refusal(c);
     *status = HTTP_FORBIDDEN;
@@ -216,10 +315,17 @@ static const char *refusal(struct conn *c, struct request *req, struct connect_r
         return "CONNECT takes host:port";
     if (conn_header(c, "Content-Length") || conn_header(c, "Transfer-Encoding"))
         return "CONNECT takes no request body"; /* "Content-Length: 0": none, but not taken */
+    target = proxy_target_of(req->uri, true, http_cfg);
+    r->self = target == PROXY_SELF;
+    r->maybe_self = target == PROXY_RESOLVE;
     *status = HTTP_FORBIDDEN;
-    if (!config_tunnel_port(http_cfg, port))
-        return port_refusal(port, r->why, sizeof(r->why));
-    if (!tunnel_allowed(c, r, port))
+    if (!r->self && !config_tunnel_port(http_cfg, port)) {
+        if (!r->maybe_self)
+            return port_refusal(port, r->why, sizeof(r->why));
+        r->port_refused = true; /* unless the lookup finds arca itself */
+    }
+    /* a tunnel to arca is no tunnel out: the requests in it get the rules as any request */
+    if (!r->self && !r->port_refused && !tunnel_allowed(c, r, port))
         return r->why;
     *status = HTTP_LOOP_DETECTED;
     if (proxy_came_from_self(c))
@@ -253,7 +359,11 @@ static enum conn_result begin(struct conn *c, struct request *req)
     mask_userinfo(req->uri);
     if ((why = refusal(c, req, r, &status)))
         return refuse(c, r, status, why);
-    switch (offload_start(&r->job, http_client(c, &req->client))) {
+    /* known: refusal() refused an unknown client (http_fetch_refusal) */
+    const struct sockaddr *client = http_client(c, &req->client);
+    memcpy(&r->client, client,
+           client->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    switch (offload_start(&r->job, client)) {
     case OFFLOAD_STARTED:
         return CONN_GO_ON;
     case OFFLOAD_CLIENT_BUSY:

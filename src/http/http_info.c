@@ -179,14 +179,14 @@ static json_t *tls_status(void)
                          sizeof(addr));
         json_array_append_new(listen, json_string(addr));
     }
-    o = json_pack("{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "listen", listen, "certificate",
-                  t.enabled ? tls_certificate(&t) : json_null(), "client_ca",
-                  t.client_ca[0] ? json_string(t.client_ca) : json_null(), "kernel_tls",
-                  tls_kernel(&t, n[TLS_KTLS]), "handshakes", (json_int_t)n[TLS_HANDSHAKE],
-                  "resumed", (json_int_t)n[TLS_RESUMED], "handshake_failures",
-                  (json_int_t)n[TLS_FAILED], "no_client_certificate",
-                  (json_int_t)n[TLS_NO_CLIENT_CERT], "plain_http_refused",
-                  (json_int_t)n[TLS_PLAIN_HTTP]);
+    o = json_pack(
+        "{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I}", "listen", listen, "certificate",
+        t.enabled ? tls_certificate(&t) : json_null(), "client_ca",
+        t.client_ca[0] ? json_string(t.client_ca) : json_null(), "kernel_tls",
+        tls_kernel(&t, n[TLS_KTLS]), "handshakes", (json_int_t)n[TLS_HANDSHAKE], "resumed",
+        (json_int_t)n[TLS_RESUMED], "handshake_failures", (json_int_t)n[TLS_FAILED],
+        "no_client_certificate", (json_int_t)n[TLS_NO_CLIENT_CERT], "plain_http_refused",
+        (json_int_t)n[TLS_PLAIN_HTTP], "refused_after_reload", (json_int_t)n[TLS_REFUSED_LATER]);
     return o ? o : json_null();
 }
 
@@ -577,6 +577,10 @@ static void metrics_tls(char *body, size_t size)
              "refused with 400.\n"
              "# TYPE arca_tls_plain_http_refused_total counter\n"
              "arca_tls_plain_http_refused_total %lld\n"
+             "# HELP arca_tls_refused_after_reload_total Open TLS connections closed because "
+             "the client CA a SIGHUP installed refuses their client.\n"
+             "# TYPE arca_tls_refused_after_reload_total counter\n"
+             "arca_tls_refused_after_reload_total %lld\n"
              "# HELP arca_tls_kernel_offered Whether kernel TLS is offered to new connections "
              "(1) or hits are encrypted by OpenSSL (0).\n"
              "# TYPE arca_tls_kernel_offered gauge\n"
@@ -588,7 +592,8 @@ static void metrics_tls(char *body, size_t size)
              (long long)(t.not_after - (int64_t)time(NULL)), (long long)t.not_after,
              (long long)(n[TLS_HANDSHAKE] - n[TLS_RESUMED]), (long long)n[TLS_RESUMED],
              (long long)n[TLS_NO_CLIENT_CERT], (long long)(n[TLS_FAILED] - n[TLS_NO_CLIENT_CERT]),
-             (long long)n[TLS_PLAIN_HTTP], t.ktls ? 1 : 0, (long long)n[TLS_KTLS]);
+             (long long)n[TLS_PLAIN_HTTP], (long long)n[TLS_REFUSED_LATER], t.ktls ? 1 : 0,
+             (long long)n[TLS_KTLS]);
 }
 
 /* A parent's label: its URL when `named`, else its place in the list ("1", "2"...). */

@@ -110,6 +110,13 @@ static bool is_arca_of(const struct sockaddr *a, const char *const hosts[], int 
     return false;
 }
 
+bool proxy_addr_is_self(const struct sockaddr *a, int port, const struct config *cfg)
+{
+    const char *hosts[CONFIG_MAX_TLS_LISTEN + 1];
+    int n = hosts_at(cfg, port, hosts);
+    return n > 0 && is_arca_of(a, hosts, n);
+}
+
 enum proxy_target proxy_target_of(const char *authority, bool https, const struct config *cfg)
 {
     char host[256];

@@ -31,6 +31,10 @@ enum proxy_target {
 /* `cfg`'s listeners: listen_host:listen_port and tls_listen[n_tls_listen]. */
 enum proxy_target proxy_target_of(const char *authority, bool https, const struct config *cfg);
 
+/* Whether `a` is an address one of arca's listeners at `port` listens on (a wildcard listener:
+ * loopback and this machine's interfaces' addresses). No lookup. */
+bool proxy_addr_is_self(const struct sockaddr *a, int port, const struct config *cfg);
+
 /* Whether an absolute-form target's authority ("host[:port]", userinfo allowed) of the scheme
  * given (its default port) names this arca, listening where `cfg` says. */
 bool proxy_names_self(const char *authority, bool https, const struct config *cfg);

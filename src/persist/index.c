@@ -26,6 +26,8 @@ static const char *schema =
     " source TEXT NOT NULL DEFAULT '', synced INTEGER NOT NULL DEFAULT 0,"
     " signed INTEGER NOT NULL DEFAULT 0, stale_if_error INTEGER NOT NULL DEFAULT -1,"
     " stale_while INTEGER NOT NULL DEFAULT -1, pinned INTEGER NOT NULL DEFAULT 0,"
+    " terms_if_error INTEGER NOT NULL DEFAULT -1, terms_while INTEGER NOT NULL DEFAULT -1,"
+    " max_size INTEGER NOT NULL DEFAULT -1, not_stored INTEGER NOT NULL DEFAULT 0,"
     " redirects TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
@@ -49,6 +51,10 @@ static const struct {
     {"stale_if_error", "INTEGER NOT NULL DEFAULT -1"},
     {"stale_while", "INTEGER NOT NULL DEFAULT -1"},
     {"pinned", "INTEGER NOT NULL DEFAULT 0"},
+    {"terms_if_error", "INTEGER NOT NULL DEFAULT -1"},
+    {"terms_while", "INTEGER NOT NULL DEFAULT -1"},
+    {"max_size", "INTEGER NOT NULL DEFAULT -1"},
+    {"not_stored", "INTEGER NOT NULL DEFAULT 0"},
     {"redirects", "TEXT NOT NULL DEFAULT ''"},
 };
 
@@ -240,8 +246,8 @@ static int load_range(sqlite3 *conn, struct loader *l)
     const char *sql =
         "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
         " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced,"
-        " signed, stale_if_error, stale_while, pinned, redirects"
-        " FROM objects WHERE rowid BETWEEN ? AND ?";
+        " signed, stale_if_error, stale_while, pinned, terms_if_error, terms_while, max_size,"
+        " not_stored, redirects FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &stmt, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
     sqlite3_bind_int64(stmt, 1, l->first);
@@ -256,7 +262,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
                         (const char *)sqlite3_column_text(stmt, 11),
                         (const char *)sqlite3_column_text(stmt, 12),
                         (const char *)sqlite3_column_text(stmt, 13),
-                        (const char *)sqlite3_column_text(stmt, 20)},
+                        (const char *)sqlite3_column_text(stmt, 24)},
             .digest = sqlite3_column_bytes(stmt, 4) == 32 ? sqlite3_column_blob(stmt, 4) : NULL,
             .created = sqlite3_column_int64(stmt, 5),
             .ttl = sqlite3_column_int64(stmt, 6),
@@ -268,6 +274,10 @@ static int load_range(sqlite3 *conn, struct loader *l)
             .stale_if_error = sqlite3_column_int64(stmt, 17),
             .stale_while_revalidate = sqlite3_column_int64(stmt, 18),
             .pinned = sqlite3_column_int(stmt, 19) != 0,
+            .terms_if_error = sqlite3_column_int64(stmt, 20),
+            .terms_while = sqlite3_column_int64(stmt, 21),
+            .max_size = sqlite3_column_int64(stmt, 22),
+            .not_stored = sqlite3_column_int(stmt, 23) != 0,
         };
         bool key = row.key && strlen(row.key) == 64;
         if (!sqlite3_column_int(stmt, 9)) {
@@ -421,13 +431,24 @@ int index_mark_fetching(const char *key, const char *url, const char *source)
 
 int index_mark_started(const struct index_row *r)
 {
-    return exec_bound(
-        "UPDATE objects SET length=?, content_type=?, content_encoding=?,"
-        " filename=?, last_modified=?, etag=?, redirects=?, created=?, ttl=?, signed=?,"
-        " synced=0 WHERE key=? AND state='fetching'",
-        "issssssiiis", r->length, r->headers.content_type, r->headers.content_encoding,
-        r->headers.filename, r->headers.last_modified, r->headers.etag, r->headers.redirects,
-        r->created, r->ttl, (int64_t)r->signed_key, r->key);
+    return exec_bound("UPDATE objects SET length=?, content_type=?, content_encoding=?,"
+                      " filename=?, last_modified=?, etag=?, redirects=?, created=?, ttl=?,"
+                      " signed=?, synced=0,"
+                      " pinned=?, terms_if_error=?, terms_while=?, max_size=?, not_stored=?"
+                      " WHERE key=? AND state='fetching'",
+                      "issssssiiiiiiiis", r->length, r->headers.content_type,
+                      r->headers.content_encoding, r->headers.filename, r->headers.last_modified,
+                      r->headers.etag, r->headers.redirects, r->created, r->ttl,
+                      (int64_t)r->signed_key, (int64_t)r->pinned, r->terms_if_error, r->terms_while,
+                      r->max_size, (int64_t)r->not_stored, r->key);
+}
+
+int index_set_terms(const struct index_row *r)
+{
+    return exec_bound("UPDATE objects SET pinned=?, terms_if_error=?, terms_while=?, max_size=?,"
+                      " not_stored=? WHERE key=? AND state='fetching'",
+                      "iiiiis", (int64_t)r->pinned, r->terms_if_error, r->terms_while, r->max_size,
+                      (int64_t)r->not_stored, r->key);
 }
 
 int index_set_synced(const char *key, int64_t synced)
@@ -438,15 +459,17 @@ int index_set_synced(const char *key, int64_t synced)
 
 int index_mark_complete(const struct index_row *r)
 {
-    return exec_bound(
-        "INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
-        " sha256, created, ttl, last_use, usage, content_encoding, filename,"
-        " last_modified, etag, signed, stale_if_error, stale_while, pinned, redirects)"
-        " VALUES (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        "ssisbiiiissssiiiis", r->key, r->url, r->length, r->headers.content_type, r->digest,
-        r->created, r->ttl, r->last_use, r->usage, r->headers.content_encoding, r->headers.filename,
-        r->headers.last_modified, r->headers.etag, (int64_t)r->signed_key, r->stale_if_error,
-        r->stale_while_revalidate, (int64_t)r->pinned, r->headers.redirects);
+    return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
+                      " sha256, created, ttl, last_use, usage, content_encoding, filename,"
+                      " last_modified, etag, signed, stale_if_error, stale_while, pinned,"
+                      " terms_if_error, terms_while, redirects) VALUES"
+                      " (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      "ssisbiiiissssiiiiiis", r->key, r->url, r->length, r->headers.content_type,
+                      r->digest, r->created, r->ttl, r->last_use, r->usage,
+                      r->headers.content_encoding, r->headers.filename, r->headers.last_modified,
+                      r->headers.etag, (int64_t)r->signed_key, r->stale_if_error,
+                      r->stale_while_revalidate, (int64_t)r->pinned, r->terms_if_error,
+                      r->terms_while, r->headers.redirects);
 }
 
 int index_delete(const char *key)
@@ -472,10 +495,12 @@ int index_commit(void)
     return rc;
 }
 
-int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl, bool pinned)
+int index_touch(const struct index_row *r)
 {
-    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=?, pinned=? WHERE key=?",
-                      "iiiis", last_use, usage, ttl, (int64_t)pinned, key);
+    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=?, pinned=?, terms_if_error=?,"
+                      " terms_while=? WHERE key=?",
+                      "iiiiiis", r->last_use, r->usage, r->ttl, (int64_t)r->pinned,
+                      r->terms_if_error, r->terms_while, r->key);
 }
 
 int index_counter_get(const char *name, int64_t *value)

@@ -33,6 +33,11 @@ struct index_row {
     int64_t stale_if_error, stale_while_revalidate;
     bool pinned; /* a rule's pin = yes: evicted for room last (store_room.h), until a later
                     request's terms unpin it */
+    /* Its terms' other decisions (store_take_terms), so that a restart applies them again
+     * whatever state it finds the object in: the stale windows (seconds, -1 the store-wide
+     * options); while it downloads, its max-object-size (-1: the option's) and store = no. */
+    int64_t terms_if_error, terms_while, max_size;
+    bool not_stored;
 };
 
 /* index_open's result for a file that is not a sound SQLite database: the caller moves it
@@ -63,9 +68,11 @@ void index_close(void);
 
 /* A download begins: its row says 'fetching', with the URL fetched. */
 int index_mark_fetching(const char *key, const char *url, const char *source);
-/* Its body began: what a restart needs to resume it (row.source and row.digest unused), and
- * nothing synced yet. */
+/* Its body began: what a restart needs to resume it (row.source and row.digest unused), its
+ * terms, and nothing synced yet. */
 int index_mark_started(const struct index_row *row);
+/* A later request's terms changed the download's (row.key and the terms' fields used). */
+int index_set_terms(const struct index_row *row);
 /* The first `synced` bytes of its partial file are on disk. */
 int index_set_synced(const char *key, int64_t synced);
 int index_mark_complete(const struct index_row *row);
@@ -74,8 +81,10 @@ int index_delete(const char *key);
 /* Usage updates are batched inside one transaction. */
 int index_begin(void);
 int index_commit(void);
-/* What lookups change of a complete object: its use, its ttl (shortened) and its pin. */
-int index_touch(const char *key, int64_t last_use, int64_t usage, int64_t ttl, bool pinned);
+/* What lookups change of a complete object: its use, its ttl (shortened), and its terms (the
+ * pin and the stale windows: row.key, last_use, usage, ttl, pinned, terms_if_error and
+ * terms_while used). */
+int index_touch(const struct index_row *row);
 
 int index_counter_get(const char *name, int64_t *value);
 int index_counter_set(const char *name, int64_t value);

@@ -101,7 +101,7 @@ static void load_row(const struct index_row *row, int part, void *arg)
     o->last_use = row->last_use;
     o->usage = row->usage;
     o->signed_key = row->signed_key;
-    o->pinned = row->pinned;
+    object_take_row_terms(o, row);
     l->v[l->n++] = (struct by_use){o->last_use, o};
 }
 

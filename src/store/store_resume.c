@@ -10,6 +10,7 @@
 #include "persist/persist.h"
 #include "stats/stats.h"
 #include "store/store_resume.h"
+#include "store/store_room.h"
 
 #include <assert.h>
 #include <fcntl.h>
@@ -42,8 +43,9 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
     struct stat sb;
     struct object *o;
     (void)arg;
+    /* one its terms said not to store (store = no, said while it downloaded) is never kept */
     if (!row->source[0] || row->synced <= 0 || !has_validator(&row->headers) ||
-        (row->length >= 0 && row->synced > row->length))
+        (row->length >= 0 && row->synced > row->length) || row->not_stored)
         return false;
     part_path(row->key, path, sizeof(path));
     if (stat(path, &sb) < 0 || sb.st_size < row->synced)
@@ -73,7 +75,8 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
     o->last_use = row->created;
     o->resumed = o->on_disk = o->resumable = true;
     o->signed_key = row->signed_key;
-    o->refs = 1; /* the fetch's, handed over by store_take_resumed */
+    object_take_row_terms(o, row); /* nobody may ask before it completes: its pin holds already */
+    o->refs = 1;                   /* the fetch's, handed over by store_take_resumed */
     resumed[part].v[resumed[part].n++] = o;
     return true;
 }
@@ -212,16 +215,18 @@ struct started_job {
     char *headers; /* packed (headers_pack), a copy */
     int64_t length, created, ttl;
     bool signed_key;
+    struct index_row terms; /* its terms' fields (object_row_terms) */
 };
 
 static void run_started(struct persist_job *job)
 {
     struct started_job *s = (struct started_job *)job;
-    struct index_row row = {.key = s->key,
-                            .length = s->length,
-                            .created = s->created,
-                            .ttl = s->ttl,
-                            .signed_key = s->signed_key};
+    struct index_row row = s->terms;
+    row.key = s->key;
+    row.length = s->length;
+    row.created = s->created;
+    row.ttl = s->ttl;
+    row.signed_key = s->signed_key;
     headers_unpack(s->headers, &row.headers);
     index_mark_started(&row); /* without it the download starts over after a restart */
     free(s->headers);
@@ -241,14 +246,14 @@ void submit_started(struct object *obj)
     s->created = obj->created;
     s->ttl = obj->ttl;
     s->signed_key = obj->signed_key;
+    object_row_terms(obj, &s->terms);
     headers_unpack(obj->headers, &h);
-    int rc = headers_pack(&h, &s->headers);
-    store_unlock();
-    if (rc < 0) {
+    /* submitted under the lock: a later lookup's new terms (store_take_terms) queue after */
+    if (headers_pack(&h, &s->headers) < 0)
         free(s);
-        return;
-    }
-    persist_submit(&s->job);
+    else
+        persist_submit(&s->job);
+    store_unlock();
 }
 
 struct sync_job {

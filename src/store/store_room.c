@@ -161,7 +161,9 @@ int room_make(int64_t bytes)
 struct touch {
     char key[65];
     int64_t last_use, usage, ttl;
-    bool pinned; /* a later lookup's terms may have pinned or unpinned it */
+    /* a later lookup's terms may have pinned or unpinned it, or changed its windows */
+    int32_t terms_if_error, terms_while;
+    bool pinned;
 };
 
 struct touch_job {
@@ -175,9 +177,17 @@ static void run_touch(struct persist_job *job)
 {
     struct touch_job *t = (struct touch_job *)job;
     index_begin();
-    for (size_t i = 0; i < t->n; i++)
-        index_touch(t->batch[i].key, t->batch[i].last_use, t->batch[i].usage, t->batch[i].ttl,
-                    t->batch[i].pinned);
+    for (size_t i = 0; i < t->n; i++) {
+        const struct touch *e = &t->batch[i];
+        struct index_row row = {.key = e->key,
+                                .last_use = e->last_use,
+                                .usage = e->usage,
+                                .ttl = e->ttl,
+                                .pinned = e->pinned,
+                                .terms_if_error = e->terms_if_error,
+                                .terms_while = e->terms_while};
+        index_touch(&row);
+    }
     index_commit();
     free(t->batch);
     free(t);
@@ -222,6 +232,8 @@ static struct touch_job *collect_touches(size_t *seen)
         e->usage = o->usage;
         e->ttl = o->ttl;
         e->pinned = o->pinned;
+        e->terms_if_error = o->terms_if_error;
+        e->terms_while = o->terms_while;
         dlist_remove(&st.dirty, d);
     }
     if (t->n == 0) {
@@ -405,10 +417,68 @@ static void set_pinned(struct object *obj, bool pinned)
     }
 }
 
-void store_take_terms(struct object *obj, const struct object_terms *terms)
+void object_row_terms(const struct object *obj, struct index_row *row)
+{
+    assert(store_locked_or_alone());
+    row->pinned = obj->pinned;
+    row->terms_if_error = obj->terms_if_error;
+    row->terms_while = obj->terms_while;
+    row->max_size = obj->max_size;
+    row->not_stored = obj->transient;
+}
+
+void object_take_row_terms(struct object *obj, const struct index_row *row)
 {
     CHECK_OBJ(obj);
+    assert(obj->state == OBJ_NEW);
+    obj->pinned = row->pinned;
+    obj->terms_if_error = row->terms_if_error < 0 ? -1 : seconds32(row->terms_if_error);
+    obj->terms_while = row->terms_while < 0 ? -1 : seconds32(row->terms_while);
+    if (row->max_size >= 0) /* -1: none recorded (a complete row, an older index) */
+        obj->max_size = row->max_size;
+}
+
+struct terms_job {
+    struct persist_job job;
+    char key[65];
+    struct index_row row;
+};
+
+static void run_terms(struct persist_job *job)
+{
+    struct terms_job *t = (struct terms_job *)job;
+    index_set_terms(&t->row);
+    free(t);
+}
+
+/* Lock held. A download's row follows its terms, for a restart to apply them again
+ * (store_resume.c). Queued under the lock, as its started row is (submit_started), so the later
+ * of the two is written last. Out of memory: the row keeps the terms it had. */
+static void submit_terms(struct object *obj)
+{
+    struct terms_job *t = calloc(1, sizeof(*t));
+    if (!t)
+        return;
+    t->job.run = run_terms;
+    memcpy(t->key, obj->key, 65);
+    object_row_terms(obj, &t->row);
+    t->row.key = t->key;
+    persist_submit(&t->job);
+}
+
+static bool same_terms(const struct index_row *a, const struct index_row *b)
+{
+    return a->pinned == b->pinned && a->terms_if_error == b->terms_if_error &&
+           a->terms_while == b->terms_while && a->max_size == b->max_size &&
+           a->not_stored == b->not_stored;
+}
+
+void store_take_terms(struct object *obj, const struct object_terms *terms)
+{
+    struct index_row before, after;
+    CHECK_OBJ(obj);
     assert(store_locked() && object_in_table(obj));
+    object_row_terms(obj, &before);
     obj->terms_if_error = terms->stale_if_error < 0 ? -1 : seconds32(terms->stale_if_error);
     obj->terms_while =
         terms->stale_while_revalidate < 0 ? -1 : seconds32(terms->stale_while_revalidate);
@@ -416,4 +486,8 @@ void store_take_terms(struct object *obj, const struct object_terms *terms)
     set_pinned(obj, terms->pin);
     if (obj->state == OBJ_FETCHING)
         obj->transient = !terms->store;
+    object_row_terms(obj, &after);
+    /* a refresh has no row of its own (its older version's stays as it is) */
+    if (obj->state == OBJ_FETCHING && !obj->stale && !same_terms(&before, &after))
+        submit_terms(obj);
 }

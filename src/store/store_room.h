@@ -17,6 +17,7 @@
 #ifndef ARCA_STORE_ROOM_H
 #define ARCA_STORE_ROOM_H
 
+#include "persist/index.h"
 #include "store/store.h"
 
 #include <stdbool.h>
@@ -31,6 +32,13 @@ int room_make(int64_t bytes);
  * complete object between LRU lists), and for a download whether it is stored. A complete
  * object whose terms say store = no is the lookup's to remove (lookup.c), not this. */
 void store_take_terms(struct object *obj, const struct object_terms *terms);
+/* What its terms decided for `obj`, in a row's fields (index.h: the pin, the stale windows, a
+ * download's max-object-size and store = no), for the index to keep; a download's row follows
+ * them as they change (store_take_terms queues it). */
+void object_row_terms(const struct object *obj, struct index_row *row);
+/* A row's terms on an object the index gives back at start (complete or resumed): NEW, its maker
+ * alone holds it. */
+void object_take_row_terms(struct object *obj, const struct index_row *row);
 /* Why an object its terms say not to store leaves, as the removal's log line gives it. */
 #define STORE_NOT_STORED "not stored: its rule says store = no"
 

@@ -526,8 +526,8 @@ static int make_durable(struct finish_job *f)
                              .digest = f->digest,
                              .signed_key = obj->signed_key,
                              .stale_if_error = obj->stale_if_error,
-                             .stale_while_revalidate = obj->stale_while_revalidate,
-                             .pinned = obj->pinned};
+                             .stale_while_revalidate = obj->stale_while_revalidate};
+    object_row_terms(obj, &row); /* the pin and its terms' windows */
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     store_unlock();
@@ -620,8 +620,8 @@ static int renew_on_disk(struct object *obj)
                              .digest = s->digest,
                              .signed_key = obj->signed_key || s->signed_key,
                              .stale_if_error = s->stale_if_error,
-                             .stale_while_revalidate = s->stale_while_revalidate,
-                             .pinned = obj->pinned};
+                             .stale_while_revalidate = s->stale_while_revalidate};
+    object_row_terms(obj, &row);              /* the pin and its terms' windows */
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
     store_unlock();
     if (record_complete(obj, &row) < 0) {

@@ -34,10 +34,14 @@
 struct tls_ctx {
     SSL_CTX *ctx;
     struct tls_info info;
+    /* its session id context: the digest of its client-CA terms (set_context) */
+    unsigned char terms[EVP_MAX_MD_SIZE];
+    unsigned int terms_len;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tls_ctx *current; /* under lock */
+static atomic_uint generation;  /* contexts installed: moved under lock, after `current` */
 /* The SSL ex_data slot of a refused client certificate's subject (tls_refused_subject). */
 static int refused_slot = -1;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
@@ -303,16 +307,15 @@ static bool settings(SSL_CTX *ctx, bool ktls)
  * or none). A ticket sealed under other terms resumes nothing (OpenSSL compares the contexts):
  * after a SIGHUP that adds or changes --tls-client-ca, every client does a full handshake and
  * shows a certificate the CA in force signed, though the ticket keys outlive the reload. */
-static bool set_context(SSL_CTX *ctx, const struct tls_file *ca)
+static bool set_context(struct tls_ctx *t, const struct tls_file *ca)
 {
     static const char tag[] = "arca sessions; client CA: ";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
     EVP_MD_CTX *m = EVP_MD_CTX_new();
     bool ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
               EVP_DigestUpdate(m, tag, sizeof(tag) - 1) == 1 &&
               (!ca->len || EVP_DigestUpdate(m, ca->data, ca->len) == 1) &&
-              EVP_DigestFinal_ex(m, md, &n) == 1 && SSL_CTX_set_session_id_context(ctx, md, n) == 1;
+              EVP_DigestFinal_ex(m, t->terms, &t->terms_len) == 1 &&
+              SSL_CTX_set_session_id_context(t->ctx, t->terms, t->terms_len) == 1;
     EVP_MD_CTX_free(m);
     return ok;
 }
@@ -331,7 +334,7 @@ static int build(struct tls_ctx *t, const struct config *cfg, char *err, size_t 
         (!cfg->tls_client_ca[0] ||
          (tls_file_read(&ca, cfg, "tls-client-ca", cfg->tls_client_ca, err, errlen) == 0 &&
           use_client_ca(t->ctx, cfg, &ca, &t->info, err, errlen) == 0))) {
-        rc = set_context(t->ctx, &ca) ? 0 : -1;
+        rc = set_context(t, &ca) ? 0 : -1;
         if (rc < 0)
             snprintf(err, errlen, "TLS: the session context could not be set: %s", ssl_reason());
     }
@@ -380,6 +383,7 @@ void tls_install(struct tls_ctx *t)
     pthread_mutex_lock(&lock);
     old = current;
     current = t;
+    atomic_fetch_add(&generation, 1);
     pthread_mutex_unlock(&lock);
     tls_free(old);
 }
@@ -409,6 +413,62 @@ SSL *tls_session(int fd)
     if (!s)
         ERR_clear_error();
     return s;
+}
+
+unsigned tls_generation(void)
+{
+    return atomic_load(&generation);
+}
+
+/* `peer` and the chain its client sent, verified as OpenSSL verifies a client's at a handshake
+ * (the "ssl_client" purpose, the context's parameters, the store's partial chains). */
+static bool verify_client(SSL_CTX *ctx, X509 *peer, STACK_OF(X509) * chain, char *why, size_t size)
+{
+    X509_STORE_CTX *v = X509_STORE_CTX_new();
+    int verdict = X509_V_ERR_OUT_OF_MEM;
+    if (v && X509_STORE_CTX_init(v, SSL_CTX_get_cert_store(ctx), peer, chain) == 1 &&
+        X509_STORE_CTX_set_default(v, "ssl_client") == 1 &&
+        X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(v), SSL_CTX_get0_param(ctx)) == 1)
+        verdict = X509_verify_cert(v) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(v);
+    X509_STORE_CTX_free(v);
+    ERR_clear_error();
+    if (verdict != X509_V_OK)
+        snprintf(why, size, "its certificate is not one --tls-client-ca accepts now (%s)",
+                 X509_verify_cert_error_string(verdict));
+    return verdict == X509_V_OK;
+}
+
+/* Whether `s`'s session was made under the client-CA terms of `t` (the same file's bytes: its
+ * session id context), so its handshake was judged as `t` would judge it. */
+static bool same_terms(const struct tls_ctx *t, SSL *s)
+{
+    unsigned int len = 0;
+    const SSL_SESSION *session = SSL_get0_session(s);
+    const unsigned char *id = session ? SSL_SESSION_get0_id_context(session, &len) : NULL;
+    return id && len == t->terms_len && !memcmp(id, t->terms, len);
+}
+
+/* The context is held (a reference) while it judges: a reload may let it go meanwhile. A session
+ * made under the same client-CA terms (a reload that rotated the certificate only) was judged
+ * by them at its handshake: not again (a resumed session has no chain to verify again). */
+bool tls_admits(SSL *s, char *why, size_t size)
+{
+    SSL_CTX *ctx = NULL;
+    X509 *peer = SSL_get0_peer_certificate(s);
+    bool ok = true;
+    pthread_mutex_lock(&lock);
+    if (current && !same_terms(current, s) && SSL_CTX_up_ref(current->ctx) == 1)
+        ctx = current->ctx;
+    pthread_mutex_unlock(&lock);
+    if (!ctx || !(SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER))
+        ok = true; /* the same terms, or no client certificate asked for now */
+    else if (!peer) {
+        snprintf(why, size, "no client certificate (--tls-client-ca asks for one now)");
+        ok = false;
+    } else
+        ok = verify_client(ctx, peer, SSL_get_peer_cert_chain(s), why, size);
+    SSL_CTX_free(ctx);
+    return ok;
 }
 
 void tls_describe(struct tls_info *out)

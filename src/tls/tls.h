@@ -12,7 +12,10 @@
  * 1.3 only, modern ciphers, ALPN http/1.1, no renegotiation, buffers released while idle,
  * stateless session tickets. The ticket keys are this module's, not a context's: they rotate
  * hourly, are accepted for three rotations (tls_tickets.h), and survive a reload,
- * so a new certificate resumes the sessions of the old. Every function is thread-safe.
+ * so a new certificate resumes the sessions of the old. Each install moves tls_generation(), and
+ * tls_admits() judges an open connection by the context in force, as its handshake would be
+ * judged now (a reload that adds or narrows --tls-client-ca reaches the connections open before
+ * it: engine.h). Every function is thread-safe.
  */
 #ifndef ARCA_TLS_H
 #define ARCA_TLS_H
@@ -36,6 +39,13 @@ bool tls_enabled(void);
 /* A server-side TLS connection on socket `fd` with the context in force; NULL: out of memory or
  * none installed. */
 SSL *tls_session(int fd);
+/* How many contexts were installed so far: read before tls_session, it names the terms its
+ * session was made under (or older ones: then it is judged once more than needed). */
+unsigned tls_generation(void);
+/* Whether the context in force admits the client of `s` (a session whose handshake is done), as
+ * a new handshake would: its certificate, or its having none, against the client CAs in force
+ * (none asked for: everyone). false: why, in `why`. */
+bool tls_admits(SSL *s, char *why, size_t size);
 
 /* The certificate in force, as the status, the pages and the metrics show it. */
 struct tls_info {
@@ -61,6 +71,7 @@ enum tls_event {
     TLS_NO_CLIENT_CERT, /* ... of which: the client showed no certificate --tls-client-ca signed */
     TLS_PLAIN_HTTP,     /* plain HTTP sent to a TLS port: refused with 400 */
     TLS_KTLS,           /* a connection whose hits the kernel encrypts */
+    TLS_REFUSED_LATER,  /* an open connection a reload's client CA refused (tls_admits) */
     TLS_N_EVENTS
 };
 void tls_count(enum tls_event e);

@@ -27,6 +27,10 @@ struct seen {
     int64_t length, usage;
     uint8_t digest[32];
     bool pinned;
+    int64_t terms_if_error;
+    /* the partial row taken up (take_partial) */
+    int taken;
+    struct index_row partial;
 };
 
 static void on_row(const struct index_row *row, int part, void *arg)
@@ -41,6 +45,7 @@ static void on_row(const struct index_row *row, int part, void *arg)
         s->length = row->length;
         s->usage = row->usage;
         s->pinned = row->pinned;
+        s->terms_if_error = row->terms_if_error;
         memcpy(s->digest, row->digest, 32);
     }
 }
@@ -69,6 +74,29 @@ static int open_with(struct seen *s)
     struct index_loader load = {on_row, no_partial, on_discard, s};
     memset(s, 0, sizeof(*s));
     return index_open(path, &load, err, sizeof(err));
+}
+
+/* The usage flush's update of key ...06 (index_touch). */
+static int touch(int64_t last_use, int64_t usage, bool pinned, int64_t terms_if_error)
+{
+    struct index_row row = {.key =
+                                "0000000000000000000000000000000000000000000000000000000000000006",
+                            .last_use = last_use,
+                            .usage = usage,
+                            .ttl = 3600,
+                            .pinned = pinned,
+                            .terms_if_error = terms_if_error,
+                            .terms_while = -1};
+    return index_touch(&row);
+}
+
+static bool take_partial(const struct index_row *row, int part, void *arg)
+{
+    struct seen *s = arg;
+    (void)part;
+    s->taken++;
+    s->partial = *row; /* its strings are not kept: only the numbers are read */
+    return true;
 }
 
 static int make_dir(void **state)
@@ -108,7 +136,9 @@ static void rows_load_and_partials_are_forgotten(void **state)
             100 + i, 1000, 3600,
             2000,    i,    digest,
             false,   "",   0,
-            -1,      -1,   i % 2 == 0}; /* 6 pinned */
+            -1,      -1,   i % 2 == 0, /* 6 pinned */
+            -1,      -1,   -1,
+            false};
         assert_int_equal(index_mark_complete(&row), 0);
     }
     index_close();
@@ -125,13 +155,12 @@ static void rows_load_and_partials_are_forgotten(void **state)
     assert_true(s.pinned);
     assert_memory_equal(s.digest, digest, 32);
     /* a later lookup's terms unpin it: the usage flush writes the pin with the use */
-    assert_int_equal(index_touch("0000000000000000000000000000000000000000000000000000000000000006",
-                                 3000, 7, 3600, false),
-                     0);
+    assert_int_equal(touch(3000, 7, false, 30), 0);
     index_close();
     assert_int_equal(open_with(&s), 0);
     assert_false(s.pinned);
     assert_int_equal(s.usage, 7);
+    assert_int_equal(s.terms_if_error, 30); /* and its terms' stale window with it */
     index_close();
     assert_int_equal(open_with(&s), 0);
     assert_int_equal(s.discarded, 0); /* forgotten once handed over */
@@ -145,7 +174,8 @@ static void rows_load_and_partials_are_forgotten(void **state)
 }
 
 /* An index written before the columns of this version (upstream ETag, the resume's source and
- * synced length, the signed flag, the stale windows, the pin) gains them: its rows load, and the
+ * synced length, the signed flag, the stale windows, the pin, the terms' windows, size and
+ * store) gains them: its rows load, and the
  * new columns can be used. */
 static void an_older_index_gains_the_new_columns(void **state)
 {
@@ -171,16 +201,63 @@ static void an_older_index_gains_the_new_columns(void **state)
     assert_int_equal(rows(&s), 1);
     assert_string_equal(s.url, "http://h/6");
     assert_string_equal(s.etag, "");
-    assert_false(s.pinned); /* the pin column, added empty: nothing pinned */
-    assert_int_equal(index_touch("0000000000000000000000000000000000000000000000000000000000000006",
-                                 3000, 7, 3600, true),
-                     0);
+    assert_false(s.pinned);                 /* the pin column, added empty: nothing pinned */
+    assert_int_equal(s.terms_if_error, -1); /* no terms' window: the store-wide one */
+    assert_int_equal(touch(3000, 7, true, -1), 0);
     assert_int_equal(
         index_mark_fetching("1111111111111111111111111111111111111111111111111111111111111111",
                             "http://h/7", "http://h/7?sig=x"),
         0);
     assert_int_equal(
         index_set_synced("1111111111111111111111111111111111111111111111111111111111111111", 5), 0);
+    index_close();
+    unlink(path);
+}
+
+/* What the terms decided for a download is on its row from its start (index_mark_started) and
+ * follows their changes (index_set_terms): a restart reads them back with the partial row. */
+static void a_downloads_row_keeps_its_terms(void **state)
+{
+    const char *key = "2222222222222222222222222222222222222222222222222222222222222222";
+    struct index_row row = {.key = key,
+                            .headers = {"", "", "", "", "\"e\""},
+                            .length = 1000,
+                            .created = 1000,
+                            .ttl = 3600,
+                            .pinned = true,
+                            .terms_if_error = 60,
+                            .terms_while = 5,
+                            .max_size = 30 << 20,
+                            .not_stored = false};
+    struct index_loader load = {on_row, take_partial, on_discard, NULL};
+    struct seen s;
+    char err[256];
+    (void)state;
+    unlink(path);
+    memset(&s, 0, sizeof(s));
+    load.arg = &s;
+    assert_int_equal(index_open(path, &load, err, sizeof(err)), 0);
+    assert_int_equal(index_mark_fetching(key, "http://h/rel", "http://h/rel"), 0);
+    assert_int_equal(index_mark_started(&row), 0);
+    assert_int_equal(index_set_synced(key, 500), 0);
+    index_close();
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(index_open(path, &load, err, sizeof(err)), 0);
+    assert_int_equal(s.taken, 1);
+    assert_true(s.partial.pinned);
+    assert_int_equal(s.partial.terms_if_error, 60);
+    assert_int_equal(s.partial.terms_while, 5);
+    assert_int_equal(s.partial.max_size, 30 << 20);
+    assert_false(s.partial.not_stored);
+    row.pinned = false; /* a later request's terms: store = no, unpinned */
+    row.not_stored = true;
+    assert_int_equal(index_set_terms(&row), 0);
+    index_close();
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(index_open(path, &load, err, sizeof(err)), 0);
+    assert_int_equal(s.taken, 1);
+    assert_false(s.partial.pinned);
+    assert_true(s.partial.not_stored);
     index_close();
     unlink(path);
 }
@@ -207,6 +284,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rows_load_and_partials_are_forgotten),
         cmocka_unit_test(an_older_index_gains_the_new_columns),
+        cmocka_unit_test(a_downloads_row_keeps_its_terms),
         cmocka_unit_test(a_corrupt_file_is_reported_not_loaded),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +116,20 @@ static void a_target_on_a_tls_listener_is_arca(void **state)
     assert_int_equal(proxy_target_of("127.0.0.1:8444", true, &cfg), PROXY_FETCH);
     assert_int_equal(proxy_target_of("127.0.0.1", false, &cfg), PROXY_FETCH); /* 80 */
     assert_false(proxy_names_self("[::1]:8443", true, &cfg));
+    /* an address a CONNECT's lookup found: arca's own listener at that port, or not */
+    struct sockaddr_in v4 = {.sin_family = AF_INET};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+    inet_pton(AF_INET, "127.0.0.1", &v4.sin_addr);
+    inet_pton(AF_INET6, "::1", &v6.sin6_addr);
+    assert_true(proxy_addr_is_self((struct sockaddr *)&v4, 8443, &cfg));
+    assert_false(proxy_addr_is_self((struct sockaddr *)&v6, 8443, &cfg));
+    assert_true(proxy_addr_is_self((struct sockaddr *)&v6, 8444, &cfg));
+    assert_false(proxy_addr_is_self((struct sockaddr *)&v4, 8445, &cfg));
+    inet_pton(AF_INET, "127.0.0.5", &v4.sin_addr); /* the wildcard's loopback */
+    assert_true(proxy_addr_is_self((struct sockaddr *)&v4, 443, &cfg));
+    assert_false(proxy_addr_is_self((struct sockaddr *)&v4, 8443, &cfg));
+    inet_pton(AF_INET, "192.0.2.1", &v4.sin_addr); /* TEST-NET-1: no interface has it */
+    assert_false(proxy_addr_is_self((struct sockaddr *)&v4, 443, &cfg));
     /* without the TLS listeners, their addresses are other servers */
     cfg.n_tls_listen = 0;
     assert_int_equal(proxy_target_of("127.0.0.1:8443", true, &cfg), PROXY_FETCH);
