@@ -220,7 +220,7 @@ static void a_downloads_row_keeps_its_terms(void **state)
 {
     const char *key = "2222222222222222222222222222222222222222222222222222222222222222";
     struct index_row row = {.key = key,
-                            .headers = {"", "", "", "", "\"e\""},
+                            .headers = {"", "", "", "", "\"e\"", ""},
                             .length = 1000,
                             .created = 1000,
                             .ttl = 3600,
