@@ -330,7 +330,9 @@ static enum transfer_state step_attempt(struct transfer *t)
      * whole body of another version must never meet the ranges' bytes (fill.h) */
     if (t->fill && t->offset == 0)
         transfer_drop_fill(t);
-    if (t->offset > 0 && !resume_validator(&t->kept)) {
+    /* after a parent broke off, the origin's first bytes prove the kept ones (check_prefix),
+     * whatever validator it gives: none is needed */
+    if (t->offset > 0 && !t->prefix_check && !resume_validator(&t->kept)) {
         int rc =
             transfer_start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
         if (rc != 0)

@@ -412,6 +412,9 @@ static int headers_done(struct transfer *t)
         (t->prefix_check ? same_length(t) : same_whole_body(t))) {
         t->skip = t->offset; /* the bytes kept come again first: dropped */
         v.kind = VERDICT_CONTINUE;
+        /* checked from this answer's first byte (an attempt cut before may have hashed some) */
+        if (t->prefix_check && EVP_DigestInit_ex(t->prefix_check, EVP_sha256(), NULL) != 1)
+            return -1;
     }
     switch (v.kind) {
     case VERDICT_SKIP:
