@@ -188,7 +188,7 @@ void parent_response_reset(struct parent_ask *p)
 {
     p->age = 0;
     p->left = 0;
-    p->has_left = p->hit = false;
+    p->has_left = p->hit = p->too_large = false;
     p->cache_status[0] = '\0';
 }
 
@@ -247,6 +247,8 @@ static void read_own_member(struct parent_ask *p, const char *v)
         char *end;
         if (len == 3 && !strncmp(param, "hit", 3))
             p->hit = true;
+        if (len == 16 && !strncmp(param, "detail=too-large", 16))
+            p->too_large = true;
         if (len > 4 && !strncmp(param, "ttl=", 4)) {
             long long n = strtoll(param + 4, &end, 10);
             if (end != param + 4 && end <= next) {
@@ -303,6 +305,10 @@ int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fau
         return 0; /* an interim answer (1xx) comes before its final one */
     if (status == 508) {
         *fault = PARENT_LOOP;
+        return -1;
+    }
+    if (p->too_large) { /* its limit, not the origin's word: the origin is asked */
+        *fault = PARENT_STATUS;
         return -1;
     }
     /* a 4xx the parent's download got from the origin carries its Cache-Status (fwd=uri-miss):

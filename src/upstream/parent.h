@@ -76,6 +76,9 @@ struct parent_ask {
     int64_t left;         /* freshness left (its Cache-Status member's ttl) */
     bool has_left;
     bool hit; /* its member said hit */
+    /* its member said detail=too-large: the object is more than it takes (its 413 or 507),
+     * the URL's doing, never its own fault */
+    bool too_large;
     char cache_status[192];
 };
 

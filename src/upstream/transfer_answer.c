@@ -124,9 +124,10 @@ static int transfer_parent_answer(struct transfer *t)
     struct upstream_response *r = &t->resp;
     enum parent_fault f;
     /* not its own failure: a 4xx is about the URL (one too long for it, say: any client can
-     * ask for one), a 5xx with a Cache-Status its upstream's (but 507, its disk) */
-    t->parent_relayed =
-        t->status >= 400 && (t->status < 500 || (t->status != 507 && t->parent.cache_status[0]));
+     * ask for one), a 5xx with a Cache-Status its upstream's (but 507, its disk, unless it
+     * says the object is too large for it: the URL's too) */
+    t->parent_relayed = t->status >= 400 && (t->status < 500 || t->parent.too_large ||
+                                             (t->status != 507 && t->parent.cache_status[0]));
     if (!t->terms.sources.parent_only && parent_judge(&t->parent, t->status, &f) < 0) {
         t->parent_failed = f;
         snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);

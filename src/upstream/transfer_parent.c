@@ -74,7 +74,7 @@ bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
     case PARENT_DIGEST:
     case PARENT_LIE:
         return true;
-    case PARENT_STATUS:  /* a 4xx, or its upstream's 5xx relayed (but 507, its disk): no */
+    case PARENT_STATUS:  /* a 4xx, its upstream's 5xx relayed, too large for it: no */
     case PARENT_REFUSED: /* silent after the request went: waiting on its upstream */
         return !t->parent_relayed;
     default: /* a cut (it may relay its upstream's), a loop, its hold, credentials */

@@ -14,9 +14,10 @@
  * the origin and the parent may not be asked). At its first SOURCE. */
 bool transfer_ask_parent(struct transfer *t, enum transfer_state *next);
 /* Whether fault `f` of the download's parent is the parent's own, counting toward holding it
- * down: no connection, its own 5xx (no Cache-Status) or 507, a lie, a digest. Not what any
- * client can bring about with a URL: a 4xx, its upstream's failure relayed (a 5xx with a
- * Cache-Status, silence after the request went, a cut), nor a loop, its hold, credentials. */
+ * down: no connection, its own 5xx (no Cache-Status) or 507 (its disk), a lie, a digest. Not
+ * what any client can bring about with a URL: a 4xx, an object too large for it (its 507 says
+ * detail=too-large), its upstream's failure relayed (a 5xx with a Cache-Status, silence after
+ * the request went, a cut), nor a loop, its hold, credentials. */
 bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f);
 /* The attempt's redirects and timeouts: a parent's redirect is never followed, and a parent
  * that does not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S;

@@ -59,3 +59,38 @@ def test_a_parent_killed_mid_body_cuts_no_client_without_an_etag(start_tier, ori
     assert child.metrics()['arca_download_attempts_total{kind="restart"}'] == 0
     status, headers, body = child.fetch(url)
     assert status == 200 and sha256(body) == sha256(data)
+
+
+# --- over-quota URLs never hold the parent down ----------------------------------------------
+
+
+@pytest.mark.parametrize("limit", ["--quota", "--max-object-size"])
+def test_urls_too_large_for_the_parent_never_hold_it_down(start_tier, origin, limit):
+    """Five URLs whose length is above the parent's --quota (its 507) or --max-object-size
+    (its 413): each is the URL's, said so by the parent's Cache-Status (detail=too-large).
+    The site serves them from the origin, and the parent stays up: the next, normal download
+    goes through it."""
+    parent, (child,) = start_tier(1, parent_args=(limit, "1M"))
+    for n in range(5):
+        path = f"/big/{n}.img"
+        data = os.urandom(2 * MIB)
+        url = origin.add(path, data=data)
+        status, _, body, complete = full_fetch(child, url)
+        assert status == 200 and complete and sha256(body) == sha256(data), (n, status)
+        assert origin.counts[path] == 2, "asked by the parent, then by the site"
+    # the parent says why: the object is too large for it, not a disk of its failing
+    status, headers, _ = parent.fetch(origin.url("/big/0.img"))
+    assert status == (507 if limit == "--quota" else 413)
+    assert headers["cache-status"] == "arca; fwd=uri-miss; detail=too-large", headers
+    asked = asked_by_children(parent, at_least=5)
+    assert [a.status for a in asked] == [507 if limit == "--quota" else 413] * 5, asked
+    row = parent_row(child)
+    assert row["state"] == "up" and row["failures"] == 0, row
+    assert row["fallbacks"]["status"] == 5 and row["fallbacks"]["down"] == 0, row
+    data = os.urandom(100_000)
+    url = origin.add("/small/fw.bin", data=data)
+    status, _, body, complete = full_fetch(child, url)
+    assert status == 200 and complete and sha256(body) == sha256(data)
+    assert len(asked_by_children(parent, url, at_least=1)) == 1
+    assert origin.counts["/small/fw.bin"] == 1
+    assert parent_row(child)["requests"] == 1

@@ -133,6 +133,28 @@ static void its_statuses_are_judged(void **state)
     assert_int_equal(f, PARENT_LOOP);
 }
 
+/* An object too large for the parent (its 413 or 507 says detail=too-large, in its own member
+ * only) is the URL's: the origin is asked; a member before it, or a quoted string, says
+ * nothing of this parent. */
+static void too_large_for_it_is_said_in_its_own_member(void **state)
+{
+    struct parent_ask p = {.slot = -1};
+    enum parent_fault f = PARENT_FAULTS;
+    (void)state;
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; detail=too-large");
+    assert_true(p.too_large);
+    assert_int_equal(parent_judge(&p, 413, &f), -1);
+    assert_int_equal(f, PARENT_STATUS);
+    parent_response_reset(&p);
+    assert_false(p.too_large);
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; detail=too-large, arca; fwd=uri-miss");
+    assert_false(p.too_large);
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; x=\"; detail=too-large\"");
+    assert_false(p.too_large);
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; detail=too-large-ish");
+    assert_false(p.too_large);
+}
+
 /* Credentials never go to a plain-http parent unless trusted; --parent-only then refuses. */
 static void credentials_go_only_where_they_may(void **state)
 {
@@ -219,6 +241,7 @@ int main(void)
         cmocka_unit_test(a_malformed_digest_vouches_for_nothing),
         cmocka_unit_test(its_cache_status_is_kept_clean),
         cmocka_unit_test(its_statuses_are_judged),
+        cmocka_unit_test(too_large_for_it_is_said_in_its_own_member),
         cmocka_unit_test(credentials_go_only_where_they_may),
         cmocka_unit_test(faults_in_a_row_hold_it_down),
     };
