@@ -456,6 +456,9 @@ static enum transfer_state step_ended(struct transfer *t)
     enum parent_fault fault;
     if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
         return transfer_fall_back(t, fault, t->parent_why);
+    /* the origin's body ended before the parent's bytes all came again: not the same body */
+    if (t->prefix_check && t->skip > 0 && rc == CURLE_OK && t->body_started)
+        t->prefix_wrong = true;
     if (t->prefix_wrong && !t->failed && !stopping)
         return transfer_prefix_refused(t);
     if (t->parent.active && !t->failed && transfer_parent_fault(t, rc, &fault)) /* --parent-only */

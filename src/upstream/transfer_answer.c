@@ -358,12 +358,17 @@ static bool same_whole_body(struct transfer *t)
            !strcmp(now.etag, t->kept.etag);
 }
 
-/* A whole body of the kept bytes' length (after a parent broke off: its first bytes are checked
- * against the kept ones as they come, transfer_body). */
+/* A whole body of the kept bytes' length, or one at least as long as what is kept when no length
+ * was said (after a parent broke off: its first bytes are checked against the kept ones as they
+ * come, transfer_body; a body that ends before all came is refused, transfer.c). */
 static bool same_length(struct transfer *t)
 {
-    return t->status == 200 && t->resp.content_length >= 0 &&
-           t->resp.content_length == known_length(t);
+    int64_t length = known_length(t);
+    if (t->status != 200)
+        return false;
+    if (length < 0)
+        return t->resp.content_length < 0 || t->resp.content_length >= t->offset;
+    return t->resp.content_length == length;
 }
 
 /* The bytes a parent sent before it broke off come again from the origin (skipped): once all

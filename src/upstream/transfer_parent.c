@@ -21,8 +21,7 @@ static bool continue_from_origin(struct transfer *t, enum parent_fault f)
     unsigned int n = 0;
     transfer_drop_fill(t); /* what its pieces brought ahead of the head goes with them */
     t->st->progress(t->obj, &p);
-    if (f == PARENT_DIGEST || f == PARENT_LIE || p.have <= 0 || p.length < 0 ||
-        !(copy = EVP_MD_CTX_new()))
+    if (f == PARENT_DIGEST || f == PARENT_LIE || p.have <= 0 || !(copy = EVP_MD_CTX_new()))
         return false;
     if (EVP_MD_CTX_copy_ex(copy, t->sha) != 1 || EVP_DigestFinal_ex(copy, t->prefix, &n) != 1 ||
         !(t->prefix_check = EVP_MD_CTX_new()) ||

@@ -11,7 +11,9 @@ import threading
 import pytest
 
 from conftest import resource, sha256, wait_downloading, wait_for
-from tier import access_lines, asked_by_children, full_fetch, parent_row, wait_fallback
+from rawparent import RawParent
+from tier import (access_lines, asked_by_children, fallbacks, full_fetch, parent_row,
+                  wait_fallback)
 
 MIB = 1 << 20
 
@@ -19,7 +21,8 @@ MIB = 1 << 20
 # --- a parent killed mid-body, the origin without an ETag ------------------------------------
 
 
-@pytest.mark.parametrize("validators", ["last-modified", "fresh-last-modified", "none"])
+@pytest.mark.parametrize("validators", ["last-modified", "fresh-last-modified", "none",
+                                        "none-chunked"])
 def test_a_parent_killed_mid_body_cuts_no_client_without_an_etag(start_tier, origin,
                                                                  validators):
     """The origin gives no ETag (a Last-Modified only; one of this second, as `python3 -m
@@ -31,7 +34,7 @@ def test_a_parent_killed_mid_body_cuts_no_client_without_an_etag(start_tier, ori
     data = os.urandom(6 * MIB)
     kw = {"last-modified": {"last_modified": "Wed, 21 Oct 2015 07:28:00 GMT"},
           "fresh-last-modified": {"last_modified": email.utils.formatdate(usegmt=True)},
-          "none": {}}[validators]
+          "none": {}, "none-chunked": {"chunked": True}}[validators]
     url = origin.add(path, data=data, rate=3 * MIB, **kw)
     results = []
 
@@ -94,3 +97,29 @@ def test_urls_too_large_for_the_parent_never_hold_it_down(start_tier, origin, li
     assert len(asked_by_children(parent, url, at_least=1)) == 1
     assert origin.counts["/small/fw.bin"] == 1
     assert parent_row(child)["requests"] == 1
+
+
+def test_a_parent_that_sent_more_than_the_origin_has_is_never_kept(origin, start_arca):
+    """No length known (a chunked origin, no validator): a parent sends more bytes than the
+    origin's whole body, then breaks off. The origin's body ends before the parent's bytes all
+    came again: they go, and the object is the origin's alone (a client streaming the parent's
+    copy is cut; asked again, it gets the origin's bytes), never the parent's longer body."""
+    data = os.urandom(256 * 1024)
+    url = origin.add("/plain/short.img", data=data, chunked=True)
+    lie = data + os.urandom(256 * 1024)
+    head = (b"HTTP/1.1 200 X\r\nContent-Type: application/octet-stream\r\n"
+            b"Cache-Status: arca; fwd=uri-miss; ttl=3600\r\nTransfer-Encoding: chunked\r\n\r\n")
+    p = RawParent(lambda t, h, i: [head, b"%x\r\n%s\r\n" % (len(lie), lie), 0.3])
+    try:
+        child = start_arca("--upstream-allow", "127.0.0.0/8", "--parent", p.base, name="child")
+        status, _, body, complete = full_fetch(child, url, timeout=30)
+        if not complete:
+            assert len(body) <= len(lie)
+            status, _, body, complete = full_fetch(child, url, timeout=30)
+        assert status == 200 and complete and sha256(body) == sha256(data)
+        assert fallbacks(child).get("cut") == 1 and origin.counts["/plain/short.img"] == 2
+        assert child.log_shows("the bytes its parent sent are not the origin's")
+        status, _, body = child.fetch(url)
+        assert status == 200 and sha256(body) == sha256(data)
+    finally:
+        p.stop()
