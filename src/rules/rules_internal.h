@@ -6,6 +6,7 @@
 #define ARCA_RULES_INTERNAL_H
 
 #include "rules/rules.h"
+#include "tls/tls_identity.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,6 +22,13 @@ struct rule_entry {
     long parent;     /* the longest other match that is a prefix of this one; -1: none */
 };
 
+/* The certificate a parent is shown (--parent-cert for --parent, a rule's parent-cert for the
+ * parent it names): one per parent URL. */
+struct parent_identity {
+    char parent[CONFIG_PARENT_MAX];
+    struct tls_identity id;
+};
+
 struct rule_set {
     int refs;     /* readers and the slot in force; atomics (rules.c) */
     bool forever; /* the empty set: in force before any rules_install and whenever a set of no
@@ -34,7 +42,9 @@ struct rule_set {
     bool has_nets; /* a rule names who may fetch (allow-network): terms.c folds URLs then */
     /* with has_nets: the same rules, their matches folded (fold.h), for who may fetch; NULL */
     struct rule_set *folded;
-    bool folds_matches; /* with folded: some match is spelt otherwise once folded */
+    bool folds_matches;                 /* with folded: some match is spelt otherwise once folded */
+    struct parent_identity *identities; /* n_identities of them (a folded copy holds none) */
+    size_t n_identities;
 };
 
 /* Sort the table and link each match to its parent; -1 with "FILE:LINE: rule NAME: why" in err

@@ -135,8 +135,8 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     } else {
         snprintf(why, sizeof(why), "%s: %s", e.what, res->error);
     }
-    failure_summary(res->failure, sizeof(res->failure), p->attempts, monotonic_ms() - p->asked_ms,
-                    why);
+    failure_summary(res->failure, sizeof(res->failure), "upstream", p->attempts,
+                    monotonic_ms() - p->asked_ms, why);
 }
 
 /* Whether curl's end (`rc`) came with an answer: a status, and the body read or, for a probe,

@@ -92,7 +92,8 @@ static bool outage(int fwd_status)
 static void fail_upstream(struct transfer *t, int status, const char *why)
 {
     char reason[CURL_ERROR_SIZE + 160];
-    failure_summary(reason, sizeof(reason), t->attempts, t->loop->now_ms() - t->started_ms, why);
+    failure_summary(reason, sizeof(reason), t->parent.active ? "parent" : "upstream", t->attempts,
+                    t->loop->now_ms() - t->started_ms, why);
     if (!t->failed && outage(t->retry_status) &&
         t->st->keep_stale(t->obj, status, t->retry_status, reason) == 0) {
         t->failed = true; /* its end is told: its clients take the expired version (or are
@@ -330,8 +331,7 @@ static enum transfer_state step_attempt(struct transfer *t)
      * whole body of another version must never meet the ranges' bytes (fill.h) */
     if (t->fill && t->offset == 0)
         transfer_drop_fill(t);
-    /* after a parent broke off, the origin's first bytes prove the kept ones (check_prefix),
-     * whatever validator it gives: none is needed */
+    /* after a parent broke off the origin's first bytes prove the kept ones (check_prefix) */
     if (t->offset > 0 && !t->prefix_check && !resume_validator(&t->kept)) {
         int rc =
             transfer_start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
@@ -376,6 +376,10 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
     struct upstream_error e;
     if (easy_refused(&t->h, rc)) {
         transfer_fail(t, 403, t->h.refused);
+        return;
+    }
+    if (t->parent.active && t->parent_why[0]) { /* --parent-only: in the parent's words */
+        fail_upstream(t, t->retry_status ? t->retry_status : 502, t->parent_why);
         return;
     }
     if (t->retry_status) {

@@ -130,7 +130,7 @@ static int transfer_parent_answer(struct transfer *t)
                                              (t->status != 507 && t->parent.cache_status[0]));
     if (!t->terms.sources.parent_only && parent_judge(&t->parent, t->status, &f) < 0) {
         t->parent_failed = f;
-        snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);
+        parent_status_words(&t->parent, t->status, t->parent_why, sizeof(t->parent_why));
         return -1;
     }
     if (t->status == 206 && t->offset == 0 && r->has_range && r->range_first == 0 &&
@@ -235,6 +235,11 @@ static void refused(struct transfer *t, const struct verdict *v)
     char reason[160];
     if (t->auth && (v->status == 401 || v->status == 403)) {
         snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
+        transfer_fail(t, 502, reason);
+    } else if (t->parent.active &&
+               parent_judge(&t->parent, v->status, &(enum parent_fault){0}) < 0) {
+        /* --parent-only: the parent's own refusal of this site, not the origin's of the URL */
+        parent_status_words(&t->parent, v->status, reason, sizeof(reason));
         transfer_fail(t, 502, reason);
     } else {
         transfer_fail(t, v->status, v->reason);
@@ -465,7 +470,7 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
     bool whole = copy_header_line(data, len, line, sizeof(line));
     if (response_is_status_line(line)) {
         response_reset(&t->resp);
-        parent_response_reset(&t->parent);
+        parent_status_line(&t->parent, line);
         t->status = response_status_line(line);
     } else if (t->body_started) { /* a trailer, after a chunked body: a parent's digest */
         if (t->parent.active && whole && line[0])

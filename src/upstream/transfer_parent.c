@@ -111,7 +111,10 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
     if (*f == PARENT_REFUSED)
         t->parent_relayed = sent > 0;
     if (t->retry_status)
-        snprintf(t->parent_why, sizeof(t->parent_why), "it answered %d", t->retry_status);
+        parent_status_words(&t->parent, t->retry_status, t->parent_why, sizeof(t->parent_why));
+    else if (!t->body_started &&
+             parent_tls_refused(rc, t->errbuf, t->parent_why, sizeof(t->parent_why)))
+        t->parent_relayed = false; /* it refused this arca, whatever the URL: its own */
     else
         snprintf(t->parent_why, sizeof(t->parent_why), "%.150s",
                  t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
@@ -176,7 +179,7 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next)
 
 /* A parent's redirect is a lie (it answers what it holds), never followed; a parent that does
  * not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S, not the
- * options' (an origin's) patience. */
+ * options' (an origin's) patience; it is shown its certificate, an origin none. */
 void transfer_parent_timeouts(struct transfer *t)
 {
     const struct config *cfg = t->loop->cfg;
@@ -189,4 +192,5 @@ void transfer_parent_timeouts(struct transfer *t)
                      p && stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
     /* a parent trickling bytes would hold its misses until --download-timeout */
     curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_LIMIT, p ? (long)PARENT_LOW_SPEED : 1L);
+    parent_show_certificate(t->h.easy, &t->parent);
 }

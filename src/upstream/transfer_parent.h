@@ -19,9 +19,10 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next);
  * detail=too-large), its upstream's failure relayed (a 5xx with a Cache-Status, silence after
  * the request went, a cut), nor a loop, its hold, credentials. */
 bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f);
-/* The attempt's redirects and timeouts: a parent's redirect is never followed, and a parent
- * that does not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S;
- * the options' for any other source. */
+/* The attempt's redirects, timeouts and certificate: a parent's redirect is never followed, a
+ * parent that does not connect or answer is passed over within PARENT_CONNECT_MS or
+ * PARENT_STALL_S, and a parent is shown its certificate (parent_show_certificate); the
+ * options' for any other source, and no certificate. */
 void transfer_parent_timeouts(struct transfer *t);
 /* The origin's first bytes did not hash as those the parent sent before it broke off (its
  * body was checked: check_prefix): they go, the download starts afresh from the origin
