@@ -2,12 +2,14 @@
 #include "tls/tls_identity.h"
 #include "tls/tls_files.h"
 #include "base/parse.h"
+#include "log/log.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* No passphrase is asked for: an encrypted key is refused rather than read from a terminal. */
@@ -70,6 +72,17 @@ static const char *key_trouble(const struct tls_file *f, X509 *x, const char *ce
     return trouble;
 }
 
+/* A key others may read is said, as --tls-key's is (tls.c): its certificate lets in anyone who
+ * holds it. */
+static void note_key_mode(const char *name, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+        log_warn("%s %s can be read by other users of this machine (mode %03o): chmod 600 it, "
+                 "owned by the user arca runs as",
+                 name, path, (unsigned)(st.st_mode & 0777));
+}
+
 /* The files' bytes pass to `id` (the tls_file structs keep none). */
 static void take(struct tls_identity *id, struct tls_file *cert, struct tls_file *key)
 {
@@ -105,8 +118,12 @@ int tls_identity_load(struct tls_identity *id, const char *cert_name, const char
         else
             rc = 0;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        note_key_mode(key_name, key_path);
         take(id, &cert, &key);
+    }
+    if (key.data) /* a key refused: its bytes are not left in freed memory either */
+        OPENSSL_cleanse(key.data, key.len);
     sk_X509_pop_free(certs, X509_free);
     tls_file_free(&cert);
     tls_file_free(&key);
