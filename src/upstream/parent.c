@@ -366,10 +366,10 @@ int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fau
     return -1;
 }
 
-void parent_show_certificate(CURL *easy, const struct parent_ask *p)
+void parent_show_certificate(CURL *easy, const char *parent)
 {
     const struct rule_set *set = rules_current();
-    const struct tls_identity *id = p->active ? rules_parent_identity(set, p->base) : NULL;
+    const struct tls_identity *id = parent ? rules_parent_identity(set, parent) : NULL;
     struct curl_blob cert = {0}, key = {0};
     if (id) { /* copied by libcurl: the set may go with a SIGHUP */
         cert = (struct curl_blob){id->cert, id->cert_len, CURL_BLOB_COPY};

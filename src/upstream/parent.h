@@ -121,10 +121,10 @@ bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size)
  * take (2xx, 304; a 1xx comes before its final answer), 1 the origin's own verdict (a 4xx the
  * parent relays: it carries a Cache-Status), or -1 the parent's fault (*fault set). */
 int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fault);
-/* The certificate `easy` shows in its handshake: the one the rules in force give p's parent
- * (--parent-cert, a rule's parent-cert: rules_parent_identity) while p asks it, else none (the
- * origin is never shown it). Upstream thread. */
-void parent_show_certificate(CURL *easy, const struct parent_ask *p);
+/* The certificate `easy` shows in its handshake: the one the rules in force give `parent` (a
+ * base URL: --parent-cert, a rule's parent-cert, rules_parent_identity) when it asks that
+ * parent, else none (NULL: the origin, a mirror, which are never shown it). Upstream thread. */
+void parent_show_certificate(CURL *easy, const char *parent);
 /* The parent's `bytes` are all in and check out: a request counted, a hit when it said so, its
  * faults in a row forgotten. */
 void parent_served(struct parent_ask *p, int64_t bytes);

@@ -1,5 +1,6 @@
 #include "upstream/probe.h"
 #include "upstream/hosts.h"
+#include "upstream/parent.h"
 #include "config/buckets.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -31,6 +32,7 @@ struct probe {
     const struct bucket_auth *auth;
     struct buf body;
     void *arg;
+    char *parent; /* the parent arca `url` asks through (its fetch API), shown its certificate */
     char errbuf[CURL_ERROR_SIZE];
     int64_t asked_ms; /* when it was asked for: a failure says the time spent, as a download's */
     /* A confirmation (upstream_probe) is asked as a download would be: a retryable failure is
@@ -93,6 +95,7 @@ static void free_probe(struct probe *p)
     curl_slist_free_all(p->headers);
     buf_free(&p->body);
     free(p->url);
+    free(p->parent);
     p->magic = 0;
     free(p);
 }
@@ -132,11 +135,11 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
         asked_host(p->h.easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
-    } else {
-        snprintf(why, sizeof(why), "%s: %s", e.what, res->error);
+    } else if (!p->parent || !parent_tls_refused(rc, p->errbuf, why, sizeof(why))) {
+        snprintf(why, sizeof(why), "%s: %s", e.what, res->error); /* else: the parent's words */
     }
-    failure_summary(res->failure, sizeof(res->failure), "upstream", p->attempts,
-                    monotonic_ms() - p->asked_ms, why);
+    failure_summary(res->failure, sizeof(res->failure), p->parent ? "parent" : "upstream",
+                    p->attempts, monotonic_ms() - p->asked_ms, why);
 }
 
 /* Whether curl's end (`rc`) came with an answer: a status, and the body read or, for a probe,
@@ -291,6 +294,7 @@ static void setup_probe(struct probe *p)
     curl_easy_setopt(p->h.easy, CURLOPT_WRITEFUNCTION, probe_body);
     curl_easy_setopt(p->h.easy, CURLOPT_WRITEDATA, p);
     easy_sign_for(p->h.easy, p->auth);
+    parent_show_certificate(p->h.easy, p->parent);
     curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
 }
 
@@ -337,12 +341,12 @@ static int queue_probe(struct upstream_loop *loop, struct probe *p)
     return 0;
 }
 
-int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, void *arg,
-              bool retries)
+int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, probe_done_fn *done,
+              void *arg, bool retries)
 {
     struct probe *p = calloc(1, sizeof(*p));
-    if (!p || !(p->url = strdup(url)) || !(p->h.easy = curl_easy_init()) ||
-        !(p->headers = easy_base_headers(NULL, NULL)) ||
+    if (!p || !(p->url = strdup(url)) || (parent && !(p->parent = strdup(parent))) ||
+        !(p->h.easy = curl_easy_init()) || !(p->headers = easy_base_headers(NULL, NULL)) ||
         !curl_slist_append(p->headers, "Range: bytes=0-0")) {
         if (p)
             free_probe(p);

@@ -192,5 +192,5 @@ void transfer_parent_timeouts(struct transfer *t)
                      p && stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
     /* a parent trickling bytes would hold its misses until --download-timeout */
     curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_LIMIT, p ? (long)PARENT_LOW_SPEED : 1L);
-    parent_show_certificate(t->h.easy, &t->parent);
+    parent_show_certificate(t->h.easy, p ? t->parent.base : NULL);
 }

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ARCA_BIN, free_port, sha256, wait_for
 from test_tls import as_me, as_nobody
+from test_signed import PATH as SIGNED_PATH, add_signed, s3_url
 from tier import asked_by_children, full_fetch, parent_row, wait_fallback
 
 
@@ -101,6 +102,22 @@ def test_a_parents_own_403_is_said_as_the_parents(start_tier, start_tls_arca, tl
     text = body.decode(errors="replace")
     assert status == 502 and "parent refused: 403 " in text, (status, text)
     assert origin.counts["/lab/403-only.bin"] == 0
+
+
+def test_under_parent_only_a_signed_urls_confirmation_shows_the_certificate_too(
+        start_tier, start_tls_arca, tls_pki, workdir, origin):
+    """--parent-only: a cached signed object asked with another signature is confirmed through
+    the parent's fetch API, which is shown the site's certificate as the download was."""
+    parent = central(start_tls_arca, tls_pki, workdir)
+    s = site(start_tier, parent, tls_pki, "--parent-only")
+    data = add_signed(origin)
+    for nonce in ("a", "b"):
+        status, _, body, complete = full_fetch(s, s3_url(origin, nonce=nonce))
+        assert status == 200 and complete and sha256(body) == sha256(data), (nonce, status, body[:200])
+    assert origin.counts[SIGNED_PATH] >= 2  # the download, then the parent's confirmation
+    asked = asked_by_children(parent, at_least=2)
+    assert [a.status for a in asked] == [206, 206], asked  # the download, the confirmation
+    assert s.metrics()["arca_signed_hits_total"] == 1
 
 
 def test_a_rules_parent_shows_the_rules_certificate(start_tier, start_tls_arca, tls_pki,
