@@ -120,6 +120,28 @@ def test_under_parent_only_a_signed_urls_confirmation_shows_the_certificate_too(
     assert s.metrics()["arca_signed_hits_total"] == 1
 
 
+def test_under_parent_only_a_confirmation_the_parent_refuses_is_the_parents_502(
+        start_tier, start_tls_arca, tls_pki, workdir, origin):
+    """The site holds a signed object; the central then leaves the site out (--allow-network,
+    SIGHUP): a confirmation of another signature gets the parent's own 403, which the site's
+    client gets as a 502 saying the parent refused, never as the origin's 403."""
+    ini = os.path.join(workdir, "central.ini")
+    with open(ini, "w") as f:
+        f.write("[arca]\n")
+    parent = central(start_tls_arca, tls_pki, workdir, "--config", ini)
+    s = site(start_tier, parent, tls_pki, "--parent-only", "--download-retries", "0")
+    data = add_signed(origin)
+    status, _, body, _ = full_fetch(s, s3_url(origin, nonce="a"))
+    assert status == 200 and sha256(body) == sha256(data)
+    with open(ini, "w") as f:
+        f.write("[arca]\nallow-network = 10.0.0.0/8\n")
+    parent.reload("SIGHUP: reloaded")
+    status, _, body, _ = full_fetch(s, s3_url(origin, nonce="b"))
+    text = body.decode(errors="replace")
+    assert status == 502 and "parent refused: 403 Forbidden" in text, (status, text)
+    assert "upstream" not in text, text
+
+
 def test_a_rules_parent_shows_the_rules_certificate(start_tier, start_tls_arca, tls_pki,
                                                     workdir, origin):
     parent = central(start_tls_arca, tls_pki, workdir)
