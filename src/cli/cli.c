@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define DEFAULT_SERVER "http://127.0.0.1:8001"
 
@@ -36,10 +37,13 @@ enum {
     OPT_TIMEOUT = 1 << 5,
     OPT_JSON = 1 << 6,
     OPT_VERSION = 1 << 7, /* arca --version's: no command takes it */
+    OPT_CERT = 1 << 8,    /* a client certificate, for an arca that requires one */
+    OPT_KEY = 1 << 9,
+    OPT_ASK = OPT_SERVER | OPT_CERT | OPT_KEY, /* what every command asking an arca takes */
 };
 
 struct cli_args {
-    const char *server, *token_file, *ttl, *config, *timeout;
+    const char *server, *token_file, *ttl, *config, *timeout, *cert, *key;
     unsigned given;  /* OPT_* seen */
     bool help;       /* -h or --help anywhere */
     int64_t wait_ms; /* prefetch --wait: the deadline, from --timeout */
@@ -56,14 +60,15 @@ static const struct command {
     unsigned options;
     int min_urls, max_urls;
 } commands[] = {
-    {"status", OPT_SERVER, 0, 0},
-    {"cluster-status", OPT_SERVER | OPT_JSON, 0, 0},
-    {"prefetch", OPT_SERVER | OPT_TOKEN | OPT_TTL | OPT_WAIT | OPT_TIMEOUT, 1, MAX_URLS},
-    {"purge", OPT_SERVER | OPT_TOKEN, 1, 1},
+    {"status", OPT_ASK, 0, 0},
+    {"cluster-status", OPT_ASK | OPT_JSON, 0, 0},
+    {"prefetch", OPT_ASK | OPT_TOKEN | OPT_TTL | OPT_WAIT | OPT_TIMEOUT, 1, MAX_URLS},
+    {"purge", OPT_ASK | OPT_TOKEN, 1, 1},
 };
 
-static const char *const option_names[] = {"--server", "--admin-token-file", "--ttl",  "--config",
-                                           "--wait",   "--timeout",          "--json", "--version"};
+static const char *const option_names[] = {
+    "--server", "--admin-token-file", "--ttl",  "--config", "--wait", "--timeout",
+    "--json",   "--version",          "--cert", "--key"};
 
 static const struct command *find_command(const char *name)
 {
@@ -152,6 +157,8 @@ static const char **option_slot(struct cli_args *a, unsigned bit)
            : bit == OPT_TTL     ? &a->ttl
            : bit == OPT_CONFIG  ? &a->config
            : bit == OPT_TIMEOUT ? &a->timeout
+           : bit == OPT_CERT    ? &a->cert
+           : bit == OPT_KEY     ? &a->key
                                 : NULL; /* a flag */
 }
 
@@ -225,6 +232,28 @@ static int parse_args(int argc, char **argv, struct cli_args *a)
     return 0;
 }
 
+/* --cert and --key go together, and name files this user can read: said before anything is
+ * asked (curl would say only "problem with the local client certificate"). */
+static int check_certificate(const struct cli_args *a, char *why, size_t size)
+{
+    const char *file = NULL;
+    if (!a->cert != !a->key) {
+        snprintf(why, size, "%s",
+                 a->cert ? "--cert needs --key (its private key)"
+                         : "--key needs --cert (the certificate it goes with)");
+        return -1;
+    }
+    if (a->cert && access(a->cert, R_OK) < 0)
+        file = a->cert;
+    else if (a->key && access(a->key, R_OK) < 0)
+        file = a->key;
+    if (!file)
+        return 0;
+    snprintf(why, size, "%s %.200s: cannot read it: %s", file == a->cert ? "--cert" : "--key", file,
+             strerror(errno));
+    return -1;
+}
+
 /* Refuse what `cmd` does not take: an option of another command, a URL too many or too few. */
 static int check_args(const struct command *cmd, struct cli_args *a)
 {
@@ -260,6 +289,8 @@ static int check_args(const struct command *cmd, struct cli_args *a)
     }
     if ((a->given & OPT_TIMEOUT) && !(a->given & OPT_WAIT))
         return usage("--timeout is for prefetch --wait");
+    if (check_certificate(a, why, sizeof(why)) < 0)
+        return usage(why);
     a->wait_ms = WAIT_DEFAULT_MS;
     if (a->timeout && parse_duration_ms(a->timeout, &a->wait_ms) < 0) {
         snprintf(why, sizeof(why), "--timeout: expected <int>ms|s|m|h|d, positive, got '%s'",
@@ -640,6 +671,7 @@ int cli_main(int argc, char **argv)
     if ((rc = check_args(cmd, &a)) != 0)
         return rc;
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    cli_use_certificate(a.cert, a.key);
     rc = !strcmp(cmd->name, "status")           ? cmd_status(&a)
          : !strcmp(cmd->name, "cluster-status") ? cmd_cluster_status(&a)
          : !strcmp(cmd->name, "prefetch")       ? cmd_prefetch(&a)

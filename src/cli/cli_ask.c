@@ -10,6 +10,15 @@
  * held in memory. */
 #define ANSWER_MAX (4 << 20)
 
+/* The command's --cert and --key (one command a process: cli_use_certificate). */
+static const char *client_cert, *client_key;
+
+void cli_use_certificate(const char *cert, const char *key)
+{
+    client_cert = cert;
+    client_key = key;
+}
+
 static size_t collect(char *data, size_t size, size_t n, void *arg)
 {
     struct buf *b = arg;
@@ -25,9 +34,19 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 static void no_answer(CURL *easy, const char *server, CURLcode rc, const char *detail)
 {
     char *ip = NULL, resolved[80] = "";
+    const char *alert;
     if (curl_easy_getinfo(easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip && *ip &&
         !strstr(server, ip))
         snprintf(resolved, sizeof(resolved), " (%s)", ip);
+    if ((alert = strstr(detail, " alert "))) { /* it refused us: no certificate, or not ours */
+        while (alert > detail && alert[-1] != ':' && alert[-1] != ' ')
+            alert--; /* "tlsv13 alert certificate required" */
+        fprintf(stderr, "arca: %s%s refused the TLS handshake (%.*s): %s\n", server, resolved,
+                (int)strcspn(alert, ","), alert,
+                client_cert ? "it does not take the certificate --cert gives"
+                            : "it asks for a client certificate: --cert FILE --key FILE");
+        return;
+    }
     if (rc == CURLE_PEER_FAILED_VERIFICATION) { /* it answered: its certificate is the trouble */
         fprintf(stderr,
                 "arca: %s%s: its certificate is not trusted (%s): add the lab's CA to the system "
@@ -60,7 +79,11 @@ long cli_ask(const char *server, const struct call *q, struct buf *body, char *w
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, q->timeout_ms);
     curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "arca/" ARCA_VERSION); /* access logs name us */
-    if (getenv("CURL_CA_BUNDLE") && *getenv("CURL_CA_BUNDLE"))       /* curl's own name for it */
+    if (client_cert) {
+        curl_easy_setopt(easy, CURLOPT_SSLCERT, client_cert);
+        curl_easy_setopt(easy, CURLOPT_SSLKEY, client_key);
+    }
+    if (getenv("CURL_CA_BUNDLE") && *getenv("CURL_CA_BUNDLE")) /* curl's own name for it */
         curl_easy_setopt(easy, CURLOPT_CAINFO, getenv("CURL_CA_BUNDLE"));
     if (q->token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", q->token);

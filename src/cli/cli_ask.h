@@ -17,6 +17,9 @@ struct call {
 
 #define CALL_TIMEOUT_MS 30000L
 
+/* The client certificate and key (PEM files) every later ask shows, for an arca that requires
+ * one (--tls-client-ca); NULL: none. Once, before the first ask. */
+void cli_use_certificate(const char *cert, const char *key);
 /* Ask `server` (http://HOST:PORT); the body lands in *body (cut at 4 MiB). Returns the status, or
  * -1 with curl's code in *code (when given) and its reason in `why` (NULL: printed). */
 long cli_ask(const char *server, const struct call *q, struct buf *body, char *why, size_t whylen,

@@ -699,6 +699,8 @@ static const struct option options[] = {
     {"parent", opt_parent, 0, FIELD(parent), 0, 0, 0},
     {"parent-only", opt_switch, OPT_SWITCH, FIELD(parent_only), 0, 0, 0},
     {"parent-trusted-http", opt_switch, OPT_SWITCH, FIELD(parent_trusted_http), 0, 0, 0},
+    {"parent-cert", opt_string, OPT_RELOADABLE, FIELD(parent_cert), 0, 0, 0},
+    {"parent-key", opt_string, OPT_RELOADABLE, FIELD(parent_key), 0, 0, 0},
     NUMBER("keep-expired", 0, keep_expired, V_DURATION, 1, TTL_MAX),
     NUMBER("confirm-ttl", 0, confirm_ttl, V_DURATION, 1, 7 * 86400),
     NUMBER("stale-if-error", OPT_RELOADABLE, stale_if_error, V_DURATION, 0, TTL_MAX),

@@ -173,6 +173,9 @@ struct config {
      * may go to an http:// parent (else only to an https:// one whose certificate verifies). */
     char parent[CONFIG_PARENT_MAX];
     bool parent_only, parent_trusted_http;
+    /* the certificate (PEM chain) and key --parent is shown, for one that requires a client
+     * certificate ("" none); read and checked with the rules (rules.h), SIGHUP again */
+    char parent_cert[1024], parent_key[1024];
     struct bucket buckets[CONFIG_MAX_BUCKETS];
     int n_buckets;
     bool log_health_checks; /* write /api/v1/health/ requests to the access log */

@@ -466,14 +466,25 @@ static bool parent_is_self(const struct config *cfg)
     return false;
 }
 
-/* --parent-only and --parent-trusted-http say how to use --parent: without it they mean
- * nothing, and a site that meant "never the origin" must not quietly go there. */
+/* --parent-only, --parent-trusted-http, --parent-cert and --parent-key say how to use --parent:
+ * without it they mean nothing, and a site that meant "never the origin" must not quietly go
+ * there. A certificate goes with its key (their files: rules_compile). */
 static int finish_parent(const struct config *cfg, char err[CONFIG_ERR_LEN])
 {
     const char *given = cfg->parent_only           ? "--parent-only"
                         : cfg->parent_trusted_http ? "--parent-trusted-http"
+                        : cfg->parent_cert[0]      ? "--parent-cert"
+                        : cfg->parent_key[0]       ? "--parent-key"
                                                    : NULL;
     char where[64];
+    if (!cfg->parent_cert[0] != !cfg->parent_key[0]) {
+        config_where(cfg, cfg->parent_cert[0] ? "parent-cert" : "parent-key", where, sizeof(where));
+        snprintf(err, CONFIG_ERR_LEN, "%s%s", where,
+                 cfg->parent_cert[0]
+                     ? "--parent-cert needs --parent-key (its private key)"
+                     : "--parent-key needs --parent-cert (the certificate it goes with)");
+        return -1;
+    }
     if (cfg->parent[0] && parent_is_self(cfg)) {
         config_where(cfg, "parent", where, sizeof(where));
         snprintf(err, CONFIG_ERR_LEN,

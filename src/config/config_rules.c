@@ -18,6 +18,8 @@ const char *const config_rule_keys[] = {"match",
                                         "fill-connections",
                                         "fill-min-size",
                                         "parent",
+                                        "parent-cert",
+                                        "parent-key",
                                         "max-object-size",
                                         "allow-network",
                                         NULL};

@@ -270,6 +270,8 @@ static void put_param(struct status_text *t, const char *fmt, ...)
  * - `detail=digest-mismatch` (after `fwd=uri-miss` when it was just downloaded): a 502, the
  *   object's sha256 is not the one the request gave; a stored object's says neither hit nor fwd.
  * - `detail=held-down`: a 503, the URL's host is held down, upstream not asked.
+ * - `detail=too-large` (after `fwd=uri-miss`): a 413 or 507, the object is more than this arca
+ *   takes (its max-object-size, its quota or the room in it), not a disk that failed.
  * Requests arca refuses before looking anything up (400, 403, 414) are its own answers, not the
  * cache's, and carry none (RFC 9211 2: not on locally generated responses). */
 static void put_member(struct status_text *t, const struct fetch_req *r,
@@ -313,6 +315,8 @@ static void put_member(struct status_text *t, const struct fetch_req *r,
             put_param(t, "; ttl=%lld", ttl);
         if (mismatch) /* downloaded, then refused: its sha256 is not the request's */
             put_param(t, "; detail=digest-mismatch");
+        if (failed && meta->too_large) /* the URL's, not this cache's failing (parent.h) */
+            put_param(t, "; detail=too-large");
     }
 }
 

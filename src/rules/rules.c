@@ -283,10 +283,21 @@ size_t rules_count(const struct rule_set *set)
     return set ? set->n : 0;
 }
 
+const struct tls_identity *rules_parent_identity(const struct rule_set *set, const char *parent)
+{
+    for (size_t i = 0; set && i < set->n_identities; i++)
+        if (!strcmp(set->identities[i].parent, parent))
+            return &set->identities[i].id;
+    return NULL;
+}
+
 void rules_free(struct rule_set *set)
 {
     if (!set || set->forever)
         return;
+    for (size_t i = 0; i < set->n_identities; i++)
+        tls_identity_free(&set->identities[i].id);
+    free(set->identities);
     rules_free(set->folded);
     free(set->warnings);
     free(set->rules);
@@ -371,7 +382,8 @@ static bool none_in_force = true;
 void rules_install(struct rule_set *set)
 {
     struct rule_set *old;
-    if (set->n == 0) { /* the same answers as `empty`, which readers take without the lock */
+    /* the same answers as `empty`, which readers take without the lock */
+    if (set->n == 0 && set->n_identities == 0) {
         rules_free(set);
         set = &empty;
     }

@@ -98,6 +98,11 @@ void rules_free(struct rule_set *set);
 const char *rules_warning(const struct rule_set *set, size_t i);
 
 size_t rules_count(const struct rule_set *set);
+/* The certificate parent `parent` (a base URL, config_parent_url's form) is shown, read and
+ * checked when `set` was compiled: --parent-cert for --parent, a rule's parent-cert for the
+ * parent it names (tls/tls_identity.h); NULL: none. Valid while `set` is held. */
+struct tls_identity;
+const struct tls_identity *rules_parent_identity(const struct rule_set *set, const char *parent);
 /* The rule for `url` (its normal form); NULL: none. */
 const struct rule *rules_match(const struct rule_set *set, const char *url);
 /* Every rule matching `url`, the winner first, then the losers by precedence: how many were

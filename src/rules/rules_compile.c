@@ -19,6 +19,7 @@ struct compiling {
     struct rule *r;
     struct cidr *nets;
     size_t nets_used;
+    const struct config_rule_key *cert, *key; /* the rule's parent-cert and parent-key (NULL) */
     char *err;
 };
 
@@ -255,6 +256,10 @@ static int rule_key(struct compiling *c, const struct config_rule_key *k, bool *
         return allow_network(c, k, none);
     if (!strcmp(key, "parent"))
         return parent_value(c, k);
+    if (!strcmp(key, "parent-cert") || !strcmp(key, "parent-key")) { /* rule_identity */
+        *(strcmp(key, "parent-cert") ? &c->key : &c->cert) = k;
+        return 0;
+    }
     if (!strcmp(key, "fill-connections")) {
         int64_t n;
         char *end;
@@ -276,6 +281,7 @@ static int compile_rule(struct compiling *c, int *match_line)
     snprintf(c->r->name, sizeof(c->r->name), "%s", cr->name);
     snprintf(c->r->file, sizeof(c->r->file), "%s", cr->file);
     c->r->line = cr->line;
+    c->cert = c->key = NULL;
     *match_line = 0;
     for (int i = 0; i < cr->n_keys; i++) {
         if (rule_key(c, &cr->keys[i], &none) < 0)
@@ -286,6 +292,77 @@ static int compile_rule(struct compiling *c, int *match_line)
     if (!*match_line)
         return refuse(c, cr->line, "match missing (match = https://HOST/PATH-PREFIX)");
     return 0;
+}
+
+/* A refusal's line into err (CONFIG_ERR_LEN), cut at its end: a file's path may be long. */
+__attribute__((format(printf, 2, 3))) static int say(char *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, CONFIG_ERR_LEN, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The certificate `parent` is shown (read and checked: `id`, taken over) joins the set's; a
+ * parent is shown one, so another one for the same parent is refused (`what` says whose). */
+static int add_identity(struct rule_set *set, const char *parent, struct tls_identity *id,
+                        char *err, const char *what)
+{
+    const struct tls_identity *known = rules_parent_identity(set, parent);
+    if (known && !tls_identity_same(known, id)) {
+        tls_identity_free(id);
+        return say(err, "%s: another certificate than %s for parent %s: a parent is shown one",
+                   what, known->cert_path, parent);
+    }
+    if (known) {
+        tls_identity_free(id);
+        return 0;
+    }
+    struct parent_identity *e = &set->identities[set->n_identities++];
+    snprintf(e->parent, sizeof(e->parent), "%s", parent);
+    e->id = *id;
+    return 0;
+}
+
+/* A rule's parent-cert and parent-key: the certificate shown to the parent the rule names
+ * (parent = URL), read and checked as --parent-cert's; both or neither. */
+static int rule_identity(struct compiling *c, struct rule_set *set)
+{
+    const struct config_rule_key *cert = c->cert, *key = c->key, *given = cert ? cert : key;
+    struct tls_identity id;
+    char why[CONFIG_ERR_LEN];
+    if (!given)
+        return 0;
+    if (!c->r->has_parent || !c->r->parent[0])
+        return refuse(c, given->line, "%s is for the parent the rule names: parent = URL",
+                      given->key);
+    if (!cert || !key)
+        return refuse(c, given->line, "%s",
+                      cert ? "parent-cert needs parent-key (its private key)"
+                           : "parent-key needs parent-cert (the certificate it goes with)");
+    if (tls_identity_load(&id, "parent-cert", cert->value, "parent-key", key->value, why,
+                          sizeof(why)) < 0)
+        return refuse(c, strncmp(why, "parent-key", 10) ? cert->line : key->line, "%s", why);
+    say(why, "%s:%d: rule %s: parent-cert", c->cr->file, cert->line, c->cr->name);
+    return add_identity(set, c->r->parent, &id, c->err, why);
+}
+
+/* --parent-cert and --parent-key: the certificate --parent is shown, read and checked at start
+ * and at each SIGHUP with the rules (their pairing and --parent: config_file.c). */
+static int option_identity(const struct config *cfg, struct rule_set *set, char *err)
+{
+    struct tls_identity id;
+    char where[512], why[CONFIG_ERR_LEN];
+    if (!cfg->parent_cert[0] || !cfg->parent[0])
+        return 0;
+    if (tls_identity_load(&id, "--parent-cert", cfg->parent_cert, "--parent-key", cfg->parent_key,
+                          why, sizeof(why)) < 0) {
+        config_where(cfg, strncmp(why, "--parent-key", 12) ? "parent-cert" : "parent-key", where,
+                     sizeof(where));
+        return say(err, "%s%s", where, why);
+    }
+    return add_identity(set, cfg->parent, &id, err, "--parent-cert");
 }
 
 /* Room for every rule's networks: at most one per comma, two for "all", and one more. */
@@ -401,17 +478,22 @@ struct rule_set *rules_compile(const struct config *cfg, char *err)
     struct compiling c = {.err = err};
     if (!set || !(set->rules = calloc(n ? n : 1, sizeof(*set->rules))) ||
         !(set->match_line = calloc(n ? n : 1, sizeof(int))) ||
-        !(set->nets = calloc(nets_needed(cfg), sizeof(*set->nets)))) {
+        !(set->nets = calloc(nets_needed(cfg), sizeof(*set->nets))) ||
+        !(set->identities = calloc(n + 1, sizeof(*set->identities)))) {
         snprintf(err, CONFIG_ERR_LEN, "rules: out of memory");
         rules_free(set);
         return NULL;
     }
     set->n = n;
     c.nets = set->nets;
+    if (option_identity(cfg, set, err) < 0) {
+        rules_free(set);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         c.cr = &cfg->rules[i];
         c.r = &set->rules[i];
-        if (compile_rule(&c, &set->match_line[i]) < 0) {
+        if (compile_rule(&c, &set->match_line[i]) < 0 || rule_identity(&c, set) < 0) {
             rules_free(set);
             return NULL;
         }

@@ -6,6 +6,7 @@
 #define ARCA_RULES_INTERNAL_H
 
 #include "rules/rules.h"
+#include "tls/tls_identity.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +26,12 @@ struct rule_entry {
  * line naming two rules and their files. */
 #define RULES_WARNINGS_MAX 16
 #define RULES_WARNING_LEN 768
+/* The certificate a parent is shown (--parent-cert for --parent, a rule's parent-cert for the
+ * parent it names): one per parent URL. */
+struct parent_identity {
+    char parent[CONFIG_PARENT_MAX];
+    struct tls_identity id;
+};
 
 struct rule_set {
     int refs;     /* readers and the slot in force; atomics (rules.c) */
@@ -43,6 +50,8 @@ struct rule_set {
     const struct rule *catch_all; /* the rule of match "*", NULL: none */
     char (*warnings)[RULES_WARNING_LEN]; /* rules_warning's, n_warnings of them */
     size_t n_warnings;
+    struct parent_identity *identities; /* n_identities of them (a folded copy holds none) */
+    size_t n_identities;
 };
 
 /* Sort the table and link each match to its parent; -1 with "FILE:LINE: rule NAME: why" in err

@@ -99,6 +99,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     memcpy(meta->digest, obj->digest, sizeof(meta->digest));
     meta->error_status = obj->error_status;
     meta->retry_after = obj->retry_after;
+    meta->too_large = obj->too_large;
     copy_string(meta->error, sizeof(meta->error), obj->error);
     copy_string(meta->parent_status, sizeof(meta->parent_status), obj->parent_status);
 }

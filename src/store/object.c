@@ -253,6 +253,13 @@ void object_set_error(struct object *obj, int status, const char *reason)
     obj->error = strdup(reason);
 }
 
+void object_refuse_size(struct object *obj, int status, const char *reason)
+{
+    if (!obj->error_status)
+        obj->too_large = true;
+    object_set_error(obj, status, reason);
+}
+
 /* The table's node is the object's first member. */
 static struct object *object_of(struct table_node *n)
 {

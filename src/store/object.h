@@ -111,6 +111,7 @@ struct object {
     bool in_digests;    /* store_twins.c: in the digest index */
     bool signed_key;    /* downloaded through a signed URL (store_lookup_as's signed_url) */
     bool revalidation, renewed; /* see struct object_meta */
+    bool too_large;             /* FAILED for its size (413, 507): see struct object_meta */
     /* Its terms (store_take_terms, store_room.c): */
     bool pinned;    /* on st.pinned, not st.lru, once complete: evicted for room last */
     bool transient; /* store = no: streamed to its readers, then dropped (object_drop) */
@@ -274,6 +275,10 @@ void object_reserve(struct object *obj, int64_t bytes);
 void object_pass_reserve(struct object *obj, struct object *to);
 /* Lock held. The first reason wins: what follows it is a consequence. */
 void object_set_error(struct object *obj, int status, const char *reason);
+/* The same for a body more than this cache takes (its max-object-size, its quota, or the room
+ * the quota has beside what is held): the URL's doing, not a failing disk's, which its answer
+ * says (too_large) so that a child arca does not hold this one down for it. */
+void object_refuse_size(struct object *obj, int status, const char *reason);
 
 /* Lock held (or main, alone, at start and end). */
 void object_free(struct object *obj);

@@ -105,6 +105,9 @@ struct object_meta {
     uint8_t digest[32];
     int error_status;
     int retry_after; /* FAILED because its host is held down: seconds until it is tried again */
+    /* FAILED for its size: more than max-object-size (413), the quota or the room it has beside
+     * what is held (507); not a failing disk (507 too) */
+    bool too_large;
     char error[160];
     /* Its bytes came from a parent arca (store_from_parent): the parent's Cache-Status members,
      * which answers list before this arca's own (RFC 9211); "" none. */

@@ -163,17 +163,17 @@ static int check_body(struct object *obj, int64_t length, const struct upstream_
     if (length > obj->max_size) { /* its terms': a rule's max-object-size, or the option's */
         snprintf(reason, sizeof(reason), "object larger than max-object-size (%lld bytes)",
                  (long long)obj->max_size);
-        object_set_error(obj, 413, reason);
+        object_refuse_size(obj, 413, reason);
         return -1;
     }
     if (length > st.quota) {
-        object_set_error(obj, 507, "object larger than the cache quota");
+        object_refuse_size(obj, 507, "object larger than the cache quota");
         return -1;
     }
     /* A body beginning again gives back what the previous attempt reserved. */
     object_reserve(obj, 0);
     if (length >= 0 && room_make(length) < 0) {
-        object_set_error(obj, 507, "no room in the cache quota for this object");
+        object_refuse_size(obj, 507, "no room in the cache quota for this object");
         return -1;
     }
     return 0;
@@ -268,13 +268,13 @@ static int claim(struct object *obj, int64_t upto)
         return -1;
     }
     if (upto > obj->max_size) {
-        object_set_error(obj, 413, "object grew larger than max-object-size");
+        object_refuse_size(obj, 413, "object grew larger than max-object-size");
         return -1;
     }
     if (upto <= obj->reserved)
         return 0;
     if (upto > st.quota) {
-        object_set_error(obj, 507, "object grew larger than the cache quota");
+        object_refuse_size(obj, 507, "object grew larger than the cache quota");
         return -1;
     }
     extra = upto - obj->reserved;
@@ -283,7 +283,7 @@ static int claim(struct object *obj, int64_t upto)
     if (obj->reserved + extra > st.quota)
         extra = st.quota - obj->reserved;
     if (room_make(extra) < 0) {
-        object_set_error(obj, 507, "no room in the cache quota for this object");
+        object_refuse_size(obj, 507, "no room in the cache quota for this object");
         return -1;
     }
     object_reserve(obj, obj->reserved + extra);

@@ -38,17 +38,15 @@ static const char *not_readable(int fd, char *why, size_t size)
     return NULL;
 }
 
-int tls_file_read(struct tls_file *f, const struct config *cfg, const char *option,
-                  const char *path, char *err, size_t errlen)
+/* The whole of f->path into f->data; NULL, or why it could not be read (f then holds none). */
+static const char *read_whole(struct tls_file *f, char *big, size_t size)
 {
-    char big[96];
     const char *why = NULL;
     ssize_t got = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    *f = (struct tls_file){option, path, NULL, 0};
+    int fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         why = strerror(errno);
-    else if (!(why = not_readable(fd, big, sizeof(big))) && !(f->data = malloc(TLS_FILE_MAX + 1)))
+    else if (!(why = not_readable(fd, big, size)) && !(f->data = malloc(TLS_FILE_MAX + 1)))
         why = "out of memory";
     while (!why && f->len <= TLS_FILE_MAX &&
            (got = read(fd, f->data + f->len, TLS_FILE_MAX + 1 - f->len)) != 0) {
@@ -61,13 +59,34 @@ int tls_file_read(struct tls_file *f, const struct config *cfg, const char *opti
         why = "too big (a certificate chain is a few KB)";
     if (fd >= 0)
         close(fd);
-    if (why) {
-        size_t n = tls_file_about(cfg, f, err, errlen);
-        snprintf(err + n, errlen - n, "cannot read it: %s", why);
+    if (why)
         tls_file_free(f);
-        return -1;
-    }
-    return 0;
+    return why;
+}
+
+int tls_file_read(struct tls_file *f, const struct config *cfg, const char *option,
+                  const char *path, char *err, size_t errlen)
+{
+    char big[96];
+    const char *why;
+    *f = (struct tls_file){option, path, NULL, 0};
+    if (!(why = read_whole(f, big, sizeof(big))))
+        return 0;
+    size_t n = tls_file_about(cfg, f, err, errlen);
+    snprintf(err + n, errlen - n, "cannot read it: %s", why);
+    return -1;
+}
+
+int tls_file_read_as(struct tls_file *f, const char *name, const char *path, char *err,
+                     size_t errlen)
+{
+    char big[96];
+    const char *why;
+    *f = (struct tls_file){name, path, NULL, 0};
+    if (!(why = read_whole(f, big, sizeof(big))))
+        return 0;
+    snprintf(err, errlen, "%s %.400s: cannot read it: %s", name, path, why);
+    return -1;
 }
 
 void tls_file_free(struct tls_file *f)

@@ -28,6 +28,10 @@ struct tls_file {
 
 int tls_file_read(struct tls_file *f, const struct config *cfg, const char *option,
                   const char *path, char *err, size_t errlen);
+/* The same for a file named otherwise (`name`: "--parent-cert", a rule's "parent-cert"): the
+ * line is `NAME PATH: why`, its caller says where NAME was set. */
+int tls_file_read_as(struct tls_file *f, const char *name, const char *path, char *err,
+                     size_t errlen);
 void tls_file_free(struct tls_file *f);
 /* "FILE:LINE: --OPTION PATH: " into err: its length (for the reason that follows). */
 size_t tls_file_about(const struct config *cfg, const struct tls_file *f, char *err, size_t errlen);

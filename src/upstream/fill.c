@@ -153,6 +153,8 @@ static int open_range(struct fill *f, struct segment *s)
     s->fill = f;
     easy_setup(&s->h, f->terms.loop, s->h.easy, f->source, f->terms.flow, s->errbuf);
     easy_sign_for(s->h.easy, f->terms.auth);
+    if (f->terms.parent) /* a piece asked of the parent shows it the certificate too */
+        parent_show_certificate(s->h.easy, f->terms.parent->base);
     curl_easy_setopt(s->h.easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(s->h.easy, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(s->h.easy, CURLOPT_WRITEFUNCTION, on_body);

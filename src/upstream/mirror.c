@@ -121,12 +121,12 @@ int mirror_pick(struct mirror_pick *m)
         m->next_mirror++;
     if (m->next_mirror < m->n_mirrors && m->origin_first) {
         m->origin_first = false;
-        if (probe_ask(m->loop, m->asked, origin_answered, m, false) == 0)
+        if (probe_ask(m->loop, m->asked, NULL, origin_answered, m, false) == 0)
             return 1;
         m->next_mirror = m->n_mirrors; /* cannot ask: the origin itself decides */
     }
     if (m->next_mirror < m->n_mirrors &&
-        probe_ask(m->loop, m->mirrors[m->next_mirror], mirror_answered, m, false) == 0)
+        probe_ask(m->loop, m->mirrors[m->next_mirror], NULL, mirror_answered, m, false) == 0)
         return 1;
     m->next_mirror = m->n_mirrors;
     return 0;

@@ -6,6 +6,8 @@
 #include "log/log.h"
 #include "upstream/easy.h"
 #include "upstream/hosts.h"
+#include "rules/rules.h"
+#include "tls/tls_identity.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -175,6 +177,7 @@ void parent_plan(const struct config *cfg, struct parent_ask *p, const struct fe
          * probe that finds the parent back, else the download goes to the origin then */
         *why = PARENT_DOWN;
     } else if ((p->fetch_url = parent_fetch_url(s->parent, asked))) {
+        snprintf(p->base, sizeof(p->base), "%s", s->parent);
         p->active = true;
         return;
     } else {
@@ -188,8 +191,51 @@ void parent_response_reset(struct parent_ask *p)
 {
     p->age = 0;
     p->left = 0;
-    p->has_left = p->hit = p->not_stored = false;
-    p->cache_status[0] = '\0';
+    p->has_left = p->hit = p->not_stored = p->too_large = false;
+    p->cache_status[0] = p->reason[0] = '\0';
+}
+
+void parent_status_line(struct parent_ask *p, const char *line)
+{
+    const char *r = strchr(line, ' ');
+    size_t i = 0;
+    parent_response_reset(p);
+    r = r ? strchr(r + 1, ' ') : NULL; /* past "HTTP/1.1 403" */
+    if (!r)
+        return;
+    for (r++; r[i] && i < sizeof(p->reason) - 1; i++) /* shown again: printable bytes only */
+        p->reason[i] = isprint((unsigned char)r[i]) ? r[i] : '?';
+    p->reason[i] = '\0';
+}
+
+void parent_status_words(const struct parent_ask *p, long status, char *out, size_t size)
+{
+    bool relayed = p->cache_status[0] && !p->too_large;
+    bool own_refusal = status >= 400 && status < 500 && !p->too_large &&
+                       (!relayed || status == 408 || status == 416 || status == 429);
+    snprintf(out, size, "%s %ld%s%s%s", own_refusal ? "parent refused:" : "parent answered", status,
+             p->reason[0] ? " " : "", p->reason,
+             p->too_large              ? ": the object is too large for it"
+             : relayed && !own_refusal ? ", its origin's failure relayed"
+                                       : "");
+}
+
+bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size)
+{
+    const char *alert = strstr(errbuf, " alert "), *start;
+    size_t len;
+    if (!alert ||
+        (rc != CURLE_SSL_CONNECT_ERROR && rc != CURLE_RECV_ERROR && rc != CURLE_SEND_ERROR))
+        return false;
+    for (start = alert; start > errbuf && start[-1] != ':' && start[-1] != ' ';)
+        start--; /* "tlsv13 alert certificate required" */
+    len = strcspn(start, ",");
+    snprintf(out, size, "parent refused the TLS handshake: %.*s%s", (int)(len > 80 ? 80 : len),
+             start,
+             strstr(start, "certificate") || strstr(start, "unknown ca")
+                 ? " (show it one: --parent-cert, --parent-key)"
+                 : "");
+    return true;
 }
 
 /* "sha-256=:B64:" among a Repr-Digest's members. */
@@ -249,6 +295,8 @@ static void read_own_member(struct parent_ask *p, const char *v)
             p->hit = true;
         if (len == 9 && !strncmp(param, "stored=?0", 9))
             p->not_stored = true;
+        if (len == 16 && !strncmp(param, "detail=too-large", 16))
+            p->too_large = true;
         if (len > 4 && !strncmp(param, "ttl=", 4)) {
             long long n = strtoll(param + 4, &end, 10);
             if (end != param + 4 && end <= next) {
@@ -307,6 +355,10 @@ int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fau
         *fault = PARENT_LOOP;
         return -1;
     }
+    if (p->too_large) { /* its limit, not the origin's word: the origin is asked */
+        *fault = PARENT_STATUS;
+        return -1;
+    }
     /* a 4xx the parent's download got from the origin carries its Cache-Status (fwd=uri-miss):
      * the origin's verdict, the same from here; one without is the parent's own refusal */
     if (status >= 400 && status < 500 && status != 408 && status != 416 && status != 429 &&
@@ -314,6 +366,20 @@ int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fau
         return 1;
     *fault = PARENT_STATUS;
     return -1;
+}
+
+void parent_show_certificate(CURL *easy, const char *parent)
+{
+    const struct rule_set *set = rules_current();
+    const struct tls_identity *id = parent ? rules_parent_identity(set, parent) : NULL;
+    struct curl_blob cert = {0}, key = {0};
+    if (id) { /* copied by libcurl: the set may go with a SIGHUP */
+        cert = (struct curl_blob){id->cert, id->cert_len, CURL_BLOB_COPY};
+        key = (struct curl_blob){id->key, id->key_len, CURL_BLOB_COPY};
+    }
+    curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, id ? &cert : NULL);
+    curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, id ? &key : NULL);
+    rules_put(set);
 }
 
 void parent_served(struct parent_ask *p, int64_t bytes)

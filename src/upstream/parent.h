@@ -17,6 +17,11 @@
  * --parent-trusted-http says the plain path is trusted; otherwise the download goes to the
  * origin directly (or fails, with --parent-only).
  *
+ * A parent that requires a client certificate is shown the one the rules in force give it
+ * (--parent-cert, a rule's parent-cert: rules.h), and no other source ever is. Its refusals
+ * are said as its own ("parent refused: 403 Forbidden", "parent refused the TLS handshake"),
+ * never as the origin's.
+ *
  * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits), its
  * fallbacks by reason, and its state: after PARENT_FAILURES of its own faults in a row (what no
  * client can bring about with a URL: transfer_parent_own_fault) it is "down" and passed over
@@ -24,15 +29,17 @@
  * answer it gives clears it. hosts.h holds it down too for refused connections, as any host
  * (one probe at a time finds it back).
  *
- * Contract: parent_plan, parent_header, parent_digest_line, parent_judge, parent_fault and
- * parent_failed_attempt run on the upstream thread; parent_report on any thread (one mutex guards
- * the table). A struct parent_ask belongs to one download, freed with parent_forget.
+ * Contract: parent_plan, parent_header, parent_digest_line, parent_judge, parent_fault,
+ * parent_failed_attempt and parent_show_certificate run on the upstream thread; parent_report on
+ * any thread (one mutex guards the table). A struct parent_ask belongs to one download, freed
+ * with parent_forget.
  */
 #ifndef ARCA_PARENT_H
 #define ARCA_PARENT_H
 
 #include "rules/terms.h"
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,9 +72,10 @@ enum parent_fault {
 
 /* One download's parent. */
 struct parent_ask {
-    int slot;        /* its parent in the table (-1: none asked) */
-    char *fetch_url; /* PARENT/api/v1/fetch/?url=...: what is asked */
-    bool active;     /* the download asks the parent now */
+    int slot;                     /* its parent in the table (-1: none asked) */
+    char base[CONFIG_PARENT_MAX]; /* the parent's base URL (its terms') */
+    char *fetch_url;              /* PARENT/api/v1/fetch/?url=...: what is asked */
+    bool active;                  /* the download asks the parent now */
     /* What its answer said: */
     bool has_digest;
     bool digest_conflict; /* two of its answers said two digests: none is believed */
@@ -77,6 +85,10 @@ struct parent_ask {
     bool has_left;
     bool hit;        /* its member said hit */
     bool not_stored; /* its member said stored=?0: it kept no copy, vouches for no freshness */
+    char reason[48]; /* its status line's reason phrase ("Forbidden") */
+    /* its member said detail=too-large: the object is more than it takes (its 413 or 507),
+     * the URL's doing, never its own fault */
+    bool too_large;
     char cache_status[192];
 };
 
@@ -96,10 +108,24 @@ void parent_digest_line(struct parent_ask *p, const char *line);
 /* A response from the parent begins: forget what an earlier one said (its digest stays: a
  * trailer may have come on any of them). */
 void parent_response_reset(struct parent_ask *p);
+/* The same, for the status line `line` (NUL-terminated, no CRLF) that begins it. */
+void parent_status_line(struct parent_ask *p, const char *line);
+/* What the parent's answer `status` says, as the log's fallback line and a 502 say it: its own
+ * refusal ("parent refused: 403 Forbidden"), its origin's failure relayed, an object too large
+ * for it, or its own failure ("parent answered 503 ..."): never as the origin's. */
+void parent_status_words(const struct parent_ask *p, long status, char *out, size_t size);
+/* Whether an attempt that ended in `rc` with curl's `errbuf` was the parent refusing the TLS
+ * handshake (an alert it sent: no certificate, or one its --tls-client-ca did not sign): then
+ * `out` says so, with what the site may do. A refusal of this site, never of a URL. */
+bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size);
 /* What a parent's answer `status` says, once its headers (parent_header) are in: 0 a body to
  * take (2xx, 304; a 1xx comes before its final answer), 1 the origin's own verdict (a 4xx the
  * parent relays: it carries a Cache-Status), or -1 the parent's fault (*fault set). */
 int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fault);
+/* The certificate `easy` shows in its handshake: the one the rules in force give `parent` (a
+ * base URL: --parent-cert, a rule's parent-cert, rules_parent_identity) when it asks that
+ * parent, else none (NULL: the origin, a mirror, which are never shown it). Upstream thread. */
+void parent_show_certificate(CURL *easy, const char *parent);
 /* The parent's `bytes` are all in and check out: a request counted, a hit when it said so, its
  * faults in a row forgotten. */
 void parent_served(struct parent_ask *p, int64_t bytes);

@@ -1,5 +1,6 @@
 #include "upstream/probe.h"
 #include "upstream/hosts.h"
+#include "upstream/parent.h"
 #include "config/buckets.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -31,6 +32,9 @@ struct probe {
     const struct bucket_auth *auth;
     struct buf body;
     void *arg;
+    /* A question to the parent arca `url` is the fetch API of (its base): its certificate is
+     * shown, and what its answer says is read as a download reads it (parent.h). NULL: none. */
+    struct parent_ask *parent;
     char errbuf[CURL_ERROR_SIZE];
     int64_t asked_ms; /* when it was asked for: a failure says the time spent, as a download's */
     /* A confirmation (upstream_probe) is asked as a download would be: a retryable failure is
@@ -61,10 +65,15 @@ static size_t probe_header(char *data, size_t size, size_t n, void *arg)
     CHECK_PROBE(p);
     if (!copy_header_line(data, len, line, sizeof(line)))
         return len; /* nothing a probe reads is that long */
-    if (response_is_status_line(line))
+    if (response_is_status_line(line)) {
         response_reset(&p->resp);
-    else if (line[0])
+        if (p->parent)
+            parent_status_line(p->parent, line);
+    } else if (line[0]) {
         response_header(&p->resp, line);
+        if (p->parent)
+            parent_header(p->parent, line);
+    }
     return len;
 }
 
@@ -93,6 +102,7 @@ static void free_probe(struct probe *p)
     curl_slist_free_all(p->headers);
     buf_free(&p->body);
     free(p->url);
+    free(p->parent);
     p->magic = 0;
     free(p);
 }
@@ -128,15 +138,15 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     res->failure_status = e.status;
     if (status_retryable(status)) {
         res->failure_status = (int)status;
-        snprintf(why, sizeof(why), "upstream answered %ld", status);
+        snprintf(why, sizeof(why), "%s", res->error); /* upstream's words, or its parent's */
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
         asked_host(p->h.easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
-    } else {
-        snprintf(why, sizeof(why), "%s: %s", e.what, res->error);
+    } else if (!p->parent || !parent_tls_refused(rc, p->errbuf, why, sizeof(why))) {
+        snprintf(why, sizeof(why), "%s: %s", e.what, res->error); /* else: the parent's words */
     }
-    failure_summary(res->failure, sizeof(res->failure), p->attempts, monotonic_ms() - p->asked_ms,
-                    why);
+    failure_summary(res->failure, sizeof(res->failure), p->parent ? "parent" : "upstream",
+                    p->attempts, monotonic_ms() - p->asked_ms, why);
 }
 
 /* Whether curl's end (`rc`) came with an answer: a status, and the body read or, for a probe,
@@ -173,8 +183,18 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
         snprintf(res.error, sizeof(res.error), "arca is shutting down");
     } else if (p->retries && probe_answered(p, rc, status) && status_retryable(status)) {
         /* its attempts are over: worded as the download's last words, with the status */
-        snprintf(res.error, sizeof(res.error), "upstream answered %ld", status);
+        if (p->parent)
+            parent_status_words(p->parent, status, res.error, sizeof(res.error));
+        else
+            snprintf(res.error, sizeof(res.error), "upstream answered %ld", status);
         probe_failure(p, rc, status, &res);
+    } else if (probe_answered(p, rc, status) && p->parent &&
+               parent_judge(p->parent, status, &(enum parent_fault){0}) < 0) {
+        /* the parent's own refusal (a 4xx without its Cache-Status, a redirect): its words */
+        parent_status_words(p->parent, status, res.error, sizeof(res.error));
+        res.failure_status = 502;
+        failure_summary(res.failure, sizeof(res.failure), "parent", p->attempts,
+                        monotonic_ms() - p->asked_ms, res.error);
     } else if (probe_answered(p, rc, status)) {
         answer_of(p, status, &res);
     } else {
@@ -291,6 +311,7 @@ static void setup_probe(struct probe *p)
     curl_easy_setopt(p->h.easy, CURLOPT_WRITEFUNCTION, probe_body);
     curl_easy_setopt(p->h.easy, CURLOPT_WRITEDATA, p);
     easy_sign_for(p->h.easy, p->auth);
+    parent_show_certificate(p->h.easy, p->parent ? p->parent->base : NULL);
     curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
 }
 
@@ -337,16 +358,20 @@ static int queue_probe(struct upstream_loop *loop, struct probe *p)
     return 0;
 }
 
-int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, void *arg,
-              bool retries)
+int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, probe_done_fn *done,
+              void *arg, bool retries)
 {
     struct probe *p = calloc(1, sizeof(*p));
-    if (!p || !(p->url = strdup(url)) || !(p->h.easy = curl_easy_init()) ||
-        !(p->headers = easy_base_headers(NULL, NULL)) ||
+    if (!p || !(p->url = strdup(url)) || (parent && !(p->parent = calloc(1, sizeof(*p->parent)))) ||
+        !(p->h.easy = curl_easy_init()) || !(p->headers = easy_base_headers(NULL, NULL)) ||
         !curl_slist_append(p->headers, "Range: bytes=0-0")) {
         if (p)
             free_probe(p);
         return -1;
+    }
+    if (parent) {
+        p->parent->slot = -1; /* not the table's: its answer is only read */
+        snprintf(p->parent->base, sizeof(p->parent->base), "%s", parent);
     }
     p->done = done;
     p->arg = arg;

@@ -43,9 +43,11 @@ struct probe_result {
 typedef void probe_done_fn(const struct probe_result *res, void *arg);
 typedef void doc_done_fn(const struct probe_result *res, const char *body, size_t len, void *arg);
 
-/* A one-byte question; `retries`: asked as a download is (see above). */
-int probe_ask(struct upstream_loop *loop, const char *url, probe_done_fn *done, void *arg,
-              bool retries);
+/* A one-byte question; `retries`: asked as a download is (see above); `parent`: the parent
+ * arca whose fetch API `url` is (its certificate shown, its refusal said as its own), NULL
+ * none. */
+int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, probe_done_fn *done,
+              void *arg, bool retries);
 /* A document, its body kept up to UPSTREAM_DOC_MAX bytes, signed for `auth` (NULL: unsigned). */
 int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
               doc_done_fn *done, void *arg);

@@ -92,7 +92,8 @@ static bool outage(int fwd_status)
 static void fail_upstream(struct transfer *t, int status, const char *why)
 {
     char reason[CURL_ERROR_SIZE + 160];
-    failure_summary(reason, sizeof(reason), t->attempts, t->loop->now_ms() - t->started_ms, why);
+    failure_summary(reason, sizeof(reason), t->parent.active ? "parent" : "upstream", t->attempts,
+                    t->loop->now_ms() - t->started_ms, why);
     if (!t->failed && outage(t->retry_status) &&
         t->st->keep_stale(t->obj, status, t->retry_status, reason) == 0) {
         t->failed = true; /* its end is told: its clients take the expired version (or are
@@ -186,13 +187,7 @@ static int set_headers(struct transfer *t)
     curl_slist_free_all(t->req_headers);
     t->req_headers = easy_base_headers(t->auth, t->via);
     t->conditional = t->bounded = false;
-    /* a parent is asked for its digest and our bounds; with a Range from byte 0 its answer says
-     * the length though it goes out chunked to carry the digest after the body (parent.h) */
-    char bounds[64];
-    transfer_parent_bounds(t, bounds, sizeof(bounds));
-    if (t->parent.active &&
-        (add_header(t, "Want-Repr-Digest: sha-256=10") < 0 || add_header(t, bounds) < 0 ||
-         (t->offset == 0 && add_header(t, "Range: bytes=0-") < 0)))
+    if (t->parent.active && transfer_parent_headers(t, &t->req_headers) < 0)
         return -1;
     /* a download whose fill stopped asks for the whole body again (ranges failed it: they may
      * fail it again), dropping what it keeps (transfer_answer.c, same_whole_body) */
@@ -333,7 +328,8 @@ static enum transfer_state step_attempt(struct transfer *t)
      * whole body of another version must never meet the ranges' bytes (fill.h) */
     if (t->fill && t->offset == 0)
         transfer_drop_fill(t);
-    if (t->offset > 0 && !resume_validator(&t->kept)) {
+    /* after a parent broke off the origin's first bytes prove the kept ones (check_prefix) */
+    if (t->offset > 0 && !t->prefix_check && !resume_validator(&t->kept)) {
         int rc =
             transfer_start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
         if (rc != 0)
@@ -377,6 +373,10 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
     struct upstream_error e;
     if (easy_refused(&t->h, rc)) {
         transfer_fail(t, 403, t->h.refused);
+        return;
+    }
+    if (t->parent.active && t->parent_why[0]) { /* --parent-only: in the parent's words */
+        fail_upstream(t, t->retry_status ? t->retry_status : 502, t->parent_why);
         return;
     }
     if (t->retry_status) {
@@ -457,6 +457,9 @@ static enum transfer_state step_ended(struct transfer *t)
     enum parent_fault fault;
     if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
         return transfer_fall_back(t, fault, t->parent_why);
+    /* the origin's body ended before the parent's bytes all came again: not the same body */
+    if (t->prefix_check && t->skip > 0 && rc == CURLE_OK && t->body_started)
+        t->prefix_wrong = true;
     if (t->prefix_wrong && !t->failed && !stopping)
         return transfer_prefix_refused(t);
     if (t->parent.active && !t->failed && transfer_parent_fault(t, rc, &fault)) /* --parent-only */

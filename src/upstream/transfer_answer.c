@@ -149,12 +149,13 @@ static int transfer_parent_answer(struct transfer *t)
     struct upstream_response *r = &t->resp;
     enum parent_fault f;
     /* not its own failure: a 4xx is about the URL (one too long for it, say: any client can
-     * ask for one), a 5xx with a Cache-Status its upstream's (but 507, its disk) */
-    t->parent_relayed =
-        t->status >= 400 && (t->status < 500 || (t->status != 507 && t->parent.cache_status[0]));
+     * ask for one), a 5xx with a Cache-Status its upstream's (but 507, its disk, unless it
+     * says the object is too large for it: the URL's too) */
+    t->parent_relayed = t->status >= 400 && (t->status < 500 || t->parent.too_large ||
+                                             (t->status != 507 && t->parent.cache_status[0]));
     if (!t->terms.sources.parent_only && parent_judge(&t->parent, t->status, &f) < 0) {
         t->parent_failed = f;
-        snprintf(t->parent_why, sizeof(t->parent_why), "it answered %ld", t->status);
+        parent_status_words(&t->parent, t->status, t->parent_why, sizeof(t->parent_why));
         return -1;
     }
     if (!parent_redirects_allowed(t))
@@ -261,6 +262,11 @@ static void refused(struct transfer *t, const struct verdict *v)
     char reason[160];
     if (t->auth && (v->status == 401 || v->status == 403)) {
         snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
+        transfer_fail(t, 502, reason);
+    } else if (t->parent.active &&
+               parent_judge(&t->parent, v->status, &(enum parent_fault){0}) < 0) {
+        /* --parent-only: the parent's own refusal of this site, not the origin's of the URL */
+        parent_status_words(&t->parent, v->status, reason, sizeof(reason));
         transfer_fail(t, 502, reason);
     } else {
         transfer_fail(t, v->status, v->reason);
@@ -384,12 +390,17 @@ static bool same_whole_body(struct transfer *t)
            !strcmp(now.etag, t->kept.etag);
 }
 
-/* A whole body of the kept bytes' length (after a parent broke off: its first bytes are checked
- * against the kept ones as they come, transfer_body). */
+/* A whole body of the kept bytes' length, or one at least as long as what is kept when no length
+ * was said (after a parent broke off: its first bytes are checked against the kept ones as they
+ * come, transfer_body; a body that ends before all came is refused, transfer.c). */
 static bool same_length(struct transfer *t)
 {
-    return t->status == 200 && t->resp.content_length >= 0 &&
-           t->resp.content_length == known_length(t);
+    int64_t length = known_length(t);
+    if (t->status != 200)
+        return false;
+    if (length < 0)
+        return t->resp.content_length < 0 || t->resp.content_length >= t->offset;
+    return t->resp.content_length == length;
 }
 
 /* The bytes a parent sent before it broke off come again from the origin (skipped): once all
@@ -439,6 +450,9 @@ static int headers_done(struct transfer *t)
         (t->prefix_check ? same_length(t) : same_whole_body(t))) {
         t->skip = t->offset; /* the bytes kept come again first: dropped */
         v.kind = VERDICT_CONTINUE;
+        /* checked from this answer's first byte (an attempt cut before may have hashed some) */
+        if (t->prefix_check && EVP_DigestInit_ex(t->prefix_check, EVP_sha256(), NULL) != 1)
+            return -1;
     }
     switch (v.kind) {
     case VERDICT_SKIP:
@@ -483,7 +497,7 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
     bool whole = copy_header_line(data, len, line, sizeof(line));
     if (response_is_status_line(line)) {
         response_reset(&t->resp);
-        parent_response_reset(&t->parent);
+        parent_status_line(&t->parent, line);
         t->status = response_status_line(line);
     } else if (t->body_started) { /* a trailer, after a chunked body: a parent's digest */
         if (t->parent.active && whole && line[0])

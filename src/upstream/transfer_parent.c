@@ -21,8 +21,7 @@ static bool continue_from_origin(struct transfer *t, enum parent_fault f)
     unsigned int n = 0;
     transfer_drop_fill(t); /* what its pieces brought ahead of the head goes with them */
     t->st->progress(t->obj, &p);
-    if (f == PARENT_DIGEST || f == PARENT_LIE || p.have <= 0 || p.length < 0 ||
-        !(copy = EVP_MD_CTX_new()))
+    if (f == PARENT_DIGEST || f == PARENT_LIE || p.have <= 0 || !(copy = EVP_MD_CTX_new()))
         return false;
     if (EVP_MD_CTX_copy_ex(copy, t->sha) != 1 || EVP_DigestFinal_ex(copy, t->prefix, &n) != 1 ||
         !(t->prefix_check = EVP_MD_CTX_new()) ||
@@ -74,7 +73,7 @@ bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
     case PARENT_DIGEST:
     case PARENT_LIE:
         return true;
-    case PARENT_STATUS:  /* a 4xx, or its upstream's 5xx relayed (but 507, its disk): no */
+    case PARENT_STATUS:  /* a 4xx, its upstream's 5xx relayed, too large for it: no */
     case PARENT_REFUSED: /* silent after the request went: waiting on its upstream */
         return !t->parent_relayed;
     default: /* a cut (it may relay its upstream's), a loop, its hold, credentials */
@@ -112,7 +111,10 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
     if (*f == PARENT_REFUSED)
         t->parent_relayed = sent > 0;
     if (t->retry_status)
-        snprintf(t->parent_why, sizeof(t->parent_why), "it answered %d", t->retry_status);
+        parent_status_words(&t->parent, t->retry_status, t->parent_why, sizeof(t->parent_why));
+    else if (!t->body_started &&
+             parent_tls_refused(rc, t->errbuf, t->parent_why, sizeof(t->parent_why)))
+        t->parent_relayed = false; /* it refused this arca, whatever the URL: its own */
     else
         snprintf(t->parent_why, sizeof(t->parent_why), "%.150s",
                  t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
@@ -175,7 +177,9 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next)
     return true;
 }
 
-void transfer_parent_bounds(const struct transfer *t, char *line, size_t size)
+/* Its Cache-Control line: no copy older than the download's ttl (or the max-age it was asked
+ * with); for store = no (or a no-store ask) none kept there and none but the origin's word now. */
+static void bounds_line(const struct transfer *t, char *line, size_t size)
 {
     const struct object_terms *o = &t->terms.object;
     int64_t age = o->has_max_age && o->max_age < o->ttl ? o->max_age : o->ttl;
@@ -185,9 +189,25 @@ void transfer_parent_bounds(const struct transfer *t, char *line, size_t size)
         snprintf(line, size, "Cache-Control: max-age=%lld", (long long)age);
 }
 
+int transfer_parent_headers(const struct transfer *t, struct curl_slist **headers)
+{
+    char bounds[64];
+    const char *lines[3] = {"Want-Repr-Digest: sha-256=10", bounds, "Range: bytes=0-"};
+    bounds_line(t, bounds, sizeof(bounds));
+    /* with a Range from byte 0 its answer says the length though it goes out chunked to carry
+     * the digest after the body; a resume's own Range follows instead */
+    for (int i = 0; i < (t->offset == 0 ? 3 : 2); i++) {
+        struct curl_slist *l = curl_slist_append(*headers, lines[i]);
+        if (!l)
+            return -1;
+        *headers = l;
+    }
+    return 0;
+}
+
 /* A parent's redirect is a lie (it answers what it holds), never followed; a parent that does
  * not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S, not the
- * options' (an origin's) patience. */
+ * options' (an origin's) patience; it is shown its certificate, an origin none. */
 void transfer_parent_timeouts(struct transfer *t)
 {
     const struct config *cfg = t->loop->cfg;
@@ -200,4 +220,5 @@ void transfer_parent_timeouts(struct transfer *t)
                      p && stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
     /* a parent trickling bytes would hold its misses until --download-timeout */
     curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_LIMIT, p ? (long)PARENT_LOW_SPEED : 1L);
+    parent_show_certificate(t->h.easy, p ? t->parent.base : NULL);
 }

@@ -10,21 +10,23 @@
 
 #include "upstream/transfer_answer.h"
 
-/* The download's own terms, asked of its parent as a request's Cache-Control line (API.md,
- * "Request headers"): no copy older than its ttl (or the max-age it was asked with); for
- * store = no (or a no-store ask) none kept there and none but the origin's word now. */
-void transfer_parent_bounds(const struct transfer *t, char *line, size_t size);
+/* What a parent is asked beside the URL, appended to *headers (-1: out of memory): its digest
+ * (Want-Repr-Digest), the download's own terms as a request's Cache-Control (API.md, "Request
+ * headers"), and on a first attempt a Range from byte 0 (parent.h). */
+int transfer_parent_headers(const struct transfer *t, struct curl_slist **headers);
 /* Whether the download asks its parent first (*next: ATTEMPT; FAILED when --parent-only forbids
  * the origin and the parent may not be asked). At its first SOURCE. */
 bool transfer_ask_parent(struct transfer *t, enum transfer_state *next);
 /* Whether fault `f` of the download's parent is the parent's own, counting toward holding it
- * down: no connection, its own 5xx (no Cache-Status) or 507, a lie, a digest. Not what any
- * client can bring about with a URL: a 4xx, its upstream's failure relayed (a 5xx with a
- * Cache-Status, silence after the request went, a cut), nor a loop, its hold, credentials. */
+ * down: no connection, its own 5xx (no Cache-Status) or 507 (its disk), a lie, a digest. Not
+ * what any client can bring about with a URL: a 4xx, an object too large for it (its 507 says
+ * detail=too-large), its upstream's failure relayed (a 5xx with a Cache-Status, silence after
+ * the request went, a cut), nor a loop, its hold, credentials. */
 bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f);
-/* The attempt's redirects and timeouts: a parent's redirect is never followed, and a parent
- * that does not connect or answer is passed over within PARENT_CONNECT_MS or PARENT_STALL_S;
- * the options' for any other source. */
+/* The attempt's redirects, timeouts and certificate: a parent's redirect is never followed, a
+ * parent that does not connect or answer is passed over within PARENT_CONNECT_MS or
+ * PARENT_STALL_S, and a parent is shown its certificate (parent_show_certificate); the
+ * options' for any other source, and no certificate. */
 void transfer_parent_timeouts(struct transfer *t);
 /* The origin's first bytes did not hash as those the parent sent before it broke off (its
  * body was checked: check_prefix): they go, the download starts afresh from the origin

@@ -644,10 +644,10 @@ void upstream_join(const struct object *obj, const struct sockaddr *client)
         free(p);
 }
 
-int upstream_probe(const char *url, void (*done)(const struct probe_result *res, void *arg),
-                   void *arg)
+int upstream_probe(const char *url, const char *parent,
+                   void (*done)(const struct probe_result *res, void *arg), void *arg)
 {
-    return probe_ask(&fx.loop, url, done, arg, true);
+    return probe_ask(&fx.loop, url, parent, done, arg, true);
 }
 
 int upstream_get(const char *url, const struct bucket_auth *auth,

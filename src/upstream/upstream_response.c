@@ -249,9 +249,10 @@ bool host_never_resolves(const char *host, size_t len)
            (len > 8 && !strncasecmp(host + len - 8, ".invalid", 8));
 }
 
-void failure_summary(char *out, size_t size, int attempts, int64_t elapsed_ms, const char *why)
+void failure_summary(char *out, size_t size, const char *who, int attempts, int64_t elapsed_ms,
+                     const char *why)
 {
-    snprintf(out, size, "upstream failed after %d attempt%s in %lld.%lld s: %s", attempts,
+    snprintf(out, size, "%s failed after %d attempt%s in %lld.%lld s: %s", who, attempts,
              attempts == 1 ? "" : "s", (long long)(elapsed_ms / 1000),
              (long long)(elapsed_ms % 1000 / 100), why);
 }

@@ -81,9 +81,10 @@ struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool pa
  * such a name never resolves, so it is answered here, without asking a resolver. */
 bool host_never_resolves(const char *host, size_t len);
 
-/* What clients of a download that failed upstream are told: "upstream failed after N attempt(s)
- * in S.s s: WHY", cut to `size` bytes. */
-void failure_summary(char *out, size_t size, int attempts, int64_t elapsed_ms, const char *why);
+/* What clients of a download that failed upstream are told: "WHO failed after N attempt(s) in
+ * S.s s: WHY" (WHO "upstream", or "parent" under --parent-only), cut to `size` bytes. */
+void failure_summary(char *out, size_t size, const char *who, int attempts, int64_t elapsed_ms,
+                     const char *why);
 
 /* --- resuming a cut body -------------------------------------------------------------------
  * A cut body is continued with Range: bytes=N- and If-Range, but If-Range proves nothing on its

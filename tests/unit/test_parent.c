@@ -165,6 +165,82 @@ static void its_statuses_are_judged(void **state)
     assert_int_equal(f, PARENT_LOOP);
 }
 
+/* An object too large for the parent (its 413 or 507 says detail=too-large, in its own member
+ * only) is the URL's: the origin is asked; a member before it, or a quoted string, says
+ * nothing of this parent. */
+static void too_large_for_it_is_said_in_its_own_member(void **state)
+{
+    struct parent_ask p = {.slot = -1};
+    enum parent_fault f = PARENT_FAULTS;
+    (void)state;
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; detail=too-large");
+    assert_true(p.too_large);
+    assert_int_equal(parent_judge(&p, 413, &f), -1);
+    assert_int_equal(f, PARENT_STATUS);
+    parent_response_reset(&p);
+    assert_false(p.too_large);
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; detail=too-large, arca; fwd=uri-miss");
+    assert_false(p.too_large);
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; x=\"; detail=too-large\"");
+    assert_false(p.too_large);
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; detail=too-large-ish");
+    assert_false(p.too_large);
+}
+
+/* A parent's answer is said as the parent's: its own refusal, its origin's failure relayed, an
+ * object too large for it; its reason phrase shown, printable bytes only. */
+static void its_statuses_are_said_as_its_own(void **state)
+{
+    struct parent_ask p = {.slot = -1};
+    char out[160];
+    (void)state;
+    parent_status_line(&p, "HTTP/1.1 403 Forbidden");
+    parent_status_words(&p, 403, out, sizeof(out));
+    assert_string_equal(out, "parent refused: 403 Forbidden");
+    parent_status_line(&p, "HTTP/1.1 503 Service\x01Unavailable");
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss");
+    parent_status_words(&p, 503, out, sizeof(out));
+    assert_string_equal(out,
+                        "parent answered 503 Service?Unavailable, its origin's failure relayed");
+    parent_status_line(&p, "HTTP/1.1 507 Insufficient Storage");
+    parent_header(&p, "Cache-Status: arca; fwd=uri-miss; detail=too-large");
+    parent_status_words(&p, 507, out, sizeof(out));
+    assert_string_equal(out,
+                        "parent answered 507 Insufficient Storage: the object is too large for it");
+    parent_status_line(&p, "HTTP/1.1 502");
+    parent_status_words(&p, 502, out, sizeof(out));
+    assert_string_equal(out, "parent answered 502");
+}
+
+/* A TLS alert from the parent is its refusal of this arca, said with what to do when it is
+ * about a certificate; any other failure is not. */
+static void a_handshake_it_refuses_is_said_so(void **state)
+{
+    char out[160];
+    (void)state;
+    assert_true(parent_tls_refused(CURLE_RECV_ERROR,
+                                   "OpenSSL SSL_read: OpenSSL/3.0.19: error:0A00045C:SSL "
+                                   "routines::tlsv13 alert certificate required, errno 0",
+                                   out, sizeof(out)));
+    assert_string_equal(out, "parent refused the TLS handshake: tlsv13 alert certificate "
+                             "required (show it one: --parent-cert, --parent-key)");
+    assert_true(parent_tls_refused(CURLE_SSL_CONNECT_ERROR,
+                                   "error:0A000418:SSL routines::tlsv1 alert unknown ca", out,
+                                   sizeof(out)));
+    assert_string_equal(out, "parent refused the TLS handshake: tlsv1 alert unknown ca (show it "
+                             "one: --parent-cert, --parent-key)");
+    assert_true(parent_tls_refused(CURLE_SSL_CONNECT_ERROR,
+                                   "error:0A00042E:SSL routines::tlsv1 alert protocol version", out,
+                                   sizeof(out)));
+    assert_string_equal(out, "parent refused the TLS handshake: tlsv1 alert protocol version");
+    assert_false(parent_tls_refused(CURLE_PEER_FAILED_VERIFICATION,
+                                    "SSL certificate problem: unable to get local issuer "
+                                    "certificate",
+                                    out, sizeof(out)));
+    assert_false(
+        parent_tls_refused(CURLE_RECV_ERROR, "Connection reset by peer", out, sizeof(out)));
+}
+
 /* Credentials never go to a plain-http parent unless trusted; --parent-only then refuses. */
 static void credentials_go_only_where_they_may(void **state)
 {
@@ -253,6 +329,9 @@ int main(void)
         cmocka_unit_test(hops_are_shown_without_secrets_and_never_lost),
         cmocka_unit_test(its_cache_status_is_kept_clean),
         cmocka_unit_test(its_statuses_are_judged),
+        cmocka_unit_test(too_large_for_it_is_said_in_its_own_member),
+        cmocka_unit_test(its_statuses_are_said_as_its_own),
+        cmocka_unit_test(a_handshake_it_refuses_is_said_so),
         cmocka_unit_test(credentials_go_only_where_they_may),
         cmocka_unit_test(faults_in_a_row_hold_it_down),
     };

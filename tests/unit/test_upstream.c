@@ -186,9 +186,9 @@ static void failures_say_attempts_and_time(void **state)
 {
     (void)state;
     char out[200];
-    failure_summary(out, sizeof(out), 3, 14249, "upstream answered 503");
+    failure_summary(out, sizeof(out), "upstream", 3, 14249, "upstream answered 503");
     assert_string_equal(out, "upstream failed after 3 attempts in 14.2 s: upstream answered 503");
-    failure_summary(out, sizeof(out), 1, 7, "cannot resolve host x.invalid");
+    failure_summary(out, sizeof(out), "upstream", 1, 7, "cannot resolve host x.invalid");
     assert_string_equal(out,
                         "upstream failed after 1 attempt in 0.0 s: cannot resolve host x.invalid");
 }
