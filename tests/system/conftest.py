@@ -23,6 +23,7 @@ _integration = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_integration)
 Origin, free_port, sha256 = _integration.Origin, _integration.free_port, _integration.sha256
 origin = _integration.origin  # the scenarios' origin fixture, for system scenarios too
+wait_age = _integration.wait_age  # until an object is N s old by arca's own clock and record
 
 
 # Making the Debian root once per machine (debootstrap from the mirror, then dpkg unpacking ~100
