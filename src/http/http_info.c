@@ -97,9 +97,10 @@ static void add_hosts_down(struct conn *c, json_t *o)
     json_object_set_new(o, "upstream_hosts_down", json_integer((json_int_t)n));
     for (size_t i = 0; list && i < shown; i++) {
         iso_time(down[i].since, since, sizeof(since)); /* as the status's other times */
-        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I}", "host", down[i].origin,
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I, s:b}", "host", down[i].origin,
                                               "since", since, "failures", down[i].failures,
-                                              "next_probe_ms", (json_int_t)down[i].probe_in_ms));
+                                              "next_probe_ms", (json_int_t)down[i].probe_in_ms,
+                                              "hung", down[i].hung));
     }
     if (list)
         json_object_set_new(o, "upstream_hosts_down_list", list);

@@ -149,22 +149,29 @@ void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const cha
     }
 }
 
-void easy_set_url(struct handle *h, const char *url)
+void easy_set_source(struct handle *h, const char *url, enum host_kind kind)
 {
     assert(!h->host_probe);
     h->url = url;
+    h->host_kind = kind;
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
+}
+
+void easy_set_url(struct handle *h, const char *url)
+{
+    easy_set_source(h, url, HOST_ORIGIN);
 }
 
 enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after)
 {
     assert(upstream_on_thread() && !h->host_probe && !h->wait.queued);
-    if (!hosts_admit(h->url, h->loop->now_ms(), may_probe, &h->host_probe, why, size, retry_after))
+    if (!hosts_admit(h->url, h->host_kind, h->loop->now_ms(), may_probe, &h->host_probe, why, size,
+                     retry_after))
         return EASY_HELD;
     if (curl_multi_add_handle(h->loop->multi, h->easy) == CURLM_OK)
         return EASY_ASKING;
     if (h->host_probe) /* granted, and no attempt went: the next may probe */
-        hosts_result(h->url, HOST_SAID_NOTHING, true, h->loop->now_ms());
+        hosts_result(h->url, h->host_kind, HOST_SAID_NOTHING, true, h->loop->now_ms());
     h->host_probe = false;
     return EASY_FAILED;
 }
@@ -177,7 +184,8 @@ bool easy_take(struct handle *h, size_t len)
 /* Told however it ended, so that a probe's mark always goes: a probe refused by the address
  * policy, or cut by a fill, once left its host held until a restart. A name that does not
  * resolve says nothing of the host (hosts_word): it is asked once more and fails fast by
- * itself. */
+ * itself. Silence after the request asks the host itself (its check's end reaches
+ * hosts_checked; one that cannot go says nothing). */
 void easy_ended(struct handle *h, CURLcode rc)
 {
     bool stopping = atomic_load(&h->loop->stopping);
@@ -185,8 +193,10 @@ void easy_ended(struct handle *h, CURLcode rc)
     assert(upstream_on_thread());
     rate_forget(&h->loop->gate, &h->wait);
     curl_multi_remove_handle(h->loop->multi, h->easy);
-    if (word != HOST_SAID_NOTHING || h->host_probe)
-        hosts_result(h->url, word, h->host_probe, h->loop->now_ms());
+    if ((word != HOST_SAID_NOTHING || h->host_probe) &&
+        hosts_result(h->url, h->host_kind, word, h->host_probe, h->loop->now_ms()) &&
+        (!h->loop->check_host || h->loop->check_host(h->loop, h->url) < 0))
+        hosts_checked(h->url, -1, h->loop->now_ms());
     h->host_probe = false;
 }
 

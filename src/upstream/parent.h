@@ -22,22 +22,25 @@
  * are said as its own ("parent refused: 403 Forbidden", "parent refused the TLS handshake"),
  * never as the origin's.
  *
- * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits), its
- * fallbacks by reason, and its state: after PARENT_FAILURES of its own faults in a row (what no
- * client can bring about with a URL: transfer_parent_own_fault) it is "down" and passed over
- * for PARENT_DOWN_MS, doubled after each fault while down up to PARENT_DOWN_MAX_MS; the first
- * answer it gives clears it. hosts.h holds it down too for refused connections, as any host
- * (one probe at a time finds it back).
+ * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits) and its
+ * fallbacks by reason. Its state is the registry's (hosts.h, which holds it as HOST_PARENT):
+ * this file judges its asks, telling hosts_judged of its own faults (what no client can bring
+ * about with a URL: transfer_parent_own_fault) and of bytes that check out; after
+ * HOSTS_PARENT_FAULTS in a row it is "down" and passed over (its attempt refused by the one
+ * question, easy_go: the download goes on from the origin). Under --parent-only it is the
+ * download's origin: asked as one (held for refused connections, one probe at a time finds it
+ * back), its own faults still counted and shown.
  *
  * Contract: parent_plan, parent_header, parent_digest_line, parent_judge, parent_fault,
  * parent_failed_attempt and parent_show_certificate run on the upstream thread; parent_report on
- * any thread (one mutex guards the table). A struct parent_ask belongs to one download, freed
- * with parent_forget.
+ * any thread (one mutex guards the table of counters, never held while the registry's is taken). A
+ * struct parent_ask belongs to one download, freed with parent_forget.
  */
 #ifndef ARCA_PARENT_H
 #define ARCA_PARENT_H
 
 #include "rules/terms.h"
+#include "upstream/hosts.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -45,9 +48,7 @@
 #include <stdint.h>
 
 #define PARENT_MAX 16
-#define PARENT_FAILURES 3
-#define PARENT_DOWN_MS 5000
-#define PARENT_DOWN_MAX_MS 60000
+#define PARENT_FAILURES HOSTS_PARENT_FAULTS
 /* A parent is a known host near by: one that does not connect within PARENT_CONNECT_MS, or
  * sends less than PARENT_LOW_SPEED bytes a second for PARENT_STALL_S, is passed over (not
  * --connect-timeout, --stall-timeout: an origin's patience). */
@@ -93,8 +94,9 @@ struct parent_ask {
 };
 
 /* Whether the download of `asked` (the client's URL, whole) under `terms` asks a parent first:
- * the ask made (p->active). When it does not, `*why` says for which fault it goes to the
- * origin (PARENT_DOWN, PARENT_CREDENTIALS; counted), or PARENT_FAULTS when it has no parent.
+ * the ask made (p->active; a parent held down is met by the attempt's question, easy_go). When
+ * it does not, `*why` says for which fault it goes to the origin (PARENT_CREDENTIALS; counted),
+ * or PARENT_FAULTS when it has no parent.
  * With --parent-only and a parent that cannot be asked (`*refuse` set): the download fails with
  * that one-line reason. */
 void parent_plan(const struct config *cfg, struct parent_ask *p, const struct fetch_terms *terms,

@@ -171,7 +171,7 @@ bool transfer_ask_parent(struct transfer *t, enum transfer_state *next)
         return false;
     }
     t->source = t->parent.fetch_url;
-    easy_set_url(&t->h, t->source);
+    easy_set_source(&t->h, t->source, t->terms.sources.parent_only ? HOST_ORIGIN : HOST_PARENT);
     log_debug("fetch %s: download started, asked of its parent", t->url);
     *next = TS_ATTEMPT;
     return true;

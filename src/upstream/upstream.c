@@ -568,6 +568,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     fx.loop.cfg = cfg;
     fx.loop.wake = wake_fetch;
     fx.loop.now_ms = monotonic_ms;
+    fx.loop.check_host = probe_check_host;
     rate_init(&fx.loop.gate, &fx.loop.timers, monotonic_ms);
     rate_set(&fx.loop.gate, cfg->upstream_rate);
     easy_via_init(cfg);
@@ -647,7 +648,7 @@ void upstream_join(const struct object *obj, const struct sockaddr *client)
 int upstream_probe(const char *url, const char *parent,
                    void (*done)(const struct probe_result *res, void *arg), void *arg)
 {
-    return probe_ask(&fx.loop, url, parent, done, arg, true);
+    return probe_ask(&fx.loop, url, parent, HOST_ORIGIN, done, arg, true);
 }
 
 int upstream_get(const char *url, const struct bucket_auth *auth,

@@ -12,6 +12,7 @@
 
 #include "upstream/easy.h"
 #include "upstream/parent.h"
+#include "base/clock.h"
 
 /* sha256("abc") as a Repr-Digest member, and its bytes. */
 #define ABC_B64 "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
@@ -277,14 +278,17 @@ static const struct parent_report *row_of(const char *url, struct parent_report 
     return NULL;
 }
 
-/* PARENT_FAILURES faults in a row hold it down (passed over, counted as "down"); with
- * --parent-only it is asked anyway; an answer that checks out clears it. */
+/* PARENT_FAILURES faults in a row hold it down (its attempt refused by the one question,
+ * hosts_admit as HOST_PARENT: passed over, counted as "down"); with --parent-only it is asked
+ * anyway, as the download's origin; an answer that checks out clears it. */
 static void faults_in_a_row_hold_it_down(void **state)
 {
     struct parent_report rows[PARENT_MAX];
     struct parent_ask p;
     enum parent_fault why;
-    char refuse[300];
+    char refuse[300], held[400];
+    int retry_after = 0;
+    bool probe;
     struct fetch_terms t = terms_for("http://p2.lab:8001", false, false);
     const struct parent_report *r;
     (void)state;
@@ -302,8 +306,14 @@ static void faults_in_a_row_hold_it_down(void **state)
     assert_int_equal(r->fallbacks[PARENT_REFUSED], 1);
     assert_int_equal(r->fallbacks[PARENT_CUT], PARENT_FAILURES - 1);
     parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
-    assert_false(p.active);
-    assert_int_equal(why, PARENT_DOWN);
+    assert_true(p.active);
+    assert_false(hosts_admit(p.fetch_url, HOST_PARENT, monotonic_ms(), true, &probe, held,
+                             sizeof(held), &retry_after));
+    assert_non_null(strstr(held, "parent http://p2.lab:8001 is down since"));
+    assert_true(hosts_admit(p.fetch_url, HOST_ORIGIN, monotonic_ms(), true, &probe, held,
+                            sizeof(held), &retry_after));
+    parent_fault(&p, "http://o.lab/a", PARENT_DOWN, false, held);
+    parent_forget(&p);
     t.sources.parent_only = true;
     parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
     assert_true(p.active);
