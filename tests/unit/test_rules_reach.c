@@ -214,7 +214,8 @@ static void inner_rules_take_the_networks_around_them(void **state)
     json_decref(said);
 }
 
-/* The warning names both rules and their lines; none for a rule with networks of its own, nor
+/* The warning names both rules and their lines, and what would decide without the enclosing
+ * rule; none for a rule with networks of its own, under a rule that lets everyone in, nor
  * under the catch-all alone; at most RULES_WARNINGS_MAX lines, the last counting the rest. */
 static void inner_rules_are_warned_of(void **state)
 {
@@ -232,8 +233,21 @@ static void inner_rules_are_warned_of(void **state)
     assert_string_equal(rules_warning(set, 0),
                         "t.ini:4: rule big names no allow-network, inside rule private's prefix "
                         "(t.ini:1): rule private's networks decide who may fetch there, not "
-                        "--allow-network's");
+                        "rule every's (match = *)");
     assert_null(rules_warning(set, 1));
+    rules_free(set);
+    /* without a catch-all naming networks, --allow-network's is what would decide */
+    set = compile("[rule private]\nmatch = https://a.org/private/\nallow-network = 10.0.0.0/8\n"
+                  "[rule big]\nmatch = https://a.org/private/big/\nttl = 1d\n");
+    assert_non_null(strstr(rules_warning(set, 0), "decide who may fetch there, not "
+                                                  "--allow-network's"));
+    rules_free(set);
+    /* a rule that lets everyone in opens its prefix: what is inside it is meant to be open */
+    set = compile("[rule public]\nmatch = https://a.org/pub/\nallow-network = all\n"
+                  "[rule big]\nmatch = https://a.org/pub/big/\nttl = 1d\n"
+                  "[rule v6]\nmatch = https://a.org/v6/\nallow-network = ::/0\n"
+                  "[rule in6]\nmatch = https://a.org/v6/in/\nttl = 1d\n");
+    assert_null(rules_warning(set, 0));
     rules_free(set);
     set = compile("[rule nightly]\nmatch = https://a.org/n/\nttl = 1d\n");
     assert_null(rules_warning(set, 0)); /* no networks anywhere */
