@@ -3,7 +3,8 @@ access", docs/SECURITY.md "Rules (issue 52)"): a rule that names networks over a
 prefix hides its files' names from the clients it refuses them, in /browse/'s HTML pages and in
 ?export=json, page after page; a folder whose every URL the rule refuses is neither listed nor
 browsed (403), and a bucket likewise (it answers as an unknown bucket, 404); the clients it
-lets in see everything, as without it. Two clients of one arca, told apart by their loopback addresses, both in --allow-network."""
+lets in see everything, as without it. Two clients of one arca, told apart by their loopback
+addresses, both in --allow-network."""
 
 import http.client
 import json
