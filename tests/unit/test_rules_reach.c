@@ -301,6 +301,31 @@ static void folder_listed_for(void **state)
     assert_true(terms_prefix_listed_for("https://a.org/n/", OUTSIDER)); /* no rule names any */
 }
 
+/* A parent's place (--parent's, a rule's): by name, by an address its name had, any spelling
+ * of the address; another port or host is no parent's. */
+static void parents_are_no_origin(void **state)
+{
+    struct sockaddr_storage a = ip("127.0.0.1");
+    char why[256];
+    (void)state;
+    install("[arca]\nparent = http://localhost:9002\n"
+            "[rule r]\nmatch = https://a.org/\nparent = https://central.example:8443/\n");
+    assert_true(rules_names_parent("http://localhost:9002/api/v1/fetch/?url=x", why, sizeof(why)));
+    assert_non_null(strstr(why, "names this arca's parent http://localhost:9002"));
+    assert_true(rules_names_parent("http://127.0.0.1:9002/x", NULL, 0));
+    assert_true(rules_names_parent("http://[::ffff:127.0.0.1]:9002/x", NULL, 0));
+    assert_true(rules_names_parent("https://LOCALHOST:9002/", NULL, 0));
+    assert_true(rules_names_parent("http://u:p@central.example:8443/k", NULL, 0));
+    assert_false(rules_names_parent("http://127.0.0.1:9003/x", NULL, 0));
+    assert_false(rules_names_parent("https://central.example/k", NULL, 0)); /* port 443 */
+    assert_false(rules_names_parent("http://127.0.0.2:9002/x", NULL, 0));
+    ((struct sockaddr_in *)&a)->sin_port = htons(9002);
+    assert_true(rules_addr_is_parent((struct sockaddr *)&a, 9002, why, sizeof(why)));
+    assert_false(rules_addr_is_parent((struct sockaddr *)&a, 9001, why, sizeof(why)));
+    install("[rule r]\nmatch = https://a.org/\nttl = 1d\n");
+    assert_false(rules_names_parent("http://localhost:9002/x", NULL, 0)); /* reloaded: none */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +337,7 @@ int main(void)
         cmocka_unit_test(inner_rules_are_warned_of),
         cmocka_unit_test(listed_for),
         cmocka_unit_test(folder_listed_for),
+        cmocka_unit_test(parents_are_no_origin),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);
     rules_install(compile("")); /* the last set goes before the leak check */
