@@ -17,7 +17,8 @@
  * (allow-network), else by the next rule covering the URL, in precedence, that names some (a
  * size limit inside a private prefix does not open it), else by --allow-network.
  *
- * Contract: rules_compile() runs on any thread and touches nothing shared; rules_install()
+ * Contract: rules_compile() runs on any thread and touches nothing shared (it looks the
+ * parents' names up, so it may block: start, SIGHUP, check-config); rules_install()
  * makes a set the one in force (start and SIGHUP, main thread); rules_current() and
  * rules_put() may be called from any thread: a set stays alive while a reference is held, so a
  * SIGHUP never frees one under a request. A set never changes once compiled.
