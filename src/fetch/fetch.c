@@ -578,6 +578,11 @@ static int decide(struct fetch_req *r, const struct asked *asked, enum conn_resu
         *ret = fetch_refuse_client(r, http_client_refusal(NULL));
         return -1;
     }
+    char why[CONFIG_PARENT_MAX + 96];
+    if (rules_names_parent(r->url, why, sizeof(why))) { /* a relay around every rule here */
+        *ret = fetch_refuse_client(r, why);
+        return -1;
+    }
     if (!r->req->proxied)
         request_bounds(r->conn, &q);
     terms_decide(http_cfg, &q, &r->terms);

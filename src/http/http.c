@@ -89,6 +89,17 @@ enum conn_result http_send_owned(struct conn *c, unsigned int status, const char
     return http_queue(c, status, http_owned_response(type, body, len));
 }
 
+enum conn_result http_send_private(struct conn *c, unsigned int status, const char *type,
+                                   char *body, size_t len)
+{
+    struct answer *a;
+    if (!body)
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    if ((a = http_owned_response(type, body, len)))
+        answer_header(a, "Cache-Control", "private");
+    return http_queue(c, status, a);
+}
+
 enum conn_result http_send_text(struct conn *c, unsigned int status, const char *type,
                                 const char *body)
 {

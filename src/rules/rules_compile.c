@@ -518,7 +518,7 @@ struct rule_set *rules_compile(const struct config *cfg, char *err)
         }
     }
     if (rules_index(set, err) < 0 || (set->has_nets && !(set->folded = folded_copy(set, err))) ||
-        warn_inner_rules(set, err) < 0) {
+        warn_inner_rules(set, err) < 0 || parents_compile(cfg, set, err) < 0) {
         rules_free(set);
         return NULL;
     }

@@ -75,7 +75,8 @@ bool upstream_on_thread(void);
 void easy_add_hop(char *hops, size_t size, const char *url);
 
 /* Whether `h`'s attempt ended as arca's refusal (rc): the address policy refused a connection,
- * or a redirect's target is under another allow-network (before_request); `refused` says why. */
+ * a redirect's target is under another allow-network, or a request not for a URL at a parent's
+ * place reached a parent (before_request, rules_names_parent); `refused` says why. */
 bool easy_refused(const struct handle *h, CURLcode rc);
 
 /* Protocols, redirects, the address policy, timeouts, TLS: the same for every request. `h`

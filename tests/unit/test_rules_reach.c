@@ -89,7 +89,10 @@ static void path_parameters_folded(void **state)
         {"https://a.org/;x/private/k", "https://a.org/private/k"},
         {"https://a.org/..;/private/k", "https://a.org/private/k"}, /* above the root: at it */
         {"https://a.org/a;x?q=;y", "https://a.org/a?q=;y"}, /* the query's are no segment's */
-        {"https://a.org/a%3Bx/k", NULL},                    /* an escaped ';' is the name's */
+        /* an escaped ';' too: a server that decodes the path first reads it as one */
+        {"https://a.org/a%3Bx/k", "https://a.org/a/k"},
+        {"https://a.org/private%3bx=1/a.bin", "https://a.org/private/a.bin"},
+        {"https://a.org/pub/..%3B/private/a.bin", "https://a.org/private/a.bin"},
         {"https://a.org/a?q=;y", NULL},
     };
     (void)state;
@@ -108,9 +111,10 @@ static void path_parameters_folded(void **state)
 /* Who may fetch holds for a URL written with parameters, and the rules test says so. */
 static void path_parameters_refused(void **state)
 {
-    static const char *const spellings[] = {"https://a.org/private;x=1/a.bin",
-                                            "https://a.org/pub/..;/private/a.bin",
-                                            "https://a.org/pub/..;x/private/a.bin"};
+    static const char *const spellings[] = {
+        "https://a.org/private;x=1/a.bin", "https://a.org/pub/..;/private/a.bin",
+        "https://a.org/pub/..;x/private/a.bin", "https://a.org/private%3Bx=1/a.bin",
+        "https://a.org/pub/..%3B/private/a.bin"};
     (void)state;
     install("[rule private]\nmatch = https://a.org/private/\nallow-network = 10.0.0.0/8\n");
     for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
@@ -311,6 +315,31 @@ static void folder_listed_for(void **state)
     assert_true(terms_prefix_listed_for("https://a.org/n/", OUTSIDER)); /* no rule names any */
 }
 
+/* A parent's place (--parent's, a rule's): by name, by an address its name had, any spelling
+ * of the address; another port or host is no parent's. */
+static void parents_are_no_origin(void **state)
+{
+    struct sockaddr_storage a = ip("127.0.0.1");
+    char why[256];
+    (void)state;
+    install("[arca]\nparent = http://localhost:9002\n"
+            "[rule r]\nmatch = https://a.org/\nparent = https://central.example:8443/\n");
+    assert_true(rules_names_parent("http://localhost:9002/api/v1/fetch/?url=x", why, sizeof(why)));
+    assert_non_null(strstr(why, "names this arca's parent http://localhost:9002"));
+    assert_true(rules_names_parent("http://127.0.0.1:9002/x", NULL, 0));
+    assert_true(rules_names_parent("http://[::ffff:127.0.0.1]:9002/x", NULL, 0));
+    assert_true(rules_names_parent("https://LOCALHOST:9002/", NULL, 0));
+    assert_true(rules_names_parent("http://u:p@central.example:8443/k", NULL, 0));
+    assert_false(rules_names_parent("http://127.0.0.1:9003/x", NULL, 0));
+    assert_false(rules_names_parent("https://central.example/k", NULL, 0)); /* port 443 */
+    assert_false(rules_names_parent("http://127.0.0.2:9002/x", NULL, 0));
+    ((struct sockaddr_in *)&a)->sin_port = htons(9002);
+    assert_true(rules_addr_is_parent((struct sockaddr *)&a, 9002, why, sizeof(why)));
+    assert_false(rules_addr_is_parent((struct sockaddr *)&a, 9001, why, sizeof(why)));
+    install("[rule r]\nmatch = https://a.org/\nttl = 1d\n");
+    assert_false(rules_names_parent("http://localhost:9002/x", NULL, 0)); /* reloaded: none */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +351,7 @@ int main(void)
         cmocka_unit_test(inner_rules_are_warned_of),
         cmocka_unit_test(listed_for),
         cmocka_unit_test(folder_listed_for),
+        cmocka_unit_test(parents_are_no_origin),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);
     rules_install(compile("")); /* the last set goes before the leak check */
