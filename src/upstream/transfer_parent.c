@@ -70,7 +70,8 @@ enum transfer_state transfer_prefix_refused(struct transfer *t)
 bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
 {
     switch (f) {
-    case PARENT_DIGEST:
+    case PARENT_DIGEST: /* after a resume on a date, the kept bytes may be another version's */
+        return !t->on_date;
     case PARENT_LIE:
         return true;
     case PARENT_STATUS:  /* a 4xx, its upstream's 5xx relayed, too large for it: no */
@@ -96,8 +97,9 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
         *f = t->parent_failed;
         return true;
     }
+    /* a resume on a date met another version: asked again whole, no fault of the parent's */
     if (t->own_cut || (t->bounded && rc == CURLE_OK) ||
-        (rc == CURLE_OK && !t->retry_status && !t->start_over))
+        (rc == CURLE_OK && !t->retry_status && !t->start_over) || (t->on_date && t->start_over))
         return false;
     *f = t->retry_status   ? PARENT_STATUS
          : t->start_over   ? PARENT_LIE
