@@ -259,10 +259,11 @@ static int not_continued(struct transfer *t, const struct verdict *v)
 }
 
 /* upstream refused the request for good; a bucket's 401/403 names the bucket only (never a key
- * or secret). */
+ * or secret); a parent's relayed refusal is said as its answer, in its own words (its
+ * Arca-Error: its origin's status, or its rule refusing a redirect its download met). */
 static void refused(struct transfer *t, const struct verdict *v)
 {
-    char reason[160];
+    char reason[320];
     if (t->auth && (v->status == 401 || v->status == 403)) {
         snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
         transfer_fail(t, 502, reason);
@@ -271,6 +272,9 @@ static void refused(struct transfer *t, const struct verdict *v)
         /* --parent-only: the parent's own refusal of this site, not the origin's of the URL */
         parent_status_words(&t->parent, v->status, reason, sizeof(reason));
         transfer_fail(t, 502, reason);
+    } else if (t->parent.active && t->parent.said[0]) {
+        snprintf(reason, sizeof(reason), "parent answered %d: %s", v->status, t->parent.said);
+        transfer_fail(t, v->status, reason);
     } else {
         transfer_fail(t, v->status, v->reason);
     }

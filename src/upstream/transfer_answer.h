@@ -89,7 +89,7 @@ struct transfer {
      * is no lie (its origin's change): the whole is asked again, nothing held against it. */
     bool on_date;
     bool parent_relayed; /* its answer's 5xx carried a Cache-Status: its upstream failed it */
-    char parent_why[160];
+    char parent_why[320];
     CURLcode rc; /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];
     bool bounded; /* it asks for its fill's head range only (Range: a-b) */

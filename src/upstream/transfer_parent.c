@@ -90,6 +90,14 @@ bool transfer_may_fall_back(const struct transfer *t)
            !atomic_load(&t->loop->stopping);
 }
 
+/* Whether the parent refused the TLS handshake (parent_tls_refused): t->parent_why says so. */
+static bool tls_refused(struct transfer *t, CURLcode rc)
+{
+    char cert[1024];
+    parent_certificate_file(t->parent.base, cert, sizeof(cert));
+    return parent_tls_refused(rc, t->errbuf, cert, t->parent_why, sizeof(t->parent_why));
+}
+
 /* Whether the attempt that ended in `rc` failed by its parent's fault: *f, t->parent_why. */
 bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f)
 {
@@ -114,8 +122,7 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
         t->parent_relayed = sent > 0;
     if (t->retry_status)
         parent_status_words(&t->parent, t->retry_status, t->parent_why, sizeof(t->parent_why));
-    else if (!t->body_started &&
-             parent_tls_refused(rc, t->errbuf, t->parent_why, sizeof(t->parent_why)))
+    else if (!t->body_started && tls_refused(t, rc))
         t->parent_relayed = false; /* it refused this arca, whatever the URL: its own */
     else
         snprintf(t->parent_why, sizeof(t->parent_why), "%.150s",

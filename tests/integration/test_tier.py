@@ -266,6 +266,11 @@ def test_parent_only_never_asks_the_origin(start_tier, origin):
         assert resource(child, path) is None
     assert parent_row(child)["requests"] >= 1
     assert child.status()["parent"]["only"] is True
+    # it is shown down, but still asked: the log says it is held, never passed over
+    assert parent_row(child)["failures"] >= 3
+    assert child.log_shows("failures in a row; held down (--parent-only: still asked, the only "
+                           "source) for 5 s")
+    assert "passed over" not in child.read_log()
 
 
 def test_a_parent_whose_parent_is_the_child_ends_in_a_508_not_a_loop(start_tier, origin):
