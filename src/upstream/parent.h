@@ -20,7 +20,8 @@
  * A parent that requires a client certificate is shown the one the rules in force give it
  * (--parent-cert, a rule's parent-cert: rules.h), and no other source ever is. Its refusals
  * are said as its own ("parent refused: 403 Forbidden", "parent refused the TLS handshake"),
- * never as the origin's.
+ * never as the origin's, with the one-line reason it gave (its Arca-Error header: printable,
+ * bounded, secrets hidden).
  *
  * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits), its
  * fallbacks by reason, and its state: after PARENT_FAILURES of its own faults in a row (what no
@@ -30,7 +31,8 @@
  * (one probe at a time finds it back).
  *
  * Contract: parent_plan, parent_header, parent_digest_line, parent_judge, parent_fault,
- * parent_failed_attempt and parent_show_certificate run on the upstream thread; parent_report on
+ * parent_failed_attempt, parent_show_certificate and parent_certificate_file run on the
+ * upstream thread; parent_report on
  * any thread (one mutex guards the table). A struct parent_ask belongs to one download, freed
  * with parent_forget.
  */
