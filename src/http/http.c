@@ -123,6 +123,13 @@ static struct answer *verror_response(const char *fmt, va_list ap)
     if (r) { /* a reason may echo what a client or an origin sent: never to be sniffed as HTML */
         answer_header(r, "Content-Type", "text/plain; charset=utf-8");
         answer_header(r, "X-Content-Type-Options", "nosniff");
+        /* the same line where a child arca reads it before any body (docs/API.md, "Errors"):
+         * printable ASCII only, a header value holds nothing else */
+        for (int i = 0; i < n; i++)
+            if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e)
+                line[i] = '?';
+        line[n] = '\0';
+        answer_header(r, "Arca-Error", line);
     }
     return r;
 }

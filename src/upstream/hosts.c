@@ -252,8 +252,10 @@ enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused)
 }
 
 /* Lock held. One more failure in a row of `h`: held at its kind's limit; a fault while held
- * (an origin's: its probe's) puts the next ask off, twice as long. */
-static void count_failure(struct host *h, bool probe, int64_t now_ms)
+ * (an origin's: its probe's) puts the next ask off, twice as long. Returns how long a kind not
+ * probed is now passed over (0: not held by this failure): its own code says what that means
+ * for its downloads (hosts_judged). */
+static int64_t count_failure(struct host *h, bool probe, int64_t now_ms)
 {
     const struct host_policy *pol = &policies[h->kind];
     h->failures++;
@@ -266,16 +268,14 @@ static void count_failure(struct host *h, bool probe, int64_t now_ms)
         h->wait_ms = pol->first_ms;
         h->probe_at = now_ms + h->wait_ms;
     } else {
-        return;
+        return 0;
     }
     if (pol->probes && h->failures == pol->faults)
         log_error("%s %s held down after %d failures in a row%s: its downloads fail at once "
                   "(expired objects answer from disk within their stale-if-error)",
                   pol->name, h->origin, h->failures,
                   h->hung ? " (it accepts connections but answers nothing)" : "");
-    else if (!pol->probes)
-        log_info("%s %s: %d failures in a row; passed over for %lld s", pol->name, h->origin,
-                 h->failures, (long long)(h->wait_ms / 1000));
+    return pol->probes ? 0 : h->wait_ms;
 }
 
 /* Lock held. `h` answered: its failures and hold forgotten, its slot kept while a check of it
@@ -363,16 +363,18 @@ void hosts_checked(const char *url, int answered, int64_t now_ms)
     pthread_mutex_unlock(&reg.lock);
 }
 
-void hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t now_ms)
+int64_t hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t now_ms)
 {
+    int64_t held_ms = 0;
     assert((unsigned)kind < HOST_KINDS && !policies[kind].words);
     pthread_mutex_lock(&reg.lock);
     struct host *h = host_of(url, kind, fault, now_ms);
     if (h && fault)
-        count_failure(h, false, now_ms);
+        held_ms = count_failure(h, false, now_ms);
     else if (h)
         clear(h, now_ms);
     pthread_mutex_unlock(&reg.lock);
+    return held_ms;
 }
 
 void hosts_state(const char *url, enum host_kind kind, int64_t now_ms, struct host_state *out)

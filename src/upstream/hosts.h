@@ -118,8 +118,10 @@ bool hosts_result(const char *url, enum host_kind kind, enum host_word word, boo
  * stops: it says nothing). */
 void hosts_checked(const char *url, int answered, int64_t now_ms);
 /* A mirror's or a parent's own code judged an ask of `url`: a `fault` of its own (counted toward
- * its kind's hold), or its answer good (its faults in a row and its hold forgotten). */
-void hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t now_ms);
+ * its kind's hold), or its answer good (its faults in a row and its hold forgotten). Returns the
+ * ms the host is now passed over for when this fault held it (or held it longer), else 0: the
+ * kind's code logs it, in its own words (what being passed over means for its downloads). */
+int64_t hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t now_ms);
 /* `url`'s host as `kind` now (a parent's state in the status). */
 void hosts_state(const char *url, enum host_kind kind, int64_t now_ms, struct host_state *out);
 /* Whether an attempt at `url` would be refused (hosts_admit false) from now to `until_ms`: its

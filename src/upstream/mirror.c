@@ -53,8 +53,12 @@ static void mirror_answered(const struct probe_result *res, void *arg)
     assert(upstream_on_thread());
     if (atomic_load(&m->loop->stopping))
         return; /* the loop ends the download */
+    int64_t held_ms = 0;
     if (res->status == 0 && !res->retry_after)
-        hosts_judged(mirror, HOST_MIRROR, true, monotonic_ms());
+        held_ms = hosts_judged(mirror, HOST_MIRROR, true, monotonic_ms());
+    if (held_ms)
+        log_info("mirror %s: no answer; passed over for %lld s", mirror,
+                 (long long)(held_ms / 1000));
     if (res->status >= 200 && res->status < 300 && m->origin_said && m->origin_total >= 0 &&
         res->total >= 0 && res->total != m->origin_total) {
         log_info("fetch %s: mirror %s has another length than the origin", m->url, mirror);

@@ -8,6 +8,7 @@
 #include "upstream/hosts.h"
 #include "rules/rules.h"
 #include "tls/tls_identity.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -158,7 +159,7 @@ void parent_response_reset(struct parent_ask *p)
     p->age = 0;
     p->left = 0;
     p->has_left = p->hit = p->not_stored = p->too_large = false;
-    p->cache_status[0] = p->reason[0] = '\0';
+    p->cache_status[0] = p->reason[0] = p->said[0] = '\0';
 }
 
 void parent_status_line(struct parent_ask *p, const char *line)
@@ -179,15 +180,17 @@ void parent_status_words(const struct parent_ask *p, long status, char *out, siz
     bool relayed = p->cache_status[0] && !p->too_large;
     bool own_refusal = status >= 400 && status < 500 && !p->too_large &&
                        (!relayed || status == 408 || status == 416 || status == 429);
-    snprintf(out, size, "%s %ld%s%s%s", own_refusal ? "parent refused:" : "parent answered", status,
-             p->reason[0] ? " " : "", p->reason,
+    snprintf(out, size, "%s %ld%s%s%s%s%s", own_refusal ? "parent refused:" : "parent answered",
+             status, p->reason[0] ? " " : "", p->reason,
              p->too_large              ? ": the object is too large for it"
              : relayed && !own_refusal ? ", its origin's failure relayed"
-                                       : "");
+                                       : "",
+             p->said[0] ? ": " : "", p->said);
 }
 
-bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size)
+bool parent_tls_refused(CURLcode rc, const char *errbuf, const char *cert, char *out, size_t size)
 {
+    char hint[300] = "";
     const char *alert = strstr(errbuf, " alert "), *start;
     size_t len;
     if (!alert ||
@@ -196,12 +199,26 @@ bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size)
     for (start = alert; start > errbuf && start[-1] != ':' && start[-1] != ' ';)
         start--; /* "tlsv13 alert certificate required" */
     len = strcspn(start, ",");
+    if (strstr(start, "certificate") || strstr(start, "unknown ca")) {
+        if (cert && cert[0]) /* one was shown: it is the one refused */
+            snprintf(hint, sizeof(hint),
+                     " (the parent's client CA does not accept the "
+                     "certificate shown, %.200s)",
+                     cert);
+        else
+            snprintf(hint, sizeof(hint), " (show it one: --parent-cert, --parent-key)");
+    }
     snprintf(out, size, "parent refused the TLS handshake: %.*s%s", (int)(len > 80 ? 80 : len),
-             start,
-             strstr(start, "certificate") || strstr(start, "unknown ca")
-                 ? " (show it one: --parent-cert, --parent-key)"
-                 : "");
+             start, hint);
     return true;
+}
+
+void parent_certificate_file(const char *parent, char *out, size_t size)
+{
+    const struct rule_set *set = rules_current();
+    const struct tls_identity *id = parent ? rules_parent_identity(set, parent) : NULL;
+    snprintf(out, size, "%s", id ? id->cert_path : "");
+    rules_put(set);
 }
 
 /* "sha-256=:B64:" among a Repr-Digest's members. */
@@ -289,6 +306,16 @@ static void take_cache_status(struct parent_ask *p, const char *v)
     read_own_member(p, v);
 }
 
+/* The parent's reason (its Arca-Error), shown again in a log line and a client's answer:
+ * printable bytes only, bounded, any secret of a URL in it hidden as arca hides it. */
+static void take_said(struct parent_ask *p, const char *v)
+{
+    url_redact(v, p->said, sizeof(p->said));
+    for (char *c = p->said; *c; c++)
+        if (!isprint((unsigned char)*c))
+            *c = '?';
+}
+
 void parent_digest_line(struct parent_ask *p, const char *line)
 {
     if (!strncasecmp(line, "Repr-Digest:", 12))
@@ -310,6 +337,8 @@ void parent_header(struct parent_ask *p, const char *line)
         p->age = n > 0 && n < (1LL << 40) ? n : 0;
     } else if (name == 12 && !strncasecmp(line, "Cache-Status", 12)) {
         take_cache_status(p, v);
+    } else if (name == 10 && !strncasecmp(line, "Arca-Error", 10)) {
+        take_said(p, v);
     }
 }
 
@@ -366,6 +395,20 @@ bool parent_digest_ok(const struct parent_ask *p, const uint8_t digest[32])
     return p->has_digest && !p->digest_conflict && memcmp(p->digest, digest, 32) == 0;
 }
 
+/* A fault of the parent's own, told to the registry; a hold it brings is said here, as what
+ * it is (`only`: --parent-only, where the parent is still asked, the only source). */
+static void note_fault(const struct parent_ask *p, bool only)
+{
+    struct host_state st;
+    int64_t now_ms = monotonic_ms(), held_ms = hosts_judged(p->base, HOST_PARENT, true, now_ms);
+    if (!held_ms)
+        return;
+    hosts_state(p->base, HOST_PARENT, now_ms, &st);
+    log_info("parent %s: %d failures in a row; %s for %lld s", p->base, st.failures,
+             only ? "held down (--parent-only: still asked, the only source)" : "passed over",
+             (long long)(held_ms / 1000));
+}
+
 void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault, bool its_own,
                   const char *detail)
 {
@@ -373,7 +416,7 @@ void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault
     p->active = false;
     count(p->slot, fault);
     if (its_own)
-        hosts_judged(p->base, HOST_PARENT, true, monotonic_ms());
+        note_fault(p, false);
     log_info("fetch %s: parent failed (%s: %s); going to the origin", url, parent_fault_name(fault),
              detail);
 }
@@ -382,7 +425,7 @@ void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool i
 {
     assert(upstream_on_thread() && (unsigned)fault < PARENT_FAULTS);
     if (its_own)
-        hosts_judged(p->base, HOST_PARENT, true, monotonic_ms());
+        note_fault(p, true);
 }
 
 void parent_forget(struct parent_ask *p)

@@ -20,7 +20,8 @@
  * A parent that requires a client certificate is shown the one the rules in force give it
  * (--parent-cert, a rule's parent-cert: rules.h), and no other source ever is. Its refusals
  * are said as its own ("parent refused: 403 Forbidden", "parent refused the TLS handshake"),
- * never as the origin's.
+ * never as the origin's, with the one-line reason it gave (its Arca-Error header: printable,
+ * bounded, secrets hidden).
  *
  * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits) and its
  * fallbacks by reason. Its state is the registry's (hosts.h, which holds it as HOST_PARENT):
@@ -32,9 +33,9 @@
  * back), its own faults still counted and shown.
  *
  * Contract: parent_plan, parent_header, parent_digest_line, parent_judge, parent_fault,
- * parent_failed_attempt and parent_show_certificate run on the upstream thread; parent_report on
- * any thread (one mutex guards the table of counters, never held while the registry's is taken). A
- * struct parent_ask belongs to one download, freed with parent_forget.
+ * parent_failed_attempt, parent_show_certificate and parent_certificate_file run on the upstream
+ * thread; parent_report on any thread (one mutex guards the table of counters, never held while
+ * the registry's is taken). A struct parent_ask belongs to one download, freed with parent_forget.
  */
 #ifndef ARCA_PARENT_H
 #define ARCA_PARENT_H
@@ -87,6 +88,7 @@ struct parent_ask {
     bool hit;        /* its member said hit */
     bool not_stored; /* its member said stored=?0: it kept no copy, vouches for no freshness */
     char reason[48]; /* its status line's reason phrase ("Forbidden") */
+    char said[160];  /* its Arca-Error: the one-line reason of its refusal (printable, no secret) */
     /* its member said detail=too-large: the object is more than it takes (its 413 or 507),
      * the URL's doing, never its own fault */
     bool too_large;
@@ -114,12 +116,19 @@ void parent_response_reset(struct parent_ask *p);
 void parent_status_line(struct parent_ask *p, const char *line);
 /* What the parent's answer `status` says, as the log's fallback line and a 502 say it: its own
  * refusal ("parent refused: 403 Forbidden"), its origin's failure relayed, an object too large
- * for it, or its own failure ("parent answered 503 ..."): never as the origin's. */
+ * for it, or its own failure ("parent answered 503 ..."): never as the origin's. Its one-line
+ * reason (p->said), when it gave one, follows: "parent refused: 403 Forbidden: client address
+ * not allowed ...". */
 void parent_status_words(const struct parent_ask *p, long status, char *out, size_t size);
 /* Whether an attempt that ended in `rc` with curl's `errbuf` was the parent refusing the TLS
  * handshake (an alert it sent: no certificate, or one its --tls-client-ca did not sign): then
- * `out` says so, with what the site may do. A refusal of this site, never of a URL. */
-bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size);
+ * `out` says so, with what the site may do: show it one, or (`cert`: the file it was shown,
+ * NULL or "" for none) that its client CA does not accept that one. A refusal of this site,
+ * never of a URL. */
+bool parent_tls_refused(CURLcode rc, const char *errbuf, const char *cert, char *out, size_t size);
+/* The certificate file the rules in force show `parent` (a base URL) into out[size] ("" for
+ * none), for what a refusal says. Upstream thread. */
+void parent_certificate_file(const char *parent, char *out, size_t size);
 /* What a parent's answer `status` says, once its headers (parent_header) are in: 0 a body to
  * take (2xx, 304; a 1xx comes before its final answer), 1 the origin's own verdict (a 4xx the
  * parent relays: it carries a Cache-Status), or -1 the parent's fault (*fault set). */

@@ -128,7 +128,7 @@ static void unlink_asking(struct probe *p)
  * its host held down, what a download would say then (transfer.c's held_down). */
 static void probe_failure(const struct probe *p, CURLcode rc, long status, struct probe_result *res)
 {
-    char why[CURL_ERROR_SIZE + 200], host[256];
+    char why[CURL_ERROR_SIZE + 400], host[256], cert[1024] = "";
     if (p->held) {
         res->failure_status = 503;
         res->retry_after = p->held;
@@ -136,6 +136,8 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
         return;
     }
     struct upstream_error e = error_for_clients(rc, false, false);
+    if (p->parent)
+        parent_certificate_file(p->parent->base, cert, sizeof(cert));
     res->failure_status = e.status;
     if (status_retryable(status)) {
         res->failure_status = (int)status;
@@ -143,7 +145,7 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
         asked_host(p->h.easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
-    } else if (!p->parent || !parent_tls_refused(rc, p->errbuf, why, sizeof(why))) {
+    } else if (!p->parent || !parent_tls_refused(rc, p->errbuf, cert, why, sizeof(why))) {
         snprintf(why, sizeof(why), "%s: %s", e.what, res->error); /* else: the parent's words */
     }
     failure_summary(res->failure, sizeof(res->failure), p->parent ? "parent" : "upstream",

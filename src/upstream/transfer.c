@@ -298,6 +298,7 @@ static int prepare_attempt(struct transfer *t, int64_t left)
     t->h.refused[0] = t->errbuf[0] = t->parent_why[0] = t->hops[0] = '\0';
     t->parent_failed = PARENT_FAULTS;
     t->parent_relayed = false;
+    t->on_date = t->parent.active && t->offset > 0 && !t->prefix_check && t->kept.etag[0] != '"';
     if (set_headers(t) < 0)
         return -1;
     transfer_parent_timeouts(t);

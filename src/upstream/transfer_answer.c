@@ -176,7 +176,9 @@ static int transfer_parent_answer(struct transfer *t)
 }
 
 /* A parent whose answer does not continue what it sent before (another version, another
- * range) lied, or changed under the download: either way, the origin (-1 ends the attempt). */
+ * range) lied, or changed under the download: either way, the origin (-1 ends the attempt).
+ * Not on a resume on a date (t->on_date): it never gave those bytes a version of its own, so
+ * another one is asked again whole (not_continued). */
 static bool transfer_parent_lied(struct transfer *t, const struct verdict *v)
 {
     /* a refusal the parent relays is a 4xx (parent_judge); any other end it gives (a 304 to
@@ -184,7 +186,8 @@ static bool transfer_parent_lied(struct transfer *t, const struct verdict *v)
     bool renews = t->conditional && t->status == 304;
     bool lie = v->kind == VERDICT_REFETCH || (v->kind == VERDICT_RESTART && t->offset > 0) ||
                (v->kind == VERDICT_FAIL && !renews && (t->status < 400 || t->status >= 500));
-    if (!t->parent.active || t->terms.sources.parent_only || !lie)
+    if (!t->parent.active || t->terms.sources.parent_only || !lie ||
+        (t->on_date && v->kind != VERDICT_FAIL))
         return false;
     t->parent_failed = PARENT_LIE;
     snprintf(t->parent_why, sizeof(t->parent_why), "%s", v->reason);
@@ -256,10 +259,11 @@ static int not_continued(struct transfer *t, const struct verdict *v)
 }
 
 /* upstream refused the request for good; a bucket's 401/403 names the bucket only (never a key
- * or secret). */
+ * or secret); a parent's relayed refusal is said as its answer, in its own words (its
+ * Arca-Error: its origin's status, or its rule refusing a redirect its download met). */
 static void refused(struct transfer *t, const struct verdict *v)
 {
-    char reason[160];
+    char reason[320];
     if (t->auth && (v->status == 401 || v->status == 403)) {
         snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
         transfer_fail(t, 502, reason);
@@ -268,6 +272,9 @@ static void refused(struct transfer *t, const struct verdict *v)
         /* --parent-only: the parent's own refusal of this site, not the origin's of the URL */
         parent_status_words(&t->parent, v->status, reason, sizeof(reason));
         transfer_fail(t, 502, reason);
+    } else if (t->parent.active && t->parent.said[0]) {
+        snprintf(reason, sizeof(reason), "parent answered %d: %s", v->status, t->parent.said);
+        transfer_fail(t, v->status, reason);
     } else {
         transfer_fail(t, v->status, v->reason);
     }
@@ -429,7 +436,7 @@ static int headers_done(struct transfer *t)
     if (t->parent.active && transfer_parent_answer(t) < 0)
         return -1;
     long status = t->status;
-    struct resume_terms sent = {t->offset, known_length(t), &t->kept};
+    struct resume_terms sent = {t->offset, known_length(t), &t->kept, t->on_date};
     struct verdict v = response_verdict(&t->resp, status, &sent);
     /* before any waiter wakes to check it; a mirror's answer says nothing of the signature, a
      * parent's 2xx is its origin's (it confirms a signed URL as any arca does) */

@@ -82,8 +82,14 @@ struct transfer {
     EVP_MD_CTX *prefix_check;
     uint8_t prefix[32];
     bool prefix_wrong;
+    /* It resumes of its parent bytes kept with no strong ETag (the parent's first answer came
+     * while its copy still downloaded, from an origin that gave none): proved by their date and
+     * length, and by the parent's digest of the whole at the end. The "<sha256>" ETag a parent
+     * gives once its copy is complete is no change, and a version that does not continue them
+     * is no lie (its origin's change): the whole is asked again, nothing held against it. */
+    bool on_date;
     bool parent_relayed; /* its answer's 5xx carried a Cache-Status: its upstream failed it */
-    char parent_why[160];
+    char parent_why[320];
     CURLcode rc; /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];
     bool bounded; /* it asks for its fill's head range only (Range: a-b) */

@@ -70,7 +70,8 @@ enum transfer_state transfer_prefix_refused(struct transfer *t)
 bool transfer_parent_own_fault(const struct transfer *t, enum parent_fault f)
 {
     switch (f) {
-    case PARENT_DIGEST:
+    case PARENT_DIGEST: /* after a resume on a date, the kept bytes may be another version's */
+        return !t->on_date;
     case PARENT_LIE:
         return true;
     case PARENT_STATUS:  /* a 4xx, its upstream's 5xx relayed, too large for it: no */
@@ -89,6 +90,14 @@ bool transfer_may_fall_back(const struct transfer *t)
            !atomic_load(&t->loop->stopping);
 }
 
+/* Whether the parent refused the TLS handshake (parent_tls_refused): t->parent_why says so. */
+static bool tls_refused(struct transfer *t, CURLcode rc)
+{
+    char cert[1024];
+    parent_certificate_file(t->parent.base, cert, sizeof(cert));
+    return parent_tls_refused(rc, t->errbuf, cert, t->parent_why, sizeof(t->parent_why));
+}
+
 /* Whether the attempt that ended in `rc` failed by its parent's fault: *f, t->parent_why. */
 bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f)
 {
@@ -96,8 +105,9 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
         *f = t->parent_failed;
         return true;
     }
+    /* a resume on a date met another version: asked again whole, no fault of the parent's */
     if (t->own_cut || (t->bounded && rc == CURLE_OK) ||
-        (rc == CURLE_OK && !t->retry_status && !t->start_over))
+        (rc == CURLE_OK && !t->retry_status && !t->start_over) || (t->on_date && t->start_over))
         return false;
     *f = t->retry_status   ? PARENT_STATUS
          : t->start_over   ? PARENT_LIE
@@ -112,8 +122,7 @@ bool transfer_parent_fault(struct transfer *t, CURLcode rc, enum parent_fault *f
         t->parent_relayed = sent > 0;
     if (t->retry_status)
         parent_status_words(&t->parent, t->retry_status, t->parent_why, sizeof(t->parent_why));
-    else if (!t->body_started &&
-             parent_tls_refused(rc, t->errbuf, t->parent_why, sizeof(t->parent_why)))
+    else if (!t->body_started && tls_refused(t, rc))
         t->parent_relayed = false; /* it refused this arca, whatever the URL: its own */
     else
         snprintf(t->parent_why, sizeof(t->parent_why), "%.150s",

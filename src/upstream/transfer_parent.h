@@ -18,7 +18,8 @@ int transfer_parent_headers(const struct transfer *t, struct curl_slist **header
  * the origin and the parent may not be asked). At its first SOURCE. */
 bool transfer_ask_parent(struct transfer *t, enum transfer_state *next);
 /* Whether fault `f` of the download's parent is the parent's own, counting toward holding it
- * down: no connection, its own 5xx (no Cache-Status) or 507 (its disk), a lie, a digest. Not
+ * down: no connection, its own 5xx (no Cache-Status) or 507 (its disk), a lie, a digest (not
+ * after a resume on a date: t->on_date, the kept bytes may be another version's). Not
  * what any client can bring about with a URL: a 4xx, an object too large for it (its 507 says
  * detail=too-large), its upstream's failure relayed (a 5xx with a Cache-Status, silence after
  * the request went, a cut), nor a loop, its hold, credentials. */

@@ -111,6 +111,9 @@ const char *resume_validator(const struct validators *v);
 struct resume_terms {
     int64_t offset, length;
     const struct validators *kept;
+    /* asked of a parent arca on a date: a strong ETag where the kept body had none (or a weak
+     * one) is its sha256 tag, given once its copy is complete, not another version */
+    bool parent_tag;
 };
 /* Whether the answer (`status`, its headers `r`) to the resume `sent` continues the kept bytes:
  * a 206 whose Content-Range starts at the offset and, when the length is known, has it as its
