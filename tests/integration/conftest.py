@@ -98,6 +98,23 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def listens(pid, port):
+    """Whether process `pid` holds the listening TCP socket of `port` (its log may say nothing
+    at --log-level error)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] for fd in os.listdir(f"/proc/{pid}/fd")
+                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:[")}
+    except OSError:
+        return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                col = line.split()
+                if col[3] == "0A" and int(col[1].rsplit(":", 1)[1], 16) == port and col[9] in inodes:
+                    return True
+    return False
+
+
 # --- origin ---------------------------------------------------------------------------------
 
 
@@ -441,8 +458,14 @@ class Arca:
                     raise PortTaken(self.port)
                 raise RuntimeError(f"arca exited {self.proc.returncode}: {text}")
             try:  # a connection that closes: it holds no place under a connection limit
-                if self.get("/api/v1/health/", {"Connection": "close"})[0] in (200, 503):
+                # the answer is ours only once our arca says it listens: the server of a
+                # parallel scenario that took the port first answers health too, while ours
+                # is still failing to bind it
+                if (self.get("/api/v1/health/", {"Connection": "close"})[0] in (200, 503) and
+                        ("listening on" in self.read_log()[logged:] or
+                         listens(self.proc.pid, self.port))):
                     return self
+                time.sleep(0.01)
             except OSError:
                 time.sleep(0.01)  # arca listens within 30 ms (plain) to 130 ms (TSan)
         raise RuntimeError("arca did not answer health within 10 s")
