@@ -396,11 +396,23 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
     fail_upstream(t, e.status, reason);
 }
 
+/* Whether its host has a slot for its next attempt (--max-downloads-per-host): backing off,
+ * it holds none (transfer_holds), so that downloads sleeping between retries never keep
+ * another's new URL on the host waiting; its retry takes one again. */
+static bool host_has_room(const struct transfer *t)
+{
+    return transfer_host_connections(t) < t->loop->cfg->max_downloads_per_host;
+}
+
+/* Its backoff is over: the next attempt, once its host has a slot (its timer idle meanwhile,
+ * the loop's look retries it: transfer_poll_retry). */
 static void backoff_over(void *arg)
 {
     struct transfer *t = arg;
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_BACKOFF);
+    if (!host_has_room(t))
+        return;
     move(t, TS_ATTEMPT);
     transfer_step(t);
 }
@@ -713,6 +725,16 @@ void transfer_poll_file(struct transfer *t)
     transfer_step(t);
 }
 
+void transfer_poll_retry(struct transfer *t)
+{
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread());
+    if (t->state != TS_BACKOFF || t->backoff.slot != TIMER_IDLE || !host_has_room(t))
+        return;
+    move(t, TS_ATTEMPT);
+    transfer_step(t);
+}
+
 void transfer_attempt_ended(struct handle *h, CURLcode rc)
 {
     struct transfer *t = (struct transfer *)h;
@@ -751,7 +773,7 @@ void transfer_stop(struct transfer *t)
 int transfer_connections(const struct transfer *t)
 {
     CHECK_TRANSFER(t);
-    return 1 + (t->fill ? fill_open_connections(t->fill) : 0);
+    return transfer_holds(t);
 }
 
 void transfer_measure(struct transfer *t)

@@ -20,8 +20,8 @@
  *                                                                 BACKOFF, FILLING, FAILED
  *   FILLING  its own range is in, its fill's others come (fill.h) -> DONE, ATTEMPT, OPENING,
  *                                                                 FAILED
- *   BACKOFF  a retry's timer (the loop's timer heap)            -> ATTEMPT; a fill's news:
- *                                                                 OPENING, FAILED
+ *   BACKOFF  a retry's timer (the loop's timer heap), then a     -> ATTEMPT; a fill's news:
+ *            slot on its host: it holds none meanwhile            OPENING, FAILED
  *
  * Besides, a download asking its parent that fails by the parent's fault (no answer, its own
  * failure, a cut, a lie, a digest that does not match) moves from ATTEMPT, ASKING, ENDED,
@@ -72,6 +72,10 @@ void transfer_set_no_probe(struct transfer *t);
 /* The loop's look after a wake-up: an OPENING transfer whose file is made goes on. The
  * transfer may be freed on return. */
 void transfer_poll_file(struct transfer *t);
+/* The loop's look after a wake-up: a BACKOFF transfer whose timer is over and whose host has
+ * a slot now (it held none while it backed off) makes its next attempt. It may be freed on
+ * return. */
+void transfer_poll_retry(struct transfer *t);
 /* curl ended the attempt of the transfer whose handle this is; it may be freed on return. */
 void transfer_attempt_ended(struct handle *h, CURLcode rc);
 /* Readers learn of this pass's bytes at once (store_announce); returns the monotonic ms by
@@ -83,7 +87,8 @@ void transfer_stop(struct transfer *t);
 /* Once a second: the bytes a second it took from upstream since the last call, and over how
  * many connections, for its listing (store_set_rate). */
 void transfer_measure(struct transfer *t);
-/* Connections it holds to its host now: its own, and its fill's (fill.h). */
+/* Connections it holds to its host now: its own (none while it backs off), and its fill's
+ * (fill.h). */
 int transfer_connections(const struct transfer *t);
 
 enum transfer_state transfer_state_of(const struct transfer *t);

@@ -284,14 +284,17 @@ static int renewed(struct transfer *t)
     return 0;
 }
 
-/* Connections to the transfer's host now, its own included (the per-host limit counts a
- * fill's). */
-static int host_connections(const struct transfer *t)
+int transfer_holds(const struct transfer *t)
+{
+    return (t->state != TS_BACKOFF) + (t->fill ? fill_open_connections(t->fill) : 0);
+}
+
+int transfer_host_connections(const struct transfer *t)
 {
     int n = 0;
     for (const struct transfer *o = t->loop->active; o; o = o->next)
         if (strcasecmp(o->host, t->host) == 0)
-            n += 1 + (o->fill ? fill_open_connections(o->fill) : 0);
+            n += transfer_holds(o);
     return n;
 }
 
@@ -334,7 +337,7 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         log_debug("fetch %s: one connection: %s", t->url, why);
         return;
     }
-    room = cfg->max_downloads_per_host - host_connections(t) + 1;
+    room = cfg->max_downloads_per_host - transfer_host_connections(t) + 1;
     if (ranges > room)
         ranges = room;
     if (ranges > rest / FILL_RANGE_MIN)

@@ -104,6 +104,11 @@ struct transfer {
 };
 
 /* transfer_answer.c */
+/* The connections it holds to its host now (--max-downloads-per-host): its own but while it
+ * backs off (a download waiting out a backoff holds no slot), and its fill's (fill.h). */
+int transfer_holds(const struct transfer *t);
+/* The connections all downloads hold to its host now (transfer_holds). */
+int transfer_host_connections(const struct transfer *t);
 /* The download fails with `status` and `reason`, told to its clients (once). */
 void transfer_fail(struct transfer *t, int status, const char *reason);
 /* The object's own failure (the store refused a step): its clients know already. */
