@@ -4,8 +4,6 @@
  * the hooks of the source asked now and names no kind. */
 #include "upstream/transfer_answer.h"
 #include "upstream/hosts.h"
-#include "config/buckets.h"
-#include "rules/grants.h"
 #include "log/log.h"
 #include "stats/stats.h"
 
@@ -138,7 +136,7 @@ static void fail_unresolved(struct transfer *t, const char *host)
     fail_upstream(t, 502, why);
 }
 
-/* --- an attempt's request ------------------------------------------------------------------ */
+/* --- its handle, and the bytes it keeps ------------------------------------------------------ */
 
 /* Options that stay the same for every attempt of a download. */
 static void setup_easy(struct transfer *t)
