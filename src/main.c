@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -469,6 +470,81 @@ static bool running_arca(const struct config *cfg, char *err, size_t errlen)
     return check_listen(cfg, err, errlen) == HELD_LISTEN && arca_answers(cfg);
 }
 
+/* The host and port of parent base URL `base` (config_parent_url's form): 0, or -1 when it
+ * holds no host. */
+static int parent_host(const char *base, char *host, size_t hsize, char *port, size_t psize)
+{
+    const char *a = strstr(base, "://"), *rest;
+    if (!a)
+        return -1;
+    a += 3;
+    if (a[0] == '[') { /* an IPv6 literal */
+        const char *close = memchr(a, ']', strcspn(a, "/"));
+        if (!close)
+            return -1;
+        snprintf(host, hsize, "%.*s", (int)(close - a - 1), a + 1);
+        rest = close + 1;
+    } else {
+        size_t n = strcspn(a, ":/");
+        snprintf(host, hsize, "%.*s", (int)n, a);
+        rest = a + n;
+    }
+    if (rest[0] == ':')
+        snprintf(port, psize, "%.*s", (int)strcspn(rest + 1, "/"), rest + 1);
+    else
+        snprintf(port, psize, "%s", strncmp(base, "https", 5) ? "80" : "443");
+    return host[0] ? 0 : -1;
+}
+
+/* A parent whose address the address policy refuses is never asked (every ask is refused as an
+ * origin's would be: docs/CLUSTER.md, "Sites and tiers"), the usual slip of a trial on one host:
+ * check-config says so, naming `what` (the option or rule that set it) and the option that lets
+ * it in. A name that does not resolve here is not judged: the running arca says what it finds. */
+static void warn_refused_parent(const char *what, const char *base)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *list = NULL;
+    char host[256], port[16], text[INET6_ADDRSTRLEN], why[256];
+    if (parent_host(base, host, sizeof(host), port, sizeof(port)) < 0 ||
+        getaddrinfo(host, port, &hints, &list) != 0)
+        return;
+    for (const struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+        if (policy_upstream_check(ai->ai_addr, why, sizeof(why)) == 0 ||
+            getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), NULL, 0, NI_NUMERICHOST) !=
+                0)
+            continue;
+        fprintf(stderr, "arca: warning: %s %s: %s: every ask to the parent will be refused", what,
+                base, why);
+        if (strstr(why, "--upstream-allow"))
+            fprintf(stderr, "; add --upstream-allow %s/%d (or a network holding it)", text,
+                    ai->ai_family == AF_INET ? 32 : 128);
+        fputc('\n', stderr);
+        break;
+    }
+    freeaddrinfo(list);
+}
+
+/* warn_refused_parent for --parent and for each rule's parent. */
+static void warn_refused_parents(const struct config *cfg)
+{
+    char what[512], base[CONFIG_PARENT_MAX], why[160];
+    if (cfg->parent[0]) {
+        config_where(cfg, "parent", what, sizeof(what));
+        snprintf(what + strlen(what), sizeof(what) - strlen(what), "--parent");
+        warn_refused_parent(what, cfg->parent);
+    }
+    for (int i = 0; i < cfg->n_rules; i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        for (int k = 0; k < r->n_keys; k++) {
+            if (strcmp(r->keys[k].key, "parent") != 0 ||
+                config_parent_url(r->keys[k].value, base, why, sizeof(why)) < 0)
+                continue; /* none */
+            snprintf(what, sizeof(what), "%s:%d: rule %s: parent", r->file, r->keys[k].line,
+                     r->name);
+            warn_refused_parent(what, base);
+        }
+    }
+}
+
 /* Root may write where the service's user may not: say that root's "ok" is not the unit's,
  * where there is such a user (the package's `arca`; elsewhere the advice could not be run). */
 static void note_root(int argc, char **argv)
@@ -650,6 +726,7 @@ static int check_config(int argc, char **argv)
     }
     note_root(argc, argv);
     say_rule_warnings(print_rule_warning);
+    warn_refused_parents(&cfg);
     if (cfg.config_file[0])
         printf("%s: ok\n", cfg.config_file);
     else

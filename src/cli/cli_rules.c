@@ -170,6 +170,15 @@ static void print_text(json_t *a)
     json_array_foreach(json_object_get(a, "losers"), i, item) print_rule(i ? "" : "losers", item);
 }
 
+/* Whether config_load()'s refusal `err` is about the command line's words rather than a value:
+ * an option serve does not know, or one left without its value. A file's lines are said with
+ * FILE:LINE first, and a bad value is a configuration serve would refuse (1, as check-config). */
+static bool command_line_misuse(const char *err)
+{
+    return !strncmp(err, "unknown option '-", 17) ||
+           (err[0] == '-' && strstr(err, " needs a value") != NULL);
+}
+
 /* Load, compile, explain: 0, 1 for a configuration serve would refuse, 2 for bad usage. */
 static int rules_test(struct rules_args *a)
 {
@@ -186,7 +195,7 @@ static int rules_test(struct rules_args *a)
         bool word = strstr(err, "unexpected argument") != NULL;
         fprintf(stderr, "arca: %s%s\n", err, word ? " (rules test takes one URL, last)" : "");
         config_free(&cfg);
-        return word ? 2 : 1;
+        return word || command_line_misuse(err) ? 2 : 1;
     }
     policy_init(&cfg);
     rules_install(set);

@@ -19,6 +19,7 @@ static void print_serving(void)
         "       arca check-config [--config FILE] [OPTIONS] would serve start with them?\n"
         "       arca rules test [--config FILE] [--client ADDR] [--json] [OPTIONS] URL\n"
         "                                      which rule applies to URL, each term and why\n"
+        "       (status, cluster-status, prefetch, purge: [--cert FILE --key FILE] too)\n"
         "       arca --help | -h | --version\n"
         "\n"
         "  --config FILE          read options from an INI file (keys = option names; # or ;\n"
@@ -32,6 +33,7 @@ static void print_serving(void)
         "  --tls-cert FILE        the HTTPS certificate chain, PEM (SIGHUP reads it again)\n"
         "  --tls-key FILE         its private key, PEM (SIGHUP reads it again)\n"
         "  --tls-client-ca FILE   HTTPS clients must show a certificate this CA signed\n"
+        "                         (SIGHUP reads it again)\n"
         "  --data-dir DIR         objects and index (default ./arca-data)\n"
         "  --quota SIZE           disk space for objects, K/M/G/T (default 5G)\n"
         "  --default-ttl TTL      time objects are kept, <int>d|h|m|s (default 10d)\n"
@@ -127,6 +129,10 @@ static void print_keys_and_commands(void)
         "                         (default 10m; never past the signature's own expiry)\n"
         "  --server URL           (client commands) http[s]://HOST[:PORT][/PATH] or HOST:PORT,\n"
         "                         default http://127.0.0.1:8001\n"
+        "  --cert FILE            (client commands) a client certificate (PEM) shown to an\n"
+        "                         https:// --server that requires one (its --tls-client-ca);\n"
+        "                         with --key\n"
+        "  --key FILE             its private key (PEM, not encrypted)\n"
         "  --ttl TTL              (prefetch) keep the objects this long\n"
         "  --wait                 (prefetch) wait for each download's outcome; exit 1 if any\n"
         "                         failed\n"
@@ -136,8 +142,9 @@ static void print_keys_and_commands(void)
         "\n"
         "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--stale-if-error, --stale-while-revalidate, --upstream-rate, --log-level and the\n"
-        "admin token; other options need a restart (the log names them).\n"
+        "--stale-if-error, --stale-while-revalidate, --upstream-rate, --log-level, the\n"
+        "admin token and the TLS files (--tls-cert, --tls-key, --tls-client-ca, --parent-cert,\n"
+        "--parent-key); other options need a restart (the log names them).\n"
         "SIGUSR1 reopens the access log and nothing else (for logrotate).");
 }
 

@@ -231,6 +231,22 @@ static bool inherits_failure(const struct fetch_req *r, const struct object_meta
            (r->sig.is_signed || meta->signed_key);
 }
 
+/* Whether this request's client may not have the object `meta` describes: a URL a redirect
+ * took its download to is one the rules in force keep from it (terms_hops_allowed: a rule may
+ * have narrowed since, or the client is not the one whose download it was). Refused as a
+ * download of the URL would be (the same 403 and Cache-Status, nothing of the object: its
+ * bytes, validators and Arca-Redirect lines are not the client's), queued into *ret. */
+static bool hops_refused(struct fetch_req *r, const struct object_meta *meta, enum conn_result *ret)
+{
+    struct sockaddr_storage client;
+    char why[400];
+    if (!meta->redirects[0] ||
+        terms_hops_allowed(meta->redirects, http_client(r->conn, &client), why, sizeof(why)))
+        return false;
+    *ret = fetch_refuse_object(r, NULL, HTTP_FORBIDDEN, why);
+    return true;
+}
+
 /* LOOK_AGAIN: let go of the download joined and look the URL up again, as the authorised
  * request it is. */
 static enum fetch_step step_look_again(struct fetch_req *r)
@@ -260,11 +276,15 @@ static enum fetch_step step_stream(struct fetch_req *r)
         return FETCH_LOOK_AGAIN; /* the refresh is slow or failed: its expired version answers */
     if (meta.state == OBJ_FAILED && meta.error_status == 404 && r->missing)
         return answered(r, r->missing(r->missing_arg)); /* a folder's name, maybe */
+    enum conn_result ret;
+    if (meta.state != OBJ_FAILED && hops_refused(r, &meta, &ret))
+        return answered(r, ret); /* a download joined from before a rule narrowed */
     return answered(r, fetch_stream(r, &meta));
 }
 
 /* A hit. Authorisation comes before anything that depends on the cached object: a URL upstream
- * would refuse learns nothing from its sha256 (the same refusal whether it matches or not). */
+ * would refuse learns nothing from its sha256 (the same refusal whether it matches or not), and
+ * a client the object's redirects keep out learns nothing of it (hops_refused). */
 static enum fetch_step answer_hit(struct fetch_req *r, const struct object_meta *meta, int fd,
                                   struct prepared *prep)
 {
@@ -279,12 +299,16 @@ static enum fetch_step answer_hit(struct fetch_req *r, const struct object_meta 
         r->trust = TRUST_AUTHORISED;
         return FETCH_LOOKUP;
     }
-    if (confirm || !fetch_digest_ok(r, meta)) {
+    enum conn_result ret;
+    bool refused = !confirm && hops_refused(r, meta, &ret);
+    if (confirm || refused || !fetch_digest_ok(r, meta)) {
         if (fd >= 0)
             close(fd);
         prepared_put(prep);
         if (confirm) /* looked up again once upstream has answered */
             return FETCH_CONFIRM;
+        if (refused)
+            return answered(r, ret);
         return answered(r, fetch_refuse_object(r, meta, HTTP_BAD_GATEWAY,
                                                "cached object does not match the requested "
                                                "sha256"));
@@ -393,6 +417,7 @@ static enum fetch_step step_twin(struct fetch_req *r)
 {
     struct object_meta *meta = malloc(sizeof(*meta));
     struct sockaddr_storage client;
+    char why[400];
     int fd;
     if (!meta)
         return answered(r, fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory"));
@@ -401,8 +426,10 @@ static enum fetch_step step_twin(struct fetch_req *r)
         free(meta);
         return FETCH_LOOKUP;
     }
-    if (meta->length > r->terms.object.max_object_size) {
-        /* longer than this URL's terms let its body be: fetched as itself, refused there */
+    if (meta->length > r->terms.object.max_object_size ||
+        !terms_hops_allowed(meta->redirects, http_client(r->conn, &client), why, sizeof(why))) {
+        /* longer than this URL's terms let its body be: fetched as itself, refused there; or
+         * its download went where this client may not fetch: no twin of this client's */
         close(fd);
         free(meta);
         return FETCH_LOOKUP;
@@ -549,6 +576,11 @@ static int decide(struct fetch_req *r, const struct asked *asked, enum conn_resu
                               .option_says = asked->option_says};
     if (!asked->client) { /* unknown: refused already; never taken for arca's own */
         *ret = fetch_refuse_client(r, http_client_refusal(NULL));
+        return -1;
+    }
+    char why[CONFIG_PARENT_MAX + 96];
+    if (rules_names_parent(r->url, why, sizeof(why))) { /* a relay around every rule here */
+        *ret = fetch_refuse_client(r, why);
         return -1;
     }
     if (!r->req->proxied)

@@ -265,7 +265,8 @@ static void put_param(struct status_text *t, const char *fmt, ...)
  *   once upstream had accepted the URL (S, its answer to the one-byte GET).
  * - `fwd=uri-miss; fwd-status=S; detail=digest-hit`: the URL was not stored; upstream accepted it
  *   (S) and another URL's object with the sha256 asked for answered it.
- * - `stored=?0` (after `fwd=uri-miss`): the rule that applies says store = no: the answer is
+ * - `stored=?0` (after `fwd=uri-miss`): the rule that applies says store = no, or the request
+ *   that started the download asked no-store (a child arca's store = no): the answer is
  *   streamed to the clients asking while it downloads and never kept.
  * - `detail=digest-mismatch` (after `fwd=uri-miss` when it was just downloaded): a 502, the
  *   object's sha256 is not the one the request gave; a stored object's says neither hit nor fwd.
@@ -309,7 +310,9 @@ static void put_member(struct status_text *t, const struct fetch_req *r,
             put_param(t, "; fwd-status=%d", meta->renewed ? 304 : 200);
         if (r->kind == LOOKUP_COALESCED)
             put_param(t, "; collapsed");
-        if (!r->terms.object.store) /* its rule's store = no: streamed, never kept */
+        /* its rule's store = no, or the no-store its download was asked with: streamed,
+         * never kept */
+        if (!r->terms.object.store || (meta && meta->transient))
             put_param(t, "; stored=?0");
         if (served)
             put_param(t, "; ttl=%lld", ttl);

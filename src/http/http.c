@@ -89,6 +89,17 @@ enum conn_result http_send_owned(struct conn *c, unsigned int status, const char
     return http_queue(c, status, http_owned_response(type, body, len));
 }
 
+enum conn_result http_send_private(struct conn *c, unsigned int status, const char *type,
+                                   char *body, size_t len)
+{
+    struct answer *a;
+    if (!body)
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    if ((a = http_owned_response(type, body, len)))
+        answer_header(a, "Cache-Control", "private");
+    return http_queue(c, status, a);
+}
+
 enum conn_result http_send_text(struct conn *c, unsigned int status, const char *type,
                                 const char *body)
 {
@@ -112,6 +123,13 @@ static struct answer *verror_response(const char *fmt, va_list ap)
     if (r) { /* a reason may echo what a client or an origin sent: never to be sniffed as HTML */
         answer_header(r, "Content-Type", "text/plain; charset=utf-8");
         answer_header(r, "X-Content-Type-Options", "nosniff");
+        /* the same line where a child arca reads it before any body (docs/API.md, "Errors"):
+         * printable ASCII only, a header value holds nothing else */
+        for (int i = 0; i < n; i++)
+            if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e)
+                line[i] = '?';
+        line[n] = '\0';
+        answer_header(r, "Arca-Error", line);
     }
     return r;
 }

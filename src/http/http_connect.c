@@ -10,6 +10,7 @@
 #include "base/parse.h"
 #include "http/proxy_target.h"
 #include "rules/policy.h"
+#include "rules/rules.h"
 #include "rules/terms.h"
 #include "stats/stats.h"
 #include "upstream/upstream.h"
@@ -107,7 +108,8 @@ static void connect_some(struct connect_req *r, const struct addrinfo *ai)
                          r->port, strerror(ETIMEDOUT));
             return;
         }
-        if (policy_upstream_check(ai->ai_addr, why, sizeof(why)) < 0) {
+        if (policy_upstream_check(ai->ai_addr, why, sizeof(why)) < 0 ||
+            rules_addr_is_parent(ai->ai_addr, r->port_number, why, sizeof(why))) {
             r->status = HTTP_FORBIDDEN;
             snprintf(r->why, sizeof(r->why), "%s", why);
             continue;

@@ -97,9 +97,10 @@ static void add_hosts_down(struct conn *c, json_t *o)
     json_object_set_new(o, "upstream_hosts_down", json_integer((json_int_t)n));
     for (size_t i = 0; list && i < shown; i++) {
         iso_time(down[i].since, since, sizeof(since)); /* as the status's other times */
-        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I}", "host", down[i].origin,
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I, s:b}", "host", down[i].origin,
                                               "since", since, "failures", down[i].failures,
-                                              "next_probe_ms", (json_int_t)down[i].probe_in_ms));
+                                              "next_probe_ms", (json_int_t)down[i].probe_in_ms,
+                                              "hung", down[i].hung));
     }
     if (list)
         json_object_set_new(o, "upstream_hosts_down_list", list);
@@ -235,7 +236,6 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
     struct store_totals t;
     char stamp[32], instance[300], *text;
     json_t *o;
-    enum conn_result ret;
 
     store_totals(&t);
     iso_time((int64_t)time(NULL), stamp, sizeof(stamp));
@@ -289,9 +289,7 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
     json_decref(o);
     if (!text)
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "cannot build status");
-    ret = http_send_text(c, HTTP_OK, "application/json", text);
-    free(text);
-    return ret;
+    return http_send_private(c, HTTP_OK, "application/json", text, strlen(text));
 }
 
 /* The requests, bytes, objects, attempts, limits, disk and activity families. */
@@ -688,5 +686,5 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     buf_add(&out, body);
     metrics_parent(&out, http_sees_urls(c)); /* up to PARENT_MAX parents: a buffer that grows */
     text = buf_take(&out, &len);
-    return http_send_owned(c, HTTP_OK, "text/plain; version=0.0.4", text, len);
+    return http_send_private(c, HTTP_OK, "text/plain; version=0.0.4", text, len);
 }

@@ -38,6 +38,11 @@ struct answer *http_owned_response(const char *type, char *body, size_t len);
 /* The same, queued; `body` NULL (out of memory while building it) answers 500. */
 enum conn_result http_send_owned(struct conn *c, unsigned int status, const char *type, char *body,
                                  size_t len);
+/* http_send_owned for an answer that differs by client (a listing filtered by the rules, the
+ * parents shown to some clients only): it says Cache-Control private, so that a shared cache in
+ * front (a --trusted-proxy) never gives one client's answer to another. */
+enum conn_result http_send_private(struct conn *c, unsigned int status, const char *type,
+                                   char *body, size_t len);
 /* Queue a response whose reference the caller keeps (a shared, prepared answer). */
 enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct answer *r);
 enum conn_result http_send_error(struct conn *c, unsigned int status, const char *fmt, ...)

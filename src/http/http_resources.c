@@ -87,7 +87,7 @@ static enum conn_result resources_json(struct conn *c)
     listing_free(&l);
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    return http_send_owned(c, HTTP_OK, "application/json", text, text ? strlen(text) : 0);
+    return http_send_private(c, HTTP_OK, "application/json", text, text ? strlen(text) : 0);
 }
 
 enum conn_result http_resources_api(struct conn *c, struct request *req, const char *rest)

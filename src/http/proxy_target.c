@@ -219,6 +219,28 @@ bool proxy_came_from_self(struct conn *c)
     return found;
 }
 
+/* RFC 9111 1.2.2's delta-seconds: digits only (quoted, as some senders write it, too), up to
+ * the directive's end but for blanks; -1 for anything else ("1e3", "+5", "1x", ""), which the
+ * directive then says nothing. Past 2^31 it is 2^31, as the RFC says. */
+static int64_t delta_seconds(const char *v, size_t len)
+{
+    int64_t n = 0;
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
+        v++;
+        len -= 2;
+    }
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n > 2147483648LL ? n : n * 10 + (v[i] - '0');
+    }
+    return n > 2147483648LL ? 2147483648LL : n;
+}
+
 int64_t proxy_max_age_of(const char *value, int64_t age)
 {
     for (const char *p = value; *p;) {
@@ -227,10 +249,8 @@ int64_t proxy_max_age_of(const char *value, int64_t age)
         if (len == 8 && !strncasecmp(p, "no-cache", 8))
             age = 0;
         else if (len > 8 && !strncasecmp(p, "max-age=", 8)) {
-            const char *v = p + 8 + (p[8] == '"');
-            char *end;
-            long long n = strtoll(v, &end, 10);
-            if (end != v && v[0] >= '0' && v[0] <= '9' && (age < 0 || n < age))
+            int64_t n = delta_seconds(p + 8, len - 8);
+            if (n >= 0 && (age < 0 || n < age))
                 age = n;
         }
         p += len;

@@ -15,6 +15,8 @@ struct queue {
     unsigned long submitted, done; /* jobs ever submitted and run: persist_flush waits on them */
 };
 
+/* Its lock is a leaf, taken last: nothing is taken while it is held (stats_load holds its hours'
+ * lock while the index asks persist_owns_index). */
 static struct {
     pthread_mutex_t lock; /* guards both queues and `stopping` */
     pthread_cond_t idle;  /* a job was done, on either queue */

@@ -29,16 +29,24 @@ static char unescaped(const char *p)
     return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' ? (char)c : 0;
 }
 
+/* Whether a segment's parameters start at p: a ';', or a %3B, which a server that decodes the
+ * path before it reads the parameters takes for one (/private%3Bx=1/a is /private/a there). */
+static bool parameters_at(const char *p, const char *end)
+{
+    return *p == ';' ||
+           (end - p >= 3 && p[0] == '%' && p[1] == '3' && (p[2] == 'B' || p[2] == 'b'));
+}
+
 /* The path [p, end) into out (after its first '/'): escapes folded, one '/' for each run, and
- * each segment's parameters (from a ';' to the segment's end) dropped: Tomcat, Jetty and Spring
- * serve /private/a for /private;x=1/a and /pub/..;/private/a, so the dot segments are resolved
- * after the parameters go. An escaped %3B is a character of the name there, and stays. */
+ * each segment's parameters (from a ';' or a %3B to the segment's end) dropped: Tomcat, Jetty
+ * and Spring serve /private/a for /private;x=1/a and /pub/..;/private/a, so the dot segments
+ * are resolved after the parameters go. */
 static char *fold_path(const char *p, const char *end, char *out)
 {
     while (p < end) {
         char c = *p == '%' && end - p >= 3 ? unescaped(p) : 0;
         size_t took = c ? 3 : 1;
-        if (*p == ';') {
+        if (parameters_at(p, end)) {
             p += strcspn(p, "/?");
             continue;
         }

@@ -14,7 +14,7 @@
 
 /* The folded form of `url` (a normal form, url.h) into a new string: the host without its final
  * dots; in the path, runs of '/' as one, %-escapes of unreserved characters (RFC 3986 2.3)
- * decoded, each segment's parameters (";..." to the segment's end) dropped, and the dot
+ * decoded, each segment's parameters (";..." or "%3B..." to the segment's end) dropped, and the dot
  * segments that makes removed. NULL when it is `url` itself (the common case: nothing
  * allocated) or out of memory (*failed set then). */
 char *fold_url(const char *url, int *failed);

@@ -298,6 +298,7 @@ void rules_free(struct rule_set *set)
     for (size_t i = 0; i < set->n_identities; i++)
         tls_identity_free(&set->identities[i].id);
     free(set->identities);
+    free(set->places);
     rules_free(set->folded);
     free(set->warnings);
     free(set->rules);

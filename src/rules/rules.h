@@ -17,7 +17,8 @@
  * (allow-network), else by the next rule covering the URL, in precedence, that names some (a
  * size limit inside a private prefix does not open it), else by --allow-network.
  *
- * Contract: rules_compile() runs on any thread and touches nothing shared; rules_install()
+ * Contract: rules_compile() runs on any thread and touches nothing shared (it looks the
+ * parents' names up, so it may block: start, SIGHUP, check-config); rules_install()
  * makes a set the one in force (start and SIGHUP, main thread); rules_current() and
  * rules_put() may be called from any thread: a set stays alive while a reference is held, so a
  * SIGHUP never frees one under a request. A set never changes once compiled.
@@ -103,6 +104,17 @@ size_t rules_count(const struct rule_set *set);
  * parent it names (tls/tls_identity.h); NULL: none. Valid while `set` is held. */
 struct tls_identity;
 const struct tls_identity *rules_parent_identity(const struct rule_set *set, const char *parent);
+/* A parent (--parent, a rule's parent) serves this arca every URL, seeing this arca's address:
+ * it is never an origin, a redirect's target nor a tunnel's end. Whether `url`'s authority is a
+ * parent's of the set in force: the same port, and the same host by name or as an address
+ * literal of one of the addresses the parent's name had when the rules were read (start,
+ * SIGHUP). With a one-line reason in `why` (NULL: none wanted). Any thread. */
+bool rules_names_parent(const char *url, char *why, size_t size);
+/* Whether address `sa` at `port` is one of a parent's (as rules_names_parent), with a
+ * one-line reason. Any thread. */
+struct sockaddr;
+bool rules_addr_is_parent(const struct sockaddr *sa, int port, char *why, size_t size);
+
 /* The rule for `url` (its normal form); NULL: none. */
 const struct rule *rules_match(const struct rule_set *set, const char *url);
 /* Every rule matching `url`, the winner first, then the losers by precedence: how many were

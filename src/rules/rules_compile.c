@@ -428,25 +428,42 @@ __attribute__((format(printf, 3, 4))) static void warn(struct rule_set *set, siz
     va_end(ap);
 }
 
-/* The rule whose networks decide under `r`'s prefix, when it is not r: the first rule covering
- * all of r's URLs that names networks (rules_match_all: by precedence), a catch-all apart (its
- * networks are the lab's default, as --allow-network's). NULL: none, or r names its own. */
-static const struct rule *enclosing_networks(const struct rule_set *set, const struct rule *r)
+/* Whether rule `r`'s networks leave some client out: `all` (or ::/0) lets everyone in. */
+static bool narrows(const struct rule *r)
 {
-    const struct rule *all[64];
+    for (int i = 0; i < r->n_allow_nets; i++)
+        if (r->allow_nets[i].prefix == 0)
+            return false;
+    return true;
+}
+
+/* The rule whose networks decide under `r`'s prefix, when it is not r and it narrows: the first
+ * rule covering all of r's URLs that names networks (rules_match_all: by precedence), a
+ * catch-all apart (its networks are the lab's default, as --allow-network's). NULL: none, one
+ * that lets everyone in (an admin widening a prefix means to open what is under it), or r
+ * names its own. *otherwise: what would decide without it, the catch-all when it names
+ * networks (NULL: --allow-network). */
+static const struct rule *enclosing_networks(const struct rule_set *set, const struct rule *r,
+                                             const struct rule **otherwise)
+{
+    const struct rule *all[64], *e = NULL;
     size_t n;
+    *otherwise = NULL;
     if (r->allow_nets || r->catch_all)
         return NULL;
     n = rules_match_all(set, r->match, all, 64);
-    for (size_t i = 0; i < n; i++)
-        if (all[i] != r && all[i]->allow_nets && !all[i]->catch_all)
-            return all[i];
-    return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (all[i]->catch_all && all[i]->allow_nets)
+            *otherwise = all[i];
+        else if (!e && all[i] != r && all[i]->allow_nets && !all[i]->catch_all)
+            e = all[i];
+    }
+    return e && narrows(e) ? e : NULL;
 }
 
-/* A rule that names no networks inside the prefix of one that does takes that one's (an
+/* A rule that names no networks inside the prefix of one that narrows takes that one's (an
  * admin adding a size limit under a private prefix does not mean to open it): said, naming
- * both, since the admin may have meant --allow-network's. */
+ * both and what the admin may have meant instead (--allow-network's, or the catch-all's). */
 static int warn_inner_rules(struct rule_set *set, char *err)
 {
     size_t more = 0;
@@ -457,17 +474,19 @@ static int warn_inner_rules(struct rule_set *set, char *err)
         return -1;
     }
     for (size_t i = 0; i < set->n; i++) {
-        const struct rule *r = &set->rules[i], *e = enclosing_networks(set, r);
+        const struct rule *r = &set->rules[i], *all, *e = enclosing_networks(set, r, &all);
         if (e)
             warn(set, &more,
                  "%.100s:%d: rule %s names no allow-network, inside rule %s's prefix "
-                 "(%.100s:%d): rule %s's networks decide who may fetch there, not "
-                 "--allow-network's",
-                 r->file, r->line, r->name, e->name, e->file, e->line, e->name);
+                 "(%.100s:%d): rule %s's networks decide who may fetch there, not %s%s%s",
+                 r->file, r->line, r->name, e->name, e->file, e->line, e->name,
+                 all ? "rule " : "--allow-network's", all ? all->name : "",
+                 all ? "'s (match = *)" : "");
     }
     if (more)
         snprintf(set->warnings[set->n_warnings++], RULES_WARNING_LEN,
-                 "and %zu more rules name no allow-network inside a prefix whose rule does", more);
+                 "and %zu more rules name no allow-network inside a prefix whose rule narrows",
+                 more);
     return 0;
 }
 
@@ -499,7 +518,7 @@ struct rule_set *rules_compile(const struct config *cfg, char *err)
         }
     }
     if (rules_index(set, err) < 0 || (set->has_nets && !(set->folded = folded_copy(set, err))) ||
-        warn_inner_rules(set, err) < 0) {
+        warn_inner_rules(set, err) < 0 || parents_compile(cfg, set, err) < 0) {
         rules_free(set);
         return NULL;
     }

@@ -33,6 +33,17 @@ struct parent_identity {
     struct tls_identity id;
 };
 
+/* Where a parent listens (parents.c): its host and port as its base URL names them, and the
+ * addresses that host had when the set was compiled (start, SIGHUP). */
+#define PARENT_PLACE_ADDRS 8
+struct parent_place {
+    char parent[CONFIG_PARENT_MAX]; /* its base URL */
+    char host[256];                 /* brackets off */
+    int port;
+    uint8_t addrs[PARENT_PLACE_ADDRS][16]; /* as addr_to_v6 writes them */
+    int n_addrs;
+};
+
 struct rule_set {
     int refs;     /* readers and the slot in force; atomics (rules.c) */
     bool forever; /* the empty set: in force before any rules_install and whenever a set of no
@@ -52,10 +63,16 @@ struct rule_set {
     size_t n_warnings;
     struct parent_identity *identities; /* n_identities of them (a folded copy holds none) */
     size_t n_identities;
+    struct parent_place *places; /* --parent's and each rule's, n_places of them */
+    size_t n_places;
 };
 
 /* Sort the table and link each match to its parent; -1 with "FILE:LINE: rule NAME: why" in err
  * (CONFIG_ERR_LEN) when two rules have the same match. */
 int rules_index(struct rule_set *set, char *err);
+
+/* The places of --parent and of every rule's parent, resolved now (parents.c); -1 with a
+ * reason in err (CONFIG_ERR_LEN) when memory lacks. */
+int parents_compile(const struct config *cfg, struct rule_set *set, char *err);
 
 #endif

@@ -249,6 +249,15 @@ static int access_of(const struct rule_set *set, const char *url, struct access 
     return failed ? -1 : 0;
 }
 
+/* What a refused redirect says, a download's and a hit's alike: where it went (`shown`: no
+ * secret) and the rule whose allow-network decides there (NULL: --allow-network). */
+static void not_followed(char *why, size_t size, const char *shown, const char *rule)
+{
+    snprintf(why, size, "redirected to %.300s, %s%s%s: not followed", shown,
+             rule ? "under rule " : "where another allow-network decides", rule ? rule : "",
+             rule ? "'s allow-network" : "");
+}
+
 bool terms_same_access(const char *from, const char *to, char *why, size_t size)
 {
     const struct rule_set *set = rules_current();
@@ -267,15 +276,49 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
     if (!same) { /* named by the rule that decides there: the target's, else the URL's */
         const struct rule *r = b.own ? b.own : b.folded ? b.folded : a.own ? a.own : a.folded;
         char *shown = url_shown(to);
-        snprintf(why, size, "redirected to %.300s, %s%s%s: not followed",
-                 shown ? shown : "another URL",
-                 r ? "under rule " : "where another allow-network decides", r ? r->name : "",
-                 r ? "'s allow-network" : "");
+        not_followed(why, size, shown ? shown : "another URL", r ? r->name : NULL);
         free(shown);
     }
     free(normal);
     rules_put(set);
     return same;
+}
+
+/* Whether `client` may fetch `hop` (len bytes of a hops list: a URL as url_shown shows it),
+ * decided as a request for it would be; one arca cannot read is refused. */
+static bool hop_allowed(const struct rule_set *set, const char *hop, size_t len,
+                        const struct sockaddr *client, char *why, size_t size)
+{
+    char *normal = malloc(URL_BUF_SIZE(len)), shown[320];
+    const char *no;
+    int status;
+    struct terms_request req = {.url = normal, .client = client};
+    struct fetch_terms t = {.allowed = false, .allowed_from = FROM_OPTION};
+    if (normal && url_normalize(hop, len, normal, URL_BUF_SIZE(len), &status, &no) == 0)
+        decide_allowed(set, rules_match(set, normal), &req, &t);
+    if (!t.allowed) {
+        snprintf(shown, sizeof(shown), "%.*s", (int)(len < 300 ? len : 300), hop);
+        not_followed(why, size, shown, t.allowed_from == FROM_RULE ? t.allowed_rule : NULL);
+    }
+    free(normal);
+    return t.allowed;
+}
+
+bool terms_hops_allowed(const char *hops, const struct sockaddr *client, char *why, size_t size)
+{
+    const struct rule_set *set = rules_current();
+    bool allowed = true;
+    /* without a rule that names networks, --allow-network decides every URL: the one asked
+     * let the client in */
+    if (!client || !rules_have_networks(set))
+        hops = "";
+    for (const char *p = hops; allowed && *p;) {
+        size_t len = strcspn(p, "\n");
+        allowed = hop_allowed(set, p, len, client, why, size);
+        p += len + (p[len] == '\n');
+    }
+    rules_put(set);
+    return allowed;
 }
 
 /* The first rule that covers a URL under `scheme`://host:port/ and leaves the client out. */

@@ -87,6 +87,15 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
  * narrower rule, nor into one. False with a one-line why. Any thread. */
 bool terms_same_access(const char *from, const char *to, char *why, size_t size);
 
+/* Whether `client` may have an object whose download went through `hops` (each URL a redirect
+ * took it to, one a line, as url_shown shows them: store.h's object_meta.redirects): it may
+ * fetch each of them, decided under the rules in force as a request for that URL would be
+ * (its rule's allow-network, else --allow-network, both spellings). A rule made since the
+ * download may have narrowed one: the cached bytes are a refused client's no more than a
+ * download of them would be. False with the why a download's refusal of that redirect gives
+ * (terms_same_access's). NULL client (arca's own): true. Any thread. */
+bool terms_hops_allowed(const char *hops, const struct sockaddr *client, char *why, size_t size);
+
 /* Whether a CONNECT tunnel to `host` (an address without brackets, or a name) and `port` may
  * be opened for `client`: no rule that names networks leaving the client out covers a URL of
  * that authority, http:// or https:// (a tunnel carries what it likes, past every rule). False

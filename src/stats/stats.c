@@ -56,7 +56,8 @@ static const struct {
 
 /* The hourly traffic: a ring indexed by hour % STATS_HOURS; a slot whose hour is not the one
  * asked for is an hour without traffic. `seen` holds the counters as of the last save, so each
- * save adds only what happened since to the current hour. */
+ * save adds only what happened since to the current hour. Its lock nests one: stats_load holds
+ * it while the index is read, which asks persist_owns_index (persist.c's lock, a leaf). */
 static struct {
     pthread_mutex_t lock;
     struct stats_hour ring[STATS_HOURS];

@@ -83,6 +83,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->revalidation = obj->revalidation;
     meta->renewed = obj->renewed;
     meta->signed_key = obj->signed_key;
+    meta->transient = obj->transient;
     meta->stale = (obj->state == OBJ_FETCHING && !obj->headers_ready) || obj->state == OBJ_FAILED
                       ? obj->offer_stale
                   : obj->refresh_failed && object_expired(obj, now_s()) ? STALE_ERROR

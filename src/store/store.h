@@ -94,6 +94,9 @@ struct object_meta {
     bool revalidation; /* a download that revalidates an expired version (conditional GET) */
     bool renewed;      /* ... and upstream answered 304: the expired version is the object */
     bool signed_key;   /* downloaded through a signed URL: every other URL is confirmed first */
+    /* not kept: streamed to its readers, then dropped (its rule's store = no, or the no-store
+     * of the request that started it: object_terms.asked_no_store) */
+    bool transient;
     enum stale_cause stale; /* not NONE: an expired version answers, for this reason */
     int fwd_status;         /* ... and upstream's status to the failed refresh (0: none came) */
     char content_type[HEADER_TYPE_MAX];

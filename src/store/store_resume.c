@@ -5,7 +5,8 @@
  * At start, a partial row whose file holds at least that much is taken up again: a FETCHING object
  * whose file is cut back to the synced length, digested again, and continued with Range + If-Range
  * by the upstream thread, once upstream's 206 has proved it is the same file (upstream_response.h);
- * otherwise the download starts over from byte 0. */
+ * otherwise the download starts over from byte 0. A partial row not taken up is said at info,
+ * with its reason (bounded: NAMED_DROPS lines, then a count). */
 #include "log/log.h"
 #include "persist/persist.h"
 #include "stats/stats.h"
@@ -37,24 +38,62 @@ static bool has_validator(const struct upstream_headers *h)
     return (h->etag[0] && strncmp(h->etag, "W/", 2) != 0) || h->last_modified[0];
 }
 
+/* Partials not taken up at this start, from both loading threads: the first NAMED_DROPS are
+ * named in the log with their reason, the others counted in one line (adopt_resumed), so that a
+ * restart with thousands of them writes a bounded log. */
+#define NAMED_DROPS 20
+static int64_t not_taken;
+
+/* Why partial row `row` cannot be continued (NULL: it can); `path` is its partial file. The
+ * checks resume_partial makes, each with the words the log gives it. */
+static const char *why_not_resumed(const struct index_row *row, const char *path)
+{
+    struct stat sb;
+    /* one its terms said not to store (store = no, said while it downloaded) is never kept */
+    if (row->not_stored)
+        return "its rule said store = no";
+    if (!row->source[0])
+        return "arca stopped before upstream's answer was on record";
+    if (!has_validator(&row->headers))
+        return "upstream sent no validator (a strong ETag or a Last-Modified) a resume could "
+               "prove itself by";
+    if (row->synced <= 0)
+        return row->headers.etag[0] && strncmp(row->headers.etag, "W/", 2) != 0
+                   ? "less than one sync step (16 MiB) of it was on disk"
+                   : "less than one sync step (16 MiB) of it was on disk, or its Last-Modified "
+                     "was within a second of its Date (not a validator a resume can prove "
+                     "itself by)";
+    if (row->length >= 0 && row->synced > row->length)
+        return "its record says more bytes synced than its length";
+    if (stat(path, &sb) < 0 || sb.st_size < row->synced)
+        return "its partial file is gone or shorter than the bytes on record";
+    return NULL;
+}
+
+/* Says that the download of `row` starts over (at most NAMED_DROPS lines); returns false. */
+static bool not_resumed(const struct index_row *row, const char *why)
+{
+    if (__atomic_fetch_add(&not_taken, 1, __ATOMIC_RELAXED) < NAMED_DROPS)
+        log_info("fetch %s: not resumed after the restart: %s; it starts over at its next "
+                 "request",
+                 row->url, why); /* log lines are redacted: no signature shows */
+    return false;
+}
+
 bool resume_partial(const struct index_row *row, int part, void *arg)
 {
     char path[1200];
-    struct stat sb;
+    const char *why;
     struct object *o;
     (void)arg;
-    /* one its terms said not to store (store = no, said while it downloaded) is never kept */
-    if (!row->source[0] || row->synced <= 0 || !has_validator(&row->headers) ||
-        (row->length >= 0 && row->synced > row->length) || row->not_stored)
-        return false;
     part_path(row->key, path, sizeof(path));
-    if (stat(path, &sb) < 0 || sb.st_size < row->synced)
-        return false;
+    if ((why = why_not_resumed(row, path)))
+        return not_resumed(row, why);
     if (resumed[part].n == resumed[part].cap) {
         size_t cap = resumed[part].cap ? resumed[part].cap * 2 : 16;
         struct object **v = realloc(resumed[part].v, cap * sizeof(*v));
         if (!v)
-            return false;
+            return not_resumed(row, "out of memory");
         resumed[part].v = v;
         resumed[part].cap = cap;
     }
@@ -62,7 +101,7 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
         !(o->source = strdup(row->source))) {
         if (o)
             object_free(o);
-        return false;
+        return not_resumed(row, "out of memory");
     }
     /* clients wait until upstream has said the kept bytes are still its object (a 206 that
      * continues them): a changed file then starts over before anyone read the old bytes */
@@ -85,6 +124,11 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
  * the table leaves the array as it is freed. */
 void adopt_resumed(void)
 {
+    int64_t dropped = __atomic_exchange_n(&not_taken, 0, __ATOMIC_RELAXED);
+    if (dropped > NAMED_DROPS)
+        log_info("%lld more partial downloads not resumed after the restart (the first %d are "
+                 "named above); each starts over at its next request",
+                 (long long)(dropped - NAMED_DROPS), NAMED_DROPS);
     for (int part = 0; part < 2; part++) {
         size_t kept = 0;
         for (size_t i = 0; i < resumed[part].n; i++) {

@@ -1,10 +1,12 @@
 #include "upstream/easy.h"
 #include "config/buckets.h"
 #include "rules/policy.h"
+#include "rules/rules.h"
 #include "rules/terms.h"
 #include "upstream/hosts.h"
 #include "url/url.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -88,6 +90,26 @@ void easy_add_hop(char *hops, size_t size, const char *url)
     free(shown);
 }
 
+/* A parent serves this arca every URL: only a request for a URL at the parent's own place
+ * (source_parent.c, a probe of it) may reach it. Any other handle reaching its address (a name
+ * that resolves there, a redirect, a pooled connection) is refused, as an origin naming it is
+ * at the request (rules_names_parent). */
+static bool reaches_parent(struct handle *h, const char *ip, int port)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (!ip || rules_names_parent(h->url, NULL, 0))
+        return false;
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1)
+        v4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1)
+        v6->sin6_family = AF_INET6;
+    else
+        return false;
+    return rules_addr_is_parent((struct sockaddr *)&ss, port, h->refused, sizeof(h->refused));
+}
+
 /* Each request a handle sends, once connected, a redirect's too: a redirect may not take what
  * is fetched out of the who-may-fetch of the URL asked (rules' allow-network), since its bytes
  * go to every client that URL lets in (terms_same_access). Each followed is recorded: a child
@@ -97,11 +119,14 @@ static int before_request(void *clientp, char *primary_ip, char *local_ip, int p
 {
     struct handle *h = clientp;
     char *now = NULL;
-    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+    (void)local_ip, (void)local_port;
+    if (reaches_parent(h, primary_ip, primary_port))
+        return CURL_PREREQFUNC_ABORT;
     if (curl_easy_getinfo(h->easy, CURLINFO_EFFECTIVE_URL, &now) != CURLE_OK || !now ||
         !strcmp(now, h->url))
         return CURL_PREREQFUNC_OK;
-    if (!terms_same_access(h->url, now, h->refused, sizeof(h->refused)))
+    if (!terms_same_access(h->url, now, h->refused, sizeof(h->refused)) ||
+        rules_names_parent(now, h->refused, sizeof(h->refused)))
         return CURL_PREREQFUNC_ABORT;
     if (h->hops)
         easy_add_hop(h->hops, h->hops_size, now);
@@ -149,22 +174,29 @@ void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const cha
     }
 }
 
-void easy_set_url(struct handle *h, const char *url)
+void easy_set_source(struct handle *h, const char *url, enum host_kind kind)
 {
     assert(!h->host_probe);
     h->url = url;
+    h->host_kind = kind;
     curl_easy_setopt(h->easy, CURLOPT_URL, url);
+}
+
+void easy_set_url(struct handle *h, const char *url)
+{
+    easy_set_source(h, url, HOST_ORIGIN);
 }
 
 enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after)
 {
     assert(upstream_on_thread() && !h->host_probe && !h->wait.queued);
-    if (!hosts_admit(h->url, h->loop->now_ms(), may_probe, &h->host_probe, why, size, retry_after))
+    if (!hosts_admit(h->url, h->host_kind, h->loop->now_ms(), may_probe, &h->host_probe, why, size,
+                     retry_after))
         return EASY_HELD;
     if (curl_multi_add_handle(h->loop->multi, h->easy) == CURLM_OK)
         return EASY_ASKING;
     if (h->host_probe) /* granted, and no attempt went: the next may probe */
-        hosts_result(h->url, HOST_SAID_NOTHING, true, h->loop->now_ms());
+        hosts_result(h->url, h->host_kind, HOST_SAID_NOTHING, true, h->loop->now_ms());
     h->host_probe = false;
     return EASY_FAILED;
 }
@@ -177,7 +209,8 @@ bool easy_take(struct handle *h, size_t len)
 /* Told however it ended, so that a probe's mark always goes: a probe refused by the address
  * policy, or cut by a fill, once left its host held until a restart. A name that does not
  * resolve says nothing of the host (hosts_word): it is asked once more and fails fast by
- * itself. */
+ * itself. Silence after the request asks the host itself (its check's end reaches
+ * hosts_checked; one that cannot go says nothing). */
 void easy_ended(struct handle *h, CURLcode rc)
 {
     bool stopping = atomic_load(&h->loop->stopping);
@@ -185,8 +218,10 @@ void easy_ended(struct handle *h, CURLcode rc)
     assert(upstream_on_thread());
     rate_forget(&h->loop->gate, &h->wait);
     curl_multi_remove_handle(h->loop->multi, h->easy);
-    if (word != HOST_SAID_NOTHING || h->host_probe)
-        hosts_result(h->url, word, h->host_probe, h->loop->now_ms());
+    if ((word != HOST_SAID_NOTHING || h->host_probe) &&
+        hosts_result(h->url, h->host_kind, word, h->host_probe, h->loop->now_ms()) &&
+        (!h->loop->check_host || h->loop->check_host(h->loop, h->url) < 0))
+        hosts_checked(h->url, -1, h->loop->now_ms());
     h->host_probe = false;
 }
 

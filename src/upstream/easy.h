@@ -1,6 +1,6 @@
 /*
  * easy.h — what every curl handle of the upstream thread shares, below the loop (upstream.c),
- * the downloads (transfer.c), mirrors (mirror.c) and probes (probe.c).
+ * the downloads (transfer_course.c), mirrors (mirror.c) and probes (probe.c).
  *
  * Contract: struct upstream_loop is the loop's state those files are handed (never a name of
  * upstream.c): the config, the multi handle, the timer heap and the running downloads, all
@@ -14,6 +14,7 @@
 #define ARCA_EASY_H
 
 #include "config/config.h"
+#include "upstream/hosts.h"
 #include "upstream/rate.h"
 #include "upstream/timer.h"
 
@@ -38,6 +39,9 @@ struct upstream_loop {
     /* Called on the persistence thread once a download's file is made: wakes the loop. */
     void (*wake)(void *arg);
     int64_t (*now_ms)(void); /* the monotonic clock (clock.h); a unit's own in tests */
+    /* Asks `url`'s host at its root whether it answers at all, and tells hosts_checked (probe.c:
+     * probe_check_host); -1 when it cannot be asked. NULL: never asked (a unit's loop). */
+    int (*check_host)(struct upstream_loop *loop, const char *url);
 };
 
 /* What every curl handle of this thread carries first (CURLOPT_PRIVATE, the socket callback),
@@ -52,9 +56,10 @@ struct handle {
     char refused[160]; /* why the address policy refused a connection ("": it did not) */
     struct upstream_loop *loop;
     CURL *easy;
-    const char *url;       /* what it asks (a source, a mirror, a page): whose host holds it */
-    bool host_probe;       /* this attempt asks whether its host, held down, is back */
-    struct rate_wait wait; /* its place under the uplink cap, in its owner's flow */
+    const char *url;          /* what it asks (a source, a mirror, a page): whose host holds it */
+    enum host_kind host_kind; /* what its host is asked as: whose policy holds it (hosts.h) */
+    bool host_probe;          /* this attempt asks whether its host, held down, is back */
+    struct rate_wait wait;    /* its place under the uplink cap, in its owner's flow */
     /* where redirects took it, one URL a line as url_shown shows it (NULL: not recorded) */
     char *hops;
     size_t hops_size;
@@ -70,7 +75,8 @@ bool upstream_on_thread(void);
 void easy_add_hop(char *hops, size_t size, const char *url);
 
 /* Whether `h`'s attempt ended as arca's refusal (rc): the address policy refused a connection,
- * or a redirect's target is under another allow-network (before_request); `refused` says why. */
+ * a redirect's target is under another allow-network, or a request not for a URL at a parent's
+ * place reached a parent (before_request, rules_names_parent); `refused` says why. */
 bool easy_refused(const struct handle *h, CURLcode rc);
 
 /* Protocols, redirects, the address policy, timeouts, TLS: the same for every request. `h`
@@ -78,8 +84,12 @@ bool easy_refused(const struct handle *h, CURLcode rc);
  * under the uplink cap: the owner's, shared by all its handles). */
 void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const char *url,
                 struct rate_flow *flow, char *errbuf);
-/* The URL the next attempts ask (a download settling on a mirror), kept by the caller. */
+/* The URL the next attempts ask (a download settling on a mirror), kept by the caller, its host
+ * asked as an origin. */
 void easy_set_url(struct handle *h, const char *url);
+/* The same, its host asked as `kind` (a parent; a parent under --parent-only is the download's
+ * origin). */
+void easy_set_source(struct handle *h, const char *url, enum host_kind kind);
 
 /* What easy_go did with an attempt. */
 enum easy_start {
@@ -87,7 +97,8 @@ enum easy_start {
     EASY_HELD,   /* its host is held down (why, *retry_after): no attempt went */
     EASY_FAILED, /* curl did not take it (out of memory) */
 };
-/* One attempt of `h`, its request set up: asked of its host's hold (hosts_admit; `may_probe`:
+/* One attempt of `h`, its request set up: asked of its host's hold (hosts_admit, as
+ * h->host_kind; `may_probe`:
  * it may be the attempt that asks whether a held host is back), then into the multi handle. */
 enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after);
 /* Whether `h`'s chunk of `len` body bytes may be taken now (rate_admit); false: return
@@ -95,7 +106,8 @@ enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size
 bool easy_take(struct handle *h, size_t len);
 /* The attempt under way ended (`rc`) or is cut: out of the cap's queue and of the multi
  * handle, and what it says of its host told (hosts_word, hosts_result; nothing when arca
- * stops), its probe mark gone however it ended. */
+ * stops), its probe mark gone however it ended; a silence after its request has the host
+ * checked (loop->check_host). */
 void easy_ended(struct handle *h, CURLcode rc);
 
 /* A bucket's request (NULL: none) is SigV4-signed by libcurl with its credentials. */

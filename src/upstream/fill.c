@@ -327,7 +327,7 @@ static bool same_origin(const struct fill *f, const struct segment *s)
 static int range_answer(struct fill *f, struct segment *s)
 {
     const struct piece *p = piece_of(f, s);
-    struct resume_terms sent = {p->pos, f->terms.length, f->terms.kept};
+    struct resume_terms sent = {p->pos, f->terms.length, f->terms.kept, false};
     const char *why;
     if (s->status < 200 || (s->status >= 300 && s->status < 400 && s->resp.location))
         return 0;                      /* informational, or a redirect curl follows */

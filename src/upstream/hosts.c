@@ -1,6 +1,6 @@
-/* Upstream hosts held down (hosts.h): a small table of the hosts whose last attempts failed,
- * found by their origin string. A host that answers leaves it, and so does one neither failing
- * nor asked for a while. */
+/* Upstream hosts held down (hosts.h): one small table of the hosts, of every kind, whose last
+ * asks failed, found by kind and origin string, each held as its kind's policy says. A host that
+ * answers leaves it, and so does one neither failing nor asked for a while. */
 #include "upstream/hosts.h"
 #include "base/clock.h"
 #include "log/log.h"
@@ -14,21 +14,46 @@
 #include <string.h>
 #include <time.h>
 
-struct host {
-    char origin[HOSTS_ORIGIN_MAX]; /* "" : a free slot */
-    int failures;
-    int64_t since;    /* wall s it went down; 0: up (failing, not yet held) */
-    int64_t probe_at; /* monotonic ms from which one probe may go */
-    int64_t wait_ms;  /* the wait before the probe after the next failed one */
-    int64_t seen_ms;  /* its last failure, or the last attempt asked of it while held */
-    bool probing;     /* a probe is out */
-    bool awaited;     /* a download waits for a slot to be its probe (hosts_await_probe) */
+/* What holds a host of a kind, and how it is let go. */
+struct host_policy {
+    const char *name; /* how the log and the reasons call it */
+    int faults;       /* in a row, to hold it (0: never; the origins' is --origin-failures) */
+    int64_t first_ms; /* the hold's first wait */
+    int64_t max_ms;   /* the wait doubles up to this */
+    bool probes;      /* held until one probe at a time finds it back; else passed over for
+                         the wait, each fault while held doubling it */
+    bool words;       /* its attempts' ends judge it (hosts_result); else its kind's code does
+                         (hosts_judged) */
 };
 
+static struct host_policy policies[HOST_KINDS] = {
+    [HOST_ORIGIN] = {"upstream host", 0, HOSTS_PROBE_FIRST_MS, HOSTS_PROBE_MAX_MS, true, true},
+    [HOST_MIRROR] = {"mirror", HOSTS_MIRROR_FAULTS, HOSTS_MIRROR_HOLD_MS, HOSTS_MIRROR_HOLD_MS,
+                     false, false},
+    [HOST_PARENT] = {"parent", HOSTS_PARENT_FAULTS, HOSTS_PARENT_HOLD_MS, HOSTS_PARENT_HOLD_MAX_MS,
+                     false, false},
+};
+
+struct host {
+    char origin[HOSTS_ORIGIN_MAX]; /* "" : a free slot */
+    enum host_kind kind;
+    int failures;
+    int64_t since;      /* wall s it went down; 0: up (failing, not yet held) */
+    int64_t probe_at;   /* monotonic ms from which one probe (or, passed over, any ask) may go */
+    int64_t wait_ms;    /* the wait before the probe after the next failed one */
+    int64_t seen_ms;    /* its last failure, or the last attempt asked of it while held */
+    int64_t checked_ms; /* its root answered a check then (0: never) */
+    bool probing;       /* a probe is out */
+    bool awaited;       /* a download waits for a slot to be its probe (hosts_await_probe) */
+    bool checking;      /* a check of its root is out (hosts_result asked for it) */
+    bool hung;          /* its silences held it: it accepts connections, answers nothing */
+};
+
+/* Its lock is a leaf: nothing else is taken while it is held, and no caller holds a lock of its
+ * own while asking (parent_report copies its table first). */
 static struct {
     pthread_mutex_t lock;
-    atomic_int down;  /* hosts held down now */
-    int limit;        /* --origin-failures */
+    atomic_int down;  /* origins held down now */
     int64_t swept_ms; /* the last pass for idle hosts (forget_idle) */
     struct host hosts[HOSTS_MAX];
 } reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -36,7 +61,7 @@ static struct {
 void hosts_configure(int origin_failures)
 {
     pthread_mutex_lock(&reg.lock);
-    reg.limit = origin_failures;
+    policies[HOST_ORIGIN].faults = origin_failures;
     reg.swept_ms = 0;
     memset(reg.hosts, 0, sizeof(reg.hosts));
     atomic_store(&reg.down, 0);
@@ -64,17 +89,33 @@ void hosts_origin_of(const char *url, char *out, size_t size)
     curl_url_cleanup(u);
 }
 
+/* Lock held. Whether `h` holds its asks back at `now_ms`. */
+static bool held_now(const struct host *h, int64_t now_ms)
+{
+    return h->since && (policies[h->kind].probes || now_ms < h->probe_at);
+}
+
+/* Lock held. `h` is held (since now) or not: the origins' count follows. */
+static void set_held(struct host *h, bool held)
+{
+    if (!h->since == !held)
+        return;
+    h->since = held ? (int64_t)time(NULL) : 0;
+    if (h->kind == HOST_ORIGIN)
+        atomic_fetch_add(&reg.down, held ? 1 : -1);
+}
+
 /* Lock held. The slot of `h` is free again. */
 static void drop(struct host *h)
 {
-    if (h->since)
-        atomic_fetch_sub(&reg.down, 1);
+    set_held(h, false);
     h->origin[0] = '\0';
 }
 
 /* Lock held. Hosts neither failing nor asked for HOSTS_IDLE_MS leave the table (at most one
  * pass a HOSTS_SWEEP_MS): failures that old are no longer "in a row", and a host held down that
- * nobody asks for has no download to spare a wait. A probe out, or awaited, keeps its host. */
+ * nobody asks for has no download to spare a wait. A probe or a check out, or awaited, keeps
+ * its host. */
 static void forget_idle(int64_t now_ms)
 {
     if (now_ms >= reg.swept_ms && now_ms - reg.swept_ms < HOSTS_SWEEP_MS)
@@ -82,11 +123,12 @@ static void forget_idle(int64_t now_ms)
     reg.swept_ms = now_ms;
     for (size_t i = 0; i < HOSTS_MAX; i++) {
         struct host *h = &reg.hosts[i];
-        if (!h->origin[0] || h->probing || h->awaited || now_ms - h->seen_ms < HOSTS_IDLE_MS)
+        if (!h->origin[0] || h->probing || h->awaited || h->checking ||
+            now_ms - h->seen_ms < HOSTS_IDLE_MS)
             continue;
         if (h->since)
-            log_info("upstream host %s no longer held down: not asked for in %d s", h->origin,
-                     HOSTS_IDLE_MS / 1000);
+            log_info("%s %s no longer held down: not asked for in %d s", policies[h->kind].name,
+                     h->origin, HOSTS_IDLE_MS / 1000);
         drop(h);
     }
 }
@@ -100,19 +142,20 @@ static bool less_useful(const struct host *a, const struct host *b)
     return a->seen_ms < b->seen_ms;
 }
 
-/* Lock held. The table is full: the least useful host's slot (a probe out, or awaited, keeps
- * its host), emptied; NULL when every host has one. */
+/* Lock held. The table is full: the least useful host's slot (a probe or a check out, or
+ * awaited, keeps its host), emptied; NULL when every host has one. */
 static struct host *make_room(void)
 {
     struct host *victim = NULL;
-    for (size_t i = 0; i < HOSTS_MAX; i++)
-        if (!reg.hosts[i].probing && !reg.hosts[i].awaited &&
-            (!victim || less_useful(&reg.hosts[i], victim)))
+    for (size_t i = 0; i < HOSTS_MAX; i++) {
+        const struct host *h = &reg.hosts[i];
+        if (!h->probing && !h->awaited && !h->checking && (!victim || less_useful(h, victim)))
             victim = &reg.hosts[i];
+    }
     if (victim) {
         if (victim->since)
-            log_info("upstream host %s no longer held down: its place went to another host",
-                     victim->origin);
+            log_info("%s %s no longer held down: its place went to another host",
+                     policies[victim->kind].name, victim->origin);
         drop(victim);
     }
     return victim;
@@ -120,11 +163,13 @@ static struct host *make_room(void)
 
 /* Lock held. The host's slot, or NULL; with `make`, a slot taken for it (a free one, or the
  * least useful host's). */
-static struct host *find(const char *origin, bool make)
+static struct host *find(const char *origin, enum host_kind kind, bool make)
 {
     struct host *slot = NULL;
+    if (!origin[0])
+        return NULL;
     for (size_t i = 0; i < HOSTS_MAX; i++) {
-        if (!strcmp(reg.hosts[i].origin, origin))
+        if (reg.hosts[i].kind == kind && !strcmp(reg.hosts[i].origin, origin))
             return &reg.hosts[i];
         if (!reg.hosts[i].origin[0] && !slot)
             slot = &reg.hosts[i];
@@ -133,38 +178,54 @@ static struct host *find(const char *origin, bool make)
         return NULL;
     memset(slot, 0, sizeof(*slot));
     snprintf(slot->origin, sizeof(slot->origin), "%s", origin);
+    slot->kind = kind;
     return slot;
 }
 
-bool hosts_admit(const char *url, int64_t now_ms, bool may_probe, bool *probe, char *why,
-                 size_t size, int *retry_after)
+/* Lock held. `url`'s host of `kind`, after a pass for idle ones (NULL: not in the table). */
+static struct host *host_of(const char *url, enum host_kind kind, bool make, int64_t now_ms)
 {
-    char origin[HOSTS_ORIGIN_MAX], since[32];
-    bool go = true;
-    *probe = false;
+    char origin[HOSTS_ORIGIN_MAX];
     hosts_origin_of(url, origin, sizeof(origin));
-    pthread_mutex_lock(&reg.lock);
     forget_idle(now_ms);
-    struct host *h = origin[0] ? find(origin, false) : NULL;
+    return find(origin, kind, make);
+}
+
+/* Lock held. Why an ask of held `h` does not go, and in how many seconds one may. */
+static void say_held(const struct host *h, int64_t now_ms, char *why, size_t size, int *retry_after)
+{
+    char since[32];
+    struct tm tm;
+    time_t t = (time_t)h->since;
+    int64_t wait = h->probing             ? h->wait_ms
+                   : h->probe_at > now_ms ? h->probe_at - now_ms
+                                          : 0; /* due: the next with a slot probes */
+    gmtime_r(&t, &tm);
+    strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    *retry_after = (int)(wait / 1000 + 1);
+    snprintf(why, size, "%s %s is down since %s (%d failures in a row%s); tried again in %d s",
+             policies[h->kind].name, h->origin, since, h->failures,
+             h->hung ? ": it accepts connections but answers nothing" : "", *retry_after);
+}
+
+bool hosts_admit(const char *url, enum host_kind kind, int64_t now_ms, bool may_probe, bool *probe,
+                 char *why, size_t size, int *retry_after)
+{
+    bool go = true;
+    assert((unsigned)kind < HOST_KINDS);
+    *probe = false;
+    pthread_mutex_lock(&reg.lock);
+    struct host *h = host_of(url, kind, false, now_ms);
     if (h && h->since)
         h->seen_ms = now_ms; /* asked for: kept while held */
     if (h && may_probe)
         h->awaited = false; /* the download that waited to be the probe is here */
-    if (h && h->since && !h->probing && now_ms >= h->probe_at && may_probe) {
+    if (!h || !held_now(h, now_ms)) {
+        go = true; /* not held, or passed over no longer: asked again */
+    } else if (!h->probing && now_ms >= h->probe_at && may_probe) {
         h->probing = *probe = true; /* this attempt asks whether it is back */
-    } else if (h && h->since) {
-        struct tm tm;
-        time_t t = (time_t)h->since;
-        int64_t wait = h->probing             ? h->wait_ms
-                       : h->probe_at > now_ms ? h->probe_at - now_ms
-                                              : 0; /* due: the next with a slot probes */
-        gmtime_r(&t, &tm);
-        strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        *retry_after = (int)(wait / 1000 + 1);
-        snprintf(why, size,
-                 "upstream host %s is down since %s (%d failures in a row); tried "
-                 "again in %d s",
-                 origin, since, h->failures, *retry_after);
+    } else {
+        say_held(h, now_ms, why, size, retry_after);
         go = false;
     }
     pthread_mutex_unlock(&reg.lock);
@@ -176,8 +237,13 @@ enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused)
     long sent = 0, heard = 0;
     curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &sent);
     curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &heard);
-    if (sent > 0 || heard > 0)
+    if (heard > 0)
         return HOST_UP; /* a redirect's answer too: this host answered, whatever came after */
+    if (sent > 0)       /* silence or a reset after the request: the URL's, or a hung host's */
+        return rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_RECV_ERROR ||
+                       rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR
+                   ? HOST_SILENT
+                   : HOST_UP;
     if (refused)
         return HOST_SAID_NOTHING; /* arca's own refusal */
     /* a connection timed out or refused; curl reports a connect timeout as a timeout */
@@ -185,46 +251,141 @@ enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused)
                                                                          : HOST_SAID_NOTHING;
 }
 
-/* Lock held. One more failure in a row of `h`: held down at the limit; a probe's failure puts
- * its next one off, twice as long. */
-static void count_failure(struct host *h, bool probe, int64_t now_ms)
+/* Lock held. One more failure in a row of `h`: held at its kind's limit; a fault while held
+ * (an origin's: its probe's) puts the next ask off, twice as long. Returns how long a kind not
+ * probed is now passed over (0: not held by this failure): its own code says what that means
+ * for its downloads (hosts_judged). */
+static int64_t count_failure(struct host *h, bool probe, int64_t now_ms)
 {
+    const struct host_policy *pol = &policies[h->kind];
     h->failures++;
     h->seen_ms = now_ms;
-    if (h->since && probe) {
-        h->wait_ms = h->wait_ms * 2 > HOSTS_PROBE_MAX_MS ? HOSTS_PROBE_MAX_MS : h->wait_ms * 2;
+    if (h->since && (probe || !pol->probes)) {
+        h->wait_ms = h->wait_ms * 2 > pol->max_ms ? pol->max_ms : h->wait_ms * 2;
         h->probe_at = now_ms + h->wait_ms;
-    } else if (!h->since && h->failures >= reg.limit) {
-        h->since = (int64_t)time(NULL);
-        atomic_fetch_add(&reg.down, 1);
-        h->wait_ms = HOSTS_PROBE_FIRST_MS;
+    } else if (!h->since && pol->faults > 0 && h->failures >= pol->faults) {
+        set_held(h, true);
+        h->wait_ms = pol->first_ms;
         h->probe_at = now_ms + h->wait_ms;
-        log_error("upstream host %s held down after %d failures in a row: its downloads "
-                  "fail at once (expired objects answer from disk within their "
-                  "stale-if-error)",
-                  h->origin, h->failures);
+    } else {
+        return 0;
     }
+    if (pol->probes && h->failures == pol->faults)
+        log_error("%s %s held down after %d failures in a row%s: its downloads fail at once "
+                  "(expired objects answer from disk within their stale-if-error)",
+                  pol->name, h->origin, h->failures,
+                  h->hung ? " (it accepts connections but answers nothing)" : "");
+    return pol->probes ? 0 : h->wait_ms;
 }
 
-void hosts_result(const char *url, enum host_word word, bool probe, int64_t now_ms)
+/* Lock held. `h` answered: its failures and hold forgotten, its slot kept while a check of it
+ * is out or one answered lately (its silences ask no new one). */
+static void clear(struct host *h, int64_t now_ms)
+{
+    if (h->since)
+        log_info("%s %s answers again after %d failures", policies[h->kind].name, h->origin,
+                 h->failures);
+    set_held(h, false);
+    h->failures = 0;
+    h->hung = false;
+    if (!h->checking && !h->probing && !h->awaited &&
+        !(h->checked_ms && now_ms - h->checked_ms < HOSTS_CHECK_QUIET_MS))
+        drop(h);
+}
+
+/* Lock held. A silence of `h` (NULL: not in the table) after its request went: whether its
+ * root is to be checked (none is out, none answered lately). A held host's probe that met
+ * silence failed: the host stays held, its next probe later. */
+static bool silence(const char *origin, struct host *h, bool probe, int64_t now_ms)
+{
+    if (h && h->since) {
+        if (probe)
+            count_failure(h, true, now_ms);
+        return false;
+    }
+    if (h && (h->checking || (h->checked_ms && now_ms - h->checked_ms < HOSTS_CHECK_QUIET_MS)))
+        return false;
+    if (!h && !(h = find(origin, HOST_ORIGIN, true)))
+        return false;
+    h->checking = true;
+    h->seen_ms = now_ms;
+    return true;
+}
+
+bool hosts_result(const char *url, enum host_kind kind, enum host_word word, bool probe,
+                  int64_t now_ms)
 {
     char origin[HOSTS_ORIGIN_MAX];
+    bool check = false;
+    assert((unsigned)kind < HOST_KINDS);
     hosts_origin_of(url, origin, sizeof(origin));
     if (!origin[0])
-        return;
+        return false;
     pthread_mutex_lock(&reg.lock);
     forget_idle(now_ms);
-    struct host *h = find(origin, word == HOST_DOWN && reg.limit > 0);
+    bool counts = policies[kind].words && policies[kind].faults > 0;
+    struct host *h = find(origin, kind, counts && word == HOST_DOWN);
     if (h && probe && h->probing) { /* the probe is over, however it ended */
         h->probing = false;
         h->probe_at = now_ms + h->wait_ms;
     }
-    if (h && word == HOST_UP) {
-        if (h->since)
-            log_info("upstream host %s answers again after %d failures", origin, h->failures);
-        drop(h); /* up: forgotten */
-    } else if (h && word == HOST_DOWN) {
+    if (policies[kind].words && h && word == HOST_UP) {
+        clear(h, now_ms);
+    } else if (counts && h && word == HOST_DOWN) {
+        h->hung = false;
         count_failure(h, probe, now_ms);
+    } else if (counts && word == HOST_SILENT) {
+        check = silence(origin, h, probe, now_ms);
+    }
+    pthread_mutex_unlock(&reg.lock);
+    return check;
+}
+
+void hosts_checked(const char *url, int answered, int64_t now_ms)
+{
+    pthread_mutex_lock(&reg.lock);
+    struct host *h = host_of(url, HOST_ORIGIN, false, now_ms);
+    if (h && h->checking) {
+        h->checking = false;
+        if (answered > 0) {
+            h->checked_ms = now_ms;
+            clear(h, now_ms);
+        } else if (answered == 0 && !h->since) { /* its root answers nothing either: hung */
+            log_info("upstream host %s accepts connections but answers nothing, not even at "
+                     "its root",
+                     h->origin);
+            h->hung = true;
+            if (h->failures < policies[HOST_ORIGIN].faults - 1)
+                h->failures = policies[HOST_ORIGIN].faults - 1;
+            count_failure(h, false, now_ms);
+        }
+    }
+    pthread_mutex_unlock(&reg.lock);
+}
+
+int64_t hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t now_ms)
+{
+    int64_t held_ms = 0;
+    assert((unsigned)kind < HOST_KINDS && !policies[kind].words);
+    pthread_mutex_lock(&reg.lock);
+    struct host *h = host_of(url, kind, fault, now_ms);
+    if (h && fault)
+        held_ms = count_failure(h, false, now_ms);
+    else if (h)
+        clear(h, now_ms);
+    pthread_mutex_unlock(&reg.lock);
+    return held_ms;
+}
+
+void hosts_state(const char *url, enum host_kind kind, int64_t now_ms, struct host_state *out)
+{
+    *out = (struct host_state){0};
+    pthread_mutex_lock(&reg.lock);
+    struct host *h = host_of(url, kind, false, now_ms);
+    if (h) {
+        out->held = held_now(h, now_ms);
+        out->since = out->held ? h->since : 0;
+        out->failures = h->failures;
     }
     pthread_mutex_unlock(&reg.lock);
 }
@@ -235,7 +396,7 @@ bool hosts_await_probe(const char *url, int64_t until_ms)
     bool mine = false;
     hosts_origin_of(url, origin, sizeof(origin));
     pthread_mutex_lock(&reg.lock);
-    struct host *h = origin[0] ? find(origin, false) : NULL;
+    struct host *h = find(origin, HOST_ORIGIN, false);
     if (h && h->since && !h->probing && !h->awaited && until_ms >= h->probe_at)
         mine = h->awaited = true;
     pthread_mutex_unlock(&reg.lock);
@@ -251,11 +412,8 @@ bool hosts_held(const char *url)
 {
     if (!hosts_any_down())
         return false;
-    char origin[HOSTS_ORIGIN_MAX];
-    hosts_origin_of(url, origin, sizeof(origin));
     pthread_mutex_lock(&reg.lock);
-    forget_idle(monotonic_ms());
-    struct host *h = origin[0] ? find(origin, false) : NULL;
+    struct host *h = host_of(url, HOST_ORIGIN, false, monotonic_ms());
     bool held = h && h->since;
     pthread_mutex_unlock(&reg.lock);
     return held;
@@ -265,11 +423,8 @@ bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms)
 {
     if (!hosts_any_down())
         return false;
-    char origin[HOSTS_ORIGIN_MAX];
-    hosts_origin_of(url, origin, sizeof(origin));
     pthread_mutex_lock(&reg.lock);
-    forget_idle(now_ms);
-    struct host *h = origin[0] ? find(origin, false) : NULL;
+    struct host *h = host_of(url, HOST_ORIGIN, false, now_ms);
     bool refuses = h && h->since && (h->probing || h->awaited || until_ms < h->probe_at);
     pthread_mutex_unlock(&reg.lock);
     return refuses;
@@ -293,13 +448,14 @@ struct host_down *hosts_down_list(size_t *n, int64_t now_ms)
     if (down && (out = calloc(down, sizeof(*out)))) {
         for (size_t i = 0; i < HOSTS_MAX && *n < down; i++) {
             const struct host *h = &reg.hosts[i];
-            if (!h->origin[0] || !h->since)
+            if (!h->origin[0] || !h->since || h->kind != HOST_ORIGIN)
                 continue;
             struct host_down *d = &out[(*n)++];
             snprintf(d->origin, sizeof(d->origin), "%s", h->origin);
             d->since = h->since;
             d->failures = h->failures;
             d->probe_in_ms = h->probing || now_ms >= h->probe_at ? 0 : h->probe_at - now_ms;
+            d->hung = h->hung;
         }
     }
     pthread_mutex_unlock(&reg.lock);

@@ -1,21 +1,38 @@
 /*
- * hosts.h — upstream hosts held down (docs/CACHING.md, "When the origin is down"). A host is a
- * scheme, name and port (as written: no lookup). After --origin-failures consecutive attempts
- * at it whose connection was refused or timed out before the request went (HOST_DOWN), it is
- * held down: attempts at it do not go, but for one probe at a time, due HOSTS_PROBE_FIRST_MS
- * after it went down and then after a wait that doubles up to HOSTS_PROBE_MAX_MS. The first
- * attempt whose request went (HOST_UP: any answer, a redirect too) clears it. What one URL does
- * after its request went (a reset, a stall, a 5xx) says nothing against the host: any client
- * can ask for such a URL. Other hosts are never slowed.
+ * hosts.h — the one registry of upstream hosts held down, origins, mirrors and parents alike
+ * (docs/CACHING.md, "When the origin is down"; docs/CLUSTER.md, "Holding a failing parent
+ * down"). A host is a kind and a scheme, name and port (as written: no lookup); the same name
+ * asked as a mirror and as an origin is two hosts, each with its kind's policy (relayd's tables):
  *
- * Contract: hosts_configure runs on main before the upstream thread starts; hosts_admit and
- * hosts_result on the upstream thread; hosts_held and hosts_down_* on any thread. One mutex guards
- * the registry, held for a few comparisons at a time (a pass over HOSTS_MAX entries at most once
- * a HOSTS_SWEEP_MS). Times in ms are monotonic_ms()'s. At most HOSTS_MAX hosts with failures are
- * tracked: a host neither failing nor asked for HOSTS_IDLE_MS leaves the table, and a new
- * failing host takes the place of the least useful one when it is full (one not held before one
- * held, the one asked for longest ago first), so that a burst of dead hosts never keeps a later
- * outage from being held.
+ *  - an origin is held after --origin-failures faults in a row (0: never), judged by what its
+ *    attempts' ends say (hosts_word); while held, one probe at a time goes, due
+ *    HOSTS_PROBE_FIRST_MS after, then after a wait that doubles up to HOSTS_PROBE_MAX_MS;
+ *  - a mirror is held after HOSTS_MIRROR_FAULTS, judged by mirror.c (no answer to its
+ *    question), and passed over for HOSTS_MIRROR_HOLD_MS, then asked again;
+ *  - a parent is held after HOSTS_PARENT_FAULTS of its own faults in a row, judged by parent.c
+ *    (bytes that check out clear it), and passed over for HOSTS_PARENT_HOLD_MS, each fault
+ *    meanwhile doubling that up to HOSTS_PARENT_HOLD_MAX_MS.
+ *
+ * Every handle asks one question before it sends (hosts_admit, from easy_go): whether its host,
+ * of the kind it is asked as, lets it go. An origin's attempt says DOWN when its connection was
+ * refused or timed out before the request went, UP when an answer came. Silence or a reset after
+ * the request went (HOST_SILENT) is one URL's word as much as its host's: any client can ask for
+ * a route that resets. So the host itself is asked: one check of its root (hosts_result asks
+ * for it, the caller sends it, hosts_checked gets its end) decides: any HTTP answer is a live
+ * host; none holds it at once (a hung process: the kernel completes the handshake, nothing ever
+ * answers). A host that answered a check is not checked again for HOSTS_CHECK_QUIET_MS.
+ *
+ * Contract: hosts_configure runs on main before the upstream thread starts; hosts_admit,
+ * hosts_result, hosts_judged and hosts_checked on the upstream thread; the rest on any thread.
+ * One mutex guards the registry, held for a few comparisons at a time (a pass over HOSTS_MAX
+ * entries at most once a HOSTS_SWEEP_MS) and never while another lock is taken: no lock nests
+ * in it, and no caller holds one of its own while asking (parent_report copies its table first).
+ * Times in ms are monotonic_ms()'s. At most HOSTS_MAX hosts with failures are tracked: a host
+ * neither failing nor asked for HOSTS_IDLE_MS leaves the table, and a new failing host takes the
+ * place of the least useful one when it is full (one not held before one held, the one asked for
+ * longest ago first), so that a burst of dead hosts never keeps a later outage from being held.
+ * The status's hosts held down (hosts_down_*, hosts_any_down) are the origins'; a parent's hold
+ * is shown as its state (hosts_state), a mirror's only in the log.
  */
 #ifndef ARCA_HOSTS_H
 #define ARCA_HOSTS_H
@@ -31,13 +48,26 @@
 #define HOSTS_PROBE_MAX_MS 60000
 #define HOSTS_IDLE_MS (5 * HOSTS_PROBE_MAX_MS)
 #define HOSTS_SWEEP_MS 1000
+#define HOSTS_MIRROR_FAULTS 1
+#define HOSTS_MIRROR_HOLD_MS 60000
+#define HOSTS_PARENT_FAULTS 3
+#define HOSTS_PARENT_HOLD_MS 5000
+#define HOSTS_PARENT_HOLD_MAX_MS 60000
+/* A check of a host's root waits for an answer at most --stall-timeout, and this long. */
+#define HOSTS_CHECK_MAX_MS 10000
+#define HOSTS_CHECK_QUIET_MS 1000
+
+/* What a host is asked as: each kind its policy (above). */
+enum host_kind { HOST_ORIGIN, HOST_MIRROR, HOST_PARENT, HOST_KINDS };
 
 /* What the end of an attempt says of its host. */
 enum host_word {
     HOST_SAID_NOTHING, /* arca refused the address, the name did not resolve, the attempt was
                           cut or never went, or arca stops */
-    HOST_UP,           /* the request went: an answer came (a redirect too), or none after it */
+    HOST_UP,           /* the request went and an answer came (a redirect too) */
     HOST_DOWN,         /* the connection was refused, or timed out before the request went */
+    HOST_SILENT,       /* the request went, then silence or a reset before any answer: the
+                          host's check decides */
 };
 
 /* A host held down, as the status page and `arca status` show it. */
@@ -46,6 +76,14 @@ struct host_down {
     int64_t since;                 /* wall-clock second it went down */
     int failures;                  /* consecutive failed attempts */
     int64_t probe_in_ms;           /* until its next probe may go (0: due, or one is out) */
+    bool hung;                     /* it accepts connections and answers nothing */
+};
+
+/* A host's state, as parent_report shows it. */
+struct host_state {
+    bool held;
+    int64_t since; /* wall-clock second its hold began (0: not held) */
+    int failures;  /* faults in a row */
 };
 
 /* --origin-failures (0: never hold a host down). */
@@ -55,22 +93,37 @@ void hosts_configure(int origin_failures);
  * cannot be read. */
 void hosts_origin_of(const char *url, char *out, size_t size);
 
-/* Whether an attempt at `url` may go now: true when its host is up, or when this attempt is its
- * probe (*probe set: its hosts_result says so; only when `may_probe`: a download started
- * without a slot must not be the probe, which runs within the download limits). False when the
- * host is held down: `why` (one line naming the host, since when and how many failures) and
- * *retry_after (seconds until its next probe, at least 1). */
-bool hosts_admit(const char *url, int64_t now_ms, bool may_probe, bool *probe, char *why,
-                 size_t size, int *retry_after);
+/* The one question every handle asks before it sends (easy_go): whether an attempt at `url`,
+ * asked as `kind`, may go now. True when its host is not held, or when this attempt is its probe
+ * (an origin's: *probe set, its hosts_result says so; only when `may_probe`: a download started
+ * without a slot must not be the probe, which runs within the download limits). False when it is
+ * held: `why` (one line naming the host, since when and how many failures) and *retry_after
+ * (seconds until it may be tried again, at least 1). */
+bool hosts_admit(const char *url, enum host_kind kind, int64_t now_ms, bool may_probe, bool *probe,
+                 char *why, size_t size, int *retry_after);
 /* What curl's end of an attempt (`rc`, on `easy`) says of its host; `refused`: arca's address
  * policy refused an address it was to connect to. */
 enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused);
-/* An attempt at `url` ended (or was cut), saying `word` of its host. Any request that went, a
- * 5xx's too, clears the host: one URL answering 502, or resetting, to any client who asks for it
- * must not hold the host down for everyone (docs/SECURITY.md, "Stale answers"). A `probe`'s
- * mark goes however it ended: HOST_SAID_NOTHING leaves the host held, its next probe due after
- * the same wait. */
-void hosts_result(const char *url, enum host_word word, bool probe, int64_t now_ms);
+/* An attempt at `url`, asked as `kind`, ended (or was cut), saying `word` of its host. Any
+ * answer, a 5xx's too, clears an origin: one URL answering 502 to any client who asks for it must
+ * not hold the host down for everyone (docs/SECURITY.md, "Stale answers"). A `probe`'s mark goes
+ * however it ended: HOST_SAID_NOTHING leaves the host held, its next probe due after the same
+ * wait. A mirror's and a parent's ends are judged by their kinds' code (hosts_judged), not here.
+ * True: `word` was HOST_SILENT, and the caller is to check the host (its root, any answer) and
+ * tell hosts_checked how it ended; meanwhile its silences say nothing more. */
+bool hosts_result(const char *url, enum host_kind kind, enum host_word word, bool probe,
+                  int64_t now_ms);
+/* How the check hosts_result asked for ended: `answered` 1 (any HTTP answer: the host is up), 0
+ * (none: held at once, "it accepts connections but answers nothing"), -1 (not asked, or arca
+ * stops: it says nothing). */
+void hosts_checked(const char *url, int answered, int64_t now_ms);
+/* A mirror's or a parent's own code judged an ask of `url`: a `fault` of its own (counted toward
+ * its kind's hold), or its answer good (its faults in a row and its hold forgotten). Returns the
+ * ms the host is now passed over for when this fault held it (or held it longer), else 0: the
+ * kind's code logs it, in its own words (what being passed over means for its downloads). */
+int64_t hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t now_ms);
+/* `url`'s host as `kind` now (a parent's state in the status). */
+void hosts_state(const char *url, enum host_kind kind, int64_t now_ms, struct host_state *out);
 /* Whether an attempt at `url` would be refused (hosts_admit false) from now to `until_ms`: its
  * host held down, and its probe out or not due by then. Takes no mark: an attempt that may be
  * the probe gets it from hosts_admit as it starts. */
@@ -83,7 +136,7 @@ bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms);
 bool hosts_await_probe(const char *url, int64_t until_ms);
 /* Whether any host is held down now: one atomic load, for loops that would ask of many. */
 bool hosts_any_down(void);
-/* Whether `url`'s host is held down now (a mirror is passed over then). */
+/* Whether `url`'s host, as an origin, is held down now (a download's retry is not waited for). */
 bool hosts_held(const char *url);
 /* How many hosts are held down now. */
 size_t hosts_down_count(void);

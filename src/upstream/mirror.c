@@ -11,14 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* How long a mirror that did not answer is passed over. */
-#define MIRROR_DOWN_MS 60000
-
-/* A mirror that did not answer at all is passed over until then (monotonic ms), by the
- * --mirror rule and mirror it is: one that drops packets would otherwise hold every download
- * up to --connect-timeout. */
-static int64_t down_until[CONFIG_MAX_RULES / 2][CONFIG_MAX_MIRRORS];
-
 /* The mirrors of the download's terms (rules/terms.h: the --mirror rule its URL falls under,
  * decided without its credentials), their URLs made by terms_source_url: a mirror is another
  * host, it never sees what the origin authorises the client with, and a URL that carried any
@@ -30,10 +22,9 @@ void mirror_find(struct mirror_pick *mp, const struct fetch_terms *terms)
     mp->source = mp->asked;
     if (src->mirror_rule < 0 || src->n_mirrors <= 0)
         return;
-    assert(src->mirror_rule < CONFIG_MAX_RULES / 2 && src->n_mirrors <= CONFIG_MAX_MIRRORS);
+    assert(src->n_mirrors <= CONFIG_MAX_MIRRORS);
     if (!(mp->mirrors = calloc((size_t)src->n_mirrors, sizeof(*mp->mirrors))))
         return;
-    mp->rule = src->mirror_rule;
     mp->origin_first = src->origin_first;
     for (int k = 0; k < src->n_mirrors; k++) {
         if (!(mp->mirrors[mp->n_mirrors] = terms_source_url(mp->loop->cfg, terms, mp->asked, k)))
@@ -51,7 +42,9 @@ static void go_on(struct mirror_pick *m)
 
 /* A mirror answered the probe: a 2xx makes it the source, anything else moves on to the next
  * mirror, and after the last to the origin. One that did not answer at all (no connection, no
- * response) is passed over by every download for MIRROR_DOWN_MS. */
+ * response) is held as a mirror (hosts.h: passed over by every download for
+ * HOSTS_MIRROR_HOLD_MS): one that drops packets would otherwise hold every download up to
+ * --connect-timeout. One held already was not asked (its question refused at once). */
 static void mirror_answered(const struct probe_result *res, void *arg)
 {
     struct mirror_pick *m = arg;
@@ -60,8 +53,12 @@ static void mirror_answered(const struct probe_result *res, void *arg)
     assert(upstream_on_thread());
     if (atomic_load(&m->loop->stopping))
         return; /* the loop ends the download */
-    if (res->status == 0)
-        down_until[m->rule][k] = monotonic_ms() + MIRROR_DOWN_MS;
+    int64_t held_ms = 0;
+    if (res->status == 0 && !res->retry_after)
+        held_ms = hosts_judged(mirror, HOST_MIRROR, true, monotonic_ms());
+    if (held_ms)
+        log_info("mirror %s: no answer; passed over for %lld s", mirror,
+                 (long long)(held_ms / 1000));
     if (res->status >= 200 && res->status < 300 && m->origin_said && m->origin_total >= 0 &&
         res->total >= 0 && res->total != m->origin_total) {
         log_info("fetch %s: mirror %s has another length than the origin", m->url, mirror);
@@ -111,22 +108,20 @@ static void origin_answered(const struct probe_result *res, void *arg)
     go_on(m);
 }
 
-/* For a URL with credentials, the origin's probe first; then the next mirror not known to be
- * down; then the source chosen so far (the origin, unless a mirror answered). */
+/* For a URL with credentials, the origin's probe first; then the next mirror (its question
+ * meets its hold as every ask does: easy_go); then the source chosen so far (the origin, unless
+ * a mirror answered). */
 int mirror_pick(struct mirror_pick *m)
 {
     assert(upstream_on_thread());
-    while (m->next_mirror < m->n_mirrors && (down_until[m->rule][m->next_mirror] > monotonic_ms() ||
-                                             hosts_held(m->mirrors[m->next_mirror])))
-        m->next_mirror++;
     if (m->next_mirror < m->n_mirrors && m->origin_first) {
         m->origin_first = false;
-        if (probe_ask(m->loop, m->asked, NULL, origin_answered, m, false) == 0)
+        if (probe_ask(m->loop, m->asked, NULL, HOST_ORIGIN, origin_answered, m, false) == 0)
             return 1;
         m->next_mirror = m->n_mirrors; /* cannot ask: the origin itself decides */
     }
-    if (m->next_mirror < m->n_mirrors &&
-        probe_ask(m->loop, m->mirrors[m->next_mirror], NULL, mirror_answered, m, false) == 0)
+    if (m->next_mirror < m->n_mirrors && probe_ask(m->loop, m->mirrors[m->next_mirror], NULL,
+                                                   HOST_MIRROR, mirror_answered, m, false) == 0)
         return 1;
     m->next_mirror = m->n_mirrors;
     return 0;

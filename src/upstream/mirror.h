@@ -6,10 +6,11 @@
  * made by terms_source_url; mirror_find); mirror_pick() then asks each in turn with a one-byte
  * probe (probe.h), the origin first when the URL carried credentials (a signature, userinfo, a
  * token), and settles on the first mirror that answers 2xx (with the origin's length, when it said
- * one), else on the origin. A mirror that did not answer at all is passed over by every download
- * for MIRROR_DOWN_MS. The origin refusing a URL with credentials ends the choice with its status
- * (`refused`). While stopping, an answer is dropped and `picked` never runs: the loop ends the
- * download itself.
+ * one), else on the origin. A mirror that did not answer at all is held as a mirror (hosts.h:
+ * passed over by every download for HOSTS_MIRROR_HOLD_MS; its questions meanwhile refused at
+ * once by the one question, easy_go). The origin refusing a URL with credentials ends the
+ * choice with its status (`refused`). While stopping, an answer is dropped and `picked` never
+ * runs: the loop ends the download itself.
  */
 #ifndef ARCA_MIRROR_H
 #define ARCA_MIRROR_H
@@ -28,7 +29,6 @@ struct mirror_pick {
     int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
     char **mirrors;      /* where to ask first, in order; the origin after them */
     int n_mirrors, next_mirror;
-    int rule;          /* the --mirror rule they come from (mirror k is that rule's k-th) */
     bool origin_first; /* a URL with credentials: the origin must accept it before a mirror */
     /* What the origin said when asked before the mirrors: the validators the object keeps
      * though a mirror sends the bytes (a signed URL's hits are confirmed with the origin, which

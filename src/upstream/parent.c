@@ -8,6 +8,7 @@
 #include "upstream/hosts.h"
 #include "rules/rules.h"
 #include "tls/tls_identity.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -32,15 +33,12 @@ const char *parent_fault_name(enum parent_fault f)
 
 /* --- the parents' table ---------------------------------------------------------------------- */
 
-struct parent_entry {
-    struct parent_report r;
-    int64_t down_until_ms; /* monotonic: passed over until then */
-    int64_t down_ms;       /* the hold's length, doubled while it fails */
-};
-
+/* What each parent gave and how it failed; its faults in a row and its hold are the registry's
+ * (hosts.h, as HOST_PARENT), filled in by parent_report. Its lock is never held while another is
+ * taken: parent_report copies the table, then asks the registry (hosts.h) with it released. */
 static struct {
     pthread_mutex_t lock;
-    struct parent_entry e[PARENT_MAX];
+    struct parent_report e[PARENT_MAX];
     int n;
 } tab = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -51,12 +49,12 @@ static int slot_of(const char *url, const char *from)
     int i;
     pthread_mutex_lock(&tab.lock);
     for (i = 0; i < tab.n; i++)
-        if (!strcmp(tab.e[i].r.url, url))
+        if (!strcmp(tab.e[i].url, url))
             break;
     if (i == tab.n && tab.n < PARENT_MAX) {
         memset(&tab.e[i], 0, sizeof(tab.e[i]));
-        snprintf(tab.e[i].r.url, sizeof(tab.e[i].r.url), "%s", url);
-        snprintf(tab.e[i].r.from, sizeof(tab.e[i].r.from), "%s", from);
+        snprintf(tab.e[i].url, sizeof(tab.e[i].url), "%s", url);
+        snprintf(tab.e[i].from, sizeof(tab.e[i].from), "%s", from);
         tab.n++;
     }
     pthread_mutex_unlock(&tab.lock);
@@ -69,31 +67,25 @@ void parent_init(const struct config *cfg)
         slot_of(cfg->parent, "--parent");
 }
 
+/* Down while held as a parent (its own faults: passed over), or its host held as an origin
+ * (under --parent-only, where it is the download's origin). */
 int parent_report(struct parent_report *out, int max)
 {
     int n = 0;
+    int64_t now = monotonic_ms();
     pthread_mutex_lock(&tab.lock);
-    for (int i = 0; i < tab.n && n < max; i++) {
-        out[n] = tab.e[i].r;
-        out[n].down = tab.e[i].down_until_ms > monotonic_ms() || hosts_held(tab.e[i].r.url);
-        if (!out[n].down)
-            out[n].down_since = 0;
-        n++;
+    for (int i = 0; i < tab.n && n < max; i++)
+        out[n++] = tab.e[i];
+    pthread_mutex_unlock(&tab.lock);
+    for (int i = 0; i < n; i++) {
+        struct host_state own, host;
+        hosts_state(out[i].url, HOST_PARENT, now, &own);
+        hosts_state(out[i].url, HOST_ORIGIN, now, &host);
+        out[i].failures = own.failures;
+        out[i].down = own.held || host.held;
+        out[i].down_since = own.held ? own.since : host.since;
     }
-    pthread_mutex_unlock(&tab.lock);
     return n;
-}
-
-/* Whether the parent in `slot` is passed over now. */
-static bool is_down(int slot)
-{
-    bool down;
-    if (slot < 0)
-        return false;
-    pthread_mutex_lock(&tab.lock);
-    down = tab.e[slot].down_until_ms > monotonic_ms();
-    pthread_mutex_unlock(&tab.lock);
-    return down;
 }
 
 static void count(int slot, enum parent_fault fault)
@@ -101,28 +93,7 @@ static void count(int slot, enum parent_fault fault)
     if (slot < 0)
         return;
     pthread_mutex_lock(&tab.lock);
-    tab.e[slot].r.fallbacks[fault]++;
-    pthread_mutex_unlock(&tab.lock);
-}
-
-/* A fault of the parent's own: PARENT_FAILURES in a row hold it down, longer each time. */
-static void note_fault(int slot)
-{
-    struct parent_entry *e;
-    if (slot < 0)
-        return;
-    pthread_mutex_lock(&tab.lock);
-    e = &tab.e[slot];
-    if (++e->r.failures >= PARENT_FAILURES) {
-        e->down_ms = e->down_ms ? e->down_ms * 2 : PARENT_DOWN_MS;
-        if (e->down_ms > PARENT_DOWN_MAX_MS)
-            e->down_ms = PARENT_DOWN_MAX_MS;
-        if (e->r.failures == PARENT_FAILURES) /* the outage's first hold: since then */
-            e->r.down_since = (int64_t)time(NULL);
-        e->down_until_ms = monotonic_ms() + e->down_ms;
-        log_info("parent %s: %d failures in a row; passed over for %lld s", e->r.url, e->r.failures,
-                 (long long)(e->down_ms / 1000));
-    }
+    tab.e[slot].fallbacks[fault]++;
     pthread_mutex_unlock(&tab.lock);
 }
 
@@ -172,10 +143,6 @@ void parent_plan(const struct config *cfg, struct parent_ask *p, const struct fe
                      "the URL carries credentials and the parent is reached over plain http "
                      "(--parent-trusted-http says that path is trusted); --parent-only forbids "
                      "the origin");
-    } else if (!s->parent_only && is_down(p->slot)) {
-        /* hosts.h's hold (refused connections) is met by the attempt itself: it may be the
-         * probe that finds the parent back, else the download goes to the origin then */
-        *why = PARENT_DOWN;
     } else if ((p->fetch_url = parent_fetch_url(s->parent, asked))) {
         snprintf(p->base, sizeof(p->base), "%s", s->parent);
         p->active = true;
@@ -192,7 +159,7 @@ void parent_response_reset(struct parent_ask *p)
     p->age = 0;
     p->left = 0;
     p->has_left = p->hit = p->not_stored = p->too_large = false;
-    p->cache_status[0] = p->reason[0] = '\0';
+    p->cache_status[0] = p->reason[0] = p->said[0] = '\0';
 }
 
 void parent_status_line(struct parent_ask *p, const char *line)
@@ -213,15 +180,17 @@ void parent_status_words(const struct parent_ask *p, long status, char *out, siz
     bool relayed = p->cache_status[0] && !p->too_large;
     bool own_refusal = status >= 400 && status < 500 && !p->too_large &&
                        (!relayed || status == 408 || status == 416 || status == 429);
-    snprintf(out, size, "%s %ld%s%s%s", own_refusal ? "parent refused:" : "parent answered", status,
-             p->reason[0] ? " " : "", p->reason,
+    snprintf(out, size, "%s %ld%s%s%s%s%s", own_refusal ? "parent refused:" : "parent answered",
+             status, p->reason[0] ? " " : "", p->reason,
              p->too_large              ? ": the object is too large for it"
              : relayed && !own_refusal ? ", its origin's failure relayed"
-                                       : "");
+                                       : "",
+             p->said[0] ? ": " : "", p->said);
 }
 
-bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size)
+bool parent_tls_refused(CURLcode rc, const char *errbuf, const char *cert, char *out, size_t size)
 {
+    char hint[300] = "";
     const char *alert = strstr(errbuf, " alert "), *start;
     size_t len;
     if (!alert ||
@@ -230,12 +199,26 @@ bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size)
     for (start = alert; start > errbuf && start[-1] != ':' && start[-1] != ' ';)
         start--; /* "tlsv13 alert certificate required" */
     len = strcspn(start, ",");
+    if (strstr(start, "certificate") || strstr(start, "unknown ca")) {
+        if (cert && cert[0]) /* one was shown: it is the one refused */
+            snprintf(hint, sizeof(hint),
+                     " (the parent's client CA does not accept the "
+                     "certificate shown, %.200s)",
+                     cert);
+        else
+            snprintf(hint, sizeof(hint), " (show it one: --parent-cert, --parent-key)");
+    }
     snprintf(out, size, "parent refused the TLS handshake: %.*s%s", (int)(len > 80 ? 80 : len),
-             start,
-             strstr(start, "certificate") || strstr(start, "unknown ca")
-                 ? " (show it one: --parent-cert, --parent-key)"
-                 : "");
+             start, hint);
     return true;
+}
+
+void parent_certificate_file(const char *parent, char *out, size_t size)
+{
+    const struct rule_set *set = rules_current();
+    const struct tls_identity *id = parent ? rules_parent_identity(set, parent) : NULL;
+    snprintf(out, size, "%s", id ? id->cert_path : "");
+    rules_put(set);
 }
 
 /* "sha-256=:B64:" among a Repr-Digest's members. */
@@ -323,6 +306,16 @@ static void take_cache_status(struct parent_ask *p, const char *v)
     read_own_member(p, v);
 }
 
+/* The parent's reason (its Arca-Error), shown again in a log line and a client's answer:
+ * printable bytes only, bounded, any secret of a URL in it hidden as arca hides it. */
+static void take_said(struct parent_ask *p, const char *v)
+{
+    url_redact(v, p->said, sizeof(p->said));
+    for (char *c = p->said; *c; c++)
+        if (!isprint((unsigned char)*c))
+            *c = '?';
+}
+
 void parent_digest_line(struct parent_ask *p, const char *line)
 {
     if (!strncasecmp(line, "Repr-Digest:", 12))
@@ -344,6 +337,8 @@ void parent_header(struct parent_ask *p, const char *line)
         p->age = n > 0 && n < (1LL << 40) ? n : 0;
     } else if (name == 12 && !strncasecmp(line, "Cache-Status", 12)) {
         take_cache_status(p, v);
+    } else if (name == 10 && !strncasecmp(line, "Arca-Error", 10)) {
+        take_said(p, v);
     }
 }
 
@@ -384,22 +379,34 @@ void parent_show_certificate(CURL *easy, const char *parent)
 
 void parent_served(struct parent_ask *p, int64_t bytes)
 {
+    hosts_judged(p->base, HOST_PARENT, false, monotonic_ms());
     if (p->slot < 0)
         return;
     pthread_mutex_lock(&tab.lock);
-    struct parent_entry *e = &tab.e[p->slot];
-    e->r.requests++;
-    e->r.bytes += bytes;
-    e->r.hits += p->hit;
-    e->r.failures = 0;
-    e->down_ms = 0;
-    e->down_until_ms = 0;
+    struct parent_report *e = &tab.e[p->slot];
+    e->requests++;
+    e->bytes += bytes;
+    e->hits += p->hit;
     pthread_mutex_unlock(&tab.lock);
 }
 
 bool parent_digest_ok(const struct parent_ask *p, const uint8_t digest[32])
 {
     return p->has_digest && !p->digest_conflict && memcmp(p->digest, digest, 32) == 0;
+}
+
+/* A fault of the parent's own, told to the registry; a hold it brings is said here, as what
+ * it is (`only`: --parent-only, where the parent is still asked, the only source). */
+static void note_fault(const struct parent_ask *p, bool only)
+{
+    struct host_state st;
+    int64_t now_ms = monotonic_ms(), held_ms = hosts_judged(p->base, HOST_PARENT, true, now_ms);
+    if (!held_ms)
+        return;
+    hosts_state(p->base, HOST_PARENT, now_ms, &st);
+    log_info("parent %s: %d failures in a row; %s for %lld s", p->base, st.failures,
+             only ? "held down (--parent-only: still asked, the only source)" : "passed over",
+             (long long)(held_ms / 1000));
 }
 
 void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault, bool its_own,
@@ -409,7 +416,7 @@ void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault
     p->active = false;
     count(p->slot, fault);
     if (its_own)
-        note_fault(p->slot);
+        note_fault(p, false);
     log_info("fetch %s: parent failed (%s: %s); going to the origin", url, parent_fault_name(fault),
              detail);
 }
@@ -418,7 +425,7 @@ void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool i
 {
     assert(upstream_on_thread() && (unsigned)fault < PARENT_FAULTS);
     if (its_own)
-        note_fault(p->slot);
+        note_fault(p, true);
 }
 
 void parent_forget(struct parent_ask *p)

@@ -20,24 +20,28 @@
  * A parent that requires a client certificate is shown the one the rules in force give it
  * (--parent-cert, a rule's parent-cert: rules.h), and no other source ever is. Its refusals
  * are said as its own ("parent refused: 403 Forbidden", "parent refused the TLS handshake"),
- * never as the origin's.
+ * never as the origin's, with the one-line reason it gave (its Arca-Error header: printable,
+ * bounded, secrets hidden).
  *
- * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits), its
- * fallbacks by reason, and its state: after PARENT_FAILURES of its own faults in a row (what no
- * client can bring about with a URL: transfer_parent_own_fault) it is "down" and passed over
- * for PARENT_DOWN_MS, doubled after each fault while down up to PARENT_DOWN_MAX_MS; the first
- * answer it gives clears it. hosts.h holds it down too for refused connections, as any host
- * (one probe at a time finds it back).
+ * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits) and its
+ * fallbacks by reason. Its state is the registry's (hosts.h, which holds it as HOST_PARENT):
+ * this file judges its asks, telling hosts_judged of its own faults (what no client can bring
+ * about with a URL: source_parent_own_fault) and of bytes that check out; after
+ * HOSTS_PARENT_FAULTS in a row it is "down" and passed over (its attempt refused by the one
+ * question, easy_go: the download goes on from the origin). Under --parent-only it is the
+ * download's origin: asked as one (held for refused connections, one probe at a time finds it
+ * back), its own faults still counted and shown.
  *
  * Contract: parent_plan, parent_header, parent_digest_line, parent_judge, parent_fault,
- * parent_failed_attempt and parent_show_certificate run on the upstream thread; parent_report on
- * any thread (one mutex guards the table). A struct parent_ask belongs to one download, freed
- * with parent_forget.
+ * parent_failed_attempt, parent_show_certificate and parent_certificate_file run on the upstream
+ * thread; parent_report on any thread (one mutex guards the table of counters, never held while
+ * the registry's is taken). A struct parent_ask belongs to one download, freed with parent_forget.
  */
 #ifndef ARCA_PARENT_H
 #define ARCA_PARENT_H
 
 #include "rules/terms.h"
+#include "upstream/hosts.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -45,9 +49,7 @@
 #include <stdint.h>
 
 #define PARENT_MAX 16
-#define PARENT_FAILURES 3
-#define PARENT_DOWN_MS 5000
-#define PARENT_DOWN_MAX_MS 60000
+#define PARENT_FAILURES HOSTS_PARENT_FAULTS
 /* A parent is a known host near by: one that does not connect within PARENT_CONNECT_MS, or
  * sends less than PARENT_LOW_SPEED bytes a second for PARENT_STALL_S, is passed over (not
  * --connect-timeout, --stall-timeout: an origin's patience). */
@@ -86,6 +88,7 @@ struct parent_ask {
     bool hit;        /* its member said hit */
     bool not_stored; /* its member said stored=?0: it kept no copy, vouches for no freshness */
     char reason[48]; /* its status line's reason phrase ("Forbidden") */
+    char said[160];  /* its Arca-Error: the one-line reason of its refusal (printable, no secret) */
     /* its member said detail=too-large: the object is more than it takes (its 413 or 507),
      * the URL's doing, never its own fault */
     bool too_large;
@@ -93,8 +96,9 @@ struct parent_ask {
 };
 
 /* Whether the download of `asked` (the client's URL, whole) under `terms` asks a parent first:
- * the ask made (p->active). When it does not, `*why` says for which fault it goes to the
- * origin (PARENT_DOWN, PARENT_CREDENTIALS; counted), or PARENT_FAULTS when it has no parent.
+ * the ask made (p->active; a parent held down is met by the attempt's question, easy_go). When
+ * it does not, `*why` says for which fault it goes to the origin (PARENT_CREDENTIALS; counted),
+ * or PARENT_FAULTS when it has no parent.
  * With --parent-only and a parent that cannot be asked (`*refuse` set): the download fails with
  * that one-line reason. */
 void parent_plan(const struct config *cfg, struct parent_ask *p, const struct fetch_terms *terms,
@@ -112,12 +116,19 @@ void parent_response_reset(struct parent_ask *p);
 void parent_status_line(struct parent_ask *p, const char *line);
 /* What the parent's answer `status` says, as the log's fallback line and a 502 say it: its own
  * refusal ("parent refused: 403 Forbidden"), its origin's failure relayed, an object too large
- * for it, or its own failure ("parent answered 503 ..."): never as the origin's. */
+ * for it, or its own failure ("parent answered 503 ..."): never as the origin's. Its one-line
+ * reason (p->said), when it gave one, follows: "parent refused: 403 Forbidden: client address
+ * not allowed ...". */
 void parent_status_words(const struct parent_ask *p, long status, char *out, size_t size);
 /* Whether an attempt that ended in `rc` with curl's `errbuf` was the parent refusing the TLS
  * handshake (an alert it sent: no certificate, or one its --tls-client-ca did not sign): then
- * `out` says so, with what the site may do. A refusal of this site, never of a URL. */
-bool parent_tls_refused(CURLcode rc, const char *errbuf, char *out, size_t size);
+ * `out` says so, with what the site may do: show it one, or (`cert`: the file it was shown,
+ * NULL or "" for none) that its client CA does not accept that one. A refusal of this site,
+ * never of a URL. */
+bool parent_tls_refused(CURLcode rc, const char *errbuf, const char *cert, char *out, size_t size);
+/* The certificate file the rules in force show `parent` (a base URL) into out[size] ("" for
+ * none), for what a refusal says. Upstream thread. */
+void parent_certificate_file(const char *parent, char *out, size_t size);
 /* What a parent's answer `status` says, once its headers (parent_header) are in: 0 a body to
  * take (2xx, 304; a 1xx comes before its final answer), 1 the origin's own verdict (a 4xx the
  * parent relays: it carries a Cache-Status), or -1 the parent's fault (*fault set). */

@@ -43,6 +43,7 @@ struct probe {
      * download is not (the download decides next). */
     bool retries;
     bool resolved_again; /* a name that did not resolve was asked once more (once) */
+    bool host_check;     /* a check of its host's root (probe_check_host): no redirect */
     int held;            /* its host held down: no attempt went; seconds until one may */
     int attempts;        /* started so far */
     struct timer retry;  /* BACKOFF: the next attempt */
@@ -124,10 +125,10 @@ static void unlink_asking(struct probe *p)
 }
 
 /* What a download failing this way would say (fail_attempt): its attempts, time and why; or,
- * its host held down, what a download would say then (transfer.c's held_down). */
+ * its host held down, what a download would say then (transfer_course.c's held_down). */
 static void probe_failure(const struct probe *p, CURLcode rc, long status, struct probe_result *res)
 {
-    char why[CURL_ERROR_SIZE + 200], host[256];
+    char why[CURL_ERROR_SIZE + 400], host[256], cert[1024] = "";
     if (p->held) {
         res->failure_status = 503;
         res->retry_after = p->held;
@@ -135,6 +136,8 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
         return;
     }
     struct upstream_error e = error_for_clients(rc, false, false);
+    if (p->parent)
+        parent_certificate_file(p->parent->base, cert, sizeof(cert));
     res->failure_status = e.status;
     if (status_retryable(status)) {
         res->failure_status = (int)status;
@@ -142,7 +145,7 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
         asked_host(p->h.easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
-    } else if (!p->parent || !parent_tls_refused(rc, p->errbuf, why, sizeof(why))) {
+    } else if (!p->parent || !parent_tls_refused(rc, p->errbuf, cert, why, sizeof(why))) {
         snprintf(why, sizeof(why), "%s: %s", e.what, res->error); /* else: the parent's words */
     }
     failure_summary(res->failure, sizeof(res->failure), p->parent ? "parent" : "upstream",
@@ -313,6 +316,12 @@ static void setup_probe(struct probe *p)
     easy_sign_for(p->h.easy, p->auth);
     parent_show_certificate(p->h.easy, p->parent ? p->parent->base : NULL);
     curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
+    if (p->host_check) {
+        int64_t ms = (int64_t)p->loop->cfg->stall_timeout * 1000;
+        curl_easy_setopt(p->h.easy, CURLOPT_FOLLOWLOCATION, 0L); /* its own answer, not another's */
+        curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT_MS,
+                         (long)(ms < HOSTS_CHECK_MAX_MS ? ms : HOSTS_CHECK_MAX_MS));
+    }
 }
 
 void probe_start_asked(struct upstream_loop *loop)
@@ -358,8 +367,8 @@ static int queue_probe(struct upstream_loop *loop, struct probe *p)
     return 0;
 }
 
-int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, probe_done_fn *done,
-              void *arg, bool retries)
+int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, enum host_kind kind,
+              probe_done_fn *done, void *arg, bool retries)
 {
     struct probe *p = calloc(1, sizeof(*p));
     if (!p || !(p->url = strdup(url)) || (parent && !(p->parent = calloc(1, sizeof(*p->parent)))) ||
@@ -373,9 +382,38 @@ int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, p
         p->parent->slot = -1; /* not the table's: its answer is only read */
         snprintf(p->parent->base, sizeof(p->parent->base), "%s", parent);
     }
+    p->h.host_kind = kind;
     p->done = done;
     p->arg = arg;
     p->retries = retries;
+    return queue_probe(loop, p);
+}
+
+/* A check of a host's root ended: any answer says it is up, none that it is hung; arca
+ * stopping says nothing. */
+static void host_checked(const struct probe_result *res, void *arg)
+{
+    struct probe *p = arg;
+    hosts_checked(p->url, atomic_load(&p->loop->stopping) ? -1 : res->status > 0, monotonic_ms());
+}
+
+int probe_check_host(struct upstream_loop *loop, const char *url)
+{
+    char origin[HOSTS_ORIGIN_MAX + 1];
+    struct probe *p = calloc(1, sizeof(*p));
+    assert(upstream_on_thread());
+    hosts_origin_of(url, origin, sizeof(origin) - 1);
+    strcat(origin, "/");
+    if (!p || !(p->url = strdup(origin)) || !(p->h.easy = curl_easy_init()) ||
+        !(p->headers = easy_base_headers(NULL, NULL)) ||
+        !curl_slist_append(p->headers, "Range: bytes=0-0")) {
+        if (p)
+            free_probe(p);
+        return -1;
+    }
+    p->host_check = true;
+    p->done = host_checked;
+    p->arg = p;
     return queue_probe(loop, p);
 }
 

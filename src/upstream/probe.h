@@ -45,9 +45,14 @@ typedef void doc_done_fn(const struct probe_result *res, const char *body, size_
 
 /* A one-byte question; `retries`: asked as a download is (see above); `parent`: the parent
  * arca whose fetch API `url` is (its certificate shown, its refusal said as its own), NULL
- * none. */
-int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, probe_done_fn *done,
-              void *arg, bool retries);
+ * none; `kind`: what its host is asked as (a mirror's question holds it as a mirror). */
+int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, enum host_kind kind,
+              probe_done_fn *done, void *arg, bool retries);
+/* The check hosts_result asked for: `url`'s host asked at its root, once, no redirect followed,
+ * for --stall-timeout at most (HOSTS_CHECK_MAX_MS); any HTTP answer, a 404 too, says it is up.
+ * Its end goes to hosts_checked. -1 when it cannot be asked (the caller tells hosts_checked).
+ * Upstream thread (loop->check_host). */
+int probe_check_host(struct upstream_loop *loop, const char *url);
 /* A document, its body kept up to UPSTREAM_DOC_MAX bytes, signed for `auth` (NULL: unsigned). */
 int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
               doc_done_fn *done, void *arg);

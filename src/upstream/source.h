@@ -5,8 +5,8 @@
  * (the one file that names the kinds) and walks it. Each source is of a kind that brings its own
  * hooks: whether it is asked, what it adds to a request, its timeouts, how it reads and judges
  * an answer or an end (its fault, the URL's, or none), whether its digest vouches for the
- * bytes. The download's core (transfer.c, transfer_answer.c) calls the hooks of the source it
- * asks now and names no kind; a hook a kind has no use for is NULL (the core does nothing).
+ * bytes. The download's core (transfer_course.c, transfer_answer.c) calls the hooks of the source
+ * it asks now and names no kind; a hook a kind has no use for is NULL (the core does nothing).
  *
  * Moving on to the next source is one event: source_move_on (the source failed the download
  * in a way that is its own, never the URL's), the download's move back to SOURCE (transfer.h).
@@ -58,12 +58,16 @@ struct source_kind {
     bool (*lied)(struct transfer *t, const struct verdict *v);
     /* Whether its 2xx confirms a signed URL (rules/grants.h). */
     bool confirms_grants;
+    /* Whether it gives an object whose origin had no strong ETag its sha256 as ETag once its
+     * copy is complete: a resume of its bytes is on their date (struct attempt's on_date). */
+    bool tags_its_copy;
     /* The validators kept with its body beside its own answer's (`h`, the core's reading). */
     void (*describe)(const struct transfer *t, struct upstream_headers *h);
     /* The object's freshness as it says it, before readers wake to its headers or its 304. */
     void (*freshness)(struct transfer *t);
-    /* A refusal (`status`) in its own words (true), not the URL's. */
-    bool (*refusal)(struct transfer *t, int status, char *reason, size_t size);
+    /* A refusal (`status`) in its own words, not the origin's: the status the download fails
+     * with, `reason` written (0: none of its own, the origin's status and reason stand). */
+    int (*refusal)(struct transfer *t, int status, char *reason, size_t size);
     /* Why its body cannot be split into ranges (NULL: it can, as far as it goes). */
     const char *(*no_fill)(const struct transfer *t);
     /* What a parallel fill's ranges need of it. */
@@ -99,7 +103,7 @@ struct sources {
      * whether its fault is the URL's it relays (its upstream's failure), in `why`'s words. */
     enum parent_fault fault;
     bool relayed;
-    char why[160];
+    char why[320];
 };
 
 /* The sources of `t` (its terms': a parent, mirrors, the origin), the first to be asked. */
@@ -143,15 +147,16 @@ struct attempt;
  * not continue the bytes kept (PARENT_LIE), a cut body (PARENT_CUT), or no answer
  * (PARENT_REFUSED). */
 enum parent_fault source_parent_end_fault(const struct attempt *a);
-/* Whether fault `f` is the parent's own, counting toward holding it down: a digest, a lie,
- * its own failure status or silence (not `relayed`, its upstream's failure); never a cut, a
- * loop, its hold, credentials, nor what any client can bring about with a URL. */
-bool source_parent_own_fault(enum parent_fault f, bool relayed);
+/* Whether fault `f` is the parent's own, counting toward holding it down: a digest (not after
+ * a resume `on_date`: the kept bytes may be another version's), a lie, its own failure status
+ * or silence (not `relayed`, its upstream's failure); never a cut, a loop, its hold,
+ * credentials, nor what any client can bring about with a URL. */
+bool source_parent_own_fault(enum parent_fault f, bool relayed, bool on_date);
 /* Whether a parent's `status` relays its upstream's verdict on the URL: a 4xx, an object too
  * large for it, a 5xx carrying a Cache-Status (but 507, its own disk). */
 bool source_parent_relays(long status, bool too_large, bool cache_status);
 /* Whether verdict `v` on a parent's answer `status` is a lie: another version or range while
- * resuming (`offset` > 0), a 304 unasked (not `conditional`), a failure that is not a 4xx or 5xx. */
+ * resuming (`offset` > 0), a 304 unasked (not `conditional`), a failure not a 4xx or 5xx. */
 bool source_parent_lie(const struct verdict *v, long status, bool conditional, int64_t offset);
 
 /* mirror.h's `picked`: the mirrors' probe chose (the course's event, sources.chosen). */

@@ -70,14 +70,16 @@ static enum transfer_state move_on(struct transfer *t, enum source_end end, cons
 }
 
 /* Whether fault `f` of the download's parent is the parent's own, counting toward holding it
- * down: no connection, its own 5xx (no Cache-Status) or 507 (its disk), a lie, a digest. Not
- * what any client can bring about with a URL: a 4xx, an object too large for it (its 507 says
- * detail=too-large), its upstream's failure relayed (a 5xx with a Cache-Status, silence after
- * the request went, a cut), nor a loop, its hold, credentials. */
-bool source_parent_own_fault(enum parent_fault f, bool relayed)
+ * down: no connection, its own 5xx (no Cache-Status) or 507 (its disk), a lie, a digest (not
+ * after a resume on a date: the kept bytes may be another version's). Not what any client can
+ * bring about with a URL: a 4xx, an object too large for it (its 507 says detail=too-large),
+ * its upstream's failure relayed (a 5xx with a Cache-Status, silence after the request went,
+ * a cut), nor a loop, its hold, credentials. */
+bool source_parent_own_fault(enum parent_fault f, bool relayed, bool on_date)
 {
     switch (f) {
     case PARENT_DIGEST:
+        return !on_date;
     case PARENT_LIE:
         return true;
     case PARENT_STATUS:  /* a 4xx, its upstream's 5xx relayed, too large for it: no */
@@ -90,7 +92,7 @@ bool source_parent_own_fault(enum parent_fault f, bool relayed)
 
 static bool own_fault(const struct transfer *t, enum parent_fault f)
 {
-    return source_parent_own_fault(f, t->src.relayed);
+    return source_parent_own_fault(f, t->src.relayed, t->a.on_date);
 }
 
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
@@ -103,13 +105,23 @@ static bool may_fall_back(const struct transfer *t)
 
 enum parent_fault source_parent_end_fault(const struct attempt *a)
 {
+    /* a resume on a date met another version: asked again whole, no fault of the parent's */
     if (a->own_cut || (a->bounded && a->rc == CURLE_OK) ||
-        (a->rc == CURLE_OK && !a->retry_status && !a->start_over))
+        (a->rc == CURLE_OK && !a->retry_status && !a->start_over) || (a->on_date && a->start_over))
         return PARENT_FAULTS;
     return a->retry_status   ? PARENT_STATUS
            : a->start_over   ? PARENT_LIE
            : a->body_started ? PARENT_CUT
                              : PARENT_REFUSED;
+}
+
+/* Whether the parent refused the TLS handshake (parent_tls_refused), naming the certificate
+ * shown to it: t->src.why says so. */
+static bool tls_refused(struct transfer *t, CURLcode rc)
+{
+    char cert[1024];
+    parent_certificate_file(t->src.parent.base, cert, sizeof(cert));
+    return parent_tls_refused(rc, t->a.errbuf, cert, t->src.why, sizeof(t->src.why));
 }
 
 /* Judges the attempt that ended in `rc`: whether it failed by its parent's fault (*f), and if
@@ -131,8 +143,7 @@ static bool judge_attempt(struct transfer *t, CURLcode rc, enum parent_fault *f)
         t->src.relayed = sent > 0;
     if (t->a.retry_status)
         parent_status_words(&t->src.parent, t->a.retry_status, t->src.why, sizeof(t->src.why));
-    else if (!t->a.body_started &&
-             parent_tls_refused(rc, t->a.errbuf, t->src.why, sizeof(t->src.why)))
+    else if (!t->a.body_started && tls_refused(t, rc))
         t->src.relayed = false; /* it refused this arca, whatever the URL: its own */
     else
         snprintf(t->src.why, sizeof(t->src.why), "%.150s",
@@ -195,7 +206,8 @@ static bool choose(struct transfer *t, enum transfer_state *next)
         return false;
     }
     t->source = t->src.parent.fetch_url;
-    easy_set_url(&t->h, t->source);
+    /* under --parent-only it is held as an origin is (hosts.h): there is no other to ask */
+    easy_set_source(&t->h, t->source, t->terms.sources.parent_only ? HOST_ORIGIN : HOST_PARENT);
     log_debug("fetch %s: download started, asked of its parent", t->url);
     *next = TS_ATTEMPT;
     return true;
@@ -328,24 +340,33 @@ bool source_parent_lie(const struct verdict *v, long status, bool conditional, i
 }
 
 /* A parent whose answer does not continue what it sent before (another version, another
- * range) lied, or changed under the download: either way, the origin (the attempt ends). */
+ * range) lied, or changed under the download: either way, the origin (the attempt ends).
+ * Not on a resume on a date (t->a.on_date): it never gave those bytes a version of its own, so
+ * another one is asked again whole (transfer_answer.c, not_continued). */
 static bool lied(struct transfer *t, const struct verdict *v)
 {
     if (t->terms.sources.parent_only ||
-        !source_parent_lie(v, t->a.status, t->a.conditional, t->offset))
+        !source_parent_lie(v, t->a.status, t->a.conditional, t->offset) ||
+        (t->a.on_date && v->kind != VERDICT_FAIL))
         return false;
     t->src.fault = PARENT_LIE;
     snprintf(t->src.why, sizeof(t->src.why), "%s", v->reason);
     return true;
 }
 
-/* --parent-only: the parent's own refusal of this site, not the origin's of the URL. */
-static bool refusal(struct transfer *t, int status, char *reason, size_t size)
+/* --parent-only: the parent's own refusal of this site (502), not the origin's of the URL; a
+ * refusal it relays is said as its answer, in its own words (its Arca-Error: its origin's
+ * status, or its rule refusing a redirect its download met). */
+static int refusal(struct transfer *t, int status, char *reason, size_t size)
 {
-    if (parent_judge(&t->src.parent, status, &(enum parent_fault){0}) >= 0)
-        return false;
-    parent_status_words(&t->src.parent, status, reason, size);
-    return true;
+    if (parent_judge(&t->src.parent, status, &(enum parent_fault){0}) < 0) {
+        parent_status_words(&t->src.parent, status, reason, size);
+        return 502;
+    }
+    if (!t->src.parent.said[0])
+        return 0;
+    snprintf(reason, size, "parent answered %d: %s", status, t->src.parent.said);
+    return status;
 }
 
 /* A parent gives an object whose origin had no strong ETag its sha256 as ETag once its copy is
@@ -425,6 +446,7 @@ const struct source_kind source_parent = {
     .answer = answer,
     .lied = lied,
     .confirms_grants = true, /* its 2xx is its origin's (it confirms a signed URL as any arca) */
+    .tags_its_copy = true,
     .freshness = freshness,
     .refusal = refusal,
     .no_fill = no_fill,

@@ -63,7 +63,7 @@
 #define CHECK_TRANSFER(t) assert((t) != NULL && (t)->magic == TRANSFER_MAGIC)
 
 /* The attempt under way (ATTEMPT, ASKING, ENDED): its request, its answer, how it ended.
- * prepare_attempt (transfer.c) begins it afresh. */
+ * transfer_prepare_attempt (transfer_answer.c) begins it afresh. */
 struct attempt {
     struct curl_slist *req_headers; /* Range + If-Range of a resuming attempt, or the
                                        conditions of a revalidating one */
@@ -83,6 +83,13 @@ struct attempt {
     bool bounded; /* it asks for its fill's head range only (Range: a-b) */
     bool own_cut; /* it ended itself: its fill's head range was in */
     int64_t skip; /* a whole body's first bytes to drop: the download has them */
+    /* It resumes bytes kept with no strong ETag of a source that tags its complete copy
+     * (source.h's `tags_its_copy`: the source's first answer came while its copy still
+     * downloaded, from an origin that gave none): proved by their date and length, and by the
+     * source's digest of the whole at the end. The "<sha256>" ETag it gives once its copy is
+     * complete is no change, and a version that does not continue them is no lie (its origin's
+     * change): the whole is asked again, nothing held against it. */
+    bool on_date;
 };
 
 /* After a source broke off mid-body (its move_on, source.h): the next source's whole
@@ -95,9 +102,9 @@ struct kept_check {
 };
 
 /* One upstream download, over one or more attempts. Lives on the upstream thread only. Its
- * state is written by transfer.c's move() alone (the table of moves, transfer_may_move); what
- * one state needs lives in its record (the attempt's `a`, the sources' `src`, BACKOFF's timer),
- * the bools below are facts of the download, each as its comment says. */
+ * state is written by transfer_course.c's move() alone (the table of moves, transfer_may_move);
+ * what one state needs lives in its record (the attempt's `a`, the sources' `src`, BACKOFF's
+ * timer), the bools below are facts of the download, each as its comment says. */
 struct transfer {
     struct handle h; /* its own connection's: the easy handle, its host's hold, its cap's turn */
     unsigned magic;
@@ -136,7 +143,7 @@ struct transfer {
     bool alone;        /* its fill stopped on a lie: one connection from here on (fill.h) */
     int fill_restarts; /* starts over because upstream changed the object mid-fill */
     struct fill *fill; /* its other ranges while a parallel fill runs (fill.h) */
-    void (*fill_told)(void *t, enum fill_news news); /* the course's (transfer.c): fill.h's tell */
+    void (*fill_told)(void *t, enum fill_news news); /* the course's: fill.h's tell */
     struct rate_flow flow;  /* its turn under --upstream-rate (rate.h), all its handles' */
     int64_t received;       /* bytes its own connection took (a fill's are the fill's) */
     int64_t measured_bytes; /* received, fills' included, at the last transfer_measure */

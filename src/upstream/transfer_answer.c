@@ -83,6 +83,8 @@ int transfer_prepare_attempt(struct transfer *t, int64_t left)
     t->a.skip = 0;
     t->h.refused[0] = t->a.errbuf[0] = t->a.hops[0] = '\0';
     source_attempt_begins(&t->src);
+    t->a.on_date =
+        t->src.kind->tags_its_copy && t->offset > 0 && !t->check.ctx && t->kept.etag[0] != '"';
     if (set_headers(t) < 0)
         return -1;
     t->src.kind->timeouts(t);
@@ -259,15 +261,18 @@ static int not_continued(struct transfer *t, const struct verdict *v)
 }
 
 /* upstream refused the request for good; a bucket's 401/403 names the bucket only (never a key
- * or secret). */
+ * or secret); a source that says a refusal in its own words (source.h's `refusal`) is heard in
+ * them. */
 static void refused(struct transfer *t, const struct verdict *v)
 {
-    char reason[160];
+    char reason[320];
+    int status;
     if (t->auth && (v->status == 401 || v->status == 403)) {
         snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
         transfer_fail(t, 502, reason);
-    } else if (t->src.kind->refusal && t->src.kind->refusal(t, v->status, reason, sizeof(reason))) {
-        transfer_fail(t, 502, reason); /* the source's own refusal, not the origin's of the URL */
+    } else if (t->src.kind->refusal &&
+               (status = t->src.kind->refusal(t, v->status, reason, sizeof(reason))) > 0) {
+        transfer_fail(t, status, reason); /* the source's own words, not the origin's of the URL */
     } else {
         transfer_fail(t, v->status, v->reason);
     }
@@ -395,7 +400,7 @@ static bool same_whole_body(struct transfer *t)
 
 /* A whole body of the kept bytes' length, or one at least as long as what is kept when no length
  * was said (after a parent broke off: its first bytes are checked against the kept ones as they
- * come, transfer_body; a body that ends before all came is refused, transfer.c). */
+ * come, transfer_body; a body that ends before all came is refused, transfer_course.c). */
 static bool same_length(struct transfer *t)
 {
     int64_t length = known_length(t);
@@ -408,7 +413,7 @@ static bool same_length(struct transfer *t)
 
 /* The bytes a parent sent before it broke off come again from the origin (skipped): once all
  * are in, their digest must be the kept bytes'; -1 ends the attempt when it is not (the
- * download then starts over: transfer.c). */
+ * download then starts over: transfer_course.c). */
 static int check_prefix(struct transfer *t, const char *data, size_t len)
 {
     uint8_t got[32];
@@ -432,7 +437,7 @@ static int headers_done(struct transfer *t)
     if (t->src.kind->answer && t->src.kind->answer(t) < 0)
         return -1;
     long status = t->a.status;
-    struct resume_terms sent = {t->offset, known_length(t), &t->kept};
+    struct resume_terms sent = {t->offset, known_length(t), &t->kept, t->a.on_date};
     struct verdict v = response_verdict(&t->a.resp, status, &sent);
     /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
     if (t->grant_until > 0 && t->src.kind->confirms_grants && status >= 200 && status < 300)

@@ -1,8 +1,8 @@
 /*
- * transfer_answer.h — the transfer itself, under its course (transfer.c: steps and events): an
- * attempt's answer (what its headers decide, its bytes hashed and appended), how a download
- * fails or starts over, and the connections it holds. transfer.c and the kinds of source
- * (source.h) call down into this; nothing here calls transfer.c or names a kind. Upstream
+ * transfer_answer.h — the transfer itself, under its course (transfer_course.c: steps and events):
+ * an attempt's answer (what its headers decide, its bytes hashed and appended), how a download
+ * fails or starts over, and the connections it holds. transfer_course.c and the kinds of source
+ * (source.h) call down into this; nothing here calls transfer_course.c or names a kind. Upstream
  * thread only, as transfer.h says.
  */
 #ifndef ARCA_TRANSFER_ANSWER_H
@@ -32,9 +32,9 @@ void transfer_hear_answer(struct transfer *t);
  * emptied), 1 (a new version, waiting for its file) or -1 (the download failed). */
 int transfer_start_over(struct transfer *t, int64_t length, const struct upstream_headers *h,
                         const char *why);
-/* The bytes and headers a source gave go (only it vouched for them: its move on): nothing given, the same
- * object (0); else a new version (1, waiting for its file; its readers cut, the old one not a
- * failed download: store_new_version); -1 the download failed. */
+/* The bytes and headers a source gave go (only it vouched for them: its move on): nothing given,
+ * the same object (0); else a new version (1, waiting for its file; its readers cut, the old one
+ * not a failed download: store_new_version); -1 the download failed. */
 int transfer_start_afresh(struct transfer *t, const char *why);
 
 #endif

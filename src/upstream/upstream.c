@@ -1,6 +1,6 @@
 /* The upstream thread's loop: the queue of downloads, the multi handle, the timer heap and the
  * dispatch of each finished handle by its kind (see upstream.h; the transfer machine is
- * transfer.c, probes and documents probe.c, mirrors mirror.c). */
+ * transfer_course.c, probes and documents probe.c, mirrors mirror.c). */
 #include "upstream/upstream.h"
 #include "base/clock.h"
 #include "base/parse.h"
@@ -72,7 +72,7 @@ struct pending {
 
 /* A download slot given: the running download and the client it counts against, the one whose
  * request started it, for its whole life (clients joining it take no slot of their own). A
- * transfer is transfer.c's alone, so the queue keeps this record beside it. */
+ * transfer is transfer_course.c's alone, so the queue keeps this record beside it. */
 struct slot {
     const struct transfer *t;
     struct who client;
@@ -581,6 +581,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     fx.loop.cfg = cfg;
     fx.loop.wake = wake_fetch;
     fx.loop.now_ms = monotonic_ms;
+    fx.loop.check_host = probe_check_host;
     rate_init(&fx.loop.gate, &fx.loop.timers, monotonic_ms);
     rate_set(&fx.loop.gate, cfg->upstream_rate);
     easy_via_init(cfg);
@@ -660,7 +661,7 @@ void upstream_join(const struct object *obj, const struct sockaddr *client)
 int upstream_probe(const char *url, const char *parent,
                    void (*done)(const struct probe_result *res, void *arg), void *arg)
 {
-    return probe_ask(&fx.loop, url, parent, done, arg, true);
+    return probe_ask(&fx.loop, url, parent, HOST_ORIGIN, done, arg, true);
 }
 
 int upstream_get(const char *url, const struct bucket_auth *auth,

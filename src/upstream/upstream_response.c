@@ -299,8 +299,9 @@ const char *resume_mismatch(const struct resume_terms *sent, long status,
     if (sent->length >= 0 && r->range_total != sent->length)
         return "upstream's file has another length now";
     /* resumed on a strong ETag, that ETag alone proves it; on a date, the date and the ETag
-     * (weak, or none) the kept body had, both unchanged */
-    if (strcmp(r->etag, k->etag) != 0)
+     * (weak, or none) the kept body had, both unchanged (a parent's sha256 tag aside) */
+    if (strcmp(r->etag, k->etag) != 0 &&
+        !(sent->parent_tag && validator != k->etag && r->etag[0] == '"'))
         return "upstream's ETag changed";
     if (validator != k->etag && strcmp(r->last_modified, k->last_modified) != 0)
         return "upstream's Last-Modified changed";

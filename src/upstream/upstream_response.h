@@ -2,7 +2,7 @@
  * upstream_response.h — what arca makes of an upstream response: its header lines, and the
  * decisions taken on it (retry, resume, which status clients get). Pure functions of their
  * arguments, no I/O and no shared state, so that each decision has units (test_upstream.c);
- * transfer.c and probe.c, on the upstream thread, apply them to downloads and probes.
+ * transfer_course.c and probe.c, on the upstream thread, apply them to downloads and probes.
  */
 #ifndef ARCA_UPSTREAM_RESPONSE_H
 #define ARCA_UPSTREAM_RESPONSE_H
@@ -111,6 +111,9 @@ const char *resume_validator(const struct validators *v);
 struct resume_terms {
     int64_t offset, length;
     const struct validators *kept;
+    /* asked of a parent arca on a date: a strong ETag where the kept body had none (or a weak
+     * one) is its sha256 tag, given once its copy is complete, not another version */
+    bool parent_tag;
 };
 /* Whether the answer (`status`, its headers `r`) to the resume `sent` continues the kept bytes:
  * a 206 whose Content-Range starts at the offset and, when the length is known, has it as its

@@ -660,6 +660,19 @@ static enum conn_result buckets(struct conn *c)
     return buckets_page(c, export != NULL);
 }
 
+/* The bucket named [name, name + len) as this client may know it: one under which the rules let
+ * it fetch nothing is not on its buckets page, and answers it as a bucket that does not exist
+ * (NULL), never a redirect or a refusal that would say it does. */
+static const struct bucket_auth *bucket_for(struct conn *c, const char *name, size_t len)
+{
+    const struct bucket_auth *a = buckets_find(name, len);
+    struct browse_view v;
+    if (!a)
+        return NULL;
+    browse_view_init(&v, c);
+    return browse_view_sees(&v, a, "") ? a : NULL;
+}
+
 /* A request's first call: the path says a bucket's file or folder, or the buckets. */
 static enum conn_result begin(struct browse_req *s, const char *path)
 {
@@ -675,7 +688,7 @@ static enum conn_result begin(struct browse_req *s, const char *path)
     s->is_file = path[name_len] == '/' && rest[0] && rest[strlen(rest) - 1] != '/';
     if (!path[0])
         return buckets(c);
-    if (!(a = buckets_find(path, name_len)))
+    if (!(a = bucket_for(c, path, name_len)))
         return http_send_error(c, HTTP_NOT_FOUND, "unknown bucket '%.*s'",
                                (int)(name_len < 64 ? name_len : 64), path);
     if (strlen(rest) > (size_t)http_cfg->max_url_len)

@@ -2,8 +2,9 @@
 access", docs/SECURITY.md "Rules (issue 52)"): a rule that names networks over a bucket's URL
 prefix hides its files' names from the clients it refuses them, in /browse/'s HTML pages and in
 ?export=json, page after page; a folder whose every URL the rule refuses is neither listed nor
-browsed (403), and a bucket likewise; the clients it lets in see everything, as without it.
-Two clients of one arca, told apart by their loopback addresses, both in --allow-network."""
+browsed (403), and a bucket likewise (it answers as an unknown bucket, 404); the clients it
+lets in see everything, as without it. Two clients of one arca, told apart by their loopback
+addresses, both in --allow-network."""
 
 import http.client
 import json
@@ -94,11 +95,13 @@ def test_a_folder_lists_the_outsider_only_what_it_may_fetch(start_arca, workdir,
     status, _, body = ask(arca, "/browse/lab/mixed/?export=json", OUTSIDER)
     assert status == 200 and json_names(body, base) == ["mixed/open.txt"], body
     for path in ("/browse/lab/private/", "/browse/lab/private/?export=json",
-                 "/browse/lab/private/deep/", "/browse/lab/mixed/secret-dir/?export=json",
-                 "/browse/vault/", "/browse/vault/vault-sub/?export=json"):
+                 "/browse/lab/private/deep/", "/browse/lab/mixed/secret-dir/?export=json"):
         status, _, body = ask(arca, path, OUTSIDER)
         assert status == 403 and b"rule " in body, (path, status, body[:300])
         no_secret(body, path)
+    for path in ("/browse/vault", "/browse/vault/", "/browse/vault/vault-sub/?export=json"):
+        status, _, body = ask(arca, path, OUTSIDER)  # a bucket it may not know of
+        assert status == 404 and body == b"unknown bucket 'vault'\n", (path, status, body[:300])
     status, _, body = ask(arca, "/browse/", OUTSIDER)
     assert status == 200 and b"/browse/lab/" in body and b"/browse/vault/" not in body, body
     status, _, body = ask(arca, "/browse/?export=json", OUTSIDER)

@@ -2,6 +2,7 @@
 freshness left (ttl), Age on every answer of an object, and the origin's strong ETag as the
 object's one validator, from its download on (issue 54)."""
 
+import os
 import re
 import time
 
@@ -198,3 +199,27 @@ def test_a_signed_urls_hit_says_upstream_confirmed_it(arca, origin):
     # accepted once, remembered: a plain hit from now on
     status, headers, _ = arca.fetch(second)
     assert headers["cache-status"].startswith("arca; hit; ttl=") and "age" in headers
+
+
+def test_an_answer_a_no_store_ask_did_not_keep_says_so(arca, origin, start_tier):
+    """`Cache-Control: no-store` (what a child arca asks for its `store = no` URL): the download
+    it starts is not kept, and its answer says so (`stored=?0`), at the parent of a site too."""
+    url = origin.add("/pub/ns1.txt", data=b"ns1 " * 1000, etag='"ns1"')
+    status, headers, _ = arca.fetch(url, {"Cache-Control": "no-store, max-age=0"})
+    assert status == 200
+    assert without_ttl(headers["cache-status"]) == "arca; fwd=uri-miss; stored=?0"
+    assert re.search(r"; ttl=\d+$", headers["cache-status"]), headers["cache-status"]
+    status, headers, _ = arca.fetch(url)  # not kept: the next request goes to the origin
+    assert status == 200 and without_ttl(headers["cache-status"]) == "arca; fwd=uri-miss"
+    assert origin.counts["/pub/ns1.txt"] == 2
+    # a site's store = no: its parent's member says it kept nothing
+    parent, _ = start_tier(0)
+    rules = os.path.join(parent.workdir, "site-rules.ini")
+    with open(rules, "w") as f:
+        f.write(f"[rule latest]\nmatch = {origin.url('/latest/')}\nstore = no\n")
+    site = start_tier.arca("child", "--config", rules, "--parent", parent.base)
+    latest = origin.add("/latest/index.json", data=b"{}" * 100, etag='"l1"')
+    status, headers, _ = site.fetch(latest)
+    members = [m.strip() for m in headers["cache-status"].split(",")]
+    assert status == 200 and len(members) == 2, headers["cache-status"]
+    assert [without_ttl(m) for m in members] == ["arca; fwd=uri-miss; stored=?0"] * 2, members

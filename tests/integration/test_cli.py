@@ -371,3 +371,56 @@ def test_status_of_a_draining_node_says_so_and_fails(workdir, start_arca):
     assert ("state      draining (its shutdown file exists: health answers 503, new clients go "
             "elsewhere)\n") in out.stdout
     assert out.stdout.startswith("arca ")
+
+
+# --- bad usage and bad files: said before anything is asked -----------------------------------
+
+
+def test_rules_test_bad_usage_exits_2_as_the_other_commands_do(workdir):
+    """An option rules test does not know, or one left without its value, is bad usage (2), as
+    `arca status --bogus` is; a bad value is a configuration serve would refuse (1)."""
+    for args, said in ((["--bogus"], "arca: unknown option '--bogus'\n"),
+                       (["-x"], "arca: unknown option '-x'\n"),
+                       (["--bogus=1"], "arca: unknown option '--bogus'\n"),
+                       (["--quota"], "arca: --quota needs a value\n"),
+                       (["--client"], None),
+                       (["word"], None)):
+        out = cli("rules", "test", *args, "http://x/")
+        assert out.returncode == 2 and out.stdout == "", (args, out.returncode, out.stderr)
+        assert out.stderr.startswith("arca: ") and (said is None or out.stderr == said), args
+    for args in ([], ["test"]):
+        assert cli("rules", *args).returncode == 2, args
+    out = cli("rules", "test", "--quota", "5Q", "http://x/")
+    assert (out.returncode, out.stderr) == (
+        1, "arca: --quota: expected <int>[K|M|G|T], positive, got '5Q'\n")
+    for command in ("status", "cluster-status", "prefetch", "purge"):
+        out = cli(command, "--bogus", "http://x/")
+        assert (out.returncode, out.stderr) == (2, "arca: unknown option '--bogus'\n"), command
+
+
+def test_client_commands_refuse_a_swapped_or_mismatched_certificate_in_one_line(tls_pki):
+    """--cert and --key are checked as --parent-cert and --parent-key are, before anything is
+    asked: swapped files, or a key that is not the certificate's, are one line naming the file and
+    what is wrong, exit 2 (not "no answer from ...; is arca running there?")."""
+    cert, key, other = tls_pki["client_cert"], tls_pki["client_key"], tls_pki["other_key"]
+    there = ["--server", f"https://127.0.0.1:{free_port()}"]
+    cases = (
+        (["--cert", key, "--key", cert],
+         f"arca: --cert {key}: no PEM certificate in it, a private key instead (swapped with "
+         "--key?)\n"),
+        (["--cert", cert, "--key", other],
+         f"arca: --key {other}: this key is not the one of the certificate in --cert {cert}\n"),
+        (["--cert", cert, "--key", cert],
+         f"arca: --key {cert}: no PEM private key in it (an encrypted key is refused: arca asks "
+         "no passphrase)\n"),
+    )
+    for command, rest in (("status", []), ("cluster-status", []),
+                          ("prefetch", ["http://example.org/a"]),
+                          ("purge", ["http://example.org/a"])):
+        for given, said in cases:
+            out = cli(command, *there, *given, *rest, env={"ARCA_ADMIN_TOKEN": TOKEN})
+            assert (out.returncode, out.stderr, out.stdout) == (2, said, ""), (command, given)
+    # the right pair passes the check: the server's absence is what is said then
+    out = cli("status", *there, "--cert", cert, "--key", key)
+    assert out.returncode == 1 and out.stderr.startswith("arca: no answer from "), out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr

@@ -465,3 +465,31 @@ def test_a_fifo_config_is_refused_without_blocking(workdir, start_arca):
     assert arca.log_shows("not a regular file; keeping the running configuration")
     arca.proc.send_signal(signal.SIGTERM)
     assert arca.proc.wait(10) == 0
+
+
+def test_a_parent_the_address_policy_refuses_is_warned_of(workdir):
+    """A parent on loopback (a trial on one host) is refused by the address policy unless
+    --upstream-allow covers it (docs/CLUSTER.md, "Sites and tiers"): every ask to it would be
+    refused. check-config still says ok (serve starts), with one warning naming the parent, its
+    address and the option that lets it in; the same for a rule's parent; none once allowed."""
+    port, parent = free_port(), f"https://127.0.0.1:{free_port()}"
+    ini = write(os.path.join(workdir, "arca.ini"),
+                "[rule lab]\nmatch = http://lab.example/\n"
+                f"parent = http://127.0.0.2:{free_port()}/central\n"
+                "[rule off]\nmatch = http://off.example/\nparent = none\n")
+    base = ["--listen", f"127.0.0.1:{port}", "--data-dir", os.path.join(workdir, "data"),
+            "--parent", parent, "--config", ini]
+    p = run("check-config", *base)
+    assert p.returncode == 0 and p.stdout == f"{ini}: ok\n", p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 2, p.stderr
+    assert lines[0] == (
+        f"arca: warning: --parent {parent}: upstream address 127.0.0.1 refused (127.0.0.0/8; "
+        "see --upstream-allow): every ask to the parent will be refused; add --upstream-allow "
+        "127.0.0.1/32 (or a network holding it)"), lines[0]
+    assert lines[1].startswith(f"arca: warning: {ini}:3: rule lab: parent http://127.0.0.2:"), \
+        lines[1]
+    assert "add --upstream-allow 127.0.0.2/32" in lines[1], lines[1]
+    p = run("check-config", *base, "--upstream-allow", "127.0.0.0/8")
+    assert (p.returncode, p.stderr) == (0, ""), p.stderr
+    assert not os.path.exists(os.path.join(workdir, "data"))

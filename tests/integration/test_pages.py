@@ -127,17 +127,20 @@ def test_hourly_traffic_survives_a_restart(origin, start_arca):
 
 def entries(text, start):
     """{option: its entry} for the lines of text that start with `start` + an option: each entry
-    runs on over the lines that follow until the next option or a blank line."""
-    found, current = {}, None
+    runs on over the lines that follow until the next option or a blank line. A man page entry
+    may name two options (*--cert* _FILE_, *--key* _FILE_): each gets the entry."""
+    found, current = {}, []
     for line in text.splitlines():
         m = re.match(re.escape(start) + r"(--[a-z][a-z-]+)", line)
         if m:
-            current = m.group(1)
-            found[current] = line
+            current = [m.group(1)] + re.findall(r", \*(--[a-z][a-z-]+)\*", line)
+            for option in current:
+                found[option] = line
         elif current and line.strip() and not line.startswith(("*", "|")):
-            found[current] += " " + line.strip()
+            for option in current:
+                found[option] += " " + line.strip()
         else:
-            current = None
+            current = []
     return found
 
 
@@ -151,8 +154,10 @@ def test_option_table_man_page_and_help_agree():
         in_man = entries(f.read(), "*")
     with open(os.path.join(ROOT, "docs", "OPTIONS.md")) as f:
         rows = [line.split(" | ") for line in f.read().splitlines() if line.startswith("| `--")]
-    table = {re.match(r"\| `(--[a-z-]+)", row[0]).group(1): row[1] for row in rows}
-    assert len(rows) == len(table), "an option has two rows in docs/OPTIONS.md"
+    # a row may name two options (`--cert FILE`, `--key FILE`)
+    heads = [re.findall(r"`(--[a-z-]+)", row[0]) for row in rows]
+    table = {option: row[1] for row, names in zip(rows, heads) for option in names}
+    assert sum(map(len, heads)) == len(table), "an option has two rows in docs/OPTIONS.md"
     options = set(re.findall(r"--[a-z][a-z-]+", help_text)) - {"--help", "--version"}
     assert len(options) >= 30
     assert set(in_help) == options, "an option --help names is not described by it"

@@ -2,6 +2,7 @@
 on disk (Range + If-Range), trusting the partial file only up to what was synced; the digest is
 computed again from the file, so the answer's sha256 is checked as for any download."""
 
+import email.utils
 import hashlib
 import os
 import signal
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Arca, sha256
+from conftest import Arca, sha256, wait_for
 
 SIZE = 200 << 20
 # The resume's own request is the subject here: what is left is not split into ranges (a
@@ -105,5 +106,73 @@ def test_a_clean_stop_also_resumes(workdir, origin):
     try:
         assert second.fetch(url)[2] == data
         assert origin.bytes_sent["/k"] - sent_before < len(data) - (20 << 20)
+    finally:
+        second.stop()
+
+
+def test_a_partial_not_resumed_is_said_in_the_log_with_its_reason(workdir, origin):
+    """A download cut by kill -9 whose Last-Modified is within a second of its Date (no
+    validator a resume can prove itself by: docs/CACHING.md) starts over: the restart's log says
+    so at info, naming the URL (its signature hidden) and why, instead of the partial vanishing
+    without a word. Thousands of them are a bounded log: 20 named, then one line counting the
+    rest."""
+    data = os.urandom(40 << 20)
+    path = "/fresh.img"
+    signed = "?X-Amz-Signature=0123456789abcdef0123456789abcdef"
+    url = origin.add(path, data=data, rate=20 << 20,
+                     on_request=lambda obj, i: setattr(
+                         obj, "last_modified", email.utils.formatdate(usegmt=True)))
+    data_dir = os.path.join(workdir, "data")
+    first = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
+    try:
+        conn, _ = first.stream(url + signed)
+        wait_for(lambda: origin.bytes_sent[path] >= 20 << 20, "20 MiB sent", timeout=30)
+        conn.close()
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        first.stop()
+    db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
+    try:
+        assert db.execute("SELECT count(*) FROM objects WHERE state='fetching'").fetchone()[0] == 1
+    finally:
+        db.close()
+    second = Arca(workdir, ["--upstream-allow", "127.0.0.0/8"], data_dir).start()
+    try:
+        assert second.log_shows("not resumed after the restart")
+        log = second.read_log()
+        lines = [x for x in log.splitlines() if "not resumed after the restart" in x]
+        assert len(lines) == 1 and " info fetch " in lines[0], lines
+        # the URL as the cache keys it: the signature is none of it
+        assert lines[0].split(" info ", 1)[1].startswith(f"fetch {url}: "), lines
+        assert "0123456789abcdef" not in log
+        assert "Last-Modified was within a second of its Date" in lines[0], lines
+        assert lines[0].endswith("; it starts over at its next request"), lines
+        status, _, body = second.fetch(url + signed)
+        assert status == 200 and sha256(body) == sha256(data)
+    finally:
+        second.stop()
+
+
+def test_thousands_of_partials_not_resumed_are_a_bounded_log(workdir):
+    """Rows of downloads cut before upstream answered (nothing to resume from): 20 named, then
+    one line counting the others."""
+    data_dir = os.path.join(workdir, "data")
+    first = Arca(workdir, [], data_dir).start()
+    assert first.stop() == 0
+    db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
+    with db:
+        db.executemany("INSERT INTO objects (key, url, state) VALUES (?, ?, 'fetching')",
+                       [(hashlib.sha256(str(i).encode()).hexdigest(),
+                         f"http://lab.example/cut/{i}") for i in range(2000)])
+    db.close()
+    second = Arca(workdir, [], data_dir).start()
+    try:
+        assert second.log_shows("more partial downloads not resumed")
+        log = second.read_log()
+        named = [x for x in log.splitlines() if "not resumed after the restart: arca stopped "
+                 "before upstream's answer was on record" in x]
+        assert len(named) == 20, len(named)
+        assert ("1980 more partial downloads not resumed after the restart (the first 20 are "
+                "named above); each starts over at its next request") in log
     finally:
         second.stop()

@@ -622,3 +622,24 @@ def test_max_object_size_per_rule(origin, start_arca, config):
     assert resource(arca, "/dtbs/huge.dtb") is None
     status, _, body = arca.fetch(elsewhere)
     assert status == 200 and sha256(body) == sha256(data)
+
+
+def test_a_rule_inside_a_narrowing_rule_is_warned_of_naming_what_decides(workdir):
+    """check-config warns of a rule that names no networks inside one that narrows, naming what
+    the admin may have meant (--allow-network's, or the catch-all's); never inside a rule that
+    lets everyone in: that prefix is meant open."""
+    def warnings(*sections):
+        path = write(os.path.join(workdir, "nested.ini"), *sections, arca=())
+        p = run("check-config", "--config", path)
+        assert p.returncode == 0, p.stderr
+        return [line for line in p.stderr.splitlines() if "names no allow-network" in line]
+
+    big = rule("big", "https://a.example/pub/big/", "ttl = 1d")
+    assert warnings(rule("pub", "https://a.example/pub/", "allow-network = all"), big) == []
+    said = warnings(rule("pub", "https://a.example/pub/", "allow-network = 10.0.0.0/8"), big)
+    assert len(said) == 1 and said[0].endswith(
+        "rule pub's networks decide who may fetch there, not --allow-network's"), said
+    said = warnings(rule("pub", "https://a.example/pub/", "allow-network = 10.0.0.0/8"), big,
+                    rule("every", "*", "allow-network = 10.20.0.0/16"))
+    assert len(said) == 1 and said[0].endswith(
+        "rule pub's networks decide who may fetch there, not rule every's (match = *)"), said

@@ -14,6 +14,7 @@ Who asked the origin: each arca adds its `Via: 1.1 host:PORT (arca)` to what it 
 so the origin's request shows the chain (the child's port, then the parent's) it came through.
 What a parent was asked: its access log (tier.py)."""
 
+import email.utils
 import hashlib
 import os
 import re
@@ -21,6 +22,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -264,6 +266,11 @@ def test_parent_only_never_asks_the_origin(start_tier, origin):
         assert resource(child, path) is None
     assert parent_row(child)["requests"] >= 1
     assert child.status()["parent"]["only"] is True
+    # it is shown down, but still asked: the log says it is held, never passed over
+    assert parent_row(child)["failures"] >= 3
+    assert child.log_shows("failures in a row; held down (--parent-only: still asked, the only "
+                           "source) for 5 s")
+    assert "passed over" not in child.read_log()
 
 
 def test_a_parent_whose_parent_is_the_child_ends_in_a_508_not_a_loop(start_tier, origin):
@@ -462,6 +469,39 @@ def test_a_child_restarted_mid_download_resumes_from_its_parent(start_tier, orig
     assert sum(parent_row(child)["fallbacks"].values()) == 0
     status, headers, body = child.fetch(url)
     assert status == 200 and headers["repr-digest"] == repr_digest(data)
+
+
+@pytest.mark.parametrize("only", [False, True], ids=["plain", "parent-only"])
+def test_a_restarted_child_resumes_from_its_parent_when_the_origin_gave_no_etag(
+        start_tier, origin, only):
+    """The origin gives no ETag (a Last-Modified an hour old): the parent's first answer, while
+    it still downloads, carries no validator, and once its copy is complete it says
+    "<sha256>". The child killed mid-download resumes on the date; the parent's 206 with its
+    sha256 ETag continues the kept bytes (its digest vouches for the whole at the end): no lie,
+    nothing counted against the parent, the origin asked once."""
+    extra = ("--parent-only",) if only else ()
+    parent, (child,) = start_tier(1, "--fill-connections", "1", *extra)
+    path = "/resume/noetag.img"
+    stamp = email.utils.formatdate(time.time() - 3600, usegmt=True)
+    url, data = add(origin, path, 40 * MIB, rate=16 * MIB, chunk=256 << 10, etag="",
+                    last_modified=stamp)
+    conn, _ = child.stream(url)
+    wait_for(lambda: synced(child, path), "a part of the child's download synced", timeout=20)
+    conn.close()
+    child.stop(signal.SIGKILL)
+    # the parent's copy complete: its answers now carry its sha256 as ETag
+    wait_for(lambda: resource(parent, path), "the parent's copy complete", timeout=30)
+    child.start(keep_port=True)
+    status, _, body, complete = full_fetch(child, url, timeout=60)
+    assert status == 200 and complete and sha256(body) == sha256(data)
+    assert origin.counts[path] == 1
+    assert child.metrics()["arca_restart_resumes_total"] == 1
+    asked = asked_by_children(parent, url, at_least=2)
+    assert len(asked) == 2 and asked[-1].status == 206, asked
+    row = parent_row(child)
+    assert sum(row["fallbacks"].values()) == 0 and row["failures"] == 0, row
+    assert not child.log_shows("parent failed") and not child.log_shows("starting over"), \
+        child.read_log()[-1500:]
 
 
 # --- HAProxy in front of two parents ---------------------------------------------------------

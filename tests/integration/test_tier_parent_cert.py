@@ -72,6 +72,22 @@ def test_a_site_without_a_certificate_says_the_parent_refused_it(
     assert bare.log_shows("--parent-cert"), bare.read_log()[-1500:]
 
 
+def test_a_site_whose_certificate_the_parent_refuses_is_told_which(
+        start_tier, start_tls_arca, tls_pki, workdir, origin):
+    """The site shows a certificate another CA signed: the hint names that file, never "show
+    it one" (it did)."""
+    parent = central(start_tls_arca, tls_pki, workdir)
+    stranger = start_tier.arca("site", "--parent", parent.tls_base, "--ca-file", tls_pki["ca"],
+                               "--parent-cert", tls_pki["stranger_cert"], "--parent-key",
+                               tls_pki["stranger_key"])
+    url, data = add(origin, "/lab/stranger.bin")
+    status, _, body, complete = full_fetch(stranger, url)
+    assert status == 200 and complete and sha256(body) == sha256(data)
+    assert stranger.log_shows("(the parent's client CA does not accept the certificate shown, "
+                              f"{tls_pki['stranger_cert']})"), stranger.read_log()[-1500:]
+    assert "show it one" not in stranger.read_log()
+
+
 def test_under_parent_only_the_parents_refusal_is_the_502s_reason(
         start_tier, start_tls_arca, tls_pki, workdir, origin):
     parent = central(start_tls_arca, tls_pki, workdir)

@@ -36,7 +36,7 @@ static bool admit(const char *url, int64_t now, bool *probe)
 {
     char why[400];
     int retry_after = 0;
-    return hosts_admit(url, now, true, probe, why, sizeof(why), &retry_after);
+    return hosts_admit(url, HOST_ORIGIN, now, true, probe, why, sizeof(why), &retry_after);
 }
 
 static size_t down_at(int64_t now)
@@ -50,7 +50,7 @@ static size_t down_at(int64_t now)
 static void fail_at(const char *url, int n, int64_t now)
 {
     for (int i = 0; i < n; i++)
-        hosts_result(url, HOST_DOWN, false, now);
+        hosts_result(url, HOST_ORIGIN, HOST_DOWN, false, now);
 }
 
 static void a_host_is_held_after_its_failures_in_a_row(void **state)
@@ -65,7 +65,7 @@ static void a_host_is_held_after_its_failures_in_a_row(void **state)
     assert_true(admit(url_of(0), base + HOSTS_PROBE_FIRST_MS, &probe));
     assert_true(probe);
     assert_false(admit(url_of(0), base + HOSTS_PROBE_FIRST_MS, &probe)); /* one at a time */
-    hosts_result(url_of(0), HOST_UP, true, base + HOSTS_PROBE_FIRST_MS + 5);
+    hosts_result(url_of(0), HOST_ORIGIN, HOST_UP, true, base + HOSTS_PROBE_FIRST_MS + 5);
     assert_false(hosts_held(url_of(0)));
     assert_int_equal(down_at(base + HOSTS_PROBE_FIRST_MS + 5), 0);
 }
@@ -81,13 +81,14 @@ static void a_download_without_a_slot_is_never_the_probe(void **state)
     int64_t due = base + HOSTS_PROBE_FIRST_MS;
     (void)state;
     fail_at(url_of(7), 3, base);
-    assert_false(hosts_admit(url_of(7), due, false, &probe, why, sizeof(why), &retry_after));
+    assert_false(
+        hosts_admit(url_of(7), HOST_ORIGIN, due, false, &probe, why, sizeof(why), &retry_after));
     assert_false(probe);
     assert_true(retry_after >= 1);
     assert_non_null(strstr(why, "is down since"));
     assert_true(admit(url_of(7), due, &probe)); /* no mark was taken: this one probes */
     assert_true(probe);
-    hosts_result(url_of(7), HOST_UP, true, due + 5);
+    hosts_result(url_of(7), HOST_ORIGIN, HOST_UP, true, due + 5);
 }
 
 /* Once the probe is due, one download without a slot waits to be it: the host's others are
@@ -106,7 +107,7 @@ static void one_download_waits_to_be_the_probe(void **state)
     assert_true(admit(url_of(8), due, &probe));      /* the waiting one, with its slot */
     assert_true(probe);
     assert_false(hosts_await_probe(url_of(8), due)); /* a probe is out */
-    hosts_result(url_of(8), HOST_UP, true, due + 5);
+    hosts_result(url_of(8), HOST_ORIGIN, HOST_UP, true, due + 5);
     assert_false(hosts_held(url_of(8)));
 }
 
@@ -124,7 +125,7 @@ static void a_download_is_refused_until_its_probe_is_due(void **state)
     assert_false(hosts_refuses(url_of(2), due, due));
     assert_true(admit(url_of(2), due, &probe) && probe); /* the question took no mark */
     assert_true(hosts_refuses(url_of(2), due, due + HOSTS_PROBE_MAX_MS)); /* one is out */
-    hosts_result(url_of(2), HOST_UP, true, due + 5);
+    hosts_result(url_of(2), HOST_ORIGIN, HOST_UP, true, due + 5);
     assert_false(hosts_refuses(url_of(2), due + 5, due + 5));
 }
 
@@ -137,11 +138,11 @@ static void a_probe_that_says_nothing_lets_the_next_one_go(void **state)
     (void)state;
     fail_at(url_of(1), 3, base);
     assert_true(admit(url_of(1), t, &probe) && probe);
-    hosts_result(url_of(1), HOST_SAID_NOTHING, true, t);
+    hosts_result(url_of(1), HOST_ORIGIN, HOST_SAID_NOTHING, true, t);
     assert_true(hosts_held(url_of(1)));
     assert_false(admit(url_of(1), t + 10, &probe));
     assert_true(admit(url_of(1), t + HOSTS_PROBE_FIRST_MS, &probe) && probe);
-    hosts_result(url_of(1), HOST_DOWN, true, t + HOSTS_PROBE_FIRST_MS);
+    hosts_result(url_of(1), HOST_ORIGIN, HOST_DOWN, true, t + HOSTS_PROBE_FIRST_MS);
     /* a failed probe puts the next one off twice as long */
     assert_false(admit(url_of(1), t + 2 * HOSTS_PROBE_FIRST_MS, &probe));
     assert_true(admit(url_of(1), t + 3 * HOSTS_PROBE_FIRST_MS, &probe) && probe);
@@ -156,7 +157,7 @@ static void a_host_held_and_never_asked_for_leaves_the_table(void **state)
     fail_at(url_of(3), 3, base);
     /* asked for meanwhile (its probe, which finds nothing): kept */
     assert_true(admit(url_of(3), asked, &probe) && probe);
-    hosts_result(url_of(3), HOST_SAID_NOTHING, true, asked);
+    hosts_result(url_of(3), HOST_ORIGIN, HOST_SAID_NOTHING, true, asked);
     assert_int_equal(down_at(base + HOSTS_IDLE_MS - 1), 2);
     size_t n;
     struct host_down *left = hosts_down_list(&n, base + HOSTS_IDLE_MS + HOSTS_SWEEP_MS);
@@ -206,6 +207,87 @@ static void a_host_not_held_makes_room_first(void **state)
     assert_false(hosts_held(url_of(HOSTS_MAX)));
 }
 
+/* Silence after the request asks the host itself, once: a check that gets no answer holds it
+ * at once (a hung host), one that gets any answer holds nothing, and silences soon after ask
+ * no new check. */
+static void a_silence_asks_the_host_and_its_check_decides(void **state)
+{
+    char why[400];
+    int retry_after = 0;
+    bool probe;
+    (void)state;
+    assert_true(hosts_result(url_of(20), HOST_ORIGIN, HOST_SILENT, false, base));
+    assert_false(hosts_result(url_of(20), HOST_ORIGIN, HOST_SILENT, false, base + 1)); /* out */
+    assert_false(hosts_held(url_of(20)));
+    hosts_checked(url_of(20), 0, base + 10);
+    assert_true(hosts_held(url_of(20)));
+    assert_false(hosts_admit(url_of(20), HOST_ORIGIN, base + 20, true, &probe, why, sizeof(why),
+                             &retry_after));
+    assert_non_null(strstr(why, "accepts connections but answers nothing"));
+    /* a live host: its check answers, nothing held, no new check for a while */
+    assert_true(hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base));
+    hosts_checked(url_of(21), 1, base + 5);
+    assert_false(hosts_held(url_of(21)));
+    assert_false(hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base + 6));
+    assert_true(
+        hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base + 5 + HOSTS_CHECK_QUIET_MS));
+    hosts_checked(url_of(21), -1, base + 5 + HOSTS_CHECK_QUIET_MS); /* arca stops: nothing */
+    assert_false(hosts_held(url_of(21)));
+    assert_int_equal(down_at(base + 30), 1);
+}
+
+/* A parent is held after its own faults, passed over for a wait that doubles with each fault,
+ * and asked again once it is over; its good answer forgets it all. Its attempts' ends do not
+ * count (parent.c judges them), and it is not among the origins held down. */
+static void a_parent_is_passed_over_after_its_own_faults(void **state)
+{
+    const char *parent = "http://central.lab:8080/api/v1/fetch/?url=x";
+    struct host_state st;
+    char why[400];
+    int retry_after = 0;
+    bool probe;
+    (void)state;
+    for (int i = 0; i < 5; i++)
+        hosts_result(parent, HOST_PARENT, HOST_DOWN, false, base);
+    hosts_state(parent, HOST_PARENT, base, &st);
+    assert_false(st.held);
+    for (int i = 0; i < HOSTS_PARENT_FAULTS; i++)
+        hosts_judged(parent, HOST_PARENT, true, base);
+    hosts_state(parent, HOST_PARENT, base, &st);
+    assert_true(st.held && st.since > 0);
+    assert_int_equal(st.failures, HOSTS_PARENT_FAULTS);
+    assert_false(
+        hosts_admit(parent, HOST_PARENT, base + 1, true, &probe, why, sizeof(why), &retry_after));
+    assert_true(hosts_admit(parent, HOST_ORIGIN, base + 1, true, &probe, why, sizeof(why),
+                            &retry_after)); /* as an origin (--parent-only), another host */
+    assert_true(hosts_admit(parent, HOST_PARENT, base + HOSTS_PARENT_HOLD_MS, true, &probe, why,
+                            sizeof(why), &retry_after));
+    hosts_judged(parent, HOST_PARENT, true, base + HOSTS_PARENT_HOLD_MS);
+    hosts_state(parent, HOST_PARENT, base + 3 * HOSTS_PARENT_HOLD_MS - 1, &st);
+    assert_true(st.held); /* doubled */
+    assert_int_equal(down_at(base + 1), 0);
+    hosts_judged(parent, HOST_PARENT, false, base + 3 * HOSTS_PARENT_HOLD_MS);
+    hosts_state(parent, HOST_PARENT, base + 3 * HOSTS_PARENT_HOLD_MS, &st);
+    assert_false(st.held);
+    assert_int_equal(st.failures, 0);
+}
+
+/* A mirror that did not answer is passed over for a flat HOSTS_MIRROR_HOLD_MS. */
+static void a_mirror_is_passed_over_for_a_minute(void **state)
+{
+    const char *mirror = "https://mirror.lab/debian/pool/x.deb";
+    char why[400];
+    int retry_after = 0;
+    bool probe;
+    (void)state;
+    hosts_judged(mirror, HOST_MIRROR, true, base);
+    assert_false(hosts_admit(mirror, HOST_MIRROR, base + HOSTS_MIRROR_HOLD_MS - 1, true, &probe,
+                             why, sizeof(why), &retry_after));
+    assert_false(hosts_held(mirror)); /* as an origin it is not held */
+    assert_true(hosts_admit(mirror, HOST_MIRROR, base + HOSTS_MIRROR_HOLD_MS, true, &probe, why,
+                            sizeof(why), &retry_after));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +300,9 @@ int main(void)
         cmocka_unit_test_setup(failures_that_old_are_not_in_a_row, setup),
         cmocka_unit_test_setup(a_full_table_still_holds_a_new_dead_host, setup),
         cmocka_unit_test_setup(a_host_not_held_makes_room_first, setup),
+        cmocka_unit_test_setup(a_silence_asks_the_host_and_its_check_decides, setup),
+        cmocka_unit_test_setup(a_parent_is_passed_over_after_its_own_faults, setup),
+        cmocka_unit_test_setup(a_mirror_is_passed_over_for_a_minute, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

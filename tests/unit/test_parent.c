@@ -12,6 +12,7 @@
 
 #include "upstream/easy.h"
 #include "upstream/parent.h"
+#include "base/clock.h"
 
 /* sha256("abc") as a Repr-Digest member, and its bytes. */
 #define ABC_B64 "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
@@ -192,7 +193,7 @@ static void too_large_for_it_is_said_in_its_own_member(void **state)
 static void its_statuses_are_said_as_its_own(void **state)
 {
     struct parent_ask p = {.slot = -1};
-    char out[160];
+    char out[320];
     (void)state;
     parent_status_line(&p, "HTTP/1.1 403 Forbidden");
     parent_status_words(&p, 403, out, sizeof(out));
@@ -210,35 +211,51 @@ static void its_statuses_are_said_as_its_own(void **state)
     parent_status_line(&p, "HTTP/1.1 502");
     parent_status_words(&p, 502, out, sizeof(out));
     assert_string_equal(out, "parent answered 502");
+    /* its one-line reason follows, printable, a URL's secret hidden; the next answer forgets it */
+    parent_status_line(&p, "HTTP/1.1 403 Forbidden");
+    parent_header(&p, "Arca-Error: rule s2 \x7f refused http://h/x?sig=abc&a=1");
+    parent_status_words(&p, 403, out, sizeof(out));
+    assert_string_equal(out, "parent refused: 403 Forbidden: rule s2 ? refused "
+                             "http://h/x?sig=REDACTED&a=1");
+    parent_status_line(&p, "HTTP/1.1 403 Forbidden");
+    parent_status_words(&p, 403, out, sizeof(out));
+    assert_string_equal(out, "parent refused: 403 Forbidden");
 }
 
 /* A TLS alert from the parent is its refusal of this arca, said with what to do when it is
  * about a certificate; any other failure is not. */
 static void a_handshake_it_refuses_is_said_so(void **state)
 {
-    char out[160];
+    char out[300];
     (void)state;
     assert_true(parent_tls_refused(CURLE_RECV_ERROR,
                                    "OpenSSL SSL_read: OpenSSL/3.0.19: error:0A00045C:SSL "
                                    "routines::tlsv13 alert certificate required, errno 0",
-                                   out, sizeof(out)));
+                                   NULL, out, sizeof(out)));
     assert_string_equal(out, "parent refused the TLS handshake: tlsv13 alert certificate "
                              "required (show it one: --parent-cert, --parent-key)");
     assert_true(parent_tls_refused(CURLE_SSL_CONNECT_ERROR,
-                                   "error:0A000418:SSL routines::tlsv1 alert unknown ca", out,
+                                   "error:0A000418:SSL routines::tlsv1 alert unknown ca", "", out,
                                    sizeof(out)));
     assert_string_equal(out, "parent refused the TLS handshake: tlsv1 alert unknown ca (show it "
                              "one: --parent-cert, --parent-key)");
+    /* a certificate was shown: that one is refused, and said so */
     assert_true(parent_tls_refused(CURLE_SSL_CONNECT_ERROR,
-                                   "error:0A00042E:SSL routines::tlsv1 alert protocol version", out,
-                                   sizeof(out)));
+                                   "error:0A000418:SSL routines::tlsv1 alert unknown ca",
+                                   "/etc/arca/tls/site1.pem", out, sizeof(out)));
+    assert_string_equal(out, "parent refused the TLS handshake: tlsv1 alert unknown ca (the "
+                             "parent's client CA does not accept the certificate shown, "
+                             "/etc/arca/tls/site1.pem)");
+    assert_true(parent_tls_refused(CURLE_SSL_CONNECT_ERROR,
+                                   "error:0A00042E:SSL routines::tlsv1 alert protocol version",
+                                   "/etc/arca/tls/site1.pem", out, sizeof(out)));
     assert_string_equal(out, "parent refused the TLS handshake: tlsv1 alert protocol version");
     assert_false(parent_tls_refused(CURLE_PEER_FAILED_VERIFICATION,
                                     "SSL certificate problem: unable to get local issuer "
                                     "certificate",
-                                    out, sizeof(out)));
+                                    NULL, out, sizeof(out)));
     assert_false(
-        parent_tls_refused(CURLE_RECV_ERROR, "Connection reset by peer", out, sizeof(out)));
+        parent_tls_refused(CURLE_RECV_ERROR, "Connection reset by peer", NULL, out, sizeof(out)));
 }
 
 /* Credentials never go to a plain-http parent unless trusted; --parent-only then refuses. */
@@ -277,14 +294,17 @@ static const struct parent_report *row_of(const char *url, struct parent_report 
     return NULL;
 }
 
-/* PARENT_FAILURES faults in a row hold it down (passed over, counted as "down"); with
- * --parent-only it is asked anyway; an answer that checks out clears it. */
+/* PARENT_FAILURES faults in a row hold it down (its attempt refused by the one question,
+ * hosts_admit as HOST_PARENT: passed over, counted as "down"); with --parent-only it is asked
+ * anyway, as the download's origin; an answer that checks out clears it. */
 static void faults_in_a_row_hold_it_down(void **state)
 {
     struct parent_report rows[PARENT_MAX];
     struct parent_ask p;
     enum parent_fault why;
-    char refuse[300];
+    char refuse[300], held[400];
+    int retry_after = 0;
+    bool probe;
     struct fetch_terms t = terms_for("http://p2.lab:8001", false, false);
     const struct parent_report *r;
     (void)state;
@@ -302,8 +322,14 @@ static void faults_in_a_row_hold_it_down(void **state)
     assert_int_equal(r->fallbacks[PARENT_REFUSED], 1);
     assert_int_equal(r->fallbacks[PARENT_CUT], PARENT_FAILURES - 1);
     parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
-    assert_false(p.active);
-    assert_int_equal(why, PARENT_DOWN);
+    assert_true(p.active);
+    assert_false(hosts_admit(p.fetch_url, HOST_PARENT, monotonic_ms(), true, &probe, held,
+                             sizeof(held), &retry_after));
+    assert_non_null(strstr(held, "parent http://p2.lab:8001 is down since"));
+    assert_true(hosts_admit(p.fetch_url, HOST_ORIGIN, monotonic_ms(), true, &probe, held,
+                            sizeof(held), &retry_after));
+    parent_fault(&p, "http://o.lab/a", PARENT_DOWN, false, held);
+    parent_forget(&p);
     t.sources.parent_only = true;
     parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
     assert_true(p.active);

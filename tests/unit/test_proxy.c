@@ -225,6 +225,13 @@ static void cache_control_gives_the_smallest_max_age(void **state)
     assert_int_equal(proxy_max_age_of("no-store", -1), -1);
     assert_int_equal(proxy_max_age_of("max-age=", -1), -1);
     assert_int_equal(proxy_max_age_of("max-age=-5", -1), -1);
+    /* delta-seconds are digits only: anything else says nothing, never its leading digits */
+    assert_int_equal(proxy_max_age_of("max-age=1e3", -1), -1);
+    assert_int_equal(proxy_max_age_of("max-age=1x, max-age=7", -1), 7);
+    assert_int_equal(proxy_max_age_of("max-age=+5", -1), -1);
+    assert_int_equal(proxy_max_age_of("max-age=5 , no-store", -1), 5);
+    assert_int_equal(proxy_max_age_of("max-age=\"5", -1), -1);
+    assert_int_equal(proxy_max_age_of("max-age=99999999999999999999999", -1), 2147483648LL);
     assert_int_equal(proxy_max_age_of("max-stale=10", -1), -1);
     assert_int_equal(proxy_max_age_of("", -1), -1);
 }

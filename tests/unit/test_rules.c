@@ -567,6 +567,31 @@ static void redirects_and_tunnels(void **state)
     assert_true(terms_tunnel_allowed("fw.example", 443, me, why, sizeof(why))); /* not *. */
 }
 
+/* A cached object's redirects are judged for each client under the rules in force: one whose
+ * networks leave the client out refuses it the object, as a download's redirect is refused. */
+static void hops_for_each_client(void **state)
+{
+    struct sockaddr_storage lab = ip("10.1.2.3"), lo = ip("127.0.0.1");
+    const struct sockaddr *l = (struct sockaddr *)&lab, *me = (struct sockaddr *)&lo;
+    const char *hops = "http://127.0.0.1:8000/a\nhttp://127.0.0.1:8000/private/k";
+    char why[256];
+    (void)state;
+    install("[rule nightly]\nmatch = http://127.0.0.1:8000/nightly/\nttl = 1h\n");
+    assert_true(terms_hops_allowed(hops, me, why, sizeof(why))); /* --allow-network let it in */
+    install("[rule private]\nmatch = http://127.0.0.1:8000/private/\nallow-network = 10.0.0.0/8\n");
+    policy_init(&cfg); /* --allow-network's default decides /a: loopback and private networks */
+    assert_true(terms_hops_allowed(hops, l, why, sizeof(why)));
+    assert_true(terms_hops_allowed(hops, NULL, why, sizeof(why))); /* arca's own */
+    assert_true(terms_hops_allowed("", me, why, sizeof(why)));
+    assert_false(terms_hops_allowed(hops, me, why, sizeof(why)));
+    assert_string_equal(why, "redirected to http://127.0.0.1:8000/private/k, under rule private's "
+                             "allow-network: not followed");
+    assert_false(terms_hops_allowed("http://127.1:8000/priv%61te/k", me, why, sizeof(why)));
+    assert_non_null(strstr(why, "under rule private's allow-network"));
+    assert_false(terms_hops_allowed("(a redirect arca could not record)", l, why, sizeof(why)));
+    assert_non_null(strstr(why, "where another allow-network decides: not followed"));
+}
+
 static void terms_without_rules_are_the_options(void **state)
 {
     struct fetch_terms t;
@@ -765,6 +790,7 @@ int main(void)
         cmocka_unit_test(folded),
         cmocka_unit_test(client_ttl_spellings),
         cmocka_unit_test(redirects_and_tunnels),
+        cmocka_unit_test(hops_for_each_client),
         cmocka_unit_test(allow_network_across_spellings),
         cmocka_unit_test(config_reload),
     };

@@ -89,7 +89,10 @@ static void path_parameters_folded(void **state)
         {"https://a.org/;x/private/k", "https://a.org/private/k"},
         {"https://a.org/..;/private/k", "https://a.org/private/k"}, /* above the root: at it */
         {"https://a.org/a;x?q=;y", "https://a.org/a?q=;y"}, /* the query's are no segment's */
-        {"https://a.org/a%3Bx/k", NULL},                    /* an escaped ';' is the name's */
+        /* an escaped ';' too: a server that decodes the path first reads it as one */
+        {"https://a.org/a%3Bx/k", "https://a.org/a/k"},
+        {"https://a.org/private%3bx=1/a.bin", "https://a.org/private/a.bin"},
+        {"https://a.org/pub/..%3B/private/a.bin", "https://a.org/private/a.bin"},
         {"https://a.org/a?q=;y", NULL},
     };
     (void)state;
@@ -108,9 +111,10 @@ static void path_parameters_folded(void **state)
 /* Who may fetch holds for a URL written with parameters, and the rules test says so. */
 static void path_parameters_refused(void **state)
 {
-    static const char *const spellings[] = {"https://a.org/private;x=1/a.bin",
-                                            "https://a.org/pub/..;/private/a.bin",
-                                            "https://a.org/pub/..;x/private/a.bin"};
+    static const char *const spellings[] = {
+        "https://a.org/private;x=1/a.bin", "https://a.org/pub/..;/private/a.bin",
+        "https://a.org/pub/..;x/private/a.bin", "https://a.org/private%3Bx=1/a.bin",
+        "https://a.org/pub/..%3B/private/a.bin"};
     (void)state;
     install("[rule private]\nmatch = https://a.org/private/\nallow-network = 10.0.0.0/8\n");
     for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
@@ -214,7 +218,8 @@ static void inner_rules_take_the_networks_around_them(void **state)
     json_decref(said);
 }
 
-/* The warning names both rules and their lines; none for a rule with networks of its own, nor
+/* The warning names both rules and their lines, and what would decide without the enclosing
+ * rule; none for a rule with networks of its own, under a rule that lets everyone in, nor
  * under the catch-all alone; at most RULES_WARNINGS_MAX lines, the last counting the rest. */
 static void inner_rules_are_warned_of(void **state)
 {
@@ -232,8 +237,21 @@ static void inner_rules_are_warned_of(void **state)
     assert_string_equal(rules_warning(set, 0),
                         "t.ini:4: rule big names no allow-network, inside rule private's prefix "
                         "(t.ini:1): rule private's networks decide who may fetch there, not "
-                        "--allow-network's");
+                        "rule every's (match = *)");
     assert_null(rules_warning(set, 1));
+    rules_free(set);
+    /* without a catch-all naming networks, --allow-network's is what would decide */
+    set = compile("[rule private]\nmatch = https://a.org/private/\nallow-network = 10.0.0.0/8\n"
+                  "[rule big]\nmatch = https://a.org/private/big/\nttl = 1d\n");
+    assert_non_null(strstr(rules_warning(set, 0), "decide who may fetch there, not "
+                                                  "--allow-network's"));
+    rules_free(set);
+    /* a rule that lets everyone in opens its prefix: what is inside it is meant to be open */
+    set = compile("[rule public]\nmatch = https://a.org/pub/\nallow-network = all\n"
+                  "[rule big]\nmatch = https://a.org/pub/big/\nttl = 1d\n"
+                  "[rule v6]\nmatch = https://a.org/v6/\nallow-network = ::/0\n"
+                  "[rule in6]\nmatch = https://a.org/v6/in/\nttl = 1d\n");
+    assert_null(rules_warning(set, 0));
     rules_free(set);
     set = compile("[rule nightly]\nmatch = https://a.org/n/\nttl = 1d\n");
     assert_null(rules_warning(set, 0)); /* no networks anywhere */
@@ -297,6 +315,31 @@ static void folder_listed_for(void **state)
     assert_true(terms_prefix_listed_for("https://a.org/n/", OUTSIDER)); /* no rule names any */
 }
 
+/* A parent's place (--parent's, a rule's): by name, by an address its name had, any spelling
+ * of the address; another port or host is no parent's. */
+static void parents_are_no_origin(void **state)
+{
+    struct sockaddr_storage a = ip("127.0.0.1");
+    char why[256];
+    (void)state;
+    install("[arca]\nparent = http://localhost:9002\n"
+            "[rule r]\nmatch = https://a.org/\nparent = https://central.example:8443/\n");
+    assert_true(rules_names_parent("http://localhost:9002/api/v1/fetch/?url=x", why, sizeof(why)));
+    assert_non_null(strstr(why, "names this arca's parent http://localhost:9002"));
+    assert_true(rules_names_parent("http://127.0.0.1:9002/x", NULL, 0));
+    assert_true(rules_names_parent("http://[::ffff:127.0.0.1]:9002/x", NULL, 0));
+    assert_true(rules_names_parent("https://LOCALHOST:9002/", NULL, 0));
+    assert_true(rules_names_parent("http://u:p@central.example:8443/k", NULL, 0));
+    assert_false(rules_names_parent("http://127.0.0.1:9003/x", NULL, 0));
+    assert_false(rules_names_parent("https://central.example/k", NULL, 0)); /* port 443 */
+    assert_false(rules_names_parent("http://127.0.0.2:9002/x", NULL, 0));
+    ((struct sockaddr_in *)&a)->sin_port = htons(9002);
+    assert_true(rules_addr_is_parent((struct sockaddr *)&a, 9002, why, sizeof(why)));
+    assert_false(rules_addr_is_parent((struct sockaddr *)&a, 9001, why, sizeof(why)));
+    install("[rule r]\nmatch = https://a.org/\nttl = 1d\n");
+    assert_false(rules_names_parent("http://localhost:9002/x", NULL, 0)); /* reloaded: none */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +351,7 @@ int main(void)
         cmocka_unit_test(inner_rules_are_warned_of),
         cmocka_unit_test(listed_for),
         cmocka_unit_test(folder_listed_for),
+        cmocka_unit_test(parents_are_no_origin),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);
     rules_install(compile("")); /* the last set goes before the leak check */

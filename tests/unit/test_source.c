@@ -38,22 +38,29 @@ static void the_parents_end_is_judged_by_how_the_attempt_ended(void **state)
     assert_int_equal(source_parent_end_fault(&a), PARENT_CUT);
     a = (struct attempt){.rc = CURLE_COULDNT_CONNECT};
     assert_int_equal(source_parent_end_fault(&a), PARENT_REFUSED);
+    /* a resume on a date met another version: its origin's change, asked again whole */
+    a = (struct attempt){.rc = CURLE_WRITE_ERROR, .start_over = true, .on_date = true};
+    assert_int_equal(source_parent_end_fault(&a), PARENT_FAULTS);
 }
 
 /* Only what no client can bring about with a URL counts toward holding the parent down. */
 static void only_the_parents_own_faults_count_against_it(void **state)
 {
     (void)state;
-    assert_true(source_parent_own_fault(PARENT_DIGEST, false));
-    assert_true(source_parent_own_fault(PARENT_LIE, true));
-    assert_true(source_parent_own_fault(PARENT_STATUS, false));
-    assert_false(source_parent_own_fault(PARENT_STATUS, true));  /* its upstream's, relayed */
-    assert_true(source_parent_own_fault(PARENT_REFUSED, false)); /* no connection */
-    assert_false(source_parent_own_fault(PARENT_REFUSED, true)); /* silent after the request */
-    assert_false(source_parent_own_fault(PARENT_CUT, false));
-    assert_false(source_parent_own_fault(PARENT_LOOP, false));
-    assert_false(source_parent_own_fault(PARENT_DOWN, false));
-    assert_false(source_parent_own_fault(PARENT_CREDENTIALS, false));
+    assert_true(source_parent_own_fault(PARENT_DIGEST, false, false));
+    assert_true(source_parent_own_fault(PARENT_LIE, true, false));
+    assert_true(source_parent_own_fault(PARENT_STATUS, false, false));
+    assert_false(source_parent_own_fault(PARENT_STATUS, true, false)); /* its upstream's, relayed */
+    assert_true(source_parent_own_fault(PARENT_REFUSED, false, false)); /* no connection */
+    assert_false(
+        source_parent_own_fault(PARENT_REFUSED, true, false)); /* silent after the request */
+    assert_false(source_parent_own_fault(PARENT_CUT, false, false));
+    assert_false(source_parent_own_fault(PARENT_LOOP, false, false));
+    assert_false(source_parent_own_fault(PARENT_DOWN, false, false));
+    assert_false(source_parent_own_fault(PARENT_CREDENTIALS, false, false));
+    /* after a resume on a date the kept bytes may be another version's: no digest fault */
+    assert_false(source_parent_own_fault(PARENT_DIGEST, false, true));
+    assert_true(source_parent_own_fault(PARENT_LIE, false, true));
 }
 
 /* A 4xx is the URL's; a 5xx its upstream's only when it carries a Cache-Status, but 507 (its

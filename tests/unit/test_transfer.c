@@ -825,7 +825,7 @@ static void a_held_host_gets_no_piece_requests(void **state)
     terms.fill_min_size = 1;
     struct transfer *t = start();
     int64_t asked = atomic_load(&stats.fill_ranges), stops = atomic_load(&stats.fill_stops);
-    hosts_result("http://origin.test/file", HOST_DOWN, false, clock_ms);
+    hosts_result("http://origin.test/file", HOST_ORIGIN, HOST_DOWN, false, clock_ms);
     assert_true(hosts_held("http://origin.test/file"));
     respond(t, fill_ok);
     assert_non_null(t->fill);
@@ -898,7 +898,7 @@ static void a_page_of_a_held_host_is_refused_as_a_download(void **state)
     clock_ms = monotonic_ms();
     hosts_configure(1);
     int64_t held_before = atomic_load(&stats.held_down_failures);
-    hosts_result("http://bucket.test/", HOST_DOWN, false, clock_ms);
+    hosts_result("http://bucket.test/", HOST_ORIGIN, HOST_DOWN, false, clock_ms);
     got_calls = 0;
     assert_int_equal(probe_get(&loop, "http://bucket.test/?list-type=2", NULL, page_done, NULL), 0);
     probe_start_asked(&loop);

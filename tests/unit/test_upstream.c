@@ -228,7 +228,7 @@ static const char *mismatch(const struct validators *k, int64_t offset, int64_t 
                             const char *const *lines)
 {
     struct upstream_response r = response(lines);
-    struct resume_terms sent = {offset, length, k};
+    struct resume_terms sent = {offset, length, k, false};
     return resume_mismatch(&sent, status, &r);
 }
 
@@ -326,12 +326,37 @@ static void a_date_proves_a_resume_only_with_the_same_etag(void **state)
         (const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: W/\"1\"", NULL}));
 }
 
+/* A parent arca gives an object whose origin had no strong ETag its "<sha256>" once its copy is
+ * complete: resumed of it on a date, that ETag is no change; the date and the length still
+ * decide (its digest vouches for the whole at the end). */
+static void a_parents_sha256_tag_does_not_fail_a_resume_on_a_date(void **state)
+{
+    (void)state;
+    struct validators date_only = kept("", LM1), strong = kept("\"v1\"", "");
+    const char *const tagged[] = {"Content-Range: bytes 100-999/1000", "ETag: \"abc\"",
+                                  "Last-Modified: " LM1, NULL};
+    struct upstream_response r = response(tagged);
+    struct resume_terms sent = {100, 1000, &date_only, true};
+    assert_null(resume_mismatch(&sent, 206, &r));
+    sent.parent_tag = false; /* from an origin: an ETag appeared, another answer */
+    assert_string_equal(resume_mismatch(&sent, 206, &r), "upstream's ETag changed");
+    sent.parent_tag = true;
+    r = response((const char *const[]){"Content-Range: bytes 100-999/1000", "ETag: \"abc\"",
+                                       "Last-Modified: " LM2, NULL});
+    assert_string_equal(resume_mismatch(&sent, 206, &r), "upstream's Last-Modified changed");
+    r = response(tagged);
+    sent.length = 2000;
+    assert_non_null(resume_mismatch(&sent, 206, &r));       /* another length */
+    sent = (struct resume_terms){100, 1000, &strong, true}; /* a strong ETag kept decides */
+    assert_string_equal(resume_mismatch(&sent, 206, &r), "upstream's ETag changed");
+}
+
 static void verdicts(void **state)
 {
     (void)state;
     struct validators none = kept("", ""), date = kept("", LM1);
-    struct resume_terms whole = {0, -1, &none}, resume = {100, 1000, &date},
-                        elsewhere = {200, 1000, &date};
+    struct resume_terms whole = {0, -1, &none, false}, resume = {100, 1000, &date, false},
+                        elsewhere = {200, 1000, &date, false};
     struct upstream_response plain = response((const char *const[]){NULL});
     struct upstream_response moved = response((const char *const[]){"Location: /x", NULL});
     struct upstream_response part = response(
@@ -389,6 +414,7 @@ int main(void)
         cmocka_unit_test(validators_kept_from_a_response),
         cmocka_unit_test(a_strong_etag_proves_a_resume),
         cmocka_unit_test(a_date_proves_a_resume_only_with_the_same_etag),
+        cmocka_unit_test(a_parents_sha256_tag_does_not_fail_a_resume_on_a_date),
         cmocka_unit_test(verdicts),
         cmocka_unit_test(backoff_doubles_up_to_its_cap),
     };
