@@ -1,5 +1,5 @@
 /*
- * download.h — a download's words, shared by its course (transfer.c), its answer
+ * download.h — a download's words, shared by its course (transfer_course.c), its answer
  * (transfer_answer.c), the loop (upstream.c) and the units: the states it goes through (their
  * moves are transfer.h's) and what it asks of its object (store.h says what each call does).
  */

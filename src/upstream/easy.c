@@ -91,7 +91,7 @@ void easy_add_hop(char *hops, size_t size, const char *url)
 }
 
 /* A parent serves this arca every URL: only a request for a URL at the parent's own place
- * (transfer_parent.c, a probe of it) may reach it. Any other handle reaching its address (a name
+ * (source_parent.c, a probe of it) may reach it. Any other handle reaching its address (a name
  * that resolves there, a redirect, a pooled connection) is refused, as an origin naming it is
  * at the request (rules_names_parent). */
 static bool reaches_parent(struct handle *h, const char *ip, int port)

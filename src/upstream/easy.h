@@ -1,6 +1,6 @@
 /*
  * easy.h — what every curl handle of the upstream thread shares, below the loop (upstream.c),
- * the downloads (transfer.c), mirrors (mirror.c) and probes (probe.c).
+ * the downloads (transfer_course.c), mirrors (mirror.c) and probes (probe.c).
  *
  * Contract: struct upstream_loop is the loop's state those files are handed (never a name of
  * upstream.c): the config, the multi handle, the timer heap and the running downloads, all

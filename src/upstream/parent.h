@@ -26,7 +26,7 @@
  * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits) and its
  * fallbacks by reason. Its state is the registry's (hosts.h, which holds it as HOST_PARENT):
  * this file judges its asks, telling hosts_judged of its own faults (what no client can bring
- * about with a URL: transfer_parent_own_fault) and of bytes that check out; after
+ * about with a URL: source_parent_own_fault) and of bytes that check out; after
  * HOSTS_PARENT_FAULTS in a row it is "down" and passed over (its attempt refused by the one
  * question, easy_go: the download goes on from the origin). Under --parent-only it is the
  * download's origin: asked as one (held for refused connections, one probe at a time finds it

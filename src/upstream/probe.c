@@ -125,7 +125,7 @@ static void unlink_asking(struct probe *p)
 }
 
 /* What a download failing this way would say (fail_attempt): its attempts, time and why; or,
- * its host held down, what a download would say then (transfer.c's held_down). */
+ * its host held down, what a download would say then (transfer_course.c's held_down). */
 static void probe_failure(const struct probe *p, CURLcode rc, long status, struct probe_result *res)
 {
     char why[CURL_ERROR_SIZE + 400], host[256], cert[1024] = "";

@@ -1,4 +1,5 @@
-/* An attempt's answer (transfer_answer.h): what its headers decide (the body begun or
+/* An attempt (transfer_answer.h): its request (what its source adds, a resume's range, a
+ * revalidation's conditions) and its answer: what its headers decide (the body begun or
  * continued, started over, a new version, a refusal, a 304 that renews the expired version) and
  * its bytes, hashed and appended. */
 #include "upstream/transfer_answer.h"
@@ -11,6 +12,87 @@
 #include <stdio.h>
 #include <strings.h>
 #include <string.h>
+
+/* --- an attempt's request ------------------------------------------------------------------ */
+
+/* One more header line for this attempt's request; -1 when out of memory. */
+static int add_header(struct transfer *t, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(t->a.req_headers, line);
+    if (!l)
+        return -1;
+    t->a.req_headers = l;
+    return 0;
+}
+
+/* Ask for the bytes after those we keep (up to the end of its own range while a fill runs), and
+ * only if they still belong to the same body. */
+static int add_resume_headers(struct transfer *t)
+{
+    char range[80], if_range[300];
+    t->a.bounded = t->fill != NULL;
+    if (t->a.bounded)
+        snprintf(range, sizeof(range), "Range: bytes=%lld-%lld", (long long)t->offset,
+                 (long long)fill_head_end(t->fill) - 1);
+    else
+        snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
+    snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(&t->kept));
+    return add_header(t, range) < 0 || add_header(t, if_range) < 0 ? -1 : 0;
+}
+
+/* Ask only for a version other than the expired one this download revalidates: by its ETag
+ * when it has one, else by its date. Never both: RFC 9110 has a server ignore If-Modified-Since
+ * beside If-None-Match, but some do not (s3rver), and a file replaced within the second of its
+ * Last-Modified would then be answered 304 and kept in its old version. */
+static int add_conditions(struct transfer *t)
+{
+    char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX], line[HEADER_ETAG_MAX + 32];
+    if (!t->st->stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)))
+        return 0;
+    t->a.conditional = true;
+    if (etag[0])
+        snprintf(line, sizeof(line), "If-None-Match: %s", etag);
+    else
+        snprintf(line, sizeof(line), "If-Modified-Since: %s", date);
+    return add_header(t, line);
+}
+
+/* The request headers of this attempt: what a bucket's signature needs, arca's Via, then a
+ * resume's range or a revalidation's conditions. */
+static int set_headers(struct transfer *t)
+{
+    curl_slist_free_all(t->a.req_headers);
+    t->a.req_headers = easy_base_headers(t->auth, t->via);
+    t->a.conditional = t->a.bounded = false;
+    if (t->src.kind->headers && t->src.kind->headers(t, &t->a.req_headers) < 0)
+        return -1;
+    /* a download whose fill stopped asks for the whole body again (ranges failed it: they may
+     * fail it again), dropping what it keeps (transfer_answer.c, same_whole_body) */
+    if (!t->a.req_headers ||
+        (t->offset > 0 ? (t->alone ? 0 : add_resume_headers(t)) : add_conditions(t)) < 0)
+        return -1;
+    curl_easy_setopt(t->h.easy, CURLOPT_HTTPHEADER, t->a.req_headers);
+    return 0;
+}
+
+int transfer_prepare_attempt(struct transfer *t, int64_t left)
+{
+    t->a.retry_status = 0;
+    t->a.status = 0;
+    t->a.body_started = t->a.start_over = t->a.new_file = t->a.renewed = t->a.own_cut = false;
+    t->a.skip = 0;
+    t->h.refused[0] = t->a.errbuf[0] = t->a.hops[0] = '\0';
+    source_attempt_begins(&t->src);
+    t->a.on_date =
+        t->src.kind->tags_its_copy && t->offset > 0 && !t->check.ctx && t->kept.etag[0] != '"';
+    if (set_headers(t) < 0)
+        return -1;
+    t->src.kind->timeouts(t);
+    curl_easy_setopt(t->h.easy, CURLOPT_TIMEOUT_MS, (long)left);
+    return 0;
+}
+
+/* --- its answer ---------------------------------------------------------------------------- */
 
 void transfer_drop_fill(struct transfer *t)
 {
@@ -44,16 +126,16 @@ static int64_t known_length(struct transfer *t)
     return p.length;
 }
 
+/* What the answer says of the object, as its source describes it (a mirror's bytes keep the
+ * origin's validators). */
 static struct upstream_headers headers_of(const struct transfer *t)
 {
-    const struct upstream_response *r = &t->resp;
-    bool mirrored = t->source != t->asked && t->pick.origin_said;
-    return (struct upstream_headers){r->content_type,
-                                     r->content_encoding,
-                                     r->filename,
-                                     mirrored ? t->pick.origin_date : r->last_modified,
-                                     mirrored ? t->pick.origin_etag : r->etag,
-                                     t->hops};
+    const struct upstream_response *r = &t->a.resp;
+    struct upstream_headers h = {
+        r->content_type, r->content_encoding, r->filename, r->last_modified, r->etag, t->a.hops};
+    if (t->src.kind->describe)
+        t->src.kind->describe(t, &h);
+    return h;
 }
 
 /* The download goes on as a new object for its URL (store_new_version): readers of the old one
@@ -67,7 +149,8 @@ static int new_version(struct transfer *t, const char *why, bool failure)
         return -1;
     }
     t->obj = fresh;
-    t->url = t->pick.url = t->st->url(fresh);
+    t->url = t->st->url(fresh);
+    source_rename(&t->src, t->url);
     t->st->release(old);
     if (t->st->begin_file(fresh, t->asked, t->loop->wake, NULL) < 0) {
         transfer_fail(t, 500, "out of memory");
@@ -79,8 +162,8 @@ static int new_version(struct transfer *t, const char *why, bool failure)
 /* A check of the bytes kept (after a parent broke off) ends with them. */
 static void drop_prefix_check(struct transfer *t)
 {
-    EVP_MD_CTX_free(t->prefix_check);
-    t->prefix_check = NULL;
+    EVP_MD_CTX_free(t->check.ctx);
+    t->check.ctx = NULL;
 }
 
 /* The kept bytes cannot be continued (upstream changed the file, or nothing proves it did not):
@@ -110,89 +193,6 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
     return new_version(t, why, true) < 0 ? -1 : 1;
 }
 
-/* A parent's answer: the object is as old as the parent's copy and fresh for what is left of
- * the parent's freshness, never past its own terms' ttl counted from the parent's download (a
- * 304 renews nothing from now), nor at all when the parent kept no copy (stored=?0: it vouches
- * for nothing after this answer); it shows the parent's Cache-Status. */
-static void transfer_parent_freshness(struct transfer *t)
-{
-    const struct parent_ask *p = &t->parent;
-    int64_t own = t->terms.object.ttl - p->age;
-    int64_t fresh = p->not_stored ? 0 : p->has_left && p->left < own ? p->left : own;
-    t->st->from_parent(t->obj, p->age, fresh, p->cache_status);
-}
-
-/* Each URL the parent's download went through (its Arca-Redirect lines) is judged by this
- * arca's rules as a redirect it follows itself is (easy.c): one under another allow-network
- * fails the download with the same 403, nothing kept under the URL asked. */
-static bool parent_redirects_allowed(struct transfer *t)
-{
-    char hop[HEADER_REDIRECTS_MAX], why[sizeof(t->h.refused)];
-    for (const char *p = t->hops; *p;) {
-        size_t len = strcspn(p, "\n");
-        memcpy(hop, p, len);
-        hop[len] = '\0';
-        if (!terms_same_access(t->asked, hop, why, sizeof(why))) {
-            transfer_fail(t, 403, why);
-            return false;
-        }
-        p += len + (p[len] == '\n');
-    }
-    return true;
-}
-
-/* The parent's answer (parent.h): its own failure ends the attempt (the download goes to the
- * origin, transfer.c); the 206 that a first attempt's "Range: bytes=0-" brings is the whole
- * body. With --parent-only its statuses are judged as any upstream's. -1 ends the attempt. */
-static int transfer_parent_answer(struct transfer *t)
-{
-    struct upstream_response *r = &t->resp;
-    enum parent_fault f;
-    /* not its own failure: a 4xx is about the URL (one too long for it, say: any client can
-     * ask for one), a 5xx with a Cache-Status its upstream's (but 507, its disk, unless it
-     * says the object is too large for it: the URL's too) */
-    t->parent_relayed = t->status >= 400 && (t->status < 500 || t->parent.too_large ||
-                                             (t->status != 507 && t->parent.cache_status[0]));
-    if (!t->terms.sources.parent_only && parent_judge(&t->parent, t->status, &f) < 0) {
-        t->parent_failed = f;
-        parent_status_words(&t->parent, t->status, t->parent_why, sizeof(t->parent_why));
-        return -1;
-    }
-    if (!parent_redirects_allowed(t))
-        return -1;
-    if (t->status == 206 && t->offset == 0 && r->has_range && r->range_first == 0 &&
-        (r->range_total < 0 || r->range_last + 1 == r->range_total)) {
-        if (r->content_length >= 0 && r->content_length != r->range_last + 1) {
-            t->parent_failed = PARENT_LIE;
-            snprintf(t->parent_why, sizeof(t->parent_why),
-                     "its Content-Length is not its Content-Range's");
-            return -1;
-        }
-        t->status = 200;
-        r->content_length = r->range_total;
-        r->has_range = false;
-    }
-    return 0;
-}
-
-/* A parent whose answer does not continue what it sent before (another version, another
- * range) lied, or changed under the download: either way, the origin (-1 ends the attempt).
- * Not on a resume on a date (t->on_date): it never gave those bytes a version of its own, so
- * another one is asked again whole (not_continued). */
-static bool transfer_parent_lied(struct transfer *t, const struct verdict *v)
-{
-    /* a refusal the parent relays is a 4xx (parent_judge); any other end it gives (a 304 to
-     * an unconditional ask, a 206 to the whole object) is a lie */
-    bool renews = t->conditional && t->status == 304;
-    bool lie = v->kind == VERDICT_REFETCH || (v->kind == VERDICT_RESTART && t->offset > 0) ||
-               (v->kind == VERDICT_FAIL && !renews && (t->status < 400 || t->status >= 500));
-    if (!t->parent.active || t->terms.sources.parent_only || !lie ||
-        (t->on_date && v->kind != VERDICT_FAIL))
-        return false;
-    t->parent_failed = PARENT_LIE;
-    snprintf(t->parent_why, sizeof(t->parent_why), "%s", v->reason);
-    return true;
-}
 int transfer_start_afresh(struct transfer *t, const char *why)
 {
     struct download_progress p;
@@ -223,12 +223,12 @@ int transfer_start_afresh(struct transfer *t, const char *why)
 static int begin_full_body(struct transfer *t)
 {
     struct upstream_headers h = headers_of(t);
-    validators_of(&t->resp, &t->kept);
+    validators_of(&t->a.resp, &t->kept);
     asked_origin(t->h.easy, t->source, t->body_host, sizeof(t->body_host));
-    t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
-    if (t->parent.active) /* before its readers wake to the headers */
-        transfer_parent_freshness(t);
-    if (t->st->begin_body(t->obj, t->resp.content_length, &h, resume_validator(&t->kept)) < 0) {
+    t->st->staleness(t->obj, t->a.resp.stale_if_error, t->a.resp.stale_while_revalidate);
+    if (t->src.kind->freshness) /* before its readers wake to the headers */
+        t->src.kind->freshness(t);
+    if (t->st->begin_body(t->obj, t->a.resp.content_length, &h, resume_validator(&t->kept)) < 0) {
         transfer_fail_as_object(t);
         return -1;
     }
@@ -238,43 +238,41 @@ static int begin_full_body(struct transfer *t)
 /* A resume was answered with something that does not continue the kept bytes (v: RESTART, a
  * whole body; REFETCH, a 206 that proves nothing or another version). A whole body is the new
  * version's, and is taken at once when the same object goes on; otherwise this response is
- * dropped (-1 to curl: t->start_over) and the next attempt asks again from byte 0. */
+ * dropped (-1 to curl: t->a.start_over) and the next attempt asks again from byte 0. */
 static int not_continued(struct transfer *t, const struct verdict *v)
 {
     struct upstream_headers h = headers_of(t);
     bool whole = v->kind == VERDICT_RESTART;
-    int64_t length = whole ? t->resp.content_length : t->resp.has_range ? t->resp.range_total : -1;
+    int64_t length = whole                 ? t->a.resp.content_length
+                     : t->a.resp.has_range ? t->a.resp.range_total
+                                           : -1;
     int rc = transfer_start_over(t, length, &h, v->reason);
     if (rc < 0)
         return -1;
     if (rc == 0 && whole) {
         if (begin_full_body(t) < 0)
             return -1;
-        t->body_started = true;
+        t->a.body_started = true;
         return 0;
     }
-    t->start_over = true;
-    t->new_file = rc > 0;
+    t->a.start_over = true;
+    t->a.new_file = rc > 0;
     return -1;
 }
 
 /* upstream refused the request for good; a bucket's 401/403 names the bucket only (never a key
- * or secret); a parent's relayed refusal is said as its answer, in its own words (its
- * Arca-Error: its origin's status, or its rule refusing a redirect its download met). */
+ * or secret); a source that says a refusal in its own words (source.h's `refusal`) is heard in
+ * them. */
 static void refused(struct transfer *t, const struct verdict *v)
 {
     char reason[320];
+    int status;
     if (t->auth && (v->status == 401 || v->status == 403)) {
         snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
         transfer_fail(t, 502, reason);
-    } else if (t->parent.active &&
-               parent_judge(&t->parent, v->status, &(enum parent_fault){0}) < 0) {
-        /* --parent-only: the parent's own refusal of this site, not the origin's of the URL */
-        parent_status_words(&t->parent, v->status, reason, sizeof(reason));
-        transfer_fail(t, 502, reason);
-    } else if (t->parent.active && t->parent.said[0]) {
-        snprintf(reason, sizeof(reason), "parent answered %d: %s", v->status, t->parent.said);
-        transfer_fail(t, v->status, reason);
+    } else if (t->src.kind->refusal &&
+               (status = t->src.kind->refusal(t, v->status, reason, sizeof(reason))) > 0) {
+        transfer_fail(t, status, reason); /* the source's own words, not the origin's of the URL */
     } else {
         transfer_fail(t, v->status, v->reason);
     }
@@ -284,21 +282,24 @@ static void refused(struct transfer *t, const struct verdict *v)
 static int renewed(struct transfer *t)
 {
     atomic_fetch_add(&stats.revalidated_unchanged, 1);
-    t->renewed = true;
-    if (t->parent.active) /* renewed by the parent: as old as its copy (before it is written) */
-        transfer_parent_freshness(t);
+    t->a.renewed = true;
+    if (t->src.kind->freshness) /* as old as its source's copy (before it is written) */
+        t->src.kind->freshness(t);
     t->failed = t->st->renew(t->obj) < 0;
     return 0;
 }
 
-/* Connections to the transfer's host now, its own included (the per-host limit counts a
- * fill's). */
-static int host_connections(const struct transfer *t)
+int transfer_holds(const struct transfer *t)
+{
+    return (t->state != TS_BACKOFF) + (t->fill ? fill_open_connections(t->fill) : 0);
+}
+
+int transfer_host_connections(const struct transfer *t)
 {
     int n = 0;
     for (const struct transfer *o = t->loop->active; o; o = o->next)
         if (strcasecmp(o->host, t->host) == 0)
-            n += 1 + (o->fill ? fill_open_connections(o->fill) : 0);
+            n += transfer_holds(o);
     return n;
 }
 
@@ -316,11 +317,10 @@ static const char *no_fill(const struct transfer *t, int64_t length, bool ranges
         return "upstream does not say Accept-Ranges: bytes";
     if (!resume_validator(&t->kept))
         return "no strong validator (a strong ETag, or a Last-Modified a second before Date)";
-    /* a parent gives an object whose origin had no strong ETag its sha256 as ETag once its
-     * copy is complete: pieces asked after that would look like another version */
-    if (t->parent.active && !t->kept.etag[0])
-        return "the parent gives it no ETag until its copy is complete";
-    if (t->resp.last_modified[0] && !t->kept.last_modified[0])
+    const char *why = t->src.kind->no_fill ? t->src.kind->no_fill(t) : NULL;
+    if (why)
+        return why;
+    if (t->a.resp.last_modified[0] && !t->kept.last_modified[0])
         return "modified within the second of its answer";
     return NULL;
 }
@@ -341,7 +341,7 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         log_debug("fetch %s: one connection: %s", t->url, why);
         return;
     }
-    room = cfg->max_downloads_per_host - host_connections(t) + 1;
+    room = cfg->max_downloads_per_host - transfer_host_connections(t) + 1;
     if (ranges > room)
         ranges = room;
     if (ranges > rest / FILL_RANGE_MIN)
@@ -367,8 +367,9 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         .deadline_ms = t->deadline_ms,
         .tell = t->fill_told,
         .owner = t,
-        .parent = t->parent.active ? &t->parent : NULL,
     };
+    if (t->src.kind->fill_terms)
+        t->src.kind->fill_terms(t, &terms);
     t->fill = fill_start(&terms); /* NULL (out of memory): one connection, as before */
 }
 
@@ -387,8 +388,8 @@ static bool other_host(struct transfer *t)
 static bool same_whole_body(struct transfer *t)
 {
     struct validators now;
-    validators_of(&t->resp, &now);
-    if (t->status != 200 || t->resp.content_length != known_length(t) || other_host(t) ||
+    validators_of(&t->a.resp, &now);
+    if (t->a.status != 200 || t->a.resp.content_length != known_length(t) || other_host(t) ||
         strcmp(now.encoding, t->kept.encoding) != 0)
         return false;
     if (t->kept.etag[0] == '"')
@@ -399,33 +400,33 @@ static bool same_whole_body(struct transfer *t)
 
 /* A whole body of the kept bytes' length, or one at least as long as what is kept when no length
  * was said (after a parent broke off: its first bytes are checked against the kept ones as they
- * come, transfer_body; a body that ends before all came is refused, transfer.c). */
+ * come, transfer_body; a body that ends before all came is refused, transfer_course.c). */
 static bool same_length(struct transfer *t)
 {
     int64_t length = known_length(t);
-    if (t->status != 200)
+    if (t->a.status != 200)
         return false;
     if (length < 0)
-        return t->resp.content_length < 0 || t->resp.content_length >= t->offset;
-    return t->resp.content_length == length;
+        return t->a.resp.content_length < 0 || t->a.resp.content_length >= t->offset;
+    return t->a.resp.content_length == length;
 }
 
 /* The bytes a parent sent before it broke off come again from the origin (skipped): once all
  * are in, their digest must be the kept bytes'; -1 ends the attempt when it is not (the
- * download then starts over: transfer.c). */
+ * download then starts over: transfer_course.c). */
 static int check_prefix(struct transfer *t, const char *data, size_t len)
 {
     uint8_t got[32];
     unsigned int n = 0;
-    EVP_DigestUpdate(t->prefix_check, data, len);
-    if (t->skip > 0)
+    EVP_DigestUpdate(t->check.ctx, data, len);
+    if (t->a.skip > 0)
         return 0;
-    EVP_DigestFinal_ex(t->prefix_check, got, &n);
-    EVP_MD_CTX_free(t->prefix_check);
-    t->prefix_check = NULL;
-    if (memcmp(got, t->prefix, 32) == 0)
+    EVP_DigestFinal_ex(t->check.ctx, got, &n);
+    EVP_MD_CTX_free(t->check.ctx);
+    t->check.ctx = NULL;
+    if (memcmp(got, t->check.digest, 32) == 0)
         return 0;
-    t->prefix_wrong = true;
+    t->check.wrong = true;
     return -1;
 }
 
@@ -433,39 +434,37 @@ static int check_prefix(struct transfer *t, const char *data, size_t len)
  * attempt). */
 static int headers_done(struct transfer *t)
 {
-    if (t->parent.active && transfer_parent_answer(t) < 0)
+    if (t->src.kind->answer && t->src.kind->answer(t) < 0)
         return -1;
-    long status = t->status;
-    struct resume_terms sent = {t->offset, known_length(t), &t->kept, t->on_date};
-    struct verdict v = response_verdict(&t->resp, status, &sent);
-    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature, a
-     * parent's 2xx is its origin's (it confirms a signed URL as any arca does) */
-    if (t->grant_until > 0 && (t->source == t->asked || t->parent.active) && status >= 200 &&
-        status < 300)
+    long status = t->a.status;
+    struct resume_terms sent = {t->offset, known_length(t), &t->kept, t->a.on_date};
+    struct verdict v = response_verdict(&t->a.resp, status, &sent);
+    /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
+    if (t->grant_until > 0 && t->src.kind->confirms_grants && status >= 200 && status < 300)
         grants_add(t->asked, t->grant_until);
-    if (transfer_parent_lied(t, &v))
+    if (t->src.kind->lied && t->src.kind->lied(t, &v))
         return -1;
-    if (t->conditional && status == 304)
+    if (t->a.conditional && status == 304)
         return renewed(t);
-    if (t->conditional && v.kind == VERDICT_BODY)
+    if (t->a.conditional && v.kind == VERDICT_BODY)
         atomic_fetch_add(&stats.revalidated_changed, 1);
     /* a download that gave up ranges takes the rest only from the host its bytes came from (a
      * plain resume keeps its rule: origins that redirect to one mirror or another) */
     if (v.kind == VERDICT_CONTINUE && t->alone && other_host(t))
         v = (struct verdict){VERDICT_REFETCH, 502, "the rest came from another host"};
     if (v.kind == VERDICT_RESTART && t->alone &&
-        (t->prefix_check ? same_length(t) : same_whole_body(t))) {
-        t->skip = t->offset; /* the bytes kept come again first: dropped */
+        (t->check.ctx ? same_length(t) : same_whole_body(t))) {
+        t->a.skip = t->offset; /* the bytes kept come again first: dropped */
         v.kind = VERDICT_CONTINUE;
         /* checked from this answer's first byte (an attempt cut before may have hashed some) */
-        if (t->prefix_check && EVP_DigestInit_ex(t->prefix_check, EVP_sha256(), NULL) != 1)
+        if (t->check.ctx && EVP_DigestInit_ex(t->check.ctx, EVP_sha256(), NULL) != 1)
             return -1;
     }
     switch (v.kind) {
     case VERDICT_SKIP:
         return 0;
     case VERDICT_RETRY:
-        t->retry_status = v.status;
+        t->a.retry_status = v.status;
         return -1;
     case VERDICT_FAIL:
         refused(t, &v);
@@ -474,7 +473,7 @@ static int headers_done(struct transfer *t)
         atomic_fetch_add(&stats.download_resumes, 1);
         /* the body goes on from this answer's host (after redirects): its fill's pieces too */
         asked_origin(t->h.easy, t->source, t->body_host, sizeof(t->body_host));
-        t->st->staleness(t->obj, t->resp.stale_if_error, t->resp.stale_while_revalidate);
+        t->st->staleness(t->obj, t->a.resp.stale_if_error, t->a.resp.stale_while_revalidate);
         t->st->continue_body(t->obj); /* a download taken up after a restart: readers may join */
         maybe_fill(t, true);
         break;
@@ -484,10 +483,10 @@ static int headers_done(struct transfer *t)
     case VERDICT_BODY:
         if (begin_full_body(t) < 0)
             return -1;
-        maybe_fill(t, t->resp.accept_ranges);
+        maybe_fill(t, t->a.resp.accept_ranges);
         break;
     }
-    t->body_started = true;
+    t->a.body_started = true;
     return 0;
 }
 
@@ -499,26 +498,24 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
     char line[HEADER_TYPE_MAX + 64];
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_ASKING);
-    if (t->failed || t->retry_status)
+    if (t->failed || t->a.retry_status)
         return 0;
     bool whole = copy_header_line(data, len, line, sizeof(line));
     if (response_is_status_line(line)) {
-        response_reset(&t->resp);
-        parent_status_line(&t->parent, line);
-        t->status = response_status_line(line);
-    } else if (t->body_started) { /* a trailer, after a chunked body: a parent's digest */
-        if (t->parent.active && whole && line[0])
-            parent_digest_line(&t->parent, line);
+        response_reset(&t->a.resp);
+        if (t->src.kind->status_line)
+            t->src.kind->status_line(t, line);
+        t->a.status = response_status_line(line);
+    } else if (t->a.body_started) { /* a trailer, after a chunked body: its source's */
+        if (t->src.kind->trailer && whole && line[0])
+            t->src.kind->trailer(t, line);
     } else if (line[0] == '\0') {
         if (headers_done(t) < 0)
             return 0; /* the blank line ends one response's headers */
-    } else if (t->parent.active && !strncasecmp(line, "Arca-Redirect:", 14)) {
-        /* one it cannot read whole is recorded as a redirect no rule lets through */
-        easy_add_hop(t->hops, sizeof(t->hops), whole ? line + 14 + strspn(line + 14, " \t") : "");
+    } else if (t->src.kind->header && t->src.kind->header(t, line, whole)) {
+        /* the source's own line (a parent's Arca-Redirect) */
     } else if (whole) {
-        const char *dropped = response_header(&t->resp, line);
-        if (t->parent.active)
-            parent_header(&t->parent, line);
+        const char *dropped = response_header(&t->a.resp, line);
         if (dropped)
             log_info("fetch %s: upstream %s too long, not replayed", t->url, dropped);
     } else {
@@ -527,36 +524,23 @@ size_t transfer_header(struct transfer *t, const char *data, size_t len)
     return len;
 }
 
-/* A parent that sends more than the length it said lied: the attempt ends, the object is not
- * failed for it (the store would refuse the bytes and fail it). */
-static bool parent_overran(struct transfer *t, size_t len)
-{
-    struct download_progress p;
-    t->st->progress(t->obj, &p);
-    if (p.length < 0 || p.have + (int64_t)len - t->skip <= p.length || t->fill)
-        return false;
-    t->parent_failed = PARENT_LIE;
-    snprintf(t->parent_why, sizeof(t->parent_why), "it sent more bytes than its length");
-    return true;
-}
-
 size_t transfer_body(struct transfer *t, const char *data, size_t len)
 {
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_ASKING);
-    if (t->failed || !t->body_started)
+    if (t->failed || !t->a.body_started)
         return 0;
     if (t->fill && fill_head_done(t->fill)) { /* its piece is in: the connection goes now */
-        t->own_cut = true;
+        t->a.own_cut = true;
         return 0;
     }
-    if (t->parent.active && parent_overran(t, len))
+    if (t->src.kind->overran && t->src.kind->overran(t, len))
         return 0;
     if (!easy_take(&t->h, len))
         return CURL_WRITEFUNC_PAUSE;
-    size_t took = len, dropped = (int64_t)len < t->skip ? len : (size_t)t->skip;
-    t->skip -= (int64_t)dropped; /* a whole body's bytes the download keeps already */
-    if (dropped && t->prefix_check && check_prefix(t, data, dropped) < 0)
+    size_t took = len, dropped = (int64_t)len < t->a.skip ? len : (size_t)t->a.skip;
+    t->a.skip -= (int64_t)dropped; /* a whole body's bytes the download keeps already */
+    if (dropped && t->check.ctx && check_prefix(t, data, dropped) < 0)
         return 0;
     data += dropped;
     len -= dropped;
@@ -569,7 +553,7 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
             transfer_fail_as_object(t);
             return 0;
         }
-        t->own_cut = (size_t)n < len;
+        t->a.own_cut = (size_t)n < len;
         took = (size_t)n;
         len = (size_t)n;
     } else if (t->st->append(t->obj, data, len) < 0) {
@@ -599,6 +583,6 @@ void transfer_hear_answer(struct transfer *t)
     curl_easy_setopt(t->h.easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(t->h.easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(t->h.easy, CURLOPT_WRITEDATA, t);
-    t->h.hops = t->hops; /* the redirects curl follows (easy.c) */
-    t->h.hops_size = sizeof(t->hops);
+    t->h.hops = t->a.hops; /* the redirects curl follows (easy.c) */
+    t->h.hops_size = sizeof(t->a.hops);
 }

@@ -1,6 +1,6 @@
 /* The upstream thread's loop: the queue of downloads, the multi handle, the timer heap and the
  * dispatch of each finished handle by its kind (see upstream.h; the transfer machine is
- * transfer.c, probes and documents probe.c, mirrors mirror.c). */
+ * transfer_course.c, probes and documents probe.c, mirrors mirror.c). */
 #include "upstream/upstream.h"
 #include "base/clock.h"
 #include "base/parse.h"
@@ -72,7 +72,7 @@ struct pending {
 
 /* A download slot given: the running download and the client it counts against, the one whose
  * request started it, for its whole life (clients joining it take no slot of their own). A
- * transfer is transfer.c's alone, so the queue keeps this record beside it. */
+ * transfer is transfer_course.c's alone, so the queue keeps this record beside it. */
 struct slot {
     const struct transfer *t;
     struct who client;
@@ -427,6 +427,17 @@ static void start_opened(void)
     }
 }
 
+/* Downloads whose backoff is over retry once their host has a slot (transfer_poll_retry): they
+ * held none meanwhile. Before any new download takes it, and after the reaping that freed it. */
+static void start_retries(void)
+{
+    assert(upstream_on_thread());
+    for (struct transfer *t = fx.loop.active, *n; t; t = n) {
+        n = transfer_next(t);
+        transfer_poll_retry(t);
+    }
+}
+
 /* Readers of every running download learn of this pass's bytes at once (see store_append).
  * Returns the earliest monotonic ms by which a held reader must be looked at again, or 0. */
 static int64_t announce_appended(void)
@@ -545,6 +556,7 @@ static void *upstream_main(void *arg)
     if (timer_arm(&fx.loop.timers, &fx.housekeeping, monotonic_ms(), housekeeping, NULL) < 0)
         log_error("upstream: cannot schedule housekeeping (out of memory)");
     while (!atomic_load(&fx.loop.stopping)) {
+        start_retries();
         start_queued();
         start_opened();
         probe_start_asked(&fx.loop);
@@ -553,6 +565,7 @@ static void *upstream_main(void *arg)
         curl_multi_perform(fx.loop.multi, &running);
         hold_due = announce_appended();
         reap_finished();
+        start_retries();
         fill_sweep(&fx.loop); /* fills retired in the pass: outside curl's callbacks now */
         /* After the reaping, which may have armed timers; handles it re-adds make curl's own
          * timeout zero, so the poll returns at once for them. */

@@ -2,7 +2,7 @@
  * upstream_response.h — what arca makes of an upstream response: its header lines, and the
  * decisions taken on it (retry, resume, which status clients get). Pure functions of their
  * arguments, no I/O and no shared state, so that each decision has units (test_upstream.c);
- * transfer.c and probe.c, on the upstream thread, apply them to downloads and probes.
+ * transfer_course.c and probe.c, on the upstream thread, apply them to downloads and probes.
  */
 #ifndef ARCA_UPSTREAM_RESPONSE_H
 #define ARCA_UPSTREAM_RESPONSE_H

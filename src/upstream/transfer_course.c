@@ -1,9 +1,9 @@
-/* One upstream download's course (transfer.h): its steps and the events that move it. What an
- * attempt's answer decides is transfer_answer.c's. */
-#include "upstream/transfer_parent.h"
+/* One upstream download's course (transfer.h): its steps, the table of how an attempt's end
+ * moves it, and the events that move it. What an attempt asks and what its answer decides is
+ * transfer_answer.c's; what its source adds or judges is its kind's (source.h): this file calls
+ * the hooks of the source asked now and names no kind. */
+#include "upstream/transfer_answer.h"
 #include "upstream/hosts.h"
-#include "config/buckets.h"
-#include "rules/grants.h"
 #include "log/log.h"
 #include "stats/stats.h"
 
@@ -92,10 +92,10 @@ static bool outage(int fwd_status)
 static void fail_upstream(struct transfer *t, int status, const char *why)
 {
     char reason[CURL_ERROR_SIZE + 160];
-    failure_summary(reason, sizeof(reason), t->parent.active ? "parent" : "upstream", t->attempts,
+    failure_summary(reason, sizeof(reason), t->src.kind->name, t->attempts,
                     t->loop->now_ms() - t->started_ms, why);
-    if (!t->failed && outage(t->retry_status) &&
-        t->st->keep_stale(t->obj, status, t->retry_status, reason) == 0) {
+    if (!t->failed && outage(t->a.retry_status) &&
+        t->st->keep_stale(t->obj, status, t->a.retry_status, reason) == 0) {
         t->failed = true; /* its end is told: its clients take the expired version (or are
                              told, when it is too old), which stays */
         atomic_fetch_add(&stats.refreshes_failed_stale, 1);
@@ -136,72 +136,12 @@ static void fail_unresolved(struct transfer *t, const char *host)
     fail_upstream(t, 502, why);
 }
 
-/* --- an attempt's request ------------------------------------------------------------------ */
-
-/* One more header line for this attempt's request; -1 when out of memory. */
-static int add_header(struct transfer *t, const char *line)
-{
-    struct curl_slist *l = curl_slist_append(t->req_headers, line);
-    if (!l)
-        return -1;
-    t->req_headers = l;
-    return 0;
-}
-
-/* Ask for the bytes after those we keep (up to the end of its own range while a fill runs), and
- * only if they still belong to the same body. */
-static int add_resume_headers(struct transfer *t)
-{
-    char range[80], if_range[300];
-    t->bounded = t->fill != NULL;
-    if (t->bounded)
-        snprintf(range, sizeof(range), "Range: bytes=%lld-%lld", (long long)t->offset,
-                 (long long)fill_head_end(t->fill) - 1);
-    else
-        snprintf(range, sizeof(range), "Range: bytes=%lld-", (long long)t->offset);
-    snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(&t->kept));
-    return add_header(t, range) < 0 || add_header(t, if_range) < 0 ? -1 : 0;
-}
-
-/* Ask only for a version other than the expired one this download revalidates: by its ETag
- * when it has one, else by its date. Never both: RFC 9110 has a server ignore If-Modified-Since
- * beside If-None-Match, but some do not (s3rver), and a file replaced within the second of its
- * Last-Modified would then be answered 304 and kept in its old version. */
-static int add_conditions(struct transfer *t)
-{
-    char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX], line[HEADER_ETAG_MAX + 32];
-    if (!t->st->stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)))
-        return 0;
-    t->conditional = true;
-    if (etag[0])
-        snprintf(line, sizeof(line), "If-None-Match: %s", etag);
-    else
-        snprintf(line, sizeof(line), "If-Modified-Since: %s", date);
-    return add_header(t, line);
-}
-
-/* The request headers of this attempt: what a bucket's signature needs, arca's Via, then a
- * resume's range or a revalidation's conditions. */
-static int set_headers(struct transfer *t)
-{
-    curl_slist_free_all(t->req_headers);
-    t->req_headers = easy_base_headers(t->auth, t->via);
-    t->conditional = t->bounded = false;
-    if (t->parent.active && transfer_parent_headers(t, &t->req_headers) < 0)
-        return -1;
-    /* a download whose fill stopped asks for the whole body again (ranges failed it: they may
-     * fail it again), dropping what it keeps (transfer_answer.c, same_whole_body) */
-    if (!t->req_headers ||
-        (t->offset > 0 ? (t->alone ? 0 : add_resume_headers(t)) : add_conditions(t)) < 0)
-        return -1;
-    curl_easy_setopt(t->h.easy, CURLOPT_HTTPHEADER, t->req_headers);
-    return 0;
-}
+/* --- its handle, and the bytes it keeps ------------------------------------------------------ */
 
 /* Options that stay the same for every attempt of a download. */
 static void setup_easy(struct transfer *t)
 {
-    easy_setup(&t->h, t->loop, t->h.easy, t->source, &t->flow, t->errbuf);
+    easy_setup(&t->h, t->loop, t->h.easy, t->source, &t->flow, t->a.errbuf);
     transfer_hear_answer(t);
 }
 
@@ -226,49 +166,20 @@ static int take_kept(struct transfer *t)
 
 /* --- the steps ------------------------------------------------------------------------------ */
 
-/* The source is chosen (m->source) or the origin refused the URL. Only the origin gets a
- * bucket's signature: a mirror is fetched unsigned. */
-static enum transfer_state source_chosen(struct transfer *t)
-{
-    if (t->pick.refused) {
-        transfer_fail(t, t->pick.refused, t->pick.reason);
-        return TS_FAILED;
-    }
-    if (t->pick.source != t->source) {
-        t->source = t->pick.source;
-        easy_set_url(&t->h, t->source);
-    }
-    if (t->source == t->asked)
-        easy_sign_for(t->h.easy, t->auth);
-    else
-        t->auth = NULL;
-    log_debug("fetch %s: download started", t->url);
-    return TS_ATTEMPT;
-}
-
-/* SOURCE: its parent first (once: parent.h), then a mirror, or the origin's word first
- * (mirror.h); PROBING while a probe is out. */
+/* SOURCE: the first source of its list from here that is asked (source.h): PROBING while a
+ * probe chooses among them. */
 static enum transfer_state step_source(struct transfer *t)
 {
-    enum transfer_state next;
     assert(t->state == TS_SOURCE);
-    if (!t->parent_planned) {
-        t->parent_planned = true;
-        if (transfer_ask_parent(t, &next))
-            return next;
-    } else if (t->parent.active) { /* a new version's file is made: its parent still */
-        return TS_ATTEMPT;
-    }
-    return mirror_pick(&t->pick) ? TS_PROBING : source_chosen(t);
+    return source_choose(t);
 }
 
-/* PROBING ends: mirror.c settled on a source. */
-static void picked(struct mirror_pick *m)
+/* PROBING ends: its source chose (a mirror's probe answered, or the origin's). */
+static void source_chosen(struct transfer *t)
 {
-    struct transfer *t = (struct transfer *)((char *)m - offsetof(struct transfer, pick));
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_PROBING);
-    move(t, source_chosen(t));
+    move(t, t->src.kind->chosen(t));
     transfer_step(t);
 }
 
@@ -285,25 +196,7 @@ static void count_attempt(struct transfer *t)
  * went alone asks again though its host is held now, and meets the hold as a new one does. */
 static bool last_attempt_in(const struct transfer *t)
 {
-    return t->own_cut || (t->bounded && t->rc == CURLE_OK);
-}
-
-/* The facts of the attempt about to start, and its request (-1: out of memory). */
-static int prepare_attempt(struct transfer *t, int64_t left)
-{
-    t->retry_status = 0;
-    t->status = 0;
-    t->body_started = t->start_over = t->new_file = t->renewed = t->own_cut = false;
-    t->skip = 0;
-    t->h.refused[0] = t->errbuf[0] = t->parent_why[0] = t->hops[0] = '\0';
-    t->parent_failed = PARENT_FAULTS;
-    t->parent_relayed = false;
-    t->on_date = t->parent.active && t->offset > 0 && !t->prefix_check && t->kept.etag[0] != '"';
-    if (set_headers(t) < 0)
-        return -1;
-    transfer_parent_timeouts(t);
-    curl_easy_setopt(t->h.easy, CURLOPT_TIMEOUT_MS, (long)left);
-    return 0;
+    return t->a.own_cut || (t->a.bounded && t->a.rc == CURLE_OK);
 }
 
 /* ATTEMPT: one request. A resume needs a validator that can prove the answer continues the kept
@@ -329,15 +222,15 @@ static enum transfer_state step_attempt(struct transfer *t)
      * whole body of another version must never meet the ranges' bytes (fill.h) */
     if (t->fill && t->offset == 0)
         transfer_drop_fill(t);
-    /* after a parent broke off the origin's first bytes prove the kept ones (check_prefix) */
-    if (t->offset > 0 && !t->prefix_check && !resume_validator(&t->kept)) {
+    /* after a source broke off the next one's first bytes prove the kept ones (check_prefix) */
+    if (t->offset > 0 && !t->check.ctx && !resume_validator(&t->kept)) {
         int rc =
             transfer_start_over(t, -1, NULL, "upstream cut the body and gave no strong validator");
         if (rc != 0)
             return rc < 0 ? TS_FAILED : TS_OPENING; /* a new version: once its file exists */
     }
     if (t->attempts > 0 && !last_attempt_in(t) && hosts_held(t->source)) {
-        fail_attempt(t, t->rc); /* its own failures held the host down: it ends as its last did */
+        fail_attempt(t, t->a.rc); /* its own failures held the host down: it ends as its last did */
         return TS_FAILED;
     }
     host_name(t->source, host, sizeof(host));
@@ -346,14 +239,14 @@ static enum transfer_state step_attempt(struct transfer *t)
         fail_unresolved(t, host);
         return TS_FAILED;
     }
-    if (prepare_attempt(t, left) < 0) {
+    if (transfer_prepare_attempt(t, left) < 0) {
         transfer_fail(t, 500, "out of memory");
         return TS_FAILED;
     }
     switch (easy_go(&t->h, !t->no_probe, why, sizeof(why), &retry_after)) {
     case EASY_HELD:
-        if (transfer_may_fall_back(t))
-            return transfer_fall_back(t, PARENT_DOWN, why);
+        if (source_may_move_on(t))
+            return source_move_on(t, SOURCE_HELD, why);
         held_down(t, why, retry_after);
         return TS_FAILED;
     case EASY_FAILED:
@@ -376,13 +269,13 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
         transfer_fail(t, 403, t->h.refused);
         return;
     }
-    if (t->parent.active && t->parent_why[0]) { /* --parent-only: in the parent's words */
-        fail_upstream(t, t->retry_status ? t->retry_status : 502, t->parent_why);
+    if (t->src.why[0]) { /* in its source's words (its judgement of the end, source.h) */
+        fail_upstream(t, t->a.retry_status ? t->a.retry_status : 502, t->src.why);
         return;
     }
-    if (t->retry_status) {
-        snprintf(reason, sizeof(reason), "upstream answered %d", t->retry_status);
-        fail_upstream(t, t->retry_status, reason);
+    if (t->a.retry_status) {
+        snprintf(reason, sizeof(reason), "upstream answered %d", t->a.retry_status);
+        fail_upstream(t, t->a.retry_status, reason);
         return;
     }
     if (rc == CURLE_COULDNT_RESOLVE_HOST) {
@@ -393,15 +286,27 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
     t->st->progress(t->obj, &p);
     e = error_for_clients(rc, p.headers_ready, past_deadline(t));
     snprintf(reason, sizeof(reason), "%s: %s", e.what,
-             t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+             t->a.errbuf[0] ? t->a.errbuf : curl_easy_strerror(rc));
     fail_upstream(t, e.status, reason);
 }
 
+/* Whether its host has a slot for its next attempt (--max-downloads-per-host): backing off,
+ * it holds none (transfer_holds), so that downloads sleeping between retries never keep
+ * another's new URL on the host waiting; its retry takes one again. */
+static bool host_has_room(const struct transfer *t)
+{
+    return transfer_host_connections(t) < t->loop->cfg->max_downloads_per_host;
+}
+
+/* Its backoff is over: the next attempt, once its host has a slot (its timer idle meanwhile,
+ * the loop's look retries it: transfer_poll_retry). */
 static void backoff_over(void *arg)
 {
     struct transfer *t = arg;
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_BACKOFF);
+    if (!host_has_room(t))
+        return;
     move(t, TS_ATTEMPT);
     transfer_step(t);
 }
@@ -416,15 +321,15 @@ static enum transfer_state back_off(struct transfer *t, int64_t ms)
     return TS_BACKOFF;
 }
 
-/* The whole body came: hand it over to be made durable (a parent's, once its digest is
- * checked). */
+/* The whole body came: hand it over to be made durable (once its source's digest vouches for
+ * it, when its source has one). */
 static enum transfer_state finished(struct transfer *t)
 {
     uint8_t digest[32];
     unsigned int dlen = 0;
     enum transfer_state next;
     EVP_DigestFinal_ex(t->sha, digest, &dlen);
-    if (t->parent.active && !transfer_parent_vouches(t, digest, &next))
+    if (t->src.kind->vouches && !t->src.kind->vouches(t, digest, &next))
         return next;
     if (t->st->finish(t->obj, digest) < 0)
         log_error("fetch %s: %d %s", t->url, t->st->error_status(t->obj), t->st->error(t->obj));
@@ -444,66 +349,143 @@ static enum transfer_state range_in(struct transfer *t)
     return p.have < p.length ? TS_ATTEMPT : finished(t);
 }
 
-/* ENDED: finish, start over at once, back off and retry, or give up. */
+/* --- ENDED: how the attempt's end moves the download ------------------------------------- */
+
+/* Whether the download goes on after this end (nothing told its clients, arca not stopping). */
+static bool goes_on(const struct transfer *t)
+{
+    return !t->failed && !atomic_load(&t->loop->stopping);
+}
+
+/* A 304: the expired version is the object again. */
+static bool end_renewed(struct transfer *t, enum transfer_state *next)
+{
+    if (!t->a.renewed)
+        return false;
+    log_debug("fetch %s: unchanged upstream (304), renewed", t->url);
+    *next = t->failed ? TS_FAILED : TS_DONE;
+    return true;
+}
+
+/* Its source judges the end its own fault: the next source's turn (source.h). */
+static bool end_judged_by_source(struct transfer *t, enum transfer_state *next)
+{
+    return t->src.kind->judge_end && t->src.kind->judge_end(t, next);
+}
+
+/* After a source broke off, the next one's first bytes did not hash as those kept (its body
+ * was checked: check_prefix), or its body ended before they all came again: they go, the
+ * download starts afresh (ATTEMPT, or OPENING for a new version; its clients cut then). */
+static bool end_kept_refused(struct transfer *t, enum transfer_state *next)
+{
+    int rc;
+    if (t->check.ctx && t->a.skip > 0 && t->a.rc == CURLE_OK && t->a.body_started)
+        t->check.wrong = true;
+    if (!t->check.wrong || !goes_on(t))
+        return false;
+    t->check.wrong = false;
+    t->alone = false;
+    rc = transfer_start_afresh(t, "the bytes its parent sent are not the origin's");
+    *next = rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_ATTEMPT;
+    return true;
+}
+
+/* Its fill's head range is in (range_in). */
+static bool end_range_in(struct transfer *t, enum transfer_state *next)
+{
+    if (!goes_on(t) || !last_attempt_in(t))
+        return false;
+    *next = range_in(t);
+    return true;
+}
+
+/* The whole body came (finished). */
+static bool end_whole(struct transfer *t, enum transfer_state *next)
+{
+    if (t->a.rc != CURLE_OK || t->failed || t->a.retry_status)
+        return false;
+    *next = finished(t);
+    return true;
+}
+
+/* Its answer was dropped: nothing to wait out, the whole body at once, or a new version's once
+ * its file exists. */
+static bool end_start_over(struct transfer *t, enum transfer_state *next)
+{
+    if (!t->a.start_over || !goes_on(t))
+        return false;
+    *next = t->a.new_file ? TS_OPENING : TS_ATTEMPT;
+    return true;
+}
+
+/* A retryable failure with retries left: BACKOFF. A host held down now (this attempt's failure
+ * may have done it) is not waited for. */
+static bool end_retry(struct transfer *t, enum transfer_state *next)
+{
+    const struct config *cfg = t->loop->cfg;
+    if (!goes_on(t) || t->attempts > cfg->download_retries || hosts_held(t->source) ||
+        !error_retryable(t->a.rc, t->a.retry_status > 0, t->h.refused[0], past_deadline(t)))
+        return false;
+    int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, t->attempts);
+    log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
+             t->a.retry_status ? "retryable status" : curl_easy_strerror(t->a.rc), (long long)ms);
+    if (outage(t->a.retry_status)) /* its readers need not wait out the retries */
+        t->st->offer_stale(t->obj, STALE_ERROR, t->a.retry_status);
+    *next = back_off(t, ms);
+    return true;
+}
+
+/* A name that did not resolve is asked once more, after RESOLVE_RETRY_MS. */
+static bool end_resolve_again(struct transfer *t, enum transfer_state *next)
+{
+    if (!goes_on(t) || !resolve_retryable(t->a.rc, t->resolved_again, past_deadline(t)))
+        return false;
+    t->resolved_again = true;
+    log_info("fetch %s: attempt %d: %s; asking again in %d ms", t->url, t->attempts,
+             t->a.errbuf[0] ? t->a.errbuf : curl_easy_strerror(t->a.rc), RESOLVE_RETRY_MS);
+    *next = back_off(t, RESOLVE_RETRY_MS);
+    return true;
+}
+
+/* None of the above: the download fails, saying why (fail_attempt). */
+static bool end_failed(struct transfer *t, enum transfer_state *next)
+{
+    fail_attempt(t, t->a.rc);
+    *next = TS_FAILED;
+    return true;
+}
+
+typedef bool end_fn(struct transfer *t, enum transfer_state *next);
+
+/* How an attempt's end moves the download: the first row that takes the end says the next
+ * state. The order is the policy: a source's own fault before the bytes' fate, a finished body
+ * before a retry, a retry before a failure. */
+static end_fn *const endings[] = {
+    end_renewed, end_judged_by_source, end_kept_refused, end_range_in, end_whole, end_start_over,
+    end_retry,   end_resolve_again,    end_failed,
+};
+
+/* ENDED: finish, start over at once, back off and retry, or give up (endings). */
 static enum transfer_state step_ended(struct transfer *t)
 {
-    CURLcode rc = t->rc;
-    bool stopping = atomic_load(&t->loop->stopping);
-    const struct config *cfg = t->loop->cfg;
+    enum transfer_state next = TS_FAILED;
     assert(t->state == TS_ENDED);
-    if (t->renewed) {
-        log_debug("fetch %s: unchanged upstream (304), renewed", t->url);
-        return t->failed ? TS_FAILED : TS_DONE;
-    }
-    enum parent_fault fault;
-    if (transfer_may_fall_back(t) && transfer_parent_fault(t, rc, &fault))
-        return transfer_fall_back(t, fault, t->parent_why);
-    /* the origin's body ended before the parent's bytes all came again: not the same body */
-    if (t->prefix_check && t->skip > 0 && rc == CURLE_OK && t->body_started)
-        t->prefix_wrong = true;
-    if (t->prefix_wrong && !t->failed && !stopping)
-        return transfer_prefix_refused(t);
-    if (t->parent.active && !t->failed && transfer_parent_fault(t, rc, &fault)) /* --parent-only */
-        parent_failed_attempt(&t->parent, fault, transfer_parent_own_fault(t, fault));
-    if (!t->failed && !stopping && (t->own_cut || (t->bounded && rc == CURLE_OK)))
-        return range_in(t);
-    if (rc == CURLE_OK && !t->failed && !t->retry_status)
-        return finished(t);
-    if (t->start_over && !t->failed && !stopping) {
-        /* nothing to wait out: the whole body at once, or a new version's once its file exists */
-        return t->new_file ? TS_OPENING : TS_ATTEMPT;
-    }
-    /* a host held down now (this attempt's failure may have done it) is not waited for */
-    if (!t->failed && !stopping && t->attempts <= cfg->download_retries && !hosts_held(t->source) &&
-        error_retryable(rc, t->retry_status > 0, t->h.refused[0], past_deadline(t))) {
-        int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, t->attempts);
-        log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
-                 t->retry_status ? "retryable status" : curl_easy_strerror(rc), (long long)ms);
-        if (outage(t->retry_status)) /* its readers need not wait out the retries */
-            t->st->offer_stale(t->obj, STALE_ERROR, t->retry_status);
-        return back_off(t, ms);
-    }
-    if (!t->failed && !stopping && resolve_retryable(rc, t->resolved_again, past_deadline(t))) {
-        t->resolved_again = true;
-        log_info("fetch %s: attempt %d: %s; asking again in %d ms", t->url, t->attempts,
-                 t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc), RESOLVE_RETRY_MS);
-        return back_off(t, RESOLVE_RETRY_MS);
-    }
-    fail_attempt(t, rc);
-    return TS_FAILED;
+    for (size_t i = 0; i < sizeof(endings) / sizeof(endings[0]); i++)
+        if (endings[i](t, &next))
+            break;
+    return next;
 }
 
 static void free_transfer(struct transfer *t)
 {
     if (t->h.easy)
         curl_easy_cleanup(t->h.easy);
-    curl_slist_free_all(t->req_headers);
+    curl_slist_free_all(t->a.req_headers);
     EVP_MD_CTX_free(t->sha);
     free(t->asked);
     free(t->via);
-    mirror_free(&t->pick);
-    parent_forget(&t->parent);
-    EVP_MD_CTX_free(t->prefix_check);
+    source_list_free(&t->src);
+    EVP_MD_CTX_free(t->check.ctx);
     t->magic = 0;
     free(t);
 }
@@ -564,8 +546,8 @@ static enum transfer_state fill_changed(struct transfer *t, const char *why)
 {
     char reason[CURL_ERROR_SIZE + 220];
     int rc;
-    if (transfer_may_fall_back(t))
-        return transfer_fall_back(t, PARENT_LIE, why);
+    if (source_may_move_on(t))
+        return source_move_on(t, SOURCE_CHANGED, why);
     if (t->fill_restarts++ > 0) {
         snprintf(reason, sizeof(reason),
                  "upstream changed the object twice during the download (%s)", why);
@@ -660,10 +642,8 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
                            .terms = *terms,
                            .sha = t->sha,
                            .fill_told = fill_told,
-                           .parent = {.slot = -1},
-                           .parent_failed = PARENT_FAULTS,
                            .state = TS_OPENING};
-    response_reset(&t->resp);
+    response_reset(&t->a.resp);
     timer_init(&t->backoff);
     timer_init(&t->patience);
     t->started_ms = t->measured_ms = loop->now_ms();
@@ -674,12 +654,8 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
         goto fail;
     }
     setup_easy(t);
-    t->pick = (struct mirror_pick){.loop = loop,
-                                   .url = t->url,
-                                   .asked = t->asked,
-                                   .grant_until = grant_until,
-                                   .picked = picked};
-    mirror_find(&t->pick, &t->terms);
+    t->src.chosen = source_chosen;
+    source_list_init(t);
     if (timer_arm(&loop->timers, &t->patience, t->started_ms + STORE_STALE_PATIENCE_MS,
                   patience_over, t) < 0)
         log_error("fetch %s: out of memory: its readers wait for upstream", t->url);
@@ -714,13 +690,23 @@ void transfer_poll_file(struct transfer *t)
     transfer_step(t);
 }
 
+void transfer_poll_retry(struct transfer *t)
+{
+    CHECK_TRANSFER(t);
+    assert(upstream_on_thread());
+    if (t->state != TS_BACKOFF || t->backoff.slot != TIMER_IDLE || !host_has_room(t))
+        return;
+    move(t, TS_ATTEMPT);
+    transfer_step(t);
+}
+
 void transfer_attempt_ended(struct handle *h, CURLcode rc)
 {
     struct transfer *t = (struct transfer *)h;
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->state == TS_ASKING);
     easy_ended(&t->h, rc);
-    t->rc = rc;
+    t->a.rc = rc;
     move(t, TS_ENDED);
     transfer_step(t);
 }
@@ -738,7 +724,7 @@ void transfer_stop(struct transfer *t)
     assert(upstream_on_thread());
     cut_attempt(t);
     transfer_drop_fill(t);
-    if (t->state == TS_OPENING || t->new_file) {
+    if (t->state == TS_OPENING || t->a.new_file) {
         transfer_fail(t, 503, "arca is shutting down");
     } else if (!t->failed) { /* kept on disk: the next start continues it */
         t->st->set_aside(t->obj, "arca is shutting down");
@@ -752,7 +738,7 @@ void transfer_stop(struct transfer *t)
 int transfer_connections(const struct transfer *t)
 {
     CHECK_TRANSFER(t);
-    return 1 + (t->fill ? fill_open_connections(t->fill) : 0);
+    return transfer_holds(t);
 }
 
 void transfer_measure(struct transfer *t)
@@ -794,5 +780,5 @@ CURL *transfer_easy(const struct transfer *t)
 
 const struct curl_slist *transfer_request_headers(const struct transfer *t)
 {
-    return t->req_headers;
+    return t->a.req_headers;
 }

@@ -1,0 +1,61 @@
+/* The mirror kind of source (source.h; mirror.h says how one is picked): the mirrors of the
+ * download's terms, asked with a probe each (PROBING), the origin's word first for a URL with
+ * credentials. A mirror adds nothing to a request but its URL, is never signed for a bucket,
+ * and its answer says nothing of a signed URL; the bytes it sends keep the validators the
+ * origin said. When the pick settles on the origin, the origin's kind takes over. */
+#include "upstream/transfer_answer.h"
+#include "log/log.h"
+
+#include <stddef.h>
+
+/* The pick is made (m->source), or the origin refused the URL. */
+static enum transfer_state chosen(struct transfer *t)
+{
+    enum transfer_state next;
+    if (t->src.pick.refused) {
+        transfer_fail(t, t->src.pick.refused, t->src.pick.reason);
+        return TS_FAILED;
+    }
+    if (t->src.pick.source == t->asked) { /* no mirror answered: the origin's turn */
+        source_next(&t->src);
+        t->src.kind->choose(t, &next);
+        return next;
+    }
+    t->source = t->src.pick.source;
+    easy_set_url(&t->h, t->source);
+    t->auth = NULL; /* a mirror is fetched unsigned */
+    log_debug("fetch %s: download started", t->url);
+    return TS_ATTEMPT;
+}
+
+/* SOURCE: a probe is out (PROBING), or the choice is made now. */
+static bool choose(struct transfer *t, enum transfer_state *next)
+{
+    *next = mirror_pick(&t->src.pick) ? TS_PROBING : chosen(t);
+    return true;
+}
+
+/* The validators the origin said when asked first (a signed URL's hits are confirmed with the
+ * origin, which knows nothing of a mirror's ETag). */
+static void describe(const struct transfer *t, struct upstream_headers *h)
+{
+    if (!t->src.pick.origin_said)
+        return;
+    h->last_modified = t->src.pick.origin_date;
+    h->etag = t->src.pick.origin_etag;
+}
+
+void source_mirror_picked(struct mirror_pick *m)
+{
+    struct transfer *t = (struct transfer *)((char *)m - offsetof(struct transfer, src.pick));
+    CHECK_TRANSFER(t);
+    t->src.chosen(t);
+}
+
+const struct source_kind source_mirror = {
+    .name = "upstream",
+    .choose = choose,
+    .chosen = chosen,
+    .timeouts = source_default_timeouts,
+    .describe = describe,
+};

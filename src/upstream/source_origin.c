@@ -1,0 +1,36 @@
+/* The origin kind of source (source.h): the client's URL itself, the last of every list. A
+ * bucket's object is signed for it (only the origin gets a bucket's signature), its 2xx
+ * confirms a signed URL, and its timeouts are the options'. It judges no end of its own: every
+ * failure is the URL's, retried and told as the core says. */
+#include "upstream/transfer_answer.h"
+#include "log/log.h"
+
+/* Its patience is the options' (--connect-timeout, --stall-timeout), its redirects followed. */
+void source_default_timeouts(struct transfer *t)
+{
+    const struct config *cfg = t->loop->cfg;
+    curl_easy_setopt(t->h.easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(t->h.easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout * 1000);
+    curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_TIME, (long)cfg->stall_timeout);
+    curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    parent_show_certificate(t->h.easy, NULL); /* a parent's certificate is for its parent */
+}
+
+static bool choose(struct transfer *t, enum transfer_state *next)
+{
+    if (t->source != t->asked) {
+        t->source = t->asked;
+        easy_set_url(&t->h, t->source);
+    }
+    easy_sign_for(t->h.easy, t->auth);
+    log_debug("fetch %s: download started", t->url);
+    *next = TS_ATTEMPT;
+    return true;
+}
+
+const struct source_kind source_origin = {
+    .name = "upstream",
+    .choose = choose,
+    .timeouts = source_default_timeouts,
+    .confirms_grants = true,
+};
