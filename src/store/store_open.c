@@ -79,7 +79,8 @@ static bool loaded_room(struct loaded *l)
 }
 
 /* A row is trusted as it is: whether its file is there with the recorded length is checked on
- * the object's first hit (open_hit), so that a big cache starts without a stat() per object. */
+ * the object's first hit (lookup.c's open_hit_file), so that a big cache starts without a
+ * stat() per object. */
 static void load_row(const struct index_row *row, int part, void *arg)
 {
     struct loaded *l = &loaded[part];
