@@ -4,6 +4,7 @@
  * plain hits. Below the rest of the fetch files: it calls none of them. */
 #include "fetch/fetch_req.h"
 #include "base/parse.h"
+#include "rules/rules.h"
 #include "stats/stats.h"
 #include "store/store.h"
 #include "url/url.h"
@@ -192,6 +193,30 @@ void fetch_repr_digest(const uint8_t digest[32], char out[FETCH_REPR_DIGEST_MAX]
  * to load and no script to run. Saving it (the usual case) is unaffected. */
 #define UPSTREAM_CSP "sandbox; default-src 'none'"
 
+/* Whether the answer depends on who asks, beyond --allow-network's gate of every URL: a rule's
+ * allow-network decided who may fetch the URL, or the URLs its download was redirected to are
+ * judged per client (terms_hops_allowed, while a rule names networks). A shared cache in front
+ * (the proxy arca trusts for X-Forwarded-For) must then keep it for no other client: another may
+ * be refused. */
+static bool differs_by_client(const struct fetch_req *r, const struct object_meta *meta)
+{
+    if (r->terms.allowed_rule[0])
+        return true;
+    if (!meta->redirects[0])
+        return false;
+    const struct rule_set *set = rules_current();
+    bool judged = rules_have_networks(set);
+    rules_put(set);
+    return judged;
+}
+
+static void add_cache_control(struct answer *resp, const struct fetch_req *r,
+                              const struct object_meta *meta)
+{
+    if (differs_by_client(r, meta))
+        answer_header(resp, "Cache-Control", "private");
+}
+
 /* Upstream's headers that say what the bytes are, then ours. */
 void fetch_add_headers(struct answer *resp, const struct object_meta *meta,
                        const struct fetch_req *r)
@@ -206,6 +231,7 @@ void fetch_add_headers(struct answer *resp, const struct object_meta *meta,
     add_filename(resp, meta, r);
     add_validators(resp, meta);
     add_cache_status(resp, r, meta);
+    add_cache_control(resp, r, meta);
     if (meta->state == OBJ_COMPLETE) {
         char value[FETCH_REPR_DIGEST_MAX];
         fetch_repr_digest(meta->digest, value);
@@ -391,6 +417,7 @@ bool fetch_not_modified(struct fetch_req *r, const struct object_meta *meta, enu
     if (resp) {
         add_validators(resp, meta);
         add_cache_status(resp, r, meta);
+        add_cache_control(resp, r, meta);
     }
     fetch_count_success(r, meta);
     *ret = http_queue(r->conn, HTTP_NOT_MODIFIED, resp);

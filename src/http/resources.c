@@ -58,21 +58,23 @@ int64_t resources_pages(int64_t total)
     return total > 0 ? (total + RESOURCES_PER_PAGE - 1) / RESOURCES_PER_PAGE : 1;
 }
 
-/* Whether `client` may see the row of `shown` (a listed URL, url_shown's): read in normal form
- * as the rules read URLs; one arca cannot read so is not shown. */
-static bool row_listed(const char *shown, const struct sockaddr *client)
+/* Whether `client` may see `row`: its URL (url_shown's, read in normal form as the rules read
+ * URLs; one arca cannot read so is not shown), and every URL its redirects took its download to
+ * (a client a fetch of it refuses for its hops, fetch.c's, learns nothing of it here either). */
+static bool row_listed(const struct resource *row, const struct sockaddr *client)
 {
-    size_t size = URL_BUF_SIZE(strlen(shown));
-    char *url = malloc(size);
+    size_t size = URL_BUF_SIZE(strlen(row->url));
+    char *url = malloc(size), why[400];
     const char *no;
     int status;
-    bool listed = url && url_normalize(shown, strlen(shown), url, size, &status, &no) == 0 &&
-                  terms_listed_for(url, client);
+    bool listed = url && url_normalize(row->url, strlen(row->url), url, size, &status, &no) == 0 &&
+                  terms_listed_for(url, client) &&
+                  (!row->hops || terms_hops_allowed(row->hops, client, why, sizeof(why)));
     free(url);
     return listed;
 }
 
-/* The page's rows without those `client` may not fetch by a rule (terms_listed_for); all of
+/* The page's rows without those `client` may not fetch by a rule (row_listed); all of
  * them, as they are, where no rule names networks. */
 static void drop_unlisted(struct listing *l, const struct sockaddr *client)
 {
@@ -83,11 +85,12 @@ static void drop_unlisted(struct listing *l, const struct sockaddr *client)
     if (!rules_decide)
         return;
     for (int i = 0; i < l->n; i++) {
-        if (row_listed(l->rows[i].url, client)) {
+        if (row_listed(&l->rows[i], client)) {
             l->rows[kept++] = l->rows[i];
             continue;
         }
         free(l->rows[i].url);
+        free(l->rows[i].hops);
     }
     l->n = kept;
 }

@@ -33,7 +33,8 @@ int resources_parse(const char *state, const char *order, const char *page,
                     struct resources_query *q, const char **why);
 
 /* The query's page, as `client` may see it: without the rows of URLs a rule's allow-network
- * refuses it (terms_listed_for; the counts still count them). 0; -1 with status (404: no such
+ * refuses it (terms_listed_for), nor of objects whose redirects took their download where it
+ * refuses it (terms_hops_allowed); the counts still count them. 0; -1 with status (404: no such
  * page, 400: too deep, 500) and reason. */
 int resources_fetch(const struct resources_query *q, const struct sockaddr *client,
                     struct listing *out, unsigned int *status, const char **why);

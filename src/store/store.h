@@ -407,6 +407,9 @@ enum list_order { ORDER_URL, ORDER_SIZE, ORDER_USAGE, ORDER_LAST_USE, ORDER_CREA
 
 struct resource {
     char *url;
+    /* successes and downloads: the URLs redirects took its download to (upstream_headers'
+     * redirects, as stored: never shown, a listing judges them per client), or NULL */
+    char *hops;
     char key[65];
     int64_t length; /* -1 while unknown */
     int64_t have;   /* bytes downloaded */

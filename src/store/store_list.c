@@ -208,6 +208,16 @@ static int object_resource(const struct object *o, struct resource *r)
     return (r->url = url_shown(o->url)) ? 0 : -1;
 }
 
+/* object_resource's row of a table's object, with the hops a listing judges it by. */
+static int listed_resource(const struct object *o, struct resource *r)
+{
+    if (object_resource(o, r) < 0)
+        return -1;
+    struct upstream_headers h;
+    headers_unpack(o->headers, &h);
+    return !h.redirects[0] || (r->hops = strdup(h.redirects)) ? 0 : -1;
+}
+
 /* Lock held. Every state's count, from the fetching list and the totals: no table walk. */
 static void count_states(struct listing *out)
 {
@@ -295,7 +305,7 @@ static int take_by_last_use(bool desc, int64_t offset, int limit, struct listing
     for (int64_t skip = 0; o && skip < offset; skip++)
         o = next_by_use(at, desc);
     for (; o && out->n < limit; o = next_by_use(at, desc))
-        if (object_resource(o, &out->rows[out->n++]) < 0)
+        if (listed_resource(o, &out->rows[out->n++]) < 0)
             return -1;
     return 0;
 }
@@ -308,7 +318,7 @@ static int take_entries(struct heap *h, int64_t offset, struct listing *out)
     qsort_r(h->items, h->n, sizeof(*h->items), compare_entries, (void *)h->sort);
     for (size_t i = (size_t)offset; i < h->n; i++) {
         const struct object *o = object_find(h->items[i].key);
-        if (o && object_resource(o, &out->rows[out->n++]) < 0)
+        if (o && listed_resource(o, &out->rows[out->n++]) < 0)
             return -1;
     }
     return 0;
@@ -373,8 +383,10 @@ out:
 
 void listing_free(struct listing *l)
 {
-    for (int i = 0; i < l->n; i++)
+    for (int i = 0; i < l->n; i++) {
         free(l->rows[i].url);
+        free(l->rows[i].hops);
+    }
     free(l->rows);
     l->rows = NULL;
     l->n = 0;

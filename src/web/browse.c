@@ -552,12 +552,15 @@ static enum conn_result buckets_page(struct conn *c, bool json)
         char *body;
         buf_add(&o, "]}\n");
         body = buf_take(&o, &len);
+        /* the buckets shown are the client's where a rule names networks (queue_listing's) */
+        if (b.view.judged)
+            return http_send_private(c, HTTP_OK, "application/json", body, len);
         return http_send_owned(c, HTTP_OK, "application/json", body, len);
     }
     buf_add(&o, "</tbody></table></div>");
     r = web_page_response(&o);
     if (r)
-        answer_header(r, "Cache-Control", "no-cache");
+        answer_header(r, "Cache-Control", b.view.judged ? "private, no-cache" : "no-cache");
     return http_queue(c, HTTP_OK, r);
 }
 

@@ -569,10 +569,10 @@ def wait_for(check, what, timeout=10, every=0.02):
     return value
 
 
-def resource(arca, path, state="successes"):
+def resource(arca, path, state="successes", headers=None):
     """arca's listing row (/api/v1/resources/) of the object in `state` whose URL has this
-    path, or None."""
-    rows = json.loads(arca.get(f"/api/v1/resources/?state={state}")[2])["resources"]
+    path, or None; asked with `headers` (a client a rule lets see it: X-Forwarded-For)."""
+    rows = json.loads(arca.get(f"/api/v1/resources/?state={state}", headers)[2])["resources"]
     found = [r for r in rows if urllib.parse.urlsplit(r["url"]).path == path]
     assert len(found) <= 1, found
     return found[0] if found else None
@@ -584,11 +584,11 @@ def wait_clock(second, timeout=30):
     wait_for(lambda: time.time() >= second + 0.05, f"arca's clock at {second}", timeout, 0.05)
 
 
-def wait_age(arca, path, age, field="created_at", timeout=30):
+def wait_age(arca, path, age, field="created_at", timeout=30, headers=None):
     """Until arca's object at `path` is `age` seconds old by its own record (`field` of its
-    listing row: created_at, or last_usage), as arca counts: one with ttl T has expired once
-    its age is T."""
-    row = resource(arca, path)
+    listing row, read with `headers`: created_at, or last_usage), as arca counts: one with ttl T
+    has expired once its age is T."""
+    row = resource(arca, path, headers=headers)
     assert row, f"{path} is not in arca's listing"
     wait_clock(calendar.timegm(time.strptime(row[field], "%Y-%m-%dT%H:%M:%SZ")) + age, timeout)
 
