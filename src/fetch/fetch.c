@@ -588,7 +588,14 @@ static int decide(struct fetch_req *r, const struct asked *asked, enum conn_resu
     terms_decide(http_cfg, &q, &r->terms);
     if (r->terms.allowed)
         return 0;
-    if (r->terms.allowed_from != FROM_RULE)
+    if (r->terms.allowed_carried[0]) { /* a cache in front would fetch it for this client */
+        char why[400];
+        snprintf(why, sizeof(why),
+                 "client address not allowed to fetch this URL: it carries URL %s%s%s%s",
+                 r->terms.allowed_carried, r->terms.allowed_rule[0] ? ", under rule " : "",
+                 r->terms.allowed_rule, r->terms.allowed_rule[0] ? "'s allow-network" : "");
+        *ret = fetch_refuse_client(r, why);
+    } else if (r->terms.allowed_from != FROM_RULE)
         *ret = fetch_refuse_client(r, policy_client_refusal());
     else {
         char why[160];

@@ -217,6 +217,8 @@ static json_t *answer_json(const struct config *cfg, const char *url, const char
         snprintf(from, sizeof(from), t->allowed_rule[0] ? "rule %s" : "--allow-network",
                  t->allowed_rule);
         json_object_set_new(a, "allowed_from", json_string(from));
+        if (t->allowed_carried[0]) /* refused for a URL the query carries (carried.h) */
+            json_object_set_new(a, "allowed_carried", json_string(t->allowed_carried));
     }
     json_object_set_new(a, "sources", sources_json(cfg, t, url));
     json_object_set_new(a, "origin_first", json_boolean(t->sources.origin_first));

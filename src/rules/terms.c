@@ -6,6 +6,7 @@
 #include "rules/policy.h"
 #include "rules/rules.h"
 #include "rules/fold.h"
+#include "rules/carried.h"
 #include "url/url.h"
 
 #include <stdio.h>
@@ -36,13 +37,14 @@ static bool allowed_under(const struct rule *r, const struct terms_request *req,
  * holds for every spelling an origin may take for one of its URLs, and a widening rule opens a
  * URL only when its folded spelling is under one too. arca's own requests (no client) always
  * may. */
-static void decide_allowed(const struct rule_set *set, const struct rule *r,
-                           const struct terms_request *req, struct fetch_terms *out)
+static void decide_own_allowed(const struct rule_set *set, const struct rule *r,
+                               const struct terms_request *req, struct fetch_terms *out)
 {
     const struct rule *f;
     enum term_from from;
     int failed;
     out->allowed_rule[0] = '\0';
+    out->allowed_carried[0] = '\0';
     if (!req->client) {
         out->allowed = true;
         out->allowed_from = FROM_BUILTIN;
@@ -67,6 +69,53 @@ static void decide_allowed(const struct rule_set *set, const struct rule *r,
         out->allowed_from = from;
         if (from == FROM_RULE)
             memcpy(out->allowed_rule, f->name, sizeof(out->allowed_rule));
+    }
+}
+
+/* A carried URL's judge (carried.h): the request's client for that URL. */
+struct carried_judge {
+    const struct rule_set *set;
+    const struct terms_request *req;
+    struct fetch_terms *out;
+};
+
+static int judge_carried(const char *normal, void *ctx)
+{
+    struct carried_judge *j = ctx;
+    struct terms_request sub = *j->req;
+    struct fetch_terms t;
+    sub.url = normal;
+    decide_own_allowed(j->set, rules_match(j->set, normal), &sub, &t);
+    if (t.allowed)
+        return 0;
+    j->out->allowed_from = t.allowed_from;
+    memcpy(j->out->allowed_rule, t.allowed_rule, sizeof(t.allowed_rule));
+    char *shown = url_shown(normal);
+    snprintf(j->out->allowed_carried, sizeof(j->out->allowed_carried), "%s",
+             shown ? shown : "another URL");
+    free(shown);
+    return 1;
+}
+
+/* Who may fetch, and the URLs it carries (carried.h): a cache in front (a parent's fetch API at
+ * an address this arca does not know as its parent's, a KissCache) would fetch them for this
+ * client with this arca's address, which may be granted more. Asked only where rules name
+ * networks, as the folded spelling is: otherwise --allow-network decides every URL alike. */
+static void decide_allowed(const struct rule_set *set, const struct rule *r,
+                           const struct terms_request *req, struct fetch_terms *out)
+{
+    struct carried_judge j = {.set = set, .req = req, .out = out};
+    decide_own_allowed(set, r, req, out);
+    if (!out->allowed || !req->client || !rules_have_networks(set) || !strchr(req->url, '?'))
+        return;
+    if (carried_urls(req->url, judge_carried, &j) == 0)
+        return;
+    out->allowed = false;
+    if (!out->allowed_carried[0]) { /* not readable, too deep or out of memory: closed */
+        out->allowed_from = FROM_BUILTIN;
+        out->allowed_rule[0] = '\0';
+        snprintf(out->allowed_carried, sizeof(out->allowed_carried),
+                 "arca cannot judge (not a URL it reads, nested too deep, or too many)");
     }
 }
 
@@ -258,6 +307,34 @@ static void not_followed(char *why, size_t size, const char *shown, const char *
              rule ? "'s allow-network" : "");
 }
 
+/* A redirect target's carried URLs (carried.h) against the access of the URL redirected. */
+struct carried_access {
+    const struct rule_set *set;
+    const struct access *from;
+    struct access *refused; /* the carried URL's that differs */
+};
+
+static int same_as_from(const char *normal, void *ctx)
+{
+    struct carried_access *c = ctx;
+    struct access a;
+    if (access_of(c->set, normal, &a) < 0)
+        return -1;
+    if (a.own == c->from->own && a.folded == c->from->folded)
+        return 0;
+    *c->refused = a;
+    return 1;
+}
+
+/* Whether every URL `to` (normal form) carries keeps the access `from` has; else `*b` becomes
+ * the access of the one that does not, to name its rule. */
+static bool carried_same_access(const struct rule_set *set, const char *to,
+                                const struct access *from, struct access *b)
+{
+    struct carried_access c = {.set = set, .from = from, .refused = b};
+    return !strchr(to, '?') || carried_urls(to, same_as_from, &c) == 0;
+}
+
 bool terms_same_access(const char *from, const char *to, char *why, size_t size)
 {
     const struct rule_set *set = rules_current();
@@ -271,7 +348,7 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
         normal = malloc(room);
         same = normal && url_normalize(to, len, normal, room, &status, &no) == 0 &&
                access_of(set, from, &a) == 0 && access_of(set, normal, &b) == 0 && a.own == b.own &&
-               a.folded == b.folded;
+               a.folded == b.folded && carried_same_access(set, normal, &a, &b);
     }
     if (!same) { /* named by the rule that decides there: the target's, else the URL's */
         const struct rule *r = b.own ? b.own : b.folded ? b.folded : a.own ? a.own : a.folded;

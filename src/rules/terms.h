@@ -10,8 +10,9 @@
  * Contract: terms_decide() runs on any thread; it reads the rule set in force (rules_current(),
  * a reference held for the call) and the configuration's reloadable values; it allocates
  * nothing (a fetch_terms is a value: copy it freely), but for a URL over 8 KiB matched against
- * --mirror's regexes (sources_decide). The same call serves requests and answers
- * the rules test, so what the test says is what arca does.
+ * --mirror's regexes (sources_decide) and, where rules name networks, for the URLs a URL
+ * carries in its query (carried.h), each judged for the client as the URL itself is. The same call
+ * serves requests and answers the rules test, so what the test says is what arca does.
  */
 #ifndef ARCA_TERMS_H
 #define ARCA_TERMS_H
@@ -65,6 +66,9 @@ struct fetch_terms {
     /* The rule whose allow-network decided ("": --allow-network or arca's own): the URL's rule,
      * or, when it refused, the rule of another spelling of the URL (fold.h) */
     char allowed_rule[64];
+    /* When a URL the asked one carries in its query (carried.h) refused: that URL as url_shown
+     * shows it, or why it could not be judged; "" otherwise */
+    char allowed_carried[200];
     struct object_terms object; /* the store's: ttl, stale windows, max size, store, pin */
     enum term_from ttl_from, client_ttl_from, stale_if_error_from, stale_while_revalidate_from,
         max_object_size_from, store_from, pin_from, fill_from, parent_from;

@@ -70,7 +70,10 @@ def test_the_parents_fetch_api_named_as_an_origin_does_not_walk_around_a_sites_r
             assert not (status == 200 and sha256(body) == sha256(data)), \
                 (get.__name__, wrapped, status, headers.get("cache-status"),
                  "the outsider got rule private's firmware through the central's fetch API")
-            assert status == 403 and PARENT in body, (get.__name__, wrapped, status, body)
+            # a name the site does not resolve to its parent until it connects: the URL the
+            # query carries refuses it first (test_i58_parent_relay.py)
+            said = b"carries URL" if "localhost" in wrapped else PARENT
+            assert status == 403 and said in body, (get.__name__, wrapped, status, body)
     assert origin.counts["/private/fw.bin"] == 0  # the central was never asked
     status, _, body = prefixed(site, private, BOARD)
     assert status == 200 and sha256(body) == sha256(data)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "rules/carried.h"
 #include "rules/explain.h"
 #include "rules/fold.h"
 #include "rules/policy.h"
@@ -340,6 +341,71 @@ static void parents_are_no_origin(void **state)
     assert_false(rules_names_parent("http://localhost:9002/x", NULL, 0)); /* reloaded: none */
 }
 
+/* carried_urls' callback: the URLs seen, one a line, into a buffer. */
+static int collect(const char *normal, void *ctx)
+{
+    char *seen = ctx;
+    size_t n = strlen(seen);
+    snprintf(seen + n, 1024 - n, "%s\n", normal);
+    return 0;
+}
+
+/* Every parameter's value, any name, as any reader cuts and decodes it; nested; closed beyond. */
+static void carried_urls_found(void **state)
+{
+    static const char *const cases[][2] = {
+        {"https://a.org/k", ""},
+        {"https://a.org/k?page=2&q=http", ""},
+        {"http://c:1/api/v1/fetch/?url=http://o/private/a?token=x", "http://o/private/a?token=x\n"},
+        {"http://c/f?u=https%3A%2F%2Fo%2Fprivate%2Fa", "https://o/private/a\n"},
+        {"http://c/f?u=https%253A%252F%252Fo%252Fp", "https://o/p\n"}, /* encoded twice */
+        {"http://c/f?a=1;next=HTTP://o/p", "http://o/p\n"},
+        /* arca's own unencoded url= takes the query's rest, '&' included */
+        {"http://c/f?url=http://o/pub/a&b/../../private/k", "http://o/pub/a\nhttp://o/private/k\n"},
+        {"http://c/f?x=http://d/g?y=http://o/private/k",
+         "http://d/g?y=http://o/private/k\nhttp://o/private/k\n"},
+    };
+    char seen[1024];
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        seen[0] = '\0';
+        assert_int_equal(carried_urls(cases[i][0], collect, seen), 0);
+        if (strcmp(seen, cases[i][1]))
+            fail_msg("%s: carried %s, not %s", cases[i][0], seen, cases[i][1]);
+    }
+    seen[0] = '\0';
+    assert_int_equal(carried_urls("http://c/f?u=http://", collect, seen), -1); /* unreadable */
+    seen[0] = '\0';
+    assert_int_equal(carried_urls("http://c/?a=http://c/?a=http://c/?a=http://c/?a=http://c/?a="
+                                  "http://o/k",
+                                  collect, seen),
+                     -1); /* deeper than CARRIED_DEPTH */
+}
+
+/* A URL carrying one the client may not fetch is refused it, naming the rule and that URL
+ * (redacted); a board may; no rule naming networks: not read. */
+static void carried_urls_refused(void **state)
+{
+    const char *wrapped = "http://c:9/api/v1/fetch/?url=https://a.org/private/a.bin?token=s";
+    struct fetch_terms t;
+    char why[300];
+    (void)state;
+    install("[rule private]\nmatch = https://a.org/private/\nallow-network = 10.0.0.0/8\n");
+    t = decide(wrapped, LOOPBACK);
+    assert_false(t.allowed);
+    assert_string_equal(t.allowed_rule, "private");
+    assert_string_equal(t.allowed_carried, "https://a.org/private/a.bin?token=REDACTED");
+    assert_true(decide(wrapped, BOARD).allowed);
+    assert_true(decide(wrapped, NULL).allowed); /* arca's own */
+    assert_false(terms_listed_for(wrapped, LOOPBACK));
+    assert_false(terms_same_access("https://a.org/pub/go", wrapped, why, sizeof(why)));
+    assert_non_null(strstr(why, "rule private"));
+    assert_true(terms_same_access("https://a.org/pub/go", "http://c/?url=https://a.org/pub/b", why,
+                                  sizeof(why)));
+    install("[rule r]\nmatch = https://a.org/\nttl = 1d\n");
+    assert_true(decide(wrapped, LOOPBACK).allowed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +418,8 @@ int main(void)
         cmocka_unit_test(listed_for),
         cmocka_unit_test(folder_listed_for),
         cmocka_unit_test(parents_are_no_origin),
+        cmocka_unit_test(carried_urls_found),
+        cmocka_unit_test(carried_urls_refused),
     };
     int rc = cmocka_run_group_tests(tests, setup, NULL);
     rules_install(compile("")); /* the last set goes before the leak check */
