@@ -81,9 +81,9 @@ class Listing:
     def __init__(self, port):
         self.port = port
 
-    def get(self, path):
+    def get(self, path, headers=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, dict(resp.getheaders()), resp.read()
 
