@@ -175,28 +175,35 @@ static bool expired_for(const struct fetch_req *r, const struct object_meta *met
     return age >= meta->ttl || age >= o->ttl || (o->has_max_age && age >= o->max_age);
 }
 
-static void take_no_store(void *cls, const char *value)
+struct bounds_seen {
+    int64_t max_age; /* -1: none said */
+    bool no_store;
+};
+
+static void take_bounds(void *cls, const char *value)
 {
-    bool *no_store = cls;
-    for (const char *p = value; *p;) {
+    struct bounds_seen *b = cls;
+    b->max_age = proxy_max_age_of(value, b->max_age);
+    for (const char *p = value; *p && !b->no_store;) {
         p += strspn(p, " \t,");
         size_t len = strcspn(p, ",");
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
-        if (len == 8 && !strncasecmp(p, "no-store", 8))
-            *no_store = true;
+        b->no_store = len == 8 && !strncasecmp(p, "no-store", 8);
         p += strcspn(p, ",");
     }
 }
 
 /* A fetch request's Cache-Control bounds its own answer (terms.h): a child arca asks its parent
- * so. A proxied request's max-age is its ttl instead (proxied_url), as clients of a proxy mean. */
+ * so. A proxied request's max-age is its ttl instead (proxied_url), as clients of a proxy mean.
+ * One pass over the request's Cache-Control lines: this is every request's path. */
 static void request_bounds(struct conn *c, struct terms_request *q)
 {
-    int64_t age = proxy_max_age(c);
-    q->has_max_age = age >= 0;
-    q->max_age = age;
-    conn_each_header(c, "Cache-Control", take_no_store, &q->no_store);
+    struct bounds_seen b = {-1, false};
+    conn_each_header(c, "Cache-Control", take_bounds, &b);
+    q->has_max_age = b.max_age >= 0;
+    q->max_age = b.max_age;
+    q->no_store = b.no_store;
 }
 
 /* --- the course: a table of steps ------------------------------------------------------------ */

@@ -50,7 +50,8 @@ static void decide_own_allowed(const struct rule_set *set, const struct rule *r,
         out->allowed_from = FROM_BUILTIN;
         return;
     }
-    if (!r || !r->allow_nets) /* a rule that names networks goes before any other that does */
+    /* a rule that names networks goes before any other that does; with none, --allow-network */
+    if ((!r || !r->allow_nets) && rules_have_networks(set))
         r = rules_match_networks(set, req->url);
     out->allowed = allowed_under(r, req, &out->allowed_from);
     if (out->allowed_from == FROM_RULE)

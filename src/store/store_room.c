@@ -478,7 +478,11 @@ void store_take_terms(struct object *obj, const struct object_terms *terms)
     struct index_row before, after;
     CHECK_OBJ(obj);
     assert(store_locked() && object_in_table(obj));
-    object_row_terms(obj, &before);
+    /* a download's row follows its terms; a hit's (every request's path) is written at its end,
+     * and a refresh has no row of its own (its older version's stays as it is) */
+    bool row = obj->state == OBJ_FETCHING && !obj->stale;
+    if (row)
+        object_row_terms(obj, &before);
     obj->terms_if_error = terms->stale_if_error < 0 ? -1 : seconds32(terms->stale_if_error);
     obj->terms_while =
         terms->stale_while_revalidate < 0 ? -1 : seconds32(terms->stale_while_revalidate);
@@ -486,8 +490,9 @@ void store_take_terms(struct object *obj, const struct object_terms *terms)
     set_pinned(obj, terms->pin);
     if (obj->state == OBJ_FETCHING)
         obj->transient = !terms->store;
+    if (!row)
+        return;
     object_row_terms(obj, &after);
-    /* a refresh has no row of its own (its older version's stays as it is) */
-    if (obj->state == OBJ_FETCHING && !obj->stale && !same_terms(&before, &after))
+    if (!same_terms(&before, &after))
         submit_terms(obj);
 }
