@@ -6,6 +6,7 @@
 #include "base/parse.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* Tunnels to arca itself being opened at once; beyond, the next is refused (engine_expect_relay
@@ -21,6 +22,9 @@ struct relay {
 
 static struct relay relays[RELAYS_MAX];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Entries in use: every accepted connection asks relay_claim, and almost none is a relay (a
+ * relay is registered before its connect, so it is counted before its accept). */
+static atomic_int in_use;
 
 /* An address and port as the table keys them (an IPv4 peer of a dual-stack listener is seen
  * IPv4-mapped: one key for both forms). */
@@ -65,6 +69,7 @@ bool engine_expect_relay(const struct sockaddr *from, const struct sockaddr *cli
         memcpy(r->from, addr, 16);
         memcpy(&r->client, client, len);
         taken = true;
+        atomic_fetch_add(&in_use, 1);
     }
     pthread_mutex_unlock(&lock);
     return taken;
@@ -84,14 +89,18 @@ void engine_forget_relay(const struct sockaddr *from)
 {
     struct relay *r;
     pthread_mutex_lock(&lock);
-    if ((r = find(from)))
+    if ((r = find(from))) {
         r->used = false;
+        atomic_fetch_sub(&in_use, 1);
+    }
     pthread_mutex_unlock(&lock);
 }
 
 void relay_claim(struct conn *c)
 {
     struct relay *r;
+    if (!atomic_load(&in_use))
+        return;
     pthread_mutex_lock(&lock);
     if ((r = find(&c->peer.sa)) && !r->accepted) {
         memset(&c->peer, 0, sizeof(c->peer));
