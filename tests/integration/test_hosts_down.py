@@ -7,6 +7,7 @@ URL does after its request went (a reset, a stall, a 5xx) never holds its host d
 import json
 import os
 import re
+import socket
 import threading
 import time
 from http.server import ThreadingHTTPServer
@@ -232,12 +233,21 @@ def test_a_full_table_of_dead_hosts_still_holds_a_new_outage(start_arca, origin)
     # outage afterwards was never held. The oldest entry makes room for the new one.
     arca = start_arca(*FAST, "--origin-failures", "1", "--download-retries", "0")
     origin.stop()  # nothing listens on its port any more: a connection there is refused
-    dead = set()
-    while len(dead) < 256:  # ports free now: nothing listens there
-        dead.add(free_port())
-    for port in dead - {origin.port}:
-        assert arca.fetch(f"http://127.0.0.1:{port}/x")[0] == 502
-    assert arca.status()["upstream_hosts_down"] >= 250  # a port taken since is no dead host
+    held = {}  # dead ports held bound, never listening: refused, and no parallel server's
+    try:
+        while len(held) < 256:
+            port, s = free_port(), socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+                held.setdefault(port, s)
+            except OSError:  # taken between free_port() and here
+                s.close()
+        for port in set(held) - {origin.port}:
+            assert arca.fetch(f"http://127.0.0.1:{port}/x")[0] == 502
+    finally:
+        for s in held.values():
+            s.close()
+    assert arca.status()["upstream_hosts_down"] >= 250
     assert arca.fetch(origin.url("/lab"))[0] == 502
     status, headers, body = arca.fetch(origin.url("/lab"))
     assert status == 503 and "retry-after" in headers, (status, body)
