@@ -29,7 +29,7 @@ static char *next_line(char **s)
 /* What a continuing answer must carry: the strong ETag resumed with, or the date and the
  * unchanged (weak or missing) ETag; from a parent resumed on a date, its sha256 tag (a strong
  * ETag) in place of that one. */
-static void check_continues(const struct resume_terms *sent, long status,
+static void check_continues(const struct resume_ask *sent, long status,
                             const struct upstream_response *r)
 {
     const char *validator = resume_validator(sent->kept);
@@ -44,7 +44,7 @@ static void check_continues(const struct resume_terms *sent, long status,
 }
 
 /* What the upstream thread does with the answer agrees with the decision. */
-static void check_verdict(const struct resume_terms *sent, long status,
+static void check_verdict(const struct resume_ask *sent, long status,
                           const struct upstream_response *r, const char *mismatch)
 {
     struct verdict v = response_verdict(r, status, sent);
@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     response_reset(&r);
     while (*rest)
         response_header(&r, next_line(&rest));
-    struct resume_terms sent = {offset, length < 0 ? -1 : length, &kept, parent == 1};
+    struct resume_ask sent = {offset, length < 0 ? -1 : length, &kept, parent == 1};
     const char *mismatch = resume_mismatch(&sent, status, &r);
     if (!mismatch)
         check_continues(&sent, status, &r);

@@ -80,7 +80,7 @@ static struct fetch_req *req_new(struct conn *c, struct request *req, const char
 
 /* The URL of a proxied request: its target, whole, in normal form; ttl and sha256 are not
  * arca's to take from it (its query is the URL's), but a Cache-Control max-age is its ttl, one
- * that may only shorten the terms' (terms_request's client_ttl_shorter). */
+ * that may only shorten the terms' (request_facts's client_ttl_shorter). */
 static int proxied_url(struct conn *c, const struct request *req, struct fetch_params *p,
                        int *status, const char **why)
 {
@@ -171,7 +171,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
 static bool expired_for(const struct fetch_req *r, const struct object_meta *meta)
 {
     int64_t age = (int64_t)time(NULL) - meta->created;
-    const struct object_terms *o = &r->terms.object;
+    const struct object_keep *o = &r->terms.object;
     return age >= meta->ttl || age >= o->ttl || (o->has_max_age && age >= o->max_age);
 }
 
@@ -197,7 +197,7 @@ static void take_bounds(void *cls, const char *value)
 /* A fetch request's Cache-Control bounds its own answer (terms.h): a child arca asks its parent
  * so. A proxied request's max-age is its ttl instead (proxied_url), as clients of a proxy mean.
  * One pass over the request's Cache-Control lines: this is every request's path. */
-static void request_bounds(struct conn *c, struct terms_request *q)
+static void request_bounds(struct conn *c, struct request_facts *q)
 {
     struct bounds_seen b = {-1, false};
     conn_each_header(c, "Cache-Control", take_bounds, &b);
@@ -410,7 +410,7 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
  * stands in for the URL. */
 static bool twin_allowed(const char *url, const void *arg)
 {
-    struct terms_request q = {.url = url, .key = url, .client = arg};
+    struct request_facts q = {.url = url, .key = url, .client = arg};
     struct fetch_terms t;
     if (!q.client) /* unknown: never taken for arca's own, which every rule allows */
         return false;
@@ -575,7 +575,7 @@ static int set_key(struct fetch_req *r)
  * the course reads them, never the options. A client they do not let fetch this URL is refused. */
 static int decide(struct fetch_req *r, const struct asked *asked, enum conn_result *ret)
 {
-    struct terms_request q = {.url = r->url,
+    struct request_facts q = {.url = r->url,
                               .key = r->key,
                               .client = asked->client,
                               .client_ttl = asked->client_ttl,

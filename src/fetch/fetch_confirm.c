@@ -43,7 +43,7 @@ static void on_probe(const struct probe_result *res, void *arg)
  * not go to a plain-http parent. *to_free: the caller's. */
 static const char *confirm_target(const struct fetch_req *r, char **to_free, const char **why)
 {
-    const struct terms_sources *s = &r->terms.sources;
+    const struct source_plan *s = &r->terms.sources;
     *to_free = NULL;
     if (!s->parent_only)
         return r->url;

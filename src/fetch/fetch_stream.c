@@ -23,7 +23,7 @@ static ssize_t span_body(void *cls, uint64_t pos, size_t max, int *fd, int64_t *
     struct fetch_req *r = cls;
     assert(r->magic == FETCH_MAGIC && http_on_pool()); /* the connection's thread */
     int64_t off = r->start + (int64_t)pos;
-    struct read_terms terms = {r->end, r->has_expect ? r->expect : NULL, SPAN_MIN};
+    struct read_range terms = {r->end, r->has_expect ? r->expect : NULL, SPAN_MIN};
     ssize_t n;
 
     if (r->end >= 0 && off >= r->end) {

@@ -51,7 +51,7 @@ static const char *prefetch_one(const char *given, int64_t ttl, const char **err
             *error = "out of memory";
         goto out;
     }
-    terms_decide(http_cfg, &(struct terms_request){.url = url, .key = key, .client_ttl = ttl},
+    terms_decide(http_cfg, &(struct request_facts){.url = url, .key = key, .client_ttl = ttl},
                  &terms);
     if (!terms.object.store) /* it would be downloaded and dropped at once */
         *error = "not prefetched: its rule says store = no";

@@ -26,7 +26,7 @@ static const char *schema =
     " source TEXT NOT NULL DEFAULT '', synced INTEGER NOT NULL DEFAULT 0,"
     " signed INTEGER NOT NULL DEFAULT 0, stale_if_error INTEGER NOT NULL DEFAULT -1,"
     " stale_while INTEGER NOT NULL DEFAULT -1, pinned INTEGER NOT NULL DEFAULT 0,"
-    " terms_if_error INTEGER NOT NULL DEFAULT -1, terms_while INTEGER NOT NULL DEFAULT -1,"
+    " keep_if_error INTEGER NOT NULL DEFAULT -1, keep_while INTEGER NOT NULL DEFAULT -1,"
     " max_size INTEGER NOT NULL DEFAULT -1, not_stored INTEGER NOT NULL DEFAULT 0,"
     " redirects TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -51,8 +51,8 @@ static const struct {
     {"stale_if_error", "INTEGER NOT NULL DEFAULT -1"},
     {"stale_while", "INTEGER NOT NULL DEFAULT -1"},
     {"pinned", "INTEGER NOT NULL DEFAULT 0"},
-    {"terms_if_error", "INTEGER NOT NULL DEFAULT -1"},
-    {"terms_while", "INTEGER NOT NULL DEFAULT -1"},
+    {"keep_if_error", "INTEGER NOT NULL DEFAULT -1"},
+    {"keep_while", "INTEGER NOT NULL DEFAULT -1"},
     {"max_size", "INTEGER NOT NULL DEFAULT -1"},
     {"not_stored", "INTEGER NOT NULL DEFAULT 0"},
     {"redirects", "TEXT NOT NULL DEFAULT ''"},
@@ -246,7 +246,7 @@ static int load_range(sqlite3 *conn, struct loader *l)
     const char *sql =
         "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
         " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced,"
-        " signed, stale_if_error, stale_while, pinned, terms_if_error, terms_while, max_size,"
+        " signed, stale_if_error, stale_while, pinned, keep_if_error, keep_while, max_size,"
         " not_stored, redirects FROM objects WHERE rowid BETWEEN ? AND ?";
     if (sqlite3_prepare_v2(conn, sql, -1, &stmt, NULL) != SQLITE_OK)
         return sqlite3_errcode(conn);
@@ -274,8 +274,8 @@ static int load_range(sqlite3 *conn, struct loader *l)
             .stale_if_error = sqlite3_column_int64(stmt, 17),
             .stale_while_revalidate = sqlite3_column_int64(stmt, 18),
             .pinned = sqlite3_column_int(stmt, 19) != 0,
-            .terms_if_error = sqlite3_column_int64(stmt, 20),
-            .terms_while = sqlite3_column_int64(stmt, 21),
+            .keep_if_error = sqlite3_column_int64(stmt, 20),
+            .keep_while = sqlite3_column_int64(stmt, 21),
             .max_size = sqlite3_column_int64(stmt, 22),
             .not_stored = sqlite3_column_int(stmt, 23) != 0,
         };
@@ -434,20 +434,20 @@ int index_mark_started(const struct index_row *r)
     return exec_bound("UPDATE objects SET length=?, content_type=?, content_encoding=?,"
                       " filename=?, last_modified=?, etag=?, redirects=?, created=?, ttl=?,"
                       " signed=?, synced=0,"
-                      " pinned=?, terms_if_error=?, terms_while=?, max_size=?, not_stored=?"
+                      " pinned=?, keep_if_error=?, keep_while=?, max_size=?, not_stored=?"
                       " WHERE key=? AND state='fetching'",
                       "issssssiiiiiiiis", r->length, r->headers.content_type,
                       r->headers.content_encoding, r->headers.filename, r->headers.last_modified,
                       r->headers.etag, r->headers.redirects, r->created, r->ttl,
-                      (int64_t)r->signed_key, (int64_t)r->pinned, r->terms_if_error, r->terms_while,
+                      (int64_t)r->signed_key, (int64_t)r->pinned, r->keep_if_error, r->keep_while,
                       r->max_size, (int64_t)r->not_stored, r->key);
 }
 
-int index_set_terms(const struct index_row *r)
+int index_set_keep(const struct index_row *r)
 {
-    return exec_bound("UPDATE objects SET pinned=?, terms_if_error=?, terms_while=?, max_size=?,"
+    return exec_bound("UPDATE objects SET pinned=?, keep_if_error=?, keep_while=?, max_size=?,"
                       " not_stored=? WHERE key=? AND state='fetching'",
-                      "iiiiis", (int64_t)r->pinned, r->terms_if_error, r->terms_while, r->max_size,
+                      "iiiiis", (int64_t)r->pinned, r->keep_if_error, r->keep_while, r->max_size,
                       (int64_t)r->not_stored, r->key);
 }
 
@@ -462,14 +462,14 @@ int index_mark_complete(const struct index_row *r)
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
                       " sha256, created, ttl, last_use, usage, content_encoding, filename,"
                       " last_modified, etag, signed, stale_if_error, stale_while, pinned,"
-                      " terms_if_error, terms_while, redirects) VALUES"
+                      " keep_if_error, keep_while, redirects) VALUES"
                       " (?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       "ssisbiiiissssiiiiiis", r->key, r->url, r->length, r->headers.content_type,
                       r->digest, r->created, r->ttl, r->last_use, r->usage,
                       r->headers.content_encoding, r->headers.filename, r->headers.last_modified,
                       r->headers.etag, (int64_t)r->signed_key, r->stale_if_error,
-                      r->stale_while_revalidate, (int64_t)r->pinned, r->terms_if_error,
-                      r->terms_while, r->headers.redirects);
+                      r->stale_while_revalidate, (int64_t)r->pinned, r->keep_if_error,
+                      r->keep_while, r->headers.redirects);
 }
 
 int index_delete(const char *key)
@@ -497,10 +497,10 @@ int index_commit(void)
 
 int index_touch(const struct index_row *r)
 {
-    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=?, pinned=?, terms_if_error=?,"
-                      " terms_while=? WHERE key=?",
+    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=?, pinned=?, keep_if_error=?,"
+                      " keep_while=? WHERE key=?",
                       "iiiiiis", r->last_use, r->usage, r->ttl, (int64_t)r->pinned,
-                      r->terms_if_error, r->terms_while, r->key);
+                      r->keep_if_error, r->keep_while, r->key);
 }
 
 int index_counter_get(const char *name, int64_t *value)

@@ -33,10 +33,10 @@ struct index_row {
     int64_t stale_if_error, stale_while_revalidate;
     bool pinned; /* a rule's pin = yes: evicted for room last (store_room.h), until a later
                     request's terms unpin it */
-    /* Its terms' other decisions (store_take_terms), so that a restart applies them again
+    /* Its terms' other decisions (store_take_keep), so that a restart applies them again
      * whatever state it finds the object in: the stale windows (seconds, -1 the store-wide
      * options); while it downloads, its max-object-size (-1: the option's) and store = no. */
-    int64_t terms_if_error, terms_while, max_size;
+    int64_t keep_if_error, keep_while, max_size;
     bool not_stored;
 };
 
@@ -72,7 +72,7 @@ int index_mark_fetching(const char *key, const char *url, const char *source);
  * terms, and nothing synced yet. */
 int index_mark_started(const struct index_row *row);
 /* A later request's terms changed the download's (row.key and the terms' fields used). */
-int index_set_terms(const struct index_row *row);
+int index_set_keep(const struct index_row *row);
 /* The first `synced` bytes of its partial file are on disk. */
 int index_set_synced(const char *key, int64_t synced);
 int index_mark_complete(const struct index_row *row);
@@ -82,8 +82,8 @@ int index_delete(const char *key);
 int index_begin(void);
 int index_commit(void);
 /* What lookups change of a complete object: its use, its ttl (shortened), and its terms (the
- * pin and the stale windows: row.key, last_use, usage, ttl, pinned, terms_if_error and
- * terms_while used). */
+ * pin and the stale windows: row.key, last_use, usage, ttl, pinned, keep_if_error and
+ * keep_while used). */
 int index_touch(const struct index_row *row);
 
 int index_counter_get(const char *name, int64_t *value);

@@ -81,7 +81,7 @@ static json_t *terms_json(const struct config *cfg, const struct fetch_terms *t,
                           const struct rule *r)
 {
     json_t *o = json_object();
-    const struct object_terms *ob = &t->object;
+    const struct object_keep *ob = &t->object;
     add_term(o, "ttl", json_integer(ob->ttl), from_text(t->ttl_from, t, "default-ttl"));
     add_term(o, "client-ttl", client_ttl_value(t), from_text(t->client_ttl_from, t, ""));
     add_term(o, "stale-if-error", window(ob->stale_if_error, &cfg->stale_if_error),
@@ -141,7 +141,7 @@ static void add_networks(json_t *answer, const struct rule *r)
 static void add_parent(const struct config *cfg, json_t *list, const struct fetch_terms *t,
                        const char *url)
 {
-    const struct terms_sources *s = &t->sources;
+    const struct source_plan *s = &t->sources;
     const char *sent = "the URL whole, through its fetch API";
     char from[96];
     if (!s->parent[0])
@@ -231,7 +231,7 @@ json_t *rules_explain(const struct config *cfg, const char *url_given,
     size_t size = URL_BUF_SIZE(strlen(url_given));
     char *url = malloc(size), *key = NULL;
     const char *why = "out of memory";
-    struct terms_request req = {.client = client};
+    struct request_facts req = {.client = client};
     struct fetch_terms t;
     struct signature sig;
     json_t *answer = NULL;

@@ -44,7 +44,7 @@ enum client_ttl_mode {
  * authorises the client (signature, userinfo, tokens); the origin the client's URL, whole.
  * The mirror URLs themselves are made by terms_source_url(). */
 #define TERMS_MAX_SOURCES (CONFIG_MAX_MIRRORS + 1)
-struct terms_sources {
+struct source_plan {
     int mirror_rule;   /* the --mirror rule matched (its index), -1: none: the origin alone */
     int n_mirrors;     /* that rule's mirrors, asked in order before the origin */
     bool origin_first; /* the URL carries credentials: the origin must accept it before a mirror */
@@ -150,14 +150,14 @@ void sources_cleanup(void);
 /* Which mirror rule `url` (the client's, whole) falls under, and whether it carries
  * credentials (the origin first). No allocation for a URL under 8 KiB; nothing at all to do
  * without --mirror. */
-void sources_decide(const struct config *cfg, const char *url, struct terms_sources *out);
+void sources_decide(const struct config *cfg, const char *url, struct source_plan *out);
 /* Mirror k's URL for `url` under `s` (sources_decide's): the URL without its credentials, the
  * text the rule's regex matched replaced by the mirror. A new string; NULL: out of memory, or
  * no such mirror. terms_source_url() is this for a request's terms. */
 /* Whether `url` carries credentials (a signature, userinfo, a token): what only the origin, or a
  * parent that may be sent them, is asked with. */
 bool sources_credentials(const struct config *cfg, const char *url);
-char *sources_mirror_url(const struct config *cfg, const struct terms_sources *s, const char *url,
+char *sources_mirror_url(const struct config *cfg, const struct source_plan *s, const char *url,
                          int k);
 
 #endif

@@ -75,13 +75,13 @@ bool sources_credentials(const struct config *cfg, const char *url)
     return credentials;
 }
 
-void sources_decide(const struct config *cfg, const char *url, struct terms_sources *out)
+void sources_decide(const struct config *cfg, const char *url, struct source_plan *out)
 {
     char stack[PLAIN_STACK], *plain = stack;
     size_t size;
     bool credentials;
     regmatch_t m;
-    *out = (struct terms_sources){.mirror_rule = -1};
+    *out = (struct source_plan){.mirror_rule = -1};
     if (sx.n == 0 || cfg->n_mirror_rules == 0)
         return;
     size = strlen(url) + 1;
@@ -97,7 +97,7 @@ void sources_decide(const struct config *cfg, const char *url, struct terms_sour
         free(plain);
 }
 
-char *sources_mirror_url(const struct config *cfg, const struct terms_sources *s, const char *url,
+char *sources_mirror_url(const struct config *cfg, const struct source_plan *s, const char *url,
                          int k)
 {
     size_t size = strlen(url) + 1, len;

@@ -15,7 +15,7 @@
 
 /* Whether the client may fetch under rule r (NULL: none applies): the rule's networks when it
  * names any, else --allow-network's (policy.c, which SIGHUP updates). */
-static bool allowed_under(const struct rule *r, const struct terms_request *req,
+static bool allowed_under(const struct rule *r, const struct request_facts *req,
                           enum term_from *from)
 {
     uint8_t a[16];
@@ -38,7 +38,7 @@ static bool allowed_under(const struct rule *r, const struct terms_request *req,
  * URL only when its folded spelling is under one too. arca's own requests (no client) always
  * may. */
 static void decide_own_allowed(const struct rule_set *set, const struct rule *r,
-                               const struct terms_request *req, struct fetch_terms *out)
+                               const struct request_facts *req, struct fetch_terms *out)
 {
     const struct rule *f;
     enum term_from from;
@@ -76,14 +76,14 @@ static void decide_own_allowed(const struct rule_set *set, const struct rule *r,
 /* A carried URL's judge (carried.h): the request's client for that URL. */
 struct carried_judge {
     const struct rule_set *set;
-    const struct terms_request *req;
+    const struct request_facts *req;
     struct fetch_terms *out;
 };
 
 static int judge_carried(const char *normal, void *ctx)
 {
     struct carried_judge *j = ctx;
-    struct terms_request sub = *j->req;
+    struct request_facts sub = *j->req;
     struct fetch_terms t;
     sub.url = normal;
     decide_own_allowed(j->set, rules_match(j->set, normal), &sub, &t);
@@ -103,7 +103,7 @@ static int judge_carried(const char *normal, void *ctx)
  * client with this arca's address, which may be granted more. Asked only where rules name
  * networks, as the folded spelling is: otherwise --allow-network decides every URL alike. */
 static void decide_allowed(const struct rule_set *set, const struct rule *r,
-                           const struct terms_request *req, struct fetch_terms *out)
+                           const struct request_facts *req, struct fetch_terms *out)
 {
     struct carried_judge j = {.set = set, .req = req, .out = out};
     decide_own_allowed(set, r, req, out);
@@ -123,7 +123,7 @@ static void decide_allowed(const struct rule_set *set, const struct rule *r,
 /* The ttl: the base (the rule's or --default-ttl), changed by the client's ttl= as client-ttl
  * lets it. A proxied request's max-age (client_ttl_shorter) may only shorten it. */
 static void decide_ttl(const struct config *cfg, const struct rule *r,
-                       const struct terms_request *req, struct fetch_terms *out)
+                       const struct request_facts *req, struct fetch_terms *out)
 {
     int64_t ttl;
     out->ttl_base = r && r->has_ttl ? r->ttl : __atomic_load_n(&cfg->default_ttl, __ATOMIC_RELAXED);
@@ -150,9 +150,9 @@ static void decide_ttl(const struct config *cfg, const struct rule *r,
 /* A request's own bounds (its Cache-Control: a child's terms at its parent), as client-ttl
  * lets the client's word act: `ignore` drops them, a MIN-MAX range raises a max-age to MIN
  * and drops no-store. They never change the object's ttl (store.h). */
-static void decide_bounds(const struct terms_request *req, struct fetch_terms *out)
+static void decide_bounds(const struct request_facts *req, struct fetch_terms *out)
 {
-    struct object_terms *o = &out->object;
+    struct object_keep *o = &out->object;
     o->has_max_age = req->has_max_age && out->client_ttl != CLIENT_TTL_IGNORE;
     o->max_age = out->client_ttl == CLIENT_TTL_CLAMP && req->max_age < out->client_ttl_min
                      ? out->client_ttl_min
@@ -165,7 +165,7 @@ static void decide_bounds(const struct terms_request *req, struct fetch_terms *o
  * every object at once (store_set_stale), not at each object's next request. */
 static void decide_rest(const struct config *cfg, const struct rule *r, struct fetch_terms *out)
 {
-    struct object_terms *o = &out->object;
+    struct object_keep *o = &out->object;
     bool rule_fill = r && (r->has_fill_connections || r->has_fill_min_size);
     o->stale_if_error = r && r->has_stale_if_error ? r->stale_if_error : -1;
     out->stale_if_error_from = r && r->has_stale_if_error ? FROM_RULE : FROM_OPTION;
@@ -187,7 +187,7 @@ static void decide_rest(const struct config *cfg, const struct rule *r, struct f
  * only (curl verifies its certificate), or where the admin says the plain path is trusted. */
 static void decide_parent(const struct config *cfg, const struct rule *r, struct fetch_terms *out)
 {
-    struct terms_sources *s = &out->sources;
+    struct source_plan *s = &out->sources;
     const char *parent = r && r->has_parent ? r->parent : cfg->parent;
     memcpy(s->parent, parent, strlen(parent) + 1);
     out->parent_from = r && r->has_parent ? FROM_RULE : FROM_OPTION;
@@ -195,7 +195,7 @@ static void decide_parent(const struct config *cfg, const struct rule *r, struct
     s->parent_credentials = !strncmp(s->parent, "https://", 8) || cfg->parent_trusted_http;
 }
 
-void terms_decide(const struct config *cfg, const struct terms_request *req,
+void terms_decide(const struct config *cfg, const struct request_facts *req,
                   struct fetch_terms *out)
 {
     const struct rule_set *set = rules_current();
@@ -219,7 +219,7 @@ void terms_decide(const struct config *cfg, const struct terms_request *req,
 bool terms_listed_for(const char *url, const struct sockaddr *client)
 {
     const struct rule_set *set = rules_current();
-    const struct terms_request req = {.url = url, .client = client, .option_says = 1};
+    const struct request_facts req = {.url = url, .client = client, .option_says = 1};
     struct fetch_terms t;
     bool listed = true;
     if (rules_have_networks(set)) {
@@ -233,7 +233,7 @@ bool terms_listed_for(const char *url, const struct sockaddr *client)
 /* Whether rule `r`, covering some URL under a prefix, lets `req`'s client fetch there: it names
  * networks that hold the client, and goes before the prefix's own rule for those URLs (the
  * catch-all never does). */
-static bool opens_inside(const struct rule *r, const struct terms_request *req)
+static bool opens_inside(const struct rule *r, const struct request_facts *req)
 {
     enum term_from from;
     return r->allow_nets && !r->catch_all && allowed_under(r, req, &from);
@@ -242,7 +242,7 @@ static bool opens_inside(const struct rule *r, const struct terms_request *req)
 bool terms_prefix_listed_for(const char *prefix, const struct sockaddr *client)
 {
     const struct rule_set *set = rules_current();
-    const struct terms_request req = {.url = prefix, .client = client, .option_says = 1};
+    const struct request_facts req = {.url = prefix, .client = client, .option_says = 1};
     const struct rule *r = NULL;
     bool listed = terms_listed_for(prefix, client);
     int failed;
@@ -256,7 +256,7 @@ bool terms_prefix_listed_for(const char *prefix, const struct sockaddr *client)
 
 bool terms_parent_may_see(const struct config *cfg, const struct fetch_terms *t, const char *url)
 {
-    const struct terms_sources *s = &t->sources;
+    const struct source_plan *s = &t->sources;
     return s->parent_credentials || !(s->origin_first || sources_credentials(cfg, url));
 }
 
@@ -370,7 +370,7 @@ static bool hop_allowed(const struct rule_set *set, const char *hop, size_t len,
     char *normal = malloc(URL_BUF_SIZE(len)), shown[320];
     const char *no;
     int status;
-    struct terms_request req = {.url = normal, .client = client};
+    struct request_facts req = {.url = normal, .client = client};
     struct fetch_terms t = {.allowed = false, .allowed_from = FROM_OPTION};
     if (normal && url_normalize(hop, len, normal, URL_BUF_SIZE(len), &status, &no) == 0)
         decide_allowed(set, rules_match(set, normal), &req, &t);
@@ -402,7 +402,7 @@ bool terms_hops_allowed(const char *hops, const struct sockaddr *client, char *w
 /* The first rule that covers a URL under `scheme`://host:port/ and leaves the client out. */
 static const struct rule *tunnel_refusal(const struct rule_set *set, const char *scheme,
                                          const char *host, int port,
-                                         const struct terms_request *req)
+                                         const struct request_facts *req)
 {
     char url[320], normal[URL_BUF_SIZE(320)];
     const char *no;
@@ -425,7 +425,7 @@ bool terms_tunnel_allowed(const char *host, int port, const struct sockaddr *cli
                           size_t size)
 {
     const struct rule_set *set = rules_current();
-    const struct terms_request req = {.client = client};
+    const struct request_facts req = {.client = client};
     const struct rule *r = NULL;
     if (client && rules_have_networks(set) && !(r = tunnel_refusal(set, "https", host, port, &req)))
         r = tunnel_refusal(set, "http", host, port, &req);

@@ -3,7 +3,7 @@
  * happens, from the request, the configuration and the rules (rules.h). Every way into the
  * cache (the fetch prefix, the proxy, an admin's prefetch, a bucket's file) decides them with
  * terms_decide() and then reads them, never the globals they come from: the store gets
- * `object` (store.h's struct object_terms), the download gets the fill settings and the sources,
+ * `object` (store.h's struct object_keep), the download gets the fill settings and the sources,
  * and `arca rules test` / GET /api/v1/rules/ print them with where each came from. A digest hit
  * decides them for the client once more, for the URL of the object that would answer it.
  *
@@ -36,7 +36,7 @@ enum term_from {
 };
 
 /* What a request brings to the decision. */
-struct terms_request {
+struct request_facts {
     const char *url; /* the URL's normal form, whole (url.h): what the rules match */
     const char *key; /* its cache key (keys.h) */
     /* the client (http_client: behind a --trusted-proxy, the forwarded address); NULL: arca's
@@ -69,7 +69,7 @@ struct fetch_terms {
     /* When a URL the asked one carries in its query (carried.h) refused: that URL as url_shown
      * shows it, or why it could not be judged; "" otherwise */
     char allowed_carried[200];
-    struct object_terms object; /* the store's: ttl, stale windows, max size, store, pin */
+    struct object_keep object; /* the store's: ttl, stale windows, max size, store, pin */
     enum term_from ttl_from, client_ttl_from, stale_if_error_from, stale_while_revalidate_from,
         max_object_size_from, store_from, pin_from, fill_from, parent_from;
     enum client_ttl_mode client_ttl;
@@ -77,11 +77,11 @@ struct fetch_terms {
     int64_t ttl_base;      /* the ttl before the client's: the rule's or --default-ttl */
     int fill_connections;  /* connections one download may use at once; 1: one */
     int64_t fill_min_size; /* smaller objects come over one connection */
-    struct terms_sources sources;
+    struct source_plan sources;
 };
 
 /* Decide the terms of `req` under the rules in force and the configuration `cfg`. */
-void terms_decide(const struct config *cfg, const struct terms_request *req,
+void terms_decide(const struct config *cfg, const struct request_facts *req,
                   struct fetch_terms *out);
 
 /* Whether a redirect from `from` (a URL a download or question asked, normal form) to `to`

@@ -227,9 +227,9 @@ static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct 
 
 /* Lock held. The object for `key` after a lookup's use of it: a hit (*fd or *prep set), a
  * download to join, or a new one. Its terms act on the object from here on, for a request that
- * may act (store_take_terms); a complete object they say not to store goes at once, with its
+ * may act (store_take_keep); a complete object they say not to store goes at once, with its
  * file and row: never a hit, nor a copy kept to revalidate or answer stale. */
-static int lookup_locked(const char *url, const char *key, const struct object_terms *terms,
+static int lookup_locked(const char *url, const char *key, const struct object_keep *keep,
                          enum lookup_auth auth, bool signed_url, int64_t now, struct object **out,
                          int *fd, struct prepared **prep, struct object_meta *meta)
 {
@@ -239,14 +239,14 @@ static int lookup_locked(const char *url, const char *key, const struct object_t
     *out = NULL;
     bool act = obj && may_act(obj, auth);
     if (obj)
-        note_use(obj, terms->ttl, act, now);
-    if (act && obj->state == OBJ_COMPLETE && !terms->store) {
+        note_use(obj, keep->ttl, act, now);
+    if (act && obj->state == OBJ_COMPLETE && !keep->store) {
         object_remove(obj, STORE_NOT_STORED);
         obj = NULL;
     } else if (act) {
-        store_take_terms(obj, terms);
+        store_take_keep(obj, keep);
     }
-    bool too_old = obj && terms->has_max_age && now - obj->created >= terms->max_age;
+    bool too_old = obj && keep->has_max_age && now - obj->created >= keep->max_age;
     if (obj && obj->state == OBJ_COMPLETE && act && (object_expired(obj, now) || too_old) &&
         !refresh_held(obj, now)) {
         /* Out of the table; its file and row go when the new download replaces them. One with
@@ -275,11 +275,11 @@ static int lookup_locked(const char *url, const char *key, const struct object_t
         copy_meta(obj, meta);
         return LOOKUP_COALESCED;
     }
-    *out = object_begin(url, key, terms->ttl, now);
+    *out = object_begin(url, key, keep->ttl, now);
     if (*out) {
-        struct object_terms own = *terms;
-        own.store = terms->store && !(terms->asked_no_store && !stale);
-        store_take_terms(*out, &own);
+        struct object_keep own = *keep;
+        own.store = keep->store && !(keep->asked_no_store && !stale);
+        store_take_keep(*out, &own);
         (*out)->stale = stale;
         (*out)->revalidation = stale && revalidable(stale);
         /* a copy refreshed for a request's max-age is too old for it: never its answer */
@@ -295,25 +295,25 @@ static int lookup_locked(const char *url, const char *key, const struct object_t
     return LOOKUP_MISS;
 }
 
-struct object_terms store_default_terms(int64_t ttl)
+struct object_keep store_default_keep(int64_t ttl)
 {
-    struct object_terms t = {.ttl = ttl,
-                             .stale_if_error = -1, /* the store's, as SIGHUP sets them */
-                             .stale_while_revalidate = -1,
-                             .max_object_size = st.max_object_size,
-                             .store = true,
-                             .pin = false};
+    struct object_keep t = {.ttl = ttl,
+                            .stale_if_error = -1, /* the store's, as SIGHUP sets them */
+                            .stale_while_revalidate = -1,
+                            .max_object_size = st.max_object_size,
+                            .store = true,
+                            .pin = false};
     return t;
 }
 
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **out, int *fd,
                                 struct prepared **prep, struct object_meta *meta)
 {
-    struct object_terms terms = store_default_terms(ttl);
-    return store_lookup_as(url, &terms, AUTH_CONFIRMED, false, out, fd, prep, meta);
+    struct object_keep keep = store_default_keep(ttl);
+    return store_lookup_as(url, &keep, AUTH_CONFIRMED, false, out, fd, prep, meta);
 }
 
-enum lookup_result store_lookup_as(const char *url, const struct object_terms *terms,
+enum lookup_result store_lookup_as(const char *url, const struct object_keep *keep,
                                    enum lookup_auth auth, bool signed_url, struct object **out,
                                    int *fd, struct prepared **prep, struct object_meta *meta)
 {
@@ -326,7 +326,7 @@ enum lookup_result store_lookup_as(const char *url, const struct object_terms *t
         *prep = NULL;
     url_key(url, key);
     store_lock();
-    while ((res = lookup_locked(url, key, terms, auth, signed_url, now, out, fd, prep, meta)) ==
+    while ((res = lookup_locked(url, key, keep, auth, signed_url, now, out, fd, prep, meta)) ==
            LOOKUP_RETRY)
         ; /* the object left the table while its file was opened: look again */
     store_unlock();
@@ -389,12 +389,12 @@ void store_set_hold_wake(void (*wake)(void))
 /* Lock held. Where this reader's bytes stop for now: the last byte written is held back while
  * FETCHING, and a reader with a digest to check also waits for completion before its own last
  * byte. */
-static int64_t readable_end(const struct object *obj, const struct read_terms *terms)
+static int64_t readable_end(const struct object *obj, const struct read_range *want)
 {
     assert(store_locked());
     int64_t end = object_whole(obj) ? obj->have : obj->have - 1;
-    if (terms->expect && !object_whole(obj) && terms->end >= 0 && end > terms->end - 1)
-        end = terms->end - 1;
+    if (want->expect && !object_whole(obj) && want->end >= 0 && end > want->end - 1)
+        end = want->end - 1;
     return end;
 }
 
@@ -403,28 +403,28 @@ static int64_t readable_end(const struct object *obj, const struct read_terms *t
  * `have` must pass the last byte wanted), or the whole body when the span reaches its end (no
  * byte comes after it to pass). off + 1: it takes any byte, because those there have waited a
  * hold out already, or the download has ended (end_hold), or it has no `min`. */
-static int64_t span_until(const struct object *obj, int64_t off, const struct read_terms *terms)
+static int64_t span_until(const struct object *obj, int64_t off, const struct read_range *want)
 {
     assert(store_locked() && obj->state == OBJ_FETCHING);
-    int64_t want = off + (int64_t)terms->min;
-    if (!terms->min || off < obj->flush_mark - 1)
+    int64_t until = off + (int64_t)want->min;
+    if (!want->min || off < obj->flush_mark - 1)
         return off + 1;
-    if (terms->end >= 0 && want > terms->end)
-        want = terms->end;
-    if (obj->length >= 0 && want >= obj->length)
+    if (want->end >= 0 && until > want->end)
+        until = want->end;
+    if (obj->length >= 0 && until >= obj->length)
         return obj->length;
-    return want + 1;
+    return until + 1;
 }
 
 /* Lock held. The reader sleeps until its span is there (store_announce). Returns true when it is
  * the first held while bytes are there: the caller wakes the upstream loop, which ends the hold
  * in time even if no byte comes. */
 static bool park_reader(struct object *obj, int64_t off, int64_t readable,
-                        const struct read_terms *terms, struct park *w)
+                        const struct read_range *want, struct park *w)
 {
     bool first = false;
     assert(store_locked());
-    w->until = span_until(obj, off, terms);
+    w->until = span_until(obj, off, want);
     if (off < readable && !obj->hold_since) {
         obj->hold_since = monotonic_ms();
         first = true;
@@ -433,7 +433,7 @@ static bool park_reader(struct object *obj, int64_t off, int64_t readable,
     return first;
 }
 
-ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct read_terms *terms,
+ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct read_range *want,
                    struct park *w, int *fd)
 {
     int64_t readable;
@@ -444,15 +444,15 @@ ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct rea
     store_lock();
     if (obj->state == OBJ_FAILED) {
         n = STORE_READ_FAILED;
-    } else if (terms->expect && object_whole(obj) && memcmp(obj->digest, terms->expect, 32) != 0) {
+    } else if (want->expect && object_whole(obj) && memcmp(obj->digest, want->expect, 32) != 0) {
         n = STORE_READ_MISMATCH;
-    } else if (off >= (readable = readable_end(obj, terms)) || max == 0 || obj->fd < 0 ||
-               (obj->state == OBJ_FETCHING && obj->have < span_until(obj, off, terms))) {
+    } else if (off >= (readable = readable_end(obj, want)) || max == 0 || obj->fd < 0 ||
+               (obj->state == OBJ_FETCHING && obj->have < span_until(obj, off, want))) {
         /* (no descriptor yet: a download resumed after a restart, its file not reopened) */
         if (object_whole(obj)) {
             n = STORE_READ_END;
         } else {
-            held = park_reader(obj, off, readable, terms, w);
+            held = park_reader(obj, off, readable, want, w);
         }
     } else {
         assert(readable <= obj->have && off >= 0);
@@ -471,10 +471,10 @@ ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct rea
 }
 
 ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
-                   const struct read_terms *terms, struct park *w)
+                   const struct read_range *want, struct park *w)
 {
     int fd = -1;
-    ssize_t n = store_span(obj, off, max, terms, w, &fd);
+    ssize_t n = store_span(obj, off, max, want, w, &fd);
     if (n <= 0)
         return n;
     /* Bytes below `have` never change, and our reference keeps obj->fd open. */

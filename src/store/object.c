@@ -191,7 +191,7 @@ struct object *object_new(const char *url, const char *key)
     o->twin_next = o->twin_prev = o;
     o->length = -1;
     o->stale_if_error = o->stale_while_revalidate = -1; /* not said: the options apply */
-    o->terms_if_error = o->terms_while = -1;
+    o->keep_if_error = o->keep_while = -1;
     o->max_size = st.max_object_size;
     return o;
 }

@@ -50,17 +50,17 @@ struct object {
     };
     uint64_t gen; /* unique to this object in this process: a new version of a URL gets another */
     char *url;
-    int64_t length;     /* Content-Length, or -1 while unknown */
-    int64_t have;       /* bytes written to the file */
-    int64_t reserved;   /* quota held for this object beyond `have` */
-    char *headers;      /* struct upstream_headers packed: six NUL-terminated strings one after the
-                           other (one allocation per object); NULL until upstream's headers are in;
-                           changed under the lock only */
-    uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE */
-    int64_t hold_since; /* monotonic ms a reader was first held below its span (store_span); 0 */
-    int64_t flush_mark; /* bytes before it waited a hold out: readers take them at any size */
-    char *error;        /* one-line reason (object_set_error); NULL when none (or out of memory):
-                           see object_error() */
+    int64_t length;      /* Content-Length, or -1 while unknown */
+    int64_t have;        /* bytes written to the file */
+    int64_t reserved;    /* quota held for this object beyond `have` */
+    char *headers;       /* struct upstream_headers packed: six NUL-terminated strings one after the
+                            other (one allocation per object); NULL until upstream's headers are in;
+                            changed under the lock only */
+    uint8_t digest[32];  /* sha256 of the body, valid when COMPLETE */
+    int64_t hold_since;  /* monotonic ms a reader was first held below its span (store_span); 0 */
+    int64_t flush_mark;  /* bytes before it waited a hold out: readers take them at any size */
+    char *error;         /* one-line reason (object_set_error); NULL when none (or out of memory):
+                            see object_error() */
     char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
                             (store_from_parent), shown before this arca's own; NULL: none */
     int64_t created, ttl, last_use, usage;
@@ -94,7 +94,7 @@ struct object {
     /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
     int32_t stale_if_error, stale_while_revalidate;
     /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
-    int32_t terms_if_error, terms_while;
+    int32_t keep_if_error, keep_while;
     uint8_t offer_stale; /* FETCHING: enum stale_cause its readers take `stale` for */
     uint8_t connections; /* FETCHING: connections its download uses now (store_set_rate) */
 
@@ -112,7 +112,7 @@ struct object {
     bool signed_key;    /* downloaded through a signed URL (store_lookup_as's signed_url) */
     bool revalidation, renewed; /* see struct object_meta */
     bool too_large;             /* FAILED for its size (413, 507): see struct object_meta */
-    /* Its terms (store_take_terms, store_room.c): */
+    /* Its terms (store_take_keep, store_room.c): */
     bool pinned;    /* on st.pinned, not st.lru, once complete: evicted for room last */
     bool transient; /* store = no: streamed to its readers, then dropped (object_drop) */
 };

@@ -16,7 +16,7 @@
  * - Readers only see bytes already written to the object file. While FETCHING, the last byte
  *   written is held back: a client never receives a body that looks complete before the object
  *   has been length-checked, digested and fsynced.
- * - A reader's `&sha256=` is its own (struct read_terms): it decides that reader's answer only,
+ * - A reader's `&sha256=` is its own (struct read_range): it decides that reader's answer only,
  *   never the object's fate nor another reader's. Such a reader gets the last byte of its answer
  *   only once the object is COMPLETE and its digest matches.
  * - A download may resume (bytes are only appended) or, until the first byte has been handed to
@@ -95,7 +95,7 @@ struct object_meta {
     bool renewed;      /* ... and upstream answered 304: the expired version is the object */
     bool signed_key;   /* downloaded through a signed URL: every other URL is confirmed first */
     /* not kept: streamed to its readers, then dropped (its rule's store = no, or the no-store
-     * of the request that started it: object_terms.asked_no_store) */
+     * of the request that started it: object_keep.asked_no_store) */
     bool transient;
     enum stale_cause stale; /* not NONE: an expired version answers, for this reason */
     int fwd_status;         /* ... and upstream's status to the failed refresh (0: none came) */
@@ -163,7 +163,7 @@ enum lookup_auth { AUTH_CONFIRMED, AUTH_UNSIGNED, AUTH_PENDING };
  * `ttl` as store_lookup's (a shorter one shortens the object's life, for a request that may act);
  * the rest is the object's from then on, for a request that may act (and for the object a
  * LOOKUP_MISS creates). */
-struct object_terms {
+struct object_keep {
     int64_t ttl; /* seconds, > 0 */
     /* The stale windows when the origin's Cache-Control says none (seconds past expiry; 0:
      * never; -1: the store's own, --stale-if-error and --stale-while-revalidate as SIGHUP sets
@@ -186,8 +186,8 @@ struct object_terms {
 };
 /* The terms of a lookup that names none (tests, arca's own resumes): `ttl`, the store's stale
  * windows (-1: as SIGHUP sets them) and --max-object-size, stored, not pinned. */
-struct object_terms store_default_terms(int64_t ttl);
-enum lookup_result store_lookup_as(const char *url, const struct object_terms *terms,
+struct object_keep store_default_keep(int64_t ttl);
+enum lookup_result store_lookup_as(const char *url, const struct object_keep *keep,
                                    enum lookup_auth auth, bool signed_url, struct object **obj,
                                    int *fd, struct prepared **prep, struct object_meta *meta);
 /* Whether another URL's object may answer a request's digest, asked of that object's own URL
@@ -231,7 +231,7 @@ bool store_wait(struct object *obj, bool complete, struct park *w, struct object
  * downloads, a reader with `min` is held until `min` bytes (or all it wants) are there, or for
  * STORE_HOLD_MS at most: each span then costs one wake-up and one send for `min` bytes instead
  * of one per append of curl's (16 KiB). */
-struct read_terms {
+struct read_range {
     int64_t end;
     const uint8_t *expect;
     size_t min;
@@ -245,10 +245,10 @@ struct read_terms {
  * 0 after queueing `w` (sleep), or one of STORE_READ_*. With `expect`, the byte before `end` is
  * held back until the object is COMPLETE, so a mismatch still cuts the answer. */
 ssize_t store_read(struct object *obj, int64_t off, char *buf, size_t max,
-                   const struct read_terms *terms, struct park *w);
+                   const struct read_range *want, struct park *w);
 /* The same without the copy: the count of bytes at `off` that may be sent from *fd, which stays
  * open (and those bytes unchanged) while the caller holds its reference to `obj`. */
-ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct read_terms *terms,
+ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct read_range *want,
                    struct park *w, int *fd);
 
 /* Snapshot of an object's public fields, taken under the lock. */

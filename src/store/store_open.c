@@ -102,7 +102,7 @@ static void load_row(const struct index_row *row, int part, void *arg)
     o->last_use = row->last_use;
     o->usage = row->usage;
     o->signed_key = row->signed_key;
-    object_take_row_terms(o, row);
+    object_take_row_keep(o, row);
     l->v[l->n++] = (struct by_use){o->last_use, o};
 }
 

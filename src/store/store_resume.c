@@ -114,8 +114,8 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
     o->last_use = row->created;
     o->resumed = o->on_disk = o->resumable = true;
     o->signed_key = row->signed_key;
-    object_take_row_terms(o, row); /* nobody may ask before it completes: its pin holds already */
-    o->refs = 1;                   /* the fetch's, handed over by store_take_resumed */
+    object_take_row_keep(o, row); /* nobody may ask before it completes: its pin holds already */
+    o->refs = 1;                  /* the fetch's, handed over by store_take_resumed */
     resumed[part].v[resumed[part].n++] = o;
     return true;
 }
@@ -259,7 +259,7 @@ struct started_job {
     char *headers; /* packed (headers_pack), a copy */
     int64_t length, created, ttl;
     bool signed_key;
-    struct index_row terms; /* its terms' fields (object_row_terms) */
+    struct index_row terms; /* its terms' fields (object_row_keep) */
 };
 
 static void run_started(struct persist_job *job)
@@ -290,9 +290,9 @@ void submit_started(struct object *obj)
     s->created = obj->created;
     s->ttl = obj->ttl;
     s->signed_key = obj->signed_key;
-    object_row_terms(obj, &s->terms);
+    object_row_keep(obj, &s->terms);
     headers_unpack(obj->headers, &h);
-    /* submitted under the lock: a later lookup's new terms (store_take_terms) queue after */
+    /* submitted under the lock: a later lookup's new terms (store_take_keep) queue after */
     if (headers_pack(&h, &s->headers) < 0)
         free(s);
     else

@@ -162,7 +162,7 @@ struct touch {
     char key[65];
     int64_t last_use, usage, ttl;
     /* a later lookup's terms may have pinned or unpinned it, or changed its windows */
-    int32_t terms_if_error, terms_while;
+    int32_t keep_if_error, keep_while;
     bool pinned;
 };
 
@@ -184,8 +184,8 @@ static void run_touch(struct persist_job *job)
                                 .usage = e->usage,
                                 .ttl = e->ttl,
                                 .pinned = e->pinned,
-                                .terms_if_error = e->terms_if_error,
-                                .terms_while = e->terms_while};
+                                .keep_if_error = e->keep_if_error,
+                                .keep_while = e->keep_while};
         index_touch(&row);
     }
     index_commit();
@@ -232,8 +232,8 @@ static struct touch_job *collect_touches(size_t *seen)
         e->usage = o->usage;
         e->ttl = o->ttl;
         e->pinned = o->pinned;
-        e->terms_if_error = o->terms_if_error;
-        e->terms_while = o->terms_while;
+        e->keep_if_error = o->keep_if_error;
+        e->keep_while = o->keep_while;
         dlist_remove(&st.dirty, d);
     }
     if (t->n == 0) {
@@ -296,7 +296,7 @@ int64_t object_stale_if_error(const struct object *obj)
     assert(store_locked_or_alone());
     if (obj->stale_if_error >= 0)
         return obj->stale_if_error;
-    return obj->terms_if_error >= 0 ? obj->terms_if_error : st.stale_if_error;
+    return obj->keep_if_error >= 0 ? obj->keep_if_error : st.stale_if_error;
 }
 
 /* Lock held. Its origin's stale-while-revalidate, else its terms', else
@@ -306,7 +306,7 @@ static int64_t object_stale_while(const struct object *obj)
     assert(store_locked_or_alone());
     if (obj->stale_while_revalidate >= 0)
         return obj->stale_while_revalidate;
-    return obj->terms_while >= 0 ? obj->terms_while : st.stale_while_revalidate;
+    return obj->keep_while >= 0 ? obj->keep_while : st.stale_while_revalidate;
 }
 
 bool object_may_stale(const struct object *obj, int64_t now)
@@ -417,63 +417,63 @@ static void set_pinned(struct object *obj, bool pinned)
     }
 }
 
-void object_row_terms(const struct object *obj, struct index_row *row)
+void object_row_keep(const struct object *obj, struct index_row *row)
 {
     assert(store_locked_or_alone());
     row->pinned = obj->pinned;
-    row->terms_if_error = obj->terms_if_error;
-    row->terms_while = obj->terms_while;
+    row->keep_if_error = obj->keep_if_error;
+    row->keep_while = obj->keep_while;
     row->max_size = obj->max_size;
     row->not_stored = obj->transient;
 }
 
-void object_take_row_terms(struct object *obj, const struct index_row *row)
+void object_take_row_keep(struct object *obj, const struct index_row *row)
 {
     CHECK_OBJ(obj);
     assert(obj->state == OBJ_NEW);
     obj->pinned = row->pinned;
-    obj->terms_if_error = row->terms_if_error < 0 ? -1 : seconds32(row->terms_if_error);
-    obj->terms_while = row->terms_while < 0 ? -1 : seconds32(row->terms_while);
+    obj->keep_if_error = row->keep_if_error < 0 ? -1 : seconds32(row->keep_if_error);
+    obj->keep_while = row->keep_while < 0 ? -1 : seconds32(row->keep_while);
     if (row->max_size >= 0) /* -1: none recorded (a complete row, an older index) */
         obj->max_size = row->max_size;
 }
 
-struct terms_job {
+struct policy_job {
     struct persist_job job;
     char key[65];
     struct index_row row;
 };
 
-static void run_terms(struct persist_job *job)
+static void run_keep(struct persist_job *job)
 {
-    struct terms_job *t = (struct terms_job *)job;
-    index_set_terms(&t->row);
+    struct policy_job *t = (struct policy_job *)job;
+    index_set_keep(&t->row);
     free(t);
 }
 
 /* Lock held. A download's row follows its terms, for a restart to apply them again
  * (store_resume.c). Queued under the lock, as its started row is (submit_started), so the later
  * of the two is written last. Out of memory: the row keeps the terms it had. */
-static void submit_terms(struct object *obj)
+static void submit_keep(struct object *obj)
 {
-    struct terms_job *t = calloc(1, sizeof(*t));
+    struct policy_job *t = calloc(1, sizeof(*t));
     if (!t)
         return;
-    t->job.run = run_terms;
+    t->job.run = run_keep;
     memcpy(t->key, obj->key, 65);
-    object_row_terms(obj, &t->row);
+    object_row_keep(obj, &t->row);
     t->row.key = t->key;
     persist_submit(&t->job);
 }
 
-static bool same_terms(const struct index_row *a, const struct index_row *b)
+static bool same_keep(const struct index_row *a, const struct index_row *b)
 {
-    return a->pinned == b->pinned && a->terms_if_error == b->terms_if_error &&
-           a->terms_while == b->terms_while && a->max_size == b->max_size &&
+    return a->pinned == b->pinned && a->keep_if_error == b->keep_if_error &&
+           a->keep_while == b->keep_while && a->max_size == b->max_size &&
            a->not_stored == b->not_stored;
 }
 
-void store_take_terms(struct object *obj, const struct object_terms *terms)
+void store_take_keep(struct object *obj, const struct object_keep *keep)
 {
     struct index_row before, after;
     CHECK_OBJ(obj);
@@ -482,17 +482,17 @@ void store_take_terms(struct object *obj, const struct object_terms *terms)
      * and a refresh has no row of its own (its older version's stays as it is) */
     bool row = obj->state == OBJ_FETCHING && !obj->stale;
     if (row)
-        object_row_terms(obj, &before);
-    obj->terms_if_error = terms->stale_if_error < 0 ? -1 : seconds32(terms->stale_if_error);
-    obj->terms_while =
-        terms->stale_while_revalidate < 0 ? -1 : seconds32(terms->stale_while_revalidate);
-    obj->max_size = terms->max_object_size;
-    set_pinned(obj, terms->pin);
+        object_row_keep(obj, &before);
+    obj->keep_if_error = keep->stale_if_error < 0 ? -1 : seconds32(keep->stale_if_error);
+    obj->keep_while =
+        keep->stale_while_revalidate < 0 ? -1 : seconds32(keep->stale_while_revalidate);
+    obj->max_size = keep->max_object_size;
+    set_pinned(obj, keep->pin);
     if (obj->state == OBJ_FETCHING)
-        obj->transient = !terms->store;
+        obj->transient = !keep->store;
     if (!row)
         return;
-    object_row_terms(obj, &after);
-    if (!same_terms(&before, &after))
-        submit_terms(obj);
+    object_row_keep(obj, &after);
+    if (!same_keep(&before, &after))
+        submit_keep(obj);
 }

@@ -31,21 +31,21 @@ int room_make(int64_t bytes);
  * from now on its stale windows when the origin says none, its maximum size, its pin (moving a
  * complete object between LRU lists), and for a download whether it is stored. A complete
  * object whose terms say store = no is the lookup's to remove (lookup.c), not this. */
-void store_take_terms(struct object *obj, const struct object_terms *terms);
+void store_take_keep(struct object *obj, const struct object_keep *keep);
 /* What its terms decided for `obj`, in a row's fields (index.h: the pin, the stale windows, a
  * download's max-object-size and store = no), for the index to keep; a download's row follows
- * them as they change (store_take_terms queues it). */
-void object_row_terms(const struct object *obj, struct index_row *row);
+ * them as they change (store_take_keep queues it). */
+void object_row_keep(const struct object *obj, struct index_row *row);
 /* A row's terms on an object the index gives back at start (complete or resumed): NEW, its maker
  * alone holds it. */
-void object_take_row_terms(struct object *obj, const struct index_row *row);
+void object_take_row_keep(struct object *obj, const struct index_row *row);
 /* Why an object its terms say not to store leaves, as the removal's log line gives it. */
 #define STORE_NOT_STORED "not stored: its rule says store = no"
 
 /* An object's origin's word on answering stale (seconds, -1 not said, 0 never; capped at
  * INT32_MAX). */
 void object_set_staleness(struct object *obj, int64_t if_error, int64_t while_revalidate);
-/* Its origin's stale-if-error, else its terms' (store_take_terms), else --stale-if-error. */
+/* Its origin's stale-if-error, else its terms' (store_take_keep), else --stale-if-error. */
 int64_t object_stale_if_error(const struct object *obj);
 /* Whether an expired object may still answer at `now` when its refresh fails: within its
  * stale-if-error of its expiry. */

@@ -527,7 +527,7 @@ static int make_durable(struct finish_job *f)
                              .signed_key = obj->signed_key,
                              .stale_if_error = obj->stale_if_error,
                              .stale_while_revalidate = obj->stale_while_revalidate};
-    object_row_terms(obj, &row); /* the pin and its terms' windows */
+    object_row_keep(obj, &row); /* the pin and its terms' windows */
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
     store_unlock();
@@ -621,7 +621,7 @@ static int renew_on_disk(struct object *obj)
                              .signed_key = obj->signed_key || s->signed_key,
                              .stale_if_error = s->stale_if_error,
                              .stale_while_revalidate = s->stale_while_revalidate};
-    object_row_terms(obj, &row);              /* the pin and its terms' windows */
+    object_row_keep(obj, &row);               /* the pin and its terms' windows */
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
     store_unlock();
     if (record_complete(obj, &row) < 0) {
@@ -782,8 +782,8 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
         fresh->pinned = obj->pinned; /* the terms it was begun under */
         fresh->transient = obj->transient;
         fresh->max_size = obj->max_size;
-        fresh->terms_if_error = obj->terms_if_error;
-        fresh->terms_while = obj->terms_while;
+        fresh->keep_if_error = obj->keep_if_error;
+        fresh->keep_while = obj->keep_while;
         st.uses += obj->usage - fresh->usage;
         fresh->usage = obj->usage;
         fresh->stale = stale;

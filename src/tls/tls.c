@@ -440,7 +440,7 @@ static bool verify_client(SSL_CTX *ctx, X509 *peer, STACK_OF(X509) * chain, char
 
 /* Whether `s`'s session was made under the client-CA terms of `t` (the same file's bytes: its
  * session id context), so its handshake was judged as `t` would judge it. */
-static bool same_terms(const struct tls_ctx *t, SSL *s)
+static bool same_keep(const struct tls_ctx *t, SSL *s)
 {
     unsigned int len = 0;
     const SSL_SESSION *session = SSL_get0_session(s);
@@ -457,7 +457,7 @@ bool tls_admits(SSL *s, char *why, size_t size)
     X509 *peer = SSL_get0_peer_certificate(s);
     bool ok = true;
     pthread_mutex_lock(&lock);
-    if (current && !same_terms(current, s) && SSL_CTX_up_ref(current->ctx) == 1)
+    if (current && !same_keep(current, s) && SSL_CTX_up_ref(current->ctx) == 1)
         ctx = current->ctx;
     pthread_mutex_unlock(&lock);
     if (!ctx || !(SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER))

@@ -44,7 +44,7 @@ struct segment {
 
 struct fill {
     unsigned magic;
-    struct fill_terms terms;
+    struct fill_settings terms;
     int n;   /* connections, the download's own included */
     int cur; /* the piece the head is in */
     int64_t head, received;
@@ -181,13 +181,13 @@ static void free_fill(struct fill *f)
 /* Pieces of an eighth of each connection's share, between FILL_PIECE_MIN and FILL_PIECE_MAX:
  * small enough that the head moves on all the time, large enough that a request's round trip
  * is little beside its bytes on a far origin. */
-static int64_t piece_size(const struct fill_terms *terms)
+static int64_t piece_size(const struct fill_settings *terms)
 {
     int64_t size = (terms->length - terms->head) / ((int64_t)terms->ranges * 8);
     return size < FILL_PIECE_MIN ? FILL_PIECE_MIN : size > FILL_PIECE_MAX ? FILL_PIECE_MAX : size;
 }
 
-struct fill *fill_start(const struct fill_terms *terms)
+struct fill *fill_start(const struct fill_settings *terms)
 {
     struct fill *f;
     assert(upstream_on_thread() && terms->ranges >= 2 && resume_validator(terms->kept));
@@ -327,7 +327,7 @@ static bool same_origin(const struct fill *f, const struct segment *s)
 static int range_answer(struct fill *f, struct segment *s)
 {
     const struct piece *p = piece_of(f, s);
-    struct resume_terms sent = {p->pos, f->terms.length, f->terms.kept, false};
+    struct resume_ask sent = {p->pos, f->terms.length, f->terms.kept, false};
     const char *why;
     if (s->status < 200 || (s->status >= 300 && s->status < 400 && s->resp.location))
         return 0;                      /* informational, or a redirect curl follows */

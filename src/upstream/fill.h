@@ -55,7 +55,7 @@ enum fill_news {
     FILL_FAILED,  /* the store refused a piece's bytes: the object's error says why */
 };
 
-struct fill_terms {
+struct fill_settings {
     struct upstream_loop *loop;
     const struct transfer_store *st;
     struct object *obj;
@@ -78,7 +78,7 @@ struct fill_terms {
 
 /* Split [head, length) into `ranges` and ask each but the head's; NULL when out of memory (the
  * download goes on alone). */
-struct fill *fill_start(const struct fill_terms *terms);
+struct fill *fill_start(const struct fill_settings *terms);
 /* The end of the head's range (exclusive): where the download's own connection stops. */
 int64_t fill_head_end(const struct fill *f);
 /* The head's bytes (the download's own connection): how many are taken, fewer once its range is

@@ -17,7 +17,7 @@
  * of it is asked of the origin first (origin_answered). */
 void mirror_find(struct mirror_pick *mp, const struct fetch_terms *terms)
 {
-    const struct terms_sources *src = &terms->sources;
+    const struct source_plan *src = &terms->sources;
     assert(upstream_on_thread());
     mp->source = mp->asked;
     if (src->mirror_rule < 0 || src->n_mirrors <= 0)

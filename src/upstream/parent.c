@@ -125,7 +125,7 @@ char *parent_fetch_url(const char *parent, const char *asked)
 void parent_plan(const struct config *cfg, struct parent_ask *p, const struct fetch_terms *terms,
                  const char *asked, enum parent_fault *why, char *refuse, size_t size)
 {
-    const struct terms_sources *s = &terms->sources;
+    const struct source_plan *s = &terms->sources;
     char from[80];
     assert(upstream_on_thread());
     *p = (struct parent_ask){.slot = -1};

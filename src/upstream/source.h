@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 struct transfer;
-struct fill_terms;
+struct fill_settings;
 
 /* Why the core moves a download on from its source (the kind says how it counts it). */
 enum source_end {
@@ -71,7 +71,7 @@ struct source_kind {
     /* Why its body cannot be split into ranges (NULL: it can, as far as it goes). */
     const char *(*no_fill)(const struct transfer *t);
     /* What a parallel fill's ranges need of it. */
-    void (*fill_terms)(struct transfer *t, struct fill_terms *terms);
+    void (*fill_settings)(struct transfer *t, struct fill_settings *terms);
     /* Body bytes came: whether they run past the length it said (a lie: the attempt ends). */
     bool (*overran)(struct transfer *t, size_t len);
     /* The attempt ended (ENDED): true when its end was this source's to judge and the

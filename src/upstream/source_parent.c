@@ -217,7 +217,7 @@ static bool choose(struct transfer *t, enum transfer_state *next)
  * with); for store = no (or a no-store ask) none kept there and none but the origin's word now. */
 static void bounds_line(const struct transfer *t, char *line, size_t size)
 {
-    const struct object_terms *o = &t->terms.object;
+    const struct object_keep *o = &t->terms.object;
     int64_t age = o->has_max_age && o->max_age < o->ttl ? o->max_age : o->ttl;
     if (!o->store || o->asked_no_store)
         snprintf(line, size, "Cache-Control: no-store, max-age=0");
@@ -377,7 +377,7 @@ static const char *no_fill(const struct transfer *t)
 }
 
 /* Each range asks the parent too, and reads its digest (fill.h). */
-static void fill_terms(struct transfer *t, struct fill_terms *terms)
+static void fill_settings(struct transfer *t, struct fill_settings *terms)
 {
     terms->parent = &t->src.parent;
 }
@@ -450,7 +450,7 @@ const struct source_kind source_parent = {
     .freshness = freshness,
     .refusal = refusal,
     .no_fill = no_fill,
-    .fill_terms = fill_terms,
+    .fill_settings = fill_settings,
     .overran = overran,
     .judge_end = judge_end,
     .vouches = vouches,

@@ -350,7 +350,7 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         log_debug("fetch %s: one connection: --max-downloads-per-host leaves no other", t->url);
         return;
     }
-    struct fill_terms terms = {
+    struct fill_settings terms = {
         .host = t->body_host,
         .loop = t->loop,
         .st = t->st,
@@ -368,8 +368,8 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         .tell = t->fill_told,
         .owner = t,
     };
-    if (t->src.kind->fill_terms)
-        t->src.kind->fill_terms(t, &terms);
+    if (t->src.kind->fill_settings)
+        t->src.kind->fill_settings(t, &terms);
     t->fill = fill_start(&terms); /* NULL (out of memory): one connection, as before */
 }
 
@@ -437,7 +437,7 @@ static int headers_done(struct transfer *t)
     if (t->src.kind->answer && t->src.kind->answer(t) < 0)
         return -1;
     long status = t->a.status;
-    struct resume_terms sent = {t->offset, known_length(t), &t->kept, t->a.on_date};
+    struct resume_ask sent = {t->offset, known_length(t), &t->kept, t->a.on_date};
     struct verdict v = response_verdict(&t->a.resp, status, &sent);
     /* before any waiter wakes to check it; a mirror's answer says nothing of the signature */
     if (t->grant_until > 0 && t->src.kind->confirms_grants && status >= 200 && status < 300)

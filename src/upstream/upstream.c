@@ -631,7 +631,7 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src)
     if (src->terms) {
         p->terms = *src->terms;
     } else { /* arca's own (a resume): as a request without a client would have them */
-        struct terms_request req = {.url = src->url, .key = object_url(obj)};
+        struct request_facts req = {.url = src->url, .key = object_url(obj)};
         terms_decide(fx.loop.cfg, &req, &p->terms);
     }
     p->grant_until = src->grant_until;

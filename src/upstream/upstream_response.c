@@ -285,7 +285,7 @@ static bool same_encoding(const char *a, const char *b)
     return strcasecmp(a, b) == 0;
 }
 
-const char *resume_mismatch(const struct resume_terms *sent, long status,
+const char *resume_mismatch(const struct resume_ask *sent, long status,
                             const struct upstream_response *r)
 {
     const struct validators *k = sent->kept;
@@ -311,7 +311,7 @@ const char *resume_mismatch(const struct resume_terms *sent, long status,
 }
 
 struct verdict response_verdict(const struct upstream_response *r, long status,
-                                const struct resume_terms *sent)
+                                const struct resume_ask *sent)
 {
     struct verdict v = {VERDICT_FAIL, 502, ""};
     const char *mismatch;

@@ -108,7 +108,7 @@ const char *resume_validator(const struct validators *v);
 
 /* What a resume asked for: the bytes after the `offset` kept, of a body of `length` bytes (-1
  * unknown), if upstream still serves the version `kept` describes. */
-struct resume_terms {
+struct resume_ask {
     int64_t offset, length;
     const struct validators *kept;
     /* asked of a parent arca on a date: a strong ETag where the kept body had none (or a weak
@@ -123,7 +123,7 @@ struct resume_terms {
  * validator says: a lie before any of them is written). NULL when it does;
  * otherwise why not, for the log: the download must start over from byte 0. A pure function,
  * fuzzed (fuzz/fuzz_resume.c). */
-const char *resume_mismatch(const struct resume_terms *sent, long status,
+const char *resume_mismatch(const struct resume_ask *sent, long status,
                             const struct upstream_response *r);
 
 /* What to do with a response whose headers are all in. */
@@ -143,6 +143,6 @@ struct verdict {
 };
 /* `sent`: what the request asked for (offset 0: the whole body, no resume). */
 struct verdict response_verdict(const struct upstream_response *r, long status,
-                                const struct resume_terms *sent);
+                                const struct resume_ask *sent);
 
 #endif

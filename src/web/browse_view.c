@@ -61,7 +61,7 @@ bool browse_view_sees(const struct browse_view *v, const struct bucket_auth *a, 
 int browse_view_closed(const struct browse_view *v, const struct bucket_auth *a, const char *path,
                        char *why, size_t size)
 {
-    struct terms_request req = {.client = (const struct sockaddr *)&v->client, .option_says = 1};
+    struct request_facts req = {.client = (const struct sockaddr *)&v->client, .option_says = 1};
     struct fetch_terms t;
     char *url;
     if (browse_view_sees(v, a, path))

@@ -27,7 +27,7 @@ struct seen {
     int64_t length, usage;
     uint8_t digest[32];
     bool pinned;
-    int64_t terms_if_error;
+    int64_t keep_if_error;
     /* the partial row taken up (take_partial) */
     int taken;
     struct index_row partial;
@@ -45,7 +45,7 @@ static void on_row(const struct index_row *row, int part, void *arg)
         s->length = row->length;
         s->usage = row->usage;
         s->pinned = row->pinned;
-        s->terms_if_error = row->terms_if_error;
+        s->keep_if_error = row->keep_if_error;
         memcpy(s->digest, row->digest, 32);
     }
 }
@@ -77,7 +77,7 @@ static int open_with(struct seen *s)
 }
 
 /* The usage flush's update of key ...06 (index_touch). */
-static int touch(int64_t last_use, int64_t usage, bool pinned, int64_t terms_if_error)
+static int touch(int64_t last_use, int64_t usage, bool pinned, int64_t keep_if_error)
 {
     struct index_row row = {.key =
                                 "0000000000000000000000000000000000000000000000000000000000000006",
@@ -85,8 +85,8 @@ static int touch(int64_t last_use, int64_t usage, bool pinned, int64_t terms_if_
                             .usage = usage,
                             .ttl = 3600,
                             .pinned = pinned,
-                            .terms_if_error = terms_if_error,
-                            .terms_while = -1};
+                            .keep_if_error = keep_if_error,
+                            .keep_while = -1};
     return index_touch(&row);
 }
 
@@ -160,7 +160,7 @@ static void rows_load_and_partials_are_forgotten(void **state)
     assert_int_equal(open_with(&s), 0);
     assert_false(s.pinned);
     assert_int_equal(s.usage, 7);
-    assert_int_equal(s.terms_if_error, 30); /* and its terms' stale window with it */
+    assert_int_equal(s.keep_if_error, 30); /* and its terms' stale window with it */
     index_close();
     assert_int_equal(open_with(&s), 0);
     assert_int_equal(s.discarded, 0); /* forgotten once handed over */
@@ -201,8 +201,8 @@ static void an_older_index_gains_the_new_columns(void **state)
     assert_int_equal(rows(&s), 1);
     assert_string_equal(s.url, "http://h/6");
     assert_string_equal(s.etag, "");
-    assert_false(s.pinned);                 /* the pin column, added empty: nothing pinned */
-    assert_int_equal(s.terms_if_error, -1); /* no terms' window: the store-wide one */
+    assert_false(s.pinned);                /* the pin column, added empty: nothing pinned */
+    assert_int_equal(s.keep_if_error, -1); /* no terms' window: the store-wide one */
     assert_int_equal(touch(3000, 7, true, -1), 0);
     assert_int_equal(
         index_mark_fetching("1111111111111111111111111111111111111111111111111111111111111111",
@@ -215,7 +215,7 @@ static void an_older_index_gains_the_new_columns(void **state)
 }
 
 /* What the terms decided for a download is on its row from its start (index_mark_started) and
- * follows their changes (index_set_terms): a restart reads them back with the partial row. */
+ * follows their changes (index_set_keep): a restart reads them back with the partial row. */
 static void a_downloads_row_keeps_its_terms(void **state)
 {
     const char *key = "2222222222222222222222222222222222222222222222222222222222222222";
@@ -225,8 +225,8 @@ static void a_downloads_row_keeps_its_terms(void **state)
                             .created = 1000,
                             .ttl = 3600,
                             .pinned = true,
-                            .terms_if_error = 60,
-                            .terms_while = 5,
+                            .keep_if_error = 60,
+                            .keep_while = 5,
                             .max_size = 30 << 20,
                             .not_stored = false};
     struct index_loader load = {on_row, take_partial, on_discard, NULL};
@@ -245,13 +245,13 @@ static void a_downloads_row_keeps_its_terms(void **state)
     assert_int_equal(index_open(path, &load, err, sizeof(err)), 0);
     assert_int_equal(s.taken, 1);
     assert_true(s.partial.pinned);
-    assert_int_equal(s.partial.terms_if_error, 60);
-    assert_int_equal(s.partial.terms_while, 5);
+    assert_int_equal(s.partial.keep_if_error, 60);
+    assert_int_equal(s.partial.keep_while, 5);
     assert_int_equal(s.partial.max_size, 30 << 20);
     assert_false(s.partial.not_stored);
     row.pinned = false; /* a later request's terms: store = no, unpinned */
     row.not_stored = true;
-    assert_int_equal(index_set_terms(&row), 0);
+    assert_int_equal(index_set_keep(&row), 0);
     index_close();
     memset(&s, 0, sizeof(s));
     assert_int_equal(index_open(path, &load, err, sizeof(err)), 0);

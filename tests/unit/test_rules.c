@@ -288,7 +288,7 @@ static void ten_thousand(void **state)
 static struct fetch_terms decide(const char *url, int64_t client_ttl, bool shorter,
                                  const struct sockaddr *client)
 {
-    struct terms_request req = {.url = url,
+    struct request_facts req = {.url = url,
                                 .key = url,
                                 .client = client,
                                 .client_ttl = client_ttl,
@@ -371,7 +371,7 @@ static void client_ttl_modes(void **state)
  * word act, and never changes the object's ttl. */
 static void request_bounds_as_client_ttl_lets_them(void **state)
 {
-    struct terms_request q = {.has_max_age = true, .max_age = 2, .no_store = true};
+    struct request_facts q = {.has_max_age = true, .max_age = 2, .no_store = true};
     struct fetch_terms t;
     (void)state;
     install("[rule obey]\nmatch = https://a.org/obey/\nttl = 1h\n"

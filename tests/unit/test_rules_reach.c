@@ -63,7 +63,7 @@ static struct sockaddr_storage board_addr, loopback_addr, outsider_addr;
 
 static struct fetch_terms decide(const char *url, const struct sockaddr *client)
 {
-    struct terms_request req = {.url = url, .key = url, .client = client};
+    struct request_facts req = {.url = url, .key = url, .client = client};
     struct fetch_terms t;
     terms_decide(&cfg, &req, &t);
     return t;

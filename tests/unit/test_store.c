@@ -188,7 +188,7 @@ static void last_byte_waits_for_completion(void **state)
     struct object *obj = downloading("http://h/a", 10, "text/plain"), *joined;
     struct object_meta meta;
     struct reader r;
-    struct read_terms all = {-1, NULL, 0};
+    struct read_range all = {-1, NULL, 0};
     char buf[32];
     int fd;
     (void)state;
@@ -241,7 +241,7 @@ static void a_reader_waits_for_its_span_but_not_for_long(void **state)
     struct object *obj = downloading("http://h/span", 100, "text/plain"), *joined;
     struct object_meta meta;
     struct reader r;
-    struct read_terms eight = {-1, NULL, 8}, upto = {12, NULL, 8};
+    struct read_range eight = {-1, NULL, 8}, upto = {12, NULL, 8};
     char buf[32];
     int fd;
     (void)state;
@@ -297,7 +297,7 @@ static void a_span_at_the_end_does_not_wait_for_the_sync(void **state)
     struct object *open_ended = downloading("http://h/open", -1, "text/plain"), *joined2;
     struct object_meta meta;
     struct reader r, r2;
-    struct read_terms span = {-1, NULL, 64};
+    struct read_range span = {-1, NULL, 64};
     char buf[32];
     int fd;
     (void)state;
@@ -335,7 +335,7 @@ static void a_digest_is_the_readers_own(void **state)
     struct object *obj = downloading("http://h/b", 6, "");
     struct reader r;
     uint8_t right[32], wrong[32] = {1};
-    struct read_terms none = {-1, NULL, 0}, good = {-1, right, 0}, bad = {-1, wrong, 0},
+    struct read_range none = {-1, NULL, 0}, good = {-1, right, 0}, bad = {-1, wrong, 0},
                       part = {4, wrong, 0};
     char buf[16];
     (void)state;
@@ -361,7 +361,7 @@ static void a_failure_reaches_every_reader_and_is_not_kept(void **state)
     struct object *obj = downloading("http://h/c", 100, ""), *again;
     struct object_meta meta;
     struct reader r;
-    struct read_terms all = {-1, NULL, 0};
+    struct read_range all = {-1, NULL, 0};
     char buf[16];
     int fd;
     (void)state;
@@ -473,7 +473,7 @@ static void starting_over_never_hands_out_two_versions(void **state)
     struct download_progress p;
     struct object_meta meta;
     struct reader r;
-    struct read_terms all = {-1, NULL, 0};
+    struct read_range all = {-1, NULL, 0};
     char buf[16], path[1200];
     int fd;
     (void)state;
@@ -750,7 +750,7 @@ static enum lookup_result look_as(const char *url, int64_t ttl, enum lookup_auth
     struct object *obj;
     int fd = -1;
     enum lookup_result r = store_lookup_as(
-        url, &(struct object_terms){.ttl = ttl, .max_object_size = INT64_MAX, .store = true}, auth,
+        url, &(struct object_keep){.ttl = ttl, .max_object_size = INT64_MAX, .store = true}, auth,
         false, &obj, &fd, NULL, meta);
     if (r == LOOKUP_HIT && fd >= 0)
         close(fd);
@@ -789,12 +789,12 @@ static void a_signed_urls_download_is_born_signed(void **state)
     int fd;
     (void)state;
     assert_int_equal(store_lookup_as("http://h/signed",
-                                     &(struct object_terms){
+                                     &(struct object_keep){
                                          .ttl = 3600, .max_object_size = INT64_MAX, .store = true},
                                      AUTH_CONFIRMED, true, &obj, &fd, NULL, &meta),
                      LOOKUP_MISS);
     assert_int_equal(store_lookup_as("http://h/signed",
-                                     &(struct object_terms){
+                                     &(struct object_keep){
                                          .ttl = 1, .max_object_size = INT64_MAX, .store = true},
                                      AUTH_UNSIGNED, false, &joined, &fd, NULL, &meta),
                      LOOKUP_COALESCED);

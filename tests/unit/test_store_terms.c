@@ -1,4 +1,4 @@
-/* Units for what a request's terms (store.h's struct object_terms) make of an object in the
+/* Units for what a request's terms (store.h's struct object_keep) make of an object in the
  * store: a pin keeps it through evictions while unpinned objects can go, and survives a restart
  * in the index until a later lookup unpins it; store = no streams a download to the readers that
  * joined it and keeps nothing; the object's own maximum size and stale windows are the ones the
@@ -62,17 +62,17 @@ static void file_ready(void *arg)
 }
 
 /* The terms the tests start from: an hour's ttl, the store's windows, no size limit, stored. */
-static struct object_terms terms(void)
+static struct object_keep terms(void)
 {
-    return (struct object_terms){.ttl = 3600,
-                                 .stale_if_error = -1,
-                                 .stale_while_revalidate = -1,
-                                 .max_object_size = INT64_MAX,
-                                 .store = true};
+    return (struct object_keep){.ttl = 3600,
+                                .stale_if_error = -1,
+                                .stale_while_revalidate = -1,
+                                .max_object_size = INT64_MAX,
+                                .store = true};
 }
 
 /* A miss under `t`, its file made and its headers in, as the upstream thread makes them. */
-static struct object *downloading(const char *url, const struct object_terms *t, int64_t length)
+static struct object *downloading(const char *url, const struct object_keep *t, int64_t length)
 {
     struct object *obj;
     struct object_meta meta;
@@ -105,7 +105,7 @@ static void release_both(struct object *obj)
     store_release(obj);
 }
 
-static void complete_as(const char *url, const struct object_terms *t, const char *body)
+static void complete_as(const char *url, const struct object_keep *t, const char *body)
 {
     struct object *obj = downloading(url, t, (int64_t)strlen(body));
     finish(obj, body);
@@ -113,7 +113,7 @@ static void complete_as(const char *url, const struct object_terms *t, const cha
 }
 
 /* A lookup under `t` that takes nothing: a hit's file closed, a miss failed at once. */
-static enum lookup_result look_as(const char *url, const struct object_terms *t)
+static enum lookup_result look_as(const char *url, const struct object_keep *t)
 {
     struct object *obj;
     struct object_meta meta;
@@ -141,7 +141,7 @@ static enum outcome_state outcome_of(const char *url)
  * the unpinned go, least recently used first, and the pinned totals count it throughout. */
 static void a_pinned_object_survives_an_eviction_storm(void **state)
 {
-    struct object_terms pin = terms(), plain = terms();
+    struct object_keep pin = terms(), plain = terms();
     struct store_totals t;
     char url[64], body[16];
     (void)state;
@@ -169,7 +169,7 @@ static void a_pinned_object_survives_an_eviction_storm(void **state)
  * the pinned ones too, least recently used first, rather than every download refused for good. */
 static void with_only_pinned_objects_left_the_least_recently_used_goes(void **state)
 {
-    struct object_terms pin = terms(), plain = terms();
+    struct object_keep pin = terms(), plain = terms();
     struct store_totals t;
     (void)state;
     pin.pin = true;
@@ -196,7 +196,7 @@ static void with_only_pinned_objects_left_the_least_recently_used_goes(void **st
  * the pinned ones, and leaves the pinned totals. */
 static void a_later_lookup_unpins(void **state)
 {
-    struct object_terms pin = terms(), plain = terms();
+    struct object_keep pin = terms(), plain = terms();
     struct store_totals t;
     (void)state;
     pin.pin = true;
@@ -237,11 +237,11 @@ static bool index_has(const char *key)
  * it answers no digest, and it counts nowhere as stored. */
 static void a_download_not_stored_streams_then_leaves_nothing(void **state)
 {
-    struct object_terms once = terms();
+    struct object_keep once = terms();
     struct object *obj, *joined;
     struct object_meta meta;
     struct store_totals before, after;
-    struct read_terms all = {-1, NULL, 0};
+    struct read_range all = {-1, NULL, 0};
     struct park w;
     uint8_t digest[32];
     char buf[32], path[1200], part[1300];
@@ -284,7 +284,7 @@ static void a_download_not_stored_streams_then_leaves_nothing(void **state)
  * row), never a hit, and that request downloads it again, not to be kept. */
 static void a_stored_object_goes_when_its_terms_say_store_no(void **state)
 {
-    struct object_terms kept = terms(), once = terms();
+    struct object_keep kept = terms(), once = terms();
     struct object *obj;
     struct object_meta meta;
     char path[1200];
@@ -318,7 +318,7 @@ static void clock_passes(int64_t t)
  * 304: its readers get the version it renewed, and then nothing of it is kept. */
 static void a_renewal_not_to_be_stored_keeps_nothing(void **state)
 {
-    struct object_terms t = terms(), once = terms();
+    struct object_keep t = terms(), once = terms();
     struct object *obj, *joined;
     struct object_meta meta;
     struct upstream_headers h = {"text/plain", "", "", "", "\"v1\"", ""};
@@ -365,7 +365,7 @@ static void a_renewal_not_to_be_stored_keeps_nothing(void **state)
  * than it, announced or grown, whatever --max-object-size says. */
 static void an_objects_own_maximum_size_refuses(void **state)
 {
-    struct object_terms small = terms();
+    struct object_keep small = terms();
     struct object *obj;
     struct object_meta meta;
     struct upstream_headers h = {"", "", "", "", "", ""};
@@ -394,7 +394,7 @@ static void an_objects_own_maximum_size_refuses(void **state)
  * whose terms give a day stays though the options say none; a listing shows until when. */
 static void an_objects_own_stale_windows_decide_its_expiry(void **state)
 {
-    struct object_terms day = terms(), never = terms();
+    struct object_keep day = terms(), never = terms();
     struct listing l;
     (void)state;
     day.ttl = never.ttl = 1;
@@ -425,7 +425,7 @@ static void an_objects_own_stale_windows_decide_its_expiry(void **state)
  * another process would find it: this one keeps its lock on the first for good (store_open). */
 static void a_pin_survives_a_restart(void **state)
 {
-    struct object_terms pin = terms(), plain = terms();
+    struct object_keep pin = terms(), plain = terms();
     struct store_totals t;
     struct config cfg;
     char err[256];

@@ -549,7 +549,7 @@ static void stopping_fails_a_download_without_its_file(void **state)
 static void a_mirror_is_asked_first_and_stopping_sets_it_aside(void **state)
 {
     (void)state;
-    terms.sources = (struct terms_sources){.mirror_rule = 0, .n_mirrors = 1};
+    terms.sources = (struct source_plan){.mirror_rule = 0, .n_mirrors = 1};
     char *source = strdup("http://origin.test/file");
     struct transfer *t =
         transfer_new(&loop, &recording, new_object(source), source, 0, NULL, "origin.test", &terms);

@@ -67,7 +67,7 @@ static void complete_object(const char *url, const char *body, bool signed_url)
     struct upstream_headers h = {"", "", "", "", "", ""};
     assert_int_equal(
         store_lookup_as(
-            url, &(struct object_terms){.ttl = 3600, .max_object_size = INT64_MAX, .store = true},
+            url, &(struct object_keep){.ttl = 3600, .max_object_size = INT64_MAX, .store = true},
             AUTH_CONFIRMED, signed_url, &obj, &fd, &prep, &meta),
         LOOKUP_MISS);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);

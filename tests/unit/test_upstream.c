@@ -228,7 +228,7 @@ static const char *mismatch(const struct validators *k, int64_t offset, int64_t 
                             const char *const *lines)
 {
     struct upstream_response r = response(lines);
-    struct resume_terms sent = {offset, length, k, false};
+    struct resume_ask sent = {offset, length, k, false};
     return resume_mismatch(&sent, status, &r);
 }
 
@@ -336,7 +336,7 @@ static void a_parents_sha256_tag_does_not_fail_a_resume_on_a_date(void **state)
     const char *const tagged[] = {"Content-Range: bytes 100-999/1000", "ETag: \"abc\"",
                                   "Last-Modified: " LM1, NULL};
     struct upstream_response r = response(tagged);
-    struct resume_terms sent = {100, 1000, &date_only, true};
+    struct resume_ask sent = {100, 1000, &date_only, true};
     assert_null(resume_mismatch(&sent, 206, &r));
     sent.parent_tag = false; /* from an origin: an ETag appeared, another answer */
     assert_string_equal(resume_mismatch(&sent, 206, &r), "upstream's ETag changed");
@@ -346,8 +346,8 @@ static void a_parents_sha256_tag_does_not_fail_a_resume_on_a_date(void **state)
     assert_string_equal(resume_mismatch(&sent, 206, &r), "upstream's Last-Modified changed");
     r = response(tagged);
     sent.length = 2000;
-    assert_non_null(resume_mismatch(&sent, 206, &r));       /* another length */
-    sent = (struct resume_terms){100, 1000, &strong, true}; /* a strong ETag kept decides */
+    assert_non_null(resume_mismatch(&sent, 206, &r));     /* another length */
+    sent = (struct resume_ask){100, 1000, &strong, true}; /* a strong ETag kept decides */
     assert_string_equal(resume_mismatch(&sent, 206, &r), "upstream's ETag changed");
 }
 
@@ -355,8 +355,8 @@ static void verdicts(void **state)
 {
     (void)state;
     struct validators none = kept("", ""), date = kept("", LM1);
-    struct resume_terms whole = {0, -1, &none, false}, resume = {100, 1000, &date, false},
-                        elsewhere = {200, 1000, &date, false};
+    struct resume_ask whole = {0, -1, &none, false}, resume = {100, 1000, &date, false},
+                      elsewhere = {200, 1000, &date, false};
     struct upstream_response plain = response((const char *const[]){NULL});
     struct upstream_response moved = response((const char *const[]){"Location: /x", NULL});
     struct upstream_response part = response(
