@@ -1,0 +1,60 @@
+/*
+ * registries.h — the container registries arca mirrors (--registry NAME=URL, the config file's
+ * [registry NAME] sections with url, username and password-file, --registry-default NAME): how
+ * each is reached, its login, and its counters. "docker.io" names Docker Hub: reached at
+ * https://registry-1.docker.io unless a URL is given, and a one-component repository name
+ * ("debian") is Docker Hub's "library/debian".
+ *
+ * Contract: registries_init() runs once in main before any thread (it reads the password
+ * files); after it the table is read-only and any thread may look registries up. A password
+ * never leaves this module but through struct registry's `password`, which only the token and
+ * basic-auth requests of reg_auth.c hand to libcurl; it is never logged, shown or counted.
+ * Counters are atomics any thread adds to.
+ */
+#ifndef ARCA_REGISTRIES_H
+#define ARCA_REGISTRIES_H
+
+#include "config/config.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REGISTRY_NAME_MAX 128
+#define REGISTRY_URL_MAX 512
+
+/* What /api/v1/status/, `arca status`, the pages and /metrics show of a registry. */
+struct registry_counters {
+    atomic_int_fast64_t pulls;         /* manifest and blob answers given (2xx) */
+    atomic_int_fast64_t hits;          /* of them, served from the store */
+    atomic_int_fast64_t bytes;         /* body bytes sent to clients */
+    atomic_int_fast64_t revalidated;   /* tags asked again upstream with a HEAD */
+    atomic_int_fast64_t stale;         /* tags answered from an expired manifest */
+    atomic_int_fast64_t refused;       /* upstream refusals (4xx but 404, 5xx) */
+    atomic_int_fast64_t too_many;      /* of them, 429 */
+    atomic_int_fast64_t tokens;        /* tokens fetched from its realm */
+};
+
+struct registry {
+    char name[REGISTRY_NAME_MAX]; /* as clients name it: "docker.io", "quay.io", "lab" */
+    char url[REGISTRY_URL_MAX];   /* its base URL, normal form, no trailing '/' */
+    bool docker_hub;              /* "docker.io": one-component names get "library/" */
+    bool has_login;               /* username and password-file given */
+    char username[256];
+    char password[1024]; /* password-file's first line; never shown */
+    struct registry_counters *counters;
+};
+
+/* Read every registry's password file, build the table. 0, or -1 with a one-line reason. */
+int registries_init(const struct config *cfg, char *err, size_t errlen);
+/* The registry called `name` (`len` bytes), or NULL. */
+const struct registry *registries_find(const char *name, size_t len);
+/* The registry for requests that name none (--registry-default), or NULL when none is set up. */
+const struct registry *registries_default(void);
+/* The registry whose API `url` (normal form) lies under (its url followed by "/v2/"), or NULL. */
+const struct registry *registries_for_url(const char *url);
+int registries_count(void);
+const struct registry *registries_at(int i);
+
+#endif
