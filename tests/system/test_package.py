@@ -78,6 +78,22 @@ def rotate_the_log(root, pid, port, url):
         assert f.read().count("/api/v1/fetch/") == 2  # nothing more written to the old file
 
 
+def assert_links_resolve(doc):
+    """Every relative link of the installed README.md and docs/*.md names an installed file."""
+    pages = ["README.md"] + ["docs/" + n for n in sorted(os.listdir(os.path.join(doc, "docs")))
+                             if n.endswith(".md")]
+    assert len(pages) > 10, pages
+    for page in pages:
+        with open(os.path.join(doc, page)) as f:
+            text = f.read()
+        links = re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", text)
+        for link in links:
+            if re.match(r"[a-z]+:", link):
+                continue  # https://..., mailto:
+            target = os.path.normpath(os.path.join(os.path.dirname(os.path.join(doc, page)), link))
+            assert os.path.isfile(target), f"{page} links {link}, not installed"
+
+
 def test_the_package_installs_and_runs_from_its_unit(deb, fresh_root):
     root = fresh_root
     shutil.copy(deb, os.path.join(root, "tmp"))
@@ -93,13 +109,10 @@ def test_the_package_installs_and_runs_from_its_unit(deb, fresh_root):
     conffiles = run("chroot", root, "dpkg-query", "-W", "-f=${Conffiles}", "arca").stdout
     assert "/etc/arca/arca.ini" in conffiles
     assert os.path.exists(os.path.join(root, "usr/share/man/man1/arca.1.gz"))
-    # the man page's SEE ALSO: README and docs/ beside it, the HAProxy and container examples
+    # the man page's SEE ALSO: README.md beside docs/, uncompressed, and every relative link
+    # in them (a page, an image) resolving in the installed tree
     doc = os.path.join(root, "usr/share/doc/arca")
-    for name in ("README.md", "API.md", "ARCHITECTURE.md", "BUCKETS.md", "CACHING.md", "CLUSTER.md",
-                 "COMMANDS.md", "DEVELOPMENT.md", "OPERATIONS.md", "OPTIONS.md", "PROXY.md",
-                 "SECURITY.md"):
-        assert os.path.exists(os.path.join(doc, name)) or \
-            os.path.exists(os.path.join(doc, name + ".gz")), name
+    assert_links_resolve(doc)
     for name in ("haproxy.cfg", "Containerfile", "compose.yaml"):
         assert os.path.exists(os.path.join(doc, "examples", name)), name
     # the admin's part: where to listen, and an upstream on loopback (the test's origin)
