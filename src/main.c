@@ -117,17 +117,6 @@ static void log_tls(const char *when)
         log_info("HTTPS: hits are encrypted by OpenSSL: no kernel TLS (%s)", t.ktls_why);
 }
 
-/* "N days", or "N h" under two days, or "N min" under two hours. */
-static void say_left(int64_t left, char *out, size_t size)
-{
-    if (left >= 2 * 86400)
-        snprintf(out, size, "%lld days", (long long)(left / 86400));
-    else if (left >= 2 * 3600)
-        snprintf(out, size, "%lld h", (long long)(left / 3600));
-    else
-        snprintf(out, size, "%lld min", (long long)(left / 60));
-}
-
 /* The certificate in force nears its end, or passed it: said at start and at each SIGHUP
  * (`now_anyway`), and else once a day, and at once when it expires (serve's loop looks every
  * hour), so that a lab renews it before its clients refuse it. */
@@ -136,7 +125,7 @@ static void note_expiry(bool now_anyway)
     static int64_t said_at;
     static bool said_expired;
     struct tls_info t;
-    char until[32], left[32];
+    char until[FORMAT_TIME_LEFT_MAX];
     int64_t now = (int64_t)time(NULL);
     tls_describe(&t);
     if (!t.enabled || t.not_after - now > TLS_EXPIRY_WARN_S)
@@ -145,14 +134,12 @@ static void note_expiry(bool now_anyway)
         return;
     said_at = now;
     said_expired = t.not_after <= now;
-    format_utc(t.not_after, until, sizeof(until));
-    say_left(t.not_after - now, left, sizeof(left));
+    format_time_left(t.not_after, now, until, sizeof(until));
     if (said_expired)
-        log_error("HTTPS certificate %s expired on %s: clients refuse it; renew it, then SIGHUP",
+        log_error("HTTPS certificate %s valid until %s: clients refuse it; renew it, then SIGHUP",
                   t.subject, until);
     else
-        log_warn("HTTPS certificate %s expires in %s (%s): renew it, then SIGHUP", t.subject, left,
-                 until);
+        log_warn("HTTPS certificate %s valid until %s: renew it, then SIGHUP", t.subject, until);
 }
 
 /* A SIGHUP's certificate, read again from the files `fresh` names (the listeners are the running

@@ -579,6 +579,25 @@ void format_utc(int64_t t, char *out, size_t size)
     strftime(out, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
+/* "N days" from two days on, "N h" from two hours, else "N min": whole units, rounded down. */
+static void format_span(int64_t s, char *out, size_t size)
+{
+    if (s >= 2 * 86400)
+        snprintf(out, size, "%lld days", (long long)(s / 86400));
+    else if (s >= 2 * 3600)
+        snprintf(out, size, "%lld h", (long long)(s / 3600));
+    else
+        snprintf(out, size, "%lld min", (long long)(s / 60));
+}
+
+void format_time_left(int64_t until, int64_t now, char *out, size_t size)
+{
+    char date[40], span[32];
+    format_utc(until, date, sizeof(date));
+    format_span(until > now ? until - now : now - until, span, sizeof(span));
+    snprintf(out, size, until > now ? "%s (%s left)" : "%s (expired %s ago)", date, span);
+}
+
 void format_sha256_hex(const uint8_t d[32], char out[65])
 {
     static const char hex[] = "0123456789abcdef";

@@ -144,6 +144,11 @@ void format_host_port(const char *host, int port, char *out, size_t size);
 
 /* Unix seconds -> "2026-12-16 09:00:00 UTC" (the log's lines about a certificate's dates). */
 void format_utc(int64_t t, char *out, size_t size);
+/* `until` seen at `now`, the one wording of a certificate's time left (the log, `arca status`,
+ * the pages): "2027-02-01 00:00:00 UTC (67 days left)", under two days "(5 h left)", under two
+ * hours "(40 min left)", once past "(expired 3 days ago)". */
+#define FORMAT_TIME_LEFT_MAX 80
+void format_time_left(int64_t until, int64_t now, char *out, size_t size);
 
 /* 32 bytes -> 64 lower-case hex digits and a NUL. */
 void format_sha256_hex(const uint8_t d[32], char out[65]);

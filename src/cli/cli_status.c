@@ -2,11 +2,13 @@
 #include "cli/cli_status.h"
 #include "cli/cli_ask.h"
 #include "web/charts.h"
+#include "base/parse.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 int64_t cli_json_int(json_t *o, const char *key)
 {
@@ -134,20 +136,17 @@ static void print_requests(json_t *s)
            refused == 1 ? "" : "s", held);
 }
 
-/* ", certificate SUBJECT, expires DATE (N days)"; under two days the hours and the time
- * ("expires in 5 h (2026-11-26 08:00 UTC)"), and once past "EXPIRED on DATE". `after` is RFC
- * 3339 UTC. */
+/* ", certificate SUBJECT, valid until DATE (N days left)": format_time_left's words, as the
+ * log and the pages say them. `after` is the server's RFC 3339 UTC date, `left` its count of
+ * seconds from its own clock. */
 static void print_expiry(const char *subject, const char *after, long long left)
 {
-    long long days = left / 86400;
-    printf(", certificate %s, ", subject);
-    if (left <= 0)
-        printf("EXPIRED on %.10s %.5s UTC", after, strlen(after) >= 16 ? after + 11 : "");
-    else if (left < 2 * 86400)
-        printf("expires in %lld %s (%.10s %.5s UTC)", left >= 7200 ? left / 3600 : left / 60,
-               left >= 7200 ? "h" : "min", after, strlen(after) >= 16 ? after + 11 : "");
-    else
-        printf("expires %.10s (%lld days)", after, days);
+    char text[FORMAT_TIME_LEFT_MAX];
+    struct tm tm = {0};
+    const char *end = strptime(after, "%Y-%m-%dT%H:%M:%S", &tm);
+    int64_t until = end ? (int64_t)timegm(&tm) : (int64_t)time(NULL) + left;
+    format_time_left(until, until - left, text, sizeof(text));
+    printf(", certificate %s, valid until %s", subject, text);
 }
 
 /* The HTTPS listeners, the certificate and its expiry, the handshakes, and the client CA when

@@ -140,14 +140,12 @@ static void format_time(int64_t t, char *out, size_t size)
     strftime(out, size, "%Y-%m-%d %H:%M UTC", &tm);
 }
 
-/* `t` as "2027-02-01 00:00 UTC (67 days left)", or "... (expired 3 days ago)". */
+/* `t` as format_time_left says it (the log and `arca status` say it alike). */
 static void expiry(struct buf *b, int64_t t)
 {
-    char date[40];
-    int64_t left = t - (int64_t)time(NULL), days = (left < 0 ? -left : left) / 86400;
-    format_time(t, date, sizeof(date));
-    buf_addf(b, "%s (%s%lld day%s%s)", date, left < 0 ? "expired " : "", (long long)days,
-             days == 1 ? "" : "s", left < 0 ? " ago" : " left");
+    char text[FORMAT_TIME_LEFT_MAX];
+    format_time_left(t, (int64_t)time(NULL), text, sizeof(text));
+    buf_add(b, text);
 }
 
 /* The certificate --tls-listen addresses show: its subject, issuer and expiry, the client CA. */

@@ -106,24 +106,21 @@ def tls_get(port, path, cafile, cert=None, session=None):
             return int(head.split()[1]), body, s.session, s.session_reused, subject
 
 
-def days_left(not_after, since, until):
-    """The whole days arca's pages may say are left of `not_after` between two times: "N day(s)"
-    texts."""
-    lows = (not_after - int(until) - 1, not_after - int(since) + 1)
-    return {f"{d} day{'' if d == 1 else 's'}"
-            for d in range(lows[0] // 86400, lows[1] // 86400 + 1)}
+def left_texts(not_after, since, until):
+    """What arca may say of `not_after` seen between two times (it counts from time(NULL), whole
+    seconds from the kernel's coarse clock), in its one wording (the log, `arca status`, the
+    pages): "DATE (N days left)", under two days "(N h left)", under two hours "(N min left)"."""
+    date = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(not_after))
+    spans = set()
+    for left in range(not_after - int(until) - 1, not_after - int(since) + 2):
+        spans.add(f"{left // 86400} days" if left >= 2 * 86400 else
+                  f"{left // 3600} h" if left >= 7200 else f"{left // 60} min")
+    return {f"{date} ({span} left)" for span in spans}
 
 
 def expiry_texts(not_after, since, until):
-    """What `arca status` may say of `not_after` between two times (arca counts from time(NULL),
-    whole seconds from the kernel's coarse clock): "expires DATE (N days)", or under two days
-    "expires in N h (DATE HH:MM UTC)"."""
-    lefts = range(not_after - int(until) - 1, not_after - int(since) + 2)
-    stamp = iso(not_after)
-    return {f"expires {stamp[:10]} ({left // 86400} days)" if left >= 2 * 86400 else
-            f"expires in {left // 3600} h ({stamp[:10]} {stamp[11:16]} UTC)" if left >= 7200 else
-            f"expires in {left // 60} min ({stamp[:10]} {stamp[11:16]} UTC)"
-            for left in lefts}
+    """What `arca status` may say of `not_after` between two times."""
+    return {f"valid until {text}" for text in left_texts(not_after, since, until)}
 
 
 def tls_of(arca):
@@ -248,8 +245,7 @@ def test_pages_show_the_https_address_and_the_certificate(start_arca, tls_files)
     assert '<code id="tls-subject">CN=localhost</code>' in page
     assert '<code id="tls-issuer">CN=arca test CA</code>' in page
     expiry = re.search(r'<span id="tls-expiry">([^<]*)</span>', page).group(1)
-    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(not_after))
-    assert expiry in {f"{date} ({days} left)" for days in days_left(not_after, since, until)}
+    assert expiry in left_texts(not_after, since, until)
     assert 'id="tls-client-ca"' not in page
     # the home page: the https example next to the plain one
     home = arca.get("/")[2].decode()
