@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 #include "cli/cli_ask.h"
 #include "cli/cli_rules.h"
+#include "cli/cli_server.h"
 #include "cli/cli_status.h"
 #include "base/buf.h"
 #include "web/charts.h"
@@ -19,12 +20,10 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-#define DEFAULT_SERVER "http://127.0.0.1:8001"
+#include <unistd.h>
 
 #define MAX_SERVERS 64
 #define MAX_URLS 256
-#define SERVER_MAX 1024
 /* prefetch --wait gives up after this long unless --timeout says otherwise */
 #define WAIT_DEFAULT_MS (60LL * 60 * 1000)
 
@@ -40,19 +39,23 @@ enum {
     OPT_VERSION = 1 << 7, /* arca --version's: no command takes it */
     OPT_CERT = 1 << 8,    /* a client certificate, for an arca that requires one */
     OPT_KEY = 1 << 9,
-    OPT_ASK = OPT_SERVER | OPT_CERT | OPT_KEY, /* what every command asking an arca takes */
+    OPT_CACERT = 1 << 10, /* the CA an https:// server's certificate is checked against */
+    /* what every command asking an arca takes: --config names the server by its listen */
+    OPT_ASK = OPT_SERVER | OPT_CERT | OPT_KEY | OPT_CACERT | OPT_CONFIG,
 };
 
 struct cli_args {
-    const char *server, *token_file, *ttl, *config, *timeout, *cert, *key;
-    unsigned given;  /* OPT_* seen */
-    bool help;       /* -h or --help anywhere */
-    int64_t wait_ms; /* prefetch --wait: the deadline, from --timeout */
+    const char *server, *token_file, *ttl, *config, *timeout, *cert, *key, *cacert;
+    char found[CLI_SERVER_MAX]; /* the server no --server named (cli_server_find) */
+    char how[600];              /* and how it was chosen: said when it gives no answer */
+    unsigned given;             /* OPT_* seen */
+    bool help;                  /* -h or --help anywhere */
+    int64_t wait_ms;            /* prefetch --wait: the deadline, from --timeout */
     const char *urls[MAX_URLS];
     int n_urls;
     const char *servers[MAX_SERVERS]; /* every --server given, normalized (cluster-status) */
     int n_servers;
-    char norm[MAX_SERVERS][SERVER_MAX];
+    char norm[MAX_SERVERS][CLI_SERVER_MAX];
 };
 
 /* What each command takes: its options and how many URLs. */
@@ -68,8 +71,8 @@ static const struct command {
 };
 
 static const char *const option_names[] = {
-    "--server", "--admin-token-file", "--ttl",  "--config", "--wait", "--timeout",
-    "--json",   "--version",          "--cert", "--key"};
+    "--server", "--admin-token-file", "--ttl",  "--config", "--wait",  "--timeout",
+    "--json",   "--version",          "--cert", "--key",    "--cacert"};
 
 static const struct command *find_command(const char *name)
 {
@@ -96,6 +99,9 @@ int cli_usage(void)
           "                                                    # warm the cache (admin token)\n"
           "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
           "                                                    # drop one object (admin token)\n"
+          "       (they ask --server URL, else ARCA_SERVER, else the listen address of --config\n"
+          "        FILE or /etc/arca/arca.ini, else 127.0.0.1:8001; --cacert FILE for https://,\n"
+          "        --cert FILE --key FILE for an arca that asks clients for a certificate)\n"
           "       arca check-config [--config FILE] [OPTION...]\n"
           "                                                    # would serve start with them?\n"
           "       arca rules test [--config FILE] [--client ADDR] [--json] [OPTION...] URL\n"
@@ -109,37 +115,6 @@ static int usage(const char *why)
 {
     fprintf(stderr, "arca: %s\n", why);
     return 2;
-}
-
-/* The base URL of an arca, as --server gave it, into out[SERVER_MAX]: http:// or https://
- * (any case), or no scheme at all (http); a host, maybe a port and a path prefix (a reverse
- * proxy's); trailing slashes dropped. No query, fragment, space or control byte. */
-static int normal_server(const char *given, char *out)
-{
-    const char *rest = strstr(given, "://"), *scheme = "http";
-    size_t n;
-    if (rest) {
-        size_t slen = (size_t)(rest - given);
-        if ((slen == 4 && !strncasecmp(given, "http", 4)))
-            scheme = "http";
-        else if (slen == 5 && !strncasecmp(given, "https", 5))
-            scheme = "https";
-        else
-            return -1;
-        rest += 3;
-    } else {
-        rest = given;
-    }
-    n = strlen(rest);
-    while (n > 0 && rest[n - 1] == '/')
-        n--;
-    if (n == 0 || rest[0] == '/' || n + 9 >= SERVER_MAX || strcspn(rest, "?#") < n)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)rest[i] <= ' ' || rest[i] == 0x7f)
-            return -1;
-    snprintf(out, SERVER_MAX, "%s://%.*s", scheme, (int)n, rest);
-    return 0;
 }
 
 /* The option argv[i] names (OPT_*), 0 when it is none. */
@@ -160,6 +135,7 @@ static const char **option_slot(struct cli_args *a, unsigned bit)
            : bit == OPT_TIMEOUT ? &a->timeout
            : bit == OPT_CERT    ? &a->cert
            : bit == OPT_KEY     ? &a->key
+           : bit == OPT_CACERT  ? &a->cacert
                                 : NULL; /* a flag */
 }
 
@@ -169,7 +145,7 @@ static int take_server(struct cli_args *a, const char *given)
         fprintf(stderr, "arca: at most %d --server\n", MAX_SERVERS);
         return -1;
     }
-    if (normal_server(given, a->norm[a->n_servers]) < 0) {
+    if (cli_server_normal(given, a->norm[a->n_servers]) < 0) {
         fprintf(stderr,
                 "arca: --server '%s': expected http://HOST[:PORT][/PATH], https://... or "
                 "HOST[:PORT]\n",
@@ -200,7 +176,6 @@ static void unknown_option(const char *command, const char *arg)
 
 static int parse_args(int argc, char **argv, struct cli_args *a)
 {
-    a->server = DEFAULT_SERVER;
     for (int i = 2; i < argc; i++) {
         unsigned bit = option_bit(argv[i]);
         const char **slot = bit ? option_slot(a, bit) : NULL;
@@ -256,6 +231,23 @@ static int check_certificate(const struct cli_args *a, char *why, size_t size)
     return 0;
 }
 
+/* The server when no --server names one (cli_server.h); every ask says how it was chosen when
+ * nothing answers there. */
+static int find_server(struct cli_args *a, char *why, size_t size)
+{
+    if (a->n_servers > 0) {
+        cli_use_origin("--server");
+        return 0;
+    }
+    if (cli_server_find(a->config, a->found, a->how, sizeof(a->how)) < 0) {
+        snprintf(why, size, "%s", a->how);
+        return -1;
+    }
+    a->server = a->found;
+    cli_use_origin(a->how);
+    return 0;
+}
+
 /* Refuse what `cmd` does not take: an option of another command, a URL too many or too few. */
 static int check_args(const struct command *cmd, struct cli_args *a)
 {
@@ -292,6 +284,12 @@ static int check_args(const struct command *cmd, struct cli_args *a)
     if ((a->given & OPT_TIMEOUT) && !(a->given & OPT_WAIT))
         return usage("--timeout is for prefetch --wait");
     if (check_certificate(a, why, sizeof(why)) < 0)
+        return usage(why);
+    if (a->cacert && access(a->cacert, R_OK) < 0) {
+        snprintf(why, sizeof(why), "--cacert %.400s: %s", a->cacert, strerror(errno));
+        return usage(why);
+    }
+    if (find_server(a, why, sizeof(why)) < 0)
         return usage(why);
     a->wait_ms = WAIT_DEFAULT_MS;
     if (a->timeout && parse_duration_ms(a->timeout, &a->wait_ms) < 0) {
@@ -428,7 +426,7 @@ static int cmd_cluster_status(const struct cli_args *a)
 {
     struct node total = {.state = ""}, n;
     int up = 0;
-    const char *one[1] = {DEFAULT_SERVER};
+    const char *one[1] = {a->server};
     const char *const *servers = a->n_servers ? a->servers : one;
     int count = a->n_servers ? a->n_servers : 1;
     bool json = a->given & OPT_JSON;
@@ -674,6 +672,7 @@ int cli_main(int argc, char **argv)
         return rc;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     cli_use_certificate(a.cert, a.key);
+    cli_use_ca(a.cacert);
     rc = !strcmp(cmd->name, "status")           ? cmd_status(&a)
          : !strcmp(cmd->name, "cluster-status") ? cmd_cluster_status(&a)
          : !strcmp(cmd->name, "prefetch")       ? cmd_prefetch(&a)

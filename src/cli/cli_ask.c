@@ -10,13 +10,24 @@
  * held in memory. */
 #define ANSWER_MAX (4 << 20)
 
-/* The command's --cert and --key (one command a process: cli_use_certificate). */
-static const char *client_cert, *client_key;
+/* The command's --cert and --key, --cacert, and how its server was chosen (one command a
+ * process: cli_use_certificate, cli_use_ca, cli_use_origin). */
+static const char *client_cert, *client_key, *ca_file, *origin = "--server";
 
 void cli_use_certificate(const char *cert, const char *key)
 {
     client_cert = cert;
     client_key = key;
+}
+
+void cli_use_ca(const char *cacert)
+{
+    ca_file = cacert;
+}
+
+void cli_use_origin(const char *how)
+{
+    origin = how;
 }
 
 static size_t collect(char *data, size_t size, size_t n, void *arg)
@@ -49,15 +60,15 @@ static void no_answer(CURL *easy, const char *server, CURLcode rc, const char *d
     }
     if (rc == CURLE_PEER_FAILED_VERIFICATION) { /* it answered: its certificate is the trouble */
         fprintf(stderr,
-                "arca: %s%s: its certificate is not trusted (%s): add the lab's CA to the system "
-                "store, or name it: CURL_CA_BUNDLE=lab-ca.pem arca ... --server %s\n",
-                server, resolved, *detail ? detail : curl_easy_strerror(rc), server);
+                "arca: %s%s: its certificate is not trusted (%s): name the lab's CA with "
+                "--cacert FILE, or add it to the system store\n",
+                server, resolved, *detail ? detail : curl_easy_strerror(rc));
         return;
     }
     fprintf(stderr,
-            "arca: no answer from %s%s: %s; is arca running there? --server URL names "
-            "another\n",
-            server, resolved, curl_easy_strerror(rc));
+            "arca: no answer from %s%s (%s): %s; is arca running there? --server URL, "
+            "ARCA_SERVER or --config FILE names another\n",
+            server, resolved, origin, curl_easy_strerror(rc));
 }
 
 long cli_ask(const char *server, const struct call *q, struct buf *body, char *why, size_t whylen,
@@ -83,7 +94,9 @@ long cli_ask(const char *server, const struct call *q, struct buf *body, char *w
         curl_easy_setopt(easy, CURLOPT_SSLCERT, client_cert);
         curl_easy_setopt(easy, CURLOPT_SSLKEY, client_key);
     }
-    if (getenv("CURL_CA_BUNDLE") && *getenv("CURL_CA_BUNDLE")) /* curl's own name for it */
+    if (ca_file)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, ca_file);
+    else if (getenv("CURL_CA_BUNDLE") && *getenv("CURL_CA_BUNDLE")) /* curl's own name for it */
         curl_easy_setopt(easy, CURLOPT_CAINFO, getenv("CURL_CA_BUNDLE"));
     if (q->token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", q->token);

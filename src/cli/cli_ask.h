@@ -20,6 +20,12 @@ struct call {
 /* The client certificate and key (PEM files) every later ask shows, for an arca that requires
  * one (--tls-client-ca); NULL: none. Once, before the first ask. */
 void cli_use_certificate(const char *cert, const char *key);
+/* The CA file (PEM) an https:// server's certificate is checked against (--cacert; NULL:
+ * CURL_CA_BUNDLE when set, else the system's store). Once, before the first ask. */
+void cli_use_ca(const char *cacert);
+/* How the server was chosen ("--server", "ARCA_SERVER", "listen in FILE", "the default: ..."),
+ * said when it gives no answer. Once, before the first ask. */
+void cli_use_origin(const char *how);
 /* Ask `server` (http://HOST:PORT); the body lands in *body (cut at 4 MiB). Returns the status, or
  * -1 with curl's code in *code (when given) and its reason in `why` (NULL: printed). */
 long cli_ask(const char *server, const struct call *q, struct buf *body, char *why, size_t whylen,

@@ -9,8 +9,10 @@ from test_admin import TOKEN, admin_arca, token_file, wait_complete
 
 
 def cli(*args, env=None):
+    """arca's client, in an environment that names no server unless `env` does."""
+    base = {k: v for k, v in os.environ.items() if k != "ARCA_SERVER"}
     return subprocess.run([ARCA_BIN, *args], capture_output=True, text=True, timeout=30,
-                          env={**os.environ, **(env or {})})
+                          env={**base, **(env or {})})
 
 
 def server(arca):
@@ -57,7 +59,10 @@ def test_every_client_command_that_reaches_no_server_names_it_and_the_option(wor
         assert out.returncode == 1, (args, out.stderr)
         assert out.stderr.count("\n") == 1, (args, out.stderr)
         assert out.stderr.startswith(f"arca: no answer from {server}"), (args, out.stderr)
-        assert "--server URL names another" in out.stderr, (args, out.stderr)
+        assert "--server URL, ARCA_SERVER or --config FILE names another" in out.stderr, \
+            (args, out.stderr)
+        how = "(--server)" if "--server" in args else "(the default: no --server, ARCA_SERVER"
+        assert how in out.stderr, (args, out.stderr)
 
 
 def test_prefetch_and_purge_from_the_command_line(origin, start_arca, workdir):
@@ -424,3 +429,38 @@ def test_client_commands_refuse_a_swapped_or_mismatched_certificate_in_one_line(
     out = cli("status", *there, "--cert", cert, "--key", key)
     assert out.returncode == 1 and out.stderr.startswith("arca: no answer from "), out.stderr
     assert out.stderr.count("\n") == 1, out.stderr
+
+
+def test_the_client_commands_find_their_server_without_server(start_arca, workdir):
+    """Without --server: ARCA_SERVER, then the listen address of --config FILE (a wildcard asked
+    on loopback), each said when nothing answers there; bad ones are usage errors (exit 2)."""
+    arca = start_arca()
+    url = f"http://127.0.0.1:{arca.port}"
+    out = cli("status", env={"ARCA_SERVER": f"127.0.0.1:{arca.port}/"})
+    assert out.returncode == 0, out.stderr
+    assert f" on {url}/" in out.stdout.splitlines()[0], out.stdout
+    ini = os.path.join(workdir, "site.ini")
+    with open(ini, "w") as f:
+        f.write(f"[arca]\nlisten = 0.0.0.0:{arca.port}\n")
+    out = cli("status", "--config", ini)
+    assert out.returncode == 0, out.stderr
+    assert f" on {url}/" in out.stdout.splitlines()[0], out.stdout
+    # --server wins over ARCA_SERVER, which wins over --config
+    dead = f"http://127.0.0.1:{free_port()}"
+    out = cli("status", "--server", url, env={"ARCA_SERVER": dead})
+    assert out.returncode == 0, out.stderr
+    out = cli("status", "--config", ini, env={"ARCA_SERVER": dead})
+    assert out.returncode == 1 and out.stderr.startswith(f"arca: no answer from {dead} (ARCA_SERVER)")
+    with open(ini, "w") as f:
+        f.write(f"listen = 127.0.0.1:{free_port()}\n")
+    out = cli("status", "--config", ini)
+    assert out.returncode == 1 and f"(listen in {ini})" in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1
+    # bad input: one line, exit 2, nothing asked
+    for args, env, says in ((["status"], {"ARCA_SERVER": "ftp://x"}, "arca: ARCA_SERVER 'ftp://x'"),
+                            (["status", "--config", ini + ".missing"], None, f"arca: --config {ini}.missing"),
+                            (["status", "--server", url, "--cacert", ini + ".nope"], None,
+                             f"arca: --cacert {ini}.nope: No such file or directory")):
+        out = cli(*args, env=env)
+        assert out.returncode == 2 and out.stderr.startswith(says), (args, out.stderr)
+        assert out.stderr.count("\n") == 1, out.stderr

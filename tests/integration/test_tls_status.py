@@ -370,10 +370,13 @@ def test_arca_status_over_https_names_an_untrusted_certificate_and_takes_curls_c
                          text=True, timeout=30, env=env)
     assert out.returncode != 0 and out.stdout == ""
     assert out.stderr.startswith(f"arca: {server}: its certificate is not trusted (")
-    assert "CURL_CA_BUNDLE=lab-ca.pem" in out.stderr and "is arca running" not in out.stderr
+    assert "--cacert FILE" in out.stderr and "is arca running" not in out.stderr
     assert out.stderr.count("\n") == 1
     out = subprocess.run([ARCA_BIN, "status", "--server", server], capture_output=True,
                          text=True, timeout=30, env={**env, "CURL_CA_BUNDLE": tls_files["ca"]})
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([ARCA_BIN, "status", "--server", server, "--cacert", tls_files["ca"]],
+                         capture_output=True, text=True, timeout=30, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("arca ") and f" on {server}/" in out.stdout.splitlines()[0]
     assert f"HTTPS: 127.0.0.1:{arca.tls_port}, certificate CN=localhost, " in out.stdout

@@ -1,0 +1,93 @@
+/* Which arca a client command asks (cli_server.h). */
+#include "cli/cli_server.h"
+#include "config/config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+int cli_server_normal(const char *given, char *out)
+{
+    const char *rest = strstr(given, "://"), *scheme = "http";
+    size_t n;
+    if (rest) {
+        size_t slen = (size_t)(rest - given);
+        if (slen == 4 && !strncasecmp(given, "http", 4))
+            scheme = "http";
+        else if (slen == 5 && !strncasecmp(given, "https", 5))
+            scheme = "https";
+        else
+            return -1;
+        rest += 3;
+    } else {
+        rest = given;
+    }
+    n = strlen(rest);
+    while (n > 0 && rest[n - 1] == '/')
+        n--;
+    if (n == 0 || rest[0] == '/' || n + 9 >= CLI_SERVER_MAX || strcspn(rest, "?#") < n)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)rest[i] <= ' ' || rest[i] == 0x7f)
+            return -1;
+    snprintf(out, CLI_SERVER_MAX, "%s://%.*s", scheme, (int)n, rest);
+    return 0;
+}
+
+/* The address a client on this host reaches `host` at: a wildcard is loopback. */
+static void reachable(const char *host, int port, char *out)
+{
+    if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "*"))
+        snprintf(out, CLI_SERVER_MAX, "http://127.0.0.1:%d", port);
+    else if (!strcmp(host, "::"))
+        snprintf(out, CLI_SERVER_MAX, "http://[::1]:%d", port);
+    else if (strchr(host, ':'))
+        snprintf(out, CLI_SERVER_MAX, "http://[%s]:%d", host, port);
+    else
+        snprintf(out, CLI_SERVER_MAX, "http://%s:%d", host, port);
+}
+
+/* The listen address `path` says (its defaults where it says none): 0, or -1 with why. */
+static int from_config(const char *path, char *out, char *how, size_t size)
+{
+    static struct config cfg; /* large: not on the stack */
+    char err[CONFIG_ERR_LEN];
+    int rc = -1;
+    config_defaults(&cfg);
+    if (config_read_file(&cfg, path, err) < 0) {
+        snprintf(how, size, "--config %s: %s", path, err);
+    } else {
+        reachable(cfg.listen_host, cfg.listen_port, out);
+        snprintf(how, size, "listen in %s", path);
+        rc = 0;
+    }
+    config_free(&cfg);
+    return rc;
+}
+
+int cli_server_find(const char *config, char *out, char *how, size_t size)
+{
+    const char *env = getenv("ARCA_SERVER");
+    if (env && *env) {
+        if (cli_server_normal(env, out) < 0) {
+            snprintf(how, size,
+                     "ARCA_SERVER '%.200s': expected http://HOST[:PORT][/PATH], https://... or "
+                     "HOST[:PORT]",
+                     env);
+            return -1;
+        }
+        snprintf(how, size, "ARCA_SERVER");
+        return 0;
+    }
+    if (config)
+        return from_config(config, out, how, size);
+    if (access(CLI_DEFAULT_CONFIG, R_OK) == 0)
+        return from_config(CLI_DEFAULT_CONFIG, out, how, size);
+    snprintf(out, CLI_SERVER_MAX, "http://127.0.0.1:8001");
+    snprintf(how, size, "the default: no --server, ARCA_SERVER, --config nor a readable %s",
+             CLI_DEFAULT_CONFIG);
+    return 0;
+}

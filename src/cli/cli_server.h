@@ -1,0 +1,29 @@
+/*
+ * cli_server.h — which arca a client command asks when no --server names one: ARCA_SERVER,
+ * else the plain listen address of the configuration (--config FILE, else the package's
+ * /etc/arca/arca.ini when it can be read), else http://127.0.0.1:8001; and how it was chosen, so
+ * that the first "no answer" names what was tried.
+ *
+ * Contract: cli_server_normal() is pure; cli_server_find() reads the environment and at most one
+ * configuration file, once, before anything is asked.
+ */
+#ifndef ARCA_CLI_SERVER_H
+#define ARCA_CLI_SERVER_H
+
+#include <stddef.h>
+
+#define CLI_SERVER_MAX 1024
+#define CLI_DEFAULT_CONFIG "/etc/arca/arca.ini"
+
+/* The base URL of an arca as a user gives it, into out[CLI_SERVER_MAX]: http:// or https://
+ * (any case), or no scheme at all (http); a host, maybe a port and a path prefix (a reverse
+ * proxy's); trailing slashes dropped. No query, fragment, space or control byte. 0, or -1. */
+int cli_server_normal(const char *given, char *out);
+
+/* The server to ask without --server into out[CLI_SERVER_MAX], and how it was chosen into
+ * how[size] ("ARCA_SERVER", "listen in FILE", "the default: ..."). `config`: --config's FILE
+ * (NULL: none given). 0; -1 with a one-line why in `how` (ARCA_SERVER malformed, --config's
+ * file unreadable or wrong): the command's usage error. */
+int cli_server_find(const char *config, char *out, char *how, size_t size);
+
+#endif
