@@ -108,6 +108,9 @@ bool engine_queue(struct conn *c, unsigned int status, struct answer *a);
 void *engine_request(struct conn *c);
 unsigned int engine_status(struct conn *c);
 uint64_t engine_answer_size(struct conn *c);
+/* When (monotonic µs) the request's answer was queued: its head is the next bytes out, its
+ * first byte's time as the latency histograms count it; 0 while none is. */
+int64_t engine_answer_queued_us(struct conn *c);
 /* Every answer to the request being handled carries "Via: `via`" (a string that outlives it;
  * NULL: none), whoever built the answer; set before its answer is queued. */
 void engine_set_via(struct conn *c, const char *via);

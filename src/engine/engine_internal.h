@@ -87,7 +87,8 @@ struct exchange {
     /* the answer */
     unsigned int status;
     struct answer *ans;
-    char *out; /* the status line and headers */
+    int64_t queued_us; /* monotonic, when `ans` was queued (engine_answer_queued_us) */
+    char *out;         /* the status line and headers */
     size_t out_len, out_sent;
     uint64_t body_len;  /* bytes of body to send, or ANSWER_SIZE_UNKNOWN */
     uint64_t body_sent; /* of the body, framing aside */

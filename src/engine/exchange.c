@@ -2,6 +2,7 @@
  * its answer: made from the parsed head, freed with what it holds, and read and filled through
  * handler.h's request side and engine.h's accessors. */
 #include "engine/engine_internal.h"
+#include "base/clock.h"
 #include "url/url.h"
 
 #include <stdlib.h>
@@ -251,6 +252,11 @@ unsigned int engine_status(struct conn *c)
     return c->x ? c->x->status : 0;
 }
 
+int64_t engine_answer_queued_us(struct conn *c)
+{
+    return c->x ? c->x->queued_us : 0;
+}
+
 uint64_t engine_answer_size(struct conn *c)
 {
     const struct exchange *x = c->x;
@@ -273,5 +279,6 @@ bool engine_queue(struct conn *c, unsigned int status, struct answer *a)
     answer_hold(a);
     c->x->ans = a;
     c->x->status = status;
+    c->x->queued_us = monotonic_us();
     return true;
 }

@@ -16,6 +16,7 @@
 #include "store/store.h"
 #include "upstream/upstream.h"
 #include "url/url.h"
+#include "stats/rule_stats.h"
 #include "url/filename.h"
 
 #include <assert.h>
@@ -750,12 +751,15 @@ const char *fetch_finish(struct fetch_req *r, struct request *req, bool complete
     int64_t sent;
     if (r) {
         const char *kind;
+        char rule[sizeof(r->terms.rule)];
         assert(r->magic == FETCH_MAGIC && r->req == req);
+        memcpy(rule, r->terms.rule, sizeof(rule)); /* let_go lets go of r */
         kind = let_go(r, completed, req->wrote, &sent);
         if (!cache) {
             cache = kind;
             req->bytes = sent;
         }
+        rule_stats_count(rule, !strcmp(cache, "HIT"), req->bytes);
     }
     return cache ? cache : "ERROR";
 }

@@ -1,5 +1,6 @@
 #include "http/http.h"
 #include "log/access_log.h"
+#include "stats/latency.h"
 #include "base/clock.h"
 #include "base/parse.h"
 #include "http/http_internal.h"
@@ -443,7 +444,19 @@ static bool health_check(const struct request *req)
            (req->status == HTTP_OK || req->status == HTTP_SERVICE_UNAVAILABLE);
 }
 
-static void log_request(struct conn *c, struct request *req, const char *cache)
+/* A fetch's times, by its outcome (latency.h): to its answer's head and to its end. */
+static void time_request(struct conn *c, const struct request *req, const char *cache,
+                         int64_t now_us)
+{
+    int outcome = latency_outcome_of(cache);
+    int64_t queued = engine_answer_queued_us(c);
+    if (outcome < 0)
+        return; /* not a fetch: a page, the API, a tunnel */
+    latency_record((enum latency_outcome)outcome, (queued ? queued : now_us) - req->start_us,
+                   now_us - req->start_us);
+}
+
+static void log_request(struct conn *c, struct request *req, const char *cache, int64_t now_us)
 {
     if (!access_log_enabled() || (!http_cfg->log_health_checks && health_check(req)))
         return; /* polled every second: --log-health-checks to see them */
@@ -458,7 +471,7 @@ static void log_request(struct conn *c, struct request *req, const char *cache)
                              .referer = conn_header(c, "Referer"),
                              .agent = conn_header(c, "User-Agent"),
                              .cache = cache,
-                             .seconds = (double)(monotonic_us() - req->start_us) / 1e6};
+                             .seconds = (double)(now_us - req->start_us) / 1e6};
     e.client = http_client(c, &req->client);
     access_log_write(&e);
 }
@@ -563,7 +576,9 @@ static void on_done(struct conn *c, void *r, bool completed)
     assert(!req->state); /* the route's done let go of it */
     if (!cache)
         cache = "-";
-    log_request(c, req, cache);
+    int64_t now_us = monotonic_us();
+    time_request(c, req, cache, now_us);
+    log_request(c, req, cache, now_us);
     free(req);
 }
 

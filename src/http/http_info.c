@@ -23,11 +23,16 @@
 #include "upstream/upstream.h"
 #include "rules/policy.h"
 #include "persist/persist.h"
+#include "stats/latency.h"
+#include "stats/rule_stats.h"
 #include "stats/stats.h"
 #include "store/store.h"
 #include "tls/tls.h"
 
 #include <assert.h>
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <sqlite3.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -685,6 +690,14 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_tls(body, sizeof(body));
     buf_add(&out, body);
     metrics_parent(&out, http_sees_urls(c)); /* up to PARENT_MAX parents: a buffer that grows */
+    latency_metrics(&out);
+    rule_stats_metrics(&out);
+    buf_addf(&out,
+             "# HELP arca_build_info The running build: its version and libraries (always 1).\n"
+             "# TYPE arca_build_info gauge\n"
+             "arca_build_info{version=\"%s\",curl=\"%s\",openssl=\"%s\",sqlite=\"%s\"} 1\n",
+             ARCA_VERSION, curl_version_info(CURLVERSION_NOW)->version,
+             OpenSSL_version(OPENSSL_VERSION_STRING), sqlite3_libversion());
     text = buf_take(&out, &len);
     return http_send_private(c, HTTP_OK, "text/plain; version=0.0.4", text, len);
 }

@@ -25,6 +25,8 @@ static void format_value(double v, enum chart_unit unit, char *out, size_t size)
 {
     if (unit == UNIT_PERCENT)
         snprintf(out, size, "%.0f %%", v);
+    else if (unit == UNIT_SECONDS)
+        snprintf(out, size, v < 1 ? "%g ms" : "%g s", v < 1 ? v * 1000 : v);
     else
         format_bytes(v, out, size);
 }
@@ -36,7 +38,9 @@ static double nice_top(double max, enum chart_unit unit)
     if (unit == UNIT_PERCENT)
         return 100;
     if (max <= 0)
-        return 1024;
+        return unit == UNIT_SECONDS ? 0.001 : 1024;
+    if (unit == UNIT_SECONDS) /* from 100 µs up: a hit's time is well under a second */
+        scale = 1e-4;
     while (scale * base <= max)
         scale *= base;
     for (double step = 1; step <= base; step *= 2) {

@@ -11,7 +11,7 @@
 
 #include <stdint.h>
 
-enum chart_unit { UNIT_BYTES, UNIT_PERCENT };
+enum chart_unit { UNIT_BYTES, UNIT_PERCENT, UNIT_SECONDS };
 
 struct chart_series {
     const char *name;  /* legend and tooltips */

@@ -3,6 +3,7 @@
  * the copy button and live progress. Everything from outside goes through buf_html/buf_query. */
 #include "web/assets.h"
 #include "web/charts.h"
+#include "web/latency_card.h"
 #include "http/http_internal.h"
 #include "web/pages.h"
 #include "web/parents.h"
@@ -692,6 +693,7 @@ static enum conn_result statistics_page(struct conn *c)
     web_parents_card(&b, http_sees_urls(c));
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);
+    web_latency_card(&b);
     return page_end(c, &b, HTTP_OK);
 }
 
