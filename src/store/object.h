@@ -129,6 +129,10 @@ struct object_hooks {
 
 struct failure;
 struct store_state {
+    /* Taken first: never while another lock is held. While it is held only leaves are taken:
+     * the persistence queues' (persist.c: a job submitted), the rules' and the clients' read
+     * locks (rules.c, policy.c: store_open_twin's `allowed`, fetch.c deciding a URL's terms);
+     * no wake-up runs under it (park.h). */
     pthread_mutex_t lock;
     struct table objects; /* by key: object_find, object_slot */
     int64_t usage;        /* bytes on disk or claimed by downloads */
