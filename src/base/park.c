@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <stddef.h>
 
-/* Makes a wake-up and park_leave() exclusive; taken last, never held while taking another. */
+/* Makes a wake-up and park_leave() exclusive. Never taken while another lock is held; held while
+ * a wake-up runs, which takes only its worker's wake lock (conn_resume: engine_internal.h), a
+ * leaf: taken before that one, never after. */
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Parks a producer deferred on this thread, woken by its next park_flush(). */
 static _Thread_local struct park *deferred;

@@ -10,9 +10,10 @@
  * Lock order, the only one: a producer's lock (the store mutex, the listing cache lock) is held
  * while a park is queued, taken off its queue or deferred for waking (park_defer), and never while
  * a wake-up runs. Wake-ups run in park_flush(), with no producer lock held, under park.c's own
- * lock, which is taken last and never held while another is taken. That lock makes a wake-up and
- * the request's park_leave() exclusive: once park_leave() has returned, `wake` never runs again
- * for that park (the request's connection may be gone).
+ * lock, which is never taken while another is held; a wake-up takes under it only its worker's
+ * wake lock (conn_resume), a leaf. That lock makes a wake-up and the request's park_leave()
+ * exclusive: once park_leave() has returned, `wake` never runs again for that park (the
+ * request's connection may be gone).
  *
  * `sleep` runs under the producer's lock, before the park is queued, so a wake-up cannot be lost
  * between a producer's check and the sleep.

@@ -51,7 +51,8 @@ struct inbuf {
 struct worker {
     int epfd, evfd;
     pthread_t thread;
-    pthread_mutex_t lock;    /* guards wakes and each connection's in_wakes */
+    pthread_mutex_t lock;    /* guards wakes and each connection's in_wakes; a leaf, taken after
+                                park.c's wake lock (a park's wake: conn_resume), never before */
     struct conn *wakes;      /* resumed from any thread, for this loop to go on with */
     struct dlist idle;       /* its connections, the longest quiet first */
     struct dlist parked;     /* its suspended connections: no idle clock */

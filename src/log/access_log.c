@@ -461,7 +461,8 @@ static size_t add_uint(char *line, size_t n, size_t max, uint64_t v, int min_dig
     return n + k;
 }
 
-/* add_text(line, n, max, "%s", s) without the printf machinery: most of a line is strings. */
+/* `s` appended as snprintf's "%s" would, without the printf machinery: most of a line is
+ * strings. */
 static size_t add_str(char *line, size_t n, size_t max, const char *s)
 {
     size_t k = strlen(s);

@@ -15,8 +15,9 @@ struct queue {
     unsigned long submitted, done; /* jobs ever submitted and run: persist_flush waits on them */
 };
 
-/* Its lock is a leaf, taken last: nothing is taken while it is held (stats_load holds its hours'
- * lock while the index asks persist_owns_index). */
+/* Its lock is a leaf, taken last: nothing is taken while it is held. It is taken after the
+ * store's mutex (a job submitted under it) and after stats.c's hours lock (stats_load holds it
+ * while the index asks persist_owns_index), never before either. */
 static struct {
     pthread_mutex_t lock; /* guards both queues and `stopping` */
     pthread_cond_t idle;  /* a job was done, on either queue */

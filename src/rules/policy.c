@@ -15,6 +15,8 @@
 #define MAX_GIVEN_ADDRS 16
 
 static const struct config *cfg;
+/* A leaf: nothing is taken under it; taken after the store's mutex (store_open_twin's `allowed`
+ * decides a URL's terms under it), never before. */
 static pthread_rwlock_t clients_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct cidr clients[CONFIG_MAX_NETS];
 static int n_clients;

@@ -310,7 +310,8 @@ void rules_free(struct rule_set *set)
 
 /* The set in force. A reader takes its reference under the read lock, so SIGHUP's swap (the
  * write lock) never drops the last reference between a reader's load and its increment; the
- * lock is held for those two steps only. */
+ * lock is held for those two steps only, and nothing is taken under it: a leaf, taken after the
+ * store's mutex (store_open_twin's `allowed` decides a URL's terms under it), never before. */
 static struct rule_set empty = {.forever = true};
 static struct rule_set *in_force = &empty;
 static pthread_rwlock_t swap_lock = PTHREAD_RWLOCK_INITIALIZER;

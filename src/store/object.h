@@ -29,7 +29,6 @@
 #define ARCA_OBJECT_H
 
 #include "store/store.h"
-#include "store/store_text.h"
 #include "store/table.h"
 
 #include <assert.h>
@@ -129,6 +128,10 @@ struct object_hooks {
 
 struct failure;
 struct store_state {
+    /* Taken first: never while another lock is held. While it is held only leaves are taken:
+     * the persistence queues' (persist.c: a job submitted), the rules' and the clients' read
+     * locks (rules.c, policy.c: store_open_twin's `allowed`, fetch.c deciding a URL's terms);
+     * no wake-up runs under it (park.h). */
     pthread_mutex_t lock;
     struct table objects; /* by key: object_find, object_slot */
     int64_t usage;        /* bytes on disk or claimed by downloads */
@@ -322,5 +325,15 @@ void submit_remove(const char *key, const char *url);
 void submit_remove_why(const char *key, const char *url, const char *why);
 /* The same; with `part_only`, only the key's part file (a refresh's), its file and row kept. */
 void submit_remove_as(const char *key, const char *url, bool part_only);
+
+/* --- an object's strings: any thread, no state but a thread's last key --------------------- */
+/* The key (hex sha256) of a URL: its file's name and its place in the table. */
+void url_key(const char *url, char key[65]);
+/* Its five header values packed into one allocation (unpacked by store.h's headers_unpack). */
+#define HEADERS_PACKED 6
+/* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */
+int headers_pack(const struct upstream_headers *h, char **out);
+/* Copy `src` (NULL: "") into dst, truncated to size - 1 bytes: a reader's metadata. */
+void copy_string(char *dst, size_t size, const char *src);
 
 #endif

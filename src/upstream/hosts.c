@@ -408,7 +408,7 @@ bool hosts_any_down(void)
     return atomic_load(&reg.down) > 0;
 }
 
-bool hosts_held(const char *url)
+bool hosts_ends_retries(const char *url)
 {
     if (!hosts_any_down())
         return false;

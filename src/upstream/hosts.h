@@ -22,6 +22,12 @@
  * host; none holds it at once (a hung process: the kernel completes the handshake, nothing ever
  * answers). A host that answered a check is not checked again for HOSTS_CHECK_QUIET_MS.
  *
+ * Two other questions come before a send, not instead of it: the queue asks, before a download
+ * takes a slot, whether its host's hold refuses it now (hosts_refuses) or wants it as its probe
+ * (hosts_await_probe); a download or a fill's piece asks, before it waits out a backoff or sends
+ * a retry, whether its host's hold ends its retries (hosts_ends_retries). No other file keeps a
+ * table of held hosts.
+ *
  * Contract: hosts_configure runs on main before the upstream thread starts; hosts_admit,
  * hosts_result, hosts_judged and hosts_checked on the upstream thread; the rest on any thread.
  * One mutex guards the registry, held for a few comparisons at a time (a pass over HOSTS_MAX
@@ -136,8 +142,10 @@ bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms);
 bool hosts_await_probe(const char *url, int64_t until_ms);
 /* Whether any host is held down now: one atomic load, for loops that would ask of many. */
 bool hosts_any_down(void);
-/* Whether `url`'s host, as an origin, is held down now (a download's retry is not waited for). */
-bool hosts_held(const char *url);
+/* Whether a download's retries at `url` end now: its host, as an origin, is held down (its own
+ * failures may have just held it). A retry would meet the hold at hosts_admit, so none is waited
+ * for or sent: the download (or a fill's piece) ends as its last attempt did. */
+bool hosts_ends_retries(const char *url);
 /* How many hosts are held down now. */
 size_t hosts_down_count(void);
 /* The hosts held down now, copied in one hold of the registry's lock (malloc'd, the caller

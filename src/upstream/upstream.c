@@ -347,14 +347,12 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
     }
     if (!limit)
         return true;
-    /* its host held, its probe due: one of the host's downloads waits for a slot to be the
-     * probe (so a host back up is tried within the limits, however busy the lab); the others
-     * are refused at once, as before the probe was due, not kept waiting */
-    if (any_down && !item->awaits_probe && hosts_held(item->source)) {
-        if (!hosts_await_probe(item->source, now + HELD_MARGIN_MS))
-            return unslotted(item, last, r);
+    /* its host held and not refusing it (above): its probe is due, none out or awaited, so this
+     * download waits for a slot to be the probe (a host back up is tried within the limits,
+     * however busy the lab); from now on the host's others are refused at once (hosts_refuses),
+     * as before the probe was due, not kept waiting */
+    if (any_down && !item->awaits_probe && hosts_await_probe(item->source, now + HELD_MARGIN_MS))
         item->awaits_probe = true;
-    }
     waits(item, limit);
     return false;
 }

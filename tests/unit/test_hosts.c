@@ -1,7 +1,7 @@
 /* Units for the hosts held down (hosts.h): held after failures in a row, one probe at a time
  * however each ends, out of the table once idle, and a full table that still holds a new dead
- * host. Times are fake monotonic ms after the real clock's now (hosts_held and hosts_down_count
- * read the real one: entries seen "later" are never idle to them). */
+ * host. Times are fake monotonic ms after the real clock's now (hosts_ends_retries and
+ * hosts_down_count read the real one: entries seen "later" are never idle to them). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,15 +58,15 @@ static void a_host_is_held_after_its_failures_in_a_row(void **state)
     bool probe;
     (void)state;
     fail_at(url_of(0), 2, base);
-    assert_false(hosts_held(url_of(0)));
+    assert_false(hosts_ends_retries(url_of(0)));
     fail_at(url_of(0), 1, base);
-    assert_true(hosts_held(url_of(0)));
+    assert_true(hosts_ends_retries(url_of(0)));
     assert_false(admit(url_of(0), base + 10, &probe));
     assert_true(admit(url_of(0), base + HOSTS_PROBE_FIRST_MS, &probe));
     assert_true(probe);
     assert_false(admit(url_of(0), base + HOSTS_PROBE_FIRST_MS, &probe)); /* one at a time */
     hosts_result(url_of(0), HOST_ORIGIN, HOST_UP, true, base + HOSTS_PROBE_FIRST_MS + 5);
-    assert_false(hosts_held(url_of(0)));
+    assert_false(hosts_ends_retries(url_of(0)));
     assert_int_equal(down_at(base + HOSTS_PROBE_FIRST_MS + 5), 0);
 }
 
@@ -108,7 +108,7 @@ static void one_download_waits_to_be_the_probe(void **state)
     assert_true(probe);
     assert_false(hosts_await_probe(url_of(8), due)); /* a probe is out */
     hosts_result(url_of(8), HOST_ORIGIN, HOST_UP, true, due + 5);
-    assert_false(hosts_held(url_of(8)));
+    assert_false(hosts_ends_retries(url_of(8)));
 }
 
 /* What the upstream thread asks before starting a download without a slot (issue 51's second
@@ -139,7 +139,7 @@ static void a_probe_that_says_nothing_lets_the_next_one_go(void **state)
     fail_at(url_of(1), 3, base);
     assert_true(admit(url_of(1), t, &probe) && probe);
     hosts_result(url_of(1), HOST_ORIGIN, HOST_SAID_NOTHING, true, t);
-    assert_true(hosts_held(url_of(1)));
+    assert_true(hosts_ends_retries(url_of(1)));
     assert_false(admit(url_of(1), t + 10, &probe));
     assert_true(admit(url_of(1), t + HOSTS_PROBE_FIRST_MS, &probe) && probe);
     hosts_result(url_of(1), HOST_ORIGIN, HOST_DOWN, true, t + HOSTS_PROBE_FIRST_MS);
@@ -171,9 +171,9 @@ static void failures_that_old_are_not_in_a_row(void **state)
     (void)state;
     fail_at(url_of(4), 2, base);
     fail_at(url_of(4), 1, base + HOSTS_IDLE_MS);
-    assert_false(hosts_held(url_of(4)));
+    assert_false(hosts_ends_retries(url_of(4)));
     fail_at(url_of(4), 2, base + HOSTS_IDLE_MS + 1);
-    assert_true(hosts_held(url_of(4)));
+    assert_true(hosts_ends_retries(url_of(4)));
 }
 
 /* The outside review: 261 dead ports filled the table for good; a real outage afterwards was
@@ -186,9 +186,9 @@ static void a_full_table_still_holds_a_new_dead_host(void **state)
         fail_at(url_of(i), 1, base + i);
     assert_int_equal(down_at(base + HOSTS_MAX), HOSTS_MAX);
     fail_at(url_of(1000), 1, base + HOSTS_MAX);
-    assert_true(hosts_held(url_of(1000)));
-    assert_false(hosts_held(url_of(0))); /* the one asked for longest ago made room */
-    assert_true(hosts_held(url_of(1)));
+    assert_true(hosts_ends_retries(url_of(1000)));
+    assert_false(hosts_ends_retries(url_of(0))); /* the one asked for longest ago made room */
+    assert_true(hosts_ends_retries(url_of(1)));
     assert_int_equal(down_at(base + HOSTS_MAX), HOSTS_MAX);
 }
 
@@ -200,11 +200,11 @@ static void a_host_not_held_makes_room_first(void **state)
         fail_at(url_of(i), 2, base);
     fail_at(url_of(HOSTS_MAX), 1, base + 10); /* failing, not held: the newest */
     fail_at(url_of(1000), 2, base + 20);
-    assert_true(hosts_held(url_of(1000)));
-    assert_true(hosts_held(url_of(0)));
+    assert_true(hosts_ends_retries(url_of(1000)));
+    assert_true(hosts_ends_retries(url_of(0)));
     assert_int_equal(down_at(base + 20), HOSTS_MAX);
     fail_at(url_of(HOSTS_MAX), 1, base + 30); /* its first failure was forgotten */
-    assert_false(hosts_held(url_of(HOSTS_MAX)));
+    assert_false(hosts_ends_retries(url_of(HOSTS_MAX)));
 }
 
 /* Silence after the request asks the host itself, once: a check that gets no answer holds it
@@ -218,21 +218,21 @@ static void a_silence_asks_the_host_and_its_check_decides(void **state)
     (void)state;
     assert_true(hosts_result(url_of(20), HOST_ORIGIN, HOST_SILENT, false, base));
     assert_false(hosts_result(url_of(20), HOST_ORIGIN, HOST_SILENT, false, base + 1)); /* out */
-    assert_false(hosts_held(url_of(20)));
+    assert_false(hosts_ends_retries(url_of(20)));
     hosts_checked(url_of(20), 0, base + 10);
-    assert_true(hosts_held(url_of(20)));
+    assert_true(hosts_ends_retries(url_of(20)));
     assert_false(hosts_admit(url_of(20), HOST_ORIGIN, base + 20, true, &probe, why, sizeof(why),
                              &retry_after));
     assert_non_null(strstr(why, "accepts connections but answers nothing"));
     /* a live host: its check answers, nothing held, no new check for a while */
     assert_true(hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base));
     hosts_checked(url_of(21), 1, base + 5);
-    assert_false(hosts_held(url_of(21)));
+    assert_false(hosts_ends_retries(url_of(21)));
     assert_false(hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base + 6));
     assert_true(
         hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base + 5 + HOSTS_CHECK_QUIET_MS));
     hosts_checked(url_of(21), -1, base + 5 + HOSTS_CHECK_QUIET_MS); /* arca stops: nothing */
-    assert_false(hosts_held(url_of(21)));
+    assert_false(hosts_ends_retries(url_of(21)));
     assert_int_equal(down_at(base + 30), 1);
 }
 
@@ -283,7 +283,7 @@ static void a_mirror_is_passed_over_for_a_minute(void **state)
     hosts_judged(mirror, HOST_MIRROR, true, base);
     assert_false(hosts_admit(mirror, HOST_MIRROR, base + HOSTS_MIRROR_HOLD_MS - 1, true, &probe,
                              why, sizeof(why), &retry_after));
-    assert_false(hosts_held(mirror)); /* as an origin it is not held */
+    assert_false(hosts_ends_retries(mirror)); /* as an origin it is not held */
     assert_true(hosts_admit(mirror, HOST_MIRROR, base + HOSTS_MIRROR_HOLD_MS, true, &probe, why,
                             sizeof(why), &retry_after));
 }

@@ -826,7 +826,7 @@ static void a_held_host_gets_no_piece_requests(void **state)
     struct transfer *t = start();
     int64_t asked = atomic_load(&stats.fill_ranges), stops = atomic_load(&stats.fill_stops);
     hosts_result("http://origin.test/file", HOST_ORIGIN, HOST_DOWN, false, clock_ms);
-    assert_true(hosts_held("http://origin.test/file"));
+    assert_true(hosts_ends_retries("http://origin.test/file"));
     respond(t, fill_ok);
     assert_non_null(t->fill);
     timer_run(&loop.timers, clock_ms); /* where its pieces would be asked */
@@ -872,7 +872,7 @@ static void a_piece_s_failures_count_for_its_host(void **state)
     ended(t, CURLE_WRITE_ERROR);
     assert_int_equal(transfer_state_of(t), TS_FILLING);
     range_ended(f, 1, CURLE_COULDNT_CONNECT);
-    assert_true(hosts_held("http://origin.test/file"));
+    assert_true(hosts_ends_retries("http://origin.test/file"));
     assert_int_equal(atomic_load(&stats.fill_ranges), asked);
     assert_int_equal(fs.fail_status, 503);
     assert_non_null(strstr(fs.fail_reason, "is down since"));

@@ -20,7 +20,7 @@
 #include "config/config.h"
 #include "persist/persist.h"
 #include "store/store.h"
-#include "store/store_text.h"
+#include "store/object.h"
 #include "store/store_twins.h"
 #include "store_fixture.h"
 
