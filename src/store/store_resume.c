@@ -259,13 +259,13 @@ struct started_job {
     char *headers; /* packed (headers_pack), a copy */
     int64_t length, created, ttl;
     bool signed_key;
-    struct index_row terms; /* its terms' fields (object_row_keep) */
+    struct index_row keep; /* what the store keeps of it, in a row (object_row_keep) */
 };
 
 static void run_started(struct persist_job *job)
 {
     struct started_job *s = (struct started_job *)job;
-    struct index_row row = s->terms;
+    struct index_row row = s->keep;
     row.key = s->key;
     row.length = s->length;
     row.created = s->created;
@@ -290,7 +290,7 @@ void submit_started(struct object *obj)
     s->created = obj->created;
     s->ttl = obj->ttl;
     s->signed_key = obj->signed_key;
-    object_row_keep(obj, &s->terms);
+    object_row_keep(obj, &s->keep);
     headers_unpack(obj->headers, &h);
     /* submitted under the lock: a later lookup's new terms (store_take_keep) queue after */
     if (headers_pack(&h, &s->headers) < 0)

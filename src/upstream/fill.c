@@ -44,13 +44,13 @@ struct segment {
 
 struct fill {
     unsigned magic;
-    struct fill_settings terms;
+    struct fill_settings settings;
     int n;   /* connections, the download's own included */
     int cur; /* the piece the head is in */
     int64_t head, received;
     int64_t piece_size, next; /* a piece's size; where the next one starts */
-    char host[256];           /* terms.host's copy: the origin, "scheme://host:port" */
-    /* terms.source's copy: its pieces' handles name it (easy_ended reads it), also as they
+    char host[256];           /* settings.host's copy: the origin, "scheme://host:port" */
+    /* settings.source's copy: its pieces' handles name it (easy_ended reads it), also as they
      * end after the download that owned the fill went (a retired fill) */
     char *source;
     struct piece *pieces; /* handed out so far, in order */
@@ -80,13 +80,13 @@ static struct piece *piece_of(struct fill *f, const struct segment *s)
 /* The next piece for `s`, in order; false when every piece is handed out. */
 static bool take_piece(struct fill *f, struct segment *s)
 {
-    if (f->next >= f->terms.length) {
+    if (f->next >= f->settings.length) {
         s->piece = -1;
         return false;
     }
     int64_t end = f->next + f->piece_size;
     struct piece *p = &f->pieces[f->n_pieces];
-    *p = (struct piece){f->next, f->next, end < f->terms.length ? end : f->terms.length};
+    *p = (struct piece){f->next, f->next, end < f->settings.length ? end : f->settings.length};
     s->piece = f->n_pieces++;
     s->attempts = 0; /* --download-retries counts per piece */
     f->next = p->end;
@@ -99,14 +99,14 @@ static bool take_piece(struct fill *f, struct segment *s)
 static int set_range_headers(struct fill *f, struct segment *s)
 {
     char range[80], if_range[300];
-    struct curl_slist *l = easy_base_headers(f->terms.auth, f->terms.via), *t = NULL;
+    struct curl_slist *l = easy_base_headers(f->settings.auth, f->settings.via), *t = NULL;
     const struct piece *p = piece_of(f, s);
     snprintf(range, sizeof(range), "Range: bytes=%lld-%lld", (long long)p->pos,
              (long long)p->end - 1);
-    snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(f->terms.kept));
+    snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(f->settings.kept));
     if (l && (t = curl_slist_append(l, range)))
         t = curl_slist_append(t, if_range);
-    if (t && f->terms.parent)
+    if (t && f->settings.parent)
         t = curl_slist_append(t, "Want-Repr-Digest: sha-256=10");
     if (!t) {
         curl_slist_free_all(l);
@@ -124,7 +124,7 @@ static int set_range_headers(struct fill *f, struct segment *s)
  * deadline). */
 static int ask(struct fill *f, struct segment *s, char *why, size_t size)
 {
-    int64_t left = f->terms.deadline_ms - f->terms.loop->now_ms();
+    int64_t left = f->settings.deadline_ms - f->settings.loop->now_ms();
     int retry_after;
     why[0] = '\0';
     if (left <= 0 || set_range_headers(f, s) < 0)
@@ -151,10 +151,10 @@ static int open_range(struct fill *f, struct segment *s)
         return -1;
     s->h.kind = HANDLE_SEGMENT;
     s->fill = f;
-    easy_setup(&s->h, f->terms.loop, s->h.easy, f->source, f->terms.flow, s->errbuf);
-    easy_sign_for(s->h.easy, f->terms.auth);
-    if (f->terms.parent) /* a piece asked of the parent shows it the certificate too */
-        parent_show_certificate(s->h.easy, f->terms.parent->base);
+    easy_setup(&s->h, f->settings.loop, s->h.easy, f->source, f->settings.flow, s->errbuf);
+    easy_sign_for(s->h.easy, f->settings.auth);
+    if (f->settings.parent) /* a piece asked of the parent shows it the certificate too */
+        parent_show_certificate(s->h.easy, f->settings.parent->base);
     curl_easy_setopt(s->h.easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(s->h.easy, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(s->h.easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -181,31 +181,32 @@ static void free_fill(struct fill *f)
 /* Pieces of an eighth of each connection's share, between FILL_PIECE_MIN and FILL_PIECE_MAX:
  * small enough that the head moves on all the time, large enough that a request's round trip
  * is little beside its bytes on a far origin. */
-static int64_t piece_size(const struct fill_settings *terms)
+static int64_t piece_size(const struct fill_settings *settings)
 {
-    int64_t size = (terms->length - terms->head) / ((int64_t)terms->ranges * 8);
+    int64_t size = (settings->length - settings->head) / ((int64_t)settings->ranges * 8);
     return size < FILL_PIECE_MIN ? FILL_PIECE_MIN : size > FILL_PIECE_MAX ? FILL_PIECE_MAX : size;
 }
 
-struct fill *fill_start(const struct fill_settings *terms)
+struct fill *fill_start(const struct fill_settings *settings)
 {
     struct fill *f;
-    assert(upstream_on_thread() && terms->ranges >= 2 && resume_validator(terms->kept));
-    int64_t size = piece_size(terms);
-    size_t pieces = (size_t)((terms->length - terms->head + size - 1) / size);
-    if (!(f = calloc(1, sizeof(*f) + sizeof(struct segment) * (size_t)terms->ranges)) ||
-        !(f->pieces = calloc(pieces, sizeof(*f->pieces))) || !(f->source = strdup(terms->source))) {
+    assert(upstream_on_thread() && settings->ranges >= 2 && resume_validator(settings->kept));
+    int64_t size = piece_size(settings);
+    size_t pieces = (size_t)((settings->length - settings->head + size - 1) / size);
+    if (!(f = calloc(1, sizeof(*f) + sizeof(struct segment) * (size_t)settings->ranges)) ||
+        !(f->pieces = calloc(pieces, sizeof(*f->pieces))) ||
+        !(f->source = strdup(settings->source))) {
         if (f)
             free(f->pieces);
         free(f);
         return NULL;
     }
     f->magic = FILL_MAGIC;
-    f->terms = *terms;
-    f->n = terms->ranges;
-    f->head = f->next = terms->head;
+    f->settings = *settings;
+    f->n = settings->ranges;
+    f->head = f->next = settings->head;
     f->piece_size = size;
-    snprintf(f->host, sizeof(f->host), "%s", terms->host);
+    snprintf(f->host, sizeof(f->host), "%s", settings->host);
     for (int i = 0; i < f->n; i++)
         timer_init(&f->seg[i].backoff);
     take_piece(f, &f->seg[0]); /* the head's, on the download's own connection */
@@ -213,17 +214,17 @@ struct fill *fill_start(const struct fill_settings *terms)
         /* asked from the loop's timers: curl takes no new handle inside its callbacks, where
          * the download's headers are decided */
         if (open_range(f, &f->seg[i]) < 0 ||
-            timer_arm(&terms->loop->timers, &f->seg[i].backoff, terms->loop->now_ms(), backoff_over,
-                      &f->seg[i]) < 0) {
+            timer_arm(&settings->loop->timers, &f->seg[i].backoff, settings->loop->now_ms(),
+                      backoff_over, &f->seg[i]) < 0) {
             for (int j = 1; j <= i; j++)
-                timer_cancel(&terms->loop->timers, &f->seg[j].backoff);
+                timer_cancel(&settings->loop->timers, &f->seg[j].backoff);
             free_fill(f);
             return NULL;
         }
     }
     atomic_fetch_add(&stats.fills, 1);
     log_info("fetch %s: parallel fill over %d connections, pieces of %lld bytes",
-             terms->st->url(terms->obj), f->n, (long long)size);
+             settings->st->url(settings->obj), f->n, (long long)size);
     return f;
 }
 
@@ -233,8 +234,8 @@ struct fill *fill_start(const struct fill_settings *terms)
  * readable. -1 when the file cannot be read back (the object failed). */
 static int catch_up(struct fill *f)
 {
-    const struct transfer_store *st = f->terms.st;
-    while (f->head < f->terms.length && f->cur < f->n_pieces) {
+    const struct transfer_store *st = f->settings.st;
+    while (f->head < f->settings.length && f->cur < f->n_pieces) {
         const struct piece *p = &f->pieces[f->cur];
         if (f->head >= p->end) {
             f->cur++;
@@ -242,11 +243,11 @@ static int catch_up(struct fill *f)
         }
         if (p->pos <= f->head)
             break;
-        if (st->digest_range(f->terms.obj, f->terms.sha, f->head, p->pos) < 0) {
-            st->fail(f->terms.obj, 500, "cannot read back the object file");
+        if (st->digest_range(f->settings.obj, f->settings.sha, f->head, p->pos) < 0) {
+            st->fail(f->settings.obj, 500, "cannot read back the object file");
             return -1;
         }
-        st->advance(f->terms.obj, p->pos);
+        st->advance(f->settings.obj, p->pos);
         f->head = p->pos;
     }
     return 0;
@@ -256,13 +257,13 @@ static int catch_up(struct fill *f)
  * written ahead otherwise. */
 static int write_piece(struct fill *f, struct piece *p, const char *data, size_t len)
 {
-    const struct transfer_store *st = f->terms.st;
+    const struct transfer_store *st = f->settings.st;
     if (p->pos == f->head) {
-        if (st->append(f->terms.obj, data, len) < 0)
+        if (st->append(f->settings.obj, data, len) < 0)
             return -1;
-        EVP_DigestUpdate(f->terms.sha, data, len);
+        EVP_DigestUpdate(f->settings.sha, data, len);
         f->head += (int64_t)len;
-    } else if (st->write_at(f->terms.obj, p->pos, data, len) < 0) {
+    } else if (st->write_at(f->settings.obj, p->pos, data, len) < 0) {
         return -1;
     }
     p->pos += (int64_t)len;
@@ -274,8 +275,8 @@ static void head_piece_in(struct fill *f)
 {
     struct segment *s = &f->seg[0];
     if (take_piece(f, s) &&
-        (open_range(f, s) < 0 || timer_arm(&f->terms.loop->timers, &s->backoff,
-                                           f->terms.loop->now_ms(), backoff_over, s) < 0))
+        (open_range(f, s) < 0 || timer_arm(&f->settings.loop->timers, &s->backoff,
+                                           f->settings.loop->now_ms(), backoff_over, s) < 0))
         s->piece = -1; /* out of memory: one connection fewer; the others take its pieces */
 }
 
@@ -301,7 +302,7 @@ ssize_t fill_head_bytes(struct fill *f, const char *data, size_t len)
  * read as a change, and the download failed as "changed twice"). */
 static bool other_version(const struct fill *f, const struct segment *s)
 {
-    const struct validators *k = f->terms.kept;
+    const struct validators *k = f->settings.kept;
     const struct upstream_response *r = &s->resp;
     if (s->status != 200 && s->status != 206)
         return false;
@@ -327,7 +328,7 @@ static bool same_origin(const struct fill *f, const struct segment *s)
 static int range_answer(struct fill *f, struct segment *s)
 {
     const struct piece *p = piece_of(f, s);
-    struct resume_ask sent = {p->pos, f->terms.length, f->terms.kept, false};
+    struct resume_ask sent = {p->pos, f->settings.length, f->settings.kept, false};
     const char *why;
     if (s->status < 200 || (s->status >= 300 && s->status < 400 && s->resp.location))
         return 0;                      /* informational, or a redirect curl follows */
@@ -370,15 +371,15 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
         response_reset(&s->resp);
         s->status = response_status_line(line);
     } else if (s->body) { /* a trailer, after a chunked range: a parent's digest */
-        if (f->terms.parent && whole && line[0])
-            parent_digest_line(f->terms.parent, line);
+        if (f->settings.parent && whole && line[0])
+            parent_digest_line(f->settings.parent, line);
     } else if (line[0] == '\0') {
         if (range_answer(f, s) < 0)
             return 0;
     } else if (whole) {
         response_header(&s->resp, line);
-        if (f->terms.parent) /* its copy complete by then: the digest in the head */
-            parent_digest_line(f->terms.parent, line);
+        if (f->settings.parent) /* its copy complete by then: the digest in the head */
+            parent_digest_line(f->settings.parent, line);
     }
     return len;
 }
@@ -426,7 +427,7 @@ static void stop(struct fill *f, const struct segment *s, enum fill_news news, c
     const struct piece *p = piece_of(f, s);
     snprintf(f->reason, sizeof(f->reason), "range bytes=%lld-%lld: %s", (long long)p->pos,
              (long long)p->end - 1, why);
-    f->terms.tell(f->terms.owner, news);
+    f->settings.tell(f->settings.owner, news);
 }
 
 /* A piece's requests failed to the end of their retries: the download goes on over its own
@@ -468,9 +469,9 @@ static void backoff_over(void *arg)
 /* A range cut short: asked again for what it lacks, after the download's backoff. */
 static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
 {
-    const struct config *cfg = f->terms.loop->cfg;
-    int64_t now = f->terms.loop->now_ms();
-    bool late = now >= f->terms.deadline_ms - 50;
+    const struct config *cfg = f->settings.loop->cfg;
+    int64_t now = f->settings.loop->now_ms();
+    bool late = now >= f->settings.deadline_ms - 50;
     if (rc == CURLE_OK) /* a body shorter than its range, its connection closed cleanly */
         rc = CURLE_PARTIAL_FILE;
     /* a host held down now (this piece's failure may have done it) is not waited for */
@@ -478,10 +479,10 @@ static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
         error_retryable(rc, false, s->h.refused[0], late)) {
         int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, s->attempts);
         log_info("fetch %s: range bytes=%lld-%lld cut (%s); asking again in %lld ms",
-                 f->terms.st->url(f->terms.obj), (long long)piece_of(f, s)->pos,
+                 f->settings.st->url(f->settings.obj), (long long)piece_of(f, s)->pos,
                  (long long)piece_of(f, s)->end - 1, curl_easy_strerror(rc), (long long)ms);
         atomic_fetch_add(&stats.download_retries, 1);
-        if (timer_arm(&f->terms.loop->timers, &s->backoff, now + ms, backoff_over, s) == 0)
+        if (timer_arm(&f->settings.loop->timers, &s->backoff, now + ms, backoff_over, s) == 0)
             return;
     }
     range_failed(f, s, rc, late);
@@ -503,11 +504,11 @@ void fill_segment_ended(struct handle *h, CURLcode rc)
     if (s->fault == FAULT_CHANGED || s->fault == FAULT_LIE)
         stop(f, s, s->fault == FAULT_CHANGED ? FILL_CHANGED : FILL_ALONE, s->why);
     else if (s->fault == FAULT_STORE)
-        stop(f, s, FILL_FAILED, f->terms.st->error(f->terms.obj));
+        stop(f, s, FILL_FAILED, f->settings.st->error(f->settings.obj));
     else if (p->pos < p->end)
         retry_or_fail(f, s, rc);
     else if (fill_whole(f))
-        f->terms.tell(f->terms.owner, FILL_WHOLE);
+        f->settings.tell(f->settings.owner, FILL_WHOLE);
     else if (take_piece(f, s) && ask(f, s, why, sizeof(why)) < 0) /* the next, same connection */
         not_asked(f, s, why, CURLE_OUT_OF_MEMORY, false);
 }
@@ -516,7 +517,7 @@ void fill_segment_ended(struct handle *h, CURLcode rc)
 
 void fill_retire(struct fill *f)
 {
-    struct upstream_loop *loop = f->terms.loop;
+    struct upstream_loop *loop = f->settings.loop;
     assert(upstream_on_thread() && f->magic == FILL_MAGIC);
     if (f->retired)
         return;
@@ -559,7 +560,7 @@ bool fill_head_done(const struct fill *f)
 
 bool fill_whole(const struct fill *f)
 {
-    return f->head == f->terms.length;
+    return f->head == f->settings.length;
 }
 
 int fill_open_connections(const struct fill *f)

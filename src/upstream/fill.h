@@ -78,7 +78,7 @@ struct fill_settings {
 
 /* Split [head, length) into `ranges` and ask each but the head's; NULL when out of memory (the
  * download goes on alone). */
-struct fill *fill_start(const struct fill_settings *terms);
+struct fill *fill_start(const struct fill_settings *settings);
 /* The end of the head's range (exclusive): where the download's own connection stops. */
 int64_t fill_head_end(const struct fill *f);
 /* The head's bytes (the download's own connection): how many are taken, fewer once its range is

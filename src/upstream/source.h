@@ -71,7 +71,7 @@ struct source_kind {
     /* Why its body cannot be split into ranges (NULL: it can, as far as it goes). */
     const char *(*no_fill)(const struct transfer *t);
     /* What a parallel fill's ranges need of it. */
-    void (*fill_settings)(struct transfer *t, struct fill_settings *terms);
+    void (*fill_settings)(struct transfer *t, struct fill_settings *settings);
     /* Body bytes came: whether they run past the length it said (a lie: the attempt ends). */
     bool (*overran)(struct transfer *t, size_t len);
     /* The attempt ended (ENDED): true when its end was this source's to judge and the

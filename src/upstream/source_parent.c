@@ -377,9 +377,9 @@ static const char *no_fill(const struct transfer *t)
 }
 
 /* Each range asks the parent too, and reads its digest (fill.h). */
-static void fill_settings(struct transfer *t, struct fill_settings *terms)
+static void fill_settings(struct transfer *t, struct fill_settings *settings)
 {
-    terms->parent = &t->src.parent;
+    settings->parent = &t->src.parent;
 }
 
 static void status_line(struct transfer *t, const char *line)

@@ -350,7 +350,7 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         log_debug("fetch %s: one connection: --max-downloads-per-host leaves no other", t->url);
         return;
     }
-    struct fill_settings terms = {
+    struct fill_settings settings = {
         .host = t->body_host,
         .loop = t->loop,
         .st = t->st,
@@ -369,8 +369,8 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         .owner = t,
     };
     if (t->src.kind->fill_settings)
-        t->src.kind->fill_settings(t, &terms);
-    t->fill = fill_start(&terms); /* NULL (out of memory): one connection, as before */
+        t->src.kind->fill_settings(t, &settings);
+    t->fill = fill_start(&settings); /* NULL (out of memory): one connection, as before */
 }
 
 /* Whether the answer comes from another host than the body it would continue (after redirects):
