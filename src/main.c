@@ -564,8 +564,10 @@ static bool upstream_loopback_exposed(const struct config *cfg)
  * arca, which file, and who may fetch. */
 static void log_starting(const struct config *cfg)
 {
-    if (cfg->config_file[0])
-        log_info("arca %s starting, config %s", ARCA_VERSION, cfg->config_file);
+    char files[CONFIG_MAX_FILES * 64];
+    config_describe_files(cfg, files, sizeof(files));
+    if (files[0]) /* every file read: the --config files and what they include */
+        log_info("arca %s starting, config %s", ARCA_VERSION, files);
     else
         log_info("arca %s starting, no config file", ARCA_VERSION);
     char who[512];
@@ -714,8 +716,10 @@ static int check_config(int argc, char **argv)
     note_root(argc, argv);
     say_rule_warnings(print_rule_warning);
     warn_refused_parents(&cfg);
-    if (cfg.config_file[0])
-        printf("%s: ok\n", cfg.config_file);
+    char files[CONFIG_MAX_FILES * 64];
+    config_describe_files(&cfg, files, sizeof(files));
+    if (files[0])
+        printf("%s: ok\n", files);
     else
         puts("ok");
     return 0;

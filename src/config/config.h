@@ -16,6 +16,10 @@
  * none needs to (URLs and regexes over a URL's normal form hold no blanks; a path with " #"
  * would be cut). A single-valued key given twice in one file is an error; repeatable ones
  * (allow-network, mirror...) add up; options on the command line after --config override it.
+ * `include = FILE` (in any section) reads FILE there, as a --config given at that point would
+ * be (its values override those before it, rules add up), then the including file's section
+ * goes on: a glob's files in sorted order, a relative name from the including file's folder.
+ * An include loop, a missing file and a glob matching nothing are errors naming the line.
  */
 #ifndef ARCA_CONFIG_H
 #define ARCA_CONFIG_H
@@ -77,6 +81,9 @@ struct config_rule {
 
 #define CONFIG_ERR_LEN 256
 #define CONFIG_MAX_OPTIONS 80
+/* INI files one load reads (--config and includes), and how deep includes nest */
+#define CONFIG_MAX_FILES 64
+#define CONFIG_INCLUDE_DEPTH 8
 
 /* Where an option got its value: line 0 is the command line (or its default). */
 struct config_origin {
@@ -185,6 +192,10 @@ struct config {
     struct config_origin bucket_origins[CONFIG_MAX_BUCKETS];
     int bucket_credentials_line[CONFIG_MAX_BUCKETS];
     char config_file[256]; /* the last --config read, "" = none */
+    /* Every INI file read, in the order read: each --config and the files their `include`
+     * lines brought in (check-config and the start-up log name them all). */
+    char files_read[CONFIG_MAX_FILES][256];
+    int n_files_read;
     /* The [rule NAME] sections of every file read, in order: heap memory, freed by config_free. */
     struct config_rule *rules;
     int n_rules, cap_rules;
@@ -214,8 +225,13 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
 int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN]);
 
 /* Read an INI file (keys are the long option names, in no section or in [arca]; a bucket's in
- * [bucket NAME], a rule's in [rule NAME]: config_rule_keys). */
+ * [bucket NAME], a rule's in [rule NAME]: config_rule_keys), and the files it includes; each
+ * file read is added to cfg->files_read. */
 int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN]);
+
+/* "a.ini, rules.d/10-nightly.ini": every file cfg->files_read names, in the order read ("":
+ * none), bounded by `size`. */
+void config_describe_files(const struct config *cfg, char *out, size_t size);
 
 /* The same from an open stream; `name` labels error messages. */
 int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN]);

@@ -114,9 +114,10 @@ static void unknown_key(const struct config_rule *r, const char *key, char *err)
                  r->name, key);
 }
 
-int config_rule_add_key(struct config *cfg, const char *key, const char *value, int line, char *err)
+int config_rule_add_key(struct config *cfg, int rule, const char *key, const char *value, int line,
+                        char *err)
 {
-    struct config_rule *r = &cfg->rules[cfg->n_rules - 1];
+    struct config_rule *r = &cfg->rules[rule];
     struct config_rule_key *k;
     bool known = false;
     for (int i = 0; config_rule_keys[i]; i++)
