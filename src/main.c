@@ -560,6 +560,26 @@ static bool upstream_loopback_exposed(const struct config *cfg)
            strcmp(cfg->listen_host, "::1") != 0 && strcmp(cfg->listen_host, "localhost") != 0;
 }
 
+/* "parents: URL (--parent), URL (rule NAME)": every parent a miss may ask, as the start-up log
+ * names them (nothing when none). */
+static void log_parents(const struct config *cfg)
+{
+    char list[1024] = "", base[CONFIG_PARENT_MAX], why[160];
+    size_t n = 0;
+    if (cfg->parent[0])
+        n += (size_t)snprintf(list, sizeof(list), "%s (--parent)", cfg->parent);
+    for (int i = 0; i < cfg->n_rules && n < sizeof(list); i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        for (int k = 0; k < r->n_keys && n < sizeof(list); k++)
+            if (!strcmp(r->keys[k].key, "parent") &&
+                config_parent_url(r->keys[k].value, base, why, sizeof(why)) == 0)
+                n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (rule %s)", n ? ", " : "",
+                                      base, r->name);
+    }
+    if (list[0])
+        log_info("%s: %s", strchr(list, ',') ? "parents" : "parent", list);
+}
+
 /* The first lines of the log, once the checks passed (a refusal stays serve's one line): which
  * arca, which file, and who may fetch. */
 static void log_starting(const struct config *cfg)
@@ -573,6 +593,9 @@ static void log_starting(const struct config *cfg)
     char who[512];
     policy_describe_clients(who, sizeof(who));
     log_info("may fetch: %s", who);
+    log_parents(cfg);
+    if (cfg->outgoing_address[0])
+        log_info("upstream connections leave from %s", cfg->outgoing_address);
     const struct rule_set *rules = rules_current();
     size_t n = rules_count(rules);
     rules_put(rules);

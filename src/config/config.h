@@ -26,6 +26,7 @@
 
 #include "base/parse.h"
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +90,14 @@ struct config_rule {
 struct config_origin {
     char file[256];
     int line;
+};
+
+/* --outgoing-address, a rule's outgoing-address: the address upstream connections leave from,
+ * one per family at most (an IPv4 one is never used to reach an IPv6 address). */
+struct outgoing_address {
+    bool has_v4, has_v6;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
 };
 
 enum send_mode { SEND_MMAP, SEND_SENDFILE };
@@ -186,6 +195,12 @@ struct config {
     struct bucket buckets[CONFIG_MAX_BUCKETS];
     int n_buckets;
     bool log_health_checks; /* write /api/v1/health/ requests to the access log */
+    /* --cache-name: this arca's name in Cache-Status (an sf-token; by default the host's name,
+     * an sf-string when it is no token) */
+    char cache_name[128];
+    /* --outgoing-address as given ("" none) and read: the address upstream connections bind */
+    char outgoing_address[128];
+    struct outgoing_address outgoing;
     /* Where each option was last set, by its index in config.c's table; a bucket's section and
      * its credentials key. Not options themselves: SIGHUP does not compare them. */
     struct config_origin origins[CONFIG_MAX_OPTIONS];
@@ -268,6 +283,13 @@ extern const char *const config_rule_keys[];
 
 /* Whether a CONNECT tunnel may reach `port` (--connect-port). */
 bool config_tunnel_port(const struct config *cfg, int port);
+
+/* Whether `s` is an RFC 8941 sf-token (what --cache-name takes): a letter or '*', then
+ * letters, digits and !#$%&'*+-.^_`|~:/ */
+bool config_sf_token(const char *s);
+/* "ADDR" or "ADDR4,ADDR6" (--outgoing-address, a rule's outgoing-address) into `out`, each an
+ * address this host holds (a socket can be bound to it); -1 with a one-line why. */
+int config_outgoing_parse(const char *v, struct outgoing_address *out, char *why, size_t size);
 
 /* A parent's base URL (--parent, a rule's `parent`): http:// or https://, a host, a path or
  * none; no credentials (they would show in logs and the status) and no query. Its normal form
