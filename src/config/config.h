@@ -290,6 +290,8 @@ bool config_sf_token(const char *s);
 /* "ADDR" or "ADDR4,ADDR6" (--outgoing-address, a rule's outgoing-address) into `out`, each an
  * address this host holds (a socket can be bound to it); -1 with a one-line why. */
 int config_outgoing_parse(const char *v, struct outgoing_address *out, char *why, size_t size);
+/* The same as text ("127.0.0.2", "192.0.2.7,2001:db8::7"; "" none), bounded by `size`. */
+void config_outgoing_text(const struct outgoing_address *a, char *out, size_t size);
 
 /* A parent's base URL (--parent, a rule's `parent`): http:// or https://, a host, a path or
  * none; no credentials (they would show in logs and the status) and no query. Its normal form

@@ -121,6 +121,16 @@ int config_outgoing_parse(const char *v, struct outgoing_address *out, char *why
     return 0;
 }
 
+void config_outgoing_text(const struct outgoing_address *a, char *out, size_t size)
+{
+    char v4[INET_ADDRSTRLEN] = "", v6[INET6_ADDRSTRLEN] = "";
+    if (a->has_v4)
+        inet_ntop(AF_INET, &a->v4.sin_addr, v4, sizeof(v4));
+    if (a->has_v6)
+        inet_ntop(AF_INET6, &a->v6.sin6_addr, v6, sizeof(v6));
+    snprintf(out, size, "%s%s%s", v4, v4[0] && v6[0] ? "," : "", v6);
+}
+
 int config_opt_outgoing(struct config *cfg, const struct option *o, const char *v, char *err)
 {
     char why[160] = "too long";

@@ -152,6 +152,7 @@ static int open_range(struct fill *f, struct segment *s)
     s->h.kind = HANDLE_SEGMENT;
     s->fill = f;
     easy_setup(&s->h, f->terms.loop, s->h.easy, f->source, f->terms.flow, s->errbuf);
+    s->h.outgoing = f->terms.outgoing;
     easy_sign_for(s->h.easy, f->terms.auth);
     if (f->terms.parent) /* a piece asked of the parent shows it the certificate too */
         parent_show_certificate(s->h.easy, f->terms.parent->base);

@@ -364,6 +364,7 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         .source = t->source,
         .auth = t->auth,
         .via = t->via,
+        .outgoing = &t->terms.outgoing,
         .kept = &t->kept,
         .flow = &t->flow,
         .head = t->offset,

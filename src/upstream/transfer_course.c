@@ -143,6 +143,7 @@ static void fail_unresolved(struct transfer *t, const char *host)
 static void setup_easy(struct transfer *t)
 {
     easy_setup(&t->h, t->loop, t->h.easy, t->source, &t->flow, t->a.errbuf);
+    t->h.outgoing = &t->terms.outgoing; /* a rule's, else --outgoing-address's */
     transfer_hear_answer(t);
 }
 
