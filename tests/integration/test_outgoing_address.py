@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import ARCA_BIN, free_port, sha256
+from conftest import ARCA_BIN, free_port, sha256, wait_for
 
 
 class PeerOrigin:
@@ -129,3 +129,15 @@ def test_an_ipv4_address_is_never_used_for_an_ipv6_upstream(start_arca):
         assert status == 200 and origin.peers == [("/v6-both", "::1")]
     finally:
         origin.stop()
+
+
+def test_a_sites_asks_reach_its_parent_from_the_outgoing_address(start_tier, peer_origin):
+    """The parent's access log (its allow list's view) sees the site's outgoing address."""
+    parent, (site,) = start_tier(1, "--outgoing-address", "127.0.0.2")
+    status, _, body = site.fetch(peer_origin.url("/tier/a.bin"))
+    assert status == 200 and sha256(body) == sha256(peer_origin.data)
+    wait_for(lambda: os.path.getsize(parent.access_log) > 0, "the parent's access line")
+    with open(parent.access_log) as f:
+        clients = {line.split(" ", 1)[0] for line in f if "/api/v1/fetch/" in line}
+    assert clients == {"127.0.0.2"}, clients
+    assert peers_of(peer_origin, "/tier/") == {"127.0.0.1"}  # the parent's own, unbound
