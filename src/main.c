@@ -4,6 +4,7 @@
 #include "config/config.h"
 #include "base/parse.h"
 #include "upstream/upstream.h"
+#include "upstream/parent.h"
 #include "http/http.h"
 #include "log/log.h"
 #include "rules/policy.h"
@@ -625,7 +626,8 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     }
     if (store_open(cfg, err, errlen) < 0)
         return -1;
-    stats_load(); /* the last read of the index on main until store_close */
+    stats_load(); /* the last reads of the index on main until store_close */
+    parent_load_counters();
     if (store_start(err, errlen) < 0 || upstream_init(cfg, err, errlen) < 0) {
         store_close();
         return -1;

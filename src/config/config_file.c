@@ -464,6 +464,15 @@ int config_read_token(const char *path, char *out, size_t size)
 
 int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
 {
+    const char *wrong = config_finish_identity(cfg, err);
+    if (wrong) { /* "FILE:LINE: " first when a file set it */
+        char where[CONFIG_ERR_LEN];
+        config_where(cfg, wrong, where, sizeof(where));
+        memmove(err + strlen(where), err, CONFIG_ERR_LEN - strlen(where));
+        memcpy(err, where, strlen(where));
+        err[CONFIG_ERR_LEN - 1] = '\0';
+        return -1;
+    }
     for (int i = 0; i < cfg->n_buckets; i++) {
         const struct bucket *b = &cfg->buckets[i];
         char line[1024];
@@ -662,6 +671,7 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
 {
     int i = 1;
     config_defaults(cfg);
+    config_identity_defaults(cfg);
     if (argc >= 2 && (!strcmp(argv[1], "serve") || !strcmp(argv[1], "check-config")))
         i = 2;
     else if (argc < 2 || argv[1][0] != '-') {

@@ -43,24 +43,23 @@ void config_identity_defaults(struct config *cfg)
     host_cache_name(cfg->cache_name, sizeof(cfg->cache_name));
 }
 
-int config_opt_cache_name(struct config *cfg, const struct option *o, const char *v, char *err)
+/* --cache-name: a token (the host's name, the default, may be an sf-string). */
+static int finish_cache_name(struct config *cfg, char *err)
 {
-    (void)o;
-    if (strlen(v) >= sizeof(cfg->cache_name) || !config_sf_token(v)) {
-        char shown[64];
-        size_t i;
-        for (i = 0; v[i] && i < sizeof(shown) - 1; i++) /* a control byte is not echoed */
-            shown[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
-        shown[i] = '\0';
-        snprintf(err, CONFIG_ERR_LEN,
-                 "--cache-name: '%s' is not a name Cache-Status can carry: a letter or '*', "
-                 "then letters, digits and !#$%%&'*+-.^_`|~:/ (no blank, at most %zu bytes)",
-                 shown, sizeof(cfg->cache_name) - 1);
-        return -1;
-    }
-    memset(cfg->cache_name, 0, sizeof(cfg->cache_name));
-    memcpy(cfg->cache_name, v, strlen(v));
-    return 0;
+    const char *v = cfg->cache_name;
+    char shown[64], host[sizeof(cfg->cache_name)];
+    size_t i;
+    host_cache_name(host, sizeof(host));
+    if (config_sf_token(v) || !strcmp(v, host))
+        return 0;
+    for (i = 0; v[i] && i < sizeof(shown) - 1; i++) /* a control byte is not echoed */
+        shown[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+    shown[i] = '\0';
+    snprintf(err, CONFIG_ERR_LEN,
+             "--cache-name: '%s' is not a name Cache-Status can carry: a letter or '*', then "
+             "letters, digits and !#$%%&'*+-.^_`|~:/ (no blank)",
+             shown);
+    return -1;
 }
 
 /* One address of the value into `out`: -1 when it is none, or its family is given twice. */
@@ -131,16 +130,21 @@ void config_outgoing_text(const struct outgoing_address *a, char *out, size_t si
     snprintf(out, size, "%s%s%s", v4, v4[0] && v6[0] ? "," : "", v6);
 }
 
-int config_opt_outgoing(struct config *cfg, const struct option *o, const char *v, char *err)
+/* --outgoing-address, read (and checked: an address of this host) into cfg->outgoing. */
+static int finish_outgoing(struct config *cfg, char *err)
 {
-    char why[160] = "too long";
-    (void)o;
-    if (strlen(v) >= sizeof(cfg->outgoing_address) ||
-        config_outgoing_parse(v, &cfg->outgoing, why, sizeof(why)) < 0) {
-        snprintf(err, CONFIG_ERR_LEN, "--outgoing-address: %s", why);
-        return -1;
-    }
-    memset(cfg->outgoing_address, 0, sizeof(cfg->outgoing_address));
-    memcpy(cfg->outgoing_address, v, strlen(v));
-    return 0;
+    char why[160];
+    memset(&cfg->outgoing, 0, sizeof(cfg->outgoing));
+    if (!cfg->outgoing_address[0] ||
+        config_outgoing_parse(cfg->outgoing_address, &cfg->outgoing, why, sizeof(why)) == 0)
+        return 0;
+    snprintf(err, CONFIG_ERR_LEN, "--outgoing-address: %s", why);
+    return -1;
+}
+
+const char *config_finish_identity(struct config *cfg, char *err)
+{
+    return finish_cache_name(cfg, err) < 0 ? "cache-name"
+           : finish_outgoing(cfg, err) < 0 ? "outgoing-address"
+                                           : NULL;
 }

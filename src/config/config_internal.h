@@ -57,10 +57,11 @@ int config_rule_begin(struct config *cfg, const char *name, const char *file, in
 int config_rule_add_key(struct config *cfg, int rule, const char *key, const char *value, int line,
                         char *err);
 
-/* config_identity.c: --cache-name (an sf-token, config_sf_token) and --outgoing-address
- * (config_outgoing_parse), the table's setters; the host's name as the default cache name. */
-int config_opt_cache_name(struct config *cfg, const struct option *o, const char *v, char *err);
-int config_opt_outgoing(struct config *cfg, const struct option *o, const char *v, char *err);
+/* config_identity.c, from config_finish: --cache-name checked (an sf-token, config_sf_token)
+ * and --outgoing-address read into cfg->outgoing (config_outgoing_parse); NULL, or the option
+ * that is wrong with the reason in err (the caller says where it was set). */
+const char *config_finish_identity(struct config *cfg, char *err);
+/* The host's name as --cache-name's default (config_load, after config_defaults). */
 void config_identity_defaults(struct config *cfg);
 
 /* config_include.c: what `include = NAME` in file `including` names: NAME itself when it is
