@@ -523,10 +523,49 @@ static void include_in_a_rule_section(void **state)
     rmdir(dir);
 }
 
+/* --cache-name's grammar: an RFC 8941 sf-token. */
+static void cache_names(void **state)
+{
+    (void)state;
+    assert_true(config_sf_token("site-a"));
+    assert_true(config_sf_token("central.lab:8443/x"));
+    assert_true(config_sf_token("*"));
+    assert_true(config_sf_token("a!#$%&'*+-.^_`|~:/9"));
+    assert_false(config_sf_token(""));
+    assert_false(config_sf_token("1site"));
+    assert_false(config_sf_token("-site"));
+    assert_false(config_sf_token("site a"));
+    assert_false(config_sf_token("site\ta"));
+    assert_false(config_sf_token("site\x01"));
+    assert_false(config_sf_token("site,a"));
+    assert_false(config_sf_token("site;a"));
+    assert_false(config_sf_token("site=a"));
+    assert_false(config_sf_token("\"site\""));
+}
+
+/* --outgoing-address: one address, or one of each family; loopback is this host's. */
+static void outgoing_addresses(void **state)
+{
+    struct outgoing_address a;
+    char why[160], text[96];
+    (void)state;
+    assert_int_equal(config_outgoing_parse("127.0.0.2", &a, why, sizeof(why)), 0);
+    assert_true(a.has_v4 && !a.has_v6);
+    config_outgoing_text(&a, text, sizeof(text));
+    assert_string_equal(text, "127.0.0.2");
+    assert_int_equal(config_outgoing_parse("127.0.0.2,127.0.0.3", &a, why, sizeof(why)), -1);
+    assert_int_equal(config_outgoing_parse("", &a, why, sizeof(why)), -1);
+    assert_int_equal(config_outgoing_parse("127.0.0.2,", &a, why, sizeof(why)), -1);
+    assert_int_equal(config_outgoing_parse("localhost", &a, why, sizeof(why)), -1);
+    assert_int_equal(config_outgoing_parse("192.0.2.77", &a, why, sizeof(why)), -1);
+    assert_string_equal(why, "192.0.2.77 is not an address of this host");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults),        cmocka_unit_test(include_paths),
+        cmocka_unit_test(cache_names),     cmocka_unit_test(outgoing_addresses),
         cmocka_unit_test(include_chain),   cmocka_unit_test(include_in_a_rule_section),
         cmocka_unit_test(options),         cmocka_unit_test(bad_options),
         cmocka_unit_test(config_file),     cmocka_unit_test(config_file_errors_name_the_line),
