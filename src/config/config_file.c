@@ -249,6 +249,10 @@ static int on_include(struct ini_ctx *ctx, const char *name)
         snprintf(ctx->err, CONFIG_ERR_LEN, "include: a file name or glob expected");
         return -1;
     }
+    if (!ctx->ino) { /* a stream (a test's, the fuzzer's): no folder to read others from */
+        snprintf(ctx->err, CONFIG_ERR_LEN, "include: only a config file includes others");
+        return -1;
+    }
     if (config_include_path(ctx->file, name, path, sizeof(path)) < 0) {
         snprintf(ctx->err, CONFIG_ERR_LEN, "include: name too long");
         return -1;

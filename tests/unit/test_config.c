@@ -521,6 +521,13 @@ static void include_in_a_rule_section(void **state)
     snprintf(path, sizeof(path), "%s/b.ini", dir);
     unlink(path);
     rmdir(dir);
+    /* a stream has no folder: it includes nothing (the fuzzer reads no file through it) */
+    f = fmemopen((char[]){"include = /etc/*\n"}, 17, "r");
+    config_defaults(&c);
+    assert_int_equal(config_read_stream(&c, f, "t.ini", err), -1);
+    assert_string_equal(err, "t.ini:1: include: only a config file includes others");
+    fclose(f);
+    config_free(&c);
 }
 
 /* --cache-name's grammar: an RFC 8941 sf-token. */
