@@ -56,7 +56,8 @@ static struct {
     int64_t v[KEPT_VALUES];
 } kept[PARENT_MAX];
 static int n_kept;
-static int64_t saved[PARENT_MAX][KEPT_VALUES]; /* upstream thread */
+static int64_t saved[PARENT_MAX]
+                    [KEPT_VALUES]; /* upstream thread (main before it starts: parent_init) */
 
 static const char *kept_what(int k)
 {
