@@ -4,6 +4,7 @@
 #include "config/config.h"
 #include "base/parse.h"
 #include "upstream/upstream.h"
+#include "upstream/parent.h"
 #include "http/http.h"
 #include "log/log.h"
 #include "rules/policy.h"
@@ -560,17 +561,42 @@ static bool upstream_loopback_exposed(const struct config *cfg)
            strcmp(cfg->listen_host, "::1") != 0 && strcmp(cfg->listen_host, "localhost") != 0;
 }
 
+/* "parents: URL (--parent), URL (rule NAME)": every parent a miss may ask, as the start-up log
+ * names them (nothing when none). */
+static void log_parents(const struct config *cfg)
+{
+    char list[1024] = "", base[CONFIG_PARENT_MAX], why[160];
+    size_t n = 0;
+    if (cfg->parent[0])
+        n += (size_t)snprintf(list, sizeof(list), "%s (--parent)", cfg->parent);
+    for (int i = 0; i < cfg->n_rules && n < sizeof(list); i++) {
+        const struct config_rule *r = &cfg->rules[i];
+        for (int k = 0; k < r->n_keys && n < sizeof(list); k++)
+            if (!strcmp(r->keys[k].key, "parent") &&
+                config_parent_url(r->keys[k].value, base, why, sizeof(why)) == 0)
+                n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (rule %s)", n ? ", " : "",
+                                      base, r->name);
+    }
+    if (list[0])
+        log_info("%s: %s", strchr(list, ',') ? "parents" : "parent", list);
+}
+
 /* The first lines of the log, once the checks passed (a refusal stays serve's one line): which
  * arca, which file, and who may fetch. */
 static void log_starting(const struct config *cfg)
 {
-    if (cfg->config_file[0])
-        log_info("arca %s starting, config %s", ARCA_VERSION, cfg->config_file);
+    char files[CONFIG_MAX_FILES * 64];
+    config_describe_files(cfg, files, sizeof(files));
+    if (files[0]) /* every file read: the --config files and what they include */
+        log_info("arca %s starting, config %s", ARCA_VERSION, files);
     else
         log_info("arca %s starting, no config file", ARCA_VERSION);
     char who[512];
     policy_describe_clients(who, sizeof(who));
     log_info("may fetch: %s", who);
+    log_parents(cfg);
+    if (cfg->outgoing_address[0])
+        log_info("upstream connections leave from %s", cfg->outgoing_address);
     const struct rule_set *rules = rules_current();
     size_t n = rules_count(rules);
     rules_put(rules);
@@ -600,7 +626,8 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     }
     if (store_open(cfg, err, errlen) < 0)
         return -1;
-    stats_load(); /* the last read of the index on main until store_close */
+    stats_load(); /* the last reads of the index on main until store_close */
+    parent_load_counters();
     if (store_start(err, errlen) < 0 || upstream_init(cfg, err, errlen) < 0) {
         store_close();
         return -1;
@@ -714,8 +741,10 @@ static int check_config(int argc, char **argv)
     note_root(argc, argv);
     say_rule_warnings(print_rule_warning);
     warn_refused_parents(&cfg);
-    if (cfg.config_file[0])
-        printf("%s: ok\n", cfg.config_file);
+    char files[CONFIG_MAX_FILES * 64];
+    config_describe_files(&cfg, files, sizeof(files));
+    if (files[0])
+        printf("%s: ok\n", files);
     else
         puts("ok");
     return 0;

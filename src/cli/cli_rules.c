@@ -97,6 +97,8 @@ static void print_term(const char *name, json_t *term)
         snprintf(text, sizeof(text), "%s", json_is_true(v) ? "yes" : "no");
     else if (json_is_string(v))
         snprintf(text, sizeof(text), "%s", json_string_value(v));
+    else if (json_is_null(v)) /* outgoing-address: none, the kernel's choice */
+        snprintf(text, sizeof(text), "none");
     else if (!strcmp(name, "fill-connections"))
         snprintf(text, sizeof(text), "%lld", (long long)json_integer_value(v));
     else
@@ -147,8 +149,9 @@ static void print_none(json_t *a)
 static void print_text(json_t *a)
 {
     static const char *const order[] = {
-        "ttl", "client-ttl",      "stale-if-error",   "stale-while-revalidate", "store",
-        "pin", "max-object-size", "fill-connections", "fill-min-size",          "parent"};
+        "ttl",           "client-ttl", "stale-if-error",  "stale-while-revalidate",
+        "store",         "pin",        "max-object-size", "fill-connections",
+        "fill-min-size", "parent",     "outgoing-address"};
     json_t *terms = json_object_get(a, "terms"), *rule = json_object_get(a, "rule"), *item;
     size_t i;
     printf("%-10s %s\n%-10s %s\n", "url", str(a, "url"), "key", str(a, "key"));

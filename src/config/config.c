@@ -663,6 +663,7 @@ static const struct option options[] = {
     {"upstream-allow", opt_net, OPT_REPEATABLE, SPAN(upstream_allow, n_upstream_allow), 0, 0, 0},
     {"connect-port", opt_connect_port, OPT_REPEATABLE, SPAN(connect_ports, n_connect_ports), 0, 0,
      0},
+    {"outgoing-address", opt_string, 0, FIELD(outgoing_address), 0, 0, 0}, /* config_finish */
     {"ca-file", opt_ca_file, 0, FIELD(ca_file), 0, 0, 0},
     {"shutdown-file", opt_string, 0, FIELD(shutdown_file), 0, 0, 0},
     NUMBER("stall-timeout", 0, stall_timeout, V_DURATION, 1, 86400),
@@ -687,6 +688,7 @@ static const struct option options[] = {
     NUMBER("threads", 0, threads, V_INT, 1, 256),
     {"send-mode", opt_send_mode, 0, FIELD(send_mode), 0, 0, 0},
     {"digest-framing", opt_framing, 0, FIELD(digest_framing), 0, 0, 0},
+    {"cache-name", opt_string, 0, FIELD(cache_name), 0, 0, 0}, /* checked by config_finish */
     {"access-log", opt_string, 0, FIELD(access_log), 0, 0, 0},
     {"log-health-checks", opt_switch, OPT_SWITCH, FIELD(log_health_checks), 0, 0, 0},
     {"log-level", opt_log_level, OPT_RELOADABLE, FIELD(log_level), 0, 0, 0},

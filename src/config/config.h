@@ -16,12 +16,17 @@
  * none needs to (URLs and regexes over a URL's normal form hold no blanks; a path with " #"
  * would be cut). A single-valued key given twice in one file is an error; repeatable ones
  * (allow-network, mirror...) add up; options on the command line after --config override it.
+ * `include = FILE` (in any section) reads FILE there, as a --config given at that point would
+ * be (its values override those before it, rules add up), then the including file's section
+ * goes on: a glob's files in sorted order, a relative name from the including file's folder.
+ * An include loop, a missing file and a glob matching nothing are errors naming the line.
  */
 #ifndef ARCA_CONFIG_H
 #define ARCA_CONFIG_H
 
 #include "base/parse.h"
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,11 +82,22 @@ struct config_rule {
 
 #define CONFIG_ERR_LEN 256
 #define CONFIG_MAX_OPTIONS 80
+/* INI files one load reads (--config and includes), and how deep includes nest */
+#define CONFIG_MAX_FILES 64
+#define CONFIG_INCLUDE_DEPTH 8
 
 /* Where an option got its value: line 0 is the command line (or its default). */
 struct config_origin {
     char file[256];
     int line;
+};
+
+/* --outgoing-address, a rule's outgoing-address: the address upstream connections leave from,
+ * one per family at most (an IPv4 one is never used to reach an IPv6 address). */
+struct outgoing_address {
+    bool has_v4, has_v6;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
 };
 
 enum send_mode { SEND_MMAP, SEND_SENDFILE };
@@ -179,12 +195,22 @@ struct config {
     struct bucket buckets[CONFIG_MAX_BUCKETS];
     int n_buckets;
     bool log_health_checks; /* write /api/v1/health/ requests to the access log */
+    /* --cache-name: this arca's name in Cache-Status (an sf-token; by default the host's name,
+     * an sf-string when it is no token) */
+    char cache_name[128];
+    /* --outgoing-address as given ("" none) and read: the address upstream connections bind */
+    char outgoing_address[128];
+    struct outgoing_address outgoing;
     /* Where each option was last set, by its index in config.c's table; a bucket's section and
      * its credentials key. Not options themselves: SIGHUP does not compare them. */
     struct config_origin origins[CONFIG_MAX_OPTIONS];
     struct config_origin bucket_origins[CONFIG_MAX_BUCKETS];
     int bucket_credentials_line[CONFIG_MAX_BUCKETS];
     char config_file[256]; /* the last --config read, "" = none */
+    /* Every INI file read, in the order read: each --config and the files their `include`
+     * lines brought in (check-config and the start-up log name them all). */
+    char files_read[CONFIG_MAX_FILES][256];
+    int n_files_read;
     /* The [rule NAME] sections of every file read, in order: heap memory, freed by config_free. */
     struct config_rule *rules;
     int n_rules, cap_rules;
@@ -214,8 +240,13 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
 int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN]);
 
 /* Read an INI file (keys are the long option names, in no section or in [arca]; a bucket's in
- * [bucket NAME], a rule's in [rule NAME]: config_rule_keys). */
+ * [bucket NAME], a rule's in [rule NAME]: config_rule_keys), and the files it includes; each
+ * file read is added to cfg->files_read. */
 int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN]);
+
+/* "a.ini, rules.d/10-nightly.ini": every file cfg->files_read names, in the order read ("":
+ * none), bounded by `size`. */
+void config_describe_files(const struct config *cfg, char *out, size_t size);
 
 /* The same from an open stream; `name` labels error messages. */
 int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN]);
@@ -252,6 +283,15 @@ extern const char *const config_rule_keys[];
 
 /* Whether a CONNECT tunnel may reach `port` (--connect-port). */
 bool config_tunnel_port(const struct config *cfg, int port);
+
+/* Whether `s` is an RFC 8941 sf-token (what --cache-name takes): a letter or '*', then
+ * letters, digits and !#$%&'*+-.^_`|~:/ */
+bool config_sf_token(const char *s);
+/* "ADDR" or "ADDR4,ADDR6" (--outgoing-address, a rule's outgoing-address) into `out`, each an
+ * address this host holds (a socket can be bound to it); -1 with a one-line why. */
+int config_outgoing_parse(const char *v, struct outgoing_address *out, char *why, size_t size);
+/* The same as text ("127.0.0.2", "192.0.2.7,2001:db8::7"; "" none), bounded by `size`. */
+void config_outgoing_text(const struct outgoing_address *a, char *out, size_t size);
 
 /* A parent's base URL (--parent, a rule's `parent`): http:// or https://, a host, a path or
  * none; no credentials (they would show in logs and the status) and no query. Its normal form

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +38,16 @@ struct ini_ctx {
     const char *file;
     char *err;
     bool failed;      /* inih reads on after an error and reports the first line: keep its reason */
+    bool whole;       /* err is a whole line already (an included file's, with its FILE:LINE) */
     int line;         /* the line inih is at */
     int section_line; /* of the last [section] */
-    bool in_rule;     /* a [rule NAME] section began in this file (its keys go to the last rule) */
+    int rule;         /* the [rule NAME] section this file is in (cfg->rules' index), -1: none */
+    /* the file that included this one (NULL: a --config), and this file's device and inode:
+     * what an include loop is found by */
+    const struct ini_ctx *outer;
+    int depth;
+    dev_t dev;
+    ino_t ino;
     int first_line[CONFIG_MAX_OPTIONS];                   /* where this file gave each option */
     int bucket_line[CONFIG_MAX_BUCKETS][BUCKET_KEYS + 1]; /* and each bucket's keys */
 };
@@ -102,7 +110,7 @@ static int rule_section(const char *line, struct ini_ctx *ctx)
     if (ctx->failed || strncmp(line, "[rule ", 6) != 0 || !close)
         return 0;
     snprintf(name, sizeof(name), "%.*s", (int)(close - line - 6), line + 6);
-    ctx->in_rule = true;
+    ctx->rule = ctx->cfg->n_rules;
     if (config_rule_begin(ctx->cfg, name, ctx->file, ctx->line, ctx->err) == 0)
         return 0;
     ctx->failed = true;
@@ -183,16 +191,102 @@ static int on_bucket_key(struct ini_ctx *ctx, const char *bucket, const char *ke
     return once(ctx, &ctx->bucket_line[i][k], what, key);
 }
 
+static int read_file(struct config *cfg, const char *path, const struct ini_ctx *outer,
+                     char err[CONFIG_ERR_LEN]);
+
+/* Whether the file at `st` is one being read (this one or one that included it): then the
+ * chain that comes back to it is the error. */
+static bool include_loop(struct ini_ctx *ctx, const struct stat *st, const char *path)
+{
+    const char *chain[CONFIG_INCLUDE_DEPTH + 1];
+    int n = ctx->depth + 1;
+    bool loop = false;
+    for (const struct ini_ctx *c = ctx; c; c = c->outer) {
+        chain[c->depth] = c->file;
+        loop = loop || (c->dev == st->st_dev && c->ino == st->st_ino);
+    }
+    if (loop) {
+        char text[CONFIG_ERR_LEN];
+        config_include_chain(chain, n, path, text, sizeof(text));
+        snprintf(ctx->err, CONFIG_ERR_LEN, "include loop: %.240s", text);
+    }
+    return loop;
+}
+
+/* One file an include names, read where the include is: 0, or -1 with ctx->err (whole when
+ * the error is inside that file). */
+static int include_one(struct ini_ctx *ctx, const char *path)
+{
+    char inner[CONFIG_ERR_LEN];
+    struct stat st;
+    int rc;
+    if (stat(path, &st) == 0 && include_loop(ctx, &st, path))
+        return -1;
+    if (ctx->depth + 1 >= CONFIG_INCLUDE_DEPTH) {
+        snprintf(ctx->err, CONFIG_ERR_LEN, "include %.200s: includes nested deeper than %d", path,
+                 CONFIG_INCLUDE_DEPTH);
+        return -1;
+    }
+    rc = read_file(ctx->cfg, path, ctx, inner);
+    if (rc == -2) /* not read at all: this line's error */
+        snprintf(ctx->err, CONFIG_ERR_LEN, "include %.160s: %.80s", path, inner);
+    else if (rc < 0) {
+        memcpy(ctx->err, inner, CONFIG_ERR_LEN);
+        ctx->whole = true;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* `include = NAME`: the file, or a glob's files in sorted order (glob(3)), read at this point,
+ * a relative NAME from this file's folder. A glob matching nothing is said, never skipped: a
+ * rules.d/ left empty by a failed copy must not start a cache without its rules. */
+static int on_include(struct ini_ctx *ctx, const char *name)
+{
+    char path[1024];
+    glob_t g;
+    int rc;
+    if (!name[0]) {
+        snprintf(ctx->err, CONFIG_ERR_LEN, "include: a file name or glob expected");
+        return -1;
+    }
+    if (!ctx->ino) { /* a stream (a test's, the fuzzer's): no folder to read others from */
+        snprintf(ctx->err, CONFIG_ERR_LEN, "include: only a config file includes others");
+        return -1;
+    }
+    if (config_include_path(ctx->file, name, path, sizeof(path)) < 0) {
+        snprintf(ctx->err, CONFIG_ERR_LEN, "include: name too long");
+        return -1;
+    }
+    if (!config_include_is_glob(name))
+        return include_one(ctx, path);
+    rc = glob(path, 0, NULL, &g); /* a folder that is missing matches nothing */
+    if (rc != 0) {
+        snprintf(ctx->err, CONFIG_ERR_LEN, "include %.200s: %s", path,
+                 rc == GLOB_NOMATCH ? "no file matches" : "out of memory");
+        if (rc != GLOB_NOMATCH)
+            globfree(&g);
+        return -1;
+    }
+    rc = 0;
+    for (size_t i = 0; i < g.gl_pathc && rc == 0; i++)
+        rc = include_one(ctx, g.gl_pathv[i]);
+    globfree(&g);
+    return rc;
+}
+
 static int on_ini_line(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_ctx *ctx = user;
     const struct option *o = config_option(name);
     if (ctx->failed)
         return 1;
-    if (!strncmp(section, "bucket ", 7))
+    if (!strcmp(name, "include"))
+        ctx->failed = on_include(ctx, value) < 0;
+    else if (!strncmp(section, "bucket ", 7))
         ctx->failed = on_bucket_key(ctx, section + 7, name, value) != 0;
-    else if (!strncmp(section, "rule ", 5) && ctx->in_rule)
-        ctx->failed = config_rule_add_key(ctx->cfg, name, value, ctx->line, ctx->err) != 0;
+    else if (!strncmp(section, "rule ", 5) && ctx->rule >= 0)
+        ctx->failed =
+            config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
     else if (section[0] && strcmp(section, "arca") != 0) {
         /* [rules x], [Rule x], [rule]: meant as a rule */
         snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]%s", section,
@@ -209,10 +303,20 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     return !ctx->failed;
 }
 
-int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN])
+/* Read `f`, file `name` (at `st`; NULL: no file), included by `outer` (NULL: none). */
+static int read_stream(struct config *cfg, FILE *f, const char *name, const struct stat *st,
+                       const struct ini_ctx *outer, char err[CONFIG_ERR_LEN])
 {
     char inner[CONFIG_ERR_LEN] = "syntax error";
-    struct ini_ctx ctx = {.cfg = cfg, .f = f, .file = name, .err = inner};
+    struct ini_ctx ctx = {.cfg = cfg,
+                          .f = f,
+                          .file = name,
+                          .err = inner,
+                          .rule = -1,
+                          .outer = outer,
+                          .depth = outer ? outer->depth + 1 : 0,
+                          .dev = st ? st->st_dev : 0,
+                          .ino = st ? st->st_ino : 0};
     int rc = ini_parse_stream(read_line, &ctx, on_ini_line, &ctx);
     if (rc == 0 && ferror(f)) { /* a read error is no end of file: the rest is not read */
         snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", name, strerror(EIO));
@@ -220,11 +324,56 @@ int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[C
     }
     if (rc == 0)
         return 0;
-    snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", name, rc, inner);
+    if (ctx.whole)
+        memcpy(err, inner, CONFIG_ERR_LEN);
+    else
+        snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", name, rc, inner);
     return -1;
 }
 
+int config_read_stream(struct config *cfg, FILE *f, const char *name, char err[CONFIG_ERR_LEN])
+{
+    return read_stream(cfg, f, name, NULL, NULL, err);
+}
+
+/* Each file read is named in cfg->files_read, in order; past their bound, the load fails (a
+ * glob over a tree too big to be a config). */
+static const char *note_file_read(struct config *cfg, const char *path)
+{
+    if (cfg->n_files_read >= CONFIG_MAX_FILES)
+        return "more than 64 config files read";
+    if (strlen(path) >= sizeof(cfg->files_read[0]))
+        return "its name is longer than 255 bytes";
+    snprintf(cfg->files_read[cfg->n_files_read++], sizeof(cfg->files_read[0]), "%s", path);
+    return NULL;
+}
+
+void config_describe_files(const struct config *cfg, char *out, size_t size)
+{
+    size_t len = 0;
+    if (size > 0)
+        out[0] = '\0';
+    for (int i = 0; i < cfg->n_files_read && len < size; i++) {
+        int k = snprintf(out + len, size - len, "%s%s", i ? ", " : "", cfg->files_read[i]);
+        len = k < 0 ? size : len + (size_t)k;
+    }
+}
+
 int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_LEN])
+{
+    char why[CONFIG_ERR_LEN];
+    int rc = read_file(cfg, path, NULL, why);
+    if (rc == -2)
+        snprintf(err, CONFIG_ERR_LEN, "%.160s: %.80s", path, why);
+    else if (rc < 0)
+        memcpy(err, why, CONFIG_ERR_LEN);
+    return rc < 0 ? -1 : 0;
+}
+
+/* 0; -1 with a whole line in err (an error inside the file); -2 when it cannot be read, err
+ * then "cannot read config file: why" (the caller says which file, and where it was named). */
+static int read_file(struct config *cfg, const char *path, const struct ini_ctx *outer,
+                     char err[CONFIG_ERR_LEN])
 {
     /* O_NONBLOCK: opening a FIFO would wait for a writer (and SIGHUP's reload with it) */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -238,12 +387,14 @@ int config_read_file(struct config *cfg, const char *path, char err[CONFIG_ERR_L
         why = "not a regular file";
     else if (st.st_size > CONFIG_FILE_MAX)
         why = "larger than 1 MiB";
-    else if (!(f = fdopen(fd, "r")))
+    else if (!(why = note_file_read(cfg, path)) && !(f = fdopen(fd, "r")))
         why = strerror(errno);
-    else
-        rc = config_read_stream(cfg, f, path, err);
-    if (why)
-        snprintf(err, CONFIG_ERR_LEN, "%s: cannot read config file: %s", path, why);
+    else if (!why)
+        rc = read_stream(cfg, f, path, &st, outer, err);
+    if (why) {
+        snprintf(err, CONFIG_ERR_LEN, "cannot read config file: %s", why);
+        rc = -2;
+    }
     if (f)
         fclose(f); /* and fd */
     else if (fd >= 0)
@@ -317,6 +468,15 @@ int config_read_token(const char *path, char *out, size_t size)
 
 int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
 {
+    const char *wrong = config_finish_identity(cfg, err);
+    if (wrong) { /* "FILE:LINE: " first when a file set it */
+        char where[CONFIG_ERR_LEN];
+        config_where(cfg, wrong, where, sizeof(where));
+        memmove(err + strlen(where), err, CONFIG_ERR_LEN - strlen(where));
+        memcpy(err, where, strlen(where));
+        err[CONFIG_ERR_LEN - 1] = '\0';
+        return -1;
+    }
     for (int i = 0; i < cfg->n_buckets; i++) {
         const struct bucket *b = &cfg->buckets[i];
         char line[1024];
@@ -434,8 +594,8 @@ static int finish_tls(const struct config *cfg, char err[CONFIG_ERR_LEN])
 static bool names_self(const char *host, int port, const char *listen_host, int listen_port)
 {
     bool wild = !listen_host[0] || !strcmp(listen_host, "0.0.0.0") || !strcmp(listen_host, "::");
-    bool loopback = !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
-                    !strcasecmp(host, "localhost");
+    bool loopback =
+        !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcasecmp(host, "localhost");
     return port == listen_port && (!strcasecmp(host, listen_host) || (wild && loopback));
 }
 
@@ -515,6 +675,7 @@ enum config_action config_load(struct config *cfg, int argc, char **argv, char e
 {
     int i = 1;
     config_defaults(cfg);
+    config_identity_defaults(cfg);
     if (argc >= 2 && (!strcmp(argv[1], "serve") || !strcmp(argv[1], "check-config")))
         i = 2;
     else if (argc < 2 || argv[1][0] != '-') {

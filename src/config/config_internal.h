@@ -50,10 +50,29 @@ int config_bucket_key(struct config *cfg, const char *name, const char *key, con
                       char *err);
 
 /* config_rules.c: a [rule NAME] section begins at `line` of `file` (a name given before is an
- * error); one KEY = VALUE of the last one begun (an unknown key, or one given twice but
+ * error); one KEY = VALUE of rule `rule` (its index in cfg->rules: the section being read, which
+ * an include inside it may have followed by others; an unknown key, or one given twice but
  * allow-network, is an error). */
 int config_rule_begin(struct config *cfg, const char *name, const char *file, int line, char *err);
-int config_rule_add_key(struct config *cfg, const char *key, const char *value, int line,
+int config_rule_add_key(struct config *cfg, int rule, const char *key, const char *value, int line,
                         char *err);
+
+/* config_identity.c, from config_finish: --cache-name checked (an sf-token, config_sf_token)
+ * and --outgoing-address read into cfg->outgoing (config_outgoing_parse); NULL, or the option
+ * that is wrong with the reason in err (the caller says where it was set). */
+const char *config_finish_identity(struct config *cfg, char *err);
+/* The host's name as --cache-name's default (config_load, after config_defaults). */
+void config_identity_defaults(struct config *cfg);
+
+/* config_include.c: what `include = NAME` in file `including` names: NAME itself when it is
+ * absolute, else NAME in the including file's folder (the working one when it names none);
+ * -1 when it does not fit in `size`. */
+int config_include_path(const char *including, const char *name, char *out, size_t size);
+/* Whether NAME is a glob (glob(3): '*', '?' or '['). */
+bool config_include_is_glob(const char *name);
+/* "a.ini includes b.ini includes a.ini": the chain of `n` files being read (outermost first)
+ * and `again`, the one an include names once more, bounded by `size`. */
+void config_include_chain(const char *const *files, int n, const char *again, char *out,
+                          size_t size);
 
 #endif

@@ -22,6 +22,7 @@ const char *const config_rule_keys[] = {"match",
                                         "parent-key",
                                         "max-object-size",
                                         "allow-network",
+                                        "outgoing-address",
                                         NULL};
 
 void config_free(struct config *cfg)
@@ -110,13 +111,15 @@ static void unknown_key(const struct config_rule *r, const char *key, char *err)
         snprintf(err, CONFIG_ERR_LEN,
                  "rule %s: unknown key '%.64s' (keys: match, ttl, "
                  "client-ttl, store, pin, stale-if-error, stale-while-revalidate, "
-                 "fill-connections, fill-min-size, max-object-size, allow-network)",
+                 "fill-connections, fill-min-size, max-object-size, allow-network, "
+                 "outgoing-address)",
                  r->name, key);
 }
 
-int config_rule_add_key(struct config *cfg, const char *key, const char *value, int line, char *err)
+int config_rule_add_key(struct config *cfg, int rule, const char *key, const char *value, int line,
+                        char *err)
 {
-    struct config_rule *r = &cfg->rules[cfg->n_rules - 1];
+    struct config_rule *r = &cfg->rules[rule];
     struct config_rule_key *k;
     bool known = false;
     for (int i = 0; config_rule_keys[i]; i++)

@@ -713,13 +713,29 @@ enum conn_result fetch_proxied(struct conn *c, struct request *req)
 /* What the request's answer was, for the access log; *sent the body bytes it handed over. */
 /* A file answer's bytes count whole once completed; a client that left early was sent what the
  * engine wrote (`wrote`) of them. A streamed answer counts its bytes as they go (r->sent). */
+/* A miss as the access log says it: where its bytes came from (Squid's hierarchy codes), the
+ * parent, a mirror or the origin; "MISS" alone when no source answered with a body. */
+static const char *miss_word(struct object *obj)
+{
+    static const char *const words[][2] = {
+        {"parent", "MISS:parent"}, {"mirror", "MISS:mirror"}, {"origin", "MISS:origin"}};
+    struct object_meta meta;
+    if (!obj)
+        return "MISS";
+    store_snapshot(obj, &meta);
+    for (size_t i = 0; meta.came_from && i < sizeof(words) / sizeof(words[0]); i++)
+        if (!strcmp(meta.came_from, words[i][0]))
+            return words[i][1];
+    return "MISS";
+}
+
 static const char *let_go(struct fetch_req *r, bool completed, int64_t wrote, int64_t *sent)
 {
     const char *cache = r->cut                   ? "CUT"
                         : r->stale               ? "STALE"
                         : r->revalidated         ? "REVALIDATED"
                         : r->kind == LOOKUP_HIT  ? "HIT"
-                        : r->kind == LOOKUP_MISS ? "MISS"
+                        : r->kind == LOOKUP_MISS ? miss_word(r->obj)
                                                  : "COALESCED";
     *sent = r->sent;
     if (r->twin_fd >= 0)

@@ -249,7 +249,8 @@ static bool same_tag(const char *tag, size_t len, const char *etag)
 
 /* A Cache-Status value being written: the parent's members, then arca's, param by param. */
 struct status_text {
-    char s[sizeof(((struct object_meta *)0)->parent_status) + 160];
+    char s[sizeof(((struct object_meta *)0)->parent_status) + 160 +
+           sizeof(((struct config *)0)->cache_name)];
     size_t n;
 };
 
@@ -267,9 +268,10 @@ static void put_param(struct status_text *t, const char *fmt, ...)
     t->n = k < 0 ? sizeof(t->s) : t->n + (size_t)k;
 }
 
-/* RFC 9211 Cache-Status: arca's own member, saying how this request was handled, after the
- * members of the parent arca its bytes came from (meta->parent_status: that cache is nearer the
- * origin, RFC 9211 2), so a tier's answer reads `arca; hit; ttl=5, arca; fwd=uri-miss; ttl=5`
+/* RFC 9211 Cache-Status: arca's own member, named --cache-name (the host's name by default),
+ * saying how this request was handled, after the members of the parent arca its bytes came from
+ * (meta->parent_status: that cache is nearer the origin, RFC 9211 2), so a tier's answer reads
+ * `central; hit; ttl=5, site-a; fwd=uri-miss; ttl=5`
  * (docs/API.md, "Fetch responses"). Every member of an answer that serves an object (its bytes,
  * a 304, 206 or 416 of them; a download's too) carries `ttl=N`, the seconds of freshness left
  * (negative once expired; a download's counted from its start: a child arca keeps that much),
@@ -311,7 +313,7 @@ static void put_member(struct status_text *t, const struct fetch_req *r,
     bool failed = meta && meta->state == OBJ_FAILED;
     bool hit = r->kind == LOOKUP_HIT && meta && meta->state == OBJ_COMPLETE;
     bool mismatch = meta && meta->state == OBJ_COMPLETE && !served;
-    put_param(t, "arca");
+    put_param(t, "%s", http_cfg->cache_name);
     if (hit && mismatch) { /* a 502 from what is stored: neither a hit nor asked upstream */
         put_param(t, "; detail=digest-mismatch");
     } else if (failed && meta->retry_after > 0) { /* a 503: its host held down, not asked */

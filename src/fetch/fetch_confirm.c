@@ -127,8 +127,12 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
         resp = http_error_response(
             "%s %d", res->status >= 400 ? "upstream answered" : "unexpected upstream status",
             res->status);
-    if (resp) /* as a failed download's, or a held host's: see add_cache_status */
-        answer_header(resp, "Cache-Status", held ? "arca; detail=held-down" : "arca; fwd=uri-miss");
+    if (resp) { /* as a failed download's, or a held host's: see add_cache_status */
+        char member[sizeof(http_cfg->cache_name) + 32];
+        snprintf(member, sizeof(member), "%s; %s", http_cfg->cache_name,
+                 held ? "detail=held-down" : "fwd=uri-miss");
+        answer_header(resp, "Cache-Status", member);
+    }
     if (resp && held) { /* its host held down, as a miss's */
         char seconds[16];
         snprintf(seconds, sizeof(seconds), "%d", res->retry_after);

@@ -520,6 +520,21 @@ int index_counter_get(const char *name, int64_t *value)
     return rc;
 }
 
+void index_counters_each(const char *prefix,
+                         void (*each)(const char *name, int64_t value, void *arg), void *arg)
+{
+    sqlite3_stmt *stmt;
+    assert(persist_owns_index());
+    if (sqlite3_prepare_v2(
+            db, "SELECT name, value FROM counters WHERE substr(name, 1, length(?1)) = ?1", -1,
+            &stmt, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_text(stmt, 1, prefix, -1, SQLITE_STATIC);
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+        each((const char *)sqlite3_column_text(stmt, 0), sqlite3_column_int64(stmt, 1), arg);
+    sqlite3_finalize(stmt);
+}
+
 int index_counter_set(const char *name, int64_t value)
 {
     return exec_bound("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", "si", name,

@@ -88,6 +88,10 @@ int index_touch(const struct index_row *row);
 
 int index_counter_get(const char *name, int64_t *value);
 int index_counter_set(const char *name, int64_t value);
+/* Each counter whose name starts with `prefix`, to `each` (a family of counters whose names
+ * are not known in advance: a parent's, named by its URL). */
+void index_counters_each(const char *prefix,
+                         void (*each)(const char *name, int64_t value, void *arg), void *arg);
 
 /* Traffic per hour (hour = Unix time / 3600), for the statistics page. */
 struct index_hour {

@@ -82,6 +82,7 @@ static json_t *terms_json(const struct config *cfg, const struct fetch_terms *t,
 {
     json_t *o = json_object();
     const struct object_keep *ob = &t->object;
+    char text[2 * INET6_ADDRSTRLEN];
     add_term(o, "ttl", json_integer(ob->ttl), from_text(t->ttl_from, t, "default-ttl"));
     add_term(o, "client-ttl", client_ttl_value(t), from_text(t->client_ttl_from, t, ""));
     add_term(o, "stale-if-error", window(ob->stale_if_error, &cfg->stale_if_error),
@@ -102,6 +103,9 @@ static json_t *terms_json(const struct config *cfg, const struct fetch_terms *t,
              from_text(fill_from(r, false), t, "fill-min-size"));
     add_term(o, "parent", json_string(t->sources.parent[0] ? t->sources.parent : "none"),
              from_text(t->parent_from, t, "parent"));
+    config_outgoing_text(&t->outgoing, text, sizeof(text));
+    add_term(o, "outgoing-address", text[0] ? json_string(text) : json_null(),
+             from_text(t->outgoing_from, t, "outgoing-address"));
     return o;
 }
 

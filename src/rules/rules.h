@@ -74,6 +74,8 @@ struct rule {
     bool store, pin;
     int fill_connections;
     int64_t fill_min_size, max_object_size;
+    bool has_outgoing;
+    struct outgoing_address outgoing; /* with has_outgoing: its upstream connections' address */
     struct cidr *allow_nets; /* allow-network under this prefix (NULL: --allow-network's) */
     int n_allow_nets;        /* with allow_nets: 0 means nobody */
 };

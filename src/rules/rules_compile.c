@@ -213,6 +213,17 @@ static int match_value(struct compiling *c, const struct config_rule_key *k)
     return 0;
 }
 
+/* `outgoing-address = ADDR[,ADDR]`: the address this prefix's upstream connections leave from,
+ * one this host holds (config_outgoing_parse, as --outgoing-address). */
+static int outgoing_value(struct compiling *c, const struct config_rule_key *k)
+{
+    char why[160];
+    c->r->has_outgoing = true;
+    if (config_outgoing_parse(k->value, &c->r->outgoing, why, sizeof(why)) < 0)
+        return refuse(c, k->line, "outgoing-address: %s", why);
+    return 0;
+}
+
 /* `parent = URL|none`: the rule's parent arca, or none (the origin directly, whatever
  * --parent says). */
 static int parent_value(struct compiling *c, const struct config_rule_key *k)
@@ -256,6 +267,8 @@ static int rule_key(struct compiling *c, const struct config_rule_key *k, bool *
         return allow_network(c, k, none);
     if (!strcmp(key, "parent"))
         return parent_value(c, k);
+    if (!strcmp(key, "outgoing-address"))
+        return outgoing_value(c, k);
     if (!strcmp(key, "parent-cert") || !strcmp(key, "parent-key")) { /* rule_identity */
         *(strcmp(key, "parent-cert") ? &c->key : &c->cert) = k;
         return 0;

@@ -181,6 +181,8 @@ static void decide_rest(const struct config *cfg, const struct rule *r, struct f
         r && r->has_fill_connections ? r->fill_connections : cfg->fill_connections;
     out->fill_min_size = r && r->has_fill_min_size ? r->fill_min_size : cfg->fill_min_size;
     out->fill_from = rule_fill ? FROM_RULE : FROM_OPTION;
+    out->outgoing = r && r->has_outgoing ? r->outgoing : cfg->outgoing;
+    out->outgoing_from = r && r->has_outgoing ? FROM_RULE : FROM_OPTION;
 }
 
 /* The parent: the rule's (a URL, or none), else --parent's. Credentials go to it over https://

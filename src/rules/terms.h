@@ -78,6 +78,10 @@ struct fetch_terms {
     int fill_connections;  /* connections one download may use at once; 1: one */
     int64_t fill_min_size; /* smaller objects come over one connection */
     struct source_plan sources;
+    /* the address its upstream connections leave from (the rule's outgoing-address, else
+     * --outgoing-address; neither: the kernel's choice) */
+    struct outgoing_address outgoing;
+    enum term_from outgoing_from;
 };
 
 /* Decide the terms of `req` under the rules in force and the configuration `cfg`. */

@@ -52,8 +52,9 @@ static const char *const columns[LAT_OUTCOMES] = {
 
 int latency_outcome_of(const char *cache)
 {
+    size_t n = strcspn(cache, ":"); /* "MISS:parent": a miss, wherever its bytes came from */
     for (int o = 0; o < LAT_OUTCOMES; o++)
-        if (!strcmp(cache, columns[o]))
+        if (strlen(columns[o]) == n && !strncmp(cache, columns[o], n))
             return o;
     return -1;
 }

@@ -36,7 +36,8 @@ enum latency_phase { LAT_FIRST_BYTE, LAT_TOTAL, LAT_PHASES };
 #define LATENCY_BUCKETS 18
 extern const int64_t latency_bounds_us[LATENCY_BUCKETS];
 
-/* The outcome a cache column names (access_log.h), or -1 for none of a fetch's (a TUNNEL, "-"). */
+/* The outcome a cache column names (access_log.h; "MISS:origin" is a miss), or -1 for none of a
+ * fetch's (a TUNNEL, "-"). */
 int latency_outcome_of(const char *cache);
 /* The outcome's name as /metrics labels it ("hit", "held_down"). */
 const char *latency_outcome_name(enum latency_outcome o);

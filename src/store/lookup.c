@@ -103,6 +103,17 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->too_large = obj->too_large;
     copy_string(meta->error, sizeof(meta->error), obj->error);
     copy_string(meta->parent_status, sizeof(meta->parent_status), obj->parent_status);
+    meta->came_from = obj->came_from;
+}
+
+/* Beside the snapshot that reads it back: a pointer set under the lock, never freed. */
+void store_came_from(struct object *obj, const char *from)
+{
+    CHECK_OBJ(obj);
+    assert(store_on_upstream());
+    store_lock();
+    obj->came_from = from;
+    store_unlock();
 }
 
 /* Lock not held; `obj` pinned (a reference: eviction and expiry pass it by). Open the hit's

@@ -62,6 +62,7 @@ struct object {
                             see object_error() */
     char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
                             (store_from_parent), shown before this arca's own; NULL: none */
+    const char *came_from; /* the kind of source its body comes from (store_came_from) */
     int64_t created, ttl, last_use, usage;
     int64_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
     int64_t rate;           /* FETCHING: bytes a second its download took over the last second */

@@ -115,6 +115,9 @@ struct object_meta {
     /* Its bytes came from a parent arca (store_from_parent): the parent's Cache-Status members,
      * which answers list before this arca's own (RFC 9211); "" none. */
     char parent_status[192];
+    /* The kind of source its body came from ("parent", "mirror", "origin": store_came_from);
+     * NULL while none has answered with it. */
+    const char *came_from;
 };
 
 /* LOOKUP_UNAVAILABLE: the object is cached but its file cannot be opened for now (out of
@@ -357,6 +360,10 @@ bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_statu
  * parent's stale answer). `cache_status`: the parent's Cache-Status members (NULL: none), listed
  * before this arca's own. Called with (0, ttl, NULL) it is the download's own again. */
 void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const char *cache_status);
+/* Upstream thread. The kind of source whose answer gives the body from now (`from`: a string
+ * that lives as long as the process, "parent", "mirror" or "origin"), before its readers wake:
+ * what the access log says of a miss. */
+void store_came_from(struct object *obj, const char *from);
 /* Upstream thread. The refresh failed in an outage (`fwd_status`: upstream's answer, 0 for
  * none): the download fails with `status` and `reason` (readers of a new version's body are
  * cut), and the expired version it refreshed is in the table again as it was (never deleted

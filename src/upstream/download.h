@@ -60,6 +60,7 @@ struct transfer_store {
     const char *(*url)(const struct object *obj);
     const char *(*error)(const struct object *obj);
     int (*error_status)(const struct object *obj);
+    void (*came_from)(struct object *obj, const char *from);
 };
 extern const struct transfer_store transfer_store_real;
 

@@ -4,6 +4,7 @@
 #include "rules/rules.h"
 #include "rules/terms.h"
 #include "upstream/hosts.h"
+#include "upstream/outgoing.h"
 #include "url/url.h"
 
 #include <arpa/inet.h>
@@ -65,13 +66,34 @@ bool upstream_on_thread(void)
     return claimed && pthread_equal(owner, pthread_self());
 }
 
+/* The address `h` leaves from: its download's terms' (h->outgoing), else the rule's of the URL
+ * it asks (a probe, a document), else --outgoing-address's. */
+static int bind_outgoing(struct handle *h, int fd, int family)
+{
+    const struct rule_set *set = h->outgoing ? NULL : rules_current();
+    const struct rule *r = set ? rules_match(set, h->url) : NULL;
+    const struct outgoing_address *out = h->outgoing            ? h->outgoing
+                                         : r && r->has_outgoing ? &r->outgoing
+                                                                : &h->loop->cfg->outgoing;
+    int rc = outgoing_bind(fd, family, out, h->refused, sizeof(h->refused));
+    if (set)
+        rules_put(set);
+    return rc;
+}
+
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
     struct handle *h = clientp;
+    curl_socket_t fd;
     (void)purpose;
     if (policy_upstream_check(&a->addr, h->refused, sizeof(h->refused)) < 0)
         return CURL_SOCKET_BAD;
-    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd >= 0 && bind_outgoing(h, fd, a->family) < 0) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
 }
 
 void easy_add_hop(char *hops, size_t size, const char *url)
@@ -148,6 +170,7 @@ void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const cha
     h->host_probe = false;
     h->hops = NULL;
     h->hops_size = 0;
+    h->outgoing = NULL;
     h->wait = (struct rate_wait){.easy = e, .flow = flow};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, h);

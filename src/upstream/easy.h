@@ -7,7 +7,8 @@
  * touched on the upstream thread only (upstream_on_thread(), claimed by the thread at its start
  * with upstream_claim_thread()); `stopping` alone is read and set from any thread. Every handle
  * carries a struct handle first (CURLOPT_PRIVATE), so the loop can tell its kind, and gets the
- * same protocols, redirects, address policy, timeouts and TLS (easy_setup), the same host hold
+ * same protocols, redirects, address policy, outgoing address, timeouts and TLS (easy_setup),
+ * the same host hold
  * (easy_go), the same uplink cap (easy_take) and the same report of its end (easy_ended).
  */
 #ifndef ARCA_EASY_H
@@ -63,6 +64,9 @@ struct handle {
     /* where redirects took it, one URL a line as url_shown shows it (NULL: not recorded) */
     char *hops;
     size_t hops_size;
+    /* the address its connections leave from (outgoing.h): its download's terms' (NULL: the
+     * rule's of `url`, else --outgoing-address's) */
+    const struct outgoing_address *outgoing;
 };
 
 void upstream_claim_thread(void);

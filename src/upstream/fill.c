@@ -152,6 +152,7 @@ static int open_range(struct fill *f, struct segment *s)
     s->h.kind = HANDLE_SEGMENT;
     s->fill = f;
     easy_setup(&s->h, f->settings.loop, s->h.easy, f->source, f->settings.flow, s->errbuf);
+    s->h.outgoing = f->settings.outgoing;
     easy_sign_for(s->h.easy, f->settings.auth);
     if (f->settings.parent) /* a piece asked of the parent shows it the certificate too */
         parent_show_certificate(s->h.easy, f->settings.parent->base);

@@ -64,11 +64,13 @@ struct fill_settings {
     const char *host;               /* its own answer's origin (asked_origin) */
     const struct bucket_auth *auth; /* signed as the download is (NULL: not) */
     const char *via;                /* the client's Via (NULL: none) */
-    const struct validators *kept;  /* the version's: If-Range, and each answer's proof */
-    struct rate_flow *flow;         /* the download's turn under the uplink cap */
-    int64_t head, length;           /* the head's next byte; the object's length */
-    int ranges;                     /* how many, the head's included: 2 or more */
-    int64_t deadline_ms;            /* the download's, --download-timeout */
+    /* the address its ranges leave from: the download's terms' (outgoing.h) */
+    const struct outgoing_address *outgoing;
+    const struct validators *kept; /* the version's: If-Range, and each answer's proof */
+    struct rate_flow *flow;        /* the download's turn under the uplink cap */
+    int64_t head, length;          /* the head's next byte; the object's length */
+    int ranges;                    /* how many, the head's included: 2 or more */
+    int64_t deadline_ms;           /* the download's, --download-timeout */
     void (*tell)(void *owner, enum fill_news news);
     void *owner;
     /* The download's parent when it asks one (parent.h; NULL: none): each range asks for its

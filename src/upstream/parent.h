@@ -175,5 +175,13 @@ struct parent_report {
 int parent_report(struct parent_report *out, int max);
 /* --parent, registered at start (upstream_init), so the status shows it before any download. */
 void parent_init(const struct config *cfg);
+/* What each parent had given at the last stop (its requests, bytes, hits and fallbacks, kept in
+ * the index's counters as "parent URL WHAT"): a parent's counters start from them when it is
+ * registered, so they persist as the other counters do. Main, once the index is open and
+ * before the persistence threads start (beside stats_load). */
+void parent_load_counters(void);
+/* Upstream thread, with stats_save (each second, and at a stop): the counters that changed
+ * since the last save, handed to the persistence thread. */
+void parent_save_counters(void);
 
 #endif

@@ -35,6 +35,7 @@ enum source_end {
 
 struct source_kind {
     const char *name; /* as failures say who failed them: "parent", "upstream" */
+    const char *from; /* where its bytes come from, as the access log says a miss's */
     /* SOURCE: whether this source is asked (*next: ATTEMPT, PROBING or FAILED); false: it is
      * passed over, the next in the list is asked. */
     bool (*choose)(struct transfer *t, enum transfer_state *next);

@@ -54,6 +54,7 @@ void source_mirror_picked(struct mirror_pick *m)
 
 const struct source_kind source_mirror = {
     .name = "upstream",
+    .from = "mirror",
     .choose = choose,
     .chosen = chosen,
     .timeouts = source_default_timeouts,

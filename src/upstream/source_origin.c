@@ -30,6 +30,7 @@ static bool choose(struct transfer *t, enum transfer_state *next)
 
 const struct source_kind source_origin = {
     .name = "upstream",
+    .from = "origin",
     .choose = choose,
     .timeouts = source_default_timeouts,
     .confirms_grants = true,

@@ -437,6 +437,7 @@ static bool judge_end(struct transfer *t, enum transfer_state *next)
 
 const struct source_kind source_parent = {
     .name = "parent",
+    .from = "parent",
     .choose = choose,
     .headers = request_lines,
     .timeouts = timeouts,

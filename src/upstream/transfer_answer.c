@@ -188,9 +188,14 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
     t->offset = 0;
     memset(&t->kept, 0, sizeof(t->kept));
     EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
-    if (rc == 0)
+    if (rc == 0) {
+        t->st->came_from(t->obj, t->src.kind->from);
         return 0;
-    return new_version(t, why, true) < 0 ? -1 : 1;
+    }
+    if (new_version(t, why, true) < 0)
+        return -1;
+    t->st->came_from(t->obj, t->src.kind->from);
+    return 1;
 }
 
 int transfer_start_afresh(struct transfer *t, const char *why)
@@ -359,6 +364,7 @@ static void maybe_fill(struct transfer *t, bool ranges_taken)
         .source = t->source,
         .auth = t->auth,
         .via = t->via,
+        .outgoing = &t->terms.outgoing,
         .kept = &t->kept,
         .flow = &t->flow,
         .head = t->offset,
@@ -460,6 +466,8 @@ static int headers_done(struct transfer *t)
         if (t->check.ctx && EVP_DigestInit_ex(t->check.ctx, EVP_sha256(), NULL) != 1)
             return -1;
     }
+    if (v.kind == VERDICT_CONTINUE || v.kind == VERDICT_BODY) /* before readers wake to it */
+        t->st->came_from(t->obj, t->src.kind->from);
     switch (v.kind) {
     case VERDICT_SKIP:
         return 0;

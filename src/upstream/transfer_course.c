@@ -23,6 +23,7 @@ const struct transfer_store transfer_store_real = {
     store_fail,        store_set_aside,     store_fail_held,
     store_offer_stale, store_keep_stale,    store_release,
     object_url,        object_error,        object_error_status,
+    store_came_from,
 };
 
 static void transfer_step(struct transfer *t);
@@ -142,6 +143,7 @@ static void fail_unresolved(struct transfer *t, const char *host)
 static void setup_easy(struct transfer *t)
 {
     easy_setup(&t->h, t->loop, t->h.easy, t->source, &t->flow, t->a.errbuf);
+    t->h.outgoing = &t->terms.outgoing; /* a rule's, else --outgoing-address's */
     transfer_hear_answer(t);
 }
 

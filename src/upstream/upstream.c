@@ -502,6 +502,7 @@ static void hand_over(bool all)
     }
     store_flush_failures();
     stats_save();
+    parent_save_counters();
 }
 
 /* Once a second: usage figures and counters handed over, expired objects evicted. A loop held

@@ -423,6 +423,9 @@ class Arca:
         self.name = name
         self.log_path = os.path.join(workdir, f"{name}.log")
         self.last_log = None  # the log as stop() read it
+        # its Cache-Status member's name: the scenarios pin "arca" (None: the default, the
+        # host's name)
+        self.cache_name = "arca"
 
     def start(self, keep_port=False):
         """keep_port: come back on the port it had (a cluster node, known to HAProxy). A port
@@ -441,7 +444,8 @@ class Arca:
         return [ARCA_BIN, "serve", "--listen", f"{format_host(self.host)}:{self.port}",
                 "--data-dir", self.data_dir, "--grace-period", "5s",
                 # short backoffs, so fault scenarios take seconds; a test may override
-                "--retry-delay", "50ms"] + self.args
+                "--retry-delay", "50ms"] + \
+            (["--cache-name", self.cache_name] if self.cache_name else []) + self.args
 
     def _start_once(self):
         self.log = open(self.log_path, "ab")
@@ -663,10 +667,12 @@ def start_arca(workdir):
     """start_arca(*args) -> a running Arca; all are stopped at teardown."""
     started = []
 
-    def start(*args, data_dir=None, host="127.0.0.1", env=None, name="arca", port=None):
+    def start(*args, data_dir=None, host="127.0.0.1", env=None, name="arca", port=None,
+              cache_name="arca"):
         # each its own data dir unless told: two servers may not share one
         data_dir = data_dir or os.path.join(workdir, f"data{len(started)}")
         a = Arca(workdir, args, data_dir, host, env, name)
+        a.cache_name = cache_name
         started.append(a)
         a.port = port  # a port chosen before (another server's options name it)
         return a.start(keep_port=port is not None)

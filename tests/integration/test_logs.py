@@ -14,7 +14,7 @@ from conftest import wait_downloading
 # host - - [date] "request" status bytes "referer" "agent" CACHE seconds
 LINE = re.compile(r'^(?P<client>\S+) - - \[(?P<date>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000)\] '
                   r'"(?P<request>[^"]*)" (?P<status>\d{3}|-) (?P<bytes>\d+) '
-                  r'"(?P<referer>[^"]*)" "(?P<agent>[^"]*)" (?P<cache>HIT|MISS|COALESCED|ERROR|-) '
+                  r'"(?P<referer>[^"]*)" "(?P<agent>[^"]*)" (?P<cache>HIT|MISS:origin|COALESCED|ERROR|-) '
                   r'(?P<seconds>\d+\.\d{3})$')
 
 
@@ -64,13 +64,15 @@ def test_each_request_gets_one_line_with_its_cache_result(origin, arca):
         assert time.monotonic() < deadline, arca.read_log()
         time.sleep(0.05)
     by_cache = {l["cache"]: l for l in fetches}
-    assert sorted(by_cache) == ["COALESCED", "ERROR", "HIT", "MISS"]
-    assert [by_cache[c]["status"] for c in ("MISS", "COALESCED", "HIT", "ERROR")] == \
+    # a miss says where its bytes came from (here: the origin)
+    assert sorted(by_cache) == ["COALESCED", "ERROR", "HIT", "MISS:origin"]
+    assert [by_cache[c]["status"] for c in ("MISS:origin", "COALESCED", "HIT", "ERROR")] == \
         ["200", "200", "200", "404"]
-    assert all(int(by_cache[c]["bytes"]) == len(data) for c in ("MISS", "COALESCED", "HIT"))
-    assert float(by_cache["MISS"]["seconds"]) >= 1.5  # 500 kB at 250 kB/s
-    assert by_cache["MISS"]["request"].startswith("GET /api/v1/fetch/?url=http") and \
-        by_cache["MISS"]["request"].endswith(" HTTP/1.1")
+    assert all(int(by_cache[c]["bytes"]) == len(data)
+               for c in ("MISS:origin", "COALESCED", "HIT"))
+    assert float(by_cache["MISS:origin"]["seconds"]) >= 1.5  # 500 kB at 250 kB/s
+    assert by_cache["MISS:origin"]["request"].startswith("GET /api/v1/fetch/?url=http") and \
+        by_cache["MISS:origin"]["request"].endswith(" HTTP/1.1")
     assert by_cache["HIT"]["referer"] == "http://lab/job/1"
     assert by_cache["HIT"]["agent"] == r"lava \x22dispatcher\x22"  # a quote cannot end the field
     assert status[0]["cache"] == "-"
@@ -248,7 +250,7 @@ def test_a_reopen_that_fails_says_where_lines_go_and_loses_none(origin, start_ar
                           + ": No such file or directory; lines go on to the file open before")
     arca.fetch(url)
     moved = os.path.join(logdir + ".old", "access.log")
-    assert [l["cache"] for l in wait_lines(lambda: read_file(moved), 2)] == ["MISS", "HIT"]
+    assert [l["cache"] for l in wait_lines(lambda: read_file(moved), 2)] == ["MISS:origin", "HIT"]
 
 
 def test_a_hit_left_early_counts_the_bytes_it_was_sent(origin, start_arca):

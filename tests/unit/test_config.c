@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/config_internal.h"
 
 static enum config_action load(struct config *cfg, char *err, int argc, ...)
 {
@@ -450,22 +451,135 @@ static void tls_restart_changes(void **state)
     config_free(&b);
 }
 
+/* `include = NAME`: from the including file's folder, an absolute name as it is. */
+static void include_paths(void **state)
+{
+    char out[64];
+    (void)state;
+    assert_int_equal(config_include_path("/etc/arca/arca.ini", "rules.d/*.ini", out, sizeof(out)),
+                     0);
+    assert_string_equal(out, "/etc/arca/rules.d/*.ini");
+    assert_int_equal(config_include_path("arca.ini", "r.ini", out, sizeof(out)), 0);
+    assert_string_equal(out, "r.ini");
+    assert_int_equal(config_include_path("/arca.ini", "r.ini", out, sizeof(out)), 0);
+    assert_string_equal(out, "/r.ini");
+    assert_int_equal(config_include_path("etc/a.ini", "/abs/r.ini", out, sizeof(out)), 0);
+    assert_string_equal(out, "/abs/r.ini");
+    assert_int_equal(config_include_path("/a/b.ini",
+                                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                                         "xxxxxxxxxxxxxxxxxxxxxx",
+                                         out, sizeof(out)),
+                     -1);
+    assert_true(config_include_is_glob("rules.d/*.ini"));
+    assert_true(config_include_is_glob("r?.ini"));
+    assert_true(config_include_is_glob("r[12].ini"));
+    assert_false(config_include_is_glob("rules.d/10-a.ini"));
+}
+
+/* A loop is told as the chain that comes back, outermost first; a short buffer is cut, never
+ * overrun. */
+static void include_chain(void **state)
+{
+    const char *files[] = {"a.ini", "b.ini"};
+    char out[64], small[12];
+    (void)state;
+    config_include_chain(files, 2, "a.ini", out, sizeof(out));
+    assert_string_equal(out, "a.ini includes b.ini includes a.ini");
+    config_include_chain(files, 1, "a.ini", out, sizeof(out));
+    assert_string_equal(out, "a.ini includes a.ini");
+    config_include_chain(files, 2, "a.ini", small, sizeof(small));
+    assert_string_equal(small, "a.ini inclu");
+}
+
+/* An include read from a stream is named from the working folder; a file included by rule a's
+ * section leaves the keys after it to rule a. */
+static void include_in_a_rule_section(void **state)
+{
+    char dir[] = "/tmp/arca-unit-XXXXXX", path[96], err[CONFIG_ERR_LEN];
+    struct config c;
+    FILE *f;
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/b.ini", dir);
+    f = fopen(path, "w");
+    fputs("[rule b]\nmatch = http://x/b/\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/a.ini", dir);
+    f = fopen(path, "w");
+    fputs("[rule a]\nmatch = http://x/a/\ninclude = b.ini\nttl = 1h\n", f);
+    fclose(f);
+    config_defaults(&c);
+    assert_int_equal(config_read_file(&c, path, err), 0);
+    assert_int_equal(c.n_rules, 2);
+    assert_int_equal(c.rules[0].n_keys, 2);
+    assert_string_equal(c.rules[0].keys[1].key, "ttl");
+    assert_int_equal(c.rules[1].n_keys, 1);
+    assert_int_equal(c.n_files_read, 2);
+    assert_string_equal(c.files_read[0], path);
+    config_free(&c);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/b.ini", dir);
+    unlink(path);
+    rmdir(dir);
+    /* a stream has no folder: it includes nothing (the fuzzer reads no file through it) */
+    f = fmemopen((char[]){"include = /etc/*\n"}, 17, "r");
+    config_defaults(&c);
+    assert_int_equal(config_read_stream(&c, f, "t.ini", err), -1);
+    assert_string_equal(err, "t.ini:1: include: only a config file includes others");
+    fclose(f);
+    config_free(&c);
+}
+
+/* --cache-name's grammar: an RFC 8941 sf-token. */
+static void cache_names(void **state)
+{
+    (void)state;
+    assert_true(config_sf_token("site-a"));
+    assert_true(config_sf_token("central.lab:8443/x"));
+    assert_true(config_sf_token("*"));
+    assert_true(config_sf_token("a!#$%&'*+-.^_`|~:/9"));
+    assert_false(config_sf_token(""));
+    assert_false(config_sf_token("1site"));
+    assert_false(config_sf_token("-site"));
+    assert_false(config_sf_token("site a"));
+    assert_false(config_sf_token("site\ta"));
+    assert_false(config_sf_token("site\x01"));
+    assert_false(config_sf_token("site,a"));
+    assert_false(config_sf_token("site;a"));
+    assert_false(config_sf_token("site=a"));
+    assert_false(config_sf_token("\"site\""));
+}
+
+/* --outgoing-address: one address, or one of each family; loopback is this host's. */
+static void outgoing_addresses(void **state)
+{
+    struct outgoing_address a;
+    char why[160], text[96];
+    (void)state;
+    assert_int_equal(config_outgoing_parse("127.0.0.2", &a, why, sizeof(why)), 0);
+    assert_true(a.has_v4 && !a.has_v6);
+    config_outgoing_text(&a, text, sizeof(text));
+    assert_string_equal(text, "127.0.0.2");
+    assert_int_equal(config_outgoing_parse("127.0.0.2,127.0.0.3", &a, why, sizeof(why)), -1);
+    assert_int_equal(config_outgoing_parse("", &a, why, sizeof(why)), -1);
+    assert_int_equal(config_outgoing_parse("127.0.0.2,", &a, why, sizeof(why)), -1);
+    assert_int_equal(config_outgoing_parse("localhost", &a, why, sizeof(why)), -1);
+    assert_int_equal(config_outgoing_parse("192.0.2.77", &a, why, sizeof(why)), -1);
+    assert_string_equal(why, "192.0.2.77 is not an address of this host");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(defaults),
-        cmocka_unit_test(options),
-        cmocka_unit_test(bad_options),
-        cmocka_unit_test(config_file),
-        cmocka_unit_test(config_file_errors_name_the_line),
-        cmocka_unit_test(comments),
-        cmocka_unit_test(keys_given_twice),
-        cmocka_unit_test(origins),
-        cmocka_unit_test(unknown_options_are_named),
-        cmocka_unit_test(restart_changes),
-        cmocka_unit_test(switch_words_and_bounds),
-        cmocka_unit_test(tls_options),
-        cmocka_unit_test(tls_restart_changes),
+        cmocka_unit_test(defaults),        cmocka_unit_test(include_paths),
+        cmocka_unit_test(cache_names),     cmocka_unit_test(outgoing_addresses),
+        cmocka_unit_test(include_chain),   cmocka_unit_test(include_in_a_rule_section),
+        cmocka_unit_test(options),         cmocka_unit_test(bad_options),
+        cmocka_unit_test(config_file),     cmocka_unit_test(config_file_errors_name_the_line),
+        cmocka_unit_test(comments),        cmocka_unit_test(keys_given_twice),
+        cmocka_unit_test(origins),         cmocka_unit_test(unknown_options_are_named),
+        cmocka_unit_test(restart_changes), cmocka_unit_test(switch_words_and_bounds),
+        cmocka_unit_test(tls_options),     cmocka_unit_test(tls_restart_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

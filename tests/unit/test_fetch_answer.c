@@ -148,6 +148,22 @@ static void one_etag_for_an_objects_life(void **state)
     }
 }
 
+/* --cache-name names arca's own member; the parent's members stay as it named them. */
+static void the_member_is_named_cache_name(void **state)
+{
+    struct config cfg = *http_cfg;
+    const struct config *before = http_cfg;
+    struct object_meta m = object(OBJ_COMPLETE, 10, 100);
+    struct fetch_req miss = req(LOOKUP_MISS);
+    (void)state;
+    snprintf(cfg.cache_name, sizeof(cfg.cache_name), "site-a");
+    http_cfg = &cfg;
+    snprintf(m.parent_status, sizeof(m.parent_status), "%s", "central; hit; ttl=90");
+    assert_status(header(&m, &miss, "Cache-Status"),
+                  "central; hit; ttl=90, site-a; fwd=uri-miss; ttl=", 90, "");
+    http_cfg = before;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +171,11 @@ int main(void)
         cmocka_unit_test(every_answer_of_an_object_says_its_freshness),
         cmocka_unit_test(errors_say_no_freshness),
         cmocka_unit_test(one_etag_for_an_objects_life),
+        cmocka_unit_test(the_member_is_named_cache_name),
     };
+    static struct config cfg;
+    config_defaults(&cfg);
+    snprintf(cfg.cache_name, sizeof(cfg.cache_name), "arca"); /* the names pinned above */
+    http_cfg = &cfg;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

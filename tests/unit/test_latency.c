@@ -18,6 +18,8 @@ static void outcomes_are_the_access_logs_words(void **state)
 {
     (void)state;
     assert_int_equal(latency_outcome_of("HIT"), LAT_HIT);
+    assert_int_equal(latency_outcome_of("MISS:parent"), LAT_MISS);
+    assert_int_equal(latency_outcome_of("MISSED"), -1);
     assert_int_equal(latency_outcome_of("HELD_DOWN"), LAT_HELD_DOWN);
     assert_int_equal(latency_outcome_of("TUNNEL"), -1);
     assert_int_equal(latency_outcome_of("-"), -1);
