@@ -48,6 +48,9 @@ enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct a
 enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *a)
 {
     enum conn_result ret;
+    struct request *req = a ? engine_request(c) : NULL;
+    if (req && req->dress)
+        a = req->dress(req, status, a);
     if (!a)
         return CONN_CLOSE;
     ret = http_queue_shared(c, status, a);

@@ -7,6 +7,7 @@
 #include "fetch/proxy.h"
 #include "fetch/prefetch.h"
 #include "http/http_internal.h"
+#include "registry/registry.h"
 #include "web/pages.h"
 
 #include <assert.h>
@@ -30,6 +31,8 @@ const struct route routes[] = {
     /* arca as an HTTP proxy: "GET http://host/path" (proxy.h), the same fetch */
     {"", ROUTE_PROXY, GET_HEAD, proxy_route, NULL, proxy_done, false, 0, NULL},
     {"", ROUTE_CONNECT, "CONNECT", http_connect, NULL, http_connect_done, false, 0, NULL},
+    /* a pull-through container registry mirror: every method, pushes refused as registries do */
+    {"/v2", ROUTE_TREE, NULL, registry_route, NULL, registry_done, false, 0, NULL},
     {"/browse", ROUTE_EXACT, NULL, web_browse_root, NULL, NULL, false, 0, NULL},
     {"/browse/", ROUTE_PREFIX, GET_HEAD, web_browse, NULL, web_browse_done, false, 0, NULL},
     /* the API: admin (token) and listings */
