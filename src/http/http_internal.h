@@ -107,6 +107,12 @@ bool http_sees_urls(struct conn *c);
 /* The same; if not, a 403 is queued into *ret. */
 bool http_may_list(struct conn *c, enum conn_result *ret);
 
+/* What a module above http/ adds to the status JSON and to /metrics (registry/reg_status.c's
+ * registries): set once at start, before any thread; NULL: nothing. `named`: the client may
+ * see URLs (http_sees_urls). */
+extern void (*http_status_more)(struct json_t *o, bool named);
+extern void (*http_metrics_more)(struct buf *b, bool named);
+
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
 enum conn_result http_purge(struct conn *c);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
