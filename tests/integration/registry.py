@@ -29,6 +29,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from conftest import SERVE_POLL, free_port, wait_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -220,7 +222,7 @@ def request(host, port, method, target, headers=None, timeout=30, body=None):
 
 def v2(arca, path, method="GET", headers=None, ns=None, timeout=30):
     """`method` of /v2/PATH at arca, with containerd's ?ns=NAME when given."""
-    target = "/v2/" + path.lstrip("/")
+    target = "/v2/" + path
     if ns is not None:
         target += ("&" if "?" in target else "?") + urllib.parse.urlencode({"ns": ns})
     return request(arca.host, arca.port, method, target, headers, timeout)
@@ -544,10 +546,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and body:
-            try:
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+            self.send_paced(body, up.rate if status in (200, 206) and req.server != "token"
+                            and "/manifests/" not in req.path else 0)
+
+    def send_paced(self, body, rate):
+        """The body in 64 KiB pieces, at `rate` bytes a second when given (a download that
+        lasts long enough for many clients to ask for it while it runs)."""
+        t0 = time.monotonic()
+        try:
+            for off in range(0, len(body), 65536):
+                if rate:
+                    time.sleep(max(0, t0 + off / rate - time.monotonic()))
+                self.wfile.write(body[off:off + 65536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
 
@@ -561,7 +573,8 @@ class ScriptedRegistry:
     TOOMANYREQUESTS), failing (that status, a 5xx), go_down()/come_up(), and lies: lie_blob(),
     lie_manifest(), lie_digest_header(). Every request of every port is in `log`."""
 
-    def __init__(self, auth=None, users=None, token_ttl=300, cdn=False, service="reg"):
+    def __init__(self, auth=None, users=None, token_ttl=300, cdn=False, service="reg",
+                 cdn_host="127.0.0.1"):
         self.auth, self.users, self.token_ttl, self.service = auth, dict(users or {}), \
             token_ttl, service
         self.repos = collections.defaultdict(lambda: {"manifests": {}, "blobs": {}})
@@ -575,13 +588,15 @@ class ScriptedRegistry:
         self.lying_manifests = set()  # (repo, digest): body altered, headers say the digest
         self.lying_headers = set()  # (repo, ref): Docker-Content-Digest not the body's
         self.hidden = set()  # (repo, digest): answered 404 BLOB_UNKNOWN for that repo
+        self.rate = 0  # bytes a second of a blob's body, 0: as fast as it goes
         self.servers = {}
         self.port = self._serve("registry")
         self.token_port = self._serve("token") if auth == "token" else None
-        self.cdn_port = self._serve("cdn") if cdn else None
+        self.cdn_host = cdn_host
+        self.cdn_port = self._serve("cdn", host=cdn_host) if cdn else None
 
-    def _serve(self, role, port=0):
-        server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+    def _serve(self, role, port=0, host="127.0.0.1"):
+        server = ThreadingHTTPServer((host, port), _Handler)
         server.daemon_threads = True
         server.upstream, server.role = self, role
         threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
@@ -806,7 +821,7 @@ class ScriptedRegistry:
         if not blob or (repo_name, digest) in self.hidden:
             return 404, self._json_headers(), _error("BLOB_UNKNOWN")
         if self.cdn_port and req.method == "GET":
-            location = f"http://127.0.0.1:{self.cdn_port}/cdn/{digest}?expires=" \
+            location = f"http://{self.cdn_host}:{self.cdn_port}/cdn/{digest}?expires=" \
                        f"{int(time.time()) + 600}&sig={secrets.token_hex(8)}"
             return 307, {"Location": location, "Docker-Distribution-API-Version": API_VERSION,
                          "Content-Length": "0"}, b""
@@ -890,3 +905,77 @@ def podman_works(workdir):
                        env={**os.environ, "HOME": workdir,
                             "XDG_RUNTIME_DIR": os.path.join(workdir, "xdg")})
     return None if p.returncode == 0 else f"podman cannot run here: {p.stderr.strip()[-300:]}"
+
+
+# --- fixtures and arca ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def docker_registry():
+    """A real upstream: docker-registry on a free loopback port, stopped at teardown."""
+    r = DockerRegistry()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def scripted():
+    """scripted(**kw) -> a ScriptedRegistry (its switches as keywords); all stopped at
+    teardown."""
+    made = []
+
+    def make(**kw):
+        made.append(ScriptedRegistry(**kw))
+        return made[-1]
+
+    yield make
+    for up in made:
+        up.stop()
+
+
+def mirror_args(registries, default=None, config=None):
+    """arca's options for `registries` ({NAME: URL}, each a --registry), --registry-default,
+    --config."""
+    args = []
+    for name, url in registries.items():
+        args += ["--registry", f"{name}={url}"]
+    if default:
+        args += ["--registry-default", default]
+    if config:
+        args += ["--config", config]
+    return args
+
+
+def start_mirror(start_arca, registries=None, *more, default=None, config=None,
+                 allow="127.0.0.0/8", access_log=None, **kw):
+    """arca mirroring `registries`, allowed to reach loopback upstreams (`allow`), writing
+    its access log to `access_log` when given (then its .access_log)."""
+    if access_log:
+        more = ("--access-log", access_log) + more
+    arca = start_arca("--upstream-allow", allow,
+                      *mirror_args(registries or {}, default, config), *more, **kw)
+    arca.access_log = access_log
+    return arca
+
+
+def assert_registry_error(answer, status, code):
+    """A registry's error: that status, JSON, the code first in its errors."""
+    assert answer.status == status, (answer.status, answer.body[:300])
+    assert answer.headers.get("content-type", "").startswith("application/json"), answer.headers
+    assert answer.error_codes()[:1] == [code], answer.body[:300]
+
+
+def shown_by(arca, *extra_paths):
+    """Every text arca shows about itself: its log, its access log when it has one, the status,
+    the metrics, the listings and the pages (a secret must appear in none)."""
+    texts = [arca.read_log()]
+    if getattr(arca, "access_log", None) and os.path.exists(arca.access_log):
+        with open(arca.access_log, errors="replace") as f:
+            texts.append(f.read())
+    for path in ("/api/v1/status/", "/metrics", "/api/v1/resources/?state=successes",
+                 "/api/v1/resources/?state=failures", "/", "/help/", "/resources/",
+                 "/resources/successes/", "/resources/failures/", "/statistics/",
+                 *extra_paths):
+        status, headers, body = arca.get(path)
+        texts.append(f"{path} {status} {headers}\n" + body.decode(errors="replace"))
+    return texts

@@ -10,14 +10,8 @@ import os
 import pytest
 
 import registry as reg
-from registry import DockerRegistry, Puller, ScriptedRegistry, build_image, digest_of, skopeo
-
-
-@pytest.fixture
-def docker_registry():
-    r = DockerRegistry()
-    yield r
-    r.stop()
+from registry import docker_registry  # noqa: F401 (a fixture)
+from registry import Puller, ScriptedRegistry, build_image, digest_of, skopeo
 
 
 def test_docker_registry_takes_a_push_and_gives_the_image_back(docker_registry, workdir):
