@@ -880,6 +880,7 @@ def podman_pull(workdir, reference, registries_conf, timeout=120):
     """`podman pull REFERENCE` as root into a store of its own under `workdir` (vfs: no
     overlay mount needed), reading `registries_conf`; (CompletedProcess, its image inspect
     as a dict or None)."""
+    os.makedirs(os.path.join(workdir, "xdg"), mode=0o700, exist_ok=True)
     env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": registries_conf,
            "HOME": workdir, "XDG_RUNTIME_DIR": os.path.join(workdir, "xdg")}
     base = [PODMAN, "--root", os.path.join(workdir, "podman-root"), "--runroot",
@@ -899,6 +900,7 @@ def podman_works(workdir):
         return "podman is not installed (scripts/deps test installs it)"
     if os.geteuid() != 0:
         return "podman runs here as root only (no user namespace set up for the suite)"
+    os.makedirs(os.path.join(workdir, "xdg"), mode=0o700, exist_ok=True)
     p = subprocess.run([PODMAN, "--root", os.path.join(workdir, "podman-root"), "--runroot",
                         os.path.join(workdir, "podman-run"), "--storage-driver", "vfs",
                         "images"], capture_output=True, text=True, timeout=60,

@@ -24,6 +24,9 @@ def pulled_once(start_arca, scripted, workdir, stale_if_error):
     arca = start_mirror(start_arca, {NAME: up.url}, config=config)
     a = pull(arca)
     assert a.status == 200 and a.body == image.manifest.data
+    for blob in image.blobs():
+        b = v2(arca, f"{NAME}/library/demo/blobs/{blob.digest}")
+        assert b.status == 200 and reg.digest_of(b.body) == blob.digest
     return up, image, arca
 
 
@@ -47,7 +50,8 @@ def test_429_5xx_and_down_answer_the_last_manifest_stale(start_arca, scripted, w
     assert_stale(a, image)
     assert "fwd-status=429" in a.headers["cache-status"], a.headers
     assert up.count("GET", TAG) + up.count("HEAD", TAG) >= 2  # it did ask, and was refused
-    # its layers are digests: served from the cache while the upstream refuses
+    # its layers, pulled before, are digests: served from the cache while the upstream
+    # refuses
     for blob in image.blobs():
         b = v2(arca, f"{NAME}/library/demo/blobs/{blob.digest}")
         assert b.status == 200 and reg.digest_of(b.body) == blob.digest
