@@ -696,6 +696,7 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
         return CONN_CLOSE;
     }
     r->url = r->key = url;
+    r->keep_length = true;
     if (refused_outright(c, &asked, &refusal))
         return fetch_refuse_client(r, refusal);
     if ((r->has_expect = b->expect != NULL))

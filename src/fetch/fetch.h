@@ -42,7 +42,8 @@ struct fetch_bounds {
     int64_t max_size;
 };
 /* fetch_object for an unsigned URL (taken over; its normal form) outside the fetch endpoint's
- * query: its client checked against --allow-network and the rules as a fetch's is. */
+ * query: its client checked against --allow-network and the rules as a fetch's is. Its client
+ * checks lengths and digests (a registry client): an answer by digest keeps Content-Length. */
 enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
                                  const struct fetch_bounds *b, struct fetch_req **out);
 /* A later call of the request (its connection resumed). */

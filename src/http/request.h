@@ -31,9 +31,9 @@ struct request {
     bool body_due;                  /* its body is timed (limits_body_due) until it is in */
     bool proxied;  /* an absolute-form target not naming arca: a fetch of it (proxy.h) */
     bool ask_self; /* ... on arca's port: a lookup decides whether it names arca after all */
-    /* Set by a route whose clients read answers in a protocol of their own (registry.h): every
-     * answer queued for the request passes through it (http_queue), which returns what goes out,
-     * the reference taken over; such a request never takes a shared answer. NULL: none. */
+    /* Its route's dress (http.h), once routed or refused at its head: every answer queued for
+     * the request passes through it (http_queue), which returns what goes out, the reference
+     * taken over; such a request never takes a shared answer. NULL: none. */
     struct answer *(*dress)(struct request *req, unsigned int status, struct answer *a);
     char method[16];
     char version[16];

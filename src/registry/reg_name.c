@@ -142,8 +142,9 @@ static enum reg_error take_reference(const char *ref, size_t len, bool blob, str
 {
     if (blob || memchr(ref, ':', len)) {
         enum reg_error e = reg_digest_parse(ref, len, out->digest);
-        if (e == REG_UNSUPPORTED)
-            return refuse(e, why, size, "digest algorithm not supported (sha256 only)");
+        if (e == REG_UNSUPPORTED) /* the spec's word for it: a digest arca cannot check */
+            return refuse(REG_DIGEST_INVALID, why, size,
+                          "digest algorithm not supported (sha256 only)");
         if (e != REG_OK)
             return refuse(e, why, size, "malformed digest: expected sha256:<64 lower-case hex>");
         out->by_digest = true;

@@ -65,12 +65,56 @@ static void reg_free(struct park *p)
 
 /* --- answers as a registry gives them ------------------------------------------------------- */
 
-/* The spec's code for an error status arca or upstream gave, where no refusal of ours named one. */
-static const char *code_of(const struct reg_req *s, unsigned int status)
+/* A path as long as a namespace, a repository and a reference can make, with room to spare. */
+#define RAW_MAX 1024
+
+/* The path after "/v2/" as the client sent it (no query): the grammar is checked on it, so that
+ * an encoded byte ('%' is in no part of it) is refused with the code of the part it is in, never
+ * decoded into one that passes. -1: longer than any a client sends. */
+static int raw_path(const struct request *req, char out[RAW_MAX])
+{
+    const char *p = req->uri + 3; /* the route's "/v2" */
+    size_t len = strcspn(p, "?");
+    if (len && *p == '/') { /* one: "/v2//x" names an empty component */
+        p++;
+        len--;
+    }
+    if (len >= RAW_MAX)
+        return -1;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return 0;
+}
+
+/* The path past a configured registry's name as its first component (podman's namespace). */
+static const char *past_namespace(const char *path, const struct registry **reg)
+{
+    size_t len = strcspn(path, "/");
+    *reg = path[len] == '/' ? registries_find(path, len) : NULL;
+    return *reg ? path + len + 1 : path;
+}
+
+/* What a request refused at its head had wrong: the code of the first part outside the grammar. */
+static const char *path_code(const struct request *req)
+{
+    char path[RAW_MAX], why[8];
+    const struct registry *reg;
+    struct reg_path p;
+    if (raw_path(req, path) < 0)
+        return "NAME_INVALID";
+    enum reg_error e = reg_path_parse(past_namespace(path, &reg), &p, why, sizeof(why));
+    return e == REG_OK ? "NAME_INVALID" : reg_error_code(e);
+}
+
+/* The spec's code for an error status arca or upstream gave, where no refusal of ours named one;
+ * a 400 at the head (an encoded '/' or NUL, before the handler ran) names the part it is in. */
+static const char *code_of(const struct request *req, const struct reg_req *s, unsigned int status)
 {
     if (s && s->code)
         return s->code;
     switch (status) {
+    case HTTP_BAD_REQUEST:
+        return s ? "NAME_INVALID" : path_code(req);
     case HTTP_UNAUTHORIZED:
     case HTTP_FORBIDDEN:
         return "DENIED";
@@ -102,12 +146,13 @@ static void keep_header(struct answer *to, struct answer *from, const char *name
 
 /* arca's error answer `a` as the registry's JSON error, its one-line reason kept in Arca-Error
  * (and the message), what it said of the cache and of a held host kept too. */
-static struct answer *error_answer(const struct reg_req *s, unsigned int status, struct answer *a)
+static struct answer *error_answer(const struct request *req, const struct reg_req *s,
+                                   unsigned int status, struct answer *a)
 {
     char reason[600] = "";
     answer_header_value(a, "Arca-Error", reason, sizeof(reason));
-    json_t *o = json_pack("{s:[{s:s,s:s,s:n}]}", "errors", "code", code_of(s, status), "message",
-                          reason[0] ? reason : "error", "detail");
+    json_t *o = json_pack("{s:[{s:s,s:s,s:n}]}", "errors", "code", code_of(req, s, status),
+                          "message", reason[0] ? reason : "error", "detail");
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     struct answer *out = body ? http_owned_response("application/json", body, strlen(body)) : NULL;
@@ -147,12 +192,11 @@ static void add_digest(const struct reg_req *s, struct answer *a)
     }
 }
 
-/* request.h's dress: every answer of the route passes here before it is queued. */
-static struct answer *dress(struct request *req, unsigned int status, struct answer *a)
+struct answer *registry_dress(struct request *req, unsigned int status, struct answer *a)
 {
     const struct reg_req *s = req->state;
     if (status >= 400)
-        a = error_answer(s, status, a);
+        a = error_answer(req, s, status, a);
     if (!a)
         return NULL;
     answer_header(a, "Docker-Distribution-API-Version", API_VERSION);
@@ -196,16 +240,13 @@ static const struct registry *which_registry(struct reg_req *s, const char **pat
     if (ns) {
         if ((reg = registries_find(ns, strlen(ns))))
             return reg;
-    } else if (p[len] == '/') {
-        if ((reg = registries_find(p, len))) {
-            *path = p + len + 1;
-            return reg;
-        }
-        /* a host's name (docker's reference grammar: a '.', a ':' or localhost) */
-        if (!memchr(p, '.', len) && !memchr(p, ':', len) && strncmp(p, "localhost/", 10))
-            return registries_default();
-    } else
+    } else if ((*path = past_namespace(p, &reg)) != p) {
+        return reg;
+    } else if (p[len] != '/' ||
+               /* a host's name (docker's reference grammar: a '.', a ':' or localhost) */
+               (!memchr(p, '.', len) && !memchr(p, ':', len) && strncmp(p, "localhost/", 10))) {
         return registries_default();
+    }
     snprintf(why, sizeof(why), "registry '%.*s' is not one arca mirrors (--registry NAME=URL)",
              ns ? (int)strnlen(ns, 128) : (int)(len < 128 ? len : 128), ns ? ns : p);
     *ret = refuse(s, HTTP_NOT_FOUND, "NAME_UNKNOWN", why);
@@ -256,18 +297,11 @@ static const char *client_refusal(struct conn *c)
     return why && !rules_widen_any() ? why : NULL;
 }
 
-/* Whether the path as sent holds a percent-encoded byte: the grammar has none to encode. */
-static bool encoded(const struct request *req)
-{
-    size_t path = strcspn(req->uri, "?");
-    return memchr(req->uri, '%', path) != NULL;
-}
-
-static enum conn_result begin(struct reg_req *s, const char *rest)
+static enum conn_result begin(struct reg_req *s)
 {
     enum conn_result ret = CONN_CLOSE;
-    char why[300];
-    const char *refusal;
+    char path[RAW_MAX], why[300];
+    const char *refusal, *rest = path;
     if (strcmp(s->req->method, "GET") && strcmp(s->req->method, "HEAD")) {
         struct answer *a =
             http_error_response("arca is a pull-through mirror: %s is refused", s->req->method);
@@ -278,13 +312,10 @@ static enum conn_result begin(struct reg_req *s, const char *rest)
     }
     if ((refusal = client_refusal(s->conn)))
         return refuse(s, HTTP_FORBIDDEN, "DENIED", refusal);
-    while (*rest == '/')
-        rest++;
-    if (!*rest && !encoded(s->req)) /* /v2/: the API is here, and asks for no credentials */
+    if (raw_path(s->req, path) < 0)
+        return refuse(s, HTTP_BAD_REQUEST, "NAME_INVALID", "registry path too long");
+    if (!*rest) /* /v2/: the API is here, and asks for no credentials */
         return http_send_text(s->conn, HTTP_OK, "application/json", "{}");
-    if (encoded(s->req))
-        return refuse(s, HTTP_BAD_REQUEST, "NAME_INVALID",
-                      "a registry path holds no percent-encoded byte");
     if (!(s->reg = which_registry(s, &rest, &ret)))
         return ret;
     enum reg_error e = reg_path_parse(rest, &s->path, why, sizeof(why));
@@ -331,8 +362,8 @@ enum conn_result registry_route(struct conn *c, struct request *req, const char 
     s->req = req;
     park_init(&s->park, suspend_conn, resume_conn, reg_free);
     req->state = s;
-    req->dress = dress;
-    return begin(s, rest);
+    (void)rest; /* decoded: the grammar is checked on the path as sent (raw_path) */
+    return begin(s);
 }
 
 /* The access log's cache column; the registry's counters. */

@@ -10,7 +10,7 @@
  *
  * Contract: the handler and its done run on the server's threads, in calls for their request;
  * the authorisation's answer comes on the upstream thread and only wakes the request (park.h).
- * Every answer of the route goes out dressed (request.h's `dress`): errors as
+ * Every answer of the route goes out dressed (registry_dress): errors as
  * {"errors":[{"code","message"}]} with arca's Arca-Error line kept, every answer with
  * Docker-Distribution-API-Version, manifests and blobs with Docker-Content-Digest.
  */
@@ -22,6 +22,8 @@
 /* The route (struct route). */
 enum conn_result registry_route(struct conn *c, struct request *req, const char *rest);
 const char *registry_done(struct request *req, bool completed);
+/* The route's dress (http.h): every answer as a registry gives it, refusals at the head too. */
+struct answer *registry_dress(struct request *req, unsigned int status, struct answer *a);
 
 /* The upstream URL an image reference names ("debian", "docker.io/library/debian:12",
  * "lab/x@sha256:..."): its manifest's, into out. 0, or -1 with a one-line why. Registries must
