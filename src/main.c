@@ -12,7 +12,6 @@
 #include "stats/stats.h"
 #include "config/buckets.h"
 #include "registry/registries.h"
-#include "registry/reg_status.h"
 #include "store/store.h"
 #include "tls/tls.h"
 #include "engine/engine.h"
@@ -415,7 +414,6 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
         return bucket_located(cfg, err, errlen);
     if (registries_init(cfg, err, errlen) < 0)
         return -1;
-    reg_status_install();
     if (install_rules(cfg, err, errlen) < 0)
         return -1;
     if (http_load_admin_token(cfg, err, errlen) < 0)

@@ -8,7 +8,7 @@
 #include "rules/rules.h"
 #include "config/config.h"
 #include "registry/registries.h"
-#include "registry/registry.h"
+#include "fetch/registry.h"
 #include "base/parse.h"
 
 #include <arpa/inet.h>

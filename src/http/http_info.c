@@ -229,9 +229,6 @@ static json_t *parent_status(bool named)
     return o ? o : json_null();
 }
 
-void (*http_status_more)(struct json_t *o, bool named);
-void (*http_metrics_more)(struct buf *b, bool named);
-
 enum conn_result http_status(struct conn *c, struct request *req, const char *rest)
 {
     (void)rest;
@@ -288,8 +285,8 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                         json_integer(atomic_load(&stats.bucket_list_requests)));
     json_object_set_new(o, "statistics_bucket_list_cached",
                         json_integer(atomic_load(&stats.bucket_list_cached)));
-    if (o && http_status_more)
-        http_status_more(o, http_sees_urls(c));
+    if (o)
+        http_registries_status(o, http_sees_urls(c));
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -690,8 +687,7 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_tls(body, sizeof(body));
     buf_add(&out, body);
     metrics_parent(&out, http_sees_urls(c)); /* up to PARENT_MAX parents: a buffer that grows */
-    if (http_metrics_more)
-        http_metrics_more(&out, http_sees_urls(c));
+    http_registries_metrics(&out);
     text = buf_take(&out, &len);
     return http_send_private(c, HTTP_OK, "text/plain; version=0.0.4", text, len);
 }

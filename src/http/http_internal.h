@@ -107,11 +107,10 @@ bool http_sees_urls(struct conn *c);
 /* The same; if not, a 403 is queued into *ret. */
 bool http_may_list(struct conn *c, enum conn_result *ret);
 
-/* What a module above http/ adds to the status JSON and to /metrics (registry/reg_status.c's
- * registries): set once at start, before any thread; NULL: nothing. `named`: the client may
- * see URLs (http_sees_urls). */
-extern void (*http_status_more)(struct json_t *o, bool named);
-extern void (*http_metrics_more)(struct buf *b, bool named);
+/* http_registries.c: the status JSON's "registries" (a URL only when `named`: the client may
+ * see URLs, http_sees_urls) and the arca_registry_<counter>_total{registry="NAME"} families. */
+void http_registries_status(struct json_t *o, bool named);
+void http_registries_metrics(struct buf *b);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
 enum conn_result http_purge(struct conn *c);

@@ -7,7 +7,7 @@
 #include "fetch/proxy.h"
 #include "fetch/prefetch.h"
 #include "http/http_internal.h"
-#include "registry/registry.h"
+#include "fetch/registry.h"
 #include "web/pages.h"
 
 #include <assert.h>

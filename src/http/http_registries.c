@@ -1,7 +1,8 @@
-/* The registries in the status JSON and the metrics (reg_status.h). */
-#include "registry/reg_status.h"
-#include "registry/registries.h"
+/* The registries in the status JSON and the metrics (http_internal.h's http_registries_*): each
+ * one's name, whether it is the default and has a login, its counters (registries.h); its URL
+ * only to a client that may see URLs. Never a password or a token. */
 #include "http/http_internal.h"
+#include "registry/registries.h"
 #include "base/buf.h"
 
 #include <jansson.h>
@@ -25,7 +26,8 @@ static const struct counter counters[] = {
     COUNTER(revalidated, "Tags asked again upstream with a HEAD."),
     COUNTER(stale, "Tags answered from an expired manifest."),
     COUNTER(refused, "Upstream refusals (a 4xx but 404, a 5xx)."),
-    COUNTER(too_many, "Of them, 429 Too Many Requests."),
+    /* "throttled": the word the status and the metrics use for a 429 */
+    {"throttled", "Of them, 429 Too Many Requests.", offsetof(struct registry_counters, too_many)},
     COUNTER(tokens, "Tokens fetched from the registry's realm."),
 };
 #define N_COUNTERS (sizeof(counters) / sizeof(counters[0]))
@@ -35,8 +37,7 @@ static int64_t value(const struct registry *r, const struct counter *c)
     return atomic_load((atomic_int_fast64_t *)((char *)r->counters + c->offset));
 }
 
-/* "registries": one object per registry; its URL only when `named`. */
-static void status_more(json_t *o, bool named)
+void http_registries_status(json_t *o, bool named)
 {
     json_t *list = json_array();
     const struct registry *def = registries_default();
@@ -56,10 +57,9 @@ static void status_more(json_t *o, bool named)
         json_object_set_new(o, "registries", list);
 }
 
-/* arca_registry_<counter>_total{registry="NAME"}: a name is the operator's, never secret. */
-static void metrics_more(struct buf *b, bool named)
+/* A name is the operator's, never secret: it labels the samples whoever asks. */
+void http_registries_metrics(struct buf *b)
 {
-    (void)named;
     for (size_t k = 0; k < N_COUNTERS; k++) {
         buf_addf(b, "# HELP arca_registry_%s_total %s\n# TYPE arca_registry_%s_total counter\n",
                  counters[k].key, counters[k].help, counters[k].key);
@@ -70,10 +70,4 @@ static void metrics_more(struct buf *b, bool named)
             buf_addf(b, "} %lld\n", (long long)value(r, &counters[k]));
         }
     }
-}
-
-void reg_status_install(void)
-{
-    http_status_more = status_more;
-    http_metrics_more = metrics_more;
 }

@@ -1,7 +1,7 @@
 /* The /v2 route (registry.h): a request is checked at the edge (method, client, the grammar,
  * which registry), its upstream URL made, a token made sure of (reg_auth.h, the request parked
  * meanwhile), then it takes the fetch course; every answer is dressed as a registry's. */
-#include "registry/registry.h"
+#include "fetch/registry.h"
 #include "registry/reg_auth.h"
 #include "registry/reg_name.h"
 #include "registry/registries.h"
@@ -380,6 +380,8 @@ const char *registry_done(struct request *req, bool completed)
         atomic_fetch_add(&n->pulls, 1);
         if (!strcmp(cache, "HIT"))
             atomic_fetch_add(&n->hits, 1);
+        else if (!strcmp(cache, "STALE")) /* an expired manifest answered: upstream failed */
+            atomic_fetch_add(&n->stale, 1);
         atomic_fetch_add(&n->bytes, req->bytes);
     }
     if (!s->reg && req->status == HTTP_OK) /* /v2/ itself: no object */
