@@ -270,7 +270,8 @@ static enum fetch_step step_stream(struct fetch_req *r)
 {
     struct object_meta meta;
     if (!store_wait(r->obj,
-                    r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
+                    r->has_expect &&
+                        (r->http10 || r->hold || http_cfg->digest_framing == FRAMING_HOLD),
                     &r->park, &meta))
         return FETCH_WAITING; /* suspended; the server calls us again once resumed */
     /* joining a download another URL started: asked first, so that a URL upstream refuses
@@ -697,6 +698,7 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
     }
     r->url = r->key = url;
     r->keep_length = true;
+    r->hold = b->small;
     if (refused_outright(c, &asked, &refusal))
         return fetch_refuse_client(r, refusal);
     if ((r->has_expect = b->expect != NULL))
@@ -705,7 +707,7 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
         return ret;
     if (b->max_size < r->terms.object.max_object_size)
         r->terms.object.max_object_size = b->max_size;
-    step_to(r, r->has_expect ? FETCH_TWIN : FETCH_LOOKUP);
+    step_to(r, r->has_expect && !b->small ? FETCH_TWIN : FETCH_LOOKUP);
     return run(r);
 }
 

@@ -40,6 +40,11 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
 struct fetch_bounds {
     const uint8_t *expect;
     int64_t max_size;
+    /* with `expect`, a small object (a manifest): nothing goes out until it is complete and its
+     * digest checked (a cut one could be the right bytes, one too many upstream), and it is
+     * fetched under its own URL, never answered as another URL's twin (whose confirmation would
+     * ask upstream again on every request, where one download keeps it) */
+    bool small;
 };
 /* fetch_object for an unsigned URL (taken over; its normal form) outside the fetch endpoint's
  * query: its client checked against --allow-network and the rules as a fetch's is. Its client

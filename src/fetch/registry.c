@@ -330,8 +330,9 @@ static enum conn_result begin(struct reg_req *s)
 /* The token is in (or none is needed): the fetch course, from here on the request's. */
 static enum conn_result fetch(struct reg_req *s)
 {
+    bool blob = s->path.what == REG_BLOB;
     struct fetch_bounds b = {s->path.by_digest ? s->path.digest : NULL,
-                             s->path.what == REG_BLOB ? INT64_MAX : MANIFEST_MAX};
+                             blob ? INT64_MAX : MANIFEST_MAX, !blob};
     char *url = s->url;
     if (s->auth_status) {
         unsigned int status = (unsigned int)s->auth_status;
