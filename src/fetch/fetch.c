@@ -66,6 +66,7 @@ static struct fetch_req *req_new(struct conn *c, struct request *req, const char
     r->req = req;
     r->head = head;
     r->http10 = strcmp(req->version, "HTTP/1.1") != 0;
+    r->hold = r->http10 || http_cfg->digest_framing == FRAMING_HOLD; /* no chunks, or told so */
     r->end = -1;
     r->twin_fd = -1;
     park_init(&r->park, suspend_conn, resume_conn, req_free);
@@ -269,10 +270,7 @@ static enum fetch_step step_look_again(struct fetch_req *r)
 static enum fetch_step step_stream(struct fetch_req *r)
 {
     struct object_meta meta;
-    if (!store_wait(r->obj,
-                    r->has_expect &&
-                        (r->http10 || r->hold || http_cfg->digest_framing == FRAMING_HOLD),
-                    &r->park, &meta))
+    if (!store_wait(r->obj, r->has_expect && r->hold, &r->park, &meta))
         return FETCH_WAITING; /* suspended; the server calls us again once resumed */
     /* joining a download another URL started: asked first, so that a URL upstream refuses
      * learns nothing of the download, not even how it ended */
@@ -698,7 +696,7 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
     }
     r->url = r->key = url;
     r->keep_length = true;
-    r->hold = b->small;
+    r->hold |= b->small;
     if (refused_outright(c, &asked, &refusal))
         return fetch_refuse_client(r, refusal);
     if ((r->has_expect = b->expect != NULL))

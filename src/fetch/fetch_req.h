@@ -72,7 +72,8 @@ struct fetch_req {
      * `expect` keeps its Content-Length while the object downloads, a mismatch cut short of it
      * (the store holds the last byte back until the digest is checked) */
     bool keep_length;
-    /* an answer with `expect` waits for the object complete and checked (fetch.h's small) */
+    /* an answer with `expect` waits for the object complete and checked: HTTP/1.0 (no chunks
+     * to cut), --digest-framing hold, a small object (fetch.h's fetch_bounds) */
     bool hold;
     /* its body reaches the object's end and carries the digest as a trailer: it ends once the
      * object is complete (an empty body has no last byte held back until then) */
