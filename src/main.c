@@ -12,6 +12,7 @@
 #include "web/routes.h"
 #include "stats/stats.h"
 #include "config/buckets.h"
+#include "registry/registries.h"
 #include "store/store.h"
 #include "tls/tls.h"
 #include "engine/engine.h"
@@ -399,6 +400,8 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
         return -1;
     if (buckets_init(cfg, err, errlen) < 0)
         return bucket_located(cfg, err, errlen);
+    if (registries_init(cfg, err, errlen) < 0)
+        return -1;
     if (install_rules(cfg, err, errlen) < 0)
         return -1;
     if (http_load_admin_token(cfg, err, errlen) < 0)

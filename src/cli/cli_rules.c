@@ -1,11 +1,14 @@
-/* arca rules test [--config FILE] [--client ADDR] [--json] [serve options] URL: the rule that
- * applies to URL and every term with where it came from, as serving decides them (explain.h).
+/* arca rules test [--config FILE] [--client ADDR] [--json] [serve options] URL|IMAGE: the rule
+ * that applies to URL (an image reference: its manifest's upstream URL) and every term with
+ * where it came from, as serving decides them (explain.h).
  * The configuration is loaded as serve and check-config load it; nothing is started. */
 #include "cli/cli_rules.h"
 #include "rules/explain.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
 #include "config/config.h"
+#include "registry/registries.h"
+#include "fetch/registry.h"
 #include "base/parse.h"
 
 #include <arpa/inet.h>
@@ -16,7 +19,7 @@
 #include <string.h>
 
 #define RULES_USAGE                                                                                \
-    "usage: arca rules test [--config FILE] [--client ADDR] [--json] [serve options] URL"
+    "usage: arca rules test [--config FILE] [--client ADDR] [--json] [serve options] URL|IMAGE"
 
 static int usage(const char *why)
 {
@@ -173,6 +176,19 @@ static void print_text(json_t *a)
     json_array_foreach(json_object_get(a, "losers"), i, item) print_rule(i ? "" : "losers", item);
 }
 
+/* An image reference (docker.io/library/debian:12, lab/x@sha256:..., debian) stands for its
+ * manifest's upstream URL, which the rules match; a URL (it has "://") stands for itself. */
+static const char *image_url_of(const struct config *cfg, const char *arg, char *out, size_t size,
+                                char *err)
+{
+    if (strstr(arg, "://"))
+        return arg;
+    if (registries_init(cfg, err, CONFIG_ERR_LEN) < 0 ||
+        registry_reference_url(arg, out, size, err, CONFIG_ERR_LEN) < 0)
+        return NULL;
+    return out;
+}
+
 /* Whether config_load()'s refusal `err` is about the command line's words rather than a value:
  * an option serve does not know, or one left without its value. A file's lines are said with
  * FILE:LINE first, and a bad value is a configuration serve would refuse (1, as check-config). */
@@ -202,7 +218,9 @@ static int rules_test(struct rules_args *a)
     }
     policy_init(&cfg);
     rules_install(set);
-    answer = rules_explain(&cfg, a->url, a->client ? (struct sockaddr *)&ss : NULL, err);
+    char image_url[1024];
+    const char *url = image_url_of(&cfg, a->url, image_url, sizeof(image_url), err);
+    answer = url ? rules_explain(&cfg, url, a->client ? (struct sockaddr *)&ss : NULL, err) : NULL;
     if (!answer) {
         fprintf(stderr, "arca: %s\n", err);
     } else if (a->json) {

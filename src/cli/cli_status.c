@@ -218,6 +218,28 @@ void cli_parent_line(json_t *p, bool only, char *out, size_t size)
              only ? "passed over" : "fell back to the origin", times);
 }
 
+/* A line per registry that served a pull (docs/REGISTRY.md); nothing when none did, or from an
+ * older server. */
+static void print_registries(json_t *s)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(s, "registries"), i, r)
+    {
+        char bytes[32];
+        const char *name = json_string_value(json_object_get(r, "name"));
+        if (cli_json_int(r, "pulls") == 0 && cli_json_int(r, "refused") == 0)
+            continue;
+        format_bytes((double)cli_json_int(r, "bytes"), bytes, sizeof(bytes));
+        printf("registry   %s: %lld pulls, %lld hits, %s; %lld tags revalidated, %lld stale, "
+               "%lld upstream refusals (%lld 429)\n",
+               name ? name : "?", (long long)cli_json_int(r, "pulls"),
+               (long long)cli_json_int(r, "hits"), bytes, (long long)cli_json_int(r, "revalidated"),
+               (long long)cli_json_int(r, "stale"), (long long)cli_json_int(r, "refused"),
+               (long long)cli_json_int(r, "too_many"));
+    }
+}
+
 /* A line per parent arca and one for --parent-only / --parent-trusted-http; nothing without
  * any parent ("parent" null, or absent from an older server). */
 static void print_parents(json_t *s)
@@ -279,6 +301,7 @@ void cli_print_status(json_t *s, long health)
     }
     print_tls(s);
     print_parents(s);
+    print_registries(s);
     print_allowed(s);
     print_hosts_down(s);
 }

@@ -697,6 +697,9 @@ static const struct option options[] = {
     {"exact-keys", opt_switch, OPT_SWITCH, FIELD(exact_keys), 0, 0, 0},
     {"trust-signed-urls", opt_switch, OPT_SWITCH, FIELD(trust_signed), 0, 0, 0},
     {"bucket", opt_bucket, OPT_REPEATABLE, SPAN(buckets, n_buckets), 0, 0, 0},
+    /* set by config_registry.c (config_registry_option), as the file and the command line read */
+    {"registry", NULL, OPT_REPEATABLE, SPAN(registries, n_registries), 0, 0, 0},
+    {"registry-default", NULL, 0, FIELD(registry_default), 0, 0, 0},
     {"mirror", opt_mirror, OPT_REPEATABLE, SPAN(mirror_rules, n_mirror_rules), 0, 0, 0},
     {"parent", opt_parent, 0, FIELD(parent), 0, 0, 0},
     {"parent-only", opt_switch, OPT_SWITCH, FIELD(parent_only), 0, 0, 0},

@@ -60,6 +60,17 @@ struct bucket {
     int64_t listing_ttl;    /* seconds a listing is cached (default 60) */
 };
 
+/* --registry NAME=URL or an INI section [registry NAME]: a container registry mirrored under /v2/
+ * (docs/REGISTRY.md). Its password is read at start (registry/registries.h), never kept here. */
+#define CONFIG_MAX_REGISTRIES 16
+#define CONFIG_REGISTRY_NAME_MAX 128
+struct registry_conf {
+    char name[CONFIG_REGISTRY_NAME_MAX]; /* as clients name it: "docker.io", "lab", "host:5000" */
+    char url[CONFIG_PARENT_MAX];         /* http(s)://host[:port][/path], normal form, no '/' */
+    char username[256];                  /* "" none */
+    char password_file[1024];            /* its first line is the password; "" none */
+};
+
 /* --key-rules HOSTGLOB=PARAM[,PARAM...]: query parameters that only sign a URL on those hosts. */
 struct key_rule {
     char host[256];   /* fnmatch pattern over the URL's host, lower case */
@@ -194,6 +205,9 @@ struct config {
     char parent_cert[1024], parent_key[1024];
     struct bucket buckets[CONFIG_MAX_BUCKETS];
     int n_buckets;
+    struct registry_conf registries[CONFIG_MAX_REGISTRIES];
+    int n_registries;
+    char registry_default[CONFIG_REGISTRY_NAME_MAX]; /* --registry-default; "" docker.io */
     bool log_health_checks; /* write /api/v1/health/ requests to the access log */
     /* --cache-name: this arca's name in Cache-Status (an sf-token; by default the host's name,
      * an sf-string when it is no token) */

@@ -284,6 +284,8 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
         ctx->failed = on_include(ctx, value) < 0;
     else if (!strncmp(section, "bucket ", 7))
         ctx->failed = on_bucket_key(ctx, section + 7, name, value) != 0;
+    else if (!strncmp(section, "registry ", 9))
+        ctx->failed = config_registry_key(ctx->cfg, section + 9, name, value, ctx->err) != 0;
     else if (!strncmp(section, "rule ", 5) && ctx->rule >= 0)
         ctx->failed =
             config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
@@ -298,7 +300,8 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     } else {
         ctx->failed = (!(o->flags & OPT_REPEATABLE) &&
                        once(ctx, &ctx->first_line[config_option_index(o)], "--", name) < 0) ||
-                      config_apply(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err) < 0;
+                      (o->set ? config_apply(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)
+                              : config_registry_option(ctx->cfg, o, value, ctx->err)) < 0;
     }
     return !ctx->failed;
 }
@@ -435,7 +438,9 @@ static enum config_action load_arg(struct config *cfg, int argc, char **argv, in
         snprintf(err, CONFIG_ERR_LEN, "%s needs a value", name);
         return CONFIG_ERROR;
     }
-    if (!o->set) { /* --config */
+    if (!o->set && strcmp(o->name, "config") != 0) { /* --registry, --registry-default */
+        rc = config_registry_option(cfg, o, value, err);
+    } else if (!o->set) { /* --config */
         rc = config_read_file(cfg, value, err);
         snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", value);
     } else {
@@ -495,7 +500,7 @@ int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
             return -1;
         }
     }
-    return 0;
+    return config_registry_finish(cfg, err);
 }
 
 void config_where(const struct config *cfg, const char *name, char *out, size_t size)

@@ -49,6 +49,16 @@ void config_unknown_option(const char *name, const char *dashes, bool in_file, c
 int config_bucket_key(struct config *cfg, const char *name, const char *key, const char *v,
                       char *err);
 
+/* config_registry.c: --registry NAME=URL or --registry-default NAME (options of the table
+ * without a setter: the readers call this one, so that config.c names nothing of the file), one
+ * key of an INI section [registry NAME] (url, username, password-file), and the whole checked
+ * once every option is in (a registry without a URL, a password file that cannot be read, a
+ * default naming none). */
+int config_registry_option(struct config *cfg, const struct option *o, const char *v, char *err);
+int config_registry_key(struct config *cfg, const char *name, const char *key, const char *v,
+                        char *err);
+int config_registry_finish(const struct config *cfg, char *err);
+
 /* config_rules.c: a [rule NAME] section begins at `line` of `file` (a name given before is an
  * error); one KEY = VALUE of rule `rule` (its index in cfg->rules: the section being read, which
  * an include inside it may have followed by others; an unknown key, or one given twice but

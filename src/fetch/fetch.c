@@ -67,6 +67,7 @@ static struct fetch_req *req_new(struct conn *c, struct request *req, const char
     r->req = req;
     r->head = head;
     r->http10 = strcmp(req->version, "HTTP/1.1") != 0;
+    r->hold = r->http10 || http_cfg->digest_framing == FRAMING_HOLD; /* no chunks, or told so */
     r->end = -1;
     r->twin_fd = -1;
     park_init(&r->park, suspend_conn, resume_conn, req_free);
@@ -74,7 +75,7 @@ static struct fetch_req *req_new(struct conn *c, struct request *req, const char
         filename_clean(filename, strlen(filename), r->filename, sizeof(r->filename));
     /* A plain hit may use and leave a prepared answer: the one shared response has no
      * Content-Range, no file name of the client's, no Connection: close and is never a 304. */
-    r->plain = !r->filename[0] && !engine_draining() && !conn_header(c, "Range") &&
+    r->plain = !req->dress && !r->filename[0] && !engine_draining() && !conn_header(c, "Range") &&
                !conn_header(c, "If-None-Match") && !conn_header(c, "If-Modified-Since");
     return r;
 }
@@ -270,9 +271,7 @@ static enum fetch_step step_look_again(struct fetch_req *r)
 static enum fetch_step step_stream(struct fetch_req *r)
 {
     struct object_meta meta;
-    if (!store_wait(r->obj,
-                    r->has_expect && (r->http10 || http_cfg->digest_framing == FRAMING_HOLD),
-                    &r->park, &meta))
+    if (!store_wait(r->obj, r->has_expect && r->hold, &r->park, &meta))
         return FETCH_WAITING; /* suspended; the server calls us again once resumed */
     /* joining a download another URL started: asked first, so that a URL upstream refuses
      * learns nothing of the download, not even how it ended */
@@ -680,6 +679,34 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
     /* a twin is confirmed by an unsigned probe, which S3 refuses for a bucket arca signs for:
      * such a file is looked up as itself */
     step_to(r, r->has_expect && auth->anonymous ? FETCH_TWIN : FETCH_LOOKUP);
+    return run(r);
+}
+
+enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
+                                 const struct fetch_bounds *b, struct fetch_req **out)
+{
+    enum conn_result ret = CONN_CLOSE;
+    const char *refusal;
+    struct fetch_req *r;
+    struct asked asked;
+    assert(http_handling(c, req));
+    atomic_fetch_add(&stats.requests, 1);
+    if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
+        free(url);
+        return CONN_CLOSE;
+    }
+    r->url = r->key = url;
+    r->keep_length = true;
+    r->hold |= b->small;
+    if (refused_outright(c, &asked, &refusal))
+        return fetch_refuse_client(r, refusal);
+    if ((r->has_expect = b->expect != NULL))
+        memcpy(r->expect, b->expect, sizeof(r->expect));
+    if (decide(r, &asked, &ret) < 0)
+        return ret;
+    if (b->max_size < r->terms.object.max_object_size)
+        r->terms.object.max_object_size = b->max_size;
+    step_to(r, r->has_expect && !b->small ? FETCH_TWIN : FETCH_LOOKUP);
     return run(r);
 }
 

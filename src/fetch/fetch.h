@@ -34,6 +34,23 @@ typedef enum conn_result (*fetch_missing_fn)(void *arg);
 enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
                               const struct bucket_auth *auth, fetch_missing_fn missing, void *arg,
                               struct fetch_req **out);
+/* What a route naming an object by its digest adds (registry.c): the sha256 its bytes must
+ * have (NULL: none; a twin of another URL then answers once upstream confirms this one), and
+ * the largest body taken (a registry's manifest is small). */
+struct fetch_bounds {
+    const uint8_t *expect;
+    int64_t max_size;
+    /* with `expect`, a small object (a manifest): nothing goes out until it is complete and its
+     * digest checked (a cut one could be the right bytes, one too many upstream), and it is
+     * fetched under its own URL, never answered as another URL's twin (whose confirmation would
+     * ask upstream again on every request, where one download keeps it) */
+    bool small;
+};
+/* fetch_object for an unsigned URL (taken over; its normal form) outside the fetch endpoint's
+ * query: its client checked against --allow-network and the rules as a fetch's is. Its client
+ * checks lengths and digests (a registry client): an answer by digest keeps Content-Length. */
+enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
+                                 const struct fetch_bounds *b, struct fetch_req **out);
 /* A later call of the request (its connection resumed). */
 enum conn_result fetch_resume(struct fetch_req *r);
 /* The request ended: `r` (may be NULL) is let go; returns the access log's cache column: HIT,

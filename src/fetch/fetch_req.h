@@ -68,6 +68,13 @@ struct fetch_req {
     bool cut;    /* the body was cut: the download failed or its sha256 was not `expect` */
     bool has_expect;
     uint8_t expect[32]; /* this request's &sha256=: it decides this answer only */
+    /* its client checks a body's length (a registry's, fetch_object_by): an answer with
+     * `expect` keeps its Content-Length while the object downloads, a mismatch cut short of it
+     * (the store holds the last byte back until the digest is checked) */
+    bool keep_length;
+    /* an answer with `expect` waits for the object complete and checked: HTTP/1.0 (no chunks
+     * to cut), --digest-framing hold, a small object (fetch.h's fetch_bounds) */
+    bool hold;
     /* its body reaches the object's end and carries the digest as a trailer: it ends once the
      * object is complete (an empty body has no last byte held back until then) */
     bool trailer_at_end;

@@ -100,10 +100,10 @@ static size_t digest_trailer(void *cls, char *buf, size_t size)
  * final chunk as an error); the second gets Repr-Digest as a trailer, once the object is
  * complete. HTTP/1.0 has no chunks: an answer with sha256 waits for the object to complete
  * instead, and one that wants the digest keeps its length, without it. Other requests keep
- * their length. */
+ * their length, and so does one whose client checks it (r->keep_length). */
 static bool digest_pending(const struct fetch_req *r, const struct object_meta *meta, bool trailer)
 {
-    return (r->has_expect || trailer) && meta->state != OBJ_COMPLETE;
+    return ((r->has_expect && !r->keep_length) || trailer) && meta->state != OBJ_COMPLETE;
 }
 
 enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *meta)

@@ -46,7 +46,8 @@ enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct a
     return engine_queue(c, status, a) ? CONN_GO_ON : CONN_CLOSE;
 }
 
-enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *a)
+/* `a` queued as built, our reference dropped. */
+static enum conn_result queue_built(struct conn *c, unsigned int status, struct answer *a)
 {
     enum conn_result ret;
     if (!a)
@@ -54,6 +55,14 @@ enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *
     ret = http_queue_shared(c, status, a);
     answer_put(a);
     return ret;
+}
+
+enum conn_result http_queue(struct conn *c, unsigned int status, struct answer *a)
+{
+    struct request *req = a ? engine_request(c) : NULL;
+    if (req && req->dress)
+        a = req->dress(req, status, a);
+    return queue_built(c, status, a);
 }
 
 bool http_on_pool(void)
@@ -221,13 +230,19 @@ bool http_may_list(struct conn *c, enum conn_result *ret)
     return false;
 }
 
+static const struct route *route_for(const struct request *req);
+
 /* Refuse on a request's first call; the connection closes after the answer. */
-static enum conn_result refuse_early(struct conn *c, unsigned int status, const char *reason)
+static enum conn_result refuse_early(struct conn *c, struct request *req, unsigned int status,
+                                     const char *reason)
 {
     struct answer *r = http_error_response("%s", reason);
+    const struct route *rt = r && req && !req->proxied ? route_for(req) : NULL;
     if (r)
         answer_header(r, "Connection", "close");
-    return http_queue(c, status, r);
+    if (rt && rt->dress) /* its route's words, for a refusal at its head too */
+        r = rt->dress(req, status, r);
+    return queue_built(c, status, r);
 }
 
 static void copy_text(char *out, size_t size, const char *s)
@@ -360,6 +375,7 @@ static enum conn_result route(struct conn *c, struct request *req, const char *u
     if (!http_route_allows(req->route, method))
         return not_allowed(c, method, req->route->methods, false);
     assert(http_handling(c, req));
+    req->dress = req->route->dress;
     /* matched as sent, so the decoded path starts with the route's path too (it has no '%') */
     n = strlen(req->route->path);
     assert(!strncmp(url, req->route->path, n));
@@ -396,7 +412,7 @@ static void check_body(struct conn *c, struct request *req)
         return;
     rt = req->route = route_for(req);
     if (rt && rt->match == ROUTE_CONNECT) { /* what follows its head is the tunnel's, or nothing */
-        refuse_early(c, HTTP_BAD_REQUEST, "CONNECT takes no request body");
+        refuse_early(c, req, HTTP_BAD_REQUEST, "CONNECT takes no request body");
         return;
     }
     if (rt && !http_route_allows(rt, method)) {
@@ -417,7 +433,7 @@ static void check_body(struct conn *c, struct request *req)
         return;
     }
     atomic_fetch_add(&stats.limited, 1);
-    refuse_early(c, HTTP_CONTENT_TOO_LARGE, reason);
+    refuse_early(c, req, HTTP_CONTENT_TOO_LARGE, reason);
 }
 
 /* A request body goes to its route's upload, if it has one and takes the method; other bodies
@@ -531,7 +547,7 @@ static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
                           (!proxied && (reason = own_path_refusal(req->uri)) != NULL)))
         refusal = HTTP_BAD_REQUEST;
     if (refusal)
-        refuse_early(c, refusal, reason);
+        refuse_early(c, req, refusal, reason);
     else
         check_body(c, req);
     return req;
@@ -556,8 +572,7 @@ static void on_refuse(struct conn *c, void *r, unsigned int status, const char *
 {
     if (status == HTTP_CONTENT_TOO_LARGE) /* a chunked body beyond its route's limit */
         atomic_fetch_add(&stats.limited, 1);
-    (void)r;
-    refuse_early(c, status, reason);
+    refuse_early(c, r, status, reason);
 }
 
 static void on_done(struct conn *c, void *r, bool completed)

@@ -56,6 +56,10 @@ struct route {
      * false when it queued a refusal (a prefetch without the admin token), so that a client
      * nobody authorised cannot make arca hold its body. NULL: every client may send one. */
     bool (*admit)(struct conn *c);
+    /* Every answer of a request on this route, its refusals at the head too, passes through it
+     * before it is queued (request.h's `dress`): a route whose clients read answers in a
+     * protocol of their own (registry.h). NULL: answers go out as built. */
+    struct answer *(*dress)(struct request *req, unsigned int status, struct answer *a);
 };
 
 /* A body sent to a route that takes none is read and dropped up to this size (a client library

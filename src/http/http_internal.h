@@ -107,6 +107,11 @@ bool http_sees_urls(struct conn *c);
 /* The same; if not, a 403 is queued into *ret. */
 bool http_may_list(struct conn *c, enum conn_result *ret);
 
+/* http_registries.c: the status JSON's "registries" (a URL only when `named`: the client may
+ * see URLs, http_sees_urls) and the arca_registry_<counter>_total{registry="NAME"} families. */
+void http_registries_status(struct json_t *o, bool named);
+void http_registries_metrics(struct buf *b);
+
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
 enum conn_result http_purge(struct conn *c);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */

@@ -31,6 +31,10 @@ struct request {
     bool body_due;                  /* its body is timed (limits_body_due) until it is in */
     bool proxied;  /* an absolute-form target not naming arca: a fetch of it (proxy.h) */
     bool ask_self; /* ... on arca's port: a lookup decides whether it names arca after all */
+    /* Its route's dress (http.h), once routed or refused at its head: every answer queued for
+     * the request passes through it (http_queue), which returns what goes out, the reference
+     * taken over; such a request never takes a shared answer. NULL: none. */
+    struct answer *(*dress)(struct request *req, unsigned int status, struct answer *a);
     char method[16];
     char version[16];
     char uri[]; /* as sent: path and query (of a proxied request, the URL; of an absolute-form

@@ -51,7 +51,8 @@ bool reg_tag_valid(const char *tag, size_t len);
 /* A digest "sha256:<64 hex>" into out[32]: REG_OK; another algorithm REG_UNSUPPORTED; a
  * malformed one REG_DIGEST_INVALID. */
 enum reg_error reg_digest_parse(const char *s, size_t len, uint8_t out[32]);
-/* `path` (after "/v2/", no query) into *out, with a one-line why on refusal. */
+/* `path` (after "/v2/", no query) into *out, with a one-line why on refusal; a digest of another
+ * algorithm in it is REG_DIGEST_INVALID (the spec's code), its why saying unsupported. */
 enum reg_error reg_path_parse(const char *path, struct reg_path *out, char *why, size_t size);
 /* The distribution spec's word for `e` ("NAME_INVALID", ...). */
 const char *reg_error_code(enum reg_error e);

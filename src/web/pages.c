@@ -7,6 +7,7 @@
 #include "http/http_internal.h"
 #include "web/pages.h"
 #include "web/parents.h"
+#include "registry/registries.h"
 #include "rules/policy.h"
 #include "http/resources.h"
 #include "stats/stats.h"
@@ -680,6 +681,31 @@ static void tls_card(struct buf *b)
     buf_add(b, "</div>");
 }
 
+/* The statistics page's registries card, once a registry is configured or pulled from: what each
+ * mirror served (names are the operator's, escaped all the same). */
+static void registries_card(struct buf *b)
+{
+    char bytes[32];
+    bool any = http_cfg->n_registries > 0;
+    for (int i = 0; !any && i < registries_count(); i++)
+        any = atomic_load(&registries_at(i)->counters->pulls) > 0;
+    if (!any)
+        return;
+    buf_add(b, "<div class=\"card\" id=\"registries\"><h2>Registries</h2><ul>");
+    for (int i = 0; i < registries_count(); i++) {
+        const struct registry_counters *n = registries_at(i)->counters;
+        format_bytes((double)atomic_load(&n->bytes), bytes, sizeof(bytes));
+        buf_add(b, "<li><code>");
+        buf_html(b, registries_at(i)->name);
+        buf_addf(b,
+                 "</code>: %lld pulls, %lld hits, %s served, %lld upstream refusals (%lld "
+                 "429)</li>",
+                 (long long)atomic_load(&n->pulls), (long long)atomic_load(&n->hits), bytes,
+                 (long long)atomic_load(&n->refused), (long long)atomic_load(&n->too_many));
+    }
+    buf_add(b, "</ul></div>");
+}
+
 static enum conn_result statistics_page(struct conn *c)
 {
     struct store_totals t;
@@ -691,6 +717,7 @@ static enum conn_result statistics_page(struct conn *c)
     summary(&b, &t);
     tls_card(&b);
     web_parents_card(&b, http_sees_urls(c));
+    registries_card(&b);
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);
     web_latency_card(&b);

@@ -7,6 +7,7 @@
 #include "fetch/proxy.h"
 #include "fetch/prefetch.h"
 #include "http/http_internal.h"
+#include "fetch/registry.h"
 #include "web/pages.h"
 
 #include <assert.h>
@@ -26,27 +27,29 @@ static enum conn_result not_found(struct conn *c, struct request *req, const cha
 
 const struct route routes[] = {
     /* the cache: the fetch endpoint, and S3 buckets' folders and files */
-    {"/api/v1/fetch", ROUTE_TREE, GET_HEAD, fetch_route, NULL, fetch_done, false, 0, NULL},
+    {"/api/v1/fetch", ROUTE_TREE, GET_HEAD, fetch_route, NULL, fetch_done, false, 0, NULL, NULL},
     /* arca as an HTTP proxy: "GET http://host/path" (proxy.h), the same fetch */
-    {"", ROUTE_PROXY, GET_HEAD, proxy_route, NULL, proxy_done, false, 0, NULL},
-    {"", ROUTE_CONNECT, "CONNECT", http_connect, NULL, http_connect_done, false, 0, NULL},
-    {"/browse", ROUTE_EXACT, NULL, web_browse_root, NULL, NULL, false, 0, NULL},
-    {"/browse/", ROUTE_PREFIX, GET_HEAD, web_browse, NULL, web_browse_done, false, 0, NULL},
+    {"", ROUTE_PROXY, GET_HEAD, proxy_route, NULL, proxy_done, false, 0, NULL, NULL},
+    {"", ROUTE_CONNECT, "CONNECT", http_connect, NULL, http_connect_done, false, 0, NULL, NULL},
+    /* a pull-through container registry mirror: every method, pushes refused as registries do */
+    {"/v2", ROUTE_TREE, NULL, registry_route, NULL, registry_done, false, 0, NULL, registry_dress},
+    {"/browse", ROUTE_EXACT, NULL, web_browse_root, NULL, NULL, false, 0, NULL, NULL},
+    {"/browse/", ROUTE_PREFIX, GET_HEAD, web_browse, NULL, web_browse_done, false, 0, NULL, NULL},
     /* the API: admin (token) and listings */
     {"/api/v1/prefetch", ROUTE_SLASH, "POST", fetch_prefetch, http_prefetch_upload,
-     http_prefetch_done, false, HTTP_PREFETCH_BODY_MAX, http_prefetch_admit},
-    {"/api/v1/rules", ROUTE_SLASH, GET_HEAD, http_rules, NULL, NULL, false, 0, NULL},
+     http_prefetch_done, false, HTTP_PREFETCH_BODY_MAX, http_prefetch_admit, NULL},
+    {"/api/v1/rules", ROUTE_SLASH, GET_HEAD, http_rules, NULL, NULL, false, 0, NULL, NULL},
     {"/api/v1/resources", ROUTE_SLASH, "GET, HEAD, DELETE", http_resources_api, NULL, NULL, false,
-     0, NULL},
-    {"/api/v1/health", ROUTE_SLASH, GET_HEAD, http_health, NULL, NULL, true, 0, NULL},
-    {"/api/v1/status", ROUTE_SLASH, GET_HEAD, http_status, NULL, NULL, false, 0, NULL},
-    {"/metrics", ROUTE_EXACT, GET_HEAD, http_metrics, NULL, NULL, false, 0, NULL},
+     0, NULL, NULL},
+    {"/api/v1/health", ROUTE_SLASH, GET_HEAD, http_health, NULL, NULL, true, 0, NULL, NULL},
+    {"/api/v1/status", ROUTE_SLASH, GET_HEAD, http_status, NULL, NULL, false, 0, NULL, NULL},
+    {"/metrics", ROUTE_EXACT, GET_HEAD, http_metrics, NULL, NULL, false, 0, NULL, NULL},
     /* the web pages */
-    {"/", ROUTE_EXACT, GET_HEAD, web_home, NULL, NULL, false, 0, NULL},
-    {"/help", ROUTE_SLASH, GET_HEAD, web_help, NULL, NULL, false, 0, NULL},
-    {"/statistics", ROUTE_SLASH, GET_HEAD, web_statistics, NULL, NULL, false, 0, NULL},
-    {"/resources", ROUTE_TREE, GET_HEAD, web_resources, NULL, NULL, false, 0, NULL},
-    {"/static/", ROUTE_PREFIX, GET_HEAD, web_asset, NULL, NULL, false, 0, NULL},
-    {"", ROUTE_PREFIX, GET_HEAD, not_found, NULL, NULL, false, 0, NULL},
-    {NULL, ROUTE_EXACT, NULL, NULL, NULL, NULL, false, 0, NULL},
+    {"/", ROUTE_EXACT, GET_HEAD, web_home, NULL, NULL, false, 0, NULL, NULL},
+    {"/help", ROUTE_SLASH, GET_HEAD, web_help, NULL, NULL, false, 0, NULL, NULL},
+    {"/statistics", ROUTE_SLASH, GET_HEAD, web_statistics, NULL, NULL, false, 0, NULL, NULL},
+    {"/resources", ROUTE_TREE, GET_HEAD, web_resources, NULL, NULL, false, 0, NULL, NULL},
+    {"/static/", ROUTE_PREFIX, GET_HEAD, web_asset, NULL, NULL, false, 0, NULL, NULL},
+    {"", ROUTE_PREFIX, GET_HEAD, not_found, NULL, NULL, false, 0, NULL, NULL},
+    {NULL, ROUTE_EXACT, NULL, NULL, NULL, NULL, false, 0, NULL, NULL},
 };

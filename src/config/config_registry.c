@@ -1,0 +1,187 @@
+/* The container registries arca mirrors, as configured (config_internal.h): --registry
+ * NAME=URL, --registry-default NAME and [registry NAME] sections, done as buckets are; the
+ * password files are read by registry/registries.c, only checked readable here. */
+#include "config/config.h"
+#include "config/config_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Docker Hub: what "docker.io" means unless a URL is given. */
+#define DOCKER_HUB_URL "https://registry-1.docker.io"
+
+/* A registry's name as clients write it before a repository (podman's "cache:8001/docker.io",
+ * containerd's ?ns=docker.io): a host name in lower case, an optional :port. */
+static bool name_ok(const char *name, size_t len)
+{
+    size_t host = len;
+    const char *colon = memchr(name, ':', len);
+    if (len == 0 || len >= CONFIG_REGISTRY_NAME_MAX)
+        return false;
+    if (colon) {
+        host = (size_t)(colon - name);
+        if (host + 1 == len || len - host - 1 > 5)
+            return false;
+        for (size_t i = host + 1; i < len; i++)
+            if (name[i] < '0' || name[i] > '9')
+                return false;
+    }
+    if (host == 0 || name[0] == '.' || name[0] == '-' || name[host - 1] == '.' ||
+        name[host - 1] == '-')
+        return false;
+    for (size_t i = 0; i < host; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-') ||
+            (c == '.' && name[i + 1] == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* The registry called `name`, added when new; NULL with the reason. */
+static struct registry_conf *registry_named(struct config *cfg, const char *name, size_t len,
+                                            char *err)
+{
+    for (int i = 0; i < cfg->n_registries; i++)
+        if (strlen(cfg->registries[i].name) == len && !strncmp(cfg->registries[i].name, name, len))
+            return &cfg->registries[i];
+    if (!name_ok(name, len)) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "registry name '%.*s': a lower-case host name (letters, digits, '.', '-') with "
+                 "an optional :port expected",
+                 (int)(len < 64 ? len : 64), name);
+        return NULL;
+    }
+    if (cfg->n_registries == CONFIG_MAX_REGISTRIES) {
+        snprintf(err, CONFIG_ERR_LEN, "at most %d registries", CONFIG_MAX_REGISTRIES);
+        return NULL;
+    }
+    struct registry_conf *r = &cfg->registries[cfg->n_registries++];
+    memset(r, 0, sizeof(*r));
+    memcpy(r->name, name, len);
+    return r;
+}
+
+/* Its base URL, as a parent's is taken: http(s), no credentials (they would show), no query. */
+static int set_url(struct registry_conf *r, const char *v, char *err)
+{
+    char why[160];
+    if (config_parent_url(v, r->url, why, sizeof(why)) < 0) {
+        snprintf(err, CONFIG_ERR_LEN, "registry %.64s: url: %s", r->name, why);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_registry(struct config *cfg, const char *v, char *err)
+{
+    const char *eq = strchr(v, '=');
+    size_t len = eq ? (size_t)(eq - v) : strlen(v);
+    struct registry_conf *r;
+    if (!eq && strcmp(v, "docker.io") != 0) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "--registry: expected NAME=URL (or docker.io alone), got '%.64s'", v);
+        return -1;
+    }
+    if (!(r = registry_named(cfg, v, len, err)))
+        return -1;
+    return set_url(r, eq ? eq + 1 : DOCKER_HUB_URL, err);
+}
+
+static int set_default(struct config *cfg, const char *v, char *err)
+{
+    if (!name_ok(v, strlen(v))) {
+        snprintf(err, CONFIG_ERR_LEN, "--registry-default: '%.64s' is no registry name", v);
+        return -1;
+    }
+    snprintf(cfg->registry_default, sizeof(cfg->registry_default), "%s", v);
+    return 0;
+}
+
+int config_registry_option(struct config *cfg, const struct option *o, const char *v, char *err)
+{
+    return !strcmp(o->name, "registry") ? add_registry(cfg, v, err) : set_default(cfg, v, err);
+}
+
+int config_registry_key(struct config *cfg, const char *name, const char *key, const char *v,
+                        char *err)
+{
+    struct registry_conf *r = registry_named(cfg, name, strlen(name), err);
+    if (!r)
+        return -1;
+    if (!strcmp(key, "url"))
+        return set_url(r, v, err);
+    if (!strcmp(key, "username")) {
+        if (!v[0] || strlen(v) >= sizeof(r->username) || strpbrk(v, ":\r\n")) {
+            snprintf(err, CONFIG_ERR_LEN, "registry %.64s: username: 1-255 bytes, no ':'", r->name);
+            return -1;
+        }
+        snprintf(r->username, sizeof(r->username), "%s", v);
+        return 0;
+    }
+    if (!strcmp(key, "password-file")) {
+        if (!v[0] || strlen(v) >= sizeof(r->password_file)) {
+            snprintf(err, CONFIG_ERR_LEN, "registry %.64s: password-file: a file's path", r->name);
+            return -1;
+        }
+        snprintf(r->password_file, sizeof(r->password_file), "%s", v);
+        return 0;
+    }
+    snprintf(err, CONFIG_ERR_LEN,
+             "registry %.64s: unknown key '%.64s' (url, username, password-file expected)", r->name,
+             key);
+    return -1;
+}
+
+static bool named(const struct config *cfg, const char *name)
+{
+    if (!strcmp(name, "docker.io")) /* always known: Docker Hub */
+        return true;
+    for (int i = 0; i < cfg->n_registries; i++)
+        if (!strcmp(cfg->registries[i].name, name))
+            return true;
+    return false;
+}
+
+/* Whether a password file gives a first line (registries.c reads it at start): config_read_token's
+ * test, without its copy of the secret. */
+static bool readable(const char *path)
+{
+    char line[1024];
+    FILE *f = fopen(path, "r");
+    bool ok = f && fgets(line, sizeof(line), f) && line[strspn(line, " \t\r\n")] != '\0';
+    if (f)
+        fclose(f);
+    explicit_bzero(line, sizeof(line));
+    return ok;
+}
+
+int config_registry_finish(const struct config *cfg, char *err)
+{
+    for (int i = 0; i < cfg->n_registries; i++) {
+        const struct registry_conf *r = &cfg->registries[i];
+        if (!r->url[0] && strcmp(r->name, "docker.io") != 0) {
+            snprintf(err, CONFIG_ERR_LEN, "registry %.64s: url missing", r->name);
+            return -1;
+        }
+        if (!r->username[0] != !r->password_file[0]) {
+            snprintf(err, CONFIG_ERR_LEN,
+                     "registry %.64s: a login needs both username and "
+                     "password-file",
+                     r->name);
+            return -1;
+        }
+        if (r->password_file[0] && !readable(r->password_file)) {
+            snprintf(err, CONFIG_ERR_LEN, "registry %.64s: cannot read password file '%.120s'",
+                     r->name, r->password_file);
+            return -1;
+        }
+    }
+    if (cfg->registry_default[0] && !named(cfg, cfg->registry_default)) {
+        snprintf(err, CONFIG_ERR_LEN,
+                 "--registry-default %.64s: no such registry (--registry NAME=URL)",
+                 cfg->registry_default);
+        return -1;
+    }
+    return 0;
+}

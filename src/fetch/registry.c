@@ -1,0 +1,446 @@
+/* The /v2 route (registry.h): a request is checked at the edge (method, client, the grammar,
+ * which registry), its upstream URL made, a token made sure of (reg_auth.h, the request parked
+ * meanwhile), then it takes the fetch course; every answer is dressed as a registry's. */
+#include "fetch/registry.h"
+#include "registry/reg_auth.h"
+#include "registry/reg_name.h"
+#include "registry/registries.h"
+#include "fetch/fetch.h"
+#include "base/park.h"
+#include "rules/rules.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REG_MAGIC 0x7e617c01u
+/* The distribution spec's bound on a manifest a registry takes; a larger one is no image's. */
+#define MANIFEST_MAX (4 << 20)
+#define API_VERSION "registry/2.0"
+
+/* One /v2/ request, from its first call to its done. */
+struct reg_req {
+    unsigned magic;
+    struct conn *conn;
+    struct request *req;
+    struct park park; /* waits for the authorisation; owns this */
+    const struct registry *reg;
+    struct reg_path path;
+    const char *code; /* the error code a refusal of ours names (NULL: from the status) */
+    char *url;        /* the upstream URL, until the fetch takes it over */
+    struct fetch_req *fetch;
+    bool waiting; /* the authorisation was asked: auth_done says it is in */
+    atomic_bool auth_done;
+    int auth_status;
+    char auth_why[200];
+};
+
+static struct reg_req *reg_of(struct park *p)
+{
+    struct reg_req *s = PARK_OWNER(p, struct reg_req, park);
+    assert(s->magic == REG_MAGIC);
+    return s;
+}
+
+static void suspend_conn(struct park *p)
+{
+    conn_suspend(reg_of(p)->conn);
+}
+
+static void resume_conn(struct park *p)
+{
+    conn_resume(reg_of(p)->conn);
+}
+
+static void reg_free(struct park *p)
+{
+    struct reg_req *s = reg_of(p);
+    s->magic = 0;
+    free(s->url);
+    free(s);
+}
+
+/* --- answers as a registry gives them ------------------------------------------------------- */
+
+/* A path as long as a namespace, a repository and a reference can make, with room to spare. */
+#define RAW_MAX 1024
+
+/* The path after "/v2/" as the client sent it (no query): the grammar is checked on it, so that
+ * an encoded byte ('%' is in no part of it) is refused with the code of the part it is in, never
+ * decoded into one that passes. -1: longer than any a client sends. */
+static int raw_path(const struct request *req, char out[RAW_MAX])
+{
+    const char *p = req->uri + 3; /* the route's "/v2" */
+    size_t len = strcspn(p, "?");
+    if (len && *p == '/') { /* one: "/v2//x" names an empty component */
+        p++;
+        len--;
+    }
+    if (len >= RAW_MAX)
+        return -1;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return 0;
+}
+
+/* The path past a configured registry's name as its first component (podman's namespace). */
+static const char *past_namespace(const char *path, const struct registry **reg)
+{
+    size_t len = strcspn(path, "/");
+    *reg = path[len] == '/' ? registries_find(path, len) : NULL;
+    return *reg ? path + len + 1 : path;
+}
+
+/* What a request refused at its head had wrong: the code of the first part outside the grammar. */
+static const char *path_code(const struct request *req)
+{
+    char path[RAW_MAX], why[8];
+    const struct registry *reg;
+    struct reg_path p;
+    if (raw_path(req, path) < 0)
+        return "NAME_INVALID";
+    enum reg_error e = reg_path_parse(past_namespace(path, &reg), &p, why, sizeof(why));
+    return e == REG_OK ? "NAME_INVALID" : reg_error_code(e);
+}
+
+/* The spec's code for an error status arca or upstream gave, where no refusal of ours named one;
+ * a 400 at the head (an encoded '/' or NUL, before the handler ran) names the part it is in. */
+static const char *code_of(const struct request *req, const struct reg_req *s, unsigned int status)
+{
+    if (s && s->code)
+        return s->code;
+    switch (status) {
+    case HTTP_BAD_REQUEST:
+        return s ? "NAME_INVALID" : path_code(req);
+    case HTTP_UNAUTHORIZED:
+    case HTTP_FORBIDDEN:
+        return "DENIED";
+    case HTTP_NOT_FOUND:
+        return !s                             ? "NAME_UNKNOWN"
+               : s->path.what == REG_MANIFEST ? "MANIFEST_UNKNOWN"
+               : s->path.what == REG_BLOB     ? "BLOB_UNKNOWN"
+                                              : "NAME_UNKNOWN";
+    case HTTP_METHOD_NOT_ALLOWED:
+        return "UNSUPPORTED";
+    case HTTP_CONTENT_TOO_LARGE:
+        return "SIZE_INVALID";
+    case HTTP_RANGE_NOT_SATISFIABLE:
+        return "RANGE_INVALID";
+    case HTTP_TOO_MANY_REQUESTS:
+        return "TOOMANYREQUESTS";
+    default:
+        return status >= 500 ? "UNAVAILABLE" : "UNKNOWN";
+    }
+}
+
+/* Copy header `name` of `from` onto `to`, when it has one. */
+static void keep_header(struct answer *to, struct answer *from, const char *name)
+{
+    char value[600];
+    if (answer_header_value(from, name, value, sizeof(value)))
+        answer_header(to, name, value);
+}
+
+/* arca's error answer `a` as the registry's JSON error, its one-line reason kept in Arca-Error
+ * (and the message), what it said of the cache and of a held host kept too. */
+static struct answer *error_answer(const struct request *req, const struct reg_req *s,
+                                   unsigned int status, struct answer *a)
+{
+    char reason[600] = "";
+    answer_header_value(a, "Arca-Error", reason, sizeof(reason));
+    json_t *o = json_pack("{s:[{s:s,s:s,s:n}]}", "errors", "code", code_of(req, s, status),
+                          "message", reason[0] ? reason : "error", "detail");
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    struct answer *out = body ? http_owned_response("application/json", body, strlen(body)) : NULL;
+    if (out) {
+        static const char *const kept[] = {"Arca-Error", "Retry-After", "Cache-Status",
+                                           "Allow",      "Connection",  "X-Content-Type-Options"};
+        for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+            keep_header(out, a, kept[i]);
+    }
+    answer_put(a);
+    return out;
+}
+
+/* Docker-Content-Digest: the digest asked; for a tag the body's sha256 once known (its
+ * Repr-Digest), else upstream's, which a registry gives as its ETag. */
+static void add_digest(const struct reg_req *s, struct answer *a)
+{
+    char value[200], hex[80];
+    unsigned char raw[48];
+    if (s->path.by_digest) {
+        answer_header(a, "Docker-Content-Digest", s->path.ref);
+        return;
+    }
+    if (answer_header_value(a, "Repr-Digest", value, sizeof(value)) &&
+        !strncmp(value, "sha-256=:", 9) && strlen(value) == 9 + 44 + 1 &&
+        EVP_DecodeBlock(raw, (const unsigned char *)value + 9, 44) == 33) {
+        memcpy(hex, "sha256:", 7);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 7 + 2 * i, 3, "%02x", raw[i]);
+        answer_header(a, "Docker-Content-Digest", hex);
+        return;
+    }
+    if (answer_header_value(a, "ETag", value, sizeof(value)) && !strncmp(value, "\"sha256:", 8) &&
+        strlen(value) == 8 + 64 + 1) {
+        snprintf(hex, sizeof(hex), "%.71s", value + 1);
+        answer_header(a, "Docker-Content-Digest", hex);
+    }
+}
+
+struct answer *registry_dress(struct request *req, unsigned int status, struct answer *a)
+{
+    const struct reg_req *s = req->state;
+    if (status >= 400)
+        a = error_answer(req, s, status, a);
+    if (!a)
+        return NULL;
+    answer_header(a, "Docker-Distribution-API-Version", API_VERSION);
+    if (status < 400 && s && (s->path.what == REG_MANIFEST || s->path.what == REG_BLOB))
+        add_digest(s, a);
+    return a;
+}
+
+/* Our refusal, naming its code. */
+static enum conn_result refuse(struct reg_req *s, unsigned int status, const char *code,
+                               const char *why)
+{
+    s->code = code;
+    return http_send_error(s->conn, status, "%s", why);
+}
+
+/* --- the request's course ------------------------------------------------------------------- */
+
+/* Upstream thread: the authorisation is in; the request reads it once woken. */
+static void on_auth(int status, const char *why, void *arg)
+{
+    struct reg_req *s = arg;
+    assert(s->magic == REG_MAGIC && !atomic_load(&s->auth_done));
+    s->auth_status = status;
+    snprintf(s->auth_why, sizeof(s->auth_why), "%s", why ? why : "");
+    atomic_store(&s->auth_done, true);
+    park_wake(&s->park);
+    park_put(&s->park);
+}
+
+/* The registry a path names: its namespace (a configured registry's name as its first
+ * component), containerd's ?ns=, else the default. *path moves past a namespace. NULL: a
+ * registry named that is not configured (a 404 queued into *ret). */
+static const struct registry *which_registry(struct reg_req *s, const char **path,
+                                             enum conn_result *ret)
+{
+    const char *ns = conn_query(s->conn, "ns"), *p = *path;
+    size_t len = strcspn(p, "/");
+    const struct registry *reg;
+    char why[200];
+    if (ns) {
+        if ((reg = registries_find(ns, strlen(ns))))
+            return reg;
+    } else if ((*path = past_namespace(p, &reg)) != p) {
+        return reg;
+    } else if (p[len] != '/' ||
+               /* a host's name (docker's reference grammar: a '.', a ':' or localhost) */
+               (!memchr(p, '.', len) && !memchr(p, ':', len) && strncmp(p, "localhost/", 10))) {
+        return registries_default();
+    }
+    snprintf(why, sizeof(why), "registry '%.*s' is not one arca mirrors (--registry NAME=URL)",
+             ns ? (int)strnlen(ns, 128) : (int)(len < 128 ? len : 128), ns ? ns : p);
+    *ret = refuse(s, HTTP_NOT_FOUND, "NAME_UNKNOWN", why);
+    return NULL;
+}
+
+/* The upstream URL of what the path asks, into s->url: 0, or -1 out of memory. */
+static int make_url(struct reg_req *s)
+{
+    const struct reg_path *p = &s->path;
+    bool library = s->reg->docker_hub && !strchr(p->repo, '/');
+    size_t size = strlen(s->reg->url) + strlen(p->repo) + strlen(p->ref) + 40;
+    if (!(s->url = malloc(size)))
+        return -1;
+    snprintf(s->url, size, "%s/v2/%s%s/%s%s", s->reg->url, library ? "library/" : "", p->repo,
+             p->what == REG_MANIFEST ? "manifests/"
+             : p->what == REG_BLOB   ? "blobs/"
+                                     : "tags/list",
+             p->ref);
+    return 0;
+}
+
+/* Ask for the token the upstream URL needs; the request is parked until it is in. */
+static enum conn_result authorise(struct reg_req *s)
+{
+    char scope[REG_SCOPE_MAX];
+    const char *repo = s->url + strlen(s->reg->url) + 4; /* past "/v2/" */
+    const char *end = strstr(repo, s->path.what == REG_TAGS ? "/tags/" : "/manifests/");
+    if (s->path.what == REG_BLOB)
+        end = strstr(repo, "/blobs/");
+    snprintf(scope, sizeof(scope), "repository:%.*s:pull", (int)(end - repo), repo);
+    s->waiting = true;
+    conn_suspend(s->conn);
+    park_hold(&s->park); /* the authorisation's */
+    if (reg_auth_ensure(NULL, s->reg, scope, on_auth, s) < 0) {
+        park_put(&s->park);
+        conn_resume(s->conn);
+        return refuse(s, HTTP_INTERNAL_SERVER_ERROR, "UNAVAILABLE", "out of memory");
+    }
+    return CONN_GO_ON;
+}
+
+/* Whether a client may ask at all: as the fetch endpoint's, refused before its path is read
+ * unless some rule could let it in. */
+static const char *client_refusal(struct conn *c)
+{
+    const char *why = http_fetch_refusal(c);
+    return why && !rules_widen_any() ? why : NULL;
+}
+
+static enum conn_result begin(struct reg_req *s)
+{
+    enum conn_result ret = CONN_CLOSE;
+    char path[RAW_MAX], why[300];
+    const char *refusal, *rest = path;
+    if (strcmp(s->req->method, "GET") && strcmp(s->req->method, "HEAD")) {
+        struct answer *a =
+            http_error_response("arca is a pull-through mirror: %s is refused", s->req->method);
+        if (a)
+            answer_header(a, "Allow", "GET, HEAD");
+        s->code = "UNSUPPORTED";
+        return http_queue(s->conn, HTTP_METHOD_NOT_ALLOWED, a);
+    }
+    if ((refusal = client_refusal(s->conn)))
+        return refuse(s, HTTP_FORBIDDEN, "DENIED", refusal);
+    if (raw_path(s->req, path) < 0)
+        return refuse(s, HTTP_BAD_REQUEST, "NAME_INVALID", "registry path too long");
+    if (!*rest) /* /v2/: the API is here, and asks for no credentials */
+        return http_send_text(s->conn, HTTP_OK, "application/json", "{}");
+    if (!(s->reg = which_registry(s, &rest, &ret)))
+        return ret;
+    enum reg_error e = reg_path_parse(rest, &s->path, why, sizeof(why));
+    if (e != REG_OK)
+        return refuse(s, e == REG_NAME_UNKNOWN ? HTTP_NOT_FOUND : HTTP_BAD_REQUEST,
+                      reg_error_code(e), why);
+    if (make_url(s) < 0)
+        return refuse(s, HTTP_INTERNAL_SERVER_ERROR, "UNAVAILABLE", "out of memory");
+    return authorise(s);
+}
+
+/* The token is in (or none is needed): the fetch course, from here on the request's. */
+static enum conn_result fetch(struct reg_req *s)
+{
+    bool blob = s->path.what == REG_BLOB;
+    struct fetch_bounds b = {s->path.by_digest ? s->path.digest : NULL,
+                             blob ? INT64_MAX : MANIFEST_MAX, !blob};
+    char *url = s->url;
+    if (s->auth_status) {
+        unsigned int status = (unsigned int)s->auth_status;
+        return refuse(s, status >= 400 && status < 600 ? status : HTTP_BAD_GATEWAY, NULL,
+                      s->auth_why[0] ? s->auth_why : "the registry's token realm refused");
+    }
+    s->url = NULL;
+    return fetch_object_by(s->conn, s->req, url, &b, &s->fetch);
+}
+
+enum conn_result registry_route(struct conn *c, struct request *req, const char *rest)
+{
+    struct reg_req *s = req->state;
+    assert(http_handling(c, req));
+    if (s) {
+        assert(s->magic == REG_MAGIC);
+        if (s->fetch)
+            return fetch_resume(s->fetch);
+        if (!s->waiting || !atomic_load(&s->auth_done))
+            return CONN_GO_ON; /* not woken by the authorisation: still waiting */
+        s->waiting = false;
+        return fetch(s);
+    }
+    if (!(s = calloc(1, sizeof(*s))))
+        return CONN_CLOSE;
+    s->magic = REG_MAGIC;
+    s->conn = c;
+    s->req = req;
+    park_init(&s->park, suspend_conn, resume_conn, reg_free);
+    req->state = s;
+    (void)rest; /* decoded: the grammar is checked on the path as sent (raw_path) */
+    return begin(s);
+}
+
+/* The access log's cache column; the registry's counters. */
+const char *registry_done(struct request *req, bool completed)
+{
+    struct reg_req *s = req->state;
+    const char *cache = fetch_finish(s ? s->fetch : NULL, req, completed);
+    req->state = NULL;
+    if (!s)
+        return cache;
+    bool pulled = s->path.what == REG_MANIFEST || s->path.what == REG_BLOB;
+    if (s->reg && pulled && req->status >= 200 && req->status < 300) {
+        struct registry_counters *n = s->reg->counters;
+        atomic_fetch_add(&n->pulls, 1);
+        if (!strcmp(cache, "HIT"))
+            atomic_fetch_add(&n->hits, 1);
+        else if (!strcmp(cache, "STALE")) /* an expired manifest answered: upstream failed */
+            atomic_fetch_add(&n->stale, 1);
+        atomic_fetch_add(&n->bytes, req->bytes);
+    }
+    if (!s->reg && req->status == HTTP_OK) /* /v2/ itself: no object */
+        cache = NULL;
+    park_leave(&s->park);
+    return cache;
+}
+
+/* Whether an image reference's first component names a registry: a configured one's name, or a
+ * host's (docker's grammar: a '.', a ':', or localhost). */
+static const struct registry *reference_registry(const char *ref, size_t len, bool *host)
+{
+    *host = memchr(ref, '.', len) || memchr(ref, ':', len) ||
+            (len == 9 && !strncmp(ref, "localhost", 9));
+    return registries_find(ref, len);
+}
+
+int registry_reference_url(const char *ref, char *out, size_t size, char *why, size_t why_size)
+{
+    const struct registry *reg = registries_default();
+    size_t first = strcspn(ref, "/");
+    bool host;
+    const struct registry *named = ref[first] == '/' ? reference_registry(ref, first, &host) : NULL;
+    char path[REG_REPO_MAX + REG_REF_MAX + 32], err[200];
+    struct reg_path p;
+    if (ref[first] == '/' && (named || host)) {
+        if (!named) {
+            snprintf(why, why_size, "registry '%.*s' is not one arca mirrors",
+                     (int)(first < 100 ? first : 100), ref);
+            return -1;
+        }
+        reg = named;
+        ref += first + 1;
+    }
+    const char *at = strchr(ref, '@');
+    size_t name_len = at ? (size_t)(at - ref) : strlen(ref);
+    const char *colon = memchr(ref, ':', name_len);
+    const char *slash = memrchr(ref, '/', name_len);
+    if (colon && slash && colon < slash)
+        colon = NULL;
+    size_t repo_len = colon ? (size_t)(colon - ref) : name_len;
+    if (!reg || repo_len >= REG_REPO_MAX || strlen(ref) >= REG_REPO_MAX + REG_REF_MAX) {
+        snprintf(why, why_size, "%s", reg ? "image reference too long" : "no registry set up");
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%.*s/manifests/%s", (int)repo_len, ref,
+             at      ? at + 1
+             : colon ? colon + 1
+                     : "latest");
+    if (reg_path_parse(path, &p, err, sizeof(err)) != REG_OK) {
+        snprintf(why, why_size, "not an image reference: %s", err);
+        return -1;
+    }
+    bool library = reg->docker_hub && !strchr(p.repo, '/');
+    if (snprintf(out, size, "%s/v2/%s%s/manifests/%s", reg->url, library ? "library/" : "", p.repo,
+                 p.ref) >= (int)size) {
+        snprintf(why, why_size, "image reference too long");
+        return -1;
+    }
+    return 0;
+}

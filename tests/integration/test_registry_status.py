@@ -1,0 +1,68 @@
+"""What an admin sees of each registry (issue 60, docs/API.md, "Registries"; docs/REGISTRY.md,
+"Visible"): the status JSON's `registries` (one entry per NAME: its url and its counters), the
+metrics (arca_registry_* labelled registry="NAME"), `arca status`, the statistics page, and an
+access log whose line names the image, the reference and the cache outcome."""
+
+import os
+import subprocess
+import time
+
+import registry as reg
+from conftest import ARCA_BIN, wait_clock
+from registry import Puller, build_image, scripted, start_mirror, v2, write_config  # noqa: F401
+
+NAME = "registry.lab"
+
+
+def entry(arca, name=NAME):
+    found = [r for r in arca.status()["registries"] if r["name"] == name]
+    assert len(found) == 1, arca.status().get("registries")
+    return found[0]
+
+
+def test_each_registry_in_status_metrics_pages_and_access_log(start_arca, scripted, workdir):
+    up = scripted()
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"),
+                                               [65536, 200_000], "v1"))
+    config = write_config(os.path.join(workdir, "arca.ini"),
+                          ("rule tags", {"match": f"{up.url}/v2/", "ttl": "1s"}))
+    arca = start_mirror(start_arca, {NAME: up.url, "quay.lab": "http://127.0.0.1:1"},
+                        config=config, access_log=os.path.join(workdir, "access.log"))
+    counters = ("pulls", "hits", "bytes", "revalidated", "stale", "throttled")
+    first = entry(arca)
+    assert first["url"] == up.url and all(first[c] == 0 for c in counters), first
+    assert entry(arca, "quay.lab")["pulls"] == 0
+
+    for _ in range(2):  # a cold pull, then a warm one
+        Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
+    e = entry(arca)
+    assert e["pulls"] >= 2 and e["hits"] >= 1, e
+    assert e["bytes"] >= sum(b.size for b in image.blobs()), e
+    # expired, revalidated with a HEAD; then expired and the upstream says 429: stale
+    wait_clock(int(time.time()) + 2)
+    assert v2(arca, f"{NAME}/library/demo/manifests/v1").status == 200
+    assert entry(arca)["revalidated"] >= 1
+    wait_clock(int(time.time()) + 2)
+    up.throttled = True
+    a = v2(arca, f"{NAME}/library/demo/manifests/v1")
+    assert a.status == 200 and "fwd=stale" in a.headers.get("cache-status", "")
+    e = entry(arca)
+    assert e["stale"] >= 1 and e["throttled"] >= 1, e
+    assert entry(arca, "quay.lab")["pulls"] == 0
+
+    metrics = arca.metrics()
+    ours = [k for k in metrics if k.startswith("arca_registry_") and f'registry="{NAME}"' in k]
+    assert ours, sorted(k for k in metrics if "registry" in k)
+    p = subprocess.run([ARCA_BIN, "status", "--server", arca.base], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 0 and NAME in p.stdout, p.stdout
+    status, _, page = arca.get("/statistics/")
+    assert status == 200 and NAME in page.decode()
+
+    with open(arca.access_log) as f:
+        lines = [line for line in f if "/v2/" in line]
+    blob = image.layers[0].digest
+    hits = [line for line in lines if f"library/demo/blobs/{blob}" in line]
+    assert len(hits) == 2, lines
+    assert "MISS" in hits[0] and "HIT" in hits[1], hits
+    assert any("library/demo/manifests/v1" in line and "STALE" in line for line in lines), lines

@@ -1,0 +1,80 @@
+/* Units for the configured registries: --registry and --registry-default as config.c reads them
+ * (config_registry.c), and the table registries.c builds from them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "config/config.h"
+#include "registry/registries.h"
+
+static struct config cfg;
+
+static enum config_action load(char *err, int argc, ...)
+{
+    char *argv[16] = {"arca", "serve"};
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++)
+        argv[2 + i] = va_arg(ap, char *);
+    va_end(ap);
+    config_free(&cfg);
+    return config_load(&cfg, argc + 2, argv, err);
+}
+
+static void options_read(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(
+        load(err, 4, "--registry", "lab=http://Reg.Lab:5000/", "--registry", "docker.io"),
+        CONFIG_SERVE);
+    assert_int_equal(cfg.n_registries, 2);
+    assert_string_equal(cfg.registries[0].name, "lab");
+    assert_string_equal(cfg.registries[0].url, "http://reg.lab:5000");
+    assert_string_equal(cfg.registries[1].url, "https://registry-1.docker.io");
+    assert_int_equal(load(err, 2, "--registry", "lab"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "NAME=URL"));
+    assert_int_equal(load(err, 2, "--registry", "x..y=http://h"), CONFIG_ERROR);
+    assert_int_equal(load(err, 2, "--registry", "x:99999999=http://h"), CONFIG_ERROR);
+    assert_int_equal(load(err, 2, "--registry", "host:5000=http://h"), CONFIG_SERVE);
+    assert_int_equal(load(err, 2, "--registry-default", "lab"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "no such registry"));
+    assert_int_equal(load(err, 2, "--registry-default", "docker.io"), CONFIG_SERVE);
+}
+
+static void table_built(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(
+        load(err, 4, "--registry", "lab=http://127.0.0.1:5000", "--registry-default", "lab"),
+        CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    assert_int_equal(registries_count(), 2); /* Docker Hub is known without being named */
+    const struct registry *lab = registries_find("lab", 3), *hub = registries_find("docker.io", 9);
+    assert_non_null(lab);
+    assert_non_null(hub);
+    assert_ptr_equal(registries_default(), lab);
+    assert_true(hub->docker_hub && !lab->docker_hub);
+    assert_string_equal(hub->url, "https://registry-1.docker.io");
+    assert_ptr_equal(registries_for_url("http://127.0.0.1:5000/v2/x/blobs/y"), lab);
+    assert_null(registries_for_url("http://127.0.0.1:5000/v2"));
+    assert_null(registries_for_url("http://127.0.0.1:50000/v2/x"));
+    assert_null(registries_find("la", 2));
+    assert_ptr_equal(registries_at(0), lab);
+    assert_null(registries_at(2));
+    config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(options_read),
+        cmocka_unit_test(table_built),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
