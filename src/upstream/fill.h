@@ -64,6 +64,7 @@ struct fill_settings {
     const char *host;               /* its own answer's origin (asked_origin) */
     const struct bucket_auth *auth; /* signed as the download is (NULL: not) */
     const char *via;                /* the client's Via (NULL: none) */
+    const char *line;               /* one more request line (a registry's Authorization) */
     const struct validators *kept;  /* the version's: If-Range, and each answer's proof */
     struct rate_flow *flow;         /* the download's turn under the uplink cap */
     int64_t head, length;           /* the head's next byte; the object's length */

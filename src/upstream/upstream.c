@@ -672,6 +672,19 @@ int upstream_get(const char *url, const struct bucket_auth *auth,
     return probe_get(&fx.loop, url, auth, done, arg);
 }
 
+int upstream_get_as(const struct doc_ask *ask,
+                    void (*done)(const struct probe_result *res, const char *body, size_t len,
+                                 void *arg),
+                    void *arg)
+{
+    return probe_get_as(&fx.loop, ask, done, arg);
+}
+
+int upstream_call(void (*fn)(void *arg), void *arg)
+{
+    return probe_call(&fx.loop, fn, arg);
+}
+
 void upstream_set_rate(int64_t bytes_per_s)
 {
     if (!rate_set(&fx.loop.gate, bytes_per_s))
