@@ -40,9 +40,14 @@ typedef void reg_auth_done_fn(int status, const char *why, void *arg);
  * GET of its /v2/, once), then fetch a token for `scope` unless a kept one has a minute left.
  * Concurrent asks of one registry and scope share one request. `loop`: the upstream thread's
  * (NULL: the one upstream_init started, what a client thread passes). 0: `done` will run
- * (also when nothing was to be learnt); -1: out of memory or stopping (done never runs). */
+ * (also when nothing was to be learnt; called on the upstream thread, it may run before
+ * this returns); -1: out of memory or stopping (done never runs). A download of a registry's
+ * URL asks it itself (source_registry.c), so a URL asked through the fetch API (a site's
+ * arca asking its central one) is authorised as one asked at /v2/. */
 int reg_auth_ensure(struct upstream_loop *loop, const struct registry *r, const char *scope,
                     reg_auth_done_fn *done, void *arg);
+/* The upstream thread's caller of reg_auth_ensure with `arg` is gone: its `done` never runs. */
+void reg_auth_abandon(void *arg);
 /* The Authorization header line for a request of `url` (normal form) to a registry (scope from
  * its path): "Authorization: Bearer ..." or "Authorization: Basic ..." into out, true; false
  * when none is kept or needed (not a registry's URL: nothing to add). */

@@ -210,9 +210,28 @@ int reg_auth_ensure(struct upstream_loop *loop, const struct registry *r, const 
         return -1;
     *w = (struct waiter){.loop = loop, .r = r, .done = done, .arg = arg};
     snprintf(w->scope, sizeof(w->scope), "%s", scope);
+    if (upstream_on_thread()) { /* a download's: no hop */
+        step(w);
+        return 0;
+    }
     if ((loop ? probe_call(loop, on_thread, w) : upstream_call(on_thread, w)) < 0) {
         free(w);
         return -1;
     }
     return 0;
+}
+
+void reg_auth_abandon(void *arg)
+{
+    assert(upstream_on_thread());
+    for (struct asking *a = out; a; a = a->next)
+        for (struct waiter **w = &a->waiters; *w;) {
+            struct waiter *gone = *w;
+            if (gone->arg != arg) {
+                w = &gone->next;
+                continue;
+            }
+            *w = gone->next;
+            free(gone);
+        }
 }

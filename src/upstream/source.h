@@ -102,6 +102,12 @@ struct registry_pull {
     char said[72];     /* the answer's Docker-Content-Digest, "sha256:<hex>" ("" none) */
     char etag[76];     /* `said` quoted: the ETag its manifest is kept under */
     char *fill_line;   /* its Authorization, for a parallel fill's ranges (NULL none) */
+    /* PROBING: its authorisation is asked (reg_auth_ensure), and what came of it */
+    bool waiting, in_choose;
+    int auth_status;
+    char auth_why[300];
+    bool reauthed; /* a 401 had its token dropped and asked again (once a download) */
+    bool again;    /* ... this attempt's: the next source step asks for a new one */
 };
 
 /* A download's sources, and what the one asked now said of its last attempt. */

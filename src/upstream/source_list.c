@@ -1,7 +1,7 @@
 /* A download's list of sources (source.h): built from its terms (the one file that names the
  * kinds), walked in order. */
 #include "upstream/transfer_answer.h"
-#include "registry/registries.h"
+#include "registry/reg_auth.h"
 
 #include <stdlib.h>
 
@@ -34,6 +34,8 @@ void source_list_free(struct sources *s)
 {
     mirror_free(&s->pick);
     free(s->reg.fill_line);
+    if (s->reg.waiting)
+        reg_auth_abandon(&s->reg);
     parent_forget(&s->parent);
 }
 

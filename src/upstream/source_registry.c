@@ -11,8 +11,11 @@
 #include "upstream/transfer_answer.h"
 #include "registry/reg_auth.h"
 #include "registry/reg_name.h"
+#include "base/clock.h"
 #include "log/log.h"
+#include "stats/stats.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,14 +80,74 @@ const char *source_registry_vouch(const struct registry_pull *p, const uint8_t d
 
 /* --- the hooks ------------------------------------------------------------------------------ */
 
+/* Its authorisation is known (0) or failed (`status`, `why`): PROBING is over. */
+static void authorised(int status, const char *why, void *arg)
+{
+    struct registry_pull *p = arg;
+    struct transfer *t = (struct transfer *)((char *)p - offsetof(struct transfer, src.reg));
+    CHECK_TRANSFER(t);
+    p->waiting = false;
+    p->auth_status = status;
+    snprintf(p->auth_why, sizeof(p->auth_why), "%s", why);
+    if (!p->in_choose)
+        t->src.chosen(t);
+}
+
+/* PROBING is over: ATTEMPT with what was learnt, or FAILED in the dance's words. A registry
+ * or realm down, or limiting (429, 5xx), is an outage: a tag's kept manifest this download
+ * refreshes answers stale, as when the manifest's own request fails so (transfer_course.c). */
+static enum transfer_state chosen(struct transfer *t)
+{
+    struct registry_pull *p = &t->src.reg;
+    int s = p->auth_status;
+    if (s != 0) {
+        if ((s == 429 || s >= 500) && t->st->keep_stale(t->obj, s, s, p->auth_why) == 0) {
+            t->failed = true; /* its clients take the expired manifest (or are told) */
+            atomic_fetch_add(&stats.refreshes_failed_stale, 1);
+        } else {
+            transfer_fail(t, s, p->auth_why);
+        }
+        return TS_FAILED;
+    }
+    log_debug("fetch %s: download started, from registry %s", t->url, p->r->name);
+    return TS_ATTEMPT;
+}
+
+/* SOURCE: the registry's URL, once a request of its scope can be authorised (PROBING while
+ * the challenge or a token is asked: reg_auth_ensure). */
 static bool choose(struct transfer *t, enum transfer_state *next)
 {
+    struct registry_pull *p = &t->src.reg;
+    struct reg_challenge c;
+    char scope[REG_SCOPE_MAX];
     if (t->source != t->asked) {
         t->source = t->asked;
         easy_set_url(&t->h, t->source);
     }
-    log_debug("fetch %s: download started, from registry %s", t->url, t->src.reg.r->name);
-    *next = TS_ATTEMPT;
+    p->auth_status = 0;
+    if (!reg_scope_of(p->r, t->source, scope, sizeof(scope)) ||
+        reg_auth_need(p->r, scope, monotonic_ms() / 1000, &c) == REG_NEED_NOTHING) {
+        *next = chosen(t);
+        return true;
+    }
+    p->waiting = p->in_choose = true;
+    if (reg_auth_ensure(t->loop, p->r, scope, authorised, p) < 0) {
+        p->waiting = false;
+        p->auth_status = 500;
+        snprintf(p->auth_why, sizeof(p->auth_why), "out of memory");
+    }
+    p->in_choose = false;
+    *next = p->waiting ? TS_PROBING : chosen(t);
+    return true;
+}
+
+/* A 401 to a token kept (revoked, or expired early): dropped, and asked again once. */
+static bool judge_end(struct transfer *t, enum transfer_state *next)
+{
+    if (!t->src.reg.again || t->failed || atomic_load(&t->loop->stopping))
+        return false;
+    t->src.reg.again = false;
+    *next = TS_SOURCE;
     return true;
 }
 
@@ -179,8 +242,15 @@ static int answer(struct transfer *t)
     struct registry_pull *p = &t->src.reg;
     char why[300];
     count(p->r, t->a.status);
-    if (t->a.status == 401)
+    if (t->a.status == 401) {
         reg_auth_forget(t->source);
+        if (!p->reauthed) {
+            p->reauthed = p->again = true;
+            log_info("fetch %s: registry %s refused its authorisation (401): asked again", t->url,
+                     p->r->name);
+            return -1;
+        }
+    }
     if (p->head)
         return head_answer(t);
     if (p->manifest && t->a.status == 200 && t->a.resp.content_length > REGISTRY_MANIFEST_MAX) {
@@ -261,6 +331,7 @@ static bool vouches(struct transfer *t, const uint8_t digest[32], enum transfer_
 const struct source_kind source_registry = {
     .name = "registry",
     .choose = choose,
+    .chosen = chosen,
     .headers = headers,
     .timeouts = timeouts,
     .status_line = status_line,
@@ -271,5 +342,6 @@ const struct source_kind source_registry = {
     .no_fill = no_fill,
     .fill_settings = fill_settings,
     .overran = overran,
+    .judge_end = judge_end,
     .vouches = vouches,
 };
