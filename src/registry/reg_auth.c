@@ -24,8 +24,8 @@ struct kept_token {
     const struct registry *r;
     char scope[REG_SCOPE_MAX];
     char token[REG_TOKEN_MAX];
-    int64_t keep_until; /* monotonic seconds: a fresh one is asked from then */
-    int64_t expires;    /* monotonic seconds: sent until then */
+    int64_t keep_until; /* monotonic ms: a fresh one is asked from then */
+    int64_t expires;    /* monotonic ms: sent until then */
     struct kept_token *next;
 };
 
@@ -143,8 +143,9 @@ bool reg_token_parse(const char *body, size_t len, int64_t wall_s, char *token, 
         life = REG_TOKEN_LIFE_MAX;
     at = json_object_get(root, "issued_at");
     int64_t issued = json_is_string(at) ? rfc3339_seconds(json_string_value(at)) : -1;
-    /* its age when it came: a realm's clock ahead of ours ages it none, one behind ages it */
-    if (issued > 0 && issued < wall_s)
+    /* its age when it came: a realm's clock ahead of ours ages it none, one behind ages it;
+     * both times are whole seconds, so a second's difference is their rounding, not an age */
+    if (issued > 0 && wall_s - issued > 1)
         life -= wall_s - issued;
     snprintf(token, size, "%s", json_string_value(tok));
     /* a token is a header value: a line break in it would be a header of the realm's choosing */
@@ -155,9 +156,9 @@ out:
     return ok;
 }
 
-int64_t reg_token_keep(int64_t life_s)
+int64_t reg_token_keep_ms(int64_t life_s)
 {
-    return life_s >= 300 ? life_s - 60 : life_s - life_s / 5;
+    return life_s >= 300 ? (life_s - 60) * 1000 : life_s * 1000 - life_s * 1000 / 5;
 }
 
 bool reg_scope_of(const struct registry *r, const char *url, char *out, size_t size)
@@ -242,10 +243,10 @@ static void drop_token(struct kept_token **k)
 }
 
 /* Room for one more: the expired go, then the oldest kept (the list's last). */
-static void make_room(int64_t now_s)
+static void make_room(int64_t now_ms)
 {
     for (struct kept_token **k = &ra.tokens; *k;)
-        if ((*k)->expires <= now_s)
+        if ((*k)->expires <= now_ms)
             drop_token(k);
         else
             k = &(*k)->next;
@@ -257,7 +258,7 @@ static void make_room(int64_t now_s)
     drop_token(last);
 }
 
-enum reg_need reg_auth_need(const struct registry *r, const char *scope, int64_t now_s,
+enum reg_need reg_auth_need(const struct registry *r, const char *scope, int64_t now_ms,
                             struct reg_challenge *c)
 {
     enum reg_need need = REG_NEED_PING;
@@ -271,7 +272,7 @@ enum reg_need reg_auth_need(const struct registry *r, const char *scope, int64_t
             need = REG_NEED_NOTHING;
         else {
             struct kept_token *k = *token_slot(r, scope);
-            need = k && k->keep_until > now_s ? REG_NEED_NOTHING : REG_NEED_TOKEN;
+            need = k && k->keep_until > now_ms ? REG_NEED_NOTHING : REG_NEED_TOKEN;
         }
     }
     pthread_mutex_unlock(&ra.lock);
@@ -308,7 +309,7 @@ int reg_auth_learn(const struct registry *r, int status, const char *challenge, 
 }
 
 int reg_auth_keep(const struct registry *r, const char *scope, const char *body, size_t len,
-                  int64_t now_s, int64_t wall_s, char *why, size_t size)
+                  int64_t now_ms, int64_t wall_s, char *why, size_t size)
 {
     struct kept_token *k = calloc(1, sizeof(*k));
     int64_t life = 0;
@@ -322,13 +323,13 @@ int reg_auth_keep(const struct registry *r, const char *scope, const char *body,
     }
     k->r = r;
     snprintf(k->scope, sizeof(k->scope), "%s", scope);
-    k->keep_until = now_s + reg_token_keep(life);
-    k->expires = now_s + life;
+    k->keep_until = now_ms + reg_token_keep_ms(life);
+    k->expires = now_ms + life * 1000;
     pthread_mutex_lock(&ra.lock);
     struct kept_token **old = token_slot(r, scope);
     if (*old)
         drop_token(old);
-    make_room(now_s);
+    make_room(now_ms);
     k->next = ra.tokens;
     ra.tokens = k;
     ra.n_tokens++;
@@ -370,7 +371,7 @@ bool reg_auth_header(const char *url, char *out, size_t size)
     } else if (l && l->c.scheme == REG_AUTH_BEARER && reg_scope_of(r, url, scope, sizeof(scope))) {
         struct kept_token *k = *token_slot(r, scope);
         int n = -1;
-        if (k && k->expires > monotonic_ms() / 1000)
+        if (k && k->expires > monotonic_ms())
             n = snprintf(out, size, "Authorization: Bearer %s", k->token);
         have = n > 0 && (size_t)n < size;
     }

@@ -81,16 +81,17 @@ enum reg_need {
     REG_NEED_TOKEN,   /* a Bearer realm: a token for the scope */
     REG_NEED_LOGIN,   /* it asks for basic auth and no login is configured */
 };
-enum reg_need reg_auth_need(const struct registry *r, const char *scope, int64_t now_s,
+enum reg_need reg_auth_need(const struct registry *r, const char *scope, int64_t now_ms,
                             struct reg_challenge *c);
 /* The /v2/ ping's answer (`status`, its WWW-Authenticate `challenge`, "" none): what the registry
  * asks from now. 0; -1 when the answer says nothing usable (`why`, one line, no secret). */
 int reg_auth_learn(const struct registry *r, int status, const char *challenge, char *why,
                    size_t size);
-/* A token for `scope` from the realm's answer `body`: kept until its margin (reg_token_keep);
- * 0, or -1 with a one-line why. now_s: the monotonic clock's seconds, wall_s the wall clock's. */
+/* A token for `scope` from the realm's answer `body`: kept until its margin (reg_token_keep_ms);
+ * 0, or -1 with a one-line why. now_ms: the monotonic clock (clock.h), wall_s the wall clock's
+ * seconds (what issued_at is read against). */
 int reg_auth_keep(const struct registry *r, const char *scope, const char *body, size_t len,
-                  int64_t now_s, int64_t wall_s, char *why, size_t size);
+                  int64_t now_ms, int64_t wall_s, char *why, size_t size);
 
 /* Pure pieces (units: tests/unit/test_reg_auth.c). */
 #define REG_TOKEN_MAX 8192
@@ -99,12 +100,12 @@ int reg_auth_keep(const struct registry *r, const char *scope, const char *body,
 bool reg_challenge_parse(const char *value, struct reg_challenge *c);
 /* A realm's JSON answer: its `token` (or `access_token`) into token[size], how many seconds it
  * lives from now (`expires_in`, 60 when absent, less the age `issued_at` says it has at
- * `wall_s`; never more than expires_in). false: no token in it. */
+ * `wall_s` (over a second: both are whole seconds); never more than expires_in). false: no token in it. */
 bool reg_token_parse(const char *body, size_t len, int64_t wall_s, char *token, size_t size,
                      int64_t *life_s);
-/* Seconds a token living `life_s` is kept: to a minute before it expires, or a fifth of its
- * life before for one living less than five minutes. */
-int64_t reg_token_keep(int64_t life_s);
+/* Milliseconds a token living `life_s` seconds is kept: to a minute before it expires, or a
+ * fifth of its life before for one living less than five minutes. */
+int64_t reg_token_keep_ms(int64_t life_s);
 /* The scope "repository:<name>:pull" of a request of `url` to `r` (the name between its
  * "/v2/" and "/manifests/", "/blobs/" or "/tags/"); false when `url` names none. */
 bool reg_scope_of(const struct registry *r, const char *url, char *out, size_t size);

@@ -121,7 +121,7 @@ static void token_answered(const struct probe_result *res, const char *body, siz
                  res->status == 401 || res->status == 403 ? "refused arca's login:" : "answered",
                  res->status);
         answer_all(a, failure_status(res), why);
-    } else if (reg_auth_keep(a->r, a->scope, body, len, monotonic_ms() / 1000, time(NULL), why,
+    } else if (reg_auth_keep(a->r, a->scope, body, len, monotonic_ms(), time(NULL), why,
                              sizeof(why)) < 0) {
         answer_all(a, 502, why);
     } else {
@@ -178,7 +178,7 @@ static void step(struct waiter *w)
 {
     struct reg_challenge c;
     char why[300];
-    switch (reg_auth_need(w->r, w->scope, monotonic_ms() / 1000, &c)) {
+    switch (reg_auth_need(w->r, w->scope, monotonic_ms(), &c)) {
     case REG_NEED_NOTHING:
         tell(w, 0, "");
         break;

@@ -126,7 +126,7 @@ static bool choose(struct transfer *t, enum transfer_state *next)
     }
     p->auth_status = 0;
     if (!reg_scope_of(p->r, t->source, scope, sizeof(scope)) ||
-        reg_auth_need(p->r, scope, monotonic_ms() / 1000, &c) == REG_NEED_NOTHING) {
+        reg_auth_need(p->r, scope, monotonic_ms(), &c) == REG_NEED_NOTHING) {
         *next = chosen(t);
         return true;
     }

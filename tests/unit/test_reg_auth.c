@@ -98,10 +98,13 @@ static void a_token_answer_is_read(void **state)
     assert_true(reg_token_parse(doc, strlen(doc), 1000, tok, sizeof(tok), &life));
     assert_string_equal(tok, "xyz");
     assert_int_equal(life, 60);
-    /* issued 100 s ago by its clock: 100 s of its life are gone */
+    /* issued 100 s ago by its clock: 100 s of its life are gone; a second is rounding */
     doc = "{\"token\":\"t\",\"expires_in\":300,\"issued_at\":\"2026-11-26T10:58:20Z\"}";
     assert_true(reg_token_parse(doc, strlen(doc), 1795690800, tok, sizeof(tok), &life));
     assert_int_equal(life, 200);
+    doc = "{\"token\":\"t\",\"expires_in\":300,\"issued_at\":\"2026-11-26T10:59:59Z\"}";
+    assert_true(reg_token_parse(doc, strlen(doc), 1795690800, tok, sizeof(tok), &life));
+    assert_int_equal(life, 300);
     /* a realm whose clock runs ahead ages it none */
     doc = "{\"token\":\"t\",\"expires_in\":300,\"issued_at\":\"2026-11-26T12:00:00.123+01:00\"}";
     assert_true(reg_token_parse(doc, strlen(doc), 1795690800 - 3600, tok, sizeof(tok), &life));
@@ -128,11 +131,11 @@ static void a_token_answer_without_a_usable_token_is_refused(void **state)
 static void a_token_is_kept_until_its_margin(void **state)
 {
     (void)state;
-    assert_int_equal(reg_token_keep(300), 240);
-    assert_int_equal(reg_token_keep(3600), 3540);
-    assert_int_equal(reg_token_keep(60), 48);
-    assert_int_equal(reg_token_keep(10), 8);
-    assert_int_equal(reg_token_keep(0), 0);
+    assert_int_equal(reg_token_keep_ms(300), 240000);
+    assert_int_equal(reg_token_keep_ms(3600), 3540000);
+    assert_int_equal(reg_token_keep_ms(60), 48000);
+    assert_int_equal(reg_token_keep_ms(1), 800);
+    assert_int_equal(reg_token_keep_ms(0), 0);
 }
 
 static void a_url_names_its_scope(void **state)
@@ -176,7 +179,7 @@ static void the_header_follows_what_was_learnt(void **state)
     struct reg_challenge c;
     const char *url = "https://registry-1.docker.io/v2/library/debian/manifests/12";
     const char *doc = "{\"token\":\"tok-1\",\"expires_in\":300}";
-    int64_t now = monotonic_ms() / 1000;
+    int64_t now = monotonic_ms();
     (void)state;
     assert_false(reg_auth_header("http://elsewhere/v2/x/blobs/y", line, sizeof(line)));
     assert_false(reg_auth_header(url, line, sizeof(line)));
@@ -197,7 +200,7 @@ static void the_header_follows_what_was_learnt(void **state)
     assert_int_equal(reg_auth_need(&hub, "repository:library/debian:pull", now, &c),
                      REG_NEED_NOTHING);
     /* within its last minute a new one is asked, the old still sent meanwhile */
-    assert_int_equal(reg_auth_need(&hub, "repository:library/debian:pull", now + 241, &c),
+    assert_int_equal(reg_auth_need(&hub, "repository:library/debian:pull", now + 240001, &c),
                      REG_NEED_TOKEN);
     /* another repository is another scope */
     assert_false(reg_auth_header("https://registry-1.docker.io/v2/library/alpine/manifests/3", line,
