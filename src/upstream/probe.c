@@ -50,6 +50,7 @@ struct probe {
     int held;                /* its host held down: no attempt went; seconds until one may */
     int attempts;            /* started so far */
     struct timer retry;      /* BACKOFF: the next attempt */
+    bool head;               /* a registry's URL: HEAD (a GET of a manifest is a pull) */
     char *userpwd;           /* a document's basic auth (struct doc_ask), NULL none */
     char challenge[512];     /* its answer's WWW-Authenticate */
     void (*call)(void *arg); /* probe_call's: run at the next pass, nothing asked */
@@ -329,6 +330,8 @@ static void setup_probe(struct probe *p)
     curl_easy_setopt(p->h.easy, CURLOPT_WRITEFUNCTION, probe_body);
     curl_easy_setopt(p->h.easy, CURLOPT_WRITEDATA, p);
     easy_sign_for(p->h.easy, p->auth);
+    if (p->head)
+        curl_easy_setopt(p->h.easy, CURLOPT_NOBODY, 1L);
     if (p->userpwd) {
         curl_easy_setopt(p->h.easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(p->h.easy, CURLOPT_USERPWD, p->userpwd);
@@ -407,9 +410,11 @@ int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, e
               probe_done_fn *done, void *arg, bool retries)
 {
     struct probe *p = calloc(1, sizeof(*p));
+    /* a registry answers HEAD as a GET, and counts only the GET of a manifest as a pull */
+    bool head = !parent && registries_for_url(url);
     if (!p || !(p->url = strdup(url)) || (parent && !(p->parent = calloc(1, sizeof(*p->parent)))) ||
         !(p->h.easy = curl_easy_init()) || !(p->headers = probe_headers(url, NULL)) ||
-        !curl_slist_append(p->headers, "Range: bytes=0-0")) {
+        (!head && !curl_slist_append(p->headers, "Range: bytes=0-0"))) {
         if (p)
             free_probe(p);
         return -1;
@@ -419,6 +424,7 @@ int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, e
         snprintf(p->parent->base, sizeof(p->parent->base), "%s", parent);
     }
     p->h.host_kind = kind;
+    p->head = head;
     p->done = done;
     p->arg = arg;
     p->retries = retries;

@@ -10,7 +10,8 @@
  * download would be (the same backoff, up to --download-retries); every probe asks a name that
  * did not resolve once more after RESOLVE_RETRY_MS. probe_close() ends every probe, queued or
  * not, with status 0 ("arca is shutting down"). A probe or document of a registry's URL
- * carries its Authorization (reg_auth_header), as a download of it does.
+ * carries its Authorization (reg_auth_header), as a download of it does; a probe of one asks
+ * HEAD instead of a one-byte GET (a registry counts a GET of a manifest as a pull).
  */
 #ifndef ARCA_PROBE_H
 #define ARCA_PROBE_H

@@ -92,6 +92,7 @@ struct source_kind {
 /* What a registry's URL asks and what its answer said (source_registry.c's record). */
 struct registry;
 #define REGISTRY_MANIFEST_MAX (4 << 20) /* a manifest longer is refused, never kept */
+#define REGISTRY_DIGEST_FRESH_S (365LL * 24 * 3600) /* what a digest's bytes are fresh for */
 struct registry_pull {
     const struct registry *r; /* NULL: not a registry's URL */
     bool manifest;            /* .../manifests/<ref> (else a blob or a tag list) */

@@ -256,7 +256,7 @@ static int answer(struct transfer *t)
     if (p->manifest && t->a.status == 200 && t->a.resp.content_length > REGISTRY_MANIFEST_MAX) {
         snprintf(why, sizeof(why), "registry %s: a manifest of %lld bytes, over the %d allowed",
                  p->r->name, (long long)t->a.resp.content_length, REGISTRY_MANIFEST_MAX);
-        transfer_fail(t, 502, why);
+        transfer_fail(t, 413, why); /* as an object over --max-object-size is */
         return -1;
     }
     return 0;
@@ -271,7 +271,7 @@ static bool overran(struct transfer *t, size_t len)
     t->st->progress(t->obj, &d);
     if (d.have + (int64_t)len <= REGISTRY_MANIFEST_MAX)
         return false;
-    transfer_fail(t, 502, "registry's manifest runs over 4 MiB");
+    transfer_fail(t, 413, "the registry's manifest runs over 4 MiB");
     return true;
 }
 
@@ -280,6 +280,16 @@ static void describe(const struct transfer *t, struct upstream_headers *h)
 {
     if (t->src.reg.manifest && t->src.reg.etag[0])
         h->etag = t->src.reg.etag;
+}
+
+/* A digest's bytes never change: fresh as long as the store keeps them (REGISTRY_DIGEST_FRESH_S,
+ * or the rules' ttl if longer), never revalidated; the rules' ttl says how long a tag is. */
+static void freshness(struct transfer *t)
+{
+    int64_t ttl = t->terms.object.ttl;
+    if (t->src.reg.by_digest)
+        t->st->from_parent(t->obj, 0, ttl > REGISTRY_DIGEST_FRESH_S ? ttl : REGISTRY_DIGEST_FRESH_S,
+                           NULL);
 }
 
 static int refusal(struct transfer *t, int status, char *reason, size_t size)
@@ -338,6 +348,7 @@ const struct source_kind source_registry = {
     .header = header,
     .answer = answer,
     .describe = describe,
+    .freshness = freshness,
     .refusal = refusal,
     .no_fill = no_fill,
     .fill_settings = fill_settings,
