@@ -92,13 +92,12 @@ struct source_kind {
 /* What a registry's URL asks and what its answer said (source_registry.c's record). */
 struct registry;
 #define REGISTRY_MANIFEST_MAX (4 << 20) /* a manifest longer is refused, never kept */
-#define REGISTRY_DIGEST_FRESH_S (365LL * 24 * 3600) /* what a digest's bytes are fresh for */
 struct registry_pull {
     const struct registry *r; /* NULL: not a registry's URL */
     bool manifest;            /* .../manifests/<ref> (else a blob or a tag list) */
     bool by_digest;           /* its reference is a digest: `digest` */
     uint8_t digest[32];
-    bool head;         /* this attempt asks HEAD: a tag's revalidation */
+    bool head;         /* this attempt asks HEAD: a revalidation */
     bool head_changed; /* its HEAD said another digest: the next attempt GETs */
     char said[72];     /* the answer's Docker-Content-Digest, "sha256:<hex>" ("" none) */
     char etag[76];     /* `said` quoted: the ETag its manifest is kept under */
@@ -193,6 +192,9 @@ void source_mirror_picked(struct mirror_pick *m);
 bool source_registry_parse(const struct registry *r, const char *url, struct registry_pull *p);
 /* Whether a HEAD's `said` Docker-Content-Digest is the manifest kept under ETag `kept`. */
 bool source_registry_unchanged(const char *kept, const char *said);
+/* Whether a 2xx to the HEAD revalidating `p`'s copy (kept under ETag `kept`) renews it: a
+ * digest's always (its bytes cannot change), a tag's when its digest is unchanged. */
+bool source_registry_renews(const struct registry_pull *p, const char *kept);
 /* Whether bytes of sha256 `digest` are what `p` asked (its digest reference) and its answer
  * said (its Docker-Content-Digest): NULL, or why not. */
 const char *source_registry_vouch(const struct registry_pull *p, const uint8_t digest[32]);

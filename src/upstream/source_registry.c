@@ -4,9 +4,10 @@
  * naming the manifest and index types; its bytes must hash to the digest the URL names, or to
  * the Docker-Content-Digest its answer said, before they are kept (a mismatch is failed while
  * the last byte is still held back: no client gets the body whole); a manifest over
- * REGISTRY_MANIFEST_MAX is refused; a tag is revalidated with a HEAD, whose unchanged digest
- * renews the kept manifest as a 304 would (Docker Hub counts a GET of a manifest as a pull, a
- * HEAD not), a changed one has the next attempt GET it. Its refusals and 429s are counted for
+ * REGISTRY_MANIFEST_MAX is refused; an expired copy is revalidated with a HEAD (Docker Hub
+ * counts a GET of a manifest as a pull, a HEAD not): a tag's unchanged digest renews the kept
+ * manifest as a 304 would, a changed one has the next attempt GET it; a digest's bytes cannot
+ * change, so any 2xx renews them (no body, no CDN). Its refusals and 429s are counted for
  * the registry, and a 401 drops the token it was sent with. */
 #include "upstream/transfer_answer.h"
 #include "registry/reg_auth.h"
@@ -56,6 +57,11 @@ bool source_registry_parse(const struct registry *r, const char *url, struct reg
     }
     p->by_digest = reg_digest_parse(ref, strcspn(ref, "?#"), p->digest) == REG_OK;
     return true;
+}
+
+bool source_registry_renews(const struct registry_pull *p, const char *kept)
+{
+    return p->by_digest || source_registry_unchanged(kept, p->said);
 }
 
 bool source_registry_unchanged(const char *kept, const char *said)
@@ -167,13 +173,13 @@ static int headers(const struct transfer *t, struct curl_slist **headers)
     return ok ? 0 : -1;
 }
 
-/* The origin's patience; a tag's revalidation asks HEAD (set once the conditions are known),
- * unless its HEAD said the tag moved: then the new manifest is asked. */
+/* The origin's patience; a revalidation of a manifest or a digest asks HEAD (set once the
+ * conditions are known), unless its HEAD said the tag moved: then the new manifest is asked. */
 static void timeouts(struct transfer *t)
 {
     struct registry_pull *p = &t->src.reg;
     source_default_timeouts(t);
-    p->head = t->a.conditional && p->manifest && !p->by_digest && !p->head_changed;
+    p->head = t->a.conditional && (p->manifest || p->by_digest) && !p->head_changed;
     p->head_changed = false;
     p->said[0] = p->etag[0] = '\0';
     if (p->head) {
@@ -216,8 +222,9 @@ static void count(const struct registry *r, long status)
         atomic_fetch_add(&r->counters->refused, 1);
 }
 
-/* A HEAD's answer: an unchanged digest renews the kept manifest (read as a 304); another, or
- * none, has the next attempt GET the manifest (this answer dropped). */
+/* A HEAD's answer: a digest's 2xx, or a tag's unchanged digest, renews the kept copy (read as
+ * a 304); a tag's other digest, or none, has the next attempt GET the manifest (this answer
+ * dropped). */
 static int head_answer(struct transfer *t)
 {
     char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX];
@@ -225,9 +232,8 @@ static int head_answer(struct transfer *t)
     if (t->a.status < 200 || t->a.status >= 300)
         return 0; /* a 304, a 404, a 429: the core reads them as a GET's */
     if (t->st->stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)) &&
-        source_registry_unchanged(etag, p->said)) {
-        log_debug("fetch %s: registry %s: tag unchanged (%s), renewed by a HEAD", t->url,
-                  p->r->name, p->said);
+        source_registry_renews(p, etag)) {
+        log_debug("fetch %s: registry %s: unchanged, renewed by a HEAD", t->url, p->r->name);
         t->a.status = 304;
         return 0;
     }
@@ -280,16 +286,6 @@ static void describe(const struct transfer *t, struct upstream_headers *h)
 {
     if (t->src.reg.manifest && t->src.reg.etag[0])
         h->etag = t->src.reg.etag;
-}
-
-/* A digest's bytes never change: fresh as long as the store keeps them (REGISTRY_DIGEST_FRESH_S,
- * or the rules' ttl if longer), never revalidated; the rules' ttl says how long a tag is. */
-static void freshness(struct transfer *t)
-{
-    int64_t ttl = t->terms.object.ttl;
-    if (t->src.reg.by_digest)
-        t->st->from_parent(t->obj, 0, ttl > REGISTRY_DIGEST_FRESH_S ? ttl : REGISTRY_DIGEST_FRESH_S,
-                           NULL);
 }
 
 static int refusal(struct transfer *t, int status, char *reason, size_t size)
@@ -348,7 +344,6 @@ const struct source_kind source_registry = {
     .header = header,
     .answer = answer,
     .describe = describe,
-    .freshness = freshness,
     .refusal = refusal,
     .no_fill = no_fill,
     .fill_settings = fill_settings,

@@ -59,6 +59,21 @@ static void a_head_renews_only_the_same_digest(void **state)
     assert_false(source_registry_unchanged(NULL, "sha256:" HEX));
 }
 
+/* A digest's copy is renewed by any 2xx to its HEAD; a tag's only by its digest unchanged. */
+static void a_head_renews_a_digest_always_a_tag_if_unchanged(void **state)
+{
+    struct registry_pull p;
+    (void)state;
+    source_registry_parse(&lab, "http://127.0.0.1:5000/v2/x/blobs/sha256:" HEX, &p);
+    assert_true(source_registry_renews(&p, "\"whatever-the-cdn-said\""));
+    source_registry_parse(&lab, "http://127.0.0.1:5000/v2/x/manifests/v1", &p);
+    assert_false(source_registry_renews(&p, "\"sha256:" HEX "\""));
+    snprintf(p.said, sizeof(p.said), "sha256:%s", HEX);
+    assert_true(source_registry_renews(&p, "\"sha256:" HEX "\""));
+    snprintf(p.said, sizeof(p.said), "sha256:%064d", 0);
+    assert_false(source_registry_renews(&p, "\"sha256:" HEX "\""));
+}
+
 static void bytes_are_vouched_by_the_digest_asked_and_said(void **state)
 {
     struct registry_pull p;
@@ -102,6 +117,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(what_a_url_asks),
         cmocka_unit_test(a_head_renews_only_the_same_digest),
+        cmocka_unit_test(a_head_renews_a_digest_always_a_tag_if_unchanged),
         cmocka_unit_test(bytes_are_vouched_by_the_digest_asked_and_said),
         cmocka_unit_test(the_kind_brings_its_hooks),
     };
