@@ -48,6 +48,9 @@ int reg_auth_ensure(struct upstream_loop *loop, const struct registry *r, const 
                     reg_auth_done_fn *done, void *arg);
 /* The upstream thread's caller of reg_auth_ensure with `arg` is gone: its `done` never runs. */
 void reg_auth_abandon(void *arg);
+/* upstream_init hands its loop over (main thread, before any ensure): the loop of an ensure
+ * that names none. */
+void reg_auth_use_loop(struct upstream_loop *loop);
 /* The Authorization header line for a request of `url` (normal form) to a registry (scope from
  * its path): "Authorization: Bearer ..." or "Authorization: Basic ..." into out, true; false
  * when none is kept or needed (not a registry's URL: nothing to add). */

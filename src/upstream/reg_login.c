@@ -4,7 +4,7 @@
  * request is out per registry's /v2/ ping and per registry and scope's token: every ensure
  * meanwhile waits on it (twenty clients pulling one cold image ask the realm once). */
 #include "registry/reg_auth.h"
-#include "upstream/upstream.h"
+#include "upstream/probe.h"
 #include "base/clock.h"
 #include "log/log.h"
 
@@ -35,7 +35,13 @@ struct asking {
     struct asking *next;
 };
 
-static struct asking *out; /* upstream thread only */
+static struct asking *out;                /* upstream thread only */
+static struct upstream_loop *thread_loop; /* upstream_init's: an ensure naming none */
+
+void reg_auth_use_loop(struct upstream_loop *loop)
+{
+    thread_loop = loop;
+}
 
 static void step(struct waiter *w);
 
@@ -146,7 +152,7 @@ static int ask(struct asking *a, const struct reg_challenge *c)
         d.userpwd = login;
     }
     doc_done_fn *done = a->ping ? ping_answered : token_answered;
-    rc = a->loop ? probe_get_as(a->loop, &d, done, a) : upstream_get_as(&d, done, a);
+    rc = probe_get_as(a->loop, &d, done, a);
     OPENSSL_cleanse(login, sizeof(login));
     return rc;
 }
@@ -208,13 +214,17 @@ int reg_auth_ensure(struct upstream_loop *loop, const struct registry *r, const 
     struct waiter *w = calloc(1, sizeof(*w));
     if (!w)
         return -1;
-    *w = (struct waiter){.loop = loop, .r = r, .done = done, .arg = arg};
+    *w = (struct waiter){.loop = loop ? loop : thread_loop, .r = r, .done = done, .arg = arg};
+    if (!w->loop) { /* no upstream thread runs (a unit's process) */
+        free(w);
+        return -1;
+    }
     snprintf(w->scope, sizeof(w->scope), "%s", scope);
     if (upstream_on_thread()) { /* a download's: no hop */
         step(w);
         return 0;
     }
-    if ((loop ? probe_call(loop, on_thread, w) : upstream_call(on_thread, w)) < 0) {
+    if (probe_call(w->loop, on_thread, w) < 0) {
         free(w);
         return -1;
     }

@@ -10,6 +10,7 @@
 #include "upstream/parent.h"
 #include "persist/persist.h"
 #include "upstream/probe.h"
+#include "registry/reg_auth.h"
 #include "stats/stats.h"
 #include "upstream/transfer.h"
 #include "url/url.h"
@@ -582,6 +583,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     fx.loop.wake = wake_fetch;
     fx.loop.now_ms = monotonic_ms;
     fx.loop.check_host = probe_check_host;
+    reg_auth_use_loop(&fx.loop); /* a client thread's reg_auth_ensure names none */
     rate_init(&fx.loop.gate, &fx.loop.timers, monotonic_ms);
     rate_set(&fx.loop.gate, cfg->upstream_rate);
     easy_via_init(cfg);
@@ -670,19 +672,6 @@ int upstream_get(const char *url, const struct bucket_auth *auth,
                  void *arg)
 {
     return probe_get(&fx.loop, url, auth, done, arg);
-}
-
-int upstream_get_as(const struct doc_ask *ask,
-                    void (*done)(const struct probe_result *res, const char *body, size_t len,
-                                 void *arg),
-                    void *arg)
-{
-    return probe_get_as(&fx.loop, ask, done, arg);
-}
-
-int upstream_call(void (*fn)(void *arg), void *arg)
-{
-    return probe_call(&fx.loop, fn, arg);
 }
 
 void upstream_set_rate(int64_t bytes_per_s)

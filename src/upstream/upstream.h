@@ -95,15 +95,6 @@ int upstream_get(const char *url, const struct bucket_auth *auth,
                               void *arg),
                  void *arg);
 
-/* upstream_get with what `ask` says (probe.h's struct doc_ask: a login for basic auth). */
-int upstream_get_as(const struct doc_ask *ask,
-                    void (*done)(const struct probe_result *res, const char *body, size_t len,
-                                 void *arg),
-                    void *arg);
-/* fn(arg) on the upstream thread at its next pass (probe_call); -1 when out of memory or
- * stopping (fn never runs then). */
-int upstream_call(void (*fn)(void *arg), void *arg);
-
 /* --upstream-rate, from any thread: the cap on bytes a second arca takes from upstream (0: none),
  * set at start and by SIGHUP; what it is now. */
 void upstream_set_rate(int64_t bytes_per_s);
