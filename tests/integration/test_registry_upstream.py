@@ -7,9 +7,10 @@ under a rule on the registry's URL, and fails where a rule's networks would let 
 out to clients the CDN's URL is not for; a probe of a registry's URL is a HEAD, never a GET."""
 
 import os
+import time
 
 import registry as reg
-from conftest import wait_for
+from conftest import wait_clock, wait_for
 from registry import (Puller, build_image, digest_of, scripted, start_mirror, v2,  # noqa: F401
                       write_config)
 
@@ -115,3 +116,28 @@ def test_a_probe_of_a_registry_url_is_a_head(start_arca, scripted, workdir):
     assert up.gets(two) == 0 and up.heads(two) == 1, (up.gets(two), up.heads(two))
     assert [r.status for r in up.requests(method="HEAD", path=two)] == [200]
     wait_for(lambda: up.blob_gets("library/one", layer.digest) == 1, "one GET of the blob")
+
+
+def test_a_registry_down_before_its_first_token_answers_a_kept_tag_stale(start_arca, scripted,
+                                                                         workdir):
+    """arca restarted (its tokens are not kept across a start) finds the registry down when it
+    first asks for its challenge: the tag's kept manifest answers, stale and said so, as when
+    the manifest's own request fails. Asked through the fetch API (a site's arca asking its
+    central one), where the download alone does the dance."""
+    up = scripted(auth="token")
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536], "v1"))
+    config = write_config(os.path.join(workdir, "arca.ini"),
+                          ("rule tags", {"match": f"{up.url}/v2/", "ttl": "1s",
+                                         "stale-if-error": "1h"}))
+    arca = start_mirror(start_arca, {NAME: up.url}, config=config)
+    url = f"{up.url}/v2/library/demo/manifests/v1"
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == image.manifest.data
+    arca.stop()
+    up.go_down()
+    arca.start()
+    wait_clock(int(time.time()) + 2)
+    status, headers, body = arca.fetch(url)
+    assert status == 200 and body == image.manifest.data, (status, body[:300])
+    assert "fwd=stale" in headers.get("cache-status", headers.get("Cache-Status", "")), headers
+    assert len(up.token_requests()) == 1  # the first start's: none was to be had since
