@@ -96,12 +96,23 @@ static int failure_status(const struct probe_result *res)
     return s == 429 || s == 401 || s == 403 || s == 503 || s == 504 ? s : 502;
 }
 
+/* The registry's refusals are counted as its requests' are (source_registry.c): its ping's
+ * and its realm's too, a 429 above all. */
+static void count(const struct registry *r, int status)
+{
+    if (status == 429)
+        atomic_fetch_add(&r->counters->too_many, 1);
+    if (status >= 500 || (status >= 400 && status != 404 && status != 401))
+        atomic_fetch_add(&r->counters->refused, 1);
+}
+
 static void ping_answered(const struct probe_result *res, const char *body, size_t len, void *arg)
 {
     struct asking *a = arg;
     char why[300];
     (void)body, (void)len;
     assert(upstream_on_thread());
+    count(a->r, res->status);
     if (res->status == 0) {
         snprintf(why, sizeof(why), "registry %.60s: %.200s", a->r->name,
                  res->failure[0] ? res->failure : res->error);
@@ -118,6 +129,7 @@ static void token_answered(const struct probe_result *res, const char *body, siz
     struct asking *a = arg;
     char why[300];
     assert(upstream_on_thread());
+    count(a->r, res->status == 401 ? 403 : res->status); /* the realm refusing the login */
     if (res->status == 0) {
         snprintf(why, sizeof(why), "registry %.60s's token realm: %.200s", a->r->name,
                  res->failure[0] ? res->failure : res->error);
