@@ -107,7 +107,9 @@ static enum transfer_state chosen(struct transfer *t)
     struct registry_pull *p = &t->src.reg;
     int s = p->auth_status;
     if (s != 0) {
-        if ((s == 429 || s >= 500) && t->st->keep_stale(t->obj, s, s, p->auth_why) == 0) {
+        /* a 429 is the registry's own word; a 5xx here may be arca's for no answer at all */
+        if ((s == 429 || s >= 500) &&
+            t->st->keep_stale(t->obj, s, s == 429 ? s : 0, p->auth_why) == 0) {
             t->failed = true; /* its clients take the expired manifest (or are told) */
             atomic_fetch_add(&stats.refreshes_failed_stale, 1);
         } else {
