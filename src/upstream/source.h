@@ -76,7 +76,8 @@ struct source_kind {
     /* Body bytes came: whether they run past the length it said (a lie: the attempt ends). */
     bool (*overran)(struct transfer *t, size_t len);
     /* The attempt ended (ENDED): true when its end was this source's to judge and the
-     * download moves on (*next: SOURCE, OPENING, FAILED). */
+     * download moves on (*next: SOURCE, OPENING, FAILED; SOURCE without source_move_on asks
+     * the same source again from its `choose`). */
     bool (*judge_end)(struct transfer *t, enum transfer_state *next);
     /* Its bytes are all in, their sha256 `digest`: whether its own digest vouches for them
      * (false: *next, another source's turn or FAILED). */
