@@ -287,7 +287,9 @@ int reg_auth_learn(const struct registry *r, int status, const char *challenge, 
         snprintf(why, size, "registry %s asks for an authorisation arca does not speak", r->name);
         return -1;
     }
-    if (status != 401 && (status < 200 || status >= 300)) {
+    /* another 4xx (a /v2/ some proxies do not route) asks for nothing: the registry's own
+     * requests say what they want (a 401 has it asked again); a 429 or 5xx is its outage */
+    if (status == 429 || status >= 500 || status < 200) {
         snprintf(why, size, "registry %s answered %d to /v2/", r->name, status);
         return -1;
     }

@@ -87,7 +87,8 @@ enum reg_need {
 enum reg_need reg_auth_need(const struct registry *r, const char *scope, int64_t now_ms,
                             struct reg_challenge *c);
 /* The /v2/ ping's answer (`status`, its WWW-Authenticate `challenge`, "" none): what the registry
- * asks from now. 0; -1 when the answer says nothing usable (`why`, one line, no secret). */
+ * asks from now (a 2xx, or a 4xx but 401 and 429: nothing). 0; -1 when the answer says nothing
+ * usable (a 401 arca cannot answer, a 429 or 5xx: `why`, one line, no secret). */
 int reg_auth_learn(const struct registry *r, int status, const char *challenge, char *why,
                    size_t size);
 /* A token for `scope` from the realm's answer `body`: kept until its margin (reg_token_keep_ms);
