@@ -108,6 +108,8 @@ static int set_range_headers(struct fill *f, struct segment *s)
         t = curl_slist_append(t, if_range);
     if (t && f->settings.parent)
         t = curl_slist_append(t, "Want-Repr-Digest: sha-256=10");
+    if (t && f->settings.line)
+        t = curl_slist_append(t, f->settings.line);
     if (!t) {
         curl_slist_free_all(l);
         return -1;

@@ -66,6 +66,7 @@ struct fill_settings {
     const char *via;                /* the client's Via (NULL: none) */
     /* the address its ranges leave from: the download's terms' (outgoing.h) */
     const struct outgoing_address *outgoing;
+    const char *line;              /* one more request line (a registry's Authorization) */
     const struct validators *kept; /* the version's: If-Range, and each answer's proof */
     struct rate_flow *flow;        /* the download's turn under the uplink cap */
     int64_t head, length;          /* the head's next byte; the object's length */

@@ -1,16 +1,19 @@
 #include "upstream/probe.h"
 #include "upstream/hosts.h"
 #include "upstream/parent.h"
+#include "registry/reg_auth.h"
 #include "config/buckets.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "stats/stats.h"
 
 #include <assert.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum probe_state { PROBE_QUEUED, PROBE_ASKING, PROBE_BACKOFF };
 
@@ -42,11 +45,15 @@ struct probe {
      * for a cached object as for an uncached one. A mirror's or the origin's question before a
      * download is not (the download decides next). */
     bool retries;
-    bool resolved_again; /* a name that did not resolve was asked once more (once) */
-    bool host_check;     /* a check of its host's root (probe_check_host): no redirect */
-    int held;            /* its host held down: no attempt went; seconds until one may */
-    int attempts;        /* started so far */
-    struct timer retry;  /* BACKOFF: the next attempt */
+    bool resolved_again;     /* a name that did not resolve was asked once more (once) */
+    bool host_check;         /* a check of its host's root (probe_check_host): no redirect */
+    int held;                /* its host held down: no attempt went; seconds until one may */
+    int attempts;            /* started so far */
+    struct timer retry;      /* BACKOFF: the next attempt */
+    bool head;               /* a registry's URL: HEAD (a GET of a manifest is a pull) */
+    char *userpwd;           /* a document's basic auth (struct doc_ask), NULL none */
+    char challenge[512];     /* its answer's WWW-Authenticate */
+    void (*call)(void *arg); /* probe_call's: run at the next pass, nothing asked */
     struct probe *next, **prev;
 };
 
@@ -68,8 +75,13 @@ static size_t probe_header(char *data, size_t size, size_t n, void *arg)
         return len; /* nothing a probe reads is that long */
     if (response_is_status_line(line)) {
         response_reset(&p->resp);
+        p->challenge[0] = '\0';
         if (p->parent)
             parent_status_line(p->parent, line);
+    } else if (strncasecmp(line, "WWW-Authenticate:", 17) == 0) {
+        /* a Bearer challenge is what a registry's token dance needs: it wins over a Basic */
+        if (!p->challenge[0] || strncasecmp(line + 17 + strspn(line + 17, " "), "Bearer", 6) == 0)
+            snprintf(p->challenge, sizeof(p->challenge), "%s", line + 17 + strspn(line + 17, " "));
     } else if (line[0]) {
         response_header(&p->resp, line);
         if (p->parent)
@@ -102,6 +114,9 @@ static void free_probe(struct probe *p)
         curl_easy_cleanup(p->h.easy);
     curl_slist_free_all(p->headers);
     buf_free(&p->body);
+    if (p->userpwd)
+        OPENSSL_cleanse(p->userpwd, strlen(p->userpwd));
+    free(p->userpwd);
     free(p->url);
     free(p->parent);
     p->magic = 0;
@@ -168,6 +183,7 @@ static void answer_of(const struct probe *p, long status, struct probe_result *r
     snprintf(res->content_type, sizeof(res->content_type), "%s", p->resp.content_type);
     snprintf(res->content_encoding, sizeof(res->content_encoding), "%s", p->resp.content_encoding);
     snprintf(res->filename, sizeof(res->filename), "%s", p->resp.filename);
+    snprintf(res->challenge, sizeof(res->challenge), "%s", p->challenge);
     res->total = p->resp.has_range ? p->resp.range_total
                  : status == 200   ? p->resp.content_length
                                    : -1;
@@ -314,6 +330,12 @@ static void setup_probe(struct probe *p)
     curl_easy_setopt(p->h.easy, CURLOPT_WRITEFUNCTION, probe_body);
     curl_easy_setopt(p->h.easy, CURLOPT_WRITEDATA, p);
     easy_sign_for(p->h.easy, p->auth);
+    if (p->head)
+        curl_easy_setopt(p->h.easy, CURLOPT_NOBODY, 1L);
+    if (p->userpwd) {
+        curl_easy_setopt(p->h.easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(p->h.easy, CURLOPT_USERPWD, p->userpwd);
+    }
     parent_show_certificate(p->h.easy, p->parent ? p->parent->base : NULL);
     curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
     if (p->host_check) {
@@ -337,6 +359,11 @@ void probe_start_asked(struct upstream_loop *loop)
         q = q->next;
         CHECK_PROBE(p);
         assert(p->state == PROBE_QUEUED);
+        if (p->call) {
+            p->call(p->arg);
+            free_probe(p);
+            continue;
+        }
         link_asking(p);
         setup_probe(p);
         start_attempt(p);
@@ -367,13 +394,27 @@ static int queue_probe(struct upstream_loop *loop, struct probe *p)
     return 0;
 }
 
+/* The header lines a probe of `url` starts with: a bucket's signing, arca's Via, and a
+ * registry's Authorization when `url` is one's (reg_auth.h). NULL when out of memory. */
+static struct curl_slist *probe_headers(const char *url, const struct bucket_auth *auth)
+{
+    char line[REG_TOKEN_MAX + 64];
+    struct curl_slist *l = easy_base_headers(auth, NULL), *t = l;
+    if (l && reg_auth_header(url, line, sizeof(line)) && !(t = curl_slist_append(l, line)))
+        curl_slist_free_all(l);
+    OPENSSL_cleanse(line, sizeof(line));
+    return t;
+}
+
 int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, enum host_kind kind,
               probe_done_fn *done, void *arg, bool retries)
 {
     struct probe *p = calloc(1, sizeof(*p));
+    /* a registry answers HEAD as a GET, and counts only the GET of a manifest as a pull */
+    bool head = !parent && registries_for_url(url);
     if (!p || !(p->url = strdup(url)) || (parent && !(p->parent = calloc(1, sizeof(*p->parent)))) ||
-        !(p->h.easy = curl_easy_init()) || !(p->headers = easy_base_headers(NULL, NULL)) ||
-        !curl_slist_append(p->headers, "Range: bytes=0-0")) {
+        !(p->h.easy = curl_easy_init()) || !(p->headers = probe_headers(url, NULL)) ||
+        (!head && !curl_slist_append(p->headers, "Range: bytes=0-0"))) {
         if (p)
             free_probe(p);
         return -1;
@@ -383,6 +424,7 @@ int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, e
         snprintf(p->parent->base, sizeof(p->parent->base), "%s", parent);
     }
     p->h.host_kind = kind;
+    p->head = head;
     p->done = done;
     p->arg = arg;
     p->retries = retries;
@@ -417,18 +459,35 @@ int probe_check_host(struct upstream_loop *loop, const char *url)
     return queue_probe(loop, p);
 }
 
-int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
-              doc_done_fn *done, void *arg)
+int probe_get_as(struct upstream_loop *loop, const struct doc_ask *ask, doc_done_fn *done,
+                 void *arg)
 {
     struct probe *p = calloc(1, sizeof(*p));
-    if (!p || !(p->url = strdup(url)) || !(p->h.easy = curl_easy_init()) ||
-        !(p->headers = easy_base_headers(auth, NULL))) {
+    if (!p || !(p->url = strdup(ask->url)) || !(p->h.easy = curl_easy_init()) ||
+        !(p->headers = probe_headers(ask->url, ask->auth)) ||
+        (ask->userpwd && !(p->userpwd = strdup(ask->userpwd)))) {
         if (p)
             free_probe(p);
         return -1;
     }
     p->get_done = done;
-    p->auth = auth;
+    p->auth = ask->auth;
+    p->arg = arg;
+    return queue_probe(loop, p);
+}
+
+int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
+              doc_done_fn *done, void *arg)
+{
+    return probe_get_as(loop, &(struct doc_ask){.url = url, .auth = auth}, done, arg);
+}
+
+int probe_call(struct upstream_loop *loop, void (*fn)(void *arg), void *arg)
+{
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -1;
+    p->call = fn;
     p->arg = arg;
     return queue_probe(loop, p);
 }

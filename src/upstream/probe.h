@@ -9,7 +9,9 @@
  * ASKING ... -> its `done` runs once, and the probe is freed. A probe that retries is asked as a
  * download would be (the same backoff, up to --download-retries); every probe asks a name that
  * did not resolve once more after RESOLVE_RETRY_MS. probe_close() ends every probe, queued or
- * not, with status 0 ("arca is shutting down").
+ * not, with status 0 ("arca is shutting down"). A probe or document of a registry's URL
+ * carries its Authorization (reg_auth_header), as a download of it does; a probe of one asks
+ * HEAD instead of a one-byte GET (a registry counts a GET of a manifest as a pull).
  */
 #ifndef ARCA_PROBE_H
 #define ARCA_PROBE_H
@@ -36,6 +38,7 @@ struct probe_result {
     char failure[CURL_ERROR_SIZE + 400];
     int failure_status; /* and the status it would have (502, 504; 503 its host held down) */
     int retry_after;    /* its host held down (hosts.h): seconds until it is tried again */
+    char challenge[512]; /* its WWW-Authenticate (a registry's 401: reg_auth.h), "" none */
 };
 
 #define UPSTREAM_DOC_MAX (16 * 1024 * 1024)
@@ -56,6 +59,21 @@ int probe_check_host(struct upstream_loop *loop, const char *url);
 /* A document, its body kept up to UPSTREAM_DOC_MAX bytes, signed for `auth` (NULL: unsigned). */
 int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
               doc_done_fn *done, void *arg);
+/* How a document is asked, beside its URL. */
+struct doc_ask {
+    const char *url;
+    const struct bucket_auth *auth; /* signed for a bucket's keys (NULL: not) */
+    /* "user:password" for HTTP basic auth (a registry's token realm: reg_login.c), NULL none:
+     * copied, handed to libcurl alone (sent to `url`'s host only, never after a redirect to
+     * another), wiped when the probe ends, never logged */
+    const char *userpwd;
+};
+/* probe_get with what `ask` says. */
+int probe_get_as(struct upstream_loop *loop, const struct doc_ask *ask, doc_done_fn *done,
+                 void *arg);
+/* fn(arg) on the upstream thread at its next pass, in turn with the probes asked (nothing is
+ * asked upstream): how a caller on another thread has its work done there. -1 as probe_ask. */
+int probe_call(struct upstream_loop *loop, void (*fn)(void *arg), void *arg);
 /* Probes asked for since the last pass go into the multi handle. */
 void probe_start_asked(struct upstream_loop *loop);
 /* The loop reaped a probe's handle (already out of the multi handle), ended with `rc`. */

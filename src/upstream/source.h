@@ -1,7 +1,8 @@
 /*
  * source.h — where a download's bytes come from: one ordered list of sources, its parent arca
  * first when its terms name one (source_parent.c), then its mirrors (source_mirror.c), then the
- * origin (source_origin.c); room for more kinds. source_list.c builds the list from the terms
+ * origin (source_origin.c), or instead of the origin a registry's URL (source_registry.c:
+ * a container registry arca mirrors, registries.h); room for more kinds. source_list.c builds the list from the terms
  * (the one file that names the kinds) and walks it. Each source is of a kind that brings its own
  * hooks: whether it is asked, what it adds to a request, its timeouts, how it reads and judges
  * an answer or an end (its fault, the URL's, or none), whether its digest vouches for the
@@ -76,7 +77,8 @@ struct source_kind {
     /* Body bytes came: whether they run past the length it said (a lie: the attempt ends). */
     bool (*overran)(struct transfer *t, size_t len);
     /* The attempt ended (ENDED): true when its end was this source's to judge and the
-     * download moves on (*next: SOURCE, OPENING, FAILED). */
+     * download moves on (*next: SOURCE, OPENING, FAILED; SOURCE without source_move_on asks
+     * the same source again from its `choose`). */
     bool (*judge_end)(struct transfer *t, enum transfer_state *next);
     /* Its bytes are all in, their sha256 `digest`: whether its own digest vouches for them
      * (false: *next, another source's turn or FAILED). */
@@ -89,6 +91,27 @@ struct source_kind {
 
 #define SOURCES_MAX 4
 
+/* What a registry's URL asks and what its answer said (source_registry.c's record). */
+struct registry;
+#define REGISTRY_MANIFEST_MAX (4 << 20) /* a manifest longer is refused, never kept */
+struct registry_pull {
+    const struct registry *r; /* NULL: not a registry's URL */
+    bool manifest;            /* .../manifests/<ref> (else a blob or a tag list) */
+    bool by_digest;           /* its reference is a digest: `digest` */
+    uint8_t digest[32];
+    bool head;         /* this attempt asks HEAD: a revalidation */
+    bool head_changed; /* its HEAD said another digest: the next attempt GETs */
+    char said[72];     /* the answer's Docker-Content-Digest, "sha256:<hex>" ("" none) */
+    char etag[76];     /* `said` quoted: the ETag its manifest is kept under */
+    char *fill_line;   /* its Authorization, for a parallel fill's ranges (NULL none) */
+    /* PROBING: its authorisation is asked (reg_auth_ensure), and what came of it */
+    bool waiting, in_choose;
+    int auth_status;
+    char auth_why[300];
+    bool reauthed; /* a 401 had its token dropped and asked again (once a download) */
+    bool again;    /* ... this attempt's: the next source step asks for a new one */
+};
+
 /* A download's sources, and what the one asked now said of its last attempt. */
 struct sources {
     const struct source_kind *list[SOURCES_MAX];
@@ -100,6 +123,8 @@ struct sources {
     bool parent_planned; /* parent_plan ran (once, at its first SOURCE) */
     /* The mirrors' own record (source_mirror.c): the mirrors and the origin's word first. */
     struct mirror_pick pick;
+    /* A registry's own record (source_registry.c). */
+    struct registry_pull reg;
     /* How the source failed the attempt under way (< PARENT_FAULTS; PARENT_FAULTS: not) and
      * whether its fault is the URL's it relays (its upstream's failure), in `why`'s words. */
     enum parent_fault fault;
@@ -140,7 +165,7 @@ enum transfer_state source_move_on(struct transfer *t, enum source_end end, cons
  * mirror's are the same. */
 void source_default_timeouts(struct transfer *t);
 
-extern const struct source_kind source_parent, source_mirror, source_origin;
+extern const struct source_kind source_parent, source_mirror, source_origin, source_registry;
 /* The parent's judgements, pure (their units: tests/unit/test_source.c). */
 struct attempt;
 /* The parent's fault in an attempt that ended as `a` says (transfer.h): none (PARENT_FAULTS)
@@ -162,5 +187,18 @@ bool source_parent_lie(const struct verdict *v, long status, bool conditional, i
 
 /* mirror.h's `picked`: the mirrors' probe chose (the course's event, sources.chosen). */
 void source_mirror_picked(struct mirror_pick *m);
+
+/* The registry's judgements, pure (their units: tests/unit/test_source_registry.c). */
+/* What `url` (normal form) asks of registry `r` (NULL: none, *p zeroed): false when it is
+ * not under r's /v2/. */
+bool source_registry_parse(const struct registry *r, const char *url, struct registry_pull *p);
+/* Whether a HEAD's `said` Docker-Content-Digest is the manifest kept under ETag `kept`. */
+bool source_registry_unchanged(const char *kept, const char *said);
+/* Whether a 2xx to the HEAD revalidating `p`'s copy (kept under ETag `kept`) renews it: a
+ * digest's always (its bytes cannot change), a tag's when its digest is unchanged. */
+bool source_registry_renews(const struct registry_pull *p, const char *kept);
+/* Whether bytes of sha256 `digest` are what `p` asked (its digest reference) and its answer
+ * said (its Docker-Content-Digest): NULL, or why not. */
+const char *source_registry_vouch(const struct registry_pull *p, const uint8_t digest[32]);
 
 #endif

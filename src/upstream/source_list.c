@@ -1,6 +1,9 @@
 /* A download's list of sources (source.h): built from its terms (the one file that names the
  * kinds), walked in order. */
 #include "upstream/transfer_answer.h"
+#include "registry/reg_auth.h"
+
+#include <stdlib.h>
 
 void source_list_init(struct transfer *t)
 {
@@ -19,13 +22,20 @@ void source_list_init(struct transfer *t)
         s->list[s->n++] = &source_parent;
     if (s->pick.n_mirrors > 0)
         s->list[s->n++] = &source_mirror;
-    s->list[s->n++] = &source_origin;
+    /* a registry's URL is its own kind: its auth, its digests, its HEAD (a parent first: the
+     * central arca asked does the registry's auth) */
+    s->list[s->n++] = source_registry_parse(registries_for_url(t->url), t->url, &s->reg)
+                          ? &source_registry
+                          : &source_origin;
     s->kind = s->list[0];
 }
 
 void source_list_free(struct sources *s)
 {
     mirror_free(&s->pick);
+    free(s->reg.fill_line);
+    if (s->reg.waiting)
+        reg_auth_abandon(&s->reg);
     parent_forget(&s->parent);
 }
 

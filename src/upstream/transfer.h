@@ -29,7 +29,9 @@
  * The moves back to SOURCE are one event, moving on to the next source (source_move_on): the
  * source failed the download by its own fault (a parent: no answer, its own failure, a cut, a
  * lie, a digest that does not match; its host held down at ATTEMPT; the object changed under a
- * fill), and the next source's turn comes (or OPENING, a new version's file first).
+ * fill), and the next source's turn comes (or OPENING, a new version's file first); or its
+ * kind's judge_end asks the same source again from its choice (a registry whose token was
+ * refused: its authorisation is asked again first, PROBING).
  *   DONE     finished, renewed (304) or set aside: released and freed
  *   FAILED   store_fail() has told its clients: released and freed
  *

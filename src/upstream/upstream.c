@@ -10,6 +10,7 @@
 #include "upstream/parent.h"
 #include "persist/persist.h"
 #include "upstream/probe.h"
+#include "registry/reg_auth.h"
 #include "stats/stats.h"
 #include "upstream/transfer.h"
 #include "url/url.h"
@@ -581,6 +582,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     fx.loop.wake = wake_fetch;
     fx.loop.now_ms = monotonic_ms;
     fx.loop.check_host = probe_check_host;
+    reg_auth_use_loop(&fx.loop); /* a client thread's reg_auth_ensure names none */
     rate_init(&fx.loop.gate, &fx.loop.timers, monotonic_ms);
     rate_set(&fx.loop.gate, cfg->upstream_rate);
     easy_via_init(cfg);

@@ -1,0 +1,259 @@
+/* reg_auth_ensure (registry/reg_auth.h): the token dance's requests, on the upstream thread's
+ * multi handle as documents (probe.h), so the upstream address policy, the host hold and the
+ * uplink cap judge them as any upstream request. What they teach is kept by reg_auth.c. One
+ * request is out per registry's /v2/ ping and per registry and scope's token: every ensure
+ * meanwhile waits on it (twenty clients pulling one cold image ask the realm once). */
+#include "registry/reg_auth.h"
+#include "upstream/probe.h"
+#include "base/clock.h"
+#include "log/log.h"
+
+#include <assert.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One ensure: who waits, for what. */
+struct waiter {
+    struct upstream_loop *loop;
+    const struct registry *r;
+    char scope[REG_SCOPE_MAX];
+    reg_auth_done_fn *done;
+    void *arg;
+    struct waiter *next;
+};
+
+/* One request out: a registry's /v2/ ping (`ping`), or a token of its realm for `scope`. */
+struct asking {
+    struct upstream_loop *loop;
+    const struct registry *r;
+    bool ping;
+    char scope[REG_SCOPE_MAX];
+    struct waiter *waiters;
+    struct asking *next;
+};
+
+static struct asking *out;                /* upstream thread only */
+static struct upstream_loop *thread_loop; /* upstream_init's: an ensure naming none */
+
+void reg_auth_use_loop(struct upstream_loop *loop)
+{
+    thread_loop = loop;
+}
+
+static void step(struct waiter *w);
+
+/* The request's answer is `w`'s: told, and freed. */
+static void tell(struct waiter *w, int status, const char *why)
+{
+    w->done(status, why, w->arg);
+    free(w);
+}
+
+static struct asking *asking_for(const struct registry *r, bool ping, const char *scope)
+{
+    for (struct asking *a = out; a; a = a->next)
+        if (a->r == r && a->ping == ping && (ping || strcmp(a->scope, scope) == 0))
+            return a;
+    return NULL;
+}
+
+/* `a` answered: out of the list, its waiters handed over. */
+static struct waiter *take_waiters(struct asking *a)
+{
+    struct waiter *w = a->waiters;
+    for (struct asking **p = &out; *p; p = &(*p)->next)
+        if (*p == a) {
+            *p = a->next;
+            break;
+        }
+    free(a);
+    return w;
+}
+
+/* Every waiter of `a` told `status`, `why` (0: each goes on: its next step). */
+static void answer_all(struct asking *a, int status, const char *why)
+{
+    struct waiter *w = take_waiters(a), *next;
+    for (; w; w = next) {
+        next = w->next;
+        w->next = NULL;
+        if (status == 0)
+            step(w);
+        else
+            tell(w, status, why);
+    }
+}
+
+/* The status clients are told when the dance failed with `status` upstream (0: no answer,
+ * `failure_status` said): a 429 stays one (the registry's limit), the realm's refusal of the
+ * login stays 401/403, anything else is the upstream's failure. */
+static int failure_status(const struct probe_result *res)
+{
+    int s = res->status ? res->status : res->failure_status;
+    return s == 429 || s == 401 || s == 403 || s == 503 || s == 504 ? s : 502;
+}
+
+/* The registry's refusals are counted as its requests' are (source_registry.c): its ping's
+ * and its realm's too, a 429 above all. */
+static void count(const struct registry *r, int status)
+{
+    if (status == 429)
+        atomic_fetch_add(&r->counters->too_many, 1);
+    if (status >= 500 || (status >= 400 && status != 404 && status != 401))
+        atomic_fetch_add(&r->counters->refused, 1);
+}
+
+static void ping_answered(const struct probe_result *res, const char *body, size_t len, void *arg)
+{
+    struct asking *a = arg;
+    char why[300];
+    (void)body, (void)len;
+    assert(upstream_on_thread());
+    count(a->r, res->status);
+    if (res->status == 0) {
+        snprintf(why, sizeof(why), "registry %.60s: %.200s", a->r->name,
+                 res->failure[0] ? res->failure : res->error);
+        answer_all(a, failure_status(res), why);
+    } else if (reg_auth_learn(a->r, res->status, res->challenge, why, sizeof(why)) < 0) {
+        answer_all(a, res->status == 429 ? 429 : 502, why);
+    } else {
+        answer_all(a, 0, "");
+    }
+}
+
+static void token_answered(const struct probe_result *res, const char *body, size_t len, void *arg)
+{
+    struct asking *a = arg;
+    char why[300];
+    assert(upstream_on_thread());
+    count(a->r, res->status == 401 ? 403 : res->status); /* the realm refusing the login */
+    if (res->status == 0) {
+        snprintf(why, sizeof(why), "registry %.60s's token realm: %.200s", a->r->name,
+                 res->failure[0] ? res->failure : res->error);
+        answer_all(a, failure_status(res), why);
+    } else if (res->status != 200) {
+        snprintf(why, sizeof(why), "registry %s's token realm %s %d", a->r->name,
+                 res->status == 401 || res->status == 403 ? "refused arca's login:" : "answered",
+                 res->status);
+        answer_all(a, failure_status(res), why);
+    } else if (reg_auth_keep(a->r, a->scope, body, len, monotonic_ms(), time(NULL), why,
+                             sizeof(why)) < 0) {
+        answer_all(a, 502, why);
+    } else {
+        log_debug("registry %s: a token for %s kept", a->r->name, a->scope);
+        answer_all(a, 0, "");
+    }
+}
+
+/* Ask what `a` is for: the registry's /v2/, or its realm's token (with its login, if any). */
+static int ask(struct asking *a, const struct reg_challenge *c)
+{
+    char url[REGISTRY_URL_MAX + REG_SCOPE_MAX * 3 + 300],
+        login[sizeof(a->r->username) + sizeof(a->r->password) + 2] = "";
+    struct doc_ask d = {.url = url};
+    int rc;
+    if (a->ping)
+        snprintf(url, sizeof(url), "%s/v2/", a->r->url);
+    else if (!reg_token_url(c, a->scope, url, sizeof(url)))
+        return -1;
+    if (!a->ping && a->r->has_login) {
+        snprintf(login, sizeof(login), "%s:%s", a->r->username, a->r->password);
+        d.userpwd = login;
+    }
+    doc_done_fn *done = a->ping ? ping_answered : token_answered;
+    rc = probe_get_as(a->loop, &d, done, a);
+    OPENSSL_cleanse(login, sizeof(login));
+    return rc;
+}
+
+/* `w` waits on the request for `ping`/its scope: the one out, or a new one. */
+static void wait_on(struct waiter *w, bool ping, const struct reg_challenge *c)
+{
+    struct asking *a = asking_for(w->r, ping, w->scope);
+    if (!a) {
+        if (!(a = calloc(1, sizeof(*a)))) {
+            tell(w, 502, "out of memory");
+            return;
+        }
+        *a = (struct asking){.loop = w->loop, .r = w->r, .ping = ping, .next = out};
+        snprintf(a->scope, sizeof(a->scope), "%s", ping ? "" : w->scope);
+        out = a;
+        if (ask(a, c) < 0) {
+            a->waiters = w;
+            answer_all(a, 502, "arca could not ask the registry (out of memory or stopping)");
+            return;
+        }
+    }
+    w->next = a->waiters;
+    a->waiters = w;
+}
+
+/* What `w` lacks now: nothing (told 0), the challenge, a token. */
+static void step(struct waiter *w)
+{
+    struct reg_challenge c;
+    char why[300];
+    switch (reg_auth_need(w->r, w->scope, monotonic_ms(), &c)) {
+    case REG_NEED_NOTHING:
+        tell(w, 0, "");
+        break;
+    case REG_NEED_LOGIN:
+        snprintf(why, sizeof(why),
+                 "registry %s asks for a login (basic auth) and none is configured", w->r->name);
+        tell(w, 502, why);
+        break;
+    case REG_NEED_PING:
+        wait_on(w, true, NULL);
+        break;
+    case REG_NEED_TOKEN:
+        wait_on(w, false, &c);
+        break;
+    }
+}
+
+static void on_thread(void *arg)
+{
+    assert(upstream_on_thread());
+    step(arg);
+}
+
+int reg_auth_ensure(struct upstream_loop *loop, const struct registry *r, const char *scope,
+                    reg_auth_done_fn *done, void *arg)
+{
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -1;
+    *w = (struct waiter){.loop = loop ? loop : thread_loop, .r = r, .done = done, .arg = arg};
+    if (!w->loop) { /* no upstream thread runs (a unit's process) */
+        free(w);
+        return -1;
+    }
+    snprintf(w->scope, sizeof(w->scope), "%s", scope);
+    if (upstream_on_thread()) { /* a download's: no hop */
+        step(w);
+        return 0;
+    }
+    if (probe_call(w->loop, on_thread, w) < 0) {
+        free(w);
+        return -1;
+    }
+    return 0;
+}
+
+void reg_auth_abandon(void *arg)
+{
+    assert(upstream_on_thread());
+    for (struct asking *a = out; a; a = a->next)
+        for (struct waiter **w = &a->waiters; *w;) {
+            struct waiter *gone = *w;
+            if (gone->arg != arg) {
+                w = &gone->next;
+                continue;
+            }
+            *w = gone->next;
+            free(gone);
+        }
+}

@@ -1,0 +1,355 @@
+/* The registry kind of source (source.h): a URL under the /v2/ of a container registry arca
+ * mirrors (registries.h), asked instead of a plain origin. Its requests carry the registry's
+ * Authorization (reg_auth.h: the same line its probes carry) and, for a manifest, an Accept
+ * naming the manifest and index types; its bytes must hash to the digest the URL names, or to
+ * the Docker-Content-Digest its answer said, before they are kept (a mismatch is failed while
+ * the last byte is still held back: no client gets the body whole); a manifest over
+ * REGISTRY_MANIFEST_MAX is refused; an expired copy is revalidated with a HEAD (Docker Hub
+ * counts a GET of a manifest as a pull, a HEAD not): a tag's unchanged digest renews the kept
+ * manifest as a 304 would, a changed one has the next attempt GET it; a digest's bytes cannot
+ * change, so any 2xx renews them (no body, no CDN). Its refusals and 429s are counted for
+ * the registry, and a 401 drops the token it was sent with. */
+#include "upstream/transfer_answer.h"
+#include "registry/reg_auth.h"
+#include "registry/reg_name.h"
+#include "base/clock.h"
+#include "log/log.h"
+#include "stats/stats.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MANIFEST_ACCEPT                                                                            \
+    "Accept: application/vnd.docker.distribution.manifest.v2+json, "                               \
+    "application/vnd.docker.distribution.manifest.list.v2+json, "                                  \
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+
+/* The last `needle` in `s`, NULL none: a repository may be named "a/manifests/b". */
+static const char *last_of(const char *s, const char *needle)
+{
+    const char *found = NULL;
+    for (const char *p = s; (p = strstr(p, needle)); p++)
+        found = p;
+    return found;
+}
+
+bool source_registry_parse(const struct registry *r, const char *url, struct registry_pull *p)
+{
+    size_t base;
+    const char *m, *b, *ref;
+    memset(p, 0, sizeof(*p));
+    if (!r || strncmp(url, r->url, (base = strlen(r->url))) != 0 ||
+        strncmp(url + base, "/v2/", 4) != 0)
+        return false;
+    p->r = r;
+    m = last_of(url + base + 3, "/manifests/");
+    b = last_of(url + base + 3, "/blobs/");
+    if (m && (!b || m > b)) {
+        p->manifest = true;
+        ref = m + strlen("/manifests/");
+    } else if (b) {
+        ref = b + strlen("/blobs/");
+    } else {
+        return true; /* a tag list, or /v2/ itself: nothing to check */
+    }
+    p->by_digest = reg_digest_parse(ref, strcspn(ref, "?#"), p->digest) == REG_OK;
+    return true;
+}
+
+bool source_registry_renews(const struct registry_pull *p, const char *kept)
+{
+    return p->by_digest || source_registry_unchanged(kept, p->said);
+}
+
+bool source_registry_unchanged(const char *kept, const char *said)
+{
+    size_t n = strlen(said);
+    /* kept as ETag "\"sha256:…\"" (describe) or, from a registry that said one, its own */
+    return n > 0 && kept &&
+           (strcmp(kept, said) == 0 ||
+            (kept[0] == '"' && strncmp(kept + 1, said, n) == 0 && strcmp(kept + 1 + n, "\"") == 0));
+}
+
+const char *source_registry_vouch(const struct registry_pull *p, const uint8_t digest[32])
+{
+    uint8_t said[32];
+    if (p->by_digest && memcmp(p->digest, digest, 32) != 0)
+        return "its bytes are not the digest its URL names";
+    if (p->manifest && !p->by_digest && p->said[0] &&
+        (reg_digest_parse(p->said, strlen(p->said), said) != REG_OK || memcmp(said, digest, 32)))
+        return "its bytes are not the Docker-Content-Digest it said";
+    return NULL;
+}
+
+/* --- the hooks ------------------------------------------------------------------------------ */
+
+/* Its authorisation is known (0) or failed (`status`, `why`): PROBING is over. */
+static void authorised(int status, const char *why, void *arg)
+{
+    struct registry_pull *p = arg;
+    struct transfer *t = (struct transfer *)((char *)p - offsetof(struct transfer, src.reg));
+    CHECK_TRANSFER(t);
+    p->waiting = false;
+    p->auth_status = status;
+    snprintf(p->auth_why, sizeof(p->auth_why), "%s", why);
+    if (!p->in_choose)
+        t->src.chosen(t);
+}
+
+/* PROBING is over: ATTEMPT with what was learnt, or FAILED in the dance's words. A registry
+ * or realm down, or limiting (429, 5xx), is an outage: a tag's kept manifest this download
+ * refreshes answers stale, as when the manifest's own request fails so (transfer_course.c). */
+static enum transfer_state chosen(struct transfer *t)
+{
+    struct registry_pull *p = &t->src.reg;
+    int s = p->auth_status;
+    if (s != 0) {
+        /* a 429 is the registry's own word; a 5xx here may be arca's for no answer at all */
+        if ((s == 429 || s >= 500) &&
+            t->st->keep_stale(t->obj, s, s == 429 ? s : 0, p->auth_why) == 0) {
+            t->failed = true; /* its clients take the expired manifest (or are told) */
+            atomic_fetch_add(&stats.refreshes_failed_stale, 1);
+        } else {
+            transfer_fail(t, s, p->auth_why);
+        }
+        return TS_FAILED;
+    }
+    log_debug("fetch %s: download started, from registry %s", t->url, p->r->name);
+    return TS_ATTEMPT;
+}
+
+/* SOURCE: the registry's URL, once a request of its scope can be authorised (PROBING while
+ * the challenge or a token is asked: reg_auth_ensure). */
+static bool choose(struct transfer *t, enum transfer_state *next)
+{
+    struct registry_pull *p = &t->src.reg;
+    struct reg_challenge c;
+    char scope[REG_SCOPE_MAX];
+    if (t->source != t->asked) {
+        t->source = t->asked;
+        easy_set_url(&t->h, t->source);
+    }
+    p->auth_status = 0;
+    if (!reg_scope_of(p->r, t->source, scope, sizeof(scope)) ||
+        reg_auth_need(p->r, scope, monotonic_ms(), &c) == REG_NEED_NOTHING) {
+        *next = chosen(t);
+        return true;
+    }
+    p->waiting = p->in_choose = true;
+    if (reg_auth_ensure(t->loop, p->r, scope, authorised, p) < 0) {
+        p->waiting = false;
+        p->auth_status = 500;
+        snprintf(p->auth_why, sizeof(p->auth_why), "out of memory");
+    }
+    p->in_choose = false;
+    *next = p->waiting ? TS_PROBING : chosen(t);
+    return true;
+}
+
+/* A 401 to a token kept (revoked, or expired early): dropped, and asked again once. */
+static bool judge_end(struct transfer *t, enum transfer_state *next)
+{
+    if (!t->src.reg.again || t->failed || atomic_load(&t->loop->stopping))
+        return false;
+    t->src.reg.again = false;
+    *next = TS_SOURCE;
+    return true;
+}
+
+/* Its Authorization (a kept token, or the login for basic auth), and a manifest's Accept. */
+static int headers(const struct transfer *t, struct curl_slist **headers)
+{
+    char line[REG_TOKEN_MAX + 64];
+    struct curl_slist *l = *headers;
+    bool ok = true;
+    if (reg_auth_header(t->source, line, sizeof(line)))
+        ok = (l = curl_slist_append(l, line)) != NULL;
+    OPENSSL_cleanse(line, sizeof(line));
+    if (ok && t->src.reg.manifest)
+        ok = (l = curl_slist_append(l, MANIFEST_ACCEPT)) != NULL;
+    if (l)
+        *headers = l;
+    return ok ? 0 : -1;
+}
+
+/* The origin's patience; a revalidation of a manifest or a digest asks HEAD (set once the
+ * conditions are known), unless its HEAD said the tag moved: then the new manifest is asked. */
+static void timeouts(struct transfer *t)
+{
+    struct registry_pull *p = &t->src.reg;
+    source_default_timeouts(t);
+    p->head = t->a.conditional && (p->manifest || p->by_digest) && !p->head_changed;
+    p->head_changed = false;
+    p->said[0] = p->etag[0] = '\0';
+    if (p->head) {
+        curl_easy_setopt(t->h.easy, CURLOPT_NOBODY, 1L);
+        atomic_fetch_add(&p->r->counters->revalidated, 1);
+    } else {
+        curl_easy_setopt(t->h.easy, CURLOPT_HTTPGET, 1L);
+    }
+}
+
+/* Docker-Content-Digest, kept (and as the manifest's ETag); the core reads the line too. */
+static bool header(struct transfer *t, const char *line, bool whole)
+{
+    struct registry_pull *p = &t->src.reg;
+    uint8_t d[32];
+    const char *v;
+    if (!whole || strncasecmp(line, "Docker-Content-Digest:", 22) != 0)
+        return false;
+    v = line + 22 + strspn(line + 22, " \t");
+    if (reg_digest_parse(v, strcspn(v, " \t"), d) == REG_OK) {
+        snprintf(p->said, sizeof(p->said), "%.71s", v);
+        p->said[strcspn(p->said, " \t")] = '\0';
+        snprintf(p->etag, sizeof(p->etag), "\"%s\"", p->said);
+    }
+    return false;
+}
+
+static void status_line(struct transfer *t, const char *line)
+{
+    (void)line;
+    t->src.reg.said[0] = t->src.reg.etag[0] = '\0'; /* a redirect's said nothing of the body */
+}
+
+/* Counted for the registry: its refusals (a 404 is an answer), 429 above all. */
+static void count(const struct registry *r, long status)
+{
+    if (status == 429)
+        atomic_fetch_add(&r->counters->too_many, 1);
+    if (status >= 500 || (status >= 400 && status != 404))
+        atomic_fetch_add(&r->counters->refused, 1);
+}
+
+/* A HEAD's answer: a digest's 2xx, or a tag's unchanged digest, renews the kept copy (read as
+ * a 304); a tag's other digest, or none, has the next attempt GET the manifest (this answer
+ * dropped). */
+static int head_answer(struct transfer *t)
+{
+    char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX];
+    struct registry_pull *p = &t->src.reg;
+    if (t->a.status < 200 || t->a.status >= 300)
+        return 0; /* a 304, a 404, a 429: the core reads them as a GET's */
+    if (t->st->stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)) &&
+        source_registry_renews(p, etag)) {
+        log_debug("fetch %s: registry %s: unchanged, renewed by a HEAD", t->url, p->r->name);
+        t->a.status = 304;
+        return 0;
+    }
+    p->head_changed = true;
+    t->a.start_over = true;
+    log_debug("fetch %s: registry %s: the tag moved; its manifest is asked", t->url, p->r->name);
+    return -1;
+}
+
+static int answer(struct transfer *t)
+{
+    struct registry_pull *p = &t->src.reg;
+    char why[300];
+    count(p->r, t->a.status);
+    if (t->a.status == 401) {
+        reg_auth_forget(t->source);
+        if (!p->reauthed) {
+            p->reauthed = p->again = true;
+            log_info("fetch %s: registry %s refused its authorisation (401): asked again", t->url,
+                     p->r->name);
+            return -1;
+        }
+    }
+    if (p->head)
+        return head_answer(t);
+    if (p->manifest && t->a.status == 200 && t->a.resp.content_length > REGISTRY_MANIFEST_MAX) {
+        snprintf(why, sizeof(why), "registry %s: a manifest of %lld bytes, over the %d allowed",
+                 p->r->name, (long long)t->a.resp.content_length, REGISTRY_MANIFEST_MAX);
+        transfer_fail(t, 413, why); /* as an object over --max-object-size is */
+        return -1;
+    }
+    return 0;
+}
+
+/* A manifest sent without a length stops at REGISTRY_MANIFEST_MAX too. */
+static bool overran(struct transfer *t, size_t len)
+{
+    struct download_progress d;
+    if (!t->src.reg.manifest)
+        return false;
+    t->st->progress(t->obj, &d);
+    if (d.have + (int64_t)len <= REGISTRY_MANIFEST_MAX)
+        return false;
+    transfer_fail(t, 413, "the registry's manifest runs over 4 MiB");
+    return true;
+}
+
+/* The manifest's ETag is its digest: what a HEAD compares. */
+static void describe(const struct transfer *t, struct upstream_headers *h)
+{
+    if (t->src.reg.manifest && t->src.reg.etag[0])
+        h->etag = t->src.reg.etag;
+}
+
+static int refusal(struct transfer *t, int status, char *reason, size_t size)
+{
+    const char *name = t->src.reg.r->name;
+    if (status == 401) {
+        snprintf(reason, size,
+                 "registry %s refused arca's authorisation (401): its token is dropped, the next "
+                 "pull asks for another",
+                 name);
+        return 502;
+    }
+    if (status == 403) {
+        snprintf(reason, size, "registry %s denied access (403)", name);
+        return 403;
+    }
+    return 0;
+}
+
+static const char *no_fill(const struct transfer *t)
+{
+    return t->src.reg.manifest ? "a registry's manifest" : NULL;
+}
+
+/* A fill's ranges carry the download's Authorization (curl drops it at a redirect to another
+ * host, a CDN's, as it does the download's). */
+static void fill_settings(struct transfer *t, struct fill_settings *settings)
+{
+    char line[REG_TOKEN_MAX + 64];
+    free(t->src.reg.fill_line);
+    t->src.reg.fill_line = reg_auth_header(t->source, line, sizeof(line)) ? strdup(line) : NULL;
+    OPENSSL_cleanse(line, sizeof(line));
+    settings->line = t->src.reg.fill_line;
+}
+
+/* Its bytes are all in: they are kept only when they are the digest asked, and said. */
+static bool vouches(struct transfer *t, const uint8_t digest[32], enum transfer_state *next)
+{
+    char reason[300];
+    const char *why = source_registry_vouch(&t->src.reg, digest);
+    if (!why)
+        return true;
+    snprintf(reason, sizeof(reason), "registry %s: %s; not kept", t->src.reg.r->name, why);
+    transfer_fail(t, 502, reason);
+    *next = TS_FAILED;
+    return false;
+}
+
+const struct source_kind source_registry = {
+    .name = "registry",
+    .choose = choose,
+    .chosen = chosen,
+    .headers = headers,
+    .timeouts = timeouts,
+    .status_line = status_line,
+    .header = header,
+    .answer = answer,
+    .describe = describe,
+    .refusal = refusal,
+    .no_fill = no_fill,
+    .fill_settings = fill_settings,
+    .overran = overran,
+    .judge_end = judge_end,
+    .vouches = vouches,
+};
