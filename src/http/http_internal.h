@@ -109,6 +109,8 @@ bool http_may_list(struct conn *c, enum conn_result *ret);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
 enum conn_result http_purge(struct conn *c);
+/* POST /api/v1/purge/?prefix=URL[&all=1]: every object under the prefix (admin token). */
+enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
 enum conn_result http_outcome(struct conn *c);
 

@@ -211,6 +211,18 @@ void store_release(struct object *obj);
  * on the persistence thread (clients streaming it finish from their open file). Returns
  * 1 (purged, *length set), 0 (not cached), -1 (still downloading), -2 (out of memory). */
 int store_purge(const char *url, int64_t *length);
+/* What a purge by prefix came to: complete objects removed and their bytes, downloads under
+ * way let finish for their readers but not kept, objects left for want of memory. */
+struct purge_result {
+    int64_t objects, bytes, downloads, left;
+};
+/* Drop every object whose URL (normal form) starts with `prefix`, pinned ones too: lookups miss
+ * at once; their files and rows go on the persistence thread, one transaction per slice of the
+ * table (clients streaming them finish from their open files). A download under way is let
+ * finish for its readers and its joiners, never kept (store = no from now on, whatever later
+ * requests' terms say): it cannot be cut from here, only its upstream thread ends it. The
+ * table is visited a slice per hold of the lock, so hits elsewhere go on meanwhile. Any thread. */
+void store_purge_prefix(const char *prefix, struct purge_result *r);
 /* A new quota (SIGHUP); objects beyond it are evicted on the upstream thread's next round. */
 void store_set_quota(int64_t quota);
 /* --stale-if-error and --stale-while-revalidate, in seconds (0: never): store_open sets them

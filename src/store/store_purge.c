@@ -1,0 +1,128 @@
+/* Purge by prefix (store.h, store_purge_prefix): every object whose URL starts with a prefix
+ * leaves the table, a slice of the table per hold of the lock so that hits elsewhere go on, and
+ * its files and rows go on the persistence thread, one job and one transaction per slice. */
+#include "persist/index.h"
+#include "persist/persist.h"
+#include "store/object.h"
+#include "store/store_room.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Slots of the table visited per hold of the lock: about as many objects, each removal a few
+ * list and index unlinks, so a hold stays well under a millisecond's worth of hits held up. */
+#define PURGE_SLOTS_PER_HOLD 2048
+/* Passes over the table at most: another pass only when the table grew during one (its objects
+ * moved between slots: one may have been missed), which inserts make rarer each time. */
+#define PURGE_PASSES 3
+
+/* The files and rows of one slice's objects, removed in one transaction. */
+struct purge_job {
+    struct persist_job job;
+    size_t n, size;
+    char (*keys)[65];
+};
+
+static void run_purge(struct persist_job *job)
+{
+    struct purge_job *p = (struct purge_job *)job;
+    char path[1200];
+    assert(persist_owns_index());
+    index_begin();
+    for (size_t i = 0; i < p->n; i++) {
+        key_path(p->keys[i], path, sizeof(path));
+        unlink(path); /* streaming readers keep the inode */
+        part_path(p->keys[i], path, sizeof(path));
+        unlink(path);
+        index_delete(p->keys[i]);
+    }
+    index_commit();
+    free(p->keys);
+    free(p);
+}
+
+/* Lock held. Note `obj`'s key in the slice's job (made on first use): false when out of
+ * memory, and then the object stays (its file and row with it). */
+static bool note_key(struct purge_job **job, const struct object *obj)
+{
+    struct purge_job *p = *job;
+    if (!p && !(p = *job = calloc(1, sizeof(*p))))
+        return false;
+    if (p->n == p->size) {
+        size_t size = p->size ? 2 * p->size : 256;
+        char(*keys)[65] = realloc(p->keys, size * sizeof(*keys));
+        if (!keys)
+            return false;
+        p->keys = keys;
+        p->size = size;
+    }
+    memcpy(p->keys[p->n++], obj->key, 65);
+    return true;
+}
+
+/* Lock held. One object under the prefix: a complete one out of the table (its file and row
+ * into the job), a download let finish for its readers but not kept. */
+static void purge_one(struct object *obj, struct purge_job **job, struct purge_result *r)
+{
+    if (obj->state == OBJ_FETCHING) {
+        if (!obj->purged) {
+            object_forsake(obj);
+            r->downloads++;
+        }
+        return;
+    }
+    if (!note_key(job, obj)) {
+        r->left++;
+        return;
+    }
+    r->objects++;
+    r->bytes += obj->length;
+    object_remove(obj, NULL); /* its file and row: the job's */
+}
+
+/* Lock held. The slots [from, to) of the table; the slice's job submitted before the lock
+ * drops, so that its removals come before the file and row of a new download of the same URL. */
+static void purge_slots(const char *prefix, size_t len, size_t from, size_t to,
+                        struct purge_result *r)
+{
+    struct purge_job *job = NULL;
+    for (size_t i = from; i < to; i++)
+        for (struct object *o = object_slot(i), *next; o; o = next) {
+            next = object_next(o);
+            if (!strncmp(o->url, prefix, len))
+                purge_one(o, &job, r);
+        }
+    if (job && job->n) {
+        job->job.run = run_purge;
+        persist_submit(&job->job);
+    } else if (job) {
+        free(job->keys);
+        free(job);
+    }
+}
+
+void store_purge_prefix(const char *prefix, struct purge_result *r)
+{
+    size_t len = strlen(prefix);
+    memset(r, 0, sizeof(*r));
+    for (int pass = 0; pass < PURGE_PASSES; pass++) {
+        store_lock();
+        unsigned moves = st.objects.moves;
+        size_t slots = object_slots();
+        store_unlock();
+        bool moved = false;
+        for (size_t from = 0; from < slots && !moved; from += PURGE_SLOTS_PER_HOLD) {
+            store_lock();
+            moved = st.objects.moves != moves;
+            if (!moved) {
+                size_t to = from + PURGE_SLOTS_PER_HOLD;
+                purge_slots(prefix, len, from, to < slots ? to : slots, r);
+            }
+            store_unlock();
+        }
+        if (!moved)
+            break;
+    }
+}
