@@ -22,6 +22,7 @@ const char *const config_rule_keys[] = {"match",
                                         "parent-key",
                                         "max-object-size",
                                         "allow-network",
+                                        "negative-ttl",
                                         NULL};
 
 void config_free(struct config *cfg)
@@ -110,7 +111,7 @@ static void unknown_key(const struct config_rule *r, const char *key, char *err)
         snprintf(err, CONFIG_ERR_LEN,
                  "rule %s: unknown key '%.64s' (keys: match, ttl, "
                  "client-ttl, store, pin, stale-if-error, stale-while-revalidate, "
-                 "fill-connections, fill-min-size, max-object-size, allow-network)",
+                 "fill-connections, fill-min-size, max-object-size, allow-network, negative-ttl)",
                  r->name, key);
 }
 

@@ -20,7 +20,7 @@
  *   {"url", "key",
  *    "rule": {"name", "file", "line", "match"} or null,
  *    "terms": {"ttl", "client-ttl", "stale-if-error", "stale-while-revalidate", "store", "pin",
- *              "max-object-size", "fill-connections", "fill-min-size", "parent" (its URL or
+ *              "negative-ttl", "max-object-size", "fill-connections", "fill-min-size", "parent" (its URL or
  *              "none"): {"value", "from"}},
  *    "allowed": true/false (null without a client), "client": ADDR or null,
  *    "allowed_from": "rule NAME" | "--allow-network" | "built-in",

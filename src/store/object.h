@@ -95,8 +95,9 @@ struct object {
     int32_t stale_if_error, stale_while_revalidate;
     /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
     int32_t keep_if_error, keep_while;
-    uint8_t offer_stale; /* FETCHING: enum stale_cause its readers take `stale` for */
-    uint8_t connections; /* FETCHING: connections its download uses now (store_set_rate) */
+    int32_t negative_ttl; /* its terms': seconds a 404 or 410 it fails with is kept, 0 never */
+    uint8_t offer_stale;  /* FETCHING: enum stale_cause its readers take `stale` for */
+    uint8_t connections;  /* FETCHING: connections its download uses now (store_set_rate) */
 
     bool headers_ready; /* upstream answered 2xx: length and type known */
     bool verified;      /* its file is known to hold `length` bytes (see load_row) */

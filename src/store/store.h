@@ -119,7 +119,17 @@ struct object_meta {
 
 /* LOOKUP_UNAVAILABLE: the object is cached but its file cannot be opened for now (out of
  * descriptors or memory): no reference, the reason in meta->error; the object stays. */
-enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILABLE, LOOKUP_DIGEST };
+/* LOOKUP_NEGATIVE: no object, but upstream answered its last download 404 or 410 less than the
+ * request's negative ttl ago (object_keep.negative_ttl): *meta says so (FAILED, its status and
+ * reason, created and ttl), no reference; upstream is not asked. */
+enum lookup_result {
+    LOOKUP_HIT,
+    LOOKUP_MISS,
+    LOOKUP_COALESCED,
+    LOOKUP_UNAVAILABLE,
+    LOOKUP_DIGEST,
+    LOOKUP_NEGATIVE
+};
 
 /* Main: open the data dir and load the index (main is its only user until store_start). Its
  * lock file ("lock" in the data dir) is held, exclusively, until the process ends: a second arca
@@ -174,6 +184,9 @@ struct object_keep {
      * disk, never a hit, not in the index, never resumed after a restart; a complete object a
      * lookup finds is removed ("not stored: its rule says store = no") and fetched again */
     bool store;
+    /* seconds a 404 or 410 upstream gave its download answers for the URL without asking
+     * again (store_negative.c); 0: never, and always for a URL with credentials */
+    int64_t negative_ttl;
     bool pin; /* never evicted for room while an unpinned object remains; kept in
                  the index (a restart keeps it), until a later lookup unpins it */
     /* This request's own bounds (its Cache-Control: a child arca's terms at its parent), never
@@ -212,9 +225,10 @@ void store_release(struct object *obj);
  * 1 (purged, *length set), 0 (not cached), -1 (still downloading), -2 (out of memory). */
 int store_purge(const char *url, int64_t *length);
 /* What a purge by prefix came to: complete objects removed and their bytes, downloads under
- * way let finish for their readers but not kept, objects left for want of memory. */
+ * way let finish for their readers but not kept, objects left for want of memory, negative
+ * answers dropped (store_negative.h). */
 struct purge_result {
-    int64_t objects, bytes, downloads, left;
+    int64_t objects, bytes, downloads, left, negatives;
 };
 /* Drop every object whose URL (normal form) starts with `prefix`, pinned ones too: lookups miss
  * at once; their files and rows go on the persistence thread, one transaction per slice of the

@@ -4,6 +4,7 @@
 #include "persist/index.h"
 #include "persist/persist.h"
 #include "store/object.h"
+#include "store/store_negative.h"
 #include "store/store_room.h"
 
 #include <assert.h>
@@ -107,6 +108,9 @@ void store_purge_prefix(const char *prefix, struct purge_result *r)
 {
     size_t len = strlen(prefix);
     memset(r, 0, sizeof(*r));
+    store_lock();
+    r->negatives = negative_forget_prefix(prefix);
+    store_unlock();
     for (int pass = 0; pass < PURGE_PASSES; pass++) {
         store_lock();
         unsigned moves = st.objects.moves;

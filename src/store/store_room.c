@@ -487,6 +487,7 @@ void store_take_keep(struct object *obj, const struct object_keep *keep)
     obj->keep_while =
         keep->stale_while_revalidate < 0 ? -1 : seconds32(keep->stale_while_revalidate);
     obj->max_size = keep->max_object_size;
+    obj->negative_ttl = seconds32(keep->negative_ttl);
     set_pinned(obj, keep->pin);
     if (obj->state == OBJ_FETCHING)
         obj->transient = !keep->store || obj->purged;
