@@ -1,6 +1,8 @@
 /* Purge by prefix (store.h, store_purge_prefix): every object whose URL starts with a prefix
  * leaves the table, a slice of the table per hold of the lock so that hits elsewhere go on, and
- * its files and rows go on the persistence thread, one job and one transaction per slice. */
+ * its rows and files go on the persistence thread, one job per slice: its rows in one
+ * transaction, then its files a few at a time, so that the jobs queued meanwhile (a new
+ * download's file) are not held up by 100,000 unlinks. */
 #include "persist/index.h"
 #include "persist/persist.h"
 #include "store/object.h"
@@ -19,27 +21,59 @@
  * moved between slots: one may have been missed), which inserts make rarer each time. */
 #define PURGE_PASSES 3
 
-/* The files and rows of one slice's objects, removed in one transaction. */
+/* Files unlinked per run of a slice's job: the jobs queued behind it (a new download's file)
+ * wait for no more than these between two runs. */
+#define PURGE_FILES_PER_RUN 256
+
+/* One slice's objects: their rows deleted in one transaction, first, in order with every change
+ * of the table (a restart, even after a crash, finds them gone); then their files, a few at a
+ * time, the job queued again behind whatever came meanwhile. */
 struct purge_job {
     struct persist_job job;
-    size_t n, size;
+    size_t n, size, done; /* keys, room, files handled */
+    bool rows_gone;
     char (*keys)[65];
 };
 
-static void run_purge(struct persist_job *job)
+/* The next few files. A key back in the table meanwhile is a new download's (its part file
+ * comes after this job; its complete file replaces the purged one): left to it. */
+static void unlink_some(struct purge_job *p)
 {
-    struct purge_job *p = (struct purge_job *)job;
+    size_t end = p->done + PURGE_FILES_PER_RUN < p->n ? p->done + PURGE_FILES_PER_RUN : p->n;
+    bool back[PURGE_FILES_PER_RUN];
     char path[1200];
-    assert(persist_owns_index());
-    index_begin();
-    for (size_t i = 0; i < p->n; i++) {
+    store_lock();
+    for (size_t i = p->done; i < end; i++)
+        back[i - p->done] = object_find(p->keys[i]) != NULL;
+    store_unlock();
+    for (size_t i = p->done; i < end; i++) {
+        if (back[i - p->done])
+            continue;
         key_path(p->keys[i], path, sizeof(path));
         unlink(path); /* streaming readers keep the inode */
         part_path(p->keys[i], path, sizeof(path));
         unlink(path);
-        index_delete(p->keys[i]);
     }
-    index_commit();
+    p->done = end;
+}
+
+static void run_purge(struct persist_job *job)
+{
+    struct purge_job *p = (struct purge_job *)job;
+    assert(persist_owns_index());
+    if (!p->rows_gone) {
+        index_begin();
+        for (size_t i = 0; i < p->n; i++)
+            index_delete(p->keys[i]);
+        index_commit();
+        p->rows_gone = true;
+    } else {
+        unlink_some(p);
+    }
+    if (p->done < p->n) {
+        persist_submit(&p->job); /* the rest behind what was queued meanwhile */
+        return;
+    }
     free(p->keys);
     free(p);
 }
