@@ -1,6 +1,6 @@
-/* Admin API: POST /api/v1/prefetch/, GET /api/v1/resources/?url= (a download's outcome),
- * DELETE /api/v1/resources/?url= and POST /api/v1/purge/?prefix=, behind a bearer token read from
- * --admin-token-file. Without a token configured they answer 403: the API is off. */
+/* Admin API: POST /api/v1/prefetch/, GET /api/v1/resources/?url= (a download's outcome) and
+ * DELETE /api/v1/resources/?url=, behind a bearer token read from --admin-token-file. Without a
+ * token configured they answer 403: the API is off. */
 #include "upstream/upstream.h"
 #include "http/http_internal.h"
 #include "stats/stats.h"
@@ -224,47 +224,6 @@ enum conn_result http_purge(struct conn *c)
     rc = store_purge(url, &length);
     ret = purge_answer(c, url, rc, length);
     free(url);
-    return ret;
-}
-
-/* POST /api/v1/purge/?prefix=URL[&all=1]: every object under the prefix (url_purge_prefix),
- * behind the token; what went as JSON. A prefix with no host needs all=1: a typo must not empty
- * the cache. */
-enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest)
-{
-    const char *given = conn_query(c, "prefix"), *all = conn_query(c, "all"), *why;
-    struct purge_result r;
-    enum conn_result ret;
-    char *prefix;
-    (void)req;
-    (void)rest;
-
-    if (http_admin_authorize(c, &ret) < 0)
-        return ret;
-    if (!given || !*given)
-        return http_send_error(c, HTTP_BAD_REQUEST, "missing prefix parameter");
-    if (all && strcmp(all, "1") && strcmp(all, "0"))
-        return http_send_error(c, HTTP_BAD_REQUEST, "all: expected 1 or 0");
-    if (strlen(given) > (size_t)http_cfg->max_url_len)
-        return http_send_error(c, HTTP_BAD_REQUEST, "prefix longer than --max-url-length");
-    if (!(prefix = malloc(URL_BUF_SIZE(strlen(given)))))
-        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    if (url_purge_prefix(given, all && !strcmp(all, "1"), prefix, URL_BUF_SIZE(strlen(given)),
-                         &why) < 0) {
-        free(prefix);
-        return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
-    }
-    store_purge_prefix(prefix, &r);
-    char *shown = url_shown(prefix);
-    log_info("admin: purged %lld objects (%lld bytes) under %s; %lld downloads not kept",
-             (long long)r.objects, (long long)r.bytes, shown ? shown : "?", (long long)r.downloads);
-    ret = http_send_json(c, HTTP_OK,
-                         json_pack("{s:s?, s:I, s:I, s:I, s:I}", "prefix", shown, "purged",
-                                   (json_int_t)r.objects, "bytes", (json_int_t)r.bytes,
-                                   "downloads_not_kept", (json_int_t)r.downloads, "left",
-                                   (json_int_t)r.left));
-    free(shown);
-    free(prefix);
     return ret;
 }
 
