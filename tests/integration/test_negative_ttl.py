@@ -93,6 +93,17 @@ def test_never_for_nor_to_a_url_with_credentials(origin, start_arca):
     assert origin.counts["/u.img"] == 2 and origin.counts["/t.img"] == 2
 
 
+def test_never_for_a_parameter_the_key_rules_strip(origin, start_arca):
+    """A parameter --key-rules leaves out of the key only signs the URL: a credential."""
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--negative-ttl", "1m",
+                      "--key-rules", f"{origin.host}=grant")
+    url = origin.url("/k.img") + "?grant=abc123"
+    for _ in range(2):
+        status, headers, _ = arca.fetch(url)
+        assert status == 404 and not negative(headers)
+    assert origin.counts["/k.img"] == 2
+
+
 def ini(workdir, origin, *lines):
     path = os.path.join(workdir, "arca.ini")
     with open(path, "w") as f:
