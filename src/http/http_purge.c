@@ -78,11 +78,12 @@ static enum conn_result answer(struct conn *c, const struct purge_req *p)
     log_info("admin: purged %lld objects (%lld bytes) under %s; %lld downloads not kept",
              (long long)r->objects, (long long)r->bytes, shown ? shown : "?",
              (long long)r->downloads);
-    enum conn_result ret = http_send_json(
-        c, HTTP_OK,
-        json_pack("{s:s?, s:I, s:I, s:I, s:I}", "prefix", shown, "purged", (json_int_t)r->objects,
-                  "bytes", (json_int_t)r->bytes, "downloads_not_kept", (json_int_t)r->downloads,
-                  "left", (json_int_t)r->left));
+    enum conn_result ret =
+        http_send_json(c, HTTP_OK,
+                       json_pack("{s:s?, s:I, s:I, s:I, s:I, s:I}", "prefix", shown, "purged",
+                                 (json_int_t)r->objects, "bytes", (json_int_t)r->bytes,
+                                 "downloads_not_kept", (json_int_t)r->downloads, "negative_answers",
+                                 (json_int_t)r->negatives, "left", (json_int_t)r->left));
     free(shown);
     return ret;
 }

@@ -141,6 +141,7 @@ def test_a_rules_negative_ttl_and_the_rules_test(origin, start_arca, workdir):
     query = urllib.parse.urlencode({"prefix": origin.url("/nightly/")})
     code, _, body = arca.get(f"/api/v1/purge/?{query}", headers, method="POST")
     assert code == 200 and json.loads(body)["purged"] == 0
+    assert json.loads(body)["negative_answers"] == 1
     assert not negative(arca.fetch(origin.url("/nightly/a"))[1])
     assert origin.counts["/nightly/a"] == 3
 

@@ -57,7 +57,7 @@ def test_a_prefix_purge_drops_exactly_the_objects_under_it(workdir, origin):
     assert code == 200, body
     answer = json.loads(body)
     assert answer == {"prefix": origin.url(NIGHTLY), "purged": 3, "bytes": size,
-                      "downloads_not_kept": 0, "left": 0}
+                      "downloads_not_kept": 0, "negative_answers": 0, "left": 0}
     status = arca.status()
     assert status["resources_successes"] == 3 and status["pinned_objects"] == 2
     # the ones beside it are still hits; the purged ones come from the origin again
