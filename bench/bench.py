@@ -23,6 +23,7 @@ from peers import (big_index, cold_fanout, cold_fanout_digest, cold_fanout_ref, 
     warm_small_rate, warm_small_rules)
 from fills import fill_change, fill_scenario, small_beside_large, uplink_cap
 from lab import bucket_listing, chaos, cluster_scenario, origin_bytes_scenario
+from purge import purge_prefix
 from tiers import tier
 from tls import tls_handshake, tls_idle, tls_large, tls_small
 
@@ -39,7 +40,7 @@ SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "fill": fill_scenario, "fill-change": fill_change, "uplink-cap": uplink_cap,
              "small-beside-large": small_beside_large,
              "tls-small": tls_small, "tls-handshake": tls_handshake, "tls-large": tls_large,
-             "tls-idle": tls_idle, "tier": tier}
+             "tls-idle": tls_idle, "tier": tier, "purge-prefix": purge_prefix}
 
 
 def summarize(result):

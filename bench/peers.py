@@ -263,7 +263,7 @@ def idle_connections(work, cfg, www):
         for s in reversed(peers):
             s.stop()
 
-def make_index(data_dir, count, origin_port):
+def make_index(data_dir, count, origin_port, path="/obj/"):
     """A data dir holding `count` complete 64-byte objects, written the way arca writes them:
     arca creates the schema, the rows and files are filled in here. Like a cache that has run
     for a while: downloaded over 9 days, last used at random since, used 1 to 50 times, a few
@@ -276,7 +276,7 @@ def make_index(data_dir, count, origin_port):
              "application/x-tar"]
     rows = []
     for i in range(count):
-        url = f"http://127.0.0.1:{origin_port}/obj/{i}"
+        url = f"http://127.0.0.1:{origin_port}{path}{i}"
         key = hashlib.sha256(url.encode()).hexdigest()
         body = f"{i:064d}".encode()
         os.makedirs(os.path.join(data_dir, "objects", key[:2]), exist_ok=True)  # arca's layout

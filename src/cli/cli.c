@@ -40,12 +40,14 @@ enum {
     OPT_CERT = 1 << 8,    /* a client certificate, for an arca that requires one */
     OPT_KEY = 1 << 9,
     OPT_CACERT = 1 << 10, /* the CA an https:// server's certificate is checked against */
+    OPT_PREFIX = 1 << 11, /* purge --prefix URL: every object under it */
+    OPT_ALL = 1 << 12,    /* ... even a prefix with no host, which matches every URL */
     /* what every command asking an arca takes: --config names the server by its listen */
     OPT_ASK = OPT_SERVER | OPT_CERT | OPT_KEY | OPT_CACERT | OPT_CONFIG,
 };
 
 struct cli_args {
-    const char *server, *token_file, *ttl, *config, *timeout, *cert, *key, *cacert;
+    const char *server, *token_file, *ttl, *config, *timeout, *cert, *key, *cacert, *prefix;
     char found[CLI_SERVER_MAX]; /* the server no --server named (cli_server_find) */
     char how[600];              /* and how it was chosen: said when it gives no answer */
     unsigned given;             /* OPT_* seen */
@@ -67,12 +69,13 @@ static const struct command {
     {"status", OPT_ASK, 0, 0},
     {"cluster-status", OPT_ASK | OPT_JSON, 0, 0},
     {"prefetch", OPT_ASK | OPT_TOKEN | OPT_TTL | OPT_WAIT | OPT_TIMEOUT, 1, MAX_URLS},
-    {"purge", OPT_ASK | OPT_TOKEN, 1, 1},
+    {"purge", OPT_ASK | OPT_TOKEN | OPT_PREFIX | OPT_ALL, 1, 1}, /* --prefix: no URL */
 };
 
 static const char *const option_names[] = {
-    "--server", "--admin-token-file", "--ttl",  "--config", "--wait",  "--timeout",
-    "--json",   "--version",          "--cert", "--key",    "--cacert"};
+    "--server", "--admin-token-file", "--ttl",  "--config", "--wait",   "--timeout",
+    "--json",   "--version",          "--cert", "--key",    "--cacert", "--prefix",
+    "--all"};
 
 static const struct command *find_command(const char *name)
 {
@@ -99,6 +102,8 @@ int cli_usage(void)
           "                                                    # warm the cache (admin token)\n"
           "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
           "                                                    # drop one object (admin token)\n"
+          "       arca purge [--server URL] [--admin-token-file FILE] --prefix URL [--all]\n"
+          "                                                    # every object under URL\n"
           "       (they ask --server URL, else ARCA_SERVER, else the listen address of --config\n"
           "        FILE or /etc/arca/arca.ini, else 127.0.0.1:8001; --cacert FILE for https://,\n"
           "        --cert FILE --key FILE for an arca that asks clients for a certificate)\n"
@@ -136,6 +141,7 @@ static const char **option_slot(struct cli_args *a, unsigned bit)
            : bit == OPT_CERT    ? &a->cert
            : bit == OPT_KEY     ? &a->key
            : bit == OPT_CACERT  ? &a->cacert
+           : bit == OPT_PREFIX  ? &a->prefix
                                 : NULL; /* a flag */
 }
 
@@ -248,6 +254,25 @@ static int find_server(struct cli_args *a, char *why, size_t size)
     return 0;
 }
 
+/* purge --prefix's URL, as the server will judge it (url_purge_prefix): bad usage, said before
+ * anything is asked. */
+static int check_prefix(const struct cli_args *a, char *why, size_t size)
+{
+    size_t len = strlen(a->prefix);
+    char *norm = malloc(URL_BUF_SIZE(len));
+    const char *reason = "out of memory";
+    int rc = norm
+                 ? url_purge_prefix(a->prefix, a->given & OPT_ALL, norm, URL_BUF_SIZE(len), &reason)
+                 : -1;
+    if (rc < 0) {
+        char *shown = url_shown(a->prefix);
+        snprintf(why, size, "--prefix %.400s: %s", shown ? shown : "", reason);
+        free(shown);
+    }
+    free(norm);
+    return rc;
+}
+
 /* Refuse what `cmd` does not take: an option of another command, a URL too many or too few. */
 static int check_args(const struct command *cmd, struct cli_args *a)
 {
@@ -264,11 +289,19 @@ static int check_args(const struct command *cmd, struct cli_args *a)
         snprintf(why, sizeof(why), "%s takes no argument: '%s'", cmd->name, a->urls[0]);
         return usage(why);
     }
-    if (cmd->min_urls == 1 && cmd->max_urls == 1 && a->n_urls != 1) {
+    if ((a->given & OPT_PREFIX) && a->n_urls > 0) {
+        snprintf(why, sizeof(why), "%s takes a URL or --prefix URL, not both", cmd->name);
+        return usage(why);
+    }
+    if ((a->given & OPT_ALL) && !(a->given & OPT_PREFIX))
+        return usage("--all is for purge --prefix");
+    if (a->prefix && check_prefix(a, why, sizeof(why)) < 0)
+        return usage(why);
+    if (cmd->min_urls == 1 && cmd->max_urls == 1 && a->n_urls != 1 && !(a->given & OPT_PREFIX)) {
         snprintf(why, sizeof(why), "%s takes one URL, got %d", cmd->name, a->n_urls);
         return usage(why);
     }
-    if (a->n_urls < cmd->min_urls) {
+    if (a->n_urls < cmd->min_urls && !(a->given & OPT_PREFIX)) {
         snprintf(why, sizeof(why), "%s needs at least one URL", cmd->name);
         return usage(why);
     }
@@ -632,6 +665,39 @@ static int cmd_prefetch(const struct cli_args *a)
     return rc;
 }
 
+/* purge --prefix: what went, or why not (a refusal: 1). */
+static int purge_prefix(const struct cli_args *a, const char *token)
+{
+    struct buf path = {0}, body = {0};
+    json_t *answer;
+    long status;
+    int rc = 1;
+
+    buf_add(&path, "/api/v1/purge/?prefix=");
+    buf_query(&path, a->prefix);
+    if (a->given & OPT_ALL)
+        buf_add(&path, "&all=1");
+    status = request(a, "POST", path.data, "", token, &body);
+    if (status == 200 && (answer = json_loadb(body.data, body.len, 0, NULL))) {
+        printf("purged %lld objects (%lld bytes) under %s",
+               (long long)json_integer_value(json_object_get(answer, "purged")),
+               (long long)json_integer_value(json_object_get(answer, "bytes")),
+               json_string_value(json_object_get(answer, "prefix")));
+        json_int_t downloads = json_integer_value(json_object_get(answer, "downloads_not_kept"));
+        if (downloads)
+            printf("; %lld downloads under way finish for their clients, not kept",
+                   (long long)downloads);
+        printf("\n");
+        json_decref(answer);
+        rc = 0;
+    } else if (status > 0) {
+        rc = cli_refused(a->prefix, status, &body);
+    }
+    buf_free(&path);
+    buf_free(&body);
+    return rc;
+}
+
 static int cmd_purge(const struct cli_args *a)
 {
     char token[600];
@@ -641,6 +707,8 @@ static int cmd_purge(const struct cli_args *a)
 
     if (load_token(a, token, sizeof(token)) < 0)
         return 1;
+    if (a->prefix)
+        return purge_prefix(a, token);
     buf_add(&path, "/api/v1/resources/?url=");
     buf_query(&path, a->urls[0]);
     status = request(a, "DELETE", path.data, NULL, token, &body);

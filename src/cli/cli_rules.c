@@ -152,9 +152,9 @@ static void print_none(json_t *a)
 static void print_text(json_t *a)
 {
     static const char *const order[] = {
-        "ttl",           "client-ttl", "stale-if-error",  "stale-while-revalidate",
-        "store",         "pin",        "max-object-size", "fill-connections",
-        "fill-min-size", "parent",     "outgoing-address"};
+        "ttl",           "client-ttl", "stale-if-error",   "stale-while-revalidate",
+        "store",         "pin",        "max-object-size",  "fill-connections",
+        "fill-min-size", "parent",     "outgoing-address", "negative-ttl"};
     json_t *terms = json_object_get(a, "terms"), *rule = json_object_get(a, "rule"), *item;
     size_t i;
     printf("%-10s %s\n%-10s %s\n", "url", str(a, "url"), "key", str(a, "key"));

@@ -40,6 +40,8 @@
 /* --mirror REGEX=URL[,URL...]: URLs matching REGEX are first asked of each mirror, the matched
  * text replaced by the mirror's URL. */
 #define CONFIG_PARENT_MAX 512
+/* The longest a negative answer is kept (--negative-ttl, a rule's negative-ttl): briefly. */
+#define NEGATIVE_TTL_MAX 86400
 
 struct mirror_rule {
     char pattern[512]; /* POSIX extended regex over the URL's normal form */
@@ -188,6 +190,7 @@ struct config {
     int64_t stale_if_error; /* seconds past expiry an object answers if upstream fails; 0 never */
     int64_t stale_while_revalidate; /* seconds past expiry it answers at once while revalidated */
     int origin_failures;            /* consecutive failures that hold a host down; 0 never */
+    int64_t negative_ttl; /* seconds a 404 or 410 from upstream answers for its URL; 0 never */
     /* Cold fills (docs/CACHING.md, "Parallel fills and the uplink cap"): */
     int fill_connections;  /* connections one download may use at once; 1: one */
     int64_t fill_min_size; /* smaller objects come over one connection */

@@ -23,6 +23,7 @@ const char *const config_rule_keys[] = {"match",
                                         "max-object-size",
                                         "allow-network",
                                         "outgoing-address",
+                                        "negative-ttl",
                                         NULL};
 
 void config_free(struct config *cfg)
@@ -109,10 +110,7 @@ static void unknown_key(const struct config_rule *r, const char *key, char *err)
                  key, near);
     else
         snprintf(err, CONFIG_ERR_LEN,
-                 "rule %s: unknown key '%.64s' (keys: match, ttl, "
-                 "client-ttl, store, pin, stale-if-error, stale-while-revalidate, "
-                 "fill-connections, fill-min-size, max-object-size, allow-network, "
-                 "outgoing-address)",
+                 "rule %s: unknown key '%.64s' (a rule's keys: docs/CACHING.md, \"Rules\")",
                  r->name, key);
 }
 

@@ -324,6 +324,16 @@ static enum fetch_step answer_hit(struct fetch_req *r, const struct object_meta 
     return answered(r, fetch_respond_file(r, meta, fd, prep));
 }
 
+/* A 404 or 410 upstream gave this URL's last download, kept (store_negative.h): answered as
+ * the download's failure was, upstream not asked; a bucket's 404 may name a folder. */
+static enum fetch_step answer_negative(struct fetch_req *r, const struct object_meta *meta)
+{
+    r->refusal = "NEGATIVE_HIT";
+    if (meta->error_status == 404 && r->missing)
+        return answered(r, r->missing(r->missing_arg));
+    return answered(r, fetch_refuse_object(r, meta, (unsigned int)meta->error_status, meta->error));
+}
+
 /* What a lookup found: answer from the cache, join a download or start one. */
 static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, int fd,
                                      struct prepared *prep, const struct object_meta *meta)
@@ -332,6 +342,8 @@ static enum fetch_step answer_lookup(struct fetch_req *r, struct object *obj, in
         return answered(r, fetch_refuse(r->conn, HTTP_SERVICE_UNAVAILABLE, meta->error));
     if (r->kind == LOOKUP_HIT)
         return answer_hit(r, meta, fd, prep);
+    if (r->kind == LOOKUP_NEGATIVE)
+        return answer_negative(r, meta);
     if (!obj)
         return answered(r, fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory"));
     r->obj = obj;
@@ -592,6 +604,8 @@ static int decide(struct fetch_req *r, const struct asked *asked, enum conn_resu
     if (!r->req->proxied)
         request_bounds(r->conn, &q);
     terms_decide(http_cfg, &q, &r->terms);
+    if (r->auth && !r->auth->anonymous) /* arca's signature is a credential: never kept */
+        r->terms.object.negative_ttl = 0;
     if (r->terms.allowed)
         return 0;
     if (r->terms.allowed_carried[0]) { /* a cache in front would fetch it for this client */

@@ -299,6 +299,8 @@ static void put_param(struct status_text *t, const char *fmt, ...)
  * - `detail=digest-mismatch` (after `fwd=uri-miss` when it was just downloaded): a 502, the
  *   object's sha256 is not the one the request gave; a stored object's says neither hit nor fwd.
  * - `detail=held-down`: a 503, the URL's host is held down, upstream not asked.
+ * - `hit; ttl=N; detail=negative`: a 404 or 410 upstream gave the URL's last download, kept
+ *   (--negative-ttl, a rule's negative-ttl) and answered for N seconds more, upstream not asked.
  * - `detail=too-large` (after `fwd=uri-miss`): a 413 or 507, the object is more than this arca
  *   takes (its max-object-size, its quota or the room in it), not a disk that failed.
  * Requests arca refuses before looking anything up (400, 403, 414) are its own answers, not the
@@ -331,6 +333,9 @@ static void put_member(struct status_text *t, const struct fetch_req *r,
         put_param(t, "; fwd=request; fwd-status=%d; ttl=%lld", r->probe_status, ttl);
     } else if (hit) {
         put_param(t, "; hit; ttl=%lld", ttl);
+    } else if (r->kind == LOOKUP_NEGATIVE) { /* upstream's 404 or 410, kept: not asked again */
+        put_param(t, "; hit; ttl=%lld; detail=negative",
+                  (long long)(meta->created + meta->ttl - (int64_t)time(NULL)));
     } else {
         bool stale = meta && meta->revalidation && !failed;
         put_param(t, "; fwd=%s", stale ? "stale" : "uri-miss");

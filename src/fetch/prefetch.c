@@ -22,6 +22,10 @@ static const char *look_up(const char *url, const char *key, const struct signat
     /* a signed URL's object is a capability's, as when a client fetches it: marked so */
     enum lookup_result kind = store_lookup_as(key, &terms->object, AUTH_CONFIRMED, sig->is_signed,
                                               &obj, &fd, NULL, &meta);
+    if (kind == LOOKUP_NEGATIVE) { /* upstream's 404 or 410, kept: it would say the same */
+        *error = "upstream answered 404 or 410 (kept: --negative-ttl or the rule's negative-ttl)";
+        return "error";
+    }
     if (kind == LOOKUP_HIT || kind == LOOKUP_UNAVAILABLE) {
         if (fd >= 0)
             close(fd);

@@ -694,7 +694,8 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_parent(&out, http_sees_urls(c)); /* up to PARENT_MAX parents: a buffer that grows */
     http_registries_metrics(&out);
     latency_metrics(&out);
-    rule_stats_metrics(&out);
+    if (http_sees_urls(c)) /* rule names say what the lab caches: a stranger counts none */
+        rule_stats_metrics(&out);
     buf_addf(&out,
              "# HELP arca_build_info The running build: its version and libraries (always 1).\n"
              "# TYPE arca_build_info gauge\n"

@@ -114,6 +114,10 @@ void http_registries_metrics(struct buf *b);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
 enum conn_result http_purge(struct conn *c);
+/* POST /api/v1/purge/?prefix=URL[&all=1]: every object under the prefix (admin token), on a
+ * thread of its own while the request waits (http_purge.c); done lets go of its state. */
+enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest);
+const char *http_purge_done(struct request *req, bool completed);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
 enum conn_result http_outcome(struct conn *c);
 

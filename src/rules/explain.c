@@ -94,6 +94,11 @@ static json_t *terms_json(const struct config *cfg, const struct fetch_terms *t,
     json_object_set_new(json_object_get(o, "stale-while-revalidate"), "note",
                         json_string(STALE_NOTE));
     add_term(o, "store", json_boolean(ob->store), from_text(t->store_from, t, ""));
+    add_term(o, "negative-ttl", json_integer(ob->negative_ttl),
+             from_text(t->negative_ttl_from, t, "negative-ttl"));
+    if (t->negative_ttl_from == FROM_BUILTIN) /* zeroed: the URL carries credentials */
+        json_object_set_new(json_object_get(o, "negative-ttl"), "note",
+                            json_string("never for a URL with credentials"));
     add_term(o, "pin", json_boolean(ob->pin), from_text(t->pin_from, t, ""));
     add_term(o, "max-object-size", json_integer(ob->max_object_size),
              from_text(t->max_object_size_from, t, "max-object-size"));

@@ -20,8 +20,8 @@
  *   {"url", "key",
  *    "rule": {"name", "file", "line", "match"} or null,
  *    "terms": {"ttl", "client-ttl", "stale-if-error", "stale-while-revalidate", "store", "pin",
- *              "max-object-size", "fill-connections", "fill-min-size", "parent" (its URL or
- *              "none"): {"value", "from"}},
+ *              "negative-ttl", "max-object-size", "fill-connections", "fill-min-size",
+ *              "parent" (its URL or "none"): {"value", "from"}},
  *    "allowed": true/false (null without a client), "client": ADDR or null,
  *    "allowed_from": "rule NAME" | "--allow-network" | "built-in",
  *    "networks": [CIDR...] (without a client: who may fetch; [] nobody),

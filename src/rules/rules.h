@@ -65,12 +65,14 @@ struct rule {
     bool host_glob;   /* match's host starts with "*." */
     bool catch_all;   /* match is "*": every URL, behind any other match */
     bool has_ttl, has_client_ttl, has_stale_if_error, has_stale_while_revalidate, has_store,
-        has_pin, has_fill_connections, has_fill_min_size, has_max_object_size, has_parent;
+        has_pin, has_fill_connections, has_fill_min_size, has_max_object_size, has_parent,
+        has_negative_ttl;
     char parent[CONFIG_PARENT_MAX]; /* with has_parent: its parent's base URL, "" none */
     int64_t ttl;
     enum client_ttl_mode client_ttl;
     int64_t client_ttl_min, client_ttl_max;
     int64_t stale_if_error, stale_while_revalidate;
+    int64_t negative_ttl; /* seconds a 404 or 410 answers for its URL (0: never) */
     bool store, pin;
     int fill_connections;
     int64_t fill_min_size, max_object_size;

@@ -58,6 +58,16 @@ static int duration(struct compiling *c, const struct config_rule_key *k, bool z
     return 0;
 }
 
+/* A negative answer is kept briefly: 0 (never) up to NEGATIVE_TTL_MAX, as --negative-ttl. */
+static int negative_ttl(struct compiling *c, const struct config_rule_key *k, int64_t *out)
+{
+    if (duration(c, k, true, out) < 0)
+        return -1;
+    if (*out > NEGATIVE_TTL_MAX)
+        return refuse(c, k->line, "negative-ttl: '%.60s' is out of range (0..1d)", k->value);
+    return 0;
+}
+
 static int size_value(struct compiling *c, const struct config_rule_key *k, int64_t *out)
 {
     if (parse_size(k->value, out) < 0)
@@ -259,6 +269,8 @@ static int rule_key(struct compiling *c, const struct config_rule_key *k, bool *
     if (!strcmp(key, "stale-while-revalidate"))
         return r->has_stale_while_revalidate = true,
                duration(c, k, true, &r->stale_while_revalidate);
+    if (!strcmp(key, "negative-ttl"))
+        return r->has_negative_ttl = true, negative_ttl(c, k, &r->negative_ttl);
     if (!strcmp(key, "fill-min-size"))
         return r->has_fill_min_size = true, size_value(c, k, &r->fill_min_size);
     if (!strcmp(key, "max-object-size"))

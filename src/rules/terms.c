@@ -175,6 +175,8 @@ static void decide_rest(const struct config *cfg, const struct rule *r, struct f
     out->max_object_size_from = r && r->has_max_object_size ? FROM_RULE : FROM_OPTION;
     o->store = r && r->has_store ? r->store : true;
     out->store_from = r && r->has_store ? FROM_RULE : FROM_BUILTIN;
+    o->negative_ttl = r && r->has_negative_ttl ? r->negative_ttl : cfg->negative_ttl;
+    out->negative_ttl_from = r && r->has_negative_ttl ? FROM_RULE : FROM_OPTION;
     o->pin = r && r->has_pin ? r->pin : false;
     out->pin_from = r && r->has_pin ? FROM_RULE : FROM_BUILTIN;
     out->fill_connections =
@@ -183,6 +185,20 @@ static void decide_rest(const struct config *cfg, const struct rule *r, struct f
     out->fill_from = rule_fill ? FROM_RULE : FROM_OPTION;
     out->outgoing = r && r->has_outgoing ? r->outgoing : cfg->outgoing;
     out->outgoing_from = r && r->has_outgoing ? FROM_RULE : FROM_OPTION;
+}
+
+/* A URL with credentials (a signature, a userinfo, a token: whatever its key or its shown form
+ * leaves out) never has a negative answer kept nor given: upstream's 404 to one client's
+ * credentials is not another's, and a bare URL's 404 must not hide what credentials fetch.
+ * Read only when a negative ttl applies: every request passes here. */
+static void decide_negative(const struct config *cfg, const struct request_facts *req,
+                            struct fetch_terms *out)
+{
+    if (out->object.negative_ttl &&
+        (strcmp(req->key, req->url) != 0 || sources_credentials(cfg, req->url))) {
+        out->object.negative_ttl = 0;
+        out->negative_ttl_from = FROM_BUILTIN;
+    }
 }
 
 /* The parent: the rule's (a URL, or none), else --parent's. Credentials go to it over https://
@@ -213,6 +229,7 @@ void terms_decide(const struct config *cfg, const struct request_facts *req,
     decide_ttl(cfg, r, req, out);
     decide_bounds(req, out);
     decide_rest(cfg, r, out);
+    decide_negative(cfg, req, out);
     sources_decide(cfg, req->url, &out->sources);
     decide_parent(cfg, r, out);
     rules_put(set);

@@ -71,7 +71,7 @@ struct fetch_terms {
     char allowed_carried[200];
     struct object_keep object; /* the store's: ttl, stale windows, max size, store, pin */
     enum term_from ttl_from, client_ttl_from, stale_if_error_from, stale_while_revalidate_from,
-        max_object_size_from, store_from, pin_from, fill_from, parent_from;
+        max_object_size_from, store_from, pin_from, fill_from, parent_from, negative_ttl_from;
     enum client_ttl_mode client_ttl;
     int64_t client_ttl_min, client_ttl_max; /* CLIENT_TTL_CLAMP's bounds, seconds */
     int64_t ttl_base;      /* the ttl before the client's: the rule's or --default-ttl */

@@ -3,6 +3,7 @@
 #include "base/clock.h"
 #include "log/log.h"
 #include "store/object.h"
+#include "store/store_negative.h"
 #include "store/store_room.h"
 #include "store/store_twins.h"
 
@@ -248,6 +249,8 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
     struct object *obj = object_find(key), *stale = NULL;
     int res = LOOKUP_MISS;
     *out = NULL;
+    if (!obj && negative_find(key, keep->negative_ttl, now, meta))
+        return LOOKUP_NEGATIVE;
     bool act = obj && may_act(obj, auth);
     if (obj)
         note_use(obj, keep->ttl, act, now);
@@ -286,6 +289,7 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
         copy_meta(obj, meta);
         return LOOKUP_COALESCED;
     }
+    negative_forget(key); /* a download of the key begins: its outcome is the word now */
     *out = object_begin(url, key, keep->ttl, now);
     if (*out) {
         struct object_keep own = *keep;
@@ -353,7 +357,10 @@ int store_purge(const char *url, int64_t *length)
     url_key(url, key);
     store_lock();
     obj = object_find(key);
-    if (obj && obj->state != OBJ_COMPLETE) {
+    if (!obj && negative_forget(key)) { /* a negative answer: purged as an object would be */
+        *length = 0;
+        rc = 1;
+    } else if (obj && obj->state != OBJ_COMPLETE) {
         rc = -1;
     } else if (obj) {
         *length = obj->length;

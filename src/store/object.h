@@ -95,8 +95,9 @@ struct object {
     int32_t stale_if_error, stale_while_revalidate;
     /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
     int32_t keep_if_error, keep_while;
-    uint8_t offer_stale; /* FETCHING: enum stale_cause its readers take `stale` for */
-    uint8_t connections; /* FETCHING: connections its download uses now (store_set_rate) */
+    int32_t negative_ttl; /* its terms': seconds a 404 or 410 it fails with is kept, 0 never */
+    uint8_t offer_stale;  /* FETCHING: enum stale_cause its readers take `stale` for */
+    uint8_t connections;  /* FETCHING: connections its download uses now (store_set_rate) */
 
     bool headers_ready; /* upstream answered 2xx: length and type known */
     bool verified;      /* its file is known to hold `length` bytes (see load_row) */
@@ -115,6 +116,7 @@ struct object {
     /* Its terms (store_take_keep, store_room.c): */
     bool pinned;    /* on st.pinned, not st.lru, once complete: evicted for room last */
     bool transient; /* store = no: streamed to its readers, then dropped (object_drop) */
+    bool purged;    /* FETCHING, purged by prefix: transient whatever later terms say */
 };
 
 /* What the files above this one do when an object moves (set by store_open). NULL: nothing. */

@@ -122,7 +122,17 @@ struct object_meta {
 
 /* LOOKUP_UNAVAILABLE: the object is cached but its file cannot be opened for now (out of
  * descriptors or memory): no reference, the reason in meta->error; the object stays. */
-enum lookup_result { LOOKUP_HIT, LOOKUP_MISS, LOOKUP_COALESCED, LOOKUP_UNAVAILABLE, LOOKUP_DIGEST };
+/* LOOKUP_NEGATIVE: no object, but upstream answered its last download 404 or 410 less than the
+ * request's negative ttl ago (object_keep.negative_ttl): *meta says so (FAILED, its status and
+ * reason, created and ttl), no reference; upstream is not asked. */
+enum lookup_result {
+    LOOKUP_HIT,
+    LOOKUP_MISS,
+    LOOKUP_COALESCED,
+    LOOKUP_UNAVAILABLE,
+    LOOKUP_DIGEST,
+    LOOKUP_NEGATIVE
+};
 
 /* Main: open the data dir and load the index (main is its only user until store_start). Its
  * lock file ("lock" in the data dir) is held, exclusively, until the process ends: a second arca
@@ -177,6 +187,9 @@ struct object_keep {
      * disk, never a hit, not in the index, never resumed after a restart; a complete object a
      * lookup finds is removed ("not stored: its rule says store = no") and fetched again */
     bool store;
+    /* seconds a 404 or 410 upstream gave its download answers for the URL without asking
+     * again (store_negative.c); 0: never, and always for a URL with credentials */
+    int64_t negative_ttl;
     bool pin; /* never evicted for room while an unpinned object remains; kept in
                  the index (a restart keeps it), until a later lookup unpins it */
     /* This request's own bounds (its Cache-Control: a child arca's terms at its parent), never
@@ -214,6 +227,19 @@ void store_release(struct object *obj);
  * on the persistence thread (clients streaming it finish from their open file). Returns
  * 1 (purged, *length set), 0 (not cached), -1 (still downloading), -2 (out of memory). */
 int store_purge(const char *url, int64_t *length);
+/* What a purge by prefix came to: complete objects removed and their bytes, downloads under
+ * way let finish for their readers but not kept, objects left for want of memory, negative
+ * answers dropped (store_negative.h). */
+struct purge_result {
+    int64_t objects, bytes, downloads, left, negatives;
+};
+/* Drop every object whose URL (normal form) starts with `prefix`, pinned ones too: lookups miss
+ * at once; their files and rows go on the persistence thread, one transaction per slice of the
+ * table (clients streaming them finish from their open files). A download under way is let
+ * finish for its readers and its joiners, never kept (store = no from now on, whatever later
+ * requests' terms say): it cannot be cut from here, only its upstream thread ends it. The
+ * table is visited a slice per hold of the lock, so hits elsewhere go on meanwhile. Any thread. */
+void store_purge_prefix(const char *prefix, struct purge_result *r);
 /* A new quota (SIGHUP); objects beyond it are evicted on the upstream thread's next round. */
 void store_set_quota(int64_t quota);
 /* --stale-if-error and --stale-while-revalidate, in seconds (0: never): store_open sets them

@@ -7,6 +7,7 @@
 #include "store/store_room.h"
 #include "persist/persist.h"
 #include "store/store_list.h"
+#include "store/store_negative.h"
 #include "store/store_resume.h"
 #include "store/store_twins.h"
 
@@ -338,8 +339,8 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     st.max_object_size = cfg->max_object_size;
     st.keep_expired = cfg->keep_expired;
     store_set_stale(cfg->stale_if_error, cfg->stale_while_revalidate);
-    /* what a move does beyond object.c: twins, the failures listing */
-    st.hooks = (struct object_hooks){twins_join, twins_leave, note_failure};
+    /* what a move does beyond object.c: twins, the failures listing, negative answers */
+    st.hooks = (struct object_hooks){twins_join, twins_leave, store_failed};
     if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||
         objects_reserve(0) < 0)
         return -1;
@@ -380,6 +381,7 @@ void store_close(void)
     st.lru = st.pinned = st.dirty = st.fetching = (struct dlist){0};
     st.usage = st.uses = st.pinned_objects = st.pinned_bytes = 0;
     free_failures();
+    negative_free();
     free(st.digests);
     st.digests = NULL;
     st.n_digests = st.digest_count = 0;

@@ -487,12 +487,25 @@ void store_take_keep(struct object *obj, const struct object_keep *keep)
     obj->keep_while =
         keep->stale_while_revalidate < 0 ? -1 : seconds32(keep->stale_while_revalidate);
     obj->max_size = keep->max_object_size;
+    obj->negative_ttl = seconds32(keep->negative_ttl);
     set_pinned(obj, keep->pin);
     if (obj->state == OBJ_FETCHING)
-        obj->transient = !keep->store;
+        obj->transient = !keep->store || obj->purged;
     if (!row)
         return;
     object_row_keep(obj, &after);
     if (!same_keep(&before, &after))
+        submit_keep(obj);
+}
+
+void object_forsake(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked() && obj->state == OBJ_FETCHING);
+    obj->purged = true;
+    if (obj->transient)
+        return;
+    obj->transient = true;
+    if (!obj->stale) /* a refresh has no row of its own (store_take_keep) */
         submit_keep(obj);
 }

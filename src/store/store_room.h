@@ -32,6 +32,9 @@ int room_make(int64_t bytes);
  * complete object between LRU lists), and for a download whether it is stored. A complete
  * object whose terms say store = no is the lookup's to remove (lookup.c), not this. */
 void store_take_keep(struct object *obj, const struct object_keep *keep);
+/* A download purged while under way (store_purge_prefix): its readers finish, it is not kept,
+ * and no later request's terms make it kept; its row says so, for a restart. */
+void object_forsake(struct object *obj);
 /* What its terms decided for `obj`, in a row's fields (index.h: the pin, the stale windows, a
  * download's max-object-size and store = no), for the index to keep; a download's row follows
  * them as they change (store_take_keep queues it). */

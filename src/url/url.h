@@ -47,6 +47,13 @@ int url_parse_fetch_query(const char *query, size_t max_url_len, struct fetch_pa
 int url_normalize(const char *in, size_t len, char *out, size_t size, int *status,
                   const char **why);
 
+/* The prefix of a purge by prefix into out[size] (at least URL_BUF_SIZE(strlen(in))): an
+ * http:// or https:// URL in normal form (a host alone gets its path "/", so that
+ * "http://host" never matches "http://hostile/"), which the URLs it purges start with. A
+ * scheme with no host ("http://") matches every URL of that scheme: taken only with `all`.
+ * Returns 0, or -1 with a one-line reason. */
+int url_purge_prefix(const char *in, bool all, char *out, size_t size, const char **why);
+
 /* `in` (any text holding URLs, as they are or percent-encoded once or more, like a request line)
  * with its secrets replaced by REDACTED: userinfo ("user:pass@") and the values of parameters
  * (after '?', '&', ';' or '#') whose name is a secret's. A name is judged percent-decoded, in

@@ -41,6 +41,8 @@ const struct route routes[] = {
     {"/api/v1/rules", ROUTE_SLASH, GET_HEAD, http_rules, NULL, NULL, false, 0, NULL, NULL},
     {"/api/v1/resources", ROUTE_SLASH, "GET, HEAD, DELETE", http_resources_api, NULL, NULL, false,
      0, NULL, NULL},
+    {"/api/v1/purge", ROUTE_SLASH, "POST", http_purge_prefix, NULL, http_purge_done, false, 0, NULL,
+     NULL},
     {"/api/v1/health", ROUTE_SLASH, GET_HEAD, http_health, NULL, NULL, true, 0, NULL, NULL},
     {"/api/v1/status", ROUTE_SLASH, GET_HEAD, http_status, NULL, NULL, false, 0, NULL, NULL},
     {"/metrics", ROUTE_EXACT, GET_HEAD, http_metrics, NULL, NULL, false, 0, NULL, NULL},

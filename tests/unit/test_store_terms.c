@@ -457,6 +457,57 @@ static void a_pin_survives_a_restart(void **state)
     }
 }
 
+/* A download failed `status` under `t`. */
+static void failed_as(const char *url, const struct object_keep *t, int status)
+{
+    struct object *obj;
+    struct object_meta meta;
+    int fd;
+    assert_int_equal(store_lookup_as(url, t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+                     LOOKUP_MISS);
+    store_fail(obj, status, "upstream said no");
+    release_both(obj);
+}
+
+/* A 404 or 410 under a negative ttl answers the lookups that have one, for that long; never a
+ * lookup whose negative ttl is 0 (a URL with credentials), never a 5xx; a download of the URL or
+ * a purge drops it. */
+static void a_kept_404_answers_lookups_with_a_negative_ttl(void **state)
+{
+    struct object_keep t = terms(), bare = terms(), short_ttl = terms();
+    struct object *obj;
+    struct object_meta meta;
+    int64_t length = -1;
+    int fd;
+    (void)state;
+    t.negative_ttl = 60;
+    short_ttl.negative_ttl = 2; /* whole seconds: 1 could run out between two lines */
+    failed_as("http://h/404", &t, 404);
+    assert_int_equal(
+        store_lookup_as("http://h/404", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_NEGATIVE);
+    assert_int_equal(meta.error_status, 404);
+    assert_string_equal(meta.error, "upstream said no");
+    assert_int_equal(meta.ttl, 60);
+    assert_int_equal(look_as("http://h/404", &short_ttl), LOOKUP_NEGATIVE);
+    /* no negative ttl: asked upstream, and that download's outcome (a 503) is the word now */
+    assert_int_equal(look_as("http://h/404", &bare), LOOKUP_MISS);
+    assert_int_equal(look_as("http://h/404", &t), LOOKUP_MISS);
+    failed_as("http://h/500", &t, 500);
+    assert_int_equal(look_as("http://h/500", &t), LOOKUP_MISS);
+    failed_as("http://h/410", &t, 410);
+    assert_int_equal(look_as("http://h/410", &t), LOOKUP_NEGATIVE);
+    assert_int_equal(store_purge("http://h/410", &length), 1);
+    assert_int_equal(length, 0);
+    assert_int_equal(look_as("http://h/410", &t), LOOKUP_MISS);
+    /* never past the ttl it was kept with */
+    failed_as("http://h/brief", &short_ttl, 404);
+    int64_t kept = (int64_t)time(NULL);
+    assert_int_equal(look_as("http://h/brief", &t), LOOKUP_NEGATIVE);
+    clock_passes(kept + 2);
+    assert_int_equal(look_as("http://h/brief", &t), LOOKUP_MISS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +521,7 @@ int main(void)
         EACH(an_objects_own_maximum_size_refuses),
         EACH(an_objects_own_stale_windows_decide_its_expiry),
         EACH(a_pin_survives_a_restart),
+        EACH(a_kept_404_answers_lookups_with_a_negative_ttl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

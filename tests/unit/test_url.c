@@ -535,10 +535,35 @@ static void encoded_delimiters_in_a_secret_are_its_data(void **state)
     }
 }
 
+/* A purge's prefix: its normal form, a host alone rooted at "/", and no host only with all. */
+static void purge_prefixes_are_normal_and_never_everything_by_mistake(void **state)
+{
+    char out[256];
+    const char *why = NULL;
+    (void)state;
+    assert_int_equal(url_purge_prefix("HTTP://Host:80/a/./b", false, out, sizeof(out), &why), 0);
+    assert_string_equal(out, "http://host/a/b");
+    assert_int_equal(url_purge_prefix("https://host", false, out, sizeof(out), &why), 0);
+    assert_string_equal(out, "https://host/");
+    assert_int_equal(url_purge_prefix("ftp://host/", false, out, sizeof(out), &why), -1);
+    assert_string_equal(why, "prefix must be an http:// or https:// URL");
+    assert_int_equal(url_purge_prefix("host/a", true, out, sizeof(out), &why), -1);
+    for (int all = 0; all < 2; all++) {
+        int want = all ? 0 : -1;
+        assert_int_equal(url_purge_prefix("http://", all, out, sizeof(out), &why), want);
+        assert_int_equal(url_purge_prefix("HTTPS:///", all, out, sizeof(out), &why), want);
+        if (all)
+            assert_string_equal(out, "https://");
+    }
+    assert_int_equal(url_purge_prefix("http://h/%00", false, out, sizeof(out), &why), -1);
+    assert_int_equal(url_purge_prefix("http://h/abc", false, out, 8, &why), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encoded_form_is_decoded),
+        cmocka_unit_test(purge_prefixes_are_normal_and_never_everything_by_mistake),
         cmocka_unit_test(raw_form_runs_to_the_end),
         cmocka_unit_test(a_query_asked_again_parses_the_same),
         cmocka_unit_test(refusals),

@@ -1,0 +1,135 @@
+/* POST /api/v1/purge/?prefix=URL[&all=1]: every object under a prefix (store_purge_prefix),
+ * behind the admin token. The purge walks the whole table: it runs on a thread of its own
+ * (http_offload.h) while the request is parked, so the worker's other connections, hits among
+ * them, go on meanwhile. A prefix with no host needs all=1: a typo must not empty the cache. */
+#include "http/http_internal.h"
+#include "http/http_offload.h"
+#include "log/log.h"
+#include "store/store.h"
+#include "url/url.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PURGE_MAGIC 0x9e7b2c41u
+
+/* The request's state: the prefix asked, then what the purge came to. */
+struct purge_req {
+    unsigned magic;
+    struct offload job;
+    char *prefix; /* normal form (url_purge_prefix) */
+    struct purge_result result;
+};
+
+static struct purge_req *purge_of(struct offload *o)
+{
+    struct purge_req *p = OFFLOAD_OWNER(o, struct purge_req, job);
+    assert(p->magic == PURGE_MAGIC);
+    return p;
+}
+
+/* On the offload's thread. */
+static void purge_run(struct offload *o)
+{
+    struct purge_req *p = purge_of(o);
+    store_purge_prefix(p->prefix, &p->result);
+}
+
+/* The last reference: the request's, or the job's when the client left first. */
+static void purge_free(struct offload *o)
+{
+    struct purge_req *p = purge_of(o);
+    free(p->prefix);
+    p->magic = 0;
+    free(p);
+}
+
+/* The prefix of the request in normal form (malloc'd), or NULL with the answer queued. */
+static char *asked_prefix(struct conn *c, enum conn_result *ret)
+{
+    const char *given = conn_query(c, "prefix"), *all = conn_query(c, "all"), *why;
+    char *prefix;
+    if (http_admin_authorize(c, ret) < 0)
+        return NULL;
+    if (!given || !*given)
+        why = "missing prefix parameter";
+    else if (all && strcmp(all, "1") && strcmp(all, "0"))
+        why = "all: expected 1 or 0";
+    else if (strlen(given) > (size_t)http_cfg->max_url_len)
+        why = "prefix longer than --max-url-length";
+    else if (!(prefix = malloc(URL_BUF_SIZE(strlen(given)))))
+        why = "out of memory";
+    else if (url_purge_prefix(given, all && !strcmp(all, "1"), prefix, URL_BUF_SIZE(strlen(given)),
+                              &why) == 0)
+        return prefix;
+    else
+        free(prefix);
+    *ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
+    return NULL;
+}
+
+/* What went, as JSON, and the log's line. */
+static enum conn_result answer(struct conn *c, const struct purge_req *p)
+{
+    const struct purge_result *r = &p->result;
+    char *shown = url_shown(p->prefix);
+    log_info("admin: purged %lld objects (%lld bytes) under %s; %lld downloads not kept",
+             (long long)r->objects, (long long)r->bytes, shown ? shown : "?",
+             (long long)r->downloads);
+    enum conn_result ret =
+        http_send_json(c, HTTP_OK,
+                       json_pack("{s:s?, s:I, s:I, s:I, s:I, s:I}", "prefix", shown, "purged",
+                                 (json_int_t)r->objects, "bytes", (json_int_t)r->bytes,
+                                 "downloads_not_kept", (json_int_t)r->downloads, "negative_answers",
+                                 (json_int_t)r->negatives, "left", (json_int_t)r->left));
+    free(shown);
+    return ret;
+}
+
+enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest)
+{
+    struct purge_req *p = req->state;
+    struct sockaddr_storage buf;
+    enum conn_result ret;
+    char *prefix;
+    (void)rest;
+    assert(http_handling(c, req));
+    if (p) {
+        assert(p->magic == PURGE_MAGIC);
+        if (!offload_done(&p->job)) { /* not woken by the job (a stale wake-up): still waiting */
+            conn_suspend(c);
+            return CONN_GO_ON;
+        }
+        return answer(c, p);
+    }
+    if (!(prefix = asked_prefix(c, &ret)))
+        return ret;
+    if (!(p = calloc(1, sizeof(*p)))) {
+        free(prefix);
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    p->magic = PURGE_MAGIC;
+    p->prefix = prefix;
+    offload_init(&p->job, c, purge_run, purge_free);
+    req->state = p;
+    switch (offload_start(&p->job, http_client(c, &buf))) {
+    case OFFLOAD_STARTED:
+        return CONN_GO_ON;
+    case OFFLOAD_CLIENT_BUSY:
+        return http_send_error(c, HTTP_TOO_MANY_REQUESTS, OFFLOAD_CLIENT_BUSY_WHY);
+    default:
+        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, OFFLOAD_BUSY_WHY);
+    }
+}
+
+const char *http_purge_done(struct request *req, bool completed)
+{
+    struct purge_req *p = req->state;
+    (void)completed;
+    req->state = NULL;
+    if (p)
+        offload_leave(&p->job); /* a purge still running holds p until it is done */
+    return NULL;
+}

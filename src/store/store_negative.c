@@ -1,0 +1,122 @@
+/* Negative answers kept briefly (store_negative.h): a download that upstream answered 404 or 410
+ * leaves an entry under its key, and a lookup that finds no object answers from it until the
+ * entry's ttl runs out (nginx's proxy_cache_valid 404, Squid's negative_ttl). A fixed table,
+ * one entry a slot by the key's hash: a collision drops the older entry, so the table never
+ * grows and losing one only asks upstream again. Never kept in the index: a restart asks again. */
+#include "store/store_negative.h"
+#include "store/store_list.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NEGATIVE_SLOTS 4096
+
+struct negative {
+    char key[65];           /* "" when the slot is free */
+    int status;             /* 404 or 410 */
+    int64_t created, until; /* wall-clock s: when upstream said so, and the end of its ttl */
+    char *url;              /* for a purge by prefix */
+    char reason[160];
+};
+
+static struct negative table[NEGATIVE_SLOTS];
+
+static struct negative *slot_of(const char *key)
+{
+    size_t h = 0;
+    for (int i = 0; i < 8; i++)
+        h = h << 4 | (size_t)(key[i] <= '9' ? key[i] - '0' : key[i] - 'a' + 10);
+    return &table[h % NEGATIVE_SLOTS];
+}
+
+static void clear(struct negative *n)
+{
+    free(n->url);
+    memset(n, 0, sizeof(*n));
+}
+
+/* Lock held. A failed download's verdict, kept when its terms say so: 404 or 410 (never a 5xx,
+ * nor a status arca made itself for a host held down), a URL without credentials (its terms'
+ * negative ttl is 0 otherwise; a signed key's download is the capability's, never kept). */
+static void note_negative(const struct object *obj)
+{
+    int status = obj->error_status;
+    if (obj->negative_ttl <= 0 || (status != 404 && status != 410) || obj->retry_after > 0 ||
+        obj->signed_key)
+        return;
+    struct negative *n = slot_of(obj->key);
+    char *url = strdup(obj->url);
+    if (!url)
+        return; /* upstream is asked again: nothing wrong is answered */
+    clear(n);
+    memcpy(n->key, obj->key, 65);
+    n->url = url;
+    n->status = status;
+    n->created = (int64_t)time(NULL);
+    n->until = n->created + obj->negative_ttl;
+    snprintf(n->reason, sizeof(n->reason), "%s", object_error(obj));
+}
+
+void store_failed(const struct object *obj)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked());
+    note_failure(obj);
+    note_negative(obj);
+}
+
+bool negative_find(const char *key, int64_t ttl, int64_t now, struct object_meta *meta)
+{
+    assert(store_locked());
+    struct negative *n = slot_of(key);
+    if (ttl <= 0 || strcmp(n->key, key) != 0)
+        return false;
+    if (now >= n->until) { /* never past the ttl it was kept with */
+        clear(n);
+        return false;
+    }
+    /* nor past this request's: a rule may have shortened it since */
+    if (now >= n->created + ttl)
+        return false;
+    memset(meta, 0, sizeof(*meta));
+    memcpy(meta->key, key, 65);
+    meta->state = OBJ_FAILED;
+    meta->error_status = n->status;
+    meta->created = n->created;
+    meta->ttl = (n->until < n->created + ttl ? n->until : n->created + ttl) - n->created;
+    meta->length = -1;
+    snprintf(meta->error, sizeof(meta->error), "%s", n->reason);
+    return true;
+}
+
+bool negative_forget(const char *key)
+{
+    assert(store_locked_or_alone());
+    struct negative *n = slot_of(key);
+    if (strcmp(n->key, key) != 0)
+        return false;
+    clear(n);
+    return true;
+}
+
+int64_t negative_forget_prefix(const char *prefix)
+{
+    size_t len = strlen(prefix);
+    int64_t gone = 0;
+    assert(store_locked());
+    for (size_t i = 0; i < NEGATIVE_SLOTS; i++)
+        if (table[i].url && !strncmp(table[i].url, prefix, len)) {
+            clear(&table[i]);
+            gone++;
+        }
+    return gone;
+}
+
+void negative_free(void)
+{
+    for (size_t i = 0; i < NEGATIVE_SLOTS; i++)
+        clear(&table[i]);
+}

@@ -1,0 +1,33 @@
+/*
+ * store_negative.h — negative answers kept briefly (docs/CACHING.md, "Negative answers"): a 404
+ * or 410 upstream gave a download, answered for its key for the negative ttl its terms gave it,
+ * without asking upstream again. For lookup.c, store_open.c and store_purge.c.
+ *
+ * Contract: lock held (object.h), or main alone at the end (negative_free). A bounded table in
+ * memory, never in the index: lost at a restart, when a slot is taken by another key, when a
+ * download of the key begins, and by a purge. An entry is never given past its ttl, nor past the
+ * asking request's own (a rule shortened since), nor to a request whose negative ttl is 0 (its
+ * rule's or the option's, and always for a URL with credentials: rules/terms.c).
+ */
+#ifndef ARCA_STORE_NEGATIVE_H
+#define ARCA_STORE_NEGATIVE_H
+
+#include "store/object.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The store's hook for a failed download (struct object_hooks.failed): remembered for the
+ * failures listing, and kept as a negative answer when its status and terms say so. */
+void store_failed(const struct object *obj);
+/* The negative answer kept for `key`, for a request whose negative ttl is `ttl` seconds, at
+ * `now`: true with *meta describing it (FAILED, its status and reason; created and ttl: when
+ * upstream said so, and for how long it answers this request). */
+bool negative_find(const char *key, int64_t ttl, int64_t now, struct object_meta *meta);
+/* Drop the entry of `key`: true when there was one. */
+bool negative_forget(const char *key);
+/* Drop the entries whose URL starts with `prefix`: how many. */
+int64_t negative_forget_prefix(const char *prefix);
+void negative_free(void);
+
+#endif

@@ -1,0 +1,173 @@
+/* Purge by prefix (store.h, store_purge_prefix): every object whose URL starts with a prefix
+ * leaves the table, a slice of the table per hold of the lock so that hits elsewhere go on, and
+ * its rows and files go on the persistence thread, one job per slice: its rows in one
+ * transaction, then its files a few at a time, so that the jobs queued meanwhile (a new
+ * download's file) are not held up by 100,000 unlinks. */
+#include "persist/index.h"
+#include "persist/persist.h"
+#include "store/object.h"
+#include "store/store_negative.h"
+#include "store/store_room.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Slots of the table visited per hold of the lock: about as many objects, each removal a few
+ * list and index unlinks, so a hold stays around a millisecond. */
+#define PURGE_SLOTS_PER_HOLD 1024
+/* The pause between two holds, for the threads waiting for the lock to take it: 64 of them
+ * for 100,000 objects add about 6 ms to the purge. */
+#define PURGE_PAUSE_NS (100 * 1000)
+/* Passes over the table at most: another pass only when the table grew during one (its objects
+ * moved between slots: one may have been missed), which inserts make rarer each time. */
+#define PURGE_PASSES 3
+
+/* Files unlinked per run of a slice's job: the jobs queued behind it (a new download's file)
+ * wait for no more than these between two runs. */
+#define PURGE_FILES_PER_RUN 256
+
+/* One slice's objects: their rows deleted in one transaction, first, in order with every change
+ * of the table (a restart, even after a crash, finds them gone); then their files, a few at a
+ * time, the job queued again behind whatever came meanwhile. */
+struct purge_job {
+    struct persist_job job;
+    size_t n, size, done; /* keys, room, files handled */
+    bool rows_gone;
+    char (*keys)[65];
+};
+
+/* The next few files. A key back in the table meanwhile is a new download's (its part file
+ * comes after this job; its complete file replaces the purged one): left to it. */
+static void unlink_some(struct purge_job *p)
+{
+    size_t end = p->done + PURGE_FILES_PER_RUN < p->n ? p->done + PURGE_FILES_PER_RUN : p->n;
+    bool back[PURGE_FILES_PER_RUN];
+    char path[1200];
+    store_lock();
+    for (size_t i = p->done; i < end; i++)
+        back[i - p->done] = object_find(p->keys[i]) != NULL;
+    store_unlock();
+    for (size_t i = p->done; i < end; i++) {
+        if (back[i - p->done])
+            continue;
+        key_path(p->keys[i], path, sizeof(path));
+        unlink(path); /* streaming readers keep the inode */
+        part_path(p->keys[i], path, sizeof(path));
+        unlink(path);
+    }
+    p->done = end;
+}
+
+static void run_purge(struct persist_job *job)
+{
+    struct purge_job *p = (struct purge_job *)job;
+    assert(persist_owns_index());
+    if (!p->rows_gone) {
+        index_begin();
+        for (size_t i = 0; i < p->n; i++)
+            index_delete(p->keys[i]);
+        index_commit();
+        p->rows_gone = true;
+    } else {
+        unlink_some(p);
+    }
+    if (p->done < p->n) {
+        persist_submit(&p->job); /* the rest behind what was queued meanwhile */
+        return;
+    }
+    free(p->keys);
+    free(p);
+}
+
+/* Lock held. Note `obj`'s key in the slice's job (made on first use): false when out of
+ * memory, and then the object stays (its file and row with it). */
+static bool note_key(struct purge_job **job, const struct object *obj)
+{
+    struct purge_job *p = *job;
+    if (!p && !(p = *job = calloc(1, sizeof(*p))))
+        return false;
+    if (p->n == p->size) {
+        size_t size = p->size ? 2 * p->size : 256;
+        char(*keys)[65] = realloc(p->keys, size * sizeof(*keys));
+        if (!keys)
+            return false;
+        p->keys = keys;
+        p->size = size;
+    }
+    memcpy(p->keys[p->n++], obj->key, 65);
+    return true;
+}
+
+/* Lock held. One object under the prefix: a complete one out of the table (its file and row
+ * into the job), a download let finish for its readers but not kept. */
+static void purge_one(struct object *obj, struct purge_job **job, struct purge_result *r)
+{
+    if (obj->state == OBJ_FETCHING) {
+        if (!obj->purged) {
+            object_forsake(obj);
+            r->downloads++;
+        }
+        return;
+    }
+    if (!note_key(job, obj)) {
+        r->left++;
+        return;
+    }
+    r->objects++;
+    r->bytes += obj->length;
+    object_remove(obj, NULL); /* its file and row: the job's */
+}
+
+/* Lock held. The slots [from, to) of the table; the slice's job submitted before the lock
+ * drops, so that its removals come before the file and row of a new download of the same URL. */
+static void purge_slots(const char *prefix, size_t len, size_t from, size_t to,
+                        struct purge_result *r)
+{
+    struct purge_job *job = NULL;
+    for (size_t i = from; i < to; i++)
+        for (struct object *o = object_slot(i), *next; o; o = next) {
+            next = object_next(o);
+            if (!strncmp(o->url, prefix, len))
+                purge_one(o, &job, r);
+        }
+    if (job && job->n) {
+        job->job.run = run_purge;
+        persist_submit(&job->job);
+    } else if (job) {
+        free(job->keys);
+        free(job);
+    }
+}
+
+void store_purge_prefix(const char *prefix, struct purge_result *r)
+{
+    size_t len = strlen(prefix);
+    memset(r, 0, sizeof(*r));
+    store_lock();
+    r->negatives = negative_forget_prefix(prefix);
+    store_unlock();
+    for (int pass = 0; pass < PURGE_PASSES; pass++) {
+        store_lock();
+        unsigned moves = st.objects.moves;
+        size_t slots = object_slots();
+        store_unlock();
+        bool moved = false;
+        for (size_t from = 0; from < slots && !moved; from += PURGE_SLOTS_PER_HOLD) {
+            store_lock();
+            moved = st.objects.moves != moves;
+            if (!moved) {
+                size_t to = from + PURGE_SLOTS_PER_HOLD;
+                purge_slots(prefix, len, from, to < slots ? to : slots, r);
+            }
+            store_unlock();
+            /* a mutex is not fair: relocked at once, the hits woken by the unlock would find
+             * it taken again, and wait out the whole purge */
+            nanosleep(&(struct timespec){.tv_nsec = PURGE_PAUSE_NS}, NULL);
+        }
+        if (!moved)
+            break;
+    }
+}
