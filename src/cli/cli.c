@@ -109,7 +109,7 @@ int cli_usage(void)
           "        --cert FILE --key FILE for an arca that asks clients for a certificate)\n"
           "       arca check-config [--config FILE] [OPTION...]\n"
           "                                                    # would serve start with them?\n"
-          "       arca rules test [--config FILE] [--client ADDR] [--json] [OPTION...] URL\n"
+          "       arca rules test [--config FILE] [--client ADDR] [--json] [OPTION...] URL|IMAGE\n"
           "                                                    # which rule, which terms, why\n"
           "arca --help tells every option\n",
           stderr);

@@ -18,7 +18,7 @@ static void print_serving(void)
         "       arca purge [--server URL] [--admin-token-file FILE] URL\n"
         "       arca purge [--server URL] [--admin-token-file FILE] --prefix URL [--all]\n"
         "       arca check-config [--config FILE] [OPTIONS] would serve start with them?\n"
-        "       arca rules test [--config FILE] [--client ADDR] [--json] [OPTIONS] URL\n"
+        "       arca rules test [--config FILE] [--client ADDR] [--json] [OPTIONS] URL|IMAGE\n"
         "                                      which rule applies to URL, each term and why\n"
         "       (status, cluster-status, prefetch, purge: [--config FILE] [--cacert FILE]\n"
         "        [--cert FILE --key FILE] too)\n"

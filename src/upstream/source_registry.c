@@ -338,6 +338,7 @@ static bool vouches(struct transfer *t, const uint8_t digest[32], enum transfer_
 
 const struct source_kind source_registry = {
     .name = "registry",
+    .from = "origin", /* the registry is the origin of its images */
     .choose = choose,
     .chosen = chosen,
     .headers = headers,

@@ -27,7 +27,8 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, const cha
     /* nothing after the scheme but slashes: no host, so every URL of the scheme */
     if (in[scheme + strspn(in + scheme, "/")] == '\0') {
         if (!all) {
-            *why = "prefix names no host: it matches every URL (add all=1 to purge them all)";
+            *why = "prefix names no host: it matches every URL (all=1, or arca purge --all, to "
+                   "purge them all)";
             return -1;
         }
         snprintf(out, size, "%s", scheme == 7 ? "http://" : "https://");

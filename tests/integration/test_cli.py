@@ -458,6 +458,10 @@ def test_the_client_commands_find_their_server_without_server(start_arca, workdi
     assert out.stderr.count("\n") == 1
     # bad input: one line, exit 2, nothing asked
     for args, env, says in ((["status"], {"ARCA_SERVER": "ftp://x"}, "arca: ARCA_SERVER 'ftp://x'"),
+                            (["status"], {"ARCA_SERVER": "http://127.0.0.1:99999"},
+                             "arca: ARCA_SERVER 'http://127.0.0.1:99999'"),
+                            (["status", "--server", "bogus:xx"], None, "arca: --server 'bogus:xx'"),
+                            (["status", "--server", "[::1]:0"], None, "arca: --server '[::1]:0'"),
                             (["status", "--config", ini + ".missing"], None, f"arca: --config {ini}.missing"),
                             (["status", "--server", url, "--cacert", ini + ".nope"], None,
                              f"arca: --cacert {ini}.nope: No such file or directory")):

@@ -112,7 +112,7 @@ def test_bad_prefixes_are_refused_with_one_line(workdir, origin):
     fill(arca, origin, [NIGHTLY + "a"])
     cases = [("ftp://host/x", "prefix must be an http:// or https:// URL"),
              ("/nightly/", "prefix must be an http:// or https:// URL"),
-             ("http://", "prefix names no host: it matches every URL (add all=1"),
+             ("http://", "prefix names no host: it matches every URL (all=1, or arca purge --all,"),
              ("https:///", "prefix names no host"),
              ("http://host/a\x01", "")]
     for prefix, reason in cases:

@@ -64,5 +64,5 @@ def test_each_registry_in_status_metrics_pages_and_access_log(start_arca, script
     blob = image.layers[0].digest
     hits = [line for line in lines if f"library/demo/blobs/{blob}" in line]
     assert len(hits) == 2, lines
-    assert "MISS" in hits[0] and "HIT" in hits[1], hits
+    assert " MISS:origin " in hits[0] and " HIT " in hits[1], hits  # where a miss came from
     assert any("library/demo/manifests/v1" in line and "STALE" in line for line in lines), lines
