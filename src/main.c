@@ -584,6 +584,22 @@ static void log_parents(const struct config *cfg)
         log_info("%s: %s", strchr(list, ',') ? "parents" : "parent", list);
 }
 
+/* "registries mirrored under /v2/: docker.io (https://registry-1.docker.io, the default), lab
+ * (https://registry.lab)": which registry a client's /v2/ request reaches, said at start. */
+static void log_registries(void)
+{
+    char list[2048] = "";
+    size_t n = 0;
+    const struct registry *def = registries_default();
+    for (int i = 0; i < registries_count() && n < sizeof(list); i++) {
+        const struct registry *r = registries_at(i);
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (%s%s)", n ? ", " : "", r->name,
+                              r->url, r == def ? ", the default" : "");
+    }
+    if (list[0])
+        log_info("registries mirrored under /v2/: %s", list);
+}
+
 /* The first lines of the log, once the checks passed (a refusal stays serve's one line): which
  * arca, which file, and who may fetch. */
 static void log_starting(const struct config *cfg)
@@ -598,6 +614,7 @@ static void log_starting(const struct config *cfg)
     policy_describe_clients(who, sizeof(who));
     log_info("may fetch: %s", who);
     log_parents(cfg);
+    log_registries();
     if (cfg->outgoing_address[0])
         log_info("upstream connections leave from %s", cfg->outgoing_address);
     const struct rule_set *rules = rules_current();

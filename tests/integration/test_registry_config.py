@@ -85,5 +85,8 @@ def test_the_status_names_each_registry_and_never_its_password(start_arca, workd
         arca.get("/statistics/")[2].decode() + arca.read_log()
     assert SECRET not in shown and "bob" not in json.dumps(status)
     assert 'arca_registry_pulls_total{registry="lab"} 0' in shown
+    # the start-up log says which registry a /v2/ request reaches
+    assert arca.log_shows("registries mirrored under /v2/: lab (http://127.0.0.1:5000, the "
+                          "default), docker.io (https://registry-1.docker.io)")
     p = run("--help")
     assert "--registry NAME=URL" in p.stdout and "--registry-default NAME" in p.stdout
