@@ -108,6 +108,11 @@ def test_after_a_restart_with_the_upstream_failing_the_kept_tag_answers_stale(
         b = v2(arca, f"{NAME}/library/demo/blobs/{blob.digest}")
         assert b.status == 200 and reg.digest_of(b.body) == blob.digest, (b.status, b.body[:300])
     assert arca.status()["registries"][0]["stale"] >= 1
+    # a kept layer asked for another repository still needs the upstream's word, which it
+    # cannot give: refused, none of its bytes out
+    layer = image.layers[0]
+    b = v2(arca, f"{NAME}/library/other/blobs/{layer.digest}")
+    assert b.status >= 400 and b.error_codes() and layer.data not in b.body, (b.status, b.body)
 
 
 def test_after_a_restart_past_the_stale_window_an_error(start_arca, scripted, workdir):
