@@ -327,18 +327,19 @@ static enum conn_result begin(struct reg_req *s)
     return authorise(s);
 }
 
-/* The token is in (or none is needed): the fetch course, from here on the request's. */
+/* The token is in (or none is needed): the fetch course, from here on the request's. A login
+ * refused (401, 403) is the client's answer; the upstream's outage (no answer, 429, 5xx) is not:
+ * what is kept answers as the stale windows allow, and a download asks again (source_registry.c
+ * tells its failure in the registry's words). */
 static enum conn_result fetch(struct reg_req *s)
 {
     bool blob = s->path.what == REG_BLOB;
     struct fetch_bounds b = {s->path.by_digest ? s->path.digest : NULL,
                              blob ? INT64_MAX : MANIFEST_MAX, !blob};
     char *url = s->url;
-    if (s->auth_status) {
-        unsigned int status = (unsigned int)s->auth_status;
-        return refuse(s, status >= 400 && status < 600 ? status : HTTP_BAD_GATEWAY, NULL,
+    if (s->auth_status == HTTP_UNAUTHORIZED || s->auth_status == HTTP_FORBIDDEN)
+        return refuse(s, (unsigned int)s->auth_status, NULL,
                       s->auth_why[0] ? s->auth_why : "the registry's token realm refused");
-    }
     s->url = NULL;
     return fetch_object_by(s->conn, s->req, url, &b, &s->fetch);
 }

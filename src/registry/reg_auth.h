@@ -38,7 +38,8 @@ typedef void reg_auth_done_fn(int status, const char *why, void *arg);
 
 /* Make sure a request of `scope` to registry `r` can be authorised: learn its challenge (a
  * GET of its /v2/, once), then fetch a token for `scope` unless a kept one has a minute left.
- * Concurrent asks of one registry and scope share one request. `loop`: the upstream thread's
+ * Concurrent asks of one registry and scope share one request, and for a second after it
+ * failed, its failure (a /v2/ request's ask and its download's are one upstream). `loop`: the upstream thread's
  * (NULL: the one upstream_init started, what a client thread passes). 0: `done` will run
  * (also when nothing was to be learnt; called on the upstream thread, it may run before
  * this returns); -1: out of memory or stopping (done never runs). A download of a registry's

@@ -2,7 +2,10 @@
  * multi handle as documents (probe.h), so the upstream address policy, the host hold and the
  * uplink cap judge them as any upstream request. What they teach is kept by reg_auth.c. One
  * request is out per registry's /v2/ ping and per registry and scope's token: every ensure
- * meanwhile waits on it (twenty clients pulling one cold image ask the realm once). */
+ * meanwhile waits on it (twenty clients pulling one cold image ask the realm once). A failed
+ * one's answer is every such ensure's for FAILED_KEPT_MS after: a /v2/ request's own ensure and
+ * its download's (source_registry.c) ask once between them, and clients pulling through an
+ * outage or a 429 do not each ask again. */
 #include "registry/reg_auth.h"
 #include "upstream/probe.h"
 #include "base/clock.h"
@@ -25,13 +28,21 @@ struct waiter {
     struct waiter *next;
 };
 
-/* One request out: a registry's /v2/ ping (`ping`), or a token of its realm for `scope`. */
+/* Long enough to span a request's two ensures, short enough that a registry back up is asked
+ * again at once (a host held down waits as long: hosts.h). */
+#define FAILED_KEPT_MS 1000
+
+/* One request out: a registry's /v2/ ping (`ping`), or a token of its realm for `scope`; once
+ * it failed (`failed`: the status told), kept with no waiters until `until`. */
 struct asking {
     struct upstream_loop *loop;
     const struct registry *r;
     bool ping;
     char scope[REG_SCOPE_MAX];
     struct waiter *waiters;
+    int failed;
+    char why[300];
+    int64_t until; /* monotonic ms */
     struct asking *next;
 };
 
@@ -52,18 +63,36 @@ static void tell(struct waiter *w, int status, const char *why)
     free(w);
 }
 
+/* The request out for `r` and `ping`/`scope`, or its failure kept; the failures kept past their
+ * time go on the way. */
 static struct asking *asking_for(const struct registry *r, bool ping, const char *scope)
 {
-    for (struct asking *a = out; a; a = a->next)
-        if (a->r == r && a->ping == ping && (ping || strcmp(a->scope, scope) == 0))
+    int64_t now = monotonic_ms();
+    for (struct asking **p = &out; *p;) {
+        struct asking *a = *p;
+        if (a->failed && a->until <= now) {
+            *p = a->next;
+            free(a);
+        } else if (a->r == r && a->ping == ping && (ping || strcmp(a->scope, scope) == 0)) {
             return a;
+        } else {
+            p = &a->next;
+        }
+    }
     return NULL;
 }
 
-/* `a` answered: out of the list, its waiters handed over. */
-static struct waiter *take_waiters(struct asking *a)
+/* `a` answered: its waiters handed over; out of the list, or kept as a failure. */
+static struct waiter *take_waiters(struct asking *a, int status, const char *why)
 {
     struct waiter *w = a->waiters;
+    a->waiters = NULL;
+    if (status != 0) {
+        a->failed = status;
+        snprintf(a->why, sizeof(a->why), "%s", why);
+        a->until = monotonic_ms() + FAILED_KEPT_MS;
+        return w;
+    }
     for (struct asking **p = &out; *p; p = &(*p)->next)
         if (*p == a) {
             *p = a->next;
@@ -76,7 +105,7 @@ static struct waiter *take_waiters(struct asking *a)
 /* Every waiter of `a` told `status`, `why` (0: each goes on: its next step). */
 static void answer_all(struct asking *a, int status, const char *why)
 {
-    struct waiter *w = take_waiters(a), *next;
+    struct waiter *w = take_waiters(a, status, why), *next;
     for (; w; w = next) {
         next = w->next;
         w->next = NULL;
@@ -173,6 +202,10 @@ static int ask(struct asking *a, const struct reg_challenge *c)
 static void wait_on(struct waiter *w, bool ping, const struct reg_challenge *c)
 {
     struct asking *a = asking_for(w->r, ping, w->scope);
+    if (a && a->failed) {
+        tell(w, a->failed, a->why);
+        return;
+    }
     if (!a) {
         if (!(a = calloc(1, sizeof(*a)))) {
             tell(w, 502, "out of memory");
