@@ -670,20 +670,31 @@ static int browse_params(struct fetch_req *r, struct asked *asked, enum conn_res
     return -1;
 }
 
+/* The fetch_req of an object another handler names by its `url` (taken over), counted as a
+ * fetch request; NULL when out of memory (`url` freed). */
+static struct fetch_req *object_req(struct conn *c, struct request *req, char *url,
+                                    struct fetch_req **out)
+{
+    struct fetch_req *r;
+    assert(http_handling(c, req));
+    atomic_fetch_add(&stats.requests, 1);
+    if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
+        free(url);
+        return NULL;
+    }
+    r->url = r->key = url;
+    return r;
+}
+
 enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
                               const struct bucket_auth *auth, fetch_missing_fn missing, void *arg,
                               struct fetch_req **out)
 {
     enum conn_result ret = CONN_CLOSE;
-    struct fetch_req *r;
+    struct fetch_req *r = object_req(c, req, url, out);
     struct asked asked;
-    assert(http_handling(c, req));
-    atomic_fetch_add(&stats.requests, 1);
-    if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
-        free(url);
+    if (!r)
         return CONN_CLOSE;
-    }
-    r->url = r->key = url;
     r->auth = auth;
     r->missing = missing;
     r->missing_arg = arg;
@@ -700,15 +711,10 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
 {
     enum conn_result ret = CONN_CLOSE;
     const char *refusal;
-    struct fetch_req *r;
+    struct fetch_req *r = object_req(c, req, url, out);
     struct asked asked;
-    assert(http_handling(c, req));
-    atomic_fetch_add(&stats.requests, 1);
-    if (!(*out = r = req_new(c, req, NULL, http_is_head(req)))) {
-        free(url);
+    if (!r)
         return CONN_CLOSE;
-    }
-    r->url = r->key = url;
     r->keep_length = true;
     r->hold |= b->small;
     if (refused_outright(c, &asked, &refusal))
