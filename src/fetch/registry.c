@@ -8,6 +8,7 @@
 #include "fetch/fetch.h"
 #include "base/park.h"
 #include "rules/rules.h"
+#include "rules/terms.h"
 
 #include <assert.h>
 #include <jansson.h>
@@ -297,6 +298,23 @@ static const char *client_refusal(struct conn *c)
     return why && !rules_widen_any() ? why : NULL;
 }
 
+/* Whether the client may fetch the upstream URL, decided as the fetch course decides it (a
+ * rule's allow-network, else --allow-network). One it refuses goes to that refusal without the
+ * token dance: a refused client must cost the lab nothing upstream, neither the registry's
+ * ping nor the realm asked with the lab's login for a scope it names. */
+static bool may_fetch(struct reg_req *s)
+{
+    struct sockaddr_storage buf;
+    struct request_facts q = {.url = s->url, .key = s->url, .client = http_client(s->conn, &buf)};
+    struct fetch_terms t;
+    if (!q.client) /* unknown: the fetch course refuses it */
+        return false;
+    terms_decide(http_cfg, &q, &t);
+    return t.allowed;
+}
+
+static enum conn_result fetch(struct reg_req *s);
+
 static enum conn_result begin(struct reg_req *s)
 {
     enum conn_result ret = CONN_CLOSE;
@@ -324,7 +342,7 @@ static enum conn_result begin(struct reg_req *s)
                       reg_error_code(e), why);
     if (make_url(s) < 0)
         return refuse(s, HTTP_INTERNAL_SERVER_ERROR, "UNAVAILABLE", "out of memory");
-    return authorise(s);
+    return may_fetch(s) ? authorise(s) : fetch(s); /* the fetch course says its refusal */
 }
 
 /* The token is in (or none is needed): the fetch course, from here on the request's. */
