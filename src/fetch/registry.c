@@ -35,8 +35,6 @@ struct reg_req {
     struct fetch_req *fetch;
     bool waiting; /* the authorisation was asked: auth_done says it is in */
     atomic_bool auth_done;
-    int auth_status;
-    char auth_why[200];
 };
 
 static struct reg_req *reg_of(struct park *p)
@@ -216,13 +214,13 @@ static enum conn_result refuse(struct reg_req *s, unsigned int status, const cha
 
 /* --- the request's course ------------------------------------------------------------------- */
 
-/* Upstream thread: the authorisation is in; the request reads it once woken. */
+/* Upstream thread: the authorisation is in, or failed (the fetch course goes on either way:
+ * fetch); the request goes on once woken. */
 static void on_auth(int status, const char *why, void *arg)
 {
     struct reg_req *s = arg;
+    (void)status, (void)why;
     assert(s->magic == REG_MAGIC && !atomic_load(&s->auth_done));
-    s->auth_status = status;
-    snprintf(s->auth_why, sizeof(s->auth_why), "%s", why ? why : "");
     atomic_store(&s->auth_done, true);
     park_wake(&s->park);
     park_put(&s->park);
@@ -301,8 +299,10 @@ static const char *client_refusal(struct conn *c)
 /* Whether the client may fetch the upstream URL, decided as the fetch course decides it (a
  * rule's allow-network, else --allow-network). One it refuses goes to that refusal without the
  * token dance: a refused client must cost the lab nothing upstream, neither the registry's
- * ping nor the realm asked with the lab's login for a scope it names. */
-static bool may_fetch(struct reg_req *s)
+ * ping nor the realm asked with the lab's login for a scope it names. *parent_only: the URL's
+ * downloads and confirmations go to a parent arca alone (--parent-only), which does the dance
+ * with its own login. */
+static bool may_fetch(struct reg_req *s, bool *parent_only)
 {
     struct sockaddr_storage buf;
     struct request_facts q = {.url = s->url, .key = s->url, .client = http_client(s->conn, &buf)};
@@ -310,6 +310,7 @@ static bool may_fetch(struct reg_req *s)
     if (!q.client) /* unknown: the fetch course refuses it */
         return false;
     terms_decide(http_cfg, &q, &t);
+    *parent_only = t.sources.parent_only;
     return t.allowed;
 }
 
@@ -342,21 +343,21 @@ static enum conn_result begin(struct reg_req *s)
                       reg_error_code(e), why);
     if (make_url(s) < 0)
         return refuse(s, HTTP_INTERNAL_SERVER_ERROR, "UNAVAILABLE", "out of memory");
-    return may_fetch(s) ? authorise(s) : fetch(s); /* the fetch course says its refusal */
+    bool parent_only = false;
+    /* refused: the fetch course says its refusal; the parent's alone: the parent authorises */
+    return may_fetch(s, &parent_only) && !parent_only ? authorise(s) : fetch(s);
 }
 
-/* The token is in (or none is needed): the fetch course, from here on the request's. */
+/* The token is in, none is needed, or the dance failed: the fetch course, from here on the
+ * request's. A failed dance refuses nothing here: what the store holds (a layer by digest, a
+ * tag within its stale windows) needs no upstream, and a download does the dance again itself
+ * and fails in its words (source_registry.c). */
 static enum conn_result fetch(struct reg_req *s)
 {
     bool blob = s->path.what == REG_BLOB;
     struct fetch_bounds b = {s->path.by_digest ? s->path.digest : NULL,
                              blob ? INT64_MAX : MANIFEST_MAX, !blob};
     char *url = s->url;
-    if (s->auth_status) {
-        unsigned int status = (unsigned int)s->auth_status;
-        return refuse(s, status >= 400 && status < 600 ? status : HTTP_BAD_GATEWAY, NULL,
-                      s->auth_why[0] ? s->auth_why : "the registry's token realm refused");
-    }
     s->url = NULL;
     return fetch_object_by(s->conn, s->req, url, &b, &s->fetch);
 }

@@ -7,9 +7,13 @@ pushing out the tokens the lab's pulls use), and read the realm's refusals in it
 
 import os
 
-from registry import (assert_registry_error, build_image, scripted, start_mirror,  # noqa: F401
+import pytest
+
+from registry import (Puller, assert_registry_error, build_image, scripted,  # noqa: F401
+                      start_mirror,
                       v2, write_config)
-from test_registry_auth import NAME, PASSWORD, USER, write_secret
+from registry import write_secret
+from test_registry_auth import NAME, PASSWORD, USER
 
 
 def test_a_client_a_rule_refuses_never_makes_arca_ask_the_registry_or_its_realm(
@@ -35,3 +39,45 @@ def test_a_client_a_rule_refuses_never_makes_arca_ask_the_registry_or_its_realm(
     a = v2(arca, f"{NAME}/library/open/manifests/v1")
     assert a.status == 200, a.body[:200]
     assert len(up.token_requests()) == 1
+
+
+@pytest.mark.parametrize("only", [False, True], ids=["parent", "parent-only"])
+def test_a_site_pulls_a_private_image_with_its_centrals_login_alone(start_arca, scripted,
+                                                                    workdir, only):
+    """Two tiers as CLUSTER.md sets them up: the central holds the lab's login to the registry
+    (its realm gives no token without it), the site names the registry and its --parent, no
+    password. The site's pull is the central's: its own dance failing refuses nothing; with
+    --parent-only the site never asks the registry nor its realm for itself."""
+    up = scripted(auth="token", users={USER: PASSWORD})
+    image = up.add("team/app", build_image(os.path.join(workdir, "a"), [65536], "v1"))
+    config = write_config(
+        os.path.join(workdir, "central.ini"),
+        (f"registry {NAME}", {"url": up.url, "username": USER,
+                              "password-file": write_secret(workdir, "pw", PASSWORD)}))
+    central = start_mirror(start_arca, {}, config=config, name="central")
+    site = start_mirror(start_arca, {NAME: up.url}, "--parent", central.base,
+                        *(["--parent-only"] if only else []), name="site")
+    client = Puller(site.base, prefix=NAME)
+    got, _ = client.pull("team/app", "v1")
+    assert sorted(got) == sorted(x.digest for x in image.blobs())
+    granted = [r for r in up.token_requests() if "authorization" in r.headers]
+    assert len(granted) == 1  # the central's, with the login
+    if only:
+        assert len(up.token_requests()) == 1 and up.count("GET", "/v2/") == 1
+
+
+def test_a_kept_blob_answers_after_a_restart_while_the_registry_is_down(start_arca, scripted,
+                                                                        workdir):
+    """What never changes needs no upstream: a layer kept by its digest answers from the store
+    when arca, restarted (its tokens are not kept), finds the registry down."""
+    up = scripted(auth="token")
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536], "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url})
+    for blob in image.blobs():
+        assert v2(arca, f"{NAME}/library/demo/blobs/{blob.digest}").status == 200
+    arca.stop()
+    up.go_down()
+    arca.start()
+    for blob in image.blobs():
+        a = v2(arca, f"{NAME}/library/demo/blobs/{blob.digest}")
+        assert a.status == 200 and a.body == blob.data, (a.status, a.body[:200])
