@@ -6,12 +6,15 @@ log in to the realm for any repository scope it names, as often as it likes (eac
 pushing out the tokens the lab's pulls use), and read the realm's refusals in its answer."""
 
 import os
+import ssl
+import threading
+from http.server import ThreadingHTTPServer
 
 import pytest
 
-from registry import (Puller, assert_registry_error, build_image, scripted,  # noqa: F401
-                      start_mirror,
-                      v2, write_config)
+from conftest import SERVE_POLL
+from registry import (Puller, ScriptedRegistry, _Handler, assert_registry_error,  # noqa: F401
+                      build_image, manifest_headers, scripted, start_mirror, v2, write_config)
 from registry import write_secret
 from test_registry_auth import NAME, PASSWORD, USER
 
@@ -81,3 +84,50 @@ def test_a_kept_blob_answers_after_a_restart_while_the_registry_is_down(start_ar
     for blob in image.blobs():
         a = v2(arca, f"{NAME}/library/demo/blobs/{blob.digest}")
         assert a.status == 200 and a.body == blob.data, (a.status, a.body[:200])
+
+
+class TlsRegistry(ScriptedRegistry):
+    """The scripted registry answering over https (the test CA), its token realm plain http:
+    what a registry (or whoever answers for it) names in its challenge."""
+
+    def __init__(self, tls, **kw):
+        self.tls = tls
+        super().__init__(**kw)
+
+    def _serve(self, role, port=0, host="127.0.0.1"):
+        server = ThreadingHTTPServer((host, port), _Handler)
+        if role == "registry":
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.tls["cert"], self.tls["key"])
+            server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        server.daemon_threads = True
+        server.upstream, server.role = self, role
+        threading.Thread(target=server.serve_forever, args=(SERVE_POLL,), daemon=True).start()
+        self.servers[role] = server
+        return server.server_address[1]
+
+    @property
+    def url(self):
+        return f"https://127.0.0.1:{self.port}"
+
+
+def test_the_login_never_goes_to_a_plain_http_realm_of_an_https_registry(start_arca, workdir,
+                                                                         tls_files):
+    """The admin names the registry by https://; its challenge names a token realm over plain
+    http. arca does not send the lab's password there in the clear (basic auth on the wire):
+    the pull is refused with one line saying why."""
+    up = TlsRegistry(tls_files, auth="token", users={USER: PASSWORD})
+    try:
+        up.add("team/app", build_image(os.path.join(workdir, "a"), [4096], "v1"))
+        config = write_config(
+            os.path.join(workdir, "arca.ini"),
+            (f"registry {NAME}", {"url": up.url, "username": USER,
+                                  "password-file": write_secret(workdir, "pw", PASSWORD)}))
+        arca = start_mirror(start_arca, {}, "--ca-file", tls_files["ca"], config=config)
+        a = v2(arca, f"{NAME}/team/app/manifests/v1", headers=manifest_headers())
+        assert up.count("GET", "/v2/") == 1  # the https registry was reached
+        assert not [r for r in up.token_requests() if "authorization" in r.headers]
+        assert a.status >= 400 and "plain http" in a.headers.get("arca-error", ""), \
+            (a.status, a.headers.get("arca-error"))
+    finally:
+        up.stop()
