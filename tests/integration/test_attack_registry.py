@@ -131,3 +131,24 @@ def test_the_login_never_goes_to_a_plain_http_realm_of_an_https_registry(start_a
             (a.status, a.headers.get("arca-error"))
     finally:
         up.stop()
+
+
+def test_a_layers_digest_never_hands_a_private_layer_to_another_url(start_arca, scripted,
+                                                                     origin, workdir):
+    """The lab's login opens a private repository to arca; its layer's digest is in a build
+    log. A client that does not know the repository (or that it is kept) gives the digest
+    with a URL of its own origin, which answers the one-byte confirmation as the layer's
+    length: the layer must not come out under that URL. arca's login is a credential, as a
+    bucket's signature is (docs/SECURITY.md, "Shared objects and digests")."""
+    up = scripted(auth="token", users={USER: PASSWORD})
+    image = up.add("team/private", build_image(os.path.join(workdir, "a"), [65536], "v1"))
+    config = write_config(
+        os.path.join(workdir, "arca.ini"),
+        (f"registry {NAME}", {"url": up.url, "username": USER,
+                              "password-file": write_secret(workdir, "pw", PASSWORD)}))
+    arca = start_mirror(start_arca, {}, config=config)
+    layer = image.layers[0]
+    assert v2(arca, f"{NAME}/team/private/blobs/{layer.digest}").status == 200
+    origin.add("/x.tar.gz", data=b"\0" * layer.size)
+    status, _, body = arca.fetch(origin.url("/x.tar.gz"), sha256=layer.digest[7:])
+    assert layer.data not in body and body != layer.data, status
