@@ -35,6 +35,8 @@ struct reg_req {
     struct fetch_req *fetch;
     bool waiting; /* the authorisation was asked: auth_done says it is in */
     atomic_bool auth_done;
+    int auth_status; /* what the dance came to: 0, or the status of its failure */
+    char auth_why[200];
 };
 
 static struct reg_req *reg_of(struct park *p)
@@ -214,13 +216,14 @@ static enum conn_result refuse(struct reg_req *s, unsigned int status, const cha
 
 /* --- the request's course ------------------------------------------------------------------- */
 
-/* Upstream thread: the authorisation is in, or failed (the fetch course goes on either way:
- * fetch); the request goes on once woken. */
+/* Upstream thread: the authorisation is in, or failed (fetch says what comes of it); the
+ * request reads it once woken. */
 static void on_auth(int status, const char *why, void *arg)
 {
     struct reg_req *s = arg;
-    (void)status, (void)why;
     assert(s->magic == REG_MAGIC && !atomic_load(&s->auth_done));
+    s->auth_status = status;
+    snprintf(s->auth_why, sizeof(s->auth_why), "%s", why ? why : "");
     atomic_store(&s->auth_done, true);
     park_wake(&s->park);
     park_put(&s->park);
@@ -349,15 +352,19 @@ static enum conn_result begin(struct reg_req *s)
 }
 
 /* The token is in, none is needed, or the dance failed: the fetch course, from here on the
- * request's. A failed dance refuses nothing here: what the store holds (a layer by digest, a
- * tag within its stale windows) needs no upstream, and a download does the dance again itself
- * and fails in its words (source_registry.c). */
+ * request's. An outage of the dance (no answer, a 5xx, a 429; an anonymous ask refused, which
+ * a parent's login may still serve) refuses nothing: what the store holds (a layer by digest,
+ * a tag within its stale windows) needs no upstream, and a download does the dance again
+ * itself and fails in its words (source_registry.c). */
 static enum conn_result fetch(struct reg_req *s)
 {
     bool blob = s->path.what == REG_BLOB;
     struct fetch_bounds b = {s->path.by_digest ? s->path.digest : NULL,
                              blob ? INT64_MAX : MANIFEST_MAX, !blob};
     char *url = s->url;
+    /* the realm refused the lab's login: its word, asked once (a download would ask again) */
+    if (s->reg->has_login && (s->auth_status == 401 || s->auth_status == 403))
+        return refuse(s, (unsigned int)s->auth_status, NULL, s->auth_why);
     s->url = NULL;
     return fetch_object_by(s->conn, s->req, url, &b, &s->fetch);
 }
