@@ -35,7 +35,7 @@ struct reg_req {
     struct fetch_req *fetch;
     bool waiting; /* the authorisation was asked: auth_done says it is in */
     atomic_bool auth_done;
-    int auth_status; /* what the dance came to: 0, or the status of its failure */
+    int auth_status;
     char auth_why[200];
 };
 
@@ -216,13 +216,14 @@ static enum conn_result refuse(struct reg_req *s, unsigned int status, const cha
 
 /* --- the request's course ------------------------------------------------------------------- */
 
-/* Upstream thread: the authorisation is in, or failed (fetch says what comes of it); the
- * request reads it once woken. */
+/* Upstream thread: the authorisation is in; the request reads it once woken. An anonymous ask
+ * refused (401, 403) is no refusal of a login: where arca has none, a parent's may serve the
+ * URL, and what the store holds needs none (fetch goes on as for an outage). */
 static void on_auth(int status, const char *why, void *arg)
 {
     struct reg_req *s = arg;
     assert(s->magic == REG_MAGIC && !atomic_load(&s->auth_done));
-    s->auth_status = status;
+    s->auth_status = (status == 401 || status == 403) && !s->reg->has_login ? 0 : status;
     snprintf(s->auth_why, sizeof(s->auth_why), "%s", why ? why : "");
     atomic_store(&s->auth_done, true);
     park_wake(&s->park);
@@ -351,20 +352,19 @@ static enum conn_result begin(struct reg_req *s)
     return may_fetch(s, &parent_only) && !parent_only ? authorise(s) : fetch(s);
 }
 
-/* The token is in, none is needed, or the dance failed: the fetch course, from here on the
- * request's. An outage of the dance (no answer, a 5xx, a 429; an anonymous ask refused, which
- * a parent's login may still serve) refuses nothing: what the store holds (a layer by digest,
- * a tag within its stale windows) needs no upstream, and a download does the dance again
- * itself and fails in its words (source_registry.c). */
+/* The token is in (or none is needed): the fetch course, from here on the request's. A login
+ * refused (401, 403) is the client's answer; the upstream's outage (no answer, 429, 5xx) is not:
+ * what is kept answers as the stale windows allow, and a download asks again (source_registry.c
+ * tells its failure in the registry's words). */
 static enum conn_result fetch(struct reg_req *s)
 {
     bool blob = s->path.what == REG_BLOB;
     struct fetch_bounds b = {s->path.by_digest ? s->path.digest : NULL,
                              blob ? INT64_MAX : MANIFEST_MAX, !blob};
     char *url = s->url;
-    /* the realm refused the lab's login: its word, asked once (a download would ask again) */
-    if (s->reg->has_login && (s->auth_status == 401 || s->auth_status == 403))
-        return refuse(s, (unsigned int)s->auth_status, NULL, s->auth_why);
+    if (s->auth_status == HTTP_UNAUTHORIZED || s->auth_status == HTTP_FORBIDDEN)
+        return refuse(s, (unsigned int)s->auth_status, NULL,
+                      s->auth_why[0] ? s->auth_why : "the registry's token realm refused");
     s->url = NULL;
     return fetch_object_by(s->conn, s->req, url, &b, &s->fetch);
 }
