@@ -11,6 +11,7 @@
 #include "rules/keys.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
+#include "registry/registries.h"
 #include "base/parse.h"
 #include "stats/stats.h"
 #include "store/store.h"
@@ -418,12 +419,23 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
  * would be (the URL's rule's allow-network, else --allow-network, and the rule of its folded
  * spelling), and the URL's rule keeps its objects (an object kept before a SIGHUP made its rule
  * `store = no` is the cache's no longer, to give out or to keep). A digest is public: it never
- * stands in for the URL. */
+ * stands in for the URL. An object arca fetched with a registry's login is that login's: it
+ * answers only a URL of the same registry, which the registry itself confirms (a repository
+ * that has the blob), never another origin's URL that says yes to anything. */
+struct twin_asker {
+    const struct sockaddr *client;
+    const char *url; /* the URL asked, normal form */
+};
+
 static bool twin_allowed(const char *url, const void *arg)
 {
-    struct request_facts q = {.url = url, .key = url, .client = arg};
+    const struct twin_asker *a = arg;
+    const struct registry *reg = registries_for_url(url);
+    struct request_facts q = {.url = url, .key = url, .client = a->client};
     struct fetch_terms t;
     if (!q.client) /* unknown: never taken for arca's own, which every rule allows */
+        return false;
+    if (reg && reg->has_login && registries_for_url(a->url) != reg)
         return false;
     terms_decide(http_cfg, &q, &t);
     return t.allowed && t.object.store;
@@ -435,12 +447,12 @@ static enum fetch_step step_twin(struct fetch_req *r)
 {
     struct object_meta *meta = malloc(sizeof(*meta));
     struct sockaddr_storage client;
+    struct twin_asker asker = {http_client(r->conn, &client), r->url};
     char why[400];
     int fd;
     if (!meta)
         return answered(r, fetch_refuse(r->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory"));
-    if (store_open_twin(r->key, r->expect, twin_allowed, http_client(r->conn, &client), &fd,
-                        meta) != LOOKUP_DIGEST) {
+    if (store_open_twin(r->key, r->expect, twin_allowed, &asker, &fd, meta) != LOOKUP_DIGEST) {
         free(meta);
         return FETCH_LOOKUP;
     }

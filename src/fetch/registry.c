@@ -8,6 +8,7 @@
 #include "fetch/fetch.h"
 #include "base/park.h"
 #include "rules/rules.h"
+#include "rules/terms.h"
 
 #include <assert.h>
 #include <jansson.h>
@@ -215,12 +216,14 @@ static enum conn_result refuse(struct reg_req *s, unsigned int status, const cha
 
 /* --- the request's course ------------------------------------------------------------------- */
 
-/* Upstream thread: the authorisation is in; the request reads it once woken. */
+/* Upstream thread: the authorisation is in; the request reads it once woken. An anonymous ask
+ * refused (401, 403) is no refusal of a login: where arca has none, a parent's may serve the
+ * URL, and what the store holds needs none (fetch goes on as for an outage). */
 static void on_auth(int status, const char *why, void *arg)
 {
     struct reg_req *s = arg;
     assert(s->magic == REG_MAGIC && !atomic_load(&s->auth_done));
-    s->auth_status = status;
+    s->auth_status = (status == 401 || status == 403) && !s->reg->has_login ? 0 : status;
     snprintf(s->auth_why, sizeof(s->auth_why), "%s", why ? why : "");
     atomic_store(&s->auth_done, true);
     park_wake(&s->park);
@@ -297,6 +300,26 @@ static const char *client_refusal(struct conn *c)
     return why && !rules_widen_any() ? why : NULL;
 }
 
+/* Whether the client may fetch the upstream URL, decided as the fetch course decides it (a
+ * rule's allow-network, else --allow-network). One it refuses goes to that refusal without the
+ * token dance: a refused client must cost the lab nothing upstream, neither the registry's
+ * ping nor the realm asked with the lab's login for a scope it names. *parent_only: the URL's
+ * downloads and confirmations go to a parent arca alone (--parent-only), which does the dance
+ * with its own login. */
+static bool may_fetch(struct reg_req *s, bool *parent_only)
+{
+    struct sockaddr_storage buf;
+    struct request_facts q = {.url = s->url, .key = s->url, .client = http_client(s->conn, &buf)};
+    struct fetch_terms t;
+    if (!q.client) /* unknown: the fetch course refuses it */
+        return false;
+    terms_decide(http_cfg, &q, &t);
+    *parent_only = t.sources.parent_only;
+    return t.allowed;
+}
+
+static enum conn_result fetch(struct reg_req *s);
+
 static enum conn_result begin(struct reg_req *s)
 {
     enum conn_result ret = CONN_CLOSE;
@@ -324,7 +347,9 @@ static enum conn_result begin(struct reg_req *s)
                       reg_error_code(e), why);
     if (make_url(s) < 0)
         return refuse(s, HTTP_INTERNAL_SERVER_ERROR, "UNAVAILABLE", "out of memory");
-    return authorise(s);
+    bool parent_only = false;
+    /* refused: the fetch course says its refusal; the parent's alone: the parent authorises */
+    return may_fetch(s, &parent_only) && !parent_only ? authorise(s) : fetch(s);
 }
 
 /* The token is in (or none is needed): the fetch course, from here on the request's. A login

@@ -692,7 +692,7 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_tls(body, sizeof(body));
     buf_add(&out, body);
     metrics_parent(&out, http_sees_urls(c)); /* up to PARENT_MAX parents: a buffer that grows */
-    http_registries_metrics(&out);
+    http_registries_metrics(&out, http_sees_urls(c));
     latency_metrics(&out);
     if (http_sees_urls(c)) /* rule names say what the lab caches: a stranger counts none */
         rule_stats_metrics(&out);

@@ -107,10 +107,11 @@ bool http_sees_urls(struct conn *c);
 /* The same; if not, a 403 is queued into *ret. */
 bool http_may_list(struct conn *c, enum conn_result *ret);
 
-/* http_registries.c: the status JSON's "registries" (a URL only when `named`: the client may
- * see URLs, http_sees_urls) and the arca_registry_<counter>_total{registry="NAME"} families. */
+/* http_registries.c: the status JSON's "registries" and the
+ * arca_registry_<counter>_total{registry="NAME"} families; a name and URL only when `named`
+ * (the client may see URLs, http_sees_urls), else the counters alone. */
 void http_registries_status(struct json_t *o, bool named);
-void http_registries_metrics(struct buf *b);
+void http_registries_metrics(struct buf *b, bool named);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
 enum conn_result http_purge(struct conn *c);

@@ -1,6 +1,8 @@
 /* The registries in the status JSON and the metrics (http_internal.h's http_registries_*): each
- * one's name, whether it is the default and has a login, its counters (registries.h); its URL
- * only to a client that may see URLs. Never a password or a token. */
+ * one's name and URL to a client that may see URLs, whether it is the default and has a login,
+ * its counters (registries.h). A stranger gets the counters: a name is the lab's layout (the
+ * namespace clients use, usually the registry's host), null for it in the status, its place in
+ * the list ("1", "2"...) in the metrics' label, as a parent's. Never a password or a token. */
 #include "http/http_internal.h"
 #include "registry/registries.h"
 #include "base/buf.h"
@@ -43,8 +45,8 @@ void http_registries_status(json_t *o, bool named)
     const struct registry *def = registries_default();
     for (int i = 0; list && i < registries_count(); i++) {
         const struct registry *r = registries_at(i);
-        json_t *e = json_pack("{s:s, s:b, s:b}", "name", r->name, "default", r == def, "login",
-                              r->has_login);
+        json_t *e = json_pack("{s:s?, s:b, s:b}", "name", named ? r->name : NULL, "default",
+                              r == def, "login", r->has_login);
         if (!e)
             continue;
         if (named)
@@ -57,8 +59,7 @@ void http_registries_status(json_t *o, bool named)
         json_object_set_new(o, "registries", list);
 }
 
-/* A name is the operator's, never secret: it labels the samples whoever asks. */
-void http_registries_metrics(struct buf *b)
+void http_registries_metrics(struct buf *b, bool named)
 {
     for (size_t k = 0; k < N_COUNTERS; k++) {
         buf_addf(b, "# HELP arca_registry_%s_total %s\n# TYPE arca_registry_%s_total counter\n",
@@ -66,7 +67,10 @@ void http_registries_metrics(struct buf *b)
         for (int i = 0; i < registries_count(); i++) {
             const struct registry *r = registries_at(i);
             buf_addf(b, "arca_registry_%s_total{registry=", counters[k].key);
-            buf_label(b, r->name);
+            if (named)
+                buf_label(b, r->name);
+            else
+                buf_addf(b, "\"%d\"", i + 1);
             buf_addf(b, "} %lld\n", (long long)value(r, &counters[k]));
         }
     }

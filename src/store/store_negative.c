@@ -5,6 +5,7 @@
  * grows and losing one only asks upstream again. Never kept in the index: a restart asks again. */
 #include "store/store_negative.h"
 #include "store/store_list.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -108,7 +109,7 @@ int64_t negative_forget_prefix(const char *prefix)
     int64_t gone = 0;
     assert(store_locked());
     for (size_t i = 0; i < NEGATIVE_SLOTS; i++)
-        if (table[i].url && !strncmp(table[i].url, prefix, len)) {
+        if (table[i].url && url_under_prefix(table[i].url, prefix, len)) {
             clear(&table[i]);
             gone++;
         }

@@ -8,6 +8,7 @@
 #include "store/object.h"
 #include "store/store_negative.h"
 #include "store/store_room.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -130,7 +131,7 @@ static void purge_slots(const char *prefix, size_t len, size_t from, size_t to,
     for (size_t i = from; i < to; i++)
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
-            if (!strncmp(o->url, prefix, len))
+            if (url_under_prefix(o->url, prefix, len))
                 purge_one(o, &job, r);
         }
     if (job && job->n) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* One ensure: who waits, for what. */
@@ -224,6 +225,15 @@ static void wait_on(struct waiter *w, bool ping, const struct reg_challenge *c)
     a->waiters = w;
 }
 
+/* Whether the login would cross the wire in the clear: the admin named the registry by https://
+ * and its challenge names a plain-http realm (the registry, or whoever answers for it, chose
+ * it). A registry named by http:// is a plain path the admin chose: its realm may be too. */
+static bool login_in_clear(const struct registry *r, const struct reg_challenge *c)
+{
+    return r->has_login && !strncasecmp(c->realm, "http://", 7) &&
+           !strncasecmp(r->url, "https://", 8);
+}
+
 /* What `w` lacks now: nothing (told 0), the challenge, a token. */
 static void step(struct waiter *w)
 {
@@ -242,6 +252,14 @@ static void step(struct waiter *w)
         wait_on(w, true, NULL);
         break;
     case REG_NEED_TOKEN:
+        if (login_in_clear(w->r, &c)) {
+            snprintf(why, sizeof(why),
+                     "registry %s names a token realm over plain http: arca sends its login "
+                     "only over https",
+                     w->r->name);
+            tell(w, 502, why);
+            break;
+        }
         wait_on(w, false, &c);
         break;
     }

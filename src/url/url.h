@@ -49,10 +49,14 @@ int url_normalize(const char *in, size_t len, char *out, size_t size, int *statu
 
 /* The prefix of a purge by prefix into out[size] (at least URL_BUF_SIZE(strlen(in))): an
  * http:// or https:// URL in normal form (a host alone gets its path "/", so that
- * "http://host" never matches "http://hostile/"), which the URLs it purges start with. A
- * scheme with no host ("http://") matches every URL of that scheme: taken only with `all`.
- * Returns 0, or -1 with a one-line reason. */
+ * "http://host" never matches "http://hostile/") and without userinfo, which the URLs it
+ * purges start with (url_under_prefix). A scheme with no host ("http://") matches every URL of
+ * that scheme: taken only with `all`. Returns 0, or -1 with a one-line reason. */
 int url_purge_prefix(const char *in, bool all, char *out, size_t size, const char **why);
+/* Whether `url` (normal form) is under `prefix` (its first `len` bytes, url_purge_prefix's):
+ * its userinfo left out, so that an object cached through a URL with a login is purged with
+ * its host's prefix. */
+bool url_under_prefix(const char *url, const char *prefix, size_t len);
 
 /* `in` (any text holding URLs, as they are or percent-encoded once or more, like a request line)
  * with its secrets replaced by REDACTED: userinfo ("user:pass@") and the values of parameters

@@ -559,11 +559,29 @@ static void purge_prefixes_are_normal_and_never_everything_by_mistake(void **sta
     assert_int_equal(url_purge_prefix("http://h/abc", false, out, 8, &why), -1);
 }
 
+/* A login names no other objects: a prefix is kept without one, and a URL is judged without. */
+static void a_login_is_no_part_of_a_purge_prefix(void **state)
+{
+    char out[256];
+    const char *why = NULL;
+    (void)state;
+    assert_int_equal(url_purge_prefix("http://u:p@Host/a/", false, out, sizeof(out), &why), 0);
+    assert_string_equal(out, "http://host/a/");
+    assert_true(url_under_prefix("http://u:p@host/a/b", "http://host/a/", 14));
+    assert_true(url_under_prefix("http://host/a/b", "http://host/a/", 14));
+    assert_true(url_under_prefix("http://u@host/a/b", "http://", 7));
+    assert_false(url_under_prefix("http://u@host.evil/a", "http://host/", 12));
+    assert_false(url_under_prefix("https://u@host/a/b", "http://host/", 12));
+    /* an '@' past the authority is the path's, not a login */
+    assert_false(url_under_prefix("http://evil/x@host/a", "http://host/", 12));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(encoded_form_is_decoded),
         cmocka_unit_test(purge_prefixes_are_normal_and_never_everything_by_mistake),
+        cmocka_unit_test(a_login_is_no_part_of_a_purge_prefix),
         cmocka_unit_test(raw_form_runs_to_the_end),
         cmocka_unit_test(a_query_asked_again_parses_the_same),
         cmocka_unit_test(refusals),
