@@ -101,6 +101,10 @@ static int from_config(const char *path, char *out, char *how, size_t size)
 int cli_server_find(const char *config, char *out, char *how, size_t size)
 {
     const char *env = getenv("ARCA_SERVER");
+    /* a --config on the command line is this command's own word: a job's ARCA_SERVER must not
+     * send an admin token meant for that arca to another one */
+    if (config)
+        return from_config(config, out, how, size);
     if (env && *env) {
         if (cli_server_normal(env, out) < 0) {
             snprintf(how, size,
@@ -112,8 +116,6 @@ int cli_server_find(const char *config, char *out, char *how, size_t size)
         snprintf(how, size, "ARCA_SERVER");
         return 0;
     }
-    if (config)
-        return from_config(config, out, how, size);
     if (access(CLI_DEFAULT_CONFIG, R_OK) == 0)
         return from_config(CLI_DEFAULT_CONFIG, out, how, size);
     snprintf(out, CLI_SERVER_MAX, "http://127.0.0.1:8001");

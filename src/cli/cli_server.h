@@ -1,8 +1,9 @@
 /*
- * cli_server.h — which arca a client command asks when no --server names one: ARCA_SERVER,
- * else the plain listen address of the configuration (--config FILE, else the package's
- * /etc/arca/arca.ini when it can be read), else http://127.0.0.1:8001; and how it was chosen, so
- * that the first "no answer" names what was tried.
+ * cli_server.h — which arca a client command asks when no --server names one: the plain listen
+ * address of --config FILE, else ARCA_SERVER, else that of the package's /etc/arca/arca.ini
+ * when it can be read, else http://127.0.0.1:8001 (what the command line says first, then the
+ * environment, then the host's defaults); and how it was chosen, so that the first "no answer"
+ * names what was tried.
  *
  * Contract: cli_server_normal() is pure; cli_server_find() reads the environment and at most one
  * configuration file, once, before anything is asked.

@@ -592,7 +592,7 @@ int config_parent_url(const char *v, char out[CONFIG_PARENT_MAX], char *why, siz
     n = strcspn(authority, "/?#");
     if (memchr(authority, '@', n)) { /* never echoed: it holds a password */
         snprintf(why, size,
-                 "a parent URL with credentials (user:password@) is refused: they "
+                 "a URL with credentials (user:password@) is refused: they "
                  "would show in logs and the status; give the address alone");
         return -1;
     }

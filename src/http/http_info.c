@@ -674,6 +674,22 @@ static void metrics_parent(struct buf *b, bool named)
         }
 }
 
+/* arca_build_info: its version; the libraries' too to a client that may see what arca caches
+ * (a stranger learns no version of OpenSSL or curl to match against their advisories). */
+static void build_info(struct buf *b, bool named)
+{
+    buf_addf(b,
+             "# HELP arca_build_info The running build: its version and libraries (always 1).\n"
+             "# TYPE arca_build_info gauge\n"
+             "arca_build_info{version=\"%s\"",
+             ARCA_VERSION);
+    if (named)
+        buf_addf(b, ",curl=\"%s\",openssl=\"%s\",sqlite=\"%s\"",
+                 curl_version_info(CURLVERSION_NOW)->version,
+                 OpenSSL_version(OPENSSL_VERSION_STRING), sqlite3_libversion());
+    buf_add(b, "} 1\n");
+}
+
 enum conn_result http_metrics(struct conn *c, struct request *req, const char *rest)
 {
     char body[16384];
@@ -696,12 +712,7 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     latency_metrics(&out);
     if (http_sees_urls(c)) /* rule names say what the lab caches: a stranger counts none */
         rule_stats_metrics(&out);
-    buf_addf(&out,
-             "# HELP arca_build_info The running build: its version and libraries (always 1).\n"
-             "# TYPE arca_build_info gauge\n"
-             "arca_build_info{version=\"%s\",curl=\"%s\",openssl=\"%s\",sqlite=\"%s\"} 1\n",
-             ARCA_VERSION, curl_version_info(CURLVERSION_NOW)->version,
-             OpenSSL_version(OPENSSL_VERSION_STRING), sqlite3_libversion());
+    build_info(&out, http_sees_urls(c));
     text = buf_take(&out, &len);
     return http_send_private(c, HTTP_OK, "text/plain; version=0.0.4", text, len);
 }

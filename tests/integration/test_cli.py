@@ -445,11 +445,14 @@ def test_the_client_commands_find_their_server_without_server(start_arca, workdi
     out = cli("status", "--config", ini)
     assert out.returncode == 0, out.stderr
     assert f" on {url}/" in out.stdout.splitlines()[0], out.stdout
-    # --server wins over ARCA_SERVER, which wins over --config
+    # the command line first: --server, then --config, over a job's ARCA_SERVER (an admin
+    # token meant for the arca --config names never goes to another one)
     dead = f"http://127.0.0.1:{free_port()}"
     out = cli("status", "--server", url, env={"ARCA_SERVER": dead})
     assert out.returncode == 0, out.stderr
     out = cli("status", "--config", ini, env={"ARCA_SERVER": dead})
+    assert out.returncode == 0, out.stderr
+    out = cli("status", env={"ARCA_SERVER": dead})
     assert out.returncode == 1 and out.stderr.startswith(f"arca: no answer from {dead} (ARCA_SERVER)")
     with open(ini, "w") as f:
         f.write(f"listen = 127.0.0.1:{free_port()}\n")

@@ -200,6 +200,7 @@ def test_a_stranger_reads_the_parents_counters_never_their_addresses(
     parents = status["parent"]["parents"]  # the counters are still there
     assert len(parents) == 2 and sum(p["requests"] for p in parents) == 2, parents
     assert texts["/metrics"].count("arca_parent_requests_total{") == 2, texts["/metrics"]
+    assert "arca_build_info{version=" in texts["/metrics"] and "openssl=" not in texts["/metrics"]
 
     status, texts = answers(None)
     assert {p["url"] for p in status["parent"]["parents"]} == {central.base, regional.base}
@@ -207,3 +208,4 @@ def test_a_stranger_reads_the_parents_counters_never_their_addresses(
     for where, text in texts.items():
         for secret in secrets[:2] if where == "/metrics" else secrets:  # labels: URLs alone
             assert secret in text, (where, secret)
+    assert "openssl=" in texts["/metrics"]  # the libraries' versions: to who may see URLs
