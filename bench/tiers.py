@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.request
 
-from harness import Arca, LOADGEN, Nginx, file_sha256, write_random
+from harness import ARCA, ARCA_BEFORE, Arca, LOADGEN, Nginx, file_sha256, write_random
 
 
 
@@ -123,6 +123,36 @@ def tier_phase(www, origin, servers, path, size, clients, c, children=(), kill=N
         why = f"{path}: the parent was not killed (its download never reached the share)"
     return row, why
 
+def tier_round(work, www, origin, c, extra, sha, binary, tag, names, rows):
+    """One round of the four phases on a fresh parent and children of `binary`, each phase on a
+    URL of its own (`tag` tells rounds and builds apart; `sha`: the object's, for the killed
+    phase); each phase's row is appended to rows[its name]. Returns why phases failed."""
+    size, n, kids = c["size"], c["clients"], c["children"]
+    parent = Arca(work, binary=binary, name=f"parent-{tag}", extra=extra)
+    children = [Arca(work, binary=binary, name=f"child{i}-{tag}",
+                     extra=extra + ("--parent", f"http://127.0.0.1:{parent.port}"))
+                for i in range(kids)]
+    failures = []
+    try:
+        phases = (([parent], n, {}), ([parent], n * kids, {}),
+                  (children, n * kids, {"children": children}),
+                  (children, n * kids, {"children": children, "kill": parent,
+                                        "sha": sha}))
+        done = []
+        for name, (servers, clients, more) in zip(names, phases):
+            row, why = tier_phase(www, origin, servers, f"/tier-{tag}-{len(done)}", size,
+                                  clients, c, **more)
+            done.append(row)
+            failures += [f"{tag}, {name}: {why}"] if why else []
+        for name, row in zip(names, done):
+            row["slowest_vs_parent_alone"] = row["slowest_s"] / done[0]["slowest_s"]
+            rows[name].append(row)
+    finally:
+        for s in children + [parent]:
+            s.stop()
+            shutil.rmtree(s.data_dir, ignore_errors=True)
+    return failures
+
 def tier(work, cfg, www):
     """Issue 54: one parent arca, children filling from it (--parent), c["clients"] clients on
     each asking the same cold object at once, against as many clients on the parent alone (the
@@ -139,33 +169,18 @@ def tier(work, cfg, www):
     sha = file_sha256(os.path.join(www, "tier"))
     origin = Nginx(work, "origin", www=www, limit_rate=c["rate"])
     extra = tuple(c.get("arca_extra", ()))
-    names = (f"parent alone {n}", f"parent alone {n * kids}", f"tier {kids}×{n}",
-             "tier, parent killed")  # clients
-    rows, failures = {k: [] for k in names}, []
+    phases = (f"parent alone {n}", f"parent alone {n * kids}", f"tier {kids}×{n}",
+              "tier, parent killed")  # clients
+    # with ARCA_BEFORE, the older build's tier runs the same phases in every round (its rows
+    # named "arca-before: …"); the two take turns going first, as in cold-fanout-digest
+    builds = [("", ARCA)] + ([("arca-before: ", ARCA_BEFORE)] if ARCA_BEFORE else [])
+    rows, failures = {b + k: [] for b, _ in builds for k in phases}, []
     try:
         for r in range(cfg["rounds"]):
-            parent = Arca(work, name=f"parent-{r}", extra=extra)
-            children = [Arca(work, name=f"child{i}-{r}",
-                             extra=extra + ("--parent", f"http://127.0.0.1:{parent.port}"))
-                        for i in range(kids)]
-            try:
-                phases = (([parent], n, {}), ([parent], n * kids, {}),
-                          (children, n * kids, {"children": children}),
-                          (children, n * kids, {"children": children, "kill": parent,
-                                                "sha": sha}))
-                done = []
-                for name, (servers, clients, more) in zip(names, phases):
-                    row, why = tier_phase(www, origin, servers, f"/tier-{r}-{len(done)}", size,
-                                          clients, c, **more)
-                    done.append(row)
-                    failures += [f"round {r}, {name}: {why}"] if why else []
-                for name, row in zip(names, done):
-                    row["slowest_vs_parent_alone"] = row["slowest_s"] / done[0]["slowest_s"]
-                    rows[name].append(row)
-            finally:
-                for s in children + [parent]:
-                    s.stop()
-                    shutil.rmtree(s.data_dir, ignore_errors=True)
+            for label, binary in builds[r % 2:] + builds[:r % 2]:
+                failures += tier_round(work, www, origin, c, extra, sha, binary,
+                                       f"{r}{'-before' if label else ''}",
+                                       [label + k for k in phases], rows)
         return {"metric": "slowest_vs_parent_alone", "higher_is_better": False,
                 "unit": "× parent alone",
                 "setup": f"{size >> 20} MiB at {c['rate']}B/s per origin connection (nginx "
