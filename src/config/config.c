@@ -712,7 +712,7 @@ static const struct option options[] = {
     NUMBER("stale-while-revalidate", OPT_RELOADABLE, stale_while_revalidate, V_DURATION, 0,
            TTL_MAX),
     NUMBER("origin-failures", 0, origin_failures, V_INT, 0, 1000),
-    NUMBER("negative-ttl", 0, negative_ttl, V_DURATION, 0, NEGATIVE_TTL_MAX),
+    NUMBER("negative-ttl", OPT_RELOADABLE, negative_ttl, V_DURATION, 0, NEGATIVE_TTL_MAX),
     {"help", NULL, OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
     {"version", NULL, OPT_COMMAND_LINE, 0, 0, 0, 0, 0},
 };

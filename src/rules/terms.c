@@ -175,7 +175,9 @@ static void decide_rest(const struct config *cfg, const struct rule *r, struct f
     out->max_object_size_from = r && r->has_max_object_size ? FROM_RULE : FROM_OPTION;
     o->store = r && r->has_store ? r->store : true;
     out->store_from = r && r->has_store ? FROM_RULE : FROM_BUILTIN;
-    o->negative_ttl = r && r->has_negative_ttl ? r->negative_ttl : cfg->negative_ttl;
+    o->negative_ttl = r && r->has_negative_ttl
+                          ? r->negative_ttl
+                          : __atomic_load_n(&cfg->negative_ttl, __ATOMIC_RELAXED);
     out->negative_ttl_from = r && r->has_negative_ttl ? FROM_RULE : FROM_OPTION;
     o->pin = r && r->has_pin ? r->pin : false;
     out->pin_from = r && r->has_pin ? FROM_RULE : FROM_BUILTIN;

@@ -541,6 +541,12 @@ class Arca:
     def status(self):
         return json.loads(self.get("/api/v1/status/")[2])
 
+    def reload(self, expect):
+        """SIGHUP, then until the log says `expect` once more than before."""
+        before = self.read_log().count(expect)
+        self.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: self.read_log().count(expect) > before, f"the log's {expect!r}")
+
     def metrics(self):
         out = {}
         for line in self.get("/metrics")[2].decode().splitlines():
@@ -778,11 +784,6 @@ class TlsArca(Arca):
             with self.context().wrap_socket(s, server_hostname=server_hostname) as t:
                 return t.getpeercert()
 
-    def reload(self, expect):
-        """SIGHUP, then until the log says `expect` once more than before."""
-        before = self.read_log().count(expect)
-        self.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: self.read_log().count(expect) > before, f"the log's {expect!r}")
 
 
 def cert_subject(peercert):

@@ -175,3 +175,22 @@ def test_through_a_parent_the_parents_404_is_kept_at_the_site(origin, start_tier
     assert negative(children[1].fetch(url)[1])
     assert origin.counts["/nightly/none.img"] == 1
     assert parent.metrics()['arca_requests_total{result="error"}'] == 2
+
+
+def test_sighup_applies_a_new_negative_ttl(origin, start_arca, workdir):
+    """--negative-ttl is reloaded as --default-ttl is: off, then 1m after a SIGHUP."""
+    path = os.path.join(workdir, "reload.ini")
+    with open(path, "w") as f:
+        f.write("[arca]\nupstream-allow = 127.0.0.0/8\nnegative-ttl = 0\n")
+    arca = start_arca("--config", path)
+    url = origin.url("/gone/x")
+    for _ in range(2):
+        assert arca.fetch(url)[0] == 404
+    assert origin.counts["/gone/x"] == 2  # off: each 404 asked upstream
+    with open(path, "w") as f:
+        f.write("[arca]\nupstream-allow = 127.0.0.0/8\nnegative-ttl = 1m\n")
+    arca.reload("SIGHUP: reloaded")
+    assert arca.fetch(url)[0] == 404
+    status, headers, _ = arca.fetch(url)
+    assert status == 404 and negative(headers), headers
+    assert origin.counts["/gone/x"] == 3
