@@ -3,7 +3,7 @@
 
 The upstream is Debian's docker-registry (distribution 2.8, filesystem storage) holding an image
 made here (random, incompressible layers pushed with the registry's push API), behind an nginx
-that relays it (`proxy_pass`, no cache, no buffering) at a far registry's rate per connection
+that relays it (`proxy_pass`, no cache, buffered in memory only) at a far registry's rate per connection
 and whose access log gives the bytes the upstream sent. A pull is what a registry client does:
 the manifest by tag with the clients' Accept header (its body checked against its digest), then
 the config and every layer, each on a connection of its own, read whole by arca-loadgen."""
@@ -17,7 +17,7 @@ import subprocess
 import time
 import urllib.parse
 
-from harness import LOADGEN, MiB, Arca, Server, cpu_seconds, wait_http
+from harness import LOADGEN, MiB, Arca, Server, children_cpu, cpu_seconds, wait_http
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -96,7 +96,7 @@ http {{
   client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
   uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
   server {{ listen 127.0.0.1:{self.port} backlog=4096; limit_rate {rate};
-    location / {{ proxy_pass http://127.0.0.1:{upstream.port}; proxy_buffering off;
+    location / {{ proxy_pass http://127.0.0.1:{upstream.port}; proxy_max_temp_file_size 0;
       proxy_set_header Host $http_host; proxy_http_version 1.1;
       proxy_set_header Connection ""; }} }}
 }}
@@ -253,12 +253,15 @@ def warm_round(server, front, manifest, blobs, c, image):
     server's CPU seconds per GiB it sent (one pull a batch checks its hashes) and the requests a
     pull cost the upstream (distribution asks for the manifest on every pull by tag)."""
     cpu, t0, done, asked = cpu_seconds(server.pid), time.monotonic(), 0, front.requests()
+    clients = children_cpu()  # arca-loadgen's runs (every server here is waited only at its stop)
     while not done or time.monotonic() - t0 < c["warm_seconds"]:
         pulls(server, manifest, blobs, c["clients"], 1)
         done += c["clients"]
     wall, cpu = time.monotonic() - t0, cpu_seconds(server.pid) - cpu
+    clients = children_cpu() - clients
     time.sleep(0.3)  # the front's last log lines land
     return {"pulls_per_s": done / wall, "cpu_s_per_gib": cpu / (done * image / GiB),
+            "client_cpu_s_per_gib": clients / (done * image / GiB),
             "warm_upstream_requests_per_pull": (front.requests() - asked) / done}
 
 
@@ -288,7 +291,7 @@ def registry(work, cfg, www):
             os.sync()  # no round meets the writeback of the one before
             direct = cold_round(front, front, manifest, blobs, c, image_bytes)
             rows["direct"].append(direct | {"slowest_vs_direct": 1.0, "pulls_per_s": nan,
-                                            "cpu_s_per_gib": nan,
+                                            "cpu_s_per_gib": nan, "client_cpu_s_per_gib": nan,
                                             "warm_upstream_requests_per_pull": nan})
             for name in ("arca", "distribution"):
                 os.sync()
