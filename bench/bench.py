@@ -24,6 +24,7 @@ from peers import (big_index, cold_fanout, cold_fanout_digest, cold_fanout_ref, 
 from fills import fill_change, fill_scenario, small_beside_large, uplink_cap
 from lab import bucket_listing, chaos, cluster_scenario, origin_bytes_scenario
 from purge import purge_prefix
+from registry import registry
 from tiers import tier
 from tls import tls_handshake, tls_idle, tls_large, tls_small
 
@@ -40,7 +41,8 @@ SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "fill": fill_scenario, "fill-change": fill_change, "uplink-cap": uplink_cap,
              "small-beside-large": small_beside_large,
              "tls-small": tls_small, "tls-handshake": tls_handshake, "tls-large": tls_large,
-             "tls-idle": tls_idle, "tier": tier, "purge-prefix": purge_prefix}
+             "tls-idle": tls_idle, "tier": tier, "purge-prefix": purge_prefix,
+             "registry": registry}
 
 
 def summarize(result):

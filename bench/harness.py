@@ -68,7 +68,11 @@ SIZES = {
                  tier=dict(size=1024 * MiB, rate="10m", children=3, clients=10, kill_at=0.3,
                            timeout=300),
                  # purge-prefix: objects under the prefix, others hit meanwhile at `rate`
-                 purge=dict(objects=100_000, others=10_000, rate=5000, seconds=4, rounds=3)),
+                 purge=dict(objects=100_000, others=10_000, rate=5000, seconds=4, rounds=3),
+                 # registry: one image of `layers` equal layers in docker-registry behind nginx
+                 # at `rate` per connection; `clients` pulls at once, cold then warm
+                 registry=dict(image=1024 * MiB, layers=5, rate="10m", clients=20,
+                               warm_seconds=15)),
     "smoke": dict(rounds=1, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
@@ -93,7 +97,9 @@ SIZES = {
                   # at once, so the object is 4 s of the limit, its first second below 30 %
                   tier=dict(size=8 * MiB, rate="2m", children=3, clients=4, kill_at=0.3,
                             timeout=30),
-                  purge=dict(objects=2000, others=200, rate=500, seconds=2, rounds=1)),
+                  purge=dict(objects=2000, others=200, rate=500, seconds=2, rounds=1),
+                  registry=dict(image=8 * MiB, layers=5, rate="4m", clients=4,
+                                warm_seconds=1)),
 }
 
 def ephemeral_ports():

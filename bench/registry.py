@@ -1,0 +1,317 @@
+"""The registry mirror (issue 60, docs/REGISTRY.md) against distribution's own proxy mode
+(registry): one cold image pulled by twenty clients at once, then warm pulls in a loop.
+
+The upstream is Debian's docker-registry (distribution 2.8, filesystem storage) holding an image
+made here (random, incompressible layers pushed with the registry's push API), behind an nginx
+that relays it (`proxy_pass`, no cache, buffered in memory only) at a far registry's rate per connection
+and whose access log gives the bytes the upstream sent. A pull is what a registry client does:
+the manifest by tag with the clients' Accept header (its body checked against its digest), then
+the config and every layer, each on a connection of its own, read whole by arca-loadgen."""
+import concurrent.futures
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.parse
+
+from harness import LOADGEN, MiB, Arca, Server, children_cpu, cpu_seconds, wait_http
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+# what containers/image and containerd send as Accept for a manifest
+ACCEPT = ", ".join(("application/vnd.oci.image.manifest.v1+json",
+                    "application/vnd.oci.image.index.v1+json", DOCKER_MANIFEST,
+                    "application/vnd.docker.distribution.manifest.list.v2+json"))
+REPO, TAG = "bench/image", "latest"
+GiB = 1 << 30
+
+
+def request(port, method, target, body=None, headers=None, timeout=600):
+    """One HTTP/1.1 exchange on a connection of its own: (status, headers, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.headers, r.read()
+    finally:
+        conn.close()
+
+
+class DockerRegistry(Server):
+    """Debian's docker-registry on filesystem storage: the upstream, or with `remote` (a URL)
+    distribution's pull-through proxy of it. No access log, as no contender here writes one."""
+
+    def __init__(self, work, name, remote=None):
+        super().__init__(work)
+        self.name, self.dir = name, os.path.join(work, name)
+        os.makedirs(self.dir)
+        proxy = f"proxy:\n  remoteurl: {remote}\n" if remote else ""
+        conf = os.path.join(self.dir, "config.yml")
+        with open(conf, "w") as f:
+            f.write(f"""version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {self.dir}/data
+http:
+  addr: 127.0.0.1:{self.port}
+{proxy}""")
+        self.spawn(["docker-registry", "serve", conf],
+                   open(os.path.join(self.dir, "stdout"), "w"))
+        wait_http(f"http://127.0.0.1:{self.port}/v2/", proc=self.proc)
+
+    def blob_url(self, digest):
+        return f"http://127.0.0.1:{self.port}/v2/{REPO}/blobs/{digest}"
+
+    def manifest_target(self):
+        return f"/v2/{REPO}/manifests/{TAG}"
+
+
+class RegistryFront(Server):
+    """nginx relaying the upstream registry at `rate` per connection (limit_rate: a far
+    registry's per-flow limit), with an access log of the body bytes it sent."""
+    name = "upstream"
+
+    def __init__(self, work, upstream, rate):
+        super().__init__(work)
+        self.dir = os.path.join(work, "front")
+        os.makedirs(self.dir)
+        self.access_log = os.path.join(self.dir, "access.log")
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 2; worker_rlimit_nofile 65536;
+pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
+events {{ worker_connections 20000; }}
+http {{
+  log_format bytes '$request_uri $body_bytes_sent';
+  access_log {self.access_log} bytes;
+  keepalive_requests 1000000; keepalive_timeout 300s;
+  client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
+  uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
+  server {{ listen 127.0.0.1:{self.port} backlog=4096; limit_rate {rate};
+    location / {{ proxy_pass http://127.0.0.1:{upstream.port}; proxy_max_temp_file_size 0;
+      proxy_set_header Host $http_host; proxy_http_version 1.1;
+      proxy_set_header Connection ""; }} }}
+}}
+""")
+        self.spawn(["nginx", "-c", conf, "-g", "daemon off; user root;"],
+                   open(os.path.join(self.dir, "stdout"), "w"))
+        wait_http(f"http://127.0.0.1:{self.port}/v2/", proc=self.proc)
+
+    def sent(self):
+        """Body bytes the upstream has sent so far, every request."""
+        with open(self.access_log) as f:
+            return sum(int(line.split()[1]) for line in f)
+
+    def requests(self):
+        with open(self.access_log) as f:
+            return sum(1 for _ in f)
+
+    def blob_url(self, digest):
+        return f"http://127.0.0.1:{self.port}/v2/{REPO}/blobs/{digest}"
+
+    def manifest_target(self):
+        return f"/v2/{REPO}/manifests/{TAG}"
+
+
+class ArcaMirror(Arca):
+    """arca mirroring the upstream as registry `lab`, pulled by path namespace."""
+
+    def __init__(self, work, name, front):
+        super().__init__(work, name=name,
+                         extra=("--registry", f"lab=http://127.0.0.1:{front.port}"))
+
+    def blob_url(self, digest):
+        return f"http://127.0.0.1:{self.port}/v2/lab/{REPO}/blobs/{digest}"
+
+    def manifest_target(self):
+        return f"/v2/lab/{REPO}/manifests/{TAG}"
+
+
+def make_image(work, sizes):
+    """Layers of random bytes (a registry checks digests, not that a layer is a tar), a config
+    naming them, a Docker v2 manifest: files under work/image/, and the manifest's descriptor
+    list. Returns (manifest bytes, [(digest, path, size)] of config then layers)."""
+    d = os.path.join(work, "image")
+    os.makedirs(d)
+    blobs = []
+    for n, size in enumerate(sizes):
+        path, h, left = os.path.join(d, f"layer{n}"), hashlib.sha256(), size
+        with open(path, "wb") as f:
+            while left:
+                chunk = os.urandom(min(left, 4 * MiB))
+                h.update(chunk)
+                f.write(chunk)
+                left -= len(chunk)
+        blobs.append(("sha256:" + h.hexdigest(), path, size))
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers",
+                                    "diff_ids": [digest for digest, _, _ in blobs]}}).encode()
+    config_path = os.path.join(d, "config")
+    with open(config_path, "wb") as f:
+        f.write(config)
+    blobs.insert(0, ("sha256:" + hashlib.sha256(config).hexdigest(), config_path, len(config)))
+    types = [DOCKER_CONFIG] + [DOCKER_LAYER] * len(sizes)
+    descriptors = [{"mediaType": t, "digest": digest, "size": size}
+                   for t, (digest, _, size) in zip(types, blobs)]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+                           "config": descriptors[0], "layers": descriptors[1:]}).encode()
+    return manifest, blobs
+
+
+def push(registry, manifest, blobs):
+    """The registry's push API: each blob in one monolithic upload, then the manifest by tag."""
+    for digest, path, size in blobs:
+        status, headers, _ = request(registry.port, "POST", f"/v2/{REPO}/blobs/uploads/", b"")
+        if status != 202:
+            raise RuntimeError(f"push: upload start answered {status}")
+        loc = urllib.parse.urlsplit(headers["Location"])
+        loc = loc.path + (f"?{loc.query}" if loc.query else "")
+        with open(path, "rb") as f:
+            status, _, body = request(registry.port, "PUT",
+                                      f"{loc}{'&' if '?' in loc else '?'}digest={digest}", f,
+                                      {"Content-Length": str(size),
+                                       "Content-Type": "application/octet-stream"})
+        if status != 201:
+            raise RuntimeError(f"push: {digest} answered {status}: {body[:200]}")
+    status, _, body = request(registry.port, "PUT", f"/v2/{REPO}/manifests/{TAG}", manifest,
+                              {"Content-Type": DOCKER_MANIFEST})
+    if status != 201:
+        raise RuntimeError(f"push: the manifest answered {status}: {body[:200]}")
+
+
+def get_manifest(server, want):
+    """The manifest by tag, as a client asks it: its body must be `want`."""
+    status, _, body = request(server.port, "GET", server.manifest_target(),
+                              headers={"Accept": ACCEPT})
+    if status != 200 or body != want:
+        raise RuntimeError(f"{server.name}: the manifest answered {status}, "
+                           f"{len(body)} bytes{'' if status != 200 else ' not the pushed ones'}")
+
+
+def run_loadgen(urls, clients, sha):
+    p = subprocess.Popen([LOADGEN, "get", urls[0], "--clients", str(clients), "--threads", "2",
+                          *[a for u in urls[1:] for a in ("--also", u)],
+                          *(["--sha256"] if sha else [])],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return p
+
+def finish_loadgen(p, blobs):
+    """The clients of one arca-loadgen run, each checked: a 200 with the blob's size (and with
+    --sha256 its digest)."""
+    out, err = p.communicate(timeout=1800)
+    if p.returncode:
+        raise RuntimeError(f"arca-loadgen exited with {p.returncode}: {err}")
+    run = json.loads(out)
+    for x in run["clients"]:
+        digest, _, size = blobs[x["url"]]
+        if x["status"] != 200 or x["bytes"] != size or \
+                x.get("sha256", digest[7:]) != digest[7:]:
+            raise RuntimeError(f"a client got {x['status']}, {x['bytes']} bytes of {size}, "
+                               f"sha256 {x.get('sha256', 'unchecked')}")
+        x["end"] = run["t0"] + x["done"]
+    return run["clients"]
+
+def pulls(server, manifest, blobs, n, checked):
+    """n pulls at once: n manifests (threads), then every pull's config and layers on a
+    connection each (pull k's are clients k*B .. k*B+B-1, B = config + layers). The first
+    `checked` pulls hash their blobs (arca-loadgen --sha256, OpenSSL), the others count bytes.
+    Returns each pull's seconds from the start of the batch to its last byte."""
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        list(pool.map(lambda _: get_manifest(server, manifest), range(n)))
+    urls = [server.blob_url(digest) for digest, _, _ in blobs]
+    runs = [run_loadgen(urls, k * len(blobs), sha) for k, sha in
+            ((checked, True), (n - checked, False)) if k]
+    ends = []
+    for p in runs:
+        got = finish_loadgen(p, blobs)
+        ends += [max(x["end"] for x in got[i:i + len(blobs)]) - t0
+                 for i in range(0, len(got), len(blobs))]
+    return ends
+
+def cold_round(server, front, manifest, blobs, c, image):
+    """c["clients"] pulls of the cold image at once: the slowest's seconds and the upstream's
+    bytes over the image's."""
+    before, cpu = front.sent(), cpu_seconds(server.pid)
+    n = 1 if server is front else c["clients"]
+    ends = pulls(server, manifest, blobs, n, n)  # every cold client checks its bytes
+    time.sleep(0.3)  # the front's last log lines land
+    return {"slowest_s": max(ends), "upstream_bytes_ratio": (front.sent() - before) / image,
+            "cold_server_cpu_s": cpu_seconds(server.pid) - cpu if server is not front
+            else float("nan")}
+
+def warm_round(server, front, manifest, blobs, c, image):
+    """Batches of c["clients"] pulls at once for c["warm_seconds"]: pulls a second, the
+    server's CPU seconds per GiB it sent (one pull a batch checks its hashes) and the requests a
+    pull cost the upstream (distribution asks for the manifest on every pull by tag)."""
+    cpu, t0, done, asked = cpu_seconds(server.pid), time.monotonic(), 0, front.requests()
+    clients = children_cpu()  # arca-loadgen's runs (every server here is waited only at its stop)
+    while not done or time.monotonic() - t0 < c["warm_seconds"]:
+        pulls(server, manifest, blobs, c["clients"], 1)
+        done += c["clients"]
+    wall, cpu = time.monotonic() - t0, cpu_seconds(server.pid) - cpu
+    clients = children_cpu() - clients
+    time.sleep(0.3)  # the front's last log lines land
+    return {"pulls_per_s": done / wall, "cpu_s_per_gib": cpu / (done * image / GiB),
+            "client_cpu_s_per_gib": clients / (done * image / GiB),
+            "warm_upstream_requests_per_pull": (front.requests() - asked) / done}
+
+
+def registry(work, cfg, www):
+    """Issue 60's speed: arca's mirror against distribution's proxy (a second docker-registry,
+    `proxy: remoteurl:` the upstream) and `direct` (one client pulling from the upstream).
+    Cold: fresh caches each round, twenty clients at once. Warm: one arca and one proxy warmed
+    with a pull, then batches of twenty pulls for some seconds each round."""
+    c = cfg["registry"]
+    sizes = [c["image"] // c["layers"]] * c["layers"]
+    sizes[-1] += c["image"] - sum(sizes)
+    upstream = DockerRegistry(work, "upstream-registry")
+    front = RegistryFront(work, upstream, c["rate"])
+    manifest, blobs = make_image(work, sizes)
+    push(upstream, manifest, blobs)
+    shutil.rmtree(os.path.join(work, "image"))
+    image_bytes = len(manifest) + sum(size for _, _, size in blobs)
+    remote = f"http://127.0.0.1:{front.port}"
+    nan = float("nan")
+    rows = {"arca": [], "distribution": [], "direct": []}
+    warm = {"arca": ArcaMirror(work, "arca-warm", front),
+            "distribution": DockerRegistry(work, "distribution-warm", remote)}
+    for s in warm.values():
+        pulls(s, manifest, blobs, 1, 1)
+    try:
+        for r in range(cfg["rounds"]):
+            os.sync()  # no round meets the writeback of the one before
+            direct = cold_round(front, front, manifest, blobs, c, image_bytes)
+            rows["direct"].append(direct | {"slowest_vs_direct": 1.0, "pulls_per_s": nan,
+                                            "cpu_s_per_gib": nan, "client_cpu_s_per_gib": nan,
+                                            "warm_upstream_requests_per_pull": nan})
+            for name in ("arca", "distribution"):
+                os.sync()
+                s = ArcaMirror(work, f"arca-{r}", front) if name == "arca" else \
+                    DockerRegistry(work, f"distribution-{r}", remote)
+                try:
+                    cold = cold_round(s, front, manifest, blobs, c, image_bytes)
+                finally:
+                    s.stop()
+                    shutil.rmtree(getattr(s, "data_dir", None) or s.dir, ignore_errors=True)
+                cold["slowest_vs_direct"] = cold["slowest_s"] / direct["slowest_s"]
+                rows[name].append(cold | warm_round(warm[name], front, manifest, blobs, c,
+                                                    image_bytes))
+        return {"metric": "pulls_per_s", "higher_is_better": True, "unit": "warm pulls/s",
+                "also": ["cpu_s_per_gib", "slowest_vs_direct", "upstream_bytes_ratio"],
+                "setup": f"an image of {c['layers']} layers, {c['image'] / GiB:.3g} GiB, in "
+                         f"docker-registry behind nginx at {c['rate']}B/s per connection; "
+                         f"{c['clients']} clients pull it cold at once (fresh caches), then "
+                         f"batches of {c['clients']} warm pulls for {c['warm_seconds']} s",
+                "rounds": rows}
+    finally:
+        for s in list(warm.values()) + [front, upstream]:
+            s.stop()
