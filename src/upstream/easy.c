@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,18 +53,22 @@ struct curl_slist *easy_base_headers(const struct bucket_auth *auth, const char 
 }
 
 /* The upstream thread, once it has claimed itself. */
+/* The upstream thread, once claimed: `owner` is written before `claimed` is published, so a
+ * thread that sees `claimed` sees `owner` (any thread asks: reg_auth_ensure hops to the upstream
+ * thread unless it is on it). */
 static pthread_t owner;
-static bool claimed;
+static atomic_bool claimed;
 
 void upstream_claim_thread(void)
 {
     owner = pthread_self();
-    claimed = true;
+    atomic_store_explicit(&claimed, true, memory_order_release);
 }
 
 bool upstream_on_thread(void)
 {
-    return claimed && pthread_equal(owner, pthread_self());
+    return atomic_load_explicit(&claimed, memory_order_acquire) &&
+           pthread_equal(owner, pthread_self());
 }
 
 /* The address `h` leaves from: its download's terms' (h->outgoing), else the rule's of the URL
