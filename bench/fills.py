@@ -9,7 +9,7 @@ import time
 import urllib.request
 
 from harness import (ARCA, ARCA_BEFORE, Arca, LOADGEN, Nginx, arcas, check_clients, fetch_all, file_sha256,
-    loadgen, percentiles, timed_gets, write_random)
+    in_turn, loadgen, percentiles, timed_gets, write_random)
 
 
 
@@ -128,7 +128,7 @@ def fill_scenario(work, cfg, www):
                                         "max_ttfb_ms": 0.0})
             rows["aria2c -x4 direct"].append({"slowest_vs_aria2c": 1.0, "seconds": aria_s,
                                               "origin_bytes_ratio": 1.0, "max_ttfb_ms": 0.0})
-            for s in peers:
+            for s in in_turn(peers, r):
                 path = f"/big-{r}-{s.name}"
                 os.symlink("big", os.path.join(www, path[1:]))
                 clients = loadgen(s.url(origin, path), n)

@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from harness import (ARCA, ARCA_BEFORE, Arca, FLOOR, Nginx, Server, Squid, Varnish, arcas, check_clients,
-    children_cpu, fetch_all, file_sha256, free_port, has_option, hold_idle, idle_rounds,
+    children_cpu, in_turn, fetch_all, file_sha256, free_port, has_option, hold_idle, idle_rounds,
     loadgen, loadgen_cpu, parse_wrk, rate_run, rss_kib, wait_http, write_random, wrk_rounds)
 
 
@@ -207,9 +207,10 @@ def cold_fanout(work, cfg, www):
     size = cfg["cold"]
     write_random(os.path.join(www, "cold"), size)
     origin = Nginx(work, "origin", www=www, limit_rate=cfg["cold_rate"])
-    peers = [Nginx(work, "nginx-proxy-cache", origin=origin, log=False),
-             Varnish(work, origin, "8G"),
-             Squid(work, origin), *arcas(work)]
+    others = [Nginx(work, "nginx-proxy-cache", origin=origin, log=False),
+              Varnish(work, origin, "8G"), Squid(work, origin)]
+    builds = arcas(work)
+    peers = others + builds
     n, spread = cfg["cold_clients"], cfg["cold_spread"]
     try:
         rounds = {"direct": []} | {s.name: [] for s in peers}
@@ -225,7 +226,7 @@ def cold_fanout(work, cfg, www):
                                      "origin_bytes_ratio": 1.0,
                                      "max_ttfb_ms": 1e3 * (direct[0]["ttfb"] - direct[0]["start"]),
                                      "server_cpu_s": cpu})
-            for s in peers:
+            for s in others + in_turn(builds, r):
                 path = f"/cold-{r}-{s.name}"
                 os.symlink("cold", os.path.join(www, path[1:]))
                 clients, cpu = loadgen_cpu(s.pid, s.url(origin, path), n, spread)
