@@ -654,6 +654,19 @@ def tls_files():
     shutil.rmtree(d, ignore_errors=True)
 
 
+def stop_all(arcas):
+    """Stop every arca, then raise the first one's failure (a sanitizer report, a crash): one
+    arca's report must not leave the others running."""
+    failures = []
+    for a in arcas:
+        try:
+            a.stop()
+        except AssertionError as e:
+            failures.append(e)
+    if failures:
+        raise failures[0]
+
+
 @pytest.fixture
 def origin():
     o = Origin()
@@ -684,8 +697,7 @@ def start_arca(workdir):
         return a.start(keep_port=port is not None)
 
     yield start
-    for a in started:
-        a.stop()
+    stop_all(started)
 
 
 @pytest.fixture
@@ -873,5 +885,4 @@ def start_tls_arca(workdir, tls_files):
         return a.start()
 
     yield start
-    for a in started:
-        a.stop()
+    stop_all(started)
