@@ -107,9 +107,12 @@ def test_ctr_pulls_through_arca(start_arca, scripted, containerd, workdir):
     kept = ctr(containerd, "content", "ls")
     for blob in image.blobs() + image.manifests():
         assert blob.digest in kept, (blob.digest, kept)
-    with open(access) as f:
-        lines = [line for line in f if "/v2/" in line]
-    assert lines and all(f"?ns={NAME} " in line and '" 200 ' in line for line in lines), lines
+    def logged():  # the access log is written in batches, about 10 ms after each line
+        with open(access) as f:
+            return [line for line in f if "/v2/" in line]
+
+    lines = wait_for(logged, "the pull's lines in the access log")
+    assert all(f"?ns={NAME} " in line and '" 200 ' in line for line in lines), lines
 
     ctr(containerd, "images", "rm", "--sync", f"{NAME}/library/demo:v1")
     assert image.manifest.digest not in ctr(containerd, "content", "ls")
