@@ -1,6 +1,7 @@
 /* Which arca a client command asks (cli_server.h). */
 #include "cli/cli_server.h"
 #include "config/config.h"
+#include "base/parse.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,34 +9,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-/* Whether the authority `a` (`n` bytes: HOST, HOST:PORT, [V6] or [V6]:PORT) has a port, if
- * any, of 1-65535 digits only: "bogus:xx" is a usage error, not a server that gives no answer. */
-static bool port_ok(const char *a, size_t n)
-{
-    const char *end = a + n, *colon;
-    long port = 0;
-    if (a[0] == '[') {
-        const char *close = memchr(a, ']', n);
-        if (!close)
-            return false;
-        colon = close + 1 < end && close[1] == ':' ? close + 1 : NULL;
-        if (!colon && close + 1 != end)
-            return false;
-    } else {
-        colon = memchr(a, ':', n);
-    }
-    if (!colon)
-        return true;
-    if (colon + 1 == end || end - colon > 6)
-        return false;
-    for (const char *p = colon + 1; p < end; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        port = port * 10 + (*p - '0');
-    }
-    return port >= 1 && port <= 65535;
-}
 
 int cli_server_normal(const char *given, char *out)
 {
@@ -61,7 +34,11 @@ int cli_server_normal(const char *given, char *out)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)rest[i] <= ' ' || rest[i] == 0x7f)
             return -1;
-    if (!port_ok(rest, strcspn(rest, "/") < n ? strcspn(rest, "/") : n))
+    /* the host and port as every authority is read (parse.h): "bogus:xx" is a usage error,
+     * not a server that gives no answer */
+    struct authority a;
+    size_t alen = strcspn(rest, "/");
+    if (parse_authority(rest, alen < n ? alen : n, &a) != AUTHORITY_OK)
         return -1;
     snprintf(out, CLI_SERVER_MAX, "%s://%.*s", scheme, (int)n, rest);
     return 0;
