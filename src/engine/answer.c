@@ -124,7 +124,7 @@ bool answer_header(struct answer *a, const char *name, const char *value)
     return true;
 }
 
-const char *answer_header_value(struct answer *a, const char *name, char *out, size_t size)
+const char *answer_header_value(const struct answer *a, const char *name, char *out, size_t size)
 {
     size_t n = strlen(name);
     for (const char *l = a->headers, *end = a->headers + a->headers_len; l && l < end;) {

@@ -111,9 +111,11 @@ uint64_t engine_answer_size(struct conn *c);
 /* When (monotonic µs) the request's answer was queued: its head is the next bytes out, its
  * first byte's time as the latency histograms count it; 0 while none is. */
 int64_t engine_answer_queued_us(struct conn *c);
-/* Every answer to the request being handled carries "Via: `via`" (a string that outlives it;
- * NULL: none), whoever built the answer; set before its answer is queued. */
-void engine_set_via(struct conn *c, const char *via);
+/* Head lines every answer to the request being handled carries after its own, whoever built it:
+ * "Name: value\r\n" each, in a string that outlives the request (NULL: none); set before its
+ * answer is queued. What a proxy's answers all say (Via), or what a shared answer (one queued
+ * for many requests, never changed) says for this request only. */
+void engine_set_lines(struct conn *c, const char *lines);
 /* A reload installed other TLS terms (tls_install): every worker judges its open TLS connections
  * again, on its own thread, at its next turn (tls_admits: the client certificate, or its absence,
  * against the client CAs now in force). One the new terms refuse is closed: at once when it is

@@ -108,7 +108,7 @@ struct exchange {
     struct token_bucket *tunnel_cap;
     bool final_chunk;      /* the frame is the last chunk */
     bool crlf_due;         /* the last chunk's CRLF: it goes with the next frame, in one send */
-    const char *via;       /* engine_set_via's: a Via line on the answer (NULL: none) */
+    const char *lines;     /* engine_set_lines's: head lines after the answer's (NULL: none) */
     int tunnel_fd;         /* engine_tunnel's upstream socket until the answer is out; -1: none */
     struct tunnel *tunnel; /* CONN_TUNNEL: the relay (tunnel.c) */
     const char *slots[];   /* names, values, arg_names, arg_values; then the strings themselves */

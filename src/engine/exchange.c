@@ -5,6 +5,7 @@
 #include "base/clock.h"
 #include "url/url.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -266,10 +267,12 @@ uint64_t engine_answer_size(struct conn *c)
     return x->ans->len;
 }
 
-void engine_set_via(struct conn *c, const char *via)
+void engine_set_lines(struct conn *c, const char *lines)
 {
+    size_t len = lines ? strlen(lines) : 0;
+    assert(!len || (len >= 2 && !strcmp(lines + len - 2, "\r\n")));
     if (c->x)
-        c->x->via = via;
+        c->x->lines = len ? lines : NULL;
 }
 
 bool engine_queue(struct conn *c, unsigned int status, struct answer *a)

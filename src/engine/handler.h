@@ -120,7 +120,7 @@ void answer_trailer(struct answer *a, answer_trailer_fn fn, void *cls);
 bool answer_header(struct answer *a, const char *name, const char *value);
 /* The value of the answer's first header line `name` (any case), copied into out[size] and
  * returned; NULL when it has none. */
-const char *answer_header_value(struct answer *a, const char *name, char *out, size_t size);
+const char *answer_header_value(const struct answer *a, const char *name, char *out, size_t size);
 /* Whether the server is stopping (engine_drain): every answer closes its connection from now
  * on. Any thread. */
 bool engine_draining(void);

@@ -101,11 +101,8 @@ static char *put_head(char *p, struct conn *c, const struct answer *a, bool leng
     if (a->headers_len) /* an answer with no header line has no buffer for them */
         memcpy(p, a->headers, a->headers_len);
     p += a->headers_len;
-    if (x->via) {
-        p = put(p, "Via: ");
-        p = put(p, x->via);
-        p = put(p, "\r\n");
-    }
+    if (x->lines)
+        p = put(p, x->lines);
     if (length) {
         p = put(p, "Content-Length: ");
         p = put_uint(p, x->body_len);
@@ -141,7 +138,7 @@ bool send_prepare(struct conn *c)
     x->body_done = no_body || x->head_only || x->body_len == 0;
 
     /* the status line, Date and framing take at most 160 bytes (the longest phrase is 31) */
-    size_t cap = 160 + strlen(connection) + a->headers_len + (x->via ? strlen(x->via) + 7 : 0);
+    size_t cap = 160 + strlen(connection) + a->headers_len + (x->lines ? strlen(x->lines) : 0);
     if (!(x->out = malloc(cap)))
         return false;
     x->out_len = (size_t)(put_head(x->out, c, a, length, connection) - x->out);

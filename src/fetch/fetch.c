@@ -75,8 +75,9 @@ static struct fetch_req *req_new(struct conn *c, struct request *req, const char
         filename_clean(filename, strlen(filename), r->filename, sizeof(r->filename));
     /* A plain hit may use and leave a prepared answer: the one shared response has no
      * Content-Range, no file name of the client's, no Connection: close and is never a 304. */
-    r->plain = !req->dress && !r->filename[0] && !engine_draining() && !conn_header(c, "Range") &&
-               !conn_header(c, "If-None-Match") && !conn_header(c, "If-Modified-Since");
+    r->plain = (!req->dress || req->dress_shared) && !r->filename[0] && !engine_draining() &&
+               !conn_header(c, "Range") && !conn_header(c, "If-None-Match") &&
+               !conn_header(c, "If-Modified-Since");
     return r;
 }
 

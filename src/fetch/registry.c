@@ -21,6 +21,8 @@
 /* The distribution spec's bound on a manifest a registry takes; a larger one is no image's. */
 #define MANIFEST_MAX (4 << 20)
 #define API_VERSION "registry/2.0"
+/* "sha256:" and 64 hex digits, or a longer algorithm's, with its NUL */
+#define DIGEST_TEXT 160
 
 /* One /v2/ request, from its first call to its done. */
 struct reg_req {
@@ -37,6 +39,7 @@ struct reg_req {
     atomic_bool auth_done;
     int auth_status;
     char auth_why[200];
+    char lines[96 + DIGEST_TEXT]; /* registry_dress_shared's, until the request's done */
 };
 
 static struct reg_req *reg_of(struct park *p)
@@ -167,43 +170,62 @@ static struct answer *error_answer(const struct request *req, const struct reg_r
     return out;
 }
 
-/* Docker-Content-Digest: the digest asked; for a tag the body's sha256 once known (its
- * Repr-Digest), else upstream's, which a registry gives as its ETag. */
-static void add_digest(const struct reg_req *s, struct answer *a)
+/* Docker-Content-Digest of a manifest's or blob's 200, into out ("" when unknown): the digest
+ * asked; for a tag the body's sha256 once known (its Repr-Digest), else upstream's, which a
+ * registry gives as its ETag. */
+static void digest_of(const struct reg_req *s, const struct answer *a, char out[DIGEST_TEXT])
 {
-    char value[200], hex[80];
+    char value[200];
     unsigned char raw[48];
+    out[0] = '\0';
+    if (!s || (s->path.what != REG_MANIFEST && s->path.what != REG_BLOB))
+        return;
     if (s->path.by_digest) {
-        answer_header(a, "Docker-Content-Digest", s->path.ref);
+        snprintf(out, DIGEST_TEXT, "%s", s->path.ref);
         return;
     }
     if (answer_header_value(a, "Repr-Digest", value, sizeof(value)) &&
         !strncmp(value, "sha-256=:", 9) && strlen(value) == 9 + 44 + 1 &&
         EVP_DecodeBlock(raw, (const unsigned char *)value + 9, 44) == 33) {
-        memcpy(hex, "sha256:", 7);
+        memcpy(out, "sha256:", 7);
         for (int i = 0; i < 32; i++)
-            snprintf(hex + 7 + 2 * i, 3, "%02x", raw[i]);
-        answer_header(a, "Docker-Content-Digest", hex);
+            snprintf(out + 7 + 2 * i, 3, "%02x", raw[i]);
         return;
     }
     if (answer_header_value(a, "ETag", value, sizeof(value)) && !strncmp(value, "\"sha256:", 8) &&
-        strlen(value) == 8 + 64 + 1) {
-        snprintf(hex, sizeof(hex), "%.71s", value + 1);
-        answer_header(a, "Docker-Content-Digest", hex);
-    }
+        strlen(value) == 8 + 64 + 1)
+        snprintf(out, DIGEST_TEXT, "%.71s", value + 1);
 }
 
 struct answer *registry_dress(struct request *req, unsigned int status, struct answer *a)
 {
     const struct reg_req *s = req->state;
+    char digest[DIGEST_TEXT];
     if (status >= 400)
         a = error_answer(req, s, status, a);
     if (!a)
         return NULL;
     answer_header(a, "Docker-Distribution-API-Version", API_VERSION);
-    if (status < 400 && s && (s->path.what == REG_MANIFEST || s->path.what == REG_BLOB))
-        add_digest(s, a);
+    if (status < 400) {
+        digest_of(s, a, digest);
+        if (digest[0])
+            answer_header(a, "Docker-Content-Digest", digest);
+    }
     return a;
+}
+
+/* A hit's answer is the object's, prepared once and shared by every plain hit, the fetch API's
+ * too: what a registry says besides goes out as this request's lines. */
+const char *registry_dress_shared(struct request *req, const struct answer *a)
+{
+    struct reg_req *s = req->state;
+    char digest[DIGEST_TEXT];
+    assert(s && s->magic == REG_MAGIC);
+    digest_of(s, a, digest);
+    snprintf(s->lines, sizeof(s->lines),
+             "Docker-Distribution-API-Version: " API_VERSION "\r\n%s%s%s",
+             digest[0] ? "Docker-Content-Digest: " : "", digest, digest[0] ? "\r\n" : "");
+    return s->lines;
 }
 
 /* Our refusal, naming its code. */

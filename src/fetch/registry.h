@@ -26,6 +26,8 @@ enum conn_result registry_route(struct conn *c, struct request *req, const char 
 const char *registry_done(struct request *req, bool completed);
 /* The route's dress (http.h): every answer as a registry gives it, refusals at the head too. */
 struct answer *registry_dress(struct request *req, unsigned int status, struct answer *a);
+/* The same for a hit's shared answer (http.h's dress_shared): the lines a registry adds. */
+const char *registry_dress_shared(struct request *req, const struct answer *a);
 
 /* The upstream URL an image reference names ("debian", "docker.io/library/debian:12",
  * "lab/x@sha256:..."): its manifest's, into out. 0, or -1 with a one-line why. Registries must

@@ -35,14 +35,21 @@ const struct config *http_cfg;
  * thread, so its body readers and completion run where this is set. */
 static _Thread_local bool pool_thread;
 static const struct route *routes; /* http_start's: what is served */
+/* "Via: ...\r\n", every answer of a proxied request's (http_start writes it, before any worker
+ * runs). */
+static char via_lines[320];
 
 /* A shared response is never changed: other threads may be sending it. A plain hit that took
  * one just before draining began keeps its connection open; draining's grace period covers it
  * (requests that begin while draining never take a shared answer: see fetch.c). */
 /* The engine keeps the status and adds what every answer of a request carries (Via for a
- * proxied one, Connection: close while draining): a shared answer is never changed. */
+ * proxied one, Connection: close while draining, the lines its route's dress_shared gives): a
+ * shared answer is never changed. */
 enum conn_result http_queue_shared(struct conn *c, unsigned int status, struct answer *a)
 {
+    struct request *req = engine_request(c);
+    if (req && req->dress_shared)
+        engine_set_lines(c, req->dress_shared(req, a));
     return engine_queue(c, status, a) ? CONN_GO_ON : CONN_CLOSE;
 }
 
@@ -52,7 +59,7 @@ static enum conn_result queue_built(struct conn *c, unsigned int status, struct 
     enum conn_result ret;
     if (!a)
         return CONN_CLOSE;
-    ret = http_queue_shared(c, status, a);
+    ret = engine_queue(c, status, a) ? CONN_GO_ON : CONN_CLOSE;
     answer_put(a);
     return ret;
 }
@@ -376,6 +383,7 @@ static enum conn_result route(struct conn *c, struct request *req, const char *u
         return not_allowed(c, method, req->route->methods, false);
     assert(http_handling(c, req));
     req->dress = req->route->dress;
+    req->dress_shared = req->route->dress_shared;
     /* matched as sent, so the decoded path starts with the route's path too (it has no '%') */
     n = strlen(req->route->path);
     assert(!strncmp(url, req->route->path, n));
@@ -391,7 +399,7 @@ enum conn_result http_route_as_origin(struct conn *c, struct request *req)
     memmove(req->uri + (rest[0] != '/'), rest, len + 1);
     req->uri[0] = '/';
     req->proxied = false;
-    engine_set_via(c, NULL); /* arca's own route answers, not a proxy */
+    engine_set_lines(c, NULL); /* arca's own route answers, not a proxy */
     req->route = NULL;
     if ((why = own_path_refusal(req->uri)) != NULL)
         return http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
@@ -536,7 +544,7 @@ static void *on_begin(struct conn *c, unsigned int refusal, const char *reason)
         req->uri[0] = '/';
     memcpy(req->uri + strlen(req->uri), uri, len);
     if (proxied) /* arca answers as a proxy: every answer says so, refusals too */
-        engine_set_via(c, upstream_via());
+        engine_set_lines(c, via_lines);
     note_request(req, engine_method(c), engine_version(c));
     limits_request_begins(engine_conn_ctx(c), http_client(c, &req->client));
     if (refusal == 413 || refusal == 414 || refusal == 431) /* too large: a limit's refusal */
@@ -662,6 +670,7 @@ static void log_listening(const char *host, int port, const char *what)
 
 int http_start(const struct config *cfg, const struct route *table, char *err, size_t errlen)
 {
+    snprintf(via_lines, sizeof(via_lines), "Via: %s\r\n", upstream_via()); /* set up by now */
     struct engine_limits lim = {
         .threads = cfg->threads,
         .max_head = (size_t)cfg->max_header_size,

@@ -60,6 +60,10 @@ struct route {
      * before it is queued (request.h's `dress`): a route whose clients read answers in a
      * protocol of their own (registry.h). NULL: answers go out as built. */
     struct answer *(*dress)(struct request *req, unsigned int status, struct answer *a);
+    /* The dress of a 200 shared with other requests (a prepared hit, never changed): the head
+     * lines this request's copy carries besides ("Name: value\r\n" each, valid until the
+     * request's done; NULL: none). A route with a dress but none never takes a shared answer. */
+    const char *(*dress_shared)(struct request *req, const struct answer *a);
 };
 
 /* A body sent to a route that takes none is read and dropped up to this size (a client library

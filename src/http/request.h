@@ -33,8 +33,11 @@ struct request {
     bool ask_self; /* ... on arca's port: a lookup decides whether it names arca after all */
     /* Its route's dress (http.h), once routed or refused at its head: every answer queued for
      * the request passes through it (http_queue), which returns what goes out, the reference
-     * taken over; such a request never takes a shared answer. NULL: none. */
+     * taken over. NULL: none. */
     struct answer *(*dress)(struct request *req, unsigned int status, struct answer *a);
+    /* ... and its dress of a shared answer (http.h): a dressed request without one never takes
+     * a shared answer. */
+    const char *(*dress_shared)(struct request *req, const struct answer *a);
     char method[16];
     char version[16];
     char uri[]; /* as sent: path and query (of a proxied request, the URL; of an absolute-form

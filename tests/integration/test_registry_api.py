@@ -70,3 +70,31 @@ def test_manifests_blobs_and_tags_as_a_registry_answers(start_arca, scripted, wo
     assert_registry_error(v2(arca, f"{base}/blobs/{digest_of(b'never pushed')}"), 404,
                           "BLOB_UNKNOWN")
     assert_registry_error(v2(arca, f"{NAME}/library/absent/tags/list"), 404, "NAME_UNKNOWN")
+
+
+def test_repeated_hits_keep_the_registry_headers_and_the_fetch_api_its_own(start_arca, scripted,
+                                                                           workdir):
+    """A hit answered many times goes out from one answer prepared for the object and shared by
+    every plain hit (its headers built once, its file mapped once): through /v2/ each copy still
+    says what a registry says (the API version, the digest asked, a tag's digest from its body),
+    through the fetch API for the same upstream URL none of it; bytes whole every time, HEAD's
+    length the body's. The upstream is asked once for each."""
+    up = scripted()
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [3 << 20], "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url})
+    base = f"{NAME}/library/demo"
+    layer = image.blobs()[-1]
+    for path, blob, headers in ((f"blobs/{layer.digest}", layer, None),
+                                ("manifests/v1", image.manifest, reg.manifest_headers())):
+        fetch_url = f"{up.url}/v2/library/demo/{path}"
+        for turn in range(6):
+            a = v2(arca, f"{base}/{path}", "HEAD" if turn == 3 else "GET", headers)
+            assert a.status == 200 and a.complete, (path, turn, a.status, a.body[:200])
+            assert a.headers.get("docker-content-digest") == blob.digest, (path, turn, a.headers)
+            assert a.headers.get("docker-distribution-api-version") == API_VERSION
+            assert int(a.headers["content-length"]) == blob.size
+            assert a.body == (b"" if turn == 3 else blob.data), (path, turn)
+            status, got, body = arca.fetch(fetch_url)
+            assert status == 200 and digest_of(body) == blob.digest, (path, turn, status)
+            assert not any(k.startswith("docker-") for k in got), (path, turn, got)
+        assert up.gets(f"/v2/library/demo/{path}") == 1, path

@@ -228,9 +228,9 @@ static void bytes_read_as_people_write_them(void **state)
 /* --- whole pages, served: the server with a table of two web routes ----------------------- */
 
 static const struct route two_pages[] = {
-    {"/", ROUTE_EXACT, "GET, HEAD", web_home, NULL, NULL, false, 0, NULL, NULL},
-    {"/help", ROUTE_SLASH, "GET, HEAD", web_help, NULL, NULL, false, 0, NULL, NULL},
-    {NULL, ROUTE_EXACT, NULL, NULL, NULL, NULL, false, 0, NULL, NULL},
+    {"/", ROUTE_EXACT, "GET, HEAD", web_home, NULL, NULL, false, 0, NULL, NULL, NULL},
+    {"/help", ROUTE_SLASH, "GET, HEAD", web_help, NULL, NULL, false, 0, NULL, NULL, NULL},
+    {NULL, ROUTE_EXACT, NULL, NULL, NULL, NULL, false, 0, NULL, NULL, NULL},
 };
 
 /* A port free now on the loopback (the kernel's pick, let go at once). */
