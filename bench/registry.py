@@ -17,7 +17,7 @@ import subprocess
 import time
 import urllib.parse
 
-from harness import LOADGEN, MiB, Arca, Server, children_cpu, cpu_seconds, wait_http
+from harness import ARCA, ARCA_BEFORE, LOADGEN, MiB, Arca, Server, children_cpu, cpu_seconds, wait_http
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -124,8 +124,8 @@ http {{
 class ArcaMirror(Arca):
     """arca mirroring the upstream as registry `lab`, pulled by path namespace."""
 
-    def __init__(self, work, name, front):
-        super().__init__(work, name=name,
+    def __init__(self, work, name, front, binary=ARCA):
+        super().__init__(work, name=name, binary=binary,
                          extra=("--registry", f"lab=http://127.0.0.1:{front.port}"))
 
     def blob_url(self, digest):
@@ -284,9 +284,11 @@ def registry(work, cfg, www):
     image_bytes = len(manifest) + sum(size for _, _, size in blobs)
     remote = f"http://127.0.0.1:{front.port}"
     nan = float("nan")
-    rows = {"arca": [], "distribution": [], "direct": []}
-    warm = {"arca": ArcaMirror(work, "arca-warm", front),
-            "distribution": DockerRegistry(work, "distribution-warm", remote)}
+    # ARCA_BEFORE: an older arca beside, before/after in one run
+    arcas = {"arca": ARCA} | ({"arca-before": ARCA_BEFORE} if ARCA_BEFORE else {})
+    rows = {name: [] for name in (*arcas, "distribution", "direct")}
+    warm = {name: ArcaMirror(work, f"{name}-warm", front, binary) for name, binary in arcas.items()}
+    warm["distribution"] = DockerRegistry(work, "distribution-warm", remote)
     for s in warm.values():
         pulls(s, manifest, blobs, 1, 1)
     try:
@@ -296,9 +298,10 @@ def registry(work, cfg, www):
             rows["direct"].append(direct | {"slowest_vs_direct": 1.0, "pulls_per_s": nan,
                                             "cpu_s_per_gib": nan, "client_cpu_s_per_gib": nan,
                                             "warm_upstream_requests_per_pull": nan})
-            for name in ("arca", "distribution"):
+            # alternated: no contender always runs first, beside the last one's writeback
+            for name in (list(warm) if r % 2 == 0 else list(warm)[::-1]):
                 os.sync()
-                s = ArcaMirror(work, f"arca-{r}", front) if name == "arca" else \
+                s = ArcaMirror(work, f"{name}-{r}", front, arcas[name]) if name in arcas else \
                     DockerRegistry(work, f"distribution-{r}", remote)
                 try:
                     cold = cold_round(s, front, manifest, blobs, c, image_bytes)
