@@ -4,6 +4,7 @@ for credentials; a manifest comes with its own media type and its Docker-Content
 and by digest, to GET and HEAD; a blob with its digest; tags/list as the upstream has it; what
 the upstream does not have is the registry's JSON 404."""
 
+import http.client
 import json
 import os
 
@@ -98,3 +99,15 @@ def test_repeated_hits_keep_the_registry_headers_and_the_fetch_api_its_own(start
             assert status == 200 and digest_of(body) == blob.digest, (path, turn, status)
             assert not any(k.startswith("docker-") for k in got), (path, turn, got)
         assert up.gets(f"/v2/library/demo/{path}") == 1, path
+    # one connection, kept alive: a request's lines are its own, never the next one's
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=30)
+    try:
+        for target in (f"/v2/{base}/blobs/{layer.digest}", arca.fetch_path(
+                f"{up.url}/v2/library/demo/blobs/{layer.digest}")) * 2:
+            conn.request("GET", target)
+            r = conn.getresponse()
+            assert r.status == 200 and digest_of(r.read()) == layer.digest, (target, r.status)
+            assert (r.getheader("Docker-Content-Digest") == layer.digest) == \
+                target.startswith("/v2/"), (target, r.getheaders())
+    finally:
+        conn.close()
