@@ -1,7 +1,8 @@
 """What an admin sees of each registry (issue 60, docs/API.md, "Registries"; docs/REGISTRY.md,
 "Visible"): the status JSON's `registries` (one entry per NAME: its url and its counters), the
 metrics (arca_registry_* labelled registry="NAME"), `arca status`, the statistics page, and an
-access log whose line names the image, the reference and the cache outcome."""
+access log whose line names the image, the reference and the cache outcome. The counters
+persist across restarts, kept per registry NAME."""
 
 import os
 import subprocess
@@ -12,12 +13,18 @@ from conftest import ARCA_BIN, wait_clock, wait_for
 from registry import Puller, build_image, scripted, start_mirror, v2, write_config  # noqa: F401
 
 NAME = "registry.lab"
+COUNTERS = ("pulls", "hits", "bytes", "revalidated", "stale", "refused", "throttled", "tokens")
 
 
 def entry(arca, name=NAME):
     found = [r for r in arca.status()["registries"] if r["name"] == name]
     assert len(found) == 1, arca.status().get("registries")
     return found[0]
+
+
+def counts(arca, name=NAME):
+    e = entry(arca, name)
+    return {c: e[c] for c in COUNTERS}
 
 
 def test_each_registry_in_status_metrics_pages_and_access_log(start_arca, scripted, workdir):
@@ -72,3 +79,42 @@ def test_each_registry_in_status_metrics_pages_and_access_log(start_arca, script
     assert len(hits) == 2, lines
     assert " MISS:origin " in hits[0] and " HIT " in hits[1], hits  # where a miss came from
     assert any("library/demo/manifests/v1" in line and "STALE" in line for line in lines), lines
+
+
+def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, workdir):
+    """A stop (SIGTERM) and a start on the same data dir find each registry's counters as they
+    were, and they go on from there; a SIGHUP keeps them. A registry dropped from the options is
+    not shown, and its counts come back with it."""
+    up = scripted(auth="token")
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536], "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url, "quay.lab": "http://127.0.0.1:1"})
+    for _ in range(2):  # a cold pull, then a warm one
+        Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
+    up.throttled = True
+    assert v2(arca, f"{NAME}/library/demo/manifests/v2").status != 200
+    wait_for(lambda: entry(arca)["throttled"] >= 1, "the 429 counted")
+    up.throttled = False
+    wait_for(lambda: arca.metrics()["arca_active_downloads"] == 0, "no download left running")
+    before = counts(arca)
+    assert before["pulls"] >= 4 and before["hits"] >= 2 and before["tokens"] >= 1, before
+    assert before["bytes"] >= 2 * sum(b.size for b in image.blobs()), before
+
+    arca.stop()
+    arca.start()
+    assert counts(arca) == before
+    assert counts(arca, "quay.lab")["pulls"] == 0
+    assert arca.metrics()[f'arca_registry_pulls_total{{registry="{NAME}"}}'] == before["pulls"]
+    arca.reload("SIGHUP: reloaded")
+    assert counts(arca) == before
+    Puller(arca.base, prefix=NAME).pull("library/demo", "v1")  # they go on from the kept ones
+    after = counts(arca)
+    assert after["pulls"] > before["pulls"] and after["hits"] > before["hits"], (before, after)
+    arca.stop()
+
+    other = start_mirror(start_arca, {"quay.lab": "http://127.0.0.1:1"},
+                         data_dir=arca.data_dir)
+    assert NAME not in [r["name"] for r in other.status()["registries"]]
+    other.stop()
+    again = start_mirror(start_arca, {NAME: up.url}, data_dir=arca.data_dir)
+    assert counts(again) == after
+
