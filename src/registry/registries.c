@@ -1,6 +1,7 @@
 /* The container registries arca mirrors and their counters (registries.h). Built once in main;
  * read-only after, but for the counters (atomics). */
 #include "registry/registries.h"
+#include "registry/reg_name.h"
 #include "stats/stats.h"
 
 #include <assert.h>
@@ -86,6 +87,28 @@ const struct registry *registries_for_url(const char *url)
             return &table[i];
     }
     return NULL;
+}
+
+const struct registry *registries_pulled(const char *url)
+{
+    const struct registry *r = registries_for_url(url);
+    struct reg_path p;
+    if (!r || reg_path_parse(url + strlen(r->url) + 4, &p, NULL, 0) != REG_OK)
+        return NULL;
+    return p.what == REG_MANIFEST || p.what == REG_BLOB ? r : NULL;
+}
+
+void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes)
+{
+    struct registry_counters *n = r->counters;
+    if (status < 200 || status >= 300)
+        return;
+    atomic_fetch_add(&n->pulls, 1);
+    if (!strcmp(cache, "HIT"))
+        atomic_fetch_add(&n->hits, 1);
+    else if (!strcmp(cache, "STALE")) /* an expired manifest answered: upstream failed */
+        atomic_fetch_add(&n->stale, 1);
+    atomic_fetch_add(&n->bytes, bytes);
 }
 
 /* --- the counters across a restart --------------------------------------------------------- */

@@ -62,6 +62,13 @@ const struct registry *registries_find(const char *name, size_t len);
 const struct registry *registries_default(void);
 /* The registry whose API `url` (normal form) lies under (its url followed by "/v2/"), or NULL. */
 const struct registry *registries_for_url(const char *url);
+/* The registry whose manifest or blob `url` (normal form) names, or NULL (its tag list, its
+ * /v2/ itself, another URL): a pull the fetch API serves (a site asking its central arca). */
+const struct registry *registries_pulled(const char *url);
+/* A manifest's or blob's answer given (`status`; `cache` its access log word: HIT, STALE, ...;
+ * `bytes` its body bytes sent), counted for `r` when a 2xx: once per request, by the route that
+ * answered it (the /v2/ route, or the fetch API's for registries_pulled). */
+void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes);
 /* Main, once the index is open and before the persistence threads start (beside stats_load):
  * each configured registry's counters from what the index kept for its NAME. */
 void registries_load_counters(void);

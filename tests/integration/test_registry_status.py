@@ -2,7 +2,8 @@
 "Visible"): the status JSON's `registries` (one entry per NAME: its url and its counters), the
 metrics (arca_registry_* labelled registry="NAME"), `arca status`, the statistics page, and an
 access log whose line names the image, the reference and the cache outcome. The counters
-persist across restarts, kept per registry NAME."""
+persist across restarts, kept per registry NAME, and a central arca counts the pulls its sites
+ask of its fetch API ("Once for the lab")."""
 
 import os
 import subprocess
@@ -118,3 +119,31 @@ def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, 
     again = start_mirror(start_arca, {NAME: up.url}, data_dir=arca.data_dir)
     assert counts(again) == after
 
+
+def test_a_central_counts_the_pulls_of_its_sites(start_arca, scripted, workdir):
+    """A site's arca pulls through its central one's fetch API: the central's registry counts
+    them as its own /v2/ pulls, each request once, and the upstream is asked once per blob."""
+    up = scripted(auth="token")
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536, 90_000],
+                                               "v1"))
+    central = start_mirror(start_arca, {NAME: up.url}, name="central")
+    site = start_mirror(start_arca, {NAME: up.url}, "--parent", central.base, name="site")
+    got, _ = Puller(site.base, prefix=NAME).pull("library/demo", "v1")
+    assert sorted(got) == sorted(b.digest for b in image.blobs())
+    objects = 1 + len(image.blobs())  # the manifest, the config and the layers
+    size = sum(b.size for b in image.blobs())
+    assert entry(site)["pulls"] == objects
+    c = wait_for(lambda: (e := entry(central))["pulls"] >= objects and e,
+                 "the site's pulls counted at the central")
+    assert c["pulls"] == objects and c["hits"] == 0 and c["bytes"] >= size, c
+    for blob in image.blobs():
+        assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest
+
+    # a pull from the central's own /v2/ (the fetch course inside): each request counted once
+    Puller(central.base, prefix=NAME).pull("library/demo", "v1")
+    c2 = wait_for(lambda: (e := entry(central))["pulls"] >= 2 * objects and e,
+                  "the central's own pull counted")
+    assert c2["pulls"] == 2 * objects and c2["hits"] >= objects - 1, c2
+    assert c2["bytes"] >= 2 * size, c2
+    for blob in image.blobs():
+        assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest
