@@ -96,7 +96,9 @@ def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, 
         Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
     up.throttled = True
     assert v2(arca, f"{NAME}/library/demo/manifests/v2").status != 200
-    wait_for(lambda: entry(arca)["throttled"] >= 1, "the 429 counted")
+    pulled = 1 + len(image.blobs())  # a request is counted as it ends, after its last byte
+    wait_for(lambda: (e := entry(arca))["throttled"] >= 1 and e["pulls"] >= 2 * pulled,
+             "the pulls and the 429 counted")
     up.throttled = False
     wait_for(lambda: arca.metrics()["arca_active_downloads"] == 0, "no download left running")
     before = counts(arca)
@@ -111,6 +113,7 @@ def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, 
     arca.reload("SIGHUP: reloaded")
     assert counts(arca) == before
     Puller(arca.base, prefix=NAME).pull("library/demo", "v1")  # they go on from the kept ones
+    wait_for(lambda: counts(arca)["pulls"] >= before["pulls"] + pulled, "the pull counted")
     after = counts(arca)
     assert after["pulls"] > before["pulls"] and after["hits"] > before["hits"], (before, after)
     arca.stop()
@@ -135,6 +138,8 @@ def test_a_central_counts_the_pulls_of_its_sites(start_arca, scripted, workdir):
     assert sorted(got) == sorted(b.digest for b in image.blobs())
     objects = 1 + len(image.blobs())  # the manifest, the config and the layers
     size = sum(b.size for b in image.blobs())
+    # a request is counted as it ends, a moment after its client has the last byte
+    wait_for(lambda: entry(site)["pulls"] >= objects, "the site's pulls counted")
     assert entry(site)["pulls"] == objects
     c = wait_for(lambda: (e := entry(central))["pulls"] >= objects and e,
                  "the site's pulls counted at the central")
