@@ -649,6 +649,7 @@ static int start(const struct config *cfg, char *err, size_t errlen)
         return -1;
     stats_load(); /* the last reads of the index on main until store_close */
     parent_load_counters();
+    registries_load_counters();
     if (store_start(err, errlen) < 0 || upstream_init(cfg, err, errlen) < 0) {
         store_close();
         return -1;

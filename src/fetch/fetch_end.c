@@ -1,8 +1,10 @@
 /* A fetch request's end (fetch.h: fetch_finish, fetch_done): what it lets go of (the object,
  * the twin's file, its strings, its park), the access log's word for how it was served and the
- * bytes it sent, and the counters of the rule it was under. The last use of a fetch_req. */
+ * bytes it sent, and the counters of the rule it was under (and of the registry whose pull it
+ * was). The last use of a fetch_req. */
 #include "fetch/fetch.h"
 #include "fetch/fetch_req.h"
+#include "registry/registries.h"
 #include "stats/rule_stats.h"
 #include "stats/stats.h"
 #include "store/store.h"
@@ -82,9 +84,16 @@ const char *fetch_finish(struct fetch_req *r, struct request *req, bool complete
     return cache ? cache : "ERROR";
 }
 
+/* A registry's manifest or blob asked by its upstream URL (a site's arca asking its central one)
+ * is that registry's pull as a /v2/ request is: the /v2/ route counts its own (registry_done),
+ * never through here, so each request counts once. */
 const char *fetch_done(struct request *req, bool completed)
 {
-    const char *cache = fetch_finish(req->state, req, completed);
+    struct fetch_req *r = req->state;
+    const struct registry *reg = r && r->url ? registries_pulled(r->url) : NULL;
+    const char *cache = fetch_finish(r, req, completed);
     req->state = NULL;
+    if (reg)
+        registries_count_pull(reg, (int)req->status, cache, req->bytes);
     return cache;
 }

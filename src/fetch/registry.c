@@ -424,15 +424,8 @@ const char *registry_done(struct request *req, bool completed)
     if (!s)
         return cache;
     bool pulled = s->path.what == REG_MANIFEST || s->path.what == REG_BLOB;
-    if (s->reg && pulled && req->status >= 200 && req->status < 300) {
-        struct registry_counters *n = s->reg->counters;
-        atomic_fetch_add(&n->pulls, 1);
-        if (!strcmp(cache, "HIT"))
-            atomic_fetch_add(&n->hits, 1);
-        else if (!strcmp(cache, "STALE")) /* an expired manifest answered: upstream failed */
-            atomic_fetch_add(&n->stale, 1);
-        atomic_fetch_add(&n->bytes, req->bytes);
-    }
+    if (s->reg && pulled)
+        registries_count_pull(s->reg, (int)req->status, cache, req->bytes);
     if (!s->reg && req->status == HTTP_OK) /* /v2/ itself: no object */
         cache = NULL;
     park_leave(&s->park);

@@ -10,33 +10,22 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* One counter of struct registry_counters, as the status and the metrics name it. */
-struct counter {
-    const char *key;  /* the status JSON's */
-    const char *help; /* the metric's, arca_registry_<key>_total */
-    size_t offset;
+/* What each counter counts (the metric's HELP), in registries.h's order: registry_counter_name(k)
+ * is its word, arca_registry_<word>_total. */
+static const char *const help[REGISTRY_COUNTERS] = {
+    "Manifests and blobs answered (2xx) through a registry's mirror.",
+    "Of them, answered from the store.",
+    "Body bytes of manifests and blobs sent to clients.",
+    "Tags asked again upstream with a HEAD.",
+    "Tags answered from an expired manifest.",
+    "Upstream refusals (a 4xx but 404, a 5xx).",
+    "Of them, 429 Too Many Requests.",
+    "Tokens fetched from the registry's realm.",
 };
 
-#define COUNTER(f, help)                                                                           \
-    {                                                                                              \
-#f, help, offsetof(struct registry_counters, f)                                            \
-    }
-static const struct counter counters[] = {
-    COUNTER(pulls, "Manifests and blobs answered (2xx) through a registry's mirror."),
-    COUNTER(hits, "Of them, answered from the store."),
-    COUNTER(bytes, "Body bytes of manifests and blobs sent to clients."),
-    COUNTER(revalidated, "Tags asked again upstream with a HEAD."),
-    COUNTER(stale, "Tags answered from an expired manifest."),
-    COUNTER(refused, "Upstream refusals (a 4xx but 404, a 5xx)."),
-    /* "throttled": the word the status and the metrics use for a 429 */
-    {"throttled", "Of them, 429 Too Many Requests.", offsetof(struct registry_counters, too_many)},
-    COUNTER(tokens, "Tokens fetched from the registry's realm."),
-};
-#define N_COUNTERS (sizeof(counters) / sizeof(counters[0]))
-
-static int64_t value(const struct registry *r, const struct counter *c)
+static int64_t value(const struct registry *r, int k)
 {
-    return atomic_load((atomic_int_fast64_t *)((char *)r->counters + c->offset));
+    return atomic_load(registry_counter(r->counters, k));
 }
 
 void http_registries_status(json_t *o, bool named)
@@ -51,8 +40,8 @@ void http_registries_status(json_t *o, bool named)
             continue;
         if (named)
             json_object_set_new(e, "url", json_string(r->url));
-        for (size_t k = 0; k < N_COUNTERS; k++)
-            json_object_set_new(e, counters[k].key, json_integer(value(r, &counters[k])));
+        for (int k = 0; k < REGISTRY_COUNTERS; k++)
+            json_object_set_new(e, registry_counter_name(k), json_integer(value(r, k)));
         json_array_append_new(list, e);
     }
     if (list)
@@ -61,17 +50,18 @@ void http_registries_status(json_t *o, bool named)
 
 void http_registries_metrics(struct buf *b, bool named)
 {
-    for (size_t k = 0; k < N_COUNTERS; k++) {
+    for (int k = 0; k < REGISTRY_COUNTERS; k++) {
+        const char *word = registry_counter_name(k);
         buf_addf(b, "# HELP arca_registry_%s_total %s\n# TYPE arca_registry_%s_total counter\n",
-                 counters[k].key, counters[k].help, counters[k].key);
+                 word, help[k], word);
         for (int i = 0; i < registries_count(); i++) {
             const struct registry *r = registries_at(i);
-            buf_addf(b, "arca_registry_%s_total{registry=", counters[k].key);
+            buf_addf(b, "arca_registry_%s_total{registry=", word);
             if (named)
                 buf_label(b, r->name);
             else
                 buf_addf(b, "\"%d\"", i + 1);
-            buf_addf(b, "} %lld\n", (long long)value(r, &counters[k]));
+            buf_addf(b, "} %lld\n", (long long)value(r, k));
         }
     }
 }

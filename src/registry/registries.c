@@ -1,6 +1,8 @@
 /* The container registries arca mirrors and their counters (registries.h). Built once in main;
  * read-only after, but for the counters (atomics). */
 #include "registry/registries.h"
+#include "registry/reg_name.h"
+#include "stats/stats.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -13,6 +15,8 @@
 
 static struct registry table[TABLE_MAX];
 static struct registry_counters counters[TABLE_MAX];
+/* what the last save wrote of each one's counters (upstream thread; main before it starts) */
+static int64_t saved[TABLE_MAX][REGISTRY_COUNTERS];
 static int n_table;
 static const struct registry *default_registry;
 
@@ -22,6 +26,7 @@ static int add(const char *name, const char *url, const struct registry_conf *co
     struct registry *r = &table[n_table];
     memset(r, 0, sizeof(*r));
     memset(&counters[n_table], 0, sizeof(counters[n_table]));
+    memset(saved[n_table], 0, sizeof(saved[n_table]));
     r->counters = &counters[n_table];
     snprintf(r->name, sizeof(r->name), "%s", name);
     snprintf(r->url, sizeof(r->url), "%s", url);
@@ -82,6 +87,86 @@ const struct registry *registries_for_url(const char *url)
             return &table[i];
     }
     return NULL;
+}
+
+const struct registry *registries_pulled(const char *url)
+{
+    const struct registry *r = registries_for_url(url);
+    struct reg_path p;
+    if (!r || reg_path_parse(url + strlen(r->url) + 4, &p, NULL, 0) != REG_OK)
+        return NULL;
+    return p.what == REG_MANIFEST || p.what == REG_BLOB ? r : NULL;
+}
+
+void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes)
+{
+    struct registry_counters *n = r->counters;
+    if (status < 200 || status >= 300)
+        return;
+    atomic_fetch_add(&n->pulls, 1);
+    if (!strcmp(cache, "HIT"))
+        atomic_fetch_add(&n->hits, 1);
+    else if (!strcmp(cache, "STALE")) /* an expired manifest answered: upstream failed */
+        atomic_fetch_add(&n->stale, 1);
+    atomic_fetch_add(&n->bytes, bytes);
+}
+
+/* --- the counters across a restart --------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    size_t offset;
+} words[REGISTRY_COUNTERS] = {
+    {"pulls", offsetof(struct registry_counters, pulls)},
+    {"hits", offsetof(struct registry_counters, hits)},
+    {"bytes", offsetof(struct registry_counters, bytes)},
+    {"revalidated", offsetof(struct registry_counters, revalidated)},
+    {"stale", offsetof(struct registry_counters, stale)},
+    {"refused", offsetof(struct registry_counters, refused)},
+    {"throttled", offsetof(struct registry_counters, too_many)}, /* a 429 */
+    {"tokens", offsetof(struct registry_counters, tokens)},
+};
+
+const char *registry_counter_name(int k)
+{
+    assert(k >= 0 && k < REGISTRY_COUNTERS);
+    return words[k].name;
+}
+
+atomic_int_fast64_t *registry_counter(struct registry_counters *n, int k)
+{
+    assert(k >= 0 && k < REGISTRY_COUNTERS);
+    return (atomic_int_fast64_t *)((char *)n + words[k].offset);
+}
+
+/* In the index's counters as "registry NAME WHAT" (stats.h, struct stats_family). */
+static const struct stats_family family = {"registry ", registry_counter_name, REGISTRY_COUNTERS};
+
+static void take_kept(const char *name, size_t len, int k, int64_t value, void *arg)
+{
+    const struct registry *r = registries_find(name, len);
+    (void)arg;
+    if (!r)
+        return; /* no longer configured: its rows stay, for when it is again */
+    atomic_store(registry_counter(r->counters, k), value);
+    saved[r - table][k] = value;
+}
+
+void registries_load_counters(void)
+{
+    stats_family_load(&family, take_kept, NULL);
+}
+
+void registries_save_counters(void)
+{
+    const char *names[TABLE_MAX];
+    int64_t v[TABLE_MAX][REGISTRY_COUNTERS];
+    for (int i = 0; i < n_table; i++) {
+        names[i] = table[i].name;
+        for (int k = 0; k < REGISTRY_COUNTERS; k++)
+            v[i][k] = atomic_load(registry_counter(table[i].counters, k));
+    }
+    stats_family_save(&family, names, n_table, &v[0][0], &saved[0][0]);
 }
 
 int registries_count(void)

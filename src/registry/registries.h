@@ -9,7 +9,9 @@
  * files); after it the table is read-only and any thread may look registries up. A password
  * never leaves this module but through struct registry's `password`, which only the token and
  * basic-auth requests of reg_auth.c hand to libcurl; it is never logged, shown or counted.
- * Counters are atomics any thread adds to.
+ * Counters are atomics any thread adds to; they persist across restarts as arca's other counters
+ * do (stats.h), kept per registry NAME: a registry no longer configured keeps its rows in the
+ * index, and its counts come back when it is configured again.
  */
 #ifndef ARCA_REGISTRIES_H
 #define ARCA_REGISTRIES_H
@@ -26,15 +28,21 @@
 
 /* What /api/v1/status/, `arca status`, the pages and /metrics show of a registry. */
 struct registry_counters {
-    atomic_int_fast64_t pulls;         /* manifest and blob answers given (2xx) */
-    atomic_int_fast64_t hits;          /* of them, served from the store */
-    atomic_int_fast64_t bytes;         /* body bytes sent to clients */
-    atomic_int_fast64_t revalidated;   /* tags asked again upstream with a HEAD */
-    atomic_int_fast64_t stale;         /* tags answered from an expired manifest */
-    atomic_int_fast64_t refused;       /* upstream refusals (4xx but 404, 5xx) */
-    atomic_int_fast64_t too_many;      /* of them, 429 */
-    atomic_int_fast64_t tokens;        /* tokens fetched from its realm */
+    atomic_int_fast64_t pulls;       /* manifest and blob answers given (2xx) */
+    atomic_int_fast64_t hits;        /* of them, served from the store */
+    atomic_int_fast64_t bytes;       /* body bytes sent to clients */
+    atomic_int_fast64_t revalidated; /* tags asked again upstream with a HEAD */
+    atomic_int_fast64_t stale;       /* tags answered from an expired manifest */
+    atomic_int_fast64_t refused;     /* upstream refusals (4xx but 404, 5xx) */
+    atomic_int_fast64_t too_many;    /* of them, 429 */
+    atomic_int_fast64_t tokens;      /* tokens fetched from its realm */
 };
+
+/* Each counter by the word the status JSON, the metrics and the index say for it ("throttled"
+ * for too_many), k from 0 to REGISTRY_COUNTERS - 1. */
+#define REGISTRY_COUNTERS 8
+const char *registry_counter_name(int k);
+atomic_int_fast64_t *registry_counter(struct registry_counters *n, int k);
 
 struct registry {
     char name[REGISTRY_NAME_MAX]; /* as clients name it: "docker.io", "quay.io", "lab" */
@@ -54,6 +62,19 @@ const struct registry *registries_find(const char *name, size_t len);
 const struct registry *registries_default(void);
 /* The registry whose API `url` (normal form) lies under (its url followed by "/v2/"), or NULL. */
 const struct registry *registries_for_url(const char *url);
+/* The registry whose manifest or blob `url` (normal form) names, or NULL (its tag list, its
+ * /v2/ itself, another URL): a pull the fetch API serves (a site asking its central arca). */
+const struct registry *registries_pulled(const char *url);
+/* A manifest's or blob's answer given (`status`; `cache` its access log word: HIT, STALE, ...;
+ * `bytes` its body bytes sent), counted for `r` when a 2xx: once per request, by the route that
+ * answered it (the /v2/ route, or the fetch API's for registries_pulled). */
+void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes);
+/* Main, once the index is open and before the persistence threads start (beside stats_load):
+ * each configured registry's counters from what the index kept for its NAME. */
+void registries_load_counters(void);
+/* Upstream thread, with stats_save (each second, and at a stop): the counters that changed
+ * since the last save, handed to the persistence thread. */
+void registries_save_counters(void);
 int registries_count(void);
 const struct registry *registries_at(int i);
 

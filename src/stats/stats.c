@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -200,4 +201,80 @@ void stats_hours(struct stats_hour *out, int n)
     }
     add_since_save(last, &now); /* the current hour as of now, not as of the last save */
     pthread_mutex_unlock(&hours.lock);
+}
+
+/* --- families of counters named at run time ------------------------------------------------ */
+
+struct family_load {
+    const struct stats_family *f;
+    void (*each)(const char *key, size_t key_len, int k, int64_t value, void *arg);
+    void *arg;
+};
+
+/* One row "PREFIX KEY WHAT": KEY and WHAT split at the last blank (a key holds none). */
+static void take_row(const char *name, int64_t value, void *arg)
+{
+    const struct family_load *l = arg;
+    const char *key = name + strlen(l->f->prefix), *blank = strrchr(key, ' ');
+    int k;
+    if (!blank || blank == key || (size_t)(blank - key) >= STATS_KEY_MAX)
+        return;
+    for (k = 0; k < l->f->n && strcmp(blank + 1, l->f->what(k)) != 0; k++)
+        ;
+    if (k < l->f->n)
+        l->each(key, (size_t)(blank - key), k, value, l->arg);
+}
+
+void stats_family_load(const struct stats_family *f,
+                       void (*each)(const char *key, size_t key_len, int k, int64_t value,
+                                    void *arg),
+                       void *arg)
+{
+    struct family_load l = {f, each, arg};
+    assert(persist_owns_index()); /* main, before the persistence threads start */
+    index_counters_each(f->prefix, take_row, &l);
+}
+
+/* The rows of one family's save, written by the persistence thread in one transaction. */
+struct family_job {
+    struct persist_job job;
+    int n;
+    struct {
+        char name[STATS_KEY_MAX + 64];
+        int64_t value;
+    } row[];
+};
+
+static void run_family_job(struct persist_job *job)
+{
+    struct family_job *c = (struct family_job *)job;
+    assert(persist_owns_index());
+    index_begin();
+    for (int i = 0; i < c->n; i++)
+        index_counter_set(c->row[i].name, c->row[i].value);
+    index_commit();
+    free(c);
+}
+
+void stats_family_save(const struct stats_family *f, const char *const keys[], int n,
+                       const int64_t *v, int64_t *saved)
+{
+    struct family_job *c;
+    int rows = 0;
+    if (n == 0 || !(c = malloc(sizeof(*c) + (size_t)(n * f->n) * sizeof(c->row[0]))))
+        return; /* the next save writes them */
+    for (int i = 0; i < n * f->n; i++) {
+        if (v[i] == saved[i])
+            continue;
+        snprintf(c->row[rows].name, sizeof(c->row[0].name), "%s%.*s %.40s", f->prefix,
+                 STATS_KEY_MAX - 1, keys[i / f->n], f->what(i % f->n));
+        c->row[rows++].value = saved[i] = v[i];
+    }
+    if (rows == 0) {
+        free(c);
+        return;
+    }
+    c->n = rows;
+    c->job.run = run_family_job;
+    persist_submit(&c->job);
 }

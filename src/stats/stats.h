@@ -4,13 +4,15 @@
  * Contract: lock-free (C11 atomics), bumped from any thread on the hot path. The persistent ones
  * (KissCache's statistics_*) are loaded from the index at start and, every second and at
  * shutdown, copied by the upstream thread and written by the persistence thread (persist.h), so
- * they survive restarts. So does the traffic of each hour of
- * the last STATS_HOURS (table `hours` of the index), kept in memory for the statistics page.
+ * they survive restarts. So do the families of counters named at run time (a parent's, a
+ * registry's: struct stats_family), and the traffic of each hour of the last STATS_HOURS (table
+ * `hours` of the index), kept in memory for the statistics page.
  */
 #ifndef ARCA_STATS_H
 #define ARCA_STATS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct stats {
@@ -88,6 +90,28 @@ int64_t stats_disk_answers(void);
 void stats_load(void);
 /* Upstream thread (and main once it stopped): persist the counters and this hour's traffic. */
 void stats_save(void);
+/* A family of counters whose keys are known only at run time, kept in the index's counters
+ * table beside the ones above as "PREFIX KEY WHAT" (a parent's: "parent URL requests"; a
+ * registry's: "registry NAME pulls"). The owner holds the values and reads them back at start;
+ * a key no longer in use keeps its rows, so its counts come back with it. KEY holds no blank. */
+struct stats_family {
+    const char *prefix;         /* "parent ", with its blank */
+    const char *(*what)(int k); /* the name of a key's k-th value */
+    int n;                      /* how many values a key has */
+};
+#define STATS_KEY_MAX 512
+/* Main, with stats_load: each row of `f` to `each`: its key (`key_len` bytes, no NUL), which
+ * value (k) and the value. Rows `f` has no name for are left out. */
+void stats_family_load(const struct stats_family *f,
+                       void (*each)(const char *key, size_t key_len, int k, int64_t value,
+                                    void *arg),
+                       void *arg);
+/* Upstream thread, with stats_save: of `n` keys' values (keys[i]'s k-th at v[i * f->n + k]),
+ * those that differ from `saved` (the same shape: what the last save wrote, updated here),
+ * written by the persistence thread in one transaction. */
+void stats_family_save(const struct stats_family *f, const char *const keys[], int n,
+                       const int64_t *v, int64_t *saved);
+
 /* Any thread: the last `n` hours (n <= STATS_HOURS), oldest first, the current one last; hours
  * without traffic come back zeroed. */
 void stats_hours(struct stats_hour *out, int n);

@@ -4,8 +4,7 @@
 #include "base/clock.h"
 #include "base/parse.h"
 #include "log/log.h"
-#include "persist/index.h"
-#include "persist/persist.h"
+#include "stats/stats.h"
 #include "upstream/easy.h"
 #include "upstream/hosts.h"
 #include "rules/rules.h"
@@ -46,11 +45,11 @@ static struct {
 
 /* --- its counters across a restart ------------------------------------------------------- */
 
-/* A parent's counters, as the index keeps them: "parent URL WHAT", WHAT one of these (a
- * fallback's reason after the first three). Read once at start into `kept`, which a parent's
- * slot starts from when it is registered; `saved` is what the last save wrote, per slot. */
+/* A parent's counters, as the index keeps them (stats.h, struct stats_family): "parent URL
+ * WHAT", WHAT one of these (a fallback's reason after the first three). Read once at start into
+ * `kept`, which a parent's slot starts from when it is registered; `saved` is what the last save
+ * wrote, per slot. */
 #define KEPT_VALUES (3 + PARENT_FAULTS)
-#define KEPT_PREFIX "parent "
 static struct {
     char url[CONFIG_PARENT_MAX];
     int64_t v[KEPT_VALUES];
@@ -65,6 +64,8 @@ static const char *kept_what(int k)
     return k < 3 ? what[k] : fault_names[k - 3];
 }
 
+static const struct stats_family family = {"parent ", kept_what, KEPT_VALUES};
+
 static void values_of(const struct parent_report *e, int64_t v[KEPT_VALUES])
 {
     v[0] = e->requests;
@@ -73,30 +74,27 @@ static void values_of(const struct parent_report *e, int64_t v[KEPT_VALUES])
     memcpy(v + 3, e->fallbacks, sizeof(e->fallbacks));
 }
 
-/* One counter row: its URL and WHAT split at the last blank (a URL holds none). */
-static void take_kept(const char *name, int64_t value, void *arg)
+/* One counter row: the `k`-th value of the parent at `url`. */
+static void take_kept(const char *url, size_t len, int k, int64_t value, void *arg)
 {
-    const char *url = name + strlen(KEPT_PREFIX), *blank = strrchr(url, ' ');
-    int i, k;
+    int i;
     (void)arg;
-    if (!blank || (size_t)(blank - url) >= sizeof(kept[0].url))
+    if (len >= sizeof(kept[0].url))
         return;
-    for (k = 0; k < KEPT_VALUES && strcmp(blank + 1, kept_what(k)) != 0; k++)
-        ;
     for (i = 0; i < n_kept; i++)
-        if (strlen(kept[i].url) == (size_t)(blank - url) && !strncmp(kept[i].url, url, blank - url))
+        if (strlen(kept[i].url) == len && !strncmp(kept[i].url, url, len))
             break;
-    if (k == KEPT_VALUES || (i == n_kept && n_kept == PARENT_MAX))
+    if (i == n_kept && n_kept == PARENT_MAX)
         return;
     if (i == n_kept)
-        snprintf(kept[n_kept++].url, sizeof(kept[0].url), "%.*s", (int)(blank - url), url);
+        snprintf(kept[n_kept++].url, sizeof(kept[0].url), "%.*s", (int)len, url);
     kept[i].v[k] = value;
 }
 
 void parent_load_counters(void)
 {
     n_kept = 0;
-    index_counters_each(KEPT_PREFIX, take_kept, NULL);
+    stats_family_load(&family, take_kept, NULL);
 }
 
 /* Lock held. A new slot's counters: those kept for its URL at the last stop. */
@@ -114,54 +112,21 @@ static void start_from_kept(int slot)
     }
 }
 
-struct counters_job {
-    struct persist_job job;
-    int n;
-    struct {
-        char name[CONFIG_PARENT_MAX + 32];
-        int64_t value;
-    } row[];
-};
-
-static void run_counters_job(struct persist_job *job)
-{
-    struct counters_job *c = (struct counters_job *)job;
-    index_begin();
-    for (int i = 0; i < c->n; i++)
-        index_counter_set(c->row[i].name, c->row[i].value);
-    index_commit();
-    free(c);
-}
-
 void parent_save_counters(void)
 {
     struct parent_report now[PARENT_MAX];
-    struct counters_job *c;
-    int n, rows = 0;
+    const char *urls[PARENT_MAX];
+    int64_t v[PARENT_MAX][KEPT_VALUES];
+    int n;
     pthread_mutex_lock(&tab.lock);
     n = tab.n;
     memcpy(now, tab.e, (size_t)n * sizeof(now[0]));
     pthread_mutex_unlock(&tab.lock);
-    if (n == 0 || !(c = malloc(sizeof(*c) + (size_t)(n * KEPT_VALUES) * sizeof(c->row[0]))))
-        return; /* the next save writes them */
     for (int i = 0; i < n; i++) {
-        int64_t v[KEPT_VALUES];
-        values_of(&now[i], v);
-        for (int k = 0; k < KEPT_VALUES; k++) {
-            if (v[k] == saved[i][k])
-                continue;
-            snprintf(c->row[rows].name, sizeof(c->row[0].name), KEPT_PREFIX "%.511s %.16s",
-                     now[i].url, kept_what(k));
-            c->row[rows++].value = saved[i][k] = v[k];
-        }
+        urls[i] = now[i].url;
+        values_of(&now[i], v[i]);
     }
-    if (rows == 0) {
-        free(c);
-        return;
-    }
-    c->n = rows;
-    c->job.run = run_counters_job;
-    persist_submit(&c->job);
+    stats_family_save(&family, urls, n, &v[0][0], &saved[0][0]);
 }
 
 /* The slot of `url` (registered when new, `from` saying who named it, its counters those kept

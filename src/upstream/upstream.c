@@ -11,6 +11,7 @@
 #include "persist/persist.h"
 #include "upstream/probe.h"
 #include "registry/reg_auth.h"
+#include "registry/registries.h"
 #include "stats/stats.h"
 #include "upstream/transfer.h"
 #include "url/url.h"
@@ -504,6 +505,7 @@ static void hand_over(bool all)
     store_flush_failures();
     stats_save();
     parent_save_counters();
+    registries_save_counters();
 }
 
 /* Once a second: usage figures and counters handed over, expired objects evicted. A loop held

@@ -1,7 +1,9 @@
 """What an admin sees of each registry (issue 60, docs/API.md, "Registries"; docs/REGISTRY.md,
 "Visible"): the status JSON's `registries` (one entry per NAME: its url and its counters), the
 metrics (arca_registry_* labelled registry="NAME"), `arca status`, the statistics page, and an
-access log whose line names the image, the reference and the cache outcome."""
+access log whose line names the image, the reference and the cache outcome. The counters
+persist across restarts, kept per registry NAME, and a central arca counts the pulls its sites
+ask of its fetch API ("Once for the lab")."""
 
 import os
 import subprocess
@@ -12,6 +14,7 @@ from conftest import ARCA_BIN, wait_clock, wait_for
 from registry import Puller, build_image, scripted, start_mirror, v2, write_config  # noqa: F401
 
 NAME = "registry.lab"
+COUNTERS = ("pulls", "hits", "bytes", "revalidated", "stale", "refused", "throttled", "tokens")
 
 
 def entry(arca, name=NAME):
@@ -20,12 +23,20 @@ def entry(arca, name=NAME):
     return found[0]
 
 
+def counts(arca, name=NAME):
+    e = entry(arca, name)
+    return {c: e[c] for c in COUNTERS}
+
+
 def test_each_registry_in_status_metrics_pages_and_access_log(start_arca, scripted, workdir):
     up = scripted()
     image = up.add("library/demo", build_image(os.path.join(workdir, "i"),
                                                [65536, 200_000], "v1"))
     config = write_config(os.path.join(workdir, "arca.ini"),
-                          ("rule tags", {"match": f"{up.url}/v2/", "ttl": "1s"}))
+                          # the tag's manifest only: a blob kept 1 s would be revalidated,
+                          # not a hit, when a loaded machine takes a second between the pulls
+                          ("rule tags", {"match": f"{up.url}/v2/library/demo/manifests/",
+                                         "ttl": "1s"}))
     arca = start_mirror(start_arca, {NAME: up.url, "quay.lab": "http://127.0.0.1:1"},
                         config=config, access_log=os.path.join(workdir, "access.log"))
     counters = ("pulls", "hits", "bytes", "revalidated", "stale", "throttled")
@@ -72,3 +83,75 @@ def test_each_registry_in_status_metrics_pages_and_access_log(start_arca, script
     assert len(hits) == 2, lines
     assert " MISS:origin " in hits[0] and " HIT " in hits[1], hits  # where a miss came from
     assert any("library/demo/manifests/v1" in line and "STALE" in line for line in lines), lines
+
+
+def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, workdir):
+    """A stop (SIGTERM) and a start on the same data dir find each registry's counters as they
+    were, and they go on from there; a SIGHUP keeps them. A registry dropped from the options is
+    not shown, and its counts come back with it."""
+    up = scripted(auth="token")
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536], "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url, "quay.lab": "http://127.0.0.1:1"})
+    for _ in range(2):  # a cold pull, then a warm one
+        Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
+    up.throttled = True
+    assert v2(arca, f"{NAME}/library/demo/manifests/v2").status != 200
+    pulled = 1 + len(image.blobs())  # a request is counted as it ends, after its last byte
+    wait_for(lambda: (e := entry(arca))["throttled"] >= 1 and e["pulls"] >= 2 * pulled,
+             "the pulls and the 429 counted")
+    up.throttled = False
+    wait_for(lambda: arca.metrics()["arca_active_downloads"] == 0, "no download left running")
+    before = counts(arca)
+    assert before["pulls"] >= 4 and before["hits"] >= 2 and before["tokens"] >= 1, before
+    assert before["bytes"] >= 2 * sum(b.size for b in image.blobs()), before
+
+    arca.stop()
+    arca.start()
+    assert counts(arca) == before
+    assert counts(arca, "quay.lab")["pulls"] == 0
+    assert arca.metrics()[f'arca_registry_pulls_total{{registry="{NAME}"}}'] == before["pulls"]
+    arca.reload("SIGHUP: reloaded")
+    assert counts(arca) == before
+    Puller(arca.base, prefix=NAME).pull("library/demo", "v1")  # they go on from the kept ones
+    wait_for(lambda: counts(arca)["pulls"] >= before["pulls"] + pulled, "the pull counted")
+    after = counts(arca)
+    assert after["pulls"] > before["pulls"] and after["hits"] > before["hits"], (before, after)
+    arca.stop()
+
+    other = start_mirror(start_arca, {"quay.lab": "http://127.0.0.1:1"},
+                         data_dir=arca.data_dir)
+    assert NAME not in [r["name"] for r in other.status()["registries"]]
+    other.stop()
+    again = start_mirror(start_arca, {NAME: up.url}, data_dir=arca.data_dir)
+    assert counts(again) == after
+
+
+def test_a_central_counts_the_pulls_of_its_sites(start_arca, scripted, workdir):
+    """A site's arca pulls through its central one's fetch API: the central's registry counts
+    them as its own /v2/ pulls, each request once, and the upstream is asked once per blob."""
+    up = scripted(auth="token")
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536, 90_000],
+                                               "v1"))
+    central = start_mirror(start_arca, {NAME: up.url}, name="central")
+    site = start_mirror(start_arca, {NAME: up.url}, "--parent", central.base, name="site")
+    got, _ = Puller(site.base, prefix=NAME).pull("library/demo", "v1")
+    assert sorted(got) == sorted(b.digest for b in image.blobs())
+    objects = 1 + len(image.blobs())  # the manifest, the config and the layers
+    size = sum(b.size for b in image.blobs())
+    # a request is counted as it ends, a moment after its client has the last byte
+    wait_for(lambda: entry(site)["pulls"] >= objects, "the site's pulls counted")
+    assert entry(site)["pulls"] == objects
+    c = wait_for(lambda: (e := entry(central))["pulls"] >= objects and e,
+                 "the site's pulls counted at the central")
+    assert c["pulls"] == objects and c["hits"] == 0 and c["bytes"] >= size, c
+    for blob in image.blobs():
+        assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest
+
+    # a pull from the central's own /v2/ (the fetch course inside): each request counted once
+    Puller(central.base, prefix=NAME).pull("library/demo", "v1")
+    c2 = wait_for(lambda: (e := entry(central))["pulls"] >= 2 * objects and e,
+                  "the central's own pull counted")
+    assert c2["pulls"] == 2 * objects and c2["hits"] >= objects - 1, c2
+    assert c2["bytes"] >= 2 * size, c2
+    for blob in image.blobs():
+        assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest

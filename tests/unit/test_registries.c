@@ -65,6 +65,16 @@ static void table_built(void **state)
     assert_null(registries_for_url("http://127.0.0.1:5000/v2"));
     assert_null(registries_for_url("http://127.0.0.1:50000/v2/x"));
     assert_null(registries_find("la", 2));
+    /* a pull the fetch API serves: a manifest or a blob, never the tag list or /v2/ itself */
+    assert_ptr_equal(registries_pulled("http://127.0.0.1:5000/v2/x/manifests/1.0"), lab);
+    assert_ptr_equal(
+        registries_pulled("http://127.0.0.1:5000/v2/a/b/blobs/sha256:"
+                          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        lab);
+    assert_null(registries_pulled("http://127.0.0.1:5000/v2/x/tags/list"));
+    assert_null(registries_pulled("http://127.0.0.1:5000/v2/"));
+    assert_null(registries_pulled("http://127.0.0.1:5000/v2/x/blobs/md5:00"));
+    assert_null(registries_pulled("http://127.0.0.1:5000/other/x/manifests/1"));
     assert_ptr_equal(registries_at(0), lab);
     assert_null(registries_at(2));
     config_free(&cfg);

@@ -1,4 +1,5 @@
-/* Units for the counters (stats.h): what stats_save wrote, stats_load finds after a restart; the
+/* Units for the counters (stats.h): what stats_save wrote, stats_load finds after a restart (and
+ * a family of counters named at run time, what stats_family_load finds); the
  * hourly traffic shows the current hour as of now (saved or not), earlier hours without traffic
  * zeroed, and nothing counted twice across saves. The index is a real one, in a temporary dir;
  * no persistence thread runs, so each save's job runs at once (persist.h). */
@@ -183,6 +184,50 @@ static void the_hours_count_every_answer_from_disk(void **state)
     assert_int_equal(stats_disk_answers(), 5);
 }
 
+/* A family of counters named at run time (a parent's, a registry's): each key's values come
+ * back after a restart; a key saved no longer keeps its rows; a row of a value the family does
+ * not name is left out; a key's name is split from its value's at the last blank. */
+static const char *fruit(int k)
+{
+    static const char *const what[] = {"apples", "pears"};
+    return what[k];
+}
+
+static const struct stats_family basket = {"basket ", fruit, 2};
+
+static int64_t found[2][2]; /* "left", "http://x/y": their apples and pears */
+
+static void take(const char *key, size_t len, int k, int64_t value, void *arg)
+{
+    (void)arg;
+    assert_true(k >= 0 && k < 2);
+    if (len == 4 && !strncmp(key, "left", 4))
+        found[0][k] = value;
+    else if (len == 10 && !strncmp(key, "http://x/y", 10))
+        found[1][k] = value;
+    else
+        fail_msg("unexpected key %.*s", (int)len, key);
+}
+
+static void a_family_of_counters_survives_a_restart(void **state)
+{
+    const char *keys[] = {"left", "http://x/y"};
+    int64_t v[2][2] = {{1, 2}, {3, 4}}, saved[2][2] = {{0}};
+    (void)state;
+    stats_family_save(&basket, keys, 2, &v[0][0], &saved[0][0]);
+    assert_memory_equal(saved, v, sizeof(v));
+    index_counter_set("basket left plums", 9); /* a value it has no name for */
+    v[0][0] = 5;
+    stats_family_save(&basket, keys, 1, &v[0][0], &saved[0][0]); /* "http://x/y" gone */
+    restart();
+    memset(found, 0, sizeof(found));
+    stats_family_load(&basket, take, NULL);
+    assert_int_equal(found[0][0], 5);
+    assert_int_equal(found[0][1], 2);
+    assert_int_equal(found[1][0], 3); /* kept for when it comes back */
+    assert_int_equal(found[1][1], 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +239,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(saves_never_count_traffic_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(the_hours_count_every_answer_from_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_family_of_counters_survives_a_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
