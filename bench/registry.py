@@ -17,7 +17,8 @@ import subprocess
 import time
 import urllib.parse
 
-from harness import ARCA, ARCA_BEFORE, LOADGEN, MiB, Arca, Server, children_cpu, cpu_seconds, wait_http
+from harness import (ARCA, ARCA_BEFORE, LOADGEN, MiB, Arca, Nginx, Server, children_cpu, cpu_seconds,
+                     wait_http)
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -133,6 +134,28 @@ class ArcaMirror(Arca):
 
     def manifest_target(self):
         return f"/v2/lab/{REPO}/manifests/{TAG}"
+
+
+class StaticImage(Nginx):
+    """nginx sending the image's files as static ones (sendfile), the paths a pull asks: what a
+    server that only sends files does on this machine, the warm phase's floor beside the
+    caches (no cold phase: it has the image from the start)."""
+
+    def __init__(self, work, manifest, blobs):
+        www = os.path.join(work, "static")
+        for d in ("blobs", "manifests"):
+            os.makedirs(os.path.join(www, "v2", REPO, d))
+        for digest, path, _ in blobs:
+            os.rename(path, os.path.join(www, "v2", REPO, "blobs", digest))
+        with open(os.path.join(www, "v2", REPO, "manifests", TAG), "wb") as f:
+            f.write(manifest)
+        super().__init__(work, "nginx-static", www=www, log=False)
+
+    def blob_url(self, digest):
+        return f"http://127.0.0.1:{self.port}/v2/{REPO}/blobs/{digest}"
+
+    def manifest_target(self):
+        return f"/v2/{REPO}/manifests/{TAG}"
 
 
 def make_image(work, sizes):
@@ -280,13 +303,14 @@ def registry(work, cfg, www):
     front = RegistryFront(work, upstream, c["rate"])
     manifest, blobs = make_image(work, sizes)
     push(upstream, manifest, blobs)
+    static = StaticImage(work, manifest, blobs)
     shutil.rmtree(os.path.join(work, "image"))
     image_bytes = len(manifest) + sum(size for _, _, size in blobs)
     remote = f"http://127.0.0.1:{front.port}"
     nan = float("nan")
     # ARCA_BEFORE: an older arca beside, before/after in one run
     arcas = {"arca": ARCA} | ({"arca-before": ARCA_BEFORE} if ARCA_BEFORE else {})
-    rows = {name: [] for name in (*arcas, "distribution", "direct")}
+    rows = {name: [] for name in (*arcas, "distribution", "direct", "nginx-static")}
     warm = {name: ArcaMirror(work, f"{name}-warm", front, binary) for name, binary in arcas.items()}
     warm["distribution"] = DockerRegistry(work, "distribution-warm", remote)
     for s in warm.values():
@@ -311,13 +335,18 @@ def registry(work, cfg, www):
                 cold["slowest_vs_direct"] = cold["slowest_s"] / direct["slowest_s"]
                 rows[name].append(cold | warm_round(warm[name], front, manifest, blobs, c,
                                                     image_bytes))
+            rows["nginx-static"].append(
+                {"slowest_s": nan, "upstream_bytes_ratio": nan, "cold_server_cpu_s": nan,
+                 "slowest_vs_direct": nan} |
+                warm_round(static, front, manifest, blobs, c, image_bytes))
         return {"metric": "pulls_per_s", "higher_is_better": True, "unit": "warm pulls/s",
                 "also": ["cpu_s_per_gib", "slowest_vs_direct", "upstream_bytes_ratio"],
                 "setup": f"an image of {c['layers']} layers, {c['image'] / GiB:.3g} GiB, in "
                          f"docker-registry behind nginx at {c['rate']}B/s per connection; "
                          f"{c['clients']} clients pull it cold at once (fresh caches), then "
-                         f"batches of {c['clients']} warm pulls for {c['warm_seconds']} s",
+                         f"batches of {c['clients']} warm pulls for {c['warm_seconds']} s; "
+                         f"nginx-static: the image's files sent by nginx (sendfile), warm only",
                 "rounds": rows}
     finally:
-        for s in list(warm.values()) + [front, upstream]:
+        for s in list(warm.values()) + [static, front, upstream]:
             s.stop()
