@@ -272,7 +272,7 @@ static enum fetch_step step_look_again(struct fetch_req *r)
 static enum fetch_step step_stream(struct fetch_req *r)
 {
     struct object_meta meta;
-    if (!store_wait(r->obj, r->has_expect && r->hold, &r->park, &meta))
+    if (!store_wait(r->obj, (r->has_expect && r->hold) || r->whole, &r->park, &meta))
         return FETCH_WAITING; /* suspended; the server calls us again once resumed */
     /* joining a download another URL started: asked first, so that a URL upstream refuses
      * learns nothing of the download, not even how it ended */
@@ -386,7 +386,8 @@ static enum fetch_step step_lookup(struct fetch_req *r)
  * upstream's length says the URL serves another file (then it is downloaded). Only this request:
  * the URL's other clients get its own bytes, from its own download (docs/CACHING.md, "Same
  * file, other URL"). What the answer says of the URL is the URL's own upstream's word, not the
- * twin's. */
+ * twin's; with no confirmation (`res` NULL: a twin in the request's scope, whose upstream gave
+ * it for the same thing), the twin's own. */
 static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_result *res)
 {
     struct object_meta *meta = r->twin;
@@ -394,16 +395,19 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
     enum conn_result ret;
     r->twin = NULL;
     r->twin_fd = -1;
-    if (res->total >= 0 && res->total != meta->length) {
+    if (res && res->total >= 0 && res->total != meta->length) {
         close(fd);
         free(meta);
         return FETCH_LOOKUP;
     }
-    snprintf(meta->last_modified, sizeof(meta->last_modified), "%s", res->last_modified);
-    snprintf(meta->content_type, sizeof(meta->content_type), "%s", res->content_type);
-    snprintf(meta->content_encoding, sizeof(meta->content_encoding), "%s", res->content_encoding);
-    snprintf(meta->filename, sizeof(meta->filename), "%s", res->filename);
-    snprintf(meta->etag, sizeof(meta->etag), "%s", res->etag); /* what If-None-Match may name */
+    if (res) {
+        snprintf(meta->last_modified, sizeof(meta->last_modified), "%s", res->last_modified);
+        snprintf(meta->content_type, sizeof(meta->content_type), "%s", res->content_type);
+        snprintf(meta->content_encoding, sizeof(meta->content_encoding), "%s",
+                 res->content_encoding);
+        snprintf(meta->filename, sizeof(meta->filename), "%s", res->filename);
+        snprintf(meta->etag, sizeof(meta->etag), "%s", res->etag); /* If-None-Match's */
+    }
     /* where the twin's download went is the twin's */
     meta->redirects[0] = '\0';
     r->kind = LOOKUP_HIT; /* not a byte from upstream */
@@ -422,10 +426,12 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
  * `store = no` is the cache's no longer, to give out or to keep). A digest is public: it never
  * stands in for the URL. An object arca fetched with a registry's login is that login's: it
  * answers only a URL of the same registry, which the registry itself confirms (a repository
- * that has the blob), never another origin's URL that says yes to anything. */
+ * that has the blob), never another origin's URL that says yes to anything. A request with a
+ * twin scope takes only a twin under it. */
 struct twin_asker {
     const struct sockaddr *client;
     const char *url; /* the URL asked, normal form */
+    size_t scope;    /* fetch_req's twin_scope */
 };
 
 static bool twin_allowed(const char *url, const void *arg)
@@ -436,6 +442,8 @@ static bool twin_allowed(const char *url, const void *arg)
     struct fetch_terms t;
     if (!q.client) /* unknown: never taken for arca's own, which every rule allows */
         return false;
+    if (a->scope && strncmp(url, a->url, a->scope))
+        return false;
     if (reg && reg->has_login && registries_for_url(a->url) != reg)
         return false;
     terms_decide(http_cfg, &q, &t);
@@ -443,12 +451,13 @@ static bool twin_allowed(const char *url, const void *arg)
 }
 
 /* TWIN: a request with &sha256= for a URL not cached: another URL's object with that digest may
- * answer it, once upstream has confirmed this URL (a digest alone never unlocks a file). */
+ * answer it, once upstream has confirmed this URL (a digest alone never unlocks a file), or at
+ * once when it lies in the request's twin scope (fetch.h's fetch_bounds). */
 static enum fetch_step step_twin(struct fetch_req *r)
 {
     struct object_meta *meta = malloc(sizeof(*meta));
     struct sockaddr_storage client;
-    struct twin_asker asker = {http_client(r->conn, &client), r->url};
+    struct twin_asker asker = {http_client(r->conn, &client), r->url, r->twin_scope};
     char why[400];
     int fd;
     if (!meta)
@@ -467,7 +476,7 @@ static enum fetch_step step_twin(struct fetch_req *r)
     }
     r->twin = meta;
     r->twin_fd = fd;
-    return FETCH_CONFIRM;
+    return r->twin_scope ? answer_twin(r, NULL) : FETCH_CONFIRM;
 }
 
 /* CONFIRM: the request waits (CONFIRMING) while upstream is asked about its exact URL. */
@@ -730,6 +739,7 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
         return CONN_CLOSE;
     r->keep_length = true;
     r->hold |= b->small;
+    r->whole = b->small;
     if (refused_outright(c, &asked, &refusal))
         return fetch_refuse_client(r, refusal);
     if ((r->has_expect = b->expect != NULL))
@@ -738,7 +748,8 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
         return ret;
     if (b->max_size < r->terms.object.max_object_size)
         r->terms.object.max_object_size = b->max_size;
-    step_to(r, r->has_expect && !b->small ? FETCH_TWIN : FETCH_LOOKUP);
+    r->twin_scope = b->small ? b->twin_scope : 0;
+    step_to(r, r->has_expect && (!b->small || r->twin_scope) ? FETCH_TWIN : FETCH_LOOKUP);
     return run(r);
 }
 

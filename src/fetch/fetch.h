@@ -43,8 +43,12 @@ struct fetch_bounds {
     /* with `expect`, a small object (a manifest): nothing goes out until it is complete and its
      * digest checked (a cut one could be the right bytes, one too many upstream), and it is
      * fetched under its own URL, never answered as another URL's twin (whose confirmation would
-     * ask upstream again on every request, where one download keeps it) */
+     * ask upstream again on every request, where one download keeps it) but in `twin_scope` */
     bool small;
+    /* with `small`: the length of the URL's prefix under which another URL's object with that
+     * digest answers at once, unconfirmed (0: none). A registry's manifests of one repository:
+     * the registry gave those very bytes for that repository, under a tag */
+    size_t twin_scope;
 };
 /* fetch_object for an unsigned URL (taken over; its normal form) outside the fetch endpoint's
  * query: its client checked against --allow-network and the rules as a fetch's is. Its client

@@ -75,6 +75,9 @@ struct fetch_req {
     /* an answer with `expect` waits for the object complete and checked: HTTP/1.0 (no chunks
      * to cut), --digest-framing hold, a small object (fetch.h's fetch_bounds) */
     bool hold;
+    /* a small object (fetch.h's fetch_bounds), with or without `expect`: answered once COMPLETE,
+     * so that a client's next request finds it a twin (a registry's manifest by digest) */
+    bool whole;
     /* its body reaches the object's end and carries the digest as a trailer: it ends once the
      * object is complete (an empty body has no last byte held back until then) */
     bool trailer_at_end;
@@ -90,6 +93,7 @@ struct fetch_req {
     struct object_meta *twin; /* a digest hit: another URL's identical object, its file open in
                                  twin_fd, waiting for upstream to confirm url (NULL: none) */
     int twin_fd;
+    size_t twin_scope; /* fetch_bounds': a twin under url's prefix this long needs no confirming */
     /* A signed URL being confirmed with upstream (docs/CACHING.md, "Signed URLs"): the probe
      * holds a reference to the park until its answer is in confirm_res and the request woken;
      * confirm_done, the one field two threads write, says that it is. */

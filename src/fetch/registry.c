@@ -377,12 +377,17 @@ static enum conn_result begin(struct reg_req *s)
 /* The token is in (or none is needed): the fetch course, from here on the request's. A login
  * refused (401, 403) is the client's answer; the upstream's outage (no answer, 429, 5xx) is not:
  * what is kept answers as the stale windows allow, and a download asks again (source_registry.c
- * tells its failure in the registry's words). */
+ * tells its failure in the registry's words). A manifest by digest is answered from the bytes
+ * a tag of the same repository brought, when arca holds them: dockerd and containerd ask the
+ * tag with a HEAD, then the manifest by its digest, and that second GET would count as a pull
+ * at Docker Hub. */
 static enum conn_result fetch(struct reg_req *s)
 {
     bool blob = s->path.what == REG_BLOB;
     struct fetch_bounds b = {s->path.by_digest ? s->path.digest : NULL,
-                             blob ? INT64_MAX : MANIFEST_MAX, !blob};
+                             blob ? INT64_MAX : MANIFEST_MAX, !blob, 0};
+    if (!blob && s->path.by_digest) /* the repository's manifests/ */
+        b.twin_scope = strlen(s->url) - strlen(s->path.ref);
     char *url = s->url;
     if (s->auth_status == HTTP_UNAUTHORIZED || s->auth_status == HTTP_FORBIDDEN)
         return refuse(s, (unsigned int)s->auth_status, NULL,

@@ -341,11 +341,12 @@ class Puller:
 
 class DockerRegistry:
     """Debian's docker-registry serving from a temp dir on a free loopback port, plain HTTP, no
-    auth; stopped by its PID."""
+    auth; stopped by its PID. access_log=True: it logs every request (gets() counts them)."""
 
-    def __init__(self):
+    def __init__(self, access_log=False):
         self.dir = tempfile.mkdtemp(prefix="arca-registry-")
         self.proc = None
+        self.access_log = access_log
         for _ in range(3):  # a port a parallel scenario's server took first: another one
             if self._start():
                 return
@@ -359,7 +360,7 @@ class DockerRegistry:
 log:
   level: error
   accesslog:
-    disabled: true
+    disabled: {"false" if self.access_log else "true"}
 storage:
   filesystem:
     rootdirectory: {self.dir}/data
@@ -403,6 +404,13 @@ http:
 
     def push(self, image, repo, tag=None):
         push(self.url, image, repo, tag)
+
+    def gets(self, path):
+        """How many GETs of `path` its access log has (access_log=True; a request is logged
+        once answered)."""
+        assert self.access_log, "DockerRegistry(access_log=True) logs requests"
+        with open(self.log_path, errors="replace") as f:
+            return sum(f'"GET {path} HTTP/' in line for line in f)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
