@@ -1,0 +1,126 @@
+"""An outsider's review where the registry mirror (issue 60) meets arca's other features: the
+shared answer of a hit, whose registry headers go out as each request's own head lines, on one
+connection that mixes the /v2/ route, the fetch API and the proxy form; and what the registry
+counters show, to whom (docs/SECURITY.md, "Actors": a stranger reads counters only)."""
+
+import os
+import socket
+import subprocess
+
+import registry as reg
+from conftest import ARCA_BIN, wait_for
+from registry import API_VERSION, build_image, digest_of, scripted, start_mirror, v2  # noqa: F401
+
+NAME = "registry.corp.example"
+
+
+def split_answers(data, n, body_of):
+    """The heads ({name: [values]}, lower case) and bodies of `n` answers read back to back on
+    one connection; body_of(i, status, headers) says whether answer i carries its body."""
+    out = []
+    for i in range(n):
+        head, sep, data = data.partition(b"\r\n\r\n")
+        assert sep, (i, head[:300])
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers.setdefault(k.strip().lower(), []).append(v.strip())
+        length = int(headers.get("content-length", ["0"])[0]) if body_of(i, status) else 0
+        out.append((status, headers, data[:length]))
+        data = data[length:]
+    assert data == b"", data[:200]
+    return out
+
+
+def test_one_connection_mixing_v2_fetch_and_proxy_keeps_each_requests_head_lines(start_arca,
+                                                                                 scripted,
+                                                                                 workdir):
+    """Pipelined on one kept-alive connection, in one write: /v2/ hits (GET, HEAD, a Range), the
+    fetch API's and the proxy form's hits on the same upstream URL (one prepared answer shared by
+    the plain ones), a proxy-form request naming arca's own /v2/, and a /v2/ refusal. Each answer
+    carries its own request's lines only: the registry's headers on /v2/ answers alone, Via on
+    the proxied one alone, never one request's on the next."""
+    up = scripted()
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [5000], "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url})
+    layer = image.layers[0]
+    path = f"/v2/{NAME}/library/demo/blobs/{layer.digest}"
+    upstream = f"{up.url}/v2/library/demo/blobs/{layer.digest}"
+    for _ in range(3):  # a miss, then hits: the second one prepares the shared answer
+        assert v2(arca, path[len("/v2/"):]).status == 200
+    host = f"Host: {arca.host}:{arca.port}\r\n"
+    reqs = [("GET", path, "", "v2"), ("GET", upstream, "", "proxy"),
+            ("HEAD", path, "", "v2"), ("GET", arca.fetch_path(upstream), "", "fetch"),
+            ("GET", f"http://{arca.host}:{arca.port}{path}", "", "v2"),
+            ("GET", path, "Range: bytes=0-9\r\n", "v2"), ("GET", path + "x", "", "v2-refused"),
+            ("GET", path, "", "v2"), ("GET", arca.fetch_path(upstream), "", "fetch")]
+    wire = "".join(f"{m} {t} HTTP/1.1\r\n{host}{extra}\r\n" for m, t, extra, _ in reqs)
+    with socket.create_connection((arca.host, arca.port), timeout=30) as s:
+        s.sendall(wire.encode())
+        data = b""
+        while data.count(b"HTTP/1.1 ") < len(reqs) or not data.endswith(layer.data):
+            chunk = s.recv(1 << 16)
+            assert chunk, data[-300:]
+            data += chunk
+    answers = split_answers(data, len(reqs), lambda i, status: reqs[i][0] != "HEAD")
+    for (method, target, extra, kind), (status, h, body) in zip(reqs, answers):
+        what = (method, target[-40:], extra, status, h)
+        via = h.get("via", [])
+        assert len(via) == (kind == "proxy") and all(v.endswith(" (arca)") for v in via), what
+        if kind == "v2-refused":
+            assert status == 400 and h["docker-distribution-api-version"] == [API_VERSION], what
+            assert "docker-content-digest" not in h, what
+            continue
+        assert status == (206 if extra else 200), what
+        assert body == (b"" if method == "HEAD" else layer.data[:10] if extra else layer.data)
+        registry_lines = kind == "v2"
+        assert (h.get("docker-content-digest") == [layer.digest]) == registry_lines, what
+        assert (h.get("docker-distribution-api-version") == [API_VERSION]) == registry_lines
+        assert h["content-length"] == [str(10 if extra else layer.size)], what
+    assert up.blob_gets("library/demo", layer.digest) == 1
+
+
+def test_a_stranger_reads_no_registry_name_on_the_statistics_page(start_arca, scripted,
+                                                                  workdir):
+    """A stranger (outside --allow-network and --ui-network) reads the statistics page: the
+    registries card shows it each registry's counters, as the status and the metrics do, under
+    its place in the list, never its name (the namespace podman's clients use: usually an
+    internal host's). A client that may see URLs reads the name."""
+    up = scripted()
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [4096], "v1"))
+    data_dir = os.path.join(workdir, "data")
+    lab = start_mirror(start_arca, {NAME: up.url}, data_dir=data_dir, name="lab")
+    reg.Puller(lab.base, prefix=NAME).pull("library/demo", "v1")
+    wait_for(lambda: lab.status()["registries"][0]["pulls"] >= 1 + len(image.blobs()),
+             "the pull counted")
+    status, _, page = lab.get("/statistics/")
+    assert status == 200 and NAME in page.decode()  # loopback: inside the default networks
+    lab.stop()
+
+    # the same arca, its networks now the lab's 10/8 alone: the test's loopback is a stranger
+    outside = start_mirror(start_arca, {NAME: up.url}, "--allow-network", "10.0.0.0/8",
+                           "--ui-network", "10.0.0.0/8", data_dir=data_dir, name="outside")
+    status, _, page = outside.get("/statistics/")
+    text = page.decode()
+    assert status == 200 and "Registries" in text, text[-2000:]
+    assert NAME not in text and up.url not in text, text[text.find("Registries"):][:600]
+    assert "registry 1" in text and "pulls" in text, text[text.find("Registries"):][:600]
+
+
+def test_arca_status_says_the_429s_a_registry_answered(start_arca, scripted, workdir):
+    """`arca status` prints each registry's upstream refusals and, of them, the 429s the status
+    JSON counts as `throttled`: an admin reading it sees the registry's rate limit met."""
+    up = scripted()
+    up.add("library/demo", build_image(os.path.join(workdir, "i"), [4096], "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url})
+    up.throttled = True
+    assert v2(arca, f"{NAME}/library/demo/manifests/v1").status != 200
+    e = wait_for(lambda: (r := arca.status()["registries"][0])["throttled"] >= 1 and r,
+                 "the 429 counted")
+    p = subprocess.run([ARCA_BIN, "status", "--server", arca.base], capture_output=True,
+                       text=True, timeout=10)
+    line = [x for x in p.stdout.splitlines() if x.startswith("registry ")]
+    assert p.returncode == 0 and len(line) == 1, p.stdout
+    assert f"{e['refused']} upstream refusals ({e['throttled']} 429)" in line[0], (line, e)
