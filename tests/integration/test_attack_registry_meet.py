@@ -5,11 +5,13 @@ counters show, to whom (docs/SECURITY.md, "Actors": a stranger reads counters on
 
 import os
 import socket
+import sqlite3
 import subprocess
 
 import registry as reg
 from conftest import ARCA_BIN, wait_for
 from registry import API_VERSION, build_image, digest_of, scripted, start_mirror, v2  # noqa: F401
+from tier import parent_row
 
 NAME = "registry.corp.example"
 
@@ -124,3 +126,38 @@ def test_arca_status_says_the_429s_a_registry_answered(start_arca, scripted, wor
     line = [x for x in p.stdout.splitlines() if x.startswith("registry ")]
     assert p.returncode == 0 and len(line) == 1, p.stdout
     assert f"{e['refused']} upstream refusals ({e['throttled']} 429)" in line[0], (line, e)
+
+
+def test_a_parents_counters_come_back_after_many_parents_before_it(start_tier, origin):
+    """The counters' families share the index's rows ("parent URL WHAT", "registry NAME WHAT"),
+    and a key no longer in use keeps its rows. A site that had many parents before its current
+    one (a lab that moved its central around, rules' parents changed) finds the current one's
+    counters after a restart as they were: the old rows neither push them out nor change them."""
+    parent, (site,) = start_tier(1)
+    data = os.urandom(20_000)
+    assert site.fetch(origin.add("/p/blob", data=data))[0] == 200
+    wait_for(lambda: parent_row(site)["requests"] == 1, "the ask counted")
+    before = {k: parent_row(site)[k] for k in ("requests", "bytes", "hits")}
+    assert site.stop() == 0
+    db = sqlite3.connect(os.path.join(site.data_dir, "index.sqlite"))
+    with db:
+        kept = db.execute("SELECT name, value FROM counters WHERE name LIKE 'parent %'").fetchall()
+        assert any(parent.base in name for name, _ in kept), kept
+        # the rows of twenty parents of old, older than the current one's last save
+        db.execute("DELETE FROM counters WHERE name LIKE 'parent %'")
+        for n in range(20):
+            for what in ("requests", "bytes", "hits"):
+                db.execute("INSERT INTO counters (name, value) VALUES (?, 7)",
+                           (f"parent http://old-central-{n}.lab:8001 {what}",))
+        db.executemany("INSERT INTO counters (name, value) VALUES (?, ?)", kept)
+        # and rows of registries no longer configured, some named like no registry can be
+        for n in range(1000):
+            db.execute("INSERT INTO counters (name, value) VALUES (?, 5)",
+                       (f"registry old-{n}.lab pulls",))
+        db.execute("INSERT INTO counters (name, value) VALUES ('registry  pulls', 9)")
+        db.execute("INSERT INTO counters (name, value) VALUES ('registry pulls', 9)")
+    db.close()
+    site.start()
+    after = parent_row(site)
+    assert {k: after[k] for k in before} == before, after
+    assert site.status()["registries"][0]["pulls"] == 0
