@@ -161,3 +161,38 @@ def test_a_parents_counters_come_back_after_many_parents_before_it(start_tier, o
     after = parent_row(site)
     assert {k: after[k] for k in before} == before, after
     assert site.status()["registries"][0]["pulls"] == 0
+
+
+def test_a_shared_hit_is_never_the_answer_of_a_client_the_rule_refuses(start_arca, scripted,
+                                                                       workdir):
+    """A rule keeps a team's images to the boards' network. A board pulls a layer many times
+    (through /v2/ and the fetch API: one prepared answer shared by their hits); a client outside
+    the rule, on the same arca, asks for the same layer through /v2/, the fetch API and the proxy
+    form, GET and HEAD: refused each time, no byte and no registry header of the layer."""
+    up = scripted()
+    image = up.add("team/secret", build_image(os.path.join(workdir, "s"), [6000], "v1"))
+    config = reg.write_config(os.path.join(workdir, "arca.ini"),
+                              ("rule team", {"match": f"{up.url}/v2/team/",
+                                             "allow-network": "10.99.0.0/16"}))
+    arca = start_mirror(start_arca, {NAME: up.url}, "--trusted-proxy", "127.0.0.1/32",
+                        config=config)
+    layer = image.layers[0]
+    path = f"{NAME}/team/secret/blobs/{layer.digest}"
+    upstream = f"{up.url}/v2/team/secret/blobs/{layer.digest}"
+    board, outsider = {"X-Forwarded-For": "10.99.0.7"}, {"X-Forwarded-For": "10.1.0.7"}
+    for _ in range(3):
+        a = v2(arca, path, headers=board)
+        assert a.status == 200 and a.body == layer.data, (a.status, a.body[:200])
+        status, _, body = arca.fetch(upstream, headers=board)
+        assert status == 200 and body == layer.data
+    for method in ("GET", "HEAD"):
+        a = v2(arca, path, method, headers=outsider)
+        assert a.status == 403 and layer.data not in a.body, (method, a.status)
+        assert "docker-content-digest" not in a.headers and "repr-digest" not in a.headers
+        status, headers, body = arca.fetch(upstream, headers=outsider, method=method)
+        assert status == 403 and layer.data not in body, (method, status)
+        assert "repr-digest" not in {k.lower() for k in headers}, headers
+        p = reg.request(arca.host, arca.port, method, upstream, outsider)
+        assert p.status == 403 and layer.data not in p.body, (method, p.status)
+        assert "repr-digest" not in p.headers and len(p.headers.get("via", "")) > 0, p.headers
+    assert up.blob_gets("team/secret", layer.digest) == 1
