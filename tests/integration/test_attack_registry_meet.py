@@ -82,6 +82,12 @@ def test_one_connection_mixing_v2_fetch_and_proxy_keeps_each_requests_head_lines
         assert (h.get("docker-distribution-api-version") == [API_VERSION]) == registry_lines
         assert h["content-length"] == [str(10 if extra else layer.size)], what
     assert up.blob_gets("library/demo", layer.digest) == 1
+    # each answered request counted once in the registry's pulls, whichever route it took (the
+    # proxy form's and the fetch API's by their URL), the refusal in none: 3 + 8
+    pulls = 3 + sum(kind != "v2-refused" for *_, kind in reqs)
+    e = wait_for(lambda: (r := arca.status()["registries"][0])["pulls"] >= pulls and r,
+                 "the pulls counted")
+    assert e["pulls"] == pulls and e["hits"] == pulls - 1, e
 
 
 def test_a_stranger_reads_no_registry_name_on_the_statistics_page(start_arca, scripted,
