@@ -254,11 +254,13 @@ static void on_auth(int status, const char *why, void *arg)
 
 /* The registry a path names: its namespace (a configured registry's name as its first
  * component), containerd's ?ns=, else the default. *path moves past a namespace. NULL: a
- * registry named that is not configured (a 404 queued into *ret). */
+ * registry named that is not configured (a 404 queued into *ret; to a client outside
+ * --allow-network, which reaches here when a rule could let it in, the 403 a configured one's
+ * URL gets: the names arca mirrors are the lab's, which a stranger reads as null). */
 static const struct registry *which_registry(struct reg_req *s, const char **path,
                                              enum conn_result *ret)
 {
-    const char *ns = conn_query(s->conn, "ns"), *p = *path;
+    const char *ns = conn_query(s->conn, "ns"), *p = *path, *refusal;
     size_t len = strcspn(p, "/");
     const struct registry *reg;
     char why[200];
@@ -271,6 +273,10 @@ static const struct registry *which_registry(struct reg_req *s, const char **pat
                /* a host's name (docker's reference grammar: a '.', a ':' or localhost) */
                (!memchr(p, '.', len) && !memchr(p, ':', len) && strncmp(p, "localhost/", 10))) {
         return registries_default();
+    }
+    if ((refusal = http_fetch_refusal(s->conn)) != NULL) {
+        *ret = refuse(s, HTTP_FORBIDDEN, "DENIED", refusal);
+        return NULL;
     }
     snprintf(why, sizeof(why), "registry '%.*s' is not one arca mirrors (--registry NAME=URL)",
              ns ? (int)strnlen(ns, 128) : (int)(len < 128 ? len : 128), ns ? ns : p);

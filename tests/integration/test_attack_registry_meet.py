@@ -202,3 +202,26 @@ def test_a_shared_hit_is_never_the_answer_of_a_client_the_rule_refuses(start_arc
         assert p.status == 403 and layer.data not in p.body, (method, p.status)
         assert "repr-digest" not in p.headers and len(p.headers.get("via", "")) > 0, p.headers
     assert up.blob_gets("team/secret", layer.digest) == 1
+
+
+def test_a_stranger_learns_no_registry_name_from_v2s_refusals(start_arca, workdir):
+    """A rule lets loopback fetch one unrelated URL, so /v2/ reads the path of a client outside
+    --allow-network before refusing it. Such a stranger probes names in the namespace and in
+    containerd's ?ns=: a configured registry and a name arca does not mirror get the same
+    refusal, so the names stay the lab's (the status says them to it as null)."""
+    config = reg.write_config(os.path.join(workdir, "arca.ini"),
+                              ("rule open", {"match": "http://127.0.0.1:1/open/",
+                                             "allow-network": "127.0.0.0/8"}))
+    arca = start_mirror(start_arca, {NAME: "http://127.0.0.1:9"}, "--allow-network",
+                        "10.0.0.0/8", "--ui-network", "10.0.0.0/8", config=config)
+    seen = {}
+    for name in (NAME, "absent.corp.example"):
+        for method in ("GET", "HEAD"):
+            ns = v2(arca, "team/app/manifests/1", method, ns=name)
+            path = v2(arca, f"{name}/team/app/blobs/sha256:{'a' * 64}", method)
+            for a in (ns, path):
+                assert a.status == 403, (name, method, a.status, a.body[:200])
+                seen.setdefault((method, a is ns), set()).add(
+                    (a.status, a.body, a.headers.get("arca-error")))
+    assert all(len(answers) == 1 for answers in seen.values()), seen
+    assert all(r["name"] is None for r in arca.status()["registries"])
