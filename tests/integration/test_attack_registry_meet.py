@@ -207,8 +207,9 @@ def test_a_shared_hit_is_never_the_answer_of_a_client_the_rule_refuses(start_arc
 def test_a_stranger_learns_no_registry_name_from_v2s_refusals(start_arca, workdir):
     """A rule lets loopback fetch one unrelated URL, so /v2/ reads the path of a client outside
     --allow-network before refusing it. Such a stranger probes names in the namespace and in
-    containerd's ?ns=: a configured registry and a name arca does not mirror get the same
-    refusal, so the names stay the lab's (the status says them to it as null)."""
+    containerd's ?ns=, with a path after the name in the grammar or not: a configured registry
+    and a name arca does not mirror get the same refusal, so the names stay the lab's (the
+    status says them to it as null)."""
     config = reg.write_config(os.path.join(workdir, "arca.ini"),
                               ("rule open", {"match": "http://127.0.0.1:1/open/",
                                              "allow-network": "127.0.0.0/8"}))
@@ -217,11 +218,13 @@ def test_a_stranger_learns_no_registry_name_from_v2s_refusals(start_arca, workdi
     seen = {}
     for name in (NAME, "absent.corp.example"):
         for method in ("GET", "HEAD"):
-            ns = v2(arca, "team/app/manifests/1", method, ns=name)
-            path = v2(arca, f"{name}/team/app/blobs/sha256:{'a' * 64}", method)
-            for a in (ns, path):
-                assert a.status == 403, (name, method, a.status, a.body[:200])
-                seen.setdefault((method, a is ns), set()).add(
-                    (a.status, a.body, a.headers.get("arca-error")))
+            # the path after the name well formed, and not (an upper-case component)
+            for i, rest in enumerate(("team/app/manifests/1", "Team/app/manifests/1")):
+                ns = v2(arca, rest, method, ns=name)
+                path = v2(arca, f"{name}/{rest}", method)
+                for a in (ns, path):
+                    assert a.status == 403, (name, rest, method, a.status, a.body[:200])
+                    seen.setdefault((method, i, a is ns), set()).add(
+                        (a.status, a.body, a.headers.get("arca-error")))
     assert all(len(answers) == 1 for answers in seen.values()), seen
     assert all(r["name"] is None for r in arca.status()["registries"])
