@@ -4,6 +4,7 @@ connection that mixes the /v2/ route, the fetch API and the proxy form; and what
 counters show, to whom (docs/SECURITY.md, "Actors": a stranger reads counters only)."""
 
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -228,3 +229,37 @@ def test_a_stranger_learns_no_registry_name_from_v2s_refusals(start_arca, workdi
                         (a.status, a.body, a.headers.get("arca-error")))
     assert all(len(answers) == 1 for answers in seen.values()), seen
     assert all(r["name"] is None for r in arca.status()["registries"])
+
+
+def test_a_kill_loses_no_saved_count_and_doubles_none(start_arca, scripted, workdir):
+    """arca killed (SIGKILL, no stop's last save) after its counters reached the index: the
+    restarted arca shows each registry counter as saved, none counted twice, and goes on from
+    there (each save writes values, not increments)."""
+    up = scripted()
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [4096], "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url})
+    for _ in range(2):
+        reg.Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
+    pulled = 2 * (1 + len(image.blobs()))
+    e = wait_for(lambda: (r := arca.status()["registries"][0])["pulls"] >= pulled and r,
+                 "the pulls counted")
+    index = os.path.join(arca.data_dir, "index.sqlite")
+
+    def saved():
+        db = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+        try:
+            return dict(db.execute("SELECT name, value FROM counters WHERE name LIKE ?",
+                                   (f"registry {NAME} %",)).fetchall())
+        finally:
+            db.close()
+
+    wait_for(lambda: saved().get(f"registry {NAME} pulls") == e["pulls"] and
+             saved().get(f"registry {NAME} bytes") == e["bytes"], "the counters saved")
+    arca.stop(signal.SIGKILL)
+    arca.start()
+    again = arca.status()["registries"][0]
+    assert {k: again[k] for k in ("pulls", "hits", "bytes")} == \
+        {k: e[k] for k in ("pulls", "hits", "bytes")}, (again, e)
+    reg.Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
+    wait_for(lambda: arca.status()["registries"][0]["pulls"] == e["pulls"] + pulled // 2,
+             "the next pull counted from the saved ones")
