@@ -236,7 +236,7 @@ static void print_registries(json_t *s)
                name ? name : "?", (long long)cli_json_int(r, "pulls"),
                (long long)cli_json_int(r, "hits"), bytes, (long long)cli_json_int(r, "revalidated"),
                (long long)cli_json_int(r, "stale"), (long long)cli_json_int(r, "refused"),
-               (long long)cli_json_int(r, "too_many"));
+               (long long)cli_json_int(r, "throttled"));
     }
 }
 

@@ -252,9 +252,20 @@ static void on_auth(int status, const char *why, void *arg)
     park_put(&s->park);
 }
 
+/* A refusal of the path's own (a registry not mirrored, a name outside the grammar). To a client
+ * outside --allow-network, which the route reads when a rule could let it in, the 403 the fetch
+ * course gives a mirrored registry's URL instead: which names arca mirrors is the lab's, and a
+ * stranger reads them as null in the status. */
+static enum conn_result refuse_path(struct reg_req *s, unsigned int status, const char *code,
+                                    const char *why)
+{
+    const char *refusal = http_fetch_refusal(s->conn);
+    return refusal ? refuse(s, HTTP_FORBIDDEN, "DENIED", refusal) : refuse(s, status, code, why);
+}
+
 /* The registry a path names: its namespace (a configured registry's name as its first
  * component), containerd's ?ns=, else the default. *path moves past a namespace. NULL: a
- * registry named that is not configured (a 404 queued into *ret). */
+ * registry named that is not configured (a 404 queued into *ret, refuse_path). */
 static const struct registry *which_registry(struct reg_req *s, const char **path,
                                              enum conn_result *ret)
 {
@@ -274,7 +285,7 @@ static const struct registry *which_registry(struct reg_req *s, const char **pat
     }
     snprintf(why, sizeof(why), "registry '%.*s' is not one arca mirrors (--registry NAME=URL)",
              ns ? (int)strnlen(ns, 128) : (int)(len < 128 ? len : 128), ns ? ns : p);
-    *ret = refuse(s, HTTP_NOT_FOUND, "NAME_UNKNOWN", why);
+    *ret = refuse_path(s, HTTP_NOT_FOUND, "NAME_UNKNOWN", why);
     return NULL;
 }
 
@@ -365,8 +376,8 @@ static enum conn_result begin(struct reg_req *s)
         return ret;
     enum reg_error e = reg_path_parse(rest, &s->path, why, sizeof(why));
     if (e != REG_OK)
-        return refuse(s, e == REG_NAME_UNKNOWN ? HTTP_NOT_FOUND : HTTP_BAD_REQUEST,
-                      reg_error_code(e), why);
+        return refuse_path(s, e == REG_NAME_UNKNOWN ? HTTP_NOT_FOUND : HTTP_BAD_REQUEST,
+                           reg_error_code(e), why);
     if (make_url(s) < 0)
         return refuse(s, HTTP_INTERNAL_SERVER_ERROR, "UNAVAILABLE", "out of memory");
     bool parent_only = false;

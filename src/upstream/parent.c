@@ -48,13 +48,16 @@ static struct {
 /* A parent's counters, as the index keeps them (stats.h, struct stats_family): "parent URL
  * WHAT", WHAT one of these (a fallback's reason after the first three). Read once at start into
  * `kept`, which a parent's slot starts from when it is registered; `saved` is what the last save
- * wrote, per slot. */
+ * wrote, per slot. `kept` holds every URL the index has rows of: which ones are in use is known
+ * only as parents are named, and the rows of parents of old, which stay, must not push out
+ * theirs. Written by main before any other thread reads it. */
 #define KEPT_VALUES (3 + PARENT_FAULTS)
-static struct {
+struct kept_row {
     char url[CONFIG_PARENT_MAX];
     int64_t v[KEPT_VALUES];
-} kept[PARENT_MAX];
-static int n_kept;
+};
+static struct kept_row *kept;
+static int n_kept, room_kept;
 static int64_t saved[PARENT_MAX]
                     [KEPT_VALUES]; /* upstream thread (main before it starts: parent_init) */
 
@@ -84,10 +87,18 @@ static void take_kept(const char *url, size_t len, int k, int64_t value, void *a
     for (i = 0; i < n_kept; i++)
         if (strlen(kept[i].url) == len && !strncmp(kept[i].url, url, len))
             break;
-    if (i == n_kept && n_kept == PARENT_MAX)
-        return;
-    if (i == n_kept)
+    if (i == n_kept && n_kept == room_kept) {
+        int room = room_kept ? 2 * room_kept : PARENT_MAX;
+        struct kept_row *more = realloc(kept, (size_t)room * sizeof(*kept));
+        if (!more)
+            return; /* out of memory: its counts start from 0, as a new parent's */
+        kept = more;
+        room_kept = room;
+    }
+    if (i == n_kept) {
+        memset(&kept[i], 0, sizeof(kept[i]));
         snprintf(kept[n_kept++].url, sizeof(kept[0].url), "%.*s", (int)len, url);
+    }
     kept[i].v[k] = value;
 }
 

@@ -682,8 +682,9 @@ static void tls_card(struct buf *b)
 }
 
 /* The statistics page's registries card, once a registry is configured or pulled from: what each
- * mirror served (names are the operator's, escaped all the same). */
-static void registries_card(struct buf *b)
+ * mirror served. Its name when `named` (names are the operator's, escaped all the same), else
+ * "registry i", its place: a stranger reads counters only, as in the status and the metrics. */
+static void registries_card(struct buf *b, bool named)
 {
     char bytes[32];
     bool any = http_cfg->n_registries > 0;
@@ -696,7 +697,10 @@ static void registries_card(struct buf *b)
         const struct registry_counters *n = registries_at(i)->counters;
         format_bytes((double)atomic_load(&n->bytes), bytes, sizeof(bytes));
         buf_add(b, "<li><code>");
-        buf_html(b, registries_at(i)->name);
+        if (named)
+            buf_html(b, registries_at(i)->name);
+        else
+            buf_addf(b, "registry %d", i + 1);
         buf_addf(b,
                  "</code>: %lld pulls, %lld hits, %s served, %lld upstream refusals (%lld "
                  "429)</li>",
@@ -717,7 +721,7 @@ static enum conn_result statistics_page(struct conn *c)
     summary(&b, &t);
     tls_card(&b);
     web_parents_card(&b, http_sees_urls(c));
-    registries_card(&b);
+    registries_card(&b, http_sees_urls(c));
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);
     web_latency_card(&b);
