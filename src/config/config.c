@@ -24,6 +24,7 @@ void config_defaults(struct config *cfg)
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./arca-data");
     cfg->quota = 5LL << 30;
     cfg->default_ttl = 10 * 86400;
+    cfg->registry_tag_ttl = 60; /* a rebuilt :latest seen within a minute, at a HEAD a minute */
     cfg->stall_timeout = 60;
     cfg->connect_timeout = 30;
     cfg->download_timeout = 6 * 3600;
@@ -700,6 +701,7 @@ static const struct option options[] = {
     /* set by config_registry.c (config_registry_option), as the file and the command line read */
     {"registry", NULL, OPT_REPEATABLE, SPAN(registries, n_registries), 0, 0, 0},
     {"registry-default", NULL, 0, FIELD(registry_default), 0, 0, 0},
+    NUMBER("registry-tag-ttl", OPT_RELOADABLE, registry_tag_ttl, V_DURATION, 1, TTL_MAX),
     {"mirror", opt_mirror, OPT_REPEATABLE, SPAN(mirror_rules, n_mirror_rules), 0, 0, 0},
     {"parent", opt_parent, 0, FIELD(parent), 0, 0, 0},
     {"parent-only", opt_switch, OPT_SWITCH, FIELD(parent_only), 0, 0, 0},

@@ -211,6 +211,9 @@ struct config {
     struct registry_conf registries[CONFIG_MAX_REGISTRIES];
     int n_registries;
     char registry_default[CONFIG_REGISTRY_NAME_MAX]; /* --registry-default; "" docker.io */
+    /* seconds a mirrored registry's manifest by tag is fresh where no rule gives a ttl
+     * (--registry-tag-ttl; SIGHUP sets it: read atomically) */
+    int64_t registry_tag_ttl;
     bool log_health_checks; /* write /api/v1/health/ requests to the access log */
     /* --cache-name: this arca's name in Cache-Status (an sf-token; by default the host's name,
      * an sf-string when it is no token) */

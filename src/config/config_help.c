@@ -113,6 +113,8 @@ static void print_keys_and_commands(void)
         "                         (repeatable; REGISTRY.md)\n"
         "  --registry-default NAME  the registry of /v2/ requests naming none (default\n"
         "                         docker.io)\n"
+        "  --registry-tag-ttl TTL  a registry's tag is fresh this long where no rule gives a\n"
+        "                         ttl, then asked again with a HEAD (default 1m)\n"
         "  --mirror REGEX=URL,... URLs matching REGEX are fetched from the first mirror that has\n"
         "                         them (the matched text replaced), else from the origin\n"
         "  --parent URL           a central arca (http[s]://HOST[:PORT][/PATH]) every download\n"
@@ -161,7 +163,8 @@ static void print_keys_and_commands(void)
         "\n"
         "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--stale-if-error, --stale-while-revalidate, --upstream-rate, --log-level, the\n"
+        "--negative-ttl, --registry-tag-ttl, --stale-if-error, --stale-while-revalidate,\n"
+        "--upstream-rate, --log-level, the\n"
         "admin token and the TLS files (--tls-cert, --tls-key, --tls-client-ca, --parent-cert,\n"
         "--parent-key); other options need a restart (the log names them).\n"
         "SIGUSR1 reopens the access log and nothing else (for logrotate).");

@@ -98,6 +98,14 @@ const struct registry *registries_pulled(const char *url)
     return p.what == REG_MANIFEST || p.what == REG_BLOB ? r : NULL;
 }
 
+bool registries_is_tag(const char *url)
+{
+    const struct registry *r = registries_for_url(url);
+    struct reg_path p;
+    return r && reg_path_parse(url + strlen(r->url) + 4, &p, NULL, 0) == REG_OK &&
+           p.what == REG_MANIFEST && !p.by_digest;
+}
+
 void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes)
 {
     struct registry_counters *n = r->counters;

@@ -65,6 +65,9 @@ const struct registry *registries_for_url(const char *url);
 /* The registry whose manifest or blob `url` (normal form) names, or NULL (its tag list, its
  * /v2/ itself, another URL): a pull the fetch API serves (a site asking its central arca). */
 const struct registry *registries_pulled(const char *url);
+/* Whether `url` (normal form) names a manifest of a configured registry by tag (not by
+ * digest): what --registry-tag-ttl keeps fresh where no rule gives a ttl. */
+bool registries_is_tag(const char *url);
 /* A manifest's or blob's answer given (`status`; `cache` its access log word: HIT, STALE, ...;
  * `bytes` its body bytes sent), counted for `r` when a 2xx: once per request, by the route that
  * answered it (the /v2/ route, or the fetch API's for registries_pulled). */

@@ -83,7 +83,8 @@ static json_t *terms_json(const struct config *cfg, const struct fetch_terms *t,
     json_t *o = json_object();
     const struct object_keep *ob = &t->object;
     char text[2 * INET6_ADDRSTRLEN];
-    add_term(o, "ttl", json_integer(ob->ttl), from_text(t->ttl_from, t, "default-ttl"));
+    add_term(o, "ttl", json_integer(ob->ttl),
+             from_text(t->ttl_from, t, t->registry_tag ? "registry-tag-ttl" : "default-ttl"));
     add_term(o, "client-ttl", client_ttl_value(t), from_text(t->client_ttl_from, t, ""));
     add_term(o, "stale-if-error", window(ob->stale_if_error, &cfg->stale_if_error),
              from_text(t->stale_if_error_from, t, "stale-if-error"));

@@ -7,6 +7,7 @@
 #include "rules/rules.h"
 #include "rules/fold.h"
 #include "rules/carried.h"
+#include "registry/registries.h"
 #include "url/url.h"
 
 #include <stdio.h>
@@ -120,13 +121,18 @@ static void decide_allowed(const struct rule_set *set, const struct rule *r,
     }
 }
 
-/* The ttl: the base (the rule's or --default-ttl), changed by the client's ttl= as client-ttl
+/* The ttl: the base (the rule's, else --registry-tag-ttl for a registry's tag, else
+ * --default-ttl), changed by the client's ttl= as client-ttl
  * lets it. A proxied request's max-age (client_ttl_shorter) may only shorten it. */
 static void decide_ttl(const struct config *cfg, const struct rule *r,
                        const struct request_facts *req, struct fetch_terms *out)
 {
     int64_t ttl;
-    out->ttl_base = r && r->has_ttl ? r->ttl : __atomic_load_n(&cfg->default_ttl, __ATOMIC_RELAXED);
+    /* a tag moves upstream: where no rule says otherwise it is asked again soon, with a HEAD
+     * that costs no pull when the digest has not changed */
+    out->registry_tag = registries_is_tag(req->url);
+    const int64_t *option = out->registry_tag ? &cfg->registry_tag_ttl : &cfg->default_ttl;
+    out->ttl_base = r && r->has_ttl ? r->ttl : __atomic_load_n(option, __ATOMIC_RELAXED);
     out->ttl_from = r && r->has_ttl ? FROM_RULE : FROM_OPTION;
     out->client_ttl = r && r->has_client_ttl ? r->client_ttl : CLIENT_TTL_OBEY;
     out->client_ttl_from = r && r->has_client_ttl ? FROM_RULE : FROM_BUILTIN;

@@ -74,7 +74,9 @@ struct fetch_terms {
         max_object_size_from, store_from, pin_from, fill_from, parent_from, negative_ttl_from;
     enum client_ttl_mode client_ttl;
     int64_t client_ttl_min, client_ttl_max; /* CLIENT_TTL_CLAMP's bounds, seconds */
-    int64_t ttl_base;      /* the ttl before the client's: the rule's or --default-ttl */
+    int64_t ttl_base;      /* the ttl before the client's: the rule's, --registry-tag-ttl or
+                              --default-ttl */
+    bool registry_tag;     /* the URL is a mirrored registry's manifest by tag (registries.h) */
     int fill_connections;  /* connections one download may use at once; 1: one */
     int64_t fill_min_size; /* smaller objects come over one connection */
     struct source_plan sources;
