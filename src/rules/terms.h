@@ -1,6 +1,7 @@
 /*
  * terms.h — the terms of a request: how one URL is cached, decided once, before anything else
- * happens, from the request, the configuration and the rules (rules.h). Every way into the
+ * happens, from the request, the configuration, the rules (rules.h) and the table of mirrored
+ * registries (registries.h: a registry's tag has its own ttl). Every way into the
  * cache (the fetch prefix, the proxy, an admin's prefetch, a bucket's file) decides them with
  * terms_decide() and then reads them, never the globals they come from: the store gets
  * `object` (store.h's struct object_keep), the download gets the fill settings and the sources,
