@@ -80,11 +80,42 @@ static void table_built(void **state)
     config_free(&cfg);
 }
 
+/* containerd's ?ns=: a NAME, else the host[:port] of a configured URL as a reference writes it
+ * (the scheme's default port left out); never another host's. */
+static void ns_found(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(load(err, 6, "--registry", "lab=http://127.0.0.1:5000", "--registry",
+                          "quay.lab=https://Quay.Lab:443/", "--registry",
+                          "127.0.0.1:5000=http://h"),
+                     CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    const struct registry *lab = registries_find("lab", 3), *quay = registries_find("quay.lab", 8);
+    assert_ptr_equal(registries_for_ns("lab", 3), lab);
+    /* a NAME first: the registry called 127.0.0.1:5000, not the one at that address */
+    assert_ptr_equal(registries_for_ns("127.0.0.1:5000", 14),
+                     registries_find("127.0.0.1:5000", 14));
+    assert_ptr_equal(registries_for_ns("quay.lab", 8), quay);
+    assert_ptr_equal(registries_for_ns("h", 1), registries_find("127.0.0.1:5000", 14));
+    assert_ptr_equal(registries_for_ns("registry-1.docker.io", 20),
+                     registries_find("docker.io", 9));
+    assert_null(registries_for_ns("quay.lab:443", 12));
+    assert_null(registries_for_ns("127.0.0.1", 9));
+    assert_null(registries_for_ns("127.0.0.1:500", 13));
+    assert_null(registries_for_ns("", 0));
+    assert_int_equal(load(err, 2, "--registry", "lab=http://127.0.0.1:5000"), CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    assert_ptr_equal(registries_for_ns("127.0.0.1:5000", 14), registries_find("lab", 3));
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(options_read),
         cmocka_unit_test(table_built),
+        cmocka_unit_test(ns_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
