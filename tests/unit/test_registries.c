@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "config/config.h"
@@ -44,6 +45,34 @@ static void options_read(void **state)
     assert_int_equal(load(err, 2, "--registry-default", "lab"), CONFIG_ERROR);
     assert_non_null(strstr(err, "no such registry"));
     assert_int_equal(load(err, 2, "--registry-default", "docker.io"), CONFIG_SERVE);
+    /* a NAME is given in one place */
+    assert_int_equal(load(err, 4, "--registry", "lab=http://a", "--registry", "lab=http://b"),
+                     CONFIG_ERROR);
+    assert_non_null(strstr(err, "registry lab given twice on the command line"));
+    assert_int_equal(load(err, 4, "--registry", "docker.io", "--registry", "lab=http://b"),
+                     CONFIG_SERVE);
+}
+
+/* Two [registry lab] sections of one file: both places named; one section's keys are one. */
+static void sections_once(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    static const char one[] = "[registry lab]\nurl = http://a\nusername = u\n";
+    char text[256];
+    (void)state;
+    config_free(&cfg);
+    assert_int_equal(load(err, 0), CONFIG_SERVE);
+    FILE *f = fmemopen((void *)one, strlen(one), "r");
+    assert_int_equal(config_read_stream(&cfg, f, "a.ini", err), 0);
+    fclose(f);
+    assert_int_equal(cfg.n_registries, 1);
+    snprintf(text, sizeof(text), "%s\n%s", one, one);
+    assert_int_equal(load(err, 0), CONFIG_SERVE);
+    f = fmemopen(text, strlen(text), "r");
+    assert_int_equal(config_read_stream(&cfg, f, "a.ini", err), -1);
+    fclose(f);
+    assert_non_null(strstr(err, "registry lab given twice: at a.ini:1 and at a.ini:5"));
+    config_free(&cfg);
 }
 
 static void table_built(void **state)
@@ -116,6 +145,7 @@ int main(void)
         cmocka_unit_test(options_read),
         cmocka_unit_test(table_built),
         cmocka_unit_test(ns_found),
+        cmocka_unit_test(sections_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
