@@ -218,22 +218,22 @@ void cli_parent_line(json_t *p, bool only, char *out, size_t size)
              only ? "passed over" : "fell back to the origin", times);
 }
 
-/* A line per registry that served a pull (docs/REGISTRY.md); nothing when none did, or from an
- * older server. */
+/* A line per registry a /v2/ request can reach (docs/REGISTRY.md, "Visible"), those that served
+ * nothing yet too, so that an admin confirms a set-up before any pull; nothing from an older
+ * server. */
 static void print_registries(json_t *s)
 {
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(s, "registries"), i, r)
     {
-        char bytes[32];
+        char bytes[32], place[24];
         const char *name = json_string_value(json_object_get(r, "name"));
-        if (cli_json_int(r, "pulls") == 0 && cli_json_int(r, "refused") == 0)
-            continue;
+        snprintf(place, sizeof(place), "%zu", i + 1); /* to a stranger, as the pages say it */
         format_bytes((double)cli_json_int(r, "bytes"), bytes, sizeof(bytes));
         printf("registry   %s: %lld pulls, %lld hits, %s; %lld tags revalidated, %lld stale, "
                "%lld upstream refusals (%lld 429)\n",
-               name ? name : "?", (long long)cli_json_int(r, "pulls"),
+               name ? name : place, (long long)cli_json_int(r, "pulls"),
                (long long)cli_json_int(r, "hits"), bytes, (long long)cli_json_int(r, "revalidated"),
                (long long)cli_json_int(r, "stale"), (long long)cli_json_int(r, "refused"),
                (long long)cli_json_int(r, "throttled"));

@@ -285,7 +285,8 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     else if (!strncmp(section, "bucket ", 7))
         ctx->failed = on_bucket_key(ctx, section + 7, name, value) != 0;
     else if (!strncmp(section, "registry ", 9))
-        ctx->failed = config_registry_key(ctx->cfg, section + 9, name, value, ctx->err) != 0;
+        ctx->failed = config_registry_key(ctx->cfg, section + 9, name, value, ctx->file,
+                                          ctx->section_line, ctx->err) != 0;
     else if (!strncmp(section, "rule ", 5) && ctx->rule >= 0)
         ctx->failed =
             config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
@@ -301,7 +302,8 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
         ctx->failed = (!(o->flags & OPT_REPEATABLE) &&
                        once(ctx, &ctx->first_line[config_option_index(o)], "--", name) < 0) ||
                       (o->set ? config_apply(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)
-                              : config_registry_option(ctx->cfg, o, value, ctx->err)) < 0;
+                              : config_registry_option(ctx->cfg, o, value, ctx->file, ctx->line,
+                                                       ctx->err)) < 0;
     }
     return !ctx->failed;
 }
@@ -439,7 +441,7 @@ static enum config_action load_arg(struct config *cfg, int argc, char **argv, in
         return CONFIG_ERROR;
     }
     if (!o->set && strcmp(o->name, "config") != 0) { /* --registry, --registry-default */
-        rc = config_registry_option(cfg, o, value, err);
+        rc = config_registry_option(cfg, o, value, "", 0, err);
     } else if (!o->set) { /* --config */
         rc = config_read_file(cfg, value, err);
         snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", value);

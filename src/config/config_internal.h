@@ -53,10 +53,13 @@ int config_bucket_key(struct config *cfg, const char *name, const char *key, con
  * without a setter: the readers call this one, so that config.c names nothing of the file), one
  * key of an INI section [registry NAME] (url, username, password-file), and the whole checked
  * once every option is in (a registry without a URL, a password file that cannot be read, a
- * default naming none). */
-int config_registry_option(struct config *cfg, const struct option *o, const char *v, char *err);
+ * default naming none). `file` and `line` say where (file "" and line 0: the command line; a
+ * key: its section's line): a NAME is given in one place, a --registry or a section, and a
+ * second place is an error naming both. */
+int config_registry_option(struct config *cfg, const struct option *o, const char *v,
+                           const char *file, int line, char *err);
 int config_registry_key(struct config *cfg, const char *name, const char *key, const char *v,
-                        char *err);
+                        const char *file, int section_line, char *err);
 int config_registry_finish(const struct config *cfg, char *err);
 
 /* config_rules.c: a [rule NAME] section begins at `line` of `file` (a name given before is an

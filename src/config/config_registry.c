@@ -38,13 +38,45 @@ static bool name_ok(const char *name, size_t len)
     return true;
 }
 
-/* The registry called `name`, added when new; NULL with the reason. */
-static struct registry_conf *registry_named(struct config *cfg, const char *name, size_t len,
-                                            char *err)
+/* Where a registry was given, as its error names it. */
+static void place(const struct config_origin *o, char *out, size_t size)
 {
-    for (int i = 0; i < cfg->n_registries; i++)
-        if (strlen(cfg->registries[i].name) == len && !strncmp(cfg->registries[i].name, name, len))
+    if (o->line > 0)
+        snprintf(out, size, "at %.64s:%d", o->file, o->line);
+    else
+        snprintf(out, size, "on the command line");
+}
+
+/* Registry `name` given at `here` after `was`: which of two URLs would win, and whether a
+ * section's login would survive a --registry, is asked of the user, never decided silently. */
+static void given_twice(const char *name, const struct config_origin *was,
+                        const struct config_origin *here, char *err)
+{
+    char first[80], second[80];
+    place(was, first, sizeof(first));
+    place(here, second, sizeof(second));
+    if (was->line == 0 && here->line == 0)
+        snprintf(err, CONFIG_ERR_LEN, "registry %.32s given twice on the command line %s", name,
+                 "(one place per NAME)");
+    else
+        snprintf(err, CONFIG_ERR_LEN, "registry %.32s given twice: %s and %s %s", name, first,
+                 second, "(one place per NAME)");
+}
+
+/* The registry called `name`, added when new, given at `here` (a section's keys, read one by
+ * one, are one place); NULL with the reason, a NAME given in another place before included. */
+static struct registry_conf *registry_named(struct config *cfg, const char *name, size_t len,
+                                            const struct config_origin *here, char *err)
+{
+    for (int i = 0; i < cfg->n_registries; i++) {
+        const struct config_origin *was = &cfg->registry_origins[i];
+        if (strlen(cfg->registries[i].name) != len || strncmp(cfg->registries[i].name, name, len))
+            continue;
+        if (here->line > 0 && was->line == here->line && !strcmp(was->file, here->file))
             return &cfg->registries[i];
+        given_twice(cfg->registries[i].name, was, here, err);
+        return NULL;
+    }
     if (!name_ok(name, len)) {
         snprintf(err, CONFIG_ERR_LEN,
                  "registry name '%.*s': a lower-case host name (letters, digits, '.', '-') with "
@@ -56,6 +88,7 @@ static struct registry_conf *registry_named(struct config *cfg, const char *name
         snprintf(err, CONFIG_ERR_LEN, "at most %d registries", CONFIG_MAX_REGISTRIES);
         return NULL;
     }
+    cfg->registry_origins[cfg->n_registries] = *here;
     struct registry_conf *r = &cfg->registries[cfg->n_registries++];
     memset(r, 0, sizeof(*r));
     memcpy(r->name, name, len);
@@ -73,7 +106,8 @@ static int set_url(struct registry_conf *r, const char *v, char *err)
     return 0;
 }
 
-static int add_registry(struct config *cfg, const char *v, char *err)
+static int add_registry(struct config *cfg, const char *v, const struct config_origin *here,
+                        char *err)
 {
     const char *eq = strchr(v, '=');
     size_t len = eq ? (size_t)(eq - v) : strlen(v);
@@ -83,7 +117,7 @@ static int add_registry(struct config *cfg, const char *v, char *err)
                  "--registry: expected NAME=URL (or docker.io alone), got '%.64s'", v);
         return -1;
     }
-    if (!(r = registry_named(cfg, v, len, err)))
+    if (!(r = registry_named(cfg, v, len, here, err)))
         return -1;
     return set_url(r, eq ? eq + 1 : DOCKER_HUB_URL, err);
 }
@@ -98,15 +132,27 @@ static int set_default(struct config *cfg, const char *v, char *err)
     return 0;
 }
 
-int config_registry_option(struct config *cfg, const struct option *o, const char *v, char *err)
+/* Where a file or the command line gives it: file "" and line 0, the command line. */
+static struct config_origin origin(const char *file, int line)
 {
-    return !strcmp(o->name, "registry") ? add_registry(cfg, v, err) : set_default(cfg, v, err);
+    struct config_origin o = {.line = line};
+    snprintf(o.file, sizeof(o.file), "%s", line > 0 && file ? file : "");
+    return o;
+}
+
+int config_registry_option(struct config *cfg, const struct option *o, const char *v,
+                           const char *file, int line, char *err)
+{
+    struct config_origin here = origin(file, line);
+    return !strcmp(o->name, "registry") ? add_registry(cfg, v, &here, err)
+                                        : set_default(cfg, v, err);
 }
 
 int config_registry_key(struct config *cfg, const char *name, const char *key, const char *v,
-                        char *err)
+                        const char *file, int section_line, char *err)
 {
-    struct registry_conf *r = registry_named(cfg, name, strlen(name), err);
+    struct config_origin here = origin(file, section_line);
+    struct registry_conf *r = registry_named(cfg, name, strlen(name), &here, err);
     if (!r)
         return -1;
     if (!strcmp(key, "url"))

@@ -264,8 +264,9 @@ static enum conn_result refuse_path(struct reg_req *s, unsigned int status, cons
 }
 
 /* The registry a path names: its namespace (a configured registry's name as its first
- * component), containerd's ?ns=, else the default. *path moves past a namespace. NULL: a
- * registry named that is not configured (a 404 queued into *ret, refuse_path). */
+ * component), containerd's ?ns= (a NAME, or a configured URL's host[:port]), else the default.
+ * *path moves past a namespace. NULL: a registry named that is not configured (a 404 queued into
+ * *ret, refuse_path). */
 static const struct registry *which_registry(struct reg_req *s, const char **path,
                                              enum conn_result *ret)
 {
@@ -274,7 +275,7 @@ static const struct registry *which_registry(struct reg_req *s, const char **pat
     const struct registry *reg;
     char why[200];
     if (ns) {
-        if ((reg = registries_find(ns, strlen(ns))))
+        if ((reg = registries_for_ns(ns, strlen(ns))))
             return reg;
     } else if ((*path = past_namespace(p, &reg)) != p) {
         return reg;

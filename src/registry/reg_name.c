@@ -156,6 +156,11 @@ static enum reg_error take_reference(const char *ref, size_t len, bool blob, str
     return REG_OK;
 }
 
+/* What a path outside the pull API is told: the three paths it has. */
+#define NOT_A_PATH                                                                                 \
+    "not a registry path: /v2/<name>/manifests/<reference>, /v2/<name>/blobs/<digest> or "         \
+    "/v2/<name>/tags/list"
+
 enum reg_error reg_path_parse(const char *path, struct reg_path *out, char *why, size_t size)
 {
     static const char tags[] = "/tags/list";
@@ -174,8 +179,7 @@ enum reg_error reg_path_parse(const char *path, struct reg_path *out, char *why,
     /* <repo>/<manifests|blobs>/<reference>: a reference holds no '/' */
     const char *ref = strrchr(path, '/');
     if (!ref || ref == path)
-        return refuse(REG_NAME_INVALID, why, size,
-                      "not a registry path: /v2/<name>/manifests|blobs/<reference>");
+        return refuse(REG_NAME_INVALID, why, size, NOT_A_PATH);
     size_t ref_len = len - (size_t)(ref + 1 - path);
     const char *kind = ref;
     while (kind > path && kind[-1] != '/')
@@ -183,16 +187,13 @@ enum reg_error reg_path_parse(const char *path, struct reg_path *out, char *why,
     size_t kind_len = (size_t)(ref - kind);
     if (kind == path || ref_len == 0 || ref_len >= REG_REF_MAX)
         return refuse(ref_len >= REG_REF_MAX ? REG_TAG_INVALID : REG_NAME_INVALID, why, size,
-                      ref_len >= REG_REF_MAX ? "reference too long"
-                                             : "not a registry path: "
-                                               "/v2/<name>/manifests|blobs/<reference>");
+                      ref_len >= REG_REF_MAX ? "reference too long" : NOT_A_PATH);
     if (kind_len == 9 && !memcmp(kind, "manifests", 9))
         out->what = REG_MANIFEST;
     else if (kind_len == 5 && !memcmp(kind, "blobs", 5))
         out->what = REG_BLOB;
     else
-        return refuse(REG_NAME_INVALID, why, size,
-                      "not a registry path: /v2/<name>/manifests|blobs/<reference>");
+        return refuse(REG_NAME_INVALID, why, size, NOT_A_PATH);
     enum reg_error e = take_repo(path, (size_t)(kind - 1 - path), out, why, size);
     if (e != REG_OK)
         return e;

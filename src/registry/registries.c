@@ -3,6 +3,7 @@
 #include "registry/registries.h"
 #include "registry/reg_name.h"
 #include "stats/stats.h"
+#include "base/parse.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -72,6 +73,18 @@ const struct registry *registries_find(const char *name, size_t len)
         if (strlen(table[i].name) == len && !strncmp(table[i].name, name, len))
             return &table[i];
     return NULL;
+}
+
+const struct registry *registries_for_ns(const char *ns, size_t len)
+{
+    const struct registry *r = registries_find(ns, len);
+    size_t host_len;
+    for (int i = 0; !r && i < n_table; i++) {
+        const char *host = url_host(table[i].url, &host_len); /* normal form: no userinfo */
+        if (host_len == len && !strncmp(host, ns, len))
+            r = &table[i];
+    }
+    return r;
 }
 
 const struct registry *registries_default(void)

@@ -58,6 +58,11 @@ struct registry {
 int registries_init(const struct config *cfg, char *err, size_t errlen);
 /* The registry called `name` (`len` bytes), or NULL. */
 const struct registry *registries_find(const char *name, size_t len);
+/* The registry containerd's ?ns= names (`len` bytes): the one called so, else the first whose
+ * URL's authority it is, host[:port] as a reference writes it ("registry.lab.example:5000",
+ * the scheme's default port left out as the URL's normal form has it); NULL when none. Only
+ * configured registries are found: ?ns= never names a host to reach. */
+const struct registry *registries_for_ns(const char *ns, size_t len);
 /* The registry for requests that name none (--registry-default), or NULL when none is set up. */
 const struct registry *registries_default(void);
 /* The registry whose API `url` (normal form) lies under (its url followed by "/v2/"), or NULL. */

@@ -130,7 +130,7 @@ def test_arca_status_says_the_429s_a_registry_answered(start_arca, scripted, wor
                  "the 429 counted")
     p = subprocess.run([ARCA_BIN, "status", "--server", arca.base], capture_output=True,
                        text=True, timeout=10)
-    line = [x for x in p.stdout.splitlines() if x.startswith("registry ")]
+    line = [x for x in p.stdout.splitlines() if x.startswith(f"registry   {NAME}:")]
     assert p.returncode == 0 and len(line) == 1, p.stdout
     assert f"{e['refused']} upstream refusals ({e['throttled']} 429)" in line[0], (line, e)
 

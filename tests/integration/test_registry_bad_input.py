@@ -114,3 +114,16 @@ def test_a_manifest_over_4_mib_is_refused(start_arca, scripted, workdir):
     # by digest it is refused too
     a = v2(arca, f"{NAME}/library/demo/manifests/{big.digest}", headers=reg.manifest_headers())
     assert 400 <= a.status < 500 and a.error_codes(), (a.status, a.body[:200])
+
+
+def test_a_path_that_is_no_registry_path_names_the_three_that_are(mirror):
+    """/v2/_catalog (which a mirror does not serve) and other paths outside the pull API: the
+    refusal names the paths the API has, the tag list among them."""
+    arca, up, _ = mirror
+    for path in ("_catalog", f"{NAME}/library/demo/other/v1"):
+        a = v2(arca, path)
+        assert_registry_error(a, 400, "NAME_INVALID")
+        said = a.headers.get("arca-error", "")
+        for part in ("/manifests/", "/blobs/", "/tags/list"):
+            assert part in said, said
+    assert up.total() == 0

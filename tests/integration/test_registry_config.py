@@ -90,3 +90,40 @@ def test_the_status_names_each_registry_and_never_its_password(start_arca, workd
                           "default), docker.io (https://registry-1.docker.io)")
     p = run("--help")
     assert "--registry NAME=URL" in p.stdout and "--registry-default NAME" in p.stdout
+
+
+def test_a_registry_name_given_twice_is_one_line_naming_both_places(workdir):
+    """The same NAME twice (twice on the command line, on the command line and in a
+    [registry NAME] section, in two sections, a `registry =` key and a section): which one
+    would win, and whether a section's login would survive a second URL, is no question arca
+    answers silently. One line naming both places; serve exits 2, check-config 1."""
+    data = os.path.join(workdir, "data")
+    pw = write(os.path.join(workdir, "pw"), SECRET + "\n")
+    section = f"[registry lab]\nurl = http://127.0.0.1:5000\nusername = bob\npassword-file = {pw}\n"
+    ini = write(os.path.join(workdir, "arca.ini"), section)
+    two = write(os.path.join(workdir, "two.ini"), section + "\n" + section)
+    key = write(os.path.join(workdir, "key.ini"), "registry = lab=http://127.0.0.1:5001\n\n" + section)
+    cases = [
+        (["--registry", "lab=http://127.0.0.1:5000", "--registry", "lab=http://127.0.0.1:5001"],
+         ["the command line", "twice"]),
+        (["--config", ini, "--registry", "lab="], [f"{ini}:1", "the command line"]),
+        (["--registry", "lab=http://127.0.0.1:5001", "--config", ini],
+         [f"{ini}:1", "the command line"]),
+        (["--config", two], [f"{two}:1", f"{two}:6"]),
+        (["--config", key], [f"{key}:1", f"{key}:3"]),
+        (["--registry", "docker.io", "--registry", "docker.io=https://mirror.gcr.io"],
+         ["docker.io", "twice"]),
+    ]
+    for args, says in cases:
+        for command, code in (("serve", 2), ("check-config", 1)):
+            p = run(command, "--data-dir", data, "--listen", "127.0.0.1:1", *args)
+            lines = p.stderr.strip().splitlines()
+            assert p.returncode == code and len(lines) == 1, (command, args, p.returncode,
+                                                              p.stderr)
+            assert "registry " in lines[0] and "given twice" in lines[0], (args, lines)
+            assert all(s in lines[0] for s in says), (args, says, lines)
+            assert SECRET not in p.stderr + p.stdout
+    # one section's keys, however many, are one place; a --registry for another NAME is fine
+    p = run("check-config", "--data-dir", data, "--config", ini, "--registry",
+            "other.lab=http://127.0.0.1:5002")
+    assert p.returncode == 0, p.stderr

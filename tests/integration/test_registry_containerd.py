@@ -121,3 +121,34 @@ def test_ctr_pulls_through_arca(start_arca, scripted, containerd, workdir):
     for blob in image.blobs():
         assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest
     assert up.gets(f"/v2/library/demo/manifests/{image.manifest.digest}") == 1
+
+
+def test_ctr_pulls_a_lab_registrys_image_through_arca(start_arca, scripted, containerd,
+                                                      workdir):
+    """A lab's own registry, known to its clients as HOST:PORT (here the scripted upstream's
+    127.0.0.1:PORT), mirrored by arca as `lab` (the NAME podman's mirror location needs, no
+    port in it): ctr pulls HOST:PORT/team/tool:2 with a hosts.toml in the folder named for
+    HOST:PORT, the registry's own server unreachable. containerd asks ?ns=HOST:PORT, which
+    names `lab` by its URL; the pulls are counted under `lab`."""
+    up = scripted()
+    image = up.add("team/tool", build_image(os.path.join(workdir, "i"), [65536, 90_000], "2"))
+    authority = up.url.split("://", 1)[1]  # what image references write: 127.0.0.1:PORT
+    access = os.path.join(workdir, "access.log")
+    arca = start_mirror(start_arca, {"lab": up.url}, access_log=access)
+    certs = hosts_dir(workdir, arca, name=authority)
+    pull(containerd, certs, f"{authority}/team/tool:2")
+    kept = ctr(containerd, "content", "ls")
+    for blob in image.blobs() + [image.manifest]:
+        assert blob.digest in kept, (blob.digest, kept)
+
+    def logged():  # the access log is written in batches, about 10 ms after each line
+        with open(access) as f:
+            lines = [line for line in f if "/v2/team/tool/" in line]
+        return len(lines) >= 1 + len(image.blobs()) and lines
+
+    lines = wait_for(logged, "the pull's lines in the access log")
+    assert all("?ns=127.0.0.1" in line and '" 200 ' in line for line in lines), lines
+    wait_for(lambda: [r for r in arca.status()["registries"] if r["name"] == "lab"][0]["pulls"]
+             >= 1 + len(image.blobs()), "the pull counted under lab")
+    for blob in image.blobs():
+        assert up.blob_gets("team/tool", blob.digest) == 1, blob.digest

@@ -8,6 +8,7 @@ the same stored bytes; a registry named in the config file's [registry NAME] is 
 import os
 
 import registry as reg
+from conftest import wait_for
 from registry import (Puller, build_image, scripted, start_mirror, v2,  # noqa: F401
                       write_config)
 
@@ -76,3 +77,30 @@ def test_registry_default_names_the_registry_of_unnamed_requests(start_arca, scr
     a = v2(arca, "team/app/manifests/v1", headers=reg.manifest_headers())
     assert a.status == 200 and a.headers["docker-content-digest"] == image.manifest.digest
     assert hub.total() == 0 and quay.gets("/v2/team/app/manifests/v1") == 1
+
+
+def test_ns_names_a_registry_by_the_host_and_port_of_its_url(start_arca, scripted, workdir):
+    """containerd writes ?ns= as the registry's host[:port] from the image reference
+    (registry.lab.example:5000/team/tool:2 asks ?ns=registry.lab.example:5000), while podman's
+    mirror location wants a NAME without a port: one NAME, `lab`, serves both, ?ns= matching
+    the authority of its URL. The pulls are counted under `lab`; a host:port no configured
+    registry's URL has is still NAME_UNKNOWN, and nothing is asked upstream for it."""
+    up = scripted()
+    image = up.add("team/tool", build_image(os.path.join(workdir, "i"), [4096, 20_000], "2"))
+    arca = start_mirror(start_arca, {"lab": up.url})
+    authority = up.url.split("://", 1)[1]  # 127.0.0.1:PORT
+    for client in (Puller(arca.base, ns=authority), Puller(arca.base, prefix="lab")):
+        got, top = client.pull("team/tool", "2")
+        assert top.headers["docker-content-digest"] == image.manifest.digest
+        assert sorted(got) == sorted(b.digest for b in image.blobs())
+    assert up.gets("/v2/team/tool/manifests/2") == 1
+    objects = 1 + len(image.blobs())
+    lab = wait_for(lambda: (e := [r for r in arca.status()["registries"]
+                                  if r["name"] == "lab"][0])["pulls"] >= 2 * objects and e,
+                   "both pulls counted under lab")
+    assert lab["pulls"] == 2 * objects, lab
+    before = up.total()
+    host, port = authority.rsplit(":", 1)
+    for ns in (f"{host}:{int(port) + 1}", host, f"http://{authority}"):
+        reg.assert_registry_error(v2(arca, "team/tool/manifests/2", ns=ns), 404, "NAME_UNKNOWN")
+    assert up.total() == before

@@ -155,3 +155,23 @@ def test_a_central_counts_the_pulls_of_its_sites(start_arca, scripted, workdir):
     assert c2["bytes"] >= 2 * size, c2
     for blob in image.blobs():
         assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest
+
+
+def test_arca_status_shows_every_registry_before_any_pull(start_arca, scripted, workdir):
+    """An admin confirming a set-up before any job pulled: `arca status` has a line for each
+    registry a /v2/ request can reach (each --registry, a [registry NAME] section, Docker Hub
+    always), zeros included, and the status JSON lists the same ones."""
+    up = scripted()
+    config = write_config(os.path.join(workdir, "arca.ini"),
+                          ("registry ghcr.lab", {"url": "http://127.0.0.1:2"}))
+    arca = start_mirror(start_arca, {NAME: up.url, "quay.lab": "http://127.0.0.1:1"},
+                        config=config)
+    names = {NAME, "quay.lab", "ghcr.lab", "docker.io"}
+    assert {r["name"] for r in arca.status()["registries"]} == names
+    p = subprocess.run([ARCA_BIN, "status", "--server", arca.base], capture_output=True,
+                       text=True, timeout=10)
+    lines = [x for x in p.stdout.splitlines() if x.startswith("registry ")]
+    assert p.returncode == 0 and len(lines) == len(names), p.stdout
+    for name in names:
+        line = [x for x in lines if x.split()[1] == f"{name}:"]
+        assert len(line) == 1 and ": 0 pulls, 0 hits, 0 B;" in line[0], (name, lines)

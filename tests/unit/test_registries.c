@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "config/config.h"
@@ -44,6 +45,34 @@ static void options_read(void **state)
     assert_int_equal(load(err, 2, "--registry-default", "lab"), CONFIG_ERROR);
     assert_non_null(strstr(err, "no such registry"));
     assert_int_equal(load(err, 2, "--registry-default", "docker.io"), CONFIG_SERVE);
+    /* a NAME is given in one place */
+    assert_int_equal(load(err, 4, "--registry", "lab=http://a", "--registry", "lab=http://b"),
+                     CONFIG_ERROR);
+    assert_non_null(strstr(err, "registry lab given twice on the command line"));
+    assert_int_equal(load(err, 4, "--registry", "docker.io", "--registry", "lab=http://b"),
+                     CONFIG_SERVE);
+}
+
+/* Two [registry lab] sections of one file: both places named; one section's keys are one. */
+static void sections_once(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    static const char one[] = "[registry lab]\nurl = http://a\nusername = u\n";
+    char text[256];
+    (void)state;
+    config_free(&cfg);
+    assert_int_equal(load(err, 0), CONFIG_SERVE);
+    FILE *f = fmemopen((void *)one, strlen(one), "r");
+    assert_int_equal(config_read_stream(&cfg, f, "a.ini", err), 0);
+    fclose(f);
+    assert_int_equal(cfg.n_registries, 1);
+    snprintf(text, sizeof(text), "%s\n%s", one, one);
+    assert_int_equal(load(err, 0), CONFIG_SERVE);
+    f = fmemopen(text, strlen(text), "r");
+    assert_int_equal(config_read_stream(&cfg, f, "a.ini", err), -1);
+    fclose(f);
+    assert_non_null(strstr(err, "registry lab given twice: at a.ini:1 and at a.ini:5"));
+    config_free(&cfg);
 }
 
 static void table_built(void **state)
@@ -80,11 +109,43 @@ static void table_built(void **state)
     config_free(&cfg);
 }
 
+/* containerd's ?ns=: a NAME, else the host[:port] of a configured URL as a reference writes it
+ * (the scheme's default port left out); never another host's. */
+static void ns_found(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(load(err, 6, "--registry", "lab=http://127.0.0.1:5000", "--registry",
+                          "quay.lab=https://Quay.Lab:443/", "--registry",
+                          "127.0.0.1:5000=http://h"),
+                     CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    const struct registry *lab = registries_find("lab", 3), *quay = registries_find("quay.lab", 8);
+    assert_ptr_equal(registries_for_ns("lab", 3), lab);
+    /* a NAME first: the registry called 127.0.0.1:5000, not the one at that address */
+    assert_ptr_equal(registries_for_ns("127.0.0.1:5000", 14),
+                     registries_find("127.0.0.1:5000", 14));
+    assert_ptr_equal(registries_for_ns("quay.lab", 8), quay);
+    assert_ptr_equal(registries_for_ns("h", 1), registries_find("127.0.0.1:5000", 14));
+    assert_ptr_equal(registries_for_ns("registry-1.docker.io", 20),
+                     registries_find("docker.io", 9));
+    assert_null(registries_for_ns("quay.lab:443", 12));
+    assert_null(registries_for_ns("127.0.0.1", 9));
+    assert_null(registries_for_ns("127.0.0.1:500", 13));
+    assert_null(registries_for_ns("", 0));
+    assert_int_equal(load(err, 2, "--registry", "lab=http://127.0.0.1:5000"), CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    assert_ptr_equal(registries_for_ns("127.0.0.1:5000", 14), registries_find("lab", 3));
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(options_read),
         cmocka_unit_test(table_built),
+        cmocka_unit_test(ns_found),
+        cmocka_unit_test(sections_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
