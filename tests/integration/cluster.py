@@ -39,7 +39,10 @@ class HAProxy:
         servers = "".join(f"    server node{i + 1} 127.0.0.1:{n.port}\n" for i, n in enumerate(nodes))
         text, n = re.subn(r"(    server node\d+ \S+\n)+", servers, text)
         assert n == 1, "contrib/haproxy/haproxy.cfg: its server lines moved"
-        for old, new in (("log /dev/log local0", "log stdout format raw local0"),
+        for old, new in (
+                # SO_REUSEPORT would let a parallel scenario's haproxy bind the same port and
+                # take half our clients; without it a taken port is "cannot bind socket"
+                ("log /dev/log local0", "log stdout format raw local0\n    noreuseport"),
                          ("stats socket /run/haproxy/admin.sock", f"stats socket {self.sock}"),
                          ("bind :8001", f"bind 127.0.0.1:{self.port}"),
                          ("bind 127.0.0.1:8404", f"bind 127.0.0.1:{self.stats_port}"),
