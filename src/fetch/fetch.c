@@ -427,7 +427,7 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
  * stands in for the URL. An object arca fetched with a registry's login is that login's: it
  * answers only a URL of the same registry, which the registry itself confirms (a repository
  * that has the blob), never another origin's URL that says yes to anything. A request with a
- * twin scope takes only a twin under it. */
+ * twin scope takes only a twin directly under it. */
 struct twin_asker {
     const struct sockaddr *client;
     const char *url; /* the URL asked, normal form */
@@ -442,7 +442,9 @@ static bool twin_allowed(const char *url, const void *arg)
     struct fetch_terms t;
     if (!q.client) /* unknown: never taken for arca's own, which every rule allows */
         return false;
-    if (a->scope && strncmp(url, a->url, a->scope))
+    /* a reference has no '/': one deeper is another repository's (`a/manifests/x/manifests/t`
+     * begins with `a/manifests/`, as `manifests` is a valid name component) */
+    if (a->scope && (strncmp(url, a->url, a->scope) || strchr(url + a->scope, '/')))
         return false;
     if (reg && reg->has_login && registries_for_url(a->url) != reg)
         return false;

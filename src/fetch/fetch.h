@@ -46,7 +46,8 @@ struct fetch_bounds {
      * ask upstream again on every request, where one download keeps it) but in `twin_scope` */
     bool small;
     /* with `small`: the length of the URL's prefix under which another URL's object with that
-     * digest answers at once, unconfirmed (0: none). A registry's manifests of one repository:
+     * digest answers at once, unconfirmed (0: none), if its URL has no '/' after it (a
+     * deeper one is another repository's). A registry's manifests of one repository:
      * the registry gave those very bytes for that repository, under a tag */
     size_t twin_scope;
 };
