@@ -428,6 +428,8 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
  * answers only a URL of the same registry, which the registry itself confirms (a repository
  * that has the blob), never another origin's URL that says yes to anything. A request with a
  * twin scope takes only a twin directly under it. */
+/* what a tag (distribution's [A-Za-z0-9_][A-Za-z0-9_.-]*) or a digest (algorithm:hex) is made of */
+#define REFERENCE_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-:+="
 struct twin_asker {
     const struct sockaddr *client;
     const char *url; /* the URL asked, normal form */
@@ -442,9 +444,11 @@ static bool twin_allowed(const char *url, const void *arg)
     struct fetch_terms t;
     if (!q.client) /* unknown: never taken for arca's own, which every rule allows */
         return false;
-    /* a reference has no '/': one deeper is another repository's (`a/manifests/x/manifests/t`
-     * begins with `a/manifests/`, as `manifests` is a valid name component) */
-    if (a->scope && (strncmp(url, a->url, a->scope) || strchr(url + a->scope, '/')))
+    /* past the scope, a tag or digest alone: one deeper is another repository's
+     * (`a/manifests/x/manifests/t` begins with `a/manifests/`, as `manifests` is a valid name
+     * component), and a query or an encoded byte (a URL the fetch API kept) could be anything */
+    if (a->scope && (strncmp(url, a->url, a->scope) ||
+                     url[a->scope + strspn(url + a->scope, REFERENCE_CHARS)] != '\0'))
         return false;
     if (reg && reg->has_login && registries_for_url(a->url) != reg)
         return false;
