@@ -419,6 +419,9 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
     return answered(r, ret);
 }
 
+/* what a tag (distribution's [A-Za-z0-9_][A-Za-z0-9_.-]*) or a digest (algorithm:hex) is made of */
+#define REFERENCE_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-:+="
+
 /* Whether another URL's object may answer this client's digest (store_open_twin asks, the store
  * lock held): the client may fetch that URL, its terms decided for it as a request for that URL
  * would be (the URL's rule's allow-network, else --allow-network, and the rule of its folded
@@ -428,8 +431,6 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
  * answers only a URL of the same registry, which the registry itself confirms (a repository
  * that has the blob), never another origin's URL that says yes to anything. A request with a
  * twin scope takes only a twin directly under it. */
-/* what a tag (distribution's [A-Za-z0-9_][A-Za-z0-9_.-]*) or a digest (algorithm:hex) is made of */
-#define REFERENCE_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-:+="
 struct twin_asker {
     const struct sockaddr *client;
     const char *url; /* the URL asked, normal form */
