@@ -29,3 +29,24 @@ def test_a_repository_named_a_manifests_x_is_no_twin_of_repository_a(
     assert image.manifest.data not in a.body, a.status
     assert_registry_error(a, 404, "MANIFEST_UNKNOWN")
     assert up.gets(f"/v2/team/manifests/{image.manifest.digest}") == 1
+
+
+def test_a_stranger_learns_no_configured_host_port_from_ns_refusals(start_arca, workdir):
+    """?ns= now finds a registry by its URL's host[:port] too. A stranger (outside
+    --allow-network, whose /v2/ path is read because a rule could let it in) probes
+    host:port forms: the configured one, a neighbour port, its default-port, bracketed,
+    upper-case, trailing-dot, userinfo, path and %-encoded spellings. Each gets the same
+    refusal, so the lab's upstream addresses stay its own, and nothing is dialled."""
+    config = reg.write_config(os.path.join(workdir, "arca.ini"),
+                              ("rule open", {"match": "http://127.0.0.1:1/open/",
+                                             "allow-network": "127.0.0.0/8"}))
+    arca = start_mirror(start_arca, {NAME: "http://127.0.0.1:9"}, "--allow-network",
+                        "10.0.0.0/8", "--ui-network", "10.0.0.0/8", config=config)
+    seen = set()
+    for ns in ("127.0.0.1:9", "127.0.0.1:10", "127.0.0.1", "127.0.0.1:80", "[127.0.0.1]:9",
+               "127.0.0.1.:9", "u@127.0.0.1:9", "127.0.0.1:9/x", "127.0.0.1%3a9", "LOCALHOST:9",
+               "::1", "[::1]:9", ""):
+        a = v2(arca, "team/app/manifests/1", "GET", ns=ns)
+        assert a.status == 403, (ns, a.status, a.body[:200])
+        seen.add((a.status, a.body, a.headers.get("arca-error")))
+    assert len(seen) == 1, seen
