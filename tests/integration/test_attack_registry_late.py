@@ -50,3 +50,32 @@ def test_a_stranger_learns_no_configured_host_port_from_ns_refusals(start_arca, 
         assert a.status == 403, (ns, a.status, a.body[:200])
         seen.add((a.status, a.body, a.headers.get("arca-error")))
     assert len(seen) == 1, seen
+
+
+def test_a_manifest_answered_whole_still_takes_head_range_and_http_1_0(
+        start_arca, scripted, workdir):
+    """A manifest is answered only once complete now: a cold HEAD by tag, a cold Range by
+    digest, and an HTTP/1.0 client each get a registry's answer, and the digest's own URL
+    is then the tag's bytes (the upstream asked for the tag's manifest once)."""
+    import socket
+    up = scripted()
+    image = up.add("team/app", build_image(os.path.join(workdir, "i"), [4096], "v1"))
+    m = image.manifest
+    arca = start_mirror(start_arca, {NAME: up.url})
+    head = v2(arca, f"{NAME}/team/app/manifests/v1", "HEAD", reg.manifest_headers())
+    assert head.status == 200 and int(head.headers["content-length"]) == m.size, head
+    assert head.headers["docker-content-digest"] == m.digest
+    part = v2(arca, f"{NAME}/team/app/manifests/{m.digest}",
+              headers=reg.manifest_headers() | {"Range": "bytes=0-9"})
+    assert part.status in (200, 206), part.status
+    assert part.body == (m.data[:10] if part.status == 206 else m.data), part.body[:40]
+    with socket.create_connection((arca.host, arca.port), timeout=10) as s:
+        s.sendall(f"GET /v2/{NAME}/team/app/manifests/v1 HTTP/1.0\r\n"
+                  f"Accept: {reg.ACCEPT_ALL}\r\n\r\n".encode())
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    head_part, _, body = got.partition(b"\r\n\r\n")
+    assert head_part.startswith(b"HTTP/1.") and b" 200 " in head_part.split(b"\r\n")[0], got[:200]
+    assert body == m.data
+    assert up.gets(f"/v2/team/app/manifests/{m.digest}") == 0
