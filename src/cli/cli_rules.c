@@ -181,10 +181,13 @@ static void print_text(json_t *a)
 static const char *image_url_of(const struct config *cfg, const char *arg, char *out, size_t size,
                                 char *err)
 {
+    /* the registries are known for a URL too: a tag's URL has --registry-tag-ttl, as serve
+     * gives it, not --default-ttl */
+    if (registries_init(cfg, err, CONFIG_ERR_LEN) < 0)
+        return NULL;
     if (strstr(arg, "://"))
         return arg;
-    if (registries_init(cfg, err, CONFIG_ERR_LEN) < 0 ||
-        registry_reference_url(arg, out, size, err, CONFIG_ERR_LEN) < 0)
+    if (registry_reference_url(arg, out, size, err, CONFIG_ERR_LEN) < 0)
         return NULL;
     return out;
 }

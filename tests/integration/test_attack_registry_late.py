@@ -1,7 +1,11 @@
 """An outside attacker of the registry mirror's late changes (issue 60, docs/SECURITY.md's
 registry section): a manifest by digest answered from a tag's bytes of the same repository."""
 
+import json
 import os
+import subprocess
+
+from conftest import ARCA_BIN
 
 import registry as reg
 
@@ -79,3 +83,25 @@ def test_a_manifest_answered_whole_still_takes_head_range_and_http_1_0(
     assert head_part.startswith(b"HTTP/1.") and b" 200 " in head_part.split(b"\r\n")[0], got[:200]
     assert body == m.data
     assert up.gets(f"/v2/team/app/manifests/{m.digest}") == 0
+
+
+def test_rules_test_of_a_tag_s_url_names_the_registry_tag_ttl_as_serve_applies_it():
+    """`arca rules test` takes a URL or an image reference. Given a configured registry's
+    manifest URL by tag, it must say the ttl serve gives it (--registry-tag-ttl, 1m), as it
+    does for the image reference; by digest --default-ttl; a rule's ttl wins over both."""
+    def ttl_of(*args):
+        p = subprocess.run([ARCA_BIN, "rules", "test", "--json", "--registry",
+                            "lab=http://127.0.0.1:5000", *args], capture_output=True, text=True,
+                           timeout=10)
+        assert p.returncode == 0, (args, p.stderr)
+        t = json.loads(p.stdout)["terms"]["ttl"]
+        return t["value"], t["from"]
+    digest = "sha256:" + "a" * 64
+    for what in ("lab/team/app:v1", "http://127.0.0.1:5000/v2/team/app/manifests/v1",
+                 "docker.io/library/debian:12",
+                 "https://registry-1.docker.io/v2/library/debian/manifests/12"):
+        value, source = ttl_of(what)
+        assert value == 60 and "--registry-tag-ttl" in source, (what, value, source)
+    for what in (f"lab/team/app@{digest}", f"http://127.0.0.1:5000/v2/team/app/manifests/{digest}"):
+        value, source = ttl_of(what)
+        assert value != 60 and "--default-ttl" in source, (what, value, source)
