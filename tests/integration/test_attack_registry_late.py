@@ -105,3 +105,31 @@ def test_rules_test_of_a_tag_s_url_names_the_registry_tag_ttl_as_serve_applies_i
     for what in (f"lab/team/app@{digest}", f"http://127.0.0.1:5000/v2/team/app/manifests/{digest}"):
         value, source = ttl_of(what)
         assert value != 60 and "--default-ttl" in source, (what, value, source)
+
+
+def test_clients_leaving_while_a_manifest_is_held_whole_leave_nothing_behind(
+        start_arca, scripted, workdir):
+    """A manifest is held until complete now: clients that hang up while a slow upstream
+    sends it leave no parked request behind; the download ends, is kept, and the next
+    client (by tag and by digest) gets it whole with one GET upstream."""
+    import socket
+    from conftest import wait_for
+    up = scripted()
+    image = up.add("team/app", build_image(os.path.join(workdir, "i"), [4096], "v1"))
+    m = image.manifest
+    up.rate = max(1, m.size // 2)  # two seconds for the manifest's body
+    arca = start_mirror(start_arca, {NAME: up.url})
+    for _ in range(5):
+        s = socket.create_connection((arca.host, arca.port), timeout=10)
+        s.sendall(f"GET /v2/{NAME}/team/app/manifests/v1 HTTP/1.1\r\nHost: x\r\n"
+                  f"Accept: {reg.ACCEPT_ALL}\r\n\r\n".encode())
+        s.close()
+    wait_for(lambda: up.gets("/v2/team/app/manifests/v1") >= 1, "the download started")
+    up.rate = 0
+    a = v2(arca, f"{NAME}/team/app/manifests/v1", headers=reg.manifest_headers(), timeout=20)
+    assert a.status == 200 and a.body == m.data, (a.status, a.body[:200])
+    d = v2(arca, f"{NAME}/team/app/manifests/{m.digest}", headers=reg.manifest_headers())
+    assert d.status == 200 and d.body == m.data
+    assert up.gets("/v2/team/app/manifests/v1") == 1
+    assert up.gets(f"/v2/team/app/manifests/{m.digest}") == 0
+    wait_for(lambda: arca.status()["resources_downloading"] == 0, "no download left")
