@@ -133,3 +133,32 @@ def test_clients_leaving_while_a_manifest_is_held_whole_leave_nothing_behind(
     assert up.gets("/v2/team/app/manifests/v1") == 1
     assert up.gets(f"/v2/team/app/manifests/{m.digest}") == 0
     wait_for(lambda: arca.status()["resources_downloading"] == 0, "no download left")
+
+
+def test_a_client_a_rule_refuses_the_tag_gets_no_digest_from_the_tag_s_bytes(
+        start_arca, scripted, workdir):
+    """A rule lets only 127.0.0.2 fetch team/app's tag URL. That client pulls the tag; a
+    client at 127.0.0.1 then asks the manifest by its digest (a URL no rule refuses it): the
+    tag's bytes are not its twin (the client may not fetch that URL), so the upstream is asked
+    for the digest's own URL, and its 404 is the client's answer."""
+    import http.client
+    up = scripted()
+    image = up.add("team/app", build_image(os.path.join(workdir, "i"), [4096], "v1"))
+    m = image.manifest
+    config = reg.write_config(os.path.join(workdir, "arca.ini"),
+                              ("rule tag", {"match": f"{up.url}/v2/team/app/manifests/v1",
+                                            "allow-network": "127.0.0.2/32"}))
+    arca = start_mirror(start_arca, {NAME: up.url}, config=config)
+    conn = http.client.HTTPConnection(arca.host, arca.port, timeout=10,
+                                      source_address=("127.0.0.2", 0))
+    conn.request("GET", f"/v2/{NAME}/team/app/manifests/v1", headers=reg.manifest_headers())
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read() == m.data
+    conn.close()
+    refused = v2(arca, f"{NAME}/team/app/manifests/v1", headers=reg.manifest_headers())
+    assert refused.status == 403, refused.status
+    up.repos["team/app"]["manifests"].pop(m.digest)  # the upstream no longer gives the digest
+    a = v2(arca, f"{NAME}/team/app/manifests/{m.digest}", headers=reg.manifest_headers())
+    assert m.data not in a.body, a.status
+    assert a.status == 404, a.status
+    assert up.gets(f"/v2/team/app/manifests/{m.digest}") == 1
