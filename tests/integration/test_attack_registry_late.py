@@ -162,3 +162,21 @@ def test_a_client_a_rule_refuses_the_tag_gets_no_digest_from_the_tag_s_bytes(
     assert m.data not in a.body, a.status
     assert a.status == 404, a.status
     assert up.gets(f"/v2/team/app/manifests/{m.digest}") == 1
+
+
+def test_a_manifest_a_rule_keeps_not_is_still_answered_whole(start_arca, scripted, workdir):
+    """A rule says `store = no` for the registry's URLs: a manifest held until complete must
+    still be answered (by tag, by digest, GET and HEAD), each from the upstream, not hang."""
+    up = scripted()
+    image = up.add("team/app", build_image(os.path.join(workdir, "i"), [4096], "v1"))
+    m = image.manifest
+    config = reg.write_config(os.path.join(workdir, "arca.ini"),
+                              ("rule nostore", {"match": f"{up.url}/v2/", "store": "no"}))
+    arca = start_mirror(start_arca, {NAME: up.url}, config=config)
+    for ref in ("v1", m.digest, "v1", m.digest):
+        for method in ("GET", "HEAD"):
+            a = v2(arca, f"{NAME}/team/app/manifests/{ref}", method, reg.manifest_headers(),
+                   timeout=10)
+            assert a.status == 200 and a.complete, (ref, method, a.status)
+            assert method == "HEAD" or a.body == m.data, (ref, a.body[:100])
+            assert a.headers["docker-content-digest"] == m.digest
