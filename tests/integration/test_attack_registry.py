@@ -15,8 +15,7 @@ import pytest
 from conftest import SERVE_POLL
 from registry import (Puller, ScriptedRegistry, _Handler, assert_registry_error,  # noqa: F401
                       build_image, manifest_headers, scripted, start_mirror, v2, write_config)
-from registry import write_secret
-from test_registry_auth import NAME, PASSWORD, USER
+from test_registry_auth import NAME, PASSWORD, USER, login_config, login_section
 
 
 def test_a_client_a_rule_refuses_never_makes_arca_ask_the_registry_or_its_realm(
@@ -25,9 +24,7 @@ def test_a_client_a_rule_refuses_never_makes_arca_ask_the_registry_or_its_realm(
     up.add("team/secret", build_image(os.path.join(workdir, "s"), [4096], "v1"))
     up.add("library/open", build_image(os.path.join(workdir, "o"), [4096], "v1"))
     config = write_config(
-        os.path.join(workdir, "arca.ini"),
-        (f"registry {NAME}", {"url": up.url, "username": USER,
-                              "password-file": write_secret(workdir, "pw", PASSWORD)}),
+        os.path.join(workdir, "arca.ini"), login_section(workdir, up),
         # the team's images are for the boards' network only; loopback is not in it
         ("rule team", {"match": f"{up.url}/v2/team/", "allow-network": "10.99.0.0/16"}))
     arca = start_mirror(start_arca, {}, config=config)
@@ -53,10 +50,7 @@ def test_a_site_pulls_a_private_image_with_its_centrals_login_alone(start_arca, 
     --parent-only the site never asks the registry nor its realm for itself."""
     up = scripted(auth="token", users={USER: PASSWORD})
     image = up.add("team/app", build_image(os.path.join(workdir, "a"), [65536], "v1"))
-    config = write_config(
-        os.path.join(workdir, "central.ini"),
-        (f"registry {NAME}", {"url": up.url, "username": USER,
-                              "password-file": write_secret(workdir, "pw", PASSWORD)}))
+    config = login_config(workdir, up, name="central.ini")
     central = start_mirror(start_arca, {}, config=config, name="central")
     site = start_mirror(start_arca, {NAME: up.url}, "--parent", central.base,
                         *(["--parent-only"] if only else []), name="site")
@@ -119,10 +113,7 @@ def test_the_login_never_goes_to_a_plain_http_realm_of_an_https_registry(start_a
     up = TlsRegistry(tls_files, auth="token", users={USER: PASSWORD})
     try:
         up.add("team/app", build_image(os.path.join(workdir, "a"), [4096], "v1"))
-        config = write_config(
-            os.path.join(workdir, "arca.ini"),
-            (f"registry {NAME}", {"url": up.url, "username": USER,
-                                  "password-file": write_secret(workdir, "pw", PASSWORD)}))
+        config = login_config(workdir, up)
         arca = start_mirror(start_arca, {}, "--ca-file", tls_files["ca"], config=config)
         a = v2(arca, f"{NAME}/team/app/manifests/v1", headers=manifest_headers())
         assert up.count("GET", "/v2/") == 1  # the https registry was reached
@@ -142,10 +133,7 @@ def test_a_layers_digest_never_hands_a_private_layer_to_another_url(start_arca, 
     bucket's signature is (docs/SECURITY.md, "Shared objects and digests")."""
     up = scripted(auth="token", users={USER: PASSWORD})
     image = up.add("team/private", build_image(os.path.join(workdir, "a"), [65536], "v1"))
-    config = write_config(
-        os.path.join(workdir, "arca.ini"),
-        (f"registry {NAME}", {"url": up.url, "username": USER,
-                              "password-file": write_secret(workdir, "pw", PASSWORD)}))
+    config = login_config(workdir, up)
     arca = start_mirror(start_arca, {}, config=config)
     layer = image.layers[0]
     assert v2(arca, f"{NAME}/team/private/blobs/{layer.digest}").status == 200

@@ -18,11 +18,14 @@ USER = "lab-bot"
 PASSWORD = "pw-Qx7vT2mK9sLr4Zb8"
 
 
-def login_config(workdir, up, user=USER, password=PASSWORD):
-    return write_config(os.path.join(workdir, "arca.ini"),
-                        (f"registry {NAME}", {"url": up.url, "username": user,
-                                              "password-file": write_secret(workdir, "pw",
-                                                                            password)}))
+def login_section(workdir, up, user=USER, password=PASSWORD):
+    """The [registry NAME] section of `up` with the lab's login (its password in a file)."""
+    return (f"registry {NAME}", {"url": up.url, "username": user,
+                                 "password-file": write_secret(workdir, "pw", password)})
+
+
+def login_config(workdir, up, user=USER, password=PASSWORD, name="arca.ini"):
+    return write_config(os.path.join(workdir, name), login_section(workdir, up, user, password))
 
 
 def assert_never_shown(arca, up, answers, password=None):
