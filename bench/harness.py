@@ -255,18 +255,25 @@ class Server:
                 self.proc.wait()
 
 class Nginx(Server):
-    """nginx serving www/ with sendfile (the origin, and the 'practical limit' peer), or a
-    proxy_cache in front of an origin. A contender has no access log (log=False), as no peer
+    """nginx serving www/ with sendfile (the origin, and the 'practical limit' peer), a
+    proxy_cache in front of an origin, or (relay) a server relaying another as it answers, no
+    cache, buffered in memory only. A contender has no access log (log=False), as no peer
     here has one: until 2026-11-24 nginx's peers wrote a line per request; an origin keeps its
-    log, which origin_bytes() and requests() read."""
+    log, which origin_bytes() and requests() read. limit_rate: each connection's."""
 
     def __init__(self, work, name, www=None, origin=None, limit_rate=None, valid="1h",
-                 revalidate=False, log=True, tls=None):
+                 revalidate=False, log=True, tls=None, relay=None):
         super().__init__(work)
         self.name, self.dir = name, os.path.join(work, name)
         os.makedirs(os.path.join(self.dir, "cache"))
         self.access_log = os.path.join(self.dir, "access.log")
-        if origin:
+        rate = f"limit_rate {limit_rate};" if limit_rate else ""
+        if relay:
+            body = f"""server {{ listen 127.0.0.1:{self.port} backlog=4096; {rate}
+                location / {{ proxy_pass http://127.0.0.1:{relay.port}; proxy_max_temp_file_size 0;
+                  proxy_set_header Host $http_host; proxy_http_version 1.1;
+                  proxy_set_header Connection ""; }} }}"""
+        elif origin:
             body = f"""proxy_cache_path {self.dir}/cache levels=1:2 keys_zone=arca:64m max_size=16g
                                           inactive=1h use_temp_path=off;
               server {{ listen 127.0.0.1:{self.port} backlog=4096;
@@ -275,7 +282,6 @@ class Nginx(Server):
                   {"proxy_cache_revalidate on;" if revalidate else ""}
                   proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""
         else:
-            rate = f"limit_rate {limit_rate};" if limit_rate else ""
             body = f"""server {{ listen 127.0.0.1:{self.port} backlog=4096; root {www}; {rate} }}"""
             if tls:  # the same files on an HTTPS port too (tls-*): nginx_tls_server says how
                 self.tls_port = free_port()

@@ -75,45 +75,16 @@ http:
         return f"/v2/{REPO}/manifests/{TAG}"
 
 
-class RegistryFront(Server):
+class RegistryFront(Nginx):
     """nginx relaying the upstream registry at `rate` per connection (limit_rate: a far
     registry's per-flow limit), with an access log of the body bytes it sent."""
-    name = "upstream"
 
     def __init__(self, work, upstream, rate):
-        super().__init__(work)
-        self.dir = os.path.join(work, "front")
-        os.makedirs(self.dir)
-        self.access_log = os.path.join(self.dir, "access.log")
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"""worker_processes 2; worker_rlimit_nofile 65536;
-pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
-events {{ worker_connections 20000; }}
-http {{
-  log_format bytes '$request_uri $body_bytes_sent';
-  access_log {self.access_log} bytes;
-  keepalive_requests 1000000; keepalive_timeout 300s;
-  client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
-  uwsgi_temp_path {self.dir}; scgi_temp_path {self.dir};
-  server {{ listen 127.0.0.1:{self.port} backlog=4096; limit_rate {rate};
-    location / {{ proxy_pass http://127.0.0.1:{upstream.port}; proxy_max_temp_file_size 0;
-      proxy_set_header Host $http_host; proxy_http_version 1.1;
-      proxy_set_header Connection ""; }} }}
-}}
-""")
-        self.spawn(["nginx", "-c", conf, "-g", "daemon off; user root;"],
-                   open(os.path.join(self.dir, "stdout"), "w"))
-        wait_http(f"http://127.0.0.1:{self.port}/v2/", proc=self.proc)
+        super().__init__(work, "upstream", relay=upstream, limit_rate=rate)
 
     def sent(self):
         """Body bytes the upstream has sent so far, every request."""
-        with open(self.access_log) as f:
-            return sum(int(line.split()[1]) for line in f)
-
-    def requests(self):
-        with open(self.access_log) as f:
-            return sum(1 for _ in f)
+        return self.origin_bytes()
 
     def blob_url(self, digest):
         return f"http://127.0.0.1:{self.port}/v2/{REPO}/blobs/{digest}"
