@@ -102,21 +102,27 @@ const struct registry *registries_for_url(const char *url)
     return NULL;
 }
 
-const struct registry *registries_pulled(const char *url)
+/* The registry whose API `url` lies under, its path read into *p; NULL when none or the path
+ * is no registry path. */
+static const struct registry *path_of(const char *url, struct reg_path *p)
 {
     const struct registry *r = registries_for_url(url);
-    struct reg_path p;
-    if (!r || reg_path_parse(url + strlen(r->url) + 4, &p, NULL, 0) != REG_OK)
+    if (!r || reg_path_parse(url + strlen(r->url) + 4, p, NULL, 0) != REG_OK)
         return NULL;
-    return p.what == REG_MANIFEST || p.what == REG_BLOB ? r : NULL;
+    return r;
+}
+
+const struct registry *registries_pulled(const char *url)
+{
+    struct reg_path p;
+    const struct registry *r = path_of(url, &p);
+    return r && (p.what == REG_MANIFEST || p.what == REG_BLOB) ? r : NULL;
 }
 
 bool registries_is_tag(const char *url)
 {
-    const struct registry *r = registries_for_url(url);
     struct reg_path p;
-    return r && reg_path_parse(url + strlen(r->url) + 4, &p, NULL, 0) == REG_OK &&
-           p.what == REG_MANIFEST && !p.by_digest;
+    return path_of(url, &p) && p.what == REG_MANIFEST && !p.by_digest;
 }
 
 void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes)
