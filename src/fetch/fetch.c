@@ -11,6 +11,7 @@
 #include "rules/keys.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
+#include "registry/reg_name.h"
 #include "registry/registries.h"
 #include "base/parse.h"
 #include "stats/stats.h"
@@ -419,9 +420,6 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
     return answered(r, ret);
 }
 
-/* what a tag (distribution's [A-Za-z0-9_][A-Za-z0-9_.-]*) or a digest (algorithm:hex) is made of */
-#define REFERENCE_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-:+="
-
 /* Whether another URL's object may answer this client's digest (store_open_twin asks, the store
  * lock held): the client may fetch that URL, its terms decided for it as a request for that URL
  * would be (the URL's rule's allow-network, else --allow-network, and the rule of its folded
@@ -437,6 +435,14 @@ struct twin_asker {
     size_t scope;    /* fetch_req's twin_scope */
 };
 
+/* Whether `rest` is a tag or a digest of the registry grammar, and nothing else. */
+static bool reference_alone(const char *rest)
+{
+    uint8_t digest[32];
+    size_t len = strlen(rest);
+    return reg_tag_valid(rest, len) || reg_digest_parse(rest, len, digest) == REG_OK;
+}
+
 static bool twin_allowed(const char *url, const void *arg)
 {
     const struct twin_asker *a = arg;
@@ -448,8 +454,7 @@ static bool twin_allowed(const char *url, const void *arg)
     /* past the scope, a tag or digest alone: one deeper is another repository's
      * (`a/manifests/x/manifests/t` begins with `a/manifests/`, as `manifests` is a valid name
      * component), and a query or an encoded byte (a URL the fetch API kept) could be anything */
-    if (a->scope && (strncmp(url, a->url, a->scope) ||
-                     url[a->scope + strspn(url + a->scope, REFERENCE_CHARS)] != '\0'))
+    if (a->scope && (strncmp(url, a->url, a->scope) || !reference_alone(url + a->scope)))
         return false;
     if (reg && reg->has_login && registries_for_url(a->url) != reg)
         return false;
