@@ -33,6 +33,10 @@ def test_a_two_tier_answer_names_both_caches_and_each_log_says_where_bytes_came_
     status, headers, body = site_a.fetch(url)
     assert status == 200 and sha256(body) == sha256(data)
     assert without_ttl(headers["cache-status"]) == "central; fwd=uri-miss, site-a; fwd=uri-miss"
+    # a request's line is queued as it ends, just after its client's last byte: the misses'
+    # lines are in before the hits are asked, so each log's order is its requests'
+    wait_for(lambda: log_results(site_a, "/fw/image.bin"), "site A's first line")
+    wait_for(lambda: log_results(parent, "/fw/image.bin"), "the central's first line")
     status, headers, body = site_b.fetch(url)
     assert status == 200 and sha256(body) == sha256(data)
     assert without_ttl(headers["cache-status"]) == "central; hit, site-b; fwd=uri-miss"

@@ -244,6 +244,9 @@ def test_a_reopen_that_fails_says_where_lines_go_and_loses_none(origin, start_ar
                       "--access-log", os.path.join(logdir, "access.log"))
     url = origin.add("/moved", data=b"m" * 1000)
     arca.fetch(url)
+    # a request's line is queued as it ends, just after its client's last byte: the miss's
+    # is in before the hit is asked, so the two lines' order is the requests'
+    assert len(wait_lines(lambda: read_file(os.path.join(logdir, "access.log")), 1)) == 1
     os.rename(logdir, logdir + ".old")
     arca.proc.send_signal(signal.SIGUSR1)
     assert arca.log_shows("SIGUSR1: --access-log " + os.path.join(logdir, "access.log")
