@@ -415,7 +415,7 @@ static enum step finish(struct conn *c)
     return STEP_GO;
 }
 
-static enum step send_answer(struct conn *c)
+static enum step send_step(struct conn *c)
 {
     enum send_result r = send_some(c);
     io_turn_end(c);
@@ -435,6 +435,17 @@ static enum step send_answer(struct conn *c)
     }
     conn_close(c); /* cut: see cut_unframed */
     return STEP_GONE;
+}
+
+/* A send and, the answer out, its done, bracketed for engine_settle: the client may hold the last
+ * byte before the done has counted the request. */
+static enum step send_answer(struct conn *c)
+{
+    struct worker *w = c->w; /* `c` may be gone after the step */
+    atomic_fetch_add(&w->sending, 1);
+    enum step s = send_step(c);
+    atomic_fetch_add(&w->sending, 1);
+    return s;
 }
 
 /* Both ends of a tunnel came and went through, or a socket failed: the request is done (its

@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -67,6 +68,8 @@ struct worker {
     time_t date_at;
     char *tls_buf; /* io.c's: one TLS record's plaintext being put together (NULL: none yet) */
     unsigned tls_judged; /* the tls_generation its connections were last judged under */
+    /* odd while it sends an answer's bytes and, the answer out, calls its done (engine_settle) */
+    atomic_uint sending;
 };
 
 /* One request, from its head to its done. */
@@ -200,6 +203,8 @@ void io_end(struct conn *c);
 /* worker.c */
 /* This thread runs `w` (engine_on_thread). */
 void worker_bind(struct worker *w);
+/* Whether this thread runs `w`. */
+bool worker_is_self(const struct worker *w);
 /* A new start: not draining (engine_drain). */
 void worker_undrain(void);
 struct inbuf *worker_take_buffer(struct worker *w);

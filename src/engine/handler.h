@@ -1,8 +1,9 @@
 /*
  * handler.h — what a route handler (http/, web/) sees of the server: the request it is handling
  * (headers, query arguments, the peer), how it waits (suspend, resume), and the answer it builds.
- * The engine declares it and implements it (conn.c, answer.c, worker.c): handlers name nothing
- * else of the engine, and the engine names no handler (it calls them through engine.h's table).
+ * The engine declares it and implements it (conn.c, answer.c, worker.c, loop.c): handlers name
+ * nothing else of the engine, and the engine names no handler (it calls them through engine.h's
+ * table).
  *
  * Contract: a `struct conn` is valid from the handler's call for a request until that request
  * completes (its route's done); conn_header and conn_query answer only in a call for the request,
@@ -124,6 +125,12 @@ const char *answer_header_value(const struct answer *a, const char *name, char *
 /* Whether the server is stopping (engine_drain): every answer closes its connection from now
  * on. Any thread. */
 bool engine_draining(void);
+/* Wait until every answer whose last byte a client may already hold has had its done: what a
+ * route's done counts (a statistic, a histogram) is then counted when a client that saw its answer
+ * end asks for the counters next (each worker's sending is bracketed; a worker in one is waited
+ * for, at most ENGINE_SETTLE_MAX_US, never the caller's own). Callable from any thread. */
+#define ENGINE_SETTLE_MAX_US 50000
+void engine_settle(void);
 
 /* Let go of a reference (one taken at building, by http_queue_shared's callers). */
 void answer_put(struct answer *a);

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +244,22 @@ int engine_start(const struct engine_listener *ls, int n, const struct engine_li
         worker_free(&workers[j]);
     n_workers = 0;
     return -1;
+}
+
+void engine_settle(void)
+{
+    unsigned seen[MAX_WORKERS];
+    int64_t deadline = monotonic_us() + ENGINE_SETTLE_MAX_US;
+    for (int i = 0; i < n_workers; i++)
+        seen[i] = atomic_load(&workers[i].sending);
+    for (int i = 0; i < n_workers; i++) {
+        if (worker_is_self(&workers[i]))
+            continue; /* between its sends: this call is a handler's, or not on a worker */
+        /* a worker past that send (even now, or odd again for another) did that done */
+        while ((seen[i] & 1) && atomic_load(&workers[i].sending) == seen[i] &&
+               monotonic_us() < deadline)
+            sched_yield();
+    }
 }
 
 static void wake_all(void)

@@ -25,6 +25,11 @@ void worker_bind(struct worker *w)
     self = w;
 }
 
+bool worker_is_self(const struct worker *w)
+{
+    return self == w;
+}
+
 bool engine_on_thread(struct conn *c)
 {
     return self && self == c->w;

@@ -242,6 +242,7 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
     char stamp[32], instance[300], *text;
     json_t *o;
 
+    engine_settle(); /* a request its client saw end is counted (engine.h) */
     store_totals(&t);
     iso_time((int64_t)time(NULL), stamp, sizeof(stamp));
     instance_url(c, instance, sizeof(instance));
@@ -698,6 +699,7 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     char *text;
     (void)rest;
     assert(http_handling(c, req));
+    engine_settle(); /* a request its client saw end is counted (engine.h) */
     metrics_core(body, sizeof(body));
     metrics_keys(body, sizeof(body));
     metrics_buckets(body, sizeof(body));

@@ -96,5 +96,6 @@ enum conn_result http_resources_api(struct conn *c, struct request *req, const c
     assert(http_handling(c, req));
     if (!strcmp(req->method, "DELETE"))
         return http_purge(c);
+    engine_settle(); /* a request its client saw end is counted (engine.h) */
     return resources_json(c);
 }

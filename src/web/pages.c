@@ -762,6 +762,7 @@ enum conn_result web_statistics(struct conn *c, struct request *req, const char 
 {
     (void)rest;
     assert(http_handling(c, req));
+    engine_settle(); /* a request its client saw end is counted (engine.h) */
     return statistics_page(c);
 }
 
@@ -771,6 +772,7 @@ enum conn_result web_resources(struct conn *c, struct request *req, const char *
     assert(http_handling(c, req));
     if (!http_may_list(c, &ret)) /* a 403 is queued */
         return ret;
+    engine_settle(); /* a request its client saw end is counted (engine.h) */
     return resources_page(c, rest[0] ? rest + 1 : "");
 }
 

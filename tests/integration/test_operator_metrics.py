@@ -72,3 +72,18 @@ def test_durations_build_and_rules_in_metrics_and_on_the_statistics_page(origin,
         assert svg, chart
         for outcome in ("hit", "miss", "error"):
             assert outcome in svg.group(0), (chart, outcome)
+
+
+def test_a_request_its_client_saw_end_is_in_the_counters_it_asks_next(origin, start_arca):
+    """A client that got its answer, then asks for the counters, finds its request counted: a
+    request is counted as its answer ends, just after its client's last byte, on another worker
+    than the one answering the scrape (a check that fetches then scrapes at once saw the
+    error's histogram empty in CI)."""
+    small = origin.add("/small.bin", data=b"y" * 100)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--threads", "4")
+    assert arca.fetch(small)[0] == 200
+    total = 'arca_request_duration_seconds_count{outcome="hit",phase="total"}'
+    for i in range(1, 501):
+        assert arca.fetch(small)[0] == 200
+        assert arca.metrics().get(total) == i, f"hit {i} not counted"
+        assert arca.status()["statistics_upload"] == 100 * (i + 1), f"hit {i}'s bytes not counted"
