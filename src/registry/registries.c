@@ -119,6 +119,19 @@ const struct registry *registries_pulled(const char *url)
     return r && (p.what == REG_MANIFEST || p.what == REG_BLOB) ? r : NULL;
 }
 
+bool registries_parent_target(const char *url, char *out, size_t size)
+{
+    struct reg_path p;
+    const struct registry *r = path_of(url, &p);
+    /* not /v2/ itself (the central's own answer), nor a one-component name of Docker Hub's,
+     * which the central's /v2/ reads as library/NAME */
+    if (!r || p.what == REG_BASE || (r->docker_hub && !strchr(p.repo, '/')))
+        return false;
+    /* a name is a host[:port] in lower case (config_registry.c): nothing in it to encode */
+    int n = snprintf(out, size, "/v2/%s?ns=%s", url + strlen(r->url) + 4, r->name);
+    return n > 0 && (size_t)n < size;
+}
+
 bool registries_is_tag(const char *url)
 {
     struct reg_path p;

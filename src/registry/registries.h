@@ -70,6 +70,13 @@ const struct registry *registries_for_url(const char *url);
 /* The registry whose manifest or blob `url` (normal form) names, or NULL (its tag list, its
  * /v2/ itself, another URL): a pull the fetch API serves (a site asking its central arca). */
 const struct registry *registries_pulled(const char *url);
+/* What a site asks its central arca for `url` (normal form) when it is a configured registry's
+ * manifest, blob or tag list: "/v2/PATH?ns=NAME" into out[size] (true), as a registry client
+ * asks a mirror, so the central's registry course answers it (its login, its checks, its
+ * counters) and the digest in the path is checked at both ends. False: no such URL (/v2/
+ * itself, a one-component Docker Hub name, which a /v2/ reads as library/NAME) or no room: the
+ * central's fetch API is asked. */
+bool registries_parent_target(const char *url, char *out, size_t size);
 /* Whether `url` (normal form) names a manifest of a configured registry by tag (not by
  * digest): what --registry-tag-ttl keeps fresh where no rule gives a ttl. */
 bool registries_is_tag(const char *url);

@@ -4,6 +4,7 @@
 #include "base/clock.h"
 #include "base/parse.h"
 #include "log/log.h"
+#include "registry/registries.h"
 #include "stats/stats.h"
 #include "upstream/easy.h"
 #include "upstream/hosts.h"
@@ -199,16 +200,21 @@ static void count(int slot, enum parent_fault fault)
 
 /* --- a download's ask ------------------------------------------------------------------------- */
 
-/* PARENT/api/v1/fetch/?url=ENC: every byte but the unreserved ones percent-encoded, so the
+/* PARENT/v2/PATH?ns=NAME for a configured registry's URL (registries_parent_target), else
+ * PARENT/api/v1/fetch/?url=ENC: every byte but the unreserved ones percent-encoded, so the
  * parent reads the client's URL back whole (its own query included). */
 char *parent_fetch_url(const char *parent, const char *asked)
 {
     static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(parent) + sizeof("/api/v1/fetch/?url=") + 3 * strlen(asked);
+    size_t n =
+        strlen(parent) + sizeof("/api/v1/fetch/?url=") + 3 * strlen(asked) + REGISTRY_NAME_MAX;
     char *out = malloc(n), *o;
     if (!out)
         return NULL;
-    o = out + snprintf(out, n, "%s/api/v1/fetch/?url=", parent);
+    o = out + snprintf(out, n, "%s", parent);
+    if (registries_parent_target(asked, o, n - (size_t)(o - out)))
+        return out;
+    o += snprintf(o, n - (size_t)(o - out), "/api/v1/fetch/?url=");
     for (const unsigned char *s = (const unsigned char *)asked; *s; s++) {
         if (isalnum(*s) || strchr("-._~", *s)) {
             *o++ = (char)*s;

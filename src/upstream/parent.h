@@ -2,7 +2,8 @@
  * parent.h — a download asked of a parent arca first (docs/CLUSTER.md, "Sites and tiers").
  *
  * A site's arca (the child) asks its central arca (the parent: --parent, or a rule's `parent`)
- * for a missing object through the parent's fetch API, with the client's URL whole; the parent
+ * for a missing object through the parent's fetch API, with the client's URL whole (a
+ * registry's manifest or blob through its /v2/, named by ?ns=: registries.h); the parent
  * answers as arca does (docs/API.md): one validator for the object's life, its Age and
  * Cache-Status (with `ttl=`), its Repr-Digest in a header or, while it still downloads, a
  * trailer. The child believes the parent for nothing it cannot check: the sha256 of what came
@@ -152,9 +153,10 @@ void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault
 void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool its_own);
 void parent_forget(struct parent_ask *p);
 
-/* What a parent at `parent` (a base URL) is asked for `url` (the client's, whole): its fetch
- * API's URL, every byte but the unreserved ones percent-encoded. A new string (NULL: out of
- * memory). Any thread. */
+/* What a parent at `parent` (a base URL) is asked for `url` (the client's, whole): for a
+ * configured registry's manifest, blob or tag list its /v2/ as a registry client asks it
+ * (registries_parent_target), else its fetch API's URL, every byte but the unreserved ones
+ * percent-encoded. A new string (NULL: out of memory). Any thread. */
 char *parent_fetch_url(const char *parent, const char *url);
 
 /* The fault's word in the status, the metrics and the log ("refused", "digest", ...). */

@@ -3,7 +3,7 @@
 metrics (arca_registry_* labelled registry="NAME"), `arca status`, the statistics page, and an
 access log whose line names the image, the reference and the cache outcome. The counters
 persist across restarts, kept per registry NAME, and a central arca counts the pulls its sites
-ask of its fetch API ("Once for the lab")."""
+ask of it ("Once for the lab")."""
 
 import os
 import subprocess
@@ -127,8 +127,9 @@ def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, 
 
 
 def test_a_central_counts_the_pulls_of_its_sites(start_arca, scripted, workdir):
-    """A site's arca pulls through its central one's fetch API: the central's registry counts
-    them as its own /v2/ pulls, each request once, and the upstream is asked once per blob."""
+    """A site's arca pulls through its central one (its /v2/, test_registry_tier.py): the
+    central's registry counts them, each request once, and the upstream is asked once per
+    blob."""
     up = scripted(auth="token")
     image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536, 90_000],
                                                "v1"))
