@@ -968,6 +968,19 @@ def start_mirror(start_arca, registries=None, *more, default=None, config=None,
     return arca
 
 
+def pull_through_a_tier(start_arca, scripted, workdir, name):
+    """A central and a site (--parent) mirroring one scripted registry (token auth) as `name`,
+    and an image of two layers pulled through the site: (upstream, image, central, site)."""
+    up = scripted(auth="token")
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536, 90_000],
+                                               "v1"))
+    central = start_mirror(start_arca, {name: up.url}, name="central")
+    site = start_mirror(start_arca, {name: up.url}, "--parent", central.base, name="site")
+    got, _ = Puller(site.base, prefix=name).pull("library/demo", "v1")
+    assert sorted(got) == sorted(b.digest for b in image.blobs())
+    return up, image, central, site
+
+
 def assert_registry_error(answer, status, code):
     """A registry's error: that status, JSON, the code first in its errors."""
     assert answer.status == status, (answer.status, answer.body[:300])

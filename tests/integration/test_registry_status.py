@@ -11,7 +11,8 @@ import time
 
 import registry as reg
 from conftest import ARCA_BIN, wait_clock, wait_for
-from registry import Puller, build_image, scripted, start_mirror, v2, write_config  # noqa: F401
+from registry import (Puller, build_image, pull_through_a_tier, scripted,  # noqa: F401
+                      start_mirror, v2, write_config)
 
 NAME = "registry.lab"
 COUNTERS = ("pulls", "hits", "bytes", "revalidated", "stale", "refused", "throttled", "tokens")
@@ -130,13 +131,7 @@ def test_a_central_counts_the_pulls_of_its_sites(start_arca, scripted, workdir):
     """A site's arca pulls through its central one (its /v2/, test_registry_tier.py): the
     central's registry counts them, each request once, and the upstream is asked once per
     blob."""
-    up = scripted(auth="token")
-    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536, 90_000],
-                                               "v1"))
-    central = start_mirror(start_arca, {NAME: up.url}, name="central")
-    site = start_mirror(start_arca, {NAME: up.url}, "--parent", central.base, name="site")
-    got, _ = Puller(site.base, prefix=NAME).pull("library/demo", "v1")
-    assert sorted(got) == sorted(b.digest for b in image.blobs())
+    up, image, central, site = pull_through_a_tier(start_arca, scripted, workdir, NAME)
     objects = 1 + len(image.blobs())  # the manifest, the config and the layers
     size = sum(b.size for b in image.blobs())
     # a request is counted as it ends, a moment after its client has the last byte

@@ -9,7 +9,8 @@ import re
 import time
 
 from conftest import wait_clock, wait_for
-from registry import Puller, build_image, scripted, start_mirror  # noqa: F401
+from registry import (Puller, build_image, pull_through_a_tier, scripted,  # noqa: F401
+                      start_mirror)
 from tier import parent_row
 
 NAME = "registry.lab"
@@ -21,13 +22,7 @@ def site_lines(central):
 
 
 def test_a_site_asks_its_central_s_v2_for_each_manifest_and_blob(start_arca, scripted, workdir):
-    up = scripted(auth="token")
-    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [65536, 90_000],
-                                               "v1"))
-    central = start_mirror(start_arca, {NAME: up.url}, name="central")
-    site = start_mirror(start_arca, {NAME: up.url}, "--parent", central.base, name="site")
-    got, _ = Puller(site.base, prefix=NAME).pull("library/demo", "v1")
-    assert sorted(got) == sorted(b.digest for b in image.blobs())
+    up, image, central, site = pull_through_a_tier(start_arca, scripted, workdir, NAME)
     objects = 1 + len(image.blobs())  # the manifest by tag, the config and the layers
     lines = wait_for(lambda: len(site_lines(central)) >= objects and site_lines(central),
                      "the central's access-log lines")
