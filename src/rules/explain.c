@@ -1,6 +1,7 @@
 /* rules_explain (explain.h): terms_decide's answer for a URL, with where each term came from,
  * the sources in order and the rules that lose, as JSON. */
 #include "rules/explain.h"
+#include "registry/registries.h"
 #include "rules/keys.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
@@ -153,9 +154,14 @@ static void add_parent(const struct config *cfg, json_t *list, const struct fetc
 {
     const struct source_plan *s = &t->sources;
     const char *sent = "the URL whole, through its fetch API";
-    char from[96];
+    /* a registry path parses within its repository's and reference's bounds: it fits */
+    char from[96], target[1024], v2[sizeof(target) + 64];
     if (!s->parent[0])
         return;
+    if (registries_parent_target(url, target, sizeof(target))) {
+        snprintf(v2, sizeof(v2), "%s, through its registry API", target);
+        sent = v2;
+    }
     if (!terms_parent_may_see(cfg, t, url))
         sent = s->parent_only ? "nothing: the URL carries credentials and the parent is plain "
                                 "http (--parent-trusted-http); --parent-only refuses it"

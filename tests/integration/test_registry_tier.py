@@ -4,11 +4,13 @@ central's registry course serves it (its login, its checks, its counters) and th
 path is checked at both ends. A central that does not mirror that registry refuses the name; the
 site then asks the registry itself."""
 
+import json
 import os
 import re
+import subprocess
 import time
 
-from conftest import wait_clock, wait_for
+from conftest import ARCA_BIN, wait_clock, wait_for
 from registry import (Puller, build_image, pull_through_a_tier, scripted,  # noqa: F401
                       start_mirror)
 from tier import parent_row
@@ -75,3 +77,19 @@ def test_a_moved_tag_reaches_the_site_through_its_central(start_arca, scripted, 
     assert (up.heads(tag), up.gets(tag)) == (1, 2), (up.heads(tag), up.gets(tag))
     row = parent_row(site)
     assert sum(row["fallbacks"].values()) == 0, row
+
+
+def test_rules_test_says_what_the_site_asks_its_central_for_an_image(workdir):
+    """`arca rules test` names the ask serve makes of the parent for a registry's URL: its /v2/
+    path with ?ns=, not its fetch API (the new user's finding)."""
+    def sources(ref):
+        p = subprocess.run([ARCA_BIN, "rules", "test", "--registry", f"{NAME}=http://127.0.0.1:5055",
+                            "--parent", "http://127.0.0.1:8101", "--json", ref],
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)["sources"]
+    parent = sources(f"{NAME}/lab/tool:1")[0]
+    assert parent["kind"] == "parent", parent
+    assert "/v2/lab/tool/manifests/1?ns=registry.lab" in parent["sent"], parent
+    other = sources("http://127.0.0.1:5055/files/a.bin")[0]
+    assert "fetch API" in other["sent"], other
