@@ -754,6 +754,10 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
     r->whole = b->small;
     if (refused_outright(c, &asked, &refusal))
         return fetch_refuse_client(r, refusal);
+    if (via_loops(c, r)) /* a site's arca asks a registry's /v2/ too (registries.h) */
+        return fetch_refuse(c, HTTP_LOOP_DETECTED,
+                            "loop: this request came from this arca (its Via), which would fetch "
+                            "it again");
     if ((r->has_expect = b->expect != NULL))
         memcpy(r->expect, b->expect, sizeof(r->expect));
     if (decide(r, &asked, &ret) < 0)

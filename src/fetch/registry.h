@@ -3,12 +3,12 @@
  * /v2/, manifests, blobs and tags/list, answered as the distribution API does; every other
  * method 405 UNSUPPORTED, never sent upstream). Which registry a request is for: a path
  * namespace (/v2/<NAME>/<repository>/..., podman and skopeo's mirror location), containerd's
- * ?ns=NAME, else --registry-default. Bad input is refused here with the registry's JSON error and
- * nothing is asked upstream; the rest is the fetch course (fetch.h) of the upstream URL
- * <registry url>/v2/<repository>/<manifests|blobs|tags>/<reference|list>, once reg_auth.h has
- * made sure a token for "repository:<repository>:pull" is kept: a login the realm refused is
- * answered 401/403, an upstream that failed to answer leaves it to the fetch course (what is
- * kept answers stale).
+ * ?ns= (a NAME, a configured URL, its host[:port]), else --registry-default. Bad input is refused
+ * here with the registry's JSON error and nothing is asked upstream; the rest is the fetch course
+ * (fetch.h) of the upstream URL <registry
+ * url>/v2/<repository>/<manifests|blobs|tags>/<reference|list>, once reg_auth.h has made sure a
+ * token for "repository:<repository>:pull" is kept: a login the realm refused is answered 401/403,
+ * an upstream that failed to answer leaves it to the fetch course (what is kept answers stale).
  *
  * Contract: the handler and its done run on the server's threads, in calls for their request;
  * the authorisation's answer comes on the upstream thread and only wakes the request (park.h).

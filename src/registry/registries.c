@@ -4,6 +4,7 @@
 #include "registry/reg_name.h"
 #include "stats/stats.h"
 #include "base/parse.h"
+#include "url/url.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -79,6 +80,9 @@ const struct registry *registries_for_ns(const char *ns, size_t len)
 {
     const struct registry *r = registries_find(ns, len);
     size_t host_len;
+    for (int i = 0; !r && i < n_table; i++) /* a site's arca names it by its URL */
+        if (strlen(table[i].url) == len && !strncmp(table[i].url, ns, len))
+            r = &table[i];
     for (int i = 0; !r && i < n_table; i++) {
         const char *host = url_host(table[i].url, &host_len); /* normal form: no userinfo */
         if (host_len == len && !strncmp(host, ns, len))
@@ -127,9 +131,12 @@ bool registries_parent_target(const char *url, char *out, size_t size)
      * which the central's /v2/ reads as library/NAME */
     if (!r || p.what == REG_BASE || (r->docker_hub && !strchr(p.repo, '/')))
         return false;
-    /* a name is a host[:port] in lower case (config_registry.c): nothing in it to encode */
-    int n = snprintf(out, size, "/v2/%s?ns=%s", url + strlen(r->url) + 4, r->name);
-    return n > 0 && (size_t)n < size;
+    /* by its URL, not its NAME: the same NAME at the central may be another registry (its own
+     * Docker Hub, for a site's docker.io that is the lab's), whose digests check out as well */
+    int n = snprintf(out, size, "/v2/%s?ns=", url + strlen(r->url) + 4);
+    if (n < 0 || (size_t)n >= size)
+        return false;
+    return url_escape_arg(r->url, out + n, size - (size_t)n);
 }
 
 bool registries_is_tag(const char *url)

@@ -58,8 +58,9 @@ struct registry {
 int registries_init(const struct config *cfg, char *err, size_t errlen);
 /* The registry called `name` (`len` bytes), or NULL. */
 const struct registry *registries_find(const char *name, size_t len);
-/* The registry containerd's ?ns= names (`len` bytes): the one called so, else the first whose
- * URL's authority it is, host[:port] as a reference writes it ("registry.lab.example:5000",
+/* The registry containerd's ?ns= names (`len` bytes): the one called so, else the one at that
+ * URL (a site's arca names it so: registries_parent_target), else the first whose URL's
+ * authority it is, host[:port] as a reference writes it ("registry.lab.example:5000",
  * the scheme's default port left out as the URL's normal form has it); NULL when none. Only
  * configured registries are found: ?ns= never names a host to reach. */
 const struct registry *registries_for_ns(const char *ns, size_t len);
@@ -71,11 +72,12 @@ const struct registry *registries_for_url(const char *url);
  * /v2/ itself, another URL): a pull the fetch API serves (a site asking its central arca). */
 const struct registry *registries_pulled(const char *url);
 /* What a site asks its central arca for `url` (normal form) when it is a configured registry's
- * manifest, blob or tag list: "/v2/PATH?ns=NAME" into out[size] (true), as a registry client
- * asks a mirror, so the central's registry course answers it (its login, its checks, its
- * counters) and the digest in the path is checked at both ends. False: no such URL (/v2/
- * itself, a one-component Docker Hub name, which a /v2/ reads as library/NAME) or no room: the
- * central's fetch API is asked. */
+ * manifest, blob or tag list: "/v2/PATH?ns=URL" into out[size] (true; URL the registry's,
+ * percent-encoded), as a registry client asks a mirror, so the central's registry course answers
+ * it (its login, its checks, its counters) and the digest in the path is checked at both ends.
+ * Named by its URL, not its NAME: the central answers only if it mirrors that very registry. False:
+ * no such URL (/v2/ itself, a one-component Docker Hub name, which a /v2/ reads as library/NAME) or
+ * no room: the central's fetch API is asked. */
 bool registries_parent_target(const char *url, char *out, size_t size);
 /* Whether `url` (normal form) names a manifest of a configured registry by tag (not by
  * digest): what --registry-tag-ttl keeps fresh where no rule gives a ttl. */

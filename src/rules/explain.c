@@ -154,8 +154,9 @@ static void add_parent(const struct config *cfg, json_t *list, const struct fetc
 {
     const struct source_plan *s = &t->sources;
     const char *sent = "the URL whole, through its fetch API";
-    /* a registry path parses within its repository's and reference's bounds: it fits */
-    char from[96], target[1024], v2[sizeof(target) + 64];
+    /* a registry path parses within its repository's and reference's bounds, and its URL is
+     * at most REGISTRY_URL_MAX encoded: it fits */
+    char from[96], target[4 * REGISTRY_URL_MAX], v2[sizeof(target) + 64];
     if (!s->parent[0])
         return;
     if (registries_parent_target(url, target, sizeof(target))) {

@@ -200,14 +200,13 @@ static void count(int slot, enum parent_fault fault)
 
 /* --- a download's ask ------------------------------------------------------------------------- */
 
-/* PARENT/v2/PATH?ns=NAME for a configured registry's URL (registries_parent_target), else
+/* PARENT/v2/PATH?ns=URL for a configured registry's URL (registries_parent_target), else
  * PARENT/api/v1/fetch/?url=ENC: every byte but the unreserved ones percent-encoded, so the
  * parent reads the client's URL back whole (its own query included). */
 char *parent_fetch_url(const char *parent, const char *asked)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t n =
-        strlen(parent) + sizeof("/api/v1/fetch/?url=") + 3 * strlen(asked) + REGISTRY_NAME_MAX;
+        strlen(parent) + sizeof("/api/v1/fetch/?url=") + 3 * strlen(asked) + 3 * REGISTRY_URL_MAX;
     char *out = malloc(n), *o;
     if (!out)
         return NULL;
@@ -215,16 +214,7 @@ char *parent_fetch_url(const char *parent, const char *asked)
     if (registries_parent_target(asked, o, n - (size_t)(o - out)))
         return out;
     o += snprintf(o, n - (size_t)(o - out), "/api/v1/fetch/?url=");
-    for (const unsigned char *s = (const unsigned char *)asked; *s; s++) {
-        if (isalnum(*s) || strchr("-._~", *s)) {
-            *o++ = (char)*s;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*s >> 4];
-            *o++ = hex[*s & 15];
-        }
-    }
-    *o = '\0';
+    url_escape_arg(asked, o, n - (size_t)(o - out)); /* sized for it: it fits */
     return out;
 }
 

@@ -3,7 +3,7 @@
  *
  * A site's arca (the child) asks its central arca (the parent: --parent, or a rule's `parent`)
  * for a missing object through the parent's fetch API, with the client's URL whole (a
- * registry's manifest or blob through its /v2/, named by ?ns=: registries.h); the parent
+ * registry's manifest or blob through its /v2/, named by its URL in ?ns=: registries.h); the parent
  * answers as arca does (docs/API.md): one validator for the object's life, its Age and
  * Cache-Status (with `ttl=`), its Repr-Digest in a header or, while it still downloads, a
  * trailer. The child believes the parent for nothing it cannot check: the sha256 of what came

@@ -2,6 +2,7 @@
 #include "base/parse.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +263,29 @@ static size_t decode(const char *s, size_t len, bool plus, char *out)
     }
     out[n] = '\0';
     return n;
+}
+
+bool url_escape_arg(const char *in, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    assert(size > 0);
+    for (const unsigned char *s = (const unsigned char *)in; *s; s++) {
+        bool plain = isalnum(*s) || strchr("-._~", *s);
+        if (o + (plain ? 1 : 3) >= size) {
+            out[o] = '\0';
+            return false;
+        }
+        if (plain) {
+            out[o++] = (char)*s;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*s >> 4];
+            out[o++] = hex[*s & 15];
+        }
+    }
+    out[o] = '\0';
+    return true;
 }
 
 size_t url_unescape(char *s)

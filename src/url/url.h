@@ -73,6 +73,9 @@ bool url_under_prefix(const char *url, const char *prefix, size_t len);
 size_t url_unescape(char *s);
 /* The same for a query argument's name or value: '+' is a space. */
 size_t url_unescape_arg(char *s);
+/* `in` as one query argument's value: every byte but the unreserved ones percent-encoded, into
+ * out[size]. False when it does not fit (out is then cut, NUL-terminated). */
+bool url_escape_arg(const char *in, char *out, size_t size);
 
 size_t url_redact(const char *in, char *out, size_t size);
 /* The same into a copy the caller frees (NULL when out of memory): a URL as listings and answers

@@ -101,6 +101,7 @@ def test_ns_names_a_registry_by_the_host_and_port_of_its_url(start_arca, scripte
     assert lab["pulls"] == 2 * objects, lab
     before = up.total()
     host, port = authority.rsplit(":", 1)
-    for ns in (f"{host}:{int(port) + 1}", host, f"http://{authority}"):
+    # a configured registry's URL names it (a site's arca asks so); another scheme's does not
+    for ns in (f"{host}:{int(port) + 1}", host, f"https://{authority}"):
         reg.assert_registry_error(v2(arca, "team/tool/manifests/2", ns=ns), 404, "NAME_UNKNOWN")
     assert up.total() == before

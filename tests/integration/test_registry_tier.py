@@ -1,14 +1,15 @@
 """A site's arca pulling through its central one (issue 60, "Once for the lab"; docs/REGISTRY.md):
-the site asks the central's /v2/ as any registry client does, the registry named by ?ns=, so the
-central's registry course serves it (its login, its checks, its counters) and the digest in the
-path is checked at both ends. A central that does not mirror that registry refuses the name; the
-site then asks the registry itself."""
+the site asks the central's /v2/ as any registry client does, the registry named by its URL in
+?ns=, so the central's registry course serves it (its login, its checks, its counters) and the
+digest in the path is checked at both ends. A central that does not mirror that registry refuses
+it; the site then asks the registry itself."""
 
 import json
 import os
 import re
 import subprocess
 import time
+import urllib.parse
 
 from conftest import ARCA_BIN, wait_clock, wait_for
 from registry import (Puller, build_image, pull_through_a_tier, scripted,  # noqa: F401
@@ -30,10 +31,11 @@ def test_a_site_asks_its_central_s_v2_for_each_manifest_and_blob(start_arca, scr
                      "the central's access-log lines")
     targets = [t for _, t, _ in lines]
     assert not [t for t in targets if t.startswith("/api/v1/fetch")], targets
+    ns = urllib.parse.quote(up.url, safe="")  # the registry named by its URL, not its NAME
     for blob in image.blobs():
-        assert f"/v2/library/demo/blobs/{blob.digest}?ns={NAME}" in targets, targets
+        assert f"/v2/library/demo/blobs/{blob.digest}?ns={ns}" in targets, targets
         assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest
-    assert f"/v2/library/demo/manifests/v1?ns={NAME}" in targets, targets
+    assert f"/v2/library/demo/manifests/v1?ns={ns}" in targets, targets
     assert all(status.startswith("2") for _, _, status in lines), lines
     row = parent_row(site)
     assert sum(row["fallbacks"].values()) == 0 and row["requests"] >= objects, row
@@ -90,6 +92,6 @@ def test_rules_test_says_what_the_site_asks_its_central_for_an_image(workdir):
         return json.loads(p.stdout)["sources"]
     parent = sources(f"{NAME}/lab/tool:1")[0]
     assert parent["kind"] == "parent", parent
-    assert "/v2/lab/tool/manifests/1?ns=registry.lab" in parent["sent"], parent
+    assert "/v2/lab/tool/manifests/1?ns=http%3A%2F%2F127.0.0.1%3A5055" in parent["sent"], parent
     other = sources("http://127.0.0.1:5055/files/a.bin")[0]
     assert "fetch API" in other["sent"], other

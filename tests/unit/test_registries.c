@@ -104,19 +104,19 @@ static void table_built(void **state)
     assert_null(registries_pulled("http://127.0.0.1:5000/v2/"));
     assert_null(registries_pulled("http://127.0.0.1:5000/v2/x/blobs/md5:00"));
     assert_null(registries_pulled("http://127.0.0.1:5000/other/x/manifests/1"));
-    /* what a site asks its central: the /v2/ path as sent upstream, the registry by its NAME */
+    /* what a site asks its central: the /v2/ path as sent upstream, the registry by its URL */
     char t[200];
     assert_true(registries_parent_target("http://127.0.0.1:5000/v2/a/b/manifests/1.0", t, 200));
-    assert_string_equal(t, "/v2/a/b/manifests/1.0?ns=lab");
+    assert_string_equal(t, "/v2/a/b/manifests/1.0?ns=http%3A%2F%2F127.0.0.1%3A5000");
     assert_true(
         registries_parent_target("https://registry-1.docker.io/v2/library/debian/blobs/sha256:"
                                  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                                  t, 200));
     assert_string_equal(t, "/v2/library/debian/blobs/sha256:"
                            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-                           "?ns=docker.io");
+                           "?ns=https%3A%2F%2Fregistry-1.docker.io");
     assert_true(registries_parent_target("http://127.0.0.1:5000/v2/x/tags/list", t, 200));
-    assert_string_equal(t, "/v2/x/tags/list?ns=lab");
+    assert_string_equal(t, "/v2/x/tags/list?ns=http%3A%2F%2F127.0.0.1%3A5000");
     /* anything else is the fetch API's: a query, no registry path, another host, no room */
     assert_false(registries_parent_target("http://127.0.0.1:5000/v2/x/manifests/1?a=b", t, 200));
     assert_false(registries_parent_target("http://127.0.0.1:5000/v2/", t, 200));
@@ -150,6 +150,11 @@ static void ns_found(void **state)
     assert_ptr_equal(registries_for_ns("h", 1), registries_find("127.0.0.1:5000", 14));
     assert_ptr_equal(registries_for_ns("registry-1.docker.io", 20),
                      registries_find("docker.io", 9));
+    /* a site's arca names a registry by its URL (normal form) */
+    assert_ptr_equal(registries_for_ns("https://quay.lab", 16), quay);
+    assert_ptr_equal(registries_for_ns("http://127.0.0.1:5000", 21), lab);
+    assert_null(registries_for_ns("http://127.0.0.1:5000/", 22));
+    assert_null(registries_for_ns("https://127.0.0.1:5000", 22));
     assert_null(registries_for_ns("quay.lab:443", 12));
     assert_null(registries_for_ns("127.0.0.1", 9));
     assert_null(registries_for_ns("127.0.0.1:500", 13));
