@@ -98,12 +98,15 @@ const struct registry *registries_default(void)
 
 const struct registry *registries_for_url(const char *url)
 {
+    const struct registry *r = NULL;
+    /* the longest: one registry's URL may lie under another's /v2/ */
     for (int i = 0; i < n_table; i++) {
         size_t n = strlen(table[i].url);
-        if (!strncmp(url, table[i].url, n) && !strncmp(url + n, "/v2/", 4))
-            return &table[i];
+        if (!strncmp(url, table[i].url, n) && !strncmp(url + n, "/v2/", 4) &&
+            (!r || n > strlen(r->url)))
+            r = &table[i];
     }
-    return NULL;
+    return r;
 }
 
 /* The registry whose API `url` lies under, its path read into *p; NULL when none or the path

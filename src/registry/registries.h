@@ -66,7 +66,8 @@ const struct registry *registries_find(const char *name, size_t len);
 const struct registry *registries_for_ns(const char *ns, size_t len);
 /* The registry for requests that name none (--registry-default), or NULL when none is set up. */
 const struct registry *registries_default(void);
-/* The registry whose API `url` (normal form) lies under (its url followed by "/v2/"), or NULL. */
+/* The registry whose API `url` (normal form) lies under (its url followed by "/v2/"; the longest
+ * such url where one lies under another's /v2/), or NULL. */
 const struct registry *registries_for_url(const char *url);
 /* The registry whose manifest or blob `url` (normal form) names, or NULL (its tag list, its
  * /v2/ itself, another URL): a pull the fetch API serves (a site asking its central arca). */

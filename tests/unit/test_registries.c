@@ -132,6 +132,32 @@ static void table_built(void **state)
 
 /* containerd's ?ns=: a NAME, else the host[:port] of a configured URL as a reference writes it
  * (the scheme's default port left out); never another host's. */
+/* Two registries whose URLs lie one under the other: a URL is the longer one's where it lies
+ * under both. */
+static void the_longest_url_wins(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(load(err, 4, "--registry", "top=http://127.0.0.1:5000", "--registry",
+                          "team=http://127.0.0.1:5000/v2/team"),
+                     CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    const struct registry *top = registries_find("top", 3), *team = registries_find("team", 4);
+    assert_ptr_equal(registries_for_url("http://127.0.0.1:5000/v2/team/v2/x/manifests/1"), team);
+    assert_ptr_equal(registries_for_url("http://127.0.0.1:5000/v2/team/x/manifests/1"), top);
+    assert_ptr_equal(registries_for_url("http://127.0.0.1:5000/v2/x/manifests/1"), top);
+    config_free(&cfg);
+    assert_int_equal(load(err, 4, "--registry", "team=http://127.0.0.1:5000/v2/team", "--registry",
+                          "top=http://127.0.0.1:5000"),
+                     CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    team = registries_find("team", 4);
+    assert_ptr_equal(registries_for_url("http://127.0.0.1:5000/v2/team/v2/x/manifests/1"), team);
+    assert_ptr_equal(registries_for_url("http://127.0.0.1:5000/v2/x/blobs/y"),
+                     registries_find("top", 3));
+    config_free(&cfg);
+}
+
 static void ns_found(void **state)
 {
     char err[CONFIG_ERR_LEN];
@@ -168,9 +194,8 @@ static void ns_found(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(options_read),
-        cmocka_unit_test(table_built),
-        cmocka_unit_test(ns_found),
+        cmocka_unit_test(options_read),  cmocka_unit_test(table_built),
+        cmocka_unit_test(ns_found),      cmocka_unit_test(the_longest_url_wins),
         cmocka_unit_test(sections_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
