@@ -109,6 +109,14 @@ static bool via_loops(struct conn *c, struct fetch_req *r)
     return proxy_via_received(c, VIA_MAX, &r->via) == VIA_LOOP;
 }
 
+bool fetch_came_around(struct conn *c)
+{
+    char *via = NULL;
+    bool loop = proxy_via_received(c, VIA_MAX, &via) == VIA_LOOP;
+    free(via);
+    return loop;
+}
+
 /* What a request's check found that its terms are decided from, besides its URL. */
 struct asked {
     struct sockaddr_storage buf;
@@ -150,9 +158,7 @@ static int check_request(struct conn *c, const struct request *req, struct fetch
     else if (!r->url)
         *ret = fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     else if (via_loops(c, r))
-        *ret = fetch_refuse(c, HTTP_LOOP_DETECTED,
-                            "loop: this request came from this arca (its Via), which would fetch "
-                            "it again");
+        *ret = fetch_refuse(c, HTTP_LOOP_DETECTED, FETCH_LOOP_REASON);
     else if ((req->proxied ? proxied_url(c, req, &p, &status, &why)
                            : url_parse_fetch_query(query, (size_t)http_cfg->max_url_len, &p,
                                                    &status, &why)) < 0) {
@@ -755,9 +761,7 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
     if (refused_outright(c, &asked, &refusal))
         return fetch_refuse_client(r, refusal);
     if (via_loops(c, r)) /* a site's arca asks a registry's /v2/ too (registries.h) */
-        return fetch_refuse(c, HTTP_LOOP_DETECTED,
-                            "loop: this request came from this arca (its Via), which would fetch "
-                            "it again");
+        return fetch_refuse(c, HTTP_LOOP_DETECTED, FETCH_LOOP_REASON);
     if ((r->has_expect = b->expect != NULL))
         memcpy(r->expect, b->expect, sizeof(r->expect));
     if (decide(r, &asked, &ret) < 0)

@@ -369,6 +369,8 @@ static enum conn_result begin(struct reg_req *s)
     }
     if ((refusal = client_refusal(s->conn)))
         return refuse(s, HTTP_FORBIDDEN, "DENIED", refusal);
+    if (fetch_came_around(s->conn)) /* before the dance: a loop costs the registry nothing */
+        return refuse(s, HTTP_LOOP_DETECTED, NULL, FETCH_LOOP_REASON);
     if (raw_path(s->req, path) < 0)
         return refuse(s, HTTP_BAD_REQUEST, "NAME_INVALID", "registry path too long");
     if (!*rest) /* /v2/: the API is here, and asks for no credentials */

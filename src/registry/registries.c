@@ -130,9 +130,9 @@ bool registries_parent_target(const char *url, char *out, size_t size)
 {
     struct reg_path p;
     const struct registry *r = path_of(url, &p);
-    /* not /v2/ itself (the central's own answer), nor a one-component name of Docker Hub's,
-     * which the central's /v2/ reads as library/NAME */
-    if (!r || p.what == REG_BASE || (r->docker_hub && !strchr(p.repo, '/')))
+    /* not /v2/ itself (the central's own answer), nor a one-component name, which a central
+     * calling that registry docker.io reads as library/NAME */
+    if (!r || p.what == REG_BASE || !strchr(p.repo, '/'))
         return false;
     /* by its URL, not its NAME: the same NAME at the central may be another registry (its own
      * Docker Hub, for a site's docker.io that is the lab's), whose digests check out as well */

@@ -76,9 +76,10 @@ const struct registry *registries_pulled(const char *url);
  * manifest, blob or tag list: "/v2/PATH?ns=URL" into out[size] (true; URL the registry's,
  * percent-encoded), as a registry client asks a mirror, so the central's registry course answers
  * it (its login, its checks, its counters) and the digest in the path is checked at both ends.
- * Named by its URL, not its NAME: the central answers only if it mirrors that very registry. False:
- * no such URL (/v2/ itself, a one-component Docker Hub name, which a /v2/ reads as library/NAME) or
- * no room: the central's fetch API is asked. */
+ * Named by its URL, not its NAME: the central answers only if it mirrors that very registry.
+ * False: no such URL, /v2/ itself, a one-component repository name (a central that calls that
+ * registry docker.io reads it as library/NAME), or no room: the central's fetch API is asked,
+ * for the URL whole. */
 bool registries_parent_target(const char *url, char *out, size_t size);
 /* Whether `url` (normal form) names a manifest of a configured registry by tag (not by
  * digest): what --registry-tag-ttl keeps fresh where no rule gives a ttl. */

@@ -5,6 +5,7 @@ private "docker.io", never answers for it; and the tier's loop check holds on /v
 fetch API."""
 
 import os
+import socket
 
 from registry import Puller, build_image, manifest_headers, scripted, start_mirror  # noqa: F401
 from tier import parent_row
@@ -62,3 +63,32 @@ def test_two_arcas_each_the_other_s_parent_see_the_loop_on_v2(start_arca, script
     refused = parent_row(a)["fallbacks"]["refused"] + parent_row(b)["fallbacks"]["refused"]
     assert loops >= 1 and refused == 0, (parent_row(a), parent_row(b))
     assert up.gets("/v2/library/demo/manifests/v1") == 1
+
+
+def test_a_one_component_name_is_never_read_as_docker_hub_s_library_at_the_central(
+        start_arca, scripted, workdir):
+    """The lab's registry is `lab` at the site and `docker.io` at the central, which reads a
+    one-component name `demo` as Docker Hub's `library/demo`: the site's client gets `demo`,
+    never `library/demo` (both consistent with their own digests)."""
+    up = scripted()
+    demo = up.add("demo", build_image(os.path.join(workdir, "d"), [65536], "v1"))
+    up.add("library/demo", build_image(os.path.join(workdir, "l"), [70_000], "v1"))
+    central = start_mirror(start_arca, {"docker.io": up.url}, name="central")
+    site = start_mirror(start_arca, {"lab": up.url}, "--parent", central.base, name="site")
+    got, top = Puller(site.base, prefix="lab").pull("demo", "v1")
+    assert top.body == demo.manifest.data, "library/demo's manifest answered for demo"
+    assert sorted(got) == sorted(b.digest for b in demo.blobs())
+    assert up.gets("/v2/library/demo/manifests/v1") == 0
+
+
+def test_a_via_naming_this_arca_on_v2_costs_the_registry_nothing(start_arca, scripted, workdir):
+    """A /v2/ request whose Via names this arca (a loop, or a forged one) is refused 508 before
+    the registry's ping and realm are asked, as a refused client costs nothing upstream."""
+    up = scripted(auth="token")
+    up.add("library/demo", build_image(os.path.join(workdir, "d"), [65536], "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url})
+    via = f"1.1 {socket.gethostname()}:{arca.port} (arca)"
+    got = Puller(arca.base, prefix=NAME).get("library/demo", "manifests", "v1",
+                                             headers={**manifest_headers(), "Via": via})
+    assert got.status == 508, (got.status, got.body[:200])
+    assert up.total() == 0, [(r.server, r.method, r.path) for r in up.log]

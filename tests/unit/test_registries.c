@@ -115,16 +115,18 @@ static void table_built(void **state)
     assert_string_equal(t, "/v2/library/debian/blobs/sha256:"
                            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
                            "?ns=https%3A%2F%2Fregistry-1.docker.io");
-    assert_true(registries_parent_target("http://127.0.0.1:5000/v2/x/tags/list", t, 200));
-    assert_string_equal(t, "/v2/x/tags/list?ns=http%3A%2F%2F127.0.0.1%3A5000");
+    assert_true(registries_parent_target("http://127.0.0.1:5000/v2/x/y/tags/list", t, 200));
+    assert_string_equal(t, "/v2/x/y/tags/list?ns=http%3A%2F%2F127.0.0.1%3A5000");
+    /* a one-component name: a central calling that registry docker.io reads it as library/x */
+    assert_false(registries_parent_target("http://127.0.0.1:5000/v2/x/tags/list", t, 200));
     /* anything else is the fetch API's: a query, no registry path, another host, no room */
-    assert_false(registries_parent_target("http://127.0.0.1:5000/v2/x/manifests/1?a=b", t, 200));
+    assert_false(registries_parent_target("http://127.0.0.1:5000/v2/x/y/manifests/1?a=b", t, 200));
     assert_false(registries_parent_target("http://127.0.0.1:5000/v2/", t, 200));
     assert_false(
         registries_parent_target("https://registry-1.docker.io/v2/debian/manifests/12", t, 200));
-    assert_false(registries_parent_target("http://127.0.0.1:5000/v2/X/manifests/1", t, 200));
-    assert_false(registries_parent_target("http://127.0.0.1:5001/v2/x/manifests/1", t, 200));
-    assert_false(registries_parent_target("http://127.0.0.1:5000/v2/x/manifests/1", t, 20));
+    assert_false(registries_parent_target("http://127.0.0.1:5000/v2/X/y/manifests/1", t, 200));
+    assert_false(registries_parent_target("http://127.0.0.1:5001/v2/x/y/manifests/1", t, 200));
+    assert_false(registries_parent_target("http://127.0.0.1:5000/v2/x/y/manifests/1", t, 20));
     assert_ptr_equal(registries_at(0), lab);
     assert_null(registries_at(2));
     config_free(&cfg);
