@@ -109,14 +109,6 @@ static bool via_loops(struct conn *c, struct fetch_req *r)
     return proxy_via_received(c, VIA_MAX, &r->via) == VIA_LOOP;
 }
 
-bool fetch_came_around(struct conn *c)
-{
-    char *via = NULL;
-    bool loop = proxy_via_received(c, VIA_MAX, &via) == VIA_LOOP;
-    free(via);
-    return loop;
-}
-
 /* What a request's check found that its terms are decided from, besides its URL. */
 struct asked {
     struct sockaddr_storage buf;

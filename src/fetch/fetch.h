@@ -51,12 +51,10 @@ struct fetch_bounds {
      * the registry gave those very bytes for that repository, under a tag */
     size_t twin_scope;
 };
-/* Whether the request's Via names this arca (or its Via lines pass a chain nobody builds): a
- * loop of arcas, each fetching for the other; refused 508 with FETCH_LOOP_REASON before anything
- * is asked upstream (a registry's /v2/ checks it before the token dance). */
+/* Why a request whose Via names this arca is refused 508: a loop of arcas, each fetching for
+ * the other (a registry's /v2/ checks it before the token dance, the fetch course again). */
 #define FETCH_LOOP_REASON                                                                          \
     "loop: this request came from this arca (its Via), which would fetch it again"
-bool fetch_came_around(struct conn *c);
 /* fetch_object for an unsigned URL (taken over; its normal form) outside the fetch endpoint's
  * query: its client checked against --allow-network and the rules as a fetch's is. Its client
  * checks lengths and digests (a registry client): an answer by digest keeps Content-Length. */

@@ -6,6 +6,7 @@
 #include "registry/reg_name.h"
 #include "registry/registries.h"
 #include "fetch/fetch.h"
+#include "http/proxy_target.h"
 #include "base/park.h"
 #include "rules/rules.h"
 #include "rules/terms.h"
@@ -369,7 +370,7 @@ static enum conn_result begin(struct reg_req *s)
     }
     if ((refusal = client_refusal(s->conn)))
         return refuse(s, HTTP_FORBIDDEN, "DENIED", refusal);
-    if (fetch_came_around(s->conn)) /* before the dance: a loop costs the registry nothing */
+    if (proxy_came_from_self(s->conn)) /* before the dance: a loop costs the registry nothing */
         return refuse(s, HTTP_LOOP_DETECTED, NULL, FETCH_LOOP_REASON);
     if (raw_path(s->req, path) < 0)
         return refuse(s, HTTP_BAD_REQUEST, "NAME_INVALID", "registry path too long");
