@@ -331,13 +331,13 @@ static int add_mirror(struct config *cfg, const char *v, char *err)
     memcpy(r->pattern, v, (size_t)(eq - v));
     if (!regex_tame(r->pattern)) {
         snprintf(err, CONFIG_ERR_LEN,
-                 "--mirror: '%s': no {m,n} and at most 8 '+' (use * and ?): the regex must stay "
+                 "--mirror: '%.160s': no {m,n} and at most 8 '+' (use * and ?): the regex must stay "
                  "cheap to compile",
                  r->pattern);
         return -1;
     }
     if (regcomp(&re, r->pattern, REG_EXTENDED) != 0) {
-        snprintf(err, CONFIG_ERR_LEN, "--mirror: not a regular expression: '%s'", r->pattern);
+        snprintf(err, CONFIG_ERR_LEN, "--mirror: not a regular expression: '%.200s'", r->pattern);
         return -1;
     }
     regfree(&re);

@@ -331,8 +331,10 @@ static int read_stream(struct config *cfg, FILE *f, const char *name, const stru
         return 0;
     if (ctx.whole)
         memcpy(err, inner, CONFIG_ERR_LEN);
-    else
-        snprintf(err, CONFIG_ERR_LEN, "%s:%d: %s", name, rc, inner);
+    else { /* the file and line first: the reason is what gets cut when both are long */
+        snprintf(err, CONFIG_ERR_LEN, "%.120s:%d: ", name, rc);
+        strncat(err, inner, CONFIG_ERR_LEN - strlen(err) - 1);
+    }
     return -1;
 }
 

@@ -258,7 +258,7 @@ static void start_attempt(struct probe *p)
     host_name(p->url, host, sizeof(host));
     if (host_never_resolves(host, strlen(host))) { /* as a download's: no resolver asked */
         unlink_asking(p);
-        snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %s", host);
+        snprintf(p->errbuf, sizeof(p->errbuf), "cannot resolve host %.200s", host);
         end_probe(p, CURLE_COULDNT_RESOLVE_HOST, false);
         return;
     }
