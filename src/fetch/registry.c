@@ -38,8 +38,6 @@ struct reg_req {
     struct fetch_req *fetch;
     bool waiting; /* the authorisation was asked: auth_done says it is in */
     atomic_bool auth_done;
-    int auth_status;
-    char auth_why[200];
     char lines[96 + DIGEST_TEXT]; /* registry_dress_shared's, until the request's done */
 };
 
@@ -239,15 +237,16 @@ static enum conn_result refuse(struct reg_req *s, unsigned int status, const cha
 
 /* --- the request's course ------------------------------------------------------------------- */
 
-/* Upstream thread: the authorisation is in; the request reads it once woken. An anonymous ask
- * refused (401, 403) is no refusal of a login: where arca has none, a parent's may serve the
- * URL, and what the store holds needs none (fetch goes on as for an outage). */
+/* Upstream thread: the authorisation is in, or failed; the request goes on once woken, whatever
+ * came of it: what the store holds needs no login, and a download of what it lacks asks the
+ * realm itself (its failure shared for a second: reg_auth.h), so the refusal is told as on every
+ * other route. */
 static void on_auth(int status, const char *why, void *arg)
 {
     struct reg_req *s = arg;
+    (void)status;
+    (void)why;
     assert(s->magic == REG_MAGIC && !atomic_load(&s->auth_done));
-    s->auth_status = (status == 401 || status == 403) && !s->reg->has_login ? 0 : status;
-    snprintf(s->auth_why, sizeof(s->auth_why), "%s", why ? why : "");
     atomic_store(&s->auth_done, true);
     park_wake(&s->park);
     park_put(&s->park);
@@ -307,15 +306,15 @@ static int make_url(struct reg_req *s)
     return 0;
 }
 
+static enum conn_result fetch(struct reg_req *s);
+
 /* Ask for the token the upstream URL needs; the request is parked until it is in. */
 static enum conn_result authorise(struct reg_req *s)
 {
     char scope[REG_SCOPE_MAX];
-    const char *repo = s->url + strlen(s->reg->url) + 4; /* past "/v2/" */
-    const char *end = strstr(repo, s->path.what == REG_TAGS ? "/tags/" : "/manifests/");
-    if (s->path.what == REG_BLOB)
-        end = strstr(repo, "/blobs/");
-    snprintf(scope, sizeof(scope), "repository:%.*s:pull", (int)(end - repo), repo);
+    struct registry_ask a;
+    if (!registries_ask_of(s->url, &a) || !registry_ask_scope(&a, scope, sizeof(scope)))
+        return fetch(s); /* no scope to authorise: the download says what the registry does */
     s->waiting = true;
     conn_suspend(s->conn);
     park_hold(&s->park); /* the authorisation's */
@@ -353,8 +352,6 @@ static bool may_fetch(struct reg_req *s, bool *parent_only)
     return t.allowed;
 }
 
-static enum conn_result fetch(struct reg_req *s);
-
 static enum conn_result begin(struct reg_req *s)
 {
     enum conn_result ret = CONN_CLOSE;
@@ -389,13 +386,13 @@ static enum conn_result begin(struct reg_req *s)
     return may_fetch(s, &parent_only) && !parent_only ? authorise(s) : fetch(s);
 }
 
-/* The token is in (or none is needed): the fetch course, from here on the request's. A login
- * refused (401, 403) is the client's answer; the upstream's outage (no answer, 429, 5xx) is not:
- * what is kept answers as the stale windows allow, and a download asks again (source_registry.c
- * tells its failure in the registry's words). A manifest by digest is answered from the bytes
- * a tag of the same repository brought, when arca holds them: dockerd and containerd ask the
- * tag with a HEAD, then the manifest by its digest, and that second GET would count as a pull
- * at Docker Hub. */
+/* The token is in (or none is needed, or the dance failed): the fetch course, from here on the
+ * request's. What is kept answers as on every other route (the fetch API, the proxy), whatever
+ * the realm said of the login: a download asks again, and its failure (a login refused, an
+ * outage) is told in the registry's words (source_registry.c). A manifest by digest is answered
+ * from the bytes a tag of the same repository brought, when arca holds them: dockerd and containerd
+ * ask the tag with a HEAD, then the manifest by its digest, and that second GET would count as a
+ * pull at Docker Hub. */
 static enum conn_result fetch(struct reg_req *s)
 {
     bool blob = s->path.what == REG_BLOB;
@@ -404,9 +401,6 @@ static enum conn_result fetch(struct reg_req *s)
     if (!blob && s->path.by_digest) /* the repository's manifests/ */
         b.twin_scope = strlen(s->url) - strlen(s->path.ref);
     char *url = s->url;
-    if (s->auth_status == HTTP_UNAUTHORIZED || s->auth_status == HTTP_FORBIDDEN)
-        return refuse(s, (unsigned int)s->auth_status, NULL,
-                      s->auth_why[0] ? s->auth_why : "the registry's token realm refused");
     s->url = NULL;
     return fetch_object_by(s->conn, s->req, url, &b, &s->fetch);
 }

@@ -161,24 +161,6 @@ int64_t reg_token_keep_ms(int64_t life_s)
     return life_s >= 300 ? (life_s - 60) * 1000 : life_s * 1000 - life_s * 1000 / 5;
 }
 
-bool reg_scope_of(const struct registry *r, const char *url, char *out, size_t size)
-{
-    static const char *const ends[] = {"/manifests/", "/blobs/", "/tags/"};
-    size_t base = strlen(r->url);
-    if (strncmp(url, r->url, base) != 0 || strncmp(url + base, "/v2/", 4) != 0)
-        return false;
-    const char *name = url + base + 4, *end = NULL;
-    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
-        const char *e = strstr(name, ends[i]);
-        if (e && (!end || e < end))
-            end = e;
-    }
-    if (!end || end == name)
-        return false;
-    int n = snprintf(out, size, "repository:%.*s:pull", (int)(end - name), name);
-    return n > 0 && (size_t)n < size;
-}
-
 /* `s` percent-encoded but for RFC 3986's unreserved characters, appended at out[*at]. */
 static bool append_escaped(char *out, size_t size, size_t *at, const char *s)
 {
@@ -359,9 +341,9 @@ static bool basic_line(const struct registry *r, char *out, size_t size)
     return ok;
 }
 
-bool reg_auth_header(const char *url, char *out, size_t size)
+bool reg_auth_header(const struct registry_ask *a, char *out, size_t size)
 {
-    const struct registry *r = registries_for_url(url);
+    const struct registry *r = a->r;
     char scope[REG_SCOPE_MAX];
     bool have = false;
     if (!r)
@@ -370,7 +352,7 @@ bool reg_auth_header(const char *url, char *out, size_t size)
     struct learnt *l = learnt_of(r);
     if (l && l->c.scheme == REG_AUTH_BASIC && r->has_login) {
         have = basic_line(r, out, size);
-    } else if (l && l->c.scheme == REG_AUTH_BEARER && reg_scope_of(r, url, scope, sizeof(scope))) {
+    } else if (l && l->c.scheme == REG_AUTH_BEARER && registry_ask_scope(a, scope, sizeof(scope))) {
         struct kept_token *k = *token_slot(r, scope);
         int n = -1;
         if (k && k->expires > monotonic_ms())
@@ -381,9 +363,9 @@ bool reg_auth_header(const char *url, char *out, size_t size)
     return have;
 }
 
-void reg_auth_forget(const char *url)
+void reg_auth_forget(const struct registry_ask *a)
 {
-    const struct registry *r = registries_for_url(url);
+    const struct registry *r = a->r;
     char scope[REG_SCOPE_MAX];
     if (!r)
         return;
@@ -391,7 +373,7 @@ void reg_auth_forget(const char *url)
     struct learnt *l = learnt_of(r);
     if (l && l->c.scheme == REG_AUTH_NONE) /* it asks for something now: learnt again */
         l->c.scheme = REG_AUTH_UNKNOWN;
-    if (reg_scope_of(r, url, scope, sizeof(scope))) {
+    if (registry_ask_scope(a, scope, sizeof(scope))) {
         struct kept_token **k = token_slot(r, scope);
         if (*k)
             drop_token(k);

@@ -39,9 +39,9 @@ typedef void reg_auth_done_fn(int status, const char *why, void *arg);
 /* Make sure a request of `scope` to registry `r` can be authorised: learn its challenge (a
  * GET of its /v2/, once), then fetch a token for `scope` unless a kept one has a minute left.
  * Concurrent asks of one registry and scope share one request, and for a second after it
- * failed, its failure (a /v2/ request's ask and its download's are one upstream). `loop`: the upstream thread's
- * (NULL: the one upstream_init started, what a client thread passes). 0: `done` will run
- * (also when nothing was to be learnt; called on the upstream thread, it may run before
+ * failed, its failure (a /v2/ request's ask and its download's are one upstream). `loop`: the
+ * upstream thread's (NULL: the one upstream_init started, what a client thread passes). 0: `done`
+ * will run (also when nothing was to be learnt; called on the upstream thread, it may run before
  * this returns); -1: out of memory or stopping (done never runs). A download of a registry's
  * URL asks it itself (source_registry.c), so a URL asked through the fetch API (a site's
  * arca asking its central one) is authorised as one asked at /v2/. */
@@ -52,13 +52,14 @@ void reg_auth_abandon(void *arg);
 /* upstream_init hands its loop over (main thread, before any ensure): the loop of an ensure
  * that names none. */
 void reg_auth_use_loop(struct upstream_loop *loop);
-/* The Authorization header line for a request of `url` (normal form) to a registry (scope from
- * its path): "Authorization: Bearer ..." or "Authorization: Basic ..." into out, true; false
- * when none is kept or needed (not a registry's URL: nothing to add). */
-bool reg_auth_header(const char *url, char *out, size_t size);
-/* A 401 came for `url`: its kept token is dropped (the next ensure fetches another), and a
- * registry believed open is asked for its challenge again. */
-void reg_auth_forget(const char *url);
+/* The Authorization header line for a request that asks `a` (its terms': registries.h):
+ * "Authorization: Bearer ..." (the token of its scope) or "Authorization: Basic ..." into out,
+ * true; false when none is kept or needed, or `a` is no registry's pull API (a->r NULL: no URL
+ * outside the grammar ever carries the login). */
+bool reg_auth_header(const struct registry_ask *a, char *out, size_t size);
+/* A 401 came for a request that asked `a`: its kept token is dropped (the next ensure fetches
+ * another), and a registry believed open is asked for its challenge again. */
+void reg_auth_forget(const struct registry_ask *a);
 
 /* --- what reg_auth_ensure (upstream/reg_login.c) asks and learns ---------------------------- */
 
@@ -105,15 +106,13 @@ int reg_auth_keep(const struct registry *r, const char *scope, const char *body,
 bool reg_challenge_parse(const char *value, struct reg_challenge *c);
 /* A realm's JSON answer: its `token` (or `access_token`) into token[size], how many seconds it
  * lives from now (`expires_in`, 60 when absent, less the age `issued_at` says it has at
- * `wall_s` (over a second: both are whole seconds); never more than expires_in). false: no token in it. */
+ * `wall_s` (over a second: both are whole seconds); never more than expires_in). false: no token in
+ * it. */
 bool reg_token_parse(const char *body, size_t len, int64_t wall_s, char *token, size_t size,
                      int64_t *life_s);
 /* Milliseconds a token living `life_s` seconds is kept: to a minute before it expires, or a
  * fifth of its life before for one living less than five minutes. */
 int64_t reg_token_keep_ms(int64_t life_s);
-/* The scope "repository:<name>:pull" of a request of `url` to `r` (the name between its
- * "/v2/" and "/manifests/", "/blobs/" or "/tags/"); false when `url` names none. */
-bool reg_scope_of(const struct registry *r, const char *url, char *out, size_t size);
 /* The realm's URL asking a token for `scope`: realm?service=…&scope=… (percent-encoded). */
 bool reg_token_url(const struct reg_challenge *c, const char *scope, char *out, size_t size);
 

@@ -109,30 +109,47 @@ const struct registry *registries_for_url(const char *url)
     return r;
 }
 
-/* The registry whose API `url` lies under, its path read into *p; NULL when none or the path
- * is no registry path. */
-static const struct registry *path_of(const char *url, struct reg_path *p)
+bool registries_ask_of(const char *url, struct registry_ask *a)
 {
+    char path[REG_REPO_MAX + REG_REF_MAX + 32];
     const struct registry *r = registries_for_url(url);
-    if (!r || reg_path_parse(url + strlen(r->url) + 4, p, NULL, 0) != REG_OK)
-        return NULL;
-    return r;
+    const char *rest = r ? url + strlen(r->url) + 4 : NULL; /* past "/v2/" */
+    size_t len = rest ? strcspn(rest, "?#") : 0;
+    memset(a, 0, sizeof(*a));
+    if (!r || rest[len] == '#' || len >= sizeof(path))
+        return false;
+    memcpy(path, rest, len);
+    path[len] = '\0';
+    if (reg_path_parse(path, &a->path, NULL, 0) != REG_OK ||
+        (rest[len] == '?' && a->path.what != REG_TAGS)) {
+        memset(&a->path, 0, sizeof(a->path));
+        return false;
+    }
+    a->r = r;
+    return true;
+}
+
+bool registry_ask_scope(const struct registry_ask *a, char *out, size_t size)
+{
+    if (!a->r || a->path.what == REG_BASE)
+        return false;
+    int n = snprintf(out, size, "repository:%s:pull", a->path.repo);
+    return n > 0 && (size_t)n < size;
 }
 
 const struct registry *registries_pulled(const char *url)
 {
-    struct reg_path p;
-    const struct registry *r = path_of(url, &p);
-    return r && (p.what == REG_MANIFEST || p.what == REG_BLOB) ? r : NULL;
+    struct registry_ask a;
+    return registries_ask_of(url, &a) && registry_ask_pulls(&a) ? a.r : NULL;
 }
 
 bool registries_parent_target(const char *url, char *out, size_t size)
 {
-    struct reg_path p;
-    const struct registry *r = path_of(url, &p);
+    struct registry_ask a;
+    const struct registry *r = registries_ask_of(url, &a) ? a.r : NULL;
     /* not /v2/ itself (the central's own answer), nor a one-component name, which a central
      * calling that registry docker.io reads as library/NAME */
-    if (!r || p.what == REG_BASE || !strchr(p.repo, '/'))
+    if (!r || a.path.what == REG_BASE || !strchr(a.path.repo, '/'))
         return false;
     /* by its URL, not its NAME: the same NAME at the central may be another registry (its own
      * Docker Hub, for a site's docker.io that is the lab's), whose digests check out as well */
@@ -140,12 +157,6 @@ bool registries_parent_target(const char *url, char *out, size_t size)
     if (n < 0 || (size_t)n >= size)
         return false;
     return url_escape_arg(r->url, out + n, size - (size_t)n);
-}
-
-bool registries_is_tag(const char *url)
-{
-    struct reg_path p;
-    return path_of(url, &p) && p.what == REG_MANIFEST && !p.by_digest;
 }
 
 void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes)

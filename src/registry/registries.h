@@ -17,6 +17,7 @@
 #define ARCA_REGISTRIES_H
 
 #include "config/config.h"
+#include "registry/reg_name.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -67,8 +68,32 @@ const struct registry *registries_for_ns(const char *ns, size_t len);
 /* The registry for requests that name none (--registry-default), or NULL when none is set up. */
 const struct registry *registries_default(void);
 /* The registry whose API `url` (normal form) lies under (its url followed by "/v2/"; the longest
- * such url where one lies under another's /v2/), or NULL. */
+ * such url where one lies under another's /v2/), or NULL. Whether the URL is that registry's
+ * pull API is registries_ask_of's question: this one says only where it points. */
 const struct registry *registries_for_url(const char *url);
+
+/* What a URL asks of a configured registry's pull API: decided once per request, where the rest
+ * of its terms are (terms.h's `registry`), and read everywhere after: which registry, which
+ * repository, what it asks (a manifest, a blob, a tag list, /v2/ itself), by tag or by digest.
+ * Only a URL that passes the distribution grammar is one: the registry's login and the digest
+ * check go with it, and never with another URL under its /v2/. */
+struct registry_ask {
+    const struct registry *r; /* NULL: no registry's pull API */
+    struct reg_path path;     /* what it asks (reg_name.h) */
+};
+/* `url` (normal form) read as a registry's pull API into *a: true when it is one, its path after
+ * "/v2/" passing the grammar as it is written (nothing percent-encoded: `..%2F` is no name), a
+ * query only on a tag list (its n= and last=); false (a->r NULL) otherwise. Any thread. */
+bool registries_ask_of(const char *url, struct registry_ask *a);
+/* Whether `a` fetches something a repository holds (a manifest or a blob). */
+static inline bool registry_ask_pulls(const struct registry_ask *a)
+{
+    return a->r && (a->path.what == REG_MANIFEST || a->path.what == REG_BLOB);
+}
+/* The token scope of `a`'s requests, "repository:<name>:pull" with the repository as parsed
+ * (one named "team/blobs/x" is that whole name): false for /v2/ itself, or no room. The one
+ * place a scope is made. */
+bool registry_ask_scope(const struct registry_ask *a, char *out, size_t size);
 /* The registry whose manifest or blob `url` (normal form) names, or NULL (its tag list, its
  * /v2/ itself, another URL): a pull the fetch API serves (a site asking its central arca). */
 const struct registry *registries_pulled(const char *url);
@@ -81,9 +106,6 @@ const struct registry *registries_pulled(const char *url);
  * registry docker.io reads it as library/NAME), or no room: the central's fetch API is asked,
  * for the URL whole. */
 bool registries_parent_target(const char *url, char *out, size_t size);
-/* Whether `url` (normal form) names a manifest of a configured registry by tag (not by
- * digest): what --registry-tag-ttl keeps fresh where no rule gives a ttl. */
-bool registries_is_tag(const char *url);
 /* A manifest's or blob's answer given (`status`; `cache` its access log word: HIT, STALE, ...;
  * `bytes` its body bytes sent), counted for `r` when a 2xx: once per request, by the route that
  * answered it (the /v2/ route, or the fetch API's for registries_pulled). */

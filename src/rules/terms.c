@@ -121,6 +121,17 @@ static void decide_allowed(const struct rule_set *set, const struct rule *r,
     }
 }
 
+/* What the URL is: a registry's pull API (its registry, repository and reference), and the
+ * digest its bytes must have when it names one, whichever source brings them. */
+static void decide_what(const struct request_facts *req, struct fetch_terms *out)
+{
+    const struct reg_path *p = &out->registry.path;
+    registries_ask_of(req->url, &out->registry);
+    out->digest_named = out->registry.r && p->by_digest;
+    if (out->digest_named)
+        memcpy(out->named_digest, p->digest, sizeof(out->named_digest));
+}
+
 /* The ttl: the base (the rule's, else --registry-tag-ttl for a registry's tag, else
  * --default-ttl), changed by the client's ttl= as client-ttl
  * lets it. A proxied request's max-age (client_ttl_shorter) may only shorten it. */
@@ -130,7 +141,7 @@ static void decide_ttl(const struct config *cfg, const struct rule *r,
     int64_t ttl;
     /* a tag moves upstream: where no rule says otherwise it is asked again soon, with a HEAD
      * that costs no pull when the digest has not changed */
-    out->registry_tag = registries_is_tag(req->url);
+    out->registry_tag = out->registry.path.what == REG_MANIFEST && !out->registry.path.by_digest;
     const int64_t *option = out->registry_tag ? &cfg->registry_tag_ttl : &cfg->default_ttl;
     out->ttl_base = r && r->has_ttl ? r->ttl : __atomic_load_n(option, __ATOMIC_RELAXED);
     out->ttl_from = r && r->has_ttl ? FROM_RULE : FROM_OPTION;
@@ -233,6 +244,7 @@ void terms_decide(const struct config *cfg, const struct request_facts *req,
         memcpy(out->rule_file, r->file, sizeof(out->rule_file));
         out->rule_line = r->line;
     }
+    decide_what(req, out);
     decide_allowed(set, r, req, out);
     decide_ttl(cfg, r, req, out);
     decide_bounds(req, out);

@@ -19,6 +19,7 @@
 #define ARCA_TERMS_H
 
 #include "config/config.h"
+#include "registry/registries.h"
 #include "rules/rules.h"
 #include "store/store.h"
 
@@ -75,9 +76,16 @@ struct fetch_terms {
         max_object_size_from, store_from, pin_from, fill_from, parent_from, negative_ttl_from;
     enum client_ttl_mode client_ttl;
     int64_t client_ttl_min, client_ttl_max; /* CLIENT_TTL_CLAMP's bounds, seconds */
-    int64_t ttl_base;      /* the ttl before the client's: the rule's, --registry-tag-ttl or
-                              --default-ttl */
-    bool registry_tag;     /* the URL is a mirrored registry's manifest by tag (registries.h) */
+    int64_t ttl_base; /* the ttl before the client's: the rule's, --registry-tag-ttl or
+                         --default-ttl */
+    /* What the URL asks of a mirrored registry's pull API (registries.h; registry.r NULL: it
+     * is none): its login, its token scope, its kind of source follow from this alone. */
+    struct registry_ask registry;
+    bool registry_tag; /* ... a manifest by tag: --registry-tag-ttl's */
+    /* The sha256 the URL names for its bytes (a registry's blob or manifest by digest): a
+     * property of the object, checked whichever source brings them (upstream/transfer.h). */
+    bool digest_named;
+    uint8_t named_digest[32];
     int fill_connections;  /* connections one download may use at once; 1: one */
     int64_t fill_min_size; /* smaller objects come over one connection */
     struct source_plan sources;

@@ -399,8 +399,10 @@ static int queue_probe(struct upstream_loop *loop, struct probe *p)
 static struct curl_slist *probe_headers(const char *url, const struct bucket_auth *auth)
 {
     char line[REG_TOKEN_MAX + 64];
+    struct registry_ask a;
     struct curl_slist *l = easy_base_headers(auth, NULL), *t = l;
-    if (l && reg_auth_header(url, line, sizeof(line)) && !(t = curl_slist_append(l, line)))
+    registries_ask_of(url, &a);
+    if (l && reg_auth_header(&a, line, sizeof(line)) && !(t = curl_slist_append(l, line)))
         curl_slist_free_all(l);
     OPENSSL_cleanse(line, sizeof(line));
     return t;
@@ -411,7 +413,8 @@ int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, e
 {
     struct probe *p = calloc(1, sizeof(*p));
     /* a registry answers HEAD as a GET, and counts only the GET of a manifest as a pull */
-    bool head = !parent && registries_for_url(url);
+    struct registry_ask a;
+    bool head = !parent && registries_ask_of(url, &a);
     if (!p || !(p->url = strdup(url)) || (parent && !(p->parent = calloc(1, sizeof(*p->parent)))) ||
         !(p->h.easy = curl_easy_init()) || !(p->headers = probe_headers(url, NULL)) ||
         (!head && !curl_slist_append(p->headers, "Range: bytes=0-0"))) {

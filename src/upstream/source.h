@@ -2,12 +2,13 @@
  * source.h — where a download's bytes come from: one ordered list of sources, its parent arca
  * first when its terms name one (source_parent.c), then its mirrors (source_mirror.c), then the
  * origin (source_origin.c), or instead of the origin a registry's URL (source_registry.c:
- * a container registry arca mirrors, registries.h); room for more kinds. source_list.c builds the list from the terms
- * (the one file that names the kinds) and walks it. Each source is of a kind that brings its own
- * hooks: whether it is asked, what it adds to a request, its timeouts, how it reads and judges
- * an answer or an end (its fault, the URL's, or none), whether its digest vouches for the
- * bytes. The download's core (transfer_course.c, transfer_answer.c) calls the hooks of the source
- * it asks now and names no kind; a hook a kind has no use for is NULL (the core does nothing).
+ * a container registry arca mirrors, registries.h); room for more kinds. source_list.c builds the
+ * list from the terms (the one file that names the kinds) and walks it. Each source is of a kind
+ * that brings its own hooks: whether it is asked, what it adds to a request, its timeouts, how it
+ * reads and judges an answer or an end (its fault, the URL's, or none), whether its digest vouches
+ * for the bytes. The download's core (transfer_course.c, transfer_answer.c) calls the hooks of the
+ * source it asks now and names no kind; a hook a kind has no use for is NULL (the core does
+ * nothing).
  *
  * Moving on to the next source is one event: source_move_on (the source failed the download
  * in a way that is its own, never the URL's), the download's move back to SOURCE (transfer.h).
@@ -32,6 +33,7 @@ struct fill_settings;
 enum source_end {
     SOURCE_HELD,    /* its host is held down: no attempt went */
     SOURCE_CHANGED, /* the object changed under a parallel fill */
+    SOURCE_DIGEST,  /* its bytes are not the digest their URL names (they are dropped) */
 };
 
 struct source_kind {
@@ -83,22 +85,18 @@ struct source_kind {
     /* Its bytes are all in, their sha256 `digest`: whether its own digest vouches for them
      * (false: *next, another source's turn or FAILED). */
     bool (*vouches)(struct transfer *t, const uint8_t digest[32], enum transfer_state *next);
-    /* Whether the download may move on from it (source_move_on) now. */
-    bool (*may_move_on)(const struct transfer *t);
+    /* Whether the download may move on from it (source_move_on) now, for `end`. */
+    bool (*may_move_on)(const struct transfer *t, enum source_end end);
     /* It failed the download (`end`, `why`): what it drops, the next source's turn. */
     enum transfer_state (*move_on)(struct transfer *t, enum source_end end, const char *why);
 };
 
 #define SOURCES_MAX 4
 
-/* What a registry's URL asks and what its answer said (source_registry.c's record). */
-struct registry;
+/* What a registry's answer said (source_registry.c's record; what its URL asks is the terms':
+ * terms.h's `registry`). */
 #define REGISTRY_MANIFEST_MAX (4 << 20) /* a manifest longer is refused, never kept */
 struct registry_pull {
-    const struct registry *r; /* NULL: not a registry's URL */
-    bool manifest;            /* .../manifests/<ref> (else a blob or a tag list) */
-    bool by_digest;           /* its reference is a digest: `digest` */
-    uint8_t digest[32];
     bool head;         /* this attempt asks HEAD: a revalidation */
     bool head_changed; /* its HEAD said another digest: the next attempt GETs */
     char said[72];     /* the answer's Docker-Content-Digest, "sha256:<hex>" ("" none) */
@@ -156,9 +154,9 @@ void source_list_free(struct sources *s);
 
 /* SOURCE: the first source in the list from here that is asked. */
 enum transfer_state source_choose(struct transfer *t);
-/* Whether the download may move on from its source now, and the move (SOURCE, OPENING for a
- * new version's file, FAILED). */
-bool source_may_move_on(const struct transfer *t);
+/* Whether the download may move on from its source now, for `end`, and the move (SOURCE,
+ * OPENING for a new version's file, FAILED). */
+bool source_may_move_on(const struct transfer *t, enum source_end end);
 enum transfer_state source_move_on(struct transfer *t, enum source_end end, const char *why);
 
 /* source_origin.c: the origin's redirects and timeouts (the options'), no certificate; a
@@ -189,16 +187,17 @@ bool source_parent_lie(const struct verdict *v, long status, bool conditional, i
 void source_mirror_picked(struct mirror_pick *m);
 
 /* The registry's judgements, pure (their units: tests/unit/test_source_registry.c). */
-/* What `url` (normal form) asks of registry `r` (NULL: none, *p zeroed): false when it is
- * not under r's /v2/. */
-bool source_registry_parse(const struct registry *r, const char *url, struct registry_pull *p);
+struct registry_ask;
 /* Whether a HEAD's `said` Docker-Content-Digest is the manifest kept under ETag `kept`. */
 bool source_registry_unchanged(const char *kept, const char *said);
-/* Whether a 2xx to the HEAD revalidating `p`'s copy (kept under ETag `kept`) renews it: a
- * digest's always (its bytes cannot change), a tag's when its digest is unchanged. */
-bool source_registry_renews(const struct registry_pull *p, const char *kept);
-/* Whether bytes of sha256 `digest` are what `p` asked (its digest reference) and its answer
- * said (its Docker-Content-Digest): NULL, or why not. */
-const char *source_registry_vouch(const struct registry_pull *p, const uint8_t digest[32]);
+/* Whether a 2xx to the HEAD revalidating the copy of what `a` asks (kept under ETag `kept`; the
+ * HEAD said `said`) renews it: a digest's always (its bytes cannot change), a tag's when its
+ * digest is unchanged. */
+bool source_registry_renews(const struct registry_ask *a, const char *said, const char *kept);
+/* Whether bytes of sha256 `digest` are what a tag's answer said of them (`said`, its
+ * Docker-Content-Digest, "" none): NULL, or why not. The digest a URL names is checked by the
+ * core, whatever source brought the bytes (transfer.h). */
+const char *source_registry_vouch(const struct registry_ask *a, const char *said,
+                                  const uint8_t digest[32]);
 
 #endif

@@ -24,9 +24,7 @@ void source_list_init(struct transfer *t)
         s->list[s->n++] = &source_mirror;
     /* a registry's URL is its own kind: its auth, its digests, its HEAD (a parent first: the
      * central arca asked does the registry's auth) */
-    s->list[s->n++] = source_registry_parse(registries_for_url(t->url), t->url, &s->reg)
-                          ? &source_registry
-                          : &source_origin;
+    s->list[s->n++] = t->terms.registry.r ? &source_registry : &source_origin;
     s->kind = s->list[0];
 }
 
@@ -47,13 +45,13 @@ enum transfer_state source_choose(struct transfer *t)
     return next;
 }
 
-bool source_may_move_on(const struct transfer *t)
+bool source_may_move_on(const struct transfer *t, enum source_end end)
 {
-    return t->src.kind->may_move_on && t->src.kind->may_move_on(t);
+    return t->src.kind->may_move_on && t->src.kind->may_move_on(t, end);
 }
 
 enum transfer_state source_move_on(struct transfer *t, enum source_end end, const char *why)
 {
-    assert(source_may_move_on(t));
+    assert(source_may_move_on(t, end));
     return t->src.kind->move_on(t, end, why);
 }

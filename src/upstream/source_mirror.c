@@ -45,6 +45,29 @@ static void describe(const struct transfer *t, struct upstream_headers *h)
     h->etag = t->src.pick.origin_etag;
 }
 
+/* Only bytes that are not the digest their URL names move the download on from a mirror: they
+ * go, and the next source (the origin) is asked for the whole body. A mirror held down or
+ * changing under a fill is retried as the origin would be. */
+static bool may_move_on(const struct transfer *t, enum source_end end)
+{
+    return end == SOURCE_DIGEST && !t->failed && !atomic_load(&t->loop->stopping);
+}
+
+static enum transfer_state move_on(struct transfer *t, enum source_end end, const char *why)
+{
+    int rc;
+    (void)end;
+    log_info("fetch %s: mirror %s: %s; the origin is asked", t->url, t->source, why);
+    transfer_drop_fill(t);
+    t->source = t->asked;
+    easy_set_url(&t->h, t->source);
+    source_next(&t->src);
+    t->attempts = 0; /* the origin gets its own retries */
+    t->a.retry_status = 0;
+    rc = transfer_start_afresh(t, "its mirror's bytes are not the digest their URL names");
+    return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+}
+
 void source_mirror_picked(struct mirror_pick *m)
 {
     struct transfer *t = (struct transfer *)((char *)m - offsetof(struct transfer, src.pick));
@@ -59,4 +82,6 @@ const struct source_kind source_mirror = {
     .chosen = chosen,
     .timeouts = source_default_timeouts,
     .describe = describe,
+    .may_move_on = may_move_on,
+    .move_on = move_on,
 };

@@ -66,7 +66,11 @@ static enum transfer_state fall_back(struct transfer *t, enum parent_fault f, co
 
 static enum transfer_state move_on(struct transfer *t, enum source_end end, const char *why)
 {
-    return fall_back(t, end == SOURCE_HELD ? PARENT_DOWN : PARENT_LIE, why);
+    return fall_back(t,
+                     end == SOURCE_HELD     ? PARENT_DOWN
+                     : end == SOURCE_DIGEST ? PARENT_DIGEST
+                                            : PARENT_LIE,
+                     why);
 }
 
 /* Whether fault `f` of the download's parent is the parent's own, counting toward holding it
@@ -101,6 +105,12 @@ static bool may_fall_back(const struct transfer *t)
 {
     return t->src.parent.active && !t->terms.sources.parent_only && !t->failed &&
            !atomic_load(&t->loop->stopping);
+}
+
+static bool may_move_on(const struct transfer *t, enum source_end end)
+{
+    (void)end; /* whatever its failure: the origin's turn, but with --parent-only */
+    return may_fall_back(t);
 }
 
 enum parent_fault source_parent_end_fault(const struct attempt *a)
@@ -455,6 +465,6 @@ const struct source_kind source_parent = {
     .overran = overran,
     .judge_end = judge_end,
     .vouches = vouches,
-    .may_move_on = may_fall_back,
+    .may_move_on = may_move_on,
     .move_on = move_on,
 };

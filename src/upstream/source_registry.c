@@ -27,41 +27,9 @@
     "application/vnd.docker.distribution.manifest.list.v2+json, "                                  \
     "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
 
-/* The last `needle` in `s`, NULL none: a repository may be named "a/manifests/b". */
-static const char *last_of(const char *s, const char *needle)
+bool source_registry_renews(const struct registry_ask *a, const char *said, const char *kept)
 {
-    const char *found = NULL;
-    for (const char *p = s; (p = strstr(p, needle)); p++)
-        found = p;
-    return found;
-}
-
-bool source_registry_parse(const struct registry *r, const char *url, struct registry_pull *p)
-{
-    size_t base;
-    const char *m, *b, *ref;
-    memset(p, 0, sizeof(*p));
-    if (!r || strncmp(url, r->url, (base = strlen(r->url))) != 0 ||
-        strncmp(url + base, "/v2/", 4) != 0)
-        return false;
-    p->r = r;
-    m = last_of(url + base + 3, "/manifests/");
-    b = last_of(url + base + 3, "/blobs/");
-    if (m && (!b || m > b)) {
-        p->manifest = true;
-        ref = m + strlen("/manifests/");
-    } else if (b) {
-        ref = b + strlen("/blobs/");
-    } else {
-        return true; /* a tag list, or /v2/ itself: nothing to check */
-    }
-    p->by_digest = reg_digest_parse(ref, strcspn(ref, "?#"), p->digest) == REG_OK;
-    return true;
-}
-
-bool source_registry_renews(const struct registry_pull *p, const char *kept)
-{
-    return p->by_digest || source_registry_unchanged(kept, p->said);
+    return a->path.by_digest || source_registry_unchanged(kept, said);
 }
 
 bool source_registry_unchanged(const char *kept, const char *said)
@@ -73,15 +41,27 @@ bool source_registry_unchanged(const char *kept, const char *said)
             (kept[0] == '"' && strncmp(kept + 1, said, n) == 0 && strcmp(kept + 1 + n, "\"") == 0));
 }
 
-const char *source_registry_vouch(const struct registry_pull *p, const uint8_t digest[32])
+const char *source_registry_vouch(const struct registry_ask *a, const char *said,
+                                  const uint8_t digest[32])
 {
-    uint8_t said[32];
-    if (p->by_digest && memcmp(p->digest, digest, 32) != 0)
-        return "its bytes are not the digest its URL names";
-    if (p->manifest && !p->by_digest && p->said[0] &&
-        (reg_digest_parse(p->said, strlen(p->said), said) != REG_OK || memcmp(said, digest, 32)))
+    uint8_t d[32];
+    /* a digest the URL names is the object's check (the core's, whatever source): here only
+     * what a tag's answer said of its own body */
+    if (a->path.what == REG_MANIFEST && !a->path.by_digest && said[0] &&
+        (reg_digest_parse(said, strlen(said), d) != REG_OK || memcmp(d, digest, 32)))
         return "its bytes are not the Docker-Content-Digest it said";
     return NULL;
+}
+
+/* The registry's record of what it asks, and what it said: the terms'. */
+static const struct registry_ask *ask_of(const struct transfer *t)
+{
+    return &t->terms.registry;
+}
+
+static bool is_manifest(const struct transfer *t)
+{
+    return ask_of(t)->path.what == REG_MANIFEST;
 }
 
 /* --- the hooks ------------------------------------------------------------------------------ */
@@ -117,7 +97,7 @@ static enum transfer_state chosen(struct transfer *t)
         }
         return TS_FAILED;
     }
-    log_debug("fetch %s: download started, from registry %s", t->url, p->r->name);
+    log_debug("fetch %s: download started, from registry %s", t->url, ask_of(t)->r->name);
     return TS_ATTEMPT;
 }
 
@@ -133,13 +113,13 @@ static bool choose(struct transfer *t, enum transfer_state *next)
         easy_set_url(&t->h, t->source);
     }
     p->auth_status = 0;
-    if (!reg_scope_of(p->r, t->source, scope, sizeof(scope)) ||
-        reg_auth_need(p->r, scope, monotonic_ms(), &c) == REG_NEED_NOTHING) {
+    if (!registry_ask_scope(ask_of(t), scope, sizeof(scope)) ||
+        reg_auth_need(ask_of(t)->r, scope, monotonic_ms(), &c) == REG_NEED_NOTHING) {
         *next = chosen(t);
         return true;
     }
     p->waiting = p->in_choose = true;
-    if (reg_auth_ensure(t->loop, p->r, scope, authorised, p) < 0) {
+    if (reg_auth_ensure(t->loop, ask_of(t)->r, scope, authorised, p) < 0) {
         p->waiting = false;
         p->auth_status = 500;
         snprintf(p->auth_why, sizeof(p->auth_why), "out of memory");
@@ -165,10 +145,10 @@ static int headers(const struct transfer *t, struct curl_slist **headers)
     char line[REG_TOKEN_MAX + 64];
     struct curl_slist *l = *headers;
     bool ok = true;
-    if (reg_auth_header(t->source, line, sizeof(line)))
+    if (reg_auth_header(ask_of(t), line, sizeof(line)))
         ok = (l = curl_slist_append(l, line)) != NULL;
     OPENSSL_cleanse(line, sizeof(line));
-    if (ok && t->src.reg.manifest)
+    if (ok && is_manifest(t))
         ok = (l = curl_slist_append(l, MANIFEST_ACCEPT)) != NULL;
     if (l)
         *headers = l;
@@ -181,12 +161,12 @@ static void timeouts(struct transfer *t)
 {
     struct registry_pull *p = &t->src.reg;
     source_default_timeouts(t);
-    p->head = t->a.conditional && (p->manifest || p->by_digest) && !p->head_changed;
+    p->head = t->a.conditional && (is_manifest(t) || ask_of(t)->path.by_digest) && !p->head_changed;
     p->head_changed = false;
     p->said[0] = p->etag[0] = '\0';
     if (p->head) {
         curl_easy_setopt(t->h.easy, CURLOPT_NOBODY, 1L);
-        atomic_fetch_add(&p->r->counters->revalidated, 1);
+        atomic_fetch_add(&ask_of(t)->r->counters->revalidated, 1);
     } else {
         curl_easy_setopt(t->h.easy, CURLOPT_HTTPGET, 1L);
     }
@@ -234,36 +214,39 @@ static int head_answer(struct transfer *t)
     if (t->a.status < 200 || t->a.status >= 300)
         return 0; /* a 304, a 404, a 429: the core reads them as a GET's */
     if (t->st->stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)) &&
-        source_registry_renews(p, etag)) {
-        log_debug("fetch %s: registry %s: unchanged, renewed by a HEAD", t->url, p->r->name);
+        source_registry_renews(ask_of(t), p->said, etag)) {
+        log_debug("fetch %s: registry %s: unchanged, renewed by a HEAD", t->url,
+                  ask_of(t)->r->name);
         t->a.status = 304;
         return 0;
     }
     p->head_changed = true;
     t->a.start_over = true;
-    log_debug("fetch %s: registry %s: the tag moved; its manifest is asked", t->url, p->r->name);
+    log_debug("fetch %s: registry %s: the tag moved; its manifest is asked", t->url,
+              ask_of(t)->r->name);
     return -1;
 }
 
 static int answer(struct transfer *t)
 {
     struct registry_pull *p = &t->src.reg;
+    const struct registry *r = ask_of(t)->r;
     char why[300];
-    count(p->r, t->a.status);
+    count(r, t->a.status);
     if (t->a.status == 401) {
-        reg_auth_forget(t->source);
+        reg_auth_forget(ask_of(t));
         if (!p->reauthed) {
             p->reauthed = p->again = true;
             log_info("fetch %s: registry %s refused its authorisation (401): asked again", t->url,
-                     p->r->name);
+                     r->name);
             return -1;
         }
     }
     if (p->head)
         return head_answer(t);
-    if (p->manifest && t->a.status == 200 && t->a.resp.content_length > REGISTRY_MANIFEST_MAX) {
+    if (is_manifest(t) && t->a.status == 200 && t->a.resp.content_length > REGISTRY_MANIFEST_MAX) {
         snprintf(why, sizeof(why), "registry %s: a manifest of %lld bytes, over the %d allowed",
-                 p->r->name, (long long)t->a.resp.content_length, REGISTRY_MANIFEST_MAX);
+                 r->name, (long long)t->a.resp.content_length, REGISTRY_MANIFEST_MAX);
         transfer_fail(t, 413, why); /* as an object over --max-object-size is */
         return -1;
     }
@@ -274,7 +257,7 @@ static int answer(struct transfer *t)
 static bool overran(struct transfer *t, size_t len)
 {
     struct download_progress d;
-    if (!t->src.reg.manifest)
+    if (!is_manifest(t))
         return false;
     t->st->progress(t->obj, &d);
     if (d.have + (int64_t)len <= REGISTRY_MANIFEST_MAX)
@@ -286,13 +269,13 @@ static bool overran(struct transfer *t, size_t len)
 /* The manifest's ETag is its digest: what a HEAD compares. */
 static void describe(const struct transfer *t, struct upstream_headers *h)
 {
-    if (t->src.reg.manifest && t->src.reg.etag[0])
+    if (is_manifest(t) && t->src.reg.etag[0])
         h->etag = t->src.reg.etag;
 }
 
 static int refusal(struct transfer *t, int status, char *reason, size_t size)
 {
-    const char *name = t->src.reg.r->name;
+    const char *name = ask_of(t)->r->name;
     if (status == 401) {
         snprintf(reason, size,
                  "registry %s refused arca's authorisation (401): its token is dropped, the next "
@@ -309,7 +292,7 @@ static int refusal(struct transfer *t, int status, char *reason, size_t size)
 
 static const char *no_fill(const struct transfer *t)
 {
-    return t->src.reg.manifest ? "a registry's manifest" : NULL;
+    return is_manifest(t) ? "a registry's manifest" : NULL;
 }
 
 /* A fill's ranges carry the download's Authorization (curl drops it at a redirect to another
@@ -318,7 +301,7 @@ static void fill_settings(struct transfer *t, struct fill_settings *settings)
 {
     char line[REG_TOKEN_MAX + 64];
     free(t->src.reg.fill_line);
-    t->src.reg.fill_line = reg_auth_header(t->source, line, sizeof(line)) ? strdup(line) : NULL;
+    t->src.reg.fill_line = reg_auth_header(ask_of(t), line, sizeof(line)) ? strdup(line) : NULL;
     OPENSSL_cleanse(line, sizeof(line));
     settings->line = t->src.reg.fill_line;
 }
@@ -327,10 +310,10 @@ static void fill_settings(struct transfer *t, struct fill_settings *settings)
 static bool vouches(struct transfer *t, const uint8_t digest[32], enum transfer_state *next)
 {
     char reason[300];
-    const char *why = source_registry_vouch(&t->src.reg, digest);
+    const char *why = source_registry_vouch(ask_of(t), t->src.reg.said, digest);
     if (!why)
         return true;
-    snprintf(reason, sizeof(reason), "registry %s: %s; not kept", t->src.reg.r->name, why);
+    snprintf(reason, sizeof(reason), "registry %s: %s; not kept", ask_of(t)->r->name, why);
     transfer_fail(t, 502, reason);
     *next = TS_FAILED;
     return false;

@@ -247,7 +247,7 @@ static enum transfer_state step_attempt(struct transfer *t)
     }
     switch (easy_go(&t->h, !t->no_probe, why, sizeof(why), &retry_after)) {
     case EASY_HELD:
-        if (source_may_move_on(t))
+        if (source_may_move_on(t, SOURCE_HELD))
             return source_move_on(t, SOURCE_HELD, why);
         held_down(t, why, retry_after);
         return TS_FAILED;
@@ -323,14 +323,39 @@ static enum transfer_state back_off(struct transfer *t, int64_t ms)
     return TS_BACKOFF;
 }
 
-/* The whole body came: hand it over to be made durable (once its source's digest vouches for
- * it, when its source has one). */
+/* Whether the bytes are the digest their URL names (terms.h's `named_digest`), whichever source
+ * brought them, over one connection or in a fill's pieces: the check belongs to the object, not
+ * to the road. Bytes that are not go, and the next source is asked (as a source's own digest
+ * that does not vouch for them); from the last, the download fails (*next). */
+static bool named_digest_holds(struct transfer *t, const uint8_t digest[32],
+                               enum transfer_state *next)
+{
+    static const char why[] = "its bytes are not the digest their URL names";
+    char reason[300];
+    if (!t->terms.digest_named || !memcmp(digest, t->terms.named_digest, 32))
+        return true;
+    log_info("fetch %s: %s (%s); not kept", t->url, why, t->src.kind->from);
+    if (source_may_move_on(t, SOURCE_DIGEST)) {
+        *next = source_move_on(t, SOURCE_DIGEST, why);
+        return false;
+    }
+    snprintf(reason, sizeof(reason), "the %s's bytes are not the digest their URL names; not kept",
+             t->src.kind->from);
+    transfer_fail(t, 502, reason);
+    *next = TS_FAILED;
+    return false;
+}
+
+/* The whole body came: hand it over to be made durable (once it is the digest its URL names,
+ * and its source's own digest vouches for it, when its source has one). */
 static enum transfer_state finished(struct transfer *t)
 {
     uint8_t digest[32];
     unsigned int dlen = 0;
     enum transfer_state next;
     EVP_DigestFinal_ex(t->sha, digest, &dlen);
+    if (!named_digest_holds(t, digest, &next))
+        return next;
     if (t->src.kind->vouches && !t->src.kind->vouches(t, digest, &next))
         return next;
     if (t->st->finish(t->obj, digest) < 0)
@@ -548,7 +573,7 @@ static enum transfer_state fill_changed(struct transfer *t, const char *why)
 {
     char reason[CURL_ERROR_SIZE + 220];
     int rc;
-    if (source_may_move_on(t))
+    if (source_may_move_on(t, SOURCE_CHANGED))
         return source_move_on(t, SOURCE_CHANGED, why);
     if (t->fill_restarts++ > 0) {
         snprintf(reason, sizeof(reason),

@@ -25,14 +25,21 @@ static struct registry lab = {.name = "lab",
                               .password = "s3cret",
                               .counters = &counters_lab};
 
-const struct registry *__wrap_registries_for_url(const char *url);
-const struct registry *__wrap_registries_for_url(const char *url)
+#define BLOB "blobs/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* What `url` asks under the suite's two registries, as registries_ask_of reads it from the
+ * table (test_registries.c has its units). */
+static const struct registry_ask *ask_of(const char *url)
 {
-    if (strncmp(url, hub.url, strlen(hub.url)) == 0 && !strncmp(url + strlen(hub.url), "/v2/", 4))
-        return &hub;
-    if (strncmp(url, lab.url, strlen(lab.url)) == 0 && !strncmp(url + strlen(lab.url), "/v2/", 4))
-        return &lab;
-    return NULL;
+    static struct registry_ask a;
+    const struct registry *r = !strncmp(url, hub.url, strlen(hub.url))   ? &hub
+                               : !strncmp(url, lab.url, strlen(lab.url)) ? &lab
+                                                                         : NULL;
+    memset(&a, 0, sizeof(a));
+    if (r && !strncmp(url + strlen(r->url), "/v2/", 4) &&
+        reg_path_parse(url + strlen(r->url) + 4, &a.path, NULL, 0) == REG_OK)
+        a.r = r;
+    return &a;
 }
 
 static void a_bearer_challenge_is_taken_apart(void **state)
@@ -138,20 +145,28 @@ static void a_token_is_kept_until_its_margin(void **state)
     assert_int_equal(reg_token_keep_ms(0), 0);
 }
 
+/* The scope is the repository as parsed: one named with a "blobs" or "manifests" component is
+ * that whole name. */
 static void a_url_names_its_scope(void **state)
 {
     char s[REG_SCOPE_MAX];
     (void)state;
-    assert_true(reg_scope_of(&hub, "https://registry-1.docker.io/v2/library/debian/manifests/12", s,
-                             sizeof(s)));
+    assert_true(registry_ask_scope(
+        ask_of("https://registry-1.docker.io/v2/library/debian/manifests/12"), s, sizeof(s)));
     assert_string_equal(s, "repository:library/debian:pull");
-    assert_true(reg_scope_of(&lab, "http://127.0.0.1:5000/v2/a/b/blobs/sha256:00", s, sizeof(s)));
+    assert_true(registry_ask_scope(ask_of("http://127.0.0.1:5000/v2/a/b/" BLOB), s, sizeof(s)));
     assert_string_equal(s, "repository:a/b:pull");
-    assert_true(reg_scope_of(&lab, "http://127.0.0.1:5000/v2/x/tags/list", s, sizeof(s)));
+    assert_true(registry_ask_scope(ask_of("http://127.0.0.1:5000/v2/x/tags/list"), s, sizeof(s)));
     assert_string_equal(s, "repository:x:pull");
-    assert_false(reg_scope_of(&lab, "http://127.0.0.1:5000/v2/", s, sizeof(s)));
-    assert_false(reg_scope_of(&lab, "http://127.0.0.1:5000/v2//blobs/x", s, sizeof(s)));
-    assert_false(reg_scope_of(&lab, "http://127.0.0.1:5001/v2/x/tags/list", s, sizeof(s)));
+    assert_true(registry_ask_scope(ask_of("http://127.0.0.1:5000/v2/team/blobs/x/manifests/1"), s,
+                                   sizeof(s)));
+    assert_string_equal(s, "repository:team/blobs/x:pull");
+    assert_true(
+        registry_ask_scope(ask_of("http://127.0.0.1:5000/v2/team/tags/x/" BLOB), s, sizeof(s)));
+    assert_string_equal(s, "repository:team/tags/x:pull");
+    assert_false(registry_ask_scope(ask_of("http://127.0.0.1:5000/v2/"), s, sizeof(s)));
+    assert_false(registry_ask_scope(ask_of("http://127.0.0.1:5000/v2//blobs/x"), s, sizeof(s)));
+    assert_false(registry_ask_scope(ask_of("http://127.0.0.1:5001/v2/x/tags/list"), s, sizeof(s)));
 }
 
 static void the_realm_url_escapes_its_parameters(void **state)
@@ -181,8 +196,8 @@ static void the_header_follows_what_was_learnt(void **state)
     const char *doc = "{\"token\":\"tok-1\",\"expires_in\":300}";
     int64_t now = monotonic_ms();
     (void)state;
-    assert_false(reg_auth_header("http://elsewhere/v2/x/blobs/y", line, sizeof(line)));
-    assert_false(reg_auth_header(url, line, sizeof(line)));
+    assert_false(reg_auth_header(ask_of("http://elsewhere/v2/x/blobs/y"), line, sizeof(line)));
+    assert_false(reg_auth_header(ask_of(url), line, sizeof(line)));
     assert_int_equal(reg_auth_need(&hub, "repository:library/debian:pull", now, &c), REG_NEED_PING);
     assert_int_equal(reg_auth_learn(&hub, 401, "Bearer realm=\"https://auth.docker.io/token\"", why,
                                     sizeof(why)),
@@ -190,12 +205,12 @@ static void the_header_follows_what_was_learnt(void **state)
     assert_int_equal(reg_auth_need(&hub, "repository:library/debian:pull", now, &c),
                      REG_NEED_TOKEN);
     assert_string_equal(c.realm, "https://auth.docker.io/token");
-    assert_false(reg_auth_header(url, line, sizeof(line)));
+    assert_false(reg_auth_header(ask_of(url), line, sizeof(line)));
     assert_int_equal(reg_auth_keep(&hub, "repository:library/debian:pull", doc, strlen(doc), now, 0,
                                    why, sizeof(why)),
                      0);
     assert_int_equal(atomic_load(&counters_hub.tokens), 1);
-    assert_true(reg_auth_header(url, line, sizeof(line)));
+    assert_true(reg_auth_header(ask_of(url), line, sizeof(line)));
     assert_string_equal(line, "Authorization: Bearer tok-1");
     assert_int_equal(reg_auth_need(&hub, "repository:library/debian:pull", now, &c),
                      REG_NEED_NOTHING);
@@ -203,10 +218,10 @@ static void the_header_follows_what_was_learnt(void **state)
     assert_int_equal(reg_auth_need(&hub, "repository:library/debian:pull", now + 240001, &c),
                      REG_NEED_TOKEN);
     /* another repository is another scope */
-    assert_false(reg_auth_header("https://registry-1.docker.io/v2/library/alpine/manifests/3", line,
-                                 sizeof(line)));
-    reg_auth_forget(url);
-    assert_false(reg_auth_header(url, line, sizeof(line)));
+    assert_false(reg_auth_header(
+        ask_of("https://registry-1.docker.io/v2/library/alpine/manifests/3"), line, sizeof(line)));
+    reg_auth_forget(ask_of(url));
+    assert_false(reg_auth_header(ask_of(url), line, sizeof(line)));
     assert_int_equal(reg_auth_need(&hub, "repository:library/debian:pull", now, &c),
                      REG_NEED_TOKEN);
 }
@@ -218,11 +233,15 @@ static void basic_auth_sends_the_login_or_says_none_is_there(void **state)
     (void)state;
     assert_int_equal(reg_auth_learn(&lab, 401, "Basic realm=\"lab\"", why, sizeof(why)), 0);
     assert_int_equal(reg_auth_need(&lab, "repository:x:pull", 0, &c), REG_NEED_NOTHING);
-    assert_true(reg_auth_header("http://127.0.0.1:5000/v2/x/blobs/y", line, sizeof(line)));
+    assert_true(reg_auth_header(ask_of("http://127.0.0.1:5000/v2/x/" BLOB), line, sizeof(line)));
     assert_string_equal(line, "Authorization: Basic Y2k6czNjcmV0"); /* ci:s3cret */
+    /* the login goes with the pull API alone: never a path outside its grammar */
+    assert_false(reg_auth_header(ask_of("http://127.0.0.1:5000/v2/..%2Finternal/secret.txt"), line,
+                                 sizeof(line)));
+    assert_false(reg_auth_header(ask_of("http://127.0.0.1:5000/v2/_catalog"), line, sizeof(line)));
     lab.has_login = false;
     assert_int_equal(reg_auth_need(&lab, "repository:x:pull", 0, &c), REG_NEED_LOGIN);
-    assert_false(reg_auth_header("http://127.0.0.1:5000/v2/x/blobs/y", line, sizeof(line)));
+    assert_false(reg_auth_header(ask_of("http://127.0.0.1:5000/v2/x/" BLOB), line, sizeof(line)));
     lab.has_login = true;
 }
 
@@ -235,8 +254,8 @@ static void an_open_registry_is_asked_again_after_a_401(void **state)
     (void)state;
     assert_int_equal(reg_auth_learn(&lab, 200, "", why, sizeof(why)), 0);
     assert_int_equal(reg_auth_need(&lab, "repository:x:pull", 0, &c), REG_NEED_NOTHING);
-    assert_false(reg_auth_header("http://127.0.0.1:5000/v2/x/blobs/y", line, sizeof(line)));
-    reg_auth_forget("http://127.0.0.1:5000/v2/x/blobs/y");
+    assert_false(reg_auth_header(ask_of("http://127.0.0.1:5000/v2/x/" BLOB), line, sizeof(line)));
+    reg_auth_forget(ask_of("http://127.0.0.1:5000/v2/x/" BLOB));
     assert_int_equal(reg_auth_need(&lab, "repository:x:pull", 0, &c), REG_NEED_PING);
     assert_int_equal(reg_auth_learn(&lab, 401, "Negotiate", why, sizeof(why)), -1);
     assert_string_equal(why, "registry lab asks for an authorisation arca does not speak");

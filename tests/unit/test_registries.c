@@ -132,6 +132,54 @@ static void table_built(void **state)
     config_free(&cfg);
 }
 
+#define HEX "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* What a URL asks of a registry's pull API, by the grammar: the repository as parsed (its
+ * components may be "blobs" or "manifests"), the digest it names; nothing outside the grammar
+ * (an encoded byte, an unknown path, a query but on a tag list) is the pull API, whatever
+ * registry's /v2/ it lies under. */
+static void what_a_url_asks(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    struct registry_ask a;
+    (void)state;
+    assert_int_equal(load(err, 2, "--registry", "lab=http://127.0.0.1:5000"), CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    const struct registry *lab = registries_find("lab", 3);
+    assert_true(registries_ask_of("http://127.0.0.1:5000/v2/x/manifests/1", &a));
+    assert_ptr_equal(a.r, lab);
+    assert_int_equal(a.path.what, REG_MANIFEST);
+    assert_false(a.path.by_digest);
+    assert_true(registries_ask_of("http://127.0.0.1:5000/v2/team/blobs/x/blobs/sha256:" HEX, &a));
+    assert_int_equal(a.path.what, REG_BLOB);
+    assert_string_equal(a.path.repo, "team/blobs/x");
+    assert_true(a.path.by_digest && a.path.digest[0] == 0xe3 && a.path.digest[31] == 0x55);
+    assert_true(registries_ask_of("http://127.0.0.1:5000/v2/a/manifests/sha256:" HEX, &a));
+    assert_true(a.path.by_digest && a.path.what == REG_MANIFEST);
+    assert_true(registries_ask_of("http://127.0.0.1:5000/v2/x/tags/list?n=10&last=b", &a));
+    assert_int_equal(a.path.what, REG_TAGS);
+    assert_true(registries_ask_of("http://127.0.0.1:5000/v2/", &a));
+    assert_int_equal(a.path.what, REG_BASE);
+    /* outside the grammar: no registry's, though under its /v2/ */
+    static const char *const outside[] = {
+        "http://127.0.0.1:5000/v2/..%2Finternal/secret.txt",
+        "http://127.0.0.1:5000/v2/x%2Fy/manifests/1",
+        "http://127.0.0.1:5000/v2/_catalog",
+        "http://127.0.0.1:5000/v2/x/blobs/y",
+        "http://127.0.0.1:5000/v2/x/blobs/sha512:00",
+        "http://127.0.0.1:5000/v2/x/manifests/1?a=b",
+        "http://127.0.0.1:5000/v2/x/manifests/1#f",
+        "http://127.0.0.1:5000/v2/X/manifests/1",
+        "http://127.0.0.1:5001/v2/x/manifests/1",
+        "http://127.0.0.1:5000/v3/x/manifests/1",
+    };
+    for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+        assert_false(registries_ask_of(outside[i], &a));
+        assert_null(a.r);
+    }
+    config_free(&cfg);
+}
+
 /* containerd's ?ns=: a NAME, else the host[:port] of a configured URL as a reference writes it
  * (the scheme's default port left out); never another host's. */
 /* Two registries whose URLs lie one under the other: a URL is the longer one's where it lies
@@ -198,7 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(options_read),  cmocka_unit_test(table_built),
         cmocka_unit_test(ns_found),      cmocka_unit_test(the_longest_url_wins),
-        cmocka_unit_test(sections_once),
+        cmocka_unit_test(sections_once), cmocka_unit_test(what_a_url_asks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,7 +125,8 @@ static void the_parents_hooks_read_its_lines_and_mark_its_lies(void **state)
 }
 
 /* A mirror's bytes keep the validators the origin said when asked first; it judges nothing of
- * its own, adds no line, and its answer confirms no signed URL (the origin's does). */
+ * its own but a digest, adds no line, and its answer confirms no signed URL (the origin's
+ * does). */
 static void a_mirror_keeps_the_origins_word_and_judges_nothing(void **state)
 {
     (void)state;
@@ -148,10 +149,18 @@ static void a_mirror_keeps_the_origins_word_and_judges_nothing(void **state)
         assert_null(plain[i]->headers);
         assert_null(plain[i]->judge_end);
         assert_null(plain[i]->vouches);
-        assert_null(plain[i]->move_on);
         assert_non_null(plain[i]->choose);
         assert_non_null(plain[i]->timeouts);
     }
+    /* the origin is the last: nothing to move on to; a mirror moves on only from bytes that
+     * are not the digest their URL names (the core's check) */
+    assert_null(source_origin.move_on);
+    assert_non_null(source_mirror.move_on);
+    static struct upstream_loop loop;
+    t.loop = &loop;
+    assert_true(source_mirror.may_move_on(&t, SOURCE_DIGEST));
+    assert_false(source_mirror.may_move_on(&t, SOURCE_HELD));
+    assert_false(source_mirror.may_move_on(&t, SOURCE_CHANGED));
     assert_non_null(source_parent.judge_end);
     assert_non_null(source_parent.vouches);
     assert_non_null(source_parent.move_on);
