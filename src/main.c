@@ -467,26 +467,15 @@ static bool running_arca(const struct config *cfg, char *err, size_t errlen)
  * holds no host. */
 static int parent_host(const char *base, char *host, size_t hsize, char *port, size_t psize)
 {
-    const char *a = strstr(base, "://"), *rest;
-    if (!a)
+    struct url_parts u;
+    if (parse_url(base, strlen(base), &u) != URL_OK)
         return -1;
-    a += 3;
-    if (a[0] == '[') { /* an IPv6 literal */
-        const char *close = memchr(a, ']', strcspn(a, "/"));
-        if (!close)
-            return -1;
-        snprintf(host, hsize, "%.*s", (int)(close - a - 1), a + 1);
-        rest = close + 1;
-    } else {
-        size_t n = strcspn(a, ":/");
-        snprintf(host, hsize, "%.*s", (int)n, a);
-        rest = a + n;
-    }
-    if (rest[0] == ':')
-        snprintf(port, psize, "%.*s", (int)strcspn(rest + 1, "/"), rest + 1);
+    if (u.host[0] == '[') /* an IPv6 literal, for getaddrinfo without its brackets */
+        snprintf(host, hsize, "%.*s", (int)u.host_len - 2, u.host + 1);
     else
-        snprintf(port, psize, "%s", strncmp(base, "https", 5) ? "80" : "443");
-    return host[0] ? 0 : -1;
+        snprintf(host, hsize, "%.*s", (int)u.host_len, u.host);
+    snprintf(port, psize, "%d", url_port(&u));
+    return 0;
 }
 
 /* A parent whose address the address policy refuses is never asked (every ask is refused as an

@@ -366,18 +366,113 @@ enum authority_error parse_authority(const char *s, size_t len, struct authority
     return a->port > 0 ? AUTHORITY_OK : AUTHORITY_PORT_RANGE;
 }
 
+/* A name's final dots ("example.org." is the name example.org in DNS's absolute form) are
+ * left out of name_len, but never its first byte; an IP literal has none. */
+static size_t name_without_dots(const char *host, size_t len)
+{
+    if (len && host[0] != '[')
+        while (len > 1 && host[len - 1] == '.')
+            len--;
+    return len;
+}
+
+/* parse_authority's verdicts are parse_url's in the same order, from URL_NO_HOST on. */
+_Static_assert(URL_PORT_RANGE - URL_NO_HOST == AUTHORITY_PORT_RANGE - AUTHORITY_NO_HOST,
+               "enum url_error follows enum authority_error");
+
+enum url_error parse_url_authority(const char *s, size_t len, struct url_parts *u)
+{
+    const char *at = NULL;
+    struct authority a;
+    enum authority_error e;
+    for (const char *p = s; p < s + len; p++)
+        if (*p == '@')
+            at = p; /* the last: a userinfo may hold '@', a host never */
+    u->authority = s;
+    u->authority_len = len;
+    u->userinfo = at ? s : NULL;
+    u->userinfo_len = at ? (size_t)(at - s) : 0;
+    u->host = at ? at + 1 : s;
+    u->host_len = u->name_len = 0;
+    u->port = 0;
+    if (memchr(s, '/', len) || memchr(s, '?', len) || memchr(s, '#', len))
+        return URL_BAD_HOST;
+    e = parse_authority(u->host, (size_t)(s + len - u->host), &a);
+    if (e != AUTHORITY_OK)
+        return (enum url_error)(URL_NO_HOST + (e - AUTHORITY_NO_HOST));
+    u->host_len = a.host_len;
+    u->name_len = name_without_dots(a.host, a.host_len);
+    u->port = a.port;
+    return URL_OK;
+}
+
+/* The scheme's length: what comes before the first "://" of s[0, len), which must be a letter
+ * then letters, digits, '+', '-' or '.' (RFC 3986 3.1). *found: whether there is a "://". */
+static size_t scheme_length(const char *s, size_t len, bool *found)
+{
+    const char *sep = NULL;
+    for (size_t i = 0; !sep && i + 3 <= len; i++)
+        if (!memcmp(s + i, "://", 3))
+            sep = s + i;
+    *found = sep != NULL;
+    if (!sep || sep == s || !isalpha((unsigned char)s[0]))
+        return 0;
+    for (const char *p = s; p < sep; p++)
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
+            return 0;
+    return (size_t)(sep - s);
+}
+
+enum url_error parse_url(const char *s, size_t len, struct url_parts *u)
+{
+    bool found;
+    size_t n = scheme_length(s, len, &found);
+    const char *end = s + len, *p;
+    enum url_error e;
+    *u = (struct url_parts){0};
+    if (n == 0)
+        return found ? URL_BAD_SCHEME : URL_NO_SCHEME;
+    for (p = s + n + 3; p < end && *p != '/' && *p != '?' && *p != '#'; p++)
+        ;
+    e = parse_url_authority(s + n + 3, (size_t)(p - (s + n + 3)), u);
+    u->scheme = s;
+    u->scheme_len = n;
+    u->path = p;
+    while (p < end && *p != '?' && *p != '#')
+        p++;
+    u->path_len = (size_t)(p - u->path);
+    u->query = p < end && *p == '?' ? p + 1 : NULL;
+    while (p < end && *p != '#')
+        p++;
+    u->query_len = u->query ? (size_t)(p - u->query) : 0;
+    u->fragment = p < end ? p + 1 : NULL;
+    u->fragment_len = p < end ? (size_t)(end - p - 1) : 0;
+    return e;
+}
+
+bool url_scheme_is(const struct url_parts *u, const char *scheme)
+{
+    return u->scheme && u->scheme_len == strlen(scheme) &&
+           !strncasecmp(u->scheme, scheme, u->scheme_len);
+}
+
+int url_port(const struct url_parts *u)
+{
+    if (u->port)
+        return u->port;
+    return url_scheme_is(u, "https") ? 443 : url_scheme_is(u, "http") ? 80 : 0;
+}
+
 const char *url_host(const char *url, size_t *len)
 {
-    const char *p = strstr(url, "://");
-    const char *host, *stop;
-    p = p ? p + 3 : url;
-    stop = p + strcspn(p, "/?#");
-    host = p;
-    for (; p < stop; p++)
-        if (*p == '@')
-            host = p + 1;
-    *len = (size_t)(stop - host);
-    return host;
+    struct url_parts u;
+    parse_url(url, strlen(url), &u); /* its verdict aside: the host's place is enough */
+    if (!u.scheme) {
+        *len = 0;
+        return url;
+    }
+    *len = (size_t)(u.authority + u.authority_len - u.host);
+    return u.host;
 }
 
 static const char *skip_blanks(const char *p)

@@ -1,10 +1,12 @@
 /*
  * parse.h — parsers for the values that come from outside: option values, ttl and sha256,
- * Range headers, upstream headers and network addresses (the fetch URL itself is url.h's).
+ * Range headers, upstream headers, network addresses and a URL's parts (the fetch URL's rule
+ * and normal form are url.h's).
  *
  * Contract: pure functions, callable from any thread, no allocation. Each returns 0 on success
- * and -1 on bad input; on failure the out-parameters are left unspecified. Input is checked here,
- * once, at the edge; the rest of arca trusts the parsed values.
+ * and -1 on bad input (or its enum's verdict: parse_authority, parse_url); on failure the
+ * out-parameters are left unspecified unless its comment says what it sets. Input is checked
+ * here, once, at the edge; the rest of arca trusts the parsed values.
  */
 #ifndef ARCA_PARSE_H
 #define ARCA_PARSE_H
@@ -122,7 +124,60 @@ enum authority_error parse_authority(const char *s, size_t len, struct authority
 /* A port alone, as parse_authority reads one: 1..65535, or -1. */
 int parse_port(const char *s, size_t len);
 
-/* The host[:port] of a URL, after any userinfo: *len bytes from the pointer returned. */
+/* An absolute URL's parts (RFC 3986 3): "scheme://[userinfo@]host[:port][/path][?query][#frag]",
+ * the one reading of a URL everywhere (config, rules, the proxy, the client commands). The
+ * scheme is what comes before the first "://": a letter, then letters, digits, '+', '-' or '.'.
+ * The authority runs from there to the first '/', '?' or '#'; its last '@' ends the userinfo
+ * (which may hold '@' and ':' itself); the rest is host[:port] as parse_authority reads it. The
+ * path runs to the first '?' or '#' (empty, or a '/' first), the query from after that '?' to the
+ * first '#', the fragment after it. Nothing but the scheme and host[:port] is judged: what the
+ * userinfo, path and query may hold is their reader's (url_normalize). */
+enum url_error {
+    URL_OK,
+    URL_NO_SCHEME,  /* no "://" at all: "host/x", "host:80", "mailto:x" */
+    URL_BAD_SCHEME, /* before the first "://", not a scheme: "://h", "1a://h", "a/b://c" */
+    URL_NO_HOST,    /* from here, parse_authority's verdicts: "http://", "http://u@/x" */
+    URL_BAD_HOST,   /* "http://a b/", "http://a*b.lab/" */
+    URL_BAD_IPV6,   /* "http://[::1/", "http://[1.2.3.4]/" */
+    URL_BAD_PORT,   /* "http://h:x/" */
+    URL_PORT_RANGE, /* "http://h:0/", "http://h:65536/" */
+};
+struct url_parts {
+    const char *scheme; /* as written ("HTTPS": compare with url_scheme_is), without "://" */
+    size_t scheme_len;
+    const char *authority; /* "[userinfo@]host[:port]", from right after "://" */
+    size_t authority_len;
+    const char *userinfo; /* before the authority's last '@'; NULL when it has no '@' */
+    size_t userinfo_len;
+    const char *host; /* parse_authority's: a name, an IPv4 address or "[v6]" (brackets in) */
+    size_t host_len;
+    size_t name_len;  /* host_len without a name's final dots: "example.org." is example.org */
+    int port;         /* 0: none written */
+    const char *path; /* at the authority's end: "" (its length 0) or "/..." */
+    size_t path_len;
+    const char *query; /* after '?', up to '#'; NULL when there is no '?' */
+    size_t query_len;
+    const char *fragment; /* after '#'; NULL when there is none */
+    size_t fragment_len;
+};
+/* `len` bytes of `s` (no allocation: every part points into `s`). URL_NO_SCHEME and
+ * URL_BAD_SCHEME leave every part NULL or 0 (u->scheme NULL: not split); any other verdict sets
+ * every part, but an authority's error leaves host at host[:port]'s first byte and host_len,
+ * name_len and port 0: so that a caller may say first what else is wrong, or read a glob's "*."
+ * host as it is. */
+enum url_error parse_url(const char *s, size_t len, struct url_parts *u);
+/* "[userinfo@]host[:port]" alone (a proxy's absolute-form target's authority), as parse_url
+ * reads one: the authority's parts of *u set, the others not. A '/', '?' or '#' in it is
+ * URL_BAD_HOST: in a URL it would have ended the authority before ("evil.example#@arca:8001" is
+ * the host evil.example). */
+enum url_error parse_url_authority(const char *s, size_t len, struct url_parts *u);
+/* Whether the URL's scheme is `scheme` (lower case), in any case as schemes are. */
+bool url_scheme_is(const struct url_parts *u, const char *scheme);
+/* The port written, else the scheme's default: 80 for http, 443 for https, 0 for another. */
+int url_port(const struct url_parts *u);
+
+/* The host[:port] of a URL (parse_url's), after any userinfo: *len bytes from the pointer
+ * returned; *len is 0 for a string with no scheme. */
 const char *url_host(const char *url, size_t *len);
 
 /* A page number: decimal digits only, at least 1. */

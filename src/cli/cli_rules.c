@@ -177,7 +177,8 @@ static void print_text(json_t *a)
 }
 
 /* An image reference (docker.io/library/debian:12, lab/x@sha256:..., debian) stands for its
- * manifest's upstream URL, which the rules match; a URL (it has "://") stands for itself. */
+ * manifest's upstream URL, which the rules match; a URL (a scheme, as parse_url reads one)
+ * stands for itself. */
 static const char *image_url_of(const struct config *cfg, const char *arg, char *out, size_t size,
                                 char *err)
 {
@@ -185,7 +186,8 @@ static const char *image_url_of(const struct config *cfg, const char *arg, char 
      * gives it, not --default-ttl */
     if (registries_init(cfg, err, CONFIG_ERR_LEN) < 0)
         return NULL;
-    if (strstr(arg, "://"))
+    struct url_parts u;
+    if (parse_url(arg, strlen(arg), &u) != URL_NO_SCHEME) /* a URL, or one with a bad scheme */
         return arg;
     if (registry_reference_url(arg, out, size, err, CONFIG_ERR_LEN) < 0)
         return NULL;

@@ -10,21 +10,19 @@
 #include <strings.h>
 #include <unistd.h>
 
+/* "http://HOST[:PORT][/PATH]", "https://..." or "HOST[:PORT][/PATH]": what follows the
+ * scheme, when one is given, is read alike. */
 int cli_server_normal(const char *given, char *out)
 {
-    const char *rest = strstr(given, "://"), *scheme = "http";
+    const char *rest = given, *scheme = "http";
+    struct url_parts u;
     size_t n;
-    if (rest) {
-        size_t slen = (size_t)(rest - given);
-        if (slen == 4 && !strncasecmp(given, "http", 4))
-            scheme = "http";
-        else if (slen == 5 && !strncasecmp(given, "https", 5))
+    if (parse_url(given, strlen(given), &u) != URL_NO_SCHEME) {
+        if (url_scheme_is(&u, "https"))
             scheme = "https";
-        else
-            return -1;
-        rest += 3;
-    } else {
-        rest = given;
+        else if (!url_scheme_is(&u, "http"))
+            return -1; /* another scheme, or a bad one (URL_BAD_SCHEME) */
+        rest = u.authority;
     }
     n = strlen(rest);
     while (n > 0 && rest[n - 1] == '/')
@@ -35,10 +33,9 @@ int cli_server_normal(const char *given, char *out)
         if ((unsigned char)rest[i] <= ' ' || rest[i] == 0x7f)
             return -1;
     /* the host and port as every authority is read (parse.h): "bogus:xx" is a usage error,
-     * not a server that gives no answer */
-    struct authority a;
+     * not a server that gives no answer; a login would be sent to nobody */
     size_t alen = strcspn(rest, "/");
-    if (parse_authority(rest, alen < n ? alen : n, &a) != AUTHORITY_OK)
+    if (parse_url_authority(rest, alen < n ? alen : n, &u) != URL_OK || u.userinfo)
         return -1;
     snprintf(out, CLI_SERVER_MAX, "%s://%.*s", scheme, (int)n, rest);
     return 0;

@@ -33,8 +33,11 @@ json_t *cli_status_json(const struct buf *body)
 void cli_status_trouble(const char *server, long status, const struct buf *body, char *why,
                         size_t len)
 {
-    const char *host = strstr(server, "://") + 3, *prefix = host + strcspn(host, "/"), *text;
+    struct url_parts u;
+    const char *prefix, *text;
     int n = cli_first_line(body, &text);
+    parse_url(server, strlen(server), &u); /* cli_server_normal's: the path is arca's prefix */
+    prefix = u.scheme ? u.path : "";
     if (status == 404 && *prefix)
         snprintf(why, len, "no arca status at this path (%s/api/v1/status/ answered 404)", prefix);
     else if (status == 404 || status == 200)

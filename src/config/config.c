@@ -1,6 +1,7 @@
 #include "config/config.h"
 #include "config/config_internal.h"
 #include "url/url.h"
+#include "base/parse.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -401,16 +402,17 @@ static struct bucket *bucket_named(struct config *cfg, const char *name, size_t 
     return b;
 }
 
-/* A bucket's path-style URL: http(s)://host[:port]/bucket[/...], kept without a trailing '/'. */
+/* A bucket's path-style URL: http(s)://host[:port]/bucket[/...] (the scheme in lower case),
+ * kept without a trailing '/'. Its host is judged where it is normalized (buckets_init). */
 static int set_bucket_url(struct bucket *b, const char *v, char *err)
 {
-    const char *host = strstr(v, "://");
+    struct url_parts u;
     size_t len = strlen(v);
     while (len > 0 && v[len - 1] == '/')
         len--;
-    if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) || !host ||
-        !strchr(host + 3, '/') || strchr(host + 3, '/') - v >= (ptrdiff_t)len ||
-        strpbrk(v, "?# \t") || len >= sizeof(b->url)) {
+    parse_url(v, len, &u); /* its verdict aside: the host is buckets_init's */
+    if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) || !u.scheme ||
+        u.path_len == 0 || u.query || u.fragment || strpbrk(v, " \t") || len >= sizeof(b->url)) {
         snprintf(err, CONFIG_ERR_LEN,
                  "bucket %s: url must be the bucket's path-style http(s) URL "
                  "(https://HOST/BUCKET), got '%s'",
@@ -582,22 +584,22 @@ static int opt_mirror(struct config *cfg, const struct option *o, const char *v,
 int config_parent_url(const char *v, char out[CONFIG_PARENT_MAX], char *why, size_t size)
 {
     char norm[CONFIG_PARENT_MAX];
-    const char *authority = strstr(v, "://"), *err = NULL;
+    const char *err = NULL;
+    struct url_parts u;
     int status;
     size_t n;
-    if (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0) {
+    parse_url(v, strlen(v), &u); /* its verdict aside: url_normalize words the host's */
+    if (!url_scheme_is(&u, "http") && !url_scheme_is(&u, "https")) {
         snprintf(why, size, "not an http:// or https:// URL");
         return -1;
     }
-    authority += 3;
-    n = strcspn(authority, "/?#");
-    if (memchr(authority, '@', n)) { /* never echoed: it holds a password */
+    if (u.userinfo) { /* never echoed: it holds a password */
         snprintf(why, size,
                  "a URL with credentials (user:password@) is refused: they "
                  "would show in logs and the status; give the address alone");
         return -1;
     }
-    if (strpbrk(v, "?#")) {
+    if (u.query || u.fragment) {
         snprintf(why, size, "a parent URL is a base URL: no query or fragment");
         return -1;
     }

@@ -611,22 +611,16 @@ static bool names_self(const char *host, int port, const char *listen_host, int 
 /* --parent naming this arca itself: every miss would ask itself, once (508). */
 static bool parent_is_self(const struct config *cfg)
 {
-    const char *auth = strstr(cfg->parent, "://") + 3, *colon;
+    struct url_parts u;
     char host[256];
-    size_t len = strcspn(auth, "/");
-    int port = strncmp(cfg->parent, "https", 5) ? 80 : 443;
-    if (auth[0] == '[') { /* [v6]:port */
-        const char *close = memchr(auth, ']', len);
-        if (!close)
-            return false;
-        snprintf(host, sizeof(host), "%.*s", (int)(close - auth - 1), auth + 1);
-        colon = close[1] == ':' ? close + 1 : NULL;
-    } else {
-        colon = memchr(auth, ':', len);
-        snprintf(host, sizeof(host), "%.*s", (int)(colon ? (size_t)(colon - auth) : len), auth);
-    }
-    if (colon)
-        port = atoi(colon + 1);
+    int port;
+    if (parse_url(cfg->parent, strlen(cfg->parent), &u) != URL_OK)
+        return false;
+    port = url_port(&u);
+    if (u.host[0] == '[') /* [v6]: the listeners' addresses are written without brackets */
+        snprintf(host, sizeof(host), "%.*s", (int)u.host_len - 2, u.host + 1);
+    else
+        snprintf(host, sizeof(host), "%.*s", (int)u.host_len, u.host);
     if (names_self(host, port, cfg->listen_host, cfg->listen_port))
         return true;
     for (int i = 0; i < cfg->n_tls_listen; i++)

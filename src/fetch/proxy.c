@@ -5,11 +5,11 @@
 #include "http/http_offload.h"
 #include "http/proxy_target.h"
 #include "rules/rules.h"
+#include "base/parse.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define SELF_CHECK_MAGIC 0x5e1fc4ecu
 
@@ -50,15 +50,15 @@ static bool is_check(const struct request *req)
 /* Start the lookup (OFFLOAD_STARTED), or say why it cannot run. */
 static enum offload_start start_check(struct conn *c, struct request *req)
 {
-    const char *authority = strstr(req->uri, "://"); /* the URL as sent */
-    size_t len = authority ? strcspn(authority + 3, "/?") : 0;
-    struct self_check *s = authority ? calloc(1, sizeof(*s) + len + 1) : NULL;
+    struct url_parts u; /* the URL as sent */
     enum offload_start started;
+    parse_url(req->uri, strlen(req->uri), &u);
+    struct self_check *s = u.scheme ? calloc(1, sizeof(*s) + u.authority_len + 1) : NULL;
     if (!s)
         return OFFLOAD_BUSY;
     s->magic = SELF_CHECK_MAGIC;
-    s->https = !strncasecmp(req->uri, "https:", 6);
-    memcpy(s->authority, authority + 3, len);
+    s->https = url_scheme_is(&u, "https");
+    memcpy(s->authority, u.authority, u.authority_len);
     offload_init(&s->job, c, check_run, check_free);
     req->state = s;
     if ((started = offload_start(&s->job, http_client(c, &req->client))) != OFFLOAD_STARTED) {

@@ -306,9 +306,9 @@ const struct route *http_route_match(const struct route *table, const char *url)
 /* An absolute-form target's path and query ("" when it has neither). */
 static const char *origin_form(const char *target)
 {
-    const char *p = strstr(target, "://");
-    p = p ? p + 3 : target;
-    return p + strcspn(p, "/?");
+    struct url_parts u;
+    parse_url(target, strlen(target), &u); /* its authority is proxy_target_of's */
+    return u.scheme ? u.path : target + strlen(target);
 }
 
 /* The request's route: CONNECT's for a CONNECT, the proxy's for a proxied request, else the

@@ -19,20 +19,18 @@
  * reading); false when it is not one. */
 static bool split_host_port(const char *authority, bool https, char *host, size_t size, int *port)
 {
-    const char *at = strrchr(authority, '@'), *h = at ? at + 1 : authority;
-    struct authority a;
-    if (strchr(authority, '#')) /* "evil.example#@arca:8001": its host is evil.example */
+    struct url_parts u;
+    /* "evil.example#@arca:8001" is refused: its host is evil.example */
+    if (parse_url_authority(authority, strlen(authority), &u) != URL_OK)
         return false;
-    if (parse_authority(h, strlen(h), &a) != AUTHORITY_OK)
-        return false;
-    if (a.host[0] == '[') {
-        a.host++;
-        a.host_len -= 2;
+    if (u.host[0] == '[') {
+        u.host++;
+        u.host_len -= 2;
     }
-    if (a.host_len >= size)
+    if (u.host_len >= size)
         return false;
-    snprintf(host, size, "%.*s", (int)a.host_len, a.host);
-    *port = a.port ? a.port : https ? 443 : 80;
+    snprintf(host, size, "%.*s", (int)u.host_len, u.host);
+    *port = u.port ? u.port : https ? 443 : 80;
     return true;
 }
 

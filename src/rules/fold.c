@@ -88,29 +88,20 @@ static size_t canonical_ip(const char *h, size_t len, char *out, size_t size)
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
-/* The authority [auth, path) into out: its userinfo as it is, its host folded (an IP literal
- * in its one spelling, a name without its final dots), its port as it is. */
-static char *fold_authority(const char *auth, const char *path, char *out)
+/* The URL's authority into out: its userinfo as it is, its host folded (an IP literal in its
+ * one spelling, a name without its final dots), its port as it is. */
+static char *fold_authority(const struct url_parts *u, char *out)
 {
-    const char *at = auth, *host, *bracket, *colon, *hend;
-    for (const char *p = auth; p < path; p++)
-        if (*p == '@')
-            at = p + 1; /* the host follows the last '@' of the authority */
-    host = at;
-    bracket = memchr(host, ']', (size_t)(path - host));
-    colon = memchr(bracket ? bracket : host, ':', (size_t)(path - (bracket ? bracket : host)));
-    hend = colon ? colon : path;
-    const char *cut = hend; /* the final dots go first: "127.1." is 127.0.0.1 */
-    while (cut > host + 1 && cut[-1] == '.')
-        cut--;
-    memcpy(out, auth, (size_t)(host - auth));
-    out += host - auth;
-    size_t ip = canonical_ip(host, (size_t)(cut - host), out, INET6_ADDRSTRLEN + 3);
+    const char *host = u->host, *hend = host + u->host_len, *path = u->path;
+    memcpy(out, u->authority, (size_t)(host - u->authority));
+    out += host - u->authority;
+    /* the final dots go first: "127.1." is 127.0.0.1 */
+    size_t ip = canonical_ip(host, u->name_len, out, INET6_ADDRSTRLEN + 3);
     if (ip) {
         out += ip;
     } else {
-        memcpy(out, host, (size_t)(cut - host));
-        out += cut - host;
+        memcpy(out, host, u->name_len);
+        out += u->name_len;
     }
     memcpy(out, hend, (size_t)(path - hend));
     return out + (path - hend);
@@ -138,54 +129,40 @@ static bool dotted_quad(const char *h, const char *end)
 
 /* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
  * no copy: an escape, a ';' or a "//" in the path, a userinfo, a host ending in a dot, an IP
- * literal (an IPv4 one not in its one spelling; an IPv6 one is folded to be sure). *end is set to
- * the path's end (its query's '?', or the URL's end). */
-static bool may_fold(const char *auth, const char *path, const char **end)
+ * literal (an IPv4 one not in its one spelling; an IPv6 one is folded to be sure). */
+static bool may_fold(const struct url_parts *u)
 {
-    const char *p = path, *hend = path;
-    bool hexish = true; /* the host holds only what an address written otherwise may */
-    for (; *p && *p != '?'; p++)
+    const char *host = u->host, *hend = host + u->host_len;
+    for (const char *p = u->path; p < u->path + u->path_len; p++)
         if (*p == '%' || *p == ';' || (*p == '/' && p[1] == '/'))
-            break;
-    if (*p && *p != '?')
-        return true;
-    *end = p;
-    for (p = auth; p < path; p++) {
-        if (*p == '@' || *auth == '[')
             return true;
-        if (*p == ':' && hend == path)
-            hend = p;
-        if (p < hend && !isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
-            hexish = false;
-    }
-    if (hend[-1] == '.')
+    if (u->userinfo || host[0] == '[' || u->name_len < u->host_len)
         return true;
-    return hexish && !dotted_quad(auth, hend);
+    for (const char *p = host; p < hend; p++) /* only what an address written otherwise may hold */
+        if (!isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
+            return false;
+    return !dotted_quad(host, hend);
 }
 
 char *fold_url(const char *url, int *failed)
 {
-    const char *auth = strstr(url, "://"), *path, *end = NULL;
+    struct url_parts u;
     char *raw = NULL, *out = NULL, *w;
     int status;
-    const char *why;
+    const char *why, *end;
     *failed = 0;
-    if (!auth)
+    /* a normal form, or nothing to fold: a URL arca refuses is decided as it is */
+    if (parse_url(url, strlen(url), &u) != URL_OK || u.path_len == 0 || !may_fold(&u))
         return NULL;
-    auth += 3;
-    path = auth + strcspn(auth, "/");
-    if (!*path || !may_fold(auth, path, &end))
-        return NULL;
-    if (!end)
-        end = path + strcspn(path, "?");
+    end = u.path + u.path_len;
     /* room for the URL and an IP literal written longer than it was (::1 as 0:0::1 is not) */
     size_t len = strlen(url) + INET6_ADDRSTRLEN + 4, size = URL_BUF_SIZE(len);
     if (!(raw = malloc(len)) || !(out = malloc(size)))
         goto fail;
-    w = fold_authority(auth, path, raw + (auth - url));
-    memcpy(raw, url, (size_t)(auth - url));
+    w = fold_authority(&u, raw + (u.authority - url));
+    memcpy(raw, url, (size_t)(u.authority - url));
     *w++ = '/';
-    w = fold_path(path + 1, end, w);
+    w = fold_path(u.path + 1, end, w);
     strcpy(w, end);
     if (url_normalize(raw, strlen(raw), out, size, &status, &why) < 0 || !strcmp(out, url)) {
         free(out);

@@ -1,5 +1,6 @@
 /* Cache keys of signed URLs (see keys.h). */
 #include "rules/keys.h"
+#include "base/parse.h"
 
 #include <fnmatch.h>
 #include <stdio.h>
@@ -129,13 +130,14 @@ static bool dropped(const struct config *cfg, const struct param *p, const bool 
     return false;
 }
 
-/* The host of a normal-form URL, without port, into out. */
+/* The host of a normal-form URL, without userinfo nor port ("[v6]" with its brackets), into
+ * out: what --key-rules' globs are matched against ("" for no URL). */
 static void host_of(const char *url, char *out, size_t size)
 {
-    const char *h = strstr(url, "://");
-    h = h ? h + 3 : url;
-    size_t n = strcspn(h, ":/?");
-    snprintf(out, size, "%.*s", (int)n, h);
+    struct url_parts u;
+    if (parse_url(url, strlen(url), &u) != URL_OK)
+        u.host_len = 0;
+    snprintf(out, size, "%.*s", (int)u.host_len, u.host ? u.host : "");
 }
 
 /* Split the query into parameters; -1 when there are too many to judge (kept whole). */

@@ -3,6 +3,7 @@
  * and the set in force, swapped by SIGHUP under readers that hold a reference. */
 #include "rules/rules.h"
 #include "rules/rules_internal.h"
+#include "base/parse.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -15,12 +16,14 @@ static int by_match(const void *a, const void *b)
                   ((const struct rule_entry *)b)->rule->match);
 }
 
-/* The authority's end: the '/' after "scheme://". Every match and every URL in normal form has
- * one. */
+/* The length of "scheme://" and the authority: every match and every URL in normal form has a
+ * path after it; "*" has none. A glob's "*." host is no host parse_url accepts, but it splits
+ * it all the same. */
 static size_t authority_len(const char *url)
 {
-    const char *auth = strstr(url, "://");
-    return auth ? (size_t)(auth + 3 - url) + strcspn(auth + 3, "/") : strlen(url);
+    struct url_parts u;
+    parse_url(url, strlen(url), &u);
+    return u.scheme ? (size_t)(u.authority + u.authority_len - url) : strlen(url);
 }
 
 /* The parents, in one pass over the sorted table: the matches that are prefixes of the current
@@ -156,24 +159,17 @@ static long precedes(const struct rule_entry *a, const struct rule_entry *b)
 }
 
 /* Where a URL's host starts and ends (after any userinfo, before any port); false when `url`
- * is no absolute URL. */
+ * is no absolute URL. A host parse_url refuses (no URL in normal form has one) runs to the
+ * authority's end. */
 static bool url_host_span(const char *url, size_t *scheme, size_t *host, size_t *host_end)
 {
-    const char *auth = strstr(url, "://"), *at;
-    size_t auth_end;
-    if (!auth)
+    struct url_parts u;
+    enum url_error e = parse_url(url, strlen(url), &u);
+    if (!u.scheme)
         return false;
-    *scheme = (size_t)(auth + 3 - url);
-    auth_end = *scheme + strcspn(url + *scheme, "/?#");
-    *host = *scheme;
-    for (at = url + *scheme; (at = memchr(at, '@', auth_end - (size_t)(at - url))); at++)
-        *host = (size_t)(at + 1 - url);
-    if (url[*host] == '[') {
-        const char *close = memchr(url + *host, ']', auth_end - *host);
-        *host_end = close ? (size_t)(close + 1 - url) : auth_end;
-    } else {
-        *host_end = *host + strcspn(url + *host, ":/?#");
-    }
+    *scheme = (size_t)(u.authority - url);
+    *host = (size_t)(u.host - url);
+    *host_end = e == URL_OK ? *host + u.host_len : (size_t)(u.authority + u.authority_len - url);
     return true;
 }
 
@@ -343,11 +339,14 @@ bool rules_fold_matches(const struct rule_set *set)
 /* Whether glob match `m` ("scheme://" then "*.suffix[:port]/...") covers `root`'s authority. */
 static bool glob_covers(const char *m, const char *root)
 {
-    size_t scheme = (size_t)(strstr(m, "://") - m) + 3;
-    const char *m_auth = m + scheme + 1, *r_auth = root + scheme; /* past the '*' */
-    size_t m_len = strcspn(m_auth, "/"), r_len = strcspn(r_auth, "/");
-    return !strncmp(m, root, scheme) && r_len > m_len &&
-           !memcmp(r_auth + r_len - m_len, m_auth, m_len);
+    struct url_parts g, r;
+    parse_url(m, strlen(m), &g); /* "*." is no host: the split is enough */
+    parse_url(root, strlen(root), &r);
+    if (!g.scheme || !r.scheme || g.authority_len < 1)
+        return false;
+    size_t scheme = (size_t)(g.authority - m), suffix = g.authority_len - 1; /* past the '*' */
+    return !strncmp(m, root, scheme) && r.authority_len > suffix &&
+           !memcmp(r.authority + r.authority_len - suffix, g.authority + 1, suffix);
 }
 
 const struct rule *rules_next_under(const struct rule_set *set, const char *root,

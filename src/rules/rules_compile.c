@@ -175,8 +175,9 @@ static bool all_of(const char *s, size_t len, const char *set)
  * its host maybe "*." and a domain. What could never match a URL in normal form is refused. */
 static int match_value(struct compiling *c, const struct config_rule_key *k)
 {
-    const char *v = k->value, *why = "", *auth = strstr(v, "://");
-    size_t scheme = auth ? (size_t)(auth + 3 - v) : 0, auth_len, len = strlen(v);
+    const char *v = k->value, *why = "";
+    size_t scheme, len = strlen(v);
+    struct url_parts u;
     char plain[1024];
     int status;
     bool glob;
@@ -185,17 +186,18 @@ static int match_value(struct compiling *c, const struct config_rule_key *k)
         c->r->catch_all = true;
         return 0;
     }
-    if (!auth || (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0))
+    parse_url(v, len, &u); /* its verdict aside: "*." is no host, url_normalize words the rest */
+    if (!url_scheme_is(&u, "http") && !url_scheme_is(&u, "https"))
         return refuse(c, k->line, "match: '%.80s' can never match: not an http:// or https:// URL",
                       v);
-    auth_len = strcspn(v + scheme, "/");
+    scheme = (size_t)(u.authority - v);
     glob = !strncmp(v + scheme, "*.", 2);
-    if (strpbrk(v, "?#"))
+    if (u.query || u.fragment)
         return refuse(c, k->line,
                       "match: '%.80s' can never match: a prefix has no query nor "
                       "fragment",
                       v);
-    if (memchr(v + scheme, '@', auth_len))
+    if (u.userinfo)
         return refuse(c, k->line, "match: '%.80s': no user@ (URLs are matched without it)", v);
     if (strchr(v + scheme + (glob ? 1 : 0), '*'))
         return refuse(c, k->line,
@@ -208,9 +210,8 @@ static int match_value(struct compiling *c, const struct config_rule_key *k)
     if (url_normalize(plain, strlen(plain), c->r->match + (glob ? 2 : 0), sizeof(c->r->match) - 2,
                       &status, &why) < 0)
         return refuse(c, k->line, "match: '%.80s' can never match: %s", v, why);
-    auth_len = strcspn(c->r->match + 2 * glob + scheme, ":/");
-    if (glob && (c->r->match[2 + scheme] == '[' ||
-                 all_of(c->r->match + 2 + scheme, auth_len, "0123456789.")))
+    parse_url(c->r->match + 2 * glob, strlen(c->r->match + 2 * glob), &u); /* a normal form */
+    if (glob && (u.host[0] == '[' || all_of(u.host, u.host_len, "0123456789.")))
         return refuse(c, k->line,
                       "match: '%.80s' can never match: *. goes before a domain, not "
                       "an IP address",

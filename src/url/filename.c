@@ -1,5 +1,6 @@
 #include "url/filename.h"
 #include "url/url.h"
+#include "base/parse.h"
 
 #include <string.h>
 #include <strings.h>
@@ -29,11 +30,11 @@ void filename_clean(const char *in, size_t len, char *out, size_t size)
 
 void url_filename(const char *url, char *out, size_t size)
 {
-    const char *p = strstr(url, "://");
+    struct url_parts u;
     char decoded[1024];
-    p = p ? p + 3 : url;
-    p += strcspn(p, "/?");
-    size_t path_len = *p == '/' ? strcspn(p, "?") : 0;
+    parse_url(url, strlen(url), &u); /* its verdict aside: the path's place is enough */
+    const char *p = u.scheme ? u.path : url;
+    size_t path_len = u.scheme ? u.path_len : 0;
     const char *seg = p;
     for (const char *q = p; q < p + path_len; q++)
         if (*q == '/')

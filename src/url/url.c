@@ -84,47 +84,48 @@ static int put_part(struct out *o, const char *s, size_t len, bool lower)
     return 0;
 }
 
-/* Why a URL's authority is refused (parse_authority's verdict, in a URL's words). A host is a
- * name (letters, digits, '-', '.', and '_' that some lab DNS names hold), an IPv4 address or an
- * IPv6 literal in brackets: anything else (`%3Cscript%3E.lab`, `a*b.lab`) curl refuses after an
+/* Why a URL's authority is refused (parse_url's verdict, in a URL's words). A host is a name
+ * (letters, digits, '-', '.', and '_' that some lab DNS names hold), an IPv4 address or an IPv6
+ * literal in brackets: anything else (`%3Cscript%3E.lab`, `a*b.lab`) curl refuses after an
  * attempt, which made it an upstream failure (502); it is the client's error (400). */
-static const char *authority_refusal(enum authority_error e)
+static const char *authority_refusal(enum url_error e)
 {
     switch (e) {
-    case AUTHORITY_NO_HOST:
+    case URL_NO_HOST:
         return "url has no host";
-    case AUTHORITY_BAD_HOST:
+    case URL_BAD_HOST:
         return "url has a host that is not a host name (letters, digits, '-', '.', '_', or an IP "
                "address in brackets)";
-    case AUTHORITY_BAD_IPV6:
+    case URL_BAD_IPV6:
         return "url has a host in brackets that is not an IPv6 address";
-    case AUTHORITY_BAD_PORT:
+    case URL_BAD_PORT:
         return "url has a port that is not a number";
-    case AUTHORITY_PORT_RANGE:
+    case URL_PORT_RANGE:
         return "url has a port out of range (1-65535)";
-    case AUTHORITY_OK:
+    case URL_OK:
+    case URL_NO_SCHEME:
+    case URL_BAD_SCHEME:
         break;
     }
     return NULL;
 }
 
-/* host[:port] of the authority into `o`, the port left out when it is the scheme's default. */
-static int put_host_port(struct out *o, const char *s, size_t len, bool https, int *status,
+/* host[:port] of the URL into `o`, the port left out when it is the scheme's default; `e` is
+ * parse_url's verdict, said after a blank or a non-ASCII byte in the host, which is worded. */
+static int put_host_port(struct out *o, const struct url_parts *u, enum url_error e, int *status,
                          const char **why)
 {
-    struct authority a;
-    enum authority_error e;
-    for (size_t i = 0; i < len && s[i] != ':'; i++)
-        if (needs_escape((unsigned char)s[i]))
+    for (const char *p = u->host; p < u->authority + u->authority_len && *p != ':'; p++)
+        if (needs_escape((unsigned char)*p))
             return fail(status, why, 400,
                         "url has a host with a blank or a non-ASCII byte (use its xn-- form)");
-    if ((e = parse_authority(s, len, &a)) != AUTHORITY_OK)
+    if (e != URL_OK)
         return fail(status, why, 400, authority_refusal(e));
-    if (put_part(o, a.host, a.host_len, true) < 0)
+    if (put_part(o, u->host, u->host_len, true) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
-    if (a.port && a.port != (https ? 443 : 80)) {
+    if (u->port && u->port != (url_scheme_is(u, "https") ? 443 : 80)) {
         char port[8];
-        snprintf(port, sizeof(port), ":%d", a.port);
+        snprintf(port, sizeof(port), ":%d", u->port);
         for (const char *p = port; *p; p++)
             put(o, *p);
     }
@@ -212,35 +213,27 @@ static int put_userinfo(struct out *o, const char *s, const char *at)
 int url_normalize(const char *in, size_t len, char *out, size_t size, int *status, const char **why)
 {
     struct out o = {out, 0, size, size > 0};
-    bool https = starts_with_ci(in, len, "https://");
-    size_t scheme = https ? 8 : 7, i;
+    struct url_parts u;
+    enum url_error e;
 
-    for (i = 0; i < len; i++)
+    for (size_t i = 0; i < len; i++)
         if (is_control((unsigned char)in[i]))
             return fail(status, why, 400, "url holds a control character (NUL, newline, ...)");
-    if (!https && !starts_with_ci(in, len, "http://"))
+    e = parse_url(in, len, &u);
+    if (!url_scheme_is(&u, "http") && !url_scheme_is(&u, "https"))
         return fail(status, why, 400, "url must be an absolute http:// or https:// URL");
-    for (i = 0; i < scheme; i++)
-        put(&o, (char)(in[i] >= 'A' && in[i] <= 'Z' ? in[i] - 'A' + 'a' : in[i]));
-    const char *auth = in + scheme, *end = in + len;
-    const char *hash = memchr(auth, '#', (size_t)(end - auth));
-    if (hash)
-        end = hash; /* the fragment is the client's, never sent upstream */
-    size_t auth_len = span_until(auth, end, "/?");
-    const char *at = NULL;
-    for (const char *p = auth; p < auth + auth_len; p++)
-        if (*p == '@')
-            at = p;
-    const char *host = at ? at + 1 : auth;
-    if (at && put_userinfo(&o, auth, at) < 0)
+    for (const char *p = in; p < u.authority; p++)
+        put(&o, (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p));
+    if (u.userinfo && put_userinfo(&o, u.userinfo, u.userinfo + u.userinfo_len) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
-    if (put_host_port(&o, host, (size_t)(auth + auth_len - host), https, status, why) < 0)
+    if (put_host_port(&o, &u, e, status, why) < 0)
         return -1;
-    const char *rest = auth + auth_len;
+    /* the path and query; the fragment is the client's, never sent upstream */
+    const char *end = u.query ? u.query + u.query_len : u.path + u.path_len;
     size_t path = o.n;
-    if (rest == end || *rest == '?')
+    if (u.path_len == 0)
         put(&o, '/');
-    if (put_part(&o, rest, (size_t)(end - rest), false) < 0)
+    if (put_part(&o, u.path, (size_t)(end - u.path), false) < 0)
         return fail(status, why, 400, "url holds an encoded control character");
     if (!o.ok)
         return fail(status, why, 414, "url longer than --max-url-length");
@@ -729,19 +722,22 @@ static bool put_path_params(struct out *o, const char *p, const char *end)
 
 bool url_strip_secrets(const char *url, char *out, size_t size)
 {
-    const char *auth = strstr(url, "://"), *path, *q, *p, *at;
     struct out o = {out, 0, size, size > 0};
+    struct url_parts u;
     bool dropped, first = true;
-    auth = auth ? auth + 3 : url;
-    path = auth + strcspn(auth, "/?#");
-    q = strchr(path, '?');
-    at = memrchr(auth, '@', (size_t)(path - auth)); /* the last '@' ends the userinfo */
-    p = at ? at + 1 : auth;
-    dropped = at != NULL;
-    put_str(&o, url, (size_t)(auth - url));
-    dropped = put_path_params(&o, p, q ? q : path + strlen(path)) || dropped;
-    for (p = q; p && *p;) { /* each parameter after '?' or '&': kept unless a secret's */
-        size_t len = strcspn(++p, "&"), name = strcspn(p, "=&");
+    parse_url(url, strlen(url), &u); /* its verdict aside: a normal form's parts */
+    /* no URL: nothing of it is known to be free of credentials */
+    if (!u.scheme) {
+        if (size > 0)
+            out[0] = '\0';
+        return true;
+    }
+    dropped = u.userinfo != NULL;
+    put_str(&o, url, (size_t)(u.authority - url));
+    dropped = put_path_params(&o, u.host, u.path + u.path_len) || dropped;
+    const char *end = u.query + u.query_len;
+    for (const char *p = u.query; p && p <= end;) { /* each parameter: kept unless a secret's */
+        size_t len = span_until(p, end, "&"), name = span_until(p, p + len, "=");
         if (secret_name(p, name)) {
             dropped = true;
         } else {
@@ -749,7 +745,7 @@ bool url_strip_secrets(const char *url, char *out, size_t size)
             put_str(&o, p, len);
             first = false;
         }
-        p += len;
+        p += len + 1;
     }
     if (size > 0)
         out[o.n] = '\0';

@@ -9,6 +9,7 @@
 #include "http/http_internal.h"
 #include "fetch/registry.h"
 #include "web/pages.h"
+#include "base/parse.h"
 
 #include <assert.h>
 #include <string.h>
@@ -18,9 +19,11 @@
 /* No route of its own: 404, and a hint at the one most callers want. */
 static enum conn_result not_found(struct conn *c, struct request *req, const char *rest)
 {
+    struct url_parts u;
     (void)rest;
     assert(http_handling(c, req));
-    if (strstr(req->uri, "://")) /* proxy form of another scheme: ftp://, ... */
+    parse_url(req->uri, strlen(req->uri), &u);
+    if (u.scheme) /* proxy form of another scheme: ftp://, ... */
         return http_send_error(c, HTTP_BAD_REQUEST, "arca fetches only http:// and https:// URLs");
     return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
 }

@@ -1,4 +1,5 @@
-/* Units for the fetch query rule and the URL normal form (url.h). */
+/* Units for a URL's parts (parse.h, parse_url), the fetch query rule and the URL normal form
+ * (url.h). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include "url/url.h"
 #include "url/filename.h"
+#include "base/parse.h"
 
 static char buf[4096];
 
@@ -576,9 +578,227 @@ static void a_login_is_no_part_of_a_purge_prefix(void **state)
     assert_false(url_under_prefix("http://evil/x@host/a", "http://host/", 12));
 }
 
+/* parse_url's verdict on `s`, its parts in *u. */
+static enum url_error parts(const char *s, struct url_parts *u)
+{
+    return parse_url(s, strlen(s), u);
+}
+
+static void assert_span(const char *p, size_t len, const char *want)
+{
+    assert_non_null(p);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(p, want, len);
+}
+
+/* Every part of a full URL, each a span of the input. */
+static void a_url_is_split_into_its_parts(void **state)
+{
+    struct url_parts u;
+    const char *s = "https://u:p@Host.lab:8443/a/b;c?x=1&y=/z#frag";
+    (void)state;
+    assert_int_equal(parts(s, &u), URL_OK);
+    assert_span(u.scheme, u.scheme_len, "https");
+    assert_span(u.authority, u.authority_len, "u:p@Host.lab:8443");
+    assert_span(u.userinfo, u.userinfo_len, "u:p");
+    assert_span(u.host, u.host_len, "Host.lab");
+    assert_int_equal(u.name_len, u.host_len);
+    assert_int_equal(u.port, 8443);
+    assert_span(u.path, u.path_len, "/a/b;c");
+    assert_span(u.query, u.query_len, "x=1&y=/z");
+    assert_span(u.fragment, u.fragment_len, "frag");
+    assert_true(u.scheme == s && u.fragment + u.fragment_len == s + strlen(s)); /* no copy */
+    /* no path, no query, no fragment */
+    assert_int_equal(parts("http://h", &u), URL_OK);
+    assert_int_equal(u.path_len, 0);
+    assert_true(*u.path == '\0');
+    assert_null(u.userinfo);
+    assert_null(u.query);
+    assert_null(u.fragment);
+    assert_int_equal(u.port, 0);
+    assert_int_equal(url_port(&u), 80);
+    /* a query straight after the authority: the path is empty */
+    assert_int_equal(parts("http://h?x/y", &u), URL_OK);
+    assert_int_equal(u.path_len, 0);
+    assert_span(u.query, u.query_len, "x/y");
+    /* a '?' after the '#' is the fragment's */
+    assert_int_equal(parts("http://h/p#a?b", &u), URL_OK);
+    assert_null(u.query);
+    assert_span(u.fragment, u.fragment_len, "a?b");
+    /* only the bytes given: a buffer's first `len` */
+    assert_int_equal(parse_url("http://h/abc", 8, &u), URL_OK);
+    assert_span(u.host, u.host_len, "h");
+    assert_int_equal(u.path_len, 0);
+    /* a "://" in the query is the query's */
+    assert_int_equal(parts("http://h/f?url=http://other/", &u), URL_OK);
+    assert_span(u.host, u.host_len, "h");
+    assert_span(u.query, u.query_len, "url=http://other/");
+}
+
+/* The scheme: what comes before the first "://", any case; a URL without one is told apart from
+ * a bad one. */
+static void schemes_missing_bad_and_upper_case(void **state)
+{
+    struct url_parts u;
+    (void)state;
+    assert_int_equal(parts("HTTPS://H/", &u), URL_OK);
+    assert_span(u.scheme, u.scheme_len, "HTTPS");
+    assert_true(url_scheme_is(&u, "https"));
+    assert_false(url_scheme_is(&u, "http"));
+    assert_int_equal(url_port(&u), 443);
+    assert_int_equal(parts("git+ssh://h/", &u), URL_OK);
+    assert_true(url_scheme_is(&u, "git+ssh"));
+    assert_int_equal(url_port(&u), 0); /* no default known */
+    const char *none[] = {"host/x", "host:8001", "mailto:a@b", "http:/h/x", "http:h", ""};
+    for (size_t i = 0; i < sizeof(none) / sizeof(*none); i++) {
+        assert_int_equal(parts(none[i], &u), URL_NO_SCHEME);
+        assert_null(u.scheme);
+        assert_null(u.authority);
+        assert_null(u.path);
+        assert_false(url_scheme_is(&u, "http"));
+    }
+    const char *bad[] = {"://h/", "1http://h/", "ht tp://h/", "a/b://c", "host:8001/x://y"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        assert_int_equal(parts(bad[i], &u), URL_BAD_SCHEME);
+        assert_null(u.scheme);
+    }
+}
+
+/* The userinfo ends at the authority's last '@': it may hold '@' and ':' itself; an '@' past the
+ * authority is the path's. */
+static void userinfo_with_at_signs_and_colons(void **state)
+{
+    struct url_parts u;
+    (void)state;
+    assert_int_equal(parts("http://a@b:p@ss:w@host:81/x@y", &u), URL_OK);
+    assert_span(u.userinfo, u.userinfo_len, "a@b:p@ss:w");
+    assert_span(u.host, u.host_len, "host");
+    assert_int_equal(u.port, 81);
+    assert_span(u.path, u.path_len, "/x@y");
+    assert_int_equal(parts("http://@h/", &u), URL_OK); /* an empty one is one */
+    assert_non_null(u.userinfo);
+    assert_int_equal(u.userinfo_len, 0);
+    assert_int_equal(parts("http://evil/x@host/", &u), URL_OK);
+    assert_null(u.userinfo);
+    assert_span(u.host, u.host_len, "evil");
+    /* a '#' ends the authority: the host is evil.example, never arca */
+    assert_int_equal(parts("http://evil.example#@arca:8001/", &u), URL_OK);
+    assert_span(u.host, u.host_len, "evil.example");
+    assert_null(u.userinfo);
+    /* an authority alone (a proxy's target) reads the same, and refuses what would end it */
+    assert_int_equal(parse_url_authority("u:p@h:1", 7, &u), URL_OK);
+    assert_span(u.userinfo, u.userinfo_len, "u:p");
+    assert_span(u.host, u.host_len, "h");
+    assert_int_equal(u.port, 1);
+    assert_int_equal(parse_url_authority("evil.example#@arca:8001", 23, &u), URL_BAD_HOST);
+    assert_int_equal(parse_url_authority("a/b@arca:8001", 13, &u), URL_BAD_HOST);
+}
+
+/* IPv6 literals keep their brackets; a port follows them or nothing does. */
+static void brackets(void **state)
+{
+    struct url_parts u;
+    (void)state;
+    assert_int_equal(parts("http://[::1]:8080/x", &u), URL_OK);
+    assert_span(u.host, u.host_len, "[::1]");
+    assert_int_equal(u.name_len, u.host_len);
+    assert_int_equal(u.port, 8080);
+    assert_int_equal(parts("http://u@[fe80::1%25eth0]/", &u), URL_OK);
+    assert_span(u.host, u.host_len, "[fe80::1%25eth0]");
+    assert_int_equal(parts("http://[::1]", &u), URL_OK);
+    assert_int_equal(u.port, 0);
+    assert_int_equal(parts("http://[::1/x", &u), URL_BAD_IPV6);
+    assert_int_equal(parts("http://[::1]x/", &u), URL_BAD_IPV6);
+    assert_int_equal(parts("http://[1.2.3.4]/", &u), URL_BAD_IPV6);
+    assert_int_equal(parts("http://[]/", &u), URL_NO_HOST);
+    assert_int_equal(parts("http://::1/", &u), URL_NO_HOST); /* unbracketed: host "", port ":1" */
+}
+
+/* A port is 1 to 65535 in decimal digits; "host:" is the scheme's default. */
+static void ports_in_and_out_of_range(void **state)
+{
+    struct url_parts u;
+    (void)state;
+    assert_int_equal(parts("http://h:65535/", &u), URL_OK);
+    assert_int_equal(u.port, 65535);
+    assert_int_equal(parts("http://h:0443/", &u), URL_OK);
+    assert_int_equal(u.port, 443);
+    assert_int_equal(parts("https://h:/", &u), URL_OK);
+    assert_int_equal(u.port, 0);
+    assert_int_equal(url_port(&u), 443);
+    assert_int_equal(parts("http://h:0/", &u), URL_PORT_RANGE);
+    assert_int_equal(parts("http://h:65536/", &u), URL_PORT_RANGE);
+    assert_int_equal(parts("http://h:99999999999999999999/", &u), URL_PORT_RANGE);
+    assert_int_equal(parts("http://h:8x/", &u), URL_BAD_PORT);
+    assert_int_equal(parts("http://h:-1/", &u), URL_BAD_PORT);
+    assert_int_equal(parts("http://h:+80/", &u), URL_BAD_PORT);
+    /* an authority's error still splits: the caller may say first what else is wrong */
+    assert_int_equal(parts("http://u@h:0/p?q", &u), URL_PORT_RANGE);
+    assert_span(u.userinfo, u.userinfo_len, "u");
+    assert_true(u.host == u.userinfo + 2 && u.host_len == 0 && u.port == 0);
+    assert_span(u.path, u.path_len, "/p");
+    assert_span(u.query, u.query_len, "q");
+}
+
+/* A name's final dots are the DNS root's: name_len leaves them out, host_len keeps them. */
+static void a_trailing_dot(void **state)
+{
+    struct url_parts u;
+    (void)state;
+    assert_int_equal(parts("http://example.org.:81/", &u), URL_OK);
+    assert_span(u.host, u.host_len, "example.org.");
+    assert_int_equal(u.name_len, strlen("example.org"));
+    assert_int_equal(u.port, 81);
+    assert_int_equal(parts("http://127.1../", &u), URL_OK);
+    assert_int_equal(u.name_len, strlen("127.1"));
+    assert_int_equal(parts("http://./", &u), URL_OK); /* never less than one byte */
+    assert_int_equal(u.name_len, 1);
+}
+
+/* No host: nothing, a userinfo alone or a port alone; a glob's "*." is no host but splits. */
+static void empty_and_bad_hosts(void **state)
+{
+    struct url_parts u;
+    (void)state;
+    const char *empty[] = {"http://", "http:///x", "http://u@/x", "http://:80/", "http://?q"};
+    for (size_t i = 0; i < sizeof(empty) / sizeof(*empty); i++) {
+        assert_int_equal(parts(empty[i], &u), URL_NO_HOST);
+        assert_non_null(u.scheme);
+    }
+    assert_int_equal(parts("http:///x", &u), URL_NO_HOST);
+    assert_span(u.path, u.path_len, "/x");
+    assert_int_equal(parts("https://*.lab/a", &u), URL_BAD_HOST);
+    assert_span(u.authority, u.authority_len, "*.lab");
+    assert_span(u.path, u.path_len, "/a");
+    assert_int_equal(parts("http://a b/", &u), URL_BAD_HOST);
+    assert_int_equal(parts("http://a%41/", &u), URL_BAD_HOST);
+}
+
+/* url_host: host[:port] after the userinfo, for the hosts' table and the parents' places. */
+static void the_host_and_port_of_a_url(void **state)
+{
+    size_t len;
+    const char *h;
+    (void)state;
+    h = url_host("http://u:p@h:8/x", &len);
+    assert_span(h, len, "h:8");
+    h = url_host("https://[::1]:443?x", &len);
+    assert_span(h, len, "[::1]:443");
+    url_host("no url", &len);
+    assert_int_equal(len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_url_is_split_into_its_parts),
+        cmocka_unit_test(schemes_missing_bad_and_upper_case),
+        cmocka_unit_test(userinfo_with_at_signs_and_colons),
+        cmocka_unit_test(brackets),
+        cmocka_unit_test(ports_in_and_out_of_range),
+        cmocka_unit_test(a_trailing_dot),
+        cmocka_unit_test(empty_and_bad_hosts),
+        cmocka_unit_test(the_host_and_port_of_a_url),
         cmocka_unit_test(encoded_form_is_decoded),
         cmocka_unit_test(purge_prefixes_are_normal_and_never_everything_by_mistake),
         cmocka_unit_test(a_login_is_no_part_of_a_purge_prefix),
