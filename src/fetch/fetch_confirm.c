@@ -76,7 +76,8 @@ bool fetch_start_confirm(struct fetch_req *r, enum conn_result *ret)
     conn_suspend(r->conn);
     park_hold(&r->park); /* the probe's */
     /* a target made (to_free) is the parent's fetch API: it is shown the parent's certificate */
-    rc = upstream_probe(target, to_free ? r->terms.sources.parent : NULL, on_probe, r);
+    rc = upstream_probe(target, to_free ? r->terms.sources.parent : NULL, &r->terms.registry,
+                        on_probe, r);
     free(to_free);
     if (rc < 0) {
         park_put(&r->park);

@@ -106,10 +106,9 @@ static int set_range_headers(struct fill *f, struct segment *s)
     snprintf(if_range, sizeof(if_range), "If-Range: %s", resume_validator(f->settings.kept));
     if (l && (t = curl_slist_append(l, range)))
         t = curl_slist_append(t, if_range);
-    if (t && f->settings.parent)
-        t = curl_slist_append(t, "Want-Repr-Digest: sha-256=10");
-    if (t && f->settings.line)
-        t = curl_slist_append(t, f->settings.line);
+    if (t && f->settings.req.ops && f->settings.req.ops->request &&
+        !f->settings.req.ops->request(f->settings.req.rec, SOURCE_REQ_PIECE, s->h.easy, &t))
+        t = NULL;
     if (!t) {
         curl_slist_free_all(l);
         return -1;
@@ -156,8 +155,6 @@ static int open_range(struct fill *f, struct segment *s)
     easy_setup(&s->h, f->settings.loop, s->h.easy, f->source, f->settings.flow, s->errbuf);
     s->h.outgoing = f->settings.outgoing;
     easy_sign_for(s->h.easy, f->settings.auth);
-    if (f->settings.parent) /* a piece asked of the parent shows it the certificate too */
-        parent_show_certificate(s->h.easy, f->settings.parent->base);
     curl_easy_setopt(s->h.easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(s->h.easy, CURLOPT_HEADERDATA, s);
     curl_easy_setopt(s->h.easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -373,16 +370,16 @@ size_t fill_range_header(struct fill *f, int i, const char *data, size_t len)
     if (response_is_status_line(line)) {
         response_reset(&s->resp);
         s->status = response_status_line(line);
-    } else if (s->body) { /* a trailer, after a chunked range: a parent's digest */
-        if (f->settings.parent && whole && line[0])
-            parent_digest_line(f->settings.parent, line);
+    } else if (s->body) { /* a trailer, after a chunked range: its source's (a digest) */
+        if (f->settings.req.ops && f->settings.req.ops->trailer && whole && line[0])
+            f->settings.req.ops->trailer(f->settings.req.rec, line);
     } else if (line[0] == '\0') {
         if (range_answer(f, s) < 0)
             return 0;
     } else if (whole) {
         response_header(&s->resp, line);
-        if (f->settings.parent) /* its copy complete by then: the digest in the head */
-            parent_digest_line(f->settings.parent, line);
+        if (f->settings.req.ops && f->settings.req.ops->header)
+            f->settings.req.ops->header(f->settings.req.rec, line);
     }
     return len;
 }

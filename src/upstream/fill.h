@@ -32,7 +32,7 @@
 
 #include "upstream/download.h"
 #include "upstream/easy.h"
-#include "upstream/parent.h"
+#include "upstream/source_req.h"
 #include "upstream/upstream_response.h"
 
 #include <curl/curl.h>
@@ -66,7 +66,6 @@ struct fill_settings {
     const char *via;                /* the client's Via (NULL: none) */
     /* the address its ranges leave from: the download's terms' (outgoing.h) */
     const struct outgoing_address *outgoing;
-    const char *line;              /* one more request line (a registry's Authorization) */
     const struct validators *kept; /* the version's: If-Range, and each answer's proof */
     struct rate_flow *flow;        /* the download's turn under the uplink cap */
     int64_t head, length;          /* the head's next byte; the object's length */
@@ -74,9 +73,11 @@ struct fill_settings {
     int64_t deadline_ms;           /* the download's, --download-timeout */
     void (*tell)(void *owner, enum fill_news news);
     void *owner;
-    /* The download's parent when it asks one (parent.h; NULL: none): each range asks for its
-     * digest, and the trailer of a range that ends at the object's end brings it there. */
-    struct parent_ask *parent;
+    /* The source its download asks (source_req.h; ops NULL: a plain URL's): what each range
+     * carries beside the download's lines (a parent's digest asked, a registry's
+     * Authorization, a certificate shown) and what reads its answers (a parent's digest, in a
+     * header or the trailer of a range that ends at the object's end). */
+    struct source_req req;
 };
 
 /* Split [head, length) into `ranges` and ask each but the head's; NULL when out of memory (the

@@ -1,6 +1,6 @@
 /*
- * hosts.h — the one registry of upstream hosts held down, origins, mirrors and parents alike
- * (docs/CACHING.md, "When the origin is down"; docs/CLUSTER.md, "Holding a failing parent
+ * hosts.h — the hold table: the one table of upstream hosts held down, origins, mirrors and parents
+ * alike (docs/CACHING.md, "When the origin is down"; docs/CLUSTER.md, "Holding a failing parent
  * down"). A host is a kind and a scheme, name and port (as written: no lookup); the same name
  * asked as a mirror and as an origin is two hosts, each with its kind's policy (relayd's tables):
  *
@@ -30,7 +30,7 @@
  *
  * Contract: hosts_configure runs on main before the upstream thread starts; hosts_admit,
  * hosts_result, hosts_judged and hosts_checked on the upstream thread; the rest on any thread.
- * One mutex guards the registry, held for a few comparisons at a time (a pass over HOSTS_MAX
+ * One mutex guards the hold table, held for a few comparisons at a time (a pass over HOSTS_MAX
  * entries at most once a HOSTS_SWEEP_MS) and never while another lock is taken: no lock nests
  * in it, and no caller holds one of its own while asking (parent_report copies its table first).
  * Times in ms are monotonic_ms()'s. At most HOSTS_MAX hosts with failures are tracked: a host
@@ -148,7 +148,7 @@ bool hosts_any_down(void);
 bool hosts_ends_retries(const char *url);
 /* How many hosts are held down now. */
 size_t hosts_down_count(void);
-/* The hosts held down now, copied in one hold of the registry's lock (malloc'd, the caller
+/* The hosts held down now, copied in one hold of the table's lock (malloc'd, the caller
  * frees it), their number in *n; NULL when there are none (or out of memory: *n is 0 then). */
 struct host_down *hosts_down_list(size_t *n, int64_t now_ms);
 

@@ -3,6 +3,7 @@
 #include "rules/grants.h"
 #include "log/log.h"
 #include "upstream/probe.h"
+#include "upstream/source_probe.h"
 #include "upstream/hosts.h"
 #include "stats/stats.h"
 
@@ -20,6 +21,7 @@ void mirror_find(struct mirror_pick *mp, const struct fetch_terms *terms)
     const struct source_plan *src = &terms->sources;
     assert(upstream_on_thread());
     mp->source = mp->asked;
+    mp->registry = &terms->registry;
     if (src->mirror_rule < 0 || src->n_mirrors <= 0)
         return;
     assert(src->n_mirrors <= CONFIG_MAX_MIRRORS);
@@ -116,7 +118,9 @@ int mirror_pick(struct mirror_pick *m)
     assert(upstream_on_thread());
     if (m->next_mirror < m->n_mirrors && m->origin_first) {
         m->origin_first = false;
-        if (probe_ask(m->loop, m->asked, NULL, HOST_ORIGIN, origin_answered, m, false) == 0)
+        struct source_req src;
+        if (source_req_for_probe(NULL, m->registry, &src) == 0 &&
+            probe_ask(m->loop, m->asked, &src, HOST_ORIGIN, origin_answered, m, false) == 0)
             return 1;
         m->next_mirror = m->n_mirrors; /* cannot ask: the origin itself decides */
     }

@@ -24,8 +24,10 @@
 
 struct mirror_pick {
     struct upstream_loop *loop;
-    const char *url;     /* the object's: what logs show */
-    const char *asked;   /* the client's URL, whole */
+    const char *url;   /* the object's: what logs show */
+    const char *asked; /* the client's URL, whole */
+    /* the registry whose pull API `asked` is (its terms': the origin's probe asks it so) */
+    const struct registry_ask *registry;
     int64_t grant_until; /* > 0: a signed URL, remembered as accepted once the origin says 2xx */
     char **mirrors;      /* where to ask first, in order; the origin after them */
     int n_mirrors, next_mirror;

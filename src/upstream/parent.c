@@ -35,9 +35,9 @@ const char *parent_fault_name(enum parent_fault f)
 
 /* --- the parents' table ---------------------------------------------------------------------- */
 
-/* What each parent gave and how it failed; its faults in a row and its hold are the registry's
+/* What each parent gave and how it failed; its faults in a row and its hold are the hold table's
  * (hosts.h, as HOST_PARENT), filled in by parent_report. Its lock is never held while another is
- * taken: parent_report copies the table, then asks the registry (hosts.h) with it released. */
+ * taken: parent_report copies the table, then asks the hold table (hosts.h) with it released. */
 static struct {
     pthread_mutex_t lock;
     struct parent_report e[PARENT_MAX];
@@ -491,7 +491,7 @@ bool parent_digest_ok(const struct parent_ask *p, const uint8_t digest[32])
     return p->has_digest && !p->digest_conflict && memcmp(p->digest, digest, 32) == 0;
 }
 
-/* A fault of the parent's own, told to the registry; a hold it brings is said here, as what
+/* A fault of the parent's own, told to the hold table; a hold it brings is said here, as what
  * it is (`only`: --parent-only, where the parent is still asked, the only source). */
 static void note_fault(const struct parent_ask *p, bool only)
 {
@@ -529,4 +529,91 @@ void parent_forget(struct parent_ask *p)
     free(p->fetch_url);
     p->fetch_url = NULL;
     p->active = false;
+}
+
+/* --- a fill's piece and a probe asked of a parent (source_req.h) ----------------------------- */
+
+/* A piece asks for the parent's digest too (its trailer, or its header once its copy is
+ * complete); every request shows it the certificate the rules give it. */
+static bool req_request(void *rec, enum source_req_what what, CURL *easy,
+                        struct curl_slist **headers)
+{
+    struct parent_ask *p = rec;
+    struct curl_slist *l = *headers;
+    parent_show_certificate(easy, p->base);
+    if (what == SOURCE_REQ_PIECE && !(l = curl_slist_append(l, "Want-Repr-Digest: sha-256=10")))
+        return false;
+    *headers = l;
+    return true;
+}
+
+static void req_status_line(void *rec, const char *line)
+{
+    parent_status_line(rec, line);
+}
+
+/* A probe reads what a download reads of its headers; a piece only its digest (what its
+ * download is was said by the answer it began with). */
+static void req_header(void *rec, const char *line)
+{
+    parent_header(rec, line);
+}
+
+static void req_piece_line(void *rec, const char *line)
+{
+    parent_digest_line(rec, line);
+}
+
+static bool req_said(void *rec, long status, char *why, size_t size)
+{
+    const struct parent_ask *p = rec;
+    parent_status_words(p, status, why, size);
+    return parent_judge(p, status, &(enum parent_fault){0}) < 0;
+}
+
+static bool req_silent(void *rec, CURLcode rc, const char *errbuf, char *why, size_t size)
+{
+    const struct parent_ask *p = rec;
+    char cert[1024];
+    parent_certificate_file(p->base, cert, sizeof(cert));
+    return parent_tls_refused(rc, errbuf, cert, why, size);
+}
+
+static void req_release(void *rec)
+{
+    parent_forget(rec);
+    free(rec);
+}
+
+static const struct source_req_ops piece_ops = {
+    .name = "parent",
+    .request = req_request,
+    .header = req_piece_line,
+    .trailer = req_piece_line,
+};
+
+static const struct source_req_ops probe_ops = {
+    .name = "parent",
+    .request = req_request,
+    .status_line = req_status_line,
+    .header = req_header,
+    .said = req_said,
+    .silent = req_silent,
+    .release = req_release,
+};
+
+struct source_req parent_piece_req(struct parent_ask *p)
+{
+    return (struct source_req){&piece_ops, p};
+}
+
+int parent_probe_req(const char *parent, struct source_req *out)
+{
+    struct parent_ask *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -1;
+    p->slot = -1; /* not the table's: its answer is only read */
+    snprintf(p->base, sizeof(p->base), "%s", parent);
+    *out = (struct source_req){&probe_ops, p};
+    return 0;
 }

@@ -25,7 +25,7 @@
  * bounded, secrets hidden).
  *
  * Each parent is tracked (at most PARENT_MAX): what it gave (requests, bytes, hits) and its
- * fallbacks by reason. Its state is the registry's (hosts.h, which holds it as HOST_PARENT):
+ * fallbacks by reason. Its state is the hold table's (hosts.h, which holds it as HOST_PARENT):
  * this file judges its asks, telling hosts_judged of its own faults (what no client can bring
  * about with a URL: source_parent_own_fault) and of bytes that check out; after
  * HOSTS_PARENT_FAULTS in a row it is "down" and passed over (its attempt refused by the one
@@ -34,15 +34,18 @@
  * back), its own faults still counted and shown.
  *
  * Contract: parent_plan, parent_header, parent_digest_line, parent_judge, parent_fault,
- * parent_failed_attempt, parent_show_certificate and parent_certificate_file run on the upstream
- * thread; parent_report on any thread (one mutex guards the table of counters, never held while
- * the registry's is taken). A struct parent_ask belongs to one download, freed with parent_forget.
+ * parent_failed_attempt and parent_certificate_file run on the upstream thread;
+ * parent_show_certificate on any thread, for a handle its caller owns (it reads the rules in
+ * force under a reference); parent_report on any thread (one mutex guards the table of counters,
+ * never held while the hold table's is taken). A struct parent_ask belongs to one download, freed
+ * with parent_forget.
  */
 #ifndef ARCA_PARENT_H
 #define ARCA_PARENT_H
 
 #include "rules/terms.h"
 #include "upstream/hosts.h"
+#include "upstream/source_req.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -136,7 +139,8 @@ void parent_certificate_file(const char *parent, char *out, size_t size);
 int parent_judge(const struct parent_ask *p, long status, enum parent_fault *fault);
 /* The certificate `easy` shows in its handshake: the one the rules in force give `parent` (a
  * base URL: --parent-cert, a rule's parent-cert, rules_parent_identity) when it asks that
- * parent, else none (NULL: the origin, a mirror, which are never shown it). Upstream thread. */
+ * parent, else none (NULL: the origin, a mirror, which are never shown it). Any thread, for a
+ * handle not in the multi handle yet. */
 void parent_show_certificate(CURL *easy, const char *parent);
 /* The parent's `bytes` are all in and check out: a request counted, a hit when it said so, its
  * faults in a row forgotten. */
@@ -152,6 +156,14 @@ void parent_fault(struct parent_ask *p, const char *url, enum parent_fault fault
  * (shown in the status), nothing else. */
 void parent_failed_attempt(struct parent_ask *p, enum parent_fault fault, bool its_own);
 void parent_forget(struct parent_ask *p);
+
+/* The parent's side of a fill's piece of a download asking `p` (the download's record: it outlives
+ * the fill): its certificate shown, its digest asked and read (source_req.h). */
+struct source_req parent_piece_req(struct parent_ask *p);
+/* The parent's side of a probe of its fetch API (`parent`: its base URL): a record of the probe's
+ * own (its release frees it), its certificate shown, its answer read and told in its words as a
+ * download's is. 0, or -1 out of memory. */
+int parent_probe_req(const char *parent, struct source_req *out);
 
 /* What a parent at `parent` (a base URL) is asked for `url` (the client's, whole): for a
  * configured registry's manifest, blob or tag list its /v2/ as a registry client asks it

@@ -1,7 +1,5 @@
 #include "upstream/probe.h"
 #include "upstream/hosts.h"
-#include "upstream/parent.h"
-#include "registry/reg_auth.h"
 #include "config/buckets.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -35,9 +33,9 @@ struct probe {
     const struct bucket_auth *auth;
     struct buf body;
     void *arg;
-    /* A question to the parent arca `url` is the fetch API of (its base): its certificate is
-     * shown, and what its answer says is read as a download reads it (parent.h). NULL: none. */
-    struct parent_ask *parent;
+    /* The source it asks (source_req.h: what its requests carry, how its answer is read and
+     * told; ops NULL: a plain URL's). Its record is the probe's, released with it. */
+    struct source_req src;
     char errbuf[CURL_ERROR_SIZE];
     int64_t asked_ms; /* when it was asked for: a failure says the time spent, as a download's */
     /* A confirmation (upstream_probe) is asked as a download would be: a retryable failure is
@@ -50,7 +48,7 @@ struct probe {
     int held;                /* its host held down: no attempt went; seconds until one may */
     int attempts;            /* started so far */
     struct timer retry;      /* BACKOFF: the next attempt */
-    bool head;               /* a registry's URL: HEAD (a GET of a manifest is a pull) */
+    bool head;               /* its source's probes ask HEAD (source_req.h) */
     char *userpwd;           /* a document's basic auth (struct doc_ask), NULL none */
     char challenge[512];     /* its answer's WWW-Authenticate */
     void (*call)(void *arg); /* probe_call's: run at the next pass, nothing asked */
@@ -76,16 +74,16 @@ static size_t probe_header(char *data, size_t size, size_t n, void *arg)
     if (response_is_status_line(line)) {
         response_reset(&p->resp);
         p->challenge[0] = '\0';
-        if (p->parent)
-            parent_status_line(p->parent, line);
+        if (p->src.ops && p->src.ops->status_line)
+            p->src.ops->status_line(p->src.rec, line);
     } else if (strncasecmp(line, "WWW-Authenticate:", 17) == 0) {
         /* a Bearer challenge is what a registry's token dance needs: it wins over a Basic */
         if (!p->challenge[0] || strncasecmp(line + 17 + strspn(line + 17, " "), "Bearer", 6) == 0)
             snprintf(p->challenge, sizeof(p->challenge), "%s", line + 17 + strspn(line + 17, " "));
     } else if (line[0]) {
         response_header(&p->resp, line);
-        if (p->parent)
-            parent_header(p->parent, line);
+        if (p->src.ops && p->src.ops->header)
+            p->src.ops->header(p->src.rec, line);
     }
     return len;
 }
@@ -118,7 +116,8 @@ static void free_probe(struct probe *p)
         OPENSSL_cleanse(p->userpwd, strlen(p->userpwd));
     free(p->userpwd);
     free(p->url);
-    free(p->parent);
+    if (p->src.ops && p->src.ops->release)
+        p->src.ops->release(p->src.rec);
     p->magic = 0;
     free(p);
 }
@@ -143,7 +142,8 @@ static void unlink_asking(struct probe *p)
  * its host held down, what a download would say then (transfer_course.c's held_down). */
 static void probe_failure(const struct probe *p, CURLcode rc, long status, struct probe_result *res)
 {
-    char why[CURL_ERROR_SIZE + 400], host[256], cert[1024] = "";
+    char why[CURL_ERROR_SIZE + 400], host[256];
+    const struct source_req_ops *o = p->src.ops;
     if (p->held) {
         res->failure_status = 503;
         res->retry_after = p->held;
@@ -151,8 +151,6 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
         return;
     }
     struct upstream_error e = error_for_clients(rc, false, false);
-    if (p->parent)
-        parent_certificate_file(p->parent->base, cert, sizeof(cert));
     res->failure_status = e.status;
     if (status_retryable(status)) {
         res->failure_status = (int)status;
@@ -160,11 +158,11 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
         asked_host(p->h.easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
-    } else if (!p->parent || !parent_tls_refused(rc, p->errbuf, cert, why, sizeof(why))) {
-        snprintf(why, sizeof(why), "%s: %s", e.what, res->error); /* else: the parent's words */
+    } else if (!o || !o->silent || !o->silent(p->src.rec, rc, p->errbuf, why, sizeof(why))) {
+        snprintf(why, sizeof(why), "%s: %s", e.what, res->error); /* else: its source's words */
     }
-    failure_summary(res->failure, sizeof(res->failure), p->parent ? "parent" : "upstream",
-                    p->attempts, monotonic_ms() - p->asked_ms, why);
+    failure_summary(res->failure, sizeof(res->failure), o ? o->name : "upstream", p->attempts,
+                    monotonic_ms() - p->asked_ms, why);
 }
 
 /* Whether curl's end (`rc`) came with an answer: a status, and the body read or, for a probe,
@@ -189,6 +187,22 @@ static void answer_of(const struct probe *p, long status, struct probe_result *r
                                    : -1;
 }
 
+/* Its source's words for its answer `status` into why[size] (false: it has none of its own). */
+static bool said(const struct probe *p, long status, char *why, size_t size)
+{
+    if (!p->src.ops || !p->src.ops->said)
+        return false;
+    p->src.ops->said(p->src.rec, status, why, size);
+    return true;
+}
+
+/* Whether its source says `status` is a refusal of its own, not the URL's. */
+static bool refused_by_source(const struct probe *p, long status)
+{
+    char why[8];
+    return p->src.ops && p->src.ops->said && p->src.ops->said(p->src.rec, status, why, sizeof(why));
+}
+
 /* Hand the answer over and free the probe, which has left every list (rc: how curl ended; a
  * write error is our own stop at the body). */
 static void end_probe(struct probe *p, CURLcode rc, bool stopping)
@@ -202,17 +216,14 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
         snprintf(res.error, sizeof(res.error), "arca is shutting down");
     } else if (p->retries && probe_answered(p, rc, status) && status_retryable(status)) {
         /* its attempts are over: worded as the download's last words, with the status */
-        if (p->parent)
-            parent_status_words(p->parent, status, res.error, sizeof(res.error));
-        else
+        if (!said(p, status, res.error, sizeof(res.error)))
             snprintf(res.error, sizeof(res.error), "upstream answered %ld", status);
         probe_failure(p, rc, status, &res);
-    } else if (probe_answered(p, rc, status) && p->parent &&
-               parent_judge(p->parent, status, &(enum parent_fault){0}) < 0) {
-        /* the parent's own refusal (a 4xx without its Cache-Status, a redirect): its words */
-        parent_status_words(p->parent, status, res.error, sizeof(res.error));
+    } else if (probe_answered(p, rc, status) && said(p, status, res.error, sizeof(res.error)) &&
+               refused_by_source(p, status)) {
+        /* its source's own refusal (a parent's 4xx without its Cache-Status): its words */
         res.failure_status = 502;
-        failure_summary(res.failure, sizeof(res.failure), "parent", p->attempts,
+        failure_summary(res.failure, sizeof(res.failure), p->src.ops->name, p->attempts,
                         monotonic_ms() - p->asked_ms, res.error);
     } else if (probe_answered(p, rc, status)) {
         answer_of(p, status, &res);
@@ -336,7 +347,6 @@ static void setup_probe(struct probe *p)
         curl_easy_setopt(p->h.easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(p->h.easy, CURLOPT_USERPWD, p->userpwd);
     }
-    parent_show_certificate(p->h.easy, p->parent ? p->parent->base : NULL);
     curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
     if (p->host_check) {
         int64_t ms = (int64_t)p->loop->cfg->stall_timeout * 1000;
@@ -394,40 +404,34 @@ static int queue_probe(struct upstream_loop *loop, struct probe *p)
     return 0;
 }
 
-/* The header lines a probe of `url` starts with: a bucket's signing, arca's Via, and a
- * registry's Authorization when `url` is one's (reg_auth.h). NULL when out of memory. */
-static struct curl_slist *probe_headers(const char *url, const struct bucket_auth *auth)
+/* The header lines a probe starts with: a bucket's signing and arca's Via. NULL when out of
+ * memory. */
+static struct curl_slist *probe_headers(const struct bucket_auth *auth)
 {
-    char line[REG_TOKEN_MAX + 64];
-    struct registry_ask a;
-    struct curl_slist *l = easy_base_headers(auth, NULL), *t = l;
-    registries_ask_of(url, &a);
-    if (l && reg_auth_header(&a, line, sizeof(line)) && !(t = curl_slist_append(l, line)))
-        curl_slist_free_all(l);
-    OPENSSL_cleanse(line, sizeof(line));
-    return t;
+    return easy_base_headers(auth, NULL);
 }
 
-int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, enum host_kind kind,
-              probe_done_fn *done, void *arg, bool retries)
+int probe_ask(struct upstream_loop *loop, const char *url, const struct source_req *src,
+              enum host_kind kind, probe_done_fn *done, void *arg, bool retries)
 {
     struct probe *p = calloc(1, sizeof(*p));
-    /* a registry answers HEAD as a GET, and counts only the GET of a manifest as a pull */
-    struct registry_ask a;
-    bool head = !parent && registries_ask_of(url, &a);
-    if (!p || !(p->url = strdup(url)) || (parent && !(p->parent = calloc(1, sizeof(*p->parent)))) ||
-        !(p->h.easy = curl_easy_init()) || !(p->headers = probe_headers(url, NULL)) ||
-        (!head && !curl_slist_append(p->headers, "Range: bytes=0-0"))) {
+    const struct source_req_ops *o = src ? src->ops : NULL;
+    if (p && src)
+        p->src = *src; /* the probe's from here: released with it */
+    else if (o && o->release)
+        o->release(src->rec);
+    /* what its source's requests carry and set (a certificate shown: upstream thread's, the
+     * rules in force read as a download's are when it starts) */
+    if (!p || !(p->url = strdup(url)) || !(p->h.easy = curl_easy_init()) ||
+        !(p->headers = probe_headers(NULL)) ||
+        (o && o->request && !o->request(p->src.rec, SOURCE_REQ_PROBE, p->h.easy, &p->headers)) ||
+        (!(o && o->probe_head) && !curl_slist_append(p->headers, "Range: bytes=0-0"))) {
         if (p)
             free_probe(p);
         return -1;
     }
-    if (parent) {
-        p->parent->slot = -1; /* not the table's: its answer is only read */
-        snprintf(p->parent->base, sizeof(p->parent->base), "%s", parent);
-    }
     p->h.host_kind = kind;
-    p->head = head;
+    p->head = o && o->probe_head;
     p->done = done;
     p->arg = arg;
     p->retries = retries;
@@ -467,7 +471,7 @@ int probe_get_as(struct upstream_loop *loop, const struct doc_ask *ask, doc_done
 {
     struct probe *p = calloc(1, sizeof(*p));
     if (!p || !(p->url = strdup(ask->url)) || !(p->h.easy = curl_easy_init()) ||
-        !(p->headers = probe_headers(ask->url, ask->auth)) ||
+        !(p->headers = probe_headers(ask->auth)) ||
         (ask->userpwd && !(p->userpwd = strdup(ask->userpwd)))) {
         if (p)
             free_probe(p);

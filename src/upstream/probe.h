@@ -9,14 +9,15 @@
  * ASKING ... -> its `done` runs once, and the probe is freed. A probe that retries is asked as a
  * download would be (the same backoff, up to --download-retries); every probe asks a name that
  * did not resolve once more after RESOLVE_RETRY_MS. probe_close() ends every probe, queued or
- * not, with status 0 ("arca is shutting down"). A probe or document of a registry's URL
- * carries its Authorization (reg_auth_header), as a download of it does; a probe of one asks
- * HEAD instead of a one-byte GET (a registry counts a GET of a manifest as a pull).
+ * not, with status 0 ("arca is shutting down"). A probe asks its source as a download would
+ * (source_req.h: a parent shown its certificate, its answer told in its words; a registry's pull
+ * API with its Authorization, and HEAD instead of a one-byte GET): this file names no kind.
  */
 #ifndef ARCA_PROBE_H
 #define ARCA_PROBE_H
 
 #include "upstream/easy.h"
+#include "upstream/source_req.h"
 #include "upstream/upstream_response.h"
 
 #include <stdbool.h>
@@ -36,8 +37,8 @@ struct probe_result {
     /* status 0: the words a download of the URL failing this way after these attempts would
      * give clients (failure_summary), so a refused confirmation reads as a download's failure */
     char failure[CURL_ERROR_SIZE + 400];
-    int failure_status; /* and the status it would have (502, 504; 503 its host held down) */
-    int retry_after;    /* its host held down (hosts.h): seconds until it is tried again */
+    int failure_status;  /* and the status it would have (502, 504; 503 its host held down) */
+    int retry_after;     /* its host held down (hosts.h): seconds until it is tried again */
     char challenge[512]; /* its WWW-Authenticate (a registry's 401: reg_auth.h), "" none */
 };
 
@@ -46,11 +47,12 @@ struct probe_result {
 typedef void probe_done_fn(const struct probe_result *res, void *arg);
 typedef void doc_done_fn(const struct probe_result *res, const char *body, size_t len, void *arg);
 
-/* A one-byte question; `retries`: asked as a download is (see above); `parent`: the parent
- * arca whose fetch API `url` is (its certificate shown, its refusal said as its own), NULL
- * none; `kind`: what its host is asked as (a mirror's question holds it as a mirror). */
-int probe_ask(struct upstream_loop *loop, const char *url, const char *parent, enum host_kind kind,
-              probe_done_fn *done, void *arg, bool retries);
+/* A one-byte question (a HEAD, for a source that says so); `retries`: asked as a download is
+ * (see above); `src`: the source `url` asks (NULL: a plain URL's), its record the probe's from
+ * here, whatever this returns; `kind`: what its host is asked as (a mirror's question holds it
+ * as a mirror). */
+int probe_ask(struct upstream_loop *loop, const char *url, const struct source_req *src,
+              enum host_kind kind, probe_done_fn *done, void *arg, bool retries);
 /* The check hosts_result asked for: `url`'s host asked at its root, once, no redirect followed,
  * for --stall-timeout at most (HOSTS_CHECK_MAX_MS); any HTTP answer, a 404 too, says it is up.
  * Its end goes to hosts_checked. -1 when it cannot be asked (the caller tells hosts_checked).

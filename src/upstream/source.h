@@ -1,14 +1,16 @@
 /*
- * source.h — where a download's bytes come from: one ordered list of sources, its parent arca
- * first when its terms name one (source_parent.c), then its mirrors (source_mirror.c), then the
- * origin (source_origin.c), or instead of the origin a registry's URL (source_registry.c:
- * a container registry arca mirrors, registries.h); room for more kinds. source_list.c builds the
- * list from the terms (the one file that names the kinds) and walks it. Each source is of a kind
- * that brings its own hooks: whether it is asked, what it adds to a request, its timeouts, how it
- * reads and judges an answer or an end (its fault, the URL's, or none), whether its digest vouches
- * for the bytes. The download's core (transfer_course.c, transfer_answer.c) calls the hooks of the
- * source it asks now and names no kind; a hook a kind has no use for is NULL (the core does
- * nothing).
+ * source.h — where a download's bytes come from: one ordered list of sources, each of a kind
+ * (source_parent.c: its parent arca; source_mirror.c: its mirrors; source_registry.c: a container
+ * registry arca mirrors; source_origin.c: the URL itself), the list built from the terms by the
+ * one table of kinds (source_list.c) and walked in order. Each kind brings its hooks: whether it
+ * joins a download (its record made), whether it is asked, what it adds to a request, its
+ * timeouts, how it reads and judges an answer or an end (its fault, the URL's, or none), whether
+ * its digest vouches for the bytes, and its record's release. The download's core
+ * (transfer_course.c, transfer_answer.c) calls the hooks of the source it asks now and names no
+ * kind; a hook a kind has no use for is NULL (the core does nothing). This header names no kind's
+ * record either: each kind owns its own (sources.rec), made by its `join`, freed by its `release`.
+ * A fill's pieces and a probe ask a source through what the download's kind gives them
+ * (fill_settings, probe.h's struct probe_source), so neither names a kind.
  *
  * Moving on to the next source is one event: source_move_on (the source failed the download
  * in a way that is its own, never the URL's), the download's move back to SOURCE (transfer.h).
@@ -18,8 +20,6 @@
 #define ARCA_SOURCE_H
 
 #include "upstream/download.h"
-#include "upstream/mirror.h"
-#include "upstream/parent.h"
 #include "upstream/upstream_response.h"
 
 #include <curl/curl.h>
@@ -39,6 +39,15 @@ enum source_end {
 struct source_kind {
     const char *name; /* as failures say who failed them: "parent", "upstream" */
     const char *from; /* where its bytes come from, as the access log says a miss's */
+    /* Whether the download `t` has a source of this kind (its terms say): 1, its record made in
+     * *rec (NULL when it needs none); 0 not (nothing made); -1 out of memory. */
+    int (*join)(struct transfer *t, void **rec);
+    /* Its record goes with the download (never NULL when `join` makes one). */
+    void (*release)(void *rec);
+    /* An attempt of its is about to start: nothing judged of it yet. */
+    void (*attempt_begins)(struct transfer *t);
+    /* The object's URL changed (a new version's): what its logs show. */
+    void (*renamed)(void *rec, const char *url);
     /* SOURCE: whether this source is asked (*next: ATTEMPT, PROBING or FAILED); false: it is
      * passed over, the next in the list is asked. */
     bool (*choose)(struct transfer *t, enum transfer_state *next);
@@ -93,51 +102,32 @@ struct source_kind {
 
 #define SOURCES_MAX 4
 
-/* What a registry's answer said (source_registry.c's record; what its URL asks is the terms':
- * terms.h's `registry`). */
-#define REGISTRY_MANIFEST_MAX (4 << 20) /* a manifest longer is refused, never kept */
-struct registry_pull {
-    bool head;         /* this attempt asks HEAD: a revalidation */
-    bool head_changed; /* its HEAD said another digest: the next attempt GETs */
-    char said[72];     /* the answer's Docker-Content-Digest, "sha256:<hex>" ("" none) */
-    char etag[76];     /* `said` quoted: the ETag its manifest is kept under */
-    char *fill_line;   /* its Authorization, for a parallel fill's ranges (NULL none) */
-    /* PROBING: its authorisation is asked (reg_auth_ensure), and what came of it */
-    bool waiting, in_choose;
-    int auth_status;
-    char auth_why[300];
-    bool reauthed; /* a 401 had its token dropped and asked again (once a download) */
-    bool again;    /* ... this attempt's: the next source step asks for a new one */
-};
-
 /* A download's sources, and what the one asked now said of its last attempt. */
 struct sources {
     const struct source_kind *list[SOURCES_MAX];
+    void *rec[SOURCES_MAX];             /* each one's own record (its kind's join and release) */
     int n, at;                          /* the list, and the one asked now (list[at]) */
     const struct source_kind *kind;     /* list[at] */
     void (*chosen)(struct transfer *t); /* the course's event: PROBING is over */
-    /* The parent's own record (source_parent.c): what is asked, what was believed. */
-    struct parent_ask parent;
-    bool parent_planned; /* parent_plan ran (once, at its first SOURCE) */
-    /* The mirrors' own record (source_mirror.c): the mirrors and the origin's word first. */
-    struct mirror_pick pick;
-    /* A registry's own record (source_registry.c). */
-    struct registry_pull reg;
-    /* How the source failed the attempt under way (< PARENT_FAULTS; PARENT_FAULTS: not) and
-     * whether its fault is the URL's it relays (its upstream's failure), in `why`'s words. */
-    enum parent_fault fault;
-    bool relayed;
+    /* why the source asked now failed the attempt under way, in its own words ("": it did not,
+     * or says nothing of its own) */
     char why[320];
 };
 
-/* The sources of `t` (its terms': a parent, mirrors, the origin), the first to be asked. */
-void source_list_init(struct transfer *t);
-/* The attempt about to start: nothing judged of it yet. */
-static inline void source_attempt_begins(struct sources *s)
+/* The sources of `t` (its terms': a parent, mirrors, the registry or the origin), the first to
+ * be asked: 0, or -1 out of memory (the download fails). */
+int source_list_init(struct transfer *t);
+/* The record of the source asked now (its kind's). */
+static inline void *source_own(const struct sources *s)
+{
+    return s->rec[s->at];
+}
+/* The attempt of download `t` about to start: nothing judged of it yet. */
+static inline void source_attempt_begins(struct transfer *t, struct sources *s)
 {
     s->why[0] = '\0';
-    s->fault = PARENT_FAULTS;
-    s->relayed = false;
+    if (s->kind->attempt_begins)
+        s->kind->attempt_begins(t);
 }
 /* The next source in the list is asked from now (the last stays). */
 static inline void source_next(struct sources *s)
@@ -148,7 +138,9 @@ static inline void source_next(struct sources *s)
 /* The object's URL changed (a new version's): what logs show. */
 static inline void source_rename(struct sources *s, const char *url)
 {
-    s->pick.url = url;
+    for (int i = 0; i < s->n; i++)
+        if (s->list[i]->renamed && s->rec[i])
+            s->list[i]->renamed(s->rec[i], url);
 }
 void source_list_free(struct sources *s);
 
@@ -163,41 +155,7 @@ enum transfer_state source_move_on(struct transfer *t, enum source_end end, cons
  * mirror's are the same. */
 void source_default_timeouts(struct transfer *t);
 
-extern const struct source_kind source_parent, source_mirror, source_origin, source_registry;
-/* The parent's judgements, pure (their units: tests/unit/test_source.c). */
-struct attempt;
-/* The parent's fault in an attempt that ended as `a` says (transfer.h): none (PARENT_FAULTS)
- * when it brought what it asked; else a retryable status (PARENT_STATUS), an answer that did
- * not continue the bytes kept (PARENT_LIE), a cut body (PARENT_CUT), or no answer
- * (PARENT_REFUSED). */
-enum parent_fault source_parent_end_fault(const struct attempt *a);
-/* Whether fault `f` is the parent's own, counting toward holding it down: a digest (not after
- * a resume `on_date`: the kept bytes may be another version's), a lie, its own failure status
- * or silence (not `relayed`, its upstream's failure); never a cut, a loop, its hold,
- * credentials, nor what any client can bring about with a URL. */
-bool source_parent_own_fault(enum parent_fault f, bool relayed, bool on_date);
-/* Whether a parent's `status` relays its upstream's verdict on the URL: a 4xx, an object too
- * large for it, a 5xx carrying a Cache-Status (but 507, its own disk). */
-bool source_parent_relays(long status, bool too_large, bool cache_status);
-/* Whether verdict `v` on a parent's answer `status` is a lie: another version or range while
- * resuming (`offset` > 0), a 304 unasked (not `conditional`), a failure not a 4xx or 5xx. */
-bool source_parent_lie(const struct verdict *v, long status, bool conditional, int64_t offset);
-
-/* mirror.h's `picked`: the mirrors' probe chose (the course's event, sources.chosen). */
-void source_mirror_picked(struct mirror_pick *m);
-
-/* The registry's judgements, pure (their units: tests/unit/test_source_registry.c). */
-struct registry_ask;
-/* Whether a HEAD's `said` Docker-Content-Digest is the manifest kept under ETag `kept`. */
-bool source_registry_unchanged(const char *kept, const char *said);
-/* Whether a 2xx to the HEAD revalidating the copy of what `a` asks (kept under ETag `kept`; the
- * HEAD said `said`) renews it: a digest's always (its bytes cannot change), a tag's when its
- * digest is unchanged. */
-bool source_registry_renews(const struct registry_ask *a, const char *said, const char *kept);
-/* Whether bytes of sha256 `digest` are what a tag's answer said of them (`said`, its
- * Docker-Content-Digest, "" none): NULL, or why not. The digest a URL names is checked by the
- * core, whatever source brought the bytes (transfer.h). */
-const char *source_registry_vouch(const struct registry_ask *a, const char *said,
-                                  const uint8_t digest[32]);
+/* The kinds (source_list.c's table). */
+extern const struct source_kind source_parent, source_mirror, source_registry, source_origin;
 
 #endif

@@ -1,40 +1,51 @@
-/* A download's list of sources (source.h): built from its terms (the one file that names the
- * kinds), walked in order. */
+/* A download's list of sources (source.h): the table of kinds, in the order they are asked, each
+ * joining the download when its terms say so; then walked in order. A new kind is a file of its
+ * own and a line in this table. */
 #include "upstream/transfer_answer.h"
-#include "registry/reg_auth.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
-void source_list_init(struct transfer *t)
+/* Every kind, in the order a download asks them: its parent arca first (the central does the
+ * registry's auth and checks its digests too), its mirrors, then the registry whose pull API the
+ * URL is, else the origin. The last that joins is always asked. */
+static const struct source_kind *const kinds[] = {
+    &source_parent,
+    &source_mirror,
+    &source_registry,
+    &source_origin,
+};
+
+int source_list_init(struct transfer *t)
 {
     struct sources *s = &t->src;
-    s->parent = (struct parent_ask){.slot = -1};
-    s->fault = PARENT_FAULTS;
-    s->pick = (struct mirror_pick){.loop = t->loop,
-                                   .url = t->url,
-                                   .asked = t->asked,
-                                   .grant_until = t->grant_until,
-                                   .picked = source_mirror_picked};
-    mirror_find(&s->pick, &t->terms);
     s->n = s->at = 0;
-    /* a parent is planned at its first SOURCE (it may be held down, or refuse credentials) */
-    if (t->terms.sources.parent[0])
-        s->list[s->n++] = &source_parent;
-    if (s->pick.n_mirrors > 0)
-        s->list[s->n++] = &source_mirror;
-    /* a registry's URL is its own kind: its auth, its digests, its HEAD (a parent first: the
-     * central arca asked does the registry's auth) */
-    s->list[s->n++] = t->terms.registry.r ? &source_registry : &source_origin;
+    s->why[0] = '\0';
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        void *rec = NULL;
+        int rc = kinds[i]->join(t, &rec);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            continue;
+        assert(s->n < SOURCES_MAX);
+        s->rec[s->n] = rec;
+        s->list[s->n++] = kinds[i];
+    }
+    assert(s->n > 0 &&
+           (s->list[s->n - 1] == &source_origin || s->list[s->n - 1] == &source_registry));
     s->kind = s->list[0];
+    return 0;
 }
 
 void source_list_free(struct sources *s)
 {
-    mirror_free(&s->pick);
-    free(s->reg.fill_line);
-    if (s->reg.waiting)
-        reg_auth_abandon(&s->reg);
-    parent_forget(&s->parent);
+    for (int i = 0; i < s->n; i++) {
+        if (s->rec[i])
+            s->list[i]->release(s->rec[i]);
+        s->rec[i] = NULL;
+    }
+    s->n = s->at = 0;
 }
 
 enum transfer_state source_choose(struct transfer *t)

@@ -3,25 +3,71 @@
  * credentials. A mirror adds nothing to a request but its URL, is never signed for a bucket,
  * and its answer says nothing of a signed URL; the bytes it sends keep the validators the
  * origin said. When the pick settles on the origin, the origin's kind takes over. */
+#include "upstream/source_mirror.h"
 #include "upstream/transfer_answer.h"
 #include "log/log.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+
+/* Its record (source_mirror.h), while it is the source asked. */
+static struct mirror_source *own(const struct transfer *t)
+{
+    assert(t->src.kind == &source_mirror);
+    return source_own(&t->src);
+}
+
+static void picked(struct mirror_pick *m);
+
+/* A download whose terms name mirrors for its URL asks them (the origin's word first for a URL
+ * with credentials). */
+static int join(struct transfer *t, void **rec)
+{
+    struct mirror_source *ms = calloc(1, sizeof(*ms));
+    if (!ms)
+        return -1;
+    ms->t = t;
+    ms->pick = (struct mirror_pick){.loop = t->loop,
+                                    .url = t->url,
+                                    .asked = t->asked,
+                                    .grant_until = t->grant_until,
+                                    .picked = picked};
+    mirror_find(&ms->pick, &t->terms);
+    if (ms->pick.n_mirrors == 0) {
+        mirror_free(&ms->pick);
+        free(ms);
+        return 0;
+    }
+    *rec = ms;
+    return 1;
+}
+
+static void release(void *rec)
+{
+    struct mirror_source *ms = rec;
+    mirror_free(&ms->pick);
+    free(ms);
+}
+
+static void renamed(void *rec, const char *url)
+{
+    ((struct mirror_source *)rec)->pick.url = url;
+}
 
 /* The pick is made (m->source), or the origin refused the URL. */
 static enum transfer_state chosen(struct transfer *t)
 {
     enum transfer_state next;
-    if (t->src.pick.refused) {
-        transfer_fail(t, t->src.pick.refused, t->src.pick.reason);
+    if (own(t)->pick.refused) {
+        transfer_fail(t, own(t)->pick.refused, own(t)->pick.reason);
         return TS_FAILED;
     }
-    if (t->src.pick.source == t->asked) { /* no mirror answered: the origin's turn */
+    if (own(t)->pick.source == t->asked) { /* no mirror answered: the origin's turn */
         source_next(&t->src);
         t->src.kind->choose(t, &next);
         return next;
     }
-    t->source = t->src.pick.source;
+    t->source = own(t)->pick.source;
     easy_set_url(&t->h, t->source);
     t->auth = NULL; /* a mirror is fetched unsigned */
     log_debug("fetch %s: download started", t->url);
@@ -31,7 +77,7 @@ static enum transfer_state chosen(struct transfer *t)
 /* SOURCE: a probe is out (PROBING), or the choice is made now. */
 static bool choose(struct transfer *t, enum transfer_state *next)
 {
-    *next = mirror_pick(&t->src.pick) ? TS_PROBING : chosen(t);
+    *next = mirror_pick(&own(t)->pick) ? TS_PROBING : chosen(t);
     return true;
 }
 
@@ -39,10 +85,10 @@ static bool choose(struct transfer *t, enum transfer_state *next)
  * origin, which knows nothing of a mirror's ETag). */
 static void describe(const struct transfer *t, struct upstream_headers *h)
 {
-    if (!t->src.pick.origin_said)
+    if (!own(t)->pick.origin_said)
         return;
-    h->last_modified = t->src.pick.origin_date;
-    h->etag = t->src.pick.origin_etag;
+    h->last_modified = own(t)->pick.origin_date;
+    h->etag = own(t)->pick.origin_etag;
 }
 
 /* Only bytes that are not the digest their URL names move the download on from a mirror: they
@@ -68,9 +114,11 @@ static enum transfer_state move_on(struct transfer *t, enum source_end end, cons
     return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
 }
 
-void source_mirror_picked(struct mirror_pick *m)
+/* The mirrors' probe chose: PROBING is over (the course's event). */
+static void picked(struct mirror_pick *m)
 {
-    struct transfer *t = (struct transfer *)((char *)m - offsetof(struct transfer, src.pick));
+    struct transfer *t =
+        ((struct mirror_source *)((char *)m - offsetof(struct mirror_source, pick)))->t;
     CHECK_TRANSFER(t);
     t->src.chosen(t);
 }
@@ -78,6 +126,9 @@ void source_mirror_picked(struct mirror_pick *m)
 const struct source_kind source_mirror = {
     .name = "upstream",
     .from = "mirror",
+    .join = join,
+    .release = release,
+    .renamed = renamed,
     .choose = choose,
     .chosen = chosen,
     .timeouts = source_default_timeouts,

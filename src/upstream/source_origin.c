@@ -13,7 +13,16 @@ void source_default_timeouts(struct transfer *t)
     curl_easy_setopt(t->h.easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout * 1000);
     curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_TIME, (long)cfg->stall_timeout);
     curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    parent_show_certificate(t->h.easy, NULL); /* a parent's certificate is for its parent */
+    /* no client certificate: the one a parent's attempt showed on this handle is its own */
+    curl_easy_setopt(t->h.easy, CURLOPT_SSLCERT_BLOB, NULL);
+    curl_easy_setopt(t->h.easy, CURLOPT_SSLKEY_BLOB, NULL);
+}
+
+/* The URL itself, unless it is a registry's pull API (whose kind asks it instead): no record. */
+static int join(struct transfer *t, void **rec)
+{
+    *rec = NULL;
+    return t->terms.registry.r ? 0 : 1;
 }
 
 static bool choose(struct transfer *t, enum transfer_state *next)
@@ -31,6 +40,7 @@ static bool choose(struct transfer *t, enum transfer_state *next)
 const struct source_kind source_origin = {
     .name = "upstream",
     .from = "origin",
+    .join = join,
     .choose = choose,
     .timeouts = source_default_timeouts,
     .confirms_grants = true,

@@ -2,13 +2,51 @@
  * believed): whether it is asked, what its request adds, what its answer's headers decide,
  * whether an attempt's end is its fault, whether its digest vouches for its bytes, and the
  * move on to the next source when it fails. */
+#include "upstream/source_parent.h"
 #include "upstream/transfer_answer.h"
 #include "rules/terms.h"
 #include "log/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Its record: its hooks run while it is the source asked (fall_back reads it before the next
+ * source's turn). */
+static struct parent_source *own(const struct transfer *t)
+{
+    assert(t->src.kind == &source_parent);
+    return source_own(&t->src);
+}
+
+/* A download whose terms name a parent asks it first (planned at its first SOURCE: it may be
+ * held down, or refuse credentials). */
+static int join(struct transfer *t, void **rec)
+{
+    struct parent_source *ps;
+    if (!t->terms.sources.parent[0])
+        return 0;
+    if (!(ps = calloc(1, sizeof(*ps))))
+        return -1;
+    ps->ask.slot = -1;
+    ps->fault = PARENT_FAULTS;
+    *rec = ps;
+    return 1;
+}
+
+static void release(void *rec)
+{
+    struct parent_source *ps = rec;
+    parent_forget(&ps->ask);
+    free(ps);
+}
+
+static void attempt_begins(struct transfer *t)
+{
+    own(t)->fault = PARENT_FAULTS;
+    own(t)->relayed = false;
+}
 
 static bool own_fault(const struct transfer *t, enum parent_fault f);
 
@@ -49,15 +87,16 @@ static bool continue_from_origin(struct transfer *t, enum parent_fault f)
  * origin's hash the same (continue_from_origin); the freshness it said goes. */
 static enum transfer_state fall_back(struct transfer *t, enum parent_fault f, const char *why)
 {
+    struct parent_source *ps = own(t);
     int rc = 0;
-    parent_fault(&t->src.parent, t->url, f, own_fault(t, f), why);
+    parent_fault(&ps->ask, t->url, f, own_fault(t, f), why);
     t->source = t->asked;
     easy_set_url(&t->h, t->source);
     source_next(&t->src);
     t->attempts = 0; /* the origin gets its own retries */
     t->a.retry_status = 0;
     t->alone = false;
-    t->src.fault = PARENT_FAULTS;
+    ps->fault = PARENT_FAULTS;
     t->st->from_parent(t->obj, 0, t->terms.object.ttl, NULL);
     if (!continue_from_origin(t, f))
         rc = transfer_start_afresh(t, "its parent failed");
@@ -96,14 +135,14 @@ bool source_parent_own_fault(enum parent_fault f, bool relayed, bool on_date)
 
 static bool own_fault(const struct transfer *t, enum parent_fault f)
 {
-    return source_parent_own_fault(f, t->src.relayed, t->a.on_date);
+    return source_parent_own_fault(f, own(t)->relayed, t->a.on_date);
 }
 
 /* Whether a parent's failure sends the download to the origin: not with --parent-only, where the
  * parent is retried as any upstream is. */
 static bool may_fall_back(const struct transfer *t)
 {
-    return t->src.parent.active && !t->terms.sources.parent_only && !t->failed &&
+    return own(t)->ask.active && !t->terms.sources.parent_only && !t->failed &&
            !atomic_load(&t->loop->stopping);
 }
 
@@ -130,16 +169,16 @@ enum parent_fault source_parent_end_fault(const struct attempt *a)
 static bool tls_refused(struct transfer *t, CURLcode rc)
 {
     char cert[1024];
-    parent_certificate_file(t->src.parent.base, cert, sizeof(cert));
+    parent_certificate_file(own(t)->ask.base, cert, sizeof(cert));
     return parent_tls_refused(rc, t->a.errbuf, cert, t->src.why, sizeof(t->src.why));
 }
 
 /* Judges the attempt that ended in `rc`: whether it failed by its parent's fault (*f), and if
- * so writes the judgement down: t->src.why (the parent's words) and t->src.relayed. */
+ * so writes the judgement down: t->src.why (the parent's words) and own(t)->relayed. */
 static bool judge_attempt(struct transfer *t, CURLcode rc, enum parent_fault *f)
 {
-    if (t->src.fault < PARENT_FAULTS) {
-        *f = t->src.fault;
+    if (own(t)->fault < PARENT_FAULTS) {
+        *f = own(t)->fault;
         return true;
     }
     if ((*f = source_parent_end_fault(&t->a)) == PARENT_FAULTS)
@@ -150,11 +189,11 @@ static bool judge_attempt(struct transfer *t, CURLcode rc, enum parent_fault *f)
     long sent = 0;
     curl_easy_getinfo(t->h.easy, CURLINFO_REQUEST_SIZE, &sent);
     if (*f == PARENT_REFUSED)
-        t->src.relayed = sent > 0;
+        own(t)->relayed = sent > 0;
     if (t->a.retry_status)
-        parent_status_words(&t->src.parent, t->a.retry_status, t->src.why, sizeof(t->src.why));
+        parent_status_words(&own(t)->ask, t->a.retry_status, t->src.why, sizeof(t->src.why));
     else if (!t->a.body_started && tls_refused(t, rc))
-        t->src.relayed = false; /* it refused this arca, whatever the URL: its own */
+        own(t)->relayed = false; /* it refused this arca, whatever the URL: its own */
     else
         snprintf(t->src.why, sizeof(t->src.why), "%.150s",
                  t->a.errbuf[0] ? t->a.errbuf : curl_easy_strerror(rc));
@@ -171,12 +210,12 @@ static bool vouches(struct transfer *t, const uint8_t digest[32], enum transfer_
     t->st->progress(t->obj, &p);
     if (p.length >= 0 && p.have != p.length)
         why = "its body is shorter than the length it said";
-    else if (!t->src.parent.has_digest)
+    else if (!own(t)->ask.has_digest)
         why = "it gave no Repr-Digest to check its bytes against";
-    else if (!parent_digest_ok(&t->src.parent, digest))
+    else if (!parent_digest_ok(&own(t)->ask, digest))
         why = "the sha256 of its bytes is not its Repr-Digest";
     else {
-        parent_served(&t->src.parent, p.have);
+        parent_served(&own(t)->ask, p.have);
         return true;
     }
     if (may_fall_back(t)) {
@@ -197,25 +236,25 @@ static bool choose(struct transfer *t, enum transfer_state *next)
 {
     enum parent_fault why;
     char refuse[300];
-    if (t->src.parent_planned) {
+    if (own(t)->planned) {
         *next = TS_ATTEMPT;
-        return t->src.parent.active;
+        return own(t)->ask.active;
     }
-    t->src.parent_planned = true;
+    own(t)->planned = true;
     if (t->auth)
         return false;
-    parent_plan(t->loop->cfg, &t->src.parent, &t->terms, t->asked, &why, refuse, sizeof(refuse));
+    parent_plan(t->loop->cfg, &own(t)->ask, &t->terms, t->asked, &why, refuse, sizeof(refuse));
     if (refuse[0]) {
         transfer_fail(t, 502, refuse);
         *next = TS_FAILED;
         return true;
     }
-    if (!t->src.parent.active) {
+    if (!own(t)->ask.active) {
         if (why < PARENT_FAULTS)
             log_debug("fetch %s: not asked of its parent (%s)", t->url, parent_fault_name(why));
         return false;
     }
-    t->source = t->src.parent.fetch_url;
+    t->source = own(t)->ask.fetch_url;
     /* under --parent-only it is held as an origin is (hosts.h): there is no other to ask */
     easy_set_source(&t->h, t->source, t->terms.sources.parent_only ? HOST_ORIGIN : HOST_PARENT);
     log_debug("fetch %s: download started, asked of its parent", t->url);
@@ -267,7 +306,7 @@ static void timeouts(struct transfer *t)
                      stall > PARENT_STALL_S ? (long)PARENT_STALL_S : stall);
     /* a parent trickling bytes would hold its misses until --download-timeout */
     curl_easy_setopt(t->h.easy, CURLOPT_LOW_SPEED_LIMIT, (long)PARENT_LOW_SPEED);
-    parent_show_certificate(t->h.easy, t->src.parent.base);
+    parent_show_certificate(t->h.easy, own(t)->ask.base);
 }
 
 /* A parent's answer: the object is as old as the parent's copy and fresh for what is left of
@@ -276,7 +315,7 @@ static void timeouts(struct transfer *t)
  * for nothing after this answer); it shows the parent's Cache-Status. */
 static void freshness(struct transfer *t)
 {
-    const struct parent_ask *p = &t->src.parent;
+    const struct parent_ask *p = &own(t)->ask;
     int64_t own = t->terms.object.ttl - p->age;
     int64_t fresh = p->not_stored ? 0 : p->has_left && p->left < own ? p->left : own;
     t->st->from_parent(t->obj, p->age, fresh, p->cache_status);
@@ -316,11 +355,11 @@ static int answer(struct transfer *t)
     /* not its own failure: a 4xx is about the URL (one too long for it, say: any client can
      * ask for one), a 5xx with a Cache-Status its upstream's (but 507, its disk, unless it
      * says the object is too large for it: the URL's too) */
-    t->src.relayed = source_parent_relays(t->a.status, t->src.parent.too_large,
-                                          t->src.parent.cache_status[0] != '\0');
-    if (!t->terms.sources.parent_only && parent_judge(&t->src.parent, t->a.status, &f) < 0) {
-        t->src.fault = f;
-        parent_status_words(&t->src.parent, t->a.status, t->src.why, sizeof(t->src.why));
+    own(t)->relayed = source_parent_relays(t->a.status, own(t)->ask.too_large,
+                                           own(t)->ask.cache_status[0] != '\0');
+    if (!t->terms.sources.parent_only && parent_judge(&own(t)->ask, t->a.status, &f) < 0) {
+        own(t)->fault = f;
+        parent_status_words(&own(t)->ask, t->a.status, t->src.why, sizeof(t->src.why));
         return -1;
     }
     if (!redirects_allowed(t))
@@ -328,7 +367,7 @@ static int answer(struct transfer *t)
     if (t->a.status == 206 && t->offset == 0 && r->has_range && r->range_first == 0 &&
         (r->range_total < 0 || r->range_last + 1 == r->range_total)) {
         if (r->content_length >= 0 && r->content_length != r->range_last + 1) {
-            t->src.fault = PARENT_LIE;
+            own(t)->fault = PARENT_LIE;
             snprintf(t->src.why, sizeof(t->src.why),
                      "its Content-Length is not its Content-Range's");
             return -1;
@@ -359,7 +398,7 @@ static bool lied(struct transfer *t, const struct verdict *v)
         !source_parent_lie(v, t->a.status, t->a.conditional, t->offset) ||
         (t->a.on_date && v->kind != VERDICT_FAIL))
         return false;
-    t->src.fault = PARENT_LIE;
+    own(t)->fault = PARENT_LIE;
     snprintf(t->src.why, sizeof(t->src.why), "%s", v->reason);
     return true;
 }
@@ -369,13 +408,13 @@ static bool lied(struct transfer *t, const struct verdict *v)
  * status, or its rule refusing a redirect its download met). */
 static int refusal(struct transfer *t, int status, char *reason, size_t size)
 {
-    if (parent_judge(&t->src.parent, status, &(enum parent_fault){0}) < 0) {
-        parent_status_words(&t->src.parent, status, reason, size);
+    if (parent_judge(&own(t)->ask, status, &(enum parent_fault){0}) < 0) {
+        parent_status_words(&own(t)->ask, status, reason, size);
         return 502;
     }
-    if (!t->src.parent.said[0])
+    if (!own(t)->ask.said[0])
         return 0;
-    snprintf(reason, size, "parent answered %d: %s", status, t->src.parent.said);
+    snprintf(reason, size, "parent answered %d: %s", status, own(t)->ask.said);
     return status;
 }
 
@@ -389,12 +428,12 @@ static const char *no_fill(const struct transfer *t)
 /* Each range asks the parent too, and reads its digest (fill.h). */
 static void fill_settings(struct transfer *t, struct fill_settings *settings)
 {
-    settings->parent = &t->src.parent;
+    settings->req = parent_piece_req(&own(t)->ask);
 }
 
 static void status_line(struct transfer *t, const char *line)
 {
-    parent_status_line(&t->src.parent, line);
+    parent_status_line(&own(t)->ask, line);
 }
 
 /* Its Arca-Redirect lines are the redirects its download went through (one it cannot read
@@ -408,14 +447,14 @@ static bool header(struct transfer *t, const char *line, bool whole)
         return true;
     }
     if (whole)
-        parent_header(&t->src.parent, line);
+        parent_header(&own(t)->ask, line);
     return false;
 }
 
 /* A trailer, after a chunked body: its digest. */
 static void trailer(struct transfer *t, const char *line)
 {
-    parent_digest_line(&t->src.parent, line);
+    parent_digest_line(&own(t)->ask, line);
 }
 
 /* A parent that sends more than the length it said lied: the attempt ends, the object is not
@@ -426,7 +465,7 @@ static bool overran(struct transfer *t, size_t len)
     t->st->progress(t->obj, &p);
     if (p.length < 0 || p.have + (int64_t)len - t->a.skip <= p.length || t->fill)
         return false;
-    t->src.fault = PARENT_LIE;
+    own(t)->fault = PARENT_LIE;
     snprintf(t->src.why, sizeof(t->src.why), "it sent more bytes than its length");
     return true;
 }
@@ -441,13 +480,16 @@ static bool judge_end(struct transfer *t, enum transfer_state *next)
         return true;
     }
     if (!t->failed && judge_attempt(t, t->a.rc, &fault)) /* --parent-only */
-        parent_failed_attempt(&t->src.parent, fault, own_fault(t, fault));
+        parent_failed_attempt(&own(t)->ask, fault, own_fault(t, fault));
     return false;
 }
 
 const struct source_kind source_parent = {
     .name = "parent",
     .from = "parent",
+    .join = join,
+    .release = release,
+    .attempt_begins = attempt_begins,
     .choose = choose,
     .headers = request_lines,
     .timeouts = timeouts,

@@ -9,6 +9,7 @@
  * manifest as a 304 would, a changed one has the next attempt GET it; a digest's bytes cannot
  * change, so any 2xx renews them (no body, no CDN). Its refusals and 429s are counted for
  * the registry, and a 401 drops the token it was sent with. */
+#include "upstream/source_registry.h"
 #include "upstream/transfer_answer.h"
 #include "registry/reg_auth.h"
 #include "registry/reg_name.h"
@@ -53,10 +54,39 @@ const char *source_registry_vouch(const struct registry_ask *a, const char *said
     return NULL;
 }
 
-/* The registry's record of what it asks, and what it said: the terms'. */
+/* What it asks: the terms'. */
 static const struct registry_ask *ask_of(const struct transfer *t)
 {
     return &t->terms.registry;
+}
+
+/* What its answers said: its record, while it is the source asked. */
+static struct registry_pull *own(const struct transfer *t)
+{
+    assert(t->src.kind == &source_registry);
+    return source_own(&t->src);
+}
+
+/* A URL of a registry's pull API (the terms say which) is the registry's to answer, instead of
+ * a plain origin's. */
+static int join(struct transfer *t, void **rec)
+{
+    struct registry_pull *p;
+    if (!ask_of(t)->r)
+        return 0;
+    if (!(p = calloc(1, sizeof(*p))))
+        return -1;
+    p->t = t;
+    *rec = p;
+    return 1;
+}
+
+static void release(void *rec)
+{
+    struct registry_pull *p = rec;
+    if (p->waiting)
+        reg_auth_abandon(p);
+    free(p);
 }
 
 static bool is_manifest(const struct transfer *t)
@@ -70,7 +100,7 @@ static bool is_manifest(const struct transfer *t)
 static void authorised(int status, const char *why, void *arg)
 {
     struct registry_pull *p = arg;
-    struct transfer *t = (struct transfer *)((char *)p - offsetof(struct transfer, src.reg));
+    struct transfer *t = p->t;
     CHECK_TRANSFER(t);
     p->waiting = false;
     p->auth_status = status;
@@ -80,16 +110,15 @@ static void authorised(int status, const char *why, void *arg)
 }
 
 /* PROBING is over: ATTEMPT with what was learnt, or FAILED in the dance's words. A registry
- * or realm down, or limiting (429, 5xx), is an outage: a tag's kept manifest this download
- * refreshes answers stale, as when the manifest's own request fails so (transfer_course.c). */
+ * or realm down, or limiting, is an outage by the one rule (status_outage): a tag's kept
+ * manifest this download refreshes answers stale, as when the manifest's own request fails so. */
 static enum transfer_state chosen(struct transfer *t)
 {
-    struct registry_pull *p = &t->src.reg;
+    struct registry_pull *p = own(t);
     int s = p->auth_status;
     if (s != 0) {
-        /* a 429 is the registry's own word; a 5xx here may be arca's for no answer at all */
-        if ((s == 429 || s >= 500) &&
-            t->st->keep_stale(t->obj, s, s == 429 ? s : 0, p->auth_why) == 0) {
+        /* a 429 is the registry's own word; a 502 here may be arca's for no answer at all */
+        if (status_outage(s) && t->st->keep_stale(t->obj, s, s == 429 ? s : 0, p->auth_why) == 0) {
             t->failed = true; /* its clients take the expired manifest (or are told) */
             atomic_fetch_add(&stats.refreshes_failed_stale, 1);
         } else {
@@ -105,7 +134,7 @@ static enum transfer_state chosen(struct transfer *t)
  * the challenge or a token is asked: reg_auth_ensure). */
 static bool choose(struct transfer *t, enum transfer_state *next)
 {
-    struct registry_pull *p = &t->src.reg;
+    struct registry_pull *p = own(t);
     struct reg_challenge c;
     char scope[REG_SCOPE_MAX];
     if (t->source != t->asked) {
@@ -132,9 +161,9 @@ static bool choose(struct transfer *t, enum transfer_state *next)
 /* A 401 to a token kept (revoked, or expired early): dropped, and asked again once. */
 static bool judge_end(struct transfer *t, enum transfer_state *next)
 {
-    if (!t->src.reg.again || t->failed || atomic_load(&t->loop->stopping))
+    if (!own(t)->again || t->failed || atomic_load(&t->loop->stopping))
         return false;
-    t->src.reg.again = false;
+    own(t)->again = false;
     *next = TS_SOURCE;
     return true;
 }
@@ -159,7 +188,7 @@ static int headers(const struct transfer *t, struct curl_slist **headers)
  * conditions are known), unless its HEAD said the tag moved: then the new manifest is asked. */
 static void timeouts(struct transfer *t)
 {
-    struct registry_pull *p = &t->src.reg;
+    struct registry_pull *p = own(t);
     source_default_timeouts(t);
     p->head = t->a.conditional && (is_manifest(t) || ask_of(t)->path.by_digest) && !p->head_changed;
     p->head_changed = false;
@@ -175,7 +204,7 @@ static void timeouts(struct transfer *t)
 /* Docker-Content-Digest, kept (and as the manifest's ETag); the core reads the line too. */
 static bool header(struct transfer *t, const char *line, bool whole)
 {
-    struct registry_pull *p = &t->src.reg;
+    struct registry_pull *p = own(t);
     uint8_t d[32];
     const char *v;
     if (!whole || strncasecmp(line, "Docker-Content-Digest:", 22) != 0)
@@ -192,7 +221,7 @@ static bool header(struct transfer *t, const char *line, bool whole)
 static void status_line(struct transfer *t, const char *line)
 {
     (void)line;
-    t->src.reg.said[0] = t->src.reg.etag[0] = '\0'; /* a redirect's said nothing of the body */
+    own(t)->said[0] = own(t)->etag[0] = '\0'; /* a redirect's said nothing of the body */
 }
 
 /* Counted for the registry: its refusals (a 404 is an answer), 429 above all. */
@@ -210,7 +239,7 @@ static void count(const struct registry *r, long status)
 static int head_answer(struct transfer *t)
 {
     char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX];
-    struct registry_pull *p = &t->src.reg;
+    struct registry_pull *p = own(t);
     if (t->a.status < 200 || t->a.status >= 300)
         return 0; /* a 304, a 404, a 429: the core reads them as a GET's */
     if (t->st->stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)) &&
@@ -229,7 +258,7 @@ static int head_answer(struct transfer *t)
 
 static int answer(struct transfer *t)
 {
-    struct registry_pull *p = &t->src.reg;
+    struct registry_pull *p = own(t);
     const struct registry *r = ask_of(t)->r;
     char why[300];
     count(r, t->a.status);
@@ -269,8 +298,8 @@ static bool overran(struct transfer *t, size_t len)
 /* The manifest's ETag is its digest: what a HEAD compares. */
 static void describe(const struct transfer *t, struct upstream_headers *h)
 {
-    if (is_manifest(t) && t->src.reg.etag[0])
-        h->etag = t->src.reg.etag;
+    if (is_manifest(t) && own(t)->etag[0])
+        h->etag = own(t)->etag;
 }
 
 static int refusal(struct transfer *t, int status, char *reason, size_t size)
@@ -295,22 +324,19 @@ static const char *no_fill(const struct transfer *t)
     return is_manifest(t) ? "a registry's manifest" : NULL;
 }
 
-/* A fill's ranges carry the download's Authorization (curl drops it at a redirect to another
- * host, a CDN's, as it does the download's). */
+static const struct source_req_ops piece_ops;
+
+/* A fill's ranges ask as the download does (its Authorization: req_request). */
 static void fill_settings(struct transfer *t, struct fill_settings *settings)
 {
-    char line[REG_TOKEN_MAX + 64];
-    free(t->src.reg.fill_line);
-    t->src.reg.fill_line = reg_auth_header(ask_of(t), line, sizeof(line)) ? strdup(line) : NULL;
-    OPENSSL_cleanse(line, sizeof(line));
-    settings->line = t->src.reg.fill_line;
+    settings->req = (struct source_req){&piece_ops, &t->terms.registry};
 }
 
 /* Its bytes are all in: they are kept only when they are the digest asked, and said. */
 static bool vouches(struct transfer *t, const uint8_t digest[32], enum transfer_state *next)
 {
     char reason[300];
-    const char *why = source_registry_vouch(ask_of(t), t->src.reg.said, digest);
+    const char *why = source_registry_vouch(ask_of(t), own(t)->said, digest);
     if (!why)
         return true;
     snprintf(reason, sizeof(reason), "registry %s: %s; not kept", ask_of(t)->r->name, why);
@@ -319,9 +345,53 @@ static bool vouches(struct transfer *t, const uint8_t digest[32], enum transfer_
     return false;
 }
 
+/* --- a fill's piece and a probe of a registry's pull API (source_req.h) ----------------------- */
+
+/* Each carries the registry's Authorization for what it asks (curl drops it at a redirect to
+ * another host, a CDN's, as it does the download's). */
+static bool req_request(void *rec, enum source_req_what what, CURL *easy,
+                        struct curl_slist **headers)
+{
+    char line[REG_TOKEN_MAX + 64];
+    struct curl_slist *l = *headers;
+    bool ok = true;
+    (void)what;
+    (void)easy;
+    if (reg_auth_header(rec, line, sizeof(line)))
+        ok = (l = curl_slist_append(l, line)) != NULL;
+    OPENSSL_cleanse(line, sizeof(line));
+    if (ok)
+        *headers = l;
+    return ok;
+}
+
+static const struct source_req_ops piece_ops = {
+    .name = "upstream",
+    .request = req_request,
+};
+
+static const struct source_req_ops probe_ops = {
+    .name = "upstream",
+    .probe_head = true, /* a registry answers HEAD as a GET, and counts a manifest's GET a pull */
+    .request = req_request,
+    .release = free,
+};
+
+int source_registry_probe_req(const struct registry_ask *a, struct source_req *out)
+{
+    struct registry_ask *copy = malloc(sizeof(*copy));
+    if (!copy)
+        return -1;
+    *copy = *a;
+    *out = (struct source_req){&probe_ops, copy};
+    return 0;
+}
+
 const struct source_kind source_registry = {
     .name = "registry",
     .from = "origin", /* the registry is the origin of its images */
+    .join = join,
+    .release = release,
     .choose = choose,
     .chosen = chosen,
     .headers = headers,

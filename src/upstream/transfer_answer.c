@@ -82,7 +82,7 @@ int transfer_prepare_attempt(struct transfer *t, int64_t left)
     t->a.body_started = t->a.start_over = t->a.new_file = t->a.renewed = t->a.own_cut = false;
     t->a.skip = 0;
     t->h.refused[0] = t->a.errbuf[0] = t->a.hops[0] = '\0';
-    source_attempt_begins(&t->src);
+    source_attempt_begins(t, &t->src);
     t->a.on_date =
         t->src.kind->tags_its_copy && t->offset > 0 && !t->check.ctx && t->kept.etag[0] != '"';
     if (set_headers(t) < 0)

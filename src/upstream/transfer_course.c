@@ -77,16 +77,6 @@ static bool past_deadline(const struct transfer *t)
     return t->loop->now_ms() >= t->deadline_ms - 50;
 }
 
-/* An outage, not upstream's word on the object: no answer (refused, reset, timed out, a name
- * that does not resolve; fwd_status 0), or a status arca retries (status_retryable: 429 "slow
- * down", 408, 5xx that say the server is failing). Such a refresh keeps the expired copy, which
- * answers within its stale-if-error (RFC 5861 4); only a verdict on the object (a 404, a 403, a
- * new version) replaces or deletes it. */
-static bool outage(int fwd_status)
-{
-    return fwd_status == 0 || status_retryable(fwd_status);
-}
-
 /* The download failed upstream (after its attempts): clients are told how many there were and
  * how long they took, with `why`; or, in an outage, the expired version it refreshed answers
  * (store_keep_stale). */
@@ -95,7 +85,7 @@ static void fail_upstream(struct transfer *t, int status, const char *why)
     char reason[CURL_ERROR_SIZE + 160];
     failure_summary(reason, sizeof(reason), t->src.kind->name, t->attempts,
                     t->loop->now_ms() - t->started_ms, why);
-    if (!t->failed && outage(t->a.retry_status) &&
+    if (!t->failed && status_outage(t->a.retry_status) &&
         t->st->keep_stale(t->obj, status, t->a.retry_status, reason) == 0) {
         t->failed = true; /* its end is told: its clients take the expired version (or are
                              told, when it is too old), which stays */
@@ -456,7 +446,7 @@ static bool end_retry(struct transfer *t, enum transfer_state *next)
     int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, t->attempts);
     log_info("fetch %s: attempt %d failed (%s); retrying in %lld ms", t->url, t->attempts,
              t->a.retry_status ? "retryable status" : curl_easy_strerror(t->a.rc), (long long)ms);
-    if (outage(t->a.retry_status)) /* its readers need not wait out the retries */
+    if (status_outage(t->a.retry_status)) /* its readers need not wait out the retries */
         t->st->offer_stale(t->obj, STALE_ERROR, t->a.retry_status);
     *next = back_off(t, ms);
     return true;
@@ -682,7 +672,10 @@ struct transfer *transfer_new(struct upstream_loop *loop, const struct transfer_
     }
     setup_easy(t);
     t->src.chosen = source_chosen;
-    source_list_init(t);
+    if (source_list_init(t) < 0) {
+        st->fail(obj, 500, "out of memory");
+        goto fail;
+    }
     if (timer_arm(&loop->timers, &t->patience, t->started_ms + STORE_STALE_PATIENCE_MS,
                   patience_over, t) < 0)
         log_error("fetch %s: out of memory: its readers wait for upstream", t->url);

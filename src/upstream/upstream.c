@@ -10,6 +10,7 @@
 #include "upstream/parent.h"
 #include "persist/persist.h"
 #include "upstream/probe.h"
+#include "upstream/source_probe.h"
 #include "registry/reg_auth.h"
 #include "registry/registries.h"
 #include "stats/stats.h"
@@ -661,10 +662,13 @@ void upstream_join(const struct object *obj, const struct sockaddr *client)
         free(p);
 }
 
-int upstream_probe(const char *url, const char *parent,
+int upstream_probe(const char *url, const char *parent, const struct registry_ask *reg,
                    void (*done)(const struct probe_result *res, void *arg), void *arg)
 {
-    return probe_ask(&fx.loop, url, parent, HOST_ORIGIN, done, arg, true);
+    struct source_req src;
+    if (source_req_for_probe(parent, reg, &src) < 0)
+        return -1;
+    return probe_ask(&fx.loop, url, &src, HOST_ORIGIN, done, arg, true);
 }
 
 int upstream_get(const char *url, const struct bucket_auth *auth,

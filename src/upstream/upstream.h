@@ -73,14 +73,17 @@ void upstream_join(const struct object *obj, const struct sockaddr *client);
 
 /* A one-byte question to upstream (GET with Range: bytes=0-0, the body dropped at its first
  * byte): what answers `url` now, and with which validators; `parent` (NULL none): the parent
- * arca `url` is the fetch API of (--parent-only), shown its certificate. It is asked as a download
+ * arca `url` is the fetch API of (--parent-only), shown its certificate; else `reg` (NULL none):
+ * the registry whose pull API `url` is (its request's terms'), asked with its Authorization and
+ * a HEAD (source_req.h). It is asked as a download
  * is: a retryable failure is tried again with the download's backoff up to --download-retries, a
  * name that does not resolve once more after RESOLVE_RETRY_MS; a retryable status to the end comes
  * back as status 0 with `failure` (and `failure_status` that status). `done` runs on the upstream
  * thread, once, also when arca stops (status 0). Returns -1 when out of memory or stopping (done
  * never runs then). upstream_get() asks a name that does not resolve once more too. What the
  * result holds: struct probe_result (probe.h). */
-int upstream_probe(const char *url, const char *parent,
+struct registry_ask;
+int upstream_probe(const char *url, const char *parent, const struct registry_ask *reg,
                    void (*done)(const struct probe_result *res, void *arg), void *arg);
 
 /* A small document (an S3 listing page): GET `url`, signed for `auth` like a bucket's objects

@@ -186,6 +186,11 @@ bool status_retryable(long status)
     return false;
 }
 
+bool status_outage(long status)
+{
+    return status == 0 || status_retryable(status);
+}
+
 bool connection_broke(CURLcode rc)
 {
     return rc == CURLE_PARTIAL_FILE || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||

@@ -50,6 +50,13 @@ const char *response_header(struct upstream_response *r, const char *line);
 
 /* The statuses KissCache retries: busy or broken for now, the same request may succeed later. */
 bool status_retryable(long status);
+/* Whether an upstream failure of `status` (0: no answer at all: refused, reset, timed out, a name
+ * that does not resolve) is an outage, not upstream's word on the object: a status arca retries
+ * (429 "slow down", 408, the 5xx that say the server is failing). A refresh failing so keeps
+ * the expired copy, which answers within its stale-if-error (RFC 5861 4); only a verdict on the
+ * object (a 404, a 403, a new version) replaces or deletes it. The one rule, whatever failed: a
+ * download's attempts, a registry's token dance. */
+bool status_outage(long status);
 /* The connection broke or closed early: a later attempt may get through (and resume). */
 bool connection_broke(CURLcode rc);
 /* Whether an attempt that ended in `rc` may be tried again: after a retryable status, a broken

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "upstream/source_mirror.h"
+#include "upstream/source_parent.h"
 #include "upstream/transfer.h"
 
 static int setup(void **state)
@@ -102,22 +104,27 @@ static void the_parents_hooks_read_its_lines_and_mark_its_lies(void **state)
 {
     (void)state;
     static struct transfer t;
+    static struct parent_source ps;
     memset(&t, 0, sizeof(t));
-    t.src.parent.slot = -1;
-    t.src.fault = PARENT_FAULTS;
+    memset(&ps, 0, sizeof(ps));
+    t.src.list[0] = t.src.kind = &source_parent;
+    t.src.rec[0] = &ps;
+    t.src.n = 1;
+    ps.ask.slot = -1;
+    ps.fault = PARENT_FAULTS;
     assert_true(source_parent.header(&t, "Arca-Redirect: http://o.lab/b", true));
     assert_string_equal(t.a.hops, "http://o.lab/b");
     assert_false(source_parent.header(&t, "Age: 30", true));
-    assert_int_equal(t.src.parent.age, 30);
+    assert_int_equal(ps.ask.age, 30);
     struct verdict v = {VERDICT_REFETCH, 502, "not the same version"};
     t.offset = 10;
     assert_true(source_parent.lied(&t, &v));
-    assert_int_equal(t.src.fault, PARENT_LIE);
+    assert_int_equal(ps.fault, PARENT_LIE);
     assert_string_equal(t.src.why, "not the same version");
-    t.src.fault = PARENT_FAULTS;
+    ps.fault = PARENT_FAULTS;
     t.terms.sources.parent_only = true; /* judged as any upstream's */
     assert_false(source_parent.lied(&t, &v));
-    assert_int_equal(t.src.fault, PARENT_FAULTS);
+    assert_int_equal(ps.fault, PARENT_FAULTS);
     /* an object whose origin had no strong ETag is not split: its ETag comes once complete */
     assert_non_null(source_parent.no_fill(&t));
     snprintf(t.kept.etag, sizeof(t.kept.etag), "\"abc\"");
@@ -131,13 +138,18 @@ static void a_mirror_keeps_the_origins_word_and_judges_nothing(void **state)
 {
     (void)state;
     static struct transfer t;
+    static struct mirror_source ms;
     memset(&t, 0, sizeof(t));
+    memset(&ms, 0, sizeof(ms));
+    t.src.list[0] = t.src.kind = &source_mirror;
+    t.src.rec[0] = &ms;
+    t.src.n = 1;
     struct upstream_headers h = {.etag = "\"mirror\"", .last_modified = "mirror's date"};
     source_mirror.describe(&t, &h);
     assert_string_equal(h.etag, "\"mirror\""); /* the origin said nothing */
-    t.src.pick.origin_said = true;
-    snprintf(t.src.pick.origin_etag, sizeof(t.src.pick.origin_etag), "\"origin\"");
-    snprintf(t.src.pick.origin_date, sizeof(t.src.pick.origin_date), "origin's date");
+    ms.pick.origin_said = true;
+    snprintf(ms.pick.origin_etag, sizeof(ms.pick.origin_etag), "\"origin\"");
+    snprintf(ms.pick.origin_date, sizeof(ms.pick.origin_date), "origin's date");
     source_mirror.describe(&t, &h);
     assert_string_equal(h.etag, "\"origin\"");
     assert_string_equal(h.last_modified, "origin's date");

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "upstream/source_registry.h"
 #include "upstream/transfer.h"
 #include "registry/registries.h"
 
