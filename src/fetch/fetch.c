@@ -429,8 +429,9 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
  * twin scope takes only a twin directly under it. */
 struct twin_asker {
     const struct sockaddr *client;
-    const char *url; /* the URL asked, normal form */
-    size_t scope;    /* fetch_req's twin_scope */
+    const char *url;              /* the URL asked, normal form */
+    size_t scope;                 /* fetch_req's twin_scope */
+    const struct registry *where; /* the registry whose pull API it is (its terms'), NULL none */
 };
 
 /* Whether `rest` is a tag or a digest of the registry grammar, and nothing else. */
@@ -444,7 +445,6 @@ static bool reference_alone(const char *rest)
 static bool twin_allowed(const char *url, const void *arg)
 {
     const struct twin_asker *a = arg;
-    const struct registry *reg = registries_for_url(url);
     struct request_facts q = {.url = url, .key = url, .client = a->client};
     struct fetch_terms t;
     if (!q.client) /* unknown: never taken for arca's own, which every rule allows */
@@ -454,9 +454,9 @@ static bool twin_allowed(const char *url, const void *arg)
      * component), and a query or an encoded byte (a URL the fetch API kept) could be anything */
     if (a->scope && (strncmp(url, a->url, a->scope) || !reference_alone(url + a->scope)))
         return false;
-    if (reg && reg->has_login && registries_for_url(a->url) != reg)
-        return false;
     terms_decide(http_cfg, &q, &t);
+    if (t.registry.r && t.registry.r->has_login && a->where != t.registry.r)
+        return false; /* fetched with that login: it answers only that registry's URLs */
     return t.allowed && t.object.store;
 }
 
@@ -467,7 +467,8 @@ static enum fetch_step step_twin(struct fetch_req *r)
 {
     struct object_meta *meta = malloc(sizeof(*meta));
     struct sockaddr_storage client;
-    struct twin_asker asker = {http_client(r->conn, &client), r->url, r->twin_scope};
+    struct twin_asker asker = {http_client(r->conn, &client), r->url, r->twin_scope,
+                               r->terms.registry.r};
     char why[400];
     int fd;
     if (!meta)

@@ -90,7 +90,9 @@ const char *fetch_finish(struct fetch_req *r, struct request *req, bool complete
 const char *fetch_done(struct request *req, bool completed)
 {
     struct fetch_req *r = req->state;
-    const struct registry *reg = r && r->url ? registries_pulled(r->url) : NULL;
+    /* what the URL is, as its terms decided it */
+    const struct registry *reg =
+        r && registry_ask_pulls(&r->terms.registry) ? r->terms.registry.r : NULL;
     const char *cache = fetch_finish(r, req, completed);
     req->state = NULL;
     if (reg)

@@ -137,12 +137,6 @@ bool registry_ask_scope(const struct registry_ask *a, char *out, size_t size)
     return n > 0 && (size_t)n < size;
 }
 
-const struct registry *registries_pulled(const char *url)
-{
-    struct registry_ask a;
-    return registries_ask_of(url, &a) && registry_ask_pulls(&a) ? a.r : NULL;
-}
-
 bool registries_parent_target(const char *url, char *out, size_t size)
 {
     struct registry_ask a;

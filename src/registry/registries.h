@@ -94,9 +94,6 @@ static inline bool registry_ask_pulls(const struct registry_ask *a)
  * (one named "team/blobs/x" is that whole name): false for /v2/ itself, or no room. The one
  * place a scope is made. */
 bool registry_ask_scope(const struct registry_ask *a, char *out, size_t size);
-/* The registry whose manifest or blob `url` (normal form) names, or NULL (its tag list, its
- * /v2/ itself, another URL): a pull the fetch API serves (a site asking its central arca). */
-const struct registry *registries_pulled(const char *url);
 /* What a site asks its central arca for `url` (normal form) when it is a configured registry's
  * manifest, blob or tag list: "/v2/PATH?ns=URL" into out[size] (true; URL the registry's,
  * percent-encoded), as a registry client asks a mirror, so the central's registry course answers
@@ -108,7 +105,8 @@ const struct registry *registries_pulled(const char *url);
 bool registries_parent_target(const char *url, char *out, size_t size);
 /* A manifest's or blob's answer given (`status`; `cache` its access log word: HIT, STALE, ...;
  * `bytes` its body bytes sent), counted for `r` when a 2xx: once per request, by the route that
- * answered it (the /v2/ route, or the fetch API's for registries_pulled). */
+ * answered it (the /v2/ route, or the fetch API's for a URL its terms say is a pull:
+ * registry_ask_pulls). */
 void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes);
 /* Main, once the index is open and before the persistence threads start (beside stats_load):
  * each configured registry's counters from what the index kept for its NAME. */

@@ -154,7 +154,7 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     res->failure_status = e.status;
     if (status_retryable(status)) {
         res->failure_status = (int)status;
-        snprintf(why, sizeof(why), "%s", res->error); /* upstream's words, or its parent's */
+        snprintf(why, sizeof(why), "%s", res->error); /* upstream's words, or its source's */
     } else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
         asked_host(p->h.easy, p->url, host, sizeof(host));
         snprintf(why, sizeof(why), "cannot resolve host %s", host);
@@ -221,7 +221,7 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
         probe_failure(p, rc, status, &res);
     } else if (probe_answered(p, rc, status) && said(p, status, res.error, sizeof(res.error)) &&
                refused_by_source(p, status)) {
-        /* its source's own refusal (a parent's 4xx without its Cache-Status): its words */
+        /* its source's own refusal, not the URL's: its words */
         res.failure_status = 502;
         failure_summary(res.failure, sizeof(res.failure), p->src.ops->name, p->attempts,
                         monotonic_ms() - p->asked_ms, res.error);

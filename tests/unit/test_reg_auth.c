@@ -1,7 +1,7 @@
 /* Units for a registry's authorisation (registry/reg_auth.h): its challenge taken apart, a
  * realm's token answer and how long it is kept, the scope a URL asks, the realm's URL, and the
- * header each request gets once the challenge and a token are known. registries_for_url is
- * the suite's own: one registry with a login, one without. */
+ * header each request gets once the challenge and a token are known. The registries are the
+ * suite's own (ask_of): one with a login, one without. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -94,16 +94,22 @@ static void table_built(void **state)
     assert_null(registries_for_url("http://127.0.0.1:5000/v2"));
     assert_null(registries_for_url("http://127.0.0.1:50000/v2/x"));
     assert_null(registries_find("la", 2));
-    /* a pull the fetch API serves: a manifest or a blob, never the tag list or /v2/ itself */
-    assert_ptr_equal(registries_pulled("http://127.0.0.1:5000/v2/x/manifests/1.0"), lab);
-    assert_ptr_equal(
-        registries_pulled("http://127.0.0.1:5000/v2/a/b/blobs/sha256:"
-                          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        lab);
-    assert_null(registries_pulled("http://127.0.0.1:5000/v2/x/tags/list"));
-    assert_null(registries_pulled("http://127.0.0.1:5000/v2/"));
-    assert_null(registries_pulled("http://127.0.0.1:5000/v2/x/blobs/md5:00"));
-    assert_null(registries_pulled("http://127.0.0.1:5000/other/x/manifests/1"));
+    /* a pull: a manifest or a blob, never the tag list or /v2/ itself */
+    struct registry_ask ask;
+    assert_true(registries_ask_of("http://127.0.0.1:5000/v2/x/manifests/1.0", &ask) &&
+                registry_ask_pulls(&ask) && ask.r == lab);
+    assert_true(
+        registries_ask_of("http://127.0.0.1:5000/v2/a/b/blobs/sha256:"
+                          "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                          &ask) &&
+        registry_ask_pulls(&ask) && ask.r == lab);
+    assert_false(registries_ask_of("http://127.0.0.1:5000/v2/x/tags/list", &ask) &&
+                 registry_ask_pulls(&ask));
+    assert_false(registries_ask_of("http://127.0.0.1:5000/v2/", &ask) && registry_ask_pulls(&ask));
+    assert_false(registries_ask_of("http://127.0.0.1:5000/v2/x/blobs/md5:00", &ask) &&
+                 registry_ask_pulls(&ask));
+    assert_false(registries_ask_of("http://127.0.0.1:5000/other/x/manifests/1", &ask) &&
+                 registry_ask_pulls(&ask));
     /* what a site asks its central: the /v2/ path as sent upstream, the registry by its URL */
     char t[200];
     assert_true(registries_parent_target("http://127.0.0.1:5000/v2/a/b/manifests/1.0", t, 200));
