@@ -478,11 +478,12 @@ static int parent_host(const char *base, char *host, size_t hsize, char *port, s
     return 0;
 }
 
-/* A parent whose address the address policy refuses is never asked (every ask is refused as an
- * origin's would be: docs/CLUSTER.md, "Sites and tiers"), the usual slip of a trial on one host:
- * check-config says so, naming `what` (the option or rule that set it) and the option that lets
- * it in. A name that does not resolve here is not judged: the running arca says what it finds. */
-static void warn_refused_parent(const char *what, const char *base)
+/* A parent or a registry whose address the address policy refuses is never asked (every ask is
+ * refused as an origin's would be: docs/CLUSTER.md, "Sites and tiers"), the usual slip of a trial
+ * on one host: check-config says so, naming `what` (the option or rule that set it), `whom` ("the
+ * parent", "the registry") and the option that lets it in. A name that does not resolve here is
+ * not judged: the running arca says what it finds. */
+static void warn_refused_upstream(const char *what, const char *base, const char *whom)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *list = NULL;
     char host[256], port[16], text[INET6_ADDRSTRLEN], why[256];
@@ -494,8 +495,8 @@ static void warn_refused_parent(const char *what, const char *base)
             getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), NULL, 0, NI_NUMERICHOST) !=
                 0)
             continue;
-        fprintf(stderr, "arca: warning: %s %s: %s: every ask to the parent will be refused", what,
-                base, why);
+        fprintf(stderr, "arca: warning: %s %s: %s: every ask to %s will be refused", what, base, why,
+                whom);
         if (strstr(why, "--upstream-allow"))
             fprintf(stderr, "; add --upstream-allow %s/%d (or a network holding it)", text,
                     ai->ai_family == AF_INET ? 32 : 128);
@@ -505,14 +506,20 @@ static void warn_refused_parent(const char *what, const char *base)
     freeaddrinfo(list);
 }
 
-/* warn_refused_parent for --parent and for each rule's parent. */
-static void warn_refused_parents(const struct config *cfg)
+/* warn_refused_upstream for --parent, each rule's parent and each configured registry's URL. */
+static void warn_refused_upstreams(const struct config *cfg)
 {
     char what[512], base[CONFIG_PARENT_MAX], why[160];
     if (cfg->parent[0]) {
         config_where(cfg, "parent", what, sizeof(what));
         snprintf(what + strlen(what), sizeof(what) - strlen(what), "--parent");
-        warn_refused_parent(what, cfg->parent);
+        warn_refused_upstream(what, cfg->parent, "the parent");
+    }
+    for (int i = 0; i < cfg->n_registries; i++) {
+        if (!cfg->registries[i].url[0])
+            continue; /* Docker Hub's own */
+        snprintf(what, sizeof(what), "registry %s", cfg->registries[i].name);
+        warn_refused_upstream(what, cfg->registries[i].url, "the registry");
     }
     for (int i = 0; i < cfg->n_rules; i++) {
         const struct config_rule *r = &cfg->rules[i];
@@ -522,7 +529,7 @@ static void warn_refused_parents(const struct config *cfg)
                 continue; /* none */
             snprintf(what, sizeof(what), "%s:%d: rule %s: parent", r->file, r->keys[k].line,
                      r->name);
-            warn_refused_parent(what, base);
+            warn_refused_upstream(what, base, "the parent");
         }
     }
 }
@@ -752,7 +759,7 @@ static int check_config(int argc, char **argv)
     }
     note_root(argc, argv);
     say_rule_warnings(print_rule_warning);
-    warn_refused_parents(&cfg);
+    warn_refused_upstreams(&cfg);
     char files[CONFIG_MAX_FILES * 64];
     config_describe_files(&cfg, files, sizeof(files));
     if (files[0])

@@ -89,11 +89,13 @@ static int raw_path(const struct request *req, char out[RAW_MAX])
     return 0;
 }
 
-/* The path past a configured registry's name as its first component (podman's namespace). */
+/* The path past a configured registry's name (or its URL's host[:port]) as its first component
+ * (podman's namespace). */
 static const char *past_namespace(const char *path, const struct registry **reg)
 {
     size_t len = strcspn(path, "/");
-    *reg = path[len] == '/' ? registries_find(path, len) : NULL;
+    /* its NAME, or the host[:port] of its URL as an image reference writes it (registries.h) */
+    *reg = path[len] == '/' ? registries_for_ns(path, len) : NULL;
     return *reg ? path + len + 1 : path;
 }
 
@@ -446,13 +448,13 @@ const char *registry_done(struct request *req, bool completed)
     return cache;
 }
 
-/* Whether an image reference's first component names a registry: a configured one's name, or a
- * host's (docker's grammar: a '.', a ':', or localhost). */
+/* Whether an image reference's first component names a registry: a configured one's name or its
+ * URL's host[:port], or a host's (docker's grammar: a '.', a ':', or localhost). */
 static const struct registry *reference_registry(const char *ref, size_t len, bool *host)
 {
     *host = memchr(ref, '.', len) || memchr(ref, ':', len) ||
             (len == 9 && !strncmp(ref, "localhost", 9));
-    return registries_find(ref, len);
+    return registries_for_ns(ref, len); /* a NAME, or a configured URL's host[:port] */
 }
 
 int registry_reference_url(const char *ref, char *out, size_t size, char *why, size_t why_size)

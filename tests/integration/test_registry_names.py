@@ -5,10 +5,12 @@ registry: --registry-default, docker.io unless said). Each way reaches the same 
 the same stored bytes; a registry named in the config file's [registry NAME] is one as
 --registry's is."""
 
+import json
 import os
+import subprocess
 
 import registry as reg
-from conftest import wait_for
+from conftest import ARCA_BIN, wait_for
 from registry import (Puller, build_image, scripted, start_mirror, v2,  # noqa: F401
                       write_config)
 
@@ -105,3 +107,22 @@ def test_ns_names_a_registry_by_the_host_and_port_of_its_url(start_arca, scripte
     for ns in (f"{host}:{int(port) + 1}", host, f"https://{authority}"):
         reg.assert_registry_error(v2(arca, "team/tool/manifests/2", ns=ns), 404, "NAME_UNKNOWN")
     assert up.total() == before
+
+
+def test_a_configured_registry_s_host_port_names_it_in_the_path_and_the_rules_test(
+        start_arca, scripted, workdir):
+    """An image written as `127.0.0.1:PORT/team/tool:2` (the way ctr and a newcomer write it) is
+    the registry configured at that URL, as ?ns= reads it: in a /v2/ path's namespace and in
+    `arca rules test` too (the new user's trial: both said it was not mirrored), and its pull is
+    counted under the registry's NAME."""
+    up = scripted()
+    image = up.add("team/tool", build_image(os.path.join(workdir, "i"), [4096], "2"))
+    arca = start_mirror(start_arca, {"lab": up.url})
+    authority = up.url.split("://", 1)[1]  # 127.0.0.1:PORT
+    a = v2(arca, f"{authority}/team/tool/manifests/2", headers=reg.manifest_headers())
+    assert a.status == 200 and a.headers["docker-content-digest"] == image.manifest.digest
+    assert up.gets("/v2/team/tool/manifests/2") == 1
+    p = subprocess.run([ARCA_BIN, "rules", "test", "--json", "--registry", f"lab={up.url}",
+                        f"{authority}/team/tool:2"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["url"] == f"{up.url}/v2/team/tool/manifests/2", p.stdout
