@@ -308,6 +308,17 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     return !ctx->failed;
 }
 
+/* "FILE:LINE: REASON" into err[CONFIG_ERR_LEN], the reason cut to fit (a bound every compiler
+ * can see, where a format's would be a truncation warning at some optimisation level). */
+static void error_at(char *err, const char *name, int line, const char *reason)
+{
+    int n = snprintf(err, CONFIG_ERR_LEN, "%.120s:%d: ", name, line);
+    size_t at = n > 0 && n < CONFIG_ERR_LEN ? (size_t)n : 0;
+    size_t len = strnlen(reason, CONFIG_ERR_LEN - 1 - at);
+    memcpy(err + at, reason, len);
+    err[at + len] = '\0';
+}
+
 /* Read `f`, file `name` (at `st`; NULL: no file), included by `outer` (NULL: none). */
 static int read_stream(struct config *cfg, FILE *f, const char *name, const struct stat *st,
                        const struct ini_ctx *outer, char err[CONFIG_ERR_LEN])
@@ -331,10 +342,8 @@ static int read_stream(struct config *cfg, FILE *f, const char *name, const stru
         return 0;
     if (ctx.whole)
         memcpy(err, inner, CONFIG_ERR_LEN);
-    else { /* the file and line first: the reason is what gets cut when both are long */
-        snprintf(err, CONFIG_ERR_LEN, "%.120s:%d: ", name, rc);
-        strncat(err, inner, CONFIG_ERR_LEN - strlen(err) - 1);
-    }
+    else /* the file and line first: the reason is what gets cut when both are long */
+        error_at(err, name, rc, inner);
     return -1;
 }
 
