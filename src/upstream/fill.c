@@ -55,6 +55,10 @@ struct fill {
     char *source;
     struct piece *pieces; /* handed out so far, in order */
     int n_pieces;
+    /* a range's answer proved itself (range_answer): the head's connection may be cut at its
+     * range's end from then on; `proved_told` tells its download so, from the loop */
+    bool proved;
+    struct timer proved_told;
     bool retired;
     char reason[CURL_ERROR_SIZE + 160];
     struct fill *next_retired;
@@ -64,6 +68,7 @@ struct fill {
 static size_t on_header(char *data, size_t size, size_t n, void *arg);
 static size_t on_body(char *data, size_t size, size_t n, void *arg);
 static void backoff_over(void *arg);
+static void tell_proved(void *arg);
 
 static struct fill *fill_of(struct segment *s)
 {
@@ -207,6 +212,7 @@ struct fill *fill_start(const struct fill_settings *settings)
     f->head = f->next = settings->head;
     f->piece_size = size;
     snprintf(f->host, sizeof(f->host), "%s", settings->host);
+    timer_init(&f->proved_told);
     for (int i = 0; i < f->n; i++)
         timer_init(&f->seg[i].backoff);
     take_piece(f, &f->seg[0]); /* the head's, on the download's own connection */
@@ -323,6 +329,21 @@ static bool same_origin(const struct fill *f, const struct segment *s)
     return origin[0] && strcmp(origin, f->host) == 0;
 }
 
+/* A range's answer proved itself: its bytes are written. The first such answer lets the head's
+ * connection be cut at its range's end (fill_head_waits), told from the loop's timers (never
+ * from this curl callback); -1 (out of memory) ends the range, and the fill goes on alone. */
+static int range_proved(struct fill *f, struct segment *s)
+{
+    if (!f->proved && timer_arm(&f->settings.loop->timers, &f->proved_told,
+                                f->settings.loop->now_ms(), tell_proved, f) < 0) {
+        s->fault = FAULT_LIE;
+        snprintf(s->why, sizeof(s->why), "out of memory");
+        return -1;
+    }
+    f->proved = s->body = true;
+    return 0;
+}
+
 /* The end of one response's headers: -1 ends the request (a retryable status, or an answer
  * that does not continue the range: s->fault says which). */
 static int range_answer(struct fill *f, struct segment *s)
@@ -347,10 +368,8 @@ static int range_answer(struct fill *f, struct segment *s)
     if (!why && (s->resp.range_last != p->end - 1 ||
                  (s->resp.content_length >= 0 && s->resp.content_length != p->end - p->pos)))
         why = "upstream answered a range with another end";
-    if (!why) {
-        s->body = true;
-        return 0;
-    }
+    if (!why)
+        return range_proved(f, s);
     s->fault = other_version(f, s) ? FAULT_CHANGED : FAULT_LIE;
     if (s->status != 200 && s->status != 206)
         snprintf(s->why, sizeof(s->why), "upstream answered %ld", s->status);
@@ -456,6 +475,13 @@ static void not_asked(struct fill *f, struct segment *s, const char *why, CURLco
         range_failed(f, s, rc, late);
 }
 
+static void tell_proved(void *arg)
+{
+    struct fill *f = arg;
+    assert(upstream_on_thread() && f->magic == FILL_MAGIC && !f->retired);
+    f->settings.tell(f->settings.owner, FILL_PROVED);
+}
+
 static void backoff_over(void *arg)
 {
     struct segment *s = arg;
@@ -522,6 +548,7 @@ void fill_retire(struct fill *f)
     if (f->retired)
         return;
     f->retired = true;
+    timer_cancel(&loop->timers, &f->proved_told);
     for (int i = 0; i < f->n; i++) {
         timer_cancel(&loop->timers, &f->seg[i].backoff);
         /* its flow goes with the download: no waiter may stay queued under it */
@@ -551,6 +578,13 @@ void fill_sweep(struct upstream_loop *loop)
 int64_t fill_head_end(const struct fill *f)
 {
     return f->pieces[0].end;
+}
+
+bool fill_head_waits(const struct fill *f, size_t len)
+{
+    const struct piece *p = &f->pieces[0];
+    assert(f->magic == FILL_MAGIC && !f->retired);
+    return !f->proved && f->n_pieces > 1 && (int64_t)len > p->end - p->pos;
 }
 
 bool fill_head_done(const struct fill *f)

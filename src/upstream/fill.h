@@ -19,7 +19,12 @@
  * another validator) has the download start over (FILL_CHANGED: never a file of two versions); any
  * other answer that does not prove itself (a 200 under the same validator, another Content-Range or
  * length, a retryable status or a refusal to ranges only, another origin) has the download go on
- * over its own connection alone (FILL_ALONE). A piece cut (a broken connection, a timeout) is asked
+ * over its own connection alone (FILL_ALONE). Until one range has proved itself, the download's own
+ * connection is never cut at its range's end: it holds there (fill_head_waits) and is let go as
+ * the first range proves itself (FILL_PROVED: it is cut then) or the fill stops (FILL_ALONE: it
+ * goes on to the end), so that an origin refusing every range after the first GET (one
+ * connection at a time, or no ranges at all) is fetched over that GET: a download never ends
+ * because its pieces were refused. A piece cut (a broken connection, a timeout) is asked
  * again for what it lacks, after the download's backoff, up to --download-retries times for
  * that piece; then the download goes on alone too (its own connection's retries and failure
  * say what clients get). Only the store failing a write fails the download (FILL_FAILED). What
@@ -53,6 +58,8 @@ enum fill_news {
     FILL_CHANGED, /* upstream serves another version now: the download starts over */
     FILL_ALONE,   /* upstream's ranges cannot be trusted: the download's connection goes alone */
     FILL_FAILED,  /* the store refused a piece's bytes: the object's error says why */
+    FILL_PROVED,  /* the first range proved itself: the head's connection, held at its range's
+                     end (fill_head_waits), may be cut there now; the fill goes on */
 };
 
 struct fill_settings {
@@ -88,6 +95,10 @@ int64_t fill_head_end(const struct fill *f);
 /* The head's bytes (the download's own connection): how many are taken, fewer once its range is
  * in (curl then ends that attempt), or -1 when the store refused them (its error is set). */
 ssize_t fill_head_bytes(struct fill *f, const char *data, size_t len);
+/* Whether the head's connection is to hold its next `len` bytes (CURL_WRITEFUNC_PAUSE, asked
+ * before the uplink cap): they reach past its range's end while no other range has proved
+ * itself yet. FILL_PROVED or FILL_ALONE says when to let it go (curl_easy_pause). */
+bool fill_head_waits(const struct fill *f, size_t len);
 /* Whether the head's range is all in; whether every range is. */
 bool fill_head_done(const struct fill *f);
 bool fill_whole(const struct fill *f);

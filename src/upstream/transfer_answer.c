@@ -538,6 +538,10 @@ size_t transfer_body(struct transfer *t, const char *data, size_t len)
     assert(upstream_on_thread() && t->state == TS_ASKING);
     if (t->failed || !t->a.body_started)
         return 0;
+    /* its range's end, no other range proved yet: held there, for the ranges may be refused
+     * (its fill then stops, and this connection goes on alone: transfer_course.c, fill_told) */
+    if (t->fill && fill_head_waits(t->fill, len))
+        return CURL_WRITEFUNC_PAUSE;
     if (t->fill && fill_head_done(t->fill)) { /* its piece is in: the connection goes now */
         t->a.own_cut = true;
         return 0;

@@ -575,6 +575,15 @@ static enum transfer_state fill_changed(struct transfer *t, const char *why)
     return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_ATTEMPT;
 }
 
+/* Its own connection, held at its range's end (fill_head_waits), goes on: cut there once the
+ * fill proved itself, or on to the end alone. A handle paused under the uplink cap is the cap's
+ * to let go (rate.h); curl takes an unpause of one not paused as nothing. */
+static void let_head_go(struct transfer *t)
+{
+    if (t->state == TS_ASKING && !t->h.wait.queued)
+        curl_easy_pause(t->h.easy, CURLPAUSE_CONT);
+}
+
 /* FILL_ALONE: one connection from here on. Asking, it goes on to the end (a bounded range asks
  * again for the rest: step_ended); in a backoff, its next attempt asks for the rest. */
 static void fill_alone(struct transfer *t, const char *why)
@@ -582,6 +591,7 @@ static void fill_alone(struct transfer *t, const char *why)
     log_info("fetch %s: %s; going on over one connection", t->url, why);
     transfer_drop_fill(t);
     t->alone = true;
+    let_head_go(t);
     if (t->state == TS_FILLING) {
         move(t, TS_ATTEMPT);
         transfer_step(t);
@@ -594,6 +604,10 @@ static void fill_told(void *arg, enum fill_news news)
     char why[CURL_ERROR_SIZE + 160];
     CHECK_TRANSFER(t);
     assert(upstream_on_thread() && t->fill);
+    if (news == FILL_PROVED) {
+        let_head_go(t);
+        return;
+    }
     snprintf(why, sizeof(why), "%s", fill_reason(t->fill));
     if (news == FILL_WHOLE) { /* asking still: the end of its own attempt finishes it */
         if (t->state == TS_FILLING) {

@@ -371,20 +371,35 @@ def test_a_client_that_stops_mid_handshake_is_closed_at_the_header_timeout(start
     assert health_over_tls(arca)
 
 
+# A burst of 600 handshakes from one Python thread, on a loaded machine under the sanitizer, runs
+# for tens of seconds: its clients' budget, and the header timeout arca gives them, exceed that.
+BURST_S = 90
+
+
 async def one_handshake(port, ctx, results):
     """A new connection: handshake, a health check, the answer's status (or the error)."""
-    try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="127.0.0.1"),
-            30)
+
+    async def ask():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
+                                                       server_hostname="127.0.0.1")
         writer.write(b"GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 30)
+        answer = await reader.read()
         writer.close()
+        return answer
+
+    try:
+        answer = await asyncio.wait_for(ask(), BURST_S)
         results.append(answer.split(b" ", 2)[1].decode() if answer else "empty")
     except (OSError, asyncio.TimeoutError, ssl.SSLError) as e:
         results.append(type(e).__name__)
 
 
+# The handshake counts against --header-timeout from the connection's accept (docs/TLS.md). The
+# kernel completes all 600 connections at once, and the client sends its ClientHellos one after
+# another as its one thread gets the CPU: on a loaded machine, most went out after 10 s (the
+# default), and arca closed them as the option says (issue 66: 511 "empty"). So the burst is
+# given a header timeout it does not reach: what is asserted is the engine's (every connection
+# admitted completes its handshake), not the machine's speed.
 @pytest.mark.parametrize("limits, outcomes", [
     # 128 connections per address by default: the next few are told 429, the others are closed
     # as they come (http_limits.c: REFUSED_PER_CLIENT); a refused one has REFUSED_HEAD_MS for
@@ -395,7 +410,7 @@ async def one_handshake(port, ctx, results):
 ])
 def test_many_handshakes_at_once_complete_or_are_refused_cleanly(start_tls_arca, limits,
                                                                  outcomes):
-    arca = start_tls_arca(*limits)
+    arca = start_tls_arca("--header-timeout", f"{BURST_S + 10}s", *limits)
     results = []
 
     async def all_at_once(n):

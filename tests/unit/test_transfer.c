@@ -697,6 +697,49 @@ static void a_whole_body_to_a_range_goes_on_alone(void **state)
     blob_is_what_finish_got();
 }
 
+/* No range has proved itself when the download's own connection reaches its range's end: it is
+ * held there (paused), not cut, and cut once one proves itself (told from the loop's timers). */
+static void the_head_is_held_at_its_end_until_a_range_proves_itself(void **state)
+{
+    (void)state;
+    struct transfer *t = start_fill();
+    struct fill *f = t->fill;
+    assert_int_equal(transfer_body(t, blob, QUARTER), QUARTER);
+    assert_int_equal(transfer_body(t, blob + QUARTER, 100), CURL_WRITEFUNC_PAUSE);
+    assert_int_equal(transfer_body(t, blob + QUARTER, 100), CURL_WRITEFUNC_PAUSE);
+    assert_int_not_equal(range_says(f, 1, "HTTP/1.1 206 Partial Content", QUARTER, "\"v1\""), 0);
+    assert_int_equal(timer_run(&loop.timers, clock_ms), 1);     /* FILL_PROVED: let go */
+    assert_int_equal(transfer_body(t, blob + QUARTER, 100), 0); /* cut at its range's end */
+    ended(t, CURLE_WRITE_ERROR);
+    assert_int_equal(transfer_state_of(t), TS_FILLING);
+    assert_non_null(t->fill);
+    transfer_stop(t);
+}
+
+/* Every range refused (an origin serving one connection at a time: 503; or refusing ranges
+ * only: 404) while the download's own connection is held at its range's end: the fill stops and
+ * that connection goes on to the end, alone; the refusals are no attempt of the download's
+ * (issue 66: cut at its range's end first, its re-asks refused too, it failed). */
+static void refused_ranges_let_the_held_head_go_on_alone(void **state)
+{
+    (void)state;
+    int64_t stops = atomic_load(&stats.fill_stops), retries = atomic_load(&stats.download_retries);
+    struct transfer *t = start_fill();
+    struct fill *f = t->fill;
+    assert_int_equal(transfer_body(t, blob, QUARTER), QUARTER);
+    assert_int_equal(transfer_body(t, blob + QUARTER, 100), CURL_WRITEFUNC_PAUSE);
+    assert_int_equal(range_says(f, 1, "HTTP/1.1 503 Service Unavailable", QUARTER, "\"v1\""), 0);
+    range_ended(f, 1, CURLE_WRITE_ERROR);
+    assert_null(t->fill);
+    assert_int_equal(atomic_load(&stats.fill_stops) - stops, 1);
+    assert_int_equal(transfer_state_of(t), TS_ASKING);
+    assert_int_equal(transfer_body(t, blob + QUARTER, BLOB - QUARTER), BLOB - QUARTER);
+    ended(t, CURLE_OK);
+    assert_string_equal(fs.calls, "begin_file begin_body append append finish release");
+    assert_int_equal(atomic_load(&stats.download_retries), retries);
+    blob_is_what_finish_got();
+}
+
 /* A range cut midway is asked again, after the backoff, for the bytes it lacks. */
 static void a_cut_range_is_asked_again_for_the_rest(void **state)
 {
@@ -862,9 +905,9 @@ static void a_fill_takes_its_terms_connections(void **state)
 }
 
 /* A piece's connection refused counts for its host as a download's does: at --origin-failures
- * the host is held down and the fill stops; the download's own connection had its range, so its
- * next attempt (the rest, alone) meets the hold as a new download does: refused at once (503),
- * counted as one, and no request goes. */
+ * the host is held down and the fill stops; the download's own connection had its range (cut
+ * there, another range having proved itself), so its next attempt (the rest, alone) meets the
+ * hold as a new download does: refused at once (503), counted as one, and no request goes. */
 static void a_piece_s_failures_count_for_its_host(void **state)
 {
     (void)state;
@@ -874,6 +917,8 @@ static void a_piece_s_failures_count_for_its_host(void **state)
     struct transfer *t = start_fill();
     struct fill *f = t->fill;
     int64_t asked = atomic_load(&stats.fill_ranges);
+    assert_int_not_equal(range_says(f, 2, "HTTP/1.1 206 Partial Content", 2 * QUARTER, "\"v1\""),
+                         0);
     assert_int_equal(transfer_body(t, blob, QUARTER + 100), QUARTER); /* its own range is in */
     ended(t, CURLE_WRITE_ERROR);
     assert_int_equal(transfer_state_of(t), TS_FILLING);
@@ -931,6 +976,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_fill_writes_ahead_and_reads_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(a_range_of_another_version_starts_over, setup, teardown),
         cmocka_unit_test_setup_teardown(a_whole_body_to_a_range_goes_on_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_head_is_held_at_its_end_until_a_range_proves_itself,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(refused_ranges_let_the_held_head_go_on_alone, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_cut_range_is_asked_again_for_the_rest, setup, teardown),
         cmocka_unit_test_setup_teardown(a_fill_whose_head_has_no_byte_asks_again_whole, setup,
                                         teardown),
