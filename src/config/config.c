@@ -600,7 +600,7 @@ int config_parent_url(const char *v, char out[CONFIG_PARENT_MAX], char *why, siz
         return -1;
     }
     if (u.query || u.fragment) {
-        snprintf(why, size, "a parent URL is a base URL: no query or fragment");
+        snprintf(why, size, "expected a base URL, without a query or fragment");
         return -1;
     }
     if (strlen(v) >= sizeof(norm) - 1 ||

@@ -315,7 +315,7 @@ int config_outgoing_parse(const char *v, struct outgoing_address *out, char *why
 /* The same as text ("127.0.0.2", "192.0.2.7,2001:db8::7"; "" none), bounded by `size`. */
 void config_outgoing_text(const struct outgoing_address *a, char *out, size_t size);
 
-/* A parent's base URL (--parent, a rule's `parent`): http:// or https://, a host, a path or
+/* A base URL (--parent, a rule's `parent`, a registry's url): http:// or https://, a host, a path or
  * none; no credentials (they would show in logs and the status) and no query. Its normal form
  * without a trailing '/' into out[CONFIG_PARENT_MAX]; -1 with a one-line why (which never
  * echoes the URL's userinfo). */

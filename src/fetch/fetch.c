@@ -661,6 +661,21 @@ static int decide(struct fetch_req *r, const struct asked *asked, enum conn_resu
     return -1;
 }
 
+/* A registry's manifest by digest asked on the fetch API or through the proxy is answered as
+ * /v2/ answers it (registry.c's fetch_bounds): held whole and checked against its digest, and
+ * from the bytes a tag of its repository brought when arca holds them. One rule on every route:
+ * what is kept answers alike, whatever the registry's realm says of the login. */
+static void bound_as_registry(struct fetch_req *r)
+{
+    const struct reg_path *p = &r->terms.registry.path;
+    if (r->has_expect || !r->terms.digest_named || p->what != REG_MANIFEST)
+        return;
+    memcpy(r->expect, r->terms.named_digest, sizeof(r->expect));
+    r->has_expect = true;
+    r->hold = r->whole = true;
+    r->twin_scope = strlen(r->url) - strlen(p->ref); /* its repository's manifests/ */
+}
+
 static enum conn_result begin(struct conn *c, struct request *req, const char *filename, bool head)
 {
     enum conn_result ret = CONN_CLOSE;
@@ -679,6 +694,7 @@ static enum conn_result begin(struct conn *c, struct request *req, const char *f
         return fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     if (decide(r, &asked, &ret) < 0)
         return ret;
+    bound_as_registry(r);
     step_to(r, r->has_expect ? FETCH_TWIN : FETCH_LOOKUP);
     return run(r);
 }

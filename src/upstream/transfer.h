@@ -139,10 +139,13 @@ struct transfer {
     struct kept_check check;
     /* Facts about the download: */
     bool resolved_again; /* a name that did not resolve was asked once more (once) */
-    bool no_probe;     /* started without a slot: never its host's probe (transfer_set_no_probe) */
-    bool failed;       /* its end told (store_fail() called, or the expired version kept): set
-                          while it still asks or backs off, before it moves to FAILED or DONE */
-    bool alone;        /* its fill stopped on a lie: one connection from here on (fill.h) */
+    bool no_probe; /* started without a slot: never its host's probe (transfer_set_no_probe) */
+    bool failed;   /* its end told (store_fail() called, or the expired version kept): set
+                      while it still asks or backs off, before it moves to FAILED or DONE */
+    bool alone;    /* its fill stopped on a lie: one connection from here on (fill.h) */
+    /* it began from bytes a start before this one kept (take_prefix): bytes of a source since
+     * passed over, maybe (a mirror that lied), which no digest check ever covered whole */
+    bool resumed_kept;
     int fill_restarts; /* starts over because upstream changed the object mid-fill */
     struct fill *fill; /* its other ranges while a parallel fill runs (fill.h) */
     void (*fill_told)(void *t, enum fill_news news); /* the course's: fill.h's tell */

@@ -153,6 +153,7 @@ static int take_kept(struct transfer *t)
     snprintf(t->kept.last_modified, sizeof(t->kept.last_modified), "%s", meta->last_modified);
     snprintf(t->kept.encoding, sizeof(t->kept.encoding), "%s", meta->content_encoding);
     free(meta);
+    t->resumed_kept = true;
     return 0;
 }
 
@@ -327,6 +328,13 @@ static bool named_digest_holds(struct transfer *t, const uint8_t digest[32],
     log_info("fetch %s: %s (%s); not kept", t->url, why, t->src.kind->from);
     if (source_may_move_on(t, SOURCE_DIGEST)) {
         *next = source_move_on(t, SOURCE_DIGEST, why);
+        return false;
+    }
+    if (t->resumed_kept) { /* the kept bytes may be the ones at fault: all of it, from this one */
+        int rc;
+        t->resumed_kept = false;
+        rc = transfer_start_afresh(t, "the bytes resumed with are not the digest their URL names");
+        *next = rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
         return false;
     }
     snprintf(reason, sizeof(reason), "the %s's bytes are not the digest their URL names; not kept",

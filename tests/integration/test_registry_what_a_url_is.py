@@ -8,10 +8,13 @@ route (/v2/, the fetch API, the proxy) once the login is refused. Each failed be
 import http.client
 import os
 import re
+import signal
 import time
+from urllib.parse import urlsplit
 
-from conftest import sha256, wait_for
+from conftest import Arca, read_to_end, sha256, wait_for
 from rawparent import RawParent, http_answer
+import registry as reg
 from registry import Puller, build_image, digest_of, scripted, start_mirror, v2  # noqa: F401
 from test_registry_auth import login_config
 from tier import fallbacks, repr_digest
@@ -134,7 +137,8 @@ def test_a_refused_login_answers_alike_on_every_route(start_arca, scripted, work
     token arca kept expired): a kept blob answers from the store on /v2/, the fetch API and the
     proxy alike (REGISTRY.md: what is kept by its digest answers whatever the realm does), and a
     blob arca never had is refused alike on the three, nothing served. Before: /v2/ refused the
-    kept blob (401) while the fetch API and the proxy served it."""
+    kept blob (401) while the fetch API and the proxy served it; then (the outside review) the
+    tag's manifest asked by its digest answered on /v2/ alone (the others asked upstream: 401)."""
     up = scripted(auth="token", users={"lab-bot": "pw-Qx7vT2mK9sLr4Zb8"}, token_ttl=2)
     image = an_image(up, workdir, sizes=(65536,))
     other = an_image(up, os.path.join(workdir, "o"), repo="library/other", sizes=(70_000,))
@@ -146,17 +150,71 @@ def test_a_refused_login_answers_alike_on_every_route(start_arca, scripted, work
     issued = up.issued()
     wait_for(lambda: all(up.tokens[t][1] < time.monotonic() for t in issued),
              "arca's tokens expired", 10)
-    kept = image.layers[0].digest
-    missing = other.layers[0].digest
-    for repo, digest, want in (("library/demo", kept, 200), ("library/other", missing, None)):
-        url = f"{up.url}/v2/{repo}/blobs/{digest}"
-        a = v2(arca, f"{NAME}/{repo}/blobs/{digest}")
+    # a kept blob; the tag's manifest asked by its digest (the bytes the tag brought: /v2/ and
+    # the others alike); a blob arca never had
+    cases = ((f"library/demo/blobs/{image.layers[0].digest}", image.layers[0].data),
+             (f"library/demo/manifests/{image.manifest.digest}", image.manifest.data),
+             (f"library/other/blobs/{other.layers[0].digest}", None))
+    for path, data in cases:
+        url = f"{up.url}/v2/{path}"
+        a = v2(arca, f"{NAME}/{path}", headers=reg.manifest_headers())
         status, _, body = arca.fetch(url)
         p_status, p_body = proxied(arca, url)
-        print(repo, a.status, status, p_status)
-        if want == 200:
+        print(path, a.status, status, p_status)
+        if data is not None:
             for s, b in ((a.status, a.body), (status, body), (p_status, p_body)):
-                assert s == 200 and sha256(b) == sha256(image.layers[0].data), s
+                assert s == 200 and sha256(b) == sha256(data), (path, s)
         else:
             assert 200 not in (a.status, status, p_status), (a.status, status, p_status)
             assert a.status == status == p_status, (a.status, status, p_status)
+
+
+def test_a_restart_resuming_a_lying_mirror_s_bytes_asks_the_registry_whole(workdir, scripted):
+    """A --mirror lies about a large blob (its first byte flipped, its bytes slow); arca is
+    killed mid-download, and starts again without the mirror: the resume asks the registry for
+    the rest (`Range`), and the whole is not the digest the URL names, the kept prefix being
+    the mirror's. The outside review: the download then failed ("the origin's bytes are not the
+    digest", blaming the registry) and a second download was needed. Now the same download asks
+    the registry for the whole at once: a client streaming the resumed bytes is cut (they went
+    out before the check could run), never served them whole, and the next pull is right,
+    from that download."""
+    up, liar = scripted(), scripted()
+    image = up.add("library/demo", build_image(os.path.join(workdir, "i"), [60 << 20], "v1"))
+    liar.add("library/demo", image)
+    layer = image.layers[0]
+    liar.lie_blob(layer.digest)
+    liar.rate = 20 << 20
+    data_dir = os.path.join(workdir, "data")
+    url = f"{up.url}/v2/library/demo/blobs/{layer.digest}"
+    args = ["--upstream-allow", "127.0.0.0/8", "--fill-connections", "1",
+            "--registry", f"{NAME}={up.url}"]
+    first = Arca(workdir, args + ["--mirror", f"^{re.escape(up.url)}/={liar.url}/"],
+                 data_dir).start()
+    try:
+        conn, resp = first.stream(url)
+        got, deadline = 0, time.monotonic() + 30
+        while got < 40 << 20:  # a few of its chunks synced: what a restart resumes from
+            assert time.monotonic() < deadline
+            got += len(resp.read(1 << 20))
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+        conn.close()
+    finally:
+        first.stop()
+    second = Arca(workdir, args, data_dir).start()
+    try:
+        conn, resp = second.stream(url)
+        cut = read_to_end(resp)
+        conn.close()
+        log = second.read_log()
+        assert "resuming after the restart" in log, "nothing resumed: the scenario proves nothing"
+        assert not (resp.status == 200 and cut[1] and digest_of(cut[0]) != layer.digest)
+        assert "not the digest their URL names; starting over" in log, log[-2000:]
+        status, _, body = second.fetch(url)
+        assert status == 200 and digest_of(body) == layer.digest
+        ranges = [r.headers.get("range") for r in up.requests(method="GET",
+                                                               path=urlsplit(url).path)]
+        assert len(ranges) == 2 and ranges[0] and ranges[1] in (None, "bytes=0-"), ranges
+        assert second.fetch(url)[2] == body  # kept: no third ask
+        assert len(up.requests(method="GET", path=urlsplit(url).path)) == 2
+    finally:
+        second.stop()
