@@ -196,11 +196,16 @@ static bool said(const struct probe *p, long status, char *why, size_t size)
     return true;
 }
 
-/* Whether its source says `status` is a refusal of its own, not the URL's. */
-static bool refused_by_source(const struct probe *p, long status)
+/* Whether its source says `status` is a refusal of its own, not the URL's: its words then in
+ * why[size] (left as it was otherwise: an answer has none). */
+static bool refused_by_source(const struct probe *p, long status, char *why, size_t size)
 {
-    char why[8];
-    return p->src.ops && p->src.ops->said && p->src.ops->said(p->src.rec, status, why, sizeof(why));
+    char words[sizeof(((struct probe_result *)NULL)->error)];
+    if (!p->src.ops || !p->src.ops->said ||
+        !p->src.ops->said(p->src.rec, status, words, sizeof(words)))
+        return false;
+    snprintf(why, size, "%s", words);
+    return true;
 }
 
 /* Hand the answer over and free the probe, which has left every list (rc: how curl ended; a
@@ -219,8 +224,8 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
         if (!said(p, status, res.error, sizeof(res.error)))
             snprintf(res.error, sizeof(res.error), "upstream answered %ld", status);
         probe_failure(p, rc, status, &res);
-    } else if (probe_answered(p, rc, status) && said(p, status, res.error, sizeof(res.error)) &&
-               refused_by_source(p, status)) {
+    } else if (probe_answered(p, rc, status) &&
+               refused_by_source(p, status, res.error, sizeof(res.error))) {
         /* its source's own refusal, not the URL's: its words */
         res.failure_status = 502;
         failure_summary(res.failure, sizeof(res.failure), p->src.ops->name, p->attempts,
