@@ -308,15 +308,9 @@ static int make_url(struct reg_req *s)
     return 0;
 }
 
-static enum conn_result fetch(struct reg_req *s);
-
-/* Ask for the token the upstream URL needs; the request is parked until it is in. */
-static enum conn_result authorise(struct reg_req *s)
+/* Ask for the token of `scope` the upstream URL needs; the request is parked until it is in. */
+static enum conn_result authorise(struct reg_req *s, const char *scope)
 {
-    char scope[REG_SCOPE_MAX];
-    struct registry_ask a;
-    if (!registries_ask_of(s->url, &a) || !registry_ask_scope(&a, scope, sizeof(scope)))
-        return fetch(s); /* no scope to authorise: the download says what the registry does */
     s->waiting = true;
     conn_suspend(s->conn);
     park_hold(&s->park); /* the authorisation's */
@@ -341,8 +335,8 @@ static const char *client_refusal(struct conn *c)
  * token dance: a refused client must cost the lab nothing upstream, neither the registry's
  * ping nor the realm asked with the lab's login for a scope it names. *parent_only: the URL's
  * downloads and confirmations go to a parent arca alone (--parent-only), which does the dance
- * with its own login. */
-static bool may_fetch(struct reg_req *s, bool *parent_only)
+ * with its own login. scope[REG_SCOPE_MAX]: the token scope its terms give it ("" none). */
+static bool may_fetch(struct reg_req *s, bool *parent_only, char *scope)
 {
     struct sockaddr_storage buf;
     struct request_facts q = {.url = s->url, .key = s->url, .client = http_client(s->conn, &buf)};
@@ -351,8 +345,12 @@ static bool may_fetch(struct reg_req *s, bool *parent_only)
         return false;
     terms_decide(http_cfg, &q, &t);
     *parent_only = t.sources.parent_only;
+    if (!registry_ask_scope(&t.registry, scope, REG_SCOPE_MAX))
+        scope[0] = '\0';
     return t.allowed;
 }
+
+static enum conn_result fetch(struct reg_req *s);
 
 static enum conn_result begin(struct reg_req *s)
 {
@@ -384,8 +382,11 @@ static enum conn_result begin(struct reg_req *s)
     if (make_url(s) < 0)
         return refuse(s, HTTP_INTERNAL_SERVER_ERROR, "UNAVAILABLE", "out of memory");
     bool parent_only = false;
-    /* refused: the fetch course says its refusal; the parent's alone: the parent authorises */
-    return may_fetch(s, &parent_only) && !parent_only ? authorise(s) : fetch(s);
+    char scope[REG_SCOPE_MAX];
+    /* refused: the fetch course says its refusal; the parent's alone: the parent authorises; no
+     * scope: the download says what the registry does */
+    return may_fetch(s, &parent_only, scope) && !parent_only && scope[0] ? authorise(s, scope)
+                                                                         : fetch(s);
 }
 
 /* The token is in (or none is needed, or the dance failed): the fetch course, from here on the

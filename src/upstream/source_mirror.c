@@ -101,17 +101,10 @@ static bool may_move_on(const struct transfer *t, enum source_end end)
 
 static enum transfer_state move_on(struct transfer *t, enum source_end end, const char *why)
 {
-    int rc;
     (void)end;
     log_info("fetch %s: mirror %s: %s; the origin is asked", t->url, t->source, why);
-    transfer_drop_fill(t);
-    t->source = t->asked;
-    easy_set_url(&t->h, t->source);
-    source_next(&t->src);
-    t->attempts = 0; /* the origin gets its own retries */
-    t->a.retry_status = 0;
-    rc = transfer_start_afresh(t, "its mirror's bytes are not the digest their URL names");
-    return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+    transfer_leave_source(t);
+    return transfer_afresh_state(t, "its mirror's bytes are not the digest their URL names");
 }
 
 /* The mirrors' probe chose: PROBING is over (the course's event). */

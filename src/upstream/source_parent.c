@@ -88,19 +88,12 @@ static bool continue_from_origin(struct transfer *t, enum parent_fault f)
 static enum transfer_state fall_back(struct transfer *t, enum parent_fault f, const char *why)
 {
     struct parent_source *ps = own(t);
-    int rc = 0;
     parent_fault(&ps->ask, t->url, f, own_fault(t, f), why);
-    t->source = t->asked;
-    easy_set_url(&t->h, t->source);
-    source_next(&t->src);
-    t->attempts = 0; /* the origin gets its own retries */
-    t->a.retry_status = 0;
-    t->alone = false;
     ps->fault = PARENT_FAULTS;
+    transfer_leave_source(t);
+    t->alone = false;
     t->st->from_parent(t->obj, 0, t->terms.object.ttl, NULL);
-    if (!continue_from_origin(t, f))
-        rc = transfer_start_afresh(t, "its parent failed");
-    return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+    return continue_from_origin(t, f) ? TS_SOURCE : transfer_afresh_state(t, "its parent failed");
 }
 
 static enum transfer_state move_on(struct transfer *t, enum source_end end, const char *why)

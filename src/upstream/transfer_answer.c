@@ -166,6 +166,16 @@ static void drop_prefix_check(struct transfer *t)
     t->check.ctx = NULL;
 }
 
+/* The bytes it holds go, and all it knew of them: the next ones come from byte 0. */
+static void forget_bytes(struct transfer *t)
+{
+    drop_prefix_check(t);
+    t->offset = 0;
+    t->resumed_kept = false;
+    memset(&t->kept, 0, sizeof(t->kept));
+    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
+}
+
 /* The kept bytes cannot be continued (upstream changed the file, or nothing proves it did not):
  * start over from byte 0, with a body of `length` bytes described by `h` (NULL: not known yet).
  * Readers that hold nothing of the old body the new one contradicts go on with the same object;
@@ -181,13 +191,10 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
         transfer_fail_as_object(t);
         return -1;
     }
-    drop_prefix_check(t);
+    forget_bytes(t);
     log_info("fetch %s: %s; starting over from byte 0%s", t->url, why,
              rc > 0 ? ", as a new version (clients of the old one are cut)" : "");
     atomic_fetch_add(&stats.download_restarts, 1);
-    t->offset = 0;
-    memset(&t->kept, 0, sizeof(t->kept));
-    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
     if (rc == 0) {
         t->st->came_from(t->obj, t->src.kind->from);
         return 0;
@@ -202,11 +209,8 @@ int transfer_start_afresh(struct transfer *t, const char *why)
 {
     struct download_progress p;
     transfer_drop_fill(t);
-    drop_prefix_check(t);
+    forget_bytes(t);
     t->st->progress(t->obj, &p);
-    t->offset = 0;
-    memset(&t->kept, 0, sizeof(t->kept));
-    EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL);
     if (!p.headers_ready && p.have == 0)
         return 0; /* nothing of it reached the object: the origin's answer begins it */
     atomic_fetch_add(&stats.download_restarts, 1);
@@ -223,6 +227,21 @@ int transfer_start_afresh(struct transfer *t, const char *why)
              "old one are cut)",
              t->url, why);
     return new_version(t, why, false) < 0 ? -1 : 1;
+}
+
+enum transfer_state transfer_afresh_state(struct transfer *t, const char *why)
+{
+    int rc = transfer_start_afresh(t, why);
+    return rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+}
+
+void transfer_leave_source(struct transfer *t)
+{
+    t->source = t->asked;
+    easy_set_url(&t->h, t->source);
+    source_next(&t->src);
+    t->attempts = 0; /* the next source gets its own retries */
+    t->a.retry_status = 0;
 }
 
 static int begin_full_body(struct transfer *t)

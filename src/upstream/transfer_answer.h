@@ -36,5 +36,11 @@ int transfer_start_over(struct transfer *t, int64_t length, const struct upstrea
  * the same object (0); else a new version (1, waiting for its file; its readers cut, the old one
  * not a failed download: store_new_version); -1 the download failed. */
 int transfer_start_afresh(struct transfer *t, const char *why);
+/* transfer_start_afresh, as the state the download takes next: SOURCE (the same object, asked
+ * again from its source), OPENING (a new version, once its file exists) or FAILED. */
+enum transfer_state transfer_afresh_state(struct transfer *t, const char *why);
+/* A source that failed the download leaves it: the next in its list asks the client's URL, with
+ * retries of its own (a source's move_on, before what it drops). */
+void transfer_leave_source(struct transfer *t);
 
 #endif

@@ -331,10 +331,8 @@ static bool named_digest_holds(struct transfer *t, const uint8_t digest[32],
         return false;
     }
     if (t->resumed_kept) { /* the kept bytes may be the ones at fault: all of it, from this one */
-        int rc;
-        t->resumed_kept = false;
-        rc = transfer_start_afresh(t, "the bytes resumed with are not the digest their URL names");
-        *next = rc < 0 ? TS_FAILED : rc > 0 ? TS_OPENING : TS_SOURCE;
+        *next =
+            transfer_afresh_state(t, "the bytes resumed with are not the digest their URL names");
         return false;
     }
     snprintf(reason, sizeof(reason), "the %s's bytes are not the digest their URL names; not kept",
