@@ -178,34 +178,70 @@ static bool expired_for(const struct fetch_req *r, const struct object_meta *met
 }
 
 struct bounds_seen {
-    int64_t max_age; /* -1: none said */
-    bool no_store;
+    int64_t max_age, negative_max_age; /* -1: none said */
+    bool no_store, said;               /* said: a Cache-Control line came */
 };
+
+#define NEGATIVE_MAX_AGE "arca-negative-max-age="
+
+/* One directive of a Cache-Control line, `len` bytes at `p`, trailing blanks cut. */
+static void take_directive(struct bounds_seen *b, const char *p, size_t len)
+{
+    size_t name = sizeof(NEGATIVE_MAX_AGE) - 1;
+    int64_t n;
+    if (len == 8 && !strncasecmp(p, "no-store", 8))
+        b->no_store = true;
+    else if (len > name && !strncasecmp(p, NEGATIVE_MAX_AGE, name) &&
+             (n = proxy_delta_seconds(p + name, len - name)) >= 0 &&
+             (b->negative_max_age < 0 || n < b->negative_max_age))
+        b->negative_max_age = n;
+}
 
 static void take_bounds(void *cls, const char *value)
 {
     struct bounds_seen *b = cls;
+    b->said = true;
     b->max_age = proxy_max_age_of(value, b->max_age);
-    for (const char *p = value; *p && !b->no_store;) {
+    for (const char *p = value; *p;) {
         p += strspn(p, " \t,");
         size_t len = strcspn(p, ",");
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
-        b->no_store = len == 8 && !strncasecmp(p, "no-store", 8);
+        take_directive(b, p, len);
         p += strcspn(p, ",");
     }
 }
 
-/* A fetch request's Cache-Control bounds its own answer (terms.h): a child arca asks its parent
- * so. A proxied request's max-age is its ttl instead (proxied_url), as clients of a proxy mean.
- * One pass over the request's Cache-Control lines: this is every request's path. */
+/* Pragma: no-cache, read only where no Cache-Control came (RFC 9111 5.4): a max-age of 0. */
+static void take_pragma(void *cls, const char *value)
+{
+    struct bounds_seen *b = cls;
+    for (const char *p = value; *p;) {
+        p += strspn(p, " \t,");
+        size_t len = strcspn(p, ",");
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len == 8 && !strncasecmp(p, "no-cache", 8))
+            b->max_age = 0;
+        p += strcspn(p, ",");
+    }
+}
+
+/* A fetch request's Cache-Control bounds its own answer (terms.h), a kept 404 as any other: a
+ * child arca asks its parent so. A proxied request's max-age is its ttl instead (proxied_url), as
+ * clients of a proxy mean. One pass over the request's Cache-Control lines: this is every
+ * request's path. */
 static void request_bounds(struct conn *c, struct request_facts *q)
 {
-    struct bounds_seen b = {-1, false};
+    struct bounds_seen b = {-1, -1, false, false};
     conn_each_header(c, "Cache-Control", take_bounds, &b);
+    if (!b.said)
+        conn_each_header(c, "Pragma", take_pragma, &b);
     q->has_max_age = b.max_age >= 0;
     q->max_age = b.max_age;
     q->no_store = b.no_store;
+    q->has_negative_max_age = b.negative_max_age >= 0;
+    q->negative_max_age = b.negative_max_age;
 }
 
 /* --- the course: a table of steps ------------------------------------------------------------ */

@@ -276,7 +276,8 @@ static void put_param(struct status_text *t, const char *fmt, ...)
  * a 304, 206 or 416 of them; a download's too) carries `ttl=N`, the seconds of freshness left
  * (negative once expired; a download's counted from its start: a child arca keeps that much),
  * and the answer carries Age (RFC 9111 4.2.3: seconds since the object was downloaded or last
- * revalidated). An error about a failed download or a sha256 carries neither. arca's member:
+ * revalidated). An error about a failed download or a sha256 carries neither, but a kept 404's
+ * Age (seconds since upstream said it). arca's member:
  * - `hit`: served from the cache without asking upstream. A 304, 206 or 416 made from a stored
  *   object is a hit too.
  * - `fwd=uri-miss`: nothing stored for the URL, downloaded; `collapsed` when the request joined
@@ -372,7 +373,8 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
     put_member(&t, r, meta, served, served ? (long long)(meta->created + meta->ttl - now) : 0);
     if (t.n < sizeof(t.s)) /* never a member cut short */
         answer_header(resp, "Cache-Status", t.s);
-    if (served) {
+    /* a kept 404 is a cached answer too: a child arca keeps it no longer than this one */
+    if (served || r->kind == LOOKUP_NEGATIVE) {
         snprintf(age, sizeof(age), "%lld",
                  (long long)(now > meta->created ? now - meta->created : 0));
         answer_header(resp, "Age", age);

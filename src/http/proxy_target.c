@@ -220,7 +220,7 @@ bool proxy_came_from_self(struct conn *c)
 /* RFC 9111 1.2.2's delta-seconds: digits only (quoted, as some senders write it, too), up to
  * the directive's end but for blanks; -1 for anything else ("1e3", "+5", "1x", ""), which the
  * directive then says nothing. Past 2^31 it is 2^31, as the RFC says. */
-static int64_t delta_seconds(const char *v, size_t len)
+int64_t proxy_delta_seconds(const char *v, size_t len)
 {
     int64_t n = 0;
     while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
@@ -247,7 +247,7 @@ int64_t proxy_max_age_of(const char *value, int64_t age)
         if (len == 8 && !strncasecmp(p, "no-cache", 8))
             age = 0;
         else if (len > 8 && !strncasecmp(p, "max-age=", 8)) {
-            int64_t n = delta_seconds(p + 8, len - 8);
+            int64_t n = proxy_delta_seconds(p + 8, len - 8);
             if (n >= 0 && (age < 0 || n < age))
                 age = n;
         }

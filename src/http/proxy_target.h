@@ -45,6 +45,9 @@ bool proxy_names_self(const char *authority, bool https, const struct config *cf
 int64_t proxy_max_age(struct conn *c);
 /* The same for one Cache-Control value, given the age found so far (-1: none). */
 int64_t proxy_max_age_of(const char *value, int64_t age);
+/* A directive's delta-seconds value, `len` bytes at `v` (quoted or not; past 2^31: 2^31), or
+ * -1 when it is none. */
+int64_t proxy_delta_seconds(const char *v, size_t len);
 
 /* Whether `value` (a Via header's) names this arca: "HOST:PORT (arca)" of upstream_via() as an
  * entry's received-by. */

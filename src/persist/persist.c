@@ -174,6 +174,14 @@ void persist_flush(void)
     pthread_mutex_unlock(&pq.lock);
 }
 
+void persist_settle(void)
+{
+    pthread_mutex_lock(&pq.lock);
+    if (!on_queue_thread(PERSIST_ORDERED) && !on_queue_thread(PERSIST_SYNC))
+        wait_done(PERSIST_ORDERED, pq.q[PERSIST_ORDERED].submitted);
+    pthread_mutex_unlock(&pq.lock);
+}
+
 void persist_stop(void)
 {
     pthread_mutex_lock(&pq.lock);

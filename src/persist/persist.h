@@ -17,7 +17,8 @@
  * - Who else touches the disk: the upstream thread pwrite()s downloads' bytes into files these
  *   threads created, and the access log (access_log.h) has its own thread. No client thread
  *   waits on the disk for a job: they hand jobs over and return, except persist_flush, which
- *   waits for the jobs queued before it (tests, and the upstream thread's stop).
+ *   waits for the jobs queued before it (tests, and the upstream thread's stop), and
+ *   persist_settle, the same for the ordered queue (a purge's thread of its own).
  * - Before persist_start and after persist_stop, a job runs at once on the thread submitting it
  *   (start-up and shutdown are single-threaded then, so the index still has one user at a time).
  * - A job owns its memory: run() frees it (sync() must not).
@@ -44,6 +45,10 @@ void persist_submit(struct persist_job *job);
 void persist_submit_sync(struct persist_job *job);
 /* Wait until every job submitted before this call has run (a sync job's follow-up included). */
 void persist_flush(void);
+/* Wait until every job submitted to the ordered queue before this call has run, not the sync
+ * queue's (a large download's fsync): a change of names and rows is then on disk, for an
+ * answer that promises it (a purge). Not from a persistence thread, nor a worker. */
+void persist_settle(void);
 /* Run what is queued (the sync queue first, then the ordered one), then end the threads. */
 void persist_stop(void);
 /* Whether persist_stop has been called: long chains of jobs (the orphan sweep) end early. */

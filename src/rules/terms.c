@@ -175,6 +175,12 @@ static void decide_bounds(const struct request_facts *req, struct fetch_terms *o
                      ? out->client_ttl_min
                      : req->max_age;
     o->asked_no_store = req->no_store && out->client_ttl == CLIENT_TTL_OBEY;
+    /* a child arca's own negative ttl: a site that keeps no 404 gets none of its parent's */
+    o->has_negative_max_age = req->has_negative_max_age && out->client_ttl != CLIENT_TTL_IGNORE;
+    o->negative_max_age =
+        out->client_ttl == CLIENT_TTL_CLAMP && req->negative_max_age < out->client_ttl_min
+            ? out->client_ttl_min
+            : req->negative_max_age;
 }
 
 /* Every other term: the rule's when it gives one, else the option's, else arca's own. A stale

@@ -55,6 +55,10 @@ struct request_facts {
     bool has_max_age;
     int64_t max_age; /* seconds, >= 0 */
     bool no_store;
+    /* arca-negative-max-age=N: the age past which a kept 404 or 410 does not answer it (a child
+     * arca's own negative ttl, 0 for none), as max-age bounds the rest; client-ttl decides. */
+    bool has_negative_max_age;
+    int64_t negative_max_age; /* seconds, >= 0 */
 };
 
 struct fetch_terms {

@@ -249,7 +249,7 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
     struct object *obj = object_find(key), *stale = NULL;
     int res = LOOKUP_MISS;
     *out = NULL;
-    if (!obj && negative_find(key, keep->negative_ttl, now, meta))
+    if (!obj && negative_find(key, keep, now, meta))
         return LOOKUP_NEGATIVE;
     bool act = obj && may_act(obj, auth);
     if (obj)

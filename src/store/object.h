@@ -116,7 +116,9 @@ struct object {
     /* Its terms (store_take_keep, store_room.c): */
     bool pinned;    /* on st.pinned, not st.lru, once complete: evicted for room last */
     bool transient; /* store = no: streamed to its readers, then dropped (object_drop) */
-    bool purged;    /* FETCHING, purged by prefix: transient whatever later terms say */
+    /* Purged while FETCHING (transient whatever later terms say, no negative answer kept), or
+     * as the expired copy a download refreshes (REMOVED: it never answers nor comes back). */
+    bool purged;
 };
 
 /* What the files above this one do when an object moves (set by store_open). NULL: nothing. */

@@ -199,6 +199,10 @@ struct object_keep {
     bool has_max_age;
     int64_t max_age;
     bool asked_no_store;
+    /* the age past which a kept 404 or 410 does not answer this request (a child arca's own
+     * negative ttl: arca-negative-max-age), when has_negative_max_age. It stays for others. */
+    bool has_negative_max_age;
+    int64_t negative_max_age;
 };
 /* The terms of a lookup that names none (tests, arca's own resumes): `ttl`, the store's stale
  * windows (-1: as SIGHUP sets them) and --max-object-size, stored, not pinned. */

@@ -39,14 +39,32 @@ static void clear(struct negative *n)
     memset(n, 0, sizeof(*n));
 }
 
-/* Lock held. A failed download's verdict, kept when its terms say so: 404 or 410 (never a 5xx,
- * nor a status arca made itself for a host held down), a URL without credentials (its terms'
- * negative ttl is 0 otherwise; a signed key's download is the capability's, never kept). */
-static void note_negative(const struct object *obj)
+/* Whether a failed download's verdict is kept, as any answer is under its terms: 404 or 410
+ * (never a 5xx, nor a status arca made itself for a host held down), a URL without credentials
+ * (its terms' negative ttl is 0 otherwise; a signed key's download is the capability's), a
+ * download its terms store (store = no keeps no answer) and no purge came upon meanwhile (the
+ * URL's word before the purge). */
+static bool kept_negative(const struct object *obj)
 {
     int status = obj->error_status;
-    if (obj->negative_ttl <= 0 || (status != 404 && status != 410) || obj->retry_after > 0 ||
-        obj->signed_key)
+    return obj->negative_ttl > 0 && (status == 404 || status == 410) && obj->retry_after <= 0 &&
+           !obj->signed_key && !obj->transient && !obj->purged;
+}
+
+/* Lock held. A failed download's verdict, kept when kept_negative says so, from when its source
+ * said it: a parent arca's kept 404 is as old as the parent's (store_from_parent set its age and
+ * what is left of its ttl), so a tier never keeps one longer than the arca that got it. */
+static void note_negative(const struct object *obj)
+{
+    if (!kept_negative(obj))
+        return;
+    int64_t now = (int64_t)time(NULL);
+    bool aged = obj->parent_status != NULL;
+    int64_t created = aged ? obj->created : now;
+    int64_t until = created + obj->negative_ttl;
+    if (aged && created + obj->ttl < until)
+        until = created + obj->ttl;
+    if (until <= now)
         return;
     struct negative *n = slot_of(obj->key);
     char *url = strdup(obj->url);
@@ -55,9 +73,9 @@ static void note_negative(const struct object *obj)
     clear(n);
     memcpy(n->key, obj->key, 65);
     n->url = url;
-    n->status = status;
-    n->created = (int64_t)time(NULL);
-    n->until = n->created + obj->negative_ttl;
+    n->status = obj->error_status;
+    n->created = created;
+    n->until = until;
     snprintf(n->reason, sizeof(n->reason), "%s", object_error(obj));
 }
 
@@ -69,18 +87,30 @@ void store_failed(const struct object *obj)
     note_negative(obj);
 }
 
-bool negative_find(const char *key, int64_t ttl, int64_t now, struct object_meta *meta)
+/* Whether a request's terms take a kept answer at all, as they would a kept object: stored
+ * (store = no asks upstream each time), and not asked with no-store. */
+static bool takes_kept(const struct object_keep *keep)
+{
+    return keep->negative_ttl > 0 && keep->store && !keep->asked_no_store;
+}
+
+bool negative_find(const char *key, const struct object_keep *keep, int64_t now,
+                   struct object_meta *meta)
 {
     assert(store_locked());
     struct negative *n = slot_of(key);
-    if (ttl <= 0 || strcmp(n->key, key) != 0)
+    int64_t ttl = keep->negative_ttl;
+    if (!takes_kept(keep) || strcmp(n->key, key) != 0)
         return false;
     if (now >= n->until) { /* never past the ttl it was kept with */
         clear(n);
         return false;
     }
-    /* nor past this request's: a rule may have shortened it since */
-    if (now >= n->created + ttl)
+    /* nor past this request's: a rule may have shortened it since, its Cache-Control (max-age,
+     * no-cache: has_max_age; a child arca's arca-negative-max-age) bounds its age */
+    int64_t age = now - n->created;
+    if (age >= ttl || (keep->has_max_age && age >= keep->max_age) ||
+        (keep->has_negative_max_age && age >= keep->negative_max_age))
         return false;
     memset(meta, 0, sizeof(*meta));
     memcpy(meta->key, key, 65);

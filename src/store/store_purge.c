@@ -1,8 +1,8 @@
 /* Purge by prefix (store.h, store_purge_prefix): every object whose URL starts with a prefix
- * leaves the table, a slice of the table per hold of the lock so that hits elsewhere go on, and
- * its rows and files go on the persistence thread, one job per slice: its rows in one
- * transaction, then its files a few at a time, so that the jobs queued meanwhile (a new
- * download's file) are not held up by 100,000 unlinks. */
+ * (and the expired copy a download of one refreshes) leaves the table, a slice of the table per
+ * hold of the lock so that hits elsewhere go on, and its rows and files go on the persistence
+ * thread, one job per slice: its rows in one transaction, then its files a few at a time, so that
+ * the jobs queued meanwhile (a new download's file) are not held up by 100,000 unlinks. */
 #include "persist/index.h"
 #include "persist/persist.h"
 #include "store/object.h"
@@ -102,8 +102,28 @@ static bool note_key(struct purge_job **job, const struct object *obj)
     return true;
 }
 
+/* Lock held; a download under the prefix. The expired copy it refreshes is purged as a complete
+ * object is: it answers no more (stale-while-slow, stale-if-error: object_may_answer), is not
+ * restored when the refresh fails (store_keep_stale), and its row goes in the slice's job (a
+ * refresh has no row of its own); its file, under the key the download holds, goes when the
+ * download ends (dropped as transient, or failed). */
+static void purge_refreshed(struct object *obj, struct purge_job **job, struct purge_result *r)
+{
+    struct object *s = obj->stale;
+    if (!s || s->purged)
+        return;
+    if (!note_key(job, obj)) {
+        r->left++;
+        return;
+    }
+    s->purged = true;
+    r->objects++;
+    r->bytes += s->length;
+}
+
 /* Lock held. One object under the prefix: a complete one out of the table (its file and row
- * into the job), a download let finish for its readers but not kept. */
+ * into the job), a download let finish for its readers but not kept, nor its 404 kept as a
+ * negative answer (store_negative.c), nor the copy it refreshes. */
 static void purge_one(struct object *obj, struct purge_job **job, struct purge_result *r)
 {
     if (obj->state == OBJ_FETCHING) {
@@ -111,6 +131,7 @@ static void purge_one(struct object *obj, struct purge_job **job, struct purge_r
             object_forsake(obj);
             r->downloads++;
         }
+        purge_refreshed(obj, job, r);
         return;
     }
     if (!note_key(job, obj)) {
@@ -171,4 +192,7 @@ void store_purge_prefix(const char *prefix, struct purge_result *r)
         if (!moved)
             break;
     }
+    /* answered once on disk: a restart, even after kill -9, finds them gone (the slices' rows
+     * went first in their jobs, ahead of their files) */
+    persist_settle();
 }

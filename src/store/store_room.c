@@ -312,11 +312,13 @@ static int64_t object_stale_while(const struct object *obj)
 bool object_may_stale(const struct object *obj, int64_t now)
 {
     int64_t window = object_stale_if_error(obj);
-    return window > 0 && now - obj->created - obj->ttl < window;
+    return !obj->purged && window > 0 && now - obj->created - obj->ttl < window;
 }
 
 bool object_may_answer(const struct object *obj, enum stale_cause cause, int64_t now)
 {
+    if (obj->purged) /* a purge's promise: its bytes are not answered again */
+        return false;
     if (cause == STALE_REVALIDATE)
         return now - obj->created - obj->ttl < object_stale_while(obj);
     return object_may_stale(obj, now);

@@ -51,10 +51,11 @@ void object_set_staleness(struct object *obj, int64_t if_error, int64_t while_re
 /* Its origin's stale-if-error, else its terms' (store_take_keep), else --stale-if-error. */
 int64_t object_stale_if_error(const struct object *obj);
 /* Whether an expired object may still answer at `now` when its refresh fails: within its
- * stale-if-error of its expiry. */
+ * stale-if-error of its expiry, and never once purged. */
 bool object_may_stale(const struct object *obj, int64_t now);
 /* Whether an expired object may answer at `now` for `cause`: within its
- * stale-while-revalidate for STALE_REVALIDATE, within its stale-if-error otherwise. */
+ * stale-while-revalidate for STALE_REVALIDATE, within its stale-if-error otherwise; never once
+ * purged. */
 bool object_may_answer(const struct object *obj, enum stale_cause cause, int64_t now);
 
 #endif

@@ -715,7 +715,9 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
-    struct object *s = obj->state == OBJ_FETCHING ? obj->stale : NULL;
+    /* a copy purged meanwhile is never restored: the download fails as one refreshing none */
+    struct object *s =
+        obj->state == OBJ_FETCHING && obj->stale && !obj->stale->purged ? obj->stale : NULL;
     if (s) {
         answers = object_may_stale(s, now);
         s->refs++; /* the download lets go of it as it fails */

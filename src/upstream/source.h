@@ -76,7 +76,8 @@ struct source_kind {
     bool tags_its_copy;
     /* The validators kept with its body beside its own answer's (`h`, the core's reading). */
     void (*describe)(const struct transfer *t, struct upstream_headers *h);
-    /* The object's freshness as it says it, before readers wake to its headers or its 304. */
+    /* The object's freshness as it says it, before readers wake to its headers or its 304, or
+     * its refusal is told (a kept 404 is as old as the source's). */
     void (*freshness)(struct transfer *t);
     /* A refusal (`status`) in its own words, not the origin's: the status the download fails
      * with, `reason` written (0: none of its own, the origin's status and reason stand). */

@@ -256,7 +256,9 @@ static bool choose(struct transfer *t, enum transfer_state *next)
 }
 
 /* Its Cache-Control line: no copy older than the download's ttl (or the max-age it was asked
- * with); for store = no (or a no-store ask) none kept there and none but the origin's word now. */
+ * with), no kept 404 older than its negative ttl (0: none; arca-negative-max-age, read by a
+ * parent's terms.c); for store = no (or a no-store ask) none kept there and none but the
+ * origin's word now. */
 static void bounds_line(const struct transfer *t, char *line, size_t size)
 {
     const struct object_keep *o = &t->terms.object;
@@ -264,14 +266,15 @@ static void bounds_line(const struct transfer *t, char *line, size_t size)
     if (!o->store || o->asked_no_store)
         snprintf(line, size, "Cache-Control: no-store, max-age=0");
     else
-        snprintf(line, size, "Cache-Control: max-age=%lld", (long long)age);
+        snprintf(line, size, "Cache-Control: max-age=%lld, arca-negative-max-age=%lld",
+                 (long long)age, (long long)o->negative_ttl);
 }
 
 /* Its digest (Want-Repr-Digest), the download's own terms as a request's Cache-Control (API.md,
  * "Request headers"), and on a first attempt a Range from byte 0 (parent.h). */
 static int request_lines(const struct transfer *t, struct curl_slist **headers)
 {
-    char bounds[64];
+    char bounds[96];
     const char *lines[3] = {"Want-Repr-Digest: sha-256=10", bounds, "Range: bytes=0-"};
     bounds_line(t, bounds, sizeof(bounds));
     /* with a Range from byte 0 its answer says the length though it goes out chunked to carry

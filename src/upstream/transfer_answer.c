@@ -286,11 +286,14 @@ static int not_continued(struct transfer *t, const struct verdict *v)
 
 /* upstream refused the request for good; a bucket's 401/403 names the bucket only (never a key
  * or secret); a source that says a refusal in its own words (source.h's `refusal`) is heard in
- * them. */
+ * them. The refusal is as old as its source's word (a parent arca's kept 404: its Age), so a
+ * negative answer kept from it ends when the source's does (store_negative.h). */
 static void refused(struct transfer *t, const struct verdict *v)
 {
     char reason[320];
     int status;
+    if (t->src.kind->freshness)
+        t->src.kind->freshness(t);
     if (t->auth && (v->status == 401 || v->status == 403)) {
         snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
         transfer_fail(t, 502, reason);

@@ -24,7 +24,9 @@
 #include "base/clock.h"
 #include "config/config.h"
 #include "persist/persist.h"
+#include "store/object.h"
 #include "store/store.h"
+#include "store/store_negative.h"
 #include "store_fixture.h"
 
 /* A digest's client that may fetch every URL. */
@@ -508,6 +510,49 @@ static void a_kept_404_answers_lookups_with_a_negative_ttl(void **state)
     assert_int_equal(look_as("http://h/brief", &t), LOOKUP_MISS);
 }
 
+/* Whether the kept answer for `url` answers a request with terms `t` (nothing begun, so nothing
+ * dropped: a lookup that misses would begin a download and forget the entry). */
+static bool negative_of(const char *url, const struct object_keep *t)
+{
+    char key[65];
+    struct object_meta meta;
+    url_key(url, key);
+    store_lock();
+    bool found = negative_find(key, t, (int64_t)time(NULL), &meta);
+    store_unlock();
+    return found;
+}
+
+/* A kept 404 is a cached answer under the request's terms: a download not stored keeps none, and
+ * a request that takes no kept answer (store = no, no-store) or whose bounds it is older than
+ * (max-age, a child arca's negative max-age) is asked upstream; the answer stays for the others. */
+static void a_kept_404_answers_only_under_terms_that_take_it(void **state)
+{
+    struct object_keep t = terms(), unstored = terms(), no_store, young, child;
+    (void)state;
+    t.negative_ttl = 60;
+    unstored.negative_ttl = 60;
+    unstored.store = false;
+    failed_as("http://h/unstored", &unstored, 404);
+    assert_int_equal(look_as("http://h/unstored", &t), LOOKUP_MISS);
+    failed_as("http://h/404", &t, 404);
+    int64_t kept = (int64_t)time(NULL);
+    no_store = young = child = t;
+    no_store.asked_no_store = true;
+    young.has_max_age = true;
+    young.max_age = 2;
+    child.has_negative_max_age = true;
+    child.negative_max_age = 2;
+    assert_int_equal(negative_of("http://h/404", &unstored), false);
+    assert_int_equal(negative_of("http://h/404", &no_store), false);
+    assert_int_equal(negative_of("http://h/404", &young), true);
+    assert_int_equal(negative_of("http://h/404", &child), true);
+    clock_passes(kept + 2);
+    assert_int_equal(negative_of("http://h/404", &young), false);
+    assert_int_equal(negative_of("http://h/404", &child), false);
+    assert_int_equal(negative_of("http://h/404", &t), true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -522,6 +567,7 @@ int main(void)
         EACH(an_objects_own_stale_windows_decide_its_expiry),
         EACH(a_pin_survives_a_restart),
         EACH(a_kept_404_answers_lookups_with_a_negative_ttl),
+        EACH(a_kept_404_answers_only_under_terms_that_take_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

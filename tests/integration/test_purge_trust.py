@@ -1,0 +1,135 @@
+"""A purge keeps its promise where it meets older mechanisms (issue 67): the expired copy a refresh
+is replacing goes with it (never answered stale, never restored when the refresh fails, gone
+after a restart); the purge is answered once it is on disk (kill -9 right after the answer loses
+nothing); a 404 in flight when the purge came is not kept as a negative answer."""
+
+import concurrent.futures
+import json
+import os
+import signal
+import threading
+import time
+
+from conftest import Arca, wait_for
+from test_admin import token_file
+from test_negative_ttl import negative
+from test_purge_prefix import purge_prefix
+
+OLD, NEW = b"the bad release\n" * 64, b"the fixed release\n" * 64
+
+
+def ini(workdir, *lines):
+    path = os.path.join(workdir, "arca.ini")
+    with open(path, "w") as f:
+        f.write(f"[arca]\nupstream-allow = 127.0.0.0/8\nadmin-token-file = {token_file(workdir)}\n"
+                + "".join(line + "\n" for line in lines))
+    return path
+
+
+def gated(origin, path, gate, **kw):
+    """`path` on the origin, each GET held until `gate` is set."""
+    return origin.add(path, on_request=lambda obj, index: gate.wait(30), **kw)
+
+
+def expired(t0, ttl):
+    """Wait until an object fetched at t0 (monotonic) with `ttl` seconds has expired."""
+    wait_for(lambda: time.monotonic() > t0 + ttl + 0.2, "the ttl to run out", timeout=ttl + 5)
+
+
+def test_the_copy_a_refresh_replaces_is_purged_and_a_failed_refresh_does_not_bring_it_back(
+        workdir, origin):
+    config = ini(workdir, "stale-if-error = 1h", "origin-failures = 0")
+    arca = Arca(workdir, ["--config", config]).start()
+    url = origin.add("/nightly/Image", data=OLD)
+    t0 = time.monotonic()
+    assert arca.fetch(url, ttl="1s")[2] == OLD
+    expired(t0, 1)
+    # the refresh: upstream answers 503, slowly
+    gate = threading.Event()
+    gated(origin, "/nightly/Image", gate, status=503)
+    first = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url, ttl="1s")
+    wait_for(lambda: origin.counts["/nightly/Image"] == 2, "the refresh asked upstream")
+    code, _, body = purge_prefix(arca, origin.url("/nightly/"))
+    answer = json.loads(body)
+    assert code == 200 and answer["purged"] == 1 and answer["downloads_not_kept"] == 1, answer
+    assert answer["bytes"] == len(OLD)
+    # a client after the purge never gets the purged bytes, stale-while-slow or stale-if-error
+    late = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url, ttl="1s")
+    gate.set()
+    status, headers, got = late.result(30)
+    assert got != OLD and status == 503, (status, headers)
+    first.result(30)
+    wait_for(lambda: arca.status()["resources_downloading"] == 0, "the refresh ended")
+    # nor after the refresh failed, in the listing, nor after a restart
+    assert arca.status()["resources_successes"] == 0
+    status, _, got = arca.fetch(url, ttl="1s")
+    assert status == 503 and got != OLD
+    assert arca.stop() == 0
+    again = Arca(workdir, ["--config", config]).start()
+    assert again.status()["resources_successes"] == 0
+    status, _, got = again.fetch(url, ttl="1s")
+    assert status == 503 and got != OLD
+    origin.add("/nightly/Image", data=NEW)
+    assert again.fetch(url)[2] == NEW
+    again.stop()
+
+
+def test_a_second_purge_during_the_next_refresh_finds_nothing_to_bring_back(workdir, origin):
+    config = ini(workdir, "stale-if-error = 1h", "origin-failures = 0")
+    arca = Arca(workdir, ["--config", config]).start()
+    url = origin.add("/nightly/rootfs.ext4", data=OLD)
+    t0 = time.monotonic()
+    assert arca.fetch(url, ttl="1s")[2] == OLD
+    expired(t0, 1)
+    for round_ in range(2):
+        gate = threading.Event()
+        gated(origin, "/nightly/rootfs.ext4", gate, status=503)
+        asked = origin.counts["/nightly/rootfs.ext4"]
+        pending = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url, ttl="1s")
+        wait_for(lambda: origin.counts["/nightly/rootfs.ext4"] > asked, "the refresh began")
+        purge_prefix(arca, origin.url("/nightly/"))
+        gate.set()
+        pending.result(30)
+        wait_for(lambda: arca.status()["resources_downloading"] == 0, "the refresh ended")
+        status, _, got = arca.fetch(url, ttl="1s")
+        assert got != OLD, round_
+    arca.stop()
+
+
+def test_a_purge_answered_is_on_disk_kill_9_right_after_loses_none(workdir, origin):
+    config = ini(workdir)
+    arca = Arca(workdir, ["--config", config]).start()
+    paths = [f"/nightly/bad/f{i}" for i in range(4000)]
+    for p in paths:
+        origin.add(p, data=p.encode())
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda p: arca.fetch(origin.url(p))[0], paths))
+    assert codes == [200] * len(paths)
+    code, _, body = purge_prefix(arca, origin.url("/nightly/bad/"))
+    arca.proc.send_signal(signal.SIGKILL)  # at once: the answer promised it is on disk
+    assert code == 200 and json.loads(body)["purged"] == len(paths)
+    arca.proc.wait(10)
+    again = Arca(workdir, ["--config", config]).start()
+    assert again.status()["resources_successes"] == 0
+    before = origin.counts[paths[0]]
+    assert again.fetch(origin.url(paths[0]))[0] == 200 and origin.counts[paths[0]] == before + 1
+    again.stop()
+
+
+def test_a_404_in_flight_during_a_purge_is_not_kept_after_it(workdir, origin):
+    config = ini(workdir, "negative-ttl = 1h")
+    arca = Arca(workdir, ["--config", config]).start()
+    gate = threading.Event()
+    url = gated(origin, "/nightly/new.img", gate, status=404)
+    pending = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url)
+    wait_for(lambda: origin.counts["/nightly/new.img"] == 1, "the download asked upstream")
+    # published, then purged: the 404 said before the purge is not the word after it
+    code, _, body = purge_prefix(arca, origin.url("/nightly/"))
+    assert code == 200 and json.loads(body)["downloads_not_kept"] == 1
+    gate.set()
+    assert pending.result(30)[0] == 404
+    origin.add("/nightly/new.img", data=NEW)
+    status, headers, got = arca.fetch(url)
+    assert status == 200 and got == NEW and not negative(headers)
+    assert origin.counts["/nightly/new.img"] == 2
+    arca.stop()
