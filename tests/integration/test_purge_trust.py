@@ -99,7 +99,7 @@ def test_a_second_purge_during_the_next_refresh_finds_nothing_to_bring_back(work
 def test_a_purge_answered_is_on_disk_kill_9_right_after_loses_none(workdir, origin):
     config = ini(workdir)
     arca = Arca(workdir, ["--config", config]).start()
-    paths = [f"/nightly/bad/f{i}" for i in range(4000)]
+    paths = [f"/nightly/bad/f{i}" for i in range(2500)]
     for p in paths:
         origin.add(p, data=p.encode())
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
