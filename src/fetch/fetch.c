@@ -284,11 +284,14 @@ static bool inherits_failure(const struct fetch_req *r, const struct object_meta
 static bool hops_refused(struct fetch_req *r, const struct object_meta *meta, enum conn_result *ret)
 {
     struct sockaddr_storage client;
-    char why[400];
+    char why[400], words[160];
     if (!meta->redirects[0] ||
         terms_hops_allowed(meta->redirects, http_client(r->conn, &client), why, sizeof(why)))
         return false;
-    *ret = fetch_refuse_object(r, NULL, HTTP_FORBIDDEN, why);
+    /* the hop is upstream's word: worded as the download's own refusal of it would be */
+    *ret =
+        fetch_refuse_object(r, NULL, HTTP_FORBIDDEN,
+                            fetch_failure_words(r, why, HTTP_FORBIDDEN, 0, words, sizeof(words)));
     return true;
 }
 
@@ -368,7 +371,7 @@ static enum fetch_step answer_negative(struct fetch_req *r, const struct object_
     r->refusal = "NEGATIVE_HIT";
     if (meta->error_status == 404 && r->missing)
         return answered(r, r->missing(r->missing_arg));
-    return answered(r, fetch_refuse_object(r, meta, (unsigned int)meta->error_status, meta->error));
+    return answered(r, fetch_refuse_download(r, meta, (unsigned int)meta->error_status));
 }
 
 /* What a lookup found: answer from the cache, join a download or start one. */
@@ -651,8 +654,34 @@ static int set_key(struct fetch_req *r)
     return r->key ? 0 : -1;
 }
 
+/* Why the terms do not let r's client fetch its URL, as its 403 says. */
+static enum conn_result refuse_terms(struct fetch_req *r)
+{
+    char why[400];
+    if (r->terms.allowed_carried[0]) { /* a cache in front would fetch it for this client */
+        snprintf(why, sizeof(why),
+                 "client address not allowed to fetch this URL: it carries URL %s%s%s%s",
+                 r->terms.allowed_carried, r->terms.allowed_rule[0] ? ", under rule " : "",
+                 r->terms.allowed_rule, r->terms.allowed_rule[0] ? "'s allow-network" : "");
+        return fetch_refuse_client(r, why);
+    }
+    if (r->terms.allowed_from != FROM_RULE)
+        return fetch_refuse_client(r, policy_client_refusal());
+    snprintf(why, sizeof(why),
+             "client address not allowed to fetch this URL: rule %s names who may "
+             "(allow-network)",
+             r->terms.allowed_rule);
+    return fetch_refuse_client(r, why);
+}
+
+/* A URL at a parent's place (rules_names_parent), as a client that may not read the parent's
+ * URL is told it. */
+#define FETCH_NOT_AN_ORIGIN "the URL names a place this arca never fetches from"
+
 /* The request's terms, decided once its URL and key are known (rules/terms.h): from here on
- * the course reads them, never the options. A client they do not let fetch this URL is refused. */
+ * the course reads them, never the options. A client they do not let fetch this URL is refused
+ * first, as for any URL: nothing the URL names (a parent) is said to it before its rights are
+ * judged. */
 static int decide(struct fetch_req *r, const struct asked *asked, enum conn_result *ret)
 {
     struct request_facts q = {.url = r->url,
@@ -665,36 +694,22 @@ static int decide(struct fetch_req *r, const struct asked *asked, enum conn_resu
         *ret = fetch_refuse_client(r, http_client_refusal(NULL));
         return -1;
     }
-    char why[CONFIG_PARENT_MAX + 96];
-    if (rules_names_parent(r->url, why, sizeof(why))) { /* a relay around every rule here */
-        *ret = fetch_refuse_client(r, why);
-        return -1;
-    }
     if (!r->req->proxied)
         request_bounds(r->conn, &q);
     terms_decide(http_cfg, &q, &r->terms);
     if (r->auth && !r->auth->anonymous) /* arca's signature is a credential: never kept */
         r->terms.object.negative_ttl = 0;
-    if (r->terms.allowed)
-        return 0;
-    if (r->terms.allowed_carried[0]) { /* a cache in front would fetch it for this client */
-        char why[400];
-        snprintf(why, sizeof(why),
-                 "client address not allowed to fetch this URL: it carries URL %s%s%s%s",
-                 r->terms.allowed_carried, r->terms.allowed_rule[0] ? ", under rule " : "",
-                 r->terms.allowed_rule, r->terms.allowed_rule[0] ? "'s allow-network" : "");
-        *ret = fetch_refuse_client(r, why);
-    } else if (r->terms.allowed_from != FROM_RULE)
-        *ret = fetch_refuse_client(r, policy_client_refusal());
-    else {
-        char why[160];
-        snprintf(why, sizeof(why),
-                 "client address not allowed to fetch this URL: rule %s names who may "
-                 "(allow-network)",
-                 r->terms.allowed_rule);
-        *ret = fetch_refuse_client(r, why);
+    if (!r->terms.allowed) {
+        *ret = refuse_terms(r);
+        return -1;
     }
-    return -1;
+    char why[CONFIG_PARENT_MAX + 96];
+    if (rules_names_parent(r->url, why, sizeof(why))) { /* a relay around every rule here */
+        /* the parent's URL is for the clients that read it in the status */
+        *ret = fetch_refuse_client(r, fetch_sees_upstream(r) ? why : FETCH_NOT_AN_ORIGIN);
+        return -1;
+    }
+    return 0;
 }
 
 /* A registry's manifest by digest asked on the fetch API or through the proxy is answered as

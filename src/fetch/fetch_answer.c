@@ -71,6 +71,92 @@ enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_me
     return http_queue(r->conn, status, resp);
 }
 
+bool fetch_sees_upstream(const struct fetch_req *r)
+{
+    return http_sees_urls(r->conn);
+}
+
+/* Whether `why` starts with `lead` followed by a status, its length then in *len. */
+static bool status_words(const char *why, const char *lead, size_t *len)
+{
+    size_t n = strlen(lead), digits = strncmp(why, lead, n) ? 0 : strspn(why + n, "0123456789");
+    *len = n + digits;
+    return digits > 0;
+}
+
+/* How much of `why` (a failure's reason, past its "WHO failed after N attempts in S s: ") any
+ * client may read: a source's bare status ("upstream answered 503", cut before what it said), or
+ * arca's own words (its limits, its disk, its state); 0: none of it (upstream's own words). */
+static size_t words_for_anyone(const char *why)
+{
+    static const char *const statuses[] = {"upstream answered ", "parent answered ",
+                                           "unexpected upstream status "};
+    static const char *const own[] = {"object ",
+                                      "no room in the cache quota",
+                                      "cannot sync ",
+                                      "cannot move the object file",
+                                      "out of memory",
+                                      "cannot read back the object file",
+                                      "arca is shutting down",
+                                      "download failed"};
+    size_t len;
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (status_words(why, statuses[i], &len))
+            return len;
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (!strncmp(why, own[i], strlen(own[i])))
+            return strlen(why);
+    return 0;
+}
+
+/* Which source a failure's reason speaks of: its first word (failure_summary's WHO, a parent's
+ * or a mirror's own words, a held host's kind). */
+static const char *failure_source(const char *reason)
+{
+    static const char *const kinds[] = {"parent", "mirror", "registry"};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i]);
+        if (!strncmp(reason, kinds[i], n) && reason[n] == ' ')
+            return kinds[i];
+    }
+    return "upstream";
+}
+
+const char *fetch_failure_words(const struct fetch_req *r, const char *reason, unsigned int status,
+                                int retry_after, char *buf, size_t size)
+{
+    const char *who = failure_source(reason), *why = reason, *summary;
+    if (fetch_sees_upstream(r))
+        return reason;
+    /* failure_summary's "WHO failed after N attempts in S s: ": arca's count, kept */
+    summary = reason + strcspn(reason, " ");
+    if (!strncmp(summary, " failed after ", 14) && (summary = strstr(summary, " s: ")) != NULL)
+        why = summary + 4;
+    int counted = (int)(why - reason);
+    size_t kept = retry_after > 0 ? 0 : words_for_anyone(why);
+    if (kept)
+        snprintf(buf, size, "%.*s", counted + (int)kept, reason);
+    else if (retry_after > 0) /* its Retry-After says when too */
+        snprintf(buf, size, "the %s is held down after failures in a row; tried again in %d s", who,
+                 retry_after);
+    else if (status >= 400 && status < 500) /* upstream's refusal, or arca's of where it leads */
+        snprintf(buf, size, "%.*sthe download was refused", counted, reason);
+    else
+        snprintf(buf, size, "%.*sthe %s %s", counted, reason, who,
+                 status == 504 ? "did not answer in time" : "could not be reached");
+    return buf;
+}
+
+enum conn_result fetch_refuse_download(struct fetch_req *r, const struct object_meta *meta,
+                                       unsigned int status)
+{
+    char words[160];
+    return fetch_refuse_object(
+        r, meta, status,
+        fetch_failure_words(r, meta->error[0] ? meta->error : "download failed", status,
+                            meta->retry_after, words, sizeof(words)));
+}
+
 /* Each 2xx or 304 once, by how it was served: an expired version's answer by its cause
  * (r->stale), a download that upstream answered 304 as revalidated (r->revalidated), else as
  * the lookup found it. */

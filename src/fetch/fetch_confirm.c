@@ -122,9 +122,13 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
      * download joined, a digest's twin): the answer tells nothing of the cache. */
     unsigned int status = res->status >= 400 ? (unsigned int)res->status : 502;
     struct answer *resp;
-    if (res->status == 0)
-        resp = http_error_response("%s", res->failure);
-    else
+    char words[sizeof(res->failure)];
+    if (res->status == 0) {
+        status = res->failure_status ? (unsigned int)res->failure_status : 502;
+        resp = http_error_response("%s", fetch_failure_words(r, res->failure, status,
+                                                             held ? res->retry_after : 0, words,
+                                                             sizeof(words)));
+    } else
         resp = http_error_response(
             "%s %d", res->status >= 400 ? "upstream answered" : "unexpected upstream status",
             res->status);
@@ -139,8 +143,6 @@ bool fetch_confirm_refused(struct fetch_req *r, const struct probe_result *res,
         snprintf(seconds, sizeof(seconds), "%d", res->retry_after);
         answer_header(resp, "Retry-After", seconds);
     }
-    if (res->status == 0)
-        status = res->failure_status ? (unsigned int)res->failure_status : 502;
     *ret = http_queue(r->conn, status, resp);
     return true;
 }

@@ -134,6 +134,21 @@ enum conn_result fetch_refuse_client(struct fetch_req *r, const char *reason);
 /* An error answer about the object or its download, with its Cache-Status. */
 enum conn_result fetch_refuse_object(struct fetch_req *r, const struct object_meta *meta,
                                      unsigned int status, const char *reason);
+/* Whether r's client may read upstream's own words: curl's text, a parent's or an origin's
+ * host, address and port, a parent's reason. Those who may see URLs (http_sees_urls: inside
+ * --allow-network or --ui-network), who read the parents' names in the status already; not a
+ * stranger a rule's allow-network lets fetch (docs/SECURITY.md, "Who may fetch"). */
+bool fetch_sees_upstream(const struct fetch_req *r);
+/* A failed download's or confirmation's `reason` as r's client reads it: whole when it may
+ * (fetch_sees_upstream); else the source's bare status and arca's own words only, anything else
+ * one generic line ("the parent could not be reached"), written into `buf`. `status` is the
+ * answer's, `retry_after` > 0 for a host held down. arca's log keeps the whole reason. */
+const char *fetch_failure_words(const struct fetch_req *r, const char *reason, unsigned int status,
+                                int retry_after, char *buf, size_t size);
+/* fetch_refuse_object for a failed download (or a kept 404): its meta->error, worded for r's
+ * client by fetch_failure_words. */
+enum conn_result fetch_refuse_download(struct fetch_req *r, const struct object_meta *meta,
+                                       unsigned int status);
 /* Upstream's headers that say what the bytes are, then arca's (Cache-Status among them). */
 void fetch_add_headers(struct answer *resp, const struct object_meta *meta,
                        const struct fetch_req *r);

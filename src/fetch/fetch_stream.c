@@ -116,9 +116,8 @@ enum conn_result fetch_stream(struct fetch_req *r, const struct object_meta *met
     bool trailer;
 
     if (meta->state == OBJ_FAILED || !meta->headers_ready)
-        return fetch_refuse_object(r, meta,
-                                   meta->error_status ? (unsigned int)meta->error_status : 502,
-                                   meta->error[0] ? meta->error : "download failed");
+        return fetch_refuse_download(r, meta,
+                                     meta->error_status ? (unsigned int)meta->error_status : 502);
     if (meta->state == OBJ_COMPLETE && !fetch_digest_ok(r, meta))
         return fetch_refuse_object(r, meta, HTTP_BAD_GATEWAY,
                                    "the object's sha256 does not match the requested sha256");

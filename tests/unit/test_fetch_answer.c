@@ -1,7 +1,8 @@
 /* Units for the headers of an object's answer (fetch_answer.c, fetch_add_headers): Cache-Status
  * lists the parent arca's members before arca's own, each of arca's members about an object
  * says its freshness (ttl) with Age beside it, an error about a download says neither, and the
- * object keeps one ETag for its whole life. */
+ * object keeps one ETag for its whole life; upstream's own words in an error go only to clients
+ * that may see URLs (fetch_failure_words). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,6 +165,75 @@ static void the_member_is_named_cache_name(void **state)
     http_cfg = before;
 }
 
+/* Who may read upstream's own words, as the suite says (fetch_sees_upstream asks it). */
+static bool sees_urls;
+bool __wrap_http_sees_urls(struct conn *c);
+bool __wrap_http_sees_urls(struct conn *c)
+{
+    (void)c;
+    return sees_urls;
+}
+
+/* What a stranger (may not see URLs) reads of `reason`. */
+static const char *strangers(const char *reason, unsigned int status, int retry_after)
+{
+    static char buf[256];
+    struct fetch_req r = req(LOOKUP_MISS);
+    sees_urls = false;
+    return fetch_failure_words(&r, reason, status, retry_after, buf, sizeof(buf));
+}
+
+static void upstreams_words_go_to_those_who_see_urls(void **state)
+{
+    static const char reason[] = "parent failed after 1 attempt in 0.0 s: Failed to connect to "
+                                 "10.0.0.5 port 8001 after 0 ms: Couldn't connect to server";
+    struct fetch_req r = req(LOOKUP_MISS);
+    char buf[256];
+    (void)state;
+    sees_urls = true;
+    assert_ptr_equal(fetch_failure_words(&r, reason, 502, 0, buf, sizeof(buf)), reason);
+    assert_string_equal(strangers(reason, 502, 0),
+                        "parent failed after 1 attempt in 0.0 s: the parent could not be reached");
+    assert_string_equal(
+        strangers("upstream failed after 5 attempts in 15.1 s: upstream timed out: Operation "
+                  "timed out after 3000 milliseconds with 0 bytes received",
+                  504, 0),
+        "upstream failed after 5 attempts in 15.1 s: the upstream did not answer in time");
+    assert_string_equal(strangers("cannot resolve host build.example", 502, 0),
+                        "the upstream could not be reached");
+}
+
+static void a_stranger_reads_bare_statuses_and_arcas_own_words(void **state)
+{
+    (void)state;
+    assert_string_equal(strangers("upstream answered 404", 404, 0), "upstream answered 404");
+    assert_string_equal(strangers("upstream failed after 5 attempts in 15.1 s: upstream answered "
+                                  "503",
+                                  503, 0),
+                        "upstream failed after 5 attempts in 15.1 s: upstream answered 503");
+    /* a parent's status, never what it said with it */
+    assert_string_equal(strangers("parent answered 502 Bad Gateway, its origin's failure "
+                                  "relayed: upstream unreachable: Failed to connect to 10.0.0.9",
+                                  502, 0),
+                        "parent answered 502");
+    assert_string_equal(strangers("object larger than max-object-size (1000 bytes)", 413, 0),
+                        "object larger than max-object-size (1000 bytes)");
+    /* arca's refusal of an address, a redirect or a parent's own refusal: a refusal, unnamed */
+    assert_string_equal(strangers("upstream address 10.0.0.5 port 80 names this arca's parent "
+                                  "http://10.0.0.5",
+                                  403, 0),
+                        "the download was refused");
+    assert_string_equal(strangers("parent http://10.0.0.5:8001 is down since "
+                                  "2026-11-25T14:03:12Z (3 failures in a row); tried again in 4 s",
+                                  503, 4),
+                        "the parent is held down after failures in a row; tried again in 4 s");
+    /* a summary only at the start is arca's count: one inside a parent's words is its words */
+    assert_string_equal(strangers("parent refused: 403 Forbidden: x failed after 1 attempt in 0.0 "
+                                  "s: upstream answered 404",
+                                  403, 0),
+                        "the download was refused");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +242,8 @@ int main(void)
         cmocka_unit_test(errors_say_no_freshness),
         cmocka_unit_test(one_etag_for_an_objects_life),
         cmocka_unit_test(the_member_is_named_cache_name),
+        cmocka_unit_test(upstreams_words_go_to_those_who_see_urls),
+        cmocka_unit_test(a_stranger_reads_bare_statuses_and_arcas_own_words),
     };
     static struct config cfg;
     config_defaults(&cfg);
