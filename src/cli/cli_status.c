@@ -69,8 +69,10 @@ static void print_hosts_down(json_t *s)
     json_array_foreach(list, i, h)
     {
         const char *since = json_string_value(json_object_get(h, "since")); /* ISO */
-        printf("           %s down since %s, %lld failures in a row\n",
-               json_string_value(json_object_get(h, "host")), since ? since : "?",
+        const char *from = json_string_value(json_object_get(h, "outgoing_address"));
+        printf("           %s%s%s%s down since %s, %lld failures in a row\n",
+               json_string_value(json_object_get(h, "host")), from ? " (leaving from " : "",
+               from ? from : "", from ? ")" : "", since ? since : "?",
                (long long)cli_json_int(h, "failures"));
     }
 }

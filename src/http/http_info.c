@@ -102,10 +102,12 @@ static void add_hosts_down(struct conn *c, json_t *o)
     json_object_set_new(o, "upstream_hosts_down", json_integer((json_int_t)n));
     for (size_t i = 0; list && i < shown; i++) {
         iso_time(down[i].since, since, sizeof(since)); /* as the status's other times */
-        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I, s:b}", "host", down[i].origin,
-                                              "since", since, "failures", down[i].failures,
-                                              "next_probe_ms", (json_int_t)down[i].probe_in_ms,
-                                              "hung", down[i].hung));
+        json_t *d = json_pack("{s:s, s:s, s:i, s:I, s:b}", "host", down[i].origin, "since", since,
+                              "failures", down[i].failures, "next_probe_ms",
+                              (json_int_t)down[i].probe_in_ms, "hung", down[i].hung);
+        if (d && down[i].from[0]) /* a route leaving from a rule's own address */
+            json_object_set_new(d, "outgoing_address", json_string(down[i].from));
+        json_array_append_new(list, d);
     }
     if (list)
         json_object_set_new(o, "upstream_hosts_down_list", list);

@@ -71,19 +71,23 @@ bool upstream_on_thread(void)
            pthread_equal(owner, pthread_self());
 }
 
-/* The address `h` leaves from: its download's terms' (h->outgoing), else the rule's of the URL
- * it asks (a probe, a document), else --outgoing-address's. */
-static int bind_outgoing(struct handle *h, int fd, int family)
+/* The address `h` leaves from, into *out: its download's terms' (h->outgoing), else the rule's
+ * of the URL it asks (a probe, a document), else --outgoing-address's. Its connections are bound
+ * to it and its route's hold is asked with it (hosts.h). */
+static void leaves_from(const struct handle *h, struct outgoing_address *out)
 {
     const struct rule_set *set = h->outgoing ? NULL : rules_current();
     const struct rule *r = set ? rules_match(set, h->url) : NULL;
-    const struct outgoing_address *out = h->outgoing            ? h->outgoing
-                                         : r && r->has_outgoing ? &r->outgoing
-                                                                : &h->loop->cfg->outgoing;
-    int rc = outgoing_bind(fd, family, out, h->refused, sizeof(h->refused));
+    *out = h->outgoing ? *h->outgoing : r && r->has_outgoing ? r->outgoing : h->loop->cfg->outgoing;
     if (set)
         rules_put(set);
-    return rc;
+}
+
+static int bind_outgoing(struct handle *h, int fd, int family)
+{
+    struct outgoing_address out;
+    leaves_from(h, &out);
+    return outgoing_bind(fd, family, &out, h->refused, sizeof(h->refused));
 }
 
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
@@ -217,14 +221,16 @@ void easy_set_url(struct handle *h, const char *url)
 
 enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after)
 {
+    struct outgoing_address from;
     assert(upstream_on_thread() && !h->host_probe && !h->wait.queued);
-    if (!hosts_admit(h->url, h->host_kind, h->loop->now_ms(), may_probe, &h->host_probe, why, size,
-                     retry_after))
+    leaves_from(h, &from);
+    if (!hosts_admit(h->url, &from, h->host_kind, h->loop->now_ms(), may_probe, &h->host_probe, why,
+                     size, retry_after))
         return EASY_HELD;
     if (curl_multi_add_handle(h->loop->multi, h->easy) == CURLM_OK)
         return EASY_ASKING;
     if (h->host_probe) /* granted, and no attempt went: the next may probe */
-        hosts_result(h->url, h->host_kind, HOST_SAID_NOTHING, true, h->loop->now_ms());
+        hosts_result(h->url, &from, h->host_kind, HOST_SAID_NOTHING, true, h->loop->now_ms());
     h->host_probe = false;
     return EASY_FAILED;
 }
@@ -243,13 +249,15 @@ void easy_ended(struct handle *h, CURLcode rc)
 {
     bool stopping = atomic_load(&h->loop->stopping);
     enum host_word word = stopping ? HOST_SAID_NOTHING : hosts_word(h->easy, rc, h->refused[0]);
+    struct outgoing_address from;
     assert(upstream_on_thread());
     rate_forget(&h->loop->gate, &h->wait);
     curl_multi_remove_handle(h->loop->multi, h->easy);
+    leaves_from(h, &from);
     if ((word != HOST_SAID_NOTHING || h->host_probe) &&
-        hosts_result(h->url, h->host_kind, word, h->host_probe, h->loop->now_ms()) &&
-        (!h->loop->check_host || h->loop->check_host(h->loop, h->url) < 0))
-        hosts_checked(h->url, -1, h->loop->now_ms());
+        hosts_result(h->url, &from, h->host_kind, word, h->host_probe, h->loop->now_ms()) &&
+        (!h->loop->check_host || h->loop->check_host(h->loop, h->url, &from) < 0))
+        hosts_checked(h->url, &from, HOST_CHECK_NONE, h->loop->now_ms());
     h->host_probe = false;
 }
 

@@ -40,9 +40,11 @@ struct upstream_loop {
     /* Called on the persistence thread once a download's file is made: wakes the loop. */
     void (*wake)(void *arg);
     int64_t (*now_ms)(void); /* the monotonic clock (clock.h); a unit's own in tests */
-    /* Asks `url`'s host at its root whether it answers at all, and tells hosts_checked (probe.c:
-     * probe_check_host); -1 when it cannot be asked. NULL: never asked (a unit's loop). */
-    int (*check_host)(struct upstream_loop *loop, const char *url);
+    /* Asks `url`'s host at its root, from `from`, whether it answers at all, and tells
+     * hosts_checked (probe.c: probe_check_host); -1 when it cannot be asked. NULL: never asked
+     * (a unit's loop). */
+    int (*check_host)(struct upstream_loop *loop, const char *url,
+                      const struct outgoing_address *from);
 };
 
 /* What every curl handle of this thread carries first (CURLOPT_PRIVATE, the socket callback),
@@ -101,8 +103,8 @@ enum easy_start {
     EASY_HELD,   /* its host is held down (why, *retry_after): no attempt went */
     EASY_FAILED, /* curl did not take it (out of memory) */
 };
-/* One attempt of `h`, its request set up: asked of its host's hold (hosts_admit, as
- * h->host_kind; `may_probe`:
+/* One attempt of `h`, its request set up: asked of its route's hold (hosts_admit, as
+ * h->host_kind, from the address it leaves from; `may_probe`:
  * it may be the attempt that asks whether a held host is back), then into the multi handle. */
 enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after);
 /* Whether `h`'s chunk of `len` body bytes may be taken now (rate_admit); false: return

@@ -501,7 +501,8 @@ static void retry_or_fail(struct fill *f, struct segment *s, CURLcode rc)
     if (rc == CURLE_OK) /* a body shorter than its range, its connection closed cleanly */
         rc = CURLE_PARTIAL_FILE;
     /* a host held down now (this piece's failure may have done it) is not waited for */
-    if (s->attempts <= cfg->download_retries && !hosts_ends_retries(f->source) &&
+    if (s->attempts <= cfg->download_retries &&
+        !hosts_ends_retries(f->source, f->settings.outgoing) &&
         error_retryable(rc, false, s->h.refused[0], late)) {
         int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, s->attempts);
         log_info("fetch %s: range bytes=%lld-%lld cut (%s); asking again in %lld ms",

@@ -1,6 +1,7 @@
-/* Upstream hosts held down (hosts.h): one small table of the hosts, of every kind, whose last
- * asks failed, found by kind and origin string, each held as its kind's policy says. A host that
- * answers leaves it, and so does one neither failing nor asked for a while. */
+/* Upstream hosts held down (hosts.h): one small table of the routes, of every kind, whose last
+ * asks failed or, an origin's, answered lately, found by kind, origin string and the address
+ * they leave from, each held as its kind's policy says. A route neither failing nor asked for a
+ * while leaves it. */
 #include "upstream/hosts.h"
 #include "base/clock.h"
 #include "log/log.h"
@@ -36,32 +37,45 @@ static struct host_policy policies[HOST_KINDS] = {
 
 struct host {
     char origin[HOSTS_ORIGIN_MAX]; /* "" : a free slot */
+    char from[HOSTS_FROM_MAX];     /* the address it leaves from, "" the kernel's (an origin's) */
     enum host_kind kind;
     int failures;
-    int64_t since;      /* wall s it went down; 0: up (failing, not yet held) */
-    int64_t probe_at;   /* monotonic ms from which one probe (or, passed over, any ask) may go */
-    int64_t wait_ms;    /* the wait before the probe after the next failed one */
-    int64_t seen_ms;    /* its last failure, or the last attempt asked of it while held */
-    int64_t checked_ms; /* its root answered a check then (0: never) */
-    bool probing;       /* a probe is out */
-    bool awaited;       /* a download waits for a slot to be its probe (hosts_await_probe) */
-    bool checking;      /* a check of its root is out (hosts_result asked for it) */
-    bool hung;          /* its silences held it: it accepts connections, answers nothing */
+    int64_t since;       /* wall s it went down; 0: up (failing, not yet held) */
+    int64_t probe_at;    /* monotonic ms from which one probe (or, passed over, any ask) may go */
+    int64_t wait_ms;     /* the wait before the probe after the next failed one */
+    int64_t seen_ms;     /* its last failure, or the last attempt asked of it while held */
+    int64_t checked_ms;  /* its root answered or closed a check then (0: never) */
+    int64_t answered_ms; /* an attempt of any URL on it got an answer then (0: none known) */
+    bool probing;        /* a probe is out */
+    bool awaited;        /* a download waits for a slot to be its probe (hosts_await_probe) */
+    bool checking;       /* a check of its root is out (hosts_result asked for it) */
+    bool hung;           /* its silences held it: it accepts connections, answers nothing */
 };
 
 /* Its lock is a leaf: nothing else is taken while it is held, and no caller holds a lock of its
  * own while asking (parent_report copies its table first). */
 static struct {
     pthread_mutex_t lock;
-    atomic_int down;  /* origins held down now */
-    int64_t swept_ms; /* the last pass for idle hosts (forget_idle) */
+    atomic_int down;                   /* origins held down now */
+    int64_t swept_ms;                  /* the last pass for idle hosts (forget_idle) */
+    char default_from[HOSTS_FROM_MAX]; /* --outgoing-address: not named in the list */
     struct host hosts[HOSTS_MAX];
 } reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-void hosts_configure(int origin_failures)
+/* The address `from` names, as a route of `kind` is keyed: an origin's alone leaves from one. */
+static void from_text(enum host_kind kind, const struct outgoing_address *from, char *out,
+                      size_t size)
+{
+    out[0] = '\0';
+    if (kind == HOST_ORIGIN && from)
+        config_outgoing_text(from, out, size);
+}
+
+void hosts_configure(int origin_failures, const struct outgoing_address *from)
 {
     pthread_mutex_lock(&reg.lock);
     policies[HOST_ORIGIN].faults = origin_failures;
+    from_text(HOST_ORIGIN, from, reg.default_from, sizeof(reg.default_from));
     reg.swept_ms = 0;
     memset(reg.hosts, 0, sizeof(reg.hosts));
     atomic_store(&reg.down, 0);
@@ -89,6 +103,26 @@ void hosts_origin_of(const char *url, char *out, size_t size)
     curl_url_cleanup(u);
 }
 
+/* How the log and the reasons name a route: its origin, and the address it leaves from when
+ * that is not --outgoing-address's. */
+#define ROUTE_NAME_MAX (HOSTS_ORIGIN_MAX + HOSTS_FROM_MAX + 20)
+
+/* Lock held. `h`'s name (above) in out[ROUTE_NAME_MAX]. */
+static const char *name_of(const struct host *h, char *out)
+{
+    if (!h->from[0] || !strcmp(h->from, reg.default_from))
+        snprintf(out, ROUTE_NAME_MAX, "%s", h->origin);
+    else
+        snprintf(out, ROUTE_NAME_MAX, "%s (leaving from %s)", h->origin, h->from);
+    return out;
+}
+
+/* Whether `at_ms` (0: never) is less than `window_ms` before `now_ms`. */
+static bool within(int64_t at_ms, int64_t window_ms, int64_t now_ms)
+{
+    return at_ms && now_ms - at_ms < window_ms;
+}
+
 /* Lock held. Whether `h` holds its asks back at `now_ms`. */
 static bool held_now(const struct host *h, int64_t now_ms)
 {
@@ -112,12 +146,13 @@ static void drop(struct host *h)
     h->origin[0] = '\0';
 }
 
-/* Lock held. Hosts neither failing nor asked for HOSTS_IDLE_MS leave the table (at most one
- * pass a HOSTS_SWEEP_MS): failures that old are no longer "in a row", and a host held down that
- * nobody asks for has no download to spare a wait. A probe or a check out, or awaited, keeps
- * its host. */
+/* Lock held. Routes neither failing nor asked for HOSTS_IDLE_MS leave the table (at most one
+ * pass a HOSTS_SWEEP_MS): failures that old are no longer "in a row", an answer that old says
+ * nothing of the route now, and a route held down that nobody asks for has no download to spare
+ * a wait. A probe or a check out, or awaited, keeps its route. */
 static void forget_idle(int64_t now_ms)
 {
+    char name[ROUTE_NAME_MAX];
     if (now_ms >= reg.swept_ms && now_ms - reg.swept_ms < HOSTS_SWEEP_MS)
         return;
     reg.swept_ms = now_ms;
@@ -128,73 +163,91 @@ static void forget_idle(int64_t now_ms)
             continue;
         if (h->since)
             log_info("%s %s no longer held down: not asked for in %d s", policies[h->kind].name,
-                     h->origin, HOSTS_IDLE_MS / 1000);
+                     name_of(h, name), HOSTS_IDLE_MS / 1000);
         drop(h);
     }
 }
 
-/* Lock held. Whether `a` is of less use than `b` to keep: one not held before one held (only
- * failures would be lost), then the one asked for longest ago. */
+/* Lock held. What keeping `h` is worth: 2 held (a hold would be lost), 1 failing (its failures
+ * in a row), 0 only answered lately (its answer). */
+static int worth(const struct host *h)
+{
+    return h->since ? 2 : h->failures > 0 || h->hung ? 1 : 0;
+}
+
+/* Lock held. Whether `a` is of less use than `b` to keep: the one worth less, then the one
+ * asked for longest ago. */
 static bool less_useful(const struct host *a, const struct host *b)
 {
-    if (!a->since != !b->since)
-        return !a->since;
+    if (worth(a) != worth(b))
+        return worth(a) < worth(b);
     return a->seen_ms < b->seen_ms;
 }
 
-/* Lock held. The table is full: the least useful host's slot (a probe or a check out, or
- * awaited, keeps its host), emptied; NULL when every host has one. */
-static struct host *make_room(void)
+/* Lock held. The table is full: the least useful route's slot of those worth at most
+ * `max_worth` (a probe or a check out, or awaited, keeps its route), emptied; NULL when none. */
+static struct host *make_room(int max_worth)
 {
+    char name[ROUTE_NAME_MAX];
     struct host *victim = NULL;
     for (size_t i = 0; i < HOSTS_MAX; i++) {
         const struct host *h = &reg.hosts[i];
-        if (!h->probing && !h->awaited && !h->checking && (!victim || less_useful(h, victim)))
+        if (!h->probing && !h->awaited && !h->checking && worth(h) <= max_worth &&
+            (!victim || less_useful(h, victim)))
             victim = &reg.hosts[i];
     }
     if (victim) {
         if (victim->since)
             log_info("%s %s no longer held down: its place went to another host",
-                     policies[victim->kind].name, victim->origin);
+                     policies[victim->kind].name, name_of(victim, name));
         drop(victim);
     }
     return victim;
 }
 
-/* Lock held. The host's slot, or NULL; with `make`, a slot taken for it (a free one, or the
- * least useful host's). */
-static struct host *find(const char *origin, enum host_kind kind, bool make)
+/* What find does when the route is not in the table: nothing, or take a slot for one that
+ * answered (a free one, or one of a route that only answered: an answer never pushes out a
+ * failure) or for one that failed (any, the least useful). */
+enum make { FIND_ONLY, MAKE_ANSWERED, MAKE_FAILING };
+
+/* Lock held. The route's slot, or NULL; with `make`, a slot taken for it (above). */
+static struct host *find(const char *origin, const char *from, enum host_kind kind, enum make make)
 {
     struct host *slot = NULL;
     if (!origin[0])
         return NULL;
     for (size_t i = 0; i < HOSTS_MAX; i++) {
-        if (reg.hosts[i].kind == kind && !strcmp(reg.hosts[i].origin, origin))
+        if (reg.hosts[i].kind == kind && !strcmp(reg.hosts[i].origin, origin) &&
+            !strcmp(reg.hosts[i].from, from))
             return &reg.hosts[i];
         if (!reg.hosts[i].origin[0] && !slot)
             slot = &reg.hosts[i];
     }
-    if (!make || (!slot && !(slot = make_room())))
+    if (make == FIND_ONLY || (!slot && !(slot = make_room(make == MAKE_FAILING ? 2 : 0))))
         return NULL;
     memset(slot, 0, sizeof(*slot));
     snprintf(slot->origin, sizeof(slot->origin), "%s", origin);
+    snprintf(slot->from, sizeof(slot->from), "%s", from);
     slot->kind = kind;
     return slot;
 }
 
-/* Lock held. `url`'s host of `kind`, after a pass for idle ones (NULL: not in the table). */
-static struct host *host_of(const char *url, enum host_kind kind, bool make, int64_t now_ms)
+/* Lock held. The route of `url` from `from` as `kind`, after a pass for idle ones (NULL: not in
+ * the table). */
+static struct host *host_of(const char *url, const struct outgoing_address *from,
+                            enum host_kind kind, enum make make, int64_t now_ms)
 {
-    char origin[HOSTS_ORIGIN_MAX];
+    char origin[HOSTS_ORIGIN_MAX], addr[HOSTS_FROM_MAX];
     hosts_origin_of(url, origin, sizeof(origin));
+    from_text(kind, from, addr, sizeof(addr));
     forget_idle(now_ms);
-    return find(origin, kind, make);
+    return find(origin, addr, kind, make);
 }
 
 /* Lock held. Why an ask of held `h` does not go, and in how many seconds one may. */
 static void say_held(const struct host *h, int64_t now_ms, char *why, size_t size, int *retry_after)
 {
-    char since[32];
+    char since[32], name[ROUTE_NAME_MAX];
     struct tm tm;
     time_t t = (time_t)h->since;
     int64_t wait = h->probing             ? h->wait_ms
@@ -204,18 +257,19 @@ static void say_held(const struct host *h, int64_t now_ms, char *why, size_t siz
     strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
     *retry_after = (int)(wait / 1000 + 1);
     snprintf(why, size, "%s %s is down since %s (%d failures in a row%s); tried again in %d s",
-             policies[h->kind].name, h->origin, since, h->failures,
+             policies[h->kind].name, name_of(h, name), since, h->failures,
              h->hung ? ": it accepts connections but answers nothing" : "", *retry_after);
 }
 
-bool hosts_admit(const char *url, enum host_kind kind, int64_t now_ms, bool may_probe, bool *probe,
-                 char *why, size_t size, int *retry_after)
+bool hosts_admit(const char *url, const struct outgoing_address *from, enum host_kind kind,
+                 int64_t now_ms, bool may_probe, bool *probe, char *why, size_t size,
+                 int *retry_after)
 {
     bool go = true;
     assert((unsigned)kind < HOST_KINDS);
     *probe = false;
     pthread_mutex_lock(&reg.lock);
-    struct host *h = host_of(url, kind, false, now_ms);
+    struct host *h = host_of(url, from, kind, FIND_ONLY, now_ms);
     if (h && h->since)
         h->seen_ms = now_ms; /* asked for: kept while held */
     if (h && may_probe)
@@ -258,6 +312,7 @@ enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused)
 static int64_t count_failure(struct host *h, bool probe, int64_t now_ms)
 {
     const struct host_policy *pol = &policies[h->kind];
+    char name[ROUTE_NAME_MAX];
     h->failures++;
     h->seen_ms = now_ms;
     if (h->since && (probe || !pol->probes)) {
@@ -273,58 +328,69 @@ static int64_t count_failure(struct host *h, bool probe, int64_t now_ms)
     if (pol->probes && h->failures == pol->faults)
         log_error("%s %s held down after %d failures in a row%s: its downloads fail at once "
                   "(expired objects answer from disk within their stale-if-error)",
-                  pol->name, h->origin, h->failures,
+                  pol->name, name_of(h, name), h->failures,
                   h->hung ? " (it accepts connections but answers nothing)" : "");
     return pol->probes ? 0 : h->wait_ms;
 }
 
-/* Lock held. `h` answered: its failures and hold forgotten, its slot kept while a check of it
- * is out or one answered lately (its silences ask no new one). */
+/* Lock held. `h` answered: its failures and hold forgotten. An origin's route keeps its slot,
+ * and when it answered (its silences are its URLs' for HOSTS_ANSWERED_MS); another kind's
+ * leaves the table. */
 static void clear(struct host *h, int64_t now_ms)
 {
+    char name[ROUTE_NAME_MAX];
     if (h->since)
-        log_info("%s %s answers again after %d failures", policies[h->kind].name, h->origin,
+        log_info("%s %s answers again after %d failures", policies[h->kind].name, name_of(h, name),
                  h->failures);
     set_held(h, false);
     h->failures = 0;
     h->hung = false;
-    if (!h->checking && !h->probing && !h->awaited &&
-        !(h->checked_ms && now_ms - h->checked_ms < HOSTS_CHECK_QUIET_MS))
+    if (policies[h->kind].words)
+        h->answered_ms = h->seen_ms = now_ms;
+    else
         drop(h);
 }
 
-/* Lock held. A silence of `h` (NULL: not in the table) after its request went: whether its
- * root is to be checked (none is out, none answered lately). A held host's probe that met
- * silence failed: the host stays held, its next probe later. */
-static bool silence(const char *origin, struct host *h, bool probe, int64_t now_ms)
+/* Lock held. A silence of the route (`h`, NULL: not in the table) after its request went:
+ * whether its root is to be checked. Not when it answered any URL lately (a live route: the
+ * silence is its URL's), nor when a check is out or answered lately. A held route's probe that
+ * met silence failed: the route stays held, its next probe later. */
+static bool silence(const char *origin, const char *from, struct host *h, bool probe,
+                    int64_t now_ms)
 {
     if (h && h->since) {
         if (probe)
             count_failure(h, true, now_ms);
         return false;
     }
-    if (h && (h->checking || (h->checked_ms && now_ms - h->checked_ms < HOSTS_CHECK_QUIET_MS)))
+    if (h && (h->checking || within(h->checked_ms, HOSTS_CHECK_QUIET_MS, now_ms) ||
+              within(h->answered_ms, HOSTS_ANSWERED_MS, now_ms)))
         return false;
-    if (!h && !(h = find(origin, HOST_ORIGIN, true)))
+    if (!h && !(h = find(origin, from, HOST_ORIGIN, MAKE_FAILING)))
         return false;
     h->checking = true;
     h->seen_ms = now_ms;
     return true;
 }
 
-bool hosts_result(const char *url, enum host_kind kind, enum host_word word, bool probe,
-                  int64_t now_ms)
+bool hosts_result(const char *url, const struct outgoing_address *from, enum host_kind kind,
+                  enum host_word word, bool probe, int64_t now_ms)
 {
-    char origin[HOSTS_ORIGIN_MAX];
+    char origin[HOSTS_ORIGIN_MAX], addr[HOSTS_FROM_MAX];
     bool check = false;
     assert((unsigned)kind < HOST_KINDS);
     hosts_origin_of(url, origin, sizeof(origin));
+    from_text(kind, from, addr, sizeof(addr));
     if (!origin[0])
         return false;
     pthread_mutex_lock(&reg.lock);
     forget_idle(now_ms);
     bool counts = policies[kind].words && policies[kind].faults > 0;
-    struct host *h = find(origin, kind, counts && word == HOST_DOWN);
+    enum make make = !counts             ? FIND_ONLY
+                     : word == HOST_DOWN ? MAKE_FAILING
+                     : word == HOST_UP   ? MAKE_ANSWERED
+                                         : FIND_ONLY;
+    struct host *h = find(origin, addr, kind, make);
     if (h && probe && h->probing) { /* the probe is over, however it ended */
         h->probing = false;
         h->probe_at = now_ms + h->wait_ms;
@@ -335,30 +401,45 @@ bool hosts_result(const char *url, enum host_kind kind, enum host_word word, boo
         h->hung = false;
         count_failure(h, probe, now_ms);
     } else if (counts && word == HOST_SILENT) {
-        check = silence(origin, h, probe, now_ms);
+        check = silence(origin, addr, h, probe, now_ms);
     }
     pthread_mutex_unlock(&reg.lock);
     return check;
 }
 
-void hosts_checked(const char *url, int answered, int64_t now_ms)
+/* Lock held. `h`'s root answered nothing before its check's time was up: hung, held at once,
+ * unless the route answered meanwhile (a download of another URL: that root is one path). */
+static void hold_hung(struct host *h, int64_t now_ms)
 {
+    char name[ROUTE_NAME_MAX];
+    if (h->since || within(h->answered_ms, HOSTS_ANSWERED_MS, now_ms))
+        return;
+    log_info("upstream host %s accepts connections but answers nothing, not even at its root",
+             name_of(h, name));
+    h->hung = true;
+    if (h->failures < policies[HOST_ORIGIN].faults - 1)
+        h->failures = policies[HOST_ORIGIN].faults - 1;
+    count_failure(h, false, now_ms);
+}
+
+void hosts_checked(const char *url, const struct outgoing_address *from, enum host_check end,
+                   int64_t now_ms)
+{
+    char name[ROUTE_NAME_MAX];
     pthread_mutex_lock(&reg.lock);
-    struct host *h = host_of(url, HOST_ORIGIN, false, now_ms);
+    struct host *h = host_of(url, from, HOST_ORIGIN, FIND_ONLY, now_ms);
     if (h && h->checking) {
         h->checking = false;
-        if (answered > 0) {
-            h->checked_ms = now_ms;
+        if (end == HOST_CHECK_ANSWERED || end == HOST_CHECK_CLOSED)
+            h->checked_ms = now_ms; /* its silences ask no new check for a while */
+        if (end == HOST_CHECK_ANSWERED)
             clear(h, now_ms);
-        } else if (answered == 0 && !h->since) { /* its root answers nothing either: hung */
-            log_info("upstream host %s accepts connections but answers nothing, not even at "
-                     "its root",
-                     h->origin);
-            h->hung = true;
-            if (h->failures < policies[HOST_ORIGIN].faults - 1)
-                h->failures = policies[HOST_ORIGIN].faults - 1;
-            count_failure(h, false, now_ms);
-        }
+        else if (end == HOST_CHECK_CLOSED)
+            log_debug("upstream host %s closes its root's connection without a word: a live "
+                      "process, nothing held",
+                      name_of(h, name));
+        else if (end == HOST_CHECK_SILENT)
+            hold_hung(h, now_ms);
     }
     pthread_mutex_unlock(&reg.lock);
 }
@@ -368,7 +449,7 @@ int64_t hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t n
     int64_t held_ms = 0;
     assert((unsigned)kind < HOST_KINDS && !policies[kind].words);
     pthread_mutex_lock(&reg.lock);
-    struct host *h = host_of(url, kind, fault, now_ms);
+    struct host *h = host_of(url, NULL, kind, fault ? MAKE_FAILING : FIND_ONLY, now_ms);
     if (h && fault)
         held_ms = count_failure(h, false, now_ms);
     else if (h)
@@ -379,24 +460,30 @@ int64_t hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t n
 
 void hosts_state(const char *url, enum host_kind kind, int64_t now_ms, struct host_state *out)
 {
+    char origin[HOSTS_ORIGIN_MAX];
     *out = (struct host_state){0};
+    hosts_origin_of(url, origin, sizeof(origin));
     pthread_mutex_lock(&reg.lock);
-    struct host *h = host_of(url, kind, false, now_ms);
-    if (h) {
-        out->held = held_now(h, now_ms);
-        out->since = out->held ? h->since : 0;
-        out->failures = h->failures;
+    forget_idle(now_ms);
+    for (size_t i = 0; origin[0] && i < HOSTS_MAX; i++) { /* each route of it */
+        const struct host *h = &reg.hosts[i];
+        if (h->kind != kind || strcmp(h->origin, origin))
+            continue;
+        if (held_now(h, now_ms) && (!out->held || h->since < out->since)) {
+            out->held = true;
+            out->since = h->since;
+        }
+        if (h->failures > out->failures)
+            out->failures = h->failures;
     }
     pthread_mutex_unlock(&reg.lock);
 }
 
-bool hosts_await_probe(const char *url, int64_t until_ms)
+bool hosts_await_probe(const char *url, const struct outgoing_address *from, int64_t until_ms)
 {
-    char origin[HOSTS_ORIGIN_MAX];
     bool mine = false;
-    hosts_origin_of(url, origin, sizeof(origin));
     pthread_mutex_lock(&reg.lock);
-    struct host *h = find(origin, HOST_ORIGIN, false);
+    struct host *h = host_of(url, from, HOST_ORIGIN, FIND_ONLY, monotonic_ms());
     if (h && h->since && !h->probing && !h->awaited && until_ms >= h->probe_at)
         mine = h->awaited = true;
     pthread_mutex_unlock(&reg.lock);
@@ -408,23 +495,24 @@ bool hosts_any_down(void)
     return atomic_load(&reg.down) > 0;
 }
 
-bool hosts_ends_retries(const char *url)
+bool hosts_ends_retries(const char *url, const struct outgoing_address *from)
 {
     if (!hosts_any_down())
         return false;
     pthread_mutex_lock(&reg.lock);
-    struct host *h = host_of(url, HOST_ORIGIN, false, monotonic_ms());
+    struct host *h = host_of(url, from, HOST_ORIGIN, FIND_ONLY, monotonic_ms());
     bool held = h && h->since;
     pthread_mutex_unlock(&reg.lock);
     return held;
 }
 
-bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms)
+bool hosts_refuses(const char *url, const struct outgoing_address *from, int64_t now_ms,
+                   int64_t until_ms)
 {
     if (!hosts_any_down())
         return false;
     pthread_mutex_lock(&reg.lock);
-    struct host *h = host_of(url, HOST_ORIGIN, false, now_ms);
+    struct host *h = host_of(url, from, HOST_ORIGIN, FIND_ONLY, now_ms);
     bool refuses = h && h->since && (h->probing || h->awaited || until_ms < h->probe_at);
     pthread_mutex_unlock(&reg.lock);
     return refuses;
@@ -452,6 +540,8 @@ struct host_down *hosts_down_list(size_t *n, int64_t now_ms)
                 continue;
             struct host_down *d = &out[(*n)++];
             snprintf(d->origin, sizeof(d->origin), "%s", h->origin);
+            snprintf(d->from, sizeof(d->from), "%s",
+                     strcmp(h->from, reg.default_from) ? h->from : "");
             d->since = h->since;
             d->failures = h->failures;
             d->probe_in_ms = h->probing || now_ms >= h->probe_at ? 0 : h->probe_at - now_ms;

@@ -2,7 +2,11 @@
  * hosts.h — the hold table: the one table of upstream hosts held down, origins, mirrors and parents
  * alike (docs/CACHING.md, "When the origin is down"; docs/CLUSTER.md, "Holding a failing parent
  * down"). A host is a kind and a scheme, name and port (as written: no lookup); the same name
- * asked as a mirror and as an origin is two hosts, each with its kind's policy (relayd's tables):
+ * asked as a mirror and as an origin is two hosts, each with its kind's policy (relayd's tables).
+ * An origin is held as a route: its name and port, and the address its connections leave from
+ * (outgoing.h: a rule's outgoing-address, else --outgoing-address; the kernel's choice is one
+ * address too): a partner's firewall that lets in one address of this host and resets the
+ * others says nothing of the route leaving from that one, and no route's hold is another's.
  *
  *  - an origin is held after --origin-failures faults in a row (0: never), judged by what its
  *    attempts' ends say (hosts_word); while held, one probe at a time goes, due
@@ -17,31 +21,42 @@
  * of the kind it is asked as, lets it go. An origin's attempt says DOWN when its connection was
  * refused or timed out before the request went, UP when an answer came. Silence or a reset after
  * the request went (HOST_SILENT) is one URL's word as much as its host's: any client can ask for
- * a route that resets. So the host itself is asked: one check of its root (hosts_result asks
- * for it, the caller sends it, hosts_checked gets its end) decides: any HTTP answer is a live
- * host; none holds it at once (a hung process: the kernel completes the handshake, nothing ever
- * answers). A host that answered a check is not checked again for HOSTS_CHECK_QUIET_MS.
+ * a route that resets. So a route is held for it on what it does for everyone: one that answered
+ * any attempt in the last HOSTS_ANSWERED_MS is live, and its silences are its URLs' (nothing
+ * held, nothing asked). Else the host itself is asked: one check of its root, from the route's
+ * address (hosts_result asks for it, the caller sends it, hosts_checked gets its end) decides:
+ * any HTTP answer is a live host; a connection closed without a word is a live process that
+ * will not answer that path (nginx's 444), nothing held; nothing at all before the check's time
+ * is up holds it at once (a hung process: the kernel completes the handshake, nothing ever
+ * answers), unless the route answered meanwhile. A host that answered or closed a check is not
+ * checked again for HOSTS_CHECK_QUIET_MS. Refused connections are no URL's: they hold the route
+ * after --origin-failures in a row, however lately it answered.
  *
  * Two other questions come before a send, not instead of it: the queue asks, before a download
  * takes a slot, whether its host's hold refuses it now (hosts_refuses) or wants it as its probe
  * (hosts_await_probe); a download or a fill's piece asks, before it waits out a backoff or sends
  * a retry, whether its host's hold ends its retries (hosts_ends_retries). No other file keeps a
- * table of held hosts.
+ * table of held hosts. Each asks with the address its connections leave from (`from`, NULL: the
+ * kernel's choice); a mirror's and a parent's hold is their host's whatever the address.
  *
  * Contract: hosts_configure runs on main before the upstream thread starts; hosts_admit,
  * hosts_result, hosts_judged and hosts_checked on the upstream thread; the rest on any thread.
  * One mutex guards the hold table, held for a few comparisons at a time (a pass over HOSTS_MAX
  * entries at most once a HOSTS_SWEEP_MS) and never while another lock is taken: no lock nests
  * in it, and no caller holds one of its own while asking (parent_report copies its table first).
- * Times in ms are monotonic_ms()'s. At most HOSTS_MAX hosts with failures are tracked: a host
- * neither failing nor asked for HOSTS_IDLE_MS leaves the table, and a new failing host takes the
- * place of the least useful one when it is full (one not held before one held, the one asked for
- * longest ago first), so that a burst of dead hosts never keeps a later outage from being held.
- * The status's hosts held down (hosts_down_*, hosts_any_down) are the origins'; a parent's hold
- * is shown as its state (hosts_state), a mirror's only in the log.
+ * Times in ms are monotonic_ms()'s. At most HOSTS_MAX routes are tracked, those with failures
+ * and those that answered lately: a route neither failing nor asked for HOSTS_IDLE_MS leaves the
+ * table, and a new failing route takes the place of the least useful one when it is full (one
+ * that only answered, then one not held, before one held, the one asked for longest ago first),
+ * so that a burst of dead hosts never keeps a later outage from being held; an answer takes only
+ * a free place or one of a route that only answered. The status's hosts held down (hosts_down_*,
+ * hosts_any_down) are the origins' routes; a parent's hold is shown as its state (hosts_state),
+ * a mirror's only in the log.
  */
 #ifndef ARCA_HOSTS_H
 #define ARCA_HOSTS_H
+
+#include "config/config.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -62,6 +77,10 @@
 /* A check of a host's root waits for an answer at most --stall-timeout, and this long. */
 #define HOSTS_CHECK_MAX_MS 10000
 #define HOSTS_CHECK_QUIET_MS 1000
+/* A route that answered within this long is live: a silence of its is one URL's. */
+#define HOSTS_ANSWERED_MS HOSTS_PROBE_MAX_MS
+/* "192.0.2.7,2001:db8::7": the address a route leaves from, as text (config_outgoing_text). */
+#define HOSTS_FROM_MAX 96
 
 /* What a host is asked as: each kind its policy (above). */
 enum host_kind { HOST_ORIGIN, HOST_MIRROR, HOST_PARENT, HOST_KINDS };
@@ -72,13 +91,22 @@ enum host_word {
                           cut or never went, or arca stops */
     HOST_UP,           /* the request went and an answer came (a redirect too) */
     HOST_DOWN,         /* the connection was refused, or timed out before the request went */
-    HOST_SILENT,       /* the request went, then silence or a reset before any answer: the
-                          host's check decides */
+    HOST_SILENT,       /* the request went, then silence or a reset before any answer: what
+                          the route did lately, else the host's check, decides */
+};
+
+/* How a check of a host's root (hosts_result asked for it) ended. */
+enum host_check {
+    HOST_CHECK_NONE,     /* not asked, or arca stops, or nothing learnt: says nothing */
+    HOST_CHECK_ANSWERED, /* any HTTP answer: the host is up */
+    HOST_CHECK_CLOSED,   /* closed or reset without a word: a live process, nothing held */
+    HOST_CHECK_SILENT,   /* nothing before its time was up, or its connection refused: hung */
 };
 
 /* A host held down, as the status page and `arca status` show it. */
 struct host_down {
     char origin[HOSTS_ORIGIN_MAX]; /* scheme://name:port */
+    char from[HOSTS_FROM_MAX];     /* the address its route leaves from; "": the default one */
     int64_t since;                 /* wall-clock second it went down */
     int failures;                  /* consecutive failed attempts */
     int64_t probe_in_ms;           /* until its next probe may go (0: due, or one is out) */
@@ -92,60 +120,65 @@ struct host_state {
     int failures;  /* faults in a row */
 };
 
-/* --origin-failures (0: never hold a host down). */
-void hosts_configure(int origin_failures);
+/* --origin-failures (0: never hold a host down); `from`: --outgoing-address (NULL: none), the
+ * address routes leave from unless a rule says otherwise (the list names the others). */
+void hosts_configure(int origin_failures, const struct outgoing_address *from);
 
 /* "scheme://name:port" of `url` (the scheme's port when it names none), lower case; "" when it
  * cannot be read. */
 void hosts_origin_of(const char *url, char *out, size_t size);
 
 /* The one question every handle asks before it sends (easy_go): whether an attempt at `url`,
- * asked as `kind`, may go now. True when its host is not held, or when this attempt is its probe
- * (an origin's: *probe set, its hosts_result says so; only when `may_probe`: a download started
- * without a slot must not be the probe, which runs within the download limits). False when it is
- * held: `why` (one line naming the host, since when and how many failures) and *retry_after
- * (seconds until it may be tried again, at least 1). */
-bool hosts_admit(const char *url, enum host_kind kind, int64_t now_ms, bool may_probe, bool *probe,
-                 char *why, size_t size, int *retry_after);
+ * leaving from `from`, asked as `kind`, may go now. True when its host is not held, or when this
+ * attempt is its probe (an origin's: *probe set, its hosts_result says so; only when `may_probe`: a
+ * download started without a slot must not be the probe, which runs within the download limits).
+ * False when it is held: `why` (one line naming the host, since when and how many failures) and
+ * *retry_after (seconds until it may be tried again, at least 1). */
+bool hosts_admit(const char *url, const struct outgoing_address *from, enum host_kind kind,
+                 int64_t now_ms, bool may_probe, bool *probe, char *why, size_t size,
+                 int *retry_after);
 /* What curl's end of an attempt (`rc`, on `easy`) says of its host; `refused`: arca's address
  * policy refused an address it was to connect to. */
 enum host_word hosts_word(CURL *easy, CURLcode rc, bool refused);
-/* An attempt at `url`, asked as `kind`, ended (or was cut), saying `word` of its host. Any
- * answer, a 5xx's too, clears an origin: one URL answering 502 to any client who asks for it must
- * not hold the host down for everyone (docs/SECURITY.md, "Stale answers"). A `probe`'s mark goes
+/* An attempt at `url` from `from`, asked as `kind`, ended (or was cut), saying `word` of its
+ * host. Any answer, a 5xx's too, clears an origin's route and says it answered then: one URL
+ * answering 502 to any client who asks for it must not hold the host down for everyone
+ * (docs/SECURITY.md, "Stale answers"). A `probe`'s mark goes
  * however it ended: HOST_SAID_NOTHING leaves the host held, its next probe due after the same
  * wait. A mirror's and a parent's ends are judged by their kinds' code (hosts_judged), not here.
  * True: `word` was HOST_SILENT, and the caller is to check the host (its root, any answer) and
  * tell hosts_checked how it ended; meanwhile its silences say nothing more. */
-bool hosts_result(const char *url, enum host_kind kind, enum host_word word, bool probe,
-                  int64_t now_ms);
-/* How the check hosts_result asked for ended: `answered` 1 (any HTTP answer: the host is up), 0
- * (none: held at once, "it accepts connections but answers nothing"), -1 (not asked, or arca
- * stops: it says nothing). */
-void hosts_checked(const char *url, int answered, int64_t now_ms);
+bool hosts_result(const char *url, const struct outgoing_address *from, enum host_kind kind,
+                  enum host_word word, bool probe, int64_t now_ms);
+/* How the check hosts_result asked for (of `url`'s host, from `from`) ended: SILENT holds the
+ * route at once ("it accepts connections but answers nothing") unless it answered within
+ * HOSTS_ANSWERED_MS; the others hold nothing. */
+void hosts_checked(const char *url, const struct outgoing_address *from, enum host_check end,
+                   int64_t now_ms);
 /* A mirror's or a parent's own code judged an ask of `url`: a `fault` of its own (counted toward
  * its kind's hold), or its answer good (its faults in a row and its hold forgotten). Returns the
  * ms the host is now passed over for when this fault held it (or held it longer), else 0: the
  * kind's code logs it, in its own words (what being passed over means for its downloads). */
 int64_t hosts_judged(const char *url, enum host_kind kind, bool fault, int64_t now_ms);
-/* `url`'s host as `kind` now (a parent's state in the status). */
+/* `url`'s host as `kind` now (a parent's state in the status); an origin's, held on any route. */
 void hosts_state(const char *url, enum host_kind kind, int64_t now_ms, struct host_state *out);
-/* Whether an attempt at `url` would be refused (hosts_admit false) from now to `until_ms`: its
- * host held down, and its probe out or not due by then. Takes no mark: an attempt that may be
- * the probe gets it from hosts_admit as it starts. */
-bool hosts_refuses(const char *url, int64_t now_ms, int64_t until_ms);
+/* Whether an attempt at `url` from `from` would be refused (hosts_admit false) from now to
+ * `until_ms`: its route held down, and its probe out or not due by then. Takes no mark: an
+ * attempt that may be the probe gets it from hosts_admit as it starts. */
+bool hosts_refuses(const char *url, const struct outgoing_address *from, int64_t now_ms,
+                   int64_t until_ms);
 /* A download of held `url` that has no slot waits for one to be its host's probe, the probe
  * being due by `until_ms`: true when it is the one (no probe out, none waiting), marked until a
  * download of the host that may probe reaches hosts_admit (it, or one that found a slot first);
  * meanwhile hosts_refuses is true for the host's other downloads, which fail at once. False:
  * another waits or probes, or the host is not held. */
-bool hosts_await_probe(const char *url, int64_t until_ms);
+bool hosts_await_probe(const char *url, const struct outgoing_address *from, int64_t until_ms);
 /* Whether any host is held down now: one atomic load, for loops that would ask of many. */
 bool hosts_any_down(void);
-/* Whether a download's retries at `url` end now: its host, as an origin, is held down (its own
- * failures may have just held it). A retry would meet the hold at hosts_admit, so none is waited
- * for or sent: the download (or a fill's piece) ends as its last attempt did. */
-bool hosts_ends_retries(const char *url);
+/* Whether a download's retries at `url` from `from` end now: its route, as an origin's, is held
+ * down (its own failures may have just held it). A retry would meet the hold at hosts_admit, so
+ * none is waited for or sent: the download (or a fill's piece) ends as its last attempt did. */
+bool hosts_ends_retries(const char *url, const struct outgoing_address *from);
 /* How many hosts are held down now. */
 size_t hosts_down_count(void);
 /* The hosts held down now, copied in one hold of the table's lock (malloc'd, the caller

@@ -52,6 +52,10 @@ struct probe {
     char *userpwd;           /* a document's basic auth (struct doc_ask), NULL none */
     char challenge[512];     /* its answer's WWW-Authenticate */
     void (*call)(void *arg); /* probe_call's: run at the next pass, nothing asked */
+    /* A check's (probe_check_host): the address of the route it checks, and how curl's last
+     * attempt ended (what the check's end says of the host). */
+    struct outgoing_address from;
+    CURLcode ended;
     struct probe *next, **prev;
 };
 
@@ -216,6 +220,7 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
     long status = 0;
     CHECK_PROBE(p);
     assert(upstream_on_thread());
+    p->ended = rc;
     curl_easy_getinfo(p->h.easy, CURLINFO_RESPONSE_CODE, &status);
     if (stopping) {
         snprintf(res.error, sizeof(res.error), "arca is shutting down");
@@ -355,6 +360,7 @@ static void setup_probe(struct probe *p)
     curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT, (long)(p->loop->cfg->connect_timeout + 30));
     if (p->host_check) {
         int64_t ms = (int64_t)p->loop->cfg->stall_timeout * 1000;
+        p->h.outgoing = &p->from; /* the route's address: another may be let in or not */
         curl_easy_setopt(p->h.easy, CURLOPT_FOLLOWLOCATION, 0L); /* its own answer, not another's */
         curl_easy_setopt(p->h.easy, CURLOPT_TIMEOUT_MS,
                          (long)(ms < HOSTS_CHECK_MAX_MS ? ms : HOSTS_CHECK_MAX_MS));
@@ -443,15 +449,38 @@ int probe_ask(struct upstream_loop *loop, const char *url, const struct source_r
     return queue_probe(loop, p);
 }
 
-/* A check of a host's root ended: any answer says it is up, none that it is hung; arca
- * stopping says nothing. */
+/* What a check of a host's root that ended with `res` says (hosts.h): any answer that it is
+ * up; a connection closed or reset without a word, or a TLS handshake that failed, that a live
+ * process will not answer that path; nothing before its time was up, or no connection, that it
+ * is hung. arca stopping, arca's own refusal or a name that does not resolve say nothing. */
+static enum host_check check_end(const struct probe *p, const struct probe_result *res)
+{
+    if (atomic_load(&p->loop->stopping) || easy_refused(&p->h, p->ended))
+        return HOST_CHECK_NONE;
+    if (res->status > 0)
+        return HOST_CHECK_ANSWERED;
+    switch (p->ended) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_COULDNT_CONNECT:
+        return HOST_CHECK_SILENT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_FAILED_INIT:
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_ABORTED_BY_CALLBACK:
+        return HOST_CHECK_NONE;
+    default:
+        return HOST_CHECK_CLOSED;
+    }
+}
+
 static void host_checked(const struct probe_result *res, void *arg)
 {
     struct probe *p = arg;
-    hosts_checked(p->url, atomic_load(&p->loop->stopping) ? -1 : res->status > 0, monotonic_ms());
+    hosts_checked(p->url, &p->from, check_end(p, res), monotonic_ms());
 }
 
-int probe_check_host(struct upstream_loop *loop, const char *url)
+int probe_check_host(struct upstream_loop *loop, const char *url,
+                     const struct outgoing_address *from)
 {
     char origin[HOSTS_ORIGIN_MAX + 1];
     struct probe *p = calloc(1, sizeof(*p));
@@ -466,6 +495,7 @@ int probe_check_host(struct upstream_loop *loop, const char *url)
         return -1;
     }
     p->host_check = true;
+    p->from = *from;
     p->done = host_checked;
     p->arg = p;
     return queue_probe(loop, p);

@@ -53,11 +53,14 @@ typedef void doc_done_fn(const struct probe_result *res, const char *body, size_
  * as a mirror). */
 int probe_ask(struct upstream_loop *loop, const char *url, const struct source_req *src,
               enum host_kind kind, probe_done_fn *done, void *arg, bool retries);
-/* The check hosts_result asked for: `url`'s host asked at its root, once, no redirect followed,
- * for --stall-timeout at most (HOSTS_CHECK_MAX_MS); any HTTP answer, a 404 too, says it is up.
- * Its end goes to hosts_checked. -1 when it cannot be asked (the caller tells hosts_checked).
- * Upstream thread (loop->check_host). */
-int probe_check_host(struct upstream_loop *loop, const char *url);
+/* The check hosts_result asked for: `url`'s host asked at its root, once, from `from` (the
+ * address of the route whose silence asked for it), no redirect followed, for --stall-timeout
+ * at most (HOSTS_CHECK_MAX_MS); any HTTP answer, a 404 too, says it is up, a close without a
+ * word that a live process will not answer there, nothing at all that it is hung. Its end goes
+ * to hosts_checked. -1 when it cannot be asked (the caller tells hosts_checked). Upstream thread
+ * (loop->check_host). */
+int probe_check_host(struct upstream_loop *loop, const char *url,
+                     const struct outgoing_address *from);
 /* A document, its body kept up to UPSTREAM_DOC_MAX bytes, signed for `auth` (NULL: unsigned). */
 int probe_get(struct upstream_loop *loop, const char *url, const struct bucket_auth *auth,
               doc_done_fn *done, void *arg);

@@ -222,7 +222,8 @@ static enum transfer_state step_attempt(struct transfer *t)
         if (rc != 0)
             return rc < 0 ? TS_FAILED : TS_OPENING; /* a new version: once its file exists */
     }
-    if (t->attempts > 0 && !last_attempt_in(t) && hosts_ends_retries(t->source)) {
+    if (t->attempts > 0 && !last_attempt_in(t) &&
+        hosts_ends_retries(t->source, &t->terms.outgoing)) {
         fail_attempt(t, t->a.rc); /* its own failures held the host down: it ends as its last did */
         return TS_FAILED;
     }
@@ -446,7 +447,8 @@ static bool end_start_over(struct transfer *t, enum transfer_state *next)
 static bool end_retry(struct transfer *t, enum transfer_state *next)
 {
     const struct config *cfg = t->loop->cfg;
-    if (!goes_on(t) || t->attempts > cfg->download_retries || hosts_ends_retries(t->source) ||
+    if (!goes_on(t) || t->attempts > cfg->download_retries ||
+        hosts_ends_retries(t->source, &t->terms.outgoing) ||
         !error_retryable(t->a.rc, t->a.retry_status > 0, t->h.refused[0], past_deadline(t)))
         return false;
     int64_t ms = retry_backoff_ms(cfg->retry_delay_ms, t->attempts);

@@ -332,7 +332,8 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
     const char *h = url_host(object_url(item->obj), &hlen);
     snprintf(host, size, "%.*s", (int)hlen, h);
     int64_t now = fx.loop.now_ms();
-    if (any_down && !item->awaits_probe && hosts_refuses(item->source, now, now + HELD_MARGIN_MS))
+    if (any_down && !item->awaits_probe &&
+        hosts_refuses(item->source, &item->terms.outgoing, now, now + HELD_MARGIN_MS))
         return unslotted(item, last, r);
     const char *limit = full                                                  ? WAIT_ALL
                         : downloads_from(host) >= cfg->max_downloads_per_host ? WAIT_HOST
@@ -354,7 +355,8 @@ static bool may_start(struct pending *item, char *host, size_t size, bool any_do
      * download waits for a slot to be the probe (a host back up is tried within the limits,
      * however busy the lab); from now on the host's others are refused at once (hosts_refuses),
      * as before the probe was due, not kept waiting */
-    if (any_down && !item->awaits_probe && hosts_await_probe(item->source, now + HELD_MARGIN_MS))
+    if (any_down && !item->awaits_probe &&
+        hosts_await_probe(item->source, &item->terms.outgoing, now + HELD_MARGIN_MS))
         item->awaits_probe = true;
     waits(item, limit);
     return false;
@@ -589,7 +591,7 @@ int upstream_init(const struct config *cfg, char *err, size_t errlen)
     rate_init(&fx.loop.gate, &fx.loop.timers, monotonic_ms);
     rate_set(&fx.loop.gate, cfg->upstream_rate);
     easy_via_init(cfg);
-    hosts_configure(cfg->origin_failures);
+    hosts_configure(cfg->origin_failures, &cfg->outgoing);
     parent_init(cfg);                       /* shown in the status before any download asks it */
     if (sources_init(cfg, err, errlen) < 0) /* the --mirror rules downloads' terms name */
         return -1;

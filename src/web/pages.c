@@ -641,6 +641,11 @@ static void hosts_down_card(struct conn *c, struct buf *b)
                 format_time(down[i].since, since, sizeof(since));
                 buf_add(b, "<tr><td>");
                 buf_html(b, down[i].origin);
+                if (down[i].from[0]) { /* a route leaving from a rule's own address */
+                    buf_add(b, " (leaving from ");
+                    buf_html(b, down[i].from);
+                    buf_add(b, ")");
+                }
                 buf_addf(b, "</td><td>%s</td><td>%d</td><td>%lld s</td></tr>", since,
                          down[i].failures, (long long)(down[i].probe_in_ms / 1000));
             }

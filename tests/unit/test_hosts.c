@@ -1,7 +1,8 @@
 /* Units for the hosts held down (hosts.h): held after failures in a row, one probe at a time
- * however each ends, out of the table once idle, and a full table that still holds a new dead
- * host. Times are fake monotonic ms after the real clock's now (hosts_ends_retries and
- * hosts_down_count read the real one: entries seen "later" are never idle to them). */
+ * however each ends, out of the table once idle, a full table that still holds a new dead host,
+ * and a hold that is a route's (the address it leaves from), decided on what it does for all. Times
+ * are fake monotonic ms after the real clock's now (hosts_ends_retries and hosts_down_count read
+ * the real one: entries seen "later" are never idle to them). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,13 +15,15 @@
 #include "upstream/hosts.h"
 #include "base/clock.h"
 
+#include <arpa/inet.h>
+
 static int64_t base;
 
 static int setup(void **state)
 {
     (void)state;
     base = monotonic_ms();
-    hosts_configure(3);
+    hosts_configure(3, NULL);
     return 0;
 }
 
@@ -36,7 +39,7 @@ static bool admit(const char *url, int64_t now, bool *probe)
 {
     char why[400];
     int retry_after = 0;
-    return hosts_admit(url, HOST_ORIGIN, now, true, probe, why, sizeof(why), &retry_after);
+    return hosts_admit(url, NULL, HOST_ORIGIN, now, true, probe, why, sizeof(why), &retry_after);
 }
 
 static size_t down_at(int64_t now)
@@ -50,7 +53,7 @@ static size_t down_at(int64_t now)
 static void fail_at(const char *url, int n, int64_t now)
 {
     for (int i = 0; i < n; i++)
-        hosts_result(url, HOST_ORIGIN, HOST_DOWN, false, now);
+        hosts_result(url, NULL, HOST_ORIGIN, HOST_DOWN, false, now);
 }
 
 static void a_host_is_held_after_its_failures_in_a_row(void **state)
@@ -58,15 +61,15 @@ static void a_host_is_held_after_its_failures_in_a_row(void **state)
     bool probe;
     (void)state;
     fail_at(url_of(0), 2, base);
-    assert_false(hosts_ends_retries(url_of(0)));
+    assert_false(hosts_ends_retries(url_of(0), NULL));
     fail_at(url_of(0), 1, base);
-    assert_true(hosts_ends_retries(url_of(0)));
+    assert_true(hosts_ends_retries(url_of(0), NULL));
     assert_false(admit(url_of(0), base + 10, &probe));
     assert_true(admit(url_of(0), base + HOSTS_PROBE_FIRST_MS, &probe));
     assert_true(probe);
     assert_false(admit(url_of(0), base + HOSTS_PROBE_FIRST_MS, &probe)); /* one at a time */
-    hosts_result(url_of(0), HOST_ORIGIN, HOST_UP, true, base + HOSTS_PROBE_FIRST_MS + 5);
-    assert_false(hosts_ends_retries(url_of(0)));
+    hosts_result(url_of(0), NULL, HOST_ORIGIN, HOST_UP, true, base + HOSTS_PROBE_FIRST_MS + 5);
+    assert_false(hosts_ends_retries(url_of(0), NULL));
     assert_int_equal(down_at(base + HOSTS_PROBE_FIRST_MS + 5), 0);
 }
 
@@ -81,14 +84,14 @@ static void a_download_without_a_slot_is_never_the_probe(void **state)
     int64_t due = base + HOSTS_PROBE_FIRST_MS;
     (void)state;
     fail_at(url_of(7), 3, base);
-    assert_false(
-        hosts_admit(url_of(7), HOST_ORIGIN, due, false, &probe, why, sizeof(why), &retry_after));
+    assert_false(hosts_admit(url_of(7), NULL, HOST_ORIGIN, due, false, &probe, why, sizeof(why),
+                             &retry_after));
     assert_false(probe);
     assert_true(retry_after >= 1);
     assert_non_null(strstr(why, "is down since"));
     assert_true(admit(url_of(7), due, &probe)); /* no mark was taken: this one probes */
     assert_true(probe);
-    hosts_result(url_of(7), HOST_ORIGIN, HOST_UP, true, due + 5);
+    hosts_result(url_of(7), NULL, HOST_ORIGIN, HOST_UP, true, due + 5);
 }
 
 /* Once the probe is due, one download without a slot waits to be it: the host's others are
@@ -100,15 +103,15 @@ static void one_download_waits_to_be_the_probe(void **state)
     int64_t due = base + HOSTS_PROBE_FIRST_MS;
     (void)state;
     fail_at(url_of(8), 3, base);
-    assert_false(hosts_await_probe(url_of(8), base + 10)); /* not due yet */
-    assert_true(hosts_await_probe(url_of(8), due));
-    assert_false(hosts_await_probe(url_of(8), due)); /* one at a time */
-    assert_true(hosts_refuses(url_of(8), due, due)); /* the host's others fail at once */
-    assert_true(admit(url_of(8), due, &probe));      /* the waiting one, with its slot */
+    assert_false(hosts_await_probe(url_of(8), NULL, base + 10)); /* not due yet */
+    assert_true(hosts_await_probe(url_of(8), NULL, due));
+    assert_false(hosts_await_probe(url_of(8), NULL, due)); /* one at a time */
+    assert_true(hosts_refuses(url_of(8), NULL, due, due)); /* the host's others fail at once */
+    assert_true(admit(url_of(8), due, &probe));            /* the waiting one, with its slot */
     assert_true(probe);
-    assert_false(hosts_await_probe(url_of(8), due)); /* a probe is out */
-    hosts_result(url_of(8), HOST_ORIGIN, HOST_UP, true, due + 5);
-    assert_false(hosts_ends_retries(url_of(8)));
+    assert_false(hosts_await_probe(url_of(8), NULL, due)); /* a probe is out */
+    hosts_result(url_of(8), NULL, HOST_ORIGIN, HOST_UP, true, due + 5);
+    assert_false(hosts_ends_retries(url_of(8), NULL));
 }
 
 /* What the upstream thread asks before starting a download without a slot (issue 51's second
@@ -118,15 +121,15 @@ static void a_download_is_refused_until_its_probe_is_due(void **state)
     bool probe;
     int64_t due = base + HOSTS_PROBE_FIRST_MS;
     (void)state;
-    assert_false(hosts_refuses(url_of(2), base, base)); /* not held */
+    assert_false(hosts_refuses(url_of(2), NULL, base, base)); /* not held */
     fail_at(url_of(2), 3, base);
-    assert_true(hosts_refuses(url_of(2), base, due - 1));
-    assert_false(hosts_refuses(url_of(2), base, due)); /* due by then: it may be the probe */
-    assert_false(hosts_refuses(url_of(2), due, due));
+    assert_true(hosts_refuses(url_of(2), NULL, base, due - 1));
+    assert_false(hosts_refuses(url_of(2), NULL, base, due)); /* due by then: it may be the probe */
+    assert_false(hosts_refuses(url_of(2), NULL, due, due));
     assert_true(admit(url_of(2), due, &probe) && probe); /* the question took no mark */
-    assert_true(hosts_refuses(url_of(2), due, due + HOSTS_PROBE_MAX_MS)); /* one is out */
-    hosts_result(url_of(2), HOST_ORIGIN, HOST_UP, true, due + 5);
-    assert_false(hosts_refuses(url_of(2), due + 5, due + 5));
+    assert_true(hosts_refuses(url_of(2), NULL, due, due + HOSTS_PROBE_MAX_MS)); /* one is out */
+    hosts_result(url_of(2), NULL, HOST_ORIGIN, HOST_UP, true, due + 5);
+    assert_false(hosts_refuses(url_of(2), NULL, due + 5, due + 5));
 }
 
 /* The outside review: a probe refused by the address policy, unresolved or cut said nothing,
@@ -138,11 +141,11 @@ static void a_probe_that_says_nothing_lets_the_next_one_go(void **state)
     (void)state;
     fail_at(url_of(1), 3, base);
     assert_true(admit(url_of(1), t, &probe) && probe);
-    hosts_result(url_of(1), HOST_ORIGIN, HOST_SAID_NOTHING, true, t);
-    assert_true(hosts_ends_retries(url_of(1)));
+    hosts_result(url_of(1), NULL, HOST_ORIGIN, HOST_SAID_NOTHING, true, t);
+    assert_true(hosts_ends_retries(url_of(1), NULL));
     assert_false(admit(url_of(1), t + 10, &probe));
     assert_true(admit(url_of(1), t + HOSTS_PROBE_FIRST_MS, &probe) && probe);
-    hosts_result(url_of(1), HOST_ORIGIN, HOST_DOWN, true, t + HOSTS_PROBE_FIRST_MS);
+    hosts_result(url_of(1), NULL, HOST_ORIGIN, HOST_DOWN, true, t + HOSTS_PROBE_FIRST_MS);
     /* a failed probe puts the next one off twice as long */
     assert_false(admit(url_of(1), t + 2 * HOSTS_PROBE_FIRST_MS, &probe));
     assert_true(admit(url_of(1), t + 3 * HOSTS_PROBE_FIRST_MS, &probe) && probe);
@@ -157,7 +160,7 @@ static void a_host_held_and_never_asked_for_leaves_the_table(void **state)
     fail_at(url_of(3), 3, base);
     /* asked for meanwhile (its probe, which finds nothing): kept */
     assert_true(admit(url_of(3), asked, &probe) && probe);
-    hosts_result(url_of(3), HOST_ORIGIN, HOST_SAID_NOTHING, true, asked);
+    hosts_result(url_of(3), NULL, HOST_ORIGIN, HOST_SAID_NOTHING, true, asked);
     assert_int_equal(down_at(base + HOSTS_IDLE_MS - 1), 2);
     size_t n;
     struct host_down *left = hosts_down_list(&n, base + HOSTS_IDLE_MS + HOSTS_SWEEP_MS);
@@ -171,9 +174,9 @@ static void failures_that_old_are_not_in_a_row(void **state)
     (void)state;
     fail_at(url_of(4), 2, base);
     fail_at(url_of(4), 1, base + HOSTS_IDLE_MS);
-    assert_false(hosts_ends_retries(url_of(4)));
+    assert_false(hosts_ends_retries(url_of(4), NULL));
     fail_at(url_of(4), 2, base + HOSTS_IDLE_MS + 1);
-    assert_true(hosts_ends_retries(url_of(4)));
+    assert_true(hosts_ends_retries(url_of(4), NULL));
 }
 
 /* The outside review: 261 dead ports filled the table for good; a real outage afterwards was
@@ -181,59 +184,144 @@ static void failures_that_old_are_not_in_a_row(void **state)
 static void a_full_table_still_holds_a_new_dead_host(void **state)
 {
     (void)state;
-    hosts_configure(1);
+    hosts_configure(1, NULL);
     for (int i = 0; i < HOSTS_MAX; i++)
         fail_at(url_of(i), 1, base + i);
     assert_int_equal(down_at(base + HOSTS_MAX), HOSTS_MAX);
     fail_at(url_of(1000), 1, base + HOSTS_MAX);
-    assert_true(hosts_ends_retries(url_of(1000)));
-    assert_false(hosts_ends_retries(url_of(0))); /* the one asked for longest ago made room */
-    assert_true(hosts_ends_retries(url_of(1)));
+    assert_true(hosts_ends_retries(url_of(1000), NULL));
+    assert_false(hosts_ends_retries(url_of(0), NULL)); /* the one asked for longest ago made room */
+    assert_true(hosts_ends_retries(url_of(1), NULL));
     assert_int_equal(down_at(base + HOSTS_MAX), HOSTS_MAX);
 }
 
 static void a_host_not_held_makes_room_first(void **state)
 {
     (void)state;
-    hosts_configure(2);
+    hosts_configure(2, NULL);
     for (int i = 0; i < HOSTS_MAX - 1; i++)
         fail_at(url_of(i), 2, base);
     fail_at(url_of(HOSTS_MAX), 1, base + 10); /* failing, not held: the newest */
     fail_at(url_of(1000), 2, base + 20);
-    assert_true(hosts_ends_retries(url_of(1000)));
-    assert_true(hosts_ends_retries(url_of(0)));
+    assert_true(hosts_ends_retries(url_of(1000), NULL));
+    assert_true(hosts_ends_retries(url_of(0), NULL));
     assert_int_equal(down_at(base + 20), HOSTS_MAX);
     fail_at(url_of(HOSTS_MAX), 1, base + 30); /* its first failure was forgotten */
-    assert_false(hosts_ends_retries(url_of(HOSTS_MAX)));
+    assert_false(hosts_ends_retries(url_of(HOSTS_MAX), NULL));
 }
 
 /* Silence after the request asks the host itself, once: a check that gets no answer holds it
- * at once (a hung host), one that gets any answer holds nothing, and silences soon after ask
- * no new check. */
+ * at once (a hung host), one that gets any answer holds nothing, and silences of a route that
+ * answered lately ask no new check. */
 static void a_silence_asks_the_host_and_its_check_decides(void **state)
 {
     char why[400];
     int retry_after = 0;
     bool probe;
     (void)state;
-    assert_true(hosts_result(url_of(20), HOST_ORIGIN, HOST_SILENT, false, base));
-    assert_false(hosts_result(url_of(20), HOST_ORIGIN, HOST_SILENT, false, base + 1)); /* out */
-    assert_false(hosts_ends_retries(url_of(20)));
-    hosts_checked(url_of(20), 0, base + 10);
-    assert_true(hosts_ends_retries(url_of(20)));
-    assert_false(hosts_admit(url_of(20), HOST_ORIGIN, base + 20, true, &probe, why, sizeof(why),
-                             &retry_after));
+    assert_true(hosts_result(url_of(20), NULL, HOST_ORIGIN, HOST_SILENT, false, base));
+    assert_false(
+        hosts_result(url_of(20), NULL, HOST_ORIGIN, HOST_SILENT, false, base + 1)); /* out */
+    assert_false(hosts_ends_retries(url_of(20), NULL));
+    hosts_checked(url_of(20), NULL, HOST_CHECK_SILENT, base + 10);
+    assert_true(hosts_ends_retries(url_of(20), NULL));
+    assert_false(hosts_admit(url_of(20), NULL, HOST_ORIGIN, base + 20, true, &probe, why,
+                             sizeof(why), &retry_after));
     assert_non_null(strstr(why, "accepts connections but answers nothing"));
     /* a live host: its check answers, nothing held, no new check for a while */
-    assert_true(hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base));
-    hosts_checked(url_of(21), 1, base + 5);
-    assert_false(hosts_ends_retries(url_of(21)));
-    assert_false(hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base + 6));
-    assert_true(
-        hosts_result(url_of(21), HOST_ORIGIN, HOST_SILENT, false, base + 5 + HOSTS_CHECK_QUIET_MS));
-    hosts_checked(url_of(21), -1, base + 5 + HOSTS_CHECK_QUIET_MS); /* arca stops: nothing */
-    assert_false(hosts_ends_retries(url_of(21)));
+    assert_true(hosts_result(url_of(21), NULL, HOST_ORIGIN, HOST_SILENT, false, base));
+    hosts_checked(url_of(21), NULL, HOST_CHECK_ANSWERED, base + 5);
+    assert_false(hosts_ends_retries(url_of(21), NULL));
+    assert_false(hosts_result(url_of(21), NULL, HOST_ORIGIN, HOST_SILENT, false, base + 6));
+    assert_false(hosts_result(url_of(21), NULL, HOST_ORIGIN, HOST_SILENT, false,
+                              base + 5 + HOSTS_ANSWERED_MS - 1));
+    assert_true(hosts_result(url_of(21), NULL, HOST_ORIGIN, HOST_SILENT, false,
+                             base + 5 + HOSTS_ANSWERED_MS));
+    hosts_checked(url_of(21), NULL, HOST_CHECK_NONE, base + 5 + HOSTS_ANSWERED_MS); /* arca stops */
+    assert_false(hosts_ends_retries(url_of(21), NULL));
     assert_int_equal(down_at(base + 30), 1);
+}
+
+/* The IPv4 address `text` as a rule's outgoing-address. */
+static struct outgoing_address address(const char *text)
+{
+    struct outgoing_address a = {.has_v4 = true};
+    a.v4.sin_family = AF_INET;
+    assert_int_equal(inet_pton(AF_INET, text, &a.v4.sin_addr), 1);
+    return a;
+}
+
+/* A route is the host and the address it leaves from: failures from one address hold that
+ * route alone, its reason and the list name the address, and the other routes go. */
+static void a_hold_is_the_routes_it_leaves_from(void **state)
+{
+    struct outgoing_address partner = address("127.0.0.2"), lab = address("127.0.0.3");
+    char why[400];
+    int retry_after = 0;
+    bool probe;
+    size_t n;
+    (void)state;
+    hosts_configure(3, &lab); /* --outgoing-address: the list does not name it */
+    for (int i = 0; i < 3; i++)
+        hosts_result(url_of(30), &partner, HOST_ORIGIN, HOST_DOWN, false, base);
+    assert_true(hosts_ends_retries(url_of(30), &partner));
+    assert_false(hosts_ends_retries(url_of(30), &lab));
+    assert_false(hosts_ends_retries(url_of(30), NULL));
+    assert_true(hosts_admit(url_of(30), &lab, HOST_ORIGIN, base + 1, true, &probe, why, sizeof(why),
+                            &retry_after));
+    assert_false(hosts_admit(url_of(30), &partner, HOST_ORIGIN, base + 1, true, &probe, why,
+                             sizeof(why), &retry_after));
+    assert_non_null(strstr(why, "http://h30.lab:80 (leaving from 127.0.0.2) is down since"));
+    for (int i = 0; i < 3; i++)
+        hosts_result(url_of(30), &lab, HOST_ORIGIN, HOST_DOWN, false, base + 2);
+    struct host_down *down = hosts_down_list(&n, base + 3);
+    assert_int_equal(n, 2);
+    size_t at = strcmp(down[0].from, "127.0.0.2") ? 1 : 0;
+    assert_string_equal(down[at].from, "127.0.0.2");
+    assert_string_equal(down[1 - at].from, ""); /* --outgoing-address's route */
+    free(down);
+    hosts_configure(3, NULL);
+}
+
+/* What a route does for everyone decides: one that answered any URL lately is live, so one
+ * URL's silences ask nothing and hold nothing, and a check of its root that answers nothing
+ * (the root is one path) holds nothing once another URL answered. A refused connection is no
+ * URL's: it holds the route however lately it answered. */
+static void a_route_that_answered_lately_is_not_held_for_one_urls_silence(void **state)
+{
+    (void)state;
+    hosts_result(url_of(40), NULL, HOST_ORIGIN, HOST_UP, false, base);
+    assert_false(hosts_result(url_of(40), NULL, HOST_ORIGIN, HOST_SILENT, false, base + 10));
+    assert_false(hosts_ends_retries(url_of(40), NULL));
+    /* no answer known: its root is checked; another URL answers while the check is out */
+    assert_true(hosts_result(url_of(41), NULL, HOST_ORIGIN, HOST_SILENT, false, base));
+    hosts_result(url_of(41), NULL, HOST_ORIGIN, HOST_UP, false, base + 5);
+    hosts_checked(url_of(41), NULL, HOST_CHECK_SILENT, base + 10);
+    assert_false(hosts_ends_retries(url_of(41), NULL));
+    /* a root that closes without a word: a live process, nothing held, no new check soon */
+    assert_true(hosts_result(url_of(42), NULL, HOST_ORIGIN, HOST_SILENT, false, base));
+    hosts_checked(url_of(42), NULL, HOST_CHECK_CLOSED, base + 5);
+    assert_false(hosts_ends_retries(url_of(42), NULL));
+    assert_false(hosts_result(url_of(42), NULL, HOST_ORIGIN, HOST_SILENT, false, base + 6));
+    /* refused connections after an answer still hold it */
+    fail_at(url_of(40), 3, base + 20);
+    assert_true(hosts_ends_retries(url_of(40), NULL));
+    assert_int_equal(down_at(base + 30), 1);
+}
+
+/* Routes that only answered fill free places and each other's: never a failing route's. */
+static void an_answer_never_pushes_out_a_failure(void **state)
+{
+    (void)state;
+    hosts_configure(2, NULL);
+    for (int i = 0; i < HOSTS_MAX - 1; i++)
+        hosts_result(url_of(i), NULL, HOST_ORIGIN, HOST_UP, false, base + i);
+    fail_at(url_of(1000), 1, base + HOSTS_MAX);
+    for (int i = 0; i < HOSTS_MAX; i++)
+        hosts_result(url_of(2000 + i), NULL, HOST_ORIGIN, HOST_UP, false, base + HOSTS_MAX + i);
+    fail_at(url_of(1000), 1, base + 3 * HOSTS_MAX); /* its first failure was kept */
+    assert_true(hosts_ends_retries(url_of(1000), NULL));
+    hosts_configure(3, NULL);
 }
 
 /* A parent is held after its own faults, passed over for a wait that doubles with each fault,
@@ -248,7 +336,7 @@ static void a_parent_is_passed_over_after_its_own_faults(void **state)
     bool probe;
     (void)state;
     for (int i = 0; i < 5; i++)
-        hosts_result(parent, HOST_PARENT, HOST_DOWN, false, base);
+        hosts_result(parent, NULL, HOST_PARENT, HOST_DOWN, false, base);
     hosts_state(parent, HOST_PARENT, base, &st);
     assert_false(st.held);
     for (int i = 0; i < HOSTS_PARENT_FAULTS; i++)
@@ -256,12 +344,12 @@ static void a_parent_is_passed_over_after_its_own_faults(void **state)
     hosts_state(parent, HOST_PARENT, base, &st);
     assert_true(st.held && st.since > 0);
     assert_int_equal(st.failures, HOSTS_PARENT_FAULTS);
-    assert_false(
-        hosts_admit(parent, HOST_PARENT, base + 1, true, &probe, why, sizeof(why), &retry_after));
-    assert_true(hosts_admit(parent, HOST_ORIGIN, base + 1, true, &probe, why, sizeof(why),
+    assert_false(hosts_admit(parent, NULL, HOST_PARENT, base + 1, true, &probe, why, sizeof(why),
+                             &retry_after));
+    assert_true(hosts_admit(parent, NULL, HOST_ORIGIN, base + 1, true, &probe, why, sizeof(why),
                             &retry_after)); /* as an origin (--parent-only), another host */
-    assert_true(hosts_admit(parent, HOST_PARENT, base + HOSTS_PARENT_HOLD_MS, true, &probe, why,
-                            sizeof(why), &retry_after));
+    assert_true(hosts_admit(parent, NULL, HOST_PARENT, base + HOSTS_PARENT_HOLD_MS, true, &probe,
+                            why, sizeof(why), &retry_after));
     hosts_judged(parent, HOST_PARENT, true, base + HOSTS_PARENT_HOLD_MS);
     hosts_state(parent, HOST_PARENT, base + 3 * HOSTS_PARENT_HOLD_MS - 1, &st);
     assert_true(st.held); /* doubled */
@@ -281,11 +369,11 @@ static void a_mirror_is_passed_over_for_a_minute(void **state)
     bool probe;
     (void)state;
     hosts_judged(mirror, HOST_MIRROR, true, base);
-    assert_false(hosts_admit(mirror, HOST_MIRROR, base + HOSTS_MIRROR_HOLD_MS - 1, true, &probe,
-                             why, sizeof(why), &retry_after));
-    assert_false(hosts_ends_retries(mirror)); /* as an origin it is not held */
-    assert_true(hosts_admit(mirror, HOST_MIRROR, base + HOSTS_MIRROR_HOLD_MS, true, &probe, why,
-                            sizeof(why), &retry_after));
+    assert_false(hosts_admit(mirror, NULL, HOST_MIRROR, base + HOSTS_MIRROR_HOLD_MS - 1, true,
+                             &probe, why, sizeof(why), &retry_after));
+    assert_false(hosts_ends_retries(mirror, NULL)); /* as an origin it is not held */
+    assert_true(hosts_admit(mirror, NULL, HOST_MIRROR, base + HOSTS_MIRROR_HOLD_MS, true, &probe,
+                            why, sizeof(why), &retry_after));
 }
 
 int main(void)
@@ -301,6 +389,10 @@ int main(void)
         cmocka_unit_test_setup(a_full_table_still_holds_a_new_dead_host, setup),
         cmocka_unit_test_setup(a_host_not_held_makes_room_first, setup),
         cmocka_unit_test_setup(a_silence_asks_the_host_and_its_check_decides, setup),
+        cmocka_unit_test_setup(a_hold_is_the_routes_it_leaves_from, setup),
+        cmocka_unit_test_setup(a_route_that_answered_lately_is_not_held_for_one_urls_silence,
+                               setup),
+        cmocka_unit_test_setup(an_answer_never_pushes_out_a_failure, setup),
         cmocka_unit_test_setup(a_parent_is_passed_over_after_its_own_faults, setup),
         cmocka_unit_test_setup(a_mirror_is_passed_over_for_a_minute, setup),
     };

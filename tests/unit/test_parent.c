@@ -323,10 +323,10 @@ static void faults_in_a_row_hold_it_down(void **state)
     assert_int_equal(r->fallbacks[PARENT_CUT], PARENT_FAILURES - 1);
     parent_plan(&cfg, &p, &t, "http://o.lab/a", &why, refuse, sizeof(refuse));
     assert_true(p.active);
-    assert_false(hosts_admit(p.fetch_url, HOST_PARENT, monotonic_ms(), true, &probe, held,
+    assert_false(hosts_admit(p.fetch_url, NULL, HOST_PARENT, monotonic_ms(), true, &probe, held,
                              sizeof(held), &retry_after));
     assert_non_null(strstr(held, "parent http://p2.lab:8001 is down since"));
-    assert_true(hosts_admit(p.fetch_url, HOST_ORIGIN, monotonic_ms(), true, &probe, held,
+    assert_true(hosts_admit(p.fetch_url, NULL, HOST_ORIGIN, monotonic_ms(), true, &probe, held,
                             sizeof(held), &retry_after));
     parent_fault(&p, "http://o.lab/a", PARENT_DOWN, false, held);
     parent_forget(&p);

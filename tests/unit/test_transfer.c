@@ -313,7 +313,7 @@ static int setup(void **state)
     terms.fill_connections = cfg.fill_connections;
     terms.fill_min_size = cfg.fill_min_size;
     terms.sources.mirror_rule = -1;
-    hosts_configure(0);
+    hosts_configure(0, NULL);
     return 0;
 }
 
@@ -868,14 +868,14 @@ static void a_held_host_gets_no_piece_requests(void **state)
 {
     (void)state;
     clock_ms = monotonic_ms(); /* hosts.c reads the real clock too */
-    hosts_configure(1);
+    hosts_configure(1, NULL);
     for (size_t i = 0; i < sizeof(blob); i++)
         blob[i] = (char)(i * 7);
     terms.fill_min_size = 1;
     struct transfer *t = start();
     int64_t asked = atomic_load(&stats.fill_ranges), stops = atomic_load(&stats.fill_stops);
-    hosts_result("http://origin.test/file", HOST_ORIGIN, HOST_DOWN, false, clock_ms);
-    assert_true(hosts_ends_retries("http://origin.test/file"));
+    hosts_result("http://origin.test/file", NULL, HOST_ORIGIN, HOST_DOWN, false, clock_ms);
+    assert_true(hosts_ends_retries("http://origin.test/file", NULL));
     respond(t, fill_ok);
     assert_non_null(t->fill);
     timer_run(&loop.timers, clock_ms); /* where its pieces would be asked */
@@ -885,7 +885,7 @@ static void a_held_host_gets_no_piece_requests(void **state)
     assert_int_equal(transfer_body(t, blob, BLOB), BLOB);
     ended(t, CURLE_OK);
     assert_string_equal(fs.calls, "begin_file begin_body append finish release");
-    hosts_configure(0);
+    hosts_configure(0, NULL);
 }
 
 /* The download's terms, not --fill-connections, say how many connections its fill takes. */
@@ -912,7 +912,7 @@ static void a_piece_s_failures_count_for_its_host(void **state)
 {
     (void)state;
     clock_ms = monotonic_ms();
-    hosts_configure(1);
+    hosts_configure(1, NULL);
     int64_t held_before = atomic_load(&stats.held_down_failures);
     struct transfer *t = start_fill();
     struct fill *f = t->fill;
@@ -923,12 +923,12 @@ static void a_piece_s_failures_count_for_its_host(void **state)
     ended(t, CURLE_WRITE_ERROR);
     assert_int_equal(transfer_state_of(t), TS_FILLING);
     range_ended(f, 1, CURLE_COULDNT_CONNECT);
-    assert_true(hosts_ends_retries("http://origin.test/file"));
+    assert_true(hosts_ends_retries("http://origin.test/file", NULL));
     assert_int_equal(atomic_load(&stats.fill_ranges), asked);
     assert_int_equal(fs.fail_status, 503);
     assert_non_null(strstr(fs.fail_reason, "is down since"));
     assert_int_equal(atomic_load(&stats.held_down_failures) - held_before, 1);
-    hosts_configure(0);
+    hosts_configure(0, NULL);
 }
 
 static struct probe_result got;
@@ -947,9 +947,9 @@ static void a_page_of_a_held_host_is_refused_as_a_download(void **state)
 {
     (void)state;
     clock_ms = monotonic_ms();
-    hosts_configure(1);
+    hosts_configure(1, NULL);
     int64_t held_before = atomic_load(&stats.held_down_failures);
-    hosts_result("http://bucket.test/", HOST_ORIGIN, HOST_DOWN, false, clock_ms);
+    hosts_result("http://bucket.test/", NULL, HOST_ORIGIN, HOST_DOWN, false, clock_ms);
     got_calls = 0;
     assert_int_equal(probe_get(&loop, "http://bucket.test/?list-type=2", NULL, page_done, NULL), 0);
     probe_start_asked(&loop);
@@ -959,7 +959,7 @@ static void a_page_of_a_held_host_is_refused_as_a_download(void **state)
     assert_true(got.retry_after > 0);
     assert_non_null(strstr(got.failure, "is down since"));
     assert_int_equal(atomic_load(&stats.held_down_failures) - held_before, 1);
-    hosts_configure(0);
+    hosts_configure(0, NULL);
 }
 
 int main(void)
