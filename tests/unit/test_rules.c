@@ -17,7 +17,7 @@
 #include "rules/policy.h"
 #include "rules/rules.h"
 #include "rules/terms.h"
-#include "rules/fold.h"
+#include "url/fold.h"
 #include "url/url.h"
 
 static struct config cfg;
