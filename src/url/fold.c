@@ -127,21 +127,26 @@ static bool dotted_quad(const char *h, const char *end)
     return parts == 4 && h == end && end[-1] != '.';
 }
 
-/* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
- * no copy: an escape, a ';' or a "//" in the path, a userinfo, a host ending in a dot, an IP
- * literal (an IPv4 one not in its one spelling; an IPv6 one is folded to be sure). */
-static bool may_fold(const struct url_parts *u)
+bool fold_keeps_host(const struct url_parts *u)
 {
     const char *host = u->host, *hend = host + u->host_len;
+    if (host[0] == '[' || u->name_len < u->host_len)
+        return false;
+    for (const char *p = host; p < hend; p++) /* only what an address written otherwise may hold */
+        if (!isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
+            return true;
+    return dotted_quad(host, hend);
+}
+
+/* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
+ * no copy: an escape, a ';' or a "//" in the path, a userinfo, a host fold_keeps_host does not
+ * keep. */
+static bool may_fold(const struct url_parts *u)
+{
     for (const char *p = u->path; p < u->path + u->path_len; p++)
         if (*p == '%' || *p == ';' || (*p == '/' && p[1] == '/'))
             return true;
-    if (u->userinfo || host[0] == '[' || u->name_len < u->host_len)
-        return true;
-    for (const char *p = host; p < hend; p++) /* only what an address written otherwise may hold */
-        if (!isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
-            return false;
-    return !dotted_quad(host, hend);
+    return u->userinfo || !fold_keeps_host(u);
 }
 
 /* Room for the URL and an IP literal written longer than it was (::1 as 0:0::1 is not). */

@@ -23,6 +23,11 @@
  * allocated) or out of memory (*failed set then). */
 char *fold_url(const char *url, int *failed);
 
+/* Whether the fold leaves the host of a URL parsed into *u (parse.h) as it is: a name without
+ * a final dot, or an IPv4 address in its one spelling (not an IPv6 literal, folded to be sure). */
+struct url_parts;
+bool fold_keeps_host(const struct url_parts *u);
+
 /* Room past a URL's length for its fold (an IP literal may be written longer). */
 #define FOLD_ROOM 50
 /* What fold_url_in needs for a URL of n bytes. */

@@ -72,17 +72,26 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, const cha
     return normal_prefix(in, len, out, size, why);
 }
 
-/* `url` under `prefix` (its first len bytes), compared without the userinfo of `url`: the prefix
- * has none (url_purge_prefix). */
-static bool spelt_under(const char *url, const char *prefix, size_t len)
+/* `url` (parsed into *u) under `prefix` (its first len bytes), compared without the userinfo of
+ * `url`: the prefix has none (url_purge_prefix). */
+static bool spelt_under(const char *url, const struct url_parts *u, const char *prefix, size_t len)
 {
-    struct url_parts u;
-    size_t head;
-    parse_url(url, strlen(url), &u); /* its verdict aside: a normal form's parts */
-    head = u.scheme ? (size_t)(u.authority - url) : 0;
-    if (!u.userinfo || len <= head)
+    size_t head = u->scheme ? (size_t)(u->authority - url) : 0;
+    if (!u->userinfo || len <= head)
         return strncmp(url, prefix, len) == 0;
-    return strncmp(url, prefix, head) == 0 && strncmp(u.host, prefix + head, len - head) == 0;
+    return strncmp(url, prefix, head) == 0 && strncmp(u->host, prefix + head, len - head) == 0;
+}
+
+/* Whether the fold of `url` (parsed into *u) may be under `prefix`, asked before it is folded:
+ * a fold keeps the scheme, and the host and port when fold_keeps_host says so. */
+static bool may_fold_under(const char *url, const struct url_parts *u, const char *prefix,
+                           size_t len)
+{
+    size_t head = u->scheme ? (size_t)(u->authority - url) : 0;
+    size_t host = (size_t)(u->path - u->host); /* and port */
+    if (!u->scheme || strncmp(url, prefix, head) != 0)
+        return false;
+    return !fold_keeps_host(u) || len < head + host || strncmp(u->host, prefix + head, host) == 0;
 }
 
 /* A URL's fold goes in this on the stack: a purge asks of every object, under the store's
@@ -93,18 +102,19 @@ bool url_under_prefix(const char *url, const char *prefix, size_t len)
 {
     char stack[FOLD_ON_STACK], *buf = stack;
     size_t need = FOLD_BUF_SIZE(strlen(url));
+    struct url_parts u, f;
     const char *folded;
     bool under;
-    if (spelt_under(url, prefix, len))
+    parse_url(url, strlen(url), &u); /* its verdict aside: a normal form's parts */
+    if (spelt_under(url, &u, prefix, len))
         return true;
-    /* a fold keeps the scheme: one of another is never under it */
-    size_t scheme = strcspn(prefix, ":") + 3;
-    if (len >= scheme && strncmp(url, prefix, scheme) != 0)
+    if (!may_fold_under(url, &u, prefix, len))
         return false;
     if (need > sizeof(stack) && !(buf = malloc(need)))
         return false;
     folded = fold_url_in(url, buf, need);
-    under = folded && spelt_under(folded, prefix, len);
+    under = folded && parse_url(folded, strlen(folded), &f) == URL_OK &&
+            spelt_under(folded, &f, prefix, len);
     if (buf != stack)
         free(buf);
     return under;
