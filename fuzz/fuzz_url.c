@@ -3,10 +3,10 @@
  * url_redact (what every shown URL goes through): it stays within its buffer, whatever it is
  * given, always ends the string, is never cut in url_shown's buffer, and a redacted URL
  * redacts to itself (nothing it shows would be hidden on a second look: no secret was left).
- * fold_url (rules/fold.h): a normal form, folded as far as it goes. */
+ * fold_url (url/fold.h): a normal form, folded as far as it goes. */
 #include "fuzz.h"
 #include "url/url.h"
-#include "rules/fold.h"
+#include "url/fold.h"
 
 #include <strings.h>
 

@@ -57,7 +57,7 @@ bool addr_is_loopback(const uint8_t addr[16]);
  * (64:ff9b::/96), 6to4 (2002::/16), SIIT's IPv4-translated form (::ffff:0:a.b.c.d) and the
  * deprecated IPv4-compatible one (::a.b.c.d), rewritten in place as that IPv4 address in its
  * IPv4-mapped form (64:ff9b::7f00:1 is 127.0.0.1 wherever a gateway translates it): what the
- * upstream policy judges, and what a rule's folded spelling names (rules/fold.c). */
+ * upstream policy judges, and what a rule's folded spelling names (url/fold.c). */
 void addr_embedded_v4(uint8_t a[16]);
 /* Whether it is the unspecified address, 0.0.0.0 (in that form) or ::: a connection to it is
  * delivered to this host (Linux takes it for loopback). */

@@ -685,9 +685,12 @@ static int purge_prefix(const struct cli_args *a, const char *token)
                (long long)json_integer_value(json_object_get(answer, "bytes")),
                json_string_value(json_object_get(answer, "prefix")));
         json_int_t downloads = json_integer_value(json_object_get(answer, "downloads_not_kept"));
+        const char *not_matched = json_string_value(json_object_get(answer, "not_matched"));
         if (downloads)
             printf("; %lld downloads under way finish for their clients, not kept",
                    (long long)downloads);
+        if (not_matched)
+            printf("; not matched: %s", not_matched);
         printf("\n");
         json_decref(answer);
         rc = 0;

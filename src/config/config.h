@@ -8,8 +8,10 @@
  * owner that keeps its own copy: the quota the store (store_set_quota), the allowed networks the
  * policy module; their fields here are what arca started with. Every limit lives here, its default
  * beside its name in config.c. Errors come back as one line in `err` (for the INI file: with the
- * file's line number). The struct also remembers where each option was set (file and line, or the
- * command line), so the checks made at start (main.c) can name the line to fix.
+ * file's line number, and none of the line's text: a key or value an error would quote is
+ * "(not shown)", for a token or key file read as a config by mistake). The struct also remembers
+ * where each option was set (file and line, or the command line), so the checks made at start
+ * (main.c) can name the line to fix.
  *
  * The INI file: `#` and `;` start a comment at the beginning of a line, and after a value when
  * whitespace precedes them (`quota = 5G   # five gigabytes`). So no value can hold " #" or " ;":
@@ -315,8 +317,8 @@ int config_outgoing_parse(const char *v, struct outgoing_address *out, char *why
 /* The same as text ("127.0.0.2", "192.0.2.7,2001:db8::7"; "" none), bounded by `size`. */
 void config_outgoing_text(const struct outgoing_address *a, char *out, size_t size);
 
-/* A base URL (--parent, a rule's `parent`, a registry's url): http:// or https://, a host, a path or
- * none; no credentials (they would show in logs and the status) and no query. Its normal form
+/* A base URL (--parent, a rule's `parent`, a registry's url): http:// or https://, a host, a path
+ * or none; no credentials (they would show in logs and the status) and no query. Its normal form
  * without a trailing '/' into out[CONFIG_PARENT_MAX]; -1 with a one-line why (which never
  * echoes the URL's userinfo). */
 int config_parent_url(const char *v, char out[CONFIG_PARENT_MAX], char *why, size_t size);

@@ -75,22 +75,24 @@ static bool at_line_end(FILE *f)
     return false;
 }
 
-/* A key alone on its line (`exact-keys`): inih would say "syntax error"; say what is expected.
- * True when so, the reason then in ctx->err. */
-static bool bare_key(const char *line, struct ini_ctx *ctx)
+/* A line that is no KEY = VALUE (no '=' nor ':'), no section, comment or blank: inih would say
+ * "syntax error"; say what is expected. Its text is never quoted: a file given by mistake (a
+ * token, a TLS key) would be shown in the error, and on SIGHUP in the log. A key alone
+ * (`exact-keys`) is named when it is arca's own word. True when so, the reason in ctx->err. */
+static bool not_key_value(const char *line, struct ini_ctx *ctx)
 {
     char name[64];
     size_t start = strspn(line, " \t"), len = strcspn(line + start, " \t\r\n");
     const struct option *o;
-    if (!line[start] || strchr("#;\r\n", line[start]) || strpbrk(line, "=:") ||
-        line[start + len + strspn(line + start + len, " \t\r\n")] != '\0')
+    if (!line[start] || strchr("#;[\r\n", line[start]) || strpbrk(line, "=:"))
         return false;
+    bool alone = line[start + len + strspn(line + start + len, " \t\r\n")] == '\0';
     snprintf(name, sizeof(name), "%.*s", (int)len, line + start);
-    o = config_option(name);
+    o = alone && len < sizeof(name) ? config_option(name) : NULL;
     if (!ctx->failed) {
-        if (!o && !bucket_key_named(name))
+        if (!o && !(alone && bucket_key_named(name)))
             snprintf(ctx->err, CONFIG_ERR_LEN,
-                     "'%s': expected KEY = VALUE (a value never goes on over lines)", name);
+                     "not a KEY = VALUE line (a value never goes on over lines)");
         else if ((o && (o->flags & OPT_SWITCH)) || !strcmp(name, "hide-root"))
             snprintf(ctx->err, CONFIG_ERR_LEN, "%s: expected '%s = true' (or false)", name, name);
         else
@@ -98,6 +100,46 @@ static bool bare_key(const char *line, struct ini_ctx *ctx)
     }
     ctx->failed = true;
     return true;
+}
+
+/* Whether the quoted text [q, q + n) of an error came from a config line: a piece of its key,
+ * value or section (the whole, or more than a character of it), and not an option's name,
+ * which is arca's own word. */
+static bool from_line(const char *q, size_t n, const char *const from[3])
+{
+    char word[64];
+    snprintf(word, sizeof(word), "%.*s", (int)n, q);
+    if (n == 0 || (n < sizeof(word) && config_option(word)))
+        return false;
+    for (int i = 0; i < 3; i++) {
+        const char *at = from[i] ? memmem(from[i], strlen(from[i]), q, n) : NULL;
+        if (at && (n > 1 || strlen(from[i]) == 1))
+            return true;
+    }
+    return false;
+}
+
+/* The error `err` about a config line (its key, value and section in `from`) without the
+ * line's text: each quoted piece of it is replaced by "(not shown)". The reason and FILE:LINE
+ * say what to mend; a file given by mistake must not be shown. */
+static void keep_line_out(char *err, const char *const from[3])
+{
+    static const char hidden[] = "(not shown)";
+    char out[CONFIG_ERR_LEN];
+    size_t o = 0;
+    for (const char *p = err; *p && o + 1 < sizeof(out);) {
+        const char *close = *p == '\'' ? strchr(p + 1, '\'') : NULL;
+        if (close && from_line(p + 1, (size_t)(close - p - 1), from) &&
+            o + sizeof(hidden) < sizeof(out)) {
+            memcpy(out + o, hidden, sizeof(hidden) - 1);
+            o += sizeof(hidden) - 1;
+            p = close + 1;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    memcpy(err, out, o + 1);
 }
 
 /* A "[rule NAME]" line begins a rule here, where its line is known (inih tells a section only
@@ -113,6 +155,7 @@ static int rule_section(const char *line, struct ini_ctx *ctx)
     ctx->rule = ctx->cfg->n_rules;
     if (config_rule_begin(ctx->cfg, name, ctx->file, ctx->line, ctx->err) == 0)
         return 0;
+    keep_line_out(ctx->err, (const char *const[3]){name, NULL, NULL});
     ctx->failed = true;
     return -1;
 }
@@ -152,7 +195,7 @@ static char *read_line(char *str, int num, void *stream)
         ctx->section_line = ctx->line;
         if (rule_section(str, ctx) < 0)
             snprintf(str, (size_t)num, "[\n"); /* as above: inih reports this line */
-    } else if (bare_key(str, ctx))
+    } else if (not_key_value(str, ctx))
         snprintf(str, (size_t)num, "[\n"); /* as above: inih reports this line */
     return str;
 }
@@ -274,37 +317,47 @@ static int on_include(struct ini_ctx *ctx, const char *name)
     return rc;
 }
 
+/* Whether a key = value line of [arca], a [bucket NAME], [registry NAME] or [rule NAME] is
+ * refused: then the reason is in ctx->err. */
+static bool key_refused(struct ini_ctx *ctx, const char *section, const char *name,
+                        const char *value)
+{
+    const struct option *o = config_option(name);
+    if (!strncmp(section, "bucket ", 7))
+        return on_bucket_key(ctx, section + 7, name, value) != 0;
+    if (!strncmp(section, "registry ", 9))
+        return config_registry_key(ctx->cfg, section + 9, name, value, ctx->file, ctx->section_line,
+                                   ctx->err) != 0;
+    if (!strncmp(section, "rule ", 5) && ctx->rule >= 0)
+        return config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
+    if (section[0] && strcmp(section, "arca") != 0) {
+        /* [rules x], [Rule x], [rule]: meant as a rule */
+        snprintf(ctx->err, CONFIG_ERR_LEN,
+                 "unknown section (arca's are [arca], [rule NAME], [bucket NAME] and "
+                 "[registry NAME])%s",
+                 !strncasecmp(section, "rule", 4) ? "; a rule is [rule NAME]" : "");
+        return true;
+    }
+    if (!o || (o->flags & OPT_COMMAND_LINE)) {
+        config_unknown_option(name, "", true, ctx->err);
+        return true;
+    }
+    return (!(o->flags & OPT_REPEATABLE) &&
+            once(ctx, &ctx->first_line[config_option_index(o)], "--", name) < 0) ||
+           (o->set
+                ? config_apply(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)
+                : config_registry_option(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)) < 0;
+}
+
 static int on_ini_line(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_ctx *ctx = user;
-    const struct option *o = config_option(name);
     if (ctx->failed)
         return 1;
-    if (!strcmp(name, "include"))
+    if (!strcmp(name, "include")) /* its errors name files, never a line's text */
         ctx->failed = on_include(ctx, value) < 0;
-    else if (!strncmp(section, "bucket ", 7))
-        ctx->failed = on_bucket_key(ctx, section + 7, name, value) != 0;
-    else if (!strncmp(section, "registry ", 9))
-        ctx->failed = config_registry_key(ctx->cfg, section + 9, name, value, ctx->file,
-                                          ctx->section_line, ctx->err) != 0;
-    else if (!strncmp(section, "rule ", 5) && ctx->rule >= 0)
-        ctx->failed =
-            config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
-    else if (section[0] && strcmp(section, "arca") != 0) {
-        /* [rules x], [Rule x], [rule]: meant as a rule */
-        snprintf(ctx->err, CONFIG_ERR_LEN, "unknown section [%s]%s", section,
-                 !strncasecmp(section, "rule", 4) ? "; a rule is [rule NAME]" : "");
-        ctx->failed = true;
-    } else if (!o || (o->flags & OPT_COMMAND_LINE)) {
-        config_unknown_option(name, "", true, ctx->err);
-        ctx->failed = true;
-    } else {
-        ctx->failed = (!(o->flags & OPT_REPEATABLE) &&
-                       once(ctx, &ctx->first_line[config_option_index(o)], "--", name) < 0) ||
-                      (o->set ? config_apply(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)
-                              : config_registry_option(ctx->cfg, o, value, ctx->file, ctx->line,
-                                                       ctx->err)) < 0;
-    }
+    else if ((ctx->failed = key_refused(ctx, section, name, value)))
+        keep_line_out(ctx->err, (const char *const[3]){name, value, section});
     return !ctx->failed;
 }
 
@@ -487,9 +540,14 @@ int config_read_token(const char *path, char *out, size_t size)
 int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
 {
     const char *wrong = config_finish_identity(cfg, err);
-    if (wrong) { /* "FILE:LINE: " first when a file set it */
+    if (wrong) { /* "FILE:LINE: " first when a file set it, and then not its value */
         char where[CONFIG_ERR_LEN];
         config_where(cfg, wrong, where, sizeof(where));
+        const char *value = !strcmp(wrong, "cache-name")         ? cfg->cache_name
+                            : !strcmp(wrong, "outgoing-address") ? cfg->outgoing_address
+                                                                 : NULL;
+        if (where[0])
+            keep_line_out(err, (const char *const[3]){value, NULL, NULL});
         memmove(err + strlen(where), err, CONFIG_ERR_LEN - strlen(where));
         memcpy(err, where, strlen(where));
         err[CONFIG_ERR_LEN - 1] = '\0';

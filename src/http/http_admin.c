@@ -1,6 +1,8 @@
 /* Admin API: POST /api/v1/prefetch/, GET /api/v1/resources/?url= (a download's outcome) and
  * DELETE /api/v1/resources/?url=, behind a bearer token read from --admin-token-file. Without a
- * token configured they answer 403: the API is off. */
+ * token configured they answer 403: the API is off. Their queries are read as the fetch
+ * endpoint reads its own (url_read_query): a parameter they do not take, or one given twice,
+ * gets 400. */
 #include "upstream/upstream.h"
 #include "http/http_internal.h"
 #include "stats/stats.h"
@@ -188,35 +190,66 @@ static enum conn_result purge_answer(struct conn *c, const char *url, int rc, in
     return ret;
 }
 
-/* The cache key of ?url= for purge and the outcome, keyed as prefetch keys it, behind the token
- * (malloc'd; the URL as given in *given when asked). NULL when the answer was queued into *ret. */
-static char *admin_url(struct conn *c, const char **given, enum conn_result *ret)
+char *http_query_url(const struct query_args *a, const char *name, int *status, const char **why)
 {
-    const char *url_arg = conn_query(c, "url"), *why;
+    bool url = !strcmp(name, "url");
+    char *text;
+    *status = HTTP_BAD_REQUEST;
+    if (!a->url || a->url_len == 0) {
+        *why = url ? "missing url parameter" : "missing prefix parameter";
+        return NULL;
+    }
+    if (a->url_len > (size_t)http_cfg->max_url_len) {
+        *why = url ? "url longer than --max-url-length" : "prefix longer than --max-url-length";
+        *status = HTTP_URI_TOO_LONG;
+        return NULL;
+    }
+    if (!(text = malloc(a->url_len + 1)))
+        *why = "out of memory";
+    else
+        url_query_value(a->url, a->url_len, a->url_raw, text, a->url_len + 1);
+    return text;
+}
+
+/* ?url= alone, read as the fetch endpoint reads it: an unencoded URL runs to the query's end. */
+static const struct query_rule url_alone = {
+    "url",
+    {NULL},
+    "unknown parameter: /api/v1/resources/?url= takes url alone (percent-encode the whole "
+    "target URL, or give it unencoded as the last parameter)"};
+
+/* The cache key of ?url= for purge and the outcome, keyed as prefetch keys it, behind the token
+ * (malloc'd; the URL as given, decoded, in *given when asked: the caller frees it). NULL when
+ * the answer was queued into *ret. */
+static char *admin_url(struct conn *c, const char *query, char **given, enum conn_result *ret)
+{
+    const char *why;
+    struct query_args a;
     struct signature sig;
-    char *url;
+    char *text = NULL, *url = NULL;
+    int status;
 
     if (http_admin_authorize(c, ret) < 0)
         return NULL;
-    if (!url_arg || !*url_arg) {
-        *ret = http_send_error(c, HTTP_BAD_REQUEST, "missing url parameter");
-        return NULL;
-    }
-    if (!(url = http_admin_url(url_arg, &why))) {
+    if (url_read_query(query, &url_alone, &a, &status, &why) < 0 ||
+        !(text = http_query_url(&a, "url", &status, &why)) || !(url = http_admin_url(text, &why))) {
+        free(text);
         *ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
         return NULL;
     }
     keys_cache_url(http_cfg, url, url, strlen(url) + 1, &sig); /* the key: never longer */
     if (given)
-        *given = url_arg;
+        *given = text;
+    else
+        free(text);
     return url;
 }
 
-enum conn_result http_purge(struct conn *c)
+enum conn_result http_purge(struct conn *c, const char *query)
 {
     enum conn_result ret;
     int64_t length = 0;
-    char *url = admin_url(c, NULL, &ret);
+    char *url = admin_url(c, query, NULL, &ret);
     int rc;
 
     if (!url)
@@ -249,104 +282,63 @@ static json_t *outcome_json(const char *given, const struct outcome *o)
     return j;
 }
 
-enum conn_result http_outcome(struct conn *c)
+enum conn_result http_outcome(struct conn *c, const char *query)
 {
-    const char *given;
+    char *given = NULL;
     enum conn_result ret;
     struct outcome o;
-    char *url = admin_url(c, &given, &ret);
+    char *url = admin_url(c, query, &given, &ret);
 
     if (!url)
         return ret;
     store_outcome(url, &o);
     free(url);
-    return http_send_json(c, HTTP_OK, outcome_json(given, &o));
+    ret = http_send_json(c, HTTP_OK, outcome_json(given, &o));
+    free(given);
+    return ret;
 }
 
-/* A client= parameter's value, decoded as any query argument (url_unescape_arg), into
- * out[size] (cut when too long: then no address). */
-static void client_value(const char *v, size_t len, char *out, size_t size)
-{
-    snprintf(out, size, "%.*s", (int)len, v);
-    url_unescape_arg(out);
-}
-
-/* The query without its client= parameters into out (as long as it), the last one's value
- * into client (decoded; "" when none): the rest is read as the fetch endpoint reads its query,
- * the url percent-encoded or unencoded as the last parameter, whole but for a trailing
- * &client=ADDR, the one client= an unencoded url leaves out of itself. Whether one was given. */
-static bool without_client(const char *q, char *out, char *client, size_t size)
-{
-    char *w = out;
-    bool given = false;
-    client[0] = '\0';
-    while (*q) {
-        size_t n = strcspn(q, "&"), whole = 0;
-        bool raw = !strncmp(q, "url=", 4) &&
-                   (!strncasecmp(q + 4, "http://", 7) || !strncasecmp(q + 4, "https://", 8));
-        const char *amp;
-        if (raw) { /* to the end, but for a trailing client= parameter */
-            whole = n = strlen(q);
-            if ((amp = memrchr(q, '&', n)) && !strncmp(amp + 1, "client=", 7))
-                n = (size_t)(amp - q);
-        }
-        if (!strncmp(q, "client=", 7)) {
-            given = true;
-            client_value(q + 7, n - 7, client, size);
-        } else {
-            if (w != out)
-                *w++ = '&';
-            memcpy(w, q, n);
-            w += n;
-        }
-        if (raw) {
-            if (n < whole) {
-                given = true;
-                client_value(q + n + 8, whole - n - 8, client, size);
-            }
-            break;
-        }
-        q += n + (q[n] == '&');
-    }
-    *w = '\0';
-    return given;
-}
+/* The rules test's query: a fetch URL's query pasted after it asks about that URL, so ttl and
+ * sha256 are read as the fetch endpoint reads them, then refused. */
+static const struct query_rule rules_query = {
+    "url",
+    {"client", "ttl", "sha256", NULL},
+    "unknown parameter: the rules test takes url and client (percent-encode the whole target "
+    "URL, or give it unencoded as the last parameter)"};
 
 /* GET /api/v1/rules/?url=URL[&client=ADDR] (admin token): the terms arca decides for
  * the URL, each with where it came from (rules/explain.h: what `arca rules test` prints), asked
- * of the rules in force. The url is read as /api/v1/fetch/ reads it, so a fetch URL's query,
- * pasted, asks about that URL. */
+ * of the rules in force. */
 enum conn_result http_rules(struct conn *c, struct request *req, const char *rest)
 {
     const char *query = strchr(req->uri, '?'), *why;
     char addr[192]; /* an IPv6 address with every ':' escaped fits */
     struct sockaddr_storage client;
-    struct fetch_params p;
+    struct query_args a;
     enum conn_result ret = CONN_CLOSE;
-    char err[CONFIG_ERR_LEN];
+    char err[CONFIG_ERR_LEN], *text = NULL, *url = NULL;
     json_t *answer = NULL;
     int status;
 
     (void)rest;
     if (http_admin_authorize(c, &ret) < 0)
         return ret;
-    query = query ? query + 1 : "";
-    p.url_size = URL_BUF_SIZE(strlen(query));
-    if (!(p.url = malloc(p.url_size + strlen(query) + 1)))
-        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    char *rest_of_query = p.url + p.url_size; /* past the url's room */
-    bool given = without_client(query, rest_of_query, addr, sizeof(addr));
-    if (url_parse_fetch_query(rest_of_query, (size_t)http_cfg->max_url_len, &p, &status, &why) < 0)
-        ret = http_send_error(c, (unsigned int)status, "%s", why);
-    else if (p.has_ttl || p.has_sha256)
+    if (url_read_query(query ? query + 1 : "", &rules_query, &a, &status, &why) < 0 ||
+        !(text = http_query_url(&a, "url", &status, &why)))
+        ret = http_send_error(c, (unsigned int)status, "%s", why); /* 414: as a fetch's */
+    else if (!(url = http_admin_url(text, &why)))
+        ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
+    else if (a.value[1] || a.value[2])
         ret = http_send_error(c, HTTP_BAD_REQUEST, "the rules test takes url and client only");
-    else if (given && parse_ip_address(addr, &client) < 0)
+    else if (a.value[0] && (!url_query_value(a.value[0], a.len[0], false, addr, sizeof(addr)) ||
+                            parse_ip_address(addr, &client) < 0))
         ret = http_send_error(c, HTTP_BAD_REQUEST, "bad client: expected an IPv4 or IPv6 address");
-    else if (!(answer =
-                   rules_explain(http_cfg, p.url, given ? (struct sockaddr *)&client : NULL, err)))
+    else if (!(answer = rules_explain(http_cfg, url, a.value[0] ? (struct sockaddr *)&client : NULL,
+                                      err)))
         ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", err);
     else
         ret = http_send_json(c, HTTP_OK, answer);
-    free(p.url);
+    free(text);
+    free(url);
     return ret;
 }

@@ -84,6 +84,11 @@ const struct buf *http_prefetch_body(struct request *req, bool *too_big);
 int http_admin_authorize(struct conn *c, enum conn_result *ret);
 /* The normal form of a URL an admin gave (url.h); NULL with *why set. The caller frees it. */
 char *http_admin_url(const char *url, const char **why);
+/* The URL parameter `name` ("url" or "prefix") of a query read by url_read_query, as given
+ * (decoded when it was percent-encoded), into a string the caller frees; NULL with *why set
+ * (missing, or out of memory: *status 400; longer than --max-url-length: 414, a fetch's). */
+struct query_args;
+char *http_query_url(const struct query_args *a, const char *name, int *status, const char **why);
 /* `o` (taken over; NULL: out of memory) as the JSON answer. */
 struct json_t;
 enum conn_result http_send_json(struct conn *c, unsigned int status, struct json_t *o);
@@ -114,12 +119,13 @@ void http_registries_status(struct json_t *o, bool named);
 void http_registries_metrics(struct buf *b, bool named);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
-enum conn_result http_purge(struct conn *c);
+/* DELETE /api/v1/resources/?url= (`query`: after the '?'): the object of that URL purged. */
+enum conn_result http_purge(struct conn *c, const char *query);
 /* POST /api/v1/purge/?prefix=URL[&all=1]: every object under the prefix (admin token), on a
  * thread of its own while the request waits (http_purge.c); done lets go of its state. */
 enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest);
 const char *http_purge_done(struct request *req, bool completed);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
-enum conn_result http_outcome(struct conn *c);
+enum conn_result http_outcome(struct conn *c, const char *query);
 
 #endif

@@ -1,7 +1,9 @@
 /* POST /api/v1/purge/?prefix=URL[&all=1]: every object under a prefix (store_purge_prefix),
- * behind the admin token. The purge walks the whole table: it runs on a thread of its own
- * (http_offload.h) while the request is parked, so the worker's other connections, hits among
- * them, go on meanwhile. A prefix with no host needs all=1: a typo must not empty the cache. */
+ * behind the admin token; the query read as the fetch endpoint reads its own (url.h), the
+ * prefix folded as the rules fold a URL (url_purge_prefix), so every spelling of a path goes.
+ * The purge walks the whole table: it runs on a thread of its own (http_offload.h) while the
+ * request is parked, so the worker's other connections, hits among them, go on meanwhile. A
+ * prefix with no host needs all=1: a typo must not empty the cache. */
 #include "http/http_internal.h"
 #include "http/http_offload.h"
 #include "log/log.h"
@@ -19,7 +21,7 @@
 struct purge_req {
     unsigned magic;
     struct offload job;
-    char *prefix; /* normal form (url_purge_prefix) */
+    char *prefix; /* normal form, folded (url_purge_prefix) */
     struct purge_result result;
 };
 
@@ -46,31 +48,59 @@ static void purge_free(struct offload *o)
     free(p);
 }
 
-/* The prefix of the request in normal form (malloc'd), or NULL with the answer queued. */
-static char *asked_prefix(struct conn *c, enum conn_result *ret)
+/* ?prefix=URL[&all=1], read as the fetch endpoint reads url=: an unencoded prefix runs to the
+ * query's end, but for a trailing &all=. */
+static const struct query_rule purge_query = {
+    "prefix",
+    {"all", NULL},
+    "unknown parameter: purge takes prefix and all (percent-encode the prefix, or give it "
+    "unencoded as the last parameter)"};
+
+/* The normal form of the prefix `given` (malloc'd), all= as `a` says; NULL with *why. */
+static char *normal_prefix(const char *given, const struct query_args *a, const char **why)
 {
-    const char *given = conn_query(c, "prefix"), *all = conn_query(c, "all"), *why;
-    char *prefix;
-    if (http_admin_authorize(c, ret) < 0)
+    char all[4] = "", *prefix;
+    if (a->value[0] && (!url_query_value(a->value[0], a->len[0], false, all, sizeof(all)) ||
+                        (strcmp(all, "1") && strcmp(all, "0")))) {
+        *why = "all: expected 1 or 0";
         return NULL;
-    if (!given || !*given)
-        why = "missing prefix parameter";
-    else if (all && strcmp(all, "1") && strcmp(all, "0"))
-        why = "all: expected 1 or 0";
-    else if (strlen(given) > (size_t)http_cfg->max_url_len)
-        why = "prefix longer than --max-url-length";
-    else if (!(prefix = malloc(URL_BUF_SIZE(strlen(given)))))
-        why = "out of memory";
-    else if (url_purge_prefix(given, all && !strcmp(all, "1"), prefix, URL_BUF_SIZE(strlen(given)),
-                              &why) == 0)
-        return prefix;
-    else
+    }
+    if (!(prefix = malloc(URL_BUF_SIZE(strlen(given))))) {
+        *why = "out of memory";
+        return NULL;
+    }
+    if (url_purge_prefix(given, !strcmp(all, "1"), prefix, URL_BUF_SIZE(strlen(given)), why) < 0) {
         free(prefix);
-    *ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
-    return NULL;
+        return NULL;
+    }
+    return prefix;
 }
 
-/* What went, as JSON, and the log's line. */
+/* The prefix of the request's `query` in normal form, folded (malloc'd), or NULL with the
+ * answer queued. */
+static char *asked_prefix(struct conn *c, const char *query, enum conn_result *ret)
+{
+    const char *why;
+    struct query_args a;
+    char *given = NULL, *prefix = NULL;
+    int status;
+    if (http_admin_authorize(c, ret) < 0)
+        return NULL;
+    if (url_read_query(query, &purge_query, &a, &status, &why) == 0 &&
+        (given = http_query_url(&a, "prefix", &status, &why)))
+        prefix = normal_prefix(given, &a, &why);
+    free(given);
+    if (!prefix)
+        *ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
+    return prefix;
+}
+
+/* What a prefix cannot reach, said in its answer: the fold leaves a query as it is. */
+#define QUERY_NOT_MATCHED                                                                          \
+    "the query as written: its other spellings (parameters in another order, escaped "             \
+    "otherwise) are not matched"
+
+/* What went, as JSON, and the log's line. The prefix shown is the one matched: folded. */
 static enum conn_result answer(struct conn *c, const struct purge_req *p)
 {
     const struct purge_result *r = &p->result;
@@ -78,14 +108,14 @@ static enum conn_result answer(struct conn *c, const struct purge_req *p)
     log_info("admin: purged %lld objects (%lld bytes) under %s; %lld downloads not kept",
              (long long)r->objects, (long long)r->bytes, shown ? shown : "?",
              (long long)r->downloads);
-    enum conn_result ret =
-        http_send_json(c, HTTP_OK,
-                       json_pack("{s:s?, s:I, s:I, s:I, s:I, s:I}", "prefix", shown, "purged",
-                                 (json_int_t)r->objects, "bytes", (json_int_t)r->bytes,
-                                 "downloads_not_kept", (json_int_t)r->downloads, "negative_answers",
-                                 (json_int_t)r->negatives, "left", (json_int_t)r->left));
+    json_t *o = json_pack("{s:s?, s:I, s:I, s:I, s:I, s:I}", "prefix", shown, "purged",
+                          (json_int_t)r->objects, "bytes", (json_int_t)r->bytes,
+                          "downloads_not_kept", (json_int_t)r->downloads, "negative_answers",
+                          (json_int_t)r->negatives, "left", (json_int_t)r->left);
+    if (o && strchr(p->prefix, '?'))
+        json_object_set_new(o, "not_matched", json_string(QUERY_NOT_MATCHED));
     free(shown);
-    return ret;
+    return http_send_json(c, HTTP_OK, o);
 }
 
 enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest)
@@ -104,7 +134,8 @@ enum conn_result http_purge_prefix(struct conn *c, struct request *req, const ch
         }
         return answer(c, p);
     }
-    if (!(prefix = asked_prefix(c, &ret)))
+    const char *query = strchr(req->uri, '?');
+    if (!(prefix = asked_prefix(c, query ? query + 1 : "", &ret)))
         return ret;
     if (!(p = calloc(1, sizeof(*p)))) {
         free(prefix);

@@ -63,7 +63,9 @@ static json_t *listing_json(const struct resources_query *q, const struct listin
                      counts, "resources", rows);
 }
 
-static enum conn_result resources_json(struct conn *c)
+/* The listing is KissCache's, asked by its clients: parameters it does not know are let be.
+ * With url=, the admin API's outcome, whose query is read strictly (http_outcome). */
+static enum conn_result resources_json(struct conn *c, const char *query)
 {
     struct resources_query q;
     struct listing l;
@@ -75,7 +77,7 @@ static enum conn_result resources_json(struct conn *c)
     enum conn_result ret;
 
     if (conn_query(c, "url"))
-        return http_outcome(c);
+        return http_outcome(c, query);
     if (!http_may_list(c, &ret))
         return ret;
     if (resources_parse(conn_query(c, "state"), conn_query(c, "order"), conn_query(c, "page"), &q,
@@ -92,10 +94,12 @@ static enum conn_result resources_json(struct conn *c)
 
 enum conn_result http_resources_api(struct conn *c, struct request *req, const char *rest)
 {
+    const char *query = strchr(req->uri, '?');
     (void)rest;
     assert(http_handling(c, req));
+    query = query ? query + 1 : "";
     if (!strcmp(req->method, "DELETE"))
-        return http_purge(c);
+        return http_purge(c, query);
     engine_settle(); /* a request its client saw end is counted (engine.h) */
-    return resources_json(c);
+    return resources_json(c, query);
 }

@@ -3,7 +3,7 @@
  * "FILE:LINE: rule NAME: why", at the line of the key at fault. */
 #include "rules/rules.h"
 #include "rules/rules_internal.h"
-#include "rules/fold.h"
+#include "url/fold.h"
 #include "base/parse.h"
 #include "url/url.h"
 

@@ -5,7 +5,7 @@
 #include "rules/terms.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
-#include "rules/fold.h"
+#include "url/fold.h"
 #include "rules/carried.h"
 #include "registry/registries.h"
 #include "url/url.h"

@@ -1,18 +1,50 @@
-/* The prefix of a purge (url.h, url_purge_prefix): a URL in normal form without userinfo, or a
- * scheme alone when the admin says it means every URL of that scheme; and which URLs are under
- * it (url_under_prefix). */
+/* The prefix of a purge (url.h, url_purge_prefix): a URL in normal form, folded, without
+ * userinfo, or a scheme alone when the admin says it means every URL of that scheme; and which
+ * URLs are under it (url_under_prefix): their spelling as it is, or folded (fold.h). */
 #include "url/url.h"
+#include "url/fold.h"
 #include "base/parse.h"
 
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Whether `in` ends in an escape cut short ("%" or "%4"): such a prefix is read as a '%' of its
+ * own (%25), so it would match none of the URLs the admin meant. */
+static bool cut_escape(const char *in, size_t len)
+{
+    return (len >= 1 && in[len - 1] == '%') ||
+           (len >= 2 && in[len - 2] == '%' && isxdigit((unsigned char)in[len - 1]));
+}
+
+/* The normal form of `in` (a URL with a host) into out[size], folded, without its userinfo. */
+static int normal_prefix(const char *in, size_t len, char *out, size_t size, const char **why)
+{
+    struct url_parts u;
+    int status, failed;
+    if (url_normalize(in, len, out, size, &status, why) < 0)
+        return -1;
+    char *folded = fold_url(out, &failed);
+    size_t n = folded ? strlen(folded) : 0;
+    if (folded && n < size)
+        memcpy(out, folded, n + 1);
+    free(folded);
+    if (failed || n >= size) {
+        *why = failed ? "out of memory" : "prefix too long";
+        return -1;
+    }
+    parse_url(out, strlen(out), &u); /* a login names no other objects: URLs are matched without */
+    if (u.userinfo)
+        memmove(out + (u.userinfo - out), u.host, strlen(u.host) + 1);
+    return 0;
+}
 
 int url_purge_prefix(const char *in, bool all, char *out, size_t size, const char **why)
 {
     size_t len = strlen(in);
     struct url_parts u;
-    int status;
     parse_url(in, len, &u); /* its verdict aside: url_normalize judges the host */
     if (!url_scheme_is(&u, "http") && !url_scheme_is(&u, "https")) {
         *why = "prefix must be an http:// or https:// URL";
@@ -28,26 +60,62 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, const cha
         snprintf(out, size, "%s", url_scheme_is(&u, "https") ? "https://" : "http://");
         return 0;
     }
+    if (cut_escape(in, len)) {
+        *why = "prefix ends in a cut escape ('%' then fewer than two hex digits): it would match "
+               "nothing; end it before the '%' or give the whole %XX";
+        return -1;
+    }
     if (size < URL_BUF_SIZE(len)) {
         *why = "prefix too long";
         return -1;
     }
-    if (url_normalize(in, len, out, size, &status, why) < 0)
-        return -1;
-    parse_url(out, strlen(out), &u); /* a login names no other objects: URLs are matched without */
-    if (u.userinfo)
-        memmove(out + (u.userinfo - out), u.host, strlen(u.host) + 1);
-    return 0;
+    return normal_prefix(in, len, out, size, why);
 }
 
-/* Compared without the userinfo of `url`: the prefix has none (url_purge_prefix). */
+/* `url` (parsed into *u) under `prefix` (its first len bytes), compared without the userinfo of
+ * `url`: the prefix has none (url_purge_prefix). */
+static bool spelt_under(const char *url, const struct url_parts *u, const char *prefix, size_t len)
+{
+    size_t head = u->scheme ? (size_t)(u->authority - url) : 0;
+    if (!u->userinfo || len <= head)
+        return strncmp(url, prefix, len) == 0;
+    return strncmp(url, prefix, head) == 0 && strncmp(u->host, prefix + head, len - head) == 0;
+}
+
+/* Whether the fold of `url` (parsed into *u) may be under `prefix`, asked before it is folded:
+ * a fold keeps the scheme, and the host and port when fold_keeps_host says so. */
+static bool may_fold_under(const char *url, const struct url_parts *u, const char *prefix,
+                           size_t len)
+{
+    size_t head = u->scheme ? (size_t)(u->authority - url) : 0;
+    size_t host = (size_t)(u->path - u->host); /* and port */
+    if (!u->scheme || strncmp(url, prefix, head) != 0)
+        return false;
+    return !fold_keeps_host(u) || len < head + host || strncmp(u->host, prefix + head, host) == 0;
+}
+
+/* A URL's fold goes in this on the stack: a purge asks of every object, under the store's
+ * lock, and allocates only for one longer than about 3,000 bytes. */
+#define FOLD_ON_STACK 16384
+
 bool url_under_prefix(const char *url, const char *prefix, size_t len)
 {
-    struct url_parts u;
-    size_t head;
+    char stack[FOLD_ON_STACK], *buf = stack;
+    size_t need = FOLD_BUF_SIZE(strlen(url));
+    struct url_parts u, f;
+    const char *folded;
+    bool under;
     parse_url(url, strlen(url), &u); /* its verdict aside: a normal form's parts */
-    head = u.scheme ? (size_t)(u.authority - url) : 0;
-    if (!u.userinfo || len <= head)
-        return strncmp(url, prefix, len) == 0;
-    return strncmp(url, prefix, head) == 0 && strncmp(u.host, prefix + head, len - head) == 0;
+    if (spelt_under(url, &u, prefix, len))
+        return true;
+    if (!may_fold_under(url, &u, prefix, len))
+        return false;
+    if (need > sizeof(stack) && !(buf = malloc(need)))
+        return false;
+    folded = fold_url_in(url, buf, need);
+    under = folded && parse_url(folded, strlen(folded), &f) == URL_OK &&
+            spelt_under(folded, &f, prefix, len);
+    if (buf != stack)
+        free(buf);
+    return under;
 }

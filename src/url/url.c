@@ -291,20 +291,6 @@ size_t url_unescape_arg(char *s)
     return decode(s, strlen(s), true, s);
 }
 
-/* One of arca's short parameters (ttl, sha256), decoded into dst. One too long for dst is left
- * empty, which its own parser then refuses. */
-static int take_param(const char *v, size_t len, char *dst, size_t size, bool *seen, int *status,
-                      const char **why, const char *twice)
-{
-    if (*seen)
-        return fail(status, why, 400, twice);
-    *seen = true;
-    dst[0] = '\0';
-    if (len < size)
-        decode(v, len, true, dst);
-    return 0;
-}
-
 /* name=value at [s, end): sets *name_len and *value. */
 static void split_param(const char *s, const char *end, size_t *name_len, const char **value)
 {
@@ -318,34 +304,112 @@ static bool named(const char *s, size_t len, const char *name)
     return len == strlen(name) && !strncmp(s, name, len);
 }
 
-/* The unencoded form: trailing ttl= and sha256= parameters are arca's; returns the URL's end. */
-static const char *peel_trailing(const char *v, const char *end, struct fetch_params *p,
-                                 int *status, const char **why, int *rc)
+/* Which of the rule's short parameters [s, s + len) names: its index, or -1. */
+static int short_name(const struct query_rule *r, const char *s, size_t len)
+{
+    for (int i = 0; i < QUERY_NAMES_MAX && r->names[i]; i++)
+        if (named(s, len, r->names[i]))
+            return i;
+    return -1;
+}
+
+/* "NAME given twice", in a buffer of the thread's: read before its next query. */
+static int twice(const char *name, int *status, const char **why)
+{
+    static _Thread_local char reason[64];
+    snprintf(reason, sizeof(reason), "%.40s given twice", name);
+    return fail(status, why, 400, reason);
+}
+
+/* Short parameter i's value at [v, end), as sent; once only. */
+static int take_short(struct query_args *a, const struct query_rule *r, int i, const char *v,
+                      const char *end, int *status, const char **why)
+{
+    if (a->value[i])
+        return twice(r->names[i], status, why);
+    a->value[i] = v;
+    a->len[i] = (size_t)(end - v);
+    return 0;
+}
+
+/* The unencoded form: trailing parameters the rule names are arca's, peeled from the end; the
+ * URL's end into *end. */
+static int peel_trailing(const struct query_rule *r, const char *v, const char **end,
+                         struct query_args *a, int *status, const char **why)
 {
     for (;;) {
-        const char *amp = NULL, *name;
-        for (const char *q = v; q < end; q++)
+        const char *amp = NULL, *value;
+        for (const char *q = v; q < *end; q++)
             if (*q == '&')
                 amp = q;
         if (!amp)
-            return end;
-        name = amp + 1;
+            return 0;
         size_t nlen;
-        const char *value;
-        split_param(name, end, &nlen, &value);
-        if (named(name, nlen, "ttl"))
-            *rc = take_param(value, (size_t)(end - value), p->ttl, sizeof(p->ttl), &p->has_ttl,
-                             status, why, "ttl given twice");
-        else if (named(name, nlen, "sha256"))
-            *rc = take_param(value, (size_t)(end - value), p->sha256, sizeof(p->sha256),
-                             &p->has_sha256, status, why, "sha256 given twice");
-        else
-            return end;
-        if (*rc < 0)
-            return end;
-        end = amp;
+        split_param(amp + 1, *end, &nlen, &value);
+        int i = short_name(r, amp + 1, nlen);
+        if (i < 0)
+            return 0;
+        if (take_short(a, r, i, value, *end, status, why) < 0)
+            return -1;
+        *end = amp;
     }
 }
+
+int url_read_query(const char *query, const struct query_rule *r, struct query_args *a, int *status,
+                   const char **why)
+{
+    const char *s = query ? query : "";
+    memset(a, 0, sizeof(*a));
+    while (*s) {
+        const char *end = s + strcspn(s, "&"), *value;
+        size_t nlen;
+        int i;
+        split_param(s, end, &nlen, &value);
+        if (r->url_name && named(s, nlen, r->url_name)) {
+            const char *qend = s + strlen(s);
+            if (a->url)
+                return twice(r->url_name, status, why);
+            a->url = value;
+            a->url_raw = starts_with_ci(value, (size_t)(qend - value), "http://") ||
+                         starts_with_ci(value, (size_t)(qend - value), "https://");
+            if (a->url_raw) { /* the rest of the query, but for trailing parameters of arca's */
+                int rc = peel_trailing(r, value, &qend, a, status, why);
+                a->url_len = (size_t)(qend - value);
+                return rc;
+            }
+            a->url_len = (size_t)(end - value);
+        } else if ((i = short_name(r, s, nlen)) >= 0) {
+            if (take_short(a, r, i, value, end, status, why) < 0)
+                return -1;
+        } else if (end != s) {
+            return fail(status, why, 400, r->unknown);
+        }
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+bool url_query_value(const char *v, size_t len, bool raw, char *out, size_t size)
+{
+    if (len >= size) {
+        if (size > 0)
+            out[0] = '\0';
+        return false;
+    }
+    if (raw) {
+        memcpy(out, v, len);
+        out[len] = '\0';
+    } else {
+        decode(v, len, true, out);
+    }
+    return true;
+}
+
+static const struct query_rule fetch_rule = {
+    "url",
+    {"ttl", "sha256", NULL},
+    "unknown parameter: arca takes url, ttl and sha256 (percent-encode the whole target URL, or "
+    "give it unencoded as the last parameter)"};
 
 static int take_url(const char *v, const char *end, bool raw, size_t max_url_len,
                     struct fetch_params *p, int *status, const char **why)
@@ -413,44 +477,19 @@ int url_parse_fetch_query(const char *query, size_t max_url_len, struct fetch_pa
 static int parse_fetch_query(const char *query, size_t max_url_len, struct fetch_params *p,
                              int *status, const char **why)
 {
-    const char *s = query ? query : "";
-    bool have_url = false;
-    int rc = 0;
-
+    struct query_args a;
     p->has_ttl = p->has_sha256 = false;
     p->ttl[0] = p->sha256[0] = '\0';
-    while (*s && rc == 0) {
-        const char *end = s + strcspn(s, "&"), *value;
-        size_t nlen;
-        split_param(s, end, &nlen, &value);
-        if (named(s, nlen, "url")) {
-            const char *qend = s + strlen(s);
-            bool raw = starts_with_ci(value, (size_t)(qend - value), "http://") ||
-                       starts_with_ci(value, (size_t)(qend - value), "https://");
-            if (have_url)
-                return fail(status, why, 400, "url given twice");
-            have_url = true;
-            if (raw) {
-                const char *uend = peel_trailing(value, qend, p, status, why, &rc);
-                return rc < 0 ? rc : take_url(value, uend, true, max_url_len, p, status, why);
-            }
-            rc = take_url(value, end, false, max_url_len, p, status, why);
-        } else if (named(s, nlen, "ttl")) {
-            rc = take_param(value, (size_t)(end - value), p->ttl, sizeof(p->ttl), &p->has_ttl,
-                            status, why, "ttl given twice");
-        } else if (named(s, nlen, "sha256")) {
-            rc = take_param(value, (size_t)(end - value), p->sha256, sizeof(p->sha256),
-                            &p->has_sha256, status, why, "sha256 given twice");
-        } else if (end != s) {
-            return fail(status, why, 400,
-                        "unknown parameter: arca takes url, ttl and sha256 (percent-encode the "
-                        "whole target URL, or give it unencoded as the last parameter)");
-        }
-        s = *end ? end + 1 : end;
-    }
-    if (rc == 0 && !have_url)
+    if (url_read_query(query, &fetch_rule, &a, status, why) < 0)
+        return -1;
+    if (!a.url)
         return fail(status, why, 400, "missing url parameter");
-    return rc;
+    /* one too long for its field is left empty, which its own parser then refuses */
+    if ((p->has_ttl = a.value[0] != NULL))
+        url_query_value(a.value[0], a.len[0], false, p->ttl, sizeof(p->ttl));
+    if ((p->has_sha256 = a.value[1] != NULL))
+        url_query_value(a.value[1], a.len[1], false, p->sha256, sizeof(p->sha256));
+    return take_url(a.url, a.url + a.url_len, a.url_raw, max_url_len, p, status, why);
 }
 
 /* --- secrets in what arca shows ------------------------------------------------------------ */

@@ -18,7 +18,8 @@
  * hex digits) percent-encoded. Control bytes, raw or encoded (%00-%1F, %7F), are refused, and so
  * is a host that is not a host name (letters, digits, "-", ".", "_") or a bracketed IP literal.
  *
- * Contract: pure functions, any thread; only url_shown allocates, the others write into buffers
+ * Contract: pure functions, any thread; only url_shown and url_purge_prefix allocate (and
+ * url_under_prefix for a URL of over 3,000 bytes), the others write into buffers
  * their callers give. Parsers return 0, or -1 with the HTTP status and a one-line reason for the
  * client.
  */
@@ -43,19 +44,47 @@ struct fetch_params {
 int url_parse_fetch_query(const char *query, size_t max_url_len, struct fetch_params *p,
                           int *status, const char **why);
 
+/* The same rule with other names, for the admin API (url_read_query): the parameter that holds
+ * a URL (`url_name`: "url", "prefix"; NULL: none) is read as the fetch endpoint reads url=, the
+ * short ones beside it (`names`) as ttl and sha256 are, peeled from the end of an unencoded
+ * URL too. Any other parameter is refused with `unknown`, one given twice as such. */
+#define QUERY_NAMES_MAX 4
+struct query_rule {
+    const char *url_name;
+    const char *names[QUERY_NAMES_MAX]; /* NULL after the last */
+    const char *unknown;
+};
+/* Where each parameter is in the query, as sent: NULL when it was not given. */
+struct query_args {
+    const char *url; /* url_len bytes: as it is when url_raw (the unencoded form), else encoded */
+    size_t url_len;
+    bool url_raw;
+    const char *value[QUERY_NAMES_MAX]; /* names[i]'s, len[i] bytes, encoded */
+    size_t len[QUERY_NAMES_MAX];
+};
+/* 0, or -1 with a 400 and a one-line reason (valid until the thread's next call). */
+int url_read_query(const char *query, const struct query_rule *rule, struct query_args *a,
+                   int *status, const char **why);
+/* One of its values into out[size]: as it is when `raw`, else decoded ('%XX'; '+' a space).
+ * False when it does not fit (out is then ""). */
+bool url_query_value(const char *v, size_t len, bool raw, char *out, size_t size);
+
 /* The normal form of an absolute http:// or https:// URL of `len` bytes into out[size]. */
 int url_normalize(const char *in, size_t len, char *out, size_t size, int *status,
                   const char **why);
 
 /* The prefix of a purge by prefix into out[size] (at least URL_BUF_SIZE(strlen(in))): an
- * http:// or https:// URL in normal form (a host alone gets its path "/", so that
- * "http://host" never matches "http://hostile/") and without userinfo, which the URLs it
- * purges start with (url_under_prefix). A scheme with no host ("http://") matches every URL of
- * that scheme: taken only with `all`. Returns 0, or -1 with a one-line reason. */
+ * http:// or https:// URL in normal form, folded as fold.h folds (the spellings an origin serves
+ * as one path: "/file//P/", "/file/P;v=1/", 127.1, [::ffff:127.0.0.1]), and without userinfo,
+ * which the URLs it purges start with (url_under_prefix). A host alone gets its path "/", so
+ * that "http://host" never matches "http://hostile/". A scheme with no host ("http://") matches
+ * every URL of that scheme: taken only with `all`. One that ends in a cut escape ("%", "%4")
+ * would match nothing: refused. Returns 0, or -1 with a one-line reason. */
 int url_purge_prefix(const char *in, bool all, char *out, size_t size, const char **why);
 /* Whether `url` (normal form) is under `prefix` (its first `len` bytes, url_purge_prefix's):
  * its userinfo left out, so that an object cached through a URL with a login is purged with
- * its host's prefix. */
+ * its host's prefix; as it is spelt or folded (fold.h), so that every spelling of a path goes
+ * with it. Allocates nothing for a URL under about 3,000 bytes: a purge asks of every object. */
 bool url_under_prefix(const char *url, const char *prefix, size_t len);
 
 /* `in` (any text holding URLs, as they are or percent-encoded once or more, like a request line)

@@ -137,9 +137,9 @@ def test_credentials_from_the_environment(start_arca, workdir, s3):
     ("[bucket lab]\nurl = https://h/\n", "bucket lab: url must be the bucket's path-style"),
     ("[bucket lab]\nurl = https://h/b\ncredentials = /nonexistent\n",
      "bucket lab: cannot read credentials file '/nonexistent'"),
-    ("[bucket b/x]\nurl = https://h/b\n", "bucket name 'b/x'"),
+    ("[bucket b/x]\nurl = https://h/b\n", "bucket name (not shown): 1-63"),
     ("[bucket lab]\nurl = https://h/b\nhide-root = maybe\n", "bucket lab: hide-root: expected true or false"),
-    ("[bucket lab]\nurl = https://h/b\ncolour = red\n", "bucket lab: unknown key 'colour'"),
+    ("[bucket lab]\nurl = https://h/b\ncolour = red\n", "bucket lab: unknown key (not shown)"),
     ("[bucket lab]\nurl = https://h/b\ncredentials = ONE_LINE\n",
      "needs an access key id and a secret"),
 ])

@@ -108,8 +108,9 @@ def test_check_config_names_the_first_bad_line(workdir):
         f.write("[arca]\nquota = 5G\n\ndefault-ttl = soon\nthreads = many\n")
     out = cli("check-config", "--config", path)
     assert out.returncode == 1
+    # the line's value is not shown (a file given by mistake may hold a secret): FILE:LINE is
     assert out.stderr == (f"arca: {path}:4: --default-ttl: expected <int>d|h|m|s, positive, "
-                          "got 'soon'\n")
+                          "got (not shown)\n")
     assert cli("check-config").returncode == 2
     assert cli("check-config", "--config", os.path.join(workdir, "none.ini")).returncode == 1
 

@@ -439,8 +439,7 @@ def test_an_indented_line_continues_no_value(workdir):
                  "[arca]\nallow-network = 10.0.0.0/8\n  0.0.0.0/0\n")
     p = run("check-config", "--config", path)
     assert (p.returncode, p.stderr) == (
-        1, f"arca: {path}:3: '0.0.0.0/0': expected KEY = VALUE (a value never goes on over "
-           "lines)\n")
+        1, f"arca: {path}:3: not a KEY = VALUE line (a value never goes on over lines)\n")
     # indentation alone is no continuation: an indented key = value is a key = value
     path = write(os.path.join(workdir, "b.ini"),
                  f"[arca]\n  quota = 5G\n  data-dir = {workdir}/d\n"

@@ -395,7 +395,8 @@ def test_check_config_and_serve_refuse_a_bad_rule_naming_file_line_and_rule(
     good = "match = http://snapshots.example.org/nightly/"
     cases = [
         # (the rule's lines, the rule named, the line at fault, words its reason holds)
-        ("[rule nightly]\n" f"{good}\ntll = 1d\n", "nightly", "tll = 1d", ("tll", "ttl")),
+        ("[rule nightly]\n" f"{good}\ntll = 1d\n", "nightly", "tll = 1d",
+         ("unknown key (not shown)", "ttl")),
         ("[rule nightly]\n" f"{good}\nttl = soon\n", "nightly", "ttl = soon", ("soon",)),
         ("[rule nightly]\n" f"{good}\nclient-ttl = 2h-1h\n", "nightly", "client-ttl = 2h-1h",
          ()),

@@ -150,7 +150,8 @@ static void config_file_errors_name_the_line(void **state)
     unlink(path);
     path = write_file("[other]\nquota = 1G\n");
     assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
-    assert_non_null(strstr(err, "[other]"));
+    assert_non_null(strstr(err, ":2: unknown section"));
+    assert_null(strstr(err, "other")); /* a line's text is never quoted */
     unlink(path);
     path = write_file("this is not ini\n");
     assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
@@ -256,7 +257,7 @@ static void unknown_options_are_named(void **state)
     assert_int_equal(load(&c, err, 2, "-h"), CONFIG_HELP);
     path = write_file("[arca]\nqouta = 1G\n");
     assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
-    assert_non_null(strstr(err, ":2: unknown option 'qouta'; did you mean quota?"));
+    assert_non_null(strstr(err, ":2: unknown option (not shown); did you mean quota?"));
     unlink(path);
 }
 

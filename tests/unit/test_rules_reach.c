@@ -17,7 +17,7 @@
 #include "config/config.h"
 #include "rules/carried.h"
 #include "rules/explain.h"
-#include "rules/fold.h"
+#include "url/fold.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
 #include "rules/terms.h"

@@ -578,6 +578,86 @@ static void a_login_is_no_part_of_a_purge_prefix(void **state)
     assert_false(url_under_prefix("http://evil/x@host/a", "http://host/", 12));
 }
 
+/* Every spelling an origin serves as one path is under a prefix folded as the rules fold
+ * (fold.h); a prefix that ends in a cut escape would match nothing, so it is refused. */
+static void a_purge_prefix_is_folded_and_takes_every_spelling(void **state)
+{
+    char out[256];
+    const char *why = NULL;
+    (void)state;
+    assert_int_equal(url_purge_prefix("http://127.1/file//P;v=1/", false, out, sizeof(out), &why),
+                     0);
+    assert_string_equal(out, "http://127.0.0.1/file/P/");
+    assert_int_equal(
+        url_purge_prefix("http://[::ffff:127.0.0.1]//file/P/", false, out, sizeof(out), &why), 0);
+    assert_string_equal(out, "http://127.0.0.1/file/P/");
+    size_t n = strlen(out);
+    assert_true(url_under_prefix("http://127.0.0.1/file/P/a", out, n));
+    assert_true(url_under_prefix("http://127.0.0.1/file//P/a", out, n));
+    assert_true(url_under_prefix("http://127.0.0.1//file/P/a", out, n));
+    assert_true(url_under_prefix("http://127.0.0.1/file/P;v=1/a", out, n));
+    assert_true(url_under_prefix("http://127.0.0.1/file/%50/a", out, n));
+    assert_true(url_under_prefix("http://127.1/file/P/a", out, n));
+    assert_true(url_under_prefix("http://u:p@[::ffff:127.0.0.1]/file/P/a", out, n));
+    assert_false(url_under_prefix("http://127.0.0.1/file/Q/a", out, n));
+    assert_false(url_under_prefix("http://127.0.0.2/file/P/a", out, n));
+    assert_false(url_under_prefix("https://127.1/file/P/a", out, n));
+    const char *cut[] = {"http://h/a%", "http://h/a%4", "http://h/a%e"};
+    for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+        assert_int_equal(url_purge_prefix(cut[i], false, out, sizeof(out), &why), -1);
+        assert_non_null(strstr(why, "cut escape"));
+    }
+    /* a whole escape is a prefix like any other; a '%' with no hex digit after it is one */
+    assert_int_equal(url_purge_prefix("http://h/a%41", false, out, sizeof(out), &why), 0);
+    assert_string_equal(out, "http://h/aA");
+    assert_int_equal(url_purge_prefix("http://h/a%g", false, out, sizeof(out), &why), 0);
+}
+
+/* A URL longer than the stack's room for its fold is folded all the same. */
+static void a_long_url_is_folded_under_a_prefix(void **state)
+{
+    static char url[8192];
+    (void)state;
+    snprintf(url, sizeof(url), "http://127.1/a//b/");
+    memset(url + strlen(url), 'x', 6000);
+    assert_true(url_under_prefix(url, "http://127.0.0.1/a/b/", 21));
+    assert_false(url_under_prefix(url, "http://127.0.0.1/a/c/", 21));
+}
+
+/* The admin API's query, read by the fetch API's rule with its own names. */
+static void an_admin_query_is_read_by_the_fetch_rule(void **state)
+{
+    static const struct query_rule purge = {"prefix", {"all", NULL}, "unknown"};
+    struct query_args a;
+    const char *why;
+    char v[64];
+    int status;
+    (void)state;
+    assert_int_equal(url_read_query("prefix=http://h/f?x=1&y=2&all=1", &purge, &a, &status, &why),
+                     0);
+    assert_true(a.url_raw);
+    assert_true(url_query_value(a.url, a.url_len, a.url_raw, v, sizeof(v)));
+    assert_string_equal(v, "http://h/f?x=1&y=2");
+    assert_non_null(a.value[0]);
+    assert_int_equal(a.len[0], 1);
+    assert_int_equal(url_read_query("all=0&prefix=http%3A%2F%2Fh%2Ff%3Fx%3D1%26y%3D2", &purge, &a,
+                                    &status, &why),
+                     0);
+    assert_false(a.url_raw);
+    assert_true(url_query_value(a.url, a.url_len, a.url_raw, v, sizeof(v)));
+    assert_string_equal(v, "http://h/f?x=1&y=2");
+    assert_false(url_query_value(a.url, a.url_len, a.url_raw, v, 8));
+    assert_int_equal(url_read_query("prefix=http%3A%2F%2Fh&al=1", &purge, &a, &status, &why), -1);
+    assert_int_equal(status, 400);
+    assert_string_equal(why, "unknown");
+    assert_int_equal(url_read_query("all=1&prefix=http://h/&all=0", &purge, &a, &status, &why), -1);
+    assert_string_equal(why, "all given twice");
+    assert_int_equal(url_read_query("prefix=a&prefix=b", &purge, &a, &status, &why), -1);
+    assert_string_equal(why, "prefix given twice");
+    assert_int_equal(url_read_query("", &purge, &a, &status, &why), 0);
+    assert_null(a.url);
+}
+
 /* parse_url's verdict on `s`, its parts in *u. */
 static enum url_error parts(const char *s, struct url_parts *u)
 {
@@ -820,6 +900,9 @@ int main(void)
         cmocka_unit_test(a_log_lines_colon_survives_redaction),
         cmocka_unit_test(a_redacted_url_redacts_to_itself),
         cmocka_unit_test(encoded_delimiters_in_a_secret_are_its_data),
+        cmocka_unit_test(a_purge_prefix_is_folded_and_takes_every_spelling),
+        cmocka_unit_test(a_long_url_is_folded_under_a_prefix),
+        cmocka_unit_test(an_admin_query_is_read_by_the_fetch_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

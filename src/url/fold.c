@@ -1,5 +1,5 @@
 /* fold_url (fold.h). */
-#include "rules/fold.h"
+#include "url/fold.h"
 #include "url/url.h"
 #include "base/parse.h"
 
@@ -127,52 +127,79 @@ static bool dotted_quad(const char *h, const char *end)
     return parts == 4 && h == end && end[-1] != '.';
 }
 
-/* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
- * no copy: an escape, a ';' or a "//" in the path, a userinfo, a host ending in a dot, an IP
- * literal (an IPv4 one not in its one spelling; an IPv6 one is folded to be sure). */
-static bool may_fold(const struct url_parts *u)
+bool fold_keeps_host(const struct url_parts *u)
 {
     const char *host = u->host, *hend = host + u->host_len;
+    if (host[0] == '[' || u->name_len < u->host_len)
+        return false;
+    for (const char *p = host; p < hend; p++) /* only what an address written otherwise may hold */
+        if (!isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
+            return true;
+    return dotted_quad(host, hend);
+}
+
+/* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
+ * no copy: an escape, a ';' or a "//" in the path, a userinfo, a host fold_keeps_host does not
+ * keep. */
+static bool may_fold(const struct url_parts *u)
+{
     for (const char *p = u->path; p < u->path + u->path_len; p++)
         if (*p == '%' || *p == ';' || (*p == '/' && p[1] == '/'))
             return true;
-    if (u->userinfo || host[0] == '[' || u->name_len < u->host_len)
-        return true;
-    for (const char *p = host; p < hend; p++) /* only what an address written otherwise may hold */
-        if (!isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
-            return false;
-    return !dotted_quad(host, hend);
+    return u->userinfo || !fold_keeps_host(u);
+}
+
+/* Room for the URL and an IP literal written longer than it was (::1 as 0:0::1 is not). */
+_Static_assert(FOLD_ROOM >= INET6_ADDRSTRLEN + 4, "FOLD_ROOM holds an IP literal");
+
+/* The parsed `url` (a normal form that may fold) folded into raw[strlen(url) + FOLD_ROOM], then
+ * its normal form into out[URL_BUF_SIZE(strlen(url) + FOLD_ROOM)]: whether that differs. */
+static bool fold_into(const char *url, const struct url_parts *u, char *raw, char *out)
+{
+    const char *why, *end = u->path + u->path_len;
+    int status;
+    char *w = fold_authority(u, raw + (u->authority - url));
+    memcpy(raw, url, (size_t)(u->authority - url));
+    *w++ = '/';
+    w = fold_path(u->path + 1, end, w);
+    strcpy(w, end);
+    size_t size = URL_BUF_SIZE(strlen(url) + FOLD_ROOM);
+    /* nothing folded, or a form arca refuses: the URL as it is decides */
+    return url_normalize(raw, strlen(raw), out, size, &status, &why) == 0 && strcmp(out, url);
+}
+
+/* Whether `url` may fold (parsed into *u): a normal form with something to fold. A URL arca
+ * refuses is decided as it is. */
+static bool foldable(const char *url, struct url_parts *u)
+{
+    return parse_url(url, strlen(url), u) == URL_OK && u->path_len > 0 && may_fold(u);
 }
 
 char *fold_url(const char *url, int *failed)
 {
     struct url_parts u;
-    char *raw = NULL, *out = NULL, *w;
-    int status;
-    const char *why, *end;
+    size_t len = strlen(url) + FOLD_ROOM;
+    char *raw, *out;
     *failed = 0;
-    /* a normal form, or nothing to fold: a URL arca refuses is decided as it is */
-    if (parse_url(url, strlen(url), &u) != URL_OK || u.path_len == 0 || !may_fold(&u))
+    if (!foldable(url, &u))
         return NULL;
-    end = u.path + u.path_len;
-    /* room for the URL and an IP literal written longer than it was (::1 as 0:0::1 is not) */
-    size_t len = strlen(url) + INET6_ADDRSTRLEN + 4, size = URL_BUF_SIZE(len);
-    if (!(raw = malloc(len)) || !(out = malloc(size)))
-        goto fail;
-    w = fold_authority(&u, raw + (u.authority - url));
-    memcpy(raw, url, (size_t)(u.authority - url));
-    *w++ = '/';
-    w = fold_path(u.path + 1, end, w);
-    strcpy(w, end);
-    if (url_normalize(raw, strlen(raw), out, size, &status, &why) < 0 || !strcmp(out, url)) {
+    raw = malloc(len);
+    out = raw ? malloc(URL_BUF_SIZE(len)) : NULL;
+    if (!out)
+        *failed = 1;
+    else if (!fold_into(url, &u, raw, out)) {
         free(out);
-        out = NULL; /* nothing folded, or a form arca refuses: the URL as it is decides */
+        out = NULL;
     }
     free(raw);
     return out;
-fail:
-    free(raw);
-    free(out);
-    *failed = 1;
-    return NULL;
+}
+
+const char *fold_url_in(const char *url, char *buf, size_t size)
+{
+    struct url_parts u;
+    size_t len = strlen(url) + FOLD_ROOM;
+    if (size < FOLD_BUF_SIZE(strlen(url)) || !foldable(url, &u))
+        return NULL;
+    return fold_into(url, &u, buf + URL_BUF_SIZE(len), buf) ? buf : NULL;
 }
