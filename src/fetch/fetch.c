@@ -227,10 +227,10 @@ static void take_pragma(void *cls, const char *value)
     }
 }
 
-/* A fetch request's Cache-Control bounds its own answer (terms.h), a kept 404 as any other: a
- * child arca asks its parent so. A proxied request's max-age is its ttl instead (proxied_url), as
- * clients of a proxy mean. One pass over the request's Cache-Control lines: this is every
- * request's path. */
+/* A request's Cache-Control bounds its own answer (terms.h), a kept 404 as any other: a child
+ * arca asks its parent so, apt and pip ask a proxy so (max-age=0, no-cache, Pragma). A proxied
+ * request's max-age is its ttl too (proxied_url), as clients of a proxy mean. One pass over the
+ * request's Cache-Control lines: this is every request's path. */
 static void request_bounds(struct conn *c, struct request_facts *q)
 {
     struct bounds_seen b = {-1, -1, false, false};
@@ -694,8 +694,7 @@ static int decide(struct fetch_req *r, const struct asked *asked, enum conn_resu
         *ret = fetch_refuse_client(r, http_client_refusal(NULL));
         return -1;
     }
-    if (!r->req->proxied)
-        request_bounds(r->conn, &q);
+    request_bounds(r->conn, &q);
     terms_decide(http_cfg, &q, &r->terms);
     if (r->auth && !r->auth->anonymous) /* arca's signature is a credential: never kept */
         r->terms.object.negative_ttl = 0;

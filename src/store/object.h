@@ -199,6 +199,10 @@ bool store_locked_or_alone(void);
  * store_close (store/ knows nothing of upstream/; only it calls the functions that ask). */
 bool store_on_upstream(void);
 void store_forget_upstream(void);
+/* store_close's first step: purges by prefix running end at their next slice (store_purge.c),
+ * and this returns once none runs; none begins after it, until store_open's purges_allow. */
+void purges_stop(void);
+void purges_allow(void);
 
 /* --- the object's life --------------------------------------------------------------------- */
 /* Whether the transition table allows the move. */

@@ -52,8 +52,9 @@ static bool kept_negative(const struct object *obj)
 }
 
 /* Lock held. A failed download's verdict, kept when kept_negative says so, from when its source
- * said it: a parent arca's kept 404 is as old as the parent's (store_from_parent set its age and
- * what is left of its ttl), so a tier never keeps one longer than the arca that got it. */
+ * said it: a parent arca's 404 is as old as the parent's, fresh for what the parent had left of
+ * it and the negative ttl counted from then (store_from_parent set created and ttl so), so a
+ * tier never keeps one longer than the arca that got it. */
 static void note_negative(const struct object *obj)
 {
     if (!kept_negative(obj))

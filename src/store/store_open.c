@@ -339,6 +339,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     st.max_object_size = cfg->max_object_size;
     st.keep_expired = cfg->keep_expired;
     store_set_stale(cfg->stale_if_error, cfg->stale_while_revalidate);
+    purges_allow();
     /* what a move does beyond object.c: twins, the failures listing, negative answers */
     st.hooks = (struct object_hooks){twins_join, twins_leave, store_failed};
     if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||
@@ -365,6 +366,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
 
 void store_close(void)
 {
+    purges_stop();  /* a purge's walk and jobs are the table's and the queue's: none runs on */
     persist_stop(); /* what it was handed is done first; the index is main's again */
     store_lock();
     for (size_t i = 0; i < object_slots(); i++) {

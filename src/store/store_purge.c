@@ -11,6 +11,7 @@
 #include "url/url.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -164,13 +165,61 @@ static void purge_slots(const char *prefix, size_t len, size_t from, size_t to,
     }
 }
 
-void store_purge_prefix(const char *prefix, struct purge_result *r)
+/* The purges running, on their requests' threads of their own: store_close waits for them (a
+ * purge walks the table and queues jobs that store_close frees and stops). */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t ended;
+    int running;
+    bool closing; /* store_close began: a purge stops at its next slice, none begins */
+} purges = {.lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER};
+
+static bool purge_enter(void)
+{
+    pthread_mutex_lock(&purges.lock);
+    bool open = !purges.closing;
+    purges.running += open;
+    pthread_mutex_unlock(&purges.lock);
+    return open;
+}
+
+static bool purges_closing(void)
+{
+    pthread_mutex_lock(&purges.lock);
+    bool closing = purges.closing;
+    pthread_mutex_unlock(&purges.lock);
+    return closing;
+}
+
+static void purge_leave(void)
+{
+    pthread_mutex_lock(&purges.lock);
+    purges.running--;
+    pthread_cond_broadcast(&purges.ended);
+    pthread_mutex_unlock(&purges.lock);
+}
+
+void purges_allow(void)
+{
+    pthread_mutex_lock(&purges.lock);
+    purges.closing = false;
+    pthread_mutex_unlock(&purges.lock);
+}
+
+void purges_stop(void)
+{
+    pthread_mutex_lock(&purges.lock);
+    purges.closing = true;
+    while (purges.running > 0)
+        pthread_cond_wait(&purges.ended, &purges.lock);
+    pthread_mutex_unlock(&purges.lock);
+}
+
+/* Every slice of the table, again when it moved meanwhile (PURGE_PASSES); cut short when arca
+ * stops (what is left stays, as an out-of-memory slice's objects do: counted in `left`). */
+static void purge_table(const char *prefix, struct purge_result *r)
 {
     size_t len = strlen(prefix);
-    memset(r, 0, sizeof(*r));
-    store_lock();
-    r->negatives = negative_forget_prefix(prefix);
-    store_unlock();
     for (int pass = 0; pass < PURGE_PASSES; pass++) {
         store_lock();
         unsigned moves = st.objects.moves;
@@ -178,6 +227,8 @@ void store_purge_prefix(const char *prefix, struct purge_result *r)
         store_unlock();
         bool moved = false;
         for (size_t from = 0; from < slots && !moved; from += PURGE_SLOTS_PER_HOLD) {
+            if (purges_closing())
+                return;
             store_lock();
             moved = st.objects.moves != moves;
             if (!moved) {
@@ -192,7 +243,19 @@ void store_purge_prefix(const char *prefix, struct purge_result *r)
         if (!moved)
             break;
     }
+}
+
+void store_purge_prefix(const char *prefix, struct purge_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (!purge_enter())
+        return; /* arca stops: nothing purged, the answer says so */
+    store_lock();
+    r->negatives = negative_forget_prefix(prefix);
+    store_unlock();
+    purge_table(prefix, r);
     /* answered once on disk: a restart, even after kill -9, finds them gone (the slices' rows
      * went first in their jobs, ahead of their files) */
     persist_settle();
+    purge_leave();
 }

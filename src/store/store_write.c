@@ -584,7 +584,8 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
     assert(store_on_upstream());
     struct upstream_headers h;
     store_lock();
-    bool stale = obj->stale != NULL && obj->revalidation;
+    /* a copy purged since is renewed by no 304: its download asks for the whole body */
+    bool stale = obj->stale != NULL && obj->revalidation && !obj->stale->purged;
     if (stale) {
         headers_unpack(obj->stale->headers, &h);
         copy_string(etag, etag_size, h.etag);

@@ -147,9 +147,11 @@ static bool may_move_on(const struct transfer *t, enum source_end end)
 
 enum parent_fault source_parent_end_fault(const struct attempt *a)
 {
-    /* a resume on a date met another version: asked again whole, no fault of the parent's */
+    /* a resume on a date met another version, or a 304 came for a copy purged meanwhile: asked
+     * again whole, no fault of the parent's */
     if (a->own_cut || (a->bounded && a->rc == CURLE_OK) ||
-        (a->rc == CURLE_OK && !a->retry_status && !a->start_over) || (a->on_date && a->start_over))
+        (a->rc == CURLE_OK && !a->retry_status && !a->start_over) ||
+        (a->on_date && a->start_over) || a->unrenewed)
         return PARENT_FAULTS;
     return a->retry_status   ? PARENT_STATUS
            : a->start_over   ? PARENT_LIE
@@ -308,11 +310,13 @@ static void timeouts(struct transfer *t)
 /* A parent's answer: the object is as old as the parent's copy and fresh for what is left of
  * the parent's freshness, never past its own terms' ttl counted from the parent's download (a
  * 304 renews nothing from now), nor at all when the parent kept no copy (stored=?0: it vouches
- * for nothing after this answer); it shows the parent's Cache-Status. */
+ * for nothing after this answer); it shows the parent's Cache-Status. A refusal it relays (a
+ * 404 it kept, or its download got) is fresh by the negative ttl instead (store_negative.h). */
 static void freshness(struct transfer *t)
 {
     const struct parent_ask *p = &own(t)->ask;
-    int64_t own = t->terms.object.ttl - p->age;
+    const struct object_keep *o = &t->terms.object;
+    int64_t own = (t->a.status >= 400 ? o->negative_ttl : o->ttl) - p->age;
     int64_t fresh = p->not_stored ? 0 : p->has_left && p->left < own ? p->left : own;
     t->st->from_parent(t->obj, p->age, fresh, p->cache_status);
 }

@@ -79,6 +79,7 @@ struct attempt {
     bool start_over;               /* its response is dropped: the next attempt asks from byte 0 */
     bool new_file;                 /* and goes on as a new version, once its file is made */
     bool renewed;     /* upstream answered 304: the expired version is the object again */
+    bool unrenewed;   /* a 304 came for a copy a purge took meanwhile: asked again whole */
     int retry_status; /* > 0: it ended on a retryable upstream status */
     CURLcode rc;      /* how curl ended it */
     char errbuf[CURL_ERROR_SIZE];

@@ -79,7 +79,8 @@ int transfer_prepare_attempt(struct transfer *t, int64_t left)
 {
     t->a.retry_status = 0;
     t->a.status = 0;
-    t->a.body_started = t->a.start_over = t->a.new_file = t->a.renewed = t->a.own_cut = false;
+    t->a.body_started = t->a.start_over = t->a.new_file = t->a.renewed = t->a.own_cut =
+        t->a.unrenewed = false;
     t->a.skip = 0;
     t->h.refused[0] = t->a.errbuf[0] = t->a.hops[0] = '\0';
     source_attempt_begins(t, &t->src);
@@ -305,6 +306,19 @@ static void refused(struct transfer *t, const struct verdict *v)
     }
 }
 
+/* A 304 to a revalidation whose expired copy a purge took meanwhile: nothing is left to renew,
+ * so the answer is dropped and the next attempt asks at once for the whole body (no conditions
+ * go with it: store_stale_validators), as for a copy never kept. Not the source's fault. */
+static int purged_meanwhile(struct transfer *t)
+{
+    char etag[HEADER_ETAG_MAX], date[HEADER_DATE_MAX];
+    if (t->st->stale_validators(t->obj, etag, sizeof(etag), date, sizeof(date)))
+        return 0;
+    log_debug("fetch %s: its expired copy was purged during the revalidation: asked whole", t->url);
+    t->a.start_over = t->a.unrenewed = true;
+    return -1;
+}
+
 /* A 304 to a revalidation: no body comes, the attempt ends by itself. */
 static int renewed(struct transfer *t)
 {
@@ -473,7 +487,7 @@ static int headers_done(struct transfer *t)
     if (t->src.kind->lied && t->src.kind->lied(t, &v))
         return -1;
     if (t->a.conditional && status == 304)
-        return renewed(t);
+        return purged_meanwhile(t) < 0 ? -1 : renewed(t);
     if (t->a.conditional && v.kind == VERDICT_BODY)
         atomic_fetch_add(&stats.revalidated_changed, 1);
     /* a download that gave up ranges takes the rest only from the host its bytes came from (a
