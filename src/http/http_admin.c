@@ -170,26 +170,6 @@ const char *http_prefetch_done(struct request *req, bool completed)
     return NULL;
 }
 
-/* What a purge of `url` came to (store_purge's result). */
-static enum conn_result purge_answer(struct conn *c, const char *url, int rc, int64_t length)
-{
-    enum conn_result ret;
-    if (rc == 0)
-        return http_send_error(c, HTTP_NOT_FOUND, "not cached");
-    if (rc == -1)
-        return http_send_error(c, HTTP_CONFLICT,
-                               "still downloading: purge it once the download ended");
-    if (rc < 0)
-        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    char *shown = url_shown(url);
-    log_info("admin: purged %s", url);
-    ret = http_send_json(
-        c, HTTP_OK,
-        json_pack("{s:s?, s:b, s:I}", "url", shown, "purged", 1, "bytes", (json_int_t)length));
-    free(shown);
-    return ret;
-}
-
 char *http_query_url(const struct query_args *a, const char *name, int *status, const char **why)
 {
     bool url = !strcmp(name, "url");
@@ -218,10 +198,7 @@ static const struct query_rule url_alone = {
     "unknown parameter: /api/v1/resources/?url= takes url alone (percent-encode the whole "
     "target URL, or give it unencoded as the last parameter)"};
 
-/* The cache key of ?url= for purge and the outcome, keyed as prefetch keys it, behind the token
- * (malloc'd; the URL as given, decoded, in *given when asked: the caller frees it). NULL when
- * the answer was queued into *ret. */
-static char *admin_url(struct conn *c, const char *query, char **given, enum conn_result *ret)
+char *http_admin_url_key(struct conn *c, const char *query, char **given, enum conn_result *ret)
 {
     const char *why;
     struct query_args a;
@@ -243,21 +220,6 @@ static char *admin_url(struct conn *c, const char *query, char **given, enum con
     else
         free(text);
     return url;
-}
-
-enum conn_result http_purge(struct conn *c, const char *query)
-{
-    enum conn_result ret;
-    int64_t length = 0;
-    char *url = admin_url(c, query, NULL, &ret);
-    int rc;
-
-    if (!url)
-        return ret;
-    rc = store_purge(url, &length);
-    ret = purge_answer(c, url, rc, length);
-    free(url);
-    return ret;
 }
 
 static const char *const outcome_names[] = {"absent", "scheduled", "downloading", "complete",
@@ -287,7 +249,7 @@ enum conn_result http_outcome(struct conn *c, const char *query)
     char *given = NULL;
     enum conn_result ret;
     struct outcome o;
-    char *url = admin_url(c, query, &given, &ret);
+    char *url = http_admin_url_key(c, query, &given, &ret);
 
     if (!url)
         return ret;

@@ -119,11 +119,15 @@ void http_registries_status(struct json_t *o, bool named);
 void http_registries_metrics(struct buf *b, bool named);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
-/* DELETE /api/v1/resources/?url= (`query`: after the '?'): the object of that URL purged. */
-enum conn_result http_purge(struct conn *c, const char *query);
-/* POST /api/v1/purge/?prefix=URL[&all=1]: every object under the prefix (admin token), on a
- * thread of its own while the request waits (http_purge.c); done lets go of its state. */
+/* The cache key's URL of ?url= in `query` (after the '?') for purge and the outcome, keyed as
+ * prefetch keys it, behind the token (malloc'd; the URL as given, decoded, in *given when
+ * asked: the caller frees it). NULL when the answer was queued into *ret. */
+char *http_admin_url_key(struct conn *c, const char *query, char **given, enum conn_result *ret);
+/* POST /api/v1/purge/?prefix=URL[&all=1]: every object under the prefix (admin token); and one
+ * URL's object (`url`, keyed, taken; NULL when woken): each on a thread of its own while the
+ * request waits, answered once what went is on disk (http_purge.c); done lets go of its state. */
 enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest);
+enum conn_result http_purge_url(struct conn *c, struct request *req, char *url);
 const char *http_purge_done(struct request *req, bool completed);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
 enum conn_result http_outcome(struct conn *c, const char *query);

@@ -1,7 +1,8 @@
 /*
  * http_offload.h — work a request waits for that must not run on a worker: a name to resolve,
  * a connection to make (a slow resolver or a silent host would hold every connection of the
- * worker), a purge by prefix (a walk of the whole table). It runs on a thread of its own while the request is parked (park.h), and wakes it.
+ * worker), a purge by prefix (a walk of the whole table). It runs on a thread of its own while the
+ * request is parked (park.h), and wakes it.
  *
  * Contract: an offload is embedded in the request's state, which owns it. offload_start()
  * suspends the request's connection and starts `run` on a new detached thread, or refuses

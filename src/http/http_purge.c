@@ -17,11 +17,15 @@
 
 #define PURGE_MAGIC 0x9e7b2c41u
 
-/* The request's state: the prefix asked, then what the purge came to. */
+/* The request's state: the prefix asked (or one URL's key, for DELETE), then what the purge came
+ * to. */
 struct purge_req {
     unsigned magic;
     struct offload job;
-    char *prefix; /* normal form, folded (url_purge_prefix) */
+    char *prefix;   /* normal form, folded (url_purge_prefix) */
+    char *url;      /* DELETE /api/v1/resources/?url=: the object's URL, keyed */
+    int rc;         /* store_purge_settled's answer for `url` */
+    int64_t length; /* its length, when purged */
     struct purge_result result;
 };
 
@@ -32,11 +36,14 @@ static struct purge_req *purge_of(struct offload *o)
     return p;
 }
 
-/* On the offload's thread. */
+/* On the offload's thread: both purges answer once what they removed is on disk. */
 static void purge_run(struct offload *o)
 {
     struct purge_req *p = purge_of(o);
-    store_purge_prefix(p->prefix, &p->result);
+    if (p->url)
+        p->rc = store_purge_settled(p->url, &p->length);
+    else
+        store_purge_prefix(p->prefix, &p->result);
 }
 
 /* The last reference: the request's, or the job's when the client left first. */
@@ -44,6 +51,7 @@ static void purge_free(struct offload *o)
 {
     struct purge_req *p = purge_of(o);
     free(p->prefix);
+    free(p->url);
     p->magic = 0;
     free(p);
 }
@@ -118,31 +126,50 @@ static enum conn_result answer(struct conn *c, const struct purge_req *p)
     return http_send_json(c, HTTP_OK, o);
 }
 
-enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest)
+/* What a purge of one URL came to (store_purge's result). */
+static enum conn_result answer_url(struct conn *c, const struct purge_req *p)
 {
-    struct purge_req *p = req->state;
-    struct sockaddr_storage buf;
     enum conn_result ret;
-    char *prefix;
-    (void)rest;
-    assert(http_handling(c, req));
-    if (p) {
-        assert(p->magic == PURGE_MAGIC);
-        if (!offload_done(&p->job)) { /* not woken by the job (a stale wake-up): still waiting */
-            conn_suspend(c);
-            return CONN_GO_ON;
-        }
-        return answer(c, p);
+    if (p->rc == 0)
+        return http_send_error(c, HTTP_NOT_FOUND, "not cached");
+    if (p->rc == -1)
+        return http_send_error(c, HTTP_CONFLICT,
+                               "still downloading: purge it once the download ended");
+    if (p->rc < 0)
+        return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    char *shown = url_shown(p->url);
+    log_info("admin: purged %s", shown ? shown : "?");
+    ret = http_send_json(
+        c, HTTP_OK,
+        json_pack("{s:s?, s:b, s:I}", "url", shown, "purged", 1, "bytes", (json_int_t)p->length));
+    free(shown);
+    return ret;
+}
+
+/* A request woken: its purge's answer, or still waiting (a stale wake-up). */
+static enum conn_result woken(struct conn *c, struct purge_req *p)
+{
+    assert(p->magic == PURGE_MAGIC);
+    if (!offload_done(&p->job)) {
+        conn_suspend(c);
+        return CONN_GO_ON;
     }
-    const char *query = strchr(req->uri, '?');
-    if (!(prefix = asked_prefix(c, query ? query + 1 : "", &ret)))
-        return ret;
-    if (!(p = calloc(1, sizeof(*p)))) {
+    return p->url ? answer_url(c, p) : answer(c, p);
+}
+
+/* The purge of `prefix` or `url` (one of them; taken), on a thread of its own. */
+static enum conn_result start(struct conn *c, struct request *req, char *prefix, char *url)
+{
+    struct sockaddr_storage buf;
+    struct purge_req *p = calloc(1, sizeof(*p));
+    if (!p) {
         free(prefix);
+        free(url);
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
     p->magic = PURGE_MAGIC;
     p->prefix = prefix;
+    p->url = url;
     offload_init(&p->job, c, purge_run, purge_free);
     req->state = p;
     switch (offload_start(&p->job, http_client(c, &buf))) {
@@ -153,6 +180,26 @@ enum conn_result http_purge_prefix(struct conn *c, struct request *req, const ch
     default:
         return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, OFFLOAD_BUSY_WHY);
     }
+}
+
+enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest)
+{
+    enum conn_result ret;
+    char *prefix;
+    (void)rest;
+    assert(http_handling(c, req));
+    if (req->state)
+        return woken(c, req->state);
+    const char *query = strchr(req->uri, '?');
+    if (!(prefix = asked_prefix(c, query ? query + 1 : "", &ret)))
+        return ret;
+    return start(c, req, prefix, NULL);
+}
+
+enum conn_result http_purge_url(struct conn *c, struct request *req, char *url)
+{
+    assert(http_handling(c, req));
+    return req->state ? woken(c, req->state) : start(c, req, NULL, url);
 }
 
 const char *http_purge_done(struct request *req, bool completed)

@@ -98,8 +98,11 @@ enum conn_result http_resources_api(struct conn *c, struct request *req, const c
     (void)rest;
     assert(http_handling(c, req));
     query = query ? query + 1 : "";
-    if (!strcmp(req->method, "DELETE"))
-        return http_purge(c, query);
+    if (!strcmp(req->method, "DELETE")) { /* its purge's state: http_purge_url's */
+        enum conn_result ret;
+        char *url = req->state ? NULL : http_admin_url_key(c, query, NULL, &ret);
+        return req->state || url ? http_purge_url(c, req, url) : ret;
+    }
     engine_settle(); /* a request its client saw end is counted (engine.h) */
     return resources_json(c, query);
 }

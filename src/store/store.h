@@ -231,6 +231,9 @@ void store_release(struct object *obj);
  * on the persistence thread (clients streaming it finish from their open file). Returns
  * 1 (purged, *length set), 0 (not cached), -1 (still downloading), -2 (out of memory). */
 int store_purge(const char *url, int64_t *length);
+/* The same, returning once the removal is on disk (a restart, even after kill -9, finds it
+ * gone): for the admin's purge, on a thread that may wait (never a worker). */
+int store_purge_settled(const char *url, int64_t *length);
 /* What a purge by prefix came to: complete objects removed and their bytes, downloads under
  * way let finish for their readers but not kept, objects left for want of memory, negative
  * answers dropped (store_negative.h). */

@@ -245,6 +245,17 @@ static void purge_table(const char *prefix, struct purge_result *r)
     }
 }
 
+int store_purge_settled(const char *url, int64_t *length)
+{
+    if (!purge_enter())
+        return 0; /* arca stops */
+    int rc = store_purge(url, length);
+    if (rc == 1)
+        persist_settle(); /* its row's removal is the last job queued under the lock */
+    purge_leave();
+    return rc;
+}
+
 void store_purge_prefix(const char *prefix, struct purge_result *r)
 {
     memset(r, 0, sizeof(*r));

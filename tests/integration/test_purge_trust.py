@@ -9,9 +9,10 @@ import os
 import signal
 import threading
 import time
+import urllib.parse
 
 from conftest import Arca, wait_for
-from test_admin import token_file
+from test_admin import TOKEN, token_file
 from test_negative_ttl import negative
 from test_purge_prefix import purge_prefix
 
@@ -133,3 +134,32 @@ def test_a_404_in_flight_during_a_purge_is_not_kept_after_it(workdir, origin):
     assert status == 200 and got == NEW and not negative(headers)
     assert origin.counts["/nightly/new.img"] == 2
     arca.stop()
+
+
+def test_a_delete_answered_is_on_disk_while_a_big_purge_runs(workdir, origin):
+    """DELETE /api/v1/resources/?url= answers once the row is gone on disk too: asked while a
+    purge of thousands keeps the persistence thread busy, then kill -9 at once."""
+    config = ini(workdir)
+    arca = Arca(workdir, ["--config", config]).start()
+    paths = [f"/nightly/old/f{i}" for i in range(2500)]
+    for p in paths + ["/release/bad.img"]:
+        origin.add(p, data=p.encode())
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda p: arca.fetch(origin.url(p))[0], paths + ["/release/bad.img"]))
+    assert codes == [200] * (len(paths) + 1)
+    big = concurrent.futures.ThreadPoolExecutor(1).submit(purge_prefix, arca,
+                                                          origin.url("/nightly/old/"))
+    wait_for(lambda: "admin: purged" in arca.read_log() or arca.status()["resources_successes"]
+             < len(paths) + 1, "the big purge began")
+    query = urllib.parse.urlencode({"url": origin.url("/release/bad.img")})
+    code, _, body = arca.get(f"/api/v1/resources/?{query}", {"Authorization": f"Bearer {TOKEN}"},
+                             method="DELETE")
+    arca.proc.send_signal(signal.SIGKILL)
+    assert code == 200 and json.loads(body)["purged"], body
+    arca.proc.wait(10)
+    big.exception(30)  # its connection was cut: whatever it got
+    again = Arca(workdir, ["--config", config]).start()
+    before = origin.counts["/release/bad.img"]
+    assert again.fetch(origin.url("/release/bad.img"))[0] == 200
+    assert origin.counts["/release/bad.img"] == before + 1  # asked again: not a hit
+    again.stop()
