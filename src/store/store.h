@@ -234,6 +234,11 @@ int store_purge(const char *url, int64_t *length);
 /* The same, returning once the removal is on disk (a restart, even after kill -9, finds it
  * gone): for the admin's purge, on a thread that may wait (never a worker). */
 int store_purge_settled(const char *url, int64_t *length);
+/* Seconds since the admin's latest purge here that covered `obj`'s URL (of its URL, or by a
+ * prefix over it; the last 256 purges are remembered, until a restart), or -1 for none: a
+ * download asks its parent arca for nothing older (source_parent.c), so a purge at a site
+ * is obeyed through its tier. Upstream thread. */
+int64_t store_purged_since(const struct object *obj);
 /* What a purge by prefix came to: complete objects removed and their bytes, downloads under
  * way let finish for their readers but not kept, objects left for want of memory, negative
  * answers dropped (store_negative.h). */

@@ -165,6 +165,57 @@ static void purge_slots(const char *prefix, size_t len, size_t from, size_t to,
     }
 }
 
+/* The admin's purges here lately, newest last, for a parent arca asked for one of their URLs
+ * after them (store_purged_since): a ring, the oldest forgotten first. Lock held. */
+#define PURGE_MARKS 256
+static struct purge_mark {
+    char *prefix; /* a purge by prefix's (url_purge_prefix's form); NULL: one key's */
+    char key[65];
+    int64_t at; /* wall-clock s; 0: a free slot */
+} marks[PURGE_MARKS];
+static size_t marks_next;
+
+/* Lock held. Out of memory, a prefix's mark is not kept: the parent's copies are then taken
+ * as they come, as before any purge. */
+static void mark_purge(const char *prefix, const char *key)
+{
+    struct purge_mark *m = &marks[marks_next];
+    char *copy = prefix ? strdup(prefix) : NULL;
+    assert(store_locked());
+    if (prefix && !copy)
+        return;
+    free(m->prefix);
+    *m = (struct purge_mark){.prefix = copy, .at = (int64_t)time(NULL)};
+    if (key)
+        memcpy(m->key, key, 65);
+    marks_next = (marks_next + 1) % PURGE_MARKS;
+}
+
+int64_t store_purged_since(const struct object *obj)
+{
+    int64_t latest = 0, now = (int64_t)time(NULL);
+    CHECK_OBJ(obj);
+    store_lock();
+    for (size_t i = 0; i < PURGE_MARKS; i++) {
+        const struct purge_mark *m = &marks[i];
+        if (m->at > latest &&
+            (m->prefix ? url_under_prefix(obj->url, m->prefix, strlen(m->prefix))
+                       : m->at && !strcmp(m->key, obj->key)))
+            latest = m->at;
+    }
+    store_unlock();
+    return latest ? (now > latest ? now - latest : 0) : -1;
+}
+
+static void marks_free(void)
+{
+    for (size_t i = 0; i < PURGE_MARKS; i++) {
+        free(marks[i].prefix);
+        marks[i] = (struct purge_mark){0};
+    }
+    marks_next = 0;
+}
+
 /* The purges running, on their requests' threads of their own: store_close waits for them (a
  * purge walks the table and queues jobs that store_close frees and stops). */
 static struct {
@@ -213,6 +264,9 @@ void purges_stop(void)
     while (purges.running > 0)
         pthread_cond_wait(&purges.ended, &purges.lock);
     pthread_mutex_unlock(&purges.lock);
+    store_lock();
+    marks_free();
+    store_unlock();
 }
 
 /* Every slice of the table, again when it moved meanwhile (PURGE_PASSES); cut short when arca
@@ -249,7 +303,14 @@ int store_purge_settled(const char *url, int64_t *length)
 {
     if (!purge_enter())
         return 0; /* arca stops */
+    char key[65];
+    url_key(url, key);
     int rc = store_purge(url, length);
+    if (rc >= 0) { /* cached or not, the admin's word about the URL: a parent is told of it */
+        store_lock();
+        mark_purge(NULL, key);
+        store_unlock();
+    }
     if (rc == 1)
         persist_settle(); /* its row's removal is the last job queued under the lock */
     purge_leave();
@@ -263,6 +324,7 @@ void store_purge_prefix(const char *prefix, struct purge_result *r)
         return; /* arca stops: nothing purged, the answer says so */
     store_lock();
     r->negatives = negative_forget_prefix(prefix);
+    mark_purge(prefix, NULL);
     store_unlock();
     purge_table(prefix, r);
     /* answered once on disk: a restart, even after kill -9, finds them gone (the slices' rows

@@ -61,6 +61,7 @@ struct transfer_store {
     const char *(*error)(const struct object *obj);
     int (*error_status)(const struct object *obj);
     void (*came_from)(struct object *obj, const char *from);
+    int64_t (*purged_since)(const struct object *obj);
 };
 extern const struct transfer_store transfer_store_real;
 

@@ -259,17 +259,23 @@ static bool choose(struct transfer *t, enum transfer_state *next)
 
 /* Its Cache-Control line: no copy older than the download's ttl (or the max-age it was asked
  * with), no kept 404 older than its negative ttl (0: none; arca-negative-max-age, read by a
- * parent's terms.c); for store = no (or a no-store ask) none kept there and none but the
- * origin's word now. */
+ * parent's terms.c), and neither older than the admin's latest purge here over the URL (a purge
+ * at a site is obeyed by its parent's copies); for store = no (or a no-store ask) none kept
+ * there and none but the origin's word now. */
 static void bounds_line(const struct transfer *t, char *line, size_t size)
 {
     const struct object_keep *o = &t->terms.object;
     int64_t age = o->has_max_age && o->max_age < o->ttl ? o->max_age : o->ttl;
+    int64_t negative = o->negative_ttl, purged = t->st->purged_since(t->obj);
+    if (purged >= 0 && purged < age)
+        age = purged;
+    if (purged >= 0 && purged < negative)
+        negative = purged;
     if (!o->store || o->asked_no_store)
         snprintf(line, size, "Cache-Control: no-store, max-age=0");
     else
         snprintf(line, size, "Cache-Control: max-age=%lld, arca-negative-max-age=%lld",
-                 (long long)age, (long long)o->negative_ttl);
+                 (long long)age, (long long)negative);
 }
 
 /* Its digest (Want-Repr-Digest), the download's own terms as a request's Cache-Control (API.md,

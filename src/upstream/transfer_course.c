@@ -23,7 +23,7 @@ const struct transfer_store transfer_store_real = {
     store_fail,        store_set_aside,     store_fail_held,
     store_offer_stale, store_keep_stale,    store_release,
     object_url,        object_error,        object_error_status,
-    store_came_from,
+    store_came_from,   store_purged_since,
 };
 
 static void transfer_step(struct transfer *t);

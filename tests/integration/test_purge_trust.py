@@ -163,3 +163,27 @@ def test_a_delete_answered_is_on_disk_while_a_big_purge_runs(workdir, origin):
     assert again.fetch(origin.url("/release/bad.img"))[0] == 200
     assert origin.counts["/release/bad.img"] == before + 1  # asked again: not a hit
     again.stop()
+
+
+def test_a_purge_at_a_site_is_obeyed_by_its_parents_copies(workdir, origin, start_tier):
+    """A site's purge reaches through its tier: the site asks its parent for nothing older than
+    the purge, a copy or a kept 404 (the parent keeps them for its other sites)."""
+    token = token_file(workdir)
+    parent, (site,) = start_tier(1, "--negative-ttl", "1h", "--admin-token-file", token,
+                                 parent_args=("--negative-ttl", "1h"))
+    gone, bad = origin.url("/nightly/late.img"), origin.add("/nightly/Image", data=OLD,
+                                                            etag='"old"')
+    assert site.fetch(gone)[0] == 404 and site.fetch(bad)[2] == OLD
+    assert negative(parent.fetch(gone)[1]) and parent.fetch(bad)[2] == OLD
+    origin.add("/nightly/late.img", data=NEW)
+    origin.add("/nightly/Image", data=NEW, etag='"new"')
+    code, _, body = purge_prefix(site, origin.url("/nightly/"))
+    assert code == 200 and json.loads(body)["purged"] == 1, body
+    assert site.fetch(gone)[2] == NEW and site.fetch(bad)[2] == NEW
+    assert origin.counts["/nightly/late.img"] == 2 and origin.counts["/nightly/Image"] == 2
+    # one URL's purge the same
+    origin.add("/nightly/Image", data=OLD, etag='"again"')
+    query = urllib.parse.urlencode({"url": bad})
+    assert site.get(f"/api/v1/resources/?{query}", {"Authorization": f"Bearer {TOKEN}"},
+                    method="DELETE")[0] == 200
+    assert site.fetch(bad)[2] == OLD and origin.counts["/nightly/Image"] == 3
