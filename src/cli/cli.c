@@ -680,15 +680,19 @@ static int purge_prefix(const struct cli_args *a, const char *token)
         buf_add(&path, "&all=1");
     status = request(a, "POST", path.data, "", token, &body);
     if (status == 200 && (answer = json_loadb(body.data, body.len, 0, NULL))) {
-        printf("purged %lld objects (%lld bytes) under %s",
-               (long long)json_integer_value(json_object_get(answer, "purged")),
+        json_int_t purged = json_integer_value(json_object_get(answer, "purged"));
+        printf("purged %lld object%s (%lld bytes) under %s", (long long)purged,
+               purged == 1 ? "" : "s",
                (long long)json_integer_value(json_object_get(answer, "bytes")),
                json_string_value(json_object_get(answer, "prefix")));
         json_int_t downloads = json_integer_value(json_object_get(answer, "downloads_not_kept"));
+        json_int_t negatives = json_integer_value(json_object_get(answer, "negative_answers"));
         const char *not_matched = json_string_value(json_object_get(answer, "not_matched"));
         if (downloads)
             printf("; %lld downloads under way finish for their clients, not kept",
                    (long long)downloads);
+        if (negatives)
+            printf("; %lld kept 404s dropped", (long long)negatives);
         if (not_matched)
             printf("; not matched: %s", not_matched);
         printf("\n");

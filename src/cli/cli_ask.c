@@ -132,7 +132,8 @@ int cli_refused(const char *subject, long status, const struct buf *body)
 {
     const char *text;
     int len = cli_first_line(body, &text);
-    char *shown = subject ? url_shown(subject) : NULL;
+    /* the admin token refused is arca's word about the caller, not about the URL asked */
+    char *shown = subject && status != 401 && status != 403 ? url_shown(subject) : NULL;
     if (shown)
         fprintf(stderr, "arca: %s: %ld: %.*s\n", shown, status, len, text);
     else

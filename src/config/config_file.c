@@ -160,6 +160,22 @@ static int rule_section(const char *line, struct ini_ctx *ctx)
     return -1;
 }
 
+#define UNKNOWN_SECTION                                                                            \
+    "unknown section (arca's are [arca], [rule NAME], [bucket NAME] and [registry NAME])"
+
+/* The reason a section's name (its line, "[NAME]...") is none of arca's, or NULL: said at its own
+ * line, even when no key follows it (inih tells a section only with its first key). */
+static const char *unknown_section(const char *line)
+{
+    const char *name = line + strspn(line, " \t") + 1, *close = strchr(name, ']');
+    size_t len = close ? (size_t)(close - name) : 0;
+    if (!close || (len == 4 && !strncmp(name, "arca", 4)) || !strncmp(name, "rule ", 5) ||
+        !strncmp(name, "bucket ", 7) || !strncmp(name, "registry ", 9))
+        return NULL; /* arca's, or a line inih refuses itself (no ']') */
+    return !strncasecmp(name, "rule", 4) ? UNKNOWN_SECTION "; a rule is [rule NAME]"
+                                         : UNKNOWN_SECTION;
+}
+
 /* inih's reader: counts lines, cuts comments and indentation, refuses NUL bytes. inih's buffer
  * holds 199 bytes of a line: a longer one would be read as two, so it is refused. */
 static char *read_line(char *str, int num, void *stream)
@@ -192,8 +208,13 @@ static char *read_line(char *str, int num, void *stream)
     }
     cut_comment(str);
     if (str[strspn(str, " \t")] == '[') {
+        const char *unknown = unknown_section(str);
         ctx->section_line = ctx->line;
-        if (rule_section(str, ctx) < 0)
+        if (unknown && !ctx->failed) {
+            snprintf(ctx->err, CONFIG_ERR_LEN, "%s", unknown);
+            ctx->failed = true;
+        }
+        if (unknown || rule_section(str, ctx) < 0)
             snprintf(str, (size_t)num, "[\n"); /* as above: inih reports this line */
     } else if (not_key_value(str, ctx))
         snprintf(str, (size_t)num, "[\n"); /* as above: inih reports this line */
@@ -332,9 +353,7 @@ static bool key_refused(struct ini_ctx *ctx, const char *section, const char *na
         return config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
     if (section[0] && strcmp(section, "arca") != 0) {
         /* [rules x], [Rule x], [rule]: meant as a rule */
-        snprintf(ctx->err, CONFIG_ERR_LEN,
-                 "unknown section (arca's are [arca], [rule NAME], [bucket NAME] and "
-                 "[registry NAME])%s",
+        snprintf(ctx->err, CONFIG_ERR_LEN, "%s%s", UNKNOWN_SECTION,
                  !strncasecmp(section, "rule", 4) ? "; a rule is [rule NAME]" : "");
         return true;
     }

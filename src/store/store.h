@@ -231,8 +231,9 @@ void store_release(struct object *obj);
  * on the persistence thread (clients streaming it finish from their open file). Returns
  * 1 (purged, *length set), 0 (not cached), -1 (still downloading), -2 (out of memory). */
 int store_purge(const char *url, int64_t *length);
-/* The same, returning once the removal is on disk (a restart, even after kill -9, finds it
- * gone): for the admin's purge, on a thread that may wait (never a worker). */
+/* The same for the admin's purge, and every other spelling of the URL with it (as a prefix
+ * purge takes them: fold.h), returning once the removals are on disk (a restart, even after
+ * kill -9, finds them gone): on a thread that may wait (never a worker). 1 when any went. */
 int store_purge_settled(const char *url, int64_t *length);
 /* Seconds since the admin's latest purge here that covered `obj`'s URL (of its URL, or by a
  * prefix over it; the last 256 purges are remembered, until a restart), or -1 for none: a

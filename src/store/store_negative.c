@@ -134,13 +134,12 @@ bool negative_forget(const char *key)
     return true;
 }
 
-int64_t negative_forget_prefix(const char *prefix)
+int64_t negative_forget_aimed(const struct purge_aim *aim)
 {
-    size_t len = strlen(prefix);
     int64_t gone = 0;
     assert(store_locked());
     for (size_t i = 0; i < NEGATIVE_SLOTS; i++)
-        if (table[i].url && url_under_prefix(table[i].url, prefix, len)) {
+        if (table[i].url && purge_aims_at(table[i].url, aim)) {
             clear(&table[i]);
             gone++;
         }

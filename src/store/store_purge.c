@@ -144,16 +144,21 @@ static void purge_one(struct object *obj, struct purge_job **job, struct purge_r
     object_remove(obj, NULL); /* its file and row: the job's */
 }
 
+bool purge_aims_at(const char *url, const struct purge_aim *aim)
+{
+    return aim->whole ? url_is_spelling(url, aim->text, aim->len)
+                      : url_under_prefix(url, aim->text, aim->len);
+}
+
 /* Lock held. The slots [from, to) of the table; the slice's job submitted before the lock
  * drops, so that its removals come before the file and row of a new download of the same URL. */
-static void purge_slots(const char *prefix, size_t len, size_t from, size_t to,
-                        struct purge_result *r)
+static void purge_slots(const struct purge_aim *aim, size_t from, size_t to, struct purge_result *r)
 {
     struct purge_job *job = NULL;
     for (size_t i = from; i < to; i++)
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
-            if (url_under_prefix(o->url, prefix, len))
+            if (purge_aims_at(o->url, aim))
                 purge_one(o, &job, r);
         }
     if (job && job->n) {
@@ -169,25 +174,22 @@ static void purge_slots(const char *prefix, size_t len, size_t from, size_t to,
  * after them (store_purged_since): a ring, the oldest forgotten first. Lock held. */
 #define PURGE_MARKS 256
 static struct purge_mark {
-    char *prefix; /* a purge by prefix's (url_purge_prefix's form); NULL: one key's */
-    char key[65];
-    int64_t at; /* wall-clock s; 0: a free slot */
+    struct purge_aim aim; /* its text owned; NULL: a free slot */
+    int64_t at;           /* wall-clock s */
 } marks[PURGE_MARKS];
 static size_t marks_next;
 
-/* Lock held. Out of memory, a prefix's mark is not kept: the parent's copies are then taken
- * as they come, as before any purge. */
-static void mark_purge(const char *prefix, const char *key)
+/* Lock held. Out of memory, the mark is not kept: the parent's copies are then taken as they
+ * come, as before any purge. */
+static void mark_purge(const struct purge_aim *aim)
 {
     struct purge_mark *m = &marks[marks_next];
-    char *copy = prefix ? strdup(prefix) : NULL;
+    char *copy = strdup(aim->text);
     assert(store_locked());
-    if (prefix && !copy)
+    if (!copy)
         return;
-    free(m->prefix);
-    *m = (struct purge_mark){.prefix = copy, .at = (int64_t)time(NULL)};
-    if (key)
-        memcpy(m->key, key, 65);
+    free((char *)m->aim.text);
+    *m = (struct purge_mark){{copy, aim->len, aim->whole}, (int64_t)time(NULL)};
     marks_next = (marks_next + 1) % PURGE_MARKS;
 }
 
@@ -198,9 +200,7 @@ int64_t store_purged_since(const struct object *obj)
     store_lock();
     for (size_t i = 0; i < PURGE_MARKS; i++) {
         const struct purge_mark *m = &marks[i];
-        if (m->at > latest &&
-            (m->prefix ? url_under_prefix(obj->url, m->prefix, strlen(m->prefix))
-                       : m->at && !strcmp(m->key, obj->key)))
+        if (m->aim.text && m->at > latest && purge_aims_at(obj->url, &m->aim))
             latest = m->at;
     }
     store_unlock();
@@ -210,7 +210,7 @@ int64_t store_purged_since(const struct object *obj)
 static void marks_free(void)
 {
     for (size_t i = 0; i < PURGE_MARKS; i++) {
-        free(marks[i].prefix);
+        free((char *)marks[i].aim.text);
         marks[i] = (struct purge_mark){0};
     }
     marks_next = 0;
@@ -271,9 +271,8 @@ void purges_stop(void)
 
 /* Every slice of the table, again when it moved meanwhile (PURGE_PASSES); cut short when arca
  * stops (what is left stays, as an out-of-memory slice's objects do: counted in `left`). */
-static void purge_table(const char *prefix, struct purge_result *r)
+static void purge_table(const struct purge_aim *aim, struct purge_result *r)
 {
-    size_t len = strlen(prefix);
     for (int pass = 0; pass < PURGE_PASSES; pass++) {
         store_lock();
         unsigned moves = st.objects.moves;
@@ -287,7 +286,7 @@ static void purge_table(const char *prefix, struct purge_result *r)
             moved = st.objects.moves != moves;
             if (!moved) {
                 size_t to = from + PURGE_SLOTS_PER_HOLD;
-                purge_slots(prefix, len, from, to < slots ? to : slots, r);
+                purge_slots(aim, from, to < slots ? to : slots, r);
             }
             store_unlock();
             /* a mutex is not fair: relocked at once, the hits woken by the unlock would find
@@ -299,34 +298,63 @@ static void purge_table(const char *prefix, struct purge_result *r)
     }
 }
 
+/* Its own object (store_purge's answer for its key: a download under way is not purged here,
+ * 409), then every other spelling of it: its objects, downloads and kept 404s, as a prefix
+ * purge takes them. */
+static int purge_spellings(const char *url, const struct purge_aim *aim, int64_t *length)
+{
+    struct purge_result r = {0};
+    int rc = store_purge(url, length);
+    if (rc == -1)
+        return rc;
+    store_lock();
+    r.negatives = negative_forget_aimed(aim);
+    mark_purge(aim); /* cached or not, the admin's word about the URL: a parent is told of it */
+    store_unlock();
+    purge_table(aim, &r);
+    if (rc == 1)
+        *length += r.bytes;
+    else if (r.objects > 0 || r.negatives > 0) {
+        *length = r.bytes;
+        rc = 1;
+    }
+    return rc;
+}
+
 int store_purge_settled(const char *url, int64_t *length)
 {
+    char stack[4096], *folded = stack;
+    size_t size = URL_BUF_SIZE(strlen(url) + 64);
+    const char *why;
+    int rc;
+    *length = 0;
     if (!purge_enter())
         return 0; /* arca stops */
-    char key[65];
-    url_key(url, key);
-    int rc = store_purge(url, length);
-    if (rc >= 0) { /* cached or not, the admin's word about the URL: a parent is told of it */
-        store_lock();
-        mark_purge(NULL, key);
-        store_unlock();
-    }
+    if (size > sizeof(stack) && !(folded = malloc(size)))
+        rc = -2;
+    else if (url_purge_prefix(url, false, folded, size, &why) < 0)
+        rc = store_purge(url, length); /* not foldable: its own key alone */
+    else
+        rc = purge_spellings(url, &(struct purge_aim){folded, strlen(folded), true}, length);
     if (rc == 1)
-        persist_settle(); /* its row's removal is the last job queued under the lock */
+        persist_settle(); /* the rows' removals are the last jobs queued under the lock */
+    if (folded != stack)
+        free(folded);
     purge_leave();
     return rc;
 }
 
 void store_purge_prefix(const char *prefix, struct purge_result *r)
 {
+    const struct purge_aim aim = {prefix, strlen(prefix), false};
     memset(r, 0, sizeof(*r));
     if (!purge_enter())
         return; /* arca stops: nothing purged, the answer says so */
     store_lock();
-    r->negatives = negative_forget_prefix(prefix);
-    mark_purge(prefix, NULL);
+    r->negatives = negative_forget_aimed(&aim);
+    mark_purge(&aim);
     store_unlock();
-    purge_table(prefix, r);
+    purge_table(&aim, r);
     /* answered once on disk: a restart, even after kill -9, finds them gone (the slices' rows
      * went first in their jobs, ahead of their files) */
     persist_settle();

@@ -73,13 +73,15 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, const cha
 }
 
 /* `url` (parsed into *u) under `prefix` (its first len bytes), compared without the userinfo of
- * `url`: the prefix has none (url_purge_prefix). */
-static bool spelt_under(const char *url, const struct url_parts *u, const char *prefix, size_t len)
+ * `url`: the prefix has none (url_purge_prefix); with `whole`, nothing after it either. */
+static bool spelt_under(const char *url, const struct url_parts *u, const char *prefix, size_t len,
+                        bool whole)
 {
     size_t head = u->scheme ? (size_t)(u->authority - url) : 0;
     if (!u->userinfo || len <= head)
-        return strncmp(url, prefix, len) == 0;
-    return strncmp(url, prefix, head) == 0 && strncmp(u->host, prefix + head, len - head) == 0;
+        return strncmp(url, prefix, len) == 0 && (!whole || url[len] == '\0');
+    return strncmp(url, prefix, head) == 0 && strncmp(u->host, prefix + head, len - head) == 0 &&
+           (!whole || u->host[len - head] == '\0');
 }
 
 /* Whether the fold of `url` (parsed into *u) may be under `prefix`, asked before it is folded:
@@ -98,7 +100,8 @@ static bool may_fold_under(const char *url, const struct url_parts *u, const cha
  * lock, and allocates only for one longer than about 3,000 bytes. */
 #define FOLD_ON_STACK 16384
 
-bool url_under_prefix(const char *url, const char *prefix, size_t len)
+/* url_under_prefix, or with `whole` url_is_spelling. */
+static bool matches(const char *url, const char *prefix, size_t len, bool whole)
 {
     char stack[FOLD_ON_STACK], *buf = stack;
     size_t need = FOLD_BUF_SIZE(strlen(url));
@@ -106,7 +109,7 @@ bool url_under_prefix(const char *url, const char *prefix, size_t len)
     const char *folded;
     bool under;
     parse_url(url, strlen(url), &u); /* its verdict aside: a normal form's parts */
-    if (spelt_under(url, &u, prefix, len))
+    if (spelt_under(url, &u, prefix, len, whole))
         return true;
     if (!may_fold_under(url, &u, prefix, len))
         return false;
@@ -114,8 +117,18 @@ bool url_under_prefix(const char *url, const char *prefix, size_t len)
         return false;
     folded = fold_url_in(url, buf, need);
     under = folded && parse_url(folded, strlen(folded), &f) == URL_OK &&
-            spelt_under(folded, &f, prefix, len);
+            spelt_under(folded, &f, prefix, len, whole);
     if (buf != stack)
         free(buf);
     return under;
+}
+
+bool url_under_prefix(const char *url, const char *prefix, size_t len)
+{
+    return matches(url, prefix, len, false);
+}
+
+bool url_is_spelling(const char *url, const char *folded, size_t len)
+{
+    return matches(url, folded, len, true);
 }

@@ -86,6 +86,10 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, const cha
  * its host's prefix; as it is spelt or folded (fold.h), so that every spelling of a path goes
  * with it. Allocates nothing for a URL under about 3,000 bytes: a purge asks of every object. */
 bool url_under_prefix(const char *url, const char *prefix, size_t len);
+/* Whether `url` (normal form) is a spelling of `folded` (its first `len` bytes, a whole URL
+ * as url_purge_prefix gives it): the same as spelt or folded, its userinfo left out. A purge
+ * of one URL takes every spelling of it. */
+bool url_is_spelling(const char *url, const char *folded, size_t len);
 
 /* `in` (any text holding URLs, as they are or percent-encoded once or more, like a request line)
  * with its secrets replaced by REDACTED: userinfo ("user:pass@") and the values of parameters

@@ -77,3 +77,15 @@ def test_a_reload_into_a_secret_logs_none_of_it(workdir):
     assert shows_nothing_of(log), log
     assert arca.status()["disk_quota"] == 5 << 30
     arca.stop()
+
+
+@pytest.mark.parametrize("text, line", [
+    ("listen = 127.0.0.1:8011\n[abc]\n", 2),         # a section with no key under it
+    ("[arac]\nlisten = 127.0.0.1:8011\n", 1),        # said at the section's line, not its key's
+    (f"[{SECRET}]\n", 1),                            # another program's INI, its name unshown
+])
+def test_an_unknown_section_is_refused_at_its_own_line(workdir, text, line):
+    config = write(os.path.join(workdir, "typo.ini"), text)
+    out = run("check-config", "--config", config)
+    assert out.returncode == 1 and f"typo.ini:{line}: unknown section" in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and shows_nothing_of(out.stderr)

@@ -144,6 +144,12 @@ def test_a_rules_negative_ttl_and_the_rules_test(origin, start_arca, workdir):
     assert json.loads(body)["negative_answers"] == 1
     assert not negative(arca.fetch(origin.url("/nightly/a"))[1])
     assert origin.counts["/nightly/a"] == 3
+    # the command line says so too
+    assert negative(arca.fetch(origin.url("/nightly/a"))[1])
+    out = subprocess.run([ARCA_BIN, "purge", "--server", arca.base, "--admin-token-file",
+                          token_file(workdir), "--prefix", origin.url("/nightly/")],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and "; 1 kept 404s dropped" in out.stdout, out
 
 
 def test_a_bad_negative_ttl_is_refused(origin, workdir):

@@ -187,3 +187,25 @@ def test_a_purge_at_a_site_is_obeyed_by_its_parents_copies(workdir, origin, star
     assert site.get(f"/api/v1/resources/?{query}", {"Authorization": f"Bearer {TOKEN}"},
                     method="DELETE")[0] == 200
     assert site.fetch(bad)[2] == OLD and origin.counts["/nightly/Image"] == 3
+
+
+def test_a_purge_of_one_url_takes_its_other_spellings(workdir, origin):
+    arca = Arca(workdir, ["--config", ini(workdir, "negative-ttl = 1h")]).start()
+    origin.add("/nightly/Image", data=OLD)
+    spellings = [origin.url("/nightly/Image"), origin.url("//nightly/Image"),
+                 f"http://127.1:{origin.port}/nightly/Image"]
+    for url in spellings:
+        assert arca.fetch(url)[2] == OLD
+    missing = [origin.url("/nightly/dtb"), f"http://127.1:{origin.port}/nightly/dtb"]
+    for url in missing:
+        assert arca.fetch(url)[0] == 404
+    origin.add("/nightly/Image", data=NEW)
+    origin.add("/nightly/dtb", data=NEW)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    for url in (spellings[1], missing[0]):
+        query = urllib.parse.urlencode({"url": url})
+        code, _, body = arca.get(f"/api/v1/resources/?{query}", headers, method="DELETE")
+        assert code == 200 and json.loads(body)["purged"], body
+    for url in spellings + missing:
+        assert arca.fetch(url)[2] == NEW, url
+    arca.stop()
