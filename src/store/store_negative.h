@@ -16,6 +16,7 @@
 #define ARCA_STORE_NEGATIVE_H
 
 #include "store/object.h"
+#include "url/url.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,15 +32,6 @@ bool negative_find(const char *key, const struct object_keep *keep, int64_t now,
                    struct object_meta *meta);
 /* Drop the entry of `key`: true when there was one. */
 bool negative_forget(const char *key);
-/* What a purge takes: the URLs under a prefix, or (whole) every spelling of one URL, both in
- * url_purge_prefix's form (url.h). */
-struct purge_aim {
-    const char *text;
-    size_t len;
-    bool whole;
-};
-/* Whether `url` (normal form) is one `aim` takes (store_purge.c). */
-bool purge_aims_at(const char *url, const struct purge_aim *aim);
 /* Drop the entries `aim` takes: how many. */
 int64_t negative_forget_aimed(const struct purge_aim *aim);
 void negative_free(void);

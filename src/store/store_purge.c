@@ -144,12 +144,6 @@ static void purge_one(struct object *obj, struct purge_job **job, struct purge_r
     object_remove(obj, NULL); /* its file and row: the job's */
 }
 
-bool purge_aims_at(const char *url, const struct purge_aim *aim)
-{
-    return aim->whole ? url_is_spelling(url, aim->text, aim->len)
-                      : url_under_prefix(url, aim->text, aim->len);
-}
-
 /* Lock held. The slots [from, to) of the table; the slice's job submitted before the lock
  * drops, so that its removals come before the file and row of a new download of the same URL. */
 static void purge_slots(const struct purge_aim *aim, size_t from, size_t to, struct purge_result *r)

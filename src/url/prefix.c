@@ -132,3 +132,8 @@ bool url_is_spelling(const char *url, const char *folded, size_t len)
 {
     return matches(url, folded, len, true);
 }
+
+bool purge_aims_at(const char *url, const struct purge_aim *aim)
+{
+    return matches(url, aim->text, aim->len, aim->whole);
+}

@@ -90,6 +90,15 @@ bool url_under_prefix(const char *url, const char *prefix, size_t len);
  * as url_purge_prefix gives it): the same as spelt or folded, its userinfo left out. A purge
  * of one URL takes every spelling of it. */
 bool url_is_spelling(const char *url, const char *folded, size_t len);
+/* What a purge takes: the URLs under a prefix, or (whole) every spelling of one URL, both in
+ * url_purge_prefix's form. */
+struct purge_aim {
+    const char *text;
+    size_t len;
+    bool whole;
+};
+/* Whether `url` (normal form) is one `aim` takes: url_is_spelling or url_under_prefix. */
+bool purge_aims_at(const char *url, const struct purge_aim *aim);
 
 /* `in` (any text holding URLs, as they are or percent-encoded once or more, like a request line)
  * with its secrets replaced by REDACTED: userinfo ("user:pass@") and the values of parameters

@@ -150,8 +150,8 @@ static void config_file_errors_name_the_line(void **state)
     unlink(path);
     path = write_file("[other]\nquota = 1G\n");
     assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
-    assert_non_null(strstr(err, ":2: unknown section"));
-    assert_null(strstr(err, "other")); /* a line's text is never quoted */
+    assert_non_null(strstr(err, ":1: unknown section")); /* the section's own line */
+    assert_null(strstr(err, "other"));                   /* a line's text is never quoted */
     unlink(path);
     path = write_file("this is not ini\n");
     assert_int_equal(load(&c, err, 4, "serve", "--config", path), CONFIG_ERROR);
