@@ -224,8 +224,8 @@ enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size
     struct outgoing_address from;
     assert(upstream_on_thread() && !h->host_probe && !h->wait.queued);
     leaves_from(h, &from);
-    if (!hosts_admit(h->url, &from, h->host_kind, h->loop->now_ms(), may_probe, &h->host_probe, why,
-                     size, retry_after))
+    if (!h->root_check && !hosts_admit(h->url, &from, h->host_kind, h->loop->now_ms(), may_probe,
+                                       &h->host_probe, why, size, retry_after))
         return EASY_HELD;
     if (curl_multi_add_handle(h->loop->multi, h->easy) == CURLM_OK)
         return EASY_ASKING;

@@ -62,7 +62,10 @@ struct handle {
     const char *url;          /* what it asks (a source, a mirror, a page): whose host holds it */
     enum host_kind host_kind; /* what its host is asked as: whose policy holds it (hosts.h) */
     bool host_probe;          /* this attempt asks whether its host, held down, is back */
-    struct rate_wait wait;    /* its place under the uplink cap, in its owner's flow */
+    /* a check of its host's root (probe_check_host): goes though the route is held, as what
+     * decides it (one at a time: hosts.h's `checking`) */
+    bool root_check;
+    struct rate_wait wait; /* its place under the uplink cap, in its owner's flow */
     /* where redirects took it, one URL a line as url_shown shows it (NULL: not recorded) */
     char *hops;
     size_t hops_size;

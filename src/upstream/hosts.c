@@ -354,14 +354,17 @@ static void clear(struct host *h, int64_t now_ms)
 /* Lock held. A silence of the route (`h`, NULL: not in the table) after its request went:
  * whether its root is to be checked. Not when it answered any URL lately (a live route: the
  * silence is its URL's), nor when a check is out or answered lately. A held route's probe that
- * met silence failed: the route stays held, its next probe later. */
+ * met silence connected: its URL's silence says nothing of the route (one client's resetting
+ * URLs, each a probe in turn, kept it held for everyone), so its root decides (hosts_checked). */
 static bool silence(const char *origin, const char *from, struct host *h, bool probe,
                     int64_t now_ms)
 {
     if (h && h->since) {
-        if (probe)
-            count_failure(h, true, now_ms);
-        return false;
+        if (!probe || h->checking)
+            return false;
+        h->checking = true;
+        h->seen_ms = now_ms;
+        return true;
     }
     if (h && (h->checking || within(h->checked_ms, HOSTS_CHECK_QUIET_MS, now_ms) ||
               within(h->answered_ms, HOSTS_ANSWERED_MS, now_ms)))
@@ -408,11 +411,17 @@ bool hosts_result(const char *url, const struct outgoing_address *from, enum hos
 }
 
 /* Lock held. `h`'s root answered nothing before its check's time was up: hung, held at once,
- * unless the route answered meanwhile (a download of another URL: that root is one path). */
+ * unless the route answered meanwhile (a download of another URL: that root is one path); held
+ * already, its next probe later. */
 static void hold_hung(struct host *h, int64_t now_ms)
 {
     char name[ROUTE_NAME_MAX];
-    if (h->since || within(h->answered_ms, HOSTS_ANSWERED_MS, now_ms))
+    if (h->since) {
+        h->hung = true;
+        count_failure(h, true, now_ms);
+        return;
+    }
+    if (within(h->answered_ms, HOSTS_ANSWERED_MS, now_ms))
         return;
     log_info("upstream host %s accepts connections but answers nothing, not even at its root",
              name_of(h, name));
@@ -432,8 +441,8 @@ void hosts_checked(const char *url, const struct outgoing_address *from, enum ho
         h->checking = false;
         if (end == HOST_CHECK_ANSWERED || end == HOST_CHECK_CLOSED)
             h->checked_ms = now_ms; /* its silences ask no new check for a while */
-        if (end == HOST_CHECK_ANSWERED)
-            clear(h, now_ms);
+        if (end == HOST_CHECK_ANSWERED || (end == HOST_CHECK_CLOSED && h->since))
+            clear(h, now_ms); /* a held route whose root connects again is back */
         else if (end == HOST_CHECK_CLOSED)
             log_debug("upstream host %s closes its root's connection without a word: a live "
                       "process, nothing held",

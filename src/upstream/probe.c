@@ -494,7 +494,7 @@ int probe_check_host(struct upstream_loop *loop, const char *url,
             free_probe(p);
         return -1;
     }
-    p->host_check = true;
+    p->host_check = p->h.root_check = true;
     p->from = *from;
     p->done = host_checked;
     p->arg = p;
