@@ -262,9 +262,9 @@ static int check_prefix(const struct cli_args *a, char *why, size_t size)
     size_t len = strlen(a->prefix);
     char *norm = malloc(URL_BUF_SIZE(len));
     const char *reason = "out of memory";
-    int rc = norm
-                 ? url_purge_prefix(a->prefix, a->given & OPT_ALL, norm, URL_BUF_SIZE(len), &reason)
-                 : -1;
+    int rc = norm ? url_purge_prefix(a->prefix, a->given & OPT_ALL, norm, URL_BUF_SIZE(len), NULL,
+                                     &reason)
+                  : -1;
     if (rc < 0) {
         char *shown = url_shown(a->prefix);
         snprintf(why, size, "--prefix %.400s: %s", shown ? shown : "", reason);

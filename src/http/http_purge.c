@@ -23,6 +23,7 @@ struct purge_req {
     unsigned magic;
     struct offload job;
     char *prefix;   /* normal form, folded (url_purge_prefix) */
+    bool bounded;   /* the fold cut its last segment: url_purge_prefix's */
     char *url;      /* DELETE /api/v1/resources/?url=: the object's URL, keyed */
     int rc;         /* store_purge_settled's answer for `url` */
     int64_t length; /* its length, when purged */
@@ -43,7 +44,7 @@ static void purge_run(struct offload *o)
     if (p->url)
         p->rc = store_purge_settled(p->url, &p->length);
     else
-        store_purge_prefix(p->prefix, &p->result);
+        store_purge_prefix(p->prefix, p->bounded, &p->result);
 }
 
 /* The last reference: the request's, or the job's when the client left first. */
@@ -64,8 +65,10 @@ static const struct query_rule purge_query = {
     "unknown parameter: purge takes prefix and all (percent-encode the prefix, or give it "
     "unencoded as the last parameter)"};
 
-/* The normal form of the prefix `given` (malloc'd), all= as `a` says; NULL with *why. */
-static char *normal_prefix(const char *given, const struct query_args *a, const char **why)
+/* The normal form of the prefix `given` (malloc'd), all= as `a` says, whether the fold cut its
+ * last segment in *bounded; NULL with *why. */
+static char *normal_prefix(const char *given, const struct query_args *a, bool *bounded,
+                           const char **why)
 {
     char all[4] = "", *prefix;
     if (a->value[0] && (!url_query_value(a->value[0], a->len[0], false, all, sizeof(all)) ||
@@ -77,7 +80,8 @@ static char *normal_prefix(const char *given, const struct query_args *a, const 
         *why = "out of memory";
         return NULL;
     }
-    if (url_purge_prefix(given, !strcmp(all, "1"), prefix, URL_BUF_SIZE(strlen(given)), why) < 0) {
+    if (url_purge_prefix(given, !strcmp(all, "1"), prefix, URL_BUF_SIZE(strlen(given)), bounded,
+                         why) < 0) {
         free(prefix);
         return NULL;
     }
@@ -86,7 +90,7 @@ static char *normal_prefix(const char *given, const struct query_args *a, const 
 
 /* The prefix of the request's `query` in normal form, folded (malloc'd), or NULL with the
  * answer queued. */
-static char *asked_prefix(struct conn *c, const char *query, enum conn_result *ret)
+static char *asked_prefix(struct conn *c, const char *query, bool *bounded, enum conn_result *ret)
 {
     const char *why;
     struct query_args a;
@@ -96,7 +100,7 @@ static char *asked_prefix(struct conn *c, const char *query, enum conn_result *r
         return NULL;
     if (url_read_query(query, &purge_query, &a, &status, &why) == 0 &&
         (given = http_query_url(&a, "prefix", &status, &why)))
-        prefix = normal_prefix(given, &a, &why);
+        prefix = normal_prefix(given, &a, bounded, &why);
     free(given);
     if (!prefix)
         *ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", why);
@@ -157,8 +161,10 @@ static enum conn_result woken(struct conn *c, struct purge_req *p)
     return p->url ? answer_url(c, p) : answer(c, p);
 }
 
-/* The purge of `prefix` or `url` (one of them; taken), on a thread of its own. */
-static enum conn_result start(struct conn *c, struct request *req, char *prefix, char *url)
+/* The purge of `prefix` (`bounded` as url_purge_prefix says) or `url` (one of them; taken), on a
+ * thread of its own. */
+static enum conn_result start(struct conn *c, struct request *req, char *prefix, bool bounded,
+                              char *url)
 {
     struct sockaddr_storage buf;
     struct purge_req *p = calloc(1, sizeof(*p));
@@ -169,6 +175,7 @@ static enum conn_result start(struct conn *c, struct request *req, char *prefix,
     }
     p->magic = PURGE_MAGIC;
     p->prefix = prefix;
+    p->bounded = bounded;
     p->url = url;
     offload_init(&p->job, c, purge_run, purge_free);
     req->state = p;
@@ -191,15 +198,16 @@ enum conn_result http_purge_prefix(struct conn *c, struct request *req, const ch
     if (req->state)
         return woken(c, req->state);
     const char *query = strchr(req->uri, '?');
-    if (!(prefix = asked_prefix(c, query ? query + 1 : "", &ret)))
+    bool bounded = false;
+    if (!(prefix = asked_prefix(c, query ? query + 1 : "", &bounded, &ret)))
         return ret;
-    return start(c, req, prefix, NULL);
+    return start(c, req, prefix, bounded, NULL);
 }
 
 enum conn_result http_purge_url(struct conn *c, struct request *req, char *url)
 {
     assert(http_handling(c, req));
-    return req->state ? woken(c, req->state) : start(c, req, NULL, url);
+    return req->state ? woken(c, req->state) : start(c, req, NULL, false, url);
 }
 
 const char *http_purge_done(struct request *req, bool completed)

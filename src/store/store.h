@@ -251,8 +251,10 @@ struct purge_result {
  * table (clients streaming them finish from their open files). A download under way is let
  * finish for its readers and its joiners, never kept (store = no from now on, whatever later
  * requests' terms say): it cannot be cut from here, only its upstream thread ends it. The
- * table is visited a slice per hold of the lock, so hits elsewhere go on meanwhile. Any thread. */
-void store_purge_prefix(const char *prefix, struct purge_result *r);
+ * table is visited a slice per hold of the lock, so hits elsewhere go on meanwhile. `bounded`
+ * (url_purge_prefix's): a URL goes on past the prefix with a new segment, a parameter or a
+ * query. Any thread but a worker: it returns once the rows are gone on disk. */
+void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r);
 /* A new quota (SIGHUP); objects beyond it are evicted on the upstream thread's next round. */
 void store_set_quota(int64_t quota);
 /* --stale-if-error and --stale-while-revalidate, in seconds (0: never): store_open sets them

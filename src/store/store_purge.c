@@ -183,7 +183,7 @@ static void mark_purge(const struct purge_aim *aim)
     if (!copy)
         return;
     free((char *)m->aim.text);
-    *m = (struct purge_mark){{copy, aim->len, aim->whole}, (int64_t)time(NULL)};
+    *m = (struct purge_mark){{copy, aim->len, aim->end}, (int64_t)time(NULL)};
     marks_next = (marks_next + 1) % PURGE_MARKS;
 }
 
@@ -326,10 +326,10 @@ int store_purge_settled(const char *url, int64_t *length)
         return 0; /* arca stops */
     if (size > sizeof(stack) && !(folded = malloc(size)))
         rc = -2;
-    else if (url_purge_prefix(url, false, folded, size, &why) < 0)
+    else if (url_purge_prefix(url, false, folded, size, NULL, &why) < 0)
         rc = store_purge(url, length); /* not foldable: its own key alone */
     else
-        rc = purge_spellings(url, &(struct purge_aim){folded, strlen(folded), true}, length);
+        rc = purge_spellings(url, &(struct purge_aim){folded, strlen(folded), AIM_WHOLE}, length);
     if (rc == 1)
         persist_settle(); /* the rows' removals are the last jobs queued under the lock */
     if (folded != stack)
@@ -338,9 +338,9 @@ int store_purge_settled(const char *url, int64_t *length)
     return rc;
 }
 
-void store_purge_prefix(const char *prefix, struct purge_result *r)
+void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r)
 {
-    const struct purge_aim aim = {prefix, strlen(prefix), false};
+    const struct purge_aim aim = {prefix, strlen(prefix), bounded ? AIM_SEGMENT : AIM_PREFIX};
     memset(r, 0, sizeof(*r));
     if (!purge_enter())
         return; /* arca stops: nothing purged, the answer says so */

@@ -19,14 +19,26 @@ static bool cut_escape(const char *in, size_t len)
            (len >= 2 && in[len - 2] == '%' && isxdigit((unsigned char)in[len - 1]));
 }
 
+/* Whether the fold cut `spelt`'s last segment into `folded`'s ("/pkg;v=2" into "/pkg"): then
+ * only what goes on past it with a new segment, a parameter or a query is under it, never
+ * "/pkgs" (url_under_prefix would take that as a prefix of the text). */
+static bool fold_cut_last(const char *spelt, const char *folded)
+{
+    const char *a = strrchr(spelt, '/'), *b = strrchr(folded, '/');
+    return a && b && strcmp(a, b) != 0;
+}
+
 /* The normal form of `in` (a URL with a host) into out[size], folded, without its userinfo. */
-static int normal_prefix(const char *in, size_t len, char *out, size_t size, const char **why)
+static int normal_prefix(const char *in, size_t len, char *out, size_t size, bool *bounded,
+                         const char **why)
 {
     struct url_parts u;
     int status, failed;
     if (url_normalize(in, len, out, size, &status, why) < 0)
         return -1;
     char *folded = fold_url(out, &failed);
+    if (bounded)
+        *bounded = folded && fold_cut_last(out, folded);
     size_t n = folded ? strlen(folded) : 0;
     if (folded && n < size)
         memcpy(out, folded, n + 1);
@@ -41,8 +53,11 @@ static int normal_prefix(const char *in, size_t len, char *out, size_t size, con
     return 0;
 }
 
-int url_purge_prefix(const char *in, bool all, char *out, size_t size, const char **why)
+int url_purge_prefix(const char *in, bool all, char *out, size_t size, bool *bounded,
+                     const char **why)
 {
+    if (bounded)
+        *bounded = false;
     size_t len = strlen(in);
     struct url_parts u;
     parse_url(in, len, &u); /* its verdict aside: url_normalize judges the host */
@@ -69,19 +84,28 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, const cha
         *why = "prefix too long";
         return -1;
     }
-    return normal_prefix(in, len, out, size, why);
+    return normal_prefix(in, len, out, size, bounded, why);
+}
+
+/* Whether what follows a match, `next`, ends it as `end` asks: anything (a prefix), nothing (a
+ * whole URL), or a new segment, a parameter or a query (a prefix whose last segment the fold
+ * cut). */
+static bool ends_as(char next, enum aim_end end)
+{
+    return end == AIM_PREFIX || next == '\0' ||
+           (end == AIM_SEGMENT && (next == '/' || next == ';' || next == '?'));
 }
 
 /* `url` (parsed into *u) under `prefix` (its first len bytes), compared without the userinfo of
- * `url`: the prefix has none (url_purge_prefix); with `whole`, nothing after it either. */
+ * `url`: the prefix has none (url_purge_prefix); what follows it as `end` says. */
 static bool spelt_under(const char *url, const struct url_parts *u, const char *prefix, size_t len,
-                        bool whole)
+                        enum aim_end end)
 {
     size_t head = u->scheme ? (size_t)(u->authority - url) : 0;
     if (!u->userinfo || len <= head)
-        return strncmp(url, prefix, len) == 0 && (!whole || url[len] == '\0');
+        return strncmp(url, prefix, len) == 0 && ends_as(url[len], end);
     return strncmp(url, prefix, head) == 0 && strncmp(u->host, prefix + head, len - head) == 0 &&
-           (!whole || u->host[len - head] == '\0');
+           ends_as(u->host[len - head], end);
 }
 
 /* Whether the fold of `url` (parsed into *u) may be under `prefix`, asked before it is folded:
@@ -100,8 +124,8 @@ static bool may_fold_under(const char *url, const struct url_parts *u, const cha
  * lock, and allocates only for one longer than about 3,000 bytes. */
 #define FOLD_ON_STACK 16384
 
-/* url_under_prefix, or with `whole` url_is_spelling. */
-static bool matches(const char *url, const char *prefix, size_t len, bool whole)
+/* url_under_prefix, url_is_spelling or purge_aims_at, as `end` says. */
+static bool matches(const char *url, const char *prefix, size_t len, enum aim_end end)
 {
     char stack[FOLD_ON_STACK], *buf = stack;
     size_t need = FOLD_BUF_SIZE(strlen(url));
@@ -109,7 +133,7 @@ static bool matches(const char *url, const char *prefix, size_t len, bool whole)
     const char *folded;
     bool under;
     parse_url(url, strlen(url), &u); /* its verdict aside: a normal form's parts */
-    if (spelt_under(url, &u, prefix, len, whole))
+    if (spelt_under(url, &u, prefix, len, end))
         return true;
     if (!may_fold_under(url, &u, prefix, len))
         return false;
@@ -117,7 +141,7 @@ static bool matches(const char *url, const char *prefix, size_t len, bool whole)
         return false;
     folded = fold_url_in(url, buf, need);
     under = folded && parse_url(folded, strlen(folded), &f) == URL_OK &&
-            spelt_under(folded, &f, prefix, len, whole);
+            spelt_under(folded, &f, prefix, len, end);
     if (buf != stack)
         free(buf);
     return under;
@@ -125,15 +149,15 @@ static bool matches(const char *url, const char *prefix, size_t len, bool whole)
 
 bool url_under_prefix(const char *url, const char *prefix, size_t len)
 {
-    return matches(url, prefix, len, false);
+    return matches(url, prefix, len, AIM_PREFIX);
 }
 
 bool url_is_spelling(const char *url, const char *folded, size_t len)
 {
-    return matches(url, folded, len, true);
+    return matches(url, folded, len, AIM_WHOLE);
 }
 
 bool purge_aims_at(const char *url, const struct purge_aim *aim)
 {
-    return matches(url, aim->text, aim->len, aim->whole);
+    return matches(url, aim->text, aim->len, aim->end);
 }

@@ -79,8 +79,11 @@ int url_normalize(const char *in, size_t len, char *out, size_t size, int *statu
  * which the URLs it purges start with (url_under_prefix). A host alone gets its path "/", so
  * that "http://host" never matches "http://hostile/". A scheme with no host ("http://") matches
  * every URL of that scheme: taken only with `all`. One that ends in a cut escape ("%", "%4")
- * would match nothing: refused. Returns 0, or -1 with a one-line reason. */
-int url_purge_prefix(const char *in, bool all, char *out, size_t size, const char **why);
+ * would match nothing: refused. *bounded (unless NULL) says whether the fold cut its last
+ * segment ("/pkg;v=2" is "/pkg"): then a URL under it goes on past it with a new segment, a
+ * parameter or a query, never "/pkgs" (AIM_SEGMENT). Returns 0, or -1 with a one-line reason. */
+int url_purge_prefix(const char *in, bool all, char *out, size_t size, bool *bounded,
+                     const char **why);
 /* Whether `url` (normal form) is under `prefix` (its first `len` bytes, url_purge_prefix's):
  * its userinfo left out, so that an object cached through a URL with a login is purged with
  * its host's prefix; as it is spelt or folded (fold.h), so that every spelling of a path goes
@@ -90,12 +93,13 @@ bool url_under_prefix(const char *url, const char *prefix, size_t len);
  * as url_purge_prefix gives it): the same as spelt or folded, its userinfo left out. A purge
  * of one URL takes every spelling of it. */
 bool url_is_spelling(const char *url, const char *folded, size_t len);
-/* What a purge takes: the URLs under a prefix, or (whole) every spelling of one URL, both in
- * url_purge_prefix's form. */
+/* What a purge takes: the URLs under a prefix (one whose last segment the fold cut: only past
+ * a segment's end), or every spelling of one whole URL, all in url_purge_prefix's form. */
+enum aim_end { AIM_PREFIX, AIM_SEGMENT, AIM_WHOLE };
 struct purge_aim {
     const char *text;
     size_t len;
-    bool whole;
+    enum aim_end end;
 };
 /* Whether `url` (normal form) is one `aim` takes: url_is_spelling or url_under_prefix. */
 bool purge_aims_at(const char *url, const struct purge_aim *aim);

@@ -543,22 +543,23 @@ static void purge_prefixes_are_normal_and_never_everything_by_mistake(void **sta
     char out[256];
     const char *why = NULL;
     (void)state;
-    assert_int_equal(url_purge_prefix("HTTP://Host:80/a/./b", false, out, sizeof(out), &why), 0);
+    assert_int_equal(url_purge_prefix("HTTP://Host:80/a/./b", false, out, sizeof(out), NULL, &why),
+                     0);
     assert_string_equal(out, "http://host/a/b");
-    assert_int_equal(url_purge_prefix("https://host", false, out, sizeof(out), &why), 0);
+    assert_int_equal(url_purge_prefix("https://host", false, out, sizeof(out), NULL, &why), 0);
     assert_string_equal(out, "https://host/");
-    assert_int_equal(url_purge_prefix("ftp://host/", false, out, sizeof(out), &why), -1);
+    assert_int_equal(url_purge_prefix("ftp://host/", false, out, sizeof(out), NULL, &why), -1);
     assert_string_equal(why, "prefix must be an http:// or https:// URL");
-    assert_int_equal(url_purge_prefix("host/a", true, out, sizeof(out), &why), -1);
+    assert_int_equal(url_purge_prefix("host/a", true, out, sizeof(out), NULL, &why), -1);
     for (int all = 0; all < 2; all++) {
         int want = all ? 0 : -1;
-        assert_int_equal(url_purge_prefix("http://", all, out, sizeof(out), &why), want);
-        assert_int_equal(url_purge_prefix("HTTPS:///", all, out, sizeof(out), &why), want);
+        assert_int_equal(url_purge_prefix("http://", all, out, sizeof(out), NULL, &why), want);
+        assert_int_equal(url_purge_prefix("HTTPS:///", all, out, sizeof(out), NULL, &why), want);
         if (all)
             assert_string_equal(out, "https://");
     }
-    assert_int_equal(url_purge_prefix("http://h/%00", false, out, sizeof(out), &why), -1);
-    assert_int_equal(url_purge_prefix("http://h/abc", false, out, 8, &why), -1);
+    assert_int_equal(url_purge_prefix("http://h/%00", false, out, sizeof(out), NULL, &why), -1);
+    assert_int_equal(url_purge_prefix("http://h/abc", false, out, 8, NULL, &why), -1);
 }
 
 /* A login names no other objects: a prefix is kept without one, and a URL is judged without. */
@@ -567,7 +568,8 @@ static void a_login_is_no_part_of_a_purge_prefix(void **state)
     char out[256];
     const char *why = NULL;
     (void)state;
-    assert_int_equal(url_purge_prefix("http://u:p@Host/a/", false, out, sizeof(out), &why), 0);
+    assert_int_equal(url_purge_prefix("http://u:p@Host/a/", false, out, sizeof(out), NULL, &why),
+                     0);
     assert_string_equal(out, "http://host/a/");
     assert_true(url_under_prefix("http://u:p@host/a/b", "http://host/a/", 14));
     assert_true(url_under_prefix("http://host/a/b", "http://host/a/", 14));
@@ -585,12 +587,27 @@ static void a_purge_prefix_is_folded_and_takes_every_spelling(void **state)
     char out[256];
     const char *why = NULL;
     (void)state;
-    assert_int_equal(url_purge_prefix("http://127.1/file//P;v=1/", false, out, sizeof(out), &why),
-                     0);
+    assert_int_equal(
+        url_purge_prefix("http://127.1/file//P;v=1/", false, out, sizeof(out), NULL, &why), 0);
     assert_string_equal(out, "http://127.0.0.1/file/P/");
     assert_int_equal(
-        url_purge_prefix("http://[::ffff:127.0.0.1]//file/P/", false, out, sizeof(out), &why), 0);
+        url_purge_prefix("http://[::ffff:127.0.0.1]//file/P/", false, out, sizeof(out), NULL, &why),
+        0);
     assert_string_equal(out, "http://127.0.0.1/file/P/");
+    /* a last segment the fold cut ends there: "/pkg;v=2" is no prefix of "/pkgs" */
+    bool bounded = false;
+    assert_int_equal(url_purge_prefix("http://h/pkg;v=2", false, out, sizeof(out), &bounded, &why),
+                     0);
+    assert_true(bounded);
+    struct purge_aim aim = {out, strlen(out), AIM_SEGMENT};
+    assert_true(purge_aims_at("http://h/pkg;v=2/a", &aim) && purge_aims_at("http://h/pkg/a", &aim));
+    assert_true(purge_aims_at("http://h/pkg", &aim) && purge_aims_at("http://h/pkg?x=1", &aim));
+    assert_false(purge_aims_at("http://h/pkgs/a", &aim) || purge_aims_at("http://h/pkg-old", &aim));
+    assert_int_equal(url_purge_prefix("http://h/pkg", false, out, sizeof(out), &bounded, &why), 0);
+    assert_false(bounded); /* as written: a prefix of the text, "/pkgs" too */
+    assert_int_equal(
+        url_purge_prefix("http://[::ffff:127.0.0.1]//file/P/", false, out, sizeof(out), NULL, &why),
+        0);
     size_t n = strlen(out);
     assert_true(url_under_prefix("http://127.0.0.1/file/P/a", out, n));
     assert_true(url_under_prefix("http://127.0.0.1/file//P/a", out, n));
@@ -604,13 +621,13 @@ static void a_purge_prefix_is_folded_and_takes_every_spelling(void **state)
     assert_false(url_under_prefix("https://127.1/file/P/a", out, n));
     const char *cut[] = {"http://h/a%", "http://h/a%4", "http://h/a%e"};
     for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
-        assert_int_equal(url_purge_prefix(cut[i], false, out, sizeof(out), &why), -1);
+        assert_int_equal(url_purge_prefix(cut[i], false, out, sizeof(out), NULL, &why), -1);
         assert_non_null(strstr(why, "cut escape"));
     }
     /* a whole escape is a prefix like any other; a '%' with no hex digit after it is one */
-    assert_int_equal(url_purge_prefix("http://h/a%41", false, out, sizeof(out), &why), 0);
+    assert_int_equal(url_purge_prefix("http://h/a%41", false, out, sizeof(out), NULL, &why), 0);
     assert_string_equal(out, "http://h/aA");
-    assert_int_equal(url_purge_prefix("http://h/a%g", false, out, sizeof(out), &why), 0);
+    assert_int_equal(url_purge_prefix("http://h/a%g", false, out, sizeof(out), NULL, &why), 0);
 }
 
 /* A URL longer than the stack's room for its fold is folded all the same. */
