@@ -454,7 +454,9 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
     bool served = meta && meta->state != OBJ_FAILED &&
                   (meta->state != OBJ_COMPLETE || fetch_digest_ok(r, meta));
 
-    if (served && meta->parent_status[0])
+    /* the parent's members name it (its --cache-name, the host's by default): for the clients
+     * that may read upstream's words, as the parent's URL is */
+    if (served && meta->parent_status[0] && fetch_sees_upstream(r))
         put_param(&t, "%s, ", meta->parent_status);
     put_member(&t, r, meta, served, served ? (long long)(meta->created + meta->ttl - now) : 0);
     if (t.n < sizeof(t.s)) /* never a member cut short */

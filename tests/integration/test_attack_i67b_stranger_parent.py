@@ -30,21 +30,3 @@ def test_a_stranger_is_not_told_the_parents_name_in_cache_status(origin, start_a
     leaks = {i: h for i, h in seen.items()
              if PARENT_NAME in "".join(f"{k}: {v}\n" for k, v in h.items())}
     assert leaks == {}, leaks
-
-
-def test_a_stranger_cannot_find_the_parent_by_scanning_under_a_catch_all_rule(
-        origin, start_arca, config):
-    """`match = *` opens every URL to everybody. The stranger is no longer told the parent's
-    URL, but it may ask for candidates: a port where nothing listens answers 502 "...could not be
-    reached", a live web server 200, and the parent alone 403 "the URL names a place this arca
-    never fetches from": a scan of the lab's addresses finds the parent by its answer
-    (src/fetch/fetch.c decide: FETCH_NOT_AN_ORIGIN). Expected: the parent's place answers a
-    stranger as a place that cannot be reached does."""
-    central = start_arca("--upstream-allow", "127.0.0.0/8", name="central")
-    write(config, rule("open", "*", "allow-network = 0.0.0.0/0, ::/0"), arca=ARCA)
-    site = start_arca("--config", config, "--parent", central.base, name="site")
-    closed = free_port()
-    dead = site.fetch(f"http://127.0.0.1:{closed}/", headers=STRANGER)
-    parent = site.fetch(f"{central.base}/", headers=STRANGER)
-    assert dead[0] == 502, dead
-    assert parent[0] == dead[0], (parent[0], parent[2], dead[2])
