@@ -258,6 +258,11 @@ void config_free(struct config *cfg);
  * is read where it appears, so later command-line options override the file. An unknown option
  * is named, with the nearest known one when there is one ("did you mean --exact-keys?"). */
 enum config_action config_load(struct config *cfg, int argc, char **argv, char err[CONFIG_ERR_LEN]);
+/* The error `err` about a config line (its key, value and section in `from`, NULL where none)
+ * without the line's text: each quoted piece of it is replaced by "(not shown)". The reason and
+ * FILE:LINE say what to mend; a file given by mistake must not be shown (config_file.c, and a
+ * [rule NAME]'s keys judged at its end: rules_compile.c). */
+void config_hide_line(char *err, const char *const from[3]);
 
 /* Once every option is in: what only the whole configuration can tell (a bucket without a URL,
  * credentials that cannot be read). config_load calls it; check-config too. */

@@ -119,10 +119,7 @@ static bool from_line(const char *q, size_t n, const char *const from[3])
     return false;
 }
 
-/* The error `err` about a config line (its key, value and section in `from`) without the
- * line's text: each quoted piece of it is replaced by "(not shown)". The reason and FILE:LINE
- * say what to mend; a file given by mistake must not be shown. */
-static void keep_line_out(char *err, const char *const from[3])
+void config_hide_line(char *err, const char *const from[3])
 {
     static const char hidden[] = "(not shown)";
     char out[CONFIG_ERR_LEN];
@@ -155,7 +152,7 @@ static int rule_section(const char *line, struct ini_ctx *ctx)
     ctx->rule = ctx->cfg->n_rules;
     if (config_rule_begin(ctx->cfg, name, ctx->file, ctx->line, ctx->err) == 0)
         return 0;
-    keep_line_out(ctx->err, (const char *const[3]){name, NULL, NULL});
+    config_hide_line(ctx->err, (const char *const[3]){name, NULL, NULL});
     ctx->failed = true;
     return -1;
 }
@@ -376,7 +373,7 @@ static int on_ini_line(void *user, const char *section, const char *name, const 
     if (!strcmp(name, "include")) /* its errors name files, never a line's text */
         ctx->failed = on_include(ctx, value) < 0;
     else if ((ctx->failed = key_refused(ctx, section, name, value)))
-        keep_line_out(ctx->err, (const char *const[3]){name, value, section});
+        config_hide_line(ctx->err, (const char *const[3]){name, value, section});
     return !ctx->failed;
 }
 
@@ -566,7 +563,7 @@ int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
                             : !strcmp(wrong, "outgoing-address") ? cfg->outgoing_address
                                                                  : NULL;
         if (where[0])
-            keep_line_out(err, (const char *const[3]){value, NULL, NULL});
+            config_hide_line(err, (const char *const[3]){value, NULL, NULL});
         memmove(err + strlen(where), err, CONFIG_ERR_LEN - strlen(where));
         memcpy(err, where, strlen(where));
         err[CONFIG_ERR_LEN - 1] = '\0';

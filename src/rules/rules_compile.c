@@ -310,8 +310,10 @@ static int compile_rule(struct compiling *c, int *match_line)
     c->cert = c->key = NULL;
     *match_line = 0;
     for (int i = 0; i < cr->n_keys; i++) {
-        if (rule_key(c, &cr->keys[i], &none) < 0)
+        if (rule_key(c, &cr->keys[i], &none) < 0) { /* its value is the file's: never shown */
+            config_hide_line(c->err, (const char *const[3]){cr->keys[i].value, NULL, NULL});
             return -1;
+        }
         if (!strcmp(cr->keys[i].key, "match"))
             *match_line = cr->keys[i].line;
     }

@@ -63,12 +63,26 @@ static void assert_status(const char *got, const char *prefix, int64_t ttl, cons
         fail_msg("Cache-Status: %s, wanted %s", got, want[0]);
 }
 
+/* Who may read upstream's own words, as the suite says (fetch_sees_upstream asks it). */
+static bool sees_urls;
+bool __wrap_http_sees_urls(struct conn *c);
+bool __wrap_http_sees_urls(struct conn *c)
+{
+    (void)c;
+    return sees_urls;
+}
+
+/* To a client that may read upstream's words; a stranger gets arca's member alone (the parent's
+ * name it). */
 static void a_parents_members_come_first(void **state)
 {
     struct object_meta m = object(OBJ_COMPLETE, 10, 100);
     struct fetch_req hit = req(LOOKUP_HIT), miss = req(LOOKUP_MISS);
     (void)state;
     snprintf(m.parent_status, sizeof(m.parent_status), "%s", PARENT);
+    sees_urls = false;
+    assert_status(header(&m, &hit, "Cache-Status"), "arca; hit; ttl=", 90, "");
+    sees_urls = true;
     assert_status(header(&m, &hit, "Cache-Status"), PARENT ", arca; hit; ttl=", 90, "");
     m.state = OBJ_FETCHING; /* the download that took it from the parent */
     assert_status(header(&m, &miss, "Cache-Status"), PARENT ", arca; fwd=uri-miss; ttl=", 90, "");
@@ -157,21 +171,13 @@ static void the_member_is_named_cache_name(void **state)
     struct object_meta m = object(OBJ_COMPLETE, 10, 100);
     struct fetch_req miss = req(LOOKUP_MISS);
     (void)state;
+    sees_urls = true; /* the parent's members: for a client that may read upstream's words */
     snprintf(cfg.cache_name, sizeof(cfg.cache_name), "site-a");
     http_cfg = &cfg;
     snprintf(m.parent_status, sizeof(m.parent_status), "%s", "central; hit; ttl=90");
     assert_status(header(&m, &miss, "Cache-Status"),
                   "central; hit; ttl=90, site-a; fwd=uri-miss; ttl=", 90, "");
     http_cfg = before;
-}
-
-/* Who may read upstream's own words, as the suite says (fetch_sees_upstream asks it). */
-static bool sees_urls;
-bool __wrap_http_sees_urls(struct conn *c);
-bool __wrap_http_sees_urls(struct conn *c)
-{
-    (void)c;
-    return sees_urls;
 }
 
 /* What a stranger (may not see URLs) reads of `reason`. */
