@@ -7,10 +7,12 @@
 #include <pthread.h>
 #include <string.h>
 
-/* Who runs how many: a slot per client with jobs running (at most OFFLOAD_MAX of those). */
+/* Who runs how many: a slot per client with jobs running (at most OFFLOAD_MAX of those), and
+ * the admin's purges apart. */
 static struct {
     pthread_mutex_t lock;
     int running;
+    int admin; /* offload_start_admin's, running */
     struct share {
         uint8_t client[16];
         int n; /* 0: a free slot */
@@ -94,9 +96,26 @@ static enum offload_start take_share(const uint8_t client[16])
     return result;
 }
 
-static void give_share(const uint8_t client[16])
+/* The admin's: a share of their own, none of the clients'. */
+static enum offload_start take_admin(void)
 {
     pthread_mutex_lock(&jobs.lock);
+    bool room = jobs.admin < OFFLOAD_ADMIN_MAX;
+    jobs.admin += room;
+    pthread_mutex_unlock(&jobs.lock);
+    return room ? OFFLOAD_STARTED : OFFLOAD_BUSY;
+}
+
+static void give_share(const struct offload *o)
+{
+    const uint8_t *client = o->client;
+    pthread_mutex_lock(&jobs.lock);
+    if (o->admin) {
+        assert(jobs.admin > 0);
+        jobs.admin--;
+        pthread_mutex_unlock(&jobs.lock);
+        return;
+    }
     struct share *s = share_of(client);
     assert(s->n > 0 && jobs.running > 0);
     s->n--;
@@ -117,22 +136,19 @@ static void *offload_main(void *arg)
     struct offload *o = arg;
     pthread_setname_np(pthread_self(), "arca-lookup");
     o->run(o);
-    give_share(o->client);
+    give_share(o);
     atomic_store(&o->done, true);
     park_wake(&o->park); /* nothing once the request has left */
     park_put(&o->park);
     return NULL;
 }
 
-enum offload_start offload_start(struct offload *o, const struct sockaddr *client)
+/* The thread, its share taken: started, or OFFLOAD_BUSY with the share given back. */
+static enum offload_start start_thread(struct offload *o)
 {
     pthread_attr_t attr;
     pthread_t t;
     int rc;
-    enum offload_start taken;
-    client_key(client, o->client);
-    if ((taken = take_share(o->client)) != OFFLOAD_STARTED)
-        return taken;
     conn_suspend(o->conn);
     park_hold(&o->park); /* the thread's */
     pthread_attr_init(&attr);
@@ -140,12 +156,27 @@ enum offload_start offload_start(struct offload *o, const struct sockaddr *clien
     rc = pthread_create(&t, &attr, offload_main, o);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        give_share(o->client);
+        give_share(o);
         park_put(&o->park);
         conn_resume(o->conn);
         return OFFLOAD_BUSY;
     }
     return OFFLOAD_STARTED;
+}
+
+enum offload_start offload_start(struct offload *o, const struct sockaddr *client)
+{
+    enum offload_start taken;
+    client_key(client, o->client);
+    if ((taken = take_share(o->client)) != OFFLOAD_STARTED)
+        return taken;
+    return start_thread(o);
+}
+
+enum offload_start offload_start_admin(struct offload *o)
+{
+    o->admin = true;
+    return take_admin() == OFFLOAD_STARTED ? start_thread(o) : OFFLOAD_BUSY;
 }
 
 bool offload_done(struct offload *o)

@@ -36,6 +36,10 @@
 #define OFFLOAD_MAX 64
 /* The same for one client: an IPv4 address, or an IPv6 /64 (one host may use many of those). */
 #define OFFLOAD_PER_CLIENT 8
+/* The admin's purges (their token checked), counted apart: no client's tunnels starve them,
+ * and a script purging files in parallel is not held to one client's share. */
+#define OFFLOAD_ADMIN_MAX 256
+#define OFFLOAD_ADMIN_BUSY_WHY "too many purges under way; retry"
 /* How often a waiting `run` looks whether its request left. */
 #define OFFLOAD_POLL_MS 200
 
@@ -51,6 +55,7 @@ struct offload {
     void (*run)(struct offload *o);
     void (*release)(struct offload *o); /* the last reference went: free the state */
     uint8_t client[16];                 /* whose share it counts in (offload.c's table) */
+    bool admin;                         /* offload_start_admin's: the admin's share */
     atomic_bool done;
     atomic_bool left; /* offload_leave() ran */
 };
@@ -59,6 +64,9 @@ void offload_init(struct offload *o, struct conn *c, void (*run)(struct offload 
                   void (*release)(struct offload *));
 /* `client`: the request's client (NULL: unknown, one share for all of those). */
 enum offload_start offload_start(struct offload *o, const struct sockaddr *client);
+/* The same for an admin's request (its token checked): OFFLOAD_ADMIN_MAX at once, OFFLOAD_BUSY
+ * beyond (503, OFFLOAD_ADMIN_BUSY_WHY). */
+enum offload_start offload_start_admin(struct offload *o);
 bool offload_done(struct offload *o);
 bool offload_abandoned(struct offload *o);
 /* Jobs running now (for /metrics). */

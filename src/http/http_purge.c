@@ -166,7 +166,6 @@ static enum conn_result woken(struct conn *c, struct purge_req *p)
 static enum conn_result start(struct conn *c, struct request *req, char *prefix, bool bounded,
                               char *url)
 {
-    struct sockaddr_storage buf;
     struct purge_req *p = calloc(1, sizeof(*p));
     if (!p) {
         free(prefix);
@@ -179,14 +178,9 @@ static enum conn_result start(struct conn *c, struct request *req, char *prefix,
     p->url = url;
     offload_init(&p->job, c, purge_run, purge_free);
     req->state = p;
-    switch (offload_start(&p->job, http_client(c, &buf))) {
-    case OFFLOAD_STARTED:
+    if (offload_start_admin(&p->job) == OFFLOAD_STARTED) /* the token was checked */
         return CONN_GO_ON;
-    case OFFLOAD_CLIENT_BUSY:
-        return http_send_error(c, HTTP_TOO_MANY_REQUESTS, OFFLOAD_CLIENT_BUSY_WHY);
-    default:
-        return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, OFFLOAD_BUSY_WHY);
-    }
+    return http_send_error(c, HTTP_SERVICE_UNAVAILABLE, OFFLOAD_ADMIN_BUSY_WHY);
 }
 
 enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest)
