@@ -13,7 +13,7 @@ import time
 
 from conftest import Arca, wait_for
 from test_purge_prefix import purge_prefix
-from test_purge_trust import NEW, OLD, expired, gated, ini
+from test_purge_trust import NEW, OLD, expired, gated, ini, joining
 
 
 def files(workdir):
@@ -36,8 +36,7 @@ def test_a_304_after_a_purge_does_not_bring_back_the_purged_copy(workdir, origin
     wait_for(lambda: origin.counts["/nightly/Image"] == 2, "the refresh asked upstream")
     code, _, body = purge_prefix(arca, origin.url("/nightly/"))
     assert code == 200 and json.loads(body)["purged"] == 1, body
-    late = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url, ttl="1s")
-    time.sleep(0.3)
+    late = joining(arca, arca.fetch, url, ttl="1s")
     gate.set()
     status, headers, got = late.result(30)
     first.result(30)
@@ -67,8 +66,7 @@ def test_a_200_refresh_after_a_purge_leaves_nothing_of_either_copy(workdir, orig
     wait_for(lambda: origin.counts["/nightly/Image"] == 2, "the refresh asked upstream")
     code, _, body = purge_prefix(arca, origin.url("/nightly/"))
     assert code == 200 and json.loads(body)["purged"] == 1, body
-    late = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url, ttl="1s")
-    time.sleep(0.3)
+    late = joining(arca, arca.fetch, url, ttl="1s")
     gate.set()
     assert late.result(30)[2] == NEW and first.result(30)[2] == NEW
     wait_for(lambda: arca.status()["resources_downloading"] == 0, "the refresh ended")

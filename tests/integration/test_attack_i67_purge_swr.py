@@ -8,7 +8,7 @@ import time
 
 from conftest import Arca, wait_for
 from test_purge_prefix import purge_prefix
-from test_purge_trust import NEW, OLD, expired, gated, ini
+from test_purge_trust import NEW, OLD, expired, gated, ini, joining
 
 
 def test_a_purge_stops_stale_while_revalidate_answering_the_purged_copy(workdir, origin):
@@ -25,8 +25,7 @@ def test_a_purge_stops_stale_while_revalidate_answering_the_purged_copy(workdir,
     wait_for(lambda: origin.counts["/nightly/Image"] == 2, "the refresh asked upstream")
     code, _, body = purge_prefix(arca, origin.url("/nightly/"))
     assert code == 200 and json.loads(body)["purged"] == 1, body
-    late = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url, ttl="1s")
-    time.sleep(0.3)
+    late = joining(arca, arca.fetch, url, ttl="1s")
     gate.set()
     status, headers, got = late.result(30)
     assert got == NEW, headers

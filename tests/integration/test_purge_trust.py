@@ -32,6 +32,15 @@ def gated(origin, path, gate, **kw):
     return origin.add(path, on_request=lambda obj, index: gate.wait(30), **kw)
 
 
+def joining(arca, fetch, *args, **kw):
+    """fetch(*args, **kw) in a thread of its own, once arca holds its connection (it counts in
+    arca_active_connections: a download in flight is what it joins)."""
+    before = arca.metrics()["arca_active_connections"]
+    pending = concurrent.futures.ThreadPoolExecutor(1).submit(fetch, *args, **kw)
+    wait_for(lambda: arca.metrics()["arca_active_connections"] > before, "the client joined")
+    return pending
+
+
 def expired(t0, ttl):
     """Wait until an object fetched at t0 (monotonic) with `ttl` seconds has expired."""
     wait_for(lambda: time.monotonic() > t0 + ttl + 0.2, "the ttl to run out", timeout=ttl + 5)
@@ -55,7 +64,7 @@ def test_the_copy_a_refresh_replaces_is_purged_and_a_failed_refresh_does_not_bri
     assert code == 200 and answer["purged"] == 1 and answer["downloads_not_kept"] == 1, answer
     assert answer["bytes"] == len(OLD)
     # a client after the purge never gets the purged bytes, stale-while-slow or stale-if-error
-    late = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url, ttl="1s")
+    late = joining(arca, arca.fetch, url, ttl="1s")
     gate.set()
     status, headers, got = late.result(30)
     assert got != OLD and status == 503, (status, headers)
