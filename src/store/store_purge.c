@@ -165,49 +165,54 @@ static void purge_slots(const struct purge_aim *aim, size_t from, size_t to, str
 }
 
 /* The admin's purges here lately, newest last, for a parent arca asked for one of their URLs
- * after them (store_purged_since): a ring, the oldest forgotten first. Lock held. */
+ * after them (store_purged_since): a ring, the oldest forgotten first. Their own lock, a leaf
+ * (taken under the store's by mark_purge): a download asking them holds up no hit. */
 #define PURGE_MARKS 256
 static struct purge_mark {
     struct purge_aim aim; /* its text owned; NULL: a free slot */
     int64_t at;           /* wall-clock s */
 } marks[PURGE_MARKS];
 static size_t marks_next;
+static pthread_mutex_t marks_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Lock held. Out of memory, the mark is not kept: the parent's copies are then taken as they
- * come, as before any purge. */
+/* Out of memory, the mark is not kept: the parent's copies are then taken as they come, as
+ * before any purge. */
 static void mark_purge(const struct purge_aim *aim)
 {
-    struct purge_mark *m = &marks[marks_next];
     char *copy = strdup(aim->text);
-    assert(store_locked());
     if (!copy)
         return;
+    pthread_mutex_lock(&marks_lock);
+    struct purge_mark *m = &marks[marks_next];
     free((char *)m->aim.text);
     *m = (struct purge_mark){{copy, aim->len, aim->end}, (int64_t)time(NULL)};
     marks_next = (marks_next + 1) % PURGE_MARKS;
+    pthread_mutex_unlock(&marks_lock);
 }
 
 int64_t store_purged_since(const struct object *obj)
 {
     int64_t latest = 0, now = (int64_t)time(NULL);
     CHECK_OBJ(obj);
-    store_lock();
+    pthread_mutex_lock(&marks_lock);
     for (size_t i = 0; i < PURGE_MARKS; i++) {
         const struct purge_mark *m = &marks[i];
         if (m->aim.text && m->at > latest && purge_aims_at(obj->url, &m->aim))
             latest = m->at;
     }
-    store_unlock();
+    pthread_mutex_unlock(&marks_lock);
     return latest ? (now > latest ? now - latest : 0) : -1;
 }
 
 static void marks_free(void)
 {
+    pthread_mutex_lock(&marks_lock);
     for (size_t i = 0; i < PURGE_MARKS; i++) {
         free((char *)marks[i].aim.text);
         marks[i] = (struct purge_mark){0};
     }
     marks_next = 0;
+    pthread_mutex_unlock(&marks_lock);
 }
 
 /* The purges running, on their requests' threads of their own: store_close waits for them (a
@@ -258,9 +263,7 @@ void purges_stop(void)
     while (purges.running > 0)
         pthread_cond_wait(&purges.ended, &purges.lock);
     pthread_mutex_unlock(&purges.lock);
-    store_lock();
     marks_free();
-    store_unlock();
 }
 
 /* Every slice of the table, again when it moved meanwhile (PURGE_PASSES); cut short when arca

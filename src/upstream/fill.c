@@ -53,6 +53,8 @@ struct fill {
     /* settings.source's copy: its pieces' handles name it (easy_ended reads it), also as they
      * end after the download that owned the fill went (a retired fill) */
     char *source;
+    /* settings.outgoing's copy, for the same reason: a retired fill's pieces still end */
+    struct outgoing_address outgoing;
     struct piece *pieces; /* handed out so far, in order */
     int n_pieces;
     /* a range's answer proved itself (range_answer): the head's connection may be cut at its
@@ -208,6 +210,10 @@ struct fill *fill_start(const struct fill_settings *settings)
     }
     f->magic = FILL_MAGIC;
     f->settings = *settings;
+    if (settings->outgoing) { /* the download's terms go before its fill */
+        f->outgoing = *settings->outgoing;
+        f->settings.outgoing = &f->outgoing;
+    }
     f->n = settings->ranges;
     f->head = f->next = settings->head;
     f->piece_size = size;
