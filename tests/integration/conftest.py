@@ -618,6 +618,8 @@ def wait_not_listening(arca, timeout=10):
         try:
             socket.create_connection((arca.host, arca.port), timeout=1).close()
             return False
+        except ConnectionResetError:
+            return False  # queued as the listening socket closed: ask again, refused then
         except ConnectionRefusedError:
             return True
     wait_for(refused, "arca stopped listening", timeout)
