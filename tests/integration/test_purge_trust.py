@@ -35,9 +35,16 @@ def gated(origin, path, gate, **kw):
 def joining(arca, fetch, *args, **kw):
     """fetch(*args, **kw) in a thread of its own, once arca holds its connection (it counts in
     arca_active_connections: a download in flight is what it joins)."""
-    before = arca.metrics()["arca_active_connections"]
+    seen = []
+
+    def settled():  # a connection arca closes as its client leaves counts until it is closed
+        seen.append(arca.metrics()["arca_active_connections"])
+        return len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]
+
+    wait_for(settled, "arca's connections settled", timeout=30, every=0.05)
     pending = concurrent.futures.ThreadPoolExecutor(1).submit(fetch, *args, **kw)
-    wait_for(lambda: arca.metrics()["arca_active_connections"] > before, "the client joined")
+    wait_for(lambda: arca.metrics()["arca_active_connections"] > seen[-1], "the client joined",
+             timeout=30)
     return pending
 
 
