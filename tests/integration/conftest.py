@@ -361,8 +361,18 @@ LOG_TAIL = 12
 
 @pytest.fixture(autouse=True)
 def _arcas_of_this_test():
+    """Every arca the scenario made is stopped at its end, those it made itself (Arca(...))
+    too: a scenario that failed before its own stop() left them running."""
     _this_test.clear()
     yield
+    for a in _this_test:  # its workdir may be gone already: stopped by its pid alone
+        if a.proc is not None and a.proc.poll() is None:
+            a.proc.terminate()
+            try:
+                a.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                a.proc.kill()
+                a.proc.wait()
 
 
 def _log_tails():
