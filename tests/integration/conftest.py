@@ -353,8 +353,11 @@ class PortTaken(RuntimeError):
     pass
 
 
-# The arca servers the running scenario made: a failure shows the end of each one's log.
+# The arca servers the running scenario made (and those a longer-lived fixture lends it): a
+# failure shows the end of each one's log.
 _this_test = []
+# Those it made itself, Arca(...) in its own course: stopped at its end if still running.
+_made_in_this_test = []
 # Lines of arca's log a failure shows (in the report, and in the run's closing summary).
 LOG_TAIL = 12
 
@@ -364,8 +367,9 @@ def _arcas_of_this_test():
     """Every arca the scenario made is stopped at its end, those it made itself (Arca(...))
     too: a scenario that failed before its own stop() left them running."""
     _this_test.clear()
+    _made_in_this_test.clear()  # a module's fixture made its own before: left to it
     yield
-    for a in _this_test:  # its workdir may be gone already: stopped by its pid alone
+    for a in _made_in_this_test:  # its workdir may be gone already: stopped by its pid alone
         if a.proc is not None and a.proc.poll() is None:
             a.proc.terminate()
             try:
@@ -423,6 +427,7 @@ class Arca:
     def __init__(self, workdir, args=(), data_dir=None, host="127.0.0.1", env=None,
                  name="arca"):
         _this_test.append(self)
+        _made_in_this_test.append(self)
         self.workdir = workdir
         self.env = env  # added to arca's environment
         self.host = host
