@@ -13,6 +13,7 @@
 #include "stats/stats.h"
 #include "config/buckets.h"
 #include "registry/registries.h"
+#include "registry/reg_links.h"
 #include "store/store.h"
 #include "tls/tls.h"
 #include "engine/engine.h"
@@ -495,8 +496,8 @@ static void warn_refused_upstream(const char *what, const char *base, const char
             getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), NULL, 0, NI_NUMERICHOST) !=
                 0)
             continue;
-        fprintf(stderr, "arca: warning: %s %s: %s: every ask to %s will be refused", what, base, why,
-                whom);
+        fprintf(stderr, "arca: warning: %s %s: %s: every ask to %s will be refused", what, base,
+                why, whom);
         if (strstr(why, "--upstream-allow"))
             fprintf(stderr, "; add --upstream-allow %s/%d (or a network holding it)", text,
                     ai->ai_family == AF_INET ? 32 : 128);
@@ -647,6 +648,7 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     stats_load(); /* the last reads of the index on main until store_close */
     parent_load_counters();
     registries_load_counters();
+    reg_links_load();
     if (store_start(err, errlen) < 0 || upstream_init(cfg, err, errlen) < 0) {
         store_close();
         return -1;

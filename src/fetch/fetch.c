@@ -13,6 +13,7 @@
 #include "rules/rules.h"
 #include "registry/reg_name.h"
 #include "registry/registries.h"
+#include "registry/reg_links.h"
 #include "base/parse.h"
 #include "stats/stats.h"
 #include "store/store.h"
@@ -438,6 +439,8 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
         free(meta);
         return FETCH_LOOKUP;
     }
+    if (res && registry_ask_pulls(&r->terms.registry))
+        reg_links_confirmed(&r->terms.registry); /* the registry's word, kept (reg_links.h) */
     if (res) {
         snprintf(meta->last_modified, sizeof(meta->last_modified), "%s", res->last_modified);
         snprintf(meta->content_type, sizeof(meta->content_type), "%s", res->content_type);
@@ -526,7 +529,10 @@ static enum fetch_step step_twin(struct fetch_req *r)
     }
     r->twin = meta;
     r->twin_fd = fd;
-    return r->twin_scope ? answer_twin(r, NULL) : FETCH_CONFIRM;
+    /* in its scope, or a digest its repository is known to hold: the upstream's word is in */
+    if (r->twin_scope || reg_links_has(&r->terms.registry, r->expect))
+        return answer_twin(r, NULL);
+    return FETCH_CONFIRM;
 }
 
 /* CONFIRM: the request waits (CONFIRMING) while upstream is asked about its exact URL. */
@@ -711,17 +717,20 @@ static int decide(struct fetch_req *r, const struct asked *asked, enum conn_resu
     return 0;
 }
 
-/* A registry's manifest by digest asked on the fetch API or through the proxy is answered as
- * /v2/ answers it (registry.c's fetch_bounds): held whole and checked against its digest, and
- * from the bytes a tag of its repository brought when arca holds them. One rule on every route:
- * what is kept answers alike, whatever the registry's realm says of the login. */
+/* A registry's manifest or blob by digest asked on the fetch API or through the proxy is
+ * answered as /v2/ answers it (registry.c's fetch_bounds): a manifest held whole and checked
+ * against its digest, and from the bytes a tag of its repository brought when arca holds them;
+ * a blob from another repository's bytes once its repository is known to hold it. One rule on
+ * every route: what is kept answers alike, whatever the registry's realm says of the login. */
 static void bound_as_registry(struct fetch_req *r)
 {
     const struct reg_path *p = &r->terms.registry.path;
-    if (r->has_expect || !r->terms.digest_named || p->what != REG_MANIFEST)
+    if (r->has_expect || !r->terms.digest_named || !registry_ask_pulls(&r->terms.registry))
         return;
     memcpy(r->expect, r->terms.named_digest, sizeof(r->expect));
-    r->has_expect = true;
+    r->has_expect = true; /* a blob's bytes another repository brought may answer (step_twin) */
+    if (p->what != REG_MANIFEST)
+        return;
     r->hold = r->whole = true;
     r->twin_scope = strlen(r->url) - strlen(p->ref); /* its repository's manifests/ */
 }

@@ -35,7 +35,9 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS failures (id INTEGER PRIMARY KEY, key TEXT NOT NULL,"
     " url TEXT NOT NULL, status INTEGER NOT NULL, reason TEXT NOT NULL, length INTEGER NOT NULL,"
     " have INTEGER NOT NULL, created INTEGER NOT NULL, failed INTEGER NOT NULL,"
-    " usage INTEGER NOT NULL);";
+    " usage INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS links (registry TEXT NOT NULL, repo TEXT NOT NULL,"
+    " digest BLOB NOT NULL, PRIMARY KEY (registry, repo, digest)) WITHOUT ROWID;";
 
 /* Columns added after indexes were first written: an older index gains them, empty. */
 static const struct {
@@ -606,6 +608,30 @@ int index_failures_load(int keep, void (*each)(const struct index_failure *f, vo
                                   sqlite3_column_int64(stmt, 7),
                                   sqlite3_column_int64(stmt, 8)};
         each(&f, arg);
+    }
+    sqlite3_finalize(stmt);
+    return 0;
+}
+
+int index_link_add(const char *registry, const char *repo, const uint8_t digest[32])
+{
+    return exec_bound("INSERT OR IGNORE INTO links (registry, repo, digest) VALUES (?, ?, ?)",
+                      "ssb", registry, repo, digest);
+}
+
+int index_links_each(void (*each)(const char *registry, const char *repo, const uint8_t digest[32],
+                                  void *arg),
+                     void *arg)
+{
+    assert(persist_owns_index());
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(db, "SELECT registry, repo, digest FROM links", -1, &stmt, NULL) !=
+        SQLITE_OK)
+        return -1;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(stmt, 2) == 32)
+            each((const char *)sqlite3_column_text(stmt, 0),
+                 (const char *)sqlite3_column_text(stmt, 1), sqlite3_column_blob(stmt, 2), arg);
     }
     sqlite3_finalize(stmt);
     return 0;

@@ -112,4 +112,13 @@ int index_failure_add(const struct index_failure *f, int keep);
 int index_failures_load(int keep, void (*each)(const struct index_failure *f, void *arg),
                         void *arg);
 
+/* What a registry's manifests prove a repository has (reg_links.h): one row per blob or
+ * manifest digest a checked manifest of `repo` at the registry whose URL is `registry` lists,
+ * or the registry confirmed for it. Added once (a row already there is left as it is). */
+int index_link_add(const char *registry, const char *repo, const uint8_t digest[32]);
+/* Each link kept, to `each` (main, at start). */
+int index_links_each(void (*each)(const char *registry, const char *repo, const uint8_t digest[32],
+                                  void *arg),
+                     void *arg);
+
 #endif

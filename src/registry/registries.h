@@ -26,6 +26,7 @@
 
 #define REGISTRY_NAME_MAX 128
 #define REGISTRY_URL_MAX 512
+#define REGISTRY_MANIFEST_MAX (4 << 20) /* a manifest longer is refused, never kept */
 
 /* What /api/v1/status/, `arca status`, the pages and /metrics show of a registry. */
 struct registry_counters {

@@ -508,6 +508,18 @@ void store_snapshot(struct object *obj, struct object_meta *out)
     store_unlock();
 }
 
+/* Lock held. A twin's bytes from the expired copy its download refreshes, from the descriptor
+ * that copy holds: the digest's bytes, answered as a hit (not stale: a digest does not age). */
+static int take_refreshing(struct object *obj, int *fd, struct object_meta *meta)
+{
+    assert(store_locked() && obj->stale && obj->stale->fd >= 0);
+    if ((*fd = dup(obj->stale->fd)) < 0)
+        return LOOKUP_MISS; /* downloaded as itself */
+    copy_meta(obj->stale, meta);
+    meta->stale = STALE_NONE;
+    return LOOKUP_HIT;
+}
+
 /* A digest hit answers only the request that gave the digest: the URL gets no object from it (its
  * own download makes one), so a client cannot plant bytes for the URL's other clients. */
 enum lookup_result store_open_twin(const char *url, const uint8_t want[32],
@@ -524,6 +536,8 @@ enum lookup_result store_open_twin(const char *url, const uint8_t want[32],
     while (!object_find(key) && (twin = twins_shareable(want, allowed, arg)) &&
            ((res = take_hit(twin, fd, NULL, meta)) == LOOKUP_RETRY || res == LOOKUP_MISS))
         res = LOOKUP_MISS;
+    if (res != LOOKUP_HIT && !object_find(key) && (twin = twins_refreshing(want, allowed, arg)))
+        res = take_refreshing(twin, fd, meta);
     store_unlock();
     return res == LOOKUP_HIT ? LOOKUP_DIGEST : LOOKUP_MISS;
 }

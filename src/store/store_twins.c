@@ -207,3 +207,20 @@ struct object *twins_shareable(const uint8_t want[32], twin_allowed_fn *allowed,
     }
     return NULL;
 }
+
+struct object *twins_refreshing(const uint8_t want[32], twin_allowed_fn *allowed, const void *arg)
+{
+    assert(store_locked() && allowed);
+    int walked = 0, asked = 0;
+    for (struct dnode *n = st.fetching.head; n && walked++ < REFRESHING_WALKED; n = n->next) {
+        struct object *o = DLIST_ENTRY(n, struct object, lru);
+        const struct object *s = o->stale;
+        if (!s || s->fd < 0 || s->purged || memcmp(s->digest, want, 32) != 0 || private_object(s))
+            continue;
+        if (asked++ == TWINS_ASKED)
+            return NULL;
+        if (allowed(o->url, arg))
+            return o;
+    }
+    return NULL;
+}

@@ -24,5 +24,13 @@ void twins_leave(struct object *obj);
  * are vouched for by the digest. */
 #define TWINS_ASKED 32
 struct object *twins_shareable(const uint8_t want[32], twin_allowed_fn *allowed, const void *arg);
+/* The same for the expired copies downloads are refreshing (out of the table and the index while
+ * their refresh runs, their file still open): the download in the table whose kept copy has
+ * digest `want`, is not purged, and may answer as twins_shareable's would; NULL when none. Its
+ * copy's bytes are the digest's whatever the refresh brings (a tag moved upstream, an origin
+ * down): a registry's manifest by digest answers from a tag's copy through an outage. Walks
+ * the downloads in flight, REFRESHING_WALKED at most. */
+#define REFRESHING_WALKED 4096
+struct object *twins_refreshing(const uint8_t want[32], twin_allowed_fn *allowed, const void *arg);
 
 #endif

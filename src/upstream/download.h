@@ -8,6 +8,7 @@
 
 #include "store/store.h"
 
+#include <sys/types.h>
 #include <openssl/evp.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,6 +63,7 @@ struct transfer_store {
     int (*error_status)(const struct object *obj);
     void (*came_from)(struct object *obj, const char *from);
     int64_t (*purged_since)(const struct object *obj);
+    ssize_t (*read_body)(struct object *obj, char *buf, size_t size);
 };
 extern const struct transfer_store transfer_store_real;
 

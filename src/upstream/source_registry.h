@@ -14,8 +14,6 @@
 
 struct transfer;
 
-#define REGISTRY_MANIFEST_MAX (4 << 20) /* a manifest longer is refused, never kept */
-
 /* What a registry's answers said, for one download. */
 struct registry_pull {
     struct transfer *t; /* its download (an authorisation's callback finds it) */

@@ -3,6 +3,7 @@
  * transfer_answer.c's; what its source adds or judges is its kind's (source.h): this file calls
  * the hooks of the source asked now and names no kind. */
 #include "upstream/transfer_answer.h"
+#include "registry/reg_links.h"
 #include "upstream/hosts.h"
 #include "log/log.h"
 #include "stats/stats.h"
@@ -23,7 +24,7 @@ const struct transfer_store transfer_store_real = {
     store_fail,        store_set_aside,     store_fail_held,
     store_offer_stale, store_keep_stale,    store_release,
     object_url,        object_error,        object_error_status,
-    store_came_from,   store_purged_since,
+    store_came_from,   store_purged_since,  store_read_body,
 };
 
 static void transfer_step(struct transfer *t);
@@ -343,6 +344,24 @@ static bool named_digest_holds(struct transfer *t, const uint8_t digest[32],
     return false;
 }
 
+/* A registry's manifest, whole and checked: what it lists is its repository's (reg_links.h),
+ * whichever source brought it. Read back from the download's file (4 MiB at most: the registry
+ * source refuses a longer one) before the persistence thread takes the file over. */
+static void note_manifest(struct transfer *t)
+{
+    const struct registry_ask *a = &t->terms.registry;
+    char *body;
+    ssize_t n;
+    if (!a->r || a->path.what != REG_MANIFEST || !(body = malloc(REGISTRY_MANIFEST_MAX)))
+        return;
+    if ((n = t->st->read_body(t->obj, body, REGISTRY_MANIFEST_MAX)) >= 0 &&
+        reg_links_note_manifest(a, body, (size_t)n) < 0)
+        log_info("fetch %s: not a manifest arca can read: no layer of it is linked to its "
+                 "repository",
+                 t->url);
+    free(body);
+}
+
 /* The whole body came: hand it over to be made durable (once it is the digest its URL names,
  * and its source's own digest vouches for it, when its source has one). */
 static enum transfer_state finished(struct transfer *t)
@@ -355,6 +374,7 @@ static enum transfer_state finished(struct transfer *t)
         return next;
     if (t->src.kind->vouches && !t->src.kind->vouches(t, digest, &next))
         return next;
+    note_manifest(t);
     if (t->st->finish(t->obj, digest) < 0)
         log_error("fetch %s: %d %s", t->url, t->st->error_status(t->obj), t->st->error(t->obj));
     log_debug("fetch %s: download ended after %d attempt(s)", t->url, t->attempts);

@@ -261,13 +261,19 @@ static int64_t f_purged_since(const struct object *obj)
     return -1;
 }
 
+static ssize_t f_read_body(struct object *obj, char *buf, size_t size)
+{
+    (void)obj, (void)buf, (void)size;
+    return -1;
+}
+
 static const struct transfer_store recording = {
     f_begin_file,  f_file_ready,    f_take_prefix, f_snapshot,    f_progress,     f_stale,
     f_begin_body,  f_continue_body, f_staleness,   f_from_parent, f_restart,      f_restart_afresh,
     f_new_version, f_append,        f_write_at,    f_advance,     f_digest_range, f_set_rate,
     f_announce,    f_finish,        f_renew,       f_fail,        f_set_aside,    f_fail_held,
     f_offer_stale, f_keep_stale,    f_release,     f_url,         f_error,        f_error_status,
-    f_came_from,   f_purged_since,
+    f_came_from,   f_purged_since,  f_read_body,
 };
 
 /* --- the loop around it -------------------------------------------------------------------- */
