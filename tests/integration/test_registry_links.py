@@ -9,7 +9,7 @@ import os
 import registry as reg
 
 from registry import (Puller, assert_registry_error, build_image, digest_of,  # noqa: F401
-                      scripted, start_mirror, v2)
+                      docker_registry, scripted, start_mirror, v2)
 from conftest import wait_for
 
 NAME = "registry.lab"
@@ -146,3 +146,25 @@ def test_a_manifest_by_digest_a_tag_brought_answers_while_the_upstream_is_down(
     for blob in image.blobs():
         a = v2(arca, f"{NAME}/library/demo/blobs/{blob.digest}")
         assert a.status != 200, "never fetched: nothing to answer from"
+
+
+def test_skopeo_pulls_two_images_sharing_a_base_through_an_outage(start_arca, docker_registry,
+                                                                  workdir):
+    """A lab's two images built FROM one base, pushed to a real registry (docker-registry)
+    and pulled with skopeo through arca; the registry stopped, both pull again whole: each
+    one's layers, the shared base included, answer from arca's store."""
+    base = os.urandom(300_000)
+    images = {}
+    for i, repo in enumerate(("team/app", "team/tool")):
+        images[repo] = build_image(os.path.join(workdir, f"i{i}"), [base, os.urandom(90_000)],
+                                   "v1")
+        docker_registry.push(images[repo], repo)
+    arca = start_mirror(start_arca, {NAME: docker_registry.url})
+    conf = reg.registries_conf(os.path.join(workdir, "registries.conf"), NAME,
+                               f"127.0.0.1:{arca.port}/{NAME}")
+    for turn in ("warm", "outage"):
+        for repo, image in images.items():
+            out = os.path.join(workdir, f"{turn}-{repo.replace('/', '-')}")
+            reg.skopeo("copy", f"docker://{NAME}/{repo}:v1", f"dir:{out}", registries_conf=conf)
+            assert reg.dir_layers(out) == image.layer_sha256s(), (turn, repo)
+        docker_registry.stop()
