@@ -152,3 +152,26 @@ def test_ctr_pulls_a_lab_registrys_image_through_arca(start_arca, scripted, cont
              >= 1 + len(image.blobs()), "the pull counted under lab")
     for blob in image.blobs():
         assert up.blob_gets("team/tool", blob.digest) == 1, blob.digest
+
+
+def test_ctr_pulls_images_sharing_a_base_after_the_registry_went_down(start_arca, scripted,
+                                                                      containerd, workdir):
+    """Two images from one base pulled by ctr through arca, then removed (their content
+    pruned); the registry stopped, ctr pulls both again whole: the shared base from arca's
+    store for both repositories."""
+    up = scripted(auth="token")
+    base = os.urandom(250_000)
+    images = {repo: up.add(repo, build_image(os.path.join(workdir, repo.replace("/", "-")),
+                                             [base, os.urandom(50_000)], "v1"))
+              for repo in ("team/app", "team/tool")}
+    arca = start_mirror(start_arca, {NAME: up.url})
+    certs = hosts_dir(workdir, arca)
+    for turn in ("warm", "down"):
+        for repo, image in images.items():  # one at a time: each asks arca for the base
+            pull(containerd, certs, f"{NAME}/{repo}:v1")
+            kept = ctr(containerd, "content", "ls")
+            for blob in image.blobs():
+                assert blob.digest in kept, (turn, repo, blob.digest)
+            ctr(containerd, "images", "rm", "--sync", f"{NAME}/{repo}:v1")
+            assert image.layers[0].digest not in ctr(containerd, "content", "ls")
+        up.go_down()
