@@ -11,6 +11,7 @@ import registry as reg
 from registry import (Puller, assert_registry_error, build_image, digest_of,  # noqa: F401
                       docker_registry, scripted, start_mirror, v2)
 from conftest import wait_for
+from registry import write_config, write_secret
 
 NAME = "registry.lab"
 
@@ -168,3 +169,21 @@ def test_skopeo_pulls_two_images_sharing_a_base_through_an_outage(start_arca, do
             reg.skopeo("copy", f"docker://{NAME}/{repo}:v1", f"dir:{out}", registries_conf=conf)
             assert reg.dir_layers(out) == image.layer_sha256s(), (turn, repo)
         docker_registry.stop()
+
+
+def test_linked_layers_answer_while_the_realm_refuses_the_login(start_arca, scripted, workdir):
+    """The lab's login revoked at the registry's token realm (a password rotated upstream):
+    what arca keeps of two images sharing a base still pulls whole, the shared base for both."""
+    up = scripted(auth="token", users={"lab-bot": "old-password"})
+    images = five_images(up, workdir)
+    config = write_config(os.path.join(workdir, "arca.ini"), (
+        f"registry {NAME}", {"url": up.url, "username": "lab-bot",
+                             "password-file": write_secret(workdir, "pw", "old-password")}))
+    arca = start_mirror(start_arca, config=config)
+    pull_all(arca, images)
+    up.users["lab-bot"] = "rotated"  # the realm refuses arca's login from now on
+    with up.lock:
+        up.tokens.clear()  # and every token it gave is revoked
+    before = len(blob_requests(up))
+    pull_all(arca, images)
+    assert len(blob_requests(up)) == before
