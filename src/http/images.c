@@ -61,9 +61,9 @@ static bool grow(void **items, size_t *room, size_t n, size_t size)
     return true;
 }
 
-/* Lock held (store_walk_kept's visitor): a registry's manifest or blob copied. */
-static void take_manifest(struct kept_set *s, const struct kept_object *k,
-                          const struct registry_ask *a)
+/* Lock held (store_walk_kept's visitor): what may be a registry's manifest, copied; whether it
+ * is one is asked once the lock is dropped (classify). */
+static void take_manifest(struct kept_set *s, const struct kept_object *k)
 {
     if (s->n_man == s->cap) {
         s->truncated = true;
@@ -83,13 +83,13 @@ static void take_manifest(struct kept_set *s, const struct kept_object *k,
         s->failed = true;
         return;
     }
-    m->ask = *a;
     memcpy(m->digest, k->digest, 32);
     m->length = k->length;
     m->last_use = k->last_use;
     s->n_man++;
 }
 
+/* The same for a blob: its digest and length, and for a purge its URL. */
 static void take_blob(struct kept_set *s, const struct kept_object *k)
 {
     if (!grow((void **)&s->blobs, &s->room_blobs, s->n_blobs, sizeof(*s->blobs))) {
@@ -107,17 +107,45 @@ static void take_blob(struct kept_set *s, const struct kept_object *k)
     s->n_blobs++;
 }
 
+/* Every complete object comes here with the lock held: a substring test each, the grammar
+ * later. */
 static void visit(const struct kept_object *k, void *arg)
 {
     struct kept_set *s = arg;
-    struct registry_ask a;
-    /* a registry's pull API: the cheap test first, every object of the table comes here */
-    if (s->failed || !strstr(k->url, "/v2/") || !registries_ask_of(k->url, &a))
+    if (s->failed || !strstr(k->url, "/v2/"))
         return;
-    if (a.path.what == REG_MANIFEST)
-        take_manifest(s, k, &a);
-    else if (a.path.what == REG_BLOB)
+    if (strstr(k->url, "/manifests/"))
+        take_manifest(s, k);
+    else if (strstr(k->url, "/blobs/"))
         take_blob(s, k);
+}
+
+/* The lock dropped: the manifests that are a configured registry's (registries_ask_of), each
+ * with what its URL asks; for a purge, the blobs too (a listing counts the bytes of a digest
+ * kept under any /blobs/ URL: they are in the store). */
+static void classify(struct kept_set *s)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n_man; i++) {
+        struct kept_manifest *m = &s->man[i];
+        if (registries_ask_of(m->url, &m->ask) && m->ask.path.what == REG_MANIFEST) {
+            s->man[kept++] = *m;
+            continue;
+        }
+        free(m->url);
+        free(m->hops);
+    }
+    s->n_man = kept;
+    kept = 0;
+    for (size_t i = 0; s->want_urls && i < s->n_blobs; i++) {
+        struct registry_ask a;
+        if (registries_ask_of(s->blobs[i].url, &a) && a.path.what == REG_BLOB)
+            s->blobs[kept++] = s->blobs[i];
+        else
+            free(s->blobs[i].url);
+    }
+    if (s->want_urls)
+        s->n_blobs = kept;
 }
 
 static void kept_clear(struct kept_set *s)
@@ -175,7 +203,9 @@ static int kept_collect(struct kept_set *s, size_t cap, bool want_urls)
         kept_free(s);
         return -1;
     }
-    qsort(s->blobs, s->n_blobs, sizeof(*s->blobs), by_digest);
+    classify(s);
+    if (s->n_blobs) /* none: no array at all, which qsort may not be given */
+        qsort(s->blobs, s->n_blobs, sizeof(*s->blobs), by_digest);
     read_manifests(s);
     return 0;
 }
@@ -274,7 +304,8 @@ static void drop_hidden(struct kept_set *s)
  * them): 0, or -1 out of memory. */
 static int group(struct kept_set *s, struct image_row **rows, size_t *n)
 {
-    qsort(s->man, s->n_man, sizeof(*s->man), by_repo);
+    if (s->n_man)
+        qsort(s->man, s->n_man, sizeof(*s->man), by_repo);
     *n = 0;
     if (!(*rows = malloc((s->n_man ? s->n_man : 1) * sizeof(**rows))))
         return -1;

@@ -3,10 +3,12 @@
  * every complete object whose URL is a configured registry's manifest (registries_ask_of) is
  * a manifest kept, its bytes read from its file (reg_manifest.h: an image's config and layers,
  * an index's manifests); every one whose URL is a registry's blob is a blob kept, by its
- * digest, whichever repository's URL brought it. An image is a repository of a registry: its
- * tags (each the digest of the manifest its tag's object holds), the digests kept without a
- * tag (an index's children, a pull by digest), the bytes of its manifests and of the blobs
- * they list that are kept, when it was last pulled (its manifests' latest use).
+ * digest, whichever repository's URL brought it (a listing's bytes count a digest kept under
+ * any /v2/.../blobs/ URL: those bytes are in the store; a purge takes registries' blobs only). An
+ * image is a repository of a registry: its tags (each the digest of the manifest its tag's object
+ * holds), the digests kept without a tag (an index's children, a pull by digest), the bytes of its
+ * manifests and of the blobs they list that are kept, when it was last pulled (its manifests'
+ * latest use).
  *
  * A purge of a reference (a tag, or a digest) drops that tag's object and the repository's
  * objects of its digest (by digest, and every tag of it when the reference is the digest), the

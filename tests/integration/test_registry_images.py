@@ -8,6 +8,7 @@ lists: a base layer another image shares stays, and answers that image from the 
 
 import json
 import os
+import signal
 import subprocess
 import urllib.parse
 
@@ -222,3 +223,26 @@ def test_the_listing_shows_a_client_only_what_it_may_fetch(start_arca, scripted,
     assert set(by_repo(images(arca))) == {(NAME, "team/a")}
     assert arca.get("/api/v1/images/?page=0")[0] == 400
     assert arca.get("/api/v1/images/?page=2")[0] == 404
+
+
+def test_a_docker_hub_short_name_is_purged_and_stays_purged_after_kill_9(start_arca, scripted,
+                                                                         workdir):
+    """docker.io mirrored from the scripted upstream, the default registry: `demo:1` is
+    library/demo's tag 1, as docker reads it. Its purge is answered once the rows are gone on
+    disk: a kill -9 right after it, and the restarted arca lists nothing, keeps no object of it,
+    and pulls it from the upstream again."""
+    up = scripted()
+    image = up.add("library/demo", build_image(os.path.join(workdir, "d"), [30_000], "1"))
+    arca = start_mirror(start_arca, {"docker.io": up.url}, "--admin-token-file",
+                        token_file(workdir))
+    Puller(arca.base).pull("library/demo", "1")
+    assert set(by_repo(images(arca))) == {("docker.io", "library/demo")}
+    status, body = purge_image(arca, "demo:1")
+    assert status == 200, body
+    said = json.loads(body)
+    assert said["repository"] == "library/demo" and said["blobs"] == len(image.blobs()), said
+    arca.stop(signal.SIGKILL)
+    arca.start()
+    assert images(arca)["images"] == [] and kept_urls(arca) == set()
+    Puller(arca.base).pull("library/demo", "1")
+    assert up.gets("/v2/library/demo/manifests/1") == 2
