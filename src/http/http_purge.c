@@ -231,6 +231,16 @@ static enum conn_result start(struct conn *c, struct request *req, struct purge_
 static const struct query_rule image_query = {
     "image", {NULL}, "unknown parameter: an image's purge takes image alone"};
 
+/* Whether `given` holds a byte no reference has (a space, a control byte), which a reason
+ * echoing it would carry into a line of its own. */
+static bool odd_bytes(const char *given)
+{
+    for (const unsigned char *p = (const unsigned char *)given; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f)
+            return true;
+    return false;
+}
+
 /* The reference `given` read (malloc'd), or NULL with *why (the 400's). */
 static struct registry_ask *read_reference(const char *given, char *why, size_t size)
 {
@@ -238,6 +248,8 @@ static struct registry_ask *read_reference(const char *given, char *why, size_t 
     struct registry_ask *ref = malloc(sizeof(*ref));
     if (!ref)
         snprintf(why, size, "out of memory");
+    else if (odd_bytes(given))
+        snprintf(why, size, "not an image reference: a space or a control byte in it");
     else if (parse_url(given, strlen(given), &u) != URL_NO_SCHEME) /* a URL: not an image */
         snprintf(why, size,
                  "image: an image reference (REGISTRY/REPOSITORY:TAG or @DIGEST), "
@@ -265,6 +277,8 @@ static enum conn_result purge_image(struct conn *c, struct request *req, const c
         return http_send_error(c, HTTP_BAD_REQUEST, "%s",
                                a.url && a.url_len ? "image reference too long"
                                                   : "missing image parameter");
+    if (!a.url_raw && memmem(a.url, a.url_len, "%00", 3)) /* decoded, it would end there */
+        return http_send_error(c, HTTP_BAD_REQUEST, "not an image reference: a NUL byte in it");
     if (!(given = malloc(a.url_len + 1)))
         return http_send_error(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     url_query_value(a.url, a.url_len, a.url_raw, given, a.url_len + 1);

@@ -180,8 +180,9 @@ def test_purge_by_digest_takes_the_index_and_its_children(start_arca, scripted, 
 
 
 def test_purge_refusals_delete_nothing(start_arca, scripted, workdir):
-    """Without the token: the admin API's 401, nothing deleted. A malformed reference, a
-    registry arca does not mirror: 400 and one line; an image not kept: 404. `arca purge` says
+    """Without the token: the admin API's 401, nothing deleted. A malformed reference (a NUL,
+    a line break in it too), a registry arca does not mirror: 400 and one line; an image not
+    kept: 404. `arca purge` says
     the same in one line, exit 2 for a reference it cannot take. The store keeps every object
     through all of it."""
     up = scripted()
@@ -195,10 +196,11 @@ def test_purge_refusals_delete_nothing(start_arca, scripted, workdir):
     for ref, status in ((f"{NAME}/Team/A:1", 400), (f"{NAME}/team/a:", 400),
                         (f"{NAME}/team/a@sha256:abc", 400), ("", 400),
                         ("nowhere.example/team/a:1", 400), ("http://h/x", 400),
+                        (f"{NAME}/team/a:1\x00x", 400), ("\r\nX: 1.x/team/a:1", 400),
                         (f"{NAME}/team/a:2", 404), (f"{NAME}/team/zz:1", 404)):
         got, body = purge_image(arca, ref)
         assert got == status, (ref, got, body)
-        assert body.decode().count("\n") <= 1 and body.strip(), (ref, body)
+        assert body.decode().count("\n") == 1 and body.strip(), (ref, body)
     for ref in ("nowhere.example/team/a:1", f"{NAME}/team/a@sha256:abc"):
         p = cli("purge", "--server", arca.base, "--admin-token-file", token_file(workdir), ref)
         assert p.returncode == 2 and p.stdout == "", (ref, p.returncode, p.stdout, p.stderr)
