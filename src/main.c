@@ -584,16 +584,22 @@ static void log_parents(const struct config *cfg)
 }
 
 /* "registries mirrored under /v2/: docker.io (https://registry-1.docker.io, the default), lab
- * (https://registry.lab)": which registry a client's /v2/ request reaches, said at start. */
+ * (https://registry.lab, also lab.example:5000)": which registry a client's /v2/ request
+ * reaches, by which names, said at start. */
 static void log_registries(void)
 {
-    char list[2048] = "";
+    char list[4096] = "", also[1200];
     size_t n = 0;
     const struct registry *def = registries_default();
     for (int i = 0; i < registries_count() && n < sizeof(list); i++) {
         const struct registry *r = registries_at(i);
-        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (%s%s)", n ? ", " : "", r->name,
-                              r->url, r == def ? ", the default" : "");
+        size_t m = 0;
+        also[0] = '\0';
+        for (int k = 0; k < r->n_aliases && m < sizeof(also); k++)
+            m += (size_t)snprintf(also + m, sizeof(also) - m, "%s%s", k ? ", " : ", also ",
+                                  r->aliases[k]);
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (%s%s%s)", n ? ", " : "", r->name,
+                              r->url, r == def ? ", the default" : "", also);
     }
     if (list[0])
         log_info("registries mirrored under /v2/: %s", list);

@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 #include "cli/cli_ask.h"
+#include "cli/cli_images.h"
 #include "cli/cli_rules.h"
 #include "cli/cli_server.h"
 #include "cli/cli_status.h"
@@ -70,6 +71,7 @@ static const struct command {
     {"cluster-status", OPT_ASK | OPT_JSON, 0, 0},
     {"prefetch", OPT_ASK | OPT_TOKEN | OPT_TTL | OPT_WAIT | OPT_TIMEOUT, 1, MAX_URLS},
     {"purge", OPT_ASK | OPT_TOKEN | OPT_PREFIX | OPT_ALL, 1, 1}, /* --prefix: no URL */
+    {"images", OPT_ASK | OPT_JSON, 0, 0},
 };
 
 static const char *const option_names[] = {
@@ -104,6 +106,9 @@ int cli_usage(void)
           "                                                    # drop one object (admin token)\n"
           "       arca purge [--server URL] [--admin-token-file FILE] --prefix URL [--all]\n"
           "                                                    # every object under URL\n"
+          "       arca purge [--server URL] [--admin-token-file FILE] IMAGE\n"
+          "                                                    # an image, its own layers\n"
+          "       arca images [--json] [--server URL]          # the images kept\n"
           "       (they ask --server URL, else the listen address of --config FILE, else\n"
           "        ARCA_SERVER, else /etc/arca/arca.ini's, else 127.0.0.1:8001; --cacert FILE\n"
           "        for https://, --cert FILE --key FILE for an arca that asks clients for a\n"
@@ -717,6 +722,9 @@ static int cmd_purge(const struct cli_args *a)
         return 1;
     if (a->prefix)
         return purge_prefix(a, token);
+    struct url_parts u; /* no scheme: an image reference (docker.io/library/debian:12) */
+    if (parse_url(a->urls[0], strlen(a->urls[0]), &u) == URL_NO_SCHEME)
+        return cli_purge_image(a->server, token, a->urls[0]);
     buf_add(&path, "/api/v1/resources/?url=");
     buf_query(&path, a->urls[0]);
     status = request(a, "DELETE", path.data, NULL, token, &body);
@@ -752,6 +760,7 @@ int cli_main(int argc, char **argv)
     rc = !strcmp(cmd->name, "status")           ? cmd_status(&a)
          : !strcmp(cmd->name, "cluster-status") ? cmd_cluster_status(&a)
          : !strcmp(cmd->name, "prefetch")       ? cmd_prefetch(&a)
+         : !strcmp(cmd->name, "images")         ? cli_images(a.server, a.given & OPT_JSON)
                                                 : cmd_purge(&a);
     curl_global_cleanup();
     return rc;

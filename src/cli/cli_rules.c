@@ -8,7 +8,7 @@
 #include "rules/rules.h"
 #include "config/config.h"
 #include "registry/registries.h"
-#include "fetch/registry.h"
+#include "registry/reg_ref.h"
 #include "base/parse.h"
 
 #include <arpa/inet.h>
@@ -189,8 +189,13 @@ static const char *image_url_of(const struct config *cfg, const char *arg, char 
     struct url_parts u;
     if (parse_url(arg, strlen(arg), &u) != URL_NO_SCHEME) /* a URL, or one with a bad scheme */
         return arg;
-    if (registry_reference_url(arg, out, size, err, CONFIG_ERR_LEN) < 0)
+    struct registry_ask image;
+    if (reg_ref_parse(arg, &image, err, CONFIG_ERR_LEN) != REG_OK)
         return NULL;
+    if (!reg_ref_url(&image, out, size)) {
+        snprintf(err, CONFIG_ERR_LEN, "image reference too long");
+        return NULL;
+    }
     return out;
 }
 

@@ -68,11 +68,16 @@ struct bucket {
  * (docs/REGISTRY.md). Its password is read at start (registry/registries.h), never kept here. */
 #define CONFIG_MAX_REGISTRIES 16
 #define CONFIG_REGISTRY_NAME_MAX 128
+#define CONFIG_REGISTRY_ALIASES 8
 struct registry_conf {
     char name[CONFIG_REGISTRY_NAME_MAX]; /* as clients name it: "docker.io", "lab", "host:5000" */
     char url[CONFIG_PARENT_MAX];         /* http(s)://host[:port][/path], normal form, no '/' */
     char username[256];                  /* "" none */
     char password_file[1024];            /* its first line is the password; "" none */
+    /* other names clients give it (`aliases = HOST[:PORT], ...`), each a NAME's grammar, none
+     * another registry's NAME, alias or URL's host[:port] (config_registry_finish) */
+    char aliases[CONFIG_REGISTRY_ALIASES][CONFIG_REGISTRY_NAME_MAX];
+    int n_aliases;
 };
 
 /* --key-rules HOSTGLOB=PARAM[,PARAM...]: query parameters that only sign a URL on those hosts. */

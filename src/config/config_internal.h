@@ -51,11 +51,11 @@ int config_bucket_key(struct config *cfg, const char *name, const char *key, con
 
 /* config_registry.c: --registry NAME=URL or --registry-default NAME (options of the table
  * without a setter: the readers call this one, so that config.c names nothing of the file), one
- * key of an INI section [registry NAME] (url, username, password-file), and the whole checked
- * once every option is in (a registry without a URL, a password file that cannot be read, a
- * default naming none). `file` and `line` say where (file "" and line 0: the command line; a
- * key: its section's line): a NAME is given in one place, a --registry or a section, and a
- * second place is an error naming both. */
+ * key of an INI section [registry NAME] (url, username, password-file, aliases), and the whole
+ * checked once every option is in (a registry without a URL, a password file that cannot be
+ * read, an alias another registry answers to, a default naming none). `file` and `line` say where
+ * (file "" and line 0: the command line; a key: its section's line): a NAME is given in one place,
+ * a --registry or a section, and a second place is an error naming both. */
 int config_registry_option(struct config *cfg, const struct option *o, const char *v,
                            const char *file, int line, char *err);
 int config_registry_key(struct config *cfg, const char *name, const char *key, const char *v,

@@ -3,6 +3,7 @@
  * password files are read by registry/registries.c, only checked readable here. */
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "base/parse.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -132,6 +133,37 @@ static int set_default(struct config *cfg, const char *v, char *err)
     return 0;
 }
 
+/* `aliases = HOST[:PORT], ...`: other names clients give the registry (containerd's ?ns= as an
+ * image reference writes it, a podman prefix), each one a NAME's grammar. A second line
+ * replaces the first. */
+static int set_aliases(struct registry_conf *r, const char *v, char *err)
+{
+    r->n_aliases = 0;
+    for (const char *p = v;; p++) {
+        p += strspn(p, " \t");
+        size_t len = strcspn(p, ","), n = len;
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (!name_ok(p, n)) {
+            snprintf(err, CONFIG_ERR_LEN,
+                     "registry %.64s: aliases: '%.*s' is no HOST[:PORT] (a lower-case host name "
+                     "with an optional :port; aliases separated by ',')",
+                     r->name, (int)(n < 64 ? n : 64), p);
+            return -1;
+        }
+        if (r->n_aliases == CONFIG_REGISTRY_ALIASES) {
+            snprintf(err, CONFIG_ERR_LEN, "registry %.64s: aliases: at most %d", r->name,
+                     CONFIG_REGISTRY_ALIASES);
+            return -1;
+        }
+        memcpy(r->aliases[r->n_aliases], p, n);
+        r->aliases[r->n_aliases++][n] = '\0';
+        p += len;
+        if (!*p)
+            return 0;
+    }
+}
+
 /* Where a file or the command line gives it: file "" and line 0, the command line. */
 static struct config_origin origin(const char *file, int line)
 {
@@ -173,9 +205,12 @@ int config_registry_key(struct config *cfg, const char *name, const char *key, c
         snprintf(r->password_file, sizeof(r->password_file), "%s", v);
         return 0;
     }
+    if (!strcmp(key, "aliases"))
+        return set_aliases(r, v, err);
     snprintf(err, CONFIG_ERR_LEN,
-             "registry %.64s: unknown key '%.64s' (url, username, password-file expected)", r->name,
-             key);
+             "registry %.64s: unknown key '%.64s' (url, username, password-file, aliases "
+             "expected)",
+             r->name, key);
     return -1;
 }
 
@@ -202,6 +237,63 @@ static bool readable(const char *path)
     return ok;
 }
 
+/* Whether `name` is the host[:port] of `url` (normal form: the scheme's default port left out),
+ * as an image reference writes a registry. */
+static bool authority_of(const char *url, const char *name)
+{
+    size_t len;
+    const char *host = url_host(url, &len);
+    return len == strlen(name) && !strncmp(host, name, len);
+}
+
+/* The registry other than cfg->registries[self] that `alias` names already (its NAME, its URL's
+ * host[:port], one of its aliases; Docker Hub's when arca adds it), *what saying how; NULL
+ * when none: a name reaches one registry, never the first of two. */
+static const char *other_owner(const struct config *cfg, int self, const char *alias,
+                               const char **what)
+{
+    bool hub = false;
+    for (int j = 0; j < cfg->n_registries; j++) {
+        const struct registry_conf *o = &cfg->registries[j];
+        hub |= !strcmp(o->name, "docker.io");
+        if (j == self)
+            continue;
+        *what = "its NAME";
+        if (!strcmp(o->name, alias))
+            return o->name;
+        *what = "its URL's host:port";
+        if (authority_of(o->url[0] ? o->url : DOCKER_HUB_URL, alias))
+            return o->name;
+        *what = "an alias of it";
+        for (int k = 0; k < o->n_aliases; k++)
+            if (!strcmp(o->aliases[k], alias))
+                return o->name;
+    }
+    if (hub) /* configured: asked above */
+        return NULL;
+    *what = !strcmp(alias, "docker.io") ? "its NAME" : "its URL's host:port";
+    return !strcmp(alias, "docker.io") || authority_of(DOCKER_HUB_URL, alias) ? "docker.io" : NULL;
+}
+
+/* Every alias names its registry alone: one line naming both registries otherwise. */
+static int aliases_apart(const struct config *cfg, char *err)
+{
+    const char *owner, *what;
+    for (int i = 0; i < cfg->n_registries; i++) {
+        const struct registry_conf *r = &cfg->registries[i];
+        for (int k = 0; k < r->n_aliases; k++) {
+            if (!(owner = other_owner(cfg, i, r->aliases[k], &what)))
+                continue;
+            snprintf(err, CONFIG_ERR_LEN,
+                     "registry %.48s: alias %.48s names registry %.48s too (%.20s): a name reaches "
+                     "one registry",
+                     r->name, r->aliases[k], owner, what);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_registry_finish(const struct config *cfg, char *err)
 {
     for (int i = 0; i < cfg->n_registries; i++) {
@@ -223,6 +315,8 @@ int config_registry_finish(const struct config *cfg, char *err)
             return -1;
         }
     }
+    if (aliases_apart(cfg, err) < 0)
+        return -1;
     if (cfg->registry_default[0] && !named(cfg, cfg->registry_default)) {
         snprintf(err, CONFIG_ERR_LEN,
                  "--registry-default %.64s: no such registry (--registry NAME=URL)",

@@ -29,9 +29,4 @@ struct answer *registry_dress(struct request *req, unsigned int status, struct a
 /* The same for a hit's shared answer (http.h's dress_shared): the lines a registry adds. */
 const char *registry_dress_shared(struct request *req, const struct answer *a);
 
-/* The upstream URL an image reference names ("debian", "docker.io/library/debian:12",
- * "lab/x@sha256:..."): its manifest's, into out. 0, or -1 with a one-line why. Registries must
- * be set up (registries_init). */
-int registry_reference_url(const char *ref, char *out, size_t size, char *why, size_t why_size);
-
 #endif

@@ -123,12 +123,17 @@ void http_registries_metrics(struct buf *b, bool named);
  * prefetch keys it, behind the token (malloc'd; the URL as given, decoded, in *given when
  * asked: the caller frees it). NULL when the answer was queued into *ret. */
 char *http_admin_url_key(struct conn *c, const char *query, char **given, enum conn_result *ret);
-/* POST /api/v1/purge/?prefix=URL[&all=1]: every object under the prefix (admin token); and one
- * URL's object (`url`, keyed, taken; NULL when woken): each on a thread of its own while the
- * request waits, answered once what went is on disk (http_purge.c); done lets go of its state. */
+/* POST /api/v1/purge/?prefix=URL[&all=1]: every object under the prefix (admin token), or with
+ * ?image=REF an image's (images.h); and one URL's object (`url`, keyed, taken; NULL when
+ * woken): each on a thread of its own while the request waits, answered once what went is on
+ * disk (http_purge.c); done lets go of its state. */
 enum conn_result http_purge_prefix(struct conn *c, struct request *req, const char *rest);
 enum conn_result http_purge_url(struct conn *c, struct request *req, char *url);
 const char *http_purge_done(struct request *req, bool completed);
+/* GET /api/v1/images/[?page=N]: the images the store keeps, as JSON, on a thread of its own
+ * while the request waits (http_images.c, images.h); done lets go of its state. */
+enum conn_result http_images(struct conn *c, struct request *req, const char *rest);
+const char *http_images_done(struct request *req, bool completed);
 /* GET /api/v1/resources/?url=: the download's outcome, without fetching it (admin token). */
 enum conn_result http_outcome(struct conn *c, const char *query);
 

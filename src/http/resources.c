@@ -58,34 +58,39 @@ int64_t resources_pages(int64_t total)
     return total > 0 ? (total + RESOURCES_PER_PAGE - 1) / RESOURCES_PER_PAGE : 1;
 }
 
-/* Whether `client` may see `row`: its URL (url_shown's, read in normal form as the rules read
- * URLs; one arca cannot read so is not shown), and every URL its redirects took its download to
- * (a client a fetch of it refuses for its hops, fetch.c's, learns nothing of it here either). */
-static bool row_listed(const struct resource *row, const struct sockaddr *client)
+/* Its URL (url_shown's, read in normal form as the rules read URLs; one arca cannot read so is
+ * not shown), and every URL its redirects took its download to (a client a fetch of it refuses
+ * for its hops, fetch.c's, learns nothing of it here either). */
+bool resources_listed(const char *shown, const char *hops, const struct sockaddr *client)
 {
-    size_t size = URL_BUF_SIZE(strlen(row->url));
+    size_t size = URL_BUF_SIZE(strlen(shown));
     char *url = malloc(size), why[400];
     const char *no;
     int status;
-    bool listed = url && url_normalize(row->url, strlen(row->url), url, size, &status, &no) == 0 &&
+    bool listed = url && url_normalize(shown, strlen(shown), url, size, &status, &no) == 0 &&
                   terms_listed_for(url, client) &&
-                  (!row->hops || terms_hops_allowed(row->hops, client, why, sizeof(why)));
+                  (!hops || !hops[0] || terms_hops_allowed(hops, client, why, sizeof(why)));
     free(url);
     return listed;
 }
 
-/* The page's rows without those `client` may not fetch by a rule (row_listed); all of
- * them, as they are, where no rule names networks. */
-static void drop_unlisted(struct listing *l, const struct sockaddr *client)
+bool resources_filtered(void)
 {
     const struct rule_set *set = rules_current();
     bool rules_decide = rules_have_networks(set);
-    int kept = 0;
     rules_put(set);
-    if (!rules_decide)
+    return rules_decide;
+}
+
+/* The page's rows without those `client` may not fetch by a rule (resources_listed); all of
+ * them, as they are, where no rule names networks. */
+static void drop_unlisted(struct listing *l, const struct sockaddr *client)
+{
+    int kept = 0;
+    if (!resources_filtered())
         return;
     for (int i = 0; i < l->n; i++) {
-        if (row_listed(&l->rows[i], client)) {
+        if (resources_listed(l->rows[i].url, l->rows[i].hops, client)) {
             l->rows[kept++] = l->rows[i];
             continue;
         }

@@ -39,6 +39,15 @@ int resources_parse(const char *state, const char *order, const char *page,
 int resources_fetch(const struct resources_query *q, const struct sockaddr *client,
                     struct listing *out, unsigned int *status, const char **why);
 
+/* Whether `client` may see a row of the URL `shown` (url_shown's) whose download's redirects
+ * went through `hops` (NULL or "": none): neither a rule's allow-network nor the hops refuse
+ * it the URL (terms_listed_for, terms_hops_allowed). What every listing of URLs leaves out,
+ * the resources' and the images'. Any thread. */
+bool resources_listed(const char *shown, const char *hops, const struct sockaddr *client);
+/* Whether some rule names networks: else every row is listed (resources_listed need not be
+ * asked). */
+bool resources_filtered(void);
+
 /* Pages for `total` rows (at least 1). */
 int64_t resources_pages(int64_t total);
 

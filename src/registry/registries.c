@@ -42,6 +42,9 @@ static int add(const char *name, const char *url, const struct registry_conf *co
         }
         r->has_login = true;
     }
+    for (int k = 0; conf && k < conf->n_aliases; k++)
+        snprintf(r->aliases[k], sizeof(r->aliases[k]), "%s", conf->aliases[k]);
+    r->n_aliases = conf ? conf->n_aliases : 0;
     n_table++;
     return 0;
 }
@@ -80,6 +83,10 @@ const struct registry *registries_for_ns(const char *ns, size_t len)
 {
     const struct registry *r = registries_find(ns, len);
     size_t host_len;
+    for (int i = 0; !r && i < n_table; i++)
+        for (int k = 0; !r && k < table[i].n_aliases; k++)
+            if (strlen(table[i].aliases[k]) == len && !strncmp(table[i].aliases[k], ns, len))
+                r = &table[i];
     for (int i = 0; !r && i < n_table; i++) /* a site's arca names it by its URL */
         if (strlen(table[i].url) == len && !strncmp(table[i].url, ns, len))
             r = &table[i];

@@ -53,6 +53,9 @@ struct registry {
     bool has_login;               /* username and password-file given */
     char username[256];
     char password[1024]; /* password-file's first line; never shown */
+    /* other names clients give it (`aliases`): registries_for_ns finds it by them too */
+    char aliases[CONFIG_REGISTRY_ALIASES][CONFIG_REGISTRY_NAME_MAX];
+    int n_aliases;
     struct registry_counters *counters;
 };
 
@@ -60,11 +63,13 @@ struct registry {
 int registries_init(const struct config *cfg, char *err, size_t errlen);
 /* The registry called `name` (`len` bytes), or NULL. */
 const struct registry *registries_find(const char *name, size_t len);
-/* The registry containerd's ?ns= names (`len` bytes): the one called so, else the one at that
- * URL (a site's arca names it so: registries_parent_target), else the first whose URL's
- * authority it is, host[:port] as a reference writes it ("registry.lab.example:5000",
- * the scheme's default port left out as the URL's normal form has it); NULL when none. Only
- * configured registries are found: ?ns= never names a host to reach. */
+/* The registry containerd's ?ns= names (`len` bytes), a path namespace and an image reference
+ * too: the one called so or by that alias (config refuses an alias two registries would
+ * answer to), else the one at that URL (a site's arca names it so: registries_parent_target),
+ * else the first whose URL's authority it is, host[:port] as a reference writes it
+ * ("registry.lab.example:5000", the scheme's default port left out as the URL's normal form
+ * has it); NULL when none. Only configured registries are found: ?ns= never names a host to
+ * reach. */
 const struct registry *registries_for_ns(const char *ns, size_t len);
 /* The registry for requests that name none (--registry-default), or NULL when none is set up. */
 const struct registry *registries_default(void);

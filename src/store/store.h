@@ -255,6 +255,13 @@ struct purge_result {
  * (url_purge_prefix's): a URL goes on past the prefix with a new segment, a parameter or a
  * query. Any thread but a worker: it returns once the rows are gone on disk. */
 void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r);
+/* The admin's purge of the objects of `urls` (n of them, each an object's URL as the table
+ * keys it: normal form) and of nothing else, no other spelling: each as a prefix purge takes
+ * an object (a download under way let finish but not kept, the copy it refreshes purged, its
+ * kept 404 dropped), remembered for a parent as a purge of that URL (store_purged_since), a
+ * slice of them per hold of the lock, one transaction each. Any thread but a worker: it returns
+ * once the rows are gone on disk. */
+void store_purge_urls(char *const *urls, size_t n, struct purge_result *r);
 /* A new quota (SIGHUP); objects beyond it are evicted on the upstream thread's next round. */
 void store_set_quota(int64_t quota);
 /* --stale-if-error and --stale-while-revalidate, in seconds (0: never): store_open sets them
@@ -489,6 +496,29 @@ struct listing {
 int store_list(enum list_state state, enum list_order order, bool desc, int64_t offset, int limit,
                struct listing *out);
 void listing_free(struct listing *l);
+
+/* A complete object as a walk over the table sees it (store_walk_kept): pointers valid during
+ * the call only. */
+struct kept_object {
+    const char *url;  /* its URL, normal form: the table's key */
+    const char *hops; /* the URLs its download's redirects took it to ("": none), as stored */
+    const uint8_t *digest;
+    int64_t length, last_use;
+};
+typedef void kept_visit_fn(const struct kept_object *k, void *arg);
+/* Every complete object of the table, expired ones too, to `visit`, a slice of the table per hold
+ * of the lock: `visit` runs with the lock held, so it copies what it keeps and is quick (no
+ * call into the store, no lock, no file). Not a snapshot: an object changing meanwhile is seen
+ * as it was when its slot was visited. False when objects changed slots during the walk (the
+ * table grew: one may have been seen twice, or not at all); the caller may walk again. Any
+ * thread but a worker (it walks the whole table). */
+bool store_walk_kept(kept_visit_fn *visit, void *arg);
+/* The bytes of `url`'s complete object, read into a buffer of its own (malloc'd, *out, its
+ * length in *len): 0 when the object is kept, its bytes hash to `digest` and it is at most `max`
+ * bytes long; -1 otherwise (gone, replaced, longer, unreadable, out of memory). The file is
+ * read with the lock dropped; the digest says the bytes are that object's. Any thread but a
+ * worker (it reads a file). */
+int store_read_kept(const char *url, const uint8_t digest[32], size_t max, char **out, size_t *len);
 
 /* What became of the download of `url` (a key URL, as store_lookup takes it), asked without
  * touching it: no usage or last use counted, no download started, nothing opened. The table

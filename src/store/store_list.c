@@ -280,6 +280,37 @@ static void pick_complete(struct heap *h)
         ;
 }
 
+/* Lock held. One complete object to a walk's visitor. */
+static void visit_kept(const struct object *o, kept_visit_fn *visit, void *arg)
+{
+    struct upstream_headers h;
+    headers_unpack(o->headers, &h);
+    struct kept_object k = {o->url, h.redirects, o->digest, o->length, o->last_use};
+    visit(&k, arg);
+}
+
+bool store_walk_kept(kept_visit_fn *visit, void *arg)
+{
+    size_t slot = 0;
+    bool whole = true;
+    store_lock();
+    unsigned moves = st.objects.moves;
+    for (;;) {
+        size_t slots = object_slots(), end = slot + LIST_SLICE;
+        whole = whole && st.objects.moves == moves;
+        for (; slot < slots && slot < end; slot++)
+            for (struct object *o = object_slot(slot); o; o = object_next(o))
+                if (o->state == OBJ_COMPLETE)
+                    visit_kept(o, visit, arg);
+        if (slot >= slots)
+            break;
+        store_unlock(); /* hits get their turn between slices */
+        store_lock();
+    }
+    store_unlock();
+    return whole;
+}
+
 /* Lock held. The next object by last use of the two LRU lists (unpinned and pinned objects),
  * walked from one end each as one list: `at` holds where each walk stands; NULL at the end. */
 static struct object *next_by_use(struct dnode *at[2], bool desc)

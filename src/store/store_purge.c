@@ -2,7 +2,9 @@
  * (and the expired copy a download of one refreshes) leaves the table, a slice of the table per
  * hold of the lock so that hits elsewhere go on, and its rows and files go on the persistence
  * thread, one job per slice: its rows in one transaction, then its files a few at a time, so that
- * the jobs queued meanwhile (a new download's file) are not held up by 100,000 unlinks. */
+ * the jobs queued meanwhile (a new download's file) are not held up by 100,000 unlinks. A list of
+ * URLs (an image's manifests and blobs: store_purge_urls) goes the same way, a slice of the
+ * list per hold. */
 #include "persist/index.h"
 #include "persist/persist.h"
 #include "store/object.h"
@@ -144,8 +146,20 @@ static void purge_one(struct object *obj, struct purge_job **job, struct purge_r
     object_remove(obj, NULL); /* its file and row: the job's */
 }
 
-/* Lock held. The slots [from, to) of the table; the slice's job submitted before the lock
- * drops, so that its removals come before the file and row of a new download of the same URL. */
+/* Lock held. A slice's job submitted before the lock drops, so that its removals come before
+ * the file and row of a new download of the same URL. */
+static void submit_slice(struct purge_job *job)
+{
+    if (job && job->n) {
+        job->job.run = run_purge;
+        persist_submit(&job->job);
+    } else if (job) {
+        free(job->keys);
+        free(job);
+    }
+}
+
+/* Lock held. The slots [from, to) of the table. */
 static void purge_slots(const struct purge_aim *aim, size_t from, size_t to, struct purge_result *r)
 {
     struct purge_job *job = NULL;
@@ -155,13 +169,7 @@ static void purge_slots(const struct purge_aim *aim, size_t from, size_t to, str
             if (purge_aims_at(o->url, aim))
                 purge_one(o, &job, r);
         }
-    if (job && job->n) {
-        job->job.run = run_purge;
-        persist_submit(&job->job);
-    } else if (job) {
-        free(job->keys);
-        free(job);
-    }
+    submit_slice(job);
 }
 
 /* The admin's purges here lately, newest last, for a parent arca asked for one of their URLs
@@ -355,5 +363,35 @@ void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r
     /* answered once on disk: a restart, even after kill -9, finds them gone (the slices' rows
      * went first in their jobs, ahead of their files) */
     persist_settle();
+    purge_leave();
+}
+
+/* Lock held. The object of `url` (its key's), its kept 404 and a parent's copies of it. */
+static void purge_named(const char *url, struct purge_job **job, struct purge_result *r)
+{
+    char key[65];
+    url_key(url, key);
+    struct object *obj = object_find(key);
+    r->negatives += negative_forget(key);
+    mark_purge(&(struct purge_aim){url, strlen(url), AIM_WHOLE});
+    if (obj)
+        purge_one(obj, job, r);
+}
+
+void store_purge_urls(char *const *urls, size_t n, struct purge_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (!purge_enter())
+        return; /* arca stops: nothing purged, the answer says so */
+    for (size_t from = 0; from < n; from += PURGE_SLOTS_PER_HOLD) {
+        size_t to = from + PURGE_SLOTS_PER_HOLD < n ? from + PURGE_SLOTS_PER_HOLD : n;
+        struct purge_job *job = NULL;
+        store_lock();
+        for (size_t i = from; i < to; i++)
+            purge_named(urls[i], &job, r);
+        submit_slice(job);
+        store_unlock();
+    }
+    persist_settle(); /* the slices' rows went first in their jobs, ahead of their files */
     purge_leave();
 }

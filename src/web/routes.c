@@ -50,6 +50,8 @@ const struct route routes[] = {
      http_purge_done, false, 0, NULL, NULL, NULL},
     {"/api/v1/purge", ROUTE_SLASH, "POST", http_purge_prefix, NULL, http_purge_done, false, 0, NULL,
      NULL, NULL},
+    {"/api/v1/images", ROUTE_SLASH, GET_HEAD, http_images, NULL, http_images_done, false, 0, NULL,
+     NULL, NULL},
     {"/api/v1/health", ROUTE_SLASH, GET_HEAD, http_health, NULL, NULL, true, 0, NULL, NULL, NULL},
     {"/api/v1/status", ROUTE_SLASH, GET_HEAD, http_status, NULL, NULL, false, 0, NULL, NULL, NULL},
     {"/metrics", ROUTE_EXACT, GET_HEAD, http_metrics, NULL, NULL, false, 0, NULL, NULL, NULL},

@@ -11,6 +11,8 @@
 
 #include "config/config.h"
 #include "registry/registries.h"
+#include "registry/reg_manifest.h"
+#include "registry/reg_ref.h"
 
 static struct config cfg;
 
@@ -247,12 +249,146 @@ static void ns_found(void **state)
     config_free(&cfg);
 }
 
+/* A config file's text read after the command line's `argc` words. */
+static int load_file(char *err, const char *text)
+{
+    assert_int_equal(load(err, 0), CONFIG_SERVE);
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    int rc = config_read_stream(&cfg, f, "a.ini", err);
+    fclose(f);
+    return rc < 0 ? rc : config_finish(&cfg, err);
+}
+
+/* `aliases = HOST[:PORT], ...`: each a name of its registry, wherever a registry is named; an
+ * alias another registry answers to (its NAME, alias, URL's host:port, Docker Hub's) refused. */
+static void aliases_read(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(load_file(err, "[registry lab]\nurl = http://127.0.0.1:5000\n"
+                                    "aliases = lab.example:5000 ,  mirror.lab\n"),
+                     0);
+    assert_int_equal(cfg.registries[0].n_aliases, 2);
+    assert_string_equal(cfg.registries[0].aliases[0], "lab.example:5000");
+    assert_string_equal(cfg.registries[0].aliases[1], "mirror.lab");
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    const struct registry *lab = registries_find("lab", 3);
+    assert_ptr_equal(registries_for_ns("lab.example:5000", 16), lab);
+    assert_ptr_equal(registries_for_ns("mirror.lab", 10), lab);
+    assert_null(registries_for_ns("mirror.la", 9));
+    assert_null(registries_find("mirror.lab", 10)); /* a NAME is a NAME */
+    static const struct {
+        const char *text, *says;
+    } refused[] = {
+        {"[registry a]\nurl = http://h1\naliases = x.lab\n[registry b]\nurl = http://h2\n"
+         "aliases = x.lab\n",
+         "registry a: alias x.lab names registry b too (an alias of it)"},
+        {"[registry a]\nurl = http://h1\naliases = b\n[registry b]\nurl = http://h2\n",
+         "alias b names registry b too (its NAME)"},
+        {"[registry a]\nurl = http://h1\naliases = h2:81\n[registry b]\nurl = http://h2:81\n",
+         "alias h2:81 names registry b too (its URL's host:port)"},
+        {"[registry a]\nurl = http://h1\naliases = registry-1.docker.io\n",
+         "names registry docker.io too"},
+        {"[registry a]\nurl = http://h1\naliases = x.lab,,y.lab\n", "a: aliases"},
+        {"[registry a]\nurl = http://h1\naliases = a,b,c,d,e,f,g,h,i\n", "at most 8"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_int_equal(load_file(err, refused[i].text), -1);
+        if (!strstr(err, refused[i].says))
+            fail_msg("%s: %s", refused[i].says, err);
+    }
+    /* its own NAME or host:port as an alias says nothing new: taken */
+    assert_int_equal(load_file(err, "[registry a]\nurl = http://h1:81\naliases = a, h1:81\n"), 0);
+    config_free(&cfg);
+}
+
+/* An image reference: its registry by NAME, URL's host:port or alias (else the default), its
+ * repository as the registry names it, its tag or digest, its manifest's URL. */
+static void references_read(void **state)
+{
+    char err[CONFIG_ERR_LEN], why[200], url[600];
+    struct registry_ask a;
+    (void)state;
+    assert_int_equal(load_file(err, "[registry lab]\nurl = http://127.0.0.1:5000\n"
+                                    "aliases = lab.example:5000\n"),
+                     0);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    static const struct {
+        const char *ref, *url;
+    } cases[] = {
+        {"debian", "https://registry-1.docker.io/v2/library/debian/manifests/latest"},
+        {"docker.io/library/debian:12",
+         "https://registry-1.docker.io/v2/library/debian/manifests/12"},
+        {"grafana/grafana:11", "https://registry-1.docker.io/v2/grafana/grafana/manifests/11"},
+        {"lab/team/tool@sha256:" HEX, "http://127.0.0.1:5000/v2/team/tool/manifests/sha256:" HEX},
+        {"lab/tool:2@sha256:" HEX, "http://127.0.0.1:5000/v2/tool/manifests/sha256:" HEX},
+        {"127.0.0.1:5000/team/tool:2", "http://127.0.0.1:5000/v2/team/tool/manifests/2"},
+        {"lab.example:5000/team/tool:2", "http://127.0.0.1:5000/v2/team/tool/manifests/2"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(reg_ref_parse(cases[i].ref, &a, why, sizeof(why)), REG_OK);
+        assert_true(reg_ref_url(&a, url, sizeof(url)));
+        assert_string_equal(url, cases[i].url);
+    }
+    assert_int_equal(reg_ref_parse("lab/tool:2@sha256:" HEX, &a, why, sizeof(why)), REG_OK);
+    assert_true(a.path.by_digest && a.path.digest[0] == 0xe3);
+    assert_false(reg_ref_url(&a, url, 20));
+    assert_int_equal(reg_ref_parse("nowhere.example/x:1", &a, why, sizeof(why)), REG_NAME_UNKNOWN);
+    assert_string_equal(why, "registry 'nowhere.example' is not one arca mirrors");
+    assert_int_equal(reg_ref_parse("lab.example:5001/x:1", &a, why, sizeof(why)), REG_NAME_UNKNOWN);
+    assert_int_equal(reg_ref_parse("lab/Team:1", &a, why, sizeof(why)), REG_NAME_INVALID);
+    assert_int_not_equal(reg_ref_parse("lab/team:", &a, why, sizeof(why)), REG_OK);
+    assert_int_equal(reg_ref_parse("lab/team@sha256:ab", &a, why, sizeof(why)), REG_DIGEST_INVALID);
+    assert_int_equal(reg_ref_parse("", &a, why, sizeof(why)), REG_NAME_INVALID);
+    assert_null(a.r);
+    config_free(&cfg);
+}
+
+/* What a manifest lists: an image's config and layers, an index's manifests, a v1's blobSums;
+ * a digest of another algorithm left out; anything else unknown. */
+static void manifests_read(void **state)
+{
+    struct reg_manifest m;
+    (void)state;
+    static const char image[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/"
+        "vnd.docker.distribution.manifest.v2+json\","
+        "\"config\":{\"digest\":\"sha256:" HEX "\"},\"layers\":[{\"digest\":\"sha256:" HEX "\"},"
+        "{\"digest\":\"sha512:00\"},{\"digest\":\"sha256:" HEX "\"}]}";
+    assert_int_equal(reg_manifest_read(image, strlen(image), &m), 0);
+    assert_int_equal(m.kind, REG_MANIFEST_IMAGE);
+    assert_int_equal(m.n, 3);
+    assert_int_equal(m.digests[2][31], 0x55);
+    assert_string_equal(m.media_type, "application/vnd.docker.distribution.manifest.v2+json");
+    reg_manifest_free(&m);
+    static const char oci_index[] = "{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"sha256:" HEX
+                                    "\",\"platform\":{\"os\":\"linux\"}}]}";
+    assert_int_equal(reg_manifest_read(oci_index, strlen(oci_index), &m), 0);
+    assert_int_equal(m.kind, REG_MANIFEST_INDEX);
+    assert_int_equal(m.n, 1);
+    assert_string_equal(m.media_type, "");
+    assert_string_equal(reg_manifest_kind_name(m.kind), "index");
+    reg_manifest_free(&m);
+    static const char v1[] =
+        "{\"schemaVersion\":1,\"fsLayers\":[{\"blobSum\":\"sha256:" HEX "\"}]}";
+    assert_int_equal(reg_manifest_read(v1, strlen(v1), &m), 0);
+    assert_true(m.kind == REG_MANIFEST_IMAGE && m.n == 1);
+    reg_manifest_free(&m);
+    static const char *const unknown[] = {"", "[]", "{\"schemaVersion\":2}", "{\"a\":", "\"x\""};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        assert_int_equal(reg_manifest_read(unknown[i], strlen(unknown[i]), &m), -1);
+        assert_true(m.kind == REG_MANIFEST_UNKNOWN && m.n == 0 && !m.digests);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(options_read),  cmocka_unit_test(table_built),
-        cmocka_unit_test(ns_found),      cmocka_unit_test(the_longest_url_wins),
-        cmocka_unit_test(sections_once), cmocka_unit_test(what_a_url_asks),
+        cmocka_unit_test(options_read),   cmocka_unit_test(table_built),
+        cmocka_unit_test(ns_found),       cmocka_unit_test(the_longest_url_wins),
+        cmocka_unit_test(sections_once),  cmocka_unit_test(what_a_url_asks),
+        cmocka_unit_test(aliases_read),   cmocka_unit_test(references_read),
+        cmocka_unit_test(manifests_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
