@@ -194,8 +194,8 @@ static void print_rule_warning(const char *line)
 }
 
 /* SIGHUP: reopen the access log; reload the allowed networks, quota, stale windows, default
- * TTL, uplink cap, log level and admin token from the same command line and config file. A bad
- * file changes nothing. */
+ * TTL, uplink cap, log level and admin token from the same command line and config file, and
+ * read the registries' password files again. A bad file changes nothing. */
 static void reload(struct config *cfg, int argc, char **argv)
 {
     static struct config fresh;
@@ -227,6 +227,7 @@ static void reload(struct config *cfg, int argc, char **argv)
         note_expiry(true);
     }
     note_needs_restart(cfg, &fresh);
+    registries_reread_passwords(); /* each registry's file as it started: a path is a restart's */
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
     store_set_quota(fresh.quota);
     store_set_stale(fresh.stale_if_error, fresh.stale_while_revalidate);
@@ -495,8 +496,8 @@ static void warn_refused_upstream(const char *what, const char *base, const char
             getnameinfo(ai->ai_addr, ai->ai_addrlen, text, sizeof(text), NULL, 0, NI_NUMERICHOST) !=
                 0)
             continue;
-        fprintf(stderr, "arca: warning: %s %s: %s: every ask to %s will be refused", what, base, why,
-                whom);
+        fprintf(stderr, "arca: warning: %s %s: %s: every ask to %s will be refused", what, base,
+                why, whom);
         if (strstr(why, "--upstream-allow"))
             fprintf(stderr, "; add --upstream-allow %s/%d (or a network holding it)", text,
                     ai->ai_family == AF_INET ? 32 : 128);

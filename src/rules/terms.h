@@ -85,7 +85,7 @@ struct fetch_terms {
     /* What the URL asks of a mirrored registry's pull API (registries.h; registry.r NULL: it
      * is none): its login, its token scope, its kind of source follow from this alone. */
     struct registry_ask registry;
-    bool registry_tag; /* ... a manifest by tag: --registry-tag-ttl's */
+    bool registry_tag; /* ... a manifest by tag, or a tag list: --registry-tag-ttl's */
     /* The sha256 the URL names for its bytes (a registry's blob or manifest by digest): a
      * property of the object, checked whichever source brings them (upstream/transfer.h). */
     bool digest_named;
@@ -111,7 +111,7 @@ void terms_decide(const struct config *cfg, const struct request_facts *req,
 bool terms_same_access(const char *from, const char *to, char *why, size_t size);
 
 /* Whether `client` may have an object whose download went through `hops` (each URL a redirect
- * took it to, one a line, as url_shown shows them: store.h's object_meta.redirects): it may
+ * took it to, one a line, as url_shown_hop shows them: store.h's object_meta.redirects): it may
  * fetch each of them, decided under the rules in force as a request for that URL would be
  * (its rule's allow-network, else --allow-network, both spellings). A rule made since the
  * download may have narrowed one: the cached bytes are a refused client's no more than a
