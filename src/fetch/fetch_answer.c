@@ -243,7 +243,7 @@ static const char *etag_of(const struct object_meta *meta, char sha_tag[68])
 
 /* Each URL a redirect took the object's download to, one Arca-Redirect line each, in order:
  * a child arca judges them with its own rules, as it judges a redirect it follows itself
- * (docs/API.md, "Fetch responses"). Shown as url_shown_hop shows them: no secret, no query. */
+ * (docs/API.md, "Fetch responses"). Shown as terms_hop_shown shows them. */
 static void add_redirects(struct answer *resp, const struct object_meta *meta)
 {
     char hop[HEADER_REDIRECTS_MAX];

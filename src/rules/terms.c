@@ -400,7 +400,7 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
     }
     if (!same) { /* named by the rule that decides there: the target's, else the URL's */
         const struct rule *r = b.own ? b.own : b.folded ? b.folded : a.own ? a.own : a.folded;
-        char *shown = url_shown_hop(to);
+        char *shown = terms_hop_shown(to);
         not_followed(why, size, shown ? shown : "another URL", r ? r->name : NULL);
         free(shown);
     }
@@ -409,7 +409,19 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
     return same;
 }
 
-/* Whether `client` may fetch `hop` (len bytes of a hops list: a URL as url_shown_hop shows it),
+/* Whatever a URL carries stops the walk: it carries one. */
+static int carries_one(const char *normal, void *ctx)
+{
+    (void)normal, (void)ctx;
+    return 1;
+}
+
+char *terms_hop_shown(const char *url)
+{
+    return carried_urls(url, carries_one, NULL) != 0 ? url_shown(url) : url_shown_hop(url);
+}
+
+/* Whether `client` may fetch `hop` (len bytes of a hops list: a URL as terms_hop_shown shows it),
  * decided as a request for it would be; one arca cannot read is refused. */
 static bool hop_allowed(const struct rule_set *set, const char *hop, size_t len,
                         const struct sockaddr *client, char *why, size_t size)
