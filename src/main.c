@@ -195,8 +195,8 @@ static void print_rule_warning(const char *line)
 }
 
 /* SIGHUP: reopen the access log; reload the allowed networks, quota, stale windows, default
- * TTL, uplink cap, log level and admin token from the same command line and config file. A bad
- * file changes nothing. */
+ * TTL, uplink cap, log level and admin token from the same command line and config file, and
+ * read the registries' password files again. A bad file changes nothing. */
 static void reload(struct config *cfg, int argc, char **argv)
 {
     static struct config fresh;
@@ -228,6 +228,7 @@ static void reload(struct config *cfg, int argc, char **argv)
         note_expiry(true);
     }
     note_needs_restart(cfg, &fresh);
+    registries_reread_passwords(); /* each registry's file as it started: a path is a restart's */
     policy_set_clients(fresh.allow_nets, fresh.n_allow_nets);
     store_set_quota(fresh.quota);
     store_set_stale(fresh.stale_if_error, fresh.stale_while_revalidate);

@@ -224,8 +224,8 @@ void cli_parent_line(json_t *p, bool only, char *out, size_t size)
 }
 
 /* A line per registry a /v2/ request can reach (docs/REGISTRY.md, "Visible"), those that served
- * nothing yet too, so that an admin confirms a set-up before any pull; nothing from an older
- * server. */
+ * nothing yet too, so that an admin confirms a set-up before any pull, and why its login was
+ * refused when it was; nothing from an older server. */
 static void print_registries(json_t *s)
 {
     size_t i;
@@ -234,14 +234,17 @@ static void print_registries(json_t *s)
     {
         char bytes[32], place[24];
         const char *name = json_string_value(json_object_get(r, "name"));
+        const char *refused = json_string_value(json_object_get(r, "login_error"));
         snprintf(place, sizeof(place), "%zu", i + 1); /* to a stranger, as the pages say it */
         format_bytes((double)cli_json_int(r, "bytes"), bytes, sizeof(bytes));
-        printf("registry   %s: %lld pulls, %lld hits, %s; %lld tags revalidated, %lld stale, "
-               "%lld upstream refusals (%lld 429)\n",
+        printf("registry   %s: %lld pulls, %lld blobs, %lld requests, %lld hits, %s; %lld tags "
+               "revalidated, %lld stale, %lld upstream refusals (%lld 429)%s%s\n",
                name ? name : place, (long long)cli_json_int(r, "pulls"),
+               (long long)cli_json_int(r, "blobs"), (long long)cli_json_int(r, "requests"),
                (long long)cli_json_int(r, "hits"), bytes, (long long)cli_json_int(r, "revalidated"),
                (long long)cli_json_int(r, "stale"), (long long)cli_json_int(r, "refused"),
-               (long long)cli_json_int(r, "throttled"));
+               (long long)cli_json_int(r, "throttled"), refused ? "; login refused: " : "",
+               refused ? refused : "");
     }
 }
 

@@ -66,5 +66,9 @@ enum conn_result fetch_resume(struct fetch_req *r);
  * MISS, COALESCED, CUT when arca cut the body (failed download, sha256 mismatch), ERROR for
  * an error answer; req->bytes is set to the body bytes sent. */
 const char *fetch_finish(struct fetch_req *r, struct request *req, bool completed);
+/* The Content-Type of the object `r` answered with (2xx or 304; its first 127 bytes), "" when
+ * none (yet) or `r` is NULL: a registry counts an image manifest's GET as a pull, an index's not
+ * (registries.h). Before fetch_finish. */
+const char *fetch_answer_type(const struct fetch_req *r);
 
 #endif

@@ -159,10 +159,12 @@ enum conn_result fetch_refuse_download(struct fetch_req *r, const struct object_
 
 /* Each 2xx or 304 once, by how it was served: an expired version's answer by its cause
  * (r->stale), a download that upstream answered 304 as revalidated (r->revalidated), else as
- * the lookup found it. */
+ * the lookup found it; what type it was (r->answer_type). */
 void fetch_count_success(struct fetch_req *r, const struct object_meta *meta)
 {
     atomic_fetch_add(&stats.successes, 1);
+    snprintf(r->answer_type, sizeof(r->answer_type), "%.*s", (int)sizeof(r->answer_type) - 1,
+             meta->content_type);
     r->stale = meta->stale;
     r->revalidated = !meta->stale && r->kind == LOOKUP_MISS && meta->revalidation && meta->renewed;
     if (meta->stale)
@@ -241,7 +243,7 @@ static const char *etag_of(const struct object_meta *meta, char sha_tag[68])
 
 /* Each URL a redirect took the object's download to, one Arca-Redirect line each, in order:
  * a child arca judges them with its own rules, as it judges a redirect it follows itself
- * (docs/API.md, "Fetch responses"). Shown as url_shown shows them: no secret. */
+ * (docs/API.md, "Fetch responses"). Shown as terms_hop_shown shows them. */
 static void add_redirects(struct answer *resp, const struct object_meta *meta)
 {
     char hop[HEADER_REDIRECTS_MAX];

@@ -10,6 +10,7 @@
 #include "store/store.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,18 +85,30 @@ const char *fetch_finish(struct fetch_req *r, struct request *req, bool complete
     return cache ? cache : "ERROR";
 }
 
-/* A registry's manifest or blob asked by its upstream URL (a site's arca asking its central one)
- * is that registry's pull as a /v2/ request is: the /v2/ route counts its own (registry_done),
- * never through here, so each request counts once. */
+const char *fetch_answer_type(const struct fetch_req *r)
+{
+    return r ? r->answer_type : "";
+}
+
+/* A URL of a registry's pull API asked through the fetch API (a site's arca asking its central
+ * one) is that registry's request as a /v2/ one is: the /v2/ route counts its own
+ * (registry_done), never through here, so each request counts once. */
 const char *fetch_done(struct request *req, bool completed)
 {
     struct fetch_req *r = req->state;
     /* what the URL is, as its terms decided it */
-    const struct registry *reg =
-        r && registry_ask_pulls(&r->terms.registry) ? r->terms.registry.r : NULL;
-    const char *cache = fetch_finish(r, req, completed);
+    const struct registry *reg = r ? r->terms.registry.r : NULL;
+    struct registry_answered a = {.what = reg ? r->terms.registry.path.what : REG_BASE,
+                                  .get = !strcmp(req->method, "GET")};
+    char type[sizeof(r->answer_type)];
+    snprintf(type, sizeof(type), "%s", fetch_answer_type(r));
+    a.cache = fetch_finish(r, req, completed);
     req->state = NULL;
-    if (reg)
-        registries_count_pull(reg, (int)req->status, cache, req->bytes);
-    return cache;
+    if (reg && a.what != REG_BASE) {
+        a.status = (int)req->status;
+        a.type = type;
+        a.bytes = req->bytes;
+        registries_count_answer(reg, &a);
+    }
+    return a.cache;
 }

@@ -110,6 +110,7 @@ struct fetch_req {
     enum conn_result (*missing)(void *arg);
     void *missing_arg;
     char filename[256];
+    char answer_type[128]; /* the Content-Type of the object answered (fetch_count_success) */
 };
 
 /* fetch.c: the course's pieces an admin's prefetch shares (prefetch.c). */

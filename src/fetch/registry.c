@@ -376,9 +376,11 @@ static enum conn_result begin(struct reg_req *s)
     if (!(s->reg = which_registry(s, &rest, &ret)))
         return ret;
     enum reg_error e = reg_path_parse(rest, &s->path, why, sizeof(why));
-    if (e != REG_OK)
+    if (e != REG_OK) {
+        s->path.what = REG_BASE; /* no request of its pull API: not counted for it */
         return refuse_path(s, e == REG_NAME_UNKNOWN ? HTTP_NOT_FOUND : HTTP_BAD_REQUEST,
                            reg_error_code(e), why);
+    }
     if (make_url(s) < 0)
         return refuse(s, HTTP_INTERNAL_SERVER_ERROR, "UNAVAILABLE", "out of memory");
     bool parent_only = false;
@@ -436,13 +438,17 @@ enum conn_result registry_route(struct conn *c, struct request *req, const char 
 const char *registry_done(struct request *req, bool completed)
 {
     struct reg_req *s = req->state;
+    char type[128];
+    snprintf(type, sizeof(type), "%s", fetch_answer_type(s ? s->fetch : NULL));
     const char *cache = fetch_finish(s ? s->fetch : NULL, req, completed);
     req->state = NULL;
     if (!s)
         return cache;
-    bool pulled = s->path.what == REG_MANIFEST || s->path.what == REG_BLOB;
-    if (s->reg && pulled)
-        registries_count_pull(s->reg, (int)req->status, cache, req->bytes);
+    if (s->reg && s->path.what != REG_BASE) { /* a request of its pull API, whatever came of it */
+        struct registry_answered a = {
+            s->path.what, !strcmp(req->method, "GET"), (int)req->status, cache, type, req->bytes};
+        registries_count_answer(s->reg, &a);
+    }
     if (!s->reg && req->status == HTTP_OK) /* /v2/ itself: no object */
         cache = NULL;
     park_leave(&s->park);

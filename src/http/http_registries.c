@@ -1,8 +1,9 @@
 /* The registries in the status JSON and the metrics (http_internal.h's http_registries_*): each
- * one's name and URL to a client that may see URLs, whether it is the default and has a login,
- * its counters (registries.h). A stranger gets the counters: a name is the lab's layout (the
- * namespace clients use, usually the registry's host), null for it in the status, its place in
- * the list ("1", "2"...) in the metrics' label, as a parent's. Never a password or a token. */
+ * one's name, URL, password file's path and refused login to a client that may see URLs, whether
+ * it is the default and has a login, its counters (registries.h). A stranger gets the counters: a
+ * name is the lab's layout (the namespace clients use, usually the registry's host), null for it in
+ * the status, its place in the list ("1", "2"...) in the metrics' label, as a parent's. Never a
+ * password or a token. */
 #include "http/http_internal.h"
 #include "registry/registries.h"
 #include "base/buf.h"
@@ -13,19 +14,32 @@
 /* What each counter counts (the metric's HELP), in registries.h's order: registry_counter_name(k)
  * is its word, arca_registry_<word>_total. */
 static const char *const help[REGISTRY_COUNTERS] = {
-    "Manifests and blobs answered (2xx) through a registry's mirror.",
-    "Of them, answered from the store.",
+    "Image pulls: GETs answered (2xx) with an image manifest, by tag or digest (not an index).",
+    "Manifest and blob answers (2xx) from the store.",
     "Body bytes of manifests and blobs sent to clients.",
     "Tags asked again upstream with a HEAD.",
     "Tags answered from an expired manifest.",
     "Upstream refusals (a 4xx but 404, a 5xx).",
     "Of them, 429 Too Many Requests.",
     "Tokens fetched from the registry's realm.",
+    "Blob GETs answered (2xx).",
+    "Requests of the registry's pull API (manifests, blobs, tag lists), whatever their answer.",
 };
 
 static int64_t value(const struct registry *r, int k)
 {
     return atomic_load(registry_counter(r->counters, k));
+}
+
+/* Its login's file and why it was last refused (null: it was not), to a client that may see
+ * URLs: a path of the lab's, never the password. */
+static void add_login(json_t *e, const struct registry *r, bool named)
+{
+    char why[REGISTRY_LOGIN_WHY];
+    bool refused = named && registries_login_error(r, why, sizeof(why));
+    if (named && r->has_login)
+        json_object_set_new(e, "password_file", json_string(r->password_file));
+    json_object_set_new(e, "login_error", refused ? json_string(why) : json_null());
 }
 
 void http_registries_status(json_t *o, bool named)
@@ -40,6 +54,7 @@ void http_registries_status(json_t *o, bool named)
             continue;
         if (named)
             json_object_set_new(e, "url", json_string(r->url));
+        add_login(e, r, named);
         for (int k = 0; k < REGISTRY_COUNTERS; k++)
             json_object_set_new(e, registry_counter_name(k), json_integer(value(r, k)));
         json_array_append_new(list, e);

@@ -16,8 +16,9 @@ struct upstream_headers {
     const char *etag;             /* upstream's own: what revalidation and signed-hit
                                      confirmation compare; arca's ETag is the sha256, this one
                                      only stands in for it on answers streamed before it is known */
-    /* the URLs redirects took its download to, in order, each as shown (url_shown: no secret),
-     * one a line: what a child arca judges with its own rules (docs/CLUSTER.md) */
+    /* the URLs redirects took its download to, in order, each as shown (terms_hop_shown: no
+     * secret, no query but one carrying a URL), one a line: what a child arca judges with its own
+     * rules (docs/CLUSTER.md) */
     const char *redirects;
 };
 #define HEADER_TYPE_MAX 1024

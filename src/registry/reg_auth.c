@@ -26,6 +26,7 @@ struct kept_token {
     char token[REG_TOKEN_MAX];
     int64_t keep_until; /* monotonic ms: a fresh one is asked from then */
     int64_t expires;    /* monotonic ms: sent until then */
+    uint64_t gen;       /* the password it came with (registries_login_gen): another's is old */
     struct kept_token *next;
 };
 
@@ -215,6 +216,14 @@ static struct kept_token **token_slot(const struct registry *r, const char *scop
     return k;
 }
 
+/* `k`, kept for `r`'s scope, sent until `until` (monotonic ms): not once the password it came
+ * with was replaced (a SIGHUP read another: the old one may be revoked). */
+static bool token_good(const struct kept_token *k, const struct registry *r, int64_t until,
+                       int64_t now_ms)
+{
+    return k && until > now_ms && k->gen == registries_login_gen(r);
+}
+
 static void drop_token(struct kept_token **k)
 {
     struct kept_token *gone = *k;
@@ -254,7 +263,8 @@ enum reg_need reg_auth_need(const struct registry *r, const char *scope, int64_t
             need = REG_NEED_NOTHING;
         else {
             struct kept_token *k = *token_slot(r, scope);
-            need = k && k->keep_until > now_ms ? REG_NEED_NOTHING : REG_NEED_TOKEN;
+            need =
+                token_good(k, r, k ? k->keep_until : 0, now_ms) ? REG_NEED_NOTHING : REG_NEED_TOKEN;
         }
     }
     pthread_mutex_unlock(&ra.lock);
@@ -306,6 +316,7 @@ int reg_auth_keep(const struct registry *r, const char *scope, const char *body,
         return -1;
     }
     k->r = r;
+    k->gen = registries_login_gen(r);
     snprintf(k->scope, sizeof(k->scope), "%s", scope);
     k->keep_until = now_ms + reg_token_keep_ms(life);
     k->expires = now_ms + life * 1000;
@@ -327,12 +338,12 @@ int reg_auth_keep(const struct registry *r, const char *scope, const char *body,
 /* "Authorization: Basic base64(user:password)" into out. */
 static bool basic_line(const struct registry *r, char *out, size_t size)
 {
-    char login[sizeof(r->username) + sizeof(r->password) + 2];
+    char login[sizeof(r->username) + REGISTRY_PASSWORD_MAX + 2];
     unsigned char b64[4 * ((sizeof(login) + 2) / 3) + 1];
-    int n = snprintf(login, sizeof(login), "%s:%s", r->username, r->password);
-    bool ok = n > 0 && (size_t)n < sizeof(login);
+    bool ok = registries_login(r, login, sizeof(login), NULL);
+    int n;
     if (ok) {
-        EVP_EncodeBlock(b64, (const unsigned char *)login, n);
+        EVP_EncodeBlock(b64, (const unsigned char *)login, (int)strlen(login));
         n = snprintf(out, size, "Authorization: Basic %s", b64);
         ok = n > 0 && (size_t)n < size;
         OPENSSL_cleanse(b64, sizeof(b64));
@@ -355,7 +366,7 @@ bool reg_auth_header(const struct registry_ask *a, char *out, size_t size)
     } else if (l && l->c.scheme == REG_AUTH_BEARER && registry_ask_scope(a, scope, sizeof(scope))) {
         struct kept_token *k = *token_slot(r, scope);
         int n = -1;
-        if (k && k->expires > monotonic_ms())
+        if (token_good(k, r, k ? k->expires : 0, monotonic_ms()))
             n = snprintf(out, size, "Authorization: Bearer %s", k->token);
         have = n > 0 && (size_t)n < size;
     }
@@ -379,4 +390,43 @@ void reg_auth_forget(const struct registry_ask *a)
             drop_token(k);
     }
     pthread_mutex_unlock(&ra.lock);
+}
+
+/* How `r` asks to be authorised, as last learnt. */
+static enum reg_scheme scheme_of(const struct registry *r)
+{
+    pthread_mutex_lock(&ra.lock);
+    struct learnt *l = learnt_of(r);
+    enum reg_scheme s = l ? l->c.scheme : REG_AUTH_UNKNOWN;
+    pthread_mutex_unlock(&ra.lock);
+    return s;
+}
+
+bool reg_auth_refusal(const struct registry_ask *a, int status, char *why, size_t size)
+{
+    const struct registry *r = a->r;
+    enum reg_scheme s = r ? scheme_of(r) : REG_AUTH_UNKNOWN;
+    if (!r || (status != 401 && status != 403))
+        return false;
+    if (s == REG_AUTH_BASIC && r->has_login) { /* the login itself went with the request */
+        snprintf(why, size, "registry %s %s the login of password-file %s (%d)", r->name,
+                 status == 401 ? "refused" : "denied access to", r->password_file, status);
+        registries_login_refused(r, why);
+    } else if (status == 401) {
+        snprintf(why, size,
+                 s == REG_AUTH_BEARER
+                     ? "registry %s refused its realm's token (401): the next pull asks for another"
+                     : "registry %s asks for an authorisation arca did not send (401)",
+                 r->name);
+    } else {
+        snprintf(why, size, "registry %s denied access (403)", r->name);
+    }
+    return true;
+}
+
+void reg_auth_answered(const struct registry_ask *a, int status)
+{
+    if (a->r && a->r->has_login && status >= 200 && status < 300 &&
+        scheme_of(a->r) == REG_AUTH_BASIC)
+        registries_login_taken(a->r);
 }

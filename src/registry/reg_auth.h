@@ -10,7 +10,9 @@
  * challenge is known and a token for the scope is kept (or none is needed, or it failed:
  * `status` says which). reg_auth_header() may be called from any thread (the upstream thread
  * before each request to a registry, a download's, a probe's): it only reads the kept tokens
- * under this module's lock. Neither a password nor a token is ever logged or shown.
+ * under this module's lock. Neither a password nor a token is ever logged or shown. A token is
+ * kept with the generation of the password it was fetched with (registries.h): once a SIGHUP
+ * read another, it is neither sent nor taken for one kept, and a new one is asked.
  *
  * The dance's requests (the /v2/ ping, the realm's token) are upstream requests like any: asked
  * on the upstream thread's multi handle (probe.h's documents), under the upstream address
@@ -60,6 +62,14 @@ bool reg_auth_header(const struct registry_ask *a, char *out, size_t size);
 /* A 401 came for a request that asked `a`: its kept token is dropped (the next ensure fetches
  * another), and a registry believed open is asked for its challenge again. */
 void reg_auth_forget(const struct registry_ask *a);
+/* The registry's own 401 or 403 to a request that asked `a` (not its realm's: reg_login.c),
+ * worded into why[size] for the client and the log: true; false for another status. One to
+ * the basic-auth login names the registry and its password file's path (never the password)
+ * and is kept as the login's refusal (registries_login_refused). */
+bool reg_auth_refusal(const struct registry_ask *a, int status, char *why, size_t size);
+/* The registry answered `status` to a request that asked `a`: a 2xx to one carrying the
+ * basic-auth login says the login is taken (registries_login_taken). */
+void reg_auth_answered(const struct registry_ask *a, int status);
 
 /* --- what reg_auth_ensure (upstream/reg_login.c) asks and learns ---------------------------- */
 

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static bool alnum_lower(char c)
 {
@@ -217,4 +218,16 @@ const char *reg_error_code(enum reg_error e)
         return "NAME_UNKNOWN";
     }
     return "UNKNOWN";
+}
+
+bool reg_media_is_index(const char *type)
+{
+    static const char *const lists[] = {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json"};
+    size_t len = type ? strcspn(type, "; \t") : 0;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+        if (len == strlen(lists[i]) && !strncasecmp(type, lists[i], len))
+            return true;
+    return false;
 }

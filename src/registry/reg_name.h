@@ -19,10 +19,10 @@
 #define REG_REF_MAX 136
 
 enum reg_what {
-    REG_BASE,      /* /v2/ itself */
-    REG_MANIFEST,  /* /v2/<name>/manifests/<reference> */
-    REG_BLOB,      /* /v2/<name>/blobs/<digest> */
-    REG_TAGS,      /* /v2/<name>/tags/list */
+    REG_BASE,     /* /v2/ itself */
+    REG_MANIFEST, /* /v2/<name>/manifests/<reference> */
+    REG_BLOB,     /* /v2/<name>/blobs/<digest> */
+    REG_TAGS,     /* /v2/<name>/tags/list */
 };
 
 /* What a /v2/ path asks, once taken apart. */
@@ -56,5 +56,8 @@ enum reg_error reg_digest_parse(const char *s, size_t len, uint8_t out[32]);
 enum reg_error reg_path_parse(const char *path, struct reg_path *out, char *why, size_t size);
 /* The distribution spec's word for `e` ("NAME_INVALID", ...). */
 const char *reg_error_code(enum reg_error e);
+/* Whether a manifest's Content-Type `type` ("" or NULL: unknown) is an image index's (OCI's
+ * index, Docker's manifest list), in any case, its parameters aside: a list of images, not one. */
+bool reg_media_is_index(const char *type);
 
 #endif

@@ -1,12 +1,14 @@
-/* The container registries arca mirrors and their counters (registries.h). Built once in main;
- * read-only after, but for the counters (atomics). */
+/* The container registries arca mirrors, their logins and their counters (registries.h). Built
+ * once in main; read-only after, but for the logins (under `lock`) and the counters (atomics). */
 #include "registry/registries.h"
 #include "registry/reg_name.h"
 #include "stats/stats.h"
+#include "log/log.h"
 #include "base/parse.h"
 #include "url/url.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +19,9 @@
 
 static struct registry table[TABLE_MAX];
 static struct registry_counters counters[TABLE_MAX];
+static struct registry_login logins[TABLE_MAX];
+/* every registry's login (a unit's own registries' too): its password, generation, refusal */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 /* what the last save wrote of each one's counters (upstream thread; main before it starts) */
 static int64_t saved[TABLE_MAX][REGISTRY_COUNTERS];
 static int n_table;
@@ -29,13 +34,17 @@ static int add(const char *name, const char *url, const struct registry_conf *co
     memset(r, 0, sizeof(*r));
     memset(&counters[n_table], 0, sizeof(counters[n_table]));
     memset(saved[n_table], 0, sizeof(saved[n_table]));
+    explicit_bzero(&logins[n_table], sizeof(logins[n_table]));
     r->counters = &counters[n_table];
+    r->login = &logins[n_table];
     snprintf(r->name, sizeof(r->name), "%s", name);
     snprintf(r->url, sizeof(r->url), "%s", url);
     r->docker_hub = !strcmp(name, DOCKER_HUB);
     if (conf && conf->username[0]) {
         snprintf(r->username, sizeof(r->username), "%s", conf->username);
-        if (config_read_token(conf->password_file, r->password, sizeof(r->password)) <= 0) {
+        snprintf(r->password_file, sizeof(r->password_file), "%s", conf->password_file);
+        if (config_read_token(r->password_file, r->login->password, sizeof(r->login->password)) <=
+            0) {
             snprintf(err, errlen, "registry %s: cannot read password file '%s'", name,
                      conf->password_file);
             return -1;
@@ -47,6 +56,113 @@ static int add(const char *name, const char *url, const struct registry_conf *co
     r->n_aliases = conf ? conf->n_aliases : 0;
     n_table++;
     return 0;
+}
+
+/* --- logins -------------------------------------------------------------------------------- */
+
+/* `r`'s password file read again (main thread): 1 changed (swapped in), 0 the same, -1 it cannot
+ * be read (the login as it was). */
+static int reread(struct registry *r)
+{
+    char fresh[REGISTRY_PASSWORD_MAX];
+    int changed = -1;
+    if (config_read_token(r->password_file, fresh, sizeof(fresh)) > 0) {
+        pthread_mutex_lock(&lock);
+        changed = strcmp(fresh, r->login->password) != 0;
+        if (changed) {
+            memcpy(r->login->password, fresh, sizeof(fresh));
+            r->login->gen++;
+            r->login->refused[0] = '\0';
+        }
+        pthread_mutex_unlock(&lock);
+    }
+    explicit_bzero(fresh, sizeof(fresh));
+    return changed;
+}
+
+int registries_reread_passwords(void)
+{
+    int n = 0;
+    for (int i = 0; i < n_table; i++) {
+        struct registry *r = &table[i];
+        if (!r->has_login)
+            continue;
+        switch (reread(r)) {
+        case 1:
+            log_info("registry %s: password file %s changed: its logins use the new password",
+                     r->name, r->password_file);
+            n++;
+            break;
+        case -1:
+            log_error("registry %s: password file %s cannot be read (or has no first line): "
+                      "the login read before is kept",
+                      r->name, r->password_file);
+            break;
+        }
+    }
+    return n;
+}
+
+bool registries_login(const struct registry *r, char *out, size_t size, uint64_t *gen)
+{
+    int n = -1;
+    if (!r->has_login || !r->login)
+        return false;
+    pthread_mutex_lock(&lock);
+    n = snprintf(out, size, "%s:%s", r->username, r->login->password);
+    if (gen)
+        *gen = r->login->gen;
+    pthread_mutex_unlock(&lock);
+    return n > 0 && (size_t)n < size;
+}
+
+uint64_t registries_login_gen(const struct registry *r)
+{
+    uint64_t gen = 0;
+    if (!r->has_login || !r->login)
+        return 0;
+    pthread_mutex_lock(&lock);
+    gen = r->login->gen;
+    pthread_mutex_unlock(&lock);
+    return gen;
+}
+
+void registries_login_refused(const struct registry *r, const char *why)
+{
+    bool told;
+    if (!r->has_login || !r->login)
+        return;
+    pthread_mutex_lock(&lock);
+    told = !strcmp(r->login->refused, why);
+    snprintf(r->login->refused, sizeof(r->login->refused), "%s", why);
+    pthread_mutex_unlock(&lock);
+    if (!told) /* once until mended: every pull meanwhile is refused the same way */
+        log_error("%s; a SIGHUP reads the file again once it is mended", why);
+}
+
+void registries_login_taken(const struct registry *r)
+{
+    bool was;
+    if (!r->has_login || !r->login)
+        return;
+    pthread_mutex_lock(&lock);
+    was = r->login->refused[0] != '\0';
+    r->login->refused[0] = '\0';
+    pthread_mutex_unlock(&lock);
+    if (was)
+        log_info("registry %s: its login is taken again", r->name);
+}
+
+bool registries_login_error(const struct registry *r, char *out, size_t size)
+{
+    bool refused = false;
+    if (!r->has_login || !r->login || size == 0)
+        return false;
+    pthread_mutex_lock(&lock);
+    refused = r->login->refused[0] != '\0';
+    snprintf(out, size, "%s", r->login->refused);
+    pthread_mutex_unlock(&lock);
+    return refused;
 }
 
 int registries_init(const struct config *cfg, char *err, size_t errlen)
@@ -160,17 +276,21 @@ bool registries_parent_target(const char *url, char *out, size_t size)
     return url_escape_arg(r->url, out + n, size - (size_t)n);
 }
 
-void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes)
+void registries_count_answer(const struct registry *r, const struct registry_answered *a)
 {
     struct registry_counters *n = r->counters;
-    if (status < 200 || status >= 300)
+    atomic_fetch_add(&n->requests, 1);
+    if (a->status < 200 || a->status >= 300 || (a->what != REG_MANIFEST && a->what != REG_BLOB))
         return;
-    atomic_fetch_add(&n->pulls, 1);
-    if (!strcmp(cache, "HIT"))
+    if (a->get && a->what == REG_BLOB)
+        atomic_fetch_add(&n->blobs, 1);
+    else if (a->get && !reg_media_is_index(a->type)) /* an index only names the image pulled */
+        atomic_fetch_add(&n->pulls, 1);
+    if (!strcmp(a->cache, "HIT"))
         atomic_fetch_add(&n->hits, 1);
-    else if (!strcmp(cache, "STALE")) /* an expired manifest answered: upstream failed */
+    else if (!strcmp(a->cache, "STALE")) /* an expired manifest answered: upstream failed */
         atomic_fetch_add(&n->stale, 1);
-    atomic_fetch_add(&n->bytes, bytes);
+    atomic_fetch_add(&n->bytes, a->bytes);
 }
 
 /* --- the counters across a restart --------------------------------------------------------- */
@@ -187,6 +307,8 @@ static const struct {
     {"refused", offsetof(struct registry_counters, refused)},
     {"throttled", offsetof(struct registry_counters, too_many)}, /* a 429 */
     {"tokens", offsetof(struct registry_counters, tokens)},
+    {"blobs", offsetof(struct registry_counters, blobs)},
+    {"requests", offsetof(struct registry_counters, requests)},
 };
 
 const char *registry_counter_name(int k)

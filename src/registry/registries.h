@@ -6,9 +6,16 @@
  * ("debian") is Docker Hub's "library/debian".
  *
  * Contract: registries_init() runs once in main before any thread (it reads the password
- * files); after it the table is read-only and any thread may look registries up. A password
- * never leaves this module but through struct registry's `password`, which only the token and
- * basic-auth requests of reg_auth.c hand to libcurl; it is never logged, shown or counted.
+ * files); after it the table's registries (names, URLs, usernames, password files' paths) are
+ * read-only and any thread may look them up. What changes after is each one's login (struct
+ * registry_login) and its counters. A login's password is read again at each SIGHUP
+ * (registries_reread_passwords, main thread) and swapped under this module's lock, its
+ * generation raised when it changed, so that the tokens of the old one are never sent again
+ * (reg_auth.h); a file that can no longer be read leaves the login as it was. A password never
+ * leaves this module but through registries_login(), which only the token and basic-auth
+ * requests of reg_auth.c and reg_login.c hand to libcurl; it is never logged, shown or counted.
+ * A refused login is kept, in words naming the registry and its password file's path (never its
+ * content), until a login is taken again or another password is read: the status shows it.
  * Counters are atomics any thread adds to; they persist across restarts as arca's other counters
  * do (stats.h), kept per registry NAME: a registry no longer configured keeps its rows in the
  * index, and its counts come back when it is configured again.
@@ -30,21 +37,33 @@
 
 /* What /api/v1/status/, `arca status`, the pages and /metrics show of a registry. */
 struct registry_counters {
-    atomic_int_fast64_t pulls;       /* manifest and blob answers given (2xx) */
-    atomic_int_fast64_t hits;        /* of them, served from the store */
-    atomic_int_fast64_t bytes;       /* body bytes sent to clients */
+    atomic_int_fast64_t pulls;       /* image pulls: GETs answered (2xx) an image manifest */
+    atomic_int_fast64_t hits;        /* manifest and blob answers (2xx) served from the store */
+    atomic_int_fast64_t bytes;       /* their body bytes sent to clients */
     atomic_int_fast64_t revalidated; /* tags asked again upstream with a HEAD */
     atomic_int_fast64_t stale;       /* tags answered from an expired manifest */
     atomic_int_fast64_t refused;     /* upstream refusals (4xx but 404, 5xx) */
     atomic_int_fast64_t too_many;    /* of them, 429 */
     atomic_int_fast64_t tokens;      /* tokens fetched from its realm */
+    atomic_int_fast64_t blobs;       /* blob GETs answered (2xx) */
+    atomic_int_fast64_t requests;    /* requests of its pull API, whatever their answer */
 };
 
 /* Each counter by the word the status JSON, the metrics and the index say for it ("throttled"
  * for too_many), k from 0 to REGISTRY_COUNTERS - 1. */
-#define REGISTRY_COUNTERS 8
+#define REGISTRY_COUNTERS 10
 const char *registry_counter_name(int k);
 atomic_int_fast64_t *registry_counter(struct registry_counters *n, int k);
+
+#define REGISTRY_PASSWORD_MAX 1024
+#define REGISTRY_LOGIN_WHY 300
+
+/* A registry's login as it is now: under this module's lock (registries_login*()). */
+struct registry_login {
+    char password[REGISTRY_PASSWORD_MAX]; /* password-file's first line; never shown */
+    uint64_t gen;                         /* raised each time another password is read */
+    char refused[REGISTRY_LOGIN_WHY];     /* why it was last refused ("": it was not since) */
+};
 
 struct registry {
     char name[REGISTRY_NAME_MAX]; /* as clients name it: "docker.io", "quay.io", "lab" */
@@ -52,7 +71,8 @@ struct registry {
     bool docker_hub;              /* "docker.io": one-component names get "library/" */
     bool has_login;               /* username and password-file given */
     char username[256];
-    char password[1024]; /* password-file's first line; never shown */
+    char password_file[1024]; /* where its password is read: its path is shown, never its content */
+    struct registry_login *login; /* has_login: its password, its generation, a refusal */
     /* other names clients give it (`aliases`): registries_for_ns finds it by them too */
     char aliases[CONFIG_REGISTRY_ALIASES][CONFIG_REGISTRY_NAME_MAX];
     int n_aliases;
@@ -61,6 +81,24 @@ struct registry {
 
 /* Read every registry's password file, build the table. 0, or -1 with a one-line reason. */
 int registries_init(const struct config *cfg, char *err, size_t errlen);
+/* SIGHUP (main thread): every password file read again. One that changed is swapped in (its
+ * generation raised, its refusal forgotten) and logged as "registry NAME: password file PATH
+ * changed", never its content; one that cannot be read is an error line, the login read before
+ * kept. How many changed. */
+int registries_reread_passwords(void);
+/* "username:password" of `r`'s login into out[size] (the caller cleanses it once used), and its
+ * generation into *gen (NULL: not wanted): false when it has none, or no room. Any thread. */
+bool registries_login(const struct registry *r, char *out, size_t size, uint64_t *gen);
+/* The generation of `r`'s password (0 without a login): a token fetched under another is the
+ * old password's. Any thread. */
+uint64_t registries_login_gen(const struct registry *r);
+/* `r` (with a login) refused it: `why` (one line naming the registry and its password file's
+ * path, as the client is told) kept for the status, and logged once until it is mended. */
+void registries_login_refused(const struct registry *r, const char *why);
+/* `r` took its login (a token given, a request with it answered): no refusal is kept. */
+void registries_login_taken(const struct registry *r);
+/* Why `r`'s login was last refused into out[size]: false when it was not (or it has none). */
+bool registries_login_error(const struct registry *r, char *out, size_t size);
 /* The registry called `name` (`len` bytes), or NULL. */
 const struct registry *registries_find(const char *name, size_t len);
 /* The registry containerd's ?ns= names (`len` bytes), a path namespace and an image reference
@@ -109,11 +147,22 @@ bool registry_ask_scope(const struct registry_ask *a, char *out, size_t size);
  * registry docker.io reads it as library/NAME), or no room: the central's fetch API is asked,
  * for the URL whole. */
 bool registries_parent_target(const char *url, char *out, size_t size);
-/* A manifest's or blob's answer given (`status`; `cache` its access log word: HIT, STALE, ...;
- * `bytes` its body bytes sent), counted for `r` when a 2xx: once per request, by the route that
- * answered it (the /v2/ route, or the fetch API's for a URL its terms say is a pull:
- * registry_ask_pulls). */
-void registries_count_pull(const struct registry *r, int status, const char *cache, int64_t bytes);
+/* A client's request of a registry's pull API, as it was answered. */
+struct registry_answered {
+    enum reg_what what; /* a manifest, a blob, a tag list */
+    bool get;           /* a GET (a HEAD is no pull) */
+    int status;
+    const char *cache; /* its access log word: HIT, STALE, ... */
+    const char *type;  /* the answer's Content-Type ("": none known) */
+    int64_t bytes;     /* body bytes sent */
+};
+/* `a` counted for `r`, once per request, by the route that answered it (the /v2/ route, or the
+ * fetch API's for a URL its terms say is the registry's pull API): a request, whatever it was;
+ * a manifest's or blob's 2xx a hit (from the store) or stale, and its bytes; a GET's 2xx of an
+ * image manifest (not an index: reg_media_is_index) an image pull, by tag or by digest, so that
+ * a HEAD of a tag then a GET by digest (dockerd, containerd) is one pull, and an image pulled
+ * for one platform through its index is one; a blob GET's 2xx a blob. */
+void registries_count_answer(const struct registry *r, const struct registry_answered *a);
 /* Main, once the index is open and before the persistence threads start (beside stats_load):
  * each configured registry's counters from what the index kept for its NAME. */
 void registries_load_counters(void);

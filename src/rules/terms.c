@@ -132,7 +132,7 @@ static void decide_what(const struct request_facts *req, struct fetch_terms *out
         memcpy(out->named_digest, p->digest, sizeof(out->named_digest));
 }
 
-/* The ttl: the base (the rule's, else --registry-tag-ttl for a registry's tag, else
+/* The ttl: the base (the rule's, else --registry-tag-ttl for a registry's tag or tag list, else
  * --default-ttl), changed by the client's ttl= as client-ttl
  * lets it. A proxied request's max-age (client_ttl_shorter) may only shorten it. */
 static void decide_ttl(const struct config *cfg, const struct rule *r,
@@ -140,8 +140,10 @@ static void decide_ttl(const struct config *cfg, const struct rule *r,
 {
     int64_t ttl;
     /* a tag moves upstream: where no rule says otherwise it is asked again soon, with a HEAD
-     * that costs no pull when the digest has not changed */
-    out->registry_tag = out->registry.path.what == REG_MANIFEST && !out->registry.path.by_digest;
+     * that costs no pull when the digest has not changed; the list of tags moves with them */
+    out->registry_tag =
+        (out->registry.path.what == REG_MANIFEST && !out->registry.path.by_digest) ||
+        out->registry.path.what == REG_TAGS;
     const int64_t *option = out->registry_tag ? &cfg->registry_tag_ttl : &cfg->default_ttl;
     out->ttl_base = r && r->has_ttl ? r->ttl : __atomic_load_n(option, __ATOMIC_RELAXED);
     out->ttl_from = r && r->has_ttl ? FROM_RULE : FROM_OPTION;
@@ -398,7 +400,7 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
     }
     if (!same) { /* named by the rule that decides there: the target's, else the URL's */
         const struct rule *r = b.own ? b.own : b.folded ? b.folded : a.own ? a.own : a.folded;
-        char *shown = url_shown(to);
+        char *shown = terms_hop_shown(to);
         not_followed(why, size, shown ? shown : "another URL", r ? r->name : NULL);
         free(shown);
     }
@@ -407,7 +409,19 @@ bool terms_same_access(const char *from, const char *to, char *why, size_t size)
     return same;
 }
 
-/* Whether `client` may fetch `hop` (len bytes of a hops list: a URL as url_shown shows it),
+/* Whatever a URL carries stops the walk: it carries one. */
+static int carries_one(const char *normal, void *ctx)
+{
+    (void)normal, (void)ctx;
+    return 1;
+}
+
+char *terms_hop_shown(const char *url)
+{
+    return carried_urls(url, carries_one, NULL) != 0 ? url_shown(url) : url_shown_hop(url);
+}
+
+/* Whether `client` may fetch `hop` (len bytes of a hops list: a URL as terms_hop_shown shows it),
  * decided as a request for it would be; one arca cannot read is refused. */
 static bool hop_allowed(const struct rule_set *set, const char *hop, size_t len,
                         const struct sockaddr *client, char *why, size_t size)

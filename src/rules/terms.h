@@ -85,7 +85,7 @@ struct fetch_terms {
     /* What the URL asks of a mirrored registry's pull API (registries.h; registry.r NULL: it
      * is none): its login, its token scope, its kind of source follow from this alone. */
     struct registry_ask registry;
-    bool registry_tag; /* ... a manifest by tag: --registry-tag-ttl's */
+    bool registry_tag; /* ... a manifest by tag, or a tag list: --registry-tag-ttl's */
     /* The sha256 the URL names for its bytes (a registry's blob or manifest by digest): a
      * property of the object, checked whichever source brings them (upstream/transfer.h). */
     bool digest_named;
@@ -110,8 +110,15 @@ void terms_decide(const struct config *cfg, const struct request_facts *req,
  * narrower rule, nor into one. False with a one-line why. Any thread. */
 bool terms_same_access(const char *from, const char *to, char *why, size_t size);
 
+/* A redirect's target `url` as it is recorded among the hops and shown (Arca-Redirect, a
+ * refusal's words): url_shown_hop's, its query REDACTED whole (a CDN signs under any name),
+ * unless the query carries a URL (carried.h, or one arca cannot read): then url_shown's, so that
+ * who may fetch it is judged on what it carries, here and at a child arca. A copy the caller
+ * frees (NULL: out of memory). Any thread. */
+char *terms_hop_shown(const char *url);
+
 /* Whether `client` may have an object whose download went through `hops` (each URL a redirect
- * took it to, one a line, as url_shown shows them: store.h's object_meta.redirects): it may
+ * took it to, one a line, as terms_hop_shown shows them: store.h's object_meta.redirects): it may
  * fetch each of them, decided under the rules in force as a request for that URL would be
  * (its rule's allow-network, else --allow-network, both spellings). A rule made since the
  * download may have narrowed one: the cached bytes are a refused client's no more than a

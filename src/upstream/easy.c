@@ -107,7 +107,7 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
 
 void easy_add_hop(char *hops, size_t size, const char *url)
 {
-    char *shown = url_shown(url);
+    char *shown = terms_hop_shown(url);
     size_t have = strlen(hops), len = shown ? strlen(shown) : 0;
     /* a hop that cannot be told (too long, no memory) is told as one no rule lets through */
     if (!shown || !shown[0] || strchr(shown, '\n') || have + len + 2 > size) {

@@ -66,7 +66,7 @@ struct handle {
      * decides it (one at a time: hosts.h's `checking`) */
     bool root_check;
     struct rate_wait wait; /* its place under the uplink cap, in its owner's flow */
-    /* where redirects took it, one URL a line as url_shown shows it (NULL: not recorded) */
+    /* where redirects took it, one URL a line as terms_hop_shown shows it (NULL: not recorded) */
     char *hops;
     size_t hops_size;
     /* the address its connections leave from (outgoing.h): its download's terms' (NULL: the
@@ -79,8 +79,9 @@ bool upstream_on_thread(void);
 
 /* A redirect's target no URL is spelt as: what a list of hops says of one it could not hold. */
 #define EASY_HOP_UNKNOWN "(a redirect arca could not record)"
-/* `url` (where a redirect went) added to `hops` (one URL a line, `size` bytes), as url_shown
- * shows it: no secret. One that does not fit is added as EASY_HOP_UNKNOWN. */
+/* `url` (where a redirect went) added to `hops` (one URL a line, `size` bytes), as
+ * terms_hop_shown shows it: no secret, no query but one carrying a URL. One that does not fit is
+ * added as EASY_HOP_UNKNOWN. */
 void easy_add_hop(char *hops, size_t size, const char *url);
 
 /* Whether `h`'s attempt ended as arca's refusal (rc): the address policy refused a connection,

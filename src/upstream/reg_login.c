@@ -44,6 +44,7 @@ struct asking {
     int failed;
     char why[300];
     int64_t until; /* monotonic ms */
+    uint64_t gen;  /* the password it asks with (registries_login_gen) */
     struct asking *next;
 };
 
@@ -65,13 +66,14 @@ static void tell(struct waiter *w, int status, const char *why)
 }
 
 /* The request out for `r` and `ping`/`scope`, or its failure kept; the failures kept past their
- * time go on the way. */
+ * time, or of a password since replaced (a SIGHUP read another: asked again at once), go on
+ * the way. */
 static struct asking *asking_for(const struct registry *r, bool ping, const char *scope)
 {
     int64_t now = monotonic_ms();
     for (struct asking **p = &out; *p;) {
         struct asking *a = *p;
-        if (a->failed && a->until <= now) {
+        if (a->failed && (a->until <= now || a->gen != registries_login_gen(a->r))) {
             *p = a->next;
             free(a);
         } else if (a->r == r && a->ping == ping && (ping || strcmp(a->scope, scope) == 0)) {
@@ -154,6 +156,24 @@ static void ping_answered(const struct probe_result *res, const char *body, size
     }
 }
 
+/* The realm refused `r`'s token (`status`, 401 or 403), in words for the client and the log:
+ * with a login, which password file it came from (its path, never its content), kept as the
+ * login's refusal for the status (registries.h); without, that none is configured. */
+static void realm_refused(const struct registry *r, int status, char *why, size_t size)
+{
+    if (!r->has_login) {
+        snprintf(why, size,
+                 "registry %s's token realm refused an anonymous token (%d): no login is "
+                 "configured for it",
+                 r->name, status);
+        return;
+    }
+    snprintf(why, size,
+             "registry %.64s's token realm refused the login of password-file %.150s (%d)", r->name,
+             r->password_file, status);
+    registries_login_refused(r, why);
+}
+
 static void token_answered(const struct probe_result *res, const char *body, size_t len, void *arg)
 {
     struct asking *a = arg;
@@ -164,9 +184,11 @@ static void token_answered(const struct probe_result *res, const char *body, siz
         snprintf(why, sizeof(why), "registry %.60s's token realm: %.200s", a->r->name,
                  res->failure[0] ? res->failure : res->error);
         answer_all(a, failure_status(res), why);
+    } else if (res->status == 401 || res->status == 403) {
+        realm_refused(a->r, res->status, why, sizeof(why));
+        answer_all(a, failure_status(res), why);
     } else if (res->status != 200) {
-        snprintf(why, sizeof(why), "registry %s's token realm %s %d", a->r->name,
-                 res->status == 401 || res->status == 403 ? "refused arca's login:" : "answered",
+        snprintf(why, sizeof(why), "registry %s's token realm answered %d", a->r->name,
                  res->status);
         answer_all(a, failure_status(res), why);
     } else if (reg_auth_keep(a->r, a->scope, body, len, monotonic_ms(), time(NULL), why,
@@ -174,6 +196,7 @@ static void token_answered(const struct probe_result *res, const char *body, siz
         answer_all(a, 502, why);
     } else {
         log_debug("registry %s: a token for %s kept", a->r->name, a->scope);
+        registries_login_taken(a->r);
         answer_all(a, 0, "");
     }
 }
@@ -182,17 +205,15 @@ static void token_answered(const struct probe_result *res, const char *body, siz
 static int ask(struct asking *a, const struct reg_challenge *c)
 {
     char url[REGISTRY_URL_MAX + REG_SCOPE_MAX * 3 + 300],
-        login[sizeof(a->r->username) + sizeof(a->r->password) + 2] = "";
+        login[sizeof(a->r->username) + REGISTRY_PASSWORD_MAX + 2] = "";
     struct doc_ask d = {.url = url};
     int rc;
     if (a->ping)
         snprintf(url, sizeof(url), "%s/v2/", a->r->url);
     else if (!reg_token_url(c, a->scope, url, sizeof(url)))
         return -1;
-    if (!a->ping && a->r->has_login) {
-        snprintf(login, sizeof(login), "%s:%s", a->r->username, a->r->password);
+    if (!a->ping && registries_login(a->r, login, sizeof(login), NULL))
         d.userpwd = login;
-    }
     doc_done_fn *done = a->ping ? ping_answered : token_answered;
     rc = probe_get_as(a->loop, &d, done, a);
     OPENSSL_cleanse(login, sizeof(login));
@@ -212,7 +233,11 @@ static void wait_on(struct waiter *w, bool ping, const struct reg_challenge *c)
             tell(w, 502, "out of memory");
             return;
         }
-        *a = (struct asking){.loop = w->loop, .r = w->r, .ping = ping, .next = out};
+        *a = (struct asking){.loop = w->loop,
+                             .r = w->r,
+                             .ping = ping,
+                             .gen = registries_login_gen(w->r),
+                             .next = out};
         snprintf(a->scope, sizeof(a->scope), "%s", ping ? "" : w->scope);
         out = a;
         if (ask(a, c) < 0) {

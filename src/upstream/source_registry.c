@@ -8,7 +8,8 @@
  * counts a GET of a manifest as a pull, a HEAD not): a tag's unchanged digest renews the kept
  * manifest as a 304 would, a changed one has the next attempt GET it; a digest's bytes cannot
  * change, so any 2xx renews them (no body, no CDN). Its refusals and 429s are counted for
- * the registry, and a 401 drops the token it was sent with. */
+ * the registry, and a 401 drops the token it was sent with; a 401 or 403 to its basic-auth
+ * login names the password file (reg_auth_refusal). */
 #include "upstream/source_registry.h"
 #include "upstream/transfer_answer.h"
 #include "registry/reg_auth.h"
@@ -262,6 +263,7 @@ static int answer(struct transfer *t)
     const struct registry *r = ask_of(t)->r;
     char why[300];
     count(r, t->a.status);
+    reg_auth_answered(ask_of(t), (int)t->a.status);
     if (t->a.status == 401) {
         reg_auth_forget(ask_of(t));
         if (!p->reauthed) {
@@ -302,21 +304,13 @@ static void describe(const struct transfer *t, struct upstream_headers *h)
         h->etag = own(t)->etag;
 }
 
+/* A 401 or 403 in the registry's words (reg_auth_refusal: a basic-auth login's names its
+ * password file): a 401 is arca's failure to authorise, a 403 the registry's denial. */
 static int refusal(struct transfer *t, int status, char *reason, size_t size)
 {
-    const char *name = ask_of(t)->r->name;
-    if (status == 401) {
-        snprintf(reason, size,
-                 "registry %s refused arca's authorisation (401): its token is dropped, the next "
-                 "pull asks for another",
-                 name);
-        return 502;
-    }
-    if (status == 403) {
-        snprintf(reason, size, "registry %s denied access (403)", name);
-        return 403;
-    }
-    return 0;
+    if (!reg_auth_refusal(ask_of(t), status, reason, size))
+        return 0;
+    return status == 401 ? 502 : 403;
 }
 
 static const char *no_fill(const struct transfer *t)

@@ -800,3 +800,16 @@ char *url_shown(const char *url)
         url_redact(url, out, size);
     return out;
 }
+
+char *url_shown_hop(const char *url)
+{
+    static const char hidden[] = "?REDACTED";
+    size_t len = strcspn(url, "?#"); /* a '?' or '#' in a path is percent-encoded */
+    char *cut = malloc(len + sizeof(hidden)), *out;
+    if (!cut)
+        return NULL;
+    snprintf(cut, len + sizeof(hidden), "%.*s%s", (int)len, url, url[len] == '?' ? hidden : "");
+    out = url_shown(cut);
+    free(cut);
+    return out;
+}

@@ -127,6 +127,12 @@ size_t url_redact(const char *in, char *out, size_t size);
 /* The same into a copy the caller frees (NULL when out of memory): a URL as listings and answers
  * show it. */
 char *url_shown(const char *url);
+/* A redirect's target as it is shown and recorded (a hop: Arca-Redirect, a refusal's words, the
+ * log): url_shown's, its whole query replaced by "?REDACTED" and any fragment dropped. A CDN
+ * signs the URLs it is sent to under names no list of secrets' knows (verify=, Expires=,
+ * Key-Pair-Id=, X-Amz-*...), and such a URL is the registry's to give, not a client's to see.
+ * A copy the caller frees (NULL when out of memory). */
+char *url_shown_hop(const char *url);
 /* A normal-form URL without its credentials, into out[size] (the same size as the URL's is
  * enough): no userinfo, and none of the query's parameters whose name url_redact judges a
  * secret's (a token, an API key, a session...). What another host (a mirror) may be asked for:

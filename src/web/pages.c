@@ -694,7 +694,8 @@ static void registries_card(struct buf *b, bool named)
     char bytes[32];
     bool any = http_cfg->n_registries > 0;
     for (int i = 0; !any && i < registries_count(); i++)
-        any = atomic_load(&registries_at(i)->counters->pulls) > 0;
+        any = atomic_load(&registries_at(i)->counters->requests) > 0 ||
+              atomic_load(&registries_at(i)->counters->pulls) > 0;
     if (!any)
         return;
     buf_add(b, "<div class=\"card\" id=\"registries\"><h2>Registries</h2><ul>");
@@ -707,9 +708,10 @@ static void registries_card(struct buf *b, bool named)
         else
             buf_addf(b, "registry %d", i + 1);
         buf_addf(b,
-                 "</code>: %lld pulls, %lld hits, %s served, %lld upstream refusals (%lld "
-                 "429)</li>",
-                 (long long)atomic_load(&n->pulls), (long long)atomic_load(&n->hits), bytes,
+                 "</code>: %lld pulls, %lld blobs, %lld requests, %lld hits, %s served, %lld "
+                 "upstream refusals (%lld 429)</li>",
+                 (long long)atomic_load(&n->pulls), (long long)atomic_load(&n->blobs),
+                 (long long)atomic_load(&n->requests), (long long)atomic_load(&n->hits), bytes,
                  (long long)atomic_load(&n->refused), (long long)atomic_load(&n->too_many));
     }
     buf_add(b, "</ul></div>");

@@ -578,7 +578,8 @@ class ScriptedRegistry:
     its own, `users` {name: password} required when given, tokens valid `token_ttl` s) or
     "basic" (`users` checked on every request); `cdn`: blob GETs answered 307 to a second port,
     which refuses any request carrying Authorization. Switches a scenario flips: throttled (429
-    TOOMANYREQUESTS), failing (that status, a 5xx), go_down()/come_up(), and lies: lie_blob(),
+    TOOMANYREQUESTS), failing (that status, a 5xx), cdn_query (the redirect's query, a CDN's
+    signature), cdn_failing (a status the CDN answers), go_down()/come_up(), and lies: lie_blob(),
     lie_manifest(), lie_digest_header(). Every request of every port is in `log`."""
 
     def __init__(self, auth=None, users=None, token_ttl=300, cdn=False, service="reg",
@@ -596,6 +597,8 @@ class ScriptedRegistry:
         self.lying_manifests = set()  # (repo, digest): body altered, headers say the digest
         self.lying_headers = set()  # (repo, ref): Docker-Content-Digest not the body's
         self.hidden = set()  # (repo, digest): answered 404 BLOB_UNKNOWN for that repo
+        self.cdn_query = None  # the CDN redirect's query (None: expires=...&sig=...)
+        self.cdn_failing = None  # a status every CDN request gets (500, 403...)
         self.rate = 0  # bytes a second of a blob's body, 0: as fast as it goes
         self.servers = {}
         self.port = self._serve("registry")
@@ -829,8 +832,9 @@ class ScriptedRegistry:
         if not blob or (repo_name, digest) in self.hidden:
             return 404, self._json_headers(), _error("BLOB_UNKNOWN")
         if self.cdn_port and req.method == "GET":
-            location = f"http://{self.cdn_host}:{self.cdn_port}/cdn/{digest}?expires=" \
-                       f"{int(time.time()) + 600}&sig={secrets.token_hex(8)}"
+            query = self.cdn_query or \
+                f"expires={int(time.time()) + 600}&sig={secrets.token_hex(8)}"
+            location = f"http://{self.cdn_host}:{self.cdn_port}/cdn/{digest}?{query}"
             return 307, {"Location": location, "Docker-Distribution-API-Version": API_VERSION,
                          "Content-Length": "0"}, b""
         return self._blob_bytes(req, blob, {"Docker-Distribution-API-Version": API_VERSION})
@@ -854,6 +858,8 @@ class ScriptedRegistry:
         return 200, headers, data
 
     def _cdn(self, req):
+        if self.cdn_failing:
+            return self.cdn_failing, {"Content-Type": "text/plain"}, b"the CDN fails\n"
         if "authorization" in req.headers:  # a CDN's signed URL carries its own right
             return 403, {"Content-Type": "text/plain"}, b"Authorization refused by the CDN\n"
         digest = req.path.rsplit("/", 1)[-1]

@@ -83,12 +83,15 @@ def test_one_connection_mixing_v2_fetch_and_proxy_keeps_each_requests_head_lines
         assert (h.get("docker-distribution-api-version") == [API_VERSION]) == registry_lines
         assert h["content-length"] == [str(10 if extra else layer.size)], what
     assert up.blob_gets("library/demo", layer.digest) == 1
-    # each answered request counted once in the registry's pulls, whichever route it took (the
-    # proxy form's and the fetch API's by their URL), the refusal in none: 3 + 8
-    pulls = 3 + sum(kind != "v2-refused" for *_, kind in reqs)
-    e = wait_for(lambda: (r := arca.status()["registries"][0])["pulls"] >= pulls and r,
-                 "the pulls counted")
-    assert e["pulls"] == pulls and e["hits"] == pulls - 1, e
+    # each answered request counted once for the registry, whichever route it took (the proxy
+    # form's and the fetch API's by their URL), the refusal in none: 3 + 8 requests, their GETs
+    # blobs (the HEAD not), no image pull (no manifest asked)
+    answered = 3 + sum(kind != "v2-refused" for *_, kind in reqs)
+    gets = answered - sum(method == "HEAD" for method, *_ in reqs)
+    e = wait_for(lambda: (r := arca.status()["registries"][0])["requests"] >= answered and r,
+                 "the requests counted")
+    assert (e["requests"], e["blobs"], e["pulls"]) == (answered, gets, 0), e
+    assert e["hits"] == answered - 1, e
 
 
 def test_a_stranger_reads_no_registry_name_on_the_statistics_page(start_arca, scripted,
@@ -102,7 +105,7 @@ def test_a_stranger_reads_no_registry_name_on_the_statistics_page(start_arca, sc
     data_dir = os.path.join(workdir, "data")
     lab = start_mirror(start_arca, {NAME: up.url}, data_dir=data_dir, name="lab")
     reg.Puller(lab.base, prefix=NAME).pull("library/demo", "v1")
-    wait_for(lambda: lab.status()["registries"][0]["pulls"] >= 1 + len(image.blobs()),
+    wait_for(lambda: lab.status()["registries"][0]["requests"] >= 1 + len(image.blobs()),
              "the pull counted")
     status, _, page = lab.get("/statistics/")
     assert status == 200 and NAME in page.decode()  # loopback: inside the default networks
@@ -240,9 +243,10 @@ def test_a_kill_loses_no_saved_count_and_doubles_none(start_arca, scripted, work
     arca = start_mirror(start_arca, {NAME: up.url})
     for _ in range(2):
         reg.Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
-    pulled = 2 * (1 + len(image.blobs()))
-    e = wait_for(lambda: (r := arca.status()["registries"][0])["pulls"] >= pulled and r,
+    pulled = 2 * (1 + len(image.blobs()))  # requests: a manifest and the blobs, twice
+    e = wait_for(lambda: (r := arca.status()["registries"][0])["requests"] >= pulled and r,
                  "the pulls counted")
+    assert e["pulls"] == 2, e
     index = os.path.join(arca.data_dir, "index.sqlite")
 
     def saved():
@@ -253,13 +257,14 @@ def test_a_kill_loses_no_saved_count_and_doubles_none(start_arca, scripted, work
         finally:
             db.close()
 
-    wait_for(lambda: saved().get(f"registry {NAME} pulls") == e["pulls"] and
-             saved().get(f"registry {NAME} bytes") == e["bytes"], "the counters saved")
+    kept = ("pulls", "blobs", "requests", "hits", "bytes")
+    wait_for(lambda: all(saved().get(f"registry {NAME} {k}") == e[k] for k in kept),
+             "the counters saved")
     arca.stop(signal.SIGKILL)
     arca.start()
     again = arca.status()["registries"][0]
-    assert {k: again[k] for k in ("pulls", "hits", "bytes")} == \
-        {k: e[k] for k in ("pulls", "hits", "bytes")}, (again, e)
+    assert {k: again[k] for k in kept} == {k: e[k] for k in kept}, (again, e)
     reg.Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
-    wait_for(lambda: arca.status()["registries"][0]["pulls"] == e["pulls"] + pulled // 2,
+    wait_for(lambda: (r := arca.status()["registries"][0])["pulls"] == e["pulls"] + 1 and
+             r["requests"] == e["requests"] + pulled // 2,
              "the next pull counted from the saved ones")

@@ -148,8 +148,10 @@ def test_ctr_pulls_a_lab_registrys_image_through_arca(start_arca, scripted, cont
 
     lines = wait_for(logged, "the pull's lines in the access log")
     assert all("?ns=127.0.0.1" in line and '" 200 ' in line for line in lines), lines
-    wait_for(lambda: [r for r in arca.status()["registries"] if r["name"] == "lab"][0]["pulls"]
-             >= 1 + len(image.blobs()), "the pull counted under lab")
+    lab = wait_for(lambda: (e := [r for r in arca.status()["registries"]
+                                  if r["name"] == "lab"][0])["blobs"] >= len(image.blobs()) and e,
+                   "the pull counted under lab")
+    assert lab["pulls"] == 1 and lab["blobs"] == len(image.blobs()), lab
     for blob in image.blobs():
         assert up.blob_gets("team/tool", blob.digest) == 1, blob.digest
 

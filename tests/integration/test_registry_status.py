@@ -15,7 +15,8 @@ from registry import (Puller, build_image, pull_through_a_tier, scripted,  # noq
                       start_mirror, v2, write_config)
 
 NAME = "registry.lab"
-COUNTERS = ("pulls", "hits", "bytes", "revalidated", "stale", "refused", "throttled", "tokens")
+COUNTERS = ("pulls", "hits", "bytes", "revalidated", "stale", "refused", "throttled", "tokens",
+            "blobs", "requests")
 
 
 def entry(arca, name=NAME):
@@ -40,15 +41,17 @@ def test_each_registry_in_status_metrics_pages_and_access_log(start_arca, script
                                          "ttl": "1s"}))
     arca = start_mirror(start_arca, {NAME: up.url, "quay.lab": "http://127.0.0.1:1"},
                         config=config, access_log=os.path.join(workdir, "access.log"))
-    counters = ("pulls", "hits", "bytes", "revalidated", "stale", "throttled")
+    counters = ("pulls", "blobs", "requests", "hits", "bytes", "revalidated", "stale",
+                "throttled")
     first = entry(arca)
     assert first["url"] == up.url and all(first[c] == 0 for c in counters), first
     assert entry(arca, "quay.lab")["pulls"] == 0
 
     for _ in range(2):  # a cold pull, then a warm one
         Puller(arca.base, prefix=NAME).pull("library/demo", "v1")
-    e = entry(arca)
-    assert e["pulls"] >= 2 and e["hits"] >= 1, e
+    objects = 1 + len(image.blobs())  # a request is counted as it ends, after its last byte
+    e = wait_for(lambda: (e := entry(arca))["requests"] >= 2 * objects and e, "the pulls counted")
+    assert e["pulls"] == 2 and e["blobs"] == 2 * len(image.blobs()) and e["hits"] >= 1, e
     assert e["bytes"] >= sum(b.size for b in image.blobs()), e
     # expired, revalidated with a HEAD; then expired and the upstream says 429: stale
     wait_clock(int(time.time()) + 2)
@@ -98,12 +101,13 @@ def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, 
     up.throttled = True
     assert v2(arca, f"{NAME}/library/demo/manifests/v2").status != 200
     pulled = 1 + len(image.blobs())  # a request is counted as it ends, after its last byte
-    wait_for(lambda: (e := entry(arca))["throttled"] >= 1 and e["pulls"] >= 2 * pulled,
+    wait_for(lambda: (e := entry(arca))["throttled"] >= 1 and e["requests"] >= 2 * pulled + 1,
              "the pulls and the 429 counted")
     up.throttled = False
     wait_for(lambda: arca.metrics()["arca_active_downloads"] == 0, "no download left running")
     before = counts(arca)
-    assert before["pulls"] >= 4 and before["hits"] >= 2 and before["tokens"] >= 1, before
+    assert before["pulls"] == 2 and before["blobs"] == 2 * len(image.blobs()), before
+    assert before["hits"] >= 2 and before["tokens"] >= 1, before
     assert before["bytes"] >= 2 * sum(b.size for b in image.blobs()), before
 
     arca.stop()
@@ -114,7 +118,7 @@ def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, 
     arca.reload("SIGHUP: reloaded")
     assert counts(arca) == before
     Puller(arca.base, prefix=NAME).pull("library/demo", "v1")  # they go on from the kept ones
-    wait_for(lambda: counts(arca)["pulls"] >= before["pulls"] + pulled, "the pull counted")
+    wait_for(lambda: counts(arca)["requests"] >= before["requests"] + pulled, "the pull counted")
     after = counts(arca)
     assert after["pulls"] > before["pulls"] and after["hits"] > before["hits"], (before, after)
     arca.stop()
@@ -129,25 +133,27 @@ def test_the_counters_persist_across_restarts_and_reloads(start_arca, scripted, 
 
 def test_a_central_counts_the_pulls_of_its_sites(start_arca, scripted, workdir):
     """A site's arca pulls through its central one (its /v2/, test_registry_tier.py): the
-    central's registry counts them, each request once, and the upstream is asked once per
-    blob."""
+    central's registry counts them, each request once (one image pull, its blobs), and the
+    upstream is asked once per blob."""
     up, image, central, site = pull_through_a_tier(start_arca, scripted, workdir, NAME)
     objects = 1 + len(image.blobs())  # the manifest, the config and the layers
     size = sum(b.size for b in image.blobs())
     # a request is counted as it ends, a moment after its client has the last byte
-    wait_for(lambda: entry(site)["pulls"] >= objects, "the site's pulls counted")
-    assert entry(site)["pulls"] == objects
-    c = wait_for(lambda: (e := entry(central))["pulls"] >= objects and e,
+    wait_for(lambda: entry(site)["requests"] >= objects, "the site's pulls counted")
+    s = entry(site)
+    assert (s["pulls"], s["blobs"], s["requests"]) == (1, objects - 1, objects), s
+    c = wait_for(lambda: (e := entry(central))["requests"] >= objects and e,
                  "the site's pulls counted at the central")
-    assert c["pulls"] == objects and c["hits"] == 0 and c["bytes"] >= size, c
+    assert (c["pulls"], c["blobs"], c["requests"]) == (1, objects - 1, objects), c
+    assert c["hits"] == 0 and c["bytes"] >= size, c
     for blob in image.blobs():
         assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest
 
     # a pull from the central's own /v2/ (the fetch course inside): each request counted once
     Puller(central.base, prefix=NAME).pull("library/demo", "v1")
-    c2 = wait_for(lambda: (e := entry(central))["pulls"] >= 2 * objects and e,
+    c2 = wait_for(lambda: (e := entry(central))["requests"] >= 2 * objects and e,
                   "the central's own pull counted")
-    assert c2["pulls"] == 2 * objects and c2["hits"] >= objects - 1, c2
+    assert (c2["pulls"], c2["requests"]) == (2, 2 * objects) and c2["hits"] >= objects - 1, c2
     assert c2["bytes"] >= 2 * size, c2
     for blob in image.blobs():
         assert up.blob_gets("library/demo", blob.digest) == 1, blob.digest
@@ -170,4 +176,5 @@ def test_arca_status_shows_every_registry_before_any_pull(start_arca, scripted, 
     assert p.returncode == 0 and len(lines) == len(names), p.stdout
     for name in names:
         line = [x for x in lines if x.split()[1] == f"{name}:"]
-        assert len(line) == 1 and ": 0 pulls, 0 hits, 0 B;" in line[0], (name, lines)
+        assert len(line) == 1 and ": 0 pulls, 0 blobs, 0 requests, 0 hits, 0 B;" in line[0], \
+            (name, lines)

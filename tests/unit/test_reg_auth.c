@@ -14,6 +14,7 @@
 #include "base/clock.h"
 
 static struct registry_counters counters_hub, counters_lab;
+static struct registry_login login_lab = {.password = "s3cret"};
 static struct registry hub = {.name = "docker.io",
                               .url = "https://registry-1.docker.io",
                               .docker_hub = true,
@@ -22,7 +23,8 @@ static struct registry lab = {.name = "lab",
                               .url = "http://127.0.0.1:5000",
                               .has_login = true,
                               .username = "ci",
-                              .password = "s3cret",
+                              .password_file = "/etc/arca/lab.pw",
+                              .login = &login_lab,
                               .counters = &counters_lab};
 
 #define BLOB "blobs/sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -245,6 +247,60 @@ static void basic_auth_sends_the_login_or_says_none_is_there(void **state)
     lab.has_login = true;
 }
 
+/* A basic-auth registry refusing the login: the client's words name the registry and its
+ * password file, never the password, and the status keeps them until a request with the login
+ * is answered; a Bearer registry's own 401 is its token's, and says nothing of a file. */
+static void a_refused_basic_login_names_its_file(void **state)
+{
+    char why[300], kept[REGISTRY_LOGIN_WHY];
+    const struct registry_ask *a = ask_of("http://127.0.0.1:5000/v2/x/" BLOB);
+    (void)state;
+    assert_int_equal(reg_auth_learn(&lab, 401, "Basic realm=\"lab\"", why, sizeof(why)), 0);
+    assert_false(reg_auth_refusal(a, 404, why, sizeof(why)));
+    assert_true(reg_auth_refusal(a, 401, why, sizeof(why)));
+    assert_string_equal(why,
+                        "registry lab refused the login of password-file /etc/arca/lab.pw (401)");
+    assert_true(registries_login_error(&lab, kept, sizeof(kept)));
+    assert_string_equal(kept, why);
+    assert_null(strstr(why, "s3cret"));
+    assert_null(strstr(why, "token"));
+    reg_auth_answered(a, 200);
+    assert_false(registries_login_error(&lab, kept, sizeof(kept)));
+    assert_true(reg_auth_refusal(a, 403, why, sizeof(why)));
+    assert_string_equal(
+        why, "registry lab denied access to the login of password-file /etc/arca/lab.pw (403)");
+    reg_auth_answered(a, 200);
+    assert_true(reg_auth_refusal(ask_of("https://registry-1.docker.io/v2/library/debian/" BLOB),
+                                 401, why, sizeof(why)));
+    assert_null(strstr(why, "password-file"));
+}
+
+/* A token fetched with a password a SIGHUP has since replaced is neither sent nor kept for one:
+ * a new one is asked with the new password. */
+static void a_token_of_an_old_password_is_not_sent(void **state)
+{
+    char line[REG_TOKEN_MAX + 64], why[200];
+    struct reg_challenge c;
+    const char *doc = "{\"token\":\"tok-lab\",\"expires_in\":300}";
+    const struct registry_ask *a = ask_of("http://127.0.0.1:5000/v2/team/x/" BLOB);
+    int64_t now = monotonic_ms();
+    (void)state;
+    assert_int_equal(
+        reg_auth_learn(&lab, 401, "Bearer realm=\"https://auth.lab/token\"", why, sizeof(why)), 0);
+    assert_int_equal(
+        reg_auth_keep(&lab, "repository:team/x:pull", doc, strlen(doc), now, 0, why, sizeof(why)),
+        0);
+    assert_true(reg_auth_header(a, line, sizeof(line)));
+    assert_int_equal(reg_auth_need(&lab, "repository:team/x:pull", now, &c), REG_NEED_NOTHING);
+    login_lab.gen++; /* what registries_reread_passwords does to a changed file */
+    assert_false(reg_auth_header(a, line, sizeof(line)));
+    assert_int_equal(reg_auth_need(&lab, "repository:team/x:pull", now, &c), REG_NEED_TOKEN);
+    assert_int_equal(
+        reg_auth_keep(&lab, "repository:team/x:pull", doc, strlen(doc), now, 0, why, sizeof(why)),
+        0);
+    assert_true(reg_auth_header(a, line, sizeof(line)));
+}
+
 /* An open registry needs nothing, until a 401 says otherwise; a ping's other answers teach
  * nothing, in words without a secret. */
 static void an_open_registry_is_asked_again_after_a_401(void **state)
@@ -280,6 +336,8 @@ int main(void)
         cmocka_unit_test(the_realm_url_escapes_its_parameters),
         cmocka_unit_test(the_header_follows_what_was_learnt),
         cmocka_unit_test(basic_auth_sends_the_login_or_says_none_is_there),
+        cmocka_unit_test(a_refused_basic_login_names_its_file),
+        cmocka_unit_test(a_token_of_an_old_password_is_not_sent),
         cmocka_unit_test(an_open_registry_is_asked_again_after_a_401),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,13 +113,26 @@ static void paths(void **state)
     assert_string_equal(reg_error_code(REG_NAME_UNKNOWN), "NAME_UNKNOWN");
 }
 
+/* An index (OCI's, Docker's list) names images; any other manifest type is one image. */
+static void index_types(void **state)
+{
+    (void)state;
+    assert_true(reg_media_is_index("application/vnd.oci.image.index.v1+json"));
+    assert_true(reg_media_is_index("application/vnd.docker.distribution.manifest.list.v2+json"));
+    assert_true(reg_media_is_index("Application/VND.OCI.Image.Index.v1+json; charset=utf-8"));
+    assert_false(reg_media_is_index("application/vnd.oci.image.manifest.v1+json"));
+    assert_false(reg_media_is_index("application/vnd.docker.distribution.manifest.v2+json"));
+    assert_false(reg_media_is_index("application/vnd.oci.image.index.v1+jsonx"));
+    assert_false(reg_media_is_index("application/json"));
+    assert_false(reg_media_is_index(""));
+    assert_false(reg_media_is_index(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(names),
-        cmocka_unit_test(tags),
-        cmocka_unit_test(digests),
-        cmocka_unit_test(paths),
+        cmocka_unit_test(names), cmocka_unit_test(tags),        cmocka_unit_test(digests),
+        cmocka_unit_test(paths), cmocka_unit_test(index_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

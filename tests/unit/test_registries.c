@@ -7,7 +7,9 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "registry/registries.h"
@@ -77,6 +79,12 @@ static void sections_once(void **state)
     config_free(&cfg);
 }
 
+/* Whether `a` asks something a repository holds (a manifest or a blob). */
+static bool asks_content(const struct registry_ask *a)
+{
+    return a->r && (a->path.what == REG_MANIFEST || a->path.what == REG_BLOB);
+}
+
 static void table_built(void **state)
 {
     char err[CONFIG_ERR_LEN];
@@ -99,19 +107,19 @@ static void table_built(void **state)
     /* a pull: a manifest or a blob, never the tag list or /v2/ itself */
     struct registry_ask ask;
     assert_true(registries_ask_of("http://127.0.0.1:5000/v2/x/manifests/1.0", &ask) &&
-                registry_ask_pulls(&ask) && ask.r == lab);
+                asks_content(&ask) && ask.r == lab);
     assert_true(
         registries_ask_of("http://127.0.0.1:5000/v2/a/b/blobs/sha256:"
                           "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
                           &ask) &&
-        registry_ask_pulls(&ask) && ask.r == lab);
+        asks_content(&ask) && ask.r == lab);
     assert_false(registries_ask_of("http://127.0.0.1:5000/v2/x/tags/list", &ask) &&
-                 registry_ask_pulls(&ask));
-    assert_false(registries_ask_of("http://127.0.0.1:5000/v2/", &ask) && registry_ask_pulls(&ask));
+                 asks_content(&ask));
+    assert_false(registries_ask_of("http://127.0.0.1:5000/v2/", &ask) && asks_content(&ask));
     assert_false(registries_ask_of("http://127.0.0.1:5000/v2/x/blobs/md5:00", &ask) &&
-                 registry_ask_pulls(&ask));
+                 asks_content(&ask));
     assert_false(registries_ask_of("http://127.0.0.1:5000/other/x/manifests/1", &ask) &&
-                 registry_ask_pulls(&ask));
+                 asks_content(&ask));
     /* what a site asks its central: the /v2/ path as sent upstream, the registry by its URL */
     char t[200];
     assert_true(registries_parent_target("http://127.0.0.1:5000/v2/a/b/manifests/1.0", t, 200));
@@ -381,13 +389,91 @@ static void manifests_read(void **state)
     }
 }
 
+/* Image pulls, blobs and requests: a GET of an image manifest (by tag or digest, not an index)
+ * is a pull, a HEAD none; a blob's GET a blob; every request a request; hits and bytes of
+ * manifests' and blobs' 2xx alone. */
+static void answers_counted(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    assert_int_equal(load(err, 2, "--registry", "lab=http://127.0.0.1:5000"), CONFIG_SERVE);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    const struct registry *lab = registries_find("lab", 3);
+    static const char image[] = "application/vnd.docker.distribution.manifest.v2+json",
+                      index[] = "application/vnd.oci.image.index.v1+json";
+    const struct registry_answered answers[] = {
+        {REG_MANIFEST, false, 200, "HIT", image, 0},    /* dockerd's HEAD of the tag */
+        {REG_MANIFEST, true, 200, "HIT", image, 500},   /* ... then its GET by digest */
+        {REG_MANIFEST, true, 200, "MISS", index, 300},  /* skopeo's GET of an index */
+        {REG_MANIFEST, true, 200, "MISS", image, 500},  /* ... then its entry */
+        {REG_BLOB, true, 200, "MISS:origin", "", 1000}, /* a layer */
+        {REG_BLOB, true, 206, "HIT", "", 10},           /* a range of it */
+        {REG_BLOB, false, 200, "HIT", "", 0},           /* a blob's HEAD */
+        {REG_MANIFEST, true, 404, "ERROR", "", 100},    /* no such tag */
+        {REG_TAGS, true, 200, "MISS", "application/json", 40},
+    };
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+        registries_count_answer(lab, &answers[i]);
+    struct registry_counters *n = lab->counters;
+    assert_int_equal(atomic_load(&n->pulls), 2);
+    assert_int_equal(atomic_load(&n->blobs), 2);
+    assert_int_equal(atomic_load(&n->requests), 9);
+    assert_int_equal(atomic_load(&n->hits), 4);
+    assert_int_equal(atomic_load(&n->bytes), 500 + 300 + 500 + 1000 + 10);
+    assert_string_equal(registry_counter_name(8), "blobs");
+    assert_string_equal(registry_counter_name(9), "requests");
+    config_free(&cfg);
+}
+
+/* A SIGHUP reads each password file again: a changed one is swapped in (its generation raised,
+ * its refusal forgotten), the same one is no change, one that cannot be read keeps the login. */
+static void passwords_read_again(void **state)
+{
+    char err[CONFIG_ERR_LEN], path[] = "/tmp/arca-unit-pw-XXXXXX", login[300], why[300];
+    uint64_t gen = 9;
+    int fd = mkstemp(path);
+    (void)state;
+    assert_true(fd >= 0 && write(fd, "first\n", 6) == 6);
+    close(fd);
+    assert_int_equal(load(err, 2, "--registry", "lab=http://127.0.0.1:5000"), CONFIG_SERVE);
+    snprintf(cfg.registries[0].username, sizeof(cfg.registries[0].username), "bot");
+    snprintf(cfg.registries[0].password_file, sizeof(cfg.registries[0].password_file), "%s", path);
+    assert_int_equal(registries_init(&cfg, err, sizeof(err)), 0);
+    const struct registry *lab = registries_find("lab", 3);
+    assert_true(registries_login(lab, login, sizeof(login), &gen));
+    assert_string_equal(login, "bot:first");
+    assert_int_equal(gen, 0);
+    assert_false(registries_login(registries_find("docker.io", 9), login, sizeof(login), NULL));
+    assert_false(registries_login(lab, login, 5, NULL));
+    registries_login_refused(lab, "registry lab refused the login of password-file x (401)");
+    assert_true(registries_login_error(lab, why, sizeof(why)));
+    assert_int_equal(registries_reread_passwords(), 0);
+    assert_true(registries_login_error(lab, why, sizeof(why))); /* the same file: still refused */
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("second\n", f);
+    fclose(f);
+    assert_int_equal(registries_reread_passwords(), 1);
+    assert_int_equal(registries_login_gen(lab), 1);
+    assert_true(registries_login(lab, login, sizeof(login), NULL));
+    assert_string_equal(login, "bot:second");
+    assert_false(registries_login_error(lab, why, sizeof(why)));
+    unlink(path);
+    assert_int_equal(registries_reread_passwords(), 0);
+    assert_true(registries_login(lab, login, sizeof(login), &gen));
+    assert_string_equal(login, "bot:second");
+    assert_int_equal(gen, 1);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(options_read),   cmocka_unit_test(table_built),
-        cmocka_unit_test(ns_found),       cmocka_unit_test(the_longest_url_wins),
-        cmocka_unit_test(sections_once),  cmocka_unit_test(what_a_url_asks),
-        cmocka_unit_test(aliases_read),   cmocka_unit_test(references_read),
+        cmocka_unit_test(options_read),    cmocka_unit_test(table_built),
+        cmocka_unit_test(ns_found),        cmocka_unit_test(the_longest_url_wins),
+        cmocka_unit_test(sections_once),   cmocka_unit_test(what_a_url_asks),
+        cmocka_unit_test(answers_counted), cmocka_unit_test(passwords_read_again),
+        cmocka_unit_test(aliases_read),    cmocka_unit_test(references_read),
         cmocka_unit_test(manifests_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -567,6 +567,29 @@ static void redirects_and_tunnels(void **state)
     assert_true(terms_tunnel_allowed("fw.example", 443, me, why, sizeof(why))); /* not *. */
 }
 
+/* A redirect's target is shown and recorded without its query (a CDN's signature under any
+ * name), but for a query carrying a URL: who may fetch is judged on what it carries. */
+static void hops_shown(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"https://cdn.example/b/x?verify=1700000000-abc&Expires=1",
+         "https://cdn.example/b/x?REDACTED"},
+        {"https://cdn.example/b/x", "https://cdn.example/b/x"},
+        {"http://c:8000/api/v1/fetch/?url=http://o/private/k&sig=s",
+         "http://c:8000/api/v1/fetch/?url=http://o/private/k&sig=REDACTED"},
+        {"http://c/x?u=http%253A%252F%252Fo%252Fp", "http://c/x?u=http%253A%252F%252Fo%252Fp"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *shown = terms_hop_shown(cases[i].in);
+        assert_non_null(shown);
+        assert_string_equal(shown, cases[i].out);
+        free(shown);
+    }
+}
+
 /* A cached object's redirects are judged for each client under the rules in force: one whose
  * networks leave the client out refuses it the object, as a download's redirect is refused. */
 static void hops_for_each_client(void **state)
@@ -790,6 +813,7 @@ int main(void)
         cmocka_unit_test(folded),
         cmocka_unit_test(client_ttl_spellings),
         cmocka_unit_test(redirects_and_tunnels),
+        cmocka_unit_test(hops_shown),
         cmocka_unit_test(hops_for_each_client),
         cmocka_unit_test(allow_network_across_spellings),
         cmocka_unit_test(config_reload),

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "url/url.h"
@@ -885,6 +886,31 @@ static void the_host_and_port_of_a_url(void **state)
     assert_int_equal(len, 0);
 }
 
+/* A redirect's target is shown without its query, whatever its parameters' names (a CDN's
+ * signature under verify=, Expires=, an unknown one): its place is kept, its userinfo
+ * redacted as any URL's. */
+static void a_redirects_query_is_never_shown(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"https://cdn.example/blob/x?verify=1700000000-abc&other=def",
+         "https://cdn.example/blob/x?REDACTED"},
+        {"https://u:pw@cdn.example/b?X-Amz-Signature=s#frag",
+         "https://REDACTED@cdn.example/b?REDACTED"},
+        {"https://cdn.example/b#frag", "https://cdn.example/b"},
+        {"https://cdn.example/b", "https://cdn.example/b"},
+        {"https://cdn.example/b?", "https://cdn.example/b?REDACTED"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *shown = url_shown_hop(cases[i].in);
+        assert_non_null(shown);
+        assert_string_equal(shown, cases[i].out);
+        free(shown);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -916,6 +942,7 @@ int main(void)
         cmocka_unit_test(credentials_are_stripped_for_another_host),
         cmocka_unit_test(a_log_lines_colon_survives_redaction),
         cmocka_unit_test(a_redacted_url_redacts_to_itself),
+        cmocka_unit_test(a_redirects_query_is_never_shown),
         cmocka_unit_test(encoded_delimiters_in_a_secret_are_its_data),
         cmocka_unit_test(a_purge_prefix_is_folded_and_takes_every_spelling),
         cmocka_unit_test(a_long_url_is_folded_under_a_prefix),
