@@ -1,18 +1,15 @@
 #include "registry/reg_links.h"
+#include "registry/reg_manifest.h"
 #include "log/log.h"
 #include "persist/index.h"
 #include "persist/persist.h"
 
 #include <assert.h>
-#include <jansson.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The most digests one manifest links: an index of every platform, a deep image, with room. */
-#define LINKS_PER_MANIFEST 4096
 
 typedef struct {
     uint8_t b[16];
@@ -156,49 +153,16 @@ void reg_links_confirmed(const struct registry_ask *a)
         link_all(a, (const uint8_t(*)[32])a->path.digest, 1);
 }
 
-/* The digest of a descriptor (an object with "digest"), into `into`: 1 when a sha256 one, 0
- * when of another algorithm (not linked), -1 when there is none or it is malformed. */
-static int descriptor_digest(const json_t *desc, uint8_t into[32])
-{
-    const char *s = json_string_value(json_object_get(desc, "digest"));
-    enum reg_error e;
-    if (!s)
-        return -1;
-    e = reg_digest_parse(s, strlen(s), into);
-    return e == REG_OK ? 1 : e == REG_UNSUPPORTED ? 0 : -1;
-}
-
-/* The digests of a manifest (config, layers, an artifact's blobs) or an index (manifests) into
- * out[], LINKS_PER_MANIFEST at most: how many, or -1 when a descriptor has no digest. */
-static int listed(const json_t *doc, uint8_t (*out)[32])
-{
-    static const char *const arrays[] = {"layers", "manifests", "blobs"};
-    const json_t *config = json_object_get(doc, "config"), *desc;
-    int n = 0, r;
-    size_t i;
-    if (config && (r = descriptor_digest(config, out[n])) < 0)
-        return -1;
-    n += config ? r : 0;
-    for (size_t a = 0; a < sizeof(arrays) / sizeof(arrays[0]); a++)
-        json_array_foreach(json_object_get(doc, arrays[a]), i, desc)
-        {
-            if (n == LINKS_PER_MANIFEST || (r = descriptor_digest(desc, out[n])) < 0)
-                return n == LINKS_PER_MANIFEST ? n : -1;
-            n += r;
-        }
-    return n;
-}
-
 int reg_links_note_manifest(const struct registry_ask *a, const char *body, size_t len)
 {
-    uint8_t(*digests)[32] = malloc(LINKS_PER_MANIFEST * 32);
-    json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-    int n = -1;
+    struct reg_manifest m;
+    int n;
     assert(a->r && a->path.what == REG_MANIFEST);
-    if (digests && json_is_object(doc) && (n = listed(doc, digests)) > 0)
-        link_all(a, (const uint8_t(*)[32])digests, n);
-    json_decref(doc);
-    free(digests);
+    if (reg_manifest_read(body, len, &m) < 0)
+        return -1;
+    link_all(a, (const uint8_t(*)[32])m.digests, (int)m.n);
+    n = (int)m.n;
+    reg_manifest_free(&m);
     return n;
 }
 
