@@ -224,8 +224,9 @@ void cli_parent_line(json_t *p, bool only, char *out, size_t size)
 }
 
 /* A line per registry a /v2/ request can reach (docs/REGISTRY.md, "Visible"), those that served
- * nothing yet too, so that an admin confirms a set-up before any pull; nothing from an older
- * server. */
+ * nothing yet too, so that an admin confirms a set-up before any pull, continued on a second
+ * while the registry is held at its own asking (a 429: "held_until", "hold"); nothing from an
+ * older server. */
 static void print_registries(json_t *s)
 {
     size_t i;
@@ -242,6 +243,12 @@ static void print_registries(json_t *s)
                (long long)cli_json_int(r, "hits"), bytes, (long long)cli_json_int(r, "revalidated"),
                (long long)cli_json_int(r, "stale"), (long long)cli_json_int(r, "refused"),
                (long long)cli_json_int(r, "throttled"));
+        const char *until = json_string_value(json_object_get(r, "held_until"));
+        const char *hold = json_string_value(json_object_get(r, "hold"));
+        if (until) /* its own line's continuation: one line per registry starts with its name */
+            printf("           held until %s (%s): nothing asked of it, what is not kept "
+                   "answers 429\n",
+                   until, hold ? hold : "?");
     }
 }
 
