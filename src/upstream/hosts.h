@@ -21,8 +21,9 @@
  *    its caller gives (--registry-hold-max), or without one HOSTS_PROBE_FIRST_MS doubled by each
  *    such answer in a row up to HOSTS_PROBE_MAX_MS; then one probe at a time, as a route held
  *    down: an answer once the wait is over lifts it, another limit holds it again. A limit
- *    that lands while one runs (an answer to a request asked before) only lengthens it. Its
- *    refusals say so (hosts_limited: clients are told 429, the seconds left as Retry-After).
+ *    that lands while one runs (an answer to a request asked before) only lengthens it, and
+ *    the route stays in the table until its wait is over, asked or not. Its refusals say so
+ *    (hosts_limited: clients are told 429, the seconds left as Retry-After).
  *
  * Every handle asks one question before it sends (hosts_admit, from easy_go): whether its host,
  * of the kind it is asked as, lets it go. An origin's attempt says DOWN when its connection was
@@ -58,7 +59,8 @@
  * so that a burst of dead hosts never keeps a later outage from being held; an answer takes only
  * a free place or one of a route that only answered. The status's hosts held down (hosts_down_*,
  * hosts_any_down) are the origins' routes; a parent's hold is shown as its state (hosts_state),
- * a mirror's only in the log.
+ * a mirror's only in the log, a route's at its upstream's asking as its registry's
+ * (hosts_limit_state; hosts_any_down counts it too).
  */
 #ifndef ARCA_HOSTS_H
 #define ARCA_HOSTS_H
