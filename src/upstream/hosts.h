@@ -22,7 +22,8 @@
  *    such answer in a row up to HOSTS_PROBE_MAX_MS; then one probe at a time, as a route held
  *    down: an answer once the wait is over lifts it, another limit holds it again. A limit
  *    that lands while one runs (an answer to a request asked before) only lengthens it, and
- *    the route stays in the table until its wait is over, asked or not. Its refusals say so
+ *    the route stays in the table until its wait is over, asked or not (as a held one when
+ *    the table is full: below). Its refusals say so
  *    (hosts_limited: clients are told 429, the seconds left as Retry-After).
  *
  * Every handle asks one question before it sends (hosts_admit, from easy_go): whether its host,
