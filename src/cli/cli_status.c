@@ -225,7 +225,8 @@ void cli_parent_line(json_t *p, bool only, char *out, size_t size)
 
 /* A line per registry a /v2/ request can reach (docs/REGISTRY.md, "Visible"), those that served
  * nothing yet too, so that an admin confirms a set-up before any pull, and why its login was
- * refused when it was; nothing from an older server. */
+ * refused when it was, continued on a second line while the registry is held at its own
+ * asking (a 429: "held_until", "hold"); nothing from an older server. */
 static void print_registries(json_t *s)
 {
     size_t i;
@@ -245,6 +246,12 @@ static void print_registries(json_t *s)
                (long long)cli_json_int(r, "stale"), (long long)cli_json_int(r, "refused"),
                (long long)cli_json_int(r, "throttled"), refused ? "; login refused: " : "",
                refused ? refused : "");
+        const char *until = json_string_value(json_object_get(r, "held_until"));
+        const char *hold = json_string_value(json_object_get(r, "hold"));
+        if (until) /* its own line's continuation: one line per registry starts with its name */
+            printf("           held until %s (%s): nothing asked of it, what is not kept "
+                   "answers 429\n",
+                   until, hold ? hold : "?");
     }
 }
 

@@ -26,6 +26,8 @@ void config_defaults(struct config *cfg)
     cfg->quota = 5LL << 30;
     cfg->default_ttl = 10 * 86400;
     cfg->registry_tag_ttl = 60; /* a rebuilt :latest seen within a minute, at a HEAD a minute */
+    /* a Retry-After of hours (Docker Hub's anonymous pulls) is asked again sooner */
+    cfg->registry_hold_max = 600;
     cfg->stall_timeout = 60;
     cfg->connect_timeout = 30;
     cfg->download_timeout = 6 * 3600;
@@ -704,6 +706,7 @@ static const struct option options[] = {
     {"registry", NULL, OPT_REPEATABLE, SPAN(registries, n_registries), 0, 0, 0},
     {"registry-default", NULL, 0, FIELD(registry_default), 0, 0, 0},
     NUMBER("registry-tag-ttl", OPT_RELOADABLE, registry_tag_ttl, V_DURATION, 1, TTL_MAX),
+    NUMBER("registry-hold-max", OPT_RELOADABLE, registry_hold_max, V_DURATION, 1, 86400),
     {"mirror", opt_mirror, OPT_REPEATABLE, SPAN(mirror_rules, n_mirror_rules), 0, 0, 0},
     {"parent", opt_parent, 0, FIELD(parent), 0, 0, 0},
     {"parent-only", opt_switch, OPT_SWITCH, FIELD(parent_only), 0, 0, 0},

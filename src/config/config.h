@@ -221,6 +221,9 @@ struct config {
     /* seconds a mirrored registry's manifest by tag is fresh where no rule gives a ttl
      * (--registry-tag-ttl; SIGHUP sets it: read atomically) */
     int64_t registry_tag_ttl;
+    /* seconds a registry's 429 (or 503 with Retry-After) holds it at most (--registry-hold-max;
+     * SIGHUP sets it: read atomically) */
+    int64_t registry_hold_max;
     bool log_health_checks; /* write /api/v1/health/ requests to the access log */
     /* --cache-name: this arca's name in Cache-Status (an sf-token; by default the host's name,
      * an sf-string when it is no token) */

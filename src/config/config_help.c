@@ -118,6 +118,8 @@ static void print_keys_and_commands(void)
         "                         docker.io)\n"
         "  --registry-tag-ttl TTL  a registry's tag is fresh this long where no rule gives a\n"
         "                         ttl, then asked again with a HEAD (default 1m)\n"
+        "  --registry-hold-max DURATION  a registry's 429 (or 503 with Retry-After) holds it\n"
+        "                         for the wait asked, at most this long (default 10m)\n"
         "  --mirror REGEX=URL,... URLs matching REGEX are fetched from the first mirror that has\n"
         "                         them (the matched text replaced), else from the origin\n"
         "  --parent URL           a central arca (http[s]://HOST[:PORT][/PATH]) every download\n"
@@ -166,10 +168,10 @@ static void print_keys_and_commands(void)
         "\n"
         "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--negative-ttl, --registry-tag-ttl, --stale-if-error, --stale-while-revalidate,\n"
-        "--upstream-rate, --log-level, the\n"
-        "admin token and the TLS files (--tls-cert, --tls-key, --tls-client-ca, --parent-cert,\n"
-        "--parent-key); other options need a restart (the log names them).\n"
+        "--negative-ttl, --registry-tag-ttl, --registry-hold-max, --stale-if-error,\n"
+        "--stale-while-revalidate, --upstream-rate, --log-level, the admin token and the TLS\n"
+        "files (--tls-cert, --tls-key, --tls-client-ca, --parent-cert, --parent-key); other\n"
+        "options need a restart (the log names them).\n"
         "SIGUSR1 reopens the access log and nothing else (for logrotate).");
 }
 

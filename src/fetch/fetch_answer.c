@@ -136,6 +136,9 @@ const char *fetch_failure_words(const struct fetch_req *r, const char *reason, u
     size_t kept = retry_after > 0 ? 0 : words_for_anyone(why);
     if (kept)
         snprintf(buf, size, "%.*s", counted + (int)kept, reason);
+    else if (retry_after > 0 && status == 429) /* held at its own asking (upstream/hosts.h) */
+        snprintf(buf, size, "the %s asked arca to wait (429); asked again in %d s", who,
+                 retry_after);
     else if (retry_after > 0) /* its Retry-After says when too */
         snprintf(buf, size, "the %s is held down after failures in a row; tried again in %d s", who,
                  retry_after);

@@ -143,7 +143,8 @@ bool fetch_sees_upstream(const struct fetch_req *r);
 /* A failed download's or confirmation's `reason` as r's client reads it: whole when it may
  * (fetch_sees_upstream); else the source's bare status and arca's own words only, anything else
  * one generic line ("the parent could not be reached"), written into `buf`. `status` is the
- * answer's, `retry_after` > 0 for a host held down. arca's log keeps the whole reason. */
+ * answer's, `retry_after` > 0 for a host held (down, or at its own asking: a 429). arca's log
+ * keeps the whole reason. */
 const char *fetch_failure_words(const struct fetch_req *r, const char *reason, unsigned int status,
                                 int retry_after, char *buf, size_t size);
 /* fetch_refuse_object for a failed download (or a kept 404): its meta->error, worded for r's

@@ -1,15 +1,18 @@
 /* The registries in the status JSON and the metrics (http_internal.h's http_registries_*): each
  * one's name, URL, password file's path and refused login to a client that may see URLs, whether
- * it is the default and has a login, its counters (registries.h). A stranger gets the counters: a
- * name is the lab's layout (the namespace clients use, usually the registry's host), null for it in
- * the status, its place in the list ("1", "2"...) in the metrics' label, as a parent's. Never a
- * password or a token. */
+ * it is the default and has a login, its counters (registries.h), its hold at its own asking
+ * (upstream/hosts.h). A stranger gets the counters: a name is the lab's layout (the namespace
+ * clients use, usually the registry's host), null for it in the status, its place in the list
+ * ("1", "2"...) in the metrics' label, as a parent's. Never a password or a token. */
 #include "http/http_internal.h"
 #include "registry/registries.h"
+#include "upstream/hosts.h"
 #include "base/buf.h"
+#include "base/clock.h"
 
 #include <jansson.h>
 #include <stddef.h>
+#include <time.h>
 
 /* What each counter counts (the metric's HELP), in registries.h's order: registry_counter_name(k)
  * is its word, arca_registry_<word>_total. */
@@ -42,6 +45,25 @@ static void add_login(json_t *e, const struct registry *r, bool named)
     json_object_set_new(e, "login_error", refused ? json_string(why) : json_null());
 }
 
+/* Its hold at its own asking (a 429, a 503 with Retry-After: hosts.h), until its probe lifts
+ * it: "held_until" (when its wait ends) and, to a client that may see URLs, "hold" (what it
+ * answered: the upstream's own words), null when none. */
+static void put_hold(json_t *e, const struct registry *r, bool named)
+{
+    struct host_limit l;
+    char until[32] = "";
+    struct tm tm;
+    time_t t;
+    hosts_limit_state(r->url, monotonic_ms(), &l);
+    if (l.held) {
+        t = (time_t)l.until;
+        gmtime_r(&t, &tm);
+        strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    json_object_set_new(e, "held_until", l.held ? json_string(until) : json_null());
+    json_object_set_new(e, "hold", l.held && named ? json_string(l.why) : json_null());
+}
+
 void http_registries_status(json_t *o, bool named)
 {
     json_t *list = json_array();
@@ -57,6 +79,7 @@ void http_registries_status(json_t *o, bool named)
         add_login(e, r, named);
         for (int k = 0; k < REGISTRY_COUNTERS; k++)
             json_object_set_new(e, registry_counter_name(k), json_integer(value(r, k)));
+        put_hold(e, r, named);
         json_array_append_new(list, e);
     }
     if (list)

@@ -16,7 +16,8 @@
  *
  * The dance's requests (the /v2/ ping, the realm's token) are upstream requests like any: asked
  * on the upstream thread's multi handle (probe.h's documents), under the upstream address
- * policy, its host's hold and the uplink cap. reg_auth.c keeps what was learnt (the pure
+ * policy, its host's hold (the realm's too: its registry's hold at the registry's asking, a 429)
+ * and the uplink cap. reg_auth.c keeps what was learnt (the pure
  * parsing below, the challenges and tokens under its lock); upstream/reg_login.c asks
  * (reg_auth_ensure: registry/ sits below upstream/ and never calls it).
  */

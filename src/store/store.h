@@ -427,9 +427,10 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
  * thread has made them, are removed there. Any thread may call it (upstream_fetch does, at shutdown
  * or out of memory): it never touches disk or SQLite itself. */
 void store_fail(struct object *obj, int status, const char *reason);
-/* Upstream thread. The download's host is held down (upstream/hosts.h): it fails as store_fail
- * does, with 503, `reason`, and the seconds until the host is tried again (Retry-After). */
-void store_fail_held(struct object *obj, const char *reason, int retry_after);
+/* Upstream thread. The download's host is held (upstream/hosts.h): it fails as store_fail does,
+ * with `status` (503 held down, 429 held at its upstream's asking), `reason`, and the seconds
+ * until the host is tried again (Retry-After). */
+void store_fail_held(struct object *obj, int status, const char *reason, int retry_after);
 /* arca stops: end a download for its clients (503, `reason`) like store_fail, but keep its file
  * and row, synced, so that the next start continues it (store_take_resumed). */
 void store_set_aside(struct object *obj, const char *reason);

@@ -757,13 +757,13 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
     return rc;
 }
 
-void store_fail_held(struct object *obj, const char *reason, int retry_after)
+void store_fail_held(struct object *obj, int status, const char *reason, int retry_after)
 {
     CHECK_OBJ(obj);
     store_lock();
     if (obj->state == OBJ_FETCHING && !obj->error_status)
         obj->retry_after = retry_after;
-    object_fail(obj, 503, reason);
+    object_fail(obj, status, reason);
     store_unlock();
 }
 

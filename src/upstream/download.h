@@ -54,7 +54,7 @@ struct transfer_store {
     int (*renew)(struct object *obj);
     void (*fail)(struct object *obj, int status, const char *reason);
     void (*set_aside)(struct object *obj, const char *reason);
-    void (*fail_held)(struct object *obj, const char *reason, int retry_after);
+    void (*fail_held)(struct object *obj, int status, const char *reason, int retry_after);
     bool (*offer_stale)(struct object *obj, enum stale_cause cause, int fwd_status);
     int (*keep_stale)(struct object *obj, int status, int fwd_status, const char *reason);
     void (*release)(struct object *obj);

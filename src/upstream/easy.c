@@ -1,5 +1,6 @@
 #include "upstream/easy.h"
 #include "config/buckets.h"
+#include "registry/registries.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
 #include "rules/terms.h"
@@ -71,16 +72,24 @@ bool upstream_on_thread(void)
            pthread_equal(owner, pthread_self());
 }
 
-/* The address `h` leaves from, into *out: its download's terms' (h->outgoing), else the rule's
- * of the URL it asks (a probe, a document), else --outgoing-address's. Its connections are bound
- * to it and its route's hold is asked with it (hosts.h). */
-static void leaves_from(const struct handle *h, struct outgoing_address *out)
+/* The address a request of `h` to `url` leaves from, into *out: `h`'s download's terms'
+ * (h->outgoing) for its own URL, else the rule's of `url`, else --outgoing-address's. */
+static void route_from(const struct handle *h, const char *url, struct outgoing_address *out)
 {
-    const struct rule_set *set = h->outgoing ? NULL : rules_current();
-    const struct rule *r = set ? rules_match(set, h->url) : NULL;
-    *out = h->outgoing ? *h->outgoing : r && r->has_outgoing ? r->outgoing : h->loop->cfg->outgoing;
+    bool own = h->outgoing && url == h->url;
+    const struct rule_set *set = own ? NULL : rules_current();
+    const struct rule *r = set ? rules_match(set, url) : NULL;
+    *out = own ? *h->outgoing : r && r->has_outgoing ? r->outgoing : h->loop->cfg->outgoing;
     if (set)
         rules_put(set);
+}
+
+/* The address `h` leaves from (route_from for the URL it asks: a probe's, a document's, the
+ * rule's of it). Its connections are bound to it and its route's hold is asked with it
+ * (hosts.h). */
+static void leaves_from(const struct handle *h, struct outgoing_address *out)
+{
+    route_from(h, h->url, out);
 }
 
 static int bind_outgoing(struct handle *h, int fd, int family)
@@ -180,6 +189,7 @@ void easy_setup(struct handle *h, struct upstream_loop *loop, CURL *e, const cha
     h->hops = NULL;
     h->hops_size = 0;
     h->outgoing = NULL;
+    h->realm_of = NULL;
     h->wait = (struct rate_wait){.easy = e, .flow = flow};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, h);
@@ -219,11 +229,24 @@ void easy_set_url(struct handle *h, const char *url)
     easy_set_source(h, url, HOST_ORIGIN);
 }
 
+/* Whether `h` asks a registry's token realm while the registry is held at its asking: the
+ * realm is the registry's, asked nothing meanwhile (why, *retry_after as hosts_limited). */
+static bool realm_held(const struct handle *h, char *why, size_t size, int *retry_after)
+{
+    struct outgoing_address from;
+    if (!h->realm_of || !hosts_any_down())
+        return false;
+    route_from(h, h->realm_of->url, &from);
+    return hosts_limited(h->realm_of->url, &from, h->loop->now_ms(), why, size, retry_after);
+}
+
 enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after)
 {
     struct outgoing_address from;
     assert(upstream_on_thread() && !h->host_probe && !h->wait.queued);
     leaves_from(h, &from);
+    if (realm_held(h, why, size, retry_after))
+        return EASY_HELD;
     if (!h->root_check && !hosts_admit(h->url, &from, h->host_kind, h->loop->now_ms(), may_probe,
                                        &h->host_probe, why, size, retry_after))
         return EASY_HELD;
@@ -235,9 +258,63 @@ enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size
     return EASY_FAILED;
 }
 
+bool easy_limited(const struct handle *h, char *why, size_t size, int *retry_after)
+{
+    struct outgoing_address from;
+    if (realm_held(h, why, size, retry_after))
+        return true;
+    leaves_from(h, &from);
+    return hosts_limited(h->url, &from, h->loop->now_ms(), why, size, retry_after);
+}
+
+int easy_held_status(const struct handle *h)
+{
+    return easy_limited(h, NULL, 0, NULL) ? 429 : 503;
+}
+
 bool easy_take(struct handle *h, size_t len)
 {
     return rate_admit(&h->loop->gate, &h->wait, len);
+}
+
+/* The registry an answer of `h` speaks for: the one whose realm it asked, or the one whose API its
+ * URL is under, asked as the origin (NULL: none). */
+static const struct registry *registry_of(const struct handle *h)
+{
+    if (h->realm_of)
+        return h->realm_of;
+    return h->host_kind == HOST_ORIGIN ? registries_for_url(h->url) : NULL;
+}
+
+/* A registry's 429, or its 503 with a Retry-After (RFC 9110 10.2.3: seconds or an HTTP-date,
+ * read by curl), to any request of its own or of its realm holds that registry's route for the
+ * wait asked, at most --registry-hold-max (hosts_limit): a limit is the registry's, not one
+ * URL's, and asking again before its time only spends the lab's quota. */
+static void heard_limit(const struct handle *h)
+{
+    const struct registry *r;
+    struct outgoing_address from;
+    char who[REGISTRY_NAME_MAX + 16], what[160];
+    long status = 0;
+    curl_off_t asked = 0;
+    curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 429 && status != 503)
+        return;
+    if (curl_easy_getinfo(h->easy, CURLINFO_RETRY_AFTER, &asked) != CURLE_OK || asked < 0)
+        asked = 0;
+    if ((status == 503 && !asked) || !(r = registry_of(h)))
+        return;
+    asked = asked > INT64_MAX / 1000 ? INT64_MAX / 1000 : asked;
+    const char *said = h->realm_of ? "its token realm answered" : "answered";
+    snprintf(who, sizeof(who), "registry %s", r->name);
+    if (asked)
+        snprintf(what, sizeof(what), "%s %ld (Retry-After: %lld s)", said, status,
+                 (long long)asked);
+    else
+        snprintf(what, sizeof(what), "%s %ld (no Retry-After)", said, status);
+    route_from(h, r->url, &from);
+    int64_t max = __atomic_load_n(&h->loop->cfg->registry_hold_max, __ATOMIC_RELAXED);
+    hosts_limit(r->url, &from, who, what, (int64_t)asked * 1000, max * 1000, h->loop->now_ms());
 }
 
 /* Told however it ended, so that a probe's mark always goes: a probe refused by the address
@@ -254,6 +331,8 @@ void easy_ended(struct handle *h, CURLcode rc)
     rate_forget(&h->loop->gate, &h->wait);
     curl_multi_remove_handle(h->loop->multi, h->easy);
     leaves_from(h, &from);
+    if (word == HOST_UP) /* before the end is told: an answer lifts no hold it asks for */
+        heard_limit(h);
     if ((word != HOST_SAID_NOTHING || h->host_probe) &&
         hosts_result(h->url, &from, h->host_kind, word, h->host_probe, h->loop->now_ms()) &&
         (!h->loop->check_host || h->loop->check_host(h->loop, h->url, &from) < 0))

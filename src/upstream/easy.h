@@ -25,6 +25,7 @@
 
 struct bucket_auth;
 struct fill;
+struct registry;
 struct transfer;
 
 /* The loop's state the lower files are handed. */
@@ -72,6 +73,9 @@ struct handle {
     /* the address its connections leave from (outgoing.h): its download's terms' (NULL: the
      * rule's of `url`, else --outgoing-address's) */
     const struct outgoing_address *outgoing;
+    /* the registry whose token realm it asks (reg_login.c), NULL none: it obeys that registry's
+     * hold, and its 429 holds the registry (easy_ended) */
+    const struct registry *realm_of;
 };
 
 void upstream_claim_thread(void);
@@ -109,15 +113,23 @@ enum easy_start {
 };
 /* One attempt of `h`, its request set up: asked of its route's hold (hosts_admit, as
  * h->host_kind, from the address it leaves from; `may_probe`:
- * it may be the attempt that asks whether a held host is back), then into the multi handle. */
+ * it may be the attempt that asks whether a held host is back), and a realm's of its
+ * registry's hold at its asking (hosts_limited), then into the multi handle. */
 enum easy_start easy_go(struct handle *h, bool may_probe, char *why, size_t size, int *retry_after);
+/* Whether `h`'s route (a realm's: its registry's) is held at its upstream's asking now
+ * (hosts_limited: why, *retry_after unless `why` is NULL). */
+bool easy_limited(const struct handle *h, char *why, size_t size, int *retry_after);
+/* What the clients of `h`'s attempt that easy_go held are told: 429 when easy_limited, 503
+ * when its host is held down. */
+int easy_held_status(const struct handle *h);
 /* Whether `h`'s chunk of `len` body bytes may be taken now (rate_admit); false: return
  * CURL_WRITEFUNC_PAUSE, the cap lets it go in its turn. */
 bool easy_take(struct handle *h, size_t len);
 /* The attempt under way ended (`rc`) or is cut: out of the cap's queue and of the multi
  * handle, and what it says of its host told (hosts_word, hosts_result; nothing when arca
  * stops), its probe mark gone however it ended; a silence after its request has the host
- * checked (loop->check_host). */
+ * checked (loop->check_host). A registry's 429, or its 503 with a Retry-After, to a request of
+ * its pull API, its /v2/ or its realm (h->realm_of) holds the registry first (hosts_limit). */
 void easy_ended(struct handle *h, CURLcode rc);
 
 /* A bucket's request (NULL: none) is SigV4-signed by libcurl with its credentials. */

@@ -50,6 +50,14 @@ struct host {
     bool awaited;        /* a download waits for a slot to be its probe (hosts_await_probe) */
     bool checking;       /* a check of its root is out (hosts_result asked for it) */
     bool hung;           /* its silences held it: it accepts connections, answers nothing */
+    /* Held at its upstream's asking (hosts_limit): until then (monotonic ms; 0 not), then until
+     * its probe answers; the wall-clock second that is, as the status shows it; the hold the
+     * next limit that names no time gets; who asked, and what it said. */
+    int64_t limit_until;
+    int64_t limit_wall;
+    int64_t limit_next_ms;
+    char limit_who[HOSTS_LIMIT_WHY_MAX];
+    char limit_what[HOSTS_LIMIT_WHY_MAX];
 };
 
 /* Its lock is a leaf: nothing else is taken while it is held, and no caller holds a lock of its
@@ -57,6 +65,7 @@ struct host {
 static struct {
     pthread_mutex_t lock;
     atomic_int down;                   /* origins held down now */
+    atomic_int limited;                /* routes held at their upstream's asking now */
     int64_t swept_ms;                  /* the last pass for idle hosts (forget_idle) */
     char default_from[HOSTS_FROM_MAX]; /* --outgoing-address: not named in the list */
     struct host hosts[HOSTS_MAX];
@@ -79,6 +88,7 @@ void hosts_configure(int origin_failures, const struct outgoing_address *from)
     reg.swept_ms = 0;
     memset(reg.hosts, 0, sizeof(reg.hosts));
     atomic_store(&reg.down, 0);
+    atomic_store(&reg.limited, 0);
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -123,10 +133,33 @@ static bool within(int64_t at_ms, int64_t window_ms, int64_t now_ms)
     return at_ms && now_ms - at_ms < window_ms;
 }
 
-/* Lock held. Whether `h` holds its asks back at `now_ms`. */
+/* Lock held. Whether `h` holds its asks back at `now_ms`: held down, or at its upstream's
+ * asking (until its probe answers). */
 static bool held_now(const struct host *h, int64_t now_ms)
 {
-    return h->since && (policies[h->kind].probes || now_ms < h->probe_at);
+    return (h->since && (policies[h->kind].probes || now_ms < h->probe_at)) || h->limit_until;
+}
+
+/* Lock held. Whether `h` is held, down or at its upstream's asking, its hold's end aside. */
+static bool held(const struct host *h)
+{
+    return h->since || h->limit_until;
+}
+
+/* Lock held. When the probe of held `h` may go: both its holds' waits over. */
+static int64_t due_at(const struct host *h)
+{
+    int64_t at = h->since ? h->probe_at : 0;
+    return h->limit_until > at ? h->limit_until : at;
+}
+
+/* Lock held. `h` is held at its upstream's asking until `until_ms` (0: no longer); the count of
+ * such routes follows. */
+static void set_limit(struct host *h, int64_t until_ms)
+{
+    if (!h->limit_until != !until_ms)
+        atomic_fetch_add(&reg.limited, until_ms ? 1 : -1);
+    h->limit_until = until_ms;
 }
 
 /* Lock held. `h` is held (since now) or not: the origins' count follows. */
@@ -143,6 +176,7 @@ static void set_held(struct host *h, bool held)
 static void drop(struct host *h)
 {
     set_held(h, false);
+    set_limit(h, 0);
     h->origin[0] = '\0';
 }
 
@@ -159,10 +193,10 @@ static void forget_idle(int64_t now_ms)
     for (size_t i = 0; i < HOSTS_MAX; i++) {
         struct host *h = &reg.hosts[i];
         if (!h->origin[0] || h->probing || h->awaited || h->checking ||
-            now_ms - h->seen_ms < HOSTS_IDLE_MS)
+            now_ms - h->seen_ms < HOSTS_IDLE_MS || now_ms < h->limit_until)
             continue;
-        if (h->since)
-            log_info("%s %s no longer held down: not asked for in %d s", policies[h->kind].name,
+        if (held(h))
+            log_info("%s %s no longer held: not asked for in %d s", policies[h->kind].name,
                      name_of(h, name), HOSTS_IDLE_MS / 1000);
         drop(h);
     }
@@ -172,7 +206,7 @@ static void forget_idle(int64_t now_ms)
  * in a row), 0 only answered lately (its answer). */
 static int worth(const struct host *h)
 {
-    return h->since ? 2 : h->failures > 0 || h->hung ? 1 : 0;
+    return held(h) ? 2 : h->failures > 0 || h->hung ? 1 : 0;
 }
 
 /* Lock held. Whether `a` is of less use than `b` to keep: the one worth less, then the one
@@ -197,8 +231,8 @@ static struct host *make_room(int max_worth)
             victim = &reg.hosts[i];
     }
     if (victim) {
-        if (victim->since)
-            log_info("%s %s no longer held down: its place went to another host",
+        if (held(victim))
+            log_info("%s %s no longer held: its place went to another host",
                      policies[victim->kind].name, name_of(victim, name));
         drop(victim);
     }
@@ -244,17 +278,40 @@ static struct host *host_of(const char *url, const struct outgoing_address *from
     return find(origin, addr, kind, make);
 }
 
+/* The wall-clock second `s`, as the log and the status write it, into out[32]. */
+static const char *wall_text(int64_t s, char *out)
+{
+    struct tm tm;
+    time_t t = (time_t)s;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return out;
+}
+
+/* Lock held. Why an ask of `h`, held at its upstream's asking, does not go, and in how many
+ * seconds one may: what is left of the wait asked, 1 once it is over (its probe out or due). */
+static void say_limited(const struct host *h, int64_t now_ms, char *why, size_t size,
+                        int *retry_after)
+{
+    char until[32];
+    int64_t left = h->probing || now_ms >= h->limit_until ? 0 : h->limit_until - now_ms;
+    *retry_after = left > 0 ? (int)((left + 999) / 1000) : 1;
+    snprintf(why, size, "%s: %s; held until %s, asked again in %d s", h->limit_who, h->limit_what,
+             wall_text(h->limit_wall, until), *retry_after);
+}
+
 /* Lock held. Why an ask of held `h` does not go, and in how many seconds one may. */
 static void say_held(const struct host *h, int64_t now_ms, char *why, size_t size, int *retry_after)
 {
     char since[32], name[ROUTE_NAME_MAX];
-    struct tm tm;
-    time_t t = (time_t)h->since;
     int64_t wait = h->probing             ? h->wait_ms
                    : h->probe_at > now_ms ? h->probe_at - now_ms
                                           : 0; /* due: the next with a slot probes */
-    gmtime_r(&t, &tm);
-    strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (h->limit_until) {
+        say_limited(h, now_ms, why, size, retry_after);
+        return;
+    }
+    wall_text(h->since, since);
     *retry_after = (int)(wait / 1000 + 1);
     snprintf(why, size, "%s %s is down since %s (%d failures in a row%s); tried again in %d s",
              policies[h->kind].name, name_of(h, name), since, h->failures,
@@ -270,13 +327,13 @@ bool hosts_admit(const char *url, const struct outgoing_address *from, enum host
     *probe = false;
     pthread_mutex_lock(&reg.lock);
     struct host *h = host_of(url, from, kind, FIND_ONLY, now_ms);
-    if (h && h->since)
+    if (h && held(h))
         h->seen_ms = now_ms; /* asked for: kept while held */
     if (h && may_probe)
         h->awaited = false; /* the download that waited to be the probe is here */
     if (!h || !held_now(h, now_ms)) {
         go = true; /* not held, or passed over no longer: asked again */
-    } else if (!h->probing && now_ms >= h->probe_at && may_probe) {
+    } else if (!h->probing && now_ms >= due_at(h) && may_probe) {
         h->probing = *probe = true; /* this attempt asks whether it is back */
     } else {
         say_held(h, now_ms, why, size, retry_after);
@@ -342,12 +399,17 @@ static void clear(struct host *h, int64_t now_ms)
     if (h->since)
         log_info("%s %s answers again after %d failures", policies[h->kind].name, name_of(h, name),
                  h->failures);
+    if (h->limit_until && now_ms >= h->limit_until) { /* a limit still running is kept */
+        log_info("%s: its hold is over, %s answers again", h->limit_who, name_of(h, name));
+        set_limit(h, 0);
+        h->limit_next_ms = 0;
+    }
     set_held(h, false);
     h->failures = 0;
     h->hung = false;
     if (policies[h->kind].words)
         h->answered_ms = h->seen_ms = now_ms;
-    else
+    else if (!h->limit_until)
         drop(h);
 }
 
@@ -493,7 +555,7 @@ bool hosts_await_probe(const char *url, const struct outgoing_address *from, int
     bool mine = false;
     pthread_mutex_lock(&reg.lock);
     struct host *h = host_of(url, from, HOST_ORIGIN, FIND_ONLY, monotonic_ms());
-    if (h && h->since && !h->probing && !h->awaited && until_ms >= h->probe_at)
+    if (h && held(h) && !h->probing && !h->awaited && until_ms >= due_at(h))
         mine = h->awaited = true;
     pthread_mutex_unlock(&reg.lock);
     return mine;
@@ -501,7 +563,7 @@ bool hosts_await_probe(const char *url, const struct outgoing_address *from, int
 
 bool hosts_any_down(void)
 {
-    return atomic_load(&reg.down) > 0;
+    return atomic_load(&reg.down) > 0 || atomic_load(&reg.limited) > 0;
 }
 
 bool hosts_ends_retries(const char *url, const struct outgoing_address *from)
@@ -510,9 +572,9 @@ bool hosts_ends_retries(const char *url, const struct outgoing_address *from)
         return false;
     pthread_mutex_lock(&reg.lock);
     struct host *h = host_of(url, from, HOST_ORIGIN, FIND_ONLY, monotonic_ms());
-    bool held = h && h->since;
+    bool ends = h && held(h);
     pthread_mutex_unlock(&reg.lock);
-    return held;
+    return ends;
 }
 
 bool hosts_refuses(const char *url, const struct outgoing_address *from, int64_t now_ms,
@@ -522,7 +584,7 @@ bool hosts_refuses(const char *url, const struct outgoing_address *from, int64_t
         return false;
     pthread_mutex_lock(&reg.lock);
     struct host *h = host_of(url, from, HOST_ORIGIN, FIND_ONLY, now_ms);
-    bool refuses = h && h->since && (h->probing || h->awaited || until_ms < h->probe_at);
+    bool refuses = h && held(h) && (h->probing || h->awaited || until_ms < due_at(h));
     pthread_mutex_unlock(&reg.lock);
     return refuses;
 }
@@ -559,4 +621,85 @@ struct host_down *hosts_down_list(size_t *n, int64_t now_ms)
     }
     pthread_mutex_unlock(&reg.lock);
     return out;
+}
+
+/* Lock held. The hold a limit that names no wait gets on `h`: HOSTS_PROBE_FIRST_MS, doubled by
+ * each such limit in a row up to HOSTS_PROBE_MAX_MS, as a host held down is probed. */
+static int64_t next_limit_ms(struct host *h)
+{
+    int64_t ms = h->limit_next_ms ? h->limit_next_ms : HOSTS_PROBE_FIRST_MS;
+    h->limit_next_ms = ms * 2 > HOSTS_PROBE_MAX_MS ? HOSTS_PROBE_MAX_MS : ms * 2;
+    return ms;
+}
+
+int64_t hosts_limit(const char *url, const struct outgoing_address *from, const char *who,
+                    const char *what, int64_t asked_ms, int64_t max_ms, int64_t now_ms)
+{
+    char until[32];
+    int64_t hold = 0;
+    pthread_mutex_lock(&reg.lock);
+    struct host *h = host_of(url, from, HOST_ORIGIN, MAKE_FAILING, now_ms);
+    bool running = h && h->limit_until > now_ms;
+    if (h)
+        hold = asked_ms > 0 ? asked_ms : running ? 0 : next_limit_ms(h);
+    bool cut = hold > max_ms;
+    if (cut)
+        hold = max_ms;
+    if (!h || (running && now_ms + hold <= h->limit_until)) { /* one more answer of its wait */
+        pthread_mutex_unlock(&reg.lock);
+        return 0;
+    }
+    h->seen_ms = now_ms;
+    set_limit(h, now_ms + hold);
+    h->limit_wall = (int64_t)time(NULL) + (hold + 999) / 1000;
+    snprintf(h->limit_who, sizeof(h->limit_who), "%s", who);
+    if (cut)
+        snprintf(h->limit_what, sizeof(h->limit_what), "%.120s, cut to --registry-hold-max %lld s",
+                 what, (long long)(max_ms / 1000));
+    else
+        snprintf(h->limit_what, sizeof(h->limit_what), "%s", what);
+    if (!running)
+        log_warn("%s held until %s (%lld s): %s; nothing is asked of it meanwhile", who,
+                 wall_text(h->limit_wall, until), (long long)((hold + 999) / 1000), h->limit_what);
+    pthread_mutex_unlock(&reg.lock);
+    return hold;
+}
+
+bool hosts_limited(const char *url, const struct outgoing_address *from, int64_t now_ms, char *why,
+                   size_t size, int *retry_after)
+{
+    bool limited = false;
+    if (!atomic_load(&reg.limited))
+        return false;
+    pthread_mutex_lock(&reg.lock);
+    struct host *h = host_of(url, from, HOST_ORIGIN, FIND_ONLY, now_ms);
+    if (h && h->limit_until && (now_ms < h->limit_until || h->probing)) {
+        limited = true;
+        h->seen_ms = now_ms;
+        if (why)
+            say_limited(h, now_ms, why, size, retry_after);
+    }
+    pthread_mutex_unlock(&reg.lock);
+    return limited;
+}
+
+void hosts_limit_state(const char *url, int64_t now_ms, struct host_limit *out)
+{
+    char origin[HOSTS_ORIGIN_MAX];
+    *out = (struct host_limit){0};
+    if (!atomic_load(&reg.limited))
+        return;
+    hosts_origin_of(url, origin, sizeof(origin));
+    pthread_mutex_lock(&reg.lock);
+    forget_idle(now_ms);
+    for (size_t i = 0; origin[0] && i < HOSTS_MAX; i++) { /* each route of it: the latest end */
+        const struct host *h = &reg.hosts[i];
+        if (h->kind != HOST_ORIGIN || !h->limit_until || strcmp(h->origin, origin) ||
+            (out->held && h->limit_wall <= out->until))
+            continue;
+        out->held = true;
+        out->until = h->limit_wall;
+        snprintf(out->why, sizeof(out->why), "%s", h->limit_what);
+    }
+    pthread_mutex_unlock(&reg.lock);
 }

@@ -15,7 +15,16 @@
  *    question), and passed over for HOSTS_MIRROR_HOLD_MS, then asked again;
  *  - a parent is held after HOSTS_PARENT_FAULTS of its own faults in a row, judged by parent.c
  *    (bytes that check out clear it), and passed over for HOSTS_PARENT_HOLD_MS, each fault
- *    meanwhile doubling that up to HOSTS_PARENT_HOLD_MAX_MS.
+ *    meanwhile doubling that up to HOSTS_PARENT_HOLD_MAX_MS;
+ *  - an origin's route is held at its upstream's asking (hosts_limit: a container registry's
+ *    429, or its 503 with a Retry-After, easy.c tells) for the wait it asked, at most the most
+ *    its caller gives (--registry-hold-max), or without one HOSTS_PROBE_FIRST_MS doubled by each
+ *    such answer in a row up to HOSTS_PROBE_MAX_MS; then one probe at a time, as a route held
+ *    down: an answer once the wait is over lifts it, another limit holds it again. A limit
+ *    that lands while one runs (an answer to a request asked before) only lengthens it, and
+ *    the route stays in the table until its wait is over, asked or not (as a held one when
+ *    the table is full: below). Its refusals say so
+ *    (hosts_limited: clients are told 429, the seconds left as Retry-After).
  *
  * Every handle asks one question before it sends (hosts_admit, from easy_go): whether its host,
  * of the kind it is asked as, lets it go. An origin's attempt says DOWN when its connection was
@@ -51,7 +60,8 @@
  * so that a burst of dead hosts never keeps a later outage from being held; an answer takes only
  * a free place or one of a route that only answered. The status's hosts held down (hosts_down_*,
  * hosts_any_down) are the origins' routes; a parent's hold is shown as its state (hosts_state),
- * a mirror's only in the log.
+ * a mirror's only in the log, a route's at its upstream's asking as its registry's
+ * (hosts_limit_state; hosts_any_down counts it too).
  */
 #ifndef ARCA_HOSTS_H
 #define ARCA_HOSTS_H
@@ -111,6 +121,14 @@ struct host_down {
     int failures;                  /* consecutive failed attempts */
     int64_t probe_in_ms;           /* until its next probe may go (0: due, or one is out) */
     bool hung;                     /* it accepts connections and answers nothing */
+};
+
+/* What held a route at its upstream's asking, as the status shows it (hosts_limit_state). */
+#define HOSTS_LIMIT_WHY_MAX 200
+struct host_limit {
+    bool held;
+    int64_t until;                 /* wall-clock second its wait ends */
+    char why[HOSTS_LIMIT_WHY_MAX]; /* what its upstream said ("answered 429 ..."): no URL */
 };
 
 /* A host's state, as parent_report shows it. */
@@ -173,16 +191,35 @@ bool hosts_refuses(const char *url, const struct outgoing_address *from, int64_t
  * meanwhile hosts_refuses is true for the host's other downloads, which fail at once. False:
  * another waits or probes, or the host is not held. */
 bool hosts_await_probe(const char *url, const struct outgoing_address *from, int64_t until_ms);
-/* Whether any host is held down now: one atomic load, for loops that would ask of many. */
+/* Whether any host is held now, down or at its upstream's asking: one atomic load, for loops
+ * that would ask of many. */
 bool hosts_any_down(void);
 /* Whether a download's retries at `url` from `from` end now: its route, as an origin's, is held
- * down (its own failures may have just held it). A retry would meet the hold at hosts_admit, so
- * none is waited for or sent: the download (or a fill's piece) ends as its last attempt did. */
+ * down (its own failures may have just held it) or at its upstream's asking. A retry would meet the
+ * hold at hosts_admit, so none is waited for or sent: the download (or a fill's piece) ends as its
+ * last attempt did. */
 bool hosts_ends_retries(const char *url, const struct outgoing_address *from);
 /* How many hosts are held down now. */
 size_t hosts_down_count(void);
 /* The hosts held down now, copied in one hold of the table's lock (malloc'd, the caller
  * frees it), their number in *n; NULL when there are none (or out of memory: *n is 0 then). */
 struct host_down *hosts_down_list(size_t *n, int64_t now_ms);
+
+/* Upstream thread. `url`'s route from `from` answered asking arca to wait `asked_ms` (a
+ * Retry-After; 0 when it said none: the route's next wait, above), at most `max_ms`: held until
+ * then, its asks refused meanwhile (hosts_admit), then one probe. `who` names what is held as
+ * the log and the refusals say it ("registry docker.io"), `what` what it answered ("answered
+ * 429 (Retry-After: 3600 s)"); a new hold is logged once, with its end. Returns the hold set
+ * (ms), or 0 when one running already lasts as long. */
+int64_t hosts_limit(const char *url, const struct outgoing_address *from, const char *who,
+                    const char *what, int64_t asked_ms, int64_t max_ms, int64_t now_ms);
+/* Whether `url`'s route from `from` is held at its upstream's asking now: its wait not over, or
+ * its probe out. If so, unless `why` is NULL, `why` (one line: who, what it answered, until
+ * when) and *retry_after (the seconds left, at least 1): what its clients are told with a 429. */
+bool hosts_limited(const char *url, const struct outgoing_address *from, int64_t now_ms, char *why,
+                   size_t size, int *retry_after);
+/* The hold at its upstream's asking of any route of `url`'s host (the one ending last), until
+ * a probe lifts it, into *out (held false: none). */
+void hosts_limit_state(const char *url, int64_t now_ms, struct host_limit *out);
 
 #endif

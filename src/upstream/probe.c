@@ -52,6 +52,8 @@ struct probe {
     char *userpwd;           /* a document's basic auth (struct doc_ask), NULL none */
     char challenge[512];     /* its answer's WWW-Authenticate */
     void (*call)(void *arg); /* probe_call's: run at the next pass, nothing asked */
+    /* A document of a registry's token realm (struct doc_ask): that registry, else NULL. */
+    const struct registry *realm_of;
     /* A check's (probe_check_host): the address of the route it checks, and how curl's last
      * attempt ended (what the check's end says of the host). */
     struct outgoing_address from;
@@ -149,9 +151,13 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     char why[CURL_ERROR_SIZE + 400], host[256];
     const struct source_req_ops *o = p->src.ops;
     if (p->held) {
-        res->failure_status = 503;
+        res->failure_status = easy_held_status(&p->h);
         res->retry_after = p->held;
         snprintf(res->failure, sizeof(res->failure), "%s", p->errbuf);
+        return;
+    }
+    if (status && easy_limited(&p->h, res->failure, sizeof(res->failure), &res->retry_after)) {
+        res->failure_status = 429; /* its answer held its registry (or another's did): so told */
         return;
     }
     struct upstream_error e = error_for_clients(rc, false, false);
@@ -328,7 +334,9 @@ void probe_attempt_ended(struct handle *h, CURLcode rc)
     bool stopping = atomic_load(&p->loop->stopping);
     const struct config *cfg = p->loop->cfg;
     easy_ended(&p->h, rc); /* as a download's: what it says of its host, its probe mark gone */
-    if (p->retries && !stopping && p->attempts <= cfg->download_retries &&
+    /* a registry's limit its answer met (easy_ended held it): asked again only after the hold */
+    bool limited = answered && easy_limited(&p->h, NULL, 0, NULL);
+    if (p->retries && !stopping && !limited && p->attempts <= cfg->download_retries &&
         (answered ? status_retryable(status)
                   : error_retryable(rc, false, p->h.refused[0], false))) {
         back_off(p, retry_backoff_ms(cfg->retry_delay_ms, p->attempts), rc);
@@ -345,6 +353,7 @@ void probe_attempt_ended(struct handle *h, CURLcode rc)
 static void setup_probe(struct probe *p)
 {
     easy_setup(&p->h, p->loop, p->h.easy, p->url, &p->flow, p->errbuf);
+    p->h.realm_of = p->realm_of;
     curl_easy_setopt(p->h.easy, CURLOPT_HTTPHEADER, p->headers);
     curl_easy_setopt(p->h.easy, CURLOPT_HEADERFUNCTION, probe_header);
     curl_easy_setopt(p->h.easy, CURLOPT_HEADERDATA, p);
@@ -514,6 +523,7 @@ int probe_get_as(struct upstream_loop *loop, const struct doc_ask *ask, doc_done
     }
     p->get_done = done;
     p->auth = ask->auth;
+    p->realm_of = ask->realm_of;
     p->arg = arg;
     return queue_probe(loop, p);
 }

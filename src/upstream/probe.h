@@ -72,6 +72,9 @@ struct doc_ask {
      * copied, handed to libcurl alone (sent to `url`'s host only, never after a redirect to
      * another), wiped when the probe ends, never logged */
     const char *userpwd;
+    /* the registry whose token realm `url` is (reg_login.c), NULL none: asked nothing while
+     * that registry is held at its asking, and its 429 holds it (easy.h's realm_of) */
+    const struct registry *realm_of;
 };
 /* probe_get with what `ask` says. */
 int probe_get_as(struct upstream_loop *loop, const struct doc_ask *ask, doc_done_fn *done,

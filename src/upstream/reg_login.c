@@ -1,11 +1,12 @@
 /* reg_auth_ensure (registry/reg_auth.h): the token dance's requests, on the upstream thread's
  * multi handle as documents (probe.h), so the upstream address policy, the host hold and the
- * uplink cap judge them as any upstream request. What they teach is kept by reg_auth.c. One
- * request is out per registry's /v2/ ping and per registry and scope's token: every ensure
- * meanwhile waits on it (twenty clients pulling one cold image ask the realm once). A failed
- * one's answer is every such ensure's for FAILED_KEPT_MS after: a /v2/ request's own ensure and
- * its download's (source_registry.c) ask once between them, and clients pulling through an
- * outage or a 429 do not each ask again. */
+ * uplink cap judge them as any upstream request; a realm's token is its registry's too (struct
+ * doc_ask's realm_of): asked nothing while the registry is held at its asking, its 429 holds it.
+ * What they teach is kept by reg_auth.c. One request is out per registry's /v2/ ping and per
+ * registry and scope's token: every ensure meanwhile waits on it (twenty clients pulling one cold
+ * image ask the realm once). A failed one's answer is every such ensure's for FAILED_KEPT_MS after:
+ * a /v2/ request's own ensure and its download's (source_registry.c) ask once between them, and
+ * clients pulling through an outage or a 429 do not each ask again. */
 #include "registry/reg_auth.h"
 #include "upstream/probe.h"
 #include "base/clock.h"
@@ -206,7 +207,7 @@ static int ask(struct asking *a, const struct reg_challenge *c)
 {
     char url[REGISTRY_URL_MAX + REG_SCOPE_MAX * 3 + 300],
         login[sizeof(a->r->username) + REGISTRY_PASSWORD_MAX + 2] = "";
-    struct doc_ask d = {.url = url};
+    struct doc_ask d = {.url = url, .realm_of = a->ping ? NULL : a->r};
     int rc;
     if (a->ping)
         snprintf(url, sizeof(url), "%s/v2/", a->r->url);

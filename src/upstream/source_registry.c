@@ -110,9 +110,18 @@ static void authorised(int status, const char *why, void *arg)
         t->src.chosen(t);
 }
 
+/* Whether the registry is held at its asking now (hosts.h: a 429 of its own or of its realm,
+ * its dance refused meanwhile, nothing asked): its attempt, meeting the hold (easy_go), tells
+ * its clients so with the wait left. */
+static bool limited(const struct transfer *t)
+{
+    return easy_limited(&t->h, NULL, 0, NULL);
+}
+
 /* PROBING is over: ATTEMPT with what was learnt, or FAILED in the dance's words. A registry
  * or realm down, or limiting, is an outage by the one rule (status_outage): a tag's kept
- * manifest this download refreshes answers stale, as when the manifest's own request fails so. */
+ * manifest this download refreshes answers stale, as when the manifest's own request fails so;
+ * else, the registry held at its asking, the attempt meets the hold. */
 static enum transfer_state chosen(struct transfer *t)
 {
     struct registry_pull *p = own(t);
@@ -122,6 +131,8 @@ static enum transfer_state chosen(struct transfer *t)
         if (status_outage(s) && t->st->keep_stale(t->obj, s, s == 429 ? s : 0, p->auth_why) == 0) {
             t->failed = true; /* its clients take the expired manifest (or are told) */
             atomic_fetch_add(&stats.refreshes_failed_stale, 1);
+        } else if (limited(t)) {
+            return TS_ATTEMPT;
         } else {
             transfer_fail(t, s, p->auth_why);
         }

@@ -96,14 +96,17 @@ static void fail_upstream(struct transfer *t, int status, const char *why)
     transfer_fail(t, status, reason);
 }
 
-/* The source's host is held down (hosts.h): the expired version this download refreshes
- * answers, or its clients are told at once when the host is tried again. */
-static void held_down(struct transfer *t, const char *why, int retry_after)
+/* The source's host is held (hosts.h): the expired version this download refreshes answers,
+ * or its clients are told at once when the host is tried again: 503 held down, 429 held at its
+ * upstream's asking (a registry's limit). `fwd_status`: what upstream answered this download,
+ * when its own answer held the host (0: it asked nothing). */
+static void held_down(struct transfer *t, const char *why, int retry_after, int fwd_status)
 {
-    if (t->st->keep_stale(t->obj, 503, 0, why) == 0) {
+    int status = easy_held_status(&t->h);
+    if (t->st->keep_stale(t->obj, status, fwd_status, why) == 0) {
         atomic_fetch_add(&stats.refreshes_failed_stale, 1);
     } else {
-        t->st->fail_held(t->obj, why, retry_after);
+        t->st->fail_held(t->obj, status, why, retry_after);
         atomic_fetch_add(&stats.held_down_failures, 1);
         log_debug("fetch %s: %s", t->url, why);
     }
@@ -242,7 +245,7 @@ static enum transfer_state step_attempt(struct transfer *t)
     case EASY_HELD:
         if (source_may_move_on(t, SOURCE_HELD))
             return source_move_on(t, SOURCE_HELD, why);
-        held_down(t, why, retry_after);
+        held_down(t, why, retry_after, 0);
         return TS_FAILED;
     case EASY_FAILED:
         transfer_fail(t, 500, "cannot start the upstream request");
@@ -252,6 +255,19 @@ static enum transfer_state step_attempt(struct transfer *t)
     }
     count_attempt(t);
     return TS_ASKING;
+}
+
+/* Its last answer was refused for now and its route is held at its upstream's asking (that
+ * answer, a registry's 429, held it: easy_ended; or another's meanwhile): never retried, its
+ * clients are told at once with the wait left, as a download meeting the hold is. */
+static bool told_limited(struct transfer *t)
+{
+    char why[HOSTS_LIMIT_WHY_MAX * 2 + 64];
+    int retry_after;
+    if (!t->a.retry_status || !easy_limited(&t->h, why, sizeof(why), &retry_after))
+        return false;
+    held_down(t, why, retry_after, t->a.retry_status);
+    return true;
 }
 
 /* The attempt ended without a body worth keeping and will not be retried: say why. */
@@ -264,6 +280,8 @@ static void fail_attempt(struct transfer *t, CURLcode rc)
         transfer_fail(t, 403, t->h.refused);
         return;
     }
+    if (told_limited(t))
+        return;
     if (t->src.why[0]) { /* in its source's words (its judgement of the end, source.h) */
         fail_upstream(t, t->a.retry_status ? t->a.retry_status : 502, t->src.why);
         return;

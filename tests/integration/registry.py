@@ -578,8 +578,10 @@ class ScriptedRegistry:
     its own, `users` {name: password} required when given, tokens valid `token_ttl` s) or
     "basic" (`users` checked on every request); `cdn`: blob GETs answered 307 to a second port,
     which refuses any request carrying Authorization. Switches a scenario flips: throttled (429
-    TOOMANYREQUESTS), failing (that status, a 5xx), cdn_query (the redirect's query, a CDN's
-    signature), cdn_failing (a status the CDN answers), go_down()/come_up(), and lies: lie_blob(),
+    TOOMANYREQUESTS, or `throttle_status`, with `Retry-After: retry_after` when that is not
+    None) to every /v2/ request, realm_throttled the same from its token realm, failing (that
+    status, a 5xx, no Retry-After), cdn_query (the redirect's query, a CDN's signature),
+    cdn_failing (a status the CDN answers), go_down()/come_up(), and lies: lie_blob(),
     lie_manifest(), lie_digest_header(). Every request of every port is in `log`."""
 
     def __init__(self, auth=None, users=None, token_ttl=300, cdn=False, service="reg",
@@ -592,6 +594,9 @@ class ScriptedRegistry:
         self.lock = threading.Lock()
         self.open_conns = set()
         self.throttled = False
+        self.realm_throttled = False
+        self.throttle_status = 429  # what `throttled` answers: 429, or a 503 with Retry-After
+        self.retry_after = "1"  # the Retry-After of a throttled answer (None: no header)
         self.failing = None  # a status every /v2/ request gets (503...)
         self.lying_blobs = set()  # digests whose bytes are served wrong
         self.lying_manifests = set()  # (repo, digest): body altered, headers say the digest
@@ -727,7 +732,7 @@ class ScriptedRegistry:
         if req.method not in ("GET", "HEAD"):
             return 405, self._json_headers(), _error("UNSUPPORTED")
         if self.throttled:
-            return 429, self._json_headers() | {"Retry-After": "1"}, _error("TOOMANYREQUESTS")
+            return self._throttled(self._json_headers())
         if self.failing:
             return self.failing, self._json_headers(), _error("UNAVAILABLE")
         parts = req.path.split("/")
@@ -754,6 +759,12 @@ class ScriptedRegistry:
                 return 404, self._json_headers(), _error("NAME_UNKNOWN")
             return 200, self._json_headers(), json.dumps({"name": scope, "tags": tags}).encode()
         return 404, self._json_headers(), _error("NOT_FOUND")
+
+    def _throttled(self, headers):
+        if self.retry_after is not None:
+            headers = headers | {"Retry-After": self.retry_after}
+        code = "TOOMANYREQUESTS" if self.throttle_status == 429 else "UNAVAILABLE"
+        return self.throttle_status, headers, _error(code)
 
     def _json_headers(self):
         return {"Content-Type": "application/json",
@@ -792,6 +803,8 @@ class ScriptedRegistry:
         return bool(self.users) and self.users.get(user) == password
 
     def _token(self, req):
+        if self.realm_throttled:
+            return self._throttled({"Content-Type": "application/json"})
         q = urllib.parse.parse_qs(req.query)
         if req.path != "/token" or q.get("service", [""])[0] != self.service:
             return 400, {"Content-Type": "application/json"}, b'{"details":"bad request"}'

@@ -376,6 +376,73 @@ static void a_mirror_is_passed_over_for_a_minute(void **state)
                             why, sizeof(why), &retry_after));
 }
 
+/* A registry's 429 holds its route for the wait it asked, cut to the most given: its asks are
+ * refused with the seconds left, its retries end, the status shows it; once the wait is over,
+ * one probe at a time; a 429 to that probe holds it again, an answer lifts it. */
+static void a_limit_holds_for_the_wait_asked_then_one_probe(void **state)
+{
+    const char *url = "http://limited.lab/v2/x/manifests/v1";
+    char why[400];
+    int retry_after = 0;
+    bool probe;
+    struct host_limit l;
+    (void)state;
+    assert_int_equal(hosts_limit(url, NULL, "registry lab", "answered 429 (Retry-After: 3600 s)",
+                                 3600000, 5000, base),
+                     5000);
+    assert_true(hosts_any_down());
+    assert_true(hosts_ends_retries(url, NULL));
+    assert_int_equal(down_at(base), 0); /* not down: its own counts and words */
+    assert_false(hosts_admit(url, NULL, HOST_ORIGIN, base + 1000, true, &probe, why, sizeof(why),
+                             &retry_after));
+    assert_int_equal(retry_after, 4);
+    assert_non_null(strstr(why, "registry lab: answered 429"));
+    assert_non_null(strstr(why, "cut to --registry-hold-max 5 s"));
+    assert_true(hosts_limited(url, NULL, base + 1000, why, sizeof(why), &retry_after));
+    hosts_limit_state("http://limited.lab/", base + 1000, &l);
+    assert_true(l.held);
+    assert_non_null(strstr(l.why, "answered 429"));
+    /* an answer to a request asked before the hold lifts nothing while the wait runs */
+    hosts_result(url, NULL, HOST_ORIGIN, HOST_UP, false, base + 2000);
+    assert_true(hosts_limited(url, NULL, base + 2000, NULL, 0, NULL));
+    /* its wait over: one probe, the others refused meanwhile */
+    assert_false(hosts_limited(url, NULL, base + 5000, NULL, 0, NULL));
+    assert_true(hosts_refuses(url, NULL, base + 4000, base + 4999));
+    assert_true(admit(url, base + 5000, &probe));
+    assert_true(probe);
+    assert_false(admit(url, base + 5001, &probe));
+    assert_true(hosts_limited(url, NULL, base + 5001, NULL, 0, NULL));
+    /* limited again: held again (the limit is told before the end, easy_ended) */
+    hosts_limit(url, NULL, "registry lab", "answered 429 (no Retry-After)", 0, 5000, base + 5010);
+    hosts_result(url, NULL, HOST_ORIGIN, HOST_UP, true, base + 5010);
+    assert_false(admit(url, base + 5010 + HOSTS_PROBE_FIRST_MS - 1, &probe));
+    assert_true(admit(url, base + 5010 + HOSTS_PROBE_FIRST_MS, &probe));
+    assert_true(probe);
+    hosts_result(url, NULL, HOST_ORIGIN, HOST_UP, true, base + 5010 + HOSTS_PROBE_FIRST_MS);
+    assert_false(hosts_limited(url, NULL, base + 7000, NULL, 0, NULL));
+    assert_true(admit(url, base + 7000, &probe));
+    assert_false(probe);
+    hosts_limit_state(url, base + 7000, &l);
+    assert_false(l.held);
+}
+
+/* A limit without a wait asked holds HOSTS_PROBE_FIRST_MS, doubled by each in a row; one that
+ * lands while a longer one runs changes nothing. */
+static void a_limit_without_a_wait_doubles_and_never_shortens_one(void **state)
+{
+    const char *url = "http://limited2.lab/v2/";
+    int64_t t = base;
+    (void)state;
+    assert_int_equal(hosts_limit(url, NULL, "registry r", "answered 429", 0, 600000, t),
+                     HOSTS_PROBE_FIRST_MS);
+    assert_int_equal(hosts_limit(url, NULL, "registry r", "answered 429", 10, 600000, t + 1), 0);
+    t += HOSTS_PROBE_FIRST_MS;
+    assert_int_equal(hosts_limit(url, NULL, "registry r", "answered 429", 0, 600000, t),
+                     2 * HOSTS_PROBE_FIRST_MS);
+    t += 2 * HOSTS_PROBE_FIRST_MS;
+    assert_int_equal(hosts_limit(url, NULL, "registry r", "answered 429", 0, 1500, t), 1500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +462,8 @@ int main(void)
         cmocka_unit_test_setup(an_answer_never_pushes_out_a_failure, setup),
         cmocka_unit_test_setup(a_parent_is_passed_over_after_its_own_faults, setup),
         cmocka_unit_test_setup(a_mirror_is_passed_over_for_a_minute, setup),
+        cmocka_unit_test_setup(a_limit_holds_for_the_wait_asked_then_one_probe, setup),
+        cmocka_unit_test_setup(a_limit_without_a_wait_doubles_and_never_shortens_one, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -215,10 +215,10 @@ static void f_set_aside(struct object *obj, const char *reason)
 }
 /* A refresh's expired version: none here (store_offer_stale, store_keep_stale have their own
  * scenarios), so the transfer fails as it would without one. */
-static void f_fail_held(struct object *obj, const char *reason, int retry_after)
+static void f_fail_held(struct object *obj, int status, const char *reason, int retry_after)
 {
     (void)retry_after;
-    f_fail(obj, 503, reason);
+    f_fail(obj, status, reason);
 }
 static bool f_offer_stale(struct object *obj, enum stale_cause cause, int fwd_status)
 {
