@@ -102,9 +102,9 @@ class RegistryFront(Nginx):
 class ArcaMirror(Arca):
     """arca mirroring the upstream as registry `lab`, pulled by path namespace."""
 
-    def __init__(self, work, name, front, binary=ARCA):
+    def __init__(self, work, name, front, binary=ARCA, more=()):
         super().__init__(work, name=name, binary=binary,
-                         extra=("--registry", f"lab=http://127.0.0.1:{front.port}"))
+                         extra=("--registry", f"lab=http://127.0.0.1:{front.port}", *more))
 
     def blob_url(self, digest, repo=REPO):
         return f"http://127.0.0.1:{self.port}/v2/lab/{repo}/blobs/{digest}"
@@ -448,10 +448,16 @@ def registry(work, cfg, www):
                  for f in ("pulls_whole", "upstream_requests", "slowest_s")}
     # ARCA_BEFORE: an older arca beside, before/after in one run
     arcas = {"arca": ARCA} | ({"arca-before": ARCA_BEFORE} if ARCA_BEFORE else {})
-    rows = {name: [] for name in (*arcas, "distribution", "direct", "nginx-static")}
+    # warm only: nginx-static, and arca with the other --send-mode (the mapping's copy is most
+    # of a warm blob's CPU, sendfile leaves the client a copy out of page cache: the default is
+    # chosen by figures)
+    warm_only = {"nginx-static": static,
+                 "arca-sendfile": ArcaMirror(work, "arca-sendfile-warm", front,
+                                             more=("--send-mode", "sendfile"))}
+    rows = {name: [] for name in (*arcas, "distribution", "direct", *warm_only)}
     warm = {name: ArcaMirror(work, f"{name}-warm", front, binary) for name, binary in arcas.items()}
     warm["distribution"] = DockerRegistry(work, "distribution-warm", remote)
-    for s in warm.values():
+    for s in list(warm.values()) + [warm_only["arca-sendfile"]]:
         pulls(s, manifest, blobs, 1, 1)
     try:
         for r in range(cfg["rounds"]):
@@ -475,10 +481,11 @@ def registry(work, cfg, www):
                 cold["slowest_vs_direct"] = cold["slowest_s"] / direct["slowest_s"]
                 rows[name].append(cold | warm_round(warm[name], front, manifest, blobs, c,
                                                     image_bytes))
-            rows["nginx-static"].append(
-                {"slowest_s": nan, "upstream_bytes_ratio": nan, "cold_server_cpu_s": nan} |
-                no_outage | {"slowest_vs_direct": nan} |
-                warm_round(static, front, manifest, blobs, c, image_bytes))
+            for name in (list(warm_only) if r % 2 == 0 else list(warm_only)[::-1]):
+                rows[name].append(
+                    {"slowest_s": nan, "upstream_bytes_ratio": nan, "cold_server_cpu_s": nan} |
+                    no_outage | {"slowest_vs_direct": nan} |
+                    warm_round(warm_only[name], front, manifest, blobs, c, image_bytes))
         return {"metric": "pulls_per_s", "higher_is_better": True, "unit": "warm pulls/s",
                 "also": ["cpu_s_per_gib", "slowest_vs_direct", "upstream_bytes_ratio"],
                 "outage_pulls": c["outage"]["pulls"],
@@ -487,6 +494,7 @@ def registry(work, cfg, www):
                          f"{c['clients']} clients pull it cold at once (fresh caches), then "
                          f"batches of {c['clients']} warm pulls for {c['warm_seconds']} s; "
                          f"nginx-static: the image's files sent by nginx (sendfile), warm only; "
+                         f"arca-sendfile: arca with --send-mode sendfile, warm only; "
                          f"outage: {c['outage']['images']} images sharing "
                          f"{len(c['outage']['base'])} base layers, each pulled once through the "
                          f"fresh cache, then {c['outage']['pulls']} pulls at once with the "
@@ -494,5 +502,5 @@ def registry(work, cfg, www):
                          f"with it answering 429 (throttled_*)",
                 "rounds": rows}
     finally:
-        for s in list(warm.values()) + [static, front, upstream]:
+        for s in list(warm.values()) + list(warm_only.values()) + [front, upstream]:
             s.stop()
