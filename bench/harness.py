@@ -72,7 +72,11 @@ SIZES = {
                  # registry: one image of `layers` equal layers in docker-registry behind nginx
                  # at `rate` per connection; `clients` pulls at once, cold then warm
                  registry=dict(image=1024 * MiB, layers=5, rate="10m", clients=20,
-                               warm_seconds=15)),
+                               warm_seconds=15,
+                               # issue 68's outage round: `images` images sharing the `base`
+                               # layers, a layer of `own` each; `pulls` at once per phase
+                               outage=dict(images=5, base=[8 * MiB] * 3, own=4 * MiB,
+                                           pulls=20))),
     "smoke": dict(rounds=1, large=8 * MiB, large_clients=4, small_seconds=1,
                   cold=8 * MiB, cold_rate="20m", cold_clients=5, cold_spread=0.3,
                   cold_ref=dict(cold=4 * MiB, cold_rate="10m", cold_clients=3, cold_spread=0.2),
@@ -99,7 +103,9 @@ SIZES = {
                             timeout=30),
                   purge=dict(objects=2000, others=200, rate=500, seconds=2, rounds=1),
                   registry=dict(image=8 * MiB, layers=5, rate="4m", clients=4,
-                                warm_seconds=1)),
+                                warm_seconds=1,
+                                outage=dict(images=5, base=[256 << 10] * 3, own=128 << 10,
+                                            pulls=10))),
 }
 
 def ephemeral_ports():

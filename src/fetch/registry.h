@@ -11,7 +11,9 @@
  * an upstream that failed to answer leaves it to the fetch course (what is kept answers stale).
  *
  * Contract: the handler and its done run on the server's threads, in calls for their request;
- * the authorisation's answer comes on the upstream thread and only wakes the request (park.h).
+ * the authorisation's answer comes on the upstream thread and only wakes the request (park.h);
+ * a request whose registry needs nothing more (reg_auth_need: its token kept, or none needed)
+ * is not parked, nor the upstream thread asked.
  * Every answer of the route goes out dressed (registry_dress): errors as
  * {"errors":[{"code","message"}]} with arca's Arca-Error line kept, every answer with
  * Docker-Distribution-API-Version, manifests and blobs with Docker-Content-Digest.

@@ -9,9 +9,10 @@ import base64
 import os
 import time
 
+import registry as reg
 from conftest import wait_for
-from registry import (Puller, build_image, scripted, shown_by, start_mirror, v2,  # noqa: F401
-                      write_config, write_secret)
+from registry import (Puller, build_image, digest_of, scripted, shown_by,  # noqa: F401
+                      start_mirror, v2, write_config, write_secret)
 
 NAME = "registry.lab"
 USER = "lab-bot"
@@ -168,3 +169,43 @@ def test_a_redirect_the_upstream_policy_refuses_is_not_followed(start_arca, scri
     assert a.status >= 400 and "location" not in a.headers, (a.status, a.headers)
     assert a.error_codes(), a.body[:300]
     assert up.requests("cdn") == []
+
+
+def test_warm_hits_while_the_token_is_kept_ask_nothing_and_past_it_a_new_one(start_arca,
+                                                                            scripted, workdir):
+    """A /v2/ request whose registry needs nothing more (its token for the scope kept with its
+    margin) goes straight to the store: warm hits of the manifest by digest and of every blob
+    ask neither the registry nor its realm. Once the token has expired, the tag's revalidation
+    asks the realm for a new token first and the upstream takes it (no 401 on the way): the
+    client gets the same manifest, its digest and its blobs."""
+    up = scripted(auth="token", token_ttl=6)  # kept 4.8 s (a fifth of its life before)
+    image = up.add("library/demo", build_image(os.path.join(workdir, "a"), [65536, 90_000],
+                                               "v1"))
+    arca = start_mirror(start_arca, {NAME: up.url}, "--registry-tag-ttl", "1s")
+    client = Puller(arca.base, prefix=NAME)
+    got, top = client.pull("library/demo", "v1")
+    assert sorted(got) == sorted(x.digest for x in image.blobs())
+    asked = up.total()
+    assert len(up.token_requests()) == 1
+    for _ in range(10):
+        a = client.get("library/demo", "manifests", image.manifest.digest,
+                       headers=reg.manifest_headers())
+        assert a.status == 200 and a.body == image.manifest.data, a.status
+        assert a.headers["docker-content-digest"] == image.manifest.digest
+        for blob in image.blobs():
+            a = client.get("library/demo", "blobs", blob.digest)
+            assert a.status == 200 and digest_of(a.body) == blob.digest, a.status
+            assert a.headers["docker-content-digest"] == blob.digest
+    assert up.total() == asked, [(r.server, r.method, r.path) for r in up.log[asked:]]
+    issued = up.issued()[0]
+    wait_for(lambda: time.monotonic() > up.tokens[issued][1], "the token expired", 10)
+    tag = "/v2/library/demo/manifests/v1"
+    before = len(up.requests(path=tag))
+    a = client.get("library/demo", "manifests", "v1", headers=reg.manifest_headers())
+    assert a.status == 200 and a.body == image.manifest.data, (a.status, a.body[:200])
+    assert a.headers["docker-content-digest"] == image.manifest.digest
+    assert len(up.token_requests()) == 2
+    revalidations = up.requests(path=tag)[before:]
+    assert revalidations and all(r.status == 200 for r in revalidations), \
+        [(r.method, r.status) for r in revalidations]
+    assert revalidations[0].headers["authorization"] == "Bearer " + up.issued()[1]
