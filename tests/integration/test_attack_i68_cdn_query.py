@@ -7,7 +7,7 @@ list does not know, shown in Arca-Redirect, the log, the access log and the list
 
 import os
 
-from registry import build_image, scripted, shown_by, start_mirror, v2  # noqa: F401
+from registry import build_image, scripted, shown_by, start_mirror, v2  # noqa: F401,F811
 
 NAME = "registry.lab"
 

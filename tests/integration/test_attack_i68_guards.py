@@ -10,7 +10,6 @@
   without the token: one line, 4xx, nothing deleted."""
 
 import calendar
-import json
 import os
 import time
 import urllib.parse

@@ -10,7 +10,6 @@ upstream down team/b can no longer be pulled whole, though the purge answer said
 it and the listing shows team/b. Expected: the shared layer stays (kept_shared 1)."""
 
 import json
-import os
 import threading
 import time
 
