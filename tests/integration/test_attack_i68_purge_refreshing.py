@@ -1,0 +1,85 @@
+"""Attack on issue 68's purge by image (docs/API.md "Images"): "every blob those manifests list
+that no other kept manifest lists" goes, "a base layer another image shares stays".
+
+The purge reads the kept manifests with store_walk_kept, which visits OBJ_COMPLETE objects
+only. A tag whose ttl has passed and whose revalidation is under way is a new object in the
+fetching state, its kept manifest hanging off it as its stale copy: for the purge it is not
+kept. Purging team/a while team/b:1 revalidates (a slow HEAD upstream) drops the base layer
+team/b's manifest lists; the revalidation then renews team/b:1 (same digest), and with the
+upstream down team/b can no longer be pulled whole, though the purge answer said nothing of
+it and the listing shows team/b. Expected: the shared layer stays (kept_shared 1)."""
+
+import json
+import threading
+import time
+
+from conftest import wait_for
+from registry import Puller, scripted, start_mirror, v2  # noqa: F401
+from test_admin import token_file
+from test_registry_images import purge_image, two_images_sharing_a_base
+
+NAME = "lab"
+
+
+def slow_heads(up, path):
+    """Make the upstream hold HEADs of `path` until the returned event is set."""
+    release = threading.Event()
+    answer = up.answer
+
+    def held(req):
+        if req.method == "HEAD" and req.path == path:
+            release.wait(20)
+        return answer(req)
+    up.answer = held
+    return release
+
+
+def test_purge_keeps_a_base_layer_a_revalidating_tag_lists(start_arca, scripted, workdir):
+    up = scripted()
+    a, b = two_images_sharing_a_base(workdir, up.add)
+    arca = start_mirror(start_arca, {NAME: up.url}, "--admin-token-file", token_file(workdir),
+                        "--registry-tag-ttl", "1s")
+    for repo in ("team/a", "team/b"):
+        Puller(arca.base, prefix=NAME).pull(repo, "1")
+    base = a.layers[0].digest
+    release = slow_heads(up, "/v2/team/b/manifests/1")
+    pulled = time.monotonic()
+    wait_for(lambda: time.monotonic() > pulled + 1.5, "team/b:1 past its 1 s tag ttl", 5)
+    # a client asks team/b:1: its revalidation (a HEAD) hangs upstream meanwhile
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault(
+        "b", v2(arca, f"{NAME}/team/b/manifests/1", headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json"})))
+    t.start()
+    wait_for(lambda: up.heads("/v2/team/b/manifests/1") >= 1, "team/b's HEAD upstream", 10)
+    status, body = purge_image(arca, f"{NAME}/team/a:1")
+    release.set()
+    t.join(30)
+    assert status == 200, body
+    said = json.loads(body)
+    up.go_down()
+    blob = v2(arca, f"{NAME}/team/b/blobs/{base}")
+    assert said["kept_shared"] == 1 and blob.status == 200, (said, blob.status,
+                                                             blob.body[:200])
+
+
+def test_purge_of_a_revalidating_tag_drops_it(start_arca, scripted, workdir):
+    """The same blind spot from the other side: team/b:1 is kept (its expired copy answers
+    while its HEAD upstream hangs), yet `purge lab/team/b:1` answers 404 "not cached" and
+    deletes nothing; the revalidation then renews it, and the image an admin withdrew goes on
+    being served from the store. Expected: the purge takes it (200)."""
+    up = scripted()
+    two_images_sharing_a_base(workdir, up.add)
+    arca = start_mirror(start_arca, {NAME: up.url}, "--admin-token-file", token_file(workdir),
+                        "--registry-tag-ttl", "1s")
+    Puller(arca.base, prefix=NAME).pull("team/b", "1")
+    release = slow_heads(up, "/v2/team/b/manifests/1")
+    pulled = time.monotonic()
+    wait_for(lambda: time.monotonic() > pulled + 1.5, "team/b:1 past its 1 s tag ttl", 5)
+    t = threading.Thread(target=lambda: v2(arca, f"{NAME}/team/b/manifests/1"))
+    t.start()
+    wait_for(lambda: up.heads("/v2/team/b/manifests/1") >= 1, "team/b's HEAD upstream", 10)
+    status, body = purge_image(arca, f"{NAME}/team/b:1")
+    release.set()
+    t.join(30)
+    assert status == 200, (status, body)
