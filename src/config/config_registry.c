@@ -4,6 +4,7 @@
 #include "config/config.h"
 #include "config/config_internal.h"
 #include "base/parse.h"
+#include "url/url.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -275,6 +276,41 @@ static const char *other_owner(const struct config *cfg, int self, const char *a
     return !strcmp(alias, "docker.io") || authority_of(DOCKER_HUB_URL, alias) ? "docker.io" : NULL;
 }
 
+/* A registry's URL in normal form without its trailing '/' into out[size] ("" when it has none
+ * that reads). */
+static void url_of(const struct registry_conf *r, char *out, size_t size)
+{
+    const char *url = r->url[0] ? r->url : DOCKER_HUB_URL, *why;
+    int status;
+    size_t n;
+    if (url_normalize(url, strlen(url), out, size, &status, &why) < 0)
+        out[0] = '\0';
+    n = strlen(out);
+    while (n > 0 && out[n - 1] == '/')
+        out[--n] = '\0';
+}
+
+/* Every registry its own URL: one line naming both registries otherwise. Their upstream URLs
+ * would be one key, one login, one set of counters: which NAME a client gave would be lost. (One
+ * URL under another's /v2/ is allowed: registries_for_url takes the longer.) */
+static int urls_apart(const struct config *cfg, char *err)
+{
+    char a[2 * CONFIG_PARENT_MAX], b[2 * CONFIG_PARENT_MAX];
+    for (int i = 0; i < cfg->n_registries; i++) {
+        url_of(&cfg->registries[i], a, sizeof(a));
+        for (int j = 0; a[0] && j < i; j++) {
+            url_of(&cfg->registries[j], b, sizeof(b));
+            if (strcmp(a, b) != 0)
+                continue;
+            snprintf(err, CONFIG_ERR_LEN,
+                     "registry %.48s: its URL is registry %.48s's too: a name reaches one registry",
+                     cfg->registries[i].name, cfg->registries[j].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Every alias names its registry alone: one line naming both registries otherwise. */
 static int aliases_apart(const struct config *cfg, char *err)
 {
@@ -315,7 +351,7 @@ int config_registry_finish(const struct config *cfg, char *err)
             return -1;
         }
     }
-    if (aliases_apart(cfg, err) < 0)
+    if (urls_apart(cfg, err) < 0 || aliases_apart(cfg, err) < 0)
         return -1;
     if (cfg->registry_default[0] && !named(cfg, cfg->registry_default)) {
         snprintf(err, CONFIG_ERR_LEN,
