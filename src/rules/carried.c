@@ -41,6 +41,19 @@ static bool reads_as_url(const char *s)
     return !strncasecmp(s, "http://", 7) || !strncasecmp(s, "https://", 8);
 }
 
+bool carried_value_is_url(const char *v, size_t len)
+{
+    char *value = strndup(v, len);
+    bool is = false;
+    if (!value)
+        return false;
+    for (int i = 0; !reads_as_url(value) && i < CARRIED_DEPTH && decode_once(value); i++)
+        continue;
+    is = reads_as_url(value);
+    free(value);
+    return is;
+}
+
 /* What a walk carries along: the caller's callback, and how many more URLs it may judge (a URL
  * made of many nested parameters must not cost the server more than a few dozen). */
 struct walker {

@@ -11,6 +11,7 @@
 #ifndef ARCA_CARRIED_H
 #define ARCA_CARRIED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* How deep URLs carried in carried URLs are followed; one deeper is refused. */
@@ -27,5 +28,8 @@
  * URLs nest deeper than CARRIED_DEPTH, there are more than CARRIED_BUDGET, or out of memory:
  * closed, never open. */
 int carried_urls(const char *url, int (*each)(const char *normal, void *ctx), void *ctx);
+/* Whether one parameter's value (`len` bytes at v) reads, percent-decoded up to CARRIED_DEPTH
+ * times, as an absolute http:// or https:// URL: a URL carried_urls would walk to. */
+bool carried_value_is_url(const char *v, size_t len);
 
 #endif

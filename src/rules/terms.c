@@ -7,6 +7,7 @@
 #include "rules/rules.h"
 #include "url/fold.h"
 #include "rules/carried.h"
+#include "base/buf.h"
 #include "registry/registries.h"
 #include "url/url.h"
 
@@ -416,9 +417,38 @@ static int carries_one(const char *normal, void *ctx)
     return 1;
 }
 
+/* `url` with every query parameter that carries no URL shown as REDACTED (its value, or the
+ * parameter whole without '='), the fragment cut, then as url_shown shows it (the secrets of the
+ * URLs it carries hidden): a CDN's signature goes whatever its name, what a carried URL is stays
+ * to judge who may fetch it. NULL when out of memory. */
+static char *kept_carried(const char *url)
+{
+    size_t len = strcspn(url, "#"), at = strcspn(url, "?");
+    struct buf b = {0};
+    char *whole, *out = NULL;
+    buf_addn(&b, url, at < len ? at : len);
+    for (size_t p = at; p < len;) {
+        size_t n = strcspn(url + p + 1, "&;#"), name;
+        const char *param = url + p + 1, *eq = memchr(param, '=', n);
+        buf_addn(&b, url + p, 1); /* '?', '&' or ';' */
+        name = eq ? (size_t)(eq - param) + 1 : 0;
+        if (carried_value_is_url(param + name, n - name)) {
+            buf_addn(&b, param, n);
+        } else {
+            buf_addn(&b, param, name);
+            buf_add(&b, "REDACTED");
+        }
+        p += n + 1;
+    }
+    if ((whole = buf_take(&b, NULL)))
+        out = url_shown(whole);
+    free(whole);
+    return out;
+}
+
 char *terms_hop_shown(const char *url)
 {
-    return carried_urls(url, carries_one, NULL) != 0 ? url_shown(url) : url_shown_hop(url);
+    return carried_urls(url, carries_one, NULL) != 0 ? kept_carried(url) : url_shown_hop(url);
 }
 
 /* Whether `client` may fetch `hop` (len bytes of a hops list: a URL as terms_hop_shown shows it),

@@ -580,6 +580,9 @@ static void hops_shown(void **state)
         {"http://c:8000/api/v1/fetch/?url=http://o/private/k&sig=s",
          "http://c:8000/api/v1/fetch/?url=http://o/private/k&sig=REDACTED"},
         {"http://c/x?u=http%253A%252F%252Fo%252Fp", "http://c/x?u=http%253A%252F%252Fo%252Fp"},
+        /* beside a carried URL, a signature of any name goes: only what carries one stays */
+        {"https://cdn/b?md5=S1&e=17;h&src=http%3A%2F%2Fo%2Fb#frag",
+         "https://cdn/b?md5=REDACTED&e=REDACTED;REDACTED&src=http%3A%2F%2Fo%2Fb"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
