@@ -1,6 +1,7 @@
 /* The images the store keeps (images.h): one walk of the table takes the registries' manifests
- * and blobs, each manifest's bytes are read from its file; the listing groups them by
- * repository, a purge plans from them what goes. */
+ * and blobs (complete ones, and the expired copy of a tag being revalidated: kept until its
+ * answer, so listed, its blobs shared, and purged when named), each manifest's bytes are read
+ * from its file; the listing groups them by repository, a purge plans from them what goes. */
 #include "http/images.h"
 #include "http/resources.h"
 #include "registry/reg_manifest.h"
@@ -107,8 +108,7 @@ static void take_blob(struct kept_set *s, const struct kept_object *k)
     s->n_blobs++;
 }
 
-/* Every complete object comes here with the lock held: a substring test each, the grammar
- * later. */
+/* Every kept copy comes here with the lock held: a substring test each, the grammar later. */
 static void visit(const struct kept_object *k, void *arg)
 {
     struct kept_set *s = arg;

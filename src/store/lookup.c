@@ -371,15 +371,40 @@ int store_purge(const char *url, int64_t *length)
     return rc;
 }
 
-/* The whole file at `path` (at most `max` bytes, exactly `length`) into a buffer of its own. */
-static char *read_file(const char *path, int64_t length)
+/* Lock held. The kept copy of `key` whose bytes hash to `digest`, at most `max` bytes long: the
+ * complete object, or the expired copy its download refreshes (not purged: it is kept until
+ * the answer). Its length and its file's path; for a refreshed copy whose file is held open, a
+ * duplicate of that descriptor in *fd (no later rename puts another version under it), else
+ * -1. -1 when no such copy is kept. */
+static int64_t kept_copy(const char *key, const uint8_t digest[32], size_t max, int *fd, char *path,
+                         size_t size)
+{
+    assert(store_locked());
+    struct object *obj = object_find(key);
+    *fd = -1;
+    if (obj && obj->state == OBJ_FETCHING && obj->stale && !obj->stale->purged)
+        obj = obj->stale;
+    else if (!obj || obj->state != OBJ_COMPLETE)
+        return -1;
+    if (memcmp(obj->digest, digest, 32) || obj->length < 0 || (uint64_t)obj->length > max)
+        return -1;
+    if (obj->state != OBJ_COMPLETE && obj->fd >= 0)
+        *fd = dup(obj->fd); /* -1: its path, as a complete object's */
+    object_path(obj, path, size);
+    return obj->length;
+}
+
+/* `length` bytes from the start of `fd` (its path's file opened when -1) into a buffer of
+ * their own; NULL when they cannot be read. `fd` is closed. */
+static char *read_whole(int fd, const char *path, int64_t length)
 {
     char *buf = malloc(length > 0 ? (size_t)length : 1);
-    int fd = buf ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    ssize_t got = fd >= 0 && length > 0 ? pread(fd, buf, (size_t)length, 0) : 0;
+    if (fd < 0 && buf)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 && buf && length > 0 ? pread(fd, buf, (size_t)length, 0) : 0;
     if (fd >= 0)
         close(fd);
-    if (fd < 0 || got != length) {
+    if (!buf || fd < 0 || got != length) {
         free(buf);
         return NULL;
     }
@@ -390,19 +415,14 @@ int store_read_kept(const char *url, const uint8_t digest[32], size_t max, char 
 {
     char key[65], path[1200];
     uint8_t got[32];
-    int64_t length = -1;
+    int fd;
     url_key(url, key);
     store_lock();
-    struct object *obj = object_find(key);
-    if (obj && obj->state == OBJ_COMPLETE && !memcmp(obj->digest, digest, 32) && obj->length >= 0 &&
-        (uint64_t)obj->length <= max) {
-        length = obj->length;
-        object_path(obj, path, sizeof(path));
-    }
+    int64_t length = kept_copy(key, digest, max, &fd, path, sizeof(path));
     store_unlock();
     /* read unlocked: a file replaced meanwhile (a new version's rename) hashes to another
      * digest, and is not taken */
-    *out = length >= 0 ? read_file(path, length) : NULL;
+    *out = length >= 0 ? read_whole(fd, path, length) : NULL;
     if (!*out || !EVP_Digest(*out, (size_t)length, got, NULL, EVP_sha256(), NULL) ||
         memcmp(got, digest, 32) != 0) {
         free(*out);

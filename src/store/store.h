@@ -498,8 +498,8 @@ int store_list(enum list_state state, enum list_order order, bool desc, int64_t 
                struct listing *out);
 void listing_free(struct listing *l);
 
-/* A complete object as a walk over the table sees it (store_walk_kept): pointers valid during
- * the call only. */
+/* A kept copy as a walk over the table sees it (store_walk_kept): pointers valid during the
+ * call only. */
 struct kept_object {
     const char *url;  /* its URL, normal form: the table's key */
     const char *hops; /* the URLs its download's redirects took it to ("": none), as stored */
@@ -507,18 +507,23 @@ struct kept_object {
     int64_t length, last_use;
 };
 typedef void kept_visit_fn(const struct kept_object *k, void *arg);
-/* Every complete object of the table, expired ones too, to `visit`, a slice of the table per hold
- * of the lock: `visit` runs with the lock held, so it copies what it keeps and is quick (no
- * call into the store, no lock, no file). Not a snapshot: an object changing meanwhile is seen
- * as it was when its slot was visited. False when objects changed slots during the walk (the
- * table grew: one may have been seen twice, or not at all); the caller may walk again. Any
- * thread but a worker (it walks the whole table). */
+/* Every copy the table keeps, expired ones too, to `visit`, a slice of the table per hold of
+ * the lock: each complete object, and the expired copy a download refreshes (under the
+ * download's URL; not once purged), which stays kept until the answer: a 304 (or a registry's
+ * HEAD of the same digest) renews it, a failed refresh restores it. `visit` runs with the lock
+ * held, so it copies what it keeps and is quick (no call into the store, no lock, no file).
+ * Not a snapshot: an object changing meanwhile is seen as it was when its slot was visited.
+ * False when objects changed slots during the walk (the table grew: one may have been seen
+ * twice, or not at all); the caller may walk again. Any thread but a worker (it walks the
+ * whole table). */
 bool store_walk_kept(kept_visit_fn *visit, void *arg);
-/* The bytes of `url`'s complete object, read into a buffer of its own (malloc'd, *out, its
- * length in *len): 0 when the object is kept, its bytes hash to `digest` and it is at most `max`
- * bytes long; -1 otherwise (gone, replaced, longer, unreadable, out of memory). The file is
- * read with the lock dropped; the digest says the bytes are that object's. Any thread but a
- * worker (it reads a file). */
+/* The bytes of `url`'s kept copy (its complete object, or the expired copy its download
+ * refreshes, as store_walk_kept sees them), read into a buffer of its own (malloc'd, *out, its
+ * length in *len): 0 when the copy is kept, its bytes hash to `digest` and it is at most `max`
+ * bytes long; -1 otherwise (gone, replaced, purged, longer, unreadable, out of memory). The
+ * file is read with the lock dropped (a refreshed copy's from a duplicate of the descriptor its
+ * download holds); the digest says the bytes are that copy's. Any thread but a worker (it
+ * reads a file). */
 int store_read_kept(const char *url, const uint8_t digest[32], size_t max, char **out, size_t *len);
 
 /* What became of the download of `url` (a key URL, as store_lookup takes it), asked without

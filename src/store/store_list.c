@@ -280,12 +280,27 @@ static void pick_complete(struct heap *h)
         ;
 }
 
-/* Lock held. One complete object to a walk's visitor. */
-static void visit_kept(const struct object *o, kept_visit_fn *visit, void *arg)
+/* Lock held. The copy of its URL that `o` keeps: itself when complete; while it downloads, the
+ * expired copy it refreshes, unless purged (a 304 or a registry's same-digest HEAD renews that
+ * copy, a failed refresh restores it: it is kept until the answer); else NULL. */
+static const struct object *kept_copy_of(const struct object *o)
+{
+    if (o->state == OBJ_COMPLETE)
+        return o;
+    if (o->state == OBJ_FETCHING && o->stale && !o->stale->purged)
+        return o->stale;
+    return NULL;
+}
+
+/* Lock held. One kept copy to a walk's visitor, under the URL of the object `o` that keeps it,
+ * last used when either was. */
+static void visit_kept(const struct object *o, const struct object *copy, kept_visit_fn *visit,
+                       void *arg)
 {
     struct upstream_headers h;
-    headers_unpack(o->headers, &h);
-    struct kept_object k = {o->url, h.redirects, o->digest, o->length, o->last_use};
+    headers_unpack(copy->headers, &h);
+    int64_t last_use = o->last_use > copy->last_use ? o->last_use : copy->last_use;
+    struct kept_object k = {o->url, h.redirects, copy->digest, copy->length, last_use};
     visit(&k, arg);
 }
 
@@ -299,9 +314,11 @@ bool store_walk_kept(kept_visit_fn *visit, void *arg)
         size_t slots = object_slots(), end = slot + LIST_SLICE;
         whole = whole && st.objects.moves == moves;
         for (; slot < slots && slot < end; slot++)
-            for (struct object *o = object_slot(slot); o; o = object_next(o))
-                if (o->state == OBJ_COMPLETE)
-                    visit_kept(o, visit, arg);
+            for (struct object *o = object_slot(slot); o; o = object_next(o)) {
+                const struct object *copy = kept_copy_of(o);
+                if (copy)
+                    visit_kept(o, copy, visit, arg);
+            }
         if (slot >= slots)
             break;
         store_unlock(); /* hits get their turn between slices */
