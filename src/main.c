@@ -14,6 +14,8 @@
 #include "config/buckets.h"
 #include "registry/registries.h"
 #include "registry/reg_links.h"
+#include "upstream/hosts.h"
+#include "base/clock.h"
 #include "store/store.h"
 #include "tls/tls.h"
 #include "engine/engine.h"
@@ -237,6 +239,7 @@ static void reload(struct config *cfg, int argc, char **argv)
     __atomic_store_n(&cfg->negative_ttl, fresh.negative_ttl, __ATOMIC_RELAXED);
     __atomic_store_n(&cfg->registry_tag_ttl, fresh.registry_tag_ttl, __ATOMIC_RELAXED);
     __atomic_store_n(&cfg->registry_hold_max, fresh.registry_hold_max, __ATOMIC_RELAXED);
+    hosts_cap_limits(fresh.registry_hold_max * 1000, monotonic_ms()); /* a lower cap: now */
     /* what the rules test says of them (the store has its own copy, store_set_stale) */
     __atomic_store_n(&cfg->stale_if_error, fresh.stale_if_error, __ATOMIC_RELAXED);
     __atomic_store_n(&cfg->stale_while_revalidate, fresh.stale_while_revalidate, __ATOMIC_RELAXED);

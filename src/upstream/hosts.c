@@ -54,6 +54,7 @@ struct host {
      * its probe answers; the wall-clock second that is, as the status shows it; the hold the
      * next limit that names no time gets; who asked, and what it said. */
     int64_t limit_until;
+    int64_t limit_start; /* when its wait began (monotonic ms): a lower cap cuts it from there */
     int64_t limit_wall;
     int64_t limit_next_ms;
     char limit_who[HOSTS_LIMIT_WHY_MAX];
@@ -651,6 +652,7 @@ int64_t hosts_limit(const char *url, const struct outgoing_address *from, const 
     }
     h->seen_ms = now_ms;
     set_limit(h, now_ms + hold);
+    h->limit_start = now_ms;
     h->limit_wall = (int64_t)time(NULL) + (hold + 999) / 1000;
     snprintf(h->limit_who, sizeof(h->limit_who), "%s", who);
     if (cut)
@@ -663,6 +665,26 @@ int64_t hosts_limit(const char *url, const struct outgoing_address *from, const 
                  wall_text(h->limit_wall, until), (long long)((hold + 999) / 1000), h->limit_what);
     pthread_mutex_unlock(&reg.lock);
     return hold;
+}
+
+void hosts_cap_limits(int64_t max_ms, int64_t now_ms)
+{
+    char until[32];
+    pthread_mutex_lock(&reg.lock);
+    for (size_t i = 0; i < HOSTS_MAX; i++) {
+        struct host *h = &reg.hosts[i];
+        int64_t end = h->limit_start + max_ms;
+        if (h->kind != HOST_ORIGIN || !h->limit_until || h->limit_until <= end)
+            continue;
+        h->limit_wall -= (h->limit_until - (end > now_ms ? end : now_ms)) / 1000;
+        set_limit(h, end > now_ms ? end : now_ms);
+        snprintf(h->limit_what + strcspn(h->limit_what, ","),
+                 sizeof(h->limit_what) - strcspn(h->limit_what, ","),
+                 ", cut to --registry-hold-max %lld s", (long long)(max_ms / 1000));
+        log_warn("%s now held until %s: %s", h->limit_who, wall_text(h->limit_wall, until),
+                 h->limit_what);
+    }
+    pthread_mutex_unlock(&reg.lock);
 }
 
 bool hosts_limited(const char *url, const struct outgoing_address *from, int64_t now_ms, char *why,

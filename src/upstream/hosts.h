@@ -218,6 +218,10 @@ int64_t hosts_limit(const char *url, const struct outgoing_address *from, const 
  * when) and *retry_after (the seconds left, at least 1): what its clients are told with a 429. */
 bool hosts_limited(const char *url, const struct outgoing_address *from, int64_t now_ms, char *why,
                    size_t size, int *retry_after);
+/* Any thread (a SIGHUP's reload): each hold at its upstream's asking that `max_ms` from its
+ * start would have ended sooner ends then (now, when that is past: its probe goes next), said
+ * once in the log; a longer cap leaves running holds as they are. */
+void hosts_cap_limits(int64_t max_ms, int64_t now_ms);
 /* The hold at its upstream's asking of any route of `url`'s host (the one ending last), until
  * a probe lifts it, into *out (held false: none). */
 void hosts_limit_state(const char *url, int64_t now_ms, struct host_limit *out);

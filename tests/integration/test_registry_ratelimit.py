@@ -200,3 +200,28 @@ def test_registry_hold_max_is_a_config_key_reloaded_by_sighup(start_arca, script
     up.throttled, up.retry_after = True, "3600"
     refused_at_once(v2(arca, f"{NAME}/library/demo/manifests/v1"), 3)
     assert "cut to --registry-hold-max 3 s" in entry(arca)["hold"], entry(arca)
+
+
+def test_a_lower_registry_hold_max_at_sighup_shortens_a_running_hold(start_arca, scripted,
+                                                                    workdir):
+    """An admin who finds the registry held for an hour lowers registry-hold-max and sends
+    SIGHUP: the running hold ends by the new cap from its start, said in the log and the
+    status, and then one request goes upstream."""
+    up = scripted()
+    up.add("library/demo", build_image(os.path.join(workdir, "i"), [4096], "v1"))
+    config = os.path.join(workdir, "arca.ini")
+    write_config(config, "registry-hold-max = 1h")
+    arca = start_mirror(start_arca, {NAME: up.url}, config=config)
+    up.throttled, up.retry_after = True, "3600"
+    refused_at_once(v2(arca, f"{NAME}/library/demo/manifests/v1"), 3600)
+    assert "cut to" not in (entry(arca)["hold"] or "")
+    write_config(config, "registry-hold-max = 2s")
+    arca.reload("SIGHUP: reloaded")
+    assert "cut to --registry-hold-max 2 s" in entry(arca)["hold"], entry(arca)
+    assert arca.log_shows("now held until")
+    up.throttled = False
+    path = "/v2/library/demo/manifests/v1"
+    before = up.gets(path)
+    a = wait_for(lambda: (r := v2(arca, f"{NAME}/library/demo/manifests/v1")).status == 200 and r,
+                 "the hold over by the new cap", timeout=15)
+    assert a.status == 200 and up.gets(path) == before + 1, (up.gets(path), before)
