@@ -449,6 +449,13 @@ static enum fetch_step answer_twin(struct fetch_req *r, const struct probe_resul
         snprintf(meta->filename, sizeof(meta->filename), "%s", res->filename);
         snprintf(meta->etag, sizeof(meta->etag), "%s", res->etag); /* If-None-Match's */
     }
+    if (!res) { /* a digest's bytes: as fresh as this URL's terms say, whatever the twin's age
+                 * (a tag expired, restored after a failed refresh) */
+        meta->created = (int64_t)time(NULL);
+        meta->ttl = r->terms.object.ttl;
+        meta->stale = STALE_NONE;
+        meta->fwd_status = 0;
+    }
     /* where the twin's download went is the twin's */
     meta->redirects[0] = '\0';
     r->kind = LOOKUP_HIT; /* not a byte from upstream */
