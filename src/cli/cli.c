@@ -49,11 +49,12 @@ enum {
 
 struct cli_args {
     const char *server, *token_file, *ttl, *config, *timeout, *cert, *key, *cacert, *prefix;
-    char found[CLI_SERVER_MAX]; /* the server no --server named (cli_server_find) */
-    char how[600];              /* and how it was chosen: said when it gives no answer */
-    unsigned given;             /* OPT_* seen */
-    bool help;                  /* -h or --help anywhere */
-    int64_t wait_ms;            /* prefetch --wait: the deadline, from --timeout */
+    char found[CLI_SERVER_MAX];           /* the server no --server named (cli_server_find) */
+    char how[600];                        /* and how it was chosen: said when it gives no answer */
+    struct cli_config_token config_token; /* the admin-token-file of the configuration read */
+    unsigned given;                       /* OPT_* seen */
+    bool help;                            /* -h or --help anywhere */
+    int64_t wait_ms;                      /* prefetch --wait: the deadline, from --timeout */
     const char *urls[MAX_URLS];
     int n_urls;
     const char *servers[MAX_SERVERS]; /* every --server given, normalized (cluster-status) */
@@ -247,13 +248,16 @@ static int check_certificate(const struct cli_args *a, char *why, size_t size)
  * nothing answers there. */
 static int find_server(struct cli_args *a, char *why, size_t size)
 {
+    /* --server with --config: the file is still read, for its admin token (an https:// address
+     * of the arca it describes, which its plain listen does not give) */
+    if ((a->n_servers == 0 || a->config) &&
+        cli_server_find(a->config, a->found, a->how, sizeof(a->how), &a->config_token) < 0) {
+        snprintf(why, size, "%s", a->how);
+        return -1;
+    }
     if (a->n_servers > 0) {
         cli_use_origin("--server");
         return 0;
-    }
-    if (cli_server_find(a->config, a->found, a->how, sizeof(a->how)) < 0) {
-        snprintf(why, size, "%s", a->how);
-        return -1;
     }
     a->server = a->found;
     cli_use_origin(a->how);
@@ -498,23 +502,30 @@ static int cmd_cluster_status(const struct cli_args *a)
     return up == count ? 0 : 1;
 }
 
-/* The token: the file's first line, trimmed; else $ARCA_ADMIN_TOKEN. */
+/* The token: --admin-token-file's first line, trimmed; else $ARCA_ADMIN_TOKEN; else the first
+ * line of the admin-token-file the configuration read names (the server's own option). 0, or 2
+ * with one line said: none given, or a file that cannot be read, is bad usage, found before
+ * anything is asked. */
 static int load_token(const struct cli_args *a, char *out, size_t size)
 {
     const char *env = getenv("ARCA_ADMIN_TOKEN");
-    if (!a->token_file) {
-        if (!env) {
-            fprintf(stderr, "arca: give --admin-token-file FILE or set ARCA_ADMIN_TOKEN\n");
-            return -1;
-        }
+    const char *file = a->token_file ? a->token_file : a->config_token.file;
+    if (!a->token_file && env) {
         snprintf(out, size, "%s", env);
         return 0;
     }
-    if (config_read_token(a->token_file, out, size) < 0) {
-        fprintf(stderr, "arca: --admin-token-file %s: cannot read it\n", a->token_file);
-        return -1;
+    if (!file[0]) {
+        fprintf(stderr, "arca: no admin token: give --admin-token-file FILE, set ARCA_ADMIN_TOKEN "
+                        "or --config a file whose admin-token-file holds it\n");
+        return 2;
     }
-    return 0;
+    int len = config_read_token(file, out, size);
+    if (len < 0)
+        fprintf(stderr, "arca: %s--admin-token-file %s: %s%s\n",
+                a->token_file ? "" : a->config_token.where, file,
+                len == -1 ? "cannot read it: " : "its first line is too long",
+                len == -1 ? strerror(errno) : "");
+    return len < 0 ? 2 : 0;
 }
 
 /* The pause between two questions about a download (prefetch --wait): short at first, so that
@@ -648,10 +659,11 @@ static int cmd_prefetch(const struct cli_args *a)
     long status;
     int rc = 1;
 
-    if (load_token(a, token, sizeof(token)) < 0) {
+    if ((rc = load_token(a, token, sizeof(token))) != 0) {
         json_decref(urls);
-        return 1;
+        return rc;
     }
+    rc = 1;
     for (int i = 0; i < a->n_urls; i++)
         json_array_append_new(urls, json_string(a->urls[i]));
     req = json_pack("{s:o, s:s?}", "urls", urls, "ttl", a->ttl);
@@ -718,8 +730,9 @@ static int cmd_purge(const struct cli_args *a)
     long status;
     int rc = 1;
 
-    if (load_token(a, token, sizeof(token)) < 0)
-        return 1;
+    if ((rc = load_token(a, token, sizeof(token))) != 0)
+        return rc;
+    rc = 1;
     if (a->prefix)
         return purge_prefix(a, token);
     struct url_parts u; /* no scheme: an image reference (docker.io/library/debian:12) */

@@ -54,8 +54,10 @@ static void reachable(const char *host, int port, char *out)
         snprintf(out, CLI_SERVER_MAX, "http://%s:%d", host, port);
 }
 
-/* The listen address `path` says (its defaults where it says none): 0, or -1 with why. */
-static int from_config(const char *path, char *out, char *how, size_t size)
+/* The listen address `path` says (its defaults where it says none), and its admin token file:
+ * 0, or -1 with why. */
+static int from_config(const char *path, char *out, char *how, size_t size,
+                       struct cli_config_token *token)
 {
     static struct config cfg; /* large: not on the stack */
     char err[CONFIG_ERR_LEN];
@@ -66,19 +68,23 @@ static int from_config(const char *path, char *out, char *how, size_t size)
     } else {
         reachable(cfg.listen_host, cfg.listen_port, out);
         snprintf(how, size, "listen in %s", path);
+        snprintf(token->file, sizeof(token->file), "%s", cfg.admin_token_file);
+        config_where(&cfg, "admin-token-file", token->where, sizeof(token->where));
         rc = 0;
     }
     config_free(&cfg);
     return rc;
 }
 
-int cli_server_find(const char *config, char *out, char *how, size_t size)
+int cli_server_find(const char *config, char *out, char *how, size_t size,
+                    struct cli_config_token *token)
 {
     const char *env = getenv("ARCA_SERVER");
+    token->file[0] = token->where[0] = '\0';
     /* a --config on the command line is this command's own word: a job's ARCA_SERVER must not
      * send an admin token meant for that arca to another one */
     if (config)
-        return from_config(config, out, how, size);
+        return from_config(config, out, how, size, token);
     if (env && *env) {
         if (cli_server_normal(env, out) < 0) {
             snprintf(how, size,
@@ -91,7 +97,7 @@ int cli_server_find(const char *config, char *out, char *how, size_t size)
         return 0;
     }
     if (access(CLI_DEFAULT_CONFIG, R_OK) == 0)
-        return from_config(CLI_DEFAULT_CONFIG, out, how, size);
+        return from_config(CLI_DEFAULT_CONFIG, out, how, size, token);
     snprintf(out, CLI_SERVER_MAX, "http://127.0.0.1:8001");
     snprintf(how, size, "the default: no --server, ARCA_SERVER, --config nor a readable %s",
              CLI_DEFAULT_CONFIG);

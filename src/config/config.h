@@ -232,12 +232,14 @@ struct config {
     char outgoing_address[128];
     struct outgoing_address outgoing;
     /* Where each option was last set, by its index in config.c's table; a bucket's section and
-     * its credentials key; where each registry was given (its --registry, its section). Not
-     * options themselves: SIGHUP does not compare them. */
+     * its credentials key; where each registry was given (its --registry, its section) and its
+     * aliases line (0: none, or the command line). Not options themselves: SIGHUP does not
+     * compare them. */
     struct config_origin origins[CONFIG_MAX_OPTIONS];
     struct config_origin bucket_origins[CONFIG_MAX_BUCKETS];
     struct config_origin registry_origins[CONFIG_MAX_REGISTRIES];
     int bucket_credentials_line[CONFIG_MAX_BUCKETS];
+    int registry_aliases_line[CONFIG_MAX_REGISTRIES];
     char config_file[256]; /* the last --config read, "" = none */
     /* Every INI file read, in the order read: each --config and the files their `include`
      * lines brought in (check-config and the start-up log name them all). */

@@ -345,7 +345,7 @@ static bool key_refused(struct ini_ctx *ctx, const char *section, const char *na
         return on_bucket_key(ctx, section + 7, name, value) != 0;
     if (!strncmp(section, "registry ", 9))
         return config_registry_key(ctx->cfg, section + 9, name, value, ctx->file, ctx->section_line,
-                                   ctx->err) != 0;
+                                   ctx->line, ctx->err) != 0;
     if (!strncmp(section, "rule ", 5) && ctx->rule >= 0)
         return config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
     if (section[0] && strcmp(section, "arca") != 0) {

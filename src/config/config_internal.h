@@ -53,13 +53,14 @@ int config_bucket_key(struct config *cfg, const char *name, const char *key, con
  * without a setter: the readers call this one, so that config.c names nothing of the file), one
  * key of an INI section [registry NAME] (url, username, password-file, aliases), and the whole
  * checked once every option is in (a registry without a URL, a password file that cannot be
- * read, an alias another registry answers to, a default naming none). `file` and `line` say where
- * (file "" and line 0: the command line; a key: its section's line): a NAME is given in one place,
- * a --registry or a section, and a second place is an error naming both. */
+ * read, an alias another registry answers to, two NAMEs of one URL, a default naming none: each
+ * begun with "FILE:LINE: " where the file gave it). `file` and `line` say where (file "" and line
+ * 0: the command line; a key: its section's line, and `key_line` its own): a NAME is given in one
+ * place, a --registry or a section, and a second place is an error naming both. */
 int config_registry_option(struct config *cfg, const struct option *o, const char *v,
                            const char *file, int line, char *err);
 int config_registry_key(struct config *cfg, const char *name, const char *key, const char *v,
-                        const char *file, int section_line, char *err);
+                        const char *file, int section_line, int key_line, char *err);
 int config_registry_finish(const struct config *cfg, char *err);
 
 /* config_rules.c: a [rule NAME] section begins at `line` of `file` (a name given before is an

@@ -6,6 +6,7 @@
 #include "base/parse.h"
 #include "url/url.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,6 +92,7 @@ static struct registry_conf *registry_named(struct config *cfg, const char *name
         return NULL;
     }
     cfg->registry_origins[cfg->n_registries] = *here;
+    cfg->registry_aliases_line[cfg->n_registries] = 0;
     struct registry_conf *r = &cfg->registries[cfg->n_registries++];
     memset(r, 0, sizeof(*r));
     memcpy(r->name, name, len);
@@ -182,12 +184,16 @@ int config_registry_option(struct config *cfg, const struct option *o, const cha
 }
 
 int config_registry_key(struct config *cfg, const char *name, const char *key, const char *v,
-                        const char *file, int section_line, char *err)
+                        const char *file, int section_line, int key_line, char *err)
 {
     struct config_origin here = origin(file, section_line);
     struct registry_conf *r = registry_named(cfg, name, strlen(name), &here, err);
     if (!r)
         return -1;
+    if (!strcmp(key, "aliases")) {
+        cfg->registry_aliases_line[r - cfg->registries] = key_line;
+        return set_aliases(r, v, err);
+    }
     if (!strcmp(key, "url"))
         return set_url(r, v, err);
     if (!strcmp(key, "username")) {
@@ -206,8 +212,6 @@ int config_registry_key(struct config *cfg, const char *name, const char *key, c
         snprintf(r->password_file, sizeof(r->password_file), "%s", v);
         return 0;
     }
-    if (!strcmp(key, "aliases"))
-        return set_aliases(r, v, err);
     snprintf(err, CONFIG_ERR_LEN,
              "registry %.64s: unknown key '%.64s' (url, username, password-file, aliases "
              "expected)",
@@ -290,6 +294,23 @@ static void url_of(const struct registry_conf *r, char *out, size_t size)
         out[--n] = '\0';
 }
 
+/* A finish error about registry `i`, begun with "FILE:LINE: " where a file gave it: its aliases
+ * line when `aliases` (and there is one), else its section or --registry line. */
+static void about(const struct config *cfg, int i, bool aliases, char *err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void about(const struct config *cfg, int i, bool aliases, char *err, const char *fmt, ...)
+{
+    const struct config_origin *o = &cfg->registry_origins[i];
+    int line = aliases && cfg->registry_aliases_line[i] ? cfg->registry_aliases_line[i] : o->line;
+    int n = line > 0 ? snprintf(err, CONFIG_ERR_LEN, "%s:%d: ", o->file, line) : 0;
+    va_list ap;
+    if (n < 0 || n >= CONFIG_ERR_LEN)
+        n = 0; /* a path too long to leave room: the reason alone */
+    va_start(ap, fmt);
+    vsnprintf(err + n, CONFIG_ERR_LEN - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
 /* Every registry its own URL: one line naming both registries otherwise. Their upstream URLs
  * would be one key, one login, one set of counters: which NAME a client gave would be lost. (One
  * URL under another's /v2/ is allowed: registries_for_url takes the longer.) */
@@ -302,9 +323,9 @@ static int urls_apart(const struct config *cfg, char *err)
             url_of(&cfg->registries[j], b, sizeof(b));
             if (strcmp(a, b) != 0)
                 continue;
-            snprintf(err, CONFIG_ERR_LEN,
-                     "registry %.48s: its URL is registry %.48s's too: a name reaches one registry",
-                     cfg->registries[i].name, cfg->registries[j].name);
+            about(cfg, i, false, err,
+                  "registry %.48s: its URL is registry %.48s's too: a name reaches one registry",
+                  cfg->registries[i].name, cfg->registries[j].name);
             return -1;
         }
     }
@@ -320,10 +341,10 @@ static int aliases_apart(const struct config *cfg, char *err)
         for (int k = 0; k < r->n_aliases; k++) {
             if (!(owner = other_owner(cfg, i, r->aliases[k], &what)))
                 continue;
-            snprintf(err, CONFIG_ERR_LEN,
-                     "registry %.48s: alias %.48s names registry %.48s too (%.20s): a name reaches "
-                     "one registry",
-                     r->name, r->aliases[k], owner, what);
+            about(cfg, i, true, err,
+                  "registry %.48s: alias %.48s names registry %.48s too (%.20s): a name reaches "
+                  "one registry",
+                  r->name, r->aliases[k], owner, what);
             return -1;
         }
     }
@@ -335,19 +356,17 @@ int config_registry_finish(const struct config *cfg, char *err)
     for (int i = 0; i < cfg->n_registries; i++) {
         const struct registry_conf *r = &cfg->registries[i];
         if (!r->url[0] && strcmp(r->name, "docker.io") != 0) {
-            snprintf(err, CONFIG_ERR_LEN, "registry %.64s: url missing", r->name);
+            about(cfg, i, false, err, "registry %.64s: url missing", r->name);
             return -1;
         }
         if (!r->username[0] != !r->password_file[0]) {
-            snprintf(err, CONFIG_ERR_LEN,
-                     "registry %.64s: a login needs both username and "
-                     "password-file",
-                     r->name);
+            about(cfg, i, false, err,
+                  "registry %.64s: a login needs both username and password-file", r->name);
             return -1;
         }
         if (r->password_file[0] && !readable(r->password_file)) {
-            snprintf(err, CONFIG_ERR_LEN, "registry %.64s: cannot read password file '%.120s'",
-                     r->name, r->password_file);
+            about(cfg, i, false, err, "registry %.64s: cannot read password file '%.120s'", r->name,
+                  r->password_file);
             return -1;
         }
     }

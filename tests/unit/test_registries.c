@@ -310,6 +310,38 @@ static void aliases_read(void **state)
     config_free(&cfg);
 }
 
+/* An error check-config finds once every registry is in names the line to mend, as a rule's
+ * does: an alias's clash its aliases line, two NAMEs of one URL, a missing url or login the
+ * second registry's section; a --registry none (the command line says it). */
+static void finish_errors_located(void **state)
+{
+    char err[CONFIG_ERR_LEN];
+    (void)state;
+    static const struct {
+        const char *text, *says;
+    } cases[] = {
+        {"[registry a]\nurl = http://h1\n# the lab's other name\naliases = x.lab\n\n"
+         "[registry b]\nurl = http://h2\naliases = x.lab\n",
+         "a.ini:4: registry a: alias x.lab names registry b too (an alias of it): a name reaches "
+         "one registry"},
+        {"[registry a]\nurl = http://h1\n\n[registry b]\nurl = http://H1/\n",
+         "a.ini:4: registry b: its URL is registry a's too: a name reaches one registry"},
+        {"[registry a]\nurl = http://h1\n\n[registry b]\nusername = u\n",
+         "a.ini:4: registry b: url missing"},
+        {"[registry a]\nurl = http://h1\nusername = u\n",
+         "a.ini:1: registry a: a login needs both username and password-file"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(load_file(err, cases[i].text), -1);
+        assert_string_equal(err, cases[i].says);
+    }
+    assert_int_equal(load(err, 4, "--registry", "a=http://h1", "--registry", "b=http://h1"),
+                     CONFIG_ERROR);
+    assert_string_equal(err,
+                        "registry b: its URL is registry a's too: a name reaches one registry");
+    config_free(&cfg);
+}
+
 /* An image reference: its registry by NAME, URL's host:port or alias (else the default), its
  * repository as the registry names it, its tag or digest, its manifest's URL. */
 static void references_read(void **state)
@@ -474,7 +506,7 @@ int main(void)
         cmocka_unit_test(sections_once),   cmocka_unit_test(what_a_url_asks),
         cmocka_unit_test(answers_counted), cmocka_unit_test(passwords_read_again),
         cmocka_unit_test(aliases_read),    cmocka_unit_test(references_read),
-        cmocka_unit_test(manifests_read),
+        cmocka_unit_test(manifests_read),  cmocka_unit_test(finish_errors_located),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
