@@ -137,8 +137,8 @@ static void print_requests(json_t *s)
         printf("requests   %lld, none tried: all refused\n", requests);
     else
         printf("requests   0\n");
-    printf("refused    %lld client%s not allowed to fetch (403), %lld held down (503)\n", refused,
-           refused == 1 ? "" : "s", held);
+    printf("refused    %lld client%s not allowed to fetch (403), %lld held down (503/429)\n",
+           refused, refused == 1 ? "" : "s", held);
 }
 
 /* ", certificate SUBJECT, valid until DATE (N days left)": format_time_left's words, as the

@@ -122,20 +122,35 @@ static const char *failure_source(const char *reason)
     return "upstream";
 }
 
+/* failure_summary's " failed after N attempts in S s: " past its WHO at the start of `reason`
+ * ("upstream", "parent", a registry's "registry NAME:"), NULL when it has none there. */
+static const char *summary_of(const char *reason)
+{
+    const char *p = reason + strcspn(reason, " ");
+    if (!strncmp(reason, "registry ", 9)) { /* its NAME, one word ending in ':' */
+        const char *end = p + 1 + strcspn(p + 1, " ");
+        if (end > p + 1 && end[-1] == ':')
+            p = end;
+    }
+    return strncmp(p, " failed after ", 14) ? NULL : p;
+}
+
 const char *fetch_failure_words(const struct fetch_req *r, const char *reason, unsigned int status,
                                 int retry_after, char *buf, size_t size)
 {
-    const char *who = failure_source(reason), *why = reason, *summary;
+    const char *who = failure_source(reason), *why = reason, *summary = summary_of(reason), *s;
+    char counted[96] = "";
     if (fetch_sees_upstream(r))
         return reason;
-    /* failure_summary's "WHO failed after N attempts in S s: ": arca's count, kept */
-    summary = reason + strcspn(reason, " ");
-    if (!strncmp(summary, " failed after ", 14) && (summary = strstr(summary, " s: ")) != NULL)
-        why = summary + 4;
-    int counted = (int)(why - reason);
+    /* failure_summary's count is arca's, kept, its WHO by kind alone (a registry's NAME is the
+     * lab's: "registry failed after …") */
+    if (summary && (s = strstr(summary, " s: ")) != NULL) {
+        why = s + 4;
+        snprintf(counted, sizeof(counted), "%s%.*s", who, (int)(why - summary), summary);
+    }
     size_t kept = retry_after > 0 ? 0 : words_for_anyone(why);
     if (kept)
-        snprintf(buf, size, "%.*s", counted + (int)kept, reason);
+        snprintf(buf, size, "%s%.*s", counted, (int)kept, why);
     else if (retry_after > 0 && status == 429) /* held at its own asking (upstream/hosts.h) */
         snprintf(buf, size, "the %s asked arca to wait (429); asked again in %d s", who,
                  retry_after);
@@ -143,9 +158,9 @@ const char *fetch_failure_words(const struct fetch_req *r, const char *reason, u
         snprintf(buf, size, "the %s is held down after failures in a row; tried again in %d s", who,
                  retry_after);
     else if (status >= 400 && status < 500) /* upstream's refusal, or arca's of where it leads */
-        snprintf(buf, size, "%.*sthe download was refused", counted, reason);
+        snprintf(buf, size, "%sthe download was refused", counted);
     else
-        snprintf(buf, size, "%.*sthe %s %s", counted, reason, who,
+        snprintf(buf, size, "%sthe %s %s", counted, who,
                  status == 504 ? "did not answer in time" : "could not be reached");
     return buf;
 }

@@ -402,31 +402,38 @@ static enum reg_scheme scheme_of(const struct registry *r)
     return s;
 }
 
-bool reg_auth_refusal(const struct registry_ask *a, int status, char *why, size_t size)
+bool reg_auth_sends_login(const struct registry *r)
+{
+    return r->has_login && scheme_of(r) == REG_AUTH_BASIC;
+}
+
+int reg_auth_refusal(const struct registry_ask *a, int status, char *why, size_t size, bool *login)
 {
     const struct registry *r = a->r;
-    enum reg_scheme s = r ? scheme_of(r) : REG_AUTH_UNKNOWN;
+    *login = false;
     if (!r || (status != 401 && status != 403))
-        return false;
-    if (s == REG_AUTH_BASIC && r->has_login) { /* the login itself went with the request */
+        return 0;
+    if (reg_auth_sends_login(r)) { /* the login itself went with the request */
         snprintf(why, size, "registry %s %s the login of password-file %s (%d)", r->name,
                  status == 401 ? "refused" : "denied access to", r->password_file, status);
         registries_login_refused(r, why);
-    } else if (status == 401) {
-        snprintf(why, size,
-                 s == REG_AUTH_BEARER
-                     ? "registry %s refused its realm's token (401): the next pull asks for another"
-                     : "registry %s asks for an authorisation arca did not send (401)",
-                 r->name);
-    } else {
-        snprintf(why, size, "registry %s denied access (403)", r->name);
+        *login = true;
+        return status;
     }
-    return true;
+    if (status == 403) {
+        snprintf(why, size, "registry %s denied access (403)", r->name);
+        return 403;
+    }
+    snprintf(why, size,
+             scheme_of(r) == REG_AUTH_BEARER
+                 ? "registry %s refused its realm's token (401): the next pull asks for another"
+                 : "registry %s asks for an authorisation arca did not send (401)",
+             r->name);
+    return 502;
 }
 
 void reg_auth_answered(const struct registry_ask *a, int status)
 {
-    if (a->r && a->r->has_login && status >= 200 && status < 300 &&
-        scheme_of(a->r) == REG_AUTH_BASIC)
+    if (a->r && status >= 200 && status < 300 && reg_auth_sends_login(a->r))
         registries_login_taken(a->r);
 }

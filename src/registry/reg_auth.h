@@ -63,11 +63,17 @@ bool reg_auth_header(const struct registry_ask *a, char *out, size_t size);
 /* A 401 came for a request that asked `a`: its kept token is dropped (the next ensure fetches
  * another), and a registry believed open is asked for its challenge again. */
 void reg_auth_forget(const struct registry_ask *a);
+/* Whether requests to `r` carry its basic-auth login (its challenge asks for one, and one is
+ * configured): a 401 to one is the login's refusal, not asked again with the same login. */
+bool reg_auth_sends_login(const struct registry *r);
 /* The registry's own 401 or 403 to a request that asked `a` (not its realm's: reg_login.c),
- * worded into why[size] for the client and the log: true; false for another status. One to
- * the basic-auth login names the registry and its password file's path (never the password)
- * and is kept as the login's refusal (registries_login_refused). */
-bool reg_auth_refusal(const struct registry_ask *a, int status, char *why, size_t size);
+ * worded into why[size] for the client and the log: the status its client gets, 0 for another
+ * status. One to the basic-auth login is answered as a realm's refusal of the login is (its
+ * own 401 or 403: DENIED), names the registry and its password file's path (never the
+ * password) and is kept as the login's refusal (registries_login_refused, which logs it once):
+ * *login true. Another 401 is arca's failure to authorise (502), another 403 the registry's
+ * denial (403). */
+int reg_auth_refusal(const struct registry_ask *a, int status, char *why, size_t size, bool *login);
 /* The registry answered `status` to a request that asked `a`: a 2xx to one carrying the
  * basic-auth login says the login is taken (registries_login_taken). */
 void reg_auth_answered(const struct registry_ask *a, int status);

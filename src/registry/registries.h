@@ -39,8 +39,8 @@
 struct registry_counters {
     atomic_int_fast64_t pulls;       /* image pulls: GETs answered (2xx) an image manifest */
     atomic_int_fast64_t hits;        /* manifest and blob answers (2xx) served from the store */
-    atomic_int_fast64_t bytes;       /* their body bytes sent to clients */
-    atomic_int_fast64_t revalidated; /* tags asked again upstream with a HEAD */
+    atomic_int_fast64_t bytes;       /* body bytes of every 2xx manifest and blob answer */
+    atomic_int_fast64_t revalidated; /* HEADs answered of an expired copy (a hold asks none) */
     atomic_int_fast64_t stale;       /* tags answered from an expired manifest */
     atomic_int_fast64_t refused;     /* upstream refusals (4xx but 404, 5xx) */
     atomic_int_fast64_t too_many;    /* of them, 429 */

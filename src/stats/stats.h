@@ -25,11 +25,13 @@ struct stats {
     /* Fetch requests by result, each counted once: from disk (hits), downloaded (misses),
      * joined (coalesced), renewed by a 304 (revalidated), an error; an expired version's answer
      * counts under its cause below (stale_*), a refused client (403) under `refused`, a host
-     * held down (503) under `held_down`. The last two are left out of the hit ratio. */
+     * held down (503), or its registry held at its own asking (429), under `held_down`. The last
+     * two are left out of the hit ratio. */
     _Atomic int64_t hits, misses, coalesced, revalidated, errors;
-    _Atomic int64_t refused;           /* clients not allowed to fetch (--allow-network, a rule's
-                                          allow-network) refused: fetches and CONNECTs */
-    _Atomic int64_t held_down;         /* fetch requests answered 503: their host held down */
+    _Atomic int64_t refused;   /* clients not allowed to fetch (--allow-network, a rule's
+                                  allow-network) refused: fetches and CONNECTs */
+    _Atomic int64_t held_down; /* fetch requests answered 503 (their host held down) or 429 (a
+                                  registry's hold), upstream not asked */
     _Atomic int64_t downloads_failed;  /* upstream downloads that failed (not held down) */
     _Atomic int64_t download_retries;  /* attempts started after a fault */
     _Atomic int64_t download_resumes;  /* attempts that continued with a 206 */

@@ -421,8 +421,10 @@ void store_came_from(struct object *obj, const char *from);
  * for a failure that is no verdict). Within its stale-if-error window it answers stale, the
  * download's waiters too, for STORE_STALE_RETRY_S before a refresh is tried again; past it,
  * the waiters get the error and the copy waits for the origin. -1 (nothing done) when the
- * download refreshes no such version: the caller fails it then. */
-int store_keep_stale(struct object *obj, int status, int fwd_status, const char *reason);
+ * download refreshes no such version: the caller fails it then. Logged as an error, or at debug
+ * level when `said` (the log said the reason once where it was found: a registry's hold begun,
+ * a host held down), so that each expired object answered meanwhile does not repeat it. */
+int store_keep_stale(struct object *obj, int status, int fwd_status, const char *reason, bool said);
 /* Fail a download: out of the table, waiters woken; its file and row, once the persistence
  * thread has made them, are removed there. Any thread may call it (upstream_fetch does, at shutdown
  * or out of memory): it never touches disk or SQLite itself. */

@@ -724,7 +724,7 @@ bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_statu
     return offered;
 }
 
-int store_keep_stale(struct object *obj, int status, int fwd_status, const char *reason)
+int store_keep_stale(struct object *obj, int status, int fwd_status, const char *reason, bool said)
 {
     int64_t now = (int64_t)time(NULL);
     bool answers = false;
@@ -751,9 +751,11 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
         maybe_free(s);
     }
     store_unlock();
-    if (rc == 0)
-        log_error("fetch %s: %d %s; its expired version %s", object_url(obj), status, reason,
-                  answers ? "answers meanwhile" : "is kept, too old to answer");
+    const char *then = answers ? "answers meanwhile" : "is kept, too old to answer";
+    if (rc == 0 && said)
+        log_debug("fetch %s: %d %s; its expired version %s", object_url(obj), status, reason, then);
+    else if (rc == 0)
+        log_error("fetch %s: %d %s; its expired version %s", object_url(obj), status, reason, then);
     return rc;
 }
 

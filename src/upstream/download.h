@@ -56,7 +56,8 @@ struct transfer_store {
     void (*set_aside)(struct object *obj, const char *reason);
     void (*fail_held)(struct object *obj, int status, const char *reason, int retry_after);
     bool (*offer_stale)(struct object *obj, enum stale_cause cause, int fwd_status);
-    int (*keep_stale)(struct object *obj, int status, int fwd_status, const char *reason);
+    int (*keep_stale)(struct object *obj, int status, int fwd_status, const char *reason,
+                      bool said);
     void (*release)(struct object *obj);
     const char *(*url)(const struct object *obj);
     const char *(*error)(const struct object *obj);

@@ -54,6 +54,7 @@ struct probe {
     void (*call)(void *arg); /* probe_call's: run at the next pass, nothing asked */
     /* A document of a registry's token realm (struct doc_ask): that registry, else NULL. */
     const struct registry *realm_of;
+    char who[FAILURE_WHO_MAX]; /* a document's failures name (struct doc_ask), "" "upstream" */
     /* A check's (probe_check_host): the address of the route it checks, and how curl's last
      * attempt ended (what the check's end says of the host). */
     struct outgoing_address from;
@@ -144,11 +145,21 @@ static void unlink_asking(struct probe *p)
         p->next->prev = p->prev;
 }
 
+/* Who its failures name: its source's words, a document's, else "upstream" (failure_summary). */
+static void who_failed(const struct probe *p, char *out, size_t size)
+{
+    const struct source_req_ops *o = p->src.ops;
+    if (o && o->who)
+        o->who(p->src.rec, out, size);
+    else
+        snprintf(out, size, "%s", o ? o->name : p->who[0] ? p->who : "upstream");
+}
+
 /* What a download failing this way would say (fail_attempt): its attempts, time and why; or,
  * its host held down, what a download would say then (transfer_course.c's held_down). */
 static void probe_failure(const struct probe *p, CURLcode rc, long status, struct probe_result *res)
 {
-    char why[CURL_ERROR_SIZE + 400], host[256];
+    char why[CURL_ERROR_SIZE + 400], host[256], who[FAILURE_WHO_MAX];
     const struct source_req_ops *o = p->src.ops;
     if (p->held) {
         res->failure_status = easy_held_status(&p->h);
@@ -171,7 +182,8 @@ static void probe_failure(const struct probe *p, CURLcode rc, long status, struc
     } else if (!o || !o->silent || !o->silent(p->src.rec, rc, p->errbuf, why, sizeof(why))) {
         snprintf(why, sizeof(why), "%s: %s", e.what, res->error); /* else: its source's words */
     }
-    failure_summary(res->failure, sizeof(res->failure), o ? o->name : "upstream", p->attempts,
+    who_failed(p, who, sizeof(who));
+    failure_summary(res->failure, sizeof(res->failure), who, p->attempts,
                     monotonic_ms() - p->asked_ms, why);
 }
 
@@ -223,6 +235,7 @@ static bool refused_by_source(const struct probe *p, long status, char *why, siz
 static void end_probe(struct probe *p, CURLcode rc, bool stopping)
 {
     struct probe_result res = {.total = -1};
+    char who[FAILURE_WHO_MAX];
     long status = 0;
     CHECK_PROBE(p);
     assert(upstream_on_thread());
@@ -239,7 +252,8 @@ static void end_probe(struct probe *p, CURLcode rc, bool stopping)
                refused_by_source(p, status, res.error, sizeof(res.error))) {
         /* its source's own refusal, not the URL's: its words */
         res.failure_status = 502;
-        failure_summary(res.failure, sizeof(res.failure), p->src.ops->name, p->attempts,
+        who_failed(p, who, sizeof(who));
+        failure_summary(res.failure, sizeof(res.failure), who, p->attempts,
                         monotonic_ms() - p->asked_ms, res.error);
     } else if (probe_answered(p, rc, status)) {
         answer_of(p, status, &res);
@@ -524,6 +538,7 @@ int probe_get_as(struct upstream_loop *loop, const struct doc_ask *ask, doc_done
     p->get_done = done;
     p->auth = ask->auth;
     p->realm_of = ask->realm_of;
+    snprintf(p->who, sizeof(p->who), "%s", ask->who ? ask->who : "");
     p->arg = arg;
     return queue_probe(loop, p);
 }

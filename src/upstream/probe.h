@@ -75,6 +75,9 @@ struct doc_ask {
     /* the registry whose token realm `url` is (reg_login.c), NULL none: asked nothing while
      * that registry is held at its asking, and its 429 holds it (easy.h's realm_of) */
     const struct registry *realm_of;
+    /* who its failure names (failure_summary's WHO: "registry lab:", "registry lab's token
+     * realm:"; copied), NULL "upstream" */
+    const char *who;
 };
 /* probe_get with what `ask` says. */
 int probe_get_as(struct upstream_loop *loop, const struct doc_ask *ask, doc_done_fn *done,

@@ -139,6 +139,30 @@ static void count(const struct registry *r, int status)
         atomic_fetch_add(&r->counters->refused, 1);
 }
 
+/* Who an ask of `a` names when it fails (doc_ask's who): "registry NAME:", as a download of the
+ * registry's does ("registry NAME: failed after …"), or its realm. */
+static void who_of(const struct asking *a, char *out, size_t size)
+{
+    snprintf(out, size, a->ping ? "registry %.60s:" : "registry %.60s's token realm:", a->r->name);
+}
+
+/* Why the ask of `a` got no answer (`res`), naming the registry once: the probe's summary names
+ * it (who_of), and so does a hold at its asking ("registry NAME: answered 429 …"); other words
+ * (its host held down after failures) are led by who_of's. */
+static void failed_words(const struct asking *a, const struct probe_result *res, char *why,
+                         size_t size)
+{
+    const char *words = res->failure[0] ? res->failure : res->error;
+    char named[80], who[FAILURE_WHO_MAX];
+    int n = snprintf(named, sizeof(named), "registry %.60s", a->r->name);
+    if (!strncmp(words, named, (size_t)n) && (words[n] == ':' || words[n] == '\'')) {
+        snprintf(why, size, "%.299s", words);
+        return;
+    }
+    who_of(a, who, sizeof(who));
+    snprintf(why, size, "%.90s %.200s", who, words);
+}
+
 static void ping_answered(const struct probe_result *res, const char *body, size_t len, void *arg)
 {
     struct asking *a = arg;
@@ -147,8 +171,7 @@ static void ping_answered(const struct probe_result *res, const char *body, size
     assert(upstream_on_thread());
     count(a->r, res->status);
     if (res->status == 0) {
-        snprintf(why, sizeof(why), "registry %.60s: %.200s", a->r->name,
-                 res->failure[0] ? res->failure : res->error);
+        failed_words(a, res, why, sizeof(why));
         answer_all(a, failure_status(res), why);
     } else if (reg_auth_learn(a->r, res->status, res->challenge, why, sizeof(why)) < 0) {
         answer_all(a, res->status == 429 ? 429 : 502, why);
@@ -182,8 +205,7 @@ static void token_answered(const struct probe_result *res, const char *body, siz
     assert(upstream_on_thread());
     count(a->r, res->status == 401 ? 403 : res->status); /* the realm refusing the login */
     if (res->status == 0) {
-        snprintf(why, sizeof(why), "registry %.60s's token realm: %.200s", a->r->name,
-                 res->failure[0] ? res->failure : res->error);
+        failed_words(a, res, why, sizeof(why));
         answer_all(a, failure_status(res), why);
     } else if (res->status == 401 || res->status == 403) {
         realm_refused(a->r, res->status, why, sizeof(why));
@@ -206,9 +228,10 @@ static void token_answered(const struct probe_result *res, const char *body, siz
 static int ask(struct asking *a, const struct reg_challenge *c)
 {
     char url[REGISTRY_URL_MAX + REG_SCOPE_MAX * 3 + 300],
-        login[sizeof(a->r->username) + REGISTRY_PASSWORD_MAX + 2] = "";
-    struct doc_ask d = {.url = url, .realm_of = a->ping ? NULL : a->r};
+        login[sizeof(a->r->username) + REGISTRY_PASSWORD_MAX + 2] = "", who[FAILURE_WHO_MAX];
+    struct doc_ask d = {.url = url, .realm_of = a->ping ? NULL : a->r, .who = who};
     int rc;
+    who_of(a, who, sizeof(who));
     if (a->ping)
         snprintf(url, sizeof(url), "%s/v2/", a->r->url);
     else if (!reg_token_url(c, a->scope, url, sizeof(url)))

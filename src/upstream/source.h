@@ -5,11 +5,11 @@
  * one table of kinds (source_list.c) and walked in order. Each kind brings its hooks: whether it
  * joins a download (its record made), whether it is asked, what it adds to a request, its
  * timeouts, how it reads and judges an answer or an end (its fault, the URL's, or none), whether
- * its digest vouches for the bytes, and its record's release. The download's core
- * (transfer_course.c, transfer_answer.c) calls the hooks of the source it asks now and names no
- * kind; a hook a kind has no use for is NULL (the core does nothing). This header names no kind's
- * record either: each kind owns its own (sources.rec), made by its `join`, freed by its `release`.
- * A fill's pieces and a probe ask a source through what the download's kind gives them
+ * its digest vouches for the bytes, who its failures name, and its record's release. The download's
+ * core (transfer_course.c, transfer_answer.c) calls the hooks of the source it asks now and names
+ * no kind; a hook a kind has no use for is NULL (the core does nothing). This header names no
+ * kind's record either: each kind owns its own (sources.rec), made by its `join`, freed by its
+ * `release`. A fill's pieces and a probe ask a source through what the download's kind gives them
  * (fill_settings, probe.h's struct probe_source), so neither names a kind.
  *
  * Moving on to the next source is one event: source_move_on (the source failed the download
@@ -38,6 +38,9 @@ enum source_end {
 
 struct source_kind {
     const char *name; /* as failures say who failed them: "parent", "upstream" */
+    /* Who failed, as its failures name it when its `name` says too little (a registry's
+     * "registry NAME:"), into out[size] (FAILURE_WHO_MAX). */
+    void (*who)(const struct transfer *t, char *out, size_t size);
     const char *from; /* where its bytes come from, as the access log says a miss's */
     /* Whether the download `t` has a source of this kind (its terms say): 1, its record made in
      * *rec (NULL when it needs none); 0 not (nothing made); -1 out of memory. */
@@ -80,8 +83,9 @@ struct source_kind {
      * its refusal is told (a kept 404 is as old as the source's). */
     void (*freshness)(struct transfer *t);
     /* A refusal (`status`) in its own words, not the origin's: the status the download fails
-     * with, `reason` written (0: none of its own, the origin's status and reason stand). */
-    int (*refusal)(struct transfer *t, int status, char *reason, size_t size);
+     * with, `reason` written (0: none of its own, the origin's status and reason stand); *said
+     * true when the log already said it once (a login refused): the failure's line is debug. */
+    int (*refusal)(struct transfer *t, int status, char *reason, size_t size, bool *said);
     /* Why its body cannot be split into ranges (NULL: it can, as far as it goes). */
     const char *(*no_fill)(const struct transfer *t);
     /* What a parallel fill's ranges need of it. */

@@ -412,8 +412,9 @@ static bool lied(struct transfer *t, const struct verdict *v)
 /* --parent-only: the parent's own refusal of this site (502), not the origin's of the URL; a
  * refusal it relays is said as its answer, in its own words (its Arca-Error: its origin's
  * status, or its rule refusing a redirect its download met). */
-static int refusal(struct transfer *t, int status, char *reason, size_t size)
+static int refusal(struct transfer *t, int status, char *reason, size_t size, bool *said)
 {
+    (void)said;
     if (parent_judge(&own(t)->ask, status, &(enum parent_fault){0}) < 0) {
         parent_status_words(&own(t)->ask, status, reason, size);
         return 502;

@@ -8,8 +8,11 @@
  * counts a GET of a manifest as a pull, a HEAD not): a tag's unchanged digest renews the kept
  * manifest as a 304 would, a changed one has the next attempt GET it; a digest's bytes cannot
  * change, so any 2xx renews them (no body, no CDN). Its refusals and 429s are counted for
- * the registry, and a 401 drops the token it was sent with; a 401 or 403 to its basic-auth
- * login names the password file (reg_auth_refusal). */
+ * the registry, each once, and a revalidation when its HEAD was answered; a 401 drops the token
+ * it was sent with (asked again once); a 401 or 403 to its basic-auth login is the login's
+ * refusal, never asked again with the same login, answered as a realm's (DENIED, naming the
+ * password file: reg_auth_refusal) and said once in the log. Its failures name the registry
+ * ("registry NAME: failed after …"). */
 #include "upstream/source_registry.h"
 #include "upstream/transfer_answer.h"
 #include "registry/reg_auth.h"
@@ -118,21 +121,34 @@ static bool limited(const struct transfer *t)
     return easy_limited(&t->h, NULL, 0, NULL);
 }
 
+/* Whether `why` is the refusal of `r`'s login the log said once (registries_login_refused). */
+static bool login_refusal(const struct registry *r, const char *why)
+{
+    char kept[REGISTRY_LOGIN_WHY];
+    return registries_login_error(r, kept, sizeof(kept)) && strcmp(kept, why) == 0;
+}
+
 /* PROBING is over: ATTEMPT with what was learnt, or FAILED in the dance's words. A registry
  * or realm down, or limiting, is an outage by the one rule (status_outage): a tag's kept
  * manifest this download refreshes answers stale, as when the manifest's own request fails so;
- * else, the registry held at its asking, the attempt meets the hold. */
+ * else, the registry held at its asking, the attempt meets the hold. A 429 (its hold begun) and
+ * a login refused were said once in the log: each download meeting them again says so at debug
+ * level. */
 static enum transfer_state chosen(struct transfer *t)
 {
     struct registry_pull *p = own(t);
     int s = p->auth_status;
     if (s != 0) {
+        bool said = s == 429 || login_refusal(ask_of(t)->r, p->auth_why);
         /* a 429 is the registry's own word; a 502 here may be arca's for no answer at all */
-        if (status_outage(s) && t->st->keep_stale(t->obj, s, s == 429 ? s : 0, p->auth_why) == 0) {
+        if (status_outage(s) &&
+            t->st->keep_stale(t->obj, s, s == 429 ? s : 0, p->auth_why, said) == 0) {
             t->failed = true; /* its clients take the expired manifest (or are told) */
             atomic_fetch_add(&stats.refreshes_failed_stale, 1);
         } else if (limited(t)) {
             return TS_ATTEMPT;
+        } else if (said) {
+            transfer_fail_said(t, s, p->auth_why);
         } else {
             transfer_fail(t, s, p->auth_why);
         }
@@ -205,12 +221,10 @@ static void timeouts(struct transfer *t)
     p->head = t->a.conditional && (is_manifest(t) || ask_of(t)->path.by_digest) && !p->head_changed;
     p->head_changed = false;
     p->said[0] = p->etag[0] = '\0';
-    if (p->head) {
+    if (p->head)
         curl_easy_setopt(t->h.easy, CURLOPT_NOBODY, 1L);
-        atomic_fetch_add(&ask_of(t)->r->counters->revalidated, 1);
-    } else {
+    else
         curl_easy_setopt(t->h.easy, CURLOPT_HTTPGET, 1L);
-    }
 }
 
 /* Docker-Content-Digest, kept (and as the manifest's ETag); the core reads the line too. */
@@ -268,14 +282,20 @@ static int head_answer(struct transfer *t)
     return -1;
 }
 
+/* An answer came: counted (a HEAD's as a revalidation: one that met the registry's hold never
+ * went); a 401 to a token, or to no authorisation, has it asked again once (a token revoked,
+ * the registry asking for one now); one to the basic-auth login is the login's refusal (the
+ * same login would be refused again: `refusal`). */
 static int answer(struct transfer *t)
 {
     struct registry_pull *p = own(t);
     const struct registry *r = ask_of(t)->r;
     char why[300];
     count(r, t->a.status);
+    if (p->head)
+        atomic_fetch_add(&r->counters->revalidated, 1);
     reg_auth_answered(ask_of(t), (int)t->a.status);
-    if (t->a.status == 401) {
+    if (t->a.status == 401 && !reg_auth_sends_login(r)) {
         reg_auth_forget(ask_of(t));
         if (!p->reauthed) {
             p->reauthed = p->again = true;
@@ -315,13 +335,18 @@ static void describe(const struct transfer *t, struct upstream_headers *h)
         h->etag = own(t)->etag;
 }
 
-/* A 401 or 403 in the registry's words (reg_auth_refusal: a basic-auth login's names its
- * password file): a 401 is arca's failure to authorise, a 403 the registry's denial. */
-static int refusal(struct transfer *t, int status, char *reason, size_t size)
+/* A 401 or 403 in the registry's words (reg_auth_refusal): the login's refusal is its own
+ * status, as a realm's, named with its password file and said once in the log (*said); another
+ * 401 is arca's failure to authorise (502), a 403 the registry's denial. */
+static int refusal(struct transfer *t, int status, char *reason, size_t size, bool *said)
 {
-    if (!reg_auth_refusal(ask_of(t), status, reason, size))
-        return 0;
-    return status == 401 ? 502 : 403;
+    return reg_auth_refusal(ask_of(t), status, reason, size, said);
+}
+
+/* Its failures name the registry, as its other words do. */
+static void who(const struct transfer *t, char *out, size_t size)
+{
+    snprintf(out, size, "registry %s:", ask_of(t)->r->name);
 }
 
 static const char *no_fill(const struct transfer *t)
@@ -370,6 +395,13 @@ static bool req_request(void *rec, enum source_req_what what, CURL *easy,
     return ok;
 }
 
+/* A probe's failures name the registry, as the download's do. */
+static void req_who(void *rec, char *out, size_t size)
+{
+    const struct registry_ask *a = rec;
+    snprintf(out, size, "registry %s:", a->r->name);
+}
+
 static const struct source_req_ops piece_ops = {
     .name = "upstream",
     .request = req_request,
@@ -377,6 +409,7 @@ static const struct source_req_ops piece_ops = {
 
 static const struct source_req_ops probe_ops = {
     .name = "upstream",
+    .who = req_who,
     .probe_head = true, /* a registry answers HEAD as a GET, and counts a manifest's GET a pull */
     .request = req_request,
     .release = free,
@@ -394,6 +427,7 @@ int source_registry_probe_req(const struct registry_ask *a, struct source_req *o
 
 const struct source_kind source_registry = {
     .name = "registry",
+    .who = who,
     .from = "origin", /* the registry is the origin of its images */
     .join = join,
     .release = release,

@@ -25,6 +25,9 @@ enum source_req_what {
 
 struct source_req_ops {
     const char *name; /* who its failures name: "parent", "upstream" */
+    /* Who a probe's failures name when `name` says too little (a registry's "registry NAME:"),
+     * into out[size]. */
+    void (*who)(void *rec, char *out, size_t size);
     /* A probe of it asks HEAD instead of one byte (a registry counts a GET of a manifest as a
      * pull, a HEAD not). */
     bool probe_head;

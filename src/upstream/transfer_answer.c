@@ -104,14 +104,28 @@ void transfer_drop_fill(struct transfer *t)
     t->fill = NULL;
 }
 
-void transfer_fail(struct transfer *t, int status, const char *reason)
+/* The download fails; `said`: its reason is in the log once already (transfer_fail_said). */
+static void fail(struct transfer *t, int status, const char *reason, bool said)
 {
     if (t->failed)
         return;
     t->failed = true;
     transfer_drop_fill(t);
     t->st->fail(t->obj, status, reason);
-    log_error("fetch %s: %d %s", t->url, status, t->st->error(t->obj));
+    if (said)
+        log_debug("fetch %s: %d %s", t->url, status, t->st->error(t->obj));
+    else
+        log_error("fetch %s: %d %s", t->url, status, t->st->error(t->obj));
+}
+
+void transfer_fail(struct transfer *t, int status, const char *reason)
+{
+    fail(t, status, reason, false);
+}
+
+void transfer_fail_said(struct transfer *t, int status, const char *reason)
+{
+    fail(t, status, reason, true);
 }
 
 void transfer_fail_as_object(struct transfer *t)
@@ -293,14 +307,15 @@ static void refused(struct transfer *t, const struct verdict *v)
 {
     char reason[320];
     int status;
+    bool said = false;
     if (t->src.kind->freshness)
         t->src.kind->freshness(t);
     if (t->auth && (v->status == 401 || v->status == 403)) {
         snprintf(reason, sizeof(reason), "bucket %s: access denied by S3", t->auth->bucket->name);
         transfer_fail(t, 502, reason);
     } else if (t->src.kind->refusal &&
-               (status = t->src.kind->refusal(t, v->status, reason, sizeof(reason))) > 0) {
-        transfer_fail(t, status, reason); /* the source's own words, not the origin's of the URL */
+               (status = t->src.kind->refusal(t, v->status, reason, sizeof(reason), &said)) > 0) {
+        fail(t, status, reason, said); /* the source's own words, not the origin's of the URL */
     } else {
         transfer_fail(t, v->status, v->reason);
     }

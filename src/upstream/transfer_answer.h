@@ -20,8 +20,12 @@ int transfer_prepare_attempt(struct transfer *t, int64_t left);
 int transfer_holds(const struct transfer *t);
 /* The connections all downloads hold to its host now (transfer_holds). */
 int transfer_host_connections(const struct transfer *t);
-/* The download fails with `status` and `reason`, told to its clients (once). */
+/* The download fails with `status` and `reason`, told to its clients (once), an error line in
+ * the log. */
 void transfer_fail(struct transfer *t, int status, const char *reason);
+/* The same, for a reason the log said once where it was found (a login refused, a registry's
+ * hold begun: every download meeting it meanwhile would repeat it): a debug line. */
+void transfer_fail_said(struct transfer *t, int status, const char *reason);
 /* The object's own failure (the store refused a step): its clients know already. */
 void transfer_fail_as_object(struct transfer *t);
 /* Its fill is over: retired (fill.h), its bytes counted as the download's. */

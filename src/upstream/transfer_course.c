@@ -83,11 +83,15 @@ static bool past_deadline(const struct transfer *t)
  * (store_keep_stale). */
 static void fail_upstream(struct transfer *t, int status, const char *why)
 {
-    char reason[CURL_ERROR_SIZE + 160];
-    failure_summary(reason, sizeof(reason), t->src.kind->name, t->attempts,
-                    t->loop->now_ms() - t->started_ms, why);
+    char reason[CURL_ERROR_SIZE + 160 + FAILURE_WHO_MAX], who[FAILURE_WHO_MAX];
+    if (t->src.kind->who)
+        t->src.kind->who(t, who, sizeof(who));
+    else
+        snprintf(who, sizeof(who), "%s", t->src.kind->name);
+    failure_summary(reason, sizeof(reason), who, t->attempts, t->loop->now_ms() - t->started_ms,
+                    why);
     if (!t->failed && status_outage(t->a.retry_status) &&
-        t->st->keep_stale(t->obj, status, t->a.retry_status, reason) == 0) {
+        t->st->keep_stale(t->obj, status, t->a.retry_status, reason, false) == 0) {
         t->failed = true; /* its end is told: its clients take the expired version (or are
                              told, when it is too old), which stays */
         atomic_fetch_add(&stats.refreshes_failed_stale, 1);
@@ -99,11 +103,12 @@ static void fail_upstream(struct transfer *t, int status, const char *why)
 /* The source's host is held (hosts.h): the expired version this download refreshes answers,
  * or its clients are told at once when the host is tried again: 503 held down, 429 held at its
  * upstream's asking (a registry's limit). `fwd_status`: what upstream answered this download,
- * when its own answer held the host (0: it asked nothing). */
+ * when its own answer held the host (0: it asked nothing). The hold was logged once as it
+ * began: each download meeting it says so at debug level only. */
 static void held_down(struct transfer *t, const char *why, int retry_after, int fwd_status)
 {
     int status = easy_held_status(&t->h);
-    if (t->st->keep_stale(t->obj, status, fwd_status, why) == 0) {
+    if (t->st->keep_stale(t->obj, status, fwd_status, why, true) == 0) {
         atomic_fetch_add(&stats.refreshes_failed_stale, 1);
     } else {
         t->st->fail_held(t->obj, status, why, retry_after);

@@ -89,7 +89,9 @@ struct upstream_error error_for_clients(CURLcode rc, bool headers_ready, bool pa
 bool host_never_resolves(const char *host, size_t len);
 
 /* What clients of a download that failed upstream are told: "WHO failed after N attempt(s) in
- * S.s s: WHY" (WHO "upstream", or "parent" under --parent-only), cut to `size` bytes. */
+ * S.s s: WHY" (WHO "upstream", "parent" under --parent-only, a registry's "registry NAME:"), cut
+ * to `size` bytes. */
+#define FAILURE_WHO_MAX 160 /* room for a WHO */
 void failure_summary(char *out, size_t size, const char *who, int attempts, int64_t elapsed_ms,
                      const char *why);
 

@@ -574,7 +574,8 @@ static void summary(struct buf *b, const struct store_totals *t)
     summary_card(b, "refused", text,
                  "refused (403): client not allowed to fetch (--allow-network, a rule's)");
     snprintf(text, sizeof(text), "%lld", (long long)atomic_load(&stats.held_down));
-    summary_card(b, "held-down", text, "held down (503): host not tried");
+    summary_card(b, "held-down", text,
+                 "held down (503/429): upstream not asked (host down, or a registry's hold)");
     format_bytes((double)served, text, sizeof(text));
     summary_card(b, "served", text, "served to clients");
     format_bytes((double)down, text, sizeof(text));

@@ -580,7 +580,9 @@ class ScriptedRegistry:
     which refuses any request carrying Authorization. Switches a scenario flips: throttled (429
     TOOMANYREQUESTS, or `throttle_status`, with `Retry-After: retry_after` when that is not
     None) to every /v2/ request, realm_throttled the same from its token realm, failing (that
-    status, a 5xx, no Retry-After), cdn_query (the redirect's query, a CDN's signature),
+    status, a 5xx, no Retry-After), basic_refusal (what a basic login it does not take gets:
+    401, or 403 as a registry that knows the user and denies it), cdn_query (the redirect's
+    query, a CDN's signature),
     cdn_failing (a status the CDN answers), go_down()/come_up(), and lies: lie_blob(),
     lie_manifest(), lie_digest_header(). Every request of every port is in `log`."""
 
@@ -598,6 +600,7 @@ class ScriptedRegistry:
         self.throttle_status = 429  # what `throttled` answers: 429, or a 503 with Retry-After
         self.retry_after = "1"  # the Retry-After of a throttled answer (None: no header)
         self.failing = None  # a status every /v2/ request gets (503...)
+        self.basic_refusal = 401  # what a wrong basic login gets (403: denied)
         self.lying_blobs = set()  # digests whose bytes are served wrong
         self.lying_manifests = set()  # (repo, digest): body altered, headers say the digest
         self.lying_headers = set()  # (repo, ref): Docker-Content-Digest not the body's
@@ -787,6 +790,8 @@ class ScriptedRegistry:
         if self.auth == "basic":
             if given.startswith("Basic ") and self._basic_ok(given):
                 return None
+            if given.startswith("Basic ") and self.basic_refusal == 403:
+                return 403, self._json_headers(), _error("DENIED", "access denied")
         elif given.startswith("Bearer "):
             with self.lock:
                 scopes, expiry = self.tokens.get(given[7:], ((), 0))

@@ -318,7 +318,7 @@ def test_held_down_refusals_are_counted_apart_not_as_failed_downloads(start_arca
         out = cli("status", *server(arca)).stdout
         assert f"of {tried} tried answered from disk ({100 * ratio:.1f} %)" in out
         assert f"0 clients not allowed to fetch (403), {s['statistics_held_down']} held " \
-            "down (503)" in out
+            "down (503/429)" in out
         assert ratio > s["statistics_hits"] / s["statistics_requests"]
         page = arca.get("/statistics/")[2].decode()
         assert f'id="held-down"><div class="value">{s["statistics_held_down"]}</div>' in page

@@ -179,7 +179,7 @@ def test_a_refused_client_is_no_failure_and_not_in_the_hit_ratio(origin, start_a
     assert 'id="refused"><div class="value">2</div>' in page
     out = cli("status", *server(shut)).stdout
     assert "requests   2, none tried: all refused" in out
-    assert "refused    2 clients not allowed to fetch (403), 0 held down (503)" in out
+    assert "refused    2 clients not allowed to fetch (403), 0 held down (503/429)" in out
     # the open one: a miss and a hit, 50 %, whatever the other refused
     assert "requests   2: 1 of 2 tried answered from disk (50.0 %)" in \
         cli("status", *server(open_arca)).stdout

@@ -207,6 +207,16 @@ static void upstreams_words_go_to_those_who_see_urls(void **state)
         "upstream failed after 5 attempts in 15.1 s: the upstream did not answer in time");
     assert_string_equal(strangers("cannot resolve host build.example", 502, 0),
                         "the upstream could not be reached");
+    /* a registry's failure names it; a stranger reads the count, not the lab's NAME */
+    assert_string_equal(strangers("registry lab: failed after 5 attempts in 15.0 s: upstream "
+                                  "answered 503",
+                                  503, 0),
+                        "registry failed after 5 attempts in 15.0 s: upstream answered 503");
+    assert_string_equal(strangers("registry lab: failed after 1 attempt in 0.0 s: upstream "
+                                  "unreachable: Failed to connect to 10.0.0.7 port 5000",
+                                  502, 0),
+                        "registry failed after 1 attempt in 0.0 s: the registry could not be "
+                        "reached");
 }
 
 static void a_stranger_reads_bare_statuses_and_arcas_own_words(void **state)

@@ -256,8 +256,11 @@ static void a_refused_basic_login_names_its_file(void **state)
     const struct registry_ask *a = ask_of("http://127.0.0.1:5000/v2/x/" BLOB);
     (void)state;
     assert_int_equal(reg_auth_learn(&lab, 401, "Basic realm=\"lab\"", why, sizeof(why)), 0);
-    assert_false(reg_auth_refusal(a, 404, why, sizeof(why)));
-    assert_true(reg_auth_refusal(a, 401, why, sizeof(why)));
+    bool login;
+    assert_int_equal(reg_auth_refusal(a, 404, why, sizeof(why), &login), 0);
+    /* answered as a realm's refusal of the login is: its own status, DENIED */
+    assert_int_equal(reg_auth_refusal(a, 401, why, sizeof(why), &login), 401);
+    assert_true(login);
     assert_string_equal(why,
                         "registry lab refused the login of password-file /etc/arca/lab.pw (401)");
     assert_true(registries_login_error(&lab, kept, sizeof(kept)));
@@ -266,12 +269,17 @@ static void a_refused_basic_login_names_its_file(void **state)
     assert_null(strstr(why, "token"));
     reg_auth_answered(a, 200);
     assert_false(registries_login_error(&lab, kept, sizeof(kept)));
-    assert_true(reg_auth_refusal(a, 403, why, sizeof(why)));
+    assert_int_equal(reg_auth_refusal(a, 403, why, sizeof(why), &login), 403);
+    assert_true(login);
     assert_string_equal(
         why, "registry lab denied access to the login of password-file /etc/arca/lab.pw (403)");
     reg_auth_answered(a, 200);
-    assert_true(reg_auth_refusal(ask_of("https://registry-1.docker.io/v2/library/debian/" BLOB),
-                                 401, why, sizeof(why)));
+    /* a 401 to no login is arca's failure to authorise: 502 */
+    assert_int_equal(
+        reg_auth_refusal(ask_of("https://registry-1.docker.io/v2/library/debian/" BLOB), 401, why,
+                         sizeof(why), &login),
+        502);
+    assert_false(login);
     assert_null(strstr(why, "password-file"));
 }
 

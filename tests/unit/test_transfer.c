@@ -225,9 +225,10 @@ static bool f_offer_stale(struct object *obj, enum stale_cause cause, int fwd_st
     (void)obj, (void)cause, (void)fwd_status;
     return false;
 }
-static int f_keep_stale(struct object *obj, int status, int fwd_status, const char *reason)
+static int f_keep_stale(struct object *obj, int status, int fwd_status, const char *reason,
+                        bool said)
 {
-    (void)obj, (void)status, (void)fwd_status, (void)reason;
+    (void)obj, (void)status, (void)fwd_status, (void)reason, (void)said;
     return -1;
 }
 static void f_release(struct object *obj)
