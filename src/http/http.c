@@ -13,6 +13,7 @@
 #include "upstream/upstream.h"
 
 #include <assert.h>
+#include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -717,4 +718,21 @@ void http_stop(void)
 {
     engine_stop(); /* closes the listening sockets if draining did not */
     limits_stop();
+}
+
+void http_iso_time(int64_t t, char *out, size_t size)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+json_t *http_json_time(int64_t t)
+{
+    char stamp[32];
+    if (t <= 0)
+        return json_null();
+    http_iso_time(t, stamp, sizeof(stamp));
+    return json_string(stamp);
 }

@@ -81,15 +81,6 @@ static const char *client_scheme(struct conn *c)
     return "http";
 }
 
-/* `t` (wall-clock seconds) as 2026-11-25T14:03:12Z, the status's one way to write a time. */
-static void iso_time(int64_t t, char *out, size_t size)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The upstream hosts held down (upstream/hosts.h): how many, and which to a client that may see
  * what arca caches. */
 static void add_hosts_down(struct conn *c, json_t *o)
@@ -101,7 +92,7 @@ static void add_hosts_down(struct conn *c, json_t *o)
     char since[32];
     json_object_set_new(o, "upstream_hosts_down", json_integer((json_int_t)n));
     for (size_t i = 0; list && i < shown; i++) {
-        iso_time(down[i].since, since, sizeof(since)); /* as the status's other times */
+        http_iso_time(down[i].since, since, sizeof(since)); /* as the status's other times */
         json_t *d = json_pack("{s:s, s:s, s:i, s:I, s:b}", "host", down[i].origin, "since", since,
                               "failures", down[i].failures, "next_probe_ms",
                               (json_int_t)down[i].probe_in_ms, "hung", down[i].hung);
@@ -150,9 +141,9 @@ static void add_allow_networks(json_t *o)
 static json_t *tls_certificate(const struct tls_info *t)
 {
     char before[32], after[32], loaded[32];
-    iso_time(t->not_before, before, sizeof(before));
-    iso_time(t->not_after, after, sizeof(after));
-    iso_time(t->loaded_at, loaded, sizeof(loaded));
+    http_iso_time(t->not_before, before, sizeof(before));
+    http_iso_time(t->not_after, after, sizeof(after));
+    http_iso_time(t->loaded_at, loaded, sizeof(loaded));
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "file", t->cert_file, "subject",
                      t->subject, "issuer", t->issuer, "not_before", before, "not_after", after,
                      "expires_in_seconds", (json_int_t)(t->not_after - (int64_t)time(NULL)),
@@ -208,7 +199,7 @@ static json_t *parent_entry(const struct parent_report *r, bool named)
         json_object_set_new(fallbacks, parent_fault_name((enum parent_fault)f),
                             json_integer((json_int_t)r->fallbacks[f]));
     if (r->down)
-        iso_time(r->down_since, since, sizeof(since));
+        http_iso_time(r->down_since, since, sizeof(since));
     return json_pack("{s:s?, s:s?, s:s, s:o, s:i, s:I, s:I, s:I, s:o?}", "url",
                      named ? r->url : NULL, "from", named ? r->from : NULL, "state",
                      r->down ? "down" : "up", "down_since",
@@ -246,7 +237,7 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
 
     engine_settle(); /* a request its client saw end is counted (engine.h) */
     store_totals(&t);
-    iso_time((int64_t)time(NULL), stamp, sizeof(stamp));
+    http_iso_time((int64_t)time(NULL), stamp, sizeof(stamp));
     instance_url(c, instance, sizeof(instance));
     o = json_pack("{s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                   "s:s}",

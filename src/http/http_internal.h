@@ -115,6 +115,10 @@ bool http_may_list(struct conn *c, enum conn_result *ret);
 /* http_registries.c: the status JSON's "registries" and the
  * arca_registry_<counter>_total{registry="NAME"} families; a name and URL only when `named`
  * (the client may see URLs, http_sees_urls), else the counters alone. */
+/* `t` (wall-clock seconds) as 2026-11-25T14:03:12Z, the one way the status and the listings
+ * write a time (http.c); as a JSON string, null for none (t <= 0). */
+void http_iso_time(int64_t t, char *out, size_t size);
+struct json_t *http_json_time(int64_t t);
 void http_registries_status(struct json_t *o, bool named);
 void http_registries_metrics(struct buf *b, bool named);
 

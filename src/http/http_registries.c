@@ -52,14 +52,9 @@ static void put_hold(json_t *e, const struct registry *r, bool named)
 {
     struct host_limit l;
     char until[32] = "";
-    struct tm tm;
-    time_t t;
     hosts_limit_state(r->url, monotonic_ms(), &l);
-    if (l.held) {
-        t = (time_t)l.until;
-        gmtime_r(&t, &tm);
-        strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
+    if (l.held)
+        http_iso_time(l.until, until, sizeof(until));
     json_object_set_new(e, "held_until", l.held ? json_string(until) : json_null());
     json_object_set_new(e, "hold", l.held && named ? json_string(l.why) : json_null());
 }

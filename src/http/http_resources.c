@@ -9,18 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-static json_t *iso_time(int64_t t)
-{
-    char stamp[32];
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (t <= 0)
-        return json_null();
-    gmtime_r(&tt, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(stamp);
-}
-
 static json_t *resource_json(const struct resource *r, enum list_state state)
 {
     json_t *o =
@@ -31,13 +19,13 @@ static json_t *resource_json(const struct resource *r, enum list_state state)
         return NULL;
     json_object_set_new(o, "content_length",
                         r->length >= 0 ? json_integer(r->length) : json_null());
-    json_object_set_new(o, "created_at", iso_time(r->created));
-    json_object_set_new(o, "last_usage", iso_time(r->last_use));
+    json_object_set_new(o, "created_at", http_json_time(r->created));
+    json_object_set_new(o, "last_usage", http_json_time(r->last_use));
     if (state == LIST_FAILURES)
         json_object_set_new(o, "error", json_string(r->error));
     /* an expired copy, kept: until when it may answer while upstream fails (null: never) */
     if (state == LIST_SUCCESSES && r->expired)
-        json_object_set_new(o, "stale_until", iso_time(r->stale_until));
+        json_object_set_new(o, "stale_until", http_json_time(r->stale_until));
     /* a download waiting for a slot: the limit it waits for (null: none, it is being opened) */
     if (state == LIST_SCHEDULED)
         json_object_set_new(o, "waiting_for",

@@ -3,6 +3,7 @@
  * answer, so listed, its blobs shared, and purged when named), each manifest's bytes are read
  * from its file; the listing groups them by repository, a purge plans from them what goes. */
 #include "http/images.h"
+#include "http/http_internal.h"
 #include "http/resources.h"
 #include "registry/reg_manifest.h"
 #include "registry/reg_name.h"
@@ -321,18 +322,6 @@ static int group(struct kept_set *s, struct image_row **rows, size_t *n)
     return 0;
 }
 
-static json_t *iso_time(int64_t t)
-{
-    char stamp[32];
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (t <= 0)
-        return json_null();
-    gmtime_r(&tt, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return json_string(stamp);
-}
-
 /* Whether a tag of the row names digest `d`. */
 static bool tagged(const struct kept_set *s, const struct image_row *r, const uint8_t d[32])
 {
@@ -416,7 +405,7 @@ static json_t *row_json(const struct kept_set *s, const struct image_row *r)
     return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:o}", "registry", m->ask.r->name,
                      "repository", m->ask.path.repo, "tags", tags, "untagged", untagged,
                      "manifests", manifests, "blobs", (json_int_t)blobs, "bytes", (json_int_t)bytes,
-                     "last_pulled", iso_time(r->last_use));
+                     "last_pulled", http_json_time(r->last_use));
 }
 
 /* Which manifests `client` may not see: those of a URL a rule refuses it. */
