@@ -88,7 +88,7 @@ def test_a_refused_login_is_one_error_line_and_each_refusal_counted_once(start_a
         a = v2(arca, f"{NAME}/team/app/manifests/v{n}", headers=reg.manifest_headers())
         assert a.status == 401, (a.status, a.body[:300])
     wait_for(lambda: entry(arca)["requests"] == 5, "the five requests counted")
-    errors = error_lines(arca)
+    errors = wait_for(lambda: error_lines(arca), "the refusal's line in the log")
     assert len(errors) == 1 and path in errors[0] and NAME in errors[0], errors
     if auth == "basic":
         asked = [r for r in up.requests() if "/manifests/" in r.path]
@@ -184,7 +184,9 @@ def test_a_failure_names_the_registry_before_and_after_a_restart(start_arca, scr
     arca.start()
     after = failure_of(arca, "v3")
     assert after.startswith(lead), after
-    lines = [x for x in error_lines(arca) if "/manifests/v" in x]
+    # the log is written after the answer: waited for, not read at once
+    lines = wait_for(lambda: len(x := [y for y in error_lines(arca) if "/manifests/v" in y]) >= 2
+                     and x, "both failures in the log")
     assert len(lines) == 2 and all(lead in x for x in lines), lines
     assert "registry failed" not in arca.read_log()
 
