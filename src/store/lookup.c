@@ -394,23 +394,6 @@ static int64_t kept_copy(const char *key, const uint8_t digest[32], size_t max, 
     return obj->length;
 }
 
-/* `length` bytes from the start of `fd` (its path's file opened when -1) into a buffer of
- * their own; NULL when they cannot be read. `fd` is closed. */
-static char *read_whole(int fd, const char *path, int64_t length)
-{
-    char *buf = malloc(length > 0 ? (size_t)length : 1);
-    if (fd < 0 && buf)
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 && buf && length > 0 ? pread(fd, buf, (size_t)length, 0) : 0;
-    if (fd >= 0)
-        close(fd);
-    if (!buf || fd < 0 || got != length) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 int store_read_kept(const char *url, const uint8_t digest[32], size_t max, char **out, size_t *len)
 {
     char key[65], path[1200];
@@ -422,7 +405,7 @@ int store_read_kept(const char *url, const uint8_t digest[32], size_t max, char 
     store_unlock();
     /* read unlocked: a file replaced meanwhile (a new version's rename) hashes to another
      * digest, and is not taken */
-    *out = length >= 0 ? read_whole(fd, path, length) : NULL;
+    *out = length >= 0 ? object_read_file(fd, path, length) : NULL;
     if (!*out || !EVP_Digest(*out, (size_t)length, got, NULL, EVP_sha256(), NULL) ||
         memcmp(got, digest, 32) != 0) {
         free(*out);

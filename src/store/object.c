@@ -726,6 +726,21 @@ void object_path(const struct object *obj, char *buf, size_t size)
     key_path(obj->key, buf, size);
 }
 
+char *object_read_file(int fd, const char *path, int64_t length)
+{
+    char *buf = malloc(length > 0 ? (size_t)length : 1);
+    if (fd < 0 && buf)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 && buf && length > 0 ? pread(fd, buf, (size_t)length, 0) : 0;
+    if (fd >= 0)
+        close(fd);
+    if (!buf || fd < 0 || got != length) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 void prepared_put(struct prepared *p)
 {
     if (p && atomic_fetch_sub(&p->refs, 1) == 1)

@@ -282,6 +282,10 @@ void object_remove(struct object *obj, const char *why);
 /* Lock held. The quota an object in the table holds becomes `bytes`, and the store's usage with
  * it: with the moves (object.c), the only writer of both once an object is in the table (its
  * maker sets `reserved` of a NEW one, counted when it enters). */
+/* `length` bytes from the start of `fd` (its `path`'s file opened when fd is -1) into a buffer
+ * of their own (the caller's to free); NULL when they cannot all be read. `fd` is closed. No
+ * lock held: it reads the disk. */
+char *object_read_file(int fd, const char *path, int64_t length);
 void object_reserve(struct object *obj, int64_t bytes);
 /* Lock held. A leaving object's quota passes to `to`, which keeps its file (store_twins.c). */
 void object_pass_reserve(struct object *obj, struct object *to);

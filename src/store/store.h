@@ -366,9 +366,10 @@ void store_advance(struct object *obj, int64_t to);
 /* Bytes [from, to) of the download's file fed to `ctx`: a fill's digest runs in order over bytes
  * that came ahead of the head. -1 when the file cannot be read. */
 int store_digest_range(struct object *obj, EVP_MD_CTX *ctx, int64_t from, int64_t to);
-/* The whole body of a download whose bytes are all in, into buf[size]: its length, or -1 when
- * longer than `size` or unreadable. Upstream thread, before store_finish. */
-ssize_t store_read_body(struct object *obj, char *buf, size_t size);
+/* The whole body of a download whose bytes are all in, in a buffer of its own (the caller's to
+ * free), its length in *len; NULL when longer than `max` or unreadable. Upstream thread, before
+ * store_finish. */
+char *store_read_body(struct object *obj, size_t max, size_t *len);
 /* What the download's listing shows while it runs: bytes a second it takes from upstream, over
  * how many connections. */
 void store_set_rate(struct object *obj, int64_t rate, int connections);

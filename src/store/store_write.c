@@ -389,20 +389,14 @@ int store_digest_range(struct object *obj, EVP_MD_CTX *ctx, int64_t from, int64_
     return 0;
 }
 
-ssize_t store_read_body(struct object *obj, char *buf, size_t size)
+char *store_read_body(struct object *obj, size_t max, size_t *len)
 {
-    size_t got = 0;
     CHECK_OBJ(obj);
     assert(store_on_upstream() && obj->fd >= 0);
-    if (obj->have < 0 || (uint64_t)obj->have > size)
-        return -1;
-    while (got < (size_t)obj->have) {
-        ssize_t n = pread(obj->fd, buf + got, (size_t)obj->have - got, (off_t)got);
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
+    if (obj->have < 0 || (uint64_t)obj->have > max)
+        return NULL;
+    *len = (size_t)obj->have;
+    return object_read_file(dup(obj->fd), NULL, obj->have);
 }
 
 void store_set_rate(struct object *obj, int64_t rate, int connections)

@@ -64,7 +64,7 @@ struct transfer_store {
     int (*error_status)(const struct object *obj);
     void (*came_from)(struct object *obj, const char *from);
     int64_t (*purged_since)(const struct object *obj);
-    ssize_t (*read_body)(struct object *obj, char *buf, size_t size);
+    char *(*read_body)(struct object *obj, size_t max, size_t *len);
 };
 extern const struct transfer_store transfer_store_real;
 

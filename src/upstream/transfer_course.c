@@ -374,11 +374,11 @@ static void note_manifest(struct transfer *t)
 {
     const struct registry_ask *a = &t->terms.registry;
     char *body;
-    ssize_t n;
-    if (!a->r || a->path.what != REG_MANIFEST || !(body = malloc(REGISTRY_MANIFEST_MAX)))
+    size_t n;
+    if (!a->r || a->path.what != REG_MANIFEST ||
+        !(body = t->st->read_body(t->obj, REGISTRY_MANIFEST_MAX, &n)))
         return;
-    if ((n = t->st->read_body(t->obj, body, REGISTRY_MANIFEST_MAX)) >= 0 &&
-        reg_links_note_manifest(a, body, (size_t)n) < 0)
+    if (reg_links_note_manifest(a, body, n) < 0)
         log_info("fetch %s: not a manifest arca can read: no layer of it is linked to its "
                  "repository",
                  t->url);

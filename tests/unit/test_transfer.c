@@ -262,10 +262,10 @@ static int64_t f_purged_since(const struct object *obj)
     return -1;
 }
 
-static ssize_t f_read_body(struct object *obj, char *buf, size_t size)
+static char *f_read_body(struct object *obj, size_t max, size_t *len)
 {
-    (void)obj, (void)buf, (void)size;
-    return -1;
+    (void)obj, (void)max, (void)len;
+    return NULL;
 }
 
 static const struct transfer_store recording = {
