@@ -189,38 +189,41 @@ static bool private_object(const struct object *o)
     return o->signed_key || url_strip_secrets(o->url, NULL, 0) || buckets_sign_under(o->url);
 }
 
+/* Lock held. Whether `copy` (bytes of digest `want`, kept under `url`) answers this client:
+ * 1 yes; 0 not this one; -1 no further one either: a ring of objects this client may not fetch
+ * costs a bounded walk (*asked, TWINS_ASKED), past it the URL is downloaded as itself, as
+ * without a twin. Never a private copy. */
+static int offered(const struct object *copy, const char *url, const uint8_t want[32], int *asked,
+                   twin_allowed_fn *allowed, const void *arg)
+{
+    if (memcmp(copy->digest, want, 32) != 0 || private_object(copy))
+        return 0;
+    if ((*asked)++ == TWINS_ASKED)
+        return -1;
+    return allowed(url, arg) ? 1 : 0;
+}
+
 struct object *twins_shareable(const uint8_t want[32], twin_allowed_fn *allowed, const void *arg)
 {
     assert(store_locked() && allowed);
-    int asked = 0;
+    int asked = 0, r;
     if (!st.n_digests)
         return NULL;
-    for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext) {
-        if (memcmp(o->digest, want, 32) != 0 || o->state != OBJ_COMPLETE || private_object(o))
-            continue;
-        /* a ring of objects this client may not fetch costs a bounded walk: past it, the URL
-         * is downloaded as itself, as without a twin */
-        if (asked++ == TWINS_ASKED)
-            return NULL;
-        if (allowed(o->url, arg))
-            return o;
-    }
+    for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext)
+        if (o->state == OBJ_COMPLETE && (r = offered(o, o->url, want, &asked, allowed, arg)))
+            return r > 0 ? o : NULL;
     return NULL;
 }
 
 struct object *twins_refreshing(const uint8_t want[32], twin_allowed_fn *allowed, const void *arg)
 {
     assert(store_locked() && allowed);
-    int walked = 0, asked = 0;
+    int walked = 0, asked = 0, r;
     for (struct dnode *n = st.fetching.head; n && walked++ < REFRESHING_WALKED; n = n->next) {
         struct object *o = DLIST_ENTRY(n, struct object, lru);
         const struct object *s = o->stale;
-        if (!s || s->fd < 0 || s->purged || memcmp(s->digest, want, 32) != 0 || private_object(s))
-            continue;
-        if (asked++ == TWINS_ASKED)
-            return NULL;
-        if (allowed(o->url, arg))
-            return o;
+        if (s && s->fd >= 0 && !s->purged && (r = offered(s, o->url, want, &asked, allowed, arg)))
+            return r > 0 ? o : NULL;
     }
     return NULL;
 }
