@@ -896,6 +896,23 @@ def write_secret(dir, name, value):
     return path
 
 
+def mirror_with_login(start_arca, up, workdir, name, user, password, access_log=None):
+    """arca mirroring `up` as registry `name` with the login `user` and `password` (its
+    password-file in `workdir`, given in a [registry NAME] section): (arca, the file's path)."""
+    path = write_secret(workdir, "lab.pw", password)
+    config = write_config(os.path.join(workdir, "arca.ini"),
+                          (f"registry {name}", {"url": up.url, "username": user,
+                                                "password-file": path}))
+    return start_mirror(start_arca, {}, config=config, access_log=access_log), path
+
+
+def registry_entry(arca, name):
+    """The status's entry of registry `name`: there must be one."""
+    found = [r for r in arca.status()["registries"] if r["name"] == name]
+    assert len(found) == 1, arca.status().get("registries")
+    return found[0]
+
+
 def write_config(path, *sections):
     """An INI file of `sections`, each (header, {key: value}) or a ready text."""
     with open(path, "w") as f:

@@ -8,9 +8,9 @@ read is said in one line and the login read before is kept."""
 import os
 import subprocess
 
+import registry as reg
 from conftest import ARCA_BIN, wait_for
-from registry import (Puller, build_image, scripted, start_mirror, v2,  # noqa: F401
-                      write_config, write_secret)
+from registry import Puller, build_image, scripted, v2, write_secret  # noqa: F401
 
 NAME = "registry.lab"
 USER = "lab-bot"
@@ -19,19 +19,12 @@ WRONG = "pw-wrongWrong8813"
 
 
 def entry(arca):
-    found = [r for r in arca.status()["registries"] if r["name"] == NAME]
-    assert len(found) == 1, arca.status().get("registries")
-    return found[0]
+    return reg.registry_entry(arca, NAME)
 
 
 def mirror_with_login(start_arca, up, workdir, password):
-    path = write_secret(workdir, "lab.pw", password)
-    config = write_config(os.path.join(workdir, "arca.ini"),
-                          (f"registry {NAME}", {"url": up.url, "username": USER,
-                                                "password-file": path}))
-    arca = start_mirror(start_arca, {}, config=config,
-                        access_log=os.path.join(workdir, "access.log"))
-    return arca, path
+    return reg.mirror_with_login(start_arca, up, workdir, NAME, USER, password,
+                                 os.path.join(workdir, "access.log"))
 
 
 def assert_refusal_names_the_file(arca, path, answer):

@@ -16,7 +16,7 @@ import pytest
 import registry as reg
 from conftest import ARCA_BIN, wait_clock, wait_for
 from registry import (Puller, build_image, scripted, start_mirror, v2,  # noqa: F401
-                      write_config, write_secret)
+                      write_config)
 
 NAME = "registry.lab"
 USER = "lab-bot"
@@ -25,9 +25,7 @@ WRONG = "pw-wrongWrong5521"
 
 
 def entry(arca):
-    found = [r for r in arca.status()["registries"] if r["name"] == NAME]
-    assert len(found) == 1, arca.status().get("registries")
-    return found[0]
+    return reg.registry_entry(arca, NAME)
 
 
 def error_lines(arca, since=0):
@@ -44,11 +42,7 @@ def refusals(up):
 
 
 def mirror_with_login(start_arca, up, workdir, password):
-    path = write_secret(workdir, "lab.pw", password)
-    config = write_config(os.path.join(workdir, "arca.ini"),
-                          (f"registry {NAME}", {"url": up.url, "username": USER,
-                                                "password-file": path}))
-    return start_mirror(start_arca, {}, config=config), path
+    return reg.mirror_with_login(start_arca, up, workdir, NAME, USER, password)
 
 
 @pytest.mark.parametrize("auth,refusal", [("basic", 401), ("basic", 403), ("token", 401)])
