@@ -14,6 +14,7 @@
 #include "config/buckets.h"
 #include "registry/registries.h"
 #include "registry/reg_links.h"
+#include "remote/remotes.h"
 #include "upstream/hosts.h"
 #include "base/clock.h"
 #include "store/store.h"
@@ -239,6 +240,7 @@ static void reload(struct config *cfg, int argc, char **argv)
     __atomic_store_n(&cfg->negative_ttl, fresh.negative_ttl, __ATOMIC_RELAXED);
     __atomic_store_n(&cfg->registry_tag_ttl, fresh.registry_tag_ttl, __ATOMIC_RELAXED);
     __atomic_store_n(&cfg->registry_hold_max, fresh.registry_hold_max, __ATOMIC_RELAXED);
+    __atomic_store_n(&cfg->remote_meta_ttl, fresh.remote_meta_ttl, __ATOMIC_RELAXED);
     hosts_cap_limits(fresh.registry_hold_max * 1000, monotonic_ms()); /* a lower cap: now */
     /* what the rules test says of them (the store has its own copy, store_set_stale) */
     __atomic_store_n(&cfg->stale_if_error, fresh.stale_if_error, __ATOMIC_RELAXED);
@@ -395,6 +397,22 @@ static int check_tls(const struct config *cfg, char *err, size_t errlen)
 /* check_startable's answers besides 0 and -1: all is well but for one thing that is held. */
 enum { HELD_LISTEN = -2, HELD_DATA_DIR = -3 };
 
+/* Every remote's NAME is free: one of arca's own first path segments would never reach it. */
+static int remote_names_free(const struct config *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg->n_remotes; i++) {
+        const struct config_origin *o = &cfg->remote_origins[i];
+        const char *name = cfg->remotes[i].name;
+        if (!routes_name_taken(name))
+            continue;
+        int n = o->line > 0 ? snprintf(err, errlen, "%.200s:%d: ", o->file, o->line) : 0;
+        snprintf(err + (n > 0 && (size_t)n < errlen ? n : 0), errlen - (n > 0 ? (size_t)n : 0),
+                 "remote %s: /%s/ is arca's own path: choose another NAME", name, name);
+        return -1;
+    }
+    return 0;
+}
+
 /* Each reason serve would refuse to start, checked before anything is created or loaded, in this
  * order: buckets, admin token, access log, TLS certificate, data dir, listen addresses. `arca
  * check-config` runs exactly this, so its "ok" means serve starts. The admin token is loaded for
@@ -409,6 +427,8 @@ static int check_startable(const struct config *cfg, char *err, size_t errlen)
     if (buckets_init(cfg, err, errlen) < 0)
         return bucket_located(cfg, err, errlen);
     if (registries_init(cfg, err, errlen) < 0)
+        return -1;
+    if (remote_names_free(cfg, err, errlen) < 0 || remotes_init(cfg, err, errlen) < 0)
         return -1;
     if (install_rules(cfg, err, errlen) < 0)
         return -1;
@@ -659,6 +679,7 @@ static int start(const struct config *cfg, char *err, size_t errlen)
     stats_load(); /* the last reads of the index on main until store_close */
     parent_load_counters();
     registries_load_counters();
+    remotes_load_counters();
     reg_links_load();
     if (store_start(err, errlen) < 0 || upstream_init(cfg, err, errlen) < 0) {
         store_close();

@@ -9,6 +9,8 @@
 #include "config/config.h"
 #include "registry/registries.h"
 #include "registry/reg_ref.h"
+#include "remote/remotes.h"
+#include "url/url.h"
 #include "base/parse.h"
 
 #include <arpa/inet.h>
@@ -158,6 +160,11 @@ static void print_text(json_t *a)
     json_t *terms = json_object_get(a, "terms"), *rule = json_object_get(a, "rule"), *item;
     size_t i;
     printf("%-10s %s\n%-10s %s\n", "url", str(a, "url"), "key", str(a, "key"));
+    if (json_is_object(json_object_get(a, "remote"))) {
+        json_t *r = json_object_get(a, "remote");
+        printf("%-10s %s (kind %s): %s\n", "remote", str(r, "name"), str(r, "kind"),
+               str(r, "class"));
+    }
     if (json_is_object(rule))
         print_rule("rule", rule);
     else
@@ -176,17 +183,40 @@ static void print_text(json_t *a)
     json_array_foreach(json_object_get(a, "losers"), i, item) print_rule(i ? "" : "losers", item);
 }
 
+/* A remote's path on arca (http://cache/NAME/PATH: its first segment a remote's NAME, and the
+ * URL under no remote's own URL) stands for the remote's URL/PATH, which the rules match, into
+ * out[size]; NULL: it is none. */
+static const char *remote_url_of(const char *arg, const struct url_parts *u, char *out, size_t size)
+{
+    const char *path = u->path + (u->path_len > 0);
+    size_t len = strcspn(path, "/?#");
+    const struct remote *r = u->path_len ? remotes_find(path, len) : NULL;
+    char normal[2048];
+    int status, n;
+    if (!r)
+        return NULL;
+    const char *why;
+    if (url_normalize(arg, strlen(arg), normal, sizeof(normal), &status, &why) == 0 &&
+        remotes_of_url(normal))
+        return NULL; /* an upstream URL of a remote: itself */
+    n = snprintf(out, size, "%s%.*s", r->url, (int)strcspn(path + len, "#"), path + len);
+    return n > 0 && (size_t)n < size ? out : NULL;
+}
+
 /* An image reference (docker.io/library/debian:12, lab/x@sha256:..., debian) stands for its
- * manifest's upstream URL, which the rules match; a URL (a scheme, as parse_url reads one)
- * stands for itself. */
+ * manifest's upstream URL, which the rules match; a remote's path on arca for its upstream URL
+ * (remote_url_of); another URL (a scheme, as parse_url reads one) stands for itself. */
 static const char *image_url_of(const struct config *cfg, const char *arg, char *out, size_t size,
                                 char *err)
 {
     /* the registries are known for a URL too: a tag's URL has --registry-tag-ttl, as serve
      * gives it, not --default-ttl */
-    if (registries_init(cfg, err, CONFIG_ERR_LEN) < 0)
+    if (registries_init(cfg, err, CONFIG_ERR_LEN) < 0 || remotes_init(cfg, err, CONFIG_ERR_LEN) < 0)
         return NULL;
     struct url_parts u;
+    const char *remote;
+    if (parse_url(arg, strlen(arg), &u) == URL_OK && (remote = remote_url_of(arg, &u, out, size)))
+        return remote;
     if (parse_url(arg, strlen(arg), &u) != URL_NO_SCHEME) /* a URL, or one with a bad scheme */
         return arg;
     struct registry_ask image;

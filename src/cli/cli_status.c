@@ -255,6 +255,26 @@ static void print_registries(json_t *s)
     }
 }
 
+/* A line per remote (docs/REMOTES.md), those that served nothing yet too; nothing from an older
+ * server. */
+static void print_remotes(json_t *s)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(s, "remotes"), i, r)
+    {
+        char bytes[32], place[24];
+        const char *name = json_string_value(json_object_get(r, "name"));
+        const char *kind = json_string_value(json_object_get(r, "kind"));
+        snprintf(place, sizeof(place), "%zu", i + 1); /* to a stranger, as the pages say it */
+        format_bytes((double)cli_json_int(r, "bytes"), bytes, sizeof(bytes));
+        printf("remote     %s (%s): %lld requests, %lld hits, %s; %lld revalidated, %lld stale\n",
+               name ? name : place, kind ? kind : "?", (long long)cli_json_int(r, "requests"),
+               (long long)cli_json_int(r, "hits"), bytes, (long long)cli_json_int(r, "revalidated"),
+               (long long)cli_json_int(r, "stale"));
+    }
+}
+
 /* A line per parent arca and one for --parent-only / --parent-trusted-http; nothing without
  * any parent ("parent" null, or absent from an older server). */
 static void print_parents(json_t *s)
@@ -317,6 +337,7 @@ void cli_print_status(json_t *s, long health)
     print_tls(s);
     print_parents(s);
     print_registries(s);
+    print_remotes(s);
     print_allowed(s);
     print_hosts_down(s);
 }

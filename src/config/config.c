@@ -28,6 +28,7 @@ void config_defaults(struct config *cfg)
     cfg->registry_tag_ttl = 60; /* a rebuilt :latest seen within a minute, at a HEAD a minute */
     /* a Retry-After of hours (Docker Hub's anonymous pulls) is asked again sooner */
     cfg->registry_hold_max = 600;
+    cfg->remote_meta_ttl = 60; /* a republished repository seen within a minute */
     cfg->stall_timeout = 60;
     cfg->connect_timeout = 30;
     cfg->download_timeout = 6 * 3600;
@@ -333,10 +334,11 @@ static int add_mirror(struct config *cfg, const char *v, char *err)
     memset(r, 0, sizeof(*r));
     memcpy(r->pattern, v, (size_t)(eq - v));
     if (!regex_tame(r->pattern)) {
-        snprintf(err, CONFIG_ERR_LEN,
-                 "--mirror: '%.160s': no {m,n} and at most 8 '+' (use * and ?): the regex must stay "
-                 "cheap to compile",
-                 r->pattern);
+        snprintf(
+            err, CONFIG_ERR_LEN,
+            "--mirror: '%.160s': no {m,n} and at most 8 '+' (use * and ?): the regex must stay "
+            "cheap to compile",
+            r->pattern);
         return -1;
     }
     if (regcomp(&re, r->pattern, REG_EXTENDED) != 0) {
@@ -707,6 +709,9 @@ static const struct option options[] = {
     {"registry-default", NULL, 0, FIELD(registry_default), 0, 0, 0},
     NUMBER("registry-tag-ttl", OPT_RELOADABLE, registry_tag_ttl, V_DURATION, 1, TTL_MAX),
     NUMBER("registry-hold-max", OPT_RELOADABLE, registry_hold_max, V_DURATION, 1, 86400),
+    /* set by config_remote.c (config_remote_option), as the file and the command line read */
+    {"remote", NULL, OPT_REPEATABLE, SPAN(remotes, n_remotes), 0, 0, 0},
+    NUMBER("remote-meta-ttl", OPT_RELOADABLE, remote_meta_ttl, V_DURATION, 1, TTL_MAX),
     {"mirror", opt_mirror, OPT_REPEATABLE, SPAN(mirror_rules, n_mirror_rules), 0, 0, 0},
     {"parent", opt_parent, 0, FIELD(parent), 0, 0, 0},
     {"parent-only", opt_switch, OPT_SWITCH, FIELD(parent_only), 0, 0, 0},

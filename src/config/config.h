@@ -80,6 +80,25 @@ struct registry_conf {
     int n_aliases;
 };
 
+/* --remote NAME=URL (NAME:KIND=URL) or an INI section [remote NAME]: a package repository or any
+ * tree of files served by path, http://cache/NAME/PATH being URL/PATH (docs/REMOTES.md). */
+#define CONFIG_MAX_REMOTES 32
+#define CONFIG_REMOTE_NAME_MAX 64
+#define CONFIG_REMOTE_FILE_HOSTS 8
+/* What a remote's URLs are: the kind decides which of them are metadata (fresh for
+ * --remote-meta-ttl, then revalidated) and which never change (remote/remote_kind.h). */
+enum remote_kind { REMOTE_FILES, REMOTE_APT, REMOTE_PYPI, REMOTE_GO };
+struct remote_conf {
+    char name[CONFIG_REMOTE_NAME_MAX]; /* the first path segment: letters, digits, '.', '_', '-' */
+    char url[CONFIG_PARENT_MAX];       /* http(s)://host[:port][/path], normal form, no '/' */
+    enum remote_kind kind;
+    /* pypi: the other hosts ("host[:port]", lower case) a page's file links reach through arca */
+    char file_hosts[CONFIG_REMOTE_FILE_HOSTS][CONFIG_REGISTRY_NAME_MAX];
+    int n_file_hosts;
+};
+/* The word for a kind: "files", "apt", "pypi" or "go". */
+const char *config_remote_kind_name(enum remote_kind kind);
+
 /* --key-rules HOSTGLOB=PARAM[,PARAM...]: query parameters that only sign a URL on those hosts. */
 struct key_rule {
     char host[256];   /* fnmatch pattern over the URL's host, lower case */
@@ -224,6 +243,11 @@ struct config {
     /* seconds a registry's 429 (or 503 with Retry-After) holds it at most (--registry-hold-max;
      * SIGHUP sets it: read atomically) */
     int64_t registry_hold_max;
+    struct remote_conf remotes[CONFIG_MAX_REMOTES];
+    int n_remotes;
+    /* seconds a remote's metadata (apt's Release and indexes, pypi's pages, go's lists) is fresh
+     * where no rule gives a ttl (--remote-meta-ttl; SIGHUP sets it: read atomically) */
+    int64_t remote_meta_ttl;
     bool log_health_checks; /* write /api/v1/health/ requests to the access log */
     /* --cache-name: this arca's name in Cache-Status (an sf-token; by default the host's name,
      * an sf-string when it is no token) */
@@ -238,6 +262,7 @@ struct config {
     struct config_origin origins[CONFIG_MAX_OPTIONS];
     struct config_origin bucket_origins[CONFIG_MAX_BUCKETS];
     struct config_origin registry_origins[CONFIG_MAX_REGISTRIES];
+    struct config_origin remote_origins[CONFIG_MAX_REMOTES];
     int bucket_credentials_line[CONFIG_MAX_BUCKETS];
     int registry_aliases_line[CONFIG_MAX_REGISTRIES];
     char config_file[256]; /* the last --config read, "" = none */

@@ -158,7 +158,8 @@ static int rule_section(const char *line, struct ini_ctx *ctx)
 }
 
 #define UNKNOWN_SECTION                                                                            \
-    "unknown section (arca's are [arca], [rule NAME], [bucket NAME] and [registry NAME])"
+    "unknown section (arca's are [arca], [rule NAME], [bucket NAME], [registry NAME] and "         \
+    "[remote NAME])"
 
 /* The reason a section's name (its line, "[NAME]...") is none of arca's, or NULL: said at its own
  * line, even when no key follows it (inih tells a section only with its first key). */
@@ -167,7 +168,8 @@ static const char *unknown_section(const char *line)
     const char *name = line + strspn(line, " \t") + 1, *close = strchr(name, ']');
     size_t len = close ? (size_t)(close - name) : 0;
     if (!close || (len == 4 && !strncmp(name, "arca", 4)) || !strncmp(name, "rule ", 5) ||
-        !strncmp(name, "bucket ", 7) || !strncmp(name, "registry ", 9))
+        !strncmp(name, "bucket ", 7) || !strncmp(name, "registry ", 9) ||
+        !strncmp(name, "remote ", 7))
         return NULL; /* arca's, or a line inih refuses itself (no ']') */
     return !strncasecmp(name, "rule", 4) ? UNKNOWN_SECTION "; a rule is [rule NAME]"
                                          : UNKNOWN_SECTION;
@@ -335,6 +337,16 @@ static int on_include(struct ini_ctx *ctx, const char *name)
     return rc;
 }
 
+/* An option of the table without a setter: a --registry, --registry-default or --remote,
+ * whose setters keep where each NAME was given. */
+static int named_option(struct config *cfg, const struct option *o, const char *v, const char *file,
+                        int line, char *err)
+{
+    if (!strcmp(o->name, "remote"))
+        return config_remote_option(cfg, v, file, line, err);
+    return config_registry_option(cfg, o, v, file, line, err);
+}
+
 /* Whether a key = value line of [arca], a [bucket NAME], [registry NAME] or [rule NAME] is
  * refused: then the reason is in ctx->err. */
 static bool key_refused(struct ini_ctx *ctx, const char *section, const char *name,
@@ -346,6 +358,9 @@ static bool key_refused(struct ini_ctx *ctx, const char *section, const char *na
     if (!strncmp(section, "registry ", 9))
         return config_registry_key(ctx->cfg, section + 9, name, value, ctx->file, ctx->section_line,
                                    ctx->line, ctx->err) != 0;
+    if (!strncmp(section, "remote ", 7))
+        return config_remote_key(ctx->cfg, section + 7, name, value, ctx->file, ctx->section_line,
+                                 ctx->err) != 0;
     if (!strncmp(section, "rule ", 5) && ctx->rule >= 0)
         return config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
     if (section[0] && strcmp(section, "arca") != 0) {
@@ -360,9 +375,8 @@ static bool key_refused(struct ini_ctx *ctx, const char *section, const char *na
     }
     return (!(o->flags & OPT_REPEATABLE) &&
             once(ctx, &ctx->first_line[config_option_index(o)], "--", name) < 0) ||
-           (o->set
-                ? config_apply(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)
-                : config_registry_option(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)) < 0;
+           (o->set ? config_apply(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)
+                   : named_option(ctx->cfg, o, value, ctx->file, ctx->line, ctx->err)) < 0;
 }
 
 static int on_ini_line(void *user, const char *section, const char *name, const char *value)
@@ -520,8 +534,8 @@ static enum config_action load_arg(struct config *cfg, int argc, char **argv, in
         snprintf(err, CONFIG_ERR_LEN, "%s needs a value", name);
         return CONFIG_ERROR;
     }
-    if (!o->set && strcmp(o->name, "config") != 0) { /* --registry, --registry-default */
-        rc = config_registry_option(cfg, o, value, "", 0, err);
+    if (!o->set && strcmp(o->name, "config") != 0) { /* --registry, --remote, ... */
+        rc = named_option(cfg, o, value, "", 0, err);
     } else if (!o->set) { /* --config */
         rc = config_read_file(cfg, value, err);
         snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", value);
@@ -587,7 +601,7 @@ int config_finish(struct config *cfg, char err[CONFIG_ERR_LEN])
             return -1;
         }
     }
-    return config_registry_finish(cfg, err);
+    return config_registry_finish(cfg, err) < 0 ? -1 : config_remote_finish(cfg, err);
 }
 
 void config_where(const struct config *cfg, const char *name, char *out, size_t size)

@@ -120,6 +120,12 @@ static void print_keys_and_commands(void)
         "                         ttl, then asked again with a HEAD (default 1m)\n"
         "  --registry-hold-max DURATION  a registry's 429 (or 503 with Retry-After) holds it\n"
         "                         for the wait asked, at most this long (default 10m)\n"
+        "  --remote NAME[:KIND]=URL  a repository served by path: /NAME/PATH is URL/PATH, KIND\n"
+        "                         files, apt, pypi or go (default files); [remote NAME]\n"
+        "                         sections say more (repeatable; REMOTES.md)\n"
+        "  --remote-meta-ttl TTL  a remote's metadata (apt's Release files and indexes, pypi's\n"
+        "                         pages, go's lists) is fresh this long, then revalidated\n"
+        "                         (default 1m)\n"
         "  --mirror REGEX=URL,... URLs matching REGEX are fetched from the first mirror that has\n"
         "                         them (the matched text replaced), else from the origin\n"
         "  --parent URL           a central arca (http[s]://HOST[:PORT][/PATH]) every download\n"
@@ -168,10 +174,10 @@ static void print_keys_and_commands(void)
         "\n"
         "A number past its range is refused with the range (e.g. --stall-timeout 1s..1d).\n"
         "SIGHUP reopens the access log and reloads --allow-network, --quota, --default-ttl,\n"
-        "--negative-ttl, --registry-tag-ttl, --registry-hold-max, --stale-if-error,\n"
-        "--stale-while-revalidate, --upstream-rate, --log-level, the admin token and the TLS\n"
-        "files (--tls-cert, --tls-key, --tls-client-ca, --parent-cert, --parent-key); other\n"
-        "options need a restart (the log names them).\n"
+        "--negative-ttl, --registry-tag-ttl, --registry-hold-max, --remote-meta-ttl,\n"
+        "--stale-if-error, --stale-while-revalidate, --upstream-rate, --log-level, the admin\n"
+        "token and the TLS files (--tls-cert, --tls-key, --tls-client-ca, --parent-cert,\n"
+        "--parent-key); other options need a restart (the log names them).\n"
         "SIGUSR1 reopens the access log and nothing else (for logrotate).");
 }
 

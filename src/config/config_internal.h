@@ -63,6 +63,16 @@ int config_registry_key(struct config *cfg, const char *name, const char *key, c
                         const char *file, int section_line, int key_line, char *err);
 int config_registry_finish(const struct config *cfg, char *err);
 
+/* config_remote.c: --remote NAME=URL or NAME:KIND=URL, one key of an INI section [remote NAME]
+ * (url, kind, file-hosts), and the whole checked once every option is in (a remote without a
+ * URL, file-hosts on another kind than pypi), as config_registry.c does for registries: a NAME is
+ * given in one place. Whether a NAME is one of arca's own first path segments is the route
+ * table's to say (web/routes.h: routes_name_taken, asked at start and by check-config). */
+int config_remote_option(struct config *cfg, const char *v, const char *file, int line, char *err);
+int config_remote_key(struct config *cfg, const char *name, const char *key, const char *v,
+                      const char *file, int section_line, char *err);
+int config_remote_finish(const struct config *cfg, char *err);
+
 /* config_rules.c: a [rule NAME] section begins at `line` of `file` (a name given before is an
  * error); one KEY = VALUE of rule `rule` (its index in cfg->rules: the section being read, which
  * an include inside it may have followed by others; an unknown key, or one given twice but

@@ -326,6 +326,8 @@ static enum fetch_step step_stream(struct fetch_req *r)
     enum conn_result ret;
     if (meta.state != OBJ_FAILED && hops_refused(r, &meta, &ret))
         return answered(r, ret); /* a download joined from before a rule narrowed */
+    if (r->rewrite && meta.state == OBJ_COMPLETE)
+        return answered(r, fetch_respond_rewritten(r, &meta, -1));
     return answered(r, fetch_stream(r, &meta));
 }
 
@@ -362,6 +364,8 @@ static enum fetch_step answer_hit(struct fetch_req *r, const struct object_meta 
     }
     if (r->sig.is_signed)
         atomic_fetch_add(&stats.signed_hits, 1);
+    if (r->rewrite) /* never a prepared answer: r->plain is false */
+        return answered(r, fetch_respond_rewritten(r, meta, fd));
     return answered(r, fetch_respond_file(r, meta, fd, prep));
 }
 
@@ -821,6 +825,19 @@ enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
     return run(r);
 }
 
+/* The cache key of `url`'s other object `variant` (fetch_bounds'): a new string, NULL out of
+ * memory. */
+static char *variant_key(const char *url, const char *variant)
+{
+    size_t n = strlen(url), v = strlen(variant);
+    char *key = malloc(n + v + 1);
+    if (key) {
+        memcpy(key, url, n);
+        memcpy(key + n, variant, v + 1);
+    }
+    return key;
+}
+
 enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
                                  const struct fetch_bounds *b, struct fetch_req **out)
 {
@@ -832,7 +849,15 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
         return CONN_CLOSE;
     r->keep_length = true;
     r->hold |= b->small;
-    r->whole = b->small;
+    r->whole = b->small || b->rewrite;
+    if ((r->rewrite = b->rewrite)) {
+        r->rewrite_arg = b->rewrite_arg;
+        r->plain = false; /* its answer is its own, never the object's prepared one */
+    }
+    if (b->variant && !(r->key = variant_key(url, b->variant))) {
+        r->key = r->url;
+        return fetch_refuse(c, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
     if (refused_outright(c, &asked, &refusal))
         return fetch_refuse_client(r, refusal);
     if (via_loops(c, r)) /* a site's arca asks a registry's /v2/ too (registries.h) */
@@ -843,6 +868,10 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
         return ret;
     if (b->max_size < r->terms.object.max_object_size)
         r->terms.object.max_object_size = b->max_size;
+    if (b->has_max_age && (!r->terms.object.has_max_age || r->terms.object.max_age > b->max_age)) {
+        r->terms.object.has_max_age = true;
+        r->terms.object.max_age = b->max_age;
+    }
     r->twin_scope = b->small ? b->twin_scope : 0;
     step_to(r, r->has_expect && (!b->small || r->twin_scope) ? FETCH_TWIN : FETCH_LOOKUP);
     return run(r);

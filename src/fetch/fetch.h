@@ -34,6 +34,12 @@ typedef enum conn_result (*fetch_missing_fn)(void *arg);
 enum conn_result fetch_object(struct conn *c, struct request *req, char *url,
                               const struct bucket_auth *auth, fetch_missing_fn missing, void *arg,
                               struct fetch_req **out);
+/* A body `len` bytes long of Content-Type `type` made into another: a new body (the caller
+ * frees it), its length in *out_len; NULL when it cannot be (answered 502). A worker's thread,
+ * with the object complete. */
+typedef char *fetch_rewrite_fn(void *arg, const char *body, size_t len, const char *type,
+                               size_t *out_len);
+
 /* What a route naming an object by its digest adds (registry.c): the sha256 its bytes must
  * have (NULL: none; a twin of another URL then answers once upstream confirms this one), and
  * the largest body taken (a registry's manifest is small). */
@@ -50,6 +56,18 @@ struct fetch_bounds {
      * deeper one is another repository's). A registry's manifests of one repository:
      * the registry gave those very bytes for that repository, under a tag */
     size_t twin_scope;
+    /* appended to the URL for its cache key: another object of the same URL (a pypi page's
+     * JSON form, REMOTE_JSON_KEY; NULL: the URL is the key) */
+    const char *variant;
+    /* the complete object's body rewritten before it is answered, whole, with a 200 (NULL:
+     * as it is): a pypi page's links (fetch_rewrite_fn) */
+    fetch_rewrite_fn *rewrite;
+    void *rewrite_arg;
+    /* with `has_max_age`: a copy older than this many seconds is refreshed first (revalidated),
+     * whatever the client or a rule's client-ttl says: an apt index older than the Release file
+     * that lists it (remote.c), whose hashes it must match */
+    bool has_max_age;
+    int64_t max_age;
 };
 /* Why a request whose Via names this arca is refused 508: a loop of arcas, each fetching for
  * the other (a registry's /v2/ checks it before the token dance, the fetch course again). */

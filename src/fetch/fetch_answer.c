@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -741,6 +742,64 @@ enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_met
         return share_and_queue(r, meta, resp);
     fetch_count_success(r, meta);
     return http_queue(r->conn, status, resp);
+}
+
+/* The largest body arca rewrites (a pypi page: the biggest projects' are a few MiB). */
+#define REWRITE_MAX (64 << 20)
+
+/* The `len` bytes of `fd` from its start, in a buffer of their own; NULL when they cannot all be
+ * read. */
+static char *read_whole(int fd, int64_t len)
+{
+    char *buf = len >= 0 && len <= REWRITE_MAX ? malloc((size_t)len + 1) : NULL;
+    int64_t got = 0;
+    while (buf && got < len) {
+        ssize_t n = pread(fd, buf + got, (size_t)(len - got), got);
+        if (n <= 0) {
+            free(buf);
+            return NULL;
+        }
+        got += n;
+    }
+    return buf;
+}
+
+enum conn_result fetch_respond_rewritten(struct fetch_req *r, const struct object_meta *meta,
+                                         int fd)
+{
+    struct read_range want = {meta->length, NULL, 0};
+    struct object_meta m = *meta;
+    char *body = NULL, *out = NULL;
+    size_t out_len = 0;
+    struct answer *resp = NULL;
+    int span_fd = -1;
+    /* the object's own file, open while the request holds it (store_span) */
+    if (meta->length == 0)
+        body = calloc(1, 1);
+    else if (fd < 0 && r->obj &&
+             store_span(r->obj, 0, (size_t)meta->length, &want, NULL, &span_fd) > 0)
+        body = read_whole(span_fd, meta->length);
+    else if (fd >= 0)
+        body = read_whole(fd, meta->length);
+    if (body)
+        out = r->rewrite(r->rewrite_arg, body, (size_t)meta->length, meta->content_type, &out_len);
+    if (fd >= 0)
+        close(fd);
+    free(body);
+    if (!out)
+        return fetch_refuse_object(r, meta, HTTP_BAD_GATEWAY, "arca could not rewrite the page");
+    SHA256((const unsigned char *)out, out_len, m.digest); /* its Repr-Digest: these bytes' */
+    m.length = (int64_t)out_len;
+    m.etag[0] = '\0'; /* upstream's names its bytes, not these */
+    if (!(resp = answer_owned(out, out_len))) {
+        free(out);
+        return CONN_CLOSE;
+    }
+    r->fd_bytes = r->head ? 0 : (int64_t)out_len;
+    fetch_add_headers(resp, &m, r);
+    answer_header(resp, "Vary", "Accept");
+    fetch_count_success(r, meta);
+    return http_queue(r->conn, HTTP_OK, resp);
 }
 
 /* Whether a complete object answers this request's sha256 (true when it gave none). */

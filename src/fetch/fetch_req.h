@@ -14,6 +14,7 @@
 #define ARCA_FETCH_REQ_H
 
 #include "http/http_internal.h"
+#include "fetch/fetch.h"
 #include "base/park.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
@@ -109,6 +110,8 @@ struct fetch_req {
     /* S3 has no such object: the caller's answer (NULL: the error); fetch_missing_fn */
     enum conn_result (*missing)(void *arg);
     void *missing_arg;
+    fetch_rewrite_fn *rewrite; /* fetch_bounds': the body answered rewritten (NULL: as it is) */
+    void *rewrite_arg;
     char filename[256];
     char answer_type[128]; /* the Content-Type of the object answered (fetch_count_success) */
 };
@@ -165,6 +168,10 @@ int fetch_apply_range(struct fetch_req *r, const struct object_meta *meta, unsig
                       enum conn_result *ret);
 /* Whether a complete object answers this request's sha256 (true when it gave none). */
 bool fetch_digest_ok(const struct fetch_req *r, const struct object_meta *meta);
+/* A complete object's body rewritten (r->rewrite), from `fd` (taken over; -1: the object's own
+ * file, r->obj's): a whole 200 in memory. */
+enum conn_result fetch_respond_rewritten(struct fetch_req *r, const struct object_meta *meta,
+                                         int fd);
 /* A finished object from its prepared answer (`prep`) or its file (`fd`, taken over). */
 enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_meta *meta, int fd,
                                     struct prepared *prep);

@@ -423,8 +423,9 @@ static enum conn_result begin(struct reg_req *s)
 static enum conn_result fetch(struct reg_req *s)
 {
     bool blob = s->path.what == REG_BLOB;
-    struct fetch_bounds b = {s->path.by_digest ? s->path.digest : NULL,
-                             blob ? INT64_MAX : MANIFEST_MAX, !blob, 0};
+    struct fetch_bounds b = {.expect = s->path.by_digest ? s->path.digest : NULL,
+                             .max_size = blob ? INT64_MAX : MANIFEST_MAX,
+                             .small = !blob};
     if (!blob && s->path.by_digest) /* the repository's manifests/ */
         b.twin_scope = strlen(s->url) - strlen(s->path.ref);
     char *url = s->url;

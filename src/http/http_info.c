@@ -284,8 +284,10 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                         json_integer(atomic_load(&stats.bucket_list_requests)));
     json_object_set_new(o, "statistics_bucket_list_cached",
                         json_integer(atomic_load(&stats.bucket_list_cached)));
-    if (o)
+    if (o) {
         http_registries_status(o, http_sees_urls(c));
+        http_remotes_status(o, http_sees_urls(c));
+    }
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -704,6 +706,7 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     buf_add(&out, body);
     metrics_parent(&out, http_sees_urls(c)); /* up to PARENT_MAX parents: a buffer that grows */
     http_registries_metrics(&out, http_sees_urls(c));
+    http_remotes_metrics(&out, http_sees_urls(c));
     latency_metrics(&out);
     if (http_sees_urls(c)) /* rule names say what the lab caches: a stranger counts none */
         rule_stats_metrics(&out);

@@ -121,6 +121,10 @@ void http_iso_time(int64_t t, char *out, size_t size);
 struct json_t *http_json_time(int64_t t);
 void http_registries_status(struct json_t *o, bool named);
 void http_registries_metrics(struct buf *b, bool named);
+/* http_remotes.c: the status JSON's "remotes" (a list: name, kind, url, counters) and the
+ * arca_remote_<counter>_total{remote="NAME"} families, named as the registries' are. */
+void http_remotes_status(struct json_t *o, bool named);
+void http_remotes_metrics(struct buf *b, bool named);
 
 /* Admin API (http_admin.c): bearer token from --admin-token-file. */
 /* The cache key's URL of ?url= in `query` (after the '?') for purge and the outcome, keyed as

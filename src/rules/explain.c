@@ -85,7 +85,11 @@ static json_t *terms_json(const struct config *cfg, const struct fetch_terms *t,
     const struct object_keep *ob = &t->object;
     char text[2 * INET6_ADDRSTRLEN];
     add_term(o, "ttl", json_integer(ob->ttl),
-             from_text(t->ttl_from, t, t->registry_tag ? "registry-tag-ttl" : "default-ttl"));
+             from_text(t->ttl_from, t,
+                       t->registry_tag ? "registry-tag-ttl"
+                       : t->remote.cls == REMOTE_META || t->remote.cls == REMOTE_PAGE
+                           ? "remote-meta-ttl"
+                           : "default-ttl"));
     add_term(o, "client-ttl", client_ttl_value(t), from_text(t->client_ttl_from, t, ""));
     add_term(o, "stale-if-error", window(ob->stale_if_error, &cfg->stale_if_error),
              from_text(t->stale_if_error_from, t, "stale-if-error"));
@@ -239,6 +243,11 @@ static json_t *answer_json(const struct config *cfg, const char *url, const char
     }
     json_object_set_new(a, "sources", sources_json(cfg, t, url));
     json_object_set_new(a, "origin_first", json_boolean(t->sources.origin_first));
+    if (t->remote.r) /* what its remote's kind says the URL is (remote_kind.h) */
+        json_object_set_new(a, "remote",
+                            json_pack("{s:s, s:s, s:s}", "name", t->remote.r->name, "kind",
+                                      config_remote_kind_name(t->remote.r->kind), "class",
+                                      remote_class_name(t->remote.cls)));
     return a;
 }
 

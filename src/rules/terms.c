@@ -122,8 +122,27 @@ static void decide_allowed(const struct rule_set *set, const struct rule *r,
     }
 }
 
-/* What the URL is: a registry's pull API (its registry, repository and reference), and the
- * digest its bytes must have when it names one, whichever source brings them. */
+/* What a remote's kind says of the URL (remote_kind.h), from its path below the remote's base;
+ * a digest its path names (apt's by-hash/) is the URL's, as a registry's is. */
+static void decide_remote(const struct request_facts *req, struct fetch_terms *out)
+{
+    const struct remote *r = remotes_of_url(req->url);
+    size_t klen = req->key ? strlen(req->key) : 0, jlen = sizeof(REMOTE_JSON_KEY) - 1;
+    memset(&out->remote, 0, sizeof(out->remote));
+    if (!(out->remote.r = r))
+        return;
+    const char *path = req->url + r->url_len;
+    size_t len = strcspn(path, "?");
+    out->remote.cls = remote_classify(r->kind, path, len);
+    out->remote.json = out->remote.cls == REMOTE_PAGE && klen > jlen &&
+                       !strcmp(req->key + klen - jlen, REMOTE_JSON_KEY);
+    if (!out->digest_named && remote_named_digest(r->kind, path, len, out->named_digest))
+        out->digest_named = true;
+}
+
+/* What the URL is: a registry's pull API (its registry, repository and reference), a remote's
+ * metadata or file, and the digest its bytes must have when it names one, whichever source
+ * brings them. */
 static void decide_what(const struct request_facts *req, struct fetch_terms *out)
 {
     const struct reg_path *p = &out->registry.path;
@@ -131,11 +150,12 @@ static void decide_what(const struct request_facts *req, struct fetch_terms *out
     out->digest_named = out->registry.r && p->by_digest;
     if (out->digest_named)
         memcpy(out->named_digest, p->digest, sizeof(out->named_digest));
+    decide_remote(req, out);
 }
 
-/* The ttl: the base (the rule's, else --registry-tag-ttl for a registry's tag or tag list, else
- * --default-ttl), changed by the client's ttl= as client-ttl
- * lets it. A proxied request's max-age (client_ttl_shorter) may only shorten it. */
+/* The ttl: the base (the rule's, else --registry-tag-ttl for a registry's tag or tag list,
+ * --remote-meta-ttl for a remote's metadata, else --default-ttl), changed by the client's ttl= as
+ * client-ttl lets it. A proxied request's max-age (client_ttl_shorter) may only shorten it. */
 static void decide_ttl(const struct config *cfg, const struct rule *r,
                        const struct request_facts *req, struct fetch_terms *out)
 {
@@ -145,7 +165,10 @@ static void decide_ttl(const struct config *cfg, const struct rule *r,
     out->registry_tag =
         (out->registry.path.what == REG_MANIFEST && !out->registry.path.by_digest) ||
         out->registry.path.what == REG_TAGS;
-    const int64_t *option = out->registry_tag ? &cfg->registry_tag_ttl : &cfg->default_ttl;
+    bool meta = out->remote.cls == REMOTE_META || out->remote.cls == REMOTE_PAGE;
+    const int64_t *option = out->registry_tag ? &cfg->registry_tag_ttl
+                            : meta            ? &cfg->remote_meta_ttl
+                                              : &cfg->default_ttl;
     out->ttl_base = r && r->has_ttl ? r->ttl : __atomic_load_n(option, __ATOMIC_RELAXED);
     out->ttl_from = r && r->has_ttl ? FROM_RULE : FROM_OPTION;
     out->client_ttl = r && r->has_client_ttl ? r->client_ttl : CLIENT_TTL_OBEY;
@@ -199,7 +222,8 @@ static void decide_rest(const struct config *cfg, const struct rule *r, struct f
     out->stale_while_revalidate_from = r && r->has_stale_while_revalidate ? FROM_RULE : FROM_OPTION;
     o->max_object_size = r && r->has_max_object_size ? r->max_object_size : cfg->max_object_size;
     out->max_object_size_from = r && r->has_max_object_size ? FROM_RULE : FROM_OPTION;
-    o->store = r && r->has_store ? r->store : true;
+    /* a remote's path that passes through (go's checksum database) is never kept */
+    o->store = r && r->has_store ? r->store : out->remote.cls != REMOTE_PASS;
     out->store_from = r && r->has_store ? FROM_RULE : FROM_BUILTIN;
     o->negative_ttl = r && r->has_negative_ttl
                           ? r->negative_ttl

@@ -20,6 +20,8 @@
 
 #include "config/config.h"
 #include "registry/registries.h"
+#include "remote/remote_kind.h"
+#include "remote/remotes.h"
 #include "rules/rules.h"
 #include "store/store.h"
 
@@ -86,6 +88,14 @@ struct fetch_terms {
      * is none): its login, its token scope, its kind of source follow from this alone. */
     struct registry_ask registry;
     bool registry_tag; /* ... a manifest by tag, or a tag list: --registry-tag-ttl's */
+    /* The remote whose base the URL lies under (remotes.h; remote.r NULL: none), what its kind
+     * says the URL is (metadata: --remote-meta-ttl's; pass: never kept), and for a pypi page the
+     * form its key asks (REMOTE_JSON_KEY: PEP 691's JSON, asked upstream with its Accept). */
+    struct {
+        const struct remote *r;
+        enum remote_class cls;
+        bool json;
+    } remote;
     /* The sha256 the URL names for its bytes (a registry's blob or manifest by digest): a
      * property of the object, checked whichever source brings them (upstream/transfer.h). */
     bool digest_named;
@@ -98,6 +108,10 @@ struct fetch_terms {
     struct outgoing_address outgoing;
     enum term_from outgoing_from;
 };
+
+/* What a pypi page's key ends with when it is the JSON form (PEP 691): the same URL, another
+ * object (a '#' never is in a URL's normal form). */
+#define REMOTE_JSON_KEY "#pypi-json"
 
 /* Decide the terms of `req` under the rules in force and the configuration `cfg`. */
 void terms_decide(const struct config *cfg, const struct request_facts *req,

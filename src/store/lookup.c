@@ -328,6 +328,21 @@ enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **ou
     return store_lookup_as(url, &keep, AUTH_CONFIRMED, false, out, fd, prep, meta);
 }
 
+int64_t store_age(const char *url)
+{
+    char key[65];
+    int64_t age = -1, now = now_s();
+    struct object *obj;
+    url_key(url, key);
+    store_lock();
+    if ((obj = object_find(key)) && obj->state == OBJ_FETCHING && obj->stale)
+        obj = obj->stale; /* being refreshed: its copy's age until the new one is in */
+    if (obj && obj->state == OBJ_COMPLETE)
+        age = now - obj->created;
+    store_unlock();
+    return age < 0 ? (obj && obj->state == OBJ_COMPLETE ? 0 : -1) : age;
+}
+
 enum lookup_result store_lookup_as(const char *url, const struct object_keep *keep,
                                    enum lookup_auth auth, bool signed_url, struct object **out,
                                    int *fd, struct prepared **prep, struct object_meta *meta)

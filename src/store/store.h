@@ -207,6 +207,9 @@ struct object_keep {
 /* The terms of a lookup that names none (tests, arca's own resumes): `ttl`, the store's stale
  * windows (-1: as SIGHUP sets them) and --max-object-size, stored, not pinned. */
 struct object_keep store_default_keep(int64_t ttl);
+/* Seconds since the copy kept for `url` (a cache key) was downloaded or last renewed by a 304;
+ * -1 when none is complete. Any thread. */
+int64_t store_age(const char *url);
 enum lookup_result store_lookup_as(const char *url, const struct object_keep *keep,
                                    enum lookup_auth auth, bool signed_url, struct object **obj,
                                    int *fd, struct prepared **prep, struct object_meta *meta);

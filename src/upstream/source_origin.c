@@ -25,6 +25,19 @@ static int join(struct transfer *t, void **rec)
     return t->terms.registry.r ? 0 : 1;
 }
 
+/* The form a pypi page's key asks (terms.h's remote.json): PEP 691's JSON by its Accept; an
+ * index that serves only HTML answers HTML, kept as what that form's request got. */
+static int headers(const struct transfer *t, struct curl_slist **headers)
+{
+    struct curl_slist *l;
+    if (!t->terms.remote.json)
+        return 0;
+    if (!(l = curl_slist_append(*headers, "Accept: application/vnd.pypi.simple.v1+json")))
+        return -1;
+    *headers = l;
+    return 0;
+}
+
 static bool choose(struct transfer *t, enum transfer_state *next)
 {
     if (t->source != t->asked) {
@@ -42,6 +55,7 @@ const struct source_kind source_origin = {
     .from = "origin",
     .join = join,
     .choose = choose,
+    .headers = headers,
     .timeouts = source_default_timeouts,
     .confirms_grants = true,
 };

@@ -13,6 +13,7 @@
 #include "upstream/source_probe.h"
 #include "registry/reg_auth.h"
 #include "registry/registries.h"
+#include "remote/remotes.h"
 #include "stats/stats.h"
 #include "upstream/transfer.h"
 #include "url/url.h"
@@ -509,6 +510,7 @@ static void hand_over(bool all)
     stats_save();
     parent_save_counters();
     registries_save_counters();
+    remotes_save_counters();
 }
 
 /* Once a second: usage figures and counters handed over, expired objects evicted. A loop held

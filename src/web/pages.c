@@ -8,6 +8,7 @@
 #include "web/pages.h"
 #include "web/parents.h"
 #include "registry/registries.h"
+#include "remote/remotes.h"
 #include "rules/policy.h"
 #include "http/resources.h"
 #include "stats/stats.h"
@@ -718,6 +719,33 @@ static void registries_card(struct buf *b, bool named)
     buf_add(b, "</ul></div>");
 }
 
+/* The statistics page's remotes card, once a remote is configured: what each served. Its name
+ * when `named`, else "remote i", as the registries' card says them. */
+static void remotes_card(struct buf *b, bool named)
+{
+    char bytes[32];
+    if (remotes_count() == 0)
+        return;
+    buf_add(b, "<div class=\"card\" id=\"remotes\"><h2>Remotes</h2><ul>");
+    for (int i = 0; i < remotes_count(); i++) {
+        const struct remote *r = remotes_at(i);
+        const struct remote_counters *n = r->counters;
+        format_bytes((double)atomic_load(&n->bytes), bytes, sizeof(bytes));
+        buf_add(b, "<li><code>");
+        if (named)
+            buf_html(b, r->name);
+        else
+            buf_addf(b, "remote %d", i + 1);
+        buf_addf(
+            b,
+            "</code> (%s): %lld requests, %lld hits, %s served, %lld revalidated, %lld stale</li>",
+            config_remote_kind_name(r->kind), (long long)atomic_load(&n->requests),
+            (long long)atomic_load(&n->hits), bytes, (long long)atomic_load(&n->revalidated),
+            (long long)atomic_load(&n->stale));
+    }
+    buf_add(b, "</ul></div>");
+}
+
 static enum conn_result statistics_page(struct conn *c)
 {
     struct store_totals t;
@@ -730,6 +758,7 @@ static enum conn_result statistics_page(struct conn *c)
     tls_card(&b);
     web_parents_card(&b, http_sees_urls(c));
     registries_card(&b, http_sees_urls(c));
+    remotes_card(&b, http_sees_urls(c));
     chart_gauge(&b, "disk", "Disk usage against the quota", t.disk_usage, t.quota);
     hourly_charts(&b);
     web_latency_card(&b);

@@ -1,5 +1,5 @@
 /* The route table (routes.h). Order matters only where paths overlap: "/browse" alone before
- * "/browse/...", and the catch-all last. */
+ * "/browse/...", and the catch-all (a remote's paths) last. */
 #include "web/routes.h"
 #include "web/browse.h"
 #include "http/http_connect.h"
@@ -8,6 +8,7 @@
 #include "fetch/prefetch.h"
 #include "http/http_internal.h"
 #include "fetch/registry.h"
+#include "fetch/remote.h"
 #include "web/pages.h"
 #include "base/parse.h"
 
@@ -15,18 +16,6 @@
 #include <string.h>
 
 #define GET_HEAD "GET, HEAD"
-
-/* No route of its own: 404, and a hint at the one most callers want. */
-static enum conn_result not_found(struct conn *c, struct request *req, const char *rest)
-{
-    struct url_parts u;
-    (void)rest;
-    assert(http_handling(c, req));
-    parse_url(req->uri, strlen(req->uri), &u);
-    if (u.scheme) /* proxy form of another scheme: ftp://, ... */
-        return http_send_error(c, HTTP_BAD_REQUEST, "arca fetches only http:// and https:// URLs");
-    return http_send_error(c, HTTP_NOT_FOUND, "no such endpoint (try /api/v1/fetch/?url=URL)");
-}
 
 const struct route routes[] = {
     /* the cache: the fetch endpoint, and S3 buckets' folders and files */
@@ -61,6 +50,19 @@ const struct route routes[] = {
     {"/statistics", ROUTE_SLASH, GET_HEAD, web_statistics, NULL, NULL, false, 0, NULL, NULL, NULL},
     {"/resources", ROUTE_TREE, GET_HEAD, web_resources, NULL, NULL, false, 0, NULL, NULL, NULL},
     {"/static/", ROUTE_PREFIX, GET_HEAD, web_asset, NULL, NULL, false, 0, NULL, NULL, NULL},
-    {"", ROUTE_PREFIX, GET_HEAD, not_found, NULL, NULL, false, 0, NULL, NULL, NULL},
+    /* a remote's paths (/NAME/PATH), else 404: every path gets an answer */
+    {"", ROUTE_PREFIX, GET_HEAD, remote_route, NULL, remote_done, false, 0, NULL, NULL, NULL},
     {NULL, ROUTE_EXACT, NULL, NULL, NULL, NULL, false, 0, NULL, NULL, NULL},
 };
+
+bool routes_name_taken(const char *name)
+{
+    size_t n = strlen(name);
+    for (const struct route *r = routes; r->path; r++) {
+        const char *p = r->path + (r->path[0] == '/');
+        size_t len = strcspn(p, "/");
+        if (len && len == n && !strncmp(p, name, n))
+            return true;
+    }
+    return false;
+}
