@@ -72,25 +72,27 @@ static bool file_host(const struct remote *r, const struct url_parts *u)
 }
 
 /* pypi_link_fn: a link below the remote's URL as /NAME/PATH, one to a file host as
- * /NAME/+f/SCHEME/HOST[:PORT]/PATH, with the page's sha256 for arca to check; one with a query
- * (upstream's, where a remote's query is arca's) or to any other host is left pointing there. */
+ * /NAME/+f/SCHEME/HOST[:PORT]/PATH, each after /+sha256/HEX when the page gave the file's digest,
+ * for arca to check; one with a query (upstream's, where a remote's query is arca's) or to any
+ * other host is left pointing there. */
 static bool map_link(const char *abs, const char *sha256, char *out, size_t size, void *arg)
 {
     struct remote_req *s = arg;
     const struct remote *r = s->remote;
     struct url_parts u;
+    char digest[80] = "";
     int n;
     if (strchr(abs, '?') || parse_url(abs, strlen(abs), &u) != URL_OK || !u.host_len)
         return false;
+    if (sha256)
+        snprintf(digest, sizeof(digest), "/+sha256/%s", sha256);
     if (!strncmp(abs, r->url, r->url_len) && (!abs[r->url_len] || abs[r->url_len] == '/'))
-        n = snprintf(out, size, "/%s%s", r->name, abs + r->url_len);
+        n = snprintf(out, size, "/%s%s%s", r->name, digest, abs + r->url_len);
     else if (file_host(r, &u) && !u.userinfo)
-        n = snprintf(out, size, "/%s/+f/%.*s/%.*s%.*s", r->name, (int)u.scheme_len, u.scheme,
-                     (int)u.authority_len, u.authority, (int)u.path_len, u.path);
+        n = snprintf(out, size, "/%s%s/+f/%.*s/%.*s%.*s", r->name, digest, (int)u.scheme_len,
+                     u.scheme, (int)u.authority_len, u.authority, (int)u.path_len, u.path);
     else
         return false;
-    if (n > 0 && (size_t)n < size && sha256)
-        n += snprintf(out + n, size - (size_t)n, "?sha256=%s", sha256);
     return n > 0 && (size_t)n < size;
 }
 
@@ -152,46 +154,70 @@ static bool wants_json(struct conn *c)
 
 /* --- the request ----------------------------------------------------------------------------- */
 
-/* The upstream URL of /NAME/+f/SCHEME/HOST[:PORT]/PATH (`rest` past "+f/"), a page's link to a
- * file host, into out[size]: false when it is not one (a scheme or host it may not name). */
-static bool file_url(const struct remote *r, const char *rest, char *out, size_t size)
+/* The next segment of *p (at its '/'), decoded into out[size] (pip sends a link's "+f" as "%2Bf",
+ * its ':' as "%3A"); *p moves past it. False when there is none, or it does not fit. */
+static bool take_segment(const char **p, char *out, size_t size)
 {
-    struct url_parts u;
-    size_t scheme = strcspn(rest, "/");
-    int n;
-    if (!((scheme == 4 && !strncmp(rest, "http", 4)) ||
-          (scheme == 5 && !strncmp(rest, "https", 5))) ||
-        !rest[scheme])
+    const char *seg = *p + 1;
+    size_t n = strcspn(seg, "/");
+    if (**p != '/' || n >= size)
         return false;
-    n = snprintf(out, size, "%.*s://%s", (int)scheme, rest, rest + scheme + 1);
-    if (n <= 0 || (size_t)n >= size || parse_url(out, (size_t)n, &u) != URL_OK || !u.host_len ||
-        u.userinfo)
-        return false;
-    return file_host(r, &u);
+    memcpy(out, seg, n);
+    out[n] = '\0';
+    url_unescape(out);
+    *p = seg + n;
+    return true;
 }
 
-/* The upstream URL of `path` (the request's, after NAME, without its query), normal form, into
- * *url: 0; else a refusal queued into *ret: -1. */
-static int upstream_url(struct remote_req *s, const char *path, char **url, enum conn_result *ret)
+/* Whether the segment at *p is `word`, decoded: then *p moves past it. */
+static bool take_word(const char **p, const char *word)
+{
+    const char *q = *p;
+    char seg[16];
+    if (!take_segment(&q, seg, sizeof(seg)) || strcmp(seg, word) != 0)
+        return false;
+    *p = q;
+    return true;
+}
+
+/* The origin of "/+f/SCHEME/HOST[:PORT]" at *p (a page's link to a file host) into out[size],
+ * *p moved past it: 1; 0 when the path does not begin so; -1 when it names a scheme or host it
+ * may not (file_host). */
+static int file_origin(const struct remote *r, const char **p, char *out, size_t size)
+{
+    char scheme[8], host[CONFIG_REGISTRY_NAME_MAX];
+    struct url_parts u;
+    int n;
+    if (!take_word(p, "+f"))
+        return 0;
+    if (!take_segment(p, scheme, sizeof(scheme)) || !take_segment(p, host, sizeof(host)) ||
+        (strcmp(scheme, "http") && strcmp(scheme, "https")))
+        return -1;
+    n = snprintf(out, size, "%s://%s", scheme, host);
+    if (n <= 0 || (size_t)n >= size || parse_url(out, (size_t)n, &u) != URL_OK || !u.host_len ||
+        u.userinfo || u.path_len || u.query || u.fragment)
+        return -1;
+    return file_host(r, &u) ? 1 : -1;
+}
+
+/* The upstream URL of `path` (the request's, after NAME and arca's own segments, without its
+ * query) below `origin` (a file host's, or "" for the remote's URL), normal form, into *url: 0;
+ * else a refusal queued into *ret: -1. */
+static int upstream_url(struct remote_req *s, const char *origin, const char *path, char **url,
+                        enum conn_result *ret)
 {
     const struct remote *r = s->remote;
     char raw[CONFIG_PARENT_MAX + PATH_MAX_LEN + 16], *normal;
     const char *why;
-    int status, n;
-    bool file = !strncmp(path, "/+f/", 4);
-    if (file ? !file_url(r, path + 4, raw, sizeof(raw))
-             : (n = snprintf(raw, sizeof(raw), "%s%s", r->url, path)) <= 0 ||
-                   (size_t)n >= sizeof(raw)) {
-        *ret = http_send_error(s->conn, HTTP_NOT_FOUND, "no such file of remote %s", r->name);
-        return -1;
-    }
-    if (!(normal = malloc(URL_BUF_SIZE(strlen(raw))))) {
+    int status;
+    size_t n = (size_t)snprintf(raw, sizeof(raw), "%s%s", origin[0] ? origin : r->url, path);
+    if (n >= sizeof(raw) || !(normal = malloc(URL_BUF_SIZE(n)))) {
         *ret = http_send_error(s->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         return -1;
     }
-    if (url_normalize(raw, strlen(raw), normal, URL_BUF_SIZE(strlen(raw)), &status, &why) < 0 ||
-        (!file && (strncmp(normal, r->url, r->url_len) ||
-                   (normal[r->url_len] && normal[r->url_len] != '/')))) {
+    if (url_normalize(raw, n, normal, URL_BUF_SIZE(n), &status, &why) < 0 ||
+        (!origin[0] && (strncmp(normal, r->url, r->url_len) ||
+                        (normal[r->url_len] && normal[r->url_len] != '/')))) {
         free(normal);
         *ret = http_send_error(s->conn, HTTP_BAD_REQUEST, "bad path for remote %s", r->name);
         return -1;
@@ -200,12 +226,37 @@ static int upstream_url(struct remote_req *s, const char *path, char **url, enum
     return 0;
 }
 
+/* arca's own segments before a path: "/+sha256/HEX" (the sha256 a page gave for the file: in the
+ * path, where pip, which reads the first "sha256=" anywhere in a link, does not see it), then
+ * "/+f/SCHEME/HOST[:PORT]" (file_origin). *path moves past them: 0; else a refusal queued into
+ * *ret: -1. */
+static int read_prefix(struct remote_req *s, const char **path, uint8_t expect[32], bool *has,
+                       char *origin, size_t size, enum conn_result *ret)
+{
+    char hex[72];
+    int f;
+    origin[0] = '\0';
+    if (take_word(path, "+sha256")) {
+        if (!take_segment(path, hex, sizeof(hex)) || parse_sha256_hex(hex, expect) < 0) {
+            *ret = http_send_error(s->conn, HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
+            return -1;
+        }
+        *has = true;
+    }
+    if ((f = file_origin(s->remote, path, origin, size)) < 0) {
+        *ret = http_send_error(s->conn, HTTP_NOT_FOUND,
+                               "no such file host of remote %s (its url's host, file-hosts)",
+                               s->remote->name);
+        return -1;
+    }
+    return 0;
+}
+
 /* The query, arca's own: sha256= alone (the fetch API's: the bytes answered must have it). */
 static int read_query(struct remote_req *s, const char *query, uint8_t expect[32], bool *has,
                       enum conn_result *ret)
 {
     const char *sha = conn_query(s->conn, "sha256");
-    *has = false;
     if (!query || !*query)
         return 0;
     if (!sha || strchr(query, '&') || strncmp(query, "sha256=", 7)) {
@@ -244,34 +295,45 @@ static void bound_by_release(const struct remote *r, const char *url, struct fet
     b->max_age = age + 1;
 }
 
+/* A pypi remote's page (remote_kind.h's REMOTE_PAGE): answered rewritten, in the form the
+ * client's Accept prefers. 0, or -1 out of memory. */
+static int page_of(struct remote_req *s, const char *url, struct fetch_bounds *b)
+{
+    const char *below = url + s->remote->url_len;
+    if (s->remote->kind != REMOTE_PYPI ||
+        remote_classify(REMOTE_PYPI, below, strcspn(below, "?")) != REMOTE_PAGE)
+        return 0;
+    if (!(s->page_url = strdup(url)))
+        return -1;
+    b->variant = wants_json(s->conn) ? REMOTE_JSON_KEY : NULL;
+    b->rewrite = rewrite_page;
+    b->rewrite_arg = s;
+    return 0;
+}
+
 static enum conn_result begin(struct remote_req *s, const char *rest)
 {
     enum conn_result ret = CONN_CLOSE;
     size_t len = strcspn(rest, "?");
-    const char *why, *query = rest[len] == '?' ? rest + len + 1 : NULL;
-    char path[PATH_MAX_LEN + 1], *url;
+    const char *why, *query = rest[len] == '?' ? rest + len + 1 : NULL, *p;
+    char path[PATH_MAX_LEN + 1], origin[CONFIG_REGISTRY_NAME_MAX + 16], *url;
     uint8_t expect[32];
-    bool has_expect;
+    bool has_expect = false;
     if (len > PATH_MAX_LEN)
         return http_send_error(s->conn, HTTP_URI_TOO_LONG, "path too long for a remote");
     memcpy(path, rest, len);
     path[len] = '\0';
     if (!remote_path_check(path, len, &why))
         return http_send_error(s->conn, HTTP_BAD_REQUEST, "%s", why);
-    if (read_query(s, query, expect, &has_expect, &ret) < 0 ||
-        upstream_url(s, path, &url, &ret) < 0)
+    p = path;
+    if (read_prefix(s, &p, expect, &has_expect, origin, sizeof(origin), &ret) < 0 ||
+        read_query(s, query, expect, &has_expect, &ret) < 0 ||
+        upstream_url(s, origin, p, &url, &ret) < 0)
         return ret;
     struct fetch_bounds b = {.expect = has_expect ? expect : NULL, .max_size = INT64_MAX};
-    if (s->remote->kind == REMOTE_PYPI && strncmp(path, "/+f/", 4) &&
-        remote_classify(REMOTE_PYPI, url + s->remote->url_len,
-                        strcspn(url + s->remote->url_len, "?")) == REMOTE_PAGE) {
-        if (!(s->page_url = strdup(url))) {
-            free(url);
-            return http_send_error(s->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-        }
-        b.variant = wants_json(s->conn) ? REMOTE_JSON_KEY : NULL;
-        b.rewrite = rewrite_page;
-        b.rewrite_arg = s;
+    if (!origin[0] && page_of(s, url, &b) < 0) {
+        free(url);
+        return http_send_error(s->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
     bound_by_release(s->remote, url, &b);
     return fetch_object_by(s->conn, s->req, url, &b, &s->fetch);

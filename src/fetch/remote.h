@@ -9,10 +9,11 @@
  * decoded (remote_path_check: 400 otherwise); the query is arca's own (sha256= alone, as the fetch
  * API reads it). A pypi remote's pages are answered whole with their file links rewritten to
  * arca's own paths (pypi_page.h): a link below the remote's URL to /NAME/PATH, one to the
- * remote's host elsewhere or to a file-hosts host to /NAME/+f/SCHEME/HOST[:PORT]/PATH, each with
- * ?sha256= when the page gave the file's digest, which the fetch course checks as the file
- * streams (a mismatch cuts it). A page's JSON form (PEP 691, by the client's Accept) is another
- * object than its HTML (REMOTE_JSON_KEY).
+ * remote's host elsewhere or to a file-hosts host to /NAME/+f/SCHEME/HOST[:PORT]/PATH, each
+ * after /+sha256/HEX when the page gave the file's digest, which the fetch course checks as the
+ * file streams (a mismatch cuts it). arca's own segments are read decoded (pip sends "%2Bf"). A
+ * page's JSON form (PEP 691, by the client's Accept) is another object than its HTML
+ * (REMOTE_JSON_KEY).
  *
  * Contract: the handler and its done run on the server's threads, in calls for their request;
  * the request's state lives from its first call to its done, which counts it in its remote's
