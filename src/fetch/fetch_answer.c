@@ -786,6 +786,11 @@ enum conn_result fetch_respond_rewritten(struct fetch_req *r, const struct objec
     if (fd >= 0)
         close(fd);
     free(body);
+    if (r->obj) { /* read whole: the answer is in memory, counted as a file's (fd_bytes) */
+        store_unwait(r->obj, &r->park);
+        store_release(r->obj);
+        r->obj = NULL;
+    }
     if (!out)
         return fetch_refuse_object(r, meta, HTTP_BAD_GATEWAY, "arca could not rewrite the page");
     SHA256((const unsigned char *)out, out_len, m.digest); /* its Repr-Digest: these bytes' */

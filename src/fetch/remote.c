@@ -4,6 +4,7 @@
 #include "fetch/fetch.h"
 #include "remote/pypi_page.h"
 #include "remote/remote_kind.h"
+#include "remote/remote_path.h"
 #include "remote/remotes.h"
 #include "rules/terms.h"
 #include "store/store.h"
@@ -17,8 +18,6 @@
 #include <strings.h>
 
 #define REMOTE_MAGIC 0x7e6d0169u
-/* The longest path after NAME taken: longer than any repository's file names. */
-#define PATH_MAX_LEN 4096
 
 /* One request of a remote's path, from its first call to its done. */
 struct remote_req {
@@ -43,34 +42,6 @@ static enum conn_result not_found(struct conn *c, struct request *req)
 
 /* --- a pypi page's links ------------------------------------------------------------------- */
 
-/* Whether `host` (host_len bytes) and `port` (the URL's, the scheme's default `dflt` when none)
- * is `entry` ("host" or "host:port", as file-hosts and a URL write them). */
-static bool same_host(const char *entry, const char *host, size_t host_len, int port, int dflt)
-{
-    char both[CONFIG_REGISTRY_NAME_MAX + 8];
-    if (strlen(entry) == host_len && !strncasecmp(entry, host, host_len))
-        return port == dflt;
-    snprintf(both, sizeof(both), "%.*s:%d", (int)host_len, host, port);
-    return !strcasecmp(entry, both);
-}
-
-/* Whether links to u's host reach it through the remote (/NAME/+f/): the remote's own host, a
- * file-hosts entry, and for pypi.org its files' host, which every page of it links to. */
-static bool file_host(const struct remote *r, const struct url_parts *u)
-{
-    struct url_parts base;
-    int port = url_port(u), dflt = url_scheme_is(u, "https") ? 443 : 80;
-    parse_url(r->url, r->url_len, &base);
-    if (base.host_len == u->host_len && !strncasecmp(base.host, u->host, u->host_len) &&
-        url_port(&base) == port)
-        return true;
-    for (int i = 0; i < r->n_file_hosts; i++)
-        if (same_host(r->file_hosts[i], u->host, u->host_len, port, dflt))
-            return true;
-    return base.host_len == 8 && !strncasecmp(base.host, "pypi.org", 8) &&
-           same_host("files.pythonhosted.org", u->host, u->host_len, port, 443);
-}
-
 /* pypi_link_fn: a link below the remote's URL as /NAME/PATH, one to a file host as
  * /NAME/+f/SCHEME/HOST[:PORT]/PATH, each after /+sha256/HEX when the page gave the file's digest,
  * for arca to check; one with a query (upstream's, where a remote's query is arca's) or to any
@@ -88,7 +59,7 @@ static bool map_link(const char *abs, const char *sha256, char *out, size_t size
         snprintf(digest, sizeof(digest), "/+sha256/%s", sha256);
     if (!strncmp(abs, r->url, r->url_len) && (!abs[r->url_len] || abs[r->url_len] == '/'))
         n = snprintf(out, size, "/%s%s%s", r->name, digest, abs + r->url_len);
-    else if (file_host(r, &u) && !u.userinfo)
+    else if (remote_file_host(r, &u) && !u.userinfo)
         n = snprintf(out, size, "/%s%s/+f/%.*s/%.*s%.*s", r->name, digest, (int)u.scheme_len,
                      u.scheme, (int)u.authority_len, u.authority, (int)u.path_len, u.path);
     else
@@ -154,104 +125,6 @@ static bool wants_json(struct conn *c)
 
 /* --- the request ----------------------------------------------------------------------------- */
 
-/* The next segment of *p (at its '/'), decoded into out[size] (pip sends a link's "+f" as "%2Bf",
- * its ':' as "%3A"); *p moves past it. False when there is none, or it does not fit. */
-static bool take_segment(const char **p, char *out, size_t size)
-{
-    const char *seg = *p + 1;
-    size_t n = strcspn(seg, "/");
-    if (**p != '/' || n >= size)
-        return false;
-    memcpy(out, seg, n);
-    out[n] = '\0';
-    url_unescape(out);
-    *p = seg + n;
-    return true;
-}
-
-/* Whether the segment at *p is `word`, decoded: then *p moves past it. */
-static bool take_word(const char **p, const char *word)
-{
-    const char *q = *p;
-    char seg[16];
-    if (!take_segment(&q, seg, sizeof(seg)) || strcmp(seg, word) != 0)
-        return false;
-    *p = q;
-    return true;
-}
-
-/* The origin of "/+f/SCHEME/HOST[:PORT]" at *p (a page's link to a file host) into out[size],
- * *p moved past it: 1; 0 when the path does not begin so; -1 when it names a scheme or host it
- * may not (file_host). */
-static int file_origin(const struct remote *r, const char **p, char *out, size_t size)
-{
-    char scheme[8], host[CONFIG_REGISTRY_NAME_MAX];
-    struct url_parts u;
-    int n;
-    if (!take_word(p, "+f"))
-        return 0;
-    if (!take_segment(p, scheme, sizeof(scheme)) || !take_segment(p, host, sizeof(host)) ||
-        (strcmp(scheme, "http") && strcmp(scheme, "https")))
-        return -1;
-    n = snprintf(out, size, "%s://%s", scheme, host);
-    if (n <= 0 || (size_t)n >= size || parse_url(out, (size_t)n, &u) != URL_OK || !u.host_len ||
-        u.userinfo || u.path_len || u.query || u.fragment)
-        return -1;
-    return file_host(r, &u) ? 1 : -1;
-}
-
-/* The upstream URL of `path` (the request's, after NAME and arca's own segments, without its
- * query) below `origin` (a file host's, or "" for the remote's URL), normal form, into *url: 0;
- * else a refusal queued into *ret: -1. */
-static int upstream_url(struct remote_req *s, const char *origin, const char *path, char **url,
-                        enum conn_result *ret)
-{
-    const struct remote *r = s->remote;
-    char raw[CONFIG_PARENT_MAX + PATH_MAX_LEN + 16], *normal;
-    const char *why;
-    int status;
-    size_t n = (size_t)snprintf(raw, sizeof(raw), "%s%s", origin[0] ? origin : r->url, path);
-    if (n >= sizeof(raw) || !(normal = malloc(URL_BUF_SIZE(n)))) {
-        *ret = http_send_error(s->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-        return -1;
-    }
-    if (url_normalize(raw, n, normal, URL_BUF_SIZE(n), &status, &why) < 0 ||
-        (!origin[0] && (strncmp(normal, r->url, r->url_len) ||
-                        (normal[r->url_len] && normal[r->url_len] != '/')))) {
-        free(normal);
-        *ret = http_send_error(s->conn, HTTP_BAD_REQUEST, "bad path for remote %s", r->name);
-        return -1;
-    }
-    *url = normal;
-    return 0;
-}
-
-/* arca's own segments before a path: "/+sha256/HEX" (the sha256 a page gave for the file: in the
- * path, where pip, which reads the first "sha256=" anywhere in a link, does not see it), then
- * "/+f/SCHEME/HOST[:PORT]" (file_origin). *path moves past them: 0; else a refusal queued into
- * *ret: -1. */
-static int read_prefix(struct remote_req *s, const char **path, uint8_t expect[32], bool *has,
-                       char *origin, size_t size, enum conn_result *ret)
-{
-    char hex[72];
-    int f;
-    origin[0] = '\0';
-    if (take_word(path, "+sha256")) {
-        if (!take_segment(path, hex, sizeof(hex)) || parse_sha256_hex(hex, expect) < 0) {
-            *ret = http_send_error(s->conn, HTTP_BAD_REQUEST, "bad sha256: expected 64 hex digits");
-            return -1;
-        }
-        *has = true;
-    }
-    if ((f = file_origin(s->remote, path, origin, size)) < 0) {
-        *ret = http_send_error(s->conn, HTTP_NOT_FOUND,
-                               "no such file host of remote %s (its url's host, file-hosts)",
-                               s->remote->name);
-        return -1;
-    }
-    return 0;
-}
-
 /* The query, arca's own: sha256= alone (the fetch API's: the bytes answered must have it). */
 static int read_query(struct remote_req *s, const char *query, uint8_t expect[32], bool *has,
                       enum conn_result *ret)
@@ -280,7 +153,7 @@ static int read_query(struct remote_req *s, const char *query, uint8_t expect[32
 static void bound_by_release(const struct remote *r, const char *url, struct fetch_bounds *b)
 {
     const char *path = url + r->url_len;
-    char rel[PATH_MAX_LEN + 16], release[CONFIG_PARENT_MAX + PATH_MAX_LEN + 32];
+    char rel[REMOTE_PATH_MAX + 16], release[CONFIG_PARENT_MAX + REMOTE_PATH_MAX + 32];
     int64_t age;
     if (r->kind != REMOTE_APT || !remote_apt_release_of(path, strcspn(path, "?"), rel, sizeof(rel)))
         return;
@@ -315,28 +188,22 @@ static enum conn_result begin(struct remote_req *s, const char *rest)
 {
     enum conn_result ret = CONN_CLOSE;
     size_t len = strcspn(rest, "?");
-    const char *why, *query = rest[len] == '?' ? rest + len + 1 : NULL, *p;
-    char path[PATH_MAX_LEN + 1], origin[CONFIG_REGISTRY_NAME_MAX + 16], *url;
-    uint8_t expect[32];
-    bool has_expect = false;
-    if (len > PATH_MAX_LEN)
-        return http_send_error(s->conn, HTTP_URI_TOO_LONG, "path too long for a remote");
-    memcpy(path, rest, len);
-    path[len] = '\0';
-    if (!remote_path_check(path, len, &why))
-        return http_send_error(s->conn, HTTP_BAD_REQUEST, "%s", why);
-    p = path;
-    if (read_prefix(s, &p, expect, &has_expect, origin, sizeof(origin), &ret) < 0 ||
-        read_query(s, query, expect, &has_expect, &ret) < 0 ||
-        upstream_url(s, origin, p, &url, &ret) < 0)
+    const char *why, *query = rest[len] == '?' ? rest + len + 1 : NULL;
+    struct remote_target t;
+    int status;
+    if (remote_target_of(s->remote, rest, len, &t, &status, &why) < 0)
+        return http_send_error(s->conn, (unsigned int)status, "%s", why);
+    if (read_query(s, query, t.digest, &t.has_digest, &ret) < 0) {
+        free(t.url);
         return ret;
-    struct fetch_bounds b = {.expect = has_expect ? expect : NULL, .max_size = INT64_MAX};
-    if (!origin[0] && page_of(s, url, &b) < 0) {
-        free(url);
+    }
+    struct fetch_bounds b = {.expect = t.has_digest ? t.digest : NULL, .max_size = INT64_MAX};
+    if (!t.file_host && page_of(s, t.url, &b) < 0) {
+        free(t.url);
         return http_send_error(s->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
-    bound_by_release(s->remote, url, &b);
-    return fetch_object_by(s->conn, s->req, url, &b, &s->fetch);
+    bound_by_release(s->remote, t.url, &b);
+    return fetch_object_by(s->conn, s->req, t.url, &b, &s->fetch);
 }
 
 enum conn_result remote_route(struct conn *c, struct request *req, const char *rest)

@@ -18,6 +18,11 @@ from goproxy import (DEP, HELLO, SUMDB_LATEST, SUMDB_SUPPORTED, go_client,  # no
 NAME = "go"
 
 
+
+def remote_entry(status, name):
+    """The status JSON's entry of remote `name` ({} when it has none): `remotes` is a list."""
+    return next((r for r in status.get("remotes", []) if r.get("name") == name), {})
+
 def start_go_remote(start_arca, workdir, proxy, ca, *args):
     """arca with `[remote go]` naming `proxy` (kind go), trusting the test CA."""
     ini = os.path.join(workdir, "arca.ini")
@@ -95,7 +100,7 @@ def test_go_downloads_through_arca_once(go_proxy, go_client, start_arca, workdir
         assert go_proxy.count(path) == 1, (path, go_proxy.requests())
         assert all(s == 200 for s, _, _ in go_proxy.requests(path))
     # the second run: every file a hit
-    wait_for(lambda: arca.status().get("remotes", {}).get(NAME, {}).get("hits", 0) >= 3,
+    wait_for(lambda: remote_entry(arca.status(), NAME).get("hits", 0) >= 3,
              "the second run's 3 hits in the status JSON")
 
     with go_client(goproxy_of(arca)) as go:
@@ -205,7 +210,7 @@ def test_go_remote_counted_in_status(go_proxy, go_client, start_arca, workdir, t
     assert len(go_proxy.requests()) == asked
 
     def counted():
-        r = arca.status().get("remotes", {}).get(NAME)
+        r = remote_entry(arca.status(), NAME) or None
         return r if r and r["requests"] == 2 * asked else None
 
     remote = wait_for(counted, "the remote's 6 requests in the status JSON")

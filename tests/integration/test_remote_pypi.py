@@ -172,7 +172,9 @@ def test_pip_through_the_remote_twice_asks_each_file_of_its_host_once(
     status, _, text = get_page(arca, "other-proj", HTML_ACCEPT)
     url, _ = page_links(f"{simple_url(arca)}other-proj/", text)[OTHER]
     assert status == 200 and url.startswith(arca.base), url
-    assert urllib.parse.urlsplit(url).path == f"/{NAME}{index.dists[OTHER].path}", url
+    # the page's sha256 rides in the path (pip reads the first "sha256=" anywhere in a link)
+    digest = index.dists[OTHER].sha256
+    assert urllib.parse.urlsplit(url).path == f"/{NAME}/+sha256/{digest}{index.dists[OTHER].path}", url
 
 
 def test_json_and_html_forms_of_a_page_are_kept_apart(start_arca, pypi_index, workdir):

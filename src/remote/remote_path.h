@@ -1,0 +1,42 @@
+/*
+ * remote_path.h — what a remote's path names (remote.h's route, and `arca rules test
+ * http://cache/NAME/PATH`): the path after NAME checked (remote_path_check), arca's own segments
+ * read ("/+sha256/HEX": the sha256 the bytes must have; "/+f/SCHEME/HOST[:PORT]": a pypi page's
+ * link to a file host, which must be the remote's own host or one of its file-hosts), then the
+ * upstream URL in normal form: the remote's URL and the path, or the file host and the path.
+ * arca's segments are read decoded (pip sends "+f" as "%2Bf" and ':' as "%3A"); the path below
+ * stays as sent.
+ *
+ * Contract: pure functions of their arguments and the read-only remotes' table: any thread.
+ */
+#ifndef ARCA_REMOTE_PATH_H
+#define ARCA_REMOTE_PATH_H
+
+#include "remote/remotes.h"
+#include "base/parse.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The longest path after NAME taken: longer than any repository's file names. */
+#define REMOTE_PATH_MAX 4096
+
+struct remote_target {
+    char *url;       /* the upstream URL, normal form: the caller frees it */
+    bool has_digest; /* "/+sha256/HEX" gave the sha256 its bytes must have */
+    uint8_t digest[32];
+    bool file_host; /* "/+f/...": a file host's URL, not under the remote's URL */
+};
+
+/* The target of `path` (len bytes after NAME, without the query) of remote `r`: 0; else -1 with
+ * the status to answer (400 a path that leaves the base or a bad segment, 404 a file host the
+ * remote may not reach, 414 too long, 500 out of memory) and a one-line *why. */
+int remote_target_of(const struct remote *r, const char *path, size_t len, struct remote_target *t,
+                     int *status, const char **why);
+
+/* Whether links to u's host reach it through remote `r` (/NAME/+f/): the remote's own host, a
+ * file-hosts entry, and for pypi.org its files' host, which every page of it links to. */
+bool remote_file_host(const struct remote *r, const struct url_parts *u);
+
+#endif
