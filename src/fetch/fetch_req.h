@@ -14,7 +14,6 @@
 #define ARCA_FETCH_REQ_H
 
 #include "http/http_internal.h"
-#include "fetch/fetch.h"
 #include "base/park.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
@@ -110,7 +109,9 @@ struct fetch_req {
     /* S3 has no such object: the caller's answer (NULL: the error); fetch_missing_fn */
     enum conn_result (*missing)(void *arg);
     void *missing_arg;
-    fetch_rewrite_fn *rewrite; /* fetch_bounds': the body answered rewritten (NULL: as it is) */
+    /* fetch_bounds' rewrite (fetch.h's fetch_rewrite_fn): the body answered rewritten (NULL: as
+     * it is) */
+    char *(*rewrite)(void *arg, const char *body, size_t len, const char *type, size_t *out_len);
     void *rewrite_arg;
     char filename[256];
     char answer_type[128]; /* the Content-Type of the object answered (fetch_count_success) */
