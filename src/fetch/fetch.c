@@ -868,6 +868,10 @@ enum conn_result fetch_object_by(struct conn *c, struct request *req, char *url,
         return ret;
     if (b->max_size < r->terms.object.max_object_size)
         r->terms.object.max_object_size = b->max_size;
+    if (b->own_freshness) {
+        r->terms.object.has_max_age = r->terms.object.has_negative_max_age = false;
+        r->terms.object.asked_no_store = false;
+    }
     if (b->has_max_age && (!r->terms.object.has_max_age || r->terms.object.max_age > b->max_age)) {
         r->terms.object.has_max_age = true;
         r->terms.object.max_age = b->max_age;

@@ -68,6 +68,10 @@ struct fetch_bounds {
      * that lists it (remote.c), whose hashes it must match */
     bool has_max_age;
     int64_t max_age;
+    /* the request's Cache-Control bounds nothing (its max-age, no-store, no-cache): a remote's
+     * kind decides its URLs' freshness, where apt and pip send max-age=0 for every index, meant
+     * for a proxy that knows nothing of them (remote.c) */
+    bool own_freshness;
 };
 /* Why a request whose Via names this arca is refused 508: a loop of arcas, each fetching for
  * the other (a registry's /v2/ checks it before the token dance, the fetch course again). */

@@ -197,7 +197,8 @@ static enum conn_result begin(struct remote_req *s, const char *rest)
         free(t.url);
         return ret;
     }
-    struct fetch_bounds b = {.expect = t.has_digest ? t.digest : NULL, .max_size = INT64_MAX};
+    struct fetch_bounds b = {
+        .expect = t.has_digest ? t.digest : NULL, .max_size = INT64_MAX, .own_freshness = true};
     if (!t.file_host && page_of(s, t.url, &b) < 0) {
         free(t.url);
         return http_send_error(s->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");

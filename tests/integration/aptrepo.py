@@ -599,6 +599,7 @@ def start_apt_remote(start_arca, workdir, ca, url, *more, name="debian", form="i
 def remote_counters(arca, name="debian"):
     """The status JSON's counters of remote `name` (requests, hits, bytes, revalidated,
     stale)."""
-    remotes = arca.status().get("remotes")
-    assert remotes and name in remotes, f"no remote {name!r} in arca's status: {remotes!r}"
-    return remotes[name]
+    remotes = arca.status().get("remotes") or []
+    entry = next((r for r in remotes if r.get("name") == name), None)
+    assert entry, f"no remote {name!r} in arca's status: {remotes!r}"
+    return entry

@@ -321,6 +321,25 @@ def test_a_warm_update_costs_the_origin_only_conditional_requests(apt_origin, ap
     assert not [r for r in seen if "/pool/" in r.uri], seen
 
 
+def test_an_update_within_the_meta_ttl_asks_the_origin_nothing(apt_origin, apt_client,
+                                                              start_arca, workdir, tls_files):
+    """apt sends `Cache-Control: max-age=0` with every index it asks, meant for a proxy that
+    knows nothing of repositories: on a remote's path the kind decides, so a second machine's
+    update within --remote-meta-ttl is answered from the store, the origin not asked at all."""
+    repo, ng = apt_origin(by_hash=False)
+    arca = remote(start_arca, workdir, tls_files, ng, repo, meta_ttl="1h")
+    a = client_of(apt_client, "a", arca.remote, repo)
+    a.update()
+    inrelease = repo.path(f"dists/{SUITE}/InRelease")
+    ng.wait_gets(inrelease, 1, 200)
+    mark = ng.mark()
+    b = client_of(apt_client, "b", arca.remote, repo)
+    b.update()
+    assert b.inrelease() == repo.read(f"dists/{SUITE}/InRelease")
+    assert ng.requests(mark) == [], ng.requests(mark)
+    assert remote_counters(arca)["hits"] >= 2  # its InRelease and its index
+
+
 def test_a_deb822_sources_file_with_signed_by_works_through_arca(apt_origin, apt_client,
                                                                  start_arca, workdir,
                                                                  tls_files):

@@ -157,8 +157,18 @@ static void a_mirror_keeps_the_origins_word_and_judges_nothing(void **state)
     assert_true(source_origin.confirms_grants);
     assert_true(source_parent.confirms_grants);
     const struct source_kind *plain[] = {&source_mirror, &source_origin};
+    /* the origin adds a line only for a pypi page's JSON form (PEP 691's Accept) */
+    struct curl_slist *lines = NULL;
+    assert_null(source_mirror.headers);
+    assert_int_equal(source_origin.headers(&t, &lines), 0);
+    assert_null(lines);
+    t.terms.remote.json = true;
+    assert_int_equal(source_origin.headers(&t, &lines), 0);
+    assert_non_null(lines);
+    assert_string_equal(lines->data, "Accept: application/vnd.pypi.simple.v1+json");
+    curl_slist_free_all(lines);
+    t.terms.remote.json = false;
     for (size_t i = 0; i < 2; i++) {
-        assert_null(plain[i]->headers);
         assert_null(plain[i]->judge_end);
         assert_null(plain[i]->vouches);
         assert_non_null(plain[i]->choose);
