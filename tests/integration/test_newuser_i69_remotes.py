@@ -15,7 +15,7 @@ import subprocess
 
 from conftest import ARCA_BIN
 from pypiindex import JSON_TYPE, PIP_ACCEPT, pypi_index, remote_ini  # noqa: F401
-from test_admin import purge, token_file
+from test_admin import TOKEN, purge, token_file
 
 NAME = "pypi"
 
@@ -93,3 +93,31 @@ def test_the_start_up_log_names_the_remotes(start_arca, workdir):
                       "--remote", "tools=http://tools.example:8080/mirror/")
     assert arca.log_shows("remotes served by path: debian (apt, https://deb.example/debian), "
                           "tools (files, http://tools.example:8080/mirror)"), arca.read_log()
+
+
+def test_the_running_arca_s_rules_test_reads_a_remote_s_path(start_arca, workdir):
+    """GET /api/v1/rules/?url=http://cache:8001/NAME/PATH answers what `arca rules test` prints
+    for it (one function, API.md says): the upstream URL's terms, with its remote and class; a
+    path the route refuses is refused with its reason."""
+    import json
+    import urllib.parse
+    arca = start_arca("--remote", "debian:apt=https://deb.example/debian", "--admin-token-file",
+                      token_file(workdir))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    def ask(url):
+        return arca.get("/api/v1/rules/?" + urllib.parse.urlencode({"url": url}), auth)
+
+    status, _, body = ask("http://cache:8001/debian/dists/bookworm/InRelease")
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["url"] == "https://deb.example/debian/dists/bookworm/InRelease", answer
+    assert answer["remote"] == {"name": "debian", "kind": "apt", "class": "metadata"}, answer
+    assert answer["terms"]["ttl"] == {"value": 60, "from": "--remote-meta-ttl"}, answer
+    cli = subprocess.run([ARCA_BIN, "rules", "test", "--json", "--remote",
+                          "debian:apt=https://deb.example/debian",
+                          "http://cache:8001/debian/dists/bookworm/InRelease"],
+                         capture_output=True, text=True, timeout=10)
+    assert cli.returncode == 0 and json.loads(cli.stdout)["remote"] == answer["remote"], cli
+    status, _, body = ask("http://cache:8001/debian/+sha256/beef/pool/x.deb")
+    assert status == 400 and b"remote debian: 400: bad sha256" in body, (status, body)
