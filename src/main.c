@@ -630,6 +630,21 @@ static void log_registries(void)
         log_info("registries mirrored under /v2/: %s", list);
 }
 
+/* "remotes served by path: debian (apt, https://deb.debian.org/debian), pypi (pypi,
+ * https://pypi.org)": what /NAME/ reaches, said at start as the registries are. */
+static void log_remotes(void)
+{
+    char list[4096] = "";
+    size_t n = 0;
+    for (int i = 0; i < remotes_count() && n < sizeof(list); i++) {
+        const struct remote *r = remotes_at(i);
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s (%s, %s)", n ? ", " : "", r->name,
+                              config_remote_kind_name(r->kind), r->url);
+    }
+    if (list[0])
+        log_info("remotes served by path: %s", list);
+}
+
 /* The first lines of the log, once the checks passed (a refusal stays serve's one line): which
  * arca, which file, and who may fetch. */
 static void log_starting(const struct config *cfg)
@@ -645,6 +660,7 @@ static void log_starting(const struct config *cfg)
     log_info("may fetch: %s", who);
     log_parents(cfg);
     log_registries();
+    log_remotes();
     if (cfg->outgoing_address[0])
         log_info("upstream connections leave from %s", cfg->outgoing_address);
     const struct rule_set *rules = rules_current();

@@ -9,7 +9,6 @@
 #include "config/config.h"
 #include "registry/registries.h"
 #include "registry/reg_ref.h"
-#include "remote/remote_path.h"
 #include "remote/remotes.h"
 #include "url/url.h"
 #include "base/parse.h"
@@ -184,38 +183,9 @@ static void print_text(json_t *a)
     json_array_foreach(json_object_get(a, "losers"), i, item) print_rule(i ? "" : "losers", item);
 }
 
-/* A remote's path on arca (http://cache/NAME/PATH: its first segment a remote's NAME, and the
- * URL under no remote's own URL) stands for the upstream URL that path names (remote_path.h),
- * which the rules match, into out[size]: 1; 0 when it is none; -1 when the path is refused
- * (err says why, as the route would). */
-static int remote_url_of(const char *arg, const struct url_parts *u, char *out, size_t size,
-                         char *err)
-{
-    const char *path = u->path + (u->path_len > 0), *why;
-    size_t len = strcspn(path, "/?#");
-    const struct remote *r = u->path_len ? remotes_find(path, len) : NULL;
-    struct remote_target t;
-    char normal[2048];
-    int status, n;
-    if (!r || (url_normalize(arg, strlen(arg), normal, sizeof(normal), &status, &why) == 0 &&
-               remotes_of_url(normal)))
-        return 0; /* no remote's NAME, or an upstream URL of a remote: itself */
-    if (remote_target_of(r, path + len, strcspn(path + len, "?#"), &t, &status, &why) < 0) {
-        snprintf(err, CONFIG_ERR_LEN, "remote %s: %d: %s", r->name, status, why);
-        return -1;
-    }
-    n = snprintf(out, size, "%s", t.url);
-    free(t.url);
-    if (n <= 0 || (size_t)n >= size) {
-        snprintf(err, CONFIG_ERR_LEN, "remote %s: URL too long", r->name);
-        return -1;
-    }
-    return 1;
-}
-
 /* An image reference (docker.io/library/debian:12, lab/x@sha256:..., debian) stands for its
- * manifest's upstream URL, which the rules match; a remote's path on arca for its upstream URL
- * (remote_url_of); another URL (a scheme, as parse_url reads one) stands for itself. */
+ * manifest's upstream URL, which the rules match; a URL (a scheme, as parse_url reads one) is
+ * given as it is (a remote's path on arca: rules_explain reads it, remote_path_url). */
 static const char *image_url_of(const struct config *cfg, const char *arg, char *out, size_t size,
                                 char *err)
 {
@@ -224,10 +194,6 @@ static const char *image_url_of(const struct config *cfg, const char *arg, char 
     if (registries_init(cfg, err, CONFIG_ERR_LEN) < 0 || remotes_init(cfg, err, CONFIG_ERR_LEN) < 0)
         return NULL;
     struct url_parts u;
-    int remote =
-        parse_url(arg, strlen(arg), &u) == URL_OK ? remote_url_of(arg, &u, out, size, err) : 0;
-    if (remote)
-        return remote > 0 ? out : NULL;
     if (parse_url(arg, strlen(arg), &u) != URL_NO_SCHEME) /* a URL, or one with a bad scheme */
         return arg;
     struct registry_ask image;

@@ -31,6 +31,10 @@ static bool bucket_key_named(const char *name)
     return false;
 }
 
+/* A [remote NAME] section's keys (config_remote.c checks their values). */
+#define REMOTE_KEYS 3
+static const char *const remote_keys[REMOTE_KEYS] = {"url", "kind", "file-hosts"};
+
 /* One read of an INI file: inih calls read_line for each line, then on_ini_line for a key. */
 struct ini_ctx {
     struct config *cfg;
@@ -50,6 +54,7 @@ struct ini_ctx {
     ino_t ino;
     int first_line[CONFIG_MAX_OPTIONS];                   /* where this file gave each option */
     int bucket_line[CONFIG_MAX_BUCKETS][BUCKET_KEYS + 1]; /* and each bucket's keys */
+    int remote_line[CONFIG_MAX_REMOTES][REMOTE_KEYS];     /* and each remote's */
 };
 
 /* Cut a comment that follows a value: '#' or ';' after a blank (inih itself knows only ';'). A
@@ -254,6 +259,23 @@ static int on_bucket_key(struct ini_ctx *ctx, const char *bucket, const char *ke
     return once(ctx, &ctx->bucket_line[i][k], what, key);
 }
 
+/* A key of a [remote NAME] section, once: a second url would silently be the remote's. */
+static int on_remote_key(struct ini_ctx *ctx, const char *remote, const char *key,
+                         const char *value)
+{
+    struct config *cfg = ctx->cfg;
+    int i, k;
+    char what[80];
+    if (config_remote_key(cfg, remote, key, value, ctx->file, ctx->section_line, ctx->err) < 0)
+        return -1;
+    for (i = 0; strcmp(cfg->remotes[i].name, remote) != 0; i++)
+        ;
+    for (k = 0; strcmp(remote_keys[k], key) != 0; k++)
+        ;
+    snprintf(what, sizeof(what), "remote %s: ", remote);
+    return once(ctx, &ctx->remote_line[i][k], what, key);
+}
+
 static int read_file(struct config *cfg, const char *path, const struct ini_ctx *outer,
                      char err[CONFIG_ERR_LEN]);
 
@@ -359,8 +381,7 @@ static bool key_refused(struct ini_ctx *ctx, const char *section, const char *na
         return config_registry_key(ctx->cfg, section + 9, name, value, ctx->file, ctx->section_line,
                                    ctx->line, ctx->err) != 0;
     if (!strncmp(section, "remote ", 7))
-        return config_remote_key(ctx->cfg, section + 7, name, value, ctx->file, ctx->section_line,
-                                 ctx->err) != 0;
+        return on_remote_key(ctx, section + 7, name, value) != 0;
     if (!strncmp(section, "rule ", 5) && ctx->rule >= 0)
         return config_rule_add_key(ctx->cfg, ctx->rule, name, value, ctx->line, ctx->err) != 0;
     if (section[0] && strcmp(section, "arca") != 0) {

@@ -119,7 +119,7 @@ static bool host_ok(const char *h, size_t len)
     return true;
 }
 
-/* `file-hosts = HOST[:PORT], ...`: a second line replaces the first. */
+/* `file-hosts = HOST[:PORT], ...` (a section says it once: config_file.c). */
 static int set_file_hosts(struct remote_conf *r, const char *v, char *err)
 {
     r->n_file_hosts = 0;

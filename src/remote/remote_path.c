@@ -136,3 +136,26 @@ int remote_target_of(const struct remote *r, const char *path, size_t len, struc
     }
     return upstream_url(r, origin, p, &t->url, status, why);
 }
+
+int remote_path_url(const char *url, char **out, char *err, size_t size)
+{
+    struct url_parts u;
+    struct remote_target t;
+    char normal[2048];
+    const char *why;
+    int status;
+    if (parse_url(url, strlen(url), &u) != URL_OK || !u.path_len)
+        return 0;
+    const char *path = u.path + 1; /* past its '/' */
+    size_t len = strcspn(path, "/?#");
+    const struct remote *r = remotes_find(path, len);
+    if (!r || (url_normalize(url, strlen(url), normal, sizeof(normal), &status, &why) == 0 &&
+               remotes_of_url(normal)))
+        return 0; /* no remote's NAME, or an upstream URL of a remote: itself */
+    if (remote_target_of(r, path + len, strcspn(path + len, "?#"), &t, &status, &why) < 0) {
+        snprintf(err, size, "remote %s: %d: %s", r->name, status, why);
+        return -1;
+    }
+    *out = t.url;
+    return 1;
+}

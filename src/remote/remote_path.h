@@ -1,11 +1,11 @@
 /*
- * remote_path.h — what a remote's path names (remote.h's route, and `arca rules test
- * http://cache/NAME/PATH`): the path after NAME checked (remote_path_check), arca's own segments
- * read ("/+sha256/HEX": the sha256 the bytes must have; "/+f/SCHEME/HOST[:PORT]": a pypi page's
- * link to a file host, which must be the remote's own host or one of its file-hosts), then the
- * upstream URL in normal form: the remote's URL and the path, or the file host and the path.
- * arca's segments are read decoded (pip sends "+f" as "%2Bf" and ':' as "%3A"); the path below
- * stays as sent.
+ * remote_path.h — what a remote's path names (remote.h's route, and the rules test of
+ * http://cache/NAME/PATH: remote_path_url): the path after NAME checked (remote_path_check), arca's
+ * own segments read ("/+sha256/HEX": the sha256 the bytes must have; "/+f/SCHEME/HOST[:PORT]": a
+ * pypi page's link to a file host, which must be the remote's own host or one of its file-hosts),
+ * then the upstream URL in normal form: the remote's URL and the path, or the file host and the
+ * path. arca's segments are read decoded (pip sends "+f" as "%2Bf" and ':' as "%3A"); the path
+ * below stays as sent.
  *
  * Contract: pure functions of their arguments and the read-only remotes' table: any thread.
  */
@@ -34,6 +34,13 @@ struct remote_target {
  * remote may not reach, 414 too long, 500 out of memory) and a one-line *why. */
 int remote_target_of(const struct remote *r, const char *path, size_t len, struct remote_target *t,
                      int *status, const char **why);
+
+/* The upstream URL that `url` stands for when it is a remote's path on arca, as the rules test
+ * reads one (`arca rules test http://cache/NAME/PATH`, GET /api/v1/rules/): any host, its first
+ * path segment a remote's NAME, and `url` under no remote's own URL (an upstream URL stands for
+ * itself). 1 with the upstream URL in normal form, a new string in *out; 0 when `url` is none;
+ * -1 with "remote NAME: STATUS: why" in err[size] (the route's refusal). */
+int remote_path_url(const char *url, char **out, char *err, size_t size);
 
 /* Whether links to u's host reach it through remote `r` (/NAME/+f/): the remote's own host, a
  * file-hosts entry, and for pypi.org its files' host, which every page of it links to. */

@@ -44,6 +44,16 @@ static int base_of(const struct remote_conf *c, struct remote *r, char *err, siz
     return 0;
 }
 
+/* "FILE:LINE: " where a file gave the remote, as check-config's lines begin; "" for the command
+ * line. */
+static void place(const struct config_origin *o, char *out, size_t size)
+{
+    if (o->line > 0)
+        snprintf(out, size, "%.200s:%d: ", o->file, o->line);
+    else
+        out[0] = '\0';
+}
+
 int remotes_init(const struct config *cfg, char *err, size_t errlen)
 {
     n_table = 0;
@@ -61,8 +71,10 @@ int remotes_init(const struct config *cfg, char *err, size_t errlen)
             return -1;
         for (int j = 0; j < n_table; j++)
             if (!strcmp(table[j].url, r->url)) {
-                snprintf(err, errlen, "remote %s: its URL is remote %s's too: one URL, one kind",
-                         r->name, table[j].name);
+                char at[256];
+                place(&cfg->remote_origins[i], at, sizeof(at));
+                snprintf(err, errlen, "%sremote %s: its URL is remote %s's too: one URL, one kind",
+                         at, r->name, table[j].name);
                 return -1;
             }
         n_table++;

@@ -2,6 +2,7 @@
  * the sources in order and the rules that lose, as JSON. */
 #include "rules/explain.h"
 #include "registry/registries.h"
+#include "remote/remote_path.h"
 #include "rules/keys.h"
 #include "rules/policy.h"
 #include "rules/rules.h"
@@ -251,8 +252,9 @@ static json_t *answer_json(const struct config *cfg, const char *url, const char
     return a;
 }
 
-json_t *rules_explain(const struct config *cfg, const char *url_given,
-                      const struct sockaddr *client, char *err)
+/* rules_explain's answer for `url_given`, an upstream URL or any other: no remote's path. */
+static json_t *explain_url(const struct config *cfg, const char *url_given,
+                           const struct sockaddr *client, char *err)
 {
     size_t size = URL_BUF_SIZE(strlen(url_given));
     char *url = malloc(size), *key = NULL;
@@ -278,5 +280,20 @@ json_t *rules_explain(const struct config *cfg, const char *url_given,
         snprintf(err, CONFIG_ERR_LEN, "%s", url && key ? "out of memory" : why);
     free(key);
     free(url);
+    return answer;
+}
+
+json_t *rules_explain(const struct config *cfg, const char *url_given,
+                      const struct sockaddr *client, char *err)
+{
+    char *upstream = NULL;
+    json_t *answer = NULL;
+    /* a remote's path on arca stands for its upstream URL, as the route reads it */
+    int remote = strlen(url_given) > (size_t)cfg->max_url_len
+                     ? 0
+                     : remote_path_url(url_given, &upstream, err, CONFIG_ERR_LEN);
+    if (remote >= 0)
+        answer = explain_url(cfg, remote ? upstream : url_given, client, err);
+    free(upstream);
     return answer;
 }

@@ -15,8 +15,9 @@
 #include <jansson.h>
 #include <sys/socket.h>
 
-/* The answer for `url_given` (any http(s) URL: it is put in normal form) from `client` (NULL:
- * no client named: the networks that may fetch are listed instead):
+/* The answer for `url_given` (any http(s) URL: it is put in normal form; a remote's path on
+ * arca, http://cache/NAME/PATH, for the upstream URL it stands for: remote_path.h) from `client`
+ * (NULL: no client named: the networks that may fetch are listed instead):
  *   {"url", "key",
  *    "rule": {"name", "file", "line", "match"} or null,
  *    "terms": {"ttl", "client-ttl", "stale-if-error", "stale-while-revalidate", "store", "pin",
@@ -32,7 +33,8 @@
  * Durations are seconds, sizes bytes; "from" is "rule NAME", the option ("--default-ttl"),
  * "ttl=" (the client's) or "built-in"; the stale windows' "note" says the origin's
  * Cache-Control wins when it says one. NULL with one line in err (CONFIG_ERR_LEN) when the URL is
- * not a URL, or out of memory. */
+ * not a URL, a remote's path the route would refuse ("remote NAME: 400: ..."), or out of
+ * memory. */
 json_t *rules_explain(const struct config *cfg, const char *url_given,
                       const struct sockaddr *client, char *err);
 

@@ -90,8 +90,9 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, bool *bou
  * with it. Allocates nothing for a URL under about 3,000 bytes: a purge asks of every object. */
 bool url_under_prefix(const char *url, const char *prefix, size_t len);
 /* Whether `url` (normal form) is a spelling of `folded` (its first `len` bytes, a whole URL
- * as url_purge_prefix gives it): the same as spelt or folded, its userinfo left out. A purge
- * of one URL takes every spelling of it. */
+ * as url_purge_prefix gives it): the same as spelt or folded, its userinfo left out, or one of
+ * its other forms (`url` going on with a '#': a pypi page's JSON form). A purge of one URL
+ * takes every spelling of it. */
 bool url_is_spelling(const char *url, const char *folded, size_t len);
 /* What a purge takes: the URLs under a prefix (one whose last segment the fold cut: only past
  * a segment's end), or every spelling of one whole URL, all in url_purge_prefix's form. */

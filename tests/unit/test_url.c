@@ -629,6 +629,14 @@ static void a_purge_prefix_is_folded_and_takes_every_spelling(void **state)
     assert_int_equal(url_purge_prefix("http://h/a%41", false, out, sizeof(out), NULL, &why), 0);
     assert_string_equal(out, "http://h/aA");
     assert_int_equal(url_purge_prefix("http://h/a%g", false, out, sizeof(out), NULL, &why), 0);
+    /* a whole URL takes its other forms (a '#' and a form's name after it), never a longer URL */
+    assert_int_equal(url_purge_prefix("http://h/simple/p/", false, out, sizeof(out), NULL, &why),
+                     0);
+    struct purge_aim whole = {out, strlen(out), AIM_WHOLE};
+    assert_true(purge_aims_at("http://h/simple/p/", &whole));
+    assert_true(purge_aims_at("http://h/simple/p/#pypi-json", &whole));
+    assert_false(purge_aims_at("http://h/simple/p/x", &whole) ||
+                 purge_aims_at("http://h/simple/p/?x=1", &whole));
 }
 
 /* A URL longer than the stack's room for its fold is folded all the same. */
