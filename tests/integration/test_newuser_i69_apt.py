@@ -11,6 +11,7 @@ by-hash and with it (SHA256 by-hash: apt asks by the strongest hash the Release 
 
 import hashlib
 import os
+import time
 import subprocess
 
 import pytest
@@ -194,9 +195,9 @@ def sources_of(arca, key, deb822):
 def arca_for(start_arca, tls_files):
     """arca_for(repo) -> arca with the repository as its apt remote NAME, trusting the test
     CA."""
-    def start(repo):
+    def start(repo, *more):
         return start_arca("--remote", f"{NAME}:apt={repo.url}", "--ca-file", tls_files["ca"],
-                          "--upstream-allow", "127.0.0.0/8")
+                          "--upstream-allow", "127.0.0.0/8", *more)
     return start
 
 
@@ -223,9 +224,9 @@ def test_two_boards_install_through_an_https_apt_remote(apt_repo, arca_for, work
 def test_an_update_right_after_a_republish_sees_the_new_packages(apt_repo, arca_for, workdir,
                                                                   by_hash):
     """The repository republished (a package added, the indexes and InRelease written again)
-    within --remote-meta-ttl of the last update: the next update gets the new indexes, with
-    no Hash Sum mismatch, and the new package downloads."""
-    arca = arca_for(apt_repo)
+    right after an update: the next update once --remote-meta-ttl has passed gets the new
+    indexes, with no Hash Sum mismatch, and the new package downloads."""
+    arca = arca_for(apt_repo, "--remote-meta-ttl", "1s")
     apt_repo.publish(by_hash=by_hash)
     board = AptClient(os.path.join(workdir, "board"), sources_of(arca, apt_repo.key, False),
                       False)
@@ -234,6 +235,7 @@ def test_an_update_right_after_a_republish_sees_the_new_packages(apt_repo, arca_
     # rewritten within the same second at the same size would be "not modified" to anyone
     wait_clock(int(os.stat(apt_repo.in_release).st_mtime) + 1)
     apt_repo.publish("newpkg", by_hash=by_hash)
+    wait_clock(time.time() + 1.1)  # the InRelease kept past --remote-meta-ttl
     board.update()
     assert board.download("newpkg") == apt_repo.debs["newpkg"][1]
     if by_hash:
