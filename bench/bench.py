@@ -25,6 +25,7 @@ from fills import fill_change, fill_scenario, small_beside_large, uplink_cap
 from lab import bucket_listing, chaos, cluster_scenario, origin_bytes_scenario
 from purge import purge_prefix
 from registry import registry
+from remotes import remotes
 from tiers import tier
 from tls import tls_handshake, tls_idle, tls_large, tls_small
 
@@ -42,7 +43,7 @@ SCENARIOS = {"warm-large": warm_large, "warm-small": warm_small,
              "small-beside-large": small_beside_large,
              "tls-small": tls_small, "tls-handshake": tls_handshake, "tls-large": tls_large,
              "tls-idle": tls_idle, "tier": tier, "purge-prefix": purge_prefix,
-             "registry": registry}
+             "registry": registry, "remotes": remotes}
 
 
 def summarize(result):

@@ -69,6 +69,12 @@ SIZES = {
                            timeout=300),
                  # purge-prefix: objects under the prefix, others hit meanwhile at `rate`
                  purge=dict(objects=100_000, others=10_000, rate=5000, seconds=4, rounds=3),
+                 # remotes: a signed apt repository over HTTPS of `packages` packages, sizes
+                 # growing geometrically from `smallest` to `largest`; `clients` apt-get at
+                 # once, warm downloads repeated for `warm_seconds`; metadata fresh for `ttl` s
+                 # in every cache (approx's can only be 30 s plus whole minutes)
+                 remotes=dict(packages=50, smallest=20 << 10, largest=2 * MiB, clients=20,
+                              warm_seconds=6, ttl=30),
                  # registry: one image of `layers` equal layers in docker-registry behind nginx
                  # at `rate` per connection; `clients` pulls at once, cold then warm
                  registry=dict(image=1024 * MiB, layers=5, rate="10m", clients=20,
@@ -102,6 +108,8 @@ SIZES = {
                   tier=dict(size=8 * MiB, rate="2m", children=3, clients=4, kill_at=0.3,
                             timeout=30),
                   purge=dict(objects=2000, others=200, rate=500, seconds=2, rounds=1),
+                  remotes=dict(packages=5, smallest=4 << 10, largest=256 << 10, clients=3,
+                               warm_seconds=0.5, ttl=30),
                   registry=dict(image=8 * MiB, layers=5, rate="4m", clients=4,
                                 warm_seconds=1,
                                 outage=dict(images=5, base=[256 << 10] * 3, own=128 << 10,
@@ -265,10 +273,12 @@ class Nginx(Server):
     proxy_cache in front of an origin, or (relay) a server relaying another as it answers, no
     cache, buffered in memory only. A contender has no access log (log=False), as no peer
     here has one: until 2026-11-24 nginx's peers wrote a line per request; an origin keeps its
-    log, which origin_bytes() and requests() read. limit_rate: each connection's."""
+    log, which origin_bytes() and requests() read. limit_rate: each connection's. log_format:
+    the log line's fields, the request URI and body bytes sent first (origin_bytes reads those)."""
 
     def __init__(self, work, name, www=None, origin=None, limit_rate=None, valid="1h",
-                 revalidate=False, log=True, tls=None, relay=None):
+                 revalidate=False, log=True, tls=None, relay=None,
+                 log_format="$request_uri $body_bytes_sent"):
         super().__init__(work)
         self.name, self.dir = name, os.path.join(work, name)
         os.makedirs(os.path.join(self.dir, "cache"))
@@ -298,7 +308,7 @@ class Nginx(Server):
 pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
 events {{ worker_connections 20000; }}
 http {{
-  log_format bytes '$request_uri $body_bytes_sent';
+  log_format bytes '{log_format}';
   access_log {self.access_log + " bytes" if log else "off"};
   sendfile on; tcp_nopush on; keepalive_requests 1000000; keepalive_timeout 300s;
   client_body_temp_path {self.dir}; proxy_temp_path {self.dir}; fastcgi_temp_path {self.dir};
@@ -323,7 +333,7 @@ http {{
         total = 0
         with open(self.access_log) as f:
             for line in f:
-                uri, sent = line.split()
+                uri, sent = line.split()[:2]
                 total += int(sent) if path is None or uri == path else 0
         return total
 
