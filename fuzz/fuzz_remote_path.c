@@ -1,37 +1,63 @@
 /* remote_path_check: every path a client sends after a remote's NAME. What it accepts never
- * leaves the base: decoded once, with every '\\' read as a '/' and every ';' parameter cut, no
- * segment is "." or "..". The kinds' readers take any path without reading past it. */
+ * leaves the base: decoded once, and again up to three times (an upstream that decodes twice),
+ * with every '\\' read as a '/' and every ';' parameter cut, no segment is "." or "..". The
+ * kinds' readers take any path without reading past it. */
 #include "fuzz.h"
 #include "remote/remote_kind.h"
 
 #include <string.h>
 
-/* The decoded path, '\\' as '/': what an origin that decodes once could walk. */
-static bool walks_up(const char *s, size_t len)
+/* s decoded once into d (n bytes): its length. */
+static size_t decode(const char *s, size_t len, char *d)
 {
-    char *d = malloc(len + 2), *seg;
     size_t n = 0;
-    bool up = false;
-    if (!d)
-        return false;
     for (size_t i = 0; i < len; i++) {
         unsigned v;
-        if (s[i] == '%' && i + 2 < len + 0 && sscanf(s + i + 1, "%2x", &v) == 1) {
+        if (s[i] == '%' && i + 2 < len && sscanf(s + i + 1, "%2x", &v) == 1) {
             d[n++] = (char)v;
             i += 2;
         } else {
             d[n++] = s[i];
         }
     }
-    d[n] = '\0';
-    for (size_t i = 0; i < n; i++)
+    return n;
+}
+
+/* Whether s (n bytes, '\\' read as '/') has a "." or ".." segment. */
+static bool has_dots(char *s, size_t n)
+{
+    char *d = strndup(s, n), *seg, *p = d;
+    bool up = false;
+    if (!d)
+        return false;
+    for (size_t i = 0; d[i]; i++)
         if (d[i] == '\\')
             d[i] = '/';
-    for (char *p = d; (seg = strsep(&p, "/"));) {
+    while ((seg = strsep(&p, "/"))) {
         seg[strcspn(seg, ";")] = '\0';
         up |= !strcmp(seg, "..") || !strcmp(seg, ".");
     }
     free(d);
+    return up;
+}
+
+/* The path decoded once, then again up to three times: what an origin that decodes once, or
+ * one behind a proxy that decodes too, could walk. */
+static bool walks_up(const char *s, size_t len)
+{
+    char *a = malloc(len + 1), *b = malloc(len + 1), *t;
+    size_t n = len;
+    bool up = false;
+    if (a && b) {
+        memcpy(a, s, len);
+        for (int round = 0; round < 4 && !up; round++) {
+            n = decode(a, n, b);
+            up = has_dots(b, n);
+            t = a, a = b, b = t;
+        }
+    }
+    free(a);
+    free(b);
     return up;
 }
 

@@ -1,8 +1,9 @@
 /*
  * remote_path.h — what a remote's path names (remote.h's route, and `arca rules test
  * http://cache/NAME/PATH`): the path after NAME checked (remote_path_check), arca's own segments
- * read ("/+sha256/HEX": the sha256 the bytes must have; "/+f/SCHEME/HOST[:PORT]": a pypi page's
- * link to a file host, which must be the remote's own host or one of its file-hosts), then the
+ * read, a pypi remote's alone ("/+sha256/HEX": the sha256 the bytes must have;
+ * "/+f/SCHEME/HOST[:PORT]": a page's link to a file host, which must be the remote's own host or
+ * one of its file-hosts; another kind's path is its upstream's as it is), then the
  * upstream URL in normal form: the remote's URL and the path, or the file host and the path.
  * arca's segments are read decoded (pip sends "+f" as "%2Bf" and ':' as "%3A"); the path below
  * stays as sent.

@@ -132,6 +132,21 @@ static void paths_that_leave_the_base(void **state)
     assert_false(ok("/x/%zz"));
     assert_false(ok("/x/%2"));
     assert_false(ok("/x\x01y"));
+    /* decoded again (an upstream or its front proxy that decodes twice), overlong UTF-8 */
+    assert_true(ok("/100%25.txt"));
+    assert_true(ok("/caf%c3%a9/%e2%82%ac"));
+    assert_false(ok("/%252e%252e/x"));
+    assert_false(ok("/%252E./x"));
+    assert_false(ok("/..%252fx"));
+    assert_false(ok("/x%255c..%255cy"));
+    assert_false(ok("/%25252e%25252e/x"));
+    assert_false(ok("/%c0%ae%c0%ae/x"));
+    assert_false(ok("/%c0.%c0./x"));
+    assert_false(ok("/%e0%80%ae/x"));
+    assert_false(ok("/%f0%80%80%ae/x"));
+    assert_false(ok("/%25c0%25ae/x"));
+    assert_false(ok("/x/%`0"));
+    assert_false(ok("/x/%@e"));
 }
 
 int main(void)
