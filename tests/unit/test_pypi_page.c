@@ -141,9 +141,13 @@ static void quotes_and_case(void **state)
                 "<a data-x=1 href=\"/pypi/simple/requests/b.whl\">b</a>"
                 "<a\nhReF = \"/pypi/simple/requests/c.whl\"\n>c</a>"
                 "<a href=\"/pypi/simple/requests/d.whl\">d</a>");
-    /* an attribute given twice: the first counts, the second is kept as it is */
+    /* an attribute given twice: a browser reads the first, pip the last; both rewritten, one
+     * between them kept as it is */
     assert_html("<a href=\"e.whl\" href=\"f.whl\">", PAGE_URL,
-                "<a href=\"/pypi/simple/requests/e.whl\" href=\"f.whl\">");
+                "<a href=\"/pypi/simple/requests/e.whl\" href=\"/pypi/simple/requests/f.whl\">");
+    assert_html("<a href=e.whl href=x.whl href='f.whl'>", PAGE_URL,
+                "<a href=\"/pypi/simple/requests/e.whl\" href=x.whl "
+                "href='/pypi/simple/requests/f.whl'>");
     /* a '>' inside a quoted value does not end the tag */
     assert_html("<a data-requires-python=\">=3.7\" href=\"g.whl\">", PAGE_URL,
                 "<a data-requires-python=\">=3.7\" href=\"/pypi/simple/requests/g.whl\">");
