@@ -42,10 +42,10 @@ static enum conn_result not_found(struct conn *c, struct request *req)
 
 /* --- a pypi page's links ------------------------------------------------------------------- */
 
-/* pypi_link_fn: a link below the remote's URL as /NAME/PATH, one to a file host as
- * /NAME/+f/SCHEME/HOST[:PORT]/PATH, each after /+sha256/HEX when the page gave the file's digest,
- * for arca to check; one with a query (upstream's, where a remote's query is arca's) or to any
- * other host is left pointing there. */
+/* pypi_link_fn: a link below the remote's URL (the one the client asked by) as /NAME/PATH, one to
+ * a file host as /NAME/+f/SCHEME/HOST[:PORT]/PATH (a pypi remote's), each after /+sha256/HEX
+ * when the page gave the file's digest, for arca to check; one with a query (upstream's, where a
+ * remote's query is arca's) or to any other host is left pointing there. */
 static bool map_link(const char *abs, const char *sha256, char *out, size_t size, void *arg)
 {
     struct remote_req *s = arg;
@@ -55,11 +55,11 @@ static bool map_link(const char *abs, const char *sha256, char *out, size_t size
     int n;
     if (strchr(abs, '?') || parse_url(abs, strlen(abs), &u) != URL_OK || !u.host_len)
         return false;
-    if (sha256)
+    if (sha256 && r->kind == REMOTE_PYPI) /* arca's own segments are a pypi remote's */
         snprintf(digest, sizeof(digest), "/+sha256/%s", sha256);
     if (!strncmp(abs, r->url, r->url_len) && (!abs[r->url_len] || abs[r->url_len] == '/'))
         n = snprintf(out, size, "/%s%s%s", r->name, digest, abs + r->url_len);
-    else if (remote_file_host(r, &u) && !u.userinfo)
+    else if (r->kind == REMOTE_PYPI && remote_file_host(r, &u) && !u.userinfo) /* its /+f/ */
         n = snprintf(out, size, "/%s%s/+f/%.*s/%.*s%.*s", r->name, digest, (int)u.scheme_len,
                      u.scheme, (int)u.authority_len, u.authority, (int)u.path_len, u.path);
     else
@@ -168,12 +168,13 @@ static void bound_by_release(const struct remote *r, const char *url, struct fet
     b->max_age = age + 1;
 }
 
-/* A pypi remote's page (remote_kind.h's REMOTE_PAGE): answered rewritten, in the form the
- * client's Accept prefers. 0, or -1 out of memory. */
-static int page_of(struct remote_req *s, const char *url, struct fetch_bounds *b)
+/* A pypi remote's page (remote_kind.h's REMOTE_PAGE; `r` the remote the URL lies under): answered
+ * rewritten, in the form the client's Accept prefers. 0, or -1 out of memory. */
+static int page_of(struct remote_req *s, const struct remote *r, const char *url,
+                   struct fetch_bounds *b)
 {
-    const char *below = url + s->remote->url_len;
-    if (s->remote->kind != REMOTE_PYPI ||
+    const char *below = url + r->url_len;
+    if (r->kind != REMOTE_PYPI ||
         remote_classify(REMOTE_PYPI, below, strcspn(below, "?")) != REMOTE_PAGE)
         return 0;
     if (!(s->page_url = strdup(url)))
@@ -198,11 +199,15 @@ static enum conn_result begin(struct remote_req *s, const char *rest)
         return ret;
     }
     struct fetch_bounds b = {.expect = t.has_digest ? t.digest : NULL, .max_size = INT64_MAX};
-    if (!t.file_host && page_of(s, t.url, &b) < 0) {
+    /* one URL, one kind: a remote whose URL lies under this one's (its longest) says what the
+     * URL is, as it does for its terms (terms.c), whichever remote's path asked it */
+    const struct remote *u = t.file_host ? NULL : remotes_of_url(t.url);
+    if (u && page_of(s, u, t.url, &b) < 0) {
         free(t.url);
         return http_send_error(s->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
-    bound_by_release(s->remote, t.url, &b);
+    if (u)
+        bound_by_release(u, t.url, &b);
     return fetch_object_by(s->conn, s->req, t.url, &b, &s->fetch);
 }
 

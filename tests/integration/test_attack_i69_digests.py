@@ -109,3 +109,30 @@ def test_a_client_that_read_the_new_inrelease_never_gets_the_old_index(start_arc
              every=0.2)
     status, _, body = arca.get(pkg)
     assert (status, body) == (200, INDEX_V2), (status, body[:40])
+
+
+def test_an_apt_suite_asked_through_an_outer_files_remote_stays_consistent(start_arca, origin,
+                                                                           workdir):
+    """A `files` remote at the origin's root and an `apt` one at its /apt: one URL, one kind,
+    whichever remote's path a client asks it by. Through /all/apt/... the index (a rule keeps
+    it an hour) is bounded by its InRelease as through /deb/...: a client that read the new
+    InRelease gets the new Packages by the outer path too."""
+    suite = "/apt/dists/bookworm"
+    origin.add(f"{suite}/InRelease", data=release(INDEX_V1), etag='"r1"')
+    origin.add(f"{suite}/main/binary-amd64/Packages", data=INDEX_V1, etag='"p1"')
+    config = os.path.join(workdir, "arca.ini")
+    with open(config, "w") as f:
+        f.write(f"[rule indexes]\nmatch = {origin.url(suite + '/main/')}\nttl = 1h\n")
+    arca = start_arca("--config", config, "--upstream-allow", "127.0.0.0/8",
+                      "--remote-meta-ttl", "1s", "--remote", f"all={origin.url('')}",
+                      "--remote", f"deb:apt={origin.url('/apt')}")
+    rel = "/all/apt/dists/bookworm/InRelease"
+    pkg = "/all/apt/dists/bookworm/main/binary-amd64/Packages"
+    assert arca.get(rel)[2] == release(INDEX_V1)
+    assert arca.get(pkg)[2] == INDEX_V1
+    origin.add(f"{suite}/InRelease", data=release(INDEX_V2), etag='"r2"')
+    origin.add(f"{suite}/main/binary-amd64/Packages", data=INDEX_V2, etag='"p2"')
+    wait_for(lambda: arca.get(rel)[2] == release(INDEX_V2), "the new InRelease", timeout=10,
+             every=0.2)
+    status, _, body = arca.get(pkg)
+    assert (status, body) == (200, INDEX_V2), (status, body[:40])

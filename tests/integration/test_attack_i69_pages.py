@@ -211,3 +211,27 @@ def test_the_json_form_s_key_is_no_url_a_client_can_name(start_arca, workdir, py
     headers, html_text = json_form(arca, "tinyproj", "text/html")
     assert headers["content-type"].startswith("text/html"), headers
     assert index.count("index", "/simple/tinyproj/", JSON_TYPE) == 1, index.log("index")
+
+
+def test_a_page_asked_through_an_outer_files_remote_links_to_paths_that_answer(
+        start_arca, origin):
+    """A `files` remote at the origin's root and a `pypi` one at its /pypi: the page asked by
+    the outer path is the pypi remote's URL, rewritten (one URL, one kind), its links under
+    the outer remote's path with no /+f/ or /+sha256/ (a files remote's path is its
+    upstream's), and each link answers the file's bytes."""
+    wheel = b"PK\x03\x04 wheel " * 500
+    origin.add("/pypi/packages/p-1.0-py3-none-any.whl", data=wheel)
+    origin.add("/other/p-1.0.tar.gz", data=wheel[::-1])
+    page = (f'<a href="../../packages/p-1.0-py3-none-any.whl#sha256={sha256(wheel)}">w</a>'
+            f'<a href="{origin.url("/other/p-1.0.tar.gz")}#sha256={sha256(wheel[::-1])}">s</a>')
+    origin.add("/pypi/simple/p/", data=page.encode(), content_type="text/html")
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--remote", f"all={origin.url('')}",
+                      "--remote", f"{NAME}:pypi={origin.url('/pypi')}")
+    status, _, body = arca.get("/all/pypi/simple/p/", {"Accept": "text/html"})
+    assert status == 200, status
+    hrefs = tags_of(body.decode()).hrefs
+    assert [h.split("#")[0] for h in hrefs] == ["/all/pypi/packages/p-1.0-py3-none-any.whl",
+                                                "/all/other/p-1.0.tar.gz"], hrefs
+    for href, data in zip(hrefs, (wheel, wheel[::-1])):
+        status, _, got = arca.get(href.split("#")[0])
+        assert (status, sha256(got)) == (200, sha256(data)), href
