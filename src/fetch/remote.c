@@ -6,7 +6,9 @@
 #include "remote/remote_kind.h"
 #include "remote/remote_path.h"
 #include "remote/remotes.h"
+#include "rules/rules.h"
 #include "rules/terms.h"
+#include "stats/stats.h"
 #include "store/store.h"
 #include "base/parse.h"
 #include "url/url.h"
@@ -27,6 +29,7 @@ struct remote_req {
     const struct remote *remote;
     struct fetch_req *fetch;
     char *page_url; /* a pypi page's upstream URL: its links are resolved against it */
+    bool refused;   /* its client refused before its path was read */
 };
 
 /* No route of its own, and no remote of that NAME: 404, and a hint at the one most callers
@@ -185,6 +188,22 @@ static int page_of(struct remote_req *s, const struct remote *r, const char *url
     return 0;
 }
 
+/* A client --allow-network refuses, where no rule could let it in, is refused before its path
+ * is read, as on the fetch API: it learns nothing of the remote's file hosts nor of how arca
+ * reads a path. */
+static bool refused_before_path(struct remote_req *s, enum conn_result *ret)
+{
+    struct sockaddr_storage buf;
+    const struct sockaddr *client = http_client(s->conn, &buf);
+    const char *refusal = http_client_refusal(client);
+    if (!refusal || (client && rules_widen_any()))
+        return false;
+    atomic_fetch_add(&stats.refused, 1);
+    s->refused = true;
+    *ret = http_send_error(s->conn, HTTP_FORBIDDEN, "%s", refusal);
+    return true;
+}
+
 static enum conn_result begin(struct remote_req *s, const char *rest)
 {
     enum conn_result ret = CONN_CLOSE;
@@ -192,6 +211,8 @@ static enum conn_result begin(struct remote_req *s, const char *rest)
     const char *why, *query = rest[len] == '?' ? rest + len + 1 : NULL;
     struct remote_target t;
     int status;
+    if (refused_before_path(s, &ret))
+        return ret;
     if (remote_target_of(s->remote, rest, len, &t, &status, &why) < 0)
         return http_send_error(s->conn, (unsigned int)status, "%s", why);
     if (read_query(s, query, t.digest, &t.has_digest, &ret) < 0) {
@@ -257,7 +278,7 @@ const char *remote_done(struct request *req, bool completed)
     struct remote_req *s = req->state;
     if (!s) /* no remote of that NAME: no fetch either */
         return NULL;
-    const char *cache = fetch_finish(s->fetch, req, completed);
+    const char *cache = s->refused ? "REFUSED" : fetch_finish(s->fetch, req, completed);
     req->state = NULL;
     assert(s->magic == REMOTE_MAGIC);
     count(s->remote, req, cache);

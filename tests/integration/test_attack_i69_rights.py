@@ -52,6 +52,26 @@ def test_a_client_outside_allow_network_gets_nothing_through_a_remote(start_arca
     assert origin.counts["/repo/private/fw.bin"] == 0, origin.targets
 
 
+def test_a_stranger_learns_nothing_of_a_remote_s_file_hosts_or_path_rules(start_arca, origin):
+    """A client outside --allow-network (no rule lets anyone in) is refused before its path is
+    read, as on the fetch API: a /+f/ host that is a file host and one that is not, a path with
+    `..`, a bad query and a good path all answer the same 403, and the status names no remote."""
+    serve(origin)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--allow-network", "10.9.0.0/16",
+                      "--ui-network", "10.9.0.0/16", "--remote", f"files={origin.url('/repo')}",
+                      "--remote", f"py:pypi={origin.url('/pypi')}")
+    answers = {}
+    for target in (f"/py/+f/http/127.0.0.1:{origin.port}/repo/pub/file",
+                   "/py/+f/http/mirror.internal.lab:8443/x", "/py/+f/ftp/x/y",
+                   "/files/../private/fw.bin", "/files/pub/file?x=1", "/files/pub/file"):
+        status, _, body = arca.get(target)
+        answers[target] = (status, body)
+    assert len(set(answers.values())) == 1, answers
+    assert next(iter(answers.values()))[0] == 403
+    assert all(r["name"] is None and r["url"] is None for r in arca.status()["remotes"])
+    assert origin.targets == []
+
+
 @pytest.mark.parametrize("spelling", [
     "/files/private/fw.bin",
     "/files//private/fw.bin",
