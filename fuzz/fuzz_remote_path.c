@@ -7,14 +7,21 @@
 
 #include <string.h>
 
-/* s decoded once into d (n bytes): its length. */
+static int hex(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* s (len bytes) decoded once into d: its length. A broken escape stays as it is. */
 static size_t decode(const char *s, size_t len, char *d)
 {
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
-        unsigned v;
-        if (s[i] == '%' && i + 2 < len && sscanf(s + i + 1, "%2x", &v) == 1) {
-            d[n++] = (char)v;
+        if (s[i] == '%' && i + 2 < len && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+            d[n++] = (char)(hex(s[i + 1]) * 16 + hex(s[i + 2]));
             i += 2;
         } else {
             d[n++] = s[i];
@@ -23,22 +30,20 @@ static size_t decode(const char *s, size_t len, char *d)
     return n;
 }
 
-/* Whether s (n bytes, '\\' read as '/') has a "." or ".." segment. */
-static bool has_dots(char *s, size_t n)
+/* Whether s (n bytes, '\\' read as '/', a ';' parameter cut) has a "." or ".." segment. */
+static bool has_dots(const char *s, size_t n)
 {
-    char *d = strndup(s, n), *seg, *p = d;
-    bool up = false;
-    if (!d)
-        return false;
-    for (size_t i = 0; d[i]; i++)
-        if (d[i] == '\\')
-            d[i] = '/';
-    while ((seg = strsep(&p, "/"))) {
-        seg[strcspn(seg, ";")] = '\0';
-        up |= !strcmp(seg, "..") || !strcmp(seg, ".");
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != '/' && s[i] != '\\')
+            continue;
+        const char *seg = s + start, *semi = memchr(seg, ';', i - start);
+        size_t len = semi ? (size_t)(semi - seg) : i - start;
+        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return true;
+        start = i + 1;
     }
-    free(d);
-    return up;
+    return false;
 }
 
 /* The path decoded once, then again up to three times: what an origin that decodes once, or
