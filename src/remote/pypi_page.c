@@ -477,8 +477,8 @@ char *pypi_rewrite_json(const char *page, size_t len, const char *page_url, pypi
                         void *arg, size_t *out_len)
 {
     /* a hostile page's tree would cost many times what a real page of its size does */
-    json_t *root = tree_estimate(page, len) <= PYPI_TREE_MAX ? json_loadb(page, len, 0, NULL)
-                                                             : NULL;
+    json_t *root =
+        tree_estimate(page, len) <= PYPI_TREE_MAX ? json_loadb(page, len, 0, NULL) : NULL;
     json_t *files = json_object_get(root, "files"), *file;
     struct links *l = NULL;
     char *body = NULL;
