@@ -169,13 +169,13 @@ static bool overlong(int prev, int c)
 #define LEAVES "the path leaves the remote's base (a '.' or '..' segment)"
 #define OVERLONG "an overlong UTF-8 sequence in the path"
 
-/* A segment once decoded (n bytes, at most 256) decoded again, `depth` times at most, each time
+/* A segment once decoded (n bytes) decoded again in place, `depth` times at most, each time
  * split at the '/' and '\\' decoding made: why an upstream (or a proxy in front of it) that
- * decodes twice would leave the base ("%252e%252e"), NULL when none would. */
-static const char *decoded_again(const char *seg, size_t n, int depth)
+ * decodes twice would leave the base ("%252e%252e"), NULL when none would. Decoding only
+ * shrinks a segment: each piece is decoded where it lies. */
+static const char *decoded_again(char *seg, size_t n, int depth)
 {
-    char out[256];
-    size_t o = 0;
+    size_t o = 0, piece = 0;
     int prev = 0, c;
     if (depth == 0 || !memchr(seg, '%', n))
         return NULL;
@@ -189,20 +189,22 @@ static const char *decoded_again(const char *seg, size_t n, int depth)
         if (overlong(prev, c))
             return OVERLONG;
         if (c != '/' && c != '\\') {
-            out[o++] = (char)c;
+            seg[o++] = (char)c;
             continue;
         }
-        const char *why = dot_segment(out, o) ? LEAVES : decoded_again(out, o, depth - 1);
+        const char *why = dot_segment(seg + piece, o - piece)
+                              ? LEAVES
+                              : decoded_again(seg + piece, o - piece, depth - 1);
         if (why)
             return why;
-        o = 0;
+        piece = o;
     }
     return NULL;
 }
 
 bool remote_path_check(const char *path, size_t len, const char **why)
 {
-    char seg[256];
+    char seg[REMOTE_SEGMENT_MAX];
     size_t n = 0;
     int prev = 0, c;
     for (size_t i = 0; i <= len; i++, prev = c) {
@@ -223,12 +225,13 @@ bool remote_path_check(const char *path, size_t len, const char **why)
             return false;
         }
         if (c != '/' && c != '\\') {
-            if (n < sizeof(seg))
-                seg[n] = (char)c;
-            n++;
+            if (n == sizeof(seg)) {
+                *why = "a path segment too long for a remote";
+                return false;
+            }
+            seg[n++] = (char)c;
             continue;
         }
-        n = n < sizeof(seg) ? n : sizeof(seg);
         if ((*why = dot_segment(seg, n) ? LEAVES : decoded_again(seg, n, 3)))
             return false;
         n = 0;

@@ -91,6 +91,10 @@ TRAVERSALS = [
     "/files/%252E%252E%252Fsecret%252Ffile",
     "/files/..%252f..%252fsecret/file",
     "/files/%25252e%25252e/secret/file",
+    # ... past a long segment's first 256 bytes
+    "/files/" + "A" * 300 + "%252f..%252f..%252fsecret/file",
+    "/files/" + "%41" * 300 + "%252f..%252f..%252fsecret/file",
+    "/files/" + "A" * 300 + "%25c0%25ae%25c0%25ae%252fsecret/file",
     # overlong UTF-8 for '.' and '/': never valid, read as dots by old decoders
     "/files/%c0%ae%c0%ae/secret/file",
     "/files/%c0%2e%c0%2e/secret/file",

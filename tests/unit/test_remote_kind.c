@@ -147,6 +147,17 @@ static void paths_that_leave_the_base(void **state)
     assert_false(ok("/%25c0%25ae/x"));
     assert_false(ok("/x/%`0"));
     assert_false(ok("/x/%@e"));
+    /* past a long segment's first bytes, and a segment longer than any name */
+    char path[REMOTE_SEGMENT_MAX + 64];
+    memset(path, 'a', sizeof(path));
+    path[0] = '/';
+    strcpy(path + 300, "%252f..%252fx");
+    assert_false(ok(path));
+    strcpy(path + 300, "%252fb");
+    assert_true(ok(path));
+    memset(path + 1, 'a', sizeof(path) - 2);
+    path[sizeof(path) - 1] = '\0';
+    assert_false(ok(path));
 }
 
 int main(void)
