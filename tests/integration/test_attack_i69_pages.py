@@ -12,7 +12,7 @@ import urllib.parse
 
 from conftest import sha256
 from pypiindex import JSON_TYPE, json_files, page_links, pypi_index, remote_ini  # noqa: F401
-from test_admin import TOKEN, purge, token_file
+from test_admin import purge, token_file
 from test_purge_prefix import purge_prefix
 
 NAME = "py"
