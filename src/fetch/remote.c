@@ -6,7 +6,9 @@
 #include "remote/remote_kind.h"
 #include "remote/remote_path.h"
 #include "remote/remotes.h"
+#include "rules/rules.h"
 #include "rules/terms.h"
+#include "stats/stats.h"
 #include "store/store.h"
 #include "base/parse.h"
 #include "url/url.h"
@@ -27,6 +29,7 @@ struct remote_req {
     const struct remote *remote;
     struct fetch_req *fetch;
     char *page_url; /* a pypi page's upstream URL: its links are resolved against it */
+    bool refused;   /* its client refused before its path was read */
 };
 
 /* No route of its own, and no remote of that NAME: 404, and a hint at the one most callers
@@ -42,10 +45,10 @@ static enum conn_result not_found(struct conn *c, struct request *req)
 
 /* --- a pypi page's links ------------------------------------------------------------------- */
 
-/* pypi_link_fn: a link below the remote's URL as /NAME/PATH, one to a file host as
- * /NAME/+f/SCHEME/HOST[:PORT]/PATH, each after /+sha256/HEX when the page gave the file's digest,
- * for arca to check; one with a query (upstream's, where a remote's query is arca's) or to any
- * other host is left pointing there. */
+/* pypi_link_fn: a link below the remote's URL (the one the client asked by) as /NAME/PATH, one to
+ * a file host as /NAME/+f/SCHEME/HOST[:PORT]/PATH (a pypi remote's), each after /+sha256/HEX
+ * when the page gave the file's digest, for arca to check; one with a query (upstream's, where a
+ * remote's query is arca's) or to any other host is left pointing there. */
 static bool map_link(const char *abs, const char *sha256, char *out, size_t size, void *arg)
 {
     struct remote_req *s = arg;
@@ -55,11 +58,11 @@ static bool map_link(const char *abs, const char *sha256, char *out, size_t size
     int n;
     if (strchr(abs, '?') || parse_url(abs, strlen(abs), &u) != URL_OK || !u.host_len)
         return false;
-    if (sha256)
+    if (sha256 && r->kind == REMOTE_PYPI) /* arca's own segments are a pypi remote's */
         snprintf(digest, sizeof(digest), "/+sha256/%s", sha256);
     if (!strncmp(abs, r->url, r->url_len) && (!abs[r->url_len] || abs[r->url_len] == '/'))
         n = snprintf(out, size, "/%s%s%s", r->name, digest, abs + r->url_len);
-    else if (remote_file_host(r, &u) && !u.userinfo)
+    else if (r->kind == REMOTE_PYPI && remote_file_host(r, &u) && !u.userinfo) /* its /+f/ */
         n = snprintf(out, size, "/%s%s/+f/%.*s/%.*s%.*s", r->name, digest, (int)u.scheme_len,
                      u.scheme, (int)u.authority_len, u.authority, (int)u.path_len, u.path);
     else
@@ -168,12 +171,13 @@ static void bound_by_release(const struct remote *r, const char *url, struct fet
     b->max_age = age + 1;
 }
 
-/* A pypi remote's page (remote_kind.h's REMOTE_PAGE): answered rewritten, in the form the
- * client's Accept prefers. 0, or -1 out of memory. */
-static int page_of(struct remote_req *s, const char *url, struct fetch_bounds *b)
+/* A pypi remote's page (remote_kind.h's REMOTE_PAGE; `r` the remote the URL lies under): answered
+ * rewritten, in the form the client's Accept prefers. 0, or -1 out of memory. */
+static int page_of(struct remote_req *s, const struct remote *r, const char *url,
+                   struct fetch_bounds *b)
 {
-    const char *below = url + s->remote->url_len;
-    if (s->remote->kind != REMOTE_PYPI ||
+    const char *below = url + r->url_len;
+    if (r->kind != REMOTE_PYPI ||
         remote_classify(REMOTE_PYPI, below, strcspn(below, "?")) != REMOTE_PAGE)
         return 0;
     if (!(s->page_url = strdup(url)))
@@ -184,6 +188,22 @@ static int page_of(struct remote_req *s, const char *url, struct fetch_bounds *b
     return 0;
 }
 
+/* A client --allow-network refuses, where no rule could let it in, is refused before its path
+ * is read, as on the fetch API: it learns nothing of the remote's file hosts nor of how arca
+ * reads a path. */
+static bool refused_before_path(struct remote_req *s, enum conn_result *ret)
+{
+    struct sockaddr_storage buf;
+    const struct sockaddr *client = http_client(s->conn, &buf);
+    const char *refusal = http_client_refusal(client);
+    if (!refusal || (client && rules_widen_any()))
+        return false;
+    atomic_fetch_add(&stats.refused, 1);
+    s->refused = true;
+    *ret = http_send_error(s->conn, HTTP_FORBIDDEN, "%s", refusal);
+    return true;
+}
+
 static enum conn_result begin(struct remote_req *s, const char *rest)
 {
     enum conn_result ret = CONN_CLOSE;
@@ -191,6 +211,8 @@ static enum conn_result begin(struct remote_req *s, const char *rest)
     const char *why, *query = rest[len] == '?' ? rest + len + 1 : NULL;
     struct remote_target t;
     int status;
+    if (refused_before_path(s, &ret))
+        return ret;
     if (remote_target_of(s->remote, rest, len, &t, &status, &why) < 0)
         return http_send_error(s->conn, (unsigned int)status, "%s", why);
     if (read_query(s, query, t.digest, &t.has_digest, &ret) < 0) {
@@ -199,11 +221,15 @@ static enum conn_result begin(struct remote_req *s, const char *rest)
     }
     struct fetch_bounds b = {
         .expect = t.has_digest ? t.digest : NULL, .max_size = INT64_MAX, .own_freshness = true};
-    if (!t.file_host && page_of(s, t.url, &b) < 0) {
+    /* one URL, one kind: a remote whose URL lies under this one's (its longest) says what the
+     * URL is, as it does for its terms (terms.c), whichever remote's path asked it */
+    const struct remote *u = t.file_host ? NULL : remotes_of_url(t.url);
+    if (u && page_of(s, u, t.url, &b) < 0) {
         free(t.url);
         return http_send_error(s->conn, HTTP_INTERNAL_SERVER_ERROR, "out of memory");
     }
-    bound_by_release(s->remote, t.url, &b);
+    if (u)
+        bound_by_release(u, t.url, &b);
     return fetch_object_by(s->conn, s->req, t.url, &b, &s->fetch);
 }
 
@@ -253,7 +279,7 @@ const char *remote_done(struct request *req, bool completed)
     struct remote_req *s = req->state;
     if (!s) /* no remote of that NAME: no fetch either */
         return NULL;
-    const char *cache = fetch_finish(s->fetch, req, completed);
+    const char *cache = s->refused ? "REFUSED" : fetch_finish(s->fetch, req, completed);
     req->state = NULL;
     assert(s->magic == REMOTE_MAGIC);
     count(s->remote, req, cache);

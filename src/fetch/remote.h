@@ -5,9 +5,12 @@
  * every route (the rules, the remote's kind: remote_kind.h). The route is the table's last: a
  * first segment that names no remote is answered 404 as no route ("no such endpoint").
  *
- * Checked here, before anything is asked upstream: the path stays below the remote's base once
- * decoded (remote_path_check: 400 otherwise); the query is arca's own (sha256= alone, as the fetch
- * API reads it). A pypi remote's pages are answered whole with their file links rewritten to
+ * Checked here, before anything is asked upstream: a client --allow-network refuses is refused
+ * before its path is read, where no rule could let it in (as the fetch API does); the path stays
+ * below the remote's base once decoded (remote_path_check: 400 otherwise); the query is arca's
+ * own (sha256= alone, as the fetch API reads it). The kind of the remote a URL lies under (the
+ * longest: remotes_of_url) says what it is, whichever remote's path asked it. A pypi remote's
+ * pages are answered whole with their file links rewritten to
  * arca's own paths (pypi_page.h): a link below the remote's URL to /NAME/PATH, one to the
  * remote's host elsewhere or to a file-hosts host to /NAME/+f/SCHEME/HOST[:PORT]/PATH, each
  * after /+sha256/HEX when the page gave the file's digest, which the fetch course checks as the

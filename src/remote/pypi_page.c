@@ -26,7 +26,18 @@ struct links {
     char abs[RESOLVED_MAX]; /* the link resolved; its fragment, if any, after the NUL */
     char made[RESOLVED_MAX + 512];
     char sha256[65];
+    size_t out_max; /* the most the rewritten page may grow to (out_max_of) */
+    size_t grown;   /* a JSON page: its bytes and its new links', which may not pass out_max */
 };
+
+/* The largest page a rewriting gives for a page of `len` bytes: a link grows by arca's path
+ * ("/NAME/+sha256/HEX/+f/https/"), a few times a short link's size at most, never by a long
+ * <base href> or page URL repeated for each of a million one-byte links (a hostile page of 200
+ * KB made 160 MB). */
+static size_t out_max_of(size_t len)
+{
+    return len < (PYPI_OUT_MAX - 65536) / 4 ? 4 * len + 65536 : PYPI_OUT_MAX;
+}
 
 static bool is_http(const char *url)
 {
@@ -35,11 +46,13 @@ static bool is_http(const char *url)
            (url_scheme_is(&u, "http") || url_scheme_is(&u, "https"));
 }
 
-static struct links *links_new(const char *page_url, pypi_link_fn *fn, void *arg)
+static struct links *links_new(const char *page_url, size_t len, pypi_link_fn *fn, void *arg)
 {
     struct links *l;
     if (!is_http(page_url) || !(l = malloc(sizeof(*l))))
         return NULL;
+    l->out_max = out_max_of(len);
+    l->grown = 0;
     l->fn = fn;
     l->arg = arg;
     l->base = page_url;
@@ -316,27 +329,36 @@ static enum tag_kind tag_kind(const char *name, size_t len)
     return len == 4 && !strncasecmp(name, "base", 4) ? TAG_BASE : TAG_OTHER;
 }
 
-/* A tag's attributes from p to its '>', its first href's rewritten for an <a> or a <base>
- * (HTML keeps the first of an attribute given twice). Returns the byte after the tag, NULL when
- * it is not closed: nothing of it is rewritten then. */
+/* The href `v` of a tag of `kind`, rewritten: an <a>'s link, a <base>'s base. */
+static void rewrite_href(struct html *h, const struct attr *v, enum tag_kind kind)
+{
+    if (v->value && kind == TAG_A)
+        rewrite_link(h, v);
+    else if (v->value && kind == TAG_BASE)
+        take_base(h, v);
+}
+
+/* A tag's attributes from p to its '>', its first and its last href rewritten for an <a> or a
+ * <base>: HTML keeps the first of an attribute given twice, pip's parser (a dict of them) the
+ * last, and either must lead through arca. Returns the byte after the tag, NULL when it is not
+ * closed: nothing of it is rewritten then. */
 static const char *tag_attrs(struct html *h, const char *p, enum tag_kind kind)
 {
-    struct attr a, href = {0};
-    bool seen = false;
+    struct attr a, first = {0}, last = {0};
     for (;;) {
         if (!(p = next_attr(p, h->end, &a)))
             return NULL;
         if (!a.name_len)
             break;
-        if (!seen && a.name_len == 4 && !strncasecmp(a.name, "href", 4)) {
-            href = a;
-            seen = true;
+        if (a.name_len == 4 && !strncasecmp(a.name, "href", 4)) {
+            if (!first.name_len)
+                first = a;
+            last = a;
         }
     }
-    if (href.value && kind == TAG_A)
-        rewrite_link(h, &href);
-    else if (href.value && kind == TAG_BASE)
-        take_base(h, &href);
+    rewrite_href(h, &first, kind);
+    if (last.name != first.name)
+        rewrite_href(h, &last, kind);
     return p;
 }
 
@@ -370,13 +392,14 @@ char *pypi_rewrite_html(const char *page, size_t len, const char *page_url, pypi
     struct html h = {.end = page + len, .done = page};
     const char *p = page;
     char *body;
-    if (!(h.l = links_new(page_url, fn, arg)))
+    if (!(h.l = links_new(page_url, len, fn, arg)))
         return NULL;
-    while (p && p < h.end) {
+    while (p && p < h.end && h.out.len <= h.l->out_max) {
         const char *lt = memchr(p, '<', (size_t)(h.end - p));
         p = lt ? markup(&h, lt) : NULL;
     }
     emit(&h, h.end);
+    h.out.failed |= h.out.len > h.l->out_max; /* too large: NULL */
     body = buf_take(&h.out, out_len);
     free(h.l);
     return body;
@@ -389,7 +412,8 @@ static const char *hashes_sha256(struct links *l, json_t *file)
     return json_is_string(sha256) ? lower_sha256(l, json_string_value(sha256)) : NULL;
 }
 
-/* One of files[]: its url rewritten, a fragment kept on it. False: out of memory. */
+/* One of files[]: its url rewritten, a fragment kept on it. False: out of memory, or the page's
+ * new links outgrow it (out_max_of). */
 static bool rewrite_file(struct links *l, json_t *file)
 {
     json_t *url = json_object_get(file, "url");
@@ -404,20 +428,64 @@ static bool rewrite_file(struct links *l, json_t *file)
         buf_add(&b, "#");
         buf_add(&b, frag);
     }
-    ok = !b.failed && json_string_set(url, b.data) == 0;
+    l->grown += b.len;
+    ok = !b.failed && l->grown <= l->out_max && json_string_set(url, b.data) == 0;
     buf_free(&b);
     return ok;
+}
+
+/* About what jansson holds for a JSON text (measured with glibc's malloc): each object its
+ * table, each member its pair and key, each value its node, an array its vector; strings' bytes
+ * besides. A page of "{}," makes 78 times its size, a real PEP 691 page 5 times. */
+static size_t tree_estimate(const char *p, size_t len)
+{
+    size_t cost = len;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (in_string) {
+            if (p[i] == '\\')
+                i++; /* the byte it escapes */
+            else if (p[i] == '"')
+                in_string = false;
+            continue;
+        }
+        switch (p[i]) {
+        case '"':
+            in_string = true;
+            cost += 48;
+            break;
+        case '{':
+            cost += 240;
+            break;
+        case '[':
+            cost += 144;
+            break;
+        case ':':
+            cost += 112;
+            break;
+        case ',':
+            cost += 48;
+            break;
+        default:
+            break;
+        }
+    }
+    return cost;
 }
 
 char *pypi_rewrite_json(const char *page, size_t len, const char *page_url, pypi_link_fn *fn,
                         void *arg, size_t *out_len)
 {
-    json_t *root = json_loadb(page, len, 0, NULL), *files = json_object_get(root, "files"), *file;
+    /* a hostile page's tree would cost many times what a real page of its size does */
+    json_t *root =
+        tree_estimate(page, len) <= PYPI_TREE_MAX ? json_loadb(page, len, 0, NULL) : NULL;
+    json_t *files = json_object_get(root, "files"), *file;
     struct links *l = NULL;
     char *body = NULL;
     size_t i;
-    if (!json_is_array(files) || !(l = links_new(page_url, fn, arg)))
+    if (!json_is_array(files) || !(l = links_new(page_url, len, fn, arg)))
         goto out;
+    l->grown = len;
     json_array_foreach(files, i, file)
     {
         if (!rewrite_file(l, file))

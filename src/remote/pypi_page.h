@@ -18,6 +18,12 @@
 
 /* The longest link rewritten, as written in the page (HTML: the href's value, entities in). */
 #define PYPI_LINK_MAX 8192
+/* The largest page a rewriting gives: 4 times the page and 64 KiB, never more than this (a
+ * hostile page of short links under a long base would grow a thousandfold). Larger: NULL. */
+#define PYPI_OUT_MAX (64u << 20)
+/* The most a JSON page's parsed tree may hold, estimated from its text before it is parsed
+ * (a real page's is about 5 times its size, one of "{}," 78 times). Larger: NULL. */
+#define PYPI_TREE_MAX (256u << 20)
 
 /* The link a page's file link becomes: `abs` is the link's absolute URL (resolved against the
  * page's URL, without its fragment), `sha256` its 64 lower-case hex digits when the page gave one
@@ -25,21 +31,23 @@
  * (without a fragment) into out[size] and returns true; false leaves the link as `abs`. */
 typedef bool pypi_link_fn(const char *abs, const char *sha256, char *out, size_t size, void *arg);
 
-/* A PEP 503 HTML page of `len` bytes fetched from `page_url`, each <a href> rewritten by fn; the
+/* A PEP 503 HTML page of `len` bytes fetched from `page_url`, each <a href> rewritten by fn (the
+ * first and the last href of an <a>: a browser reads the first, pip the last); the
  * fragment (#sha256=...) kept on the new link; everything else byte for byte. Tags and attribute
  * names are read in any case; an href quoted with '"' or '\'', or unquoted (then written back in
  * '"'), is HTML-unescaped before it is resolved and escaped again (buf_html) when written. The
  * first <base href> that resolves to an http(s) URL is the base of the links after it; every
  * <base href> is written back empty, so that a client resolves the new links against the page
  * arca serves. Comments are skipped; a tag with no closing '>' leaves the rest of the page as it
- * is. A malloc'd body (its length in *out_len), NULL: out of memory or a page that is not one
- * (`page_url` not an absolute http(s) URL; caller answers 502). */
+ * is. A malloc'd body (its length in *out_len), NULL: out of memory, a page that is not one
+ * (`page_url` not an absolute http(s) URL; caller answers 502), or one rewritten too large
+ * (PYPI_OUT_MAX). */
 char *pypi_rewrite_html(const char *page, size_t len, const char *page_url, pypi_link_fn *fn,
                         void *arg, size_t *out_len);
 
 /* A PEP 691 JSON page (application/vnd.pypi.simple.v1+json): each files[].url rewritten by fn
  * (a fragment kept on it, hashes kept; jansson), the rest kept; written compact. NULL: out of
- * memory, or not a JSON object with a "files" array. */
+ * memory, not a JSON object with a "files" array, or too large (PYPI_TREE_MAX, PYPI_OUT_MAX). */
 char *pypi_rewrite_json(const char *page, size_t len, const char *page_url, pypi_link_fn *fn,
                         void *arg, size_t *out_len);
 

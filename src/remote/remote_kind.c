@@ -144,11 +144,7 @@ bool remote_apt_release_of(const char *path, size_t len, char *out, size_t size)
 static int unescape_at(const char *s, size_t left)
 {
     int hi, lo;
-    if (left < 3)
-        return -1;
-    hi = s[1] >= '0' && s[1] <= '9' ? s[1] - '0' : (s[1] | 0x20) - 'a' + 10;
-    lo = s[2] >= '0' && s[2] <= '9' ? s[2] - '0' : (s[2] | 0x20) - 'a' + 10;
-    if (hi < 0 || hi > 15 || lo < 0 || lo > 15)
+    if (left < 3 || (hi = hex_digit(s[1])) < 0 || (lo = hex_digit(s[2])) < 0)
         return -1;
     return hi * 16 + lo;
 }
@@ -162,12 +158,57 @@ static bool dot_segment(const char *seg, size_t n)
     return (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.');
 }
 
+/* Whether byte c after byte prev (decoded) begins or continues an overlong UTF-8 sequence
+ * ("%c0%ae" is a '.' to a decoder that takes them): never valid UTF-8, in no file's name. */
+static bool overlong(int prev, int c)
+{
+    return c == 0xC0 || c == 0xC1 || (prev == 0xE0 && c >= 0x80 && c < 0xA0) ||
+           (prev == 0xF0 && c >= 0x80 && c < 0x90);
+}
+
+#define LEAVES "the path leaves the remote's base (a '.' or '..' segment)"
+#define OVERLONG "an overlong UTF-8 sequence in the path"
+
+/* A segment once decoded (n bytes) decoded again in place, `depth` times at most, each time
+ * split at the '/' and '\\' decoding made: why an upstream (or a proxy in front of it) that
+ * decodes twice would leave the base ("%252e%252e"), NULL when none would. Decoding only
+ * shrinks a segment: each piece is decoded where it lies. */
+static const char *decoded_again(char *seg, size_t n, int depth)
+{
+    size_t o = 0, piece = 0;
+    int prev = 0, c;
+    if (depth == 0 || !memchr(seg, '%', n))
+        return NULL;
+    for (size_t i = 0; i <= n; i++, prev = c) {
+        c = i == n ? '/' : (unsigned char)seg[i];
+        int e = c == '%' ? unescape_at(seg + i, n - i) : -1;
+        if (e >= 0) {
+            c = e;
+            i += 2;
+        }
+        if (overlong(prev, c))
+            return OVERLONG;
+        if (c != '/' && c != '\\') {
+            seg[o++] = (char)c;
+            continue;
+        }
+        const char *why = dot_segment(seg + piece, o - piece)
+                              ? LEAVES
+                              : decoded_again(seg + piece, o - piece, depth - 1);
+        if (why)
+            return why;
+        piece = o;
+    }
+    return NULL;
+}
+
 bool remote_path_check(const char *path, size_t len, const char **why)
 {
-    char seg[256];
+    char seg[REMOTE_SEGMENT_MAX];
     size_t n = 0;
-    for (size_t i = 0; i <= len; i++) {
-        int c = i == len ? '/' : (unsigned char)path[i];
+    int prev = 0, c;
+    for (size_t i = 0; i <= len; i++, prev = c) {
+        c = i == len ? '/' : (unsigned char)path[i];
         if (c == '%') {
             if ((c = unescape_at(path + i, len - i)) < 0) {
                 *why = "a broken %-escape in the path";
@@ -179,16 +220,20 @@ bool remote_path_check(const char *path, size_t len, const char **why)
             *why = "a control byte in the path";
             return false;
         }
-        if (c != '/' && c != '\\') {
-            if (n < sizeof(seg))
-                seg[n] = (char)c;
-            n++;
-            continue;
-        }
-        if (dot_segment(seg, n < sizeof(seg) ? n : sizeof(seg))) {
-            *why = "the path leaves the remote's base (a '.' or '..' segment)";
+        if (overlong(prev, c)) {
+            *why = OVERLONG;
             return false;
         }
+        if (c != '/' && c != '\\') {
+            if (n == sizeof(seg)) {
+                *why = "a path segment too long for a remote";
+                return false;
+            }
+            seg[n++] = (char)c;
+            continue;
+        }
+        if ((*why = dot_segment(seg, n) ? LEAVES : decoded_again(seg, n, 3)))
+            return false;
         n = 0;
     }
     return true;

@@ -40,10 +40,15 @@ bool remote_named_digest(enum remote_kind kind, const char *path, size_t len, ui
  * file itself, a pool file) or it does not fit. */
 bool remote_apt_release_of(const char *path, size_t len, char *out, size_t size);
 
+/* The longest segment of a remote's path, decoded: longer than any file's name. */
+#define REMOTE_SEGMENT_MAX 4096
+
 /* Whether `path` (len bytes, as the client sent it, after the remote's NAME: "" or "/...", no
  * query) stays below the remote's base: decoded, no segment is "." or ".." (nor one a ';'
- * parameter or an encoded '/' or '\\' hides), no escape is broken, no byte is a control.
- * False with a one-line reason. */
+ * parameter or an encoded '/' or '\\' hides), nor becomes one decoded again, up to three more
+ * times ("%252e%252e": an upstream or its front proxy that decodes twice); no escape is broken,
+ * no byte is a control, no UTF-8 sequence is overlong ("%c0%ae"), no segment is longer than
+ * REMOTE_SEGMENT_MAX. False with a one-line reason. */
 bool remote_path_check(const char *path, size_t len, const char **why);
 
 #endif

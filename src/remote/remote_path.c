@@ -120,6 +120,9 @@ int remote_target_of(const struct remote *r, const char *path, size_t len, struc
     copy[len] = '\0';
     if (!remote_path_check(copy, len, why))
         return -1;
+    if (r->kind != REMOTE_PYPI) /* arca's own segments are for its pages' links alone: another
+                                 * kind's path is its upstream's, "+f" no way out of the base */
+        return upstream_url(r, origin, p, &t->url, status, why);
     if (take_word(&p, "+sha256")) {
         if (!take_segment(&p, hex, sizeof(hex)) || parse_sha256_hex(hex, t->digest) < 0) {
             *why = "bad sha256: expected 64 hex digits";

@@ -1,11 +1,12 @@
 /*
  * remote_path.h — what a remote's path names (remote.h's route, and the rules test of
- * http://cache/NAME/PATH: remote_path_url): the path after NAME checked (remote_path_check), arca's
- * own segments read ("/+sha256/HEX": the sha256 the bytes must have; "/+f/SCHEME/HOST[:PORT]": a
- * pypi page's link to a file host, which must be the remote's own host or one of its file-hosts),
- * then the upstream URL in normal form: the remote's URL and the path, or the file host and the
- * path. arca's segments are read decoded (pip sends "+f" as "%2Bf" and ':' as "%3A"); the path
- * below stays as sent.
+ * http://cache/NAME/PATH: remote_path_url): the path after NAME checked (remote_path_check), arca's own segments
+ * read, a pypi remote's alone ("/+sha256/HEX": the sha256 the bytes must have;
+ * "/+f/SCHEME/HOST[:PORT]": a page's link to a file host, which must be the remote's own host or
+ * one of its file-hosts; another kind's path is its upstream's as it is), then the
+ * upstream URL in normal form: the remote's URL and the path, or the file host and the path.
+ * arca's segments are read decoded (pip sends "+f" as "%2Bf" and ':' as "%3A"); the path below
+ * stays as sent.
  *
  * Contract: pure functions of their arguments and the read-only remotes' table: any thread.
  */

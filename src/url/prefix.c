@@ -89,9 +89,8 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, bool *bou
 
 /* Whether what follows a match, `next`, ends it as `end` asks: anything (a prefix), nothing (a
  * whole URL), or a new segment, a parameter or a query (a prefix whose last segment the fold
- * cut). A '#' ends a URL too: no normal form holds one, so what follows it in an object's URL
- * names another form of the same answer (a pypi page's JSON form, rules/terms.h's
- * REMOTE_JSON_KEY), which the admin's URL names as well. */
+ * cut). A '#' is in no URL's normal form: what follows it names another object of the same URL
+ * (a pypi page's JSON form, terms.h's REMOTE_JSON_KEY), which goes with it. */
 static bool ends_as(char next, enum aim_end end)
 {
     return end == AIM_PREFIX || next == '\0' || next == '#' ||

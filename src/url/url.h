@@ -95,7 +95,8 @@ bool url_under_prefix(const char *url, const char *prefix, size_t len);
  * takes every spelling of it. */
 bool url_is_spelling(const char *url, const char *folded, size_t len);
 /* What a purge takes: the URLs under a prefix (one whose last segment the fold cut: only past
- * a segment's end), or every spelling of one whole URL, all in url_purge_prefix's form. */
+ * a segment's end), or every spelling of one whole URL, all in url_purge_prefix's form; with a
+ * URL, the other objects of it ("URL#...": a pypi page's JSON form, terms.h's REMOTE_JSON_KEY). */
 enum aim_end { AIM_PREFIX, AIM_SEGMENT, AIM_WHOLE };
 struct purge_aim {
     const char *text;

@@ -141,9 +141,13 @@ static void quotes_and_case(void **state)
                 "<a data-x=1 href=\"/pypi/simple/requests/b.whl\">b</a>"
                 "<a\nhReF = \"/pypi/simple/requests/c.whl\"\n>c</a>"
                 "<a href=\"/pypi/simple/requests/d.whl\">d</a>");
-    /* an attribute given twice: the first counts, the second is kept as it is */
+    /* an attribute given twice: a browser reads the first, pip the last; both rewritten, one
+     * between them kept as it is */
     assert_html("<a href=\"e.whl\" href=\"f.whl\">", PAGE_URL,
-                "<a href=\"/pypi/simple/requests/e.whl\" href=\"f.whl\">");
+                "<a href=\"/pypi/simple/requests/e.whl\" href=\"/pypi/simple/requests/f.whl\">");
+    assert_html("<a href=e.whl href=x.whl href='f.whl'>", PAGE_URL,
+                "<a href=\"/pypi/simple/requests/e.whl\" href=x.whl "
+                "href='/pypi/simple/requests/f.whl'>");
     /* a '>' inside a quoted value does not end the tag */
     assert_html("<a data-requires-python=\">=3.7\" href=\"g.whl\">", PAGE_URL,
                 "<a data-requires-python=\">=3.7\" href=\"/pypi/simple/requests/g.whl\">");
@@ -258,6 +262,54 @@ static void base_href(void **state)
         html("<base href=\"mailto:x\"><base href=\"https://h/\"><a href=\"d.whl\">", PAGE_URL, &c);
     assert_string_equal(body, "<base href=\"\"><base href=\"\"><a href=\"" PAGE_URL "d.whl\">");
     free(body);
+}
+
+/* `n` copies of `item` after `head` and before `tail`, in a new string of *len bytes. */
+static char *repeated(const char *head, const char *item, size_t n, const char *tail, size_t *len)
+{
+    size_t h = strlen(head), i = strlen(item), t = strlen(tail);
+    char *p = malloc(h + n * i + t + 1);
+    assert_non_null(p);
+    memcpy(p, head, h);
+    for (size_t k = 0; k < n; k++)
+        memcpy(p + h + k * i, item, i);
+    memcpy(p + h + n * i, tail, t + 1);
+    *len = h + n * i + t;
+    return p;
+}
+
+/* A hostile index's pages: one-byte links under an 8 KB <base> would grow a thousandfold, a
+ * JSON page of "{}" would be parsed into a tree 78 times its size: NULL (502); a page of real
+ * links of the same size is rewritten. */
+static void pages_that_would_blow_up(void **state)
+{
+    struct calls c = {.keep = true};
+    char base[8200], *page, *body;
+    size_t len, out_len;
+    (void)state;
+    memset(base, 'a', sizeof(base));
+    memcpy(base, "<base href=\"" REMOTE, strlen("<base href=\"" REMOTE));
+    memcpy(base + sizeof(base) - 4, "/\">", 4);
+    base[sizeof(base) - 1] = '\0';
+    page = repeated(base, "<a href=&>", 20000, "", &len);
+    assert_null(pypi_rewrite_html(page, len, PAGE_URL, to_arca, &c, &out_len));
+    free(page);
+    c = (struct calls){0};
+    page = repeated("", "<a href=\"" FILES PATH1 "#sha256=" HEX1 "\">x</a>\n", 20000, "", &len);
+    body = pypi_rewrite_html(page, len, PAGE_URL, to_arca, &c, &out_len);
+    assert_non_null(body);
+    assert_true(out_len > len && out_len < 2 * len);
+    free(body);
+    free(page);
+    page = repeated("{\"files\":[", "{},", 1000000, "{}]}", &len);
+    assert_null(pypi_rewrite_json(page, len, PAGE_URL, to_arca, &c, &out_len));
+    free(page);
+    page = repeated("{\"files\":[", "{\"url\":\"../x.whl\",\"hashes\":{\"sha256\":\"" HEX1 "\"}},",
+                    100000, "{}]}", &len);
+    body = pypi_rewrite_json(page, len, PAGE_URL, to_arca, &c, &out_len);
+    assert_non_null(body);
+    free(body);
+    free(page);
 }
 
 /* A page cut in a tag, a comment, a quoted value: what came before rewritten, the rest as it
@@ -434,6 +486,7 @@ int main(void)
         cmocka_unit_test(long_links),
         cmocka_unit_test(base_href),
         cmocka_unit_test(truncated_and_empty_pages),
+        cmocka_unit_test(pages_that_would_blow_up),
         cmocka_unit_test(json_page),
         cmocka_unit_test(json_not_a_page),
         cmocka_unit_test(random_pages),

@@ -132,6 +132,32 @@ static void paths_that_leave_the_base(void **state)
     assert_false(ok("/x/%zz"));
     assert_false(ok("/x/%2"));
     assert_false(ok("/x\x01y"));
+    /* decoded again (an upstream or its front proxy that decodes twice), overlong UTF-8 */
+    assert_true(ok("/100%25.txt"));
+    assert_true(ok("/caf%c3%a9/%e2%82%ac"));
+    assert_false(ok("/%252e%252e/x"));
+    assert_false(ok("/%252E./x"));
+    assert_false(ok("/..%252fx"));
+    assert_false(ok("/x%255c..%255cy"));
+    assert_false(ok("/%25252e%25252e/x"));
+    assert_false(ok("/%c0%ae%c0%ae/x"));
+    assert_false(ok("/%c0.%c0./x"));
+    assert_false(ok("/%e0%80%ae/x"));
+    assert_false(ok("/%f0%80%80%ae/x"));
+    assert_false(ok("/%25c0%25ae/x"));
+    assert_false(ok("/x/%`0"));
+    assert_false(ok("/x/%@e"));
+    /* past a long segment's first bytes, and a segment longer than any name */
+    char path[REMOTE_SEGMENT_MAX + 64];
+    memset(path, 'a', sizeof(path));
+    path[0] = '/';
+    strcpy(path + 300, "%252f..%252fx");
+    assert_false(ok(path));
+    strcpy(path + 300, "%252fb");
+    assert_true(ok(path));
+    memset(path + 1, 'a', sizeof(path) - 2);
+    path[sizeof(path) - 1] = '\0';
+    assert_false(ok(path));
 }
 
 int main(void)
