@@ -295,8 +295,9 @@ enum conn_result http_rules(struct conn *c, struct request *req, const char *res
     else if (a.value[0] && (!url_query_value(a.value[0], a.len[0], false, addr, sizeof(addr)) ||
                             parse_ip_address(addr, &client) < 0))
         ret = http_send_error(c, HTTP_BAD_REQUEST, "bad client: expected an IPv4 or IPv6 address");
-    else if (!(answer = rules_explain(http_cfg, url, a.value[0] ? (struct sockaddr *)&client : NULL,
-                                      err)))
+    /* the URL as given: a remote's path is read before its dot segments go (remote_path.h) */
+    else if (!(answer = rules_explain(http_cfg, text,
+                                      a.value[0] ? (struct sockaddr *)&client : NULL, err)))
         ret = http_send_error(c, HTTP_BAD_REQUEST, "%s", err);
     else
         ret = http_send_json(c, HTTP_OK, answer);
