@@ -808,3 +808,33 @@ int config_restart_changes(const struct config *old, const struct config *fresh,
     }
     return n;
 }
+
+struct config_origin config_origin_at(const char *file, int line)
+{
+    struct config_origin o = {.line = line};
+    snprintf(o.file, sizeof(o.file), "%s", line > 0 && file ? file : "");
+    return o;
+}
+
+int config_name_list(const char *v, bool (*ok)(const char *item, size_t len),
+                     char (*items)[CONFIG_REGISTRY_NAME_MAX], int max, int *n, const char **bad,
+                     size_t *bad_len)
+{
+    *n = 0;
+    for (const char *p = v;; p++) {
+        p += strspn(p, " \t");
+        size_t len = strcspn(p, ","), k = len;
+        while (k > 0 && (p[k - 1] == ' ' || p[k - 1] == '\t'))
+            k--;
+        if (!ok(p, k) || k >= CONFIG_REGISTRY_NAME_MAX || *n == max) {
+            *bad = p;
+            *bad_len = k;
+            return -1;
+        }
+        memcpy(items[*n], p, k);
+        items[(*n)++][k] = '\0';
+        p += len;
+        if (!*p)
+            return 0;
+    }
+}

@@ -63,6 +63,17 @@ int config_registry_key(struct config *cfg, const char *name, const char *key, c
                         const char *file, int section_line, int key_line, char *err);
 int config_registry_finish(const struct config *cfg, char *err);
 
+/* config.c: where a file or the command line gives a NAME (file "" and line 0: the command
+ * line), as config_registry.c and config_remote.c keep it. */
+struct config_origin config_origin_at(const char *file, int line);
+/* A list `v` of items separated by ',' (blanks around each dropped), each accepted by ok(), at
+ * most `max`, into items[] (each under CONFIG_REGISTRY_NAME_MAX bytes), *n of them: 0. -1 at the
+ * first item refused (*bad, *bad_len: its text), or the one past `max` (the same). A
+ * registry's aliases, a remote's file-hosts. */
+int config_name_list(const char *v, bool (*ok)(const char *item, size_t len),
+                     char (*items)[CONFIG_REGISTRY_NAME_MAX], int max, int *n, const char **bad,
+                     size_t *bad_len);
+
 /* config_remote.c: --remote NAME=URL or NAME:KIND=URL, one key of an INI section [remote NAME]
  * (url, kind, file-hosts), and the whole checked once every option is in (a remote without a
  * URL, file-hosts on another kind than pypi), as config_registry.c does for registries: a NAME is

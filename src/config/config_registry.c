@@ -141,44 +141,26 @@ static int set_default(struct config *cfg, const char *v, char *err)
  * replaces the first. */
 static int set_aliases(struct registry_conf *r, const char *v, char *err)
 {
-    r->n_aliases = 0;
-    for (const char *p = v;; p++) {
-        p += strspn(p, " \t");
-        size_t len = strcspn(p, ","), n = len;
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (!name_ok(p, n)) {
-            snprintf(err, CONFIG_ERR_LEN,
-                     "registry %.64s: aliases: '%.*s' is no HOST[:PORT] (a lower-case host name "
-                     "with an optional :port; aliases separated by ',')",
-                     r->name, (int)(n < 64 ? n : 64), p);
-            return -1;
-        }
-        if (r->n_aliases == CONFIG_REGISTRY_ALIASES) {
-            snprintf(err, CONFIG_ERR_LEN, "registry %.64s: aliases: at most %d", r->name,
-                     CONFIG_REGISTRY_ALIASES);
-            return -1;
-        }
-        memcpy(r->aliases[r->n_aliases], p, n);
-        r->aliases[r->n_aliases++][n] = '\0';
-        p += len;
-        if (!*p)
-            return 0;
-    }
-}
-
-/* Where a file or the command line gives it: file "" and line 0, the command line. */
-static struct config_origin origin(const char *file, int line)
-{
-    struct config_origin o = {.line = line};
-    snprintf(o.file, sizeof(o.file), "%s", line > 0 && file ? file : "");
-    return o;
+    const char *bad;
+    size_t len;
+    if (config_name_list(v, name_ok, r->aliases, CONFIG_REGISTRY_ALIASES, &r->n_aliases, &bad,
+                         &len) == 0)
+        return 0;
+    if (r->n_aliases == CONFIG_REGISTRY_ALIASES)
+        snprintf(err, CONFIG_ERR_LEN, "registry %.64s: aliases: at most %d", r->name,
+                 CONFIG_REGISTRY_ALIASES);
+    else
+        snprintf(err, CONFIG_ERR_LEN,
+                 "registry %.64s: aliases: '%.*s' is no HOST[:PORT] (a lower-case host name "
+                 "with an optional :port; aliases separated by ',')",
+                 r->name, (int)(len < 64 ? len : 64), bad);
+    return -1;
 }
 
 int config_registry_option(struct config *cfg, const struct option *o, const char *v,
                            const char *file, int line, char *err)
 {
-    struct config_origin here = origin(file, line);
+    struct config_origin here = config_origin_at(file, line);
     return !strcmp(o->name, "registry") ? add_registry(cfg, v, &here, err)
                                         : set_default(cfg, v, err);
 }
@@ -186,7 +168,7 @@ int config_registry_option(struct config *cfg, const struct option *o, const cha
 int config_registry_key(struct config *cfg, const char *name, const char *key, const char *v,
                         const char *file, int section_line, int key_line, char *err)
 {
-    struct config_origin here = origin(file, section_line);
+    struct config_origin here = config_origin_at(file, section_line);
     struct registry_conf *r = registry_named(cfg, name, strlen(name), &here, err);
     if (!r)
         return -1;

@@ -122,38 +122,21 @@ static bool host_ok(const char *h, size_t len)
 /* `file-hosts = HOST[:PORT], ...` (a section says it once: config_file.c). */
 static int set_file_hosts(struct remote_conf *r, const char *v, char *err)
 {
-    r->n_file_hosts = 0;
-    for (const char *p = v;; p++) {
-        p += strspn(p, " \t");
-        size_t len = strcspn(p, ","), n = len;
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (!host_ok(p, n) || r->n_file_hosts == CONFIG_REMOTE_FILE_HOSTS) {
-            snprintf(err, CONFIG_ERR_LEN,
-                     "remote %.64s: file-hosts: '%.*s' is no HOST[:PORT] in lower case (at most "
-                     "%d, separated by ',')",
-                     r->name, (int)(n < 64 ? n : 64), p, CONFIG_REMOTE_FILE_HOSTS);
-            return -1;
-        }
-        memcpy(r->file_hosts[r->n_file_hosts], p, n);
-        r->file_hosts[r->n_file_hosts++][n] = '\0';
-        p += len;
-        if (!*p)
-            return 0;
-    }
-}
-
-/* Where a file or the command line gives it: file "" and line 0, the command line. */
-static struct config_origin origin(const char *file, int line)
-{
-    struct config_origin o = {.line = line};
-    snprintf(o.file, sizeof(o.file), "%s", line > 0 && file ? file : "");
-    return o;
+    const char *bad;
+    size_t len;
+    if (config_name_list(v, host_ok, r->file_hosts, CONFIG_REMOTE_FILE_HOSTS, &r->n_file_hosts,
+                         &bad, &len) == 0)
+        return 0;
+    snprintf(err, CONFIG_ERR_LEN,
+             "remote %.64s: file-hosts: '%.*s' is no HOST[:PORT] in lower case (at most %d, "
+             "separated by ',')",
+             r->name, (int)(len < 64 ? len : 64), bad, CONFIG_REMOTE_FILE_HOSTS);
+    return -1;
 }
 
 int config_remote_option(struct config *cfg, const char *v, const char *file, int line, char *err)
 {
-    struct config_origin here = origin(file, line);
+    struct config_origin here = config_origin_at(file, line);
     const char *eq = strchr(v, '='), *colon;
     size_t len = eq ? (size_t)(eq - v) : 0;
     struct remote_conf *r;
@@ -172,7 +155,7 @@ int config_remote_option(struct config *cfg, const char *v, const char *file, in
 int config_remote_key(struct config *cfg, const char *name, const char *key, const char *v,
                       const char *file, int section_line, char *err)
 {
-    struct config_origin here = origin(file, section_line);
+    struct config_origin here = config_origin_at(file, section_line);
     struct remote_conf *r = remote_named(cfg, name, strlen(name), &here, err);
     if (!r)
         return -1;
