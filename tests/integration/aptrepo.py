@@ -16,9 +16,6 @@ import math
 import os
 import re
 import shutil
-import signal
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -26,9 +23,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import free_port, sha256, wait_for
+import nginx
+from conftest import sha256, wait_for
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ARCH = "amd64"
 # name -> size of its one payload file: distinct sizes, one of a megabyte (random bytes: the
 # .deb is as large)
@@ -297,104 +294,22 @@ class Logged:
         return bool(self.if_modified_since or self.if_none_match)
 
 
-class Nginx:
+class Nginx(nginx.Nginx):
     """nginx serving `root` over HTTPS (tls: conftest's tls_files, a certificate for
     127.0.0.1 that its CA signs) on a free loopback port, with ETag and Last-Modified (so it
     answers a conditional request 304), and an access log a line per request, written as the
-    request ends."""
+    request ends: the method, the request target as sent, the status, If-Modified-Since,
+    If-None-Match and the body's bytes, each escaped as in a JSON string."""
 
     def __init__(self, root, tls):
-        self.root, self.tls = root, tls
-        self.dir = tempfile.mkdtemp(prefix="arca-nginx-")
-        self.access_log = os.path.join(self.dir, "access.log")
-        self.proc = None
-        try:
-            for _ in range(3):  # a port a parallel scenario's server took first: another one
-                if self._start():
-                    return
-            raise RuntimeError("nginx: its port was taken three times")
-        except BaseException:
-            self.stop()
-            raise
-
-    def _config(self):
-        user = "user root;" if os.geteuid() == 0 else ""
-        d = self.dir
-        return f"""{user} worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  log_format arca escape=json '$request_method\\t$request_uri\\t$status\\t'
-    '$http_if_modified_since\\t$http_if_none_match\\t$body_bytes_sent';
-  access_log {self.access_log} arca;
-  default_type application/octet-stream;
-  client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
-  uwsgi_temp_path {d}; scgi_temp_path {d};
-  server {{ listen 127.0.0.1:{self.port} ssl; root {self.root};
-    ssl_certificate {self.tls["cert"]}; ssl_certificate_key {self.tls["key"]}; }}
-}}
-"""
-
-    def _start(self):
-        self.port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(self._config())
-        for name in ("error.log", "stdout"):  # what this start says, not the one before
-            if os.path.exists(os.path.join(self.dir, name)):
-                os.unlink(os.path.join(self.dir, name))
-        out = open(os.path.join(self.dir, "stdout"), "ab")
-        self.proc = subprocess.Popen([NGINX, "-c", conf, "-g", "daemon off;"], stdout=out,
-                                     stderr=out, start_new_session=True)
-        out.close()
-        deadline = time.monotonic() + 10
-        while True:
-            if self.proc.poll() is not None:
-                text = self._error_log()
-                self.proc = None
-                if "Address already in use" in text:
-                    return False
-                raise RuntimeError(f"nginx did not start: {text[-800:]}")
-            if self._answers():
-                return True
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("nginx did not answer within 10 s")
-            time.sleep(0.02)
-
-    def _answers(self):
-        """Whether our nginx holds the port (its pid file is written once it listens)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                pass
-        except OSError:
-            return False
-        return os.path.exists(os.path.join(self.dir, "nginx.pid"))
-
-    def _error_log(self):
-        text = ""
-        for name in ("error.log", "stdout"):
-            try:
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f.read()
-            except OSError:
-                pass
-        return text
-
-    def url(self, path="/"):
-        return f"https://127.0.0.1:{self.port}{path}"
-
-    def context(self):
-        return ssl.create_default_context(cafile=self.tls["ca"])
+        super().__init__(tls, root=root, log_format=(
+            "escape=json '$request_method\\t$request_uri\\t$status\\t'\n"
+            "    '$http_if_modified_since\\t$http_if_none_match\\t$body_bytes_sent'"))
 
     def requests(self, since=0):
         """Every request logged (from the `since`-th on: a mark() taken before)."""
-        try:
-            with open(self.access_log, encoding="utf-8", errors="replace") as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return []
         out = []
-        for line in lines[since:]:  # each field escaped as in a JSON string (escape=json)
+        for line in self.lines()[since:]:  # each field escaped as in a JSON string (escape=json)
             method, uri, status, ims, inm, sent = (json.loads(f'"{v}"') for v in line.split("\t"))
             out.append(Logged(method, uri, int(status), ims, inm, int(sent)))
         return out
@@ -414,17 +329,6 @@ http {{
         its last byte: a client may have it a moment before)."""
         return wait_for(lambda: (n := self.gets(path, status, since)) >= at_least and n,
                         f"{at_least} GET {path} in nginx's log", timeout)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the master and its worker
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --- apt-get, the client ----------------------------------------------------------------------

@@ -10,7 +10,8 @@ The module zips follow the module zip format (golang.org/x/mod/zip): every file 
 the `h1:` hashes go computes of them (its go.sum lines), so a scenario can check that what go
 extracted is what the origin made.
 
-No network: nginx listens on a free loopback port, started and stopped by its scenario."""
+No network: nginx (nginx.py) listens on a free loopback port, started and stopped by its
+scenario."""
 
 import base64
 import hashlib
@@ -19,20 +20,17 @@ import io
 import json
 import os
 import shutil
-import signal
-import ssl
 import stat
 import subprocess
 import tempfile
-import time
 import zipfile
 
 import pytest
 
-from conftest import free_port, listens
+import nginx
+from conftest import wait_for
 
 GO = shutil.which("go") or "/usr/bin/go"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # a fixed module time: .info's Time, and the zips' entries' dates (reproducible bytes)
 MODULE_TIME = "2024-01-02T03:04:05Z"
 ZIP_DATE = (2024, 1, 2, 3, 4, 6)
@@ -220,70 +218,25 @@ class GoProxy:
 
     def __init__(self, tls, tree=None):
         self.work = tempfile.mkdtemp(prefix="arca-goproxy-")
-        self.tree = tree or ProxyTree(os.path.join(self.work, "www"))
-        self.tls = tls
-        self.proc = None
+        self.server = None
         self.barriers = 0
-        self.ctx = ssl.create_default_context(cafile=tls["ca"])
-        self.log_path = os.path.join(self.work, "access.log")
-        self.error_path = os.path.join(self.work, "error.log")
         try:
-            for _ in range(3):  # a port a parallel scenario's server took first: another one
-                if self._start():
-                    return
-            raise RuntimeError("nginx: its port was taken three times")
+            self.tree = tree or ProxyTree(os.path.join(self.work, "www"))
+            self.server = nginx.Nginx(
+                tls, root=self.tree.root, log_format="'$status $body_bytes_sent $request_uri'",
+                http="types { application/json info; application/zip zip; text/plain mod; }")
+            self.ctx = self.server.context()
         except BaseException:
             self.stop()
             raise
 
-    def _conf(self):
-        # root's nginx reads our 0700 dirs as root; one worker: _barrier() stands on it
-        user = "user root;" if os.geteuid() == 0 else ""
-        w = self.work
-        return f"""{user} worker_processes 1; pid {w}/nginx.pid; error_log {self.error_path};
-events {{ worker_connections 256; }}
-http {{
-  log_format plain '$status $body_bytes_sent $request_uri';
-  access_log {self.log_path} plain;
-  default_type application/octet-stream;
-  types {{ application/json info; application/zip zip; text/plain mod; }}
-  client_body_temp_path {w}; proxy_temp_path {w}; fastcgi_temp_path {w};
-  uwsgi_temp_path {w}; scgi_temp_path {w};
-  server {{
-    listen 127.0.0.1:{self.port} ssl;
-    ssl_certificate {self.tls["cert"]}; ssl_certificate_key {self.tls["key"]};
-    root {self.tree.root};
-  }}
-}}
-"""
-
-    def _start(self):
-        self.port = free_port()
-        conf = os.path.join(self.work, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(self._conf())
-        open(self.error_path, "w").close()
-        out = open(os.path.join(self.work, "stdout"), "ab")
-        self.proc = subprocess.Popen([NGINX, "-p", self.work, "-e", self.error_path, "-c", conf,
-                                      "-g", "daemon off;"],
-                                     stdout=out, stderr=out, start_new_session=True)
-        out.close()
-        deadline = time.monotonic() + 10
-        while not listens(self.proc.pid, self.port):
-            if self.proc.poll() is not None:
-                with open(self.error_path, errors="replace") as f:
-                    text = f.read()
-                if "Address already in use" in text:
-                    return False
-                raise RuntimeError(f"nginx did not start: {text[-500:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("nginx did not listen within 10 s")
-            time.sleep(0.02)
-        return True
+    @property
+    def port(self):
+        return self.server.port
 
     @property
     def url(self):
-        return f"https://127.0.0.1:{self.port}/{self.tree.base}"
+        return self.server.url(f"/{self.tree.base}")
 
     def full(self, path):
         """The request URI nginx logs for `path` below the base."""
@@ -292,8 +245,9 @@ http {{
     def _barrier(self):
         """Until nginx has logged every request it answered before now: nginx writes a line
         just after a response's last byte, so a client (arca) can have the body, and answer
-        its own client, before the line is there. One worker serves requests in turn, so once
-        a request of our own sent now is logged, those answered before it are too."""
+        its own client, before the line is there. nginx.Nginx is one process serving requests
+        in turn, so once a request of our own sent now is logged, those answered before it
+        are too."""
         self.barriers += 1
         uri = f"/barrier-{self.barriers}"
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10, context=self.ctx)
@@ -302,22 +256,16 @@ http {{
             conn.getresponse().read()
         finally:
             conn.close()
-        deadline = time.monotonic() + 10
-        while not any(line.endswith(f" {uri}\n") for line in self._lines()):
-            assert time.monotonic() < deadline, "nginx did not log a request within 10 s"
-            time.sleep(0.01)
-
-    def _lines(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.readlines()
+        wait_for(lambda: any(line.endswith(f" {uri}") for line in self.server.lines()),
+                 "nginx logging a request")
 
     def requests(self, path=None):
         """(status, bytes, uri) of every request answered so far, or of those for `path` below
         the base."""
         self._barrier()
         out = []
-        for line in self._lines():
-            status, sent, uri = line.rstrip("\n").split(" ", 2)
+        for line in self.server.lines():
+            status, sent, uri = line.split(" ", 2)
             if not uri.startswith("/barrier-") and (path is None or uri == self.full(path)):
                 out.append((int(status), int(sent), uri))
         return out
@@ -327,14 +275,9 @@ http {{
         return len(self.requests(path))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
+        if self.server:
+            self.server.stop()
+        self.server = None
         shutil.rmtree(self.work, ignore_errors=True)
 
 

@@ -42,7 +42,8 @@ import zipfile
 
 import pytest
 
-from conftest import free_port, sha256, wait_for
+import nginx
+from conftest import sha256, wait_for
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 # pip 23's Accept for a page: JSON first, HTML after (what pip_download sends through arca)
@@ -215,96 +216,23 @@ def make_certificate(tls_files, where):
     return cert, key
 
 
-class Nginx:
-    """One nginx (a single process: master_process off, so its PID is all there is to stop)
-    with a server block per host name given, each on a free port of its address with its own
-    access log (DIR/NAME.log: method, path, status, body bytes and Accept per request)."""
+class Nginx(nginx.Nginx):
+    """One nginx (nginx.py's) with a server block per host name given, each on a free port of
+    its address with its own access log (DIR/NAME.log: method, path, status, body bytes and
+    Accept per request), in `where`/`name`; `$simple_form` is the page form (html, json) the
+    request's Accept asks for."""
 
     def __init__(self, where, name, hosts, block, tls):
         """hosts: the names (of HOSTS) it serves; block(name, port) -> that server's
-        directives beside listen, ssl and the log."""
-        self.dir = os.path.join(where, name)
-        os.makedirs(self.dir)
-        self.hosts, self.block, self.tls = hosts, block, tls
-        self.proc, self.ports = None, {}
-        for _ in range(3):  # a port a parallel scenario's server took first: others
-            if self._start():
-                return
-        raise RuntimeError(f"nginx {name}: its ports were taken three times")
-
-    def log_path(self, host):
-        return os.path.join(self.dir, f"{host}.log")
-
-    def _config(self):
-        servers = "".join(f"""
-  server {{
-    listen {HOSTS[h]}:{self.ports[h]} ssl;
-    ssl_certificate {self.tls[0]}; ssl_certificate_key {self.tls[1]};
-    access_log {self.log_path(h)} counts;
-    {self.block(h, self.ports[h])}
-  }}""" for h in self.hosts)
-        user = "user root;" if os.geteuid() == 0 else ""
-        temp = " ".join(f"{t}_temp_path {self.dir}/{t};" for t in
-                        ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        return f"""daemon off; master_process off; {user}
-pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  log_format counts '$request_method $request_uri $status $body_bytes_sent $http_accept';
-  default_type application/octet-stream;
-  {temp}
-  map $http_accept $simple_form {{
+        directives beside listen, ssl and the log; tls: (certificate, key)."""
+        servers = {h: (HOSTS[h], lambda port, h=h: block(h, port)) for h in hosts}
+        super().__init__(tls, servers=servers, where=os.path.join(where, name),
+                         log_format="'$request_method $request_uri $status $body_bytes_sent "
+                                    "$http_accept'",
+                         http="""map $http_accept $simple_form {
     default html;
     "~application/vnd\\.pypi\\.simple\\.v1\\+json" json;
-  }}{servers}
-}}
-"""
-
-    def _start(self):
-        self.ports = {h: free_port(HOSTS[h]) for h in self.hosts}
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(self._config())
-        for path in [os.path.join(self.dir, "error.log"), os.path.join(self.dir, "nginx.pid")]:
-            if os.path.exists(path):
-                os.unlink(path)
-        with open(os.path.join(self.dir, "stderr"), "wb") as err:
-            self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-e", "error.log", "-c", conf],
-                                         stdout=err, stderr=err)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                text = self._errors()
-                if "Address already in use" in text:
-                    return False
-                raise RuntimeError(f"nginx exited {self.proc.returncode}: {text[-800:]}")
-            if os.path.exists(os.path.join(self.dir, "nginx.pid")):
-                return True  # written once every socket is bound
-            time.sleep(0.01)
-        self.stop()
-        raise RuntimeError(f"nginx did not start within 10 s: {self._errors()[-800:]}")
-
-    def _errors(self):
-        text = ""
-        for name in ("error.log", "stderr"):
-            try:
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f.read()
-            except OSError:
-                pass
-        return text
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+  }""")
 
 
 class PypiIndex:
@@ -401,13 +329,8 @@ class PypiIndex:
     def log(self, host):
         """(method, path, status, Accept) of every request `host` has answered so far."""
         server = self.index if host == "index" else self.files
-        try:
-            with open(server.log_path(host), errors="replace") as f:
-                lines = f.read().splitlines()
-        except FileNotFoundError:
-            return []
         out = []
-        for line in lines:
+        for line in server.lines(host):
             method, path, status, _, accept = line.split(" ", 4)
             out.append((method, path, int(status), accept))
         return out
