@@ -109,7 +109,7 @@ SIZES = {
                             timeout=30),
                   purge=dict(objects=2000, others=200, rate=500, seconds=2, rounds=1),
                   remotes=dict(packages=5, smallest=4 << 10, largest=256 << 10, clients=3,
-                               warm_seconds=0.5, ttl=30),
+                               warm_seconds=0.5, ttl=2),
                   registry=dict(image=8 * MiB, layers=5, rate="4m", clients=4,
                                 warm_seconds=1,
                                 outage=dict(images=5, base=[256 << 10] * 3, own=128 << 10,

@@ -481,6 +481,9 @@ def remotes(work, cfg, www):
     tls = tls_files(work)
     repo = Repo(work, www, tls)
     starts, left_out = contenders()
+    if c["ttl"] % 60 != 30:  # the smoke's 2 s: approx's freshness is whole minutes and a half
+        del starts["approx"]
+        left_out.append(f"approx: left out, it cannot be given {c['ttl']} s of freshness")
     for why in left_out:
         print(f"remotes: {why}", flush=True)
     rows = {name: [] for name in starts}
