@@ -253,11 +253,11 @@ def test_an_update_right_after_a_republish_never_meets_a_hash_sum_mismatch(
     Within the meta ttl, a new machine's update and download agree with each other, whichever
     InRelease arca gave it. Then the case the issue names: arca's InRelease past its ttl (it
     was kept first, by a client that asked only the InRelease), its index still within its own
-    (kept 4 s later, by the first machine's update): the InRelease comes back new, and the
+    (kept 3 s later, by the first machine's update): the InRelease comes back new, and the
     index, older than the InRelease it is listed by, must be fetched again, not answered: no
     "Hash Sum mismatch", the new version downloaded. With by-hash the new index has a new
     name; without, the same name."""
-    ttl = 8
+    ttl, apart = 6, 3
     repo, ng = apt_origin(by_hash=by_hash)
     arca = remote(start_arca, workdir, tls_files, ng, repo, meta_ttl=f"{ttl}s")
     status, _, body = arca.get(f"/debian/dists/{SUITE}/InRelease")
@@ -265,7 +265,7 @@ def test_an_update_right_after_a_republish_never_meets_a_hash_sum_mismatch(
     # arca's copy is past its ttl from this + ttl on at the latest (a clock of whole seconds
     # or finer)
     inrelease_kept = time.time()
-    wait_clock(inrelease_kept + 4)
+    wait_clock(inrelease_kept + apart)
     # arca's copy of the index, kept during the update below, is within its ttl until this +
     # ttl at least
     index_kept = math.floor(time.time())
