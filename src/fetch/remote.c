@@ -151,8 +151,8 @@ static int read_query(struct remote_req *s, const char *query, uint8_t expect[32
 /* apt: an index is no older than the Release file of its suite kept now (its InRelease, else
  * its Release): a client that just read a new InRelease must not get the index it replaced,
  * whose hashes differ ("Hash Sum mismatch"). The bound is that file's age: an index fetched or
- * revalidated since (or in the same second) is younger; an older one is revalidated first (a
- * 304 when it did not change). */
+ * revalidated since is younger; an older one, or one of the same second, is revalidated first
+ * (a 304 when it did not change). */
 static void bound_by_release(const struct remote *r, const char *url, struct fetch_bounds *b)
 {
     const char *path = url + r->url_len;
@@ -165,10 +165,11 @@ static void bound_by_release(const struct remote *r, const char *url, struct fet
         snprintf(release + strlen(release) - 9, sizeof(release) - strlen(release) + 9, "Release");
         age = store_age(release);
     }
-    /* one made within the same second counts as younger: `created` is in seconds, and a bound
-     * of the age itself would refresh every index fetched with its Release, at every request */
+    /* one made in the same second counts as older (`created` is in seconds): it may have come
+     * just before the Release did. Its refresh makes it younger, unless that too is within the
+     * same second: a few conditional requests in that second, never a stale index */
     b->has_max_age = age >= 0;
-    b->max_age = age + 1;
+    b->max_age = age;
 }
 
 /* A pypi remote's page (remote_kind.h's REMOTE_PAGE; `r` the remote the URL lies under): answered
