@@ -120,14 +120,13 @@ struct asked {
 
 /* Whether a client is refused before its URL is read: it is unknown (a trusted proxy's
  * X-Forwarded-For names no address), or outside --allow-network while no rule names networks of
- * its own. *refusal says why --allow-network refuses it (NULL: it does not). */
+ * its own (http_refused_outright). *refusal says why (NULL: it is not). */
 static bool refused_outright(struct conn *c, struct asked *asked, const char **refusal)
 {
     asked->client = http_client(c, &asked->buf);
-    *refusal = http_client_refusal(asked->client);
     asked->client_ttl = 0;
-    asked->option_says = *refusal ? -1 : 1;
-    return *refusal && (!asked->client || !rules_widen_any());
+    asked->option_says = http_client_refusal(asked->client) ? -1 : 1;
+    return (*refusal = http_refused_outright(asked->client)) != NULL;
 }
 
 /* Check the query once, at the edge (the rule is url.h's): r->url gets the target's normal

@@ -6,7 +6,6 @@
 #include "remote/remote_kind.h"
 #include "remote/remote_path.h"
 #include "remote/remotes.h"
-#include "rules/rules.h"
 #include "rules/terms.h"
 #include "stats/stats.h"
 #include "store/store.h"
@@ -195,9 +194,8 @@ static int page_of(struct remote_req *s, const struct remote *r, const char *url
 static bool refused_before_path(struct remote_req *s, enum conn_result *ret)
 {
     struct sockaddr_storage buf;
-    const struct sockaddr *client = http_client(s->conn, &buf);
-    const char *refusal = http_client_refusal(client);
-    if (!refusal || (client && rules_widen_any()))
+    const char *refusal = http_refused_outright(http_client(s->conn, &buf));
+    if (!refusal)
         return false;
     atomic_fetch_add(&stats.refused, 1);
     s->refused = true;

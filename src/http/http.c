@@ -9,6 +9,7 @@
 #include "engine/engine.h"
 #include "log/log.h"
 #include "rules/policy.h"
+#include "rules/rules.h"
 #include "stats/stats.h"
 #include "upstream/upstream.h"
 
@@ -219,6 +220,12 @@ const char *http_client_refusal(const struct sockaddr *client)
         return "client address unknown: the trusted proxy's X-Forwarded-For names no readable "
                "address";
     return policy_client_allowed(client) ? NULL : policy_client_refusal();
+}
+
+const char *http_refused_outright(const struct sockaddr *client)
+{
+    const char *refusal = http_client_refusal(client);
+    return refusal && (!client || !rules_widen_any()) ? refusal : NULL;
 }
 
 bool http_sees_urls(struct conn *c)

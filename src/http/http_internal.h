@@ -105,6 +105,10 @@ const struct sockaddr *http_client(struct conn *c, struct sockaddr_storage *buf)
 const char *http_fetch_refusal(struct conn *c);
 /* The same for a client http_client gave (NULL: unknown). */
 const char *http_client_refusal(const struct sockaddr *client);
+/* Why `client` (http_client's) is refused before anything of its request is read, or NULL: it is
+ * outside --allow-network and no rule could let it in (or it is unknown). It learns nothing of
+ * how arca reads a URL or a path (the fetch API's query, a remote's path). */
+const char *http_refused_outright(const struct sockaddr *client);
 
 /* Whether the client may see what arca caches: listings of URLs, the upstream hosts held down
  * (policy_ui_allowed). */
