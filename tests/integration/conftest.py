@@ -313,6 +313,7 @@ class Origin:
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
             self.scheme = "https"
         self.host, self.port = host, self.server.server_address[1]
+        self.held = None  # the port's placeholder after die()
         self.thread = threading.Thread(target=self.server.serve_forever, args=(SERVE_POLL,),
                                        daemon=True)
         self.thread.start()
@@ -325,8 +326,22 @@ class Origin:
         return f"{self.scheme}://{host or self.host}:{self.port}{path}"
 
     def stop(self):
+        """Stops serving and lets the port go (a port held by die() too)."""
         self.server.shutdown()
         self.server.server_close()
+        if self.held is not None:
+            self.held.close()
+            self.held = None
+
+    def die(self):
+        """Stops serving as a dead host does: the port stays bound, never listening, until
+        stop(), so a connection to it is refused and no server of a parallel scenario gets it
+        (the kernel's bind(0) and free_port() pass it over). One that did answered a "dead"
+        host's requests with 404 in test_hosts_down."""
+        self.stop()
+        self.held = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        self.held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.held.bind((self.host, self.port))
 
 
 # --- arca -----------------------------------------------------------------------------------

@@ -288,7 +288,7 @@ def test_an_outage_reads_the_same_for_a_cached_signed_url(start_arca, origin):
     assert seen(cached) == seen(uncached), (cached, uncached)
     assert cached[0] == 503 and re.fullmatch(
         rb"upstream failed after 5 attempts in [0-9.]+ s: upstream answered 503\n", cached[2])
-    origin.stop()
+    origin.die()
     cached = arca.fetch(s3_url(origin, nonce="n2"))
     uncached = arca.fetch(s3_url(origin, "/bucket/other", nonce="n2"))
     assert seen(cached) == seen(uncached), (cached, uncached)

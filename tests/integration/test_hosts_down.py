@@ -21,7 +21,7 @@ FAST = ("--upstream-allow", "127.0.0.0/8", "--retry-delay", "50ms")
 
 def held_down(arca, origin, path="/first"):
     """Stop origin (its connections refused) and ask for `path` until arca holds its host down."""
-    origin.stop()
+    origin.die()
     status, headers, body = arca.fetch(origin.url(path))
     assert status in (502, 503), (status, body)
     deadline = time.monotonic() + 10
@@ -32,6 +32,7 @@ def held_down(arca, origin, path="/first"):
 
 def revive(origin):
     """origin answers again on its port (a new server: held_down stopped the old one)."""
+    origin.stop()  # lets go of the port held_down's die() kept
     origin.server = ThreadingHTTPServer((origin.host, origin.port), Handler)
     origin.server.daemon_threads = True
     origin.server.origin = origin
@@ -108,7 +109,7 @@ def test_an_expired_object_of_a_dead_host_answers_stale_at_once(start_arca, orig
 
 def test_origin_failures_zero_never_holds_a_host(start_arca, origin):
     arca = start_arca(*FAST, "--origin-failures", "0")
-    origin.stop()
+    origin.die()
     for p in ("/a", "/b"):
         status, _, body = arca.fetch(origin.url(p))
         assert status == 502
@@ -151,7 +152,7 @@ def test_the_download_that_finds_a_host_dead_stops_there(start_arca, origin):
     # there with its own failure, instead of two more attempts (and a probe) up to 15 s
     arca = start_arca("--upstream-allow", "127.0.0.0/8")
     url = origin.url("/dead")
-    origin.stop()
+    origin.die()
     began = time.monotonic()
     status, _, body = arca.fetch(url)
     took = time.monotonic() - began
@@ -232,7 +233,7 @@ def test_a_full_table_of_dead_hosts_still_holds_a_new_outage(start_arca, origin)
     # the outside review's attack: 261 dead ports filled the table of hosts for good, and a real
     # outage afterwards was never held. The oldest entry makes room for the new one.
     arca = start_arca(*FAST, "--origin-failures", "1", "--download-retries", "0")
-    origin.stop()  # nothing listens on its port any more: a connection there is refused
+    origin.die()  # nothing listens on its port any more: a connection there is refused
     held = {}  # dead ports held bound, never listening: refused, and no parallel server's
     try:
         while len(held) < 256:

@@ -281,7 +281,7 @@ def test_an_unreachable_origin_reads_the_same_cached_or_not(start_arca, origin):
     arca = start_arca("--upstream-allow", "127.0.0.1/32", "--download-retries", "0")
     data = add_signed(origin)
     assert arca.fetch(s3_url(origin, nonce="good"))[2] == data
-    origin.stop()
+    origin.die()
     cached = refusal(*arca.fetch(s3_url(origin, nonce="evil", forge=True)))
     uncached = refusal(*arca.fetch(s3_url(origin, "/bucket/other", nonce="evil", forge=True)))
     strip = lambda r: (r[0], r[1], re.sub(rb"after [0-9.]+ m?s|in [0-9.]+ s", b"T", r[3]))

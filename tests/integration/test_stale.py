@@ -47,7 +47,7 @@ FAILURES = {
     # not a verdict on the object: "slow down", "the request took too long" (outside review)
     "429": lambda origin, obj: setattr(obj, "status", 429),
     "408": lambda origin, obj: setattr(obj, "status", 408),
-    "refused": lambda origin, obj: origin.stop(),
+    "refused": lambda origin, obj: origin.die(),
     "reset": lambda origin, obj: setattr(obj, "abort", True),
     "blackholed": lambda origin, obj: setattr(obj, "stall", 30),
 }
@@ -137,7 +137,7 @@ def test_an_unconfirmed_signed_url_never_gets_the_stale_copy(start_arca, origin)
     origin.add(path, data=data, etag='"s"')
     assert arca.fetch(signed, ttl="2s")[0] == 200
     wait_age(arca, path, 2)
-    origin.stop()
+    origin.die()
     # another credential's URL: upstream cannot confirm it, so it gets no bytes
     status, headers, body = arca.fetch(s3_url(origin, path, nonce="b"))
     assert status >= 500 and sha256(body) != sha256(data) and not stale_answer(headers)

@@ -149,7 +149,7 @@ def test_a_failed_confirmation_does_not_tell_a_stranger_the_origins_words(
     site = start_arca("--config", config, name="site")
     data = add_signed(origin)
     assert site.fetch(s3_url(origin, nonce="good"))[2] == data
-    origin.stop()
+    origin.die()
     cached = site.fetch(s3_url(origin, nonce="evil", forge=True), STRANGER)
     uncached = site.fetch(s3_url(origin, "/bucket/other", nonce="evil", forge=True), STRANGER)
     for status, headers, body in (cached, uncached):
