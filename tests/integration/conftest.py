@@ -74,6 +74,29 @@ def one_request(conn, method, target, headers=None, cut_is_partial=False):
         conn.close()
 
 
+def hold_port(host="127.0.0.1", port=0):
+    """A socket bound to host:port (any free port for 0), never listening: a connection there
+    is refused, as a dead host's is, and neither the kernel's bind(0) nor free_port() hands the
+    port to another server while it is held. A port merely closed was taken by a parallel
+    scenario's origin, which answered a "dead" host's requests with 404."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind((host, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+@pytest.fixture
+def refused_port():
+    """A loopback port held refused for the scenario's length (hold_port)."""
+    s = hold_port()
+    yield s.getsockname()[1]
+    s.close()
+
+
 def format_host(host):
     """A host as a URL or --listen writes it: an IPv6 address in brackets."""
     return f"[{host}]" if ":" in host else host
@@ -334,14 +357,9 @@ class Origin:
             self.held = None
 
     def die(self):
-        """Stops serving as a dead host does: the port stays bound, never listening, until
-        stop(), so a connection to it is refused and no server of a parallel scenario gets it
-        (the kernel's bind(0) and free_port() pass it over). One that did answered a "dead"
-        host's requests with 404 in test_hosts_down."""
+        """Stops serving as a dead host does: its port held (hold_port) until stop()."""
         self.stop()
-        self.held = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        self.held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.held.bind((self.host, self.port))
+        self.held = hold_port(self.host, self.port)
 
 
 # --- arca -----------------------------------------------------------------------------------

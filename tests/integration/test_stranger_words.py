@@ -13,7 +13,6 @@ only: nothing is sent there); a board is 127.0.0.1 itself, inside the default ne
 
 import socket
 
-from conftest import free_port
 from test_rules import config  # noqa: F401 (a fixture: the scenario's INI file)
 from test_rules import proxied, rule, write
 from test_signed import add_signed, s3_url
@@ -43,11 +42,6 @@ def assert_unnamed(port, headers, body):
 def open_rule(origin, match=None):
     """A rule that lets everybody fetch its prefix: strangers too."""
     return rule("open", match or origin.url("/pub/"), "allow-network = 0.0.0.0/0, ::/0")
-
-
-def closed_port():
-    """A loopback port nothing listens on (connections refused at once)."""
-    return free_port()
 
 
 def test_a_stranger_asking_for_the_parents_url_gets_the_refusal_of_any_url(
@@ -92,14 +86,15 @@ def test_a_stranger_under_a_catch_all_open_rule_is_not_told_the_parents_url(
         assert status == 403 and b"names this arca's parent" in body and port in body, body
 
 
-def test_a_failing_parents_words_do_not_reach_a_stranger(origin, start_arca, config):
+def test_a_failing_parents_words_do_not_reach_a_stranger(origin, start_arca, config,
+                                                         refused_port):
     """--parent-only with a parent on a closed port: a download answers 502 with the parent's
     failure. A stranger under the open rule read "parent failed after 1 attempt in 0.0 s:
     Failed to connect to 127.0.0.1 port P": the parent's address. Now it reads a generic line,
     same status, nothing of the parent's host or port in body or headers; a board reads the
     full words; arca's log keeps them. Once the parent is held down (3 failures), the
     stranger's 503 does not name it either."""
-    port = closed_port()
+    port = refused_port
     url = origin.add("/pub/a.bin", data=b"x" * 1000)
     write(config, open_rule(origin), arca=ARCA)
     site = start_arca("--config", config, "--parent", f"http://127.0.0.1:{port}",
@@ -121,10 +116,11 @@ def test_a_failing_parents_words_do_not_reach_a_stranger(origin, start_arca, con
     assert origin.counts.get("/pub/a.bin", 0) == 0
 
 
-def test_a_failing_origins_words_do_not_reach_a_stranger(origin, start_arca, config):
+def test_a_failing_origins_words_do_not_reach_a_stranger(origin, start_arca, config,
+                                                         refused_port):
     """No parent; an open rule over a host whose port is closed: the stranger reads that the
     upstream could not be reached (502), never curl's words; a board reads them."""
-    port = closed_port()
+    port = refused_port
     write(config, rule("open", f"http://127.0.0.1:{port}/", "allow-network = 0.0.0.0/0, ::/0"),
           arca=ARCA)
     site = start_arca("--config", config, name="site")
