@@ -9,6 +9,8 @@ import sqlite3
 import statistics
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from harness import (ARCA, ARCA_BEFORE, Arca, FLOOR, Nginx, Server, Squid, Varnish, arcas, check_clients,
     children_cpu, in_turn, fetch_all, file_sha256, free_port, has_option, hold_idle, idle_rounds,
@@ -264,25 +266,31 @@ def idle_connections(work, cfg, www):
         for s in reversed(peers):
             s.stop()
 
-def make_index(data_dir, count, origin_port, path="/obj/"):
+def make_index(data_dir, count, origin_port, path="/obj/", www=None):
     """A data dir holding `count` complete 64-byte objects, written the way arca writes them:
     arca creates the schema, the rows and files are filled in here. Like a cache that has run
     for a while: downloaded over 9 days, last used at random since, used 1 to 50 times, a few
-    content types. (Rows all used at the same second would come back already in LRU order.)"""
+    content types. (Rows all used at the same second would come back already in LRU order.)
+    `www`: each file also hard-linked as www/obj/N, the same inode for nginx-static to serve."""
     a = Arca(os.path.dirname(data_dir), data_dir)
     a.stop()
     db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
     now, rng = int(time.time()), random.Random(count)
     types = ["application/octet-stream", "application/gzip", "application/x-xz",
              "application/x-tar"]
+    if www:
+        os.makedirs(os.path.join(www, "obj"))
     rows = []
     for i in range(count):
         url = f"http://127.0.0.1:{origin_port}{path}{i}"
         key = hashlib.sha256(url.encode()).hexdigest()
         body = f"{i:064d}".encode()
         os.makedirs(os.path.join(data_dir, "objects", key[:2]), exist_ok=True)  # arca's layout
-        with open(os.path.join(data_dir, "objects", key[:2], key), "wb") as f:
+        file = os.path.join(data_dir, "objects", key[:2], key)
+        with open(file, "wb") as f:
             f.write(body)
+        if www:
+            os.link(file, os.path.join(www, "obj", str(i)))
         created = now - rng.randrange(9 * 86400)
         rows.append((key, url, "complete", len(body), rng.choice(types),
                      hashlib.sha256(body).digest(), created, 10 * 86400,
@@ -294,9 +302,36 @@ def make_index(data_dir, count, origin_port, path="/obj/"):
     db.commit()
     db.close()
 
-def index_round(a, cfg, script):
-    """Start arca on its big index; time it, then hit random objects."""
-    startup = a.start()
+def first_hit(a, url, timeout=60):
+    """arca started on its index: seconds from exec to the first hit answered (a connection
+    refused while it loads is tried again at once), and the answers other than 200 before it
+    (a 5xx, or a miss: the origin port is closed)."""
+    t0, errors = time.monotonic(), 0
+    a.spawn(a.argv, a.log)
+    while time.monotonic() - t0 < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                r.read()
+                return time.monotonic() - t0, errors
+        except urllib.error.HTTPError as e:
+            errors += 1
+            e.read()
+        except (urllib.error.URLError, ConnectionError):
+            if a.proc.poll() is not None:
+                raise RuntimeError(f"{a.name} exited {a.proc.returncode} while starting")
+        time.sleep(0.001)
+    raise RuntimeError(f"{a.name}: no hit within {timeout} s of its start")
+
+def hits_under_wrk(port, cfg, script):
+    out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['index_seconds']}s", "--latency", "-s",
+                          script, f"http://127.0.0.1:{port}"],
+                         capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+def index_round(a, cfg, script, count):
+    """Start arca on its big index: the first hit's time and the RSS then, then random hits."""
+    hit_url = f"http://127.0.0.1:{a.port}/api/v1/fetch/?url=http://127.0.0.1:{a.dead_port}/obj/0"
+    startup, early_errors = first_hit(a, hit_url)
     rss = rss_kib(a.pid)
 
     def requests():
@@ -304,58 +339,99 @@ def index_round(a, cfg, script):
                    for k in ("hit", "miss", "coalesced", "error"))
 
     hits0, req0 = a.metric("arca_requests_total{result=\"hit\"}"), requests()
-    out = subprocess.run(["wrk", "-t2", "-c64", f"-d{cfg['index_seconds']}s", "--latency", "-s",
-                          script, f"http://127.0.0.1:{a.port}"],
-                         capture_output=True, text=True, check=True).stdout
-    rps, p99, _ = parse_wrk(out)
+    rps, p99, _ = hits_under_wrk(a.port, cfg, script)
     hits = a.metric("arca_requests_total{result=\"hit\"}") - hits0
     ratio = hits / max(requests() - req0, 1)  # of wrk's requests, before the rate run adds more
     # the same random hits at a fixed offered rate: the tail without wrk's queueing
     at_rate = rate_run(f"http://127.0.0.1:{a.port}/api/v1/fetch/?url=http://127.0.0.1:"
-                       f"{a.dead_port}/obj/", cfg["index_rate"], cfg["index_seconds"], a.count)
-    return {"startup_s": startup, "hit_ratio": ratio,
+                       f"{a.dead_port}/obj/", cfg["index_rate"], cfg["index_seconds"], count)
+    return {"first_hit_s": startup, "errors_before_it": early_errors, "hit_ratio": ratio,
             "req_per_s": rps, "p99_ms": p99, "rss_kib": rss,
             "p99_ms_at_rate": at_rate["p99_ms"], "errors_at_rate": at_rate["errors"]}
 
-def big_index(work, cfg, www):
-    dead_port = free_port()  # no origin: anything but a hit fails
-    rounds = {}
-    for count in cfg["index"]:
-        name = f"arca-{count // 1000}k"
-        data_dir = os.path.join(work, name)
-        t0 = time.monotonic()
-        make_index(data_dir, count, dead_port)
-        print(f"  {name}: index of {count} objects made in {time.monotonic() - t0:.0f} s",
-              flush=True)
-        script = os.path.join(work, f"{name}.lua")
-        with open(script, "w") as f:
-            f.write(f"""math.randomseed(os.time())
+def static_round(n, cfg, script, count):
+    """nginx-static on the same files (hard links, the same inodes): the floor of a hit."""
+    rps, p99, _ = hits_under_wrk(n.port, cfg, script)
+    at_rate = rate_run(f"http://127.0.0.1:{n.port}/obj/", cfg["index_rate"],
+                       cfg["index_seconds"], count)
+    nan = float("nan")  # what a server with no index of its own has no figure for
+    return {"first_hit_s": nan, "errors_before_it": nan, "hit_ratio": nan, "req_per_s": rps,
+            "p99_ms": p99, "rss_kib": rss_kib(n.pid), "p99_ms_at_rate": at_rate["p99_ms"],
+            "errors_at_rate": at_rate["errors"]}
+
+def random_hits_script(path, prefix, count):
+    with open(path, "w") as f:
+        f.write(f"""math.randomseed(os.time())
 request = function()
-  return wrk.format(nil, "/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/" ..
-                         math.random(0, {count - 1}))
+  return wrk.format(nil, "{prefix}" .. math.random(0, {count - 1}))
 end
 """)
+    return path
+
+def size_tag(count):
+    return f"{count // 1000}k" if count >= 1000 else str(count)
+
+def index_figures(rounds, sizes):
+    """What issue 70 bounds, from the medians: hits and p99 at the largest store against the
+    smallest (the same build), hits against nginx-static on the same files, and the resident
+    bytes per object beyond the smallest store."""
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in rounds.items()}
+    small, large = sizes[0], sizes[-1]
+    tag = size_tag
+    out = {}
+    for build in ("arca", "arca-before"):
+        lo, hi = med.get(f"{build}-{tag(small)}"), med.get(f"{build}-{tag(large)}")
+        if not lo or not hi or large == small:
+            continue
+        out[f"{build} hits {tag(large)}/{tag(small)}"] = hi["req_per_s"] / lo["req_per_s"]
+        out[f"{build} p99 {tag(large)}/{tag(small)}"] = hi["p99_ms"] / lo["p99_ms"]
+        out[f"{build} bytes/object beyond {tag(small)}"] = \
+            (hi["rss_kib"] - lo["rss_kib"]) * 1024 / (large - small)
+        static = med.get(f"nginx-static-{tag(large)}")
+        if static:
+            out[f"{build} hits {tag(large)}/nginx-static"] = hi["req_per_s"] / static["req_per_s"]
+    return out
+
+def big_index(work, cfg, www):
+    dead_port = free_port()  # no origin: anything but a hit fails
+    rounds, sizes = {}, sorted(cfg["index"])
+    for count in sizes:
+        tag = size_tag(count)
+        data_dir, files = os.path.join(work, f"arca-{tag}"), os.path.join(work, f"www-{tag}")
+        t0 = time.monotonic()
+        make_index(data_dir, count, dead_port, www=files)
+        print(f"  big-index: {count} objects made in {time.monotonic() - t0:.0f} s", flush=True)
+        script = random_hits_script(os.path.join(work, f"{tag}.lua"),
+                                    f"/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/", count)
+        static_script = random_hits_script(os.path.join(work, f"{tag}-static.lua"), "/obj/", count)
         # both binaries on the same data dir, one at a time (it is locked); each round starts them
-        contenders = [Arca(work, data_dir, name=name, start=False)]
+        contenders = [Arca(work, data_dir, name=f"arca-{tag}", start=False)]
         if ARCA_BEFORE:
             contenders.append(Arca(work, data_dir, binary=ARCA_BEFORE,
-                                   name=f"arca-before-{count // 1000}k", start=False))
+                                   name=f"arca-before-{tag}", start=False))
+        static = Nginx(work, f"nginx-static-{tag}", www=files, log=False)
         for a in contenders:
             rounds[a.name] = []
-            a.dead_port, a.count = dead_port, count
+            a.dead_port = dead_port
+        rounds[static.name] = []
         try:
             for _ in range(cfg["index_rounds"]):
                 for a in contenders:
-                    rounds[a.name].append(index_round(a, cfg, script))
+                    rounds[a.name].append(index_round(a, cfg, script, count))
                     a.stop()
+                rounds[static.name].append(static_round(static, cfg, static_script, count))
         finally:
             for a in contenders:
                 a.stop()
+            static.stop()
         shutil.rmtree(data_dir)
-    return {"metric": "startup_s", "higher_is_better": False, "unit": "s",
-            "setup": "arca restarted on an index of small objects, then random hits under "
-                     f"wrk -t2 -c64, then at {cfg['index_rate']} req/s offered (open loop)",
-            "rounds": rounds}
+        shutil.rmtree(files)
+    return {"metric": "first_hit_s", "higher_is_better": False, "unit": "s",
+            "setup": f"arca restarted on stores of {', '.join(str(c) for c in sizes)} small "
+                     "objects (exec to the first hit), then uniform random hits under wrk -t2 "
+                     f"-c64, then at {cfg['index_rate']} req/s offered (open loop); nginx-static "
+                     "on the same files (hard links) as the floor",
+            "rounds": rounds, "ratios": index_figures(rounds, sizes)}
 
 def cold_fanout_ref(work, cfg, www):
     return cold_fanout(work, cfg | cfg["cold_ref"], www)
