@@ -415,11 +415,15 @@ def big_index(work, cfg, www):
             a.dead_port = dead_port
         rounds[static.name] = []
         try:
-            for _ in range(cfg["index_rounds"]):
-                for a in contenders:
-                    rounds[a.name].append(index_round(a, cfg, script, count))
-                    a.stop()
-                rounds[static.name].append(static_round(static, cfg, static_script, count))
+            for r in range(cfg["index_rounds"]):
+                # nginx-static first every other round: whoever goes second meets the inodes
+                # and pages the first one's hits brought back into memory
+                for c in in_turn(contenders + [static], r):
+                    if c is static:
+                        rounds[c.name].append(static_round(c, cfg, static_script, count))
+                        continue
+                    rounds[c.name].append(index_round(c, cfg, script, count))
+                    c.stop()
         finally:
             for a in contenders:
                 a.stop()
