@@ -124,9 +124,11 @@ struct asked {
 static bool refused_outright(struct conn *c, struct asked *asked, const char **refusal)
 {
     asked->client = http_client(c, &asked->buf);
+    bool option_refuses;
     asked->client_ttl = 0;
-    asked->option_says = http_client_refusal(asked->client) ? -1 : 1;
-    return (*refusal = http_refused_outright(asked->client)) != NULL;
+    *refusal = http_refused_outright(asked->client, &option_refuses);
+    asked->option_says = option_refuses ? -1 : 1;
+    return *refusal != NULL;
 }
 
 /* Check the query once, at the edge (the rule is url.h's): r->url gets the target's normal

@@ -194,7 +194,7 @@ static int page_of(struct remote_req *s, const struct remote *r, const char *url
 static bool refused_before_path(struct remote_req *s, enum conn_result *ret)
 {
     struct sockaddr_storage buf;
-    const char *refusal = http_refused_outright(http_client(s->conn, &buf));
+    const char *refusal = http_refused_outright(http_client(s->conn, &buf), NULL);
     if (!refusal)
         return false;
     atomic_fetch_add(&stats.refused, 1);

@@ -222,9 +222,11 @@ const char *http_client_refusal(const struct sockaddr *client)
     return policy_client_allowed(client) ? NULL : policy_client_refusal();
 }
 
-const char *http_refused_outright(const struct sockaddr *client)
+const char *http_refused_outright(const struct sockaddr *client, bool *option_refuses)
 {
     const char *refusal = http_client_refusal(client);
+    if (option_refuses)
+        *option_refuses = refusal != NULL;
     return refusal && (!client || !rules_widen_any()) ? refusal : NULL;
 }
 

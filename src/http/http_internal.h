@@ -107,8 +107,9 @@ const char *http_fetch_refusal(struct conn *c);
 const char *http_client_refusal(const struct sockaddr *client);
 /* Why `client` (http_client's) is refused before anything of its request is read, or NULL: it is
  * outside --allow-network and no rule could let it in (or it is unknown). It learns nothing of
- * how arca reads a URL or a path (the fetch API's query, a remote's path). */
-const char *http_refused_outright(const struct sockaddr *client);
+ * how arca reads a URL or a path (the fetch API's query, a remote's path). *option_refuses (when
+ * not NULL): whether --allow-network refuses it, a rule letting it in or not. */
+const char *http_refused_outright(const struct sockaddr *client, bool *option_refuses);
 
 /* Whether the client may see what arca caches: listings of URLs, the upstream hosts held down
  * (policy_ui_allowed). */
