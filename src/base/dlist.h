@@ -53,4 +53,16 @@ static inline void dlist_append(struct dlist *l, struct dnode *n)
     l->tail = n;
 }
 
+/* Prepends, or moves to the head a node already in the list. */
+static inline void dlist_prepend(struct dlist *l, struct dnode *n)
+{
+    dlist_remove(l, n);
+    n->next = l->head;
+    if (l->head)
+        l->head->prev = n;
+    else
+        l->tail = n;
+    l->head = n;
+}
+
 #endif

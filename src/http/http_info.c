@@ -270,6 +270,8 @@ enum conn_result http_status(struct conn *c, struct request *req, const char *re
                         json_integer(atomic_load(&stats.stale_error) +
                                      atomic_load(&stats.stale_slow) +
                                      atomic_load(&stats.stale_revalidate)));
+    /* the index's rows still loading after a start: the counts above grow until false */
+    json_object_set_new(o, "index_loading", json_boolean(store_loading()));
     /* the objects a rule pinned (pin = yes), among resources_successes */
     json_object_set_new(o, "pinned_objects", json_integer((json_int_t)t.pinned_objects));
     json_object_set_new(o, "pinned_bytes", json_integer((json_int_t)t.pinned_bytes));

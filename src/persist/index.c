@@ -1,4 +1,5 @@
 #include "persist/index.h"
+#include "persist/index_rows.h"
 #include "persist/persist.h"
 #include "log/log.h"
 
@@ -10,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static sqlite3 *db;
+static char index_path[1200]; /* for the clean mark at close */
 
 static const char *schema =
     "PRAGMA journal_mode=WAL;"
@@ -29,6 +33,8 @@ static const char *schema =
     " keep_if_error INTEGER NOT NULL DEFAULT -1, keep_while INTEGER NOT NULL DEFAULT -1,"
     " max_size INTEGER NOT NULL DEFAULT -1, not_stored INTEGER NOT NULL DEFAULT 0,"
     " redirects TEXT NOT NULL DEFAULT '');"
+    /* the unfinished rows at open, without a scan of the complete ones (index_open) */
+    "CREATE INDEX IF NOT EXISTS objects_unfinished ON objects(state) WHERE state<>'complete';"
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS hours (hour INTEGER PRIMARY KEY, served INTEGER NOT NULL,"
     " downloaded INTEGER NOT NULL, requests INTEGER NOT NULL, hits INTEGER NOT NULL);"
@@ -168,44 +174,6 @@ static int exec_bound(const char *sql, const char *fmt, ...)
     return rc;
 }
 
-/* PRAGMA quick_check reads every page: 0.4-0.5 s of CPU for a million rows. It runs on its own
- * connection in a thread while the rows load (see struct loader), so it adds nothing to the start
- * of a big index as long as a core is free for it. */
-struct check {
-    const char *path;
-    int code; /* SQLITE_OK, SQLITE_CORRUPT, or why the check could not run */
-    pthread_t thread;
-};
-
-/* A second connection for a thread at open. It waits on locks like the main one: on a new
- * database, a reader may find the WAL index briefly busy ("database is locked" under ASan). */
-static int open_side(const char *path, sqlite3 **conn)
-{
-    int rc = sqlite3_open_v2(path, conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc == SQLITE_OK)
-        sqlite3_busy_timeout(*conn, 5000);
-    return rc;
-}
-
-static void *quick_check(void *arg)
-{
-    struct check *c = arg;
-    sqlite3 *conn = NULL;
-    sqlite3_stmt *stmt = NULL;
-    c->code = open_side(c->path, &conn);
-    if (c->code == SQLITE_OK)
-        c->code = sqlite3_prepare_v2(conn, "PRAGMA quick_check", -1, &stmt, NULL);
-    if (c->code == SQLITE_OK) {
-        c->code = sqlite3_step(stmt);
-        if (c->code == SQLITE_ROW)
-            c->code = strcmp((const char *)sqlite3_column_text(stmt, 0), "ok") ? SQLITE_CORRUPT
-                                                                               : SQLITE_OK;
-    }
-    sqlite3_finalize(stmt);
-    sqlite3_close(conn);
-    return NULL;
-}
-
 /* Keys of rows whose download never finished: a few (those running at a crash), kept until the
  * check has said the index may be changed. */
 struct partials {
@@ -228,108 +196,28 @@ static int remember_partial(struct partials *p, const char *key)
     return 0;
 }
 
-/* The rows load in two halves of the rowid range at once, each on its own connection and
- * thread: building a million objects is the longest step of a big cache's start. */
-struct loader {
-    const char *path; /* part 1 opens its own connection; part 0 uses db */
-    int part;
-    int64_t first, last; /* rowid range */
-    const struct index_loader *load;
-    struct partials partials;
-    int code; /* SQLITE_OK or why the load stopped */
-    pthread_t thread;
-};
-
-/* One pass over the loader's rows: complete ones to `fn`, the others' keys into `partials`. */
-static int load_range(sqlite3 *conn, struct loader *l)
+/* The rows of downloads that never finished (objects_unfinished: no scan of the complete ones),
+ * to `load->partial`; the keys of those it does not take up into `p`. */
+static int load_unfinished(const struct index_loader *load, struct partials *p)
 {
     sqlite3_stmt *stmt;
+    struct index_row row;
     int rc;
-    const char *sql =
-        "SELECT key, url, length, content_type, sha256, created, ttl, last_use,"
-        " usage, state='complete', content_encoding, filename, last_modified, etag, source, synced,"
-        " signed, stale_if_error, stale_while, pinned, keep_if_error, keep_while, max_size,"
-        " not_stored, redirects FROM objects WHERE rowid BETWEEN ? AND ?";
-    if (sqlite3_prepare_v2(conn, sql, -1, &stmt, NULL) != SQLITE_OK)
-        return sqlite3_errcode(conn);
-    sqlite3_bind_int64(stmt, 1, l->first);
-    sqlite3_bind_int64(stmt, 2, l->last);
+    if (sqlite3_prepare_v2(db, "SELECT " INDEX_ROW_COLUMNS " FROM objects WHERE state<>'complete'",
+                           -1, &stmt, NULL) != SQLITE_OK)
+        return sqlite3_errcode(db);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        struct index_row row = {
-            .key = (const char *)sqlite3_column_text(stmt, 0),
-            .url = (const char *)sqlite3_column_text(stmt, 1),
-            .length = sqlite3_column_int64(stmt, 2),
-            .headers = {(const char *)sqlite3_column_text(stmt, 3),
-                        (const char *)sqlite3_column_text(stmt, 10),
-                        (const char *)sqlite3_column_text(stmt, 11),
-                        (const char *)sqlite3_column_text(stmt, 12),
-                        (const char *)sqlite3_column_text(stmt, 13),
-                        (const char *)sqlite3_column_text(stmt, 24)},
-            .digest = sqlite3_column_bytes(stmt, 4) == 32 ? sqlite3_column_blob(stmt, 4) : NULL,
-            .created = sqlite3_column_int64(stmt, 5),
-            .ttl = sqlite3_column_int64(stmt, 6),
-            .last_use = sqlite3_column_int64(stmt, 7),
-            .usage = sqlite3_column_int64(stmt, 8),
-            .source = (const char *)sqlite3_column_text(stmt, 14),
-            .synced = sqlite3_column_int64(stmt, 15),
-            .signed_key = sqlite3_column_int(stmt, 16) != 0,
-            .stale_if_error = sqlite3_column_int64(stmt, 17),
-            .stale_while_revalidate = sqlite3_column_int64(stmt, 18),
-            .pinned = sqlite3_column_int(stmt, 19) != 0,
-            .keep_if_error = sqlite3_column_int64(stmt, 20),
-            .keep_while = sqlite3_column_int64(stmt, 21),
-            .max_size = sqlite3_column_int64(stmt, 22),
-            .not_stored = sqlite3_column_int(stmt, 23) != 0,
-        };
-        bool key = row.key && strlen(row.key) == 64;
-        if (!sqlite3_column_int(stmt, 9)) {
-            if (key && row.url && row.source && l->load->partial(&row, l->part, l->load->arg))
-                continue; /* resumed: its row stays */
-            l->partials.any = true;
-            if (key && remember_partial(&l->partials, row.key) < 0) {
-                rc = SQLITE_NOMEM;
-                break;
-            }
-        } else if (key && row.url && row.digest) {
-            l->load->row(&row, l->part, l->load->arg);
+        bool usable = !index_row_read(stmt, &row) && index_row_usable(&row, false);
+        if (usable && row.source && load->partial(&row, load->arg))
+            continue; /* resumed: its row stays */
+        p->any = true;
+        if (usable && remember_partial(p, row.key) < 0) {
+            rc = SQLITE_NOMEM;
+            break;
         }
     }
     sqlite3_finalize(stmt);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static void *load_part(void *arg)
-{
-    struct loader *l = arg;
-    sqlite3 *conn = db;
-    if (l->path)
-        l->code = open_side(l->path, &conn);
-    if (l->code == SQLITE_OK)
-        l->code = load_range(conn, l);
-    if (l->path)
-        sqlite3_close(conn);
-    return NULL;
-}
-
-/* Splits the rowid range in two; an empty table gives two empty ranges. */
-static void split_rows(struct loader *l)
-{
-    sqlite3_stmt *stmt;
-    int64_t lo = 1, hi = 0;
-    /* Two subqueries: SQLite answers a lone min() or max() from the b-tree's ends, but scans the
-     * whole table for both in one SELECT. */
-    const char *sql = "SELECT (SELECT min(rowid) FROM objects), (SELECT max(rowid) FROM objects)";
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
-        if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
-            lo = sqlite3_column_int64(stmt, 0);
-            hi = sqlite3_column_int64(stmt, 1);
-        }
-        sqlite3_finalize(stmt);
-    }
-    l[0].first = lo;
-    l[0].last = lo + (hi - lo) / 2;
-    l[1].first = l[0].last + 1;
-    l[1].last = hi;
 }
 
 static bool corrupt_code(int code)
@@ -340,74 +228,134 @@ static bool corrupt_code(int code)
 /* Also takes the write lock once, even with nothing to delete: an index that another process
  * holds is a clear error at start rather than failed downloads later. On failure the caller's
  * sqlite3_close() rolls back. */
-static int forget_partials(const struct loader *l)
+static int forget_partials(const struct index_loader *load, const struct partials *p)
 {
     int rc = exec_bound("BEGIN IMMEDIATE", "");
-    for (int part = 0; part < 2; part++)
-        for (size_t i = 0; rc == 0 && i < l[part].partials.n; i++)
-            l->load->discard(l[part].partials.keys[i], l->load->arg);
-    for (int part = 0; part < 2; part++)
-        for (size_t i = 0; rc == 0 && i < l[part].partials.n; i++)
-            rc = exec_bound("DELETE FROM objects WHERE key=?", "s", l[part].partials.keys[i]);
-    if (rc == 0 && (l[0].partials.any || l[1].partials.any)) /* rows without a usable key */
+    for (size_t i = 0; rc == 0 && i < p->n; i++)
+        load->discard(p->keys[i], load->arg);
+    for (size_t i = 0; rc == 0 && i < p->n; i++)
+        rc = exec_bound("DELETE FROM objects WHERE key=?", "s", p->keys[i]);
+    if (rc == 0 && p->any) /* rows without a usable key */
         rc = exec_bound("DELETE FROM objects WHERE state<>'complete' AND length(key)<>64", "");
     return rc == 0 ? index_commit() : rc;
 }
 
-/* The check and the second half of the rows in threads, the first half here. A thread that
- * cannot be created runs its work inline instead. */
-static void load_checked(struct loader *l, struct check *check)
+/* What a clean close leaves beside the index: the file's identity then (inode, size, change
+ * time). A file found as it was left (and no WAL beside it) is trusted at once and checked after
+ * its rows have loaded; any other one (a crash, a copy, a hand that wrote to it) is checked before
+ * arca serves from it. Read and removed at open, before anything is written. */
+#define CLEAN_SUFFIX ".clean"
+/* Left when a check after start failed: the next start moves the index aside. */
+#define DISTRUST_SUFFIX ".distrust"
+
+static void file_identity(const char *path, char *out, size_t size)
 {
-    bool checking = pthread_create(&check->thread, NULL, quick_check, check) == 0;
-    bool helping = pthread_create(&l[1].thread, NULL, load_part, &l[1]) == 0;
-    load_part(&l[0]);
-    if (!helping)
-        load_part(&l[1]);
-    if (!checking)
-        quick_check(check);
-    if (helping)
-        pthread_join(l[1].thread, NULL);
-    if (checking)
-        pthread_join(check->thread, NULL);
+    struct stat s;
+    if (stat(path, &s) < 0)
+        snprintf(out, size, "none");
+    else
+        snprintf(out, size, "%llu %lld %lld.%09ld", (unsigned long long)s.st_ino,
+                 (long long)s.st_size, (long long)s.st_mtim.tv_sec, s.st_mtim.tv_nsec);
+}
+
+static bool left_clean(const char *path)
+{
+    char marker[1300], wal[1300], was[128] = "", now[128];
+    struct stat s;
+    snprintf(marker, sizeof(marker), "%s%s", path, CLEAN_SUFFIX);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    FILE *f = fopen(marker, "re");
+    if (f) {
+        if (!fgets(was, sizeof(was), f))
+            was[0] = '\0';
+        fclose(f);
+        unlink(marker);
+    }
+    was[strcspn(was, "\n")] = '\0';
+    file_identity(path, now, sizeof(now));
+    return was[0] && !strcmp(was, now) && (stat(wal, &s) < 0 || s.st_size == 0);
+}
+
+static void mark_clean(const char *path)
+{
+    char marker[1300], now[128];
+    snprintf(marker, sizeof(marker), "%s%s", path, CLEAN_SUFFIX);
+    file_identity(path, now, sizeof(now));
+    FILE *f = fopen(marker, "we");
+    if (f) {
+        fprintf(f, "%s\n", now);
+        fclose(f);
+    }
+}
+
+static bool distrusted(const char *path)
+{
+    char marker[1300];
+    snprintf(marker, sizeof(marker), "%s%s", path, DISTRUST_SUFFIX);
+    return unlink(marker) == 0;
+}
+
+void index_distrust(void)
+{
+    char marker[1300];
+    snprintf(marker, sizeof(marker), "%s%s", index_path, DISTRUST_SUFFIX);
+    FILE *f = fopen(marker, "we");
+    if (f)
+        fclose(f);
+}
+
+/* The file as SQLite sees it: its schema, then (unless a clean close left it) its check. */
+static int open_checked(const char *path, bool trusted, char **msg)
+{
+    int code;
+    /* NOMUTEX: one thread at a time uses a connection (see index.h), so SQLite's own locking per
+     * call is waste: 7% of loading a million rows. */
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_exec(db, schema, NULL, NULL, msg) != SQLITE_OK || add_columns() < 0)
+        return corrupt_code(sqlite3_errcode(db)) ? INDEX_CORRUPT : -1;
+    if (trusted || (code = index_quick_check(path)) == SQLITE_OK)
+        return 0;
+    if (corrupt_code(code))
+        return INDEX_CORRUPT;
+    *msg = sqlite3_mprintf("cannot check: %s", sqlite3_errstr(code));
+    return -1;
 }
 
 int index_open(const char *path, const struct index_loader *load, char *err, size_t errlen)
 {
     assert(persist_owns_index());
-    struct check check = {.path = path, .code = SQLITE_OK};
-    struct loader l[2] = {{.part = 0, .load = load}, {.path = path, .part = 1, .load = load}};
+    struct partials p = {0};
     char *msg = NULL;
-    int rc = -1, code;
+    bool trusted = left_clean(path);
+    int rc, code;
 
-    /* NOMUTEX: one thread at a time uses a connection (see index.h), so SQLite's own locking per
-     * call is waste: 7% of loading a million rows. */
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_busy_timeout(db, 5000);
-    if (sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK || add_columns() < 0) {
-        rc = corrupt_code(sqlite3_errcode(db)) ? INDEX_CORRUPT : -1;
-        goto out;
-    }
-    split_rows(l);
-    load_checked(l, &check);
-    code = l[0].code != SQLITE_OK ? l[0].code : l[1].code;
-    if (corrupt_code(check.code) || corrupt_code(code))
+    snprintf(index_path, sizeof(index_path), "%s", path);
+    if (distrusted(path)) {
         rc = INDEX_CORRUPT;
-    else if (check.code != SQLITE_OK || code != SQLITE_OK)
-        msg = sqlite3_mprintf("cannot load: %s",
-                              sqlite3_errstr(code != SQLITE_OK ? code : check.code));
-    else
-        rc = forget_partials(l);
-out:
+        msg = sqlite3_mprintf("a check after the last start found it damaged");
+    } else {
+        rc = open_checked(path, trusted, &msg);
+    }
+    if (rc == 0 && (code = load_unfinished(load, &p)) != SQLITE_OK) {
+        rc = corrupt_code(code) ? INDEX_CORRUPT : -1;
+        if (rc == -1)
+            msg = sqlite3_mprintf("cannot load: %s", sqlite3_errstr(code));
+    }
+    if (rc == 0)
+        rc = forget_partials(load, &p);
+    if (rc == 0 && index_rows_open(path, trusted) < 0)
+        msg = sqlite3_mprintf("cannot open a second connection"), rc = -1;
     if (rc < 0)
         snprintf(err, errlen, "index %s: %s", path,
                  msg                   ? msg
                  : rc == INDEX_CORRUPT ? "integrity check failed"
-                                       : sqlite3_errmsg(db));
+                 : db                  ? sqlite3_errmsg(db)
+                                       : "cannot open");
     sqlite3_free(msg);
-    free(l[0].partials.keys);
-    free(l[1].partials.keys);
+    free(p.keys);
     if (rc < 0) {
         forget_statements();
         sqlite3_close(db);
@@ -416,11 +364,28 @@ out:
     return rc;
 }
 
+int64_t index_row_span(void)
+{
+    sqlite3_stmt *stmt;
+    int64_t span = 0;
+    const char *sql = "SELECT (SELECT max(rowid) FROM objects) - (SELECT min(rowid) FROM objects)";
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
+        if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL)
+            span = sqlite3_column_int64(stmt, 0) + 1;
+        sqlite3_finalize(stmt);
+    }
+    return span;
+}
+
+/* The last connection closed checkpoints the WAL into the file and removes it: what is left is
+ * the whole index, marked clean as it stands. */
 void index_close(void)
 {
     assert(persist_owns_index());
+    index_rows_close();
     forget_statements();
-    sqlite3_close(db);
+    if (db && sqlite3_close(db) == SQLITE_OK && index_path[0])
+        mark_clean(index_path);
     db = NULL;
 }
 

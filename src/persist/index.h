@@ -4,7 +4,8 @@
  *
  * Contract: touched by one thread at a time — main while starting (store_open) and after the
  * persistence thread has stopped (store_close), the persistence thread (persist.h) in between;
- * index_open's integrity check and row loading run on connections of their own.
+ * the integrity check, the loading of the complete rows and index_find_row run on connections
+ * of their own (index_rows.c).
  * WAL mode, synchronous=NORMAL: a crash loses at most the last commits, never consistency. A row
  * says 'fetching' while its file is being written and 'complete' only after the file was fsynced.
  * On start a 'fetching' row is trusted only as far as it says: the loader's `partial` callback
@@ -18,52 +19,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "persist/headers.h"
+#include "persist/index_row.h"
 
-struct index_row {
-    const char *key, *url;
-    struct upstream_headers headers;
-    int64_t length, created, ttl, last_use, usage;
-    const uint8_t *digest; /* 32 bytes */
-    bool signed_key;       /* downloaded through a signed URL */
-    /* Rows of unfinished downloads: */
-    const char *source; /* the URL fetched (the client's, whole); "" before it was recorded */
-    int64_t synced;     /* bytes of the partial file known to be on disk (fdatasync'd) */
-    /* its origin's Cache-Control on answering stale: seconds, -1 not said, 0 never */
-    int64_t stale_if_error, stale_while_revalidate;
-    bool pinned; /* a rule's pin = yes: evicted for room last (store_room.h), until a later
-                    request's terms unpin it */
-    /* Its terms' other decisions (store_take_keep), so that a restart applies them again
-     * whatever state it finds the object in: the stale windows (seconds, -1 the store-wide
-     * options); while it downloads, its max-object-size (-1: the option's) and store = no. */
-    int64_t keep_if_error, keep_while, max_size;
-    bool not_stored;
-};
-
-/* index_open's result for a file that is not a sound SQLite database: the caller moves it
- * aside and starts a new one, rather than trust any of it. */
-#define INDEX_CORRUPT (-2)
-/* A write's result when the disk (or the file system holding the index) is full. */
-#define INDEX_FULL (-3)
-
-/* What index_open does with the rows it finds. */
+/* What index_open does with the rows of downloads that never finished. */
 struct index_loader {
-    /* Each complete row, from two threads at once: `part` (0 or 1) says which half of the
-     * rows; calls for one part never overlap. */
-    void (*row)(const struct index_row *row, int part, void *arg);
-    /* Each row of a download that never finished, as `row` (same threads): true when the
-     * caller takes it up again (it resumes from the partial file), false to have it dropped. */
-    bool (*partial)(const struct index_row *row, int part, void *arg);
+    /* Each such row: true when the caller takes it up again (it resumes from the partial
+     * file), false to have it dropped. */
+    bool (*partial)(const struct index_row *row, void *arg);
     /* Each partial row not taken up, once the check has passed: the caller deletes the partial
      * file; the row is deleted after. */
     void (*discard)(const char *key, void *arg);
     void *arg;
 };
 
-/* Open (or create) the index at `path` and hand its rows to `load`, while another connection
- * checks the database's integrity in parallel. Returns 0; INDEX_CORRUPT (the index is closed
- * and the caller must drop every row it was given); or -1 with err filled. */
+/* Open (or create) the index at `path`: its schema, its check, and its unfinished rows to
+ * `load`. The check reads every page (0.4 s at a million rows): it runs here unless the file is
+ * as a clean close left it (index_close marks it), and then after the rows
+ * (index_check_deferred).
+ * The complete rows are left for index_load_rows. Returns 0; INDEX_CORRUPT (the index is closed:
+ * the caller moves it aside and drops what it was given); or -1 with err filled. */
 int index_open(const char *path, const struct index_loader *load, char *err, size_t errlen);
+/* Rows the objects table may hold (the span of its rowids; 0 when empty): main, after open. */
+int64_t index_row_span(void);
+/* A check after start found the index damaged: the next start moves it aside. */
+void index_distrust(void);
+/* Closes the index; marked clean when the last connection closed whole. */
 void index_close(void);
 
 /* A download begins: its row says 'fetching', with the URL fetched. */

@@ -273,7 +273,9 @@ struct object *object_find(const char *key)
 {
     ASSERT_LOCKED();
     struct table_node *n = table_get(&st.objects, key);
-    return n ? object_of(n) : NULL;
+    if (n)
+        return object_of(n);
+    return st.loading && st.hooks.missing ? st.hooks.missing(key) : NULL;
 }
 
 size_t object_slots(void)
@@ -333,7 +335,7 @@ static void leave_table(struct object *obj, struct dlist *list)
 }
 
 /* NEW -> FETCHING or COMPLETE: into the table, and its list. Loaded objects are linked onto the
- * LRU list in last-use order by store_open, so only downloads are linked here. */
+ * LRU list in last-use order by store_load.c, so only downloads are linked here. */
 static void enter_lists(struct object *obj, const struct move_args *a)
 {
     (void)a;
@@ -353,6 +355,8 @@ int object_enter(struct object *obj, enum object_state to)
     if (table_add(&st.objects, &obj->node) < 0)
         return -1;
     move(obj, to == OBJ_COMPLETE ? MOVE_LOAD : MOVE_BEGIN, NULL);
+    if (st.loading && st.hooks.entered)
+        st.hooks.entered(obj);
     return 0;
 }
 

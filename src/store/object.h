@@ -129,6 +129,12 @@ struct object_hooks {
     void (*left)(struct object *obj);
     /* A download failed: remembered for the failures listing. */
     void (*failed)(const struct object *obj);
+    /* While st.loading: an object entered the table (store_load.c: unless its own loader put
+     * it there, its key's row is the table's from now on, never the loader's copy). */
+    void (*entered)(const struct object *obj);
+    /* While st.loading: object_find did not find `key` in the table; its complete row, into the
+     * table, or NULL when it has none (store_load.c). */
+    struct object *(*missing)(const char *key);
 };
 
 struct failure;
@@ -164,6 +170,9 @@ struct store_state {
      * tried failure out of the ring above */
     struct failure *held[STORE_HELD_KEPT];
     int held_next;
+    /* The index's complete rows are still going into the table (store_load.c): a key the
+     * table lacks may be on disk yet, and object_find asks hooks.missing for it. */
+    bool loading;
     struct object **digests; /* complete objects by digest (store_twins.c) */
     size_t n_digests, digest_count;
     struct object_hooks hooks;
@@ -306,7 +315,9 @@ void drop_stale(struct object *obj);
 void wake_all(struct object *obj);
 /* Lock held. An object leaving the table (or giving up its ring slot) answers no more hits. */
 void detach_prepared(struct object *obj);
-/* Lock held. The object for `key` in the table, or NULL. */
+/* Lock held. The object for `key` in the table, or NULL. While the index loads (st.loading),
+ * a key not in the table yet is looked up in the index, and its row (complete) put in the table:
+ * every caller sees the table as if loaded whole. */
 struct object *object_find(const char *key);
 /* Lock held. Sweeps visit the table a slot at a time (table.h): object_slot(i) is the first
  * object of slot i, object_next the next one in that slot. */

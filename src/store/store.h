@@ -134,15 +134,22 @@ enum lookup_result {
     LOOKUP_NEGATIVE
 };
 
-/* Main: open the data dir and load the index (main is its only user until store_start). Its
+/* Main: open the data dir and the index, resuming its unfinished downloads (main is its only
+ * user until store_start; the complete rows load after: store_start). Its
  * lock file ("lock" in the data dir) is held, exclusively, until the process ends: a second arca
  * on the same data dir is refused. */
 int store_open(const struct config *cfg, char *err, size_t errlen);
 /* Whether another process (an arca) holds data_dir's lock now: what store_open would refuse.
  * Takes nothing and creates nothing; check-config asks it. */
 bool store_dir_in_use(const char *data_dir);
-/* Hand the index, fsync and unlink to the persistence threads, and sweep orphan files there. */
+/* Hand the index, fsync and unlink to the persistence threads; the index's complete rows load
+ * into the table while arca serves (store_load.h), then orphan files are swept there. */
 int store_start(char *err, size_t errlen);
+/* Whether the index's rows are still loading (a request is answered meanwhile as after). */
+bool store_loading(void);
+/* Returns once every row of the index is in the table (or the load gave up): what a walk over
+ * every object waits for (a purge's). Lock not held. */
+void store_wait_loaded(void);
 /* Main, once the upstream thread and clients are gone: the persistence threads finish what they
  * were handed and stop, then the table is freed and the index closed. */
 void store_close(void);
@@ -513,7 +520,8 @@ struct kept_object {
     int64_t length, last_use;
 };
 typedef void kept_visit_fn(const struct kept_object *k, void *arg);
-/* Every copy the table keeps, expired ones too, to `visit`, a slice of the table per hold of
+/* Every copy the table keeps (once the index has loaded whole: store_wait_loaded), expired ones
+ * too, to `visit`, a slice of the table per hold of
  * the lock: each complete object, and the expired copy a download refreshes (under the
  * download's URL; not once purged), which stays kept until the answer: a 304 (or a registry's
  * HEAD of the same digest) renews it, a failed refresh restores it. `visit` runs with the lock

@@ -308,6 +308,7 @@ bool store_walk_kept(kept_visit_fn *visit, void *arg)
 {
     size_t slot = 0;
     bool whole = true;
+    store_wait_loaded(); /* an image's manifests are all in the table, or a purge misses some */
     store_lock();
     unsigned moves = st.objects.moves;
     for (;;) {

@@ -278,6 +278,7 @@ void purges_stop(void)
  * stops (what is left stays, as an out-of-memory slice's objects do: counted in `left`). */
 static void purge_table(const struct purge_aim *aim, struct purge_result *r)
 {
+    store_wait_loaded(); /* the rows not loaded yet would escape it */
     for (int pass = 0; pass < PURGE_PASSES; pass++) {
         store_lock();
         unsigned moves = st.objects.moves;

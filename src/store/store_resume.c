@@ -25,11 +25,11 @@
  * started every 8 MiB (store_write.c) leaves each fdatasync little to write. */
 #define SYNC_STEP (16LL << 20)
 
-/* Objects taken up at load, per half of the index (loaded in two threads). */
+/* Objects taken up at open (index_open's unfinished rows, on main). */
 static struct {
     struct object **v;
     size_t n, cap;
-} resumed[2];
+} resumed;
 
 /* What a resume sends as If-Range: a strong ETag, else Last-Modified (upstream_response.h; a
  * row is synced only when its Last-Modified was a strong validator). */
@@ -38,7 +38,7 @@ static bool has_validator(const struct upstream_headers *h)
     return (h->etag[0] && strncmp(h->etag, "W/", 2) != 0) || h->last_modified[0];
 }
 
-/* Partials not taken up at this start, from both loading threads: the first NAMED_DROPS are
+/* Partials not taken up at this start: the first NAMED_DROPS are
  * named in the log with their reason, the others counted in one line (adopt_resumed), so that a
  * restart with thousands of them writes a bounded log. */
 #define NAMED_DROPS 20
@@ -80,7 +80,7 @@ static bool not_resumed(const struct index_row *row, const char *why)
     return false;
 }
 
-bool resume_partial(const struct index_row *row, int part, void *arg)
+bool resume_partial(const struct index_row *row, void *arg)
 {
     char path[1200];
     const char *why;
@@ -89,13 +89,13 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
     part_path(row->key, path, sizeof(path));
     if ((why = why_not_resumed(row, path)))
         return not_resumed(row, why);
-    if (resumed[part].n == resumed[part].cap) {
-        size_t cap = resumed[part].cap ? resumed[part].cap * 2 : 16;
-        struct object **v = realloc(resumed[part].v, cap * sizeof(*v));
+    if (resumed.n == resumed.cap) {
+        size_t cap = resumed.cap ? resumed.cap * 2 : 16;
+        struct object **v = realloc(resumed.v, cap * sizeof(*v));
         if (!v)
             return not_resumed(row, "out of memory");
-        resumed[part].v = v;
-        resumed[part].cap = cap;
+        resumed.v = v;
+        resumed.cap = cap;
     }
     if (!(o = object_new(row->url, row->key)) || headers_pack(&row->headers, &o->headers) < 0 ||
         !(o->source = strdup(row->source))) {
@@ -116,7 +116,7 @@ bool resume_partial(const struct index_row *row, int part, void *arg)
     o->signed_key = row->signed_key;
     object_take_row_keep(o, row); /* nobody may ask before it completes: its pin holds already */
     o->refs = 1;                  /* the fetch's, handed over by store_take_resumed */
-    resumed[part].v[resumed[part].n++] = o;
+    resumed.v[resumed.n++] = o;
     return true;
 }
 
@@ -129,53 +129,45 @@ void adopt_resumed(void)
         log_info("%lld more partial downloads not resumed after the restart (the first %d are "
                  "named above); each starts over at its next request",
                  (long long)(dropped - NAMED_DROPS), NAMED_DROPS);
-    for (int part = 0; part < 2; part++) {
-        size_t kept = 0;
-        for (size_t i = 0; i < resumed[part].n; i++) {
-            struct object *o = resumed[part].v[i];
-            if (object_enter(o, OBJ_FETCHING) < 0) { /* out of memory: its file and row go */
-                log_error("fetch %s: out of memory; not resumed", o->url);
-                submit_remove(o->key, NULL);
-                o->refs = 0;
-                object_free(o);
-                continue;
-            }
-            resumed[part].v[kept++] = o;
+    size_t kept = 0;
+    for (size_t i = 0; i < resumed.n; i++) {
+        struct object *o = resumed.v[i];
+        if (object_enter(o, OBJ_FETCHING) < 0) { /* out of memory: its file and row go */
+            log_error("fetch %s: out of memory; not resumed", o->url);
+            submit_remove(o->key, NULL);
+            o->refs = 0;
+            object_free(o);
+            continue;
         }
-        resumed[part].n = kept;
+        resumed.v[kept++] = o;
     }
+    resumed.n = kept;
 }
 
 void drop_resumed(void)
 {
-    for (int part = 0; part < 2; part++) {
-        for (size_t i = 0; i < resumed[part].n; i++) {
-            resumed[part].v[i]->refs = 0;
-            object_free(resumed[part].v[i]);
-        }
-        free(resumed[part].v);
+    for (size_t i = 0; i < resumed.n; i++) {
+        resumed.v[i]->refs = 0;
+        object_free(resumed.v[i]);
     }
-    memset(resumed, 0, sizeof(resumed));
+    free(resumed.v);
+    memset(&resumed, 0, sizeof(resumed));
 }
 
 void store_take_resumed(void (*each)(struct object *obj, const char *source, void *arg), void *arg)
 {
-    size_t n = 0;
-    for (int part = 0; part < 2; part++) {
-        for (size_t i = 0; i < resumed[part].n; i++) {
-            struct object *o = resumed[part].v[i];
-            char *source = o->source;
-            /* taken before: once handed over, the download may end and the object go at once */
-            o->source = NULL;
-            log_info("fetch %s: resuming after the restart from byte %lld", o->url,
-                     (long long)o->have);
-            each(o, source, arg);
-            free(source);
-            n++;
-        }
-        free(resumed[part].v);
+    for (size_t i = 0; i < resumed.n; i++) {
+        struct object *o = resumed.v[i];
+        char *source = o->source;
+        /* taken before: once handed over, the download may end and the object go at once */
+        o->source = NULL;
+        log_info("fetch %s: resuming after the restart from byte %lld", o->url, (long long)o->have);
+        each(o, source, arg);
+        free(source);
     }
-    memset(resumed, 0, sizeof(resumed));
+    size_t n = resumed.n;
+    free(resumed.v);
+    memset(&resumed, 0, sizeof(resumed));
     atomic_fetch_add(&stats.restart_resumes, (int64_t)n);
 }
 

@@ -9,7 +9,7 @@
 #include "store/object.h"
 
 /* Loader callback (index.h): take up a partial row whose file still holds what it says. */
-bool resume_partial(const struct index_row *row, int part, void *arg);
+bool resume_partial(const struct index_row *row, void *arg);
 /* Main at start: the partials taken up go into the table as FETCHING (or are dropped). */
 void adopt_resumed(void);
 void drop_resumed(void);

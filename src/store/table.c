@@ -87,6 +87,8 @@ void table_free(struct table *t)
 
 struct table_node *table_get(const struct table *t, const char *key)
 {
+    if (!t->cur) /* nothing added yet */
+        return NULL;
     struct table_node *o = *chain_of(t, key);
     while (o && strcmp(o->key, key) != 0)
         o = o->next;

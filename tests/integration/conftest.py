@@ -474,6 +474,9 @@ class Arca:
         # its Cache-Status member's name: the scenarios pin "arca" (None: the default, the
         # host's name)
         self.cache_name = "arca"
+        # start() returns once the index's rows are all in memory (a scenario about the load
+        # itself says False): counts and listings are whole from then on
+        self.wait_loaded = True
 
     def start(self, keep_port=False):
         """keep_port: come back on the port it had (a cluster node, known to HAProxy). A port
@@ -516,11 +519,26 @@ class Arca:
                 if (self.get("/api/v1/health/", {"Connection": "close"})[0] in (200, 503) and
                         ("listening on" in self.read_log()[logged:] or
                          listens(self.proc.pid, self.port))):
-                    return self
+                    return self._loaded(logged) if self.wait_loaded else self
                 time.sleep(0.01)
             except OSError:
                 time.sleep(0.01)  # arca listens within 30 ms (plain) to 130 ms (TSan)
         raise RuntimeError("arca did not answer health within 10 s")
+
+    def _loaded(self, logged, timeout=60):
+        """Once the index's rows are all in memory: the log's "index loaded" line after
+        `logged`, or (a quieter --log-level) the status's index_loading false. The log first:
+        a request for the status would be in the access log the scenario reads."""
+        started = time.monotonic()
+        while time.monotonic() < started + timeout:
+            if "(index loaded in " in self.read_log()[logged:]:
+                return self
+            if time.monotonic() > started + 2:
+                status, _, body = self.get("/api/v1/status/", {"Connection": "close"})
+                if status != 200 or not json.loads(body).get("index_loading"):
+                    return self
+            time.sleep(0.01)
+        raise RuntimeError(f"arca's index did not load within {timeout} s")
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc is None:
@@ -737,11 +755,12 @@ def start_arca(workdir):
     started = []
 
     def start(*args, data_dir=None, host="127.0.0.1", env=None, name="arca", port=None,
-              cache_name="arca"):
+              cache_name="arca", wait_loaded=True):
         # each its own data dir unless told: two servers may not share one
         data_dir = data_dir or os.path.join(workdir, f"data{len(started)}")
         a = Arca(workdir, args, data_dir, host, env, name)
         a.cache_name = cache_name
+        a.wait_loaded = wait_loaded
         started.append(a)
         a.port = port  # a port chosen before (another server's options name it)
         return a.start(keep_port=port is not None)

@@ -1,6 +1,7 @@
 /*
  * store_fixture.h — for the unit suites that need a store: one opened in a fresh directory as arca
- * opens it (the index loaded, the persistence threads started), and closed and removed after.
+ * opens it (the persistence threads started, the index's rows loaded), and closed and removed
+ * after.
  */
 #ifndef ARCA_STORE_FIXTURE_H
 #define ARCA_STORE_FIXTURE_H
@@ -26,7 +27,10 @@ static inline int fixture_store_open(char *dir, void (*before_start)(void))
         return -1;
     if (before_start)
         before_start();
-    return store_start(err, sizeof(err));
+    if (store_start(err, sizeof(err)) < 0)
+        return -1;
+    store_wait_loaded();
+    return 0;
 }
 
 /* Close the store and remove its directory; the template is ready for the next open. */

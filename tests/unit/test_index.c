@@ -11,9 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "persist/index.h"
+#include "persist/index_rows.h"
 
 #include <sqlite3.h>
 
@@ -56,9 +59,9 @@ static int rows(const struct seen *s)
     return s->parts[0] + s->parts[1];
 }
 
-static bool no_partial(const struct index_row *row, int part, void *arg)
+static bool no_partial(const struct index_row *row, void *arg)
 {
-    (void)row, (void)part, (void)arg;
+    (void)row, (void)arg;
     return false;
 }
 
@@ -68,12 +71,16 @@ static void on_discard(const char *key, void *arg)
     ((struct seen *)arg)->discarded++;
 }
 
+/* What a start does: the index opened (its unfinished rows), then its complete rows loaded
+ * (the store's loader thread, while arca serves). */
 static int open_with(struct seen *s)
 {
     char err[256];
-    struct index_loader load = {on_row, no_partial, on_discard, s};
+    struct index_loader load = {no_partial, on_discard, s};
+    atomic_bool stop = false;
     memset(s, 0, sizeof(*s));
-    return index_open(path, &load, err, sizeof(err));
+    int rc = index_open(path, &load, err, sizeof(err));
+    return rc < 0 ? rc : index_load_rows(on_row, s, &stop, err, sizeof(err));
 }
 
 /* The usage flush's update of key ...06 (index_touch). */
@@ -90,10 +97,9 @@ static int touch(int64_t last_use, int64_t usage, bool pinned, int64_t keep_if_e
     return index_touch(&row);
 }
 
-static bool take_partial(const struct index_row *row, int part, void *arg)
+static bool take_partial(const struct index_row *row, void *arg)
 {
     struct seen *s = arg;
-    (void)part;
     s->taken++;
     s->partial = *row; /* its strings are not kept: only the numbers are read */
     return true;
@@ -229,7 +235,7 @@ static void a_downloads_row_keeps_its_terms(void **state)
                             .keep_while = 5,
                             .max_size = 30 << 20,
                             .not_stored = false};
-    struct index_loader load = {on_row, take_partial, on_discard, NULL};
+    struct index_loader load = {take_partial, on_discard, NULL};
     struct seen s;
     char err[256];
     (void)state;
@@ -279,6 +285,119 @@ static void a_corrupt_file_is_reported_not_loaded(void **state)
     unlink(path);
 }
 
+/* The loader's lookups ahead of it (index_find_row): a complete row by its key, never an
+ * unfinished one, nothing for a key the index does not hold. */
+static void found(const struct index_row *row, void *arg)
+{
+    snprintf(arg, 64, "%s", row->url);
+}
+
+static void a_row_is_found_by_its_key(void **state)
+{
+    struct seen s;
+    uint8_t digest[32] = {1};
+    char url[64] = "";
+    const char *done = "3333333333333333333333333333333333333333333333333333333333333333",
+               *running = "4444444444444444444444444444444444444444444444444444444444444444";
+    (void)state;
+    unlink(path);
+    assert_int_equal(open_with(&s), 0);
+    struct index_row row = {.key = done,
+                            .url = "http://h/done",
+                            .headers = {"", "", "", "", "", ""},
+                            .length = 1,
+                            .digest = digest,
+                            .ttl = 60};
+    assert_int_equal(index_mark_complete(&row), 0);
+    assert_int_equal(index_mark_fetching(running, "http://h/running", "http://h/running"), 0);
+    assert_int_equal(index_find_row(done, found, url), 1);
+    assert_string_equal(url, "http://h/done");
+    url[0] = '\0';
+    assert_int_equal(index_find_row(running, found, url), 0);
+    assert_int_equal(
+        index_find_row("5555555555555555555555555555555555555555555555555555555555555555", found,
+                       url),
+        0);
+    assert_string_equal(url, "");
+    index_close();
+    unlink(path);
+}
+
+/* The root page of the key index: a page the rows' scan never reads, only the check. */
+static void damage_key_index(bool keep_times)
+{
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    struct stat before;
+    assert_int_equal(stat(path, &before), 0);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT rootpage, (SELECT page_size FROM pragma_page_size)"
+                           " FROM sqlite_master WHERE name='sqlite_autoindex_objects_1'",
+                           -1, &stmt, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    long root = sqlite3_column_int(stmt, 0), size = sqlite3_column_int(stmt, 1);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    char junk[65536];
+    memset(junk, 0x5a, sizeof(junk));
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (root - 1) * size, SEEK_SET), 0);
+    assert_int_equal(fwrite(junk, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    if (keep_times) /* as bit rot leaves a file: nothing says it changed */
+        assert_int_equal(
+            utimensat(AT_FDCWD, path, (struct timespec[]){before.st_atim, before.st_mtim}, 0), 0);
+}
+
+/* A file as a clean close left it is trusted at open and checked after its rows
+ * (index_check_deferred): damage found then has the next open refuse it. Any other file (here
+ * one written to since) is checked at open. */
+static void a_clean_close_is_checked_after_the_rows(void **state)
+{
+    struct seen s;
+    char err[256], marker[160];
+    uint8_t digest[32] = {2};
+    (void)state;
+    unlink(path);
+    snprintf(marker, sizeof(marker), "%s.clean", path);
+    assert_int_equal(open_with(&s), 0);
+    for (int i = 0; i < 200; i++) { /* enough keys for an index of more than one page */
+        char key[65], url[64];
+        snprintf(key, sizeof(key), "%064d", i);
+        snprintf(url, sizeof(url), "http://h/%d", i);
+        struct index_row row = {.key = key,
+                                .url = url,
+                                .headers = {"", "", "", "", "", ""},
+                                .length = 1,
+                                .digest = digest,
+                                .ttl = 60};
+        assert_int_equal(index_mark_complete(&row), 0);
+    }
+    index_close();
+    assert_int_equal(access(marker, F_OK), 0);
+    assert_int_equal(open_with(&s), 0);
+    assert_int_equal(access(marker, F_OK), -1); /* taken at open: a crash leaves none */
+    assert_int_equal(index_check_deferred(err, sizeof(err)), 0);
+    index_close();
+
+    damage_key_index(true);
+    assert_int_equal(open_with(&s), 0); /* trusted: its rows load */
+    assert_int_equal(rows(&s), 200);
+    assert_int_equal(index_check_deferred(err, sizeof(err)), INDEX_CORRUPT);
+    assert_non_null(strstr(err, "integrity check failed"));
+    index_distrust();
+    index_close();
+    assert_int_equal(open_with(&s), INDEX_CORRUPT); /* the next start moves it aside */
+
+    damage_key_index(false); /* written since: checked before anything loads */
+    assert_int_equal(open_with(&s), INDEX_CORRUPT);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +405,8 @@ int main(void)
         cmocka_unit_test(an_older_index_gains_the_new_columns),
         cmocka_unit_test(a_downloads_row_keeps_its_terms),
         cmocka_unit_test(a_corrupt_file_is_reported_not_loaded),
+        cmocka_unit_test(a_row_is_found_by_its_key),
+        cmocka_unit_test(a_clean_close_is_checked_after_the_rows),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }

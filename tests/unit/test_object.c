@@ -56,7 +56,7 @@ static void on_wake(struct park *p)
 
 static void set_hooks(void)
 {
-    st.hooks = (struct object_hooks){on_joined, on_left, on_failed};
+    st.hooks = (struct object_hooks){on_joined, on_left, on_failed, NULL, NULL};
 }
 
 static int open_store(void **state)

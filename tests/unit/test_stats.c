@@ -20,14 +20,9 @@
 
 static char dir[] = "/tmp/arca-unit-stats-XXXXXX";
 
-static void on_row(const struct index_row *row, int part, void *arg)
+static bool no_partial(const struct index_row *row, void *arg)
 {
-    (void)row, (void)part, (void)arg;
-}
-
-static bool no_partial(const struct index_row *row, int part, void *arg)
-{
-    (void)row, (void)part, (void)arg;
+    (void)row, (void)arg;
     return false;
 }
 
@@ -39,7 +34,7 @@ static void on_discard(const char *key, void *arg)
 static void open_index(void)
 {
     char path[128], err[256];
-    struct index_loader load = {on_row, no_partial, on_discard, NULL};
+    struct index_loader load = {no_partial, on_discard, NULL};
     snprintf(path, sizeof(path), "%s/index.sqlite", dir);
     assert_int_equal(index_open(path, &load, err, sizeof(err)), 0);
 }

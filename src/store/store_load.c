@@ -1,0 +1,401 @@
+/* The index's complete rows into the table while arca serves, then the sweep of the files no row
+ * names (store_load.h). */
+#include "store/store_load.h"
+#include "log/log.h"
+#include "persist/index.h"
+#include "persist/persist.h"
+#include "store/store_room.h"
+#include "store/store_twins.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Objects put in the table per hold of the lock: each a hash insert, a digest-ring insert and a
+ * list link (cache misses all), so a hold stays under a millisecond. */
+#define LOAD_SLICE 1024
+
+struct by_use {
+    int64_t last_use;
+    struct object *obj;
+};
+
+/* Objects as their rows load, before they go into the table: one vector per half of the index
+ * (index_load_rows reads the halves in two threads). */
+struct loaded {
+    struct by_use *v;
+    size_t n, cap;
+    bool failed; /* out of memory: the rest of this half is not kept */
+};
+
+/* A key that entered the table meanwhile (hooks.entered): lock held. */
+struct seen_key {
+    struct table_node node;
+};
+
+static struct {
+    struct loaded half[2];
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    struct table seen;
+    bool seen_failed;  /* out of memory noting one: the loader inserts nothing more */
+    bool inserting;    /* the loader's own object_enter: not noted */
+    size_t read_ahead; /* rows lookups read before the loader reached them */
+    /* store_wait_loaded's (a leaf lock: never with the store's): st.loading turned false */
+    pthread_mutex_t end_lock;
+    pthread_cond_t ended;
+    bool done;
+} ld = {.end_lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER};
+
+struct object *object_of_row(const struct index_row *row)
+{
+    struct object *o = object_new(row->url, row->key);
+    if (!o || headers_pack(&row->headers, &o->headers) < 0) {
+        if (o)
+            object_free(o);
+        return NULL;
+    }
+    o->headers_ready = true;
+    o->length = o->have = o->reserved = row->length;
+    object_set_staleness(o, row->stale_if_error, row->stale_while_revalidate);
+    memcpy(o->digest, row->digest, 32);
+    o->created = row->created;
+    o->ttl = row->ttl;
+    o->last_use = row->last_use;
+    o->usage = row->usage;
+    o->signed_key = row->signed_key;
+    object_take_row_keep(o, row);
+    return o;
+}
+
+/* A row is trusted as it is: whether its file is there with the recorded length is checked on
+ * the object's first hit (lookup.c's open_hit_file), so that a big cache loads without a stat()
+ * per object. */
+static void load_row(const struct index_row *row, int part, void *arg)
+{
+    struct loaded *l = &ld.half[part];
+    struct object *o;
+    (void)arg;
+    if (l->failed)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        struct by_use *v = realloc(l->v, cap * sizeof(*v));
+        if (!v) {
+            l->failed = true;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(o = object_of_row(row))) {
+        l->failed = true;
+        return;
+    }
+    l->v[l->n++] = (struct by_use){o->last_use, o};
+}
+
+static int by_last_use(const void *a, const void *b)
+{
+    int64_t x = ((const struct by_use *)a)->last_use, y = ((const struct by_use *)b)->last_use;
+    return (x > y) - (x < y);
+}
+
+/* Both halves in one vector, sorted by last use (the pairs, not the objects: a cache miss per
+ * compare otherwise). NULL when out of memory: the halves' objects are then freed. */
+static struct by_use *sort_by_use(size_t *n)
+{
+    struct loaded *h = ld.half;
+    *n = h[0].n + h[1].n;
+    struct by_use *v = malloc((*n ? *n : 1) * sizeof(*v));
+    if (v) {
+        if (h[0].n)
+            memcpy(v, h[0].v, h[0].n * sizeof(*v));
+        if (h[1].n)
+            memcpy(v + h[0].n, h[1].v, h[1].n * sizeof(*v));
+        qsort(v, *n, sizeof(*v), by_last_use);
+    }
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; !v && i < h[part].n; i++)
+            object_free(h[part].v[i].obj);
+        free(h[part].v);
+    }
+    memset(ld.half, 0, sizeof(ld.half));
+    return v;
+}
+
+/* Lock held. Whether the loader's copy of `key` may go into the table: the table has no object
+ * of it, and none entered meanwhile (then the table's word about its row stands). */
+static bool still_free(const char *key)
+{
+    return !ld.seen_failed && !table_get(&st.objects, key) && !table_get(&ld.seen, key);
+}
+
+/* Lock held. v[from, end) into the table, the most recent first, each at the head of its LRU
+ * list (the slices before this one were more recent): false when one could not go in (out of
+ * memory), or the keys seen meanwhile are not all known. */
+static bool insert_slice(struct by_use *v, size_t from, size_t end)
+{
+    bool ok = true;
+    for (size_t i = end; i-- > from;) {
+        struct object *o = v[i].obj;
+        bool in = false;
+        if (still_free(o->key)) {
+            ld.inserting = true;
+            in = object_enter(o, OBJ_COMPLETE) == 0; /* the table grows: out of memory */
+            ld.inserting = false;
+            ok = ok && in;
+        }
+        if (!in) {
+            object_free(o);
+            continue;
+        }
+        dlist_prepend(object_lru(o), &o->lru);
+        twins_join(o);
+    }
+    return ok && !ld.seen_failed;
+}
+
+/* The seen keys go with the end of the load. Lock held. */
+static void seen_free(void)
+{
+    for (size_t i = 0; i < table_slots(&ld.seen); i++) {
+        for (struct table_node *n = table_slot(&ld.seen, i), *next; n; n = next) {
+            next = n->next;
+            free(n);
+        }
+    }
+    table_free(&ld.seen);
+}
+
+static void end_loading(void)
+{
+    store_lock();
+    st.loading = false;
+    seen_free();
+    store_unlock();
+    pthread_mutex_lock(&ld.end_lock);
+    ld.done = true;
+    pthread_cond_broadcast(&ld.ended);
+    pthread_mutex_unlock(&ld.end_lock);
+}
+
+static void sweep_orphans(void);
+
+/* What went wrong, in one line; whole: every complete row is in the table (the sweep may run). */
+static bool loaded_whole(int rc, const char *err)
+{
+    if (rc == INDEX_CORRUPT) {
+        log_error("%s: what loaded is served; the next start moves the index aside", err);
+        index_distrust();
+    } else if (rc < 0) {
+        log_error("%s: the rows not loaded are not served until the next start", err);
+    }
+    if (ld.half[0].failed || ld.half[1].failed)
+        log_error("store: out of memory loading the index: the rows not loaded are not served "
+                  "until the next start");
+    return rc == 0 && !ld.half[0].failed && !ld.half[1].failed;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* The store's first line: what it holds once loaded, and how long the load took (arca served
+ * meanwhile). */
+static void log_loaded(double seconds)
+{
+    store_lock();
+    size_t count = st.objects.count, ahead = ld.read_ahead;
+    long long usage = (long long)st.usage;
+    store_unlock();
+    int dir_len = (int)(strlen(st.objdir) - strlen("/objects")); /* DATA_DIR/objects */
+    log_info("store: %zu object%s, %lld bytes in %.*s (index loaded in %.2f s while serving; %zu "
+             "looked up before the load reached them)",
+             count, count == 1 ? "" : "s", usage, dir_len, st.objdir, seconds, ahead);
+}
+
+static void *load_main(void *arg)
+{
+    char err[512];
+    struct timespec t0;
+    size_t n, end;
+    (void)arg;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = index_load_rows(load_row, NULL, &ld.stop, err, sizeof(err));
+    bool whole = loaded_whole(rc, err);
+    struct by_use *v = sort_by_use(&n);
+    whole = whole && v;
+    for (end = v ? n : 0; end > 0 && !atomic_load(&ld.stop);) {
+        size_t from = end > LOAD_SLICE ? end - LOAD_SLICE : 0;
+        store_lock();
+        whole = insert_slice(v, from, end) && whole;
+        store_unlock();
+        end = from;
+    }
+    for (size_t i = 0; i < end; i++) /* arca stops: what was not put in the table */
+        object_free(v[i].obj);
+    free(v);
+    whole = whole && !atomic_load(&ld.stop);
+    end_loading();
+    log_loaded(seconds_since(&t0));
+    /* a clean close's file, checked once its rows serve: what the check finds, the next start
+     * acts on (a file found damaged is distrusted whole, its files swept then) */
+    if (whole && !atomic_load(&ld.stop))
+        whole = loaded_whole(index_check_deferred(err, sizeof(err)), err);
+    if (whole)
+        sweep_orphans();
+    return NULL;
+}
+
+void store_load_start(void)
+{
+    atomic_store(&ld.stop, false);
+    ld.done = !st.loading; /* main alone still: no lookup yet */
+    if (ld.done) {
+        log_loaded(0);
+        sweep_orphans();
+        return;
+    }
+    ld.running = pthread_create(&ld.thread, NULL, load_main, NULL) == 0;
+    if (!ld.running)
+        load_main(NULL);
+}
+
+void store_load_stop(void)
+{
+    atomic_store(&ld.stop, true);
+    if (ld.running)
+        pthread_join(ld.thread, NULL);
+    ld.running = false;
+}
+
+void store_wait_loaded(void)
+{
+    pthread_mutex_lock(&ld.end_lock);
+    while (!ld.done)
+        pthread_cond_wait(&ld.ended, &ld.end_lock);
+    pthread_mutex_unlock(&ld.end_lock);
+}
+
+bool store_loading(void)
+{
+    pthread_mutex_lock(&ld.end_lock);
+    bool loading = !ld.done;
+    pthread_mutex_unlock(&ld.end_lock);
+    return loading;
+}
+
+static void took_row(const struct index_row *row, void *arg)
+{
+    *(struct object **)arg = object_of_row(row);
+}
+
+struct object *store_load_missing(const char *key)
+{
+    assert(store_locked() && st.loading);
+    struct object *o = NULL;
+    if (table_get(&ld.seen, key) || ld.seen_failed || index_find_row(key, took_row, &o) <= 0 || !o)
+        return NULL;
+    if (object_enter(o, OBJ_COMPLETE) < 0) { /* noted as seen: the loader's copy stays out */
+        object_free(o);
+        return NULL;
+    }
+    dlist_append(object_lru(o), &o->lru);
+    twins_join(o);
+    ld.read_ahead++;
+    return o;
+}
+
+void store_load_entered(const struct object *obj)
+{
+    assert(store_locked() && st.loading);
+    struct seen_key *k;
+    if (ld.inserting || table_get(&ld.seen, obj->node.key))
+        return;
+    if (!(k = calloc(1, sizeof(*k))) || table_add(&ld.seen, &k->node) < 0) {
+        free(k);
+        ld.seen_failed = true; /* the loader cannot tell which copies are stale: it stops */
+        return;
+    }
+    memcpy(k->node.key, obj->node.key, sizeof(k->node.key));
+}
+
+/* --- the sweep ------------------------------------------------------------------------------ */
+
+/* Files no trusted row points to (a corrupt index, a crash mid-unlink) only take space. They are
+ * swept once every row is in the table, one of the 256 directories per job of the persistence
+ * thread, so that downloads wait behind one directory at most. Each name is looked up and
+ * unlinked under the lock: a download that starts meanwhile is in the table before its file
+ * exists, so it is never touched. */
+struct sweep_job {
+    struct persist_job job;
+    int dir, removed;
+};
+
+/* Lock held. A file an object in the table owns: KEY (a complete version, or the one a download
+ * revalidates) or KEY.part (a download's). object_find() hashes the first 16 characters: only
+ * 64-character keys are looked up. */
+static bool file_wanted(const char *name)
+{
+    assert(store_locked() && !st.loading);
+    size_t len = strlen(name);
+    char key[65];
+    const struct object *obj;
+    if (len == 64)
+        return object_find(name) != NULL;
+    if (len != 64 + strlen(".part") || strcmp(name + 64, ".part") != 0)
+        return false;
+    memcpy(key, name, 64);
+    key[64] = '\0';
+    return (obj = object_find(key)) != NULL && obj->state == OBJ_FETCHING;
+}
+
+static void run_sweep(struct persist_job *job)
+{
+    assert(persist_owns_index());
+    struct sweep_job *sw = (struct sweep_job *)job;
+    char dir[1200], path[1500];
+    snprintf(dir, sizeof(dir), "%s/%02x", st.objdir, sw->dir);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        store_lock();
+        if (!file_wanted(e->d_name))
+            sw->removed += unlink(path) == 0;
+        store_unlock();
+    }
+    if (d)
+        closedir(d);
+    if (++sw->dir < 256 && !persist_stopping()) {
+        persist_submit(&sw->job); /* the next directory, after what was queued meanwhile */
+        return;
+    }
+    if (sw->removed)
+        log_info("store: removed %d object files no index row points to", sw->removed);
+    free(sw);
+}
+
+static void sweep_orphans(void)
+{
+    struct sweep_job *sw = calloc(1, sizeof(*sw));
+    if (!sw) {
+        log_error("store: out of memory: files no index row points to are left for the next "
+                  "start");
+        return;
+    }
+    sw->job.run = run_sweep;
+    persist_submit(&sw->job);
+}

@@ -1,0 +1,137 @@
+"""A restart serves at once (issue 70): the index's rows go into memory while arca answers, and
+what is on disk is a hit from the first request. The big index is real rows written beside
+arca's own (its schema, its keys), most of them without files: a row is trusted until its
+object's first hit. Each scenario asserts that its requests came before the load had reached
+them (the log's count of rows looked up ahead), so that none passes for want of a window."""
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import time
+
+from conftest import sha256
+from test_admin import TOKEN, token_file
+
+BULK = 200_000  # rows: loading them takes a tenth of a second at least, the requests a few ms
+
+
+def cached_and_stopped(origin, start_arca, workdir, paths):
+    """An arca that fetched `paths` and stopped (a clean close). Returns (arca, {url: body})."""
+    bodies = {origin.add(p, data=os.urandom(20000)): None for p in paths}
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file",
+                      token_file(workdir))
+    for url in bodies:
+        status, _, body = arca.fetch(url)
+        assert status == 200
+        bodies[url] = body
+    arca.stop()
+    return arca, bodies
+
+
+def add_bulk(data_dir, prefix, n=BULK):
+    """n complete rows under `prefix`, fresh, used long ago (the LRU's far end), no files."""
+    now = int(time.time())
+    db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
+    def row(i):
+        url = f"{prefix}{i}"
+        key = hashlib.sha256(url.encode()).hexdigest()
+        return (key, url, "complete", 4096, "application/octet-stream",
+                hashlib.sha256(key.encode()).digest(), now, 86400, now - 86400, 1)
+    rows = (row(i) for i in range(n))
+    with db:
+        db.executemany("INSERT INTO objects (key, url, state, length, content_type, sha256,"
+                       " created, ttl, last_use, usage) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+    db.close()
+
+
+def looked_up_ahead(arca, since):
+    """The store's line once loaded (in the log after `since` characters): rows looked up
+    before the load reached them."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = re.search(r"index loaded in [\d.]+ s while serving; (\d+) looked up",
+                      arca.read_log()[since:])
+        if m:
+            return int(m.group(1))
+        time.sleep(0.02)
+    raise AssertionError(arca.read_log())
+
+
+def restarted(start_arca, first, workdir, wait_loaded=False):
+    """The same data dir again; returns (arca, where its lines begin in the shared log)."""
+    since = len(first.read_log())
+    return start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file",
+                      token_file(workdir), data_dir=first.data_dir,
+                      wait_loaded=wait_loaded), since
+
+
+def test_objects_on_disk_are_hits_while_the_index_loads(origin, start_arca, workdir):
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/kernel", "/dtb"])
+    add_bulk(first.data_dir, origin.url("/bulk/"))
+    arca, since = restarted(start_arca, first, workdir)
+    for url, body in bodies.items():
+        status, _, got = arca.fetch(url)
+        assert status == 200 and sha256(got) == sha256(body), url
+    assert origin.counts["/kernel"] == 1 and origin.counts["/dtb"] == 1, "never asked again"
+    assert looked_up_ahead(arca, since) >= 2, "the hits came while the index loaded"
+    status = arca.status()
+    assert status["index_loading"] is False
+    assert status["resources_successes"] == BULK + 2
+    assert status["statistics_hits"] == 2
+
+
+def test_a_purge_while_the_index_loads_keeps_its_word(origin, start_arca, workdir):
+    """A URL purged before the loader reached its row stays purged (the loader's copy is
+    dropped); a prefix purge waits for the load and takes the rows not loaded yet too."""
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/gone", "/kept"])
+    add_bulk(first.data_dir, origin.url("/bulk/"))
+    arca, since = restarted(start_arca, first, workdir)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    gone = origin.url("/gone")
+    status, _, body = arca.get(f"/api/v1/resources/?url={gone}", auth, method="DELETE")
+    assert status == 200 and json.loads(body)["purged"] is True, body
+    status, _, body = arca.get(f"/api/v1/purge/?prefix={origin.url('/bulk/')}", auth,
+                               method="POST")
+    assert status == 200 and json.loads(body)["purged"] == BULK, body
+    assert looked_up_ahead(arca, since) >= 1, "the purge came while the index loaded"
+    status = arca.status()
+    assert status["resources_successes"] == 1, status  # /kept alone
+    _, _, body = arca.get(f"/api/v1/resources/?url={gone}", auth)
+    assert json.loads(body)["state"] == "absent", body
+    assert arca.fetch(gone)[0] == 200 and origin.counts["/gone"] == 2
+    # and a restart finds them gone: the rows went before the answers
+    arca.stop()
+    again, _ = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert again.status()["resources_successes"] == 2  # /kept, and /gone fetched again
+
+
+def test_damage_found_after_start_moves_the_index_aside_at_the_next(origin, start_arca,
+                                                                     workdir):
+    """A clean close lets the next start trust the file at once; its check then runs after the
+    rows. Damage the check finds (here a page of the key index, the file's times put back as
+    bit rot would leave them) is logged, and the next start moves the index aside."""
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/k"])
+    index = os.path.join(first.data_dir, "index.sqlite")
+    assert os.path.exists(index + ".clean")
+    db = sqlite3.connect(index)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name="
+                      "'sqlite_autoindex_objects_1'").fetchone()[0]
+    db.close()
+    times = os.stat(index)
+    with open(index, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(os.urandom(page_size))
+    os.utime(index, ns=(times.st_atime_ns, times.st_mtime_ns))
+    arca, _ = restarted(start_arca, first, workdir)
+    assert arca.log_shows("integrity check failed: what loaded is served; the next start moves "
+                          "the index aside", timeout=30), arca.read_log()
+    arca.stop()
+    again, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert "moved aside" in again.read_log()[since:]
+    assert any(n.startswith("index.sqlite.corrupt-") for n in os.listdir(first.data_dir))
+    status, _, body = again.fetch(origin.url("/k"))
+    assert status == 200 and sha256(body) == sha256(bodies[origin.url("/k")])
+    assert origin.counts["/k"] == 2, "nothing from the damaged index was served"
