@@ -64,7 +64,10 @@ static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
     obj->usage++;
     st.uses++;
     obj->last_use = now;
-    dlist_append(&st.dirty, &obj->dirty);
+    /* in the order of first use since its last flush: a bounded flush (store_room.c) reaches
+     * every object in turn, however often the busy ones are used */
+    if (!dlist_linked(&st.dirty, &obj->dirty))
+        dlist_append(&st.dirty, &obj->dirty);
     if (obj->state == OBJ_COMPLETE)
         dlist_append(object_lru(obj), &obj->lru);
 }

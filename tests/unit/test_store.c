@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "config/config.h"
 #include "persist/persist.h"
+#include "store/object.h" /* url_key */
 #include "store/store.h"
 #include "store_fixture.h"
 
@@ -702,6 +703,58 @@ static void every_use_reaches_the_index_chunk_after_chunk(void **state)
     assert_int_equal(index_usage(), before + N);
 }
 
+/* One object's usage in the index (-1: no row). */
+static int64_t row_usage(const char *url)
+{
+    char path[256], key[65];
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    int64_t usage = -1;
+    url_key(url, key);
+    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT usage FROM objects WHERE key=?", -1, &stmt, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        usage = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return usage;
+}
+
+/* Issue 70: a flush writes 16,384 rows at most (a million objects used at random made every
+ * flush rewrite the whole index), in the order objects were first used since their last flush:
+ * one used again and again keeps its place and is written in the first flush, not starved at
+ * the list's tail; the rest follow flush after flush, and a stop's loop writes them all. */
+static void a_flush_is_bounded_and_reaches_every_object_in_turn(void **state)
+{
+    enum { BOUND = 4 * 4096, N = BOUND + 300 };
+    char url[64];
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://h/turn/%d", i);
+        complete_object(url, "t");
+    }
+    while (store_flush_usage())
+        ;
+    persist_flush();
+    int64_t before = index_usage(), busy = row_usage("http://h/turn/0");
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://h/turn/%d", i);
+        assert_int_equal(look(url), LOOKUP_HIT);
+        assert_int_equal(look("http://h/turn/0"), LOOKUP_HIT); /* the busy one */
+    }
+    assert_true(store_flush_usage()); /* more is left */
+    persist_flush();
+    assert_int_equal(row_usage("http://h/turn/0"), busy + 1 + N);
+    assert_int_equal(index_usage(), before + (BOUND - 1) + 1 + N);
+    assert_false(store_flush_usage());
+    persist_flush();
+    assert_int_equal(index_usage(), before + 2 * N);
+}
+
 /* The first unit of a fresh data dir: the store opened with none of the 256 key directories;
  * the first file made its own, and that directory's name in objects/ was synced for real. */
 static void a_key_directory_is_made_with_its_first_file_and_synced(void **state)
@@ -826,6 +879,7 @@ int main(void)
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
         cmocka_unit_test(a_signed_urls_download_is_born_signed),
         cmocka_unit_test(every_use_reaches_the_index_chunk_after_chunk),
+        cmocka_unit_test(a_flush_is_bounded_and_reaches_every_object_in_turn),
         cmocka_unit_test(a_complete_objects_file_and_name_are_synced),
     };
     return cmocka_run_group_tests(tests, open_store, close_store);
