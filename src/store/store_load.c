@@ -19,6 +19,7 @@
 /* Objects put in the table per hold of the lock: each a hash insert, a digest-ring insert and a
  * list link (cache misses all), so a hold stays under a millisecond. */
 #define LOAD_SLICE 1024
+#define PREFETCH_AHEAD 8
 
 struct by_use {
     int64_t last_use;
@@ -107,45 +108,63 @@ static int by_last_use(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Both halves in one vector, sorted by last use (the pairs, not the objects: a cache miss per
- * compare otherwise). NULL when out of memory: the halves' objects are then freed. */
-static struct by_use *sort_by_use(size_t *n)
+static void *sort_half(void *arg)
 {
-    struct loaded *h = ld.half;
-    *n = h[0].n + h[1].n;
-    struct by_use *v = malloc((*n ? *n : 1) * sizeof(*v));
-    if (v) {
-        if (h[0].n)
-            memcpy(v, h[0].v, h[0].n * sizeof(*v));
-        if (h[1].n)
-            memcpy(v + h[0].n, h[1].v, h[1].n * sizeof(*v));
-        qsort(v, *n, sizeof(*v), by_last_use);
-    }
-    for (int part = 0; part < 2; part++) {
-        for (size_t i = 0; !v && i < h[part].n; i++)
-            object_free(h[part].v[i].obj);
-        free(h[part].v);
-    }
-    memset(ld.half, 0, sizeof(ld.half));
-    return v;
+    struct loaded *l = arg;
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), by_last_use);
+    return NULL;
 }
 
-/* Lock held. Whether the loader's copy of `key` may go into the table: the table has no object
- * of it, and none entered meanwhile (then the table's word about its row stands). */
+/* Each half sorted by last use (the pairs, not the objects: a cache miss per compare
+ * otherwise), the second in a thread of its own: the insertion merges them. */
+static void sort_halves(void)
+{
+    pthread_t helper;
+    bool threaded = pthread_create(&helper, NULL, sort_half, &ld.half[1]) == 0;
+    sort_half(&ld.half[0]);
+    if (threaded)
+        pthread_join(helper, NULL);
+    else
+        sort_half(&ld.half[1]);
+}
+
+/* The most recently used object left in either half (their ends, left[0] and left[1]), taken;
+ * NULL when both are empty. */
+static struct object *take_most_recent(size_t left[2])
+{
+    const struct loaded *h = ld.half;
+    if (!left[0] && !left[1])
+        return NULL;
+    int pick = !left[0] || (left[1] && h[1].v[left[1] - 1].last_use > h[0].v[left[0] - 1].last_use);
+    return h[pick].v[--left[pick]].obj;
+}
+
+/* Lock held. Whether the loader's copy of `key` may go into the table: no object of it entered
+ * meanwhile (then the table's word about its row stands). Only the seen keys are asked: a
+ * complete row's key was in no table at the load's start (the downloads resumed at open are
+ * other rows), and every key that entered since is among them; a lookup of the table too was a
+ * cache miss per row, a tenth of a million rows' load. */
 static bool still_free(const char *key)
 {
-    return !ld.seen_failed && !table_get(&st.objects, key) && !table_get(&ld.seen, key);
+    return !ld.seen_failed && !table_get(&ld.seen, key);
 }
 
-/* Lock held. v[from, end) into the table, the most recent first, each at the head of its LRU
- * list (the slices before this one were more recent): false when one could not go in (out of
- * memory), or the keys seen meanwhile are not all known. */
-static bool insert_slice(struct by_use *v, size_t from, size_t end)
+/* Lock held. The next LOAD_SLICE most recently used objects into the table, the most recent
+ * first, each at the head of its LRU list (the slices before this one were more recent): false
+ * when one could not go in (out of memory), or the keys seen meanwhile are not all known. */
+static bool insert_slice(size_t left[2])
 {
     bool ok = true;
-    for (size_t i = end; i-- > from;) {
-        struct object *o = v[i].obj;
+    struct object *o;
+    for (int i = 0; i < LOAD_SLICE && (o = take_most_recent(left)); i++) {
         bool in = false;
+        for (int part = 0; part < 2; part++) /* objects are cold: fetch the next ones early */
+            if (left[part] > PREFETCH_AHEAD) {
+                const struct object *next = ld.half[part].v[left[part] - PREFETCH_AHEAD].obj;
+                __builtin_prefetch(next);
+                __builtin_prefetch(next->digest);
+            }
         if (still_free(o->key)) {
             ld.inserting = true;
             in = object_enter(o, OBJ_COMPLETE) == 0; /* the table grows: out of memory */
@@ -160,6 +179,17 @@ static bool insert_slice(struct by_use *v, size_t from, size_t end)
         twins_join(o);
     }
     return ok && !ld.seen_failed;
+}
+
+/* The halves' vectors, and (arca stopping) the objects left in them. */
+static void drop_halves(const size_t left[2])
+{
+    for (int part = 0; part < 2; part++) {
+        for (size_t i = 0; i < left[part]; i++)
+            object_free(ld.half[part].v[i].obj);
+        free(ld.half[part].v);
+    }
+    memset(ld.half, 0, sizeof(ld.half));
 }
 
 /* The seen keys go with the end of the load. Lock held. */
@@ -228,23 +258,18 @@ static void *load_main(void *arg)
 {
     char err[512];
     struct timespec t0;
-    size_t n, end;
     (void)arg;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = index_load_rows(load_row, NULL, &ld.stop, err, sizeof(err));
     bool whole = loaded_whole(rc, err);
-    struct by_use *v = sort_by_use(&n);
-    whole = whole && v;
-    for (end = v ? n : 0; end > 0 && !atomic_load(&ld.stop);) {
-        size_t from = end > LOAD_SLICE ? end - LOAD_SLICE : 0;
+    sort_halves();
+    size_t left[2] = {ld.half[0].n, ld.half[1].n};
+    while ((left[0] || left[1]) && !atomic_load(&ld.stop)) {
         store_lock();
-        whole = insert_slice(v, from, end) && whole;
+        whole = insert_slice(left) && whole;
         store_unlock();
-        end = from;
     }
-    for (size_t i = 0; i < end; i++) /* arca stops: what was not put in the table */
-        object_free(v[i].obj);
-    free(v);
+    drop_halves(left);
     whole = whole && !atomic_load(&ld.stop);
     end_loading();
     log_loaded(seconds_since(&t0));
@@ -322,12 +347,12 @@ void store_load_entered(const struct object *obj)
     struct seen_key *k;
     if (ld.inserting || table_get(&ld.seen, obj->node.key))
         return;
-    if (!(k = calloc(1, sizeof(*k))) || table_add(&ld.seen, &k->node) < 0) {
+    if ((k = calloc(1, sizeof(*k))))
+        memcpy(k->node.key, obj->node.key, sizeof(k->node.key)); /* the table hashes it */
+    if (!k || table_add(&ld.seen, &k->node) < 0) {
         free(k);
         ld.seen_failed = true; /* the loader cannot tell which copies are stale: it stops */
-        return;
     }
-    memcpy(k->node.key, obj->node.key, sizeof(k->node.key));
 }
 
 /* --- the sweep ------------------------------------------------------------------------------ */
