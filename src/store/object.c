@@ -323,6 +323,8 @@ void detach_prepared(struct object *obj)
 static void leave_table(struct object *obj, struct dlist *list)
 {
     assert(!object_in_table(obj));
+    if (st.loading && st.hooks.touched) /* its row may outlive it a moment: never read back */
+        st.hooks.touched(obj);
     detach_prepared(obj);
     if (st.hooks.left)
         st.hooks.left(obj);
@@ -355,8 +357,8 @@ int object_enter(struct object *obj, enum object_state to)
     if (table_add(&st.objects, &obj->node) < 0)
         return -1;
     move(obj, to == OBJ_COMPLETE ? MOVE_LOAD : MOVE_BEGIN, NULL);
-    if (st.loading && st.hooks.entered)
-        st.hooks.entered(obj);
+    if (st.loading && st.hooks.touched)
+        st.hooks.touched(obj);
     return 0;
 }
 

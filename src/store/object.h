@@ -129,9 +129,9 @@ struct object_hooks {
     void (*left)(struct object *obj);
     /* A download failed: remembered for the failures listing. */
     void (*failed)(const struct object *obj);
-    /* While st.loading: an object entered the table (store_load.c: unless its own loader put
-     * it there, its key's row is the table's from now on, never the loader's copy). */
-    void (*entered)(const struct object *obj);
+    /* While st.loading: an object entered or left the table (store_load.c: unless its own
+     * loader put it there, its key is the table's from now on, its row never read back). */
+    void (*touched)(const struct object *obj);
     /* While st.loading: object_find did not find `key` in the table; its complete row, into the
      * table, or NULL when it has none (store_load.c). */
     struct object *(*missing)(const char *key);

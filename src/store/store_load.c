@@ -34,7 +34,7 @@ struct loaded {
     bool failed; /* out of memory: the rest of this half is not kept */
 };
 
-/* A key that entered the table meanwhile (hooks.entered): lock held. */
+/* A key that entered or left the table meanwhile (hooks.touched): lock held. */
 struct seen_key {
     struct table_node node;
 };
@@ -143,8 +143,8 @@ static struct object *take_most_recent(size_t left[2])
 /* Lock held. Whether the loader's copy of `key` may go into the table: no object of it entered
  * meanwhile (then the table's word about its row stands). Only the seen keys are asked: a
  * complete row's key was in no table at the load's start (the downloads resumed at open are
- * other rows), and every key that entered since is among them; a lookup of the table too was a
- * cache miss per row, a tenth of a million rows' load. */
+ * other rows), and every key that entered or left since is among them; a lookup of the table too
+ * was a cache miss per row, a tenth of a million rows' load. */
 static bool still_free(const char *key)
 {
     return !ld.seen_failed && !table_get(&ld.seen, key);
@@ -270,6 +270,9 @@ static void *load_main(void *arg)
         store_unlock();
     }
     drop_halves(left);
+    if (ld.seen_failed)
+        log_error("store: out of memory noting the keys used while the index loaded: the rows "
+                  "not loaded are not served until the next start");
     whole = whole && !atomic_load(&ld.stop);
     end_loading();
     log_loaded(seconds_since(&t0));
@@ -285,6 +288,8 @@ static void *load_main(void *arg)
 void store_load_start(void)
 {
     atomic_store(&ld.stop, false);
+    ld.seen_failed = false;
+    ld.read_ahead = 0;
     ld.done = !st.loading; /* main alone still: no lookup yet */
     if (ld.done) {
         log_loaded(0);
@@ -341,7 +346,7 @@ struct object *store_load_missing(const char *key)
     return o;
 }
 
-void store_load_entered(const struct object *obj)
+void store_load_touched(const struct object *obj)
 {
     assert(store_locked() && st.loading);
     struct seen_key *k;

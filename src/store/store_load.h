@@ -11,9 +11,10 @@
  *   before whatever hits and downloads linked meanwhile.
  * - Meanwhile object_find's miss reads the key's row (store_load_missing): a request for an
  *   object on disk is a hit, however far the loader has come.
- * - A key that entered the table meanwhile other than by the loader (a row a lookup read, a
- *   download) is the table's for good: the loader drops its own copy of that key, whose row may
- *   have changed or gone since it was read (a purge, an eviction, a new version).
+ * - A key that entered or left the table meanwhile other than by the loader (a row a lookup
+ *   read, a download, a purge, an eviction) is the table's for good: the loader drops its own
+ *   copy of that key, and a lookup never reads its row back (a row outlives its object until
+ *   the persistence thread deletes it: read then, a purged object would come back).
  * - Walks that must see every object (a purge's, the sweep of files no row names) wait for the
  *   end (store_wait_loaded); the sweep is queued by the loader itself, only after a whole load.
  * - store_load_stop (store_close) stops the loader and frees what it had not put in the table.
@@ -33,6 +34,6 @@ void store_load_start(void);
 void store_load_stop(void);
 /* Lock held (object_find's hooks). */
 struct object *store_load_missing(const char *key);
-void store_load_entered(const struct object *obj);
+void store_load_touched(const struct object *obj);
 
 #endif

@@ -135,7 +135,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     store_set_stale(cfg->stale_if_error, cfg->stale_while_revalidate);
     purges_allow();
     /* what a move does beyond object.c: twins, the failures listing, negative answers */
-    st.hooks = (struct object_hooks){twins_join, twins_leave, store_failed, store_load_entered,
+    st.hooks = (struct object_hooks){twins_join, twins_leave, store_failed, store_load_touched,
                                      store_load_missing};
     if (make_dirs(cfg, err, errlen) < 0 || lock_data_dir(cfg, err, errlen) < 0 ||
         objects_reserve(0) < 0)
