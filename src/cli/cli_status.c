@@ -319,8 +319,11 @@ void cli_print_status(json_t *s, long health)
         printf("state      down (health answered %ld)\n", health);
     printf("disk       %s of %s (%lld %%)\n", used, quota,
            (long long)cli_json_int(s, "disk_usage_percent"));
-    printf("objects    %lld on disk, %lld downloading, %lld scheduled\n",
+    /* right after a start, the index's rows still going into memory: the count grows */
+    bool loading = json_is_true(json_object_get(s, "index_loading"));
+    printf("objects    %lld on disk%s, %lld downloading, %lld scheduled\n",
            (long long)cli_json_int(s, "resources_successes"),
+           loading ? " so far (the index is loading)" : "",
            (long long)cli_json_int(s, "resources_downloading"),
            (long long)cli_json_int(s, "resources_scheduled"));
     printf("pinned     %lld object%s, %s (pin = yes: evicted last)\n",

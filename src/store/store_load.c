@@ -10,6 +10,7 @@
 #include <assert.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,9 +278,13 @@ static void *load_main(void *arg)
     end_loading();
     log_loaded(seconds_since(&t0));
     /* a clean close's file, checked once its rows serve: what the check finds, the next start
-     * acts on (a file found damaged is distrusted whole, its files swept then) */
-    if (whole && !atomic_load(&ld.stop))
+     * acts on (a file found damaged is distrusted whole, its files swept then). Its 0.4 s of
+     * CPU a million rows take only what the hits leave: run beside them at normal priority,
+     * the first seconds after a restart had a p99 of 200 ms at 10,000 hits a second. */
+    if (whole && !atomic_load(&ld.stop)) {
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){0});
         whole = loaded_whole(index_check_deferred(err, sizeof(err)), err);
+    }
     if (whole)
         sweep_orphans();
     return NULL;
