@@ -451,6 +451,9 @@ void store_set_aside(struct object *obj, const char *reason);
  * handed to the persistence thread: objects' usage (store_flush_usage, every 10 s: a chunk of
  * the dirty list per hold of the lock), failures (store_flush_failures, every second). */
 bool store_flush_usage(void); /* true: more is left (a stop calls it until false) */
+/* The same, between two flushes, when no object was used since the last call (a quiet second):
+ * the backlog a busy spell left goes then, not all at the stop. */
+void store_flush_usage_quiet(void);
 void store_flush_failures(void);
 void store_expire(void);
 

@@ -201,9 +201,10 @@ static void run_touch(struct persist_job *job)
  * million objects dirtied 400,000 rows in 10 s, and writing them all took seconds of the
  * persistence thread's CPU and every page of the index, while hits fell from 30,000 to 13,000 a
  * second (p99 39 ms). Bounded, a flush costs a big store what it costs a small one; the dirty
- * list is in order of first use since an object's last flush (lookup.c), so each waits at most
- * its place in the list over 16,384 flushes (a million objects dirty: 10 minutes). A stop
- * writes the whole list; a crash loses what waited. */
+ * list is in order of first use since an object's last flush (lookup.c), so an object waits
+ * at most its place in the list divided by 16,384 flushes (a million objects dirty: 10
+ * minutes), less as quiet seconds take more (store_flush_usage_quiet). A stop writes the whole
+ * list; a crash loses what waited. */
 #define TOUCH_CHUNKS_MAX 4
 
 /* Lock held. The usage of objects used since the last flush, the first TOUCH_CHUNK complete ones
@@ -265,6 +266,20 @@ bool store_flush_usage(void)
         store_unlock();
     }
     return seen == TOUCH_CHUNK;
+}
+
+void store_flush_usage_quiet(void)
+{
+    static int64_t last_uses = -1; /* the upstream thread's alone */
+    assert(store_on_upstream());
+    store_lock();
+    int64_t uses = st.uses;
+    bool waiting = st.dirty.head != NULL;
+    store_unlock();
+    bool quiet = uses == last_uses;
+    last_uses = uses;
+    if (quiet && waiting)
+        store_flush_usage();
 }
 
 void store_set_quota(int64_t quota)

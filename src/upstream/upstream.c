@@ -496,8 +496,8 @@ static void reap_finished(void)
 }
 
 /* What the index has not seen yet (objects' usage, failures, counters) handed to the persistence
- * thread: once a second (usage every USAGE_FLUSH_MS), and all of it once more as the thread
- * ends (`all`). */
+ * thread: once a second (usage every USAGE_FLUSH_MS, and in a second no object was used), and
+ * all of it once more as the thread ends (`all`). */
 static void hand_over(bool all)
 {
     int64_t now = monotonic_ms();
@@ -505,6 +505,8 @@ static void hand_over(bool all)
         while (store_flush_usage() && all)
             ; /* at a stop, every object's usage, however many */
         fx.usage_due = now + USAGE_FLUSH_MS;
+    } else {
+        store_flush_usage_quiet();
     }
     store_flush_failures();
     stats_save();
