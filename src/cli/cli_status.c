@@ -317,10 +317,10 @@ void cli_print_status(json_t *s, long health)
         printf("state      up\n");
     else
         printf("state      down (health answered %ld)\n", health);
-    printf("disk       %s of %s (%lld %%)\n", used, quota,
-           (long long)cli_json_int(s, "disk_usage_percent"));
-    /* right after a start, the index's rows still going into memory: the count grows */
+    /* right after a start, the index's rows still going into memory: the figures grow */
     bool loading = json_is_true(json_object_get(s, "index_loading"));
+    printf("disk       %s of %s (%lld %%)%s\n", used, quota,
+           (long long)cli_json_int(s, "disk_usage_percent"), loading ? " so far" : "");
     printf("objects    %lld on disk%s, %lld downloading, %lld scheduled\n",
            (long long)cli_json_int(s, "resources_successes"),
            loading ? " so far (the index is loading)" : "",

@@ -250,8 +250,8 @@ static void log_loaded(double seconds)
     long long usage = (long long)st.usage;
     store_unlock();
     int dir_len = (int)(strlen(st.objdir) - strlen("/objects")); /* DATA_DIR/objects */
-    log_info("store: %zu object%s, %lld bytes in %.*s (index loaded in %.2f s while serving; %zu "
-             "looked up before the load reached them)",
+    log_info("store: %zu object%s, %lld bytes in %.*s (index loaded in %.2f s; %zu looked up "
+             "before the load reached them)",
              count, count == 1 ? "" : "s", usage, dir_len, st.objdir, seconds, ahead);
 }
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import sqlite3
 import time
 
@@ -51,7 +52,7 @@ def looked_up_ahead(arca, since):
     before the load reached them."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        m = re.search(r"index loaded in [\d.]+ s while serving; (\d+) looked up",
+        m = re.search(r"index loaded in [\d.]+ s; (\d+) looked up",
                       arca.read_log()[since:])
         if m:
             return int(m.group(1))
@@ -135,3 +136,21 @@ def test_damage_found_after_start_moves_the_index_aside_at_the_next(origin, star
     status, _, body = again.fetch(origin.url("/k"))
     assert status == 200 and sha256(body) == sha256(bodies[origin.url("/k")])
     assert origin.counts["/k"] == 2, "nothing from the damaged index was served"
+
+
+def test_a_crash_has_the_index_checked_before_serving_a_clean_stop_not(origin, start_arca,
+                                                                      workdir):
+    """A clean stop leaves index.sqlite.clean: the next start serves at once and says no check;
+    after kill -9 there is none, and the start checks the index first and says so."""
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/c"])
+    checked = "not as a clean stop left it: checked in"
+    assert os.path.exists(os.path.join(first.data_dir, "index.sqlite.clean"))
+    arca, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert checked not in arca.read_log()[since:]
+    assert not os.path.exists(os.path.join(first.data_dir, "index.sqlite.clean"))
+    arca.stop(signal.SIGKILL)
+    again, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert checked in again.read_log()[since:]
+    url, body = next(iter(bodies.items()))
+    status, _, got = again.fetch(url)
+    assert status == 200 and sha256(got) == sha256(body) and origin.counts["/c"] == 1
