@@ -527,7 +527,7 @@ static void metrics_fills(char *body, size_t size)
              (long long)atomic_load(&stats.fill_stops), (long long)upstream_rate_cap());
 }
 
-/* The pinned objects' gauges (a rule's pin = yes), appended. */
+/* The pinned objects' gauges (a rule's pin = yes) and whether the index still loads, appended. */
 static void metrics_pinned(char *body, size_t size)
 {
     struct store_totals t;
@@ -540,8 +540,12 @@ static void metrics_pinned(char *body, size_t size)
              "arca_pinned_objects %lld\n"
              "# HELP arca_pinned_bytes The length of the pinned objects, in bytes.\n"
              "# TYPE arca_pinned_bytes gauge\n"
-             "arca_pinned_bytes %lld\n",
-             (long long)t.pinned_objects, (long long)t.pinned_bytes);
+             "arca_pinned_bytes %lld\n"
+             "# HELP arca_index_loading 1 while the index's rows go into memory after a start: "
+             "object counts and disk usage grow until 0.\n"
+             "# TYPE arca_index_loading gauge\n"
+             "arca_index_loading %d\n",
+             (long long)t.pinned_objects, (long long)t.pinned_bytes, store_loading() ? 1 : 0);
 }
 
 /* The TLS families, appended, only when --tls-listen is set: the certificate's expiry (for

@@ -378,17 +378,17 @@ int index_open(const char *path, const struct index_loader *load, char *err, siz
     return rc;
 }
 
-int64_t index_row_span(void)
+bool index_has_rows(void)
 {
     sqlite3_stmt *stmt;
-    int64_t span = 0;
-    const char *sql = "SELECT (SELECT max(rowid) FROM objects) - (SELECT min(rowid) FROM objects)";
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
-        if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL)
-            span = sqlite3_column_int64(stmt, 0) + 1;
+    bool any = true; /* when it cannot say: the load finds out */
+    if (sqlite3_prepare_v2(db, "SELECT EXISTS (SELECT 1 FROM objects)", -1, &stmt, NULL) ==
+        SQLITE_OK) {
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+            any = sqlite3_column_int(stmt, 0) != 0;
         sqlite3_finalize(stmt);
     }
-    return span;
+    return any;
 }
 
 /* The last connection closed checkpoints the WAL into the file and removes it: what is left is
@@ -396,9 +396,10 @@ int64_t index_row_span(void)
 void index_close(void)
 {
     assert(persist_owns_index());
+    bool owed = index_check_owed(); /* a run stopped before its check: the next start checks */
     index_rows_close();
     forget_statements();
-    if (db && sqlite3_close(db) == SQLITE_OK && index_path[0])
+    if (db && sqlite3_close(db) == SQLITE_OK && index_path[0] && !owed)
         mark_clean(index_path);
     db = NULL;
 }

@@ -39,8 +39,8 @@ struct index_loader {
  * The complete rows are left for index_load_rows. Returns 0; INDEX_CORRUPT (the index is closed:
  * the caller moves it aside and drops what it was given); or -1 with err filled. */
 int index_open(const char *path, const struct index_loader *load, char *err, size_t errlen);
-/* Rows the objects table may hold (the span of its rowids; 0 when empty): main, after open. */
-int64_t index_row_span(void);
+/* Whether the objects table has any row (main, after open): the load's to read. */
+bool index_has_rows(void);
 /* A check after start found the index damaged: the next start moves it aside. */
 void index_distrust(void);
 /* Closes the index; marked clean when the last connection closed whole. */

@@ -26,8 +26,12 @@
 int index_load_rows(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
                     const atomic_bool *stop, char *err, size_t errlen);
 /* The check of a file index_open trusted unchecked (the loader, once the rows are in): 0 (or
- * nothing to check), INDEX_CORRUPT, or -1; err filled on failure. */
-int index_check_deferred(char *err, size_t errlen);
+ * nothing to check, or `stop` cut it short: still owed), INDEX_CORRUPT, or -1; err filled on
+ * failure. */
+int index_check_deferred(const atomic_bool *stop, char *err, size_t errlen);
+/* Whether that check is still owed: index_close then leaves the file unmarked, so that the next
+ * start checks it before serving. */
+bool index_check_owed(void);
 /* The complete row of `key` to `each` (its strings valid during the call): 1 found, 0 none, -1
  * the index could not say. Any thread, one at a time (the caller serializes: the store's lock),
  * between index_open and index_close. */

@@ -324,7 +324,8 @@ struct object *object_find(const char *key);
 size_t object_slots(void);
 struct object *object_slot(size_t i);
 struct object *object_next(const struct object *obj);
-/* Main, alone: room for `at_least` objects at start (0, or -1 out of memory); all gone at end. */
+/* Lock held (or main, alone): room for `at_least` objects, all at once (the loader, once it
+ * has counted the index's rows: 0, or -1 out of memory); all gone at end (main, alone). */
 int objects_reserve(size_t at_least);
 void objects_free(void);
 /* Lock held. Whether an expired object can be asked for again conditionally: upstream gave it

@@ -48,6 +48,7 @@ static struct {
     struct table seen;
     bool seen_failed;  /* out of memory noting one: the loader inserts nothing more */
     bool inserting;    /* the loader's own object_enter: not noted */
+    bool find_failed;  /* a row could not be read ahead: said once */
     size_t read_ahead; /* rows lookups read before the loader reached them */
     /* store_wait_loaded's (a leaf lock: never with the store's): st.loading turned false */
     pthread_mutex_t end_lock;
@@ -109,6 +110,19 @@ static int by_last_use(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The table and the digest index sized once for `rows` more (grown row by row, a million objects
+ * were rehashed about twenty times over), now that they are counted: the span of rowids, known
+ * at open, is no bound (INSERT OR REPLACE gives each version a new rowid). Out of memory, they
+ * grow as the rows go in. */
+static void make_room(size_t rows)
+{
+    store_lock();
+    if (objects_reserve(st.objects.count + rows + 1) < 0 ||
+        digests_reserve((st.objects.count + rows) * 2) < 0)
+        log_warn("store: out of memory making room for the index's %zu rows", rows);
+    store_unlock();
+}
+
 static void *sort_half(void *arg)
 {
     struct loaded *l = arg;
@@ -141,14 +155,12 @@ static struct object *take_most_recent(size_t left[2])
     return h[pick].v[--left[pick]].obj;
 }
 
-/* Lock held. Whether the loader's copy of `key` may go into the table: no object of it entered
- * meanwhile (then the table's word about its row stands). Only the seen keys are asked: a
- * complete row's key was in no table at the load's start (the downloads resumed at open are
- * other rows), and every key that entered or left since is among them; a lookup of the table too
- * was a cache miss per row, a tenth of a million rows' load. */
+/* Lock held. Whether the loader's copy of `key` may go into the table: no object of it is there
+ * (a download resumed at open that has completed since, or a damaged index's second row of a
+ * key), and none entered or left meanwhile (then the table's word about its row stands). */
 static bool still_free(const char *key)
 {
-    return !ld.seen_failed && !table_get(&ld.seen, key);
+    return !ld.seen_failed && !table_get(&ld.seen, key) && !table_get(&st.objects, key);
 }
 
 /* Lock held. The next LOAD_SLICE most recently used objects into the table, the most recent
@@ -263,6 +275,7 @@ static void *load_main(void *arg)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = index_load_rows(load_row, NULL, &ld.stop, err, sizeof(err));
     bool whole = loaded_whole(rc, err);
+    make_room(ld.half[0].n + ld.half[1].n);
     sort_halves();
     size_t left[2] = {ld.half[0].n, ld.half[1].n};
     while ((left[0] || left[1]) && !atomic_load(&ld.stop)) {
@@ -274,16 +287,21 @@ static void *load_main(void *arg)
     if (ld.seen_failed)
         log_error("store: out of memory noting the keys used while the index loaded: the rows "
                   "not loaded are not served until the next start");
-    whole = whole && !atomic_load(&ld.stop);
+    bool stopped = atomic_load(&ld.stop);
+    whole = whole && !stopped;
     end_loading();
-    log_loaded(seconds_since(&t0));
+    if (stopped)
+        log_info("store: arca stops: the index's load was cut short after %.2f s",
+                 seconds_since(&t0));
+    else
+        log_loaded(seconds_since(&t0));
     /* a clean close's file, checked once its rows serve: what the check finds, the next start
      * acts on (a file found damaged is distrusted whole, its files swept then). Its 0.4 s of
      * CPU a million rows take only what the hits leave: run beside them at normal priority,
      * the first seconds after a restart had a p99 of 200 ms at 10,000 hits a second. */
     if (whole && !atomic_load(&ld.stop)) {
         pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){0});
-        whole = loaded_whole(index_check_deferred(err, sizeof(err)), err);
+        whole = loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
     }
     if (whole)
         sweep_orphans();
@@ -293,7 +311,7 @@ static void *load_main(void *arg)
 void store_load_start(void)
 {
     atomic_store(&ld.stop, false);
-    ld.seen_failed = false;
+    ld.seen_failed = ld.find_failed = false;
     ld.read_ahead = 0;
     ld.done = !st.loading; /* main alone still: no lookup yet */
     if (ld.done) {
@@ -335,17 +353,45 @@ static void took_row(const struct index_row *row, void *arg)
     *(struct object **)arg = object_of_row(row);
 }
 
+/* Lock held. `key` is the table's for good from now on (store_load.h). */
+static void note_seen(const char *key)
+{
+    struct seen_key *k;
+    if (table_get(&ld.seen, key))
+        return;
+    if ((k = calloc(1, sizeof(*k))))
+        memcpy(k->node.key, key, sizeof(k->node.key)); /* the table hashes it */
+    if (!k || table_add(&ld.seen, &k->node) < 0) {
+        free(k);
+        ld.seen_failed = true; /* the loader cannot tell which copies are stale: it stops */
+    }
+}
+
 struct object *store_load_missing(const char *key)
 {
     assert(store_locked() && st.loading);
     struct object *o = NULL;
-    if (table_get(&ld.seen, key) || ld.seen_failed || index_find_row(key, took_row, &o) <= 0 || !o)
+    if (table_get(&ld.seen, key) || ld.seen_failed)
         return NULL;
-    if (object_enter(o, OBJ_COMPLETE) < 0) { /* noted as seen: the loader's copy stays out */
-        object_free(o);
+    int found = index_find_row(key, took_row, &o);
+    if (found < 0 && !ld.find_failed) {
+        ld.find_failed = true;
+        log_error("store: a row of the index could not be read ahead of the load (key %s): it "
+                  "is a miss until the next start (said once)",
+                  key);
+    }
+    if (found <= 0 || !o || object_enter(o, OBJ_COMPLETE) < 0) {
+        if (o)
+            object_free(o);
+        /* asked and not read: the loader's copy stays out too, or a purge's "not cached" for
+         * this key would be undone when the loader reached it */
+        if (found != 0)
+            note_seen(key);
         return NULL;
     }
-    dlist_append(object_lru(o), &o->lru);
+    /* at the least recent end: its use, if this lookup is one, moves it (a listing's lookup or
+     * a purge's is not) */
+    dlist_prepend(object_lru(o), &o->lru);
     twins_join(o);
     ld.read_ahead++;
     return o;
@@ -354,15 +400,8 @@ struct object *store_load_missing(const char *key)
 void store_load_touched(const struct object *obj)
 {
     assert(store_locked() && st.loading);
-    struct seen_key *k;
-    if (ld.inserting || table_get(&ld.seen, obj->node.key))
-        return;
-    if ((k = calloc(1, sizeof(*k))))
-        memcpy(k->node.key, obj->node.key, sizeof(k->node.key)); /* the table hashes it */
-    if (!k || table_add(&ld.seen, &k->node) < 0) {
-        free(k);
-        ld.seen_failed = true; /* the loader cannot tell which copies are stale: it stops */
-    }
+    if (!ld.inserting)
+        note_seen(obj->node.key);
 }
 
 /* --- the sweep ------------------------------------------------------------------------------ */

@@ -147,15 +147,7 @@ int store_open(const struct config *cfg, char *err, size_t errlen)
     }
     load_failures();
     adopt_resumed();
-    /* sized once for the rows to come (grown row by row, a million objects were rehashed about
-     * twenty times over); the span of rowids is an upper bound, known without a scan. Out of
-     * memory, the table grows as the rows come: the load says what it could not keep. */
-    int64_t span = index_row_span();
-    store_lock(); /* main alone: for the lock-held claims of store_twins.c */
-    if (objects_reserve((size_t)span + 1) < 0 || digests_reserve((size_t)span * 2) < 0)
-        log_warn("store: out of memory making room for the index's %lld rows", (long long)span);
-    store_unlock();
-    st.loading = span > 0;
+    st.loading = index_has_rows(); /* the table is sized once they are read (store_load.c) */
     return 0;
 }
 

@@ -154,3 +154,24 @@ def test_a_crash_has_the_index_checked_before_serving_a_clean_stop_not(origin, s
     url, body = next(iter(bodies.items()))
     status, _, got = again.fetch(url)
     assert status == 200 and sha256(got) == sha256(body) and origin.counts["/c"] == 1
+
+
+def test_a_stop_before_the_owed_check_leaves_the_index_unmarked(origin, start_arca, workdir):
+    """A clean stop's index is trusted and owes its check after the load; a stop that comes
+    first (here during the load) must not mark it clean again, or damage would never be found:
+    the next start checks it before serving."""
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/o"])
+    add_bulk(first.data_dir, origin.url("/bulk/"))
+    # written since the clean stop: this start checks it first, then marks it clean at its stop
+    arca, _ = restarted(start_arca, first, workdir, wait_loaded=True)
+    arca.stop()
+    clean = os.path.join(first.data_dir, "index.sqlite.clean")
+    assert os.path.exists(clean)
+    arca, since = restarted(start_arca, first, workdir)  # trusted: its check comes after the load
+    assert arca.fetch(origin.url("/o"))[0] == 200
+    arca.stop()
+    assert "index loaded in" not in arca.read_log()[since:], "the stop came during the load"
+    assert not os.path.exists(clean)
+    again, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert "not as a clean stop left it: checked in" in again.read_log()[since:]
+    assert origin.counts["/o"] == 1
