@@ -10,7 +10,6 @@
 #include <assert.h>
 #include <dirent.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,14 +294,11 @@ static void *load_main(void *arg)
                  seconds_since(&t0));
     else
         log_loaded(seconds_since(&t0));
-    /* a clean close's file, checked once its rows serve: what the check finds, the next start
-     * acts on (a file found damaged is distrusted whole, its files swept then). Its 0.4 s of
-     * CPU a million rows take only what the hits leave: run beside them at normal priority,
-     * the first seconds after a restart had a p99 of 200 ms at 10,000 hits a second. */
-    if (whole && !atomic_load(&ld.stop)) {
-        pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){0});
+    /* a clean close's file, checked once its rows serve, at its own pace (index_rows.c): what
+     * the check finds, the next start acts on (a file found damaged is distrusted whole, its
+     * files swept then) */
+    if (whole && !atomic_load(&ld.stop))
         whole = loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
-    }
     if (whole)
         sweep_orphans();
     return NULL;

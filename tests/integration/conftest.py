@@ -533,7 +533,7 @@ class Arca:
         while time.monotonic() < started + timeout:
             if "(index loaded in " in self.read_log()[logged:]:
                 return self
-            if time.monotonic() > started + 2:
+            if time.monotonic() > started + 0.3:
                 status, _, body = self.get("/api/v1/status/", {"Connection": "close"})
                 if status != 200 or not json.loads(body).get("index_loading"):
                     return self
