@@ -55,7 +55,8 @@ static struct {
     bool done;
 } ld = {.end_lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER};
 
-struct object *object_of_row(const struct index_row *row)
+/* A NEW object (not in the table) for a complete row; NULL when out of memory. */
+static struct object *object_of_row(const struct index_row *row)
 {
     struct object *o = object_new(row->url, row->key);
     if (!o || headers_pack(&row->headers, &o->headers) < 0) {

@@ -25,8 +25,6 @@
 #include "persist/index_rows.h"
 #include "store/object.h"
 
-/* A NEW object (not in the table) for a complete row; NULL when out of memory. */
-struct object *object_of_row(const struct index_row *row);
 /* Main, in store_start: the loader thread (when none can be made, the rows load here, before
  * arca listens); with nothing to load, the sweep at once. */
 void store_load_start(void);
