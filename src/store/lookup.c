@@ -31,14 +31,15 @@ void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
     obj = object_find(meta->key);
     /* the generation tells a re-downloaded object under the same key from the one `meta`
      * describes (`created`, in seconds, could not: two versions within one second) */
-    if (obj && obj->state == OBJ_COMPLETE && !obj->prepared && obj->gen == meta->gen) {
+    if (obj && obj->state == OBJ_COMPLETE && !live_of(obj)->prepared && obj->gen == meta->gen &&
+        object_give_live(obj) == 0) {
         if ((old = st.prepared_ring[st.prepared_next]) != NULL)
             detach_prepared(old);
         st.prepared_ring[st.prepared_next] = obj;
-        obj->prepared_slot = st.prepared_next;
+        object_live(obj)->prepared_slot = st.prepared_next;
         st.prepared_next = (st.prepared_next + 1) % STORE_PREPARED_MAX;
         atomic_fetch_add(&p->refs, 1);
-        obj->prepared = p;
+        object_live(obj)->prepared = p;
     }
     store_unlock();
 }
@@ -89,7 +90,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->signed_key = obj->signed_key;
     meta->transient = obj->transient;
     meta->stale = (obj->state == OBJ_FETCHING && !obj->headers_ready) || obj->state == OBJ_FAILED
-                      ? obj->offer_stale
+                      ? live_of(obj)->offer_stale
                   : obj->refresh_failed && object_expired(obj, now_s()) ? STALE_ERROR
                                                                         : STALE_NONE;
     meta->fwd_status = obj->fwd_status;
@@ -103,9 +104,9 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     copy_string(meta->redirects, sizeof(meta->redirects), h.redirects);
     memcpy(meta->digest, obj->digest, sizeof(meta->digest));
     meta->error_status = obj->error_status;
-    meta->retry_after = obj->retry_after;
+    meta->retry_after = live_of(obj)->retry_after;
     meta->too_large = obj->too_large;
-    copy_string(meta->error, sizeof(meta->error), obj->error);
+    copy_string(meta->error, sizeof(meta->error), live_of(obj)->error);
     copy_string(meta->parent_status, sizeof(meta->parent_status), obj->parent_status);
     meta->came_from = obj->came_from;
 }
@@ -178,21 +179,23 @@ static struct object *keep_as_stale(struct object *obj, int64_t now)
 /* Lock held; a download. Whether its readers take the expired version it refreshes. */
 static bool offers_stale(const struct object *obj)
 {
-    return obj->offer_stale && obj->stale && obj->stale->fd >= 0 && !obj->headers_ready &&
-           object_may_answer(obj->stale, (enum stale_cause)obj->offer_stale, now_s());
+    return live_of(obj)->offer_stale && object_stale(obj) && object_stale(obj)->fd >= 0 &&
+           !obj->headers_ready &&
+           object_may_answer(object_stale(obj), (enum stale_cause)live_of(obj)->offer_stale,
+                             now_s());
 }
 
 /* Lock held. A hit on the expired version a download refreshes, from the descriptor it holds. */
 static int take_stale(struct object *obj, int *fd, struct object_meta *meta)
 {
     assert(store_locked() && offers_stale(obj));
-    if ((*fd = dup(obj->stale->fd)) < 0) {
+    if ((*fd = dup(object_stale(obj)->fd)) < 0) {
         snprintf(meta->error, sizeof(meta->error), "cannot open the cached object: %s",
                  strerror(errno));
         return LOOKUP_UNAVAILABLE;
     }
-    copy_meta(obj->stale, meta);
-    meta->stale = (enum stale_cause)obj->offer_stale;
+    copy_meta(object_stale(obj), meta);
+    meta->stale = (enum stale_cause)live_of(obj)->offer_stale;
     meta->fwd_status = obj->fwd_status;
     return LOOKUP_HIT;
 }
@@ -207,9 +210,9 @@ static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct 
 {
     CHECK_OBJ(obj);
     assert(store_locked());
-    if (prep && obj->prepared) {
-        atomic_fetch_add(&obj->prepared->refs, 1);
-        *prep = obj->prepared;
+    if (prep && live_of(obj)->prepared) {
+        atomic_fetch_add(&obj->live->prepared->refs, 1);
+        *prep = live_of(obj)->prepared;
         copy_meta(obj, meta);
         return LOOKUP_HIT;
     }
@@ -279,7 +282,8 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
     } else if (obj && obj->state == OBJ_FETCHING && offers_stale(obj)) {
         return take_stale(obj, fd, meta);
     } else if (obj && obj->state == OBJ_COMPLETE) {
-        if (obj->prepared && obj->prepared->until && now >= obj->prepared->until)
+        const struct prepared *p = live_of(obj)->prepared;
+        if (p && p->until && now >= p->until)
             detach_prepared(obj); /* outdated: the hit builds a new one */
         res = take_hit(obj, fd, prep, meta);
         if (res != LOOKUP_MISS)
@@ -298,11 +302,11 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
         struct object_keep own = *keep;
         own.store = keep->store && !(keep->asked_no_store && !stale);
         store_take_keep(*out, &own);
-        (*out)->stale = stale;
+        object_live(*out)->stale = stale;
         (*out)->revalidation = stale && revalidable(stale);
         /* a copy refreshed for a request's max-age is too old for it: never its answer */
         if (stale && stale->fd >= 0 && !too_old && object_may_answer(stale, STALE_REVALIDATE, now))
-            (*out)->offer_stale = STALE_REVALIDATE; /* this request too: at once */
+            object_live(*out)->offer_stale = STALE_REVALIDATE; /* this request too: at once */
         /* marked before the lock drops: no lookup may find a signed URL's download unmarked
          * (an unsigned request would act on it, a digest would take it for public) */
         (*out)->signed_key = signed_url || (stale && stale->signed_key);
@@ -338,8 +342,8 @@ int64_t store_age(const char *url)
     struct object *obj;
     url_key(url, key);
     store_lock();
-    if ((obj = object_find(key)) && obj->state == OBJ_FETCHING && obj->stale)
-        obj = obj->stale; /* being refreshed: its copy's age until the new one is in */
+    if ((obj = object_find(key)) && obj->state == OBJ_FETCHING && object_stale(obj))
+        obj = object_stale(obj); /* being refreshed: its copy's age until the new one is in */
     if (obj && obj->state == OBJ_COMPLETE)
         age = now - obj->created;
     store_unlock();
@@ -400,8 +404,8 @@ static int64_t kept_copy(const char *key, const uint8_t digest[32], size_t max, 
     assert(store_locked());
     struct object *obj = object_find(key);
     *fd = -1;
-    if (obj && obj->state == OBJ_FETCHING && obj->stale && !obj->stale->purged)
-        obj = obj->stale;
+    if (obj && obj->state == OBJ_FETCHING && object_stale(obj) && !object_stale(obj)->purged)
+        obj = object_stale(obj);
     else if (!obj || obj->state != OBJ_COMPLETE)
         return -1;
     if (memcmp(obj->digest, digest, 32) || obj->length < 0 || (uint64_t)obj->length > max)
@@ -438,7 +442,8 @@ void store_unwait(struct object *obj, struct park *w)
 {
     CHECK_OBJ(obj);
     store_lock();
-    park_remove(&obj->waiters, w);
+    if (obj->live) /* none: the waiter was woken and its queue let go of (object_shed_live) */
+        park_remove(&obj->live->waiters, w);
     store_unlock();
 }
 
@@ -450,7 +455,7 @@ bool store_wait(struct object *obj, bool complete, struct park *w, struct object
     bool stale = obj->state == OBJ_FETCHING && offers_stale(obj); /* the caller takes that */
     ready = (obj->headers_ready && !complete) || obj->state != OBJ_FETCHING || stale;
     if (!ready)
-        park_enqueue(&obj->waiters, w);
+        park_enqueue(&object_live(obj)->waiters, w);
     else if (obj->state == OBJ_FETCHING && !stale)
         obj->committed = true; /* the caller now answers with this length and type */
     if (ready) /* under the same hold: a later snapshot could see the offer gone, headers in */
@@ -488,7 +493,7 @@ static int64_t span_until(const struct object *obj, int64_t off, const struct re
 {
     assert(store_locked() && obj->state == OBJ_FETCHING);
     int64_t until = off + (int64_t)want->min;
-    if (!want->min || off < obj->flush_mark - 1)
+    if (!want->min || off < live_of(obj)->flush_mark - 1)
         return off + 1;
     if (want->end >= 0 && until > want->end)
         until = want->end;
@@ -506,11 +511,11 @@ static bool park_reader(struct object *obj, int64_t off, int64_t readable,
     bool first = false;
     assert(store_locked());
     w->until = span_until(obj, off, want);
-    if (off < readable && !obj->hold_since) {
-        obj->hold_since = monotonic_ms();
+    if (off < readable && !live_of(obj)->hold_since) {
+        object_live(obj)->hold_since = monotonic_ms();
         first = true;
     }
-    park_enqueue(&obj->waiters, w);
+    park_enqueue(&object_live(obj)->waiters, w);
     return first;
 }
 
@@ -575,10 +580,10 @@ void store_snapshot(struct object *obj, struct object_meta *out)
  * that copy holds: the digest's bytes, answered as a hit (not stale: a digest does not age). */
 static int take_refreshing(struct object *obj, int *fd, struct object_meta *meta)
 {
-    assert(store_locked() && obj->stale && obj->stale->fd >= 0);
-    if ((*fd = dup(obj->stale->fd)) < 0)
+    assert(store_locked() && object_stale(obj) && object_stale(obj)->fd >= 0);
+    if ((*fd = dup(object_stale(obj)->fd)) < 0)
         return LOOKUP_MISS; /* downloaded as itself */
-    copy_meta(obj->stale, meta);
+    copy_meta(object_stale(obj), meta);
     meta->stale = STALE_NONE;
     return LOOKUP_HIT;
 }

@@ -177,45 +177,106 @@ static void move(struct object *obj, enum move_kind kind, const struct move_args
 
 /* --- objects ------------------------------------------------------------------------------- */
 
-struct object *object_new(const char *url, const char *key)
+const struct object_live object_at_rest = {.prepared_slot = -1, .max_size = -1};
+
+/* The object with its URL in its own allocation; no live part yet. */
+static struct object *object_alloc(const char *url, const char *key)
 {
     static atomic_uint_least64_t generations;
-    struct object *o = calloc(1, sizeof(*o));
-    if (!o || !(o->url = strdup(url))) {
-        free(o);
+    size_t len = strlen(url) + 1;
+    struct object *o = calloc(1, sizeof(*o) + len);
+    if (!o)
         return NULL;
-    }
     o->magic = OBJECT_MAGIC;
     memcpy(o->key, key, 65);
+    memcpy(o->url, url, len);
     o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
     o->state = OBJ_NEW;
     o->fd = -1;
-    o->prepared_slot = -1;
     o->twin_next = o->twin_prev = o;
     o->length = -1;
     o->stale_if_error = o->stale_while_revalidate = -1; /* not said: the options apply */
     o->keep_if_error = o->keep_while = -1;
-    o->max_size = st.max_object_size;
     return o;
+}
+
+static struct object_live *live_new(void)
+{
+    struct object_live *l = malloc(sizeof(*l));
+    if (l) {
+        *l = object_at_rest;
+        l->max_size = st.max_object_size;
+    }
+    return l;
+}
+
+struct object *object_new(const char *url, const char *key)
+{
+    struct object *o = object_alloc(url, key);
+    if (o && !(o->live = live_new())) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+struct object *object_new_at_rest(const char *url, const char *key)
+{
+    return object_alloc(url, key);
+}
+
+int object_give_live(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked_or_alone() && obj->state == OBJ_COMPLETE);
+    if (!obj->live && !(obj->live = live_new()))
+        return -1;
+    return 0;
+}
+
+/* Whether nothing in its live part is in use: all as object_at_rest has it. */
+static bool live_idle(const struct object_live *l)
+{
+    return park_queue_empty(&l->waiters) && !l->prepared && !l->stale && !l->source && !l->prefix &&
+           !l->error;
+}
+
+void object_shed_live(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked_or_alone());
+    if (obj->live && obj->state == OBJ_COMPLETE && obj->refs == 0 && live_idle(obj->live)) {
+        free(obj->live);
+        obj->live = NULL;
+    }
+}
+
+/* Its live part's resources, and the part itself. */
+static void live_free(struct object_live *l)
+{
+    if (!l)
+        return;
+    free(l->error);
+    free(l->source);
+    EVP_MD_CTX_free(l->prefix);
+    free(l);
 }
 
 void object_free(struct object *o)
 {
     CHECK_OBJ(o);
-    assert(!o->stale && !object_in_table(o));
+    assert(!object_stale(o) && !object_in_table(o));
     if (o->fd >= 0)
         close(o->fd);
-    free(o->error);
+    live_free(o->live);
     free(o->parent_status);
     free(o->headers);
-    free(o->url);
-    free(o->source);
-    EVP_MD_CTX_free(o->prefix);
     o->magic = 0;
     free(o);
 }
 
-/* Complete objects keep no descriptor once nobody streams them: hits open their own. */
+/* Complete objects keep no descriptor once nobody streams them: hits open their own; nor a
+ * live part once nothing live is left. */
 void maybe_free(struct object *obj)
 {
     CHECK_OBJ(obj);
@@ -228,15 +289,17 @@ void maybe_free(struct object *obj)
     }
     if (!object_in_table(obj))
         object_free(obj);
+    else
+        object_shed_live(obj);
 }
 
 void drop_stale(struct object *obj)
 {
     ASSERT_LOCKED();
-    struct object *s = obj->stale;
+    struct object *s = object_stale(obj);
     if (!s)
         return;
-    obj->stale = NULL;
+    obj->live->stale = NULL;
     s->refs--;
     maybe_free(s);
 }
@@ -244,7 +307,8 @@ void drop_stale(struct object *obj)
 void wake_all(struct object *obj)
 {
     assert(store_locked());
-    park_defer(&obj->waiters);
+    if (obj->live)
+        park_defer(&obj->live->waiters);
 }
 
 void object_set_error(struct object *obj, int status, const char *reason)
@@ -253,7 +317,7 @@ void object_set_error(struct object *obj, int status, const char *reason)
     if (obj->error_status)
         return;
     obj->error_status = status;
-    obj->error = strdup(reason);
+    object_live(obj)->error = strdup(reason);
 }
 
 void object_refuse_size(struct object *obj, int status, const char *reason)
@@ -310,12 +374,15 @@ void objects_free(void)
 void detach_prepared(struct object *obj)
 {
     ASSERT_LOCKED();
-    if (!obj->prepared)
+    struct object_live *l = obj->live;
+    if (!l || !l->prepared)
         return;
-    st.prepared_ring[obj->prepared_slot] = NULL;
-    prepared_put(obj->prepared);
-    obj->prepared = NULL;
-    obj->prepared_slot = -1;
+    st.prepared_ring[l->prepared_slot] = NULL;
+    prepared_put(l->prepared);
+    l->prepared = NULL;
+    l->prepared_slot = -1;
+    if (obj->refs == 0)
+        object_shed_live(obj);
 }
 
 /* Unlink from the table and its list (the LRU list when it was complete, else the fetching
@@ -420,7 +487,7 @@ static void join_complete(struct object *obj)
 
 static void finish(struct object *obj, const struct move_args *a)
 {
-    if (obj->stale) /* the expired version it refreshed: the new file takes its name */
+    if (object_stale(obj)) /* the expired version it refreshed: the new file takes its name */
         log_info("store: removed %s (replaced by a new version)", obj->url);
     memcpy(obj->digest, a->digest, 32);
     obj->length = obj->have;
@@ -431,7 +498,7 @@ static void finish(struct object *obj, const struct move_args *a)
 /* The download becomes the expired version it refreshed: its headers, bytes and file. */
 static void take_stale_version(struct object *obj, const struct move_args *a)
 {
-    struct object *s = obj->stale;
+    struct object *s = object_stale(obj);
     char *headers = obj->headers;
     obj->headers = s->headers;
     s->headers = headers;
@@ -494,11 +561,11 @@ static void fail(struct object *obj, const struct move_args *a)
     object_set_error(obj, a->status, a->reason); /* first: the failures ring keeps it */
     /* counted before the wake-up, so a client told of the failure finds it in the status; one
      * that found its host held down (store_fail_held) was never tried: not a failed download */
-    if (!obj->retry_after && !a->replaced)
+    if (!live_of(obj)->retry_after && !a->replaced)
         atomic_fetch_add(&stats.downloads_failed, 1);
     if (st.hooks.failed && !a->replaced)
         st.hooks.failed(obj);
-    bool verdict = obj->stale && !a->keep_copy; /* leave_failed lets go of the copy */
+    bool verdict = object_stale(obj) && !a->keep_copy; /* leave_failed lets go of the copy */
     leave_failed(obj);
     /* Before the persistence thread began its file there is neither file nor row. Submitted
      * under the lock: a new version's file and row, begun after, come after their removal. A
@@ -648,7 +715,7 @@ void object_remove(struct object *obj, const char *why)
 const char *object_error(const struct object *obj)
 {
     CHECK_OBJ(obj);
-    return obj->error ? obj->error : "download failed";
+    return live_of(obj)->error ? live_of(obj)->error : "download failed";
 }
 
 const char *object_url(const struct object *obj)

@@ -40,36 +40,18 @@
 /* Every object pointer handed to a store function is checked on entry (no-op with NDEBUG). */
 #define CHECK_OBJ(o) assert((o) != NULL && (o)->magic == OBJECT_MAGIC)
 
-/* Fields by size (pointers and counters, then ints, then flags): a million objects are a
- * million of these, and the holes between mixed fields were 48 of their 400 bytes (now 352). */
-struct object {
-    union {
-        struct table_node node; /* the table's link (first: see object_of) */
-        char key[65];           /* node.key: hex sha256 of the url; also the file name */
-    };
-    uint64_t gen; /* unique to this object in this process: a new version of a URL gets another */
-    char *url;
-    int64_t length;      /* Content-Length, or -1 while unknown */
-    int64_t have;        /* bytes written to the file */
-    int64_t reserved;    /* quota held for this object beyond `have` */
-    char *headers;       /* struct upstream_headers packed: six NUL-terminated strings one after the
-                            other (one allocation per object); NULL until upstream's headers are in;
-                            changed under the lock only */
-    uint8_t digest[32];  /* sha256 of the body, valid when COMPLETE */
-    int64_t hold_since;  /* monotonic ms a reader was first held below its span (store_span); 0 */
-    int64_t flush_mark;  /* bytes before it waited a hold out: readers take them at any size */
-    char *error;         /* one-line reason (object_set_error); NULL when none (or out of memory):
-                            see object_error() */
-    char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
-                            (store_from_parent), shown before this arca's own; NULL: none */
-    const char *came_from; /* the kind of source its body comes from (store_came_from) */
-    int64_t created, ttl, last_use, usage;
-    int64_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
-    int64_t rate;           /* FETCHING: bytes a second its download took over the last second */
-    int64_t max_size;       /* its terms' max-object-size: a longer body is refused (413) */
-    struct dnode dirty;     /* in the store's dirty list: usage/last_use not yet in the index */
-    struct dnode lru;       /* in the store's LRU list when complete, its fetching list while
-                               downloading (in the table only) */
+/* What an object holds only while something happens to it: its download (NEW, FETCHING, and
+ * FAILED after it), readers waiting on it, a prepared answer, an expired version it refreshes.
+ * A complete object at rest (nobody holds it, none of these) has none (object_shed_live): a
+ * million objects at rest are a million without these bytes (docs/ARCHITECTURE.md, "Memory
+ * per object"). */
+struct object_live {
+    int64_t hold_since; /* monotonic ms a reader was first held below its span (store_span); 0 */
+    int64_t flush_mark; /* bytes before it waited a hold out: readers take them at any size */
+    int64_t rate;       /* FETCHING: bytes a second its download took over the last second */
+    int64_t max_size;   /* its terms' max-object-size: a longer body is refused (413) */
+    char *error;        /* one-line reason (object_set_error); NULL when none (or out of memory):
+                           see object_error() */
     struct park_queue waiters;
     struct prepared *prepared;
     /* FETCHING, not started yet: the limit its download waits for (store_set_waiting), or NULL */
@@ -77,8 +59,40 @@ struct object {
     struct object *stale; /* FETCHING: the expired version this download revalidates (out of
                              the table, a reference held, its file kept until the answer) */
     /* A download taken up again after a restart (store_resume.c): */
-    char *source;       /* the URL it fetches, until store_take_resumed hands it over */
-    EVP_MD_CTX *prefix; /* digest of the bytes kept, until the upstream thread takes it */
+    char *source;        /* the URL it fetches, until store_take_resumed hands it over */
+    EVP_MD_CTX *prefix;  /* digest of the bytes kept, until the upstream thread takes it */
+    int prepared_slot;   /* in the store's ring of attachments, -1 when none */
+    int retry_after;     /* FAILED, its host held down: seconds until it is tried again */
+    uint8_t offer_stale; /* FETCHING: enum stale_cause its readers take `stale` for */
+    uint8_t connections; /* FETCHING: connections its download uses now (store_set_rate) */
+};
+
+/* Fields by size (pointers and counters, then ints, then flags): a million objects are a
+ * million of these, and the holes between mixed fields were 48 of their 400 bytes. What only
+ * a download or a reader needs is in `live`, absent at rest. */
+struct object {
+    union {
+        struct table_node node; /* the table's link (first: see object_of) */
+        char key[65];           /* node.key: hex sha256 of the url; also the file name */
+    };
+    uint64_t gen; /* unique to this object in this process: a new version of a URL gets another */
+    struct object_live *live; /* NULL at rest: read through live_of(), written through
+                                 object_live() */
+    int64_t length;           /* Content-Length, or -1 while unknown */
+    int64_t have;             /* bytes written to the file */
+    int64_t reserved;         /* quota held for this object beyond `have` */
+    char *headers;       /* struct upstream_headers packed: six NUL-terminated strings one after the
+                            other (one allocation); NULL until upstream's headers are in; changed
+                            under the lock only */
+    uint8_t digest[32];  /* sha256 of the body, valid when COMPLETE */
+    char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
+                            (store_from_parent), shown before this arca's own; NULL: none */
+    const char *came_from; /* the kind of source its body comes from (store_came_from) */
+    int64_t created, ttl, last_use, usage;
+    int64_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
+    struct dnode dirty;     /* in the store's dirty list: usage/last_use not yet in the index */
+    struct dnode lru;       /* in the store's LRU list when complete, its fetching list while
+                               downloading (in the table only) */
     /* Identical objects (store_twins.c): */
     struct object *dnext;                 /* digest index chain */
     struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
@@ -88,16 +102,12 @@ struct object {
     int error_status;        /* HTTP status for clients when FAILED */
     int fd;                  /* open while fetching or while streaming readers hold it */
     int refs;                /* streaming readers + the fetch */
-    int prepared_slot;       /* in the store's ring of attachments, -1 when none */
     int fwd_status;          /* upstream's answer to the failed refresh (refresh_failed); 0 */
-    int retry_after;         /* FAILED, its host held down: seconds until it is tried again */
     /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
     int32_t stale_if_error, stale_while_revalidate;
     /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
     int32_t keep_if_error, keep_while;
     int32_t negative_ttl; /* its terms': seconds a 404 or 410 it fails with is kept, 0 never */
-    uint8_t offer_stale;  /* FETCHING: enum stale_cause its readers take `stale` for */
-    uint8_t connections;  /* FETCHING: connections its download uses now (store_set_rate) */
 
     bool headers_ready; /* upstream answered 2xx: length and type known */
     bool verified;      /* its file is known to hold `length` bytes (see load_row) */
@@ -119,7 +129,28 @@ struct object {
     /* Purged while FETCHING (transient whatever later terms say, no negative answer kept), or
      * as the expired copy a download refreshes (REMOVED: it never answers nor comes back). */
     bool purged;
+    char url[]; /* its URL, NUL-terminated, in the object's own allocation */
 };
+
+/* What an object without `live` reads: nobody waits, nothing prepared, no download. */
+extern const struct object_live object_at_rest;
+/* The object's live part for reading: object_at_rest's defaults when it has none. */
+static inline const struct object_live *live_of(const struct object *obj)
+{
+    return obj->live ? obj->live : &object_at_rest;
+}
+/* Its live part for writing: it has one (NEW, FETCHING, FAILED, held or prepared: see
+ * object_shed_live). */
+static inline struct object_live *object_live(struct object *obj)
+{
+    assert(obj->live != NULL);
+    return obj->live;
+}
+/* The expired version it refreshes, or NULL: read on many paths. */
+static inline struct object *object_stale(const struct object *obj)
+{
+    return obj->live ? obj->live->stale : NULL;
+}
 
 /* What the files above this one do when an object moves (set by store_open). NULL: nothing. */
 struct object_hooks {
@@ -235,8 +266,17 @@ static inline bool object_expired(const struct object *obj, int64_t now)
 /* What a reader's copy says of it (struct object_meta): FETCHING, COMPLETE or FAILED. */
 enum object_state object_view(const struct object *obj);
 
-/* A NEW object for `url` (key: its hash), not in the table; NULL when out of memory. */
+/* A NEW object for `url` (key: its hash), not in the table, with its live part (a download's);
+ * NULL when out of memory. */
 struct object *object_new(const char *url, const char *key);
+/* The same for a complete row read at start: no live part. NULL when out of memory. */
+struct object *object_new_at_rest(const char *url, const char *key);
+/* Lock held. Gives a complete object at rest a live part (for a prepared answer): 0, or -1 out
+ * of memory (nothing changed). */
+int object_give_live(struct object *obj);
+/* Lock held. A complete object nobody holds, with nothing live left (no waiter, prepared answer,
+ * expired version or resumed download's state), lets its live part go. Otherwise nothing. */
+void object_shed_live(struct object *obj);
 /* Lock held. NEW -> FETCHING in the table: a download of `url` begins (refs 2: the caller's and
  * the fetch's); NULL when out of memory. */
 struct object *object_begin(const char *url, const char *key, int64_t ttl, int64_t now);

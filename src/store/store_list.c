@@ -190,9 +190,9 @@ static int object_resource(const struct object *o, struct resource *r)
 {
     *r = (struct resource){.length = o->length,
                            .have = o->have,
-                           .rate = o->rate,
-                           .connections = o->connections,
-                           .waiting_for = o->waiting_for,
+                           .rate = live_of(o)->rate,
+                           .connections = live_of(o)->connections,
+                           .waiting_for = live_of(o)->waiting_for,
                            .usage = o->usage,
                            .last_use = o->last_use,
                            .created = o->created,
@@ -287,8 +287,8 @@ static const struct object *kept_copy_of(const struct object *o)
 {
     if (o->state == OBJ_COMPLETE)
         return o;
-    if (o->state == OBJ_FETCHING && o->stale && !o->stale->purged)
-        return o->stale;
+    if (o->state == OBJ_FETCHING && object_stale(o) && !object_stale(o)->purged)
+        return object_stale(o);
     return NULL;
 }
 
@@ -472,8 +472,8 @@ void note_failure(const struct object *obj)
     f->res.status = obj->error_status ? obj->error_status : 502;
     f->res.last_use = time(NULL);
     copy_string(f->res.error, sizeof(f->res.error), object_error(obj));
-    f->saved = obj->retry_after > 0; /* a held-down refusal is not a failure to remember */
-    ring_put(f, obj->retry_after > 0);
+    f->saved = live_of(obj)->retry_after > 0; /* a held-down refusal is not a failure to remember */
+    ring_put(f, live_of(obj)->retry_after > 0);
 }
 
 static void load_failure(const struct index_failure *row, void *arg)

@@ -58,7 +58,7 @@ static struct {
 /* A NEW object (not in the table) for a complete row; NULL when out of memory. */
 static struct object *object_of_row(const struct index_row *row)
 {
-    struct object *o = object_new(row->url, row->key);
+    struct object *o = object_new_at_rest(row->url, row->key);
     if (!o || headers_pack(&row->headers, &o->headers) < 0) {
         if (o)
             object_free(o);

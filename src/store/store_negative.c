@@ -47,8 +47,8 @@ static void clear(struct negative *n)
 static bool kept_negative(const struct object *obj)
 {
     int status = obj->error_status;
-    return obj->negative_ttl > 0 && (status == 404 || status == 410) && obj->retry_after <= 0 &&
-           !obj->signed_key && !obj->transient && !obj->purged;
+    return obj->negative_ttl > 0 && (status == 404 || status == 410) &&
+           live_of(obj)->retry_after <= 0 && !obj->signed_key && !obj->transient && !obj->purged;
 }
 
 /* Lock held. A failed download's verdict, kept when kept_negative says so, from when its source

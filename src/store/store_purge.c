@@ -112,7 +112,7 @@ static bool note_key(struct purge_job **job, const struct object *obj)
  * download ends (dropped as transient, or failed). */
 static void purge_refreshed(struct object *obj, struct purge_job **job, struct purge_result *r)
 {
-    struct object *s = obj->stale;
+    struct object *s = object_stale(obj);
     if (!s || s->purged)
         return;
     if (!note_key(job, obj)) {

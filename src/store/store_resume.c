@@ -98,7 +98,7 @@ bool resume_partial(const struct index_row *row, void *arg)
         resumed.cap = cap;
     }
     if (!(o = object_new(row->url, row->key)) || headers_pack(&row->headers, &o->headers) < 0 ||
-        !(o->source = strdup(row->source))) {
+        !(object_live(o)->source = strdup(row->source))) {
         if (o)
             object_free(o);
         return not_resumed(row, "out of memory");
@@ -158,9 +158,9 @@ void store_take_resumed(void (*each)(struct object *obj, const char *source, voi
 {
     for (size_t i = 0; i < resumed.n; i++) {
         struct object *o = resumed.v[i];
-        char *source = o->source;
+        char *source = live_of(o)->source;
         /* taken before: once handed over, the download may end and the object go at once */
-        o->source = NULL;
+        object_live(o)->source = NULL;
         log_info("fetch %s: resuming after the restart from byte %lld", o->url, (long long)o->have);
         each(o, source, arg);
         free(source);
@@ -209,7 +209,7 @@ int reopen_partial(struct object *obj, char *err, size_t errlen)
         return 500;
     }
     store_lock();
-    obj->prefix = ctx;
+    object_live(obj)->prefix = ctx;
     obj->fd = fd;
     wake_all(obj); /* readers that joined before the file was open */
     store_unlock();
@@ -233,8 +233,8 @@ int store_take_prefix(struct object *obj, EVP_MD_CTX *into)
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
-    EVP_MD_CTX *ctx = obj->prefix;
-    obj->prefix = NULL;
+    EVP_MD_CTX *ctx = live_of(obj)->prefix;
+    object_live(obj)->prefix = NULL;
     store_unlock();
     if (!ctx)
         return 0;

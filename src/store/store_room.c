@@ -446,7 +446,7 @@ void object_row_keep(const struct object *obj, struct index_row *row)
     row->pinned = obj->pinned;
     row->keep_if_error = obj->keep_if_error;
     row->keep_while = obj->keep_while;
-    row->max_size = obj->max_size;
+    row->max_size = live_of(obj)->max_size;
     row->not_stored = obj->transient;
 }
 
@@ -457,8 +457,9 @@ void object_take_row_keep(struct object *obj, const struct index_row *row)
     obj->pinned = row->pinned;
     obj->keep_if_error = row->keep_if_error < 0 ? -1 : seconds32(row->keep_if_error);
     obj->keep_while = row->keep_while < 0 ? -1 : seconds32(row->keep_while);
-    if (row->max_size >= 0) /* -1: none recorded (a complete row, an older index) */
-        obj->max_size = row->max_size;
+    if (row->max_size >= 0 && obj->live) /* -1: none recorded (a complete row, an older
+                                             index); a complete object at rest has no use for it */
+        obj->live->max_size = row->max_size;
 }
 
 struct policy_job {
@@ -503,13 +504,14 @@ void store_take_keep(struct object *obj, const struct object_keep *keep)
     assert(store_locked() && object_in_table(obj));
     /* a download's row follows its terms; a hit's (every request's path) is written at its end,
      * and a refresh has no row of its own (its older version's stays as it is) */
-    bool row = obj->state == OBJ_FETCHING && !obj->stale;
+    bool row = obj->state == OBJ_FETCHING && !object_stale(obj);
     if (row)
         object_row_keep(obj, &before);
     obj->keep_if_error = keep->stale_if_error < 0 ? -1 : seconds32(keep->stale_if_error);
     obj->keep_while =
         keep->stale_while_revalidate < 0 ? -1 : seconds32(keep->stale_while_revalidate);
-    obj->max_size = keep->max_object_size;
+    if (obj->live) /* at rest, a complete object has no use for it */
+        obj->live->max_size = keep->max_object_size;
     obj->negative_ttl = seconds32(keep->negative_ttl);
     set_pinned(obj, keep->pin);
     if (obj->state == OBJ_FETCHING)
@@ -529,6 +531,6 @@ void object_forsake(struct object *obj)
     if (obj->transient)
         return;
     obj->transient = true;
-    if (!obj->stale) /* a refresh has no row of its own (store_take_keep) */
+    if (!object_stale(obj)) /* a refresh has no row of its own (store_take_keep) */
         submit_keep(obj);
 }

@@ -221,7 +221,7 @@ struct object *twins_refreshing(const uint8_t want[32], twin_allowed_fn *allowed
     int walked = 0, asked = 0, r;
     for (struct dnode *n = st.fetching.head; n && walked++ < REFRESHING_WALKED; n = n->next) {
         struct object *o = DLIST_ENTRY(n, struct object, lru);
-        const struct object *s = o->stale;
+        const struct object *s = object_stale(o);
         if (s && s->fd >= 0 && !s->purged && (r = offered(s, o->url, want, &asked, allowed, arg)))
             return r > 0 ? o : NULL;
     }

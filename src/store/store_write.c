@@ -47,7 +47,7 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
     char path[1200];
     int fd, rc;
     store_lock();
-    bool live = obj->state == OBJ_FETCHING, revalidating = obj->stale != NULL;
+    bool live = obj->state == OBJ_FETCHING, revalidating = object_stale(obj) != NULL;
     /* one not stored (store = no) gets no row: a restart can never take it up, and a crash
      * leaves a part file the orphan sweep removes */
     bool row = !revalidating && !obj->transient;
@@ -160,9 +160,10 @@ static int check_body(struct object *obj, int64_t length, const struct upstream_
         object_set_error(obj, 502, "upstream changed the object between attempts");
         return -1;
     }
-    if (length > obj->max_size) { /* its terms': a rule's max-object-size, or the option's */
+    if (length >
+        live_of(obj)->max_size) { /* its terms': a rule's max-object-size, or the option's */
         snprintf(reason, sizeof(reason), "object larger than max-object-size (%lld bytes)",
-                 (long long)obj->max_size);
+                 (long long)live_of(obj)->max_size);
         object_refuse_size(obj, 413, reason);
         return -1;
     }
@@ -219,7 +220,7 @@ static int empty_body(struct object *obj)
         object_set_error(obj, 500, "cannot truncate object file");
         return -1;
     }
-    obj->have = obj->flush_mark = 0;
+    obj->have = object_live(obj)->flush_mark = 0;
     return 0;
 }
 
@@ -267,7 +268,7 @@ static int claim(struct object *obj, int64_t upto)
         object_set_error(obj, 502, "upstream sent more bytes than its Content-Length");
         return -1;
     }
-    if (upto > obj->max_size) {
+    if (upto > live_of(obj)->max_size) {
         object_refuse_size(obj, 413, "object grew larger than max-object-size");
         return -1;
     }
@@ -403,8 +404,8 @@ void store_set_rate(struct object *obj, int64_t rate, int connections)
 {
     CHECK_OBJ(obj);
     store_lock();
-    obj->rate = rate;
-    obj->connections = (uint8_t)(connections > 255 ? 255 : connections);
+    object_live(obj)->rate = rate;
+    object_live(obj)->connections = (uint8_t)(connections > 255 ? 255 : connections);
     store_unlock();
 }
 
@@ -412,7 +413,7 @@ void store_set_waiting(struct object *obj, const char *limit)
 {
     CHECK_OBJ(obj);
     store_lock();
-    obj->waiting_for = limit;
+    object_live(obj)->waiting_for = limit;
     store_unlock();
 }
 
@@ -421,10 +422,11 @@ void store_set_waiting(struct object *obj, const char *limit)
 static void end_hold(struct object *obj, int64_t now)
 {
     assert(store_locked());
-    if (now && (!obj->hold_since || now < obj->hold_since + STORE_HOLD_MS))
+    if (!obj->live ||
+        (now && (!obj->live->hold_since || now < obj->live->hold_since + STORE_HOLD_MS)))
         return;
-    obj->hold_since = 0;
-    obj->flush_mark = obj->have;
+    object_live(obj)->hold_since = 0;
+    object_live(obj)->flush_mark = obj->have;
     wake_all(obj);
 }
 
@@ -437,14 +439,14 @@ int64_t store_announce(struct object *obj)
     if (obj->unannounced) {
         obj->unannounced = false;
         /* a waiter's `until` is the `have` its bytes need (store_span) */
-        park_defer_reached(&obj->waiters, obj->have);
-        if (park_queue_empty(&obj->waiters))
-            obj->hold_since = 0; /* nobody is held */
-        else if (!obj->hold_since)
-            obj->hold_since = now; /* bytes came that a waiter does not take yet */
+        park_defer_reached(&object_live(obj)->waiters, obj->have);
+        if (park_queue_empty(&object_live(obj)->waiters))
+            object_live(obj)->hold_since = 0; /* nobody is held */
+        else if (!live_of(obj)->hold_since)
+            object_live(obj)->hold_since = now; /* bytes came that a waiter does not take yet */
     }
     end_hold(obj, now);
-    due = obj->hold_since ? obj->hold_since + STORE_HOLD_MS : 0;
+    due = live_of(obj)->hold_since ? live_of(obj)->hold_since + STORE_HOLD_MS : 0;
     store_unlock();
     return due;
 }
@@ -595,9 +597,9 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
     struct upstream_headers h;
     store_lock();
     /* a copy purged since is renewed by no 304: its download asks for the whole body */
-    bool stale = obj->stale != NULL && obj->revalidation && !obj->stale->purged;
+    bool stale = object_stale(obj) != NULL && obj->revalidation && !object_stale(obj)->purged;
     if (stale) {
-        headers_unpack(obj->stale->headers, &h);
+        headers_unpack(object_stale(obj)->headers, &h);
         copy_string(etag, etag_size, h.etag);
         copy_string(date, date_size, h.last_modified);
     }
@@ -620,7 +622,7 @@ static int renew_on_disk(struct object *obj)
         return -1;
     }
     store_lock();
-    const struct object *s = obj->stale;
+    const struct object *s = object_stale(obj);
     row = (struct index_row){.key = obj->key,
                              .url = obj->url,
                              .length = s->length,
@@ -665,7 +667,7 @@ int store_renew(struct object *obj)
     struct finish_job *f;
     CHECK_OBJ(obj);
     assert(store_on_upstream());
-    assert(obj->state == OBJ_FETCHING && obj->stale && !obj->headers_ready);
+    assert(obj->state == OBJ_FETCHING && object_stale(obj) && !obj->headers_ready);
     if (!(f = malloc(sizeof(*f)))) {
         store_fail(obj, 500, "out of memory");
         return -1;
@@ -707,10 +709,11 @@ bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_statu
     CHECK_OBJ(obj);
     assert(store_on_upstream() && cause != STALE_NONE);
     store_lock();
-    bool offered = obj->state == OBJ_FETCHING && obj->stale && obj->stale->fd >= 0 &&
-                   !obj->headers_ready && object_may_answer(obj->stale, cause, (int64_t)time(NULL));
-    if (offered && !obj->offer_stale) {
-        obj->offer_stale = (uint8_t)cause;
+    bool offered = obj->state == OBJ_FETCHING && object_stale(obj) && object_stale(obj)->fd >= 0 &&
+                   !obj->headers_ready &&
+                   object_may_answer(object_stale(obj), cause, (int64_t)time(NULL));
+    if (offered && !live_of(obj)->offer_stale) {
+        object_live(obj)->offer_stale = (uint8_t)cause;
         obj->fwd_status = fwd_status;
         wake_all(obj); /* its waiters take the stale version now */
     }
@@ -727,13 +730,14 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
     assert(store_on_upstream());
     store_lock();
     /* a copy purged meanwhile is never restored: the download fails as one refreshing none */
-    struct object *s =
-        obj->state == OBJ_FETCHING && obj->stale && !obj->stale->purged ? obj->stale : NULL;
+    struct object *s = obj->state == OBJ_FETCHING && object_stale(obj) && !object_stale(obj)->purged
+                           ? object_stale(obj)
+                           : NULL;
     if (s) {
         answers = object_may_stale(s, now);
         s->refs++; /* the download lets go of it as it fails */
         if (answers) {
-            obj->offer_stale = STALE_ERROR; /* its waiters look again, and take it */
+            object_live(obj)->offer_stale = STALE_ERROR; /* its waiters look again, and take it */
             obj->fwd_status = fwd_status;
         }
         object_fail_keeping_copy(obj, status, reason);
@@ -758,7 +762,7 @@ void store_fail_held(struct object *obj, int status, const char *reason, int ret
     CHECK_OBJ(obj);
     store_lock();
     if (obj->state == OBJ_FETCHING && !obj->error_status)
-        obj->retry_after = retry_after;
+        object_live(obj)->retry_after = retry_after;
     object_fail(obj, status, reason);
     store_unlock();
 }
@@ -782,8 +786,8 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
     bool replace = obj->state == OBJ_FETCHING;
     /* an expired version it refreshed goes on with the new one: kept whole, on disk and for a
      * failure of the new one (store_keep_stale) */
-    struct object *stale = replace ? obj->stale : NULL;
-    obj->stale = NULL;
+    struct object *stale = replace ? object_stale(obj) : NULL;
+    object_live(obj)->stale = NULL;
     if (!failure)
         object_replace(obj, stale != NULL, reason);
     else if (stale)
@@ -796,12 +800,12 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
         fresh->signed_key = obj->signed_key;
         fresh->pinned = obj->pinned; /* the terms it was begun under */
         fresh->transient = obj->transient;
-        fresh->max_size = obj->max_size;
+        object_live(fresh)->max_size = live_of(obj)->max_size;
         fresh->keep_if_error = obj->keep_if_error;
         fresh->keep_while = obj->keep_while;
         st.uses += obj->usage - fresh->usage;
         fresh->usage = obj->usage;
-        fresh->stale = stale;
+        object_live(fresh)->stale = stale;
         fresh->revalidation = stale && revalidable(stale);
         stale = NULL;
     }
