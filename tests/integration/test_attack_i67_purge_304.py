@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-from conftest import Arca, wait_for
+from conftest import Arca, resource, wait_for
 from test_purge_prefix import purge_prefix
 from test_purge_trust import NEW, OLD, expired, gated, ini, joining
 
@@ -37,6 +37,8 @@ def test_a_304_after_a_purge_does_not_bring_back_the_purged_copy(workdir, origin
     code, _, body = purge_prefix(arca, origin.url("/nightly/"))
     assert code == 200 and json.loads(body)["purged"] == 1, body
     late = joining(arca, arca.fetch, url, ttl="1s")
+    wait_for(lambda: (resource(arca, "/nightly/Image", "downloading") or {}).get("usage", 0) >= 2,
+             "the late client joined the refresh")  # see the test below
     gate.set()
     status, headers, got = late.result(30)
     first.result(30)
@@ -67,6 +69,10 @@ def test_a_200_refresh_after_a_purge_leaves_nothing_of_either_copy(workdir, orig
     code, _, body = purge_prefix(arca, origin.url("/nightly/"))
     assert code == 200 and json.loads(body)["purged"] == 1, body
     late = joining(arca, arca.fetch, url, ttl="1s")
+    # joined once its request is a use of the download (a connection accepted is not yet one:
+    # released before, the download ends alone and the late client's miss keeps a new copy)
+    wait_for(lambda: (resource(arca, "/nightly/Image", "downloading") or {}).get("usage", 0) >= 2,
+             "the late client joined the refresh")
     gate.set()
     assert late.result(30)[2] == NEW and first.result(30)[2] == NEW
     wait_for(lambda: arca.status()["resources_downloading"] == 0, "the refresh ended")
