@@ -48,7 +48,9 @@ bool index_row_read(sqlite3_stmt *stmt, struct index_row *row)
 
 bool index_row_usable(const struct index_row *row, bool complete)
 {
-    return row->key && strlen(row->key) == 64 && row->url && (!complete || row->digest);
+    /* 64 lowercase hex digits: the store keeps a key as its 32 bytes (store/table.h) */
+    return row->key && strlen(row->key) == 64 && strspn(row->key, "0123456789abcdef") == 64 &&
+           row->url && (!complete || row->digest);
 }
 
 /* A side connection waits on locks like the main one: on a new database, a reader may find the

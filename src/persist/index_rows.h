@@ -49,7 +49,8 @@ int index_find_row(const char *key, void (*each)(const struct index_row *row, vo
 /* The row `stmt` stands on (selected as INDEX_ROW_COLUMNS) into *row, its strings the
  * statement's until its next step; returns whether the row says 'complete'. */
 bool index_row_read(sqlite3_stmt *stmt, struct index_row *row);
-/* Whether *row can stand for an object: a 64-character key, a URL, and (complete) a digest. */
+/* Whether *row can stand for an object: a key of 64 lowercase hex digits, a URL, and
+ * (complete) a digest. */
 bool index_row_usable(const struct index_row *row, bool complete);
 /* A connection of its own to the index at `path`, waiting on locks as the main one does. */
 int index_open_side(const char *path, sqlite3 **conn);

@@ -77,7 +77,7 @@ static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
 static void copy_meta(const struct object *obj, struct object_meta *meta)
 {
     assert(store_locked());
-    memcpy(meta->key, obj->key, sizeof(meta->key));
+    object_key(obj, meta->key);
     meta->state = object_view(obj);
     meta->headers_ready = obj->headers_ready;
     meta->hit = obj->hit;

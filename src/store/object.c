@@ -188,7 +188,9 @@ static struct object *object_alloc(const char *url, const char *key)
     if (!o)
         return NULL;
     o->magic = OBJECT_MAGIC;
-    memcpy(o->key, key, 65);
+    bool hex = table_key_of_hex(key, o->node.key);
+    assert(hex); /* keys are made by keys.c, never read from a client as they are */
+    (void)hex;
     memcpy(o->url, url, len);
     o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
     o->state = OBJ_NEW;
@@ -553,7 +555,7 @@ static void remove_refreshed(struct object *obj, const char *reason)
 {
     char why[REMOVE_WHY_SIZE];
     snprintf(why, sizeof(why), "refresh failed: %s", reason ? reason : "unknown");
-    submit_remove_why(obj->key, obj->url, why);
+    submit_remove_why(OBJECT_KEY(obj), obj->url, why);
 }
 
 static void fail(struct object *obj, const struct move_args *a)
@@ -574,7 +576,7 @@ static void fail(struct object *obj, const struct move_args *a)
     if (obj->on_disk && verdict)
         remove_refreshed(obj, a->reason);
     else if (obj->on_disk)
-        submit_remove_as(obj->key, NULL, a->keep_copy);
+        submit_remove_as(OBJECT_KEY(obj), NULL, a->keep_copy);
 }
 
 /* arca stops: the file and row stay for the next start to continue (store_set_aside). */
@@ -589,7 +591,7 @@ static void remove_complete(struct object *obj, const struct move_args *a)
     object_count_pin(obj, -1);
     leave_table(obj, object_lru(obj));
     if (a->why)
-        submit_remove_why(obj->key, obj->url, a->why);
+        submit_remove_why(OBJECT_KEY(obj), obj->url, a->why);
 }
 
 /* FETCHING -> REMOVED: whole for the readers streaming it from its open file, but never a hit,
@@ -605,7 +607,7 @@ static void drop(struct object *obj, const struct move_args *a)
     drop_stale(obj);
     wake_all(obj);
     if (obj->on_disk)
-        submit_remove_why(obj->key, obj->url, a->why);
+        submit_remove_why(OBJECT_KEY(obj), obj->url, a->why);
 }
 
 void store_release(struct object *obj)
@@ -674,7 +676,7 @@ bool object_replace(struct object *obj, bool keep_copy, const char *reason)
 bool object_restore(struct object *obj, int fwd_status)
 {
     CHECK_OBJ(obj);
-    assert(store_locked() && obj->state == OBJ_REMOVED && !object_find(obj->key));
+    assert(store_locked() && obj->state == OBJ_REMOVED && !object_find(OBJECT_KEY(obj)));
     if (table_add(&st.objects, &obj->node) < 0)
         return false;
     move(obj, MOVE_RESTORE, &(struct move_args){.status = fwd_status});
@@ -796,7 +798,7 @@ int make_key_dir(const char *file)
 void object_path(const struct object *obj, char *buf, size_t size)
 {
     CHECK_OBJ(obj);
-    key_path(obj->key, buf, size);
+    key_path(OBJECT_KEY(obj), buf, size);
 }
 
 char *object_read_file(int fd, const char *path, int64_t length)

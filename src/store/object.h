@@ -71,10 +71,9 @@ struct object_live {
  * million of these, and the holes between mixed fields were 48 of their 400 bytes. What only
  * a download or a reader needs is in `live`, absent at rest. */
 struct object {
-    union {
-        struct table_node node; /* the table's link (first: see object_of) */
-        char key[65];           /* node.key: hex sha256 of the url; also the file name */
-    };
+    struct table_node node; /* the table's link, and the key: the sha256 of its cache key URL,
+                               whose 64 hex digits (OBJECT_KEY) name its file and its row
+                               (first: see object_of) */
     uint64_t gen; /* unique to this object in this process: a new version of a URL gets another */
     struct object_live *live; /* NULL at rest: read through live_of(), written through
                                  object_live() */
@@ -131,6 +130,14 @@ struct object {
     bool purged;
     char url[]; /* its URL, NUL-terminated, in the object's own allocation */
 };
+
+/* Its key as 64 hex digits and a NUL, into `hex`, returned. */
+static inline char *object_key(const struct object *obj, char hex[65])
+{
+    return table_hex_of_key(obj->node.key, hex);
+}
+/* The same in a buffer of the enclosing block's (a compound literal): for an expression. */
+#define OBJECT_KEY(obj) object_key((obj), (char[65]){0})
 
 /* What an object without `live` reads: nobody waits, nothing prepared, no download. */
 extern const struct object_live object_at_rest;

@@ -64,10 +64,11 @@ static int compare_fields(const struct sort_fields *a, const struct sort_fields 
     return c ? c : strcmp(a->key, b->key); /* a total order: pages never overlap */
 }
 
-static struct sort_fields object_fields(const struct object *o)
+/* Its sort fields; the key's hex into `key`, which they point at. */
+static struct sort_fields object_fields(const struct object *o, char key[65])
 {
-    return (struct sort_fields){o->url,   o->key,      o->length >= 0 ? o->length : o->have,
-                                o->usage, o->last_use, o->created};
+    return (struct sort_fields){o->url,   object_key(o, key), o->length >= 0 ? o->length : o->have,
+                                o->usage, o->last_use,        o->created};
 }
 
 static struct sort_fields resource_fields(const struct resource *r)
@@ -143,8 +144,7 @@ static int entry_set(struct entry *e, const struct object *o, const struct sort 
         return -1;
     free(e->url);
     e->url = url;
-    memcpy(e->key, o->key, sizeof(e->key));
-    e->f = object_fields(o);
+    e->f = object_fields(o, e->key);
     e->f.key = e->key;
     e->f.url = url ? url : "";
     return 0;
@@ -168,7 +168,8 @@ static void heap_offer(struct heap *h, const struct object *o)
             i = parent;
         }
     } else if (h->cap > 0) {
-        struct sort_fields f = object_fields(o);
+        char key[65];
+        struct sort_fields f = object_fields(o, key);
         if (compare_fields(&f, &h->items[0].f, h->sort) >= 0)
             return;
         if (entry_set(&h->items[0], o, h->sort) < 0) {
@@ -201,7 +202,7 @@ static int object_resource(const struct object *o, struct resource *r)
     r->expired = o->state == OBJ_COMPLETE && object_expired(o, (int64_t)time(NULL));
     int64_t window = o->state == OBJ_COMPLETE ? object_stale_if_error(o) : 0;
     r->stale_until = window > 0 ? o->created + o->ttl + window : 0;
-    memcpy(r->key, o->key, sizeof(r->key));
+    object_key(o, r->key);
     struct upstream_headers h;
     headers_unpack(o->headers, &h);
     copy_string(r->content_type, sizeof(r->content_type), h.content_type);

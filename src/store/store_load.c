@@ -178,7 +178,7 @@ static bool insert_slice(size_t left[2])
                 __builtin_prefetch(next);
                 __builtin_prefetch(next->digest);
             }
-        if (still_free(o->key)) {
+        if (still_free(OBJECT_KEY(o))) {
             ld.inserting = true;
             in = object_enter(o, OBJ_COMPLETE) == 0; /* the table grows: out of memory */
             ld.inserting = false;
@@ -356,8 +356,10 @@ static void note_seen(const char *key)
     struct seen_key *k;
     if (table_get(&ld.seen, key))
         return;
-    if ((k = calloc(1, sizeof(*k))))
-        memcpy(k->node.key, key, sizeof(k->node.key)); /* the table hashes it */
+    if ((k = calloc(1, sizeof(*k))) && !table_key_of_hex(key, k->node.key)) {
+        free(k); /* never a key: nothing to note */
+        return;
+    }
     if (!k || table_add(&ld.seen, &k->node) < 0) {
         free(k);
         ld.seen_failed = true; /* the loader cannot tell which copies are stale: it stops */
@@ -398,7 +400,7 @@ void store_load_touched(const struct object *obj)
 {
     assert(store_locked() && st.loading);
     if (!ld.inserting)
-        note_seen(obj->node.key);
+        note_seen(OBJECT_KEY(obj));
 }
 
 /* --- the sweep ------------------------------------------------------------------------------ */

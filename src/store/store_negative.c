@@ -67,12 +67,12 @@ static void note_negative(const struct object *obj)
         until = created + obj->ttl;
     if (until <= now)
         return;
-    struct negative *n = slot_of(obj->key);
+    struct negative *n = slot_of(OBJECT_KEY(obj));
     char *url = strdup(obj->url);
     if (!url)
         return; /* upstream is asked again: nothing wrong is answered */
     clear(n);
-    memcpy(n->key, obj->key, 65);
+    object_key(obj, n->key);
     n->url = url;
     n->status = obj->error_status;
     n->created = created;

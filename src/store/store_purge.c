@@ -101,7 +101,7 @@ static bool note_key(struct purge_job **job, const struct object *obj)
         p->keys = keys;
         p->size = size;
     }
-    memcpy(p->keys[p->n++], obj->key, 65);
+    object_key(obj, p->keys[p->n++]);
     return true;
 }
 

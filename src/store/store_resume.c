@@ -134,7 +134,7 @@ void adopt_resumed(void)
         struct object *o = resumed.v[i];
         if (object_enter(o, OBJ_FETCHING) < 0) { /* out of memory: its file and row go */
             log_error("fetch %s: out of memory; not resumed", o->url);
-            submit_remove(o->key, NULL);
+            submit_remove(OBJECT_KEY(o), NULL);
             o->refs = 0;
             object_free(o);
             continue;
@@ -199,7 +199,7 @@ int reopen_partial(struct object *obj, char *err, size_t errlen)
     int fd;
     CHECK_OBJ(obj);
     assert(persist_owns_index()); /* the persistence thread while it runs */
-    part_path(obj->key, path, sizeof(path));
+    part_path(OBJECT_KEY(obj), path, sizeof(path));
     /* `have` was set at load and nothing appends before this job is done */
     if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 || ftruncate(fd, obj->have) < 0 ||
         !(ctx = digest_prefix(fd, obj->have))) {
@@ -277,7 +277,7 @@ void submit_started(struct object *obj)
         return;
     s->job.run = run_started;
     store_lock();
-    memcpy(s->key, obj->key, 65);
+    object_key(obj, s->key);
     s->length = obj->length;
     s->created = obj->created;
     s->ttl = obj->ttl;
@@ -332,7 +332,7 @@ static void run_sync(struct persist_job *job)
     bool live = !s->last && s->obj->state == OBJ_FETCHING;
     store_unlock();
     if (ours && s->synced)
-        index_set_synced(s->obj->key, s->upto);
+        index_set_synced(OBJECT_KEY(s->obj), s->upto);
     /* a step crossed while this one synced (a busy disk) was passed over by maybe_sync: sync it
      * now, so that a restart refetches about one step, not several */
     if (live)

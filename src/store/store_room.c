@@ -66,7 +66,7 @@ static bool heap_push(struct expired_heap *h, const struct object *o)
     }
     size_t i = h->n++;
     h->v[i].last_use = o->last_use;
-    memcpy(h->v[i].key, o->key, sizeof(h->v[i].key));
+    object_key(o, h->v[i].key);
     for (; i > 0 && h->v[(i - 1) / 2].last_use > h->v[i].last_use; i = (i - 1) / 2)
         heap_swap(h, i, (i - 1) / 2);
     return true;
@@ -234,7 +234,7 @@ static struct touch_job *collect_touches(size_t *seen)
             cap = ncap;
         }
         struct touch *e = &t->batch[t->n++];
-        memcpy(e->key, o->key, 65);
+        object_key(o, e->key);
         e->last_use = o->last_use;
         e->usage = o->usage;
         e->ttl = o->ttl;
@@ -484,7 +484,7 @@ static void submit_keep(struct object *obj)
     if (!t)
         return;
     t->job.run = run_keep;
-    memcpy(t->key, obj->key, 65);
+    object_key(obj, t->key);
     object_row_keep(obj, &t->row);
     t->row.key = t->key;
     persist_submit(&t->job);

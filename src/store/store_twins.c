@@ -162,8 +162,8 @@ static void share_file(const struct object *obj, const struct object *twin)
     if (!l)
         return; /* two files then: correct, only bigger */
     l->job.run = run_link;
-    memcpy(l->from, twin->key, 65);
-    memcpy(l->to, obj->key, 65);
+    object_key(twin, l->from);
+    object_key(obj, l->to);
     persist_submit(&l->job);
 }
 

@@ -59,7 +59,7 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
         return reopen_partial(obj, err, errlen);
     /* A refresh of an expired version leaves that version's row as it is: a crash meanwhile
      * finds it whole (its file is not touched before the new one is complete). */
-    if (row && (rc = index_mark_fetching(obj->key, obj->url, source)) < 0) {
+    if (row && (rc = index_mark_fetching(OBJECT_KEY(obj), obj->url, source)) < 0) {
         snprintf(err, errlen, "%s",
                  rc == INDEX_FULL ? "disk full (index)"
                                   : "cannot record the download in the index");
@@ -71,7 +71,7 @@ static int create_file(struct object *obj, const char *source, char *err, size_t
         object_path(obj, path, sizeof(path));
         unlink(path);
     }
-    part_path(obj->key, path, sizeof(path));
+    part_path(OBJECT_KEY(obj), path, sizeof(path));
     unlink(path);
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0 && errno == ENOENT && make_key_dir(path) == 0)
@@ -513,7 +513,7 @@ static int make_durable(struct finish_job *f)
     if (!live || dropped)
         return 1;
     object_path(obj, path, sizeof(path));
-    part_path(obj->key, part, sizeof(part));
+    part_path(OBJECT_KEY(obj), part, sizeof(part));
     if (!f->synced) {
         store_fail(obj, 507, "cannot sync object file (disk full?)");
         return -1;
@@ -528,7 +528,7 @@ static int make_durable(struct finish_job *f)
         return -1;
     }
     store_lock();
-    row = (struct index_row){.key = obj->key,
+    row = (struct index_row){.key = OBJECT_KEY(obj),
                              .url = obj->url,
                              .length = obj->have,
                              .created = obj->created,
@@ -623,7 +623,7 @@ static int renew_on_disk(struct object *obj)
     }
     store_lock();
     const struct object *s = object_stale(obj);
-    row = (struct index_row){.key = obj->key,
+    row = (struct index_row){.key = OBJECT_KEY(obj),
                              .url = obj->url,
                              .length = s->length,
                              .created = obj->created,
@@ -641,7 +641,7 @@ static int renew_on_disk(struct object *obj)
         close(fd);
         return -1;
     }
-    part_path(obj->key, path, sizeof(path));
+    part_path(OBJECT_KEY(obj), path, sizeof(path));
     unlink(path);
     return fd;
 }
@@ -744,7 +744,7 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
         if (object_restore(s, fwd_status))
             rc = 0;
         else
-            submit_remove(s->key, NULL); /* out of memory: as a plain failure would have */
+            submit_remove(OBJECT_KEY(s), NULL); /* out of memory: as a plain failure would have */
         s->refs--;
         maybe_free(s);
     }
@@ -794,8 +794,8 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
         object_fail_keeping_copy(obj, 502, reason);
     else
         object_fail(obj, 502, reason);
-    if (replace && !object_find(obj->key) &&
-        (fresh = object_begin(obj->url, obj->key, obj->ttl, (int64_t)time(NULL)))) {
+    if (replace && !object_find(OBJECT_KEY(obj)) &&
+        (fresh = object_begin(obj->url, OBJECT_KEY(obj), obj->ttl, (int64_t)time(NULL)))) {
         fresh->refs = 1; /* the fetch's: the caller is the fetch */
         fresh->signed_key = obj->signed_key;
         fresh->pinned = obj->pinned; /* the terms it was begun under */
@@ -810,7 +810,7 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
         stale = NULL;
     }
     if (stale) { /* no new download: let go of it as a failure would have */
-        submit_remove(stale->key, NULL);
+        submit_remove(OBJECT_KEY(stale), NULL);
         stale->refs--;
         maybe_free(stale);
     }

@@ -10,17 +10,44 @@
 #define MOVE_PER_INSERT 4
 #define START_BUCKETS 1024
 
-/* The key is hex sha256: its first 16 digits are as good a hash as any. */
-static size_t bucket_of(const char *key, size_t nbuckets)
+/* The key is a sha256: its first 8 bytes are as good a hash as any. */
+static size_t bucket_of(const uint8_t *key, size_t nbuckets)
 {
     size_t h = 0;
-    for (int i = 0; i < 16; i++)
-        h = h << 4 | (size_t)(key[i] <= '9' ? key[i] - '0' : key[i] - 'a' + 10);
+    for (int i = 0; i < 8; i++)
+        h = h << 8 | key[i];
     return h & (nbuckets - 1);
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+bool table_key_of_hex(const char *hex, uint8_t key[32])
+{
+    for (int i = 0; i < 32; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
+        if (lo < 0)
+            return false;
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return hex[64] == '\0';
+}
+
+char *table_hex_of_key(const uint8_t key[32], char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[key[i] >> 4];
+        hex[2 * i + 1] = digits[key[i] & 15];
+    }
+    hex[64] = '\0';
+    return hex;
+}
+
 /* The chain `key` is on: in the old table while its bucket has not moved yet. */
-static struct table_node **chain_of(const struct table *t, const char *key)
+static struct table_node **chain_of(const struct table *t, const uint8_t *key)
 {
     if (t->nold) {
         size_t k = bucket_of(key, t->nold);
@@ -85,12 +112,13 @@ void table_free(struct table *t)
     memset(t, 0, sizeof(*t));
 }
 
-struct table_node *table_get(const struct table *t, const char *key)
+struct table_node *table_get(const struct table *t, const char *hex)
 {
-    if (!t->cur) /* nothing added yet */
+    uint8_t key[32];
+    if (!t->cur || !table_key_of_hex(hex, key)) /* nothing added yet, or no key at all */
         return NULL;
     struct table_node *o = *chain_of(t, key);
-    while (o && strcmp(o->key, key) != 0)
+    while (o && memcmp(o->key, key, 32) != 0)
         o = o->next;
     return o;
 }

@@ -15,11 +15,14 @@
 #ifndef ARCA_TABLE_H
 #define ARCA_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-/* What the table needs of an entry: its key (hex sha256) and its chain link. */
+/* What the table needs of an entry: its key (the sha256, 32 bytes: half its hex's 64, and a
+ * million entries are a million keys) and its chain link. */
 struct table_node {
-    char key[65];
+    uint8_t key[32];
     struct table_node *next;
 };
 
@@ -35,7 +38,12 @@ struct table {
 /* Room for `at_least` objects without growing (0: a small start). 0, or -1 out of memory. */
 int table_reserve(struct table *t, size_t at_least);
 void table_free(struct table *t);
-struct table_node *table_get(const struct table *t, const char *key);
+/* `hex`: a key as 64 lowercase hex digits; NULL (nothing found) when it is not one. */
+struct table_node *table_get(const struct table *t, const char *hex);
+/* A key's 64 hex digits into its 32 bytes: false when it is not 64 lowercase hex digits. */
+bool table_key_of_hex(const char *hex, uint8_t key[32]);
+/* Its 32 bytes as 64 lowercase hex digits and a NUL: `hex`, returned. */
+char *table_hex_of_key(const uint8_t key[32], char hex[65]);
 /* 0, or -1 when out of memory (the object is not added). */
 int table_add(struct table *t, struct table_node *n);
 void table_del(struct table *t, struct table_node *n);

@@ -132,7 +132,7 @@ static void a_begun_download_is_in_the_table_and_its_list(void **state)
     struct object *obj = begun("http://h/begin", 0, 0);
     assert_int_equal(obj->state, OBJ_FETCHING);
     store_lock();
-    assert_ptr_equal(object_find(obj->key), obj);
+    assert_ptr_equal(object_find(OBJECT_KEY(obj)), obj);
     store_unlock();
     store_totals(&t);
     assert_int_equal(t.scheduled, 1); /* no file yet */
@@ -179,7 +179,7 @@ static void failing_keeps_the_first_reason_and_leaves(void **state)
     store_lock();
     object_set_error(obj, 413, "object grew larger than --max-object-size");
     assert_true(object_fail(obj, 502, "a consequence"));
-    assert_null(object_find(obj->key));
+    assert_null(object_find(OBJECT_KEY(obj)));
     assert_int_equal(st.usage, usage); /* its reservation given back */
     assert_false(object_fail(obj, 500, "again"));
     assert_false(object_complete(obj, obj->digest));
@@ -209,7 +209,7 @@ static void setting_aside_is_a_failure_not_counted(void **state)
     assert_int_equal(failed, 0);
     assert_int_equal(atomic_load(&stats.downloads_failed), count);
     store_lock();
-    assert_null(object_find(obj->key));
+    assert_null(object_find(OBJECT_KEY(obj)));
     store_unlock();
     store_release(obj);
     store_release(obj);
@@ -225,7 +225,7 @@ static void removing_a_complete_object_leaves_the_table(void **state)
     assert_true(object_complete(obj, digest));
     obj->refs--; /* the fetch is done; the test keeps one reference, like a streaming reader */
     object_remove(obj, "evicted for room");
-    assert_null(object_find(obj->key));
+    assert_null(object_find(OBJECT_KEY(obj)));
     assert_int_equal(st.usage, usage);
     store_unlock();
     assert_int_equal(left, 1);

@@ -17,16 +17,21 @@
 #define N 100000
 
 static struct table_node *objects;
+static char (*hex)[65]; /* objects[i]'s key as the store names it: 64 hex digits */
 
 static int make_objects(void **state)
 {
     (void)state;
     objects = calloc(N, sizeof(*objects));
-    if (!objects)
+    hex = calloc(N, sizeof(*hex));
+    if (!objects || !hex)
         return -1;
-    for (int i = 0; i < N; i++) /* keys spread like sha256 hex, deterministic */
-        snprintf(objects[i].key, sizeof(objects[i].key), "%016llx%048d",
+    for (int i = 0; i < N; i++) { /* keys spread like sha256 hex, deterministic */
+        snprintf(hex[i], sizeof(hex[i]), "%016llx%048d",
                  (unsigned long long)i * 0x9e3779b97f4a7c15ULL, i);
+        if (!table_key_of_hex(hex[i], objects[i].key))
+            return -1;
+    }
     return 0;
 }
 
@@ -34,6 +39,7 @@ static int free_objects(void **state)
 {
     (void)state;
     free(objects);
+    free(hex);
     return 0;
 }
 
@@ -56,13 +62,13 @@ static void every_object_is_found_while_the_table_grows(void **state)
         grew_in_steps |= t.nold > 0;
         if (i % 997 == 0 || t.nold) /* often, and always while two tables are in use */
             for (int j = i; j >= 0 && j > i - 50; j--)
-                assert_ptr_equal(table_get(&t, objects[j].key), &objects[j]);
+                assert_ptr_equal(table_get(&t, hex[j]), &objects[j]);
         if (i % 4999 == 0)
             assert_int_equal(count_slots(&t), (size_t)i + 1);
     }
     assert_true(grew_in_steps); /* the old buckets did move over several inserts */
     for (int i = 0; i < N; i++)
-        assert_ptr_equal(table_get(&t, objects[i].key), &objects[i]);
+        assert_ptr_equal(table_get(&t, hex[i]), &objects[i]);
     assert_int_equal(t.count, N);
     assert_int_equal(count_slots(&t), N);
     table_free(&t);
@@ -79,7 +85,7 @@ static void removal_works_in_both_halves(void **state)
     for (int j = 0; j < i; j += 2)
         table_del(&t, &objects[j]);
     for (int j = 0; j < i; j++)
-        assert_ptr_equal(table_get(&t, objects[j].key), j % 2 ? &objects[j] : NULL);
+        assert_ptr_equal(table_get(&t, hex[j]), j % 2 ? &objects[j] : NULL);
     assert_int_equal(count_slots(&t), (size_t)i / 2);
     table_free(&t);
 }
@@ -97,12 +103,36 @@ static void reserving_holds_everything_without_growing(void **state)
     table_free(&t);
 }
 
+/* A key is kept as its 32 bytes: its hex comes back the same, and what is not 64 lowercase hex
+ * digits is no key (found nowhere, never a neighbour's bytes). */
+static void keys_are_their_bytes_and_only_hex_is_a_key(void **state)
+{
+    struct table t = {0};
+    uint8_t key[32];
+    char back[65], bad[80];
+    (void)state;
+    assert_true(table_key_of_hex(hex[7], key));
+    assert_string_equal(table_hex_of_key(key, back), hex[7]);
+    assert_int_equal(table_add(&t, &objects[7]), 0);
+    assert_ptr_equal(table_get(&t, hex[7]), &objects[7]);
+    snprintf(bad, sizeof(bad), "%s", hex[7]);
+    bad[0] = (char)(bad[0] >= 'a' ? bad[0] - 'a' + 'A' : 'X'); /* upper case, or no digit */
+    assert_false(table_key_of_hex(bad, key));
+    assert_null(table_get(&t, bad));
+    snprintf(bad, sizeof(bad), "%.63s", hex[7]); /* one digit short */
+    assert_null(table_get(&t, bad));
+    snprintf(bad, sizeof(bad), "%s0", hex[7]); /* one too many */
+    assert_null(table_get(&t, bad));
+    table_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_object_is_found_while_the_table_grows),
         cmocka_unit_test(removal_works_in_both_halves),
         cmocka_unit_test(reserving_holds_everything_without_growing),
+        cmocka_unit_test(keys_are_their_bytes_and_only_hex_is_a_key),
     };
     return cmocka_run_group_tests(tests, make_objects, free_objects);
 }
