@@ -215,6 +215,19 @@ def cpu_seconds(pid):
         return int(fields[11]) + int(fields[12])
     return tree_sum(pid, "stat", ticks) / os.sysconf("SC_CLK_TCK")
 
+def settled(a, t0, idle=0.02, timeout=180):
+    """Seconds from t0 until arca is idle (under `idle` of a core over a second): the work a
+    start leaves to do after the load (the orphan sweep, a clean close's deferred check) is
+    over, and what follows measures the store as a lab's runs the rest of the day."""
+    last = cpu_seconds(a.pid)
+    while time.monotonic() - t0 < timeout:
+        time.sleep(1.0)
+        now = cpu_seconds(a.pid)
+        if now - last < idle:
+            return time.monotonic() - t0 - 1.0
+        last = now
+    raise RuntimeError(f"{a.name}: still busy {timeout} s after its start")
+
 def established(port):
     """Server-side ESTABLISHED TCP sockets on a local port."""
     n = 0

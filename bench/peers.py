@@ -13,9 +13,10 @@ import time
 import urllib.error
 import urllib.request
 
+from maintenance import maintenance_round
 from harness import (ARCA, ARCA_BEFORE, Arca, FLOOR, Nginx, Server, Squid, Varnish, arcas, check_clients,
     children_cpu, in_turn, fetch_all, file_sha256, free_port, has_option, hold_idle, idle_rounds,
-    loadgen, loadgen_cpu, parse_wrk, rate_run, rss_kib, wait_http, write_random, wrk_rounds)
+    loadgen, loadgen_cpu, parse_wrk, rate_run, rss_kib, settled, wait_http, write_random, wrk_rounds)
 
 
 
@@ -341,7 +342,8 @@ def loaded(a, t0, timeout=60):
 
 def index_round(a, cfg, script, count):
     """Restart arca on its big index as a lab does (it ran on it, stopped, starts again): the
-    first hit's time, the time until every row is loaded, the RSS then, then random hits."""
+    first hit's time, the time until every row is loaded, the RSS then, the time until the
+    start's work is done, then random hits."""
     a.start()  # the index as this build's own stop leaves it (checked, marked clean)
     loaded(a, time.monotonic())
     a.stop()
@@ -350,6 +352,7 @@ def index_round(a, cfg, script, count):
     startup, early_errors = first_hit(a, hit_url)
     all_loaded = loaded(a, t0)
     rss = rss_kib(a.pid)
+    settled_s = settled(a, t0)
 
     def requests():
         return sum(a.metric(f"arca_requests_total{{result=\"{k}\"}}")
@@ -363,7 +366,7 @@ def index_round(a, cfg, script, count):
     at_rate = rate_run(f"http://127.0.0.1:{a.port}/api/v1/fetch/?url=http://127.0.0.1:"
                        f"{a.dead_port}/obj/", cfg["index_rate"], cfg["index_seconds"], count)
     return {"first_hit_s": startup, "loaded_s": all_loaded, "errors_before_it": early_errors,
-            "hit_ratio": ratio, "req_per_s": rps, "p99_ms": p99, "rss_kib": rss,
+            "settled_s": settled_s, "hit_ratio": ratio, "req_per_s": rps, "p99_ms": p99, "rss_kib": rss,
             "p99_ms_at_rate": at_rate["p99_ms"], "errors_at_rate": at_rate["errors"]}
 
 def static_round(n, cfg, script, count):
@@ -372,7 +375,8 @@ def static_round(n, cfg, script, count):
     at_rate = rate_run(f"http://127.0.0.1:{n.port}/obj/", cfg["index_rate"],
                        cfg["index_seconds"], count)
     nan = float("nan")  # what a server with no index of its own has no figure for
-    return {"first_hit_s": nan, "loaded_s": nan, "errors_before_it": nan, "hit_ratio": nan,
+    return {"first_hit_s": nan, "loaded_s": nan, "errors_before_it": nan, "settled_s": nan,
+            "hit_ratio": nan,
             "req_per_s": rps,
             "p99_ms": p99, "rss_kib": rss_kib(n.pid), "p99_ms_at_rate": at_rate["p99_ms"],
             "errors_at_rate": at_rate["errors"]}
@@ -408,6 +412,12 @@ def index_figures(rounds, sizes):
         static = med.get(f"nginx-static-{tag(large)}")
         if static:
             out[f"{build} hits {tag(large)}/nginx-static"] = hi["req_per_s"] / static["req_per_s"]
+    maint = med.get(f"arca-{tag(large)}-maintenance")
+    if maint:  # item 4: hits beside maintenance at the largest store, against its p99 alone
+        out[f"arca-{tag(large)} listing first page ms"] = maint["listing_ms"]
+        for what in ("stats", "purge", "evict"):
+            out[f"arca-{tag(large)} p99 at rate beside {what}/alone"] = \
+                maint[f"p99_ms_{what}"] / maint["p99_ms_at_rate"]
     return out
 
 def big_index(work, cfg, www):
@@ -442,17 +452,30 @@ def big_index(work, cfg, www):
                         continue
                     rounds[c.name].append(index_round(c, cfg, script, count))
                     c.stop()
+            if count == sizes[-1]:  # last: it purges and evicts (issue 70's item 4)
+                rounds[f"arca-{tag}-maintenance"] = [
+                    maintenance_round(work, cfg, data_dir, dead_port, count, tag)]
         finally:
             for a in contenders:
                 a.stop()
             static.stop()
         shutil.rmtree(data_dir)
         shutil.rmtree(files)
+    # one table: each contender's row has every figure, nan where it has none
+    fields = dict.fromkeys(k for rs in rounds.values() for r in rs for k in r)
+    for rs in rounds.values():
+        for r in rs:
+            for k in fields:
+                r.setdefault(k, float("nan"))
     return {"metric": "first_hit_s", "higher_is_better": False, "unit": "s",
             "setup": f"arca restarted on stores of {', '.join(str(c) for c in sizes)} small "
-                     "objects (exec to the first hit), then uniform random hits under wrk -t2 "
-                     f"-c64, then at {cfg['index_rate']} req/s offered (open loop); nginx-static "
-                     "on the same files (hard links) as the floor",
+                     "objects (exec to the first hit; settled_s: until its start's work is "
+                     "done and it idles), then uniform random hits under wrk -t2 -c64, then at "
+                     f"{cfg['index_rate']} req/s offered (open loop); nginx-static on the same "
+                     "files (hard links) as the floor; then, this build alone on the largest "
+                     "store (-maintenance): the resources listing's first page, and the p99 at "
+                     "that rate alone and beside the statistics page, a purge of /obj/9 and an "
+                     "eviction to a tenth below the bytes kept (SIGHUP quota)",
             "rounds": rounds, "ratios": index_figures(rounds, sizes)}
 
 def cold_fanout_ref(work, cfg, www):

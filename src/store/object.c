@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,8 +184,9 @@ const struct object_live object_at_rest = {.prepared_slot = -1, .max_size = -1};
 static struct object *object_alloc(const char *url, const char *key)
 {
     static atomic_uint_least64_t generations;
-    size_t len = strlen(url) + 1;
-    struct object *o = calloc(1, sizeof(*o) + len);
+    /* the URL from its offset on: sizeof counts the padding after the flags, which it fills */
+    size_t len = strlen(url) + 1, size = offsetof(struct object, url) + len;
+    struct object *o = calloc(1, size > sizeof(*o) ? size : sizeof(*o));
     if (!o)
         return NULL;
     o->magic = OBJECT_MAGIC;

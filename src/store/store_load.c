@@ -416,8 +416,8 @@ struct sweep_job {
 };
 
 /* Lock held. A file an object in the table owns: KEY (a complete version, or the one a download
- * revalidates) or KEY.part (a download's). object_find() hashes the first 16 characters: only
- * 64-character keys are looked up. */
+ * revalidates) or KEY.part (a download's). object_find() finds nothing for a name that is not
+ * 64 lowercase hex digits (table_get). */
 static bool file_wanted(const char *name)
 {
     assert(store_locked() && !st.loading);

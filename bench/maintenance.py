@@ -1,0 +1,105 @@
+"""big-index's maintenance phase (issue 70, item 4): on a store of `count` objects, the
+resources listing's first page, then random hits at a fixed offered rate alone and beside each
+of what a lab's cache does to a big store: the statistics page asked over and over, a purge by
+prefix of a tenth of the objects, eviction at a quota lowered (SIGHUP) by a tenth. A stall of the
+hits shows in their p99 beside it against their p99 alone."""
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from harness import Arca, rate_run, settled
+
+TOKEN = "bench-admin-token-0123456789"
+
+
+def _get_ms(url, headers=None):
+    t0 = time.monotonic()
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
+                                timeout=60) as r:
+        r.read()
+    return (time.monotonic() - t0) * 1000
+
+
+def _beside(hits_url, cfg, count, action):
+    """The rate run's figures with `action()` started 1 s into it, in a thread of its own;
+    the action's seconds too."""
+    took, failed = {}, []
+
+    def act():
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        try:
+            action()
+        except Exception as e:  # a failure is a figure's absence, said in the results
+            failed.append(repr(e))
+        took["s"] = time.monotonic() - t0
+
+    t = threading.Thread(target=act)
+    t.start()
+    out = rate_run(hits_url, cfg["index_rate"], max(cfg["index_seconds"], 3), count)
+    t.join()
+    if failed:
+        raise RuntimeError(f"maintenance beside the hits failed: {failed[0]}")
+    return out, took.get("s", float("nan"))
+
+
+def maintenance_round(work, cfg, data_dir, dead_port, count, tag):
+    """arca (this build) on the big store, its figures: listing_ms, then p99_ms_at_rate alone
+    and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with purge_s and evict_s.
+    It changes the store (a purge, an eviction): run last, on a store about to be removed."""
+    token, config = os.path.join(work, "admin-token"), os.path.join(work, f"maint-{tag}.ini")
+    with open(token, "w") as f:
+        f.write(TOKEN + "\n")
+    with open(config, "w") as f:
+        f.write(f"admin-token-file = {token}\n")
+    a = Arca(work, data_dir, extra=["--config", config], name=f"arca-{tag}-maintenance",
+             start=False)
+    t0 = time.monotonic()
+    a.start()
+    try:
+        base = f"http://127.0.0.1:{a.port}"
+        settled(a, t0)  # loaded, swept and checked, as a lab's cache is most of the day
+        listing = max(_get_ms(f"{base}/api/v1/resources/?state=successes") for _ in range(3))
+        hits = f"{base}/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/"
+        alone = rate_run(hits, cfg["index_rate"], max(cfg["index_seconds"], 3), count)
+
+        def statistics_pages():
+            end = time.monotonic() + max(cfg["index_seconds"], 3) - 1.5
+            while time.monotonic() < end:
+                _get_ms(f"{base}/statistics/")
+                time.sleep(0.05)
+
+        stats, _ = _beside(hits, cfg, count, statistics_pages)
+
+        def purge():  # /obj/9, /obj/9x, ...: a tenth and a little more
+            prefix = urllib.parse.quote(f"http://127.0.0.1:{dead_port}/obj/9", safe="")
+            ask = urllib.request.Request(f"{base}/api/v1/purge/?prefix={prefix}", method="POST",
+                                         data=b"", headers={"Authorization": f"Bearer {TOKEN}"})
+            with urllib.request.urlopen(ask, timeout=60) as r:
+                r.read()
+
+        purged, purge_s = _beside(hits, cfg, count, purge)
+        with urllib.request.urlopen(f"{base}/api/v1/status/") as r:
+            usage = json.loads(r.read())["disk_usage"]
+
+        def evict():  # a tenth of the bytes over the quota: evicted within a second (SIGHUP)
+            with open(config, "a") as f:
+                f.write(f"quota = {usage * 9 // 10}\n")
+            os.kill(a.pid, signal.SIGHUP)
+            while True:
+                with urllib.request.urlopen(f"{base}/api/v1/status/") as r:
+                    if json.loads(r.read())["disk_usage"] <= usage * 9 // 10:
+                        return
+                time.sleep(0.01)
+
+        evicted, evict_s = _beside(hits, cfg, count, evict)
+        return {"listing_ms": listing, "p99_ms_at_rate": alone["p99_ms"],
+                "p99_ms_stats": stats["p99_ms"], "p99_ms_purge": purged["p99_ms"],
+                "purge_s": purge_s, "p99_ms_evict": evicted["p99_ms"], "evict_s": evict_s}
+    finally:
+        a.stop()
