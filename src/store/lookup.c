@@ -61,10 +61,10 @@ static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
 {
     assert(store_locked());
     if (act && ttl > 0 && ttl < obj->ttl)
-        obj->ttl = ttl;
+        obj->ttl = wall32(ttl);
     obj->usage++;
     st.uses++;
-    obj->last_use = now;
+    obj->last_use = wall32(now);
     /* in the order of first use since its last flush: a bounded flush (store_room.c) reaches
      * every object in turn, however often the busy ones are used */
     if (!dlist_linked(&st.dirty, &obj->dirty))

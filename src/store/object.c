@@ -320,7 +320,7 @@ void object_set_error(struct object *obj, int status, const char *reason)
     assert(store_locked());
     if (obj->error_status)
         return;
-    obj->error_status = status;
+    obj->error_status = (int16_t)status;
     object_live(obj)->error = strdup(reason);
 }
 
@@ -465,8 +465,8 @@ struct object *object_begin(const char *url, const char *key, int64_t ttl, int64
     struct object *obj = object_new(url, key);
     if (!obj)
         return NULL;
-    obj->created = obj->last_use = now;
-    obj->ttl = ttl;
+    obj->created = obj->last_use = wall32(now);
+    obj->ttl = wall32(ttl);
     obj->usage = 1;
     if (object_enter(obj, OBJ_FETCHING) < 0) {
         object_free(obj);
@@ -536,8 +536,8 @@ static void restore(struct object *obj, const struct move_args *a)
     dlist_append(object_lru(obj), &obj->lru);
     object_count_pin(obj, 1);
     object_reserve(obj, obj->length);
-    obj->refresh_failed = (int64_t)time(NULL);
-    obj->fwd_status = a->status;
+    obj->refresh_failed = wall32(time(NULL));
+    obj->fwd_status = (int16_t)a->status;
     if (st.hooks.joined)
         st.hooks.joined(obj);
 }

@@ -87,21 +87,23 @@ struct object {
     char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
                             (store_from_parent), shown before this arca's own; NULL: none */
     const char *came_from; /* the kind of source its body comes from (store_came_from) */
-    int64_t created, ttl, last_use, usage;
-    int64_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
-    struct dnode dirty;     /* in the store's dirty list: usage/last_use not yet in the index */
-    struct dnode lru;       /* in the store's LRU list when complete, its fetching list while
-                               downloading (in the table only) */
+    int64_t usage;
+    /* Wall seconds (until 2106: wall32), and its ttl (at most TTL_MAX: 100 years) */
+    uint32_t created, ttl, last_use;
+    uint32_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
+    struct dnode dirty;      /* in the store's dirty list: usage/last_use not yet in the index */
+    struct dnode lru;        /* in the store's LRU list when complete, its fetching list while
+                                downloading (in the table only) */
     /* Identical objects (store_twins.c): */
     struct object *dnext;                 /* digest index chain */
     struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
 
     unsigned magic;          /* OBJECT_MAGIC while the object lives */
     enum object_state state; /* written by object.c only */
-    int error_status;        /* HTTP status for clients when FAILED */
+    int16_t error_status;    /* HTTP status for clients when FAILED */
+    int16_t fwd_status;      /* upstream's answer to the failed refresh (refresh_failed); 0 */
     int fd;                  /* open while fetching or while streaming readers hold it */
     int refs;                /* streaming readers + the fetch */
-    int fwd_status;          /* upstream's answer to the failed refresh (refresh_failed); 0 */
     /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
     int32_t stale_if_error, stale_while_revalidate;
     /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
@@ -138,6 +140,12 @@ static inline char *object_key(const struct object *obj, char hex[65])
 }
 /* The same in a buffer of the enclosing block's (a compound literal): for an expression. */
 #define OBJECT_KEY(obj) object_key((obj), (char[65]){0})
+
+/* Wall seconds (or a ttl) as an object keeps them: 0 before 1970, the largest after 2106. */
+static inline uint32_t wall32(int64_t s)
+{
+    return s < 0 ? 0 : s > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
 
 /* What an object without `live` reads: nobody waits, nothing prepared, no download. */
 extern const struct object_live object_at_rest;

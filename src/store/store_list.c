@@ -201,7 +201,7 @@ static int object_resource(const struct object *o, struct resource *r)
                            .status = 200};
     r->expired = o->state == OBJ_COMPLETE && object_expired(o, (int64_t)time(NULL));
     int64_t window = o->state == OBJ_COMPLETE ? object_stale_if_error(o) : 0;
-    r->stale_until = window > 0 ? o->created + o->ttl + window : 0;
+    r->stale_until = window > 0 ? (int64_t)o->created + o->ttl + window : 0;
     object_key(o, r->key);
     struct upstream_headers h;
     headers_unpack(o->headers, &h);

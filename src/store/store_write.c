@@ -697,8 +697,8 @@ void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const cha
     assert(store_on_upstream() && age >= 0);
     store_lock();
     /* as old as the parent's copy; a stale one expired a second ago (ttl=-1), never fresh */
-    obj->created = now - age - (fresh <= 0 ? 2 : 0);
-    obj->ttl = age + (fresh <= 0 ? 1 : fresh);
+    obj->created = wall32(now - age - (fresh <= 0 ? 2 : 0));
+    obj->ttl = wall32(age + (fresh <= 0 ? 1 : fresh));
     free(obj->parent_status);
     obj->parent_status = status;
     store_unlock();
@@ -714,7 +714,7 @@ bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_statu
                    object_may_answer(object_stale(obj), cause, (int64_t)time(NULL));
     if (offered && !live_of(obj)->offer_stale) {
         object_live(obj)->offer_stale = (uint8_t)cause;
-        obj->fwd_status = fwd_status;
+        obj->fwd_status = (int16_t)fwd_status;
         wake_all(obj); /* its waiters take the stale version now */
     }
     store_unlock();
@@ -738,7 +738,7 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
         s->refs++; /* the download lets go of it as it fails */
         if (answers) {
             object_live(obj)->offer_stale = STALE_ERROR; /* its waiters look again, and take it */
-            obj->fwd_status = fwd_status;
+            obj->fwd_status = (int16_t)fwd_status;
         }
         object_fail_keeping_copy(obj, status, reason);
         if (object_restore(s, fwd_status))
