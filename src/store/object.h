@@ -80,12 +80,15 @@ struct object {
     int64_t length;           /* Content-Length, or -1 while unknown */
     int64_t have;             /* bytes written to the file */
     int64_t reserved;         /* quota held for this object beyond `have` */
-    char *headers;       /* struct upstream_headers packed: six NUL-terminated strings one after the
-                            other (one allocation); NULL until upstream's headers are in; changed
-                            under the lock only */
-    uint8_t digest[32];  /* sha256 of the body, valid when COMPLETE */
-    char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
-                            (store_from_parent), shown before this arca's own; NULL: none */
+    char *headers; /* struct upstream_headers packed: six NUL-terminated strings one after the
+                      other (one allocation); NULL until upstream's headers are in; changed
+                      under the lock only */
+    union {        /* sha256 of the body, valid when COMPLETE; the digest index's link (twins.c) */
+        struct table_node dnode;
+        uint8_t digest[32]; /* dnode.key */
+    };
+    char *parent_status;   /* its bytes came from a parent arca: the parent's Cache-Status members
+                              (store_from_parent), shown before this arca's own; NULL: none */
     const char *came_from; /* the kind of source its body comes from (store_came_from) */
     int64_t usage;
     /* Wall seconds (until 2106: wall32), and its ttl (at most TTL_MAX: 100 years) */
@@ -95,7 +98,6 @@ struct object {
     struct dnode lru;        /* in the store's LRU list when complete, its fetching list while
                                 downloading (in the table only) */
     /* Identical objects (store_twins.c): */
-    struct object *dnext;                 /* digest index chain */
     struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
 
     unsigned magic;          /* OBJECT_MAGIC while the object lives */
@@ -219,8 +221,7 @@ struct store_state {
     /* The index's complete rows are still going into the table (store_load.c): a key the
      * table lacks may be on disk yet, and object_find asks hooks.missing for it. */
     bool loading;
-    struct object **digests; /* complete objects by digest (store_twins.c) */
-    size_t n_digests, digest_count;
+    struct table digests; /* complete objects by digest (store_twins.c): their dnode */
     struct object_hooks hooks;
 };
 

@@ -118,7 +118,7 @@ static void make_room(size_t rows)
 {
     store_lock();
     if (objects_reserve(st.objects.count + rows + 1) < 0 ||
-        digests_reserve((st.objects.count + rows) * 2) < 0)
+        digests_reserve(st.digests.count + rows) < 0)
         log_warn("store: out of memory making room for the index's %zu rows", rows);
     store_unlock();
 }

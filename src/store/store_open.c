@@ -170,9 +170,7 @@ void store_close(void)
     st.usage = st.uses = st.pinned_objects = st.pinned_bytes = 0;
     free_failures();
     negative_free();
-    free(st.digests);
-    st.digests = NULL;
-    st.n_digests = st.digest_count = 0;
+    table_free(&st.digests);
     store_unlock();
     store_forget_upstream();
     index_close();

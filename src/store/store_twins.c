@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,52 +29,26 @@
 #include <time.h>
 #include <unistd.h>
 
-static size_t digest_slot(const uint8_t d[32], size_t n)
+/* The index is the store's hash table again (table.h), keyed by digest: it grows a few buckets
+ * per insert, so a cache growing past what it loaded never rehashes every object at once under
+ * the lock (a million took about 100 ms), and it is sized for what was loaded, not twice that. */
+static struct object *of_dnode(struct table_node *n)
 {
-    uint64_t h;
-    memcpy(&h, d, sizeof(h)); /* a sha256 is uniform already */
-    return (size_t)(h & (n - 1));
-}
-
-/* Doubling rehashes every object at once; the index is sized at start for what was loaded, so
- * this happens only as the cache grows past it. */
-static int digests_grow(void)
-{
-    size_t n = st.n_digests ? st.n_digests * 2 : 1024;
-    struct object **b = calloc(n, sizeof(*b));
-    if (!b)
-        return -1;
-    for (size_t i = 0; i < st.n_digests; i++) {
-        for (struct object *o = st.digests[i], *next; o; o = next) {
-            next = o->dnext;
-            size_t s = digest_slot(o->digest, n);
-            o->dnext = b[s];
-            b[s] = o;
-        }
-    }
-    free(st.digests);
-    st.digests = b;
-    st.n_digests = n;
-    return 0;
+    return n ? (struct object *)((char *)n - offsetof(struct object, dnode)) : NULL;
 }
 
 int digests_reserve(size_t at_least)
 {
-    assert(store_locked());
-    while (st.n_digests < at_least)
-        if (digests_grow() < 0)
-            return -1;
-    return 0;
+    assert(store_locked_or_alone());
+    return table_reserve(&st.digests, at_least);
 }
 
 static struct object *digest_find(const uint8_t d[32], const struct object * not )
 {
-    if (!st.n_digests)
-        return NULL;
-    for (struct object *o = st.digests[digest_slot(d, st.n_digests)]; o; o = o->dnext)
-        if (o != not &&memcmp(o->digest, d, 32) == 0)
-            return o;
-    return NULL;
+    struct table_node *n = table_find(&st.digests, d);
+    while (n && of_dnode(n) == not )
+        n = table_find_next(n);
+    return of_dnode(n);
 }
 
 /* A complete object in the table joins the index, and the ring of its twins if it has any: its
@@ -81,14 +56,10 @@ static struct object *digest_find(const uint8_t d[32], const struct object * not
 static struct object *join_ring(struct object *obj)
 {
     struct object *twin;
-    if (obj->in_digests || (st.digest_count >= st.n_digests && digests_grow() < 0))
+    if (obj->in_digests || table_add(&st.digests, &obj->dnode) < 0)
         return NULL; /* out of memory: it stays out of the index, a file of its own */
-    size_t s = digest_slot(obj->digest, st.n_digests);
     twin = digest_find(obj->digest, obj);
-    obj->dnext = st.digests[s];
-    st.digests[s] = obj;
     obj->in_digests = true;
-    st.digest_count++;
     if (!twin || twin->length != obj->length)
         return NULL;
     obj->twin_next = twin->twin_next;
@@ -104,12 +75,8 @@ void twins_leave(struct object *obj)
     CHECK_OBJ(obj);
     assert(store_locked());
     if (obj->in_digests) {
-        struct object **p = &st.digests[digest_slot(obj->digest, st.n_digests)];
-        while (*p != obj)
-            p = &(*p)->dnext;
-        *p = obj->dnext;
+        table_del(&st.digests, &obj->dnode);
         obj->in_digests = false;
-        st.digest_count--;
     }
     if (obj->twin_next != obj) {
         /* the file stays under the twins' names: so does its share of the quota */
@@ -207,11 +174,11 @@ struct object *twins_shareable(const uint8_t want[32], twin_allowed_fn *allowed,
 {
     assert(store_locked() && allowed);
     int asked = 0, r;
-    if (!st.n_digests)
-        return NULL;
-    for (struct object *o = st.digests[digest_slot(want, st.n_digests)]; o; o = o->dnext)
+    for (struct table_node *n = table_find(&st.digests, want); n; n = table_find_next(n)) {
+        struct object *o = of_dnode(n);
         if (o->state == OBJ_COMPLETE && (r = offered(o, o->url, want, &asked, allowed, arg)))
             return r > 0 ? o : NULL;
+    }
     return NULL;
 }
 

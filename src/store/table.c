@@ -112,15 +112,28 @@ void table_free(struct table *t)
     memset(t, 0, sizeof(*t));
 }
 
-struct table_node *table_get(const struct table *t, const char *hex)
+struct table_node *table_find(const struct table *t, const uint8_t key[32])
 {
-    uint8_t key[32];
-    if (!t->cur || !table_key_of_hex(hex, key)) /* nothing added yet, or no key at all */
+    if (!t->cur) /* nothing added yet */
         return NULL;
     struct table_node *o = *chain_of(t, key);
     while (o && memcmp(o->key, key, 32) != 0)
         o = o->next;
     return o;
+}
+
+struct table_node *table_find_next(const struct table_node *n)
+{
+    struct table_node *o = n->next;
+    while (o && memcmp(o->key, n->key, 32) != 0)
+        o = o->next;
+    return o;
+}
+
+struct table_node *table_get(const struct table *t, const char *hex)
+{
+    uint8_t key[32];
+    return table_key_of_hex(hex, key) ? table_find(t, key) : NULL; /* no key: nothing */
 }
 
 int table_add(struct table *t, struct table_node *n)

@@ -4,6 +4,8 @@
  *
  * Contract:
  * - Used with the store lock held (object.h); the table never takes a lock itself.
+ * - Keys may repeat (the digest index: twins share a digest); entries with one key are always
+ *   on one chain, old buckets moving whole.
  * - It grows incrementally: when it fills, a table twice the size is allocated and the old
  *   buckets move over a few at a time, with each later insert, so no single insert rehashes the
  *   whole table (a million objects took tens of milliseconds, and every hit waited meanwhile).
@@ -40,6 +42,10 @@ int table_reserve(struct table *t, size_t at_least);
 void table_free(struct table *t);
 /* `hex`: a key as 64 lowercase hex digits; NULL (nothing found) when it is not one. */
 struct table_node *table_get(const struct table *t, const char *hex);
+/* The first entry with this key, or NULL. Entries may share a key (the digest index's twins):
+ * they are always on one chain, and table_find_next gives the one after `n` with its key. */
+struct table_node *table_find(const struct table *t, const uint8_t key[32]);
+struct table_node *table_find_next(const struct table_node *n);
 /* A key's 64 hex digits into its 32 bytes: false when it is not 64 lowercase hex digits. */
 bool table_key_of_hex(const char *hex, uint8_t key[32]);
 /* Its 32 bytes as 64 lowercase hex digits and a NUL: `hex`, returned. */

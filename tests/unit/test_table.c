@@ -126,6 +126,37 @@ static void keys_are_their_bytes_and_only_hex_is_a_key(void **state)
     table_free(&t);
 }
 
+/* Twins share a digest: every entry with a key is found, once each, however the table grew
+ * between their inserts (an old bucket moves whole). */
+static void entries_sharing_a_key_are_all_found_while_the_table_grows(void **state)
+{
+    struct table t = {0};
+    static struct table_node twins[3];
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        if (i % (N / 3) == 0 && i / (N / 3) < 3) { /* before, during and after growths */
+            memcpy(twins[i / (N / 3)].key, objects[5].key, 32);
+            assert_int_equal(table_add(&t, &twins[i / (N / 3)]), 0);
+        }
+        if (i != 5)
+            assert_int_equal(table_add(&t, &objects[i]), 0);
+    }
+    int seen[3] = {0}, found = 0;
+    for (struct table_node *n = table_find(&t, objects[5].key); n; n = table_find_next(n)) {
+        assert_true(n >= twins && n < twins + 3);
+        seen[n - twins]++;
+        found++;
+    }
+    assert_int_equal(found, 3);
+    assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
+    table_del(&t, &twins[1]);
+    found = 0;
+    for (struct table_node *n = table_find(&t, objects[5].key); n; n = table_find_next(n))
+        found += n != &twins[1];
+    assert_int_equal(found, 2);
+    table_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -133,6 +164,7 @@ int main(void)
         cmocka_unit_test(removal_works_in_both_halves),
         cmocka_unit_test(reserving_holds_everything_without_growing),
         cmocka_unit_test(keys_are_their_bytes_and_only_hex_is_a_key),
+        cmocka_unit_test(entries_sharing_a_key_are_all_found_while_the_table_grows),
     };
     return cmocka_run_group_tests(tests, make_objects, free_objects);
 }
