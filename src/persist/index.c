@@ -237,7 +237,9 @@ static int forget_partials(const struct index_loader *load, const struct partial
     for (size_t i = 0; rc == 0 && i < p->n; i++)
         rc = exec_bound("DELETE FROM objects WHERE key=?", "s", p->keys[i]);
     if (rc == 0 && p->any) /* rows without a usable key */
-        rc = exec_bound("DELETE FROM objects WHERE state<>'complete' AND length(key)<>64", "");
+        rc = exec_bound("DELETE FROM objects WHERE state<>'complete' AND (length(key)<>64 OR"
+                        " key GLOB '*[^0-9a-f]*')",
+                        "");
     return rc == 0 ? index_commit() : rc;
 }
 

@@ -149,6 +149,15 @@ static inline uint32_t wall32(int64_t s)
     return s < 0 ? 0 : s > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
+/* Its created time and ttl from 64-bit ones: when created clamps (before 1970: an Age larger
+ * than the clock), the ttl keeps the moment it expires, never moves it later. */
+static inline void object_set_times(struct object *obj, int64_t created, int64_t ttl)
+{
+    int64_t expires = created + ttl;
+    obj->created = wall32(created);
+    obj->ttl = wall32(expires - (int64_t)obj->created);
+}
+
 /* What an object without `live` reads: nobody waits, nothing prepared, no download. */
 extern const struct object_live object_at_rest;
 /* The object's live part for reading: object_at_rest's defaults when it has none. */
@@ -156,8 +165,9 @@ static inline const struct object_live *live_of(const struct object *obj)
 {
     return obj->live ? obj->live : &object_at_rest;
 }
-/* Its live part for writing: it has one (NEW, FETCHING, FAILED, held or prepared: see
- * object_shed_live). */
+/* Its live part for writing: a download has one (NEW, FETCHING, FAILED after it, and COMPLETE
+ * until object_shed_live), and so has a complete object given one for a prepared answer
+ * (object_give_live). A complete object loaded at start has none, held by readers or not. */
 static inline struct object_live *object_live(struct object *obj)
 {
     assert(obj->live != NULL);

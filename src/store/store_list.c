@@ -98,9 +98,15 @@ struct entry {
     char *url;
 };
 
+/* qsort_r moves the entries it sorts (an in-place sort swaps them as it goes): f.key is taken
+ * from where each entry is now, not from where its key was when f was made. */
 static int compare_entries(const void *pa, const void *pb, void *ctx)
 {
-    return compare_fields(&((const struct entry *)pa)->f, &((const struct entry *)pb)->f, ctx);
+    const struct entry *a = pa, *b = pb;
+    struct sort_fields fa = a->f, fb = b->f;
+    fa.key = a->key;
+    fb.key = b->key;
+    return compare_fields(&fa, &fb, ctx);
 }
 
 /* A bounded max-heap: the root is the worst of the best `cap` rows seen so far. */

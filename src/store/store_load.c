@@ -68,8 +68,7 @@ static struct object *object_of_row(const struct index_row *row)
     o->length = o->have = o->reserved = row->length;
     object_set_staleness(o, row->stale_if_error, row->stale_while_revalidate);
     memcpy(o->digest, row->digest, 32);
-    o->created = wall32(row->created);
-    o->ttl = wall32(row->ttl);
+    object_set_times(o, row->created, row->ttl);
     o->last_use = wall32(row->last_use);
     o->usage = row->usage;
     o->signed_key = row->signed_key;

@@ -109,8 +109,8 @@ bool resume_partial(const struct index_row *row, void *arg)
     o->length = row->length;
     o->have = row->synced;
     o->reserved = row->length >= 0 ? row->length : row->synced;
-    o->created = o->last_use = wall32(row->created);
-    o->ttl = wall32(row->ttl > 0 ? row->ttl : TTL_MAX);
+    object_set_times(o, row->created, row->ttl > 0 ? row->ttl : TTL_MAX);
+    o->last_use = o->created;
     o->resumed = o->on_disk = o->resumable = true;
     o->signed_key = row->signed_key;
     object_take_row_keep(o, row); /* nobody may ask before it completes: its pin holds already */

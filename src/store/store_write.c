@@ -697,8 +697,7 @@ void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const cha
     assert(store_on_upstream() && age >= 0);
     store_lock();
     /* as old as the parent's copy; a stale one expired a second ago (ttl=-1), never fresh */
-    obj->created = wall32(now - age - (fresh <= 0 ? 2 : 0));
-    obj->ttl = wall32(age + (fresh <= 0 ? 1 : fresh));
+    object_set_times(obj, now - age - (fresh <= 0 ? 2 : 0), age + (fresh <= 0 ? 1 : fresh));
     free(obj->parent_status);
     obj->parent_status = status;
     store_unlock();

@@ -39,6 +39,22 @@ def test_listing_pages_and_orders_the_cached_objects(origin, arca):
     assert row["usage"] == 1 and row["created_at"].endswith("Z")
 
 
+def test_listing_pages_of_equal_sizes_never_overlap(origin, arca):
+    # ties on the order are broken by key: every page sorted, each object on exactly one page
+    # (the sort moves the rows it sorts: each row's key is compared where it is now)
+    urls = [origin.add(f"/same{i:03d}", data=os.urandom(4096)) for i in range(80)]
+    for u in urls:
+        assert arca.fetch(u)[0] == 200
+    for order in ("content_length", "-content_length"):
+        keys = []
+        for page in (1, 2, 3, 4):
+            status, got = listing(arca, state="successes", order=order, page=page)
+            assert status == 200, (order, page)
+            keys += [r["key"] for r in got["resources"]]
+        assert len(keys) == 80 and len(set(keys)) == 80, order
+        assert keys == sorted(keys), order
+
+
 def test_listing_refuses_bad_queries_in_one_line(arca):
     for params, status in (({"state": "lost"}, 400), ({"order": "colour"}, 400),
                            ({"page": "0"}, 400), ({"page": "x"}, 400), ({"page": "2"}, 404)):

@@ -218,6 +218,27 @@ static void last_byte_waits_for_completion(void **state)
     assert_string_equal(meta.content_type, "text/plain");
 }
 
+/* A parent's copy is as old as the parent says, and fresh for what the parent says is left: an
+ * Age beyond the clock (a parent whose clock is wrong) clamps its creation to 1970 but never
+ * moves the moment it expires (kept in 32 bits, a ttl of age + fresh made it fresh for years). */
+static void a_parents_age_past_the_clock_keeps_the_moment_it_expires(void **state)
+{
+    struct object *obj = downloading("http://h/aged", 3, "text/plain"), *hit;
+    struct object_meta meta;
+    int fd;
+    (void)state;
+    int64_t now = (int64_t)time(NULL);
+    store_from_parent(obj, now + 1000000, 100, NULL);
+    append(obj, "abc");
+    finish(obj, "abc");
+    release_both(obj);
+    /* ttl 0: the request shortens nothing */
+    assert_int_equal(store_lookup("http://h/aged", 0, &hit, &fd, NULL, &meta), LOOKUP_HIT);
+    close(fd);
+    assert_int_equal(meta.created, 0);
+    assert_in_range(meta.created + meta.ttl, now + 99, now + 102);
+}
+
 static int hold_wakes;
 static void count_hold_wake(void)
 {
@@ -916,6 +937,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_key_directory_is_made_with_its_first_file_and_synced),
         cmocka_unit_test(last_byte_waits_for_completion),
+        cmocka_unit_test(a_parents_age_past_the_clock_keeps_the_moment_it_expires),
         cmocka_unit_test(a_reader_waits_for_its_span_but_not_for_long),
         cmocka_unit_test(a_span_at_the_end_does_not_wait_for_the_sync),
         cmocka_unit_test(a_digest_is_the_readers_own),
