@@ -1,8 +1,11 @@
-"""big-index's maintenance phase (issue 70, item 4): on a store of `count` objects, the
-resources listing's first page, then random hits at a fixed offered rate alone and beside each
-of what a lab's cache does to a big store: the statistics page asked over and over, a purge by
-prefix of a tenth of the objects, eviction at a quota lowered (SIGHUP) by a tenth. A stall of the
-hits shows in their p99 beside it against their p99 alone."""
+"""big-index's maintenance phase (issue 70, item 4): on a store of `count` objects and a tenth
+more under two other paths, the resources listing's first page, then random hits on the
+`count` at a fixed offered rate alone and beside each of what a lab's cache does to a big store:
+the statistics page asked over and over, a purge by prefix of one tenth (/old-purged/), an
+eviction at a quota lowered (SIGHUP) by the other tenth's bytes (/old-evicted/, the least
+recently used). The hits never ask for what goes (the origin is closed: a miss would be an
+error, and its retries the p99): a stall of the hits shows in their p99 beside each against
+their p99 alone."""
 
 import json
 import os
@@ -48,10 +51,14 @@ def _beside(hits_url, cfg, count, action):
     return out, took.get("s", float("nan"))
 
 
-def maintenance_round(work, cfg, data_dir, dead_port, count, tag):
+def maintenance_round(work, cfg, data_dir, dead_port, count, tag, make_index):
     """arca (this build) on the big store, its figures: listing_ms, then p99_ms_at_rate alone
-    and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with purge_s and evict_s.
-    It changes the store (a purge, an eviction): run last, on a store about to be removed."""
+    and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with purge_s and evict_s,
+    and the errors of the hits over the four runs (0: none missed). It changes the store (a
+    purge, an eviction): run last, on a store about to be removed. `make_index`: peers'."""
+    extra = max(count // 10, 1)
+    make_index(data_dir, extra, dead_port, path="/old-purged/")
+    make_index(data_dir, extra, dead_port, path="/old-evicted/", used_days_ago=30)
     token, config = os.path.join(work, "admin-token"), os.path.join(work, f"maint-{tag}.ini")
     with open(token, "w") as f:
         f.write(TOKEN + "\n")
@@ -76,8 +83,8 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, tag):
 
         stats, _ = _beside(hits, cfg, count, statistics_pages)
 
-        def purge():  # /obj/9, /obj/9x, ...: a tenth and a little more
-            prefix = urllib.parse.quote(f"http://127.0.0.1:{dead_port}/obj/9", safe="")
+        def purge():
+            prefix = urllib.parse.quote(f"http://127.0.0.1:{dead_port}/old-purged/", safe="")
             ask = urllib.request.Request(f"{base}/api/v1/purge/?prefix={prefix}", method="POST",
                                          data=b"", headers={"Authorization": f"Bearer {TOKEN}"})
             with urllib.request.urlopen(ask, timeout=60) as r:
@@ -87,19 +94,22 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, tag):
         with urllib.request.urlopen(f"{base}/api/v1/status/") as r:
             usage = json.loads(r.read())["disk_usage"]
 
-        def evict():  # a tenth of the bytes over the quota: evicted within a second (SIGHUP)
+        quota = usage - extra * 64  # the least recently used tenth over it (64-byte objects)
+
+        def evict():  # evicted within a second of the SIGHUP
             with open(config, "a") as f:
-                f.write(f"quota = {usage * 9 // 10}\n")
+                f.write(f"quota = {quota}\n")
             os.kill(a.pid, signal.SIGHUP)
             while True:
                 with urllib.request.urlopen(f"{base}/api/v1/status/") as r:
-                    if json.loads(r.read())["disk_usage"] <= usage * 9 // 10:
+                    if json.loads(r.read())["disk_usage"] <= quota:
                         return
                 time.sleep(0.01)
 
         evicted, evict_s = _beside(hits, cfg, count, evict)
         return {"listing_ms": listing, "p99_ms_at_rate": alone["p99_ms"],
                 "p99_ms_stats": stats["p99_ms"], "p99_ms_purge": purged["p99_ms"],
-                "purge_s": purge_s, "p99_ms_evict": evicted["p99_ms"], "evict_s": evict_s}
+                "purge_s": purge_s, "p99_ms_evict": evicted["p99_ms"], "evict_s": evict_s,
+                "errors_at_rate": sum(r["errors"] for r in (alone, stats, purged, evicted))}
     finally:
         a.stop()

@@ -157,9 +157,9 @@ static struct object *take_most_recent(size_t left[2])
 /* Lock held. Whether the loader's copy of `key` may go into the table: no object of it is there
  * (a download resumed at open that has completed since, or a damaged index's second row of a
  * key), and none entered or left meanwhile (then the table's word about its row stands). */
-static bool still_free(const char *key)
+static bool still_free(const uint8_t key[32])
 {
-    return !ld.seen_failed && !table_get(&ld.seen, key) && !table_get(&st.objects, key);
+    return !ld.seen_failed && !table_find(&ld.seen, key) && !table_find(&st.objects, key);
 }
 
 /* Lock held. The next LOAD_SLICE most recently used objects into the table, the most recent
@@ -177,7 +177,7 @@ static bool insert_slice(size_t left[2])
                 __builtin_prefetch(next);
                 __builtin_prefetch(next->digest);
             }
-        if (still_free(OBJECT_KEY(o))) {
+        if (still_free(o->node.key)) { /* its bytes: no hex made and read back a row */
             ld.inserting = true;
             in = object_enter(o, OBJ_COMPLETE) == 0; /* the table grows: out of memory */
             ld.inserting = false;
