@@ -59,6 +59,7 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, tag, make_index):
     extra = max(count // 10, 1)
     make_index(data_dir, extra, dead_port, path="/old-purged/")
     make_index(data_dir, extra, dead_port, path="/old-evicted/", used_days_ago=30)
+    os.sync()  # their files' writeback before, not during, the runs
     token, config = os.path.join(work, "admin-token"), os.path.join(work, f"maint-{tag}.ini")
     with open(token, "w") as f:
         f.write(TOKEN + "\n")

@@ -432,6 +432,7 @@ def big_index(work, cfg, www):
         data_dir, files = os.path.join(work, f"arca-{tag}"), os.path.join(work, f"www-{tag}")
         t0 = time.monotonic()
         make_index(data_dir, count, dead_port, www=files)
+        os.sync()  # its files' writeback before, not during, the rounds (a million inodes)
         print(f"  big-index: {count} objects made in {time.monotonic() - t0:.0f} s", flush=True)
         script = random_hits_script(os.path.join(work, f"{tag}.lua"),
                                     f"/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/", count)

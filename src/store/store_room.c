@@ -144,12 +144,15 @@ static void evict(struct object *obj, const char *why)
     object_remove(obj, why);
 }
 
-int room_make(int64_t bytes)
+/* Lock held. At most `most` evictions until `bytes` more fit: 0 done, 1 more to evict, -1 no
+ * object left that may go. */
+static int evict_some(int64_t bytes, size_t most)
 {
-    assert(store_locked());
     bool pinned;
-    while (st.usage + bytes > st.quota) {
-        struct object *victim = lru_victim(&pinned);
+    for (size_t n = 0; st.usage + bytes > st.quota; n++) {
+        struct object *victim = n < most ? lru_victim(&pinned) : NULL;
+        if (n == most)
+            return 1;
         if (!victim)
             return -1;
         evict(victim, pinned ? "evicted for room: pinned, but no unpinned object was left"
@@ -157,6 +160,16 @@ int room_make(int64_t bytes)
     }
     return 0;
 }
+
+int room_make(int64_t bytes)
+{
+    assert(store_locked());
+    return evict_some(bytes, SIZE_MAX) < 0 ? -1 : 0;
+}
+
+/* Evictions per hold of the lock when the quota shrank (SIGHUP): a tenth of a million objects
+ * evicted in one hold held every hit up for about 100 ms; this many take about a millisecond. */
+#define EVICT_PER_HOLD 1024
 
 struct touch {
     char key[65];
@@ -393,9 +406,12 @@ void store_expire(void)
         }
         store_unlock();
     }
-    store_lock();
-    room_make(0); /* the quota may have shrunk (SIGHUP) */
-    store_unlock();
+    /* the quota may have shrunk (SIGHUP): a slice per hold, hits taking the lock between */
+    for (int more = 1; more == 1;) {
+        store_lock();
+        more = evict_some(0, EVICT_PER_HOLD);
+        store_unlock();
+    }
 }
 
 /* From kept totals and the fetching list (a handful): a scan of a million-object table held the
