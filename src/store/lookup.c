@@ -210,9 +210,10 @@ static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct 
 {
     CHECK_OBJ(obj);
     assert(store_locked());
-    if (prep && live_of(obj)->prepared) {
-        atomic_fetch_add(&obj->live->prepared->refs, 1);
-        *prep = live_of(obj)->prepared;
+    struct prepared *p = live_of(obj)->prepared;
+    if (prep && p) {
+        atomic_fetch_add(&p->refs, 1);
+        *prep = p;
         copy_meta(obj, meta);
         return LOOKUP_HIT;
     }

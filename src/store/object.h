@@ -28,6 +28,7 @@
 #ifndef ARCA_OBJECT_H
 #define ARCA_OBJECT_H
 
+#include "base/parse.h"
 #include "store/store.h"
 #include "store/table.h"
 
@@ -138,7 +139,8 @@ struct object {
 /* Its key as 64 hex digits and a NUL, into `hex`, returned. */
 static inline char *object_key(const struct object *obj, char hex[65])
 {
-    return table_hex_of_key(obj->node.key, hex);
+    format_sha256_hex(obj->node.key, hex);
+    return hex;
 }
 /* The same in a buffer of the enclosing block's (a compound literal): for an expression. */
 #define OBJECT_KEY(obj) object_key((obj), (char[65]){0})

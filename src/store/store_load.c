@@ -350,15 +350,13 @@ static void took_row(const struct index_row *row, void *arg)
 }
 
 /* Lock held. `key` is the table's for good from now on (store_load.h). */
-static void note_seen(const char *key)
+static void note_seen(const uint8_t key[32])
 {
     struct seen_key *k;
-    if (table_get(&ld.seen, key))
+    if (table_find(&ld.seen, key))
         return;
-    if ((k = calloc(1, sizeof(*k))) && !table_key_of_hex(key, k->node.key)) {
-        free(k); /* never a key: nothing to note */
-        return;
-    }
+    if ((k = calloc(1, sizeof(*k))))
+        memcpy(k->node.key, key, sizeof(k->node.key));
     if (!k || table_add(&ld.seen, &k->node) < 0) {
         free(k);
         ld.seen_failed = true; /* the loader cannot tell which copies are stale: it stops */
@@ -369,8 +367,9 @@ struct object *store_load_missing(const char *key)
 {
     assert(store_locked() && st.loading);
     struct object *o = NULL;
-    if (table_get(&ld.seen, key) || ld.seen_failed)
-        return NULL;
+    uint8_t bytes[32];
+    if (!table_key_of_hex(key, bytes) || table_find(&ld.seen, bytes) || ld.seen_failed)
+        return NULL; /* no key (no row has it), or the table's for good */
     int found = index_find_row(key, took_row, &o);
     if (found < 0 && !ld.find_failed) {
         ld.find_failed = true;
@@ -384,7 +383,7 @@ struct object *store_load_missing(const char *key)
         /* asked and not read: the loader's copy stays out too, or a purge's "not cached" for
          * this key would be undone when the loader reached it */
         if (found != 0)
-            note_seen(key);
+            note_seen(bytes);
         return NULL;
     }
     /* at the least recent end: its use, if this lookup is one, moves it (a listing's lookup or
@@ -399,7 +398,7 @@ void store_load_touched(const struct object *obj)
 {
     assert(store_locked() && st.loading);
     if (!ld.inserting)
-        note_seen(OBJECT_KEY(obj));
+        note_seen(obj->node.key);
 }
 
 /* --- the sweep ------------------------------------------------------------------------------ */

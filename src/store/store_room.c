@@ -150,9 +150,9 @@ static int evict_some(int64_t bytes, size_t most)
 {
     bool pinned;
     for (size_t n = 0; st.usage + bytes > st.quota; n++) {
-        struct object *victim = n < most ? lru_victim(&pinned) : NULL;
         if (n == most)
             return 1;
+        struct object *victim = lru_victim(&pinned);
         if (!victim)
             return -1;
         evict(victim, pinned ? "evicted for room: pinned, but no unpinned object was left"

@@ -1,5 +1,6 @@
 /* The store's hash table, grown incrementally (see table.h). */
 #include "store/table.h"
+#include "base/parse.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -19,31 +20,10 @@ static size_t bucket_of(const uint8_t *key, size_t nbuckets)
     return h & (nbuckets - 1);
 }
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 bool table_key_of_hex(const char *hex, uint8_t key[32])
 {
-    for (int i = 0; i < 32; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
-        if (lo < 0)
-            return false;
-        key[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return hex[64] == '\0';
-}
-
-char *table_hex_of_key(const uint8_t key[32], char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[key[i] >> 4];
-        hex[2 * i + 1] = digits[key[i] & 15];
-    }
-    hex[64] = '\0';
-    return hex;
+    /* lower case only: an upper-case spelling is another name, never this key's file */
+    return strspn(hex, "0123456789abcdef") == 64 && parse_sha256_hex(hex, key) == 0;
 }
 
 /* The chain `key` is on: in the old table while its bucket has not moved yet. */

@@ -46,10 +46,9 @@ struct table_node *table_get(const struct table *t, const char *hex);
  * they are always on one chain, and table_find_next gives the one after `n` with its key. */
 struct table_node *table_find(const struct table *t, const uint8_t key[32]);
 struct table_node *table_find_next(const struct table_node *n);
-/* A key's 64 hex digits into its 32 bytes: false when it is not 64 lowercase hex digits. */
+/* A key's 64 hex digits into its 32 bytes: false when it is not 64 lowercase hex digits. Its
+ * hex again: base/parse.h's format_sha256_hex. */
 bool table_key_of_hex(const char *hex, uint8_t key[32]);
-/* Its 32 bytes as 64 lowercase hex digits and a NUL: `hex`, returned. */
-char *table_hex_of_key(const uint8_t key[32], char hex[65]);
 /* 0, or -1 when out of memory (the object is not added). */
 int table_add(struct table *t, struct table_node *n);
 void table_del(struct table *t, struct table_node *n);
