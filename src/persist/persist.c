@@ -54,10 +54,31 @@ static void run_sync_step(struct persist_job *job)
     persist_submit(job);
 }
 
+/* Lock held, a job of the ordered queue just run: its group (`*open`, begun before it) goes on
+ * while the next job queued is of it, up to PERSIST_GROUP_MAX jobs (*grouped), else it ends
+ * here and its jobs count as done. Returns how many jobs are done now. */
+static unsigned long group_step(struct queue *q, const struct persist_group **open,
+                                unsigned long *grouped)
+{
+    if (!*open)
+        return 1;
+    if (++*grouped < PERSIST_GROUP_MAX && q->head && q->head->group == *open)
+        return 0;
+    unsigned long done = *grouped;
+    pthread_mutex_unlock(&pq.lock);
+    (*open)->end();
+    pthread_mutex_lock(&pq.lock);
+    *open = NULL;
+    *grouped = 0;
+    return done;
+}
+
 static void *queue_main(void *arg)
 {
     enum persist_queue which = (enum persist_queue)(long)arg;
     struct queue *q = &pq.q[which];
+    const struct persist_group *open = NULL; /* the group begun, ended before the queue waits */
+    unsigned long grouped = 0;
     pthread_setname_np(pthread_self(), which == PERSIST_SYNC ? "arca-sync" : "arca-index");
     pthread_mutex_lock(&pq.lock);
     for (;;) {
@@ -68,12 +89,15 @@ static void *queue_main(void *arg)
             break;
         }
         pthread_mutex_unlock(&pq.lock);
-        if (which == PERSIST_SYNC)
+        if (which == PERSIST_SYNC) {
             run_sync_step(job);
-        else
+        } else {
+            if (!open && job->group)
+                (open = job->group)->begin();
             job->run(job);
+        }
         pthread_mutex_lock(&pq.lock);
-        q->done++;
+        q->done += group_step(q, &open, &grouped);
         pthread_cond_broadcast(&pq.idle);
     }
     pthread_mutex_unlock(&pq.lock);
@@ -143,15 +167,22 @@ static int enqueue(enum persist_queue which, struct persist_job *job)
     return 0;
 }
 
+void persist_submit_grouped(struct persist_job *job, const struct persist_group *group)
+{
+    job->group = group;
+    if (enqueue(PERSIST_ORDERED, job) < 0)
+        job->run(job); /* on its own, as before the threads start */
+}
+
 void persist_submit(struct persist_job *job)
 {
-    if (enqueue(PERSIST_ORDERED, job) < 0)
-        job->run(job);
+    persist_submit_grouped(job, NULL);
 }
 
 void persist_submit_sync(struct persist_job *job)
 {
     assert(job->sync && job->run);
+    job->group = NULL;
     if (enqueue(PERSIST_SYNC, job) < 0)
         run_sync_step(job);
 }

@@ -29,10 +29,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Jobs of one kind that may share a transaction of the index with their neighbours in the
+ * ordered queue (removals: a hundred thousand objects evicted at once were as many commits,
+ * each writing its pages to the WAL). The queue calls begin() before the first job of a run of
+ * them and end() after its last: when the next job is of another group or none, when the queue
+ * is empty, or after PERSIST_GROUP_MAX of them. A grouped job counts as done only once its
+ * group has ended, so persist_flush and persist_settle return with its writes committed. */
+struct persist_group {
+    void (*begin)(void);
+    void (*end)(void);
+};
+#define PERSIST_GROUP_MAX 1024
+
 struct persist_job {
     void (*run)(struct persist_job *job);  /* on the ordered queue's thread */
     void (*sync)(struct persist_job *job); /* persist_submit_sync only: first, on the sync
                                               queue's thread */
+    const struct persist_group *group;     /* set by the submit functions */
     struct persist_job *next;
 };
 
@@ -41,6 +54,8 @@ enum persist_queue { PERSIST_ORDERED, PERSIST_SYNC };
 int persist_start(char *err, size_t errlen);
 /* Any thread: job->run on the ordered queue. Never blocks on the disk. */
 void persist_submit(struct persist_job *job);
+/* The same, the job one of `group`'s (see struct persist_group). */
+void persist_submit_grouped(struct persist_job *job, const struct persist_group *group);
 /* Any thread: job->sync on the sync queue, then job->run on the ordered queue. */
 void persist_submit_sync(struct persist_job *job);
 /* Wait until every job submitted before this call has run (a sync job's follow-up included). */

@@ -108,7 +108,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->too_large = obj->too_large;
     copy_string(meta->error, sizeof(meta->error), live_of(obj)->error);
     copy_string(meta->parent_status, sizeof(meta->parent_status), obj->parent_status);
-    meta->came_from = obj->came_from;
+    meta->came_from = live_of(obj)->came_from;
 }
 
 /* Beside the snapshot that reads it back: a pointer set under the lock, never freed. */
@@ -117,7 +117,7 @@ void store_came_from(struct object *obj, const char *from)
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     store_lock();
-    obj->came_from = from;
+    object_live(obj)->came_from = from; /* a download's: it has its live part */
     store_unlock();
 }
 

@@ -180,12 +180,46 @@ static void move(struct object *obj, enum move_kind kind, const struct move_args
 
 const struct object_live object_at_rest = {.prepared_slot = -1, .max_size = -1};
 
-/* The object with its URL in its own allocation; no live part yet. */
-static struct object *object_alloc(const char *url, const char *key)
+/* The values of `h` in their packed order. */
+static void headers_parts(const struct upstream_headers *h, const char *parts[HEADERS_PACKED])
 {
-    static atomic_uint_least64_t generations;
+    const char *all[HEADERS_PACKED] = {
+        h->content_type, h->content_encoding, h->filename, h->last_modified, h->etag, h->redirects};
+    for (int i = 0; i < HEADERS_PACKED; i++)
+        parts[i] = all[i] ? all[i] : "";
+}
+
+/* Bytes `h` takes packed: 0 when upstream said nothing of them (no allocation then). */
+static size_t headers_packed_size(const struct upstream_headers *h)
+{
+    const char *parts[HEADERS_PACKED];
+    size_t total = 0;
+    headers_parts(h, parts);
+    for (int i = 0; i < HEADERS_PACKED; i++)
+        total += strlen(parts[i]) + 1;
+    return total == HEADERS_PACKED ? 0 : total;
+}
+
+static void headers_pack_into(const struct upstream_headers *h, char *p)
+{
+    const char *parts[HEADERS_PACKED];
+    headers_parts(h, parts);
+    for (int i = 0; i < HEADERS_PACKED; i++) {
+        size_t len = strlen(parts[i]) + 1;
+        memcpy(p, parts[i], len);
+        p += len;
+    }
+}
+
+/* The object with its URL in its own allocation, and after it the headers `h` packed (NULL:
+ * none yet, a download's: they come later, in an allocation of their own); no live part yet. */
+static struct object *object_alloc(const char *url, const char *key,
+                                   const struct upstream_headers *h)
+{
+    static atomic_uint_least32_t generations;
     /* the URL from its offset on: sizeof counts the padding after the flags, which it fills */
-    size_t len = strlen(url) + 1, size = offsetof(struct object, url) + len;
+    size_t len = strlen(url) + 1, packed = h ? headers_packed_size(h) : 0;
+    size_t size = offsetof(struct object, url) + len + packed;
     struct object *o = calloc(1, size > sizeof(*o) ? size : sizeof(*o));
     if (!o)
         return NULL;
@@ -194,10 +228,14 @@ static struct object *object_alloc(const char *url, const char *key)
     assert(hex); /* keys are made by keys.c, never read from a client as they are */
     (void)hex;
     memcpy(o->url, url, len);
+    if (packed) {
+        o->headers = o->url + len;
+        o->headers_inline = true;
+        headers_pack_into(h, o->headers);
+    }
     o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
     o->state = OBJ_NEW;
     o->fd = -1;
-    o->twin_next = o->twin_prev = o;
     o->length = -1;
     o->stale_if_error = o->stale_while_revalidate = -1; /* not said: the options apply */
     o->keep_if_error = o->keep_while = -1;
@@ -216,7 +254,7 @@ static struct object_live *live_new(void)
 
 struct object *object_new(const char *url, const char *key)
 {
-    struct object *o = object_alloc(url, key);
+    struct object *o = object_alloc(url, key, NULL);
     if (o && !(o->live = live_new())) {
         free(o);
         return NULL;
@@ -224,9 +262,15 @@ struct object *object_new(const char *url, const char *key)
     return o;
 }
 
-struct object *object_new_at_rest(const char *url, const char *key)
+struct object *object_new_at_rest(const char *url, const char *key,
+                                  const struct upstream_headers *h)
 {
-    return object_alloc(url, key);
+    return object_alloc(url, key, h);
+}
+
+bool object_headers_inline(const struct object *o)
+{
+    return o->headers_inline;
 }
 
 int object_give_live(struct object *obj)
@@ -274,7 +318,8 @@ void object_free(struct object *o)
         close(o->fd);
     live_free(o->live);
     free(o->parent_status);
-    free(o->headers);
+    if (!object_headers_inline(o))
+        free(o->headers);
     o->magic = 0;
     free(o);
 }
@@ -499,13 +544,33 @@ static void finish(struct object *obj, const struct move_args *a)
     join_complete(obj);
 }
 
+/* A copy of s's headers for obj, whose own go: true; false when out of memory: obj keeps its
+ * own (none: a 304 sets none), so it answers without the version's type and validators until
+ * the next start reads them from its row again (said in the log). */
+static bool take_headers(struct object *obj, const struct object *s)
+{
+    struct upstream_headers h;
+    char *copy;
+    headers_unpack(s->headers, &h);
+    if (headers_pack(&h, &copy) < 0) {
+        log_error("store: out of memory; %s answers without its headers", obj->url);
+        return false;
+    }
+    obj->headers = copy;
+    return true;
+}
+
 /* The download becomes the expired version it refreshed: its headers, bytes and file. */
 static void take_stale_version(struct object *obj, const struct move_args *a)
 {
     struct object *s = object_stale(obj);
     char *headers = obj->headers;
-    obj->headers = s->headers;
-    s->headers = headers;
+    if (!object_headers_inline(s)) {
+        obj->headers = s->headers;
+        s->headers = headers;          /* freed with it */
+    } else if (take_headers(obj, s)) { /* in s's own allocation: a copy */
+        free(headers);
+    }
     obj->length = obj->have = s->length;
     memcpy(obj->digest, s->digest, 32);
     obj->usage += s->usage;
@@ -832,21 +897,28 @@ struct remove_job {
     char *url;
     char why[REMOVE_WHY_SIZE]; /* expired, evicted for room, purged, refresh failed: ... */
     bool part_only;            /* a refresh's part file; the key's file and row stay */
+    struct remove_job *after;  /* the next one whose files wait for the commit */
 };
 
-static void run_remove(struct persist_job *job)
+/* The persistence thread's: removals whose rows the open transaction deletes (removals_begin),
+ * oldest first. Their files go once it is committed: a crash before leaves files without rows,
+ * which the start's orphan sweep removes, never a row without its file (an object that would
+ * come back at the next start, counted against the quota until its first hit). */
+static struct {
+    bool open;
+    struct remove_job *head, **tail;
+} committing = {.tail = &committing.head};
+
+/* Its files unlinked (streaming readers keep the inode), said in the log, the job freed. */
+static void remove_files(struct remove_job *r)
 {
-    assert(persist_owns_index());
-    struct remove_job *r = (struct remove_job *)job;
     char path[1200];
     if (!r->part_only) {
         key_path(r->key, path, sizeof(path));
-        unlink(path); /* streaming readers keep the inode */
+        unlink(path);
     }
     part_path(r->key, path, sizeof(path));
     unlink(path);
-    if (!r->part_only)
-        index_delete(r->key);
     if (r->url && !strcmp(r->why, OBJECT_STREAMED_ONLY))
         log_debug("store: removed %s (%s)", r->url, r->why);
     else if (r->url)
@@ -854,6 +926,46 @@ static void run_remove(struct persist_job *job)
     free(r->url);
     free(r);
 }
+
+static void run_remove(struct persist_job *job)
+{
+    assert(persist_owns_index());
+    struct remove_job *r = (struct remove_job *)job;
+    if (!r->part_only)
+        index_delete(r->key);
+    if (!committing.open) { /* run alone (no persistence thread): its row is gone already */
+        remove_files(r);
+        return;
+    }
+    r->after = NULL;
+    *committing.tail = r;
+    committing.tail = &r->after;
+}
+
+/* Removals one after the other share a transaction (persist.h): an eviction or expiry of
+ * thousands of objects commits once a thousand, not once an object. */
+static void removals_begin(void)
+{
+    assert(!committing.open && !committing.head);
+    index_begin();
+    committing.open = true;
+}
+
+/* The files go even when the commit failed (rolled back): what was removed is never served
+ * again, and its rows, without files, are dropped at their first hit. */
+static void removals_end(void)
+{
+    index_commit();
+    committing.open = false;
+    for (struct remove_job *r = committing.head, *next; r; r = next) {
+        next = r->after;
+        remove_files(r);
+    }
+    committing.head = NULL;
+    committing.tail = &committing.head;
+}
+
+static const struct persist_group removals = {.begin = removals_begin, .end = removals_end};
 
 /* Out of memory, file and row stay until the object is loaded again at the next start. */
 static void submit_job(const char *key, const char *url, const char *why, bool part_only)
@@ -869,7 +981,7 @@ static void submit_job(const char *key, const char *url, const char *why, bool p
     copy_string(r->why, sizeof(r->why), why);
     r->part_only = part_only;
     memcpy(r->key, key, 65);
-    persist_submit(&r->job);
+    persist_submit_grouped(&r->job, &removals);
 }
 
 void submit_remove(const char *key, const char *url)
@@ -914,25 +1026,17 @@ void url_key(const char *url, char key[65])
     }
 }
 
-/* One allocation for the strings, none when upstream said nothing of them: a million
- * objects load at start. Returns -1 when out of memory. */
+/* One allocation for the strings, none when upstream said nothing of them. Returns -1 when out
+ * of memory. */
 int headers_pack(const struct upstream_headers *h, char **out)
 {
-    const char *parts[HEADERS_PACKED] = {
-        h->content_type, h->content_encoding, h->filename, h->last_modified, h->etag, h->redirects};
-    size_t len[HEADERS_PACKED], total = 0;
-    char *p;
-    for (int i = 0; i < HEADERS_PACKED; i++)
-        total += (len[i] = parts[i] ? strlen(parts[i]) : 0) + 1;
+    size_t total = headers_packed_size(h);
     *out = NULL;
-    if (total == HEADERS_PACKED)
+    if (total == 0)
         return 0;
-    if (!(p = *out = malloc(total)))
+    if (!(*out = malloc(total)))
         return -1;
-    for (int i = 0; i < HEADERS_PACKED; i++) {
-        memcpy(p, parts[i] ? parts[i] : "", len[i] + 1);
-        p += len[i] + 1;
-    }
+    headers_pack_into(h, *out);
     return 0;
 }
 

@@ -59,38 +59,39 @@ struct object_live {
     const char *waiting_for;
     struct object *stale; /* FETCHING: the expired version this download revalidates (out of
                              the table, a reference held, its file kept until the answer) */
+    /* the kind of source its body comes from (store_came_from): for its miss's log line */
+    const char *came_from;
     /* A download taken up again after a restart (store_resume.c): */
-    char *source;        /* the URL it fetches, until store_take_resumed hands it over */
-    EVP_MD_CTX *prefix;  /* digest of the bytes kept, until the upstream thread takes it */
-    int prepared_slot;   /* in the store's ring of attachments, -1 when none */
-    int retry_after;     /* FAILED, its host held down: seconds until it is tried again */
-    uint8_t offer_stale; /* FETCHING: enum stale_cause its readers take `stale` for */
-    uint8_t connections; /* FETCHING: connections its download uses now (store_set_rate) */
+    char *source;         /* the URL it fetches, until store_take_resumed hands it over */
+    EVP_MD_CTX *prefix;   /* digest of the bytes kept, until the upstream thread takes it */
+    int prepared_slot;    /* in the store's ring of attachments, -1 when none */
+    int retry_after;      /* FAILED, its host held down: seconds until it is tried again */
+    int32_t negative_ttl; /* its terms': seconds a 404 or 410 it fails with is kept, 0 never */
+    uint8_t offer_stale;  /* FETCHING: enum stale_cause its readers take `stale` for */
+    uint8_t connections;  /* FETCHING: connections its download uses now (store_set_rate) */
 };
 
 /* Fields by size (pointers and counters, then ints, then flags): a million objects are a
  * million of these, and the holes between mixed fields were 48 of their 400 bytes. What only
  * a download or a reader needs is in `live`, absent at rest. */
 struct object {
-    struct table_node node; /* the table's link, and the key: the sha256 of its cache key URL,
-                               whose 64 hex digits (OBJECT_KEY) name its file and its row
-                               (first: see object_of) */
-    uint64_t gen; /* unique to this object in this process: a new version of a URL gets another */
+    struct table_node node;   /* the table's link, and the key: the sha256 of its cache key URL,
+                                 whose 64 hex digits (OBJECT_KEY) name its file and its row
+                                 (first: see object_of) */
     struct object_live *live; /* NULL at rest: read through live_of(), written through
                                  object_live() */
     int64_t length;           /* Content-Length, or -1 while unknown */
     int64_t have;             /* bytes written to the file */
     int64_t reserved;         /* quota held for this object beyond `have` */
     char *headers; /* struct upstream_headers packed: six NUL-terminated strings one after the
-                      other (one allocation); NULL until upstream's headers are in; changed
-                      under the lock only */
+                      other (one allocation, or after its URL: object_headers_inline); NULL
+                      until upstream's headers are in; changed under the lock only */
     union {        /* sha256 of the body, valid when COMPLETE; the digest index's link (twins.c) */
         struct table_node dnode;
         uint8_t digest[32]; /* dnode.key */
     };
-    char *parent_status;   /* its bytes came from a parent arca: the parent's Cache-Status members
-                              (store_from_parent), shown before this arca's own; NULL: none */
-    const char *came_from; /* the kind of source its body comes from (store_came_from) */
+    char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
+                            (store_from_parent), shown before this arca's own; NULL: none */
     int64_t usage;
     /* Wall seconds (until 2106: wall32), and its ttl (at most TTL_MAX: 100 years) */
     uint32_t created, ttl, last_use;
@@ -98,8 +99,6 @@ struct object {
     struct dnode dirty;      /* in the store's dirty list: usage/last_use not yet in the index */
     struct dnode lru;        /* in the store's LRU list when complete, its fetching list while
                                 downloading (in the table only) */
-    /* Identical objects (store_twins.c): */
-    struct object *twin_next, *twin_prev; /* ring of complete objects sharing the file */
 
     unsigned magic;          /* OBJECT_MAGIC while the object lives */
     enum object_state state; /* written by object.c only */
@@ -111,20 +110,23 @@ struct object {
     int32_t stale_if_error, stale_while_revalidate;
     /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
     int32_t keep_if_error, keep_while;
-    int32_t negative_ttl; /* its terms': seconds a 404 or 410 it fails with is kept, 0 never */
+    /* unique to this object in this process (wraps after 4 billion objects made, loaded rows
+     * too): a new version of a URL gets another */
+    uint32_t gen;
 
-    bool headers_ready; /* upstream answered 2xx: length and type known */
-    bool verified;      /* its file is known to hold `length` bytes (see load_row) */
-    bool hit;           /* answered a hit already: the next one earns a prepared answer */
-    bool committed;     /* a reader has answered with this length and type */
-    bool delivered;     /* a reader has been handed bytes: they may never change */
-    bool on_disk;       /* store_begin_file wrote its row (and file): a failure removes them */
-    bool unannounced;   /* bytes appended since its waiters were last woken */
-    bool resumed;       /* store_resume.c: its partial file and row exist: reopened, not created */
-    bool resumable;     /* its body has a validator a resume proves itself by: synced for one */
-    bool sync_pending;  /* a sync job is queued (one at a time) */
-    bool in_digests;    /* store_twins.c: in the digest index */
-    bool signed_key;    /* downloaded through a signed URL (store_lookup_as's signed_url) */
+    bool headers_ready;  /* upstream answered 2xx: length and type known */
+    bool headers_inline; /* `headers` are after its URL, in its own allocation (a loaded row's) */
+    bool verified;       /* its file is known to hold `length` bytes (see load_row) */
+    bool hit;            /* answered a hit already: the next one earns a prepared answer */
+    bool committed;      /* a reader has answered with this length and type */
+    bool delivered;      /* a reader has been handed bytes: they may never change */
+    bool on_disk;        /* store_begin_file wrote its row (and file): a failure removes them */
+    bool unannounced;    /* bytes appended since its waiters were last woken */
+    bool resumed;        /* store_resume.c: its partial file and row exist: reopened, not created */
+    bool resumable;      /* its body has a validator a resume proves itself by: synced for one */
+    bool sync_pending;   /* a sync job is queued (one at a time) */
+    bool in_digests;     /* store_twins.c: in the digest index */
+    bool signed_key;     /* downloaded through a signed URL (store_lookup_as's signed_url) */
     bool revalidation, renewed; /* see struct object_meta */
     bool too_large;             /* FAILED for its size (413, 507): see struct object_meta */
     /* Its terms (store_take_keep, store_room.c): */
@@ -297,8 +299,14 @@ enum object_state object_view(const struct object *obj);
 /* A NEW object for `url` (key: its hash), not in the table, with its live part (a download's);
  * NULL when out of memory. */
 struct object *object_new(const char *url, const char *key);
-/* The same for a complete row read at start: no live part. NULL when out of memory. */
-struct object *object_new_at_rest(const char *url, const char *key);
+/* The same for a complete row read at start, with its headers packed after its URL in its own
+ * allocation (a million rows load at start: one allocation each, not two); no live part. NULL
+ * when out of memory. */
+struct object *object_new_at_rest(const char *url, const char *key,
+                                  const struct upstream_headers *h);
+/* Whether its headers are in its own allocation (object_new_at_rest's): never freed alone,
+ * never handed to another object. */
+bool object_headers_inline(const struct object *o);
 /* Lock held. Gives a complete object at rest a live part (for a prepared answer): 0, or -1 out
  * of memory (nothing changed). */
 int object_give_live(struct object *obj);

@@ -90,7 +90,7 @@ struct object_meta {
     bool headers_ready;
     bool hit;                     /* the object had answered a hit before this lookup */
     int64_t length, created, ttl; /* created: downloaded or last revalidated (wall-clock s) */
-    uint64_t gen;
+    uint32_t gen;
     bool revalidation; /* a download that revalidates an expired version (conditional GET) */
     bool renewed;      /* ... and upstream answered 304: the expired version is the object */
     bool signed_key;   /* downloaded through a signed URL: every other URL is confirmed first */
@@ -116,7 +116,8 @@ struct object_meta {
      * which answers list before this arca's own (RFC 9211); "" none. */
     char parent_status[192];
     /* The kind of source its body came from ("parent", "mirror", "origin": store_came_from);
-     * NULL while none has answered with it. */
+     * a download's only (its live part's): NULL while none has answered with it, and for an
+     * object at rest. */
     const char *came_from;
 };
 

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Objects put in the table per hold of the lock: each a hash insert, a digest-ring insert and a
- * list link (cache misses all), so a hold stays under a millisecond. */
+/* Objects put in the table per hold of the lock: each a hash insert, a digest index insert and
+ * a list link (cache misses all), so a hold stays under a millisecond. */
 #define LOAD_SLICE 1024
 #define PREFETCH_AHEAD 8
 
@@ -58,12 +58,9 @@ static struct {
 /* A NEW object (not in the table) for a complete row; NULL when out of memory. */
 static struct object *object_of_row(const struct index_row *row)
 {
-    struct object *o = object_new_at_rest(row->url, row->key);
-    if (!o || headers_pack(&row->headers, &o->headers) < 0) {
-        if (o)
-            object_free(o);
+    struct object *o = object_new_at_rest(row->url, row->key, &row->headers);
+    if (!o)
         return NULL;
-    }
     o->headers_ready = true;
     o->length = o->have = o->reserved = row->length;
     object_set_staleness(o, row->stale_if_error, row->stale_while_revalidate);

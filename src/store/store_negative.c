@@ -47,7 +47,7 @@ static void clear(struct negative *n)
 static bool kept_negative(const struct object *obj)
 {
     int status = obj->error_status;
-    return obj->negative_ttl > 0 && (status == 404 || status == 410) &&
+    return live_of(obj)->negative_ttl > 0 && (status == 404 || status == 410) &&
            live_of(obj)->retry_after <= 0 && !obj->signed_key && !obj->transient && !obj->purged;
 }
 
@@ -62,7 +62,7 @@ static void note_negative(const struct object *obj)
     int64_t now = (int64_t)time(NULL);
     bool aged = obj->parent_status != NULL;
     int64_t created = aged ? obj->created : now;
-    int64_t until = created + obj->negative_ttl;
+    int64_t until = created + live_of(obj)->negative_ttl;
     if (aged && created + obj->ttl < until)
         until = created + obj->ttl;
     if (until <= now)

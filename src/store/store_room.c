@@ -526,9 +526,10 @@ void store_take_keep(struct object *obj, const struct object_keep *keep)
     obj->keep_if_error = keep->stale_if_error < 0 ? -1 : seconds32(keep->stale_if_error);
     obj->keep_while =
         keep->stale_while_revalidate < 0 ? -1 : seconds32(keep->stale_while_revalidate);
-    if (obj->live) /* at rest, a complete object has no use for it */
+    if (obj->live) { /* at rest, a complete object has no use for them: they are a download's */
         obj->live->max_size = keep->max_object_size;
-    obj->negative_ttl = seconds32(keep->negative_ttl);
+        obj->live->negative_ttl = seconds32(keep->negative_ttl);
+    }
     set_pinned(obj, keep->pin);
     if (obj->state == OBJ_FETCHING)
         obj->transient = !keep->store || obj->purged;

@@ -8,9 +8,10 @@
  * is public, it is no key. Such an object still shares its twins' file (the same bytes, one
  * inode): sharing decides what is on disk, never what a URL serves.
  *
- * A ring of twins (twin_next/twin_prev, an object alone points at itself) links the complete
- * objects sharing a digest. One of them carries the file's `reserved` bytes; when it leaves the
- * table they pass to a twin still there, so the quota counts the file while any name holds it.
+ * The twins of an object are the other entries of its digest in the index with its length (a
+ * lying origin's bytes never share a file of another length): no ring of links, which was 16
+ * bytes an object. One of them carries the file's `reserved` bytes; when it leaves the table
+ * they pass to a twin still there, so the quota counts the file while any name holds it.
  * Everything here runs with the store lock held (asserted), except the persistence thread's
  * link jobs. object.c calls twins_join and twins_leave through its hooks. */
 #include "config/buckets.h"
@@ -43,30 +44,28 @@ int digests_reserve(size_t at_least)
     return table_reserve(&st.digests, at_least);
 }
 
-static struct object *digest_find(const uint8_t d[32], const struct object * not )
+/* Another object in the index with obj's digest and length (its twin), or NULL. */
+static struct object *twin_of(const struct object *obj)
 {
-    struct table_node *n = table_find(&st.digests, d);
-    while (n && of_dnode(n) == not )
-        n = table_find_next(n);
-    return of_dnode(n);
+    for (struct table_node *n = table_find(&st.digests, obj->digest); n; n = table_find_next(n)) {
+        struct object *o = of_dnode(n);
+        if (o != obj && o->length == obj->length)
+            return o;
+    }
+    return NULL;
 }
 
-/* A complete object in the table joins the index, and the ring of its twins if it has any: its
- * bytes are then the twins' file (or will be, once the persistence thread has linked it). */
-static struct object *join_ring(struct object *obj)
+/* A complete object in the table joins the index, and its twins if it has any: its bytes are
+ * then the twin's file (or will be, once the persistence thread has linked it). */
+static struct object *join_twins(struct object *obj)
 {
     struct object *twin;
     if (obj->in_digests || table_add(&st.digests, &obj->dnode) < 0)
         return NULL; /* out of memory: it stays out of the index, a file of its own */
-    twin = digest_find(obj->digest, obj);
     obj->in_digests = true;
-    if (!twin || twin->length != obj->length)
-        return NULL;
-    obj->twin_next = twin->twin_next;
-    obj->twin_prev = twin;
-    twin->twin_next->twin_prev = obj;
-    twin->twin_next = obj;
-    object_reserve(obj, 0); /* the file is counted once, by the twin holding it */
+    twin = twin_of(obj);
+    if (twin)
+        object_reserve(obj, 0); /* the file is counted once, by the twin holding it */
     return twin;
 }
 
@@ -74,17 +73,13 @@ void twins_leave(struct object *obj)
 {
     CHECK_OBJ(obj);
     assert(store_locked());
-    if (obj->in_digests) {
-        table_del(&st.digests, &obj->dnode);
-        obj->in_digests = false;
-    }
-    if (obj->twin_next != obj) {
-        /* the file stays under the twins' names: so does its share of the quota */
-        object_pass_reserve(obj, obj->twin_next);
-        obj->twin_next->twin_prev = obj->twin_prev;
-        obj->twin_prev->twin_next = obj->twin_next;
-        obj->twin_next = obj->twin_prev = obj;
-    }
+    if (!obj->in_digests)
+        return;
+    struct object *twin = twin_of(obj);
+    if (twin) /* the file stays under the twins' names: so does its share of the quota */
+        object_pass_reserve(obj, twin);
+    table_del(&st.digests, &obj->dnode);
+    obj->in_digests = false;
 }
 
 /* --- one file for twins -------------------------------------------------------------------- */
@@ -138,7 +133,7 @@ void twins_join(struct object *obj)
 {
     CHECK_OBJ(obj);
     assert(store_locked() && obj->state == OBJ_COMPLETE);
-    struct object *twin = join_ring(obj);
+    struct object *twin = join_twins(obj);
     if (twin) /* downloaded under another URL already: one file */
         share_file(obj, twin);
 }
@@ -157,7 +152,7 @@ static bool private_object(const struct object *o)
 }
 
 /* Lock held. Whether `copy` (bytes of digest `want`, kept under `url`) answers this client:
- * 1 yes; 0 not this one; -1 no further one either: a ring of objects this client may not fetch
+ * 1 yes; 0 not this one; -1 no further one either: a run of objects this client may not fetch
  * costs a bounded walk (*asked, TWINS_ASKED), past it the URL is downloaded as itself, as
  * without a twin. Never a private copy. */
 static int offered(const struct object *copy, const char *url, const uint8_t want[32], int *asked,

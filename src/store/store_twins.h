@@ -11,10 +11,10 @@
 
 /* Room in the digest index for `at_least` objects: 0, or -1 out of memory. */
 int digests_reserve(size_t at_least);
-/* A complete object in the table: into the digest index and its twins' ring; a twin's file
+/* A complete object in the table: into the digest index beside its twins; a twin's file
  * becomes its file too (linked on the persistence thread) and counts once. */
 void twins_join(struct object *obj);
-/* Leaving the table: out of the index and the ring (its quota share passes to a twin). */
+/* Leaving the table: out of the index (its quota share passes to a twin). */
 void twins_leave(struct object *obj);
 /* A complete object in the table with digest `want` that may answer a URL other than its own
  * for this client: never a private one (signed, a credential in its URL, or under a bucket arca

@@ -463,7 +463,7 @@ static int check_length(struct object *obj)
 struct finish_job {
     struct persist_job job;
     struct object *obj; /* a reference of its own */
-    uint64_t gen;       /* obj->gen when the download ended */
+    uint32_t gen;       /* obj->gen when the download ended */
     uint8_t digest[32];
     bool synced; /* the sync queue's fsync of the file's data succeeded */
 };

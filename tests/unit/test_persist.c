@@ -150,6 +150,99 @@ static void without_the_thread_a_job_runs_at_once(void **state)
     persist_flush(); /* returns at once */
 }
 
+/* --- groups: neighbours sharing one transaction -------------------------------------------- */
+
+static char events[4 * JOBS]; /* 'B' begin, 'E' end, 'g' a grouped job, 'p' a plain one */
+static int nevents, group_runs;
+
+static void group_begin(void)
+{
+    events[nevents++] = 'B';
+}
+
+static void group_end(void)
+{
+    events[nevents++] = 'E';
+}
+
+static const struct persist_group a_group = {.begin = group_begin, .end = group_end};
+
+static void noted(struct persist_job *job)
+{
+    struct numbered *j = (struct numbered *)job;
+    if (j->n < 0)
+        usleep(50000); /* a slow first job: the others are queued behind it meanwhile */
+    events[nevents++] = j->n > 0 ? 'g' : 'p';
+    group_runs++;
+    free(j);
+}
+
+/* n < 0: plain and slow; 0: plain; > 0: of a_group. */
+static void submit_noted(int n)
+{
+    struct numbered *j = malloc(sizeof(*j));
+    assert_non_null(j);
+    j->job.run = noted;
+    j->n = n;
+    if (n > 0)
+        persist_submit_grouped(&j->job, &a_group);
+    else
+        persist_submit(&j->job);
+}
+
+static void neighbours_of_a_group_share_one_begin_and_end(void **state)
+{
+    char err[128];
+    (void)state;
+    nevents = group_runs = 0;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    submit_noted(-1);
+    for (int i = 1; i <= 3; i++)
+        submit_noted(i);
+    submit_noted(0);
+    submit_noted(1);
+    submit_noted(2);
+    persist_flush();
+    /* the group ended before flush returned: its jobs count as done only then */
+    events[nevents] = '\0';
+    assert_string_equal(events, "pBgggEpBggE");
+    persist_stop();
+}
+
+static void a_long_run_of_a_group_ends_every_group_max_jobs(void **state)
+{
+    char err[128];
+    (void)state;
+    nevents = group_runs = 0;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    submit_noted(-1);
+    for (int i = 1; i <= PERSIST_GROUP_MAX + 5; i++)
+        submit_noted(i);
+    persist_flush();
+    assert_int_equal(group_runs, PERSIST_GROUP_MAX + 6);
+    int begins = 0, ends = 0, inside = 0, most = 0;
+    for (int i = 0; i < nevents; i++) {
+        begins += events[i] == 'B';
+        ends += events[i] == 'E';
+        inside = events[i] == 'B' ? 0 : inside + (events[i] == 'g');
+        most = inside > most ? inside : most;
+    }
+    assert_int_equal(begins, 2);
+    assert_int_equal(ends, 2);
+    assert_int_equal(most, PERSIST_GROUP_MAX);
+    assert_int_equal(events[nevents - 1], 'E');
+    persist_stop();
+}
+
+static void without_the_thread_a_grouped_job_runs_alone(void **state)
+{
+    (void)state;
+    nevents = group_runs = 0;
+    submit_noted(1);
+    assert_int_equal(nevents, 1); /* run at once, no transaction begun for it */
+    assert_int_equal(events[0], 'g');
+}
+
 /* --- the two queues ------------------------------------------------------------------------ */
 
 struct two_step {
@@ -347,6 +440,9 @@ int main(void)
         cmocka_unit_test(jobs_run_in_order_on_the_thread),
         cmocka_unit_test(stop_runs_what_is_queued),
         cmocka_unit_test(without_the_thread_a_job_runs_at_once),
+        cmocka_unit_test(neighbours_of_a_group_share_one_begin_and_end),
+        cmocka_unit_test(a_long_run_of_a_group_ends_every_group_max_jobs),
+        cmocka_unit_test(without_the_thread_a_grouped_job_runs_alone),
         cmocka_unit_test(a_slow_sync_holds_up_no_ordered_job),
         cmocka_unit_test(without_the_threads_a_sync_job_runs_at_once),
         cmocka_unit_test_setup_teardown(failed_during_its_sync_leaves_no_file_and_no_row,
