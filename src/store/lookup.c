@@ -479,7 +479,7 @@ void store_set_hold_wake(void (*wake)(void))
 static int64_t readable_end(const struct object *obj, const struct read_range *want)
 {
     assert(store_locked());
-    int64_t end = object_whole(obj) ? obj->have : obj->have - 1;
+    int64_t end = object_whole(obj) ? object_have(obj) : object_have(obj) - 1;
     if (want->expect && !object_whole(obj) && want->end >= 0 && end > want->end - 1)
         end = want->end - 1;
     return end;
@@ -534,7 +534,7 @@ ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct rea
     } else if (want->expect && object_whole(obj) && memcmp(obj->digest, want->expect, 32) != 0) {
         n = STORE_READ_MISMATCH;
     } else if (off >= (readable = readable_end(obj, want)) || max == 0 || obj->fd < 0 ||
-               (obj->state == OBJ_FETCHING && obj->have < span_until(obj, off, want))) {
+               (obj->state == OBJ_FETCHING && object_have(obj) < span_until(obj, off, want))) {
         /* (no descriptor yet: a download resumed after a restart, its file not reopened) */
         if (object_whole(obj)) {
             n = STORE_READ_END;
@@ -542,7 +542,7 @@ ssize_t store_span(struct object *obj, int64_t off, size_t max, const struct rea
             held = park_reader(obj, off, readable, want, w);
         }
     } else {
-        assert(readable <= obj->have && off >= 0);
+        assert(readable <= object_have(obj) && off >= 0);
         if ((int64_t)max > readable - off)
             max = (size_t)(readable - off);
         /* Set before the lock drops: from now on a restart from zero would corrupt this reader. */

@@ -153,15 +153,15 @@ static bool settled(const struct object *obj)
     switch (obj->state) {
     case OBJ_COMPLETE:
     case OBJ_REMOVED:
-        return obj->length == obj->have && obj->headers_ready && obj->reserved <= obj->length &&
-               (obj->state == OBJ_COMPLETE || obj->reserved == 0);
+        return obj->length == object_have(obj) && obj->headers_ready &&
+               obj->reserved <= obj->length && (obj->state == OBJ_COMPLETE || obj->reserved == 0);
     case OBJ_FAILED:
         return obj->reserved == 0;
     case OBJ_NEW:
     case OBJ_FETCHING:
         break;
     }
-    return obj->length < 0 || obj->have <= obj->length;
+    return obj->length < 0 || object_have(obj) <= obj->length;
 }
 
 /* Lock held (or main alone at start). The one writer of obj->state, with object_forget. */
@@ -279,6 +279,7 @@ int object_give_live(struct object *obj)
     assert(store_locked_or_alone() && obj->state == OBJ_COMPLETE);
     if (!obj->live && !(obj->live = live_new()))
         return -1;
+    obj->live->have = obj->length; /* complete: every byte is in its file */
     return 0;
 }
 
@@ -539,8 +540,8 @@ static void finish(struct object *obj, const struct move_args *a)
     if (object_stale(obj)) /* the expired version it refreshed: the new file takes its name */
         log_info("store: removed %s (replaced by a new version)", obj->url);
     memcpy(obj->digest, a->digest, 32);
-    obj->length = obj->have;
-    object_reserve(obj, obj->have);
+    obj->length = object_have(obj);
+    object_reserve(obj, object_have(obj));
     join_complete(obj);
 }
 
@@ -571,7 +572,7 @@ static void take_stale_version(struct object *obj, const struct move_args *a)
     } else if (take_headers(obj, s)) { /* in s's own allocation: a copy */
         free(headers);
     }
-    obj->length = obj->have = s->length;
+    obj->length = object_live(obj)->have = s->length;
     memcpy(obj->digest, s->digest, 32);
     obj->usage += s->usage;
     st.uses += s->usage;
@@ -668,7 +669,7 @@ static void remove_complete(struct object *obj, const struct move_args *a)
 static void drop(struct object *obj, const struct move_args *a)
 {
     memcpy(obj->digest, a->digest, 32);
-    obj->length = obj->have;
+    obj->length = object_have(obj);
     obj->verified = obj->headers_ready = true;
     leave_table(obj, &st.fetching);
     drop_stale(obj);

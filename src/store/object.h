@@ -47,6 +47,7 @@
  * million objects at rest are a million without these bytes (docs/ARCHITECTURE.md, "Memory
  * per object"). */
 struct object_live {
+    int64_t have;       /* bytes written to its file (object_have: `length` at rest) */
     int64_t hold_since; /* monotonic ms a reader was first held below its span (store_span); 0 */
     int64_t flush_mark; /* bytes before it waited a hold out: readers take them at any size */
     int64_t rate;       /* FETCHING: bytes a second its download took over the last second */
@@ -81,7 +82,6 @@ struct object {
     struct object_live *live; /* NULL at rest: read through live_of(), written through
                                  object_live() */
     int64_t length;           /* Content-Length, or -1 while unknown */
-    int64_t have;             /* bytes written to the file */
     int64_t reserved;         /* quota held for this object beyond `have` */
     char *headers; /* struct upstream_headers packed: six NUL-terminated strings one after the
                       other (one allocation, or after its URL: object_headers_inline); NULL
@@ -177,6 +177,13 @@ static inline struct object_live *object_live(struct object *obj)
     assert(obj->live != NULL);
     return obj->live;
 }
+/* Bytes written to its file: a download's count, its length once it is complete and at rest
+ * (object_give_live copies it into a live part given later). */
+static inline int64_t object_have(const struct object *obj)
+{
+    return obj->live ? obj->live->have : obj->length;
+}
+
 /* The expired version it refreshes, or NULL: read on many paths. */
 static inline struct object *object_stale(const struct object *obj)
 {

@@ -67,8 +67,9 @@ static int compare_fields(const struct sort_fields *a, const struct sort_fields 
 /* Its sort fields; the key's hex into `key`, which they point at. */
 static struct sort_fields object_fields(const struct object *o, char key[65])
 {
-    return (struct sort_fields){o->url,   object_key(o, key), o->length >= 0 ? o->length : o->have,
-                                o->usage, o->last_use,        o->created};
+    return (struct sort_fields){
+        o->url,   object_key(o, key), o->length >= 0 ? o->length : object_have(o),
+        o->usage, o->last_use,        o->created};
 }
 
 static struct sort_fields resource_fields(const struct resource *r)
@@ -196,7 +197,7 @@ static void heap_free(struct heap *h)
 static int object_resource(const struct object *o, struct resource *r)
 {
     *r = (struct resource){.length = o->length,
-                           .have = o->have,
+                           .have = object_have(o),
                            .rate = live_of(o)->rate,
                            .connections = live_of(o)->connections,
                            .waiting_for = live_of(o)->waiting_for,
@@ -606,7 +607,7 @@ void store_outcome(const char *url, struct outcome *out)
                      : s == LIST_SCHEDULED ? OUTCOME_SCHEDULED
                                            : OUTCOME_DOWNLOADING;
         out->length = o->length;
-        out->have = o->have;
+        out->have = object_have(o);
         out->when = o->created;
     } else if ((f = newest_failure(key))) {
         out->state = OUTCOME_FAILED;

@@ -62,7 +62,7 @@ static struct object *object_of_row(const struct index_row *row)
     if (!o)
         return NULL;
     o->headers_ready = true;
-    o->length = o->have = o->reserved = row->length;
+    o->length = o->reserved = row->length;
     object_set_staleness(o, row->stale_if_error, row->stale_while_revalidate);
     memcpy(o->digest, row->digest, 32);
     object_set_times(o, row->created, row->ttl);

@@ -107,7 +107,7 @@ bool resume_partial(const struct index_row *row, void *arg)
      * continues them): a changed file then starts over before anyone read the old bytes */
     o->headers_ready = false;
     o->length = row->length;
-    o->have = row->synced;
+    object_live(o)->have = row->synced;
     o->reserved = row->length >= 0 ? row->length : row->synced;
     object_set_times(o, row->created, row->ttl > 0 ? row->ttl : TTL_MAX);
     o->last_use = o->created;
@@ -160,7 +160,8 @@ void store_take_resumed(void (*each)(struct object *obj, const char *source, voi
         char *source = live_of(o)->source;
         /* taken before: once handed over, the download may end and the object go at once */
         object_live(o)->source = NULL;
-        log_info("fetch %s: resuming after the restart from byte %lld", o->url, (long long)o->have);
+        log_info("fetch %s: resuming after the restart from byte %lld", o->url,
+                 (long long)object_have(o));
         each(o, source, arg);
         free(source);
     }
@@ -200,8 +201,8 @@ int reopen_partial(struct object *obj, char *err, size_t errlen)
     assert(persist_owns_index()); /* the persistence thread while it runs */
     part_path(OBJECT_KEY(obj), path, sizeof(path));
     /* `have` was set at load and nothing appends before this job is done */
-    if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 || ftruncate(fd, obj->have) < 0 ||
-        !(ctx = digest_prefix(fd, obj->have))) {
+    if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 || ftruncate(fd, object_have(obj)) < 0 ||
+        !(ctx = digest_prefix(fd, object_have(obj)))) {
         snprintf(err, errlen, "cannot reopen the partial file to resume it");
         if (fd >= 0)
             close(fd);
@@ -327,7 +328,7 @@ static void run_sync(struct persist_job *job)
      * its own since; the synced length is not that one's. */
     bool ours = s->last || s->obj->state == OBJ_FETCHING;
     s->obj->sync_pending = false;
-    int64_t have = s->obj->have;
+    int64_t have = object_have(s->obj);
     bool live = !s->last && s->obj->state == OBJ_FETCHING;
     store_unlock();
     if (ours && s->synced)
@@ -372,11 +373,12 @@ void store_set_aside(struct object *obj, const char *reason)
         return;
     }
     /* what was written goes on record as synced, for the next start to continue from */
-    bool sync =
-        s && obj->on_disk && obj->fd >= 0 && obj->headers_ready && obj->resumable && obj->have > 0;
+    bool sync = s && obj->on_disk && obj->fd >= 0 && obj->headers_ready && obj->resumable &&
+                object_have(obj) > 0;
     if (sync) {
         obj->refs++;
-        *s = (struct sync_job){.job.run = run_sync, .obj = obj, .upto = obj->have, .last = true};
+        *s = (struct sync_job){
+            .job.run = run_sync, .obj = obj, .upto = object_have(obj), .last = true};
     }
     store_unlock();
     if (sync)

@@ -125,7 +125,7 @@ void store_progress(struct object *obj, struct download_progress *out)
 {
     CHECK_OBJ(obj);
     store_lock();
-    *out = (struct download_progress){obj->have, obj->length, obj->headers_ready};
+    *out = (struct download_progress){object_have(obj), obj->length, obj->headers_ready};
     store_unlock();
 }
 
@@ -220,7 +220,7 @@ static int empty_body(struct object *obj)
         object_set_error(obj, 500, "cannot truncate object file");
         return -1;
     }
-    obj->have = object_live(obj)->flush_mark = 0;
+    object_live(obj)->have = object_live(obj)->flush_mark = 0;
     return 0;
 }
 
@@ -339,10 +339,10 @@ static int write_bytes(struct object *obj, int64_t off, const char *data, size_t
 /* Readers may take the bytes up to `to`, once the pass is over (store_announce). */
 static void publish(struct object *obj, int64_t to)
 {
-    maybe_sync(obj, obj->have, to);
+    maybe_sync(obj, object_have(obj), to);
     store_lock();
-    obj->have = to;
-    assert(obj->length < 0 || obj->have <= obj->length); /* claim() refuses more */
+    object_live(obj)->have = to;
+    assert(obj->length < 0 || object_have(obj) <= obj->length); /* claim() refuses more */
     obj->unannounced = true; /* waiters are woken by store_announce, once per curl pass */
     store_unlock();
 }
@@ -352,9 +352,9 @@ int store_append(struct object *obj, const char *data, size_t len)
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
-    if (write_bytes(obj, obj->have, data, len) < 0)
+    if (write_bytes(obj, object_have(obj), data, len) < 0)
         return -1;
-    publish(obj, obj->have + (int64_t)len);
+    publish(obj, object_have(obj) + (int64_t)len);
     return 0;
 }
 
@@ -363,7 +363,8 @@ int store_write_at(struct object *obj, int64_t off, const char *data, size_t len
     CHECK_OBJ(obj);
     assert(store_on_upstream());
     assert(obj->state == OBJ_FETCHING && obj->headers_ready && obj->fd >= 0);
-    assert(obj->length >= 0 && off > obj->have); /* ahead of the head, within a known length */
+    assert(obj->length >= 0 &&
+           off > object_have(obj)); /* ahead of the head, within a known length */
     return write_bytes(obj, off, data, len);
 }
 
@@ -371,7 +372,7 @@ void store_advance(struct object *obj, int64_t to)
 {
     CHECK_OBJ(obj);
     assert(store_on_upstream() && obj->state == OBJ_FETCHING);
-    assert(obj->length >= 0 && to >= obj->have && to <= obj->length);
+    assert(obj->length >= 0 && to >= object_have(obj) && to <= obj->length);
     publish(obj, to);
 }
 
@@ -394,10 +395,10 @@ char *store_read_body(struct object *obj, size_t max, size_t *len)
 {
     CHECK_OBJ(obj);
     assert(store_on_upstream() && obj->fd >= 0);
-    if (obj->have < 0 || (uint64_t)obj->have > max)
+    if (object_have(obj) < 0 || (uint64_t)object_have(obj) > max)
         return NULL;
-    *len = (size_t)obj->have;
-    return object_read_file(dup(obj->fd), NULL, obj->have);
+    *len = (size_t)object_have(obj);
+    return object_read_file(dup(obj->fd), NULL, object_have(obj));
 }
 
 void store_set_rate(struct object *obj, int64_t rate, int connections)
@@ -426,7 +427,7 @@ static void end_hold(struct object *obj, int64_t now)
         (now && (!obj->live->hold_since || now < obj->live->hold_since + STORE_HOLD_MS)))
         return;
     object_live(obj)->hold_since = 0;
-    object_live(obj)->flush_mark = obj->have;
+    object_live(obj)->flush_mark = object_have(obj);
     wake_all(obj);
 }
 
@@ -439,7 +440,7 @@ int64_t store_announce(struct object *obj)
     if (obj->unannounced) {
         obj->unannounced = false;
         /* a waiter's `until` is the `have` its bytes need (store_span) */
-        park_defer_reached(&object_live(obj)->waiters, obj->have);
+        park_defer_reached(&object_live(obj)->waiters, object_have(obj));
         if (park_queue_empty(&object_live(obj)->waiters))
             object_live(obj)->hold_since = 0; /* nobody is held */
         else if (!live_of(obj)->hold_since)
@@ -453,7 +454,7 @@ int64_t store_announce(struct object *obj)
 
 static int check_length(struct object *obj)
 {
-    if (obj->length >= 0 && obj->have != obj->length) {
+    if (obj->length >= 0 && object_have(obj) != obj->length) {
         store_fail(obj, 504, "upstream body shorter than its Content-Length");
         return -1;
     }
@@ -530,7 +531,7 @@ static int make_durable(struct finish_job *f)
     store_lock();
     row = (struct index_row){.key = OBJECT_KEY(obj),
                              .url = obj->url,
-                             .length = obj->have,
+                             .length = object_have(obj),
                              .created = obj->created,
                              .ttl = obj->ttl,
                              .last_use = obj->last_use,

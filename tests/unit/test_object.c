@@ -86,7 +86,7 @@ static struct object *begun(const char *url, int64_t have, int64_t reserved)
     store_lock();
     struct object *obj = object_begin(url, key, 3600, (int64_t)time(NULL));
     assert_non_null(obj);
-    obj->have = have;
+    object_live(obj)->have = have;
     obj->reserved = reserved;
     st.usage += reserved;
     store_unlock();
