@@ -82,7 +82,8 @@ struct object {
     struct object_live *live; /* NULL at rest: read through live_of(), written through
                                  object_live() */
     int64_t length;           /* Content-Length, or -1 while unknown */
-    int64_t reserved;         /* quota held for this object beyond `have` */
+    int64_t reserved;         /* quota it holds: a download's claim, its length once complete
+                                 (0 for a twin whose file another holds: store_twins.c) */
     char *headers; /* struct upstream_headers packed: six NUL-terminated strings one after the
                       other (one allocation, or after its URL: object_headers_inline); NULL
                       until upstream's headers are in; changed under the lock only */
