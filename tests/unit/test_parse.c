@@ -421,10 +421,47 @@ static void authorities_odd_forms(void **state)
     assert_int_equal(parse_port("443", 2), 44); /* a length, not a NUL, ends it */
 }
 
+/* Every byte: its value for 0-9, a-f and A-F, -1 for all else (the NUL and bytes past 127
+ * included); and a key's 64 digits in either case parse to the same bytes. */
+static void hex_digits_of_every_byte(void **state)
+{
+    static const char digits[] = "0123456789abcdef";
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        const char *at = c ? strchr(digits, c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c) : NULL;
+        assert_int_equal(hex_digit((char)c), at ? (int)(at - digits) : -1);
+    }
+    uint8_t lower[32], upper[32];
+    assert_int_equal(parse_sha256_hex("00ff10aa"
+                                      "0123456789abcdef"
+                                      "0123456789abcdef"
+                                      "0123456789abcdef"
+                                      "01234567",
+                                      lower),
+                     0);
+    assert_int_equal(parse_sha256_hex("00FF10AA"
+                                      "0123456789ABCDEF"
+                                      "0123456789ABCDEF"
+                                      "0123456789ABCDEF"
+                                      "01234567",
+                                      upper),
+                     0);
+    assert_memory_equal(lower, upper, 32);
+    assert_int_equal(lower[1], 0xff);
+    assert_int_equal(parse_sha256_hex("00ff10ag"
+                                      "0123456789abcdef"
+                                      "0123456789abcdef"
+                                      "0123456789abcdef"
+                                      "01234567",
+                                      lower),
+                     -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ttl_accepts_units),
+        cmocka_unit_test(hex_digits_of_every_byte),
         cmocka_unit_test(duration_ms_units),
         cmocka_unit_test(content_length_strict),
         cmocka_unit_test(content_range_forms),
