@@ -268,11 +268,6 @@ struct object *object_new_at_rest(const char *url, const char *key,
     return object_alloc(url, key, h);
 }
 
-bool object_headers_inline(const struct object *o)
-{
-    return o->headers_inline;
-}
-
 int object_give_live(struct object *obj)
 {
     CHECK_OBJ(obj);
@@ -319,7 +314,7 @@ void object_free(struct object *o)
         close(o->fd);
     live_free(o->live);
     free(o->parent_status);
-    if (!object_headers_inline(o))
+    if (!o->headers_inline) /* inline ones go with the object */
         free(o->headers);
     o->magic = 0;
     free(o);
@@ -566,7 +561,7 @@ static void take_stale_version(struct object *obj, const struct move_args *a)
 {
     struct object *s = object_stale(obj);
     char *headers = obj->headers;
-    if (!object_headers_inline(s)) {
+    if (!s->headers_inline) {
         obj->headers = s->headers;
         s->headers = headers;          /* freed with it */
     } else if (take_headers(obj, s)) { /* in s's own allocation: a copy */

@@ -85,7 +85,7 @@ struct object {
     int64_t reserved;         /* quota it holds: a download's claim, its length once complete
                                  (0 for a twin whose file another holds: store_twins.c) */
     char *headers; /* struct upstream_headers packed: six NUL-terminated strings one after the
-                      other (one allocation, or after its URL: object_headers_inline); NULL
+                      other (one allocation, or after its URL: headers_inline); NULL
                       until upstream's headers are in; changed under the lock only */
     union {        /* sha256 of the body, valid when COMPLETE; the digest index's link (twins.c) */
         struct table_node dnode;
@@ -116,7 +116,8 @@ struct object {
     uint32_t gen;
 
     bool headers_ready;  /* upstream answered 2xx: length and type known */
-    bool headers_inline; /* `headers` are after its URL, in its own allocation (a loaded row's) */
+    bool headers_inline; /* `headers` are after its URL, in its own allocation (a loaded row's):
+                            never freed alone, never handed to another object */
     bool verified;       /* its file is known to hold `length` bytes (see load_row) */
     bool hit;            /* answered a hit already: the next one earns a prepared answer */
     bool committed;      /* a reader has answered with this length and type */
@@ -312,9 +313,6 @@ struct object *object_new(const char *url, const char *key);
  * when out of memory. */
 struct object *object_new_at_rest(const char *url, const char *key,
                                   const struct upstream_headers *h);
-/* Whether its headers are in its own allocation (object_new_at_rest's): never freed alone,
- * never handed to another object. */
-bool object_headers_inline(const struct object *o);
 /* Lock held. Gives a complete object at rest a live part (for a prepared answer): 0, or -1 out
  * of memory (nothing changed). */
 int object_give_live(struct object *obj);
