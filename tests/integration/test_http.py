@@ -9,7 +9,7 @@ import threading
 
 import requests
 
-from conftest import read_to_end, sha256, wait_downloading
+from conftest import read_to_end, sha256, wait_age, wait_downloading
 
 LM = "Tue, 10 Nov 2026 08:00:00 GMT"
 BEFORE = "Mon, 09 Nov 2026 08:00:00 GMT"
@@ -139,6 +139,30 @@ def test_upstream_file_name_and_long_content_type(origin, arca):
         assert headers["content-disposition"] == "attachment; filename=dtbboard.dtb"
     _, headers, _ = arca.fetch(url, filename="mine.dtb")
     assert headers["content-disposition"] == "attachment; filename=mine.dtb"
+
+
+def test_a_copy_loaded_at_start_and_renewed_by_a_304_keeps_its_headers(origin, start_arca):
+    """A row loaded at start keeps its header values in the object's own allocation (issue 70):
+    the download a 304 renews it with answers with a copy of them, never with bytes of the
+    expired version it replaces (freed once it goes: the ASan pass would report it), and so does
+    every hit after; the origin is asked once in full, once conditionally."""
+    data = os.urandom(30_000)
+    url = origin.add("/fw.bin", data=data, etag='"fw1"', last_modified=LM,
+                     content_type="application/x-firmware",
+                     headers={"Content-Disposition": "attachment; filename=fw.bin"})
+    first = start_arca("--upstream-allow", "127.0.0.0/8")
+    status, before, body = first.fetch(url, ttl="2s")
+    assert status == 200 and body == data
+    assert first.stop() == 0
+    again = start_arca("--upstream-allow", "127.0.0.0/8", data_dir=first.data_dir)
+    wait_age(again, "/fw.bin", 2)
+    for asked in range(2):  # the renewal, then a hit on the renewed copy
+        status, headers, body = again.fetch(url, ttl="1h")
+        assert status == 200 and sha256(body) == sha256(data)
+        for name in ("content-type", "etag", "last-modified", "content-disposition"):
+            assert headers[name] == before[name], (asked, name, headers)
+    assert again.metrics()['arca_revalidations_total{result="unchanged"}'] == 1
+    assert origin.counts["/fw.bin"] == 2
 
 
 def test_replayed_headers_survive_a_restart_and_an_older_index_loads(origin, start_arca):
