@@ -1,6 +1,7 @@
 #include "persist/index.h"
 #include "persist/index_rows.h"
 #include "persist/persist.h"
+#include "persist/usage_log.h"
 #include "log/log.h"
 
 #include <assert.h>
@@ -11,11 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static sqlite3 *db;
+/* The counter that names the index to its usage journal. */
+#define JOURNAL_COUNTER "usage journal"
+
 static char index_path[1200]; /* for the clean mark at close */
 
 static const char *schema =
@@ -340,12 +345,27 @@ static int open_checked(const char *path, bool trusted, char **msg)
     return -1;
 }
 
+/* The number the usage journal names its index by (usage_log.h): made once, at random, so that
+ * a journal beside another index (a new one, a copy) is never read as this one's. */
+static int journal_id(uint64_t *id)
+{
+    int64_t kept;
+    if (index_counter_get(JOURNAL_COUNTER, &kept) == 0) {
+        *id = (uint64_t)kept;
+        return 0;
+    }
+    if (getrandom(id, sizeof(*id), 0) != (ssize_t)sizeof(*id))
+        return -1;
+    return index_counter_set(JOURNAL_COUNTER, (int64_t)*id);
+}
+
 int index_open(const char *path, const struct index_loader *load, char *err, size_t errlen)
 {
     assert(persist_owns_index());
     struct partials p = {0};
     char *msg = NULL;
     bool trusted = left_clean(path);
+    uint64_t id;
     int rc, code;
 
     snprintf(index_path, sizeof(index_path), "%s", path);
@@ -364,7 +384,14 @@ int index_open(const char *path, const struct index_loader *load, char *err, siz
         rc = forget_partials(load, &p);
     if (rc == 0 && index_rows_open(path, trusted) < 0)
         msg = sqlite3_mprintf("cannot open a second connection"), rc = -1;
-    if (rc < 0)
+    bool said = false; /* err says it already */
+    if (rc == 0 && journal_id(&id) < 0)
+        msg = sqlite3_mprintf("cannot name its usage journal"), rc = -1;
+    if (rc == 0 && usage_log_open(path, id, err, errlen) < 0) {
+        index_rows_close();
+        rc = -1, said = true;
+    }
+    if (rc < 0 && !said)
         snprintf(err, errlen, "index %s: %s", path,
                  msg                   ? msg
                  : rc == INDEX_CORRUPT ? "integrity check failed"
@@ -399,6 +426,7 @@ void index_close(void)
 {
     assert(persist_owns_index());
     bool owed = index_check_owed(); /* a run stopped before its check: the next start checks */
+    usage_log_close();
     index_rows_close();
     forget_statements();
     if (db && sqlite3_close(db) == SQLITE_OK && index_path[0] && !owed)
@@ -408,6 +436,7 @@ void index_close(void)
 
 int index_mark_fetching(const char *key, const char *url, const char *source)
 {
+    usage_log_reset(key); /* its row replaced: a complete object's figures go with it */
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, source)"
                       " VALUES (?, ?, 'fetching', ?)",
                       "sss", key, url, source);
@@ -443,6 +472,7 @@ int index_set_synced(const char *key, int64_t synced)
 
 int index_mark_complete(const struct index_row *r)
 {
+    usage_log_reset(r->key); /* the row says its figures whole */
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
                       " sha256, created, ttl, last_use, usage, content_encoding, filename,"
                       " last_modified, etag, signed, stale_if_error, stale_while, pinned,"
@@ -458,6 +488,7 @@ int index_mark_complete(const struct index_row *r)
 
 int index_delete(const char *key)
 {
+    usage_log_reset(key);
     return exec_bound("DELETE FROM objects WHERE key=?", "s", key);
 }
 
@@ -473,18 +504,19 @@ int index_begin(void)
 int index_commit(void)
 {
     assert(persist_owns_index());
+    usage_log_flush(); /* the uses of this transaction: written whatever becomes of it */
     int rc = exec_bound("COMMIT", "");
     if (rc < 0 && !sqlite3_get_autocommit(db))
         exec_bound("ROLLBACK", "");
+    usage_log_compact_due();
     return rc;
 }
 
 int index_touch(const struct index_row *r)
 {
-    return exec_bound("UPDATE objects SET last_use=?, usage=?, ttl=?, pinned=?, keep_if_error=?,"
-                      " keep_while=? WHERE key=?",
-                      "iiiiiis", r->last_use, r->usage, r->ttl, (int64_t)r->pinned,
-                      r->keep_if_error, r->keep_while, r->key);
+    assert(persist_owns_index());
+    usage_log_use(r); /* not the row: usage_log.h says why */
+    return 0;
 }
 
 int index_counter_get(const char *name, int64_t *value)

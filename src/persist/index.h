@@ -6,6 +6,7 @@
  * persistence thread has stopped (store_close), the persistence thread (persist.h) in between;
  * the integrity check, the loading of the complete rows and index_find_row run on connections
  * of their own (index_rows.c).
+ * Beside it, the usage journal (usage_log.h) holds what hits change of a row.
  * WAL mode, synchronous=NORMAL: a crash loses at most the last commits, never consistency. A row
  * says 'fetching' while its file is being written and 'complete' only after the file was fsynced.
  * On start a 'fetching' row is trusted only as far as it says: the loader's `partial` callback
@@ -58,12 +59,14 @@ int index_set_synced(const char *key, int64_t synced);
 int index_mark_complete(const struct index_row *row);
 int index_delete(const char *key);
 
-/* Usage updates are batched inside one transaction. */
+/* Writes batched in one transaction; the commit writes the usage journal's buffered records
+ * first (usage_log.h). */
 int index_begin(void);
 int index_commit(void);
 /* What lookups change of a complete object: its use, its ttl (shortened), and its terms (the
  * pin and the stale windows: row.key, last_use, usage, ttl, pinned, keep_if_error and
- * keep_while used). */
+ * keep_while used). A record of the usage journal, not its row (usage_log.h says why): the
+ * loads read rows through the journal. A row written whole or deleted drops what it said. */
 int index_touch(const struct index_row *row);
 
 int index_counter_get(const char *name, int64_t *value);

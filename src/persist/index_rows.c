@@ -1,6 +1,7 @@
 /* The index's object rows read (index_rows.h): the complete ones while arca serves, in two halves
  * of the rowid range at once, and one by key for a lookup the load has not reached. */
 #include "persist/index_rows.h"
+#include "persist/usage_log.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -150,10 +151,12 @@ int index_find_row(const char *key, void (*each)(const struct index_row *row, vo
     sqlite3_bind_text(rows.find_stmt, 1, key, -1, SQLITE_STATIC);
     rc = sqlite3_step(rows.find_stmt);
     if (rc == SQLITE_ROW && index_row_read(rows.find_stmt, &row) && index_row_usable(&row, true)) {
-        if (strcmp(row.key, key) != 0) /* the key index points at another row: damaged */
+        if (strcmp(row.key, key) != 0) { /* the key index points at another row: damaged */
             rc = SQLITE_CORRUPT;
-        else
+        } else {
+            usage_log_apply(&row);
             each(&row, arg);
+        }
     }
     sqlite3_reset(rows.find_stmt);
     sqlite3_clear_bindings(rows.find_stmt);
@@ -183,8 +186,10 @@ static int load_range(sqlite3 *conn, struct half *h)
     sqlite3_bind_int64(stmt, 1, h->first);
     sqlite3_bind_int64(stmt, 2, h->last);
     while (!atomic_load(h->stop) && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
-        if (index_row_read(stmt, &row) && index_row_usable(&row, true))
+        if (index_row_read(stmt, &row) && index_row_usable(&row, true)) {
+            usage_log_apply(&row);
             h->row(&row, h->part, h->arg);
+        }
     if (atomic_load(h->stop))
         rc = SQLITE_DONE; /* arca stops: what was read is the caller's, no error */
     sqlite3_finalize(stmt);
@@ -270,6 +275,11 @@ int index_check_deferred(const atomic_bool *stop, char *err, size_t errlen)
         return 0; /* arca stops: still owed, the file is not marked clean */
     rows.check_later = false;
     return failed(code, err, errlen);
+}
+
+void index_rows_loaded(void)
+{
+    usage_log_loaded();
 }
 
 bool index_check_owed(void)

@@ -19,12 +19,17 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 
-/* Every complete row to `row`, from two threads at once (the halves of the rowid range, each on
+/* Every complete row to `row` (its use figures the usage journal's, usage_log.h), from two
+ * threads at once (the halves of the rowid range, each on
  * a connection of its own): the store's loader, while arca serves; `stop` is polled between
  * rows. 0; INDEX_CORRUPT (the caller keeps what it took, and index_distrust has the next start
  * move the index aside); -1 another failure. err filled on failure. */
 int index_load_rows(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
                     const atomic_bool *stop, char *err, size_t errlen);
+/* The load has ended (the caller serializes it with index_find_row: the store's lock): no row
+ * is read from here on, and the copy of the usage journal the rows were read through
+ * (usage_log.h) is dropped. */
+void index_rows_loaded(void);
 /* The check of a file index_open trusted unchecked (the loader, once the rows are in): 0 (or
  * nothing to check, or `stop` cut it short: still owed), INDEX_CORRUPT, or -1; err filled on
  * failure. */
@@ -32,7 +37,8 @@ int index_check_deferred(const atomic_bool *stop, char *err, size_t errlen);
 /* Whether that check is still owed: index_close then leaves the file unmarked, so that the next
  * start checks it before serving. */
 bool index_check_owed(void);
-/* The complete row of `key` to `each` (its strings valid during the call): 1 found, 0 none, -1
+/* The complete row of `key` to `each` (its strings valid during the call; its use figures the
+ * usage journal's): 1 found, 0 none, -1
  * the index could not say. Any thread, one at a time (the caller serializes: the store's lock),
  * between index_open and index_close. */
 int index_find_row(const char *key, void (*each)(const struct index_row *row, void *arg),

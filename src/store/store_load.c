@@ -218,6 +218,7 @@ static void end_loading(void)
     store_lock();
     st.loading = false;
     seen_free();
+    index_rows_loaded(); /* no lookup reads a row ahead from here on */
     store_unlock();
     pthread_mutex_lock(&ld.end_lock);
     ld.done = true;

@@ -207,18 +207,19 @@ static void run_touch(struct persist_job *job)
 }
 
 /* Objects a flush takes off the dirty list per hold of the lock: 20,000 in one hold stalled
- * every hit for 5-8 ms. */
-#define TOUCH_CHUNK 4096
+ * every hit for 5-8 ms, and each object is a few cache misses (its key, its links). */
+#define TOUCH_CHUNK 1024
 
-/* At most this many chunks a flush (16,384 rows every USAGE_FLUSH_MS): random hits over a
- * million objects dirtied 400,000 rows in 10 s, and writing them all took seconds of the
- * persistence thread's CPU and every page of the index, while hits fell from 30,000 to 13,000 a
- * second (p99 39 ms). Bounded, a flush costs a big store what it costs a small one; the dirty
- * list is in order of first use since an object's last flush (lookup.c), so an object waits
- * at most its place in the list divided by 16,384 flushes (a million objects dirty: 10
- * minutes), less as quiet seconds take more (store_flush_usage_quiet). A stop writes the whole
- * list; a crash loses what waited. */
-#define TOUCH_CHUNKS_MAX 4
+/* At most this many chunks a flush (16,384 objects every USAGE_FLUSH_MS). Each is a record of
+ * the usage journal (persist/usage_log.h), 64 bytes appended: when each was an UPDATE of its
+ * row, 16,384 of them cost the persistence thread 0.6 s of a core every 10 s and the hits' p99
+ * went from 0.2 to 3-11 ms meanwhile. The bound keeps a flush's holds of the lock and its
+ * journal's growth what a busy small store's are; the dirty list is in order of first use
+ * since an object's last flush (lookup.c), so an object waits at most its place in the list
+ * divided by 16,384 flushes (a million objects dirty: 10 minutes), less as quiet seconds
+ * take more (store_flush_usage_quiet). A stop writes the whole list; a crash loses what
+ * waited. */
+#define TOUCH_CHUNKS_MAX 16
 
 /* Lock held. The usage of objects used since the last flush, the first TOUCH_CHUNK complete ones
  * of the dirty list (*seen: how many), taken off it (a big table costs nothing here), or

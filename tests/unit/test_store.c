@@ -26,6 +26,7 @@
 #include "base/clock.h"
 #include "config/config.h"
 #include "persist/persist.h"
+#include "persist/usage_log.h"
 #include "store/object.h" /* url_key */
 #include "store/store.h"
 #include "store_fixture.h"
@@ -675,30 +676,46 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     store_set_stale(86400, 0); /* the defaults */
 }
 
-/* The index's total of objects' usage (its own connection: the store's is the persistence
- * thread's). */
-static int64_t index_usage(void)
+/* The usage a start would read for the complete row of `key` (NULL: the total of all): each
+ * row's, through the usage journal (usage_log.h), on a connection of its own (the store's is the
+ * persistence thread's). -1: no row. */
+static int64_t usage_read(const char *key)
 {
     char path[256];
     sqlite3 *db;
     sqlite3_stmt *stmt;
     int64_t total = -1;
     snprintf(path, sizeof(path), "%s/index.sqlite", dir);
+    struct usage_view *view = usage_view_open(path);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sum(usage) FROM objects", -1, &stmt, NULL),
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT key, usage FROM objects WHERE state='complete'"
+                                        " AND (?1 IS NULL OR key=?1)",
+                                        -1, &stmt, NULL),
                      SQLITE_OK);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        total = sqlite3_column_int64(stmt, 0);
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        struct index_row row = {.key = (const char *)sqlite3_column_text(stmt, 0),
+                                .usage = sqlite3_column_int64(stmt, 1)};
+        usage_view_apply(view, &row);
+        total = (total < 0 ? 0 : total) + row.usage;
+    }
     sqlite3_finalize(stmt);
     sqlite3_close(db);
+    usage_view_close(view);
     return total;
+}
+
+static int64_t index_usage(void)
+{
+    return usage_read(NULL);
 }
 
 /* A flush takes the dirty list a chunk per hold of the lock: every object used reaches the index,
  * past the first chunk too, and a flush with nothing used writes nothing. */
 static void every_use_reaches_the_index_chunk_after_chunk(void **state)
 {
-    enum { N = 4200 }; /* more than one chunk (4096) */
+    enum { N = 4200 }; /* more than one chunk (1024) */
     char url[64];
     (void)state;
     int dirs = key_dirs();
@@ -724,34 +741,21 @@ static void every_use_reaches_the_index_chunk_after_chunk(void **state)
     assert_int_equal(index_usage(), before + N);
 }
 
-/* One object's usage in the index (-1: no row). */
+/* One object's usage as a start would read it (-1: no row). */
 static int64_t row_usage(const char *url)
 {
-    char path[256], key[65];
-    sqlite3 *db;
-    sqlite3_stmt *stmt;
-    int64_t usage = -1;
+    char key[65];
     url_key(url, key);
-    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT usage FROM objects WHERE key=?", -1, &stmt, NULL),
-        SQLITE_OK);
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        usage = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return usage;
+    return usage_read(key);
 }
 
-/* Issue 70: a flush writes 16,384 rows at most (a million objects used at random made every
- * flush rewrite the whole index), in the order objects were first used since their last flush:
- * one used again and again keeps its place and is written in the first flush, not starved at
+/* Issue 70: a flush writes 16,384 objects' uses at most (a million objects used at random made
+ * every flush rewrite the whole index), in the order objects were first used since their last
+ * flush: one used again and again keeps its place and is written in the first flush, not starved at
  * the list's tail; the rest follow in a quiet second (or the next flushes, or a stop's loop). */
 static void a_flush_is_bounded_and_reaches_every_object_in_turn(void **state)
 {
-    enum { BOUND = 4 * 4096, N = BOUND + 300 };
+    enum { BOUND = 16 * 1024, N = BOUND + 300 };
     char url[64];
     (void)state;
     for (int i = 0; i < N; i++) {
