@@ -434,9 +434,19 @@ void index_close(void)
     db = NULL;
 }
 
+/* A reset record (usage_log.h) before a statement that writes `key`'s row whole or deletes it,
+ * on disk before that statement commits: index_commit writes the buffer first, and a statement
+ * outside a transaction commits at once, so its reset is written now. */
+static void reset_usage(const char *key)
+{
+    usage_log_reset(key);
+    if (sqlite3_get_autocommit(db))
+        usage_log_flush();
+}
+
 int index_mark_fetching(const char *key, const char *url, const char *source)
 {
-    usage_log_reset(key); /* its row replaced: a complete object's figures go with it */
+    reset_usage(key); /* its row replaced: a complete object's figures go with it */
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, source)"
                       " VALUES (?, ?, 'fetching', ?)",
                       "sss", key, url, source);
@@ -472,7 +482,7 @@ int index_set_synced(const char *key, int64_t synced)
 
 int index_mark_complete(const struct index_row *r)
 {
-    usage_log_reset(r->key); /* the row says its figures whole */
+    reset_usage(r->key); /* the row says its figures whole */
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
                       " sha256, created, ttl, last_use, usage, content_encoding, filename,"
                       " last_modified, etag, signed, stale_if_error, stale_while, pinned,"
@@ -488,7 +498,7 @@ int index_mark_complete(const struct index_row *r)
 
 int index_delete(const char *key)
 {
-    usage_log_reset(key);
+    reset_usage(key);
     return exec_bound("DELETE FROM objects WHERE key=?", "s", key);
 }
 

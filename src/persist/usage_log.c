@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SUFFIX "-usage"
@@ -20,26 +21,33 @@
 
 enum { KIND_USE = 0x55, KIND_RESET = 0xAA }; /* anything else (zeros after a power cut): none */
 
+/* A use names the version of the object it counts: its row's creation time and the first bytes
+ * of its SHA-256. A start lays it over that row alone, so that a reset lost to a power cut (the
+ * journal is not fsynced, and the index's rows reach the disk at their own checkpoints) never
+ * gives a renewed or downloaded-again object an older one's pin or ttl. */
 struct record {
     uint8_t key[32];
-    int64_t last_use, usage;
-    int32_t ttl, keep_if_error, keep_while;
+    uint8_t digest[8];
+    uint32_t created, last_use;
+    int64_t usage;
+    uint32_t ttl;
+    int32_t keep_if_error, keep_while;
     uint8_t kind, pinned;
     uint8_t pad[2];
 };
-_Static_assert(sizeof(struct record) == 64, "records are 64 bytes");
+_Static_assert(sizeof(struct record) == 72, "records are 72 bytes");
 
 struct header {
     char magic[16];
     uint64_t sorted;   /* records in the run after the header */
-    uint64_t index_id; /* the index it belongs to (its counter \"usage journal\") */
+    uint64_t index_id; /* the index it belongs to (its counter "usage journal") */
     uint8_t pad[32];
 };
-_Static_assert(sizeof(struct header) == sizeof(struct record), "the header is a record's size");
+_Static_assert(sizeof(struct header) % 8 == 0, "records stay aligned after the header");
 
-/* Records written at once: 64 KiB. */
+/* Records written at once: 72 KiB. */
 #define BUFFERED 1024
-/* No compaction below this many appended records (4 MiB): a small store's journal stays as it is
+/* No compaction below this many appended records (4.5 MiB): a small store's journal stays as it is
  * for a long time, and costs a start a few milliseconds at most. */
 #define COMPACT_MIN 65536
 
@@ -60,7 +68,7 @@ static struct {
     size_t sorted, appended, compact_at;
     struct record buf[BUFFERED];
     size_t buffered;
-    bool write_failed; /* said once */
+    time_t lost_at; /* a write failed then: the file went, another is tried a minute on */
     uint64_t index_id;
     struct usage_view *loading; /* the file at open, for usage_log_apply */
 } ul = {.fd = -1};
@@ -103,6 +111,8 @@ void usage_view_close(struct usage_view *v)
 static bool index_tail(struct usage_view *v)
 {
     size_t size = 16;
+    if (v->tail_n >= UINT32_MAX / 4)
+        return false; /* slots hold 32-bit places: 77 GB of records, never written so far */
     while (size < v->tail_n * 4)
         size *= 2;
     if (!(v->slots = calloc(size, sizeof(*v->slots))))
@@ -227,8 +237,9 @@ void usage_view_apply(const struct usage_view *v, struct index_row *row)
     const struct record *r = find_appended(v, key);
     if (!r)
         r = find_sorted(v, key);
-    if (!r || r->kind != KIND_USE)
-        return;
+    if (!r || r->kind != KIND_USE || (int64_t)r->created != row->created || !row->digest ||
+        memcmp(r->digest, row->digest, sizeof(r->digest)) != 0)
+        return; /* none, a reset, or another version's */
     row->last_use = r->last_use;
     row->usage = r->usage;
     row->ttl = r->ttl;
@@ -270,22 +281,63 @@ static void compact_at_next(void)
     ul.compact_at = ul.sorted / 2 > COMPACT_MIN ? ul.sorted / 2 : COMPACT_MIN;
 }
 
+static int write_header(int fd, size_t sorted)
+{
+    struct header h = {.sorted = sorted, .index_id = ul.index_id};
+    memcpy(h.magic, MAGIC, sizeof(MAGIC));
+    return write_all(fd, &h, sizeof(h));
+}
+
+/* A write failed (a full disk, an I/O error): the file goes, so that no start reads the uses
+ * before a reset that is not there; the rows' figures stand. Another file is tried a minute on. */
+static void lose(int err)
+{
+    log_error("usage journal %s: %s: removed (the objects' figures since their rows were written "
+              "are lost; their rows' stand)",
+              ul.path, strerror(err));
+    if (unlink(ul.path) < 0) { /* then another index's header: no new block needed */
+        int fd = open(ul.path, O_WRONLY | O_CLOEXEC);
+        static const struct header none;
+        if (fd >= 0 && pwrite(fd, &none, sizeof(none), 0) < 0)
+            log_error("usage journal %s: cannot be disowned either: %s", ul.path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    close(ul.fd);
+    ul.fd = -1;
+    ul.sorted = ul.appended = 0;
+    ul.lost_at = time(NULL);
+}
+
+/* A minute after a loss: a new, empty journal in its place. */
+static void try_again(void)
+{
+    if (time(NULL) < ul.lost_at + 60)
+        return;
+    ul.lost_at = time(NULL);
+    int fd = open(ul.path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0 && write_header(fd, 0) < 0) {
+        close(fd);
+        unlink(ul.path);
+        fd = -1;
+    }
+    if (fd < 0)
+        return;
+    ul.fd = fd;
+    ul.lost_at = 0;
+    compact_at_next();
+    log_info("usage journal %s: started again", ul.path);
+}
+
 void usage_log_flush(void)
 {
-    if (ul.buffered == 0 || ul.fd < 0)
-        return;
-    if (write_all(ul.fd, ul.buf, ul.buffered * sizeof(*ul.buf)) < 0) {
-        if (!ul.write_failed)
-            log_error("usage journal %s: %s: the last uses of some objects are lost (said once)",
-                      ul.path, strerror(errno));
-        ul.write_failed = true;
-        /* a short write leaves part of a record: cut it, the next ones stay aligned */
-        if (ftruncate(ul.fd, (off_t)(sizeof(struct header) +
-                                     (ul.sorted + ul.appended) * sizeof(struct record))) < 0) {
-            /* nothing more to do here: the next open cuts the torn record off */
-        }
-    } else {
-        ul.appended += ul.buffered;
+    if (ul.fd < 0 && ul.lost_at)
+        try_again();
+    if (ul.fd >= 0 && ul.buffered > 0) {
+        if (write_all(ul.fd, ul.buf, ul.buffered * sizeof(*ul.buf)) < 0)
+            lose(errno);
+        else
+            ul.appended += ul.buffered;
     }
     ul.buffered = 0;
 }
@@ -299,17 +351,24 @@ static struct record *next_record(void)
     return r;
 }
 
+static uint32_t clamp32(int64_t v)
+{
+    return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
 void usage_log_use(const struct index_row *row)
 {
     uint8_t key[32];
-    if (ul.fd < 0 || parse_sha256_hex(row->key, key) < 0)
-        return;
+    if (ul.fd < 0 || parse_sha256_hex(row->key, key) < 0 || !row->digest)
+        return; /* no journal (lost until a flush starts another), or nothing to name it by */
     struct record *r = next_record();
     memcpy(r->key, key, 32);
+    memcpy(r->digest, row->digest, sizeof(r->digest));
     r->kind = KIND_USE;
-    r->last_use = row->last_use;
+    r->created = clamp32(row->created);
+    r->last_use = clamp32(row->last_use);
     r->usage = row->usage;
-    r->ttl = (int32_t)(row->ttl > INT32_MAX ? INT32_MAX : row->ttl);
+    r->ttl = clamp32(row->ttl);
     r->pinned = row->pinned;
     r->keep_if_error = (int32_t)row->keep_if_error;
     r->keep_while = (int32_t)row->keep_while;
@@ -319,22 +378,30 @@ void usage_log_reset(const char *key)
 {
     uint8_t bytes[32];
     if (ul.fd < 0 || !key || parse_sha256_hex(key, bytes) < 0)
-        return; /* a row without a usable key never has a use recorded */
+        return; /* no journal (no use of it to undo), or a key no use was recorded under */
     struct record *r = next_record();
     memcpy(r->key, bytes, 32);
     r->kind = KIND_RESET;
-    usage_log_flush();
 }
 
 /* --- compaction ----------------------------------------------------------------------------- */
 
-/* The appended records in key order, the later of two with one key after the earlier. */
-static int by_key_then_place(const void *a, const void *b)
+/* An appended record as the compaction sorts it: by its key's first 8 bytes, read once (the
+ * records themselves are spread over tens of MB: comparing them made each comparison a cache
+ * miss), then its whole key, then its place. */
+struct sorted_at {
+    uint64_t prefix;
+    size_t at;
+};
+
+static int by_key_then_place(const void *a, const void *b, void *arg)
 {
-    const struct record *x = *(const struct record *const *)a,
-                        *y = *(const struct record *const *)b;
-    int c = memcmp(x->key, y->key, 32);
-    return c ? c : (x < y ? -1 : x > y);
+    const struct sorted_at *x = a, *y = b;
+    const struct record *tail = arg;
+    if (x->prefix != y->prefix)
+        return x->prefix < y->prefix ? -1 : 1;
+    int c = memcmp(tail[x->at].key, tail[y->at].key, 32);
+    return c ? c : (x->at < y->at ? -1 : x->at > y->at);
 }
 
 struct out {
@@ -371,68 +438,83 @@ static void merge(const struct usage_view *v, const struct record **last, size_t
     }
 }
 
-/* The appended records sorted, the last one of each key kept: how many are left in `last`. */
-static size_t last_of_each_key(const struct usage_view *v, const struct record **last)
+/* The appended records sorted, the last one of each key kept in `last`: how many, or -1 out of
+ * memory. */
+static ssize_t last_of_each_key(const struct usage_view *v, const struct record **last)
 {
     size_t n = 0, kept = 0;
+    struct sorted_at *order = malloc((v->tail_n ? v->tail_n : 1) * sizeof(*order));
+    if (!order)
+        return -1;
     for (size_t i = 0; i < v->tail_n; i++)
         if (valid(&v->tail[i]))
-            last[n++] = &v->tail[i];
-    qsort(last, n, sizeof(*last), by_key_then_place);
+            order[n++] = (struct sorted_at){key_prefix(v->tail[i].key), i};
+    qsort_r(order, n, sizeof(*order), by_key_then_place, (void *)v->tail);
     for (size_t i = 0; i < n; i++) {
-        if (kept && !memcmp(last[kept - 1]->key, last[i]->key, 32))
+        const struct record *r = &v->tail[order[i].at];
+        if (kept && !memcmp(last[kept - 1]->key, r->key, 32))
             kept--;
-        last[kept++] = last[i];
+        last[kept++] = r;
     }
-    return kept;
+    free(order);
+    return (ssize_t)kept;
 }
 
-/* The new file beside the old one, then renamed over it: a crash leaves one or the other whole. */
+/* The new file beside the old one, renamed over it: a crash leaves one or the other. Not
+ * fsynced (a power cut may leave the new one empty: its figures lost, the rows' standing, never
+ * wrong ones). Its descriptor, open for appends, is the one kept: the file renamed is the file
+ * written to. 0, or an errno. */
 static int write_compacted(const struct usage_view *v, const struct record **last, size_t n,
-                           size_t *written)
+                           size_t *written, int *fd)
 {
     char tmp[1320];
     struct header h = {.index_id = ul.index_id};
+    int err = 0;
     memcpy(h.magic, MAGIC, sizeof(MAGIC));
     snprintf(tmp, sizeof(tmp), "%s.new", ul.path);
     struct out *o = calloc(1, sizeof(*o));
     if (!o)
-        return -1;
-    o->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = o->fd < 0 || write_all(o->fd, &h, sizeof(h)) < 0 ? -1 : 0;
-    if (rc == 0) {
+        return ENOMEM;
+    o->fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o->fd < 0 || write_all(o->fd, &h, sizeof(h)) < 0)
+        err = errno;
+    if (!err) {
         merge(v, last, n, o);
         h.sorted = o->written; /* known once written: the header last */
-        rc = o->failed || write_all(o->fd, o->buf, o->n * sizeof(*o->buf)) < 0 ||
-                     pwrite(o->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || fdatasync(o->fd) < 0
-                 ? -1
-                 : 0;
+        if (o->failed || write_all(o->fd, o->buf, o->n * sizeof(*o->buf)) < 0 ||
+            pwrite(o->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+            fcntl(o->fd, F_SETFL, O_APPEND) < 0 || rename(tmp, ul.path) < 0)
+            err = errno ? errno : EIO;
     }
-    if (o->fd >= 0)
-        close(o->fd);
-    if (rc == 0)
-        rc = rename(tmp, ul.path);
-    if (rc < 0)
+    if (err) {
+        if (o->fd >= 0)
+            close(o->fd);
         unlink(tmp);
-    *written = o->written;
+    } else {
+        *fd = o->fd;
+        *written = o->written;
+    }
     free(o);
-    return rc;
+    return err;
 }
 
+/* 0, or an errno (the old file kept). */
 static int compact(void)
 {
     size_t written = 0;
-    int rc = -1;
+    int fd = -1, err = ENOMEM;
     usage_log_flush();
+    if (ul.fd < 0)
+        return EIO; /* the flush lost it */
     struct usage_view *v = view_map(ul.fd, ul.sorted, ul.appended, false);
     const struct record **last = v ? malloc((v->tail_n ? v->tail_n : 1) * sizeof(*last)) : NULL;
-    if (last)
-        rc = write_compacted(v, last, last_of_each_key(v, last), &written);
+    ssize_t n = last ? last_of_each_key(v, last) : -1;
+    if (n >= 0)
+        err = write_compacted(v, last, (size_t)n, &written, &fd);
     free(last);
     usage_view_close(v);
-    int fd = rc == 0 ? open(ul.path, O_RDWR | O_APPEND | O_CLOEXEC) : -1;
-    if (fd < 0)
-        return -1; /* the old file, or (renamed over) the new one, reopened at the next start */
+    if (err)
+        return err;
     close(ul.fd);
     ul.fd = fd;
     ul.sorted = written;
@@ -444,9 +526,10 @@ void usage_log_compact_due(void)
 {
     if (ul.fd < 0 || ul.appended + ul.buffered < ul.compact_at)
         return;
-    if (compact() < 0) {
+    int err = compact();
+    if (err) {
         log_error("usage journal %s: cannot compact it: %s (tried again when it has doubled)",
-                  ul.path, strerror(errno));
+                  ul.path, strerror(err));
         ul.compact_at = 2 * (ul.appended + ul.buffered);
         return;
     }
@@ -458,10 +541,8 @@ void usage_log_compact_due(void)
 /* An empty journal of the index in place of another one's, a damaged one, or none. */
 static int start_afresh(int fd)
 {
-    struct header h = {.index_id = ul.index_id};
-    memcpy(h.magic, MAGIC, sizeof(MAGIC));
     ul.sorted = ul.appended = 0;
-    return ftruncate(fd, 0) < 0 || write_all(fd, &h, sizeof(h)) < 0 ? -1 : 0;
+    return ftruncate(fd, 0) < 0 || write_header(fd, 0) < 0 ? -1 : 0;
 }
 
 /* The file's records counted (a torn last one cut off: a crash in a write), or started afresh
@@ -470,10 +551,11 @@ static int take_up(int fd, size_t size)
 {
     size_t sorted;
     uint64_t id;
-    if (read_header(fd, size, &sorted, &id) < 0 || id != ul.index_id) {
+    bool ours = read_header(fd, size, &sorted, &id) == 0;
+    if (!ours || id != ul.index_id) {
         if (size > sizeof(struct header))
             log_error("usage journal %s: %s: started afresh (the index's figures stand)", ul.path,
-                      id != ul.index_id ? "another index's" : "damaged");
+                      ours ? "another index's" : "damaged");
         return start_afresh(fd);
     }
     size_t whole = whole_records(size);
@@ -502,7 +584,7 @@ int usage_log_open(const char *index_path, uint64_t index_id, char *err, size_t 
                   ul.path);
     ul.fd = fd;
     ul.buffered = 0;
-    ul.write_failed = false;
+    ul.lost_at = 0;
     compact_at_next();
     return 0;
 }

@@ -3,26 +3,32 @@
  * than in its row: its last use, its use count, its ttl (a request may shorten it), its pin and
  * its stale windows. An UPDATE of a random row cost 35-40 µs (pages of the index read, then
  * written through the WAL): a usage flush of 16,384 rows took 0.6 s of a core every 10 s, and
- * the hits' p99 rose from 0.2 ms to 3-11 ms in the seconds it ran. A record here is 64 bytes
+ * the hits' p99 rose from 0.2 ms to 3-11 ms in the seconds it ran. A record here is 72 bytes
  * appended.
  *
  * The file (the index's path + "-usage"): a header, a run of records sorted by key (one a key,
  * written by a compaction), then records in the order the index was written. A key's last
  * record says what its row's figures are: a use (the record's stand over the row's), or a reset
- * (the row was written whole or deleted since: the row's stand). Records of keys without a
- * complete row are never applied; a compaction drops the keys whose last record is a reset.
+ * (the row was written whole or deleted since: the row's stand). A use names the version it
+ * counted (its row's creation time and the first 8 bytes of its SHA-256) and is laid over that
+ * version's row alone. Records of keys without a complete row are never applied; a compaction
+ * drops the keys whose last record is a reset.
  *
  * Contract:
  * - The writer's calls (usage_log_use, usage_log_reset, usage_log_flush, usage_log_compact_due)
  *   are the index's: one thread at a time (index.h), between usage_log_open and usage_log_close.
- * - A reset is written before its row's statement: a crash between the two leaves the row as
- *   it was, with the figures it was last written with (uses since are lost, as uses not yet
- *   flushed are). Uses are buffered until usage_log_flush (index_commit, before its COMMIT).
+ * - A reset is written before its row's statement commits: a crash between the two leaves the
+ *   row as it was, with the figures it was last written with (uses since are lost, as uses not
+ *   yet flushed are). Records are buffered until usage_log_flush (index_commit, before its
+ *   COMMIT; a statement outside a transaction, at once).
  * - usage_log_apply reads the file as it was at open, from any thread, until usage_log_loaded
  *   (the load has ended: no row is read after it); the writer never changes what it reads (a
  *   compaction writes a new file and renames it over the old one).
  * - A damaged file (not ours, a run that overlaps its end) is said in the log and started
  *   afresh: the rows' own figures stand. A torn last record (a crash in a write) is cut off.
+ *   A write that fails removes the file (the rows' figures stand: no use is read without the
+ *   reset that followed it), and another is started a minute on. Nothing is fsynced but at a
+ *   close: a power cut may lose figures, never lay an older version's over a row.
  */
 #ifndef ARCA_USAGE_LOG_H
 #define ARCA_USAGE_LOG_H
@@ -40,10 +46,11 @@ int usage_log_open(const char *index_path, uint64_t index_id, char *err, size_t 
 /* Writes what is buffered and closes (the load's copy too). */
 void usage_log_close(void);
 
-/* A complete object's figures (row.key, last_use, usage, ttl, pinned, keep_if_error and
- * keep_while), buffered. */
+/* A complete object's figures (row.key, digest, created, last_use, usage, ttl, pinned,
+ * keep_if_error and keep_while), buffered. */
 void usage_log_use(const struct index_row *row);
-/* The row of `key` (64 hex digits) is about to be written whole, or deleted: written at once. */
+/* The row of `key` (64 hex digits) is about to be written whole, or deleted: buffered, to be
+ * flushed before that statement commits (index.c: at once for a statement on its own). */
 void usage_log_reset(const char *key);
 /* What is buffered, to the file. */
 void usage_log_flush(void);

@@ -309,6 +309,7 @@ void store_load_start(void)
     ld.read_ahead = 0;
     ld.done = !st.loading; /* main alone still: no lookup yet */
     if (ld.done) {
+        index_rows_loaded(); /* nothing to read through the journal */
         log_loaded(0);
         sweep_orphans();
         return;

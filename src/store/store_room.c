@@ -173,7 +173,8 @@ int room_make(int64_t bytes)
 
 struct touch {
     char key[65];
-    int64_t last_use, usage, ttl;
+    uint8_t digest[32]; /* with `created`, the version the journal's record names */
+    int64_t created, last_use, usage, ttl;
     /* a later lookup's terms may have pinned or unpinned it, or changed its windows */
     int32_t keep_if_error, keep_while;
     bool pinned;
@@ -193,6 +194,8 @@ static void run_touch(struct persist_job *job)
     for (size_t i = 0; i < t->n; i++) {
         const struct touch *e = &t->batch[i];
         struct index_row row = {.key = e->key,
+                                .digest = e->digest,
+                                .created = e->created,
                                 .last_use = e->last_use,
                                 .usage = e->usage,
                                 .ttl = e->ttl,
@@ -211,7 +214,7 @@ static void run_touch(struct persist_job *job)
 #define TOUCH_CHUNK 1024
 
 /* At most this many chunks a flush (16,384 objects every USAGE_FLUSH_MS). Each is a record of
- * the usage journal (persist/usage_log.h), 64 bytes appended: when each was an UPDATE of its
+ * the usage journal (persist/usage_log.h), 72 bytes appended: when each was an UPDATE of its
  * row, 16,384 of them cost the persistence thread 0.6 s of a core every 10 s and the hits' p99
  * went from 0.2 to 3-11 ms meanwhile. The bound keeps a flush's holds of the lock and its
  * journal's growth what a busy small store's are; the dirty list is in order of first use
@@ -249,6 +252,8 @@ static struct touch_job *collect_touches(size_t *seen)
         }
         struct touch *e = &t->batch[t->n++];
         object_key(o, e->key);
+        memcpy(e->digest, o->digest, sizeof(e->digest));
+        e->created = o->created;
         e->last_use = o->last_use;
         e->usage = o->usage;
         e->ttl = o->ttl;

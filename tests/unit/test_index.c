@@ -83,11 +83,16 @@ static int open_with(struct seen *s)
     return rc < 0 ? rc : index_load_rows(on_row, s, &stop, err, sizeof(err));
 }
 
-/* The usage flush's update of key ...06 (index_touch). */
+/* The usage flush's word on key ...06 (index_touch), naming the version the rows here are (made
+ * at 1000, digest 0xab...). */
 static int touch(int64_t last_use, int64_t usage, bool pinned, int64_t keep_if_error)
 {
+    static uint8_t digest[32];
+    memset(digest, 0xab, sizeof(digest));
     struct index_row row = {.key =
                                 "0000000000000000000000000000000000000000000000000000000000000006",
+                            .digest = digest,
+                            .created = 1000,
                             .last_use = last_use,
                             .usage = usage,
                             .ttl = 3600,

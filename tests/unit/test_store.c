@@ -689,14 +689,17 @@ static int64_t usage_read(const char *key)
     struct usage_view *view = usage_view_open(path);
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT key, usage FROM objects WHERE state='complete'"
+                                        "SELECT key, usage, created, sha256 FROM objects"
+                                        " WHERE state='complete'"
                                         " AND (?1 IS NULL OR key=?1)",
                                         -1, &stmt, NULL),
                      SQLITE_OK);
     sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         struct index_row row = {.key = (const char *)sqlite3_column_text(stmt, 0),
-                                .usage = sqlite3_column_int64(stmt, 1)};
+                                .usage = sqlite3_column_int64(stmt, 1),
+                                .created = sqlite3_column_int64(stmt, 2),
+                                .digest = sqlite3_column_blob(stmt, 3)};
         usage_view_apply(view, &row);
         total = (total < 0 ? 0 : total) + row.usage;
     }

@@ -73,14 +73,16 @@ static struct seen start(const char *key)
     return s;
 }
 
+static const uint8_t digest[32] = {7};
+
 static void complete(const char *key, int64_t usage)
 {
-    static const uint8_t digest[32] = {7};
     struct index_row row = {.key = key,
                             .url = "http://h/x",
                             .headers = {"", "", "", "", "", ""},
                             .length = 1,
                             .digest = digest,
+                            .created = 50,
                             .ttl = 3600,
                             .usage = usage,
                             .last_use = 100,
@@ -93,6 +95,8 @@ static void complete(const char *key, int64_t usage)
 static void touch(const char *key, int64_t usage, bool pinned)
 {
     struct index_row row = {.key = key,
+                            .digest = digest,
+                            .created = 50,
                             .last_use = 1000 + usage,
                             .usage = usage,
                             .ttl = 3600,
@@ -237,7 +241,8 @@ static void a_compaction_keeps_the_last_use_of_each_key(void **state)
     for (int round = 1; round <= 2; round++) { /* 80,000 records: a compaction at the commit */
         for (unsigned i = 0; i < KEYS; i++) {
             spread_key(i, key);
-            struct index_row row = {.key = key, .usage = round * 1000 + i, .last_use = 1};
+            struct index_row row = {
+                .key = key, .digest = digest, .created = 50, .usage = round * 1000 + i};
             index_touch(&row);
         }
     }
@@ -252,7 +257,7 @@ static void a_compaction_keeps_the_last_use_of_each_key(void **state)
     assert_non_null(view);
     for (unsigned i = 0; i < KEYS; i++) {
         spread_key(i, key);
-        struct index_row row = {.key = key, .usage = -1};
+        struct index_row row = {.key = key, .digest = digest, .created = 50, .usage = -1};
         usage_view_apply(view, &row);
         assert_int_equal(row.usage, 2000 + i);
     }
@@ -267,9 +272,39 @@ static void a_compaction_keeps_the_last_use_of_each_key(void **state)
     assert_true(a.pinned);
 }
 
+/* A row of another version of the object than the uses name (a renewal or a new download whose
+ * row reached the disk while the reset before it was lost to a power cut: the journal is not
+ * fsynced) keeps its own figures: the uses name the version they counted. */
+static void uses_of_another_version_are_not_laid_over_a_row(void **state)
+{
+    sqlite3 *db;
+    (void)state;
+    afresh();
+    open_index();
+    complete(A, 0);
+    touch(A, 12, true);
+    index_close();
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE objects SET created=51, usage=2", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    struct seen s = start(A);
+    index_close();
+    assert_int_equal(s.usage, 2);
+    assert_false(s.pinned);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK); /* the same version, another digest */
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE objects SET created=50, sha256=zeroblob(32)", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    s = start(A);
+    index_close();
+    assert_int_equal(s.usage, 2);
+}
+
 static void append_junk(size_t n)
 {
-    char junk[64];
+    char junk[72];
     memset(junk, 0x55, sizeof(junk));
     int fd = open(journal, O_WRONLY | O_APPEND);
     assert_true(fd >= 0);
@@ -337,6 +372,7 @@ int main(void)
         cmocka_unit_test(a_lookup_ahead_of_the_load_reads_the_journal_too),
         cmocka_unit_test(a_row_written_again_or_deleted_drops_the_uses_before_it),
         cmocka_unit_test(a_compaction_keeps_the_last_use_of_each_key),
+        cmocka_unit_test(uses_of_another_version_are_not_laid_over_a_row),
         cmocka_unit_test(a_torn_record_is_cut_off),
         cmocka_unit_test(another_index_journal_is_not_read),
     };
