@@ -186,10 +186,8 @@ static int load_range(sqlite3 *conn, struct half *h)
     sqlite3_bind_int64(stmt, 1, h->first);
     sqlite3_bind_int64(stmt, 2, h->last);
     while (!atomic_load(h->stop) && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
-        if (index_row_read(stmt, &row) && index_row_usable(&row, true)) {
-            usage_log_apply(&row);
+        if (index_row_read(stmt, &row) && index_row_usable(&row, true))
             h->row(&row, h->part, h->arg);
-        }
     if (atomic_load(h->stop))
         rc = SQLITE_DONE; /* arca stops: what was read is the caller's, no error */
     sqlite3_finalize(stmt);

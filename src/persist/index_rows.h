@@ -19,8 +19,8 @@
 #include <sqlite3.h>
 #include <stdbool.h>
 
-/* Every complete row to `row` (its use figures the usage journal's, usage_log.h), from two
- * threads at once (the halves of the rowid range, each on
+/* Every complete row to `row` (its own use figures: the loader merges the usage journal's,
+ * usage_log_cursor), from two threads at once (the halves of the rowid range, each on
  * a connection of its own): the store's loader, while arca serves; `stop` is polled between
  * rows. 0; INDEX_CORRUPT (the caller keeps what it took, and index_distrust has the next start
  * move the index aside); -1 another failure. err filled on failure. */

@@ -229,23 +229,122 @@ static const struct record *find_sorted(const struct usage_view *v, const uint8_
     return NULL;
 }
 
-void usage_view_apply(const struct usage_view *v, struct index_row *row)
+/* `r`'s figures over `row`, when it is a use of the version `row` is (its created, its digest). */
+static bool lay(const struct record *r, struct index_row *row)
 {
-    uint8_t key[32];
-    if (!v || !v->map || !row->key || parse_sha256_hex(row->key, key) < 0)
-        return;
-    const struct record *r = find_appended(v, key);
-    if (!r)
-        r = find_sorted(v, key);
     if (!r || r->kind != KIND_USE || (int64_t)r->created != row->created || !row->digest ||
         memcmp(r->digest, row->digest, sizeof(r->digest)) != 0)
-        return; /* none, a reset, or another version's */
+        return false; /* none, a reset, or another version's */
     row->last_use = r->last_use;
     row->usage = r->usage;
     row->ttl = r->ttl;
     row->pinned = r->pinned != 0;
     row->keep_if_error = r->keep_if_error;
     row->keep_while = r->keep_while;
+    return true;
+}
+
+void usage_view_apply(const struct usage_view *v, struct index_row *row)
+{
+    uint8_t key[32];
+    if (!v || !v->map || !row->key || parse_sha256_hex(row->key, key) < 0)
+        return;
+    const struct record *r = find_appended(v, key);
+    lay(r ? r : find_sorted(v, key), row);
+}
+
+/* An appended record as a compaction or a load's merge sorts it: by its key's first 8 bytes, read
+ * once (the records themselves are spread over tens of MB: comparing them made each comparison a
+ * cache miss), then its whole key, then its place. */
+struct sorted_at {
+    uint64_t prefix;
+    size_t at;
+};
+
+static int by_key_then_place(const void *a, const void *b, void *arg)
+{
+    const struct sorted_at *x = a, *y = b;
+    const struct record *tail = arg;
+    if (x->prefix != y->prefix)
+        return x->prefix < y->prefix ? -1 : 1;
+    int c = memcmp(tail[x->at].key, tail[y->at].key, 32);
+    return c ? c : (x->at < y->at ? -1 : x->at > y->at);
+}
+
+/* The appended records sorted, the last one of each key kept in `last`: how many, or -1 out of
+ * memory. */
+static ssize_t last_of_each_key(const struct usage_view *v, const struct record **last)
+{
+    size_t n = 0, kept = 0;
+    struct sorted_at *order = malloc((v->tail_n ? v->tail_n : 1) * sizeof(*order));
+    if (!order)
+        return -1;
+    for (size_t i = 0; i < v->tail_n; i++)
+        if (valid(&v->tail[i]))
+            order[n++] = (struct sorted_at){key_prefix(v->tail[i].key), i};
+    qsort_r(order, n, sizeof(*order), by_key_then_place, (void *)v->tail);
+    for (size_t i = 0; i < n; i++) {
+        const struct record *r = &v->tail[order[i].at];
+        if (kept && !memcmp(last[kept - 1]->key, r->key, 32))
+            kept--;
+        last[kept++] = r;
+    }
+    free(order);
+    return (ssize_t)kept;
+}
+
+struct usage_cursor {
+    const struct usage_view *v;
+    const struct record **tail; /* the appended records' last one a key, in key order */
+    size_t tail_n, i, j;        /* the next record of the run, of the tail */
+};
+
+struct usage_cursor *usage_log_cursor(void)
+{
+    const struct usage_view *v = ul.loading;
+    struct usage_cursor *c = v && v->map ? calloc(1, sizeof(*c)) : NULL;
+    if (!c)
+        return NULL;
+    c->v = v;
+    ssize_t n = -1;
+    if ((c->tail = malloc((v->tail_n ? v->tail_n : 1) * sizeof(*c->tail))))
+        n = last_of_each_key(v, c->tail);
+    if (n < 0) {
+        usage_cursor_close(c);
+        return NULL;
+    }
+    c->tail_n = (size_t)n;
+    return c;
+}
+
+bool usage_cursor_near(struct usage_cursor *c, uint64_t prefix)
+{
+    const struct usage_view *v = c->v;
+    while (c->i < v->run_n && key_prefix(v->run[c->i].key) < prefix)
+        c->i++;
+    while (c->j < c->tail_n && key_prefix(c->tail[c->j]->key) < prefix)
+        c->j++;
+    return (c->i < v->run_n && key_prefix(v->run[c->i].key) == prefix) ||
+           (c->j < c->tail_n && key_prefix(c->tail[c->j]->key) == prefix);
+}
+
+bool usage_cursor_apply(struct usage_cursor *c, const uint8_t key[32], struct index_row *row)
+{
+    const struct usage_view *v = c->v;
+    while (c->i < v->run_n && memcmp(v->run[c->i].key, key, 32) < 0)
+        c->i++;
+    while (c->j < c->tail_n && memcmp(c->tail[c->j]->key, key, 32) < 0)
+        c->j++;
+    if (c->j < c->tail_n && !memcmp(c->tail[c->j]->key, key, 32))
+        return lay(c->tail[c->j], row); /* the later word */
+    return c->i < v->run_n && !memcmp(v->run[c->i].key, key, 32) && lay(&v->run[c->i], row);
+}
+
+void usage_cursor_close(struct usage_cursor *c)
+{
+    if (c)
+        free(c->tail);
+    free(c);
 }
 
 void usage_log_apply(struct index_row *row)
@@ -386,24 +485,6 @@ void usage_log_reset(const char *key)
 
 /* --- compaction ----------------------------------------------------------------------------- */
 
-/* An appended record as the compaction sorts it: by its key's first 8 bytes, read once (the
- * records themselves are spread over tens of MB: comparing them made each comparison a cache
- * miss), then its whole key, then its place. */
-struct sorted_at {
-    uint64_t prefix;
-    size_t at;
-};
-
-static int by_key_then_place(const void *a, const void *b, void *arg)
-{
-    const struct sorted_at *x = a, *y = b;
-    const struct record *tail = arg;
-    if (x->prefix != y->prefix)
-        return x->prefix < y->prefix ? -1 : 1;
-    int c = memcmp(tail[x->at].key, tail[y->at].key, 32);
-    return c ? c : (x->at < y->at ? -1 : x->at > y->at);
-}
-
 struct out {
     int fd;
     struct record buf[BUFFERED];
@@ -436,28 +517,6 @@ static void merge(const struct usage_view *v, const struct record **last, size_t
             i += c == 0; /* the appended record is the later word */
         }
     }
-}
-
-/* The appended records sorted, the last one of each key kept in `last`: how many, or -1 out of
- * memory. */
-static ssize_t last_of_each_key(const struct usage_view *v, const struct record **last)
-{
-    size_t n = 0, kept = 0;
-    struct sorted_at *order = malloc((v->tail_n ? v->tail_n : 1) * sizeof(*order));
-    if (!order)
-        return -1;
-    for (size_t i = 0; i < v->tail_n; i++)
-        if (valid(&v->tail[i]))
-            order[n++] = (struct sorted_at){key_prefix(v->tail[i].key), i};
-    qsort_r(order, n, sizeof(*order), by_key_then_place, (void *)v->tail);
-    for (size_t i = 0; i < n; i++) {
-        const struct record *r = &v->tail[order[i].at];
-        if (kept && !memcmp(last[kept - 1]->key, r->key, 32))
-            kept--;
-        last[kept++] = r;
-    }
-    free(order);
-    return (ssize_t)kept;
 }
 
 /* The new file beside the old one, renamed over it: a crash leaves one or the other. Not

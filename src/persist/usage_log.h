@@ -58,9 +58,23 @@ void usage_log_flush(void);
  * rewrite the file as one sorted run. Cost: the file read and written once, sequentially. */
 void usage_log_compact_due(void);
 
-/* A complete row as the index read it: its figures replaced by its key's last use record, if
- * the journal had one at open. Any thread, until usage_log_loaded. */
+/* A complete row as the index read it (row.key, created and digest): its figures replaced by
+ * its key's last use record, if the journal had one at open naming its version. Any thread,
+ * until usage_log_loaded: a lookup ahead of the load (index_find_row). */
 void usage_log_apply(struct index_row *row);
+/* The load's way: its objects in key order, merged in one pass with the journal as it was at
+ * open (its run, and its appended records sorted), instead of a lookup each (a lookup in a
+ * million records cost the load 0.45 s). NULL when the journal holds nothing, or out of memory
+ * (the rows' figures stand). One thread, until usage_log_loaded. */
+struct usage_cursor;
+struct usage_cursor *usage_log_cursor(void);
+/* Whether a record's key begins with `prefix` (a key's first 8 bytes, big-endian): if not, the
+ * object with it has none, and need not be read. Prefixes come in increasing order. */
+bool usage_cursor_near(struct usage_cursor *cursor, uint64_t prefix);
+/* As usage_log_apply, for the object of `key` (row.created and row.digest its version); keys
+ * come in increasing order. Whether the figures were laid over `row`. */
+bool usage_cursor_apply(struct usage_cursor *cursor, const uint8_t key[32], struct index_row *row);
+void usage_cursor_close(struct usage_cursor *cursor);
 /* The load has ended: the copy of the journal usage_log_apply read is dropped. */
 void usage_log_loaded(void);
 

@@ -17,6 +17,7 @@
 
 #include "persist/index.h"
 #include "persist/index_rows.h"
+#include "persist/usage_log.h"
 
 #include <sqlite3.h>
 
@@ -27,7 +28,7 @@ static char path[128];
 struct seen {
     int parts[2], discarded;
     char url[64], type[64], last_modified[64], etag[64];
-    int64_t length, usage;
+    int64_t length, usage, created;
     uint8_t digest[32];
     bool pinned;
     int64_t keep_if_error;
@@ -47,6 +48,7 @@ static void on_row(const struct index_row *row, int part, void *arg)
         snprintf(s->etag, sizeof(s->etag), "%s", row->headers.etag);
         s->length = row->length;
         s->usage = row->usage;
+        s->created = row->created;
         s->pinned = row->pinned;
         s->keep_if_error = row->keep_if_error;
         memcpy(s->digest, row->digest, 32);
@@ -71,8 +73,22 @@ static void on_discard(const char *key, void *arg)
     ((struct seen *)arg)->discarded++;
 }
 
+/* The usage journal laid over key ...06's row, as the store's loader does (usage_log_cursor). */
+static void lay_journal(struct seen *s)
+{
+    static const uint8_t key[32] = {[31] = 0x06};
+    struct usage_cursor *c = usage_log_cursor();
+    struct index_row row = {.created = s->created, .digest = s->digest, .max_size = -1};
+    if (c && s->url[0] && usage_cursor_apply(c, key, &row)) {
+        s->usage = row.usage;
+        s->pinned = row.pinned;
+        s->keep_if_error = row.keep_if_error;
+    }
+    usage_cursor_close(c);
+}
+
 /* What a start does: the index opened (its unfinished rows), then its complete rows loaded
- * (the store's loader thread, while arca serves). */
+ * (the store's loader thread, while arca serves) and the usage journal laid over them. */
 static int open_with(struct seen *s)
 {
     char err[256];
@@ -80,7 +96,9 @@ static int open_with(struct seen *s)
     atomic_bool stop = false;
     memset(s, 0, sizeof(*s));
     int rc = index_open(path, &load, err, sizeof(err));
-    return rc < 0 ? rc : index_load_rows(on_row, s, &stop, err, sizeof(err));
+    if (rc == 0 && (rc = index_load_rows(on_row, s, &stop, err, sizeof(err))) == 0)
+        lay_journal(s);
+    return rc;
 }
 
 /* The usage flush's word on key ...06 (index_touch), naming the version the rows here are (made

@@ -29,8 +29,9 @@ static const char *const B = "b0000000000000000000000000000000000000000000000000
 /* What a start reads of one key's complete row: its usage and pin (-1: no row). */
 struct seen {
     const char *key;
-    int64_t usage, last_use;
+    int64_t usage, last_use, created;
     bool pinned;
+    uint8_t digest[32];
 };
 
 static void on_row(const struct index_row *row, int part, void *arg)
@@ -40,8 +41,26 @@ static void on_row(const struct index_row *row, int part, void *arg)
     if (!strcmp(row->key, s->key)) {
         s->usage = row->usage;
         s->last_use = row->last_use;
+        s->created = row->created;
         s->pinned = row->pinned;
+        memcpy(s->digest, row->digest, 32);
     }
+}
+
+/* The journal laid over the row loaded, as the store's loader does (usage_log_cursor). */
+static void lay_journal(struct seen *s)
+{
+    uint8_t key[32];
+    struct usage_cursor *c = usage_log_cursor();
+    struct index_row row = {.created = s->created, .digest = s->digest};
+    for (int i = 0; i < 32; i++)
+        sscanf(s->key + 2 * i, "%2hhx", &key[i]);
+    if (c && s->usage >= 0 && usage_cursor_apply(c, key, &row)) {
+        s->usage = row.usage;
+        s->last_use = row.last_use;
+        s->pinned = row.pinned;
+    }
+    usage_cursor_close(c);
 }
 
 static bool no_partial(const struct index_row *row, void *arg)
@@ -67,9 +86,10 @@ static struct seen start(const char *key)
 {
     char err[256];
     atomic_bool stop = false;
-    struct seen s = {key, -1, -1, false};
+    struct seen s = {.key = key, .usage = -1, .last_use = -1};
     open_index();
     assert_int_equal(index_load_rows(on_row, &s, &stop, err, sizeof(err)), 0);
+    lay_journal(&s);
     return s;
 }
 
