@@ -346,7 +346,8 @@ static int open_checked(const char *path, bool trusted, char **msg)
 }
 
 /* The number the usage journal names its index by (usage_log.h): made once, at random, so that
- * a journal beside another index (a new one, a copy) is never read as this one's. */
+ * a journal beside another index (a new one, one moved aside) is never read as this one's; a
+ * copy of the index keeps the number. */
 static int journal_id(uint64_t *id)
 {
     int64_t kept;
@@ -435,18 +436,24 @@ void index_close(void)
 }
 
 /* A reset record (usage_log.h) before a statement that writes `key`'s row whole or deletes it,
- * on disk before that statement commits: index_commit writes the buffer first, and a statement
- * outside a transaction commits at once, so its reset is written now. */
-static void reset_usage(const char *key)
+ * written before that statement commits: index_commit writes the buffer first, and a statement
+ * outside a transaction commits at once, so its reset is written now. `durable`: a complete row
+ * written whole, which the older uses must never be laid over, even after a power cut that
+ * keeps the row (the kernel may write the WAL's pages before the journal's): the reset is
+ * fsynced first. A deleted row needs no such care (a record finds no row; the key's next row
+ * is written whole, so durably reset). */
+static void reset_usage(const char *key, bool durable)
 {
     usage_log_reset(key);
-    if (sqlite3_get_autocommit(db))
+    if (durable)
+        usage_log_sync();
+    else if (sqlite3_get_autocommit(db))
         usage_log_flush();
 }
 
 int index_mark_fetching(const char *key, const char *url, const char *source)
 {
-    reset_usage(key); /* its row replaced: a complete object's figures go with it */
+    reset_usage(key, false); /* its row replaced: a complete object's figures go with it */
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, source)"
                       " VALUES (?, ?, 'fetching', ?)",
                       "sss", key, url, source);
@@ -482,7 +489,7 @@ int index_set_synced(const char *key, int64_t synced)
 
 int index_mark_complete(const struct index_row *r)
 {
-    reset_usage(r->key); /* the row says its figures whole */
+    reset_usage(r->key, true); /* the row says its figures whole */
     return exec_bound("INSERT OR REPLACE INTO objects (key, url, state, length, content_type,"
                       " sha256, created, ttl, last_use, usage, content_encoding, filename,"
                       " last_modified, etag, signed, stale_if_error, stale_while, pinned,"
@@ -498,7 +505,7 @@ int index_mark_complete(const struct index_row *r)
 
 int index_delete(const char *key)
 {
-    reset_usage(key);
+    reset_usage(key, false);
     return exec_bound("DELETE FROM objects WHERE key=?", "s", key);
 }
 

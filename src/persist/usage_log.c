@@ -17,14 +17,14 @@
 #include <unistd.h>
 
 #define SUFFIX "-usage"
-#define MAGIC "arca usage 1"
+#define MAGIC "arca usage 2" /* 2: 72-byte records naming their version */
 
 enum { KIND_USE = 0x55, KIND_RESET = 0xAA }; /* anything else (zeros after a power cut): none */
 
 /* A use names the version of the object it counts: its row's creation time and the first bytes
- * of its SHA-256. A start lays it over that row alone, so that a reset lost to a power cut (the
- * journal is not fsynced, and the index's rows reach the disk at their own checkpoints) never
- * gives a renewed or downloaded-again object an older one's pin or ttl. */
+ * of its SHA-256. A start lays it over that row alone: besides the reset before the row (fsynced,
+ * index.c's reset_usage), a renewed or downloaded-again object made in another second or with
+ * other bytes never takes an older one's pin or ttl (an index restored from a backup, say). */
 struct record {
     uint8_t key[32];
     uint8_t digest[8];
@@ -302,14 +302,23 @@ struct usage_cursor {
 struct usage_cursor *usage_log_cursor(void)
 {
     const struct usage_view *v = ul.loading;
-    struct usage_cursor *c = v && v->map ? calloc(1, sizeof(*c)) : NULL;
-    if (!c)
+    if (!v || !v->map)
         return NULL;
+    struct usage_cursor *c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_error("usage journal %s: out of memory reading it: objects keep the figures their "
+                  "rows have",
+                  ul.path);
+        return NULL;
+    }
     c->v = v;
     ssize_t n = -1;
     if ((c->tail = malloc((v->tail_n ? v->tail_n : 1) * sizeof(*c->tail))))
         n = last_of_each_key(v, c->tail);
     if (n < 0) {
+        log_error("usage journal %s: out of memory reading it: objects keep the figures their "
+                  "rows have",
+                  ul.path);
         usage_cursor_close(c);
         return NULL;
     }
@@ -414,7 +423,9 @@ static void try_again(void)
     if (time(NULL) < ul.lost_at + 60)
         return;
     ul.lost_at = time(NULL);
-    int fd = open(ul.path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    /* a new inode: the old one may still be mapped by the load (truncated, a read of it faults) */
+    unlink(ul.path);
+    int fd = open(ul.path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0 && write_header(fd, 0) < 0) {
         close(fd);
         unlink(ul.path);
@@ -439,6 +450,13 @@ void usage_log_flush(void)
             ul.appended += ul.buffered;
     }
     ul.buffered = 0;
+}
+
+void usage_log_sync(void)
+{
+    usage_log_flush();
+    if (ul.fd >= 0 && fdatasync(ul.fd) < 0)
+        lose(errno);
 }
 
 static struct record *next_record(void)

@@ -27,8 +27,9 @@
  * - A damaged file (not ours, a run that overlaps its end) is said in the log and started
  *   afresh: the rows' own figures stand. A torn last record (a crash in a write) is cut off.
  *   A write that fails removes the file (the rows' figures stand: no use is read without the
- *   reset that followed it), and another is started a minute on. Nothing is fsynced but at a
- *   close: a power cut may lose figures, never lay an older version's over a row.
+ *   reset that followed it), and another is started a minute on. Only the reset before a
+ *   complete row is written whole is fsynced (usage_log_sync), and the file at a close: a power
+ *   cut may lose figures, never lay an older version's over a row.
  */
 #ifndef ARCA_USAGE_LOG_H
 #define ARCA_USAGE_LOG_H
@@ -54,6 +55,8 @@ void usage_log_use(const struct index_row *row);
 void usage_log_reset(const char *key);
 /* What is buffered, to the file. */
 void usage_log_flush(void);
+/* The same, then fdatasync: before a complete row is written whole (index.c's reset_usage). */
+void usage_log_sync(void);
 /* The records appended since the last compaction outnumber half the sorted run (or 65,536):
  * rewrite the file as one sorted run. Cost: the file read and written once, sequentially. */
 void usage_log_compact_due(void);
@@ -65,7 +68,7 @@ void usage_log_apply(struct index_row *row);
 /* The load's way: its objects in key order, merged in one pass with the journal as it was at
  * open (its run, and its appended records sorted), instead of a lookup each (a lookup in a
  * million records cost the load 0.45 s). NULL when the journal holds nothing, or out of memory
- * (the rows' figures stand). One thread, until usage_log_loaded. */
+ * (said in the log; the rows' figures stand). One thread, until usage_log_loaded. */
 struct usage_cursor;
 struct usage_cursor *usage_log_cursor(void);
 /* Whether a record's key begins with `prefix` (a key's first 8 bytes, big-endian): if not, the

@@ -226,9 +226,9 @@ static void lay_merged(struct usage_cursor *c, const struct keyed_half k[2])
  * Out of memory, the rows' figures stand. */
 static void lay_usage(void)
 {
-    struct usage_cursor *c = usage_log_cursor();
     struct keyed_half k[2] = {{&ld.half[0], NULL, false}, {&ld.half[1], NULL, false}};
     pthread_t helper;
+    struct usage_cursor *c = atomic_load(&ld.stop) ? NULL : usage_log_cursor(); /* not to stop */
     if (!c)
         return;
     for (int part = 0; part < 2; part++)
