@@ -131,7 +131,7 @@ static int open_hit_file(struct object *obj, bool verified, int *fd, struct obje
     char path[1200];
     struct stat sb;
     object_path(obj, path, sizeof(path));
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    *fd = object_open_file(path);
     if (*fd < 0 && errno != ENOENT) {
         snprintf(meta->error, sizeof(meta->error), "cannot open the cached object: %s",
                  strerror(errno));
@@ -170,7 +170,7 @@ static struct object *keep_as_stale(struct object *obj, int64_t now)
     if (may_answer && obj->fd < 0) {
         char path[1200];
         object_path(obj, path, sizeof(path));
-        obj->fd = open(path, O_RDONLY | O_CLOEXEC); /* -1: it cannot answer, it may renew */
+        obj->fd = object_open_file(path); /* -1: it cannot answer, it may renew */
     }
     obj->refs++;
     return obj;

@@ -864,11 +864,19 @@ void object_path(const struct object *obj, char *buf, size_t size)
     key_path(OBJECT_KEY(obj), buf, size);
 }
 
+int object_open_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+    if (fd < 0 && errno == EPERM)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd;
+}
+
 char *object_read_file(int fd, const char *path, int64_t length)
 {
     char *buf = malloc(length > 0 ? (size_t)length : 1);
     if (fd < 0 && buf)
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = object_open_file(path);
     ssize_t got = fd >= 0 && buf && length > 0 ? pread(fd, buf, (size_t)length, 0) : 0;
     if (fd >= 0)
         close(fd);

@@ -618,7 +618,7 @@ static int renew_on_disk(struct object *obj)
     struct index_row row;
     int fd;
     object_path(obj, path, sizeof(path));
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    if ((fd = object_open_file(path)) < 0) {
         store_fail(obj, 502, "upstream says the object is unchanged, but the cached copy is gone");
         return -1;
     }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -726,6 +727,31 @@ static int64_t index_usage(void)
     return usage_read(NULL);
 }
 
+/* A hit reads its file without writing its inode: with relatime, a file's first read since it was
+ * written (and each day after) set its access time, through the file system's journal, on every
+ * cold hit at a million objects (7.7% of arca's CPU). Its access time, set back a day, stays. */
+static void a_hit_reads_its_file_without_touching_its_access_time(void **state)
+{
+    char path[1200], key[65], byte;
+    struct object *obj;
+    struct object_meta meta;
+    struct stat before, after;
+    int fd = -1;
+    (void)state;
+    complete_object("http://h/atime", "boot me");
+    url_key("http://h/atime", key);
+    snprintf(path, sizeof(path), "%s/objects/%.2s/%s", dir, key, key);
+    struct timespec times[2] = {{time(NULL) - 2 * 86400, 0}, {0, UTIME_OMIT}};
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_int_equal(stat(path, &before), 0);
+    assert_int_equal(store_lookup("http://h/atime", 3600, &obj, &fd, NULL, &meta), LOOKUP_HIT);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &byte, 1, 0), 1); /* as the engine sends it */
+    close(fd);
+    assert_int_equal(stat(path, &after), 0);
+    assert_int_equal(after.st_atim.tv_sec, before.st_atim.tv_sec);
+}
+
 /* A flush takes the dirty list a chunk per hold of the lock: every object used reaches the index,
  * past the first chunk too, and a flush with nothing used writes nothing. */
 static void every_use_reaches_the_index_chunk_after_chunk(void **state)
@@ -971,6 +997,7 @@ int main(void)
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
         cmocka_unit_test(a_signed_urls_download_is_born_signed),
+        cmocka_unit_test(a_hit_reads_its_file_without_touching_its_access_time),
         cmocka_unit_test(every_use_reaches_the_index_chunk_after_chunk),
         cmocka_unit_test(a_flush_is_bounded_and_reaches_every_object_in_turn),
         cmocka_unit_test(a_key_that_left_while_loading_is_not_read_back),
