@@ -706,6 +706,14 @@ void format_sha256_hex(const uint8_t d[32], char out[65])
     out[64] = '\0';
 }
 
+uint64_t sha256_prefix(const uint8_t d[32])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | d[i];
+    return v;
+}
+
 int parse_sha256_hex(const char *hex, uint8_t out[32])
 {
     if (!hex || strlen(hex) != 64)

@@ -210,6 +210,9 @@ void format_sha256_hex(const uint8_t d[32], char out[65]);
 
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);
+/* A digest's first 8 bytes, big-endian: the digests' order, as an integer (the usage journal's
+ * run and the store's load sort and merge by it). */
+uint64_t sha256_prefix(const uint8_t d[32]);
 
 /* For "did you mean": the name in `names` (NULL-terminated) nearest to `name`, within two edits
  * or one that `name` (3 characters at least) begins; NULL when none is that near. */

@@ -73,14 +73,6 @@ static struct {
     struct usage_view *loading; /* the file at open, for usage_log_apply */
 } ul = {.fd = -1};
 
-static uint64_t key_prefix(const uint8_t key[32])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | key[i];
-    return v;
-}
-
 /* Keys are SHA-256 digests: their first bytes are a hash already. */
 static size_t slot_of(const uint8_t key[32], size_t mask)
 {
@@ -207,9 +199,9 @@ static const struct record *find_appended(const struct usage_view *v, const uint
 static const struct record *find_sorted(const struct usage_view *v, const uint8_t key[32])
 {
     size_t lo = 0, hi = v->run_n;
-    uint64_t k = key_prefix(key);
+    uint64_t k = sha256_prefix(key);
     for (int probes = 0; lo < hi; probes++) {
-        uint64_t first = key_prefix(v->run[lo].key), last = key_prefix(v->run[hi - 1].key);
+        uint64_t first = sha256_prefix(v->run[lo].key), last = sha256_prefix(v->run[hi - 1].key);
         if (k < first || k > last)
             return NULL;
         size_t mid = lo + (hi - lo) / 2;
@@ -281,7 +273,7 @@ static ssize_t last_of_each_key(const struct usage_view *v, const struct record 
         return -1;
     for (size_t i = 0; i < v->tail_n; i++)
         if (valid(&v->tail[i]))
-            order[n++] = (struct sorted_at){key_prefix(v->tail[i].key), i};
+            order[n++] = (struct sorted_at){sha256_prefix(v->tail[i].key), i};
     qsort_r(order, n, sizeof(*order), by_key_then_place, (void *)v->tail);
     for (size_t i = 0; i < n; i++) {
         const struct record *r = &v->tail[order[i].at];
@@ -305,15 +297,8 @@ struct usage_cursor *usage_log_cursor(void)
     if (!v || !v->map)
         return NULL;
     struct usage_cursor *c = calloc(1, sizeof(*c));
-    if (!c) {
-        log_error("usage journal %s: out of memory reading it: objects keep the figures their "
-                  "rows have",
-                  ul.path);
-        return NULL;
-    }
-    c->v = v;
     ssize_t n = -1;
-    if ((c->tail = malloc((v->tail_n ? v->tail_n : 1) * sizeof(*c->tail))))
+    if (c && (c->tail = malloc((v->tail_n ? v->tail_n : 1) * sizeof(*c->tail))))
         n = last_of_each_key(v, c->tail);
     if (n < 0) {
         log_error("usage journal %s: out of memory reading it: objects keep the figures their "
@@ -322,6 +307,7 @@ struct usage_cursor *usage_log_cursor(void)
         usage_cursor_close(c);
         return NULL;
     }
+    c->v = v;
     c->tail_n = (size_t)n;
     return c;
 }
@@ -329,12 +315,12 @@ struct usage_cursor *usage_log_cursor(void)
 bool usage_cursor_near(struct usage_cursor *c, uint64_t prefix)
 {
     const struct usage_view *v = c->v;
-    while (c->i < v->run_n && key_prefix(v->run[c->i].key) < prefix)
+    while (c->i < v->run_n && sha256_prefix(v->run[c->i].key) < prefix)
         c->i++;
-    while (c->j < c->tail_n && key_prefix(c->tail[c->j]->key) < prefix)
+    while (c->j < c->tail_n && sha256_prefix(c->tail[c->j]->key) < prefix)
         c->j++;
-    return (c->i < v->run_n && key_prefix(v->run[c->i].key) == prefix) ||
-           (c->j < c->tail_n && key_prefix(c->tail[c->j]->key) == prefix);
+    return (c->i < v->run_n && sha256_prefix(v->run[c->i].key) == prefix) ||
+           (c->j < c->tail_n && sha256_prefix(c->tail[c->j]->key) == prefix);
 }
 
 bool usage_cursor_apply(struct usage_cursor *c, const uint8_t key[32], struct index_row *row)
@@ -389,10 +375,16 @@ static void compact_at_next(void)
     ul.compact_at = ul.sorted / 2 > COMPACT_MIN ? ul.sorted / 2 : COMPACT_MIN;
 }
 
-static int write_header(int fd, size_t sorted)
+static struct header header_of(size_t sorted)
 {
     struct header h = {.sorted = sorted, .index_id = ul.index_id};
     memcpy(h.magic, MAGIC, sizeof(MAGIC));
+    return h;
+}
+
+static int write_header(int fd, size_t sorted)
+{
+    struct header h = header_of(sorted);
     return write_all(fd, &h, sizeof(h));
 }
 
@@ -545,9 +537,8 @@ static int write_compacted(const struct usage_view *v, const struct record **las
                            size_t *written, int *fd)
 {
     char tmp[1320];
-    struct header h = {.index_id = ul.index_id};
+    struct header h = header_of(0);
     int err = 0;
-    memcpy(h.magic, MAGIC, sizeof(MAGIC));
     snprintf(tmp, sizeof(tmp), "%s.new", ul.path);
     struct out *o = calloc(1, sizeof(*o));
     if (!o)
@@ -557,7 +548,7 @@ static int write_compacted(const struct usage_view *v, const struct record **las
         err = errno;
     if (!err) {
         merge(v, last, n, o);
-        h.sorted = o->written; /* known once written: the header last */
+        h = header_of(o->written); /* known once written: the header last */
         if (o->failed || write_all(o->fd, o->buf, o->n * sizeof(*o->buf)) < 0 ||
             pwrite(o->fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
             fcntl(o->fd, F_SETFL, O_APPEND) < 0 || rename(tmp, ul.path) < 0)

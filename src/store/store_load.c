@@ -4,6 +4,7 @@
 #include "log/log.h"
 #include "persist/index.h"
 #include "persist/persist.h"
+#include "base/parse.h"
 #include "persist/usage_log.h"
 #include "store/store_room.h"
 #include "store/store_twins.h"
@@ -109,20 +110,25 @@ static void load_row(const struct index_row *row, int part, void *arg)
     l->v[l->n++] = (struct by_use){o->last_use, o};
 }
 
+/* `work` on each half's argument, the second in a thread of its own (or after the first, when
+ * no thread can start). */
+static void both_halves(void *(*work)(void *), void *first, void *second)
+{
+    pthread_t helper;
+    bool threaded = pthread_create(&helper, NULL, work, second) == 0;
+    work(first);
+    if (threaded)
+        pthread_join(helper, NULL);
+    else
+        work(second);
+}
+
 /* A loaded object as the usage journal's merge sorts them: its key's first 8 bytes copied (a
  * comparison that read the objects was a cache miss each), then its whole key. */
 struct by_key {
     uint64_t prefix;
     struct by_use *u;
 };
-
-static uint64_t key_prefix(const uint8_t key[32])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | key[i];
-    return v;
-}
 
 static int by_key(const void *a, const void *b)
 {
@@ -161,11 +167,11 @@ static bool sort_by_key(const struct loaded *l, struct by_key *out)
     if (!at)
         return false;
     for (size_t i = 0; i < l->n; i++)
-        at[(key_prefix(l->v[i].obj->node.key) >> (64 - bits)) + 1]++;
+        at[(sha256_prefix(l->v[i].obj->node.key) >> (64 - bits)) + 1]++;
     for (size_t b = 0; b < buckets; b++)
         at[b + 1] += at[b];
     for (size_t i = 0; i < l->n; i++) {
-        uint64_t prefix = key_prefix(l->v[i].obj->node.key);
+        uint64_t prefix = sha256_prefix(l->v[i].obj->node.key);
         out[at[prefix >> (64 - bits)]++] = (struct by_key){prefix, &l->v[i]};
     }
     for (size_t b = 0, from = 0; b < buckets; from = at[b++]) /* at[b]: bucket b's end now */
@@ -244,18 +250,12 @@ static void unmap_pairs(struct by_key *v, size_t n)
 static void lay_usage(void)
 {
     struct keyed_half k[2] = {{&ld.half[0], NULL, false}, {&ld.half[1], NULL, false}};
-    pthread_t helper;
     struct usage_cursor *c = atomic_load(&ld.stop) ? NULL : usage_log_cursor(); /* not to stop */
     if (!c)
         return;
     for (int part = 0; part < 2; part++)
         k[part].v = map_pairs(ld.half[part].n);
-    bool threaded = pthread_create(&helper, NULL, sort_keyed_half, &k[1]) == 0;
-    sort_keyed_half(&k[0]);
-    if (threaded)
-        pthread_join(helper, NULL);
-    else
-        sort_keyed_half(&k[1]);
+    both_halves(sort_keyed_half, &k[0], &k[1]);
     if (k[0].sorted && k[1].sorted)
         lay_merged(c, k);
     else
@@ -297,13 +297,7 @@ static void *sort_half(void *arg)
  * otherwise), the second in a thread of its own: the insertion merges them. */
 static void sort_halves(void)
 {
-    pthread_t helper;
-    bool threaded = pthread_create(&helper, NULL, sort_half, &ld.half[1]) == 0;
-    sort_half(&ld.half[0]);
-    if (threaded)
-        pthread_join(helper, NULL);
-    else
-        sort_half(&ld.half[1]);
+    both_halves(sort_half, &ld.half[0], &ld.half[1]);
 }
 
 /* The most recently used object left in either half (their ends, left[0] and left[1]), taken;
