@@ -67,8 +67,7 @@ static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
     obj->last_use = wall32(now);
     /* in the order of first use since its last flush: a bounded flush (store_room.c) reaches
      * every object in turn, however often the busy ones are used */
-    if (!dlist_linked(&st.dirty, &obj->dirty))
-        dlist_append(&st.dirty, &obj->dirty);
+    ring_add(&st.dirty, &obj->dirty); /* out of memory, it waits for its next use */
     if (obj->state == OBJ_COMPLETE)
         dlist_append(object_lru(obj), &obj->lru);
 }

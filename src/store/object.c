@@ -309,7 +309,7 @@ static void live_free(struct object_live *l)
 void object_free(struct object *o)
 {
     CHECK_OBJ(o);
-    assert(!object_stale(o) && !object_in_table(o));
+    assert(!object_stale(o) && !object_in_table(o) && !o->dirty);
     if (o->fd >= 0)
         close(o->fd);
     live_free(o->live);
@@ -442,7 +442,7 @@ static void leave_table(struct object *obj, struct dlist *list)
         st.hooks.left(obj);
     dlist_remove(list, &obj->lru);
     st.uses -= obj->usage;
-    dlist_remove(&st.dirty, &obj->dirty);
+    ring_forget(&st.dirty, &obj->dirty);
     table_del(&st.objects, &obj->node);
     st.usage -= obj->reserved;
     obj->reserved = 0;

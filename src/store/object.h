@@ -29,6 +29,7 @@
 #define ARCA_OBJECT_H
 
 #include "base/parse.h"
+#include "base/ring.h"
 #include "store/store.h"
 #include "store/table.h"
 
@@ -97,46 +98,52 @@ struct object {
     /* Wall seconds (until 2106: wall32), and its ttl (at most TTL_MAX: 100 years) */
     uint32_t created, ttl, last_use;
     uint32_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
-    struct dnode dirty;      /* in the store's dirty list: usage/last_use not yet in the index */
     struct dnode lru;        /* in the store's LRU list when complete, its fetching list while
                                 downloading (in the table only) */
 
-    unsigned magic;          /* OBJECT_MAGIC while the object lives */
-    enum object_state state; /* written by object.c only */
-    int16_t error_status;    /* HTTP status for clients when FAILED */
-    int16_t fwd_status;      /* upstream's answer to the failed refresh (refresh_failed); 0 */
-    int fd;                  /* open while fetching or while streaming readers hold it */
-    int refs;                /* streaming readers + the fetch */
+    unsigned magic; /* OBJECT_MAGIC while the object lives */
+    int fd;         /* open while fetching or while streaming readers hold it */
+    int refs;       /* streaming readers + the fetch */
+    /* unique to this object in this process (wraps after 4 billion objects made, loaded rows
+     * too): a new version of a URL gets another */
+    uint32_t gen;
+    uint32_t dirty; /* its place in st.dirty (ring.h): usage and last use not yet in the index;
+                       0 when not there */
     /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
     int32_t stale_if_error, stale_while_revalidate;
     /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
     int32_t keep_if_error, keep_while;
-    /* unique to this object in this process (wraps after 4 billion objects made, loaded rows
-     * too): a new version of a URL gets another */
-    uint32_t gen;
+    int16_t error_status; /* HTTP status for clients when FAILED */
+    int16_t fwd_status;   /* upstream's answer to the failed refresh (refresh_failed); 0 */
+    uint8_t state;        /* enum object_state; written by object.c only */
 
-    bool headers_ready;  /* upstream answered 2xx: length and type known */
-    bool headers_inline; /* `headers` are after its URL, in its own allocation (a loaded row's):
-                            never freed alone, never handed to another object */
-    bool verified;       /* its file is known to hold `length` bytes (see load_row) */
-    bool hit;            /* answered a hit already: the next one earns a prepared answer */
-    bool committed;      /* a reader has answered with this length and type */
-    bool delivered;      /* a reader has been handed bytes: they may never change */
-    bool on_disk;        /* store_begin_file wrote its row (and file): a failure removes them */
-    bool unannounced;    /* bytes appended since its waiters were last woken */
-    bool resumed;        /* store_resume.c: its partial file and row exist: reopened, not created */
-    bool resumable;      /* its body has a validator a resume proves itself by: synced for one */
-    bool sync_pending;   /* a sync job is queued (one at a time) */
-    bool in_digests;     /* store_twins.c: in the digest index */
-    bool signed_key;     /* downloaded through a signed URL (store_lookup_as's signed_url) */
-    bool revalidation, renewed; /* see struct object_meta */
-    bool too_large;             /* FAILED for its size (413, 507): see struct object_meta */
+    /* Flags a thread reads without the lock (the upstream thread's asserts and syncs, the
+     * persistence thread's file creation): bytes of their own, never a bit-field's neighbours,
+     * whose writes under the lock would race with those reads. */
+    bool headers_ready; /* upstream answered 2xx: length and type known */
+    bool resumed;       /* store_resume.c: its partial file and row exist: reopened, not created */
+    bool resumable;     /* its body has a validator a resume proves itself by: synced for one */
+    /* The other flags, read and written under the lock only: one bit each (a million objects
+     * at rest are a million of these; as bools they took 16 bytes more an object). */
+    bool headers_inline : 1; /* `headers` are after its URL, in its own allocation (a loaded
+                                row's): never freed alone, never handed to another object */
+    bool verified : 1;       /* its file is known to hold `length` bytes (see load_row) */
+    bool hit : 1;            /* answered a hit already: the next one earns a prepared answer */
+    bool committed : 1;      /* a reader has answered with this length and type */
+    bool delivered : 1;      /* a reader has been handed bytes: they may never change */
+    bool on_disk : 1;        /* store_begin_file wrote its row (and file): a failure removes them */
+    bool unannounced : 1;    /* bytes appended since its waiters were last woken */
+    bool sync_pending : 1;   /* a sync job is queued (one at a time) */
+    bool in_digests : 1;     /* store_twins.c: in the digest index */
+    bool signed_key : 1;     /* downloaded through a signed URL (store_lookup_as's signed_url) */
+    bool revalidation : 1, renewed : 1; /* see struct object_meta */
+    bool too_large : 1;                 /* FAILED for its size (413, 507): see struct object_meta */
     /* Its terms (store_take_keep, store_room.c): */
-    bool pinned;    /* on st.pinned, not st.lru, once complete: evicted for room last */
-    bool transient; /* store = no: streamed to its readers, then dropped (object_drop) */
+    bool pinned : 1;    /* on st.pinned, not st.lru, once complete: evicted for room last */
+    bool transient : 1; /* store = no: streamed to its readers, then dropped (object_drop) */
     /* Purged while FETCHING (transient whatever later terms say, no negative answer kept), or
      * as the expired copy a download refreshes (REMOVED: it never answers nor comes back). */
-    bool purged;
+    bool purged : 1;
     char url[]; /* its URL, NUL-terminated, in the object's own allocation */
 };
 
@@ -230,8 +237,10 @@ struct store_state {
     struct dlist fetching; /* objects downloading in the table (same node as lru), oldest
                               first: listings and counts never walk the table for them */
     int64_t uses;          /* sum of `usage` over the table (resources_usage) */
-    struct dlist dirty;    /* objects whose usage the index has not seen yet */
-    size_t expire_cursor;  /* the bucket store_expire() looks at next */
+    /* Objects whose usage the index has not seen yet, in order of first use since their last
+     * flush (store_room.c), each keeping its place (obj->dirty) */
+    struct ring dirty;
+    size_t expire_cursor;                             /* the bucket store_expire() looks at next */
     struct object *prepared_ring[STORE_PREPARED_MAX]; /* objects holding a prepared answer */
     int prepared_next;
     struct failure *failures[STORE_FAILURES_KEPT]; /* ring, oldest overwritten (store_list.c) */

@@ -450,7 +450,7 @@ void store_fail_held(struct object *obj, int status, const char *reason, int ret
 void store_set_aside(struct object *obj, const char *reason);
 /* Upstream thread, from its housekeeping and at the end: what the index has not seen yet is
  * handed to the persistence thread: objects' usage (store_flush_usage, every 10 s: a chunk of
- * the dirty list per hold of the lock), failures (store_flush_failures, every second). */
+ * the dirty queue per hold of the lock), failures (store_flush_failures, every second). */
 bool store_flush_usage(void); /* true: more is left (a stop calls it until false) */
 /* The same, between two flushes, when no object was used since the last call (a quiet second):
  * the backlog a busy spell left goes then, not all at the stop. */

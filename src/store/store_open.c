@@ -155,6 +155,7 @@ void store_close(void)
     purges_stop();     /* a purge's walk and jobs are the table's and the queue's: none runs on */
     persist_stop();    /* what it was handed is done first; the index is main's again */
     store_lock();
+    ring_free(&st.dirty); /* the objects it names are freed below */
     for (size_t i = 0; i < object_slots(); i++) {
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
@@ -166,7 +167,7 @@ void store_close(void)
     }
     objects_free();
     st.expire_cursor = 0;
-    st.lru = st.pinned = st.dirty = st.fetching = (struct dlist){0};
+    st.lru = st.pinned = st.fetching = (struct dlist){0};
     st.usage = st.uses = st.pinned_objects = st.pinned_bytes = 0;
     free_failures();
     negative_free();

@@ -209,7 +209,7 @@ static void run_touch(struct persist_job *job)
     free(t);
 }
 
-/* Objects a flush takes off the dirty list per hold of the lock: 20,000 in one hold stalled
+/* Objects a flush takes off the dirty queue per hold of the lock: 20,000 in one hold stalled
  * every hit for 5-8 ms, and each object is a few cache misses (its key, its links). */
 #define TOUCH_CHUNK 1024
 
@@ -217,39 +217,36 @@ static void run_touch(struct persist_job *job)
  * the usage journal (persist/usage_log.h), 72 bytes appended: when each was an UPDATE of its
  * row, 16,384 of them cost the persistence thread 0.6 s of a core every 10 s and the hits' p99
  * went from 0.2 to 3-11 ms meanwhile. The bound keeps a flush's holds of the lock and its
- * journal's growth what a busy small store's are; the dirty list is in order of first use
- * since an object's last flush (lookup.c), so an object waits at most its place in the list
+ * journal's growth what a busy small store's are; the dirty queue is in order of first use
+ * since an object's last flush (lookup.c), so an object waits at most its place in the queue
  * divided by 16,384 flushes (a million objects dirty: 10 minutes), less as quiet seconds
- * take more (store_flush_usage_quiet). A stop writes the whole list; a crash loses what
+ * take more (store_flush_usage_quiet). A stop writes the whole queue; a crash loses what
  * waited. */
 #define TOUCH_CHUNKS_MAX 16
 
 /* Lock held. The usage of objects used since the last flush, the first TOUCH_CHUNK complete ones
- * of the dirty list (*seen: how many), taken off it (a big table costs nothing here), or
- * NULL when there is none or no memory (they stay dirty). */
+ * of the dirty queue (*seen: how many), taken out of it (a big table costs nothing here), or
+ * NULL when there is none or no memory (they stay dirty). A download met on the way goes to
+ * the queue's tail: its row is written whole when it completes. */
 static struct touch_job *collect_touches(size_t *seen)
 {
     assert(store_locked());
     struct touch_job *t = calloc(1, sizeof(*t));
-    size_t cap = 0;
+    size_t queued = st.dirty.count; /* the downloads put back are not met again */
+    uint32_t *place;
     *seen = 0;
-    if (!t)
+    if (!t || !(t->batch = malloc(TOUCH_CHUNK * sizeof(*t->batch)))) {
+        free(t);
         return NULL;
+    }
     t->job.run = run_touch;
-    for (struct dnode *d = st.dirty.head, *next; d && *seen < TOUCH_CHUNK; d = next) {
-        struct object *o = DLIST_ENTRY(d, struct object, dirty);
-        next = d->next;
-        if (o->state != OBJ_COMPLETE)
-            continue; /* its row is written whole when it completes (downloads: a few) */
-        (*seen)++;
-        if (t->n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct touch *nb = realloc(t->batch, ncap * sizeof(*nb));
-            if (!nb)
-                break;
-            t->batch = nb;
-            cap = ncap;
+    for (; queued > 0 && *seen < TOUCH_CHUNK && (place = ring_take(&st.dirty)); queued--) {
+        struct object *o = RING_ENTRY(place, struct object, dirty);
+        if (o->state != OBJ_COMPLETE) {
+            ring_add(&st.dirty, place); /* room: it just left a slot */
+            continue;
         }
+        (*seen)++;
         struct touch *e = &t->batch[t->n++];
         object_key(o, e->key);
         memcpy(e->digest, o->digest, sizeof(e->digest));
@@ -260,7 +257,6 @@ static struct touch_job *collect_touches(size_t *seen)
         e->pinned = o->pinned;
         e->keep_if_error = o->keep_if_error;
         e->keep_while = o->keep_while;
-        dlist_remove(&st.dirty, d);
     }
     if (t->n == 0) {
         free(t->batch);
@@ -293,7 +289,7 @@ void store_flush_usage_quiet(void)
     assert(store_on_upstream());
     store_lock();
     int64_t uses = st.uses;
-    bool waiting = st.dirty.head != NULL;
+    bool waiting = st.dirty.count > 0;
     store_unlock();
     bool quiet = uses == last_uses;
     last_uses = uses;

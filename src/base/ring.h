@@ -1,0 +1,37 @@
+/*
+ * ring.h — a queue of items that each keep their place in it: added at the tail, taken from the
+ * head, taken out from anywhere, each in O(1) (amortised: the ring grows by doubling). An item
+ * holds a uint32_t place (0: not in the ring), 4 bytes where a list node's two links take 16;
+ * the ring holds pointers to the places, and RING_ENTRY turns one back into its item.
+ *
+ * Contract: an item is in at most one ring, at most once (ring_add of an item in it leaves it
+ * where it is). The caller provides the locking, and takes an item out before freeing it. Items
+ * taken out leave holes: a full ring closes them up when they are at least half of it, and
+ * doubles otherwise.
+ */
+#ifndef ARCA_RING_H
+#define ARCA_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ring {
+    uint32_t **slot;     /* cap places; NULL: a hole an item left (ring_forget) */
+    uint32_t cap;        /* a power of two, or 0 before the first add */
+    uint32_t head, tail; /* positions (mod cap): the oldest, and one past the newest */
+    size_t count;        /* items in it, holes not counted */
+};
+
+#define RING_ENTRY(place, type, member) ((type *)((char *)(place)-offsetof(type, member)))
+
+/* At the tail, unless already in. False when out of memory: it is not in the ring. */
+bool ring_add(struct ring *r, uint32_t *place);
+/* Out of the ring, wherever it is (nothing when it is not in). */
+void ring_forget(struct ring *r, uint32_t *place);
+/* The oldest, out of the ring (its place 0); NULL when the ring is empty. */
+uint32_t *ring_take(struct ring *r);
+/* Every item out of it, its memory freed: an empty ring. */
+void ring_free(struct ring *r);
+
+#endif
