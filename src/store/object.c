@@ -3,6 +3,7 @@
  * among them: its key, its packed headers). Modelled on Varnish's cache_obj.c: one owner of the
  * object's state, a magic number checked on entry. */
 #include "store/object.h"
+#include "store/media_types.h"
 #include "base/parse.h"
 #include "persist/index.h"
 #include "log/log.h"
@@ -180,33 +181,48 @@ static void move(struct object *obj, enum move_kind kind, const struct move_args
 
 const struct object_live object_at_rest = {.prepared_slot = -1, .max_size = -1};
 
-/* The values of `h` in their packed order. */
-static void headers_parts(const struct upstream_headers *h, const char *parts[HEADERS_PACKED])
+/* A pack's first byte when its content type is named by number (media_types.h): the number
+ * follows, and no NUL. No media type starts with a control byte; one that does is not kept. */
+#define TYPE_BY_NUMBER '\x01'
+
+/* The values of `h` in their packed order, and its type's number (0: the type is in the pack). */
+struct packing {
+    const char *parts[HEADERS_PACKED];
+    uint8_t type;
+};
+
+/* What `h` packs as, and the bytes it takes: 0 when upstream said nothing of them (no
+ * allocation then). */
+static size_t headers_plan(const struct upstream_headers *h, struct packing *pk)
 {
     const char *all[HEADERS_PACKED] = {
         h->content_type, h->content_encoding, h->filename, h->last_modified, h->etag, h->redirects};
-    for (int i = 0; i < HEADERS_PACKED; i++)
-        parts[i] = all[i] ? all[i] : "";
-}
-
-/* Bytes `h` takes packed: 0 when upstream said nothing of them (no allocation then). */
-static size_t headers_packed_size(const struct upstream_headers *h)
-{
-    const char *parts[HEADERS_PACKED];
     size_t total = 0;
-    headers_parts(h, parts);
-    for (int i = 0; i < HEADERS_PACKED; i++)
-        total += strlen(parts[i]) + 1;
-    return total == HEADERS_PACKED ? 0 : total;
+    for (int i = 0; i < HEADERS_PACKED; i++) {
+        pk->parts[i] = all[i] ? all[i] : "";
+        total += strlen(pk->parts[i]) + 1;
+    }
+    if (total == HEADERS_PACKED)
+        return 0;
+    if ((pk->type = media_type_code(pk->parts[0])))
+        return total - strlen(pk->parts[0]) - 1 + 2;
+    if (pk->parts[0][0] == TYPE_BY_NUMBER) { /* would read as a number */
+        total -= strlen(pk->parts[0]);
+        pk->parts[0] = "";
+    }
+    return total;
 }
 
-static void headers_pack_into(const struct upstream_headers *h, char *p)
+static void headers_pack_into(const struct packing *pk, char *p)
 {
-    const char *parts[HEADERS_PACKED];
-    headers_parts(h, parts);
     for (int i = 0; i < HEADERS_PACKED; i++) {
-        size_t len = strlen(parts[i]) + 1;
-        memcpy(p, parts[i], len);
+        if (i == 0 && pk->type) {
+            *p++ = TYPE_BY_NUMBER;
+            *p++ = (char)pk->type;
+            continue;
+        }
+        size_t len = strlen(pk->parts[i]) + 1;
+        memcpy(p, pk->parts[i], len);
         p += len;
     }
 }
@@ -218,7 +234,8 @@ static struct object *object_alloc(const char *url, const char *key,
 {
     static atomic_uint_least32_t generations;
     /* the URL from its offset on: sizeof counts the padding after the flags, which it fills */
-    size_t len = strlen(url) + 1, packed = h ? headers_packed_size(h) : 0;
+    struct packing pk;
+    size_t len = strlen(url) + 1, packed = h ? headers_plan(h, &pk) : 0;
     size_t size = offsetof(struct object, url) + len + packed;
     struct object *o = calloc(1, size > sizeof(*o) ? size : sizeof(*o));
     if (!o)
@@ -231,7 +248,7 @@ static struct object *object_alloc(const char *url, const char *key,
     if (packed) {
         o->headers = o->url + len;
         o->headers_inline = true;
-        headers_pack_into(h, o->headers);
+        headers_pack_into(&pk, o->headers);
     }
     o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
     o->state = OBJ_NEW;
@@ -1034,13 +1051,14 @@ void url_key(const char *url, char key[65])
  * of memory. */
 int headers_pack(const struct upstream_headers *h, char **out)
 {
-    size_t total = headers_packed_size(h);
+    struct packing pk;
+    size_t total = headers_plan(h, &pk);
     *out = NULL;
     if (total == 0)
         return 0;
     if (!(*out = malloc(total)))
         return -1;
-    headers_pack_into(h, *out);
+    headers_pack_into(&pk, *out);
     return 0;
 }
 
@@ -1050,6 +1068,11 @@ void headers_unpack(const char *packed, struct upstream_headers *h)
                                           &h->filename,     &h->last_modified,
                                           &h->etag,         &h->redirects};
     for (int i = 0; i < HEADERS_PACKED; i++) {
+        if (i == 0 && packed && packed[0] == TYPE_BY_NUMBER) {
+            *parts[0] = media_type_of((uint8_t)packed[1]);
+            packed += 2;
+            continue;
+        }
         *parts[i] = packed ? packed : "";
         if (packed)
             packed += strlen(packed) + 1;
