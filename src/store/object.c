@@ -155,9 +155,11 @@ static bool settled(const struct object *obj)
     case OBJ_COMPLETE:
     case OBJ_REMOVED:
         return obj->length == object_have(obj) && obj->headers_ready &&
-               obj->reserved <= obj->length && (obj->state == OBJ_COMPLETE || obj->reserved == 0);
+               object_reserved(obj) <= obj->length &&
+               (obj->state == OBJ_COMPLETE || object_reserved(obj) == 0) &&
+               (!obj->live || obj->live->reserved == 0);
     case OBJ_FAILED:
-        return obj->reserved == 0;
+        return object_reserved(obj) == 0;
     case OBJ_NEW:
     case OBJ_FETCHING:
         break;
@@ -461,8 +463,8 @@ static void leave_table(struct object *obj, struct dlist *list)
     st.uses -= obj->usage;
     ring_forget(&st.dirty, &obj->dirty);
     table_del(&st.objects, &obj->node);
-    st.usage -= obj->reserved;
-    obj->reserved = 0;
+    st.usage -= object_reserved(obj);
+    object_set_reserved(obj, 0);
 }
 
 /* NEW -> FETCHING or COMPLETE: into the table, and its list. Loaded objects are linked onto the
@@ -470,7 +472,7 @@ static void leave_table(struct object *obj, struct dlist *list)
 static void enter_lists(struct object *obj, const struct move_args *a)
 {
     (void)a;
-    st.usage += obj->reserved;
+    st.usage += object_reserved(obj);
     st.uses += obj->usage;
     if (obj->state == OBJ_FETCHING)
         dlist_append(&st.fetching, &obj->lru);
@@ -491,13 +493,24 @@ int object_enter(struct object *obj, enum object_state to)
     return 0;
 }
 
+void object_set_reserved(struct object *obj, int64_t bytes)
+{
+    bool whole = obj->state == OBJ_COMPLETE || obj->state == OBJ_REMOVED;
+    assert(bytes >= 0 && (!whole || bytes == 0 || bytes == obj->length));
+    obj->holds_file = whole && bytes > 0;
+    if (obj->live)
+        obj->live->reserved = whole ? 0 : bytes;
+    else
+        assert(whole || bytes == 0); /* a download has its live part */
+}
+
 void object_reserve(struct object *obj, int64_t bytes)
 {
     CHECK_OBJ(obj);
     ASSERT_LOCKED();
     assert(bytes >= 0 && object_in_table(obj));
-    st.usage += bytes - obj->reserved;
-    obj->reserved = bytes;
+    st.usage += bytes - object_reserved(obj);
+    object_set_reserved(obj, bytes);
     assert(st.usage >= 0);
 }
 
@@ -506,8 +519,9 @@ void object_pass_reserve(struct object *obj, struct object *to)
     CHECK_OBJ(obj);
     CHECK_OBJ(to);
     ASSERT_LOCKED();
-    to->reserved += obj->reserved;
-    obj->reserved = 0;
+    assert(!to->holds_file || !obj->holds_file); /* one file, counted once */
+    object_set_reserved(to, object_reserved(to) + object_reserved(obj));
+    object_set_reserved(obj, 0);
 }
 
 void object_forget(struct object *obj)

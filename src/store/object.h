@@ -53,6 +53,8 @@ struct object_live {
     int64_t flush_mark; /* bytes before it waited a hold out: readers take them at any size */
     int64_t rate;       /* FETCHING: bytes a second its download took over the last second */
     int64_t max_size;   /* its terms' max-object-size: a longer body is refused (413) */
+    int64_t reserved;   /* the quota a download claims (object_reserved), 0 once it holds its
+                           file's length (holds_file) */
     char *error;        /* one-line reason (object_set_error); NULL when none (or out of memory):
                            see object_error() */
     struct park_queue waiters;
@@ -83,8 +85,6 @@ struct object {
     struct object_live *live; /* NULL at rest: read through live_of(), written through
                                  object_live() */
     int64_t length;           /* Content-Length, or -1 while unknown */
-    int64_t reserved;         /* quota it holds: a download's claim, its length once complete
-                                 (0 for a twin whose file another holds: store_twins.c) */
     char *headers; /* struct upstream_headers packed: six NUL-terminated strings one after the
                       other (one allocation, or after its URL: headers_inline); NULL
                       until upstream's headers are in; changed under the lock only */
@@ -123,6 +123,9 @@ struct object {
     bool headers_ready; /* upstream answered 2xx: length and type known */
     bool resumed;       /* store_resume.c: its partial file and row exist: reopened, not created */
     bool resumable;     /* its body has a validator a resume proves itself by: synced for one */
+    /* The quota it holds is its length (object_reserved): a complete one's, unless a twin holds
+     * its file (store_twins.c); a download's claim is in `live` */
+    bool holds_file : 1;
     /* The other flags, read and written under the lock only: one bit each (a million objects
      * at rest are a million of these; as bools they took 16 bytes more an object). */
     bool headers_inline : 1; /* `headers` are after its URL, in its own allocation (a loaded
@@ -192,6 +195,17 @@ static inline int64_t object_have(const struct object *obj)
 {
     return obj->live ? obj->live->have : obj->length;
 }
+
+/* The quota it holds: its length when it holds its file, else a download's claim (0 at rest:
+ * a twin whose file another holds, or none at all). */
+static inline int64_t object_reserved(const struct object *obj)
+{
+    return obj->holds_file ? obj->length : obj->live ? obj->live->reserved : 0;
+}
+/* Lock held, or a NEW object's maker. Its quota becomes `bytes` (the store's usage is the
+ * caller's: object_reserve): a complete or removed one holds its length or nothing, in a bit;
+ * anything else is a download's claim, in its live part. */
+void object_set_reserved(struct object *obj, int64_t bytes);
 
 /* The expired version it refreshes, or NULL: read on many paths. */
 static inline struct object *object_stale(const struct object *obj)
@@ -379,9 +393,6 @@ bool object_set_aside(struct object *obj, int status, const char *reason);
  * "store: removed URL (why)"; NULL: they stay, for the caller to remove or replace. Freed here
  * when nobody holds it. */
 void object_remove(struct object *obj, const char *why);
-/* Lock held. The quota an object in the table holds becomes `bytes`, and the store's usage with
- * it: with the moves (object.c), the only writer of both once an object is in the table (its
- * maker sets `reserved` of a NEW one, counted when it enters). */
 /* An object's file opened for reading (O_CLOEXEC) without touching its access time: with
  * relatime, each file's first read since it was written, and each day after, wrote its inode
  * through the file system's journal (touch_atime: 7.7% of arca's CPU under random hits over a
@@ -391,6 +402,9 @@ int object_open_file(const char *path);
  * of their own (the caller's to free); NULL when they cannot all be read. `fd` is closed. No
  * lock held: it reads the disk. */
 char *object_read_file(int fd, const char *path, int64_t length);
+/* Lock held. The quota an object in the table holds becomes `bytes`, and the store's usage with
+ * it: with the moves (object.c), the only writer of both once an object is in the table (its
+ * maker sets the quota of a NEW one, object_set_reserved, counted when it enters). */
 void object_reserve(struct object *obj, int64_t bytes);
 /* Lock held. A leaving object's quota passes to `to`, which keeps its file (store_twins.c). */
 void object_pass_reserve(struct object *obj, struct object *to);

@@ -75,7 +75,8 @@ static struct object *object_of_row(const struct index_row *row)
     if (!o)
         return NULL;
     o->headers_ready = true;
-    o->length = o->reserved = row->length;
+    o->length = row->length;
+    o->holds_file = true; /* the quota it holds: its length (object_reserved) */
     object_set_staleness(o, row->stale_if_error, row->stale_while_revalidate);
     memcpy(o->digest, row->digest, 32);
     o->signed_key = row->signed_key;

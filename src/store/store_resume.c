@@ -108,7 +108,7 @@ bool resume_partial(const struct index_row *row, void *arg)
     o->headers_ready = false;
     o->length = row->length;
     object_live(o)->have = row->synced;
-    o->reserved = row->length >= 0 ? row->length : row->synced;
+    object_set_reserved(o, row->length >= 0 ? row->length : row->synced);
     object_set_times(o, row->created, row->ttl > 0 ? row->ttl : TTL_MAX);
     o->last_use = o->created;
     o->resumed = o->on_disk = o->resumable = true;

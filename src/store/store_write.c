@@ -272,22 +272,22 @@ static int claim(struct object *obj, int64_t upto)
         object_refuse_size(obj, 413, "object grew larger than max-object-size");
         return -1;
     }
-    if (upto <= obj->reserved)
+    if (upto <= object_reserved(obj))
         return 0;
     if (upto > st.quota) {
         object_refuse_size(obj, 507, "object grew larger than the cache quota");
         return -1;
     }
-    extra = upto - obj->reserved;
+    extra = upto - object_reserved(obj);
     if (extra < RESERVE_STEP)
         extra = RESERVE_STEP;
-    if (obj->reserved + extra > st.quota)
-        extra = st.quota - obj->reserved;
+    if (object_reserved(obj) + extra > st.quota)
+        extra = st.quota - object_reserved(obj);
     if (room_make(extra) < 0) {
         object_refuse_size(obj, 507, "no room in the cache quota for this object");
         return -1;
     }
-    object_reserve(obj, obj->reserved + extra);
+    object_reserve(obj, object_reserved(obj) + extra);
     return 0;
 }
 

@@ -87,7 +87,7 @@ static struct object *begun(const char *url, int64_t have, int64_t reserved)
     struct object *obj = object_begin(url, key, 3600, (int64_t)time(NULL));
     assert_non_null(obj);
     object_live(obj)->have = have;
-    obj->reserved = reserved;
+    object_set_reserved(obj, reserved);
     st.usage += reserved;
     store_unlock();
     return obj;
