@@ -1,13 +1,15 @@
 /*
  * ring.h — a queue of items that each keep their place in it: added at the tail, taken from the
- * head, taken out from anywhere, each in O(1) (amortised: the ring grows by doubling). An item
- * holds a uint32_t place (0: not in the ring), 4 bytes where a list node's two links take 16;
- * the ring holds pointers to the places, and RING_ENTRY turns one back into its item.
+ * head, taken out from anywhere, each in O(1). An item holds a uint32_t place (0: not in the
+ * ring), 4 bytes where a list node's two links take 16; the ring holds pointers to the places,
+ * and RING_ENTRY turns one back into its item.
  *
  * Contract: an item is in at most one ring, at most once (ring_add of an item in it leaves it
- * where it is). The caller provides the locking, and takes an item out before freeing it. Items
- * taken out leave holes: a full ring closes them up when they are at least half of it, and
- * doubles otherwise.
+ * where it is). The caller provides the locking, and takes an item out before freeing it. A
+ * place is the item's position in the ring's sequence, which growing or shrinking never changes:
+ * neither writes to an item, they copy pointers (one array of them, the size of the span from
+ * the oldest item to the newest, holes included; it doubles when full and halves when a quarter
+ * of it is used).
  */
 #ifndef ARCA_RING_H
 #define ARCA_RING_H
@@ -17,9 +19,9 @@
 #include <stdint.h>
 
 struct ring {
-    uint32_t **slot;     /* cap places; NULL: a hole an item left (ring_forget) */
-    uint32_t cap;        /* a power of two, or 0 before the first add */
-    uint32_t head, tail; /* positions (mod cap): the oldest, and one past the newest */
+    uint32_t **slot;     /* cap of them, by position mod cap; NULL: a hole (ring_forget) */
+    uint32_t cap;        /* a power of two, or 0 while the ring has no array */
+    uint32_t head, tail; /* positions: the oldest, and one past the newest (mod 2^32) */
     size_t count;        /* items in it, holes not counted */
 };
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* Twice the numbers: a probe ends at an empty slot within a few. */
 #define SLOTS 512
@@ -15,14 +16,23 @@
 static _Atomic(const char *) types[MEDIA_TYPES_MAX + 1]; /* [0] unused */
 static _Atomic uint8_t numbers[SLOTS];                   /* by hash; 0: empty */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int given; /* numbers given so far: under the lock */
+static int given;        /* numbers given so far: under the lock */
+static atomic_bool full; /* every number given: a type without one takes no lock */
+static uint32_t seed;    /* the hash's, random: an origin cannot pick types that collide */
+static pthread_once_t seeded = PTHREAD_ONCE_INIT;
+
+static void seed_once(void)
+{
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+        seed = (uint32_t)(uintptr_t)&seed; /* no entropy yet: the address's, at least */
+}
 
 static uint32_t hash_of(const char *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
+    uint32_t h = 2166136261u ^ seed; /* FNV-1a, seeded */
     for (; *s; s++)
         h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    return h ^ (h >> 15);
 }
 
 /* Its number, or 0 with *slot the empty slot where it would go (SLOTS: none is left). */
@@ -47,9 +57,10 @@ uint8_t media_type_code(const char *type)
     size_t len = strnlen(type, MEDIA_TYPE_KEPT_LEN + 1), slot;
     if (len == 0 || len > MEDIA_TYPE_KEPT_LEN || (uint8_t)type[0] < 0x20)
         return 0;
+    pthread_once(&seeded, seed_once);
     uint32_t h = hash_of(type);
     uint8_t n = find(type, h, &slot);
-    if (n)
+    if (n || atomic_load_explicit(&full, memory_order_relaxed))
         return n;
     pthread_mutex_lock(&lock);
     n = find(type, h, &slot); /* another thread may have given it one meanwhile */
@@ -59,6 +70,8 @@ uint8_t media_type_code(const char *type)
         atomic_store_explicit(&types[n], copy, memory_order_relaxed);
         atomic_store_explicit(&numbers[slot], n, memory_order_release);
     }
+    if (given == MEDIA_TYPES_MAX)
+        atomic_store_explicit(&full, true, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
     return n;
 }

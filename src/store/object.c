@@ -208,11 +208,16 @@ static size_t headers_plan(const struct upstream_headers *h, struct packing *pk)
         return 0;
     if ((pk->type = media_type_code(pk->parts[0])))
         return total - strlen(pk->parts[0]) - 1 + 2;
-    if (pk->parts[0][0] == TYPE_BY_NUMBER) { /* would read as a number */
+    if (pk->parts[0] != headers_kept_type(pk->parts[0])) { /* would read as a number */
         total -= strlen(pk->parts[0]);
         pk->parts[0] = "";
     }
     return total;
+}
+
+const char *headers_kept_type(const char *type)
+{
+    return !type || type[0] == TYPE_BY_NUMBER ? "" : type;
 }
 
 static void headers_pack_into(const struct packing *pk, char *p)

@@ -5,10 +5,13 @@
  *
  * Contract:
  * - One mutex (store_lock/store_unlock) guards the table, the lists, the quota counters and every
- *   object's fields below `fd`. store_locked() says whether the calling thread holds it: every
- *   function documented "lock held" asserts it, or that main is alone (before store_start,
- *   after store_close: no other thread can reach the store). store_unlock drops the lock, then runs
- * the wake-ups deferred under it (park.h): a waiter is never woken under the lock.
+ *   object's fields below `fd`, but for what its download's own threads read without it:
+ *   `state` in their asserts, and the flags headers_ready, resumed and resumable (bytes of their
+ *   own, never bit-fields, so that a write of a neighbour under the lock is no race).
+ * store_locked() says whether the calling thread holds it: every function documented "lock held"
+ * asserts it, or that main is alone (before store_start, after store_close: no other thread can
+ * reach the store). store_unlock drops the lock, then runs the wake-ups deferred under it (park.h):
+ * a waiter is never woken under the lock.
  * - An object's life is one state (enum object_state, store.h) and a table of moves (object.c,
  *   object_may_move): NEW -> FETCHING (a download begins), NEW -> COMPLETE (loaded at start),
  *   FETCHING -> COMPLETE (finished or renewed), FETCHING -> FAILED (failed, set aside, or

@@ -341,6 +341,9 @@ int store_begin_body(struct object *obj, int64_t length, const struct upstream_h
                      bool resumable);
 /* An object's packed headers (NULL: none) read back; pointers into `packed`. */
 void headers_unpack(const char *packed, struct upstream_headers *h);
+/* A content type as packed headers keep it: "" for one starting with the byte that marks a
+ * type's number there (0x01: no media type does), else itself. */
+const char *headers_kept_type(const char *type);
 /* Throw away the bytes written so far, so the download can start over with a body of `length`
  * bytes described by `h` (NULL: not known yet; the next store_begin_body checks it). Returns 0;
  * 1 when that would contradict what a reader holds: bytes, or a length and headers it answered

@@ -235,7 +235,8 @@ static struct touch_job *collect_touches(size_t *seen)
     size_t queued = st.dirty.count; /* the downloads put back are not met again */
     uint32_t *place;
     *seen = 0;
-    if (!t || !(t->batch = malloc(TOUCH_CHUNK * sizeof(*t->batch)))) {
+    size_t room = queued < TOUCH_CHUNK ? queued : TOUCH_CHUNK;
+    if (!t || !room || !(t->batch = malloc(room * sizeof(*t->batch)))) {
         free(t);
         return NULL;
     }
@@ -243,7 +244,9 @@ static struct touch_job *collect_touches(size_t *seen)
     for (; queued > 0 && *seen < TOUCH_CHUNK && (place = ring_take(&st.dirty)); queued--) {
         struct object *o = RING_ENTRY(place, struct object, dirty);
         if (o->state != OBJ_COMPLETE) {
-            ring_add(&st.dirty, place); /* room: it just left a slot */
+            /* back at the tail (out of memory it is not: its row is written whole when it
+             * completes, uses and all) */
+            ring_add(&st.dirty, place);
             continue;
         }
         (*seen)++;

@@ -145,7 +145,7 @@ static bool same_headers(const struct object *obj, int64_t length, const struct 
     assert(store_locked());
     struct upstream_headers old;
     headers_unpack(obj->headers, &old);
-    return obj->length == length && !strcmp(old.content_type, h->content_type) &&
+    return obj->length == length && !strcmp(old.content_type, headers_kept_type(h->content_type)) &&
            !strcmp(old.content_encoding, h->content_encoding) &&
            !strcmp(old.filename, h->filename) && !strcmp(old.last_modified, h->last_modified) &&
            !strcmp(old.etag, h->etag);

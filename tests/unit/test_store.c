@@ -232,6 +232,34 @@ static void last_byte_waits_for_completion(void **state)
     assert_string_equal(meta.content_type, "text/plain");
 }
 
+/* Issue 70: a content type that starts with 0x01, the byte that marks a type's number in an
+ * object's packed headers, is kept as none; the same answer after a retry is still the same
+ * object (not "changed between attempts"), and a hit says no type. */
+static void an_odd_type_kept_as_none_is_the_same_answer_after_a_retry(void **state)
+{
+    struct object *obj = downloading("http://h/odd-type", 4, "\x01odd"), *joined;
+    struct upstream_headers odd = {"\x01odd", "", "", "", "", ""};
+    struct object_meta meta;
+    struct reader r;
+    int fd;
+    (void)state;
+    reader_init(&r);
+    assert_int_equal(store_lookup("http://h/odd-type", 3600, &joined, &fd, NULL, &meta),
+                     LOOKUP_COALESCED);
+    assert_true(store_wait(joined, false, &r.w, &meta)); /* answered: its headers committed */
+    assert_string_equal(meta.content_type, "");
+    assert_int_equal(store_restart(obj, 4, &odd), 0); /* the same answer: it may go on */
+    assert_int_equal(store_begin_body(obj, 4, &odd, true), 0);
+    append(obj, "odd!");
+    finish(obj, "odd!");
+    store_release(joined);
+    release_both(obj);
+    assert_int_equal(store_lookup("http://h/odd-type", 3600, &joined, &fd, NULL, &meta),
+                     LOOKUP_HIT);
+    close(fd);
+    assert_string_equal(meta.content_type, "");
+}
+
 /* A parent's copy is as old as the parent says, and fresh for what the parent says is left: an
  * Age beyond the clock (a parent whose clock is wrong) clamps its creation to 1970 but never
  * moves the moment it expires (kept in 32 bits, a ttl of age + fresh made it fresh for years). */
@@ -1000,6 +1028,7 @@ int main(void)
         cmocka_unit_test(a_hit_reads_its_file_without_touching_its_access_time),
         cmocka_unit_test(every_use_reaches_the_index_chunk_after_chunk),
         cmocka_unit_test(a_flush_is_bounded_and_reaches_every_object_in_turn),
+        cmocka_unit_test(an_odd_type_kept_as_none_is_the_same_answer_after_a_retry),
         cmocka_unit_test(a_key_that_left_while_loading_is_not_read_back),
         cmocka_unit_test(a_complete_objects_file_and_name_are_synced),
     };
