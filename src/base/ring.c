@@ -56,6 +56,18 @@ bool ring_add(struct ring *r, uint32_t *place)
     return true;
 }
 
+/* After an item left: empty (holes only), the array is freed; the span a quarter of it or
+ * less, it halves (never below the first size; out of memory, it stays as it is). */
+static void shrink(struct ring *r)
+{
+    if (r->count == 0) {
+        free(r->slot);
+        *r = (struct ring){0};
+    } else if (r->cap > RING_FIRST_CAP && r->tail - r->head <= r->cap / 4) {
+        resize(r, r->cap / 2);
+    }
+}
+
 void ring_forget(struct ring *r, uint32_t *place)
 {
     if (!*place)
@@ -65,18 +77,7 @@ void ring_forget(struct ring *r, uint32_t *place)
     r->slot[pos & (r->cap - 1)] = NULL;
     *place = 0;
     r->count--;
-}
-
-/* After a take: the span a quarter of the array or less, it halves (never below the first
- * size); empty, it is freed. Out of memory, it stays as it is. */
-static void shrink(struct ring *r)
-{
-    if (r->count == 0 && r->head == r->tail) {
-        free(r->slot);
-        *r = (struct ring){0};
-    } else if (r->cap > RING_FIRST_CAP && r->tail - r->head <= r->cap / 4) {
-        resize(r, r->cap / 2);
-    }
+    shrink(r);
 }
 
 uint32_t *ring_take(struct ring *r)
@@ -88,8 +89,6 @@ uint32_t *ring_take(struct ring *r)
         *place = 0;
         r->count--;
     }
-    if (r->count == 0)
-        r->head = r->tail; /* only holes were left */
     shrink(r);
     return place;
 }
