@@ -189,6 +189,7 @@ class Handler(BaseHTTPRequestHandler):
         with origin.lock:
             index = origin.counts[path]
             origin.counts[path] += 1
+            self.request_index = len(origin.requests)
             origin.requests.append((path, dict(self.headers)))
             origin.targets.append(self.path)
         if obj is None:
@@ -299,6 +300,7 @@ class Handler(BaseHTTPRequestHandler):
                 # made after the write would land
                 with self.server.origin.lock:
                     self.server.origin.bytes_sent[path] += len(piece)
+                    self.server.origin.request_bytes[self.request_index] += len(piece)
                 if obj.chunked:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 else:
@@ -323,6 +325,7 @@ class Origin:
         self.objects = {}
         self.counts = collections.Counter()
         self.bytes_sent = collections.Counter()  # body bytes written, per path
+        self.request_bytes = collections.Counter()  # the same, per index in `requests`
         self.requests = []
         self.targets = []  # request targets as sent (path and query)
         self.lock = threading.Lock()
