@@ -24,10 +24,11 @@ def warm_large(work, cfg, www):
     size = cfg["large"]
     write_random(os.path.join(www, "large"), size)
     origin = Nginx(work, "nginx-sendfile", www=www, log=False)
-    # arca-sendfile: the other --send-mode, measured so the default is chosen by figures
+    # arca-mmap: the other --send-mode (the default, auto, sends a plain client the file by
+    # sendfile), measured so the default is chosen by figures
     peers = [origin, Nginx(work, "nginx-proxy-cache", origin=origin, log=False),
              Varnish(work, origin, "4G"), Squid(work, origin), *arcas(work),
-             Arca(work, name="arca-sendfile", extra=("--send-mode", "sendfile"))]
+             Arca(work, name="arca-mmap", extra=("--send-mode", "mmap"))]
     try:
         for s in peers:
             fetch_all(s.url(origin, "/large"), size)

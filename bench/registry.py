@@ -448,16 +448,16 @@ def registry(work, cfg, www):
                  for f in ("pulls_whole", "upstream_requests", "slowest_s")}
     # ARCA_BEFORE: an older arca beside, before/after in one run
     arcas = {"arca": ARCA} | ({"arca-before": ARCA_BEFORE} if ARCA_BEFORE else {})
-    # warm only: nginx-static, and arca with the other --send-mode (the mapping's copy is most
-    # of a warm blob's CPU, sendfile leaves the client a copy out of page cache: the default is
-    # chosen by figures)
+    # warm only: nginx-static, and arca with the other --send-mode (a mapping's copy is most of
+    # a warm blob's CPU; the default, auto, sends plain clients the file by sendfile, which
+    # leaves the client a copy out of page cache: the default is chosen by figures)
     warm_only = {"nginx-static": static,
-                 "arca-sendfile": ArcaMirror(work, "arca-sendfile-warm", front,
-                                             more=("--send-mode", "sendfile"))}
+                 "arca-mmap": ArcaMirror(work, "arca-mmap-warm", front,
+                                         more=("--send-mode", "mmap"))}
     rows = {name: [] for name in (*arcas, "distribution", "direct", *warm_only)}
     warm = {name: ArcaMirror(work, f"{name}-warm", front, binary) for name, binary in arcas.items()}
     warm["distribution"] = DockerRegistry(work, "distribution-warm", remote)
-    for s in list(warm.values()) + [warm_only["arca-sendfile"]]:
+    for s in list(warm.values()) + [warm_only["arca-mmap"]]:
         pulls(s, manifest, blobs, 1, 1)
     try:
         for r in range(cfg["rounds"]):
@@ -494,7 +494,7 @@ def registry(work, cfg, www):
                          f"{c['clients']} clients pull it cold at once (fresh caches), then "
                          f"batches of {c['clients']} warm pulls for {c['warm_seconds']} s; "
                          f"nginx-static: the image's files sent by nginx (sendfile), warm only; "
-                         f"arca-sendfile: arca with --send-mode sendfile, warm only; "
+                         f"arca-mmap: arca with --send-mode mmap, warm only; "
                          f"outage: {c['outage']['images']} images sharing "
                          f"{len(c['outage']['base'])} base layers, each pulled once through the "
                          f"fresh cache, then {c['outage']['pulls']} pulls at once with the "

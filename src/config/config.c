@@ -553,10 +553,17 @@ static int opt_ca_file(struct config *cfg, const struct option *o, const char *v
 
 static int opt_send_mode(struct config *cfg, const struct option *o, const char *v, char *err)
 {
-    int rc = pick(o->name, v, "mmap", "sendfile", err);
-    if (rc >= 0)
-        cfg->send_mode = rc ? SEND_SENDFILE : SEND_MMAP;
-    return rc < 0 ? -1 : 0;
+    static const char *const names[] = {
+        [SEND_AUTO] = "auto", [SEND_MMAP] = "mmap", [SEND_SENDFILE] = "sendfile"};
+    (void)o;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!strcmp(v, names[i])) {
+            cfg->send_mode = (enum send_mode)i;
+            return 0;
+        }
+    }
+    snprintf(err, CONFIG_ERR_LEN, "--send-mode: expected auto, mmap or sendfile, got '%s'", v);
+    return -1;
 }
 
 static int opt_framing(struct config *cfg, const struct option *o, const char *v, char *err)

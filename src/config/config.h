@@ -139,7 +139,7 @@ struct outgoing_address {
     struct sockaddr_in6 v6;
 };
 
-enum send_mode { SEND_MMAP, SEND_SENDFILE };
+enum send_mode { SEND_AUTO, SEND_MMAP, SEND_SENDFILE };
 /* How an answer whose &sha256= is still to be checked goes out while its object downloads:
  * chunked (streamed, a mismatch is a missing final chunk) or held until the object is complete. */
 enum digest_framing { FRAMING_CHUNKED, FRAMING_HOLD };

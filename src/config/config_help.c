@@ -90,7 +90,7 @@ static void print_limits(void)
         "  --idle-timeout TTL     idle client connection lifetime (default 60s)\n"
         "  --grace-period TTL     time in-flight responses get on SIGTERM (default 10s)\n"
         "  --threads N            client worker threads (default: CPUs, max 16)\n"
-        "  --send-mode MODE       finished objects >= 1 MiB: mmap (default) or sendfile\n"
+        "  --send-mode MODE       finished objects >= 1 MiB: auto (default), mmap or sendfile\n"
         "  --digest-framing MODE  &sha256= answers of a download: chunked (default) or hold\n"
         "  --cache-name NAME      this arca's name in Cache-Status (default: the host's name)\n"
         "  --access-log FILE      one line per request; - is stderr (default), off is none\n"

@@ -61,6 +61,18 @@ struct answer *answer_file(int fd, int64_t off, uint64_t len)
     return a;
 }
 
+struct answer *answer_file_mapped(int fd, int64_t off, uint64_t len, const void *view,
+                                  void (*release)(void *), void *cls)
+{
+    struct answer *a = answer_file(fd, off, len);
+    if (!a)
+        return NULL;
+    a->data = view;
+    a->release = release;
+    a->release_cls = cls;
+    return a;
+}
+
 struct answer *answer_read(uint64_t size, size_t block, answer_reader reader, void *cls)
 {
     struct answer *a = answer_new(ANSWER_READ, 0);

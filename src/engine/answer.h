@@ -18,7 +18,7 @@
 
 enum answer_kind {
     ANSWER_MEM,  /* data[0..len) */
-    ANSWER_FILE, /* len bytes of fd from off */
+    ANSWER_FILE, /* len bytes of fd from off; also data[0..len) when mapped (answer_file_mapped) */
     ANSWER_READ, /* size bytes (or ANSWER_SIZE_UNKNOWN) from reader, block at a time */
     ANSWER_SPAN, /* the same from spanner, as spans of files (sendfile) */
 };

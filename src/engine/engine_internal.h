@@ -176,6 +176,9 @@ ssize_t io_sendv(struct conn *c, const struct iovec *iov, int n, bool more);
 /* Up to `len` bytes of file `fd` from `*off`, which moves past those written: sendfile, kernel
  * TLS's SSL_sendfile, or a record read from the file and written by OpenSSL. */
 ssize_t io_sendfile(struct conn *c, int fd, off_t *off, size_t len);
+/* Whether io_sendfile reads a file's bytes into a buffer for this connection (TLS encrypted by
+ * OpenSSL): a mapping of the same bytes, where an answer has one, costs it less. */
+bool io_copies_files(struct conn *c);
 /* A turn of sending is over: the records it wrote leave now (TLS: the TCP_CORK a body's records
  * were written under is lifted). */
 void io_turn_end(struct conn *c);

@@ -98,6 +98,12 @@ struct answer *answer_static(const void *data, size_t len);
 struct answer *answer_borrowed(const void *data, size_t len, void (*release)(void *), void *cls);
 /* `len` bytes of the file `fd` from `off`; the answer owns `fd`, closed with it. */
 struct answer *answer_file(int fd, int64_t off, uint64_t len);
+/* The same, with the same bytes also at `view` (a mapping of the file, let go by
+ * `release(cls)` with the answer): each connection takes the road that costs it less, the file
+ * by sendfile where the kernel moves its pages (plain HTTP, kernel TLS), the mapping where they
+ * would be read into a buffer first (TLS encrypted by OpenSSL). */
+struct answer *answer_file_mapped(int fd, int64_t off, uint64_t len, const void *view,
+                                  void (*release)(void *), void *cls);
 /* `size` bytes (or ANSWER_SIZE_UNKNOWN) read by `reader` in blocks of at most `block`. */
 struct answer *answer_read(uint64_t size, size_t block, answer_reader reader, void *cls);
 

@@ -281,6 +281,11 @@ static ssize_t tls_sendfile(struct conn *c, int fd, off_t *off, size_t len)
     return r;
 }
 
+bool io_copies_files(struct conn *c)
+{
+    return c->ssl && !BIO_get_ktls_send(SSL_get_wbio(c->ssl));
+}
+
 ssize_t io_sendfile(struct conn *c, int fd, off_t *off, size_t len)
 {
     ssize_t r;

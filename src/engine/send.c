@@ -176,6 +176,13 @@ static size_t min_size(uint64_t a, size_t b)
     return a < b ? (size_t)a : b;
 }
 
+/* Whether this connection sends the body from memory: a memory body, or a file's mapping where
+ * its file would be read into a buffer anyway (io_copies_files). */
+static bool body_in_memory(struct conn *c, const struct answer *a)
+{
+    return a->kind == ANSWER_MEM || (a->kind == ANSWER_FILE && a->data && io_copies_files(c));
+}
+
 /* The head, with the first bytes of a memory body in the same call. */
 static bool send_head(struct conn *c, size_t *budget, enum send_result *res)
 {
@@ -186,7 +193,7 @@ static bool send_head(struct conn *c, size_t *budget, enum send_result *res)
         int n = 1;
         size_t head_part;
         ssize_t r;
-        if (!x->body_done && a->kind == ANSWER_MEM) {
+        if (!x->body_done && body_in_memory(c, a)) {
             iov[1].iov_base = (void *)a->data;
             iov[1].iov_len = min_size(a->len, *budget);
             n = 2;
@@ -208,7 +215,7 @@ static ssize_t send_fixed(struct conn *c, size_t max, enum send_result *res)
     struct exchange *x = c->x;
     struct answer *a = x->ans;
     size_t len = min_size(a->len - x->body_sent, max);
-    if (a->kind == ANSWER_MEM) {
+    if (body_in_memory(c, a)) {
         struct iovec iov = {(void *)(a->data + x->body_sent), len};
         return put_iov(c, &iov, 1, false, res);
     }
@@ -429,7 +436,7 @@ static enum send_result pause_with(struct conn *c, enum send_result res)
 enum send_result send_some(struct conn *c)
 {
     struct exchange *x = c->x;
-    size_t budget = x->ans->kind == ANSWER_MEM ? SEND_TURN_MAX_MEM : SEND_TURN_MAX;
+    size_t budget = body_in_memory(c, x->ans) ? SEND_TURN_MAX_MEM : SEND_TURN_MAX;
     enum send_result res = SEND_DONE;
     if (!c->can_write)
         return SEND_AGAIN;

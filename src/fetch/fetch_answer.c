@@ -621,35 +621,48 @@ static void unmap(void *cls)
     free(m);
 }
 
-/* Bytes [start, end) of a finished object's file. The file mapped once and handed to every hit
- * as a buffer costs less CPU a byte than sendfile on loopback, but a mapping of its own per
- * answer loses to sendfile: each one faults its pages in again, and for small objects
- * mmap+munmap per request halves the request rate (bench/README.md, "Why the hot path is
- * shaped so"). So only the answer `shared` by an object's hits (share_and_queue) is mapped,
- * when it is large.
- * Finished files are never truncated (a new version is a new inode), so a mapping cannot fault.
+/* Whether the answer `shared` by a large object's hits gets a mapping of its file, and who sends
+ * from it: every connection (mmap), the TLS connections OpenSSL encrypts (auto: the others take
+ * the file by sendfile), or none (sendfile). A file sent by sendfile costs a plain connection
+ * 0.15 ns of CPU a byte against the mapping's 0.25, but a TLS one without kernel TLS has each
+ * record read from the file, where the mapping is encrypted in place (903 MB/s against 783):
+ * bench/results/2026-11-27-i70-sendmode-summary.md. A mapping of its own per answer loses to
+ * sendfile everywhere: each one faults its pages in again, and for small objects mmap+munmap per
+ * request halves the request rate (bench/README.md, "Why the hot path is shaped so"). */
+static bool mapped(bool shared, int64_t len)
+{
+    if (!shared || len < MMAP_MIN_BYTES || http_cfg->send_mode == SEND_SENDFILE)
+        return false;
+    return http_cfg->send_mode == SEND_MMAP || http_cfg->n_tls_listen > 0;
+}
+
+/* Bytes [start, end) of a finished object's file, mapped when mapped() says so. Finished files
+ * are never truncated (a new version is a new inode), so a mapping cannot fault.
  * On success the response owns fd (or the mapping replaced it); on NULL the caller still does. */
 static struct answer *file_response(int fd, int64_t start, int64_t end, bool shared)
 {
     struct answer *resp = NULL;
     struct mapping *m;
+    bool both = http_cfg->send_mode == SEND_AUTO;
 
-    if (shared && http_cfg->send_mode == SEND_MMAP && end - start >= MMAP_MIN_BYTES &&
-        (m = malloc(sizeof(*m)))) {
+    if (mapped(shared, end - start) && (m = malloc(sizeof(*m)))) {
         m->len = (size_t)end;
         m->addr = mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0);
         if (m->addr != MAP_FAILED) {
-            resp = answer_borrowed((char *)m->addr + start, (size_t)(end - start), unmap, m);
+            char *view = (char *)m->addr + start;
+            uint64_t len = (uint64_t)(end - start);
+            resp = both ? answer_file_mapped(fd, start, len, view, unmap, m)
+                        : answer_borrowed(view, len, unmap, m);
             if (!resp)
                 munmap(m->addr, m->len);
         }
         if (!resp)
             free(m);
+        else if (!both)
+            close(fd); /* the mapping keeps the file alive */
     }
     if (!resp)
         resp = answer_file(fd, start, (uint64_t)(end - start));
-    else
-        close(fd); /* the mapping keeps the file alive */
     return resp;
 }
 

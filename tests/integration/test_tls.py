@@ -136,6 +136,65 @@ def test_the_plain_and_the_tls_port_share_one_store(origin, start_tls_arca):
     assert arca.status()["resources_successes"] == 2
 
 
+def mapped_files(arca):
+    """The objects' files under arca's data directory that its process has mapped now (the
+    index's shared memory aside)."""
+    with open(f"/proc/{arca.proc.pid}/maps") as f:
+        return {line.split()[-1] for line in f
+                if arca.data_dir in line and "index.sqlite" not in line}
+
+
+def start_reading(arca, path, tls):
+    """A connection (TLS or plain) that asked for `path` and read its head and 64 KiB of its
+    body, then stopped: the answer is held while it stays open. Returns (socket, bytes read)."""
+    s = socket.create_connection(("127.0.0.1", arca.tls_port if tls else arca.port), timeout=30)
+    if tls:
+        s = arca.context().wrap_socket(s, server_hostname="127.0.0.1")
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: arca\r\nConnection: close\r\n\r\n".encode())
+    got = b""
+    while b"\r\n\r\n" not in got or len(got) - got.index(b"\r\n\r\n") < 65536:
+        got += s.recv(65536)
+    return s, got
+
+
+def read_rest(s, got):
+    while chunk := s.recv(1 << 20):
+        got += chunk
+    s.close()
+    head, body = got.split(b"\r\n\r\n", 1)
+    return head.split(b" ", 2)[1], body
+
+
+@pytest.mark.parametrize("mode,mapped", [("auto", True), ("mmap", True), ("sendfile", False)])
+def test_a_large_hit_read_over_plain_and_tls_at_once_in_each_send_mode(origin, start_tls_arca,
+                                                                       mode, mapped):
+    # the answer a large object's hits share is mapped when a TLS connection may read it (auto:
+    # for the TLS connections OpenSSL encrypts; the plain ones take the file by sendfile), and
+    # both roads give the same bytes from the same answer
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    url = origin.add("/large", data=data)
+    arca = start_tls_arca("--upstream-allow", "127.0.0.0/8", "--send-mode", mode)
+    for _ in range(3):  # a miss, a hit, then a hit that shares its answer
+        assert sha256(arca.fetch(url)[2]) == sha256(data)
+    readers = [start_reading(arca, arca.fetch_path(url), tls) for tls in (True, False, True)]
+    assert bool(mapped_files(arca)) == mapped
+    for s, got in readers:
+        status, body = read_rest(s, got)
+        assert (status, sha256(body)) == (b"200", sha256(data))
+    assert origin.counts["/large"] == 1
+
+
+def test_without_a_tls_listener_auto_maps_nothing(origin, start_arca):
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    url = origin.add("/large", data=data)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8")
+    for _ in range(3):
+        assert sha256(arca.fetch(url)[2]) == sha256(data)
+    s, got = start_reading(arca, arca.fetch_path(url), False)
+    assert mapped_files(arca) == set()
+    assert sha256(read_rest(s, got)[1]) == sha256(data)
+
+
 def test_one_keep_alive_connection_to_a_slow_reader_carries_every_kind_of_answer(
         origin, start_tls_arca):
     """Small answers (head and body in one record), bodies past a record, a file hit many

@@ -54,6 +54,8 @@ static void options(void **state)
     assert_int_equal(c.default_ttl, 3600);
     assert_int_equal(load(&c, err, 4, "serve", "--listen", "[::1]:8080"), CONFIG_SERVE);
     assert_string_equal(c.listen_host, "::1");
+    assert_int_equal(c.send_mode, SEND_AUTO);
+    assert_int_equal(load(&c, err, 3, "serve", "--send-mode=mmap"), CONFIG_SERVE);
     assert_int_equal(c.send_mode, SEND_MMAP);
     assert_int_equal(load(&c, err, 3, "serve", "--send-mode=sendfile"), CONFIG_SERVE);
     assert_int_equal(c.send_mode, SEND_SENDFILE);
