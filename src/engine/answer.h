@@ -3,8 +3,8 @@
  *
  * Contract: an answer is built by one thread (answer_* of handler.h); once queued it is never
  * changed, so connections of any worker may send it at once; each holds a reference
- * (answer_hold), and the last answer_put lets go of its body (frees it, closes its file, or calls
- * its release).
+ * (answer_hold), and the last answer_put lets go of its body (frees it, closes its file, calls its
+ * release: a mapped file's answer both releases its mapping and closes its file).
  */
 #ifndef ARCA_ANSWER_H
 #define ARCA_ANSWER_H

@@ -28,13 +28,13 @@
  * would otherwise fill a multi-MB loopback socket buffer at every turn and starve the others
  * (the prototype's fan-out lost 1.57x against 1.19x direct until this cap, with a ready list). */
 #define SEND_TURN_MAX (256 * 1024)
-/* A memory body (a finished object, mapped) may send more per turn: each sendmsg pays for a push
- * through the whole network path. 1 MiB copies in about a quarter of a millisecond, which is as
- * long as a hit that arrives meanwhile waits for it (loop.c's run_ready looks between turns);
- * 4 MiB turns cost about the same CPU a byte for 8 or 16 fast readers (within the rounds'
- * spread), and made a hit beside them wait about 4 times longer. Files keep SEND_TURN_MAX:
- * bigger sendfile turns cost less CPU, but gave fast clients of finished files many times a
- * fan-out client's share and made small hits beside them slower (figures: bench/README.md,
+/* A connection sending from memory (a finished object's mapping) may send more per turn: each
+ * sendmsg pays for a push through the whole network path. 1 MiB copies in about a quarter of a
+ * millisecond, which is as long as a hit that arrives meanwhile waits for it (loop.c's run_ready
+ * looks between turns); 4 MiB turns cost about the same CPU a byte for 8 or 16 fast readers (within
+ * the rounds' spread), and made a hit beside them wait about 4 times longer. Files keep
+ * SEND_TURN_MAX: bigger sendfile turns cost less CPU, but gave fast clients of finished files many
+ * times a fan-out client's share and made small hits beside them slower (figures: bench/README.md,
  * "Why the hot path is shaped so"). */
 #define SEND_TURN_MAX_MEM (1024 * 1024)
 /* The last chunk of a chunked body: "0\r\n", its trailer lines (answer_trailer), "\r\n". */

@@ -626,7 +626,8 @@ static void unmap(void *cls)
  * the file by sendfile), or none (sendfile). A file sent by sendfile costs a plain connection
  * 0.15 ns of CPU a byte against the mapping's 0.25, but a TLS one without kernel TLS has each
  * record read from the file, where the mapping is encrypted in place (903 MB/s against 783):
- * bench/results/2026-11-27-i70-sendmode-summary.md. A mapping of its own per answer loses to
+ * bench/results/2026-11-27-i70-sendmode-summary.md, and auto against mmap in
+ * 2026-11-28-i70-auto-summary.md. A mapping of its own per answer loses to
  * sendfile everywhere: each one faults its pages in again, and for small objects mmap+munmap per
  * request halves the request rate (bench/README.md, "Why the hot path is shaped so"). */
 static bool mapped(bool shared, int64_t len)

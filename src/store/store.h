@@ -455,6 +455,10 @@ void store_set_aside(struct object *obj, const char *reason);
  * handed to the persistence thread: objects' usage (store_flush_usage, every 10 s: a chunk of
  * the dirty queue per hold of the lock), failures (store_flush_failures, every second). */
 bool store_flush_usage(void); /* true: more is left (a stop calls it until false) */
+/* Chunks of 1024 objects a flush writes at most (16: store_room.c says why). A variable only so
+ * that a unit test proves the bound on 2 chunks' objects rather than 16's; set before the
+ * upstream thread runs, never changed by arca. */
+extern int store_flush_chunks;
 /* The same, between two flushes, when no object was used since the last call (a quiet second):
  * the backlog a busy spell left goes then, not all at the stop. */
 void store_flush_usage_quiet(void);

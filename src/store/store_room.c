@@ -222,7 +222,7 @@ static void run_touch(struct persist_job *job)
  * divided by 16,384 flushes (a million objects dirty: 10 minutes), less as quiet seconds
  * take more (store_flush_usage_quiet). A stop writes the whole queue; a crash loses what
  * waited. */
-#define TOUCH_CHUNKS_MAX 16
+int store_flush_chunks = 16;
 
 /* Lock held. The usage of objects used since the last flush, the first TOUCH_CHUNK complete ones
  * of the dirty queue (*seen: how many), taken out of it (a big table costs nothing here), or
@@ -270,13 +270,13 @@ static struct touch_job *collect_touches(size_t *seen)
 }
 
 /* Submitted under the lock, like removals: a row is never touched after it was removed. A chunk
- * per hold of the lock, until a chunk finds the list's end (or TOUCH_CHUNKS_MAX of them: true,
+ * per hold of the lock, until a chunk finds the list's end (or store_flush_chunks of them: true,
  * more is left). */
 bool store_flush_usage(void)
 {
     size_t seen = TOUCH_CHUNK;
     assert(store_on_upstream());
-    for (int chunk = 0; chunk < TOUCH_CHUNKS_MAX && seen == TOUCH_CHUNK; chunk++) {
+    for (int chunk = 0; chunk < store_flush_chunks && seen == TOUCH_CHUNK; chunk++) {
         store_lock();
         struct touch_job *t = collect_touches(&seen);
         if (t)

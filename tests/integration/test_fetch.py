@@ -156,10 +156,13 @@ def test_range_on_an_object_still_downloading(origin, arca):
     assert origin.counts["/rif"] == 1
 
 
-@pytest.mark.parametrize("size", [5000, 2 * 1024 * 1024])  # sent from the file, and mapped
-def test_repeated_hits_and_their_variants(origin, arca, size):
+# sent from the file; large, by sendfile (auto, without a TLS listener) and from a mapping (mmap)
+@pytest.mark.parametrize("size,mode", [(5000, "auto"), (2 * 1024 * 1024, "auto"),
+                                       (2 * 1024 * 1024, "mmap")])
+def test_repeated_hits_and_their_variants(origin, start_arca, size, mode):
     """Plain hits share one prepared answer; ranges, filenames, HEAD and a replaced object still
     get answers of their own."""
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--send-mode", mode)
     old, new = os.urandom(size), os.urandom(size)
     url = origin.add("/hot", data=old)
     assert arca.fetch(url, ttl="2s")[2] == old  # cold
@@ -191,8 +194,8 @@ def test_chunked_upstream_is_streamed_and_kept(origin, arca):
     assert origin.counts["/chunked"] == 1
 
 
-@pytest.mark.parametrize("mode", ["mmap", "sendfile"])
-def test_large_hits_and_ranges_in_both_send_modes(origin, start_arca, mode):
+@pytest.mark.parametrize("mode", ["auto", "mmap", "sendfile"])
+def test_large_hits_and_ranges_in_each_send_mode(origin, start_arca, mode):
     data = os.urandom(3 * 1024 * 1024 + 5)  # above the 1 MiB mmap threshold
     url = origin.add("/big", data=data)
     arca = start_arca("--upstream-allow", "127.0.0.0/8", "--send-mode", mode)

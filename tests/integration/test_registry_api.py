@@ -76,7 +76,7 @@ def test_manifests_blobs_and_tags_as_a_registry_answers(start_arca, scripted, wo
 def test_repeated_hits_keep_the_registry_headers_and_the_fetch_api_its_own(start_arca, scripted,
                                                                            workdir):
     """A hit answered many times goes out from one answer prepared for the object and shared by
-    every plain hit (its headers built once, its file mapped once): through /v2/ each copy still
+    every plain hit (its headers built once, its file opened once): through /v2/ each copy still
     says what a registry says (the API version, the digest asked, a tag's digest from its body),
     through the fetch API for the same upstream URL none of it; bytes whole every time, HEAD's
     length the body's. The upstream is asked once for each."""

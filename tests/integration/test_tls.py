@@ -136,24 +136,41 @@ def test_the_plain_and_the_tls_port_share_one_store(origin, start_tls_arca):
     assert arca.status()["resources_successes"] == 2
 
 
-def mapped_files(arca):
-    """The objects' files under arca's data directory that its process has mapped now (the
-    index's shared memory aside)."""
-    with open(f"/proc/{arca.proc.pid}/maps") as f:
-        return {line.split()[-1] for line in f
-                if arca.data_dir in line and "index.sqlite" not in line}
+def mapped_kib(arca):
+    """{file: KiB resident} of the objects' files under arca's data directory that its process
+    has mapped now (the index's own files aside). A mapping's pages are resident once they are
+    read through it: sendfile and pread never fault them in."""
+    out, name = {}, None
+    root = os.path.realpath(arca.data_dir)
+    with open(f"/proc/{arca.proc.pid}/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                name = fields[-1] if len(fields) == 6 and fields[-1].startswith(root) and \
+                    "index.sqlite" not in fields[-1] else None
+                if name:
+                    out.setdefault(name, 0)
+            elif name and fields[0] == "Rss:":
+                out[name] += int(fields[1])
+    return out
 
 
 def start_reading(arca, path, tls):
-    """A connection (TLS or plain) that asked for `path` and read its head and 64 KiB of its
-    body, then stopped: the answer is held while it stays open. Returns (socket, bytes read)."""
-    s = socket.create_connection(("127.0.0.1", arca.tls_port if tls else arca.port), timeout=30)
+    """A connection (TLS or plain, with a small receive buffer) that asked for `path` and read its
+    head and 64 KiB of its body, then stopped: the answer is held while it stays open. Returns
+    (socket, bytes read)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", arca.tls_port if tls else arca.port))
     if tls:
         s = arca.context().wrap_socket(s, server_hostname="127.0.0.1")
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: arca\r\nConnection: close\r\n\r\n".encode())
     got = b""
     while b"\r\n\r\n" not in got or len(got) - got.index(b"\r\n\r\n") < 65536:
-        got += s.recv(65536)
+        chunk = s.recv(65536)
+        assert chunk, f"closed after {len(got)} bytes: {got[:200]!r}"
+        got += chunk
     return s, got
 
 
@@ -165,33 +182,47 @@ def read_rest(s, got):
     return head.split(b" ", 2)[1], body
 
 
-@pytest.mark.parametrize("mode,mapped", [("auto", True), ("mmap", True), ("sendfile", False)])
-def test_a_large_hit_read_over_plain_and_tls_at_once_in_each_send_mode(origin, start_tls_arca,
-                                                                       mode, mapped):
-    # the answer a large object's hits share is mapped when a TLS connection may read it (auto:
-    # for the TLS connections OpenSSL encrypts; the plain ones take the file by sendfile), and
-    # both roads give the same bytes from the same answer
-    data = os.urandom(3 * 1024 * 1024 + 5)
+def shared_large_hit(arca, origin, data):
+    """A large object cached and hit until its hits share one answer; its fetch path."""
     url = origin.add("/large", data=data)
-    arca = start_tls_arca("--upstream-allow", "127.0.0.0/8", "--send-mode", mode)
     for _ in range(3):  # a miss, a hit, then a hit that shares its answer
         assert sha256(arca.fetch(url)[2]) == sha256(data)
-    readers = [start_reading(arca, arca.fetch_path(url), tls) for tls in (True, False, True)]
-    assert bool(mapped_files(arca)) == mapped
-    for s, got in readers:
+    return arca.fetch_path(url)
+
+
+@pytest.mark.parametrize("mode", ["auto", "mmap", "sendfile"])
+def test_a_large_hit_read_over_plain_and_tls_at_once_in_each_send_mode(origin, start_tls_arca,
+                                                                       mode):
+    # the answer a large object's hits share is mapped when a TLS connection may read it; in
+    # auto the plain connections take its file by sendfile (never reading the mapping: none of
+    # its pages resident) and the TLS ones OpenSSL encrypts read the mapping; in mmap every
+    # connection reads it; in sendfile nothing is mapped. Both roads give the same bytes.
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    arca = start_tls_arca("--upstream-allow", "127.0.0.0/8", "--send-mode", mode)
+    path = shared_large_hit(arca, origin, data)
+    plain = start_reading(arca, path, False)
+    kib = mapped_kib(arca)
+    if mode == "sendfile":
+        assert kib == {}
+    else:
+        assert len(kib) == 1
+        assert (list(kib.values())[0] > 0) == (mode == "mmap"), kib
+    ktls = arca.tls_counters()["kernel_tls"]["offered"]
+    tls = [start_reading(arca, path, True) for _ in range(2)]
+    if mode == "auto" and not ktls:  # OpenSSL encrypts from the mapping
+        assert list(mapped_kib(arca).values())[0] > 0
+    for s, got in [plain] + tls:
         status, body = read_rest(s, got)
         assert (status, sha256(body)) == (b"200", sha256(data))
     assert origin.counts["/large"] == 1
 
 
-def test_without_a_tls_listener_auto_maps_nothing(origin, start_arca):
+@pytest.mark.parametrize("mode,mapped", [("auto", False), ("mmap", True)])
+def test_without_a_tls_listener_auto_maps_nothing(origin, start_arca, mode, mapped):
     data = os.urandom(3 * 1024 * 1024 + 5)
-    url = origin.add("/large", data=data)
-    arca = start_arca("--upstream-allow", "127.0.0.0/8")
-    for _ in range(3):
-        assert sha256(arca.fetch(url)[2]) == sha256(data)
-    s, got = start_reading(arca, arca.fetch_path(url), False)
-    assert mapped_files(arca) == set()
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--send-mode", mode)
+    s, got = start_reading(arca, shared_large_hit(arca, origin, data), False)
+    assert bool(mapped_kib(arca)) == mapped
     assert sha256(read_rest(s, got)[1]) == sha256(data)
 
 

@@ -60,6 +60,7 @@ static void options(void **state)
     assert_int_equal(load(&c, err, 3, "serve", "--send-mode=sendfile"), CONFIG_SERVE);
     assert_int_equal(c.send_mode, SEND_SENDFILE);
     assert_int_equal(load(&c, err, 3, "serve", "--send-mode=splice"), CONFIG_ERROR);
+    assert_non_null(strstr(err, "expected auto, mmap or sendfile, got 'splice'"));
     assert_int_equal(c.digest_framing, FRAMING_CHUNKED);
     assert_int_equal(c.max_redirects, 20);
     assert_int_equal(load(&c, err, 6, "serve", "--digest-framing=hold", "--max-redirects=0",
