@@ -4,6 +4,7 @@
  * object's state, a magic number checked on entry. */
 #include "store/object.h"
 #include "store/media_types.h"
+#include "base/clock.h"
 #include "base/parse.h"
 #include "persist/index.h"
 #include "log/log.h"
@@ -41,6 +42,21 @@ void store_unlock(void)
     holding = false;
     pthread_mutex_unlock(&st.lock);
     park_flush();
+}
+
+int64_t store_lock_slice(void)
+{
+    store_lock();
+    return monotonic_us();
+}
+
+void store_unlock_slice(int64_t since)
+{
+    int64_t held = monotonic_us() - since;
+    int64_t pause = held > STORE_SLICE_PAUSE_MIN_US ? held : STORE_SLICE_PAUSE_MIN_US;
+    store_unlock();
+    nanosleep(&(struct timespec){.tv_sec = pause / 1000000, .tv_nsec = pause % 1000000 * 1000},
+              NULL);
 }
 
 bool store_locked(void)

@@ -5,6 +5,7 @@
  * the jobs queued meanwhile (a new download's file) are not held up by 100,000 unlinks. A list of
  * URLs (an image's manifests and blobs: store_purge_urls) goes the same way, a slice of the
  * list per hold. */
+#include "base/clock.h"
 #include "persist/index.h"
 #include "persist/persist.h"
 #include "store/object.h"
@@ -19,12 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Slots of the table visited per hold of the lock: about as many objects, each removal a few
- * list and index unlinks, so a hold stays around a millisecond. */
+/* Slots of the table visited per hold of the lock at most: about as many objects, each removal
+ * a few list and index unlinks. A hold also ends after PURGE_HOLD_US (cold objects: 1024 slots
+ * once held it 12 ms), and the pause after it is as long (store_unlock_slice). */
 #define PURGE_SLOTS_PER_HOLD 1024
-/* The pause between two holds, for the threads waiting for the lock to take it: 64 of them
- * for 100,000 objects add about 6 ms to the purge. */
-#define PURGE_PAUSE_NS (100 * 1000)
+#define PURGE_HOLD_US 1000
+/* Slots visited between two looks at the clock. */
+#define PURGE_CLOCK_EVERY 64
 /* Passes over the table at most: another pass only when the table grew during one (its objects
  * moved between slots: one may have been missed), which inserts make rarer each time. */
 #define PURGE_PASSES 3
@@ -159,17 +161,24 @@ static void submit_slice(struct purge_job *job)
     }
 }
 
-/* Lock held. The slots [from, to) of the table. */
-static void purge_slots(const struct purge_aim *aim, size_t from, size_t to, struct purge_result *r)
+/* Lock held since `since` (monotonic µs). The slots [from, to) of the table, or fewer when
+ * PURGE_HOLD_US is up first: returns the slot after the last one visited. */
+static size_t purge_slots(const struct purge_aim *aim, size_t from, size_t to, int64_t since,
+                          struct purge_result *r)
 {
     struct purge_job *job = NULL;
-    for (size_t i = from; i < to; i++)
+    size_t i = from;
+    while (i < to) {
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
             if (purge_aims_at(o->url, aim))
                 purge_one(o, &job, r);
         }
+        if (++i % PURGE_CLOCK_EVERY == 0 && monotonic_us() - since >= PURGE_HOLD_US)
+            break;
+    }
     submit_slice(job);
+    return i;
 }
 
 /* The admin's purges here lately, newest last, for a parent arca asked for one of their URLs
@@ -285,19 +294,16 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
         size_t slots = object_slots();
         store_unlock();
         bool moved = false;
-        for (size_t from = 0; from < slots && !moved; from += PURGE_SLOTS_PER_HOLD) {
+        for (size_t from = 0; from < slots && !moved;) {
             if (purges_closing())
                 return;
-            store_lock();
+            int64_t since = store_lock_slice();
             moved = st.objects.moves != moves;
             if (!moved) {
                 size_t to = from + PURGE_SLOTS_PER_HOLD;
-                purge_slots(aim, from, to < slots ? to : slots, r);
+                from = purge_slots(aim, from, to < slots ? to : slots, since, r);
             }
-            store_unlock();
-            /* a mutex is not fair: relocked at once, the hits woken by the unlock would find
-             * it taken again, and wait out the whole purge */
-            nanosleep(&(struct timespec){.tv_nsec = PURGE_PAUSE_NS}, NULL);
+            store_unlock_slice(since);
         }
         if (!moved)
             break;
@@ -387,11 +393,11 @@ void store_purge_urls(char *const *urls, size_t n, struct purge_result *r)
     for (size_t from = 0; from < n; from += PURGE_SLOTS_PER_HOLD) {
         size_t to = from + PURGE_SLOTS_PER_HOLD < n ? from + PURGE_SLOTS_PER_HOLD : n;
         struct purge_job *job = NULL;
-        store_lock();
+        int64_t since = store_lock_slice();
         for (size_t i = from; i < to; i++)
             purge_named(urls[i], &job, r);
         submit_slice(job);
-        store_unlock();
+        store_unlock_slice(since);
     }
     persist_settle(); /* the slices' rows went first in their jobs, ahead of their files */
     purge_leave();
