@@ -21,10 +21,11 @@
 #include <unistd.h>
 
 /* Slots of the table visited per hold of the lock at most: about as many objects, each removal
- * a few list and index unlinks. A hold also ends after PURGE_HOLD_US (cold objects: 1024 slots
- * once held it 12 ms), and the pause after it is as long (store_unlock_slice). */
+ * a few list and index unlinks. A hold also ends once store_purge_hold_us have passed (cold
+ * objects: 1024 slots once held it 12 ms), and the pause after it is as long
+ * (store_unlock_slice). */
 #define PURGE_SLOTS_PER_HOLD 1024
-#define PURGE_HOLD_US 1000
+int store_purge_hold_us = 1000;
 /* Slots visited between two looks at the clock. */
 #define PURGE_CLOCK_EVERY 64
 /* Passes over the table at most: another pass only when the table grew during one (its objects
@@ -162,7 +163,7 @@ static void submit_slice(struct purge_job *job)
 }
 
 /* Lock held since `since` (monotonic µs). The slots [from, to) of the table, or fewer when
- * PURGE_HOLD_US is up first: returns the slot after the last one visited. */
+ * store_purge_hold_us is up first: returns the slot after the last one visited. */
 static size_t purge_slots(const struct purge_aim *aim, size_t from, size_t to, int64_t since,
                           struct purge_result *r)
 {
@@ -174,7 +175,7 @@ static size_t purge_slots(const struct purge_aim *aim, size_t from, size_t to, i
             if (purge_aims_at(o->url, aim))
                 purge_one(o, &job, r);
         }
-        if (++i % PURGE_CLOCK_EVERY == 0 && monotonic_us() - since >= PURGE_HOLD_US)
+        if (++i % PURGE_CLOCK_EVERY == 0 && monotonic_us() - since >= store_purge_hold_us)
             break;
     }
     submit_slice(job);
@@ -303,7 +304,10 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
                 size_t to = from + PURGE_SLOTS_PER_HOLD;
                 from = purge_slots(aim, from, to < slots ? to : slots, since, r);
             }
-            store_unlock_slice(since);
+            if (from < slots || moved)
+                store_unlock_slice(since);
+            else
+                store_unlock(); /* the walk is over: nothing to let in before its end */
         }
         if (!moved)
             break;
@@ -397,7 +401,10 @@ void store_purge_urls(char *const *urls, size_t n, struct purge_result *r)
         for (size_t i = from; i < to; i++)
             purge_named(urls[i], &job, r);
         submit_slice(job);
-        store_unlock_slice(since);
+        if (to < n)
+            store_unlock_slice(since);
+        else
+            store_unlock(); /* the last slice */
     }
     persist_settle(); /* the slices' rows went first in their jobs, ahead of their files */
     purge_leave();

@@ -411,15 +411,14 @@ void store_expire(void)
         }
         store_unlock();
     }
-    /* the quota may have shrunk (SIGHUP): a slice per hold, hits taking the lock between (the
-     * upstream thread pauses a millisecond or so after each: 100 of them for 100,000) */
+    /* the quota may have shrunk (SIGHUP): a slice per hold, hits taking the lock between. Not
+     * store_unlock_slice's pauses: on the upstream thread they held its downloads up as long
+     * again (500,000 objects, evicting 50,000: 0.80 s against 0.28) for a p99 of the hits
+     * beside it of 11.6 ms against 15.6 (alone 6) */
     for (int more = 1; more == 1;) {
-        int64_t since = store_lock_slice();
+        store_lock();
         more = evict_some(0, EVICT_PER_HOLD);
-        if (more == 1)
-            store_unlock_slice(since);
-        else
-            store_unlock(); /* the last: nothing waits behind it */
+        store_unlock();
     }
 }
 
