@@ -247,28 +247,38 @@ static int set_numeric(struct config *cfg, const struct option *o, const char *v
     return 0;
 }
 
+/* A value that is one of `n` words (n >= 2): its index in `words`, or -1 with the reason
+ * ("--NAME: expected a, b or c, got 'v'"). */
+static int pick_of(const char *name, const char *v, const char *const *words, int n,
+                   char err[CONFIG_ERR_LEN])
+{
+    int len;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, words[i]))
+            return i;
+    len = snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s", name, words[0]);
+    for (int i = 1; i < n && len >= 0 && len < CONFIG_ERR_LEN; i++)
+        len += snprintf(err + len, (size_t)(CONFIG_ERR_LEN - len), "%s%s",
+                        i == n - 1 ? " or " : ", ", words[i]);
+    if (len >= 0 && len < CONFIG_ERR_LEN)
+        snprintf(err + len, (size_t)(CONFIG_ERR_LEN - len), ", got '%s'", v);
+    return -1;
+}
+
 static int set_log_level(struct config *cfg, const char *v, char *err)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"}; /* enum's order */
-    for (int i = 0; i < 4; i++) {
-        if (!strcmp(v, names[i])) {
-            cfg->log_level = (enum log_level)i;
-            return 0;
-        }
-    }
-    snprintf(err, CONFIG_ERR_LEN, "--log-level: expected error, warning, info or debug, got '%s'",
-             v);
-    return -1;
+    int i = pick_of("log-level", v, names, 4, err);
+    if (i >= 0)
+        cfg->log_level = (enum log_level)i;
+    return i < 0 ? -1 : 0;
 }
 
 /* A value that is one of two words: 0 for `first`, 1 for `second`, -1 with the reason. */
 static int pick(const char *name, const char *v, const char *first, const char *second,
                 char err[CONFIG_ERR_LEN])
 {
-    if (!strcmp(v, first) || !strcmp(v, second))
-        return strcmp(v, first) == 0 ? 0 : 1;
-    snprintf(err, CONFIG_ERR_LEN, "--%s: expected %s or %s, got '%s'", name, first, second, v);
-    return -1;
+    return pick_of(name, v, (const char *const[]){first, second}, 2, err);
 }
 
 /* "HOSTGLOB=PARAM[,PARAM...]": the host pattern is kept in lower case, as hosts are in a URL's
@@ -555,15 +565,10 @@ static int opt_send_mode(struct config *cfg, const struct option *o, const char 
 {
     static const char *const names[] = {
         [SEND_AUTO] = "auto", [SEND_MMAP] = "mmap", [SEND_SENDFILE] = "sendfile"};
-    (void)o;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (!strcmp(v, names[i])) {
-            cfg->send_mode = (enum send_mode)i;
-            return 0;
-        }
-    }
-    snprintf(err, CONFIG_ERR_LEN, "--send-mode: expected auto, mmap or sendfile, got '%s'", v);
-    return -1;
+    int i = pick_of(o->name, v, names, 3, err);
+    if (i >= 0)
+        cfg->send_mode = (enum send_mode)i;
+    return i < 0 ? -1 : 0;
 }
 
 static int opt_framing(struct config *cfg, const struct option *o, const char *v, char *err)
