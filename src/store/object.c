@@ -50,13 +50,14 @@ int64_t store_lock_slice(void)
     return monotonic_us();
 }
 
-void store_unlock_slice(int64_t since)
+void store_unlock_slice(int64_t since, bool more)
 {
     int64_t held = monotonic_us() - since;
     int64_t pause = held > STORE_SLICE_PAUSE_MIN_US ? held : STORE_SLICE_PAUSE_MIN_US;
     store_unlock();
-    nanosleep(&(struct timespec){.tv_sec = pause / 1000000, .tv_nsec = pause % 1000000 * 1000},
-              NULL);
+    if (more)
+        nanosleep(&(struct timespec){.tv_sec = pause / 1000000, .tv_nsec = pause % 1000000 * 1000},
+                  NULL);
 }
 
 bool store_locked(void)

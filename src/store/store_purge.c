@@ -304,10 +304,7 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
                 size_t to = from + PURGE_SLOTS_PER_HOLD;
                 from = purge_slots(aim, from, to < slots ? to : slots, since, r);
             }
-            if (from < slots || moved)
-                store_unlock_slice(since);
-            else
-                store_unlock(); /* the walk is over: nothing to let in before its end */
+            store_unlock_slice(since, from < slots || moved);
         }
         if (!moved)
             break;
@@ -401,10 +398,7 @@ void store_purge_urls(char *const *urls, size_t n, struct purge_result *r)
         for (size_t i = from; i < to; i++)
             purge_named(urls[i], &job, r);
         submit_slice(job);
-        if (to < n)
-            store_unlock_slice(since);
-        else
-            store_unlock(); /* the last slice */
+        store_unlock_slice(since, to < n);
     }
     persist_settle(); /* the slices' rows went first in their jobs, ahead of their files */
     purge_leave();
