@@ -62,8 +62,7 @@ static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
     assert(store_locked());
     if (act && ttl > 0 && ttl < obj->ttl)
         obj->ttl = wall32(ttl);
-    obj->usage++;
-    st.uses++;
+    object_add_uses(obj, 1);
     obj->last_use = wall32(now);
     /* in the order of first use since its last flush: a bounded flush (store_room.c) reaches
      * every object in turn, however often the busy ones are used */
@@ -90,9 +89,10 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->transient = obj->transient;
     meta->stale = (obj->state == OBJ_FETCHING && !obj->headers_ready) || obj->state == OBJ_FAILED
                       ? live_of(obj)->offer_stale
-                  : obj->refresh_failed && object_expired(obj, now_s()) ? STALE_ERROR
-                                                                        : STALE_NONE;
-    meta->fwd_status = obj->fwd_status;
+                  : object_extra_of(obj)->refresh_failed && object_expired(obj, now_s())
+                      ? STALE_ERROR
+                      : STALE_NONE;
+    meta->fwd_status = object_extra_of(obj)->fwd_status;
     struct upstream_headers h;
     headers_unpack(obj->headers, &h);
     copy_string(meta->content_type, sizeof(meta->content_type), h.content_type);
@@ -106,7 +106,8 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     meta->retry_after = live_of(obj)->retry_after;
     meta->too_large = obj->too_large;
     copy_string(meta->error, sizeof(meta->error), live_of(obj)->error);
-    copy_string(meta->parent_status, sizeof(meta->parent_status), obj->parent_status);
+    copy_string(meta->parent_status, sizeof(meta->parent_status),
+                object_extra_of(obj)->parent_status);
     meta->came_from = live_of(obj)->came_from;
 }
 
@@ -153,8 +154,8 @@ static int open_hit_file(struct object *obj, bool verified, int *fd, struct obje
  * and it answers stale meanwhile instead of trying again at once. */
 static bool refresh_held(const struct object *obj, int64_t now)
 {
-    return obj->refresh_failed && now - obj->refresh_failed < STORE_STALE_RETRY_S &&
-           object_may_stale(obj, now);
+    uint32_t failed = object_extra_of(obj)->refresh_failed;
+    return failed && now - failed < STORE_STALE_RETRY_S && object_may_stale(obj, now);
 }
 
 /* Lock held; an expired complete object leaving the table for a download that refreshes it:
@@ -195,7 +196,7 @@ static int take_stale(struct object *obj, int *fd, struct object_meta *meta)
     }
     copy_meta(object_stale(obj), meta);
     meta->stale = (enum stale_cause)live_of(obj)->offer_stale;
-    meta->fwd_status = obj->fwd_status;
+    meta->fwd_status = object_extra_of(obj)->fwd_status;
     return LOOKUP_HIT;
 }
 
@@ -274,8 +275,7 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
          * answer stale while upstream fails or is slow. This request is the new download's
          * use (object_begin counts it), not the expired copy's: a 304 adds the copy's uses to
          * the renewed object, which would count it twice. */
-        obj->usage--;
-        st.uses--;
+        object_add_uses(obj, -1);
         stale = keep_as_stale(obj, now);
         object_remove(obj, NULL);
         obj = NULL;

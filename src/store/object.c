@@ -1,7 +1,7 @@
 /* The object's life in one place (object.h): the store's state and lock, the table of moves with
  * the action of each, and the helpers every other file of store/ shares (an object's strings
  * among them: its key, its packed headers). Modelled on Varnish's cache_obj.c: one owner of the
- * object's state, a magic number checked on entry. */
+ * object's state, checked on entry. */
 #include "store/object.h"
 #include "store/media_types.h"
 #include "base/clock.h"
@@ -199,6 +199,50 @@ static void move(struct object *obj, enum move_kind kind, const struct move_args
 /* --- objects ------------------------------------------------------------------------------- */
 
 const struct object_live object_at_rest = {.prepared_slot = -1, .max_size = -1};
+const struct object_extra object_no_extra = {
+    .stale_if_error = -1, .stale_while_revalidate = -1, .keep_if_error = -1, .keep_while = -1};
+
+struct object_extra *object_extra(struct object *obj)
+{
+    CHECK_OBJ(obj);
+    assert(obj->state == OBJ_NEW || store_locked_or_alone());
+    if (!obj->extra && (obj->extra = malloc(sizeof(*obj->extra))))
+        *obj->extra = object_no_extra;
+    return obj->extra;
+}
+
+void object_add_uses(struct object *obj, int64_t n)
+{
+    assert(store_locked_or_alone());
+    uint32_t was = obj->usage;
+    obj->usage = uses32((int64_t)was + n);
+    st.uses += (int64_t)obj->usage - was;
+}
+
+void object_set_fwd_status(struct object *obj, int status)
+{
+    if (object_extra_of(obj)->fwd_status == status)
+        return;
+    struct object_extra *e = object_extra(obj);
+    if (e)
+        e->fwd_status = status;
+}
+
+void object_set_windows(struct object *obj, int32_t stale_if_error, int32_t stale_while,
+                        int32_t keep_if_error, int32_t keep_while)
+{
+    const struct object_extra *x = object_extra_of(obj);
+    if (x->stale_if_error == stale_if_error && x->stale_while_revalidate == stale_while &&
+        x->keep_if_error == keep_if_error && x->keep_while == keep_while)
+        return; /* most objects: all four -1, and no extra part */
+    struct object_extra *e = object_extra(obj);
+    if (!e)
+        return;
+    e->stale_if_error = stale_if_error;
+    e->stale_while_revalidate = stale_while;
+    e->keep_if_error = keep_if_error;
+    e->keep_while = keep_while;
+}
 
 /* A pack's first byte when its content type is named by number (media_types.h): the number
  * follows, and no NUL. No media type starts with a control byte; one that does is not kept. */
@@ -264,7 +308,6 @@ static struct object *object_alloc(const char *url, const char *key,
     struct object *o = calloc(1, size > sizeof(*o) ? size : sizeof(*o));
     if (!o)
         return NULL;
-    o->magic = OBJECT_MAGIC;
     bool hex = table_key_of_hex(key, o->node.key);
     assert(hex); /* keys are made by keys.c, never read from a client as they are */
     (void)hex;
@@ -278,8 +321,6 @@ static struct object *object_alloc(const char *url, const char *key,
     o->state = OBJ_NEW;
     o->fd = -1;
     o->length = -1;
-    o->stale_if_error = o->stale_while_revalidate = -1; /* not said: the options apply */
-    o->keep_if_error = o->keep_while = -1;
     return o;
 }
 
@@ -354,10 +395,11 @@ void object_free(struct object *o)
     if (o->fd >= 0)
         close(o->fd);
     live_free(o->live);
-    free(o->parent_status);
+    if (o->extra)
+        free(o->extra->parent_status);
+    free(o->extra);
     if (!o->headers_inline) /* inline ones go with the object */
         free(o->headers);
-    o->magic = 0;
     free(o);
 }
 
@@ -622,11 +664,11 @@ static void take_stale_version(struct object *obj, const struct move_args *a)
     }
     obj->length = object_live(obj)->have = s->length;
     memcpy(obj->digest, s->digest, 32);
-    obj->usage += s->usage;
-    st.uses += s->usage;
+    object_add_uses(obj, s->usage);
     obj->signed_key = obj->signed_key || s->signed_key;
-    obj->stale_if_error = s->stale_if_error; /* the version's own word: a 304 keeps it */
-    obj->stale_while_revalidate = s->stale_while_revalidate;
+    const struct object_extra *was = object_extra_of(s), *x = object_extra_of(obj);
+    object_set_windows(obj, was->stale_if_error, was->stale_while_revalidate, /* the version's */
+                       x->keep_if_error, x->keep_while); /* own word: a 304 keeps it */
     object_reserve(obj, obj->length);
     if (obj->fd >= 0)
         close(obj->fd); /* the empty partial file's */
@@ -650,8 +692,11 @@ static void restore(struct object *obj, const struct move_args *a)
     dlist_append(object_lru(obj), &obj->lru);
     object_count_pin(obj, 1);
     object_reserve(obj, obj->length);
-    obj->refresh_failed = wall32(time(NULL));
-    obj->fwd_status = (int16_t)a->status;
+    struct object_extra *e = object_extra(obj); /* out of memory: a refresh is tried again */
+    if (e) {
+        e->refresh_failed = wall32(time(NULL));
+        e->fwd_status = a->status;
+    }
     if (st.hooks.joined)
         st.hooks.joined(obj);
 }

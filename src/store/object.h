@@ -23,8 +23,8 @@
  *   asked, not stored: object_in_table, object_whole.
  * - A REMOVED object is out of the table; the readers still streaming it see it whole, and it is
  *   freed when its last reference goes.
- * - Every store function that takes an object checks it on entry (CHECK_OBJ: its magic number),
- *   in builds with asserts.
+ * - Every store function that takes an object checks it on entry (CHECK_OBJ: its state), in
+ *   builds with asserts.
  * - Files above this one (twins, failures) take part in moves through the hooks store_open
  *   gives (struct object_hooks): this file never names them.
  */
@@ -41,9 +41,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define OBJECT_MAGIC 0x0b1ec7a5u
-/* Every object pointer handed to a store function is checked on entry (no-op with NDEBUG). */
-#define CHECK_OBJ(o) assert((o) != NULL && (o)->magic == OBJECT_MAGIC)
+/* Every object pointer handed to a store function is checked on entry (no-op with NDEBUG): a
+ * state of the five. A magic number did more, and cost 4 bytes an object: the sanitizers' runs
+ * catch a freed object's use. */
+#define CHECK_OBJ(o) assert((o) != NULL && (o)->state <= OBJ_REMOVED)
 
 /* What an object holds only while something happens to it: its download (NEW, FETCHING, and
  * FAILED after it), readers waiting on it, a prepared answer, an expired version it refreshes.
@@ -78,6 +79,21 @@ struct object_live {
     uint8_t connections;  /* FETCHING: connections its download uses now (store_set_rate) */
 };
 
+/* What few objects have: one allocation of its own, made by the first field set to other than
+ * its default (object_extra), freed with the object. Every object with none reads
+ * object_no_extra. */
+struct object_extra {
+    char *parent_status;     /* its bytes came from a parent arca: the parent's Cache-Status members
+                                (store_from_parent), shown before this arca's own; NULL: none */
+    uint32_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
+    int32_t fwd_status;      /* upstream's answer to the failed refresh (refresh_failed); 0 */
+    /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
+    int32_t stale_if_error, stale_while_revalidate;
+    /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
+    int32_t keep_if_error, keep_while;
+};
+extern const struct object_extra object_no_extra;
+
 /* Fields by size (pointers and counters, then ints, then flags): a million objects are a
  * million of these, and the holes between mixed fields were 48 of their 400 bytes. What only
  * a download or a reader needs is in `live`, absent at rest. */
@@ -95,29 +111,23 @@ struct object {
         struct table_node dnode;
         uint8_t digest[32]; /* dnode.key */
     };
-    char *parent_status; /* its bytes came from a parent arca: the parent's Cache-Status members
-                            (store_from_parent), shown before this arca's own; NULL: none */
-    int64_t usage;
+    /* What few objects have, NULL when none of it is set (object_extra_of reads it, object_extra
+     * makes it): a parent's Cache-Status, a failed refresh, stale and keep windows */
+    struct object_extra *extra;
+    uint32_t usage; /* its uses (saturates: listings' count) */
     /* Wall seconds (until 2106: wall32), and its ttl (at most TTL_MAX: 100 years) */
     uint32_t created, ttl, last_use;
-    uint32_t refresh_failed; /* COMPLETE, expired: when (wall s) a refresh last failed upstream */
-    struct dnode lru;        /* in the store's LRU list when complete, its fetching list while
-                                downloading (in the table only) */
+    struct dnode lru; /* in the store's LRU list when complete, its fetching list while
+                         downloading (in the table only) */
 
-    unsigned magic; /* OBJECT_MAGIC while the object lives */
-    int fd;         /* open while fetching or while streaming readers hold it */
-    int refs;       /* streaming readers + the fetch */
+    int fd;   /* open while fetching or while streaming readers hold it */
+    int refs; /* streaming readers + the fetch */
     /* unique to this object in this process (wraps after 4 billion objects made, loaded rows
      * too): a new version of a URL gets another */
     uint32_t gen;
     uint32_t dirty; /* its place in st.dirty (ring.h): usage and last use not yet in the index;
                        0 when not there */
-    /* Its origin's word on answering stale (store_staleness): seconds, -1 not said, 0 never */
-    int32_t stale_if_error, stale_while_revalidate;
-    /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
-    int32_t keep_if_error, keep_while;
     int16_t error_status; /* HTTP status for clients when FAILED */
-    int16_t fwd_status;   /* upstream's answer to the failed refresh (refresh_failed); 0 */
     uint8_t state;        /* enum object_state; written by object.c only */
 
     /* Flags a thread reads without the lock (the upstream thread's asserts and syncs, the
@@ -192,6 +202,29 @@ static inline struct object_live *object_live(struct object *obj)
     assert(obj->live != NULL);
     return obj->live;
 }
+/* A use count as an object keeps it: 32 bits, saturated. */
+static inline uint32_t uses32(int64_t n)
+{
+    return n < 0 ? 0 : n > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+/* Lock held. Its uses and the store's total, by n (a saturated count stays put). */
+void object_add_uses(struct object *obj, int64_t n);
+
+/* Its extra part for reading: object_no_extra's defaults when it has none. */
+static inline const struct object_extra *object_extra_of(const struct object *obj)
+{
+    return obj->extra ? obj->extra : &object_no_extra;
+}
+/* Lock held (or NEW). Its extra part for writing, made with object_no_extra's defaults when it
+ * has none; NULL out of memory (the field keeps its default: nothing else is lost). */
+struct object_extra *object_extra(struct object *obj);
+/* Lock held (or NEW). Its windows: the origin's (stale-if-error, stale-while-revalidate) and its
+ * terms' (keep), seconds, -1 not said; no extra part is made to hold four -1s. */
+/* Lock held. Upstream's answer to its failed refresh, 0 none (no extra part made for a 0). */
+void object_set_fwd_status(struct object *obj, int status);
+void object_set_windows(struct object *obj, int32_t stale_if_error, int32_t stale_while,
+                        int32_t keep_if_error, int32_t keep_while);
+
 /* Bytes written to its file: a download's count, its length once it is complete and at rest
  * (object_give_live copies it into a live part given later). */
 static inline int64_t object_have(const struct object *obj)

@@ -64,7 +64,7 @@ static void take_use(struct object *o, const struct index_row *row)
 {
     object_set_times(o, row->created, row->ttl);
     o->last_use = wall32(row->last_use);
-    o->usage = row->usage;
+    o->usage = uses32(row->usage);
     object_take_row_keep(o, row);
 }
 

@@ -258,8 +258,8 @@ static struct touch_job *collect_touches(size_t *seen)
         e->usage = o->usage;
         e->ttl = o->ttl;
         e->pinned = o->pinned;
-        e->keep_if_error = o->keep_if_error;
-        e->keep_while = o->keep_while;
+        e->keep_if_error = object_extra_of(o)->keep_if_error;
+        e->keep_while = object_extra_of(o)->keep_while;
     }
     if (t->n == 0) {
         free(t->batch);
@@ -326,16 +326,18 @@ void object_set_staleness(struct object *obj, int64_t if_error, int64_t while_re
 {
     CHECK_OBJ(obj);
     assert(obj->state == OBJ_NEW || store_locked());
-    obj->stale_if_error = seconds32(if_error);
-    obj->stale_while_revalidate = seconds32(while_revalidate);
+    const struct object_extra *x = object_extra_of(obj);
+    object_set_windows(obj, seconds32(if_error), seconds32(while_revalidate), x->keep_if_error,
+                       x->keep_while);
 }
 
 int64_t object_stale_if_error(const struct object *obj)
 {
     assert(store_locked_or_alone());
-    if (obj->stale_if_error >= 0)
-        return obj->stale_if_error;
-    return obj->keep_if_error >= 0 ? obj->keep_if_error : st.stale_if_error;
+    const struct object_extra *x = object_extra_of(obj);
+    if (x->stale_if_error >= 0)
+        return x->stale_if_error;
+    return x->keep_if_error >= 0 ? x->keep_if_error : st.stale_if_error;
 }
 
 /* Lock held. Its origin's stale-while-revalidate, else its terms', else
@@ -343,9 +345,10 @@ int64_t object_stale_if_error(const struct object *obj)
 static int64_t object_stale_while(const struct object *obj)
 {
     assert(store_locked_or_alone());
-    if (obj->stale_while_revalidate >= 0)
-        return obj->stale_while_revalidate;
-    return obj->keep_while >= 0 ? obj->keep_while : st.stale_while_revalidate;
+    const struct object_extra *x = object_extra_of(obj);
+    if (x->stale_while_revalidate >= 0)
+        return x->stale_while_revalidate;
+    return x->keep_while >= 0 ? x->keep_while : st.stale_while_revalidate;
 }
 
 bool object_may_stale(const struct object *obj, int64_t now)
@@ -468,8 +471,8 @@ void object_row_keep(const struct object *obj, struct index_row *row)
 {
     assert(store_locked_or_alone());
     row->pinned = obj->pinned;
-    row->keep_if_error = obj->keep_if_error;
-    row->keep_while = obj->keep_while;
+    row->keep_if_error = object_extra_of(obj)->keep_if_error;
+    row->keep_while = object_extra_of(obj)->keep_while;
     row->max_size = live_of(obj)->max_size;
     row->not_stored = obj->transient;
 }
@@ -479,8 +482,10 @@ void object_take_row_keep(struct object *obj, const struct index_row *row)
     CHECK_OBJ(obj);
     assert(obj->state == OBJ_NEW);
     obj->pinned = row->pinned;
-    obj->keep_if_error = row->keep_if_error < 0 ? -1 : seconds32(row->keep_if_error);
-    obj->keep_while = row->keep_while < 0 ? -1 : seconds32(row->keep_while);
+    const struct object_extra *x = object_extra_of(obj);
+    object_set_windows(obj, x->stale_if_error, x->stale_while_revalidate,
+                       row->keep_if_error < 0 ? -1 : seconds32(row->keep_if_error),
+                       row->keep_while < 0 ? -1 : seconds32(row->keep_while));
     if (row->max_size >= 0 && obj->live) /* -1: none recorded (a complete row, an older
                                              index); a complete object at rest has no use for it */
         obj->live->max_size = row->max_size;
@@ -531,9 +536,11 @@ void store_take_keep(struct object *obj, const struct object_keep *keep)
     bool row = obj->state == OBJ_FETCHING && !object_stale(obj);
     if (row)
         object_row_keep(obj, &before);
-    obj->keep_if_error = keep->stale_if_error < 0 ? -1 : seconds32(keep->stale_if_error);
-    obj->keep_while =
-        keep->stale_while_revalidate < 0 ? -1 : seconds32(keep->stale_while_revalidate);
+    const struct object_extra *x = object_extra_of(obj);
+    object_set_windows(obj, x->stale_if_error, x->stale_while_revalidate,
+                       keep->stale_if_error < 0 ? -1 : seconds32(keep->stale_if_error),
+                       keep->stale_while_revalidate < 0 ? -1
+                                                        : seconds32(keep->stale_while_revalidate));
     if (obj->live) { /* at rest, a complete object has no use for them: they are a download's */
         obj->live->max_size = keep->max_object_size;
         obj->live->negative_ttl = seconds32(keep->negative_ttl);

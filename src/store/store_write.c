@@ -529,6 +529,7 @@ static int make_durable(struct finish_job *f)
         return -1;
     }
     store_lock();
+    const struct object_extra *x = object_extra_of(obj);
     row = (struct index_row){.key = OBJECT_KEY(obj),
                              .url = obj->url,
                              .length = object_have(obj),
@@ -538,8 +539,8 @@ static int make_durable(struct finish_job *f)
                              .usage = obj->usage,
                              .digest = f->digest,
                              .signed_key = obj->signed_key,
-                             .stale_if_error = obj->stale_if_error,
-                             .stale_while_revalidate = obj->stale_while_revalidate};
+                             .stale_if_error = x->stale_if_error,
+                             .stale_while_revalidate = x->stale_while_revalidate};
     object_row_keep(obj, &row); /* the pin and its terms' windows */
     /* obj->headers no longer changes: its download is over */
     headers_unpack(obj->headers, &row.headers);
@@ -630,11 +631,11 @@ static int renew_on_disk(struct object *obj)
                              .created = obj->created,
                              .ttl = obj->ttl,
                              .last_use = obj->last_use,
-                             .usage = obj->usage + s->usage,
+                             .usage = uses32((int64_t)obj->usage + s->usage),
                              .digest = s->digest,
                              .signed_key = obj->signed_key || s->signed_key,
-                             .stale_if_error = s->stale_if_error,
-                             .stale_while_revalidate = s->stale_while_revalidate};
+                             .stale_if_error = object_extra_of(s)->stale_if_error,
+                             .stale_while_revalidate = object_extra_of(s)->stale_while_revalidate};
     object_row_keep(obj, &row);               /* the pin and its terms' windows */
     headers_unpack(s->headers, &row.headers); /* the stale version's: it no longer changes */
     store_unlock();
@@ -699,8 +700,13 @@ void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const cha
     store_lock();
     /* as old as the parent's copy; a stale one expired a second ago (ttl=-1), never fresh */
     object_set_times(obj, now - age - (fresh <= 0 ? 2 : 0), age + (fresh <= 0 ? 1 : fresh));
-    free(obj->parent_status);
-    obj->parent_status = status;
+    struct object_extra *e = status || obj->extra ? object_extra(obj) : NULL;
+    if (e) {
+        free(e->parent_status);
+        e->parent_status = status;
+    } else {
+        free(status); /* none to keep, or out of memory: its Cache-Status shows this arca's */
+    }
     store_unlock();
 }
 
@@ -714,7 +720,7 @@ bool store_offer_stale(struct object *obj, enum stale_cause cause, int fwd_statu
                    object_may_answer(object_stale(obj), cause, (int64_t)time(NULL));
     if (offered && !live_of(obj)->offer_stale) {
         object_live(obj)->offer_stale = (uint8_t)cause;
-        obj->fwd_status = (int16_t)fwd_status;
+        object_set_fwd_status(obj, fwd_status);
         wake_all(obj); /* its waiters take the stale version now */
     }
     store_unlock();
@@ -738,7 +744,7 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
         s->refs++; /* the download lets go of it as it fails */
         if (answers) {
             object_live(obj)->offer_stale = STALE_ERROR; /* its waiters look again, and take it */
-            obj->fwd_status = (int16_t)fwd_status;
+            object_set_fwd_status(obj, fwd_status);
         }
         object_fail_keeping_copy(obj, status, reason);
         if (object_restore(s, fwd_status))
@@ -801,10 +807,9 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
         fresh->pinned = obj->pinned; /* the terms it was begun under */
         fresh->transient = obj->transient;
         object_live(fresh)->max_size = live_of(obj)->max_size;
-        fresh->keep_if_error = obj->keep_if_error;
-        fresh->keep_while = obj->keep_while;
-        st.uses += obj->usage - fresh->usage;
-        fresh->usage = obj->usage;
+        object_set_windows(fresh, -1, -1, object_extra_of(obj)->keep_if_error,
+                           object_extra_of(obj)->keep_while);
+        object_add_uses(fresh, (int64_t)obj->usage - fresh->usage);
         object_live(fresh)->stale = stale;
         fresh->revalidation = stale && revalidable(stale);
         stale = NULL;

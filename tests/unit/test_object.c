@@ -239,6 +239,57 @@ static void removing_a_complete_object_leaves_the_table(void **state)
 }
 
 /* The headers `h` as an object keeps them (packed) and as a reader gets them back. */
+/* What few objects have is in a part of its own, made only for a value other than its default:
+ * a million objects that had no stale window, parent or failed refresh hold none of it. */
+static void an_extra_part_is_made_for_a_value_and_kept_for_the_object(void **state)
+{
+    (void)state;
+    struct object *obj = begun("http://h/extra", 0, 0);
+    store_lock();
+    object_set_windows(obj, -1, -1, -1, -1);
+    object_set_fwd_status(obj, 0);
+    assert_null(obj->extra);
+    assert_int_equal(object_extra_of(obj)->stale_if_error, -1);
+    assert_int_equal(object_extra_of(obj)->keep_while, -1);
+    object_set_windows(obj, 0, -1, 60, -1); /* the origin: never stale; a rule: keep 60 s */
+    assert_non_null(obj->extra);
+    assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
+    assert_int_equal(object_extra_of(obj)->keep_if_error, 60);
+    assert_int_equal(object_extra_of(obj)->keep_while, -1);
+    object_set_fwd_status(obj, 503);
+    assert_int_equal(object_extra_of(obj)->fwd_status, 503);
+    assert_int_equal(object_extra_of(obj)->stale_if_error, 0); /* the others kept */
+    store_unlock();
+    store_from_parent(obj, 0, 60, "parent; hit");
+    store_lock();
+    assert_string_equal(object_extra_of(obj)->parent_status, "parent; hit");
+    store_unlock();
+    store_fail(obj, 503, "test over"); /* freed with the object: the sanitizers' runs see a leak */
+    store_release(obj);
+}
+
+/* A use count saturates at 2^32 - 1 instead of wrapping to 0, and the store's total follows
+ * what the object counts. */
+static void a_use_count_saturates_and_the_total_follows(void **state)
+{
+    (void)state;
+    struct object *obj = begun("http://h/uses", 0, 0);
+    store_lock();
+    int64_t before = st.uses;
+    object_add_uses(obj, (int64_t)UINT32_MAX); /* begun with its one use */
+    assert_int_equal(obj->usage, UINT32_MAX);
+    assert_int_equal(st.uses - before, (int64_t)UINT32_MAX - 1);
+    object_add_uses(obj, 1);
+    assert_int_equal(obj->usage, UINT32_MAX);
+    assert_int_equal(st.uses - before, (int64_t)UINT32_MAX - 1);
+    object_add_uses(obj, -(int64_t)UINT32_MAX + 1);
+    assert_int_equal(obj->usage, 1);
+    assert_int_equal(st.uses, before);
+    store_unlock();
+    store_fail(obj, 503, "test over");
+    store_release(obj);
+}
+
 static void round_trip(const struct upstream_headers *h, struct upstream_headers *back,
                        char **packed)
 {
@@ -294,6 +345,9 @@ int main(void)
         cmocka_unit_test_setup(setting_aside_is_a_failure_not_counted, reset_counts),
         cmocka_unit_test_setup(removing_a_complete_object_leaves_the_table, reset_counts),
         cmocka_unit_test(content_types_are_kept_once_and_come_back_whole),
+        cmocka_unit_test_setup(an_extra_part_is_made_for_a_value_and_kept_for_the_object,
+                               reset_counts),
+        cmocka_unit_test_setup(a_use_count_saturates_and_the_total_follows, reset_counts),
     };
     return cmocka_run_group_tests(tests, open_store, close_store);
 }
