@@ -328,17 +328,17 @@ static inline void object_count_pin(const struct object *obj, int sign)
 void store_lock(void);
 /* Drop the lock, then run the wake-ups deferred under it: never a wake-up under the lock. */
 void store_unlock(void);
-/* A purge's walk takes the lock a slice at a time with these: store_lock_slice takes it and returns
- * when (monotonic µs); store_unlock_slice drops it, then, when `more` slices follow, pauses as
- * long as the slice held it, STORE_SLICE_PAUSE_MIN_US at least (after the last: no pause). Each
- * such walk holds the lock half its time at most, and the hits its slice kept waiting run in the
- * pause. A mutex is not fair: relocked at once, or after 100 µs, the hits woken by the unlock found
- * it taken again and waited slice after slice (hits at 5,000 a second on 200,000 objects, p99 5-7
- * ms alone: beside a purge of 20,000 more 18-52 ms, 13-14 with these; on 500,000, beside a
- * purge of 50,000: 208 ms, 11.6 with these, alone 6). The price: a walk takes about twice as
- * long. Walks that still relock at once: the load (pauses would double it), the eviction for
- * room after the quota shrank (store_room.c says why), the expiry sweep's 16 holds a tick, the
- * usage flush's chunks, the listings' and the images' walks (store_list.c). */
+/* A walk over many objects (a purge's, the eviction after the quota shrank) takes the lock a
+ * slice at a time with these: store_lock_slice takes it and returns when (monotonic µs);
+ * store_unlock_slice drops it, then, when `more` slices follow, pauses as long as the slice held
+ * it, STORE_SLICE_PAUSE_MIN_US at least (after the last: no pause). Each such walk holds the lock
+ * half its time at most, and the hits its slice kept waiting run in the pause. A mutex is not
+ * fair: relocked at once, or after 100 µs, the hits woken by the unlock found it taken again and
+ * waited slice after slice (hits at 5,000 a second on 200,000 objects, p99 5-7 ms alone: beside
+ * a purge of 20,000 more 18-52 ms, 13-14 with these; on 500,000, beside a purge of 50,000:
+ * 208 ms, 11.6 with these, alone 6). The price: a walk takes about twice as long. Walks that
+ * still relock at once: the load (pauses would double it), the expiry sweep's 16 holds a tick,
+ * the usage flush's chunks, the listings' and the images' walks (store_list.c). */
 #define STORE_SLICE_PAUSE_MIN_US 1000
 int64_t store_lock_slice(void);
 void store_unlock_slice(int64_t since, bool more);

@@ -467,7 +467,12 @@ extern int store_flush_chunks;
  * the backlog a busy spell left goes then, not all at the stop. */
 void store_flush_usage_quiet(void);
 void store_flush_failures(void);
+/* Upstream thread, once a second: the expiry sweep's slice, then, over the quota (it shrank),
+ * store_evict_holds holds of 1024 evictions at most, a purge's pauses between them. */
 void store_expire(void);
+/* 32 (store_room.c says why). A variable only so that a unit test proves the bound on one hold's
+ * objects rather than 32's; set before the upstream thread runs, never changed by arca. */
+extern int store_evict_holds;
 
 struct store_totals {
     int64_t disk_usage, quota;

@@ -152,6 +152,12 @@ static int close_store(void **state)
     return fixture_store_close(dir);
 }
 
+/* A store of its own for a test that counts what eviction takes: the others' objects are older */
+static int fresh_store(void **state)
+{
+    return close_store(state) || open_store(state) ? -1 : 0;
+}
+
 static int files_ready;
 
 static void file_ready(void *arg)
@@ -679,6 +685,51 @@ static void eviction_takes_expired_copies_first(void **state)
     store_set_quota(1LL << 40);
 }
 
+/* A quota shrunk (SIGHUP) is reached a tick at a time, store_evict_holds holds of 1024
+ * evictions each (one hold here, not arca's 32: 1,100 objects rather than 33,000), least
+ * recently used first; a download meanwhile evicts only the room it adds, never the shrink's
+ * whole excess in one hold of the lock (evicting 100,000 of a million objects at once held every
+ * hit up as long). */
+static void a_shrunk_quota_is_reached_a_tick_at_a_time(void **state)
+{
+    enum { N = 1100, KEEP = 40 };
+    char url[64], body[8];
+    struct store_totals t;
+    (void)state;
+    store_evict_holds = 1;
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://h/shrink/%d", i);
+        snprintf(body, sizeof(body), "%04d", i); /* each its own file: no twins */
+        complete_object(url, body);
+    }
+    store_set_quota(4 * KEEP); /* the most recent KEEP stay */
+    store_expire();
+    store_totals(&t);
+    assert_int_equal(t.complete, N - 1024);
+    assert_int_equal(look("http://h/shrink/1023"), LOOKUP_MISS); /* the oldest went first */
+    assert_int_equal(look("http://h/shrink/1024"), LOOKUP_HIT);
+    /* 36 objects over the quota: a download of 4 bytes evicts one (the least recently used),
+     * not 37 */
+    struct object *obj = downloading("http://h/shrink/new", 4, "");
+    store_totals(&t);
+    assert_int_equal(t.disk_usage, 4 * (N - 1024));
+    assert_int_equal(look("http://h/shrink/1025"), LOOKUP_MISS);
+    assert_int_equal(look("http://h/shrink/1026"), LOOKUP_HIT);
+    append(obj, "newb");
+    finish(obj, "newb");
+    release_both(obj);
+    store_expire(); /* the next tick: down to the quota */
+    persist_flush();
+    store_totals(&t);
+    assert_int_equal(t.disk_usage, 4 * KEEP);
+    assert_int_equal(t.complete, KEEP);
+    assert_int_equal(look("http://h/shrink/new"), LOOKUP_HIT);
+    snprintf(url, sizeof(url), "http://h/shrink/%d", N - 1);
+    assert_int_equal(look(url), LOOKUP_HIT);
+    store_set_quota(1LL << 40);
+    store_evict_holds = 32;
+}
+
 /* An object past its TTL is refused by lookups at once, and the expiry sweep removes it: out of
  * the quota, its file gone once the persistence thread has run the removal. */
 static void expiry_removes_an_object_past_its_ttl(void **state)
@@ -1051,6 +1102,7 @@ int main(void)
         cmocka_unit_test(starting_over_never_hands_out_two_versions),
         cmocka_unit_test(eviction_takes_the_least_recently_used),
         cmocka_unit_test(eviction_takes_expired_copies_first),
+        cmocka_unit_test_setup(a_shrunk_quota_is_reached_a_tick_at_a_time, fresh_store),
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
         cmocka_unit_test(a_signed_urls_download_is_born_signed),
