@@ -202,12 +202,18 @@ const struct object_live object_at_rest = {.prepared_slot = -1, .max_size = -1};
 const struct object_extra object_no_extra = {
     .stale_if_error = -1, .stale_while_revalidate = -1, .keep_if_error = -1, .keep_while = -1};
 
+const struct object_extra object_never_stale = {
+    .stale_if_error = 0, .stale_while_revalidate = 0, .keep_if_error = -1, .keep_while = -1};
+
 struct object_extra *object_extra(struct object *obj)
 {
     CHECK_OBJ(obj);
     assert(obj->state == OBJ_NEW || store_locked_or_alone());
-    if (!obj->extra && (obj->extra = malloc(sizeof(*obj->extra))))
-        *obj->extra = object_no_extra;
+    struct object_extra *e = obj->extra ? NULL : malloc(sizeof(*e));
+    if (e) {
+        *e = *object_extra_of(obj); /* never_stale's windows of 0 stay */
+        obj->extra = e;
+    }
     return obj->extra;
 }
 
@@ -221,6 +227,7 @@ void object_add_uses(struct object *obj, int64_t n)
 
 void object_set_fwd_status(struct object *obj, int status)
 {
+    assert(obj->state == OBJ_NEW || store_locked_or_alone());
     if (object_extra_of(obj)->fwd_status == status)
         return;
     struct object_extra *e = object_extra(obj);
@@ -231,13 +238,16 @@ void object_set_fwd_status(struct object *obj, int status)
 void object_set_windows(struct object *obj, int32_t stale_if_error, int32_t stale_while,
                         int32_t keep_if_error, int32_t keep_while)
 {
+    assert(obj->state == OBJ_NEW || store_locked_or_alone());
     const struct object_extra *x = object_extra_of(obj);
     if (x->stale_if_error == stale_if_error && x->stale_while_revalidate == stale_while &&
         x->keep_if_error == keep_if_error && x->keep_while == keep_while)
         return; /* most objects: all four -1, and no extra part */
     struct object_extra *e = object_extra(obj);
-    if (!e)
+    if (!e) {
+        obj->never_stale = true;
         return;
+    }
     e->stale_if_error = stale_if_error;
     e->stale_while_revalidate = stale_while;
     e->keep_if_error = keep_if_error;
@@ -317,7 +327,9 @@ static struct object *object_alloc(const char *url, const char *key,
         o->headers_inline = true;
         headers_pack_into(&pk, o->headers);
     }
-    o->gen = atomic_fetch_add(&generations, 1) + 1; /* start-up loads from two threads */
+    do /* start-up loads from two threads */
+        o->gen = atomic_fetch_add(&generations, 1) + 1;
+    while (o->gen == 0);
     o->state = OBJ_NEW;
     o->fd = -1;
     o->length = -1;

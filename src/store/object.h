@@ -7,7 +7,8 @@
  * - One mutex (store_lock/store_unlock) guards the table, the lists, the quota counters and every
  *   object's fields below `fd`, but for what its download's own threads read without it:
  *   `state` in their asserts, and the flags headers_ready, resumed and resumable (bytes of their
- *   own, never bit-fields, so that a write of a neighbour under the lock is no race).
+ *   own, never bit-fields, so that a write of a neighbour under the lock is no race); and `gen`,
+ *   which every thread's CHECK_OBJ reads, written once before the object is shared.
  * store_locked() says whether the calling thread holds it: every function documented "lock held"
  * asserts it, or that main is alone (before store_start, after store_close: no other thread can
  * reach the store). store_unlock drops the lock, then runs the wake-ups deferred under it (park.h):
@@ -23,8 +24,8 @@
  *   asked, not stored: object_in_table, object_whole.
  * - A REMOVED object is out of the table; the readers still streaming it see it whole, and it is
  *   freed when its last reference goes.
- * - Every store function that takes an object checks it on entry (CHECK_OBJ: its state), in
- *   builds with asserts.
+ * - Every store function that takes an object checks it on entry (CHECK_OBJ: its generation),
+ *   in builds with asserts.
  * - Files above this one (twins, failures) take part in moves through the hooks store_open
  *   gives (struct object_hooks): this file never names them.
  */
@@ -41,10 +42,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* Every object pointer handed to a store function is checked on entry (no-op with NDEBUG): a
- * state of the five. A magic number did more, and cost 4 bytes an object: the sanitizers' runs
- * catch a freed object's use. */
-#define CHECK_OBJ(o) assert((o) != NULL && (o)->state <= OBJ_REMOVED)
+/* Every object pointer handed to a store function is checked on entry (no-op with NDEBUG): its
+ * generation, never 0, set once before the object is shared, so read without the lock (its state
+ * changes under it). A magic number of its own cost 4 bytes an object; a freed object's use is
+ * the sanitizers' runs' to catch. */
+#define CHECK_OBJ(o) assert((o) != NULL && (o)->gen != 0)
 
 /* What an object holds only while something happens to it: its download (NEW, FETCHING, and
  * FAILED after it), readers waiting on it, a prepared answer, an expired version it refreshes.
@@ -123,7 +125,7 @@ struct object {
     int fd;   /* open while fetching or while streaming readers hold it */
     int refs; /* streaming readers + the fetch */
     /* unique to this object in this process (wraps after 4 billion objects made, loaded rows
-     * too): a new version of a URL gets another */
+     * too, never 0: CHECK_OBJ): a new version of a URL gets another */
     uint32_t gen;
     uint32_t dirty; /* its place in st.dirty (ring.h): usage and last use not yet in the index;
                        0 when not there */
@@ -160,6 +162,10 @@ struct object {
     /* Purged while FETCHING (transient whatever later terms say, no negative answer kept), or
      * as the expired copy a download refreshes (REMOVED: it never answers nor comes back). */
     bool purged : 1;
+    bool never_stale : 1; /* windows it was given found no memory: object_set_windows */
+    /* its answer came from a parent arca (store_from_parent): a negative one is as old as the
+     * parent's (store_negative.c), whether or not its Cache-Status members could be kept */
+    bool from_parent : 1;
     char url[]; /* its URL, NUL-terminated, in the object's own allocation */
 };
 
@@ -210,20 +216,26 @@ static inline uint32_t uses32(int64_t n)
 /* Lock held. Its uses and the store's total, by n (a saturated count stays put). */
 void object_add_uses(struct object *obj, int64_t n);
 
-/* Its extra part for reading: object_no_extra's defaults when it has none. */
+/* What an object whose windows could not be kept reads (never_stale): no stale answer. */
+extern const struct object_extra object_never_stale;
+/* Its extra part for reading: object_no_extra's defaults when it has none (object_never_stale's
+ * when windows it was given could not be kept). */
 static inline const struct object_extra *object_extra_of(const struct object *obj)
 {
-    return obj->extra ? obj->extra : &object_no_extra;
+    return obj->extra ? obj->extra : obj->never_stale ? &object_never_stale : &object_no_extra;
 }
-/* Lock held (or NEW). Its extra part for writing, made with object_no_extra's defaults when it
- * has none; NULL out of memory (the field keeps its default: nothing else is lost). */
+/* Lock held (or NEW). Its extra part for writing, made with what object_extra_of read when it
+ * has none; NULL out of memory. */
 struct object_extra *object_extra(struct object *obj);
 /* Lock held (or NEW). Its windows: the origin's (stale-if-error, stale-while-revalidate) and its
- * terms' (keep), seconds, -1 not said; no extra part is made to hold four -1s. */
-/* Lock held. Upstream's answer to its failed refresh, 0 none (no extra part made for a 0). */
-void object_set_fwd_status(struct object *obj, int status);
+ * terms' (keep), seconds, -1 not said; no extra part is made to hold four -1s. Out of memory it
+ * fails closed: the object never answers stale (never_stale), and its row says so (windows of
+ * 0), for it may have been told never to. */
 void object_set_windows(struct object *obj, int32_t stale_if_error, int32_t stale_while,
                         int32_t keep_if_error, int32_t keep_while);
+/* Lock held. Upstream's answer to its failed refresh, 0 none (no extra part made for a 0; out of
+ * memory, none is said). */
+void object_set_fwd_status(struct object *obj, int status);
 
 /* Bytes written to its file: a download's count, its length once it is complete and at rest
  * (object_give_live copies it into a live part given later). */

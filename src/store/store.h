@@ -468,7 +468,8 @@ extern int store_flush_chunks;
 void store_flush_usage_quiet(void);
 void store_flush_failures(void);
 /* Upstream thread, once a second: the expiry sweep's slice, then, over the quota (it shrank),
- * store_evict_holds holds of 1024 evictions at most, a purge's pauses between them. */
+ * store_evict_holds holds of 1024 evictions, and about 100 ms, at most, a purge's pauses between
+ * them. */
 void store_expire(void);
 /* 32 (store_room.c says why). A variable only so that a unit test proves the bound on one hold's
  * objects rather than 32's; set before the upstream thread runs, never changed by arca. */

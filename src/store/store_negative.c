@@ -60,7 +60,7 @@ static void note_negative(const struct object *obj)
     if (!kept_negative(obj))
         return;
     int64_t now = (int64_t)time(NULL);
-    bool aged = object_extra_of(obj)->parent_status != NULL;
+    bool aged = obj->from_parent;
     int64_t created = aged ? obj->created : now;
     int64_t until = created + live_of(obj)->negative_ttl;
     if (aged && created + obj->ttl < until)

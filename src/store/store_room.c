@@ -3,6 +3,7 @@
  * object's state is asked of object.c; SQLite and unlink are the persistence thread's (persist.h).
  */
 #include "store/store_room.h"
+#include "base/clock.h"
 #include "persist/index.h"
 #include "persist/persist.h"
 #include "store/object.h"
@@ -175,9 +176,11 @@ int room_make(int64_t bytes)
  * evicted in one hold held every hit up for about 100 ms; this many take about a millisecond. */
 #define EVICT_PER_HOLD 1024
 /* Holds a tick (store_expire, once a second) of that eviction: 32,768 objects a second at most,
- * so that the upstream thread's downloads go on between ticks, and the persistence thread's
- * unlinks and row deletes come at a pace the disk serves hits beside. */
+ * and no hold begun once EVICT_TICK_US have gone by in the tick (holds and pauses), so that the
+ * upstream thread drives its downloads most of each second, and the persistence thread's unlinks
+ * and row deletes come at a pace the disk serves hits beside. */
 int store_evict_holds = 32;
+#define EVICT_TICK_US 100000
 
 struct touch {
     char key[65];
@@ -423,15 +426,18 @@ void store_expire(void)
         store_unlock();
     }
     /* the quota may have shrunk (SIGHUP): a slice per hold with a purge's pauses
-     * (store_unlock_slice), store_evict_holds holds a tick, so that the upstream thread's
-     * downloads wait 100 ms a second at most. Relocked at once until the quota was reached, the
-     * eviction of 100,000 of a million objects held them up 0.3 s at once, and put the hits' p99
-     * at 43-246 ms (alone 1.1-8) */
-    int more = 1;
-    for (int holds = 0; more == 1 && holds < store_evict_holds; holds++) {
+     * (store_unlock_slice), store_evict_holds holds and EVICT_TICK_US a tick at most, so that
+     * the upstream thread's downloads wait about 100 ms a second at most. Relocked at once until
+     * the quota was reached, the eviction of 100,000 of a million objects held them up 0.3 s at
+     * once, and put the hits' p99 at 43-246 ms (alone 1.1-8) */
+    int64_t start = monotonic_us();
+    for (int holds = 1;; holds++) {
         int64_t since = store_lock_slice();
-        more = evict_some(0, EVICT_PER_HOLD, st.quota);
-        store_unlock_slice(since, more == 1 && holds + 1 < store_evict_holds);
+        bool again = evict_some(0, EVICT_PER_HOLD, st.quota) == 1 && holds < store_evict_holds &&
+                     monotonic_us() - start < EVICT_TICK_US;
+        store_unlock_slice(since, again);
+        if (!again)
+            return;
     }
 }
 

@@ -700,6 +700,7 @@ void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const cha
     store_lock();
     /* as old as the parent's copy; a stale one expired a second ago (ttl=-1), never fresh */
     object_set_times(obj, now - age - (fresh <= 0 ? 2 : 0), age + (fresh <= 0 ? 1 : fresh));
+    obj->from_parent = cache_status != NULL; /* whatever memory allows of the rest */
     struct object_extra *e = status || obj->extra ? object_extra(obj) : NULL;
     if (e) {
         free(e->parent_status);

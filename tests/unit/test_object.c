@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "store/object.h"
+#include "store/store_room.h"
 #include "persist/persist.h"
 #include "stats/stats.h"
 #include "store_fixture.h"
@@ -238,7 +239,6 @@ static void removing_a_complete_object_leaves_the_table(void **state)
     persist_flush();
 }
 
-/* The headers `h` as an object keeps them (packed) and as a reader gets them back. */
 /* What few objects have is in a part of its own, made only for a value other than its default:
  * a million objects that had no stale window, parent or failed refresh hold none of it. */
 static void an_extra_part_is_made_for_a_value_and_kept_for_the_object(void **state)
@@ -264,7 +264,31 @@ static void an_extra_part_is_made_for_a_value_and_kept_for_the_object(void **sta
     store_lock();
     assert_string_equal(object_extra_of(obj)->parent_status, "parent; hit");
     store_unlock();
-    store_fail(obj, 503, "test over"); /* freed with the object: the sanitizers' runs see a leak */
+    store_fail(obj, 503, "test over");
+    store_release(obj); /* the extra part goes with the object: the sanitizers' runs see a leak */
+    store_release(obj);
+}
+
+/* Windows that found no memory fail closed: the object reads windows of 0 (never stale: the
+ * origin may have said so), and keeps them when an extra part is made later for another field,
+ * instead of the options' day of stale answers. */
+static void windows_without_memory_never_answer_stale(void **state)
+{
+    (void)state;
+    struct object *obj = begun("http://h/never", 0, 0);
+    store_lock();
+    obj->never_stale = true; /* what object_set_windows does when object_extra finds no memory */
+    assert_null(obj->extra);
+    assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
+    assert_int_equal(object_stale_if_error(obj), 0); /* not --stale-if-error's 86400 */
+    object_set_fwd_status(obj, 504);
+    assert_non_null(obj->extra);
+    assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
+    assert_int_equal(object_extra_of(obj)->stale_while_revalidate, 0);
+    assert_int_equal(object_stale_if_error(obj), 0);
+    store_unlock();
+    store_fail(obj, 503, "test over");
+    store_release(obj);
     store_release(obj);
 }
 
@@ -288,8 +312,10 @@ static void a_use_count_saturates_and_the_total_follows(void **state)
     store_unlock();
     store_fail(obj, 503, "test over");
     store_release(obj);
+    store_release(obj);
 }
 
+/* The headers `h` as an object keeps them (packed) and as a reader gets them back. */
 static void round_trip(const struct upstream_headers *h, struct upstream_headers *back,
                        char **packed)
 {
@@ -347,6 +373,7 @@ int main(void)
         cmocka_unit_test(content_types_are_kept_once_and_come_back_whole),
         cmocka_unit_test_setup(an_extra_part_is_made_for_a_value_and_kept_for_the_object,
                                reset_counts),
+        cmocka_unit_test_setup(windows_without_memory_never_answer_stale, reset_counts),
         cmocka_unit_test_setup(a_use_count_saturates_and_the_total_follows, reset_counts),
     };
     return cmocka_run_group_tests(tests, open_store, close_store);
