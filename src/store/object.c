@@ -202,8 +202,10 @@ const struct object_live object_at_rest = {.prepared_slot = -1, .max_size = -1};
 const struct object_extra object_no_extra = {
     .stale_if_error = -1, .stale_while_revalidate = -1, .keep_if_error = -1, .keep_while = -1};
 
+/* Every window 0, the terms' too: what is copied from it (a row, the usage journal, a new
+ * version, a window set later over it) never reads the options' windows instead. */
 const struct object_extra object_never_stale = {
-    .stale_if_error = 0, .stale_while_revalidate = 0, .keep_if_error = -1, .keep_while = -1};
+    .stale_if_error = 0, .stale_while_revalidate = 0, .keep_if_error = 0, .keep_while = 0};
 
 struct object_extra *object_extra(struct object *obj)
 {

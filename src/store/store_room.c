@@ -176,7 +176,8 @@ int room_make(int64_t bytes)
  * evicted in one hold held every hit up for about 100 ms; this many take about a millisecond. */
 #define EVICT_PER_HOLD 1024
 /* Holds a tick (store_expire, once a second) of that eviction: 32,768 objects a second at most,
- * and no hold begun once EVICT_TICK_US have gone by in the tick (holds and pauses), so that the
+ * and none more once EVICT_TICK_US have gone by in the tick (holds and pauses: the last hold and
+ * its pause may end past it), so that the
  * upstream thread drives its downloads most of each second, and the persistence thread's unlinks
  * and row deletes come at a pace the disk serves hits beside. */
 int store_evict_holds = 32;

@@ -286,6 +286,10 @@ static void windows_without_memory_never_answer_stale(void **state)
     assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
     assert_int_equal(object_extra_of(obj)->stale_while_revalidate, 0);
     assert_int_equal(object_stale_if_error(obj), 0);
+    /* what its row and a new version copy: the terms' windows too, never -1 (the options') */
+    assert_int_equal(object_extra_of(obj)->keep_if_error, 0);
+    object_set_staleness(obj, -1, -1); /* the origin said nothing: its terms' 0 still hold */
+    assert_int_equal(object_stale_if_error(obj), 0);
     store_unlock();
     store_fail(obj, 503, "test over");
     store_release(obj);
