@@ -237,7 +237,9 @@ void object_set_fwd_status(struct object *obj, int status)
         e->fwd_status = status;
 }
 
-void object_set_windows(struct object *obj, int32_t stale_if_error, int32_t stale_while,
+/* The four windows; no extra part is made to hold four -1s, and out of memory the object fails
+ * closed (never_stale). */
+static void set_windows(struct object *obj, int32_t stale_if_error, int32_t stale_while,
                         int32_t keep_if_error, int32_t keep_while)
 {
     assert(obj->state == OBJ_NEW || store_locked_or_alone());
@@ -254,6 +256,18 @@ void object_set_windows(struct object *obj, int32_t stale_if_error, int32_t stal
     e->stale_while_revalidate = stale_while;
     e->keep_if_error = keep_if_error;
     e->keep_while = keep_while;
+}
+
+void object_set_stale_windows(struct object *obj, int32_t if_error, int32_t while_revalidate)
+{
+    const struct object_extra *x = object_extra_of(obj);
+    set_windows(obj, if_error, while_revalidate, x->keep_if_error, x->keep_while);
+}
+
+void object_set_keep_windows(struct object *obj, int32_t if_error, int32_t while_revalidate)
+{
+    const struct object_extra *x = object_extra_of(obj);
+    set_windows(obj, x->stale_if_error, x->stale_while_revalidate, if_error, while_revalidate);
 }
 
 /* A pack's first byte when its content type is named by number (media_types.h): the number
@@ -680,9 +694,8 @@ static void take_stale_version(struct object *obj, const struct move_args *a)
     memcpy(obj->digest, s->digest, 32);
     object_add_uses(obj, s->usage);
     obj->signed_key = obj->signed_key || s->signed_key;
-    const struct object_extra *was = object_extra_of(s), *x = object_extra_of(obj);
-    object_set_windows(obj, was->stale_if_error, was->stale_while_revalidate, /* the version's */
-                       x->keep_if_error, x->keep_while); /* own word: a 304 keeps it */
+    const struct object_extra *was = object_extra_of(s); /* the version's own word: a 304 */
+    object_set_stale_windows(obj, was->stale_if_error, was->stale_while_revalidate); /* keeps it */
     object_reserve(obj, obj->length);
     if (obj->fd >= 0)
         close(obj->fd); /* the empty partial file's */

@@ -162,7 +162,7 @@ struct object {
     /* Purged while FETCHING (transient whatever later terms say, no negative answer kept), or
      * as the expired copy a download refreshes (REMOVED: it never answers nor comes back). */
     bool purged : 1;
-    bool never_stale : 1; /* windows it was given found no memory: object_set_windows */
+    bool never_stale : 1; /* windows it was given found no memory: object_set_stale_windows */
     /* its answer came from a parent arca (store_from_parent): a negative one is as old as the
      * parent's (store_negative.c), whether or not its Cache-Status members could be kept */
     bool from_parent : 1;
@@ -227,12 +227,12 @@ static inline const struct object_extra *object_extra_of(const struct object *ob
 /* Lock held (or NEW). Its extra part for writing, made with what object_extra_of read when it
  * has none; NULL out of memory. */
 struct object_extra *object_extra(struct object *obj);
-/* Lock held (or NEW). Its windows: the origin's (stale-if-error, stale-while-revalidate) and its
- * terms' (keep), seconds, -1 not said; no extra part is made to hold four -1s. Out of memory it
- * fails closed: the object never answers stale (never_stale), and its row says so (windows of
- * 0), for it may have been told never to. */
-void object_set_windows(struct object *obj, int32_t stale_if_error, int32_t stale_while,
-                        int32_t keep_if_error, int32_t keep_while);
+/* Lock held (or NEW). Its windows, seconds, -1 not said, the other pair kept: the origin's
+ * (stale-if-error, stale-while-revalidate), or its terms' (keep). No extra part is made to hold
+ * four -1s. Out of memory it fails closed: the object never answers stale (never_stale), and its
+ * row says so (windows of 0), for it may have been told never to. */
+void object_set_stale_windows(struct object *obj, int32_t if_error, int32_t while_revalidate);
+void object_set_keep_windows(struct object *obj, int32_t if_error, int32_t while_revalidate);
 /* Lock held. Upstream's answer to its failed refresh, 0 none (no extra part made for a 0; out of
  * memory, none is said). */
 void object_set_fwd_status(struct object *obj, int status);

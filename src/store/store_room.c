@@ -177,9 +177,9 @@ int room_make(int64_t bytes)
 #define EVICT_PER_HOLD 1024
 /* Holds a tick (store_expire, once a second) of that eviction: 32,768 objects a second at most,
  * and none more once EVICT_TICK_US have gone by in the tick (holds and pauses: the last hold and
- * its pause may end past it), so that the
- * upstream thread drives its downloads most of each second, and the persistence thread's unlinks
- * and row deletes come at a pace the disk serves hits beside. */
+ * its pause may end past it), so that the upstream thread drives its downloads most of each
+ * second, and the persistence thread's unlinks and row deletes come at a pace the disk serves
+ * hits beside. */
 int store_evict_holds = 32;
 #define EVICT_TICK_US 100000
 
@@ -334,13 +334,17 @@ static int32_t seconds32(int64_t s)
     return (int32_t)(s > INT32_MAX ? INT32_MAX : s);
 }
 
+/* A terms' window as an object keeps it: seconds, or -1 (any negative: the options'). */
+static int32_t keep32(int64_t s)
+{
+    return s < 0 ? -1 : seconds32(s);
+}
+
 void object_set_staleness(struct object *obj, int64_t if_error, int64_t while_revalidate)
 {
     CHECK_OBJ(obj);
     assert(obj->state == OBJ_NEW || store_locked());
-    const struct object_extra *x = object_extra_of(obj);
-    object_set_windows(obj, seconds32(if_error), seconds32(while_revalidate), x->keep_if_error,
-                       x->keep_while);
+    object_set_stale_windows(obj, seconds32(if_error), seconds32(while_revalidate));
 }
 
 int64_t object_stale_if_error(const struct object *obj)
@@ -499,10 +503,7 @@ void object_take_row_keep(struct object *obj, const struct index_row *row)
     CHECK_OBJ(obj);
     assert(obj->state == OBJ_NEW);
     obj->pinned = row->pinned;
-    const struct object_extra *x = object_extra_of(obj);
-    object_set_windows(obj, x->stale_if_error, x->stale_while_revalidate,
-                       row->keep_if_error < 0 ? -1 : seconds32(row->keep_if_error),
-                       row->keep_while < 0 ? -1 : seconds32(row->keep_while));
+    object_set_keep_windows(obj, keep32(row->keep_if_error), keep32(row->keep_while));
     if (row->max_size >= 0 && obj->live) /* -1: none recorded (a complete row, an older
                                              index); a complete object at rest has no use for it */
         obj->live->max_size = row->max_size;
@@ -553,11 +554,8 @@ void store_take_keep(struct object *obj, const struct object_keep *keep)
     bool row = obj->state == OBJ_FETCHING && !object_stale(obj);
     if (row)
         object_row_keep(obj, &before);
-    const struct object_extra *x = object_extra_of(obj);
-    object_set_windows(obj, x->stale_if_error, x->stale_while_revalidate,
-                       keep->stale_if_error < 0 ? -1 : seconds32(keep->stale_if_error),
-                       keep->stale_while_revalidate < 0 ? -1
-                                                        : seconds32(keep->stale_while_revalidate));
+    object_set_keep_windows(obj, keep32(keep->stale_if_error),
+                            keep32(keep->stale_while_revalidate));
     if (obj->live) { /* at rest, a complete object has no use for them: they are a download's */
         obj->live->max_size = keep->max_object_size;
         obj->live->negative_ttl = seconds32(keep->negative_ttl);

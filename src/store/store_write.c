@@ -808,8 +808,8 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
         fresh->pinned = obj->pinned; /* the terms it was begun under */
         fresh->transient = obj->transient;
         object_live(fresh)->max_size = live_of(obj)->max_size;
-        object_set_windows(fresh, -1, -1, object_extra_of(obj)->keep_if_error,
-                           object_extra_of(obj)->keep_while);
+        object_set_keep_windows(fresh, object_extra_of(obj)->keep_if_error,
+                                object_extra_of(obj)->keep_while);
         object_add_uses(fresh, (int64_t)obj->usage - fresh->usage);
         object_live(fresh)->stale = stale;
         fresh->revalidation = stale && revalidable(stale);

@@ -246,12 +246,14 @@ static void an_extra_part_is_made_for_a_value_and_kept_for_the_object(void **sta
     (void)state;
     struct object *obj = begun("http://h/extra", 0, 0);
     store_lock();
-    object_set_windows(obj, -1, -1, -1, -1);
+    object_set_stale_windows(obj, -1, -1);
+    object_set_keep_windows(obj, -1, -1);
     object_set_fwd_status(obj, 0);
     assert_null(obj->extra);
     assert_int_equal(object_extra_of(obj)->stale_if_error, -1);
     assert_int_equal(object_extra_of(obj)->keep_while, -1);
-    object_set_windows(obj, 0, -1, 60, -1); /* the origin: never stale; a rule: keep 60 s */
+    object_set_stale_windows(obj, 0, -1); /* the origin: never stale */
+    object_set_keep_windows(obj, 60, -1); /* a rule: keep 60 s */
     assert_non_null(obj->extra);
     assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
     assert_int_equal(object_extra_of(obj)->keep_if_error, 60);
@@ -277,7 +279,7 @@ static void windows_without_memory_never_answer_stale(void **state)
     (void)state;
     struct object *obj = begun("http://h/never", 0, 0);
     store_lock();
-    obj->never_stale = true; /* what object_set_windows does when object_extra finds no memory */
+    obj->never_stale = true; /* what a window's setter does when object_extra finds no memory */
     assert_null(obj->extra);
     assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
     assert_int_equal(object_stale_if_error(obj), 0); /* not --stale-if-error's 86400 */
