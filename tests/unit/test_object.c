@@ -271,6 +271,27 @@ static void an_extra_part_is_made_for_a_value_and_kept_for_the_object(void **sta
     store_release(obj);
 }
 
+/* A parent's answer is as old as the parent's copy whether or not its Cache-Status members were
+ * kept (none sent, or no memory for them): a tier never keeps its 404 longer than the parent.
+ * The download's own answer again (NULL) is not. */
+static void a_parents_answer_is_aged_without_its_status(void **state)
+{
+    (void)state;
+    struct object *obj = begun("http://h/aged", 0, 0);
+    store_from_parent(obj, 30, 60, "");
+    store_lock();
+    assert_true(obj->from_parent);
+    assert_null(object_extra_of(obj)->parent_status);
+    store_unlock();
+    store_from_parent(obj, 0, 60, NULL);
+    store_lock();
+    assert_false(obj->from_parent);
+    store_unlock();
+    store_fail(obj, 503, "test over");
+    store_release(obj);
+    store_release(obj);
+}
+
 /* Windows that found no memory fail closed: the object reads windows of 0 (never stale: the
  * origin may have said so), and keeps them when an extra part is made later for another field,
  * instead of the options' day of stale answers. */
@@ -379,6 +400,7 @@ int main(void)
         cmocka_unit_test(content_types_are_kept_once_and_come_back_whole),
         cmocka_unit_test_setup(an_extra_part_is_made_for_a_value_and_kept_for_the_object,
                                reset_counts),
+        cmocka_unit_test_setup(a_parents_answer_is_aged_without_its_status, reset_counts),
         cmocka_unit_test_setup(windows_without_memory_never_answer_stale, reset_counts),
         cmocka_unit_test_setup(a_use_count_saturates_and_the_total_follows, reset_counts),
     };
