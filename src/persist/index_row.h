@@ -28,6 +28,8 @@ struct index_row {
      * options); while it downloads, its max-object-size (-1: the option's) and store = no. */
     int64_t keep_if_error, keep_while, max_size;
     bool not_stored;
+    /* its key's 32 bytes, where the reader has them so (index_image.h): `key` is NULL then */
+    const uint8_t *key_bytes;
 };
 
 /* index_open's result for a file that is not a sound SQLite database: the caller moves it
@@ -35,5 +37,7 @@ struct index_row {
 #define INDEX_CORRUPT (-2)
 /* A write's result when the disk (or the file system holding the index) is full. */
 #define INDEX_FULL (-3)
+/* index_load_rows' result when the rows came from a clean stop's image (index_image.h). */
+#define INDEX_IMAGED 1
 
 #endif

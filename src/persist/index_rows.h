@@ -22,8 +22,10 @@
 /* Every complete row to `row` (its own use figures: the loader merges the usage journal's,
  * usage_log_cursor), from two threads at once (the halves of the rowid range, each on
  * a connection of its own): the store's loader, while arca serves; `stop` is polled between
- * rows. 0; INDEX_CORRUPT (the caller keeps what it took, and index_distrust has the next start
- * move the index aside); -1 another failure. err filled on failure. */
+ * rows. Or from the image a clean stop left (index_image.h): INDEX_IMAGED, the rows' figures
+ * whole (the usage journal has nothing newer). 0; INDEX_CORRUPT (the caller keeps what it took, and
+ * index_distrust has the next start move the index aside); -1 another failure. err filled on
+ * failure. */
 int index_load_rows(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
                     const atomic_bool *stop, char *err, size_t errlen);
 /* The load has ended (the caller serializes it with index_find_row: the store's lock): no row

@@ -177,6 +177,12 @@ static inline char *object_key(const struct object *obj, char hex[65])
 }
 /* The same in a buffer of the enclosing block's (a compound literal): for an expression. */
 #define OBJECT_KEY(obj) object_key((obj), (char[65]){0})
+/* Lock held (or main alone). Its row in the index as a complete one, with this length and digest
+ * (a download's, before they are its own): its key's hex into `key`, its strings the object's
+ * (store_write.c). */
+struct index_row;
+void object_complete_row(const struct object *obj, int64_t length, const uint8_t digest[32],
+                         char key[65], struct index_row *row);
 
 /* Wall seconds (or a ttl) as an object keeps them: 0 before 1970, the largest after 2106. */
 static inline uint32_t wall32(int64_t s)
@@ -393,10 +399,10 @@ enum object_state object_view(const struct object *obj);
 /* A NEW object for `url` (key: its hash), not in the table, with its live part (a download's);
  * NULL when out of memory. */
 struct object *object_new(const char *url, const char *key);
-/* The same for a complete row read at start, with its headers packed after its URL in its own
- * allocation (a million rows load at start: one allocation each, not two); no live part. NULL
- * when out of memory. */
-struct object *object_new_at_rest(const char *url, const char *key,
+/* The same for a complete row read at start (its key's 32 bytes), with its headers packed after
+ * its URL in its own allocation (a million rows load at start: one allocation each, not two);
+ * no live part. NULL when out of memory. */
+struct object *object_new_at_rest(const char *url, const uint8_t key[32],
                                   const struct upstream_headers *h);
 /* Lock held. Gives a complete object at rest a live part (for a prepared answer): 0, or -1 out
  * of memory (nothing changed). */

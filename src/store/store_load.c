@@ -3,6 +3,7 @@
 #include "store/store_load.h"
 #include "log/log.h"
 #include "persist/index.h"
+#include "persist/index_image.h"
 #include "persist/persist.h"
 #include "base/parse.h"
 #include "persist/usage_log.h"
@@ -51,6 +52,8 @@ static struct {
     bool seen_failed;  /* out of memory noting one: the loader inserts nothing more */
     bool inserting;    /* the loader's own object_enter: not noted */
     bool find_failed;  /* a row could not be read ahead: said once */
+    bool whole;        /* every row of the index went into the table, and no check found it
+                          damaged: store_load_leave_image may write what the table holds */
     size_t read_ahead; /* rows lookups read before the loader reached them */
     /* store_wait_loaded's (a leaf lock: never with the store's): st.loading turned false */
     pthread_mutex_t end_lock;
@@ -71,7 +74,15 @@ static void take_use(struct object *o, const struct index_row *row)
 /* A NEW object (not in the table) for a complete row; NULL when out of memory. */
 static struct object *object_of_row(const struct index_row *row)
 {
-    struct object *o = object_new_at_rest(row->url, row->key, &row->headers);
+    uint8_t key[32];
+    const uint8_t *bytes = row->key_bytes;
+    if (!bytes) {
+        bool hex = table_key_of_hex(row->key, key); /* index_row_usable checked it */
+        assert(hex);
+        (void)hex;
+        bytes = key;
+    }
+    struct object *o = object_new_at_rest(row->url, bytes, &row->headers);
     if (!o)
         return NULL;
     o->headers_ready = true;
@@ -286,10 +297,19 @@ static void make_room(size_t rows)
     store_unlock();
 }
 
+static bool sorted(const struct loaded *l)
+{
+    for (size_t i = 1; i < l->n; i++)
+        if (l->v[i - 1].last_use > l->v[i].last_use)
+            return false;
+    return true;
+}
+
+/* A clean stop's image comes in last-use order already (store_load_leave_image). */
 static void *sort_half(void *arg)
 {
     struct loaded *l = arg;
-    if (l->n > 1)
+    if (!sorted(l))
         qsort(l->v, l->n, sizeof(*l->v), by_last_use);
     return NULL;
 }
@@ -320,6 +340,29 @@ static bool still_free(const uint8_t key[32])
     return !ld.seen_failed && !table_find(&ld.seen, key) && !table_find(&st.objects, key);
 }
 
+/* Lock held. What the insertion of the objects before v[left] (taken from the end) will read,
+ * fetched ahead in three steps, each reading what the one before fetched: an object's lines
+ * (its key and digest), then the buckets of both tables they fall in, then those buckets'
+ * first entries. */
+static void prefetch_ahead(const struct by_use *v, size_t left)
+{
+    if (left > 4 * PREFETCH_AHEAD) {
+        const struct object *o = v[left - 4 * PREFETCH_AHEAD].obj;
+        for (size_t line = 0; line < sizeof(*o); line += 64)
+            __builtin_prefetch((const char *)o + line);
+    }
+    if (left > 2 * PREFETCH_AHEAD) {
+        const struct object *o = v[left - 2 * PREFETCH_AHEAD].obj;
+        table_prefetch(&st.objects, o->node.key, false);
+        table_prefetch(&st.digests, o->digest, false);
+    }
+    if (left > PREFETCH_AHEAD) {
+        const struct object *o = v[left - PREFETCH_AHEAD].obj;
+        table_prefetch(&st.objects, o->node.key, true);
+        table_prefetch(&st.digests, o->digest, true);
+    }
+}
+
 /* Lock held. The next LOAD_SLICE most recently used objects into the table, the most recent
  * first, each at the head of its LRU list (the slices before this one were more recent): false
  * when one could not go in (out of memory), or the keys seen meanwhile are not all known. */
@@ -330,11 +373,7 @@ static bool insert_slice(size_t left[2])
     for (int i = 0; i < LOAD_SLICE && (o = take_most_recent(left)); i++) {
         bool in = false;
         for (int part = 0; part < 2; part++) /* objects are cold: fetch the next ones early */
-            if (left[part] > PREFETCH_AHEAD) {
-                const struct object *next = ld.half[part].v[left[part] - PREFETCH_AHEAD].obj;
-                __builtin_prefetch(next);
-                __builtin_prefetch(next->digest);
-            }
+            prefetch_ahead(ld.half[part].v, left[part]);
         if (still_free(o->node.key)) { /* its bytes: no hex made and read back a row */
             ld.inserting = true;
             in = object_enter(o, OBJ_COMPLETE) == 0; /* the table grows: out of memory */
@@ -401,7 +440,7 @@ static bool loaded_whole(int rc, const char *err)
     if (ld.half[0].failed || ld.half[1].failed)
         log_error("store: out of memory loading the index: the rows not loaded are not served "
                   "until the next start");
-    return rc == 0 && !ld.half[0].failed && !ld.half[1].failed;
+    return (rc == 0 || rc == INDEX_IMAGED) && !ld.half[0].failed && !ld.half[1].failed;
 }
 
 static double seconds_since(const struct timespec *t0)
@@ -411,9 +450,9 @@ static double seconds_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-/* The store's first line: what it holds once loaded, and how long the load took (arca served
- * meanwhile). */
-static void log_loaded(double seconds)
+/* The store's first line: what it holds once loaded, how long the load took (arca served
+ * meanwhile), and whether its rows came from a clean stop's image. */
+static void log_loaded(double seconds, bool imaged)
 {
     store_lock();
     size_t count = st.objects.count, ahead = ld.read_ahead;
@@ -421,8 +460,9 @@ static void log_loaded(double seconds)
     store_unlock();
     int dir_len = (int)(strlen(st.objdir) - strlen("/objects")); /* DATA_DIR/objects */
     log_info("store: %zu object%s, %lld bytes in %.*s (index loaded in %.2f s; %zu looked up "
-             "before the load reached them)",
-             count, count == 1 ? "" : "s", usage, dir_len, st.objdir, seconds, ahead);
+             "before the load reached them%s)",
+             count, count == 1 ? "" : "s", usage, dir_len, st.objdir, seconds, ahead,
+             imaged ? "; its rows from the image a clean stop left" : "");
 }
 
 static void *load_main(void *arg)
@@ -432,8 +472,9 @@ static void *load_main(void *arg)
     (void)arg;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = index_load_rows(load_row, NULL, &ld.stop, err, sizeof(err));
-    bool whole = loaded_whole(rc, err);
-    lay_usage();
+    bool whole = loaded_whole(rc, err), imaged = rc == INDEX_IMAGED;
+    if (!imaged) /* an image has every use the journal has: the objects it was written from did */
+        lay_usage();
     make_room(ld.half[0].n + ld.half[1].n);
     sort_halves();
     size_t left[2] = {ld.half[0].n, ld.half[1].n};
@@ -453,12 +494,13 @@ static void *load_main(void *arg)
         log_info("store: arca stops: the index's load was cut short after %.2f s",
                  seconds_since(&t0));
     else
-        log_loaded(seconds_since(&t0));
+        log_loaded(seconds_since(&t0), imaged);
     /* a clean close's file, checked once its rows serve, at its own pace (index_rows.c): what
      * the check finds, the next start acts on (a file found damaged is distrusted whole, its
      * files swept then) */
     if (whole && !atomic_load(&ld.stop))
         whole = loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
+    ld.whole = whole; /* read by main once this thread is joined */
     if (whole)
         sweep_orphans();
     return NULL;
@@ -469,10 +511,12 @@ void store_load_start(void)
     atomic_store(&ld.stop, false);
     ld.seen_failed = ld.find_failed = false;
     ld.read_ahead = 0;
+    ld.whole = false;
     ld.done = !st.loading; /* main alone still: no lookup yet */
     if (ld.done) {
+        ld.whole = true;
         index_rows_loaded(); /* nothing to read through the journal */
-        log_loaded(0);
+        log_loaded(0, false);
         sweep_orphans();
         return;
     }
@@ -503,6 +547,46 @@ bool store_loading(void)
     bool loading = !ld.done;
     pthread_mutex_unlock(&ld.end_lock);
     return loading;
+}
+
+static struct object *of_lru(struct dnode *n)
+{
+    return n ? DLIST_ENTRY(n, struct object, lru) : NULL;
+}
+
+/* Of the two lists' next objects, the less recently used, taken; NULL when both have ended. */
+static struct object *take_older(struct dnode **lru, struct dnode **pinned)
+{
+    struct object *a = of_lru(*lru), *b = of_lru(*pinned);
+    bool pick_b = b && (!a || b->last_use < a->last_use);
+    struct dnode **from = pick_b ? pinned : lru;
+    if (*from)
+        *from = (*from)->next;
+    return pick_b ? b : a;
+}
+
+/* The objects go in the order of their last use, both lists merged (each is in that order but
+ * for a row a lookup read during the load: at its least recent end), so that the next load
+ * finds each half sorted already (sort_halves). A complete object on neither list would make the
+ * image one row short of the index: index_close then seals none. */
+void store_load_leave_image(void)
+{
+    assert(store_locked() && !ld.running);
+    char key[65];
+    struct index_row row;
+    struct dnode *lru = st.lru.head, *pinned = st.pinned.head;
+    struct object *o;
+    size_t n = 0, half = st.objects.count / 2;
+    if (!ld.whole || index_image_begin() < 0)
+        return;
+    while ((o = take_older(&lru, &pinned))) {
+        if (o->state != OBJ_COMPLETE)
+            continue;
+        if (n++ == half)
+            index_image_half();
+        object_complete_row(o, o->length, o->digest, key, &row);
+        index_image_row(o->node.key, &row);
+    }
 }
 
 static void took_row(const struct index_row *row, void *arg)

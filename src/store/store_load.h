@@ -18,6 +18,10 @@
  * - Walks that must see every object (a purge's, the sweep of files no row names) wait for the
  *   end (store_wait_loaded); the sweep is queued by the loader itself, only after a whole load.
  * - store_load_stop (store_close) stops the loader and frees what it had not put in the table.
+ * - The rows come from the image a clean stop left (persist/index_image.h) when the index has not
+ *   changed since; store_load_leave_image writes the next one at store_close, only when every
+ *   row of the index went into the table (a load cut short, out of memory, or a file the check
+ *   found damaged leaves none: the image would lack rows the index has).
  */
 #ifndef ARCA_STORE_LOAD_H
 #define ARCA_STORE_LOAD_H
@@ -30,6 +34,9 @@
 void store_load_start(void);
 /* Main, at store_close: the loader stopped and joined. */
 void store_load_stop(void);
+/* Main, at store_close, lock held, the loader and the persistence thread stopped: the complete
+ * objects handed to the image index_close seals (index_image.h), when the load was whole. */
+void store_load_leave_image(void);
 /* Lock held (object_find's hooks). */
 struct object *store_load_missing(const char *key);
 void store_load_touched(const struct object *obj);

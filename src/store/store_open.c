@@ -155,7 +155,8 @@ void store_close(void)
     purges_stop();     /* a purge's walk and jobs are the table's and the queue's: none runs on */
     persist_stop();    /* what it was handed is done first; the index is main's again */
     store_lock();
-    ring_free(&st.dirty); /* the objects it names are freed below */
+    store_load_leave_image(); /* the rows the table holds, for the next start (index_close) */
+    ring_free(&st.dirty);     /* the objects it names are freed below */
     for (size_t i = 0; i < object_slots(); i++) {
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);

@@ -499,7 +499,7 @@ static void sync_data(struct persist_job *job)
  * row, were queued meanwhile, and nothing here may touch them. */
 static int make_durable(struct finish_job *f)
 {
-    char path[1200], part[1200];
+    char path[1200], part[1200], key[65];
     struct index_row row;
     struct object *obj = f->obj;
     assert(persist_on_thread() || persist_owns_index());
@@ -529,23 +529,30 @@ static int make_durable(struct finish_job *f)
         return -1;
     }
     store_lock();
-    const struct object_extra *x = object_extra_of(obj);
-    row = (struct index_row){.key = OBJECT_KEY(obj),
-                             .url = obj->url,
-                             .length = object_have(obj),
-                             .created = obj->created,
-                             .ttl = obj->ttl,
-                             .last_use = obj->last_use,
-                             .usage = obj->usage,
-                             .digest = f->digest,
-                             .signed_key = obj->signed_key,
-                             .stale_if_error = x->stale_if_error,
-                             .stale_while_revalidate = x->stale_while_revalidate};
-    object_row_keep(obj, &row); /* the pin and its terms' windows */
     /* obj->headers no longer changes: its download is over */
-    headers_unpack(obj->headers, &row.headers);
+    object_complete_row(obj, object_have(obj), f->digest, key, &row);
     store_unlock();
     return record_complete(obj, &row);
+}
+
+void object_complete_row(const struct object *obj, int64_t length, const uint8_t digest[32],
+                         char key[65], struct index_row *row)
+{
+    assert(store_locked_or_alone());
+    const struct object_extra *x = object_extra_of(obj);
+    *row = (struct index_row){.key = object_key(obj, key),
+                              .url = obj->url,
+                              .length = length,
+                              .created = obj->created,
+                              .ttl = obj->ttl,
+                              .last_use = obj->last_use,
+                              .usage = obj->usage,
+                              .digest = digest,
+                              .signed_key = obj->signed_key,
+                              .stale_if_error = x->stale_if_error,
+                              .stale_while_revalidate = x->stale_while_revalidate};
+    object_row_keep(obj, row); /* the pin and its terms' windows */
+    headers_unpack(obj->headers, &row->headers);
 }
 
 /* The object is durable: FETCHING -> COMPLETE (object.c). run_finish calls it by this name. */

@@ -102,6 +102,17 @@ struct table_node *table_find(const struct table *t, const uint8_t key[32])
     return o;
 }
 
+void table_prefetch(const struct table *t, const uint8_t key[32], bool chain)
+{
+    if (!t->cur)
+        return;
+    struct table_node *const *slot = chain_of(t, key);
+    if (!chain)
+        __builtin_prefetch(slot);
+    else if (*slot)
+        __builtin_prefetch(*slot);
+}
+
 struct table_node *table_find_next(const struct table_node *n)
 {
     struct table_node *o = n->next;

@@ -46,6 +46,10 @@ struct table_node *table_get(const struct table *t, const char *hex);
  * they are always on one chain, and table_find_next gives the one after `n` with its key. */
 struct table_node *table_find(const struct table *t, const uint8_t key[32]);
 struct table_node *table_find_next(const struct table_node *n);
+/* A hint for a loop over cold keys, a few entries ahead of their find or add: the bucket `key`
+ * is on fetched into the cache; with `chain`, its first entry (the bucket read: fetch it the
+ * first way earlier). Changes nothing. */
+void table_prefetch(const struct table *t, const uint8_t key[32], bool chain);
 /* A key's 64 hex digits into its 32 bytes: false when it is not 64 lowercase hex digits. Its
  * hex again: base/parse.h's format_sha256_hex. */
 bool table_key_of_hex(const char *hex, uint8_t key[32]);

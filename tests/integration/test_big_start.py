@@ -181,3 +181,94 @@ def test_a_stop_before_the_owed_check_leaves_the_index_unmarked(origin, start_ar
     again, since = restarted(start_arca, first, workdir, wait_loaded=True)
     assert "not as a clean stop left it: checked in" in again.read_log()[since:]
     assert origin.counts["/o"] == 1
+
+
+IMAGED = "its rows from the image a clean stop left"
+
+
+def checked_after_load(arca, since):
+    """Waits for the log to say the check a trusted index owes ran (its stop may then mark it
+    clean and leave an image); a stop before it would leave neither."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if "after its rows loaded" in arca.read_log()[since:]:
+            return
+        time.sleep(0.02)
+    raise AssertionError(arca.read_log()[since:])
+
+
+def test_a_clean_stop_leaves_an_image_the_next_start_loads_from(origin, start_arca, workdir):
+    """A clean stop writes its objects' rows beside the index (index.sqlite.image); the next
+    start reads them instead of SQLite's rows and serves each as before the restart: the same
+    bytes and headers, no origin request. An object purged before the stop stays purged. The
+    image is read once: a crash after that start leaves none, and the start after the crash
+    checks the index first and reads its rows."""
+    paths = ["/img/a", "/img/b", "/img/c"]
+    for p in paths:
+        origin.add(p, data=os.urandom(30000), content_type="application/x-xz",
+                   etag=f'"{p}"', last_modified="Tue, 01 Sep 2026 10:00:00 GMT",
+                   headers={"Content-Disposition": 'attachment; filename="img.xz"'})
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file",
+                      token_file(workdir))
+    before = {}
+    for p in paths:
+        status, headers, body = arca.fetch(origin.url(p))
+        assert status == 200
+        before[p] = (sha256(body), {k: headers.get(k) for k in
+                                    ("Content-Type", "Last-Modified", "Content-Disposition",
+                                     "ETag")})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    status, _, body = arca.get(f"/api/v1/resources/?url={origin.url('/img/c')}", auth,
+                               method="DELETE")
+    assert status == 200 and json.loads(body)["purged"] is True, body
+    arca.stop()
+    image = os.path.join(arca.data_dir, "index.sqlite.image")
+    assert os.path.exists(image)
+
+    again, since = restarted(start_arca, arca, workdir, wait_loaded=True)
+    assert IMAGED in again.read_log()[since:], again.read_log()[since:]
+    assert not os.path.exists(image), "read once"
+    for p in ("/img/a", "/img/b"):
+        status, headers, body = again.fetch(origin.url(p))
+        assert status == 200 and sha256(body) == before[p][0], p
+        assert {k: headers.get(k) for k in before[p][1]} == before[p][1], headers
+        assert origin.counts[p] == 1, "a hit, not a download"
+    assert again.status()["resources_successes"] == 2
+    status, _, body = again.fetch(origin.url("/img/c"))
+    assert status == 200 and sha256(body) == before["/img/c"][0]
+    assert origin.counts["/img/c"] == 2, "purged before the stop: fetched again"
+
+    checked_after_load(again, since)
+    again.stop(signal.SIGKILL)
+    assert not os.path.exists(image), "a crash leaves none"
+    third, since = restarted(start_arca, arca, workdir, wait_loaded=True)
+    log = third.read_log()[since:]
+    assert "not as a clean stop left it: checked in" in log and IMAGED not in log, log
+    for p in paths:
+        assert third.fetch(origin.url(p))[0] == 200
+    assert [origin.counts[p] for p in paths] == [1, 1, 2]
+    third.stop()
+    assert os.path.exists(image), "a clean stop after a checked start leaves one"
+
+
+def test_an_index_changed_while_arca_was_down_is_read_not_its_image(origin, start_arca,
+                                                                    workdir):
+    """An admin's hand on the index while arca is down (here a row deleted with sqlite3) changes
+    the file: the next start reads the index, never the image of what it was, so the deleted
+    row's object is not served from the image; the image is removed unread."""
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/h/kept", "/h/dropped"])
+    index = os.path.join(first.data_dir, "index.sqlite")
+    assert os.path.exists(index + ".image")
+    db = sqlite3.connect(index)
+    with db:
+        db.execute("DELETE FROM objects WHERE url=?", (origin.url("/h/dropped"),))
+    db.close()
+    arca, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    log = arca.read_log()[since:]
+    assert IMAGED not in log and "not as a clean stop left it: checked in" in log, log
+    assert not os.path.exists(index + ".image")
+    assert arca.status()["resources_successes"] == 1
+    for url, body in bodies.items():
+        status, _, got = arca.fetch(url)
+        assert status == 200 and sha256(got) == sha256(body)
+    assert origin.counts["/h/kept"] == 1 and origin.counts["/h/dropped"] == 2

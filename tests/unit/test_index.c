@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/parse.h"
 #include "persist/index.h"
+#include "persist/index_image.h"
 #include "persist/index_rows.h"
 #include "persist/usage_log.h"
 
@@ -40,8 +42,13 @@ struct seen {
 static void on_row(const struct index_row *row, int part, void *arg)
 {
     struct seen *s = arg;
+    char hex[65];
     s->parts[part]++;
-    if (!strcmp(row->key, "0000000000000000000000000000000000000000000000000000000000000006")) {
+    if (row->key_bytes) /* an image's row (index_image.h) */
+        format_sha256_hex(row->key_bytes, hex);
+    else
+        snprintf(hex, sizeof(hex), "%s", row->key);
+    if (!strcmp(hex, "0000000000000000000000000000000000000000000000000000000000000006")) {
         snprintf(s->url, sizeof(s->url), "%s", row->url);
         snprintf(s->type, sizeof(s->type), "%s", row->headers.content_type);
         snprintf(s->last_modified, sizeof(s->last_modified), "%s", row->headers.last_modified);
@@ -88,7 +95,8 @@ static void lay_journal(struct seen *s)
 }
 
 /* What a start does: the index opened (its unfinished rows), then its complete rows loaded
- * (the store's loader thread, while arca serves) and the usage journal laid over them. */
+ * (the store's loader thread, while arca serves) and the usage journal laid over them, unless
+ * they came from a clean stop's image (INDEX_IMAGED: its figures are whole). */
 static int open_with(struct seen *s)
 {
     char err[256];
@@ -167,7 +175,7 @@ static void rows_load_and_partials_are_forgotten(void **state)
             false,   "",   0,
             -1,      -1,   i % 2 == 0, /* 6 pinned */
             -1,      -1,   -1,
-            false};
+            false,   NULL};
         assert_int_equal(index_mark_complete(&row), 0);
     }
     index_close();
@@ -446,6 +454,199 @@ static void a_clean_close_is_checked_after_the_rows(void **state)
     unlink(path);
 }
 
+/* --- the image a clean stop leaves (index_image.h) ------------------------------------------ */
+
+static char image[160];
+
+/* A new index beside no other file. */
+static void fresh_index(void)
+{
+    static const char *const sides[] = {"",       "-wal",   "-shm",      "-usage",
+                                        ".clean", ".image", ".image.new"};
+    char side[200];
+    for (size_t i = 0; i < sizeof(sides) / sizeof(*sides); i++) {
+        snprintf(side, sizeof(side), "%s%s", path, sides[i]);
+        unlink(side);
+    }
+    snprintf(image, sizeof(image), "%s.image", path);
+}
+
+/* Row i of these tests: key i, URL http://h/i, 100 + i bytes, used i times, even ones pinned. */
+static struct index_row row_of(int i, char key[65], uint8_t bytes[32], char url[64])
+{
+    static uint8_t digest[32];
+    memset(digest, 0xab, sizeof(digest));
+    snprintf(key, 65, "%064d", i);
+    snprintf(url, 64, "http://h/%d", i);
+    parse_sha256_hex(key, bytes);
+    return (struct index_row){
+        .key = key,
+        .url = url,
+        .headers = {"text/plain", "", "", "Tue, 01 Sep 2026 10:00:00 GMT", "\"v1\"", ""},
+        .length = 100 + i,
+        .created = 1000,
+        .ttl = 3600,
+        .last_use = 2000 + i,
+        .usage = i,
+        .digest = digest,
+        .stale_if_error = -1,
+        .stale_while_revalidate = -1,
+        .pinned = i % 2 == 0,
+        .keep_if_error = i == 6 ? 30 : -1,
+        .keep_while = -1,
+        .max_size = -1};
+}
+
+/* A run of a fresh index: `rows` complete rows written, and (image_rows >= 0) the first
+ * image_rows of them handed to an image, as the store does at a clean stop; then closed. */
+static void run_writing(int rows_written, int image_rows)
+{
+    struct seen s;
+    char key[65], url[64];
+    uint8_t bytes[32];
+    assert_int_equal(open_with(&s), 0);
+    for (int i = 0; i < rows_written; i++) {
+        struct index_row row = row_of(i, key, bytes, url);
+        assert_int_equal(index_mark_complete(&row), 0);
+    }
+    if (image_rows >= 0) {
+        assert_int_equal(index_image_begin(), 0);
+        for (int i = 0; i < image_rows; i++) {
+            struct index_row row = row_of(i, key, bytes, url);
+            if (i == image_rows / 2)
+                index_image_half();
+            index_image_row(bytes, &row);
+        }
+    }
+    index_close();
+}
+
+/* A start that finds the file as the clean stop left it, and its check done. */
+static int start_clean(struct seen *s)
+{
+    char err[256];
+    atomic_bool never = false;
+    int rc = open_with(s);
+    if (rc >= 0)
+        assert_int_equal(index_check_deferred(&never, err, sizeof(err)), 0);
+    return rc;
+}
+
+/* A clean stop's image is what the next start reads, every field of a row as SQLite has it, from
+ * both halves; it is taken once (a crash after that start finds none), and a stop that wrote
+ * none leaves none. */
+static void a_clean_stop_leaves_an_image_the_next_start_reads(void **state)
+{
+    struct seen s;
+    (void)state;
+    fresh_index();
+    run_writing(20, 20);
+    assert_int_equal(access(image, F_OK), 0);
+    assert_int_equal(start_clean(&s), INDEX_IMAGED);
+    assert_int_equal(access(image, F_OK), -1); /* taken: removed */
+    assert_int_equal(rows(&s), 20);
+    assert_true(s.parts[0] == 10 && s.parts[1] == 10);
+    assert_string_equal(s.url, "http://h/6");
+    assert_string_equal(s.type, "text/plain");
+    assert_string_equal(s.last_modified, "Tue, 01 Sep 2026 10:00:00 GMT");
+    assert_string_equal(s.etag, "\"v1\"");
+    assert_int_equal(s.length, 106);
+    assert_int_equal(s.usage, 6);
+    assert_int_equal(s.created, 1000);
+    assert_true(s.pinned);
+    assert_int_equal(s.keep_if_error, 30);
+    uint8_t digest[32];
+    memset(digest, 0xab, sizeof(digest));
+    assert_memory_equal(s.digest, digest, 32);
+    index_close(); /* no image written this run */
+    assert_int_equal(access(image, F_OK), -1);
+    assert_int_equal(start_clean(&s), 0); /* SQLite's rows */
+    assert_int_equal(rows(&s), 20);
+    index_close();
+}
+
+/* An image one row short of the index's complete rows is not left: it would hide that row. */
+static void an_image_short_of_the_index_is_not_left(void **state)
+{
+    struct seen s;
+    (void)state;
+    fresh_index();
+    run_writing(20, 19);
+    assert_int_equal(access(image, F_OK), -1);
+    char written[200];
+    snprintf(written, sizeof(written), "%s.new", image);
+    assert_int_equal(access(written, F_OK), -1); /* nor the file it was written to */
+    assert_int_equal(start_clean(&s), 0);
+    assert_int_equal(rows(&s), 20);
+    index_close();
+}
+
+/* An index written to while arca was down (here a row deleted by hand) is read, not the image of
+ * what it was: the image is removed unread. */
+static void an_index_changed_while_down_is_read_not_its_image(void **state)
+{
+    struct seen s;
+    sqlite3 *db;
+    (void)state;
+    fresh_index();
+    run_writing(20, 20);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "DELETE FROM objects WHERE url='http://h/6'", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(open_with(&s), 0);
+    assert_int_equal(access(image, F_OK), -1);
+    assert_int_equal(rows(&s), 19);
+    assert_string_equal(s.url, ""); /* the deleted row is not read from the image */
+    index_close();
+}
+
+/* Bytes of the image at `offset` from its end (negative) or its start replaced by `with`. */
+static void damage_image(long offset, const char *with)
+{
+    FILE *f = fopen(image, "r+");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, offset, offset < 0 ? SEEK_END : SEEK_SET), 0);
+    assert_int_equal(fwrite(with, 1, strlen(with), f), strlen(with));
+    fclose(f);
+}
+
+/* A damaged image hands on no row: the rows are SQLite's, each once. Its last byte (the NUL
+ * ending its last record's last string) is found by the load's check; a file cut short, by its
+ * head, at open. */
+static void a_damaged_image_is_dropped_for_the_rows(void **state)
+{
+    struct seen s;
+    struct stat st;
+    (void)state;
+    fresh_index();
+    run_writing(20, 20);
+    /* the mark says the index's identity, not the image's: the image can be damaged alone */
+    damage_image(-1, "x");
+    assert_int_equal(start_clean(&s), 0);
+    assert_int_equal(rows(&s), 20);
+    assert_string_equal(s.url, "http://h/6");
+    index_close();
+    assert_int_equal(access(image, F_OK), -1); /* no image written this run */
+
+    fresh_index();
+    run_writing(20, 20);
+    assert_int_equal(stat(image, &st), 0);
+    assert_int_equal(truncate(image, st.st_size - 10), 0);
+    assert_int_equal(start_clean(&s), 0);
+    assert_int_equal(rows(&s), 20);
+    assert_int_equal(access(image, F_OK), -1);
+    index_close();
+
+    fresh_index();
+    run_writing(20, 20);
+    damage_image(0, "not an image"); /* its head */
+    assert_int_equal(start_clean(&s), 0);
+    assert_int_equal(rows(&s), 20);
+    index_close();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +656,10 @@ int main(void)
         cmocka_unit_test(a_corrupt_file_is_reported_not_loaded),
         cmocka_unit_test(a_row_is_found_by_its_key),
         cmocka_unit_test(a_clean_close_is_checked_after_the_rows),
+        cmocka_unit_test(a_clean_stop_leaves_an_image_the_next_start_reads),
+        cmocka_unit_test(an_image_short_of_the_index_is_not_left),
+        cmocka_unit_test(an_index_changed_while_down_is_read_not_its_image),
+        cmocka_unit_test(a_damaged_image_is_dropped_for_the_rows),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
