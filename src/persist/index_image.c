@@ -10,12 +10,17 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define IMAGE_SUFFIX ".image"
 #define IMAGE_MAGIC "arca rows image\n" /* 16 bytes, no NUL kept */
 #define IMAGE_VERSION 1
 #define IMAGE_STRINGS 7 /* the URL, then the six header values (headers.h's order) */
+/* What a row may take, for the room asked before writing: a record and its strings, with
+ * room for long URLs; and what the disk keeps free beyond twice that. */
+#define IMAGE_ROW_ROOM 512
+#define IMAGE_MARGIN (64u << 20)
 
 /* The file: this head, then the first half's records, then the second's. Written and read by the
  * same build on the same machine (a new build that changed a record has another version or
@@ -71,7 +76,23 @@ static void write_failed(const char *what)
     out.failed = true;
 }
 
-int index_image_begin(void)
+/* Whether the file system holding the image has room for `rows` of them and a margin: the image
+ * is never needed, and on a nearly full disk the index's own last writes come first. */
+static bool room_for(const char *path, size_t rows)
+{
+    char dir[1300];
+    struct statvfs v;
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    if (statvfs(slash ? dir : ".", &v) < 0)
+        return true; /* cannot say: a failed write says it */
+    uint64_t free_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+    return free_bytes / 2 > (uint64_t)rows * IMAGE_ROW_ROOM + IMAGE_MARGIN;
+}
+
+int index_image_begin(size_t rows)
 {
     index_image_abandon();
     memset(&out.head, 0, sizeof(out.head));
@@ -80,6 +101,12 @@ int index_image_begin(void)
     if (!out.path[0])
         return -1; /* no index opened */
     snprintf(out.tmp, sizeof(out.tmp), "%s.new", out.path);
+    if (!room_for(out.path, rows)) {
+        log_warn("index image %s: the disk is nearly full: none is written, the next start reads "
+                 "the index's rows",
+                 out.path);
+        return -1;
+    }
     int fd = open(out.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || !(out.f = fdopen(fd, "w"))) {
         write_failed("cannot create it");
@@ -269,8 +296,8 @@ bool index_image_take(const char *index_path, const char *identity)
         pread(fd, &in.head, sizeof(in.head), 0) != (ssize_t)sizeof(in.head) ||
         !head_sound(&in.head, (size_t)s.st_size, identity)) {
         if (identity) /* a clean stop left it for this start: say why it is not read */
-            log_error("index image %s: not this index's, or damaged: the index's rows are "
-                      "read instead",
+            log_error("index image %s: written by another build, or damaged: the index's rows "
+                      "are read instead",
                       path);
         close(fd);
         return false;

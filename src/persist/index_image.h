@@ -31,9 +31,10 @@
 
 /* --- writing: a clean stop ------------------------------------------------------------------ */
 
-/* A new image of the index opened last begun (a file of its own, not yet the image): 0, or -1
- * (no image will be left; said in the log). */
-int index_image_begin(void);
+/* A new image of the index opened last begun, for about `rows` rows (a file of its own, not yet
+ * the image): 0, or -1 (no image will be left; said in the log), also when the disk has not
+ * twice the room they may take and a margin. */
+int index_image_begin(size_t rows);
 /* The rows from here on are the second half (the start reads the halves on two threads). */
 void index_image_half(void);
 /* One complete row; `key` its 32 bytes (row->key is not read). A row the format cannot hold (a

@@ -577,7 +577,7 @@ void store_load_leave_image(void)
     struct dnode *lru = st.lru.head, *pinned = st.pinned.head;
     struct object *o;
     size_t n = 0, half = st.objects.count / 2;
-    if (!ld.whole || index_image_begin() < 0)
+    if (!ld.whole || index_image_begin(st.objects.count) < 0)
         return;
     while ((o = take_older(&lru, &pinned))) {
         if (o->state != OBJ_COMPLETE)

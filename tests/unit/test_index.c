@@ -510,7 +510,7 @@ static void run_writing(int rows_written, int image_rows)
         assert_int_equal(index_mark_complete(&row), 0);
     }
     if (image_rows >= 0) {
-        assert_int_equal(index_image_begin(), 0);
+        assert_int_equal(index_image_begin((size_t)image_rows), 0);
         for (int i = 0; i < image_rows; i++) {
             struct index_row row = row_of(i, key, bytes, url);
             if (i == image_rows / 2)
