@@ -156,6 +156,7 @@ static int exec_bound(const char *sql, const char *fmt, ...)
 
     if (!(stmt = statement(sql, &kept))) {
         log_error("index: %s", sqlite3_errmsg(db));
+        write_failed = true;
         return -1;
     }
     va_start(ap, fmt);
@@ -433,30 +434,25 @@ bool index_has_rows(void)
     return any;
 }
 
-/* The complete rows: all of them but the unfinished (each count answered from an index's
- * b-tree: 40 ms at a million, where a scan for state='complete' took 330); -1 when it cannot
- * say. */
-static int64_t complete_rows(void)
+/* Whether the image the store wrote (index_image.h) holds the index's complete rows, and its
+ * counts for the seal into *complete and *max_rowid: none of the index's writes failed, and its
+ * complete rows are the image's and those the load did not take (unusable: never in memory).
+ * What the count cannot see (a row's figures) comes from the objects the rows were written
+ * from. Said in the log when it is not. */
+static bool image_is_index(int64_t *complete, int64_t *max_rowid)
 {
-    sqlite3_stmt *stmt;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT (SELECT count(*) FROM objects) -"
-                           " (SELECT count(*) FROM objects WHERE state<>'complete')",
-                           -1, &stmt, NULL) == SQLITE_OK) {
-        if (sqlite3_step(stmt) == SQLITE_ROW)
-            n = sqlite3_column_int64(stmt, 0);
-        sqlite3_finalize(stmt);
-    }
-    return n;
-}
-
-/* Whether the image the store wrote (index_image.h) holds the index's complete rows: none of its
- * writes failed, and as many rows. What the count cannot see (a row's figures) comes from the
- * same objects the rows were written from. */
-static bool image_is_index(void)
-{
-    return index_image_writing() && !write_failed && complete_rows() == (int64_t)index_image_rows();
+    const char *why = NULL;
+    if (!index_image_writing())
+        return false; /* none written: the store said why */
+    if (write_failed)
+        why = "a write to the index failed since it opened";
+    else if (index_count_rows(db, complete, max_rowid) < 0)
+        why = "the index's rows could not be counted";
+    else if (*complete != (int64_t)index_image_rows() + index_rows_skipped())
+        why = "the objects are not the index's complete rows";
+    if (why)
+        log_warn("index image: none left: %s; the next start reads the index's rows", why);
+    return !why;
 }
 
 /* The last connection closed checkpoints the WAL into the file and removes it: what is left is
@@ -465,15 +461,16 @@ void index_close(void)
 {
     assert(persist_owns_index());
     char identity[128];
+    int64_t complete = 0, max_rowid = 0;
     bool owed = index_check_owed(); /* a run stopped before its check: the next start checks */
-    bool image = db && image_is_index();
+    bool image = db && !owed && image_is_index(&complete, &max_rowid);
     usage_log_close();
     index_rows_close();
     forget_statements();
     index_image_drop();
     if (db && sqlite3_close(db) == SQLITE_OK && index_path[0] && !owed &&
         mark_clean(index_path, identity) && image)
-        index_image_seal(identity);
+        index_image_seal(identity, complete, max_rowid, index_rows_skipped());
     index_image_abandon();
     db = NULL;
 }

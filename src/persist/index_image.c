@@ -15,6 +15,7 @@
 
 #define IMAGE_SUFFIX ".image"
 #define IMAGE_MAGIC "arca rows image\n" /* 16 bytes, no NUL kept */
+/* Raised whenever a record's or the head's fields change their meaning, even at the same size */
 #define IMAGE_VERSION 1
 #define IMAGE_STRINGS 7 /* the URL, then the six header values (headers.h's order) */
 /* What a row may take, for the room asked before writing: a record and its strings, with
@@ -32,6 +33,9 @@ struct image_head {
     uint64_t offset[2]; /* where each half begins */
     uint64_t size;      /* the whole file's */
     char identity[128]; /* the index file's, as its clean mark says it (index.c) */
+    /* the index's at the seal: its complete rows, its highest rowid, and the complete rows the
+     * load had not taken (unusable: not in the image either) */
+    int64_t complete, max_rowid, skipped;
 };
 
 /* A record: these fields, then its strings, each followed by a NUL (so that a row points into
@@ -199,10 +203,13 @@ void index_image_row(const uint8_t key[32], const struct index_row *row)
     out.head.count[out.part]++;
 }
 
-int index_image_seal(const char *identity)
+int index_image_seal(const char *identity, int64_t complete, int64_t max_rowid, int64_t skipped)
 {
     if (!index_image_writing())
         return -1;
+    out.head.complete = complete;
+    out.head.max_rowid = max_rowid;
+    out.head.skipped = skipped;
     memcpy(out.head.magic, IMAGE_MAGIC, sizeof(out.head.magic));
     out.head.version = IMAGE_VERSION;
     out.head.record_size = sizeof(struct image_record);
@@ -312,6 +319,18 @@ bool index_image_ready(void)
     return in.fd >= 0;
 }
 
+bool index_image_fits(int64_t complete, int64_t max_rowid)
+{
+    return in.fd >= 0 && complete == in.head.complete && max_rowid == in.head.max_rowid &&
+           in.head.skipped >= 0 &&
+           (uint64_t)complete == in.head.count[0] + in.head.count[1] + (uint64_t)in.head.skipped;
+}
+
+int64_t index_image_skipped(void)
+{
+    return in.head.skipped;
+}
+
 struct image_half {
     int part;
     void (*row)(const struct index_row *row, int part, void *arg);
@@ -335,7 +354,8 @@ static void *load_half(void *arg)
     struct image_record r;
     const char *s[IMAGE_STRINGS];
     for (uint64_t i = 0; i < in.head.count[h->part] && !atomic_load(h->stop); i++) {
-        at = record_at(in.map, at, end, &r, s);
+        if (!(at = record_at(in.map, at, end, &r, s)))
+            break; /* checked whole: only a file changed under the mapping gets here */
         struct index_row row = {
             .key_bytes = r.key,
             .url = s[0],

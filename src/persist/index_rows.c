@@ -14,7 +14,10 @@
 static struct {
     char path[1200];
     bool check_later; /* index_open trusted the file unchecked: the check runs after the rows */
-    sqlite3 *find;    /* index_find_row's connection (the caller serializes its use) */
+    /* complete rows the load did not take (index_row_usable: no key, no digest), or the image's
+     * word on them: what an image of this run's objects lacks of the index (index_rows_skipped) */
+    int64_t skipped;
+    sqlite3 *find; /* index_find_row's connection (the caller serializes its use) */
     sqlite3_stmt *find_stmt;
 } rows;
 
@@ -174,6 +177,7 @@ struct half {
     const atomic_bool *stop;
     int code; /* SQLITE_OK or why the load stopped */
     pthread_t thread;
+    int64_t skipped; /* complete rows not usable */
 };
 
 static int load_range(sqlite3 *conn, struct half *h)
@@ -187,9 +191,13 @@ static int load_range(sqlite3 *conn, struct half *h)
         return sqlite3_errcode(conn);
     sqlite3_bind_int64(stmt, 1, h->first);
     sqlite3_bind_int64(stmt, 2, h->last);
-    while (!atomic_load(h->stop) && (rc = sqlite3_step(stmt)) == SQLITE_ROW)
-        if (index_row_read(stmt, &row) && index_row_usable(&row, true))
+    while (!atomic_load(h->stop) && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        bool complete = index_row_read(stmt, &row);
+        if (complete && index_row_usable(&row, true))
             h->row(&row, h->part, h->arg);
+        else if (complete)
+            h->skipped++;
+    }
     if (atomic_load(h->stop))
         rc = SQLITE_DONE; /* arca stops: what was read is the caller's, no error */
     sqlite3_finalize(stmt);
@@ -235,6 +243,42 @@ static int split_rows(struct half h[2])
     return rc;
 }
 
+int index_count_rows(sqlite3 *conn, int64_t *complete, int64_t *max_rowid)
+{
+    sqlite3_stmt *stmt;
+    int rc = sqlite3_prepare_v2(conn,
+                                "SELECT (SELECT count(*) FROM objects) -"
+                                " (SELECT count(*) FROM objects WHERE state<>'complete'),"
+                                " (SELECT max(rowid) FROM objects)",
+                                -1, &stmt, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        *complete = sqlite3_column_int64(stmt, 0);
+        *max_rowid = sqlite3_column_int64(stmt, 1); /* NULL (no row): 0 */
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Whether the index still has the complete rows and the highest rowid it had when the image was
+ * sealed: the file's identity alone (inode, size, modification time) misses a hand that deleted
+ * or added rows within the file system's time resolution, or put the time back. A row changed
+ * in place is not seen (docs/SECURITY.md). */
+static bool image_fits(void)
+{
+    sqlite3 *conn = NULL;
+    int64_t complete = -1, max_rowid = -1;
+    bool fits = index_open_side(rows.path, &conn) == SQLITE_OK &&
+                index_count_rows(conn, &complete, &max_rowid) == 0 &&
+                index_image_fits(complete, max_rowid);
+    sqlite3_close(conn);
+    if (!fits)
+        log_error("index image %s.image: the index has changed since the stop that left it: its "
+                  "rows are read instead",
+                  rows.path);
+    return fits;
+}
+
 static bool corrupt(int code)
 {
     return code == SQLITE_CORRUPT || code == SQLITE_NOTADB;
@@ -253,11 +297,15 @@ static int failed(int code, char *err, size_t errlen)
 int index_load_rows(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
                     const atomic_bool *stop, char *err, size_t errlen)
 {
-    struct half h[2] = {{0, 0, 0, row, arg, stop, SQLITE_OK, 0},
-                        {1, 0, 0, row, arg, stop, SQLITE_OK, 0}};
-    /* a clean stop's image of these rows (index_image.h), unless it is damaged */
-    if (index_image_ready() && index_image_load(row, arg, stop))
+    struct half h[2] = {{0, 0, 0, row, arg, stop, SQLITE_OK, 0, 0},
+                        {1, 0, 0, row, arg, stop, SQLITE_OK, 0, 0}};
+    /* a clean stop's image of these rows (index_image.h), unless the index's counts say it
+     * changed since, or the image is damaged */
+    if (index_image_ready() && image_fits() && index_image_load(row, arg, stop)) {
+        rows.skipped = index_image_skipped();
         return INDEX_IMAGED;
+    }
+    index_image_drop();
     int code = split_rows(h);
     if (code == SQLITE_OK) {
         bool helping = pthread_create(&h[1].thread, NULL, load_half, &h[1]) == 0;
@@ -268,7 +316,13 @@ int index_load_rows(void (*row)(const struct index_row *row, int part, void *arg
             pthread_join(h[1].thread, NULL);
         code = h[0].code != SQLITE_OK ? h[0].code : h[1].code;
     }
+    rows.skipped = h[0].skipped + h[1].skipped;
     return failed(code, err, errlen);
+}
+
+int64_t index_rows_skipped(void)
+{
+    return rows.skipped;
 }
 
 int index_check_deferred(const atomic_bool *stop, char *err, size_t errlen)
@@ -290,6 +344,7 @@ int index_check_deferred(const atomic_bool *stop, char *err, size_t errlen)
 
 void index_rows_loaded(void)
 {
+    index_image_drop(); /* taken and never loaded: no row to load */
     usage_log_loaded();
 }
 

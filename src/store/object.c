@@ -783,10 +783,44 @@ static void fail(struct object *obj, const struct move_args *a)
         submit_remove_as(OBJECT_KEY(obj), NULL, a->keep_copy);
 }
 
-/* arca stops: the file and row stay for the next start to continue (store_set_aside). */
+/* A refresh's expired copy, kept with a reference until store_close: its row stays the index's
+ * complete one. Out of memory it goes as before: the image then lacks its row, and index_close
+ * leaves none. */
+static void keep_aside(struct object *s)
+{
+    if (!s || s->purged)
+        return; /* a purged copy's row is gone */
+    if (st.naside == st.aside_cap) {
+        size_t cap = st.aside_cap ? st.aside_cap * 2 : 16;
+        struct object **v = realloc(st.aside, cap * sizeof(*v));
+        if (!v)
+            return;
+        st.aside = v;
+        st.aside_cap = cap;
+    }
+    s->refs++;
+    st.aside[st.naside++] = s;
+}
+
+void object_aside_release(void)
+{
+    assert(store_locked_or_alone());
+    for (size_t i = 0; i < st.naside; i++) {
+        st.aside[i]->refs--;
+        maybe_free(st.aside[i]);
+    }
+    free(st.aside);
+    st.aside = NULL;
+    st.naside = st.aside_cap = 0;
+}
+
+/* arca stops: the file and row stay for the next start to continue (store_set_aside); a
+ * refresh's expired copy, whose row a refresh never replaces, is kept for the image of the
+ * rows (keep_aside). */
 static void set_aside(struct object *obj, const struct move_args *a)
 {
     object_set_error(obj, a->status, a->reason);
+    keep_aside(object_stale(obj));
     leave_failed(obj);
 }
 

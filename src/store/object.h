@@ -323,6 +323,11 @@ struct store_state {
     bool loading;
     struct table digests; /* complete objects by digest (store_twins.c): their dnode */
     struct object_hooks hooks;
+    /* arca stopping: the expired copies of refreshes set aside, a reference held (their rows
+     * stay the index's complete ones: the image a clean stop leaves holds them too), released
+     * at store_close (object_aside_release) */
+    struct object **aside;
+    size_t naside, aside_cap;
 };
 
 extern struct store_state st;
@@ -497,6 +502,8 @@ void detach_prepared(struct object *obj);
  * a key not in the table yet is looked up in the index, and its row (complete) put in the table:
  * every caller sees the table as if loaded whole. */
 struct object *object_find(const char *key);
+/* Lock held (or main alone at store_close). The copies set aside are let go. */
+void object_aside_release(void);
 /* Lock held. Sweeps visit the table a slot at a time (table.h): object_slot(i) is the first
  * object of slot i, object_next the next one in that slot. */
 size_t object_slots(void);

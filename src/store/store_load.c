@@ -565,27 +565,43 @@ static struct object *take_older(struct dnode **lru, struct dnode **pinned)
     return pick_b ? b : a;
 }
 
+static void image_row(const struct object *o)
+{
+    char key[65];
+    struct index_row row;
+    object_complete_row(o, o->length, o->digest, key, &row);
+    index_image_row(o->node.key, &row);
+}
+
 /* The objects go in the order of their last use, both lists merged (each is in that order but
  * for a row a lookup read during the load: at its least recent end), so that the next load
- * finds each half sorted already (sort_halves). A complete object on neither list would make the
- * image one row short of the index: index_close then seals none. */
+ * finds each half sorted already (sort_halves); the expired copies of refreshes set aside as arca
+ * stops (st.aside: their rows are complete in the index) first, in any order. A complete
+ * object on none of these would make the image one row short of the index: index_close then
+ * seals none. */
 void store_load_leave_image(void)
 {
     assert(store_locked() && !ld.running);
-    char key[65];
-    struct index_row row;
     struct dnode *lru = st.lru.head, *pinned = st.pinned.head;
     struct object *o;
     size_t n = 0, half = st.objects.count / 2;
-    if (!ld.whole || index_image_begin(st.objects.count) < 0)
+    if (index_check_owed())
+        return; /* the index is not marked clean: an image would never be read */
+    if (!ld.whole) {
+        log_info("index image: none left: this run's load of the index was not whole; the next "
+                 "start reads the index's rows");
         return;
+    }
+    if (index_image_begin(st.objects.count + st.naside) < 0)
+        return;
+    for (size_t i = 0; i < st.naside; i++, n++)
+        image_row(st.aside[i]);
     while ((o = take_older(&lru, &pinned))) {
         if (o->state != OBJ_COMPLETE)
             continue;
         if (n++ == half)
             index_image_half();
-        object_complete_row(o, o->length, o->digest, key, &row);
-        index_image_row(o->node.key, &row);
+        image_row(o);
     }
 }
 

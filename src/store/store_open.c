@@ -156,7 +156,8 @@ void store_close(void)
     persist_stop();    /* what it was handed is done first; the index is main's again */
     store_lock();
     store_load_leave_image(); /* the rows the table holds, for the next start (index_close) */
-    ring_free(&st.dirty);     /* the objects it names are freed below */
+    object_aside_release();
+    ring_free(&st.dirty); /* the objects it names are freed below */
     for (size_t i = 0; i < object_slots(); i++) {
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);

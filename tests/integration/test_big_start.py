@@ -4,15 +4,17 @@ arca's own (its schema, its keys), most of them without files: a row is trusted 
 object's first hit. Each scenario asserts that its requests came before the load had reached
 them (the log's count of rows looked up ahead), so that none passes for want of a window."""
 
+import concurrent.futures
 import hashlib
 import json
 import os
 import re
 import signal
 import sqlite3
+import threading
 import time
 
-from conftest import ARCA_BIN, sha256
+from conftest import ARCA_BIN, sha256, wait_for
 from test_admin import TOKEN, token_file
 
 # rows: loading them takes a tenth of a second at least, the requests a few ms; a sanitized
@@ -272,3 +274,34 @@ def test_an_index_changed_while_arca_was_down_is_read_not_its_image(origin, star
         status, _, got = arca.fetch(url)
         assert status == 200 and sha256(got) == sha256(body)
     assert origin.counts["/h/kept"] == 1 and origin.counts["/h/dropped"] == 2
+
+
+def test_a_refresh_in_flight_at_the_stop_keeps_its_copy_in_the_image(origin, start_arca,
+                                                                      workdir):
+    """A stop while an expired object's refresh waits on its origin: the refresh is set aside,
+    the expired copy's row stays the index's complete one, and the image holds it too (it was
+    one row short, so no image was left). The next start loads from the image and has the copy,
+    with its bytes."""
+    old = os.urandom(40000)
+    gate = threading.Event()
+    url = origin.add("/r/x", data=old, etag='"v1"',
+                     on_request=lambda obj, index: index == 1 and gate.wait(30))
+    other = origin.add("/r/y", data=os.urandom(1000))
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file",
+                      token_file(workdir))
+    t0 = time.monotonic()
+    assert arca.fetch(url, ttl="1s")[0] == 200
+    assert arca.fetch(other)[0] == 200
+    wait_for(lambda: time.monotonic() > t0 + 1.2, "the ttl to run out", timeout=10)
+    refresh = concurrent.futures.ThreadPoolExecutor(1).submit(arca.fetch, url, ttl="1s")
+    wait_for(lambda: origin.counts["/r/x"] == 2, "the refresh to ask upstream")
+    arca.stop()
+    gate.set()
+    refresh.exception(timeout=30)  # its client is cut off by the stop: whatever it got
+    assert os.path.exists(os.path.join(arca.data_dir, "index.sqlite.image"))
+    again, since = restarted(start_arca, arca, workdir, wait_loaded=True)
+    assert IMAGED in again.read_log()[since:], again.read_log()[since:]
+    assert again.status()["resources_successes"] == 2
+    status, _, body = again.fetch(url)
+    assert status == 200 and sha256(body) == sha256(old)
+    assert again.fetch(other)[0] == 200 and origin.counts["/r/y"] == 1
