@@ -44,6 +44,10 @@ int index_open(const char *path, const struct index_loader *load, char *err, siz
 bool index_has_rows(void);
 /* A check after start found the index damaged: the next start moves it aside. */
 void index_distrust(void);
+/* Deletes the complete rows no load can take (index_row_usable: a key that is not 64 lowercase
+ * hex digits, no digest): never served, they would keep the index's count of complete rows
+ * from matching the objects' (index_image.h). Persistence thread; a scan of the table. */
+int index_forget_unusable(void);
 /* Closes the index; marked clean when the last connection closed whole. */
 void index_close(void);
 

@@ -16,7 +16,7 @@
 #define IMAGE_SUFFIX ".image"
 #define IMAGE_MAGIC "arca rows image\n" /* 16 bytes, no NUL kept */
 /* Raised whenever a record's or the head's fields change their meaning, even at the same size */
-#define IMAGE_VERSION 1
+#define IMAGE_VERSION 2
 #define IMAGE_STRINGS 7 /* the URL, then the six header values (headers.h's order) */
 /* What a row may take, for the room asked before writing: a record and its strings, with
  * room for long URLs; and what the disk keeps free beyond twice that. */
@@ -33,9 +33,8 @@ struct image_head {
     uint64_t offset[2]; /* where each half begins */
     uint64_t size;      /* the whole file's */
     char identity[128]; /* the index file's, as its clean mark says it (index.c) */
-    /* the index's at the seal: its complete rows, its highest rowid, and the complete rows the
-     * load had not taken (unusable: not in the image either) */
-    int64_t complete, max_rowid, skipped;
+    /* the index's at the seal: its complete rows (the image's) and its highest rowid */
+    int64_t complete, max_rowid;
 };
 
 /* A record: these fields, then its strings, each followed by a NUL (so that a row points into
@@ -203,13 +202,12 @@ void index_image_row(const uint8_t key[32], const struct index_row *row)
     out.head.count[out.part]++;
 }
 
-int index_image_seal(const char *identity, int64_t complete, int64_t max_rowid, int64_t skipped)
+int index_image_seal(const char *identity, int64_t complete, int64_t max_rowid)
 {
     if (!index_image_writing())
         return -1;
     out.head.complete = complete;
     out.head.max_rowid = max_rowid;
-    out.head.skipped = skipped;
     memcpy(out.head.magic, IMAGE_MAGIC, sizeof(out.head.magic));
     out.head.version = IMAGE_VERSION;
     out.head.record_size = sizeof(struct image_record);
@@ -321,14 +319,9 @@ bool index_image_ready(void)
 
 bool index_image_fits(int64_t complete, int64_t max_rowid)
 {
-    return in.fd >= 0 && complete == in.head.complete && max_rowid == in.head.max_rowid &&
-           in.head.skipped >= 0 &&
-           (uint64_t)complete == in.head.count[0] + in.head.count[1] + (uint64_t)in.head.skipped;
-}
-
-int64_t index_image_skipped(void)
-{
-    return in.head.skipped;
+    return in.fd >= 0 && complete >= 0 && complete == in.head.complete &&
+           max_rowid == in.head.max_rowid &&
+           (uint64_t)complete == in.head.count[0] + in.head.count[1];
 }
 
 struct image_half {
@@ -337,6 +330,7 @@ struct image_half {
     void *arg;
     const atomic_bool *stop;
     bool whole;
+    bool cut; /* a record the check passed could not be read again: the file changed under it */
 };
 
 static void *check_half(void *arg)
@@ -354,8 +348,10 @@ static void *load_half(void *arg)
     struct image_record r;
     const char *s[IMAGE_STRINGS];
     for (uint64_t i = 0; i < in.head.count[h->part] && !atomic_load(h->stop); i++) {
-        if (!(at = record_at(in.map, at, end, &r, s)))
-            break; /* checked whole: only a file changed under the mapping gets here */
+        if (!(at = record_at(in.map, at, end, &r, s))) {
+            h->cut = true; /* checked whole: only a file changed under the mapping gets here */
+            break;
+        }
         struct index_row row = {
             .key_bytes = r.key,
             .url = s[0],
@@ -392,10 +388,10 @@ static void both_halves(void *(*work)(void *), struct image_half h[2])
         work(&h[1]);
 }
 
-bool index_image_load(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
-                      const atomic_bool *stop)
+int index_image_load(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
+                     const atomic_bool *stop)
 {
-    struct image_half h[2] = {{0, row, arg, stop, false}, {1, row, arg, stop, false}};
+    struct image_half h[2] = {{0, row, arg, stop, false, false}, {1, row, arg, stop, false, false}};
     /* populated at once: page by page, its faults were a third of the time */
     void *map = mmap(NULL, in.size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, in.fd, 0);
     in.map = map == MAP_FAILED ? NULL : map;
@@ -407,7 +403,7 @@ bool index_image_load(void (*row)(const struct index_row *row, int part, void *a
     if (!whole)
         log_error("index image: damaged; the index's rows are read instead");
     index_image_drop();
-    return whole;
+    return !whole ? 0 : h[0].cut || h[1].cut ? -1 : 1;
 }
 
 void index_image_drop(void)

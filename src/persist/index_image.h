@@ -11,10 +11,10 @@
  *   failed since it opened, and there are as many as the index has complete rows. Otherwise no
  *   image is left (index_image_abandon).
  * - Taken at open (index_image_take) only when the clean mark holds and names the identity the
- *   image was sealed with, and read (index_load_rows) only when the index still has the complete
- *   rows and highest rowid it had then (index_image_fits): the index has not changed since, as
- *   far as its file and its counts tell. The file is removed when taken, read or not, so that no
- *   later start reads it for another state of the index (a crash's).
+ *   image was sealed with, and kept only when the index still has the complete rows and highest
+ *   rowid it had then (index_image_fits, asked by index_open before it writes anything): the
+ *   index has not changed since, as far as its file and its counts tell. The file is removed when
+ * taken, read or not, so that no later start reads it for another state of the index (a crash's).
  * - An image is checked whole (its size and header when taken, every record's bounds and
  *   strings by the load, before it hands on a row): a damaged one is dropped, and the rows come
  *   from SQLite as without one.
@@ -46,9 +46,9 @@ void index_image_row(const uint8_t key[32], const struct index_row *row);
 bool index_image_writing(void);
 uint64_t index_image_rows(void);
 /* index_close's: the image made the index's, under the identity its clean mark gives the file,
- * with the index's complete rows, its highest rowid and the complete rows the load did not take
- * (written, synced, then renamed into place). 0, or -1 (said in the log, none left). */
-int index_image_seal(const char *identity, int64_t complete, int64_t max_rowid, int64_t skipped);
+ * with the index's complete rows and its highest rowid (written, synced, then renamed into
+ * place). 0, or -1 (said in the log, none left). */
+int index_image_seal(const char *identity, int64_t complete, int64_t max_rowid);
 /* An image begun and not sealed: removed. */
 void index_image_abandon(void);
 
@@ -61,15 +61,14 @@ bool index_image_take(const char *index_path, const char *identity);
 /* Whether a taken image waits for index_image_load. */
 bool index_image_ready(void);
 /* Whether the index's complete rows and highest rowid now are those the image was sealed with
- * (and its rows and the skipped ones add up to them). */
+ * (and its rows are as many): index_open asks before it writes anything. */
 bool index_image_fits(int64_t complete, int64_t max_rowid);
-/* The complete rows of the index the image lacks for being unusable (index_rows_skipped). */
-int64_t index_image_skipped(void);
 /* Its records checked, then its rows to `row` as index_load_rows hands them (row->key NULL,
- * row->key_bytes set), then the image let go: `stop` is polled between rows. False, and no row
- * handed on, when a record is damaged: the rows are SQLite's to read. */
-bool index_image_load(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
-                      const atomic_bool *stop);
+ * row->key_bytes set), then the image let go: `stop` is polled between rows. 1; 0, and no row
+ * handed on, when a record is damaged (the rows are SQLite's to read); -1 when a record checked
+ * could not be read again (the file changed under its mapping: the load is not whole). */
+int index_image_load(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
+                     const atomic_bool *stop);
 /* A taken image not loaded (the index closed first): let go. */
 void index_image_drop(void);
 

@@ -14,8 +14,8 @@
 static struct {
     char path[1200];
     bool check_later; /* index_open trusted the file unchecked: the check runs after the rows */
-    /* complete rows the load did not take (index_row_usable: no key, no digest), or the image's
-     * word on them: what an image of this run's objects lacks of the index (index_rows_skipped) */
+    /* complete rows the load did not take (index_row_usable: no key, no digest): never served,
+     * the store has them deleted (index_forget_unusable) */
     int64_t skipped;
     sqlite3 *find; /* index_find_row's connection (the caller serializes its use) */
     sqlite3_stmt *find_stmt;
@@ -260,25 +260,6 @@ int index_count_rows(sqlite3 *conn, int64_t *complete, int64_t *max_rowid)
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-/* Whether the index still has the complete rows and the highest rowid it had when the image was
- * sealed: the file's identity alone (inode, size, modification time) misses a hand that deleted
- * or added rows within the file system's time resolution, or put the time back. A row changed
- * in place is not seen (docs/SECURITY.md). */
-static bool image_fits(void)
-{
-    sqlite3 *conn = NULL;
-    int64_t complete = -1, max_rowid = -1;
-    bool fits = index_open_side(rows.path, &conn) == SQLITE_OK &&
-                index_count_rows(conn, &complete, &max_rowid) == 0 &&
-                index_image_fits(complete, max_rowid);
-    sqlite3_close(conn);
-    if (!fits)
-        log_error("index image %s.image: the index has changed since the stop that left it: its "
-                  "rows are read instead",
-                  rows.path);
-    return fits;
-}
-
 static bool corrupt(int code)
 {
     return code == SQLITE_CORRUPT || code == SQLITE_NOTADB;
@@ -299,13 +280,15 @@ int index_load_rows(void (*row)(const struct index_row *row, int part, void *arg
 {
     struct half h[2] = {{0, 0, 0, row, arg, stop, SQLITE_OK, 0, 0},
                         {1, 0, 0, row, arg, stop, SQLITE_OK, 0, 0}};
-    /* a clean stop's image of these rows (index_image.h), unless the index's counts say it
-     * changed since, or the image is damaged */
-    if (index_image_ready() && image_fits() && index_image_load(row, arg, stop)) {
-        rows.skipped = index_image_skipped();
-        return INDEX_IMAGED;
+    /* a clean stop's image of these rows (index_image.h), unless it is damaged */
+    int imaged = index_image_ready() ? index_image_load(row, arg, stop) : 0;
+    if (imaged != 0) {
+        rows.skipped = 0; /* an image is of usable rows, and the index had no other */
+        if (imaged > 0)
+            return INDEX_IMAGED;
+        snprintf(err, errlen, "index image %s.image: changed while it was read", rows.path);
+        return -1;
     }
-    index_image_drop();
     int code = split_rows(h);
     if (code == SQLITE_OK) {
         bool helping = pthread_create(&h[1].thread, NULL, load_half, &h[1]) == 0;

@@ -51,8 +51,8 @@ int index_find_row(const char *key, void (*each)(const struct index_row *row, vo
 /* The index's complete rows (counted from its b-trees: 40 ms at a million) and its highest rowid
  * (INSERT OR REPLACE gives each new row a higher one), on `conn`: 0, or -1. */
 int index_count_rows(sqlite3 *conn, int64_t *complete, int64_t *max_rowid);
-/* The complete rows the last load did not take for being unusable (no key, no digest), or, for
- * a load from an image, what the image said of them: an image of the objects lacks them. */
+/* The complete rows the last load did not take for being unusable (no key, no digest): never
+ * served (their files are swept), deleted by index_forget_unusable. */
 int64_t index_rows_skipped(void);
 
 /* The columns index_row_read reads, in its order. */

@@ -428,6 +428,35 @@ static void end_loading(void)
 
 static void sweep_orphans(void);
 
+struct forget_job {
+    struct persist_job job;
+    int64_t rows;
+};
+
+static void run_forget(struct persist_job *job)
+{
+    assert(persist_owns_index());
+    struct forget_job *f = (struct forget_job *)job;
+    if (index_forget_unusable() == 0)
+        log_info("store: %lld complete row%s of the index had no usable key or digest, never "
+                 "served: deleted (their files go with the sweep)",
+                 (long long)f->rows, f->rows == 1 ? "" : "s");
+    free(f);
+}
+
+/* Rows the load skipped deleted, on the persistence thread: never served, they would keep the
+ * index's complete rows from matching the objects, and no image would ever be left
+ * (index_image.h). Out of memory they stay, and so does that. */
+static void forget_unusable(int64_t rows)
+{
+    struct forget_job *f;
+    if (rows <= 0 || !(f = calloc(1, sizeof(*f))))
+        return;
+    f->job.run = run_forget;
+    f->rows = rows;
+    persist_submit(&f->job);
+}
+
 /* What went wrong, in one line; whole: every complete row is in the table (the sweep may run). */
 static bool loaded_whole(int rc, const char *err)
 {
@@ -501,6 +530,8 @@ static void *load_main(void *arg)
     if (whole && !atomic_load(&ld.stop))
         whole = loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
     ld.whole = whole; /* read by main once this thread is joined */
+    if (whole)
+        forget_unusable(index_rows_skipped());
     if (whole)
         sweep_orphans();
     return NULL;
@@ -576,7 +607,7 @@ static void image_row(const struct object *o)
 /* The objects go in the order of their last use, both lists merged (each is in that order but
  * for a row a lookup read during the load: at its least recent end), so that the next load
  * finds each half sorted already (sort_halves); the expired copies of refreshes set aside as arca
- * stops (st.aside: their rows are complete in the index) first, in any order. A complete
+ * stops (st.aside: their rows are complete in the index) last. A complete
  * object on none of these would make the image one row short of the index: index_close then
  * seals none. */
 void store_load_leave_image(void)
@@ -585,17 +616,15 @@ void store_load_leave_image(void)
     struct dnode *lru = st.lru.head, *pinned = st.pinned.head;
     struct object *o;
     size_t n = 0, half = st.objects.count / 2;
-    if (index_check_owed())
-        return; /* the index is not marked clean: an image would never be read */
-    if (!ld.whole) {
-        log_info("index image: none left: this run's load of the index was not whole; the next "
-                 "start reads the index's rows");
+    const char *why = index_check_owed() ? "the check this start owed the index did not end"
+                      : !ld.whole        ? "this run's load of the index was not whole"
+                                         : NULL;
+    if (why) {
+        log_warn("index image: none left: %s; the next start reads the index's rows", why);
         return;
     }
     if (index_image_begin(st.objects.count + st.naside) < 0)
         return;
-    for (size_t i = 0; i < st.naside; i++, n++)
-        image_row(st.aside[i]);
     while ((o = take_older(&lru, &pinned))) {
         if (o->state != OBJ_COMPLETE)
             continue;
@@ -603,6 +632,8 @@ void store_load_leave_image(void)
             index_image_half();
         image_row(o);
     }
+    for (size_t i = 0; i < st.naside; i++) /* used lately: at the recent end, as a rule */
+        image_row(st.aside[i]);
 }
 
 static void took_row(const struct index_row *row, void *arg)
