@@ -275,12 +275,12 @@ static bool half_whole(const uint8_t *map, const struct image_head *h, int part)
     return at == end;
 }
 
-static bool head_sound(const struct image_head *h, size_t size, const char *identity)
+static bool head_sound(const struct image_head *h, size_t size)
 {
     return !memcmp(h->magic, IMAGE_MAGIC, sizeof(h->magic)) && h->version == IMAGE_VERSION &&
            h->record_size == sizeof(struct image_record) && h->size == size &&
            h->offset[0] == sizeof(*h) && h->offset[0] <= h->offset[1] && h->offset[1] <= size &&
-           memchr(h->identity, '\0', sizeof(h->identity)) && !strcmp(h->identity, identity);
+           memchr(h->identity, '\0', sizeof(h->identity));
 }
 
 bool index_image_take(const char *index_path, const char *identity)
@@ -297,13 +297,14 @@ bool index_image_take(const char *index_path, const char *identity)
     if (fd < 0)
         return false;
     /* its head only: the records are mapped and checked by the load, off the start's path */
-    if (!identity || fstat(fd, &s) < 0 ||
-        pread(fd, &in.head, sizeof(in.head), 0) != (ssize_t)sizeof(in.head) ||
-        !head_sound(&in.head, (size_t)s.st_size, identity)) {
-        if (identity) /* a clean stop left it for this start: say why it is not read */
-            log_error("index image %s: written by another build, or damaged: the index's rows "
-                      "are read instead",
-                      path);
+    bool sound = identity && fstat(fd, &s) == 0 &&
+                 pread(fd, &in.head, sizeof(in.head), 0) == (ssize_t)sizeof(in.head) &&
+                 head_sound(&in.head, (size_t)s.st_size);
+    if (!sound || strcmp(in.head.identity, identity) != 0) {
+        if (identity) /* the index is as a clean stop left it: say why the image is not read */
+            log_warn("index image %s: %s: the index's rows are read instead", path,
+                     !sound ? "written by another build, or damaged"
+                            : "not of the index's last clean stop (another build's stop?)");
         close(fd);
         return false;
     }
