@@ -385,11 +385,14 @@ static void image_still_fits(void)
     index_image_drop();
 }
 
+/* index_row_usable's test in SQL, NULLs and all (a NULL in a test would keep its row): a key of
+ * 64 lowercase hex digits, a URL, a digest of 32 bytes (as sqlite3_column_bytes counts them). */
 int index_forget_unusable(void)
 {
-    return exec_bound("DELETE FROM objects WHERE state='complete' AND NOT (length(key)=64 AND"
-                      " key NOT GLOB '*[^0-9a-f]*' AND typeof(sha256)='blob' AND"
-                      " length(sha256)=32)",
+    return exec_bound("DELETE FROM objects WHERE state='complete' AND NOT ("
+                      " coalesce(length(key), 0) = 64 AND"
+                      " coalesce(key NOT GLOB '*[^0-9a-f]*', 0) AND url IS NOT NULL AND"
+                      " coalesce(length(CAST(sha256 AS BLOB)), 0) = 32)",
                       "");
 }
 
