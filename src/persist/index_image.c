@@ -1,10 +1,10 @@
 /* The index's complete rows as a clean stop left them (index_image.h). */
 #include "persist/index_image.h"
+#include "base/halves.h"
 #include "log/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,18 +377,6 @@ static void *load_half(void *arg)
     return NULL;
 }
 
-/* `work` on both halves, the second on a thread of its own (after the first when none starts). */
-static void both_halves(void *(*work)(void *), struct image_half h[2])
-{
-    pthread_t helper;
-    bool threaded = pthread_create(&helper, NULL, work, &h[1]) == 0;
-    work(&h[0]);
-    if (threaded)
-        pthread_join(helper, NULL);
-    else
-        work(&h[1]);
-}
-
 int index_image_load(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
                      const atomic_bool *stop)
 {
@@ -397,10 +385,10 @@ int index_image_load(void (*row)(const struct index_row *row, int part, void *ar
     void *map = mmap(NULL, in.size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, in.fd, 0);
     in.map = map == MAP_FAILED ? NULL : map;
     if (in.map)
-        both_halves(check_half, h); /* every record, before any row is handed on */
+        run_halves(check_half, &h[0], &h[1]); /* every record, before any row is handed on */
     bool whole = h[0].whole && h[1].whole;
     if (whole)
-        both_halves(load_half, h);
+        run_halves(load_half, &h[0], &h[1]);
     if (!whole)
         log_error("index image: damaged; the index's rows are read instead");
     index_image_drop();

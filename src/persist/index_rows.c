@@ -1,11 +1,12 @@
 /* The index's object rows read (index_rows.h): the complete ones while arca serves, in two halves
  * of the rowid range at once, and one by key for a lookup the load has not reached. */
 #include "persist/index_rows.h"
+#include "base/clock.h"
+#include "base/halves.h"
 #include "log/log.h"
 #include "persist/index_image.h"
 #include "persist/usage_log.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,8 +176,7 @@ struct half {
     void (*row)(const struct index_row *row, int part, void *arg);
     void *arg;
     const atomic_bool *stop;
-    int code; /* SQLITE_OK or why the load stopped */
-    pthread_t thread;
+    int code;        /* SQLITE_OK or why the load stopped */
     int64_t skipped; /* complete rows not usable */
 };
 
@@ -278,8 +278,8 @@ static int failed(int code, char *err, size_t errlen)
 int index_load_rows(void (*row)(const struct index_row *row, int part, void *arg), void *arg,
                     const atomic_bool *stop, char *err, size_t errlen)
 {
-    struct half h[2] = {{0, 0, 0, row, arg, stop, SQLITE_OK, 0, 0},
-                        {1, 0, 0, row, arg, stop, SQLITE_OK, 0, 0}};
+    struct half h[2] = {{0, 0, 0, row, arg, stop, SQLITE_OK, 0},
+                        {1, 0, 0, row, arg, stop, SQLITE_OK, 0}};
     /* a clean stop's image of these rows (index_image.h), unless it is damaged */
     int imaged = index_image_ready() ? index_image_load(row, arg, stop) : 0;
     if (imaged != 0) {
@@ -291,12 +291,7 @@ int index_load_rows(void (*row)(const struct index_row *row, int part, void *arg
     }
     int code = split_rows(h);
     if (code == SQLITE_OK) {
-        bool helping = pthread_create(&h[1].thread, NULL, load_half, &h[1]) == 0;
-        load_half(&h[0]);
-        if (!helping)
-            load_half(&h[1]);
-        else
-            pthread_join(h[1].thread, NULL);
+        run_halves(load_half, &h[0], &h[1]);
         code = h[0].code != SQLITE_OK ? h[0].code : h[1].code;
     }
     rows.skipped = h[0].skipped + h[1].skipped;
@@ -310,18 +305,16 @@ int64_t index_rows_skipped(void)
 
 int index_check_deferred(const atomic_bool *stop, char *err, size_t errlen)
 {
-    struct timespec t0, t1;
     if (!rows.check_later)
         return 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = monotonic_us();
     int code = quick_check_until(rows.path, stop);
     if (code == SQLITE_INTERRUPT)
         return 0; /* arca stops: still owed, the file is not marked clean */
     rows.check_later = false;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (code == SQLITE_OK) /* what a clean stop's next start owes, paid: its stop may mark it */
         log_info("index %s: checked in %.1f s after its rows loaded", rows.path,
-                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+                 (double)(monotonic_us() - t0) / 1e6);
     return failed(code, err, errlen);
 }
 

@@ -5,6 +5,7 @@
 #include "persist/index.h"
 #include "persist/index_image.h"
 #include "persist/persist.h"
+#include "base/halves.h"
 #include "base/parse.h"
 #include "persist/usage_log.h"
 #include "store/store_room.h"
@@ -120,19 +121,6 @@ static void load_row(const struct index_row *row, int part, void *arg)
         return;
     }
     l->v[l->n++] = (struct by_use){o->last_use, o};
-}
-
-/* `work` on each half's argument, the second in a thread of its own (or after the first, when
- * no thread can start). */
-static void both_halves(void *(*work)(void *), void *first, void *second)
-{
-    pthread_t helper;
-    bool threaded = pthread_create(&helper, NULL, work, second) == 0;
-    work(first);
-    if (threaded)
-        pthread_join(helper, NULL);
-    else
-        work(second);
 }
 
 /* A loaded object as the usage journal's merge sorts them: its key's first 8 bytes copied (a
@@ -267,7 +255,7 @@ static void lay_usage(void)
         return;
     for (int part = 0; part < 2; part++)
         k[part].v = map_pairs(ld.half[part].n);
-    both_halves(sort_keyed_half, &k[0], &k[1]);
+    run_halves(sort_keyed_half, &k[0], &k[1]);
     if (k[0].sorted && k[1].sorted)
         lay_merged(c, k);
     else
@@ -318,7 +306,7 @@ static void *sort_half(void *arg)
  * otherwise), the second in a thread of its own: the insertion merges them. */
 static void sort_halves(void)
 {
-    both_halves(sort_half, &ld.half[0], &ld.half[1]);
+    run_halves(sort_half, &ld.half[0], &ld.half[1]);
 }
 
 /* The most recently used object left in either half (their ends, left[0] and left[1]), taken;

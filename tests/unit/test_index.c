@@ -511,18 +511,24 @@ static void leave_image(int image_rows)
     }
 }
 
+/* Rows 0 to n - 1 written complete. */
+static void write_rows(int n)
+{
+    char key[65], url[64];
+    uint8_t bytes[32];
+    for (int i = 0; i < n; i++) {
+        struct index_row row = row_of(i, key, bytes, url);
+        assert_int_equal(index_mark_complete(&row), 0);
+    }
+}
+
 /* A run of a fresh index: `rows` complete rows written, and (image_rows >= 0) the first
  * image_rows of them handed to an image, as the store does at a clean stop; then closed. */
 static void run_writing(int rows_written, int image_rows)
 {
     struct seen s;
-    char key[65], url[64];
-    uint8_t bytes[32];
     assert_int_equal(open_with(&s), 0);
-    for (int i = 0; i < rows_written; i++) {
-        struct index_row row = row_of(i, key, bytes, url);
-        assert_int_equal(index_mark_complete(&row), 0);
-    }
+    write_rows(rows_written);
     if (image_rows >= 0)
         leave_image(image_rows);
     index_close();
@@ -639,8 +645,6 @@ static void an_index_changed_while_down_is_read_not_its_image(void **state)
 static void an_unusable_row_is_deleted_not_a_bar_to_the_image(void **state)
 {
     struct seen s;
-    char key[65], url[64];
-    uint8_t bytes[32];
     (void)state;
     fresh_index();
     run_writing(0, -1);
@@ -651,10 +655,7 @@ static void an_unusable_row_is_deleted_not_a_bar_to_the_image(void **state)
             false);
     assert_int_equal(open_with(&s), 0); /* SQLite's rows: two skipped */
     assert_int_equal(index_rows_skipped(), 2);
-    for (int i = 0; i < 20; i++) {
-        struct index_row row = row_of(i, key, bytes, url);
-        assert_int_equal(index_mark_complete(&row), 0);
-    }
+    write_rows(20);
     leave_image(20);
     index_close();
     assert_int_equal(access(image, F_OK), -1); /* 22 complete rows, 20 in the image */
@@ -676,15 +677,10 @@ static void an_unusable_row_is_deleted_not_a_bar_to_the_image(void **state)
 static void a_download_forgotten_at_open_keeps_the_image(void **state)
 {
     struct seen s;
-    char key[65], url[64];
-    uint8_t bytes[32];
     (void)state;
     fresh_index();
     assert_int_equal(open_with(&s), 0);
-    for (int i = 0; i < 20; i++) {
-        struct index_row row = row_of(i, key, bytes, url);
-        assert_int_equal(index_mark_complete(&row), 0);
-    }
+    write_rows(20);
     assert_int_equal(
         index_mark_fetching("2222222222222222222222222222222222222222222222222222222222222222",
                             "http://h/new", "http://h/new"),
