@@ -424,6 +424,8 @@ def index_figures(rounds, sizes):
     maint = med.get(f"arca-{tag(large)}-maintenance")
     if maint:  # item 4: hits beside maintenance at the largest store, against its p99 alone
         out[f"arca-{tag(large)} listing first page ms"] = maint["listing_ms"]
+        if "delete_one_ms" in maint:
+            out[f"arca-{tag(large)} DELETE of one URL ms"] = maint["delete_one_ms"]
         for what in ("stats", "purge", "evict"):
             out[f"arca-{tag(large)} p99 at rate beside {what}/alone"] = \
                 maint[f"p99_ms_{what}"] / maint["p99_ms_at_rate"]
@@ -483,7 +485,8 @@ def big_index(work, cfg, www):
                      "done and it idles), then uniform random hits under wrk -t2 -c64, then at "
                      f"{cfg['index_rate']} req/s offered (open loop); nginx-static on the same "
                      "files (hard links) as the floor; then, this build alone on the largest "
-                     "store (-maintenance): the resources listing's first page, and the p99 at "
+                     "store (-maintenance): the resources listing's first page, the DELETE of one "
+                     "URL, and the p99 at "
                      "that rate alone and beside the statistics page, a purge by prefix of a "
                      "tenth more objects and the eviction of another tenth (quota lowered by "
                      "SIGHUP), never the hits' objects",

@@ -4,6 +4,7 @@
  * object's state, checked on entry. */
 #include "store/object.h"
 #include "store/media_types.h"
+#include "store/spellings.h"
 #include "base/clock.h"
 #include "base/parse.h"
 #include "persist/index.h"
@@ -347,9 +348,11 @@ static struct object *object_alloc(const char *url, const uint8_t key[32],
     struct packing pk;
     size_t len = strlen(url) + 1, packed = h ? headers_plan(h, &pk) : 0;
     size_t size = offsetof(struct object, url) + len + packed;
-    struct object *o = calloc(1, size > sizeof(*o) ? size : sizeof(*o));
+    int plain = spelling_plain(url);
+    struct object *o = plain < 0 ? NULL : calloc(1, size > sizeof(*o) ? size : sizeof(*o));
     if (!o)
         return NULL;
+    o->spelt = !plain;
     memcpy(o->node.key, key, sizeof(o->node.key));
     memcpy(o->url, url, len);
     if (packed) {
@@ -571,6 +574,8 @@ static void leave_table(struct object *obj, struct dlist *list)
     st.uses -= obj->usage;
     ring_forget(&st.dirty, &obj->dirty);
     table_del(&st.objects, &obj->node);
+    if (obj->spelt)
+        spellings_del(obj, obj->node.key);
     st.usage -= object_reserved(obj);
     object_set_reserved(obj, 0);
 }
@@ -588,12 +593,25 @@ static void enter_lists(struct object *obj, const struct move_args *a)
         object_count_pin(obj, 1);
 }
 
+/* Into the table, and the spellings' index when its URL is spelt (both, or neither: a purge
+ * of one URL must find every spelling of it): 0, or -1 out of memory. */
+static int enter_table(struct object *obj)
+{
+    if (table_add(&st.objects, &obj->node) < 0)
+        return -1;
+    if (obj->spelt && spellings_add(obj, obj->url, obj->node.key) < 0) {
+        table_del(&st.objects, &obj->node);
+        return -1;
+    }
+    return 0;
+}
+
 int object_enter(struct object *obj, enum object_state to)
 {
     CHECK_OBJ(obj);
     ASSERT_LOCKED();
     assert(to == OBJ_COMPLETE || to == OBJ_FETCHING);
-    if (table_add(&st.objects, &obj->node) < 0)
+    if (enter_table(obj) < 0)
         return -1;
     move(obj, to == OBJ_COMPLETE ? MOVE_LOAD : MOVE_BEGIN, NULL);
     if (st.loading && st.hooks.touched)
@@ -915,7 +933,7 @@ bool object_restore(struct object *obj, int fwd_status)
 {
     CHECK_OBJ(obj);
     assert(store_locked() && obj->state == OBJ_REMOVED && !object_find(OBJECT_KEY(obj)));
-    if (table_add(&st.objects, &obj->node) < 0)
+    if (enter_table(obj) < 0)
         return false;
     move(obj, MOVE_RESTORE, &(struct move_args){.status = fwd_status});
     return true;

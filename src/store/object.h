@@ -166,6 +166,9 @@ struct object {
     /* its answer came from a parent arca (store_from_parent): a negative one is as old as the
      * parent's (store_negative.c), whether or not its Cache-Status members could be kept */
     bool from_parent : 1;
+    /* its URL is not the spelling a purge names it by (spellings.h): in that index while it is
+     * in the table */
+    bool spelt : 1;
     char url[]; /* its URL, NUL-terminated, in the object's own allocation */
 };
 

@@ -11,6 +11,7 @@
 #include "store/store_negative.h"
 #include "store/store_resume.h"
 #include "store/store_twins.h"
+#include "store/spellings.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -168,6 +169,7 @@ void store_close(void)
         }
     }
     objects_free();
+    spellings_free(); /* its entries' objects went above */
     st.expire_cursor = 0;
     st.lru = st.pinned = st.fetching = (struct dlist){0};
     st.usage = st.uses = st.pinned_objects = st.pinned_bytes = 0;

@@ -11,6 +11,7 @@
 #include "store/object.h"
 #include "store/store_negative.h"
 #include "store/store_room.h"
+#include "store/spellings.h"
 #include "url/url.h"
 
 #include <assert.h>
@@ -311,9 +312,39 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
     }
 }
 
+/* The objects of every spelling of one URL (`aim`: its spelling, url_purge_prefix's): the
+ * one its key names and those the spellings' index holds under it, in one hold of the lock;
+ * false (nothing done) when the index's list found no memory. */
+static bool purge_spelt(const struct purge_aim *aim, struct purge_result *r)
+{
+    char key[65];
+    size_t n;
+    struct purge_job *job = NULL;
+    url_key(aim->text, key);
+    store_wait_loaded(); /* the rows not loaded yet are in neither */
+    store_lock();
+    void **spelt = spellings_named(aim->text, &n);
+    struct object *own = object_find(key);
+    if (n == SIZE_MAX) {
+        store_unlock();
+        return false;
+    }
+    if (own && purge_aims_at(own->url, aim))
+        purge_one(own, &job, r);
+    for (size_t i = 0; i < n; i++) { /* purge_one frees none of the others */
+        struct object *o = spelt[i];
+        if (purge_aims_at(o->url, aim))
+            purge_one(o, &job, r);
+    }
+    submit_slice(job);
+    store_unlock();
+    free(spelt);
+    return true;
+}
+
 /* Its own object (store_purge's answer for its key: a download under way is not purged here,
  * 409), then every other spelling of it: its objects, downloads and kept 404s, as a prefix
- * purge takes them. */
+ * purge takes them (by the spellings' index; by a walk of the table when it has no memory). */
 static int purge_spellings(const char *url, const struct purge_aim *aim, int64_t *length)
 {
     struct purge_result r = {0};
@@ -324,7 +355,8 @@ static int purge_spellings(const char *url, const struct purge_aim *aim, int64_t
     r.negatives = negative_forget_aimed(aim);
     mark_purge(aim); /* cached or not, the admin's word about the URL: a parent is told of it */
     store_unlock();
-    purge_table(aim, &r);
+    if (!purge_spelt(aim, &r))
+        purge_table(aim, &r);
     if (rc == 1)
         *length += r.bytes;
     else if (r.objects > 0 || r.negatives > 0) {

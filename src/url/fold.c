@@ -127,15 +127,20 @@ static bool dotted_quad(const char *h, const char *end)
     return parts == 4 && h == end && end[-1] != '.';
 }
 
-bool fold_keeps_host(const struct url_parts *u)
+/* A host [host, hend), not bracketed and without a final dot: whether the fold keeps it. */
+static bool keeps_host_text(const char *host, const char *hend)
 {
-    const char *host = u->host, *hend = host + u->host_len;
-    if (host[0] == '[' || u->name_len < u->host_len)
-        return false;
     for (const char *p = host; p < hend; p++) /* only what an address written otherwise may hold */
         if (!isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
             return true;
     return dotted_quad(host, hend);
+}
+
+bool fold_keeps_host(const struct url_parts *u)
+{
+    if (u->host[0] == '[' || u->name_len < u->host_len)
+        return false;
+    return keeps_host_text(u->host, u->host + u->host_len);
 }
 
 /* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
@@ -173,6 +178,30 @@ static bool fold_into(const char *url, const struct url_parts *u, char *raw, cha
 static bool foldable(const char *url, struct url_parts *u)
 {
     return parse_url(url, strlen(url), u) == URL_OK && u->path_len > 0 && may_fold(u);
+}
+
+bool fold_keeps_url(const char *url)
+{
+    /* what may_fold asks, without parse_url's whole parse (a load asks it of every row): the
+     * authority up to its path, query or fragment; its host before the port */
+    const char *host = strstr(url, "://"), *hend = NULL, *p;
+    if (!host)
+        return false;
+    host += 3;
+    for (p = host; *p && *p != '/' && *p != '?' && *p != '#'; p++) {
+        if (*p == '@' || *p == '[')
+            return false; /* a userinfo, an IP literal: the whole answer's to give */
+        if (*p == ':')
+            hend = p;
+    }
+    if (!hend)
+        hend = p;
+    if (hend == host || hend[-1] == '.' || !keeps_host_text(host, hend))
+        return false;
+    for (; *p && *p != '?' && *p != '#'; p++) /* the path */
+        if (*p == '%' || *p == ';' || (*p == '/' && p[1] == '/'))
+            return false;
+    return true;
 }
 
 char *fold_url(const char *url, int *failed)

@@ -29,6 +29,7 @@
 #include "persist/persist.h"
 #include "persist/usage_log.h"
 #include "store/object.h" /* url_key */
+#include "store/spellings.h"
 #include "store/store.h"
 #include "store_fixture.h"
 
@@ -1058,6 +1059,35 @@ static void a_purge_stopped_every_64_slots_takes_each_object_once(void **state)
     }
 }
 
+/* Issue 70: a purge of one URL takes every spelling of it from the spellings' index, not by a
+ * walk of the table: the object its key names, a login's, the fold's ("//", ";v=1", an escape
+ * of a letter), a "#json" form; nothing beside them; and only the spelt ones were indexed, and
+ * are no more once they left. */
+static void a_purge_of_one_url_takes_every_spelling_and_nothing_beside(void **state)
+{
+    static const char *const spelt[] = {"http://h/s//b", "http://h/s;v=1/b", "http://u:p@h/s/b",
+                                        "http://h/s/%62", "http://h/s/b#json"};
+    static const char *const beside[] = {"http://h/s/bb", "http://h/s/b/c", "http://h/s/b?x=1",
+                                         "http://h/t/b"};
+    int64_t length;
+    (void)state;
+    size_t indexed = spellings_count();
+    complete_object("http://h/s/b", "plain");
+    for (size_t i = 0; i < 5; i++)
+        complete_object(spelt[i], "spelt");
+    for (size_t i = 0; i < 4; i++)
+        complete_object(beside[i], "beside");
+    assert_int_equal(spellings_count(), indexed + 5);
+    assert_int_equal(store_purge_settled("http://h//s/b", &length), 1);
+    assert_int_equal(length, 5 + 5 * 5);
+    assert_int_equal(look("http://h/s/b"), LOOKUP_MISS);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(look(spelt[i]), LOOKUP_MISS);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(look(beside[i]), LOOKUP_HIT);
+    assert_int_equal(spellings_count(), indexed);
+}
+
 /* Issue 23's second review: a signed URL's download is marked signed as it is created, under
  * the lock: a lookup coming before the caller could mark it never finds it unmarked (an unsigned
  * request would act on it; the admin's prefetch left it unmarked for good). */
@@ -1107,6 +1137,7 @@ int main(void)
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
         cmocka_unit_test(a_signed_urls_download_is_born_signed),
         cmocka_unit_test(a_purge_stopped_every_64_slots_takes_each_object_once),
+        cmocka_unit_test(a_purge_of_one_url_takes_every_spelling_and_nothing_beside),
         cmocka_unit_test(a_hit_reads_its_file_without_touching_its_access_time),
         cmocka_unit_test(every_use_reaches_the_index_chunk_after_chunk),
         cmocka_unit_test(a_flush_is_bounded_and_reaches_every_object_in_turn),

@@ -1,0 +1,139 @@
+/* Units for the spellings' index (store/spellings.h): what lets a purge of one URL take every
+ * spelling of it without walking the table holds for every pair of URLs below: an object a
+ * purge of U takes (url_is_spelling, what the walk asked of every object) is the one its key
+ * names, or an object whose URL is not plain and whose spelling is U's. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/spellings.h"
+#include "url/url.h"
+
+/* Spellings an origin may serve as one file, and URLs beside them that are not one. */
+static const char *const raw[] = {
+    "http://h/a/b",
+    "http://h/a//b",
+    "http://h//a/b",
+    "http://h/a;v=1/b",
+    "http://h/a%3Bv=1/b",
+    "http://h/a/%62",
+    "http://h/a/%2e/b",
+    "http://h/a/x/%2E%2E/b",
+    "http://user:pw@h/a/b",
+    "http://user@h/a//b",
+    "http://H./a/b",
+    "http://h:80/a/b",
+    "https://h/a/b",
+    "http://h/a/b?x=1",
+    "http://h/a/b?x=a//b;c%41",
+    "http://h/a/bb",
+    "http://h/a/b/",
+    "http://h/a/b/c",
+    "http://h/a/B",
+    "http://127.0.0.1:8080/obj/1",
+    "http://127.1:8080/obj/1",
+    "http://2130706433:8080/obj/1",
+    "http://0x7f.0.0.1:8080/obj/1",
+    "http://0177.0.0.1:8080/obj/1",
+    "http://[::ffff:127.0.0.1]:8080/obj/1",
+    "http://[::1]:8080/obj/1",
+    "http://[0:0::1]:8080/obj/1",
+    "http://cafe.be/a",
+    "http://cafe.be./a",
+    "http://deadbeef/a",
+    "http://example.com/a%20b",
+    "http://example.com/a%2Fb",
+    "http://example.com/%7Euser/",
+    "http://example.com/~user/",
+};
+#define RAW (sizeof(raw) / sizeof(raw[0]))
+
+static char *objects[2 * RAW]; /* each normal form, and its "#json" form */
+static size_t n_objects;
+
+static int normal_forms(void **state)
+{
+    (void)state;
+    char buf[1024];
+    const char *why;
+    int status;
+    for (size_t i = 0; i < RAW; i++) {
+        if (url_normalize(raw[i], strlen(raw[i]), buf, sizeof(buf), &status, &why) < 0)
+            continue; /* a spelling no fetch could have cached */
+        objects[n_objects++] = strdup(buf);
+        strcat(buf, "#json");
+        objects[n_objects++] = strdup(buf);
+    }
+    return 0;
+}
+
+static int free_forms(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < n_objects; i++)
+        free(objects[i]);
+    return 0;
+}
+
+/* The one pass (spelling_plain's) says plain only of a URL that is its own spelling. */
+static void the_quick_answer_is_the_spellings_own(void **state)
+{
+    (void)state;
+    assert_true(n_objects > RAW);
+    for (size_t i = 0; i < n_objects; i++) {
+        int failed;
+        char *spelling = spelling_of(objects[i], &failed);
+        assert_false(failed);
+        int exact = !spelling || strcmp(spelling, objects[i]) == 0;
+        if (spelling_plain(objects[i]) != exact)
+            fail_msg("%s: plain %d, its spelling %s", objects[i], spelling_plain(objects[i]),
+                     spelling ? spelling : "(none)");
+        free(spelling);
+    }
+    assert_int_equal(spelling_plain("http://127.0.0.1:8080/obj/1"), 1);
+    assert_int_equal(spelling_plain("http://h/a//b"), 0);
+    assert_int_equal(spelling_plain("http://h/a/b#json"), 0);
+    assert_int_equal(spelling_plain("http://u:p@h/a/b"), 0);
+}
+
+/* Every object a purge of U takes is named by U's spelling's key, or indexed under it. */
+static void every_spelling_a_purge_takes_is_found_by_key_or_index(void **state)
+{
+    (void)state;
+    char folded[2048];
+    const char *why;
+    int pairs = 0;
+    for (size_t u = 0; u < RAW; u++) {
+        if (url_purge_prefix(raw[u], false, folded, sizeof(folded), NULL, &why) < 0)
+            continue;
+        for (size_t o = 0; o < n_objects; o++) {
+            if (!url_is_spelling(objects[o], folded, strlen(folded)))
+                continue;
+            pairs++;
+            if (strcmp(objects[o], folded) == 0)
+                continue; /* its key is the spelling's */
+            int failed;
+            char *spelling = spelling_of(objects[o], &failed);
+            if (spelling_plain(objects[o]) != 0 || !spelling || strcmp(spelling, folded) != 0)
+                fail_msg("a purge of %s takes %s, indexed under %s", raw[u], objects[o],
+                         spelling ? spelling : "(nothing)");
+            free(spelling);
+        }
+    }
+    assert_true(pairs > 2 * (int)RAW); /* the corpus has spellings to find */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_quick_answer_is_the_spellings_own),
+        cmocka_unit_test(every_spelling_a_purge_takes_is_found_by_key_or_index),
+    };
+    return cmocka_run_group_tests(tests, normal_forms, free_forms);
+}
