@@ -47,9 +47,9 @@ char *spelling_of(const char *url, int *failed)
 
 int spelling_plain(const char *url)
 {
-    /* the common URL in one pass: no '#' (a "URL#..." form's spelling is the URL before it),
-     * and nothing the fold or the login's removal would change */
-    if (!strchr(url, '#') && fold_keeps_url(url))
+    /* the common URL in one pass: nothing the fold or the login's removal would change, and
+     * no '#' (a "URL#..." form's spelling is the URL before it) */
+    if (fold_keeps_url(url))
         return 1;
     int failed;
     char *spelling = spelling_of(url, &failed);

@@ -127,20 +127,15 @@ static bool dotted_quad(const char *h, const char *end)
     return parts == 4 && h == end && end[-1] != '.';
 }
 
-/* A host [host, hend), not bracketed and without a final dot: whether the fold keeps it. */
-static bool keeps_host_text(const char *host, const char *hend)
+bool fold_keeps_host(const struct url_parts *u)
 {
+    const char *host = u->host, *hend = host + u->host_len;
+    if (host[0] == '[' || u->name_len < u->host_len)
+        return false;
     for (const char *p = host; p < hend; p++) /* only what an address written otherwise may hold */
         if (!isxdigit((unsigned char)*p) && *p != '.' && *p != 'x' && *p != 'X')
             return true;
     return dotted_quad(host, hend);
-}
-
-bool fold_keeps_host(const struct url_parts *u)
-{
-    if (u->host[0] == '[' || u->name_len < u->host_len)
-        return false;
-    return keeps_host_text(u->host, u->host + u->host_len);
 }
 
 /* Whether anything in the URL may fold, asked first so that the common URL costs one pass and
@@ -180,28 +175,78 @@ static bool foldable(const char *url, struct url_parts *u)
     return parse_url(url, strlen(url), u) == URL_OK && u->path_len > 0 && may_fold(u);
 }
 
+/* What fold_keeps_url asks of each byte, by a table (a load asks it of every row): where the
+ * authority ends, what it may not hold, what an address written otherwise may hold, where the
+ * path ends, what a path that folds holds. */
+enum {
+    K_AUTH_END = 1,  /* '/', '?', '#', NUL */
+    K_AUTH_BAD = 2,  /* '@' (a userinfo), '[' (an IP literal): the whole answer's to give */
+    K_ADDRESS = 4,   /* hex digits, '.', 'x', 'X' */
+    K_PATH_END = 8,  /* '?', NUL */
+    K_PATH_BAD = 16, /* '%', ';', '#': an escape, a parameter, not a normal form */
+};
+static const unsigned char byte_class[256] = {
+    ['\0'] = K_AUTH_END | K_PATH_END,
+    ['/'] = K_AUTH_END,
+    ['?'] = K_AUTH_END | K_PATH_END,
+    ['#'] = K_AUTH_END | K_PATH_BAD,
+    ['@'] = K_AUTH_BAD,
+    ['['] = K_AUTH_BAD,
+    ['%'] = K_PATH_BAD,
+    [';'] = K_PATH_BAD,
+    ['.'] = K_ADDRESS,
+    ['x'] = K_ADDRESS,
+    ['X'] = K_ADDRESS,
+    ['0'] = K_ADDRESS,
+    ['1'] = K_ADDRESS,
+    ['2'] = K_ADDRESS,
+    ['3'] = K_ADDRESS,
+    ['4'] = K_ADDRESS,
+    ['5'] = K_ADDRESS,
+    ['6'] = K_ADDRESS,
+    ['7'] = K_ADDRESS,
+    ['8'] = K_ADDRESS,
+    ['9'] = K_ADDRESS,
+    ['a'] = K_ADDRESS,
+    ['b'] = K_ADDRESS,
+    ['c'] = K_ADDRESS,
+    ['d'] = K_ADDRESS,
+    ['e'] = K_ADDRESS,
+    ['f'] = K_ADDRESS,
+    ['A'] = K_ADDRESS,
+    ['B'] = K_ADDRESS,
+    ['C'] = K_ADDRESS,
+    ['D'] = K_ADDRESS,
+    ['E'] = K_ADDRESS,
+    ['F'] = K_ADDRESS,
+};
+
 bool fold_keeps_url(const char *url)
 {
-    /* what may_fold asks, without parse_url's whole parse (a load asks it of every row): the
-     * authority up to its path, query or fragment; its host before the port */
-    const char *host = strstr(url, "://"), *hend = NULL, *p;
-    if (!host)
+    /* what may_fold asks, without parse_url's whole parse: the authority up to its path, its
+     * host before the port (one that holds only what an address may: dotted_quad judges it),
+     * the path up to the query; a '#' anywhere is not kept (no normal form has one) */
+    const unsigned char *p = (const unsigned char *)strchr(url, ':'), *host, *hend = NULL;
+    unsigned char all = K_ADDRESS;
+    if (!p || p[1] != '/' || p[2] != '/')
         return false;
-    host += 3;
-    for (p = host; *p && *p != '/' && *p != '?' && *p != '#'; p++) {
-        if (*p == '@' || *p == '[')
-            return false; /* a userinfo, an IP literal: the whole answer's to give */
-        if (*p == ':')
+    for (p = host = p + 3; !(byte_class[*p] & K_AUTH_END); p++) {
+        if (byte_class[*p] & K_AUTH_BAD)
+            return false;
+        if (*p == ':' && !hend)
             hend = p;
+        else if (!hend)
+            all &= byte_class[*p];
     }
     if (!hend)
         hend = p;
-    if (hend == host || hend[-1] == '.' || !keeps_host_text(host, hend))
+    if (hend == host || hend[-1] == '.' ||
+        (all && !dotted_quad((const char *)host, (const char *)hend)))
         return false;
-    for (; *p && *p != '?' && *p != '#'; p++) /* the path */
-        if (*p == '%' || *p == ';' || (*p == '/' && p[1] == '/'))
+    for (; !(byte_class[*p] & K_PATH_END); p++) /* the path */
+        if ((byte_class[*p] & K_PATH_BAD) || (*p == '/' && p[1] == '/'))
             return false;
-    return true;
+    return !strchr((const char *)p, '#');
 }
 
 char *fold_url(const char *url, int *failed)

@@ -23,8 +23,8 @@
  * allocated) or out of memory (*failed set then). */
 char *fold_url(const char *url, int *failed);
 
-/* Whether `url` (a normal form) is its own fold and has no userinfo: nothing in it may fold (one
- * pass over its path, no copy). False does not say that its fold differs (fold_url does). */
+/* Whether `url` (a normal form) is its own fold and has no userinfo and no '#': nothing in it
+ * may fold (one pass, no copy). False does not say that its fold differs (fold_url does). */
 bool fold_keeps_url(const char *url);
 
 /* Whether the fold leaves the host of a URL parsed into *u (parse.h) as it is: a name without

@@ -51,6 +51,16 @@ static const char *const raw[] = {
     "http://example.com/a%2Fb",
     "http://example.com/%7Euser/",
     "http://example.com/~user/",
+    "http://1.2.3.4./a",
+    "http://01.2.3.4/a",
+    "http://1.2.3/a",
+    "http://1.2.3.256/a",
+    "http://0X7F.0.0.1/a",
+    "http://h:8080//a",
+    "http://h:8080/a?q//x%41;y",
+    "http://EXAMPLE.com/A",
+    "http://abc.def/a",
+    "http://a-b.c_d/a",
 };
 #define RAW (sizeof(raw) / sizeof(raw[0]))
 
