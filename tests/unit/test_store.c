@@ -876,12 +876,12 @@ static int64_t row_usage(const char *url)
  * the list's tail; the rest follow in a quiet second (or the next flushes, or a stop's loop). */
 static void a_flush_is_bounded_and_reaches_every_object_in_turn(void **state)
 {
-    /* 2 chunks, not arca's 16: the same bound on 2,348 objects rather than 16,684 (each a file
-     * and rows written: most of this suite's time) */
-    enum { BOUND = 2 * 1024, N = BOUND + 300 };
+    /* 8 chunks of 256, not arca's 64: the same bound on 2,348 objects rather than 16,684 (each
+     * a file and rows written: most of this suite's time) */
+    enum { BOUND = 8 * 256, N = BOUND + 300 };
     char url[64];
     (void)state;
-    store_flush_chunks = 2;
+    store_flush_chunks = 8;
     for (int i = 0; i < N; i++) {
         snprintf(url, sizeof(url), "http://h/turn/%d", i);
         complete_object(url, "t");
@@ -906,7 +906,7 @@ static void a_flush_is_bounded_and_reaches_every_object_in_turn(void **state)
     persist_flush();
     assert_int_equal(index_usage(), before + 2 * N);
     assert_false(store_flush_usage());
-    store_flush_chunks = 16;
+    store_flush_chunks = 64;
 }
 
 /* A complete row for `url` written straight into the index (its own connection), as a row the
