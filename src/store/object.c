@@ -348,11 +348,20 @@ static struct object *object_alloc(const char *url, const uint8_t key[32],
     struct packing pk;
     size_t len = strlen(url) + 1, packed = h ? headers_plan(h, &pk) : 0;
     size_t size = offsetof(struct object, url) + len + packed;
-    int plain = spelling_plain(url);
-    struct object *o = plain < 0 ? NULL : calloc(1, size > sizeof(*o) ? size : sizeof(*o));
-    if (!o)
+    struct spelling *spelt;
+    struct object *o =
+        spelling_entry(url, &spelt) < 0 ? NULL : calloc(1, size > sizeof(*o) ? size : sizeof(*o));
+    if (o && spelt && (o->extra = malloc(sizeof(*o->extra)))) {
+        *o->extra = object_no_extra;
+        o->extra->spelling = spelt;
+    } else if (o && spelt) {
+        free(o);
+        o = NULL;
+    }
+    if (!o) {
+        spelling_entry_free(spelt);
         return NULL;
-    o->spelt = !plain;
+    }
     memcpy(o->node.key, key, sizeof(o->node.key));
     memcpy(o->url, url, len);
     if (packed) {
@@ -442,8 +451,10 @@ void object_free(struct object *o)
     if (o->fd >= 0)
         close(o->fd);
     live_free(o->live);
-    if (o->extra)
+    if (o->extra) {
         free(o->extra->parent_status);
+        spelling_entry_free(o->extra->spelling); /* out of the index: it left the table */
+    }
     free(o->extra);
     if (!o->headers_inline) /* inline ones go with the object */
         free(o->headers);
@@ -574,8 +585,8 @@ static void leave_table(struct object *obj, struct dlist *list)
     st.uses -= obj->usage;
     ring_forget(&st.dirty, &obj->dirty);
     table_del(&st.objects, &obj->node);
-    if (obj->spelt)
-        spellings_del(obj, obj->node.key);
+    if (object_extra_of(obj)->spelling)
+        spellings_del(obj->extra->spelling);
     st.usage -= object_reserved(obj);
     object_set_reserved(obj, 0);
 }
@@ -599,7 +610,8 @@ static int enter_table(struct object *obj)
 {
     if (table_add(&st.objects, &obj->node) < 0)
         return -1;
-    if (obj->spelt && spellings_add(obj, obj->url, obj->node.key) < 0) {
+    struct spelling *spelt = object_extra_of(obj)->spelling;
+    if (spelt && spellings_add(spelt, obj) < 0) {
         table_del(&st.objects, &obj->node);
         return -1;
     }

@@ -93,6 +93,9 @@ struct object_extra {
     int32_t stale_if_error, stale_while_revalidate;
     /* Its terms' windows, for when its origin said none: seconds, -1 the store-wide options */
     int32_t keep_if_error, keep_while;
+    /* Its URL is not the spelling a purge names it by: its entry in the spellings' index
+     * (spellings.h), made with the object, in the index while the object is in the table */
+    struct spelling *spelling;
 };
 extern const struct object_extra object_no_extra;
 
@@ -166,9 +169,6 @@ struct object {
     /* its answer came from a parent arca (store_from_parent): a negative one is as old as the
      * parent's (store_negative.c), whether or not its Cache-Status members could be kept */
     bool from_parent : 1;
-    /* its URL is not the spelling a purge names it by (spellings.h): in that index while it is
-     * in the table */
-    bool spelt : 1;
     char url[]; /* its URL, NUL-terminated, in the object's own allocation */
 };
 

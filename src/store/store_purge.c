@@ -314,7 +314,8 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
 
 /* The objects of every spelling of one URL (`aim`: its spelling, url_purge_prefix's): the
  * one its key names and those the spellings' index holds under it, in one hold of the lock;
- * false (nothing done) when the index's list found no memory. */
+ * false (nothing done) when they are more than a hold takes (PURGE_SLOTS_PER_HOLD: the walk's
+ * slices take them then) or the list found no memory. */
 static bool purge_spelt(const struct purge_aim *aim, struct purge_result *r)
 {
     char key[65];
@@ -323,7 +324,7 @@ static bool purge_spelt(const struct purge_aim *aim, struct purge_result *r)
     url_key(aim->text, key);
     store_wait_loaded(); /* the rows not loaded yet are in neither */
     store_lock();
-    void **spelt = spellings_named(aim->text, &n);
+    void **spelt = spellings_named(aim->text, PURGE_SLOTS_PER_HOLD, &n);
     struct object *own = object_find(key);
     if (n == SIZE_MAX) {
         store_unlock();

@@ -175,6 +175,16 @@ static bool foldable(const char *url, struct url_parts *u)
     return parse_url(url, strlen(url), u) == URL_OK && u->path_len > 0 && may_fold(u);
 }
 
+/* Whether the escape at p stays as it is in a fold and a normal form: two hex digits in upper
+ * case (as a normal form writes them), neither an unreserved character nor a separator
+ * (unescaped) nor a parameter's start (%3B): %2B, %20, %25 stay (a wheel's '+', a space). */
+static bool escape_stays(const char *p)
+{
+    return isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]) &&
+           !islower((unsigned char)p[1]) && !islower((unsigned char)p[2]) && !unescaped(p) &&
+           !parameters_at(p, p + 3);
+}
+
 /* What fold_keeps_url asks of each byte, by a table (a load asks it of every row): where the
  * authority ends, what it may not hold, what an address written otherwise may hold, where the
  * path ends, what a path that folds holds. */
@@ -183,7 +193,7 @@ enum {
     K_AUTH_BAD = 2,  /* '@' (a userinfo), '[' (an IP literal): the whole answer's to give */
     K_ADDRESS = 4,   /* hex digits, '.', 'x', 'X' */
     K_PATH_END = 8,  /* '?', NUL */
-    K_PATH_BAD = 16, /* '%', ';', '#': an escape, a parameter, not a normal form */
+    K_PATH_BAD = 16, /* '%' (an escape escape_stays does not keep), ';', '#' */
 };
 static const unsigned char byte_class[256] = {
     ['\0'] = K_AUTH_END | K_PATH_END,
@@ -243,9 +253,12 @@ bool fold_keeps_url(const char *url)
     if (hend == host || hend[-1] == '.' ||
         (all && !dotted_quad((const char *)host, (const char *)hend)))
         return false;
-    for (; !(byte_class[*p] & K_PATH_END); p++) /* the path */
-        if ((byte_class[*p] & K_PATH_BAD) || (*p == '/' && p[1] == '/'))
+    for (; !(byte_class[*p] & K_PATH_END); p++) { /* the path */
+        if (*p == '%' && escape_stays((const char *)p))
+            p += 2;
+        else if ((byte_class[*p] & K_PATH_BAD) || (*p == '/' && p[1] == '/'))
             return false;
+    }
     return !strchr((const char *)p, '#');
 }
 

@@ -61,6 +61,19 @@ static const char *const raw[] = {
     "http://EXAMPLE.com/A",
     "http://abc.def/a",
     "http://a-b.c_d/a",
+    "http://h/torch-2.0.0%2Bcu118.whl",
+    "http://h/torch-2.0.0+cu118.whl",
+    "http://h/a%2bb",
+    "http://h/a%20b%25c",
+    "http://h/a%3bb/c",
+    "http://h/a%5Cb",
+    "http://h/a%5cb",
+    "http://h/a%2fb",
+    "http://h/%7e/%2E%2E/a",
+    "http://h/a%",
+    "http://h/a%4",
+    "http://h/a%zz",
+    "http://gitlab.lab/api/v4/projects/group%2Fproject/packages",
 };
 #define RAW (sizeof(raw) / sizeof(raw[0]))
 
@@ -91,6 +104,24 @@ static int free_forms(void **state)
     return 0;
 }
 
+/* An object's spelling is what a purge of its URL names: url_purge_prefix's form. */
+static void the_spelling_is_the_purges(void **state)
+{
+    (void)state;
+    char folded[2048];
+    const char *why;
+    for (size_t i = 0; i < n_objects; i++) {
+        int failed;
+        char *spelling = spelling_of(objects[i], &failed);
+        assert_false(failed);
+        int rc = url_purge_prefix(objects[i], false, folded, sizeof(folded), NULL, &why);
+        if ((rc < 0) != !spelling || (spelling && strcmp(spelling, folded) != 0))
+            fail_msg("%s: spelling %s, a purge's %s", objects[i], spelling ? spelling : "(none)",
+                     rc < 0 ? why : folded);
+        free(spelling);
+    }
+}
+
 /* The one pass (spelling_plain's) says plain only of a URL that is its own spelling. */
 static void the_quick_answer_is_the_spellings_own(void **state)
 {
@@ -110,6 +141,8 @@ static void the_quick_answer_is_the_spellings_own(void **state)
     assert_int_equal(spelling_plain("http://h/a//b"), 0);
     assert_int_equal(spelling_plain("http://h/a/b#json"), 0);
     assert_int_equal(spelling_plain("http://u:p@h/a/b"), 0);
+    assert_int_equal(spelling_plain("http://h/torch-2.0.0%2Bcu118.whl"), 1);
+    assert_int_equal(spelling_plain("http://h/a%2Fb"), 0);
 }
 
 /* Every object a purge of U takes is named by U's spelling's key, or indexed under it. */
@@ -142,6 +175,7 @@ static void every_spelling_a_purge_takes_is_found_by_key_or_index(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_spelling_is_the_purges),
         cmocka_unit_test(the_quick_answer_is_the_spellings_own),
         cmocka_unit_test(every_spelling_a_purge_takes_is_found_by_key_or_index),
     };

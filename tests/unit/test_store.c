@@ -1088,6 +1088,31 @@ static void a_purge_of_one_url_takes_every_spelling_and_nothing_beside(void **st
     assert_int_equal(spellings_count(), indexed);
 }
 
+/* Issue 70's review: more spellings of one URL than a hold of the lock takes (1024) go by the
+ * walk's slices instead, and every one of them goes. */
+static void more_spellings_than_a_hold_takes_go_by_the_walk(void **state)
+{
+    enum { N = 1100 };
+    char url[64];
+    int64_t length;
+    (void)state;
+    size_t indexed = spellings_count();
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://u%d@h/many", i);
+        complete_object(url, "m");
+    }
+    complete_object("http://h/many/not", "n");
+    assert_int_equal(spellings_count(), indexed + N);
+    assert_int_equal(store_purge_settled("http://h/many", &length), 1);
+    assert_int_equal(length, N);
+    assert_int_equal(spellings_count(), indexed);
+    for (int i = 0; i < N; i += 99) {
+        snprintf(url, sizeof(url), "http://u%d@h/many", i);
+        assert_int_equal(look(url), LOOKUP_MISS);
+    }
+    assert_int_equal(look("http://h/many/not"), LOOKUP_HIT);
+}
+
 /* Issue 23's second review: a signed URL's download is marked signed as it is created, under
  * the lock: a lookup coming before the caller could mark it never finds it unmarked (an unsigned
  * request would act on it; the admin's prefetch left it unmarked for good). */
@@ -1138,6 +1163,7 @@ int main(void)
         cmocka_unit_test(a_signed_urls_download_is_born_signed),
         cmocka_unit_test(a_purge_stopped_every_64_slots_takes_each_object_once),
         cmocka_unit_test(a_purge_of_one_url_takes_every_spelling_and_nothing_beside),
+        cmocka_unit_test(more_spellings_than_a_hold_takes_go_by_the_walk),
         cmocka_unit_test(a_hit_reads_its_file_without_touching_its_access_time),
         cmocka_unit_test(every_use_reaches_the_index_chunk_after_chunk),
         cmocka_unit_test(a_flush_is_bounded_and_reaches_every_object_in_turn),
