@@ -1,8 +1,8 @@
 /* Confirmed signed URLs (see grants.h): a direct-mapped table of hashes and end times. */
 #include "rules/grants.h"
+#include "base/digest.h"
 
 #include <assert.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -27,7 +27,7 @@ void grants_add(const char *url, int64_t until)
 {
     uint8_t h[32];
     assert(url && until > 0); /* 0 is an empty slot's: a grant must end after the epoch */
-    SHA256((const unsigned char *)url, strlen(url), h);
+    sha256_of(url, strlen(url), h);
     pthread_mutex_lock(&g.lock);
     struct grant *s = slot_of(h);
     memcpy(s->hash, h, 32);
@@ -38,7 +38,7 @@ void grants_add(const char *url, int64_t until)
 bool grants_check(const char *url, int64_t now)
 {
     uint8_t h[32];
-    SHA256((const unsigned char *)url, strlen(url), h);
+    sha256_of(url, strlen(url), h);
     pthread_mutex_lock(&g.lock);
     const struct grant *s = slot_of(h);
     bool ok = s->until > now && memcmp(s->hash, h, 32) == 0;

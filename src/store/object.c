@@ -6,6 +6,7 @@
 #include "store/media_types.h"
 #include "store/spellings.h"
 #include "base/clock.h"
+#include "base/digest.h"
 #include "base/parse.h"
 #include "persist/index.h"
 #include "log/log.h"
@@ -1226,7 +1227,7 @@ void url_key(const char *url, char key[65])
         memcpy(key, last_key.key, 65);
         return;
     }
-    SHA256((const unsigned char *)url, len, d);
+    sha256_of(url, len, d);
     format_sha256_hex(d, key);
     last_key.len = len < sizeof(last_key.url) ? len : 0;
     if (last_key.len) {

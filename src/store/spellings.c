@@ -4,11 +4,11 @@
  * here. It holds objects by pointer and knows nothing else of them. */
 #include "store/spellings.h"
 #include "store/table.h"
+#include "base/digest.h"
 #include "base/parse.h"
 #include "url/fold.h"
 #include "url/url.h"
 
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +47,7 @@ char *spelling_of(const char *url, int *failed)
 
 static void key_of(const char *spelling, uint8_t key[32])
 {
-    SHA256((const unsigned char *)spelling, strlen(spelling), key);
+    sha256_of(spelling, strlen(spelling), key);
 }
 
 int spelling_entry(const char *url, struct spelling **out)
