@@ -113,7 +113,9 @@ static bool dotted_quad(const char *h, const char *end)
 {
     int parts = 0;
     while (h < end && parts < 4) {
-        size_t n = strspn(h, "0123456789");
+        size_t n = 0;
+        while (h + n < end && h[n] >= '0' && h[n] <= '9')
+            n++;
         int v = 0;
         for (size_t i = 0; i < n && i < 3; i++)
             v = v * 10 + (h[i] - '0');
