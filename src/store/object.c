@@ -395,7 +395,7 @@ struct object *object_new(const char *url, const char *key)
     (void)hex;
     struct object *o = object_alloc(url, bytes, NULL);
     if (o && !(o->live = live_new())) {
-        free(o);
+        object_free(o); /* and its extra part: a spelt URL's entry */
         return NULL;
     }
     return o;

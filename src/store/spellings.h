@@ -7,8 +7,8 @@
  *
  * Contract:
  * - spelling_plain, spelling_of, spelling_entry and spelling_entry_free: pure functions of the
- *   URL, any thread (an entry is made as its object is, outside the lock: the spelling and its
- *   sha256 are the costly part).
+ *   URL, any thread (an entry is made as its object is: a load's rows outside the lock, for
+ *   the spelling and its sha256 are the costly part).
  * - Every object in the store's table whose URL is not plain has an entry (its extra part's
  *   `spelling`, object.h), and the entry is in the index while the object is in the table:
  *   object.c adds it as the object enters the table (an object the index has no room for does
