@@ -5,7 +5,6 @@
 #include "store/spellings.h"
 #include "store/table.h"
 #include "base/digest.h"
-#include "base/parse.h"
 #include "url/fold.h"
 #include "url/url.h"
 
@@ -24,27 +23,6 @@ static struct spelling *entry_of(struct table_node *n)
     return (struct spelling *)n;
 }
 
-char *spelling_of(const char *url, int *failed)
-{
-    /* url_purge_prefix's form of a normal form (an object's URL): its normalize would give the
-     * URL back but for a '#' and what follows it (cut here), so the fold alone, then the login
-     * out (test_spellings.c holds the two to be the same) */
-    struct url_parts u;
-    char *cut = strndup(url, strcspn(url, "#")), *folded = NULL;
-    *failed = !cut;
-    if (cut && (parse_url(cut, strlen(cut), &u) != URL_OK ||
-                (!url_scheme_is(&u, "http") && !url_scheme_is(&u, "https")))) {
-        free(cut); /* no spelling: only its own key names it */
-        return NULL;
-    }
-    if (cut && !(folded = fold_url(cut, failed)) && !*failed)
-        folded = cut, cut = NULL;
-    free(cut);
-    if (folded && parse_url(folded, strlen(folded), &u) == URL_OK && u.userinfo)
-        memmove(folded + (u.userinfo - folded), u.host, strlen(u.host) + 1);
-    return folded;
-}
-
 static void key_of(const char *spelling, uint8_t key[32])
 {
     sha256_of(spelling, strlen(spelling), key);
@@ -59,7 +37,7 @@ int spelling_entry(const char *url, struct spelling **out)
      * no '#' (a "URL#..." form's spelling is the URL before it) */
     if (fold_keeps_url(url))
         return 1;
-    if (!(spelling = spelling_of(url, &failed)))
+    if (!(spelling = url_spelling(url, &failed)))
         return failed ? -1 : 1;
     int rc = 1;
     if (strcmp(spelling, url) != 0) {
@@ -68,14 +46,6 @@ int spelling_entry(const char *url, struct spelling **out)
             key_of(spelling, (*out)->node.key);
     }
     free(spelling);
-    return rc;
-}
-
-int spelling_plain(const char *url)
-{
-    struct spelling *s;
-    int rc = spelling_entry(url, &s);
-    spelling_entry_free(s);
     return rc;
 }
 

@@ -6,16 +6,16 @@
  * about 2 s, with its pauses between slices).
  *
  * Contract:
- * - spelling_plain, spelling_of, spelling_entry and spelling_entry_free: pure functions of the
- *   URL, any thread (an entry is made as its object is: a load's rows outside the lock, for
- *   the spelling and its sha256 are the costly part).
+ * - spelling_entry and spelling_entry_free: pure functions of the URL, any thread (an entry
+ *   is made as its object is: a load's rows outside the lock, for the spelling and its sha256
+ *   are the costly part).
  * - Every object in the store's table whose URL is not plain has an entry (its extra part's
  *   `spelling`, object.h), and the entry is in the index while the object is in the table:
  *   object.c adds it as the object enters the table (an object the index has no room for does
  *   not enter) and takes it out as it leaves. A plain URL is only ever named by its own key: a
- *   purge of URL U takes the object of key(spelling_of(U)) and spellings_named(spelling_of(U)),
- *   and no other object is a spelling of it (url_is_spelling). Units:
- *   tests/unit/test_spellings.c, test_store.c.
+ *   purge of URL U (its spelling F: url_purge_prefix) takes the object of key(F) and
+ *   spellings_named(F), and no other object is a spelling of it (url_is_spelling). An object's
+ *   spelling is url_spelling's. Units: tests/unit/test_spellings.c, test_store.c.
  * - The index is used with the store lock held (or main alone), as the table is; it holds
  *   objects by pointer and reads nothing of them. An entry is its object's: freed with it.
  */
@@ -28,14 +28,6 @@
 
 /* An object's entry: the sha256 of its URL's spelling, its link in the index. */
 struct spelling;
-
-/* 1 when `url` (a normal form) is the spelling a purge names it by (or it has none: not an
- * http:// or https:// URL), 0 when it is not, -1 out of memory. */
-int spelling_plain(const char *url);
-
-/* The spelling a purge names `url` by, in a new string (url_purge_prefix's form); NULL when
- * it has none (*failed 0) or out of memory (*failed 1). */
-char *spelling_of(const char *url, int *failed);
 
 /* The entry of an object whose URL is `url`, into *out: 1 and NULL when the URL is plain (no
  * entry), 0 and a new entry (not in the index), -1 out of memory. */

@@ -28,14 +28,16 @@ static bool fold_cut_last(const char *spelt, const char *folded)
     return a && b && strcmp(a, b) != 0;
 }
 
-/* The normal form of `in` (a URL with a host) into out[size], folded, without its userinfo. */
-static int normal_prefix(const char *in, size_t len, char *out, size_t size, bool *bounded,
-                         const char **why)
+static bool web_scheme(const struct url_parts *u)
+{
+    return url_scheme_is(u, "http") || url_scheme_is(u, "https");
+}
+
+/* out[size], a normal form, folded in place and without its userinfo. */
+static int fold_normal(char *out, size_t size, bool *bounded, const char **why)
 {
     struct url_parts u;
-    int status, failed;
-    if (url_normalize(in, len, out, size, &status, why) < 0)
-        return -1;
+    int failed;
     char *folded = fold_url(out, &failed);
     if (bounded)
         *bounded = folded && fold_cut_last(out, folded);
@@ -53,6 +55,39 @@ static int normal_prefix(const char *in, size_t len, char *out, size_t size, boo
     return 0;
 }
 
+/* The normal form of `in` (a URL with a host) into out[size], folded, without its userinfo. */
+static int normal_prefix(const char *in, size_t len, char *out, size_t size, bool *bounded,
+                         const char **why)
+{
+    int status;
+    if (url_normalize(in, len, out, size, &status, why) < 0)
+        return -1;
+    return fold_normal(out, size, bounded, why);
+}
+
+char *url_spelling(const char *url, int *failed)
+{
+    size_t len = strcspn(url, "#"), size = URL_BUF_SIZE(len + FOLD_ROOM);
+    struct url_parts u;
+    const char *why;
+    char *out = malloc(size);
+    *failed = !out;
+    if (!out)
+        return NULL;
+    memcpy(out, url, len);
+    out[len] = '\0';
+    if (parse_url(out, len, &u) != URL_OK || !web_scheme(&u)) {
+        free(out); /* none: only its own key names it */
+        return NULL;
+    }
+    if (fold_normal(out, size, NULL, &why) < 0) { /* out of memory: the room is the fold's */
+        *failed = 1;
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 int url_purge_prefix(const char *in, bool all, char *out, size_t size, bool *bounded,
                      const char **why)
 {
@@ -61,7 +96,7 @@ int url_purge_prefix(const char *in, bool all, char *out, size_t size, bool *bou
     size_t len = strlen(in);
     struct url_parts u;
     parse_url(in, len, &u); /* its verdict aside: url_normalize judges the host */
-    if (!url_scheme_is(&u, "http") && !url_scheme_is(&u, "https")) {
+    if (!web_scheme(&u)) {
         *why = "prefix must be an http:// or https:// URL";
         return -1;
     }

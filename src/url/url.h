@@ -18,8 +18,8 @@
  * hex digits) percent-encoded. Control bytes, raw or encoded (%00-%1F, %7F), are refused, and so
  * is a host that is not a host name (letters, digits, "-", ".", "_") or a bracketed IP literal.
  *
- * Contract: pure functions, any thread; only url_shown and url_purge_prefix allocate (and
- * url_under_prefix for a URL of over 3,000 bytes), the others write into buffers
+ * Contract: pure functions, any thread; only url_shown, url_purge_prefix and url_spelling
+ * allocate (and url_under_prefix for a URL of over 3,000 bytes), the others write into buffers
  * their callers give. Parsers return 0, or -1 with the HTTP status and a one-line reason for the
  * client.
  */
@@ -84,6 +84,11 @@ int url_normalize(const char *in, size_t len, char *out, size_t size, int *statu
  * parameter or a query, never "/pkgs" (AIM_SEGMENT). Returns 0, or -1 with a one-line reason. */
 int url_purge_prefix(const char *in, bool all, char *out, size_t size, bool *bounded,
                      const char **why);
+/* url_purge_prefix's form of `url`, a normal form (an object's URL: it is not normalized
+ * again), what follows a '#' cut off, in a new string: the spelling a purge of it names.
+ * NULL when it has none (not an http:// or https:// URL: only its own key names it), or out of
+ * memory (*failed set then). */
+char *url_spelling(const char *url, int *failed);
 /* Whether `url` (normal form) is under `prefix` (its first `len` bytes, url_purge_prefix's):
  * its userinfo left out, so that an object cached through a URL with a login is purged with
  * its host's prefix; as it is spelt or folded (fold.h), so that every spelling of a path goes

@@ -105,6 +105,15 @@ static int free_forms(void **state)
     return 0;
 }
 
+/* 1 when `url` is its own spelling (no entry), 0 when not, -1 out of memory. */
+static int spelling_plain(const char *url)
+{
+    struct spelling *s;
+    int rc = spelling_entry(url, &s);
+    spelling_entry_free(s);
+    return rc;
+}
+
 /* An object's spelling is what a purge of its URL names: url_purge_prefix's form. */
 static void the_spelling_is_the_purges(void **state)
 {
@@ -113,7 +122,7 @@ static void the_spelling_is_the_purges(void **state)
     const char *why;
     for (size_t i = 0; i < n_objects; i++) {
         int failed;
-        char *spelling = spelling_of(objects[i], &failed);
+        char *spelling = url_spelling(objects[i], &failed);
         assert_false(failed);
         int rc = url_purge_prefix(objects[i], false, folded, sizeof(folded), NULL, &why);
         if ((rc < 0) != !spelling || (spelling && strcmp(spelling, folded) != 0))
@@ -130,7 +139,7 @@ static void the_quick_answer_is_the_spellings_own(void **state)
     assert_true(n_objects > RAW);
     for (size_t i = 0; i < n_objects; i++) {
         int failed;
-        char *spelling = spelling_of(objects[i], &failed);
+        char *spelling = url_spelling(objects[i], &failed);
         assert_false(failed);
         int exact = !spelling || strcmp(spelling, objects[i]) == 0;
         if (spelling_plain(objects[i]) != exact)
@@ -163,7 +172,7 @@ static void every_spelling_a_purge_takes_is_found_by_key_or_index(void **state)
             if (strcmp(objects[o], folded) == 0)
                 continue; /* its key is the spelling's */
             int failed;
-            char *spelling = spelling_of(objects[o], &failed);
+            char *spelling = url_spelling(objects[o], &failed);
             if (spelling_plain(objects[o]) != 0 || !spelling || strcmp(spelling, folded) != 0)
                 fail_msg("a purge of %s takes %s, indexed under %s", raw[u], objects[o],
                          spelling ? spelling : "(nothing)");
