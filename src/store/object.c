@@ -352,13 +352,6 @@ static struct object *object_alloc(const char *url, const uint8_t key[32],
     struct spelling *spelt;
     struct object *o =
         spelling_entry(url, &spelt) < 0 ? NULL : calloc(1, size > sizeof(*o) ? size : sizeof(*o));
-    if (o && spelt && (o->extra = malloc(sizeof(*o->extra)))) {
-        *o->extra = object_no_extra;
-        o->extra->spelling = spelt;
-    } else if (o && spelt) {
-        free(o);
-        o = NULL;
-    }
     if (!o) {
         spelling_entry_free(spelt);
         return NULL;
@@ -374,6 +367,13 @@ static struct object *object_alloc(const char *url, const uint8_t key[32],
     o->state = OBJ_NEW;
     o->fd = -1;
     o->length = -1;
+    if (spelt && !object_extra(o)) { /* its entry is kept in its extra part */
+        spelling_entry_free(spelt);
+        object_free(o);
+        return NULL;
+    }
+    if (spelt)
+        o->extra->spelling = spelt;
     return o;
 }
 
