@@ -312,15 +312,18 @@ struct usage_cursor *usage_log_cursor(void)
     return c;
 }
 
-bool usage_cursor_near(struct usage_cursor *c, uint64_t prefix)
+bool usage_cursor_near(struct usage_cursor *c, uint64_t prefix, int bits)
 {
     const struct usage_view *v = c->v;
-    while (c->i < v->run_n && sha256_prefix(v->run[c->i].key) < prefix)
+    int drop = 64 - bits;
+    assert(bits >= 1 && bits <= 64);
+    prefix >>= drop;
+    while (c->i < v->run_n && sha256_prefix(v->run[c->i].key) >> drop < prefix)
         c->i++;
-    while (c->j < c->tail_n && sha256_prefix(c->tail[c->j]->key) < prefix)
+    while (c->j < c->tail_n && sha256_prefix(c->tail[c->j]->key) >> drop < prefix)
         c->j++;
-    return (c->i < v->run_n && sha256_prefix(v->run[c->i].key) == prefix) ||
-           (c->j < c->tail_n && sha256_prefix(c->tail[c->j]->key) == prefix);
+    return (c->i < v->run_n && sha256_prefix(v->run[c->i].key) >> drop == prefix) ||
+           (c->j < c->tail_n && sha256_prefix(c->tail[c->j]->key) >> drop == prefix);
 }
 
 bool usage_cursor_apply(struct usage_cursor *c, const uint8_t key[32], struct index_row *row)

@@ -71,9 +71,10 @@ void usage_log_apply(struct index_row *row);
  * (said in the log; the rows' figures stand). One thread, until usage_log_loaded. */
 struct usage_cursor;
 struct usage_cursor *usage_log_cursor(void);
-/* Whether a record's key begins with `prefix` (a key's first 8 bytes, big-endian): if not, the
- * object with it has none, and need not be read. Prefixes come in increasing order. */
-bool usage_cursor_near(struct usage_cursor *cursor, uint64_t prefix);
+/* Whether a record's key begins with `prefix`'s first `bits` bits (of a key's first 8 bytes,
+ * big-endian: 1 to 64): if not, the object with it has none, and need not be read. Prefixes
+ * come in increasing order. */
+bool usage_cursor_near(struct usage_cursor *cursor, uint64_t prefix, int bits);
 /* As usage_log_apply, for the object of `key` (row.created and row.digest its version); keys
  * come in increasing order. Whether the figures were laid over `row`. */
 bool usage_cursor_apply(struct usage_cursor *cursor, const uint8_t key[32], struct index_row *row);

@@ -28,10 +28,10 @@ void store_attach_prepared(const struct object_meta *meta, struct prepared *p)
 {
     struct object *obj, *old;
     store_lock();
-    obj = object_find(meta->key);
     /* the generation tells a re-downloaded object under the same key from the one `meta`
      * describes (`created`, in seconds, could not: two versions within one second) */
-    if (obj && obj->state == OBJ_COMPLETE && !live_of(obj)->prepared && obj->gen == meta->gen &&
+    obj = object_find_gen(meta->tag, meta->gen);
+    if (obj && obj->state == OBJ_COMPLETE && !live_of(obj)->prepared &&
         object_give_live(obj) == 0) {
         if ((old = st.prepared_ring[st.prepared_next]) != NULL)
             detach_prepared(old);
@@ -75,7 +75,7 @@ static void note_use(struct object *obj, int64_t ttl, bool act, int64_t now)
 static void copy_meta(const struct object *obj, struct object_meta *meta)
 {
     assert(store_locked());
-    object_key(obj, meta->key);
+    memcpy(meta->tag, obj->tag, sizeof(meta->tag));
     meta->state = object_view(obj);
     meta->headers_ready = obj->headers_ready;
     meta->hit = obj->hit;
@@ -102,7 +102,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     copy_string(meta->etag, sizeof(meta->etag), h.etag);
     copy_string(meta->redirects, sizeof(meta->redirects), h.redirects);
     memcpy(meta->digest, obj->digest, sizeof(meta->digest));
-    meta->error_status = obj->error_status;
+    meta->error_status = live_of(obj)->error_status;
     meta->retry_after = live_of(obj)->retry_after;
     meta->too_large = obj->too_large;
     copy_string(meta->error, sizeof(meta->error), live_of(obj)->error);
@@ -122,15 +122,20 @@ void store_came_from(struct object *obj, const char *from)
 }
 
 /* Lock not held; `obj` pinned (a reference: eviction and expiry pass it by). Open the hit's
- * file. Returns 0; -1 when the file is gone or has another length (the object is dropped and
- * fetched again); -2 when it cannot be opened for now (EMFILE, ENOMEM: a good object is not
- * thrown away for that), with the reason in meta->error. `verified` and `length` are read
- * unlocked: a complete object's length never changes, and `verified` only says whether to stat. */
-static int open_hit_file(struct object *obj, bool verified, int *fd, struct object_meta *meta)
+ * file, named by `key` (the object's, as the lookup made it; NULL: made again from its URL).
+ * Returns 0; -1 when the file is gone or has another length (the object is dropped and fetched
+ * again); -2 when it cannot be opened for now (EMFILE, ENOMEM: a good object is not thrown away for
+ * that), with the reason in meta->error. `verified` and `length` are read unlocked: a complete
+ * object's length never changes, and `verified` only says whether to stat. */
+static int open_hit_file(struct object *obj, const char *key, bool verified, int *fd,
+                         struct object_meta *meta)
 {
     char path[1200];
     struct stat sb;
-    object_path(obj, path, sizeof(path));
+    if (key)
+        key_path(key, path, sizeof(path));
+    else
+        object_path(obj, path, sizeof(path));
     *fd = object_open_file(path);
     if (*fd < 0 && errno != ENOENT) {
         snprintf(meta->error, sizeof(meta->error), "cannot open the cached object: %s",
@@ -206,7 +211,8 @@ static int take_stale(struct object *obj, int *fd, struct object_meta *meta)
  * expired), a new download may be replacing its file, so the descriptor is not trusted:
  * LOOKUP_RETRY. Otherwise LOOKUP_HIT, LOOKUP_UNAVAILABLE, or LOOKUP_MISS after dropping an
  * object whose file is gone. */
-static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct object_meta *meta)
+static int take_hit(struct object *obj, const char *key, int *fd, struct prepared **prep,
+                    struct object_meta *meta)
 {
     CHECK_OBJ(obj);
     assert(store_locked());
@@ -220,7 +226,7 @@ static int take_hit(struct object *obj, int *fd, struct prepared **prep, struct 
     bool verified = obj->verified;
     obj->refs++;
     store_unlock();
-    int opened = open_hit_file(obj, verified, fd, meta);
+    int opened = open_hit_file(obj, key, verified, fd, meta);
     store_lock();
     obj->refs--;
     bool gone = !object_in_table(obj);
@@ -253,7 +259,7 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
                          int *fd, struct prepared **prep, struct object_meta *meta)
 {
     assert(store_locked());
-    struct object *obj = object_find(key), *stale = NULL;
+    struct object *obj = object_find_url(url, key), *stale = NULL;
     int res = LOOKUP_MISS;
     *out = NULL;
     if (!obj && negative_find(key, keep, now, meta))
@@ -285,7 +291,7 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
         const struct prepared *p = live_of(obj)->prepared;
         if (p && p->until && now >= p->until)
             detach_prepared(obj); /* outdated: the hit builds a new one */
-        res = take_hit(obj, fd, prep, meta);
+        res = take_hit(obj, key, fd, prep, meta);
         if (res != LOOKUP_MISS)
             return res;
         obj = NULL;
@@ -342,7 +348,7 @@ int64_t store_age(const char *url)
     struct object *obj;
     url_key(url, key);
     store_lock();
-    if ((obj = object_find(key)) && obj->state == OBJ_FETCHING && object_stale(obj))
+    if ((obj = object_find_url(url, key)) && obj->state == OBJ_FETCHING && object_stale(obj))
         obj = object_stale(obj); /* being refreshed: its copy's age until the new one is in */
     if (obj && obj->state == OBJ_COMPLETE)
         age = now - obj->created;
@@ -378,7 +384,7 @@ int store_purge(const char *url, int64_t *length)
 
     url_key(url, key);
     store_lock();
-    obj = object_find(key);
+    obj = object_find_url(url, key);
     if (!obj && negative_forget(key)) { /* a negative answer: purged as an object would be */
         *length = 0;
         rc = 1;
@@ -398,11 +404,11 @@ int store_purge(const char *url, int64_t *length)
  * the answer). Its length and its file's path; for a refreshed copy whose file is held open, a
  * duplicate of that descriptor in *fd (no later rename puts another version under it), else
  * -1. -1 when no such copy is kept. */
-static int64_t kept_copy(const char *key, const uint8_t digest[32], size_t max, int *fd, char *path,
-                         size_t size)
+static int64_t kept_copy(const char *url, const char *key, const uint8_t digest[32], size_t max,
+                         int *fd, char *path, size_t size)
 {
     assert(store_locked());
-    struct object *obj = object_find(key);
+    struct object *obj = object_find_url(url, key);
     *fd = -1;
     if (obj && obj->state == OBJ_FETCHING && object_stale(obj) && !object_stale(obj)->purged)
         obj = object_stale(obj);
@@ -423,7 +429,7 @@ int store_read_kept(const char *url, const uint8_t digest[32], size_t max, char 
     int fd;
     url_key(url, key);
     store_lock();
-    int64_t length = kept_copy(key, digest, max, &fd, path, sizeof(path));
+    int64_t length = kept_copy(url, key, digest, max, &fd, path, sizeof(path));
     store_unlock();
     /* read unlocked: a file replaced meanwhile (a new version's rename) hashes to another
      * digest, and is not taken */
@@ -442,8 +448,8 @@ void store_unwait(struct object *obj, struct park *w)
 {
     CHECK_OBJ(obj);
     store_lock();
-    if (obj->live) /* none: the waiter was woken and its queue let go of (object_shed_live) */
-        park_remove(&obj->live->waiters, w);
+    if (live_part(obj)) /* none: the waiter was woken and its queue let go of (object_shed_live) */
+        park_remove(&live_part(obj)->waiters, w);
     store_unlock();
 }
 
@@ -601,10 +607,11 @@ enum lookup_result store_open_twin(const char *url, const uint8_t want[32],
     url_key(url, key);
     store_lock();
     /* A twin whose file is gone leaves the table (LOOKUP_MISS): the next one is tried. */
-    while (!object_find(key) && (twin = twins_shareable(want, allowed, arg)) &&
-           ((res = take_hit(twin, fd, NULL, meta)) == LOOKUP_RETRY || res == LOOKUP_MISS))
+    while (!object_find_url(url, key) && (twin = twins_shareable(want, allowed, arg)) &&
+           ((res = take_hit(twin, NULL, fd, NULL, meta)) == LOOKUP_RETRY || res == LOOKUP_MISS))
         res = LOOKUP_MISS;
-    if (res != LOOKUP_HIT && !object_find(key) && (twin = twins_refreshing(want, allowed, arg)))
+    if (res != LOOKUP_HIT && !object_find_url(url, key) &&
+        (twin = twins_refreshing(want, allowed, arg)))
         res = take_refreshing(twin, fd, meta);
     store_unlock();
     return res == LOOKUP_HIT ? LOOKUP_DIGEST : LOOKUP_MISS;

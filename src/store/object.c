@@ -24,7 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-struct store_state st = {.lock = PTHREAD_MUTEX_INITIALIZER};
+struct store_state st = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .objects = TABLE_KEYED(offsetof(struct object, tag) - offsetof(struct object, node), 4),
+    .digests = TABLE_KEYED(offsetof(struct object, digest) - offsetof(struct object, dnode), 32),
+};
 
 /* --- the lock and the threads -------------------------------------------------------------- */
 
@@ -176,7 +180,7 @@ static bool settled(const struct object *obj)
         return obj->length == object_have(obj) && obj->headers_ready &&
                object_reserved(obj) <= obj->length &&
                (obj->state == OBJ_COMPLETE || object_reserved(obj) == 0) &&
-               (!obj->live || obj->live->reserved == 0);
+               (!live_part(obj) || live_part(obj)->reserved == 0);
     case OBJ_FAILED:
         return object_reserved(obj) == 0;
     case OBJ_NEW:
@@ -209,16 +213,46 @@ const struct object_extra object_no_extra = {
 const struct object_extra object_never_stale = {
     .stale_if_error = 0, .stale_while_revalidate = 0, .keep_if_error = 0, .keep_while = 0};
 
+/* The parts' word (object.h: parts) written here alone. */
+static void set_extra_part(struct object *obj, struct object_extra *e)
+{
+    struct object_live *l = live_part(obj);
+    assert(((uintptr_t)e & 1) == 0);
+    if (l)
+        l->extra = e;
+    else
+        obj->parts = (uintptr_t)e;
+}
+
+/* `l` (new: no extra part of its own) becomes its live part, holding its extra part. */
+static void set_live_part(struct object *obj, struct object_live *l)
+{
+    assert(!live_part(obj) && l && !l->extra && ((uintptr_t)l & 1) == 0);
+    l->extra = extra_part(obj);
+    obj->parts = (uintptr_t)l | 1;
+}
+
+/* Its live part taken off it (returned, its extra part left to the object), or NULL. */
+static struct object_live *take_live_part(struct object *obj)
+{
+    struct object_live *l = live_part(obj);
+    if (l) {
+        obj->parts = (uintptr_t)l->extra;
+        l->extra = NULL;
+    }
+    return l;
+}
+
 struct object_extra *object_extra(struct object *obj)
 {
     CHECK_OBJ(obj);
     assert(obj->state == OBJ_NEW || store_locked_or_alone());
-    struct object_extra *e = obj->extra ? NULL : malloc(sizeof(*e));
+    struct object_extra *e = extra_part(obj) ? NULL : malloc(sizeof(*e));
     if (e) {
         *e = *object_extra_of(obj); /* never_stale's windows of 0 stay */
-        obj->extra = e;
+        set_extra_part(obj, e);
     }
-    return obj->extra;
+    return extra_part(obj);
 }
 
 void object_add_uses(struct object *obj, int64_t n)
@@ -272,8 +306,13 @@ void object_set_keep_windows(struct object *obj, int32_t if_error, int32_t while
     set_windows(obj, x->stale_if_error, x->stale_while_revalidate, if_error, while_revalidate);
 }
 
-/* A pack's first byte when its content type is named by number (media_types.h): the number
- * follows, and no NUL. No media type starts with a control byte; one that does is not kept. */
+/* A pack is a byte saying which values it holds (bit i: the i-th of the six, in the order of
+ * struct packing's parts; PACKED_BY_NUMBER: the content type as its number), then those values,
+ * each a string and its NUL, but a content type by number: that number's one byte (a million
+ * objects of a few types, each with no other value, took 7 bytes where this takes 2). */
+#define PACKED_BY_NUMBER 0x40
+/* Kept for its meaning in earlier packs: a type starting with it is not kept (headers_kept_type).
+ * No media type starts with a control byte. */
 #define TYPE_BY_NUMBER '\x01'
 
 /* The values of `h` in their packed order, and its type's number (0: the type is in the pack). */
@@ -288,20 +327,15 @@ static size_t headers_plan(const struct upstream_headers *h, struct packing *pk)
 {
     const char *all[HEADERS_PACKED] = {
         h->content_type, h->content_encoding, h->filename, h->last_modified, h->etag, h->redirects};
-    size_t total = 0;
-    for (int i = 0; i < HEADERS_PACKED; i++) {
+    size_t total = 1; /* the byte saying which */
+    pk->parts[0] = headers_kept_type(all[0]);
+    for (int i = 1; i < HEADERS_PACKED; i++)
         pk->parts[i] = all[i] ? all[i] : "";
-        total += strlen(pk->parts[i]) + 1;
-    }
-    if (total == HEADERS_PACKED)
-        return 0;
     if ((pk->type = media_type_code(pk->parts[0])))
-        return total - strlen(pk->parts[0]) - 1 + 2;
-    if (pk->parts[0] != headers_kept_type(pk->parts[0])) { /* would read as a number */
-        total -= strlen(pk->parts[0]);
-        pk->parts[0] = "";
-    }
-    return total;
+        total += 1;
+    for (int i = pk->type ? 1 : 0; i < HEADERS_PACKED; i++)
+        total += pk->parts[i][0] ? strlen(pk->parts[i]) + 1 : 0;
+    return total == 1 ? 0 : total;
 }
 
 const char *headers_kept_type(const char *type)
@@ -311,13 +345,17 @@ const char *headers_kept_type(const char *type)
 
 static void headers_pack_into(const struct packing *pk, char *p)
 {
-    for (int i = 0; i < HEADERS_PACKED; i++) {
-        if (i == 0 && pk->type) {
-            *p++ = TYPE_BY_NUMBER;
-            *p++ = (char)pk->type;
-            continue;
-        }
+    uint8_t *which = (uint8_t *)p++;
+    *which = 0;
+    if (pk->type) {
+        *which |= PACKED_BY_NUMBER | 1;
+        *p++ = (char)pk->type;
+    }
+    for (int i = pk->type ? 1 : 0; i < HEADERS_PACKED; i++) {
         size_t len = strlen(pk->parts[i]) + 1;
+        if (len == 1)
+            continue;
+        *which |= (uint8_t)(1u << i);
         memcpy(p, pk->parts[i], len);
         p += len;
     }
@@ -356,7 +394,7 @@ static struct object *object_alloc(const char *url, const uint8_t key[32],
         spelling_entry_free(spelt);
         return NULL;
     }
-    memcpy(o->node.key, key, sizeof(o->node.key));
+    memcpy(o->tag, key, sizeof(o->tag));
     memcpy(o->url, url, len);
     if (packed) {
         o->headers = o->url + len;
@@ -373,7 +411,7 @@ static struct object *object_alloc(const char *url, const uint8_t key[32],
         return NULL;
     }
     if (spelt)
-        o->extra->spelling = spelt;
+        extra_part(o)->spelling = spelt;
     return o;
 }
 
@@ -394,7 +432,10 @@ struct object *object_new(const char *url, const char *key)
     assert(hex); /* keys are made by keys.c, never read from a client as they are */
     (void)hex;
     struct object *o = object_alloc(url, bytes, NULL);
-    if (o && !(o->live = live_new())) {
+    struct object_live *l = o ? live_new() : NULL;
+    if (l)
+        set_live_part(o, l);
+    if (o && !l) {
         object_free(o); /* and its extra part: a spelt URL's entry */
         return NULL;
     }
@@ -411,9 +452,12 @@ int object_give_live(struct object *obj)
 {
     CHECK_OBJ(obj);
     assert(store_locked_or_alone() && obj->state == OBJ_COMPLETE);
-    if (!obj->live && !(obj->live = live_new()))
+    struct object_live *l = live_part(obj);
+    if (!l && (l = live_new()))
+        set_live_part(obj, l);
+    if (!l)
         return -1;
-    obj->live->have = obj->length; /* complete: every byte is in its file */
+    l->have = obj->length; /* complete: every byte is in its file */
     return 0;
 }
 
@@ -421,17 +465,16 @@ int object_give_live(struct object *obj)
 static bool live_idle(const struct object_live *l)
 {
     return park_queue_empty(&l->waiters) && !l->prepared && !l->stale && !l->source && !l->prefix &&
-           !l->error;
+           !l->error && !l->error_status;
 }
 
 void object_shed_live(struct object *obj)
 {
     CHECK_OBJ(obj);
     assert(store_locked_or_alone());
-    if (obj->live && obj->state == OBJ_COMPLETE && obj->refs == 0 && live_idle(obj->live)) {
-        free(obj->live);
-        obj->live = NULL;
-    }
+    struct object_live *l = live_part(obj);
+    if (l && obj->state == OBJ_COMPLETE && obj->refs == 0 && live_idle(l))
+        free(take_live_part(obj));
 }
 
 /* Its live part's resources, and the part itself. */
@@ -451,12 +494,13 @@ void object_free(struct object *o)
     assert(!object_stale(o) && !object_in_table(o) && !o->dirty);
     if (o->fd >= 0)
         close(o->fd);
-    live_free(o->live);
-    if (o->extra) {
-        free(o->extra->parent_status);
-        spelling_entry_free(o->extra->spelling); /* out of the index: it left the table */
+    live_free(take_live_part(o));
+    struct object_extra *x = extra_part(o);
+    if (x) {
+        free(x->parent_status);
+        spelling_entry_free(x->spelling); /* out of the index: it left the table */
     }
-    free(o->extra);
+    free(x);
     if (!o->headers_inline) /* inline ones go with the object */
         free(o->headers);
     free(o);
@@ -486,7 +530,7 @@ void drop_stale(struct object *obj)
     struct object *s = object_stale(obj);
     if (!s)
         return;
-    obj->live->stale = NULL;
+    object_live(obj)->stale = NULL;
     s->refs--;
     maybe_free(s);
 }
@@ -494,22 +538,23 @@ void drop_stale(struct object *obj)
 void wake_all(struct object *obj)
 {
     assert(store_locked());
-    if (obj->live)
-        park_defer(&obj->live->waiters);
+    if (live_part(obj))
+        park_defer(&live_part(obj)->waiters);
 }
 
 void object_set_error(struct object *obj, int status, const char *reason)
 {
     assert(store_locked());
-    if (obj->error_status)
+    struct object_live *l = object_live(obj); /* a failure's: a download's */
+    if (l->error_status)
         return;
-    obj->error_status = (int16_t)status;
-    object_live(obj)->error = strdup(reason);
+    l->error_status = (int16_t)status;
+    l->error = strdup(reason);
 }
 
 void object_refuse_size(struct object *obj, int status, const char *reason)
 {
-    if (!obj->error_status)
+    if (!live_of(obj)->error_status)
         obj->too_large = true;
     object_set_error(obj, status, reason);
 }
@@ -520,13 +565,63 @@ static struct object *object_of(struct table_node *n)
     return (struct object *)n;
 }
 
-struct object *object_find(const char *key)
+void object_key_bytes(const struct object *obj, uint8_t key[32])
+{
+    sha256_of(obj->url, strlen(obj->url), key);
+}
+
+char *object_key(const struct object *obj, char hex[65])
+{
+    uint8_t key[32];
+    object_key_bytes(obj, key);
+    format_sha256_hex(key, hex);
+    return hex;
+}
+
+/* The entries with the key's tag are candidates (the table compares 4 bytes): the one whose URL
+ * is `url` when the caller has it (a string compare: then `key` may be its first 4 bytes alone),
+ * else the one whose URL hashes to `key`. */
+static struct object *find_keyed(const uint8_t *key, const char *url)
+{
+    uint8_t its[32];
+    for (struct table_node *n = table_find(&st.objects, key); n;
+         n = table_find_next(&st.objects, n)) {
+        struct object *o = object_of(n);
+        if (url ? strcmp(o->url, url) == 0 : (object_key_bytes(o, its), !memcmp(its, key, 32)))
+            return o;
+    }
+    return NULL;
+}
+
+struct object *object_find_url(const char *url, const char *key)
 {
     ASSERT_LOCKED();
-    struct table_node *n = table_get(&st.objects, key);
-    if (n)
-        return object_of(n);
+    uint8_t bytes[32];
+    struct object *o = table_key_of_hex(key, bytes) ? find_keyed(bytes, url) : NULL;
+    if (o)
+        return o;
     return st.loading && st.hooks.missing ? st.hooks.missing(key) : NULL;
+}
+
+struct object *object_find(const char *key)
+{
+    return object_find_url(NULL, key);
+}
+
+struct object *object_find_gen(const uint8_t tag[4], uint32_t gen)
+{
+    ASSERT_LOCKED();
+    for (struct table_node *n = table_find(&st.objects, tag); n;
+         n = table_find_next(&st.objects, n))
+        if (object_of(n)->gen == gen)
+            return object_of(n);
+    return NULL;
+}
+
+struct object *object_find_same(const struct object *obj)
+{
+    ASSERT_LOCKED();
+    return find_keyed(obj->tag, obj->url);
 }
 
 size_t object_slots(void)
@@ -561,7 +656,7 @@ void objects_free(void)
 void detach_prepared(struct object *obj)
 {
     ASSERT_LOCKED();
-    struct object_live *l = obj->live;
+    struct object_live *l = live_part(obj);
     if (!l || !l->prepared)
         return;
     st.prepared_ring[l->prepared_slot] = NULL;
@@ -586,8 +681,9 @@ static void leave_table(struct object *obj, struct dlist *list)
     st.uses -= obj->usage;
     ring_forget(&st.dirty, &obj->dirty);
     table_del(&st.objects, &obj->node);
-    if (object_extra_of(obj)->spelling)
-        spellings_del(obj->extra->spelling);
+    struct object_extra *x = extra_part(obj);
+    if (x && x->spelling)
+        spellings_del(x->spelling);
     st.usage -= object_reserved(obj);
     object_set_reserved(obj, 0);
 }
@@ -637,8 +733,8 @@ void object_set_reserved(struct object *obj, int64_t bytes)
     bool whole = obj->state == OBJ_COMPLETE || obj->state == OBJ_REMOVED;
     assert(bytes >= 0 && (!whole || bytes == 0 || bytes == obj->length));
     obj->holds_file = whole && bytes > 0;
-    if (obj->live)
-        obj->live->reserved = whole ? 0 : bytes;
+    if (live_part(obj))
+        live_part(obj)->reserved = whole ? 0 : bytes;
     else
         assert(whole || bytes == 0); /* a download has its live part */
 }
@@ -790,7 +886,7 @@ static void remove_refreshed(struct object *obj, const char *reason)
 {
     char why[REMOVE_WHY_SIZE];
     snprintf(why, sizeof(why), "refresh failed: %s", reason ? reason : "unknown");
-    submit_remove_why(OBJECT_KEY(obj), obj->url, why);
+    submit_remove(obj, why, false);
 }
 
 static void fail(struct object *obj, const struct move_args *a)
@@ -811,7 +907,7 @@ static void fail(struct object *obj, const struct move_args *a)
     if (obj->on_disk && verdict)
         remove_refreshed(obj, a->reason);
     else if (obj->on_disk)
-        submit_remove_as(OBJECT_KEY(obj), NULL, a->keep_copy);
+        submit_remove(obj, NULL, a->keep_copy);
 }
 
 /* A refresh's expired copy, kept with a reference until store_close: its row stays the index's
@@ -860,7 +956,7 @@ static void remove_complete(struct object *obj, const struct move_args *a)
     object_count_pin(obj, -1);
     leave_table(obj, object_lru(obj));
     if (a->why)
-        submit_remove_why(OBJECT_KEY(obj), obj->url, a->why);
+        submit_remove(obj, a->why, false);
 }
 
 /* FETCHING -> REMOVED: whole for the readers streaming it from its open file, but never a hit,
@@ -876,7 +972,7 @@ static void drop(struct object *obj, const struct move_args *a)
     drop_stale(obj);
     wake_all(obj);
     if (obj->on_disk)
-        submit_remove_why(OBJECT_KEY(obj), obj->url, a->why);
+        submit_remove(obj, a->why, false);
 }
 
 void store_release(struct object *obj)
@@ -945,7 +1041,7 @@ bool object_replace(struct object *obj, bool keep_copy, const char *reason)
 bool object_restore(struct object *obj, int fwd_status)
 {
     CHECK_OBJ(obj);
-    assert(store_locked() && obj->state == OBJ_REMOVED && !object_find(OBJECT_KEY(obj)));
+    assert(store_locked() && obj->state == OBJ_REMOVED && !object_find_same(obj));
     if (enter_table(obj) < 0)
         return false;
     move(obj, MOVE_RESTORE, &(struct move_args){.status = fwd_status});
@@ -999,7 +1095,7 @@ int object_error_status(const struct object *obj)
 {
     CHECK_OBJ(obj);
     store_lock();
-    int status = obj->error_status;
+    int status = live_of(obj)->error_status;
     store_unlock();
     return status;
 }
@@ -1103,8 +1199,9 @@ void prepared_put(struct prepared *p)
  * logged). */
 struct remove_job {
     struct persist_job job;
-    char key[65];
+    char key[65]; /* made from url by run_remove */
     char *url;
+    bool say;                  /* logged as removed */
     char why[REMOVE_WHY_SIZE]; /* expired, evicted for room, purged, refresh failed: ... */
     bool part_only;            /* a refresh's part file; the key's file and row stay */
     struct remove_job *after;  /* the next one whose files wait for the commit */
@@ -1129,9 +1226,9 @@ static void remove_files(struct remove_job *r)
     }
     part_path(r->key, path, sizeof(path));
     unlink(path);
-    if (r->url && !strcmp(r->why, OBJECT_STREAMED_ONLY))
+    if (r->say && !strcmp(r->why, OBJECT_STREAMED_ONLY))
         log_debug("store: removed %s (%s)", r->url, r->why);
-    else if (r->url)
+    else if (r->say)
         log_info("store: removed %s (%s)", r->url, r->why);
     free(r->url);
     free(r);
@@ -1141,6 +1238,9 @@ static void run_remove(struct persist_job *job)
 {
     assert(persist_owns_index());
     struct remove_job *r = (struct remove_job *)job;
+    uint8_t key[32];
+    sha256_of(r->url, strlen(r->url), key); /* object_key, off the lock */
+    format_sha256_hex(key, r->key);
     if (!r->part_only)
         index_delete(r->key);
     if (!committing.open) { /* run alone (no persistence thread): its row is gone already */
@@ -1178,35 +1278,20 @@ static void removals_end(void)
 static const struct persist_group removals = {.begin = removals_begin, .end = removals_end};
 
 /* Out of memory, file and row stay until the object is loaded again at the next start. */
-static void submit_job(const char *key, const char *url, const char *why, bool part_only)
+void submit_remove(const struct object *obj, const char *why, bool part_only)
 {
     ASSERT_LOCKED(); /* the removal must be ordered before a new version's file and row */
     struct remove_job *r = calloc(1, sizeof(*r));
-    if (!r || (url && !(r->url = strdup(url)))) {
+    if (!r || !(r->url = strdup(obj->url))) {
         free(r);
-        log_error("store: out of memory; %s stays on disk until the next start", key);
+        log_error("store: out of memory; %s stays on disk until the next start", obj->url);
         return;
     }
     r->job.run = run_remove;
-    copy_string(r->why, sizeof(r->why), why);
+    r->say = why != NULL;
+    copy_string(r->why, sizeof(r->why), why ? why : "");
     r->part_only = part_only;
-    memcpy(r->key, key, 65);
     persist_submit_grouped(&r->job, &removals);
-}
-
-void submit_remove(const char *key, const char *url)
-{
-    submit_job(key, url, "", false);
-}
-
-void submit_remove_why(const char *key, const char *url, const char *why)
-{
-    submit_job(key, url, why, false);
-}
-
-void submit_remove_as(const char *key, const char *url, bool part_only)
-{
-    submit_job(key, url, "", part_only);
 }
 
 /* --- an object's strings ------------------------------------------------------------------- */
@@ -1256,15 +1341,17 @@ void headers_unpack(const char *packed, struct upstream_headers *h)
     const char **parts[HEADERS_PACKED] = {&h->content_type, &h->content_encoding,
                                           &h->filename,     &h->last_modified,
                                           &h->etag,         &h->redirects};
+    uint8_t which = packed ? (uint8_t)*packed++ : 0;
     for (int i = 0; i < HEADERS_PACKED; i++) {
-        if (i == 0 && packed && packed[0] == TYPE_BY_NUMBER) {
-            *parts[0] = media_type_of((uint8_t)packed[1]);
-            packed += 2;
+        *parts[i] = "";
+        if (!(which & (1u << i)))
+            continue;
+        if (i == 0 && (which & PACKED_BY_NUMBER)) {
+            *parts[0] = media_type_of((uint8_t)*packed++);
             continue;
         }
-        *parts[i] = packed ? packed : "";
-        if (packed)
-            packed += strlen(packed) + 1;
+        *parts[i] = packed;
+        packed += strlen(packed) + 1;
     }
 }
 

@@ -63,6 +63,7 @@ struct object_live {
                            file's length (holds_file) */
     char *error;        /* one-line reason (object_set_error); NULL when none (or out of memory):
                            see object_error() */
+    struct object_extra *extra; /* the object's extra part while it has this one (parts) */
     struct park_queue waiters;
     struct prepared *prepared;
     /* FETCHING, not started yet: the limit its download waits for (store_set_waiting), or NULL */
@@ -77,6 +78,7 @@ struct object_live {
     int prepared_slot;    /* in the store's ring of attachments, -1 when none */
     int retry_after;      /* FAILED, its host held down: seconds until it is tried again */
     int32_t negative_ttl; /* its terms': seconds a 404 or 410 it fails with is kept, 0 never */
+    int16_t error_status; /* HTTP status for clients when FAILED (a failure has a live part) */
     uint8_t offer_stale;  /* FETCHING: enum stale_cause its readers take `stale` for */
     uint8_t connections;  /* FETCHING: connections its download uses now (store_set_rate) */
 };
@@ -103,27 +105,27 @@ extern const struct object_extra object_no_extra;
  * million of these, and the holes between mixed fields were 48 of their 400 bytes. What only
  * a download or a reader needs is in `live`, absent at rest. */
 struct object {
-    struct table_node node;   /* the table's link, and the key: the sha256 of its cache key URL,
-                                 whose 64 hex digits (OBJECT_KEY) name its file and its row
-                                 (first: see object_of) */
-    struct object_live *live; /* NULL at rest: read through live_of(), written through
-                                 object_live() */
-    int64_t length;           /* Content-Length, or -1 while unknown */
-    char *headers; /* struct upstream_headers packed: six NUL-terminated strings one after the
-                      other (one allocation, or after its URL: headers_inline); NULL
-                      until upstream's headers are in; changed under the lock only */
-    union {        /* sha256 of the body, valid when COMPLETE; the digest index's link (twins.c) */
-        struct table_node dnode;
-        uint8_t digest[32]; /* dnode.key */
-    };
-    /* What few objects have, NULL when none of it is set (object_extra_of reads it, object_extra
-     * makes it): a parent's Cache-Status, a failed refresh, stale and keep windows */
-    struct object_extra *extra;
+    struct table_node node; /* the table's link (first: see object_of) */
+    /* Its live part and its extra part in one word: NULL (neither), the extra part, or the live
+     * part with its lowest bit set (both are malloc'd: aligned to 16), whose `extra` is then
+     * the extra part. Read through live_part() and extra_part() (live_of(), object_live(),
+     * object_extra_of(), object_extra()), written by object.c alone. What few objects have, in
+     * the extra part: a parent's Cache-Status, a failed refresh, stale and keep windows. */
+    uintptr_t parts;
+    int64_t length;     /* Content-Length, or -1 while unknown */
+    char *headers;      /* struct upstream_headers packed: six NUL-terminated strings one after the
+                           other (one allocation, or after its URL: headers_inline); NULL
+                           until upstream's headers are in; changed under the lock only */
+    uint8_t digest[32]; /* sha256 of the body, valid when COMPLETE: the digest index's key */
+    struct table_node dnode; /* the digest index's link (store_twins.c) */
+    struct dnode lru;        /* in the store's LRU list when complete, its fetching list while
+                                downloading (in the table only) */
+    /* Its key's first 4 bytes: the table's hash. The key, the sha256 of its URL (the cache key
+     * URL: every object's row and file are named by it, OBJECT_KEY), is not kept: its URL is. */
+    uint8_t tag[4];
     uint32_t usage; /* its uses (saturates: listings' count) */
     /* Wall seconds (until 2106: wall32), and its ttl (at most TTL_MAX: 100 years) */
     uint32_t created, ttl, last_use;
-    struct dnode lru; /* in the store's LRU list when complete, its fetching list while
-                         downloading (in the table only) */
 
     int fd;   /* open while fetching or while streaming readers hold it */
     int refs; /* streaming readers + the fetch */
@@ -132,8 +134,7 @@ struct object {
     uint32_t gen;
     uint32_t dirty; /* its place in st.dirty (ring.h): usage and last use not yet in the index;
                        0 when not there */
-    int16_t error_status; /* HTTP status for clients when FAILED */
-    uint8_t state;        /* enum object_state; written by object.c only */
+    uint8_t state;  /* enum object_state; written by object.c only */
 
     /* Flags a thread reads without the lock (the upstream thread's asserts and syncs, the
      * persistence thread's file creation): bytes of their own, never a bit-field's neighbours,
@@ -172,12 +173,10 @@ struct object {
     char url[]; /* its URL, NUL-terminated, in the object's own allocation */
 };
 
+/* Its key (the sha256 of its URL, made again: about 0.2 µs) into `key`. */
+void object_key_bytes(const struct object *obj, uint8_t key[32]);
 /* Its key as 64 hex digits and a NUL, into `hex`, returned. */
-static inline char *object_key(const struct object *obj, char hex[65])
-{
-    format_sha256_hex(obj->node.key, hex);
-    return hex;
-}
+char *object_key(const struct object *obj, char hex[65]);
 /* The same in a buffer of the enclosing block's (a compound literal): for an expression. */
 #define OBJECT_KEY(obj) object_key((obj), (char[65]){0})
 /* Lock held (or main alone). Its row in the index as a complete one, with this length and digest
@@ -202,20 +201,35 @@ static inline void object_set_times(struct object *obj, int64_t created, int64_t
     obj->ttl = wall32(expires - (int64_t)obj->created);
 }
 
-/* What an object without `live` reads: nobody waits, nothing prepared, no download. */
+/* Its live part, or NULL (at rest). */
+static inline struct object_live *live_part(const struct object *obj)
+{
+    return obj->parts & 1 ? (struct object_live *)(obj->parts & ~(uintptr_t)1) : NULL;
+}
+/* Its extra part, or NULL (none of it set). */
+static inline struct object_extra *extra_part(const struct object *obj)
+{
+    struct object_live *l = live_part(obj);
+    if (l)
+        return l->extra;
+    return obj->parts ? (struct object_extra *)obj->parts : NULL; /* (GCC 12's array-bounds) */
+}
+/* What an object without a live part reads: nobody waits, nothing prepared, no download. */
 extern const struct object_live object_at_rest;
 /* The object's live part for reading: object_at_rest's defaults when it has none. */
 static inline const struct object_live *live_of(const struct object *obj)
 {
-    return obj->live ? obj->live : &object_at_rest;
+    struct object_live *l = live_part(obj);
+    return l ? l : &object_at_rest;
 }
 /* Its live part for writing: a download has one (NEW, FETCHING, FAILED after it, and COMPLETE
  * until object_shed_live), and so has a complete object given one for a prepared answer
  * (object_give_live). A complete object loaded at start has none, held by readers or not. */
 static inline struct object_live *object_live(struct object *obj)
 {
-    assert(obj->live != NULL);
-    return obj->live;
+    struct object_live *l = live_part(obj);
+    assert(l != NULL);
+    return l;
 }
 /* A use count as an object keeps it: 32 bits, saturated. */
 static inline uint32_t uses32(int64_t n)
@@ -231,7 +245,8 @@ extern const struct object_extra object_never_stale;
  * when windows it was given could not be kept). */
 static inline const struct object_extra *object_extra_of(const struct object *obj)
 {
-    return obj->extra ? obj->extra : obj->never_stale ? &object_never_stale : &object_no_extra;
+    const struct object_extra *x = extra_part(obj);
+    return x ? x : obj->never_stale ? &object_never_stale : &object_no_extra;
 }
 /* Lock held (or NEW). Its extra part for writing, made with what object_extra_of read when it
  * has none; NULL out of memory. */
@@ -250,14 +265,14 @@ void object_set_fwd_status(struct object *obj, int status);
  * (object_give_live copies it into a live part given later). */
 static inline int64_t object_have(const struct object *obj)
 {
-    return obj->live ? obj->live->have : obj->length;
+    return live_part(obj) ? live_part(obj)->have : obj->length;
 }
 
 /* The quota it holds: its length when it holds its file, else a download's claim (0 at rest:
  * a twin whose file another holds, or none at all). */
 static inline int64_t object_reserved(const struct object *obj)
 {
-    return obj->holds_file ? obj->length : obj->live ? obj->live->reserved : 0;
+    return obj->holds_file ? obj->length : live_part(obj) ? live_part(obj)->reserved : 0;
 }
 /* Lock held, or a NEW object's maker. Its quota becomes `bytes` (the store's usage is the
  * caller's: object_reserve): a complete or removed one holds its length or nothing, in a bit;
@@ -267,7 +282,7 @@ void object_set_reserved(struct object *obj, int64_t bytes);
 /* The expired version it refreshes, or NULL: read on many paths. */
 static inline struct object *object_stale(const struct object *obj)
 {
-    return obj->live ? obj->live->stale : NULL;
+    return live_part(obj) ? live_part(obj)->stale : NULL;
 }
 
 /* What the files above this one do when an object moves (set by store_open). NULL: nothing. */
@@ -505,6 +520,15 @@ void detach_prepared(struct object *obj);
  * a key not in the table yet is looked up in the index, and its row (complete) put in the table:
  * every caller sees the table as if loaded whole. */
 struct object *object_find(const char *key);
+/* The same for `url`'s key (url_key): the candidates confirmed by their URL, not by hashing it
+ * again. NULL `url`: object_find. */
+struct object *object_find_url(const char *url, const char *key);
+/* Lock held. The object in the table with `obj`'s URL (obj itself, or another), or NULL; no
+ * row is read ahead of the load. */
+struct object *object_find_same(const struct object *obj);
+/* Lock held. The object in the table with this tag (its key's first 4 bytes) and generation (no
+ * other object of this process has it: object.gen), or NULL. */
+struct object *object_find_gen(const uint8_t tag[4], uint32_t gen);
 /* Lock held (or main alone at store_close). The copies set aside are let go. */
 void object_aside_release(void);
 /* Lock held. Sweeps visit the table a slot at a time (table.h): object_slot(i) is the first
@@ -530,14 +554,13 @@ int sync_dir_of(const char *path);
 /* Make the key directory (DATA_DIR/objects/XX) of the file `path` if it is missing, with its
  * name synced in objects/: -1 when it cannot be made so. */
 int make_key_dir(const char *path);
-/* Have the persistence thread remove the file and row of `key` (url: logged as removed). Lock
- * held: ordered before a later download of the same URL. */
-void submit_remove(const char *key, const char *url);
-/* The same, logged as "store: removed URL (why)"; `why` copied, cut to REMOVE_WHY_SIZE - 1. */
+/* Have the persistence thread remove the file and row of `obj`'s key, made there from a copy of
+ * its URL (a sha256 a removal: not under the lock). Lock held: ordered before a later download
+ * of the same URL. `why`: logged as "store: removed URL (why)", copied, cut to
+ * REMOVE_WHY_SIZE - 1; NULL: not logged. With `part_only`, only the key's part file (a
+ * refresh's), its file and row kept. */
 #define REMOVE_WHY_SIZE 200
-void submit_remove_why(const char *key, const char *url, const char *why);
-/* The same; with `part_only`, only the key's part file (a refresh's), its file and row kept. */
-void submit_remove_as(const char *key, const char *url, bool part_only);
+void submit_remove(const struct object *obj, const char *why, bool part_only);
 
 /* --- an object's strings: any thread, no state but a thread's last key --------------------- */
 /* The key (hex sha256) of a URL: its file's name and its place in the table. */

@@ -8,15 +8,17 @@
 #include "url/fold.h"
 #include "url/url.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct spelling {
-    struct table_node node; /* key: the sha256 of its URL's spelling (first: entry_of) */
+    struct table_node node; /* first: entry_of */
+    uint8_t key[32];        /* the sha256 of its URL's spelling */
     void *obj;              /* its object, while indexed */
 };
 
-static struct table index_;
+static struct table index_ = TABLE_KEYED(offsetof(struct spelling, key), 32);
 
 static struct spelling *entry_of(struct table_node *n)
 {
@@ -43,7 +45,7 @@ int spelling_entry(const char *url, struct spelling **out)
     if (strcmp(spelling, url) != 0) {
         rc = (*out = calloc(1, sizeof(**out))) ? 0 : -1;
         if (*out)
-            key_of(spelling, (*out)->node.key);
+            key_of(spelling, (*out)->key);
     }
     free(spelling);
     return rc;
@@ -75,7 +77,7 @@ void **spellings_named(const char *spelling, size_t max, size_t *n)
     size_t size = 0;
     key_of(spelling, key);
     *n = 0;
-    for (struct table_node *t = table_find(&index_, key); t; t = table_find_next(t)) {
+    for (struct table_node *t = table_find(&index_, key); t; t = table_find_next(&index_, t)) {
         void **more = out;
         if (*n == size && *n < max) {
             size = size ? 2 * size : 8;

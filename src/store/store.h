@@ -85,7 +85,7 @@ struct object;
  * soon as the lock drops. Kept apart from struct object so that objects stay small (a million of
  * them load at start) while a copy carries its strings with it. */
 struct object_meta {
-    char key[65];
+    uint8_t tag[4];          /* with gen, which object it is (store_attach_prepared) */
     enum object_state state; /* FETCHING, COMPLETE or FAILED */
     bool headers_ready;
     bool hit;                     /* the object had answered a hit before this lookup */

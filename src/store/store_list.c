@@ -22,9 +22,13 @@ struct failure {
     bool saved;          /* in the index's failures table */
 };
 
-/* What a sort looks at, whether the row is an object or a failure. */
+/* What a sort looks at, whether the row is an object or a failure. Its key breaks ties (a total
+ * order: pages never overlap): its first 4 bytes (tag) compared first, and only when those tie
+ * its whole key, a failure's as kept (key), an object's made again from its URL (object.h: an
+ * object keeps its URL and its tag, not its key). */
 struct sort_fields {
-    const char *url, *key;
+    const char *url, *key; /* key: NULL for an object's */
+    uint8_t tag[4];
     int64_t size, usage, last_use, created;
 };
 
@@ -61,21 +65,33 @@ static int compare_fields(const struct sort_fields *a, const struct sort_fields 
     }
     if (s->desc)
         c = -c;
-    return c ? c : strcmp(a->key, b->key); /* a total order: pages never overlap */
+    if (c || (c = memcmp(a->tag, b->tag, sizeof(a->tag))))
+        return c;
+    char ka[65], kb[65]; /* a rare tie of tags: the keys whole */
+    if (!a->key)
+        url_key(a->url, ka);
+    if (!b->key)
+        url_key(b->url, kb);
+    return strcmp(a->key ? a->key : ka, b->key ? b->key : kb);
 }
 
-/* Its sort fields; the key's hex into `key`, which they point at. */
-static struct sort_fields object_fields(const struct object *o, char key[65])
+static struct sort_fields object_fields(const struct object *o)
 {
-    return (struct sort_fields){
-        o->url,   object_key(o, key), o->length >= 0 ? o->length : object_have(o),
-        o->usage, o->last_use,        o->created};
+    struct sort_fields f = {
+        o->url,   NULL,        {0},       o->length >= 0 ? o->length : object_have(o),
+        o->usage, o->last_use, o->created};
+    memcpy(f.tag, o->tag, sizeof(f.tag));
+    return f;
 }
 
 static struct sort_fields resource_fields(const struct resource *r)
 {
-    return (struct sort_fields){r->url,   r->key,      r->length >= 0 ? r->length : r->have,
-                                r->usage, r->last_use, r->created};
+    uint8_t key[32] = {0};
+    struct sort_fields f = {r->url,   r->key,      {0},       r->length >= 0 ? r->length : r->have,
+                            r->usage, r->last_use, r->created};
+    if (parse_sha256_hex(r->key, key) == 0)
+        memcpy(f.tag, key, sizeof(f.tag));
+    return f;
 }
 
 static int compare_resources(const void *pa, const void *pb, void *ctx)
@@ -92,22 +108,16 @@ static enum list_state state_of(const struct object *o)
     return o->fd < 0 ? LIST_SCHEDULED : LIST_DOWNLOADING;
 }
 
-/* A candidate row: its sort fields, copied (the object may go once the lock drops). */
+/* A candidate row: its sort fields, copied (the object may go once the lock drops), f.url its
+ * own copy of the URL. */
 struct entry {
-    struct sort_fields f; /* f.key points at key; f.url at url (ORDER_URL) or "" */
-    char key[65];
-    char *url;
+    struct sort_fields f;
 };
 
-/* qsort_r moves the entries it sorts (an in-place sort swaps them as it goes): f.key is taken
- * from where each entry is now, not from where its key was when f was made. */
 static int compare_entries(const void *pa, const void *pb, void *ctx)
 {
     const struct entry *a = pa, *b = pb;
-    struct sort_fields fa = a->f, fb = b->f;
-    fa.key = a->key;
-    fb.key = b->key;
-    return compare_fields(&fa, &fb, ctx);
+    return compare_fields(&a->f, &b->f, ctx);
 }
 
 /* A bounded max-heap: the root is the worst of the best `cap` rows seen so far. */
@@ -123,8 +133,6 @@ static void entry_swap(struct entry *a, struct entry *b)
     struct entry t = *a;
     *a = *b;
     *b = t;
-    a->f.key = a->key; /* the key is in the entry itself */
-    b->f.key = b->key;
 }
 
 static void heap_sift_down(struct heap *h, size_t i)
@@ -142,18 +150,16 @@ static void heap_sift_down(struct heap *h, size_t i)
     }
 }
 
-/* Lock held. Copy `o` into `e` (its URL only when the order needs it). */
-static int entry_set(struct entry *e, const struct object *o, const struct sort *s)
+/* Lock held. Copy `o` into `e`. */
+static int entry_set(struct entry *e, const struct object *o)
 {
     assert(store_locked());
-    char *url = s->order == ORDER_URL ? strdup(o->url) : NULL;
-    if (s->order == ORDER_URL && !url)
+    char *url = strdup(o->url);
+    if (!url)
         return -1;
-    free(e->url);
-    e->url = url;
-    e->f = object_fields(o, e->key);
-    e->f.key = e->key;
-    e->f.url = url ? url : "";
+    free((char *)e->f.url);
+    e->f = object_fields(o);
+    e->f.url = url;
     return 0;
 }
 
@@ -161,8 +167,8 @@ static void heap_offer(struct heap *h, const struct object *o)
 {
     if (h->n < h->cap) {
         size_t i = h->n;
-        h->items[i].url = NULL;
-        if (entry_set(&h->items[i], o, h->sort) < 0) {
+        h->items[i].f.url = NULL;
+        if (entry_set(&h->items[i], o) < 0) {
             h->failed = true;
             return;
         }
@@ -175,11 +181,10 @@ static void heap_offer(struct heap *h, const struct object *o)
             i = parent;
         }
     } else if (h->cap > 0) {
-        char key[65];
-        struct sort_fields f = object_fields(o, key);
+        struct sort_fields f = object_fields(o);
         if (compare_fields(&f, &h->items[0].f, h->sort) >= 0)
             return;
-        if (entry_set(&h->items[0], o, h->sort) < 0) {
+        if (entry_set(&h->items[0], o) < 0) {
             h->failed = true;
             return;
         }
@@ -190,7 +195,7 @@ static void heap_offer(struct heap *h, const struct object *o)
 static void heap_free(struct heap *h)
 {
     for (size_t i = 0; i < h->n; i++)
-        free(h->items[i].url);
+        free((char *)h->items[i].f.url);
     free(h->items);
 }
 
@@ -256,7 +261,7 @@ static bool pick_pass(struct heap *h)
 {
     size_t slot = 0;
     for (size_t i = 0; i < h->n; i++)
-        free(h->items[i].url);
+        free((char *)h->items[i].f.url);
     h->n = 0;
     store_lock();
     unsigned moves = st.objects.moves;
@@ -374,7 +379,9 @@ static int take_entries(struct heap *h, int64_t offset, struct listing *out)
     assert(store_locked());
     qsort_r(h->items, h->n, sizeof(*h->items), compare_entries, (void *)h->sort);
     for (size_t i = (size_t)offset; i < h->n; i++) {
-        const struct object *o = object_find(h->items[i].key);
+        char key[65];
+        url_key(h->items[i].f.url, key);
+        const struct object *o = object_find_url(h->items[i].f.url, key);
         if (o && listed_resource(o, &out->rows[out->n++]) < 0)
             return -1;
     }
@@ -477,7 +484,7 @@ void note_failure(const struct object *obj)
         free(f);
         return; /* only the listing loses it */
     }
-    f->res.status = obj->error_status ? obj->error_status : 502;
+    f->res.status = live_of(obj)->error_status ? live_of(obj)->error_status : 502;
     f->res.last_use = time(NULL);
     copy_string(f->res.error, sizeof(f->res.error), object_error(obj));
     f->saved = live_of(obj)->retry_after > 0; /* a held-down refusal is not a failure to remember */
@@ -601,7 +608,7 @@ void store_outcome(const char *url, struct outcome *out)
     url_key(url, key);
     *out = (struct outcome){.state = OUTCOME_ABSENT, .length = -1};
     store_lock();
-    if ((o = object_find(key))) {
+    if ((o = object_find_url(url, key))) {
         enum list_state s = state_of(o);
         out->state = s == LIST_SUCCESSES   ? OUTCOME_COMPLETE
                      : s == LIST_SCHEDULED ? OUTCOME_SCHEDULED

@@ -39,9 +39,12 @@ struct loaded {
     bool failed; /* out of memory: the rest of this half is not kept */
 };
 
-/* A key that entered or left the table meanwhile (hooks.touched): lock held. */
+/* A key that entered or left the table meanwhile (hooks.touched): lock held. Found by its first
+ * 4 bytes, as the objects are: a loaded object is asked with its tag, and its whole key is made
+ * only when a seen key has that tag. */
 struct seen_key {
     struct table_node node;
+    uint8_t key[32];
 };
 
 static struct {
@@ -49,7 +52,7 @@ static struct {
     pthread_t thread;
     bool running;
     atomic_bool stop;
-    struct table seen;
+    struct table seen; /* struct seen_key */
     bool seen_failed;  /* out of memory noting one: the loader inserts nothing more */
     bool inserting;    /* the loader's own object_enter: not noted */
     bool find_failed;  /* a row could not be read ahead: said once */
@@ -60,7 +63,9 @@ static struct {
     pthread_mutex_t end_lock;
     pthread_cond_t ended;
     bool done;
-} ld = {.end_lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER};
+} ld = {.end_lock = PTHREAD_MUTEX_INITIALIZER,
+        .ended = PTHREAD_COND_INITIALIZER,
+        .seen = TABLE_KEYED(offsetof(struct seen_key, key), 4)};
 
 /* What a row, or the usage journal's record over it, says of a NEW object's use: its last use,
  * use count, ttl, pin and stale windows. */
@@ -123,19 +128,30 @@ static void load_row(const struct index_row *row, int part, void *arg)
     l->v[l->n++] = (struct by_use){o->last_use, o};
 }
 
-/* A loaded object as the usage journal's merge sorts them: its key's first 8 bytes copied (a
- * comparison that read the objects was a cache miss each), then its whole key. */
+/* A loaded object as the usage journal's merge sorts them: its key's first 4 bytes (its tag)
+ * copied, as the high half of a sha256_prefix (a comparison that read the objects was a cache
+ * miss each), then its whole key, made again from its URL (two keys share a tag: rare). */
 struct by_key {
     uint64_t prefix;
     struct by_use *u;
 };
 
+static uint64_t tag_prefix(const struct object *o)
+{
+    const uint8_t *t = o->tag;
+    return (uint64_t)t[0] << 56 | (uint64_t)t[1] << 48 | (uint64_t)t[2] << 40 |
+           (uint64_t)t[3] << 32;
+}
+
 static int by_key(const void *a, const void *b)
 {
     const struct by_key *x = a, *y = b;
+    uint8_t kx[32], ky[32];
     if (x->prefix != y->prefix)
         return x->prefix < y->prefix ? -1 : 1;
-    return memcmp(x->u->obj->node.key, y->u->obj->node.key, 32);
+    object_key_bytes(x->u->obj, kx);
+    object_key_bytes(y->u->obj, ky);
+    return memcmp(kx, ky, 32);
 }
 
 /* A bucket's few entries in order; past 16 (keys made to share their first bits), qsort, so that
@@ -167,11 +183,11 @@ static bool sort_by_key(const struct loaded *l, struct by_key *out)
     if (!at)
         return false;
     for (size_t i = 0; i < l->n; i++)
-        at[(sha256_prefix(l->v[i].obj->node.key) >> (64 - bits)) + 1]++;
+        at[(tag_prefix(l->v[i].obj) >> (64 - bits)) + 1]++;
     for (size_t b = 0; b < buckets; b++)
         at[b + 1] += at[b];
     for (size_t i = 0; i < l->n; i++) {
-        uint64_t prefix = sha256_prefix(l->v[i].obj->node.key);
+        uint64_t prefix = tag_prefix(l->v[i].obj);
         out[at[prefix >> (64 - bits)]++] = (struct by_key){prefix, &l->v[i]};
     }
     for (size_t b = 0, from = 0; b < buckets; from = at[b++]) /* at[b]: bucket b's end now */
@@ -198,7 +214,9 @@ static void lay_use(struct usage_cursor *c, struct by_use *u)
 {
     struct object *o = u->obj;
     struct index_row row = {.created = o->created, .digest = o->digest, .max_size = -1};
-    if (!usage_cursor_apply(c, o->node.key, &row))
+    uint8_t key[32];
+    object_key_bytes(o, key); /* a record has its tag: its URL hashed again */
+    if (!usage_cursor_apply(c, key, &row))
         return;
     take_use(o, &row);
     u->last_use = o->last_use; /* what the LRU order is sorted by */
@@ -223,7 +241,7 @@ static void lay_merged(struct usage_cursor *c, const struct keyed_half k[2])
             }
         }
         const struct by_key *e = &k[pick].v[i[pick]++];
-        if (usage_cursor_near(c, e->prefix))
+        if (usage_cursor_near(c, e->prefix, 32))
             lay_use(c, e->u);
     }
 }
@@ -320,12 +338,32 @@ static struct object *take_most_recent(size_t left[2])
     return h[pick].v[--left[pick]].obj;
 }
 
-/* Lock held. Whether the loader's copy of `key` may go into the table: no object of it is there
+/* Lock held. Whether `key` entered or left the table while loading (note_seen). */
+static bool key_seen(const uint8_t key[32])
+{
+    for (struct table_node *n = table_find(&ld.seen, key); n; n = table_find_next(&ld.seen, n))
+        if (!memcmp(((struct seen_key *)n)->key, key, 32))
+            return true;
+    return false;
+}
+
+/* Lock held. The same for a loaded object's key: asked by its tag, its whole key made only when
+ * a seen key has that tag (most loads see none). */
+static bool seen_of(const struct object *o)
+{
+    uint8_t key[32];
+    if (!table_find(&ld.seen, o->tag))
+        return false;
+    object_key_bytes(o, key);
+    return key_seen(key);
+}
+
+/* Lock held. Whether the loader's copy `o` may go into the table: no object of its key is there
  * (a download resumed at open that has completed since, or a damaged index's second row of a
  * key), and none entered or left meanwhile (then the table's word about its row stands). */
-static bool still_free(const uint8_t key[32])
+static bool still_free(const struct object *o)
 {
-    return !ld.seen_failed && !table_find(&ld.seen, key) && !table_find(&st.objects, key);
+    return !ld.seen_failed && !seen_of(o) && !object_find_same(o);
 }
 
 /* Lock held. What the insertion of the objects before v[left] (taken from the end) will read,
@@ -341,12 +379,12 @@ static void prefetch_ahead(const struct by_use *v, size_t left)
     }
     if (left > 2 * PREFETCH_AHEAD) {
         const struct object *o = v[left - 2 * PREFETCH_AHEAD].obj;
-        table_prefetch(&st.objects, o->node.key, false);
+        table_prefetch(&st.objects, o->tag, false);
         table_prefetch(&st.digests, o->digest, false);
     }
     if (left > PREFETCH_AHEAD) {
         const struct object *o = v[left - PREFETCH_AHEAD].obj;
-        table_prefetch(&st.objects, o->node.key, true);
+        table_prefetch(&st.objects, o->tag, true);
         table_prefetch(&st.digests, o->digest, true);
     }
 }
@@ -362,7 +400,7 @@ static bool insert_slice(size_t left[2])
         bool in = false;
         for (int part = 0; part < 2; part++) /* objects are cold: fetch the next ones early */
             prefetch_ahead(ld.half[part].v, left[part]);
-        if (still_free(o->node.key)) { /* its bytes: no hex made and read back a row */
+        if (still_free(o)) { /* its tag and URL: no key made and read back a row */
             ld.inserting = true;
             in = object_enter(o, OBJ_COMPLETE) == 0; /* the table grows: out of memory */
             ld.inserting = false;
@@ -587,9 +625,13 @@ static struct object *take_older(struct dnode **lru, struct dnode **pinned)
 static void image_row(const struct object *o)
 {
     char key[65];
+    uint8_t bytes[32];
     struct index_row row;
     object_complete_row(o, o->length, o->digest, key, &row);
-    index_image_row(o->node.key, &row);
+    bool hex = table_key_of_hex(key, bytes);
+    assert(hex);
+    (void)hex;
+    index_image_row(bytes, &row);
 }
 
 /* The objects go in the order of their last use, both lists merged (each is in that order but
@@ -633,10 +675,10 @@ static void took_row(const struct index_row *row, void *arg)
 static void note_seen(const uint8_t key[32])
 {
     struct seen_key *k;
-    if (table_find(&ld.seen, key))
+    if (key_seen(key))
         return;
     if ((k = calloc(1, sizeof(*k))))
-        memcpy(k->node.key, key, sizeof(k->node.key));
+        memcpy(k->key, key, sizeof(k->key));
     if (!k || table_add(&ld.seen, &k->node) < 0) {
         free(k);
         ld.seen_failed = true; /* the loader cannot tell which copies are stale: it stops */
@@ -648,7 +690,7 @@ struct object *store_load_missing(const char *key)
     assert(store_locked() && st.loading);
     struct object *o = NULL;
     uint8_t bytes[32];
-    if (!table_key_of_hex(key, bytes) || table_find(&ld.seen, bytes) || ld.seen_failed)
+    if (!table_key_of_hex(key, bytes) || key_seen(bytes) || ld.seen_failed)
         return NULL; /* no key (no row has it), or the table's for good */
     int found = index_find_row(key, took_row, &o);
     if (found < 0 && !ld.find_failed) {
@@ -677,8 +719,11 @@ struct object *store_load_missing(const char *key)
 void store_load_touched(const struct object *obj)
 {
     assert(store_locked() && st.loading);
-    if (!ld.inserting)
-        note_seen(obj->node.key);
+    uint8_t key[32];
+    if (!ld.inserting) {
+        object_key_bytes(obj, key);
+        note_seen(key);
+    }
 }
 
 /* --- the sweep ------------------------------------------------------------------------------ */

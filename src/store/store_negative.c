@@ -46,7 +46,7 @@ static void clear(struct negative *n)
  * URL's word before the purge). */
 static bool kept_negative(const struct object *obj)
 {
-    int status = obj->error_status;
+    int status = live_of(obj)->error_status;
     return live_of(obj)->negative_ttl > 0 && (status == 404 || status == 410) &&
            live_of(obj)->retry_after <= 0 && !obj->signed_key && !obj->transient && !obj->purged;
 }
@@ -67,14 +67,15 @@ static void note_negative(const struct object *obj)
         until = created + obj->ttl;
     if (until <= now)
         return;
-    struct negative *n = slot_of(OBJECT_KEY(obj));
+    char key[65];
+    struct negative *n = slot_of(object_key(obj, key));
     char *url = strdup(obj->url);
     if (!url)
         return; /* upstream is asked again: nothing wrong is answered */
     clear(n);
-    object_key(obj, n->key);
+    memcpy(n->key, key, sizeof(key));
     n->url = url;
-    n->status = obj->error_status;
+    n->status = live_of(obj)->error_status;
     n->created = created;
     n->until = until;
     snprintf(n->reason, sizeof(n->reason), "%s", object_error(obj));
@@ -113,8 +114,7 @@ bool negative_find(const char *key, const struct object_keep *keep, int64_t now,
     if (age >= ttl || (keep->has_max_age && age >= keep->max_age) ||
         (keep->has_negative_max_age && age >= keep->negative_max_age))
         return false;
-    memset(meta, 0, sizeof(*meta));
-    memcpy(meta->key, key, 65);
+    memset(meta, 0, sizeof(*meta)); /* gen 0: no object's (store_attach_prepared) */
     meta->state = OBJ_FAILED;
     meta->error_status = n->status;
     meta->created = n->created;

@@ -42,10 +42,21 @@ int store_purge_hold_us = 1000;
  * time, the job queued again behind whatever came meanwhile. */
 struct purge_job {
     struct persist_job job;
-    size_t n, size, done; /* keys, room, files handled */
+    char *urls;       /* the objects' URLs, each with its NUL: their keys are made on the
+                         persistence thread (object_key: a sha256 each, not under the lock) */
+    size_t len, room; /* bytes of urls, and allocated */
+    size_t n, done;   /* URLs, files handled */
+    size_t done_at;   /* where the first URL not handled starts in urls */
     bool rows_gone;
-    char (*keys)[65];
 };
+
+/* The key of the URL at `*at` (object_key), and *at moved to the next URL. */
+static void next_key(const struct purge_job *p, size_t *at, char key[65])
+{
+    const char *url = p->urls + *at;
+    url_key(url, key);
+    *at += strlen(url) + 1;
+}
 
 /* The next few files. A key back in the table meanwhile is a new download's (its part file
  * comes after this job; its complete file replaces the purged one): left to it. */
@@ -53,30 +64,42 @@ static void unlink_some(struct purge_job *p)
 {
     size_t end = p->done + PURGE_FILES_PER_RUN < p->n ? p->done + PURGE_FILES_PER_RUN : p->n;
     bool back[PURGE_FILES_PER_RUN];
-    char path[1200];
+    char keys[PURGE_FILES_PER_RUN][65], path[1200];
+    for (size_t i = p->done; i < end; i++)
+        next_key(p, &p->done_at, keys[i - p->done]);
     store_lock();
     for (size_t i = p->done; i < end; i++)
-        back[i - p->done] = object_find(p->keys[i]) != NULL;
+        back[i - p->done] = object_find(keys[i - p->done]) != NULL;
     store_unlock();
     for (size_t i = p->done; i < end; i++) {
         if (back[i - p->done])
             continue;
-        key_path(p->keys[i], path, sizeof(path));
+        key_path(keys[i - p->done], path, sizeof(path));
         unlink(path); /* streaming readers keep the inode */
-        part_path(p->keys[i], path, sizeof(path));
+        part_path(keys[i - p->done], path, sizeof(path));
         unlink(path);
     }
     p->done = end;
 }
 
+static void purge_job_free(struct purge_job *p)
+{
+    if (p)
+        free(p->urls);
+    free(p);
+}
+
 static void run_purge(struct persist_job *job)
 {
     struct purge_job *p = (struct purge_job *)job;
+    char key[65];
     assert(persist_owns_index());
     if (!p->rows_gone) {
         index_begin();
-        for (size_t i = 0; i < p->n; i++)
-            index_delete(p->keys[i]);
+        for (size_t i = 0, at = 0; i < p->n; i++) {
+            next_key(p, &at, key);
+            index_delete(key);
+        }
         index_commit();
         p->rows_gone = true;
     } else {
@@ -86,26 +109,28 @@ static void run_purge(struct persist_job *job)
         persist_submit(&p->job); /* the rest behind what was queued meanwhile */
         return;
     }
-    free(p->keys);
-    free(p);
+    purge_job_free(p);
 }
 
-/* Lock held. Note `obj`'s key in the slice's job (made on first use): false when out of
+/* Lock held. Note `obj`'s URL in the slice's job (made on first use): false when out of
  * memory, and then the object stays (its file and row with it). */
 static bool note_key(struct purge_job **job, const struct object *obj)
 {
     struct purge_job *p = *job;
+    size_t len = strlen(obj->url) + 1;
     if (!p && !(p = *job = calloc(1, sizeof(*p))))
         return false;
-    if (p->n == p->size) {
-        size_t size = p->size ? 2 * p->size : 256;
-        char(*keys)[65] = realloc(p->keys, size * sizeof(*keys));
-        if (!keys)
+    if (p->len + len > p->room) {
+        size_t room = 2 * (p->room + len) > 16384 ? 2 * (p->room + len) : 16384;
+        char *urls = realloc(p->urls, room);
+        if (!urls)
             return false;
-        p->keys = keys;
-        p->size = size;
+        p->urls = urls;
+        p->room = room;
     }
-    object_key(obj, p->keys[p->n++]);
+    memcpy(p->urls + p->len, obj->url, len);
+    p->len += len;
+    p->n++;
     return true;
 }
 
@@ -157,9 +182,8 @@ static void submit_slice(struct purge_job *job)
     if (job && job->n) {
         job->job.run = run_purge;
         persist_submit(&job->job);
-    } else if (job) {
-        free(job->keys);
-        free(job);
+    } else {
+        purge_job_free(job);
     }
 }
 
@@ -325,7 +349,7 @@ static bool purge_spelt(const struct purge_aim *aim, struct purge_result *r)
     store_wait_loaded(); /* the rows not loaded yet are in neither */
     store_lock();
     void **spelt = spellings_named(aim->text, PURGE_SLOTS_PER_HOLD, &n);
-    struct object *own = object_find(key);
+    struct object *own = object_find_url(aim->text, key);
     if (n == SIZE_MAX) {
         store_unlock();
         return false;
@@ -412,7 +436,7 @@ static void purge_named(const char *url, struct purge_job **job, struct purge_re
 {
     char key[65];
     url_key(url, key);
-    struct object *obj = object_find(key);
+    struct object *obj = object_find_url(url, key);
     r->negatives += negative_forget(key);
     mark_purge(&(struct purge_aim){url, strlen(url), AIM_WHOLE});
     if (obj)

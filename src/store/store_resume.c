@@ -133,7 +133,7 @@ void adopt_resumed(void)
         struct object *o = resumed.v[i];
         if (object_enter(o, OBJ_FETCHING) < 0) { /* out of memory: its file and row go */
             log_error("fetch %s: out of memory; not resumed", o->url);
-            submit_remove(OBJECT_KEY(o), NULL);
+            submit_remove(o, NULL, false);
             o->refs = 0;
             object_free(o);
             continue;

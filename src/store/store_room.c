@@ -4,6 +4,7 @@
  */
 #include "store/store_room.h"
 #include "base/clock.h"
+#include "base/digest.h"
 #include "base/parse.h"
 #include "persist/index.h"
 #include "persist/persist.h"
@@ -36,9 +37,12 @@
  * round (beyond them, expired objects go in the fresh objects' order). */
 #define EXPIRED_KNOWN 65536
 
+/* An expired object as the heap keeps it: found again by its tag and generation (object_find_gen:
+ * a new version of its URL is another object), for it may be gone when the heap is read. */
 struct expired_entry {
     int64_t last_use;
-    char key[65];
+    uint8_t tag[4];
+    uint32_t gen;
 };
 
 struct expired_heap {
@@ -69,7 +73,8 @@ static bool heap_push(struct expired_heap *h, const struct object *o)
     }
     size_t i = h->n++;
     h->v[i].last_use = o->last_use;
-    object_key(o, h->v[i].key);
+    memcpy(h->v[i].tag, o->tag, sizeof(h->v[i].tag));
+    h->v[i].gen = o->gen;
     for (; i > 0 && h->v[(i - 1) / 2].last_use > h->v[i].last_use; i = (i - 1) / 2)
         heap_swap(h, i, (i - 1) / 2);
     return true;
@@ -102,7 +107,7 @@ static struct object *expired_victim(int64_t now)
 {
     struct expired_entry e;
     while (heap_pop(&ready_heap, &e)) {
-        struct object *o = object_find(e.key);
+        struct object *o = object_find_gen(e.tag, e.gen);
         if (!o || o->state != OBJ_COMPLETE || !object_expired(o, now) || o->refs > 0 || o->pinned)
             continue;                    /* gone, refreshed, renewed, busy or pinned */
         if (o->last_use != e.last_use) { /* used since: its place is further on */
@@ -186,7 +191,7 @@ int store_evict_holds = 32;
 #define EVICT_TICK_US 100000
 
 struct touch {
-    uint8_t key[32];    /* its hex made here, not under the lock */
+    size_t url;         /* its URL in the job's `urls`: its key made here, not under the lock */
     uint8_t digest[32]; /* with `created`, the version the journal's record names */
     int64_t created, last_use, usage, ttl;
     /* a later lookup's terms may have pinned or unpinned it, or changed its windows */
@@ -198,17 +203,47 @@ struct touch_job {
     struct persist_job job;
     struct touch *batch;
     size_t n;
+    char *urls; /* the batch's URLs, each with its NUL, one after the other */
+    size_t urls_len, urls_size;
 };
+
+/* Lock held. `url` copied to the job's URLs, its place into *at: false when out of memory. */
+static bool keep_url(struct touch_job *t, const char *url, size_t *at)
+{
+    size_t len = strlen(url) + 1;
+    if (t->urls_len + len > t->urls_size) {
+        size_t size = 2 * (t->urls_size + len);
+        char *more = realloc(t->urls, size);
+        if (!more)
+            return false;
+        t->urls = more;
+        t->urls_size = size;
+    }
+    memcpy(t->urls + t->urls_len, url, len);
+    *at = t->urls_len;
+    t->urls_len += len;
+    return true;
+}
+
+static void touch_job_free(struct touch_job *t)
+{
+    free(t->urls);
+    free(t->batch);
+    free(t);
+}
 
 /* One transaction for the whole batch. */
 static void run_touch(struct persist_job *job)
 {
     struct touch_job *t = (struct touch_job *)job;
     char key[65];
+    uint8_t bytes[32];
     index_begin();
     for (size_t i = 0; i < t->n; i++) {
         const struct touch *e = &t->batch[i];
-        format_sha256_hex(e->key, key);
+        const char *url = t->urls + e->url;
+        sha256_of(url, strlen(url), bytes); /* the key (object_key), off the lock */
+        format_sha256_hex(bytes, key);
         struct index_row row = {.key = key,
                                 .digest = e->digest,
                                 .created = e->created,
@@ -221,8 +256,7 @@ static void run_touch(struct persist_job *job)
         index_touch(&row);
     }
     index_commit();
-    free(t->batch);
-    free(t);
+    touch_job_free(t);
 }
 
 /* Objects a flush takes off the dirty queue per hold of the lock: 20,000 in one hold stalled
@@ -266,9 +300,13 @@ static struct touch_job *collect_touches(size_t *seen)
             ring_add(&st.dirty, place);
             continue;
         }
+        struct touch *e = &t->batch[t->n];
+        if (!keep_url(t, o->url, &e->url)) {
+            ring_add(&st.dirty, place); /* out of memory: it stays dirty */
+            break;
+        }
         (*seen)++;
-        struct touch *e = &t->batch[t->n++];
-        memcpy(e->key, o->node.key, sizeof(e->key));
+        t->n++;
         memcpy(e->digest, o->digest, sizeof(e->digest));
         e->created = o->created;
         e->last_use = o->last_use;
@@ -279,8 +317,7 @@ static struct touch_job *collect_touches(size_t *seen)
         e->keep_while = object_extra_of(o)->keep_while;
     }
     if (t->n == 0) {
-        free(t->batch);
-        free(t);
+        touch_job_free(t);
         return NULL;
     }
     return t;
@@ -509,9 +546,9 @@ void object_take_row_keep(struct object *obj, const struct index_row *row)
     assert(obj->state == OBJ_NEW);
     obj->pinned = row->pinned;
     object_set_keep_windows(obj, keep32(row->keep_if_error), keep32(row->keep_while));
-    if (row->max_size >= 0 && obj->live) /* -1: none recorded (a complete row, an older
+    if (row->max_size >= 0 && live_part(obj)) /* -1: none recorded (a complete row, an older
                                              index); a complete object at rest has no use for it */
-        obj->live->max_size = row->max_size;
+        live_part(obj)->max_size = row->max_size;
 }
 
 struct policy_job {
@@ -561,9 +598,10 @@ void store_take_keep(struct object *obj, const struct object_keep *keep)
         object_row_keep(obj, &before);
     object_set_keep_windows(obj, keep32(keep->stale_if_error),
                             keep32(keep->stale_while_revalidate));
-    if (obj->live) { /* at rest, a complete object has no use for them: they are a download's */
-        obj->live->max_size = keep->max_object_size;
-        obj->live->negative_ttl = seconds32(keep->negative_ttl);
+    if (live_part(
+            obj)) { /* at rest, a complete object has no use for them: they are a download's */
+        live_part(obj)->max_size = keep->max_object_size;
+        live_part(obj)->negative_ttl = seconds32(keep->negative_ttl);
     }
     set_pinned(obj, keep->pin);
     if (obj->state == OBJ_FETCHING)

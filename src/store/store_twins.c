@@ -47,7 +47,8 @@ int digests_reserve(size_t at_least)
 /* Another object in the index with obj's digest and length (its twin), or NULL. */
 static struct object *twin_of(const struct object *obj)
 {
-    for (struct table_node *n = table_find(&st.digests, obj->digest); n; n = table_find_next(n)) {
+    for (struct table_node *n = table_find(&st.digests, obj->digest); n;
+         n = table_find_next(&st.digests, n)) {
         struct object *o = of_dnode(n);
         if (o != obj && o->length == obj->length)
             return o;
@@ -169,7 +170,8 @@ struct object *twins_shareable(const uint8_t want[32], twin_allowed_fn *allowed,
 {
     assert(store_locked() && allowed);
     int asked = 0, r;
-    for (struct table_node *n = table_find(&st.digests, want); n; n = table_find_next(n)) {
+    for (struct table_node *n = table_find(&st.digests, want); n;
+         n = table_find_next(&st.digests, n)) {
         struct object *o = of_dnode(n);
         if (o->state == OBJ_COMPLETE && (r = offered(o, o->url, want, &asked, allowed, arg)))
             return r > 0 ? o : NULL;

@@ -423,8 +423,8 @@ void store_set_waiting(struct object *obj, const char *limit)
 static void end_hold(struct object *obj, int64_t now)
 {
     assert(store_locked());
-    if (!obj->live ||
-        (now && (!obj->live->hold_since || now < obj->live->hold_since + STORE_HOLD_MS)))
+    const struct object_live *l = live_part(obj);
+    if (!l || (now && (!l->hold_since || now < l->hold_since + STORE_HOLD_MS)))
         return;
     object_live(obj)->hold_since = 0;
     object_live(obj)->flush_mark = object_have(obj);
@@ -570,7 +570,8 @@ static void run_finish(struct persist_job *job)
     if (rc == 0)
         complete(f->obj, f->digest);
     else if (rc < 0)
-        log_error("fetch %s: %d %s", f->obj->url, f->obj->error_status, object_error(f->obj));
+        log_error("fetch %s: %d %s", f->obj->url, live_of(f->obj)->error_status,
+                  object_error(f->obj));
     store_release(f->obj);
     free(f);
 }
@@ -708,7 +709,7 @@ void store_from_parent(struct object *obj, int64_t age, int64_t fresh, const cha
     /* as old as the parent's copy; a stale one expired a second ago (ttl=-1), never fresh */
     object_set_times(obj, now - age - (fresh <= 0 ? 2 : 0), age + (fresh <= 0 ? 1 : fresh));
     obj->from_parent = cache_status != NULL; /* whatever memory allows of the rest */
-    struct object_extra *e = status || obj->extra ? object_extra(obj) : NULL;
+    struct object_extra *e = status || extra_part(obj) ? object_extra(obj) : NULL;
     if (e) {
         free(e->parent_status);
         e->parent_status = status;
@@ -758,7 +759,7 @@ int store_keep_stale(struct object *obj, int status, int fwd_status, const char 
         if (object_restore(s, fwd_status))
             rc = 0;
         else
-            submit_remove(OBJECT_KEY(s), NULL); /* out of memory: as a plain failure would have */
+            submit_remove(s, NULL, false); /* out of memory: as a plain failure would have */
         s->refs--;
         maybe_free(s);
     }
@@ -775,7 +776,7 @@ void store_fail_held(struct object *obj, int status, const char *reason, int ret
 {
     CHECK_OBJ(obj);
     store_lock();
-    if (obj->state == OBJ_FETCHING && !obj->error_status)
+    if (obj->state == OBJ_FETCHING && !live_of(obj)->error_status)
         object_live(obj)->retry_after = retry_after;
     object_fail(obj, status, reason);
     store_unlock();
@@ -808,8 +809,9 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
         object_fail_keeping_copy(obj, 502, reason);
     else
         object_fail(obj, 502, reason);
-    if (replace && !object_find(OBJECT_KEY(obj)) &&
-        (fresh = object_begin(obj->url, OBJECT_KEY(obj), obj->ttl, (int64_t)time(NULL)))) {
+    const char *key = replace ? OBJECT_KEY(obj) : NULL;
+    if (replace && !object_find_url(obj->url, key) &&
+        (fresh = object_begin(obj->url, key, obj->ttl, (int64_t)time(NULL)))) {
         fresh->refs = 1; /* the fetch's: the caller is the fetch */
         fresh->signed_key = obj->signed_key;
         fresh->pinned = obj->pinned; /* the terms it was begun under */
@@ -823,7 +825,7 @@ struct object *store_new_version(struct object *obj, const char *reason, bool fa
         stale = NULL;
     }
     if (stale) { /* no new download: let go of it as a failure would have */
-        submit_remove(OBJECT_KEY(stale), NULL);
+        submit_remove(stale, NULL, false);
         stale->refs--;
         maybe_free(stale);
     }

@@ -11,13 +11,16 @@
 #define MOVE_PER_INSERT 4
 #define START_BUCKETS 1024
 
-/* The key is a sha256: its first 8 bytes are as good a hash as any. */
+/* The key is a sha256: its first 4 bytes are as good a hash as any (up to 2^32 buckets). */
 static size_t bucket_of(const uint8_t *key, size_t nbuckets)
 {
-    size_t h = 0;
-    for (int i = 0; i < 8; i++)
-        h = h << 8 | key[i];
+    uint32_t h = (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3];
     return h & (nbuckets - 1);
+}
+
+static const uint8_t *key_of(const struct table *t, const struct table_node *n)
+{
+    return (const uint8_t *)n + t->key_at;
 }
 
 bool table_key_of_hex(const char *hex, uint8_t key[32])
@@ -44,7 +47,7 @@ static void move_buckets(struct table *t, size_t n)
     for (; n > 0 && t->moved < t->nold; n--, t->moved++) {
         for (struct table_node *o = t->old[t->moved], *next; o; o = next) {
             next = o->next;
-            size_t k = bucket_of(o->key, t->ncur);
+            size_t k = bucket_of(key_of(t, o), t->ncur);
             o->next = t->cur[k];
             t->cur[k] = o;
         }
@@ -89,20 +92,20 @@ void table_free(struct table *t)
 {
     free(t->cur);
     free(t->old);
-    memset(t, 0, sizeof(*t));
+    *t = (struct table)TABLE_KEYED(t->key_at, t->key_len);
 }
 
-struct table_node *table_find(const struct table *t, const uint8_t key[32])
+struct table_node *table_find(const struct table *t, const uint8_t *key)
 {
     if (!t->cur) /* nothing added yet */
         return NULL;
     struct table_node *o = *chain_of(t, key);
-    while (o && memcmp(o->key, key, 32) != 0)
+    while (o && memcmp(key_of(t, o), key, t->key_len) != 0)
         o = o->next;
     return o;
 }
 
-void table_prefetch(const struct table *t, const uint8_t key[32], bool chain)
+void table_prefetch(const struct table *t, const uint8_t *key, bool chain)
 {
     if (!t->cur)
         return;
@@ -113,10 +116,10 @@ void table_prefetch(const struct table *t, const uint8_t key[32], bool chain)
         __builtin_prefetch(*slot);
 }
 
-struct table_node *table_find_next(const struct table_node *n)
+struct table_node *table_find_next(const struct table *t, const struct table_node *n)
 {
     struct table_node *o = n->next;
-    while (o && memcmp(o->key, n->key, 32) != 0)
+    while (o && memcmp(key_of(t, o), key_of(t, n), t->key_len) != 0)
         o = o->next;
     return o;
 }
@@ -134,7 +137,8 @@ int table_add(struct table *t, struct table_node *n)
     if (t->count >= t->ncur && !t->nold && begin_growth(t, t->ncur * 2) < 0)
         return -1;
     move_buckets(t, MOVE_PER_INSERT);
-    struct table_node **chain = chain_of(t, n->key);
+    assert(t->key_len >= 4 && t->key_len <= 32);
+    struct table_node **chain = chain_of(t, key_of(t, n));
     n->next = *chain;
     *chain = n;
     t->count++;
@@ -143,7 +147,7 @@ int table_add(struct table *t, struct table_node *n)
 
 void table_del(struct table *t, struct table_node *n)
 {
-    struct table_node **p = chain_of(t, n->key);
+    struct table_node **p = chain_of(t, key_of(t, n));
     while (*p && *p != n)
         p = &(*p)->next;
     assert(*p == n);

@@ -4,6 +4,10 @@
  *
  * Contract:
  * - Used with the store lock held (object.h); the table never takes a lock itself.
+ * - An entry's key is where the table was told (TABLE_KEYED: at a fixed distance from its node),
+ *   and the table compares its first `key_len` bytes: a whole sha256 (32, the digest index and
+ *   the spellings'), or the first 4 bytes of one (the objects: their key is the sha256 of their
+ *   URL, which they keep; a find there is a candidate its caller confirms: object_find).
  * - Keys may repeat (the digest index: twins share a digest); entries with one key are always
  *   on one chain, old buckets moving whole.
  * - It grows incrementally: when it fills, a table twice the size is allocated and the old
@@ -21,10 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* What the table needs of an entry: its key (the sha256, 32 bytes: half its hex's 64, and a
- * million entries are a million keys) and its chain link. */
+/* What the table keeps in an entry: its chain link. Its key is beside it (struct table). */
 struct table_node {
-    uint8_t key[32];
     struct table_node *next;
 };
 
@@ -35,21 +37,31 @@ struct table {
     size_t count;      /* objects in the table */
     unsigned moves;    /* bumped whenever objects change slots (a sweep started before missed
                           or saw them twice) */
+    ptrdiff_t key_at;  /* an entry's key: at node + key_at */
+    size_t key_len;    /* the bytes of it compared: 4 to 32, its first 4 the hash */
 };
+
+/* A table whose entries have their key `at` bytes from their node, compared on `len` bytes. */
+#define TABLE_KEYED(at, len)                                                                       \
+    {                                                                                              \
+        .key_at = (at), .key_len = (len)                                                           \
+    }
 
 /* Room for `at_least` objects without growing (0: a small start). 0, or -1 out of memory. */
 int table_reserve(struct table *t, size_t at_least);
+/* Its buckets freed; it stays keyed as it was, empty. */
 void table_free(struct table *t);
 /* `hex`: a key as 64 lowercase hex digits; NULL (nothing found) when it is not one. */
 struct table_node *table_get(const struct table *t, const char *hex);
-/* The first entry with this key, or NULL. Entries may share a key (the digest index's twins):
- * they are always on one chain, and table_find_next gives the one after `n` with its key. */
-struct table_node *table_find(const struct table *t, const uint8_t key[32]);
-struct table_node *table_find_next(const struct table_node *n);
+/* The first entry with this key (its first key_len bytes: `key` has at least those), or NULL.
+ * Entries may share a key (the digest index's twins): they are always on one chain, and
+ * table_find_next gives the one after `n` with its key. */
+struct table_node *table_find(const struct table *t, const uint8_t *key);
+struct table_node *table_find_next(const struct table *t, const struct table_node *n);
 /* A hint for a loop over cold keys, a few entries ahead of their find or add: the bucket `key`
  * is on fetched into the cache; with `chain`, its first entry (the bucket read: fetch it the
  * first way earlier). Changes nothing. */
-void table_prefetch(const struct table *t, const uint8_t key[32], bool chain);
+void table_prefetch(const struct table *t, const uint8_t *key, bool chain);
 /* A key's 64 hex digits into its 32 bytes: false when it is not 64 lowercase hex digits. Its
  * hex again: base/parse.h's format_sha256_hex. */
 bool table_key_of_hex(const char *hex, uint8_t key[32]);

@@ -36,7 +36,7 @@ static void on_left(struct object *obj)
 static int failed_status; /* what the failures ring would have kept */
 static void on_failed(const struct object *obj)
 {
-    failed_status = obj->error_status;
+    failed_status = live_of(obj)->error_status;
     failed++;
 }
 
@@ -249,12 +249,12 @@ static void an_extra_part_is_made_for_a_value_and_kept_for_the_object(void **sta
     object_set_stale_windows(obj, -1, -1);
     object_set_keep_windows(obj, -1, -1);
     object_set_fwd_status(obj, 0);
-    assert_null(obj->extra);
+    assert_null(extra_part(obj));
     assert_int_equal(object_extra_of(obj)->stale_if_error, -1);
     assert_int_equal(object_extra_of(obj)->keep_while, -1);
     object_set_stale_windows(obj, 0, -1); /* the origin: never stale */
     object_set_keep_windows(obj, 60, -1); /* a rule: keep 60 s */
-    assert_non_null(obj->extra);
+    assert_non_null(extra_part(obj));
     assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
     assert_int_equal(object_extra_of(obj)->keep_if_error, 60);
     assert_int_equal(object_extra_of(obj)->keep_while, -1);
@@ -301,11 +301,11 @@ static void windows_without_memory_never_answer_stale(void **state)
     struct object *obj = begun("http://h/never", 0, 0);
     store_lock();
     obj->never_stale = true; /* what a window's setter does when object_extra finds no memory */
-    assert_null(obj->extra);
+    assert_null(extra_part(obj));
     assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
     assert_int_equal(object_stale_if_error(obj), 0); /* not --stale-if-error's 86400 */
     object_set_fwd_status(obj, 504);
-    assert_non_null(obj->extra);
+    assert_non_null(extra_part(obj));
     assert_int_equal(object_extra_of(obj)->stale_if_error, 0);
     assert_int_equal(object_extra_of(obj)->stale_while_revalidate, 0);
     assert_int_equal(object_stale_if_error(obj), 0);
@@ -364,10 +364,11 @@ static void content_types_are_kept_once_and_come_back_whole(void **state)
     assert_string_equal(back.content_type, "application/octet-stream");
     assert_string_equal(back.etag, "\"abc\"");
     assert_string_equal(back.content_encoding, "");
-    /* its number in two bytes, then encoding, file name and Last-Modified empty, the ETag */
-    assert_int_equal(packed[0], 1);
+    /* which values (the type by number, the ETag), the type's number, the ETag: no byte for
+     * the values not said */
+    assert_int_equal((uint8_t)packed[0], 0x40 | 1 | 1 << 4);
     assert_int_not_equal(packed[1], 0);
-    assert_memory_equal(packed + 2, "\0\0\0\"abc\"", 9);
+    assert_memory_equal(packed + 2, "\"abc\"", 6);
     free(packed);
     for (int i = 0; i < 300; i++) { /* more types than numbers */
         snprintf(type, sizeof(type), "application/x-unit-%d", i);
@@ -388,6 +389,34 @@ static void content_types_are_kept_once_and_come_back_whole(void **state)
     assert_null(packed);
 }
 
+/* Issue 70: a pack holds the values said and nothing for the others; every combination of the
+ * six, said or not, comes back as it went in, with the type by number or by name. */
+static void every_combination_of_values_comes_back(void **state)
+{
+    const char *values[HEADERS_PACKED] = {
+        NULL, "gzip", "fw.bin", "Tue, 01 Jan 2030 00:00:00 GMT", "\"e1\"", "http://a/ http://b/"};
+    const char *types[] = {"application/octet-stream", "application/x-unit-not-numbered-0"};
+    (void)state;
+    for (int t = 0; t < 2; t++) {
+        for (unsigned mask = 0; mask < 64; mask++) {
+            const char *v[HEADERS_PACKED];
+            struct upstream_headers back;
+            char *packed;
+            for (int i = 0; i < HEADERS_PACKED; i++)
+                v[i] = mask & (1u << i) ? (i == 0 ? types[t] : values[i]) : (i % 2 ? "" : NULL);
+            struct upstream_headers h = {v[0], v[1], v[2], v[3], v[4], v[5]};
+            round_trip(&h, &back, &packed);
+            const char *got[HEADERS_PACKED] = {back.content_type, back.content_encoding,
+                                               back.filename,     back.last_modified,
+                                               back.etag,         back.redirects};
+            for (int i = 0; i < HEADERS_PACKED; i++)
+                assert_string_equal(got[i], v[i] ? v[i] : "");
+            assert_true(mask ? packed != NULL : packed == NULL);
+            free(packed);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup(setting_aside_is_a_failure_not_counted, reset_counts),
         cmocka_unit_test_setup(removing_a_complete_object_leaves_the_table, reset_counts),
         cmocka_unit_test(content_types_are_kept_once_and_come_back_whole),
+        cmocka_unit_test(every_combination_of_values_comes_back),
         cmocka_unit_test_setup(an_extra_part_is_made_for_a_value_and_kept_for_the_object,
                                reset_counts),
         cmocka_unit_test_setup(a_parents_answer_is_aged_without_its_status, reset_counts),

@@ -163,8 +163,10 @@ static void a_digest_answers_only_from_a_url_the_client_may_fetch(void **state)
         store_open_twin("http://other/fw.bin", digest, not_under, "/private/", &fd, &meta),
         LOOKUP_DIGEST);
     close(fd);
-    url_key("http://h/pub/fw.bin", key);
-    assert_string_equal(meta.key, key);
+    url_key("http://h/pub/fw.bin", key); /* the twin that answered: its key's first 4 bytes */
+    uint8_t bytes[32];
+    assert_int_equal(parse_sha256_hex(key, bytes), 0);
+    assert_memory_equal(meta.tag, bytes, 4);
     assert_int_equal(
         store_open_twin("http://other/fw.bin", digest, not_under, "http://h/", &fd, &meta),
         LOOKUP_MISS);
