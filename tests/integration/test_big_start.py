@@ -164,6 +164,21 @@ def test_a_crash_has_the_index_checked_before_serving_a_clean_stop_not(origin, s
     assert status == 200 and sha256(got) == sha256(body) and origin.counts["/c"] == 1
 
 
+def test_an_empty_cache_stops_clean_every_time(origin, start_arca, workdir):
+    """A start on a clean stop's index owes its check; an index without rows (a new cache, the
+    README's first run) skipped the load and the check with it: every other stop left no clean
+    mark ("none left: the check this start owed the index did not end") and the next start
+    checked the index as a crash's. Four stops in a row, each clean, each start serving at once."""
+    first, _ = cached_and_stopped(origin, start_arca, workdir, [])
+    clean = os.path.join(first.data_dir, "index.sqlite.clean")
+    for _ in range(3):
+        assert os.path.exists(clean)
+        arca, since = restarted(start_arca, first, workdir, wait_loaded=True)
+        arca.stop()
+        log = arca.read_log()[since:]
+        assert "not as a clean stop left it" not in log and "none left" not in log, log
+
+
 def test_a_stop_before_the_owed_check_leaves_the_index_unmarked(origin, start_arca, workdir):
     """A clean stop's index is trusted and owes its check after the load; a stop that comes
     first (here during the load) must not mark it clean again, or damage would never be found:
