@@ -311,8 +311,8 @@ void object_set_keep_windows(struct object *obj, int32_t if_error, int32_t while
  * each a string and its NUL, but a content type by number: that number's one byte (a million
  * objects of a few types, each with no other value, took 7 bytes where this takes 2). */
 #define PACKED_BY_NUMBER 0x40
-/* Kept for its meaning in earlier packs: a type starting with it is not kept (headers_kept_type).
- * No media type starts with a control byte. */
+/* A type starting with this byte is not kept (headers_kept_type): no media type starts with a
+ * control byte, and in earlier packs it marked a number. */
 #define TYPE_BY_NUMBER '\x01'
 
 /* The values of `h` in their packed order, and its type's number (0: the type is in the pack). */
@@ -1319,6 +1319,13 @@ void url_key(const char *url, char key[65])
         memcpy(last_key.url, url, len);
         memcpy(last_key.key, key, 65);
     }
+}
+
+bool url_key_is(const char *url, const char *key)
+{
+    uint8_t its[32], made[32];
+    sha256_of(url, strlen(url), made);
+    return table_key_of_hex(key, its) && !memcmp(its, made, sizeof(its));
 }
 
 /* One allocation for the strings, none when upstream said nothing of them. Returns -1 when out

@@ -565,6 +565,10 @@ void submit_remove(const struct object *obj, const char *why, bool part_only);
 /* --- an object's strings: any thread, no state but a thread's last key --------------------- */
 /* The key (hex sha256) of a URL: its file's name and its place in the table. */
 void url_key(const char *url, char key[65]);
+/* Whether `key` (64 hex digits) is url_key(url), as every key the store makes is: an object keeps
+ * its key's first 4 bytes and makes the rest again from its URL, so a row of the index whose key
+ * is not its URL's (a damaged or hand-made index) is never taken (store_load.c, store_resume.c). */
+bool url_key_is(const char *url, const char *key);
 /* Its five header values packed into one allocation (unpacked by store.h's headers_unpack). */
 #define HEADERS_PACKED 6
 /* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */

@@ -37,6 +37,10 @@ struct loaded {
     struct by_use *v;
     size_t n, cap;
     bool failed; /* out of memory: the rest of this half is not kept */
+    /* rows whose key is not their URL's sha256 (url_key_is): skipped, their keys kept here to
+     * be deleted once loaded (forget_foreign) */
+    char (*foreign)[65];
+    size_t nforeign, foreign_cap;
 };
 
 /* A key that entered or left the table meanwhile (hooks.touched): lock held. Found by its first
@@ -55,6 +59,8 @@ static struct {
     struct table seen; /* struct seen_key */
     bool seen_failed;  /* out of memory noting one: the loader inserts nothing more */
     bool inserting;    /* the loader's own object_enter: not noted */
+    bool table_before; /* objects were in the table when the load began (downloads resumed at
+                          open): a loaded copy of one's key is looked for (still_free) */
     bool find_failed;  /* a row could not be read ahead: said once */
     bool whole;        /* every row of the index went into the table, and no check found it
                           damaged: store_load_leave_image may write what the table holds */
@@ -101,6 +107,30 @@ static struct object *object_of_row(const struct index_row *row)
     return o;
 }
 
+/* Whether a row's key is not its URL's sha256: a row of SQLite's, checked (an image's rows were
+ * written by a clean stop from its objects, keys made from their URLs). An object keeps its
+ * key's first 4 bytes and makes the rest from its URL: such a row's object would be found by
+ * neither, and its removal would name another object's file and row. */
+static bool row_foreign(const struct index_row *row)
+{
+    return !row->key_bytes && !url_key_is(row->url, row->key);
+}
+
+/* A foreign row's key kept for forget_foreign; false out of memory. */
+static bool note_foreign(struct loaded *l, const char *key)
+{
+    if (l->nforeign == l->foreign_cap) {
+        size_t cap = l->foreign_cap ? 2 * l->foreign_cap : 16;
+        char(*v)[65] = realloc(l->foreign, cap * sizeof(*v));
+        if (!v)
+            return false;
+        l->foreign = v;
+        l->foreign_cap = cap;
+    }
+    memcpy(l->foreign[l->nforeign++], key, 65);
+    return true;
+}
+
 /* A row is trusted as it is: whether its file is there with the recorded length is checked on
  * the object's first hit (lookup.c's open_hit_file), so that a big cache loads without a stat()
  * per object. */
@@ -111,6 +141,10 @@ static void load_row(const struct index_row *row, int part, void *arg)
     (void)arg;
     if (l->failed)
         return;
+    if (row_foreign(row)) {
+        l->failed = !note_foreign(l, row->key);
+        return;
+    }
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4096;
         struct by_use *v = realloc(l->v, cap * sizeof(*v));
@@ -363,7 +397,10 @@ static bool seen_of(const struct object *o)
  * key), and none entered or left meanwhile (then the table's word about its row stands). */
 static bool still_free(const struct object *o)
 {
-    return !ld.seen_failed && !seen_of(o) && !object_find_same(o);
+    /* the rows' keys are unique (SQLite's primary key; an image's objects'), and every object
+     * that entered since the load began is a seen key: the table is asked only for what was in
+     * it before, or rows made to share one tag would each walk its chain (their URLs compared) */
+    return !ld.seen_failed && !seen_of(o) && !(ld.table_before && object_find_same(o));
 }
 
 /* Lock held. What the insertion of the objects before v[left] (taken from the end) will read,
@@ -423,8 +460,10 @@ static void drop_halves(const size_t left[2])
         for (size_t i = 0; i < left[part]; i++)
             object_free(ld.half[part].v[i].obj);
         free(ld.half[part].v);
+        ld.half[part].v = NULL;
+        ld.half[part].n = ld.half[part].cap = 0;
+        ld.half[part].failed = false; /* its foreign keys stay for forget_foreign */
     }
-    memset(ld.half, 0, sizeof(ld.half));
 }
 
 /* The seen keys go with the end of the load. Lock held. */
@@ -481,6 +520,64 @@ static void forget_unusable(int64_t rows)
     f->job.run = run_forget;
     f->rows = rows;
     persist_submit(&f->job);
+}
+
+struct foreign_job {
+    struct persist_job job;
+    size_t n;
+    char (*keys)[65];
+};
+
+static void run_foreign(struct persist_job *job)
+{
+    struct foreign_job *f = (struct foreign_job *)job;
+    assert(persist_owns_index());
+    index_begin();
+    for (size_t i = 0; i < f->n; i++)
+        index_delete(f->keys[i]);
+    index_commit();
+    free(f->keys);
+    free(f);
+}
+
+/* f's keys: the foreign ones no object holds now; submitted. */
+static void submit_foreign(struct foreign_job *f, size_t n)
+{
+    log_error("store: %zu complete row%s of the index name a key that is not their URL's sha256 "
+              "(a damaged index; the first's key: %s): never served, deleted (their files go "
+              "with the sweep)",
+              n, n == 1 ? "" : "s",
+              ld.half[0].nforeign ? ld.half[0].foreign[0] : ld.half[1].foreign[0]);
+    f->job.run = run_foreign;
+    store_lock();
+    for (int part = 0; part < 2; part++)
+        for (size_t i = 0; i < ld.half[part].nforeign; i++)
+            if (!object_find(ld.half[part].foreign[i]))
+                memcpy(f->keys[f->n++], ld.half[part].foreign[i], 65);
+    persist_submit(&f->job); /* under the lock: before a later download's row of one */
+    store_unlock();
+}
+
+/* The foreign rows the halves met (row_foreign), said once and deleted on the persistence thread
+ * (their files go with the sweep): never served, they would keep the index's complete rows from
+ * matching the objects. Lock not held; the load has ended (object_find reads no row ahead): a
+ * key a download of its URL holds now is that download's, its row left to it. Out of memory,
+ * or arca stopping, they stay; the halves' keys are let go of either way. */
+static void forget_foreign(bool stopped)
+{
+    size_t n = ld.half[0].nforeign + ld.half[1].nforeign;
+    struct foreign_job *f = n && !stopped ? calloc(1, sizeof(*f)) : NULL;
+    if (f && !(f->keys = malloc(n * sizeof(*f->keys)))) {
+        free(f);
+        f = NULL;
+    }
+    if (f)
+        submit_foreign(f, n);
+    for (int part = 0; part < 2; part++) {
+        free(ld.half[part].foreign);
+        ld.half[part].foreign = NULL;
+        ld.half[part].nforeign = ld.half[part].foreign_cap = 0;
+    }
 }
 
 /* What went wrong, in one line; whole: every complete row is in the table (the sweep may run). */
@@ -545,6 +642,7 @@ static void *load_main(void *arg)
     bool stopped = atomic_load(&ld.stop);
     whole = whole && !stopped;
     end_loading();
+    forget_foreign(stopped);
     if (stopped)
         log_info("store: arca stops: the index's load was cut short after %.2f s",
                  seconds_since(&t0));
@@ -569,7 +667,8 @@ void store_load_start(void)
     ld.seen_failed = ld.find_failed = false;
     ld.read_ahead = 0;
     ld.whole = false;
-    ld.done = !st.loading; /* main alone still: no lookup yet */
+    ld.table_before = st.objects.count > 0; /* main alone still */
+    ld.done = !st.loading;                  /* main alone still: no lookup yet */
     if (ld.done) {
         char err[512];
         index_rows_loaded(); /* nothing to read through the journal */
@@ -673,7 +772,7 @@ void store_load_leave_image(void)
 
 static void took_row(const struct index_row *row, void *arg)
 {
-    *(struct object **)arg = object_of_row(row);
+    *(struct object **)arg = row_foreign(row) ? NULL : object_of_row(row); /* NULL: not read */
 }
 
 /* Lock held. `key` is the table's for good from now on (store_load.h). */

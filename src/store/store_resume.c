@@ -65,6 +65,8 @@ static const char *why_not_resumed(const struct index_row *row, const char *path
                      "itself by)";
     if (row->length >= 0 && row->synced > row->length)
         return "its record says more bytes synced than its length";
+    if (!url_key_is(row->url, row->key))
+        return "its key is not its URL's sha256 (a damaged index)";
     if (stat(path, &sb) < 0 || sb.st_size < row->synced)
         return "its partial file is gone or shorter than the bytes on record";
     return NULL;

@@ -164,6 +164,39 @@ def test_a_crash_has_the_index_checked_before_serving_a_clean_stop_not(origin, s
     assert status == 200 and sha256(got) == sha256(body) and origin.counts["/c"] == 1
 
 
+def test_a_row_whose_key_is_not_its_urls_is_never_served(origin, start_arca, workdir):
+    """An object keeps its key's first 4 bytes and makes the rest from its URL: a row of the
+    index whose key is not its URL's sha256 (damage, a hand's edit: here /d/1's row given /d/2's
+    URL) would be found by neither, and its image row, its removal and the sweep would name /d/2's
+    key. The start says it, serves none of it and deletes the row; /d/2 answers its own bytes,
+    a digest request for /d/1's bytes is no hit on /d/2's, and a clean stop and start keep it so."""
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/d/1", "/d/2"])
+    u1, u2 = origin.url("/d/1"), origin.url("/d/2")
+    x = bodies[u1]
+    k1 = hashlib.sha256(u1.encode()).hexdigest()
+    db = sqlite3.connect(os.path.join(first.data_dir, "index.sqlite"))
+    with db:
+        db.execute("UPDATE objects SET url=? WHERE key=?", (u2, k1))
+    db.close()
+    os.unlink(os.path.join(first.data_dir, "index.sqlite.clean"))  # a hand's edit: not trusted
+    arca, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert "1 complete row of the index name a key that is not their URL's sha256" in \
+        arca.read_log()[since:]
+    for _ in range(2):
+        status, _, got = arca.fetch(u2)
+        assert status == 200 and sha256(got) == sha256(bodies[u2])
+        status, _, got = arca.fetch(origin.add("/d/3", data=x), sha256=sha256(x))
+        assert status == 200 and got == x and origin.counts["/d/3"] == 1, "fetched, not a hit"
+        arca.stop()
+        rows = sqlite3.connect(os.path.join(first.data_dir, "index.sqlite")).execute(
+            "SELECT key, url FROM objects").fetchall()
+        assert all(k == hashlib.sha256(u.encode()).hexdigest() for k, u in rows), rows
+        arca, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert origin.counts["/d/2"] == 1 and origin.counts["/d/1"] == 1
+    status, _, got = arca.fetch(u1)  # its row gone: fetched again
+    assert status == 200 and got == x and origin.counts["/d/1"] == 2
+
+
 def test_an_empty_cache_stops_clean_every_time(origin, start_arca, workdir):
     """A start on a clean stop's index owes its check; an index without rows (a new cache, the
     README's first run) skipped the load and the check with it: every other stop left no clean
