@@ -176,3 +176,27 @@ def test_thousands_of_partials_not_resumed_are_a_bounded_log(workdir):
                 "named above); each starts over at its next request") in log
     finally:
         second.stop()
+
+
+def test_a_partial_row_whose_key_is_not_its_urls_is_not_resumed(workdir, origin, big):
+    """A partial row given another URL by hand (its key no longer its URL's sha256: an object
+    keeps its key's first 4 bytes and makes the rest from its URL) is not resumed: its bytes
+    would go under the other URL's key. Both URLs answer their own bytes, each downloaded whole."""
+    url = origin.add("/rootfs.ext4", data=big, etag='"r1"', rate=80 << 20, chunk=256 << 10)
+    other = origin.add("/other.ext4", data=b"o" * 5000)
+    data_dir, _ = interrupt(workdir, origin, "/rootfs.ext4", 0.3 * SIZE, signal.SIGKILL)
+    assert synced_at_kill(data_dir) > 0
+    db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
+    with db:
+        db.execute("UPDATE objects SET url=? WHERE state='fetching'", (other,))
+    db.close()
+    second = Arca(workdir, ["--upstream-allow", "127.0.0.0/8", *ONE], data_dir).start()
+    try:
+        assert second.log_shows("its key is not its URL's sha256 (a damaged index)")
+        assert second.metrics()["arca_restart_resumes_total"] == 0
+        status, _, body = second.fetch(other)
+        assert status == 200 and body == b"o" * 5000
+        status, _, body = second.fetch(url)
+        assert status == 200 and sha256(body) == sha256(big)
+    finally:
+        second.stop()
