@@ -5,6 +5,7 @@
 #include "persist/index.h"
 #include "persist/index_image.h"
 #include "persist/persist.h"
+#include "base/digest.h"
 #include "base/halves.h"
 #include "base/parse.h"
 #include "persist/usage_log.h"
@@ -59,8 +60,6 @@ static struct {
     struct table seen; /* struct seen_key */
     bool seen_failed;  /* out of memory noting one: the loader inserts nothing more */
     bool inserting;    /* the loader's own object_enter: not noted */
-    bool table_before; /* objects were in the table when the load began (downloads resumed at
-                          open): a loaded copy of one's key is looked for (still_free) */
     bool find_failed;  /* a row could not be read ahead: said once */
     bool whole;        /* every row of the index went into the table, and no check found it
                           damaged: store_load_leave_image may write what the table holds */
@@ -107,18 +106,28 @@ static struct object *object_of_row(const struct index_row *row)
     return o;
 }
 
-/* Whether a row's key is not its URL's sha256: a row of SQLite's, checked (an image's rows were
- * written by a clean stop from its objects, keys made from their URLs). An object keeps its
- * key's first 4 bytes and makes the rest from its URL: such a row's object would be found by
- * neither, and its removal would name another object's file and row. */
+/* Whether a row's key is not its URL's sha256 (damage, a hand's edit: of SQLite's rows or of a
+ * clean stop's image, whose records carry no checksum). An object keeps its key's first 4 bytes
+ * and makes the rest from its URL: such a row's object would be found by neither, and its image
+ * row, its removal and the sweep would name another URL's key. About 0.2 us a row. */
 static bool row_foreign(const struct index_row *row)
 {
-    return !row->key_bytes && !url_key_is(row->url, row->key);
+    uint8_t made[32], its[32];
+    sha256_of(row->url, strlen(row->url), made);
+    if (row->key_bytes)
+        return memcmp(row->key_bytes, made, sizeof(made)) != 0;
+    return !table_key_of_hex(row->key, its) || memcmp(its, made, sizeof(made)) != 0;
 }
 
 /* A foreign row's key kept for forget_foreign; false out of memory. */
-static bool note_foreign(struct loaded *l, const char *key)
+static bool note_foreign(struct loaded *l, const struct index_row *row)
 {
+    char hex[65];
+    const char *key = row->key;
+    if (row->key_bytes) {
+        format_sha256_hex(row->key_bytes, hex);
+        key = hex;
+    }
     if (l->nforeign == l->foreign_cap) {
         size_t cap = l->foreign_cap ? 2 * l->foreign_cap : 16;
         char(*v)[65] = realloc(l->foreign, cap * sizeof(*v));
@@ -142,7 +151,7 @@ static void load_row(const struct index_row *row, int part, void *arg)
     if (l->failed)
         return;
     if (row_foreign(row)) {
-        l->failed = !note_foreign(l, row->key);
+        l->failed = !note_foreign(l, row);
         return;
     }
     if (l->n == l->cap) {
@@ -397,10 +406,7 @@ static bool seen_of(const struct object *o)
  * key), and none entered or left meanwhile (then the table's word about its row stands). */
 static bool still_free(const struct object *o)
 {
-    /* the rows' keys are unique (SQLite's primary key; an image's objects'), and every object
-     * that entered since the load began is a seen key: the table is asked only for what was in
-     * it before, or rows made to share one tag would each walk its chain (their URLs compared) */
-    return !ld.seen_failed && !seen_of(o) && !(ld.table_before && object_find_same(o));
+    return !ld.seen_failed && !seen_of(o) && !object_find_same(o);
 }
 
 /* Lock held. What the insertion of the objects before v[left] (taken from the end) will read,
@@ -540,14 +546,10 @@ static void run_foreign(struct persist_job *job)
     free(f);
 }
 
-/* f's keys: the foreign ones no object holds now; submitted. */
+/* f's keys: the foreign ones no object holds now (a download of the URL its key names may, since
+ * the load began: that row is the download's); submitted, and said. */
 static void submit_foreign(struct foreign_job *f, size_t n)
 {
-    log_error("store: %zu complete row%s of the index name a key that is not their URL's sha256 "
-              "(a damaged index; the first's key: %s): never served, deleted (their files go "
-              "with the sweep)",
-              n, n == 1 ? "" : "s",
-              ld.half[0].nforeign ? ld.half[0].foreign[0] : ld.half[1].foreign[0]);
     f->job.run = run_foreign;
     store_lock();
     for (int part = 0; part < 2; part++)
@@ -556,17 +558,23 @@ static void submit_foreign(struct foreign_job *f, size_t n)
                 memcpy(f->keys[f->n++], ld.half[part].foreign[i], 65);
     persist_submit(&f->job); /* under the lock: before a later download's row of one */
     store_unlock();
+    log_error("store: %zu complete row%s of the index named a key that is not their URL's sha256 "
+              "(a damaged index; the first's key: %s): never served; %zu deleted (their files "
+              "go with the sweep)%s",
+              n, n == 1 ? "" : "s",
+              ld.half[0].nforeign ? ld.half[0].foreign[0] : ld.half[1].foreign[0], f->n,
+              f->n < n ? ", the others' keys a download's now" : "");
 }
 
 /* The foreign rows the halves met (row_foreign), said once and deleted on the persistence thread
  * (their files go with the sweep): never served, they would keep the index's complete rows from
- * matching the objects. Lock not held; the load has ended (object_find reads no row ahead): a
- * key a download of its URL holds now is that download's, its row left to it. Out of memory,
- * or arca stopping, they stay; the halves' keys are let go of either way. */
-static void forget_foreign(bool stopped)
+ * matching the objects. Lock not held; the load has ended (object_find reads no row ahead). Only
+ * after a whole load (as forget_unusable); else, out of memory, they stay. The halves' keys are
+ * let go of either way. */
+static void forget_foreign(bool whole)
 {
     size_t n = ld.half[0].nforeign + ld.half[1].nforeign;
-    struct foreign_job *f = n && !stopped ? calloc(1, sizeof(*f)) : NULL;
+    struct foreign_job *f = n && whole ? calloc(1, sizeof(*f)) : NULL;
     if (f && !(f->keys = malloc(n * sizeof(*f->keys)))) {
         free(f);
         f = NULL;
@@ -642,7 +650,6 @@ static void *load_main(void *arg)
     bool stopped = atomic_load(&ld.stop);
     whole = whole && !stopped;
     end_loading();
-    forget_foreign(stopped);
     if (stopped)
         log_info("store: arca stops: the index's load was cut short after %.2f s",
                  seconds_since(&t0));
@@ -654,8 +661,22 @@ static void *load_main(void *arg)
     if (whole && !atomic_load(&ld.stop))
         whole = loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
     ld.whole = whole; /* read by main once this thread is joined */
+    forget_foreign(whole);
     if (whole)
         forget_unusable(index_rows_skipped());
+    if (whole)
+        sweep_orphans();
+    return NULL;
+}
+
+/* The load's thread when the index has no rows: the check it owes, then the sweep. */
+static void *check_main(void *arg)
+{
+    char err[512];
+    (void)arg;
+    bool whole = !atomic_load(&ld.stop) &&
+                 loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
+    ld.whole = whole; /* read by main once this thread is joined */
     if (whole)
         sweep_orphans();
     return NULL;
@@ -667,23 +688,23 @@ void store_load_start(void)
     ld.seen_failed = ld.find_failed = false;
     ld.read_ahead = 0;
     ld.whole = false;
-    ld.table_before = st.objects.count > 0; /* main alone still */
-    ld.done = !st.loading;                  /* main alone still: no lookup yet */
+    ld.done = !st.loading; /* main alone still: no lookup yet */
     if (ld.done) {
-        char err[512];
         index_rows_loaded(); /* nothing to read through the journal */
         log_loaded(0, false);
-        /* the check a clean stop's file is owed, as after a load (an index without rows is
-         * small): skipped, the stop would leave no clean mark, and the next start would check
-         * the file as a crash's */
-        ld.whole = loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
-        if (ld.whole)
-            sweep_orphans();
+    }
+    if (ld.done && !index_check_owed()) { /* a new index: nothing to check */
+        ld.whole = true;
+        sweep_orphans();
         return;
     }
-    ld.running = pthread_create(&ld.thread, NULL, load_main, NULL) == 0;
+    /* without rows, the check a clean stop's file is owed still runs, as after a load, on a
+     * thread of its own (the file may be large: links, free pages): skipped, the stop would
+     * leave no clean mark, and the next start would check the file as a crash's */
+    void *(*run)(void *) = ld.done ? check_main : load_main;
+    ld.running = pthread_create(&ld.thread, NULL, run, NULL) == 0;
     if (!ld.running)
-        load_main(NULL);
+        run(NULL);
 }
 
 void store_load_stop(void)

@@ -180,8 +180,9 @@ def test_a_row_whose_key_is_not_its_urls_is_never_served(origin, start_arca, wor
     db.close()
     os.unlink(os.path.join(first.data_dir, "index.sqlite.clean"))  # a hand's edit: not trusted
     arca, since = restarted(start_arca, first, workdir, wait_loaded=True)
-    assert "1 complete row of the index name a key that is not their URL's sha256" in \
-        arca.read_log()[since:]
+    assert arca.log_shows("1 complete row of the index named a key that is not their URL's "
+                          "sha256")
+    assert "never served; 1 deleted" in arca.read_log()[since:]
     for _ in range(2):
         status, _, got = arca.fetch(u2)
         assert status == 200 and sha256(got) == sha256(bodies[u2])
@@ -195,6 +196,51 @@ def test_a_row_whose_key_is_not_its_urls_is_never_served(origin, start_arca, wor
     assert origin.counts["/d/2"] == 1 and origin.counts["/d/1"] == 1
     status, _, got = arca.fetch(u1)  # its row gone: fetched again
     assert status == 200 and got == x and origin.counts["/d/1"] == 2
+
+
+def test_a_damaged_images_row_is_never_served(origin, start_arca, workdir):
+    """A clean stop's image carries no checksum of its records: one whose key is another URL's
+    (a byte of /d/1's key made /d/2's) is checked as SQLite's rows are, never served; /d/2
+    answers its own bytes, /d/1 is fetched again, and no good file is swept."""
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/d/1", "/d/2"])
+    u1, u2 = origin.url("/d/1"), origin.url("/d/2")
+    k1, k2 = (hashlib.sha256(u.encode()).digest() for u in (u1, u2))
+    image = os.path.join(first.data_dir, "index.sqlite.image")
+    with open(image, "rb") as f:
+        data = f.read()
+    assert data.count(k1) == 1
+    st = os.stat(image)
+    with open(image, "wb") as f:
+        f.write(data.replace(k1, k2))
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns))  # as the clean stop left it
+    arca, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert arca.log_shows("1 complete row of the index named a key that is not their URL's "
+                          "sha256")
+    status, _, got = arca.fetch(u2)
+    assert status == 200 and sha256(got) == sha256(bodies[u2]) and origin.counts["/d/2"] == 1
+    status, _, got = arca.fetch(u1)
+    assert status == 200 and sha256(got) == sha256(bodies[u1])
+    assert os.path.exists(os.path.join(first.data_dir, "objects", k2.hex()[:2], k2.hex()))
+
+
+def test_a_second_row_of_one_key_is_not_a_second_object(origin, start_arca, workdir):
+    """SQLite keeps a key as text and the same digits as a blob apart (two rows under its primary
+    key), and both read back as the same key: the load puts one object in the table, not two."""
+    first, bodies = cached_and_stopped(origin, start_arca, workdir, ["/u"])
+    u = origin.url("/u")
+    k = hashlib.sha256(u.encode()).hexdigest()
+    db = sqlite3.connect(os.path.join(first.data_dir, "index.sqlite"))
+    with db:
+        cols = [r[1] for r in db.execute("PRAGMA table_info(objects)")]
+        row = list(db.execute("SELECT * FROM objects WHERE key=?", (k,)).fetchone())
+        row[cols.index("key")] = k.encode()  # the same digits, as a blob
+        db.execute(f"INSERT INTO objects VALUES ({','.join('?' * len(row))})", row)
+    db.close()
+    os.unlink(os.path.join(first.data_dir, "index.sqlite.clean"))
+    arca, since = restarted(start_arca, first, workdir, wait_loaded=True)
+    assert arca.status()["resources_successes"] == 1, arca.status()
+    status, _, got = arca.fetch(u)
+    assert status == 200 and sha256(got) == sha256(bodies[u]) and origin.counts["/u"] == 1
 
 
 def test_an_empty_cache_stops_clean_every_time(origin, start_arca, workdir):
