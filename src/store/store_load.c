@@ -546,8 +546,8 @@ static void run_foreign(struct persist_job *job)
     free(f);
 }
 
-/* f's keys: the foreign ones no object holds now (a download of the URL its key names may, since
- * the load began: that row is the download's); submitted, and said. */
+/* f's keys: the foreign ones no object in the table holds (one may: another row's, a download of
+ * the URL its key names, since the load began; that row is its own); submitted, and said. */
 static void submit_foreign(struct foreign_job *f, size_t n)
 {
     f->job.run = run_foreign;
@@ -556,14 +556,15 @@ static void submit_foreign(struct foreign_job *f, size_t n)
         for (size_t i = 0; i < ld.half[part].nforeign; i++)
             if (!object_find(ld.half[part].foreign[i]))
                 memcpy(f->keys[f->n++], ld.half[part].foreign[i], 65);
+    size_t deleted = f->n;   /* f is the persistence thread's once submitted */
     persist_submit(&f->job); /* under the lock: before a later download's row of one */
     store_unlock();
     log_error("store: %zu complete row%s of the index named a key that is not their URL's sha256 "
               "(a damaged index; the first's key: %s): never served; %zu deleted (their files "
               "go with the sweep)%s",
               n, n == 1 ? "" : "s",
-              ld.half[0].nforeign ? ld.half[0].foreign[0] : ld.half[1].foreign[0], f->n,
-              f->n < n ? ", the others' keys a download's now" : "");
+              ld.half[0].nforeign ? ld.half[0].foreign[0] : ld.half[1].foreign[0], deleted,
+              deleted < n ? ", the others' keys another object's row" : "");
 }
 
 /* The foreign rows the halves met (row_foreign), said once and deleted on the persistence thread
