@@ -572,9 +572,7 @@ void object_key_bytes(const struct object *obj, uint8_t key[32])
 
 char *object_key(const struct object *obj, char hex[65])
 {
-    uint8_t key[32];
-    object_key_bytes(obj, key);
-    format_sha256_hex(key, hex);
+    url_key(obj->url, hex);
     return hex;
 }
 
@@ -1238,9 +1236,7 @@ static void run_remove(struct persist_job *job)
 {
     assert(persist_owns_index());
     struct remove_job *r = (struct remove_job *)job;
-    uint8_t key[32];
-    sha256_of(r->url, strlen(r->url), key); /* object_key, off the lock */
-    format_sha256_hex(key, r->key);
+    url_key(r->url, r->key); /* object_key, off the lock */
     if (!r->part_only)
         index_delete(r->key);
     if (!committing.open) { /* run alone (no persistence thread): its row is gone already */

@@ -4,7 +4,6 @@
  */
 #include "store/store_room.h"
 #include "base/clock.h"
-#include "base/digest.h"
 #include "base/parse.h"
 #include "persist/index.h"
 #include "persist/persist.h"
@@ -237,13 +236,11 @@ static void run_touch(struct persist_job *job)
 {
     struct touch_job *t = (struct touch_job *)job;
     char key[65];
-    uint8_t bytes[32];
     index_begin();
     for (size_t i = 0; i < t->n; i++) {
         const struct touch *e = &t->batch[i];
         const char *url = t->urls + e->url;
-        sha256_of(url, strlen(url), bytes); /* the key (object_key), off the lock */
-        format_sha256_hex(bytes, key);
+        url_key(url, key); /* the key (object_key), off the lock */
         struct index_row row = {.key = key,
                                 .digest = e->digest,
                                 .created = e->created,
