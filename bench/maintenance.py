@@ -63,8 +63,8 @@ def _beside(hits_url, cfg, count, action):
     return out, took.get("s", float("nan"))
 
 
-def maintenance_round(work, cfg, data_dir, dead_port, count, tag, make_index):
-    """arca (this build) on the big store, its figures: listing_ms, delete_one_ms, then
+def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, binary):
+    """arca (`binary`, its rounds named `name`) on the big store, its figures: listing_ms, delete_one_ms, then
     p99_ms_at_rate alone and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with
     purge_s and evict_s, and the errors of the hits over the four runs (0: none missed). It
     changes the store (a purge, an eviction): run last, on a store about to be removed.
@@ -73,13 +73,12 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, tag, make_index):
     make_index(data_dir, extra, dead_port, path="/old-purged/")
     make_index(data_dir, extra, dead_port, path="/old-evicted/", used_days_ago=30)
     os.sync()  # their files' writeback before, not during, the runs
-    token, config = os.path.join(work, "admin-token"), os.path.join(work, f"maint-{tag}.ini")
+    token, config = os.path.join(work, "admin-token"), os.path.join(work, f"{name}.ini")
     with open(token, "w") as f:
         f.write(TOKEN + "\n")
     with open(config, "w") as f:
         f.write(f"admin-token-file = {token}\n")
-    a = Arca(work, data_dir, extra=["--config", config], name=f"arca-{tag}-maintenance",
-             start=False)
+    a = Arca(work, data_dir, extra=["--config", config], binary=binary, name=name, start=False)
     t0 = time.monotonic()
     a.start()
     try:

@@ -421,14 +421,21 @@ def index_figures(rounds, sizes):
         static = med.get(f"nginx-static-{tag(large)}")
         if static:
             out[f"{build} hits {tag(large)}/nginx-static"] = hi["req_per_s"] / static["req_per_s"]
-    maint = med.get(f"arca-{tag(large)}-maintenance")
-    if maint:  # item 4: hits beside maintenance at the largest store, against its p99 alone
-        out[f"arca-{tag(large)} listing first page ms"] = maint["listing_ms"]
+    for build in ("arca", "arca-before"):
+        maint = med.get(f"{build}-{tag(large)}-maintenance")
+        if not maint:
+            continue
+        # item 4: hits beside maintenance at the largest store, against its p99 alone, and
+        # against the smallest store's p99 at the same rate (the issue's p99 bound)
+        small_p99 = med.get(f"{build}-{tag(small)}", {}).get("p99_ms_at_rate", float("nan"))
+        out[f"{build}-{tag(large)} listing first page ms"] = maint["listing_ms"]
         if "delete_one_ms" in maint:
-            out[f"arca-{tag(large)} DELETE of one URL ms"] = maint["delete_one_ms"]
+            out[f"{build}-{tag(large)} DELETE of one URL ms"] = maint["delete_one_ms"]
         for what in ("stats", "purge", "evict"):
-            out[f"arca-{tag(large)} p99 at rate beside {what}/alone"] = \
+            out[f"{build}-{tag(large)} p99 at rate beside {what}/alone"] = \
                 maint[f"p99_ms_{what}"] / maint["p99_ms_at_rate"]
+            out[f"{build}-{tag(large)} p99 at rate beside {what}/{tag(small)}'s"] = \
+                maint[f"p99_ms_{what}"] / small_p99
     return out
 
 def big_index(work, cfg, www):
@@ -464,9 +471,11 @@ def big_index(work, cfg, www):
                         continue
                     rounds[c.name].append(index_round(c, cfg, script, count))
                     c.stop()
-            if count == sizes[-1]:  # last: it purges and evicts (issue 70's item 4)
-                rounds[f"arca-{tag}-maintenance"] = [
-                    maintenance_round(work, cfg, data_dir, dead_port, count, tag, make_index)]
+            if count == sizes[-1]:  # last: each build purges and evicts (issue 70's item 4)
+                for a in contenders:
+                    name = f"{a.name}-maintenance"
+                    rounds[name] = [maintenance_round(work, cfg, data_dir, dead_port, count, name,
+                                                      make_index, a.argv[0])]
         finally:
             for a in contenders:
                 a.stop()
@@ -484,7 +493,7 @@ def big_index(work, cfg, www):
                      "objects (exec to the first hit; settled_s: until its start's work is "
                      "done and it idles), then uniform random hits under wrk -t2 -c64, then at "
                      f"{cfg['index_rate']} req/s offered (open loop); nginx-static on the same "
-                     "files (hard links) as the floor; then, this build alone on the largest "
+                     "files (hard links) as the floor; then, each build on the largest "
                      "store (-maintenance): the resources listing's first page, the DELETE of one "
                      "URL, and the p99 at "
                      "that rate alone and beside the statistics page, a purge by prefix of a "
