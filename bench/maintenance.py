@@ -10,6 +10,7 @@ each against their p99 alone."""
 import json
 import os
 import signal
+import sqlite3
 import threading
 import time
 import urllib.parse
@@ -63,6 +64,23 @@ def _beside(hits_url, cfg, count, action):
     return out, took.get("s", float("nan"))
 
 
+def _forget(data_dir, dead_port, path):
+    """Rows and files left under `path` after arca stopped, taken out so that the next build's
+    round meets the store as this one did: how many there were."""
+    db = sqlite3.connect(os.path.join(data_dir, "index.sqlite"))
+    like = f"http://127.0.0.1:{dead_port}{path}%"
+    keys = [k for (k,) in db.execute("SELECT key FROM objects WHERE url LIKE ?", (like,))]
+    for key in keys:
+        try:
+            os.unlink(os.path.join(data_dir, "objects", key[:2], key))
+        except FileNotFoundError:
+            pass
+    db.execute("DELETE FROM objects WHERE url LIKE ?", (like,))
+    db.commit()
+    db.close()
+    return len(keys)
+
+
 def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, binary):
     """arca (`binary`, its rounds named `name`) on the big store, its figures: listing_ms, delete_one_ms, then
     p99_ms_at_rate alone and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with
@@ -79,6 +97,7 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
     with open(config, "w") as f:
         f.write(f"admin-token-file = {token}\n")
     a = Arca(work, data_dir, extra=["--config", config], binary=binary, name=name, start=False)
+    left = {}
     t0 = time.monotonic()
     a.start()
     try:
@@ -125,10 +144,15 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
                 time.sleep(0.01)
 
         evicted, evict_s = _beside(hits, cfg, count, evict)
-        return {"listing_ms": listing, "delete_one_ms": delete_one,
-                "p99_ms_at_rate": alone["p99_ms"],
-                "p99_ms_stats": stats["p99_ms"], "p99_ms_purge": purged["p99_ms"],
-                "purge_s": purge_s, "p99_ms_evict": evicted["p99_ms"], "evict_s": evict_s,
-                "errors_at_rate": sum(r["errors"] for r in (alone, stats, purged, evicted))}
+        figures = {"listing_ms": listing, "delete_one_ms": delete_one,
+                   "p99_ms_at_rate": alone["p99_ms"],
+                   "p99_ms_stats": stats["p99_ms"], "p99_ms_purge": purged["p99_ms"],
+                   "purge_s": purge_s, "p99_ms_evict": evicted["p99_ms"], "evict_s": evict_s,
+                   "errors_at_rate": sum(r["errors"] for r in (alone, stats, purged, evicted))}
     finally:
         a.stop()
+        # what the purge and the eviction left (the eviction stops at the quota, whichever
+        # objects it took), out of the store before the next build's round
+        left["purged"] = _forget(data_dir, dead_port, "/old-purged/")
+        left["evicted"] = _forget(data_dir, dead_port, "/old-evicted/")
+    return figures | {"left_purged": left["purged"], "left_evicted": left["evicted"]}
