@@ -56,13 +56,6 @@ int64_t store_lock_slice(void)
     return monotonic_us();
 }
 
-int store_slice_hold_us = 250;
-
-bool store_slice_spent(int64_t since)
-{
-    return monotonic_us() - since >= store_slice_hold_us;
-}
-
 void store_unlock_slice(int64_t since, bool more)
 {
     int64_t held = monotonic_us() - since;

@@ -381,17 +381,7 @@ void store_unlock(void);
  * still relock at once: the load (pauses would double it), the expiry sweep's 16 holds a tick,
  * the usage flush's chunks, the listings' and the images' walks (store_list.c). */
 #define STORE_SLICE_PAUSE_MIN_US 1000
-/* How long a walk's slice holds the lock at most (µs), by store_slice_spent asked every few
- * objects: a hit that finds the lock taken waits as long, and the requests queued behind it
- * meanwhile a little more. At a million objects, 1 ms slices (and the eviction's 1024 objects
- * a slice, 1-5 ms) put the hits' p99 beside a purge of 100,000 at 4-15 ms (alone 1-3); slices
- * of 250 µs (the default) make the walk about a third longer (the pauses stay). A variable only
- * so that the units make a walk stop at every look at the clock (0) or hold to its count (a
- * large value); never changed by arca. */
-extern int store_slice_hold_us;
 int64_t store_lock_slice(void);
-/* Whether the slice taken at `since` has held the lock its store_slice_hold_us. */
-bool store_slice_spent(int64_t since);
 void store_unlock_slice(int64_t since, bool more);
 /* Whether the calling thread holds the lock (for asserts). */
 bool store_locked(void);

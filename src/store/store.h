@@ -266,6 +266,10 @@ struct purge_result {
  * (url_purge_prefix's): a URL goes on past the prefix with a new segment, a parameter or a
  * query. Any thread but a worker: it returns once the rows are gone on disk. */
 void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r);
+/* How long (µs) a purge's walk holds the lock at most before it lets the hits in (1000); it
+ * looks at the clock every 64 slots. A variable only so that a unit test makes a walk stop
+ * and take up again every 64 slots; never changed by arca. */
+extern int store_purge_hold_us;
 /* The admin's purge of the objects of `urls` (n of them, each an object's URL as the table
  * keys it: normal form) and of nothing else, no other spelling: each as a prefix purge takes
  * an object (a download under way let finish but not kept, the copy it refreshes purged, its
@@ -464,11 +468,11 @@ extern int store_flush_chunks;
 void store_flush_usage_quiet(void);
 void store_flush_failures(void);
 /* Upstream thread, once a second: the expiry sweep's slice, then, over the quota (it shrank),
- * store_evict_holds holds of 1024 evictions or a slice's time each (store_slice_hold_us), and
- * about 100 ms, at most, a purge's pauses between them. */
+ * store_evict_holds holds of 1024 evictions, and about 100 ms, at most, a purge's pauses between
+ * them. */
 void store_expire(void);
-/* 128 (store_room.c says why). A variable only so that a unit test proves the bound on one
- * hold's objects; set before the upstream thread runs, never changed by arca. */
+/* 32 (store_room.c says why). A variable only so that a unit test proves the bound on one hold's
+ * objects rather than 32's; set before the upstream thread runs, never changed by arca. */
 extern int store_evict_holds;
 
 struct store_totals {

@@ -22,14 +22,13 @@
 #include <unistd.h>
 
 /* Slots of the table visited per hold of the lock at most: about as many objects, each removal
- * a few list and index unlinks. A hold also ends once its slice is spent (store_slice_spent:
- * cold objects, 1024 slots once held it 12 ms; at a million objects, 1024 slots with 50
- * removals took 0.5-1 ms), and the pause after it is as long, 1 ms at least
+ * a few list and index unlinks. A hold also ends once store_purge_hold_us have passed (cold
+ * objects: 1024 slots once held it 12 ms), and the pause after it is as long
  * (store_unlock_slice). */
 #define PURGE_SLOTS_PER_HOLD 1024
-/* Slots visited between two looks at the clock (a slot: about 0.3 µs walked, 5 µs with a
- * removal). */
-#define PURGE_CLOCK_EVERY 16
+int store_purge_hold_us = 1000;
+/* Slots visited between two looks at the clock. */
+#define PURGE_CLOCK_EVERY 64
 /* Passes over the table at most: another pass only when the table grew during one (its objects
  * moved between slots: one may have been missed), which inserts make rarer each time. */
 #define PURGE_PASSES 3
@@ -189,7 +188,7 @@ static void submit_slice(struct purge_job *job)
 }
 
 /* Lock held since `since` (monotonic µs). The slots [from, to) of the table, or fewer when
- * the slice is spent first: returns the slot after the last one visited. */
+ * store_purge_hold_us is up first: returns the slot after the last one visited. */
 static size_t purge_slots(const struct purge_aim *aim, size_t from, size_t to, int64_t since,
                           struct purge_result *r)
 {
@@ -201,7 +200,7 @@ static size_t purge_slots(const struct purge_aim *aim, size_t from, size_t to, i
             if (purge_aims_at(o->url, aim))
                 purge_one(o, &job, r);
         }
-        if (++i % PURGE_CLOCK_EVERY == 0 && store_slice_spent(since))
+        if (++i % PURGE_CLOCK_EVERY == 0 && monotonic_us() - since >= store_purge_hold_us)
             break;
     }
     submit_slice(job);

@@ -151,17 +151,13 @@ static void evict(struct object *obj, const char *why)
     object_remove(obj, why);
 }
 
-/* Objects evicted between two looks at the clock (an eviction: about 5 µs at a million). */
-#define EVICT_CLOCK_EVERY 16
-
-/* Lock held. Evictions until `bytes` more fit under `ceiling`, at most `most`, and none more once
- * the slice taken at `since` is spent (store_slice_spent; `since` 0: no such bound): 0 done, 1
- * more to evict, -1 no object left that may go. */
-static int evict_some(int64_t bytes, size_t most, int64_t ceiling, int64_t since)
+/* Lock held. At most `most` evictions until `bytes` more fit under `ceiling`: 0 done, 1 more to
+ * evict, -1 no object left that may go. */
+static int evict_some(int64_t bytes, size_t most, int64_t ceiling)
 {
     bool pinned;
     for (size_t n = 0; st.usage + bytes > ceiling; n++) {
-        if (n == most || (since && n && n % EVICT_CLOCK_EVERY == 0 && store_slice_spent(since)))
+        if (n == most)
             return 1;
         struct object *victim = lru_victim(&pinned);
         if (!victim)
@@ -179,21 +175,18 @@ int room_make(int64_t bytes)
 {
     assert(store_locked());
     int64_t ceiling = st.usage > st.quota ? st.usage : st.quota;
-    return evict_some(bytes, SIZE_MAX, ceiling, 0) < 0 ? -1 : 0;
+    return evict_some(bytes, SIZE_MAX, ceiling) < 0 ? -1 : 0;
 }
 
-/* Evictions per hold of the lock when the quota shrank (SIGHUP), at most: a tenth of a million
- * objects evicted in one hold held every hit up for about 100 ms; this many took 1-5 ms, and a
- * hold now also ends when its slice is spent (store_slice_spent). */
+/* Evictions per hold of the lock when the quota shrank (SIGHUP): a tenth of a million objects
+ * evicted in one hold held every hit up for about 100 ms; this many take about a millisecond. */
 #define EVICT_PER_HOLD 1024
-/* Holds a tick (store_expire, once a second) of that eviction at most, and none more once
- * EVICT_TICK_US have gone by in the tick (holds and pauses: the last hold and its pause may end
- * past it), so that the upstream thread drives its downloads most of each second, and the
- * persistence thread's unlinks and row deletes come at a pace the disk serves hits beside. With
- * holds of a slice (250 µs: about 125 evictions at a million objects) and their pauses, the
- * tick's time ends it first: 100,000 evicted in about 6 s (4 s with holds of 1024, which held
- * the hits up 1-5 ms each). */
-int store_evict_holds = 128;
+/* Holds a tick (store_expire, once a second) of that eviction: 32,768 objects a second at most,
+ * and none more once EVICT_TICK_US have gone by in the tick (holds and pauses: the last hold and
+ * its pause may end past it), so that the upstream thread drives its downloads most of each
+ * second, and the persistence thread's unlinks and row deletes come at a pace the disk serves
+ * hits beside. */
+int store_evict_holds = 32;
 #define EVICT_TICK_US 100000
 
 struct touch {
@@ -484,8 +477,8 @@ void store_expire(void)
     int64_t start = monotonic_us();
     for (int holds = 1;; holds++) {
         int64_t since = store_lock_slice();
-        bool again = evict_some(0, EVICT_PER_HOLD, st.quota, since) == 1 &&
-                     holds < store_evict_holds && monotonic_us() - start < EVICT_TICK_US;
+        bool again = evict_some(0, EVICT_PER_HOLD, st.quota) == 1 && holds < store_evict_holds &&
+                     monotonic_us() - start < EVICT_TICK_US;
         store_unlock_slice(since, again);
         if (!again)
             return;
