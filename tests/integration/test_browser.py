@@ -255,8 +255,10 @@ def test_a_script_in_a_url_is_shown_as_text(origin, arca, browser):
     assert arca.fetch(origin.url("/x") + payload)[0] == 200
     assert arca.fetch(origin.url("/none") + payload)[0] == 404
     for path in ("/resources/successes/", "/resources/failures/"):
-        open_page(browser, arca, path)
-        cell = browser.find_element(By.CSS_SELECTOR, "td.url").text
+        # a download is listed once it is complete (after its fsyncs) or its failure is noted,
+        # a moment after its client had the answer: the page is asked again until it has it
+        cell = wait_for(f"a row on {path}", lambda: open_page(browser, arca, path)
+                        .find_elements(By.CSS_SELECTOR, "td.url"))[0].text
         # shown as the URL arca fetched: its normal form, < and > percent-encoded
         assert "%3Cscript%3Ewindow.pwned=1;alert(1)%3C/script%3E" in cell
         assert browser.execute_script("return window.pwned === undefined")

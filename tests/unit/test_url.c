@@ -639,6 +639,24 @@ static void a_purge_prefix_is_folded_and_takes_every_spelling(void **state)
                  purge_aims_at("http://h/simple/p/?x=1", &whole));
 }
 
+/* A key an older arca stored, not a normal form (before b17cb165 a key kept its ".." segments;
+ * a lower-case escape in its query), holding an escape that stays: its fold is its normal form,
+ * and a purge of that form's prefix takes it, as before the plain URLs' quick compare. */
+static void an_older_keys_dot_segments_are_folded_under_a_prefix(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *prefix;
+    } cases[] = {{"http://h/a/../b%20", "http://h/b"},
+                 {"http://h/./a%20", "http://h/a%20"},
+                 {"http://h/a%20/..", "http://h/"},
+                 {"http://h/%20?q=%2f", "http://h/%20?q=%2F"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct purge_aim aim = {cases[i].prefix, strlen(cases[i].prefix), AIM_PREFIX};
+        assert_true(purge_aims_at(cases[i].url, &aim));
+    }
+}
+
 /* A URL longer than the stack's room for its fold is folded all the same. */
 static void a_long_url_is_folded_under_a_prefix(void **state)
 {
@@ -953,6 +971,7 @@ int main(void)
         cmocka_unit_test(a_redirects_query_is_never_shown),
         cmocka_unit_test(encoded_delimiters_in_a_secret_are_its_data),
         cmocka_unit_test(a_purge_prefix_is_folded_and_takes_every_spelling),
+        cmocka_unit_test(an_older_keys_dot_segments_are_folded_under_a_prefix),
         cmocka_unit_test(a_long_url_is_folded_under_a_prefix),
         cmocka_unit_test(an_admin_query_is_read_by_the_fetch_rule),
     };
