@@ -112,6 +112,7 @@ class _Backend:
             if cls.proc is None or cls.proc.poll() is not None:
                 if not os.path.exists(S3RVER):
                     raise RuntimeError(f"{S3RVER} missing: scripts/test-tools installs it")
+                cls.stop()  # one that died: its directory goes before the next one's is made
                 cls.dir = tempfile.mkdtemp(prefix="arca-s3-")
                 for _ in range(3):  # a port another parallel scenario took first: another one
                     if cls._start():
@@ -161,6 +162,7 @@ class _Backend:
         cls.proc = None
         if cls.dir:
             shutil.rmtree(cls.dir, ignore_errors=True)
+            cls.dir = None
 
 
 class S3:

@@ -4,6 +4,8 @@ bucket scenarios (issue 16) stand on it; a signing bug in arca must fail there a
 
 import datetime
 import http.client
+import os
+import signal
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -13,7 +15,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 import sigv4
-from s3 import ACCESS, S3, SECRET
+from s3 import ACCESS, S3, SECRET, _Backend
 
 CREDS = {ACCESS: SECRET}
 
@@ -104,3 +106,15 @@ def test_listings_page_with_continuation_tokens():
                 for k in c if k.tag.endswith("}Key")] == ["f/0002"]
     finally:
         s3.stop()
+
+
+def test_an_s3rver_that_died_leaves_no_directory_behind():
+    """The suite's s3rver, dead mid-run, is started again on a new directory: the dead one's
+    goes first (a run left an arca-s3-* directory of 26 buckets in /tmp)."""
+    S3()
+    old = _Backend.dir
+    os.killpg(_Backend.proc.pid, signal.SIGKILL)
+    _Backend.proc.wait()
+    S3()
+    assert not os.path.exists(old)
+    assert os.path.isdir(_Backend.dir) and _Backend.dir != old
