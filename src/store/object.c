@@ -1317,11 +1317,17 @@ void url_key(const char *url, char key[65])
     }
 }
 
+bool url_key_bytes_is(const char *url, const uint8_t key[32])
+{
+    uint8_t made[32];
+    sha256_of(url, strlen(url), made);
+    return !memcmp(key, made, sizeof(made));
+}
+
 bool url_key_is(const char *url, const char *key)
 {
-    uint8_t its[32], made[32];
-    sha256_of(url, strlen(url), made);
-    return table_key_of_hex(key, its) && !memcmp(its, made, sizeof(its));
+    uint8_t its[32];
+    return table_key_of_hex(key, its) && url_key_bytes_is(url, its);
 }
 
 /* One allocation for the strings, none when upstream said nothing of them. Returns -1 when out

@@ -569,6 +569,8 @@ void url_key(const char *url, char key[65]);
  * its key's first 4 bytes and makes the rest again from its URL, so a row of the index whose key
  * is not its URL's (a damaged or hand-made index) is never taken (store_load.c, store_resume.c). */
 bool url_key_is(const char *url, const char *key);
+/* The same for a key given as its 32 bytes (a clean stop's image's rows). */
+bool url_key_bytes_is(const char *url, const uint8_t key[32]);
 /* Its five header values packed into one allocation (unpacked by store.h's headers_unpack). */
 #define HEADERS_PACKED 6
 /* Pack `h` into one allocation (*out NULL when every value is ""): 0, or -1 out of memory. */

@@ -112,11 +112,8 @@ static struct object *object_of_row(const struct index_row *row)
  * row, its removal and the sweep would name another URL's key. About 0.2 us a row. */
 static bool row_foreign(const struct index_row *row)
 {
-    uint8_t made[32];
-    if (!row->key_bytes)
-        return !url_key_is(row->url, row->key);
-    sha256_of(row->url, strlen(row->url), made);
-    return memcmp(row->key_bytes, made, sizeof(made)) != 0;
+    return row->key_bytes ? !url_key_bytes_is(row->url, row->key_bytes)
+                          : !url_key_is(row->url, row->key);
 }
 
 /* A foreign row's key kept for forget_foreign; false out of memory. */
