@@ -623,6 +623,24 @@ static void log_loaded(double seconds, bool imaged)
              imaged ? "; its rows from the image a clean stop left" : "");
 }
 
+/* The load's thread, once its rows (if any) serve; `whole`: every complete row is in the table,
+ * `skipped`: the rows it left out as unusable (index_rows_skipped). A clean close's file is checked
+ * then, at its own pace (index_rows.c): what the check finds, the next start acts on (a file found
+ * damaged is distrusted whole, its files swept then). Only after a whole load and check, the
+ * foreign and unusable rows go and the orphans are swept. */
+static void after_load(bool whole, int64_t skipped)
+{
+    char err[512];
+    if (whole && !atomic_load(&ld.stop))
+        whole = loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
+    ld.whole = whole; /* read by main once this thread is joined */
+    forget_foreign(whole);
+    if (whole) {
+        forget_unusable(skipped);
+        sweep_orphans();
+    }
+}
+
 static void *load_main(void *arg)
 {
     char err[512];
@@ -653,30 +671,15 @@ static void *load_main(void *arg)
                  seconds_since(&t0));
     else
         log_loaded(seconds_since(&t0), imaged);
-    /* a clean close's file, checked once its rows serve, at its own pace (index_rows.c): what
-     * the check finds, the next start acts on (a file found damaged is distrusted whole, its
-     * files swept then) */
-    if (whole && !atomic_load(&ld.stop))
-        whole = loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
-    ld.whole = whole; /* read by main once this thread is joined */
-    forget_foreign(whole);
-    if (whole)
-        forget_unusable(index_rows_skipped());
-    if (whole)
-        sweep_orphans();
+    after_load(whole, index_rows_skipped());
     return NULL;
 }
 
 /* The load's thread when the index has no rows: the check it owes, then the sweep. */
 static void *check_main(void *arg)
 {
-    char err[512];
     (void)arg;
-    bool whole = !atomic_load(&ld.stop) &&
-                 loaded_whole(index_check_deferred(&ld.stop, err, sizeof(err)), err);
-    ld.whole = whole; /* read by main once this thread is joined */
-    if (whole)
-        sweep_orphans();
+    after_load(!atomic_load(&ld.stop), 0);
     return NULL;
 }
 
