@@ -82,11 +82,12 @@ def _forget(data_dir, dead_port, path):
 
 
 def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, binary):
-    """arca (`binary`, its rounds named `name`) on the big store, its figures: listing_ms, delete_one_ms, then
-    p99_ms_at_rate alone and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with
-    purge_s and evict_s, and the errors of the hits over the four runs (0: none missed). It
-    changes the store (a purge, an eviction): run last, on a store about to be removed.
-    `make_index`: peers'."""
+    """arca (`binary`, its rounds named `name`) on the big store, its figures: listing_ms,
+    delete_one_ms, then p99_ms_at_rate alone and p99_ms_stats, p99_ms_purge, p99_ms_evict beside
+    each action, with purge_s and evict_s, the errors of the hits over the four runs (0: none
+    missed), and what the purge and the eviction left (left_purged, left_evicted: taken out of
+    the store after arca stops). It changes the store (a purge, an eviction): run last, on a
+    store about to be removed. `make_index`: peers'."""
     extra = max(count // 10, 1)
     make_index(data_dir, extra, dead_port, path="/old-purged/")
     make_index(data_dir, extra, dead_port, path="/old-evicted/", used_days_ago=30)
@@ -97,7 +98,6 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
     with open(config, "w") as f:
         f.write(f"admin-token-file = {token}\n")
     a = Arca(work, data_dir, extra=["--config", config], binary=binary, name=name, start=False)
-    left = {}
     t0 = time.monotonic()
     a.start()
     try:
@@ -153,6 +153,6 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
         a.stop()
         # what the purge and the eviction left (the eviction stops at the quota, whichever
         # objects it took), out of the store before the next build's round
-        left["purged"] = _forget(data_dir, dead_port, "/old-purged/")
-        left["evicted"] = _forget(data_dir, dead_port, "/old-evicted/")
-    return figures | {"left_purged": left["purged"], "left_evicted": left["evicted"]}
+        left_purged = _forget(data_dir, dead_port, "/old-purged/")
+        left_evicted = _forget(data_dir, dead_port, "/old-evicted/")
+    return figures | {"left_purged": left_purged, "left_evicted": left_evicted}
