@@ -731,6 +731,74 @@ static void a_shrunk_quota_is_reached_a_tick_at_a_time(void **state)
     store_evict_holds = 32;
 }
 
+/* A job that holds the ordered persistence queue until the test opens its gate: a disk as slow as
+ * the scenario needs. */
+struct gate_job {
+    struct persist_job job;
+    pthread_mutex_t lock;
+    pthread_cond_t opened;
+    bool open;
+};
+
+static void run_gate(struct persist_job *job)
+{
+    struct gate_job *g = (struct gate_job *)job;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->opened, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void open_gate(struct gate_job *g)
+{
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    pthread_cond_signal(&g->opened);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* The eviction of a shrunk quota keeps near the disk's pace: a hold that would take the jobs
+ * waiting on the persistence thread past store_evict_ahead waits for a later tick (100,000 of a
+ * million evicted in 3 s while the thread took 13 s for their rows and files: that many jobs in
+ * memory, and a stop as long). The tick after the disk caught up goes on. */
+static void a_shrunk_quota_waits_for_the_disk(void **state)
+{
+    enum { N = 1100, KEEP = 40 };
+    char url[64], body[8];
+    struct store_totals t;
+    struct gate_job gate = {
+        .job.run = run_gate, .lock = PTHREAD_MUTEX_INITIALIZER, .opened = PTHREAD_COND_INITIALIZER};
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://h/slow/%d", i);
+        snprintf(body, sizeof(body), "%04d", i);
+        complete_object(url, body);
+    }
+    persist_flush();
+    store_evict_ahead = 1100;  /* the stalled gate and one hold's 1024 */
+    persist_submit(&gate.job); /* the disk stalls */
+    store_set_quota(4 * KEEP);
+    store_expire();
+    store_totals(&t);
+    int64_t first = t.complete;
+    store_expire();
+    store_totals(&t);
+    int64_t second = t.complete;
+    open_gate(&gate); /* before any assert: a failed one leaves no queue stalled behind it */
+    persist_flush();
+    assert_int_equal(first, N - 1024);  /* one hold, then 1024 removals wait */
+    assert_int_equal(second, N - 1024); /* still waiting: none more */
+    store_expire();
+    persist_flush();
+    store_totals(&t);
+    assert_int_equal(t.complete, KEEP);
+    assert_int_equal(t.disk_usage, 4 * KEEP);
+    snprintf(url, sizeof(url), "http://h/slow/%d", N - 1);
+    assert_int_equal(look(url), LOOKUP_HIT);
+    store_set_quota(1LL << 40);
+    store_evict_ahead = 8192;
+}
+
 /* An object past its TTL is refused by lookups at once, and the expiry sweep removes it: out of
  * the quota, its file gone once the persistence thread has run the removal. */
 static void expiry_removes_an_object_past_its_ttl(void **state)
@@ -1224,6 +1292,7 @@ int main(void)
         cmocka_unit_test(eviction_takes_the_least_recently_used),
         cmocka_unit_test(eviction_takes_expired_copies_first),
         cmocka_unit_test_setup(a_shrunk_quota_is_reached_a_tick_at_a_time, fresh_store),
+        cmocka_unit_test_setup(a_shrunk_quota_waits_for_the_disk, fresh_store),
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
         cmocka_unit_test(a_signed_urls_download_is_born_signed),

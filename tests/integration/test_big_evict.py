@@ -1,0 +1,55 @@
+"""A quota lowered over a big store (issue 70): the eviction keeps near the disk's pace. Each
+removal is a row's delete and a file's unlink on the persistence thread; evicted faster than
+that, 100,000 of a million objects left 13 s of removals queued, each a job in memory, the
+usage counting as free what the disk still held and a stop draining them all first. The big
+store is real rows beside arca's own (test_big_start's), without files."""
+
+import os
+import sqlite3
+import time
+
+from conftest import wait_for
+from test_big_start import BULK, add_bulk
+
+# store_evict_ahead (store_room.c), and what the usage flush may queue beside it
+QUEUE_BOUND = 8192 + 256
+
+
+def write_quota(path, quota):
+    with open(path, "w") as f:
+        f.write("[arca]\nupstream-allow = 127.0.0.0/8\n" + (f"quota = {quota}\n" if quota else ""))
+
+
+def test_a_lowered_quota_evicts_at_the_disks_pace_and_keeps_what_is_recent(
+        origin, start_arca, workdir):
+    config = os.path.join(workdir, "arca.ini")
+    write_quota(config, None)
+    kernel = os.urandom(50000)
+    url = origin.add("/kernel", data=kernel)
+    first = start_arca("--config", config)
+    assert first.fetch(url)[0] == 200
+    first.stop()
+    add_bulk(first.data_dir, origin.url("/bulk/"))  # used a day ago: the LRU's far end
+    arca = start_arca("--config", config, data_dir=first.data_dir)
+    usage = arca.status()["disk_usage"]
+    assert usage == BULK * 4096 + 50000
+    write_quota(config, usage - BULK * 4096)  # every bulk row over it, the kernel under it
+    arca.reload("SIGHUP: reloaded")
+    deepest, deadline = 0, time.monotonic() + 300
+    while True:
+        depth = arca.metrics()['arca_persist_queue_jobs{queue="ordered"}']
+        deepest = max(deepest, depth)
+        if arca.status()["disk_usage"] <= usage - BULK * 4096:
+            break
+        assert time.monotonic() < deadline, f"still evicting; queue {depth}"
+        time.sleep(0.005)
+    assert deepest <= QUEUE_BOUND, f"{deepest:.0f} jobs queued at once"
+    status, _, body = arca.fetch(url)
+    assert status == 200 and body == kernel
+    assert origin.counts["/kernel"] == 1  # a hit: the most recent object stayed
+    arca.stop()  # drains what is queued: a bounded few
+    db = sqlite3.connect(os.path.join(first.data_dir, "index.sqlite"))
+    left = db.execute("SELECT count(*) FROM objects WHERE url LIKE ?",
+                      (origin.url("/bulk/") + "%",)).fetchone()[0]
+    db.close()
+    assert left == 0
