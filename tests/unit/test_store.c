@@ -760,10 +760,11 @@ static void open_gate(struct gate_job *g)
 /* The eviction of a shrunk quota keeps near the disk's pace: a hold that would take the jobs
  * waiting on the persistence thread past store_evict_ahead waits for a later tick (100,000 of a
  * million evicted in 3 s while the thread took 13 s for their rows and files: that many jobs in
- * memory, and a stop as long). The tick after the disk caught up goes on. */
+ * memory, and a stop as long). A tick's first hold always goes: a queue kept long by other work
+ * slows the eviction, never stops it. */
 static void a_shrunk_quota_waits_for_the_disk(void **state)
 {
-    enum { N = 1100, KEEP = 40 };
+    enum { N = 3100, KEEP = 40 };
     char url[64], body[8];
     struct store_totals t;
     struct gate_job gate = {
@@ -787,7 +788,7 @@ static void a_shrunk_quota_waits_for_the_disk(void **state)
     open_gate(&gate); /* before any assert: a failed one leaves no queue stalled behind it */
     persist_flush();
     assert_int_equal(first, N - 1024);  /* one hold, then 1024 removals wait */
-    assert_int_equal(second, N - 1024); /* still waiting: none more */
+    assert_int_equal(second, N - 2048); /* still waiting: the tick's first hold alone */
     store_expire();
     persist_flush();
     store_totals(&t);
