@@ -469,9 +469,9 @@ void store_flush_usage_quiet(void);
 void store_flush_failures(void);
 /* Upstream thread, once a second: the expiry sweep's slice, then, over the quota (it shrank),
  * store_evict_holds holds of 1024 evictions, and about 100 ms, at most, a purge's pauses between
- * them; the sweep's next chunk and the next hold only while they would not take the jobs waiting
- * on the ordered persistence queue past store_evict_ahead (the removals keep near the disk's
- * pace). */
+ * them; past a tick's first chunk and first hold, the sweep's next chunk and the next hold only
+ * while they would not take the jobs waiting on the ordered persistence queue past
+ * store_evict_ahead (the removals keep near the disk's pace). */
 void store_expire(void);
 /* 32 (store_room.c says why). A variable only so that a unit test proves the bound on one hold's
  * objects rather than 32's; set before the upstream thread runs, never changed by arca. */

@@ -197,7 +197,7 @@ int store_evict_holds = 32;
  * 100,000 of a million objects were evicted in 3-4 s while their rows and files took the
  * persistence thread 13 s (each a row's delete and an unlink, 90 µs of the thread here): that
  * many jobs in memory, a stop's drain as long, and a usage that said freed what the disk still
- * held. About a second of its removals. */
+ * held. 8192 is about a second of the thread's removals. */
 size_t store_evict_ahead = 8192;
 
 struct touch {
