@@ -9,7 +9,11 @@ import os
 import sqlite3
 import time
 
-from test_big_start import BULK, add_bulk
+from test_big_start import add_bulk
+
+# rows over the quota: more than a tick's 32 holds of 1,024, so that an eviction ahead of the
+# disk (30,000 jobs queued at once before store_evict_ahead) cannot pass for one that kept pace
+BULK = 40_000
 
 # store_evict_ahead (store_room.c), a tick's first hold (1,024 evictions, which always goes)
 # and what the usage flush may queue beside them
@@ -30,7 +34,7 @@ def test_a_lowered_quota_evicts_at_the_disks_pace_and_keeps_what_is_recent(
     first = start_arca("--config", config)
     assert first.fetch(url)[0] == 200
     first.stop()
-    add_bulk(first.data_dir, origin.url("/bulk/"))  # used a day ago: the LRU's far end
+    add_bulk(first.data_dir, origin.url("/bulk/"), BULK)  # used a day ago: the LRU's far end
     arca = start_arca("--config", config, data_dir=first.data_dir)
     usage = arca.status()["disk_usage"]
     assert usage == BULK * 4096 + 50000
