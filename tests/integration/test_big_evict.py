@@ -2,14 +2,14 @@
 removal is a row's delete and a file's unlink on the persistence thread; evicted faster than
 that, 100,000 of a million objects went in 3.5 s while their removals took it 13 s: each a job
 in memory meanwhile, the usage counting as free what the disk still held, a stop draining them
-all first. The big
-store is real rows beside arca's own (test_big_start's), without files."""
+all first. The big store is real rows beside arca's own (test_big_start's), without files."""
 
 import os
 import sqlite3
 import time
 
 from test_big_start import add_bulk
+from test_reload import write_config
 
 # rows over the quota: more than a tick's 32 holds of 1,024, so that an eviction ahead of the
 # disk (30,000 jobs queued at once before store_evict_ahead) cannot pass for one that kept pace
@@ -20,15 +20,10 @@ BULK = 40_000
 QUEUE_BOUND = 8192 + 1024 + 256
 
 
-def write_quota(path, quota):
-    with open(path, "w") as f:
-        f.write("[arca]\nupstream-allow = 127.0.0.0/8\n" + (f"quota = {quota}\n" if quota else ""))
-
-
 def test_a_lowered_quota_evicts_at_the_disks_pace_and_keeps_what_is_recent(
         origin, start_arca, workdir):
     config = os.path.join(workdir, "arca.ini")
-    write_quota(config, None)
+    write_config(config)
     kernel = os.urandom(50000)
     url = origin.add("/kernel", data=kernel)
     first = start_arca("--config", config)
@@ -38,13 +33,14 @@ def test_a_lowered_quota_evicts_at_the_disks_pace_and_keeps_what_is_recent(
     arca = start_arca("--config", config, data_dir=first.data_dir)
     usage = arca.status()["disk_usage"]
     assert usage == BULK * 4096 + 50000
-    write_quota(config, usage - BULK * 4096)  # every bulk row over it, the kernel under it
+    quota = usage - BULK * 4096  # every bulk row over it, the kernel under it
+    write_config(config, f"quota = {quota}")
     arca.reload("SIGHUP: reloaded")
     deepest, deadline = 0, time.monotonic() + 300
     while True:
         depth = arca.metrics()['arca_persist_queue_jobs{queue="ordered"}']
         deepest = max(deepest, depth)
-        if arca.status()["disk_usage"] <= usage - BULK * 4096:
+        if arca.status()["disk_usage"] <= quota:
             break
         assert time.monotonic() < deadline, f"still evicting; queue {depth}"
         time.sleep(0.005)
