@@ -9,7 +9,13 @@ import os
 import signal
 import subprocess
 
-from conftest import ARCA_BIN, wait_for
+from conftest import ARCA_BIN, free_port, wait_for
+
+
+def own_address():
+    """--listen on a free port: a check-config that would pass must not meet another arca at
+    the default 8001 (it then fails: the address is held)."""
+    return ("--listen", f"127.0.0.1:{free_port()}")
 
 
 def run(*args, timeout=10):
@@ -45,7 +51,7 @@ def shared_tree(workdir):
 
 def test_a_glob_include_brings_every_rule_and_check_config_names_each_file(workdir):
     etc, main = shared_tree(workdir)
-    p = run("check-config", "--config", main)
+    p = run("check-config", "--config", main, *own_address())
     assert p.returncode == 0, p.stderr
     assert p.stdout == (f"{main}, {etc}/rules.d/10-nightly.ini, {etc}/rules.d/20-releases.ini: "
                         "ok\n")
@@ -60,7 +66,7 @@ def test_an_include_in_a_rule_section_reads_there_and_the_section_goes_on(workdi
     write(f"{etc}/more.ini", "[rule b]\nmatch = http://origin.test/b/\nttl = 1h\n")
     main = write(f"{etc}/arca.ini", "[rule a]\nmatch = http://origin.test/a/\n"
                  "include = more.ini\nttl = 2h\n")
-    p = run("check-config", "--config", main)
+    p = run("check-config", "--config", main, *own_address())
     assert p.returncode == 0 and p.stdout == f"{main}, {etc}/more.ini: ok\n", p.stderr
     a = rules_test(main, "http://origin.test/a/x")
     assert a["rule"]["name"] == "a" and a["terms"]["ttl"]["value"] == 7200, a
@@ -82,16 +88,16 @@ def test_an_include_loop_is_refused_with_its_chain(workdir):
 def test_a_missing_include_and_a_glob_matching_nothing_name_file_and_line(workdir):
     etc = os.path.join(workdir, "etc")
     main = write(f"{etc}/arca.ini", "[arca]\nquota = 1G\ninclude = nope.ini\n")
-    p = run("check-config", "--config", main)
+    p = run("check-config", "--config", main, *own_address())
     assert (p.returncode, p.stderr) == (
         1, f"arca: {main}:3: include {etc}/nope.ini: cannot read config file: No such file or "
            "directory\n"), p.stderr
     write(main, "[arca]\n\ninclude = rules.d/*.ini\n")
-    p = run("check-config", "--config", main)
+    p = run("check-config", "--config", main, *own_address())
     assert (p.returncode, p.stderr) == (
         1, f"arca: {main}:3: include {etc}/rules.d/*.ini: no file matches\n"), p.stderr
     write(main, "[arca]\ninclude =\n")
-    p = run("check-config", "--config", main)
+    p = run("check-config", "--config", main, *own_address())
     assert (p.returncode, p.stderr) == (1, f"arca: {main}:2: include: a file name or glob "
                                            "expected\n"), p.stderr
 
@@ -100,7 +106,7 @@ def test_two_configs_merge_and_check_config_names_both(workdir):
     """Two --config: each read where it is given; later values override, rules add up."""
     etc, main = shared_tree(workdir)
     site = write(f"{etc}/site.ini", "[arca]\nquota = 2G\n")
-    p = run("check-config", "--config", main, "--config", site)
+    p = run("check-config", "--config", main, "--config", site, *own_address())
     assert p.returncode == 0, p.stderr
     assert p.stdout == (f"{main}, {etc}/rules.d/10-nightly.ini, {etc}/rules.d/20-releases.ini, "
                         f"{site}: ok\n")

@@ -634,7 +634,8 @@ def test_a_rule_inside_a_narrowing_rule_is_warned_of_naming_what_decides(workdir
     lets everyone in: that prefix is meant open."""
     def warnings(*sections):
         path = write(os.path.join(workdir, "nested.ini"), *sections, arca=())
-        p = run("check-config", "--config", path)
+        # an address of its own: the default 8001 may be another arca's (check-config fails)
+        p = run("check-config", "--config", path, "--listen", f"127.0.0.1:{free_port()}")
         assert p.returncode == 0, p.stderr
         return [line for line in p.stderr.splitlines() if "names no allow-network" in line]
 
