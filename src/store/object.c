@@ -1089,6 +1089,12 @@ const char *object_url(const struct object *obj)
     return obj->url;
 }
 
+uint32_t object_gen(const struct object *obj)
+{
+    CHECK_OBJ(obj);
+    return obj->gen;
+}
+
 int object_error_status(const struct object *obj)
 {
     CHECK_OBJ(obj);

@@ -591,6 +591,9 @@ void store_outcome(const char *url, struct outcome *out);
 void object_path(const struct object *obj, char *buf, size_t size);
 /* The URL an object was made for (its normal form), fixed for the object's life. */
 const char *object_url(const struct object *obj);
+/* Its generation (struct object_meta's gen), fixed for its life: with its address, which object
+ * it is, though the address be another's later. */
+uint32_t object_gen(const struct object *obj);
 /* Why the download failed, for clients and logs; never NULL. */
 const char *object_error(const struct object *obj);
 /* The status clients get for the failed download (0 while it has not failed). */

@@ -7,6 +7,7 @@
 #include "log/log.h"
 #include "upstream/fill.h"
 #include "upstream/hosts.h"
+#include "upstream/joins.h"
 #include "upstream/parent.h"
 #include "persist/persist.h"
 #include "upstream/probe.h"
@@ -48,13 +49,6 @@
  * it a client that holds none is almost surely among them already. */
 #define JOINERS_MAX 64
 
-/* Who a download counts against under --max-downloads-per-client: a client's address key
- * (client_key), or arca's own downloads (`own`: resumes, prefetches), which no address has. */
-struct who {
-    uint8_t addr[16];
-    uint8_t own;
-};
-
 struct pending {
     struct object *obj;
     char *source;
@@ -65,6 +59,7 @@ struct pending {
     bool waited;       /* it waited for a slot: readers of a refresh took the stale version */
     const char *why;   /* the limit it waits for now (its listing's waiting_for), or NULL */
     bool join;         /* not a download: `client` joined obj's, if it waits (upstream_join) */
+    uint32_t gen;      /* join: its object's generation (object_gen), obj's address aside */
     bool unslotted;    /* it starts without a slot: its host's hold refuses it at once */
     bool awaits_probe; /* it waits for a slot to be its held host's probe (hosts_await_probe) */
     struct who client; /* who asked first */
@@ -90,6 +85,7 @@ static struct {
     bool closed; /* the thread has taken its last look at the queue */
     /* Upstream thread only: */
     struct pending *backlog, **backlog_tail; /* waiting for a download slot, in arrival order */
+    struct early_joins early;                /* joins that came before their download (joins.h) */
     struct slot *slots; /* one per download in loop.active (forget_ended drops the others) */
     int n_slots, slots_size;
     /* The clients of the last RECENT downloads started, the n-th at recent[n % RECENT]: whose
@@ -128,11 +124,6 @@ static struct who client_key(const struct sockaddr *client)
     else if (!addr_is_v4_mapped(w.addr))
         memset(w.addr + 8, 0, 8);
     return w;
-}
-
-static bool same_client(const struct who *a, const struct who *b)
-{
-    return !memcmp(a->addr, b->addr, sizeof(a->addr)) && a->own == b->own;
 }
 
 /* --max-downloads-per-client; 0 is all of --max-downloads but a quarter, at least one left for
@@ -202,22 +193,53 @@ static void free_pending(struct pending *p)
     free(p);
 }
 
-/* `join` (upstream_join): its client joined the download of its object. One still waiting is
- * that client's too (each client once, up to JOINERS_MAX); one started or gone stays as it is. */
-static void apply_join(const struct pending *join)
+/* `client` wants `p` too: each client once, up to JOINERS_MAX, the one that asked first aside. */
+static void add_joiner(struct pending *p, const struct who *client)
 {
-    struct pending *p = fx.backlog;
-    while (p && p->obj != join->obj)
-        p = p->next;
-    if (!p || same_client(&p->client, &join->client))
+    if (same_client(&p->client, client))
         return;
     for (int i = 0; i < p->n_joined; i++)
-        if (same_client(&p->joined[i], &join->client))
+        if (same_client(&p->joined[i], client))
             return;
     if (p->n_joined == JOINERS_MAX ||
         (!p->joined && !(p->joined = malloc(JOINERS_MAX * sizeof(*p->joined)))))
         return; /* out of memory: it waits for the clients it has */
-    p->joined[p->n_joined++] = join->client;
+    p->joined[p->n_joined++] = *client;
+}
+
+/* Whether `t` downloads the object `join` names (its address and generation). */
+static bool downloads_it(const struct transfer *t, const struct pending *join)
+{
+    return t->obj == join->obj && object_gen(t->obj) == join->gen;
+}
+
+/* `join` (upstream_join): its client joined the download of its object. One still waiting is
+ * that client's too; one started is left as it is; one not arrived yet (its request between
+ * its lookup and its post, on another worker) is given the join when it arrives (joins.h). */
+static void apply_join(const struct pending *join)
+{
+    struct pending *p = fx.backlog;
+    while (p && !(p->obj == join->obj && object_gen(p->obj) == join->gen))
+        p = p->next;
+    if (p) {
+        add_joiner(p, &join->client);
+        return;
+    }
+    for (const struct transfer *t = fx.loop.active; t; t = transfer_next(t))
+        if (downloads_it(t, join))
+            return;
+    joins_keep(&fx.early, join->obj, join->gen, &join->client);
+}
+
+/* A download arrived: the clients that joined it before it did are its too. */
+static void take_early_joins(struct pending *p)
+{
+    struct who early[JOINERS_MAX];
+    if (!fx.early.held)
+        return;
+    int n = joins_take(&fx.early, p->obj, object_gen(p->obj), early, JOINERS_MAX);
+    for (int i = 0; i < n; i++)
+        add_joiner(p, &early[i]);
 }
 
 /* New requests join the backlog's tail, in arrival order (the queue is LIFO); joins are applied
@@ -242,6 +264,7 @@ static void take_queue(void)
             free_pending(rev);
         } else {
             rev->next = NULL;
+            take_early_joins(rev);
             *fx.backlog_tail = rev;
             fx.backlog_tail = &rev->next;
         }
@@ -662,6 +685,7 @@ void upstream_join(const struct object *obj, const struct sockaddr *client)
     if (!p)
         return;                    /* out of memory: the download waits for the clients it has */
     p->obj = (struct object *)obj; /* compared, never followed (nor released) */
+    p->gen = object_gen(obj);      /* the caller's reference holds it still */
     p->join = true;
     p->client = client_key(client);
     if (!post(p))

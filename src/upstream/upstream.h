@@ -67,8 +67,9 @@ void upstream_fetch(struct object *obj, const struct fetch_source *src);
 /* A client joined `obj`'s download (store_lookup's LOOKUP_COALESCED; `client` as fetch_source's,
  * NULL arca's own): while that download waits for a slot it is this client's too, so another
  * client that asked for it first cannot make it wait behind its own share (a resume queued at
- * start is joined the same way). Any thread; `obj` is compared, never followed: a download
- * already started, or gone, is left as it is. */
+ * start is joined the same way). Any thread, holding a reference on `obj` (its generation is
+ * read); the upstream thread compares it, never follows it: a download already started, or
+ * gone, is left as it is, one not queued yet takes the join when it is (joins.h). */
 void upstream_join(const struct object *obj, const struct sockaddr *client);
 
 /* A one-byte question to upstream (GET with Range: bytes=0-0, the body dropped at its first
