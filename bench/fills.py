@@ -77,10 +77,14 @@ def small_beside_large(work, cfg, www):
     write_random(os.path.join(www, "small"), 4096)
     origin = Nginx(work, "origin", www=www, log=False)
     # with one worker every hit shares the readers' worker; with the default (one per CPU) a
-    # new connection goes to whichever worker asks epoll first, often one with fewer readers
+    # new connection goes to whichever worker asks epoll first, often one with fewer readers.
+    # nginx serving the same files (sendfile) with as many workers: what the two cores the
+    # readers, the probe and the server share leave a hit beside them, whatever the server.
     peers = arcas(work) + [Arca(work, binary=b, name=n + "-1worker", extra=("--threads", "1"))
                            for b, n in [(ARCA, "arca")] + ([(ARCA_BEFORE, "arca-before")]
                                                             if ARCA_BEFORE else [])]
+    peers += [Nginx(work, "nginx-static", www=www, log=False),
+              Nginx(work, "nginx-static-1worker", www=www, log=False, workers=1)]
     try:
         for s in peers:
             for _ in range(2):  # the second a hit of the finished object

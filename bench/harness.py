@@ -53,7 +53,7 @@ SIZES = {
                            change_at=1.5, cap="50m", cap_size=1024 * MiB, cap_seconds=10,
                            hit_size=256 * MiB),
                  # small-beside-large: 4 KiB hits beside readers of a finished object
-                 beside=dict(size=1024 * MiB, readers=8, runs=3, idle_seconds=3.0),
+                 beside=dict(size=1024 * MiB, readers=6, runs=3, idle_seconds=3.0),
                  # tls-*: seconds of each handshake run (full, then resumed), its client
                  # threads, and the idle TLS connections held
                  tls=dict(handshake_seconds=10, handshake_threads=8, idle=2000),
@@ -287,11 +287,12 @@ class Nginx(Server):
     cache, buffered in memory only. A contender has no access log (log=False), as no peer
     here has one: until 2026-11-24 nginx's peers wrote a line per request; an origin keeps its
     log, which origin_bytes() and requests() read. limit_rate: each connection's. log_format:
-    the log line's fields, the request URI and body bytes sent first (origin_bytes reads those)."""
+    the log line's fields, the request URI and body bytes sent first (origin_bytes reads those).
+    workers: its worker processes (2, one a core here)."""
 
     def __init__(self, work, name, www=None, origin=None, limit_rate=None, valid="1h",
                  revalidate=False, log=True, tls=None, relay=None,
-                 log_format="$request_uri $body_bytes_sent"):
+                 log_format="$request_uri $body_bytes_sent", workers=2):
         super().__init__(work)
         self.name, self.dir = name, os.path.join(work, name)
         os.makedirs(os.path.join(self.dir, "cache"))
@@ -317,7 +318,7 @@ class Nginx(Server):
                 body += nginx_tls_server(self.tls_port, www, tls)
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(f"""worker_processes 2; worker_rlimit_nofile 65536;
+            f.write(f"""worker_processes {workers}; worker_rlimit_nofile 65536;
 pid {self.dir}/nginx.pid; error_log {self.dir}/error.log;
 events {{ worker_connections 20000; }}
 http {{
