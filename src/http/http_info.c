@@ -468,8 +468,12 @@ static void metrics_persist(char *body, size_t size)
              "(files created, renamed, removed; index rows) and sync (fsync of downloaded data).\n"
              "# TYPE arca_persist_queue_jobs gauge\n"
              "arca_persist_queue_jobs{queue=\"ordered\"} %zu\n"
-             "arca_persist_queue_jobs{queue=\"sync\"} %zu\n",
-             persist_depth(PERSIST_ORDERED), persist_depth(PERSIST_SYNC));
+             "arca_persist_queue_jobs{queue=\"sync\"} %zu\n"
+             "# HELP arca_purge_removals_queued Objects purged from the table whose file the disk "
+             "has yet to remove.\n"
+             "# TYPE arca_purge_removals_queued gauge\n"
+             "arca_purge_removals_queued %zu\n",
+             persist_depth(PERSIST_ORDERED), persist_depth(PERSIST_SYNC), store_purge_ahead());
 }
 
 /* The proxy's families, appended: absolute-form fetches and CONNECT tunnels. */
