@@ -6,6 +6,9 @@
  *   ARCA_FAULT_WAL_WRITE   writes to a file whose name ends in "-wal" fail with ENOSPC (SQLite's
  *                          COMMIT in WAL mode)
  *   ARCA_FAULT_MULTI_ADD   curl_multi_add_handle() answers CURLM_OUT_OF_MEMORY
+ *   ARCA_FAULT_SLOW_COPY   strdup() of a string holding the file's first line takes 300 ms
+ *                          first: a thread descheduled there (upstream_fetch copies its URL
+ *                          between the lookup that made the object and its download's post)
  * Everything else goes to the real function.
  */
 #define _GNU_SOURCE
@@ -17,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static bool armed(const char *var)
@@ -76,4 +81,31 @@ CURLMcode curl_multi_add_handle(CURLM *multi, CURL *easy)
     if (armed("ARCA_FAULT_MULTI_ADD"))
         return CURLM_OUT_OF_MEMORY;
     return real(multi, easy);
+}
+
+/* The armed file's first line, into `line` (empty: not armed). open and read only: strdup's
+ * callers may be anywhere, stdio among them. */
+static void slow_copy_marker(char *line, size_t size)
+{
+    const char *path = getenv("ARCA_FAULT_SLOW_COPY");
+    ssize_t n = 0;
+    int fd = path && *path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        n = read(fd, line, size - 1);
+        close(fd);
+    }
+    line[n > 0 ? n : 0] = '\0';
+    line[strcspn(line, "\n")] = '\0';
+}
+
+char *strdup(const char *s)
+{
+    static char *(*real)(const char *);
+    char marker[256];
+    if (!real)
+        real = (char *(*)(const char *))dlsym(RTLD_NEXT, "strdup");
+    slow_copy_marker(marker, sizeof(marker));
+    if (*marker && strstr(s, marker))
+        nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+    return real(s);
 }

@@ -208,6 +208,40 @@ def test_a_download_the_lab_joins_is_not_held_behind_anothers_share(origin, star
         trickling.stop()
 
 
+def test_a_join_that_comes_before_the_download_it_joins_is_kept(origin, start_arca, workdir):
+    # A loaded CI run failed the scenario above so: the attacker's request that made the lab's
+    # file's object was descheduled between its lookup and its download's post, and the lab's
+    # join, posted meanwhile, came first: it was dropped, and the download waited behind the
+    # attacker's share. faults.c's SLOW_COPY holds that request there 300 ms, every time.
+    from test_disk_faults import FAULTS
+    if not os.path.exists(FAULTS):
+        pytest.skip(f"{FAULTS} is built with arca: run meson compile")
+    armed = os.path.join(workdir, "fault-SLOW_COPY")
+    env = {"LD_PRELOAD": FAULTS, "ARCA_FAULT_SLOW_COPY": armed,
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH, env=env)
+    trickling = Origin()
+    data = os.urandom(256 << 10)
+    good = origin.add("/boot/Image-joined-early", data=data)
+    slow = [trickling.add(f"/slow/{i}", data=b"x" * 600, rate=2, chunk=2) for i in range(2)]
+    held = []
+    try:
+        held = [ask(arca, url, ("direct", "127.0.0.66"), 60) for url in slow]
+        wait_for(lambda: all(o.started for o in trickling.objects.values()),
+                 "the attacker's slow downloads hold its share")
+        with open(armed, "w") as f:
+            f.write("/boot/Image-joined-early\n")
+        held.append(ask(arca, good, ("direct", "127.0.0.66"), 60))
+        wait_for(lambda: arca.status()["resources_scheduled"] == 1,
+                 "the lab's file's object is made, its download not yet posted")
+        lab_gets(arca, good, data, what="the lab's file, joined before its download was posted")
+        assert origin.counts["/boot/Image-joined-early"] == 1
+    finally:
+        for c in held:
+            c.close()
+        trickling.stop()
+
+
 def test_a_resume_waiting_after_a_restart_starts_for_a_client_joining_it(workdir, origin):
     import signal
     from conftest import Arca
