@@ -264,9 +264,10 @@ struct purge_result {
  * requests' terms say): it cannot be cut from here, only its upstream thread ends it. The
  * table is visited a slice per hold of the lock, so hits elsewhere go on meanwhile. `bounded`
  * (url_purge_prefix's): a URL goes on past the prefix with a new segment, a parameter or a
- * query. Any thread but a worker: it returns once the rows are gone on disk. The walk keeps
- * within store_evict_ahead removals of the disk (store_purge_ahead), so that a new download's
- * file, made in order behind them, is not held up by the whole purge's. */
+ * query. Any thread but a worker: it returns once the rows are gone on disk. The walk keeps at
+ * most store_evict_ahead removals and a slice ahead of the disk (store_purge_ahead), purges at
+ * once taking turns, so that a new download's file, made in order behind them, is not held up
+ * by the whole purge's. */
 void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r);
 /* Objects purges took out of the table whose files the disk has yet to remove (their rows
  * go first): what a purge's walk keeps near store_evict_ahead. Any thread. */

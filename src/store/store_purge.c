@@ -3,7 +3,7 @@
  * hold of the lock so that hits elsewhere go on, and its rows and files go on the persistence
  * thread, one job per slice: its rows in one transaction, then its files a few at a time, so that
  * the jobs queued meanwhile (a new download's file) are not held up by 100,000 unlinks; the walk
- * waits while it is more than store_evict_ahead removals ahead of the disk (keep_pace), so that
+ * waits while it is more than store_evict_ahead removals ahead of the disk (purge_turn), so that
  * they are not held up by 100,000 rows either. A list of
  * URLs (an image's manifests and blobs: store_purge_urls) goes the same way, a slice of the
  * list per hold. */
@@ -94,14 +94,19 @@ static struct {
     bool closing; /* store_close began: a purge stops at its next slice, none begins */
     /* The removals the disk has yet to make: objects of the slices queued whose files are not
      * unlinked yet. A walk more than store_evict_ahead ahead of the disk waits until it has
-     * made half of them (keep_pace): a new download's file, queued in order behind them, then
+     * made half of them (purge_turn): a new download's file, queued in order behind them, then
      * waits for about as many removals as behind an eviction (under a second at a million
      * objects here), where it waited for the whole purge's (9.8 s for a tenth of them). */
     size_t ahead;
     pthread_cond_t made; /* `ahead` fell to half the bound, or closing */
+    /* Held by a walk from its look at `ahead` to its slice queued (purge_turn): purges at once
+     * take turns, each slice within the bound, where all woken together overshot it. Taken
+     * before the store's lock, never under it. */
+    pthread_mutex_t turn;
 } purges = {.lock = PTHREAD_MUTEX_INITIALIZER,
             .ended = PTHREAD_COND_INITIALIZER,
-            .made = PTHREAD_COND_INITIALIZER};
+            .made = PTHREAD_COND_INITIALIZER,
+            .turn = PTHREAD_MUTEX_INITIALIZER};
 
 /* The slice's objects are queued for the disk. */
 static void pace_queued(size_t n)
@@ -130,15 +135,27 @@ size_t store_purge_ahead(void)
     return ahead;
 }
 
-/* Before a walk's next slice: more than store_evict_ahead removals queued, it waits until the
- * disk has made half of them (or arca stops). The lock is not held. */
-static void keep_pace(void)
+/* Before a walk's next slice: its turn among the purges walking (purges.turn, held until
+ * end_turn), then, more than store_evict_ahead removals queued, a wait until the disk has made
+ * half of them. False (the turn not held): arca stops, the walk ends here. */
+static bool purge_turn(void)
 {
+    pthread_mutex_lock(&purges.turn);
     pthread_mutex_lock(&purges.lock);
     if (purges.ahead > store_evict_ahead)
         while (purges.ahead > store_evict_ahead / 2 && !purges.closing)
             pthread_cond_wait(&purges.made, &purges.lock);
+    bool go = !purges.closing;
     pthread_mutex_unlock(&purges.lock);
+    if (!go)
+        pthread_mutex_unlock(&purges.turn);
+    return go;
+}
+
+/* The slice is queued: the next walk may look. */
+static void end_turn(void)
+{
+    pthread_mutex_unlock(&purges.turn);
 }
 
 static void purge_job_free(struct purge_job *p)
@@ -329,14 +346,6 @@ static bool purge_enter(void)
     return open;
 }
 
-static bool purges_closing(void)
-{
-    pthread_mutex_lock(&purges.lock);
-    bool closing = purges.closing;
-    pthread_mutex_unlock(&purges.lock);
-    return closing;
-}
-
 static void purge_leave(void)
 {
     pthread_mutex_lock(&purges.lock);
@@ -375,9 +384,8 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
         store_unlock();
         bool moved = false;
         for (size_t from = 0; from < slots && !moved;) {
-            if (purges_closing())
+            if (!purge_turn())
                 return;
-            keep_pace();
             int64_t since = store_lock_slice();
             moved = st.objects.moves != moves;
             if (!moved) {
@@ -385,6 +393,7 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
                 from = purge_slots(aim, from, to < slots ? to : slots, since, r);
             }
             store_unlock_slice(since, from < slots || moved);
+            end_turn();
         }
         if (!moved)
             break;
@@ -506,12 +515,14 @@ void store_purge_urls(char *const *urls, size_t n, struct purge_result *r)
     for (size_t from = 0; from < n; from += PURGE_SLOTS_PER_HOLD) {
         size_t to = from + PURGE_SLOTS_PER_HOLD < n ? from + PURGE_SLOTS_PER_HOLD : n;
         struct purge_job *job = NULL;
-        keep_pace();
+        if (!purge_turn())
+            break; /* arca stops: what is left stays, as a prefix's walk leaves it */
         int64_t since = store_lock_slice();
         for (size_t i = from; i < to; i++)
             purge_named(urls[i], &job, r);
         submit_slice(job);
         store_unlock_slice(since, to < n);
+        end_turn();
     }
     persist_settle(); /* the slices' rows went first in their jobs, ahead of their files */
     purge_leave();

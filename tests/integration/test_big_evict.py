@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 
+from conftest import wait_for
 from test_admin import TOKEN, token_file
 from test_big_start import add_bulk
 from test_purge_prefix import purge_prefix
@@ -79,21 +80,30 @@ def test_a_purge_of_a_big_prefix_keeps_near_the_disks_pace_while_a_download_begi
     def purge():
         answer["status"], _, answer["body"] = purge_prefix(arca, origin.url("/bulk/"), TOKEN)
 
-    walk = threading.Thread(target=purge)
+    kernel = os.urandom(50000)
+    url = origin.add("/kernel", data=kernel)
+    got = {}
+
+    def download():  # begun while the purge's removals are queued: its file is made behind them
+        got["status"], _, got["body"] = arca.fetch(url)
+
+    walk, lab = threading.Thread(target=purge), threading.Thread(target=download)
     walk.start()
     deepest, deadline = 0, time.monotonic() + 300
     while walk.is_alive():
         deepest = max(deepest, arca.metrics()["arca_purge_removals_queued"])
+        if deepest and lab.ident is None:
+            lab.start()
         assert time.monotonic() < deadline, "still purging"
         time.sleep(0.005)
     walk.join()
     assert answer["status"] == 200, answer
     assert b'"purged":%d' % BULK in answer["body"].replace(b" ", b""), answer["body"]
     assert 0 < deepest <= PURGE_BOUND, f"{deepest:.0f} removals queued at once"
-    # a download that begins after it is not held up, and the purge's word is on disk
-    kernel = os.urandom(50000)
-    status, _, body = arca.fetch(origin.add("/kernel", data=kernel))
-    assert status == 200 and body == kernel
-    assert arca.metrics()["arca_purge_removals_queued"] == 0
+    lab.join()
+    assert got["status"] == 200 and got["body"] == kernel
+    assert origin.counts["/kernel"] == 1
+    wait_for(lambda: arca.metrics()["arca_purge_removals_queued"] == 0,
+             "the purge's files removed after its answer")
     arca.stop()
     assert bulk_rows_left(first.data_dir, origin.url("/bulk/")) == 0
