@@ -56,14 +56,24 @@ int64_t store_lock_slice(void)
     return monotonic_us();
 }
 
-void store_unlock_slice(int64_t since, bool more)
+int64_t store_unlock_held(int64_t since)
 {
     int64_t held = monotonic_us() - since;
-    int64_t pause = held > STORE_SLICE_PAUSE_MIN_US ? held : STORE_SLICE_PAUSE_MIN_US;
     store_unlock();
+    return held;
+}
+
+void store_slice_pause(int64_t held, bool more)
+{
+    int64_t pause = held > STORE_SLICE_PAUSE_MIN_US ? held : STORE_SLICE_PAUSE_MIN_US;
     if (more)
         nanosleep(&(struct timespec){.tv_sec = pause / 1000000, .tv_nsec = pause % 1000000 * 1000},
                   NULL);
+}
+
+void store_unlock_slice(int64_t since, bool more)
+{
+    store_slice_pause(store_unlock_held(since), more);
 }
 
 bool store_locked(void)

@@ -383,6 +383,10 @@ void store_unlock(void);
 #define STORE_SLICE_PAUSE_MIN_US 1000
 int64_t store_lock_slice(void);
 void store_unlock_slice(int64_t since, bool more);
+/* store_unlock_slice's halves, for a walk that lets go of something between them (a purge's
+ * turn, store_purge.c): the lock dropped, the slice's hold (µs) returned; then the pause. */
+int64_t store_unlock_held(int64_t since);
+void store_slice_pause(int64_t held, bool more);
 /* Whether the calling thread holds the lock (for asserts). */
 bool store_locked(void);
 /* The same, or main alone with the store (before store_start, after store_close): what "lock

@@ -99,9 +99,9 @@ static struct {
      * objects here), where it waited for the whole purge's (9.8 s for a tenth of them). */
     size_t ahead;
     pthread_cond_t made; /* `ahead` fell to half the bound, or closing */
-    /* Held by a walk from its look at `ahead` to its slice queued (purge_turn): purges at once
-     * take turns, each slice within the bound, where all woken together overshot it. Taken
-     * before the store's lock, never under it. */
+    /* Held by a walk from its look at `ahead` to its slice queued (purge_turn), let go before
+     * the slice's pause: purges at once take turns, a slice each, each slice within the bound,
+     * where all woken together overshot it. Taken before the store's lock, never under it. */
     pthread_mutex_t turn;
 } purges = {.lock = PTHREAD_MUTEX_INITIALIZER,
             .ended = PTHREAD_COND_INITIALIZER,
@@ -392,8 +392,9 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
                 size_t to = from + PURGE_SLOTS_PER_HOLD;
                 from = purge_slots(aim, from, to < slots ? to : slots, since, r);
             }
-            store_unlock_slice(since, from < slots || moved);
-            end_turn();
+            int64_t held = store_unlock_held(since);
+            end_turn(); /* before the pause: another purge's walk takes its turn in it */
+            store_slice_pause(held, from < slots || moved);
         }
         if (!moved)
             break;
@@ -521,8 +522,9 @@ void store_purge_urls(char *const *urls, size_t n, struct purge_result *r)
         for (size_t i = from; i < to; i++)
             purge_named(urls[i], &job, r);
         submit_slice(job);
-        store_unlock_slice(since, to < n);
+        int64_t held = store_unlock_held(since);
         end_turn();
+        store_slice_pause(held, to < n);
     }
     persist_settle(); /* the slices' rows went first in their jobs, ahead of their files */
     purge_leave();

@@ -6,10 +6,12 @@
  *   ARCA_FAULT_WAL_WRITE   writes to a file whose name ends in "-wal" fail with ENOSPC (SQLite's
  *                          COMMIT in WAL mode)
  *   ARCA_FAULT_MULTI_ADD   curl_multi_add_handle() answers CURLM_OUT_OF_MEMORY
- *   ARCA_FAULT_SLOW_COPY   strdup() of a string holding the file's first line takes 300 ms
- *                          first: a thread descheduled there (upstream_fetch copies its URL
- *                          between the lookup that made the object and its download's post)
- * Everything else goes to the real function.
+ *   ARCA_FAULT_SLOW_COPY   strdup() of a string holding the file's first line takes a second
+ *                          first, on any thread: a thread descheduled there (upstream_fetch
+ *                          copies its URL between the lookup that made the object and its
+ *                          download's post)
+ * Everything else goes to the real function. A sanitizer runtime linked statically (clang's
+ * ASan) would resolve these names before the preload: gcc's shared ones, as built here, do not.
  */
 #define _GNU_SOURCE
 #undef _FILE_OFFSET_BITS /* pwrite and pwrite64 are two symbols here, each interposed */
@@ -87,25 +89,33 @@ CURLMcode curl_multi_add_handle(CURLM *multi, CURL *easy)
  * callers may be anywhere, stdio among them. */
 static void slow_copy_marker(char *line, size_t size)
 {
-    const char *path = getenv("ARCA_FAULT_SLOW_COPY");
+    int saved = errno; /* a strdup that succeeds leaves errno as it was */
     ssize_t n = 0;
-    int fd = path && *path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    int fd = armed("ARCA_FAULT_SLOW_COPY")
+                 ? open(getenv("ARCA_FAULT_SLOW_COPY"), O_RDONLY | O_CLOEXEC)
+                 : -1;
     if (fd >= 0) {
         n = read(fd, line, size - 1);
         close(fd);
     }
+    errno = saved;
     line[n > 0 ? n : 0] = '\0';
     line[strcspn(line, "\n")] = '\0';
 }
 
 char *strdup(const char *s)
 {
-    static char *(*real)(const char *);
+    /* every thread copies strings: the real one is looked up once, atomically (a second
+     * lookup by a thread that raced the first finds the same) */
+    static char *(*found)(const char *);
+    char *(*real)(const char *) = __atomic_load_n(&found, __ATOMIC_ACQUIRE);
     char marker[256];
-    if (!real)
+    if (!real) {
         real = (char *(*)(const char *))dlsym(RTLD_NEXT, "strdup");
+        __atomic_store_n(&found, real, __ATOMIC_RELEASE);
+    }
     slow_copy_marker(marker, sizeof(marker));
     if (*marker && strstr(s, marker))
-        nanosleep(&(struct timespec){0, 300 * 1000 * 1000}, NULL);
+        nanosleep(&(struct timespec){1, 0}, NULL);
     return real(s);
 }

@@ -212,14 +212,15 @@ def test_a_join_that_comes_before_the_download_it_joins_is_kept(origin, start_ar
     # A loaded CI run failed the scenario above so: the attacker's request that made the lab's
     # file's object was descheduled between its lookup and its download's post, and the lab's
     # join, posted meanwhile, came first: it was dropped, and the download waited behind the
-    # attacker's share. faults.c's SLOW_COPY holds that request there 300 ms, every time.
+    # attacker's share. faults.c's SLOW_COPY holds that request there a second, every time.
     from test_disk_faults import FAULTS
     if not os.path.exists(FAULTS):
         pytest.skip(f"{FAULTS} is built with arca: run meson compile")
     armed = os.path.join(workdir, "fault-SLOW_COPY")
     env = {"LD_PRELOAD": FAULTS, "ARCA_FAULT_SLOW_COPY": armed,
            "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
-    arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH, env=env)
+    # two workers: the one held in the copy, and one to read the lab's request meanwhile
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH, "--threads", "2", env=env)
     trickling = Origin()
     data = os.urandom(256 << 10)
     good = origin.add("/boot/Image-joined-early", data=data)
