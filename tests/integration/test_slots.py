@@ -183,36 +183,44 @@ def lab_gets(arca, url, data, client=("direct", "127.0.0.1"), what="the lab's do
     assert resp.status == 200 and sha256(body) == sha256(data), resp.status
 
 
-def test_a_download_the_lab_joins_is_not_held_behind_anothers_share(origin, start_arca):
-    # four slots, two per client: the attacker holds its two with trickling URLs, then asks for
-    # the lab's next file first (a URL it can guess), which waits, charged to it
-    arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH)
+def joined_while_waiting(arca, origin, path, what, arm=lambda: None):
+    """Four slots, two per client: the attacker holds its two with trickling URLs, then asks for
+    the lab's next file (`path`, a URL it can guess; `arm` runs just before), which waits,
+    charged to it. The lab joins that download: it holds no slot, so the download is its turn
+    now, and the lab has its file within DEADLINE (lab_gets)."""
     trickling = Origin()
     data = os.urandom(256 << 10)
-    good = origin.add("/boot/Image", data=data)
+    good = origin.add(path, data=data)
     slow = [trickling.add(f"/slow/{i}", data=b"x" * 600, rate=2, chunk=2) for i in range(2)]
     held = []
     try:
         held = [ask(arca, url, ("direct", "127.0.0.66"), 60) for url in slow]
         wait_for(lambda: all(o.started for o in trickling.objects.values()),
                  "the attacker's slow downloads hold its share")
+        arm()
         held.append(ask(arca, good, ("direct", "127.0.0.66"), 60))
         wait_for(lambda: arca.status()["resources_scheduled"] == 1,
                  "the lab's file waits, asked for by the attacker")
-        # the lab joins that download: it holds no slot, so the download is its turn now
-        lab_gets(arca, good, data, what="the lab's file, joined to the attacker's waiting one")
-        assert origin.counts["/boot/Image"] == 1
+        lab_gets(arca, good, data, what=what)
+        assert origin.counts[path] == 1
     finally:
         for c in held:
             c.close()
         trickling.stop()
 
 
+def test_a_download_the_lab_joins_is_not_held_behind_anothers_share(origin, start_arca):
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH)
+    joined_while_waiting(arca, origin, "/boot/Image",
+                         "the lab's file, joined to the attacker's waiting one")
+
+
 def test_a_join_that_comes_before_the_download_it_joins_is_kept(origin, start_arca, workdir):
     # A loaded CI run failed the scenario above so: the attacker's request that made the lab's
     # file's object was descheduled between its lookup and its download's post, and the lab's
     # join, posted meanwhile, came first: it was dropped, and the download waited behind the
-    # attacker's share. faults.c's SLOW_COPY holds that request there a second, every time.
+    # attacker's share. faults.c's SLOW_COPY holds that request there a second, every time
+    # (its object counts as scheduled meanwhile).
     from test_disk_faults import FAULTS
     if not os.path.exists(FAULTS):
         pytest.skip(f"{FAULTS} is built with arca: run meson compile")
@@ -221,26 +229,13 @@ def test_a_join_that_comes_before_the_download_it_joins_is_kept(origin, start_ar
            "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
     # two workers: the one held in the copy, and one to read the lab's request meanwhile
     arca = start_arca("--upstream-allow", "127.0.0.0/8", *TWO_EACH, "--threads", "2", env=env)
-    trickling = Origin()
-    data = os.urandom(256 << 10)
-    good = origin.add("/boot/Image-joined-early", data=data)
-    slow = [trickling.add(f"/slow/{i}", data=b"x" * 600, rate=2, chunk=2) for i in range(2)]
-    held = []
-    try:
-        held = [ask(arca, url, ("direct", "127.0.0.66"), 60) for url in slow]
-        wait_for(lambda: all(o.started for o in trickling.objects.values()),
-                 "the attacker's slow downloads hold its share")
+
+    def arm():
         with open(armed, "w") as f:
             f.write("/boot/Image-joined-early\n")
-        held.append(ask(arca, good, ("direct", "127.0.0.66"), 60))
-        wait_for(lambda: arca.status()["resources_scheduled"] == 1,
-                 "the lab's file's object is made, its download not yet posted")
-        lab_gets(arca, good, data, what="the lab's file, joined before its download was posted")
-        assert origin.counts["/boot/Image-joined-early"] == 1
-    finally:
-        for c in held:
-            c.close()
-        trickling.stop()
+
+    joined_while_waiting(arca, origin, "/boot/Image-joined-early",
+                         "the lab's file, joined before its download was posted", arm)
 
 
 def test_a_resume_waiting_after_a_restart_starts_for_a_client_joining_it(workdir, origin):
