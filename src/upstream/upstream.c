@@ -207,10 +207,11 @@ static void add_joiner(struct pending *p, const struct who *client)
     p->joined[p->n_joined++] = *client;
 }
 
-/* Whether `t` downloads the object `join` names (its address and generation). */
-static bool downloads_it(const struct transfer *t, const struct pending *join)
+/* Whether `obj` (one a waiting or running download holds) is the object `join` names: its
+ * address and its generation, the address being maybe another's by now. */
+static bool joined_object(const struct object *obj, const struct pending *join)
 {
-    return t->obj == join->obj && object_gen(t->obj) == join->gen;
+    return obj == join->obj && object_gen(obj) == join->gen;
 }
 
 /* `join` (upstream_join): its client joined the download of its object. One still waiting is
@@ -219,14 +220,14 @@ static bool downloads_it(const struct transfer *t, const struct pending *join)
 static void apply_join(const struct pending *join)
 {
     struct pending *p = fx.backlog;
-    while (p && !(p->obj == join->obj && object_gen(p->obj) == join->gen))
+    while (p && !joined_object(p->obj, join))
         p = p->next;
     if (p) {
         add_joiner(p, &join->client);
         return;
     }
     for (const struct transfer *t = fx.loop.active; t; t = transfer_next(t))
-        if (downloads_it(t, join))
+        if (joined_object(t->obj, join))
             return;
     joins_keep(&fx.early, join->obj, join->gen, &join->client);
 }
