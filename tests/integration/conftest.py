@@ -121,6 +121,12 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def own_address():
+    """--listen on a free port: a check-config that must pass must not meet another arca at the
+    default 8001 (it then fails: the address is held)."""
+    return ("--listen", f"127.0.0.1:{free_port()}")
+
+
 def listens(pid, port):
     """Whether process `pid` holds the listening TCP socket of `port` (its log may say nothing
     at --log-level error)."""

@@ -9,13 +9,7 @@ import os
 import signal
 import subprocess
 
-from conftest import ARCA_BIN, free_port, wait_for
-
-
-def own_address():
-    """--listen on a free port: a check-config that would pass must not meet another arca at
-    the default 8001 (it then fails: the address is held)."""
-    return ("--listen", f"127.0.0.1:{free_port()}")
+from conftest import ARCA_BIN, own_address, wait_for
 
 
 def run(*args, timeout=10):

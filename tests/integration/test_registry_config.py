@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import ARCA_BIN, free_port
+from conftest import ARCA_BIN, own_address
 
 SECRET = "pw-never-shown-7d1e"
 
@@ -64,9 +64,7 @@ def test_registry_sections_in_the_config_file(workdir):
     ini = write(os.path.join(workdir, "arca.ini"),
                 f"registry = docker.io\nregistry-default = lab\n\n[registry lab]\n"
                 f"url = http://127.0.0.1:5000/\nusername = bob\npassword-file = {pw}\n")
-    # an address of its own: the default 8001 may be another arca's (check-config then fails)
-    p = run("check-config", "--data-dir", data, "--config", ini, "--listen",
-            f"127.0.0.1:{free_port()}")
+    p = run("check-config", "--data-dir", data, "--config", ini, *own_address())
     assert p.returncode == 0, p.stderr
 
 
@@ -127,5 +125,5 @@ def test_a_registry_name_given_twice_is_one_line_naming_both_places(workdir):
             assert SECRET not in p.stderr + p.stdout
     # one section's keys, however many, are one place; a --registry for another NAME is fine
     p = run("check-config", "--data-dir", data, "--config", ini, "--registry",
-            "other.lab=http://127.0.0.1:5002", "--listen", f"127.0.0.1:{free_port()}")
+            "other.lab=http://127.0.0.1:5002", *own_address())
     assert p.returncode == 0, p.stderr

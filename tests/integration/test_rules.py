@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import (ARCA_BIN, free_port, read_to_end, resource, sha256, wait_age,
+from conftest import (ARCA_BIN, own_address, read_to_end, resource, sha256, wait_age,
                       wait_downloading, wait_for, without_ttl)
 
 DAY = 86400
@@ -390,7 +390,7 @@ def test_check_config_and_serve_refuse_a_bad_rule_naming_file_line_and_rule(
     """A rule that cannot do what it says is refused before anything runs, by check-config and
     by serve alike, in one line naming the file, the line and the rule; a file of 10,000 rules
     (a lab with a rule per host) is accepted and serve starts with it."""
-    args = ("--listen", f"127.0.0.1:{free_port()}", "--data-dir", os.path.join(workdir, "data"),
+    args = (*own_address(), "--data-dir", os.path.join(workdir, "data"),
             "--access-log", "off")
     good = "match = http://snapshots.example.org/nightly/"
     cases = [
@@ -634,8 +634,7 @@ def test_a_rule_inside_a_narrowing_rule_is_warned_of_naming_what_decides(workdir
     lets everyone in: that prefix is meant open."""
     def warnings(*sections):
         path = write(os.path.join(workdir, "nested.ini"), *sections, arca=())
-        # an address of its own: the default 8001 may be another arca's (check-config fails)
-        p = run("check-config", "--config", path, "--listen", f"127.0.0.1:{free_port()}")
+        p = run("check-config", "--config", path, *own_address())
         assert p.returncode == 0, p.stderr
         return [line for line in p.stderr.splitlines() if "names no allow-network" in line]
 
