@@ -273,6 +273,11 @@ struct config {
     /* The [rule NAME] sections of every file read, in order: heap memory, freed by config_free. */
     struct config_rule *rules;
     int n_rules, cap_rules;
+    /* The rules by name (open addressing, an index + 1 a slot, 0 empty; heap memory, freed by
+     * config_free): a name given twice is found without comparing it with every rule before
+     * it (a file of 10,000 rules spent 2/3 of its check in strcmp). */
+    int *rule_names;
+    int cap_rule_names; /* a power of two, at least twice n_rules; 0: none yet */
 };
 
 enum config_action {

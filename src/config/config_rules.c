@@ -39,8 +39,10 @@ void config_free(struct config *cfg)
         free(r->file);
     }
     free(cfg->rules);
+    free(cfg->rule_names);
     cfg->rules = NULL;
-    cfg->n_rules = cfg->cap_rules = 0;
+    cfg->rule_names = NULL;
+    cfg->n_rules = cfg->cap_rules = cfg->cap_rule_names = 0;
 }
 
 /* Room for one more in an array of `*cap` items of `size` bytes growing by doubling: -1 when
@@ -65,20 +67,65 @@ static bool rule_name_ok(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
 }
 
+/* FNV-1a: names are short, and a file's names alike (h1, h2, ...) spread well. */
+static unsigned name_hash(const char *name)
+{
+    unsigned h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* The slot of cfg->rule_names that holds `name`, or the empty one where it would go. */
+static int *name_slot(const struct config *cfg, const char *name)
+{
+    unsigned mask = (unsigned)cfg->cap_rule_names - 1;
+    for (unsigned i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        int *slot = &cfg->rule_names[i];
+        if (!*slot || !strcmp(cfg->rules[*slot - 1].name, name))
+            return slot;
+    }
+}
+
+/* Room in the name index for one more rule (kept at most half full, so that a probe ends
+ * soon): -1 when out of memory (the index stays as it was). */
+static int grow_names(struct config *cfg)
+{
+    int cap = cfg->cap_rule_names ? cfg->cap_rule_names : 16, *old = cfg->rule_names;
+    int old_cap = cfg->cap_rule_names;
+    if (2 * (cfg->n_rules + 1) <= old_cap)
+        return 0;
+    while (2 * (cfg->n_rules + 1) > cap)
+        cap *= 2;
+    if (!(cfg->rule_names = calloc((size_t)cap, sizeof(int)))) {
+        cfg->rule_names = old;
+        return -1;
+    }
+    cfg->cap_rule_names = cap;
+    for (int i = 0; i < old_cap; i++)
+        if (old[i])
+            *name_slot(cfg, cfg->rules[old[i] - 1].name) = old[i];
+    free(old);
+    return 0;
+}
+
 int config_rule_begin(struct config *cfg, const char *name, const char *file, int line, char *err)
 {
     struct config_rule *r;
+    int *slot;
     if (!rule_name_ok(name)) {
         snprintf(err, CONFIG_ERR_LEN, "rule name '%.64s': 1-63 letters, digits, '.', '_' or '-'",
                  name);
         return -1;
     }
-    for (int i = 0; i < cfg->n_rules; i++) {
-        if (!strcmp(cfg->rules[i].name, name)) {
-            snprintf(err, CONFIG_ERR_LEN, "rule %s given twice (first at %.100s:%d)", name,
-                     cfg->rules[i].file, cfg->rules[i].line);
-            return -1;
-        }
+    if (grow_names(cfg) < 0)
+        goto oom;
+    slot = name_slot(cfg, name);
+    if (*slot) {
+        r = &cfg->rules[*slot - 1];
+        snprintf(err, CONFIG_ERR_LEN, "rule %s given twice (first at %.100s:%d)", name, r->file,
+                 r->line);
+        return -1;
     }
     if (grow((void **)&cfg->rules, cfg->n_rules, &cfg->cap_rules, sizeof(*cfg->rules)) < 0)
         goto oom;
@@ -89,7 +136,7 @@ int config_rule_begin(struct config *cfg, const char *name, const char *file, in
         free(r->name);
         goto oom;
     }
-    cfg->n_rules++;
+    *slot = ++cfg->n_rules;
     return 0;
 oom:
     snprintf(err, CONFIG_ERR_LEN, "rule %s: out of memory", name);

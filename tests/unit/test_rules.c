@@ -186,6 +186,28 @@ static void duplicates_and_names(void **state)
                      0);
 }
 
+/* A file with a rule per host: each name told apart from every other through the name index's
+ * growths, and one given again, however far back, named with its first line. */
+static void many_names(void **state)
+{
+    enum { N = 3000 };
+    char *ini = malloc((size_t)N * 48 + 64), *p = ini;
+    (void)state;
+    assert_non_null(ini);
+    for (int i = 0; i < N; i++)
+        p += sprintf(p, "[rule h%d]\nmatch = https://h%d.example.org/\n", i, i);
+    assert_int_equal(load(ini), 0);
+    assert_int_equal(cfg.n_rules, N);
+    assert_string_equal(cfg.rules[N - 1].name, "h2999");
+    sprintf(p, "[rule h17]\nmatch = https://again.example.org/\n");
+    assert_int_equal(load(ini), -1);
+    assert_string_equal(err, "t.ini:6001: rule h17 given twice (first at t.ini:35)");
+    sprintf(p, "[rule h2999]\nmatch = https://again.example.org/\n");
+    assert_int_equal(load(ini), -1);
+    assert_string_equal(err, "t.ini:6001: rule h2999 given twice (first at t.ini:5999)");
+    free(ini);
+}
+
 static void unknown_key(void **state)
 {
     (void)state;
@@ -799,6 +821,7 @@ int main(void)
         cmocka_unit_test(hosts),
         cmocka_unit_test(escapes_and_dot_segments),
         cmocka_unit_test(ports),
+        cmocka_unit_test(many_names),
         cmocka_unit_test(duplicates_and_names),
         cmocka_unit_test(unknown_key),
         cmocka_unit_test(bad_values),
