@@ -88,6 +88,31 @@ def test_s3rver_behind_the_check():
         s3.stop()
 
 
+def test_objects_put_many_wrote_are_served_as_a_put_ones_are():
+    # put_many() writes into s3rver's directory (its PUT cost 4 ms of CPU an object): s3rver
+    # must serve and list them as it does the objects its own PUT stored
+    s3 = S3(buckets=["lab"])
+    try:
+        data = os.urandom(3000)
+        s3.put("lab", "p/put.bin", data)
+        s3.put_many("lab", [("p/many.bin", data), ("p/sub/", b"")])
+        assert request(s3, "GET", "/lab/p/many.bin") == (200, data)
+        status, body = request(s3, "GET", "/lab?list-type=2&prefix=p%2F&delimiter=%2F")
+        assert status == 200
+        root = ET.fromstring(body)
+        found = {field(c, "Key"): (field(c, "ETag"), field(c, "Size"))
+                 for c in root if c.tag.endswith("}Contents")}
+        assert found["p/many.bin"] == found["p/put.bin"]
+        assert set(found) == {"p/many.bin", "p/put.bin"}
+        assert [field(c, "Prefix") for c in root if c.tag.endswith("}CommonPrefixes")] == ["p/sub/"]
+    finally:
+        s3.stop()
+
+
+def field(element, name):
+    return next(e.text for e in element if e.tag.endswith("}" + name))
+
+
 def test_listings_page_with_continuation_tokens():
     # s3rver's continuation tokens use DES, which node 20 refuses unless started with
     # --openssl-legacy-provider: without it the second page is a 500. Pages of 2 keys (max-keys)
