@@ -737,9 +737,11 @@ enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_met
         close(fd);
         return ret;
     }
-    /* a second hit: the object is worth an answer kept (one that says upstream was asked,
-     * Cache-Status, is this request's only) */
-    shared = status != HTTP_PARTIAL_CONTENT && r->plain && meta->hit && !r->probe_status;
+    /* an object hit again within the second is worth an answer kept (one that says upstream was
+     * asked, Cache-Status, is this request's only): a prepared answer serves to the second's
+     * end, and random hits over a big cache would otherwise build one on nearly every hit and
+     * drop another from the ring */
+    shared = status != HTTP_PARTIAL_CONTENT && r->plain && meta->hot && !r->probe_status;
     r->fd_bytes = r->head ? 0 : r->end - r->start;
     if (r->plain && meta->length <= SMALL_MAX)
         resp = small_response(fd, meta->length);

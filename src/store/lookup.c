@@ -78,7 +78,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     memcpy(meta->tag, obj->tag, sizeof(meta->tag));
     meta->state = object_view(obj);
     meta->headers_ready = obj->headers_ready;
-    meta->hit = obj->hit;
+    meta->hot = false; /* a hit's lookup says (lookup_locked) */
     meta->length = obj->length;
     meta->created = obj->created;
     meta->ttl = obj->ttl;
@@ -246,7 +246,6 @@ static int take_hit(struct object *obj, const char *key, int *fd, struct prepare
     }
     obj->verified = true;
     copy_meta(obj, meta);
-    obj->hit = true;
     return LOOKUP_HIT;
 }
 
@@ -265,6 +264,8 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
     if (!obj && negative_find(key, keep, now, meta))
         return LOOKUP_NEGATIVE;
     bool act = obj && may_act(obj, auth);
+    /* read before this use is noted: a hit's answer is shared only when hits keep coming */
+    bool hot = obj && obj->last_use == wall32(now);
     if (obj)
         note_use(obj, keep->ttl, act, now);
     if (act && obj->state == OBJ_COMPLETE && !keep->store) {
@@ -292,6 +293,7 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
         if (p && p->until && now >= p->until)
             detach_prepared(obj); /* outdated: the hit builds a new one */
         res = take_hit(obj, key, fd, prep, meta);
+        meta->hot = hot;
         if (res != LOOKUP_MISS)
             return res;
         obj = NULL;

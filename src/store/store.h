@@ -88,7 +88,8 @@ struct object_meta {
     uint8_t tag[4];          /* with gen, which object it is (store_attach_prepared) */
     enum object_state state; /* FETCHING, COMPLETE or FAILED */
     bool headers_ready;
-    bool hit;                     /* the object had answered a hit before this lookup */
+    bool hot; /* a hit on an object used earlier this second: its hits keep coming, so its answer
+                 is worth sharing (a prepared answer lasts to the second's end) */
     int64_t length, created, ttl; /* created: downloaded or last revalidated (wall-clock s) */
     uint32_t gen;
     bool revalidation; /* a download that revalidates an expired version (conditional GET) */

@@ -1,7 +1,8 @@
 /* Units for sending an answer's body (send.c) as a client reads it off a socket: a chunked
  * body's last chunk carries the answer's trailer lines (answer_trailer), from a spanner or a
  * reader alike, and only well-formed ones; a body with a length, or an HTTP/1.0 one, never
- * asks for them. */
+ * asks for them. And an answer's header lines (answer.c): one that could split the head is
+ * refused, the others kept in order however many. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -215,6 +216,34 @@ static void unchunked_bodies_never_ask(void **state)
     close(s.fd);
 }
 
+/* answer_header() adds a line only when its name is a token and its value holds no line end:
+ * a name or value a request or upstream carried can never add a header of its own. */
+static void a_header_that_could_split_the_head_is_refused(void **state)
+{
+    static const char *const bad_names[] = {"",  "X Y", "X:Y", "X\r\nY", "X\tY", "X\n", "(",  ")",
+                                            "<", ">",   "@",   ",",      ";",    "\\",  "\"", "/",
+                                            "[", "]",   "?",   "=",      "{",    "}"};
+    struct answer *a = answer_copy(BODY, strlen(BODY));
+    char name[16], out[64];
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++)
+        assert_false(answer_header(a, bad_names[i], "v"));
+    assert_false(answer_header(a, "X-A", "v\r\nInjected: 1"));
+    assert_false(answer_header(a, "X-A", "v\n"));
+    assert_false(answer_header(a, "X-A", "\rv"));
+    assert_null(answer_header_value(a, "X-A", out, sizeof(out)));
+    assert_true(answer_header(a, "X-Odd.Name_1~!#$%&'*+-^`|", "a value: \t ; \"quoted\" (x)"));
+    for (int i = 0; i < 60; i++) { /* past the first allocation, and its growths */
+        snprintf(name, sizeof(name), "X-H%d", i);
+        assert_true(answer_header(a, name, "0123456789abcdef"));
+    }
+    assert_string_equal(answer_header_value(a, "X-Odd.Name_1~!#$%&'*+-^`|", out, sizeof(out)),
+                        "a value: \t ; \"quoted\" (x)");
+    assert_string_equal(answer_header_value(a, "X-H0", out, sizeof(out)), "0123456789abcdef");
+    assert_string_equal(answer_header_value(a, "X-H59", out, sizeof(out)), "0123456789abcdef");
+    answer_put(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +252,7 @@ int main(void)
         cmocka_unit_test(no_trailer_is_the_plain_last_chunk),
         cmocka_unit_test(broken_trailer_lines_are_dropped),
         cmocka_unit_test(unchunked_bodies_never_ask),
+        cmocka_unit_test(a_header_that_could_split_the_head_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -288,6 +288,35 @@ static void a_parents_age_past_the_clock_keeps_the_moment_it_expires(void **stat
     assert_in_range(meta.created + meta.ttl, now + 99, now + 102);
 }
 
+/* A hit's answer is worth sharing (meta.hot) only when the object was used earlier in the same
+ * second: an object hit now and then gets answers of its own, so that random hits over a big
+ * cache do not build a shared answer on nearly every hit and drop another from the ring. */
+static void a_hit_is_hot_only_after_a_use_earlier_in_its_second(void **state)
+{
+    struct object *obj = downloading("http://h/hot", 3, "text/plain"), *hit;
+    struct object_meta meta;
+    int fd;
+    (void)state;
+    append(obj, "abc");
+    finish(obj, "abc");
+    release_both(obj);
+    assert_int_equal(store_lookup("http://h/hot", 3600, &hit, &fd, NULL, &meta), LOOKUP_HIT);
+    close(fd);
+    /* the next second, hit before but in the one before: not hot; again in that second: hot */
+    int64_t was = (int64_t)time(NULL);
+    for (int i = 0; i < 300 && (int64_t)time(NULL) == was; i++)
+        usleep(10 * 1000);
+    assert_true((int64_t)time(NULL) > was);
+    assert_int_equal(store_lookup("http://h/hot", 3600, &hit, &fd, NULL, &meta), LOOKUP_HIT);
+    close(fd);
+    int64_t first = (int64_t)time(NULL);
+    assert_false(meta.hot);
+    assert_int_equal(store_lookup("http://h/hot", 3600, &hit, &fd, NULL, &meta), LOOKUP_HIT);
+    close(fd);
+    /* hot, unless the second ticked between the two lookups */
+    assert_true(meta.hot || (int64_t)time(NULL) != first);
+}
+
 static int hold_wakes;
 static void count_hold_wake(void)
 {
@@ -1281,6 +1310,7 @@ int main(void)
         cmocka_unit_test(a_key_directory_is_made_with_its_first_file_and_synced),
         cmocka_unit_test(last_byte_waits_for_completion),
         cmocka_unit_test(a_parents_age_past_the_clock_keeps_the_moment_it_expires),
+        cmocka_unit_test(a_hit_is_hot_only_after_a_use_earlier_in_its_second),
         cmocka_unit_test(a_reader_waits_for_its_span_but_not_for_long),
         cmocka_unit_test(a_span_at_the_end_does_not_wait_for_the_sync),
         cmocka_unit_test(a_digest_is_the_readers_own),
