@@ -737,11 +737,14 @@ enum conn_result fetch_respond_file(struct fetch_req *r, const struct object_met
         close(fd);
         return ret;
     }
-    /* an object hit again within the second is worth an answer kept (one that says upstream was
-     * asked, Cache-Status, is this request's only): a prepared answer serves to the second's
-     * end, and random hits over a big cache would otherwise build one on nearly every hit and
-     * drop another from the ring */
-    shared = status != HTTP_PARTIAL_CONTENT && r->plain && meta->hot && !r->probe_status;
+    /* an answer kept (one that says upstream was asked, Cache-Status, is this request's only):
+     * a small object's, holding its bytes, when the object was used earlier in the second (it
+     * serves to the second's end: random hits over a big cache would otherwise build one on
+     * nearly every hit and drop another from the ring); a larger one's, holding its file and
+     * its mapping (mapped()), from its second hit on, its bytes costing far more than the
+     * answer */
+    shared = status != HTTP_PARTIAL_CONTENT && r->plain && !r->probe_status &&
+             (meta->length <= SMALL_MAX ? meta->hot : meta->hit);
     r->fd_bytes = r->head ? 0 : r->end - r->start;
     if (r->plain && meta->length <= SMALL_MAX)
         resp = small_response(fd, meta->length);

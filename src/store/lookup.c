@@ -78,6 +78,7 @@ static void copy_meta(const struct object *obj, struct object_meta *meta)
     memcpy(meta->tag, obj->tag, sizeof(meta->tag));
     meta->state = object_view(obj);
     meta->headers_ready = obj->headers_ready;
+    meta->hit = obj->hit;
     meta->hot = false; /* a hit's lookup says (lookup_locked) */
     meta->length = obj->length;
     meta->created = obj->created;
@@ -246,6 +247,7 @@ static int take_hit(struct object *obj, const char *key, int *fd, struct prepare
     }
     obj->verified = true;
     copy_meta(obj, meta);
+    obj->hit = true;
     return LOOKUP_HIT;
 }
 

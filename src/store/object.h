@@ -150,6 +150,7 @@ struct object {
     bool headers_inline : 1; /* `headers` are after its URL, in its own allocation (a loaded
                                 row's): never freed alone, never handed to another object */
     bool verified : 1;       /* its file is known to hold `length` bytes (see load_row) */
+    bool hit : 1;            /* answered a hit already (meta->hit) */
     bool committed : 1;      /* a reader has answered with this length and type */
     bool delivered : 1;      /* a reader has been handed bytes: they may never change */
     bool on_disk : 1;        /* store_begin_file wrote its row (and file): a failure removes them */

@@ -88,8 +88,8 @@ struct object_meta {
     uint8_t tag[4];          /* with gen, which object it is (store_attach_prepared) */
     enum object_state state; /* FETCHING, COMPLETE or FAILED */
     bool headers_ready;
-    bool hot; /* a hit on an object used earlier this second: its hits keep coming, so its answer
-                 is worth sharing (a prepared answer lasts to the second's end) */
+    bool hit; /* the object had answered a hit before this lookup */
+    bool hot; /* a hit on an object used earlier this second: its hits keep coming */
     int64_t length, created, ttl; /* created: downloaded or last revalidated (wall-clock s) */
     uint32_t gen;
     bool revalidation; /* a download that revalidates an expired version (conditional GET) */
@@ -162,10 +162,11 @@ void store_close(void);
  * evicted as soon as the lock drops), and either its prepared answer in *prep (a reference the
  * caller must put; pass prep NULL when a prepared answer cannot serve the request) or an open
  * descriptor in *fd (the caller owns it). meta->hit says whether the object had been hit before
- * this lookup: only then is a prepared answer worth building (random hits over a big cache would
- * otherwise churn the ring, building answers that are dropped before their second use). A
- * COALESCED lookup copies the download's metadata as it is then (meta->headers_ready: whether it
- * has its slot and its answer already). */
+ * this lookup, meta->hot whether it was used earlier in this second: what a prepared answer is
+ * worth building for (fetch_answer.c; random hits over a big cache would otherwise churn the
+ * ring, building answers that are dropped before their second use). A COALESCED lookup copies the
+ * download's metadata as it is then (meta->headers_ready: whether it has its slot and its answer
+ * already). */
 enum lookup_result store_lookup(const char *url, int64_t ttl, struct object **obj, int *fd,
                                 struct prepared **prep, struct object_meta *meta);
 /* Who is asking, for store_lookup_as: a request's ttl (and an object's expiry) act on the object

@@ -232,8 +232,11 @@ class S3:
         import hashlib
         import urllib.parse
 
+        assert items and bucket in self.buckets, (bucket, len(items))
         root = os.path.join(_Backend.dir, self.prefix + bucket)
         for key, data in items:
+            # a key that would write outside its bucket's directory is put() one's (S3 allows it)
+            assert not key.startswith("/") and ".." not in key.split("/"), key
             folder, _, name = key.rpartition("/")
             base = os.path.join(root, folder, name + "._S3rver_")
             os.makedirs(os.path.dirname(base), exist_ok=True)

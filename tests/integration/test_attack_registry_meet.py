@@ -51,7 +51,7 @@ def test_one_connection_mixing_v2_fetch_and_proxy_keeps_each_requests_head_lines
     layer = image.layers[0]
     path = f"/v2/{NAME}/library/demo/blobs/{layer.digest}"
     upstream = f"{up.url}/v2/library/demo/blobs/{layer.digest}"
-    for _ in range(3):  # a miss, then hits: the second one prepares the shared answer
+    for _ in range(3):  # a miss, then hits: those within its second share a prepared answer
         assert v2(arca, path[len("/v2/"):]).status == 200
     host = f"Host: {arca.host}:{arca.port}\r\n"
     reqs = [("GET", path, "", "v2"), ("GET", upstream, "", "proxy"),

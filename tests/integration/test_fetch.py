@@ -166,7 +166,8 @@ def test_repeated_hits_and_their_variants(origin, start_arca, size, mode):
     old, new = os.urandom(size), os.urandom(size)
     url = origin.add("/hot", data=old)
     assert arca.fetch(url, ttl="2s")[2] == old  # cold
-    for _ in range(3):  # the first hit prepares the answer, the next ones reuse it
+    for _ in range(3):  # hits within the second (a small object) or from the second hit on
+        # (a large one) share a prepared answer; the others are answered from the file
         status, headers, body = arca.fetch(url)
         assert status == 200 and body == old and headers["content-length"] == str(size)
     status, headers, body = arca.fetch(url, headers={"Range": "bytes=10-19"})

@@ -23,7 +23,7 @@ def assert_inert(headers):
 
 def test_upstream_html_never_runs_on_arcas_origin(arca, origin):
     url = origin.add("/", data=PAGE, content_type="text/html")  # no file name to save as
-    for _ in range(4):  # miss, hit from the file, then the prepared answer, twice
+    for _ in range(4):  # a miss, then hits: those within its second share a prepared answer
         status, headers, body = arca.fetch(url)
         assert status == 200 and body == PAGE
         assert headers["content-type"] == "text/html"
