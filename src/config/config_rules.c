@@ -2,6 +2,7 @@
  * names, keys and lines. What a value means is rules/'s to check (rules_compile). */
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "base/hash.h"
 #include "base/parse.h"
 
 #include <stdio.h>
@@ -67,20 +68,12 @@ static bool rule_name_ok(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
 }
 
-/* FNV-1a: names are short, and a file's names alike (h1, h2, ...) spread well. */
-static unsigned name_hash(const char *name)
-{
-    unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h;
-}
-
 /* The slot of cfg->rule_names that holds `name`, or the empty one where it would go. */
 static int *name_slot(const struct config *cfg, const char *name)
 {
     unsigned mask = (unsigned)cfg->cap_rule_names - 1;
-    for (unsigned i = name_hash(name) & mask;; i = (i + 1) & mask) {
+    /* FNV-1a: names are short, and a file's names alike (h1, h2, ...) spread well */
+    for (unsigned i = fnv1a(name, FNV1A_START) & mask;; i = (i + 1) & mask) {
         int *slot = &cfg->rule_names[i];
         if (!*slot || !strcmp(cfg->rules[*slot - 1].name, name))
             return slot;

@@ -1,5 +1,6 @@
 /* What each rule's URLs did (rule_stats.h). */
 #include "stats/rule_stats.h"
+#include "base/hash.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -26,14 +27,6 @@ static _Atomic int n_names;
 static _Atomic int slot_of[INDEX_SIZE]; /* 0: empty; else 1 + the name's slot */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-static unsigned hash(const char *s)
-{
-    unsigned h = 2166136261u;
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 16777619u;
-    return h;
-}
-
 /* The slot of `name` in the index from `h` on: found (>= 0), or -1 with *empty the first empty
  * place met. */
 static int find(const char *name, unsigned h, unsigned *empty)
@@ -55,7 +48,7 @@ static int find(const char *name, unsigned h, unsigned *empty)
 /* The name's slot, made the first time (the last slot, "(other)", once the table is full). */
 static int slot(const char *name)
 {
-    unsigned h = hash(name), empty = INDEX_SIZE;
+    unsigned h = fnv1a(name, FNV1A_START), empty = INDEX_SIZE;
     int s = find(name, h, &empty);
     if (s >= 0)
         return s;

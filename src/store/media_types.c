@@ -2,6 +2,7 @@
  * hash, and the types by number. Lookups read both without the lock: a type is published before
  * its number is (release), so whoever sees a number sees its type (acquire). */
 #include "store/media_types.h"
+#include "base/hash.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,9 +30,7 @@ static void seed_once(void)
 
 static uint32_t hash_of(const char *s)
 {
-    uint32_t h = 2166136261u ^ seed; /* FNV-1a, seeded */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
+    uint32_t h = fnv1a(s, FNV1A_START ^ seed); /* seeded */
     return h ^ (h >> 15);
 }
 
