@@ -177,14 +177,7 @@ class S3:
         self.prefix = f"s3-{next(_Backend.numbers)}-"
         self.buckets = set(buckets)
         for b in buckets:  # made on s3rver under this S3's names for them
-            conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=30)
-            try:
-                conn.request("PUT", "/" + self.prefix + b)
-                resp = conn.getresponse()
-                resp.read()
-                assert resp.status == 200, (b, resp.status)
-            finally:
-                conn.close()
+            assert self.to_backend("PUT", "/" + b) == 200, b
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Checker)
         self.server.daemon_threads = True
         self.server.s3 = self
@@ -200,6 +193,18 @@ class S3:
         if name not in self.buckets:
             return path
         return "/" + self.prefix + name + q + query + sep + rest
+
+    def to_backend(self, method, path):
+        """The status s3rver answers `method` on `path` (an S3 one: backend_path's names),
+        asked directly, past the check."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=30)
+        try:
+            conn.request(method, self.backend_path(path))
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()
 
     def from_backend(self, body):
         """A listing's or an error's body as S3 would give it: the bucket under its own name."""
@@ -248,14 +253,8 @@ class S3:
                 f.write('{\n  "content-type": "binary/octet-stream"\n}')
         # s3rver itself must see them: a layout it no longer reads fails here, not as a listing
         key = items[-1][0]
-        conn = http.client.HTTPConnection("127.0.0.1", self.backend_port, timeout=30)
-        try:
-            conn.request("HEAD", f"/{self.prefix}{bucket}/" + urllib.parse.quote(key, safe="/-_.~"))
-            resp = conn.getresponse()
-            resp.read()
-            assert resp.status == 200, f"s3rver does not see {key!r} written in its directory"
-        finally:
-            conn.close()
+        assert self.to_backend("HEAD", f"/{bucket}/" + urllib.parse.quote(key, safe="/-_.~")) \
+            == 200, f"s3rver does not see {key!r} written in its directory"
 
     def lists(self, bucket):
         """ListObjectsV2 requests of `bucket` that reached the check: (prefix, token) each."""
