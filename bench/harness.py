@@ -25,6 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCA = os.path.join(ROOT, "build", "arca")
 # ARCA_BEFORE=path/to/an/older/arca adds it as contender "arca-before": before/after in one run
 ARCA_BEFORE = os.environ.get("ARCA_BEFORE")
+# the size of each object in big-index's stores and the maintenance rounds' (issue 70: 4 KiB hits)
+INDEX_OBJECT_BYTES = 4096
 LOADGEN = os.path.join(ROOT, "build", "arca-loadgen")
 FLOOR = os.path.join(ROOT, "build", "arca-floor")
 TLSLOAD = os.path.join(ROOT, "build", "arca-tlsload")

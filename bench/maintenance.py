@@ -16,7 +16,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from harness import Arca, rate_run, settled
+from harness import INDEX_OBJECT_BYTES, Arca, rate_run, settled
 
 TOKEN = "bench-admin-token-0123456789"
 
@@ -131,7 +131,7 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
         with urllib.request.urlopen(f"{base}/api/v1/status/") as r:
             usage = json.loads(r.read())["disk_usage"]
 
-        quota = usage - extra * 64  # the least recently used tenth over it (64-byte objects)
+        quota = usage - extra * INDEX_OBJECT_BYTES  # the least recently used tenth over it
 
         def evict():  # until the usage reaches it: at the disk's pace, 13-16 s at a million
             with open(config, "a") as f:

@@ -14,9 +14,10 @@ import urllib.error
 import urllib.request
 
 from maintenance import maintenance_round
-from harness import (ARCA, ARCA_BEFORE, Arca, FLOOR, Nginx, Server, Squid, Varnish, arcas, check_clients,
-    children_cpu, in_turn, fetch_all, file_sha256, free_port, has_option, hold_idle, idle_rounds,
-    loadgen, loadgen_cpu, parse_wrk, rate_run, rss_kib, settled, wait_http, write_random, wrk_rounds)
+from harness import (ARCA, ARCA_BEFORE, INDEX_OBJECT_BYTES, Arca, FLOOR, Nginx, Server, Squid,
+    Varnish, arcas, check_clients, children_cpu, in_turn, fetch_all, file_sha256, free_port,
+    has_option, hold_idle, idle_rounds, loadgen, loadgen_cpu, parse_wrk, rate_run, rss_kib,
+    settled, wait_http, write_random, wrk_rounds)
 
 
 
@@ -270,7 +271,8 @@ def idle_connections(work, cfg, www):
             s.stop()
 
 def make_index(data_dir, count, origin_port, path="/obj/", www=None, used_days_ago=None):
-    """A data dir holding `count` complete 64-byte objects, written the way arca writes them:
+    """A data dir holding `count` complete 4 KiB objects (issue 70's hits), written the way arca
+    writes them:
     arca creates the schema, the rows and files are filled in here. Like a cache that has run
     for a while: downloaded over 9 days, last used at random since, used 1 to 50 times, a few
     content types. (Rows all used at the same second would come back already in LRU order.)
@@ -288,8 +290,8 @@ def make_index(data_dir, count, origin_port, path="/obj/", www=None, used_days_a
     for i in range(count):
         url = f"http://127.0.0.1:{origin_port}{path}{i}"
         key = hashlib.sha256(url.encode()).hexdigest()
-        # 64 bytes, each path's own (one body under two paths would be twins: one file)
-        body = f"{i:064d}".encode() if path == "/obj/" else f"{path}{i}".ljust(64, ".").encode()
+        # each path's own (one body under two paths would be twins: one file)
+        body = f"{path}{i:064d}".ljust(INDEX_OBJECT_BYTES, ".").encode()
         os.makedirs(os.path.join(data_dir, "objects", key[:2]), exist_ok=True)  # arca's layout
         file = os.path.join(data_dir, "objects", key[:2], key)
         with open(file, "wb") as f:
@@ -391,8 +393,18 @@ def static_round(n, cfg, script, count):
             "errors_at_rate": at_rate["errors"]}
 
 def random_hits_script(path, prefix, count):
+    """wrk's Lua: uniform random hits. Each wrk thread has its own Lua state: seeded alike (the
+    same second), both threads asked for the same objects a moment apart, half the hits finding
+    the object just used (arca's shared answers, the kernel's caches warm)."""
     with open(path, "w") as f:
-        f.write(f"""math.randomseed(os.time())
+        f.write(f"""local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + id)
+end
 request = function()
   return wrk.format(nil, "{prefix}" .. math.random(0, {count - 1}))
 end
