@@ -131,13 +131,8 @@ void store_came_from(struct object *obj, const char *from)
 static int open_hit_file(struct object *obj, const char *key, bool verified, int *fd,
                          struct object_meta *meta)
 {
-    char path[1200];
     struct stat sb;
-    if (key)
-        key_path(key, path, sizeof(path));
-    else
-        object_path(obj, path, sizeof(path));
-    *fd = object_open_file(path);
+    *fd = key_open(key ? key : OBJECT_KEY(obj));
     if (*fd < 0 && errno != ENOENT) {
         snprintf(meta->error, sizeof(meta->error), "cannot open the cached object: %s",
                  strerror(errno));

@@ -315,6 +315,7 @@ struct store_state {
     int64_t keep_expired; /* seconds a revalidable object stays on disk past its ttl */
     int64_t stale_if_error, stale_while_revalidate; /* --stale-if-error, -while-revalidate */
     char objdir[1100];
+    int objdir_fd;       /* objdir held open (O_PATH) for key_open; -1 while the store is closed */
     struct dlist lru;    /* complete objects in the table, least recently used first */
     struct dlist pinned; /* the same for pinned objects: eviction walks it only once no
                             object of `lru` can go (store_room.c) */
@@ -493,6 +494,9 @@ void object_remove(struct object *obj, const char *why);
  * through the file system's journal (touch_atime: 7.7% of arca's CPU under random hits over a
  * million objects). A file arca does not own (O_NOATIME's EPERM) opens without it. */
 int object_open_file(const char *path);
+/* The same for key_path(key)'s file, opened from the objects directory held open (objdir_fd),
+ * or by its whole path while the store is closed or the key is not 64 characters. */
+int key_open(const char *key);
 /* `length` bytes from the start of `fd` (its `path`'s file opened when fd is -1) into a buffer
  * of their own (the caller's to free); NULL when they cannot all be read. `fd` is closed. No
  * lock held: it reads the disk. */

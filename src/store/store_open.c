@@ -43,6 +43,8 @@ static int make_dirs(const struct config *cfg, char *err, size_t errlen)
         goto fail_objdir;
     close(fd);
     unlink(path);
+    if (st.objdir_fd < 0 && (st.objdir_fd = open(st.objdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        goto fail_objdir;
     return 0;
 fail_path_cfg:
     snprintf(err, errlen, "data dir %s: %s", cfg->data_dir, strerror(errno));
@@ -176,6 +178,9 @@ void store_close(void)
     free_failures();
     negative_free();
     table_free(&st.digests);
+    if (st.objdir_fd >= 0)
+        close(st.objdir_fd);
+    st.objdir_fd = -1;
     store_unlock();
     store_forget_upstream();
     index_close();
