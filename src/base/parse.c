@@ -706,6 +706,22 @@ void format_sha256_hex(const uint8_t d[32], char out[65])
     out[64] = '\0';
 }
 
+size_t format_int(int64_t v, char out[FORMAT_INT_MAX])
+{
+    char digits[FORMAT_INT_MAX];
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN too */
+    size_t k = 0, n = 0;
+    do
+        digits[k++] = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    if (v < 0)
+        out[n++] = '-';
+    while (k > 0)
+        out[n++] = digits[--k];
+    out[n] = '\0';
+    return n;
+}
+
 uint64_t sha256_prefix(const uint8_t d[32])
 {
     uint64_t v = 0;

@@ -207,6 +207,10 @@ void format_time_left(int64_t until, int64_t now, char *out, size_t size);
 
 /* 32 bytes -> 64 lower-case hex digits and a NUL. */
 void format_sha256_hex(const uint8_t d[32], char out[65]);
+/* v in decimal ("-" before a negative one) and a NUL; returns its length. Without the printf
+ * machinery: a hit's answer writes several numbers. */
+#define FORMAT_INT_MAX 21 /* INT64_MIN's 20 characters and the NUL */
+size_t format_int(int64_t v, char out[FORMAT_INT_MAX]);
 
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);

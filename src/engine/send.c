@@ -2,6 +2,7 @@
  * sendfile, a reader's blocks framed as chunks when the length is not known; at most
  * SEND_TURN_MAX bytes per connection per turn. */
 #include "engine/engine_internal.h"
+#include "base/parse.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -74,16 +75,11 @@ static char *put(char *p, const char *s)
     return p + k;
 }
 
+/* A status or a length: never past INT64_MAX (a body is a file's or a buffer's bytes). */
 static char *put_uint(char *p, uint64_t v)
 {
-    char digits[20];
-    int k = 0;
-    do
-        digits[k++] = (char)('0' + v % 10);
-    while ((v /= 10) > 0);
-    while (k > 0)
-        *p++ = digits[--k];
-    return p;
+    assert(v <= INT64_MAX);
+    return p + format_int((int64_t)v, p);
 }
 
 /* The status line, Date, the answer's header lines, its framing and Connection line. */

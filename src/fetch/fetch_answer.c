@@ -203,18 +203,25 @@ void fetch_count_success(struct fetch_req *r, const struct object_meta *meta)
  * backslashes and control bytes never reach the header. */
 static void add_disposition(struct answer *resp, const char *name)
 {
-    char value[300], clean[256];
+    static const char head[] = "attachment; filename=";
+    enum { NAME_MAX_SHOWN = 255 };
+    char value[sizeof(head) + NAME_MAX_SHOWN + 2];
+    size_t len = strnlen(name, NAME_MAX_SHOWN), n = sizeof(head) - 1;
     bool token = true;
-    size_t i;
-    for (i = 0; name[i] && i < sizeof(clean) - 1; i++) {
+    for (size_t i = 0; i < len && token; i++) {
         unsigned char ch = (unsigned char)name[i];
-        clean[i] = (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') ? '_' : (char)ch;
-        if (!isalnum(ch) && !strchr("._-+~", ch))
-            token = false;
+        token = isalnum(ch) || ch == '.' || ch == '_' || ch == '-' || ch == '+' || ch == '~';
     }
-    clean[i] = '\0';
-    snprintf(value, sizeof(value),
-             token ? "attachment; filename=%s" : "attachment; filename=\"%s\"", clean);
+    memcpy(value, head, n);
+    if (!token)
+        value[n++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        value[n++] = (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') ? '_' : (char)ch;
+    }
+    if (!token)
+        value[n++] = '"';
+    value[n] = '\0';
     answer_header(resp, "Content-Disposition", value);
 }
 
@@ -289,9 +296,11 @@ static void add_validators(struct answer *resp, const struct object_meta *meta)
 
 void fetch_repr_digest(const uint8_t digest[32], char out[FETCH_REPR_DIGEST_MAX])
 {
-    char b64[48];
-    EVP_EncodeBlock((unsigned char *)b64, digest, 32);
-    snprintf(out, FETCH_REPR_DIGEST_MAX, "sha-256=:%s:", b64);
+    static const char head[] = "sha-256=:";
+    _Static_assert(sizeof(head) - 1 + 44 + 2 <= FETCH_REPR_DIGEST_MAX, "room for 32 bytes");
+    memcpy(out, head, sizeof(head) - 1);
+    int n = EVP_EncodeBlock((unsigned char *)out + sizeof(head) - 1, digest, 32); /* 44, a NUL */
+    memcpy(out + sizeof(head) - 1 + n, ":", 2);
 }
 
 /* Upstream's bytes are shown under arca's own origin, beside its admin UI and listings: a page an
@@ -361,6 +370,27 @@ struct status_text {
     size_t n;
 };
 
+/* `s` added whole, or the text marked cut (n at the end), as put_param does. */
+static void put_text(struct status_text *t, const char *s)
+{
+    size_t k = strlen(s);
+    if (t->n >= sizeof(t->s) || k >= sizeof(t->s) - t->n) {
+        t->n = sizeof(t->s);
+        return;
+    }
+    memcpy(t->s + t->n, s, k + 1);
+    t->n += k;
+}
+
+/* A hit's words without vsnprintf (a hit's answer is built on every hit at a big cache). */
+static void put_ttl(struct status_text *t, const char *before, long long ttl)
+{
+    char n[FORMAT_INT_MAX];
+    format_int(ttl, n);
+    put_text(t, before);
+    put_text(t, n);
+}
+
 static void put_param(struct status_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void put_param(struct status_text *t, const char *fmt, ...)
@@ -423,7 +453,7 @@ static void put_member(struct status_text *t, const struct fetch_req *r,
     bool failed = meta && meta->state == OBJ_FAILED;
     bool hit = r->kind == LOOKUP_HIT && meta && meta->state == OBJ_COMPLETE;
     bool mismatch = meta && meta->state == OBJ_COMPLETE && !served;
-    put_param(t, "%s", http_cfg->cache_name);
+    put_text(t, http_cfg->cache_name);
     if (hit && mismatch) { /* a 502 from what is stored: neither a hit nor asked upstream */
         put_param(t, "; detail=digest-mismatch");
     } else if (failed && meta->retry_after > 0) { /* a 503: its host held down, not asked */
@@ -440,7 +470,7 @@ static void put_member(struct status_text *t, const struct fetch_req *r,
     } else if (hit && r->probe_status) {
         put_param(t, "; fwd=request; fwd-status=%d; ttl=%lld", r->probe_status, ttl);
     } else if (hit) {
-        put_param(t, "; hit; ttl=%lld", ttl);
+        put_ttl(t, "; hit; ttl=", ttl);
     } else if (r->kind == LOOKUP_NEGATIVE) { /* upstream's 404 or 410, kept: not asked again */
         put_param(t, "; hit; ttl=%lld; detail=negative",
                   (long long)(meta->created + meta->ttl - (int64_t)time(NULL)));
@@ -468,7 +498,7 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
                              const struct object_meta *meta)
 {
     struct status_text t = {.n = 0};
-    char age[24];
+    char age[FORMAT_INT_MAX];
     int64_t now = (int64_t)time(NULL);
     /* the answer is the object's (its bytes, headers, a 304, 206 or 416 of them), not an error
      * about a download that failed or about a sha256 it does not have */
@@ -484,8 +514,7 @@ static void add_cache_status(struct answer *resp, const struct fetch_req *r,
         answer_header(resp, "Cache-Status", t.s);
     /* a kept 404 is a cached answer too: a child arca keeps it no longer than this one */
     if (served || r->kind == LOOKUP_NEGATIVE) {
-        snprintf(age, sizeof(age), "%lld",
-                 (long long)(now > meta->created ? now - meta->created : 0));
+        format_int(now > meta->created ? now - meta->created : 0, age);
         answer_header(resp, "Age", age);
     }
 }

@@ -118,6 +118,36 @@ static void every_answer_of_an_object_says_its_freshness(void **state)
     assert_true(!strcmp(age, "50") || !strcmp(age, "51"));
 }
 
+/* Repr-Digest (RFC 9530) is the body's sha256 in base64 between colons. */
+static void repr_digest_is_the_sha256_in_base64(void **state)
+{
+    struct object_meta m = object(OBJ_COMPLETE, 0, 3600); /* its digest: 32 bytes of 0xab */
+    struct fetch_req hit = req(LOOKUP_HIT);
+    (void)state;
+    assert_string_equal(header(&m, &hit, "Repr-Digest"),
+                        "sha-256=:q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=:");
+    m.state = OBJ_FETCHING; /* not known before the last byte */
+    assert_string_equal(header(&m, &hit, "Repr-Digest"), "");
+}
+
+/* The file name goes out bare when it is a token, else quoted, its quotes, backslashes and
+ * control bytes made '_'; with no name asked for, the URL's last segment's. */
+static void the_filename_is_a_token_or_quoted(void **state)
+{
+    struct object_meta m = object(OBJ_COMPLETE, 0, 3600);
+    struct fetch_req hit = req(LOOKUP_HIT);
+    (void)state;
+    assert_string_equal(header(&m, &hit, "Content-Disposition"),
+                        "attachment; filename=rootfs.ext4");
+    snprintf(hit.filename, sizeof(hit.filename), "my \"image\\\t.img");
+    assert_string_equal(header(&m, &hit, "Content-Disposition"),
+                        "attachment; filename=\"my _image__.img\"");
+    memset(hit.filename, 'a', sizeof(hit.filename) - 1);
+    hit.filename[sizeof(hit.filename) - 1] = '\0';
+    const char *value = header(&m, &hit, "Content-Disposition");
+    assert_int_equal(strlen(value), strlen("attachment; filename=") + 255); /* 255 shown */
+}
+
 /* An error about a download or a digest is no answer of the object: no ttl, no Age, and no
  * parent's member (a refused confirmation reads the same, telling nothing of the cache). */
 static void errors_say_no_freshness(void **state)
@@ -258,6 +288,8 @@ int main(void)
         cmocka_unit_test(errors_say_no_freshness),
         cmocka_unit_test(one_etag_for_an_objects_life),
         cmocka_unit_test(the_member_is_named_cache_name),
+        cmocka_unit_test(repr_digest_is_the_sha256_in_base64),
+        cmocka_unit_test(the_filename_is_a_token_or_quoted),
         cmocka_unit_test(upstreams_words_go_to_those_who_see_urls),
         cmocka_unit_test(a_stranger_reads_bare_statuses_and_arcas_own_words),
     };

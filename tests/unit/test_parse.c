@@ -212,6 +212,28 @@ static void sha256_hex(void **state)
         -1);
 }
 
+static void format_int_writes_every_int64(void **state)
+{
+    static const struct {
+        int64_t v;
+        const char *text;
+    } cases[] = {{0, "0"},
+                 {7, "7"},
+                 {-1, "-1"},
+                 {10, "10"},
+                 {65535, "65535"},
+                 {-3600, "-3600"},
+                 {INT64_MAX, "9223372036854775807"},
+                 {INT64_MIN, "-9223372036854775808"}};
+    char out[FORMAT_INT_MAX];
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        memset(out, 'x', sizeof(out));
+        assert_int_equal(format_int(cases[i].v, out), strlen(cases[i].text));
+        assert_string_equal(out, cases[i].text);
+    }
+}
+
 static void duration_ms_units(void **state)
 {
     int64_t ms;
@@ -476,6 +498,7 @@ int main(void)
         cmocka_unit_test(range_forms),
 
         cmocka_unit_test(sha256_hex),
+        cmocka_unit_test(format_int_writes_every_int64),
         cmocka_unit_test(pages_and_listing_paths),
         cmocka_unit_test(authorities_odd_forms),
     };
