@@ -706,20 +706,31 @@ void format_sha256_hex(const uint8_t d[32], char out[65])
     out[64] = '\0';
 }
 
-size_t format_int(int64_t v, char out[FORMAT_INT_MAX])
+/* v's digits and a NUL at `out` (20 bytes at most with it: UINT64_MAX's), their count. */
+static size_t put_digits(uint64_t v, char *out)
 {
     char digits[FORMAT_INT_MAX];
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v; /* INT64_MIN too */
     size_t k = 0, n = 0;
     do
-        digits[k++] = (char)('0' + u % 10);
-    while ((u /= 10) > 0);
-    if (v < 0)
-        out[n++] = '-';
+        digits[k++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
     while (k > 0)
         out[n++] = digits[--k];
     out[n] = '\0';
     return n;
+}
+
+size_t format_uint(uint64_t v, char out[FORMAT_INT_MAX])
+{
+    return put_digits(v, out);
+}
+
+size_t format_int(int64_t v, char out[FORMAT_INT_MAX])
+{
+    if (v >= 0)
+        return put_digits((uint64_t)v, out);
+    out[0] = '-';
+    return 1 + put_digits(0 - (uint64_t)v, out + 1); /* INT64_MIN's 19 digits fit after it */
 }
 
 uint64_t sha256_prefix(const uint8_t d[32])

@@ -209,8 +209,9 @@ void format_time_left(int64_t until, int64_t now, char *out, size_t size);
 void format_sha256_hex(const uint8_t d[32], char out[65]);
 /* v in decimal ("-" before a negative one) and a NUL; returns its length. Without the printf
  * machinery: a hit's answer writes several numbers. */
-#define FORMAT_INT_MAX 21 /* INT64_MIN's 20 characters and the NUL */
+#define FORMAT_INT_MAX 21 /* INT64_MIN's 20 characters, UINT64_MAX's 20, and the NUL */
 size_t format_int(int64_t v, char out[FORMAT_INT_MAX]);
+size_t format_uint(uint64_t v, char out[FORMAT_INT_MAX]);
 
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);

@@ -75,11 +75,9 @@ static char *put(char *p, const char *s)
     return p + k;
 }
 
-/* A status or a length: never past INT64_MAX (a body is a file's or a buffer's bytes). */
 static char *put_uint(char *p, uint64_t v)
 {
-    assert(v <= INT64_MAX);
-    return p + format_int((int64_t)v, p);
+    return p + format_uint(v, p);
 }
 
 /* The status line, Date, the answer's header lines, its framing and Connection line. */

@@ -314,8 +314,11 @@ struct store_state {
     int64_t max_object_size;
     int64_t keep_expired; /* seconds a revalidable object stays on disk past its ttl */
     int64_t stale_if_error, stale_while_revalidate; /* --stale-if-error, -while-revalidate */
+    /* objdir held open (O_PATH) for key_open, from each store_open on; -1 once closed. Read by
+     * every hit, so apart from the fields a hit writes (lru). A directory put in its place
+     * while arca runs is not seen: hits then miss, as they would on its files gone. */
+    int objdir_fd;
     char objdir[1100];
-    int objdir_fd;       /* objdir held open (O_PATH) for key_open; -1 while the store is closed */
     struct dlist lru;    /* complete objects in the table, least recently used first */
     struct dlist pinned; /* the same for pinned objects: eviction walks it only once no
                             object of `lru` can go (store_room.c) */

@@ -43,7 +43,9 @@ static int make_dirs(const struct config *cfg, char *err, size_t errlen)
         goto fail_objdir;
     close(fd);
     unlink(path);
-    if (st.objdir_fd < 0 && (st.objdir_fd = open(st.objdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+    if (st.objdir_fd >= 0) /* a store_open that failed after it: no store_close came */
+        close(st.objdir_fd);
+    if ((st.objdir_fd = open(st.objdir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
         goto fail_objdir;
     return 0;
 fail_path_cfg:

@@ -232,6 +232,10 @@ static void format_int_writes_every_int64(void **state)
         assert_int_equal(format_int(cases[i].v, out), strlen(cases[i].text));
         assert_string_equal(out, cases[i].text);
     }
+    assert_int_equal(format_uint(UINT64_MAX, out), 20);
+    assert_string_equal(out, "18446744073709551615");
+    assert_int_equal(format_uint(0, out), 1);
+    assert_string_equal(out, "0");
 }
 
 static void duration_ms_units(void **state)
