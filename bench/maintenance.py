@@ -16,7 +16,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from harness import INDEX_OBJECT_BYTES, Arca, rate_run, settled
+from harness import INDEX_OBJECT_BYTES, Arca, rate_run, settled, warm_pages
 
 TOKEN = "bench-admin-token-0123456789"
 
@@ -110,6 +110,7 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
         delete_one = max(_delete_ms(base, f"http://127.0.0.1:{dead_port}/old-purged/{i}", auth)
                          for i in range(3))
         hits = f"{base}/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/"
+        warm_pages(os.path.join(data_dir, "objects"))  # as big-index's rounds (warm_pages)
         alone = rate_run(hits, cfg["index_rate"], max(cfg["index_seconds"], 3), count)
 
         def statistics_pages():

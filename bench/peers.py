@@ -17,7 +17,7 @@ from maintenance import maintenance_round
 from harness import (ARCA, ARCA_BEFORE, INDEX_OBJECT_BYTES, Arca, FLOOR, Nginx, Server, Squid,
     Varnish, arcas, check_clients, children_cpu, in_turn, fetch_all, file_sha256, free_port,
     has_option, hold_idle, idle_rounds, loadgen, loadgen_cpu, parse_wrk, rate_run, rss_kib,
-    settled, wait_http, write_random, wrk_rounds)
+    settled, wait_http, warm_pages, write_random, wrk_rounds)
 
 
 
@@ -347,10 +347,11 @@ def loaded(a, t0, timeout=60):
         time.sleep(0.005)
     raise RuntimeError(f"{a.name}: index not loaded within {timeout} s")
 
-def index_round(a, cfg, script, count):
+def index_round(a, cfg, script, count, files):
     """Restart arca on its big index as a lab does (it ran on it, stopped, starts again): the
     first hit's time, the time until every row is loaded, the RSS then, the time until the
-    start's work is done, then random hits."""
+    start's work is done, then random hits, the objects' pages (`files`: the same inodes) read
+    into memory first (warm_pages)."""
     # the index as this build's own clean stop leaves it, once its start's work is done, as a
     # lab's cache has run a while (stopped before a clean close's deferred check ends, it leaves
     # the check owed, and the next start checks the file before it serves)
@@ -369,6 +370,7 @@ def index_round(a, cfg, script, count):
         return sum(a.metric(f"arca_requests_total{{result=\"{k}\"}}")
                    for k in ("hit", "miss", "coalesced", "error"))
 
+    warm_pages(files)
     hits0, req0 = a.metric("arca_requests_total{result=\"hit\"}"), requests()
     rps, p99, _ = hits_under_wrk(a.port, cfg, script)
     hits = a.metric("arca_requests_total{result=\"hit\"}") - hits0
@@ -380,8 +382,9 @@ def index_round(a, cfg, script, count):
             "settled_s": settled_s, "hit_ratio": ratio, "req_per_s": rps, "p99_ms": p99, "rss_kib": rss,
             "p99_ms_at_rate": at_rate["p99_ms"], "errors_at_rate": at_rate["errors"]}
 
-def static_round(n, cfg, script, count):
+def static_round(n, cfg, script, count, files):
     """nginx-static on the same files (hard links, the same inodes): the floor of a hit."""
+    warm_pages(files)
     rps, p99, _ = hits_under_wrk(n.port, cfg, script)
     at_rate = rate_run(f"http://127.0.0.1:{n.port}/obj/", cfg["index_rate"],
                        cfg["index_seconds"], count)
@@ -479,9 +482,9 @@ def big_index(work, cfg, www):
                 # and pages the first one's hits brought back into memory
                 for c in in_turn(contenders + [static], r):
                     if c is static:
-                        rounds[c.name].append(static_round(c, cfg, static_script, count))
+                        rounds[c.name].append(static_round(c, cfg, static_script, count, files))
                         continue
-                    rounds[c.name].append(index_round(c, cfg, script, count))
+                    rounds[c.name].append(index_round(c, cfg, script, count, files))
                     c.stop()
             if count == sizes[-1]:  # last: each build purges and evicts (issue 70's item 4)
                 for a in contenders:
