@@ -182,8 +182,9 @@ enum conn_result fetch_refuse_download(struct fetch_req *r, const struct object_
 void fetch_count_success(struct fetch_req *r, const struct object_meta *meta)
 {
     atomic_fetch_add(&stats.successes, 1);
-    snprintf(r->answer_type, sizeof(r->answer_type), "%.*s", (int)sizeof(r->answer_type) - 1,
-             meta->content_type);
+    size_t type_len = strnlen(meta->content_type, sizeof(r->answer_type) - 1); /* for the log */
+    memcpy(r->answer_type, meta->content_type, type_len);
+    r->answer_type[type_len] = '\0';
     r->stale = meta->stale;
     r->revalidated = !meta->stale && r->kind == LOOKUP_MISS && meta->revalidation && meta->renewed;
     if (meta->stale)
