@@ -1219,7 +1219,7 @@ int key_open(const char *key)
         return open_reading(AT_FDCWD, path);
     }
     /* key_path's name below the objects directory: the kernel walks two names, not the data
-     * dir's whole path (a tenth of a hit's system time at a million objects) */
+     * dir's whole path (link_path_walk: 5 % of a hit's system time at a million objects) */
     memcpy(rel, key, 2);
     rel[2] = '/';
     memcpy(rel + 3, key, 65);
