@@ -423,6 +423,32 @@ static size_t scheme_length(const char *s, size_t len, bool *found)
     return (size_t)(sep - s);
 }
 
+/* RFC 3986 3.2 and 3.3: an authority ends at the first '/', '?' or '#', a path at '?' or '#'. */
+static const char *authority_end(const char *p, const char *end)
+{
+    while (p < end && *p != '/' && *p != '?' && *p != '#')
+        p++;
+    return p;
+}
+
+static const char *path_end(const char *p, const char *end)
+{
+    while (p < end && *p != '?' && *p != '#')
+        p++;
+    return p;
+}
+
+bool parse_url_path(const char *s, size_t len, const char **path, size_t *path_len)
+{
+    bool found;
+    size_t n = scheme_length(s, len, &found);
+    if (n == 0)
+        return false;
+    *path = authority_end(s + n + 3, s + len);
+    *path_len = (size_t)(path_end(*path, s + len) - *path);
+    return true;
+}
+
 enum url_error parse_url(const char *s, size_t len, struct url_parts *u)
 {
     bool found;
@@ -432,14 +458,12 @@ enum url_error parse_url(const char *s, size_t len, struct url_parts *u)
     *u = (struct url_parts){0};
     if (n == 0)
         return found ? URL_BAD_SCHEME : URL_NO_SCHEME;
-    for (p = s + n + 3; p < end && *p != '/' && *p != '?' && *p != '#'; p++)
-        ;
+    p = authority_end(s + n + 3, end);
     e = parse_url_authority(s + n + 3, (size_t)(p - (s + n + 3)), u);
     u->scheme = s;
     u->scheme_len = n;
     u->path = p;
-    while (p < end && *p != '?' && *p != '#')
-        p++;
+    p = path_end(p, end);
     u->path_len = (size_t)(p - u->path);
     u->query = p < end && *p == '?' ? p + 1 : NULL;
     while (p < end && *p != '#')
@@ -696,13 +720,29 @@ void format_time_left(int64_t until, int64_t now, char *out, size_t size)
     snprintf(out, size, until > now ? "%s (%s left)" : "%s (expired %s ago)", date, span);
 }
 
+/* Each byte's two digits: a hit formats two digests (its key, its ETag), a third of the
+ * instructions a digit at a time took. */
+static const char hex_pairs[513] = "000102030405060708090a0b0c0d0e0f"
+                                   "101112131415161718191a1b1c1d1e1f"
+                                   "202122232425262728292a2b2c2d2e2f"
+                                   "303132333435363738393a3b3c3d3e3f"
+                                   "404142434445464748494a4b4c4d4e4f"
+                                   "505152535455565758595a5b5c5d5e5f"
+                                   "606162636465666768696a6b6c6d6e6f"
+                                   "707172737475767778797a7b7c7d7e7f"
+                                   "808182838485868788898a8b8c8d8e8f"
+                                   "909192939495969798999a9b9c9d9e9f"
+                                   "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+                                   "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                                   "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+                                   "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                                   "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+                                   "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 void format_sha256_hex(const uint8_t d[32], char out[65])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[d[i] >> 4];
-        out[2 * i + 1] = hex[d[i] & 15];
-    }
+    for (int i = 0; i < 32; i++)
+        memcpy(out + 2 * i, hex_pairs + 2 * d[i], 2);
     out[64] = '\0';
 }
 

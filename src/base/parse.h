@@ -166,6 +166,10 @@ struct url_parts {
  * name_len and port 0: so that a caller may say first what else is wrong, or read a glob's "*."
  * host as it is. */
 enum url_error parse_url(const char *s, size_t len, struct url_parts *u);
+/* The path of s[0, len) as parse_url finds it (u->path, u->path_len), without reading the
+ * authority (a hit's file name, url_filename, needs nothing else); false, nothing set, when
+ * parse_url would not split it (no scheme, or a bad one). */
+bool parse_url_path(const char *s, size_t len, const char **path, size_t *path_len);
 /* "[userinfo@]host[:port]" alone (a proxy's absolute-form target's authority), as parse_url
  * reads one: the authority's parts of *u set, the others not. A '/', '?' or '#' in it is
  * URL_BAD_HOST: in a URL it would have ended the authority before ("evil.example#@arca:8001" is

@@ -101,10 +101,14 @@ const char *fetch_done(struct request *req, bool completed)
     struct registry_answered a = {.what = reg ? r->terms.registry.path.what : REG_BASE,
                                   .get = !strcmp(req->method, "GET")};
     char type[sizeof(r->answer_type)];
-    snprintf(type, sizeof(type), "%s", fetch_answer_type(r));
+    bool counted = reg && a.what != REG_BASE;
+    if (counted) { /* fetch_finish frees r; only a registry's answer is counted */
+        memcpy(type, r->answer_type, sizeof(type));
+        type[sizeof(type) - 1] = '\0';
+    }
     a.cache = fetch_finish(r, req, completed);
     req->state = NULL;
-    if (reg && a.what != REG_BASE) {
+    if (counted) {
         a.status = (int)req->status;
         a.type = type;
         a.bytes = req->bytes;

@@ -443,24 +443,6 @@ static size_t add_escaped(char *line, size_t n, size_t max, const char *s)
     return add_escaped_as(line, n, max, s, false);
 }
 
-/* A number without the printf machinery: a line has four. */
-static size_t add_uint(char *line, size_t n, size_t max, uint64_t v, int min_digits)
-{
-    char digits[24], *end = digits + sizeof(digits), *d = end;
-    do {
-        *--d = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    while (end - d < min_digits)
-        *--d = '0';
-    size_t k = (size_t)(end - d);
-    if (k > max - 1 - n)
-        k = n + 1 < max ? max - 1 - n : 0;
-    memcpy(line + n, d, k);
-    line[n + k] = '\0';
-    return n + k;
-}
-
 /* `s` appended as snprintf's "%s" would, without the printf machinery: most of a line is
  * strings. */
 static size_t add_str(char *line, size_t n, size_t max, const char *s)
@@ -473,6 +455,16 @@ static size_t add_str(char *line, size_t n, size_t max, const char *s)
     memcpy(line + n, s, k);
     line[n + k] = '\0';
     return n + k;
+}
+
+/* A number, at least `min_digits` long (zeros before), appended as add_str appends: a line has
+ * four. */
+static size_t add_uint(char *line, size_t n, size_t max, uint64_t v, int min_digits)
+{
+    char digits[FORMAT_INT_MAX];
+    for (size_t k = format_uint(v, digits); k < (size_t)min_digits; k++)
+        n = add_str(line, n, max, "0");
+    return add_str(line, n, max, digits);
 }
 
 /* A field as this thread's last line had it: a lab's clients ask for the same URLs with the same

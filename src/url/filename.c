@@ -30,11 +30,10 @@ void filename_clean(const char *in, size_t len, char *out, size_t size)
 
 void url_filename(const char *url, char *out, size_t size)
 {
-    struct url_parts u;
     char decoded[1024];
-    parse_url(url, strlen(url), &u); /* its verdict aside: the path's place is enough */
-    const char *p = u.scheme ? u.path : url;
-    size_t path_len = u.scheme ? u.path_len : 0;
+    const char *p = url;
+    size_t path_len = 0; /* no scheme: no path, no name */
+    parse_url_path(url, strlen(url), &p, &path_len);
     const char *seg = p;
     for (const char *q = p; q < p + path_len; q++)
         if (*q == '/')

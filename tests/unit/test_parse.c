@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/parse.h"
@@ -210,6 +211,19 @@ static void sha256_hex(void **state)
     assert_int_equal(
         parse_sha256_hex("g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", d),
         -1);
+    /* every byte's two digits, lower case, and back */
+    for (int first = 0; first < 256; first += 32) {
+        char hex[65], want[65];
+        uint8_t back[32];
+        for (int i = 0; i < 32; i++) {
+            d[i] = (uint8_t)(first + i);
+            snprintf(want + 2 * i, 3, "%02x", d[i]);
+        }
+        format_sha256_hex(d, hex);
+        assert_string_equal(hex, want);
+        assert_int_equal(parse_sha256_hex(hex, back), 0);
+        assert_memory_equal(back, d, sizeof(d));
+    }
 }
 
 static void format_int_writes_every_int64(void **state)
@@ -371,6 +385,54 @@ static void pages_and_listing_paths(void **state)
         assert_int_equal(parse_listing_path(refused[i], st, sizeof(st), pg, sizeof(pg)), -1);
 }
 
+/* parse_url_path finds the path where parse_url does, whatever the authority holds (a bad
+ * one too: parse_url still splits it) and whatever follows; with no scheme or a bad one,
+ * neither splits. */
+static void url_path_as_parse_url_finds_it(void **state)
+{
+    static const char *const urls[] = {
+        "http://h/dir/Image.gz?sig=1",
+        "http://h",
+        "http://h/",
+        "http://h?x/y",
+        "http://h#a/b",
+        "http://h/a#b/c",
+        "http://h/a?b/c#d/e",
+        "https://u:p@h:8443/a/b",
+        "http://a@b@h/p",
+        "http://[::1]:80/x",
+        "http://[::1/x",
+        "http://h:x/p",
+        "http://a b/c",
+        "HTTP://H/P",
+        "s3+x.y-z://bucket/key",
+        "://h/p",
+        "1http://h/p",
+        "h/p",
+        "",
+        "http:/h/p",
+        "http://",
+        "http:///p",
+        "http://h/a%2Fb/c%3Fd",
+        "x://y://z/w",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        struct url_parts u;
+        const char *path = NULL;
+        size_t len = 99;
+        parse_url(urls[i], strlen(urls[i]), &u);
+        bool split = parse_url_path(urls[i], strlen(urls[i]), &path, &len);
+        if (split != (u.scheme != NULL))
+            fail_msg("%s: split %d, parse_url's scheme %p", urls[i], split, (void *)u.scheme);
+        if (split && (path != u.path || len != u.path_len))
+            fail_msg("%s: path at %td len %zu, parse_url's at %td len %zu", urls[i], path - urls[i],
+                     len, u.path - urls[i], u.path_len);
+        if (!split && (path != NULL || len != 99))
+            fail_msg("%s: not split, yet its outputs were written", urls[i]);
+    }
+}
+
 /* One table for every reader of an authority: what each odd form is, as a URL, a proxy's
  * target, a CONNECT target and --listen see it alike (their units check they use this one). */
 static void authorities_odd_forms(void **state)
@@ -505,6 +567,7 @@ int main(void)
         cmocka_unit_test(format_int_writes_every_int64),
         cmocka_unit_test(pages_and_listing_paths),
         cmocka_unit_test(authorities_odd_forms),
+        cmocka_unit_test(url_path_as_parse_url_finds_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

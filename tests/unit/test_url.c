@@ -290,6 +290,12 @@ static void filenames(void **state)
     assert_string_equal(name, "");
     url_filename("http://h", name, sizeof(name));
     assert_string_equal(name, "");
+    url_filename("http://h?x/y.img", name, sizeof(name)); /* a query is not the path */
+    assert_string_equal(name, "");
+    url_filename("https://u@h:8443/a/b.img#c/d", name, sizeof(name));
+    assert_string_equal(name, "b.img");
+    url_filename("h/a/b.img", name, sizeof(name)); /* no scheme: no name */
+    assert_string_equal(name, "");
     filename_clean("..\\x/y\"z", 9, name, sizeof(name));
     assert_string_equal(name, "xyz");
 }
