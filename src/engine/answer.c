@@ -143,7 +143,7 @@ bool answer_header(struct answer *a, const char *name, const char *value)
     memcpy(a->headers + a->headers_len + nl + 2, value, vl);
     memcpy(a->headers + a->headers_len + nl + 2 + vl, "\r\n", 2);
     a->headers_len += need;
-    if (!strcasecmp(name, "Connection") && !strcasecmp(value, "close"))
+    if (nl == 10 && !strcasecmp(name, "Connection") && !strcasecmp(value, "close"))
         a->close = true;
     return true;
 }
