@@ -17,16 +17,18 @@
 #include <unistd.h>
 
 #include "log/access_log.h"
+#include "unit_tmp.h"
 
 #define THREADS 8
 #define LINES 3000 /* per thread: many times the ring's slots, so writers wait for room */
 
-static char path[64];
+static char path[UNIT_TMP_MAX];
 
 static int setup(void **state)
 {
     (void)state;
     snprintf(path, sizeof(path), "/tmp/arca-access-log-%d.log", (int)getpid());
+    unit_tmp(path, sizeof(path));
     unlink(path);
     return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "unit_tmp.h"
 
 static enum config_action load(struct config *cfg, char *err, int argc, ...)
 {
@@ -115,9 +116,9 @@ static void bad_options(void **state)
 
 static char *write_file(const char *text)
 {
-    static char path[64];
+    static char path[UNIT_TMP_MAX];
     snprintf(path, sizeof(path), "/tmp/arca-test-config-XXXXXX");
-    int fd = mkstemp(path);
+    int fd = mkstemp(unit_tmp(path, sizeof(path)));
     assert_true(fd >= 0);
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
@@ -499,11 +500,11 @@ static void include_chain(void **state)
  * section leaves the keys after it to rule a. */
 static void include_in_a_rule_section(void **state)
 {
-    char dir[] = "/tmp/arca-unit-XXXXXX", path[96], err[CONFIG_ERR_LEN];
+    char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-XXXXXX", path[UNIT_TMP_MAX + 16], err[CONFIG_ERR_LEN];
     struct config c;
     FILE *f;
     (void)state;
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(mkdtemp(unit_tmp(dir, sizeof(dir))));
     snprintf(path, sizeof(path), "%s/b.ini", dir);
     f = fopen(path, "w");
     fputs("[rule b]\nmatch = http://x/b/\n", f);

@@ -22,8 +22,9 @@
 #include "persist/usage_log.h"
 
 #include <sqlite3.h>
+#include "unit_tmp.h"
 
-static char dir[] = "/tmp/arca-unit-index-XXXXXX";
+static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-index-XXXXXX";
 static char path[128];
 
 /* Rows come from two threads at once, one per part (index.h): each part counts its own. */
@@ -740,6 +741,7 @@ static void a_damaged_image_is_dropped_for_the_rows(void **state)
 
 int main(void)
 {
+    unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rows_load_and_partials_are_forgotten),
         cmocka_unit_test(an_older_index_gains_the_new_columns),

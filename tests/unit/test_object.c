@@ -19,8 +19,9 @@
 #include "persist/persist.h"
 #include "stats/stats.h"
 #include "store_fixture.h"
+#include "unit_tmp.h"
 
-static char dir[] = "/tmp/arca-unit-object-XXXXXX";
+static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-object-XXXXXX";
 
 static int joined, left, failed;
 static void on_joined(struct object *obj)
@@ -419,6 +420,7 @@ static void every_combination_of_values_comes_back(void **state)
 
 int main(void)
 {
+    unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_table_allows_only_the_stores_moves),
         cmocka_unit_test_setup(a_begun_download_is_in_the_table_and_its_list, reset_counts),

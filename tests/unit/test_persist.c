@@ -24,6 +24,7 @@
 #include "persist/persist.h"
 #include "store/store.h"
 #include "store_fixture.h"
+#include "unit_tmp.h"
 
 /* --- a gate on the sync thread's fsync ------------------------------------------------------ */
 
@@ -269,10 +270,10 @@ static void two_step_run(struct persist_job *job)
  * where the work is; flush waits for the follow-up on the ordered queue. */
 static void a_slow_sync_holds_up_no_ordered_job(void **state)
 {
-    char err[128], name[] = "/tmp/arca-unit-persist-XXXXXX";
+    char err[128], name[UNIT_TMP_MAX] = "/tmp/arca-unit-persist-XXXXXX";
     bool done = false;
     (void)state;
-    int fd = mkstemp(name);
+    int fd = mkstemp(unit_tmp(name, sizeof(name)));
     assert_true(fd >= 0);
     unlink(name);
     struct two_step t = {
@@ -312,7 +313,7 @@ static void without_the_threads_a_sync_job_runs_at_once(void **state)
 
 /* --- a download that fails while its file syncs ------------------------------------------- */
 
-static char dir[] = "/tmp/arca-unit-persist-store-XXXXXX";
+static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-persist-store-XXXXXX";
 
 static int open_store(void **state)
 {
@@ -436,6 +437,7 @@ static void failed_during_its_sync_leaves_the_next_download_alone(void **state)
 
 int main(void)
 {
+    unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(jobs_run_in_order_on_the_thread),
         cmocka_unit_test(stop_runs_what_is_queued),

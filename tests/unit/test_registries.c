@@ -15,6 +15,7 @@
 #include "registry/registries.h"
 #include "registry/reg_manifest.h"
 #include "registry/reg_ref.h"
+#include "unit_tmp.h"
 
 static struct config cfg;
 
@@ -461,9 +462,9 @@ static void answers_counted(void **state)
  * its refusal forgotten), the same one is no change, one that cannot be read keeps the login. */
 static void passwords_read_again(void **state)
 {
-    char err[CONFIG_ERR_LEN], path[] = "/tmp/arca-unit-pw-XXXXXX", login[300], why[300];
+    char err[CONFIG_ERR_LEN], path[UNIT_TMP_MAX] = "/tmp/arca-unit-pw-XXXXXX", login[300], why[300];
     uint64_t gen = 9;
-    int fd = mkstemp(path);
+    int fd = mkstemp(unit_tmp(path, sizeof(path)));
     (void)state;
     assert_true(fd >= 0 && write(fd, "first\n", 6) == 6);
     close(fd);

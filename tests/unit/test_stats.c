@@ -17,8 +17,9 @@
 
 #include "persist/index.h"
 #include "stats/stats.h"
+#include "unit_tmp.h"
 
-static char dir[] = "/tmp/arca-unit-stats-XXXXXX";
+static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-stats-XXXXXX";
 
 static bool no_partial(const struct index_row *row, void *arg)
 {
@@ -225,6 +226,7 @@ static void a_family_of_counters_survives_a_restart(void **state)
 
 int main(void)
 {
+    unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(saved_counters_survive_a_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(unsaved_counters_are_lost_by_a_crash_only, setup, teardown),

@@ -32,8 +32,9 @@
 #include "store/spellings.h"
 #include "store/store.h"
 #include "store_fixture.h"
+#include "unit_tmp.h"
 
-static char dir[] = "/tmp/arca-unit-store-XXXXXX";
+static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-store-XXXXXX";
 
 /* --- arca's fsync calls, counted; real ones only on demand --------------------------------- */
 
@@ -1307,6 +1308,7 @@ static void urls_whose_keys_share_a_tag_are_two_objects(void **state)
 
 int main(void)
 {
+    unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_key_directory_is_made_with_its_first_file_and_synced),
         cmocka_unit_test(last_byte_waits_for_completion),

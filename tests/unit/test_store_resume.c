@@ -19,6 +19,7 @@
 #include "log/log.h"
 #include "persist/persist.h"
 #include "store/store.h"
+#include "unit_tmp.h"
 
 /* The table starts with 1024 buckets (table.c) and doubles when a 1025th object comes in. */
 #define START_BUCKETS 1024
@@ -44,7 +45,7 @@ void *__wrap_calloc(size_t n, size_t size)
     return __real_calloc(n, size);
 }
 
-static char dir[] = "/tmp/arca-unit-resume-XXXXXX";
+static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-resume-XXXXXX";
 static struct config cfg;
 
 /* The store runs in a data dir under `dir`; "restarting" moves to a copy of it, since the data
@@ -180,6 +181,7 @@ static void a_download_dropped_for_want_of_memory_is_not_handed_over(void **stat
 
 int main(void)
 {
+    unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_download_dropped_for_want_of_memory_is_not_handed_over),
     };

@@ -28,10 +28,11 @@
 
 #include "config/config.h"
 #include "tls/tls.h"
+#include "unit_tmp.h"
 
 #define DAY 86400
 
-static char dir[64];
+static char dir[UNIT_TMP_MAX];
 static EVP_PKEY *ca_key, *sites_key;
 static X509 *ca_cert, *sites_cert;
 static int64_t now;
@@ -126,7 +127,7 @@ static int setup(void **state)
     (void)state;
     now = (int64_t)time(NULL);
     snprintf(dir, sizeof(dir), "/tmp/arca-test-tls-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    assert_non_null(mkdtemp(unit_tmp(dir, sizeof(dir))));
     assert_non_null(ca_key = EVP_EC_gen("P-256"));
     ca_cert = make_cert(ca_key, "Test CA", NULL, -DAY, 30 * DAY, NULL, NULL, true);
     write_cert(in_dir("ca.pem"), ca_cert);

@@ -23,8 +23,9 @@
 #include "store/object.h"
 #include "store/store_twins.h"
 #include "store_fixture.h"
+#include "unit_tmp.h"
 
-static char dir[] = "/tmp/arca-unit-twins-XXXXXX";
+static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-twins-XXXXXX";
 
 static int open_store(void **state)
 {
@@ -202,8 +203,8 @@ static void a_digest_never_answers_from_a_bucket_arca_signs_for(void **state)
     static struct config cfg;
     struct object_meta meta;
     uint8_t signed_digest[32], open_digest[32], near_digest[32];
-    char creds[] = "/tmp/arca-unit-twins-creds-XXXXXX", err[256];
-    int fd = mkstemp(creds);
+    char creds[UNIT_TMP_MAX] = "/tmp/arca-unit-twins-creds-XXXXXX", err[256];
+    int fd = mkstemp(unit_tmp(creds, sizeof(creds)));
     (void)state;
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "AKID\nSECRET\n", 12), 12);
@@ -240,6 +241,7 @@ static void a_digest_never_answers_from_a_bucket_arca_signs_for(void **state)
 
 int main(void)
 {
+    unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(identical_digests_share_one_file_counted_once),
         cmocka_unit_test(leaving_passes_the_quota_share_to_a_twin),

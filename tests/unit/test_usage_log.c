@@ -19,6 +19,7 @@
 #include "persist/index.h"
 #include "persist/index_rows.h"
 #include "persist/usage_log.h"
+#include "unit_tmp.h"
 
 /* The journal's fdatasyncs (the index's go through SQLite's own VFS calls, not this symbol). */
 static int journal_syncs;
@@ -29,7 +30,7 @@ int __wrap_fdatasync(int fd)
     return __real_fdatasync(fd);
 }
 
-static char dir[] = "/tmp/arca-unit-usage-XXXXXX";
+static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-usage-XXXXXX";
 static char path[128], journal[160];
 
 static const char *const A = "a000000000000000000000000000000000000000000000000000000000000001";
@@ -416,6 +417,7 @@ static void another_index_journal_is_not_read(void **state)
 
 int main(void)
 {
+    unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(uses_come_back_through_the_journal_not_the_row),
         cmocka_unit_test(a_lookup_ahead_of_the_load_reads_the_journal_too),
