@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* Room for a suite's path or mkdtemp template under $TMPDIR: scripts/test's is at most 27 bytes. Under
- * one too long to leave room, the suite's files stay in /tmp. */
+/* Room for a suite's path or mkdtemp template under $TMPDIR: scripts/test's is at most 27 bytes.
+ * Under one too long to leave room, the suite's files stay in /tmp. */
 #define UNIT_TMP_MAX 64
 
 /* $TMPDIR when it names a directory by an absolute path of plain characters (the suites put
