@@ -720,8 +720,8 @@ void format_time_left(int64_t until, int64_t now, char *out, size_t size)
     snprintf(out, size, until > now ? "%s (%s left)" : "%s (expired %s ago)", date, span);
 }
 
-/* Each byte's two digits: a hit formats two digests (its key, its ETag), a third of the
- * instructions a digit at a time took. */
+/* Each byte's two digits at once: a hit formats two digests (its key, its ETag), each in a
+ * quarter fewer instructions than a digit at a time. */
 static const char hex_pairs[513] = "000102030405060708090a0b0c0d0e0f"
                                    "101112131415161718191a1b1c1d1e1f"
                                    "202122232425262728292a2b2c2d2e2f"

@@ -669,7 +669,7 @@ void access_log_write(const struct access_entry *e)
     n = add_str(line, n, max, " ");
     if (e->bytes < 0)
         n = add_str(line, n, max, "-");
-    n = add_uint(line, n, max, e->bytes < 0 ? (uint64_t)-e->bytes : (uint64_t)e->bytes, 1);
+    n = add_uint(line, n, max, e->bytes < 0 ? 0 - (uint64_t)e->bytes : (uint64_t)e->bytes, 1);
     n = add_str(line, n, max, " \"");
     if (e->referer) /* signed URLs' signatures, passwords */
         url_redact(e->referer, referer, sizeof(referer));
