@@ -781,17 +781,22 @@ uint64_t sha256_prefix(const uint8_t d[32])
     return v;
 }
 
-int parse_sha256_hex(const char *hex, uint8_t out[32])
+int parse_hex_bytes(const char *hex, size_t n, uint8_t *out)
 {
-    if (!hex || strlen(hex) != 64)
-        return -1;
-    for (int i = 0; i < 32; i++) {
-        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+    for (size_t i = 0; i < n; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
+        if (lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;
+}
+
+int parse_sha256_hex(const char *hex, uint8_t out[32])
+{
+    if (!hex || strlen(hex) != 64)
+        return -1;
+    return parse_hex_bytes(hex, 32, out);
 }
 
 int parse_http_date(const char *s, int64_t *t)

@@ -217,6 +217,9 @@ void format_sha256_hex(const uint8_t d[32], char out[65]);
 size_t format_int(int64_t v, char out[FORMAT_INT_MAX]);
 size_t format_uint(uint64_t v, char out[FORMAT_INT_MAX]);
 
+/* The `n` bytes written by the first 2n hex digits of `hex` (either case), nothing after them
+ * read; -1 when one of them is not a digit (a NUL included). */
+int parse_hex_bytes(const char *hex, size_t n, uint8_t *out);
 /* 64 hex digits -> 32 bytes. */
 int parse_sha256_hex(const char *hex, uint8_t out[32]);
 /* A digest's first 8 bytes, big-endian: the digests' order, as an integer (the usage journal's

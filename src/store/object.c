@@ -602,26 +602,13 @@ static struct object *find_keyed(const uint8_t *key, const char *url)
     return NULL;
 }
 
-/* The first 4 bytes of a key written as lower-case hex: false when its first 8 digits are not. */
-static bool tag_of_hex(const char *hex, uint8_t tag[4])
-{
-    for (int i = 0; i < 8; i++) {
-        char c = hex[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (v < 0)
-            return false;
-        tag[i / 2] = (uint8_t)(i % 2 ? tag[i / 2] | v : v << 4);
-    }
-    return true;
-}
-
 struct object *object_find_url(const char *url, const char *key)
 {
     ASSERT_LOCKED();
     uint8_t bytes[32];
     /* with the URL, which confirms each candidate, the table needs only the key's tag: its other
      * 56 digits are not parsed under the lock on every hit (the key is the URL's, url_key) */
-    bool keyed = url ? tag_of_hex(key, bytes) : table_key_of_hex(key, bytes);
+    bool keyed = url ? table_tag_of_hex(key, bytes) : table_key_of_hex(key, bytes);
     struct object *o = keyed ? find_keyed(bytes, url) : NULL;
     if (o)
         return o;

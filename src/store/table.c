@@ -29,6 +29,11 @@ bool table_key_of_hex(const char *hex, uint8_t key[32])
     return strspn(hex, "0123456789abcdef") == 64 && parse_sha256_hex(hex, key) == 0;
 }
 
+bool table_tag_of_hex(const char *hex, uint8_t tag[4])
+{
+    return strspn(hex, "0123456789abcdef") >= 8 && parse_hex_bytes(hex, 4, tag) == 0;
+}
+
 /* The chain `key` is on: in the old table while its bucket has not moved yet. */
 static struct table_node **chain_of(const struct table *t, const uint8_t *key)
 {

@@ -65,6 +65,9 @@ void table_prefetch(const struct table *t, const uint8_t *key, bool chain);
 /* A key's 64 hex digits into its 32 bytes: false when it is not 64 lowercase hex digits. Its
  * hex again: base/parse.h's format_sha256_hex. */
 bool table_key_of_hex(const char *hex, uint8_t key[32]);
+/* Its first 4 bytes alone (the table's hash, all a lookup that confirms its candidates by their
+ * URLs needs), from its first 8 digits: false when they are not lowercase hex. */
+bool table_tag_of_hex(const char *hex, uint8_t tag[4]);
 /* 0, or -1 when out of memory (the object is not added). */
 int table_add(struct table *t, struct table_node *n);
 void table_del(struct table *t, struct table_node *n);

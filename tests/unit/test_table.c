@@ -132,6 +132,14 @@ static void keys_are_their_bytes_and_only_hex_is_a_key(void **state)
     assert_null(table_get(&t, bad));
     snprintf(bad, sizeof(bad), "%s0", hex[7]); /* one too many */
     assert_null(table_get(&t, bad));
+    /* the tag alone: the key's first 4 bytes, from its first 8 lowercase digits only */
+    uint8_t tag[4];
+    assert_true(table_tag_of_hex(hex[7], tag));
+    assert_memory_equal(tag, key, sizeof(tag));
+    assert_true(table_tag_of_hex("0123abcd", tag) && tag[0] == 0x01 && tag[3] == 0xcd);
+    assert_false(table_tag_of_hex("0123abcD", tag)); /* upper case: another name */
+    assert_false(table_tag_of_hex("0123abc", tag));  /* seven digits */
+    assert_false(table_tag_of_hex("0123abcg", tag));
     table_free(&t);
 }
 
