@@ -1,30 +1,45 @@
 /* Answers (handler.h, answer.h): a body and header lines, counted references. */
 #include "engine/answer.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+/* The record zeroed, the `extra` bytes after it not: their maker writes them. */
 static struct answer *answer_new(enum answer_kind kind, size_t extra)
 {
-    struct answer *a = calloc(1, sizeof(*a) + extra);
+    if (extra > SIZE_MAX - sizeof(struct answer))
+        return NULL;
+    struct answer *a = malloc(sizeof(*a) + extra);
     if (!a)
         return NULL;
+    memset(a, 0, sizeof(*a));
     atomic_init(&a->refs, 1);
     a->kind = kind;
     a->fd = -1;
     return a;
 }
 
-struct answer *answer_copy(const void *data, size_t len)
+struct answer *answer_room(size_t len, char **room)
 {
-    struct answer *a = answer_new(ANSWER_MEM, len + 1);
+    struct answer *a = len < SIZE_MAX ? answer_new(ANSWER_MEM, len + 1) : NULL;
     if (!a)
         return NULL;
-    memcpy(a + 1, data, len); /* the bytes follow the record, in the same allocation */
-    a->data = (const char *)(a + 1);
+    *room = (char *)(a + 1); /* the bytes follow the record, in the same allocation */
+    (*room)[len] = '\0';
+    a->data = *room;
     a->len = len;
+    return a;
+}
+
+struct answer *answer_copy(const void *data, size_t len)
+{
+    char *room;
+    struct answer *a = answer_room(len, &room);
+    if (a)
+        memcpy(room, data, len);
     return a;
 }
 

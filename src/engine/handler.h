@@ -90,6 +90,9 @@ typedef ssize_t (*answer_spanner)(void *cls, uint64_t pos, size_t max, int *fd, 
  * descriptor) is then still the caller's. */
 /* `len` bytes copied now. */
 struct answer *answer_copy(const void *data, size_t len);
+/* Room for `len` bytes in the answer's own allocation, at *room, for the caller to fill before
+ * the answer is queued (a small object's file read straight into it); a NUL follows them. */
+struct answer *answer_room(size_t len, char **room);
 /* `len` bytes the answer owns (malloc'd), freed with it. */
 struct answer *answer_owned(void *data, size_t len);
 /* `len` bytes that outlive every answer (a string literal). */

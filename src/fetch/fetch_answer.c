@@ -741,13 +741,13 @@ static enum conn_result share_and_queue(struct fetch_req *r, const struct object
 /* A small object's bytes in memory (see SMALL_MAX); on success the descriptor is closed. */
 static struct answer *small_response(int fd, int64_t length)
 {
-    struct answer *resp = NULL;
-    char *buf = malloc(length > 0 ? (size_t)length : 1);
-    if (buf && pread(fd, buf, (size_t)length, 0) == (ssize_t)length)
-        resp = answer_owned(buf, (size_t)length);
-    if (!resp)
-        free(buf);
-    else
+    char *room;
+    struct answer *resp = answer_room((size_t)length, &room);
+    if (resp && pread(fd, room, (size_t)length, 0) != (ssize_t)length) {
+        answer_put(resp);
+        resp = NULL;
+    }
+    if (resp)
         close(fd);
     return resp;
 }

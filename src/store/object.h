@@ -106,6 +106,11 @@ extern const struct object_extra object_no_extra;
  * a download or a reader needs is in `live`, absent at rest. */
 struct object {
     struct table_node node; /* the table's link (first: see object_of) */
+    /* Its key's first 4 bytes: the table's hash. The key, the sha256 of its URL (the cache key
+     * URL: every object's row and file are named by it, OBJECT_KEY), is not kept: its URL is.
+     * Beside the link: a find compares the tag of each entry on its chain, one cache line each. */
+    uint8_t tag[4];
+    uint32_t usage; /* its uses (saturates: listings' count) */
     /* Its live part and its extra part in one word: NULL (neither), the extra part, or the live
      * part with its lowest bit set (both are malloc'd: aligned to 16), whose `extra` is then
      * the extra part. Read through live_part() and extra_part() (live_of(), object_live(),
@@ -120,10 +125,6 @@ struct object {
     struct table_node dnode; /* the digest index's link (store_twins.c) */
     struct dnode lru;        /* in the store's LRU list when complete, its fetching list while
                                 downloading (in the table only) */
-    /* Its key's first 4 bytes: the table's hash. The key, the sha256 of its URL (the cache key
-     * URL: every object's row and file are named by it, OBJECT_KEY), is not kept: its URL is. */
-    uint8_t tag[4];
-    uint32_t usage; /* its uses (saturates: listings' count) */
     /* Wall seconds (until 2106: wall32), and its ttl (at most TTL_MAX: 100 years) */
     uint32_t created, ttl, last_use;
 

@@ -111,6 +111,26 @@ static void reserving_holds_everything_without_growing(void **state)
     table_free(&t);
 }
 
+/* Bucket arrays of 2 MiB and more are mapped apart (huge pages asked): a table of a million
+ * buckets, and its growth from one mapped array to another, find every entry and free both. */
+static void mapped_bucket_arrays_find_everything_through_growth(void **state)
+{
+    struct table t = KEYED32;
+    (void)state;
+    assert_int_equal(table_reserve(&t, 1 << 18), 0); /* 2 MiB of buckets: mapped */
+    assert_int_equal(t.ncur, 1 << 18);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(table_add(&t, &objects[i].node), 0);
+    assert_int_equal(table_reserve(&t, 1 << 20), 0); /* to 8 MiB, the old array unmapped */
+    assert_int_equal(t.ncur, 1 << 20);
+    assert_int_equal(t.nold, 0);
+    for (int i = 0; i < N; i++)
+        assert_ptr_equal(table_find(&t, objects[i].key), &objects[i].node);
+    assert_int_equal(count_slots(&t), N);
+    table_free(&t);
+    assert_null(t.cur);
+}
+
 /* A key is kept as its 32 bytes: its hex comes back the same, and what is not 64 lowercase hex
  * digits is no key (found nowhere, never a neighbour's bytes). */
 static void keys_are_their_bytes_and_only_hex_is_a_key(void **state)
@@ -212,6 +232,7 @@ int main(void)
         cmocka_unit_test(every_object_is_found_while_the_table_grows),
         cmocka_unit_test(removal_works_in_both_halves),
         cmocka_unit_test(reserving_holds_everything_without_growing),
+        cmocka_unit_test(mapped_bucket_arrays_find_everything_through_growth),
         cmocka_unit_test(keys_are_their_bytes_and_only_hex_is_a_key),
         cmocka_unit_test(entries_sharing_a_key_are_all_found_while_the_table_grows),
         cmocka_unit_test(a_table_keyed_on_4_bytes_finds_every_entry_beginning_with_them),
