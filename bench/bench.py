@@ -119,7 +119,7 @@ def main():
     cfg_name = "smoke" if args.smoke else "full"
     cfg = dict(SIZES[cfg_name])
     if args.rounds:
-        cfg["rounds"] = cfg["index_rounds"] = args.rounds
+        cfg["rounds"] = cfg["index_rounds"] = cfg["maintenance_rounds"] = args.rounds
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         ap.error(f"unknown scenario {unknown[0]}")

@@ -487,10 +487,11 @@ def big_index(work, cfg, www):
                     rounds[c.name].append(index_round(c, cfg, script, count, files))
                     c.stop()
             if count == sizes[-1]:  # last: each build purges and evicts (issue 70's item 4)
-                for a in contenders:
-                    name = f"{a.name}-maintenance"
-                    rounds[name] = [maintenance_round(work, cfg, data_dir, dead_port, count, name,
-                                                      make_index, a.argv[0])]
+                for r in range(cfg["maintenance_rounds"]):
+                    for a in in_turn(contenders, r):
+                        name = f"{a.name}-maintenance"
+                        rounds.setdefault(name, []).append(maintenance_round(
+                            work, cfg, data_dir, dead_port, count, name, make_index, a.argv[0]))
         finally:
             for a in contenders:
                 a.stop()
