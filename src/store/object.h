@@ -101,9 +101,10 @@ struct object_extra {
 };
 extern const struct object_extra object_no_extra;
 
-/* Fields by size (pointers and counters, then ints, then flags): a million objects are a
- * million of these, and the holes between mixed fields were 48 of their 400 bytes. What only
- * a download or a reader needs is in `live`, absent at rest. */
+/* Fields by size (pointers and counters, then ints, then flags), but for the tag and the use
+ * count, two ints that fill the word after the link: a million objects are a million of these,
+ * and the holes between mixed fields were 48 of their 400 bytes. What only a download or a
+ * reader needs is in `live`, absent at rest. */
 struct object {
     struct table_node node; /* the table's link (first: see object_of) */
     /* Its key's first 4 bytes: the table's hash. The key, the sha256 of its URL (the cache key
