@@ -73,9 +73,8 @@ static struct table_node **buckets_new(size_t n)
     char *b = (char *)(((uintptr_t)m + slack - 1) & ~(uintptr_t)(slack - 1));
     if (b > m)
         munmap(m, (size_t)(b - m));
-    if (m + slack > b)
-        munmap(b + bytes, (size_t)(m + slack - b));
-    (void)madvise(b, bytes, MADV_HUGEPAGE); /* zero-filled, as calloc's */
+    munmap(b + bytes, (size_t)(m + slack - b)); /* b - m < slack: a tail is always left */
+    (void)madvise(b, bytes, MADV_HUGEPAGE);     /* zero-filled, as calloc's */
     return (struct table_node **)b;
 }
 
