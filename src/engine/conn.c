@@ -120,6 +120,7 @@ void conn_close(struct conn *c)
         worker_give_buffer(c->w, c->in);
     c->in = NULL;
     worker_conn_gone();
+    atomic_fetch_sub(&c->w->conns, 1);
     c->dead_next = c->w->dead; /* freed at the end of the turn: see worker_bury */
     c->w->dead = c;
 }

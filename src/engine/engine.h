@@ -6,18 +6,19 @@
  * workers. A TLS socket's connections do their handshake first (within the header deadline the
  * `opened` callback's owner enforces by shutting the socket); plain HTTP sent to it gets one
  * 400 answer, and its bytes are the same HTTP/1.1 as a plain socket's from there on. Every
- * callback of `engine_ops` runs on the worker thread that owns the connection, and a connection
- * never changes thread. For each request, in order: `begin` once its head is in (it may queue an
- * answer, a refusal, at once); `upload` with its body's bytes as they come (when no answer is
- * queued yet); `call` once the body is in, and again after every conn_resume while no answer is
- * queued; `done` once, when the answer went out whole (completed) or the connection ended first.
- * `opened` and `closed` bracket a connection; `closed` runs before its descriptor is closed. A
- * connection `opened` drops is closed at once, before its worker turns to anything else, and
- * `closed` is not called for it.
- * Requests of one connection are answered in order (pipelining); an idle keep-alive connection
- * holds no buffer. engine_stop_listening() takes the listening socket out of every loop and
- * closes it (new clients are refused); engine_stop() closes every connection (their requests
- * done, not completed) and joins the workers.
+ * callback of `engine_ops` runs on the worker thread that owns the connection: the worker with
+ * the fewest connections when it was accepted (another than the one that accepted it, it is
+ * handed over unopened), and a connection never changes thread once opened. For each request, in
+ * order: `begin` once its head is in (it may queue an answer, a refusal, at once); `upload` with
+ * its body's bytes as they come (when no answer is queued yet); `call` once the body is in, and
+ * again after every conn_resume while no answer is queued; `done` once, when the answer went out
+ * whole (completed) or the connection ended first. `opened` and `closed` bracket a connection;
+ * `closed` runs before its descriptor is closed. A connection `opened` drops is closed at once,
+ * before its worker turns to anything else, and `closed` is not called for it. Requests of one
+ * connection are answered in order (pipelining); an idle keep-alive connection holds no buffer.
+ * engine_stop_listening() takes the listening socket out of every loop and closes it (new clients
+ * are refused); engine_stop() closes every connection (their requests done, not completed) and
+ * joins the workers.
  */
 #ifndef ARCA_ENGINE_H
 #define ARCA_ENGINE_H
@@ -69,6 +70,10 @@ int engine_start(const struct engine_listener *ls, int n, const struct engine_li
                  const struct engine_ops *ops, char *err, size_t errlen);
 void engine_stop_listening(void);
 void engine_stop(void);
+/* The worker threads, and worker i's open connections (any thread; 0 workers before the start
+ * and after the stop). A new connection goes to the worker with the fewest. */
+int engine_workers(void);
+int engine_worker_connections(int i);
 
 /* The connection's context (from `opened`). */
 void *engine_conn_ctx(struct conn *c);

@@ -52,9 +52,13 @@ struct inbuf {
 struct worker {
     int epfd, evfd;
     pthread_t thread;
-    pthread_mutex_t lock;    /* guards wakes and each connection's in_wakes; a leaf, taken after
-                                park.c's wake lock (a park's wake: conn_resume), never before */
-    struct conn *wakes;      /* resumed from any thread, for this loop to go on with */
+    pthread_mutex_t lock;  /* guards wakes and each connection's in_wakes; a leaf, taken after
+                              park.c's wake lock (a park's wake: conn_resume), never before */
+    struct conn *wakes;    /* resumed from any thread, for this loop to go on with */
+    struct handed *handed; /* accepted by another worker for this one to open (loop.c) */
+    /* Its connections, from the accept that chose it (a handed one's too) to their close: read
+     * by any worker choosing where a new one goes. */
+    atomic_int conns;
     struct dlist idle;       /* its connections, the longest quiet first */
     struct dlist parked;     /* its suspended connections: no idle clock */
     struct conn *ready;      /* with bytes to send and room for them: go on next turn, in order */

@@ -1,6 +1,7 @@
 /* The workers' loops (engine.h): one epoll loop per thread over the shared listening socket,
- * going on with its connections as their sockets, their turns, their wake-ups and their idle
- * clocks say (what a worker keeps is worker.c's). */
+ * each new connection handed to the worker with the fewest, going on with its connections as
+ * their sockets, their turns, their wake-ups and their idle clocks say (what a worker keeps is
+ * worker.c's). */
 #include "engine/engine_internal.h"
 #include "log/log.h"
 
@@ -38,13 +39,106 @@ static struct engine_listener listeners[ENGINE_MAX_LISTENERS];
 static int n_listeners;
 static atomic_bool stopping, unlisten;
 static atomic_int unlistened; /* workers that took the listening socket out */
+/* Workers a new connection may be handed to: all of them once every one is started (a worker
+ * still being made has no eventfd yet), none from the stop on. */
+static atomic_int handing_to;
 
-/* One at a time off the list, under the lock: a connection resumed again while the loop goes on
+/* A connection accepted by one worker for another to own (accept_some). */
+struct handed {
+    struct handed *next;
+    int fd;
+    bool tls;
+    socklen_t len;
+    struct sockaddr_storage peer;
+};
+
+/* The worker a new connection goes to: the one with the fewest, `w` (the one that accepted it)
+ * on a tie, for no wake-up and warm caches. The listening socket wakes one worker, which took a
+ * whole burst: a CI job's 64 connections at once all went to the first, and every request on
+ * them was served on one core while the others idled. */
+static struct worker *fewest(struct worker *w)
+{
+    struct worker *best = w;
+    int least = atomic_load_explicit(&w->conns, memory_order_relaxed);
+    for (int i = 0, n = atomic_load(&handing_to); i < n; i++) {
+        int n = atomic_load_explicit(&workers[i].conns, memory_order_relaxed);
+        if (n < least) {
+            least = n;
+            best = &workers[i];
+        }
+    }
+    return best;
+}
+
+/* On w's thread, a connection counted in w->conns: opened and gone on with (its head is usually
+ * there already: read now, not a turn later), or closed. */
+static void open_here(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+                      bool tls)
+{
+    struct conn *c = conn_open(w, fd, peer, len, tls);
+    if (c) {
+        conn_go_on(c);
+        return;
+    }
+    atomic_fetch_sub(&w->conns, 1); /* dropped, or no memory */
+    worker_conn_gone();
+    close(fd);
+}
+
+/* Queued for `to`, which is woken: false when out of memory. */
+static bool hand_over(struct worker *to, int fd, const struct sockaddr_storage *peer, socklen_t len,
+                      bool tls)
+{
+    struct handed *h = malloc(sizeof(*h));
+    uint64_t one = 1;
+    if (!h)
+        return false;
+    *h = (struct handed){.fd = fd, .tls = tls, .len = len, .peer = *peer};
+    pthread_mutex_lock(&to->lock);
+    h->next = to->handed;
+    to->handed = h;
+    pthread_mutex_unlock(&to->lock);
+    (void)!write(to->evfd, &one, sizeof(one));
+    return true;
+}
+
+/* What other workers accepted for `w`, oldest first: opened here (`open`), or closed (the loop
+ * has ended). */
+static void take_handed(struct worker *w, bool open)
+{
+    struct handed *h, *oldest = NULL;
+    pthread_mutex_lock(&w->lock);
+    h = w->handed;
+    w->handed = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (h) { /* newest first as queued: turned around */
+        struct handed *next = h->next;
+        h->next = oldest;
+        oldest = h;
+        h = next;
+    }
+    for (h = oldest; h; h = oldest) {
+        oldest = h->next;
+        if (open) {
+            open_here(w, h->fd, (const struct sockaddr *)&h->peer, h->len, h->tls);
+        } else {
+            atomic_fetch_sub(&w->conns, 1);
+            worker_conn_gone();
+            close(h->fd);
+        }
+        free(h);
+    }
+}
+
+/* Connections other workers accepted for it first, then those resumed, one at a time off the
+ * list, under the lock: a connection resumed again while the loop goes on
  * with another is simply queued again. */
 static void take_wakes(struct worker *w)
 {
     uint64_t n;
+    /* read first: a hand-over or wake-up queued after it writes the eventfd again */
     (void)!read(w->evfd, &n, sizeof(n));
+    take_handed(w, true);
     for (;;) {
         struct conn *c;
         pthread_mutex_lock(&w->lock);
@@ -65,7 +159,6 @@ static void accept_some(struct worker *w, const struct engine_listener *l)
     for (int i = 0; i < ACCEPTS_PER_TURN && !atomic_load(&unlisten); i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
-        struct conn *c;
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
@@ -74,12 +167,16 @@ static void accept_some(struct worker *w, const struct engine_listener *l)
         }
         if (!worker_admit()) {
             close(fd); /* beyond the hard cap: closed without a word */
-        } else if (!(c = conn_open(w, fd, (struct sockaddr *)&ss, len, l->tls))) {
-            /* dropped, or no memory */
+            continue;
+        }
+        struct worker *to = fewest(w);
+        atomic_fetch_add(&to->conns, 1);
+        if (to == w) {
+            open_here(w, fd, (const struct sockaddr *)&ss, len, l->tls);
+        } else if (!hand_over(to, fd, &ss, len, l->tls)) {
+            atomic_fetch_sub(&to->conns, 1);
             worker_conn_gone();
             close(fd);
-        } else {
-            conn_go_on(c); /* its head is usually here already: read now, not a turn later */
         }
     }
 }
@@ -209,6 +306,7 @@ static void worker_free(struct worker *w)
         free(b);
     }
     free(w->tls_buf);
+    take_handed(w, false); /* handed over as the loops ended */
     pthread_mutex_destroy(&w->lock);
 }
 
@@ -235,8 +333,10 @@ int engine_start(const struct engine_listener *ls, int n, const struct engine_li
             break;
         }
     }
-    if (i == n_workers)
+    if (i == n_workers) {
+        atomic_store(&handing_to, n_workers);
         return 0;
+    }
     atomic_store(&stopping, true);
     for (int j = 0; j < i; j++)
         pthread_join(workers[j].thread, NULL);
@@ -289,9 +389,21 @@ void engine_stop_listening(void)
     n_listeners = 0;
 }
 
+int engine_workers(void)
+{
+    return n_workers;
+}
+
+int engine_worker_connections(int i)
+{
+    assert(i >= 0 && i < n_workers);
+    return atomic_load_explicit(&workers[i].conns, memory_order_relaxed);
+}
+
 void engine_stop(void)
 {
     engine_stop_listening();
+    atomic_store(&handing_to, 0);
     atomic_store(&stopping, true);
     wake_all();
     for (int i = 0; i < n_workers; i++)

@@ -16,6 +16,7 @@
  * place in the list, "1", "2"...). */
 #include "http/http_internal.h"
 #include "http/http_offload.h"
+#include "engine/engine.h"
 #include "base/clock.h"
 #include "base/parse.h"
 #include "upstream/hosts.h"
@@ -372,6 +373,18 @@ static void metrics_core(char *body, size_t size)
         (long long)atomic_load(&stats.downloads_active));
 }
 
+/* Each worker's connections, appended: whether they are spread over the cores. */
+static void metrics_workers(struct buf *out)
+{
+    int n = engine_workers();
+    buf_add(out, "# HELP arca_worker_connections Open client connections by worker thread (a new "
+                 "one goes to the worker with the fewest).\n"
+                 "# TYPE arca_worker_connections gauge\n");
+    for (int i = 0; i < n; i++)
+        buf_addf(out, "arca_worker_connections{worker=\"%d\"} %d\n", i,
+                 engine_worker_connections(i));
+}
+
 /* The signed URLs', revalidations', restarts', mirrors', digest hits' and stale answers'
  * families, appended. */
 static void metrics_keys(char *body, size_t size)
@@ -714,6 +727,7 @@ enum conn_result http_metrics(struct conn *c, struct request *req, const char *r
     metrics_pinned(body, sizeof(body));
     metrics_tls(body, sizeof(body));
     buf_add(&out, body);
+    metrics_workers(&out);
     metrics_parent(&out, http_sees_urls(c)); /* up to PARENT_MAX parents: a buffer that grows */
     http_registries_metrics(&out, http_sees_urls(c));
     http_remotes_metrics(&out, http_sees_urls(c));

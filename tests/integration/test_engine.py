@@ -383,3 +383,32 @@ def test_a_pipelining_client_gets_one_answer_a_turn_and_the_others_theirs_betwee
     lines = wait_lines(lambda: read_file(log), 2 + 2 + 101)[4:]
     order = ["/b" in urllib.parse.unquote(line["request"]) for line in lines]
     assert order.count(True) == 1 and order.index(True) <= 2, order.index(True)
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers_and_each_is_answered(start_arca):
+    """The listening socket wakes one worker, which took a whole burst: a CI job's 64 keep-alive
+    connections at once were all served on one core. Each goes to the worker with the fewest
+    now, handed over by the one that accepted it; bursts of connections opened at once, again
+    and again, are each answered (a hand-over whose wake-up was lost left its client waiting)."""
+    arca = start_arca("--threads", "4")
+    held = []
+    for _ in range(64):
+        s = socket.create_connection((arca.host, arca.port))
+        held.append(s)
+    for s in held:  # all connected first, then each asks
+        s.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    for s in held:
+        assert responses(read_until(s, b"\r\n\r\nok"))[0][2] == b"ok"
+    m = arca.metrics()
+    per_worker = [m[f'arca_worker_connections{{worker="{i}"}}'] for i in range(4)]
+    assert sum(per_worker) == 65 and min(per_worker) >= 15, per_worker  # 64 and the metrics'
+    for s in held:
+        s.close()
+    for _ in range(100):  # bursts of 16 short connections
+        burst = [socket.create_connection((arca.host, arca.port)) for _ in range(16)]
+        for s in burst:
+            s.sendall(b"GET /api/v1/health/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for s in burst:
+            got, closed = read_all(s, wait=5)
+            assert closed and responses(got)[0][2] == b"ok", got
+            s.close()
