@@ -77,7 +77,8 @@ def small_beside_large(work, cfg, www):
     write_random(os.path.join(www, "small"), 4096)
     origin = Nginx(work, "origin", www=www, log=False)
     # with one worker every hit shares the readers' worker; with the default (one per CPU) a
-    # new connection goes to whichever worker asks epoll first, often one with fewer readers.
+    # new connection goes to the worker with the fewest connections (until 2026-11-29: to
+    # whichever asked epoll first, often one with fewer readers).
     # nginx serving the same files (sendfile) with as many workers: what the two cores the
     # readers, the probe and the server share leave a hit beside them, whatever the server.
     peers = arcas(work) + [Arca(work, binary=b, name=n + "-1worker", extra=("--threads", "1"))

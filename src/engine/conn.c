@@ -32,7 +32,7 @@ struct conn *conn_open(struct worker *w, int fd, const struct sockaddr *peer, so
     c->w = w;
     c->state = tls ? CONN_HANDSHAKE : CONN_HEAD;
     c->can_write = true; /* a new socket has room; EPOLLOUT says so again after EAGAIN */
-    c->can_read = true;  /* a client sends its head as it connects: tried at once (accept_some) */
+    c->can_read = true;  /* a client sends its head as it connects: tried at once (open_here) */
     if (len <= sizeof(c->peer)) {
         memcpy(&c->peer, peer, len);
         relay_claim(c); /* a tunnel to arca itself: its client's, from here on */

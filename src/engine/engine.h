@@ -17,8 +17,8 @@
  * before its worker turns to anything else, and `closed` is not called for it. Requests of one
  * connection are answered in order (pipelining); an idle keep-alive connection holds no buffer.
  * engine_stop_listening() takes the listening socket out of every loop and closes it (new clients
- * are refused); engine_stop() closes every connection (their requests done, not completed) and
- * joins the workers.
+ * are refused), and returns once every connection accepted is opened; engine_stop() closes every
+ * connection (their requests done, not completed) and joins the workers.
  */
 #ifndef ARCA_ENGINE_H
 #define ARCA_ENGINE_H

@@ -42,6 +42,12 @@ static atomic_int unlistened; /* workers that took the listening socket out */
 /* Workers a new connection may be handed to: all of them once every one is started (a worker
  * still being made has no eventfd yet), none from the stop on. */
 static atomic_int handing_to;
+/* Connections handed over and not opened yet. Each holds a descriptor and no place under the
+ * hard cap (worker_admit: taken as it is opened, where a client over its limits is dropped, so
+ * that a flood from one address queued for the others takes no real client's place); beyond
+ * HANDED_MAX, a worker opens what it accepts itself. engine_stop_listening waits for them. */
+#define HANDED_MAX 64
+static atomic_int handed_out;
 
 /* A connection accepted by one worker for another to own (accept_some). */
 struct handed {
@@ -52,26 +58,27 @@ struct handed {
     struct sockaddr_storage peer;
 };
 
-/* The worker a new connection goes to: the one with the fewest, `w` (the one that accepted it)
- * on a tie, for no wake-up and warm caches. The listening socket wakes one worker, which took a
- * whole burst: a CI job's 64 connections at once all went to the first, and every request on
- * them was served on one core while the others idled. */
+/* The worker a new connection goes to: the one with the fewest if it has at least two fewer
+ * than `w` (the one that accepted it), else `w`, for no wake-up and warm caches (clients that
+ * open a connection a request, a few at once, are then seldom handed over). The listening
+ * socket wakes one worker, which took a whole burst: a CI job's 64 connections at once all went
+ * to the first, and every request on them was served on one core while the others idled. */
 static struct worker *fewest(struct worker *w)
 {
     struct worker *best = w;
-    int least = atomic_load_explicit(&w->conns, memory_order_relaxed);
+    int least = atomic_load_explicit(&w->conns, memory_order_relaxed) - 1;
     for (int i = 0, n = atomic_load(&handing_to); i < n; i++) {
-        int n = atomic_load_explicit(&workers[i].conns, memory_order_relaxed);
-        if (n < least) {
-            least = n;
+        int has = atomic_load_explicit(&workers[i].conns, memory_order_relaxed);
+        if (has < least) {
+            least = has;
             best = &workers[i];
         }
     }
     return best;
 }
 
-/* On w's thread, a connection counted in w->conns: opened and gone on with (its head is usually
- * there already: read now, not a turn later), or closed. */
+/* On w's thread, a connection counted in w->conns and admitted (worker_admit): opened and gone
+ * on with (its head is usually there already: read now, not a turn later), or closed. */
 static void open_here(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
                       bool tls)
 {
@@ -119,15 +126,33 @@ static void take_handed(struct worker *w, bool open)
     }
     for (h = oldest; h; h = oldest) {
         oldest = h->next;
-        if (open) {
+        if (open && worker_admit()) {
             open_here(w, h->fd, (const struct sockaddr *)&h->peer, h->len, h->tls);
-        } else {
+        } else { /* beyond the hard cap (closed without a word), or the loop has ended */
             atomic_fetch_sub(&w->conns, 1);
-            worker_conn_gone();
             close(h->fd);
         }
+        atomic_fetch_sub(&handed_out, 1);
         free(h);
     }
+}
+
+/* Handed over to the worker with the fewest: false when that is `w`, or too many are handed
+ * over already, or out of memory (then `w` opens it). */
+static bool hand_to_fewest(struct worker *w, int fd, const struct sockaddr_storage *peer,
+                           socklen_t len, bool tls)
+{
+    struct worker *to = fewest(w);
+    if (to == w)
+        return false;
+    if (atomic_fetch_add(&handed_out, 1) < HANDED_MAX) {
+        atomic_fetch_add(&to->conns, 1);
+        if (hand_over(to, fd, peer, len, tls))
+            return true;
+        atomic_fetch_sub(&to->conns, 1);
+    }
+    atomic_fetch_sub(&handed_out, 1);
+    return false;
 }
 
 /* Connections other workers accepted for it first, then those resumed, one at a time off the
@@ -165,19 +190,14 @@ static void accept_some(struct worker *w, const struct engine_listener *l)
                 log_error("cannot accept a connection: %s", strerror(errno));
             return; /* EAGAIN, or the listening socket is going */
         }
+        if (hand_to_fewest(w, fd, &ss, len, l->tls))
+            continue;
         if (!worker_admit()) {
             close(fd); /* beyond the hard cap: closed without a word */
             continue;
         }
-        struct worker *to = fewest(w);
-        atomic_fetch_add(&to->conns, 1);
-        if (to == w) {
-            open_here(w, fd, (const struct sockaddr *)&ss, len, l->tls);
-        } else if (!hand_over(to, fd, &ss, len, l->tls)) {
-            atomic_fetch_sub(&to->conns, 1);
-            worker_conn_gone();
-            close(fd);
-        }
+        atomic_fetch_add(&w->conns, 1);
+        open_here(w, fd, (const struct sockaddr *)&ss, len, l->tls);
     }
 }
 
@@ -382,7 +402,8 @@ void engine_stop_listening(void)
     if (n_listeners == 0 || atomic_exchange(&unlisten, true))
         return;
     wake_all();
-    while (atomic_load(&unlistened) < n_workers)
+    /* and what was handed over is opened: a drain counts open connections */
+    while (atomic_load(&unlistened) < n_workers || atomic_load(&handed_out) > 0)
         nanosleep(&tick, NULL);
     for (int i = 0; i < n_listeners; i++)
         close(listeners[i].fd);

@@ -10,7 +10,8 @@
  * A connection over a count limit is still accepted, so that its first request can be told why
  * (status, one-line reason, Connection: close), if it comes within a second; it takes no place
  * under --max-connections and makes no room, and beyond 8 of them from one client the next are
- * closed unanswered, by the engine as it accepts them (so they never hold its own cap). A
+ * closed unanswered, by the engine as it opens them (so they never hold its own cap: one
+ * accepted for another worker takes a place only as that worker opens it). A
  * connection closing after its answer takes no place either, and lingers 2 s at most; the
  * engine's own cap, set a little above ours, closes connections beyond that silently. A watchdog
  * thread shuts down the socket of a connection whose headers are late; it does so under the same
