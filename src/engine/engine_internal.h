@@ -53,7 +53,7 @@ struct worker {
     int epfd, evfd;
     pthread_t thread;
     pthread_mutex_t lock;  /* guards wakes, handed and each connection's in_wakes; a leaf, taken
-                              after  park.c's wake lock (a park's wake: conn_resume), never before */
+                              after park.c's wake lock (a park's wake: conn_resume), never before */
     struct conn *wakes;    /* resumed from any thread, for this loop to go on with */
     struct handed *handed; /* accepted by another worker for this one to open (loop.c) */
     /* Its connections, from the accept that chose it (a handed one's too) to their close: read
