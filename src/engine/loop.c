@@ -156,8 +156,8 @@ static bool hand_to_fewest(struct worker *w, int fd, const struct sockaddr_stora
 }
 
 /* Connections other workers accepted for it first, then those resumed, one at a time off the
- * list, under the lock: a connection resumed again while the loop goes on
- * with another is simply queued again. */
+ * list, under the lock: a connection resumed again while the loop goes on with another is simply
+ * queued again. */
 static void take_wakes(struct worker *w)
 {
     uint64_t n;
