@@ -20,8 +20,9 @@ def probe_start(url, seconds=600.0):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 def probe_end(p, stop=True):
-    """The probe's samples, [start (monotonic s), ms], once it is told to stop (`stop`) or has
-    run its seconds; a hit that failed fails the round."""
+    """The probe's samples, [start (monotonic s), ms, ms of it the probe waited for a core],
+    once it is told to stop (`stop`) or has run its seconds; a hit that failed fails the
+    round."""
     if not stop:
         p.wait(timeout=600)
     out, _ = p.communicate(input="", timeout=60)
@@ -29,7 +30,7 @@ def probe_end(p, stop=True):
     bad = [x for x in samples if not x[2]]
     if bad or not samples:
         raise RuntimeError(f"probe: {len(bad)} of {len(samples)} hits failed")
-    return [x[:2] for x in samples]
+    return [(x[0], x[1], x[3]) for x in samples]
 
 def probe_beside(server, origin, c):
     """Probe hits while c["readers"] clients read the large object whole. Only the hits that
@@ -48,24 +49,31 @@ def probe_beside(server, origin, c):
     check_clients(server.name, readers, c["size"])
     first, last = t0 + min(r["start"] for r in readers), t0 + max(r["done"] for r in readers)
     all_in, all_out = t0 + max(r["start"] for r in readers), t0 + min(r["done"] for r in readers)
-    beside = ([ms for t, ms in samples if t >= all_in and t + ms / 1e3 <= all_out] or
-              [ms for t, ms in samples if t <= last])
+    beside = ([(ms, w) for t, ms, w in samples if t >= all_in and t + ms / 1e3 <= all_out] or
+              [(ms, w) for t, ms, w in samples if t <= last])
     return beside, c["size"] * len(readers), last - first
 
 def beside_round(server, origin, c):
     """A round: the probe alone, then beside the readers c["runs"] times (the readers' share of
     the workers differs from run to run), their hits pooled."""
     alone = probe_start(server.url(origin, "/small"), c["idle_seconds"])
-    idle = [ms for _, ms in probe_end(alone, stop=False)]
+    idle = [(ms, w) for _, ms, w in probe_end(alone, stop=False)]
     beside, size, secs = [], 0, 0.0
     for _ in range(c["runs"]):
         hits, b, t = probe_beside(server, origin, c)
         beside, size, secs = beside + hits, size + b, secs + t
     if not beside:
         raise RuntimeError(f"{server.name}: no probe hit while the readers read")
-    (idle50, idle99), (b50, b99) = percentiles(idle), percentiles(beside)
+    (idle50, idle99), (b50, b99) = percentiles([ms for ms, _ in idle]), percentiles(
+        [ms for ms, _ in beside])
+    # the same less what the probe waited for a core (the readers' threads and the server
+    # share this machine's two; a lab's client has its own): what the server made it wait
+    (_, sidle99), (_, sb99) = (percentiles([ms - max(w, 0) for ms, w in x])
+                               for x in (idle, beside))
     return {"beside_p50_ms": b50, "beside_p99_ms": b99, "idle_p50_ms": idle50,
             "idle_p99_ms": idle99, "extra_p50_ms": b50 - idle50, "extra_p99_ms": b99 - idle99,
+            "server_extra_p99_ms": sb99 - sidle99,
+            "probe_waited_ms": sum(max(w, 0) for _, w in beside) / len(beside),
             "readers_gb_per_s": size / secs / 1e9, "beside_hits": len(beside)}
 
 def small_beside_large(work, cfg, www):

@@ -26,8 +26,10 @@
  *       One request at a time, each on a new connection (as a lab's curl asks), G ms apart
  *       (default 2), for S seconds (default 2) or until stdin closes, whichever comes first.
  *       Each is timed from connect to its last byte. Prints JSON: per request the moment it
- *       started (CLOCK_MONOTONIC seconds, as Python's time.monotonic()), its ms and whether it
- *       was a 200 of the announced length.
+ *       started (CLOCK_MONOTONIC seconds, as Python's time.monotonic()), its ms, whether it
+ *       was a 200 of the announced length, and the ms of it the probe itself spent runnable
+ *       but waiting for a core (/proc/self/schedstat; -1 when unknown): on cores the server and
+ *       the other clients share, that wait is the client's, not the server's.
  */
 
 #include <arpa/inet.h>
@@ -707,6 +709,19 @@ static bool probe_one(char *buf, size_t cap)
     return ok;
 }
 
+/* Nanoseconds this process has spent runnable but waiting for a core (the second field of
+ * /proc/self/schedstat), or -1. The probe is one thread, so the process's is the thread's. */
+static long long waited_ns(int fd)
+{
+    char buf[96];
+    long long run, wait;
+    ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return sscanf(buf, "%lld %lld", &run, &wait) == 2 ? wait : -1;
+}
+
 static int probe_main(int argc, char **argv)
 {
     double gap_ms = 2, seconds = 2, start;
@@ -724,19 +739,25 @@ static int probe_main(int argc, char **argv)
         fprintf(stderr, "arca-loadgen probe: bad arguments (URL [--gap-ms G] [--seconds S])\n");
         return 2;
     }
+    int sched = open("/proc/self/schedstat", O_RDONLY | O_CLOEXEC);
     start = mono_abs();
     printf("{\"samples\": [");
     /* stdin readable means closed (or written to): the caller says the run is over */
     while (mono_abs() - start < seconds && poll(&in, 1, 0) == 0) {
         double t = mono_abs();
+        long long w0 = waited_ns(sched); /* read inside the timed span: never more than it */
         bool ok = probe_one(buf, cap);
-        printf("%s\n [%.6f, %.4f, %s]", n++ ? "," : "", t, 1e3 * (mono_abs() - t),
-               ok ? "true" : "false");
+        long long w1 = waited_ns(sched);
+        double ms = 1e3 * (mono_abs() - t);
+        printf("%s\n [%.6f, %.4f, %s, %.4f]", n++ ? "," : "", t, ms, ok ? "true" : "false",
+               w0 < 0 || w1 < 0 ? -1.0 : (double)(w1 - w0) / 1e6);
         long long gap_ns = (long long)(gap_ms * 1e6);
         struct timespec gap = {(time_t)(gap_ns / 1000000000), (long)(gap_ns % 1000000000)};
         nanosleep(&gap, NULL);
     }
     printf("\n]}\n");
+    if (sched >= 0)
+        close(sched);
     free(buf);
     return 0;
 }
