@@ -67,7 +67,8 @@ def beside_round(server, origin, c):
     (idle50, idle99), (b50, b99) = percentiles([ms for ms, _ in idle]), percentiles(
         [ms for ms, _ in beside])
     # the same less what the probe waited for a core (the readers' threads and the server
-    # share this machine's two; a lab's client has its own): what the server made it wait
+    # share this machine's two; a lab's client has its own); an unknown wait (-1) takes
+    # nothing off
     (_, sidle99), (_, sb99) = (percentiles([ms - max(w, 0) for ms, w in x])
                                for x in (idle, beside))
     return {"beside_p50_ms": b50, "beside_p99_ms": b99, "idle_p50_ms": idle50,
@@ -85,8 +86,8 @@ def small_beside_large(work, cfg, www):
     write_random(os.path.join(www, "small"), 4096)
     origin = Nginx(work, "origin", www=www, log=False)
     # with one worker every hit shares the readers' worker; with the default (one per CPU) a
-    # new connection goes to the worker with the fewest connections (until 2026-11-29: to
-    # whichever asked epoll first, often one with fewer readers).
+    # new connection goes to the worker with the fewest connections when it has at least two
+    # fewer than the one that accepted it (until 2026-11-29: whichever asked epoll first).
     # nginx serving the same files (sendfile) with as many workers: what the two cores the
     # readers, the probe and the server share leave a hit beside them, whatever the server.
     peers = arcas(work) + [Arca(work, binary=b, name=n + "-1worker", extra=("--threads", "1"))
