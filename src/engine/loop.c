@@ -77,18 +77,21 @@ static struct worker *fewest(struct worker *w)
     return best;
 }
 
-/* On w's thread, a connection counted in w->conns and admitted (worker_admit): opened and gone
- * on with (its head is usually there already: read now, not a turn later), or closed. */
+/* On w's thread, a connection counted in w->conns: admitted under the hard cap (worker_admit),
+ * opened and gone on with (its head is usually there already: read now, not a turn later), or
+ * closed (beyond the cap: without a word; dropped, or no memory). */
 static void open_here(struct worker *w, int fd, const struct sockaddr *peer, socklen_t len,
                       bool tls)
 {
-    struct conn *c = conn_open(w, fd, peer, len, tls);
+    bool admitted = worker_admit();
+    struct conn *c = admitted ? conn_open(w, fd, peer, len, tls) : NULL;
     if (c) {
         conn_go_on(c);
         return;
     }
-    atomic_fetch_sub(&w->conns, 1); /* dropped, or no memory */
-    worker_conn_gone();
+    if (admitted)
+        worker_conn_gone();
+    atomic_fetch_sub(&w->conns, 1);
     close(fd);
 }
 
@@ -126,9 +129,9 @@ static void take_handed(struct worker *w, bool open)
     }
     for (h = oldest; h; h = oldest) {
         oldest = h->next;
-        if (open && worker_admit()) {
+        if (open) {
             open_here(w, h->fd, (const struct sockaddr *)&h->peer, h->len, h->tls);
-        } else { /* beyond the hard cap (closed without a word), or the loop has ended */
+        } else { /* the loop has ended */
             atomic_fetch_sub(&w->conns, 1);
             close(h->fd);
         }
@@ -192,10 +195,6 @@ static void accept_some(struct worker *w, const struct engine_listener *l)
         }
         if (hand_to_fewest(w, fd, &ss, len, l->tls))
             continue;
-        if (!worker_admit()) {
-            close(fd); /* beyond the hard cap: closed without a word */
-            continue;
-        }
         atomic_fetch_add(&w->conns, 1);
         open_here(w, fd, (const struct sockaddr *)&ss, len, l->tls);
     }
