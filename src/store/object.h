@@ -332,7 +332,7 @@ struct store_state {
     /* Objects whose usage the index has not seen yet, in order of first use since their last
      * flush (store_room.c), each keeping its place (obj->dirty) */
     struct ring dirty;
-    size_t expire_cursor;                             /* the bucket store_expire() looks at next */
+    size_t expire_cursor; /* the bucket store_expire_step looks at next */
     struct object *prepared_ring[STORE_PREPARED_MAX]; /* objects holding a prepared answer */
     int prepared_next;
     struct failure *failures[STORE_FAILURES_KEPT]; /* ring, oldest overwritten (store_list.c) */
@@ -384,8 +384,8 @@ void store_unlock(void);
  * waited slice after slice (hits at 5,000 a second on 200,000 objects, p99 5-7 ms alone: beside
  * a purge of 20,000 more 18-52 ms, 13-14 with these; on 500,000, beside a purge of 50,000:
  * 208 ms, 11.6 with these, alone 6). The price: a walk takes about twice as long. Walks that
- * still relock at once: the load (pauses would double it), the expiry sweep's 16 holds a tick,
- * the usage flush's chunks, the listings' and the images' walks (store_list.c). */
+ * still relock at once: the load (pauses would double it), the usage flush's chunks, the listings'
+ * and the images' walks (store_list.c). */
 #define STORE_SLICE_PAUSE_MIN_US 1000
 int64_t store_lock_slice(void);
 void store_unlock_slice(int64_t since, bool more);

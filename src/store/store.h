@@ -475,12 +475,20 @@ extern int store_flush_chunks;
  * the backlog a busy spell left goes then, not all at the stop. */
 void store_flush_usage_quiet(void);
 void store_flush_failures(void);
-/* Upstream thread, once a second: the expiry sweep's slice, then, over the quota (it shrank),
- * store_evict_holds holds of 1024 evictions, and about 100 ms, at most, a purge's pauses between
- * them; past a tick's first chunk and first hold, the sweep's next chunk and the next hold only
- * while they would not take the jobs waiting on the ordered persistence queue past
+/* Upstream thread, every STORE_EXPIRE_STEP_MS: a step of the expiry sweep, STORE_EXPIRE_CHUNK
+ * buckets (store_room.c says why) in one hold of the lock, from where the last step stopped;
+ * skipped while the jobs waiting on the ordered persistence queue are past store_evict_ahead,
+ * unless `always` (the caller's once a second: the sweep never stops for good). Returns 1 when more
+ * of the round is left, 0 once the step ended a round of the table (the caller may wait longer
+ * before the next), -1 when it was skipped. */
+#define STORE_EXPIRE_STEP_MS 8
+#define STORE_EXPIRE_CHUNK 512
+int store_expire_step(bool always);
+/* Upstream thread, once a second: over the quota (it shrank), store_evict_holds holds of 1024
+ * evictions, and about 100 ms, at most, a purge's pauses between them; past the first hold, the
+ * next only while it would not take the jobs waiting on the ordered persistence queue past
  * store_evict_ahead (the removals keep near the disk's pace). */
-void store_expire(void);
+void store_evict_over_quota(void);
 /* 32 (store_room.c says why). A variable only so that a unit test proves the bound on one hold's
  * objects rather than 32's; set before the upstream thread runs, never changed by arca. */
 extern int store_evict_holds;

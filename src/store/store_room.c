@@ -14,13 +14,14 @@
 #include <string.h>
 #include <time.h>
 
-/* Expiry looks at this many buckets per housekeeping tick, taking the lock for EXPIRE_CHUNK of
- * them at a time: a table of a million objects is swept in about 16 s (longer while the disk is
- * behind with removals: store_evict_ahead). Its objects are cold
- * there: 4096 buckets held the lock 0.7 ms on average (2.3 ms at most, its thread preempted)
- * several times a second, the hits' tail behind it; 512 hold it about 0.1 ms. */
-#define EXPIRE_SLICE 65536
-#define EXPIRE_CHUNK 512
+/* Expiry looks at STORE_EXPIRE_CHUNK buckets per step, one hold of the lock; the upstream thread
+ * takes a step every few milliseconds (STORE_EXPIRE_STEP_MS): a table of a million objects is swept
+ * in about 16 s (longer while the disk is behind with removals: store_evict_ahead). Its objects are
+ * cold there: 4096 buckets held the lock 0.7 ms on average (2.3 ms at most, its thread
+ * preempted), 512 hold it about 0.1 ms. A second's 128 chunks taken back to back, as the sweep
+ * was until 2026-11-29, gave the lock to the workers hardly ever between them (a mutex is not a
+ * queue): every second all hits waited 6-20 ms, and the p99 of random hits at 10,000 a second
+ * over a million objects was 0.9-2.6 ms (nginx on the same files: 0.25). */
 
 /* --- which object goes when room is needed ------------------------------------------------
  *
@@ -169,8 +170,8 @@ static int evict_some(int64_t bytes, size_t most, int64_t ceiling)
     return 0;
 }
 
-/* Over the quota (it shrank: store_expire takes the store down to it a slice at a time), a
- * download's room is what it adds beyond the usage now: in one hold, evicting the whole excess
+/* Over the quota (it shrank: store_evict_over_quota takes the store down to it a slice at a time),
+ * a download's room is what it adds beyond the usage now: in one hold, evicting the whole excess
  * held every hit up as long as the eviction took. */
 int room_make(int64_t bytes)
 {
@@ -184,17 +185,17 @@ int room_make(int64_t bytes)
  * objects. Holds of 250 µs instead made that eviction twice as long and the hits' p99 beside it
  * no better (3f5e05f). */
 #define EVICT_PER_HOLD 1024
-/* Holds a tick (store_expire, once a second) of that eviction: 32,768 objects a second at most,
- * and none more once EVICT_TICK_US have gone by in the tick (holds and pauses: the last hold and
- * its pause may end past it), so that the upstream thread drives its downloads most of each
+/* Holds a tick (store_evict_over_quota, once a second) of that eviction: 32,768 objects a second at
+ * most, and none more once EVICT_TICK_US have gone by in the tick (holds and pauses: the last hold
+ * and its pause may end past it), so that the upstream thread drives its downloads most of each
  * second, and the persistence thread's unlinks and row deletes come at a pace the disk serves
  * hits beside. */
 int store_evict_holds = 32;
 #define EVICT_TICK_US 100000
-/* Jobs of the ordered persistence queue (a removal is one) that the expiry sweep's next chunk and
+/* Jobs of the ordered persistence queue (a removal is one) that the expiry sweep's next step and
  * the next hold of a shrunk quota's eviction may not take it past (about as many removals as
- * either makes at most): they wait for the next tick instead. A tick's first chunk and first
- * hold always go, so that a queue kept long by other work (a stream of misses, a download's
+ * either makes at most): they wait instead. A second's first step and a tick's first hold
+ * always go, so that a queue kept long by other work (a stream of misses, a download's
  * room) slows both, never stops them: at worst 1,536 removals a second beyond it. Without it,
  * 100,000 of a million objects were evicted in 3-4 s while their rows and files took the
  * persistence thread 13 s (each a row's delete and an unlink, 90 µs of the thread here): that
@@ -459,38 +460,40 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
     }
 }
 
-/* Whether `more` removals would put the jobs queued further ahead of the disk than a tick's
- * may run. */
+/* Whether `more` removals would put the jobs queued further ahead of the disk than
+ * store_evict_ahead. */
 static bool removals_ahead(size_t more)
 {
     return persist_depth(PERSIST_ORDERED) + more > store_evict_ahead;
 }
 
-/* An expired object only holds disk (lookups revalidate or refuse it), so the sweep may take a few
- * ticks over a big table; see EXPIRE_SLICE. It resumes where the last tick stopped. */
-void store_expire(void)
+/* An expired object only holds disk (lookups revalidate or refuse it), so the sweep may take a
+ * while over a big table. Each step resumes where the last one stopped. */
+int store_expire_step(bool always)
 {
     assert(store_on_upstream());
+    if (!always && removals_ahead(STORE_EXPIRE_CHUNK))
+        return -1; /* the disk is behind: its removals first, the round goes on later */
     int64_t now = (int64_t)time(NULL);
-    bool wrapped = false;
-    for (size_t seen = 0;
-         seen < EXPIRE_SLICE && !wrapped && (seen == 0 || !removals_ahead(EXPIRE_CHUNK));
-         seen += EXPIRE_CHUNK) {
-        store_lock();
-        size_t from = st.expire_cursor, to = from + EXPIRE_CHUNK;
-        if (to >= object_slots()) {
-            to = object_slots();
-            wrapped = true;
-        }
-        expire_buckets(from, to, now);
-        st.expire_cursor = wrapped ? 0 : to;
-        if (wrapped) { /* the round is over: what it found is what eviction takes from now */
-            struct expired_heap done = ready_heap;
-            ready_heap = next_heap;
-            next_heap = (struct expired_heap){done.v, 0, done.cap};
-        }
-        store_unlock();
+    store_lock();
+    size_t from = st.expire_cursor, to = from + STORE_EXPIRE_CHUNK;
+    bool wrapped = to >= object_slots();
+    if (wrapped)
+        to = object_slots();
+    expire_buckets(from, to, now);
+    st.expire_cursor = wrapped ? 0 : to;
+    if (wrapped) { /* the round is over: what it found is what eviction takes from now */
+        struct expired_heap done = ready_heap;
+        ready_heap = next_heap;
+        next_heap = (struct expired_heap){done.v, 0, done.cap};
     }
+    store_unlock();
+    return wrapped ? 0 : 1;
+}
+
+void store_evict_over_quota(void)
+{
+    assert(store_on_upstream());
     /* the quota may have shrunk (SIGHUP): a slice per hold with a purge's pauses
      * (store_unlock_slice), store_evict_holds holds and EVICT_TICK_US a tick at most, so that
      * the upstream thread's downloads wait about 100 ms a second at most. Relocked at once until

@@ -23,9 +23,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Evict until `bytes` more fit under the quota, or, over it (the quota shrank: store_expire
- * evicts down to it a tick at a time), until they fit under the usage now: 0, or -1 when the
- * objects left are all being streamed (or there are none). */
+/* Evict until `bytes` more fit under the quota, or, over it (the quota shrank:
+ * store_evict_over_quota evicts down to it a tick at a time), until they fit under the usage
+ * now: 0, or -1 when the objects left are all being streamed (or there are none). */
 int room_make(int64_t bytes);
 
 /* The terms of a lookup that may act on `obj` (in the table), or of the download it creates:

@@ -36,6 +36,8 @@
  * ten seconds most objects are used more than once: one UPDATE each. A crash loses at most this
  * much of usage and last-use times (an order for eviction, nothing served); a stop loses none. */
 #define USAGE_FLUSH_MS 10000
+/* How soon the expiry sweep looks again after a step the disk's backlog skipped. */
+#define EXPIRY_BEHIND_MS 100
 
 /* A download that its host's hold refuses starts without a slot, and its attempt (hosts_admit)
  * comes once the persistence thread has made its file: one whose host's probe falls due within
@@ -93,7 +95,9 @@ static struct {
     struct who recent[RECENT];
     int64_t n_started;
     struct timer housekeeping;
-    int64_t usage_due; /* monotonic ms of the next usage flush */
+    int64_t usage_due;        /* monotonic ms of the next usage flush */
+    struct timer expiry;      /* the expiry sweep's next step (expiry_step) */
+    int64_t expiry_forced_ms; /* monotonic ms of its last step that did not wait for the disk */
 } fx = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The persistence thread has made a download's file (or failed to): look again. */
@@ -539,20 +543,41 @@ static void hand_over(bool all)
     remotes_save_counters();
 }
 
-/* Once a second: usage figures and counters handed over, expired objects evicted. A loop held
- * up past a whole period runs it once, not once per period missed. */
+/* Once a second: usage figures and counters handed over, the store down to a shrunk quota. A
+ * loop held up past a whole period runs it once, not once per period missed. */
 static void housekeeping(void *arg)
 {
     int64_t next = fx.housekeeping.due_ms + HOUSEKEEPING_MS, now = monotonic_ms();
     (void)arg;
     assert(upstream_on_thread());
     hand_over(false);
-    store_expire();
+    store_evict_over_quota();
     for (struct transfer *t = fx.loop.active; t; t = transfer_next(t))
         transfer_measure(t);
     if (timer_arm(&fx.loop.timers, &fx.housekeeping, next > now ? next : now + HOUSEKEEPING_MS,
                   housekeeping, NULL) < 0)
         log_error("upstream: cannot schedule housekeeping (out of memory)");
+}
+
+/* A step of the expiry sweep every STORE_EXPIRE_STEP_MS, between the loop's other work: its
+ * holds of the lock spread over the second, never taken back to back (store_room.c says what
+ * that cost the hits). A round over, the next begins a second later, so that a small table is
+ * not swept over and over. The first step of each second goes even while the disk is behind;
+ * another waits EXPIRY_BEHIND_MS, not a step's few ms, when the disk's backlog skipped it. */
+static void expiry_step(void *arg)
+{
+    int64_t now = monotonic_ms();
+    bool always = now - fx.expiry_forced_ms >= HOUSEKEEPING_MS;
+    (void)arg;
+    assert(upstream_on_thread());
+    if (always)
+        fx.expiry_forced_ms = now;
+    int step = store_expire_step(always);
+    int64_t after = step > 0    ? STORE_EXPIRE_STEP_MS
+                    : step == 0 ? HOUSEKEEPING_MS
+                                : EXPIRY_BEHIND_MS;
+    if (timer_arm(&fx.loop.timers, &fx.expiry, now + after, expiry_step, NULL) < 0)
+        log_error("upstream: cannot schedule expiry (out of memory)");
 }
 
 /* Nothing may be left waiting once the thread ends: fail queued and running downloads alike. */
@@ -576,6 +601,7 @@ static void fail_everything(void)
     fill_sweep(&fx.loop);
     rate_stop(&fx.loop.gate);
     timer_cancel(&fx.loop.timers, &fx.housekeeping);
+    timer_cancel(&fx.loop.timers, &fx.expiry);
 }
 
 static void *upstream_main(void *arg)
@@ -586,8 +612,11 @@ static void *upstream_main(void *arg)
     pthread_setname_np(pthread_self(), "arca-upstream");
     upstream_claim_thread();
     timer_init(&fx.housekeeping);
+    timer_init(&fx.expiry);
     if (timer_arm(&fx.loop.timers, &fx.housekeeping, monotonic_ms(), housekeeping, NULL) < 0)
         log_error("upstream: cannot schedule housekeeping (out of memory)");
+    fx.expiry_forced_ms = monotonic_ms() - HOUSEKEEPING_MS;
+    expiry_step(NULL);
     while (!atomic_load(&fx.loop.stopping)) {
         start_retries();
         start_queued();

@@ -8,8 +8,9 @@
  * is made (struct upstream_loop's `wake`). The thread drives every download as a state machine
  * (transfer.h), through store.h's upstream-thread functions: it asks the persistence thread for the
  * file, appends, decides on retries and resumes with upstream_response.h, and hands a finished
- * object over to be made durable. Retry backoffs and the once-a-second housekeeping (usage figures
- * and counters handed over, expired objects evicted) run from its timer heap (timer.h); it never
+ * object over to be made durable. Retry backoffs, the once-a-second housekeeping (usage figures
+ * and counters handed over, a shrunk quota's eviction) and the expiry sweep's steps run from its
+ * timer heap (timer.h); it never
  * touches SQLite, fsync or unlink itself. A mirror (--mirror) is asked for the URL without its
  * signature and fetched unsigned; for a signed URL, only once the origin has accepted it
  * (mirror.h). upstream_stop() ends downloads still running: their clients see a cut stream, a
