@@ -169,13 +169,14 @@ static void file_ready(void *arg)
 }
 
 /* A miss, its file and its headers, as the upstream thread makes them. */
-static struct object *downloading(const char *url, int64_t length, const char *type)
+static struct object *downloading_for(const char *url, int64_t length, const char *type,
+                                      int64_t ttl)
 {
     struct object *obj;
     struct object_meta meta;
     int fd, before = files_ready;
     struct upstream_headers h = {type, "", "", "", "", ""};
-    assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_int_equal(store_lookup(url, ttl, &obj, &fd, NULL, &meta), LOOKUP_MISS);
     assert_non_null(obj);
     assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
     persist_flush();
@@ -183,6 +184,11 @@ static struct object *downloading(const char *url, int64_t length, const char *t
     assert_int_equal(store_file_ready(obj), 1);
     assert_int_equal(store_begin_body(obj, length, &h, true), 0);
     return obj;
+}
+
+static struct object *downloading(const char *url, int64_t length, const char *type)
+{
+    return downloading_for(url, length, type, 3600);
 }
 
 static void append(struct object *obj, const char *data)
@@ -675,34 +681,17 @@ static void clock_passes(int64_t t)
     }
 }
 
-/* The expiry sweep over every slot of the table, from wherever an earlier test left it: the
- * rest of its round, then a whole one. */
-static void sweep_whole_round(void)
-{
-    while (store_expire_step(true) > 0)
-        ;
-    while (store_expire_step(true) > 0)
-        ;
-}
-
 /* When room is needed, a copy kept past its ttl for a stale answer goes before a fresh object,
  * even one used less recently; among expired copies, the least recently used goes first
  * (issue 51). */
 static void eviction_takes_expired_copies_first(void **state)
 {
     struct object *obj;
-    struct object_meta meta;
-    struct upstream_headers h = {"", "", "", "", "", ""};
     struct store_totals t;
-    int fd;
     (void)state;
     complete_object("http://h/fresh", "ffffffffff"); /* an hour's ttl, used first */
     for (int i = 0; i < 2; i++) {
-        const char *url = i ? "http://h/exp2" : "http://h/exp1";
-        assert_int_equal(store_lookup(url, 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
-        assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
-        persist_flush();
-        assert_int_equal(store_begin_body(obj, 10, &h, true), 0);
+        obj = downloading_for(i ? "http://h/exp2" : "http://h/exp1", 10, "", 1);
         append(obj, i ? "eeeeeeeee2" : "eeeeeeeee1"); /* not twins: each its own room */
         finish(obj, i ? "eeeeeeeee2" : "eeeeeeeee1");
         release_both(obj);
@@ -851,11 +840,7 @@ static void expiry_removes_an_object_past_its_ttl(void **state)
     int fd;
     (void)state;
     store_set_stale(0, 0); /* nothing answers stale: an expired object goes at once */
-    assert_int_equal(store_lookup("http://h/ttl", 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
-    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
-    persist_flush();
-    struct upstream_headers h = {"", "", "", "", "", ""};
-    assert_int_equal(store_begin_body(obj, 5, &h, true), 0);
+    obj = downloading_for("http://h/ttl", 5, "", 1);
     append(obj, "12345");
     finish(obj, "12345");
     object_path(obj, path, sizeof(path));
@@ -897,20 +882,14 @@ static void an_expiry_step_sweeps_one_chunk_of_the_table(void **state)
 {
     enum { N = 200 };
     struct object *obj;
-    struct object_meta meta;
-    struct upstream_headers h = {"", "", "", "", "", ""};
     char url[64];
-    int fd;
     (void)state;
     store_set_stale(0, 0);              /* nothing answers stale: an expired object goes at once */
     while (store_expire_step(true) > 0) /* the sweep at the table's first slot */
         ;
     for (int i = 0; i < N; i++) {
         snprintf(url, sizeof(url), "http://h/step/%d", i);
-        assert_int_equal(store_lookup(url, 1, &obj, &fd, NULL, &meta), LOOKUP_MISS);
-        assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
-        persist_flush();
-        assert_int_equal(store_begin_body(obj, 4, &h, true), 0);
+        obj = downloading_for(url, 4, "", 1);
         append(obj, "step");
         finish(obj, "step");
         release_both(obj);

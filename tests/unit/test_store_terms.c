@@ -149,16 +149,6 @@ static enum outcome_state outcome_of(const char *url)
     return out.state;
 }
 
-/* The expiry sweep over every slot of the table, from wherever an earlier test left it: the
- * rest of its round, then a whole one. */
-static void sweep_whole_round(void)
-{
-    while (store_expire_step(true) > 0)
-        ;
-    while (store_expire_step(true) > 0)
-        ;
-}
-
 /* A pinned object is kept through a storm of unpinned downloads that each need the room of one:
  * the unpinned go, least recently used first, and the pinned totals count it throughout. */
 static void a_pinned_object_survives_an_eviction_storm(void **state)
