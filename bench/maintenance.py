@@ -5,12 +5,15 @@ does to a big store: the statistics page asked over and over, a purge by prefix 
 (/old-purged/), an eviction at a quota lowered (SIGHUP) by the other tenth's bytes
 (/old-evicted/, the least recently used). The hits never ask for what goes (the origin is closed: a
 miss would be an error, and its retries the p99): a stall of the hits shows in their p99 beside
-each against their p99 alone."""
+each against their p99 alone. And beside another program on the machine: a process spinning on
+one core for the whole run (a compile beside the cache, a CI job on the lab's server)."""
 
 import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -64,6 +67,16 @@ def _beside(hits_url, cfg, count, action):
     return out, took.get("s", float("nan"))
 
 
+def _beside_hog(hits_url, cfg, count):
+    """The rate run's figures with a process spinning on one core from before it to its end."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        return rate_run(hits_url, cfg["index_rate"], max(cfg["index_seconds"], 3), count)
+    finally:
+        hog.kill()
+        hog.wait()
+
+
 def _forget(data_dir, dead_port, path):
     """Rows and files left under `path` after arca stopped, taken out so that the next build's
     round meets the store as this one did: how many there were."""
@@ -83,8 +96,8 @@ def _forget(data_dir, dead_port, path):
 
 def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, binary):
     """arca (`binary`, its rounds named `name`) on the big store, its figures: listing_ms,
-    delete_one_ms, then p99_ms_at_rate alone and p99_ms_stats, p99_ms_purge, p99_ms_evict beside
-    each action, with purge_s and evict_s, the errors of the hits over the four runs (0: none
+    delete_one_ms, then p99_ms_at_rate alone, p99_ms_hog beside a process spinning on one core,
+    and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with purge_s and evict_s, the errors of the hits over the four runs (0: none
     missed), and what the purge and the eviction left (left_purged, left_evicted: taken out of
     the store after arca stops). It changes the store (a purge, an eviction): run last, on a
     store about to be removed. `make_index`: peers'."""
@@ -119,6 +132,7 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
                 _get_ms(f"{base}/statistics/")
                 time.sleep(0.05)
 
+        hogged = _beside_hog(hits, cfg, count)
         stats, _ = _beside(hits, cfg, count, statistics_pages)
 
         def purge():
@@ -146,10 +160,10 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
 
         evicted, evict_s = _beside(hits, cfg, count, evict)
         figures = {"listing_ms": listing, "delete_one_ms": delete_one,
-                   "p99_ms_at_rate": alone["p99_ms"],
+                   "p99_ms_at_rate": alone["p99_ms"], "p99_ms_hog": hogged["p99_ms"],
                    "p99_ms_stats": stats["p99_ms"], "p99_ms_purge": purged["p99_ms"],
                    "purge_s": purge_s, "p99_ms_evict": evicted["p99_ms"], "evict_s": evict_s,
-                   "errors_at_rate": sum(r["errors"] for r in (alone, stats, purged, evicted))}
+                   "errors_at_rate": sum(r["errors"] for r in (alone, hogged, stats, purged, evicted))}
     finally:
         a.stop()
         # what the purge and the eviction left (the eviction stops at the quota, whichever

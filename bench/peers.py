@@ -446,7 +446,9 @@ def index_figures(rounds, sizes):
         out[f"{build}-{tag(large)} listing first page ms"] = maint["listing_ms"]
         if "delete_one_ms" in maint:
             out[f"{build}-{tag(large)} DELETE of one URL ms"] = maint["delete_one_ms"]
-        for what in ("stats", "purge", "evict"):
+        for what in ("hog", "stats", "purge", "evict"):
+            if f"p99_ms_{what}" not in maint:
+                continue  # a summary of rounds run before the figure was
             out[f"{build}-{tag(large)} p99 at rate beside {what}/alone"] = \
                 maint[f"p99_ms_{what}"] / maint["p99_ms_at_rate"]
             out[f"{build}-{tag(large)} p99 at rate beside {what}/{tag(small)}'s"] = \

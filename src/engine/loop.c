@@ -273,6 +273,7 @@ static void *worker_main(void *arg)
     worker_bind(w);
     snprintf(name, sizeof(name), "arca-http%d", (int)(w - workers));
     pthread_setname_np(pthread_self(), name);
+    worker_ask_short_slice();
     while (!atomic_load(&stopping)) {
         int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, w->ready ? 0 : 250);
         int64_t looked_us = monotonic_us();

@@ -2,7 +2,8 @@
 after `Expect: 100-continue`, a client that half-closes, HTTP/1.0 keep-alive, answers in order
 behind a request that must wait, a stalled client that cannot hold up the others of its worker,
 idle connections closed at --idle-timeout, bodies refused at their head or cut when late, and a
-cut HTTP/1.0 answer that must not look whole. Each scenario writes raw bytes on sockets."""
+cut HTTP/1.0 answer that must not look whole, and the workers' short slice of the CPU. Each scenario
+writes raw bytes on sockets."""
 
 import hashlib
 import json
@@ -413,3 +414,50 @@ def test_a_burst_of_connections_is_spread_over_the_workers_and_each_is_answered(
             got, closed = read_all(s, wait=5)
             assert closed and responses(got)[0][2] == b"ok", got
             s.close()
+
+
+# sched_getattr(2) by architecture: Python has no wrapper
+SCHED_GETATTR = {"x86_64": 315, "aarch64": 275}
+
+
+def sched_attr(tid):
+    """(nice, runtime ns) of thread `tid` as sched_getattr reports them: a fair thread's runtime
+    is its slice on Linux 6.12 and later, 0 before."""
+    import ctypes
+    import platform
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(48)
+    if libc.syscall(SCHED_GETATTR[platform.machine()], tid, buf, 48, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"sched_getattr({tid})")
+    _size, _policy, _flags, nice, _prio, runtime = struct.unpack_from("IIQiIQ", buf.raw)
+    return nice, runtime
+
+
+def test_the_workers_ask_for_a_short_slice_and_the_other_threads_keep_theirs(start_arca):
+    """On a core shared with a busy thread (a purge's unlinks, a compile beside arca), a worker
+    woken by a request runs at once only with a slice shorter than that thread's (EEVDF): the
+    workers ask for 0.1 ms, the kernel's least; the threads that work in bulk keep the default,
+    and every thread the nice arca was started with."""
+    import platform
+    import pytest
+    if platform.machine() not in SCHED_GETATTR:
+        pytest.skip(f"no sched_getattr number known for {platform.machine()}")
+    default = sched_attr(0)[1]
+    if default == 0:
+        pytest.skip("this kernel has no custom slices (Linux before 6.12): nothing to ask for")
+    arca = start_arca("--threads", "2")
+    pid = arca.proc.pid
+    deadline = time.monotonic() + 10
+    while True:  # each worker asks as it starts: one may answer health before the other ran
+        attrs = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                attrs[f.read().strip()] = sched_attr(int(tid))
+        workers = [attrs.get(n, (0, 0))[1] for n in ("arca-http0", "arca-http1")]
+        if workers == [100_000, 100_000] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert workers == [100_000, 100_000], attrs
+    assert attrs["arca-upstream"][1] == attrs["arca-index"][1] == default, attrs
+    assert {nice for nice, _ in attrs.values()} == {os.getpriority(os.PRIO_PROCESS, 0)}, attrs
