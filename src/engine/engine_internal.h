@@ -217,9 +217,11 @@ bool worker_is_self(const struct worker *w);
  * busy thread (a purge's unlinks, a download's hashing, a compile beside arca), a worker woken
  * by a request then runs at once, where it waited for that thread's slice to end (EEVDF's run to
  * parity: 1.4 ms here with two cores). A hit takes about 20 µs of CPU, so 0.1 ms (the kernel's
- * least) costs a worker's own run nothing; its share of the CPU is unchanged. Measured beside a
- * process spinning on one of two cores, 10,000 random hits a second on a million objects: p99
- * 0.28-0.49 ms with it, 0.31-2.41 ms without (bench/README.md, big-index's p99_ms_hog). */
+ * least) costs a worker's own run nothing; its share of the CPU is unchanged (wrk's hits at a
+ * million objects: 60.3k req/s, 55.1k before). Beside a process spinning on one of two cores,
+ * 10,000 hits a second: a worker waited 7-8 µs to run each time it was woken, 10-13 before, and
+ * the hits' p99 was 0.34-0.94 ms, 0.31-2.43 before (bench/results/2026-11-30-i70-slice-summary.md;
+ * big-index's p99_ms_hog measures it on a million, where this machine's noise hid it). */
 #define WORKER_SLICE_NS 100000
 void worker_ask_short_slice(void);
 /* A new start: not draining (engine_drain). */
