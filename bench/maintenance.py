@@ -97,10 +97,11 @@ def _forget(data_dir, dead_port, path):
 def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, binary):
     """arca (`binary`, its rounds named `name`) on the big store, its figures: listing_ms,
     delete_one_ms, then p99_ms_at_rate alone, p99_ms_hog beside a process spinning on one core,
-    and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with purge_s and evict_s, the errors of the hits over the four runs (0: none
-    missed), and what the purge and the eviction left (left_purged, left_evicted: taken out of
-    the store after arca stops). It changes the store (a purge, an eviction): run last, on a
-    store about to be removed. `make_index`: peers'."""
+    and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with purge_s and evict_s,
+    the errors of the hits over the five runs (0: none missed), and what the purge and the
+    eviction left (left_purged, left_evicted: taken out of the store after arca stops). It
+    changes the store (a purge, an eviction): run last, on a store about to be removed.
+    `make_index`: peers'."""
     extra = max(count // 10, 1)
     make_index(data_dir, extra, dead_port, path="/old-purged/")
     make_index(data_dir, extra, dead_port, path="/old-evicted/", used_days_ago=30)
@@ -163,7 +164,8 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
                    "p99_ms_at_rate": alone["p99_ms"], "p99_ms_hog": hogged["p99_ms"],
                    "p99_ms_stats": stats["p99_ms"], "p99_ms_purge": purged["p99_ms"],
                    "purge_s": purge_s, "p99_ms_evict": evicted["p99_ms"], "evict_s": evict_s,
-                   "errors_at_rate": sum(r["errors"] for r in (alone, hogged, stats, purged, evicted))}
+                   "errors_at_rate": sum(r["errors"]
+                                         for r in (alone, hogged, stats, purged, evicted))}
     finally:
         a.stop()
         # what the purge and the eviction left (the eviction stops at the quota, whichever

@@ -1,8 +1,8 @@
 """arca's own HTTP/1.1 engine, as a client meets it on the wire: a request body sent chunked
 after `Expect: 100-continue`, a client that half-closes, HTTP/1.0 keep-alive, answers in order
 behind a request that must wait, a stalled client that cannot hold up the others of its worker,
-idle connections closed at --idle-timeout, bodies refused at their head or cut when late, and a
-cut HTTP/1.0 answer that must not look whole, and the workers' short slice of the CPU. Each scenario
+idle connections closed at --idle-timeout, bodies refused at their head or cut when late, a cut
+HTTP/1.0 answer that must not look whole, and the workers' short slice of the CPU. Each scenario
 writes raw bytes on sockets."""
 
 import hashlib
