@@ -44,6 +44,11 @@ def _delete_ms(base, url, headers):
     return (time.monotonic() - t0) * 1000
 
 
+def _hits(hits_url, cfg, count):
+    """The figures of one run of random hits at the offered rate, 3 s at least."""
+    return rate_run(hits_url, cfg["index_rate"], max(cfg["index_seconds"], 3), count)
+
+
 def _beside(hits_url, cfg, count, action):
     """The rate run's figures with `action()` started 1 s into it, in a thread of its own;
     the action's seconds too."""
@@ -60,7 +65,7 @@ def _beside(hits_url, cfg, count, action):
 
     t = threading.Thread(target=act)
     t.start()
-    out = rate_run(hits_url, cfg["index_rate"], max(cfg["index_seconds"], 3), count)
+    out = _hits(hits_url, cfg, count)
     t.join()
     if failed:
         raise RuntimeError(f"maintenance beside the hits failed: {failed[0]}")
@@ -71,7 +76,7 @@ def _beside_hog(hits_url, cfg, count):
     """The rate run's figures with a process spinning on one core from before it to its end."""
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        return rate_run(hits_url, cfg["index_rate"], max(cfg["index_seconds"], 3), count)
+        return _hits(hits_url, cfg, count)
     finally:
         hog.kill()
         hog.wait()
@@ -125,7 +130,7 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
                          for i in range(3))
         hits = f"{base}/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/"
         warm_pages(os.path.join(data_dir, "objects"))  # as big-index's rounds (warm_pages)
-        alone = rate_run(hits, cfg["index_rate"], max(cfg["index_seconds"], 3), count)
+        alone = _hits(hits, cfg, count)
 
         def statistics_pages():
             end = time.monotonic() + max(cfg["index_seconds"], 3) - 1.5

@@ -366,6 +366,13 @@ class Origin:
     def url(self, path, host=None):
         return f"{self.scheme}://{host or self.host}:{self.port}{path}"
 
+    def finished_at(self, path):
+        """When `path`'s first whole body went out (its handler's monotonic time). The handler
+        notes it after the last byte went, so a client may hold every byte before it: waited
+        for (CI's ASan run once read no note for one of three downloads just done)."""
+        return wait_for(lambda: self.objects[path].finished,
+                        f"the origin's note of {path}'s end")[0]
+
     def stop(self):
         """Stops serving and lets the port go (a port held by die() too)."""
         self.server.shutdown()

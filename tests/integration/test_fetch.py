@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import sha256, wait_age, wait_downloading, wait_for
+from conftest import sha256, wait_age, wait_downloading
 
 
 def test_cold_fetch_over_https_then_hit(tls_origin, tls_files, start_arca):
@@ -69,9 +69,7 @@ def test_twenty_concurrent_cold_clients_share_one_download(origin, arca):
     assert origin.counts["/rootfs"] == 1
     for status, body in results:
         assert status == 200 and sha256(body) == sha256(data)
-    # the origin notes its end after its last byte went: a client may have it all before
-    origin_done = wait_for(lambda: origin.objects["/rootfs"].finished,
-                           "the origin's note of its end")[0]
+    origin_done = origin.finished_at("/rootfs")
     assert max(first) < origin_done, "every client got bytes before the origin finished"
     m = arca.metrics()
     assert m['arca_requests_total{result="miss"}'] == 1
@@ -153,8 +151,7 @@ def test_range_on_an_object_still_downloading(origin, arca):
     assert body == data[3000000:3000100]
     range_done = time.monotonic()
     t.join(60)
-    ended = wait_for(lambda: origin.objects["/rif"].finished, "the origin's note of its end")
-    assert range_done < ended[0], "served while still downloading"
+    assert range_done < origin.finished_at("/rif"), "served while still downloading"
     assert results[0][0] == 200 and sha256(results[0][1]) == sha256(data)
     assert origin.counts["/rif"] == 1
 
