@@ -23,6 +23,7 @@
 #include "upstream/parent.h"
 #include "upstream/upstream.h"
 #include "rules/policy.h"
+#include "persist/pace.h"
 #include "persist/persist.h"
 #include "stats/latency.h"
 #include "stats/rule_stats.h"
@@ -485,8 +486,14 @@ static void metrics_persist(char *body, size_t size)
              "# HELP arca_purge_removals_queued Objects purged from the table whose file the disk "
              "has yet to remove.\n"
              "# TYPE arca_purge_removals_queued gauge\n"
-             "arca_purge_removals_queued %zu\n",
-             persist_depth(PERSIST_ORDERED), persist_depth(PERSIST_SYNC), store_purge_ahead());
+             "arca_purge_removals_queued %zu\n"
+             "# HELP arca_removals_paused_seconds_total Seconds the disk's removals of files "
+             "(eviction, expiry, purge) paused, nobody waiting for them, so that hits beside "
+             "them keep their pace.\n"
+             "# TYPE arca_removals_paused_seconds_total counter\n"
+             "arca_removals_paused_seconds_total %.3f\n",
+             persist_depth(PERSIST_ORDERED), persist_depth(PERSIST_SYNC), store_purge_ahead(),
+             (double)pace_paused_us() / 1e6);
 }
 
 /* The proxy's families, appended: absolute-form fetches and CONNECT tunnels. */

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 
 struct queue {
     pthread_cond_t work;
@@ -23,6 +24,9 @@ static struct {
     pthread_cond_t idle;  /* a job was done, on either queue */
     struct queue q[2];    /* indexed by enum persist_queue */
     bool stopping;        /* persist_stop was called */
+    /* persist_others_wait: jobs on the ordered queue that are not background ones, and callers
+     * waiting in persist_flush or persist_settle */
+    size_t foreground_queued, waiters;
 } pq = {.lock = PTHREAD_MUTEX_INITIALIZER,
         .idle = PTHREAD_COND_INITIALIZER,
         .q = {{.work = PTHREAD_COND_INITIALIZER}, {.work = PTHREAD_COND_INITIALIZER}}};
@@ -41,6 +45,8 @@ static struct persist_job *take(struct queue *q)
     struct persist_job *job = q->head;
     if (job && !(q->head = job->next))
         q->tail = &q->head;
+    if (job && q == &pq.q[PERSIST_ORDERED] && !job->background)
+        pq.foreground_queued--;
     assert(!job || q->submitted > q->done);
     return job;
 }
@@ -150,10 +156,11 @@ int persist_start(char *err, size_t errlen)
 }
 
 /* Queue `job` on `which`: 0, or -1 when that queue's thread does not run. */
-static int enqueue(enum persist_queue which, struct persist_job *job)
+static int enqueue(enum persist_queue which, struct persist_job *job, bool background)
 {
     struct queue *q = &pq.q[which];
     job->next = NULL;
+    job->background = background;
     pthread_mutex_lock(&pq.lock);
     if (!q->running) {
         pthread_mutex_unlock(&pq.lock);
@@ -162,6 +169,8 @@ static int enqueue(enum persist_queue which, struct persist_job *job)
     *q->tail = job;
     q->tail = &job->next;
     q->submitted++;
+    if (which == PERSIST_ORDERED && !background)
+        pq.foreground_queued++;
     pthread_cond_signal(&q->work);
     pthread_mutex_unlock(&pq.lock);
     return 0;
@@ -170,8 +179,15 @@ static int enqueue(enum persist_queue which, struct persist_job *job)
 void persist_submit_grouped(struct persist_job *job, const struct persist_group *group)
 {
     job->group = group;
-    if (enqueue(PERSIST_ORDERED, job) < 0)
+    if (enqueue(PERSIST_ORDERED, job, group && group->background) < 0)
         job->run(job); /* on its own, as before the threads start */
+}
+
+void persist_submit_background(struct persist_job *job)
+{
+    job->group = NULL;
+    if (enqueue(PERSIST_ORDERED, job, true) < 0)
+        job->run(job);
 }
 
 void persist_submit(struct persist_job *job)
@@ -183,15 +199,18 @@ void persist_submit_sync(struct persist_job *job)
 {
     assert(job->sync && job->run);
     job->group = NULL;
-    if (enqueue(PERSIST_SYNC, job) < 0)
+    if (enqueue(PERSIST_SYNC, job, false) < 0)
         run_sync_step(job);
 }
 
 /* Lock held: wait until `which` has run `target` jobs (or stopped). */
 static void wait_done(enum persist_queue which, unsigned long target)
 {
+    pq.waiters++;
+    pthread_cond_signal(&pq.q[PERSIST_ORDERED].work); /* a pause (persist_pause) ends */
     while (pq.q[which].running && pq.q[which].done < target)
         pthread_cond_wait(&pq.idle, &pq.lock);
+    pq.waiters--;
 }
 
 void persist_flush(void)
@@ -217,10 +236,51 @@ void persist_stop(void)
 {
     pthread_mutex_lock(&pq.lock);
     pq.stopping = true;
+    pthread_cond_signal(&pq.q[PERSIST_ORDERED].work); /* a pause (persist_pause) ends */
     pthread_mutex_unlock(&pq.lock);
     /* the sync queue first: its jobs end on the ordered queue */
     stop_queue(PERSIST_SYNC);
     stop_queue(PERSIST_ORDERED);
+}
+
+bool persist_others_wait(void)
+{
+    pthread_mutex_lock(&pq.lock);
+    bool others = pq.foreground_queued > 0 || pq.waiters > 0;
+    pthread_mutex_unlock(&pq.lock);
+    return others;
+}
+
+/* Lock held. */
+static bool others_wait(void)
+{
+    return pq.foreground_queued > 0 || pq.waiters > 0 || pq.stopping;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+int64_t persist_pause(int64_t us)
+{
+    int64_t began = now_us(), end = began + us, slept = 0;
+    struct timespec until = {.tv_sec = end / 1000000, .tv_nsec = end % 1000000 * 1000};
+    assert(us >= 0);
+    pthread_mutex_lock(&pq.lock);
+    assert(on_queue_thread(PERSIST_ORDERED));
+    if (!others_wait()) {
+        /* the queue's own condition: an enqueue, a waiter or a stop signals it */
+        while (pthread_cond_clockwait(&pq.q[PERSIST_ORDERED].work, &pq.lock, CLOCK_MONOTONIC,
+                                      &until) == 0 &&
+               !others_wait())
+            ;
+        slept = now_us() - began;
+    }
+    pthread_mutex_unlock(&pq.lock);
+    return slept < us ? slept : us;
 }
 
 bool persist_stopping(void)

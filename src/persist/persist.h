@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Jobs of one kind that may share a transaction of the index with their neighbours in the
  * ordered queue (removals: a hundred thousand objects evicted at once were as many commits,
@@ -38,6 +39,7 @@
 struct persist_group {
     void (*begin)(void);
     void (*end)(void);
+    bool background; /* nobody waits for its jobs (removals): persist_others_wait */
 };
 #define PERSIST_GROUP_MAX 1024
 
@@ -46,6 +48,8 @@ struct persist_job {
     void (*sync)(struct persist_job *job); /* persist_submit_sync only: first, on the sync
                                               queue's thread */
     const struct persist_group *group;     /* set by the submit functions */
+    bool background;                       /* set by the submit functions: nobody waits
+                                              for it (persist_others_wait) */
     struct persist_job *next;
 };
 
@@ -56,6 +60,9 @@ int persist_start(char *err, size_t errlen);
 void persist_submit(struct persist_job *job);
 /* The same, the job one of `group`'s (see struct persist_group). */
 void persist_submit_grouped(struct persist_job *job, const struct persist_group *group);
+/* The same, a job that nobody waits for (a purge's rows and files, a usage flush, the start's
+ * sweep of orphan files): see persist_others_wait. */
+void persist_submit_background(struct persist_job *job);
 /* Any thread: job->sync on the sync queue, then job->run on the ordered queue. */
 void persist_submit_sync(struct persist_job *job);
 /* Wait until every job submitted before this call has run (a sync job's follow-up included). */
@@ -66,6 +73,15 @@ void persist_flush(void);
 void persist_settle(void);
 /* Run what is queued (the sync queue first, then the ordered one), then end the threads. */
 void persist_stop(void);
+/* Whether anyone waits for the ordered queue: a job queued on it that is not a background one
+ * (a new download's file, a completion's rename and row), or a caller in persist_flush or
+ * persist_settle. Background removals go at the disk's pace for the hits' sake (pace.h) only
+ * while nothing does. */
+bool persist_others_wait(void);
+/* The ordered queue's thread, between two steps of a background job: sleep `us` µs, less once
+ * someone waits for the queue (persist_others_wait) or arca stops, then at once. Returns the µs
+ * slept. */
+int64_t persist_pause(int64_t us);
 /* Whether persist_stop has been called: long chains of jobs (the orphan sweep) end early. */
 bool persist_stopping(void);
 /* Jobs submitted to `which` and not yet done (the one running included), for /metrics. */

@@ -10,6 +10,7 @@
 #include "base/parse.h"
 #include "persist/index.h"
 #include "log/log.h"
+#include "persist/pace.h"
 #include "persist/persist.h"
 #include "stats/stats.h"
 
@@ -1255,16 +1256,17 @@ static struct {
     struct remove_job *head, **tail;
 } committing = {.tail = &committing.head};
 
-/* Its files unlinked (streaming readers keep the inode), said in the log, the job freed. */
+/* Its files unlinked at the removals' pace (pace.h; streaming readers keep the inode), said in
+ * the log, the job freed. */
 static void remove_files(struct remove_job *r)
 {
     char path[1200];
     if (!r->part_only) {
         key_path(r->key, path, sizeof(path));
-        unlink(path);
+        pace_unlink(path);
     }
     part_path(r->key, path, sizeof(path));
-    unlink(path);
+    pace_unlink(path);
     if (r->say && !strcmp(r->why, OBJECT_STREAMED_ONLY))
         log_debug("store: removed %s (%s)", r->url, r->why);
     else if (r->say)
@@ -1312,7 +1314,8 @@ static void removals_end(void)
     committing.tail = &committing.head;
 }
 
-static const struct persist_group removals = {.begin = removals_begin, .end = removals_end};
+static const struct persist_group removals = {
+    .begin = removals_begin, .end = removals_end, .background = true};
 
 /* Out of memory, file and row stay until the object is loaded again at the next start. */
 void submit_remove(const struct object *obj, const char *why, bool part_only)

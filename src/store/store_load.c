@@ -902,7 +902,8 @@ static void run_sweep(struct persist_job *job)
     if (d)
         closedir(d);
     if (++sw->dir < 256 && !persist_stopping()) {
-        persist_submit(&sw->job); /* the next directory, after what was queued meanwhile */
+        /* the next directory, after what was queued meanwhile; nobody waits for it */
+        persist_submit_background(&sw->job);
         return;
     }
     if (sw->removed)
@@ -919,5 +920,5 @@ static void sweep_orphans(void)
         return;
     }
     sw->job.run = run_sweep;
-    persist_submit(&sw->job);
+    persist_submit_background(&sw->job);
 }

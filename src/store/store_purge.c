@@ -9,6 +9,7 @@
  * list per hold. */
 #include "base/clock.h"
 #include "persist/index.h"
+#include "persist/pace.h"
 #include "persist/persist.h"
 #include "store/object.h"
 #include "store/store_negative.h"
@@ -77,9 +78,9 @@ static void unlink_some(struct purge_job *p)
         if (back[i - p->done])
             continue;
         key_path(keys[i - p->done], path, sizeof(path));
-        unlink(path); /* streaming readers keep the inode */
+        pace_unlink(path); /* streaming readers keep the inode */
         part_path(keys[i - p->done], path, sizeof(path));
-        unlink(path);
+        pace_unlink(path);
     }
     p->done = end;
 }
@@ -184,7 +185,7 @@ static void run_purge(struct persist_job *job)
         pace_made(p->done - before);
     }
     if (p->done < p->n) {
-        persist_submit(&p->job); /* the rest behind what was queued meanwhile */
+        persist_submit_background(&p->job); /* the rest behind what was queued meanwhile */
         return;
     }
     purge_job_free(p);
@@ -260,7 +261,7 @@ static void submit_slice(struct purge_job *job)
     if (job && job->n) {
         job->job.run = run_purge;
         pace_queued(job->n);
-        persist_submit(&job->job);
+        persist_submit_background(&job->job);
     } else {
         purge_job_free(job);
     }

@@ -345,7 +345,7 @@ bool store_flush_usage(void)
         store_lock();
         struct touch_job *t = collect_touches(&seen);
         if (t)
-            persist_submit(&t->job);
+            persist_submit_background(&t->job); /* nobody waits for it (persist.h) */
         store_unlock();
     }
     return seen == TOUCH_CHUNK;

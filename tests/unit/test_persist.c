@@ -3,8 +3,10 @@
  * returns only after everything submitted before it has run. A sync job fsyncs on the sync
  * queue's thread and then runs on the ordered one; a slow fsync holds up no ordered job; and a
  * download that fails while its file syncs leaves neither file nor row, and does not touch the
- * next download's part file. This suite is linked with -Wl,--wrap=fsync (meson.build): the
- * wrapper below holds a sync-thread fsync until the test lets it go. */
+ * next download's part file. The removals' unlinks pause for the disk's pace (pace.h) only
+ * while nobody waits for the ordered queue. This suite is linked with -Wl,--wrap=fsync and
+ * --wrap=unlink (meson.build): the wrappers below hold a sync-thread fsync until the test lets
+ * it go, and make an ordered-thread unlink take a millisecond when the test asks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "persist/pace.h"
 #include "persist/persist.h"
 #include "store/store.h"
 #include "store_fixture.h"
@@ -435,6 +439,199 @@ static void failed_during_its_sync_leaves_the_next_download_alone(void **state)
     store_release(old);
 }
 
+/* --- the removals' pace (pace.h) ------------------------------------------------------------ */
+
+int __real_unlink(const char *path);
+
+static atomic_bool slow_unlinks; /* an ordered-thread unlink takes SLOW_UNLINK_US */
+#define SLOW_UNLINK_US 1000
+static atomic_int unlink_us = SLOW_UNLINK_US;
+static atomic_int slow_unlinks_done;
+
+int __wrap_unlink(const char *path)
+{
+    if (atomic_load(&slow_unlinks) && persist_on_thread()) {
+        usleep((useconds_t)atomic_load(&unlink_us));
+        atomic_fetch_add(&slow_unlinks_done, 1);
+    }
+    return __real_unlink(path);
+}
+
+static void pace_owes_a_pause_in_proportion_once_a_burst_has_run(void **state)
+{
+    struct pace p = {0}, q = {0};
+    (void)state;
+    assert_int_equal(pace_owed(&p, 1500), 0);
+    assert_int_equal(pace_owed(&p, PACE_BURST_US - 1500 - 1), 0);
+    /* a burst's unlinks at PACE_SHARE_PCT of the thread's time: the rest of it paused */
+    assert_int_equal(pace_owed(&p, 1), PACE_BURST_US * (100 - PACE_SHARE_PCT) / PACE_SHARE_PCT);
+    assert_int_equal(pace_owed(&p, 100), 0); /* counted from nothing again */
+    /* one long unlink (a big file's blocks freed) owes as much in proportion */
+    assert_int_equal(pace_owed(&q, 10 * PACE_BURST_US),
+                     10 * PACE_BURST_US * (100 - PACE_SHARE_PCT) / PACE_SHARE_PCT);
+}
+
+/* A background job of `unlinks` slow unlinks, held until the test lets it go; `then_other`:
+ * it queues a plain job behind itself first, which then waits for it. */
+struct unlinker {
+    struct persist_job job;
+    int unlinks;
+    bool then_other;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t change;
+    bool go, running;
+} hold = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
+
+static void run_unlinker(struct persist_job *job)
+{
+    struct unlinker *u = (struct unlinker *)job;
+    char path[4200];
+    pthread_mutex_lock(&hold.lock);
+    hold.running = true;
+    pthread_cond_broadcast(&hold.change);
+    while (!hold.go)
+        pthread_cond_wait(&hold.change, &hold.lock);
+    pthread_mutex_unlock(&hold.lock);
+    if (u->then_other)
+        submit(0);
+    snprintf(path, sizeof(path), "%s/never-made", dir);
+    for (int i = 0; i < u->unlinks; i++)
+        pace_unlink(path);
+    free(u);
+}
+
+static void submit_unlinker(int unlinks, bool then_other)
+{
+    struct unlinker *u = calloc(1, sizeof(*u));
+    assert_non_null(u);
+    u->job.run = run_unlinker;
+    u->unlinks = unlinks;
+    u->then_other = then_other;
+    hold.go = hold.running = false;
+    persist_submit_background(&u->job);
+}
+
+static void let_go(void)
+{
+    pthread_mutex_lock(&hold.lock);
+    hold.go = true;
+    pthread_cond_broadcast(&hold.change);
+    pthread_mutex_unlock(&hold.lock);
+}
+
+static void until_running(void)
+{
+    pthread_mutex_lock(&hold.lock);
+    while (!hold.running)
+        pthread_cond_wait(&hold.change, &hold.lock);
+    pthread_mutex_unlock(&hold.lock);
+}
+
+/* Waited for by polling, never persist_flush: a caller there is someone waiting (no pause). */
+static void until_ordered_idle(void)
+{
+    for (int i = 0; i < 10000 && persist_depth(PERSIST_ORDERED) > 0; i++)
+        usleep(1000);
+    assert_int_equal(persist_depth(PERSIST_ORDERED), 0);
+}
+
+static void removals_pause_while_nobody_waits_for_the_queue(void **state)
+{
+    char err[128];
+    (void)state;
+    ran = 0;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    atomic_store(&slow_unlinks, true);
+    int64_t before = pace_paused_us();
+    /* two bursts' worth of unlinks (each takes SLOW_UNLINK_US at least) */
+    submit_unlinker(2 * PACE_BURST_US / SLOW_UNLINK_US, false);
+    until_running();
+    assert_false(persist_others_wait()); /* a background job alone */
+    let_go();
+    until_ordered_idle();
+    int64_t paused = pace_paused_us() - before;
+    assert_true(paused >= 2 * PACE_BURST_US * (100 - PACE_SHARE_PCT) / PACE_SHARE_PCT);
+    atomic_store(&slow_unlinks, false);
+    persist_stop();
+}
+
+static void removals_go_at_full_pace_while_a_plain_job_waits(void **state)
+{
+    char err[128];
+    (void)state;
+    ran = 0;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    atomic_store(&slow_unlinks, true);
+    int64_t before = pace_paused_us();
+    submit_unlinker(2 * PACE_BURST_US / SLOW_UNLINK_US, true);
+    until_running();
+    let_go();
+    until_ordered_idle();
+    assert_int_equal(ran, 1); /* the plain job queued behind the unlinks ran */
+    assert_int_equal(pace_paused_us() - before, 0);
+    assert_false(persist_others_wait());
+    atomic_store(&slow_unlinks, false);
+    persist_stop();
+}
+
+static void *settle_thread(void *arg)
+{
+    (void)arg;
+    persist_settle();
+    return NULL;
+}
+
+static void removals_go_at_full_pace_while_a_caller_settles(void **state)
+{
+    char err[128];
+    pthread_t waiter;
+    (void)state;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    atomic_store(&slow_unlinks, true);
+    int64_t before = pace_paused_us();
+    submit_unlinker(2 * PACE_BURST_US / SLOW_UNLINK_US, false);
+    until_running();
+    assert_int_equal(pthread_create(&waiter, NULL, settle_thread, NULL), 0);
+    for (int i = 0; i < 10000 && !persist_others_wait(); i++)
+        usleep(1000); /* until the waiter is inside persist_settle */
+    assert_true(persist_others_wait());
+    let_go();
+    assert_int_equal(pthread_join(waiter, NULL), 0);
+    assert_int_equal(pace_paused_us() - before, 0);
+    assert_false(persist_others_wait());
+    atomic_store(&slow_unlinks, false);
+    persist_stop();
+}
+
+/* One unlink of 400 ms owes a pause of 600: a caller that begins to settle meanwhile ends it at
+ * once (the pause waits on the queue's condition, which a waiter signals), not 600 ms later. */
+static void a_pause_under_way_ends_when_a_caller_begins_to_wait(void **state)
+{
+    enum { LONG_UNLINK_US = 400000 };
+    char err[128];
+    (void)state;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    atomic_store(&unlink_us, LONG_UNLINK_US);
+    atomic_store(&slow_unlinks_done, 0);
+    atomic_store(&slow_unlinks, true);
+    int64_t before = pace_paused_us();
+    submit_unlinker(1, false);
+    until_running();
+    let_go();
+    for (int i = 0; i < 10000 && atomic_load(&slow_unlinks_done) == 0; i++)
+        usleep(1000); /* until the unlink is over: its pause begins */
+    assert_int_equal(atomic_load(&slow_unlinks_done), 1);
+    persist_settle();
+    int64_t paused = pace_paused_us() - before;
+    assert_true(paused < LONG_UNLINK_US * (100 - PACE_SHARE_PCT) / PACE_SHARE_PCT);
+    atomic_store(&slow_unlinks, false);
+    atomic_store(&unlink_us, SLOW_UNLINK_US);
+    persist_stop();
+}
+
 int main(void)
 {
     unit_tmp(dir, sizeof(dir));
@@ -447,6 +644,11 @@ int main(void)
         cmocka_unit_test(without_the_thread_a_grouped_job_runs_alone),
         cmocka_unit_test(a_slow_sync_holds_up_no_ordered_job),
         cmocka_unit_test(without_the_threads_a_sync_job_runs_at_once),
+        cmocka_unit_test(pace_owes_a_pause_in_proportion_once_a_burst_has_run),
+        cmocka_unit_test(removals_pause_while_nobody_waits_for_the_queue),
+        cmocka_unit_test(removals_go_at_full_pace_while_a_plain_job_waits),
+        cmocka_unit_test(removals_go_at_full_pace_while_a_caller_settles),
+        cmocka_unit_test(a_pause_under_way_ends_when_a_caller_begins_to_wait),
         cmocka_unit_test_setup_teardown(failed_during_its_sync_leaves_no_file_and_no_row,
                                         open_store, close_store),
         cmocka_unit_test_setup_teardown(failed_during_its_sync_leaves_the_next_download_alone,
