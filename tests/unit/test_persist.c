@@ -54,28 +54,37 @@ int __wrap_fsync(int fd)
     return __real_fsync(fd);
 }
 
+/* A flag shared with a persistence thread: set, and waited for, under its lock. */
+static void flag_set(pthread_mutex_t *lock, pthread_cond_t *change, bool *flag, bool value)
+{
+    pthread_mutex_lock(lock);
+    *flag = value;
+    pthread_cond_broadcast(change);
+    pthread_mutex_unlock(lock);
+}
+
+static void flag_wait(pthread_mutex_t *lock, pthread_cond_t *change, const bool *flag, bool value)
+{
+    pthread_mutex_lock(lock);
+    while (*flag != value)
+        pthread_cond_wait(change, lock);
+    pthread_mutex_unlock(lock);
+}
+
 static void gate_arm(void)
 {
-    pthread_mutex_lock(&gate.lock);
-    gate.armed = true;
-    pthread_mutex_unlock(&gate.lock);
+    flag_set(&gate.lock, &gate.change, &gate.armed, true);
 }
 
 /* Until a sync-thread fsync waits at the gate. */
 static void gate_wait_inside(void)
 {
-    pthread_mutex_lock(&gate.lock);
-    while (!gate.inside)
-        pthread_cond_wait(&gate.change, &gate.lock);
-    pthread_mutex_unlock(&gate.lock);
+    flag_wait(&gate.lock, &gate.change, &gate.inside, true);
 }
 
 static void gate_open(void)
 {
-    pthread_mutex_lock(&gate.lock);
-    gate.armed = false;
-    pthread_cond_broadcast(&gate.change);
-    pthread_mutex_unlock(&gate.lock);
+    flag_set(&gate.lock, &gate.change, &gate.armed, false);
 }
 
 /* Until the ordered queue has run everything (the sync queue may still hold its job). */
@@ -489,12 +498,8 @@ static void run_unlinker(struct persist_job *job)
 {
     struct unlinker *u = (struct unlinker *)job;
     char path[4200];
-    pthread_mutex_lock(&hold.lock);
-    hold.running = true;
-    pthread_cond_broadcast(&hold.change);
-    while (!hold.go)
-        pthread_cond_wait(&hold.change, &hold.lock);
-    pthread_mutex_unlock(&hold.lock);
+    flag_set(&hold.lock, &hold.change, &hold.running, true);
+    flag_wait(&hold.lock, &hold.change, &hold.go, true);
     if (u->then_other)
         submit(0);
     snprintf(path, sizeof(path), "%s/never-made", dir);
@@ -516,18 +521,12 @@ static void submit_unlinker(int unlinks, bool then_other)
 
 static void let_go(void)
 {
-    pthread_mutex_lock(&hold.lock);
-    hold.go = true;
-    pthread_cond_broadcast(&hold.change);
-    pthread_mutex_unlock(&hold.lock);
+    flag_set(&hold.lock, &hold.change, &hold.go, true);
 }
 
 static void until_running(void)
 {
-    pthread_mutex_lock(&hold.lock);
-    while (!hold.running)
-        pthread_cond_wait(&hold.change, &hold.lock);
-    pthread_mutex_unlock(&hold.lock);
+    flag_wait(&hold.lock, &hold.change, &hold.running, true);
 }
 
 /* Waited for by polling, never persist_flush: a caller there is someone waiting (no pause). */
