@@ -537,43 +537,53 @@ static void until_ordered_idle(void)
     assert_int_equal(persist_depth(PERSIST_ORDERED), 0);
 }
 
-static void removals_pause_while_nobody_waits_for_the_queue(void **state)
+/* Setup: the threads running, an ordered-thread unlink slow; pace_paused_us() noted. */
+static int64_t paused_before;
+
+static int slow_unlinks_on(void **state)
 {
     char err[128];
     (void)state;
     ran = 0;
     assert_int_equal(persist_start(err, sizeof(err)), 0);
     atomic_store(&slow_unlinks, true);
-    int64_t before = pace_paused_us();
+    paused_before = pace_paused_us();
+    return 0;
+}
+
+static int slow_unlinks_off(void **state)
+{
+    (void)state;
+    let_go(); /* a test failed before it let its unlinker go: the stop would wait for it */
+    atomic_store(&slow_unlinks, false);
+    atomic_store(&unlink_us, SLOW_UNLINK_US);
+    persist_stop();
+    return 0;
+}
+
+static void removals_pause_while_nobody_waits_for_the_queue(void **state)
+{
+    (void)state;
     /* two bursts' worth of unlinks (each takes SLOW_UNLINK_US at least) */
     submit_unlinker(2 * PACE_BURST_US / SLOW_UNLINK_US, false);
     until_running();
     assert_false(persist_others_wait()); /* a background job alone */
     let_go();
     until_ordered_idle();
-    int64_t paused = pace_paused_us() - before;
+    int64_t paused = pace_paused_us() - paused_before;
     assert_true(paused >= 2 * PACE_BURST_US * (100 - PACE_SHARE_PCT) / PACE_SHARE_PCT);
-    atomic_store(&slow_unlinks, false);
-    persist_stop();
 }
 
 static void removals_go_at_full_pace_while_a_plain_job_waits(void **state)
 {
-    char err[128];
     (void)state;
-    ran = 0;
-    assert_int_equal(persist_start(err, sizeof(err)), 0);
-    atomic_store(&slow_unlinks, true);
-    int64_t before = pace_paused_us();
     submit_unlinker(2 * PACE_BURST_US / SLOW_UNLINK_US, true);
     until_running();
     let_go();
     until_ordered_idle();
     assert_int_equal(ran, 1); /* the plain job queued behind the unlinks ran */
-    assert_int_equal(pace_paused_us() - before, 0);
+    assert_int_equal(pace_paused_us() - paused_before, 0);
     assert_false(persist_others_wait());
-    atomic_store(&slow_unlinks, false);
-    persist_stop();
 }
 
 static void *settle_thread(void *arg)
@@ -585,12 +595,8 @@ static void *settle_thread(void *arg)
 
 static void removals_go_at_full_pace_while_a_caller_settles(void **state)
 {
-    char err[128];
     pthread_t waiter;
     (void)state;
-    assert_int_equal(persist_start(err, sizeof(err)), 0);
-    atomic_store(&slow_unlinks, true);
-    int64_t before = pace_paused_us();
     submit_unlinker(2 * PACE_BURST_US / SLOW_UNLINK_US, false);
     until_running();
     assert_int_equal(pthread_create(&waiter, NULL, settle_thread, NULL), 0);
@@ -599,10 +605,8 @@ static void removals_go_at_full_pace_while_a_caller_settles(void **state)
     assert_true(persist_others_wait());
     let_go();
     assert_int_equal(pthread_join(waiter, NULL), 0);
-    assert_int_equal(pace_paused_us() - before, 0);
+    assert_int_equal(pace_paused_us() - paused_before, 0);
     assert_false(persist_others_wait());
-    atomic_store(&slow_unlinks, false);
-    persist_stop();
 }
 
 /* One unlink of 400 ms owes a pause of 600: a caller that begins to settle meanwhile ends it at
@@ -610,13 +614,9 @@ static void removals_go_at_full_pace_while_a_caller_settles(void **state)
 static void a_pause_under_way_ends_when_a_caller_begins_to_wait(void **state)
 {
     enum { LONG_UNLINK_US = 400000 };
-    char err[128];
     (void)state;
-    assert_int_equal(persist_start(err, sizeof(err)), 0);
     atomic_store(&unlink_us, LONG_UNLINK_US);
     atomic_store(&slow_unlinks_done, 0);
-    atomic_store(&slow_unlinks, true);
-    int64_t before = pace_paused_us();
     submit_unlinker(1, false);
     until_running();
     let_go();
@@ -624,11 +624,8 @@ static void a_pause_under_way_ends_when_a_caller_begins_to_wait(void **state)
         usleep(1000); /* until the unlink is over: its pause begins */
     assert_int_equal(atomic_load(&slow_unlinks_done), 1);
     persist_settle();
-    int64_t paused = pace_paused_us() - before;
+    int64_t paused = pace_paused_us() - paused_before;
     assert_true(paused < LONG_UNLINK_US * (100 - PACE_SHARE_PCT) / PACE_SHARE_PCT);
-    atomic_store(&slow_unlinks, false);
-    atomic_store(&unlink_us, SLOW_UNLINK_US);
-    persist_stop();
 }
 
 int main(void)
@@ -644,10 +641,14 @@ int main(void)
         cmocka_unit_test(a_slow_sync_holds_up_no_ordered_job),
         cmocka_unit_test(without_the_threads_a_sync_job_runs_at_once),
         cmocka_unit_test(pace_owes_a_pause_in_proportion_once_a_burst_has_run),
-        cmocka_unit_test(removals_pause_while_nobody_waits_for_the_queue),
-        cmocka_unit_test(removals_go_at_full_pace_while_a_plain_job_waits),
-        cmocka_unit_test(removals_go_at_full_pace_while_a_caller_settles),
-        cmocka_unit_test(a_pause_under_way_ends_when_a_caller_begins_to_wait),
+        cmocka_unit_test_setup_teardown(removals_pause_while_nobody_waits_for_the_queue,
+                                        slow_unlinks_on, slow_unlinks_off),
+        cmocka_unit_test_setup_teardown(removals_go_at_full_pace_while_a_plain_job_waits,
+                                        slow_unlinks_on, slow_unlinks_off),
+        cmocka_unit_test_setup_teardown(removals_go_at_full_pace_while_a_caller_settles,
+                                        slow_unlinks_on, slow_unlinks_off),
+        cmocka_unit_test_setup_teardown(a_pause_under_way_ends_when_a_caller_begins_to_wait,
+                                        slow_unlinks_on, slow_unlinks_off),
         cmocka_unit_test_setup_teardown(failed_during_its_sync_leaves_no_file_and_no_row,
                                         open_store, close_store),
         cmocka_unit_test_setup_teardown(failed_during_its_sync_leaves_the_next_download_alone,
