@@ -137,8 +137,21 @@ static void stop_queue(enum persist_queue which)
     pthread_join(thread, NULL);
 }
 
+/* The ordered queue's condition times its pauses (persist_pause) on the monotonic clock, where a
+ * static initializer's would use the wall clock. Once, before any thread waits on it. */
+static void monotonic_work(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&pq.q[PERSIST_ORDERED].work, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
 int persist_start(char *err, size_t errlen)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, monotonic_work);
     pthread_mutex_lock(&pq.lock);
     pq.stopping = false;
     bool ok = start_queue(PERSIST_ORDERED);
@@ -272,11 +285,10 @@ int64_t persist_pause(int64_t us)
     pthread_mutex_lock(&pq.lock);
     assert(on_queue_thread(PERSIST_ORDERED));
     if (!others_wait()) {
-        /* the queue's own condition: an enqueue, a waiter or a stop signals it */
-        while (pthread_cond_clockwait(&pq.q[PERSIST_ORDERED].work, &pq.lock, CLOCK_MONOTONIC,
-                                      &until) == 0 &&
-               !others_wait())
-            ;
+        /* the queue's own condition, on the monotonic clock (monotonic_work): an enqueue, a
+         * waiter or a stop signals it; the deadline looked at each time, whatever woke it */
+        while (!others_wait() && now_us() < end)
+            pthread_cond_timedwait(&pq.q[PERSIST_ORDERED].work, &pq.lock, &until);
         slept = now_us() - began;
     }
     pthread_mutex_unlock(&pq.lock);
