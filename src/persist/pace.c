@@ -20,21 +20,16 @@ int64_t pace_owed(struct pace *p, int64_t took_us)
     return owed;
 }
 
-static void pace_spent(int64_t began_us)
-{
-    static _Thread_local struct pace pace;
-    if (!persist_on_thread())
-        return;
-    int64_t owed = pace_owed(&pace, monotonic_us() - began_us);
-    if (owed > 0) /* cut short when someone waits for the queue, or arca stops */
-        atomic_fetch_add(&paused_us, persist_pause(owed));
-}
-
 int pace_unlink(const char *path)
 {
+    static _Thread_local struct pace pace;
     int64_t began = monotonic_us();
     int rc = unlink(path);
-    pace_spent(began);
+    if (!persist_on_thread())
+        return rc;
+    int64_t owed = pace_owed(&pace, monotonic_us() - began);
+    if (owed > 0) /* cut short when someone waits for the queue, or arca stops */
+        atomic_fetch_add(&paused_us, persist_pause(owed));
     return rc;
 }
 

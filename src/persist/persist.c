@@ -2,6 +2,7 @@
  * The ordered queue runs every change of names and rows; the sync queue only fsyncs file data,
  * then hands the job on to the ordered queue for what follows. */
 #include "persist/persist.h"
+#include "base/clock.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -189,18 +190,23 @@ static int enqueue(enum persist_queue which, struct persist_job *job, bool backg
     return 0;
 }
 
-void persist_submit_grouped(struct persist_job *job, const struct persist_group *group)
+/* `job` on the ordered queue, or run at once on the caller when its thread does not run. */
+static void submit_ordered(struct persist_job *job, const struct persist_group *group,
+                           bool background)
 {
     job->group = group;
-    if (enqueue(PERSIST_ORDERED, job, group && group->background) < 0)
+    if (enqueue(PERSIST_ORDERED, job, background) < 0)
         job->run(job); /* on its own, as before the threads start */
+}
+
+void persist_submit_grouped(struct persist_job *job, const struct persist_group *group)
+{
+    submit_ordered(job, group, group && group->background);
 }
 
 void persist_submit_background(struct persist_job *job)
 {
-    job->group = NULL;
-    if (enqueue(PERSIST_ORDERED, job, true) < 0)
-        job->run(job);
+    submit_ordered(job, NULL, true);
 }
 
 void persist_submit(struct persist_job *job)
@@ -256,40 +262,33 @@ void persist_stop(void)
     stop_queue(PERSIST_ORDERED);
 }
 
+/* Lock held. */
+static bool others_wait(void)
+{
+    return pq.foreground_queued > 0 || pq.waiters > 0;
+}
+
 bool persist_others_wait(void)
 {
     pthread_mutex_lock(&pq.lock);
-    bool others = pq.foreground_queued > 0 || pq.waiters > 0;
+    bool others = others_wait();
     pthread_mutex_unlock(&pq.lock);
     return others;
 }
 
-/* Lock held. */
-static bool others_wait(void)
-{
-    return pq.foreground_queued > 0 || pq.waiters > 0 || pq.stopping;
-}
-
-static int64_t now_us(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-}
-
 int64_t persist_pause(int64_t us)
 {
-    int64_t began = now_us(), end = began + us, slept = 0;
+    int64_t began = monotonic_us(), end = began + us, slept = 0;
     struct timespec until = {.tv_sec = end / 1000000, .tv_nsec = end % 1000000 * 1000};
     assert(us >= 0);
     pthread_mutex_lock(&pq.lock);
     assert(on_queue_thread(PERSIST_ORDERED));
-    if (!others_wait()) {
+    if (!others_wait() && !pq.stopping) {
         /* the queue's own condition, on the monotonic clock (monotonic_work): an enqueue, a
          * waiter or a stop signals it; the deadline looked at each time, whatever woke it */
-        while (!others_wait() && now_us() < end)
+        while (!others_wait() && !pq.stopping && monotonic_us() < end)
             pthread_cond_timedwait(&pq.q[PERSIST_ORDERED].work, &pq.lock, &until);
-        slept = now_us() - began;
+        slept = monotonic_us() - began;
     }
     pthread_mutex_unlock(&pq.lock);
     return slept < us ? slept : us;

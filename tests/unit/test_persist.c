@@ -87,11 +87,14 @@ static void gate_open(void)
     flag_set(&gate.lock, &gate.change, &gate.armed, false);
 }
 
-/* Until the ordered queue has run everything (the sync queue may still hold its job). */
+/* Until the ordered queue has run everything (the sync queue may still hold its job), 10 s at
+ * most. Waited for by polling, never persist_flush: a caller there is someone waiting, for whom
+ * the removals take no pause (pace.h). */
 static void wait_ordered_idle(void)
 {
-    while (persist_depth(PERSIST_ORDERED) > 0)
+    for (int i = 0; i < 10000 && persist_depth(PERSIST_ORDERED) > 0; i++)
         usleep(1000);
+    assert_int_equal(persist_depth(PERSIST_ORDERED), 0);
 }
 
 #define JOBS 1000
@@ -529,14 +532,6 @@ static void until_running(void)
     flag_wait(&hold.lock, &hold.change, &hold.running, true);
 }
 
-/* Waited for by polling, never persist_flush: a caller there is someone waiting (no pause). */
-static void until_ordered_idle(void)
-{
-    for (int i = 0; i < 10000 && persist_depth(PERSIST_ORDERED) > 0; i++)
-        usleep(1000);
-    assert_int_equal(persist_depth(PERSIST_ORDERED), 0);
-}
-
 /* Setup: the threads running, an ordered-thread unlink slow; pace_paused_us() noted. */
 static int64_t paused_before;
 
@@ -569,7 +564,7 @@ static void removals_pause_while_nobody_waits_for_the_queue(void **state)
     until_running();
     assert_false(persist_others_wait()); /* a background job alone */
     let_go();
-    until_ordered_idle();
+    wait_ordered_idle();
     int64_t paused = pace_paused_us() - paused_before;
     assert_true(paused >= 2 * PACE_BURST_US * (100 - PACE_SHARE_PCT) / PACE_SHARE_PCT);
 }
@@ -580,7 +575,7 @@ static void removals_go_at_full_pace_while_a_plain_job_waits(void **state)
     submit_unlinker(2 * PACE_BURST_US / SLOW_UNLINK_US, true);
     until_running();
     let_go();
-    until_ordered_idle();
+    wait_ordered_idle();
     assert_int_equal(ran, 1); /* the plain job queued behind the unlinks ran */
     assert_int_equal(pace_paused_us() - paused_before, 0);
     assert_false(persist_others_wait());
