@@ -6,7 +6,12 @@ does to a big store: the statistics page asked over and over, a purge by prefix 
 (/old-evicted/, the least recently used). The hits never ask for what goes (the origin is closed: a
 miss would be an error, and its retries the p99): a stall of the hits shows in their p99 beside
 each against their p99 alone. And beside another program on the machine: a process spinning on
-one core for the whole run (a compile beside the cache, a CI job on the lab's server)."""
+one core for the whole run (a compile beside the cache, a CI job on the lab's server).
+
+The floor: the same round with the hits sent to nginx-static on the same files while arca does
+the same maintenance (`floor`). nginx shares nothing of arca's but the machine, so its p99 beside
+each action is what that action's CPU and disk work leave any server on these cores; arca's
+beyond it is arca's own (its locks, its threads)."""
 
 import json
 import os
@@ -99,14 +104,16 @@ def _forget(data_dir, dead_port, path):
     return len(keys)
 
 
-def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, binary):
+def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, binary,
+                      floor=None):
     """arca (`binary`, its rounds named `name`) on the big store, its figures: listing_ms,
     delete_one_ms, then p99_ms_at_rate alone, p99_ms_hog beside a process spinning on one core,
     and p99_ms_stats, p99_ms_purge, p99_ms_evict beside each action, with purge_s and evict_s,
     the errors of the hits over the five runs (0: none missed), and what the purge and the
     eviction left (left_purged, left_evicted: taken out of the store after arca stops). It
     changes the store (a purge, an eviction): run last, on a store about to be removed.
-    `make_index`: peers'."""
+    `make_index`: peers'. `floor`: an nginx serving the same files at /obj/, started, that takes
+    the hits instead of arca (the module's floor; listing_ms and delete_one_ms are then nan)."""
     extra = max(count // 10, 1)
     make_index(data_dir, extra, dead_port, path="/old-purged/")
     make_index(data_dir, extra, dead_port, path="/old-evicted/", used_days_ago=30)
@@ -129,6 +136,9 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
         delete_one = max(_delete_ms(base, f"http://127.0.0.1:{dead_port}/old-purged/{i}", auth)
                          for i in range(3))
         hits = f"{base}/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/"
+        if floor:
+            listing = delete_one = float("nan")  # arca's, and the floor's round is nginx's
+            hits = f"http://127.0.0.1:{floor.port}/obj/"
         warm_pages(os.path.join(data_dir, "objects"))  # as big-index's rounds (warm_pages)
         alone = _hits(hits, cfg, count)
 

@@ -436,15 +436,17 @@ def index_figures(rounds, sizes):
         static = med.get(f"nginx-static-{tag(large)}")
         if static:
             out[f"{build} hits {tag(large)}/nginx-static"] = hi["req_per_s"] / static["req_per_s"]
-    for build in ("arca", "arca-before"):
+    floor = med.get(f"nginx-static-{tag(large)}-maintenance", {})
+    for build in ("arca", "arca-before", "nginx-static"):
         maint = med.get(f"{build}-{tag(large)}-maintenance")
         if not maint:
             continue
         # item 4: hits beside maintenance at the largest store, against its p99 alone, and
         # against the smallest store's p99 at the same rate (the issue's p99 bound)
         small_p99 = med.get(f"{build}-{tag(small)}", {}).get("p99_ms_at_rate", float("nan"))
-        out[f"{build}-{tag(large)} listing first page ms"] = maint["listing_ms"]
-        if "delete_one_ms" in maint:
+        if build != "nginx-static":  # the floor's rounds have no listing nor DELETE of its own
+            out[f"{build}-{tag(large)} listing first page ms"] = maint["listing_ms"]
+        if "delete_one_ms" in maint and build != "nginx-static":
             out[f"{build}-{tag(large)} DELETE of one URL ms"] = maint["delete_one_ms"]
         for what in ("hog", "stats", "purge", "evict"):
             if f"p99_ms_{what}" not in maint:
@@ -453,6 +455,10 @@ def index_figures(rounds, sizes):
                 maint[f"p99_ms_{what}"] / maint["p99_ms_at_rate"]
             out[f"{build}-{tag(large)} p99 at rate beside {what}/{tag(small)}'s"] = \
                 maint[f"p99_ms_{what}"] / small_p99
+            if build != "nginx-static" and f"p99_ms_{what}" in floor:
+                # arca's own share: its hits' p99 over nginx-static's beside the same action
+                out[f"{build}-{tag(large)} p99 at rate beside {what}/the floor's"] = \
+                    maint[f"p99_ms_{what}"] / floor[f"p99_ms_{what}"]
     return out
 
 def big_index(work, cfg, www):
@@ -489,11 +495,16 @@ def big_index(work, cfg, www):
                     rounds[c.name].append(index_round(c, cfg, script, count, files))
                     c.stop()
             if count == sizes[-1]:  # last: each build purges and evicts (issue 70's item 4)
+                # and arca's build purges and evicts while nginx-static takes the hits: the
+                # machine's floor beside that maintenance (maintenance.py)
                 for r in range(cfg["maintenance_rounds"]):
-                    for a in in_turn(contenders, r):
+                    for a in in_turn(contenders + [static], r):
+                        floor = a is static
+                        builder = contenders[0] if floor else a
                         name = f"{a.name}-maintenance"
                         rounds.setdefault(name, []).append(maintenance_round(
-                            work, cfg, data_dir, dead_port, count, name, make_index, a.argv[0]))
+                            work, cfg, data_dir, dead_port, count, name, make_index,
+                            builder.argv[0], floor=static if floor else None))
         finally:
             for a in contenders:
                 a.stop()
@@ -516,7 +527,9 @@ def big_index(work, cfg, www):
                      "URL, and the p99 at "
                      "that rate alone and beside the statistics page, a purge by prefix of a "
                      "tenth more objects and the eviction of another tenth (quota lowered by "
-                     "SIGHUP), never the hits' objects",
+                     "SIGHUP), never the hits' objects; nginx-static-N-maintenance: the same "
+                     "rounds with arca's maintenance and nginx-static's hits (the machine's "
+                     "floor beside each action)",
             "rounds": rounds, "ratios": index_figures(rounds, sizes)}
 
 def cold_fanout_ref(work, cfg, www):
