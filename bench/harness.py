@@ -3,6 +3,8 @@ accounting, the contenders as servers (nginx, Varnish, Squid, arca) stopped at e
 generators' runs and the summary of a list of figures. A scenario is a function
 (work, cfg, www) -> result, registered in bench.py; bench/README.md says what each measures."""
 import concurrent.futures
+import contextlib
+import glob
 import hashlib
 import http.client
 import json
@@ -223,15 +225,53 @@ def cpu_seconds(pid):
 def warm_pages(directory):
     """Every file below `directory` read once: its pages in memory before a round of random hits
     over it, as a store hit all day keeps them. This machine's kernel pages out what went
-    untouched for a minute (DAMON's pageout scheme): between two rounds a million files' pages
-    went to the disk, and random hits read them back whoever served them (nginx-static served
-    a million files at 0.71 of its rate on ten thousand)."""
+    untouched for a minute (DAMON's pageout scheme, pageout_paused): between two rounds a
+    million files' pages went to the disk, and random hits read them back whoever served them
+    (nginx-static served a million files at 0.71 of its rate on ten thousand)."""
     find = subprocess.Popen(["find", directory, "-type", "f", "-print0"], stdout=subprocess.PIPE)
     subprocess.run(["xargs", "-0", "-P2", "-n1000", "cat"], stdin=find.stdout,
                    stdout=subprocess.DEVNULL, check=True)
     find.stdout.close()
     if find.wait() != 0:
         raise RuntimeError(f"find {directory} failed")
+
+DAMON_STATES = "/sys/kernel/mm/damon/admin/kdamonds/*/state"
+
+@contextlib.contextmanager
+def pageout_paused(wanted=True):
+    """This machine's kernel runs DAMON with a pageout scheme (a VM's memory saving, not a lab
+    server's setting): file pages in memory regions touched at most once in 5 s for a minute are
+    paged out, up to 128 MiB a second. Random hits over a million files touch each one every
+    20-100 s, so from a minute after warm_pages their pages went out under the hits, whichever
+    server had them (2026-11-30: 5 % of a million files out of memory right after a warm pass of
+    60 s, by mincore; the hits' profile showed the virtio disk's doorbell). Paused meanwhile
+    where this process may (root) and `wanted`, each kdamond it turned off turned on again after
+    (said on stderr both times: a SIGKILL between leaves it off, `echo on` to the path restores
+    it); yields how many it paused."""
+    paused = []
+    try:
+        for state in sorted(glob.glob(DAMON_STATES)) if wanted else []:
+            with open(state) as f:
+                if f.read().strip() != "on":
+                    continue  # off already: left as it is
+            paused.append(state)  # before the write: an interrupt meanwhile still restores it
+            try:
+                with open(state, "w") as f:
+                    f.write("off")
+            except OSError:
+                paused.pop()  # not root: the scenario runs as the machine is
+                continue
+            print(f"  pageout paused: {state}", file=sys.stderr, flush=True)
+        yield len(paused)
+    finally:
+        for state in paused:
+            try:
+                with open(state, "w") as f:
+                    f.write("on")
+                print(f"  pageout on again: {state}", file=sys.stderr, flush=True)
+            except OSError as e:
+                print(f"  pageout NOT on again ({e}): echo on > {state}", file=sys.stderr,
+                      flush=True)
 
 def settled(a, t0, idle=0.02, timeout=180):
     """Seconds from t0 until arca is idle (under `idle` of a core over a second): the work a

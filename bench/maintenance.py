@@ -9,9 +9,9 @@ each against their p99 alone. And beside another program on the machine: a proce
 one core for the whole run (a compile beside the cache, a CI job on the lab's server).
 
 The floor: the same round with the hits sent to nginx-static on the same files while arca does
-the same maintenance (`floor`). nginx shares nothing of arca's but the machine, so its p99 beside
-each action is what that action's CPU and disk work leave any server on these cores; arca's
-beyond it is arca's own (its locks, its threads)."""
+the same maintenance (`floor`). nginx shares nothing of arca's but the machine and the files, so
+its p99 beside each action is what that action's CPU and disk work leave any server on these
+cores; arca's beyond it is arca's own (its locks, its threads)."""
 
 import json
 import os
@@ -137,7 +137,9 @@ def maintenance_round(work, cfg, data_dir, dead_port, count, name, make_index, b
                          for i in range(3))
         hits = f"{base}/api/v1/fetch/?url=http://127.0.0.1:{dead_port}/obj/"
         if floor:
-            listing = delete_one = float("nan")  # arca's, and the floor's round is nginx's
+            # measured all the same, so that the store meets every round's maintenance alike
+            # (the DELETE takes 3 objects), but arca's: the floor's round is nginx's
+            listing = delete_one = float("nan")
             hits = f"http://127.0.0.1:{floor.port}/obj/"
         warm_pages(os.path.join(data_dir, "objects"))  # as big-index's rounds (warm_pages)
         alone = _hits(hits, cfg, count)
