@@ -508,12 +508,12 @@ def big_index_rounds(work, cfg):
                 # machine's floor beside that maintenance (maintenance.py)
                 for r in range(cfg["maintenance_rounds"]):
                     for a in in_turn(contenders + [static], r):
-                        floor = a is static
+                        floor = static if a is static else None
                         builder = contenders[0] if floor else a
                         name = f"{a.name}-maintenance"
                         rounds.setdefault(name, []).append(maintenance_round(
                             work, cfg, data_dir, dead_port, count, name, make_index,
-                            builder.argv[0], floor=static if floor else None))
+                            builder.argv[0], floor=floor))
         finally:
             for a in contenders:
                 a.stop()
