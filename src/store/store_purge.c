@@ -110,7 +110,7 @@ static struct {
             .turn = PTHREAD_MUTEX_INITIALIZER};
 
 /* The slice's objects are queued for the disk. */
-static void pace_queued(size_t n)
+static void ahead_queued(size_t n)
 {
     pthread_mutex_lock(&purges.lock);
     purges.ahead += n;
@@ -118,7 +118,7 @@ static void pace_queued(size_t n)
 }
 
 /* Persistence thread: `n` of them are removed. */
-static void pace_made(size_t n)
+static void ahead_made(size_t n)
 {
     pthread_mutex_lock(&purges.lock);
     assert(purges.ahead >= n);
@@ -182,7 +182,7 @@ static void run_purge(struct persist_job *job)
     } else {
         size_t before = p->done;
         unlink_some(p);
-        pace_made(p->done - before);
+        ahead_made(p->done - before);
     }
     if (p->done < p->n) {
         persist_submit_background(&p->job); /* the rest behind what was queued meanwhile */
@@ -260,7 +260,7 @@ static void submit_slice(struct purge_job *job)
 {
     if (job && job->n) {
         job->job.run = run_purge;
-        pace_queued(job->n);
+        ahead_queued(job->n);
         persist_submit_background(&job->job);
     } else {
         purge_job_free(job);
