@@ -246,15 +246,53 @@ static int take_hit(struct object *obj, const char *key, int *fd, struct prepare
     return LOOKUP_HIT;
 }
 
+/* One store_lookup_as across its passes under the lock. */
+struct lookup {
+    const char *url, *key;
+    const struct object_keep *keep;
+    enum lookup_auth auth;
+    bool signed_url;
+    int64_t now;
+    /* the object whose use the pass before counted (open_after's, in the table under this
+     * hold): not counted twice */
+    const struct object *noted;
+    /* a hit may leave its file's open to the caller, once the lock is dropped (take_quick) */
+    bool quick;
+    bool check;       /* that file's length to be checked: its object was not verified */
+    uint64_t renames; /* key_renames_quiet's mark of that hit */
+};
+
+#define LOOKUP_OPEN_AFTER (-2)
+
+/* Lock held; a complete, unexpired object, no prepared answer for the caller, no rename of a
+ * key's file under way. A hit whose file store_lookup_as opens once the lock is dropped
+ * (open_after): one hold of the lock a hit, where take_hit pins the object and takes the lock again
+ * after the open (three holds a hit, the store's lock the two workers' most contended). The object
+ * is verified from here on, before its check: a second hit meanwhile sends its file unchecked, as
+ * every hit does once it is checked; a check that fails takes it back (open_after). */
+static int take_quick(struct object *obj, struct lookup *l, struct object_meta *meta)
+{
+    CHECK_OBJ(obj);
+    assert(store_locked() && obj->state == OBJ_COMPLETE);
+    l->check = !obj->verified;
+    obj->verified = true;
+    copy_meta(obj, meta);
+    obj->hit = true;
+    return LOOKUP_OPEN_AFTER;
+}
+
 /* Lock held. The object for `key` after a lookup's use of it: a hit (*fd or *prep set), a
  * download to join, or a new one. Its terms act on the object from here on, for a request that
  * may act (store_take_keep); a complete object they say not to store goes at once, with its
  * file and row: never a hit, nor a copy kept to revalidate or answer stale. */
-static int lookup_locked(const char *url, const char *key, const struct object_keep *keep,
-                         enum lookup_auth auth, bool signed_url, int64_t now, struct object **out,
-                         int *fd, struct prepared **prep, struct object_meta *meta)
+static int lookup_locked(struct lookup *l, struct object **out, int *fd, struct prepared **prep,
+                         struct object_meta *meta)
 {
     assert(store_locked());
+    const char *url = l->url, *key = l->key;
+    const struct object_keep *keep = l->keep;
+    int64_t now = l->now;
+    enum lookup_auth auth = l->auth;
     struct object *obj = object_find_url(url, key), *stale = NULL;
     int res = LOOKUP_MISS;
     *out = NULL;
@@ -263,8 +301,9 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
     bool act = obj && may_act(obj, auth);
     /* read before this use is noted: a hit's answer is shared only when hits keep coming */
     bool hot = obj && obj->last_use == wall32(now);
-    if (obj)
+    if (obj && obj != l->noted)
         note_use(obj, keep->ttl, act, now);
+    l->noted = NULL; /* this pass's only: take_hit may drop the lock before the next */
     if (act && obj->state == OBJ_COMPLETE && !keep->store) {
         object_remove(obj, STORE_NOT_STORED);
         obj = NULL;
@@ -289,7 +328,9 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
         const struct prepared *p = live_of(obj)->prepared;
         if (p && p->until && now >= p->until)
             detach_prepared(obj); /* outdated: the hit builds a new one */
-        res = take_hit(obj, key, fd, prep, meta);
+        res = l->quick && !(prep && live_of(obj)->prepared) && key_renames_quiet(&l->renames)
+                  ? take_quick(obj, l, meta)
+                  : take_hit(obj, key, fd, prep, meta);
         meta->hot = hot;
         if (res != LOOKUP_MISS)
             return res;
@@ -314,7 +355,7 @@ static int lookup_locked(const char *url, const char *key, const struct object_k
             object_live(*out)->offer_stale = STALE_REVALIDATE; /* this request too: at once */
         /* marked before the lock drops: no lookup may find a signed URL's download unmarked
          * (an unsigned request would act on it, a digest would take it for public) */
-        (*out)->signed_key = signed_url || (stale && stale->signed_key);
+        (*out)->signed_key = l->signed_url || (stale && stale->signed_key);
     } else if (stale) {
         stale->refs--;
         maybe_free(stale);
@@ -355,12 +396,45 @@ int64_t store_age(const char *url)
     return age < 0 ? (obj && obj->state == OBJ_COMPLETE ? 0 : -1) : age;
 }
 
+/* Lock not held: take_quick's hit. Its key's file opened, its length checked when take_quick
+ * said to: LOOKUP_HIT when that file is the object's (no rename under its key since the
+ * hit was taken). Otherwise the lock is taken again: an object whose check failed is no longer
+ * verified, and the lookup goes on as take_hit would, which says what its file is. */
+static int open_after(struct lookup *l, struct object **out, int *fd, struct object_meta *meta)
+{
+    struct stat sb;
+    *fd = key_open(l->key);
+    if (*fd >= 0 && (!l->check || (fstat(*fd, &sb) == 0 && sb.st_size == meta->length)) &&
+        !key_renamed_since(l->renames))
+        return LOOKUP_HIT;
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+    store_lock();
+    struct object *obj = object_find_gen(meta->tag, meta->gen);
+    if (obj && l->check)
+        obj->verified = false; /* take_hit checks it */
+    l->noted = obj;
+    l->quick = false;
+    int res;
+    while ((res = lookup_locked(l, out, fd, NULL, meta)) == LOOKUP_RETRY)
+        ;
+    store_unlock();
+    return res;
+}
+
 enum lookup_result store_lookup_as(const char *url, const struct object_keep *keep,
                                    enum lookup_auth auth, bool signed_url, struct object **out,
                                    int *fd, struct prepared **prep, struct object_meta *meta)
 {
     char key[65];
-    int64_t now = now_s();
+    struct lookup l = {.url = url,
+                       .key = key,
+                       .keep = keep,
+                       .auth = auth,
+                       .signed_url = signed_url,
+                       .now = now_s(),
+                       .quick = true};
     int res;
 
     *fd = -1;
@@ -368,10 +442,11 @@ enum lookup_result store_lookup_as(const char *url, const struct object_keep *ke
         *prep = NULL;
     url_key(url, key);
     store_lock();
-    while ((res = lookup_locked(url, key, keep, auth, signed_url, now, out, fd, prep, meta)) ==
-           LOOKUP_RETRY)
+    while ((res = lookup_locked(&l, out, fd, prep, meta)) == LOOKUP_RETRY)
         ; /* the object left the table while its file was opened: look again */
     store_unlock();
+    if (res == LOOKUP_OPEN_AFTER)
+        res = open_after(&l, out, fd, meta);
     return (enum lookup_result)res;
 }
 

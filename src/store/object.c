@@ -1214,6 +1214,26 @@ int key_open(const char *key)
     return open_reading(st.objdir_fd, rel);
 }
 
+int key_rename(const char *from, const char *path)
+{
+    atomic_fetch_add(&st.renames_begun, 1);
+    int rc = rename(from, path);
+    atomic_fetch_add(&st.renames_done, 1);
+    return rc;
+}
+
+bool key_renames_quiet(uint64_t *mark)
+{
+    ASSERT_LOCKED();
+    *mark = atomic_load(&st.renames_begun);
+    return atomic_load(&st.renames_done) == *mark;
+}
+
+bool key_renamed_since(uint64_t mark)
+{
+    return atomic_load(&st.renames_begun) != mark;
+}
+
 char *object_read_file(int fd, const char *path, int64_t length)
 {
     char *buf = malloc(length > 0 ? (size_t)length : 1);

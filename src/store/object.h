@@ -352,6 +352,11 @@ struct store_state {
      * at store_close (object_aside_release) */
     struct object **aside;
     size_t naside, aside_cap;
+    /* Renames of a file under a key's name (key_rename), begun and done: a hit that opens its
+     * file with the lock dropped trusts the descriptor only when none was under way or began
+     * meanwhile (key_renames_quiet). Apart from the fields every hit writes. */
+    _Alignas(64) _Atomic uint64_t renames_begun;
+    _Atomic uint64_t renames_done;
 };
 
 extern struct store_state st;
@@ -502,6 +507,15 @@ int object_open_file(const char *path);
 /* The same for key_path(key)'s file, opened from the objects directory held open (objdir_fd),
  * or by its whole path while the store is closed or the key is not 64 characters. */
 int key_open(const char *key);
+/* rename(from, path), `path` a key's file (key_path): the one way a file comes under a key's
+ * name while arca runs (a download made durable, a twin's link), counted for the hits below. */
+int key_rename(const char *from, const char *path);
+/* Lock held. Whether no key_rename is under way: then *mark says how many had begun. A file
+ * opened by key once the lock is dropped is the one of a complete object seen under this hold
+ * when no rename has begun since (key_renamed_since(*mark) false): each key's file is put in
+ * place before its object becomes complete, and replaced only once the object left the table. */
+bool key_renames_quiet(uint64_t *mark);
+bool key_renamed_since(uint64_t mark);
 /* `length` bytes from the start of `fd` (its `path`'s file opened when fd is -1) into a buffer
  * of their own (the caller's to free); NULL when they cannot all be read. `fd` is closed. No
  * lock held: it reads the disk. */

@@ -113,7 +113,7 @@ static void run_link(struct persist_job *job)
         snprintf(tmp, sizeof(tmp), "%s.link", to);
         unlink(tmp);
         if (link(from, tmp) == 0)
-            rename(tmp, to);
+            key_rename(tmp, to);
         unlink(tmp);
     }
     free(l);

@@ -520,7 +520,7 @@ static int make_durable(struct finish_job *f)
         return -1;
     }
     /* replaces a version being revalidated; its readers keep their inode */
-    if (rename(part, path) < 0) {
+    if (key_rename(part, path) < 0) {
         store_fail(obj, 500, "cannot move the object file into place");
         return -1;
     }

@@ -10,6 +10,9 @@
  *                          first, on any thread: a thread descheduled there (upstream_fetch
  *                          copies its URL between the lookup that made the object and its
  *                          download's post)
+ *   ARCA_FAULT_SLOW_OPEN   openat() of a path holding the file's first line takes a second first:
+ *                          a hit's open of its object's file, with the store's lock dropped,
+ *                          while a new version of the file is put in its place
  * Everything else goes to the real function. A sanitizer runtime linked statically (clang's
  * ASan) would resolve these names before the preload: gcc's shared ones, as built here, do not.
  */
@@ -20,6 +23,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -85,15 +89,13 @@ CURLMcode curl_multi_add_handle(CURLM *multi, CURL *easy)
     return real(multi, easy);
 }
 
-/* The armed file's first line, into `line` (empty: not armed). open and read only: strdup's
+/* `var`'s armed file's first line, into `line` (empty: not armed). open and read only: strdup's
  * callers may be anywhere, stdio among them. */
-static void slow_copy_marker(char *line, size_t size)
+static void marker_of(const char *var, char *line, size_t size)
 {
     int saved = errno; /* a strdup that succeeds leaves errno as it was */
     ssize_t n = 0;
-    int fd = armed("ARCA_FAULT_SLOW_COPY")
-                 ? open(getenv("ARCA_FAULT_SLOW_COPY"), O_RDONLY | O_CLOEXEC)
-                 : -1;
+    int fd = armed(var) ? open(getenv(var), O_RDONLY | O_CLOEXEC) : -1;
     if (fd >= 0) {
         n = read(fd, line, size - 1);
         close(fd);
@@ -114,8 +116,42 @@ char *strdup(const char *s)
         real = (char *(*)(const char *))dlsym(RTLD_NEXT, "strdup");
         __atomic_store_n(&found, real, __ATOMIC_RELEASE);
     }
-    slow_copy_marker(marker, sizeof(marker));
+    marker_of("ARCA_FAULT_SLOW_COPY", marker, sizeof(marker));
     if (*marker && strstr(s, marker))
         nanosleep(&(struct timespec){1, 0}, NULL);
     return real(s);
+}
+
+/* openat64 is what a build with 64-bit offsets calls (arca's), openat the other name. The marker
+ * is read before the real open: reading it opens a file too. */
+int openat64(int dir, const char *path, int flags, ...)
+{
+    static int (*real)(int, const char *, int, ...);
+    char marker[256];
+    mode_t mode = 0;
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    if (!__atomic_load_n(&real, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&real, (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat64"),
+                         __ATOMIC_RELEASE);
+    marker_of("ARCA_FAULT_SLOW_OPEN", marker, sizeof(marker));
+    if (*marker && strstr(path, marker))
+        nanosleep(&(struct timespec){1, 0}, NULL);
+    return real(dir, path, flags, mode);
+}
+
+int openat(int dir, const char *path, int flags, ...)
+{
+    mode_t mode = 0;
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    return openat64(dir, path, flags, mode);
 }

@@ -1,7 +1,9 @@
 """What arca does when the disk or a library fails where it rarely does: a directory that cannot
-be synced, an index COMMIT that fails, a transfer curl will not start. The faults come from
+be synced, an index COMMIT that fails, a transfer curl will not start, a file's open that takes a
+second. The faults come from
 tests/faults/faults.c (LD_PRELOAD), armed while a file exists."""
 
+import base64
 import os
 import signal
 
@@ -108,3 +110,61 @@ def test_objects_completed_after_a_failed_commit_survive_a_crash(origin, faulty)
     assert again.fetch(b)[2] == second and again.fetch(a)[2] == first
     assert origin.counts["/b"] == 1 and origin.counts["/a"] == 1, \
         "objects completed after a failed COMMIT survive a crash"
+
+
+def test_a_hit_opening_its_file_as_a_new_version_takes_its_place_sends_one_version(
+        origin, start_arca, workdir):
+    # A hit looks its object up under the store's lock and opens the object's file once the
+    # lock is dropped (store/lookup.c). faults.c's SLOW_OPEN holds that open a second; meanwhile
+    # the object is purged and downloaded again, longer, its file renamed over the old one. The
+    # hit's answer is then one version whole, its headers and its bytes alike: never the old
+    # version's length and digest over the new bytes.
+    import hashlib
+    import threading
+    import urllib.parse
+    from conftest import wait_for
+    token = os.path.join(workdir, "token")
+    with open(token, "w") as f:
+        f.write("lab-admin-token-0123456789\n")
+    armed = os.path.join(workdir, "fault-SLOW_OPEN")
+    env = {"LD_PRELOAD": FAULTS, "ARCA_FAULT_SLOW_OPEN": armed,
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    # two workers: the one held in the open, and one for the purge and the new download
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file", token,
+                      "--threads", "2", env=env)
+    old, new = os.urandom(50000), os.urandom(80000)
+    url = origin.add("/v", data=old)
+    assert arca.fetch(url)[2] == old
+    key = hashlib.sha256(url.encode()).hexdigest()
+    with open(armed, "w") as f:
+        f.write(f"{key[:2]}/{key}\n")
+    answers = []
+    # a Range: never a shared prepared answer, which would need no open
+    hit = threading.Thread(target=lambda: answers.append(
+        arca.get(arca.fetch_path(url), {"Range": "bytes=0-"})))
+    hit.start()
+
+    def held_in_open():
+        for tid in os.listdir(f"/proc/{arca.proc.pid}/task"):
+            try:
+                with open(f"/proc/{arca.proc.pid}/task/{tid}/syscall") as f:
+                    if f.read().split()[0] in ("35", "230"):  # nanosleep, clock_nanosleep
+                        return True
+            except (OSError, IndexError):
+                pass
+        return False
+
+    wait_for(held_in_open, "the hit held in its file's open")
+    origin.add("/v", data=new)
+    assert arca.get("/api/v1/resources/?" + urllib.parse.urlencode({"url": url}),
+                    {"Authorization": "Bearer lab-admin-token-0123456789"},
+                    method="DELETE")[0] == 200
+    os.unlink(armed)  # the new download's own opens go at once
+    assert arca.fetch(url)[2] == new
+    hit.join(30)
+    status, headers, body = answers[0]
+    assert status == 206 and body in (old, new), (status, len(body))
+    assert headers["content-range"] == f"bytes 0-{len(body) - 1}/{len(body)}"
+    digest = headers["repr-digest"]
+    assert digest.startswith("sha-256=:") and base64.b64decode(digest[9:-1]) == \
+        hashlib.sha256(body).digest(), "the headers are the version the bytes are"
