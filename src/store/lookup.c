@@ -258,24 +258,21 @@ struct lookup {
     const struct object *noted;
     /* a hit may leave its file's open to the caller, once the lock is dropped (take_quick) */
     bool quick;
-    bool check;       /* that file's length to be checked: its object was not verified */
     uint64_t renames; /* key_renames_quiet's mark of that hit */
 };
 
 #define LOOKUP_OPEN_AFTER (-2)
 
-/* Lock held; a complete, unexpired object, no prepared answer for the caller, no rename of a
- * key's file under way. A hit whose file store_lookup_as opens once the lock is dropped
- * (open_after): one hold of the lock a hit, where take_hit pins the object and takes the lock again
- * after the open (three holds a hit, the store's lock the two workers' most contended). The object
- * is verified from here on, before its check: a second hit meanwhile sends its file unchecked, as
- * every hit does once it is checked; a check that fails takes it back (open_after). */
-static int take_quick(struct object *obj, struct lookup *l, struct object_meta *meta)
+/* Lock held; a complete, unexpired object whose file was checked (verified), no prepared answer
+ * for the caller, no rename of a key's file under way. A hit whose file store_lookup_as opens
+ * once the lock is dropped (open_after): one hold of the lock a hit, where take_hit pins the
+ * object and takes the lock again after the open (the store's lock is the two workers' most
+ * contended). An object not checked yet (a restart's) takes take_hit's road: every hit checks
+ * it until one has. */
+static int take_quick(struct object *obj, struct object_meta *meta)
 {
     CHECK_OBJ(obj);
-    assert(store_locked() && obj->state == OBJ_COMPLETE);
-    l->check = !obj->verified;
-    obj->verified = true;
+    assert(store_locked() && obj->state == OBJ_COMPLETE && obj->verified);
     copy_meta(obj, meta);
     obj->hit = true;
     return LOOKUP_OPEN_AFTER;
@@ -328,8 +325,9 @@ static int lookup_locked(struct lookup *l, struct object **out, int *fd, struct 
         const struct prepared *p = live_of(obj)->prepared;
         if (p && p->until && now >= p->until)
             detach_prepared(obj); /* outdated: the hit builds a new one */
-        res = l->quick && !(prep && live_of(obj)->prepared) && key_renames_quiet(&l->renames)
-                  ? take_quick(obj, l, meta)
+        res = l->quick && obj->verified && !(prep && live_of(obj)->prepared) &&
+                      key_renames_quiet(&l->renames)
+                  ? take_quick(obj, meta)
                   : take_hit(obj, key, fd, prep, meta);
         meta->hot = hot;
         if (res != LOOKUP_MISS)
@@ -396,30 +394,36 @@ int64_t store_age(const char *url)
     return age < 0 ? (obj && obj->state == OBJ_COMPLETE ? 0 : -1) : age;
 }
 
-/* Lock not held: take_quick's hit. Its key's file opened, its length checked when take_quick
- * said to: LOOKUP_HIT when that file is the object's (no rename under its key since the
- * hit was taken). Otherwise the lock is taken again: an object whose check failed is no longer
- * verified, and the lookup goes on as take_hit would, which says what its file is. */
+/* Lock not held: take_quick's hit. Its key's file opened: LOOKUP_HIT when that file is the
+ * object's, no rename under a key having begun since the hit was taken (the kernel orders the
+ * rename's path change after key_rename's count, and this open's walk before the load that
+ * reads it). Otherwise (a rename meanwhile, the file gone or not to be opened for now) the
+ * lock is taken again and the lookup goes on as take_hit would, which says what the file is;
+ * an answer from the same object keeps what the first pass said of it (hit, hot), before its
+ * own use. */
 static int open_after(struct lookup *l, struct object **out, int *fd, struct object_meta *meta)
 {
-    struct stat sb;
     *fd = key_open(l->key);
-    if (*fd >= 0 && (!l->check || (fstat(*fd, &sb) == 0 && sb.st_size == meta->length)) &&
-        !key_renamed_since(l->renames))
+    if (*fd >= 0 && !key_renamed_since(l->renames))
         return LOOKUP_HIT;
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
+    uint8_t tag[4];
+    uint32_t gen = meta->gen;
+    bool hit = meta->hit, hot = meta->hot;
+    memcpy(tag, meta->tag, sizeof(tag));
     store_lock();
-    struct object *obj = object_find_gen(meta->tag, meta->gen);
-    if (obj && l->check)
-        obj->verified = false; /* take_hit checks it */
-    l->noted = obj;
+    l->noted = object_find_gen(tag, gen);
     l->quick = false;
     int res;
     while ((res = lookup_locked(l, out, fd, NULL, meta)) == LOOKUP_RETRY)
         ;
     store_unlock();
+    if (res == LOOKUP_HIT && meta->gen == gen && !memcmp(meta->tag, tag, sizeof(tag))) {
+        meta->hit = hit;
+        meta->hot = hot;
+    }
     return res;
 }
 

@@ -513,7 +513,8 @@ int key_rename(const char *from, const char *path);
 /* Lock held. Whether no key_rename is under way: then *mark says how many had begun. A file
  * opened by key once the lock is dropped is the one of a complete object seen under this hold
  * when no rename has begun since (key_renamed_since(*mark) false): each key's file is put in
- * place before its object becomes complete, and replaced only once the object left the table. */
+ * place before its object becomes complete, and replaced by other bytes only once the object
+ * left the table (a twin's link puts the same bytes in its place). */
 bool key_renames_quiet(uint64_t *mark);
 bool key_renamed_since(uint64_t mark);
 /* `length` bytes from the start of `fd` (its `path`'s file opened when fd is -1) into a buffer

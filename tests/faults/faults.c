@@ -10,9 +10,10 @@
  *                          first, on any thread: a thread descheduled there (upstream_fetch
  *                          copies its URL between the lookup that made the object and its
  *                          download's post)
- *   ARCA_FAULT_SLOW_OPEN   openat() of a path holding the file's first line takes a second first:
- *                          a hit's open of its object's file, with the store's lock dropped,
- *                          while a new version of the file is put in its place
+ *   ARCA_FAULT_SLOW_OPEN   openat() of a path holding the file's first line waits while the
+ *                          file exists (10 s at most), having made "<file>.held" first: a
+ *                          hit's open of its object's file, with the store's lock dropped,
+ *                          held while a new version of the file is put in its place
  * Everything else goes to the real function. A sanitizer runtime linked statically (clang's
  * ASan) would resolve these names before the preload: gcc's shared ones, as built here, do not.
  */
@@ -122,11 +123,24 @@ char *strdup(const char *s)
     return real(s);
 }
 
+/* SLOW_OPEN's wait: "<armed>.held" made, then until the armed file is gone (10 s at most). */
+static void held_while_armed(void)
+{
+    char held[4096];
+    snprintf(held, sizeof(held), "%s.held", getenv("ARCA_FAULT_SLOW_OPEN"));
+    int fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        close(fd);
+    for (int i = 0; i < 1000 && armed("ARCA_FAULT_SLOW_OPEN"); i++)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+}
+
 /* openat64 is what a build with 64-bit offsets calls (arca's), openat the other name. The marker
  * is read before the real open: reading it opens a file too. */
 int openat64(int dir, const char *path, int flags, ...)
 {
-    static int (*real)(int, const char *, int, ...);
+    static int (*found)(int, const char *, int, ...);
+    int (*real)(int, const char *, int, ...) = __atomic_load_n(&found, __ATOMIC_ACQUIRE);
     char marker[256];
     mode_t mode = 0;
     if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
@@ -135,12 +149,16 @@ int openat64(int dir, const char *path, int flags, ...)
         mode = (mode_t)va_arg(ap, int);
         va_end(ap);
     }
-    if (!__atomic_load_n(&real, __ATOMIC_ACQUIRE))
-        __atomic_store_n(&real, (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat64"),
-                         __ATOMIC_RELEASE);
+    if (!real) {
+        real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat64");
+        __atomic_store_n(&found, real, __ATOMIC_RELEASE);
+    }
     marker_of("ARCA_FAULT_SLOW_OPEN", marker, sizeof(marker));
-    if (*marker && strstr(path, marker))
-        nanosleep(&(struct timespec){1, 0}, NULL);
+    if (*marker && strstr(path, marker)) {
+        int saved = errno;
+        held_while_armed();
+        errno = saved;
+    }
     return real(dir, path, flags, mode);
 }
 

@@ -115,8 +115,8 @@ def test_objects_completed_after_a_failed_commit_survive_a_crash(origin, faulty)
 def test_a_hit_opening_its_file_as_a_new_version_takes_its_place_sends_one_version(
         origin, start_arca, workdir):
     # A hit looks its object up under the store's lock and opens the object's file once the
-    # lock is dropped (store/lookup.c). faults.c's SLOW_OPEN holds that open a second; meanwhile
-    # the object is purged and downloaded again, longer, its file renamed over the old one. The
+    # lock is dropped (store/lookup.c). faults.c's SLOW_OPEN holds that open; meanwhile the
+    # object is purged and downloaded again, longer, its file renamed over the old one. The
     # hit's answer is then one version whole, its headers and its bytes alike: never the old
     # version's length and digest over the new bytes.
     import hashlib
@@ -143,25 +143,16 @@ def test_a_hit_opening_its_file_as_a_new_version_takes_its_place_sends_one_versi
     hit = threading.Thread(target=lambda: answers.append(
         arca.get(arca.fetch_path(url), {"Range": "bytes=0-"})))
     hit.start()
-
-    def held_in_open():
-        for tid in os.listdir(f"/proc/{arca.proc.pid}/task"):
-            try:
-                with open(f"/proc/{arca.proc.pid}/task/{tid}/syscall") as f:
-                    if f.read().split()[0] in ("35", "230"):  # nanosleep, clock_nanosleep
-                        return True
-            except (OSError, IndexError):
-                pass
-        return False
-
-    wait_for(held_in_open, "the hit held in its file's open")
-    origin.add("/v", data=new)
-    assert arca.get("/api/v1/resources/?" + urllib.parse.urlencode({"url": url}),
-                    {"Authorization": "Bearer lab-admin-token-0123456789"},
-                    method="DELETE")[0] == 200
-    os.unlink(armed)  # the new download's own opens go at once
-    assert arca.fetch(url)[2] == new
-    hit.join(30)
+    try:
+        wait_for(lambda: os.path.exists(armed + ".held"), "the hit held in its file's open")
+        origin.add("/v", data=new)
+        assert arca.get("/api/v1/resources/?" + urllib.parse.urlencode({"url": url}),
+                        {"Authorization": "Bearer lab-admin-token-0123456789"},
+                        method="DELETE")[0] == 200
+        assert arca.fetch(url)[2] == new  # renamed over the file the hit is opening
+    finally:
+        os.unlink(armed)  # the hit's open goes on
+        hit.join(30)
     status, headers, body = answers[0]
     assert status == 206 and body in (old, new), (status, len(body))
     assert headers["content-range"] == f"bytes 0-{len(body) - 1}/{len(body)}"
