@@ -135,6 +135,18 @@ static void held_while_armed(void)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
 }
 
+/* The mode a variadic open call was given: only with O_CREAT or O_TMPFILE (a macro: va_start
+ * belongs to the variadic function itself). */
+#define MODE_ARG(flags, mode)                                                                      \
+    do {                                                                                           \
+        if (((flags)&O_CREAT) || ((flags)&O_TMPFILE) == O_TMPFILE) {                               \
+            va_list ap;                                                                            \
+            va_start(ap, flags);                                                                   \
+            (mode) = (mode_t)va_arg(ap, int);                                                      \
+            va_end(ap);                                                                            \
+        }                                                                                          \
+    } while (0)
+
 /* openat64 is what a build with 64-bit offsets calls (arca's), openat the other name. The marker
  * is read before the real open: reading it opens a file too. */
 int openat64(int dir, const char *path, int flags, ...)
@@ -143,12 +155,7 @@ int openat64(int dir, const char *path, int flags, ...)
     int (*real)(int, const char *, int, ...) = __atomic_load_n(&found, __ATOMIC_ACQUIRE);
     char marker[256];
     mode_t mode = 0;
-    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    MODE_ARG(flags, mode);
     if (!real) {
         real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat64");
         __atomic_store_n(&found, real, __ATOMIC_RELEASE);
@@ -165,11 +172,6 @@ int openat64(int dir, const char *path, int flags, ...)
 int openat(int dir, const char *path, int flags, ...)
 {
     mode_t mode = 0;
-    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = (mode_t)va_arg(ap, int);
-        va_end(ap);
-    }
+    MODE_ARG(flags, mode);
     return openat64(dir, path, flags, mode);
 }
