@@ -1,7 +1,7 @@
 """What arca does when the disk or a library fails where it rarely does: a directory that cannot
-be synced, an index COMMIT that fails, a transfer curl will not start, a file's open that takes a
-second. The faults come from
-tests/faults/faults.c (LD_PRELOAD), armed while a file exists."""
+be synced, an index COMMIT that fails, a transfer curl will not start, a file's open held while
+its file is replaced. The faults come from tests/faults/faults.c (LD_PRELOAD), armed while a file
+exists."""
 
 import base64
 import os
@@ -20,16 +20,18 @@ pytestmark = pytest.mark.skipif(not os.path.exists(FAULTS),
 
 @pytest.fixture
 def faulty(start_arca, workdir):
-    """start(*args) -> (arca, arm): arm(name, on) arms or disarms one fault of faults.c."""
+    """start(*args) -> (arca, arm): arm(name, on, line) arms or disarms one fault of faults.c
+    (`line`: the armed file's first line, for a fault that reads one)."""
     triggers = {name: os.path.join(workdir, "fault-" + name)
-                for name in ("DIR_FSYNC", "WAL_WRITE", "MULTI_ADD")}
+                for name in ("DIR_FSYNC", "WAL_WRITE", "MULTI_ADD", "SLOW_OPEN")}
     env = {"LD_PRELOAD": FAULTS, f"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
            ":verify_asan_link_order=0"}
     env.update({"ARCA_FAULT_" + name: path for name, path in triggers.items()})
 
-    def arm(name, on=True):
+    def arm(name, on=True, line=""):
         if on:
-            open(triggers[name], "w").close()
+            with open(triggers[name], "w") as f:
+                f.write(line)
         elif os.path.exists(triggers[name]):
             os.unlink(triggers[name])
 
@@ -113,7 +115,7 @@ def test_objects_completed_after_a_failed_commit_survive_a_crash(origin, faulty)
 
 
 def test_a_hit_opening_its_file_as_a_new_version_takes_its_place_sends_one_version(
-        origin, start_arca, workdir):
+        origin, faulty, workdir):
     # A hit looks its object up under the store's lock and opens the object's file once the
     # lock is dropped (store/lookup.c). faults.c's SLOW_OPEN holds that open; meanwhile the
     # object is purged and downloaded again, longer, its file renamed over the old one. The
@@ -121,37 +123,29 @@ def test_a_hit_opening_its_file_as_a_new_version_takes_its_place_sends_one_versi
     # version's length and digest over the new bytes.
     import hashlib
     import threading
-    import urllib.parse
     from conftest import wait_for
-    token = os.path.join(workdir, "token")
-    with open(token, "w") as f:
-        f.write("lab-admin-token-0123456789\n")
-    armed = os.path.join(workdir, "fault-SLOW_OPEN")
-    env = {"LD_PRELOAD": FAULTS, "ARCA_FAULT_SLOW_OPEN": armed,
-           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    from test_admin import purge, token_file
+    start, arm = faulty
     # two workers: the one held in the open, and one for the purge and the new download
-    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--admin-token-file", token,
-                      "--threads", "2", env=env)
+    arca = start("--admin-token-file", token_file(workdir), "--threads", "2")
     old, new = os.urandom(50000), os.urandom(80000)
     url = origin.add("/v", data=old)
     assert arca.fetch(url)[2] == old
     key = hashlib.sha256(url.encode()).hexdigest()
-    with open(armed, "w") as f:
-        f.write(f"{key[:2]}/{key}\n")
+    arm("SLOW_OPEN", line=f"{key[:2]}/{key}\n")
+    held = os.path.join(workdir, "fault-SLOW_OPEN.held")
     answers = []
     # a Range: never a shared prepared answer, which would need no open
     hit = threading.Thread(target=lambda: answers.append(
         arca.get(arca.fetch_path(url), {"Range": "bytes=0-"})))
     hit.start()
     try:
-        wait_for(lambda: os.path.exists(armed + ".held"), "the hit held in its file's open")
+        wait_for(lambda: os.path.exists(held), "the hit held in its file's open")
         origin.add("/v", data=new)
-        assert arca.get("/api/v1/resources/?" + urllib.parse.urlencode({"url": url}),
-                        {"Authorization": "Bearer lab-admin-token-0123456789"},
-                        method="DELETE")[0] == 200
+        assert purge(arca, url)[0] == 200
         assert arca.fetch(url)[2] == new  # renamed over the file the hit is opening
     finally:
-        os.unlink(armed)  # the hit's open goes on
+        arm("SLOW_OPEN", False)  # the hit's open goes on
         hit.join(30)
     status, headers, body = answers[0]
     assert status == 206 and body in (old, new), (status, len(body))
