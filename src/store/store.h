@@ -260,19 +260,19 @@ struct purge_result {
     int64_t objects, bytes, downloads, left, negatives;
 };
 /* Drop every object whose URL (normal form) starts with `prefix`, pinned ones too: lookups miss
- * at once; their files and rows go on the persistence thread, one transaction per slice of the
- * table (clients streaming them finish from their open files). A download under way is let
- * finish for its readers and its joiners, never kept (store = no from now on, whatever later
+ * at once; their rows, then their files, go on the persistence thread, a few transactions for
+ * the whole table (clients streaming them finish from their open files). A download under way is
+ * let finish for its readers and its joiners, never kept (store = no from now on, whatever later
  * requests' terms say): it cannot be cut from here, only its upstream thread ends it. The
  * table is visited a slice per hold of the lock, so hits elsewhere go on meanwhile. `bounded`
  * (url_purge_prefix's): a URL goes on past the prefix with a new segment, a parameter or a
- * query. Any thread but a worker: it returns once the rows are gone on disk. The walk keeps at
- * most store_evict_ahead removals and a slice ahead of the disk (store_purge_ahead), purges at
- * once taking turns, so that a new download's file, made in order behind them, is not held up
- * by the whole purge's. */
+ * query. Any thread but a worker: it returns once the rows are gone on disk (a slice's rows
+ * added to the job queued before them while that one's are not begun), and only then queues
+ * the files, so that neither its answer nor a new download's file, made in order behind the
+ * rows, waits for them. Purges at once take turns, a slice each. */
 void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r);
 /* Objects purges took out of the table whose files the disk has yet to remove (their rows
- * go first): what a purge's walk keeps near store_evict_ahead. Any thread. */
+ * go first, the files after the purge's answer). Any thread. */
 size_t store_purge_ahead(void);
 /* How long (µs) a purge's walk holds the lock at most before it lets the hits in (1000); it
  * looks at the clock every 64 slots. A variable only so that a unit test makes a walk stop
@@ -282,8 +282,8 @@ extern int store_purge_hold_us;
  * keys it: normal form) and of nothing else, no other spelling: each as a prefix purge takes
  * an object (a download under way let finish but not kept, the copy it refreshes purged, its
  * kept 404 dropped), remembered for a parent as a purge of that URL (store_purged_since), a
- * slice of them per hold of the lock, one transaction each. Any thread but a worker: it returns
- * once the rows are gone on disk. */
+ * slice of them per hold of the lock, their rows as a prefix's. Any thread but a worker: it
+ * returns once the rows are gone on disk. */
 void store_purge_urls(char *const *urls, size_t n, struct purge_result *r);
 /* A new quota (SIGHUP); objects beyond it are evicted on the upstream thread's next round. */
 void store_set_quota(int64_t quota);

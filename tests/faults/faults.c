@@ -14,6 +14,8 @@
  *                          file exists (10 s at most), having made "<file>.held" first: a
  *                          hit's open of its object's file, with the store's lock dropped,
  *                          held while a new version of the file is put in its place
+ *   ARCA_FAULT_SLOW_UNLINK unlink() of a path holding the file's first line, the same way: a
+ *                          purge's files held on the persistence thread while it answers
  * Everything else goes to the real function. A sanitizer runtime linked statically (clang's
  * ASan) would resolve these names before the preload: gcc's shared ones, as built here, do not.
  */
@@ -123,15 +125,16 @@ char *strdup(const char *s)
     return real(s);
 }
 
-/* SLOW_OPEN's wait: "<armed>.held" made, then until the armed file is gone (10 s at most). */
-static void held_while_armed(void)
+/* A slow call's wait (`var`: SLOW_OPEN's or SLOW_UNLINK's): "<armed>.held" made, then until the
+ * armed file is gone (10 s at most). */
+static void held_while_armed(const char *var)
 {
     char held[4096];
-    snprintf(held, sizeof(held), "%s.held", getenv("ARCA_FAULT_SLOW_OPEN"));
+    snprintf(held, sizeof(held), "%s.held", getenv(var));
     int fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0)
         close(fd);
-    for (int i = 0; i < 1000 && armed("ARCA_FAULT_SLOW_OPEN"); i++)
+    for (int i = 0; i < 1000 && armed(var); i++)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
 }
 
@@ -163,7 +166,7 @@ int openat64(int dir, const char *path, int flags, ...)
     marker_of("ARCA_FAULT_SLOW_OPEN", marker, sizeof(marker));
     if (*marker && strstr(path, marker)) {
         int saved = errno;
-        held_while_armed();
+        held_while_armed("ARCA_FAULT_SLOW_OPEN");
         errno = saved;
     }
     return real(dir, path, flags, mode);
@@ -174,4 +177,22 @@ int openat(int dir, const char *path, int flags, ...)
     mode_t mode = 0;
     MODE_ARG(flags, mode);
     return openat64(dir, path, flags, mode);
+}
+
+int unlink(const char *path)
+{
+    static int (*found)(const char *);
+    int (*real)(const char *) = __atomic_load_n(&found, __ATOMIC_ACQUIRE);
+    char marker[256];
+    if (!real) {
+        real = (int (*)(const char *))dlsym(RTLD_NEXT, "unlink");
+        __atomic_store_n(&found, real, __ATOMIC_RELEASE);
+    }
+    marker_of("ARCA_FAULT_SLOW_UNLINK", marker, sizeof(marker));
+    if (*marker && strstr(path, marker)) {
+        int saved = errno;
+        held_while_armed("ARCA_FAULT_SLOW_UNLINK");
+        errno = saved;
+    }
+    return real(path);
 }

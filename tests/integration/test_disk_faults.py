@@ -23,7 +23,7 @@ def faulty(start_arca, workdir):
     """start(*args) -> (arca, arm): arm(name, on, line) arms or disarms one fault of faults.c
     (`line`: the armed file's first line, for a fault that reads one)."""
     triggers = {name: os.path.join(workdir, "fault-" + name)
-                for name in ("DIR_FSYNC", "WAL_WRITE", "MULTI_ADD", "SLOW_OPEN")}
+                for name in ("DIR_FSYNC", "WAL_WRITE", "MULTI_ADD", "SLOW_OPEN", "SLOW_UNLINK")}
     env = {"LD_PRELOAD": FAULTS, f"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
            ":verify_asan_link_order=0"}
     env.update({"ARCA_FAULT_" + name: path for name, path in triggers.items()})
