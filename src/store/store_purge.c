@@ -99,8 +99,11 @@ static struct {
     /* The removals the disk has yet to make: objects of the slices queued whose files are not
      * unlinked yet (store_purge_ahead). */
     size_t ahead;
-    /* The last job queued whose rows are not begun: the next slice's rows are added to it. */
+    /* The last job queued, while its rows are not begun and nothing was queued after it (the
+     * ordered queue's count of jobs then: open_at): the next slice's rows are added to it,
+     * which puts them where a job of their own would have been. */
     struct purge_job *open;
+    unsigned long open_at;
     /* Jobs whose rows are gone, their files owed: queued again by the purge's thread once it
      * has its answer (purge_files). */
     struct purge_job *files_owed;
@@ -292,16 +295,19 @@ static bool add_to(struct purge_job *to, const struct purge_job *job)
 
 /* Lock held. A slice's rows queued before the lock drops, so that their removal comes before
  * the file and row of a new download of the same URL: added to the job queued last when its
- * rows have not begun (it is ahead of anything queued since), else in a job of their own. */
+ * rows have not begun and no job was queued after it (its removals then come before no job
+ * they came after: a download's row queued while its URL was still in the table), else in a
+ * job of their own. */
 static void submit_slice(struct purge_job *job)
 {
     if (!job || !job->n) {
         purge_job_free(job);
         return;
     }
+    unsigned long queued = persist_submitted(); /* no job ordered with the table comes now */
     pthread_mutex_lock(&purges.lock);
     purges.ahead += job->n;
-    bool added = purges.open && add_to(purges.open, job);
+    bool added = purges.open && purges.open_at == queued && add_to(purges.open, job);
     if (!added)
         purges.open = job;
     pthread_mutex_unlock(&purges.lock);
@@ -311,6 +317,10 @@ static void submit_slice(struct purge_job *job)
     }
     job->job.run = run_purge;
     persist_submit_background(&job->job);
+    pthread_mutex_lock(&purges.lock);
+    purges.open_at = persist_submitted(); /* its own count: the next slice's is the same when
+                                             nothing came after it */
+    pthread_mutex_unlock(&purges.lock);
 }
 
 /* Lock held since `since` (monotonic µs). The slots [from, to) of the table, or fewer when
