@@ -268,8 +268,8 @@ struct purge_result {
  * (url_purge_prefix's): a URL goes on past the prefix with a new segment, a parameter or a
  * query. Any thread but a worker: it returns once the rows are gone on disk (a slice's rows
  * added to the job queued before them while that one's are not begun), and only then queues
- * the files, so that neither its answer nor a new download's file, made in order behind the
- * rows, waits for them. Purges at once take turns, a slice each. */
+ * the files, one job at a time, so that neither its answer nor a new download's file, made in
+ * order behind the rows, waits for more than a run of them. Purges at once take turns. */
 void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r);
 /* Objects purges took out of the table whose files the disk has yet to remove (their rows
  * go first, the files after the purge's answer). Any thread. */

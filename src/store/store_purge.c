@@ -2,11 +2,12 @@
  * (and the expired copy a download of one refreshes) leaves the table, a slice of the table per
  * hold of the lock so that hits elsewhere go on, and its rows and files go on the persistence
  * thread: each slice's rows in a job queued under the lock, or added to the one a slice before
- * queued while it has not begun (a few transactions for 100,000 rows, where one a slice wrote
- * the index's pages a hundred times over: 6.5 s for 100,000 of 110,000 rows here); the purge is
- * answered once they are gone on disk, and only then are its jobs queued again for the files, a
- * few at a time (purge_files), so that neither its answer nor the jobs queued meanwhile (a new
- * download's file) wait for 100,000 unlinks. A list of URLs (an image's manifests and blobs:
+ * queued while it has not begun and nothing came after it (a few transactions for 100,000 rows,
+ * where one a slice wrote the index's pages a hundred times over: 6.5 s for 100,000 of 110,000
+ * rows here); the purge is answered once they are gone on disk, and only then are its jobs
+ * queued again for the files, one job at a time, a few files a run (purge_files), so that
+ * neither its answer nor the jobs queued meanwhile (a new download's file) wait for 100,000
+ * unlinks. A list of URLs (an image's manifests and blobs:
  * store_purge_urls) goes the same way, a slice of the list per hold. */
 #include "base/clock.h"
 #include "persist/index.h"
@@ -52,8 +53,7 @@ struct purge_job {
     size_t n, done;   /* URLs, files handled */
     size_t done_at;   /* where the first URL not handled starts in urls */
     bool rows_gone;
-    bool begun;              /* its rows are being deleted: no slice adds to it (purges.lock) */
-    struct purge_job *after; /* purges.files_owed's next */
+    struct purge_job *after; /* the next in purges.files_owed or purges.files_next */
 };
 
 /* The key of the URL at `*at` (object_key), and *at moved to the next URL. */
@@ -104,9 +104,13 @@ static struct {
      * which puts them where a job of their own would have been. */
     struct purge_job *open;
     unsigned long open_at;
-    /* Jobs whose rows are gone, their files owed: queued again by the purge's thread once it
-     * has its answer (purge_files). */
+    /* Jobs whose rows are gone, their files owed: handed on by the purge's thread once it has
+     * its answer (purge_files). */
     struct purge_job *files_owed;
+    /* Answered: their files, one job in the ordered queue at a time (files_queued), so that a
+     * new download's file waits behind one run of unlinks, never behind every purge's. */
+    struct purge_job *files_next;
+    bool files_queued;
     /* Held by a walk for a slice (purge_turn to end_turn), let go before the slice's pause:
      * purges at once take turns, a slice each. Taken before the store's lock, never under it. */
     pthread_mutex_t turn;
@@ -163,7 +167,6 @@ static void delete_rows(struct purge_job *p)
 {
     char key[65];
     pthread_mutex_lock(&purges.lock);
-    p->begun = true;
     if (purges.open == p)
         purges.open = NULL;
     pthread_mutex_unlock(&purges.lock);
@@ -180,6 +183,22 @@ static void delete_rows(struct purge_job *p)
     pthread_mutex_unlock(&purges.lock);
 }
 
+/* The next answered job's files queued, unless one is (`finished`: the one queued is done). */
+static void next_files(bool finished)
+{
+    pthread_mutex_lock(&purges.lock);
+    if (finished)
+        purges.files_queued = false;
+    struct purge_job *p = purges.files_queued ? NULL : purges.files_next;
+    if (p) {
+        purges.files_next = p->after;
+        purges.files_queued = true;
+    }
+    pthread_mutex_unlock(&purges.lock);
+    if (p)
+        persist_submit_background(&p->job);
+}
+
 static void run_purge(struct persist_job *job)
 {
     struct purge_job *p = (struct purge_job *)job;
@@ -189,28 +208,33 @@ static void run_purge(struct persist_job *job)
         return;
     }
     size_t before = p->done;
-    unlink_some(p);
+    if (persist_stopping())
+        p->done = p->n; /* arca stops: the next start's sweep takes the files no row names */
+    else
+        unlink_some(p);
     ahead_made(p->done - before);
     if (p->done < p->n) {
         persist_submit_background(&p->job); /* the rest behind what was queued meanwhile */
         return;
     }
     purge_job_free(p);
+    next_files(true);
 }
 
-/* A purge answered (its rows gone on disk: persist_settle): the files of every job whose rows
- * are gone queued, a few at a time each (a purge at once with it may have added its slices to
- * one of them: their rows are gone too). */
+/* A purge answered (its rows gone on disk: persist_settle): every job whose rows are gone
+ * handed on for its files (a purge at once with it may have added its slices to one of them:
+ * their rows are gone too). */
 static void purge_files(void)
 {
     pthread_mutex_lock(&purges.lock);
-    struct purge_job *p = purges.files_owed;
+    for (struct purge_job *p = purges.files_owed, *next; p; p = next) {
+        next = p->after;
+        p->after = purges.files_next;
+        purges.files_next = p;
+    }
     purges.files_owed = NULL;
     pthread_mutex_unlock(&purges.lock);
-    for (struct purge_job *next; p; p = next) {
-        next = p->after;
-        persist_submit_background(&p->job);
-    }
+    next_files(false);
 }
 
 /* Lock held. Note `obj`'s URL in the slice's job (made on first use): false when out of
@@ -308,8 +332,10 @@ static void submit_slice(struct purge_job *job)
     pthread_mutex_lock(&purges.lock);
     purges.ahead += job->n;
     bool added = purges.open && purges.open_at == queued && add_to(purges.open, job);
-    if (!added)
+    if (!added) {
         purges.open = job;
+        purges.open_at = queued + 1; /* with it: a job another thread queues meanwhile ends it */
+    }
     pthread_mutex_unlock(&purges.lock);
     if (added) {
         purge_job_free(job);
@@ -317,10 +343,6 @@ static void submit_slice(struct purge_job *job)
     }
     job->job.run = run_purge;
     persist_submit_background(&job->job);
-    pthread_mutex_lock(&purges.lock);
-    purges.open_at = persist_submitted(); /* its own count: the next slice's is the same when
-                                             nothing came after it */
-    pthread_mutex_unlock(&purges.lock);
 }
 
 /* Lock held since `since` (monotonic µs). The slots [from, to) of the table, or fewer when

@@ -104,7 +104,11 @@ def test_a_purge_of_a_big_prefix_is_answered_once_its_rows_are_gone_while_its_fi
     # disk: kill -9 now, and the purged rows are not there
     wait_for(lambda: os.path.exists(os.path.join(workdir, "fault-SLOW_UNLINK.held")),
              "the purge's files begun after its answer")
-    assert arca.metrics()["arca_purge_removals_queued"] == PURGE_BULK
+    metrics = arca.metrics()
+    assert metrics["arca_purge_removals_queued"] == PURGE_BULK
+    # one of its jobs in the queue at a time for the files: a download's file made now would
+    # wait behind one run of unlinks, not behind each job's
+    assert metrics['arca_persist_queue_jobs{queue="ordered"}'] == 1
     arca.stop(signal.SIGKILL)
     assert bulk_rows_left(first.data_dir, origin.url("/bulk/")) == 0
     arm("SLOW_UNLINK", False)
