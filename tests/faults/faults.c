@@ -138,6 +138,18 @@ static void held_while_armed(const char *var)
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
 }
 
+/* A slow call's fault (`var`): held while armed when `path` holds the armed file's line. */
+static void held_if_marked(const char *var, const char *path)
+{
+    char marker[256];
+    marker_of(var, marker, sizeof(marker));
+    if (*marker && strstr(path, marker)) {
+        int saved = errno;
+        held_while_armed(var);
+        errno = saved;
+    }
+}
+
 /* The mode a variadic open call was given: only with O_CREAT or O_TMPFILE (a macro: va_start
  * belongs to the variadic function itself). */
 #define MODE_ARG(flags, mode)                                                                      \
@@ -156,19 +168,13 @@ int openat64(int dir, const char *path, int flags, ...)
 {
     static int (*found)(int, const char *, int, ...);
     int (*real)(int, const char *, int, ...) = __atomic_load_n(&found, __ATOMIC_ACQUIRE);
-    char marker[256];
     mode_t mode = 0;
     MODE_ARG(flags, mode);
     if (!real) {
         real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, "openat64");
         __atomic_store_n(&found, real, __ATOMIC_RELEASE);
     }
-    marker_of("ARCA_FAULT_SLOW_OPEN", marker, sizeof(marker));
-    if (*marker && strstr(path, marker)) {
-        int saved = errno;
-        held_while_armed("ARCA_FAULT_SLOW_OPEN");
-        errno = saved;
-    }
+    held_if_marked("ARCA_FAULT_SLOW_OPEN", path);
     return real(dir, path, flags, mode);
 }
 
@@ -183,16 +189,10 @@ int unlink(const char *path)
 {
     static int (*found)(const char *);
     int (*real)(const char *) = __atomic_load_n(&found, __ATOMIC_ACQUIRE);
-    char marker[256];
     if (!real) {
         real = (int (*)(const char *))dlsym(RTLD_NEXT, "unlink");
         __atomic_store_n(&found, real, __ATOMIC_RELEASE);
     }
-    marker_of("ARCA_FAULT_SLOW_UNLINK", marker, sizeof(marker));
-    if (*marker && strstr(path, marker)) {
-        int saved = errno;
-        held_while_armed("ARCA_FAULT_SLOW_UNLINK");
-        errno = saved;
-    }
+    held_if_marked("ARCA_FAULT_SLOW_UNLINK", path);
     return real(path);
 }
