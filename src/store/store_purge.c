@@ -447,6 +447,7 @@ void purges_stop(void)
     while (purges.running > 0)
         pthread_cond_wait(&purges.ended, &purges.lock);
     pthread_mutex_unlock(&purges.lock);
+    purge_files(); /* none is owed once each purge has its answer: so that none is ever left */
     marks_free();
 }
 
