@@ -302,14 +302,6 @@ bool persist_stopping(void)
     return stopping;
 }
 
-unsigned long persist_submitted(void)
-{
-    pthread_mutex_lock(&pq.lock);
-    unsigned long submitted = pq.q[PERSIST_ORDERED].submitted;
-    pthread_mutex_unlock(&pq.lock);
-    return submitted;
-}
-
 size_t persist_depth(enum persist_queue which)
 {
     pthread_mutex_lock(&pq.lock);

@@ -84,10 +84,6 @@ bool persist_others_wait(void);
 int64_t persist_pause(int64_t us);
 /* Whether persist_stop has been called: long chains of jobs (the orphan sweep) end early. */
 bool persist_stopping(void);
-/* Jobs ever submitted to the ordered queue (its own re-queued ones too), any thread: the same
- * at two calls, nothing was queued between them (what lets a purge add a slice's rows to the
- * job it queued last: store_purge.c). */
-unsigned long persist_submitted(void);
 /* Jobs submitted to `which` and not yet done (the one running included), for /metrics. */
 size_t persist_depth(enum persist_queue which);
 /* Whether the caller is the ordered queue's thread (for asserts). */

@@ -266,8 +266,8 @@ struct purge_result {
  * requests' terms say): it cannot be cut from here, only its upstream thread ends it. The
  * table is visited a slice per hold of the lock, so hits elsewhere go on meanwhile. `bounded`
  * (url_purge_prefix's): a URL goes on past the prefix with a new segment, a parameter or a
- * query. Any thread but a worker: it returns once the rows are gone on disk (a slice's rows
- * added to the job queued before them while that one's are not begun), and only then queues
+ * query. Any thread but a worker: it returns once the rows are gone on disk (the slices queued
+ * one after the other sharing a transaction, as removals do), and only then queues
  * the files, one job at a time, so that neither its answer nor a new download's file, made in
  * order behind the rows, waits for more than a run of them. Purges at once take turns. */
 void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r);

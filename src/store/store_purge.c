@@ -1,13 +1,13 @@
 /* Purge by prefix (store.h, store_purge_prefix): every object whose URL starts with a prefix
  * (and the expired copy a download of one refreshes) leaves the table, a slice of the table per
  * hold of the lock so that hits elsewhere go on, and its rows and files go on the persistence
- * thread: each slice's rows in a job queued under the lock, or added to the one a slice before
- * queued while it has not begun and nothing came after it (a few transactions for 100,000 rows,
- * where one a slice wrote the index's pages a hundred times over: 6.5 s for 100,000 of 110,000
- * rows here); the purge is answered once they are gone on disk, and only then are its jobs
- * queued again for the files, one job at a time, a few files a run (purge_files), so that
- * neither its answer nor the jobs queued meanwhile (a new download's file) wait for 100,000
- * unlinks. A list of URLs (an image's manifests and blobs:
+ * thread: each slice's rows in a job queued under the lock, the slices queued one after the
+ * other sharing a transaction (persist.h's groups, as the removals do: a few transactions for
+ * 100,000 rows, where one a slice wrote the index's pages a hundred times over: 6.5 s for
+ * 100,000 of 110,000 rows here); the purge is answered once they are gone on disk, and only then
+ * are its jobs queued again for the files, one job at a time, a few files a run (purge_files),
+ * so that neither its answer nor the jobs queued meanwhile (a new download's file) wait for
+ * 100,000 unlinks. A list of URLs (an image's manifests and blobs:
  * store_purge_urls) goes the same way, a slice of the list per hold. */
 #include "base/clock.h"
 #include "persist/index.h"
@@ -99,12 +99,7 @@ static struct {
     /* The removals the disk has yet to make: objects of the slices queued whose files are not
      * unlinked yet (store_purge_ahead). */
     size_t ahead;
-    /* The last job queued, while its rows are not begun and nothing was queued after it (the
-     * ordered queue's count of jobs then: open_at): the next slice's rows are added to it,
-     * which puts them where a job of their own would have been. */
-    struct purge_job *open;
-    unsigned long open_at;
-    /* Jobs whose rows are gone, their files owed: handed on by the purge's thread once it has
+    /* Jobs whose rows are committed, their files owed: handed on by the purge's thread once it has
      * its answer (purge_files). */
     struct purge_job *files_owed;
     /* Answered: their files, one job in the ordered queue at a time (files_queued), so that a
@@ -117,6 +112,14 @@ static struct {
 } purges = {.lock = PTHREAD_MUTEX_INITIALIZER,
             .ended = PTHREAD_COND_INITIALIZER,
             .turn = PTHREAD_MUTEX_INITIALIZER};
+
+/* The slice's objects are queued for the disk. */
+static void ahead_queued(size_t n)
+{
+    pthread_mutex_lock(&purges.lock);
+    purges.ahead += n;
+    pthread_mutex_unlock(&purges.lock);
+}
 
 /* Persistence thread: `n` of them are removed. */
 static void ahead_made(size_t n)
@@ -161,26 +164,55 @@ static void purge_job_free(struct purge_job *p)
     free(p);
 }
 
-/* Its rows, in one transaction: no slice adds to it from here on. Then the job waits for its
- * purge's answer before its files (purge_files). */
+/* Persistence thread (or the submitter, before it runs): the slices' jobs whose rows the open
+ * transaction deleted. Committed, they wait for their purge's answer before their files
+ * (purge_files): a crash leaves no row without its file. */
+static struct {
+    bool open;
+    struct purge_job *head;
+} deleting;
+
+static void rows_begin(void)
+{
+    index_begin();
+    deleting.open = true;
+}
+
+static void rows_end(void)
+{
+    index_commit();
+    deleting.open = false;
+    pthread_mutex_lock(&purges.lock);
+    for (struct purge_job *p = deleting.head, *next; p; p = next) {
+        next = p->after;
+        p->after = purges.files_owed;
+        purges.files_owed = p;
+    }
+    pthread_mutex_unlock(&purges.lock);
+    deleting.head = NULL;
+}
+
+/* Slices queued one after the other share a transaction (persist.h), as removals do. */
+static const struct persist_group purge_rows = {
+    .begin = rows_begin, .end = rows_end, .background = true};
+
+/* Its rows, in the group's transaction, or in one of its own when it runs alone (no
+ * persistence thread). */
 static void delete_rows(struct purge_job *p)
 {
     char key[65];
-    pthread_mutex_lock(&purges.lock);
-    if (purges.open == p)
-        purges.open = NULL;
-    pthread_mutex_unlock(&purges.lock);
-    index_begin();
+    bool alone = !deleting.open;
+    if (alone)
+        rows_begin();
     for (size_t i = 0, at = 0; i < p->n; i++) {
         next_key(p, &at, key);
         index_delete(key);
     }
-    index_commit();
     p->rows_gone = true;
-    pthread_mutex_lock(&purges.lock);
-    p->after = purges.files_owed;
-    purges.files_owed = p;
-    pthread_mutex_unlock(&purges.lock);
+    p->after = deleting.head;
+    deleting.head = p;
+    if (alone)
+        rows_end();
 }
 
 /* The next answered job's files queued, unless one is (`finished`: the one queued is done). */
@@ -300,49 +332,17 @@ static void purge_one(struct object *obj, struct purge_job **job, struct purge_r
     object_remove(obj, NULL); /* its file and row: the job's */
 }
 
-/* purges.lock held. `job`'s URLs added to `to`'s, which has not begun; false out of memory. */
-static bool add_to(struct purge_job *to, const struct purge_job *job)
-{
-    if (to->len + job->len > to->room) {
-        size_t room = 2 * (to->len + job->len);
-        char *urls = realloc(to->urls, room);
-        if (!urls)
-            return false;
-        to->urls = urls;
-        to->room = room;
-    }
-    memcpy(to->urls + to->len, job->urls, job->len);
-    to->len += job->len;
-    to->n += job->n;
-    return true;
-}
-
 /* Lock held. A slice's rows queued before the lock drops, so that their removal comes before
- * the file and row of a new download of the same URL: added to the job queued last when its
- * rows have not begun and no job was queued after it (its removals then come before no job
- * they came after: a download's row queued while its URL was still in the table), else in a
- * job of their own. */
+ * the file and row of a new download of the same URL. */
 static void submit_slice(struct purge_job *job)
 {
-    if (!job || !job->n) {
+    if (job && job->n) {
+        job->job.run = run_purge;
+        ahead_queued(job->n);
+        persist_submit_grouped(&job->job, &purge_rows);
+    } else {
         purge_job_free(job);
-        return;
     }
-    unsigned long queued = persist_submitted(); /* no job ordered with the table comes now */
-    pthread_mutex_lock(&purges.lock);
-    purges.ahead += job->n;
-    bool added = purges.open && purges.open_at == queued && add_to(purges.open, job);
-    if (!added) {
-        purges.open = job;
-        purges.open_at = queued + 1; /* with it: a job another thread queues meanwhile ends it */
-    }
-    pthread_mutex_unlock(&purges.lock);
-    if (added) {
-        purge_job_free(job);
-        return;
-    }
-    job->job.run = run_purge;
-    persist_submit_background(&job->job);
 }
 
 /* Lock held since `since` (monotonic µs). The slots [from, to) of the table, or fewer when
