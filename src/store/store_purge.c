@@ -106,12 +106,7 @@ static struct {
      * new download's file waits behind one run of unlinks, never behind every purge's. */
     struct purge_job *files_next;
     bool files_queued;
-    /* Held by a walk for a slice (purge_turn to end_turn), let go before the slice's pause:
-     * purges at once take turns, a slice each. Taken before the store's lock, never under it. */
-    pthread_mutex_t turn;
-} purges = {.lock = PTHREAD_MUTEX_INITIALIZER,
-            .ended = PTHREAD_COND_INITIALIZER,
-            .turn = PTHREAD_MUTEX_INITIALIZER};
+} purges = {.lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER};
 
 /* The slice's objects are queued for the disk. */
 static void ahead_queued(size_t n)
@@ -138,23 +133,14 @@ size_t store_purge_ahead(void)
     return ahead;
 }
 
-/* Before a walk's next slice: its turn among the purges walking (purges.turn, held until
- * end_turn). False (the turn not held): arca stops, the walk ends here. */
-static bool purge_turn(void)
+/* Before a walk's next slice (purges at once take turns at the store's lock, a slice each):
+ * false when arca stops, and the walk ends here. */
+static bool purge_going(void)
 {
-    pthread_mutex_lock(&purges.turn);
     pthread_mutex_lock(&purges.lock);
     bool go = !purges.closing;
     pthread_mutex_unlock(&purges.lock);
-    if (!go)
-        pthread_mutex_unlock(&purges.turn);
     return go;
-}
-
-/* The slice is queued: the next walk may look. */
-static void end_turn(void)
-{
-    pthread_mutex_unlock(&purges.turn);
 }
 
 static void purge_job_free(struct purge_job *p)
@@ -463,7 +449,7 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
         store_unlock();
         bool moved = false;
         for (size_t from = 0; from < slots && !moved;) {
-            if (!purge_turn())
+            if (!purge_going())
                 return;
             int64_t since = store_lock_slice();
             moved = st.objects.moves != moves;
@@ -472,7 +458,6 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
                 from = purge_slots(aim, from, to < slots ? to : slots, since, r);
             }
             int64_t held = store_unlock_held(since);
-            end_turn(); /* before the pause: another purge's walk takes its turn in it */
             store_slice_pause(held, from < slots || moved);
         }
         if (!moved)
@@ -597,14 +582,13 @@ void store_purge_urls(char *const *urls, size_t n, struct purge_result *r)
     for (size_t from = 0; from < n; from += PURGE_SLOTS_PER_HOLD) {
         size_t to = from + PURGE_SLOTS_PER_HOLD < n ? from + PURGE_SLOTS_PER_HOLD : n;
         struct purge_job *job = NULL;
-        if (!purge_turn())
+        if (!purge_going())
             break; /* arca stops: what is left stays, as a prefix's walk leaves it */
         int64_t since = store_lock_slice();
         for (size_t i = from; i < to; i++)
             purge_named(urls[i], &job, r);
         submit_slice(job);
         int64_t held = store_unlock_held(since);
-        end_turn();
         store_slice_pause(held, to < n);
     }
     persist_settle(); /* the slices' rows, then their files */
