@@ -226,10 +226,7 @@ static void run_purge(struct persist_job *job)
         return;
     }
     size_t before = p->done;
-    if (persist_stopping())
-        p->done = p->n; /* arca stops: the next start's sweep takes the files no row names */
-    else
-        unlink_some(p);
+    unlink_some(p); /* a stop too: its drain runs them unpaced, and no file is left for later */
     ahead_made(p->done - before);
     if (p->done < p->n) {
         persist_submit_background(&p->job); /* the rest behind what was queued meanwhile */

@@ -6,6 +6,7 @@ them all first. A purge by prefix is answered once its rows are gone, its files 
 a walk that kept near the disk's pace had its answer wait for 20,000 unlinks. The big store is
 real rows beside arca's own (test_big_start's), without files."""
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -112,3 +113,30 @@ def test_a_purge_of_a_big_prefix_is_answered_once_its_rows_are_gone_while_its_fi
     arca.stop(signal.SIGKILL)
     assert bulk_rows_left(first.data_dir, origin.url("/bulk/")) == 0
     arm("SLOW_UNLINK", False)
+
+
+def test_a_clean_stop_right_after_a_big_purge_removes_every_purged_file(
+        origin, start_arca, workdir):
+    """The purge is answered before its files go; a stop right after the answer removes them
+    before arca exits, where one that left them for the next start's sweep left 20,000 files
+    on disk while arca was down, and the restart's first look saw them (the sweep runs behind
+    the listener)."""
+    args = ("--upstream-allow", "127.0.0.0/8", "--admin-token-file", token_file(workdir))
+    first = start_arca(*args)
+    first.stop()
+    prefix = origin.url("/bulk/")
+    add_bulk(first.data_dir, prefix, PURGE_BULK)
+    files = []
+    for i in range(PURGE_BULK):
+        key = hashlib.sha256(f"{prefix}{i}".encode()).hexdigest()
+        files.append(os.path.join(first.data_dir, "objects", key[:2], key))
+        os.makedirs(os.path.dirname(files[-1]), exist_ok=True)
+        with open(files[-1], "wb") as f:
+            f.truncate(4096)
+    arca = start_arca(*args, data_dir=first.data_dir, wait_loaded=True)
+    status, _, body = purge_prefix(arca, prefix, TOKEN)
+    assert status == 200 and b'"purged":%d' % PURGE_BULK in body.replace(b" ", b""), body
+    assert arca.stop() == 0
+    left = sum(os.path.exists(f) for f in files)
+    assert left == 0, f"{left} purged files left on disk by a clean stop"
+    assert bulk_rows_left(first.data_dir, prefix) == 0
