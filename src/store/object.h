@@ -479,6 +479,9 @@ bool object_restore(struct object *obj, int fwd_status);
 /* Why a download its terms say not to store goes once its clients have it: logged at debug
  * level (an index page asked all day would fill the log), not at info as other removals. */
 #define OBJECT_STREAMED_ONLY "streamed to its clients, not kept: its rule says store = no"
+/* Why a download (or a refresh) a purge took while under way goes once its clients have it:
+ * logged at info level, as the purge is. */
+#define OBJECT_PURGED_UNDER_WAY "purged while under way: streamed to its clients, not kept"
 
 /* Lock held. FETCHING -> REMOVED, a finished download its terms say not to store (transient):
  * whole for the readers that joined it (its length and `digest` set, waiters woken), out of the

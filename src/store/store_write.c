@@ -505,9 +505,11 @@ static int make_durable(struct finish_job *f)
     assert(persist_on_thread() || persist_owns_index());
     store_lock();
     bool live = obj->state == OBJ_FETCHING && obj->gen == f->gen;
-    /* Not stored (store = no): its readers had every byte from its open file; it goes now,
-     * decided under the same hold as a lookup that would make it stored */
-    bool dropped = live && obj->transient && object_drop(obj, f->digest, OBJECT_STREAMED_ONLY);
+    /* Not stored (store = no, or purged): its readers had every byte from its open file; it goes
+     * now, decided under the same hold as a lookup that would make it stored */
+    bool dropped =
+        live && obj->transient &&
+        object_drop(obj, f->digest, obj->purged ? OBJECT_PURGED_UNDER_WAY : OBJECT_STREAMED_ONLY);
     store_unlock();
     /* Not live, it stays so: the ordered queue, this thread, is the only one to create a part
      * file; a failure from now on queues its removal behind this job. */
@@ -617,9 +619,17 @@ bool store_stale_validators(struct object *obj, char *etag, size_t etag_size, ch
     return stale;
 }
 
+/* A revalidation's partial file, empty: a 304 brought no body. */
+static void drop_part_file(const struct object *obj)
+{
+    char path[1200];
+    part_path(OBJECT_KEY(obj), path, sizeof(path));
+    unlink(path);
+}
+
 /* Persistence thread: the revalidated version's file, and its row as a complete object again
- * (renewed); the download's empty partial file goes. Returns the open file, or -1 with the
- * object failed. */
+ * (renewed), unless it is not to be kept; the download's empty partial file goes. Returns the
+ * open file, or -1 with the object failed. */
 static int renew_on_disk(struct object *obj)
 {
     assert(persist_owns_index());
@@ -632,6 +642,15 @@ static int renew_on_disk(struct object *obj)
         return -1;
     }
     store_lock();
+    /* Not kept (a purge took the copy, or store = no since): its readers have the renewed
+     * version, and run_renew drops it. No row, for a purge may have been answered since the
+     * upstream thread's look at the copy (store_stale_validators), its row gone on disk: one
+     * written again now would be there, until the drop's removal, for kill -9 to bring back. */
+    if (obj->transient) {
+        store_unlock();
+        drop_part_file(obj);
+        return fd;
+    }
     const struct object *s = object_stale(obj);
     row = (struct index_row){.key = OBJECT_KEY(obj),
                              .url = obj->url,
@@ -651,8 +670,7 @@ static int renew_on_disk(struct object *obj)
         close(fd);
         return -1;
     }
-    part_path(OBJECT_KEY(obj), path, sizeof(path));
-    unlink(path);
+    drop_part_file(obj);
     return fd;
 }
 
@@ -664,8 +682,8 @@ static void run_renew(struct persist_job *job)
         store_lock();
         if (!object_renew(f->obj, fd))
             close(fd);              /* failed meanwhile (shutdown) */
-        else if (f->obj->transient) /* a lookup said store = no since: its readers have it */
-            object_remove(f->obj, STORE_NOT_STORED);
+        else if (f->obj->transient) /* purged, or store = no since: its readers have it */
+            object_remove(f->obj, f->obj->purged ? OBJECT_PURGED_UNDER_WAY : STORE_NOT_STORED);
         store_unlock();
     }
     store_release(f->obj);

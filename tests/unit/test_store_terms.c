@@ -225,9 +225,8 @@ static void a_later_lookup_unpins(void **state)
     assert_int_equal(outcome_of("http://h/unpin/c"), OUTCOME_COMPLETE);
 }
 
-/* Whether the index holds a row for `key` (its own connection: the store's is the persistence
- * thread's). */
-/* Whether the index has a row for `url`. */
+/* Whether the index holds a row for `url`: what a restart after kill -9 would find (its own
+ * connection: the store's is the persistence thread's). */
 static bool index_has(const char *url)
 {
     char path[256], key[65];
@@ -244,6 +243,28 @@ static bool index_has(const char *url)
     sqlite3_finalize(stmt);
     sqlite3_close(db);
     return found;
+}
+
+/* A complete version of `url` under `t` whose ETag a revalidation asks with ("v1", its body);
+ * its file's path in `path`. */
+static void complete_etagged(const char *url, const struct object_keep *t, char *path, size_t size)
+{
+    struct object *obj;
+    struct object_meta meta;
+    struct upstream_headers h = {"text/plain", "", "", "", "\"v1\"", ""};
+    uint8_t digest[32];
+    int fd;
+    assert_int_equal(store_lookup_as(url, t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+                     LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(obj, 2, &h, true), 0);
+    assert_int_equal(store_append(obj, "v1", 2), 0);
+    SHA256((const unsigned char *)"v1", 2, digest);
+    assert_int_equal(store_finish(obj, digest), 0);
+    persist_flush();
+    object_path(obj, path, size);
+    release_both(obj);
 }
 
 /* store = no: a client that joined the download reads it whole from the open file; once it is
@@ -348,25 +369,12 @@ static void a_renewal_not_to_be_stored_keeps_nothing(void **state)
     struct object_keep t = terms(), once = terms();
     struct object *obj, *joined;
     struct object_meta meta;
-    struct upstream_headers h = {"text/plain", "", "", "", "\"v1\"", ""};
-    uint8_t digest[32];
     char path[1200];
     int fd;
     (void)state;
     t.ttl = 1;
     once.store = false;
-    assert_int_equal(
-        store_lookup_as("http://h/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
-        LOOKUP_MISS);
-    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
-    persist_flush();
-    assert_int_equal(store_begin_body(obj, 2, &h, true), 0);
-    assert_int_equal(store_append(obj, "v1", 2), 0);
-    SHA256((const unsigned char *)"v1", 2, digest);
-    assert_int_equal(store_finish(obj, digest), 0);
-    persist_flush();
-    object_path(obj, path, sizeof(path));
-    release_both(obj);
+    complete_etagged("http://h/etag", &t, path, sizeof(path));
     clock_passes((int64_t)time(NULL));
     assert_int_equal(
         store_lookup_as("http://h/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
@@ -386,6 +394,65 @@ static void a_renewal_not_to_be_stored_keeps_nothing(void **state)
     assert_int_equal(outcome_of("http://h/etag"), OUTCOME_ABSENT);
     assert_int_equal(access(path, F_OK), -1);
     assert_false(index_has("http://h/etag"));
+}
+
+/* A probe on the persistence thread, queued behind a job: whether the index held the row then. */
+struct row_probe {
+    struct persist_job job;
+    const char *url;
+    bool had_row;
+};
+
+static void probe_row(struct persist_job *job)
+{
+    struct row_probe *p = (struct row_probe *)job;
+    p->had_row = index_has(p->url);
+}
+
+/* A purge answered between the upstream thread's look at the expired copy (still there: the
+ * 304 renews it) and the renewal on the persistence thread: the renewal writes no row for the
+ * copy the purge took, so that kill -9 at any point after the purge's answer finds none (one
+ * written and then removed by the drop that follows was there in between), and nothing of it
+ * stays. */
+static void a_renewal_after_a_purge_of_its_copy_writes_no_row(void **state)
+{
+    struct object_keep t = terms();
+    struct object *obj, *joined;
+    struct object_meta meta;
+    struct purge_result r = {0};
+    struct row_probe probe = {.job.run = probe_row, .url = "http://h/rv/etag"};
+    char etag[64], date[64], path[1200];
+    int fd;
+    (void)state;
+    t.ttl = 1;
+    complete_etagged("http://h/rv/etag", &t, path, sizeof(path));
+    clock_passes((int64_t)time(NULL));
+    assert_int_equal(
+        store_lookup_as("http://h/rv/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS); /* a revalidation of the expired version */
+    assert_int_equal(
+        store_lookup_as("http://h/rv/etag", &t, AUTH_CONFIRMED, false, &joined, &fd, NULL, &meta),
+        LOOKUP_COALESCED);
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    /* the upstream thread's look at the 304: the copy is there to renew */
+    assert_true(store_stale_validators(obj, etag, sizeof(etag), date, sizeof(date)));
+    store_purge_prefix("http://h/rv/", false, &r);
+    assert_int_equal(r.objects, 1); /* the expired copy */
+    assert_int_equal(r.downloads, 1);
+    assert_false(index_has("http://h/rv/etag")); /* answered: its row gone on disk */
+    assert_int_equal(store_renew(obj), 0);
+    persist_submit(&probe.job);
+    persist_flush();
+    assert_false(probe.had_row);
+    store_snapshot(joined, &meta);
+    assert_int_equal(meta.state, OBJ_COMPLETE); /* its reader has the version upstream renewed */
+    store_release(joined);
+    release_both(obj);
+    persist_flush();
+    assert_int_equal(outcome_of("http://h/rv/etag"), OUTCOME_ABSENT);
+    assert_false(index_has("http://h/rv/etag"));
+    assert_int_equal(access(path, F_OK), -1);
 }
 
 /* The object's own maximum size (its terms': a rule's max-object-size) refuses a body longer
@@ -654,6 +721,7 @@ int main(void)
         EACH(a_download_not_stored_streams_then_leaves_nothing),
         EACH(a_stored_object_goes_when_its_terms_say_store_no),
         EACH(a_renewal_not_to_be_stored_keeps_nothing),
+        EACH(a_renewal_after_a_purge_of_its_copy_writes_no_row),
         EACH(an_objects_own_maximum_size_refuses),
         EACH(an_objects_own_stale_windows_decide_its_expiry),
         EACH(a_pin_survives_a_restart),
