@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -1276,6 +1277,15 @@ static struct {
     struct remove_job *head, **tail;
 } committing = {.tail = &committing.head};
 
+/* Removals submitted whose files are not unlinked yet (submit_remove, remove_files): taken by
+ * the submitters under the store's lock, made on the persistence thread. */
+static atomic_size_t removals_owed;
+
+size_t object_removals_owed(void)
+{
+    return atomic_load(&removals_owed);
+}
+
 /* Its files unlinked at the removals' pace (pace.h; streaming readers keep the inode), said in
  * the log, the job freed. */
 static void remove_files(struct remove_job *r)
@@ -1293,6 +1303,7 @@ static void remove_files(struct remove_job *r)
         log_info("store: removed %s (%s)", r->url, r->why);
     free(r->url);
     free(r);
+    atomic_fetch_sub(&removals_owed, 1);
 }
 
 static void run_remove(struct persist_job *job)
@@ -1351,6 +1362,7 @@ void submit_remove(const struct object *obj, const char *why, bool part_only)
     r->say = why != NULL;
     copy_string(r->why, sizeof(r->why), why ? why : "");
     r->part_only = part_only;
+    atomic_fetch_add(&removals_owed, 1); /* before: with no persistence thread, it runs here */
     persist_submit_grouped(&r->job, &removals);
 }
 

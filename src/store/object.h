@@ -592,6 +592,9 @@ int make_key_dir(const char *path);
  * refresh's), its file and row kept. */
 #define REMOVE_WHY_SIZE 200
 void submit_remove(const struct object *obj, const char *why, bool part_only);
+/* Removals submitted whose files are not unlinked yet: how far the disk is behind the
+ * evictions and the expiry (store_room.c's store_evict_ahead). Any thread. */
+size_t object_removals_owed(void);
 
 /* --- an object's strings: any thread, no state but a thread's last key --------------------- */
 /* The key (hex sha256) of a URL: its file's name and its place in the table. */

@@ -477,7 +477,7 @@ void store_flush_usage_quiet(void);
 void store_flush_failures(void);
 /* Upstream thread, every STORE_EXPIRE_STEP_MS: a step of the expiry sweep, STORE_EXPIRE_CHUNK
  * buckets (store_room.c says why) in one hold of the lock, from where the last step stopped;
- * skipped while the jobs waiting on the ordered persistence queue are past store_evict_ahead,
+ * skipped while the removals owed to the disk are past store_evict_ahead,
  * unless `always` (the caller's once a second: the sweep never stops for good). Returns 1 when more
  * of the round is left, 0 once the step ended a round of the table (the caller may wait longer
  * before the next), -1 when it was skipped. */
@@ -485,9 +485,9 @@ void store_flush_failures(void);
 #define STORE_EXPIRE_CHUNK 512
 int store_expire_step(bool always);
 /* Upstream thread, once a second: over the quota (it shrank), store_evict_holds holds of 1024
- * evictions, and about 100 ms, at most, a purge's pauses between them; past the first hold, the
- * next only while it would not take the jobs waiting on the ordered persistence queue past
- * store_evict_ahead (the removals keep near the disk's pace). */
+ * evictions, and about 100 ms, at most, a purge's pauses between them; each only while it would
+ * not take the removals owed to the disk (object_removals_owed) past store_evict_ahead (the
+ * removals keep near the disk's pace; other work queued does not count). */
 void store_evict_over_quota(void);
 /* 32 (store_room.c says why). A variable only so that a unit test proves the bound on one hold's
  * objects rather than 32's; set before the upstream thread runs, never changed by arca. */

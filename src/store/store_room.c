@@ -192,15 +192,18 @@ int room_make(int64_t bytes)
  * hits beside. */
 int store_evict_holds = 32;
 #define EVICT_TICK_US 100000
-/* Jobs of the ordered persistence queue (a removal is one) that the expiry sweep's next step and
- * the next hold of a shrunk quota's eviction may not take it past (about as many removals as
- * either makes at most): they wait instead. A second's first step and a tick's first hold
- * always go, so that a queue kept long by other work (a stream of misses, a download's
- * room) slows both, never stops them: at worst 1,536 removals a second beyond it. Without it,
- * 100,000 of a million objects were evicted in 3-4 s while their rows and files took the
- * persistence thread 13 s (each a row's delete and an unlink, 90 µs of the thread here): that
- * many jobs in memory, a stop's drain as long, and a usage that said freed what the disk still
- * held. 8192 is about a second of the thread's removals. */
+/* Removals owed (submitted, their files not unlinked yet: object_removals_owed) that the expiry
+ * sweep's next step and a shrunk quota's eviction may not take past (about as many as either
+ * makes at most): they wait instead. Only removals count, so other work queued (a stream of
+ * misses, a download's room) never holds them up, and those owed always drain. The sweep's step
+ * once a second goes anyway (its round finds what eviction takes): at most 512 a second beyond
+ * it. A tick's first hold of the eviction went anyway too, beside every job queued: where the
+ * thread made fewer than 1,024 removals a second (ASan beside a CPU-heavy job) the queue grew
+ * to 14,349 jobs in test_big_evict. Without the bound, 100,000 of a million objects were
+ * evicted in 3-4 s while their rows and files took the persistence thread 13 s (each a row's
+ * delete and an unlink, 90 µs of the thread here): that many jobs in memory, a stop's drain as
+ * long, and a usage that said freed what the disk still held. 8192 is about a second of the
+ * thread's removals. */
 size_t store_evict_ahead = 8192;
 
 struct touch {
@@ -460,11 +463,10 @@ static void expire_buckets(size_t from, size_t to, int64_t now)
     }
 }
 
-/* Whether `more` removals would put the jobs queued further ahead of the disk than
- * store_evict_ahead. */
+/* Whether `more` removals would put them further ahead of the disk than store_evict_ahead. */
 static bool removals_ahead(size_t more)
 {
-    return persist_depth(PERSIST_ORDERED) + more > store_evict_ahead;
+    return object_removals_owed() + more > store_evict_ahead;
 }
 
 /* An expired object only holds disk (lookups revalidate or refuse it), so the sweep may take a
@@ -500,6 +502,8 @@ void store_evict_over_quota(void)
      * the quota was reached, the eviction of 100,000 of a million objects held them up 0.3 s at
      * once, and put the hits' p99 at 43-246 ms (alone 1.1-8) */
     int64_t start = monotonic_us();
+    if (removals_ahead(EVICT_PER_HOLD))
+        return; /* the disk is behind: its removals first, the next tick goes on */
     for (int holds = 1;; holds++) {
         int64_t since = store_lock_slice();
         bool again = evict_some(0, EVICT_PER_HOLD, st.quota) == 1 && holds < store_evict_holds &&

@@ -26,9 +26,9 @@ from test_reload import write_config
 # disk (30,000 jobs queued at once before store_evict_ahead) cannot pass for one that kept pace
 BULK = 40_000
 
-# store_evict_ahead (store_room.c), a tick's first hold (1,024 evictions, which always goes)
-# and what the usage flush may queue beside them
-QUEUE_BOUND = 8192 + 1024 + 256
+# store_evict_ahead (store_room.c: removals owed to the disk, whatever its pace) and what the
+# usage flush may queue beside them
+QUEUE_BOUND = 8192 + 256
 # rows purged: more than store_evict_ahead (8,192), the removals a walk once kept ahead of the
 # disk before it went on
 PURGE_BULK = 20_000
