@@ -628,9 +628,9 @@ static void drop_part_file(const struct object *obj)
 }
 
 /* Persistence thread: the revalidated version's file, and its row as a complete object again
- * (renewed), unless it is not to be kept; the download's empty partial file goes. Returns the
- * open file, or -1 with the object failed. */
-static int renew_on_disk(struct object *obj)
+ * (renewed), unless it is not to be kept (*kept false then); the download's empty partial file
+ * goes. Returns the open file, or -1 with the object failed. */
+static int renew_on_disk(struct object *obj, bool *kept)
 {
     assert(persist_owns_index());
     char path[1200];
@@ -646,7 +646,8 @@ static int renew_on_disk(struct object *obj)
      * version, and run_renew drops it. No row, for a purge may have been answered since the
      * upstream thread's look at the copy (store_stale_validators), its row gone on disk: one
      * written again now would be there, until the drop's removal, for kill -9 to bring back. */
-    if (obj->transient) {
+    *kept = !obj->transient;
+    if (!*kept) {
         store_unlock();
         drop_part_file(obj);
         return fd;
@@ -677,12 +678,16 @@ static int renew_on_disk(struct object *obj)
 static void run_renew(struct persist_job *job)
 {
     struct finish_job *f = (struct finish_job *)job;
-    int fd = renew_on_disk(f->obj);
+    bool kept = true;
+    int fd = renew_on_disk(f->obj, &kept);
     if (fd >= 0) {
         store_lock();
         if (!object_renew(f->obj, fd))
-            close(fd);              /* failed meanwhile (shutdown) */
-        else if (f->obj->transient) /* purged, or store = no since: its readers have it */
+            close(fd); /* failed meanwhile (shutdown) */
+        /* purged, or store = no since: its readers have it. Not kept once no row was written,
+         * though a lookup since may have said store = yes: the row on disk is the expired
+         * copy's, which a restart would take for it */
+        else if (!kept || f->obj->transient)
             object_remove(f->obj, f->obj->purged ? OBJECT_PURGED_UNDER_WAY : STORE_NOT_STORED);
         store_unlock();
     }

@@ -56,6 +56,36 @@ int __wrap_fdatasync(int fd)
     return 0;
 }
 
+/* A lookup made at the moment the store unlinks a refresh's partial file (armed with a URL and
+ * its terms, once): another client's request landing between the two holds of the lock a
+ * renewal takes. Its object, joined, is kept here for the test to read and release. */
+static struct {
+    const char *url;
+    struct object_keep terms;
+    struct object *joined;
+} at_unlink;
+
+int __real_unlink(const char *path);
+int __wrap_unlink(const char *path);
+int __wrap_unlink(const char *path)
+{
+    char key[65];
+    if (at_unlink.url) {
+        url_key(at_unlink.url, key);
+        size_t n = strlen(path);
+        if (n > 5 && !strcmp(path + n - 5, ".part") && strstr(path, key)) {
+            struct object_meta meta;
+            int fd;
+            const char *url = at_unlink.url;
+            at_unlink.url = NULL;
+            assert_int_equal(store_lookup_as(url, &at_unlink.terms, AUTH_CONFIRMED, false,
+                                             &at_unlink.joined, &fd, NULL, &meta),
+                             LOOKUP_COALESCED);
+        }
+    }
+    return __real_unlink(path);
+}
+
 static int open_store(void **state)
 {
     (void)state;
@@ -455,6 +485,45 @@ static void a_renewal_after_a_purge_of_its_copy_writes_no_row(void **state)
     assert_int_equal(access(path, F_OK), -1);
 }
 
+/* A renewal not to be stored (store = no) writes no row; a lookup that says store = yes
+ * between that decision and the renewal's end (here: at its partial file's unlink) does not
+ * make it kept, for the row on disk is still the expired copy's, which a restart would take for
+ * the renewed version. Its readers have the renewed version all the same. */
+static void a_renewal_decided_not_kept_stays_so(void **state)
+{
+    struct object_keep t = terms(), once = terms();
+    struct object *obj, *joined;
+    struct object_meta meta;
+    char path[1200];
+    int fd;
+    (void)state;
+    t.ttl = 1;
+    once.store = false;
+    complete_etagged("http://h/flip/etag", &t, path, sizeof(path));
+    clock_passes((int64_t)time(NULL));
+    assert_int_equal(
+        store_lookup_as("http://h/flip/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+        LOOKUP_MISS); /* a revalidation of the expired version */
+    assert_int_equal(store_lookup_as("http://h/flip/etag", &once, AUTH_CONFIRMED, false, &joined,
+                                     &fd, NULL, &meta),
+                     LOOKUP_COALESCED); /* not to be stored, from now on */
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    at_unlink.url = "http://h/flip/etag";
+    at_unlink.terms = t; /* store = yes */
+    assert_int_equal(store_renew(obj), 0);
+    persist_flush();
+    assert_null(at_unlink.url); /* the lookup was made */
+    store_snapshot(at_unlink.joined, &meta);
+    assert_int_equal(meta.state, OBJ_COMPLETE); /* its reader has the renewed version */
+    store_release(at_unlink.joined);
+    store_release(joined);
+    release_both(obj);
+    persist_flush();
+    assert_int_equal(outcome_of("http://h/flip/etag"), OUTCOME_ABSENT);
+    assert_false(index_has("http://h/flip/etag"));
+}
+
 /* The object's own maximum size (its terms': a rule's max-object-size) refuses a body longer
  * than it, announced or grown, whatever --max-object-size says. */
 static void an_objects_own_maximum_size_refuses(void **state)
@@ -722,6 +791,7 @@ int main(void)
         EACH(a_stored_object_goes_when_its_terms_say_store_no),
         EACH(a_renewal_not_to_be_stored_keeps_nothing),
         EACH(a_renewal_after_a_purge_of_its_copy_writes_no_row),
+        EACH(a_renewal_decided_not_kept_stays_so),
         EACH(an_objects_own_maximum_size_refuses),
         EACH(an_objects_own_stale_windows_decide_its_expiry),
         EACH(a_pin_survives_a_restart),
