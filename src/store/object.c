@@ -953,6 +953,13 @@ void object_aside_release(void)
     free(st.aside);
     st.aside = NULL;
     st.naside = st.aside_cap = 0;
+    st.set_aside = false;
+}
+
+bool object_set_aside_begun(void)
+{
+    ASSERT_LOCKED();
+    return st.set_aside;
 }
 
 /* arca stops: the file and row stay for the next start to continue (store_set_aside); a
@@ -960,6 +967,7 @@ void object_aside_release(void)
  * rows (keep_aside). */
 static void set_aside(struct object *obj, const struct move_args *a)
 {
+    st.set_aside = true;
     object_set_error(obj, a->status, a->reason);
     keep_aside(object_stale(obj));
     leave_failed(obj);

@@ -352,6 +352,9 @@ struct store_state {
      * at store_close (object_aside_release) */
     struct object **aside;
     size_t naside, aside_cap;
+    /* arca stopping: a download was set aside (its partial file kept for the next start, out of
+     * the table), until store_close (object_aside_release) */
+    bool set_aside;
     /* Renames of a file under a key's name (key_rename), begun and done: a hit that opens its
      * file with the lock dropped trusts the descriptor only when none was under way or began
      * meanwhile (key_renames_quiet). Apart from the fields every hit writes. */
@@ -562,6 +565,9 @@ struct object *object_find_same(const struct object *obj);
 struct object *object_find_gen(const uint8_t tag[4], uint32_t gen);
 /* Lock held (or main alone at store_close). The copies set aside are let go. */
 void object_aside_release(void);
+/* Lock held. Whether a download was set aside (arca stops): the table then no longer names
+ * every key whose files must stay (store_purge.c's unlinks). */
+bool object_set_aside_begun(void);
 /* Lock held. Sweeps visit the table a slot at a time (table.h): object_slot(i) is the first
  * object of slot i, object_next the next one in that slot. */
 size_t object_slots(void);

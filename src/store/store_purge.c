@@ -34,6 +34,8 @@
 int store_purge_hold_us = 1000;
 /* Slots visited between two looks at the clock. */
 #define PURGE_CLOCK_EVERY 64
+/* How long a stop goes on removing the files of purges answered (stop_spent). */
+#define PURGE_STOP_FILES_US (2 * 1000 * 1000)
 /* Passes over the table at most: another pass only when the table grew during one (its objects
  * moved between slots: one may have been missed), which inserts make rarer each time. */
 #define PURGE_PASSES 3
@@ -65,7 +67,10 @@ static void next_key(const struct purge_job *p, size_t *at, char key[65])
 }
 
 /* The next few files. A key back in the table meanwhile is a new download's (its part file
- * comes after this job; its complete file replaces the purged one): left to it. */
+ * comes after this job; its complete file replaces the purged one): left to it. Once a download
+ * was set aside (arca stops), the table no longer names every such key: one of the purge's URLs
+ * asked again since keeps its partial file for the next start, out of the table. None goes
+ * then; the next start's sweep takes those no row names. */
 static void unlink_some(struct purge_job *p)
 {
     size_t end = p->done + PURGE_FILES_PER_RUN < p->n ? p->done + PURGE_FILES_PER_RUN : p->n;
@@ -74,9 +79,14 @@ static void unlink_some(struct purge_job *p)
     for (size_t i = p->done; i < end; i++)
         next_key(p, &p->done_at, keys[i - p->done]);
     store_lock();
+    bool set_aside = object_set_aside_begun();
     for (size_t i = p->done; i < end; i++)
         back[i - p->done] = object_find(keys[i - p->done]) != NULL;
     store_unlock();
+    if (set_aside) {
+        p->done = p->n;
+        return;
+    }
     for (size_t i = p->done; i < end; i++) {
         if (back[i - p->done])
             continue;
@@ -217,6 +227,22 @@ static void next_files(bool finished)
         persist_submit_background(&p->job);
 }
 
+/* Persistence thread: whether arca stops and has spent PURGE_STOP_FILES_US on the files since it
+ * began to. A stop goes on with them, unpaced (pace.h), so that a purge just before a restart
+ * leaves none behind, but for so long only: 100,000 took 2.5 s here, and the service manager's
+ * patience covers the clients' grace period too. */
+static bool stop_spent(void)
+{
+    static int64_t since; /* when this thread saw the stop: 0 while arca runs */
+    if (!persist_stopping()) {
+        since = 0;
+        return false;
+    }
+    if (!since)
+        since = monotonic_us();
+    return monotonic_us() - since > PURGE_STOP_FILES_US;
+}
+
 static void run_purge(struct persist_job *job)
 {
     struct purge_job *p = (struct purge_job *)job;
@@ -226,7 +252,10 @@ static void run_purge(struct persist_job *job)
         return;
     }
     size_t before = p->done;
-    unlink_some(p); /* a stop too: its drain runs them unpaced, and no file is left for later */
+    if (stop_spent())
+        p->done = p->n; /* left to the next start's sweep */
+    else
+        unlink_some(p);
     ahead_made(p->done - before);
     if (p->done < p->n) {
         persist_submit_background(&p->job); /* the rest behind what was queued meanwhile */

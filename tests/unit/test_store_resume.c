@@ -18,8 +18,12 @@
 #include "config/config.h"
 #include "log/log.h"
 #include "persist/persist.h"
+#include "store/object.h"
 #include "store/store.h"
 #include "unit_tmp.h"
+
+#include <openssl/sha.h>
+#include <unistd.h>
 
 /* The table starts with 1024 buckets (table.c) and doubles when a 1025th object comes in. */
 #define START_BUCKETS 1024
@@ -179,11 +183,79 @@ static void a_download_dropped_for_want_of_memory_is_not_handed_over(void **stat
     store_close();
 }
 
+/* A complete object of `url`, its body `body`, as the upstream thread makes one. */
+static void complete(const char *url, const char *body)
+{
+    struct object *obj;
+    struct object_meta meta;
+    struct upstream_headers h = {"text/plain", "", "", "", "", ""};
+    uint8_t digest[32];
+    int fd;
+    assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, url, file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(obj, (int64_t)strlen(body), &h, true), 0);
+    assert_int_equal(store_append(obj, body, strlen(body)), 0);
+    SHA256((const unsigned char *)body, strlen(body), digest);
+    assert_int_equal(store_finish(obj, digest), 0);
+    persist_flush();
+    store_release(obj);
+    store_release(obj);
+}
+
+/* A purge's files go after its answer, a few at a time. A download of one of its URLs begun
+ * since, then set aside by a stop, has left the table with its partial file kept for the next
+ * start: the purge's unlinks, which skip only the keys in the table, took that file (and the
+ * next start began the download again from nothing). Once a download is set aside they stop;
+ * the next start's sweep takes the files left, none of which a row names. */
+static void a_download_set_aside_keeps_its_file_through_a_purge(void **state)
+{
+    enum { N = 2000 };
+    char url[64], last[64] = "", key[65], best[65] = "", part[1200];
+    struct object *obj;
+    struct object_meta meta;
+    struct upstream_headers h = {"application/octet-stream", "", "", "", "", ""};
+    struct purge_result r = {0};
+    int fd;
+    (void)state;
+    use_data_dir("purged");
+    open_store();
+    for (int i = 0; i <= 256; i++) /* the start-up sweep (above) */
+        persist_flush();
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof(url), "http://h/p/%d", i);
+        complete(url, "body");
+        url_key(url, key);
+        if (strcmp(key, best) > 0) { /* the last the purge's unlinks reach: its keys in order */
+            memcpy(best, key, sizeof(best));
+            memcpy(last, url, sizeof(last));
+        }
+    }
+    store_purge_prefix("http://h/p/", false, &r);
+    assert_int_equal(r.objects, N);
+    /* asked again at once: a download of its own, its partial file made, then set aside */
+    assert_int_equal(store_lookup(last, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, last, file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(obj, 10, &h, true), 0);
+    assert_int_equal(store_append(obj, "0123", 4), 0);
+    store_set_aside(obj, "arca is shutting down");
+    store_release(obj);
+    store_release(obj);
+    while (store_purge_ahead() > 0) /* the purge's unlinks left, as far as they go */
+        persist_flush();
+    snprintf(part, sizeof(part), "%s/objects/%.2s/%s.part", cfg.data_dir, best, best);
+    assert_int_equal(access(part, F_OK), 0);
+    store_close();
+    assert_int_equal(access(part, F_OK), 0);
+}
+
 int main(void)
 {
     unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_download_dropped_for_want_of_memory_is_not_handed_over),
+        cmocka_unit_test(a_download_set_aside_keeps_its_file_through_a_purge),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
