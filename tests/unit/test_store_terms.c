@@ -392,28 +392,38 @@ static void clock_passes(int64_t t)
     assert_true((int64_t)time(NULL) > t);
 }
 
+/* An expired version of `url` (ETag "v1", its file's path in `path`) being revalidated (the
+ * download returned, its partial file made) after a second lookup joined it saying store = no
+ * (that one's object in *joined). */
+static struct object *refresh_not_stored(const char *url, struct object **joined, char *path,
+                                         size_t size)
+{
+    struct object_keep t = terms(), once = terms();
+    struct object *obj;
+    struct object_meta meta;
+    int fd;
+    t.ttl = 1;
+    once.store = false;
+    complete_etagged(url, &t, path, size);
+    clock_passes((int64_t)time(NULL));
+    assert_int_equal(store_lookup_as(url, &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
+                     LOOKUP_MISS); /* a revalidation of the expired version */
+    assert_int_equal(store_lookup_as(url, &once, AUTH_CONFIRMED, false, joined, &fd, NULL, &meta),
+                     LOOKUP_COALESCED); /* not to be stored, from now on */
+    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
+    persist_flush();
+    return obj;
+}
+
 /* A revalidation a later lookup's terms say not to store (store = no), renewed by upstream's
  * 304: its readers get the version it renewed, and then nothing of it is kept. */
 static void a_renewal_not_to_be_stored_keeps_nothing(void **state)
 {
-    struct object_keep t = terms(), once = terms();
     struct object *obj, *joined;
     struct object_meta meta;
     char path[1200];
-    int fd;
     (void)state;
-    t.ttl = 1;
-    once.store = false;
-    complete_etagged("http://h/etag", &t, path, sizeof(path));
-    clock_passes((int64_t)time(NULL));
-    assert_int_equal(
-        store_lookup_as("http://h/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
-        LOOKUP_MISS); /* a revalidation of the expired version */
-    assert_int_equal(
-        store_lookup_as("http://h/etag", &once, AUTH_CONFIRMED, false, &joined, &fd, NULL, &meta),
-        LOOKUP_COALESCED);
-    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
-    persist_flush();
+    obj = refresh_not_stored("http://h/etag", &joined, path, sizeof(path));
     assert_int_equal(store_renew(obj), 0);
     persist_flush();
     store_snapshot(joined, &meta);
@@ -491,26 +501,13 @@ static void a_renewal_after_a_purge_of_its_copy_writes_no_row(void **state)
  * the renewed version. Its readers have the renewed version all the same. */
 static void a_renewal_decided_not_kept_stays_so(void **state)
 {
-    struct object_keep t = terms(), once = terms();
     struct object *obj, *joined;
     struct object_meta meta;
     char path[1200];
-    int fd;
     (void)state;
-    t.ttl = 1;
-    once.store = false;
-    complete_etagged("http://h/flip/etag", &t, path, sizeof(path));
-    clock_passes((int64_t)time(NULL));
-    assert_int_equal(
-        store_lookup_as("http://h/flip/etag", &t, AUTH_CONFIRMED, false, &obj, &fd, NULL, &meta),
-        LOOKUP_MISS); /* a revalidation of the expired version */
-    assert_int_equal(store_lookup_as("http://h/flip/etag", &once, AUTH_CONFIRMED, false, &joined,
-                                     &fd, NULL, &meta),
-                     LOOKUP_COALESCED); /* not to be stored, from now on */
-    assert_int_equal(store_begin_file(obj, "http://h/", file_ready, NULL), 0);
-    persist_flush();
+    obj = refresh_not_stored("http://h/flip/etag", &joined, path, sizeof(path));
     at_unlink.url = "http://h/flip/etag";
-    at_unlink.terms = t; /* store = yes */
+    at_unlink.terms = terms(); /* store = yes */
     assert_int_equal(store_renew(obj), 0);
     persist_flush();
     assert_null(at_unlink.url); /* the lookup was made */
