@@ -25,6 +25,7 @@ static struct {
     pthread_cond_t idle;  /* a job was done, on either queue */
     struct queue q[2];    /* indexed by enum persist_queue */
     bool stopping;        /* persist_stop was called */
+    int64_t stopped_at;   /* when (monotonic_us), while `stopping` */
     /* persist_others_wait: jobs on the ordered queue that are not background ones, and callers
      * waiting in persist_flush or persist_settle */
     size_t foreground_queued, waiters;
@@ -255,6 +256,7 @@ void persist_stop(void)
 {
     pthread_mutex_lock(&pq.lock);
     pq.stopping = true;
+    pq.stopped_at = monotonic_us();
     pthread_cond_signal(&pq.q[PERSIST_ORDERED].work); /* a pause (persist_pause) ends */
     pthread_mutex_unlock(&pq.lock);
     /* the sync queue first: its jobs end on the ordered queue */
@@ -292,6 +294,14 @@ int64_t persist_pause(int64_t us)
     }
     pthread_mutex_unlock(&pq.lock);
     return slept < us ? slept : us;
+}
+
+int64_t persist_stopping_for(void)
+{
+    pthread_mutex_lock(&pq.lock);
+    int64_t since = pq.stopping ? pq.stopped_at : -1;
+    pthread_mutex_unlock(&pq.lock);
+    return since < 0 ? -1 : monotonic_us() - since;
 }
 
 bool persist_stopping(void)

@@ -84,6 +84,8 @@ bool persist_others_wait(void);
 int64_t persist_pause(int64_t us);
 /* Whether persist_stop has been called: long chains of jobs (the orphan sweep) end early. */
 bool persist_stopping(void);
+/* Microseconds (monotonic_us) since persist_stop was called, or -1 while the queues run. */
+int64_t persist_stopping_for(void);
 /* Jobs submitted to `which` and not yet done (the one running included), for /metrics. */
 size_t persist_depth(enum persist_queue which);
 /* Whether the caller is the ordered queue's thread (for asserts). */

@@ -269,8 +269,8 @@ struct purge_result {
  * query. Any thread but a worker: it returns once the rows are gone on disk (the slices queued
  * one after the other sharing a transaction, as removals do), and only then queues
  * the files, one job at a time, so that neither its answer nor a new download's file, made in
- * order behind the rows, waits for more than a run of them (a stop goes on with them for 2 s at
- * most, none once a download was set aside; the next start's sweep takes the rest). Purges at
+ * order behind the rows, waits for more than a run of them (a stop goes on with them for about 2 s,
+ * none once a download was set aside; the next start's sweep takes the rest). Purges at
  * once take turns. */
 void store_purge_prefix(const char *prefix, bool bounded, struct purge_result *r);
 /* Objects purges took out of the table whose files the disk has yet to remove (their rows

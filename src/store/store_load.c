@@ -866,13 +866,17 @@ struct sweep_job {
 
 /* Lock held. A file an object in the table owns: KEY (a complete version, or the one a download
  * revalidates) or KEY.part (a download's). object_find() finds nothing for a name that is not
- * 64 lowercase hex digits (table_get). */
+ * 64 lowercase hex digits (table_get). Once a download was set aside (arca stops), every file:
+ * the table no longer names the partial files and expired copies kept for the next start, which
+ * sweeps again. */
 static bool file_wanted(const char *name)
 {
     assert(store_locked() && !st.loading);
     size_t len = strlen(name);
     char key[65];
     const struct object *obj;
+    if (object_set_aside_begun())
+        return true;
     if (len == 64)
         return object_find(name) != NULL;
     if (len != 64 + strlen(".part") || strcmp(name + 64, ".part") != 0)

@@ -227,20 +227,13 @@ static void next_files(bool finished)
         persist_submit_background(&p->job);
 }
 
-/* Persistence thread: whether arca stops and has spent PURGE_STOP_FILES_US on the files since it
- * began to. A stop goes on with them, unpaced (pace.h), so that a purge just before a restart
- * leaves none behind, but for so long only: 100,000 took 2.5 s here, and the service manager's
- * patience covers the clients' grace period too. */
+/* Whether arca stops and has spent PURGE_STOP_FILES_US on the drain since it began. A stop goes
+ * on with the files, unpaced (pace.h), so that a purge just before a restart leaves none
+ * behind, but for so long only (and the run under way then): 100,000 took 2.5 s here, and the
+ * service manager's patience covers the clients' grace period too. */
 static bool stop_spent(void)
 {
-    static int64_t since; /* when this thread saw the stop: 0 while arca runs */
-    if (!persist_stopping()) {
-        since = 0;
-        return false;
-    }
-    if (!since)
-        since = monotonic_us();
-    return monotonic_us() - since > PURGE_STOP_FILES_US;
+    return persist_stopping_for() > PURGE_STOP_FILES_US;
 }
 
 static void run_purge(struct persist_job *job)

@@ -242,7 +242,9 @@ static void a_download_set_aside_keeps_its_file_through_a_purge(void **state)
             memcpy(last, url, sizeof(last));
         }
     }
+    store_purge_hold_us = 60 * 1000 * 1000; /* one slice, one job: its files in key order */
     store_purge_prefix("http://h/p/", false, &r);
+    store_purge_hold_us = 1000;
     assert_int_equal(r.objects, N);
     /* asked again at once: a download of its own, its partial file made, then set aside */
     assert_int_equal(store_lookup(last, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
@@ -261,12 +263,49 @@ static void a_download_set_aside_keeps_its_file_through_a_purge(void **state)
     assert_int_equal(access(part, F_OK), 0);
 }
 
+/* The start's sweep of files no row names goes a directory at a time while arca serves: a
+ * download set aside by a stop meanwhile has left the table with its partial file kept for the
+ * next start, and the sweep, which keeps the files of the keys in the table, took it. Once a
+ * download is set aside it keeps every file (the next start sweeps again). */
+static void a_download_set_aside_keeps_its_file_through_the_sweep(void **state)
+{
+    char url[64], key[65], part[1200];
+    struct object *obj;
+    struct object_meta meta;
+    struct upstream_headers h = {"application/octet-stream", "", "", "", "", ""};
+    int fd;
+    (void)state;
+    for (int i = 0;; i++) { /* its key in objects/ff/, the last directory the sweep reaches */
+        snprintf(url, sizeof(url), "http://h/swept/%d", i);
+        url_key(url, key);
+        if (!strncmp(key, "ff", 2))
+            break;
+    }
+    use_data_dir("swept");
+    open_store(); /* its sweep under way from here */
+    assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, url, file_ready, NULL), 0);
+    persist_flush();
+    assert_int_equal(store_begin_body(obj, 10, &h, true), 0);
+    assert_int_equal(store_append(obj, "0123", 4), 0);
+    store_set_aside(obj, "arca is shutting down");
+    store_release(obj);
+    store_release(obj);
+    for (int i = 0; i <= 256; i++) /* the sweep's directories left */
+        persist_flush();
+    snprintf(part, sizeof(part), "%s/objects/ff/%s.part", cfg.data_dir, key);
+    assert_int_equal(access(part, F_OK), 0);
+    store_close();
+    assert_int_equal(access(part, F_OK), 0);
+}
+
 int main(void)
 {
     unit_tmp(dir, sizeof(dir));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_download_dropped_for_want_of_memory_is_not_handed_over),
         cmocka_unit_test(a_download_set_aside_keeps_its_file_through_a_purge),
+        cmocka_unit_test(a_download_set_aside_keeps_its_file_through_the_sweep),
     };
     return cmocka_run_group_tests(tests, make_dir, remove_dir);
 }
