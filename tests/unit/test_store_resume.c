@@ -97,30 +97,43 @@ static void file_ready(void *arg)
     (void)arg;
 }
 
-/* `n` downloads of 4 bytes out of 10, set aside by a stop as arca does: their rows say how much
- * of their partial files is synced, for the next start to continue them. */
+/* A download of `url` begun (a miss), its partial file asked for: made at the next flush. */
+static struct object *download_begun(const char *url)
+{
+    struct object *obj;
+    struct object_meta meta;
+    int fd;
+    assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
+    assert_int_equal(store_begin_file(obj, url, file_ready, NULL), 0);
+    return obj;
+}
+
+/* A download whose file is made: 4 bytes of 10, then set aside by a stop as arca does, its row
+ * saying how much of its partial file is synced, for the next start to continue it. */
+static void set_aside_now(struct object *obj)
+{
+    struct upstream_headers h = {"application/octet-stream",      "", "",
+                                 "Tue, 01 Sep 2026 10:00:00 GMT", "", ""};
+    assert_int_equal(store_begin_body(obj, 10, &h, true), 0);
+    assert_int_equal(store_append(obj, "0123", 4), 0);
+    store_set_aside(obj, "arca is shutting down");
+    store_release(obj); /* the lookup's */
+    store_release(obj); /* the fetch's */
+}
+
+/* `n` downloads set aside (set_aside_now). */
 static void set_aside_downloads(int n)
 {
     struct object **objs = calloc((size_t)n, sizeof(*objs));
-    struct object_meta meta;
-    struct upstream_headers h = {"application/octet-stream",      "", "",
-                                 "Tue, 01 Sep 2026 10:00:00 GMT", "", ""};
     char url[64];
-    int fd;
     assert_non_null(objs);
     for (int i = 0; i < n; i++) {
         snprintf(url, sizeof(url), "http://h/%d", i);
-        assert_int_equal(store_lookup(url, 3600, &objs[i], &fd, NULL, &meta), LOOKUP_MISS);
-        assert_int_equal(store_begin_file(objs[i], url, file_ready, NULL), 0);
+        objs[i] = download_begun(url);
     }
     persist_flush();
-    for (int i = 0; i < n; i++) {
-        assert_int_equal(store_begin_body(objs[i], 10, &h, true), 0);
-        assert_int_equal(store_append(objs[i], "0123", 4), 0);
-        store_set_aside(objs[i], "arca is shutting down");
-        store_release(objs[i]); /* the lookup's */
-        store_release(objs[i]); /* the fetch's */
-    }
+    for (int i = 0; i < n; i++)
+        set_aside_now(objs[i]);
     persist_flush();
     free(objs);
 }
@@ -188,17 +201,14 @@ static void a_download_dropped_for_want_of_memory_is_not_handed_over(void **stat
 static void complete_many(int n)
 {
     struct object **objs = calloc((size_t)n, sizeof(*objs));
-    struct object_meta meta;
     struct upstream_headers h = {"text/plain", "", "", "", "", ""};
     uint8_t digest[32];
     char url[64];
-    int fd;
     assert_non_null(objs);
     SHA256((const unsigned char *)"body", 4, digest);
     for (int i = 0; i < n; i++) {
         snprintf(url, sizeof(url), "http://h/p/%d", i);
-        assert_int_equal(store_lookup(url, 3600, &objs[i], &fd, NULL, &meta), LOOKUP_MISS);
-        assert_int_equal(store_begin_file(objs[i], url, file_ready, NULL), 0);
+        objs[i] = download_begun(url);
     }
     persist_flush();
     for (int i = 0; i < n; i++) {
@@ -224,10 +234,7 @@ static void a_download_set_aside_keeps_its_file_through_a_purge(void **state)
     enum { N = 1000 }; /* 4 runs of the purge's unlinks */
     char url[64], last[64] = "", key[65], best[65] = "", part[1200];
     struct object *obj;
-    struct object_meta meta;
-    struct upstream_headers h = {"application/octet-stream", "", "", "", "", ""};
     struct purge_result r = {0};
-    int fd;
     (void)state;
     use_data_dir("purged");
     open_store();
@@ -247,14 +254,9 @@ static void a_download_set_aside_keeps_its_file_through_a_purge(void **state)
     store_purge_hold_us = 1000;
     assert_int_equal(r.objects, N);
     /* asked again at once: a download of its own, its partial file made, then set aside */
-    assert_int_equal(store_lookup(last, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
-    assert_int_equal(store_begin_file(obj, last, file_ready, NULL), 0);
+    obj = download_begun(last);
     persist_flush();
-    assert_int_equal(store_begin_body(obj, 10, &h, true), 0);
-    assert_int_equal(store_append(obj, "0123", 4), 0);
-    store_set_aside(obj, "arca is shutting down");
-    store_release(obj);
-    store_release(obj);
+    set_aside_now(obj);
     while (store_purge_ahead() > 0) /* the purge's unlinks left, as far as they go */
         persist_flush();
     snprintf(part, sizeof(part), "%s/objects/%.2s/%s.part", cfg.data_dir, best, best);
@@ -271,9 +273,6 @@ static void a_download_set_aside_keeps_its_file_through_the_sweep(void **state)
 {
     char url[64], key[65], part[1200];
     struct object *obj;
-    struct object_meta meta;
-    struct upstream_headers h = {"application/octet-stream", "", "", "", "", ""};
-    int fd;
     (void)state;
     for (int i = 0;; i++) { /* its key in objects/ff/, the last directory the sweep reaches */
         snprintf(url, sizeof(url), "http://h/swept/%d", i);
@@ -283,14 +282,9 @@ static void a_download_set_aside_keeps_its_file_through_the_sweep(void **state)
     }
     use_data_dir("swept");
     open_store(); /* its sweep under way from here */
-    assert_int_equal(store_lookup(url, 3600, &obj, &fd, NULL, &meta), LOOKUP_MISS);
-    assert_int_equal(store_begin_file(obj, url, file_ready, NULL), 0);
+    obj = download_begun(url);
     persist_flush();
-    assert_int_equal(store_begin_body(obj, 10, &h, true), 0);
-    assert_int_equal(store_append(obj, "0123", 4), 0);
-    store_set_aside(obj, "arca is shutting down");
-    store_release(obj);
-    store_release(obj);
+    set_aside_now(obj);
     for (int i = 0; i <= 256; i++) /* the sweep's directories left */
         persist_flush();
     snprintf(part, sizeof(part), "%s/objects/ff/%s.part", cfg.data_dir, key);
