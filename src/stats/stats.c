@@ -184,7 +184,9 @@ void stats_save(void)
     sv->hour = (struct index_hour){h.hour, h.served, h.downloaded, h.requests, h.hits};
     sv->forget_before = hour != last_hour ? hour - STATS_HOURS + 1 : 0;
     last_hour = hour;
-    persist_submit(&sv->job);
+    /* nobody waits for it: queued once a second behind removals slower than that, a job
+     * someone waited for would keep them from ever pausing for the hits (pace.h) */
+    persist_submit_background(&sv->job);
 }
 
 void stats_hours(struct stats_hour *out, int n)
@@ -276,5 +278,5 @@ void stats_family_save(const struct stats_family *f, const char *const keys[], i
     }
     c->n = rows;
     c->job.run = run_family_job;
-    persist_submit(&c->job);
+    persist_submit_background(&c->job); /* nobody waits for it (stats_save) */
 }

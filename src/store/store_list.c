@@ -561,7 +561,7 @@ void store_flush_failures(void)
         free(f);
         return;
     }
-    persist_submit(&f->job);
+    persist_submit_background(&f->job); /* nobody waits for it, as for the counters (stats_save) */
 }
 
 void free_failures(void)
