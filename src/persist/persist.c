@@ -53,13 +53,17 @@ static struct persist_job *take(struct queue *q)
     return job;
 }
 
+static void submit_ordered(struct persist_job *job, const struct persist_group *group,
+                           bool background);
+
 /* The sync queue's step: the data's fsync, then what follows it, in order with every other
- * change of names and rows. The follow-up is queued before this job counts as done, so that
- * persist_flush waiting on this queue then sees it on the ordered one. */
+ * change of names and rows, waited for as the sync was (job->background, set by enqueue). The
+ * follow-up is queued before this job counts as done, so that persist_flush waiting on this
+ * queue then sees it on the ordered one. */
 static void run_sync_step(struct persist_job *job)
 {
     job->sync(job);
-    persist_submit(job);
+    submit_ordered(job, NULL, job->background);
 }
 
 /* Lock held, a job of the ordered queue just run: its group (`*open`, begun before it) goes on
@@ -215,12 +219,22 @@ void persist_submit(struct persist_job *job)
     persist_submit_grouped(job, NULL);
 }
 
-void persist_submit_sync(struct persist_job *job)
+static void submit_sync(struct persist_job *job, bool background)
 {
     assert(job->sync && job->run);
     job->group = NULL;
-    if (enqueue(PERSIST_SYNC, job, false) < 0)
+    if (enqueue(PERSIST_SYNC, job, background) < 0)
         run_sync_step(job);
+}
+
+void persist_submit_sync(struct persist_job *job)
+{
+    submit_sync(job, false);
+}
+
+void persist_submit_sync_background(struct persist_job *job)
+{
+    submit_sync(job, true);
 }
 
 /* Lock held: wait until `which` has run `target` jobs (or stopped). */

@@ -60,11 +60,14 @@ int persist_start(char *err, size_t errlen);
 void persist_submit(struct persist_job *job);
 /* The same, the job one of `group`'s (see struct persist_group). */
 void persist_submit_grouped(struct persist_job *job, const struct persist_group *group);
-/* The same, a job that nobody waits for (a purge's rows and files, a usage flush, the
- * counters' and failures' saves, the start's sweep of orphan files): see persist_others_wait. */
+/* The same, a job that nobody waits for (a purge's files, a usage flush, the counters' and
+ * failures' saves, the start's sweep of orphan files): see persist_others_wait. */
 void persist_submit_background(struct persist_job *job);
 /* Any thread: job->sync on the sync queue, then job->run on the ordered queue. */
 void persist_submit_sync(struct persist_job *job);
+/* The same, a job that nobody waits for (a download's sync every few MiB): job->run queued as a
+ * background one, see persist_others_wait. */
+void persist_submit_sync_background(struct persist_job *job);
 /* Wait until every job submitted before this call has run (a sync job's follow-up included). */
 void persist_flush(void);
 /* Wait until every job submitted to the ordered queue before this call has run, not the sync

@@ -90,8 +90,8 @@ int64_t stats_disk_answers(void);
 
 /* Main thread, after the index is open. */
 void stats_load(void);
-/* Upstream thread (and main once it stopped): persist the counters and this hour's traffic, a
- * job nobody waits for (persist_submit_background; so is stats_family_save's). */
+/* Upstream thread: persist the counters and this hour's traffic, a job nobody waits for
+ * (persist_submit_background; so is stats_family_save's). */
 void stats_save(void);
 /* A family of counters whose keys are known only at run time, kept in the index's counters
  * table beside the ones above as "PREFIX KEY WHAT" (a parent's: "parent URL requests"; a

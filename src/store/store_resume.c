@@ -361,7 +361,9 @@ void maybe_sync(struct object *obj, int64_t before, int64_t after)
     store_unlock();
     *s = (struct sync_job){
         .job = {.run = run_sync, .sync = sync_partial}, .obj = obj, .upto = after};
-    persist_submit_sync(&s->job);
+    /* nobody waits for it: every 16 MiB of a download beside an eviction, one someone waited
+     * for would keep the removals from pausing for the hits for as long as it runs (pace.h) */
+    persist_submit_sync_background(&s->job);
 }
 
 void store_set_aside(struct object *obj, const char *reason)

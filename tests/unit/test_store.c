@@ -797,12 +797,40 @@ static void failures_written_behind_removals_leave_them_their_pace(void **state)
     (void)state;
     store_fail(obj, 404, "upstream answered 404");
     release_both(obj);
-    persist_flush(); /* the download's own jobs done: they are waited for */
+    persist_flush();                      /* the download's own jobs done: they are waited for */
     persist_submit_background(&gate.job); /* the removals' disk, stalled */
     store_flush_failures();
     bool waited_for = persist_others_wait();
     open_gate(&gate); /* before any assert: a failed one leaves no queue stalled behind it */
     persist_flush();
+    assert_false(waited_for);
+}
+
+/* A resumable download's file is synced every 16 MiB (store_resume.c's SYNC_STEP), its row
+ * written after: beside an eviction whose removals take longer than a step to get through, a
+ * row someone waited for would always be queued and they would never pause for the hits. */
+static void a_downloads_sync_behind_removals_leaves_them_their_pace(void **state)
+{
+    enum { STEP = 16 << 20 };
+    struct gate_job gate = {
+        .job.run = run_gate, .lock = PTHREAD_MUTEX_INITIALIZER, .opened = PTHREAD_COND_INITIALIZER};
+    struct object *obj = downloading("http://h/big-resumable", 2 * STEP, "");
+    char *step = calloc(1, STEP + 1);
+    (void)state;
+    assert_non_null(step);
+    persist_flush();                      /* the download's own jobs done: they are waited for */
+    persist_submit_background(&gate.job); /* the removals' disk, stalled */
+    assert_int_equal(store_append(obj, step, STEP + 1), 0); /* past a step: synced */
+    for (int64_t deadline = monotonic_ms() + 10000;
+         persist_depth(PERSIST_SYNC) > 0 && monotonic_ms() < deadline;)
+        usleep(1000); /* the sync done, its row queued behind the gate */
+    bool synced = persist_depth(PERSIST_SYNC) == 0, waited_for = persist_others_wait();
+    open_gate(&gate); /* before any assert: a failed one leaves no queue stalled behind it */
+    persist_flush();
+    store_fail(obj, 502, "the scenario ends");
+    release_both(obj);
+    free(step);
+    assert_true(synced);
     assert_false(waited_for);
 }
 
@@ -1404,6 +1432,8 @@ int main(void)
         cmocka_unit_test_setup(a_shrunk_quota_is_reached_a_tick_at_a_time, fresh_store),
         cmocka_unit_test_setup(a_shrunk_quota_waits_for_the_disk, fresh_store),
         cmocka_unit_test_setup(failures_written_behind_removals_leave_them_their_pace, fresh_store),
+        cmocka_unit_test_setup(a_downloads_sync_behind_removals_leaves_them_their_pace,
+                               fresh_store),
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
         cmocka_unit_test(an_expiry_step_sweeps_one_chunk_of_the_table),
         cmocka_unit_test(a_ttl_acts_only_once_authorised),
