@@ -65,7 +65,7 @@ void persist_submit_grouped(struct persist_job *job, const struct persist_group 
 void persist_submit_background(struct persist_job *job);
 /* Any thread: job->sync on the sync queue, then job->run on the ordered queue. */
 void persist_submit_sync(struct persist_job *job);
-/* The same, a job that nobody waits for (a download's sync every few MiB): job->run queued as a
+/* The same, a job that nobody waits for (a download's sync every 16 MiB): job->run queued as a
  * background one, see persist_others_wait. */
 void persist_submit_sync_background(struct persist_job *job);
 /* Wait until every job submitted before this call has run (a sync job's follow-up included). */

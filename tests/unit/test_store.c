@@ -820,17 +820,23 @@ static void a_downloads_sync_behind_removals_leaves_them_their_pace(void **state
     assert_non_null(step);
     persist_flush();                      /* the download's own jobs done: they are waited for */
     persist_submit_background(&gate.job); /* the removals' disk, stalled */
-    assert_int_equal(store_append(obj, step, STEP + 1), 0); /* past a step: synced */
+    int appended = store_append(obj, step, STEP + 1); /* past a step: synced */
     for (int64_t deadline = monotonic_ms() + 10000;
          persist_depth(PERSIST_SYNC) > 0 && monotonic_ms() < deadline;)
         usleep(1000); /* the sync done, its row queued behind the gate */
-    bool synced = persist_depth(PERSIST_SYNC) == 0, waited_for = persist_others_wait();
+    size_t sync_left = persist_depth(PERSIST_SYNC);
+    store_lock();
+    bool row_queued = obj->sync_pending; /* set by the step's sync, cleared by its row's run */
+    store_unlock();
+    bool waited_for = persist_others_wait();
     open_gate(&gate); /* before any assert: a failed one leaves no queue stalled behind it */
     persist_flush();
     store_fail(obj, 502, "the scenario ends");
     release_both(obj);
     free(step);
-    assert_true(synced);
+    assert_int_equal(appended, 0);
+    assert_int_equal(sync_left, 0);
+    assert_true(row_queued);
     assert_false(waited_for);
 }
 
