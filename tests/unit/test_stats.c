@@ -4,7 +4,6 @@
  * zeroed, and nothing counted twice across saves. The index is a real one, in a temporary dir;
  * no persistence thread runs, so each save's job runs at once (persist.h), but in the scenario
  * of the saves beside removals, which starts it. */
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +18,7 @@
 
 #include "persist/index.h"
 #include "persist/persist.h"
+#include "persist_gate.h"
 #include "stats/stats.h"
 #include "unit_tmp.h"
 
@@ -227,50 +227,24 @@ static void a_family_of_counters_survives_a_restart(void **state)
     assert_int_equal(found[1][1], 4);
 }
 
-/* The persistence thread held in a job of the scenario's, the saves queued behind it as behind
- * an eviction's removals. */
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t change;
-    bool inside, open;
-} hold = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false};
-
-static void run_hold(struct persist_job *job)
-{
-    (void)job;
-    pthread_mutex_lock(&hold.lock);
-    hold.inside = true;
-    pthread_cond_broadcast(&hold.change);
-    while (!hold.open)
-        pthread_cond_wait(&hold.change, &hold.lock);
-    pthread_mutex_unlock(&hold.lock);
-}
-
 /* The counters are saved once a second, and an eviction's or a purge's removals may take longer
  * than that to get through the queue: were the saves jobs someone waits for, one would always be
  * queued, and the removals would never pause for the hits (pace.h; test_big_evict saw no pause
  * in a whole eviction of 40,000 beside a loaded CI run). */
 static void counters_saved_behind_removals_leave_them_their_pace(void **state)
 {
-    struct persist_job held = {.run = run_hold};
+    struct gate_job gate = GATE_JOB;
     const char *keys[] = {"left"};
     int64_t v[1][2] = {{1, 2}}, saved[1][2] = {{0}};
     char err[128];
     (void)state;
     assert_int_equal(persist_start(err, sizeof(err)), 0);
-    persist_submit_background(&held);
-    pthread_mutex_lock(&hold.lock);
-    while (!hold.inside)
-        pthread_cond_wait(&hold.change, &hold.lock);
-    pthread_mutex_unlock(&hold.lock);
+    persist_submit_background(&gate.job); /* the removals' disk, stalled */
     serve(3, 2, 100);
     stats_save();
     stats_family_save(&basket, keys, 1, &v[0][0], &saved[0][0]);
     bool waited_for = persist_others_wait(); /* asserted once the thread is let go */
-    pthread_mutex_lock(&hold.lock);
-    hold.open = true;
-    pthread_cond_broadcast(&hold.change);
-    pthread_mutex_unlock(&hold.lock);
+    open_gate(&gate);
     persist_stop(); /* runs what is queued: the saves are written all the same */
     assert_false(waited_for);
     restart();

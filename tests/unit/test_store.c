@@ -27,6 +27,7 @@
 #include "base/clock.h"
 #include "config/config.h"
 #include "persist/persist.h"
+#include "persist_gate.h"
 #include "persist/usage_log.h"
 #include "store/object.h" /* url_key */
 #include "store/spellings.h"
@@ -760,39 +761,12 @@ static void a_shrunk_quota_is_reached_a_tick_at_a_time(void **state)
     store_evict_holds = 32;
 }
 
-/* A job that holds the ordered persistence queue until the test opens its gate: a disk as slow as
- * the scenario needs. */
-struct gate_job {
-    struct persist_job job;
-    pthread_mutex_t lock;
-    pthread_cond_t opened;
-    bool open;
-};
-
-static void run_gate(struct persist_job *job)
-{
-    struct gate_job *g = (struct gate_job *)job;
-    pthread_mutex_lock(&g->lock);
-    while (!g->open)
-        pthread_cond_wait(&g->opened, &g->lock);
-    pthread_mutex_unlock(&g->lock);
-}
-
-static void open_gate(struct gate_job *g)
-{
-    pthread_mutex_lock(&g->lock);
-    g->open = true;
-    pthread_cond_signal(&g->opened);
-    pthread_mutex_unlock(&g->lock);
-}
-
 /* Failures are written once a second, and an eviction's removals may take longer than that to
  * get through the queue: were their job one someone waits for, one would always be queued and
  * the removals would never pause for the hits (pace.h; the counters' saves, test_stats). */
 static void failures_written_behind_removals_leave_them_their_pace(void **state)
 {
-    struct gate_job gate = {
-        .job.run = run_gate, .lock = PTHREAD_MUTEX_INITIALIZER, .opened = PTHREAD_COND_INITIALIZER};
+    struct gate_job gate = GATE_JOB;
     struct object *obj = downloading("http://h/failed-behind", 10, "");
     (void)state;
     store_fail(obj, 404, "upstream answered 404");
@@ -812,8 +786,7 @@ static void failures_written_behind_removals_leave_them_their_pace(void **state)
 static void a_downloads_sync_behind_removals_leaves_them_their_pace(void **state)
 {
     enum { STEP = 16 << 20 };
-    struct gate_job gate = {
-        .job.run = run_gate, .lock = PTHREAD_MUTEX_INITIALIZER, .opened = PTHREAD_COND_INITIALIZER};
+    struct gate_job gate = GATE_JOB;
     struct object *obj = downloading("http://h/big-resumable", 2 * STEP, "");
     char *step = calloc(1, STEP + 1);
     (void)state;
@@ -857,8 +830,7 @@ static void a_shrunk_quota_waits_for_the_disk(void **state)
     enum { N = 4200, KEEP = 40, OTHERS = 3000 };
     char url[64], body[8];
     struct store_totals t;
-    struct gate_job gate = {
-        .job.run = run_gate, .lock = PTHREAD_MUTEX_INITIALIZER, .opened = PTHREAD_COND_INITIALIZER};
+    struct gate_job gate = GATE_JOB;
     static struct persist_job others[OTHERS];
     (void)state;
     for (int i = 0; i < N; i++) {
