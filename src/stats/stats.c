@@ -155,10 +155,23 @@ struct save_job {
     int64_t forget_before; /* 0: no hour to forget */
 };
 
+/* The save queued and not yet run, which a later save of the same hour brings up to date
+ * rather than queue one more: behind a stalled disk (a held unlink, removals slower than a
+ * second) the saves would otherwise pile up one a second, each writing what the next
+ * overwrites. */
+static struct {
+    pthread_mutex_t lock;
+    struct save_job *queued;
+} saves = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
 static void run_save(struct persist_job *job)
 {
     struct save_job *sv = (struct save_job *)job;
     assert(persist_owns_index());
+    pthread_mutex_lock(&saves.lock); /* from here on, a save queues a job of its own */
+    if (saves.queued == sv)
+        saves.queued = NULL;
+    pthread_mutex_unlock(&saves.lock);
     index_begin();
     for (size_t i = 0; i < N_PERSISTENT; i++)
         index_counter_set(persistent[i].name, sv->values[i]);
@@ -169,21 +182,39 @@ static void run_save(struct persist_job *job)
     free(sv);
 }
 
+/* Lock held: the queued save, if any and of `hour`, given `values` and `h`. */
+static bool update_queued(int64_t hour, const int64_t *values, const struct index_hour *h)
+{
+    struct save_job *sv = saves.queued;
+    if (!sv || sv->hour.hour != hour)
+        return false; /* an hour's last figures are written before the next hour's */
+    memcpy(sv->values, values, sizeof(sv->values));
+    sv->hour = *h;
+    return true;
+}
+
 void stats_save(void)
 {
     static int64_t last_hour;
-    int64_t hour = current_hour();
+    int64_t hour = current_hour(), values[N_PERSISTENT];
     struct stats_hour h = account_hour(hour);
-    struct save_job *sv = malloc(sizeof(*sv));
+    struct index_hour row = {h.hour, h.served, h.downloaded, h.requests, h.hits};
+    struct save_job *sv;
 
-    if (!sv)
-        return; /* the next save writes the same counters, and the hour has them too */
-    sv->job.run = run_save;
     for (size_t i = 0; i < N_PERSISTENT; i++)
-        sv->values[i] = atomic_load(persistent[i].value);
-    sv->hour = (struct index_hour){h.hour, h.served, h.downloaded, h.requests, h.hits};
+        values[i] = atomic_load(persistent[i].value);
+    pthread_mutex_lock(&saves.lock);
+    if (update_queued(hour, values, &row) || !(sv = malloc(sizeof(*sv)))) {
+        pthread_mutex_unlock(&saves.lock);
+        return; /* not queued: the next save writes the same counters, and the hour has them */
+    }
+    sv->job.run = run_save;
+    memcpy(sv->values, values, sizeof(sv->values));
+    sv->hour = row;
     sv->forget_before = hour != last_hour ? hour - STATS_HOURS + 1 : 0;
     last_hour = hour;
+    saves.queued = sv; /* before the submit, which runs it at once before persist_start */
+    pthread_mutex_unlock(&saves.lock);
     /* nobody waits for it: queued once a second behind removals slower than that, a job
      * someone waited for would keep them from ever pausing for the hits (pace.h) */
     persist_submit_background(&sv->job);

@@ -91,7 +91,8 @@ int64_t stats_disk_answers(void);
 /* Main thread, after the index is open. */
 void stats_load(void);
 /* Upstream thread: persist the counters and this hour's traffic, a job nobody waits for
- * (persist_submit_background; so is stats_family_save's). */
+ * (persist_submit_background; so is stats_family_save's). One such job at most is queued: while
+ * it waits, a save of the same hour brings it up to date instead. */
 void stats_save(void);
 /* A family of counters whose keys are known only at run time, kept in the index's counters
  * table beside the ones above as "PREFIX KEY WHAT" (a parent's: "parent URL requests"; a

@@ -108,8 +108,14 @@ def test_a_purge_of_a_big_prefix_is_answered_once_its_rows_are_gone_while_its_fi
     metrics = arca.metrics()
     assert metrics["arca_purge_removals_queued"] == PURGE_BULK
     # one of its jobs in the queue at a time for the files: a download's file made now would
-    # wait behind one run of unlinks, not behind each job's
-    assert metrics['arca_persist_queue_jobs{queue="ordered"}'] == 1
+    # wait behind one run of unlinks, not behind each job's. Beside it, through three of the
+    # once-a-second saves of the counters, one save at most: the later ones bring it up to date
+    # rather than queue one more (stats.c)
+    deepest, seen_until = 0, time.monotonic() + 3
+    while time.monotonic() < seen_until:
+        deepest = max(deepest, arca.metrics()['arca_persist_queue_jobs{queue="ordered"}'])
+        time.sleep(0.02)
+    assert 1 <= deepest <= 2, f"{deepest:.0f} jobs queued behind the held unlink"
     arca.stop(signal.SIGKILL)
     assert bulk_rows_left(first.data_dir, origin.url("/bulk/")) == 0
     arm("SLOW_UNLINK", False)

@@ -254,6 +254,32 @@ static void counters_saved_behind_removals_leave_them_their_pace(void **state)
     assert_int_equal(found[0][1], 2);
 }
 
+/* A disk stalled for seconds (a held unlink, removals slower than a second): the once-a-second
+ * saves queue one job, which the later ones bring up to date, never one more per second; what
+ * it writes is the counters as of the last save, the hour's figures included. */
+static void saves_behind_a_stalled_disk_queue_one_job(void **state)
+{
+    struct gate_job gate = GATE_JOB;
+    struct stats_hour hour[1];
+    char err[128];
+    (void)state;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    persist_submit_background(&gate.job);
+    for (int second = 0; second < 5; second++) {
+        serve(2, 1, 10);
+        stats_save();
+    }
+    size_t queued = persist_depth(PERSIST_ORDERED); /* asserted once the thread is let go */
+    open_gate(&gate);
+    persist_stop();
+    assert_int_equal(queued, 2); /* the gate and one save */
+    restart();
+    assert_int_equal(atomic_load(&stats.requests), 10);
+    stats_hours(hour, 1);
+    assert_int_equal(hour[0].requests, 10);
+    assert_int_equal(hour[0].served, 50);
+}
+
 int main(void)
 {
     unit_tmp(dir, sizeof(dir));
@@ -269,6 +295,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_family_of_counters_survives_a_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(counters_saved_behind_removals_leave_them_their_pace, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(saves_behind_a_stalled_disk_queue_one_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
