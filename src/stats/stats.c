@@ -152,13 +152,14 @@ struct save_job {
     struct persist_job job;
     int64_t values[N_PERSISTENT];
     struct index_hour hour;
-    int64_t forget_before; /* 0: no hour to forget */
+    struct index_hour earlier; /* the hour before `hour`'s last figures, if it turned while the
+                                  job waited (hour 0: none) */
+    int64_t forget_before;     /* 0: no hour to forget */
 };
 
-/* The save queued and not yet run, which a later save of the same hour brings up to date
- * rather than queue one more: behind a stalled disk (a held unlink, removals slower than a
- * second) the saves would otherwise pile up one a second, each writing what the next
- * overwrites. */
+/* The save queued and not yet run, which a later save brings up to date rather than queue one
+ * more: behind a stalled disk (a held unlink, removals slower than a second) the saves would
+ * otherwise pile up one a second, each writing what the next overwrites. */
 static struct {
     pthread_mutex_t lock;
     struct save_job *queued;
@@ -175,6 +176,8 @@ static void run_save(struct persist_job *job)
     index_begin();
     for (size_t i = 0; i < N_PERSISTENT; i++)
         index_counter_set(persistent[i].name, sv->values[i]);
+    if (sv->earlier.hour)
+        index_hour_set(&sv->earlier);
     index_hour_set(&sv->hour);
     if (sv->forget_before)
         index_hours_forget(sv->forget_before);
@@ -182,14 +185,22 @@ static void run_save(struct persist_job *job)
     free(sv);
 }
 
-/* Lock held: the queued save, if any and of `hour`, given `values` and `h`. */
-static bool update_queued(int64_t hour, const int64_t *values, const struct index_hour *h)
+/* Lock held: the queued save, if any, given `values` and the figures of `row`'s hour. False:
+ * none is queued, or it holds two hours already (the disk stalled for an hour). */
+static bool update_queued(const int64_t *values, const struct index_hour *row,
+                          int64_t forget_before)
 {
     struct save_job *sv = saves.queued;
-    if (!sv || sv->hour.hour != hour)
-        return false; /* an hour's last figures are written before the next hour's */
+    if (!sv)
+        return false;
+    if (sv->hour.hour != row->hour) {
+        if (sv->earlier.hour)
+            return false;
+        sv->earlier = sv->hour; /* that hour's last figures are written too */
+        sv->forget_before = forget_before;
+    }
     memcpy(sv->values, values, sizeof(sv->values));
-    sv->hour = *h;
+    sv->hour = *row;
     return true;
 }
 
@@ -199,22 +210,26 @@ void stats_save(void)
     int64_t hour = current_hour(), values[N_PERSISTENT];
     struct stats_hour h = account_hour(hour);
     struct index_hour row = {h.hour, h.served, h.downloaded, h.requests, h.hits};
-    struct save_job *sv;
+    int64_t forget_before = hour != last_hour ? hour - STATS_HOURS + 1 : 0;
+    struct save_job *sv = NULL;
 
     for (size_t i = 0; i < N_PERSISTENT; i++)
         values[i] = atomic_load(persistent[i].value);
     pthread_mutex_lock(&saves.lock);
-    if (update_queued(hour, values, &row) || !(sv = malloc(sizeof(*sv)))) {
+    bool updated = update_queued(values, &row, forget_before);
+    if (!updated && !(sv = malloc(sizeof(*sv)))) {
         pthread_mutex_unlock(&saves.lock);
-        return; /* not queued: the next save writes the same counters, and the hour has them */
+        return; /* the next save writes the same counters, and the hour has them */
     }
-    sv->job.run = run_save;
-    memcpy(sv->values, values, sizeof(sv->values));
-    sv->hour = row;
-    sv->forget_before = hour != last_hour ? hour - STATS_HOURS + 1 : 0;
-    last_hour = hour;
-    saves.queued = sv; /* before the submit, which runs it at once before persist_start */
+    last_hour = hour; /* the hours before the ring's forgotten by this save */
+    if (!updated) {
+        *sv = (struct save_job){.job.run = run_save, .hour = row, .forget_before = forget_before};
+        memcpy(sv->values, values, sizeof(sv->values));
+        saves.queued = sv; /* before the submit, which runs it at once before persist_start */
+    }
     pthread_mutex_unlock(&saves.lock);
+    if (updated)
+        return;
     /* nobody waits for it: queued once a second behind removals slower than that, a job
      * someone waited for would keep them from ever pausing for the hits (pace.h) */
     persist_submit_background(&sv->job);
@@ -271,22 +286,78 @@ void stats_family_load(const struct stats_family *f,
 /* The rows of one family's save, written by the persistence thread in one transaction. */
 struct family_job {
     struct persist_job job;
-    int n;
+    const struct stats_family *f;
+    int n, cap; /* rows held, and room for */
     struct {
         char name[STATS_KEY_MAX + 64];
         int64_t value;
     } row[];
 };
 
+/* Each family's save queued and not yet run (under saves.lock), which a later save of the family
+ * merges its rows into, as stats_save's. */
+#define FAMILIES_MAX 8
+static struct family_job *families_queued[FAMILIES_MAX];
+
 static void run_family_job(struct persist_job *job)
 {
     struct family_job *c = (struct family_job *)job;
     assert(persist_owns_index());
+    pthread_mutex_lock(&saves.lock); /* from here on, a save of the family queues its own */
+    for (int i = 0; i < FAMILIES_MAX; i++)
+        if (families_queued[i] == c)
+            families_queued[i] = NULL;
+    pthread_mutex_unlock(&saves.lock);
     index_begin();
     for (int i = 0; i < c->n; i++)
         index_counter_set(c->row[i].name, c->row[i].value);
     index_commit();
     free(c);
+}
+
+/* The row of `into` named `name`, or -1. */
+static int row_named(const struct family_job *into, const char *name)
+{
+    for (int i = 0; i < into->n; i++)
+        if (strcmp(into->row[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Lock held: `c`'s rows into the queued save of its family, their values updated or the rows
+ * added. False, nothing changed: none queued, or no room for the rows it lacks (keys added). */
+static bool merge_queued(const struct family_job *c)
+{
+    struct family_job *into = NULL;
+    int lacking = 0;
+    for (int i = 0; i < FAMILIES_MAX && !into; i++)
+        if (families_queued[i] && families_queued[i]->f == c->f)
+            into = families_queued[i];
+    if (!into)
+        return false;
+    for (int i = 0; i < c->n; i++)
+        lacking += row_named(into, c->row[i].name) < 0;
+    if (into->n + lacking > into->cap)
+        return false;
+    for (int i = 0; i < c->n; i++) {
+        int at = row_named(into, c->row[i].name);
+        if (at < 0)
+            into->row[at = into->n++] = c->row[i];
+        into->row[at].value = c->row[i].value;
+    }
+    return true;
+}
+
+/* Lock held: `c` as its family's queued save, if a slot is free (more families than slots:
+ * each save of the others is a job of its own). */
+static void note_queued(struct family_job *c)
+{
+    for (int i = 0; i < FAMILIES_MAX; i++) {
+        if (!families_queued[i] || families_queued[i]->f == c->f) {
+            families_queued[i] = c;
+            return;
+        }
+    }
 }
 
 void stats_family_save(const struct stats_family *f, const char *const keys[], int n,
@@ -303,11 +374,17 @@ void stats_family_save(const struct stats_family *f, const char *const keys[], i
                  STATS_KEY_MAX - 1, keys[i / f->n], f->what(i % f->n));
         c->row[rows++].value = saved[i] = v[i];
     }
-    if (rows == 0) {
-        free(c);
-        return;
-    }
-    c->n = rows;
     c->job.run = run_family_job;
-    persist_submit_background(&c->job); /* nobody waits for it (stats_save) */
+    c->f = f;
+    c->n = rows;
+    c->cap = n * f->n;
+    pthread_mutex_lock(&saves.lock);
+    bool merged = rows == 0 || merge_queued(c);
+    if (!merged)
+        note_queued(c);
+    pthread_mutex_unlock(&saves.lock);
+    if (merged)
+        free(c);
+    else
+        persist_submit_background(&c->job); /* nobody waits for it (stats_save) */
 }

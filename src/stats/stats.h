@@ -92,7 +92,9 @@ int64_t stats_disk_answers(void);
 void stats_load(void);
 /* Upstream thread: persist the counters and this hour's traffic, a job nobody waits for
  * (persist_submit_background; so is stats_family_save's). One such job at most is queued: while
- * it waits, a save of the same hour brings it up to date instead. */
+ * it waits, a later save brings it up to date instead (the hour's figures, and the last
+ * figures of the hour before when the hour turned; a disk stalled past a second turn queues
+ * one more). */
 void stats_save(void);
 /* A family of counters whose keys are known only at run time, kept in the index's counters
  * table beside the ones above as "PREFIX KEY WHAT" (a parent's: "parent URL requests"; a
@@ -112,7 +114,8 @@ void stats_family_load(const struct stats_family *f,
                        void *arg);
 /* Upstream thread, with stats_save: of `n` keys' values (keys[i]'s k-th at v[i * f->n + k]),
  * those that differ from `saved` (the same shape: what the last save wrote, updated here),
- * written by the persistence thread in one transaction. */
+ * written by the persistence thread in one transaction. While the family's last save waits in
+ * the queue, the rows go into it instead, unless it lacks room for them (keys added since). */
 void stats_family_save(const struct stats_family *f, const char *const keys[], int n,
                        const int64_t *v, int64_t *saved);
 

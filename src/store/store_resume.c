@@ -298,9 +298,10 @@ struct sync_job {
     struct persist_job job;
     struct object *obj; /* a reference of its own */
     int64_t upto;
-    bool last;   /* arca stops: the download was set aside, not failed */
-    bool tried;  /* sync_partial ran (on the sync queue, or in run_sync for a last one) */
-    bool synced; /* and the data below `upto` is on disk */
+    uint16_t body; /* its object's `bodies` when queued: the body `upto` counts the bytes of */
+    bool last;     /* arca stops: the download was set aside, not failed */
+    bool tried;    /* sync_partial ran (on the sync queue, or in run_sync for a last one) */
+    bool synced;   /* and the data below `upto` is on disk */
 };
 
 /* The sync queue's thread: the partial file's data on disk, nothing else (the row is the ordered
@@ -327,8 +328,11 @@ static void run_sync(struct persist_job *job)
         sync_partial(job);
     store_lock();
     /* Failed while its data synced: its row went, and a new download of the URL may have made
-     * its own since; the synced length is not that one's. */
-    bool ours = s->last || s->obj->state == OBJ_FETCHING;
+     * its own since; the synced length is not that one's. Restarted from zero meanwhile
+     * (store_restart): the bytes synced were the old body's, and a longer length on record than
+     * the new body synced would be continued after a crash from bytes never on disk. */
+    bool ours =
+        s->last || (s->obj->state == OBJ_FETCHING && object_live(s->obj)->bodies == s->body);
     s->obj->sync_pending = false;
     int64_t have = object_have(s->obj);
     bool live = !s->last && s->obj->state == OBJ_FETCHING;
@@ -358,9 +362,11 @@ void maybe_sync(struct object *obj, int64_t before, int64_t after)
     }
     obj->sync_pending = true;
     obj->refs++;
+    *s = (struct sync_job){.job = {.run = run_sync, .sync = sync_partial},
+                           .obj = obj,
+                           .upto = after,
+                           .body = object_live(obj)->bodies};
     store_unlock();
-    *s = (struct sync_job){
-        .job = {.run = run_sync, .sync = sync_partial}, .obj = obj, .upto = after};
     /* nobody waits for it: every 16 MiB of a download beside an eviction, one someone waited
      * for would keep the removals from pausing for the hits for as long as it runs (pace.h) */
     persist_submit_sync_background(&s->job);

@@ -221,6 +221,7 @@ static int empty_body(struct object *obj)
         return -1;
     }
     object_live(obj)->have = object_live(obj)->flush_mark = 0;
+    object_live(obj)->bodies++;
     return 0;
 }
 

@@ -24,6 +24,20 @@
 
 static char dir[UNIT_TMP_MAX] = "/tmp/arca-unit-stats-XXXXXX";
 
+/* The clock the counters' hours are read by (linked with --wrap=time): half an hour into an
+ * hour at each test's start (setup), so that no hour turns in the middle of one, unless the test
+ * moves it on. */
+static time_t time_ahead;
+time_t __real_time(time_t *t);
+time_t __wrap_time(time_t *t);
+time_t __wrap_time(time_t *t)
+{
+    time_t now = __real_time(NULL) + time_ahead;
+    if (t)
+        *t = now;
+    return now;
+}
+
 static bool no_partial(const struct index_row *row, void *arg)
 {
     (void)row, (void)arg;
@@ -48,6 +62,7 @@ static int setup(void **state)
     (void)state;
     if (!mkdtemp(dir))
         return -1;
+    time_ahead = 1800 - __real_time(NULL) % 3600;
     memset(&stats, 0, sizeof(stats));
     open_index();
     stats_load();
@@ -255,12 +270,15 @@ static void counters_saved_behind_removals_leave_them_their_pace(void **state)
 }
 
 /* A disk stalled for seconds (a held unlink, removals slower than a second): the once-a-second
- * saves queue one job, which the later ones bring up to date, never one more per second; what
- * it writes is the counters as of the last save, the hour's figures included. */
+ * saves queue one job each, the counters' and a family's, which the later ones bring up to date,
+ * never one more per second; what they write is the counters as of the last save, the hour's
+ * figures included. A key added while one waits (a parent configured) has a job of its own. */
 static void saves_behind_a_stalled_disk_queue_one_job(void **state)
 {
     struct gate_job gate = GATE_JOB;
     struct stats_hour hour[1];
+    const char *keys[] = {"left", "http://x/y"};
+    int64_t v[2][2] = {{0}}, saved[2][2] = {{0}};
     char err[128];
     (void)state;
     assert_int_equal(persist_start(err, sizeof(err)), 0);
@@ -268,16 +286,60 @@ static void saves_behind_a_stalled_disk_queue_one_job(void **state)
     for (int second = 0; second < 5; second++) {
         serve(2, 1, 10);
         stats_save();
+        v[0][second % 2] += 1; /* one row changed, then the other */
+        stats_family_save(&basket, keys, 1, &v[0][0], &saved[0][0]);
     }
     size_t queued = persist_depth(PERSIST_ORDERED); /* asserted once the thread is let go */
+    v[1][1] = 7;
+    stats_family_save(&basket, keys, 2, &v[0][0], &saved[0][0]); /* no room in the queued one */
+    size_t grown = persist_depth(PERSIST_ORDERED);
     open_gate(&gate);
     persist_stop();
-    assert_int_equal(queued, 2); /* the gate and one save */
+    assert_int_equal(queued, 3); /* the gate and one save of each */
+    assert_int_equal(grown, 4);
     restart();
     assert_int_equal(atomic_load(&stats.requests), 10);
     stats_hours(hour, 1);
     assert_int_equal(hour[0].requests, 10);
     assert_int_equal(hour[0].served, 50);
+    memset(found, 0, sizeof(found));
+    stats_family_load(&basket, take, NULL);
+    assert_int_equal(found[0][0], 3);
+    assert_int_equal(found[0][1], 2);
+    assert_int_equal(found[1][1], 7);
+}
+
+/* The same across an hour's turn: the one job queued writes the hour that ended as its last
+ * save left it, and the new one. */
+static void saves_across_an_hours_turn_behind_a_stalled_disk_queue_one_job(void **state)
+{
+    struct gate_job gate = GATE_JOB;
+    struct stats_hour h[2];
+    char err[128];
+    (void)state;
+    int64_t ended = time(NULL) / 3600;
+    assert_int_equal(persist_start(err, sizeof(err)), 0);
+    persist_submit_background(&gate.job);
+    serve(2, 1, 10);
+    stats_save();
+    serve(1, 1, 5);
+    stats_save();
+    time_ahead += 3600;
+    serve(3, 0, 20);
+    stats_save();
+    size_t queued = persist_depth(PERSIST_ORDERED);
+    open_gate(&gate);
+    persist_stop();
+    restart();
+    stats_hours(h, 2);
+    assert_int_equal(queued, 2); /* the gate and one save */
+    assert_int_equal(atomic_load(&stats.requests), 6);
+    assert_int_equal(h[0].hour, ended);
+    assert_int_equal(h[0].requests, 3);
+    assert_int_equal(h[0].served, 15);
+    assert_int_equal(h[1].hour, ended + 1);
+    assert_int_equal(h[1].requests, 3);
+    assert_int_equal(h[1].served, 20);
 }
 
 int main(void)
@@ -296,6 +358,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(counters_saved_behind_removals_leave_them_their_pace, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(saves_behind_a_stalled_disk_queue_one_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            saves_across_an_hours_turn_behind_a_stalled_disk_queue_one_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -813,6 +813,68 @@ static void a_downloads_sync_behind_removals_leaves_them_their_pace(void **state
     assert_false(waited_for);
 }
 
+/* The index at `path` (filled in), on a connection of its own, read-only: the store's is the
+ * persistence thread's. */
+static sqlite3 *index_reader(char *path, size_t size)
+{
+    sqlite3 *db;
+    snprintf(path, size, "%s/index.sqlite", dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    return db;
+}
+
+/* The synced length on record for `key`'s row; -1: no row. */
+static int64_t synced_on_record(const char *key)
+{
+    char path[256];
+    sqlite3 *db = index_reader(path, sizeof(path));
+    sqlite3_stmt *stmt;
+    int64_t synced = -1;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT synced FROM objects WHERE key=?", -1, &stmt, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        synced = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return synced;
+}
+
+/* A download that starts its body again from zero (store_restart: the upstream's answer to a
+ * resume was a whole body) while its last step's fdatasync still waits on a busy disk: that
+ * sync covered the old body's bytes, and its length on record would have a restart after a
+ * crash continue the new body past bytes never synced (a file of holes, or of old bytes). */
+static void a_sync_queued_before_a_restart_from_zero_leaves_no_length_on_record(void **state)
+{
+    enum { STEP = 16 << 20 };
+    struct gate_job gate = SYNC_GATE_JOB;
+    const char *url = "http://h/restarted-resumable";
+    struct object *obj = downloading(url, 2 * STEP, "");
+    struct upstream_headers h = {"", "", "", "", "", ""};
+    char *step = calloc(1, STEP + 1), key[65];
+    (void)state;
+    assert_non_null(step);
+    persist_flush();
+    object_key(obj, key);
+    persist_submit_sync(&gate.job);                   /* the disk's sync, stalled */
+    int appended = store_append(obj, step, STEP + 1); /* past a step: a sync queued */
+    int restarted = store_restart(obj, 2 * STEP, &h);
+    int begun = store_begin_body(obj, 2 * STEP, &h, true);
+    int appended_again = store_append(obj, step, 10);
+    open_gate(&gate); /* before any assert: a failed one leaves no queue stalled behind it */
+    persist_flush();
+    int64_t synced = synced_on_record(key);
+    store_fail(obj, 502, "the scenario ends");
+    release_both(obj);
+    free(step);
+    assert_int_equal(appended, 0);
+    assert_int_equal(restarted, 0);
+    assert_int_equal(begun, 0);
+    assert_int_equal(appended_again, 0);
+    assert_true(synced >= 0 && synced <= 10); /* what the new body synced, at most */
+}
+
 /* A job that does nothing: other work queued on the persistence thread. */
 static void run_nothing(struct persist_job *job)
 {
@@ -957,12 +1019,10 @@ static void an_expiry_step_sweeps_one_chunk_of_the_table(void **state)
 static int64_t usage_read(const char *key)
 {
     char path[256];
-    sqlite3 *db;
+    sqlite3 *db = index_reader(path, sizeof(path));
     sqlite3_stmt *stmt;
     int64_t total = -1;
-    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
     struct usage_view *view = usage_view_open(path);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT key, usage, created, sha256 FROM objects"
                                         " WHERE state='complete'"
@@ -1411,6 +1471,8 @@ int main(void)
         cmocka_unit_test_setup(a_shrunk_quota_waits_for_the_disk, fresh_store),
         cmocka_unit_test_setup(failures_written_behind_removals_leave_them_their_pace, fresh_store),
         cmocka_unit_test_setup(a_downloads_sync_behind_removals_leaves_them_their_pace,
+                               fresh_store),
+        cmocka_unit_test_setup(a_sync_queued_before_a_restart_from_zero_leaves_no_length_on_record,
                                fresh_store),
         cmocka_unit_test(expiry_removes_an_object_past_its_ttl),
         cmocka_unit_test(an_expiry_step_sweeps_one_chunk_of_the_table),
