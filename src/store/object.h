@@ -81,7 +81,7 @@ struct object_live {
     int16_t error_status; /* HTTP status for clients when FAILED (a failure has a live part) */
     uint8_t offer_stale;  /* FETCHING: enum stale_cause its readers take `stale` for */
     uint8_t connections;  /* FETCHING: connections its download uses now (store_set_rate) */
-    uint16_t bodies;      /* FETCHING: times its file was emptied for a body from zero
+    uint32_t bodies;      /* FETCHING: times its file was emptied for a body from zero
                              (store_restart): a sync queued before covers none of the new one */
 };
 

@@ -298,7 +298,7 @@ struct sync_job {
     struct persist_job job;
     struct object *obj; /* a reference of its own */
     int64_t upto;
-    uint16_t body; /* its object's `bodies` when queued: the body `upto` counts the bytes of */
+    uint32_t body; /* its object's `bodies` when queued: the body `upto` counts the bytes of */
     bool last;     /* arca stops: the download was set aside, not failed */
     bool tried;    /* sync_partial ran (on the sync queue, or in run_sync for a last one) */
     bool synced;   /* and the data below `upto` is on disk */
@@ -362,9 +362,12 @@ void maybe_sync(struct object *obj, int64_t before, int64_t after)
     }
     obj->sync_pending = true;
     obj->refs++;
+    /* `after` may be the old body's, read before a restart from zero (run_sync's follow-up):
+     * what this body has written is what the sync covers */
+    int64_t have = object_live(obj)->have;
     *s = (struct sync_job){.job = {.run = run_sync, .sync = sync_partial},
                            .obj = obj,
-                           .upto = after,
+                           .upto = after < have ? after : have,
                            .body = object_live(obj)->bodies};
     store_unlock();
     /* nobody waits for it: every 16 MiB of a download beside an eviction, one someone waited
