@@ -318,6 +318,8 @@ static void sync_partial(struct persist_job *job)
     s->synced = live && fdatasync(fd) == 0;
 }
 
+static void queue_sync(struct object *obj, int64_t before, int64_t after, const uint32_t *body);
+
 /* Ordered queue's thread, after sync_partial (store_set_aside queues a last one here directly:
  * arca stops, and the sync runs here). */
 static void run_sync(struct persist_job *job)
@@ -334,45 +336,49 @@ static void run_sync(struct persist_job *job)
     bool ours =
         s->last || (s->obj->state == OBJ_FETCHING && object_live(s->obj)->bodies == s->body);
     s->obj->sync_pending = false;
-    int64_t have = object_have(s->obj);
-    bool live = !s->last && s->obj->state == OBJ_FETCHING;
+    int64_t have = object_have(s->obj); /* s->body's, when `live` */
+    bool live = ours && !s->last;
     store_unlock();
     if (ours && s->synced)
         index_set_synced(OBJECT_KEY(s->obj), s->upto);
     /* a step crossed while this one synced (a busy disk) was passed over by maybe_sync: sync it
      * now, so that a restart refetches about one step, not several */
     if (live)
-        maybe_sync(s->obj, s->upto, have);
+        queue_sync(s->obj, s->upto, have, &s->body);
     store_release(s->obj);
     free(s);
 }
 
-/* A body without a validator a resume can prove itself by is never continued after a restart:
- * its row keeps synced = 0 (index_mark_started), and resume_partial drops it. */
-void maybe_sync(struct object *obj, int64_t before, int64_t after)
+/* The sync of `obj`'s file up to `after` bytes of its body number *body (object_live.bodies;
+ * NULL: the current one), if a step was crossed and none is pending, and the body is still that
+ * one: a follow-up's `after`, read before a restart from zero, is the old body's. A body without
+ * a validator a resume can prove itself by is never continued after a restart: its row keeps
+ * synced = 0 (index_mark_started), and resume_partial drops it. */
+static void queue_sync(struct object *obj, int64_t before, int64_t after, const uint32_t *body)
 {
     struct sync_job *s;
     if (!obj->resumable || before / SYNC_STEP == after / SYNC_STEP || !(s = malloc(sizeof(*s))))
         return;
     store_lock();
-    if (obj->sync_pending) {
+    uint32_t now = object_live(obj)->bodies;
+    if (obj->sync_pending || (body && *body != now)) {
         store_unlock();
         free(s);
         return;
     }
     obj->sync_pending = true;
     obj->refs++;
-    /* `after` may be the old body's, read before a restart from zero (run_sync's follow-up):
-     * what this body has written is what the sync covers */
-    int64_t have = object_live(obj)->have;
-    *s = (struct sync_job){.job = {.run = run_sync, .sync = sync_partial},
-                           .obj = obj,
-                           .upto = after < have ? after : have,
-                           .body = object_live(obj)->bodies};
     store_unlock();
+    *s = (struct sync_job){
+        .job = {.run = run_sync, .sync = sync_partial}, .obj = obj, .upto = after, .body = now};
     /* nobody waits for it: every 16 MiB of a download beside an eviction, one someone waited
      * for would keep the removals from pausing for the hits for as long as it runs (pace.h) */
     persist_submit_sync_background(&s->job);
+}
+
+void maybe_sync(struct object *obj, int64_t before, int64_t after)
+{
+    queue_sync(obj, before, after, NULL); /* the upstream thread's body: it alone starts one */
 }
 
 void store_set_aside(struct object *obj, const char *reason)

@@ -20,9 +20,9 @@ int reopen_partial(struct object *obj, char *err, size_t errlen);
  * file synced every SYNC_STEP bytes. */
 void submit_started(struct object *obj);
 /* The download went from `before` to `after` bytes: past a SYNC_STEP, have its file synced (one
- * sync at a time; the persistence thread calls it again for a step crossed meanwhile). The
- * length the sync records is never more than the current body has written (`after` read before
- * a restart from zero was the old body's). */
+ * sync at a time; the persistence thread queues one again for a step crossed meanwhile, unless
+ * the body started over from zero since). Upstream thread: `after` counts the current body's
+ * bytes, written. */
 void maybe_sync(struct object *obj, int64_t before, int64_t after);
 
 #endif
