@@ -82,7 +82,8 @@ struct object_live {
     uint8_t offer_stale;  /* FETCHING: enum stale_cause its readers take `stale` for */
     uint8_t connections;  /* FETCHING: connections its download uses now (store_set_rate) */
     uint32_t bodies;      /* FETCHING: times its file was emptied for a body from zero
-                             (store_restart): a sync queued before covers none of the new one */
+                             (store_restart, _afresh): a sync queued before covers none of
+                             the new one */
 };
 
 /* What few objects have: one allocation of its own, made by the first field set to other than
