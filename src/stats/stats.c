@@ -374,12 +374,16 @@ void stats_family_save(const struct stats_family *f, const char *const keys[], i
                  STATS_KEY_MAX - 1, keys[i / f->n], f->what(i % f->n));
         c->row[rows++].value = saved[i] = v[i];
     }
+    if (rows == 0) {
+        free(c);
+        return;
+    }
     c->job.run = run_family_job;
     c->f = f;
     c->n = rows;
     c->cap = n * f->n;
     pthread_mutex_lock(&saves.lock);
-    bool merged = rows == 0 || merge_queued(c);
+    bool merged = merge_queued(c);
     if (!merged)
         note_queued(c);
     pthread_mutex_unlock(&saves.lock);

@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "persist/persist.h"
 #include "persist_gate.h"
+#include "row_column.h"
 #include "persist/usage_log.h"
 #include "store/object.h" /* url_key */
 #include "store/spellings.h"
@@ -813,34 +814,6 @@ static void a_downloads_sync_behind_removals_leaves_them_their_pace(void **state
     assert_false(waited_for);
 }
 
-/* The index at `path` (filled in), on a connection of its own, read-only: the store's is the
- * persistence thread's. */
-static sqlite3 *index_reader(char *path, size_t size)
-{
-    sqlite3 *db;
-    snprintf(path, size, "%s/index.sqlite", dir);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    return db;
-}
-
-/* The synced length on record for `key`'s row; -1: no row. */
-static int64_t synced_on_record(const char *key)
-{
-    char path[256];
-    sqlite3 *db = index_reader(path, sizeof(path));
-    sqlite3_stmt *stmt;
-    int64_t synced = -1;
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT synced FROM objects WHERE key=?", -1, &stmt, NULL),
-        SQLITE_OK);
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        synced = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return synced;
-}
-
 /* A download that starts its body again from zero (store_restart: the upstream's answer to a
  * resume was a whole body) while its last step's fdatasync still waits on a busy disk: that
  * sync covered the old body's bytes, and its length on record would have a restart after a
@@ -864,7 +837,9 @@ static void a_sync_queued_before_a_restart_from_zero_leaves_no_length_on_record(
     int appended_again = store_append(obj, step, 10);
     open_gate(&gate); /* before any assert: a failed one leaves no queue stalled behind it */
     persist_flush();
-    int64_t synced = synced_on_record(key);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
+    int64_t synced = row_column(path, "synced", key);
     store_fail(obj, 502, "the scenario ends");
     release_both(obj);
     free(step);
@@ -1019,10 +994,12 @@ static void an_expiry_step_sweeps_one_chunk_of_the_table(void **state)
 static int64_t usage_read(const char *key)
 {
     char path[256];
-    sqlite3 *db = index_reader(path, sizeof(path));
+    sqlite3 *db;
     sqlite3_stmt *stmt;
     int64_t total = -1;
+    snprintf(path, sizeof(path), "%s/index.sqlite", dir);
     struct usage_view *view = usage_view_open(path);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT key, usage, created, sha256 FROM objects"
                                         " WHERE state='complete'"

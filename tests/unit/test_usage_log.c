@@ -19,6 +19,7 @@
 #include "persist/index.h"
 #include "persist/index_rows.h"
 #include "persist/usage_log.h"
+#include "row_column.h"
 #include "unit_tmp.h"
 
 /* The journal's fdatasyncs (the index's go through SQLite's own VFS calls, not this symbol). */
@@ -138,24 +139,6 @@ static void touch(const char *key, int64_t usage, bool pinned)
     assert_int_equal(index_commit(), 0);
 }
 
-/* The usage column of `key`'s row as SQLite holds it. */
-static int64_t row_column_usage(const char *key)
-{
-    sqlite3 *db;
-    sqlite3_stmt *stmt;
-    int64_t usage = -1;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT usage FROM objects WHERE key=?", -1, &stmt, NULL),
-        SQLITE_OK);
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        usage = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return usage;
-}
-
 static void afresh(void)
 {
     unlink(path);
@@ -191,7 +174,7 @@ static void uses_come_back_through_the_journal_not_the_row(void **state)
     complete(A, 0);
     touch(A, 5, true);
     index_close();
-    assert_int_equal(row_column_usage(A), 0);
+    assert_int_equal(row_column(path, "usage", A), 0);
     struct seen s = start(A);
     assert_int_equal(s.usage, 5);
     assert_int_equal(s.last_use, 1005);
