@@ -6,7 +6,10 @@ Each S3() is a proxy of its own, started and stopped by its scenario (stopping i
 down for arca); behind them, one s3rver per test process (a pytest worker) holds every S3()'s
 buckets under names of their own ("s3-7-lab" for S3 number 7's "lab"), which its proxy puts
 into the paths it forwards and takes out of the answers. s3rver is started once per process
-and stopped at its exit: starting a node process for each scenario cost 30 CPU seconds a pass."""
+and stopped at its exit: starting a node process for each scenario cost 30 CPU seconds a pass.
+A process killed first (xdist kills a worker not done 10 s after the run's end) leaves its
+s3rver and directory, named by its PID, to conftest's sweep_dead_dirs: at the run's end, and at
+any later s3rver's start."""
 
 import atexit
 import collections
@@ -23,7 +26,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sigv4
-from conftest import SERVE_POLL, free_port
+from conftest import S3_DIR_PREFIX, SERVE_POLL, free_port, sweep_dead_dirs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 S3RVER = os.path.join(ROOT, "tests", ".node", "node_modules", "s3rver", "bin", "s3rver.js")
@@ -113,7 +116,8 @@ class _Backend:
                 if not os.path.exists(S3RVER):
                     raise RuntimeError(f"{S3RVER} missing: scripts/test-tools installs it")
                 cls.stop()  # one that died: its directory goes before the next one's is made
-                cls.dir = tempfile.mkdtemp(prefix="arca-s3-")
+                sweep_dead_dirs(S3_DIR_PREFIX)  # and those of test processes killed before
+                cls.dir = tempfile.mkdtemp(prefix=f"{S3_DIR_PREFIX}{os.getpid()}-")
                 for _ in range(3):  # a port another parallel scenario took first: another one
                     if cls._start():
                         break
@@ -126,11 +130,13 @@ class _Backend:
     def _start(cls):
         """s3rver on a free port; False when that port was taken before s3rver bound it."""
         cls.port = free_port()
-        args = ["node", "--openssl-legacy-provider", S3RVER, "-d", cls.dir, "-a", "127.0.0.1",
+        args = ["node", "--openssl-legacy-provider", S3RVER, "-d", cls.data(), "-a", "127.0.0.1",
                 "-p", str(cls.port), "--silent", "--no-vhost-buckets",
                 "--allow-mismatched-signatures"]
         cls.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     start_new_session=True)
+        with open(os.path.join(cls.dir, "server.pid"), "w") as f:  # conftest's sweep_dead_dirs
+            f.write(str(cls.proc.pid))
         deadline = time.monotonic() + 20
         while True:
             try:  # s3rver's answer to / is its bucket list: anything else is another server
@@ -149,6 +155,11 @@ class _Backend:
                     cls.stop()
                     raise RuntimeError(f"s3rver did not start: {err[-500:]}")
                 time.sleep(0.05)
+
+    @classmethod
+    def data(cls):
+        """s3rver's directory: its buckets (beside it in cls.dir, server.pid)."""
+        return os.path.join(cls.dir, "data")
 
     @classmethod
     def stop(cls):
@@ -238,7 +249,7 @@ class S3:
         import urllib.parse
 
         assert items and bucket in self.buckets, (bucket, len(items))
-        root = os.path.join(_Backend.dir, self.prefix + bucket)
+        root = os.path.join(_Backend.data(), self.prefix + bucket)
         for key, data in items:
             # a key that would write outside its bucket's directory is put() one's (S3 allows it)
             assert not key.startswith("/") and ".." not in key.split("/"), key

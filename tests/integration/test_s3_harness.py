@@ -6,6 +6,7 @@ import datetime
 import http.client
 import os
 import signal
+import subprocess
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -15,6 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 import sigv4
+from conftest import ROOT, process_alive
 from s3 import ACCESS, S3, SECRET, _Backend
 
 CREDS = {ACCESS: SECRET}
@@ -152,3 +154,35 @@ def test_an_s3rver_that_died_leaves_no_directory_behind(monkeypatch):
         assert os.path.isdir(_Backend.dir) and _Backend.dir != old
     finally:
         _Backend.stop()
+
+
+KILLED_WORKER = """
+import os, signal
+from s3 import S3, _Backend
+
+def test_a_worker_killed_with_its_s3rver_running():
+    S3()
+    with open(os.environ["ARCA_KILLED_WORKER"], "w") as f:
+        f.write(f"{os.getpid()} {_Backend.proc.pid} {_Backend.dir}")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_worker_killed_mid_run_leaves_no_s3rver_and_no_directory_behind(tmp_path):
+    """A pytest worker killed with its s3rver running (as xdist kills one still busy 10 s after
+    the run's end; it had begun removing its buckets): the run's end stops the s3rver, which has
+    a session of its own, and removes its directory (a CI run left two of 25 buckets each)."""
+    (tmp_path / "test_killed.py").write_text(KILLED_WORKER)
+    said = tmp_path / "said"
+    here = os.path.join(ROOT, "tests", "integration")
+    env = {k: v for k, v in os.environ.items() if k != "ARCA_FAILURES"}  # not this run's failure
+    env.update(PYTHONPATH=here, ARCA_KILLED_WORKER=str(said))
+    run = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-p", "conftest", "-n", "1", "--max-worker-restart", "0",
+                          str(tmp_path / "test_killed.py")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert "crashed" in run.stdout, run.stdout[-2000:]
+    worker, server, directory = said.read_text().split()
+    assert not process_alive(int(worker))
+    assert not process_alive(int(server))
+    assert not os.path.exists(directory)
