@@ -651,17 +651,6 @@ struct object *object_slot(size_t i)
     return n ? object_of(n) : NULL;
 }
 
-void object_slot_prefetch(size_t i)
-{
-    ASSERT_LOCKED();
-    struct table_node *n = i < table_slots(&st.objects) ? table_slot(&st.objects, i) : NULL;
-    if (n) {
-        const struct object *o = object_of(n);
-        __builtin_prefetch(o);
-        __builtin_prefetch(o->url);
-    }
-}
-
 struct object *object_next(const struct object *obj)
 {
     ASSERT_LOCKED();

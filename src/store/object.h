@@ -576,9 +576,6 @@ bool object_set_aside_begun(void);
 size_t object_slots(void);
 struct object *object_slot(size_t i);
 struct object *object_next(const struct object *obj);
-/* Lock held. The first object of slot i (none past the last) asked into the cache, its start
- * and its URL's, for a sweep that reads it a few slots later: a million objects are cold. */
-void object_slot_prefetch(size_t i);
 /* Lock held (or main, alone): room for `at_least` objects, all at once (the loader, once it
  * has counted the index's rows: 0, or -1 out of memory); all gone at end (main, alone). */
 int objects_reserve(size_t at_least);

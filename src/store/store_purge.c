@@ -26,21 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Objects of a list (store_purge_urls, a URL's spellings) removed per hold of the lock at most,
- * each a few list and index unlinks. */
+/* Slots of the table visited per hold of the lock at most: about as many objects, each removal
+ * a few list and index unlinks. A hold also ends once store_purge_hold_us have passed (cold
+ * objects: 1024 slots once held it 12 ms), and the pause after it is as long
+ * (store_unlock_slice). */
 #define PURGE_SLOTS_PER_HOLD 1024
-/* Slots of the table a prefix's walk visits per hold at most. A hold ends first, as a rule,
- * once store_purge_hold_us have passed (cold objects: 1024 slots once held it 12 ms), and the
- * pause after it is as long, STORE_SLICE_PAUSE_MIN_US at least (store_unlock_slice): at 1024
- * slots a hold, 0.35 ms at a million objects, three quarters of the walk were pauses (a walk
- * that took nothing: 1.5 s, against 0.8-1.1 at 8192). */
-#define PURGE_WALK_SLOTS_PER_HOLD 8192
 int store_purge_hold_us = 1000;
 /* Slots visited between two looks at the clock. */
 #define PURGE_CLOCK_EVERY 64
-/* How many slots ahead the walk asks for an object's lines (object_slot_prefetch): its cache
- * misses overlap, where one at a time they were most of the walk's time at a million. */
-#define PURGE_PREFETCH_AHEAD 16
 /* How long a stop goes on removing the files of purges answered (stop_spent). */
 #define PURGE_STOP_FILES_US (2 * 1000 * 1000)
 /* Passes over the table at most: another pass only when the table grew during one (its objects
@@ -364,11 +357,7 @@ static size_t purge_slots(const struct purge_aim *aim, size_t from, size_t to, i
 {
     struct purge_job *job = NULL;
     size_t i = from;
-    for (size_t ahead = from; ahead < from + PURGE_PREFETCH_AHEAD && ahead < to; ahead++)
-        object_slot_prefetch(ahead);
     while (i < to) {
-        if (i + PURGE_PREFETCH_AHEAD < to)
-            object_slot_prefetch(i + PURGE_PREFETCH_AHEAD);
         for (struct object *o = object_slot(i), *next; o; o = next) {
             next = object_next(o);
             if (purge_aims_at(o->url, aim))
@@ -484,7 +473,7 @@ static void purge_table(const struct purge_aim *aim, struct purge_result *r)
             int64_t since = store_lock_slice();
             moved = st.objects.moves != moves;
             if (!moved) {
-                size_t to = from + PURGE_WALK_SLOTS_PER_HOLD;
+                size_t to = from + PURGE_SLOTS_PER_HOLD;
                 from = purge_slots(aim, from, to < slots ? to : slots, since, r);
             }
             int64_t held = store_unlock_held(since);
