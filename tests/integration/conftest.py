@@ -413,7 +413,7 @@ def sweep_dead_dirs(prefix):
         if not name.startswith(prefix):
             continue
         pid, dash, _ = name[len(prefix):].partition("-")
-        if not dash or not pid.isdigit() or process_alive(int(pid)):
+        if not dash or not pid.isdecimal() or process_alive(int(pid)):
             continue
         path = os.path.join(top, name)
         try:

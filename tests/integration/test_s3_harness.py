@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 import sigv4
-from conftest import ROOT, process_alive
+from conftest import ROOT, process_alive, wait_for
 from s3 import ACCESS, S3, SECRET, _Backend
 
 CREDS = {ACCESS: SECRET}
@@ -180,9 +180,9 @@ def test_a_worker_killed_mid_run_leaves_no_s3rver_and_no_directory_behind(tmp_pa
     run = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "-p", "conftest", "-n", "1", "--max-worker-restart", "0",
                           str(tmp_path / "test_killed.py")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=50)
     assert "crashed" in run.stdout, run.stdout[-2000:]
     worker, server, directory = said.read_text().split()
     assert not process_alive(int(worker))
-    assert not process_alive(int(server))
+    wait_for(lambda: not process_alive(int(server)), "the s3rver killed by the sweep to be gone")
     assert not os.path.exists(directory)
