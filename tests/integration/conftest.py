@@ -102,10 +102,6 @@ def format_host(host):
     return f"[{host}]" if ":" in host else host
 
 
-# s3.py's s3rver directory, named by the test process it serves: S3_DIR_PREFIX<pid>-XXXX
-S3_DIR_PREFIX = "arca-s3-"
-
-
 def free_port(host="127.0.0.1"):
     """A port free now, below the kernel's ephemeral range: a port the kernel picked for bind(0)
     can be taken next by any outgoing connection's local end (clients, arca's upstream, many at
@@ -403,36 +399,14 @@ def process_alive(pid):
         return False
 
 
-def sweep_dead_dirs(prefix):
-    """Removes each directory /tmp/PREFIX<pid>-* whose test process is gone, killed before it
-    could (xdist kills a worker still running 10 s after the run's end: a CI run left two
-    arca-s3-* directories of 25 buckets), and stops the server its `server.pid` names, when that
-    process still runs on the directory (an s3rver outlives its worker: a session of its own)."""
-    top = tempfile.gettempdir()
-    for name in os.listdir(top):
-        if not name.startswith(prefix):
-            continue
-        pid, dash, _ = name[len(prefix):].partition("-")
-        if not dash or not pid.isdecimal() or process_alive(int(pid)):
-            continue
-        path = os.path.join(top, name)
-        try:
-            with open(os.path.join(path, "server.pid")) as f:
-                server = int(f.read())
-            with open(f"/proc/{server}/cmdline", "rb") as f:
-                if path.encode() in f.read():
-                    os.killpg(server, signal.SIGKILL)
-        except (OSError, ValueError):
-            pass  # none written, or gone
-        shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session):
     """The run's last word, after xdist stopped its workers: what a worker's own end could not
     remove goes."""
     if not hasattr(session.config, "workerinput"):  # the run itself, not one of its workers
-        sweep_dead_dirs(S3_DIR_PREFIX)
+        from s3 import sweep_dead_backends  # here: s3.py imports this module
+
+        sweep_dead_backends()
 
 
 def pytest_configure(config):

@@ -8,8 +8,8 @@ buckets under names of their own ("s3-7-lab" for S3 number 7's "lab"), which its
 into the paths it forwards and takes out of the answers. s3rver is started once per process
 and stopped at its exit: starting a node process for each scenario cost 30 CPU seconds a pass.
 A process killed first (xdist kills a worker not done 10 s after the run's end) leaves its
-s3rver and directory, named by its PID, to conftest's sweep_dead_dirs: at the run's end, and at
-any later s3rver's start."""
+s3rver and directory, named by its PID, to sweep_dead_backends: at the run's end (conftest's
+pytest_sessionfinish), and at any later s3rver's start."""
 
 import atexit
 import collections
@@ -26,13 +26,40 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import sigv4
-from conftest import S3_DIR_PREFIX, SERVE_POLL, free_port, sweep_dead_dirs
+from conftest import SERVE_POLL, free_port, process_alive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 S3RVER = os.path.join(ROOT, "tests", ".node", "node_modules", "s3rver", "bin", "s3rver.js")
+# The directory of a test process's s3rver: DIR_PREFIX<its PID>-XXXX, holding data/ (the
+# buckets) and server.pid (s3rver's), for sweep_dead_backends
+DIR_PREFIX = "arca-s3-"
 # s3rver knows one access key, S3RVER; it is told to let any secret through, and the check in
 # front of it is the one that holds it to SECRET
 ACCESS, SECRET = "S3RVER", "arca-test-secret"
+
+
+def sweep_dead_backends():
+    """Removes each s3rver directory whose test process is gone, killed before it could (xdist
+    kills a worker still running 10 s after the run's end: a CI run left two arca-s3-*
+    directories of 25 buckets), and stops the s3rver its server.pid names when that process
+    still runs on the directory (an s3rver outlives its worker: a session of its own)."""
+    top = tempfile.gettempdir()
+    for name in os.listdir(top):
+        if not name.startswith(DIR_PREFIX):
+            continue
+        pid, dash, _ = name[len(DIR_PREFIX):].partition("-")
+        if not dash or not pid.isdecimal() or process_alive(int(pid)):
+            continue
+        path = os.path.join(top, name)
+        try:
+            with open(os.path.join(path, "server.pid")) as f:
+                server = int(f.read())
+            with open(f"/proc/{server}/cmdline", "rb") as f:
+                if path.encode() in f.read():
+                    os.killpg(server, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass  # none written, or gone
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class Checker(BaseHTTPRequestHandler):
@@ -116,8 +143,8 @@ class _Backend:
                 if not os.path.exists(S3RVER):
                     raise RuntimeError(f"{S3RVER} missing: scripts/test-tools installs it")
                 cls.stop()  # one that died: its directory goes before the next one's is made
-                sweep_dead_dirs(S3_DIR_PREFIX)  # and those of test processes killed before
-                cls.dir = tempfile.mkdtemp(prefix=f"{S3_DIR_PREFIX}{os.getpid()}-")
+                sweep_dead_backends()  # and those of test processes killed before
+                cls.dir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-")
                 for _ in range(3):  # a port another parallel scenario took first: another one
                     if cls._start():
                         break
@@ -135,7 +162,7 @@ class _Backend:
                 "--allow-mismatched-signatures"]
         cls.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     start_new_session=True)
-        with open(os.path.join(cls.dir, "server.pid"), "w") as f:  # conftest's sweep_dead_dirs
+        with open(os.path.join(cls.dir, "server.pid"), "w") as f:  # sweep_dead_backends
             f.write(str(cls.proc.pid))
         deadline = time.monotonic() + 20
         while True:
