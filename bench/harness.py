@@ -216,6 +216,18 @@ def tree_sum(pid, name, value):
 def rss_kib(pid):
     return tree_sum(pid, "status", lambda t: int(re.search(r"VmRSS:\s+(\d+)", t).group(1)))
 
+def anon_kib(pid):
+    """Its anonymous resident memory: what it was given fresh (heap, tables), not its mapped
+    files."""
+    return tree_sum(pid, "status", lambda t: int(re.search(r"RssAnon:\s+(\d+)", t).group(1)))
+
+def memory_floor_s(kib):
+    """arca-floor --memory: the seconds this machine takes to give two threads `kib` of fresh
+    memory (bench/floor.c), nan without a figure."""
+    out = subprocess.run([FLOOR, "--memory", str(max(int(kib), 1))], capture_output=True,
+                         text=True)
+    return float(out.stdout) if out.returncode == 0 else float("nan")
+
 def cpu_seconds(pid):
     def ticks(stat):  # utime + stime, counted after the command name, which may hold blanks
         fields = stat.rsplit(")", 1)[1].split()

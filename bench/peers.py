@@ -15,9 +15,10 @@ import urllib.request
 
 from maintenance import maintenance_round
 from harness import (ARCA, ARCA_BEFORE, INDEX_OBJECT_BYTES, Arca, FLOOR, Nginx, Server, Squid,
-    Varnish, arcas, check_clients, children_cpu, in_turn, fetch_all, file_sha256, free_port,
-    has_option, hold_idle, idle_rounds, loadgen, loadgen_cpu, parse_wrk, rate_run, rss_kib,
-    pageout_paused, settled, wait_http, warm_pages, write_random, wrk_rounds)
+    Varnish, anon_kib, arcas, check_clients, children_cpu, in_turn, fetch_all, file_sha256,
+    free_port, has_option, hold_idle, idle_rounds, loadgen, loadgen_cpu, memory_floor_s,
+    parse_wrk, rate_run, rss_kib, pageout_paused, settled, wait_http, warm_pages, write_random,
+    wrk_rounds)
 
 
 
@@ -363,7 +364,7 @@ def index_round(a, cfg, script, count, files):
     t0 = time.monotonic()
     startup, early_errors = first_hit(a, hit_url)
     all_loaded = loaded(a, t0)
-    rss = rss_kib(a.pid)
+    rss, anon = rss_kib(a.pid), anon_kib(a.pid)
     settled_s = settled(a, t0)
 
     def requests():
@@ -380,7 +381,7 @@ def index_round(a, cfg, script, count, files):
                        f"{a.dead_port}/obj/", cfg["index_rate"], cfg["index_seconds"], count)
     return {"first_hit_s": startup, "loaded_s": all_loaded, "errors_before_it": early_errors,
             "settled_s": settled_s, "hit_ratio": ratio, "req_per_s": rps, "p99_ms": p99, "rss_kib": rss,
-            "p99_ms_at_rate": at_rate["p99_ms"], "errors_at_rate": at_rate["errors"]}
+            "anon_kib": anon, "p99_ms_at_rate": at_rate["p99_ms"], "errors_at_rate": at_rate["errors"]}
 
 def static_round(n, cfg, script, count, files):
     """nginx-static on the same files (hard links, the same inodes): the floor of a hit."""
@@ -433,6 +434,10 @@ def index_figures(rounds, sizes):
         out[f"{build} p99 {tag(large)}/{tag(small)}"] = hi["p99_ms"] / lo["p99_ms"]
         out[f"{build} bytes/object beyond {tag(small)}"] = \
             (hi["rss_kib"] - lo["rss_kib"]) * 1024 / (large - small)
+        # item 3: the load at the largest store, and the least its fresh memory alone costs
+        # on this machine (two threads given as much, arca stopped: arca-floor --memory)
+        out[f"{build}-{tag(large)} loaded s"] = hi["loaded_s"]
+        out[f"{build}-{tag(large)} memory floor s"] = hi.get("memory_floor_s", float("nan"))
         static = med.get(f"nginx-static-{tag(large)}")
         if static:
             out[f"{build} hits {tag(large)}/nginx-static"] = hi["req_per_s"] / static["req_per_s"]
@@ -503,6 +508,9 @@ def big_index_rounds(work, cfg):
                         continue
                     rounds[c.name].append(index_round(c, cfg, script, count, files))
                     c.stop()
+                    # the least its load's fresh memory costs here, arca stopped (item 3)
+                    rounds[c.name][-1]["memory_floor_s"] = \
+                        memory_floor_s(rounds[c.name][-1]["anon_kib"])
             if count == sizes[-1]:  # last: each build purges and evicts (issue 70's item 4)
                 # and arca's build purges and evicts while nginx-static takes the hits: the
                 # machine's floor beside that maintenance (maintenance.py)
