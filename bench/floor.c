@@ -1,8 +1,8 @@
 /*
- * arca-floor — the least an HTTP server can do per keep-alive request on this machine, so that
- * bench/run's warm-small-floor can say how far any server design could go here, and how close
- * arca is. Not a server: it answers every request head with the same 4 KiB body, parses nothing
- * and looks nothing up.
+ * arca-floor — the least a server can do on this machine, so that bench/run can say how far any
+ * design could go here, and how close arca is: per keep-alive request (warm-small-floor: not a
+ * server, it answers every request head with the same 4 KiB body, parses nothing and looks
+ * nothing up), and for fresh memory (big-index's load).
  *
  *   arca-floor PORT epoll   2 threads, each a level-triggered epoll loop on its own
  *                           SO_REUSEPORT listener: one recv and one send per request (arca's
@@ -11,14 +11,16 @@
  *   arca-floor PORT uring   2 threads, each an io_uring: recv and send submitted in batches,
  *                           so a turn of many requests costs one system call
  *   arca-floor --modes      prints the modes this build has
- *   arca-floor --memory KIB 2 threads, each given half of KIB of fresh memory (mapped, then
- *                           written a byte a page): prints the seconds that took, the least a
- *                           process loading that much (big-index's restart at a million
- *                           objects) spends here on its pages alone. On most machines a fresh
- *                           page costs well under a microsecond; under a hypervisor that
- *                           backs a guest's memory only once touched, 10-20 (2026-12-01)
+ *   arca-floor --memory KIB 2 threads (arca's load reads its index on two), each given half of
+ *                           KIB of fresh memory (mapped, then written a byte a page): prints
+ *                           the seconds that took, the least a process loading that much
+ *                           (big-index's restart at a million objects) spends here on those
+ *                           pages alone. On most machines a fresh page costs well under a
+ *                           microsecond; here, under a hypervisor that backs a guest's memory
+ *                           only once touched, 10-20 µs (2026-12-01)
  *
- * Exits 2 with a one-line message when the mode is not built (io_uring needs liburing-dev).
+ * Exits 2 with a one-line message when the mode is not built (io_uring needs liburing-dev), or
+ * for a usage error (KIB: 1 up to the machine's memory); 1 when a thread or a mapping fails.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -195,14 +197,16 @@ static void *run_uring(void *arg)
 
 static size_t memory_share; /* bytes each thread is given */
 
+/* NULL, or the errno of its failed mapping */
 static void *touch_share(void *arg)
 {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     volatile char *m =
         mmap(NULL, memory_share, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     (void)arg;
     if (m == MAP_FAILED)
-        return (void *)1;
-    for (size_t at = 0; at < memory_share; at += 4096)
+        return (void *)(intptr_t)errno;
+    for (size_t at = 0; at < memory_share; at += page)
         m[at] = 1;
     return NULL; /* left mapped: the process exits */
 }
@@ -211,11 +215,14 @@ static int memory_floor(const char *kib_arg)
 {
     char *end = NULL;
     long long kib = strtoll(kib_arg, &end, 10);
+    /* never more than the machine has: the writes would wake the OOM killer */
+    long long most = (long long)sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE);
     pthread_t t[THREADS];
     struct timespec a, b;
-    void *failed = NULL;
-    if (kib <= 0 || kib > (1LL << 32) || *end) {
-        fprintf(stderr, "usage: arca-floor --memory KIB (1 to 2^32)\n");
+    intptr_t failed = 0;
+    if (kib <= 0 || kib > most || *end) {
+        fprintf(stderr, "usage: arca-floor --memory KIB (1 to %lld, this machine's memory)\n",
+                most);
         return 2;
     }
     memory_share = (size_t)kib * 1024 / THREADS;
@@ -228,11 +235,12 @@ static int memory_floor(const char *kib_arg)
     for (int i = 0; i < THREADS; i++) {
         void *r = NULL;
         pthread_join(t[i], &r);
-        failed = failed ? failed : r;
+        failed = failed ? failed : (intptr_t)r;
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     if (failed) {
-        fprintf(stderr, "arca-floor: cannot map %lld KiB: %s\n", kib, strerror(ENOMEM));
+        fprintf(stderr, "arca-floor: cannot map %zu KiB: %s\n", memory_share / 1024,
+                strerror((int)failed));
         return 1;
     }
     printf("%.4f\n", (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);

@@ -217,16 +217,22 @@ def rss_kib(pid):
     return tree_sum(pid, "status", lambda t: int(re.search(r"VmRSS:\s+(\d+)", t).group(1)))
 
 def anon_kib(pid):
-    """Its anonymous resident memory: what it was given fresh (heap, tables), not its mapped
-    files."""
-    return tree_sum(pid, "status", lambda t: int(re.search(r"RssAnon:\s+(\d+)", t).group(1)))
+    """Its anonymous resident memory (heap, tables), not its mapped files; nan when the kernel
+    does not say (RssAnon: Linux 4.5) or the process has gone."""
+    kib = tree_sum(pid, "status", lambda t: int(re.search(r"RssAnon:\s+(\d+)", t).group(1)))
+    return kib if kib > 0 else float("nan")
 
 def memory_floor_s(kib):
     """arca-floor --memory: the seconds this machine takes to give two threads `kib` of fresh
-    memory (bench/floor.c), nan without a figure."""
-    out = subprocess.run([FLOOR, "--memory", str(max(int(kib), 1))], capture_output=True,
-                         text=True)
-    return float(out.stdout) if out.returncode == 0 else float("nan")
+    memory (bench/floor.c), nan without a figure (none to give, or the floor failed)."""
+    if not kib > 0:  # nan too
+        return float("nan")
+    try:
+        out = subprocess.run([FLOOR, "--memory", str(int(kib))], capture_output=True,
+                             text=True, timeout=60)
+        return float(out.stdout) if out.returncode == 0 else float("nan")
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return float("nan")
 
 def cpu_seconds(pid):
     def ticks(stat):  # utime + stime, counted after the command name, which may hold blanks

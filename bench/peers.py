@@ -420,8 +420,9 @@ def size_tag(count):
 
 def index_figures(rounds, sizes):
     """What issue 70 bounds, from the medians: hits and p99 at the largest store against the
-    smallest (the same build), hits against nginx-static on the same files, and the resident
-    bytes per object beyond the smallest store."""
+    smallest (the same build), hits against nginx-static on the same files, the resident
+    bytes per object beyond the smallest store, and the load at the largest store beside this
+    machine's floor for its fresh memory (seconds, not ratios)."""
     med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in rounds.items()}
     small, large = sizes[0], sizes[-1]
     tag = size_tag
