@@ -438,7 +438,7 @@ def index_figures(rounds, sizes):
         # item 3: the load at the largest store, and the least its fresh memory alone costs
         # on this machine (two threads given as much, arca stopped: arca-floor --memory)
         out[f"{build}-{tag(large)} loaded s"] = hi["loaded_s"]
-        out[f"{build}-{tag(large)} memory floor s"] = hi.get("memory_floor_s", float("nan"))
+        out[f"{build}-{tag(large)} memory floor s"] = hi["memory_floor_s"]
         static = med.get(f"nginx-static-{tag(large)}")
         if static:
             out[f"{build} hits {tag(large)}/nginx-static"] = hi["req_per_s"] / static["req_per_s"]
