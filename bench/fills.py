@@ -222,46 +222,55 @@ def hit_gbps(url, size, seconds):
 def uplink_cap(work, cfg, www):
     """Issue 44: --upstream-rate C with three cold downloads running (each filled over pieces):
     the upstream rate over the window against C, and a hit beside them against the same hit on
-    an idle arca."""
+    an idle arca. With ARCA_BEFORE, the older build's rounds too, the two taking turns."""
     c = cfg["fill"]
     cap = parse_rate(c["cap"])
+    builds = [Arca(work, extra=("--upstream-rate", c["cap"]))]
+    if ARCA_BEFORE:
+        builds.append(Arca(work, binary=ARCA_BEFORE, name="arca-before",
+                           extra=("--upstream-rate", c["cap"])))
+    rounds = c.get("rounds", cfg["rounds"])
     for i in range(3):
         write_random(os.path.join(www, f"cold{i}"), c["cap_size"])
-        for r in range(c.get("rounds", cfg["rounds"])):  # a new name per round: cold each time
-            os.symlink(f"cold{i}", os.path.join(www, f"cold{i}-{r}"))
+        for r in range(rounds):  # a new name per round and build: cold each time
+            for s in builds:
+                os.symlink(f"cold{i}", os.path.join(www, f"cold{i}-{r}-{s.name}"))
     write_random(os.path.join(www, "hot"), c["hit_size"])
     for name in ("cold0", "cold1", "cold2", "hot"):  # not modified within an answer's second
         os.utime(os.path.join(www, name), (time.time() - 10, time.time() - 10))
     origin = Nginx(work, "origin", www=www, log=False)
-    arca = Arca(work, extra=("--upstream-rate", c["cap"]))
-    rows = {"arca": []}
+    rows = {s.name: [] for s in builds}
     try:
-        for r in range(c.get("rounds", cfg["rounds"])):
-            hot = arca.url(origin, "/hot")
-            fetch_all(hot, c["hit_size"])
-            idle = hit_gbps(hot, c["hit_size"], 2)
-            urls = [arca.url(origin, f"/cold{i}-{r}") for i in range(3)]
-            threads = [threading.Thread(target=fetch_all, args=(u, c["cap_size"]))
-                       for u in urls]
-            for t in threads:
-                t.start()
-            time.sleep(1)
-            before, t0 = arca.metric("arca_downloaded_bytes_total"), time.monotonic()
-            busy = hit_gbps(hot, c["hit_size"], c["cap_seconds"])
-            rate = (arca.metric("arca_downloaded_bytes_total") - before) / \
-                (time.monotonic() - t0)
-            for t in threads:
-                t.join(900)
-            rows["arca"].append({"rate_vs_cap": rate / cap, "hit_vs_idle": busy / idle,
-                                 "hit_gbps": busy, "idle_hit_gbps": idle})
+        for r in range(rounds):
+            for s in in_turn(builds, r):
+                rows[s.name].append(uplink_cap_round(s, origin, c, cap, r))
         return {"metric": "rate_vs_cap", "higher_is_better": True, "unit": "× cap",
                 "setup": f"--upstream-rate {c['cap']}, 3 cold downloads of "
                          f"{c['cap_size'] >> 20} MiB (each filled over pieces); the rate over "
                          f"{c['cap_seconds']} s, and a hit of {c['hit_size'] >> 20} MiB beside",
                 "rounds": rows}
     finally:
-        arca.stop()
+        for s in reversed(builds):
+            s.stop()
         origin.stop()
+
+def uplink_cap_round(arca, origin, c, cap, r):
+    """One build's round of uplink-cap: its hit alone, then beside its three cold downloads."""
+    hot = arca.url(origin, "/hot")
+    fetch_all(hot, c["hit_size"])
+    idle = hit_gbps(hot, c["hit_size"], 2)
+    urls = [arca.url(origin, f"/cold{i}-{r}-{arca.name}") for i in range(3)]
+    threads = [threading.Thread(target=fetch_all, args=(u, c["cap_size"])) for u in urls]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    before, t0 = arca.metric("arca_downloaded_bytes_total"), time.monotonic()
+    busy = hit_gbps(hot, c["hit_size"], c["cap_seconds"])
+    rate = (arca.metric("arca_downloaded_bytes_total") - before) / (time.monotonic() - t0)
+    for t in threads:
+        t.join(900)
+    return {"rate_vs_cap": rate / cap, "hit_vs_idle": busy / idle, "hit_gbps": busy,
+            "idle_hit_gbps": idle}
 
 def parse_rate(text):
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}

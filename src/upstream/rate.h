@@ -12,12 +12,14 @@
  * is paused (the callback returns CURL_WRITEFUNC_PAUSE: curl keeps the chunk and stops reading its
  * socket, so the origin's TCP window closes and it stops sending) and queued under its download's
  * flow. As the cap refills (the bucket holds at most TOKENS_BURST_MS of the rate), flows take turns
- * of RATE_TURN_MS of the rate (one chunk and TOKENS_TURN_MIN at least, a tunnel's turn: the tick
- * comes when a tunnel may go too, tokens.h), round-robin: a download over four connections
- * (fill.h) gets what a download over one gets. A handle's waiter is forgotten (rate_forget) before
- * the handle leaves the multi handle or is freed. Without a cap (0), every chunk is admitted and
- * what waits is let go at once. Nothing else is slowed: hits and clients following a download read
- * from disk.
+ * round-robin, in rounds (the tick comes when a tunnel may go too, tokens.h): each flow queued
+ * takes one turn a round, an equal share of what the bucket holds, spread over its paused handles
+ * with RATE_TURN_MS of the rate each at least (one chunk and TOKENS_TURN_MIN at least, a tunnel's
+ * turn); a round a millisecond at most, never two in one pass of the upstream loop. A download
+ * over four connections (fill.h) gets what a download over one gets, even when the loop comes
+ * late. A handle's waiter is forgotten (rate_forget) before the handle leaves the multi handle or
+ * is freed. Without a cap (0), every chunk is admitted and what waits is let go at once. Nothing
+ * else is slowed: hits and clients following a download read from disk.
  */
 #ifndef ARCA_RATE_H
 #define ARCA_RATE_H

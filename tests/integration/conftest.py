@@ -262,7 +262,11 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.close_connection = True
         end = len(obj.data) if last is None else last + 1
-        self.send_body(obj, obj.data[first or 0 : end] + extra, fault, path)
+        # a view, not a copy: copying 8 MiB twice (the slice, then the pieces) took this origin
+        # 0.9 s under a CPU-heavy job, where fresh pages are dear, and a whole body's first byte
+        # came that much after its headers, a fill's small ranges' at once
+        body = memoryview(obj.data)[first or 0 : end]
+        self.send_body(obj, bytes(body) + extra if extra else body, fault, path)
 
     def unmodified(self, obj):
         """RFC 9110 13.1.2/13.1.3: If-None-Match wins; If-Modified-Since is compared as text."""

@@ -71,6 +71,48 @@ static void turns_go_round_robin_by_download(void **state)
     curl_easy_cleanup(s.easy);
 }
 
+/* A tick come late, the bucket full (four chunks): each download takes half, the fill over two
+ * of its connections, the single download over its one; the next round waits for the loop's
+ * next pass, where the single download, its chunks read by then, is queued again. The tick
+ * ran on while the bucket held anything, a turn a handle: the fill's connections took three
+ * turns to the single one's, and under ASan beside a CPU-heavy job a fill's 8 MiB came in
+ * 3.4-3.7 s, a single connection's in 4.2-4.3 (4M cap: 4 s each). */
+static void a_late_tick_gives_each_download_one_share(void **state)
+{
+    (void)state;
+    struct rate_flow fill = {0}, single = {0};
+    struct rate_wait f[4], s = waiter(&single);
+    for (int i = 0; i < 4; i++) {
+        f[i] = waiter(&fill);
+        assert_false(rate_admit(&gate, &f[i], CHUNK));
+    }
+    assert_false(rate_admit(&gate, &s, CHUNK));
+    clock_ms += 1000;
+    timer_run(&heap, clock_ms);
+    assert_int_equal(f[0].credit, CHUNK);
+    assert_int_equal(f[1].credit, CHUNK);
+    assert_int_equal(f[2].credit + f[3].credit, 0);
+    assert_int_equal(s.credit, 2 * CHUNK);
+    assert_int_equal(timer_run(&heap, clock_ms), 0); /* not again in this pass */
+    for (int i = 0; i < 2; i++)
+        assert_true(rate_admit(&gate, &s, CHUNK));
+    assert_false(rate_admit(&gate, &s, CHUNK)); /* its next chunk, queued behind the fill */
+    clock_ms += 1;                              /* the next pass: the fill's turn first */
+    timer_run(&heap, clock_ms);
+    assert_int_equal(f[2].credit, CHUNK);
+    assert_int_equal(s.credit, 0);
+    clock_ms += 100; /* one chunk's worth: the single download's turn */
+    timer_run(&heap, clock_ms);
+    assert_int_equal(s.credit, CHUNK);
+    assert_int_equal(f[3].credit, 0);
+    for (int i = 0; i < 4; i++) {
+        rate_forget(&gate, &f[i]);
+        curl_easy_cleanup(f[i].easy);
+    }
+    rate_forget(&gate, &s);
+    curl_easy_cleanup(s.easy);
+}
+
 /* With room in the bucket and nobody waiting, a chunk still waits for its turn: one taken at
  * once goes to whichever handle curl reads first, and a fill's four would take four shares. */
 static void a_chunk_never_passes_without_its_turn(void **state)
@@ -225,6 +267,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(turns_go_round_robin_by_download, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_late_tick_gives_each_download_one_share, setup, teardown),
         cmocka_unit_test_setup_teardown(a_chunk_never_passes_without_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(lifting_the_cap_lets_everything_go, setup, teardown),
         cmocka_unit_test_setup_teardown(a_long_idle_under_a_huge_cap_does_not_stall, setup,
