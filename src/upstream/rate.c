@@ -9,6 +9,7 @@ void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)
     g->now_ms = now_ms;
     tokens_init(&g->bucket, now_ms());
     g->flows = (struct dlist){0};
+    g->epoch = 0;
     timer_init(&g->tick);
     atomic_store(&g->changed, false);
     g->ready = true;
@@ -46,7 +47,10 @@ static void arm(struct rate_gate *g, int64_t rate, int64_t tokens, int64_t least
 
 void rate_poll(struct rate_gate *g)
 {
-    if (g->ready && atomic_exchange(&g->changed, false) && g->flows.head)
+    if (!g->ready || !atomic_exchange(&g->changed, false))
+        return;
+    g->epoch++; /* what was paid at the old rate is void */
+    if (g->flows.head)
         timer_arm(g->timers, &g->tick, g->now_ms(), tick, g);
 }
 
@@ -67,6 +71,8 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
 {
     int64_t rate = tokens_rate(&g->bucket);
     assert(!w->queued);
+    if (w->epoch != g->epoch) /* paid at a cap changed since: a lowered cap holds at once */
+        w->credit = 0;
     if (w->credit >= (int64_t)len) { /* paid for as it was let go */
         w->credit -= (int64_t)len;
         return true;
@@ -82,16 +88,14 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
     return false;
 }
 
-/* What a turn lets a handle take: its paused chunk at least, and RATE_TURN_MS of the rate, so
- * that a fast cap is not held to one chunk per handle per pass of the loop (the second outside
- * review measured 0.6 of a 100M cap that way); TOKENS_TURN_MIN at least, as a tunnel's turn, so
- * that a download of small chunks gets a tunnel's share, not a chunk per tunnel's 16 KiB. */
-static int64_t turn_bytes(const struct rate_wait *w, int64_t rate)
+/* What a turn lets a handle take at least: RATE_TURN_MS of the rate, so that a fast cap is not
+ * held to one chunk per handle per pass of the loop (the second outside review measured 0.6 of
+ * a 100M cap that way); TOKENS_TURN_MIN at least, as a tunnel's turn, so that a download of
+ * small chunks gets a tunnel's share, not a chunk per tunnel's 16 KiB; and its paused chunk. */
+static int64_t turn_min(int64_t rate)
 {
     int64_t bytes = rate * RATE_TURN_MS / 1000;
-    if (bytes < TOKENS_TURN_MIN)
-        bytes = TOKENS_TURN_MIN;
-    return bytes > (int64_t)w->pending ? bytes : (int64_t)w->pending;
+    return bytes < TOKENS_TURN_MIN ? TOKENS_TURN_MIN : bytes;
 }
 
 /* `f`'s oldest paused handle goes on with `bytes` paid for (what it paused on, without a cap). */
@@ -100,9 +104,12 @@ static void let_go(struct rate_gate *g, struct rate_flow *f, int64_t rate, int64
     struct rate_wait *w = DLIST_ENTRY(f->waiting.head, struct rate_wait, node);
     dlist_remove(&f->waiting, &w->node);
     w->queued = false;
+    if ((int64_t)w->pending > bytes)
+        bytes = (int64_t)w->pending;
     if (rate > 0)
         tokens_spend(&g->bucket, bytes, g->now_ms());
-    w->credit += rate > 0 ? bytes : (int64_t)w->pending;
+    w->credit += bytes;
+    w->epoch = g->epoch;
     /* curl hands the chunk back to the callback now or at its next pass: paid for either way.
      * A callback that refuses it here (its download failed, its piece is in) only makes
      * curl_easy_pause fail, and the transfer goes on: so every owner refuses its next chunk
@@ -118,26 +125,30 @@ static int count(const struct dlist *l)
     return n;
 }
 
-/* The flow at the head of the queue takes its turn of the round: `share` bytes (a turn at least),
- * spread over its paused handles, oldest first, a turn each at least; it goes to the back of the
- * queue while it has others. A download over one connection gets its share on that one, a fill
- * on its four: the same bytes a round. */
+/* The flow at the head of the queue takes its turn of the round: `share` bytes, spread over as
+ * many of its paused handles, oldest first, as get a least turn each (one at least), so that a
+ * download over one connection and a fill over four take the same bytes a round. Without a cap,
+ * every paused handle goes. A handle let go may pause again at once (curl hands the callback
+ * more than it paid for), queueing its flow again: the flow stays queued while it has a handle
+ * paused, and only then (the queue holds no flow with none). */
 static void flow_turn(struct rate_gate *g, int64_t rate, int64_t share)
 {
     struct rate_flow *f = DLIST_ENTRY(g->flows.head, struct rate_flow, node);
     dlist_remove(&g->flows, &f->node);
-    for (int64_t given = 0; f->waiting.head && given < share;) {
-        int64_t bytes = 0;
-        if (rate > 0) { /* a handle let go may pause again at once, last in its flow */
-            struct rate_wait *w = DLIST_ENTRY(f->waiting.head, struct rate_wait, node);
-            bytes = turn_bytes(w, rate);
-            if ((share - given) / count(&f->waiting) > bytes)
-                bytes = (share - given) / count(&f->waiting);
-        }
-        let_go(g, f, rate, bytes);
-        given += rate > 0 ? bytes : 1;
+    if (rate == 0) {
+        while (f->waiting.head)
+            let_go(g, f, 0, 0);
+    } else {
+        int64_t least = turn_min(rate), n = share / least, paused = count(&f->waiting);
+        n = n < 1 ? 1 : n > paused ? paused : n;
+        /* a cap changed meanwhile (SIGHUP, another thread): the round ends, charged nothing at
+         * the old rate; rate_poll wakes the queue at the new one */
+        for (int64_t i = 0; i < n && f->waiting.head && tokens_rate(&g->bucket) == rate; i++)
+            let_go(g, f, rate, share / n > least ? share / n : least);
     }
-    if (f->waiting.head && !dlist_linked(&g->flows, &f->node))
+    if (!f->waiting.head)
+        dlist_remove(&g->flows, &f->node);
+    else if (!dlist_linked(&g->flows, &f->node))
         dlist_append(&g->flows, &f->node);
 }
 
@@ -152,7 +163,7 @@ static void flow_turn(struct rate_gate *g, int64_t rate, int64_t share)
 static void tick(void *arg)
 {
     struct rate_gate *g = arg;
-    int64_t rate = tokens_rate(&g->bucket), tokens = 0, share = INT64_MAX;
+    int64_t rate = tokens_rate(&g->bucket), tokens = 0, share = 0;
     int round = count(&g->flows);
     bool went = false;
     if (rate > 0 && round > 0 && (tokens = tokens_for_downloads(&g->bucket, g->now_ms())) > 0)
@@ -172,6 +183,9 @@ static void tick(void *arg)
 void rate_forget(struct rate_gate *g, struct rate_wait *w)
 {
     struct rate_flow *f = w->flow;
+    /* paid for and never taken: back to the bucket (a round's share may be 100 ms of the cap) */
+    if (w->credit > 0 && w->epoch == g->epoch && g->ready)
+        tokens_spend(&g->bucket, -w->credit, g->now_ms());
     w->credit = 0;
     if (!w->queued)
         return;

@@ -13,13 +13,15 @@
  * socket, so the origin's TCP window closes and it stops sending) and queued under its download's
  * flow. As the cap refills (the bucket holds at most TOKENS_BURST_MS of the rate), flows take turns
  * round-robin, in rounds (the tick comes when a tunnel may go too, tokens.h): each flow queued
- * takes one turn a round, an equal share of what the bucket holds, spread over its paused handles
- * with RATE_TURN_MS of the rate each at least (one chunk and TOKENS_TURN_MIN at least, a tunnel's
- * turn); a round a millisecond at most, never two in one pass of the upstream loop. A download
- * over four connections (fill.h) gets what a download over one gets, even when the loop comes
- * late. A handle's waiter is forgotten (rate_forget) before the handle leaves the multi handle or
- * is freed. Without a cap (0), every chunk is admitted and what waits is let go at once. Nothing
- * else is slowed: hits and clients following a download read from disk.
+ * takes one turn a round, an equal share of what the bucket holds, spread over as many of its
+ * paused handles as get RATE_TURN_MS of the rate each (one chunk and TOKENS_TURN_MIN at least, a
+ * tunnel's turn); never two rounds in one pass of the upstream loop, and a millisecond between
+ * them while flows wait. A download over four connections (fill.h) gets what a download over one
+ * gets, even when the loop comes late. A handle's waiter is forgotten (rate_forget) before the
+ * handle leaves the multi handle or is freed: what its turns paid and it never took goes back to
+ * the bucket. A changed cap voids what was paid at the old one (a lowered cap holds at once).
+ * Without a cap (0), every chunk is admitted and what waits is let go at once. Nothing else is
+ * slowed: hits and clients following a download read from disk.
  */
 #ifndef ARCA_RATE_H
 #define ARCA_RATE_H
@@ -53,6 +55,7 @@ struct rate_wait {
     size_t pending;    /* the chunk it paused on */
     bool queued;       /* paused, in its flow's queue */
     int64_t credit;    /* bytes its turns paid for and it has not taken yet */
+    uint64_t epoch;    /* the gate's, when they were paid: void once the cap changed */
 };
 
 struct rate_gate {
@@ -63,6 +66,7 @@ struct rate_gate {
     int64_t (*now_ms)(void);
     bool ready;           /* rate_init ran (a unit's loop may never call it) */
     _Atomic bool changed; /* rate_set changed the cap: rate_poll wakes the waiters */
+    uint64_t epoch;       /* counts the changes rate_poll took up: older credit is void */
 };
 
 void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)(void));

@@ -113,6 +113,74 @@ static void a_late_tick_gives_each_download_one_share(void **state)
     curl_easy_cleanup(s.easy);
 }
 
+/* Three downloads in a late round, the bucket holding less than two turns each: each takes the
+ * same share, the fill's on one of its connections. With a turn a connection at least, the fill
+ * took two (32 KiB) to the others' 21 KiB. */
+static void a_round_gives_every_download_the_same_bytes(void **state)
+{
+    (void)state;
+    struct rate_flow fill = {0}, one = {0}, two = {0};
+    struct rate_wait f[4], a = waiter(&one), b = waiter(&two);
+    for (int i = 0; i < 4; i++) {
+        f[i] = waiter(&fill);
+        assert_false(rate_admit(&gate, &f[i], CHUNK));
+    }
+    assert_false(rate_admit(&gate, &a, CHUNK));
+    assert_false(rate_admit(&gate, &b, CHUNK));
+    clock_ms += 1000; /* a full bucket: 64 KiB */
+    timer_run(&heap, clock_ms);
+    assert_int_equal(f[0].credit, 65536 / 3);
+    assert_int_equal(f[1].credit, 0);
+    assert_int_equal(a.credit, 65536 / 3);
+    assert_int_equal(b.credit, 65536 / 3);
+    for (int i = 0; i < 4; i++) {
+        rate_forget(&gate, &f[i]);
+        curl_easy_cleanup(f[i].easy);
+    }
+    rate_forget(&gate, &a);
+    rate_forget(&gate, &b);
+    curl_easy_cleanup(a.easy);
+    curl_easy_cleanup(b.easy);
+}
+
+/* A handle that leaves with bytes paid for and never taken (its download ended, a small body
+ * after a late round's share) gives them back: thrown away, a round's share (up to 100 ms of the
+ * cap) left every other download waiting for nothing. */
+static void what_was_paid_and_not_taken_goes_back(void **state)
+{
+    (void)state;
+    struct rate_flow flow = {0};
+    struct rate_wait w = waiter(&flow);
+    clock_ms += 1000; /* a full bucket: 64 KiB */
+    assert_false(rate_admit(&gate, &w, CHUNK));
+    timer_run(&heap, clock_ms);
+    assert_int_equal(w.credit, 65536);
+    assert_true(rate_admit(&gate, &w, 5000));
+    assert_int_equal(tokens_held(rate_bucket(&gate), clock_ms), 0);
+    rate_forget(&gate, &w);
+    assert_int_equal(tokens_held(rate_bucket(&gate), clock_ms), (65536 - 5000) * 1000LL);
+    curl_easy_cleanup(w.easy);
+}
+
+/* A cap lowered on SIGHUP holds at once: what a handle was paid at the old cap (a round's share,
+ * up to 100 ms of it: 100 MiB at 1G) is void, and its next chunk waits its turn at the new one. */
+static void a_lowered_cap_voids_what_was_paid(void **state)
+{
+    (void)state;
+    struct rate_flow flow = {0};
+    struct rate_wait w = waiter(&flow);
+    clock_ms += 1000;
+    assert_false(rate_admit(&gate, &w, CHUNK));
+    timer_run(&heap, clock_ms);
+    assert_int_equal(w.credit, 65536);
+    assert_true(rate_set(&gate, 1000));
+    rate_poll(&gate);
+    assert_false(rate_admit(&gate, &w, CHUNK));
+    rate_forget(&gate, &w); /* void: nothing goes back to the new bucket */
+    assert_true(tokens_held(rate_bucket(&gate), clock_ms) <= 0);
+    curl_easy_cleanup(w.easy);
+}
+
 /* With room in the bucket and nobody waiting, a chunk still waits for its turn: one taken at
  * once goes to whichever handle curl reads first, and a fill's four would take four shares. */
 static void a_chunk_never_passes_without_its_turn(void **state)
@@ -268,6 +336,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(turns_go_round_robin_by_download, setup, teardown),
         cmocka_unit_test_setup_teardown(a_late_tick_gives_each_download_one_share, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_round_gives_every_download_the_same_bytes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(what_was_paid_and_not_taken_goes_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_lowered_cap_voids_what_was_paid, setup, teardown),
         cmocka_unit_test_setup_teardown(a_chunk_never_passes_without_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(lifting_the_cap_lets_everything_go, setup, teardown),
         cmocka_unit_test_setup_teardown(a_long_idle_under_a_huge_cap_does_not_stall, setup,
