@@ -33,6 +33,7 @@ void tokens_init(struct token_bucket *b, int64_t now_ms)
 {
     pthread_mutex_init(&b->lock, NULL);
     atomic_store(&b->rate, 0);
+    atomic_store(&b->epoch, 0);
     b->tokens = 0;
     b->refilled_ms = now_ms;
     b->downloads_since = TOKENS_NOT_WAITING;
@@ -48,6 +49,7 @@ bool tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms)
         b->tokens = 0;
         b->refilled_ms = now_ms;
         atomic_store(&b->rate, rate);
+        atomic_fetch_add(&b->epoch, 1);
     }
     pthread_mutex_unlock(&b->lock);
     return changed;
@@ -56,6 +58,11 @@ bool tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms)
 int64_t tokens_rate(struct token_bucket *b)
 {
     return atomic_load(&b->rate);
+}
+
+uint64_t tokens_epoch(struct token_bucket *b)
+{
+    return atomic_load(&b->epoch);
 }
 
 int64_t tokens_held(struct token_bucket *b, int64_t now_ms)
@@ -73,13 +80,20 @@ int64_t tokens_held(struct token_bucket *b, int64_t now_ms)
 
 void tokens_spend(struct token_bucket *b, int64_t bytes, int64_t now_ms)
 {
+    tokens_spend_in(b, bytes, now_ms, tokens_epoch(b));
+}
+
+bool tokens_spend_in(struct token_bucket *b, int64_t bytes, int64_t now_ms, uint64_t epoch)
+{
     pthread_mutex_lock(&b->lock);
     int64_t rate = atomic_load(&b->rate);
-    if (rate > 0) {
+    bool same = atomic_load(&b->epoch) == epoch;
+    if (same && rate > 0) {
         refill(b, rate, now_ms);
         b->tokens -= bytes * 1000;
     }
     pthread_mutex_unlock(&b->lock);
+    return same;
 }
 
 /* A taker's turn when the bucket holds `held` bytes (its thousandths may make it 0): what it

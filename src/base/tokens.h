@@ -41,8 +41,9 @@
 
 struct token_bucket {
     pthread_mutex_t lock;
-    _Atomic int64_t rate; /* bytes a second, 0: no cap (read without the lock) */
-    int64_t tokens;       /* thousandths of a byte; below 0: a debt */
+    _Atomic int64_t rate;   /* bytes a second, 0: no cap (read without the lock) */
+    _Atomic uint64_t epoch; /* counts the cap's changes (read without the lock) */
+    int64_t tokens;         /* thousandths of a byte; below 0: a debt */
     int64_t refilled_ms;
     int64_t downloads_since; /* when the downloads' next turn began to wait (TOKENS_NOT_WAITING) */
     int64_t tunnels_since;   /* the oldest waiting tunnel's stamp (TOKENS_NOT_WAITING) */
@@ -53,11 +54,16 @@ void tokens_init(struct token_bucket *b, int64_t now_ms);
  * (its waiters are to be woken: they wait for a time set at the old rate). */
 bool tokens_set(struct token_bucket *b, int64_t bytes_per_s, int64_t now_ms);
 int64_t tokens_rate(struct token_bucket *b);
+/* Which cap the bucket counts for: a new number at each change (tokens_set). */
+uint64_t tokens_epoch(struct token_bucket *b);
 /* Refilled to `now_ms`: the tokens it holds (thousandths of a byte; below 0, a debt). */
 int64_t tokens_held(struct token_bucket *b, int64_t now_ms);
 /* `bytes` taken, into debt if need be (a download's turn, paid whole); negative: given back
  * (taken and not used). */
 void tokens_spend(struct token_bucket *b, int64_t bytes, int64_t now_ms);
+/* tokens_spend, if the cap is still the one of `epoch`: false (nothing spent or given back) once
+ * it changed, so that bytes counted at one cap never land in another's bucket. */
+bool tokens_spend_in(struct token_bucket *b, int64_t bytes, int64_t now_ms, uint64_t epoch);
 /* The downloads wait for their next turn since `since_ms` (TOKENS_NOT_WAITING: none waits). */
 void tokens_downloads_wait(struct token_bucket *b, int64_t since_ms);
 /* Refilled to `now_ms`: what the bucket holds for the downloads' turn, as tokens_held, but 0 when

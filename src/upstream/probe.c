@@ -115,7 +115,7 @@ static size_t probe_body(char *data, size_t size, size_t n, void *arg)
 static void free_probe(struct probe *p)
 {
     assert(!p->h.host_probe && !p->h.wait.queued); /* easy_ended ran for its last attempt */
-    assert(!dlist_linked(&p->loop->gate.flows, &p->flow.node));
+    assert(!p->flow.waiting.head);                 /* so not in the cap's queue (rate.h) */
     if (p->h.easy)
         curl_easy_cleanup(p->h.easy);
     curl_slist_free_all(p->headers);

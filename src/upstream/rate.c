@@ -9,7 +9,6 @@ void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)
     g->now_ms = now_ms;
     tokens_init(&g->bucket, now_ms());
     g->flows = (struct dlist){0};
-    g->epoch = 0;
     timer_init(&g->tick);
     atomic_store(&g->changed, false);
     g->ready = true;
@@ -47,10 +46,7 @@ static void arm(struct rate_gate *g, int64_t rate, int64_t tokens, int64_t least
 
 void rate_poll(struct rate_gate *g)
 {
-    if (!g->ready || !atomic_exchange(&g->changed, false))
-        return;
-    g->epoch++; /* what was paid at the old rate is void */
-    if (g->flows.head)
+    if (g->ready && atomic_exchange(&g->changed, false) && g->flows.head)
         timer_arm(g->timers, &g->tick, g->now_ms(), tick, g);
 }
 
@@ -71,7 +67,7 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
 {
     int64_t rate = tokens_rate(&g->bucket);
     assert(!w->queued);
-    if (w->epoch != g->epoch) /* paid at a cap changed since: a lowered cap holds at once */
+    if (w->epoch != tokens_epoch(&g->bucket)) /* paid at a cap changed since: void */
         w->credit = 0;
     if (w->credit >= (int64_t)len) { /* paid for as it was let go */
         w->credit -= (int64_t)len;
@@ -91,30 +87,37 @@ bool rate_admit(struct rate_gate *g, struct rate_wait *w, size_t len)
 /* What a turn lets a handle take at least: RATE_TURN_MS of the rate, so that a fast cap is not
  * held to one chunk per handle per pass of the loop (the second outside review measured 0.6 of
  * a 100M cap that way); TOKENS_TURN_MIN at least, as a tunnel's turn, so that a download of
- * small chunks gets a tunnel's share, not a chunk per tunnel's 16 KiB; and its paused chunk. */
+ * small chunks gets a tunnel's share, not a chunk per tunnel's 16 KiB. */
 static int64_t turn_min(int64_t rate)
 {
     int64_t bytes = rate * RATE_TURN_MS / 1000;
     return bytes < TOKENS_TURN_MIN ? TOKENS_TURN_MIN : bytes;
 }
 
-/* `f`'s oldest paused handle goes on with `bytes` paid for (what it paused on, without a cap). */
-static void let_go(struct rate_gate *g, struct rate_flow *f, int64_t rate, int64_t bytes)
+/* `f`'s oldest paused handle goes on with `bytes` paid for at the cap of `epoch` (its paused
+ * chunk at least; what it paused on, without a cap). false: that cap changed meanwhile (SIGHUP,
+ * on another thread), nothing paid and the handle still paused: rate_poll wakes the queue at the
+ * new cap. */
+static bool let_go(struct rate_gate *g, struct rate_flow *f, int64_t rate, int64_t bytes,
+                   uint64_t epoch)
 {
     struct rate_wait *w = DLIST_ENTRY(f->waiting.head, struct rate_wait, node);
+    if ((int64_t)w->pending > bytes || rate == 0)
+        bytes = (int64_t)w->pending;
+    if (rate > 0 && !tokens_spend_in(&g->bucket, bytes, g->now_ms(), epoch))
+        return false;
     dlist_remove(&f->waiting, &w->node);
     w->queued = false;
-    if ((int64_t)w->pending > bytes)
-        bytes = (int64_t)w->pending;
-    if (rate > 0)
-        tokens_spend(&g->bucket, bytes, g->now_ms());
+    if (w->epoch != epoch) /* what is left of a changed cap's turn: void */
+        w->credit = 0;
     w->credit += bytes;
-    w->epoch = g->epoch;
+    w->epoch = epoch;
     /* curl hands the chunk back to the callback now or at its next pass: paid for either way.
      * A callback that refuses it here (its download failed, its piece is in) only makes
      * curl_easy_pause fail, and the transfer goes on: so every owner refuses its next chunk
      * before it asks the gate (transfer_body, fill_range_body), where a refusal ends it. */
     curl_easy_pause(w->easy, CURLPAUSE_CONT);
+    return true;
 }
 
 static int count(const struct dlist *l)
@@ -130,26 +133,26 @@ static int count(const struct dlist *l)
  * download over one connection and a fill over four take the same bytes a round. Without a cap,
  * every paused handle goes. A handle let go may pause again at once (curl hands the callback
  * more than it paid for), queueing its flow again: the flow stays queued while it has a handle
- * paused, and only then (the queue holds no flow with none). */
-static void flow_turn(struct rate_gate *g, int64_t rate, int64_t share)
+ * paused, and only then (the queue holds no flow with none). false: the cap changed under the
+ * round, which ends (the flow keeps its place when it had nothing). */
+static bool flow_turn(struct rate_gate *g, int64_t rate, int64_t share, uint64_t epoch)
 {
     struct rate_flow *f = DLIST_ENTRY(g->flows.head, struct rate_flow, node);
+    int64_t least = rate > 0 ? turn_min(rate) : 1, paused = count(&f->waiting);
+    int64_t n = rate > 0 ? share / least : paused, given = 0;
+    bool same = true;
+    n = n < 1 ? 1 : n > paused ? paused : n;
     dlist_remove(&g->flows, &f->node);
-    if (rate == 0) {
-        while (f->waiting.head)
-            let_go(g, f, 0, 0);
-    } else {
-        int64_t least = turn_min(rate), n = share / least, paused = count(&f->waiting);
-        n = n < 1 ? 1 : n > paused ? paused : n;
-        /* a cap changed meanwhile (SIGHUP, another thread): the round ends, charged nothing at
-         * the old rate; rate_poll wakes the queue at the new one */
-        for (int64_t i = 0; i < n && f->waiting.head && tokens_rate(&g->bucket) == rate; i++)
-            let_go(g, f, rate, share / n > least ? share / n : least);
-    }
+    for (; f->waiting.head && (rate == 0 || given < n) && same; given++)
+        same = let_go(g, f, rate, share / n > least ? share / n : least, epoch);
+    given -= !same;
     if (!f->waiting.head)
         dlist_remove(&g->flows, &f->node);
+    else if (!dlist_linked(&g->flows, &f->node) && given == 0)
+        dlist_prepend(&g->flows, &f->node);
     else if (!dlist_linked(&g->flows, &f->node))
         dlist_append(&g->flows, &f->node);
+    return same;
 }
 
 /* Under a cap, one round: each flow queued when the tick came takes one turn, an equal share of
@@ -163,13 +166,15 @@ static void flow_turn(struct rate_gate *g, int64_t rate, int64_t share)
 static void tick(void *arg)
 {
     struct rate_gate *g = arg;
+    uint64_t epoch = tokens_epoch(&g->bucket); /* before the rate: a change between fails it */
     int64_t rate = tokens_rate(&g->bucket), tokens = 0, share = 0;
     int round = count(&g->flows);
     bool went = false;
     if (rate > 0 && round > 0 && (tokens = tokens_for_downloads(&g->bucket, g->now_ms())) > 0)
         share = tokens / 1000 / round > 0 ? tokens / 1000 / round : 1;
     for (int i = 0; g->flows.head && (rate == 0 || (i < round && tokens > 0)); i++) {
-        flow_turn(g, rate, share);
+        if (!flow_turn(g, rate, share, epoch))
+            break;
         went = true;
         if (rate > 0)
             tokens = tokens_for_downloads(&g->bucket, g->now_ms());
@@ -183,9 +188,10 @@ static void tick(void *arg)
 void rate_forget(struct rate_gate *g, struct rate_wait *w)
 {
     struct rate_flow *f = w->flow;
-    /* paid for and never taken: back to the bucket (a round's share may be 100 ms of the cap) */
-    if (w->credit > 0 && w->epoch == g->epoch && g->ready)
-        tokens_spend(&g->bucket, -w->credit, g->now_ms());
+    /* paid for and never taken: back to the bucket (a round's share may be 100 ms of the cap),
+     * if the cap it was paid at is still the one */
+    if (w->credit > 0 && g->ready)
+        tokens_spend_in(&g->bucket, -w->credit, g->now_ms(), w->epoch);
     w->credit = 0;
     if (!w->queued)
         return;

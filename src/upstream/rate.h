@@ -19,7 +19,8 @@
  * them while flows wait. A download over four connections (fill.h) gets what a download over one
  * gets, even when the loop comes late. A handle's waiter is forgotten (rate_forget) before the
  * handle leaves the multi handle or is freed: what its turns paid and it never took goes back to
- * the bucket. A changed cap voids what was paid at the old one (a lowered cap holds at once).
+ * the bucket, if its cap is still the one. A changed cap voids what was paid at the old one
+ * (tokens_epoch: a lowered cap holds from its rate_set, a round under way ends there).
  * Without a cap (0), every chunk is admitted and what waits is let go at once. Nothing else is
  * slowed: hits and clients following a download read from disk.
  */
@@ -36,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A turn's bytes: this much of the rate (a paused chunk at least). */
+/* A connection's least turn: this much of the rate (its paused chunk at least). */
 #define RATE_TURN_MS 2
 
 struct rate_wait;
@@ -55,7 +56,7 @@ struct rate_wait {
     size_t pending;    /* the chunk it paused on */
     bool queued;       /* paused, in its flow's queue */
     int64_t credit;    /* bytes its turns paid for and it has not taken yet */
-    uint64_t epoch;    /* the gate's, when they were paid: void once the cap changed */
+    uint64_t epoch;    /* the cap they were paid at (tokens_epoch): void once it changed */
 };
 
 struct rate_gate {
@@ -66,7 +67,6 @@ struct rate_gate {
     int64_t (*now_ms)(void);
     bool ready;           /* rate_init ran (a unit's loop may never call it) */
     _Atomic bool changed; /* rate_set changed the cap: rate_poll wakes the waiters */
-    uint64_t epoch;       /* counts the changes rate_poll took up: older credit is void */
 };
 
 void rate_init(struct rate_gate *g, struct timer_heap *timers, int64_t (*now_ms)(void));

@@ -565,7 +565,7 @@ static void end_transfer(struct transfer *t)
     assert(t->backoff.slot == TIMER_IDLE && !t->h.wait.queued && !t->h.host_probe);
     timer_cancel(&t->loop->timers, &t->patience);
     transfer_drop_fill(t);
-    assert(!dlist_linked(&t->loop->gate.flows, &t->flow.node)); /* rate.h: none paused */
+    assert(!t->flow.waiting.head); /* none paused: so not in the cap's queue (rate.h) */
     t->st->release(t->obj);
     *t->prev = t->next;
     if (t->next)

@@ -163,22 +163,28 @@ static void what_was_paid_and_not_taken_goes_back(void **state)
 }
 
 /* A cap lowered on SIGHUP holds at once: what a handle was paid at the old cap (a round's share,
- * up to 100 ms of it: 100 MiB at 1G) is void, and its next chunk waits its turn at the new one. */
+ * up to 100 ms of it: 100 MiB at 1G) is void, and its next chunk waits its turn at the new one;
+ * what a handle leaving was paid at the old cap never lands in the new cap's bucket. */
 static void a_lowered_cap_voids_what_was_paid(void **state)
 {
     (void)state;
-    struct rate_flow flow = {0};
-    struct rate_wait w = waiter(&flow);
+    struct rate_flow one = {0}, two = {0};
+    struct rate_wait a = waiter(&one), b = waiter(&two);
     clock_ms += 1000;
-    assert_false(rate_admit(&gate, &w, CHUNK));
+    assert_false(rate_admit(&gate, &a, CHUNK));
+    assert_false(rate_admit(&gate, &b, CHUNK));
     timer_run(&heap, clock_ms);
-    assert_int_equal(w.credit, 65536);
+    assert_int_equal(a.credit, 32768);
+    assert_int_equal(b.credit, 32768);
     assert_true(rate_set(&gate, 1000));
+    rate_forget(&gate, &a); /* before the loop's rate_poll: still the new bucket's nothing */
+    assert_int_equal(tokens_held(rate_bucket(&gate), clock_ms), 0);
     rate_poll(&gate);
-    assert_false(rate_admit(&gate, &w, CHUNK));
-    rate_forget(&gate, &w); /* void: nothing goes back to the new bucket */
-    assert_true(tokens_held(rate_bucket(&gate), clock_ms) <= 0);
-    curl_easy_cleanup(w.easy);
+    assert_false(rate_admit(&gate, &b, CHUNK));
+    rate_forget(&gate, &b);
+    assert_int_equal(tokens_held(rate_bucket(&gate), clock_ms), 0);
+    curl_easy_cleanup(a.easy);
+    curl_easy_cleanup(b.easy);
 }
 
 /* With room in the bucket and nobody waiting, a chunk still waits for its turn: one taken at
