@@ -42,18 +42,33 @@ static struct rate_wait waiter(struct rate_flow *flow)
     return (struct rate_wait){.easy = curl_easy_init(), .flow = flow};
 }
 
+/* `n` handles of `flow`, each paused on a chunk, in order. */
+static void pause_handles(struct rate_wait *w, int n, struct rate_flow *flow)
+{
+    for (int i = 0; i < n; i++) {
+        w[i] = waiter(flow);
+        assert_false(rate_admit(&gate, &w[i], CHUNK));
+    }
+}
+
+/* The handles leave: out of the queue, what they were paid and never took given back. */
+static void leave(struct rate_wait *w, int n)
+{
+    for (int i = 0; i < n; i++) {
+        rate_forget(&gate, &w[i]);
+        curl_easy_cleanup(w[i].easy);
+    }
+}
+
 /* A fill's four connections (one flow) and a single download's one connection all pause; as
  * the cap refills, the single download's chunk is let go second, not fifth. */
 static void turns_go_round_robin_by_download(void **state)
 {
     (void)state;
     struct rate_flow fill = {0}, single = {0};
-    struct rate_wait f[4], s = waiter(&single);
-    for (int i = 0; i < 4; i++) {
-        f[i] = waiter(&fill);
-        assert_false(rate_admit(&gate, &f[i], CHUNK));
-    }
-    assert_false(rate_admit(&gate, &s, CHUNK));
+    struct rate_wait f[4], s;
+    pause_handles(f, 4, &fill);
+    pause_handles(&s, 1, &single);
     clock_ms += 100; /* one chunk's worth: the first turn */
     timer_run(&heap, clock_ms);
     assert_true(f[0].credit > 0);
@@ -64,11 +79,8 @@ static void turns_go_round_robin_by_download(void **state)
     assert_false(f[1].credit > 0);
     /* a granted chunk is taken without paying twice */
     assert_true(rate_admit(&gate, &s, CHUNK));
-    for (int i = 0; i < 4; i++) {
-        rate_forget(&gate, &f[i]);
-        curl_easy_cleanup(f[i].easy);
-    }
-    curl_easy_cleanup(s.easy);
+    leave(f, 4);
+    leave(&s, 1);
 }
 
 /* A tick come late, the bucket full (four chunks): each download takes half, the fill over two
@@ -81,12 +93,9 @@ static void a_late_tick_gives_each_download_one_share(void **state)
 {
     (void)state;
     struct rate_flow fill = {0}, single = {0};
-    struct rate_wait f[4], s = waiter(&single);
-    for (int i = 0; i < 4; i++) {
-        f[i] = waiter(&fill);
-        assert_false(rate_admit(&gate, &f[i], CHUNK));
-    }
-    assert_false(rate_admit(&gate, &s, CHUNK));
+    struct rate_wait f[4], s;
+    pause_handles(f, 4, &fill);
+    pause_handles(&s, 1, &single);
     clock_ms += 1000;
     timer_run(&heap, clock_ms);
     assert_int_equal(f[0].credit, CHUNK);
@@ -105,12 +114,8 @@ static void a_late_tick_gives_each_download_one_share(void **state)
     timer_run(&heap, clock_ms);
     assert_int_equal(s.credit, CHUNK);
     assert_int_equal(f[3].credit, 0);
-    for (int i = 0; i < 4; i++) {
-        rate_forget(&gate, &f[i]);
-        curl_easy_cleanup(f[i].easy);
-    }
-    rate_forget(&gate, &s);
-    curl_easy_cleanup(s.easy);
+    leave(f, 4);
+    leave(&s, 1);
 }
 
 /* Three downloads in a late round, the bucket holding less than two turns each: each takes the
@@ -120,27 +125,19 @@ static void a_round_gives_every_download_the_same_bytes(void **state)
 {
     (void)state;
     struct rate_flow fill = {0}, one = {0}, two = {0};
-    struct rate_wait f[4], a = waiter(&one), b = waiter(&two);
-    for (int i = 0; i < 4; i++) {
-        f[i] = waiter(&fill);
-        assert_false(rate_admit(&gate, &f[i], CHUNK));
-    }
-    assert_false(rate_admit(&gate, &a, CHUNK));
-    assert_false(rate_admit(&gate, &b, CHUNK));
+    struct rate_wait f[4], a, b;
+    pause_handles(f, 4, &fill);
+    pause_handles(&a, 1, &one);
+    pause_handles(&b, 1, &two);
     clock_ms += 1000; /* a full bucket: 64 KiB */
     timer_run(&heap, clock_ms);
     assert_int_equal(f[0].credit, 65536 / 3);
     assert_int_equal(f[1].credit, 0);
     assert_int_equal(a.credit, 65536 / 3);
     assert_int_equal(b.credit, 65536 / 3);
-    for (int i = 0; i < 4; i++) {
-        rate_forget(&gate, &f[i]);
-        curl_easy_cleanup(f[i].easy);
-    }
-    rate_forget(&gate, &a);
-    rate_forget(&gate, &b);
-    curl_easy_cleanup(a.easy);
-    curl_easy_cleanup(b.easy);
+    leave(f, 4);
+    leave(&a, 1);
+    leave(&b, 1);
 }
 
 /* A handle that leaves with bytes paid for and never taken (its download ended, a small body
@@ -150,16 +147,15 @@ static void what_was_paid_and_not_taken_goes_back(void **state)
 {
     (void)state;
     struct rate_flow flow = {0};
-    struct rate_wait w = waiter(&flow);
+    struct rate_wait w;
     clock_ms += 1000; /* a full bucket: 64 KiB */
-    assert_false(rate_admit(&gate, &w, CHUNK));
+    pause_handles(&w, 1, &flow);
     timer_run(&heap, clock_ms);
     assert_int_equal(w.credit, 65536);
     assert_true(rate_admit(&gate, &w, 5000));
     assert_int_equal(tokens_held(rate_bucket(&gate), clock_ms), 0);
-    rate_forget(&gate, &w);
+    leave(&w, 1);
     assert_int_equal(tokens_held(rate_bucket(&gate), clock_ms), (65536 - 5000) * 1000LL);
-    curl_easy_cleanup(w.easy);
 }
 
 /* A cap lowered on SIGHUP holds at once: what a handle was paid at the old cap (a round's share,
@@ -169,22 +165,20 @@ static void a_lowered_cap_voids_what_was_paid(void **state)
 {
     (void)state;
     struct rate_flow one = {0}, two = {0};
-    struct rate_wait a = waiter(&one), b = waiter(&two);
+    struct rate_wait a, b;
     clock_ms += 1000;
-    assert_false(rate_admit(&gate, &a, CHUNK));
-    assert_false(rate_admit(&gate, &b, CHUNK));
+    pause_handles(&a, 1, &one);
+    pause_handles(&b, 1, &two);
     timer_run(&heap, clock_ms);
     assert_int_equal(a.credit, 32768);
     assert_int_equal(b.credit, 32768);
     assert_true(rate_set(&gate, 1000));
-    rate_forget(&gate, &a); /* before the loop's rate_poll: still the new bucket's nothing */
+    leave(&a, 1); /* before the loop's rate_poll: still the new bucket's nothing */
     assert_int_equal(tokens_held(rate_bucket(&gate), clock_ms), 0);
     rate_poll(&gate);
     assert_false(rate_admit(&gate, &b, CHUNK));
-    rate_forget(&gate, &b);
+    leave(&b, 1);
     assert_int_equal(tokens_held(rate_bucket(&gate), clock_ms), 0);
-    curl_easy_cleanup(a.easy);
-    curl_easy_cleanup(b.easy);
 }
 
 /* With room in the bucket and nobody waiting, a chunk still waits for its turn: one taken at
