@@ -367,7 +367,7 @@ def test_the_cap_is_shared_by_downloads_not_by_connections(origin, start_arca):
     assert arca.metrics()["arca_fills_total"] == 1
     # 16 MiB at 4 MiB/s: 2 MiB/s each, both about 4 s. Shared by connection, the fill's four
     # would have taken 4/5 of the cap and ended at 2.5 s. Under ASan beside a CPU-heavy job the
-    # fill takes 4.0-4.2 s; the bound leaves room for its start, its first pieces in before the
+    # fill takes 3.9-4.3 s; the bound leaves room for its start, its first pieces in before the
     # single connection's first byte (CI's ASan pass once saw 2.9 s: the origin took 0.9 s to
     # copy that body, and the cap's late ticks gave the fill's connections a turn each)
     assert out[a][2] >= 3.0 and out[b][2] >= 3.0, out
