@@ -225,10 +225,7 @@ def uplink_cap(work, cfg, www):
     an idle arca. With ARCA_BEFORE, the older build's rounds too, the two taking turns."""
     c = cfg["fill"]
     cap = parse_rate(c["cap"])
-    builds = [Arca(work, extra=("--upstream-rate", c["cap"]))]
-    if ARCA_BEFORE:
-        builds.append(Arca(work, binary=ARCA_BEFORE, name="arca-before",
-                           extra=("--upstream-rate", c["cap"])))
+    builds = arcas(work, extra=("--upstream-rate", c["cap"]))
     rounds = c.get("rounds", cfg["rounds"])
     for i in range(3):
         write_random(os.path.join(www, f"cold{i}"), c["cap_size"])

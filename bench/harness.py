@@ -524,10 +524,11 @@ def has_option(binary, option):
     out = subprocess.run([binary, "--help"], capture_output=True, text=True)
     return option in out.stdout + out.stderr
 
-def arcas(work):
-    """arca, and the older build to compare it with when ARCA_BEFORE names one."""
-    return [Arca(work)] + ([Arca(work, binary=ARCA_BEFORE, name="arca-before")]
-                           if ARCA_BEFORE else [])
+def arcas(work, extra=()):
+    """arca, and the older build to compare it with when ARCA_BEFORE names one, both started
+    with `extra`."""
+    return [Arca(work, extra=extra)] + (
+        [Arca(work, binary=ARCA_BEFORE, name="arca-before", extra=extra)] if ARCA_BEFORE else [])
 
 def in_turn(builds, r):
     """arcas()'s builds in round r's order: each goes first every other round. Whoever follows
