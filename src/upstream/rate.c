@@ -143,9 +143,9 @@ static bool flow_turn(struct rate_gate *g, int64_t rate, int64_t share, uint64_t
     bool same = true;
     n = n < 1 ? 1 : n > paused ? paused : n;
     dlist_remove(&g->flows, &f->node);
-    for (; f->waiting.head && (rate == 0 || given < n) && same; given++)
-        same = let_go(g, f, rate, share / n > least ? share / n : least, epoch);
-    given -= !same;
+    for (; f->waiting.head && (rate == 0 || given < n); given++)
+        if (!(same = let_go(g, f, rate, share / n > least ? share / n : least, epoch)))
+            break;
     if (!f->waiting.head)
         dlist_remove(&g->flows, &f->node);
     else if (!dlist_linked(&g->flows, &f->node) && given == 0)
