@@ -373,6 +373,36 @@ def test_the_cap_is_shared_by_downloads_not_by_connections(origin, start_arca):
     assert out[a][2] >= 3.0 and out[b][2] >= 3.0, out
 
 
+def test_downloads_that_stall_hold_no_share_of_the_cap(origin, start_arca):
+    """An attacker asks six downloads of an origin that stops sending before their last byte.
+    Each keeps what its last turn paid (a round's share at most: the bucket divided between the
+    downloads waiting), never more: a download beside them still takes the cap and ends while
+    they hang, and theirs end whole once their origin goes on."""
+    gate = threading.Event()
+    small = [os.urandom(64 << 10) for _ in range(6)]
+    held = [origin.add(f"/stall{i}", data=d, etag=ETAG, last_byte_gate=gate)
+            for i, d in enumerate(small)]
+    data = os.urandom(4 * MIB)
+    url = origin.add("/beside", data=data, etag=ETAG)
+    arca = start_arca("--upstream-allow", "127.0.0.0/8", "--upstream-rate", "2M")
+    out = {}
+    threads = [threading.Thread(target=timed_fetch, args=(arca, u, out, u)) for u in held]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while not (len(rows := downloading(arca)) == 6 and
+               all(r["downloaded"] == (64 << 10) - 1 for r in rows)):
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.02)
+    status, _, body = arca.fetch(url)
+    assert status == 200 and sha256(body) == sha256(data)
+    assert len(downloading(arca)) == 6  # still hanging: the download beside them went through
+    gate.set()
+    for t in threads:
+        t.join(30)
+    assert [out[u][:2] for u in held] == [(200, sha256(d)) for d in small]
+
+
 def test_the_cap_reloads_on_sighup(start_arca, workdir):
     config = os.path.join(workdir, "arca.ini")
     with open(config, "w") as f:
